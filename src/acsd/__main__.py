@@ -1,0 +1,5 @@
+import sys
+
+from acsd.cli import main
+
+sys.exit(main())

@@ -1,0 +1,153 @@
+"""The ``acsd`` command: serve, simulate, and look at devices."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+
+from acsd import log as acsd_log
+from acsd.config import Config, ConfigError, load_config
+from acsd.device_view import device_view
+from acsd.store import open_store
+
+EXIT_USAGE = 2
+
+
+def _add_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="TOML config file (default: built-in)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="acsd", description="TR-069/CWMP auto-configuration server")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the daemon (CWMP and API listeners)")
+    _add_config(serve)
+
+    device = sub.add_parser("device", help="look at device records")
+    dsub = device.add_subparsers(dest="device_command", required=True, metavar="ACTION")
+    dlist = dsub.add_parser("list", help="one line per device")
+    _add_config(dlist)
+    dlist.add_argument("--json", action="store_true", help="a JSON array of seed-000 objects")
+    dlist.add_argument("--limit", type=int, default=1000)
+    dshow = dsub.add_parser("show", help="one device, by id or serial number")
+    _add_config(dshow)
+    dshow.add_argument("key", metavar="ID|SERIAL")
+    dshow.add_argument("--json", action="store_true", help="the seed-000 object")
+
+    config = sub.add_parser("config", help="configuration")
+    csub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    ccheck = csub.add_parser("check", help="validate a config file and print the result")
+    _add_config(ccheck)
+
+    db = sub.add_parser("db", help="database maintenance")
+    dbsub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    migrate = dbsub.add_parser("migrate", help="run pending schema migrations")
+    _add_config(migrate)
+
+    from acsd.sim.cli import add_arguments as add_sim_arguments
+
+    sim = sub.add_parser("sim", help="simulate routers against an ACS")
+    add_sim_arguments(sim)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "sim":
+        from acsd.sim.cli import run as run_sim
+
+        return run_sim(args)
+    try:
+        config = load_config(getattr(args, "config", None))
+    except ConfigError as exc:
+        print(f"acsd: config error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    acsd_log.configure(config.log.level, config.log.format)
+    if args.command == "serve":
+        from acsd.daemon import serve
+
+        return asyncio.run(serve(config))
+    if args.command == "config":
+        print(json.dumps(config.model_dump(), indent=2))
+        return 0
+    if args.command == "db":
+        return asyncio.run(_migrate(config))
+    if args.command == "device":
+        return asyncio.run(_device(args, config))
+    parser.error(f"unknown command {args.command}")
+    return EXIT_USAGE
+
+
+async def _migrate(config: Config) -> int:
+    store = open_store(config.store.url)
+    await store.open()
+    await store.close()
+    print("migrations up to date")
+    return 0
+
+
+async def _device(args: argparse.Namespace, config: Config) -> int:
+    store = open_store(config.store.url)
+    await store.open()
+    try:
+        view = {"default_interval": config.cwmp.periodic_interval, "grace": config.cwmp.online_grace}
+        if args.device_command == "list":
+            records = await store.list_devices(limit=args.limit)
+            devices = [device_view(r, **view) for r in records]
+            if args.json:
+                print(json.dumps([d.to_json() for d in devices], indent=2))
+            else:
+                _print_table(devices)
+            return 0
+        record = await store.get_device(args.key)
+        if record is None:
+            print(f"acsd: no device with id or serial {args.key!r}", file=sys.stderr)
+            return 1
+        device = device_view(record, **view)
+        if args.json:
+            print(json.dumps(device.to_json(), indent=2))
+        else:
+            _print_device(device.to_json())
+        return 0
+    finally:
+        await store.close()
+
+
+def _print_table(devices: list) -> None:
+    rows = [("ID", "SERIAL", "MODEL", "ONLINE", "LAST COMM", "WAN IP")]
+    for d in devices:
+        cpe = d.cpe
+        model = (cpe.modelName or cpe.productClass or "") if cpe else ""
+        rows.append(
+            (
+                d.id,
+                d.serialNumber or "",
+                model,
+                "yes" if d.status.online else "no",
+                d.status.lastComm or "-",
+                d.status.wanIp or "-",
+            )
+        )
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    if len(rows) == 1:
+        print("(no devices yet: routers appear here after their first Inform)")
+
+
+def _print_device(obj: dict, indent: str = "") -> None:
+    for key, value in obj.items():
+        if isinstance(value, dict):
+            print(f"{indent}{key}:")
+            _print_device(value, indent + "  ")
+        else:
+            print(f"{indent}{key}: {json.dumps(value) if not isinstance(value, str) else value}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

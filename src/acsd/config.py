@@ -1,0 +1,158 @@
+"""acsd's settings: TOML file, then ``ACSD_<SECTION>_<KEY>`` environment overrides, validated once.
+
+Every key and its default is in ``config.example.toml``; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class ConfigError(Exception):
+    """One line an operator can act on: the file, the key and what is wrong."""
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port`` -> (host, port)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"expected host:port, got {value!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        number = int(port)
+    except ValueError:
+        raise ValueError(f"port must be a number, got {port!r}") from None
+    if not 0 <= number <= 65535:
+        raise ValueError(f"port must be 0..65535, got {number}")
+    return host, number
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Listener(_Section):
+    listen: str
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        parse_listen(value)
+        return value
+
+    @property
+    def host(self) -> str:
+        return parse_listen(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        return parse_listen(self.listen)[1]
+
+
+class CwmpConfig(_Listener):
+    listen: str = "0.0.0.0:7547"
+    periodic_interval: int = Field(300, ge=1)
+    online_grace: int = Field(60, ge=0)
+    max_body: int = Field(1024 * 1024, ge=1024)
+    max_sessions: int = Field(2000, ge=1)
+    session_timeout: float = Field(30.0, gt=0)
+    max_session_seconds: float = Field(600.0, gt=0)
+    max_requests_per_session: int = Field(255, ge=1)
+    retry_after: int = Field(60, ge=1)
+    hold_requests: bool = False
+    trust_forwarded: bool = False
+
+
+class ApiConfig(_Listener):
+    listen: str = "127.0.0.1:7557"
+
+
+class StoreConfig(_Section):
+    url: str = "sqlite:///acsd.db"
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        if value.startswith("postgresql://") or value.startswith("postgres://"):
+            raise ValueError("postgresql is not supported yet; use sqlite:///PATH")
+        if not value.startswith("sqlite://") and "://" in value:
+            raise ValueError(f"expected sqlite:///PATH, got {value!r}")
+        return value
+
+
+class LogConfig(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class ProfilesConfig(_Section):
+    dir: str | None = None
+
+
+class Config(_Section):
+    cwmp: CwmpConfig = Field(default_factory=CwmpConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
+    profiles: ProfilesConfig = Field(default_factory=ProfilesConfig)
+    shutdown_grace: float = Field(10.0, ge=0)
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for name, section in Config.model_fields.items():
+        annotation = section.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            for key in annotation.model_fields:
+                env = f"ACSD_{name}_{key}".upper()
+                if env in environ:
+                    found.setdefault(name, {})[key] = environ[env]
+        else:
+            env = f"ACSD_{name}".upper()
+            if env in environ:
+                found[name] = environ[env]
+    return found
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(path: str | Path | None = None, environ: dict[str, str] | None = None) -> Config:
+    """Read, merge and validate. Raises ConfigError with one line naming file and key."""
+    source = str(path) if path else "defaults"
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as handle:
+                data = tomllib.load(handle)
+        except FileNotFoundError:
+            raise ConfigError(f"{source}: file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{source}: invalid TOML: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"{source}: cannot read: {exc.strerror}") from None
+    overrides = _env_overrides(dict(os.environ if environ is None else environ))
+    if overrides:
+        source += " + ACSD_* environment"
+    try:
+        return Config.model_validate(_merge(data, overrides))
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        raise ConfigError(f"{source}: {key}: {message}") from None

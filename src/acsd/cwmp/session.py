@@ -1,0 +1,214 @@
+"""One CWMP session as a state machine: Inform -> CPE requests -> ACS requests -> 204.
+
+The session knows the protocol and nothing else. What to ask the CPE, and what to keep of
+its answers, is the business of a :class:`SessionDriver` (see ``acsd.provisioning.driver``).
+The HTTP layer (``server.py``) feeds each POST's envelope (or None for an empty POST) to
+:meth:`CwmpSession.handle` and sends back the :class:`Reply`.
+"""
+
+from __future__ import annotations
+
+import enum
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from acsd.cwmp import rpc
+from acsd.cwmp.soap import Envelope, render_envelope
+from acsd.log import get_logger
+
+log = get_logger("acsd.cwmp")
+
+
+class State(enum.Enum):
+    AWAIT_INFORM = "await-inform"
+    CPE_REQUESTS = "cpe-requests"
+    ACS_REQUESTS = "acs-requests"
+    DONE = "done"
+
+
+@dataclass(slots=True)
+class Reply:
+    """What the HTTP layer sends: 200 with an envelope, 204 to end, or an HTTP error."""
+
+    status: int
+    body: bytes | None = None
+    close: bool = False
+    reason: str = ""
+
+
+class SessionDriver(Protocol):
+    """What a session needs from the rest of acsd. Every method may be awaited on I/O."""
+
+    async def inform(self, session: CwmpSession, inform: rpc.Inform) -> rpc.Fault | None:
+        """Record the Inform; a returned Fault refuses the session (the CPE retries later)."""
+
+    async def cpe_request(self, session: CwmpSession, request: rpc.CpeRequest) -> rpc.Message:
+        """Answer TransferComplete, GetRPCMethods, ...: the response, or a Fault."""
+
+    async def next_request(self, session: CwmpSession) -> rpc.AcsRequest | None:
+        """The next RPC to send, or None when the ACS has nothing more."""
+
+    async def response(
+        self, session: CwmpSession, request: rpc.AcsRequest, response: rpc.Message
+    ) -> None:
+        """The CPE's answer (its Response or a Fault) to ``request``."""
+
+    async def finish(self, session: CwmpSession, *, complete: bool, reason: str) -> None:
+        """The session is over (204 sent, or abandoned): commit what it learned."""
+
+
+@dataclass(slots=True)
+class Limits:
+    max_requests: int = 255
+    max_seconds: float = 600.0
+    hold_requests: bool = False
+
+
+@dataclass
+class CwmpSession:
+    driver: SessionDriver
+    remote_ip: str
+    limits: Limits = field(default_factory=Limits)
+    id: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    state: State = State.AWAIT_INFORM
+    cwmp_ns: str = rpc.DEFAULT_NAMESPACE
+    inform: rpc.Inform | None = None
+    created: float = field(default_factory=time.monotonic)
+    last_active: float = field(default_factory=time.monotonic)
+    rpc_count: int = 0
+    outstanding: tuple[str, rpc.AcsRequest] | None = None
+    #: free space for the driver (device record, values read, ...)
+    context: dict[str, Any] = field(default_factory=dict)
+    _next_id: int = 0
+
+    @property
+    def serial(self) -> str:
+        return self.inform.device_id.serial_number if self.inform else ""
+
+    @property
+    def finished(self) -> bool:
+        return self.state is State.DONE
+
+    # --- entry point -------------------------------------------------------------------
+
+    async def handle(self, env: Envelope | None) -> Reply:
+        """Advance the session by one HTTP exchange."""
+        self.last_active = time.monotonic()
+        if self.state is State.DONE:
+            return Reply(400, close=True, reason="session already ended; send an Inform")
+        if self.state is State.AWAIT_INFORM:
+            if env is None or not isinstance(env.body, rpc.Inform):
+                return Reply(400, close=True, reason="a session must start with an Inform")
+            return await self._on_inform(env)
+        if env is None:
+            return await self._on_empty_post()
+        body = env.body
+        if isinstance(body, rpc.UnknownMessage):
+            log.warning("cwmp.unknown_method", method=body.name, serial=self.serial)
+            return self._answer(env, rpc.acs_fault(8000, body.name))
+        if isinstance(body, rpc.Inform):
+            # The server starts a new session for a second Inform; reaching here is a bug.
+            return Reply(400, close=True, reason="Inform inside a session")
+        if isinstance(body, rpc.CpeRequest):
+            return await self._on_cpe_request(env, body)
+        return await self._on_cpe_answer(env)
+
+    async def abandon(self, reason: str) -> None:
+        """End without 204: the CPE went away, timed out or broke the protocol."""
+        if self.state is State.DONE:
+            return
+        self.state = State.DONE
+        await self.driver.finish(self, complete=False, reason=reason)
+
+    # --- the states ----------------------------------------------------------------------
+
+    async def _on_inform(self, env: Envelope) -> Reply:
+        inform = env.body
+        assert isinstance(inform, rpc.Inform)
+        self.inform = inform
+        self.cwmp_ns = env.cwmp_ns
+        fault = await self.driver.inform(self, inform)
+        if fault is not None:
+            self.state = State.DONE
+            await self.driver.finish(self, complete=False, reason=f"refused: {fault.string}")
+            return self._answer(env, fault)
+        self.state = State.CPE_REQUESTS
+        return self._answer(env, rpc.InformResponse(max_envelopes=1))
+
+    async def _on_cpe_request(self, env: Envelope, request: rpc.CpeRequest) -> Reply:
+        # A CPE may send requests after its empty POST unless HoldRequests is set; answer
+        # them either way (tolerance beats a failed session), but note the violation.
+        if self.state is State.ACS_REQUESTS and self.limits.hold_requests:
+            log.warning("cwmp.request_despite_hold", method=request.METHOD, serial=self.serial)
+        answer = await self.driver.cpe_request(self, request)
+        return self._answer(env, answer)
+
+    async def _on_cpe_answer(self, env: Envelope) -> Reply:
+        if self.outstanding is None:
+            return await self._end_broken(f"unexpected {type(env.body).__name__}: nothing asked")
+        sent_id, request = self.outstanding
+        if env.id is not None and env.id != sent_id:
+            # Some CPEs reuse one ID for everything; only one request is ever outstanding,
+            # so the order is what correlates.
+            log.debug("cwmp.id_mismatch", sent=sent_id, got=env.id, serial=self.serial)
+        body = env.body
+        if not isinstance(body, rpc.Fault) and not isinstance(body, request.RESPONSE):
+            log.warning(
+                "cwmp.wrong_response",
+                expected=request.RESPONSE.METHOD,
+                got=body.METHOD,
+                serial=self.serial,
+            )
+            body = rpc.Fault(code=8003, string=f"answered {request.METHOD} with {body.METHOD}")
+        self.outstanding = None
+        await self.driver.response(self, request, body)
+        return await self._send_next()
+
+    async def _on_empty_post(self) -> Reply:
+        if self.state is State.CPE_REQUESTS:
+            self.state = State.ACS_REQUESTS
+            return await self._send_next()
+        if self.outstanding is not None:
+            # The CPE gave up on our request without a word; don't ask again this session.
+            sent_id, request = self.outstanding
+            self.outstanding = None
+            await self.driver.response(
+                self, request, rpc.Fault(code=8002, string="CPE sent an empty POST instead")
+            )
+        return await self._end(complete=True, reason="cpe ended")
+
+    async def _send_next(self) -> Reply:
+        if self.rpc_count >= self.limits.max_requests:
+            return await self._end(complete=False, reason="too many requests in one session")
+        if time.monotonic() - self.created > self.limits.max_seconds:
+            return await self._end(complete=False, reason="session too long")
+        request = await self.driver.next_request(self)
+        if request is None:
+            return await self._end(complete=True, reason="done")
+        self.rpc_count += 1
+        self._next_id += 1
+        cwmp_id = f"acsd-{self._next_id}"
+        self.outstanding = (cwmp_id, request)
+        env = Envelope(
+            body=request,
+            cwmp_ns=self.cwmp_ns,
+            id=cwmp_id,
+            hold_requests=True if self.limits.hold_requests else None,
+        )
+        return Reply(200, render_envelope(env))
+
+    async def _end(self, *, complete: bool, reason: str) -> Reply:
+        self.state = State.DONE
+        await self.driver.finish(self, complete=complete, reason=reason)
+        return Reply(204)
+
+    async def _end_broken(self, reason: str) -> Reply:
+        await self.abandon(reason)
+        return Reply(400, close=True, reason=reason)
+
+    def _answer(self, env: Envelope, body: rpc.Message) -> Reply:
+        # Answers to the CPE's own requests echo its cwmp:ID (GenieACS does the same).
+        out = Envelope(body=body, cwmp_ns=self.cwmp_ns, id=env.id)
+        return Reply(200, render_envelope(out))

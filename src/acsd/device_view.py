@@ -1,0 +1,60 @@
+"""Store records -> the seed-000 device object that the CLI and the API show."""
+
+from __future__ import annotations
+
+from acsd import clock
+from acsd.models import CpeInfo, Device, DeviceStatus
+from acsd.store.base import DeviceRecord
+
+
+def is_online(
+    last_inform: float | None, interval: int | None, now: float, *, default: int, grace: int
+) -> bool:
+    """A session within two periodic intervals plus grace: one missed Inform is not offline."""
+    if last_inform is None:
+        return False
+    return now - last_inform <= 2 * (interval or default) + grace
+
+
+def device_view(
+    record: DeviceRecord, *, default_interval: int, grace: int, now: float | None = None
+) -> Device:
+    now = clock.now() if now is None else now
+    status = dict(record.status)
+    if record.last_inform is not None:
+        status["lastComm"] = clock.iso(record.last_inform)
+    status["online"] = is_online(
+        record.last_inform,
+        record.periodic_interval,
+        now,
+        default=default_interval,
+        grace=grace,
+    )
+    if record.public_ip:
+        status["publicIp"] = record.public_ip
+    known = set(DeviceStatus.model_fields)
+    return Device(
+        _id=record.id,
+        state=record.state,  # type: ignore[arg-type]
+        name=record.name,
+        model=record.model,
+        customer=record.customer,
+        macAddress=record.mac_address,
+        serialNumber=record.serial_number,
+        mvnoAccount=record.mvno_account,
+        jobs=record.jobs,
+        notes=record.notes,
+        wifi=record.wifi,  # type: ignore[arg-type]
+        dhcp=record.dhcp,  # type: ignore[arg-type]
+        status=DeviceStatus(**{k: v for k, v in status.items() if k in known}),
+        cpe=CpeInfo(
+            oui=record.oui,
+            productClass=record.product_class,
+            manufacturer=record.manufacturer,
+            modelName=record.model_name,
+            softwareVersion=record.software_version,
+            hardwareVersion=record.hardware_version,
+            profile=record.profile,
+            connectionRequestUrl=record.connection_request_url,
+        ),
+    )
