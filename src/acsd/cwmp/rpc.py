@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-# The four namespaces a CPE may use (1.3 and 1.4 keep the cwmp-1-2 URI; cwmp-1-3 is not
+# The namespaces a CPE may use (1.3 and 1.4 keep the cwmp-1-2 URI; cwmp-1-3 is not
 # standard but is seen in the field and answered in kind).
 CWMP_NAMESPACES: tuple[str, ...] = (
     "urn:dslforum-org:cwmp-1-0",
@@ -91,35 +91,32 @@ class SetParameterValuesFault:
     string: str = ""
 
 
-@dataclass(slots=True)
-class QueuedTransfer:
-    command_key: str
-    state: int
-
-
 # --- base classes -----------------------------------------------------------------------
 
 
 class Message:
     """Anything that can be the single child of a SOAP Body."""
 
+    __slots__ = ()
     METHOD: ClassVar[str] = ""
 
 
 class AcsRequest(Message):
     """A request the ACS sends to the CPE; ``RESPONSE`` is the class the CPE answers with."""
 
+    __slots__ = ()
     RESPONSE: ClassVar[type[Message]]
 
 
 class CpeRequest(Message):
     """A request the CPE sends to the ACS; ``RESPONSE`` is the class the ACS answers with."""
 
+    __slots__ = ()
     RESPONSE: ClassVar[type[Message]]
 
 
 class Response(Message):
-    pass
+    __slots__ = ()
 
 
 # --- ACS -> CPE requests and the CPE's responses -----------------------------------------
@@ -463,7 +460,9 @@ def acs_fault(code: int, detail: str = "") -> Fault:
     return Fault(code=code, string=f"{text}: {detail}" if detail else text, faultcode="Server")
 
 
-def cpe_fault(code: int, detail: str = "", spv_faults: list[SetParameterValuesFault] | None = None) -> Fault:
+def cpe_fault(
+    code: int, detail: str = "", spv_faults: list[SetParameterValuesFault] | None = None
+) -> Fault:
     """A fault the CPE sends (9000-9899)."""
     text = CPE_FAULTS.get(code, "Fault")
     return Fault(

@@ -222,7 +222,8 @@ class CwmpServer:
         body = render_envelope(
             Envelope(
                 body=rpc.acs_fault(exc.fault_code, exc.reason),
-                cwmp_ns=getattr(exc, "cwmp_ns", None) or rpc.DEFAULT_NAMESPACE,
+                cwmp_ns=exc.cwmp_ns or rpc.DEFAULT_NAMESPACE,
+                id=exc.cwmp_id,
             )
         )
         return web.Response(

@@ -1,0 +1,633 @@
+"""SOAP 1.1 envelopes for CWMP on lxml: a hardened parser and a fast, strict serialiser.
+
+Parsing is lenient about what real CPEs get wrong (any prefix, ``cwmp:``-qualified children,
+RPC elements in no namespace, missing ``xsi:type``, odd arrayType counts) and strict about
+what could hurt us (DTDs and entities, depth, array sizes, bad numbers, bogus DeviceIds).
+
+Rendering builds strings, not trees, because it runs for every message of every session; every
+interpolated name and value goes through :func:`_esc`, and the result is ASCII only.
+
+Both directions are driven by one table (``_FIELDS``): per message class, the dataclass
+attribute, the wire element name and a codec ("kind") for it, in TR-069 order.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import MISSING, dataclass, fields
+from functools import lru_cache
+from typing import Any, NamedTuple
+
+from lxml import etree
+
+from acsd.cwmp import rpc
+from acsd.cwmp.rpc import DEFAULT_NAMESPACE, Message
+
+SOAP_ENV_NS = "http://schemas.xmlsoap.org/soap/envelope/"
+SOAP_ENC_NS = "http://schemas.xmlsoap.org/soap/encoding/"
+XSD_NS = "http://www.w3.org/2001/XMLSchema"
+XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
+
+#: Upper bound on the entries of any one array (ParameterList, ParameterNames, ...). A full
+#: TR-181 tree is a few ten thousand parameters; more than this is an attack or a bug.
+MAX_ARRAY_ITEMS = 100_000
+
+_ENVELOPE = f"{{{SOAP_ENV_NS}}}Envelope"
+_HEADER = f"{{{SOAP_ENV_NS}}}Header"
+_BODY = f"{{{SOAP_ENV_NS}}}Body"
+_XSI_TYPE = f"{{{XSI_NS}}}type"
+_CWMP_STEM = "urn:dslforum-org:cwmp-"
+_CWMP_SET = frozenset(rpc.CWMP_NAMESPACES)
+
+# One parser for the process: lxml serialises concurrent use of a parser object, and the
+# server parses on its event loop thread anyway.
+_PARSER = etree.XMLParser(
+    resolve_entities=False,
+    no_network=True,
+    load_dtd=False,
+    dtd_validation=False,
+    huge_tree=False,
+    remove_comments=True,
+    remove_pis=True,
+    recover=False,
+    collect_ids=False,
+)
+_DTD_MARKER = re.compile(rb"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
+_INT_TEXT = re.compile(r"[+-]?[0-9]{1,20}")
+_BOOL_TEXT = {"1": True, "0": False, "true": True, "false": False}
+_OUI = re.compile(r"[0-9A-F]{6}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+# Characters that need work in text; _NOT_XML is the subset XML 1.0 cannot carry at all (not
+# even as a character reference), which we refuse rather than emit a broken document.
+_TEXT_SPECIAL = re.compile(r"[&<>\r\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_ATTR_SPECIAL = re.compile(r"[&<>\"\t\n\r\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_NCNAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+_TAKEN_PREFIXES = frozenset({"cwmp", "soap-enc", "xsd", "xsi", "xmlns", "xml"})
+
+
+@dataclass(slots=True)
+class Envelope:
+    """One SOAP envelope: the single Body child plus the CWMP header fields."""
+
+    body: Message
+    cwmp_ns: str = DEFAULT_NAMESPACE
+    id: str | None = None
+    hold_requests: bool | None = None
+    session_timeout: int | None = None
+    supported_versions: str | None = None
+    use_version: str | None = None
+    no_more_requests: bool | None = None
+
+
+class SoapError(Exception):
+    """The body is not a CWMP envelope acsd can accept. ``fault_code`` is the ACS fault to
+    answer with (8002/8003/8004) when an answer makes sense, or None for a plain HTTP 400.
+
+    None is used when the bytes are not a (supported) CWMP envelope at all: empty, malformed
+    XML, a DTD, a non-SOAP root, an unknown cwmp namespace. Problems inside a well-formed
+    envelope (Body shape, field values, DeviceId) get 8003, oversized arrays 8004."""
+
+    fault_code: int | None = 8003
+
+    def __init__(self, reason: str, *, fault_code: int | None = 8003) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.fault_code = fault_code
+        #: set when the envelope got far enough to tell (for answering with a fault)
+        self.cwmp_ns: str | None = None
+        self.cwmp_id: str | None = None
+
+
+# --- text out -------------------------------------------------------------------------------
+
+
+def _esc(s: str) -> str:
+    if _TEXT_SPECIAL.search(s) is None:
+        return s
+    if _NOT_XML.search(s) is not None:
+        raise ValueError(f"character not representable in XML 1.0: {s[:60]!r}")
+    # A literal CR would be normalised to LF by the receiving parser; a reference survives.
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
+
+
+def _esc_attr(s: str) -> str:
+    if _ATTR_SPECIAL.search(s) is None:
+        return s
+    if _NOT_XML.search(s) is not None:
+        raise ValueError(f"character not representable in XML 1.0: {s[:60]!r}")
+    s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    # Attribute-value normalisation would turn these into spaces.
+    return s.replace("\t", "&#9;").replace("\n", "&#10;").replace("\r", "&#13;")
+
+
+def _int_text(v: Any) -> str:
+    return _esc(v.strip()) if isinstance(v, str) else str(int(v))
+
+
+def _bool_text(v: Any) -> str:
+    # A caller may pass "1"/"0" for CPEs that want them (GenieACS's cwmp.booleanLiteral).
+    if isinstance(v, str):
+        return _esc(v)
+    return "true" if v else "false"
+
+
+def _value_text(v: Any) -> str:
+    # ParameterValue.value is a str by contract; be forgiving with callers building SPVs.
+    if type(v) is str:
+        return _esc(v)
+    if v is None:
+        return ""
+    return _bool_text(v) if isinstance(v, bool) else _esc(str(v))
+
+
+# --- text in --------------------------------------------------------------------------------
+
+
+def _local(tag: str) -> str:
+    return tag[tag.rfind("}") + 1 :]
+
+
+def _ns(tag: str) -> str:
+    return tag[1 : tag.index("}")] if tag[:1] == "{" else ""
+
+
+def _elements(el: etree._Element) -> list[etree._Element]:
+    return [c for c in el if type(c.tag) is str]
+
+
+def _children(el: etree._Element) -> dict[str, etree._Element]:
+    """Element children by local name; the first of duplicates wins."""
+    kids: dict[str, etree._Element] = {}
+    for c in _elements(el):
+        kids.setdefault(_local(c.tag), c)
+    return kids
+
+
+def _p_str(el: etree._Element) -> str:
+    return el.text or ""
+
+
+def _p_token(el: etree._Element) -> str:
+    return (el.text or "").strip()
+
+
+def _p_int(el: etree._Element) -> int:
+    text = (el.text or "").strip()
+    # int() alone would take "1_000", non-ASCII digits and thousands of digits.
+    if _INT_TEXT.fullmatch(text) is None:
+        raise SoapError(f"<{_local(el.tag)}> is not an integer: {text[:40]!r}")
+    return int(text)
+
+
+def _p_bool(el: etree._Element) -> bool:
+    text = (el.text or "").strip()
+    value = _BOOL_TEXT.get(text.lower())
+    if value is None:
+        raise SoapError(f"<{_local(el.tag)}> is not a boolean: {text[:40]!r}")
+    return value
+
+
+# --- kinds: how one wire element maps to one Python value -----------------------------------
+
+
+class _Kind(NamedTuple):
+    parse: Callable[[etree._Element], Any]
+    render: Callable[[list[str], str, Any, bool], None]  # (out, tag, value, typed_values)
+    empty: Callable[[], Any]  # value for a required field whose element is missing
+
+
+def _scalar(
+    parse: Callable[[etree._Element], Any], text: Callable[[Any], str], empty: Callable[[], Any]
+) -> _Kind:
+    def render(out: list[str], tag: str, v: Any, typed: bool) -> None:
+        out.append(f"<{tag}>{text(v)}</{tag}>")
+
+    return _Kind(parse, render, empty)
+
+
+# Free text is kept verbatim (an SSID or a CommandKey may end in a space); identifiers, URLs,
+# times and numbers are stripped so that pretty-printed envelopes parse the same.
+_STR = _scalar(_p_str, _esc, str)
+_TOKEN = _scalar(_p_token, _esc, str)
+_INT = _scalar(_p_int, _int_text, int)
+_BOOL = _scalar(_p_bool, _bool_text, bool)
+
+_Spec = tuple[tuple[str, str, _Kind], ...]
+
+
+def _array(array_type: str, item_tag: str, item: _Kind) -> _Kind:
+    """A SOAP-encoded array. Counts in arrayType are never checked on input (CPEs send
+    ``[0008]``, wrong counts or none) and always exact on output."""
+
+    def parse(el: etree._Element) -> list[Any]:
+        if len(el) > MAX_ARRAY_ITEMS:
+            limit = f"<{_local(el.tag)}> has more than {MAX_ARRAY_ITEMS} entries"
+            raise SoapError(limit, fault_code=8004)
+        return [item.parse(c) for c in _elements(el)]
+
+    def render(out: list[str], tag: str, items: Any, typed: bool) -> None:
+        out.append(f'<{tag} soap-enc:arrayType="{array_type}[{len(items)}]">')
+        for it in items:
+            item.render(out, item_tag, it, typed)
+        out.append(f"</{tag}>")
+
+    return _Kind(parse, render, list)
+
+
+def _struct(cls: type, spec: _Spec) -> _Kind:
+    """Named children mapped onto a dataclass. A missing element takes the dataclass default,
+    or the kind's empty value when the field has none."""
+    required = {f.name for f in fields(cls) if f.default is f.default_factory is MISSING}
+
+    def parse(el: etree._Element) -> Any:
+        kids = _children(el)
+        kw: dict[str, Any] = {}
+        for attr, tag, kind in spec:
+            c = kids.get(tag)
+            if c is not None:
+                kw[attr] = kind.parse(c)
+            elif attr in required:
+                kw[attr] = kind.empty()
+        return cls(**kw)
+
+    def render(out: list[str], tag: str, obj: Any, typed: bool) -> None:
+        out.append(f"<{tag}>")
+        for attr, child_tag, kind in spec:
+            kind.render(out, child_tag, getattr(obj, attr), typed)
+        out.append(f"</{tag}>")
+
+    return _Kind(parse, render, lambda: None)
+
+
+# ParameterValueStruct is by far the most frequent structure (GPV answers, Informs), so it
+# gets a hand-written codec instead of the generic one.
+def _p_pv(el: etree._Element) -> rpc.ParameterValue:
+    name, value, vtype = "", "", None
+    for c in el:
+        tag = c.tag
+        if type(tag) is not str:
+            continue
+        local = tag[tag.rfind("}") + 1 :]
+        if local == "Name":
+            name = (c.text or "").strip()
+        elif local == "Value":
+            value = c.text or ""
+            # The prefix is whatever the CPE bound to XML Schema (xsd, xs, none ...).
+            t = (c.get(_XSI_TYPE) or "").strip()
+            vtype = "xsd:" + t[t.rfind(":") + 1 :] if t else None
+    return rpc.ParameterValue(name, value, vtype)
+
+
+def _r_pv(out: list[str], tag: str, p: rpc.ParameterValue, typed: bool) -> None:
+    value = _value_text(p.value)
+    if typed:
+        vtype = _esc_attr(p.type or "xsd:string")
+        out.append(
+            f'<{tag}><Name>{_esc(p.name)}</Name><Value xsi:type="{vtype}">{value}</Value></{tag}>'
+        )
+    else:
+        out.append(f"<{tag}><Name>{_esc(p.name)}</Name><Value>{value}</Value></{tag}>")
+
+
+def _p_arg(el: etree._Element) -> tuple[str, str]:
+    kids = _children(el)
+    name, value = kids.get("Name"), kids.get("Value")
+    return (_p_token(name) if name is not None else "", _p_str(value) if value is not None else "")
+
+
+def _r_arg(out: list[str], tag: str, arg: tuple[str, str], typed: bool) -> None:
+    out.append(f"<{tag}><Name>{_esc(arg[0])}</Name><Value>{_esc(arg[1])}</Value></{tag}>")
+
+
+# fmt: off
+_STRINGS = _array("xsd:string", "string", _TOKEN)
+_PVS = _array("cwmp:ParameterValueStruct", "ParameterValueStruct", _Kind(_p_pv, _r_pv, list))
+_ARGS = _array("cwmp:ArgStruct", "ArgStruct", _Kind(_p_arg, _r_arg, tuple))
+_EVENTS = _array("cwmp:EventStruct", "EventStruct", _struct(rpc.EventStruct, (
+    ("code", "EventCode", _TOKEN), ("command_key", "CommandKey", _STR))))
+_INFOS = _array("cwmp:ParameterInfoStruct", "ParameterInfoStruct", _struct(rpc.ParameterInfo, (
+    ("name", "Name", _TOKEN), ("writable", "Writable", _BOOL))))
+_ATTRS = _array("cwmp:ParameterAttributeStruct", "ParameterAttributeStruct", _struct(
+    rpc.ParameterAttribute, (
+        ("name", "Name", _TOKEN), ("notification", "Notification", _INT),
+        ("access_list", "AccessList", _STRINGS))))
+_SET_ATTRS = _array("cwmp:SetParameterAttributesStruct", "SetParameterAttributesStruct", _struct(
+    rpc.SetParameterAttributesStruct, (
+        ("name", "Name", _TOKEN), ("notification_change", "NotificationChange", _BOOL),
+        ("notification", "Notification", _INT),
+        ("access_list_change", "AccessListChange", _BOOL),
+        ("access_list", "AccessList", _STRINGS))))
+_DEVICE_ID = _struct(rpc.DeviceId, (
+    ("manufacturer", "Manufacturer", _TOKEN), ("oui", "OUI", _TOKEN),
+    ("product_class", "ProductClass", _TOKEN), ("serial_number", "SerialNumber", _TOKEN)))
+_FAULT_STRUCT = _struct(rpc.FaultStruct, (
+    ("code", "FaultCode", _INT), ("string", "FaultString", _STR)))
+_SPV_FAULT = _struct(rpc.SetParameterValuesFault, (
+    ("name", "ParameterName", _TOKEN), ("code", "FaultCode", _INT),
+    ("string", "FaultString", _STR)))
+
+_STATUS: _Spec = (("status", "Status", _INT),)
+_TIMES: _Spec = (("start_time", "StartTime", _TOKEN), ("complete_time", "CompleteTime", _TOKEN))
+_OBJECT: _Spec = (("object_name", "ObjectName", _TOKEN), ("parameter_key", "ParameterKey", _STR))
+_TRANSFER: _Spec = (
+    ("command_key", "CommandKey", _STR), ("file_type", "FileType", _TOKEN),
+    ("url", "URL", _TOKEN), ("username", "Username", _STR), ("password", "Password", _STR))
+
+#: Body element fields per message class, in the order TR-069 defines them. Classes without
+#: fields (GetRPCMethods, RebootResponse, ...) need no entry.
+_FIELDS: dict[type[Message], _Spec] = {
+    rpc.GetRPCMethodsResponse: (("methods", "MethodList", _STRINGS),),
+    rpc.SetParameterValues: (
+        ("parameters", "ParameterList", _PVS), ("parameter_key", "ParameterKey", _STR)),
+    rpc.SetParameterValuesResponse: _STATUS,
+    rpc.GetParameterValues: (("names", "ParameterNames", _STRINGS),),
+    rpc.GetParameterValuesResponse: (("parameters", "ParameterList", _PVS),),
+    rpc.GetParameterNames: (("path", "ParameterPath", _TOKEN), ("next_level", "NextLevel", _BOOL)),
+    rpc.GetParameterNamesResponse: (("parameters", "ParameterList", _INFOS),),
+    rpc.SetParameterAttributes: (("parameters", "ParameterList", _SET_ATTRS),),
+    rpc.GetParameterAttributes: (("names", "ParameterNames", _STRINGS),),
+    rpc.GetParameterAttributesResponse: (("parameters", "ParameterList", _ATTRS),),
+    rpc.AddObject: _OBJECT,
+    rpc.AddObjectResponse: (("instance_number", "InstanceNumber", _INT), *_STATUS),
+    rpc.DeleteObject: _OBJECT,
+    rpc.DeleteObjectResponse: _STATUS,
+    rpc.Reboot: (("command_key", "CommandKey", _STR),),
+    rpc.Download: (
+        *_TRANSFER, ("file_size", "FileSize", _INT),
+        ("target_file_name", "TargetFileName", _STR), ("delay_seconds", "DelaySeconds", _INT),
+        ("success_url", "SuccessURL", _TOKEN), ("failure_url", "FailureURL", _TOKEN)),
+    rpc.DownloadResponse: (*_STATUS, *_TIMES),
+    rpc.Upload: (*_TRANSFER, ("delay_seconds", "DelaySeconds", _INT)),
+    rpc.UploadResponse: (*_STATUS, *_TIMES),
+    rpc.ScheduleInform: (
+        ("delay_seconds", "DelaySeconds", _INT), ("command_key", "CommandKey", _STR)),
+    rpc.Inform: (
+        ("device_id", "DeviceId", _DEVICE_ID), ("events", "Event", _EVENTS),
+        ("max_envelopes", "MaxEnvelopes", _INT), ("current_time", "CurrentTime", _TOKEN),
+        ("retry_count", "RetryCount", _INT), ("parameters", "ParameterList", _PVS)),
+    rpc.InformResponse: (("max_envelopes", "MaxEnvelopes", _INT),),
+    rpc.TransferComplete: (
+        ("command_key", "CommandKey", _STR), ("fault", "FaultStruct", _FAULT_STRUCT), *_TIMES),
+    rpc.AutonomousTransferComplete: (
+        ("announce_url", "AnnounceURL", _TOKEN), ("transfer_url", "TransferURL", _TOKEN),
+        ("is_download", "IsDownload", _BOOL), ("file_type", "FileType", _TOKEN),
+        ("file_size", "FileSize", _INT), ("target_file_name", "TargetFileName", _STR),
+        ("fault", "FaultStruct", _FAULT_STRUCT), *_TIMES),
+    rpc.RequestDownload: (
+        ("file_type", "FileType", _TOKEN), ("file_type_args", "FileTypeArg", _ARGS)),
+    rpc.Kicked: (
+        ("command", "Command", _STR), ("referer", "Referer", _STR), ("arg", "Arg", _STR),
+        ("next", "Next", _STR)),
+    rpc.KickedResponse: (("next_url", "NextURL", _STR),),
+}
+
+# (Envelope attribute, element, mustUnderstand, parse, text) in the order they are rendered.
+_HEADER_FIELDS = (
+    ("id", "ID", "1", _p_token, _esc),
+    ("hold_requests", "HoldRequests", "1", _p_bool, _bool_text),
+    ("session_timeout", "SessionTimeout", "0", _p_int, _int_text),
+    ("supported_versions", "SupportedCWMPVersions", "0", _p_token, _esc),
+    ("use_version", "UseCWMPVersion", "1", _p_token, _esc),
+    ("no_more_requests", "NoMoreRequests", "0", _p_bool, _bool_text),
+)
+# fmt: on
+
+# Lower-cased because GenieACS-era stacks send "sessionTimeout".
+_HEADER_BY_NAME = {tag.lower(): (attr, parse) for attr, tag, _, parse, _ in _HEADER_FIELDS}
+
+_MESSAGE_KINDS: dict[type[Message], _Kind] = {
+    cls: _struct(cls, _FIELDS.get(cls, ()))
+    for cls in rpc.MESSAGES.values()
+    if cls in _FIELDS or not fields(cls)  # type: ignore[arg-type]
+}
+
+
+# --- parsing --------------------------------------------------------------------------------
+
+
+def is_empty_body(data: bytes) -> bool:
+    """True for the empty POST that ends a CPE's requests (nothing or whitespace only)."""
+    return not data or data.isspace()
+
+
+def _check_inform(msg: rpc.Inform) -> None:
+    dev = msg.device_id
+    if dev is None:
+        raise SoapError("Inform without DeviceId")
+    if not dev.serial_number:
+        raise SoapError("Inform without DeviceId: empty SerialNumber")
+    # The schema demands upper case; some CPEs send lower. The OUI is part of the device key.
+    dev.oui = dev.oui.upper()
+    if _OUI.fullmatch(dev.oui) is None:
+        raise SoapError(f"DeviceId OUI is not 6 hex digits: {dev.oui[:20]!r}")
+    # These end up in database keys, file names and log lines.
+    for label, value in (
+        ("Manufacturer", dev.manufacturer),
+        ("ProductClass", dev.product_class),
+        ("SerialNumber", dev.serial_number),
+    ):
+        if len(value) > 64:
+            raise SoapError(f"DeviceId {label} longer than 64 characters")
+        if _CONTROL.search(value):
+            raise SoapError(f"DeviceId {label} contains control characters")
+
+
+def _cwmp_fault_element(fault: etree._Element) -> etree._Element | None:
+    kids = _children(fault)
+    if "FaultCode" in kids:  # a bare cwmp:Fault directly in the Body
+        return fault
+    detail = kids.get("detail")
+    return None if detail is None else _children(detail).get("Fault")
+
+
+def _parse_fault(el: etree._Element) -> rpc.Fault:
+    kids = _children(el)
+    faultcode = _p_token(kids["faultcode"]) if "faultcode" in kids else ""
+    faultcode = faultcode.rpartition(":")[2] or "Client"  # "SOAP-ENV:Client" -> "Client"
+    faultstring = _p_str(kids["faultstring"]) if "faultstring" in kids else ""
+    cwmp_fault = _cwmp_fault_element(el)
+    if cwmp_fault is None:
+        code = int(faultcode) if faultcode.isascii() and faultcode.isdigit() else 0
+        return rpc.Fault(code=code, string=faultstring, faultcode=faultcode)
+    detail = _children(cwmp_fault)
+    spv_faults = [
+        _SPV_FAULT.parse(c)
+        for c in _elements(cwmp_fault)
+        if _local(c.tag) == "SetParameterValuesFault"
+    ]
+    return rpc.Fault(
+        code=_p_int(detail["FaultCode"]) if "FaultCode" in detail else 0,
+        string=_p_str(detail["FaultString"]) if "FaultString" in detail else faultstring,
+        faultcode=faultcode,
+        spv_faults=spv_faults,
+    )
+
+
+def _find_namespace(body_el: etree._Element, header_id: etree._Element | None) -> str:
+    carriers = [body_el]
+    if _local(body_el.tag) == "Fault" and (detail := _cwmp_fault_element(body_el)) is not None:
+        carriers.append(detail)
+    if header_id is not None:
+        carriers.append(header_id)
+    for el in carriers:
+        ns = _ns(el.tag)
+        if ns in _CWMP_SET:
+            return ns
+        if ns.startswith(_CWMP_STEM):
+            raise SoapError(f"unsupported CWMP namespace {ns[:80]!r}", fault_code=None)
+    # Some CPEs declare the namespace on the Envelope and then use unprefixed elements.
+    unsupported = None
+    for el in carriers:
+        for ns in el.nsmap.values():
+            if ns in _CWMP_SET:
+                return ns
+            if ns.startswith(_CWMP_STEM):
+                unsupported = ns
+    if unsupported is not None:
+        raise SoapError(f"unsupported CWMP namespace {unsupported[:80]!r}", fault_code=None)
+    return DEFAULT_NAMESPACE
+
+
+def _parse_header(header: etree._Element, env: Envelope) -> etree._Element | None:
+    """Fill the header fields of ``env``; returns the ID element (it carries a namespace)."""
+    id_el = None
+    for c in _elements(header):
+        entry = _HEADER_BY_NAME.get(_local(c.tag).lower())
+        if entry is not None:
+            setattr(env, entry[0], entry[1](c))
+            if entry[0] == "id":
+                id_el = c
+    return id_el
+
+
+def parse_envelope(data: bytes) -> Envelope:
+    """Decode one CWMP envelope. Raises :class:`SoapError` for anything unacceptable; an
+    unknown Body element is not an error but an :class:`rpc.UnknownMessage`."""
+    if isinstance(data, str):
+        raise TypeError("parse_envelope takes bytes: the XML declaration decides the encoding")
+    data = bytes(data)
+    if is_empty_body(data):
+        raise SoapError("empty body", fault_code=None)
+    # CWMP never needs a DTD; refusing it up front rules out XXE and entity expansion.
+    if b"<!" in data and _DTD_MARKER.search(data) is not None:
+        raise SoapError("DOCTYPE not allowed", fault_code=None)
+    try:
+        root = etree.fromstring(data, _PARSER)
+    except (etree.XMLSyntaxError, ValueError) as e:
+        raise SoapError(f"malformed XML: {e}", fault_code=None) from None
+    docinfo = root.getroottree().docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None:  # e.g. hidden in UTF-16
+        raise SoapError("DOCTYPE not allowed", fault_code=None)
+    if root.tag != _ENVELOPE:
+        raise SoapError("not a SOAP envelope", fault_code=None)
+
+    header = body = None
+    for c in root:
+        if c.tag == _BODY:
+            if body is not None:
+                raise SoapError("more than one SOAP Body")
+            body = c
+        elif c.tag == _HEADER and header is None:
+            header = c
+    if body is None:
+        raise SoapError("no SOAP Body")
+    rpc_els = _elements(body)
+    if len(rpc_els) != 1:
+        raise SoapError(f"SOAP Body must hold exactly one element, not {len(rpc_els)}")
+    rpc_el = rpc_els[0]
+
+    env = Envelope(body=rpc.UnknownMessage())
+    id_el = _parse_header(header, env) if header is not None else None
+    env.cwmp_ns = _find_namespace(rpc_el, id_el)
+
+    name = _local(rpc_el.tag)
+    cls = rpc.MESSAGES.get(name)
+    kind = _MESSAGE_KINDS.get(cls) if cls is not None else None
+    try:
+        if name == "Fault":
+            env.body = _parse_fault(rpc_el)
+        elif kind is None:
+            env.body = rpc.UnknownMessage(name=name)
+        else:
+            env.body = kind.parse(rpc_el)
+            if cls is rpc.Inform:
+                _check_inform(env.body)
+    except SoapError as exc:
+        # The fault that answers a bad message must be in the namespace the CPE speaks.
+        exc.cwmp_ns = env.cwmp_ns
+        exc.cwmp_id = env.id
+        raise
+    return env
+
+
+# --- rendering ------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=64)
+def _frame(prefix: str, ns: str) -> tuple[str, str]:
+    """The constant text before the Header and after the Body child."""
+    if _NCNAME.fullmatch(prefix) is None or prefix in _TAKEN_PREFIXES:
+        raise ValueError(f"unusable SOAP envelope prefix {prefix!r}")
+    head = (
+        f'<{prefix}:Envelope xmlns:{prefix}="{SOAP_ENV_NS}" xmlns:soap-enc="{SOAP_ENC_NS}" '
+        f'xmlns:xsd="{XSD_NS}" xmlns:xsi="{XSI_NS}" xmlns:cwmp="{_esc_attr(ns)}">'
+    )
+    return head, f"</{prefix}:Body></{prefix}:Envelope>"
+
+
+@lru_cache(maxsize=64)
+def _inform_response_frame(prefix: str, ns: str) -> tuple[str, str, str]:
+    head, tail = _frame(prefix, ns)
+    return (
+        f'{head}<{prefix}:Header><cwmp:ID {prefix}:mustUnderstand="1">',
+        f"</cwmp:ID></{prefix}:Header><{prefix}:Body><cwmp:InformResponse><MaxEnvelopes>",
+        f"</MaxEnvelopes></cwmp:InformResponse>{tail}",
+    )
+
+
+def _render_fault(out: list[str], f: rpc.Fault, p: str) -> None:
+    out.append(
+        f"<{p}:Fault><faultcode>{_esc(f.faultcode)}</faultcode>"
+        "<faultstring>CWMP fault</faultstring><detail><cwmp:Fault>"
+        f"<FaultCode>{_int_text(f.code)}</FaultCode><FaultString>{_esc(f.string)}</FaultString>"
+    )
+    for spv_fault in f.spv_faults:
+        _SPV_FAULT.render(out, "SetParameterValuesFault", spv_fault, True)
+    out.append(f"</cwmp:Fault></detail></{p}:Fault>")
+
+
+def render_envelope(env: Envelope, *, prefix: str = "soap-env", typed_values: bool = True) -> bytes:
+    """Encode one envelope as ASCII bytes without an XML declaration.
+
+    ``prefix`` is the SOAP envelope prefix; ``typed_values=False`` leaves out ``xsi:type``
+    on every Value, as some CPEs do. Raises ValueError for an UnknownMessage, a message class
+    the codec has no mapping for, a bad prefix, or text XML 1.0 cannot carry."""
+    body = env.body
+    header = [
+        f'<cwmp:{tag} {prefix}:mustUnderstand="{must}">{text(value)}</cwmp:{tag}>'
+        for attr, tag, must, _, text in _HEADER_FIELDS
+        if (value := getattr(env, attr)) is not None
+    ]
+    if type(body) is rpc.InformResponse and len(header) == 1 and env.id is not None:
+        # The answer to every Inform: worth skipping the generic machinery for.
+        head, middle, tail = _inform_response_frame(prefix, env.cwmp_ns)
+        text = f"{head}{_esc(env.id)}{middle}{_int_text(body.max_envelopes)}{tail}"
+        return text.encode("ascii", "xmlcharrefreplace")
+
+    head, tail = _frame(prefix, env.cwmp_ns)
+    out = [head]
+    if header:
+        out.append(f"<{prefix}:Header>{''.join(header)}</{prefix}:Header>")
+    out.append(f"<{prefix}:Body>")
+    if type(body) is rpc.Fault:
+        _render_fault(out, body, prefix)
+    elif (kind := _MESSAGE_KINDS.get(type(body))) is not None:
+        kind.render(out, f"cwmp:{body.METHOD}", body, typed_values)
+    else:
+        raise ValueError(f"cannot render {type(body).__name__}")
+    out.append(tail)
+    # Non-ASCII becomes character references: no CPE can misread the encoding then.
+    return "".join(out).encode("ascii", "xmlcharrefreplace")
