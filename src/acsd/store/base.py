@@ -106,3 +106,29 @@ class Store(Protocol):
     async def save_session(self, result: SessionResult) -> str:
         """Commit a session's results (batched with other sessions'); returns the device id
         once the transaction holding it has committed."""
+
+    # -- additions (store issue): operator writes and counting --------------------------
+
+    async def upsert_device(self, record: DeviceRecord) -> DeviceRecord:
+        """Create or update an operator's record, matched by id, else serial number
+        (case-insensitive); queued behind session writes. CPE-reported fields of an existing
+        record are kept. Returns the record as stored."""
+
+    async def count_devices(self) -> int:
+        """How many device records there are."""
+
+
+class StoreError(Exception):
+    """A persistence failure that callers may want to tell apart from bugs."""
+
+
+class StoreClosedError(StoreError):
+    """A write was submitted after ``close()`` (or before ``open()``)."""
+
+
+class SchemaError(StoreError):
+    """The database schema cannot be used: written by a newer acsd, or a broken migration."""
+
+
+class ConflictError(StoreError):
+    """A write would give two records the same unique key (e.g. serial number)."""

@@ -1,0 +1,183 @@
+"""Tables and migrations: numbered, forward-only, applied at start-up.
+
+To change the schema, append a :class:`Migration` to :data:`MIGRATIONS` with the next
+version number. Never edit or reorder one that has shipped: databases in the field have
+already recorded it as applied and will not run it again.
+
+Each migration runs in its own ``BEGIN IMMEDIATE`` transaction together with the row that
+records it in ``schema_migrations``, so a crash mid-migration leaves the previous version
+intact, and two processes starting at once (daemon and ``acsd db migrate``) cannot both
+apply the same step: the second waits for the write lock, then sees the step recorded.
+
+The SQL is kept to what SQLite and PostgreSQL both understand where that costs nothing
+(TEXT/INTEGER/REAL, no STRICT tables), so the PostgreSQL backend can follow the same
+numbering.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+import aiosqlite
+
+from acsd import clock
+from acsd.store.base import SchemaError
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    description: str
+    sql: str
+
+
+MIGRATIONS: list[Migration] = [
+    Migration(
+        1,
+        "devices",
+        """
+        CREATE TABLE devices (
+            id                     TEXT PRIMARY KEY,      -- 24 hex, acsd.ids.new_id()
+            serial_number          TEXT NOT NULL,         -- as first given (operator or CPE)
+            serial_key             TEXT NOT NULL UNIQUE,  -- lower(serial_number): case varies
+            mac_address            TEXT,                  -- as given
+            mac_key                TEXT,                  -- 12 lowercase hex digits, or NULL
+            oui                    TEXT,
+            product_class          TEXT,
+            manufacturer           TEXT,
+            model_name             TEXT,
+            software_version       TEXT,
+            hardware_version       TEXT,
+            profile                TEXT,
+            name                   TEXT,
+            notes                  TEXT,
+            customer               TEXT,
+            model                  TEXT,
+            mvno_account           TEXT,
+            wifi                   TEXT,                  -- JSON object or NULL
+            dhcp                   TEXT,                  -- JSON object or NULL
+            state                  TEXT NOT NULL DEFAULT 'ACTIVE',
+            revision               INTEGER NOT NULL DEFAULT 0,
+            jobs                   INTEGER NOT NULL DEFAULT 0,
+            status                 TEXT NOT NULL DEFAULT '{}',  -- JSON object
+            public_ip              TEXT,
+            last_inform            REAL,                  -- POSIX seconds
+            periodic_interval      INTEGER,
+            params                 TEXT NOT NULL DEFAULT '{}',  -- JSON: path -> [value, type]
+            absent_paths           TEXT NOT NULL DEFAULT '[]',  -- JSON array of paths
+            connection_request_url TEXT,
+            created                REAL NOT NULL,
+            updated                REAL NOT NULL
+        );
+        -- A CPE whose serial matches no record binds by MAC (architecture §4).
+        CREATE INDEX devices_mac_key ON devices (mac_key);
+        -- "Offline for N hours" and stale-device sweeps scan by last Inform.
+        CREATE INDEX devices_last_inform ON devices (last_inform);
+        -- Resellers/owners list their customers' devices.
+        CREATE INDEX devices_customer ON devices (customer);
+        """,
+    ),
+]
+
+
+def latest_version() -> int:
+    return MIGRATIONS[-1].version if MIGRATIONS else 0
+
+
+def _check_numbering(migrations: list[Migration]) -> None:
+    # A gap or duplicate would silently skip or double-apply a step in the field.
+    for expected, migration in enumerate(migrations, start=1):
+        if migration.version != expected:
+            raise SchemaError(
+                f"migration list is broken: expected version {expected}, "
+                f"found {migration.version} ({migration.description})"
+            )
+
+
+def split_statements(sql: str) -> list[str]:
+    """Split a script into statements (``executescript`` would COMMIT our transaction)."""
+    statements: list[str] = []
+    pending = ""
+    for chunk in sql.split(";"):
+        pending += chunk + ";"
+        # complete_statement() knows about strings, comments and CREATE TRIGGER ... END;
+        if sqlite3.complete_statement(pending):
+            text = pending.strip()
+            if _has_code(text):
+                statements.append(text)
+            pending = ""
+    if _has_code(pending.rstrip(";")):
+        raise SchemaError(f"incomplete SQL statement in migration: {pending.strip()[:80]!r}")
+    return statements
+
+
+def _has_code(text: str) -> bool:
+    lines = [line.split("--", 1)[0].strip() for line in text.splitlines()]
+    return any(line and line != ";" for line in lines)
+
+
+_CREATE_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version     INTEGER PRIMARY KEY,
+    description TEXT NOT NULL,
+    applied_at  REAL NOT NULL
+)
+"""
+
+
+async def applied_versions(conn: aiosqlite.Connection) -> list[int]:
+    rows = await conn.execute_fetchall("SELECT version FROM schema_migrations ORDER BY version")
+    return [row[0] for row in rows]
+
+
+def _refuse_future(done: list[int], known: int) -> None:
+    if done and done[-1] > known:
+        raise SchemaError(
+            f"database schema is version {done[-1]} but this acsd knows only up to {known}: "
+            "it was written by a newer acsd; upgrade acsd (migrations are forward-only)"
+        )
+
+
+async def migrate(
+    conn: aiosqlite.Connection, migrations: list[Migration] | None = None
+) -> list[int]:
+    """Apply every pending migration; return the versions applied (empty when up to date).
+
+    ``conn`` must be in autocommit mode (``isolation_level=None``): each step manages its own
+    transaction. Raises :class:`SchemaError` when the database was written by a newer acsd.
+    """
+    migrations = MIGRATIONS if migrations is None else migrations
+    _check_numbering(migrations)
+    known = migrations[-1].version if migrations else 0
+
+    await conn.execute(_CREATE_TABLE)
+    done = await applied_versions(conn)
+    _refuse_future(done, known)
+    applied: list[int] = []
+    for migration in migrations:
+        if migration.version in done:
+            continue
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Re-read under the write lock: another process may have applied it meanwhile.
+            done = await applied_versions(conn)
+            _refuse_future(done, known)
+            if migration.version in done:
+                await conn.execute("ROLLBACK")
+                continue
+            for statement in split_statements(migration.sql):
+                await conn.execute(statement)
+            await conn.execute(
+                "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)",
+                (migration.version, migration.description, clock.now()),
+            )
+            # user_version lets `sqlite3 acsd.db 'PRAGMA user_version'` tell the version.
+            await conn.execute(f"PRAGMA user_version = {int(migration.version)}")
+            await conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                await conn.execute("ROLLBACK")
+            raise
+        applied.append(migration.version)
+    return applied

@@ -1,0 +1,184 @@
+"""Migrations and store URLs."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import fields
+from pathlib import Path
+
+import aiosqlite
+import pytest
+
+from acsd.store import SchemaError, SqliteStore, open_store, sqlite_path
+from acsd.store.base import DeviceRecord
+from acsd.store.schema import MIGRATIONS, Migration, latest_version, migrate, split_statements
+
+
+def _raw(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(path, isolation_level=None)
+
+
+async def test_migrations_run_once_and_are_recorded(tmp_path: Path) -> None:
+    path = tmp_path / "acsd.db"
+    store = SqliteStore(path)
+    await store.open()
+    assert store.migrations_applied == [m.version for m in MIGRATIONS]
+    assert await store.ping()
+    await store.close()
+
+    with _raw(path) as db:
+        rows = db.execute(
+            "SELECT version, description, applied_at FROM schema_migrations"
+        ).fetchall()
+        assert [r[0] for r in rows] == [m.version for m in MIGRATIONS]
+        assert all(r[1] and r[2] > 0 for r in rows)
+        assert db.execute("PRAGMA user_version").fetchone()[0] == latest_version()
+
+    again = SqliteStore(path)
+    await again.open()
+    assert again.migrations_applied == []
+    await again.close()
+    with _raw(path) as db:
+        assert db.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == len(MIGRATIONS)
+
+
+async def test_migrate_returns_what_it_applied(tmp_path: Path) -> None:
+    async with aiosqlite.connect(tmp_path / "m.db", isolation_level=None) as conn:
+        assert await migrate(conn) == [1]
+        assert await migrate(conn) == []
+        extra = [
+            *MIGRATIONS,
+            Migration(
+                2,
+                "customers",
+                """
+                CREATE TABLE customers (id TEXT PRIMARY KEY, name TEXT NOT NULL);
+                -- a trigger body holds semicolons of its own
+                CREATE TRIGGER customers_name AFTER INSERT ON customers BEGIN
+                    UPDATE customers SET name = trim(name) WHERE id = new.id;
+                END;
+                """,
+            ),
+        ]
+        assert await migrate(conn, extra) == [2]
+        assert await migrate(conn, extra) == []
+        await conn.execute("INSERT INTO customers VALUES ('c1', '  Acme  ')")
+        rows = list(await conn.execute_fetchall("SELECT name FROM customers"))
+        assert rows[0][0] == "Acme"
+
+
+async def test_failed_migration_leaves_previous_version(tmp_path: Path) -> None:
+    path = tmp_path / "f.db"
+    broken = [*MIGRATIONS, Migration(2, "broken", "CREATE TABLE t2 (a); CREATE TABLE oops (;")]
+    async with aiosqlite.connect(path, isolation_level=None) as conn:
+        with pytest.raises(sqlite3.OperationalError):
+            await migrate(conn, broken)
+        assert not conn.in_transaction
+    with _raw(path) as db:
+        assert [r[0] for r in db.execute("SELECT version FROM schema_migrations")] == [1]
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert "t2" not in tables  # the first statement of step 2 was rolled back too
+
+
+async def test_database_from_the_future_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    store = SqliteStore(path)
+    await store.open()
+    await store.close()
+    with _raw(path) as db:
+        db.execute(
+            "INSERT INTO schema_migrations (version, description, applied_at) VALUES (99, 'x', 1)"
+        )
+    newer = SqliteStore(path)
+    with pytest.raises(SchemaError, match=r"version 99 .*knows only up to 1.*upgrade acsd"):
+        await newer.open()
+    await newer.close()  # closing a store whose open() failed is harmless
+
+
+async def test_broken_numbering_is_refused(tmp_path: Path) -> None:
+    async with aiosqlite.connect(tmp_path / "n.db", isolation_level=None) as conn:
+        with pytest.raises(SchemaError, match="expected version 2"):
+            await migrate(conn, [*MIGRATIONS, Migration(3, "gap", "SELECT 1")])
+
+
+async def test_devices_table_has_a_column_per_record_field(tmp_path: Path) -> None:
+    path = tmp_path / "cols.db"
+    store = SqliteStore(path)
+    await store.open()
+    await store.close()
+    with _raw(path) as db:
+        columns = {r[1] for r in db.execute("PRAGMA table_info(devices)")}
+        indexes = {r[1] for r in db.execute("PRAGMA index_list(devices)")}
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert {f.name for f in fields(DeviceRecord)} | {"serial_key", "mac_key"} == columns
+    assert {"devices_mac_key", "devices_last_inform"} <= indexes
+
+
+async def test_connection_settings(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "p.db")
+    await store.open()
+    try:
+        conn = store._writer_conn
+        assert conn is not None
+        for pragma, expected in [
+            ("journal_mode", "wal"),
+            ("synchronous", 1),  # NORMAL
+            ("foreign_keys", 1),
+            ("busy_timeout", 5000),
+            ("journal_size_limit", 64 * 1024 * 1024),
+        ]:
+            rows = list(await conn.execute_fetchall(f"PRAGMA {pragma}"))
+            assert rows[0][0] == expected, pragma
+    finally:
+        await store.close()
+
+
+def test_split_statements() -> None:
+    sql = "CREATE TABLE a (x TEXT DEFAULT ';'); -- note; here\nCREATE INDEX i ON a (x);\n"
+    assert split_statements(sql) == [
+        "CREATE TABLE a (x TEXT DEFAULT ';');",
+        "-- note; here\nCREATE INDEX i ON a (x);",
+    ]
+    with pytest.raises(SchemaError, match="incomplete"):
+        split_statements("CREATE TABLE a (x TEXT DEFAULT 'oops)")
+    # a missing final semicolon is tolerated
+    assert split_statements("SELECT 1") == ["SELECT 1;"]
+
+
+# -- store.url ------------------------------------------------------------------------------
+
+
+def test_sqlite_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert sqlite_path("sqlite:///acsd.db") == tmp_path / "acsd.db"
+    assert sqlite_path("sqlite:///data/acsd.db") == tmp_path / "data" / "acsd.db"
+    assert sqlite_path("sqlite:////var/lib/acsd/acsd.db") == Path("/var/lib/acsd/acsd.db")
+    assert sqlite_path("acsd.db") == tmp_path / "acsd.db"
+    assert sqlite_path("/srv/a.db") == Path("/srv/a.db")
+    base = tmp_path / "etc"
+    assert sqlite_path("sqlite:///x.db", base_dir=base) == base / "x.db"
+    assert sqlite_path("x.db", base_dir=base) == base / "x.db"
+    assert sqlite_path("sqlite:////abs.db", base_dir=base) == Path("/abs.db")
+    store = open_store("sqlite:///acsd.db", base_dir=base)
+    assert isinstance(store, SqliteStore)
+    assert store.path == base / "acsd.db"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("postgresql://acsd:secret@db/acsd", "store.url: postgresql is not supported yet"),
+        ("postgres://db/acsd", "store.url: postgresql is not supported yet"),
+        ("mysql://db/acsd", "store.url: unsupported scheme 'mysql'"),
+        ("sqlite://host/acsd.db", "store.url: sqlite URLs have no host"),
+        ("sqlite:///", "store.url: no file name"),
+        ("", "store.url is empty"),
+        ("sqlite:///:memory:", "store.url: in-memory"),
+    ],
+)
+def test_bad_store_urls(url: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message) as err:
+        open_store(url)
+    assert "secret" not in str(err.value)  # never echo a password
+    if "scheme" in message or "postgresql" in message:
+        assert "sqlite:///" in str(err.value)  # says what is accepted

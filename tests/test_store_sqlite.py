@@ -1,0 +1,469 @@
+"""SqliteStore: session writes, reads, operator upserts, batching, failures, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from acsd.ids import is_id, new_id
+from acsd.store import (
+    ConflictError,
+    CpeIdentity,
+    DeviceRecord,
+    SessionResult,
+    SqliteStore,
+    StoreClosedError,
+)
+
+
+def session(serial: str, at: float = 1000.0, **kw: Any) -> SessionResult:
+    identity = kw.pop(
+        "identity",
+        CpeIdentity(
+            oui="00D09E",
+            product_class="HG8245",
+            serial_number=serial,
+            manufacturer="Acme",
+            model_name="HG8245H",
+            software_version="1.0",
+            hardware_version="A",
+        ),
+    )
+    return SessionResult(identity=identity, at=at, **kw)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    s = SqliteStore(tmp_path / "acsd.db")
+    await s.open()
+    yield s
+    await s.close()
+
+
+# -- session writes -------------------------------------------------------------------------
+
+
+async def test_first_session_registers_the_cpe(store: SqliteStore) -> None:
+    device_id = await store.save_session(
+        session(
+            "ABC123",
+            at=1000.0,
+            remote_ip="203.0.113.7",
+            params={"Device.DeviceInfo.UpTime": ["42", "xsd:unsignedInt"]},
+            status={"lanIp": "192.168.1.1"},
+            mac_address="00:11:22:AA:BB:CC",
+            profile="tr181",
+            periodic_interval=300,
+            connection_request_url="http://192.0.2.1:7547/cr",
+            absent_paths=["Device.X_FOO."],
+        )
+    )
+    assert is_id(device_id)
+    rec = await store.get_device(device_id)
+    assert rec is not None
+    assert rec.id == device_id
+    assert rec.serial_number == "ABC123"
+    assert (rec.oui, rec.product_class, rec.manufacturer) == ("00D09E", "HG8245", "Acme")
+    assert (rec.model_name, rec.software_version, rec.hardware_version) == ("HG8245H", "1.0", "A")
+    assert (rec.state, rec.revision, rec.jobs) == ("ACTIVE", 0, 0)
+    assert rec.created == rec.updated == rec.last_inform == 1000.0
+    assert rec.public_ip == "203.0.113.7"
+    assert rec.params == {"Device.DeviceInfo.UpTime": ["42", "xsd:unsignedInt"]}
+    assert rec.status == {"lanIp": "192.168.1.1"}
+    assert rec.mac_address == "00:11:22:AA:BB:CC"
+    assert rec.profile == "tr181"
+    assert rec.periodic_interval == 300
+    assert rec.connection_request_url == "http://192.0.2.1:7547/cr"
+    assert rec.absent_paths == ["Device.X_FOO."]
+    assert rec.wifi is None and rec.dhcp is None
+    # Found by serial in any case, and by MAC in any notation.
+    assert (await store.get_device("abc123")) == rec
+    assert (await store.find_device_for_cpe("aBc123")) == rec
+    assert (await store.find_device_for_cpe("OTHER", "00-11-22-aa-bb-cc")) == rec
+    assert (await store.find_device_for_cpe("OTHER", "0011.22aa.bbcc")) == rec
+    assert (await store.find_device_for_cpe("OTHER", "00:11:22:aa:bb:cd")) is None
+    assert (await store.find_device_for_cpe("OTHER")) is None
+
+
+async def test_second_session_updates_the_same_row(store: SqliteStore) -> None:
+    first = await store.save_session(
+        session(
+            "ABC123",
+            at=1000.0,
+            remote_ip="203.0.113.7",
+            params={"A": ["1", "xsd:string"], "B": ["2", "xsd:string"]},
+            status={"lanIp": "192.168.1.1", "upTime": 5},
+            mac_address="00:11:22:aa:bb:cc",
+            profile="tr181",
+            periodic_interval=300,
+            absent_paths=["X."],
+        )
+    )
+    # Another case of the same serial, no device id, values that were not reported as None.
+    ident = CpeIdentity(oui="00D09F", product_class="HG8245", serial_number="abc123")
+    second = await store.save_session(
+        session(
+            "abc123",
+            at=2000.0,
+            identity=ident,
+            remote_ip="198.51.100.9",
+            params={"B": ["3", "xsd:string"], "C": ["4", None]},
+            status={"wanIp": "100.64.0.2"},
+        )
+    )
+    assert second == first
+    assert await store.count_devices() == 1
+    rec = await store.get_device(first)
+    assert rec is not None
+    assert rec.serial_number == "ABC123"  # kept as first given
+    assert rec.oui == "00D09F"  # identity replaced
+    assert rec.manufacturer == ""  # replaced (CpeIdentity's default)
+    assert (rec.model_name, rec.software_version) == ("HG8245H", "1.0")  # None: kept
+    assert rec.params == {"A": ["1", "xsd:string"], "B": ["3", "xsd:string"], "C": ["4", None]}
+    assert rec.status == {"wanIp": "100.64.0.2"}  # replaced, not merged
+    assert rec.public_ip == "198.51.100.9"
+    assert rec.last_inform == 2000.0 and rec.updated == 2000.0 and rec.created == 1000.0
+    assert rec.mac_address == "00:11:22:aa:bb:cc"
+    assert (rec.profile, rec.periodic_interval, rec.absent_paths) == ("tr181", 300, ["X."])
+
+    # Bound by id this time; absent paths replaced when given.
+    third = await store.save_session(
+        session("ABC123", at=3000.0, device_id=first, absent_paths=["Y."], params={})
+    )
+    assert third == first
+    rec = await store.get_device("ABC123")
+    assert rec is not None
+    assert rec.absent_paths == ["Y."]
+    assert rec.params["A"] == ["1", "xsd:string"]  # empty result params change nothing
+    assert rec.last_inform == 3000.0
+
+
+async def test_bootstrap_resets_params(store: SqliteStore) -> None:
+    dev = await store.save_session(
+        session("S1", params={"A": ["1", None], "B": ["2", None]}, absent_paths=["X."])
+    )
+    await store.save_session(
+        session("S1", at=2000.0, device_id=dev, events=["0 BOOTSTRAP"], reset_params=True)
+    )
+    rec = await store.get_device(dev)
+    assert rec is not None
+    assert rec.params == {} and rec.absent_paths == []
+
+    await store.save_session(session("S1", at=3000.0, params={"A": ["1", None]}))
+    await store.save_session(
+        session("S1", at=4000.0, reset_params=True, params={"C": ["3", None]}, absent_paths=["Z"])
+    )
+    rec = await store.get_device(dev)
+    assert rec is not None
+    assert rec.params == {"C": ["3", None]}
+    assert rec.absent_paths == ["Z"]
+
+
+async def test_session_bound_by_mac_keeps_the_operator_record(store: SqliteStore) -> None:
+    op = await store.upsert_device(
+        DeviceRecord(id="", serial_number="OP-0001", mac_address="00:11:22:33:44:55", name="Shop")
+    )
+    found = await store.find_device_for_cpe("CPE-SERIAL", "00-11-22-33-44-55")
+    assert found is not None and found.id == op.id
+    dev = await store.save_session(
+        session("CPE-SERIAL", device_id=op.id, params={"A": ["1", None]}, status={"x": 1})
+    )
+    assert dev == op.id
+    assert await store.count_devices() == 1
+    rec = await store.get_device(op.id)
+    assert rec is not None
+    assert (rec.serial_number, rec.name, rec.status) == ("OP-0001", "Shop", {"x": 1})
+    assert rec.oui == "00D09E"
+
+
+async def test_session_for_a_vanished_record_registers_by_serial(store: SqliteStore) -> None:
+    ghost = new_id()
+    dev = await store.save_session(session("NEW1", device_id=ghost))
+    assert dev != ghost and is_id(dev)
+    assert (await store.get_device("new1")) is not None
+
+
+async def test_racing_first_informs_land_on_one_row(store: SqliteStore) -> None:
+    ids = await asyncio.gather(
+        *[store.save_session(session(s, at=1000.0 + i)) for i, s in enumerate(["Z9", "z9", "Z9"])]
+    )
+    assert len(set(ids)) == 1
+    assert await store.count_devices() == 1
+    rec = await store.get_device("Z9")
+    assert rec is not None and rec.last_inform == 1002.0
+
+
+async def test_empty_serial_is_refused(store: SqliteStore) -> None:
+    with pytest.raises(ValueError, match="serial_number is empty"):
+        await store.save_session(session(""))
+
+
+# -- reads ----------------------------------------------------------------------------------
+
+
+async def test_list_and_count(store: SqliteStore) -> None:
+    for serial in ["c3", "A1", "b2", "D4"]:
+        await store.save_session(session(serial))
+    assert await store.count_devices() == 4
+    listed = await store.list_devices()
+    assert [r.serial_number for r in listed] == ["A1", "b2", "c3", "D4"]
+    page = await store.list_devices(limit=2, offset=1)
+    assert [r.serial_number for r in page] == ["b2", "c3"]
+    assert await store.list_devices(limit=10, offset=10) == []
+    assert await store.get_device("nope") is None
+    assert await store.get_device(new_id()) is None
+
+
+async def test_get_device_by_hex_serial(store: SqliteStore) -> None:
+    serial = "ABCDEF0123456789ABCDEF01"  # looks like an id
+    dev = await store.save_session(session(serial))
+    rec = await store.get_device(serial.lower())
+    assert rec is not None and rec.id == dev
+
+
+# -- operator upserts -----------------------------------------------------------------------
+
+
+async def test_upsert_creates_and_updates_operator_fields(store: SqliteStore) -> None:
+    created = await store.upsert_device(
+        DeviceRecord(
+            id="",
+            serial_number="HWTC1234",
+            mac_address="AA:BB:CC:00:11:22",
+            name="Kiosk",
+            customer="c1",
+            wifi={"ssid": "Shop", "password": "x"},
+            dhcp={"pool_start": "192.168.1.100"},
+            state="PROVISIONING",
+            revision=1,
+        )
+    )
+    assert is_id(created.id)
+    assert created.created > 0 and created.updated == created.created
+    assert created.wifi == {"ssid": "Shop", "password": "x"}
+    assert created.status == {} and created.params == {}
+
+    # The CPE informs, then the operator edits by serial (other case, stale copy).
+    await store.save_session(
+        session("hwtc1234", device_id=created.id, params={"A": ["1", None]}, status={"up": 1})
+    )
+    edited = await store.upsert_device(
+        DeviceRecord(
+            id="",
+            serial_number="HWTC1234",
+            name="Kiosk 2",
+            wifi={"ssid": "Shop2"},
+            revision=2,
+            status={"stale": True},
+            params={},
+        )
+    )
+    assert edited.id == created.id
+    assert (edited.name, edited.wifi, edited.revision) == ("Kiosk 2", {"ssid": "Shop2"}, 2)
+    assert edited.mac_address is None and edited.dhcp is None  # operator fields replaced
+    assert edited.customer is None
+    assert edited.status == {"up": 1} and edited.params == {"A": ["1", None]}  # CPE's kept
+    assert edited.created == created.created
+    assert await store.count_devices() == 1
+
+
+async def test_upsert_by_id_renames_and_conflicts(store: SqliteStore) -> None:
+    a = await store.upsert_device(DeviceRecord(id="", serial_number="A"))
+    b = await store.upsert_device(DeviceRecord(id="", serial_number="B"))
+    renamed = await store.upsert_device(DeviceRecord(id=a.id, serial_number="A2"))
+    assert renamed.id == a.id and renamed.serial_number == "A2"
+    assert await store.get_device("a") is None
+    with pytest.raises(ConflictError, match="already belongs"):
+        await store.upsert_device(DeviceRecord(id=a.id, serial_number="b"))
+    assert (await store.get_device(b.id)) == b
+    chosen = new_id()
+    c = await store.upsert_device(DeviceRecord(id=chosen, serial_number="C"))
+    assert c.id == chosen
+
+
+# -- batching -------------------------------------------------------------------------------
+
+
+async def test_concurrent_sessions_are_batched(store: SqliteStore) -> None:
+    before = store.stats.batches
+    ids = await asyncio.gather(
+        *[
+            store.save_session(session(f"CPE{i:04d}", params={"A": [str(i), None]}))
+            for i in range(200)
+        ]
+    )
+    assert len(set(ids)) == 200
+    assert await store.count_devices() == 200
+    batches = store.stats.batches - before
+    assert 1 <= batches <= 5, batches
+    assert store.stats.writes == 200
+    assert store.stats.largest_batch >= 40
+    assert sum(store.stats.batch_sizes.values()) == store.stats.batches
+    rec = await store.get_device("cpe0123")
+    assert rec is not None and rec.params == {"A": ["123", None]}
+
+
+async def test_batch_size_is_capped(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "cap.db", max_batch=10)
+    await s.open()
+    try:
+        await asyncio.gather(*[s.save_session(session(f"S{i}")) for i in range(95)])
+        assert s.stats.largest_batch == 10
+        assert s.stats.batches >= 10
+        assert await s.count_devices() == 95
+    finally:
+        await s.close()
+
+
+async def test_unencodable_item_fails_alone(store: SqliteStore) -> None:
+    results = await asyncio.gather(
+        *[
+            store.save_session(session(f"J{i}", params={"A": [object() if i == 7 else "ok", None]}))
+            for i in range(20)
+        ],
+        store.save_session(session("NAN", status={"signal": float("nan")})),
+        return_exceptions=True,
+    )
+    assert isinstance(results[7], TypeError)
+    assert isinstance(results[-1], ValueError)
+    assert sum(isinstance(r, str) for r in results) == 19
+    assert await store.count_devices() == 19
+
+
+async def test_item_failing_inside_the_transaction_fails_alone(store: SqliteStore) -> None:
+    # An integer SQLite cannot hold fails while the batch's statement runs: the batch is
+    # rolled back and retried one write at a time.
+    results = await asyncio.gather(
+        *[
+            store.save_session(session(f"O{i}", periodic_interval=2**70 if i == 3 else 60))
+            for i in range(30)
+        ],
+        return_exceptions=True,
+    )
+    assert isinstance(results[3], OverflowError)
+    assert all(isinstance(r, str) for i, r in enumerate(results) if i != 3)
+    assert await store.count_devices() == 29
+    assert store.stats.fallbacks == 1
+    assert store.stats.failed == 1
+
+
+async def test_corrupt_row_fails_only_its_session(store: SqliteStore, tmp_path: Path) -> None:
+    ids = await asyncio.gather(*[store.save_session(session(f"R{i}")) for i in range(5)])
+    with sqlite3.connect(tmp_path / "acsd.db", isolation_level=None) as db:
+        db.execute("UPDATE devices SET params = '{broken' WHERE id = ?", (ids[2],))
+    results = await asyncio.gather(
+        *[
+            store.save_session(session(f"R{i}", at=2000.0, device_id=d, params={"A": ["1", None]}))
+            for i, d in enumerate(ids)
+        ],
+        return_exceptions=True,
+    )
+    assert isinstance(results[2], sqlite3.OperationalError)
+    assert [r for i, r in enumerate(results) if i != 2] == [d for i, d in enumerate(ids) if i != 2]
+    for i, d in enumerate(ids):
+        if i != 2:
+            rec = await store.get_device(d)
+            assert rec is not None and rec.last_inform == 2000.0
+
+
+async def test_cancelled_caller_write_is_still_committed(store: SqliteStore) -> None:
+    task = asyncio.create_task(store.save_session(session("CANCEL1")))
+    await asyncio.sleep(0)  # queued
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await store.save_session(session("AFTER"))  # FIFO: the cancelled one went first
+    assert await store.get_device("cancel1") is not None
+
+
+# -- shutdown -------------------------------------------------------------------------------
+
+
+async def test_close_flushes_queued_writes(tmp_path: Path) -> None:
+    path = tmp_path / "flush.db"
+    s = SqliteStore(path, max_batch=50)
+    await s.open()
+    tasks = [asyncio.create_task(s.save_session(session(f"F{i}"))) for i in range(700)]
+    await asyncio.sleep(0)  # every task has queued its write; none has committed yet
+    assert s.queue_depth > 0
+    await s.close()
+    ids = await asyncio.gather(*tasks)
+    assert len(set(ids)) == 700
+
+    again = SqliteStore(path)
+    await again.open()
+    try:
+        assert await again.count_devices() == 700
+    finally:
+        await again.close()
+
+
+async def test_writes_after_close_are_refused(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "closed.db")
+    with pytest.raises(StoreClosedError, match="not open"):
+        await s.save_session(session("EARLY"))
+    await s.open()
+    assert await s.ping()
+    await asyncio.gather(s.close(), s.close())
+    await s.close()  # idempotent
+    assert not await s.ping()
+    with pytest.raises(StoreClosedError, match="closed"):
+        await s.save_session(session("LATE"))
+    with pytest.raises(StoreClosedError):
+        await s.upsert_device(DeviceRecord(id="", serial_number="LATE"))
+    with pytest.raises(StoreClosedError):
+        await s.get_device("LATE")
+
+
+# -- concurrency with readers and other processes ------------------------------------------
+
+
+async def test_readers_run_while_the_writer_commits(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    writer = SqliteStore(path)
+    await writer.open()
+    other = SqliteStore(path)  # e.g. the operator CLI, with its own connections
+    await other.open()
+
+    seen: list[int] = []
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def poll() -> None:
+        # A plain sqlite3 reader in another thread: in WAL it reads while the writer
+        # commits (the timeout only covers WAL recovery, not ordinary writes).
+        try:
+            db = sqlite3.connect(path, timeout=5, isolation_level=None)
+            while not done.is_set():
+                seen.append(db.execute("SELECT count(*) FROM devices").fetchone()[0])
+            db.close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=poll)
+    thread.start()
+    try:
+        counts: list[int] = []
+        for round_ in range(10):
+            await asyncio.gather(
+                *[writer.save_session(session(f"W{round_}-{i}")) for i in range(200)],
+                # the second store writes into the same file at the same time
+                other.upsert_device(DeviceRecord(id="", serial_number=f"OP{round_}")),
+            )
+            counts.append(await other.count_devices())
+            assert await other.get_device(f"w{round_}-199") is not None
+    finally:
+        done.set()
+        thread.join()
+        await other.close()
+        await writer.close()
+    assert not errors
+    assert counts == [201 * (r + 1) for r in range(10)]
+    assert seen and seen == sorted(seen)  # never goes back
+    assert len(seen) > 10  # the thread really read while writes were going on
