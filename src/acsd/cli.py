@@ -10,8 +10,6 @@ from collections.abc import Sequence
 
 from acsd import log as acsd_log
 from acsd.config import Config, ConfigError, load_config
-from acsd.device_view import device_view
-from acsd.store import open_store
 
 EXIT_USAGE = 2
 
@@ -21,7 +19,9 @@ def _add_config(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="acsd", description="TR-069/CWMP auto-configuration server")
+    parser = argparse.ArgumentParser(
+        prog="acsd", description="TR-069/CWMP auto-configuration server"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the daemon (CWMP and API listeners)")
@@ -84,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _migrate(config: Config) -> int:
+    from acsd.store import open_store
+
     store = open_store(config.store.url)
     await store.open()
     await store.close()
@@ -92,10 +94,16 @@ async def _migrate(config: Config) -> int:
 
 
 async def _device(args: argparse.Namespace, config: Config) -> int:
+    from acsd.device_view import device_view
+    from acsd.store import open_store
+
     store = open_store(config.store.url)
     await store.open()
     try:
-        view = {"default_interval": config.cwmp.periodic_interval, "grace": config.cwmp.online_grace}
+        view = {
+            "default_interval": config.cwmp.periodic_interval,
+            "grace": config.cwmp.online_grace,
+        }
         if args.device_command == "list":
             records = await store.list_devices(limit=args.limit)
             devices = [device_view(r, **view) for r in records]

@@ -4,16 +4,8 @@ from __future__ import annotations
 
 from acsd import clock
 from acsd.models import CpeInfo, Device, DeviceStatus
+from acsd.provisioning.status import is_online
 from acsd.store.base import DeviceRecord
-
-
-def is_online(
-    last_inform: float | None, interval: int | None, now: float, *, default: int, grace: int
-) -> bool:
-    """A session within two periodic intervals plus grace: one missed Inform is not offline."""
-    if last_inform is None:
-        return False
-    return now - last_inform <= 2 * (interval or default) + grace
 
 
 def device_view(
@@ -27,7 +19,7 @@ def device_view(
         record.last_inform,
         record.periodic_interval,
         now,
-        default=default_interval,
+        default_interval=default_interval,
         grace=grace,
     )
     if record.public_ip:

@@ -62,9 +62,9 @@ class ProvisioningDriver:
         except Exception:
             log.exception("session.lookup_failed", serial=dev.serial_number)
             return rpc.acs_fault(8002, "device lookup failed; retry later")
-        root = detect_root(self.values) if self.values else None
-        if root is None and self.record is not None and self.record.params:
-            root = detect_root(self.record.params)
+        root = _root_of(self.values)
+        if root is None and self.record is not None:
+            root = _root_of(self.record.params)
         self.identity = CpeIdentity(
             oui=dev.oui,
             product_class=dev.product_class,
@@ -198,6 +198,13 @@ class ProvisioningDriver:
             return None
         entry = self.values.get(root + suffix)
         return entry[0] if entry and entry[0] != "" else None
+
+
+def _root_of(names: dict[str, Any]) -> str | None:
+    try:
+        return detect_root(names) if names else None
+    except ValueError:
+        return None
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -1,0 +1,155 @@
+"""Fixtures that start real things: the daemon on 127.0.0.1 port 0 with a SQLite file in a
+temp dir, the CLI as a subprocess, raw HTTP to the CWMP listener."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATAMODELS = REPO.parent / "shared" / "datamodels"
+
+
+def acsd_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "acsd", *args]
+
+
+def run_cli(*args: str, timeout: float = 60, check: bool = False) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        acsd_cmd(*args), capture_output=True, text=True, timeout=timeout, cwd=REPO
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"acsd {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc
+
+
+@dataclass
+class Daemon:
+    proc: subprocess.Popen
+    config: Path
+    db: Path
+    cwmp_url: str = ""
+    api_url: str = ""
+    lines: list[str] = field(default_factory=list)
+
+    def events(self, name: str) -> list[dict]:
+        out = []
+        for line in list(self.lines):
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if entry.get("event") == name:
+                out.append(entry)
+        return out
+
+    def log_text(self) -> str:
+        return "\n".join(self.lines)
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return run_cli(*args, "--config", str(self.config), check=check)
+
+    def device_json(self, key: str) -> dict:
+        return json.loads(self.cli("device", "show", key, "--json").stdout)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout=timeout)
+
+
+def write_config(tmp_path: Path, **sections: dict) -> Path:
+    cwmp = {"listen": "127.0.0.1:0", **sections.pop("cwmp", {})}
+    api = {"listen": "127.0.0.1:0", **sections.pop("api", {})}
+    store = {"url": f"sqlite:///{tmp_path / 'acsd.db'}", **sections.pop("store", {})}
+    log = {"format": "json", "level": "debug", **sections.pop("log", {})}
+    top = sections.pop("top", {})
+    parts = [f"{k} = {json.dumps(v)}" for k, v in top.items()]
+    for name, values in (
+        ("cwmp", cwmp),
+        ("api", api),
+        ("store", store),
+        ("log", log),
+        *sections.items(),
+    ):
+        parts.append(f"[{name}]")
+        parts.extend(f"{k} = {json.dumps(v)}" for k, v in values.items())
+    path = tmp_path / "acsd.toml"
+    path.write_text("\n".join(parts) + "\n")
+    return path
+
+
+def start_daemon(config: Path, db: Path, timeout: float = 20) -> Daemon:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        acsd_cmd("serve", "--config", str(config)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=config.parent,
+        env=env,
+    )
+    daemon = Daemon(proc=proc, config=config, db=db)
+    ready = threading.Event()
+
+    def pump() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            daemon.lines.append(line.rstrip("\n"))
+            if not ready.is_set() and '"listening"' in line:
+                entry = json.loads(line)
+                daemon.cwmp_url = f"http://{entry['cwmp']}/"
+                daemon.api_url = f"http://{entry['api']}/"
+                ready.set()
+        ready.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    if not ready.wait(timeout) or not daemon.cwmp_url:
+        proc.kill()
+        raise AssertionError("daemon did not start:\n" + daemon.log_text())
+    return daemon
+
+
+@pytest.fixture
+def daemon_factory(tmp_path: Path) -> Iterator:
+    started: list[Daemon] = []
+
+    def make(**sections: dict) -> Daemon:
+        config = write_config(tmp_path, **sections)
+        daemon = start_daemon(config, tmp_path / "acsd.db")
+        started.append(daemon)
+        return daemon
+
+    yield make
+    for daemon in started:
+        if daemon.proc.poll() is None:
+            daemon.stop()
+
+
+@pytest.fixture
+def daemon(daemon_factory) -> Daemon:
+    return daemon_factory()
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):
+    """Poll until ``predicate()`` is truthy (for effects that land asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(interval)

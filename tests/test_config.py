@@ -1,0 +1,70 @@
+"""Config files: the example is complete and true, and a bad key gets one clear line."""
+
+from __future__ import annotations
+
+import tomllib
+
+from acsd.config import Config, load_config
+from conftest import REPO, run_cli
+
+
+def _flatten(data: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def test_example_config_lists_every_setting_with_its_default():
+    example = tomllib.loads((REPO / "config.example.toml").read_text())
+    defaults = Config().model_dump()
+    # Commented-out keys (no default value) are the only ones allowed to be missing.
+    missing = {k for k, v in _flatten(defaults).items() if v is not None} - set(_flatten(example))
+    assert not missing, f"config.example.toml lacks {sorted(missing)}"
+    assert _flatten(example) == {
+        k: v for k, v in _flatten(defaults).items() if k in _flatten(example)
+    }
+    assert load_config(REPO / "config.example.toml", environ={}) == Config()
+
+
+def test_environment_overrides_the_file(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[cwmp]\nlisten = "127.0.0.1:7000"\n')
+    config = load_config(path, environ={"ACSD_CWMP_LISTEN": "127.0.0.1:7001"})
+    assert config.cwmp.port == 7001
+
+
+def test_unknown_key_is_one_line_naming_it_and_exit_2(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text('[cwmp]\nlisten = "0.0.0.0:7547"\nperiodic_intreval = 60\n')
+    proc = run_cli("config", "check", "--config", str(path))
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "cwmp.periodic_intreval" in lines[0] and "unknown key" in lines[0]
+    assert str(path) in lines[0]
+
+
+def test_bad_values_name_the_key(tmp_path):
+    cases = {
+        '[cwmp]\nlisten = "nonsense"\n': "cwmp.listen",
+        "[cwmp]\nperiodic_interval = -5\n": "cwmp.periodic_interval",
+        '[store]\nurl = "postgresql://db/acsd"\n': "store.url",
+        '[log]\nlevel = "loud"\n': "log.level",
+        "[cwmp\n": "invalid TOML",
+    }
+    for text, expected in cases.items():
+        path = tmp_path / "bad.toml"
+        path.write_text(text)
+        proc = run_cli("serve", "--config", str(path))
+        assert proc.returncode == 2, text
+        assert expected in proc.stderr, (text, proc.stderr)
+        assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_missing_config_file_is_reported(tmp_path):
+    proc = run_cli("serve", "--config", str(tmp_path / "nope.toml"))
+    assert proc.returncode == 2 and "file not found" in proc.stderr

@@ -1,0 +1,175 @@
+"""A CWMP session as a CPE drives it, byte by byte, against the running daemon."""
+
+from __future__ import annotations
+
+import gzip
+import socket
+
+from acsd.cwmp import rpc
+from acsd.cwmp.soap import Envelope, parse_envelope, render_envelope
+from conftest import wait_for
+from wire import Answer, Wire, envelope, inform_body
+
+# What the hand-written CPE below holds; anything else it answers with 9005.
+TREE = {
+    "Device.DeviceInfo.UpTime": ("4242", "xsd:unsignedInt"),
+    "Device.DeviceInfo.ModelName": ("TestBox 1", "xsd:string"),
+    "Device.IP.Interface.1.IPv4Address.1.IPAddress": ("192.168.7.1", "xsd:string"),
+    "Device.IP.Interface.1.IPv4Address.1.SubnetMask": ("255.255.255.0", "xsd:string"),
+    "Device.DHCPv4.Server.Pool.1.Interface": ("Device.IP.Interface.1", "xsd:string"),
+    "Device.ManagementServer.PeriodicInformInterval": ("600", "xsd:unsignedInt"),
+}
+
+
+def answer_request(request: rpc.Message) -> rpc.Message:
+    """A minimal CPE: GetParameterValues from TREE (partial paths included), 9005 else."""
+    if isinstance(request, rpc.GetParameterValues):
+        out = []
+        for name in request.names:
+            hits = [
+                rpc.ParameterValue(path, value, typ)
+                for path, (value, typ) in TREE.items()
+                if path == name or (name.endswith(".") and path.startswith(name))
+            ]
+            if not hits:
+                return rpc.cpe_fault(9005, name)
+            out.extend(hits)
+        return rpc.GetParameterValuesResponse(parameters=out)
+    return rpc.cpe_fault(9000, request.METHOD)
+
+
+def drive_to_end(wire: Wire, first: Answer, ns: str, limit: int = 50) -> list[rpc.Message]:
+    """Answer ACS requests until the 204; returns the requests seen."""
+    seen = []
+    answer = first
+    for _ in range(limit):
+        if answer.status == 204:
+            return seen
+        assert answer.status == 200, answer.text
+        env = parse_envelope(answer.body)
+        assert env.cwmp_ns == ns
+        seen.append(env.body)
+        reply = answer_request(env.body)
+        answer = wire.post(render_envelope(Envelope(body=reply, cwmp_ns=ns, id=env.id)))
+    raise AssertionError("session did not end")
+
+
+def test_session_answers_in_the_cpes_namespace_and_ends_with_204(daemon):
+    ns = "urn:dslforum-org:cwmp-1-0"
+    wire = Wire(daemon.cwmp_url)
+    first = wire.post(envelope(inform_body("PROTO0001"), ns=ns, cwmp_id="inform-7"))
+    assert first.status == 200
+    assert first.headers["Content-Type"] == 'text/xml; charset="utf-8"'
+    assert "acsd_session=" in first.headers["Set-Cookie"]
+    assert not first.body.startswith(b"<?xml")
+    env = parse_envelope(first.body)
+    assert env.cwmp_ns == ns and env.id == "inform-7"
+    assert env.body == rpc.InformResponse(max_envelopes=1)
+
+    # CPE requests before the empty POST are answered, echoing the CPE's ID.
+    tc = rpc.TransferComplete(command_key="fw-1", fault=rpc.FaultStruct(0, ""))
+    answer = wire.post(render_envelope(Envelope(body=tc, cwmp_ns=ns, id="tc-1")))
+    env = parse_envelope(answer.body)
+    assert env.body == rpc.TransferCompleteResponse() and env.id == "tc-1"
+    answer = wire.post(render_envelope(Envelope(body=rpc.GetRPCMethods(), cwmp_ns=ns, id="g")))
+    methods = parse_envelope(answer.body).body
+    assert isinstance(methods, rpc.GetRPCMethodsResponse)
+    assert {"Inform", "TransferComplete"} <= set(methods.methods)
+
+    # An unknown method gets fault 8000 and the session goes on.
+    unknown = envelope("<cwmp:X_Vendor_Hello><Greeting>hi</Greeting></cwmp:X_Vendor_Hello>", ns=ns)
+    fault = parse_envelope(wire.post(unknown).body).body
+    assert isinstance(fault, rpc.Fault) and fault.code == 8000
+
+    requests = drive_to_end(wire, wire.post(None), ns)
+    assert requests and all(isinstance(r, rpc.GetParameterValues) for r in requests)
+    device = daemon.device_json("PROTO0001")
+    assert device["status"]["upTime"] == 4242
+    assert device["status"]["lanIp"] == "192.168.7.1"
+    assert device["status"]["online"] is True
+    assert device["status"]["publicIp"] == "127.0.0.1"
+
+
+def test_second_session_asks_once_for_what_the_cpe_lacks(daemon):
+    ns = "urn:dslforum-org:cwmp-1-2"
+    first_requests = None
+    for _ in range(2):
+        wire = Wire(daemon.cwmp_url)
+        assert wire.post(envelope(inform_body("PROTO0002"), ns=ns)).status == 200
+        requests = drive_to_end(wire, wire.post(None), ns)
+        wire.close()
+        if first_requests is None:
+            first_requests = requests
+    # The first session learned which names the CPE lacks (9005); the second sends one GPV.
+    assert len(first_requests) > 1
+    assert len(requests) == 1
+
+
+def test_cookieless_cpe_that_reconnects_keeps_its_session(daemon):
+    ns = "urn:dslforum-org:cwmp-1-1"
+    wire = Wire(daemon.cwmp_url, cookies=False)
+    assert wire.post(envelope(inform_body("PROTO0003"), ns=ns)).status == 200
+    wire.reconnect()  # new TCP connection, no cookie: found by remote address
+    first = wire.post(None, content_length=False)
+    drive_to_end(wire, first, ns)
+    assert daemon.device_json("PROTO0003")["status"]["upTime"] == 4242
+
+
+def test_chunked_and_gzip_bodies_are_accepted(daemon):
+    ns = "urn:dslforum-org:cwmp-1-2"
+    wire = Wire(daemon.cwmp_url)
+    body = gzip.compress(envelope(inform_body("PROTO0004"), ns=ns))
+    assert wire.post(body, headers={"Content-Encoding": "gzip"}).status == 200
+    # An empty chunked body is an empty POST.
+    wire.conn.putrequest("POST", "/", skip_accept_encoding=True)
+    wire.conn.putheader("Cookie", wire.cookie)
+    wire.conn.putheader("Transfer-Encoding", "chunked")
+    wire.conn.endheaders()
+    wire.conn.send(b"0\r\n\r\n")
+    response = wire.conn.getresponse()
+    first = Answer(response.status, response.headers, response.read())
+    drive_to_end(wire, first, ns)
+
+
+def test_inform_without_device_id_is_refused_with_a_soap_fault(daemon):
+    wire = Wire(daemon.cwmp_url)
+    body = envelope("<cwmp:Inform><Event/><MaxEnvelopes>1</MaxEnvelopes></cwmp:Inform>")
+    answer = wire.post(body)
+    fault = parse_envelope(answer.body).body
+    assert isinstance(fault, rpc.Fault) and fault.code == 8003
+    assert "DeviceId" in daemon.log_text()
+    assert "[]" in daemon.cli("device", "list", "--json").stdout
+
+
+def test_request_without_a_session_is_400_and_get_is_405(daemon):
+    wire = Wire(daemon.cwmp_url)
+    assert wire.post(None).status == 400
+    wire.reconnect()
+    ns = "urn:dslforum-org:cwmp-1-0"
+    body = render_envelope(Envelope(body=rpc.RebootResponse(), cwmp_ns=ns, id="x"))
+    assert wire.post(body).status == 400
+    wire.reconnect()
+    wire.conn.request("GET", "/")
+    assert wire.conn.getresponse().status == 405
+
+
+def test_cpe_that_vanishes_mid_session_still_gets_its_inform_recorded(daemon_factory):
+    daemon = daemon_factory(cwmp={"session_timeout": 1.0})
+    ns = "urn:dslforum-org:cwmp-1-0"
+    wire = Wire(daemon.cwmp_url)
+    assert (
+        wire.post(envelope(inform_body("PROTO0005", events=("2 PERIODIC",)), ns=ns)).status == 200
+    )
+    first = wire.post(None)
+    assert first.status == 200  # the ACS asked something; the CPE never answers
+    wire.conn.sock.shutdown(socket.SHUT_RDWR)
+    wire.close()
+    device = wait_for(
+        lambda: (
+            (r := daemon.cli("device", "show", "PROTO0005", "--json", check=False)).returncode == 0
+            and r.stdout
+        ),
+        timeout=15,
+    )
+    assert '"lastComm"' in device
+    assert daemon.events("cwmp.session_timeout")

@@ -1,0 +1,204 @@
+"""A bad profile file is refused at load with an error naming the file, the key and the line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from acsd.provisioning.profiles import ProfileError, load_profiles, parse_profile
+
+BASE = """\
+name = "acme"
+root = "Device."
+
+[status.fields.lanIp]
+paths = ["Device.IP.Interface.1.IPv4Address.1.IPAddress"]
+"""
+# a vendor profile: `match` keeps it from competing with tr181 as the Device. base profile
+GOOD = BASE.replace('root = "Device."\n', 'root = "Device."\n[match]\nmanufacturer = "Acme*"\n')
+
+
+def write(directory: Path, name: str, text: str) -> Path:
+    path = directory / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def load_error(tmp_path: Path, text: str, name: str = "acme.toml") -> ProfileError:
+    path = write(tmp_path, name, text)
+    with pytest.raises(ProfileError) as caught:
+        load_profiles(tmp_path)
+    err = caught.value
+    assert err.file == str(path)
+    assert str(path) in str(err)
+    return err
+
+
+def keys(err: ProfileError) -> list[str]:
+    return [key for key, _ in err.problems]
+
+
+def test_a_good_extra_profile_loads_beside_the_built_ins(tmp_path):
+    write(tmp_path, "acme.toml", GOOD)
+    profiles = load_profiles(tmp_path)
+    assert "acme" in profiles
+    assert "tr181" in profiles
+
+
+def test_a_typo_in_a_key_is_refused_with_a_hint(tmp_path):
+    err = load_error(tmp_path, GOOD + 'wher = { Status = "Enabled" }\n')
+    assert keys(err) == ["status.fields.lanIp.wher"]
+    assert "did you mean 'where'" in str(err)
+
+
+def test_a_typo_in_a_top_level_table_is_refused(tmp_path):
+    err = load_error(tmp_path, GOOD.replace("[status.fields", "[statsu.fields"))
+    assert keys(err) == ["statsu"]
+
+
+def test_a_status_field_the_seed_does_not_have_is_refused(tmp_path):
+    # the seed spells it ssSingnalStrength; the "correct" spelling is the typo here
+    text = GOOD + '[status.fields.ssSignalStrength]\npaths = ["Device.Cellular.Interface.1.RSRP"]\n'
+    err = load_error(tmp_path, text)
+    assert keys(err) == ["status.fields.ssSignalStrength"]
+    assert "did you mean 'ssSingnalStrength'" in str(err)
+
+
+def test_a_misspelt_condition_operator_is_refused(tmp_path):
+    err = load_error(tmp_path, GOOD + 'where = { Status = { nin = ["Disabled"] } }\n')
+    assert keys(err) == ["status.fields.lanIp.where.Status.nin"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "key"),
+    [
+        ('pick = "first"\n', "status.fields.lanIp.pick"),
+        ("pick = -1\n", "status.fields.lanIp.pick"),
+        ('family = "ipv5"\n', "status.fields.lanIp.family"),
+        ("ignore = [[]]\n", "status.fields.lanIp.ignore[0]"),
+        ('scale = { min = -44, max = "x" }\n', "status.fields.lanIp.scale.max"),
+    ],
+)
+def test_a_value_of_the_wrong_type_names_its_key(tmp_path, extra, key):
+    err = load_error(tmp_path, GOOD + extra)
+    assert keys(err) == [key]
+
+
+def test_fetch_must_be_a_list(tmp_path):
+    err = load_error(
+        tmp_path, GOOD.replace("\n[status.", '\n[status]\nfetch = "Device.X"\n[status.')
+    )
+    assert keys(err) == ["status.fetch"]
+
+
+def test_map_values_must_be_strings_like_the_seed_codes(tmp_path):
+    text = GOOD + (
+        '[status.fields.simStatus]\npaths = ["Device.Cellular.Interface.1.USIM.Status"]\n'
+        "map = { Valid = 1 }\n"
+    )
+    err = load_error(tmp_path, text)
+    assert keys(err) == ["status.fields.simStatus.map.Valid"]
+
+
+def test_an_int_field_read_as_text_is_refused(tmp_path):
+    text = GOOD + '[status.fields.upTime]\npaths = ["Device.DeviceInfo.UpTime"]\n'
+    err = load_error(tmp_path, text)
+    assert keys(err) == ["status.fields.upTime"]
+    assert "int field" in str(err)
+
+
+def test_the_index_of_a_bad_fallback_rule_is_named(tmp_path):
+    text = GOOD + (
+        '[[status.fields.dns]]\npaths = ["Device.DNS.Client.Server.*.DNSServer"]\n'
+        '[[status.fields.dns]]\npaths = ["Device.DHCPv4.Client.*.DNSServers"]\nsplit = 3\n'
+    )
+    err = load_error(tmp_path, text)
+    assert keys(err) == ["status.fields.dns[1].split"]
+
+
+def test_bad_toml_syntax_gives_the_line(tmp_path):
+    text = 'name = "acme"\nroot = "Device."\n\n[status\nfetch = []\n'
+    err = load_error(tmp_path, text)
+    assert err.line == 4
+    assert f"{err.file}:4:" in str(err)
+
+
+def test_a_duplicate_key_is_a_syntax_error_with_its_line(tmp_path):
+    err = load_error(tmp_path, BASE + 'paths = ["Device.X"]\n')
+    assert err.line == 6
+
+
+@pytest.mark.parametrize(
+    ("path", "fragment"),
+    [
+        ("Device..IP", "is not a path"),
+        ("Device.IP.Interface.*", "end the object path with `.`"),
+        ("Device.IP.{x}.Name", "is not a path"),
+        ("InternetGatewayDevice.DeviceInfo.UpTime", "outside this profile's root"),
+        ("{nowhere}.IPv4Address.1.IPAddress", "unknown ref 'nowhere'"),
+        ("{Device.DHCPv4.Server.Pool.1.Interface", "must hold a ref name or a parameter path"),
+    ],
+)
+def test_a_bad_path_is_refused_with_its_position(tmp_path, path, fragment):
+    err = load_error(tmp_path, GOOD.replace("Device.IP.Interface.1.IPv4Address.1.IPAddress", path))
+    assert keys(err) == ["status.fields.lanIp.paths[0]"]
+    assert fragment in str(err)
+
+
+def test_a_fetch_name_with_a_wildcard_is_refused(tmp_path):
+    err = load_error(
+        tmp_path, 'name = "acme"\nroot = "Device."\n[status]\nfetch = ["Device.A.*.B"]\n'
+    )
+    assert keys(err) == ["status.fetch[0]"]
+
+
+def test_refs_that_refer_to_each_other_in_a_loop_are_refused(tmp_path):
+    text = GOOD + '[refs.a]\npaths = ["{b}.LowerLayers"]\n[refs.b]\npaths = ["{a}.LowerLayers"]\n'
+    err = load_error(tmp_path, text)
+    assert keys(err) == ["refs"]
+    assert "a -> b -> a" in str(err)
+
+
+def test_default_without_map_is_refused(tmp_path):
+    err = load_error(tmp_path, GOOD + 'default = "7"\n')
+    assert keys(err) == ["status.fields.lanIp"]
+
+
+def test_two_files_with_one_name_are_refused(tmp_path):
+    write(tmp_path, "a.toml", GOOD)
+    err = load_error(tmp_path, GOOD, name="b.toml")
+    assert "also in" in str(err) and "a.toml" in str(err)
+
+
+def test_a_second_base_profile_for_a_root_is_refused(tmp_path):
+    # no `match`: it would compete with tr181 for every Device. CPE
+    err = load_error(tmp_path, BASE)
+    assert "second base profile" in str(err)
+    assert "tr181.toml" in str(err)
+
+
+def test_an_extra_profile_of_the_same_name_replaces_the_built_in(tmp_path):
+    write(tmp_path, "mine.toml", BASE.replace('"acme"', '"tr181"'))
+    profiles = load_profiles(tmp_path)
+    tr181 = profiles.for_root("Device.")
+    assert tr181.source == str(tmp_path / "mine.toml")
+    assert [name for name, _ in tr181.status] == ["lanIp"]
+
+
+def test_a_missing_extra_directory_is_an_error(tmp_path):
+    with pytest.raises(ProfileError, match="not found"):
+        load_profiles(tmp_path / "nope")
+
+
+def test_parse_profile_names_the_given_file():
+    with pytest.raises(ProfileError, match=r"^inline\.toml: name: "):
+        parse_profile('name = "Bad Name"\nroot = "Device."\n', "inline.toml")
+
+
+def test_a_file_that_is_not_utf8_is_refused(tmp_path):
+    path = tmp_path / "acme.toml"
+    path.write_bytes(b'name = "\xff"\n')
+    with pytest.raises(ProfileError, match="cannot read") as caught:
+        load_profiles(tmp_path)
+    assert caught.value.file == str(path)

@@ -1,0 +1,126 @@
+"""Hand-written CWMP on the wire, for tests that need exact bytes rather than the simulator:
+envelopes as real CPEs format them, and a tiny keep-alive HTTP client."""
+
+from __future__ import annotations
+
+import http.client
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
+
+
+def envelope(
+    body: str,
+    *,
+    ns: str = "urn:dslforum-org:cwmp-1-0",
+    prefix: str = "SOAP-ENV",
+    cwmp_id: str | None = "1",
+) -> bytes:
+    header = (
+        f'<{prefix}:Header><cwmp:ID {prefix}:mustUnderstand="1">{cwmp_id}</cwmp:ID>'
+        f"</{prefix}:Header>"
+        if cwmp_id is not None
+        else ""
+    )
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<{prefix}:Envelope xmlns:{prefix}="{SOAP_ENV}" '
+        f'xmlns:SOAP-ENC="http://schemas.xmlsoap.org/soap/encoding/" '
+        f'xmlns:xsd="http://www.w3.org/2001/XMLSchema" '
+        f'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:cwmp="{ns}">'
+        f"{header}<{prefix}:Body>{body}</{prefix}:Body></{prefix}:Envelope>"
+    ).encode()
+
+
+def inform_body(
+    serial: str,
+    *,
+    events: tuple[str, ...] = ("1 BOOT",),
+    params: dict[str, str] | None = None,
+    oui: str = "00D09E",
+    product_class: str = "TestBox",
+    root: str = "Device.",
+) -> str:
+    params = params or {
+        f"{root}DeviceInfo.SoftwareVersion": "1.0.0",
+        f"{root}DeviceInfo.HardwareVersion": "HW1",
+        f"{root}ManagementServer.ConnectionRequestURL": "http://127.0.0.1:9/cr",
+        f"{root}ManagementServer.ParameterKey": "",
+    }
+    events_xml = "".join(
+        f"<EventStruct><EventCode>{code}</EventCode><CommandKey></CommandKey></EventStruct>"
+        for code in events
+    )
+    params_xml = "".join(
+        f'<ParameterValueStruct><Name>{name}</Name><Value xsi:type="xsd:string">{value}'
+        f"</Value></ParameterValueStruct>"
+        for name, value in params.items()
+    )
+    return (
+        "<cwmp:Inform><DeviceId><Manufacturer>Test</Manufacturer>"
+        f"<OUI>{oui}</OUI><ProductClass>{product_class}</ProductClass>"
+        f"<SerialNumber>{serial}</SerialNumber></DeviceId>"
+        f'<Event SOAP-ENC:arrayType="cwmp:EventStruct[{len(events)}]">{events_xml}</Event>'
+        "<MaxEnvelopes>1</MaxEnvelopes><CurrentTime>2026-01-01T00:00:00Z</CurrentTime>"
+        "<RetryCount>0</RetryCount>"
+        f'<ParameterList SOAP-ENC:arrayType="cwmp:ParameterValueStruct[{len(params)}]">'
+        f"{params_xml}</ParameterList></cwmp:Inform>"
+    )
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+
+class Wire:
+    """One CPE's HTTP connection, keep-alive, with or without cookies."""
+
+    def __init__(self, url: str, *, cookies: bool = True, timeout: float = 15) -> None:
+        parts = urlsplit(url)
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or 80
+        self.path = parts.path or "/"
+        self.cookies = cookies
+        self.cookie: str | None = None
+        self.timeout = timeout
+        self.conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+
+    def post(
+        self,
+        body: bytes | None,
+        *,
+        headers: dict[str, str] | None = None,
+        content_length: bool = True,
+    ) -> Answer:
+        hdrs = {"Content-Type": 'text/xml; charset="utf-8"', "SOAPAction": ""}
+        if self.cookie and self.cookies:
+            hdrs["Cookie"] = self.cookie
+        hdrs.update(headers or {})
+        self.conn.putrequest("POST", self.path, skip_accept_encoding=True)
+        for key, value in hdrs.items():
+            self.conn.putheader(key, value)
+        data = body or b""
+        if content_length or data:
+            self.conn.putheader("Content-Length", str(len(data)))
+        self.conn.endheaders(data or None)
+        response = self.conn.getresponse()
+        payload = response.read()
+        set_cookie = response.getheader("Set-Cookie")
+        if set_cookie:
+            self.cookie = set_cookie.split(";", 1)[0]
+        return Answer(response.status, response.headers, payload)
+
+    def reconnect(self) -> None:
+        self.conn.close()
+        self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+
+    def close(self) -> None:
+        self.conn.close()
