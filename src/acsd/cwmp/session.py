@@ -172,7 +172,7 @@ class CwmpSession:
             return await self._send_next()
         if self.outstanding is not None:
             # The CPE gave up on our request without a word; don't ask again this session.
-            sent_id, request = self.outstanding
+            _sent_id, request = self.outstanding
             self.outstanding = None
             await self.driver.response(
                 self, request, rpc.Fault(code=8002, string="CPE sent an empty POST instead")
