@@ -147,6 +147,8 @@ class ProvisioningDriver:
         flat = {k: v[0] for k, v in params.items()}
         status = extract_status(self.profile, flat)
         ident = extract_identity(self.profile, flat)
+        if ident.get("modelName"):
+            self.identity.model_name = ident["modelName"]
         result = SessionResult(
             identity=self.identity,
             at=clock.now(),

@@ -54,6 +54,7 @@ IDENTITY_FIELDS: dict[str, str] = {
     "parameterKey": "str",
     "softwareVersion": "str",
     "hardwareVersion": "str",
+    "modelName": "str",
 }
 
 #: output type of each status field, taken from the seed model so the two cannot drift
@@ -289,6 +290,7 @@ class IdentitySpec(_Spec):
     parameterKey: Rules | None = None
     softwareVersion: Rules | None = None
     hardwareVersion: Rules | None = None
+    modelName: Rules | None = None
 
     def rules(self) -> Iterator[tuple[str, list[FieldRuleSpec]]]:
         for name in IDENTITY_FIELDS:

@@ -1,0 +1,95 @@
+"""The routers' Connection Request listener (TR-069 3.2.2): ``GET /cr/SERIAL``, answered
+with HTTP Digest against the router's ConnectionRequestUsername/Password (no challenge when
+the username is empty), 200 when the router will call in, 503 while it is in a session."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Mapping
+
+from aiohttp import web
+
+from acsd.sim import digest
+from acsd.sim.cpe import Cpe
+
+REALM = "acsd-sim"
+NONCE_TTL = 60.0
+MAX_NONCES = 100_000
+
+
+def split_host_port(text: str) -> tuple[str, int]:
+    """``127.0.0.1:0`` / ``[::1]:7547`` / ``localhost`` -> (host, port)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or "]" in port:
+        host, port = text, "0"
+    host = host.strip("[]") or "127.0.0.1"
+    if not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"bad listen address {text!r}")
+    return host, int(port)
+
+
+class ConnectionRequestServer:
+    def __init__(self, routers: Mapping[str, Cpe], listen: str = "127.0.0.1:0") -> None:
+        self.routers = routers
+        self.host, self.port = split_host_port(listen)
+        self.requests = 0  # answered with 200
+        self._nonces: dict[str, float] = {}
+        self._opaque = secrets.token_hex(8)
+        self._runner: web.AppRunner | None = None
+
+    def url_for(self, serial: str) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/cr/{serial}"
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/cr/{serial}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]  # the real one when asked for port 0
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def _new_nonce(self) -> str:
+        now = time.monotonic()
+        if len(self._nonces) >= MAX_NONCES:
+            self._nonces = {n: t for n, t in self._nonces.items() if t > now}
+        nonce = secrets.token_hex(16)
+        self._nonces[nonce] = now + NONCE_TTL
+        return nonce
+
+    def _authorized(self, request: web.Request, user: str, password: str) -> bool:
+        header = request.headers.get("Authorization", "")
+        nonce = digest.parse_params(header.partition(" ")[2]).get("nonce", "")
+        expires = self._nonces.get(nonce)
+        if expires is None or expires < time.monotonic():
+            return False
+        return digest.verify(header, request.method, user, password, nonce, REALM)
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        cpe = self.routers.get(request.match_info["serial"])
+        if cpe is None:
+            return web.Response(status=404)
+        ms = cpe.template.root + "ManagementServer."
+        tree = cpe.tree
+        user = (
+            tree.get(ms + "ConnectionRequestUsername")
+            if ms + "ConnectionRequestUsername" in tree
+            else ""
+        )
+        if user:
+            password = tree.get(ms + "ConnectionRequestPassword")
+            if not self._authorized(request, user, password):
+                challenge = digest.challenge(REALM, self._new_nonce(), self._opaque)
+                return web.Response(status=401, headers={"WWW-Authenticate": challenge})
+        if not cpe.request_connection():
+            # already in a session: TR-069 lets the CPE refuse rather than preempt it
+            return web.Response(status=503)
+        self.requests += 1
+        return web.Response(status=200)

@@ -1,0 +1,108 @@
+"""``python -m acsd.sim`` as a user runs it: --once exit status and summary, --list-profiles,
+--state (a second run is the same routers rebooting) and --dump."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+import sys
+from pathlib import Path
+
+from acsd.cwmp import rpc
+from test_sim_http import FakeAcs
+
+SUMMARY = re.compile(r"sim: (\d+) routers, (\d+) sessions ok, (\d+) failed in \d+\.\d\ds")
+
+
+async def sim(*args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "acsd.sim", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_once_exits_0_with_one_summary_line() -> None:
+    acs = await FakeAcs().start()
+    try:
+        code, out, err = await sim(
+            "--acs", acs.url, "--once", "--count", "3",
+            "--profile", "tr181-mobile,tr098-dsl", "--profile", "tplink-tr181",
+        )  # fmt: skip
+    finally:
+        await acs.stop()
+    assert code == 0, err
+    lines = out.splitlines()
+    assert len(lines) == 1 and SUMMARY.fullmatch(lines[0]), out
+    assert SUMMARY.fullmatch(lines[0]).groups() == ("3", "3", "0")
+    serials = sorted(i.device_id.serial_number for i in acs.informs)
+    assert serials == ["SIMDSL000002", "SIMMOB000001", "SIMTPL000003"]
+    assert all(i.event_codes() == ["0 BOOTSTRAP", "1 BOOT"] for i in acs.informs)
+
+
+async def test_once_reports_each_failure_on_stderr_and_exits_1() -> None:
+    url = f"http://127.0.0.1:{free_port()}/"  # nothing listens there
+    code, out, err = await sim("--acs", url, "--once", "--count", "2", "--serial-prefix", "BAD")
+    assert code == 1
+    assert SUMMARY.fullmatch(out.strip()).groups() == ("2", "0", "2")
+    failures = err.strip().splitlines()
+    assert len(failures) == 2
+    assert failures[0].startswith("sim: BAD000001: ") and "connection" in failures[0]
+    assert failures[1].startswith("sim: BAD000002: ")
+
+
+async def test_list_profiles_prints_name_then_description() -> None:
+    code, out, _ = await sim("--list-profiles")
+    assert code == 0
+    names = [line.split()[0] for line in out.splitlines()]
+    assert {"tr181-mobile", "tr098-dsl", "tplink-tr181"} <= set(names)
+    assert all(len(line.split(None, 1)) == 2 for line in out.splitlines())
+
+
+async def test_usage_errors_exit_2() -> None:
+    code, _, err = await sim("--once")
+    assert code == 2 and "--acs" in err
+    code, _, err = await sim("--acs", "http://192.0.2.1:7547/", "--once")
+    assert code == 2 and "loopback" in err
+    code, _, err = await sim("--acs", "http://127.0.0.1:1/", "--once", "--profile", "nope")
+    assert code == 2 and "nope" in err
+    code, _, err = await sim("--acs", "http://127.0.0.1:1/", "--once", "--quirks", "nope")
+    assert code == 2 and "nope" in err
+
+
+async def test_state_makes_the_second_run_a_reboot_and_dump_writes_trees(tmp_path: Path) -> None:
+    ssid = "Device.WiFi.SSID.1.SSID"
+    script = lambda inform: (  # noqa: E731
+        [rpc.SetParameterValues([rpc.ParameterValue(ssid, "from-acs")], "rev-1")]
+        if "0 BOOTSTRAP" in inform.event_codes()
+        else []
+    )
+    acs = await FakeAcs(script=script).start()
+    state, dump = tmp_path / "state", tmp_path / "dump"
+    common = ("--acs", acs.url, "--once", "--count", "2", "--state", str(state))
+    try:
+        first = await sim(*common, "--dump", str(dump))
+        second = await sim(*common)
+    finally:
+        await acs.stop()
+    assert first[0] == 0 and second[0] == 0, (first, second)
+    codes = [i.event_codes() for i in acs.informs]
+    assert codes == [["0 BOOTSTRAP", "1 BOOT"]] * 2 + [["1 BOOT"]] * 2
+    later = {p.name: p.value for p in acs.informs[2].parameters}
+    assert later["Device.ManagementServer.ParameterKey"] == "rev-1"
+    assert sorted(p.name for p in state.iterdir()) == ["SIMMOB000001.json", "SIMMOB000002.json"]
+    tree = json.loads((dump / "SIMMOB000001.json").read_text())
+    assert tree[ssid] == "from-acs"
+    assert tree["Device.DeviceInfo.SerialNumber"] == "SIMMOB000001"
+    assert len(tree["Device.WiFi.AccessPoint.1.Security.KeyPassphrase"]) >= 8  # held, not ""
+    assert all(isinstance(v, str) for v in tree.values())
