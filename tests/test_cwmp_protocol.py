@@ -173,3 +173,32 @@ def test_cpe_that_vanishes_mid_session_still_gets_its_inform_recorded(daemon_fac
     )
     assert '"lastComm"' in device
     assert daemon.events("cwmp.session_timeout")
+
+
+def test_hold_requests_is_sent_when_configured_and_late_cpe_requests_are_answered(daemon_factory):
+    daemon = daemon_factory(cwmp={"hold_requests": True})
+    ns = "urn:dslforum-org:cwmp-1-2"
+    wire = Wire(daemon.cwmp_url)
+    assert wire.post(envelope(inform_body("PROTO0006"), ns=ns)).status == 200
+    first = wire.post(None)
+    env = parse_envelope(first.body)
+    assert isinstance(env.body, rpc.GetParameterValues) and env.hold_requests is True
+    # A CPE that ignores HoldRequests still gets its answer; the ACS request stays pending.
+    late = wire.post(render_envelope(Envelope(body=rpc.GetRPCMethods(), cwmp_ns=ns, id="l")))
+    assert isinstance(parse_envelope(late.body).body, rpc.GetRPCMethodsResponse)
+    reply = answer_request(env.body)
+    answer = wire.post(render_envelope(Envelope(body=reply, cwmp_ns=ns, id=env.id)))
+    drive_to_end(wire, answer, ns)
+    assert daemon.events("cwmp.request_despite_hold")
+
+
+def test_a_stale_cookie_never_lands_in_another_routers_session(daemon):
+    ns = "urn:dslforum-org:cwmp-1-2"
+    other = Wire(daemon.cwmp_url, cookies=False)
+    assert other.post(envelope(inform_body("PROTO0007"), ns=ns)).status == 200
+    stale = Wire(daemon.cwmp_url)
+    stale.cookie = "acsd_session=expired-session-id"
+    assert stale.post(None).status == 400
+    # The cookieless router's session is untouched and completes.
+    drive_to_end(other, other.post(None), ns)
+    assert daemon.device_json("PROTO0007")["status"]["upTime"] == 4242

@@ -54,26 +54,46 @@ class SessionTable:
     def __init__(self) -> None:
         self.by_id: dict[str, CwmpSession] = {}
         self.by_conn: dict[object, CwmpSession] = {}
+        self._conns: dict[str, list[object]] = {}
+        #: sessions whose CPE has sent our cookie back: never matched by address alone
+        self.cookie_seen: set[str] = set()
 
     def __len__(self) -> int:
         return len(self.by_id)
 
     def add(self, session: CwmpSession, conn: object) -> None:
         self.by_id[session.id] = session
-        self.by_conn[conn] = session
+        self.bind(session, conn)
+
+    def bind(self, session: CwmpSession, conn: object) -> None:
+        """Remember that this TCP connection carries ``session`` (it may change midway)."""
+        if self.by_conn.get(conn) is not session:
+            self.by_conn[conn] = session
+            self._conns.setdefault(session.id, []).append(conn)
 
     def find(self, cookie: str | None, conn: object, remote_ip: str) -> CwmpSession | None:
         if cookie and (session := self.by_id.get(cookie)) is not None:
+            self.cookie_seen.add(session.id)
             return session
         if (session := self.by_conn.get(conn)) is not None and not session.finished:
             return session
-        candidates = [s for s in self.by_id.values() if s.remote_ip == remote_ip]
+        if cookie:
+            return None  # a stale cookie: this CPE keeps cookies, so its session is gone
+        # Last resort for CPEs that keep no cookies and reconnect mid-session. Only
+        # unambiguous, and never a session whose CPE is known to keep cookies.
+        candidates = [
+            s
+            for s in self.by_id.values()
+            if s.remote_ip == remote_ip and s.id not in self.cookie_seen
+        ]
         return candidates[0] if len(candidates) == 1 else None
 
     def remove(self, session: CwmpSession) -> None:
         self.by_id.pop(session.id, None)
-        for conn in [c for c, s in self.by_conn.items() if s is session]:
-            del self.by_conn[conn]
+        self.cookie_seen.discard(session.id)
+        for conn in self._conns.pop(session.id, ()):
+            if self.by_conn.get(conn) is session:
+                del self.by_conn[conn]
 
 
 class CwmpServer:
@@ -137,7 +157,7 @@ class CwmpServer:
                     remote_ip,
                 )
             session = found
-            self.sessions.by_conn[conn] = session
+            self.sessions.bind(session, conn)
             new_cookie = False
 
         try:
