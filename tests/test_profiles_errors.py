@@ -192,7 +192,8 @@ def test_a_missing_extra_directory_is_an_error(tmp_path):
 
 
 def test_parse_profile_names_the_given_file():
-    with pytest.raises(ProfileError, match=r"^inline\.toml: name: "):
+    # schema errors carry the line of their key, like syntax errors
+    with pytest.raises(ProfileError, match=r"^inline\.toml:1: name: "):
         parse_profile('name = "Bad Name"\nroot = "Device."\n', "inline.toml")
 
 

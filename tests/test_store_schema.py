@@ -44,12 +44,12 @@ async def test_migrations_run_once_and_are_recorded(tmp_path: Path) -> None:
 
 async def test_migrate_returns_what_it_applied(tmp_path: Path) -> None:
     async with aiosqlite.connect(tmp_path / "m.db", isolation_level=None) as conn:
-        assert await migrate(conn) == [1]
+        assert await migrate(conn) == [m.version for m in MIGRATIONS]
         assert await migrate(conn) == []
         extra = [
             *MIGRATIONS,
             Migration(
-                2,
+                len(MIGRATIONS) + 1,
                 "customers",
                 """
                 CREATE TABLE customers (id TEXT PRIMARY KEY, name TEXT NOT NULL);
@@ -60,7 +60,7 @@ async def test_migrate_returns_what_it_applied(tmp_path: Path) -> None:
                 """,
             ),
         ]
-        assert await migrate(conn, extra) == [2]
+        assert await migrate(conn, extra) == [len(MIGRATIONS) + 1]
         assert await migrate(conn, extra) == []
         await conn.execute("INSERT INTO customers VALUES ('c1', '  Acme  ')")
         rows = list(await conn.execute_fetchall("SELECT name FROM customers"))
@@ -69,13 +69,18 @@ async def test_migrate_returns_what_it_applied(tmp_path: Path) -> None:
 
 async def test_failed_migration_leaves_previous_version(tmp_path: Path) -> None:
     path = tmp_path / "f.db"
-    broken = [*MIGRATIONS, Migration(2, "broken", "CREATE TABLE t2 (a); CREATE TABLE oops (;")]
+    broken = [
+        *MIGRATIONS,
+        Migration(len(MIGRATIONS) + 1, "broken", "CREATE TABLE t2 (a); CREATE TABLE oops (;"),
+    ]
     async with aiosqlite.connect(path, isolation_level=None) as conn:
         with pytest.raises(sqlite3.OperationalError):
             await migrate(conn, broken)
         assert not conn.in_transaction
     with _raw(path) as db:
-        assert [r[0] for r in db.execute("SELECT version FROM schema_migrations")] == [1]
+        assert [r[0] for r in db.execute("SELECT version FROM schema_migrations")] == [
+            m.version for m in MIGRATIONS
+        ]
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert "t2" not in tables  # the first statement of step 2 was rolled back too
 
@@ -90,15 +95,18 @@ async def test_database_from_the_future_is_refused(tmp_path: Path) -> None:
             "INSERT INTO schema_migrations (version, description, applied_at) VALUES (99, 'x', 1)"
         )
     newer = SqliteStore(path)
-    with pytest.raises(SchemaError, match=r"version 99 .*knows only up to 1.*upgrade acsd"):
+    with pytest.raises(
+        SchemaError, match=rf"version 99 .*knows only up to {len(MIGRATIONS)}.*upgrade acsd"
+    ):
         await newer.open()
     await newer.close()  # closing a store whose open() failed is harmless
 
 
 async def test_broken_numbering_is_refused(tmp_path: Path) -> None:
     async with aiosqlite.connect(tmp_path / "n.db", isolation_level=None) as conn:
-        with pytest.raises(SchemaError, match="expected version 2"):
-            await migrate(conn, [*MIGRATIONS, Migration(3, "gap", "SELECT 1")])
+        n = len(MIGRATIONS)
+        with pytest.raises(SchemaError, match=f"expected version {n + 1}"):
+            await migrate(conn, [*MIGRATIONS, Migration(n + 2, "gap", "SELECT 1")])
 
 
 async def test_devices_table_has_a_column_per_record_field(tmp_path: Path) -> None:

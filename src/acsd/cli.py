@@ -37,6 +37,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(dshow)
     dshow.add_argument("key", metavar="ID|SERIAL")
     dshow.add_argument("--json", action="store_true", help="the seed-000 object")
+    dapply = dsub.add_parser(
+        "apply", help="create or update a device from a seed-000 JSON body (FILE or - for stdin)"
+    )
+    _add_config(dapply)
+    dapply.add_argument("file", metavar="FILE")
+
+    profile = sub.add_parser("profile", help="vendor parameter profiles")
+    psub = profile.add_subparsers(dest="profile_command", required=True, metavar="ACTION")
+    pcheck = psub.add_parser(
+        "check", help="validate built-in profiles (and DIR) and show what they match"
+    )
+    pcheck.add_argument("dir", nargs="?", metavar="DIR", help="extra profile directory")
+    pcheck.add_argument("--datamodels", metavar="DIR", help="BBF data model XML directory")
 
     config = sub.add_parser("config", help="configuration")
     csub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
@@ -62,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from acsd.sim.cli import run as run_sim
 
         return run_sim(args)
+    if args.command == "profile":
+        return _profile_check(args)
     try:
         config = load_config(getattr(args, "config", None))
     except ConfigError as exc:
@@ -81,6 +96,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_device(args, config))
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE
+
+
+def _profile_check(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from acsd.provisioning.profile_check import check_profiles
+
+    report = check_profiles(
+        Path(args.dir) if args.dir else None,
+        datamodels=Path(args.datamodels) if args.datamodels else None,
+    )
+    for line in report.lines:
+        print(line)
+    for line in [*report.warnings, *report.errors]:
+        print(line, file=sys.stderr)
+    return 1 if report.errors else 0
 
 
 async def _migrate(config: Config) -> int:
@@ -104,6 +135,8 @@ async def _device(args: argparse.Namespace, config: Config) -> int:
             "default_interval": config.cwmp.periodic_interval,
             "grace": config.cwmp.online_grace,
         }
+        if args.device_command == "apply":
+            return await _apply(args.file, store, view)
         if args.device_command == "list":
             records = await store.list_devices(limit=args.limit)
             devices = [device_view(r, **view) for r in records]
@@ -124,6 +157,42 @@ async def _device(args: argparse.Namespace, config: Config) -> int:
         return 0
     finally:
         await store.close()
+
+
+async def _apply(path: str, store, view: dict) -> int:
+    from pathlib import Path
+
+    from pydantic import ValidationError
+
+    from acsd.device_view import device_view
+    from acsd.devices import apply_device
+    from acsd.models import DeviceInput
+
+    name = "stdin" if path == "-" else path
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        print(f"acsd: {name}: {exc.strerror}", file=sys.stderr)
+        return 1
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        print(
+            f"acsd: {name}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        body = DeviceInput.model_validate(data)
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"]) or "(body)"
+            message = "unknown field" if error["type"] == "extra_forbidden" else error["msg"]
+            print(f"acsd: {name}: {where}: {message}", file=sys.stderr)
+        return 1
+    record = await apply_device(store, body)
+    print(json.dumps(device_view(record, **view).to_json(), indent=2))
+    return 0
 
 
 def _print_table(devices: list) -> None:

@@ -91,6 +91,12 @@ class LogConfig(_Section):
     format: Literal["auto", "json", "console"] = "auto"
 
 
+class ProvisioningConfig(_Section):
+    drift_check: bool = True
+    retry_base: float = Field(300.0, gt=0)
+    retry_max_attempts: int = Field(5, ge=1)
+
+
 class ProfilesConfig(_Section):
     dir: str | None = None
 
@@ -101,6 +107,7 @@ class Config(_Section):
     store: StoreConfig = Field(default_factory=StoreConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     profiles: ProfilesConfig = Field(default_factory=ProfilesConfig)
+    provisioning: ProvisioningConfig = Field(default_factory=ProvisioningConfig)
     shutdown_grace: float = Field(10.0, ge=0)
 
 

@@ -13,7 +13,8 @@ from acsd.config import Config
 from acsd.cwmp.server import CwmpServer, ServerSettings
 from acsd.cwmp.session import Limits
 from acsd.log import get_logger
-from acsd.provisioning.driver import ProvisioningDriver
+from acsd.provisioning.driver import DriverSettings, ProvisioningDriver
+from acsd.provisioning.jobs import RetryPolicy
 from acsd.provisioning.profiles import load_profiles
 from acsd.store import open_store
 
@@ -32,6 +33,13 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> int:
     await store.open()
     profiles = load_profiles(Path(config.profiles.dir) if config.profiles.dir else None)
 
+    driver_settings = DriverSettings(
+        retry=RetryPolicy(
+            base=config.provisioning.retry_base,
+            max_attempts=config.provisioning.retry_max_attempts,
+        ),
+        drift_check=config.provisioning.drift_check,
+    )
     cwmp = CwmpServer(
         ServerSettings(
             max_body=config.cwmp.max_body,
@@ -45,7 +53,7 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> int:
                 hold_requests=config.cwmp.hold_requests,
             ),
         ),
-        lambda: ProvisioningDriver(store, profiles),
+        lambda: ProvisioningDriver(store, profiles, driver_settings),
     )
     cwmp_runner = web.AppRunner(
         cwmp.app(),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from acsd import clock
-from acsd.models import CpeInfo, Device, DeviceStatus
+from acsd.models import CpeInfo, Device, DeviceStatus, Job
 from acsd.provisioning.status import is_online
 from acsd.store.base import DeviceRecord
 
@@ -24,6 +24,10 @@ def device_view(
     )
     if record.public_ip:
         status["publicIp"] = record.public_ip
+    if record.revision > 0:
+        # The CPE holds the current revision in full (acknowledged, or found so on compare).
+        status["provisioned"] = record.provisioning.get("appliedRevision") == record.revision
+    job = record.provisioning.get("job")
     known = set(DeviceStatus.model_fields)
     return Device(
         _id=record.id,
@@ -49,4 +53,6 @@ def device_view(
             profile=record.profile,
             connectionRequestUrl=record.connection_request_url,
         ),
+        job=Job(**job) if job and job.get("revision") == record.revision else None,
+        driftCheck=record.drift_check,
     )

@@ -7,9 +7,11 @@ value are omitted from output, as the seed allows.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import ipaddress
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 DeviceState = Literal["ACTIVE", "PROVISIONING", "DELETING"]
 
@@ -18,33 +20,92 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+_MAC = re.compile(r"^[0-9a-fA-F]{2}([-:.]?)(?:[0-9a-fA-F]{2}\1){4}[0-9a-fA-F]{2}$")
+_MAC_DOTTED = re.compile(r"^[0-9a-fA-F]{4}\.[0-9a-fA-F]{4}\.[0-9a-fA-F]{4}$")
+_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+def _mac(value: str) -> str:
+    if not (_MAC.match(value) or _MAC_DOTTED.match(value)):
+        raise ValueError("not a MAC address (12 hex digits, optionally separated by : - or .)")
+    return value
+
+
+def _ipv4(value: str) -> str:
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        raise ValueError("not an IPv4 address") from None
+    return value
+
+
+def _ssid(value: str) -> str:
+    # An SSID is 1-32 octets on the air (IEEE 802.11), not 32 characters.
+    if not 1 <= len(value.encode()) <= 32:
+        raise ValueError("SSID must be 1 to 32 bytes")
+    return value
+
+
+def _passphrase(value: str) -> str:
+    # Empty = an open network. WPA-PSK: 8-63 printable ASCII, or the 64-hex-digit raw key.
+    if value == "" or _HEX64.match(value):
+        return value
+    if not 8 <= len(value) <= 63 or not all(32 <= ord(c) <= 126 for c in value):
+        raise ValueError("WPA passphrase must be 8-63 printable ASCII characters or 64 hex digits")
+    return value
+
+
+Mac = Annotated[str, AfterValidator(_mac)]
+IPv4 = Annotated[str, AfterValidator(_ipv4)]
+Ssid = Annotated[str, AfterValidator(_ssid)]
+Passphrase = Annotated[str, AfterValidator(_passphrase)]
+
+
 class ReservedClient(_Strict):
-    mac: str
-    ip: str
+    mac: Mac
+    ip: IPv4
     enable: bool = True
     id: str | None = None
 
 
 class Wifi(_Strict):
     enabled: bool | None = None
-    ssid: str | None = None
-    password: str | None = None
+    ssid: Ssid | None = None
+    password: Passphrase | None = None
     enabled5G: bool | None = None
-    ssid5G: str | None = None
-    password5G: str | None = None
+    ssid5G: Ssid | None = None
+    password5G: Passphrase | None = None
     enabled6G: bool | None = None
-    ssid6G: str | None = None
-    password6G: str | None = None
+    ssid6G: Ssid | None = None
+    password6G: Passphrase | None = None
     bandsteering: bool | None = None
 
 
 class Dhcp(_Strict):
     enable: bool | None = None
-    ipPoolStart: str | None = None
-    ipPoolEnd: str | None = None
-    leaseTime: int | None = None
-    primaryDnsServer: str | None = None
+    ipPoolStart: IPv4 | None = None
+    ipPoolEnd: IPv4 | None = None
+    #: minutes (the router gets seconds)
+    leaseTime: int | None = Field(None, ge=1, le=5256000)
+    primaryDnsServer: IPv4 | None = None
     reservedClients: list[ReservedClient] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Dhcp:
+        start, end = self.ipPoolStart, self.ipPoolEnd
+        if start and end and ipaddress.IPv4Address(start) > ipaddress.IPv4Address(end):
+            raise ValueError("ipPoolStart is after ipPoolEnd")
+        seen_mac: set[str] = set()
+        seen_ip: set[str] = set()
+        for client in self.reservedClients or []:
+            key = re.sub(r"[-:.]", "", client.mac).lower()
+            if key in seen_mac:
+                raise ValueError(f"reservedClients: MAC {client.mac} is reserved twice")
+            if client.ip in seen_ip:
+                raise ValueError(f"reservedClients: IP {client.ip} is reserved twice")
+            seen_mac.add(key)
+            seen_ip.add(client.ip)
+        return self
 
 
 class DeviceStatus(_Strict):
@@ -94,6 +155,48 @@ class CpeInfo(_Strict):
     connectionRequestUrl: str | None = None
 
 
+class JobFault(_Strict):
+    setting: str
+    parameter: str | None = None
+    code: int | None = None
+    message: str = ""
+    attempts: int = 0
+    nextRetry: str | None = None
+
+
+class JobUnsupported(_Strict):
+    setting: str
+    reason: str
+
+
+class Job(_Strict):
+    """acsd's extension: the provisioning job of the device's current revision."""
+
+    revision: int
+    state: Literal["PENDING", "DONE", "FAILED"]
+    attempts: int = 0
+    faults: list[JobFault] = Field(default_factory=list)
+    unsupported: list[JobUnsupported] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+    updated: str | None = None
+
+
+class DeviceInput(_Strict):
+    """The body an operator sends to create or update a device (seed 000)."""
+
+    name: str | None = None
+    model: str | None = None
+    customer: str | None = None
+    macAddress: Mac | None = None
+    serialNumber: str = Field(min_length=1, max_length=64)
+    mvnoAccount: str | None = None
+    notes: str | None = None
+    wifi: Wifi | None = None
+    dhcp: Dhcp | None = None
+    #: acsd extension: put back values changed on the router by hand (default true)
+    driftCheck: bool | None = None
+
+
 class Device(_Strict):
     id: str = Field(alias="_id")
     state: DeviceState = "ACTIVE"
@@ -113,6 +216,8 @@ class Device(_Strict):
     dhcp: Dhcp | None = None
     status: DeviceStatus = Field(default_factory=DeviceStatus)
     cpe: CpeInfo | None = None
+    job: Job | None = None
+    driftCheck: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The seed-000 object: aliases (``_id``), no null properties."""

@@ -1,13 +1,22 @@
-"""Drives each CWMP session for acsd: identify the CPE, read its status, keep what it said.
+"""Drives each CWMP session for acsd: identify the CPE, read it, put right what differs,
+keep what it said.
 
 This is the seam between the protocol (``cwmp/``), the vendor knowledge (``profiles``) and
-the records (``store/``). Per session it sends one GetParameterValues for the profile's
-status names; a CPE that lacks some of them (fault 9005 fails the whole call) is asked name
-by name once, and the names it lacks are remembered so later sessions need one GPV again.
+the records (``store/``). A session runs in two phases:
+
+1. read: one GetParameterValues for the profile's status names and, when the device has
+   wifi/DHCP settings to hold, the setting paths. A CPE that lacks some names (fault 9005
+   fails the whole call) is asked name by name once; what it lacks is remembered.
+2. apply: :func:`plan_changes` compares; AddObject for missing table rows, ONE
+   SetParameterValues with every difference (ParameterKey = the record's revision),
+   DeleteObject for rows that should not be there, Reboot only if a profile says a changed
+   value needs it. A fault on some parameters is recorded on them (with back-off) and the
+   rest is sent again, so one bad value does not hold back the others.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,39 +24,80 @@ from acsd import clock
 from acsd.cwmp import rpc
 from acsd.cwmp.session import CwmpSession
 from acsd.log import get_logger
+from acsd.provisioning.desired import Desired, desired_state
+from acsd.provisioning.jobs import (
+    Outcome,
+    RetryPolicy,
+    close_job,
+    new_memory,
+    record_outcome,
+)
+from acsd.provisioning.plan import Change, Plan, mac_key, plan_changes, row_changes
 from acsd.provisioning.profiles import Profile, ProfileSet, detect_root
 from acsd.provisioning.status import extract_identity, extract_status, fetch_names
 from acsd.store.base import CpeIdentity, DeviceRecord, SessionResult, Store
 
 log = get_logger("acsd.session")
 
+#: SetParameterValues attempts in one session (each drops the parameters the CPE named).
+MAX_SPV_TRIES = 3
 #: What acsd answers to a CPE's GetRPCMethods.
 ACS_METHODS = ["Inform", "GetRPCMethods", "TransferComplete", "AutonomousTransferComplete"]
 
 
+@dataclass(slots=True)
+class DriverSettings:
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    #: default for devices; each record has its own switch
+    drift_check: bool = True
+
+
 @dataclass
 class _Fetch:
-    """The status read of one session: first one batch, then name by name after a 9005."""
+    """The read of one session: first one batch, then name by name after a 9005."""
 
     queue: list[list[str]] = field(default_factory=list)
     ok: list[str] = field(default_factory=list)
     absent: set[str] = field(default_factory=set)
     started: bool = False
+    failed: bool = False
+
+
+@dataclass
+class _Apply:
+    """The apply phase: the plan, the RPCs still to send and what came of those sent."""
+
+    plan: Plan
+    adds: list[Any]
+    changes: list[Change]
+    deletes: list[str]
+    reboot: bool = False
+    spv_sent: list[Change] = field(default_factory=list)
+    spv_tries: int = 0
+    added: dict[int, tuple[str, str]] = field(default_factory=dict)  # instance -> (table, key)
+    outcome: Outcome = field(default_factory=Outcome)
 
 
 class ProvisioningDriver:
     """One per session (see :class:`acsd.cwmp.session.SessionDriver`)."""
 
-    def __init__(self, store: Store, profiles: ProfileSet) -> None:
+    def __init__(
+        self, store: Store, profiles: ProfileSet, settings: DriverSettings | None = None
+    ) -> None:
         self.store = store
         self.profiles = profiles
+        self.settings = settings or DriverSettings()
         self.record: DeviceRecord | None = None
         self.profile: Profile | None = None
         self.identity: CpeIdentity | None = None
         self.values: dict[str, list[Any]] = {}
         self.events: list[str] = []
         self.bootstrap = False
+        self.desired = Desired()
+        self.memory: dict[str, Any] = {}
+        self.read_settings = False
         self.fetch = _Fetch()
+        self.apply: _Apply | None = None
 
     # --- SessionDriver -------------------------------------------------------------------
 
@@ -72,16 +122,24 @@ class ProvisioningDriver:
             manufacturer=dev.manufacturer,
             software_version=self._value(root, "DeviceInfo.SoftwareVersion"),
             hardware_version=self._value(root, "DeviceInfo.HardwareVersion"),
+            model_name=self.record.model_name if self.record else None,
         )
         self.profile = self.profiles.select(self.identity, root or "Device.")
-        if not self.bootstrap and self.record is not None:
-            self.fetch.absent = set(self.record.absent_paths)
+        record = self.record
+        if record is not None:
+            if not self.bootstrap:
+                self.fetch.absent = set(record.absent_paths)
+            self.desired = desired_state(record.wifi, record.dhcp)
+            self.memory = new_memory(record.provisioning, bootstrap=self.bootstrap)
+            held = self.memory.get("appliedRevision") == record.revision
+            drift = record.drift_check and self.settings.drift_check
+            self.read_settings = not self.desired.empty and (self.bootstrap or drift or not held)
         log.info(
             "session.inform",
             serial=dev.serial_number,
             events=self.events,
             profile=self.profile.name,
-            known=self.record is not None,
+            known=record is not None,
             retry=inform.retry_count,
         )
         return None
@@ -106,39 +164,24 @@ class ProvisioningDriver:
             return None
         if not self.fetch.started:
             self.fetch.started = True
-            flat = {k: v[0] for k, v in self.values.items()}
-            names = fetch_names(self.profile, absent=self.fetch.absent, already=flat)
+            names = self._read_names()
             if names:
                 self.fetch.queue.append(names)
         if self.fetch.queue:
             return rpc.GetParameterValues(names=self.fetch.queue[0])
+        if self.read_settings and not self.fetch.failed and self.apply is None:
+            self.apply = self._plan()
+        if self.apply is not None:
+            return self._next_apply_request()
         return None
 
     async def response(
         self, session: CwmpSession, request: rpc.AcsRequest, response: rpc.Message
     ) -> None:
-        if not isinstance(request, rpc.GetParameterValues):
-            return
-        names = self.fetch.queue.pop(0) if self.fetch.queue else []
-        if isinstance(response, rpc.GetParameterValuesResponse):
-            for p in response.parameters:
-                self.values[p.name] = [p.value, p.type]
-            self.fetch.ok.extend(names)
-            return
-        assert isinstance(response, rpc.Fault)
-        if response.code == 9005 and len(names) > 1:
-            # One unknown name fails the whole call: find out which, one name at a time.
-            self.fetch.queue[:0] = [[name] for name in names]
-        elif response.code == 9005:
-            self.fetch.absent.update(names)
-        else:
-            log.warning(
-                "session.gpv_fault",
-                serial=session.serial,
-                code=response.code,
-                fault=response.string,
-            )
-            self.fetch.queue.clear()
+        if isinstance(request, rpc.GetParameterValues):
+            self._on_gpv(session, response)
+        elif self.apply is not None:
+            self._on_apply_response(session, request, response)
 
     async def finish(self, session: CwmpSession, *, complete: bool, reason: str) -> None:
         if self.identity is None or self.profile is None:
@@ -164,6 +207,8 @@ class ProvisioningDriver:
             connection_request_url=ident.get("connectionRequestUrl"),
             absent_paths=sorted(self.fetch.absent),
         )
+        if self.record is not None:
+            self._settle(result)
         try:
             device_id = await self.store.save_session(result)
         except Exception:
@@ -178,9 +223,215 @@ class ProvisioningDriver:
             complete=complete,
             reason=reason,
             rpcs=session.rpc_count,
+            state=result.state,
         )
 
-    # --- helpers ---------------------------------------------------------------------------
+    # --- read phase ------------------------------------------------------------------------
+
+    def _read_names(self) -> list[str]:
+        assert self.profile is not None
+        flat = {k: v[0] for k, v in self.values.items()}
+        names = fetch_names(self.profile, absent=self.fetch.absent, already=flat)
+        if self.read_settings:
+            partials = [n for n in names if n.endswith(".")]
+            for name in self.profile.setting_names():
+                if name in self.fetch.absent or name in names:
+                    continue
+                if any(name.startswith(p) for p in partials):
+                    continue
+                names.append(name)
+        return names
+
+    def _on_gpv(self, session: CwmpSession, response: rpc.Message) -> None:
+        names = self.fetch.queue.pop(0) if self.fetch.queue else []
+        if isinstance(response, rpc.GetParameterValuesResponse):
+            for p in response.parameters:
+                self.values[p.name] = [p.value, p.type]
+            self.fetch.ok.extend(names)
+            return
+        assert isinstance(response, rpc.Fault)
+        if response.code == 9005 and len(names) > 1:
+            # One unknown name fails the whole call: find out which, one name at a time.
+            self.fetch.queue[:0] = [[name] for name in names]
+        elif response.code == 9005:
+            self.fetch.absent.update(names)
+        else:
+            log.warning(
+                "session.gpv_fault",
+                serial=session.serial,
+                code=response.code,
+                fault=response.string,
+            )
+            # Without the CPE's values a plan would be guesswork: apply nothing this time.
+            self.fetch.queue.clear()
+            self.fetch.failed = True
+
+    # --- apply phase -----------------------------------------------------------------------
+
+    def _plan(self) -> _Apply:
+        assert self.profile is not None and self.record is not None
+        flat = {k: v[0] for k, v in self.values.items()}
+        plan = plan_changes(
+            self.profile,
+            self.desired,
+            flat,
+            absent=self.fetch.absent,
+            memory=self.memory,
+            force=self.bootstrap,
+            now=clock.now(),
+            max_attempts=self.settings.retry.max_attempts,
+        )
+        apply = _Apply(
+            plan=plan, adds=list(plan.adds), changes=list(plan.changes), deletes=list(plan.deletes)
+        )
+        apply.outcome.notes.extend(self.desired.notes)
+        if not plan.empty:
+            log.info(
+                "session.plan",
+                serial=self.identity.serial_number if self.identity else "",
+                set=len(plan.changes),
+                add=len(plan.adds),
+                delete=len(plan.deletes),
+                drift=self.memory.get("appliedRevision") == self.record.revision,
+            )
+        return apply
+
+    def _key(self) -> str:
+        assert self.record is not None
+        return str(self.record.revision)
+
+    def _next_apply_request(self) -> rpc.AcsRequest | None:
+        apply = self.apply
+        assert apply is not None
+        if apply.adds:
+            return rpc.AddObject(object_name=apply.adds[0].object, parameter_key=self._key())
+        if apply.changes and apply.spv_tries < MAX_SPV_TRIES:
+            apply.spv_sent = list(apply.changes)
+            apply.spv_tries += 1
+            params = [
+                rpc.ParameterValue(c.path, c.value, self._wire_type(c)) for c in apply.spv_sent
+            ]
+            return rpc.SetParameterValues(parameters=params, parameter_key=self._key())
+        if apply.deletes:
+            return rpc.DeleteObject(object_name=apply.deletes[0], parameter_key=self._key())
+        if apply.reboot:
+            apply.reboot = False
+            apply.outcome.notes.append("rebooted: a changed value needs it")
+            return rpc.Reboot(command_key=f"acsd-{self._key()}")
+        return None
+
+    def _wire_type(self, change: Change) -> str:
+        # Strict CPEs fault 9006 on a type other than their own: reuse what they reported.
+        reported = self.values.get(change.path)
+        return reported[1] if reported and reported[1] else change.type
+
+    def _on_apply_response(
+        self, session: CwmpSession, request: rpc.AcsRequest, response: rpc.Message
+    ) -> None:
+        apply = self.apply
+        assert apply is not None and self.profile is not None
+        if isinstance(request, rpc.AddObject):
+            row = apply.adds.pop(0)
+            if isinstance(response, rpc.AddObjectResponse):
+                spec = self.profile.tables[row.table]
+                apply.plan.rows.setdefault(row.table, {})[row.key] = response.instance_number
+                apply.added[response.instance_number] = (row.table, row.key)
+                apply.changes.extend(
+                    row_changes(row.table, spec, response.instance_number, row.row)
+                )
+            elif isinstance(response, rpc.Fault):
+                setting = f"{row.table}[{row.row[self.profile.tables[row.table].key]}]"
+                change = Change(setting, row.object, str(row.row), "object")
+                apply.outcome.faulted.append((change, response.code, response.string))
+        elif isinstance(request, rpc.SetParameterValues):
+            self._on_spv(response)
+        elif isinstance(request, rpc.DeleteObject):
+            path = apply.deletes.pop(0)
+            if isinstance(response, rpc.Fault):
+                apply.outcome.faulted.append(
+                    (Change("delete", path, "", "object"), response.code, response.string)
+                )
+
+    def _on_spv(self, response: rpc.Message) -> None:
+        apply = self.apply
+        assert apply is not None
+        sent = apply.spv_sent
+        if isinstance(response, rpc.SetParameterValuesResponse):
+            apply.outcome.applied.extend(sent)
+            apply.changes = [c for c in apply.changes if c not in sent]
+            if any(c.reboot for c in sent):
+                apply.reboot = True
+            if response.status == 1:
+                apply.outcome.notes.append("the CPE applies some values after its next reboot")
+            return
+        assert isinstance(response, rpc.Fault)
+        named = {f.name: f for f in response.spv_faults}
+        culprits = [c for c in sent if c.path in named]
+        if culprits and apply.spv_tries < MAX_SPV_TRIES:
+            for c in culprits:
+                apply.outcome.faulted.append((c, named[c.path].code, named[c.path].string))
+            # SetParameterValues is all or nothing: send the others again without the culprits.
+            apply.changes = [c for c in apply.changes if c not in culprits]
+        else:
+            # No per-parameter detail (or still failing): all of it waits for its back-off.
+            for c in sent:
+                f = named.get(c.path)
+                apply.outcome.faulted.append(
+                    (c, f.code if f else response.code, f.string if f else response.string)
+                )
+            apply.changes = []
+        self._drop_orphans()
+
+    def _drop_orphans(self) -> None:
+        """A row created this session whose fields the CPE refused is deleted again, so the
+        table does not fill up with empty rows (which later faults 9004)."""
+        apply = self.apply
+        assert apply is not None and self.profile is not None
+        faulted = {c.path for c, _, _ in apply.outcome.faulted}
+        for instance, (table, key) in list(apply.added.items()):
+            spec = self.profile.tables[table]
+            base = f"{spec.object}{instance}."
+            if any(path.startswith(base) for path in faulted):
+                apply.changes = [c for c in apply.changes if not c.path.startswith(base)]
+                apply.deletes.append(base)
+                apply.plan.rows.get(table, {}).pop(key, None)
+                del apply.added[instance]
+
+    # --- the end -----------------------------------------------------------------------------
+
+    def _settle(self, result: SessionResult) -> None:
+        """Provisioning memory, job, state and reservation ids for the record."""
+        record = self.record
+        assert record is not None
+        result.revision = record.revision
+        if self.apply is None:
+            if self.desired.empty and record.state == "PROVISIONING":
+                # The operator took every setting away: nothing left to apply.
+                self.memory = new_memory(record.provisioning, bootstrap=False)
+                self.memory["appliedRevision"] = record.revision
+                result.provisioning, result.state, result.jobs = self.memory, "ACTIVE", 0
+            elif self.bootstrap and not self.desired.empty:
+                result.provisioning = self.memory  # forgotten secrets must stay forgotten
+            return
+        now = clock.now()
+        record_outcome(self.memory, self.apply.outcome, now, self.settings.retry)
+        result.state, result.jobs = close_job(
+            self.memory,
+            revision=record.revision,
+            plan=self.apply.plan,
+            outcome=self.apply.outcome,
+            policy=self.settings.retry,
+            now=now,
+        )
+        result.provisioning = self.memory
+        rows = self.apply.plan.rows.get("dhcp.reservations")
+        if rows is not None and record.dhcp and record.dhcp.get("reservedClients"):
+            dhcp = copy.deepcopy(record.dhcp)
+            for client in dhcp["reservedClients"]:
+                instance = rows.get(mac_key(str(client.get("mac", ""))))
+                if instance is not None:
+                    client["id"] = str(instance)
+            result.dhcp = dhcp
 
     def _merged_params(self) -> dict[str, list[Any]]:
         base: dict[str, list[Any]] = {}
@@ -193,6 +444,15 @@ class ProvisioningDriver:
                 for key in [k for k in base if k.startswith(name)]:
                     del base[key]
         base.update(self.values)
+        if self.apply is not None:
+            # What the CPE acknowledged is what it now holds (secrets as it reports them).
+            for change in self.apply.outcome.applied:
+                if not change.secret:
+                    base[change.path] = [change.value, self._wire_type(change)]
+            for path in self.apply.plan.deletes:
+                if path not in self.apply.deletes:
+                    for key in [k for k in base if k.startswith(path)]:
+                        del base[key]
         return base
 
     def _value(self, root: str | None, suffix: str) -> str | None:

@@ -66,6 +66,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--state", metavar="DIR", help="load routers from DIR at start, save them at exit"
     )
+    parser.add_argument(
+        "--report",
+        metavar="FILE",
+        help="at exit write JSON per router: sessions, ACS requests per session, faults",
+    )
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="PATH=CODE",
+        help="refuse every SetParameterValues touching PATH with fault CODE, e.g. "
+        "InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.SSID=9007 (repeatable; "
+        "PATH may hold * for instance numbers, end in '.', or be a bare leaf name)",
+    )
     parser.add_argument("--list-profiles", action="store_true", help="list profiles and exit")
     parser.add_argument(
         "--quirks",
@@ -96,6 +110,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _profiles(values: list[str] | None) -> list[str]:
     names = [p.strip() for v in values or [DEFAULT_PROFILE] for p in v.split(",") if p.strip()]
     return names or [DEFAULT_PROFILE]
+
+
+def _faults(values: list[str]) -> dict[str, int]:
+    faults: dict[str, int] = {}
+    for item in values:
+        path, sep, code = item.rpartition("=")
+        if not sep or not path.strip() or not code.strip().isdigit():
+            raise ValueError(
+                f"--fault {item!r}: expected PATH=CODE, e.g. Device.WiFi.SSID.1.SSID=9007"
+            )
+        faults[path.strip()] = int(code)
+    return faults
 
 
 def _ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
@@ -166,6 +192,8 @@ def run(args: argparse.Namespace) -> int:
             allow_remote=args.allow_remote,
             acs_username=args.acs_username,
             acs_password=args.acs_password,
+            faults=_faults(args.fault),
+            report_file=args.report,
         )
     except (ValueError, KeyError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc

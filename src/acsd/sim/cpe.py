@@ -11,13 +11,13 @@ import logging
 import random
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from acsd.cwmp import rpc
 from acsd.sim.identity import router_values
-from acsd.sim.template import Template
+from acsd.sim.template import PathRules, Template
 from acsd.sim.tree import CwmpFault, Tree, iso_time
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,8 @@ TRANSFER_COMPLETE = "7 TRANSFER COMPLETE"
 
 FIRMWARE = "1 Firmware Upgrade Image"
 MAX_EVENTS = 64  # EventStruct[64] in the CWMP schema
+# RouterStats keeps this many sessions (and SPVs, faults) of history; counters count them all
+STATS_HISTORY = 256
 
 SUPPORTED_METHODS = [
     "GetRPCMethods", "SetParameterValues", "GetParameterValues", "GetParameterNames",
@@ -49,6 +51,65 @@ class _Timer:
     events: list[rpc.EventStruct]
     transfer: rpc.TransferComplete | None = None
     reboot: bool = False
+
+
+@dataclass(slots=True)
+class FaultRecord:
+    """A fault the router answered an ACS request with."""
+
+    session: int  # 1-based number of the session (RouterStats.sessions at the time)
+    method: str
+    code: int
+    string: str
+    parameters: list[tuple[str, int]] = field(default_factory=list)  # SPV: (name, code)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "session": self.session,
+            "method": self.method,
+            "code": self.code,
+            "string": self.string,
+            "parameters": [{"name": n, "code": c} for n, c in self.parameters],
+        }
+
+
+@dataclass(slots=True)
+class RouterStats:
+    """What one router saw, for tests: ``rpcs[i]`` are the method names of the ACS requests
+    in session i (0-based, failed sessions included), ``events[i]`` that session's Inform
+    events, ``spv`` every SetParameterValues received as (name, value) pairs, ``faults``
+    the faults answered."""
+
+    sessions: int = 0
+    ok: int = 0
+    failed: int = 0
+    rpcs: list[list[str]] = field(default_factory=list)
+    events: list[list[str]] = field(default_factory=list)
+    spv: list[list[tuple[str, str]]] = field(default_factory=list)
+    faults: list[FaultRecord] = field(default_factory=list)
+
+    def begin(self, events: list[str]) -> None:
+        self.sessions += 1
+        self.rpcs.append([])
+        self.events.append(events)
+        _trim(self.rpcs)
+        _trim(self.events)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sessions": self.sessions,
+            "ok": self.ok,
+            "failed": self.failed,
+            "events": self.events,
+            "rpcs": self.rpcs,
+            "spv": [[[name, value] for name, value in params] for params in self.spv],
+            "faults": [f.to_json() for f in self.faults],
+        }
+
+
+def _trim(history: list[Any]) -> None:
+    if len(history) > STATS_HISTORY:
+        del history[: len(history) - STATS_HISTORY]
 
 
 @dataclass(slots=True)
@@ -71,6 +132,7 @@ class Cpe:
         clock: Callable[[], float] = time.monotonic,
         delay_scale: float = 1.0,
         transfer_seconds: float = 1.0,
+        faults: Mapping[str, int] | None = None,
     ) -> None:
         self.template = template
         self.index = index
@@ -99,10 +161,19 @@ class Cpe:
         self._rng: random.Random | None = None  # made on first drift (2.5 kB each)
         self._session_events: list[rpc.EventStruct] = []
         self._reported: list[str] = []
+        self.stats = RouterStats()
+        # SetParameterValues on one of these (PathRules selectors) fails with the code
+        self.faults: dict[str, int] = dict(faults or {})
+        self.pending_reboot = False  # an SPV answered Status 1; cleared by a reboot
 
     @property
     def profile(self) -> str:
         return self.template.name
+
+    @property
+    def cpe(self) -> Cpe:
+        """The router itself, so that ``sim.router(serial).cpe.set_local(...)`` reads well."""
+        return self
 
     # --- state between runs (--state) ---------------------------------------------------
 
@@ -221,6 +292,7 @@ class Cpe:
             # already carries its original reason again
             self.events.append(rpc.EventStruct(PERIODIC))
         self._session_events = self.events[:MAX_EVENTS]
+        self.stats.begin([e.code for e in self._session_events])
         self.fresh = False
         codes = {e.code for e in self._session_events}
         names = list(self.template.inform)
@@ -293,6 +365,10 @@ class Cpe:
         real CPE, whether or not the session ended cleanly."""
         self.in_session = False
         self.retry_count = 0 if ok else self.retry_count + 1
+        if ok:
+            self.stats.ok += 1
+        else:
+            self.stats.failed += 1
         after, self._after = self._after, _AfterSession()
         if after.factory_reset:
             self.factory_reset()
@@ -300,6 +376,7 @@ class Cpe:
             self.reboot(after.reboot_keys)
 
     def reboot(self, command_keys: list[str] | None = None) -> None:
+        self.pending_reboot = False
         self.tree.boot_at = self.clock()
         self.tree.changed.clear()
         self.add_event(BOOT)
@@ -314,20 +391,38 @@ class Cpe:
         self.transfers.clear()
         self.timers.clear()
         self.retry_count = 0
+        self.pending_reboot = False
 
     # --- ACS requests -------------------------------------------------------------------
 
     def handle(self, request: rpc.Message) -> rpc.Message:
         """Answer one ACS request with its response or a CPE fault (never raises)."""
+        name = request.METHOD or getattr(request, "name", "") or type(request).__name__
+        stats = self.stats
+        if stats.rpcs:
+            stats.rpcs[-1].append(name)
+        if isinstance(request, rpc.SetParameterValues):
+            stats.spv.append([(p.name, p.value) for p in request.parameters])
+            _trim(stats.spv)
+        response = self._answer(request, name)
+        if isinstance(response, rpc.Fault):
+            spv = [(f.name, f.code) for f in response.spv_faults]
+            stats.faults.append(
+                FaultRecord(stats.sessions, name, response.code, response.string, spv)
+            )
+            _trim(stats.faults)
+        return response
+
+    def _answer(self, request: rpc.Message, name: str) -> rpc.Message:
         method = _HANDLERS.get(type(request))
         if method is None:
-            return rpc.cpe_fault(9000, getattr(request, "name", "") or type(request).__name__)
+            return rpc.cpe_fault(9000, name)
         try:
             return method(self, request)
         except CwmpFault as fault:
             return fault.to_rpc()
         except Exception:  # a simulator bug must not kill the session loop
-            log.exception("%s: internal error handling %s", self.serial, type(request).__name__)
+            log.exception("%s: internal error handling %s", self.serial, name)
             return rpc.cpe_fault(9002)
 
     def _get_rpc_methods(self, req: rpc.GetRPCMethods) -> rpc.Message:
@@ -342,7 +437,10 @@ class Cpe:
         )
 
     def _spv(self, req: rpc.SetParameterValues) -> rpc.Message:
-        status = self.tree.set_values(req.parameters, req.parameter_key)
+        refuse = PathRules(self.faults) if self.faults else None
+        status = self.tree.set_values(req.parameters, req.parameter_key, refuse)
+        if status:
+            self.pending_reboot = True
         return rpc.SetParameterValuesResponse(status=status)
 
     def _gpa(self, req: rpc.GetParameterAttributes) -> rpc.Message:

@@ -1,5 +1,6 @@
 """Many routers on one event loop: the ``--once`` boot run and the periodic run, retries
-with the CWMP back-off, the Connection Request listener, ``--state`` and ``--dump``."""
+with the CWMP back-off, the Connection Request listener, ``--state``, ``--dump`` and
+``--report``."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import random
 import re
 import ssl as _ssl
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from urllib.parse import urlsplit
 from acsd.sim.cpe import PERIODIC, Cpe
 from acsd.sim.crserver import ConnectionRequestServer
 from acsd.sim.session import SessionResult, run_session
-from acsd.sim.template import load_template
+from acsd.sim.template import PathRules, load_template
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,17 @@ def check_target(url: str, allow_remote: bool = False) -> None:
     except ValueError:
         pass
     raise ValueError(f"ACS host {host} is not a loopback address (use --allow-remote to override)")
+
+
+def check_faults(faults: Mapping[str, int]) -> dict[str, int]:
+    """``--fault`` entries: parameter selectors (see PathRules) -> CPE fault code."""
+    out: dict[str, int] = {}
+    for path, code in faults.items():
+        if not isinstance(code, int) or not 9000 <= code <= 9899:
+            raise ValueError(f"fault code for {path} must be a CPE fault 9000-9899, not {code!r}")
+        out[path] = code
+    PathRules(out)  # raises ValueError on a bad selector
+    return out
 
 
 def retry_wait(attempt: int, minimum: float, multiplier: float, rng: random.Random) -> float:
@@ -109,6 +121,8 @@ class Simulation:
         acs_username: str | None = None,
         acs_password: str | None = None,
         start_index: int = 1,
+        faults: Mapping[str, int] | None = None,
+        report_file: str | Path | None = None,
     ) -> None:
         check_target(acs_url, allow_remote)
         names = list(profiles)
@@ -117,6 +131,8 @@ class Simulation:
         if serial_prefix is not None and not _SERIAL_PREFIX.fullmatch(serial_prefix):
             raise ValueError(f"serial prefix {serial_prefix!r}: use 1-58 of A-Z a-z 0-9 _ -")
         templates = [load_template(n) for n in names]
+        faults = check_faults(faults or {})
+        self.report_file = Path(report_file) if report_file else None
         self.acs_url = acs_url
         self.quirks = frozenset(quirks)
         self.state_dir = Path(state_dir) if state_dir else None
@@ -141,6 +157,7 @@ class Simulation:
                 acs_url=acs_url,
                 cr_url=NO_LISTENER_URL.format(serial=serial),
                 delay_scale=delay_scale,
+                faults=faults,
             )
             self.routers.append(cpe)
         self._credentials = {"Username": acs_username, "Password": acs_password}
@@ -153,7 +170,17 @@ class Simulation:
         self._rng = random.Random(0x5117)
 
     def router(self, serial: str) -> Cpe:
+        """The router named ``serial``: its ``tree``, ``stats``, ``faults``, ``set_local``."""
         return self.by_serial[serial]
+
+    def report(self) -> dict[str, Any]:
+        """What ``--report`` writes: per router its sessions and what the ACS asked."""
+        return {
+            "routers": [
+                {"serial": cpe.serial, "profile": cpe.profile, **cpe.stats.to_json()}
+                for cpe in self.routers
+            ]
+        }
 
     # --- start and finish ---------------------------------------------------------------
 
@@ -183,6 +210,8 @@ class Simulation:
             self._write(self.state_dir, lambda cpe: cpe.save_state())
         if self.dump_dir is not None:
             self._write(self.dump_dir, lambda cpe: cpe.tree.flat())
+        if self.report_file is not None:
+            _write_json(self.report_file, self.report())
         self.summary.seconds = time.monotonic() - started
         return self.summary
 
@@ -209,12 +238,7 @@ class Simulation:
     def _write(self, folder: Path, content: Callable[[Cpe], Any]) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         for cpe in self.routers:
-            path = folder / f"{cpe.serial}.json"
-            tmp = path.with_suffix(".json.tmp")
-            tmp.write_text(
-                json.dumps(content(cpe), indent=1, sort_keys=False) + "\n", encoding="utf-8"
-            )
-            tmp.replace(path)
+            _write_json(folder / f"{cpe.serial}.json", content(cpe))
 
     async def _session(self, cpe: Cpe, trigger: list[str] | None) -> SessionResult:
         assert self._sem is not None
@@ -351,6 +375,14 @@ class Simulation:
                     cpe.next_timer() or now + 3600,
                 )
                 await self._nap(wake, deadline - now)
+
+
+def _write_json(path: Path, content: Any) -> None:
+    """Write ``content`` whole or not at all (a reader never sees half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(content, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(path)
 
 
 def _number(text: str, default: float) -> float:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from acsd.cwmp import rpc
-from acsd.sim.template import PLACEHOLDER, Leaf, Template, object_paths
+from acsd.sim.template import PLACEHOLDER, Leaf, PathRules, Template, object_paths
 
 # Seconds between power-on and the WAN link coming up; "link_uptime" values lag "uptime".
 LINK_DELAY = 8
@@ -139,7 +139,8 @@ class Tree:
         for path, value in state["values"].items():
             leaf = template.leaf_for(path)
             if leaf is not None:  # a path the template no longer knows is dropped
-                values[path] = str(value)
+                # a hand-edited state file gets what the firmware would have stored
+                values[path] = template.stored(path, leaf.type, str(value))
                 leaves[path] = leaf
         objects: dict[str, None] = {}
         for path in (*values, *template.tables, *state.get("objects", ())):
@@ -153,6 +154,11 @@ class Tree:
         tree.access_lists = {
             k: list(v) for k, v in state.get("access_lists", {}).items() if k in values
         }
+        tree._next_instance = {
+            k: int(v) for k, v in state.get("next_instance", {}).items() if k in template.tables
+        }
+        for table in template.tables:  # a hand-edited file may have added or removed rows
+            tree._recount(table)
         return tree
 
     def snapshot(self) -> dict[str, Any]:
@@ -162,6 +168,7 @@ class Tree:
             "objects": [o for o in self.objects if self.template.table_of(o)],
             "notification": dict(self.notification),
             "access_lists": dict(self.access_lists),
+            "next_instance": dict(self._next_instance),
         }
 
     def flat(self) -> dict[str, str]:
@@ -189,9 +196,13 @@ class Tree:
         return self.leaves[path]
 
     def wire_value(self, path: str) -> rpc.ParameterValue:
-        """The ParameterValueStruct as GetParameterValues returns it: secrets read back ""."""
+        """The ParameterValueStruct as GetParameterValues returns it: secrets read back "",
+        the rest in the firmware's form (the tree's "report" option, e.g. booleans as 1/0)."""
         leaf = self.leaves[path]
-        return rpc.ParameterValue(path, "" if leaf.secured else self.get(path), leaf.xsd)
+        if leaf.secured:
+            return rpc.ParameterValue(path, "", leaf.xsd)
+        value = self.template.reported(path, leaf.type, self.get(path))
+        return rpc.ParameterValue(path, value, leaf.xsd)
 
     def _below(self, prefix: str) -> Iterator[str]:
         return (p for p in self.values if p.startswith(prefix))
@@ -266,29 +277,50 @@ class Tree:
 
     # --- writing ------------------------------------------------------------------------
 
-    def set_values(self, params: list[rpc.ParameterValue], parameter_key: str) -> int:
-        """SetParameterValues, all or nothing; returns the Status (0 = applied)."""
+    def set_values(
+        self,
+        params: list[rpc.ParameterValue],
+        parameter_key: str,
+        refuse: PathRules[int] | None = None,
+    ) -> int:
+        """SetParameterValues, all or nothing; returns the Status: 0 = applied, 1 = stored
+        but applied only after a reboot (a changed parameter the tree lists in
+        "needs_reboot"). ``refuse`` holds injected faults (``--fault``): a parameter it
+        matches fails with that code, and so, atomically, does the whole call."""
         faults: list[rpc.SetParameterValuesFault] = []
         for pv in params:
-            code = self._check_set(pv.name, pv.value)
+            code = self._check_set(pv.name, pv.value, refuse)
             if code:
-                faults.append(rpc.SetParameterValuesFault(pv.name, code, rpc.CPE_FAULTS[code]))
+                text = rpc.CPE_FAULTS.get(code, "Fault")
+                faults.append(rpc.SetParameterValuesFault(pv.name, code, text))
         if faults:
             raise CwmpFault(9003, "SetParameterValues refused", faults)
+        template = self.template
+        status = 0
         for pv in params:
-            self.values[pv.name] = pv.value
+            leaf = self.leaves[pv.name]
+            value = template.stored(pv.name, leaf.type, pv.value)
+            if self.values[pv.name] != value and template.needs_reboot.get(pv.name, leaf.type):
+                status = 1
+            self.values[pv.name] = value
             # some vendors hold one setting under two names (TR-098 KeyPassphrase and
             # PreSharedKey.1.KeyPassphrase): writing either changes both
-            for twin in self.template.links.get(pv.name, ()):
+            for twin in template.links.get(pv.name, ()):
                 if twin in self.values:
-                    self.values[twin] = pv.value
+                    self.values[twin] = value
         self._set_parameter_key(parameter_key)
-        return 0
+        return status
 
-    def _check_set(self, name: str, value: str) -> int:
+    def _check_set(self, name: str, value: str, refuse: PathRules[int] | None = None) -> int:
         if name not in self.values:
             return 9005
         leaf = self.leaves[name]
+        # an injected fault, or one the firmware always gives (a parameter the data model
+        # and GetParameterNames call writable that this firmware refuses all the same)
+        code = refuse.get(name, leaf.type) if refuse else None
+        code = code or self.template.set_faults.get(name, leaf.type)
+        if code:
+            return code
         if not leaf.writable:
             return 9008
         if not valid_value(leaf.type, value):
@@ -306,6 +338,7 @@ class Tree:
         parameter is then reported with "4 VALUE CHANGE" in the next Inform."""
         if path not in self.values:
             raise KeyError(path)
+        value = self.template.stored(path, self.leaves[path].type, value)
         if self.values[path] == value:
             return 0
         self.values[path] = value
@@ -345,8 +378,11 @@ class Tree:
         if len(existing) >= table.max_instances:
             raise CwmpFault(9004, f"{path} is full ({table.max_instances} instances)")
         # numbers grow monotonically, so a deleted instance's number is not handed out again
-        # in the same boot (the ACS must not rely on either behaviour)
-        number = max([*existing, self._next_instance.get(path, 0)]) + 1
+        # (the ACS must not rely on either behaviour); some firmware starts high or skips
+        # numbers (the table's instance_start / instance_step)
+        last = max([*existing, self._next_instance.get(path, 0)])
+        start, step = table.instance_start, table.instance_step
+        number = max(start, last + step) if last else start
         self._next_instance[path] = number
         self._own()
         instance = f"{path}{number}."

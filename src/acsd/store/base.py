@@ -57,6 +57,11 @@ class DeviceRecord:
     connection_request_url: str | None = None
     created: float = 0.0
     updated: float = 0.0
+    #: what acsd remembers of provisioning this CPE: applied revision, hashes of secrets it
+    #: set, faults with their back-off, and the current job (written by sessions only)
+    provisioning: dict[str, Any] = field(default_factory=dict)
+    #: put back values changed on the router by hand (BOOT/PERIODIC sessions)
+    drift_check: bool = True
 
 
 @dataclass(slots=True)
@@ -80,6 +85,13 @@ class SessionResult:
     periodic_interval: int | None = None
     connection_request_url: str | None = None
     absent_paths: list[str] | None = None
+    #: the record revision the session worked from; state/jobs/dhcp below are written only
+    #: if the record still has it (an operator change during the session wins)
+    revision: int | None = None
+    provisioning: dict[str, Any] | None = None
+    state: str | None = None
+    jobs: int | None = None
+    dhcp: dict[str, Any] | None = None
 
 
 class Store(Protocol):

@@ -78,6 +78,15 @@ MIGRATIONS: list[Migration] = [
         CREATE INDEX devices_customer ON devices (customer);
         """,
     ),
+    Migration(
+        2,
+        "device provisioning memory and drift switch",
+        """
+        -- JSON: appliedRevision, secrets (path -> hash), faults (path -> back-off), job
+        ALTER TABLE devices ADD COLUMN provisioning TEXT NOT NULL DEFAULT '{}';
+        ALTER TABLE devices ADD COLUMN drift_check INTEGER NOT NULL DEFAULT 1;
+        """,
+    ),
 ]
 
 

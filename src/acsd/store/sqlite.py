@@ -76,8 +76,11 @@ def serial_key(serial_number: str) -> str:
 
 _FIELDS = [f.name for f in fields(DeviceRecord)]
 _SELECT = f"SELECT {', '.join(_FIELDS)} FROM devices"
-_JSON_FIELDS = ("wifi", "dhcp", "status", "params", "absent_paths")
+_JSON_FIELDS = ("wifi", "dhcp", "status", "params", "absent_paths", "provisioning")
 _JSON_INDEXES = tuple(_FIELDS.index(name) for name in _JSON_FIELDS)
+
+
+_BOOL_INDEXES = (_FIELDS.index("drift_check"),)
 
 
 def _record(row: Sequence[Any]) -> DeviceRecord:
@@ -85,6 +88,8 @@ def _record(row: Sequence[Any]) -> DeviceRecord:
     for index in _JSON_INDEXES:
         if values[index] is not None:
             values[index] = json.loads(values[index])
+    for index in _BOOL_INDEXES:
+        values[index] = bool(values[index])
     return DeviceRecord(*values)
 
 
@@ -98,15 +103,22 @@ def _record(row: Sequence[Any]) -> DeviceRecord:
 # 13 status (JSON)       14 public_ip        15 at                   16 periodic_interval
 # 17 params (JSON)       18 absent_paths (JSON or NULL)              19 connection_request_url
 # 20 reset_params (0/1)
+# 21 provisioning (JSON or NULL)  22 state or NULL  23 jobs or NULL  24 revision or NULL
+# 25 dhcp (JSON or NULL)
 _SAVE_SQL = """
 INSERT INTO devices (
     id, serial_number, serial_key, mac_address, mac_key, oui, product_class, manufacturer,
     model_name, software_version, hardware_version, profile, state, revision, jobs, status,
     public_ip, last_inform, periodic_interval, params, absent_paths, connection_request_url,
-    created, updated)
+    created, updated, provisioning)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'ACTIVE', 0, 0, ?13,
-        ?14, ?15, ?16, ?17, coalesce(?18, '[]'), ?19, ?15, ?15)
+        ?14, ?15, ?16, ?17, coalesce(?18, '[]'), ?19, ?15, ?15, coalesce(?21, '{}'))
 ON CONFLICT (serial_key) DO UPDATE SET
+    provisioning = coalesce(?21, provisioning),
+    -- what the session decided about state/jobs/dhcp holds only for the revision it saw
+    state = CASE WHEN ?22 IS NOT NULL AND revision = ?24 THEN ?22 ELSE state END,
+    jobs = CASE WHEN ?23 IS NOT NULL AND revision = ?24 THEN ?23 ELSE jobs END,
+    dhcp = CASE WHEN ?25 IS NOT NULL AND revision = ?24 THEN ?25 ELSE dhcp END,
     oui = excluded.oui,
     product_class = excluded.product_class,
     manufacturer = excluded.manufacturer,
@@ -179,6 +191,11 @@ def _save_args(result: SessionResult) -> list[Any]:
         None if result.absent_paths is None else dumps(result.absent_paths),
         result.connection_request_url,
         1 if result.reset_params else 0,
+        None if result.provisioning is None else dumps(result.provisioning),
+        result.state,
+        result.jobs,
+        result.revision,
+        None if result.dhcp is None else dumps(result.dhcp),
     ]
 
 
@@ -201,6 +218,7 @@ _REPORTED = frozenset(
         "params",
         "absent_paths",
         "connection_request_url",
+        "provisioning",
     }
 )
 _OPERATOR = [name for name in _FIELDS if name not in _REPORTED | {"id", "created", "updated"}]

@@ -1,0 +1,84 @@
+"""Device record -> desired abstract settings (``wifi.2g.ssid``, ``dhcp.lease_time``, ...).
+
+Only what the operator stated becomes desired: a ``null`` or missing field leaves that
+setting as the router has it. Profiles then map abstract settings onto vendor paths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: seed-000 wifi field names per band
+_BANDS = {
+    "2g": ("enabled", "ssid", "password"),
+    "5g": ("enabled5G", "ssid5G", "password5G"),
+    "6g": ("enabled6G", "ssid6G", "password6G"),
+}
+#: 6 GHz allows no WPA2-only security: WPA3-SAE is what every 6 GHz radio needs.
+_SECURITY = {"2g": "wpa2-psk", "5g": "wpa2-psk", "6g": "wpa3-sae"}
+
+
+@dataclass(slots=True)
+class Desired:
+    settings: dict[str, Any] = field(default_factory=dict)
+    #: table key -> desired rows (abstract fields), or absent when the table is not managed
+    tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    #: facts the operator should see on the job (e.g. band steering emulated)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not self.settings and not self.tables
+
+
+def desired_state(wifi: dict[str, Any] | None, dhcp: dict[str, Any] | None) -> Desired:
+    out = Desired()
+    if wifi:
+        _wifi(wifi, out)
+    if dhcp:
+        _dhcp(dhcp, out)
+    return out
+
+
+def _wifi(wifi: dict[str, Any], out: Desired) -> None:
+    steering = wifi.get("bandsteering")
+    for band, (enabled_key, ssid_key, password_key) in _BANDS.items():
+        enabled = wifi.get(enabled_key)
+        ssid = wifi.get(ssid_key)
+        password = wifi.get(password_key)
+        if steering and band != "2g" and enabled is not False:
+            # Band steering means one network on every band (seed 000): the 2.4 GHz SSID
+            # and password are the ones clients see, whatever else the bands say.
+            ssid = wifi.get("ssid") or ssid
+            password = wifi.get("password") if wifi.get("password") is not None else password
+        prefix = f"wifi.{band}."
+        if enabled is not None:
+            out.settings[prefix + "enable"] = bool(enabled)
+        if ssid is not None:
+            out.settings[prefix + "ssid"] = ssid
+        if password is not None:
+            out.settings[prefix + "password"] = password
+            # An empty password is an explicit open network; a password means WPA.
+            out.settings[prefix + "security"] = _SECURITY[band] if password else "open"
+    if steering is not None:
+        out.settings["wifi.bandsteering"] = bool(steering)
+
+
+def _dhcp(dhcp: dict[str, Any], out: Desired) -> None:
+    simple = {
+        "enable": "dhcp.enable",
+        "ipPoolStart": "dhcp.pool_start",
+        "ipPoolEnd": "dhcp.pool_end",
+        "leaseTime": "dhcp.lease_time",
+        "primaryDnsServer": "dhcp.dns",
+    }
+    for field_name, key in simple.items():
+        value = dhcp.get(field_name)
+        if value is not None:
+            out.settings[key] = value
+    clients = dhcp.get("reservedClients")
+    if clients is not None:
+        out.tables["dhcp.reservations"] = [
+            {"mac": c["mac"], "ip": c["ip"], "enable": bool(c.get("enable", True))} for c in clients
+        ]

@@ -1,0 +1,139 @@
+"""A device's provisioning memory and its job: what was applied, what faulted, when to retry.
+
+The memory is one JSON object on the device record:
+
+- ``appliedRevision``: the record revision the CPE was last seen holding in full;
+- ``secrets``: parameter path -> hash of the secret acsd last applied (they read back empty);
+- ``faults``: parameter path -> the CPE's fault, attempts and the back-off's next retry;
+- ``job``: what the operator sees: revision, state (PENDING / DONE / FAILED), faults and
+  settings the profile cannot do.
+
+Back-off is exponential (``retry_base`` x 2^(attempts-1)) and stops after ``max_attempts``:
+a fault can cost a few sessions, never a loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from acsd import clock
+from acsd.provisioning.plan import Change, Plan, value_hash
+
+PENDING, DONE, FAILED = "PENDING", "DONE", "FAILED"
+
+
+@dataclass(slots=True)
+class RetryPolicy:
+    base: float = 300.0
+    max_attempts: int = 5
+    cap: float = 86400.0
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What the CPE did with this session's changes."""
+
+    applied: list[Change] = field(default_factory=list)
+    faulted: list[tuple[Change, int, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def new_memory(memory: dict[str, Any] | None, *, bootstrap: bool) -> dict[str, Any]:
+    out = {
+        "appliedRevision": None,
+        "secrets": {},
+        "faults": {},
+        "job": None,
+    }
+    if memory:
+        out.update({k: v for k, v in memory.items() if k in out})
+        out["secrets"] = dict(out["secrets"] or {})
+        out["faults"] = dict(out["faults"] or {})
+    if bootstrap:
+        # A factory reset forgets everything the CPE held; faults may not hold any more.
+        out["secrets"] = {}
+        out["faults"] = {}
+        out["appliedRevision"] = None
+    return out
+
+
+def record_outcome(
+    memory: dict[str, Any], outcome: Outcome, now: float, policy: RetryPolicy
+) -> None:
+    for change in outcome.applied:
+        memory["faults"].pop(change.path, None)
+        if change.secret:
+            memory["secrets"][change.path] = value_hash(change.path, change.value)
+    for change, code, message in outcome.faulted:
+        previous = memory["faults"].get(change.path)
+        digest = value_hash(change.path, change.value)
+        attempts = 1
+        if previous and previous.get("hash") == digest:
+            attempts = int(previous.get("attempts", 0)) + 1
+        delay = min(policy.cap, policy.base * 2 ** (attempts - 1))
+        memory["faults"][change.path] = {
+            "setting": change.setting,
+            "code": code,
+            "message": message,
+            "attempts": attempts,
+            "nextRetry": now + delay,
+            "hash": digest,
+        }
+        memory["secrets"].pop(change.path, None)
+
+
+def close_job(
+    memory: dict[str, Any],
+    *,
+    revision: int,
+    plan: Plan,
+    outcome: Outcome,
+    policy: RetryPolicy,
+    now: float,
+) -> tuple[str, int]:
+    """Settle the job after a session that planned; returns (device state, jobs)."""
+    faults = []
+    exhausted = True
+    for entry in plan.failed + plan.waiting:
+        faults.append(entry)
+        exhausted = exhausted and entry["attempts"] >= policy.max_attempts
+    for change, code, message in outcome.faulted:
+        fault = memory["faults"][change.path]
+        faults.append(
+            {
+                "setting": change.setting,
+                "parameter": change.path,
+                "code": code,
+                "message": message,
+                "attempts": fault["attempts"],
+                "nextRetry": fault["nextRetry"],
+            }
+        )
+        exhausted = exhausted and fault["attempts"] >= policy.max_attempts
+    if not faults:
+        state = DONE
+        memory["appliedRevision"] = revision
+    else:
+        state = FAILED if exhausted else PENDING
+    for fault in faults:
+        if fault.get("nextRetry"):
+            fault["nextRetry"] = clock.iso(fault["nextRetry"])
+    previous = memory.get("job") or {}
+    attempts = previous.get("attempts", 0) if previous.get("revision") == revision else 0
+    memory["job"] = {
+        "revision": revision,
+        "state": state,
+        "attempts": attempts + (1 if not plan.empty or outcome.faulted else 0),
+        "faults": faults,
+        "unsupported": plan.unsupported,
+        "notes": outcome.notes,
+        "updated": clock.iso(now),
+    }
+    if state == PENDING:
+        return "PROVISIONING", 1
+    return "ACTIVE", 0
+
+
+def is_provisioned(memory: dict[str, Any], revision: int) -> bool:
+    return memory.get("appliedRevision") == revision

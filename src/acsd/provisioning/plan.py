@@ -1,0 +1,290 @@
+"""Desired settings vs what the CPE reported -> the changes of this session.
+
+Pure functions: no I/O, no clock of their own. The session driver feeds them the values
+read from the CPE and the device's provisioning memory (hashes of secrets it applied,
+faults with their back-off) and turns the plan into AddObject / SetParameterValues /
+DeleteObject / Reboot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from acsd.provisioning.desired import Desired
+from acsd.provisioning.profiles import Profile, TableField, TableSpec, Target
+
+_INT_TYPES = {"xsd:int", "xsd:unsignedInt", "xsd:long", "xsd:unsignedLong"}
+_TRUE = {"1", "true"}
+_MAC_JUNK = re.compile(r"[\s:.\-]")
+
+
+@dataclass(slots=True)
+class Change:
+    """One parameter to set, and why."""
+
+    setting: str
+    path: str
+    value: str
+    type: str
+    secret: bool = False
+    reboot: bool = False
+
+
+@dataclass(slots=True)
+class RowAdd:
+    """A table row the CPE lacks: AddObject, then its fields join the SetParameterValues."""
+
+    table: str
+    object: str
+    key: str
+    row: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Plan:
+    changes: list[Change] = field(default_factory=list)
+    adds: list[RowAdd] = field(default_factory=list)
+    deletes: list[str] = field(default_factory=list)
+    #: table -> row key -> instance number the CPE holds it at
+    rows: dict[str, dict[str, int]] = field(default_factory=dict)
+    unsupported: list[dict[str, str]] = field(default_factory=list)
+    #: faulted parameters held back by their back-off, or given up on
+    waiting: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.changes or self.adds or self.deletes)
+
+
+def value_hash(path: str, value: str) -> str:
+    """What acsd remembers of a secret it applied (passwords read back empty)."""
+    return hashlib.sha256(f"{path}\0{value}".encode()).hexdigest()[:32]
+
+
+def mac_key(value: str) -> str:
+    return _MAC_JUNK.sub("", value).lower()
+
+
+def wire_value(target: Target, value: Any) -> str | None:
+    """Abstract value -> what this parameter wants on the wire; None = nothing to write."""
+    if isinstance(value, bool):
+        canonical = "true" if value else "false"
+    elif isinstance(value, int):
+        canonical = str(value * (target.multiply or 1))
+    else:
+        canonical = str(value)
+    if target.map is not None:
+        return target.map.get(canonical)
+    if target.type == "xsd:boolean":
+        return target.booleans[0] if canonical == "true" else target.booleans[1]
+    return canonical
+
+
+def field_value(spec: TableField, value: Any) -> str:
+    if isinstance(value, bool) or spec.type == "xsd:boolean":
+        return spec.booleans[0] if value in (True, "true", "1") else spec.booleans[1]
+    text = str(value)
+    if spec.format in ("mac-colon-upper", "mac-colon-lower"):
+        digits = mac_key(text)
+        text = ":".join(digits[i : i + 2] for i in range(0, len(digits), 2))
+        text = text.upper() if spec.format == "mac-colon-upper" else text
+    return text
+
+
+def same_value(type_: str, current: str, wanted: str) -> bool:
+    """Equal as the CPE means them: booleans 1/true, numbers, lists with or without spaces."""
+    if type_ == "xsd:boolean":
+        return (current.strip().lower() in _TRUE) == (wanted.strip().lower() in _TRUE)
+    if type_ in _INT_TYPES:
+        try:
+            return int(current) == int(wanted)
+        except ValueError:
+            return current == wanted
+    return current.replace(" ", "") == wanted.replace(" ", "")
+
+
+def plan_changes(
+    profile: Profile,
+    desired: Desired,
+    values: Mapping[str, str],
+    *,
+    absent: set[str],
+    memory: Mapping[str, Any],
+    force: bool,
+    now: float,
+    max_attempts: int,
+) -> Plan:
+    """``values``: what the CPE reported (path -> value); ``memory``: the device's
+    provisioning memory (``secrets``: path -> hash, ``faults``: path -> entry);
+    ``force``: ignore what the CPE reported and write everything (0 BOOTSTRAP)."""
+    plan = Plan()
+    secrets: Mapping[str, str] = memory.get("secrets", {})
+    faults: Mapping[str, Any] = memory.get("faults", {})
+
+    for key, value in desired.settings.items():
+        targets = profile.settings.get(key)
+        if not targets:
+            _unsupported(plan, profile, key, value)
+            continue
+        for target in targets:
+            wanted = wire_value(target, value)
+            if wanted is None:
+                continue
+            if target.path in absent:
+                if value is False:
+                    continue  # "off" for something this CPE does not have: already true
+                plan.unsupported.append(
+                    {"setting": key, "reason": f"{target.path} is not on this CPE"}
+                )
+                continue
+            if not force and _holds(target, wanted, values, secrets):
+                continue
+            if _held_back(plan, faults, key, target.path, wanted, now, max_attempts):
+                continue
+            plan.changes.append(
+                Change(key, target.path, wanted, target.type, target.secret, target.reboot)
+            )
+
+    for table, rows in desired.tables.items():
+        spec = profile.tables.get(table)
+        if spec is None:
+            plan.unsupported.append(
+                {"setting": table, "reason": f"unsupported by profile {profile.name}"}
+            )
+            continue
+        if spec.object in absent:
+            plan.unsupported.append(
+                {"setting": table, "reason": f"{spec.object} is not on this CPE"}
+            )
+            continue
+        _plan_table(plan, table, spec, rows, values, faults, force, now, max_attempts)
+    return plan
+
+
+def row_changes(table: str, spec: TableSpec, instance: int, row: Mapping[str, Any]) -> list[Change]:
+    """The fields of a row just created with AddObject (all of them: defaults are unknown)."""
+    base = f"{spec.object}{instance}."
+    return [
+        Change(f"{table}[{row[spec.key]}]", base + f.param, field_value(f, row[name]), f.type)
+        for name, f in spec.fields.items()
+        if name in row
+    ]
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _unsupported(plan: Plan, profile: Profile, key: str, value: Any) -> None:
+    # Saying "off" to something the router cannot do is no failure.
+    if value is False:
+        return
+    if key == "wifi.bandsteering":
+        plan.unsupported.append(
+            {
+                "setting": key,
+                "reason": f"profile {profile.name} has no band steering parameter; emulated "
+                "with one SSID and password on every band",
+            }
+        )
+        return
+    plan.unsupported.append({"setting": key, "reason": f"unsupported by profile {profile.name}"})
+
+
+def _holds(
+    target: Target, wanted: str, values: Mapping[str, str], secrets: Mapping[str, str]
+) -> bool:
+    if target.secret:
+        # Secrets read back empty: the CPE holds it if acsd applied exactly this value.
+        return secrets.get(target.path) == value_hash(target.path, wanted)
+    current = values.get(target.path)
+    return current is not None and same_value(target.type, current, wanted)
+
+
+def _held_back(
+    plan: Plan,
+    faults: Mapping[str, Any],
+    setting: str,
+    path: str,
+    wanted: str,
+    now: float,
+    max_attempts: int,
+) -> bool:
+    fault = faults.get(path)
+    if not fault or fault.get("hash") != value_hash(path, wanted):
+        return False  # never faulted, or the operator changed the value since: try it
+    entry = {
+        "setting": setting,
+        "parameter": path,
+        "code": fault.get("code"),
+        "message": fault.get("message", ""),
+        "attempts": fault.get("attempts", 0),
+        "nextRetry": fault.get("nextRetry"),
+    }
+    if fault.get("attempts", 0) >= max_attempts:
+        plan.failed.append(entry)
+        return True
+    if now < fault.get("nextRetry", 0):
+        plan.waiting.append(entry)
+        return True
+    return False
+
+
+def _plan_table(
+    plan: Plan,
+    table: str,
+    spec: TableSpec,
+    rows: list[dict[str, Any]],
+    values: Mapping[str, str],
+    faults: Mapping[str, Any],
+    force: bool,
+    now: float,
+    max_attempts: int,
+) -> None:
+    key_field = spec.fields[spec.key]
+    pattern = re.compile(re.escape(spec.object) + r"(\d+)\.([^.]+)$")
+    existing: dict[int, dict[str, str]] = {}
+    for path, value in values.items():
+        match = pattern.match(path)
+        if match:
+            existing.setdefault(int(match.group(1)), {})[match.group(2)] = value
+    by_key: dict[str, int] = {}
+    for instance in sorted(existing):
+        key = mac_key(existing[instance].get(key_field.param, ""))
+        if key in by_key or not key:
+            plan.deletes.append(f"{spec.object}{instance}.")  # duplicate or empty row
+        else:
+            by_key[key] = instance
+    wanted_keys = set()
+    held = plan.rows.setdefault(table, {})
+    for row in rows:
+        key = mac_key(str(row[spec.key]))
+        wanted_keys.add(key)
+        instance = by_key.get(key)
+        if instance is None:
+            plan.adds.append(RowAdd(table, spec.object, key, row))
+            continue
+        held[key] = instance
+        current = existing[instance]
+        for change in row_changes(table, spec, instance, row):
+            leaf = change.path.rsplit(".", 1)[1]
+            if leaf == key_field.param:
+                continue  # the row was found by this very value (CPEs differ in MAC case)
+            if (
+                not force
+                and leaf in current
+                and same_value(change.type, current[leaf], change.value)
+            ):
+                continue
+            if _held_back(
+                plan, faults, change.setting, change.path, change.value, now, max_attempts
+            ):
+                continue
+            plan.changes.append(change)
+    for key, instance in by_key.items():
+        if key not in wanted_keys:
+            plan.deletes.append(f"{spec.object}{instance}.")

@@ -1,0 +1,401 @@
+"""``acsd profile check [DIR]``: validate every profile and show which simulator trees each
+one serves.
+
+Beyond what loading already refuses (TOML syntax, unknown keys, bad values, ``extends``
+cycles and unknown bases, all with ``FILE:LINE``), the check
+
+- compares every standard path (no ``X_`` segment) with the BBF data model of its root:
+  the parameter or table exists, is writable, has the declared (or defaulted) type, and a
+  leaf the model marks secured is not declared readable;
+- reports ties: two vendor profiles of one root with the same `match`, with overlapping
+  globs on the same keys, or matching one simulator tree equally specifically;
+- lists, per profile, the built-in simulator trees :meth:`ProfileSet.select` gives it.
+
+The BBF XML is only needed here, never at run time: without it the path check is skipped
+with a warning.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import fnmatch
+import itertools
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from acsd.provisioning.profile_compile import Profile, quote
+from acsd.provisioning.profile_datamodel import (
+    MODEL_FILES,
+    DataModel,
+    find_datamodels,
+    load_datamodel,
+    norm,
+)
+from acsd.provisioning.profile_schema import ProfileError, is_vendor_path
+from acsd.provisioning.profiles import ProfileLoader, ProfileSet, builtin_dir, second_base
+from acsd.store.base import CpeIdentity
+
+
+@dataclass
+class CheckReport:
+    """``errors``: one "FILE:LINE: message" each. ``lines``: what to print after them
+    (warnings, one line per profile, and a final "N profiles OK" or "N errors")."""
+
+    errors: list[str] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def error(self, text: str) -> None:
+        if text not in self.errors:  # inherited keys would repeat their base's findings
+            self.errors.append(text)
+
+    def warn(self, text: str) -> None:
+        if text not in self.warnings:
+            self.warnings.append(text)
+
+
+# --- the simulator's trees ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SimTree:
+    name: str
+    root: str
+    identity: CpeIdentity
+    paths: frozenset[str]  # leaves, objects and tables of the tree
+
+
+def simulator_trees(report: CheckReport | None = None) -> list[SimTree]:
+    """Every built-in simulator tree, with the identity its routers report."""
+    # Imported here: the simulator package pulls in its HTTP client, which the rest of
+    # provisioning must not depend on.
+    from acsd.sim.template import list_templates, load_template
+
+    try:
+        names = [name for name, _ in list_templates()]
+    except Exception as exc:  # a tree being edited: fall back to the files, one by one
+        if report is not None:
+            report.warn(f"warning: simulator trees: {exc}")
+        folder = resources.files("acsd") / "sim" / "trees"
+        names = sorted(f.name[:-5] for f in folder.iterdir() if f.name.endswith(".json"))
+    out = []
+    for name in names:
+        try:
+            tpl = load_template(name)
+        except Exception as exc:
+            if report is not None:
+                report.warn(f"warning: simulator tree {name}: {exc}")
+            continue
+
+        def value(key: str, leaf: str, tpl: object = tpl) -> str | None:
+            path = tpl.device_id.get(key) or tpl.root + "DeviceInfo." + leaf  # type: ignore[attr-defined]
+            return tpl.defaults.get(path)  # type: ignore[attr-defined]
+
+        identity = CpeIdentity(
+            oui=value("oui", "ManufacturerOUI") or "",
+            product_class=value("product_class", "ProductClass") or "",
+            serial_number=name,
+            manufacturer=value("manufacturer", "Manufacturer") or "",
+            model_name=value("model_name", "ModelName"),
+            software_version=value("software_version", "SoftwareVersion"),
+            hardware_version=value("hardware_version", "HardwareVersion"),
+        )
+        paths = frozenset([*tpl.leaves, *tpl.objects, *tpl.tables])
+        out.append(SimTree(name, tpl.root, identity, paths))
+    return out
+
+
+# --- the check ------------------------------------------------------------------------------
+
+
+class _Checker:
+    def __init__(self, loader: ProfileLoader, report: CheckReport) -> None:
+        self.loader = loader
+        self.report = report
+
+    def say(self, profile: Profile, key: str, msg: str, *, warning: bool = False) -> None:
+        file, line = self.loader.locate(profile.origin(key), key)
+        if warning:
+            text = ProfileError(file, [(key, "warning: " + msg)], line).messages()[0]
+            self.report.warn(text)
+        else:
+            self.report.error(ProfileError(file, [(key, msg)], line).messages()[0])
+
+    # --- paths against the BBF model ----------------------------------------------------
+
+    def model(self, profile: Profile, dm: DataModel) -> None:
+        spec = profile.spec
+        for name, targets in profile.settings.items():
+            base = f"settings.{quote(name)}"
+            for i, target in enumerate(targets):
+                key = f"{base}[{i}]" if len(targets) > 1 else base
+                declared = spec.settings[name][i].type
+                self.leaf(profile, dm, key, target.path, target.type, declared, target.secret)
+                param = dm.params.get(norm(target.path))
+                if param and param.enum and target.map:
+                    odd = sorted(set(target.map.values()) - param.enum)
+                    if odd:
+                        msg = f"{odd} not among the values {dm.name} allows"
+                        self.say(profile, f"{key}.map", msg, warning=True)
+        for name, table in profile.tables.items():
+            key = f"tables.{quote(name)}"
+            if is_vendor_path(table.object):
+                continue
+            obj = norm(table.object) + "{i}."
+            if obj not in dm.objects:
+                msg = f"{table.object!r} is not a table of {dm.name}"
+                self.say(profile, f"{key}.object", msg + _hint(table.object, dm.objects))
+                continue
+            if not dm.objects[obj]:
+                msg = f"{table.object!r} is read-only in {dm.name}: AddObject would fault"
+                self.say(profile, f"{key}.object", msg)
+            for fname, f in table.fields.items():
+                declared = spec.tables[name].fields[fname].type
+                path = table.object + "1." + f.param
+                self.leaf(profile, dm, f"{key}.fields.{fname}", path, f.type, declared, False)
+        self.reads(profile, dm)
+
+    def leaf(
+        self,
+        profile: Profile,
+        dm: DataModel,
+        key: str,
+        path: str,
+        wire: str,
+        declared: str | None,
+        secret: bool,
+    ) -> None:
+        if is_vendor_path(path):
+            return
+        name = norm(path)
+        param = dm.params.get(name)
+        if param is None:
+            msg = f"{path!r} is not a parameter of {dm.name}" + _hint(path, dm.params)
+            self.say(profile, f"{key}.path" if key.startswith("settings") else key, msg)
+            return
+        if not param.writable:
+            msg = f"{path!r} is read-only in {dm.name}: SetParameterValues would fault 9008"
+            self.say(profile, key, msg)
+        if wire != param.type:
+            if declared is None:
+                msg = f"type defaults to {wire} but {dm.name} says {param.type}: give `type`"
+                self.say(profile, key, msg)
+            else:
+                msg = f"type {wire} differs from {dm.name}'s {param.type}"
+                self.say(profile, f"{key}.type", msg, warning=True)
+        if param.secured and not secret and key.startswith("settings"):
+            msg = f"{dm.name} marks {path!r} secured (it reads back empty): it is secret"
+            self.say(profile, key, msg)
+
+    def reads(self, profile: Profile, dm: DataModel) -> None:
+        """Status and identity paths (the existence check only)."""
+        spec = profile.spec
+        for part, names in (("status", spec.status.fetch), ("identity", spec.identity.fetch)):
+            for i, name in enumerate(names):
+                if not is_vendor_path(name) and not _exists(dm, name):
+                    msg = f"{name!r} is not in {dm.name}"
+                    self.say(profile, f"{part}.fetch[{i}]", msg)
+        for key, paths in _selector_paths(profile):
+            for path in paths:
+                if not is_vendor_path(path) and not _selector_exists(dm, path):
+                    self.say(profile, key, f"{path!r} is not in {dm.name}")
+
+    # --- ties ---------------------------------------------------------------------------
+
+    def ties(self, profiles: list[Profile], trees: list[SimTree], pset: ProfileSet) -> None:
+        # `profiles` is in load order: a tie is reported at the later file (an operator's
+        # profile rather than the built-in it collides with)
+        vendors = [p for p in profiles if not p.is_base]
+        for a, b in itertools.combinations(vendors, 2):
+            if a.root != b.root:
+                continue
+            if _normal(a) == _normal(b):
+                why = f"the same `match` as {a.name} ({a.source})"
+            elif set(a.match) == set(b.match) and all(
+                _overlap(a.match[k], b.match[k]) for k in a.match
+            ):
+                why = f"`match` globs overlapping {a.name}'s ({a.source}) on every key"
+            else:
+                continue
+            self.say(b, "match", f"{why}: a CPE could get either (make one more specific)")
+        for tree in trees:
+            found = pset.matching(tree.identity, tree.root)
+            equal = [p for p in found if found and p.specificity == found[0].specificity]
+            if len(equal) > 1:
+                names = ", ".join(f"{p.name} ({p.source})" for p in equal)
+                msg = f"simulator tree {tree.name} matches {names} equally (tie)"
+                self.say(max(equal, key=profiles.index), "match", msg)
+
+
+def _hint(path: str, known: dict[str, object]) -> str:
+    """ " (did you mean 'A.1.Sibling'?)" from the model's names beside ``path``."""
+    parent, _, leaf = path.rstrip(".").rpartition(".")
+    prefix = norm(parent) + "."
+    siblings = {
+        k[len(prefix) :].rstrip(".").removesuffix(".{i}")
+        for k in known
+        if k.startswith(prefix)
+        and k[len(prefix) :].rstrip(".").removesuffix(".{i}").count(".") == 0
+    }
+    close = difflib.get_close_matches(leaf, sorted(siblings), n=1)
+    tail = "." if path.endswith(".") else ""
+    return f" (did you mean {parent + '.' + close[0] + tail!r}?)" if close else ""
+
+
+def _exists(dm: DataModel, path: str) -> bool:
+    name = norm(path)
+    if name.endswith("."):
+        return name in dm.objects or name + "{i}." in dm.objects
+    return name in dm.params
+
+
+def _selector_exists(dm: DataModel, path: str) -> bool:
+    if not path.startswith("{"):
+        return _exists(dm, path)
+    close = path.index("}")
+    inner, rest = path[1:close], norm(path[close + 2 :])
+    if "." in inner and not is_vendor_path(inner) and norm(inner) not in dm.params:
+        return False
+    if not rest:
+        return True
+    # `{ref}.rest`: the ref may point at any object; rest must exist under one of them
+    return any(k.endswith("." + rest) for k in itertools.chain(dm.params, dm.objects))
+
+
+def _selector_paths(profile: Profile) -> Iterator[tuple[str, list[str]]]:
+    spec = profile.spec
+    groups = [(f"refs.{name}", sels) for name, sels in spec.refs.items()]
+    groups += [(f"status.fields.{name}", rules) for name, rules in spec.status.fields.items()]
+    groups += [(f"identity.{name}", rules) for name, rules in spec.identity.rules()]
+    for base, rules in groups:
+        for i, rule in enumerate(rules):
+            key = f"{base}[{i}]" if len(rules) > 1 else base
+            for j, path in enumerate(rule.paths):
+                yield f"{key}.paths[{j}]", [path]
+            if rule.when:
+                yield f"{key}.when", list(rule.when)
+
+
+def _normal(p: Profile) -> dict[str, list[str]]:
+    return {k: sorted(g.lower() for g in globs) for k, globs in p.match.items()}
+
+
+def _witness(glob: str) -> str | None:
+    """A string the glob matches ('*' as nothing, '?' as one letter); None for classes."""
+    if "[" in glob:
+        return None
+    return glob.replace("*", "").replace("?", "a").lower()
+
+
+def _overlap(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+    """True when some value certainly matches a glob of each (witness-based: no false
+    alarms, though exotic overlaps may go unseen)."""
+    for ga, gb in itertools.product(a, b):
+        for w, other in ((_witness(ga), gb), (_witness(gb), ga)):
+            if w is not None and fnmatch.fnmatchcase(w, other.lower()):
+                return True
+    return False
+
+
+def _tolerant_set(profiles: list[Profile], checker: _Checker) -> tuple[ProfileSet, list[Profile]]:
+    """A ProfileSet without the profiles it refuses (a second base for a root)."""
+    kept: list[Profile] = []
+    bases: dict[str, Profile] = {}
+    for p in profiles:
+        if p.is_base and p.root in bases:
+            checker.say(p, "root", second_base(p, bases[p.root]))
+            continue
+        if p.is_base:
+            bases[p.root] = p
+        kept.append(p)
+    return ProfileSet(kept), kept
+
+
+def check_profiles(extra_dir: Path | None, *, datamodels: Path | None = None) -> CheckReport:
+    """Validate the built-in profiles plus those in ``extra_dir``; see the module doc."""
+    report = CheckReport()
+    loader = ProfileLoader()
+    loader.read_dir(builtin_dir().iterdir())
+    if extra_dir is not None:
+        if extra_dir.is_dir():
+            loader.read_dir(extra_dir.iterdir())
+        else:
+            report.error(f"{extra_dir}: profile directory not found")
+    loader.build()
+    for err in loader.errors:
+        for text in err.messages():
+            report.error(text)
+    checker = _Checker(loader, report)
+    pset, profiles = _tolerant_set(loader.ordered(), checker)
+
+    folder = find_datamodels(datamodels)
+    if folder is None:
+        where = str(datamodels) if datamodels else "$ACSD_DATAMODELS, ../shared/datamodels"
+        if datamodels is not None:
+            report.error(
+                f"{datamodels}: no BBF data model files ({', '.join(MODEL_FILES.values())})"
+            )
+        else:
+            report.warn(f"warning: BBF data models not found ({where}): path check skipped")
+    else:
+        for p in profiles:
+            checker.model(p, load_datamodel(folder / MODEL_FILES[p.root]))
+
+    trees = simulator_trees(report)
+    checker.ties(profiles, trees, pset)
+    served: dict[str, list[SimTree]] = {p.name: [] for p in profiles}
+    for tree in trees:
+        try:
+            served[pset.select(tree.identity, tree.root).name].append(tree)
+        except LookupError:
+            report.warn(f"warning: simulator tree {tree.name}: no profile for {tree.root!r}")
+
+    report.lines.extend(report.warnings)
+    for p in sorted(profiles, key=lambda p: (p.extends is not None, p.name)):
+        how = f"extends {p.extends}" if p.extends else f"base of {p.root}"
+        names = ", ".join(t.name for t in served[p.name]) or "-"
+        report.lines.append(f"{p.name}  {how}  matches: {names}")
+        for tree in served[p.name]:
+            missing = [k for k, paths in _setting_paths(p) if not paths <= tree.paths]
+            if missing:
+                report.lines.append(
+                    f"    not in {tree.name} (unsupported there): {', '.join(missing)}"
+                )
+    if report.errors:
+        n = len(report.errors)
+        report.lines.append(f"{n} error{'s' if n != 1 else ''}")
+    else:
+        report.lines.append(f"{len(profiles)} profiles OK")
+    return report
+
+
+def _setting_paths(p: Profile) -> Iterator[tuple[str, set[str]]]:
+    for name, targets in p.settings.items():
+        yield name, {t.path for t in targets}
+    for name, table in p.tables.items():
+        yield name, {table.object}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="acsd profile check", description="Validate the built-in profiles and DIR's."
+    )
+    parser.add_argument("dir", nargs="?", type=Path, help="a directory of extra profiles")
+    parser.add_argument("--datamodels", type=Path, help="the BBF XML directory")
+    args = parser.parse_args(argv)
+    report = check_profiles(args.dir, datamodels=args.datamodels)
+    for line in [*report.errors, *report.lines]:
+        print(line)
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""The BBF data models (Device:2 and InternetGatewayDevice:1 "full" XML), indexed for
+``acsd profile check``: which objects and parameters exist, their types, whether they are
+writable and secured, and their enumerations. Only the check needs them, never a session.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from lxml import etree
+
+MODEL_FILES: dict[str, str] = {
+    "Device.": "tr-181-2-17-0-cwmp-full.xml",
+    "InternetGatewayDevice.": "tr-098-1-8-0-full.xml",
+}
+_XSD = {
+    name: "xsd:" + name
+    for name in (
+        "string",
+        "boolean",
+        "unsignedInt",
+        "int",
+        "long",
+        "unsignedLong",
+        "dateTime",
+        "base64",
+        "hexBinary",
+        "decimal",
+    )
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ModelParam:
+    type: str
+    writable: bool
+    secured: bool
+    enum: frozenset[str] | None
+
+
+@dataclass
+class DataModel:
+    name: str  # "Device:2.17"
+    objects: dict[str, bool]  # "{i}" names -> writable (AddObject/DeleteObject allowed)
+    params: dict[str, ModelParam]
+
+
+def norm(path: str) -> str:
+    """Instance numbers (and `*`) -> "{i}", as the BBF XML names objects."""
+    return ".".join("{i}" if s == "*" or s.isdigit() else s for s in path.split("."))
+
+
+def _tag(el: etree._Element) -> str:
+    return etree.QName(el).localname if isinstance(el.tag, str) else ""
+
+
+def _type_of(syntax: etree._Element, datatypes: dict[str, etree._Element]) -> str:
+    if any(_tag(c) == "list" for c in syntax):
+        return "xsd:string"  # a list travels as one comma-separated string
+    for child in syntax:
+        tag = _tag(child)
+        if tag in _XSD:
+            return _XSD[tag]
+        if tag == "dataType":
+            ref = child.get("ref") or child.get("base")
+            target = datatypes.get(ref or "")
+            return _type_of(target, datatypes) if target is not None else "xsd:string"
+    base = datatypes.get(syntax.get("base") or "")
+    return _type_of(base, datatypes) if base is not None else "xsd:string"
+
+
+@functools.cache
+def load_datamodel(path: Path) -> DataModel:
+    """Objects and parameters of one BBF "full" XML file (parsed once per process)."""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, remove_comments=True)
+    doc = etree.parse(str(path), parser).getroot()
+    datatypes = {d.get("name", ""): d for d in doc if _tag(d) == "dataType"}
+    model = next(el for el in doc if _tag(el) == "model")
+    dm = DataModel(model.get("name", path.name), {}, {})
+    refs: list[tuple[str, str]] = []
+    for obj in (el for el in model if _tag(el) == "object"):
+        oname = obj.get("name", "")
+        dm.objects[oname] = obj.get("access") == "readWrite"
+        for param in (el for el in obj if _tag(el) == "parameter"):
+            name = oname + param.get("name", "")
+            syntax = next((el for el in param if _tag(el) == "syntax"), None)
+            if syntax is None:
+                continue
+            values = frozenset(e.get("value", "") for e in syntax.iter("{*}enumeration"))
+            for ref in syntax.iter("{*}enumerationRef"):
+                refs.append((name, oname + ref.get("targetParam", "")))
+            dm.params[name] = ModelParam(
+                type=_type_of(syntax, datatypes),
+                writable=param.get("access") == "readWrite",
+                secured=syntax.get("secured") == "true" or syntax.get("hidden") == "true",
+                enum=values or None,
+            )
+    for name, source in refs:
+        # e.g. ModeEnabled takes the values of ModesSupported
+        if source in dm.params:
+            old = dm.params[name]
+            dm.params[name] = ModelParam(
+                old.type, old.writable, old.secured, dm.params[source].enum
+            )
+    return dm
+
+
+def find_datamodels(given: Path | None = None) -> Path | None:
+    """The directory holding both BBF files: ``given``, else $ACSD_DATAMODELS, else
+    ../shared/datamodels from the current directory or from the repository."""
+    if given is not None:
+        candidates = [given]
+    else:
+        env = os.environ.get("ACSD_DATAMODELS")
+        candidates = [Path(env)] if env else []
+        candidates += [
+            Path.cwd() / ".." / "shared" / "datamodels",
+            Path(__file__).resolve().parents[3] / ".." / "shared" / "datamodels",
+        ]
+    for folder in candidates:
+        if all((folder / f).is_file() for f in MODEL_FILES.values()):
+            return folder.resolve()
+    return None

@@ -1,0 +1,303 @@
+"""`acsd profile check [DIR]`: every profile validated, errors as FILE:LINE, sim trees listed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from acsd.provisioning.profile_check import (
+    MODEL_FILES,
+    check_profiles,
+    load_datamodel,
+    main,
+    norm,
+    simulator_trees,
+)
+from acsd.provisioning.profile_schema import is_vendor_path
+from acsd.provisioning.profiles import load_profiles
+
+DATAMODELS = Path(__file__).resolve().parents[2] / "shared" / "datamodels"
+needs_models = pytest.mark.skipif(
+    not all((DATAMODELS / f).is_file() for f in MODEL_FILES.values()),
+    reason=f"BBF data models not found in {DATAMODELS}",
+)
+
+VENDOR = """\
+name = "acme"
+extends = "tr181"
+
+[match]
+manufacturer = "Acme*"
+
+[settings."wifi.2g.ssid"]
+path = "Device.WiFi.SSID.1.SSID"
+"""
+
+
+def write(directory: Path, name: str, text: str) -> Path:
+    path = directory / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def check(directory: Path | None):
+    return check_profiles(directory, datamodels=DATAMODELS)
+
+
+@needs_models
+def test_the_builtin_profiles_pass():
+    report = check(None)
+    assert report.errors == []
+    assert report.lines[-1] == f"{len(load_profiles())} profiles OK"
+    assert not any("warning" in line for line in report.lines), report.lines
+
+
+@needs_models
+def test_each_profile_line_names_its_base_and_the_trees_it_serves():
+    report = check(None)
+    lines = {line.split()[0]: line for line in report.lines if not line.startswith(" ")}
+    assert lines["tr181"].startswith("tr181  base of Device.  matches: ")
+    assert lines["huawei"].startswith("huawei  extends tr098  matches: ")
+    trees = {t.name for t in simulator_trees()}
+    expected = {
+        "tplink-tr181": "tplink-tr181",
+        "tplink-tr098": "tplink-tr098",
+        "huawei": "huawei-hg8245",
+        "zte": "zte-f670l",
+        "zyxel": "zyxel-vmg8825",
+        "nokia": "nokia-g240w",
+        "tr098": "tr098-dsl",
+        "tr181": "tr181-mobile",
+    }
+    for profile, tree in expected.items():
+        if tree in trees:
+            assert lines[profile].endswith(tree) or f" {tree}," in lines[profile], lines[profile]
+
+
+@needs_models
+def test_a_good_extra_profile_passes(tmp_path):
+    write(tmp_path, "acme.toml", VENDOR)
+    report = check(tmp_path)
+    assert report.errors == []
+    assert "acme  extends tr181  matches: -" in report.lines
+
+
+@needs_models
+def test_a_typo_in_a_key_fails_with_file_and_line(tmp_path):
+    path = write(tmp_path, "acme.toml", VENDOR.replace('"wifi.2g.ssid"', '"wifi.2g.sssid"'))
+    report = check(tmp_path)
+    assert report.errors == [
+        f"{path}:7: settings.\"wifi.2g.sssid\": unknown setting 'wifi.2g.sssid' "
+        "(did you mean 'wifi.2g.ssid'?)"
+    ]
+    assert report.lines[-1] == "1 error"
+
+
+@needs_models
+def test_a_bad_standard_path_fails_with_file_and_line(tmp_path):
+    path = write(tmp_path, "acme.toml", VENDOR.replace("SSID.1.SSID", "SSID.1.SSSID"))
+    report = check(tmp_path)
+    assert len(report.errors) == 1
+    error = report.errors[0]
+    assert error.startswith(f'{path}:8: settings."wifi.2g.ssid".path: ')
+    assert "'Device.WiFi.SSID.1.SSSID' is not a parameter of Device:2.17" in error
+    assert "did you mean 'Device.WiFi.SSID.1.SSID'" in error
+
+
+@needs_models
+def test_a_vendor_path_is_not_held_against_the_model(tmp_path):
+    text = VENDOR + '[settings."wifi.bandsteering"]\npath = "Device.WiFi.X_ACME_Steer.On"\n'
+    write(tmp_path, "acme.toml", text)
+    assert check(tmp_path).errors == []
+
+
+@needs_models
+@pytest.mark.parametrize(
+    ("extra", "line", "fragment"),
+    [
+        (
+            '[settings."wifi.5g.enable"]\npath = "Device.WiFi.SSID.2.Status"\ntype = "xsd:string"\n'
+            'map = { true = "Up", false = "Down" }\n',
+            10,
+            "read-only in Device:2.17",
+        ),
+        (
+            '[settings."wifi.5g.enable"]\npath = "Device.WiFi.SSID.2.LowerLayers"\n',
+            10,
+            "type defaults to xsd:boolean but Device:2.17 says xsd:string",
+        ),
+        (
+            '[settings."wifi.5g.password"]\n'
+            'path = "Device.WiFi.AccessPoint.2.Security.KeyPassphrase"\nsecret = false\n',
+            10,
+            "secured",
+        ),
+        (
+            '[tables."dhcp.reservations"]\nobject = "Device.DHCPv4.Server.Pool.1.StaticAdress."\n'
+            '[tables."dhcp.reservations".fields]\nmac = { param = "Chaddr" }\n',
+            11,
+            "did you mean 'Device.DHCPv4.Server.Pool.1.StaticAddress.'",
+        ),
+        (
+            '[tables."dhcp.reservations"]\nobject = "Device.DHCPv4.Server.Pool.1.StaticAddress."\n'
+            '[tables."dhcp.reservations".fields]\nmac = { param = "Chadr" }\n',
+            13,
+            "'Device.DHCPv4.Server.Pool.1.StaticAddress.1.Chadr' is not a parameter",
+        ),
+    ],
+)
+def test_what_the_model_refuses_is_an_error(tmp_path, extra, line, fragment):
+    path = write(tmp_path, "acme.toml", VENDOR + "\n" + extra)
+    report = check(tmp_path)
+    assert len(report.errors) == 1, report.errors
+    assert report.errors[0].startswith(f"{path}:{line}: ")
+    assert fragment in report.errors[0]
+
+
+@needs_models
+def test_a_stated_type_the_model_disagrees_with_is_a_warning(tmp_path):
+    text = VENDOR + '[settings."dhcp.pool_end"]\npath = "Device.DHCPv4.Server.Pool.1.MaxAddress"\n'
+    write(tmp_path, "acme.toml", text + 'type = "xsd:int"\n')
+    report = check(tmp_path)
+    assert report.errors == []
+    assert any("warning: type xsd:int differs" in line for line in report.lines)
+
+
+def test_an_extends_cycle_fails_naming_both_files(tmp_path):
+    a = write(tmp_path, "a.toml", 'name = "a"\nextends = "b"\n[match]\noui = "AAAAAA"\n')
+    b = write(tmp_path, "b.toml", 'name = "b"\n# loops back\nextends = "a"\n[match]\noui = "B"\n')
+    report = check(tmp_path)
+    assert len(report.errors) == 1
+    assert report.errors[0].startswith(f"{a}:2: extends: profiles extend each other in a loop")
+    assert f"a ({a}:2) -> b ({b}:3) -> a" in report.errors[0]
+
+
+def test_an_unknown_base_fails(tmp_path):
+    path = write(tmp_path, "acme.toml", VENDOR.replace('"tr181"', '"tr-181"'))
+    report = check(tmp_path)
+    assert report.errors == [
+        f"{path}:2: extends: unknown base profile 'tr-181' (did you mean 'tr181'?)"
+    ]
+
+
+def test_a_profile_of_a_broken_base_reports_only_the_base(tmp_path):
+    write(tmp_path, "base.toml", VENDOR.replace('"acme"', '"base"').replace("SSID.1", "SSID.*"))
+    write(tmp_path, "acme.toml", VENDOR.replace('"tr181"', '"base"'))
+    report = check(tmp_path)
+    assert len(report.errors) == 1
+    assert "base.toml:8:" in report.errors[0]
+
+
+def test_two_profiles_with_the_same_match_tie(tmp_path):
+    write(tmp_path, "acme.toml", VENDOR)
+    other = write(tmp_path, "other.toml", VENDOR.replace('"acme"', '"other"').replace("#", ""))
+    report = check(tmp_path)
+    assert len(report.errors) == 1
+    assert report.errors[0].startswith(f"{other}:4: match: the same `match` as acme (")
+
+
+def test_globs_that_overlap_on_the_same_keys_tie(tmp_path):
+    write(tmp_path, "acme.toml", VENDOR)
+    text = VENDOR.replace('"acme"', '"acme-pro"').replace('"Acme*"', '["Acme Pro*", "X*"]')
+    write(tmp_path, "pro.toml", text)
+    report = check(tmp_path)
+    assert len(report.errors) == 1
+    assert "overlapping acme's" in report.errors[0]
+
+
+def test_more_keys_make_no_tie(tmp_path):
+    write(tmp_path, "acme.toml", VENDOR)
+    text = VENDOR.replace('"acme"', '"acme-pro"').replace(
+        'manufacturer = "Acme*"', 'manufacturer = "Acme*"\nmodelName = "Pro*"'
+    )
+    write(tmp_path, "pro.toml", text)
+    assert check(tmp_path).errors == []
+
+
+def test_a_tie_on_a_simulator_tree_fails(tmp_path):
+    # both match the TP-Link TR-181 tree with one key each, on different keys
+    text = 'name = "mine"\nextends = "tr181"\n[match]\noui = "50C7BF"\n'
+    path = write(tmp_path, "mine.toml", text)
+    report = check(tmp_path)
+    if "tplink-tr181" not in {t.name for t in simulator_trees()}:
+        pytest.skip("no tplink-tr181 simulator tree")
+    assert len(report.errors) == 1
+    assert report.errors[0].startswith(f"{path}:3: match: simulator tree tplink-tr181 matches ")
+    assert "equally (tie)" in report.errors[0]
+
+
+def test_without_the_models_the_path_check_is_skipped_with_a_warning(tmp_path, monkeypatch):
+    import acsd.provisioning.profile_check as module
+
+    monkeypatch.setattr(module, "find_datamodels", lambda given=None: None)
+    write(tmp_path, "acme.toml", VENDOR.replace("SSID.1.SSID", "SSID.1.SSSID"))
+    report = check_profiles(tmp_path)
+    assert report.errors == []
+    assert any(line.startswith("warning: BBF data models not found") for line in report.lines)
+
+
+def test_a_named_models_directory_without_the_files_is_an_error(tmp_path):
+    report = check_profiles(None, datamodels=tmp_path)
+    assert report.errors and "no BBF data model files" in report.errors[0]
+
+
+def test_a_missing_profile_directory_is_an_error(tmp_path):
+    report = check(tmp_path / "nope")
+    assert report.errors == [f"{tmp_path / 'nope'}: profile directory not found"]
+
+
+@needs_models
+def test_every_builtin_path_is_in_the_bbf_model_unless_it_is_a_vendor_path():
+    models = {root: load_datamodel(DATAMODELS / f) for root, f in MODEL_FILES.items()}
+    checked = 0
+    for profile in load_profiles():
+        dm = models[profile.root]
+        for key, targets in profile.settings.items():
+            for target in targets:
+                if is_vendor_path(target.path):
+                    continue
+                param = dm.params.get(norm(target.path))
+                assert param is not None, (profile.name, key, target.path)
+                assert param.writable, (profile.name, target.path)
+                # types come from the model: stated or defaulted, they agree with it
+                assert target.type == param.type, (profile.name, target.path)
+                assert target.secret or not param.secured, (profile.name, target.path)
+                checked += 1
+        for table in profile.tables.values():
+            assert dm.objects.get(norm(table.object) + "{i}.") is True, table.object
+            for f in table.fields.values():
+                param = dm.params[norm(table.object) + "{i}." + f.param]
+                assert param.type == f.type, (profile.name, f.param)
+                checked += 1
+    assert checked > 100
+
+
+@needs_models
+def test_main_prints_the_report_and_exits_1_on_errors(tmp_path, capsys):
+    assert main(["--datamodels", str(DATAMODELS)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].endswith("profiles OK")
+    write(tmp_path, "acme.toml", VENDOR.replace('"tr181"', '"tr18"'))
+    assert main([str(tmp_path), "--datamodels", str(DATAMODELS)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(str(tmp_path / "acme.toml") + ":2: extends")
+    assert out[-1] == "1 error"
+
+
+def test_the_module_runs_as_a_program_without_pulling_in_aiohttp(tmp_path):
+    code = (
+        "import sys, acsd.provisioning.profile_check, acsd.provisioning.profiles;"
+        "sys.exit(any(m.split('.')[0] == 'aiohttp' for m in sys.modules))"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+    write(tmp_path, "acme.toml", VENDOR.replace("SSID.1", "SSID.*"))
+    run = subprocess.run(
+        [sys.executable, "-m", "acsd.provisioning.profile_check", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 1
+    assert f"{tmp_path / 'acme.toml'}:8:" in run.stdout

@@ -1,0 +1,584 @@
+"""Abstract settings in profiles: built-in vendor profiles, `extends`, defaults, `select`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from acsd.provisioning.profiles import (
+    SETTINGS,
+    ProfileError,
+    Target,
+    load_profiles,
+    parse_profile,
+)
+from acsd.store.base import CpeIdentity
+
+IGD = "InternetGatewayDevice."
+LAN = "InternetGatewayDevice.LANDevice.1."
+WLAN = LAN + "WLANConfiguration."
+HOST = LAN + "LANHostConfigManagement."
+VENDORS = {
+    "tplink-tr181": "tr181",
+    "tplink-tr098": "tr098",
+    "huawei": "tr098",
+    "zte": "tr098",
+    "zyxel": "tr098",
+    "nokia": "tr098",
+}
+
+
+@pytest.fixture(scope="module")
+def profiles():
+    return load_profiles()
+
+
+def paths(profile, key: str) -> list[str]:
+    return [t.path for t in profile.settings[key]]
+
+
+def identity(manufacturer: str, oui: str = "000000", **kw: str | None) -> CpeIdentity:
+    return CpeIdentity(
+        oui=oui, product_class="PC", serial_number="S1", manufacturer=manufacturer, **kw
+    )
+
+
+def write(directory: Path, name: str, text: str) -> Path:
+    path = directory / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# --- the built-in profiles ----------------------------------------------------------------
+
+
+def test_every_builtin_profile_loads(profiles):
+    assert set(profiles.names()) >= {"tr181", "tr098", *VENDORS}
+    for name, base in VENDORS.items():
+        profile = profiles.get(name)
+        assert profile.extends == base
+        assert profile.root == profiles.get(base).root
+        assert not profile.is_base
+        assert profile.match["manufacturer"]
+
+
+@pytest.mark.parametrize("name", ["tr181", "tr098"])
+def test_base_profiles_map_every_setting_but_band_steering(profiles, name):
+    profile = profiles.get(name)
+    assert set(profile.settings) == set(SETTINGS) - {"wifi.bandsteering"}
+    assert set(profile.tables) == {"dhcp.reservations"}
+
+
+def test_tr181_bands_dhcp_and_reservations(profiles):
+    p = profiles.get("tr181")
+    assert paths(p, "wifi.5g.ssid") == ["Device.WiFi.SSID.2.SSID"]
+    assert paths(p, "wifi.6g.password") == ["Device.WiFi.AccessPoint.3.Security.SAEPassphrase"]
+    (security,) = p.settings["wifi.2g.security"]
+    assert security.map == {
+        "wpa2-psk": "WPA2-Personal",
+        "open": "None",
+        "wpa3-sae": "WPA3-Personal",
+    }
+    (lease,) = p.settings["dhcp.lease_time"]
+    assert (lease.path, lease.type, lease.multiply) == (
+        "Device.DHCPv4.Server.Pool.1.LeaseTime",
+        "xsd:int",
+        60,
+    )
+    table = p.tables["dhcp.reservations"]
+    assert table.object == "Device.DHCPv4.Server.Pool.1.StaticAddress."
+    assert table.key == "mac"
+    assert {k: f.param for k, f in table.fields.items()} == {
+        "mac": "Chaddr",
+        "ip": "Yiaddr",
+        "enable": "Enable",
+    }
+    assert table.fields["mac"].format == "mac-colon-upper"
+    assert table.fields["enable"].type == "xsd:boolean"
+
+
+def test_tr098_security_writes_three_parameters_together(profiles):
+    p = profiles.get("tr098")
+    beacon, encryption, auth = p.settings["wifi.2g.security"]
+    assert beacon.path == WLAN + "1.BeaconType"
+    assert beacon.map == {"wpa2-psk": "11i", "open": "None"}
+    # no entry for "open": nothing is written to the 11i modes of an open network
+    assert encryption.map == {"wpa2-psk": "AESEncryption"}
+    assert auth.map == {"wpa2-psk": "PSKAuthentication"}
+    assert paths(p, "dhcp.enable") == [HOST + "DHCPServerEnable"]
+    assert p.tables["dhcp.reservations"].object == HOST + "DHCPStaticAddress."
+
+
+def test_tplink_tr181_puts_5ghz_on_ssid_3_and_has_band_steering(profiles):
+    p = profiles.get("tplink-tr181")
+    assert paths(p, "wifi.2g.ssid") == ["Device.WiFi.SSID.1.SSID"]  # inherited
+    assert paths(p, "wifi.5g.ssid") == ["Device.WiFi.SSID.3.SSID"]
+    assert paths(p, "wifi.5g.password") == ["Device.WiFi.AccessPoint.3.Security.KeyPassphrase"]
+    (steering,) = p.settings["wifi.bandsteering"]
+    assert (steering.path, steering.type) == ("Device.WiFi.X_TP_BandSteering.Enable", "xsd:boolean")
+    # the base's 6 GHz would be SSID.3 too: dropped rather than written twice
+    assert not any(k.startswith("wifi.6g.") for k in p.settings)
+
+
+def test_tplink_tr098_password_and_band_steering(profiles):
+    p = profiles.get("tplink-tr098")
+    assert paths(p, "wifi.5g.ssid") == [WLAN + "2.SSID"]
+    (password,) = p.settings["wifi.5g.password"]
+    assert password.path == WLAN + "2.X_TP_PreSharedKey"
+    assert password.secret and not password.readback
+    (steering,) = p.settings["wifi.bandsteering"]
+    assert steering.path == WLAN + "1.X_TP_BandSteering"
+    assert steering.booleans == ("1", "0")
+
+
+@pytest.mark.parametrize(
+    ("name", "leaf"),
+    [
+        ("huawei", "PreSharedKey.1.PreSharedKey"),
+        ("zte", "PreSharedKey.1.KeyPassphrase"),
+        ("zyxel", "KeyPassphrase"),
+        ("nokia", "PreSharedKey.1.KeyPassphrase"),
+    ],
+)
+def test_ont_vendors_put_5ghz_on_wlan_5(profiles, name, leaf):
+    p = profiles.get(name)
+    assert paths(p, "wifi.2g.ssid") == [WLAN + "1.SSID"]
+    assert paths(p, "wifi.5g.ssid") == [WLAN + "5.SSID"]
+    assert paths(p, "wifi.2g.password") == [WLAN + "1." + leaf]
+    assert paths(p, "wifi.5g.password") == [WLAN + "5." + leaf]
+    assert all(t.secret for t in p.settings["wifi.5g.password"])
+    assert paths(p, "wifi.5g.security") == [
+        WLAN + "5.BeaconType",
+        WLAN + "5.IEEE11iEncryptionModes",
+        WLAN + "5.IEEE11iAuthenticationMode",
+    ]
+    assert "wifi.6g.ssid" not in p.settings  # .3 is a 2.4 GHz SSID on these
+    assert "wifi.bandsteering" not in p.settings
+
+
+def test_vendor_quirks(profiles):
+    assert profiles.get("zte").settings["wifi.2g.enable"][0].booleans == ("1", "0")
+    assert profiles.get("tr098").settings["wifi.2g.enable"][0].booleans == ("true", "false")
+    (lease,) = profiles.get("zyxel").settings["dhcp.lease_time"]
+    assert (lease.reboot, lease.multiply, lease.type) == (True, 60, "xsd:int")
+    assert not any(t.reboot for ts in profiles.get("huawei").settings.values() for t in ts)
+    assert profiles.get("nokia").tables["dhcp.reservations"].fields["mac"].format == (
+        "mac-colon-lower"
+    )
+    assert profiles.get("zte").tables["dhcp.reservations"].fields["mac"].format == (
+        "mac-colon-upper"
+    )
+
+
+# --- extends ------------------------------------------------------------------------------
+
+
+def test_a_vendor_profile_inherits_status_identity_and_fetch(profiles):
+    base, vendor = profiles.get("tr098"), profiles.get("huawei")
+    assert vendor.status == base.status
+    assert vendor.identity == base.identity
+    assert vendor.fetch == base.fetch
+    assert vendor.settings["dhcp.pool_start"] == base.settings["dhcp.pool_start"]
+    assert vendor.origin('settings."dhcp.pool_start"') == base.source
+    assert vendor.origin('settings."wifi.5g.ssid"') == vendor.source
+
+
+def test_setting_names_lists_every_target_and_table(profiles):
+    for profile in profiles:
+        names = profile.setting_names()
+        assert len(names) == len(set(names))
+        expected = {t.path for ts in profile.settings.values() for t in ts}
+        expected |= {t.object for t in profile.tables.values()}
+        assert set(names) == expected
+    names = profiles.get("tr181").setting_names()
+    # secret paths too: a CPE lacking one faults 9005, which says "unsupported here"
+    assert "Device.WiFi.AccessPoint.1.Security.KeyPassphrase" in names
+    assert "Device.DHCPv4.Server.Pool.1.StaticAddress." in names
+    assert names[0] == "Device.WiFi.SSID.1.Enable"
+
+
+CHILD = """\
+name = "acme"
+extends = "tr181"
+[match]
+manufacturer = "Acme*"
+"""
+
+
+def test_child_keys_replace_the_base_key_by_key():
+    text = CHILD + (
+        '[status]\nfetch = ["Device.DeviceInfo.UpTime"]\n'
+        '[status.fields.lanIp]\npaths = ["Device.IP.Interface.3.IPv4Address.1.IPAddress"]\n'
+        '[settings."wifi.2g.ssid"]\npath = "Device.WiFi.SSID.7.SSID"\n'
+    )
+    p = parse_profile(text, "acme.toml")
+    base = load_profiles().get("tr181")
+    assert p.root == "Device."  # from the base
+    assert p.fetch[0] == "Device.DeviceInfo.UpTime"
+    assert "Device.IP.Interface." not in p.fetch  # the child's fetch list replaced the base's
+    assert [n for n, _ in p.status] == [n for n, _ in base.status]
+    lan = dict(p.status)["lanIp"]
+    assert lan[0].paths[0].text == "Device.IP.Interface.3.IPv4Address.1.IPAddress"
+    assert paths(p, "wifi.2g.ssid") == ["Device.WiFi.SSID.7.SSID"]
+    assert p.settings["wifi.2g.password"] == base.settings["wifi.2g.password"]
+    assert p.identity == base.identity
+
+
+def test_unsupported_drops_inherited_settings_by_glob():
+    text = CHILD.replace("[match]", 'unsupported = ["wifi.6g.*", "dhcp.reservations"]\n[match]')
+    p = parse_profile(text, "acme.toml")
+    assert not any(k.startswith("wifi.6g.") for k in p.settings)
+    assert "dhcp.reservations" not in p.tables
+    assert "wifi.5g.ssid" in p.settings
+
+
+def test_a_vendor_may_extend_a_vendor(tmp_path):
+    write(
+        tmp_path,
+        "c6.toml",
+        'name = "archer-c6"\nextends = "tplink-tr098"\n'
+        '[match]\nmanufacturer = "TP-Link*"\nmodelName = "Archer C6*"\n',
+    )
+    p = load_profiles(tmp_path).get("archer-c6")
+    assert p.root == IGD
+    assert p.settings["wifi.bandsteering"][0].booleans == ("1", "0")
+    assert p.match == {"manufacturer": ("TP-Link*",), "modelName": ("Archer C6*",)}
+
+
+# --- defaults -----------------------------------------------------------------------------
+
+
+def test_target_defaults(profiles):
+    p = profiles.get("tr181")
+    (enable,) = p.settings["wifi.2g.enable"]
+    # no `type` in the file: a bool setting writes xsd:boolean (what the model says)
+    assert enable == Target(
+        path="Device.WiFi.SSID.1.Enable",
+        type="xsd:boolean",
+        map=None,
+        multiply=None,
+        booleans=("true", "false"),
+        secret=False,
+        reboot=False,
+    )
+    assert enable.readback
+    assert p.settings["wifi.2g.ssid"][0].type == "xsd:string"
+    for key in ("wifi.2g.password", "wifi.5g.password", "wifi.6g.password"):
+        assert p.settings[key][0].secret
+    assert profiles.get("huawei").settings["wifi.2g.password"][0].secret
+
+
+def test_secret_defaults_follow_the_leaf_name_vendor_prefix_or_not():
+    text = CHILD + (
+        '[settings."wifi.2g.password"]\npath = "Device.WiFi.AccessPoint.1.X_ACME_KeyPassphrase"\n'
+        '[settings."wifi.5g.password"]\npath = "Device.WiFi.AccessPoint.2.X_ACME_WlanPassword"\n'
+        '[settings."wifi.5g.ssid"]\npath = "Device.WiFi.SSID.2.X_ACME_Name"\n'
+        '[settings."dhcp.dns"]\npath = "Device.DHCPv4.Server.Pool.1.DNSServers"\nsecret = true\n'
+    )
+    p = parse_profile(text, "acme.toml")
+    assert p.settings["wifi.2g.password"][0].secret
+    assert p.settings["wifi.5g.password"][0].secret
+    assert not p.settings["wifi.5g.ssid"][0].secret
+    assert p.settings["dhcp.dns"][0].secret  # stated
+
+
+# --- select -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("manufacturer", "oui", "root", "expected"),
+    [
+        ("TP-Link", "50C7BF", "Device.", "tplink-tr181"),
+        ("TP-Link", "F4F26D", IGD, "tplink-tr098"),
+        ("TP-LINK", "AABBCC", IGD, "tplink-tr098"),  # globs ignore case; any OUI
+        ("Huawei Technologies Co., Ltd", "00E0FC", IGD, "huawei"),
+        ("ZTE", "CC1AFA", IGD, "zte"),
+        ("Zyxel", "5067F0", IGD, "zyxel"),
+        ("ZyXEL Communications Corp.", "001349", IGD, "zyxel"),
+        ("Nokia", "A8D3F7", IGD, "nokia"),
+        ("SimLine", "0A5E12", IGD, "tr098"),
+        ("Generic", "0A5E13", "Device.", "tr181"),
+        ("Huawei", "00E0FC", "Device.", "tr181"),  # no TR-181 Huawei profile: the base
+    ],
+)
+def test_select_picks_the_vendor_profile_of_the_root(profiles, manufacturer, oui, root, expected):
+    assert profiles.select(identity(manufacturer, oui), root).name == expected
+
+
+def test_select_without_identity_gives_the_base(profiles):
+    assert profiles.select(None, IGD).name == "tr098"
+
+
+SPECIFIC = {
+    "acme.toml": 'name = "acme"\nextends = "tr098"\n[match]\nmanufacturer = "Acme*"\n',
+    "acme-x.toml": (
+        'name = "acme-x"\nextends = "acme"\n'
+        '[match]\nmanufacturer = "Acme*"\nmodelName = ["X1*", "X2*"]\n'
+    ),
+    "acme-x-old.toml": (
+        'name = "acme-x-old"\nextends = "acme-x"\n[match]\nmanufacturer = "Acme*"\n'
+        'modelName = "X1*"\nsoftwareVersion = "1.*"\n'
+    ),
+    "acme-hw.toml": (
+        'name = "acme-hw"\nextends = "acme"\n'
+        '[match]\nmanufacturer = "Acme*"\nhardwareVersion = "rev-b"\n'
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({}, "acme"),
+        ({"model_name": "X1-Pro"}, "acme-x"),
+        ({"model_name": "x2"}, "acme-x"),
+        ({"model_name": "X3"}, "acme"),
+        ({"model_name": "X1-Pro", "software_version": "1.4.2"}, "acme-x-old"),
+        ({"model_name": "X1-Pro", "software_version": "2.0"}, "acme-x"),
+        # two keys each: acme-hw ties acme-x, and the first by name wins
+        ({"model_name": "X1", "hardware_version": "REV-B"}, "acme-hw"),
+        ({"model_name": None, "hardware_version": "rev-b"}, "acme-hw"),
+    ],
+)
+def test_the_most_specific_match_wins(tmp_path, fields, expected):
+    for name, text in SPECIFIC.items():
+        write(tmp_path, name, text)
+    profiles = load_profiles(tmp_path)
+    assert profiles.select(identity("Acme Corp", **fields), IGD).name == expected
+
+
+def test_a_key_whose_identity_value_is_unknown_does_not_match(tmp_path):
+    for name, text in SPECIFIC.items():
+        write(tmp_path, name, text)
+    profiles = load_profiles(tmp_path)
+    # the driver may not know ModelName: the profiles that need it are not chosen
+    assert profiles.select(identity("Acme", model_name=None), IGD).name == "acme"
+    assert [p.name for p in profiles.matching(identity("Acme", model_name="X1"), IGD)] == [
+        "acme-x",
+        "acme",
+    ]
+
+
+# --- errors in settings, tables, match, extends --------------------------------------------
+
+
+def load_error(tmp_path: Path, text: str, name: str = "acme.toml") -> ProfileError:
+    path = write(tmp_path, name, text)
+    with pytest.raises(ProfileError) as caught:
+        load_profiles(tmp_path)
+    assert caught.value.file == str(path)
+    return caught.value
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "fragment", "line"),
+    [
+        (
+            '[settings."wifi.2g.sssid"]\npath = "Device.WiFi.SSID.1.SSID"\n',
+            'settings."wifi.2g.sssid"',
+            "did you mean 'wifi.2g.ssid'",
+            5,
+        ),
+        (
+            '[settings."wifi.2g.ssid"]\npaht = "Device.WiFi.SSID.1.SSID"\n',
+            'settings."wifi.2g.ssid".paht',
+            "did you mean 'path'",
+            6,
+        ),
+        (
+            '[settings."wifi.2g.ssid"]\npath = "Device.WiFi.SSID.*.SSID"\n',
+            'settings."wifi.2g.ssid".path',
+            "a parameter path",
+            6,
+        ),
+        (
+            '[settings."wifi.2g.enable"]\npath = "Device.WiFi.SSID.1.Enable"\ntype = "boolean"\n',
+            'settings."wifi.2g.enable".type',
+            "xsd:boolean",
+            7,
+        ),
+        (
+            '[settings."wifi.2g.enable"]\npath = "Device.WiFi.SSID.1.Enable"\nbooleans = ["1"]\n',
+            'settings."wifi.2g.enable".booleans[1]',
+            "",
+            7,
+        ),
+        (
+            '[settings."dhcp.lease_time"]\npath = "Device.DHCPv4.Server.Pool.1.LeaseTime"\n'
+            "multiply = 0\n",
+            'settings."dhcp.lease_time".multiply',
+            "",
+            7,
+        ),
+        (
+            '[tables."dhcp.reservation"]\nobject = "Device.DHCPv4.Server.Pool.1.StaticAddress."\n'
+            'fields = { mac = { param = "Chaddr" } }\n',
+            'tables."dhcp.reservation"',
+            "did you mean 'dhcp.reservations'",
+            5,
+        ),
+        (
+            '[tables."dhcp.reservations"]\n'
+            'object = "Device.DHCPv4.Server.Pool.1.StaticAddress.1."\n'
+            'fields = { mac = { param = "Chaddr" } }\n',
+            'tables."dhcp.reservations".object',
+            "not one of its instances",
+            6,
+        ),
+    ],
+)
+def test_a_bad_setting_is_refused_with_file_line_and_key(tmp_path, extra, key, fragment, line):
+    # CHILD is four lines: the extra table starts on line 5
+    err = load_error(tmp_path, CHILD + extra)
+    assert key in [k for k, _ in err.problems]
+    assert fragment in str(err)
+    assert f"{err.file}:{line}: {key}" in str(err)
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "line"),
+    [
+        ('name = "acme"\nextends = "tr181"\n\n[match]\nmodelname = "X*"\n', "match.modelname", 5),
+        ('name = "acme"\nextends = "tr181"\nunsupported = 3\n', "unsupported", 3),
+        ('name = "acme"\nextend = "tr181"\n[match]\noui = "A"\n', "extend", 2),
+    ],
+)
+def test_a_bad_top_level_key_is_refused_with_its_line(tmp_path, text, key, line):
+    err = load_error(tmp_path, text)
+    assert f"{err.file}:{line}: {key}" in str(err)
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "fragment"),
+    [
+        (
+            '[settings."wifi.2g.security"]\n'
+            'path = "Device.WiFi.AccessPoint.1.Security.ModeEnabled"\n'
+            'map = { wpa2 = "WPA2-Personal" }\n',
+            'settings."wifi.2g.security".map.wpa2',
+            "not a value of wifi.2g.security",
+        ),
+        (
+            '[settings."wifi.2g.security"]\n'
+            'path = "Device.WiFi.AccessPoint.1.Security.ModeEnabled"\n',
+            'settings."wifi.2g.security"',
+            "`map` says how this CPE spells them",
+        ),
+        (
+            '[settings."wifi.2g.ssid"]\npath = "Device.WiFi.SSID.1.SSID"\nmultiply = 60\n',
+            'settings."wifi.2g.ssid".multiply',
+            "only numbers scale",
+        ),
+        (
+            '[settings."wifi.2g.ssid"]\npath = "Device.WiFi.SSID.1.SSID"\nbooleans = ["1", "0"]\n',
+            'settings."wifi.2g.ssid".booleans',
+            "xsd:boolean",
+        ),
+        (
+            '[settings."wifi.2g.enable"]\npath = "Device.WiFi.SSID.1.Enable"\n'
+            'type = "xsd:unsignedInt"\n',
+            'settings."wifi.2g.enable"',
+            "needs `map`",
+        ),
+        (
+            '[settings."wifi.5g.ssid"]\npath = "Device.WiFi.SSID.1.SSID"\n',
+            'settings."wifi.5g.ssid".path',
+            "also written by wifi.2g.ssid",
+        ),
+        (
+            '[settings."wifi.2g.ssid"]\n'
+            'path = "InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.SSID"\n',
+            'settings."wifi.2g.ssid".path',
+            "outside this profile's root",
+        ),
+        ('unsupported = ["wifi.7g.*"]\n', "unsupported[0]", "unknown setting"),
+        (
+            'unsupported = ["wifi.2g.*"]\n'
+            '[settings."wifi.2g.ssid"]\npath = "Device.WiFi.SSID.1.SSID"\n',
+            "unsupported[0]",
+            "both mapped and unsupported",
+        ),
+        ('root = "InternetGatewayDevice."\n', "root", "differs from 'tr181'"),
+        (
+            '[tables."dhcp.reservations"]\nobject = "Device.DHCPv4.Server.Pool.1.StaticAddress."\n'
+            '[tables."dhcp.reservations".fields]\nip = { param = "Yiaddr" }\n',
+            'tables."dhcp.reservations".fields',
+            "the row key 'mac'",
+        ),
+        (
+            '[tables."dhcp.reservations"]\nobject = "Device.DHCPv4.Server.Pool.1.StaticAddress."\n'
+            '[tables."dhcp.reservations".fields]\nmac = { param = "Chaddr" }\n'
+            'mack = { param = "X" }\nip = { param = "Yiaddr", format = "mac-colon-lower" }\n',
+            'tables."dhcp.reservations".fields.mack',
+            "did you mean 'mac'",
+        ),
+    ],
+)
+def test_a_setting_that_cannot_work_is_refused(tmp_path, extra, key, fragment):
+    # top-level keys must come before the first table: `match` goes last
+    text = 'name = "acme"\nextends = "tr181"\n' + extra + '[match]\nmanufacturer = "Acme*"\n'
+    err = load_error(tmp_path, text)
+    assert key in [k for k, _ in err.problems], err
+    assert fragment in str(err)
+    assert err.line is not None
+
+
+def test_a_mac_format_on_another_field_is_refused(tmp_path):
+    text = CHILD + (
+        '[tables."dhcp.reservations"]\nobject = "Device.DHCPv4.Server.Pool.1.StaticAddress."\n'
+        '[tables."dhcp.reservations".fields]\nmac = { param = "Chaddr" }\n'
+        'ip = { param = "Yiaddr", format = "mac-colon-lower" }\n'
+    )
+    err = load_error(tmp_path, text)
+    assert [k for k, _ in err.problems] == ['tables."dhcp.reservations".fields.ip.format']
+    assert err.line == 9
+
+
+def test_a_profile_without_root_or_extends_is_refused(tmp_path):
+    err = load_error(tmp_path, 'name = "acme"\n[match]\nmanufacturer = "Acme*"\n')
+    assert [k for k, _ in err.problems] == ["root"]
+
+
+def test_an_unknown_base_is_refused_with_a_hint(tmp_path):
+    err = load_error(tmp_path, CHILD.replace('"tr181"', '"tr18"'))
+    assert f"{err.file}:2: extends: unknown base profile 'tr18'" in str(err)
+    assert "did you mean 'tr181'" in str(err)
+
+
+def test_profiles_extending_each_other_are_refused_naming_both_files(tmp_path):
+    a = write(tmp_path, "a.toml", 'name = "a"\nextends = "b"\n[match]\noui = "A"\n')
+    b = write(tmp_path, "b.toml", 'name = "b"\n\nextends = "a"\n[match]\noui = "B"\n')
+    with pytest.raises(ProfileError) as caught:
+        load_profiles(tmp_path)
+    text = str(caught.value)
+    assert f"{a}:2: extends: profiles extend each other in a loop" in text
+    assert f"a ({a}:2) -> b ({b}:3) -> a" in text
+
+
+def test_a_profile_extending_itself_is_refused(tmp_path):
+    err = load_error(tmp_path, CHILD.replace('"tr181"', '"acme"'))
+    assert f"in a loop: acme ({err.file}:2) -> acme" in str(err)
+
+
+def test_a_vendor_profile_without_match_would_be_a_second_base(tmp_path):
+    err = load_error(tmp_path, 'name = "acme"\nextends = "tr181"\n')
+    assert "second base profile" in str(err)
+    assert "no [match]" in str(err)
+
+
+def test_a_top_level_key_under_a_table_is_explained(tmp_path):
+    err = load_error(tmp_path, CHILD + 'unsupported = ["wifi.6g.*"]\n')
+    assert f"{err.file}:5: match.unsupported: 'unsupported' is a top-level key" in str(err)
+
+
+def test_an_empty_glob_is_refused(tmp_path):
+    err = load_error(tmp_path, CHILD.replace('"Acme*"', '""'))
+    assert [k for k, _ in err.problems] == ["match.manufacturer"]
+    assert err.line == 4
+
+
+def test_parse_profile_extends_the_builtins_by_default():
+    p = parse_profile(CHILD, "acme.toml")
+    assert p.extends == "tr181"
+    assert p.settings == load_profiles().get("tr181").settings

@@ -1,0 +1,116 @@
+"""A CPE that refuses one parameter: the others are applied, the job shows the fault, and
+acsd retries with back-off instead of in a loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from acsd.sim.runner import Simulation
+from test_provisioning_vendors import SEED_BODY, apply
+
+SSID5 = "Device.WiFi.SSID.2.SSID"
+
+
+async def test_one_refused_parameter_leaves_the_others_applied(daemon, tmp_path: Path):
+    sim = Simulation(
+        daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="PF", faults={SSID5: 9007}
+    )
+    serial = sim.routers[0].serial
+    apply(daemon, tmp_path, {**SEED_BODY, "serialNumber": serial})
+    assert (await sim.run_once()).ok == 1
+    router = sim.router(serial)
+    # One SetParameterValues refused as a whole (9003 naming SSID.2), one without it.
+    spv = [r for r in router.stats.rpcs[-1] if r == "SetParameterValues"]
+    assert len(spv) == 2
+    assert router.tree.get("Device.WiFi.SSID.1.SSID") == "SkyNet"
+    assert router.tree.get("Device.DHCPv4.Server.Pool.1.MinAddress") == "192.168.0.100"
+    assert router.tree.get(SSID5) != "Need4Speed"
+
+    device = daemon.device_json(serial)
+    assert device["state"] == "PROVISIONING" and device["jobs"] == 1
+    assert device["status"]["provisioned"] is False
+    job = device["job"]
+    assert job["state"] == "PENDING"
+    [fault] = job["faults"]
+    assert fault["setting"] == "wifi.5g.ssid" and fault["parameter"] == SSID5
+    assert fault["code"] == 9007 and fault["message"]
+    assert fault["attempts"] == 1 and fault["nextRetry"]
+
+    # Within the back-off (300 s by default) later sessions do not ask again.
+    for _ in range(3):
+        assert (await sim.run_once()).ok == 1
+        assert "SetParameterValues" not in router.stats.rpcs[-1]
+    assert router.stats.sessions == 4
+
+
+async def test_retries_back_off_and_stop(daemon_factory, tmp_path: Path):
+    daemon = daemon_factory(provisioning={"retry_base": 0.3, "retry_max_attempts": 3})
+    sim = Simulation(
+        daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="PB", faults={SSID5: 9007}
+    )
+    serial = sim.routers[0].serial
+    apply(daemon, tmp_path, {**SEED_BODY, "serialNumber": serial})
+    router = sim.router(serial)
+    tried = []
+    for _ in range(12):
+        assert (await sim.run_once()).ok == 1
+        tried.append(
+            any(SSID5 in dict(spv) for spv in router.stats.spv[-3:])
+            and "SetParameterValues" in router.stats.rpcs[-1]
+        )
+        await asyncio.sleep(0.35)
+    attempts = [i for i, t in enumerate(tried) if t]
+    # Three attempts with growing gaps (0.3 s, 0.6 s ...), then never again.
+    assert len(attempts) == 3, tried
+    assert attempts[0] == 0 and attempts[2] - attempts[1] >= attempts[1] - attempts[0]
+    device = daemon.device_json(serial)
+    assert device["job"]["state"] == "FAILED"
+    assert device["state"] == "ACTIVE" and device["jobs"] == 0
+    assert device["status"]["provisioned"] is False
+    assert device["job"]["faults"][0]["attempts"] == 3
+
+    # The operator fixes the value: acsd tries it at once, whatever the back-off said.
+    router.faults.clear()
+    body = {**SEED_BODY, "serialNumber": serial}
+    body["wifi"] = {**SEED_BODY["wifi"], "ssid5G": "Need4Speed2"}
+    apply(daemon, tmp_path, body)
+    assert (await sim.run_once()).ok == 1
+    assert router.tree.get(SSID5) == "Need4Speed2"
+    device = daemon.device_json(serial)
+    assert device["state"] == "ACTIVE" and device["status"]["provisioned"] is True
+
+
+def test_device_apply_rejects_bad_bodies_and_stores_nothing(daemon, tmp_path: Path):
+    seed_text = json.dumps({**SEED_BODY, "serialNumber": "BAD0001"}, indent=2)
+    # The seed's own example misses a comma before "bandsteering".
+    broken = seed_text.replace('"password6G": null,', '"password6G": null')
+    cases = {
+        broken: "invalid JSON at line",
+        seed_text.replace('"notes"', '"nots"'): "nots: unknown field",
+        seed_text.replace('"JohnConner"', '"short"'): "wifi.password",
+        seed_text.replace('"123456789013"', '"12345678901Z"'): "dhcp.reservedClients.0.mac",
+        seed_text.replace('"192.168.0.200"', '"192.168.0.50"'): "ipPoolStart is after ipPoolEnd",
+    }
+    for text, message in cases.items():
+        path = tmp_path / "bad.json"
+        path.write_text(text)
+        proc = daemon.cli("device", "apply", str(path), check=False)
+        assert proc.returncode == 1 and message in proc.stderr, (message, proc.stderr)
+    assert json.loads(daemon.cli("device", "list", "--json").stdout) == []
+
+
+def test_drift_check_off_leaves_hand_made_changes(daemon, tmp_path: Path):
+    async def run() -> None:
+        sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="PD")
+        serial = sim.routers[0].serial
+        apply(daemon, tmp_path, {**SEED_BODY, "serialNumber": serial, "driftCheck": False})
+        assert (await sim.run_once()).ok == 1
+        router = sim.router(serial)
+        router.set_local("Device.WiFi.SSID.1.SSID", "Mine now")
+        assert (await sim.run_once()).ok == 1
+        assert router.tree.get("Device.WiFi.SSID.1.SSID") == "Mine now"
+        assert daemon.device_json(serial)["driftCheck"] is False
+
+    asyncio.run(run())

@@ -1,0 +1,226 @@
+"""Every vendor: a factory-fresh simulated router gets the seed-000 wifi and DHCP at its
+vendor's paths, a second session sends nothing, a value changed by hand is put back, and a
+removed reservation is deleted from the router's table.
+
+The expected paths are written out here from the vendor documentation (cwmp-reference §8),
+not taken from the profiles, so a wrong profile path fails."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from acsd.sim.runner import Simulation
+
+SEED_BODY = {
+    "name": "Johns router",
+    "model": "12345678901234567890AAAA",
+    "customer": "12345678901234567890CCCC",
+    "macAddress": "123456789012",
+    "mvnoAccount": "12345678901234567890DDDD",
+    "notes": "Note about device",
+    "wifi": {
+        "enabled": True,
+        "ssid": "SkyNet",
+        "password": "JohnConner",
+        "enabled5G": True,
+        "ssid5G": "Need4Speed",
+        "password5G": "SarahConner",
+        "enabled6G": False,
+        "ssid6G": None,
+        "password6G": None,
+        "bandsteering": False,
+    },
+    "dhcp": {
+        "enable": True,
+        "ipPoolStart": "192.168.0.100",
+        "ipPoolEnd": "192.168.0.200",
+        "leaseTime": 10,
+        "primaryDnsServer": "8.8.8.8",
+        "reservedClients": [
+            {"mac": "123456789013", "ip": "192.168.0.10", "enable": True, "id": "r8jf84fv"}
+        ],
+    },
+}
+
+W = "InternetGatewayDevice.LANDevice.1.WLANConfiguration."
+LH = "InternetGatewayDevice.LANDevice.1.LANHostConfigManagement."
+POOL = "Device.DHCPv4.Server.Pool.1."
+
+
+@dataclass
+class Vendor:
+    tree: str
+    profile: str
+    ssid: tuple[str, str]  # 2.4 GHz and 5 GHz SSID parameter
+    enable: tuple[str, str]
+    password: tuple[str, str]
+    security: dict[str, str]  # path -> value for both bands
+    dhcp: dict[str, str]  # path -> value
+    table: str
+    mac: str  # Chaddr as the router holds it
+    extra: dict[str, str] | None = None
+
+
+def tr181(tree: str, profile: str, five: int, extra: dict | None = None) -> Vendor:
+    ap = "Device.WiFi.AccessPoint."
+    return Vendor(
+        tree,
+        profile,
+        ssid=("Device.WiFi.SSID.1.SSID", f"Device.WiFi.SSID.{five}.SSID"),
+        enable=("Device.WiFi.SSID.1.Enable", f"Device.WiFi.SSID.{five}.Enable"),
+        password=(f"{ap}1.Security.KeyPassphrase", f"{ap}{five}.Security.KeyPassphrase"),
+        security={
+            f"{ap}1.Security.ModeEnabled": "WPA2-Personal",
+            f"{ap}{five}.Security.ModeEnabled": "WPA2-Personal",
+        },
+        dhcp={
+            POOL + "Enable": "true",
+            POOL + "MinAddress": "192.168.0.100",
+            POOL + "MaxAddress": "192.168.0.200",
+            POOL + "LeaseTime": "600",
+            POOL + "DNSServers": "8.8.8.8",
+        },
+        table=POOL + "StaticAddress.",
+        mac="12:34:56:78:90:13",
+        extra=extra,
+    )
+
+
+def tr098(
+    tree: str,
+    profile: str,
+    five: int,
+    secret: str,
+    mac: str = "12:34:56:78:90:13",
+    extra: dict | None = None,
+) -> Vendor:
+    return Vendor(
+        tree,
+        profile,
+        ssid=(f"{W}1.SSID", f"{W}{five}.SSID"),
+        enable=(f"{W}1.Enable", f"{W}{five}.Enable"),
+        password=(f"{W}1.{secret}", f"{W}{five}.{secret}"),
+        security={f"{W}1.BeaconType": "11i", f"{W}{five}.BeaconType": "11i"},
+        dhcp={
+            LH + "DHCPServerEnable": "true",
+            LH + "MinAddress": "192.168.0.100",
+            LH + "MaxAddress": "192.168.0.200",
+            LH + "DHCPLeaseTime": "600",
+            LH + "DNSServers": "8.8.8.8",
+        },
+        table=LH + "DHCPStaticAddress.",
+        mac=mac,
+        extra=extra,
+    )
+
+
+VENDORS = [
+    tr181("tr181-generic", "tr181", 2),
+    tr181("tplink-tr181", "tplink-tr181", 3, {"Device.WiFi.X_TP_BandSteering.Enable": "false"}),
+    tr098("tr098-dsl", "tr098", 2, "KeyPassphrase"),
+    tr098(
+        "tplink-tr098",
+        "tplink-tr098",
+        2,
+        "X_TP_PreSharedKey",
+        extra={f"{W}1.X_TP_BandSteering": "false"},
+    ),
+    # Huawei ONTs take the passphrase in PreSharedKey.1.PreSharedKey.
+    tr098("huawei-hg8245", "huawei", 5, "PreSharedKey.1.PreSharedKey"),
+    tr098("zte-f670l", "zte", 5, "PreSharedKey.1.KeyPassphrase"),
+    tr098("zyxel-vmg8825", "zyxel", 5, "KeyPassphrase"),
+    tr098("nokia-g240w", "nokia", 5, "PreSharedKey.1.KeyPassphrase", mac="12:34:56:78:90:13"),
+]
+
+
+def same(held: str, wanted: str) -> bool:
+    booleans = {"1": "true", "0": "false"}
+    return booleans.get(held, held).lower() == booleans.get(wanted, wanted).lower()
+
+
+def rows(tree: dict[str, str], table: str) -> dict[int, dict[str, str]]:
+    out: dict[int, dict[str, str]] = {}
+    for path, value in tree.items():
+        if path.startswith(table):
+            instance, leaf = path[len(table) :].split(".", 1)
+            out.setdefault(int(instance), {})[leaf] = value
+    return out
+
+
+def apply(daemon, tmp_path: Path, body: dict) -> dict:
+    path = tmp_path / "device.json"
+    path.write_text(json.dumps(body))
+    return json.loads(daemon.cli("device", "apply", str(path)).stdout)
+
+
+@pytest.mark.parametrize("vendor", VENDORS, ids=[v.tree for v in VENDORS])
+async def test_vendor_router_ends_with_the_seed_settings_at_its_paths(
+    daemon, tmp_path: Path, vendor: Vendor
+):
+    sim = Simulation(daemon.cwmp_url, [vendor.tree], 1, serial_prefix="PV")
+    serial = sim.routers[0].serial
+    created = apply(daemon, tmp_path, {**SEED_BODY, "serialNumber": serial})
+    assert created["state"] == "PROVISIONING" and created["jobs"] == 1
+
+    assert (await sim.run_once()).ok == 1
+    router = sim.router(serial)
+    tree = router.tree.flat()
+    wanted = {
+        vendor.ssid[0]: "SkyNet",
+        vendor.ssid[1]: "Need4Speed",
+        vendor.enable[0]: "true",
+        vendor.enable[1]: "true",
+        vendor.password[0]: "JohnConner",
+        vendor.password[1]: "SarahConner",
+        **vendor.security,
+        **vendor.dhcp,
+        **(vendor.extra or {}),
+    }
+    for path, value in wanted.items():
+        assert same(tree[path], value), (path, tree[path], value)
+    [(instance, row)] = rows(tree, vendor.table).items()
+    assert row["Chaddr"].lower() == vendor.mac.lower() and row["Yiaddr"] == "192.168.0.10"
+    assert same(row["Enable"], "true")
+
+    device = daemon.device_json(serial)
+    assert device["cpe"]["profile"] == vendor.profile
+    assert device["state"] == "ACTIVE" and device["jobs"] == 0
+    assert device["status"]["provisioned"] is True
+    assert device["dhcp"]["reservedClients"][0]["id"] == str(instance)
+    assert device["job"]["state"] == "DONE"
+
+    # A second session finds nothing to change.
+    assert (await sim.run_once()).ok == 1
+    assert router.stats.rpcs[-1] == ["GetParameterValues"]
+
+    # A value changed on the router by hand is put back.
+    router.set_local(vendor.ssid[1], "Changed by hand")
+    assert (await sim.run_once()).ok == 1
+    assert "SetParameterValues" in router.stats.rpcs[-1]
+    assert router.tree.get(vendor.ssid[1]) == "Need4Speed"
+
+    # Removing the reservation deletes the router's table row.
+    body = {**SEED_BODY, "serialNumber": serial}
+    body["dhcp"] = {**SEED_BODY["dhcp"], "reservedClients": []}
+    assert apply(daemon, tmp_path, body)["state"] == "PROVISIONING"
+    assert (await sim.run_once()).ok == 1
+    assert "DeleteObject" in router.stats.rpcs[-1]
+    assert rows(router.tree.flat(), vendor.table) == {}
+    device = daemon.device_json(serial)
+    assert device["state"] == "ACTIVE" and device["status"]["provisioned"] is True
+
+
+async def test_a_lease_time_that_needs_a_reboot_reboots_once(daemon, tmp_path: Path):
+    sim = Simulation(daemon.cwmp_url, ["zyxel-vmg8825"], 1, serial_prefix="PZ")
+    serial = sim.routers[0].serial
+    apply(daemon, tmp_path, {**SEED_BODY, "serialNumber": serial})
+    assert (await sim.run_once()).ok == 1
+    router = sim.router(serial)
+    assert router.stats.rpcs[-1][-1] == "Reboot"
+    assert (await sim.run_once()).ok == 1
+    assert "M Reboot" in router.stats.events[-1]
+    assert router.stats.rpcs[-1] == ["GetParameterValues"]
