@@ -224,3 +224,20 @@ async def test_a_lease_time_that_needs_a_reboot_reboots_once(daemon, tmp_path: P
     assert (await sim.run_once()).ok == 1
     assert "M Reboot" in router.stats.events[-1]
     assert router.stats.rpcs[-1] == ["GetParameterValues"]
+
+
+async def test_factory_reset_router_gets_everything_again(daemon, tmp_path: Path):
+    first = Simulation(daemon.cwmp_url, ["huawei-hg8245"], 1, serial_prefix="PR")
+    serial = first.routers[0].serial
+    apply(daemon, tmp_path, {**SEED_BODY, "serialNumber": serial})
+    assert (await first.run_once()).ok == 1
+    # The same router after a factory reset: factory tree, 0 BOOTSTRAP.
+    again = Simulation(daemon.cwmp_url, ["huawei-hg8245"], 1, serial_prefix="PR")
+    assert (await again.run_once()).ok == 1
+    router = again.router(serial)
+    assert "0 BOOTSTRAP" in router.stats.events[-1]
+    tree = router.tree.flat()
+    assert tree[f"{W}1.SSID"] == "SkyNet"
+    assert tree[f"{W}5.PreSharedKey.1.PreSharedKey"] == "SarahConner"
+    assert len(rows(tree, LH + "DHCPStaticAddress.")) == 1
+    assert daemon.device_json(serial)["status"]["provisioned"] is True

@@ -1,0 +1,34 @@
+"""`acsd profile check` as an operator runs it."""
+
+from __future__ import annotations
+
+from conftest import DATAMODELS, run_cli
+
+
+def test_builtin_profiles_pass_and_show_what_they_match():
+    proc = run_cli("profile", "check", "--datamodels", str(DATAMODELS))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert any(line.startswith("huawei") and "huawei-hg8245" in line for line in lines)
+    assert any(line.startswith("tplink-tr181") and "tplink-tr181" in line for line in lines)
+    assert lines[-1].endswith("profiles OK")
+
+
+def test_typo_bad_path_and_cycle_are_reported_with_file_and_line(tmp_path):
+    (tmp_path / "typo.toml").write_text(
+        'name = "typo"\nextends = "tr098"\n\n[match]\nmanufacturer = "Typo*"\n\n'
+        '[settings."wifi.2g.sssid"]\n'
+        'path = "InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.SSID"\n'
+    )
+    (tmp_path / "badpath.toml").write_text(
+        'name = "badpath"\nextends = "tr181"\n[match]\nmanufacturer = "Bad*"\n'
+        '[settings."wifi.2g.ssid"]\npath = "Device.WiFi.SSID.1.SSIDD"\n'
+    )
+    (tmp_path / "a.toml").write_text('name = "a"\nextends = "b"\n[match]\nmanufacturer = "A*"\n')
+    (tmp_path / "b.toml").write_text('name = "b"\nextends = "a"\n[match]\nmanufacturer = "B*"\n')
+    proc = run_cli("profile", "check", str(tmp_path), "--datamodels", str(DATAMODELS))
+    assert proc.returncode == 1
+    err = proc.stderr
+    assert "typo.toml:7:" in err and "wifi.2g.ssid" in err  # "did you mean"
+    assert "badpath.toml:6:" in err and "SSIDD" in err
+    assert "a.toml" in err and "b.toml" in err and "cycle" in err
