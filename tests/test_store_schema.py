@@ -50,20 +50,20 @@ async def test_migrate_returns_what_it_applied(tmp_path: Path) -> None:
             *MIGRATIONS,
             Migration(
                 len(MIGRATIONS) + 1,
-                "customers",
+                "widgets",
                 """
-                CREATE TABLE customers (id TEXT PRIMARY KEY, name TEXT NOT NULL);
+                CREATE TABLE widgets (id TEXT PRIMARY KEY, name TEXT NOT NULL);
                 -- a trigger body holds semicolons of its own
-                CREATE TRIGGER customers_name AFTER INSERT ON customers BEGIN
-                    UPDATE customers SET name = trim(name) WHERE id = new.id;
+                CREATE TRIGGER widgets_name AFTER INSERT ON widgets BEGIN
+                    UPDATE widgets SET name = trim(name) WHERE id = new.id;
                 END;
                 """,
             ),
         ]
         assert await migrate(conn, extra) == [len(MIGRATIONS) + 1]
         assert await migrate(conn, extra) == []
-        await conn.execute("INSERT INTO customers VALUES ('c1', '  Acme  ')")
-        rows = list(await conn.execute_fetchall("SELECT name FROM customers"))
+        await conn.execute("INSERT INTO widgets VALUES ('c1', '  Acme  ')")
+        rows = list(await conn.execute_fetchall("SELECT name FROM widgets"))
         assert rows[0][0] == "Acme"
 
 

@@ -43,6 +43,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(dapply)
     dapply.add_argument("file", metavar="FILE")
 
+    token = sub.add_parser("token", help="API bearer tokens")
+    tsub = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    tcreate = tsub.add_parser("create", help="create a token and print it (shown only once)")
+    _add_config(tcreate)
+    tcreate.add_argument("--role", required=True, choices=["ADMIN", "RESELLER", "OWNER", "MANAGER"])
+    tcreate.add_argument("--customer", metavar="ID", help="customer the token is bound to")
+    tcreate.add_argument("--name", default="", metavar="TEXT", help="what the token is for")
+    tlist = tsub.add_parser("list", help="tokens (never the secret itself)")
+    _add_config(tlist)
+    trevoke = tsub.add_parser("revoke", help="revoke a token by its id")
+    _add_config(trevoke)
+    trevoke.add_argument("id", metavar="ID")
+
     profile = sub.add_parser("profile", help="vendor parameter profiles")
     psub = profile.add_subparsers(dest="profile_command", required=True, metavar="ACTION")
     pcheck = psub.add_parser(
@@ -94,6 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_migrate(config))
     if args.command == "device":
         return asyncio.run(_device(args, config))
+    if args.command == "token":
+        return asyncio.run(_token(args, config))
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE
 
@@ -112,6 +127,50 @@ def _profile_check(args: argparse.Namespace) -> int:
     for line in [*report.warnings, *report.errors]:
         print(line, file=sys.stderr)
     return 1 if report.errors else 0
+
+
+async def _token(args: argparse.Namespace, config: Config) -> int:
+    from acsd import clock
+    from acsd.api.auth import create_token
+    from acsd.store import open_store
+
+    store = open_store(config.store.url)
+    await store.open()
+    try:
+        if args.token_command == "create":
+            try:
+                token, _ = await create_token(
+                    store, args.role, customer=args.customer, name=args.name
+                )
+            except ValueError as exc:
+                print(f"acsd: {exc}", file=sys.stderr)
+                return EXIT_USAGE
+            print(token)  # alone on stdout, so scripts can capture it
+            return 0
+        if args.token_command == "list":
+            rows = [("ID", "ROLE", "CUSTOMER", "NAME", "CREATED", "REVOKED")]
+            for t in await store.list_tokens():
+                rows.append(
+                    (
+                        t.id,
+                        t.role,
+                        t.customer or "-",
+                        t.name or "-",
+                        clock.iso(t.created),
+                        clock.iso(t.revoked) if t.revoked else "-",
+                    )
+                )
+            widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+            for row in rows:
+                print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+            return 0
+        if not await store.revoke_token(args.id):
+            print(f"acsd: no active token {args.id}", file=sys.stderr)
+            return 1
+        print(f"revoked {args.id}")
+        return 0
+    finally:
+        await store.close()
 
 
 async def _migrate(config: Config) -> int:

@@ -8,8 +8,11 @@ from pathlib import Path
 
 from aiohttp import web
 
+from acsd import __version__
 from acsd.api.app import build_api_app
+from acsd.api.context import ApiContext
 from acsd.config import Config
+from acsd.cwmp.connreq import ConnectionRequester
 from acsd.cwmp.server import CwmpServer, ServerSettings
 from acsd.cwmp.session import Limits
 from acsd.log import get_logger
@@ -61,7 +64,18 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> int:
         handle_signals=False,
         keepalive_timeout=config.cwmp.session_timeout,
     )
-    api_runner = web.AppRunner(build_api_app(store), access_log=None, handle_signals=False)
+    requester = ConnectionRequester()
+    await requester.start()
+    api_context = ApiContext(
+        store=store,
+        profiles=profiles,
+        requester=requester,
+        default_interval=config.cwmp.periodic_interval,
+        grace=config.cwmp.online_grace,
+    )
+    api_runner = web.AppRunner(
+        build_api_app(api_context, version=__version__), access_log=None, handle_signals=False
+    )
     await cwmp_runner.setup()
     await api_runner.setup()
     try:
@@ -71,6 +85,7 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> int:
         log.error("listen_failed", error=str(exc))
         await cwmp_runner.cleanup()
         await api_runner.cleanup()
+        await requester.close()
         await store.close()
         return 1
 
@@ -90,6 +105,7 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> int:
     await cwmp.drain(config.shutdown_grace)
     await cwmp_runner.cleanup()
     await api_runner.cleanup()
+    await requester.close()
     await store.close()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.remove_signal_handler(sig)

@@ -22,7 +22,17 @@ def _desired_part(wifi: dict[str, Any] | None, dhcp: dict[str, Any] | None) -> A
     return wifi, dhcp
 
 
-def _keep_reservation_ids(new: dict[str, Any] | None, old: dict[str, Any] | None) -> None:
+def desired_changed(
+    wifi: dict[str, Any] | None,
+    dhcp: dict[str, Any] | None,
+    old_wifi: dict[str, Any] | None,
+    old_dhcp: dict[str, Any] | None,
+) -> bool:
+    """Whether the router must be told something new (a new revision)."""
+    return _desired_part(wifi, dhcp) != _desired_part(old_wifi, old_dhcp)
+
+
+def keep_reservation_ids(new: dict[str, Any] | None, old: dict[str, Any] | None) -> None:
     if not new or not old:
         return
     known = {
@@ -44,8 +54,8 @@ async def apply_device(store: Store, body: DeviceInput) -> DeviceRecord:
         record = DeviceRecord(id="", serial_number=body.serialNumber)
         changed = bool(wifi or dhcp)
     else:
-        _keep_reservation_ids(dhcp, record.dhcp)
-        changed = _desired_part(wifi, dhcp) != _desired_part(record.wifi, record.dhcp)
+        keep_reservation_ids(dhcp, record.dhcp)
+        changed = desired_changed(wifi, dhcp, record.wifi, record.dhcp)
     record.name = body.name
     record.model = body.model
     record.customer = body.customer

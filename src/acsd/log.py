@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 
-_SECRET_KEY = re.compile(r"(pass(word|phrase)?|secret|token|presharedkey|psk|pin)$", re.I)
+_SECRET_KEY = re.compile(r"(pass(word|phrase)?|secret|token|presharedkey|psk|pin)(\d+g)?$", re.I)
 MASK = "***"
 
 

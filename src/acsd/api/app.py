@@ -1,13 +1,16 @@
-"""The operator API listener. This issue serves health checks; the REST resources of the
-seeds are wired here as they are built (one module per resource)."""
+"""The operator API listener: wires the resources (one module each), the error middleware,
+health checks and the OpenAPI description."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from acsd.store.base import Store
+from acsd.api import audit, customers, devices, models
+from acsd.api.context import CONTEXT, ApiContext
+from acsd.api.errors import error_middleware
+from acsd.api.openapi import add_openapi_routes
 
-STORE_KEY = web.AppKey("store", Store)
+MAX_BODY = 1024 * 1024
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -15,7 +18,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    store = request.app[STORE_KEY]
+    store = request.app[CONTEXT].store
     try:
         ready = await store.ping()
     except Exception:
@@ -23,9 +26,12 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"ready": ready}, status=200 if ready else 503)
 
 
-def build_api_app(store: Store) -> web.Application:
-    app = web.Application(client_max_size=1024 * 1024)
-    app[STORE_KEY] = store
+def build_api_app(ctx: ApiContext, *, version: str = "0") -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[error_middleware])
+    app[CONTEXT] = ctx
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    for resource in (devices, customers, models, audit):
+        resource.setup(app)
+    add_openapi_routes(app, title="acsd operator API", version=version)
     return app

@@ -129,7 +129,9 @@ class ProvisioningDriver:
         if record is not None:
             if not self.bootstrap:
                 self.fetch.absent = set(record.absent_paths)
-            self.desired = desired_state(record.wifi, record.dhcp)
+            # A device being deleted gets nothing new: its session only releases it.
+            if record.state != "DELETING":
+                self.desired = desired_state(record.wifi, record.dhcp)
             self.memory = new_memory(record.provisioning, bootstrap=self.bootstrap)
             held = self.memory.get("appliedRevision") == record.revision
             drift = record.drift_check and self.settings.drift_check
@@ -207,6 +209,11 @@ class ProvisioningDriver:
             connection_request_url=ident.get("connectionRequestUrl"),
             absent_paths=sorted(self.fetch.absent),
         )
+        if self.record is not None and self.record.state == "DELETING":
+            # Released: the record goes; a later Inform registers the CPE as unclaimed.
+            await self.store.delete_device(self.record.id)
+            log.info("session.released", serial=session.serial, device=self.record.id)
+            return
         if self.record is not None:
             self._settle(result)
         try:

@@ -5,27 +5,37 @@ from __future__ import annotations
 from pathlib import Path
 
 from acsd.store.base import (
+    AuditRecord,
     ConflictError,
     CpeIdentity,
+    CustomerRecord,
+    DeviceQuery,
     DeviceRecord,
+    ModelRecord,
     SchemaError,
     SessionResult,
     Store,
     StoreClosedError,
     StoreError,
+    TokenRecord,
 )
 from acsd.store.sqlite import SqliteStore
 
 __all__ = [
+    "AuditRecord",
     "ConflictError",
     "CpeIdentity",
+    "CustomerRecord",
+    "DeviceQuery",
     "DeviceRecord",
+    "ModelRecord",
     "SchemaError",
     "SessionResult",
     "SqliteStore",
     "Store",
     "StoreClosedError",
     "StoreError",
+    "TokenRecord",
     "open_store",
     "sqlite_path",
 ]

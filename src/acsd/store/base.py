@@ -62,6 +62,10 @@ class DeviceRecord:
     provisioning: dict[str, Any] = field(default_factory=dict)
     #: put back values changed on the router by hand (BOOT/PERIODIC sessions)
     drift_check: bool = True
+    #: the Connection Request credentials acsd set on this CPE (written by sessions only;
+    #: an operator update keeps them)
+    cr_username: str | None = None
+    cr_password: str | None = None
 
 
 @dataclass(slots=True)
@@ -92,6 +96,82 @@ class SessionResult:
     state: str | None = None
     jobs: int | None = None
     dhcp: dict[str, Any] | None = None
+    #: Connection Request credentials acsd set on the CPE this session; None keeps the stored
+    cr_username: str | None = None
+    cr_password: str | None = None
+
+
+@dataclass(slots=True)
+class CustomerRecord:
+    id: str
+    name: str
+    type: str = "CUSTOMER"  # CUSTOMER | RESELLER
+    #: the reseller this customer (or sub-reseller) belongs to; None = top level
+    reseller: str | None = None
+    created: float = 0.0
+    updated: float = 0.0
+
+
+@dataclass(slots=True)
+class TokenRecord:
+    id: str
+    #: sha256 hex of the token; the token itself is shown once and never stored
+    hash: str
+    role: str  # ADMIN | RESELLER | OWNER | MANAGER
+    customer: str | None = None
+    name: str = ""
+    created: float = 0.0
+    revoked: float | None = None
+
+
+@dataclass(slots=True)
+class ModelRecord:
+    id: str
+    name: str
+    type: str  # ROUTER, MOBILE_ROUTER, ONT, ...
+    brand: str | None = None
+    description: str | None = None
+    picture: str | None = None
+    #: the acsd profile for routers of this model (must be one `acsd profile check` knows)
+    profile: str | None = None
+    created: float = 0.0
+    updated: float = 0.0
+
+
+@dataclass(slots=True)
+class AuditRecord:
+    id: str
+    at: float
+    action: str  # e.g. "device.create", "device.update", "customer.create"
+    resource: str  # "device", "customer", "model", "token"
+    resource_id: str | None = None
+    token_id: str | None = None
+    token_name: str | None = None
+    role: str | None = None
+    customer: str | None = None
+    #: the resource before and after, secrets masked by the caller
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+    request_id: str | None = None
+
+
+@dataclass(slots=True)
+class DeviceQuery:
+    """Filters of ``GET /network/device``; None = no filter."""
+
+    #: only devices of these customers (a token's tenancy); None = all (ADMIN)
+    customers: set[str] | None = None
+    customer: str | None = None
+    state: str | None = None
+    #: online as defined by acsd (a session within 2 x interval + grace); needs the two below
+    online: bool | None = None
+    now: float = 0.0
+    default_interval: int = 300
+    grace: int = 60
+    #: case-insensitive substring of name, serial number, MAC (any separators), notes
+    q: str | None = None
+    limit: int = 100
+    offset: int = 0
 
 
 class Store(Protocol):
@@ -128,6 +208,64 @@ class Store(Protocol):
 
     async def count_devices(self) -> int:
         """How many device records there are."""
+
+    # -- additions (REST API issue) ------------------------------------------------------
+    # Every operator write takes an optional AuditRecord committed in the SAME transaction.
+
+    async def query_devices(self, query: DeviceQuery) -> tuple[list[DeviceRecord], int]:
+        """One page of devices ordered by creation (id), and the total matching count."""
+
+    async def find_device_by_mac(self, mac_address: str) -> DeviceRecord | None:
+        """Any record whose MAC is this one, whatever its separators and case."""
+
+    async def write_device(
+        self, record: DeviceRecord, *, audit: AuditRecord | None = None
+    ) -> DeviceRecord:
+        """upsert_device plus an audit entry in the same transaction."""
+
+    async def delete_device(self, device_id: str, *, audit: AuditRecord | None = None) -> bool:
+        """Remove the record; False if there was none."""
+
+    async def create_customer(
+        self, record: CustomerRecord, *, audit: AuditRecord | None = None
+    ) -> CustomerRecord: ...
+
+    async def get_customer(self, customer_id: str) -> CustomerRecord | None: ...
+
+    async def list_customers(
+        self, *, ids: set[str] | None = None, limit: int = 100, offset: int = 0
+    ) -> tuple[list[CustomerRecord], int]:
+        """Ordered by id; ``ids`` restricts to a tenancy (None = all)."""
+
+    async def customer_tree(self, customer_id: str) -> set[str]:
+        """The customer itself plus, for a reseller, every customer and sub-reseller below
+        it at any depth (recursive)."""
+
+    async def create_token(
+        self, record: TokenRecord, *, audit: AuditRecord | None = None
+    ) -> TokenRecord: ...
+
+    async def find_token(self, token_hash: str) -> TokenRecord | None:
+        """An unrevoked token by its hash."""
+
+    async def list_tokens(self) -> list[TokenRecord]: ...
+
+    async def revoke_token(self, token_id: str, *, audit: AuditRecord | None = None) -> bool: ...
+
+    async def create_model(
+        self, record: ModelRecord, *, audit: AuditRecord | None = None
+    ) -> ModelRecord: ...
+
+    async def get_model(self, model_id: str) -> ModelRecord | None: ...
+
+    async def list_models(
+        self, *, limit: int = 100, offset: int = 0
+    ) -> tuple[list[ModelRecord], int]: ...
+
+    async def list_audit(
+        self, *, limit: int = 100, offset: int = 0
+    ) -> tuple[list[AuditRecord], int]:
+        """Newest first."""
 
 
 class StoreError(Exception):

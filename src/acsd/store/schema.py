@@ -87,6 +87,65 @@ MIGRATIONS: list[Migration] = [
         ALTER TABLE devices ADD COLUMN drift_check INTEGER NOT NULL DEFAULT 1;
         """,
     ),
+    Migration(
+        3,
+        "customers, API tokens, router models, audit log, connection request credentials",
+        """
+        CREATE TABLE customers (
+            id       TEXT PRIMARY KEY,
+            name     TEXT NOT NULL,
+            type     TEXT NOT NULL DEFAULT 'CUSTOMER',   -- CUSTOMER | RESELLER
+            reseller TEXT REFERENCES customers (id),     -- NULL = top level
+            created  REAL NOT NULL,
+            updated  REAL NOT NULL
+        );
+        -- A reseller's tree is walked downwards (recursive CTE over reseller links).
+        CREATE INDEX customers_reseller ON customers (reseller);
+
+        CREATE TABLE tokens (
+            id       TEXT PRIMARY KEY,
+            hash     TEXT NOT NULL UNIQUE,                -- sha256 hex; never the token
+            role     TEXT NOT NULL,
+            customer TEXT,
+            name     TEXT NOT NULL DEFAULT '',
+            created  REAL NOT NULL,
+            revoked  REAL                                 -- NULL = valid
+        );
+
+        CREATE TABLE models (
+            id          TEXT PRIMARY KEY,
+            name        TEXT NOT NULL,
+            type        TEXT NOT NULL,
+            brand       TEXT,
+            description TEXT,
+            picture     TEXT,
+            profile     TEXT,
+            created     REAL NOT NULL,
+            updated     REAL NOT NULL
+        );
+
+        -- "before"/"after" are quoted: both are keywords in SQL.
+        CREATE TABLE audit (
+            id          TEXT PRIMARY KEY,
+            at          REAL NOT NULL,
+            action      TEXT NOT NULL,
+            resource    TEXT NOT NULL,
+            resource_id TEXT,
+            token_id    TEXT,
+            token_name  TEXT,
+            role        TEXT,
+            customer    TEXT,
+            "before"    TEXT,                             -- JSON object or NULL
+            "after"     TEXT,                             -- JSON object or NULL
+            request_id  TEXT
+        );
+        CREATE INDEX audit_at ON audit (at);
+
+        -- Connection Request credentials acsd sets on each CPE (written by sessions only).
+        ALTER TABLE devices ADD COLUMN cr_username TEXT;
+        ALTER TABLE devices ADD COLUMN cr_password TEXT;
+        """,
+    ),
 ]
 
 

@@ -7,6 +7,9 @@ Why this shape:
   Every write goes through one queue; one writer task drains it and commits everything
   queued in ONE transaction with a handful of awaits (``executemany`` does the rows).
   Under load the batches grow by themselves: while one commits, the next one queues.
+- Operator writes (the API's) are queued calls ``fn(conn)`` in the same batches; each one
+  writes its record and its audit entry together, and runs in a savepoint when it shares
+  its batch, so a conflict undoes only that call instead of forcing a retry of the batch.
 - The merge of a session's values into the stored ``params`` happens inside SQLite
   (``json_patch``), so the event loop never decodes and re-encodes stored parameter trees.
 - WAL lets the reader connection (and other processes such as the operator CLI) read while
@@ -21,9 +24,10 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import sqlite3
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +37,16 @@ from acsd import clock
 from acsd.ids import is_id, new_id
 from acsd.log import get_logger
 from acsd.store.base import (
+    AuditRecord,
     ConflictError,
+    CustomerRecord,
+    DeviceQuery,
     DeviceRecord,
+    ModelRecord,
     SessionResult,
     StoreClosedError,
     StoreError,
+    TokenRecord,
 )
 from acsd.store.schema import latest_version, migrate
 
@@ -75,7 +84,8 @@ def serial_key(serial_number: str) -> str:
 # -- rows <-> records ---------------------------------------------------------------------
 
 _FIELDS = [f.name for f in fields(DeviceRecord)]
-_SELECT = f"SELECT {', '.join(_FIELDS)} FROM devices"
+_COLUMNS = ", ".join(_FIELDS)
+_SELECT = f"SELECT {_COLUMNS} FROM devices"
 _JSON_FIELDS = ("wifi", "dhcp", "status", "params", "absent_paths", "provisioning")
 _JSON_INDEXES = tuple(_FIELDS.index(name) for name in _JSON_FIELDS)
 
@@ -105,14 +115,15 @@ def _record(row: Sequence[Any]) -> DeviceRecord:
 # 20 reset_params (0/1)
 # 21 provisioning (JSON or NULL)  22 state or NULL  23 jobs or NULL  24 revision or NULL
 # 25 dhcp (JSON or NULL)
+# 26 cr_username or NULL   27 cr_password or NULL (NULL keeps the stored value)
 _SAVE_SQL = """
 INSERT INTO devices (
     id, serial_number, serial_key, mac_address, mac_key, oui, product_class, manufacturer,
     model_name, software_version, hardware_version, profile, state, revision, jobs, status,
     public_ip, last_inform, periodic_interval, params, absent_paths, connection_request_url,
-    created, updated, provisioning)
+    created, updated, provisioning, cr_username, cr_password)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'ACTIVE', 0, 0, ?13,
-        ?14, ?15, ?16, ?17, coalesce(?18, '[]'), ?19, ?15, ?15, coalesce(?21, '{}'))
+        ?14, ?15, ?16, ?17, coalesce(?18, '[]'), ?19, ?15, ?15, coalesce(?21, '{}'), ?26, ?27)
 ON CONFLICT (serial_key) DO UPDATE SET
     provisioning = coalesce(?21, provisioning),
     -- what the session decided about state/jobs/dhcp holds only for the revision it saw
@@ -130,6 +141,8 @@ ON CONFLICT (serial_key) DO UPDATE SET
     profile = coalesce(excluded.profile, profile),
     periodic_interval = coalesce(excluded.periodic_interval, periodic_interval),
     connection_request_url = coalesce(excluded.connection_request_url, connection_request_url),
+    cr_username = coalesce(?26, cr_username),
+    cr_password = coalesce(?27, cr_password),
     status = excluded.status,
     public_ip = excluded.public_ip,
     last_inform = excluded.last_inform,
@@ -159,13 +172,28 @@ class _SaveOp:
 
 
 @dataclass(slots=True)
-class _UpsertOp:
-    record: DeviceRecord
+class _CallOp:
+    """Any other write: ``fn(conn)`` runs inside the batch transaction and its return value
+    goes to the caller. ``fn`` may run more than once (a batch that fails is retried one
+    write at a time), so it must build everything it writes from its inputs, never from
+    state left behind by an earlier attempt."""
+
+    kind: str
+    fn: Callable[[aiosqlite.Connection], Awaitable[Any]]
     future: asyncio.Future[Any]
 
 
-_Op = _SaveOp | _UpsertOp
+@dataclass(slots=True)
+class _Failed:
+    """The outcome of a write that failed alone inside a batch that commits."""
+
+    error: Exception
+
+
+_Op = _SaveOp | _CallOp
 _STOP = object()
+#: name of the savepoint that isolates one call in a batch (it is never nested)
+_SAVEPOINT = "acsd_call"
 
 
 def _save_args(result: SessionResult) -> list[Any]:
@@ -196,6 +224,8 @@ def _save_args(result: SessionResult) -> list[Any]:
         result.jobs,
         result.revision,
         None if result.dhcp is None else dumps(result.dhcp),
+        result.cr_username,
+        result.cr_password,
     ]
 
 
@@ -219,6 +249,8 @@ _REPORTED = frozenset(
         "absent_paths",
         "connection_request_url",
         "provisioning",
+        "cr_username",
+        "cr_password",
     }
 )
 _OPERATOR = [name for name in _FIELDS if name not in _REPORTED | {"id", "created", "updated"}]
@@ -242,6 +274,161 @@ def _column_value(record: DeviceRecord, name: str) -> Any:
     return value
 
 
+# -- device queries -----------------------------------------------------------------------
+
+_LIKE_SPECIAL = re.compile(r"([\\%_])")
+_MAC_QUERY = re.compile(r"^[0-9a-fA-F\s:.\-]+$")
+
+# Online as acsd.provisioning.status.is_online computes it: a session within twice the
+# periodic interval (the default one when unknown or not positive) plus grace.
+_ONLINE_SQL = (
+    "last_inform >= :now - (2 * (CASE WHEN periodic_interval > 0 THEN periodic_interval"
+    " ELSE :default_interval END) + :grace)"
+)
+
+
+def _fold(value: Any) -> str | None:
+    """``acsd_fold(x)`` in SQL: Unicode case folding (SQLite's lower() and LIKE know ASCII)."""
+    return value.casefold() if isinstance(value, str) else None
+
+
+def _mac_fragment(q: str) -> str | None:
+    """The hex digits of a search that looks like (part of) a MAC address, e.g. ``aa:bb``,
+    ``AA-BB-CC``, ``0011.22``, ``001122``; None otherwise."""
+    if not _MAC_QUERY.match(q):
+        return None
+    digits = _MAC_SEPARATORS.sub("", q).lower()
+    return digits if 2 <= len(digits) <= 12 else None
+
+
+def _device_filters(query: DeviceQuery) -> tuple[str, dict[str, Any]]:
+    """The WHERE clause of :meth:`SqliteStore.query_devices` and its named parameters."""
+    clauses: list[str] = []
+    params: dict[str, Any] = {}
+    if query.customers is not None:
+        clauses.append("customer IN (SELECT value FROM json_each(:customers))")
+        params["customers"] = dumps(sorted(query.customers))
+    if query.customer is not None:
+        clauses.append("customer = :customer")
+        params["customer"] = query.customer
+    if query.state is not None:
+        clauses.append("state = :state")
+        params["state"] = query.state
+    if query.online is not None:
+        # never-seen devices (last_inform NULL) are offline
+        clauses.append(_ONLINE_SQL if query.online else f"NOT coalesce({_ONLINE_SQL}, 0)")
+        params["now"] = query.now or clock.now()
+        params["default_interval"] = query.default_interval
+        params["grace"] = query.grace
+    q = (query.q or "").strip()
+    if q:
+        columns = ("name", "serial_number", "notes")
+        if q.isascii():
+            # LIKE is case-insensitive for ASCII; the pattern matches q literally
+            params["like"] = "%" + _LIKE_SPECIAL.sub(r"\\\1", q) + "%"
+            terms = [f"{c} LIKE :like ESCAPE '\\'" for c in columns]
+        else:
+            params["fold"] = q.casefold()
+            terms = [f"instr(acsd_fold({c}), :fold) > 0" for c in columns]
+        mac = _mac_fragment(q)
+        if mac is not None:
+            terms.append("instr(mac_key, :mac) > 0")
+            params["mac"] = mac
+        clauses.append(f"({' OR '.join(terms)})")
+    return (" AND ".join(clauses) or "1"), params
+
+
+# -- customers, tokens, models, audit -----------------------------------------------------
+
+
+class _Table:
+    """A table whose columns are exactly the fields of a record dataclass, in order."""
+
+    def __init__(self, name: str, cls: type, json_fields: frozenset[str] = frozenset()) -> None:
+        self.name = name
+        self.cls = cls
+        self.names = [f.name for f in fields(cls)]
+        self.json_indexes = [i for i, n in enumerate(self.names) if n in json_fields]
+        # quoted: audit has columns named "before" and "after"
+        self.columns = ", ".join(f'"{n}"' for n in self.names)
+        self.select = f"SELECT {self.columns} FROM {name}"
+        marks = ", ".join("?" for _ in self.names)
+        self.insert_sql = f"INSERT INTO {name} ({self.columns}) VALUES ({marks})"
+
+    def values(self, record: Any) -> list[Any]:
+        out = [getattr(record, n) for n in self.names]
+        for i in self.json_indexes:
+            if out[i] is not None:
+                out[i] = dumps(out[i])
+        return out
+
+    def record(self, row: Sequence[Any]) -> Any:
+        values = list(row)
+        for i in self.json_indexes:
+            if values[i] is not None:
+                values[i] = json.loads(values[i])
+        return self.cls(*values)
+
+
+_CUSTOMERS = _Table("customers", CustomerRecord)
+_TOKENS = _Table("tokens", TokenRecord)
+_MODELS = _Table("models", ModelRecord)
+_AUDIT = _Table("audit", AuditRecord, frozenset({"before", "after"}))
+_AUDIT_RESOURCE_ID = _AUDIT.names.index("resource_id")
+_AUDIT_AT = _AUDIT.names.index("at")
+
+
+def _audit_values(audit: AuditRecord | None) -> list[Any] | None:
+    """The audit row, encoded in the caller (a value that is not JSON fails it at once and
+    later changes to its dicts cannot leak in). An empty id gets a new one, ``at`` 0 the
+    commit time, ``resource_id`` None the id of the record written (see _write_audit)."""
+    if audit is None:
+        return None
+    values = _AUDIT.values(replace(audit, id=audit.id or new_id()))
+    if not audit.at:
+        values[_AUDIT_AT] = None
+    return values
+
+
+async def _write_audit(
+    conn: aiosqlite.Connection, values: list[Any] | None, resource_id: str | None
+) -> None:
+    if values is None:
+        return
+    row = list(values)  # the call may be retried: never change the prepared values
+    if row[_AUDIT_AT] is None:
+        row[_AUDIT_AT] = clock.now()
+    if row[_AUDIT_RESOURCE_ID] is None:
+        row[_AUDIT_RESOURCE_ID] = resource_id
+    await conn.execute(_AUDIT.insert_sql, row)
+
+
+def _check_device(record: DeviceRecord) -> None:
+    if not record.serial_number:
+        raise ValueError("DeviceRecord.serial_number is empty")
+    for name in _JSON_FIELDS:  # fail fast, in the caller, on values that are not JSON
+        value = getattr(record, name)
+        if value is not None:
+            dumps(value)
+
+
+def _stamped(record: Any) -> Any:
+    """A copy of a new record with ``created`` (unless given) now and ``updated`` = created."""
+    created = record.created or clock.now()
+    return replace(record, created=created, updated=record.updated or created)
+
+
+async def _insert(conn: aiosqlite.Connection, table: _Table, record: Any, what: str) -> None:
+    try:
+        await conn.execute(table.insert_sql, table.values(record))
+    except sqlite3.IntegrityError as exc:
+        raise ConflictError(f"{what} {record.id!r} cannot be stored: {exc}") from exc
+
+
+def _kind(op: _Op) -> str:
+    return op.kind if isinstance(op, _CallOp) else "save_session"
+
+
 # -- statistics ---------------------------------------------------------------------------
 
 
@@ -252,7 +439,7 @@ class WriterStats:
 
     #: committed transactions
     batches: int = 0
-    #: writes (sessions and operator upserts) committed
+    #: writes (sessions and operator writes) committed
     writes: int = 0
     #: writes whose caller got an exception
     failed: int = 0
@@ -330,6 +517,7 @@ class SqliteStore:
             self._reader = await self._connect()
             # The reader must never write: all writes go through the one writer task.
             await self._reader.execute("PRAGMA query_only = ON")
+            await self._reader.create_function("acsd_fold", 1, _fold, deterministic=True)
         except BaseException:
             await self._close_connections()
             raise
@@ -460,6 +648,106 @@ class SqliteStore:
     async def count_devices(self) -> int:
         return int(await self._scalar(self._read, "SELECT count(*) FROM devices"))
 
+    async def _page(
+        self,
+        columns: str,
+        table: str,
+        where: str,
+        order: str,
+        params: dict[str, Any],
+        limit: int,
+        offset: int,
+    ) -> tuple[list[Sequence[Any]], int]:
+        """One page of rows and the number of all matching rows, read in one statement
+        (one snapshot: the total always agrees with the page)."""
+        count_sql = f"SELECT count(*) FROM {table} WHERE {where}"
+        rows = list(
+            await self._read.execute_fetchall(
+                f"SELECT {columns}, ({count_sql}) FROM {table} WHERE {where}"
+                f" ORDER BY {order} LIMIT :limit OFFSET :offset",
+                {**params, "limit": max(0, limit), "offset": max(0, offset)},
+            )
+        )
+        if rows:
+            return [row[:-1] for row in rows], int(rows[0][-1])
+        if limit > 0 and offset <= 0:
+            return [], 0
+        # an empty page past the end (or limit 0): count on its own
+        return [], int(await self._scalar(self._read, count_sql, params))
+
+    async def query_devices(self, query: DeviceQuery) -> tuple[list[DeviceRecord], int]:
+        where, params = _device_filters(query)
+        rows, total = await self._page(
+            _COLUMNS, "devices", where, "id", params, query.limit, query.offset
+        )
+        return [_record(row) for row in rows], total
+
+    async def find_device_by_mac(self, mac_address: str) -> DeviceRecord | None:
+        key = mac_key(mac_address)
+        if key is None:
+            return None
+        # the oldest, like find_device_for_cpe
+        return await self._one(f"{_SELECT} WHERE mac_key = ? ORDER BY created, id LIMIT 1", (key,))
+
+    async def _get(self, table: _Table, sql: str, args: Sequence[Any]) -> Any:
+        rows = list(await self._read.execute_fetchall(f"{table.select} {sql}", args))
+        return table.record(rows[0]) if rows else None
+
+    async def get_customer(self, customer_id: str) -> CustomerRecord | None:
+        return await self._get(_CUSTOMERS, "WHERE id = ?", (customer_id,))
+
+    async def list_customers(
+        self, *, ids: set[str] | None = None, limit: int = 100, offset: int = 0
+    ) -> tuple[list[CustomerRecord], int]:
+        where, params = "1", {}
+        if ids is not None:
+            where = "id IN (SELECT value FROM json_each(:ids))"
+            params["ids"] = dumps(sorted(ids))
+        rows, total = await self._page(
+            _CUSTOMERS.columns, "customers", where, "id", params, limit, offset
+        )
+        return [_CUSTOMERS.record(row) for row in rows], total
+
+    async def customer_tree(self, customer_id: str) -> set[str]:
+        # UNION (not UNION ALL) drops rows already seen, so a reseller cycle ends the walk.
+        rows = await self._read.execute_fetchall(
+            """
+            WITH RECURSIVE tree (id) AS (
+                SELECT id FROM customers WHERE id = ?1
+                UNION
+                SELECT customers.id FROM customers JOIN tree ON customers.reseller = tree.id
+            )
+            SELECT id FROM tree
+            """,
+            (customer_id,),
+        )
+        # The customer itself always: devices may name a customer that has no record yet.
+        return {customer_id, *(row[0] for row in rows)}
+
+    async def find_token(self, token_hash: str) -> TokenRecord | None:
+        return await self._get(_TOKENS, "WHERE hash = ? AND revoked IS NULL", (token_hash,))
+
+    async def list_tokens(self) -> list[TokenRecord]:
+        rows = await self._read.execute_fetchall(f"{_TOKENS.select} ORDER BY id")
+        return [_TOKENS.record(row) for row in rows]
+
+    async def get_model(self, model_id: str) -> ModelRecord | None:
+        return await self._get(_MODELS, "WHERE id = ?", (model_id,))
+
+    async def list_models(
+        self, *, limit: int = 100, offset: int = 0
+    ) -> tuple[list[ModelRecord], int]:
+        rows, total = await self._page(_MODELS.columns, "models", "1", "id", {}, limit, offset)
+        return [_MODELS.record(row) for row in rows], total
+
+    async def list_audit(
+        self, *, limit: int = 100, offset: int = 0
+    ) -> tuple[list[AuditRecord], int]:
+        rows, total = await self._page(
+            _AUDIT.columns, "audit", "1", "at DESC, id DESC", {}, limit, offset
+        )
+        return [_AUDIT.record(row) for row in rows], total
+
     # -- writes ---------------------------------------------------------------------------
 
     def _submit(self, op: _Op) -> None:
@@ -483,15 +771,112 @@ class SqliteStore:
         return await future
 
     async def upsert_device(self, record: DeviceRecord) -> DeviceRecord:
-        if not record.serial_number:
-            raise ValueError("DeviceRecord.serial_number is empty")
-        for name in _JSON_FIELDS:  # fail fast, in the caller, on values that are not JSON
-            value = getattr(record, name)
-            if value is not None:
-                dumps(value)
-        future: asyncio.Future[DeviceRecord] = asyncio.get_running_loop().create_future()
-        self._submit(_UpsertOp(record, future))
+        _check_device(record)
+        return await self._call("upsert_device", lambda conn: self._apply_upsert(conn, record))
+
+    async def _call(self, kind: str, fn: Callable[[aiosqlite.Connection], Awaitable[Any]]) -> Any:
+        """Queue ``fn`` behind the writes before it; its result once its transaction commits."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._submit(_CallOp(kind, fn, future))
         return await future
+
+    # Operator writes with an audit entry: the entry is inserted by the same call, so it
+    # commits or rolls back together with the write it records. A None ``resource_id`` in
+    # the entry becomes the id of the record written (a new record's id is made here).
+
+    async def write_device(
+        self, record: DeviceRecord, *, audit: AuditRecord | None = None
+    ) -> DeviceRecord:
+        _check_device(record)
+        audit_row = _audit_values(audit)
+
+        async def write(conn: aiosqlite.Connection) -> DeviceRecord:
+            stored = await self._apply_upsert(conn, record)
+            await _write_audit(conn, audit_row, stored.id)
+            return stored
+
+        return await self._call("write_device", write)
+
+    async def delete_device(self, device_id: str, *, audit: AuditRecord | None = None) -> bool:
+        audit_row = _audit_values(audit)
+
+        async def delete(conn: aiosqlite.Connection) -> bool:
+            async with conn.execute("DELETE FROM devices WHERE id = ?", (device_id,)) as cursor:
+                deleted = cursor.rowcount > 0
+            if deleted:  # nothing happened, nothing to audit
+                await _write_audit(conn, audit_row, device_id)
+            return deleted
+
+        return await self._call("delete_device", delete)
+
+    async def create_customer(
+        self, record: CustomerRecord, *, audit: AuditRecord | None = None
+    ) -> CustomerRecord:
+        record = replace(record, id=record.id or new_id())
+        if record.reseller is not None and record.reseller == record.id:
+            raise ValueError(f"customer {record.id!r} cannot be its own reseller")
+        audit_row = _audit_values(audit)
+
+        async def create(conn: aiosqlite.Connection) -> CustomerRecord:
+            stored = _stamped(record)
+            if stored.reseller is not None:
+                found = await self._scalar(
+                    conn, "SELECT 1 FROM customers WHERE id = ?", (stored.reseller,)
+                )
+                if found is None:
+                    raise ConflictError(f"reseller {stored.reseller!r} does not exist")
+            await _insert(conn, _CUSTOMERS, stored, "customer")
+            await _write_audit(conn, audit_row, stored.id)
+            return stored
+
+        return await self._call("create_customer", create)
+
+    async def create_token(
+        self, record: TokenRecord, *, audit: AuditRecord | None = None
+    ) -> TokenRecord:
+        if not record.hash:
+            raise ValueError("TokenRecord.hash is empty")
+        record = replace(record, id=record.id or new_id())
+        audit_row = _audit_values(audit)
+
+        async def create(conn: aiosqlite.Connection) -> TokenRecord:
+            stored = replace(record, created=record.created or clock.now())
+            await _insert(conn, _TOKENS, stored, "token")
+            await _write_audit(conn, audit_row, stored.id)
+            return stored
+
+        return await self._call("create_token", create)
+
+    async def revoke_token(self, token_id: str, *, audit: AuditRecord | None = None) -> bool:
+        """False when there is no unrevoked token with this id (an earlier revocation and
+        its time are kept)."""
+        audit_row = _audit_values(audit)
+
+        async def revoke(conn: aiosqlite.Connection) -> bool:
+            async with conn.execute(
+                "UPDATE tokens SET revoked = ? WHERE id = ? AND revoked IS NULL",
+                (clock.now(), token_id),
+            ) as cursor:
+                revoked = cursor.rowcount > 0
+            if revoked:
+                await _write_audit(conn, audit_row, token_id)
+            return revoked
+
+        return await self._call("revoke_token", revoke)
+
+    async def create_model(
+        self, record: ModelRecord, *, audit: AuditRecord | None = None
+    ) -> ModelRecord:
+        record = replace(record, id=record.id or new_id())
+        audit_row = _audit_values(audit)
+
+        async def create(conn: aiosqlite.Connection) -> ModelRecord:
+            stored = _stamped(record)
+            await _insert(conn, _MODELS, stored, "model")
+            await _write_audit(conn, audit_row, stored.id)
+            return stored
+
+        return await self._call("create_model", create)
 
     @property
     def queue_depth(self) -> int:
@@ -550,7 +935,7 @@ class SqliteStore:
         except Exception as exc:
             await self._rollback(conn)
             if len(batch) == 1:
-                log.warning("store_write_failed", error=repr(exc), kind=type(batch[0]).__name__)
+                log.warning("store_write_failed", error=repr(exc), kind=_kind(batch[0]))
                 self._fail(batch, exc)
                 return
             # Which write broke the batch is unknown: give each its own transaction, so
@@ -560,9 +945,13 @@ class SqliteStore:
             for op in batch:
                 await self._run_batch([op])
             return
-        self.stats._record_batch(len(batch), time.perf_counter() - started)
+        failed = sum(isinstance(value, _Failed) for value in results)
+        if failed < len(batch):
+            self.stats._record_batch(len(batch) - failed, time.perf_counter() - started)
         for op, value in zip(batch, results, strict=True):
-            if not op.future.done():  # the caller may have been cancelled
+            if isinstance(value, _Failed):
+                self._fail([op], value.error)
+            elif not op.future.done():  # the caller may have been cancelled
                 op.future.set_result(value)
 
     def _fail(self, batch: list[_Op], exc: BaseException) -> None:
@@ -580,13 +969,17 @@ class SqliteStore:
             log.error("store_rollback_failed", error=str(exc))
 
     async def _apply(self, conn: aiosqlite.Connection, batch: list[_Op]) -> list[Any]:
-        """Apply the batch in order inside the open transaction; one result per op."""
+        """Apply the batch in order inside the open transaction; one result per op (a
+        :class:`_Failed` for a call that failed alone)."""
         results: list[Any] = []
         start = 0
         while start < len(batch):
             op = batch[start]
-            if isinstance(op, _UpsertOp):
-                results.append(await self._apply_upsert(conn, op.record))
+            if isinstance(op, _CallOp):
+                if len(batch) == 1:
+                    results.append(await op.fn(conn))
+                else:
+                    results.append(await self._apply_isolated(conn, op))
                 start += 1
                 continue
             end = start + 1
@@ -596,6 +989,29 @@ class SqliteStore:
             results.extend(await self._apply_saves(conn, saves))
             start = end
         return results
+
+    async def _apply_isolated(self, conn: aiosqlite.Connection, op: _CallOp) -> Any:
+        """Run a call of a larger batch in a savepoint: when it fails (a conflict, say), only
+        its own writes are undone and the rest of the batch still commits, instead of the
+        whole batch being retried one write at a time."""
+        await conn.execute(f"SAVEPOINT {_SAVEPOINT}")
+        try:
+            value = await op.fn(conn)
+        except Exception as exc:
+            # Some errors (disk full, I/O) make SQLite roll back the whole transaction:
+            # then there is no savepoint left and the batch falls back as before.
+            if not conn.in_transaction:
+                raise
+            try:
+                await conn.execute(f"ROLLBACK TO {_SAVEPOINT}")
+                await conn.execute(f"RELEASE {_SAVEPOINT}")
+            except Exception as undo:
+                log.error("store_savepoint_rollback_failed", error=repr(undo))
+                raise exc from None
+            log.warning("store_write_failed", error=repr(exc), kind=op.kind)
+            return _Failed(exc)
+        await conn.execute(f"RELEASE {_SAVEPOINT}")
+        return value
 
     async def _apply_saves(self, conn: aiosqlite.Connection, saves: list[_SaveOp]) -> list[str]:
         # A session bound to a record updates that record even when the serial differs

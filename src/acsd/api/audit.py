@@ -1,0 +1,78 @@
+"""``/audit``: every write, who made it, and what changed (secrets masked). ADMIN only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from acsd import clock
+from acsd.api.body import parse_query
+from acsd.api.context import caller, context
+from acsd.api.customers import PageQuery
+from acsd.api.openapi import describe
+from acsd.store.base import AuditRecord
+
+
+class AuditEntry(BaseModel):
+    id: str
+    at: str
+    action: str
+    resource: str
+    resourceId: str | None = None
+    tokenId: str | None = None
+    tokenName: str | None = None
+    role: str | None = None
+    customer: str | None = None
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+    requestId: str | None = None
+
+
+class AuditList(BaseModel):
+    items: list[AuditEntry]
+    total: int
+    limit: int
+    offset: int
+
+
+def _json(r: AuditRecord) -> dict[str, Any]:
+    return AuditEntry(
+        id=r.id,
+        at=clock.iso(r.at),
+        action=r.action,
+        resource=r.resource,
+        resourceId=r.resource_id,
+        tokenId=r.token_id,
+        tokenName=r.token_name,
+        role=r.role,
+        customer=r.customer,
+        before=r.before,
+        after=r.after,
+        requestId=r.request_id,
+    ).model_dump(exclude_none=True)
+
+
+@describe(
+    "GET", "/audit", summary="The audit log, newest first", query=PageQuery,
+    response=AuditList, errors=[400, 403], roles="ADMIN",
+)  # fmt: skip
+async def list_audit(request: web.Request) -> web.Response:
+    ctx = context(request)
+    who = await caller(request)
+    who.require_admin()
+    query = parse_query(request, PageQuery)
+    records, total = await ctx.store.list_audit(limit=query.limit, offset=query.offset)
+    return web.json_response(
+        {
+            "items": [_json(r) for r in records],
+            "total": total,
+            "limit": query.limit,
+            "offset": query.offset,
+        }
+    )
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/audit", list_audit)

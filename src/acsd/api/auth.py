@@ -1,0 +1,112 @@
+"""Bearer tokens and tenancy: who is calling, and which customers' records they may touch.
+
+Roles (seed 000): ADMIN sees everything; RESELLER sees its own customer record and every
+customer and sub-reseller below it at any depth; OWNER and MANAGER see their own customer.
+Tokens are stored as SHA-256 hashes: a token is shown once, when created, and never again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Literal
+
+from aiohttp import web
+
+from acsd import clock
+from acsd.api.errors import ApiError
+from acsd.ids import new_id
+from acsd.store.base import Store, TokenRecord
+
+Role = Literal["ADMIN", "RESELLER", "OWNER", "MANAGER"]
+ROLES: tuple[str, ...] = ("ADMIN", "RESELLER", "OWNER", "MANAGER")
+TOKEN_PREFIX = "acsd_"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+async def create_token(
+    store: Store, role: str, *, customer: str | None = None, name: str = ""
+) -> tuple[str, TokenRecord]:
+    """Returns the token (to show once) and its stored record."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    if role != "ADMIN" and not customer:
+        raise ValueError(f"a {role} token is bound to a customer: give --customer ID")
+    if customer is not None:
+        found = await store.get_customer(customer)
+        if found is None:
+            raise ValueError(f"no customer {customer}")
+        if role == "RESELLER" and found.type != "RESELLER":
+            raise ValueError(f"customer {customer} is not a RESELLER")
+    token = new_token()
+    record = TokenRecord(
+        id=new_id(),
+        hash=hash_token(token),
+        role=role,
+        customer=customer if role != "ADMIN" else None,
+        name=name,
+        created=clock.now(),
+    )
+    return token, await store.create_token(record)
+
+
+@dataclass(slots=True)
+class Caller:
+    token: TokenRecord
+    #: customer ids this caller may see; None = all (ADMIN)
+    tenancy: set[str] | None
+
+    @property
+    def role(self) -> str:
+        return self.token.role
+
+    @property
+    def is_admin(self) -> bool:
+        return self.token.role == "ADMIN"
+
+    def may_see(self, customer: str | None) -> bool:
+        if self.tenancy is None:
+            return True
+        return customer is not None and customer in self.tenancy
+
+    def require(self, customer: str | None) -> None:
+        if not self.may_see(customer):
+            raise ApiError(403, "access_denied", "Insufficient access level")
+
+    def require_admin(self) -> None:
+        if not self.is_admin:
+            raise ApiError(403, "access_denied", "Insufficient access level: ADMIN only")
+
+
+async def authenticate(request: web.Request, store: Store) -> Caller:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(
+            401,
+            "unauthorized",
+            "send Authorization: Bearer <token> (create one with `acsd token create`)",
+            headers={"WWW-Authenticate": 'Bearer realm="acsd"'},
+        )
+    record = await store.find_token(hash_token(token.strip()))
+    if record is None:
+        raise ApiError(
+            401,
+            "unauthorized",
+            "unknown or revoked token",
+            headers={"WWW-Authenticate": 'Bearer realm="acsd", error="invalid_token"'},
+        )
+    if record.role == "ADMIN":
+        return Caller(record, None)
+    assert record.customer is not None
+    if record.role == "RESELLER":
+        return Caller(record, await store.customer_tree(record.customer))
+    return Caller(record, {record.customer})

@@ -1,0 +1,365 @@
+"""Request bodies and query strings into pydantic models, with the API's error keys.
+
+:func:`read_model` is how a handler takes its JSON body::
+
+    data = await read_model(request, DeviceInput)
+
+It answers, as :class:`~acsd.api.errors.ApiError`:
+
+* 415 ``unsupported_media_type``: a body that is not ``application/json`` (or ``*/*+json``);
+* 400 ``missing_body``: no body (or only whitespace);
+* 413 ``too_large``: a body beyond the application's ``client_max_size``;
+* 400 ``invalid_json``: malformed JSON, with "line L column C (char P): what"; also duplicate
+  keys, ``NaN``/``Infinity``, text that is not UTF-8;
+* 400 ``body``: JSON that is not an object;
+* then the model's validation (strict, as JSON: no "true" for a boolean, no 1.5 for an
+  integer), one error reported, with the dotted field path (``dhcp.reservedClients.0.mac``) as
+  the message: 400 "unknown field", 400 "field required", 409 "Value is not one of the
+  permitted values: A, B, C" for a Literal or an Enum, 400 with pydantic's text otherwise.
+
+:func:`parse_query` does the same for the query string (lax: query values are strings).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import types
+import typing
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from acsd.api.errors import (
+    ApiError,
+    field_error,
+    invalid_json,
+    missing_body,
+    not_permitted,
+    too_large,
+    unsupported_media_type,
+)
+
+M = TypeVar("M", bound=BaseModel)
+
+_PERMITTED_TYPES = {"literal_error", "enum"}
+# Which error a client sees first when there are several: the one most likely to explain
+# the others (a misspelt field name is both "unknown" and, often, "missing").
+_RANK = {"extra_forbidden": 0, "missing": 1}
+_PREFIXES = ("Value error, ", "Assertion failed, ")
+
+
+# --- JSON ---------------------------------------------------------------------------------
+
+
+class _BadJson(Exception):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _BadJson(f"Duplicate key {json.dumps(key)} in an object")
+        out[key] = value
+    return out
+
+
+def _no_constants(name: str) -> Any:
+    raise _BadJson(f"{name} is not valid JSON")
+
+
+def parse_json(text: str) -> Any:
+    """Parse JSON text strictly; malformed input raises 400 ``invalid_json``."""
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+    except json.JSONDecodeError as exc:
+        raise invalid_json(
+            f"line {exc.lineno} column {exc.colno} (char {exc.pos}): {exc.msg}"
+        ) from None
+    except _BadJson as exc:
+        raise invalid_json(str(exc)) from None
+    except RecursionError:
+        raise invalid_json("Nesting is too deep") from None
+    except ValueError:
+        # int() beyond sys.get_int_max_str_digits()
+        raise invalid_json("A number has too many digits") from None
+
+
+def _is_json_type(content_type: str) -> bool:
+    if content_type == "application/json":
+        return True
+    major, _, minor = content_type.partition("/")
+    return major == "application" and minor.endswith("+json")
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request's JSON body, parsed (any JSON value); the checks of :func:`read_model`."""
+    has_type = "Content-Type" in request.headers
+    if request.body_exists and (not has_type or not _is_json_type(request.content_type)):
+        raise unsupported_media_type(request.headers.get("Content-Type"))
+    if request.charset and request.charset.lower().replace("-", "") != "utf8":
+        raise ApiError(
+            415, "unsupported_media_type", f"JSON must be UTF-8 (got charset {request.charset})"
+        )
+    limit = request.client_max_size
+    if limit and request.content_length is not None and request.content_length > limit:
+        raise too_large(limit)
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise too_large(limit) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise invalid_json(f"Body is not valid UTF-8 (byte {exc.start})") from None
+    if not text.strip():
+        raise missing_body()
+    return parse_json(text)
+
+
+async def read_model(request: web.Request, model: type[M]) -> M:
+    """The request's JSON body as ``model``; every failure as an :class:`ApiError`."""
+    data = await read_json(request)
+    return validate(model, data)
+
+
+def validate(model: type[M], data: Any, *, strict: bool = True) -> M:
+    """``data`` (parsed JSON) as ``model``, with the API's error mapping.
+
+    Strict validation uses JSON semantics, as if ``data`` had arrived as JSON text, so enum
+    values and ISO dates are accepted while "true" for a boolean is not.
+    """
+    if not isinstance(data, dict):
+        raise field_error("body", "Request body must be a JSON object")
+    try:
+        if strict:
+            return model.model_validate_json(json.dumps(data), strict=True)
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc, data, model) from None
+
+
+# --- validation errors --------------------------------------------------------------------
+
+
+def field_path(loc: Sequence[int | str], data: Any) -> str:
+    """The dotted path of ``loc`` in ``data``: the keys and list indexes the client sent.
+
+    pydantic puts the names of union members (``str``, ``function-after[...]``) and the like
+    into ``loc``; they are not part of the client's document, so only the steps found in
+    ``data`` are kept, plus a last key missing from an object (a required field).
+    """
+    parts: list[str] = []
+    current: Any = data
+    for index, step in enumerate(loc):
+        last = index == len(loc) - 1
+        if isinstance(current, dict) and isinstance(step, str):
+            if step in current:
+                parts.append(step)
+                current = current[step]
+            elif last:
+                parts.append(step)
+        elif isinstance(current, list) and isinstance(step, int) and 0 <= step < len(current):
+            parts.append(str(step))
+            current = current[step]
+    return ".".join(parts)
+
+
+def _text(error: Any) -> str:
+    msg = str(error.get("msg", "Invalid value"))
+    for prefix in _PREFIXES:
+        if msg.startswith(prefix):
+            return msg[len(prefix) :]
+    return msg
+
+
+def validation_error(
+    exc: ValidationError,
+    data: Any,
+    model: type[BaseModel] | None = None,
+    *,
+    unknown: str = "unknown field",
+) -> ApiError:
+    """One :class:`ApiError` for a pydantic ``ValidationError`` raised validating ``data``."""
+    errors = exc.errors(include_url=False)
+    if not errors:
+        return field_error("body", "Invalid input")
+    ranked = sorted(
+        enumerate(errors),
+        key=lambda pair: (
+            _RANK.get(pair[1]["type"], 3 if pair[1]["type"] in _PERMITTED_TYPES else 2),
+            pair[0],
+        ),
+    )
+    error = ranked[0][1]
+    kind = error["type"]
+    path = field_path(error["loc"], data) or "body"
+    if kind == "extra_forbidden":
+        return field_error(path, unknown)
+    if kind == "missing":
+        return field_error(path, "field required")
+    if kind in _PERMITTED_TYPES:
+        values = _permitted(model, tuple(error["loc"])) if model else None
+        if values is None:
+            values = _expected(str((error.get("ctx") or {}).get("expected", "")))
+        return not_permitted(path, values)
+    if kind == "json_invalid":
+        return invalid_json(_text(error))
+    return field_error(path, _text(error))
+
+
+def _show(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _expected(text: str) -> list[str]:
+    # pydantic's "'A', 'B' or 'C'": the fallback when the schema does not say.
+    quoted = re.findall(r"'((?:[^'\\]|\\.)*)'", text)
+    if quoted:
+        return quoted
+    return [part for part in re.split(r", | or ", text) if part]
+
+
+@functools.lru_cache(maxsize=256)
+def _schema(model: type[BaseModel]) -> dict[str, Any]:
+    return model.model_json_schema()
+
+
+def _permitted(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str] | None:
+    """The permitted values at ``loc``, from the model's JSON schema (Literal and Enum)."""
+    try:
+        schema = _schema(model)
+    except Exception:
+        return None
+    defs = schema.get("$defs", {})
+    found = _enum_at(schema, loc, defs, depth=0)
+    if not found:
+        return None
+    return [_show(v) for v in found]
+
+
+def _resolve(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    for _ in range(32):
+        ref = schema.get("$ref")
+        if not isinstance(ref, str) or not ref.startswith("#/$defs/"):
+            break
+        schema = defs.get(ref.removeprefix("#/$defs/"), {})
+    return schema
+
+
+def _members(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    return [*schema.get("anyOf", ()), *schema.get("oneOf", ()), *schema.get("allOf", ())]
+
+
+def _enum_at(
+    schema: dict[str, Any], loc: tuple[int | str, ...], defs: dict[str, Any], depth: int
+) -> list[Any]:
+    if depth > 64:
+        return []
+    schema = _resolve(schema, defs)
+    if not loc:
+        if "enum" in schema:
+            return [v for v in schema["enum"] if v is not None]
+        if "const" in schema:
+            return [schema["const"]]
+        out: list[Any] = []
+        for member in _members(schema):
+            for value in _enum_at(member, loc, defs, depth + 1):
+                if value not in out:
+                    out.append(value)
+        return out
+    step, rest = loc[0], loc[1:]
+    if isinstance(step, str) and step in schema.get("properties", {}):
+        return _enum_at(schema["properties"][step], rest, defs, depth + 1)
+    if isinstance(step, int):
+        prefix = schema.get("prefixItems")
+        if isinstance(prefix, list) and 0 <= step < len(prefix):
+            return _enum_at(prefix[step], rest, defs, depth + 1)
+        if isinstance(schema.get("items"), dict):
+            return _enum_at(schema["items"], rest, defs, depth + 1)
+    if isinstance(step, str) and isinstance(schema.get("additionalProperties"), dict):
+        return _enum_at(schema["additionalProperties"], rest, defs, depth + 1)
+    for member in _members(schema):
+        found = _enum_at(member, loc, defs, depth + 1)
+        if found:
+            return found
+    # A step that is not in the document (a union member's name): skip it.
+    return [] if _members(schema) else _enum_at(schema, rest, defs, depth + 1)
+
+
+# --- query strings ------------------------------------------------------------------------
+
+
+def _unwrap(annotation: Any) -> Any:
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+            continue
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if origin in (typing.Union, types.UnionType) and len(args) == 1:
+            annotation = args[0]
+            continue
+        return annotation
+
+
+def _is_sequence(annotation: Any) -> bool:
+    origin = typing.get_origin(_unwrap(annotation))
+    return origin in (list, tuple, set, frozenset)
+
+
+def _query_names(model: type[BaseModel]) -> dict[str, bool]:
+    """Accepted query parameter names -> whether the field takes several values."""
+    names: dict[str, bool] = {}
+    by_name = bool(model.model_config.get("populate_by_name")) or bool(
+        model.model_config.get("validate_by_name")
+    )
+    for name, field in model.model_fields.items():
+        many = _is_sequence(field.annotation)
+        alias = field.validation_alias if isinstance(field.validation_alias, str) else None
+        alias = alias or field.alias
+        if alias:
+            names[alias] = many
+        if not alias or by_name:
+            names[name] = many
+    return names
+
+
+def parse_query(request: web.Request, model: type[M]) -> M:
+    """The query string as ``model`` (lax: "10" is an integer, "true" a boolean).
+
+    Unknown parameters and a parameter given twice for a single-valued field are 400s.
+    """
+    accepted = _query_names(model)
+    data: dict[str, Any] = {}
+    for key in request.query:
+        if key in data:
+            continue
+        if key not in accepted:
+            raise field_error(key, "unknown query parameter")
+        values = request.query.getall(key)
+        if accepted[key]:
+            data[key] = list(values)
+        elif len(values) > 1:
+            raise field_error(key, "query parameter given more than once")
+        else:
+            data[key] = values[0]
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc, data, model, unknown="unknown query parameter") from None
+
+
+__all__ = [
+    "field_path",
+    "parse_json",
+    "parse_query",
+    "read_json",
+    "read_model",
+    "validate",
+    "validation_error",
+]

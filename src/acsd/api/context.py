@@ -1,0 +1,80 @@
+"""What every resource handler needs: the store, profiles, settings, the caller, audit."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from acsd import clock
+from acsd.api.auth import Caller, authenticate
+from acsd.api.errors import request_id
+from acsd.cwmp.connreq import ConnectionRequester
+from acsd.ids import new_id
+from acsd.log import is_secret_name
+from acsd.provisioning.profiles import ProfileSet
+from acsd.store.base import AuditRecord, Store
+
+
+@dataclass(slots=True)
+class ApiContext:
+    store: Store
+    profiles: ProfileSet
+    requester: ConnectionRequester | None
+    default_interval: int = 300
+    grace: int = 60
+
+
+CONTEXT = web.AppKey("acsd_context", ApiContext)
+
+_ID = re.compile(r"^[0-9a-f]{24}$")
+
+
+def context(request: web.Request) -> ApiContext:
+    return request.app[CONTEXT]
+
+
+async def caller(request: web.Request) -> Caller:
+    return await authenticate(request, context(request).store)
+
+
+def valid_id(value: str) -> bool:
+    return bool(_ID.match(value))
+
+
+def masked(value: Any) -> Any:
+    """A copy fit for the audit log: secrets replaced, structure kept."""
+    if isinstance(value, dict):
+        return {k: ("***" if is_secret_name(k) and v else masked(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [masked(v) for v in value]
+    return value
+
+
+def audit_record(
+    request: web.Request,
+    who: Caller,
+    action: str,
+    resource: str,
+    resource_id: str | None,
+    *,
+    customer: str | None = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> AuditRecord:
+    return AuditRecord(
+        id=new_id(),
+        at=clock.now(),
+        action=action,
+        resource=resource,
+        resource_id=resource_id,
+        token_id=who.token.id,
+        token_name=who.token.name,
+        role=who.role,
+        customer=customer,
+        before=masked(before) if before is not None else None,
+        after=masked(after) if after is not None else None,
+        request_id=request_id(request),
+    )

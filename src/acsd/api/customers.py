@@ -1,0 +1,123 @@
+"""``/customer``: customers and resellers, each token seeing only its own tenancy."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from acsd import clock
+from acsd.api.body import parse_query, read_model
+from acsd.api.context import audit_record, caller, context, valid_id
+from acsd.api.errors import ApiError
+from acsd.api.openapi import describe
+from acsd.store.base import CustomerRecord
+
+
+class CustomerCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    type: Literal["CUSTOMER", "RESELLER"] = "CUSTOMER"
+    reseller: str | None = None
+
+
+class Customer(BaseModel):
+    id: str = Field(alias="_id")
+    name: str
+    type: Literal["CUSTOMER", "RESELLER"]
+    reseller: str | None = None
+
+
+class PageQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    limit: int = Field(100, ge=1, le=1000)
+    offset: int = Field(0, ge=0)
+
+
+class CustomerList(BaseModel):
+    items: list[Customer]
+    total: int
+    limit: int
+    offset: int
+
+
+def _json(record: CustomerRecord) -> dict:
+    out = {"_id": record.id, "name": record.name, "type": record.type}
+    if record.reseller:
+        out["reseller"] = record.reseller
+    return out
+
+
+@describe(
+    "POST", "/customer", summary="Create a customer or a sub-reseller", body=CustomerCreate,
+    response=Customer, status=201, errors=[400, 403, 404, 409],
+    roles="ADMIN; RESELLER under itself",
+)  # fmt: skip
+async def create_customer(request: web.Request) -> web.Response:
+    ctx = context(request)
+    who = await caller(request)
+    body = await read_model(request, CustomerCreate)
+    if who.role in ("OWNER", "MANAGER"):
+        raise ApiError(403, "access_denied", "Insufficient access level")
+    reseller = None
+    if body.reseller is not None:
+        reseller = await ctx.store.get_customer(body.reseller) if valid_id(body.reseller) else None
+        if reseller is None:
+            raise ApiError(404, "customer", "Customer not found")
+        if reseller.type != "RESELLER":
+            raise ApiError(409, "reseller", f"customer {reseller.id} is not a RESELLER")
+        who.require(reseller.id)
+    elif not who.is_admin:
+        # A reseller's customers hang below it; only ADMIN creates top-level customers.
+        raise ApiError(403, "access_denied", "Insufficient access level: give reseller")
+    now = clock.now()
+    record = CustomerRecord(
+        id="", name=body.name, type=body.type, reseller=body.reseller, created=now, updated=now
+    )
+    audit = audit_record(request, who, "customer.create", "customer", None, customer=body.reseller)
+    audit.after = body.model_dump()
+    stored = await ctx.store.create_customer(record, audit=audit)
+    return web.json_response(_json(stored), status=201)
+
+
+@describe(
+    "GET", "/customer/{id}", summary="One customer", response=Customer, errors=[403, 404],
+    roles="any token within its tenancy",
+)  # fmt: skip
+async def get_customer(request: web.Request) -> web.Response:
+    ctx = context(request)
+    who = await caller(request)
+    customer_id = request.match_info["id"]
+    record = await ctx.store.get_customer(customer_id) if valid_id(customer_id) else None
+    if record is None:
+        raise ApiError(404, "not_found", f"no customer {customer_id}")
+    who.require(record.id)
+    return web.json_response(_json(record))
+
+
+@describe(
+    "GET", "/customer", summary="Customers within the caller's tenancy", query=PageQuery,
+    response=CustomerList, errors=[400], roles="any token",
+)  # fmt: skip
+async def list_customers(request: web.Request) -> web.Response:
+    ctx = context(request)
+    who = await caller(request)
+    query = parse_query(request, PageQuery)
+    records, total = await ctx.store.list_customers(
+        ids=who.tenancy, limit=query.limit, offset=query.offset
+    )
+    return web.json_response(
+        {
+            "items": [_json(r) for r in records],
+            "total": total,
+            "limit": query.limit,
+            "offset": query.offset,
+        }
+    )
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_post("/customer", create_customer)
+    app.router.add_get("/customer", list_customers)
+    app.router.add_get("/customer/{id}", get_customer)

@@ -1,0 +1,331 @@
+"""``/network/device``: seed 000's Network Device Create, plus get, list, update, delete."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from acsd import clock
+from acsd.api.auth import Caller
+from acsd.api.body import parse_query, read_json, read_model, validate
+from acsd.api.context import ApiContext, audit_record, caller, context, valid_id
+from acsd.api.errors import ApiError
+from acsd.api.openapi import describe
+from acsd.device_view import device_view
+from acsd.devices import desired_changed, keep_reservation_ids
+from acsd.models import Device, DeviceInput, Dhcp, Wifi
+from acsd.store.base import DeviceQuery, DeviceRecord, ModelRecord
+
+
+class DeviceCreate(DeviceInput):
+    """Seed 000 request body: a device always belongs to a customer and a model."""
+
+    model: str  # type: ignore[assignment]
+    customer: str  # type: ignore[assignment]
+
+
+class DevicePatch(BaseModel):
+    """Partial update; ``wifi`` and ``dhcp`` merge into what is stored (RFC 7386: a null
+    removes a field), ``reservedClients`` is replaced as a whole."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = None
+    notes: str | None = None
+    mvnoAccount: str | None = None
+    wifi: dict[str, Any] | None = None
+    dhcp: dict[str, Any] | None = None
+    driftCheck: bool | None = None
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    wifi: Wifi | None = None
+    dhcp: Dhcp | None = None
+
+
+class DeviceListQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    customer: str | None = None
+    state: Literal["ACTIVE", "PROVISIONING", "DELETING"] | None = None
+    online: bool | None = None
+    q: str | None = None
+    limit: int = Field(100, ge=1, le=1000)
+    offset: int = Field(0, ge=0)
+
+
+class DeviceList(BaseModel):
+    items: list[Device]
+    total: int
+    limit: int
+    offset: int
+
+
+def _view(ctx: ApiContext, record: DeviceRecord, model: ModelRecord | None) -> dict[str, Any]:
+    out = device_view(record, default_interval=ctx.default_interval, grace=ctx.grace).to_json()
+    if model is not None:
+        # The seed joins the model catalog into every device object.
+        out["modelType"] = model.type
+        for key, value in (
+            ("modelBrand", model.brand),
+            ("modelDescription", model.description),
+            ("modelPicture", model.picture),
+        ):
+            if value is not None:
+                out[key] = value
+    return _ordered(out)
+
+
+_ORDER = [
+    "_id", "state", "name", "model", "modelType", "modelBrand", "modelDescription",
+    "modelPicture", "customer", "macAddress", "serialNumber", "mvnoAccount", "jobs", "notes",
+    "wifi", "dhcp", "status",
+]  # fmt: skip
+
+
+def _ordered(out: dict[str, Any]) -> dict[str, Any]:
+    """Seed order first (humans read these), acsd's extensions after."""
+    ordered = {k: out[k] for k in _ORDER if k in out}
+    ordered.update({k: v for k, v in out.items() if k not in ordered})
+    return ordered
+
+
+async def _load(request: web.Request, who: Caller) -> DeviceRecord:
+    device_id = request.match_info["id"]
+    record = await context(request).store.get_device(device_id) if valid_id(device_id) else None
+    if record is None or record.id != device_id:
+        raise ApiError(404, "not_found", f"no device {device_id}")
+    who.require(record.customer)
+    return record
+
+
+async def _model(ctx: ApiContext, model_id: str | None) -> ModelRecord | None:
+    return await ctx.store.get_model(model_id) if model_id and valid_id(model_id) else None
+
+
+def _poke(ctx: ApiContext, record: DeviceRecord) -> None:
+    """A change for the router: ask it to connect now rather than at its next Inform."""
+    if ctx.requester is None or not record.connection_request_url:
+        return
+    username = record.cr_username
+    password = record.cr_password
+    if username is None:
+        for root in ("Device.", "InternetGatewayDevice."):
+            entry = record.params.get(root + "ManagementServer.ConnectionRequestUsername")
+            if entry and entry[0]:
+                username = entry[0]
+    ctx.requester.poke(record.id, record.connection_request_url, username, password)
+
+
+@describe(
+    "POST", "/network/device", summary="Create a network device on a customer",
+    body=DeviceCreate, response=Device, status=201, errors=[400, 403, 404, 409, 422],
+    roles="MANAGER or OWNER of the customer; RESELLER of it (any depth); ADMIN",
+)  # fmt: skip
+async def create_device(request: web.Request) -> web.Response:
+    ctx = context(request)
+    who = await caller(request)
+    body = await read_model(request, DeviceCreate)
+    customer = await ctx.store.get_customer(body.customer) if valid_id(body.customer) else None
+    if customer is None:
+        raise ApiError(404, "customer", "Customer not found")
+    who.require(customer.id)
+    model = await _model(ctx, body.model)
+    if model is None:
+        raise ApiError(404, "model", "Network device model not found")
+    if model.profile and model.profile not in ctx.profiles.names():
+        raise ApiError(409, "profile", f"model's profile {model.profile!r} is not known")
+    existing = await ctx.store.find_device_for_cpe(body.serialNumber)
+    if existing is not None and existing.customer is not None:
+        raise ApiError(409, "serialNumber", "Serial number is already in use")
+    if body.macAddress:
+        other = await ctx.store.find_device_by_mac(body.macAddress)
+        if other is not None and (existing is None or other.id != existing.id):
+            raise ApiError(422, "macAddress", "MAC address is already in use.")
+    # An unclaimed CPE (it informed before the operator created it) is claimed here.
+    record = existing or DeviceRecord(id="", serial_number=body.serialNumber, created=clock.now())
+    _fill(record, body.model_dump(exclude_none=True))
+    record.customer = customer.id
+    record.model = model.id
+    if record.wifi or record.dhcp:
+        record.revision += 1
+        record.state, record.jobs = "PROVISIONING", 1
+    audit = audit_record(request, who, "device.create", "device", None, customer=customer.id)
+    stored = await ctx.store.write_device(record, audit=_with_after(audit, record))
+    _poke(ctx, stored)
+    return web.json_response(_view(ctx, stored, model), status=201)
+
+
+def _fill(record: DeviceRecord, data: dict[str, Any]) -> None:
+    record.name = data.get("name")
+    record.notes = data.get("notes")
+    record.mvno_account = data.get("mvnoAccount")
+    record.mac_address = data.get("macAddress") or record.mac_address
+    keep_reservation_ids(data.get("dhcp"), record.dhcp)
+    record.wifi = data.get("wifi")
+    record.dhcp = data.get("dhcp")
+    if data.get("driftCheck") is not None:
+        record.drift_check = data["driftCheck"]
+
+
+def _with_after(audit: Any, record: DeviceRecord) -> Any:
+    audit.after = _audit_view(record)
+    return audit
+
+
+def _audit_view(record: DeviceRecord) -> dict[str, Any]:
+    from acsd.api.context import masked
+
+    return masked(
+        {
+            "serialNumber": record.serial_number,
+            "name": record.name,
+            "customer": record.customer,
+            "model": record.model,
+            "macAddress": record.mac_address,
+            "mvnoAccount": record.mvno_account,
+            "notes": record.notes,
+            "wifi": record.wifi,
+            "dhcp": record.dhcp,
+            "state": record.state,
+            "revision": record.revision,
+        }
+    )
+
+
+@describe(
+    "GET", "/network/device/{id}", summary="One network device", response=Device,
+    errors=[403, 404], roles="as create",
+)  # fmt: skip
+async def get_device(request: web.Request) -> web.Response:
+    ctx = context(request)
+    record = await _load(request, await caller(request))
+    return web.json_response(_view(ctx, record, await _model(ctx, record.model)))
+
+
+@describe(
+    "GET", "/network/device", summary="Network devices the caller may see, filtered and paged",
+    query=DeviceListQuery, response=DeviceList, errors=[400, 403, 409], roles="any token",
+)  # fmt: skip
+async def list_devices(request: web.Request) -> web.Response:
+    ctx = context(request)
+    who = await caller(request)
+    query = parse_query(request, DeviceListQuery)
+    if query.customer is not None:
+        who.require(query.customer)
+    records, total = await ctx.store.query_devices(
+        DeviceQuery(
+            customers=who.tenancy,
+            customer=query.customer,
+            state=query.state,
+            online=query.online,
+            now=clock.now(),
+            default_interval=ctx.default_interval,
+            grace=ctx.grace,
+            q=query.q,
+            limit=query.limit,
+            offset=query.offset,
+        )
+    )
+    models: dict[str, ModelRecord | None] = {}
+    items = []
+    for record in records:
+        if record.model and record.model not in models:
+            models[record.model] = await _model(ctx, record.model)
+        items.append(_view(ctx, record, models.get(record.model or "")))
+    return web.json_response(
+        {"items": items, "total": total, "limit": query.limit, "offset": query.offset}
+    )
+
+
+def _merge(base: dict[str, Any] | None, patch: dict[str, Any]) -> dict[str, Any] | None:
+    out = copy.deepcopy(base) if base else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = value
+    return out or None
+
+
+@describe(
+    "PATCH", "/network/device/{id}", summary="Change name, notes, wifi, dhcp or mvnoAccount",
+    body=DevicePatch, response=Device, errors=[400, 403, 404, 409], roles="as create",
+)  # fmt: skip
+async def patch_device(request: web.Request) -> web.Response:
+    ctx = context(request)
+    who = await caller(request)
+    record = await _load(request, who)
+    patch = await read_model(request, DevicePatch)
+    before = _audit_view(record)
+    fields = patch.model_fields_set
+    raw = await read_json(request)
+    if "name" in fields:
+        record.name = patch.name
+    if "notes" in fields:
+        record.notes = patch.notes
+    if "mvnoAccount" in fields:
+        record.mvno_account = patch.mvnoAccount
+    if patch.driftCheck is not None:
+        record.drift_check = patch.driftCheck
+    wifi, dhcp = record.wifi, record.dhcp
+    if "wifi" in fields:
+        wifi = None if raw.get("wifi") is None else _merge(record.wifi, raw["wifi"])
+    if "dhcp" in fields:
+        dhcp = None if raw.get("dhcp") is None else _merge(record.dhcp, raw["dhcp"])
+    # What results from the merge must be valid as a whole (e.g. pool start <= end).
+    merged = validate(_Settings, {"wifi": wifi, "dhcp": dhcp})
+    wifi = merged.wifi.model_dump(exclude_none=True) if merged.wifi else None
+    dhcp = merged.dhcp.model_dump(exclude_none=True) if merged.dhcp else None
+    keep_reservation_ids(dhcp, record.dhcp)
+    if desired_changed(wifi, dhcp, record.wifi, record.dhcp):
+        record.revision += 1
+        record.state, record.jobs = "PROVISIONING", 1
+    record.wifi, record.dhcp = wifi, dhcp
+    audit = audit_record(
+        request, who, "device.update", "device", record.id, customer=record.customer,
+        before=before, after=_audit_view(record),
+    )  # fmt: skip
+    stored = await ctx.store.write_device(record, audit=audit)
+    _poke(ctx, stored)
+    return web.json_response(_view(ctx, stored, await _model(ctx, stored.model)))
+
+
+@describe(
+    "DELETE", "/network/device/{id}", summary="Release and remove a network device",
+    response=Device, errors=[403, 404], roles="as create",
+)  # fmt: skip
+async def delete_device(request: web.Request) -> web.Response:
+    ctx = context(request)
+    who = await caller(request)
+    record = await _load(request, who)
+    before = _audit_view(record)
+    audit = audit_record(
+        request, who, "device.delete", "device", record.id, customer=record.customer,
+        before=before,
+    )  # fmt: skip
+    view = None
+    if record.last_inform is None:
+        # Never seen by acsd: nothing to release on a router.
+        record.state = "DELETING"
+        view = _view(ctx, record, await _model(ctx, record.model))
+        await ctx.store.delete_device(record.id, audit=audit)
+    else:
+        # The router's next session releases it, then the record goes. The new revision
+        # keeps a session already under way from writing its state over DELETING.
+        record.state = "DELETING"
+        record.revision += 1
+        stored = await ctx.store.write_device(record, audit=audit)
+        _poke(ctx, stored)
+        view = _view(ctx, stored, await _model(ctx, stored.model))
+    return web.json_response(view, status=202)
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_post("/network/device", create_device)
+    app.router.add_get("/network/device", list_devices)
+    app.router.add_get("/network/device/{id}", get_device)
+    app.router.add_patch("/network/device/{id}", patch_device)
+    app.router.add_delete("/network/device/{id}", delete_device)

@@ -1,0 +1,108 @@
+"""``/network/model``: the catalog of router models a device must name."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from acsd import clock
+from acsd.api.body import parse_query, read_model
+from acsd.api.context import audit_record, caller, context, valid_id
+from acsd.api.customers import PageQuery
+from acsd.api.errors import ApiError
+from acsd.api.openapi import describe
+from acsd.store.base import ModelRecord
+
+# The seed's modelType values and the other kinds of CPE an ACS manages.
+ModelType = Literal["ROUTER", "MOBILE_ROUTER", "ONT", "DSL_MODEM", "CABLE_MODEM", "ACCESS_POINT"]
+
+
+class ModelCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    type: ModelType
+    brand: str | None = None
+    description: str | None = None
+    picture: str | None = None
+    profile: str | None = None
+
+
+class Model(ModelCreate):
+    id: str = Field(alias="_id")
+
+
+class ModelList(BaseModel):
+    items: list[Model]
+    total: int
+    limit: int
+    offset: int
+
+
+def _json(record: ModelRecord) -> dict:
+    out = {"_id": record.id, "name": record.name, "type": record.type}
+    for key in ("brand", "description", "picture", "profile"):
+        value = getattr(record, key)
+        if value is not None:
+            out[key] = value
+    return out
+
+
+@describe(
+    "POST", "/network/model", summary="Add a router model to the catalog", body=ModelCreate,
+    response=Model, status=201, errors=[400, 403, 409], roles="ADMIN",
+)  # fmt: skip
+async def create_model(request: web.Request) -> web.Response:
+    ctx = context(request)
+    who = await caller(request)
+    who.require_admin()
+    body = await read_model(request, ModelCreate)
+    if body.profile is not None and body.profile not in ctx.profiles.names():
+        known = ", ".join(sorted(ctx.profiles.names()))
+        raise ApiError(409, "profile", f"unknown profile {body.profile!r}; known: {known}")
+    now = clock.now()
+    record = ModelRecord(id="", created=now, updated=now, **body.model_dump())
+    audit = audit_record(request, who, "model.create", "model", None)
+    audit.after = body.model_dump()
+    stored = await ctx.store.create_model(record, audit=audit)
+    return web.json_response(_json(stored), status=201)
+
+
+@describe(
+    "GET", "/network/model/{id}", summary="One router model", response=Model, errors=[404],
+    roles="any token",
+)  # fmt: skip
+async def get_model(request: web.Request) -> web.Response:
+    ctx = context(request)
+    await caller(request)
+    model_id = request.match_info["id"]
+    record = await ctx.store.get_model(model_id) if valid_id(model_id) else None
+    if record is None:
+        raise ApiError(404, "not_found", f"no model {model_id}")
+    return web.json_response(_json(record))
+
+
+@describe(
+    "GET", "/network/model", summary="The model catalog", query=PageQuery, response=ModelList,
+    errors=[400], roles="any token",
+)  # fmt: skip
+async def list_models(request: web.Request) -> web.Response:
+    ctx = context(request)
+    await caller(request)
+    query = parse_query(request, PageQuery)
+    records, total = await ctx.store.list_models(limit=query.limit, offset=query.offset)
+    return web.json_response(
+        {
+            "items": [_json(r) for r in records],
+            "total": total,
+            "limit": query.limit,
+            "offset": query.offset,
+        }
+    )
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_post("/network/model", create_model)
+    app.router.add_get("/network/model", list_models)
+    app.router.add_get("/network/model/{id}", get_model)

@@ -1,0 +1,125 @@
+"""Connection Request: ask a CPE to open a session now (TR-069 §3.2.2).
+
+An HTTP GET to the ConnectionRequestURL the CPE reported, answered 200/204 when the CPE
+accepts; the CPE authenticates acsd with HTTP Digest using its ConnectionRequestUsername
+and Password. 503 means the CPE is busy (already in a session) or rate-limiting: the work
+then waits for the CPE's next Inform, which is just as good.
+
+Requests are fire-and-forget for the caller: an operator's write never waits for a router.
+One request per device at a time, and at most one per device every ``min_interval``
+seconds, so a burst of API writes cannot hammer a CPE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from acsd.log import get_logger
+
+log = get_logger("acsd.connreq")
+
+
+@dataclass(slots=True)
+class CrResult:
+    ok: bool
+    status: int | None = None
+    reason: str = ""
+
+
+async def connection_request(
+    session: aiohttp.ClientSession,
+    url: str,
+    username: str | None,
+    password: str | None,
+    *,
+    timeout: float = 5.0,
+) -> CrResult:
+    """One Connection Request; never raises for network trouble."""
+    parts = urlsplit(url)
+    # TR-069 allows only plain HTTP here; anything else is a CPE misreport.
+    if parts.scheme != "http" or not parts.hostname:
+        return CrResult(False, reason=f"not an http URL: {url!r}")
+    middlewares = (aiohttp.DigestAuthMiddleware(username, password or ""),) if username else ()
+    try:
+        async with session.get(
+            url,
+            timeout=aiohttp.ClientTimeout(total=timeout),
+            middlewares=middlewares,
+            allow_redirects=False,
+        ) as response:
+            await response.read()
+            if response.status in (200, 204):
+                return CrResult(True, response.status)
+            reason = "CPE busy or rate-limiting" if response.status == 503 else "refused"
+            return CrResult(False, response.status, reason)
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        return CrResult(False, reason=f"unreachable: {exc.__class__.__name__}: {exc}")
+
+
+class ConnectionRequester:
+    """Owns the HTTP client; :meth:`poke` schedules a request in the background."""
+
+    def __init__(self, *, timeout: float = 5.0, min_interval: float = 10.0) -> None:
+        self.timeout = timeout
+        self.min_interval = min_interval
+        self._session: aiohttp.ClientSession | None = None
+        self._busy: set[str] = set()
+        self._last: dict[str, float] = {}
+        self._tasks: set[asyncio.Task[CrResult]] = set()
+        self.stats = {"sent": 0, "ok": 0, "failed": 0, "skipped": 0}
+
+    async def start(self) -> None:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def poke(
+        self, device_id: str, url: str | None, username: str | None, password: str | None
+    ) -> asyncio.Task[CrResult] | None:
+        """Ask the CPE to connect; None when skipped (no URL, one in flight, too soon)."""
+        now = time.monotonic()
+        if not url or self._session is None:
+            return None
+        if device_id in self._busy or now - self._last.get(device_id, -1e9) < self.min_interval:
+            self.stats["skipped"] += 1
+            return None
+        self._busy.add(device_id)
+        self._last[device_id] = now
+        task = asyncio.create_task(self._run(device_id, url, username, password))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _run(
+        self, device_id: str, url: str, username: str | None, password: str | None
+    ) -> CrResult:
+        assert self._session is not None
+        self.stats["sent"] += 1
+        try:
+            result = await connection_request(
+                self._session, url, username, password, timeout=self.timeout
+            )
+        finally:
+            self._busy.discard(device_id)
+        self.stats["ok" if result.ok else "failed"] += 1
+        log.info(
+            "connreq.done",
+            device=device_id,
+            ok=result.ok,
+            status=result.status,
+            reason=result.reason,
+        )
+        return result

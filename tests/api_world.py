@@ -1,0 +1,100 @@
+"""A small operator world for API tests: a reseller with a sub-reseller, their customers,
+another customer, a model, and a token for every role."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from apiclient import Api
+
+SEED_REQUEST = {
+    "name": "Johns router",
+    "model": "12345678901234567890AAAA",
+    "customer": "12345678901234567890CCCC",
+    "macAddress": "123456789012",
+    "serialNumber": "484t563tyehfcu38hcnb4",
+    "mvnoAccount": "12345678901234567890DDDD",
+    "notes": "Note about device",
+    "wifi": {
+        "enabled": True,
+        "ssid": "SkyNet",
+        "password": "JohnConner",
+        "enabled5G": True,
+        "ssid5G": "Need4Speed",
+        "password5G": "SarahConner",
+        "enabled6G": False,
+        "ssid6G": None,
+        "password6G": None,
+        "bandsteering": False,
+    },
+    "dhcp": {
+        "enable": True,
+        "ipPoolStart": "192.168.0.100",
+        "ipPoolEnd": "192.168.0.200",
+        "leaseTime": 10,
+        "primaryDnsServer": "8.8.8.8",
+        "reservedClients": [
+            {"mac": "123456789013", "ip": "192.168.0.10", "enable": True, "id": "r8jf84fv"}
+        ],
+    },
+}
+
+
+@dataclass
+class World:
+    api: Api
+    tokens: dict[str, str] = field(default_factory=dict)
+    customers: dict[str, str] = field(default_factory=dict)
+    model: str = ""
+
+    def as_(self, role: str) -> Api:
+        return self.api.as_(self.tokens[role])
+
+
+def token(daemon, role: str, customer: str | None = None) -> str:
+    args = ["token", "create", "--role", role, "--name", f"test {role}"]
+    if customer:
+        args += ["--customer", customer]
+    return daemon.cli(*args).stdout.strip()
+
+
+def build_world(daemon) -> World:
+    admin = Api(daemon.api_url, token(daemon, "ADMIN"))
+    world = World(api=admin)
+    world.tokens["ADMIN"] = admin.token or ""
+
+    def customer(name: str, type_: str = "CUSTOMER", reseller: str | None = None) -> str:
+        reply = admin.post("/customer", {"name": name, "type": type_, "reseller": reseller})
+        assert reply.status == 201, reply.body
+        return reply.body["_id"]
+
+    world.customers["reseller"] = customer("Reseller One", "RESELLER")
+    world.customers["sub"] = customer("Sub Reseller", "RESELLER", world.customers["reseller"])
+    world.customers["own"] = customer("Own Customer", reseller=world.customers["reseller"])
+    world.customers["subs_customer"] = customer("Sub's Customer", reseller=world.customers["sub"])
+    world.customers["other"] = customer("Other Customer")
+    world.tokens["RESELLER"] = token(daemon, "RESELLER", world.customers["reseller"])
+    world.tokens["OWNER"] = token(daemon, "OWNER", world.customers["own"])
+    world.tokens["MANAGER"] = token(daemon, "MANAGER", world.customers["own"])
+    reply = admin.post(
+        "/network/model",
+        {
+            "name": "EX220",
+            "type": "ROUTER",
+            "brand": "TP-LINK",
+            "description": "5G router with 2.4/5GHz wifi and 3 ethernet ports",
+            "picture": "12345678901234567890BBBB",
+            "profile": "tplink-tr181",
+        },
+    )
+    assert reply.status == 201, reply.body
+    world.model = reply.body["_id"]
+    return world
+
+
+def device_body(world: World, customer: str, serial: str, mac: str | None = None) -> dict:
+    body = {**SEED_REQUEST, "customer": world.customers[customer], "model": world.model}
+    body["serialNumber"] = serial
+    body["macAddress"] = mac or "02" + hashlib.sha1(serial.encode()).hexdigest()[:10]
+    return body

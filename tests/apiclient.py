@@ -1,0 +1,70 @@
+"""A small synchronous JSON client for the operator API, as a billing system would use it."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Any
+    headers: http.client.HTTPMessage
+    raw: bytes
+
+
+class Api:
+    def __init__(self, base_url: str, token: str | None = None) -> None:
+        parts = urlsplit(base_url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.token = token
+
+    def as_(self, token: str | None) -> Api:
+        clone = Api(f"http://{self.host}:{self.port}/", token)
+        return clone
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        raw: bytes | None = None,
+        content_type: str = "application/json",
+        query: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        hdrs = dict(headers or {})
+        if self.token:
+            hdrs["Authorization"] = f"Bearer {self.token}"
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        if data is not None:
+            hdrs["Content-Type"] = content_type
+        if query:
+            path += "?" + urlencode(query)
+        conn.request(method, path, body=data, headers=hdrs)
+        response = conn.getresponse()
+        payload = response.read()
+        conn.close()
+        try:
+            parsed = json.loads(payload) if payload else None
+        except ValueError:
+            parsed = None
+        return Reply(response.status, parsed, response.headers, payload)
+
+    def get(self, path: str, **kw: Any) -> Reply:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, body: Any = None, **kw: Any) -> Reply:
+        return self.request("POST", path, body, **kw)
+
+    def patch(self, path: str, body: Any = None, **kw: Any) -> Reply:
+        return self.request("PATCH", path, body, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Reply:
+        return self.request("DELETE", path, **kw)

@@ -1,0 +1,185 @@
+"""Seed 000 "Network Device Create" over real HTTP: the example, field by field, and every
+error the seed lists plus the ones a careful API adds."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+
+import pytest
+
+from api_world import SEED_REQUEST, World, build_world, device_body
+from apiclient import Api
+
+SEED_FILE_EXAMPLE_TAIL = '"password6G": null\n    "bandsteering": false'
+
+
+@pytest.fixture
+def world(daemon) -> World:
+    return build_world(daemon)
+
+
+def error(reply, status: int, message: str) -> dict:
+    assert reply.status == status, (reply.status, reply.body)
+    assert reply.body["code"] == status and reply.body["message"] == message, reply.body
+    assert reply.body["description"]
+    return reply.body
+
+
+def test_seed_example_request_and_response_field_by_field(world: World):
+    body = device_body(world, "own", "484t563tyehfcu38hcnb4", "123456789012")
+    reply = world.api.post("/network/device", body)
+    assert reply.status == 201, reply.body
+    device = reply.body
+    assert re.fullmatch(r"[0-9a-f]{24}", device["_id"])
+    assert device["state"] == "PROVISIONING" and device["jobs"] == 1
+    for key in ("name", "macAddress", "serialNumber", "mvnoAccount", "notes"):
+        assert device[key] == SEED_REQUEST[key], key
+    assert device["customer"] == world.customers["own"] and device["model"] == world.model
+    assert device["modelType"] == "ROUTER"
+    assert device["modelBrand"] == "TP-LINK"
+    assert device["modelDescription"] == "5G router with 2.4/5GHz wifi and 3 ethernet ports"
+    assert device["modelPicture"] == "12345678901234567890BBBB"
+    # wifi: every seed value back; nulls may be omitted (seed: "properties holding no value").
+    for key, value in SEED_REQUEST["wifi"].items():
+        assert device["wifi"].get(key) == value, key
+    for key in ("enable", "ipPoolStart", "ipPoolEnd", "leaseTime", "primaryDnsServer"):
+        assert device["dhcp"][key] == SEED_REQUEST["dhcp"][key], key
+    [client] = device["dhcp"]["reservedClients"]
+    assert (client["mac"], client["ip"], client["enable"]) == ("123456789013", "192.168.0.10", True)
+    # The router has never been seen: only what is known is in the status object.
+    assert device["status"] == {"online": False, "provisioned": False}
+    # The response's seed fields come in the seed's order.
+    seed_order = [
+        "_id", "state", "name", "model", "modelType", "modelBrand", "modelDescription",
+        "modelPicture", "customer", "macAddress", "serialNumber", "mvnoAccount", "jobs",
+        "notes", "wifi", "dhcp", "status",
+    ]  # fmt: skip
+    assert [k for k in device if k in seed_order] == seed_order
+
+    got = world.api.get(f"/network/device/{device['_id']}")
+    assert got.status == 200 and got.body == device
+
+
+def test_errors_of_the_seed_table(world: World, daemon):
+    api = world.api
+    body = device_body(world, "own", "ERR0001", "123456789012")
+    assert api.post("/network/device", body).status == 201
+
+    # 409 type: a value outside the permitted set, the field path as message.
+    reply = api.post("/network/model", {"name": "X", "type": "TOASTER"})
+    assert "ROUTER" in error(reply, 409, "type")["description"]
+    error(api.get("/network/device", query={"state": "SLEEPING"}), 409, "state")
+    # 403 access_denied
+    other = device_body(world, "other", "ERR0002")
+    error(world.as_("OWNER").post("/network/device", other), 403, "access_denied")
+    # 404 customer
+    missing = {**device_body(world, "own", "ERR0003"), "customer": "0" * 24}
+    error(api.post("/network/device", missing), 404, "customer")
+    # 422 macAddress: in use, whatever its notation
+    for mac in ("12:34:56:78:90:12", "123456789012", "12-34-56-78-90-12", "1234.5678.9012"):
+        error(api.post("/network/device", device_body(world, "own", "ERR0004", mac)), 422,
+              "macAddress")  # fmt: skip
+    # 404 model, 409 profile (a model whose profile acsd does not know)
+    error(api.post("/network/device", {**other, "model": "0" * 24}), 404, "model")
+    reply = api.post("/network/model", {"name": "Y", "type": "ROUTER", "profile": "nosuch"})
+    error(reply, 409, "profile")
+
+
+def test_internal_error_hides_the_cause_and_gives_a_request_id(world: World, daemon):
+    reply = world.api.post("/network/device", device_body(world, "own", "BROKEN01"))
+    device_id = reply.body["_id"]
+    # Damage the stored record behind the daemon's back, as a failing disk might.
+    with sqlite3.connect(daemon.db) as db:
+        db.execute("UPDATE devices SET wifi = '{not json' WHERE id = ?", (device_id,))
+    reply = world.api.get(f"/network/device/{device_id}")
+    body = error(reply, 500, "internal_error")
+    rid = reply.headers["X-Request-Id"]
+    assert rid and rid in body["description"]
+    assert "Traceback" not in reply.raw.decode() and "json" not in body["description"].lower()
+    assert rid in daemon.log_text()
+
+
+def test_bad_requests_are_400_with_the_field_path(world: World):
+    api = world.api
+    seed_text = json.dumps(device_body(world, "own", "BAD0001"), indent=4)
+    broken = seed_text.replace('"password6G": null,', '"password6G": null')
+    body = error(api.post("/network/device", raw=broken.encode()), 400, "invalid_json")
+    assert "line" in body["description"] and "column" in body["description"]
+    error(api.post("/network/device", raw=b"{name: 'x'}"), 400, "invalid_json")
+    no_serial = device_body(world, "own", "BAD0002")
+    del no_serial["serialNumber"]
+    error(api.post("/network/device", no_serial), 400, "serialNumber")
+    wrong = device_body(world, "own", "BAD0003")
+    wrong["wifi"] = {**wrong["wifi"], "enabled": "yes please"}
+    error(api.post("/network/device", wrong), 400, "wifi.enabled")
+    extra = {**device_body(world, "own", "BAD0004"), "colour": "red"}
+    assert "unknown" in error(api.post("/network/device", extra), 400, "colour")["description"]
+    short = device_body(world, "own", "BAD0005")
+    short["wifi"] = {**short["wifi"], "password": "short"}
+    error(api.post("/network/device", short), 400, "wifi.password")
+    bad_pool = device_body(world, "own", "BAD0006")
+    bad_pool["dhcp"] = {**bad_pool["dhcp"], "ipPoolStart": "192.168.0.250"}
+    error(api.post("/network/device", bad_pool), 400, "dhcp")
+    reply = api.post("/network/device", raw=b"name=x", content_type="text/plain")
+    assert reply.status == 415 and reply.body["code"] == 415
+    huge = json.dumps({"name": "x" * (2 * 1024 * 1024)}).encode()
+    reply = api.post("/network/device", raw=huge)
+    assert reply.status == 413 and reply.body["code"] == 413
+    error(api.get("/network/device/" + "0" * 24), 404, "not_found")
+    error(api.get("/network/device/not-an-id"), 404, "not_found")
+    reply = Api(f"http://{api.host}:{api.port}/").get("/network/device")
+    assert reply.status == 401 and reply.body["code"] == 401
+    # Nothing of the refused requests was stored.
+    listed = api.get("/network/device").body
+    assert [d["serialNumber"] for d in listed["items"]] == []
+
+
+def test_list_filters_and_pages(world: World):
+    api = world.api
+    for n in range(5):
+        assert api.post("/network/device", device_body(world, "own", f"LIST{n:04d}")).status == 201
+    assert api.post("/network/device", device_body(world, "other", "OTHER0001")).status == 201
+    page = api.get("/network/device", query={"limit": 2, "offset": 0}).body
+    assert page["total"] == 6 and len(page["items"]) == 2
+    rest = api.get("/network/device", query={"limit": 10, "offset": 2}).body
+    assert len(rest["items"]) == 4
+    by_customer = api.get("/network/device", query={"customer": world.customers["other"]}).body
+    assert [d["serialNumber"] for d in by_customer["items"]] == ["OTHER0001"]
+    by_q = api.get("/network/device", query={"q": "list0003"}).body
+    assert [d["serialNumber"] for d in by_q["items"]] == ["LIST0003"]
+    assert api.get("/network/device", query={"online": "true"}).body["total"] == 0
+    assert api.get("/network/device", query={"state": "PROVISIONING"}).body["total"] == 6
+
+
+def test_patch_merges_and_bumps_the_revision_only_for_router_settings(world: World):
+    api = world.api
+    device = api.post("/network/device", device_body(world, "own", "PATCH001")).body
+    path = f"/network/device/{device['_id']}"
+    renamed = api.patch(path, {"name": "Renamed", "notes": None})
+    assert renamed.status == 200 and renamed.body["name"] == "Renamed"
+    assert "notes" not in renamed.body
+    changed = api.patch(path, {"wifi": {"ssid": "NewName"}})
+    assert changed.body["wifi"]["ssid"] == "NewName"
+    assert changed.body["wifi"]["ssid5G"] == "Need4Speed"  # merged, not replaced
+    error(api.patch(path, {"wifi": {"ssid": ""}}), 400, "wifi.ssid")
+    error(api.patch(path, {"serialNumber": "X"}), 400, "serialNumber")
+    audit = api.get("/audit").body["items"]
+    update = next(e for e in audit if e["action"] == "device.update" and
+                  e["after"].get("wifi", {}).get("ssid") == "NewName")  # fmt: skip
+    assert update["before"]["wifi"]["password"] == "***"
+    assert update["after"]["wifi"]["password"] == "***"
+    assert "JohnConner" not in json.dumps(audit)
+    error(world.as_("OWNER").get("/audit"), 403, "access_denied")
+
+
+def test_openapi_and_docs_are_served(world: World):
+    api = world.api
+    spec = api.get("/openapi.json").body
+    assert spec["openapi"].startswith("3.1")
+    assert {"/network/device", "/network/device/{id}", "/customer", "/network/model"} <= set(
+        spec["paths"]
+    )
+    docs = api.get("/docs")
+    assert docs.status == 200 and b"/openapi.json" in docs.raw

@@ -1,0 +1,56 @@
+"""The whole path: a device POSTed through the API, the router Informs, acsd's Connection
+Request reaches it, it ends with the request's wifi and DHCP, and GET shows it ACTIVE."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from acsd.sim.runner import Simulation
+from api_world import build_world, device_body
+
+
+async def test_post_inform_connection_request_active(daemon):
+    world = build_world(daemon)
+    sim = Simulation(
+        daemon.cwmp_url, ["tplink-tr181"], 1, serial_prefix="E2E", interval=3600,
+        cr_listen="127.0.0.1:0", ramp=0.01,
+    )  # fmt: skip
+    serial = sim.routers[0].serial
+    running = asyncio.create_task(sim.run(duration=60))
+    router = sim.router(serial)
+    try:
+        # The router's BOOTSTRAP registers it (unclaimed) with its Connection Request URL.
+        await _until(lambda: router.stats.ok >= 1)
+        reply = world.api.post("/network/device", device_body(world, "own", serial))
+        assert reply.status == 201, reply.body
+        device_id = reply.body["_id"]
+        # No periodic Inform is due for an hour: only the Connection Request brings it in.
+        await _until(
+            lambda: world.api.get(f"/network/device/{device_id}").body["state"] == "ACTIVE"
+        )
+    finally:
+        sim.stop()
+        await running
+    assert any("6 CONNECTION REQUEST" in events for events in router.stats.events)
+    tree = router.tree.flat()
+    assert tree["Device.WiFi.SSID.1.SSID"] == "SkyNet"
+    assert tree["Device.WiFi.SSID.3.SSID"] == "Need4Speed"
+    assert tree["Device.WiFi.AccessPoint.1.Security.KeyPassphrase"] == "JohnConner"
+    assert tree["Device.DHCPv4.Server.Pool.1.MinAddress"] == "192.168.0.100"
+    assert tree["Device.DHCPv4.Server.Pool.1.LeaseTime"] == "600"
+    device = world.api.get(f"/network/device/{device_id}").body
+    assert device["state"] == "ACTIVE" and device["jobs"] == 0
+    assert device["status"]["provisioned"] is True
+    assert device["status"]["online"] is True
+    assert device["status"]["wanIp"].startswith("100.64.")
+    assert device["status"]["lanIp"] == tree["Device.IP.Interface.1.IPv4Address.1.IPAddress"]
+    assert device["dhcp"]["reservedClients"][0]["id"].isdigit()
+
+
+async def _until(predicate, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await asyncio.to_thread(predicate):
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.1)

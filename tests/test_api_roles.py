@@ -1,0 +1,91 @@
+"""Who may do what: the four roles x own customer / a sub-reseller's customer / another
+customer, for create, get, list, update and delete (seed 000's access levels)."""
+
+from __future__ import annotations
+
+import pytest
+
+from api_world import World, build_world, device_body
+
+ROLES = ["ADMIN", "RESELLER", "OWNER", "MANAGER"]
+TARGETS = ["own", "subs_customer", "other"]
+# RESELLER: its customers and its sub-resellers' customers at any depth; OWNER and MANAGER:
+# their own customer; ADMIN: everything.
+ALLOWED = {
+    "ADMIN": {"own", "subs_customer", "other"},
+    "RESELLER": {"own", "subs_customer"},
+    "OWNER": {"own"},
+    "MANAGER": {"own"},
+}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    from conftest import start_daemon, write_config
+
+    tmp = tmp_path_factory.mktemp("roles")
+    daemon = start_daemon(write_config(tmp), tmp / "acsd.db")
+    world = build_world(daemon)
+    yield world
+    daemon.stop()
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("target", TARGETS)
+def test_access_matrix(world: World, role: str, target: str):
+    api = world.as_(role)
+    admin = world.api
+    allowed = target in ALLOWED[role]
+    serial = f"M{role[:3]}{target[:3]}".upper()
+    status = 201 if allowed else 403
+
+    created = api.post("/network/device", device_body(world, target, serial + "C"))
+    assert created.status == status, created.body
+    if not allowed:
+        assert created.body["message"] == "access_denied"
+
+    # A device the ADMIN created for that customer: get, list, update, delete.
+    device = admin.post("/network/device", device_body(world, target, serial + "X")).body
+    path = f"/network/device/{device['_id']}"
+    got = api.get(path)
+    assert got.status == (200 if allowed else 403)
+    listed = api.get("/network/device", query={"limit": 1000}).body["items"]
+    assert (device["_id"] in {d["_id"] for d in listed}) == allowed
+    if not allowed:
+        # Not even filtering by the customer shows it.
+        reply = api.get("/network/device", query={"customer": world.customers[target]})
+        assert reply.status == 403
+    patched = api.patch(path, {"name": "mine now"})
+    assert patched.status == (200 if allowed else 403)
+    deleted = api.delete(path)
+    assert deleted.status == (202 if allowed else 403)
+    assert admin.get(path).status == (404 if allowed else 200)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_customer_tenancy(world: World, role: str):
+    api = world.as_(role)
+    visible = {c["_id"] for c in api.get("/customer", query={"limit": 1000}).body["items"]}
+    ids = world.customers
+    expected = {
+        "ADMIN": set(ids.values()),
+        "RESELLER": {ids["reseller"], ids["sub"], ids["own"], ids["subs_customer"]},
+        "OWNER": {ids["own"]},
+        "MANAGER": {ids["own"]},
+    }[role]
+    # Other tests in this module add customers below the sub-reseller; those are fine to
+    # see for whoever sees the sub-reseller. What must never show is outside the tenancy.
+    forbidden = set(ids.values()) - expected
+    assert expected <= visible and not visible & forbidden
+    if role in ("OWNER", "MANAGER"):
+        assert visible == expected
+    assert api.get(f"/customer/{ids['other']}").status == (200 if role == "ADMIN" else 403)
+    # Resellers create customers below themselves; owners and managers create none.
+    reply = api.post("/customer", {"name": f"New {role}", "type": "CUSTOMER",
+                                   "reseller": ids["sub"]})  # fmt: skip
+    assert reply.status == (201 if role in ("ADMIN", "RESELLER") else 403)
+    top = api.post("/customer", {"name": f"Top {role}", "type": "CUSTOMER", "reseller": None})
+    assert top.status == (201 if role == "ADMIN" else 403)
+    model = api.post("/network/model", {"name": f"M {role}", "type": "ONT"})
+    assert model.status == (201 if role == "ADMIN" else 403)
+    assert api.get("/network/model").status == 200

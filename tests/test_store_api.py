@@ -1,0 +1,571 @@
+"""SqliteStore additions for the REST API: device queries, customers, tokens, models, and the
+audit entry committed in the same transaction as the write it records."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from acsd import clock
+from acsd.ids import is_id, new_id
+from acsd.store import (
+    ConflictError,
+    CpeIdentity,
+    DeviceRecord,
+    SessionResult,
+    SqliteStore,
+    StoreClosedError,
+)
+from acsd.store.base import AuditRecord, CustomerRecord, DeviceQuery, ModelRecord, TokenRecord
+
+NOW = 100_000.0
+
+
+def session(serial: str, at: float = 1000.0, **kw: Any) -> SessionResult:
+    identity = CpeIdentity(oui="00D09E", product_class="HG8245", serial_number=serial)
+    return SessionResult(identity=identity, at=at, **kw)
+
+
+def audit(action: str = "device.update", **kw: Any) -> AuditRecord:
+    kw.setdefault("resource", action.split(".")[0])
+    return AuditRecord(id=kw.pop("id", ""), at=kw.pop("at", 0.0), action=action, **kw)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    s = SqliteStore(tmp_path / "acsd.db")
+    await s.open()
+    yield s
+    await s.close()
+
+
+async def ids_of(store: SqliteStore, **kw: Any) -> list[str]:
+    """Serial numbers of every device the query matches, in the store's order."""
+    records, total = await store.query_devices(DeviceQuery(limit=1000, **kw))
+    assert total == len(records)
+    return [r.serial_number for r in records]
+
+
+# -- schema ---------------------------------------------------------------------------------
+
+
+async def test_migration_3_tables(store: SqliteStore, tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "acsd.db") as db:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        fks = db.execute("PRAGMA foreign_key_list(customers)").fetchall()
+        audit_columns = [r[1] for r in db.execute("PRAGMA table_info(audit)")]
+    assert {"customers", "tokens", "models", "audit"} <= tables
+    assert {"customers_reseller", "audit_at"} <= indexes
+    assert [(fk[2], fk[3], fk[4]) for fk in fks] == [("customers", "reseller", "id")]
+    assert audit_columns[9:11] == ["before", "after"]
+
+
+# -- connection request credentials ---------------------------------------------------------
+
+
+async def test_cr_credentials_are_session_owned(store: SqliteStore) -> None:
+    dev = await store.save_session(session("CR1", cr_username="acs-u", cr_password="s3cret"))
+    rec = await store.get_device(dev)
+    assert rec is not None and (rec.cr_username, rec.cr_password) == ("acs-u", "s3cret")
+
+    # a session that did not set them keeps them
+    await store.save_session(session("CR1", at=2000.0, device_id=dev))
+    rec = await store.get_device(dev)
+    assert rec is not None and (rec.cr_username, rec.cr_password) == ("acs-u", "s3cret")
+
+    # operator writes (stale copies without them) keep them too
+    await store.upsert_device(DeviceRecord(id=dev, serial_number="CR1", name="a"))
+    await store.write_device(DeviceRecord(id=dev, serial_number="CR1", name="b"), audit=audit())
+    rec = await store.get_device(dev)
+    assert rec is not None and rec.name == "b"
+    assert (rec.cr_username, rec.cr_password) == ("acs-u", "s3cret")
+
+    # a new password replaces the old one; the username stays
+    await store.save_session(session("CR1", at=3000.0, device_id=dev, cr_password="n3w"))
+    rec = await store.get_device(dev)
+    assert rec is not None and (rec.cr_username, rec.cr_password) == ("acs-u", "n3w")
+
+
+# -- query_devices --------------------------------------------------------------------------
+
+
+async def add(store: SqliteStore, serial: str, **kw: Any) -> DeviceRecord:
+    return await store.upsert_device(DeviceRecord(id="", serial_number=serial, **kw))
+
+
+async def test_query_devices_tenancy_customer_and_state(store: SqliteStore) -> None:
+    await add(store, "S1", customer="c1")
+    await add(store, "S2", customer="c2", state="SUSPENDED")
+    await add(store, "S3", customer="c3")
+    await add(store, "S4")  # no customer
+    await add(store, "S5", customer="c1", state="SUSPENDED")
+
+    assert await ids_of(store) == ["S1", "S2", "S3", "S4", "S5"]  # creation order (ids)
+    assert await ids_of(store, customers={"c1", "c2"}) == ["S1", "S2", "S5"]
+    assert await ids_of(store, customers=set()) == []  # a tenancy with no customers
+    assert await ids_of(store, customers={"nobody"}) == []
+    assert await ids_of(store, customer="c1") == ["S1", "S5"]
+    assert await ids_of(store, customers={"c2", "c3"}, customer="c1") == []
+    assert await ids_of(store, state="SUSPENDED") == ["S2", "S5"]
+    assert await ids_of(store, state="SUSPENDED", customers={"c1"}) == ["S5"]
+    assert await ids_of(store, state="DELETING") == []
+
+
+async def test_query_devices_online(store: SqliteStore) -> None:
+    # online: last Inform >= now - (2 x interval + grace); default interval 300, grace 60
+    await store.save_session(session("ON", at=NOW - 100, periodic_interval=300))
+    await store.save_session(session("EDGE", at=NOW - 660, periodic_interval=300))
+    await store.save_session(session("LATE", at=NOW - 661, periodic_interval=300))
+    await store.save_session(session("SLOW", at=NOW - 3000, periodic_interval=3600))
+    await store.save_session(session("NOINT", at=NOW - 700))  # interval unknown: default
+    await store.save_session(session("ZERO", at=NOW - 700, periodic_interval=0))  # = default
+    await add(store, "NEVER")  # never informed: offline
+
+    online = await ids_of(store, online=True, now=NOW)
+    assert online == ["ON", "EDGE", "SLOW"]
+    offline = await ids_of(store, online=False, now=NOW)
+    assert offline == ["LATE", "NOINT", "ZERO", "NEVER"]
+    # a longer default interval and grace
+    assert await ids_of(store, online=True, now=NOW, default_interval=600) == [
+        "ON",
+        "EDGE",
+        "SLOW",
+        "NOINT",
+        "ZERO",
+    ]
+    assert await ids_of(store, online=True, now=NOW, grace=80) == ["ON", "EDGE", "LATE", "SLOW"]
+    # the filter agrees with the online flag that device_view shows
+    from acsd.provisioning.status import is_online
+
+    records, _ = await store.query_devices(DeviceQuery())
+    for rec in records:
+        flag = is_online(
+            rec.last_inform, rec.periodic_interval, NOW, default_interval=300, grace=60
+        )
+        assert flag == (rec.serial_number in online), rec.serial_number
+
+
+async def test_query_devices_online_defaults_to_the_clock(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await store.save_session(session("RECENT", at=NOW - 10))
+    monkeypatch.setattr(clock, "now", lambda: NOW)
+    assert await ids_of(store, online=True) == ["RECENT"]
+    monkeypatch.setattr(clock, "now", lambda: NOW + 1000)
+    assert await ids_of(store, online=True) == []
+
+
+async def test_query_devices_search(store: SqliteStore) -> None:
+    await add(store, "HWTC0001", name="Kiosk Lobby", mac_address="AA:BB:CC:00:11:22")
+    await add(store, "ZTEG0002", notes="behind the BAR counter", mac_address="aa-bb-cd-00-11-33")
+    await add(store, "NOKA0003", name="École Sainte-Anne", mac_address="001122334455")
+    await add(store, "TPLK0004", name="100% fibre_box", notes=None)
+    await add(store, "MIXED0005", name="Café", mac_address="not a mac")
+
+    async def q(text: str) -> list[str]:
+        return await ids_of(store, q=text)
+
+    assert await q("kiosk") == ["HWTC0001"]
+    assert await q("LOBBY") == ["HWTC0001"]
+    assert await q("hwtc") == ["HWTC0001"]  # serial, any case
+    assert await q("0002") == ["ZTEG0002"]
+    assert await q("bar count") == ["ZTEG0002"]  # notes
+    assert await q("  kiosk ") == ["HWTC0001"]  # surrounding blanks ignored
+    assert await q("") == await q("   ") == await ids_of(store)
+    # MAC with any separators, any case, whole or in part
+    assert await q("AA:BB:CC:00:11:22") == ["HWTC0001"]
+    assert await q("aabbcc001122") == ["HWTC0001"]
+    assert await q("aa-bb-c") == ["HWTC0001", "ZTEG0002"]
+    assert await q("AABB.CD") == ["ZTEG0002"]
+    assert await q("00 11 33") == ["ZTEG0002"]
+    assert await q("33:44:55") == ["NOKA0003"]
+    assert await q("00:11") == ["HWTC0001", "ZTEG0002", "NOKA0003"]
+    # LIKE wildcards are plain characters
+    assert await q("100%") == ["TPLK0004"]
+    assert await q("e_b") == ["TPLK0004"]
+    assert await q("%") == ["TPLK0004"]
+    assert await q("_") == ["TPLK0004"]
+    # case folding beyond ASCII
+    assert await q("école") == ["NOKA0003"]
+    assert await q("ÉCOLE") == ["NOKA0003"]
+    assert await q("CAFÉ") == ["MIXED0005"]
+    assert await q("nothing like it") == []
+    # search and other filters combine
+    assert await ids_of(store, q="aa:bb", customer="c1") == []
+
+
+async def test_query_devices_paging(store: SqliteStore) -> None:
+    made = [await add(store, f"P{i:02d}", customer="c1" if i % 2 else "c2") for i in range(7)]
+    assert [m.id for m in made] == sorted(m.id for m in made)
+
+    records, total = await store.query_devices(DeviceQuery(limit=3))
+    assert total == 7 and [r.serial_number for r in records] == ["P00", "P01", "P02"]
+    records, total = await store.query_devices(DeviceQuery(limit=3, offset=6))
+    assert total == 7 and [r.serial_number for r in records] == ["P06"]
+    records, total = await store.query_devices(DeviceQuery(limit=3, offset=7))
+    assert (records, total) == ([], 7)  # past the end: still the total
+    records, total = await store.query_devices(DeviceQuery(limit=0))
+    assert (records, total) == ([], 7)  # count only
+    records, total = await store.query_devices(DeviceQuery(customer="c1", limit=2, offset=1))
+    assert total == 3 and [r.serial_number for r in records] == ["P03", "P05"]
+    records, total = await store.query_devices(DeviceQuery(customer="nobody"))
+    assert (records, total) == ([], 0)
+    # records come back whole
+    records, _ = await store.query_devices(DeviceQuery(limit=1))
+    assert records[0] == await store.get_device(made[0].id)
+
+
+async def test_find_device_by_mac(store: SqliteStore) -> None:
+    first = await add(store, "M1", mac_address="00:11:22:AA:BB:CC")
+    await add(store, "M2", mac_address="00-11-22-aa-bb-cc")  # same MAC, newer
+    for mac in ("00:11:22:aa:bb:cc", "0011.22AA.BBCC", "001122aabbcc", " 00-11-22-AA-BB-CC "):
+        found = await store.find_device_by_mac(mac)
+        assert found is not None and found.id == first.id, mac
+    assert await store.find_device_by_mac("00:11:22:aa:bb:cd") is None
+    assert await store.find_device_by_mac("not a mac") is None
+    assert await store.find_device_by_mac("") is None
+
+
+# -- device writes with audit ---------------------------------------------------------------
+
+
+async def audit_rows(store: SqliteStore) -> list[AuditRecord]:
+    records, total = await store.list_audit(limit=1000)
+    assert total == len(records)
+    return records
+
+
+async def test_write_device_with_audit(store: SqliteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(clock, "now", lambda: NOW)
+    created = await store.write_device(
+        DeviceRecord(id="", serial_number="W1", name="Shop", wifi={"ssid": "S"}),
+        audit=audit(
+            "device.create",
+            token_id="t1",
+            token_name="ops",
+            role="ADMIN",
+            customer="c1",
+            after={"serialNumber": "W1", "wifi": {"ssid": "S", "password": "***"}},
+            request_id="req-1",
+        ),
+    )
+    assert is_id(created.id) and created.created == NOW
+    assert created == await store.get_device("w1")
+    [entry] = await audit_rows(store)
+    assert is_id(entry.id)
+    assert entry.at == NOW  # at 0: the commit time
+    assert (entry.action, entry.resource, entry.resource_id) == (
+        "device.create",
+        "device",
+        created.id,
+    )
+    assert (entry.token_id, entry.token_name, entry.role, entry.customer) == (
+        "t1",
+        "ops",
+        "ADMIN",
+        "c1",
+    )
+    assert entry.before is None
+    assert entry.after == {"serialNumber": "W1", "wifi": {"ssid": "S", "password": "***"}}
+    assert entry.request_id == "req-1"
+
+    # an update (by serial, another case) keeps the given resource id and time
+    updated = await store.write_device(
+        DeviceRecord(id="", serial_number="w1", name="Shop 2"),
+        audit=audit("device.update", at=NOW + 5, resource_id="given", before={"name": "Shop"}),
+    )
+    assert updated.id == created.id and updated.name == "Shop 2"
+    assert updated.serial_number == "w1"
+    newest, oldest = await audit_rows(store)
+    assert (newest.action, newest.at, newest.resource_id) == ("device.update", NOW + 5, "given")
+    assert newest.before == {"name": "Shop"} and oldest.id == entry.id
+
+    # without an audit entry it is upsert_device
+    await store.write_device(DeviceRecord(id=created.id, serial_number="W1", name="Shop 3"))
+    assert len(await audit_rows(store)) == 2
+
+
+async def test_write_device_conflict_writes_no_audit(store: SqliteStore) -> None:
+    a = await add(store, "A")
+    b = await add(store, "B")
+    with pytest.raises(ConflictError, match="already belongs"):
+        await store.write_device(DeviceRecord(id=a.id, serial_number="b"), audit=audit())
+    assert await audit_rows(store) == []
+    assert await store.get_device(a.id) == a and await store.get_device(b.id) == b
+
+
+async def test_unencodable_audit_fails_the_write(store: SqliteStore) -> None:
+    with pytest.raises(TypeError):
+        await store.write_device(
+            DeviceRecord(id="", serial_number="BAD1"), audit=audit(before={"x": object()})
+        )
+    with pytest.raises(ValueError):
+        await store.write_device(
+            DeviceRecord(id="", serial_number="BAD2"), audit=audit(after={"x": float("nan")})
+        )
+    assert await store.count_devices() == 0
+    assert await audit_rows(store) == []
+
+
+async def test_audit_failing_in_the_transaction_rolls_back_the_write(store: SqliteStore) -> None:
+    dev = await store.write_device(
+        DeviceRecord(id="", serial_number="T1", name="before"), audit=audit(id="a" * 24)
+    )
+    # The audit insert fails inside the transaction (its id exists), after the device write
+    # ran: the write is undone with it, and only this caller fails, while sessions queued
+    # in the same batch commit.
+    results = await asyncio.gather(
+        *[store.save_session(session(f"BATCH{i}")) for i in range(10)],
+        store.write_device(
+            DeviceRecord(id=dev.id, serial_number="T1", name="after"), audit=audit(id="a" * 24)
+        ),
+        store.write_device(DeviceRecord(id="", serial_number="T2"), audit=audit(id="a" * 24)),
+        *[store.save_session(session(f"BATCH{i}")) for i in range(10, 20)],
+        return_exceptions=True,
+    )
+    assert isinstance(results[10], sqlite3.IntegrityError)
+    assert isinstance(results[11], sqlite3.IntegrityError)
+    assert all(isinstance(r, str) for i, r in enumerate(results) if i not in (10, 11))
+    rec = await store.get_device(dev.id)
+    assert rec is not None and rec.name == "before"
+    assert await store.get_device("T2") is None
+    assert await store.count_devices() == 21
+    assert len(await audit_rows(store)) == 1
+    # the failed writes were undone alone: no batch had to be retried write by write
+    assert store.stats.fallbacks == 0
+    assert store.stats.failed == 2
+
+
+async def test_operator_writes_survive_a_batch_retry(store: SqliteStore) -> None:
+    # A session failing inside the transaction makes its batch retry one write at a time:
+    # the operator writes in it run twice, but commit once, with one audit entry each.
+    results = await asyncio.gather(
+        store.create_customer(CustomerRecord(id="", name="Acme"), audit=audit("customer.create")),
+        store.write_device(DeviceRecord(id="", serial_number="R1"), audit=audit("device.create")),
+        store.save_session(session("BAD", periodic_interval=2**70)),
+        store.save_session(session("GOOD")),
+        return_exceptions=True,
+    )
+    assert isinstance(results[2], OverflowError)
+    assert store.stats.fallbacks == 1
+    customer, device = results[0], results[1]
+    assert isinstance(customer, CustomerRecord) and isinstance(device, DeviceRecord)
+    assert await store.get_customer(customer.id) == customer
+    assert await store.get_device(device.id) == device
+    entries = await audit_rows(store)
+    assert sorted((e.action, e.resource_id) for e in entries) == [
+        ("customer.create", customer.id),
+        ("device.create", device.id),
+    ]
+
+
+async def test_delete_device(store: SqliteStore) -> None:
+    dev = await add(store, "D1", customer="c1")
+    keep = await add(store, "D2")
+    assert await store.delete_device(dev.id, audit=audit("device.delete", before={"id": dev.id}))
+    assert await store.get_device(dev.id) is None
+    assert await store.get_device(keep.id) == keep
+    [entry] = await audit_rows(store)
+    assert (entry.action, entry.resource_id, entry.before) == (
+        "device.delete",
+        dev.id,
+        {"id": dev.id},
+    )
+    # nothing to delete: False, and nothing audited
+    assert not await store.delete_device(dev.id, audit=audit("device.delete"))
+    assert not await store.delete_device(new_id())
+    assert len(await audit_rows(store)) == 1
+    # a CPE of a deleted record registers afresh
+    again = await store.save_session(session("D1", device_id=dev.id))
+    assert again != dev.id
+
+
+# -- customers ------------------------------------------------------------------------------
+
+
+async def test_customers(store: SqliteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(clock, "now", lambda: NOW)
+    reseller = await store.create_customer(
+        CustomerRecord(id="", name="Reseller", type="RESELLER"),
+        audit=audit("customer.create", after={"name": "Reseller"}),
+    )
+    assert is_id(reseller.id)
+    assert (reseller.created, reseller.updated, reseller.reseller) == (NOW, NOW, None)
+    assert await store.get_customer(reseller.id) == reseller
+    assert await store.get_customer("nope") is None
+    chosen = await store.create_customer(
+        CustomerRecord(id="cust-1", name="Shop", reseller=reseller.id, created=5.0)
+    )
+    assert (chosen.id, chosen.created, chosen.updated) == ("cust-1", 5.0, 5.0)
+    assert chosen.type == "CUSTOMER"
+    [entry] = await audit_rows(store)
+    assert (entry.resource, entry.resource_id) == ("customer", reseller.id)
+
+    with pytest.raises(ConflictError, match="cust-1"):
+        await store.create_customer(CustomerRecord(id="cust-1", name="Twice"))
+    with pytest.raises(ConflictError, match="reseller 'ghost' does not exist"):
+        await store.create_customer(CustomerRecord(id="", name="Orphan", reseller="ghost"))
+    with pytest.raises(ValueError, match="own reseller"):
+        await store.create_customer(CustomerRecord(id="me", name="Loop", reseller="me"))
+    assert len(await audit_rows(store)) == 1
+
+    for i in range(5):
+        await store.create_customer(CustomerRecord(id=f"x{i}", name=f"X{i}"))
+    records, total = await store.list_customers()
+    assert total == 7
+    assert [r.id for r in records] == sorted(r.id for r in records)
+    records, total = await store.list_customers(limit=2, offset=1)
+    assert total == 7 and [r.id for r in records] == ["cust-1", "x0"]  # after the hex id
+    records, total = await store.list_customers(ids={"x3", "cust-1", "ghost"})
+    assert total == 2 and [r.id for r in records] == ["cust-1", "x3"]
+    assert await store.list_customers(ids=set()) == ([], 0)
+    assert await store.list_customers(offset=50) == ([], 7)
+
+
+async def test_customer_tree(store: SqliteStore) -> None:
+    # R1 -> C1, R2 -> (C2, R3 -> (C3, C4)); R9 -> C9 elsewhere
+    async def make(cid: str, reseller: str | None = None, kind: str = "CUSTOMER") -> None:
+        await store.create_customer(CustomerRecord(id=cid, name=cid, type=kind, reseller=reseller))
+
+    await make("R1", kind="RESELLER")
+    await make("C1", "R1")
+    await make("R2", "R1", "RESELLER")
+    await make("C2", "R2")
+    await make("R3", "R2", "RESELLER")
+    await make("C3", "R3")
+    await make("C4", "R3")
+    await make("R9", kind="RESELLER")
+    await make("C9", "R9")
+
+    assert await store.customer_tree("R1") == {"R1", "C1", "R2", "C2", "R3", "C3", "C4"}
+    assert await store.customer_tree("R2") == {"R2", "C2", "R3", "C3", "C4"}
+    assert await store.customer_tree("R3") == {"R3", "C3", "C4"}
+    assert await store.customer_tree("C3") == {"C3"}
+    assert await store.customer_tree("R9") == {"R9", "C9"}
+    # a customer without a record is still itself (devices may name it)
+    assert await store.customer_tree("unknown") == {"unknown"}
+
+    # the tree is the tenancy of a reseller's devices
+    await add(store, "DEV-C3", customer="C3")
+    await add(store, "DEV-C9", customer="C9")
+    await add(store, "DEV-R2", customer="R2")
+    tenancy = await store.customer_tree("R2")
+    assert await ids_of(store, customers=tenancy) == ["DEV-C3", "DEV-R2"]
+
+
+# -- tokens ---------------------------------------------------------------------------------
+
+
+async def test_tokens(store: SqliteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(clock, "now", lambda: NOW)
+    admin = await store.create_token(
+        TokenRecord(id="", hash="h" * 64, role="ADMIN", name="root"),
+        audit=audit("token.create"),
+    )
+    assert is_id(admin.id) and admin.created == NOW and admin.revoked is None
+    owner = await store.create_token(
+        TokenRecord(id="tok-2", hash="0" * 64, role="OWNER", customer="c1", created=7.0)
+    )
+    assert (owner.id, owner.created, owner.customer) == ("tok-2", 7.0, "c1")
+
+    assert await store.find_token("h" * 64) == admin
+    assert await store.find_token("0" * 64) == owner
+    assert await store.find_token("1" * 64) is None
+    assert await store.list_tokens() == sorted([admin, owner], key=lambda t: t.id)
+
+    with pytest.raises(ConflictError):
+        await store.create_token(TokenRecord(id="", hash="h" * 64, role="ADMIN"))
+    with pytest.raises(ValueError, match="hash is empty"):
+        await store.create_token(TokenRecord(id="", hash="", role="ADMIN"))
+
+    monkeypatch.setattr(clock, "now", lambda: NOW + 60)
+    assert await store.revoke_token(owner.id, audit=audit("token.revoke"))
+    assert await store.find_token("0" * 64) is None
+    listed = {t.id: t for t in await store.list_tokens()}
+    assert listed[owner.id].revoked == NOW + 60 and listed[admin.id].revoked is None
+    # revoking again or an unknown token: False, the first revocation time stays
+    monkeypatch.setattr(clock, "now", lambda: NOW + 120)
+    assert not await store.revoke_token(owner.id, audit=audit("token.revoke"))
+    assert not await store.revoke_token("nope")
+    assert {t.id: t for t in await store.list_tokens()}[owner.id].revoked == NOW + 60
+    entries = await audit_rows(store)
+    assert [(e.action, e.resource_id) for e in entries] == [
+        ("token.revoke", owner.id),
+        ("token.create", admin.id),
+    ]
+
+
+# -- models ---------------------------------------------------------------------------------
+
+
+async def test_models(store: SqliteStore) -> None:
+    first = await store.create_model(
+        ModelRecord(
+            id="",
+            name="HG8245H",
+            type="ONT",
+            brand="Huawei",
+            description="GPON ONT",
+            picture="https://example.net/hg.png",
+            profile="huawei",
+        ),
+        audit=audit("model.create"),
+    )
+    assert is_id(first.id) and first.created > 0 and first.updated == first.created
+    assert await store.get_model(first.id) == first
+    assert await store.get_model("nope") is None
+    for i in range(3):
+        await store.create_model(ModelRecord(id=f"m{i}", name=f"M{i}", type="ROUTER"))
+    with pytest.raises(ConflictError):
+        await store.create_model(ModelRecord(id="m0", name="again", type="ROUTER"))
+    records, total = await store.list_models(limit=2)
+    assert total == 4 and [r.id for r in records] == [first.id, "m0"]
+    records, total = await store.list_models(limit=2, offset=2)
+    assert total == 4 and [r.id for r in records] == ["m1", "m2"]
+    [entry] = await audit_rows(store)
+    assert (entry.resource, entry.resource_id) == ("model", first.id)
+
+
+# -- audit log ------------------------------------------------------------------------------
+
+
+async def test_list_audit_newest_first_with_paging(store: SqliteStore) -> None:
+    made = [
+        await store.write_device(
+            DeviceRecord(id="", serial_number=f"A{i}"), audit=audit("device.create", at=100.0 + i)
+        )
+        for i in range(5)
+    ]
+    # the same time: the later entry (its id is greater) comes first
+    await store.delete_device(made[0].id, audit=audit("device.delete", at=104.0))
+    records, total = await store.list_audit(limit=3)
+    assert total == 6
+    assert [(r.action, r.at) for r in records] == [
+        ("device.delete", 104.0),
+        ("device.create", 104.0),
+        ("device.create", 103.0),
+    ]
+    records, total = await store.list_audit(limit=3, offset=3)
+    assert total == 6 and [r.at for r in records] == [102.0, 101.0, 100.0]
+    assert await store.list_audit(offset=10) == ([], 6)
+
+
+# -- lifecycle ------------------------------------------------------------------------------
+
+
+async def test_new_writes_are_refused_when_closed(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "closed.db")
+    await s.open()
+    await s.close()
+    with pytest.raises(StoreClosedError):
+        await s.create_customer(CustomerRecord(id="", name="late"))
+    with pytest.raises(StoreClosedError):
+        await s.write_device(DeviceRecord(id="", serial_number="late"), audit=audit())
+    with pytest.raises(StoreClosedError):
+        await s.query_devices(DeviceQuery())
