@@ -4,6 +4,7 @@ Request reaches it, it ends with the request's wifi and DHCP, and GET shows it A
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 
 from acsd.sim.runner import Simulation
@@ -46,6 +47,16 @@ async def test_post_inform_connection_request_active(daemon):
     assert device["status"]["wanIp"].startswith("100.64.")
     assert device["status"]["lanIp"] == tree["Device.IP.Interface.1.IPv4Address.1.IPAddress"]
     assert device["dhcp"]["reservedClients"][0]["id"].isdigit()
+    # acsd gave the router its own Connection Request credentials at BOOTSTRAP, kept them
+    # per device, and answered the router's Digest challenge with them.
+    ms = "Device.ManagementServer."
+    assert tree[ms + "ConnectionRequestUsername"] == serial
+    with sqlite3.connect(daemon.db) as db:
+        (stored,) = db.execute(
+            "SELECT cr_password FROM devices WHERE serial_key = ?", (serial.lower(),)
+        ).fetchone()
+    assert len(stored) >= 20 and tree[ms + "ConnectionRequestPassword"] == stored
+    assert stored not in daemon.log_text()
 
 
 async def _until(predicate, timeout: float = 20.0) -> None:

@@ -21,25 +21,38 @@ TREE = {
 }
 
 
-def answer_request(request: rpc.Message) -> rpc.Message:
-    """A minimal CPE: GetParameterValues from TREE (partial paths included), 9005 else."""
+def answer_request(request: rpc.Message, tree: dict | None = None) -> rpc.Message:
+    """A minimal CPE: GetParameterValues from its tree (partial paths included),
+    SetParameterValues of parameters it has, 9005 for anything else."""
+    tree = TREE if tree is None else tree
     if isinstance(request, rpc.GetParameterValues):
         out = []
         for name in request.names:
             hits = [
                 rpc.ParameterValue(path, value, typ)
-                for path, (value, typ) in TREE.items()
+                for path, (value, typ) in tree.items()
                 if path == name or (name.endswith(".") and path.startswith(name))
             ]
             if not hits:
                 return rpc.cpe_fault(9005, name)
             out.extend(hits)
         return rpc.GetParameterValuesResponse(parameters=out)
+    if isinstance(request, rpc.SetParameterValues):
+        unknown = [p.name for p in request.parameters if p.name not in tree]
+        if unknown:
+            faults = [rpc.SetParameterValuesFault(n, 9005, "no such parameter") for n in unknown]
+            return rpc.cpe_fault(9003, spv_faults=faults)
+        for p in request.parameters:
+            tree[p.name] = (p.value, tree[p.name][1])
+        return rpc.SetParameterValuesResponse(status=0)
     return rpc.cpe_fault(9000, request.METHOD)
 
 
-def drive_to_end(wire: Wire, first: Answer, ns: str, limit: int = 50) -> list[rpc.Message]:
+def drive_to_end(
+    wire: Wire, first: Answer, ns: str, limit: int = 50, tree: dict | None = None
+) -> list[rpc.Message]:
     """Answer ACS requests until the 204; returns the requests seen."""
+    tree = dict(TREE) if tree is None else tree
     seen = []
     answer = first
     for _ in range(limit):
@@ -49,7 +62,7 @@ def drive_to_end(wire: Wire, first: Answer, ns: str, limit: int = 50) -> list[rp
         env = parse_envelope(answer.body)
         assert env.cwmp_ns == ns
         seen.append(env.body)
-        reply = answer_request(env.body)
+        reply = answer_request(env.body, tree)
         answer = wire.post(render_envelope(Envelope(body=reply, cwmp_ns=ns, id=env.id)))
     raise AssertionError("session did not end")
 
@@ -81,8 +94,16 @@ def test_session_answers_in_the_cpes_namespace_and_ends_with_204(daemon):
     fault = parse_envelope(wire.post(unknown).body).body
     assert isinstance(fault, rpc.Fault) and fault.code == 8000
 
-    requests = drive_to_end(wire, wire.post(None), ns)
-    assert requests and all(isinstance(r, rpc.GetParameterValues) for r in requests)
+    tree = dict(TREE)
+    requests = drive_to_end(wire, wire.post(None), ns, tree=tree)
+    # Reads first; then acsd sets what it sets on every CPE: here the periodic interval
+    # (the CR credential and PeriodicInformEnable paths this CPE lacks are skipped).
+    assert isinstance(requests[0], rpc.GetParameterValues)
+    [spv] = [r for r in requests if isinstance(r, rpc.SetParameterValues)]
+    assert [(p.name, p.value) for p in spv.parameters] == [
+        ("Device.ManagementServer.PeriodicInformInterval", "300")
+    ]
+    assert tree["Device.ManagementServer.PeriodicInformInterval"][0] == "300"
     device = daemon.device_json("PROTO0001")
     assert device["status"]["upTime"] == 4242
     assert device["status"]["lanIp"] == "192.168.7.1"
@@ -93,10 +114,11 @@ def test_session_answers_in_the_cpes_namespace_and_ends_with_204(daemon):
 def test_second_session_asks_once_for_what_the_cpe_lacks(daemon):
     ns = "urn:dslforum-org:cwmp-1-2"
     first_requests = None
+    tree = dict(TREE)
     for _ in range(2):
         wire = Wire(daemon.cwmp_url)
         assert wire.post(envelope(inform_body("PROTO0002"), ns=ns)).status == 200
-        requests = drive_to_end(wire, wire.post(None), ns)
+        requests = drive_to_end(wire, wire.post(None), ns, tree=tree)
         wire.close()
         if first_requests is None:
             first_requests = requests

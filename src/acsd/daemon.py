@@ -42,6 +42,7 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> int:
             max_attempts=config.provisioning.retry_max_attempts,
         ),
         drift_check=config.provisioning.drift_check,
+        periodic_interval=config.cwmp.periodic_interval,
     )
     cwmp = CwmpServer(
         ServerSettings(

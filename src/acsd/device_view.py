@@ -53,6 +53,9 @@ def device_view(
             profile=record.profile,
             connectionRequestUrl=record.connection_request_url,
         ),
-        job=Job(**job) if job and job.get("revision") == record.revision else None,
+        # Revision 0 = no operator settings; what acsd sets on its own is not a job to show.
+        job=Job(**job)
+        if job and record.revision and job.get("revision") == record.revision
+        else None,
         driftCheck=record.drift_check,
     )

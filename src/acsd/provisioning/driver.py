@@ -17,6 +17,7 @@ the records (``store/``). A session runs in two phases:
 from __future__ import annotations
 
 import copy
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +51,8 @@ class DriverSettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     #: default for devices; each record has its own switch
     drift_check: bool = True
+    #: PeriodicInformInterval acsd sets on every CPE (seconds)
+    periodic_interval: int = 300
 
 
 @dataclass
@@ -96,6 +99,10 @@ class ProvisioningDriver:
         self.desired = Desired()
         self.memory: dict[str, Any] = {}
         self.read_settings = False
+        #: the operator asked for wifi/DHCP (beyond what acsd sets on every CPE)
+        self.operator_settings = False
+        #: Connection Request credentials made up this session, to keep on the record
+        self.new_cr: tuple[str, str] | None = None
         self.fetch = _Fetch()
         self.apply: _Apply | None = None
 
@@ -126,16 +133,17 @@ class ProvisioningDriver:
         )
         self.profile = self.profiles.select(self.identity, root or "Device.")
         record = self.record
-        if record is not None:
-            if not self.bootstrap:
-                self.fetch.absent = set(record.absent_paths)
-            # A device being deleted gets nothing new: its session only releases it.
-            if record.state != "DELETING":
-                self.desired = desired_state(record.wifi, record.dhcp)
-            self.memory = new_memory(record.provisioning, bootstrap=self.bootstrap)
-            held = self.memory.get("appliedRevision") == record.revision
-            drift = record.drift_check and self.settings.drift_check
-            self.read_settings = not self.desired.empty and (self.bootstrap or drift or not held)
+        self.memory = new_memory(record.provisioning if record else None, bootstrap=self.bootstrap)
+        if record is not None and not self.bootstrap:
+            self.fetch.absent = set(record.absent_paths)
+        # A device being deleted gets nothing new: its session only releases it.
+        if record is None or record.state != "DELETING":
+            self.desired = desired_state(record.wifi, record.dhcp) if record else Desired()
+            self.operator_settings = not self.desired.empty
+            self._add_management(dev.serial_number)
+        held = record is not None and self.memory.get("appliedRevision") == record.revision
+        drift = self.settings.drift_check and (record is None or record.drift_check)
+        self.read_settings = not self.desired.empty and (self.bootstrap or drift or not held)
         log.info(
             "session.inform",
             serial=dev.serial_number,
@@ -214,8 +222,7 @@ class ProvisioningDriver:
             await self.store.delete_device(self.record.id)
             log.info("session.released", serial=session.serial, device=self.record.id)
             return
-        if self.record is not None:
-            self._settle(result)
+        self._settle(result)
         try:
             device_id = await self.store.save_session(result)
         except Exception:
@@ -233,6 +240,24 @@ class ProvisioningDriver:
             state=result.state,
         )
 
+    def _add_management(self, serial: str) -> None:
+        """What acsd sets on every CPE: its own Connection Request credentials (username =
+        serial, a random password kept per device) and the periodic Inform."""
+        record = self.record
+        username = (record.cr_username if record else None) or serial
+        password = record.cr_password if record else None
+        if not password:
+            password = secrets.token_urlsafe(18)
+            self.new_cr = (username, password)
+        self.desired.settings.update(
+            {
+                "management.cr_username": username,
+                "management.cr_password": password,
+                "management.periodic_enable": True,
+                "management.periodic_interval": self.settings.periodic_interval,
+            }
+        )
+
     # --- read phase ------------------------------------------------------------------------
 
     def _read_names(self) -> list[str]:
@@ -241,7 +266,15 @@ class ProvisioningDriver:
         names = fetch_names(self.profile, absent=self.fetch.absent, already=flat)
         if self.read_settings:
             partials = [n for n in names if n.endswith(".")]
-            for name in self.profile.setting_names():
+            wanted = [
+                t.path for key in self.desired.settings for t in self.profile.settings.get(key, ())
+            ]
+            wanted += [
+                self.profile.tables[t].object
+                for t in self.desired.tables
+                if t in self.profile.tables
+            ]
+            for name in wanted:
                 if name in self.fetch.absent or name in names:
                     continue
                 if any(name.startswith(p) for p in partials):
@@ -276,7 +309,7 @@ class ProvisioningDriver:
     # --- apply phase -----------------------------------------------------------------------
 
     def _plan(self) -> _Apply:
-        assert self.profile is not None and self.record is not None
+        assert self.profile is not None
         flat = {k: v[0] for k, v in self.values.items()}
         plan = plan_changes(
             self.profile,
@@ -299,13 +332,14 @@ class ProvisioningDriver:
                 set=len(plan.changes),
                 add=len(plan.adds),
                 delete=len(plan.deletes),
-                drift=self.memory.get("appliedRevision") == self.record.revision,
+                drift=self.record is not None
+                and self.memory.get("appliedRevision") == self.record.revision,
             )
         return apply
 
     def _key(self) -> str:
-        assert self.record is not None
-        return str(self.record.revision)
+        # ParameterKey: the record revision the CPE now holds (0 = acsd's own settings only).
+        return str(self.record.revision if self.record else 0)
 
     def _next_apply_request(self) -> rpc.AcsRequest | None:
         apply = self.apply
@@ -407,30 +441,34 @@ class ProvisioningDriver:
     # --- the end -----------------------------------------------------------------------------
 
     def _settle(self, result: SessionResult) -> None:
-        """Provisioning memory, job, state and reservation ids for the record."""
+        """Provisioning memory, job, state, reservation ids and CR credentials."""
         record = self.record
-        assert record is not None
-        result.revision = record.revision
+        if self.new_cr is not None:
+            result.cr_username, result.cr_password = self.new_cr
+        if record is not None:
+            result.revision = record.revision
         if self.apply is None:
-            if self.desired.empty and record.state == "PROVISIONING":
+            if record and not self.operator_settings and record.state == "PROVISIONING":
                 # The operator took every setting away: nothing left to apply.
-                self.memory = new_memory(record.provisioning, bootstrap=False)
                 self.memory["appliedRevision"] = record.revision
                 result.provisioning, result.state, result.jobs = self.memory, "ACTIVE", 0
-            elif self.bootstrap and not self.desired.empty:
+            elif self.bootstrap:
                 result.provisioning = self.memory  # forgotten secrets must stay forgotten
             return
         now = clock.now()
         record_outcome(self.memory, self.apply.outcome, now, self.settings.retry)
-        result.state, result.jobs = close_job(
+        state, jobs = close_job(
             self.memory,
-            revision=record.revision,
+            revision=record.revision if record else 0,
             plan=self.apply.plan,
             outcome=self.apply.outcome,
             policy=self.settings.retry,
             now=now,
         )
         result.provisioning = self.memory
+        if record is None or (record.revision == 0 and record.state != "PROVISIONING"):
+            return  # no operator job: what acsd sets on its own does not make a state
+        result.state, result.jobs = state, jobs
         rows = self.apply.plan.rows.get("dhcp.reservations")
         if rows is not None and record.dhcp and record.dhcp.get("reservedClients"):
             dhcp = copy.deepcopy(record.dhcp)

@@ -87,6 +87,12 @@ SETTINGS: dict[str, Kind] = {
     "dhcp.pool_end": TEXT,
     "dhcp.lease_time": INT,
     "dhcp.dns": TEXT,
+    # What acsd sets on every CPE from its first session (TR-069 §3.2.2, cwmp-reference
+    # App. A): per-device Connection Request credentials and the periodic Inform.
+    "management.cr_username": TEXT,
+    "management.cr_password": TEXT,
+    "management.periodic_enable": BOOL,
+    "management.periodic_interval": INT,
 }
 
 
