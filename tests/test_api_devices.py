@@ -183,3 +183,35 @@ def test_openapi_and_docs_are_served(world: World):
     )
     docs = api.get("/docs")
     assert docs.status == 200 and b"/openapi.json" in docs.raw
+
+
+def test_addresses_outside_the_lan_are_refused(world: World):
+    api = world.api
+    body = device_body(world, "own", "LAN0001")
+    body["dhcp"] = {**body["dhcp"], "reservedClients": [
+        {"mac": "123456789013", "ip": "10.1.2.3", "enable": True}]}  # fmt: skip
+    error(api.post("/network/device", body), 400, "dhcp.reservedClients.0.ip")
+    body["dhcp"] = {**body["dhcp"], "reservedClients": [], "ipPoolEnd": "192.169.0.1"}
+    error(api.post("/network/device", body), 400, "dhcp.ipPoolEnd")
+    twice = device_body(world, "own", "LAN0002")
+    twice["dhcp"] = {**twice["dhcp"], "reservedClients": [
+        {"mac": "123456789013", "ip": "192.168.0.10", "enable": True},
+        {"mac": "123456789014", "ip": "192.168.0.10", "enable": True}]}  # fmt: skip
+    assert "twice" in error(api.post("/network/device", twice), 400, "dhcp")["description"]
+
+
+def test_tokens_are_listed_without_secrets_and_revoked(world: World, daemon):
+    token = daemon.cli("token", "create", "--role", "OWNER", "--customer",
+                       world.customers["own"], "--name", "shop").stdout.strip()  # fmt: skip
+    api = world.api.as_(token)
+    assert api.get("/network/device").status == 200
+    listing = daemon.cli("token", "list").stdout
+    assert "shop" in listing and token not in listing
+    token_id = next(line.split()[0] for line in listing.splitlines() if "shop" in line)
+    assert daemon.cli("token", "revoke", token_id).returncode == 0
+    reply = api.get("/network/device")
+    assert reply.status == 401 and reply.body["message"] == "unauthorized"
+    bad = daemon.cli("token", "create", "--role", "OWNER", check=False)
+    assert bad.returncode == 2 and "customer" in bad.stderr
+    with sqlite3.connect(daemon.db) as db:
+        assert token not in json.dumps(db.execute("SELECT * FROM tokens").fetchall())

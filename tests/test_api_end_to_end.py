@@ -65,3 +65,30 @@ async def _until(predicate, timeout: float = 20.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.1)
+
+
+async def test_delete_releases_the_router_at_its_next_session(daemon):
+    world = build_world(daemon)
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="DEL")
+    serial = sim.routers[0].serial
+    assert (await sim.run_once()).ok == 1
+    body = device_body(world, "own", serial)
+    lan = daemon.device_json(serial)["status"]["lanIp"]
+    # The seed's pool is not in this router's LAN: acsd refuses what the router would.
+    refused = world.api.post("/network/device", body)
+    assert refused.status == 400 and refused.body["message"] == "dhcp.ipPoolStart"
+    assert lan in refused.body["description"] or "LAN" in refused.body["description"]
+    body["dhcp"] = None
+    device = world.api.post("/network/device", body).body
+    path = f"/network/device/{device['_id']}"
+    assert (await sim.run_once()).ok == 1
+    reply = world.api.delete(path)
+    assert reply.status == 202 and reply.body["state"] == "DELETING"
+    assert world.api.get(path).body["state"] == "DELETING"
+    assert (await sim.run_once()).ok == 1  # the release
+    assert world.api.get(path).status == 404
+    assert (await sim.run_once()).ok == 1  # comes back as an unclaimed CPE
+    again = daemon.device_json(serial)
+    assert again["_id"] != device["_id"] and "customer" not in again
+    actions = [e["action"] for e in world.api.get("/audit").body["items"]]
+    assert "device.delete" in actions and "device.create" in actions

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import ipaddress
 from typing import Any, Literal
 
 from aiohttp import web
@@ -147,6 +148,7 @@ async def create_device(request: web.Request) -> web.Response:
     # An unclaimed CPE (it informed before the operator created it) is claimed here.
     record = existing or DeviceRecord(id="", serial_number=body.serialNumber, created=clock.now())
     _fill(record, body.model_dump(exclude_none=True))
+    _check_lan(record, record.dhcp)
     record.customer = customer.id
     record.model = model.id
     if record.wifi or record.dhcp:
@@ -156,6 +158,35 @@ async def create_device(request: web.Request) -> web.Response:
     stored = await ctx.store.write_device(record, audit=_with_after(audit, record))
     _poke(ctx, stored)
     return web.json_response(_view(ctx, stored, model), status=201)
+
+
+def _check_lan(record: DeviceRecord, dhcp: dict[str, Any] | None) -> None:
+    """Addresses a router would refuse: the pool and reservations must lie in its LAN.
+
+    The LAN is the one the router reported (status lanIp/subnetMask). Before the router has
+    reported, the pool's own /16 stands in for it: wide enough for every common home or
+    office LAN, narrow enough to catch a pool that straddles networks."""
+    if not dhcp:
+        return
+    lan_ip, mask = record.status.get("lanIp"), record.status.get("subnetMask")
+    network = None
+    if lan_ip and mask:
+        try:
+            network = ipaddress.IPv4Network(f"{lan_ip}/{mask}", strict=False)
+        except ValueError:
+            network = None
+    start = dhcp.get("ipPoolStart")
+    if network is None and start:
+        network = ipaddress.IPv4Network(f"{start}/16", strict=False)
+    if network is None:
+        return
+    where = f"the router's LAN {network}" if lan_ip and mask else f"{network}, the pool's network"
+    for key in ("ipPoolStart", "ipPoolEnd"):
+        if dhcp.get(key) and ipaddress.IPv4Address(dhcp[key]) not in network:
+            raise ApiError(400, f"dhcp.{key}", f"{dhcp[key]} is not in {where}")
+    for n, client in enumerate(dhcp.get("reservedClients") or []):
+        if ipaddress.IPv4Address(client["ip"]) not in network:
+            raise ApiError(400, f"dhcp.reservedClients.{n}.ip", f"{client['ip']} is not in {where}")
 
 
 def _fill(record: DeviceRecord, data: dict[str, Any]) -> None:
@@ -280,6 +311,7 @@ async def patch_device(request: web.Request) -> web.Response:
     wifi = merged.wifi.model_dump(exclude_none=True) if merged.wifi else None
     dhcp = merged.dhcp.model_dump(exclude_none=True) if merged.dhcp else None
     keep_reservation_ids(dhcp, record.dhcp)
+    _check_lan(record, dhcp)
     if desired_changed(wifi, dhcp, record.wifi, record.dhcp):
         record.revision += 1
         record.state, record.jobs = "PROVISIONING", 1
