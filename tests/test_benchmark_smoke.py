@@ -1,0 +1,30 @@
+"""The benchmark still runs end to end (a few seconds, tiny sizes). It proves the harness
+works; it asserts no timing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import REPO
+
+
+def test_quick_benchmark_runs_and_writes_its_results(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "bench.py"), "--quick", "--routers", "40",
+         "--storm", "30", "--duration", "1", "--concurrency", "8", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "| steady: sessions/s |" in proc.stdout
+    results = json.loads((tmp_path / "latest.json").read_text())
+    steady = results["steady"]
+    for key in ("sessions_per_s", "exchanges_per_s", "baseline_exchanges_per_s", "ratio",
+                "p99_ms", "errors"):  # fmt: skip
+        assert key in steady
+    assert steady["errors"] == 0 and steady["sessions_per_s"] > 0
+    assert results["boot_storm"]["lost"] == 0
+    assert set(results["api"]) >= {"get_p99_ms", "list_p99_ms"}
+    assert set(results["memory"]) >= {"rss_mb_per_100k_idle", "kb_per_session"}
+    assert results["machine"]["python"]
