@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint fmt clean
+.PHONY: run test lint fmt clean bench bench-quick
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,3 +29,42 @@ fmt: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .ruff_cache
+
+# Benchmarks print figures (and write benchmarks/results/latest.json); they never assert.
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench.py
+
+bench-quick: $(STAMP)
+	$(BIN)/python benchmarks/bench.py --quick
+
+# --- installing as a service (run as root; see "Operations" in README.md) ---------------
+# A venv in PREFIX with acsd and its dependencies, the systemd unit (ExecStart pointing
+# into PREFIX) and, unless one exists, /etc/acsd/acsd.toml from config.example.toml with
+# the database in the state directory. Running it again upgrades acsd in place.
+PREFIX ?= /opt/acsd
+UNITDIR ?= /etc/systemd/system
+# The unit reads /etc/acsd (its ConfigurationDirectory): override CONFDIR only to stage.
+CONFDIR ?= /etc/acsd
+
+.PHONY: install
+
+install:
+	$(PYTHON) -m venv $(PREFIX)
+	$(PREFIX)/bin/pip install --quiet --upgrade pip
+	rm -rf build  # stale files there would end up in the package
+	$(PREFIX)/bin/pip install --quiet .
+	$(PREFIX)/bin/pip install --quiet --force-reinstall --no-deps .
+	rm -rf build
+	chmod -R a+rX $(PREFIX)
+	install -d -m 0755 $(UNITDIR) $(CONFDIR)
+	sed 's#^ExecStart=/opt/acsd/#ExecStart=$(PREFIX)/#' systemd/acsd.service > $(UNITDIR)/acsd.service
+	chmod 0644 $(UNITDIR)/acsd.service
+	test -e $(CONFDIR)/acsd.toml || \
+		sed 's#^url = "sqlite:///acsd.db"#url = "sqlite:////var/lib/acsd/acsd.db"#' \
+		config.example.toml > $(CONFDIR)/acsd.toml
+	@echo
+	@echo "acsd is installed in $(PREFIX), its unit in $(UNITDIR)/acsd.service."
+	@echo "Next steps:"
+	@echo "  1. review $(CONFDIR)/acsd.toml  ($(PREFIX)/bin/acsd config check --config $(CONFDIR)/acsd.toml)"
+	@echo "  2. systemctl daemon-reload && systemctl enable --now acsd"
+	@echo "  3. systemctl status acsd; journalctl -u acsd -f; curl -s http://127.0.0.1:7557/readyz"

@@ -85,7 +85,11 @@ def write_config(tmp_path: Path, **sections: dict) -> Path:
         *sections.items(),
     ):
         parts.append(f"[{name}]")
-        parts.extend(f"{k} = {json.dumps(v)}" for k, v in values.items())
+        parts.extend(f"{k} = {json.dumps(v)}" for k, v in values.items() if not isinstance(v, dict))
+        for key, table in values.items():  # nested sections, e.g. cwmp={"auth": {...}}
+            if isinstance(table, dict):
+                parts.append(f"[{name}.{key}]")
+                parts.extend(f"{k} = {json.dumps(v)}" for k, v in table.items())
     path = tmp_path / "acsd.toml"
     path.write_text("\n".join(parts) + "\n")
     return path

@@ -261,6 +261,11 @@ def test_mobile_router_identity(tr181):
         "parameterKey": "rev-7",
         "softwareVersion": "SC5G200_V1.4.2_B312",
         "hardwareVersion": "SC5G200-HW1.0",
+        # the modem and its SIM (APN devices are matched on them)
+        "imei": "359999000000072",
+        "imsi": "001010000000007",
+        "iccid": "89001010000000000074",
+        "msisdn": "15550000007",
     }
 
 

@@ -49,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(tcreate)
     tcreate.add_argument("--role", required=True, choices=["ADMIN", "RESELLER", "OWNER", "MANAGER"])
     tcreate.add_argument("--customer", metavar="ID", help="customer the token is bound to")
+    tcreate.add_argument(
+        "--apn-account",
+        metavar="KEY",
+        help="APN API account (foreign key) the token may manage; OWNER/MANAGER need no customer",
+    )
     tcreate.add_argument("--name", default="", metavar="TEXT", help="what the token is for")
     tlist = tsub.add_parser("list", help="tokens (never the secret itself)")
     _add_config(tlist)
@@ -69,10 +74,25 @@ def build_parser() -> argparse.ArgumentParser:
     ccheck = csub.add_parser("check", help="validate a config file and print the result")
     _add_config(ccheck)
 
+    cpepw = sub.add_parser(
+        "cpe-password",
+        help="print the hashed [cwmp.auth] credentials_file line for a CPE (password on stdin)",
+    )
+    _add_config(cpepw)
+    cpepw.add_argument("serial", metavar="SERIAL", help="the CPE's serial number (its username)")
+    cpepw.add_argument("--realm", help="Digest realm (default: cwmp.auth.realm of --config)")
+    cpepw.add_argument("--iterations", type=int, default=200_000, help="PBKDF2 iterations")
+
     db = sub.add_parser("db", help="database maintenance")
     dbsub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     migrate = dbsub.add_parser("migrate", help="run pending schema migrations")
     _add_config(migrate)
+    dbbackup = dbsub.add_parser(
+        "backup", help="copy the database to PATH (consistent, safe while the daemon runs)"
+    )
+    _add_config(dbbackup)
+    dbbackup.add_argument("path", metavar="PATH", help="file to write (refused if it exists)")
+    dbbackup.add_argument("--force", action="store_true", help="replace an existing PATH")
 
     from acsd.sim.cli import add_arguments as add_sim_arguments
 
@@ -90,8 +110,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_sim(args)
     if args.command == "profile":
         return _profile_check(args)
+    if args.command == "cpe-password":
+        return _cpe_password(args)
     try:
         config = load_config(getattr(args, "config", None))
+        if args.command in ("serve", "config"):  # TLS files must be usable at start-up
+            from acsd.tls import check_files
+
+            for warning in check_files(config, args.config or "defaults"):
+                if args.command == "config":
+                    print(f"acsd: warning: {warning}", file=sys.stderr)
     except ConfigError as exc:
         print(f"acsd: config error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -99,11 +127,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         from acsd.daemon import serve
 
-        return asyncio.run(serve(config))
+        return asyncio.run(serve(config, config_path=args.config))
     if args.command == "config":
         print(json.dumps(config.model_dump(), indent=2))
         return 0
     if args.command == "db":
+        if args.db_command == "backup":
+            return _backup(args, config)
         return asyncio.run(_migrate(config))
     if args.command == "device":
         return asyncio.run(_device(args, config))
@@ -111,6 +141,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_token(args, config))
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE
+
+
+def _cpe_password(args: argparse.Namespace) -> int:
+    """Read a password (prompt on a terminal, else one line of stdin) and print the line for
+    the per-device credentials file: HA1s for Digest, PBKDF2 for Basic, no clear password."""
+    from acsd.cwmp.auth import password_line
+
+    realm = args.realm
+    if realm is None:
+        try:
+            realm = load_config(args.config).cwmp.auth.realm
+        except ConfigError as exc:
+            print(f"acsd: config error: {exc} (or give --realm)", file=sys.stderr)
+            return EXIT_USAGE
+    if not 1000 <= args.iterations <= 10_000_000:
+        print("acsd: --iterations must be 1000..10000000", file=sys.stderr)
+        return EXIT_USAGE
+    if sys.stdin.isatty():
+        import getpass
+
+        password = getpass.getpass(f"Password for {args.serial}: ")
+        if getpass.getpass("Again: ") != password:
+            print("acsd: the passwords differ", file=sys.stderr)
+            return 1
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        print("acsd: empty password", file=sys.stderr)
+        return 1
+    print(password_line(args.serial, password, realm, args.iterations))
+    return 0
 
 
 def _profile_check(args: argparse.Namespace) -> int:
@@ -140,7 +201,11 @@ async def _token(args: argparse.Namespace, config: Config) -> int:
         if args.token_command == "create":
             try:
                 token, _ = await create_token(
-                    store, args.role, customer=args.customer, name=args.name
+                    store,
+                    args.role,
+                    customer=args.customer,
+                    name=args.name,
+                    apn_account=args.apn_account,
                 )
             except ValueError as exc:
                 print(f"acsd: {exc}", file=sys.stderr)
@@ -154,7 +219,10 @@ async def _token(args: argparse.Namespace, config: Config) -> int:
                     (
                         t.id,
                         t.role,
-                        t.customer or "-",
+                        ",".join(
+                            s for s in (t.customer, t.apn_account and f"apn:{t.apn_account}") if s
+                        )
+                        or "-",
                         t.name or "-",
                         clock.iso(t.created),
                         clock.iso(t.revoked) if t.revoked else "-",
@@ -171,6 +239,24 @@ async def _token(args: argparse.Namespace, config: Config) -> int:
         return 0
     finally:
         await store.close()
+
+
+def _backup(args: argparse.Namespace, config: Config) -> int:
+    from pathlib import Path
+
+    from acsd.store import sqlite_path
+    from acsd.store.backup import BackupError, backup
+
+    try:
+        result = backup(sqlite_path(config.store.url), Path(args.path), force=args.force)
+    except (BackupError, ValueError) as exc:
+        print(f"acsd: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"wrote {result.target} ({result.bytes} bytes): a copy of {result.source} "
+        f"at schema version {result.schema_version}, {result.devices} devices"
+    )
+    return 0
 
 
 async def _migrate(config: Config) -> int:

@@ -10,7 +10,16 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 
 class ConfigError(Exception):
@@ -55,6 +64,113 @@ class _Listener(_Section):
         return parse_listen(self.listen)[1]
 
 
+class CwmpAuthConfig(_Section):
+    """``[cwmp.auth]``: how CPEs prove who they are (see ``acsd.cwmp.auth``)."""
+
+    scheme: Literal["none", "basic", "digest"] = "none"
+    realm: str = Field("acsd", min_length=1, max_length=128, pattern=r'^[^"\\\x00-\x1f]+$')
+    username: str = ""
+    password: str = ""
+    algorithms: list[Literal["SHA-256", "MD5"]] = Field(
+        default_factory=lambda: ["SHA-256", "MD5"], min_length=1
+    )
+    credentials_file: str | None = None
+    nonce_lifetime: float = Field(300.0, gt=0)
+    max_failures: int = Field(10, ge=0)
+    failure_window: float = Field(60.0, gt=0)
+    allow_basic_without_tls: bool = False
+
+    @field_validator("algorithms", mode="before")
+    @classmethod
+    def _split_algorithms(cls, value: Any) -> Any:
+        if isinstance(value, str):  # from the environment: "SHA-256,MD5"
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("algorithms")
+    @classmethod
+    def _unique_algorithms(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("an algorithm is listed twice")
+        return value
+
+    @field_validator("credentials_file")
+    @classmethod
+    def _check_credentials_file(cls, value: str | None, info: ValidationInfo) -> str | None:
+        scheme = info.data.get("scheme")
+        if value and scheme in ("basic", "digest") and "realm" in info.data:
+            from acsd.cwmp.auth import load_credentials
+
+            load_credentials(
+                value,
+                scheme=scheme,
+                realm=info.data["realm"],
+                algorithms=info.data.get("algorithms", ["MD5"]),
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _needs_credentials(self) -> CwmpAuthConfig:
+        if self.scheme != "none" and not self.password and not self.credentials_file:
+            raise ValueError(
+                f'scheme {self.scheme!r} needs password or credentials_file (or scheme "none")'
+            )
+        return self
+
+    @field_serializer("password")
+    def _mask_password(self, value: str) -> str:
+        return "***" if value else ""  # `acsd config check` prints the config
+
+
+class TlsConfig(_Section):
+    """``[api.tls]`` (and the base of ``[cwmp.tls]``): TLS is on when ``cert`` is set.
+
+    Paths are relative to the daemon's working directory. That the files exist, can be
+    read and belong together is checked at start-up (``acsd.tls.check_files``), not here:
+    commands that only read the database must not need the daemon's private key."""
+
+    cert: str | None = None
+    key: str | None = Field(None, validate_default=True)
+
+    @field_validator("cert", "key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("key")
+    @classmethod
+    def _key_with_cert(cls, value: str | None, info: ValidationInfo) -> str | None:
+        cert = info.data.get("cert")
+        if cert and not value:
+            raise ValueError("cert is set but key is not: set both (PEM files) or neither")
+        if value and not cert and "cert" in info.data:
+            raise ValueError("key is set but cert is not: set both (PEM files) or neither")
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return self.cert is not None
+
+
+class CwmpTlsConfig(TlsConfig):
+    """``[cwmp.tls]``: as ``[api.tls]``, plus mTLS and the oldest protocol CPEs may use."""
+
+    client_ca: str | None = None
+    min_version: Literal["TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"] = "TLSv1.2"
+
+    @field_validator("client_ca", mode="before")
+    @classmethod
+    def _empty_ca_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("client_ca")
+    @classmethod
+    def _ca_needs_tls(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value and not info.data.get("cert"):
+            raise ValueError("client certificates need TLS: set cert and key as well")
+        return value
+
+
 class CwmpConfig(_Listener):
     listen: str = "0.0.0.0:7547"
     periodic_interval: int = Field(300, ge=1)
@@ -67,10 +183,13 @@ class CwmpConfig(_Listener):
     retry_after: int = Field(60, ge=1)
     hold_requests: bool = False
     trust_forwarded: bool = False
+    auth: CwmpAuthConfig = Field(default_factory=CwmpAuthConfig)
+    tls: CwmpTlsConfig = Field(default_factory=CwmpTlsConfig)
 
 
 class ApiConfig(_Listener):
     listen: str = "127.0.0.1:7557"
+    tls: TlsConfig = Field(default_factory=TlsConfig)
 
 
 class StoreConfig(_Section):
@@ -116,7 +235,14 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
     for name, section in Config.model_fields.items():
         annotation = section.annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            for key in annotation.model_fields:
+            for key, item in annotation.model_fields.items():
+                nested = item.annotation
+                if isinstance(nested, type) and issubclass(nested, BaseModel):
+                    for sub in nested.model_fields:  # [cwmp.auth] -> ACSD_CWMP_AUTH_<KEY>
+                        env = f"ACSD_{name}_{key}_{sub}".upper()
+                        if env in environ:
+                            found.setdefault(name, {}).setdefault(key, {})[sub] = environ[env]
+                    continue
                 env = f"ACSD_{name}_{key}".upper()
                 if env in environ:
                     found.setdefault(name, {})[key] = environ[env]

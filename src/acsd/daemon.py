@@ -12,14 +12,19 @@ from acsd import __version__
 from acsd.api.app import build_api_app
 from acsd.api.context import ApiContext
 from acsd.config import Config
+from acsd.cwmp.auth import build_authenticator
 from acsd.cwmp.connreq import ConnectionRequester
 from acsd.cwmp.server import CwmpServer, ServerSettings
 from acsd.cwmp.session import Limits
 from acsd.log import get_logger
+from acsd.metrics import Metrics
 from acsd.provisioning.driver import DriverSettings, ProvisioningDriver
 from acsd.provisioning.jobs import RetryPolicy
-from acsd.provisioning.profiles import load_profiles
+from acsd.provisioning.profiles import ProfileSet, load_profiles
+from acsd.reload import Profiles, Reloader
+from acsd.sdnotify import notify
 from acsd.store import open_store
+from acsd.tls import ServerTls, TlsFileError, listener_settings, warnings_for
 
 log = get_logger("acsd")
 
@@ -29,12 +34,40 @@ def _bound(runner: web.AppRunner) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-async def serve(config: Config, *, stop: asyncio.Event | None = None) -> int:
-    """Run until SIGTERM/SIGINT (or ``stop`` is set); return the exit status."""
+#: seconds a request handler still running after the drain gets before it is cancelled (a
+#: cancelled session's write is still committed: the store flushes its queue at close)
+HANDLER_GRACE = 5.0
+
+
+async def serve(
+    config: Config, *, stop: asyncio.Event | None = None, config_path: str | Path | None = None
+) -> int:
+    """Run until SIGTERM/SIGINT (or ``stop`` is set); return the exit status. SIGHUP
+    reloads profiles, log settings and TLS files (``config_path`` is read again)."""
     stop = stop or asyncio.Event()
+    # A SIGHUP while starting must not kill the daemon (its default action): it is held
+    # and served once the listeners run.
+    early_hup = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, early_hup.set)
+    try:
+        tls = {name: ServerTls(name, s) for name, s in listener_settings(config).items()}
+    except TlsFileError as exc:  # a file changed since the config was checked
+        log.error("config_error", key=exc.key, error=exc.reason)
+        return 2
+    for settings in listener_settings(config).values():
+        for warning in warnings_for(settings):
+            log.warning("tls.legacy_versions", detail=warning)
+    try:
+        cpe_auth = build_authenticator(config.cwmp.auth)  # warns if CPEs are not authenticated
+    except ValueError as exc:  # the credentials file changed since the config was checked
+        log.error("config_error", key="cwmp.auth.credentials_file", error=str(exc))
+        return 2
     store = open_store(config.store.url)
     await store.open()
-    profiles = load_profiles(Path(config.profiles.dir) if config.profiles.dir else None)
+    # New sessions read the ProfileSet through this holder, so SIGHUP can replace it.
+    profiles = Profiles(load_profiles(Path(config.profiles.dir) if config.profiles.dir else None))
+    metrics = Metrics(version=__version__)
+    metrics.watch_store(store)
 
     driver_settings = DriverSettings(
         retry=RetryPolicy(
@@ -56,32 +89,49 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> int:
                 max_seconds=config.cwmp.max_session_seconds,
                 hold_requests=config.cwmp.hold_requests,
             ),
+            auth=cpe_auth,
         ),
-        lambda: ProvisioningDriver(store, profiles, driver_settings),
+        lambda: metrics.instrument(ProvisioningDriver(store, profiles.current, driver_settings)),
     )
     cwmp_runner = web.AppRunner(
         cwmp.app(),
         access_log=None,
         handle_signals=False,
         keepalive_timeout=config.cwmp.session_timeout,
+        shutdown_timeout=HANDLER_GRACE,
     )
+    metrics.watch_cwmp(cwmp)
     requester = ConnectionRequester()
+    metrics.watch_requester(requester)
     await requester.start()
     api_context = ApiContext(
         store=store,
-        profiles=profiles,
+        profiles=profiles.current,
         requester=requester,
         default_interval=config.cwmp.periodic_interval,
         grace=config.cwmp.online_grace,
     )
     api_runner = web.AppRunner(
-        build_api_app(api_context, version=__version__), access_log=None, handle_signals=False
+        build_api_app(api_context, version=__version__, metrics=metrics),
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=HANDLER_GRACE,
     )
     await cwmp_runner.setup()
     await api_runner.setup()
     try:
-        await web.TCPSite(cwmp_runner, config.cwmp.host, config.cwmp.port).start()
-        await web.TCPSite(api_runner, config.api.host, config.api.port).start()
+        await web.TCPSite(
+            cwmp_runner,
+            config.cwmp.host,
+            config.cwmp.port,
+            ssl_context=tls["cwmp"].context if "cwmp" in tls else None,
+        ).start()
+        await web.TCPSite(
+            api_runner,
+            config.api.host,
+            config.api.port,
+            ssl_context=tls["api"].context if "api" in tls else None,
+        ).start()
     except OSError as exc:
         log.error("listen_failed", error=str(exc))
         await cwmp_runner.cleanup()
@@ -93,17 +143,35 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+
+    def new_profiles(current: ProfileSet) -> None:
+        api_context.profiles = current
+
+    reloader = Reloader(config, config_path, profiles, tls, on_profiles=new_profiles)
+    loop.add_signal_handler(signal.SIGHUP, reloader.request)
+    if early_hup.is_set():
+        reloader.request()
     log.info(
         "listening",
         cwmp=_bound(cwmp_runner),
         api=_bound(api_runner),
         store=config.store.url,
-        profiles=sorted(profiles.names()),
+        profiles=sorted(profiles.current.names()),
+        tls=sorted(tls),
+        mtls=bool("cwmp" in tls and tls["cwmp"].settings.mtls),
     )
+    notify("READY=1", f"STATUS=CWMP on {_bound(cwmp_runner)}, API on {_bound(api_runner)}")
     await stop.wait()
+    notify("STOPPING=1")
 
+    # A second SIGTERM/SIGINT cuts the grace short (sessions are still committed).
+    hurry = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, hurry.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: log.info("reload.skipped", reason="stopping"))
     log.info("stopping", open_sessions=len(cwmp.sessions), grace=config.shutdown_grace)
-    await cwmp.drain(config.shutdown_grace)
+    await reloader.wait()
+    await cwmp.drain(config.shutdown_grace, hurry=hurry)
     await cwmp_runner.cleanup()
     await api_runner.cleanup()
     await requester.close()

@@ -1,12 +1,20 @@
 """Logging: structlog JSON lines when not on a terminal (journald), readable lines on a TTY.
 
 Secrets never reach a log line: any key that looks like a secret is masked, whatever the
-call site passed.
+call site passed, also inside dicts and lists passed as values.
+
+Under systemd (stderr is the journal stream named by ``$JOURNAL_STREAM``) each line starts
+with its syslog priority (``<6>{...}``): journald strips it and files the line at that
+priority, so ``journalctl -u acsd -p warning`` works and the stored MESSAGE is pure JSON.
+Python's own logging (aiohttp's errors) goes through the same renderer, so every line of
+the stream has one format.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import re
 import sys
 from typing import Any
@@ -23,11 +31,65 @@ def is_secret_name(name: str) -> bool:
     return bool(_SECRET_KEY.search(leaf))
 
 
+def session_ref(session_id: str) -> str:
+    """What logs call a CWMP session: a digest of its id, because the id is the session
+    cookie and whoever holds it can speak for the CPE in that session."""
+    return hashlib.blake2s(session_id.encode(), digest_size=6).hexdigest()
+
+
+def _masked(value: Any, depth: int = 0) -> Any:
+    if depth > 8:
+        return value
+    if isinstance(value, dict):
+        return {
+            k: MASK if isinstance(k, str) and is_secret_name(k) and v else _masked(v, depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_masked(v, depth + 1) for v in value]
+    return value
+
+
 def _mask_secrets(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
-    for key in list(event):
-        if key != "event" and is_secret_name(key) and event[key]:
+    for key, value in list(event.items()):
+        if key == "event" or not value:
+            continue
+        if is_secret_name(key):
             event[key] = MASK
+        elif isinstance(value, dict | list | tuple):
+            event[key] = _masked(value)
     return event
+
+
+#: syslog priorities (journald reads a leading ``<N>``)
+_PRIORITY = {"critical": 2, "exception": 3, "error": 3, "warning": 4, "info": 6, "debug": 7}
+
+
+def on_journal(stream: Any) -> bool:
+    """True when ``stream`` is the journald stream systemd connected (``$JOURNAL_STREAM`` is
+    ``device:inode`` of it; a child whose stderr was redirected must not match)."""
+    expected = os.environ.get("JOURNAL_STREAM", "")
+    if not expected:
+        return False
+    try:
+        st = os.fstat(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return False
+    return expected == f"{st.st_dev}:{st.st_ino}"
+
+
+class _Prioritised:
+    """Wraps the renderer: ``<N>`` in front of each line, N from the event's level."""
+
+    def __init__(self, renderer: Any) -> None:
+        self.renderer = renderer
+
+    def __call__(self, logger: Any, method: str, event: dict[str, Any]) -> str:
+        priority = _PRIORITY.get(str(event.get("level", method)).lower(), 6)
+        return f"<{priority}>{self.renderer(logger, method, event)}"
+
+
+_handler: logging.Handler | None = None
 
 
 def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> None:
@@ -39,11 +101,14 @@ def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> Non
         renderer = structlog.processors.JSONRenderer()
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
+    if on_journal(stream):
+        renderer = _Prioritised(renderer)
+    stamp = structlog.processors.TimeStamper(fmt="iso", utc=True)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            stamp,
             _mask_secrets,
             structlog.processors.format_exc_info,
             renderer,
@@ -54,8 +119,32 @@ def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> Non
         logger_factory=structlog.PrintLoggerFactory(stream),
         cache_logger_on_first_use=False,
     )
-    # aiohttp's own access log is noise at CWMP rates; its errors still come through.
-    logging.basicConfig(level=logging.WARNING, stream=stream)
+    # Python logging (aiohttp's errors) in the same format; its access log is noise at
+    # CWMP rates, so only warnings and up come through.
+    global _handler
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.contextvars.merge_contextvars,
+                structlog.processors.add_log_level,
+                structlog.stdlib.add_logger_name,
+                stamp,
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                _mask_secrets,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    if _handler is not None:
+        root.removeHandler(_handler)
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    _handler = handler
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 

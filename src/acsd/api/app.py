@@ -3,12 +3,17 @@ health checks and the OpenAPI description."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 
-from acsd.api import audit, customers, devices, models
+from acsd.api import apn, audit, customers, devices, internet, models
 from acsd.api.context import CONTEXT, ApiContext
 from acsd.api.errors import error_middleware
 from acsd.api.openapi import add_openapi_routes
+
+if TYPE_CHECKING:
+    from acsd.metrics import Metrics
 
 MAX_BODY = 1024 * 1024
 
@@ -26,12 +31,18 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"ready": ready}, status=200 if ready else 503)
 
 
-def build_api_app(ctx: ApiContext, *, version: str = "0") -> web.Application:
+def build_api_app(
+    ctx: ApiContext, *, version: str = "0", metrics: Metrics | None = None
+) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY, middlewares=[error_middleware])
     app[CONTEXT] = ctx
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    for resource in (devices, customers, models, audit):
+    if metrics is not None:
+        # Unauthenticated like the health checks: the API listener belongs on loopback
+        # or behind a proxy that decides who may scrape.
+        app.router.add_get("/metrics", metrics.handler)
+    for resource in (devices, customers, models, internet, audit, apn):
         resource.setup(app)
     add_openapi_routes(app, title="acsd operator API", version=version)
     return app

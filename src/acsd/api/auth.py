@@ -33,12 +33,26 @@ def new_token() -> str:
 
 
 async def create_token(
-    store: Store, role: str, *, customer: str | None = None, name: str = ""
+    store: Store,
+    role: str,
+    *,
+    customer: str | None = None,
+    name: str = "",
+    apn_account: str | None = None,
 ) -> tuple[str, TokenRecord]:
-    """Returns the token (to show once) and its stored record."""
+    """Returns the token (to show once) and its stored record.
+
+    ``apn_account`` scopes the token to one APN API account (seed 003 foreign key); an
+    OWNER or MANAGER token may have it instead of a customer (it then sees no customer)."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
-    if role != "ADMIN" and not customer:
+    if apn_account is not None:
+        if role == "ADMIN":
+            raise ValueError("an ADMIN token manages every APN account already")
+        if not apn_account.strip() or len(apn_account) > 128 or "/" in apn_account:
+            raise ValueError("--apn-account: 1-128 characters, no '/'")
+    apn_only = apn_account is not None and role in ("OWNER", "MANAGER")
+    if role != "ADMIN" and not customer and not apn_only:
         raise ValueError(f"a {role} token is bound to a customer: give --customer ID")
     if customer is not None:
         found = await store.get_customer(customer)
@@ -54,6 +68,7 @@ async def create_token(
         customer=customer if role != "ADMIN" else None,
         name=name,
         created=clock.now(),
+        apn_account=apn_account,
     )
     return token, await store.create_token(record)
 
@@ -106,7 +121,8 @@ async def authenticate(request: web.Request, store: Store) -> Caller:
         )
     if record.role == "ADMIN":
         return Caller(record, None)
-    assert record.customer is not None
+    if record.customer is None:
+        return Caller(record, set())  # scoped to an APN account only: no customer's records
     if record.role == "RESELLER":
         return Caller(record, await store.customer_tree(record.customer))
     return Caller(record, {record.customer})

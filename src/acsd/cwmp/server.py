@@ -10,19 +10,24 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
+from structlog.contextvars import bind_contextvars, bound_contextvars, reset_contextvars
 
 from acsd.cwmp import rpc
+from acsd.cwmp.auth import AuthResult, CpeAuthenticator
 from acsd.cwmp.session import CwmpSession, Limits, Reply, SessionDriver
 from acsd.cwmp.soap import Envelope, SoapError, parse_envelope, render_envelope
-from acsd.log import get_logger
+from acsd.log import get_logger, session_ref
 
 log = get_logger("acsd.cwmp")
 
 COOKIE = "acsd_session"
+#: session.context key: the username that opened the session (with [cwmp.auth] on)
+AUTH_USER = "acsd.auth.username"
 CONTENT_TYPE = 'text/xml; charset="utf-8"'
 # Real CPE stacks label SOAP in many ways (curl-based ones even send form encoding); what
 # is refused is only what is clearly something else.
@@ -45,6 +50,8 @@ class ServerSettings:
     retry_after: int = 60
     trust_forwarded: bool = False
     limits: Limits = field(default_factory=Limits)
+    #: None = CPEs are not authenticated ([cwmp.auth] scheme = "none")
+    auth: CpeAuthenticator | None = None
 
 
 class SessionTable:
@@ -106,6 +113,9 @@ class CwmpServer:
         self.accepting = True
         self._reaper: asyncio.Task[None] | None = None
         self.stats = {"sessions_total": 0, "refused_overload": 0, "bad_requests": 0}
+        self.stats.update(auth_challenges=0, auth_failures=0, auth_rate_limited=0)
+        #: TCP connections (their transports) that authenticated, and as whom
+        self._conn_auth: weakref.WeakKeyDictionary[object, AuthResult] = weakref.WeakKeyDictionary()
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.settings.max_body)
@@ -119,6 +129,13 @@ class CwmpServer:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         remote_ip = self._remote_ip(request)
+        identity: AuthResult | None = None
+        if self.settings.auth is not None:
+            # Before the body is read or parsed: nothing of an unauthenticated request is used.
+            checked = await self._authenticate(request, self.settings.auth, remote_ip)
+            if isinstance(checked, web.StreamResponse):
+                return checked
+            identity = checked
         try:
             data = await self._read_body(request)
         except _HttpError as exc:
@@ -134,6 +151,10 @@ class CwmpServer:
         cookie = request.cookies.get(COOKIE)
         conn = request.protocol
         if env is not None and isinstance(env.body, rpc.Inform):
+            if identity is not None and (
+                wrong := self._wrong_device(identity, env.body.device_id.serial_number, remote_ip)
+            ):
+                return wrong
             previous = self.sessions.find(cookie, conn, remote_ip) if cookie else None
             if previous is None:
                 previous = self.sessions.by_conn.get(conn)
@@ -144,6 +165,8 @@ class CwmpServer:
             session = CwmpSession(
                 driver=self.driver_factory(), remote_ip=remote_ip, limits=self.settings.limits
             )
+            if identity is not None:
+                session.context[AUTH_USER] = identity.username
             self.sessions.add(session, conn)
             self.stats["sessions_total"] += 1
             new_cookie = True
@@ -156,20 +179,137 @@ class CwmpServer:
                     "no open CWMP session for this request; send an Inform first",
                     remote_ip,
                 )
+            if identity is not None and (wrong := self._wrong_user(identity, found, remote_ip)):
+                return wrong
             session = found
             self.sessions.bind(session, conn)
             new_cookie = False
 
+        serial = session.serial
+        if not serial and env is not None and isinstance(env.body, rpc.Inform):
+            serial = env.body.device_id.serial_number
+        # Every log line of this exchange, wherever it is written, names the session.
+        # (bind/reset by hand: the bound_contextvars context manager costs twice as much.)
+        tokens = bind_contextvars(session=session_ref(session.id), serial=serial)
         try:
-            reply = await session.handle(env)
-        except Exception:
-            log.exception("cwmp.session_error", serial=session.serial, remote=remote_ip)
-            await self._close(session, "internal error")
-            reply = Reply(500, close=True, reason="internal error")
+            try:
+                reply = await session.handle(env)
+            except Exception:
+                log.exception("cwmp.session_error", serial=session.serial, remote=remote_ip)
+                await self._close(session, "internal error")
+                reply = Reply(500, close=True, reason="internal error")
 
-        if session.finished:
-            self.sessions.remove(session)
-        return self._respond(reply, session, new_cookie)
+            if session.finished:
+                self.sessions.remove(session)
+            return self._respond(reply, session, new_cookie)
+        finally:
+            reset_contextvars(**tokens)
+
+    # --- CPE authentication ([cwmp.auth]) ---------------------------------------------------
+
+    async def _authenticate(
+        self, request: web.Request, auth: CpeAuthenticator, remote_ip: str
+    ) -> AuthResult | web.Response:
+        """Who sent this request, or the answer that refuses it.
+
+        A CPE authenticates every request of a session, but many only answer a challenge:
+        once a TCP connection has authenticated, its later requests pass as the same user
+        (a new connection authenticates again). Not behind a proxy (trust_forwarded),
+        whose one upstream connection may carry many CPEs.
+        """
+        transport = None if self.settings.trust_forwarded else request.transport
+        if transport is not None:
+            try:
+                cached = self._conn_auth.get(transport)
+            except TypeError:  # a transport without weak references: no caching
+                transport, cached = None, None
+            if cached is not None:
+                return cached
+        result = await auth.check(request, remote=remote_ip, secure=self._secure(request))
+        if result.ok:
+            log.debug(
+                "cwmp.auth_ok", username=result.username, method=result.method, remote=remote_ip
+            )
+            if transport is not None:
+                self._conn_auth[transport] = result
+            return result
+        fields = {"reason": result.reason, "remote": remote_ip, "username": result.username[:64]}
+        if result.status == 429:
+            self.stats["auth_rate_limited"] += 1
+            log.warning("cwmp.auth_rate_limited", retry_after=result.retry_after, **fields)
+            response = web.Response(
+                status=429,
+                text="too many failed authentication attempts, retry later\n",
+                headers={"Retry-After": str(result.retry_after), "Connection": "close"},
+            )
+            response.force_close()
+            return response
+        if result.status == 403:
+            self.stats["auth_failures"] += 1
+            log.warning("cwmp.auth_refused", **fields)
+            return self._closing(403, result.reason)
+        if result.failure:
+            self.stats["auth_failures"] += 1
+            log.warning("cwmp.auth_failed", method=result.method, **fields)
+        else:  # no credentials yet (a CPE's usual first request) or a stale nonce
+            self.stats["auth_challenges"] += 1
+            log.debug("cwmp.auth_challenge", stale=result.stale, **fields)
+        # An empty 401; kept alive for the CPE's answer on the same connection, unless a
+        # check failed (then Connection: close, cwmp-reference 10.3).
+        response = web.Response(status=401)
+        for name, value in auth.challenge_headers(stale=result.stale):
+            response.headers.add(name, value)
+        if result.failure:
+            response.headers["Connection"] = "close"
+            response.force_close()
+        return response
+
+    def _secure(self, request: web.Request) -> bool:
+        if request.secure:
+            return True
+        if self.settings.trust_forwarded:  # TLS ended at the trusted proxy
+            proto = request.headers.get("X-Forwarded-Proto", "")
+            return proto.split(",")[0].strip().lower() == "https"
+        return False
+
+    def _wrong_device(
+        self, identity: AuthResult, serial: str, remote_ip: str
+    ) -> web.Response | None:
+        """403 for an Inform whose serial is not the one the credentials belong to: one
+        router's password must not let it register or speak for another."""
+        if identity.serial is None or identity.serial.casefold() == serial.casefold():
+            return None
+        return self._auth_mismatch(
+            f"authenticated as {identity.serial[:64]!r}, but the Inform is from another serial",
+            identity,
+            remote_ip,
+        )
+
+    def _wrong_user(
+        self, identity: AuthResult, session: CwmpSession, remote_ip: str
+    ) -> web.Response | None:
+        """403 for a request that continues a session opened by other credentials."""
+        opened_by = session.context.get(AUTH_USER)
+        if opened_by is None or opened_by == identity.username:
+            return None
+        return self._auth_mismatch(
+            "this session was opened with other credentials", identity, remote_ip
+        )
+
+    def _auth_mismatch(self, reason: str, identity: AuthResult, remote_ip: str) -> web.Response:
+        assert self.settings.auth is not None
+        self.settings.auth.record_failure(remote_ip)
+        self.stats["auth_failures"] += 1
+        log.warning(
+            "cwmp.auth_refused", reason=reason, remote=remote_ip, username=identity.username[:64]
+        )
+        return self._closing(403, reason)
+
+    @staticmethod
+    def _closing(status: int, reason: str) -> web.Response:
+        response = web.Response(status=status, text=reason + "\n")
+        response.force_close()  # sends Connection: close, and closes our end too
+        return response
 
     async def _not_post(self, request: web.Request) -> web.StreamResponse:
         return web.Response(
@@ -262,7 +402,8 @@ class CwmpServer:
     async def _close(self, session: CwmpSession, reason: str) -> None:
         self.sessions.remove(session)
         try:
-            await session.abandon(reason)
+            with bound_contextvars(session=session_ref(session.id), serial=session.serial):
+                await session.abandon(reason)
         except Exception:
             log.exception("cwmp.finish_failed", serial=session.serial)
 
@@ -282,13 +423,20 @@ class CwmpServer:
             log.info("cwmp.session_timeout", serial=session.serial)
             await self._close(session, "timed out waiting for the CPE")
 
-    async def drain(self, grace: float) -> None:
-        """Stop taking new sessions; give open ones ``grace`` seconds, then abandon them."""
+    async def drain(self, grace: float, *, hurry: asyncio.Event | None = None) -> None:
+        """Stop taking new sessions (Informs get 503 + Retry-After); give open ones ``grace``
+        seconds (less if ``hurry`` is set), then abandon them: what they learned is still
+        committed."""
         self.accepting = False
         deadline = time.monotonic() + grace
         while len(self.sessions) and time.monotonic() < deadline:
+            if hurry is not None and hurry.is_set():
+                break
             await asyncio.sleep(0.05)
-        for session in list(self.sessions.by_id.values()):
+        left = list(self.sessions.by_id.values())
+        if left:
+            log.info("cwmp.drain_abandon", sessions=len(left))
+        for session in left:
             await self._close(session, "daemon shutting down")
 
     async def _stop(self, app: web.Application) -> None:

@@ -25,7 +25,9 @@ from acsd import clock
 from acsd.cwmp import rpc
 from acsd.cwmp.session import CwmpSession
 from acsd.log import get_logger
+from acsd.provisioning.apn import add_apn_name, record_apn_session, sim_report
 from acsd.provisioning.desired import Desired, desired_state
+from acsd.provisioning.internet import add_internet_settings
 from acsd.provisioning.jobs import (
     Outcome,
     RetryPolicy,
@@ -139,11 +141,20 @@ class ProvisioningDriver:
         # A device being deleted gets nothing new: its session only releases it.
         if record is None or record.state != "DELETING":
             self.desired = desired_state(record.wifi, record.dhcp) if record else Desired()
+            if record is not None and record.internet_account:
+                # Only routers an internet account names pay for this lookup.
+                try:
+                    await add_internet_settings(self.store, record.id, self.desired, clock.now())
+                except Exception:
+                    log.exception("session.account_lookup_failed", serial=dev.serial_number)
+                    return rpc.acs_fault(8002, "internet account lookup failed; retry later")
             self.operator_settings = not self.desired.empty
             self._add_management(dev.serial_number)
         held = record is not None and self.memory.get("appliedRevision") == record.revision
         drift = self.settings.drift_check and (record is None or record.drift_check)
         self.read_settings = not self.desired.empty and (self.bootstrap or drift or not held)
+        if await add_apn_name(self.store, self.profile, record, self.values, self.desired):
+            self.read_settings = True  # the router's APN is not its SIM's network's (yet)
         log.info(
             "session.inform",
             serial=dev.serial_number,
@@ -230,6 +241,11 @@ class ProvisioningDriver:
             if complete:
                 raise  # the CPE then sees the session fail and retries it
             return
+        # The APN device with this router's SIM: a second, small write (seed 003).
+        await record_apn_session(
+            self.store,
+            sim_report(ident, status, at=result.at, router=device_id, serial=session.serial),
+        )
         log.info(
             "session.end",
             serial=session.serial,
@@ -315,7 +331,7 @@ class ProvisioningDriver:
             self.profile,
             self.desired,
             flat,
-            absent=self.fetch.absent,
+            absent=self.fetch.absent | self._not_below_reads(flat),
             memory=self.memory,
             force=self.bootstrap,
             now=clock.now(),
@@ -336,6 +352,19 @@ class ProvisioningDriver:
                 and self.memory.get("appliedRevision") == self.record.revision,
             )
         return apply
+
+    def _not_below_reads(self, flat: dict[str, Any]) -> set[str]:
+        """Setting paths under an object read whole this session that the CPE did not
+        report: it lacks them (a second LAN address, a WAN IP connection on a PPPoE-only
+        gateway), so they are unsupported here rather than a 9005 on every SetParameterValues."""
+        assert self.profile is not None
+        read = [name for name in self.fetch.ok if name.endswith(".")]
+        return {
+            target.path
+            for key in self.desired.settings
+            for target in self.profile.settings.get(key, ())
+            if target.path not in flat and any(target.path.startswith(p) for p in read)
+        }
 
     def _key(self) -> str:
         # ParameterKey: the record revision the CPE now holds (0 = acsd's own settings only).

@@ -36,6 +36,14 @@ IDENTITY_FIELDS: dict[str, str] = {
     "softwareVersion": "str",
     "hardwareVersion": "str",
     "modelName": "str",
+    # The cellular modem and its SIM (APN devices, seed 003, are matched on the SIM); mcc/mnc
+    # are the serving network's where a firmware reports it (else derived from the IMSI).
+    "imei": "str",
+    "imsi": "str",
+    "iccid": "str",
+    "msisdn": "str",
+    "mcc": "str",
+    "mnc": "str",
 }
 
 #: output type of each status field, taken from the seed model so the two cannot drift
@@ -93,6 +101,21 @@ SETTINGS: dict[str, Kind] = {
     "management.cr_password": TEXT,
     "management.periodic_enable": BOOL,
     "management.periodic_interval": INT,
+    # An internet account's line (seed 002), once its start date has come: the static WAN
+    # address, the additional LAN range (a second address on the LAN side, the router's own
+    # address in that range) and mobile failover with its SIM's number (vendor-only: no BBF
+    # model standardises failover).
+    "wan.static.enable": BOOL,
+    "wan.static.ip": TEXT,
+    "wan.static.mask": TEXT,
+    "wan.static.gateway": TEXT,
+    "lan.extra.enable": BOOL,
+    "lan.extra.ip": TEXT,
+    "lan.extra.mask": TEXT,
+    "wan.failover.enable": BOOL,
+    "wan.failover.number": TEXT,
+    # The APN name of the network the router's SIM belongs to (seed 003 APN devices).
+    "apn.name": TEXT,
 }
 
 
@@ -396,6 +419,12 @@ class IdentitySpec(_Spec):
     softwareVersion: Rules | None = None
     hardwareVersion: Rules | None = None
     modelName: Rules | None = None
+    imei: Rules | None = None
+    imsi: Rules | None = None
+    iccid: Rules | None = None
+    msisdn: Rules | None = None
+    mcc: Rules | None = None
+    mnc: Rules | None = None
 
     def rules(self) -> Iterator[tuple[str, list[FieldRuleSpec]]]:
         for name in IDENTITY_FIELDS:

@@ -102,6 +102,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--insecure", action="store_true", help="https without certificate verification"
     )
     parser.add_argument(
+        "--cert", metavar="FILE", help="client certificate (PEM) for an ACS that wants mTLS"
+    )
+    parser.add_argument(
+        "--key", metavar="FILE", help="private key of --cert (default: inside the --cert file)"
+    )
+    parser.add_argument(
         "--allow-remote", action="store_true", help="allow an ACS that is not on loopback"
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every failed session")
@@ -126,11 +132,23 @@ def _faults(values: list[str]) -> dict[str, int]:
 
 def _ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
     if not (args.acs or "").startswith("https:"):
+        if args.cert or args.key or args.ca_file:
+            raise ValueError("--ca-file, --cert and --key need an https:// ACS URL")
         return None
-    context = ssl.create_default_context(cafile=args.ca_file)
+    if args.key and not args.cert:
+        raise ValueError("--key needs --cert")
+    try:
+        context = ssl.create_default_context(cafile=args.ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"--ca-file {args.ca_file}: {exc.strerror or exc}") from None
     if args.insecure:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
+    if args.cert:
+        try:
+            context.load_cert_chain(args.cert, args.key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"--cert {args.cert}: {exc.strerror or exc}") from None
     return context
 
 

@@ -87,9 +87,14 @@ class RouterStats:
     events: list[list[str]] = field(default_factory=list)
     spv: list[list[tuple[str, str]]] = field(default_factory=list)
     faults: list[FaultRecord] = field(default_factory=list)
+    #: wall-clock time (time.time()) the current or last session began, and the last one
+    #: that ended with 204 (its Inform was committed before that 204: tests compare the two)
+    started: float | None = None
+    last_ok_started: float | None = None
 
     def begin(self, events: list[str]) -> None:
         self.sessions += 1
+        self.started = time.time()
         self.rpcs.append([])
         self.events.append(events)
         _trim(self.rpcs)
@@ -104,6 +109,7 @@ class RouterStats:
             "rpcs": self.rpcs,
             "spv": [[[name, value] for name, value in params] for params in self.spv],
             "faults": [f.to_json() for f in self.faults],
+            "last_ok_started": self.last_ok_started,
         }
 
 
@@ -367,6 +373,7 @@ class Cpe:
         self.retry_count = 0 if ok else self.retry_count + 1
         if ok:
             self.stats.ok += 1
+            self.stats.last_ok_started = self.stats.started
         else:
             self.stats.failed += 1
         after, self._after = self._after, _AfterSession()

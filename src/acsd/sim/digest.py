@@ -1,5 +1,6 @@
-"""HTTP Digest (RFC 7616, MD5, qop=auth) for both ends the simulator plays: answering the
-ACS's challenge on its CWMP POSTs, and challenging the ACS's Connection Requests."""
+"""HTTP Digest (RFC 7616, qop=auth) for both ends the simulator plays: answering the ACS's
+challenge on its CWMP POSTs (MD5, SHA-256 and their -sess variants), and challenging the
+ACS's Connection Requests (MD5)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,21 @@ import re
 import secrets
 
 _PARAM = re.compile(r'([A-Za-z][\w-]*)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)')
+_HASHES = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
+#: what the client answers, in the names RFC 7616 gives them
+ALGORITHMS = ("MD5", "MD5-sess", "SHA-256", "SHA-256-sess")
+# A challenge starts where a token is followed by whitespace and another token that is not
+# the start of "name=" (a Digest parameter): "Basic realm=x, Digest realm=y" -> two.
+_CHALLENGE = re.compile(r"(?:^|,)\s*([A-Za-z][\w!#$%&\'*+.^`|~-]*)(?=\s+[^\s=,]+\s*=|\s*(?:,|$))")
 
 
-def _md5(text: str) -> str:
-    return hashlib.md5(text.encode("utf-8")).hexdigest()
+def _hash(algorithm: str, text: str) -> str:
+    base = algorithm.upper().removesuffix("-SESS")
+    return _HASHES[base if base in _HASHES else "MD5"](text.encode("utf-8")).hexdigest()
+
+
+def supported(algorithm: str) -> bool:
+    return algorithm.upper() in {a.upper() for a in ALGORITHMS}
 
 
 def parse_params(text: str) -> dict[str, str]:
@@ -32,16 +44,48 @@ def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     return scheme.lower(), parse_params(rest)
 
 
+def parse_challenges(values: list[str]) -> list[tuple[str, dict[str, str]]]:
+    """Every challenge in some WWW-Authenticate values (one header may hold several,
+    comma-separated), in order: [(scheme in lower case, parameters), ...]."""
+    out = []
+    for value in values:
+        starts = _challenge_starts(value)
+        for begin, end in zip(starts, [*starts[1:], len(value)], strict=True):
+            out.append(parse_challenge(value[begin:end].strip().strip(",")))
+    return out
+
+
+def _challenge_starts(value: str) -> list[int]:
+    """Where each challenge begins in ``value`` (outside quoted strings)."""
+    starts = []
+    for match in _CHALLENGE.finditer(value):
+        quoted, escaped = False, False  # skip matches inside a quoted string
+        for char in value[: match.start(1)]:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                quoted = not quoted
+        if not quoted:
+            starts.append(match.start(1))
+    return starts or [0]
+
+
 def response_digest(
     params: dict[str, str], method: str, uri: str, username: str, password: str
 ) -> str:
-    ha1 = _md5(f"{username}:{params.get('realm', '')}:{password}")
-    ha2 = _md5(f"{method}:{uri}")
+    algorithm = params.get("algorithm", "MD5")
+    ha1 = _hash(algorithm, f"{username}:{params.get('realm', '')}:{password}")
+    if algorithm.upper().endswith("-SESS"):
+        ha1 = _hash(algorithm, f"{ha1}:{params.get('nonce', '')}:{params.get('cnonce', '')}")
+    ha2 = _hash(algorithm, f"{method}:{uri}")
     if params.get("qop"):
-        return _md5(
-            f"{ha1}:{params['nonce']}:{params['nc']}:{params['cnonce']}:{params['qop']}:{ha2}"
+        return _hash(
+            algorithm,
+            f"{ha1}:{params['nonce']}:{params['nc']}:{params['cnonce']}:{params['qop']}:{ha2}",
         )
-    return _md5(f"{ha1}:{params.get('nonce', '')}:{ha2}")  # RFC 2069 style, no qop
+    return _hash(algorithm, f"{ha1}:{params.get('nonce', '')}:{ha2}")  # RFC 2069, no qop
 
 
 def authorization(
@@ -49,22 +93,31 @@ def authorization(
 ) -> str:
     """The Authorization header answering a Digest ``challenge`` (request number ``nc``)."""
     offered = [q.strip() for q in challenge.get("qop", "").split(",") if q.strip()]
-    params = {"realm": challenge.get("realm", ""), "nonce": challenge.get("nonce", "")}
+    algorithm = challenge.get("algorithm", "MD5")
+    params = {
+        "realm": challenge.get("realm", ""),
+        "nonce": challenge.get("nonce", ""),
+        "algorithm": algorithm,
+    }
     parts = [
-        f'username="{username}"',
-        f'realm="{params["realm"]}"',
-        f'nonce="{params["nonce"]}"',
-        f'uri="{uri}"',
-        "algorithm=MD5",
+        f"username={_quote(username)}",
+        f"realm={_quote(params['realm'])}",
+        f"nonce={_quote(params['nonce'])}",
+        f"uri={_quote(uri)}",
+        f"algorithm={algorithm}",
     ]
     if "auth" in offered:
         params.update(qop="auth", nc=f"{nc:08x}", cnonce=secrets.token_hex(8))
-        parts += ["qop=auth", f"nc={params['nc']}", f'cnonce="{params["cnonce"]}"']
+        parts += ["qop=auth", f"nc={params['nc']}", f"cnonce={_quote(params['cnonce'])}"]
     digest = response_digest(params, method, uri, username, password)
     parts.append(f'response="{digest}"')
     if "opaque" in challenge:
-        parts.append(f'opaque="{challenge["opaque"]}"')
+        parts.append(f"opaque={_quote(challenge['opaque'])}")
     return "Digest " + ", ".join(parts)
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def basic(username: str, password: str) -> str:

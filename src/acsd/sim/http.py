@@ -33,6 +33,8 @@ class Response:
     headers: dict[str, str]  # lower-case names; repeated headers joined with ", "
     body: bytes = b""
     set_cookies: list[str] = field(default_factory=list)
+    #: each WWW-Authenticate header on its own (joining them with ", " loses challenges)
+    challenges: list[str] = field(default_factory=list)
 
     def header(self, name: str, default: str = "") -> str:
         return self.headers.get(name.lower(), default)
@@ -86,8 +88,9 @@ class HttpClient:
         Content-Length nor Transfer-Encoding (a quirk of some CPE stacks)."""
         try:
             async with asyncio.timeout(self.timeout):
+                sent_credentials = self._auth is not None
                 response = await self._exchange(body, content_length)
-                if response.status == 401 and self._take_challenge(response):
+                if response.status == 401 and self._take_challenge(response, sent_credentials):
                     response = await self._exchange(body, content_length)
                 return response
         except TimeoutError:
@@ -97,21 +100,35 @@ class HttpClient:
             await self.close()
             raise HttpError(f"connection dropped: {exc or type(exc).__name__}") from None
 
-    def _take_challenge(self, response: Response) -> bool:
-        """Remember a 401's challenge; True if a retry with credentials makes sense."""
+    def _take_challenge(self, response: Response, sent_credentials: bool) -> bool:
+        """Remember a 401's challenge; True if a retry with credentials makes sense: the
+        request carried none, or the ACS says our Digest nonce went stale (retried once:
+        ``post`` never sends a third time)."""
         if self.credentials is None or not self.credentials[0]:
             return False
-        header = response.header("www-authenticate")
-        scheme, params = digest.parse_challenge(header)
-        if scheme not in ("digest", "basic"):
+        chosen = self._choose(digest.parse_challenges(response.challenges))
+        if chosen is None:
             return False
-        fresh = self._auth is None or params.get("stale", "").lower() == "true"
-        if not fresh and scheme == "digest" and params.get("nonce") == self._auth[1].get("nonce"):
-            return False  # our answer to this very challenge was refused
-        if not fresh and scheme == "basic":
-            return False
+        scheme, params = chosen
+        stale = scheme == "digest" and params.get("stale", "").lower() == "true"
+        if sent_credentials and not stale:
+            return False  # our credentials were refused: retrying cannot help
         self._auth, self._nc = (scheme, params), 0
         return True
+
+    @staticmethod
+    def _choose(challenges: list[tuple[str, dict[str, str]]]) -> tuple[str, dict[str, str]] | None:
+        """The first challenge this client can answer, in the server's order (RFC 7616 has
+        the server list its preferred algorithm first)."""
+        for scheme, params in challenges:
+            if scheme == "basic":
+                return scheme, params
+            if scheme != "digest" or not digest.supported(params.get("algorithm", "MD5")):
+                continue
+            qops = [q.strip().lower() for q in params.get("qop", "").split(",") if q.strip()]
+            if not qops or "auth" in qops:
+                return scheme, params
+        return None
 
     def _authorization(self) -> str | None:
         if self._auth is None or self.credentials is None:
@@ -158,12 +175,12 @@ class HttpClient:
             if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
                 raise HttpError(f"bad status line {status_line[:80]!r}")
             status = int(parts[1])
-            headers, cookies = await self._read_headers(reader)
+            headers, cookies, challenges = await self._read_headers(reader)
             if status >= 200:
                 break  # 1xx (100 Continue) is followed by the real answer
         reason = parts[2] if len(parts) > 2 else ""
         if status in (204, 304):
-            return Response(status, reason, headers, b"", cookies)
+            return Response(status, reason, headers, b"", cookies, challenges)
         if "chunked" in headers.get("transfer-encoding", "").lower():
             # the ACS always sends Content-Length (cwmp-reference 1.3); say so plainly
             raise HttpError("chunked response not supported (expected Content-Length)")
@@ -175,12 +192,15 @@ class HttpClient:
         else:  # no length: the body runs to the end of the connection
             body = await reader.read(MAX_BODY_BYTES)
             headers["connection"] = "close"
-        return Response(status, reason, headers, body, cookies)
+        return Response(status, reason, headers, body, cookies, challenges)
 
     @staticmethod
-    async def _read_headers(reader: asyncio.StreamReader) -> tuple[dict[str, str], list[str]]:
+    async def _read_headers(
+        reader: asyncio.StreamReader,
+    ) -> tuple[dict[str, str], list[str], list[str]]:
         headers: dict[str, str] = {}
         cookies: list[str] = []
+        challenges: list[str] = []
         total = 0
         while True:
             line = await reader.readline()
@@ -190,13 +210,15 @@ class HttpClient:
             if not line:
                 raise asyncio.IncompleteReadError(b"", None)
             if line in (b"\r\n", b"\n"):
-                return headers, cookies
+                return headers, cookies, challenges
             name, sep, value = line.decode("latin-1").partition(":")
             if not sep:
                 raise HttpError(f"bad header line {line[:80]!r}")
             name, value = name.strip().lower(), value.strip()
             if name == "set-cookie":
                 cookies.append(value)
+            elif name == "www-authenticate":
+                challenges.append(value)
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
 
     def _store_cookies(self, set_cookies: list[str]) -> None:

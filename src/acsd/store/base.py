@@ -6,6 +6,7 @@ Times are POSIX seconds (float) from :mod:`acsd.clock`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -66,6 +67,9 @@ class DeviceRecord:
     #: an operator update keeps them)
     cr_username: str | None = None
     cr_password: str | None = None
+    #: the latest internet account naming this router (set by the store when one is
+    #: created; an operator update keeps it). None: sessions need not look accounts up.
+    internet_account: str | None = None
 
 
 @dataclass(slots=True)
@@ -122,6 +126,8 @@ class TokenRecord:
     name: str = ""
     created: float = 0.0
     revoked: float | None = None
+    #: the APN API account (seed 003 foreign key) the token may manage; None = none
+    apn_account: str | None = None
 
 
 @dataclass(slots=True)
@@ -172,6 +178,126 @@ class DeviceQuery:
     q: str | None = None
     limit: int = 100
     offset: int = 0
+
+
+@dataclass(slots=True)
+class InternetAccountRecord:
+    """An Internet line (seed 002): ordered for a customer, confirmed by the provider."""
+
+    id: str
+    customer: str
+    name: str
+    #: the router the line ends at; its WAN settings come from the confirmed account
+    device: str | None = None
+    #: ORDERED, CONFIRMED (start date still to come) or ACTIVE, as stored; a CONFIRMED
+    #: account whose start date has passed reads as ACTIVE (see ``effective_state``)
+    state: str = "ORDERED"
+    #: the confirm body as the API accepted it (JSON object); None until confirmed
+    confirm: dict[str, Any] | None = None
+    #: the confirm's startDate, POSIX seconds
+    start_date: float | None = None
+    #: the confirmed net.ipAddress: unique among accounts
+    ip_address: str | None = None
+    created: float = 0.0
+    updated: float = 0.0
+
+    def effective_state(self, now: float) -> str:
+        if self.state == "CONFIRMED" and self.start_date is not None and self.start_date <= now:
+            return "ACTIVE"
+        return self.state
+
+
+@dataclass(slots=True)
+class InternetAccountQuery:
+    """Filters of ``GET /internet/account``; None = no filter."""
+
+    customers: set[str] | None = None
+    customer: str | None = None
+    device: str | None = None
+    #: the effective state at ``now`` (ACTIVE includes CONFIRMED accounts that are due)
+    state: str | None = None
+    now: float = 0.0
+    limit: int = 100
+    offset: int = 0
+
+
+@dataclass(slots=True)
+class ApnAccountRecord:
+    """A Passbridge-style API account (seed 003), known by the caller's foreign key."""
+
+    key: str
+    billing_cycle_day: int | None = None
+    email_contact: str | None = None
+    tenant_id: str | None = None
+    created: float = 0.0
+
+
+@dataclass(slots=True)
+class ApnNetworkRecord:
+    """A network of an API account; ``apn`` is the APN name acsd pushes to its routers."""
+
+    account: str
+    key: str
+    apn: str | None = None
+    created: float = 0.0
+    updated: float = 0.0
+
+
+@dataclass(slots=True)
+class ApnDeviceRecord:
+    """An APN device (seed 003 APNDevice) plus the keys acsd matches CPE SIMs on."""
+
+    id: str
+    account: str
+    network: str
+    cli: str
+    #: "msisdn:<digits>" or "imsi:<digits>": unique among a network's active devices
+    cli_key: str
+    sim_number: str | None = None
+    soc: str | None = None
+    internal_soc: str | None = None
+    description: str | None = None
+    ip_address: str | None = None
+    friendly_name: str | None = None
+    metadata: dict[str, Any] | None = None
+    start_date: float = 0.0
+    #: set by DELETE; an ended device is kept, never matched to a CPE again
+    end_date: float | None = None
+    status: int = 0  # StatusValues: 0 pending, 1 active, 2 refused, 3 deleted
+    version: int = 1
+    actor_status: int = 0  # ActorStatusValues: 0 stable, 1 pending, 10 stalled
+    network_status: int = 0  # NetworkStatusValues: 0 disconnected, 1 connected, 10 activation
+    enabled: bool = True
+    lock_imei: bool = False
+    imei: str | None = None
+    #: the IMEI last refused by the lock (None when the locked modem is the one seen)
+    refused_imei: str | None = None
+    last_sync: float | None = None
+    last_connected_start: float | None = None
+    last_connected_end: float | None = None
+    last_connected_mcc: str | None = None
+    last_connected_mnc: str | None = None
+    #: digits only; matched against what routers report (indexed)
+    imsi: str | None = None
+    iccid: str | None = None
+    msisdn: str | None = None
+    #: the device record (``devices.id``) of the router last seen with this SIM
+    router: str | None = None
+    created: float = 0.0
+    updated: float = 0.0
+
+
+@dataclass(slots=True)
+class ApnOperationRecord:
+    """An accepted APN API command, reported at its StatusUrl."""
+
+    id: str
+    account: str
+    kind: str  # "create" | "delete"
+    resource_id: str | None = None
+    state: str = "complete"  # "pending" | "complete" | "failed"
+    created: float = 0.0
+    done: float | None = None
 
 
 class Store(Protocol):
@@ -267,6 +393,110 @@ class Store(Protocol):
     ) -> tuple[list[AuditRecord], int]:
         """Newest first."""
 
+    # -- additions (internet accounts, seed 002) ---------------------------------------------
+
+    async def create_internet_account(
+        self, record: InternetAccountRecord, *, audit: AuditRecord | None = None
+    ) -> InternetAccountRecord:
+        """Store a new (ORDERED) account; marks its device (``internet_account``)."""
+
+    async def get_internet_account(self, account_id: str) -> InternetAccountRecord | None: ...
+
+    async def query_internet_accounts(
+        self, query: InternetAccountQuery
+    ) -> tuple[list[InternetAccountRecord], int]:
+        """One page ordered by id, and the total matching count."""
+
+    async def confirm_internet_account(
+        self,
+        account_id: str,
+        *,
+        confirm: dict[str, Any],
+        start_date: float,
+        ip_address: str,
+        now: float,
+        audit: AuditRecord | None = None,
+    ) -> tuple[InternetAccountRecord, DeviceRecord | None]:
+        """ORDERED -> CONFIRMED, or straight to ACTIVE when ``start_date`` <= ``now``; then
+        the account's device gets a new revision and PROVISIONING, in the same transaction,
+        and is returned (to be woken). Raises :class:`StateError` when the account is not
+        ORDERED, :class:`ConflictError` when another account has ``ip_address``, KeyError
+        when there is no such account."""
+
+    async def activate_internet_accounts(self, now: float) -> list[DeviceRecord]:
+        """CONFIRMED accounts whose start date has come become ACTIVE and their devices get a
+        new revision and PROVISIONING; returns those devices."""
+
+    async def next_internet_start(self) -> float | None:
+        """The earliest start date of a CONFIRMED account (None: nothing pending)."""
+
+    async def internet_account_for_device(
+        self, device_id: str, now: float
+    ) -> InternetAccountRecord | None:
+        """The device's effective account: CONFIRMED or ACTIVE with the latest start date
+        that has come; None when there is none."""
+
+    # -- additions (APN API, seed 003) ------------------------------------------------------
+
+    async def get_apn_account(self, key: str) -> ApnAccountRecord | None: ...
+
+    async def get_apn_network(self, account: str, key: str) -> ApnNetworkRecord | None: ...
+
+    async def put_apn_network(
+        self, record: ApnNetworkRecord, *, audit: AuditRecord | None = None
+    ) -> ApnNetworkRecord:
+        """Create the network or set its APN name; the account must exist (ConflictError)."""
+
+    async def create_apn_device(
+        self,
+        record: ApnDeviceRecord,
+        *,
+        account: ApnAccountRecord | None = None,
+        operation: ApnOperationRecord | None = None,
+        audit: AuditRecord | None = None,
+        account_audit: AuditRecord | None = None,
+    ) -> ApnDeviceRecord:
+        """In one transaction: the account (when given and still missing), the network
+        (when missing), the device, its operation and audit entries. Raises
+        :class:`DuplicateError` naming ``CLI`` or ``SIMNumber`` when an active device of the
+        network has it."""
+
+    async def get_apn_device(self, device_id: str) -> ApnDeviceRecord | None: ...
+
+    async def find_apn_device(
+        self, account: str, network: str, cli_key: str
+    ) -> ApnDeviceRecord | None:
+        """By CLI key: the active device, else the latest ended one."""
+
+    async def list_apn_devices(
+        self,
+        account: str,
+        network: str,
+        *,
+        after: str | None = None,
+        limit: int = 100,
+        include_ended: bool = False,
+    ) -> list[ApnDeviceRecord]:
+        """Ordered by id, those after ``after`` (keyset paging)."""
+
+    async def find_apn_devices_for_sim(
+        self, *, imsi: str | None, iccid: str | None, msisdn: str | None
+    ) -> list[ApnDeviceRecord]:
+        """Active devices whose IMSI, ICCID or MSISDN is one of these (oldest first)."""
+
+    async def update_apn_device(
+        self,
+        device_id: str,
+        change: Callable[[ApnDeviceRecord], tuple[ApnDeviceRecord | None, AuditRecord | None]],
+        *,
+        operation: ApnOperationRecord | None = None,
+    ) -> ApnDeviceRecord | None:
+        """Run ``change`` on the stored device inside the write transaction (it may run more
+        than once, so it must be pure) and store what it returns with its audit entry; a
+        None record writes nothing. Returns the device as stored (None: no such device)."""
+
+    async def get_apn_operation(self, operation_id: str) -> ApnOperationRecord | None: ...
+
 
 class StoreError(Exception):
     """A persistence failure that callers may want to tell apart from bugs."""
@@ -282,3 +512,15 @@ class SchemaError(StoreError):
 
 class ConflictError(StoreError):
     """A write would give two records the same unique key (e.g. serial number)."""
+
+
+class StateError(StoreError):
+    """A write the record's state does not allow (e.g. confirming an account twice)."""
+
+
+class DuplicateError(ConflictError):
+    """A unique value already taken; ``field`` names it as the client sent it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field

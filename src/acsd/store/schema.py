@@ -146,6 +146,119 @@ MIGRATIONS: list[Migration] = [
         ALTER TABLE devices ADD COLUMN cr_password TEXT;
         """,
     ),
+    Migration(
+        4,
+        "internet accounts (seed 002)",
+        """
+        CREATE TABLE internet_accounts (
+            id         TEXT PRIMARY KEY,
+            customer   TEXT NOT NULL,
+            name       TEXT NOT NULL,
+            device     TEXT,                      -- the router the line ends at, or NULL
+            state      TEXT NOT NULL DEFAULT 'ORDERED',  -- ORDERED | CONFIRMED | ACTIVE
+            confirm    TEXT,                      -- JSON: the confirm body as accepted
+            start_date REAL,                      -- POSIX seconds, set by confirm
+            ip_address TEXT,                      -- the confirmed net.ipAddress
+            created    REAL NOT NULL,
+            updated    REAL NOT NULL
+        );
+        -- One static address, one account (seed 002: 409 net.ipAddress); the index is the
+        -- guard even when two confirms race.
+        CREATE UNIQUE INDEX internet_accounts_ip_address ON internet_accounts (ip_address)
+            WHERE ip_address IS NOT NULL;
+        CREATE INDEX internet_accounts_device ON internet_accounts (device);
+        CREATE INDEX internet_accounts_customer ON internet_accounts (customer);
+        -- The activation sweep: confirmed accounts by start date.
+        CREATE INDEX internet_accounts_pending ON internet_accounts (start_date)
+            WHERE state = 'CONFIRMED';
+        -- Set when an account names the router: only those sessions look accounts up.
+        ALTER TABLE devices ADD COLUMN internet_account TEXT;
+        """,
+    ),
+    Migration(
+        5,
+        "APN API (seed 003): accounts, networks, APN devices, operations; token scope",
+        """
+        CREATE TABLE apn_accounts (
+            key               TEXT PRIMARY KEY,       -- the caller's foreignaccountkey
+            billing_cycle_day INTEGER,
+            email_contact     TEXT,
+            tenant_id         TEXT,
+            created           REAL NOT NULL
+        );
+
+        CREATE TABLE apn_networks (
+            account TEXT NOT NULL REFERENCES apn_accounts (key),
+            key     TEXT NOT NULL,                    -- the caller's foreignkey
+            apn     TEXT,                             -- APN name pushed to its routers
+            created REAL NOT NULL,
+            updated REAL NOT NULL,
+            PRIMARY KEY (account, key)
+        );
+
+        CREATE TABLE apn_devices (
+            id                   TEXT PRIMARY KEY,
+            account              TEXT NOT NULL,
+            network              TEXT NOT NULL,
+            cli                  TEXT NOT NULL,       -- as given
+            cli_key              TEXT NOT NULL,       -- "msisdn:<digits>" | "imsi:<digits>"
+            sim_number           TEXT,                -- ICCID as given
+            soc                  TEXT,
+            internal_soc         TEXT,
+            description          TEXT,
+            ip_address           TEXT,
+            friendly_name        TEXT,
+            metadata             TEXT,                -- JSON object (ProvisioningMetaData)
+            start_date           REAL NOT NULL,
+            end_date             REAL,                -- set by DELETE
+            status               INTEGER NOT NULL DEFAULT 0,
+            version              INTEGER NOT NULL DEFAULT 1,
+            actor_status         INTEGER NOT NULL DEFAULT 0,
+            network_status       INTEGER NOT NULL DEFAULT 0,
+            enabled              INTEGER NOT NULL DEFAULT 1,
+            lock_imei            INTEGER NOT NULL DEFAULT 0,
+            imei                 TEXT,
+            refused_imei         TEXT,
+            last_sync            REAL,
+            last_connected_start REAL,
+            last_connected_end   REAL,
+            last_connected_mcc   TEXT,
+            last_connected_mnc   TEXT,
+            imsi                 TEXT,                -- digits: matched against CPE reports
+            iccid                TEXT,
+            msisdn               TEXT,
+            router               TEXT,                -- devices.id last seen with this SIM
+            created              REAL NOT NULL,
+            updated              REAL NOT NULL,
+            FOREIGN KEY (account, network) REFERENCES apn_networks (account, key)
+        );
+        -- One CLI and one SIM per network among devices not removed; the indexes are the
+        -- guard even when two creates race.
+        CREATE UNIQUE INDEX apn_devices_cli ON apn_devices (account, network, cli_key)
+            WHERE end_date IS NULL;
+        CREATE UNIQUE INDEX apn_devices_iccid ON apn_devices (account, network, iccid)
+            WHERE iccid IS NOT NULL AND end_date IS NULL;
+        -- A session's SIM is looked up by any of its three numbers.
+        CREATE INDEX apn_devices_imsi ON apn_devices (imsi) WHERE imsi IS NOT NULL;
+        CREATE INDEX apn_devices_sim ON apn_devices (iccid) WHERE iccid IS NOT NULL;
+        CREATE INDEX apn_devices_msisdn ON apn_devices (msisdn) WHERE msisdn IS NOT NULL;
+        -- Lists page through a network by id.
+        CREATE INDEX apn_devices_network ON apn_devices (account, network, id);
+
+        CREATE TABLE apn_operations (
+            id          TEXT PRIMARY KEY,
+            account     TEXT NOT NULL,
+            kind        TEXT NOT NULL,                -- create | delete
+            resource_id TEXT,
+            state       TEXT NOT NULL,                -- pending | complete | failed
+            created     REAL NOT NULL,
+            done        REAL
+        );
+
+        -- A token may be scoped to one APN API account (acsd token create --apn-account).
+        ALTER TABLE tokens ADD COLUMN apn_account TEXT;
+        """,
+    ),
 ]
 
 

@@ -37,13 +37,21 @@ from acsd import clock
 from acsd.ids import is_id, new_id
 from acsd.log import get_logger
 from acsd.store.base import (
+    ApnAccountRecord,
+    ApnDeviceRecord,
+    ApnNetworkRecord,
+    ApnOperationRecord,
     AuditRecord,
     ConflictError,
     CustomerRecord,
     DeviceQuery,
     DeviceRecord,
+    DuplicateError,
+    InternetAccountQuery,
+    InternetAccountRecord,
     ModelRecord,
     SessionResult,
+    StateError,
     StoreClosedError,
     StoreError,
     TokenRecord,
@@ -251,6 +259,8 @@ _REPORTED = frozenset(
         "provisioning",
         "cr_username",
         "cr_password",
+        # written by the internet account calls only (create_internet_account)
+        "internet_account",
     }
 )
 _OPERATOR = [name for name in _FIELDS if name not in _REPORTED | {"id", "created", "updated"}]
@@ -376,6 +386,49 @@ _MODELS = _Table("models", ModelRecord)
 _AUDIT = _Table("audit", AuditRecord, frozenset({"before", "after"}))
 _AUDIT_RESOURCE_ID = _AUDIT.names.index("resource_id")
 _AUDIT_AT = _AUDIT.names.index("at")
+_INTERNET_ACCOUNTS = _Table("internet_accounts", InternetAccountRecord, frozenset({"confirm"}))
+
+# An account is ACTIVE from its start date on, whether or not the sweep has stored it yet.
+_INTERNET_ACCOUNT_STATES = {
+    "ORDERED": "state = 'ORDERED'",
+    "CONFIRMED": "(state = 'CONFIRMED' AND start_date > :now)",
+    "ACTIVE": "(state = 'ACTIVE' OR (state = 'CONFIRMED' AND start_date <= :now))",
+}
+
+
+def _internet_account_filters(query: InternetAccountQuery) -> tuple[str, dict[str, Any]]:
+    clauses: list[str] = []
+    params: dict[str, Any] = {}
+    if query.customers is not None:
+        clauses.append("customer IN (SELECT value FROM json_each(:customers))")
+        params["customers"] = dumps(sorted(query.customers))
+    if query.customer is not None:
+        clauses.append("customer = :customer")
+        params["customer"] = query.customer
+    if query.device is not None:
+        clauses.append("device = :device")
+        params["device"] = query.device
+    if query.state is not None:
+        clauses.append(_INTERNET_ACCOUNT_STATES.get(query.state, "0"))
+        params["now"] = query.now or clock.now()
+    return (" AND ".join(clauses) or "1"), params
+
+
+async def _activate_device(
+    conn: aiosqlite.Connection, device_id: str, now: float
+) -> DeviceRecord | None:
+    """An account took effect: the router has something new to hold (a new revision, so a
+    session already under way cannot mark it ACTIVE on the old one). A router being
+    released is left alone."""
+    async with conn.execute(
+        "UPDATE devices SET revision = revision + 1, state = 'PROVISIONING', jobs = 1,"
+        " updated = ? WHERE id = ? AND state != 'DELETING'",
+        (now, device_id),
+    ) as cursor:
+        if cursor.rowcount == 0:
+            return None
+    rows = list(await conn.execute_fetchall(f"{_SELECT} WHERE id = ?", (device_id,)))
+    return _record(rows[0]) if rows else None
 
 
 def _audit_values(audit: AuditRecord | None) -> list[Any] | None:
@@ -427,6 +480,28 @@ async def _insert(conn: aiosqlite.Connection, table: _Table, record: Any, what: 
 
 def _kind(op: _Op) -> str:
     return op.kind if isinstance(op, _CallOp) else "save_session"
+
+
+# -- APN API (seed 003) -------------------------------------------------------------------
+
+_APN_ACCOUNTS = _Table("apn_accounts", ApnAccountRecord)
+_APN_NETWORKS = _Table("apn_networks", ApnNetworkRecord)
+_APN_DEVICES = _Table("apn_devices", ApnDeviceRecord, frozenset({"metadata"}))
+_APN_OPERATIONS = _Table("apn_operations", ApnOperationRecord)
+_APN_UPDATE_SQL = (
+    "UPDATE apn_devices SET "
+    + ", ".join(f'"{n}" = ?' for n in _APN_DEVICES.names[1:])
+    + " WHERE id = ?"
+)
+#: the unique values of a network's active devices, as the client names them
+_APN_UNIQUE = (("CLI", "cli_key"), ("SIMNumber", "iccid"))
+
+
+def _apn_device(row: Sequence[Any]) -> ApnDeviceRecord:
+    record: ApnDeviceRecord = _APN_DEVICES.record(row)
+    record.enabled = bool(record.enabled)
+    record.lock_imei = bool(record.lock_imei)
+    return record
 
 
 # -- statistics ---------------------------------------------------------------------------
@@ -748,6 +823,39 @@ class SqliteStore:
         )
         return [_AUDIT.record(row) for row in rows], total
 
+    async def get_internet_account(self, account_id: str) -> InternetAccountRecord | None:
+        return await self._get(_INTERNET_ACCOUNTS, "WHERE id = ?", (account_id,))
+
+    async def query_internet_accounts(
+        self, query: InternetAccountQuery
+    ) -> tuple[list[InternetAccountRecord], int]:
+        where, params = _internet_account_filters(query)
+        rows, total = await self._page(
+            _INTERNET_ACCOUNTS.columns,
+            "internet_accounts",
+            where,
+            "id",
+            params,
+            query.limit,
+            query.offset,
+        )
+        return [_INTERNET_ACCOUNTS.record(row) for row in rows], total
+
+    async def next_internet_start(self) -> float | None:
+        return await self._scalar(
+            self._read, "SELECT min(start_date) FROM internet_accounts WHERE state = 'CONFIRMED'"
+        )
+
+    async def internet_account_for_device(
+        self, device_id: str, now: float
+    ) -> InternetAccountRecord | None:
+        return await self._get(
+            _INTERNET_ACCOUNTS,
+            "WHERE device = ? AND state IN ('CONFIRMED', 'ACTIVE') AND start_date <= ?"
+            " ORDER BY start_date DESC, id DESC LIMIT 1",
+            (device_id, now),
+        )
+
     # -- writes ---------------------------------------------------------------------------
 
     def _submit(self, op: _Op) -> None:
@@ -877,6 +985,273 @@ class SqliteStore:
             return stored
 
         return await self._call("create_model", create)
+
+    async def create_internet_account(
+        self, record: InternetAccountRecord, *, audit: AuditRecord | None = None
+    ) -> InternetAccountRecord:
+        record = replace(record, id=record.id or new_id())
+        audit_row = _audit_values(audit)
+
+        async def create(conn: aiosqlite.Connection) -> InternetAccountRecord:
+            stored = _stamped(record)
+            await _insert(conn, _INTERNET_ACCOUNTS, stored, "internet account")
+            if stored.device is not None:
+                await conn.execute(
+                    "UPDATE devices SET internet_account = ? WHERE id = ?",
+                    (stored.id, stored.device),
+                )
+            await _write_audit(conn, audit_row, stored.id)
+            return stored
+
+        return await self._call("create_internet_account", create)
+
+    async def confirm_internet_account(
+        self,
+        account_id: str,
+        *,
+        confirm: dict[str, Any],
+        start_date: float,
+        ip_address: str,
+        now: float,
+        audit: AuditRecord | None = None,
+    ) -> tuple[InternetAccountRecord, DeviceRecord | None]:
+        encoded = dumps(confirm)
+        audit_row = _audit_values(audit)
+
+        async def write(
+            conn: aiosqlite.Connection,
+        ) -> tuple[InternetAccountRecord, DeviceRecord | None]:
+            rows = list(
+                await conn.execute_fetchall(
+                    f"{_INTERNET_ACCOUNTS.select} WHERE id = ?", (account_id,)
+                )
+            )
+            if not rows:
+                raise KeyError(account_id)
+            account = _INTERNET_ACCOUNTS.record(rows[0])
+            if account.state != "ORDERED":
+                raise StateError(f"internet account {account_id} is {account.state}, not ORDERED")
+            taken = await self._scalar(
+                conn,
+                "SELECT id FROM internet_accounts WHERE ip_address = ? AND id != ?",
+                (ip_address, account_id),
+            )
+            if taken is not None:
+                raise ConflictError(f"{ip_address} is the address of internet account {taken}")
+            due = start_date <= now
+            state = "ACTIVE" if due else "CONFIRMED"
+            await conn.execute(
+                "UPDATE internet_accounts SET state = ?, confirm = ?, start_date = ?,"
+                " ip_address = ?, updated = ? WHERE id = ?",
+                (state, encoded, start_date, ip_address, now, account_id),
+            )
+            device = None
+            if due and account.device is not None:
+                device = await _activate_device(conn, account.device, now)
+            await _write_audit(conn, audit_row, account_id)
+            stored = replace(
+                account,
+                state=state,
+                confirm=json.loads(encoded),
+                start_date=start_date,
+                ip_address=ip_address,
+                updated=now,
+            )
+            return stored, device
+
+        return await self._call("confirm_internet_account", write)
+
+    async def activate_internet_accounts(self, now: float) -> list[DeviceRecord]:
+        due_sql = "FROM internet_accounts WHERE state = 'CONFIRMED' AND start_date <= ?"
+        # Most sweeps find nothing: ask the reader before queueing a write.
+        if await self._scalar(self._read, f"SELECT 1 {due_sql} LIMIT 1", (now,)) is None:
+            return []
+
+        async def activate(conn: aiosqlite.Connection) -> list[DeviceRecord]:
+            rows = await conn.execute_fetchall(f"SELECT DISTINCT device {due_sql}", (now,))
+            await conn.execute(
+                f"UPDATE internet_accounts SET state = 'ACTIVE', updated = ?"
+                f" WHERE id IN (SELECT id {due_sql})",
+                (now, now),
+            )
+            devices = []
+            for (device_id,) in rows:
+                if device_id is not None:
+                    device = await _activate_device(conn, device_id, now)
+                    if device is not None:
+                        devices.append(device)
+            return devices
+
+        return await self._call("activate_internet_accounts", activate)
+
+    # -- APN API (seed 003) ---------------------------------------------------------------
+
+    async def get_apn_account(self, key: str) -> ApnAccountRecord | None:
+        return await self._get(_APN_ACCOUNTS, 'WHERE "key" = ?', (key,))
+
+    async def get_apn_network(self, account: str, key: str) -> ApnNetworkRecord | None:
+        return await self._get(_APN_NETWORKS, 'WHERE account = ? AND "key" = ?', (account, key))
+
+    async def _apn_devices(self, sql: str, args: Sequence[Any]) -> list[ApnDeviceRecord]:
+        rows = await self._read.execute_fetchall(f"{_APN_DEVICES.select} {sql}", args)
+        return [_apn_device(row) for row in rows]
+
+    async def get_apn_device(self, device_id: str) -> ApnDeviceRecord | None:
+        found = await self._apn_devices("WHERE id = ?", (device_id,))
+        return found[0] if found else None
+
+    async def find_apn_device(
+        self, account: str, network: str, cli_key: str
+    ) -> ApnDeviceRecord | None:
+        found = await self._apn_devices(
+            "WHERE account = ? AND network = ? AND cli_key = ?"
+            " ORDER BY end_date IS NOT NULL, end_date DESC LIMIT 1",
+            (account, network, cli_key),
+        )
+        return found[0] if found else None
+
+    async def list_apn_devices(
+        self,
+        account: str,
+        network: str,
+        *,
+        after: str | None = None,
+        limit: int = 100,
+        include_ended: bool = False,
+    ) -> list[ApnDeviceRecord]:
+        where = "WHERE account = ? AND network = ? AND id > ?"
+        if not include_ended:
+            where += " AND end_date IS NULL"
+        return await self._apn_devices(
+            f"{where} ORDER BY id LIMIT ?", (account, network, after or "", max(0, limit))
+        )
+
+    async def find_apn_devices_for_sim(
+        self, *, imsi: str | None, iccid: str | None, msisdn: str | None
+    ) -> list[ApnDeviceRecord]:
+        if not (imsi or iccid or msisdn):
+            return []
+        return await self._apn_devices(
+            "WHERE end_date IS NULL AND (imsi = ? OR iccid = ? OR msisdn = ?) ORDER BY created, id",
+            (imsi, iccid, msisdn),
+        )
+
+    async def get_apn_operation(self, operation_id: str) -> ApnOperationRecord | None:
+        return await self._get(_APN_OPERATIONS, "WHERE id = ?", (operation_id,))
+
+    async def put_apn_network(
+        self, record: ApnNetworkRecord, *, audit: AuditRecord | None = None
+    ) -> ApnNetworkRecord:
+        audit_row = _audit_values(audit)
+
+        async def put(conn: aiosqlite.Connection) -> ApnNetworkRecord:
+            now = clock.now()
+            try:
+                await conn.execute(
+                    'INSERT INTO apn_networks (account, "key", apn, created, updated)'
+                    ' VALUES (?, ?, ?, ?, ?) ON CONFLICT (account, "key")'
+                    " DO UPDATE SET apn = excluded.apn, updated = excluded.updated",
+                    (record.account, record.key, record.apn, now, now),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise ConflictError(f"APN account {record.account!r} does not exist") from exc
+            rows = list(
+                await conn.execute_fetchall(
+                    f'{_APN_NETWORKS.select} WHERE account = ? AND "key" = ?',
+                    (record.account, record.key),
+                )
+            )
+            await _write_audit(conn, audit_row, f"{record.account}/{record.key}")
+            return _APN_NETWORKS.record(rows[0])
+
+        return await self._call("put_apn_network", put)
+
+    async def create_apn_device(
+        self,
+        record: ApnDeviceRecord,
+        *,
+        account: ApnAccountRecord | None = None,
+        operation: ApnOperationRecord | None = None,
+        audit: AuditRecord | None = None,
+        account_audit: AuditRecord | None = None,
+    ) -> ApnDeviceRecord:
+        record = replace(record, id=record.id or new_id())
+        if record.metadata is not None:
+            dumps(record.metadata)  # fail fast, in the caller
+        audit_row, account_row = _audit_values(audit), _audit_values(account_audit)
+
+        async def create(conn: aiosqlite.Connection) -> ApnDeviceRecord:
+            now = clock.now()
+            if account is not None:
+                stamped = replace(account, created=account.created or now)
+                async with conn.execute(
+                    f"{_APN_ACCOUNTS.insert_sql} ON CONFLICT DO NOTHING",
+                    _APN_ACCOUNTS.values(stamped),
+                ) as cursor:
+                    created = cursor.rowcount > 0
+                if created:
+                    await _write_audit(conn, account_row, account.key)
+            try:
+                await conn.execute(
+                    'INSERT INTO apn_networks (account, "key", apn, created, updated)'
+                    " VALUES (?, ?, NULL, ?, ?) ON CONFLICT DO NOTHING",
+                    (record.account, record.network, now, now),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise ConflictError(f"APN account {record.account!r} does not exist") from exc
+            for name, column in _APN_UNIQUE:
+                value = getattr(record, column)
+                if value is None:
+                    continue
+                taken = await self._scalar(
+                    conn,
+                    f"SELECT id FROM apn_devices WHERE account = ? AND network = ?"
+                    f" AND {column} = ? AND end_date IS NULL",
+                    (record.account, record.network, value),
+                )
+                if taken is not None:
+                    raise DuplicateError(name, f"{name} is already in use in this network")
+            stored = replace(
+                record,
+                start_date=record.start_date or now,
+                created=record.created or now,
+                updated=now,
+            )
+            await _insert(conn, _APN_DEVICES, stored, "APN device")
+            if operation is not None:
+                op = replace(operation, resource_id=operation.resource_id or stored.id)
+                await _insert(conn, _APN_OPERATIONS, op, "operation")
+            await _write_audit(conn, audit_row, stored.id)
+            return stored
+
+        return await self._call("create_apn_device", create)
+
+    async def update_apn_device(
+        self,
+        device_id: str,
+        change: Callable[[ApnDeviceRecord], tuple[ApnDeviceRecord | None, AuditRecord | None]],
+        *,
+        operation: ApnOperationRecord | None = None,
+    ) -> ApnDeviceRecord | None:
+        async def update(conn: aiosqlite.Connection) -> ApnDeviceRecord | None:
+            rows = list(
+                await conn.execute_fetchall(f"{_APN_DEVICES.select} WHERE id = ?", (device_id,))
+            )
+            if not rows:
+                return None
+            current = _apn_device(rows[0])
+            new, audit = change(current)
+            if new is None:
+                return current
+            new = replace(new, id=current.id, updated=clock.now())
+            await conn.execute(_APN_UPDATE_SQL, [*_APN_DEVICES.values(new)[1:], current.id])
+            if operation is not None:
+                op = replace(operation, resource_id=operation.resource_id or current.id)
+                await _insert(conn, _APN_OPERATIONS, op, "operation")
+            await _write_audit(conn, _audit_values(audit), current.id)
+            return new
+
+        return await self._call("update_apn_device", update)
 
     @property
     def queue_depth(self) -> int:

@@ -1,0 +1,534 @@
+"""``/v1``: the Passbridge-style APN device API (seed 003), in JSON and DataContract XML.
+
+Routes (all under ``/v1``, a sub-application with its own error form):
+
+- ``POST /accounts/{foreignaccountkey}/networks/{foreignkey}/devices/apns``: create an APN
+  device; 202 with a StatusUrl. An unknown account is created from the body's Hints; an
+  unknown network of the account is created with its first device.
+- ``GET .../devices/apns`` (paged: ``PageSize``, ``ContinuationToken``, ``IncludeEnded``),
+  ``GET .../devices/apns/{device}`` and ``DELETE .../devices/apns/{device}`` (sets EndDate);
+  ``{device}`` is the device's id (``Meta.Id`` of every answer about one device) or its CLI.
+- ``GET|PUT /accounts/{foreignaccountkey}/networks/{foreignkey}``: the network and its APN
+  name (an acsd extension: ``{"APN": "..."}``), pushed to the routers of its SIMs.
+- ``GET /operations/{id}``: what a StatusUrl reports.
+
+Every answer, errors included, is the seed's ``PBPRReturnOf...`` wrapper, in the format the
+request's Content-Type and Accept headers choose (JSON: application/json, text/json, enums
+by number; XML: application/xml, text/xml, enums by name; see :mod:`acsd.api.apn_xml`).
+Callers: ADMIN tokens, and tokens scoped to the URL's API account (``--apn-account``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+
+from acsd import clock
+from acsd.api.apn_wire import (
+    DEVICE,
+    DUPLICATE,
+    FIELD_CODES,
+    FORBIDDEN,
+    INVALID,
+    MAX_BODY,
+    NETWORK,
+    NO_ACCOUNT,
+    NO_DEVICE,
+    NO_NETWORK,
+    NO_OPERATION,
+    OPERATION,
+    OPERATION_STATUS,
+    OTHER_FIELD,
+    UNKNOWN_FIELD,
+    AccountHints,
+    AccountNetwork,
+    APNDevice,
+    ApnError,
+    PBPRReturnOfAccountNetwork,
+    PBPRReturnOfAPNDevice,
+    PBPRReturnOfArrayOfAPNDevice,
+    PBPRReturnOfOperationStatus,
+    answers,
+    apn_errors,
+    invalid,
+    parse_cli,
+    printable,
+    read_document,
+    reply,
+    validated,
+)
+from acsd.api.auth import Caller
+from acsd.api.context import CONTEXT, ApiContext, audit_record, caller, context
+from acsd.api.devices import _poke as poke_router
+from acsd.api.openapi import describe
+from acsd.ids import is_id, new_id
+from acsd.provisioning import apn as rules
+from acsd.store.base import (
+    ApnAccountRecord,
+    ApnDeviceRecord,
+    ApnNetworkRecord,
+    ApnOperationRecord,
+    ConflictError,
+    DuplicateError,
+)
+
+PREFIX = "/v1"
+ROLES = "ADMIN; a token scoped to the API account (acsd token create --apn-account KEY)"
+
+# --- who may call ----------------------------------------------------------------------------
+
+
+def require(who: Caller, account: str) -> None:
+    if who.is_admin or who.token.apn_account == account:
+        return
+    raise ApnError(403, FORBIDDEN, f"this token may not manage API account {account!r}")
+
+
+def _keys(request: web.Request) -> tuple[str, str]:
+    account = request.match_info["foreignaccountkey"]
+    network = request.match_info["foreignkey"]
+    for name, value in (("foreignaccountkey", account), ("foreignkey", network)):
+        if not value or len(value) > 128 or not printable(value):
+            raise ApnError(400, INVALID, f"{name}: 1 to 128 printable characters", OTHER_FIELD)
+    return account, network
+
+
+# --- documents -------------------------------------------------------------------------------
+
+
+def dotnet_date(ts: float | None) -> str | None:
+    """POSIX seconds -> the seed's form, 2024-04-19T05:50:03.1147245+00:00."""
+    if ts is None:
+        return None
+    dt = datetime.fromtimestamp(ts, tz=UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond:06d}0+00:00"
+
+
+def hints_doc(account: ApnAccountRecord | None) -> dict[str, Any] | None:
+    if account is None:
+        return None
+    return {
+        "BillingCycleDay": account.billing_cycle_day,
+        "EmailContact": account.email_contact,
+        "TenantId": account.tenant_id,
+    }
+
+
+def device_doc(d: ApnDeviceRecord, account: ApnAccountRecord | None) -> dict[str, Any]:
+    return {
+        "CLI": d.cli,
+        "SIMNumber": d.sim_number,
+        "SOC": d.soc,
+        "InternalSOC": d.internal_soc,
+        "Description": d.description,
+        "IPAddress": d.ip_address,
+        "StartDate": dotnet_date(d.start_date),
+        "EndDate": dotnet_date(d.end_date),
+        "FriendlyName": d.friendly_name,
+        "Hints": hints_doc(account),
+        "ProvisioningMetaData": d.metadata,
+        "Status": d.status,
+        "Version": d.version,
+        "ActorStatus": d.actor_status,
+        "NetworkStatus": d.network_status,
+        "Enabled": d.enabled,
+        "LockIMEI": d.lock_imei,
+        "IMEI": d.imei,
+        "LastSync": dotnet_date(d.last_sync),
+        "LastConnected_Start": dotnet_date(d.last_connected_start),
+        "LastConnected_End": dotnet_date(d.last_connected_end),
+        "LastConnected_MCC": d.last_connected_mcc,
+        "LastConnected_MNC": d.last_connected_mnc,
+    }
+
+
+def device_meta(d: ApnDeviceRecord) -> dict[str, str]:
+    meta = {"Id": d.id}
+    if d.refused_imei:
+        meta["RefusedIMEI"] = d.refused_imei
+    if d.router:
+        meta["Router"] = d.router
+    return meta
+
+
+def _audit_view(d: ApnDeviceRecord) -> dict[str, Any]:
+    doc = device_doc(d, None)
+    del doc["Hints"]
+    return {"account": d.account, "network": d.network, **doc}
+
+
+def _origin(request: web.Request) -> str:
+    return str(request.url.origin())
+
+
+def device_url(request: web.Request, d: ApnDeviceRecord) -> str:
+    account, network = quote(d.account, safe=""), quote(d.network, safe="")
+    return f"{_origin(request)}{PREFIX}/accounts/{account}/networks/{network}/devices/apns/{d.id}"
+
+
+def operation_url(request: web.Request, op: ApnOperationRecord) -> str:
+    return f"{_origin(request)}{PREFIX}/operations/{op.id}"
+
+
+def _operation(account: str, kind: str, resource_id: str | None) -> ApnOperationRecord:
+    # acsd's work is done when the record is stored: the operation completes at once.
+    now = clock.now()
+    return ApnOperationRecord(new_id(), account, kind, resource_id, "complete", now, now)
+
+
+# --- handlers --------------------------------------------------------------------------------
+
+_PATHS = {
+    "foreignaccountkey": "The API account",
+    "foreignkey": "The network of the account",
+    "device": "The APN device: its id (Meta.Id) or its CLI",
+}
+
+
+@describe(
+    summary="Create an APN device on the network (seed 003)", body=APNDevice,
+    response=PBPRReturnOfAPNDevice, status=202, roles=ROLES, path_params=_PATHS,
+    description="JSON or DataContract XML, by Content-Type and Accept. Errors come in the "
+    "same wrapper (ErrorCode, ErrorSubCode), not in acsd's error form.",
+    errors=[(400, "4001", "A member is invalid"), (404, "4041", "Unknown account, no Hints"),
+            (409, "4090", "CLI or SIMNumber already in the network")],
+)  # fmt: skip
+@answers(DEVICE)
+async def create_apn_device(request: web.Request) -> web.Response:
+    ctx = context(request)
+    who = await caller(request)
+    account_key, network_key = _keys(request)
+    require(who, account_key)
+    body = validated(APNDevice, await read_document(request, DEVICE))
+    account = await ctx.store.get_apn_account(account_key)
+    new_account = None
+    if account is None:
+        new_account = _account_from_hints(account_key, body.Hints)
+    cli_key, imsi, msisdn = parse_cli(body.CLI) or ("", None, None)
+    now = clock.now()
+    record = ApnDeviceRecord(
+        id=new_id(), account=account_key, network=network_key, cli=body.CLI, cli_key=cli_key,
+        sim_number=body.SIMNumber, soc=body.SOC, internal_soc=body.InternalSOC,
+        description=body.Description, ip_address=body.IPAddress,
+        friendly_name=body.FriendlyName, metadata=body.ProvisioningMetaData, start_date=now,
+        enabled=True if body.Enabled is None else body.Enabled, lock_imei=bool(body.LockIMEI),
+        imsi=imsi, iccid=rules.digits(body.SIMNumber), msisdn=msisdn,
+    )  # fmt: skip
+    operation = _operation(account_key, "create", record.id)
+    audit = audit_record(
+        request, who, "apn.device.create", "apn_device", record.id, after=_audit_view(record)
+    )
+    account_audit = None
+    if new_account is not None:
+        account_audit = audit_record(
+            request, who, "apn.account.create", "apn_account", account_key,
+            after={"key": account_key, **(hints_doc(new_account) or {})},
+        )  # fmt: skip
+    try:
+        stored = await ctx.store.create_apn_device(
+            record, account=new_account, operation=operation, audit=audit,
+            account_audit=account_audit,
+        )  # fmt: skip
+    except DuplicateError as exc:
+        raise ApnError(
+            409, DUPLICATE, f"{exc.field} is already in use in network {network_key!r}",
+            FIELD_CODES.get(exc.field, OTHER_FIELD),
+        ) from None  # fmt: skip
+    account = account or await ctx.store.get_apn_account(account_key)
+    return reply(
+        request, DEVICE, device_doc(stored, account), status=202, meta=device_meta(stored),
+        status_url=operation_url(request, operation),
+    )  # fmt: skip
+
+
+def _account_from_hints(key: str, hints: AccountHints | None) -> ApnAccountRecord:
+    if hints is None:
+        raise ApnError(
+            404, NO_ACCOUNT,
+            f"API account {key!r} does not exist; give Hints (BillingCycleDay, EmailContact) "
+            "to create it with this device", 1,
+        )  # fmt: skip
+    if hints.BillingCycleDay is None:
+        raise invalid("Hints.BillingCycleDay", "is required to create the account")
+    if hints.EmailContact is None:
+        raise invalid("Hints.EmailContact", "is required to create the account")
+    return ApnAccountRecord(
+        key=key,
+        billing_cycle_day=hints.BillingCycleDay,
+        email_contact=hints.EmailContact,
+        tenant_id=hints.TenantId,
+        created=clock.now(),
+    )
+
+
+async def _account(ctx: ApiContext, key: str) -> ApnAccountRecord:
+    account = await ctx.store.get_apn_account(key)
+    if account is None:
+        raise ApnError(404, NO_ACCOUNT, f"API account {key!r} does not exist")
+    return account
+
+
+async def _network(ctx: ApiContext, account: str, key: str) -> ApnNetworkRecord:
+    network = await ctx.store.get_apn_network(account, key)
+    if network is None:
+        raise ApnError(
+            404, NO_NETWORK, f"network {key!r} of API account {account!r} does not exist"
+        )
+    return network
+
+
+async def _device(request: web.Request, ctx: ApiContext) -> ApnDeviceRecord:
+    account, network = _keys(request)
+    ref = request.match_info["device"]
+    found = None
+    if is_id(ref):
+        found = await ctx.store.get_apn_device(ref)
+        if found is not None and (found.account, found.network) != (account, network):
+            found = None
+    if found is None:
+        cli = parse_cli(ref)
+        key = cli[0] if cli else (f"msisdn:{ref}" if ref.isdigit() and ref.isascii() else None)
+        if key is not None:
+            found = await ctx.store.find_apn_device(account, network, key)
+    if found is None:
+        raise ApnError(404, NO_DEVICE, f"no APN device {ref!r} in network {network!r}")
+    return found
+
+
+@describe(
+    summary="One APN device", response=PBPRReturnOfAPNDevice, roles=ROLES, path_params=_PATHS,
+    errors=[(404, "4041/4043", "Unknown account or device")],
+)  # fmt: skip
+@answers(DEVICE)
+async def get_apn_device(request: web.Request) -> web.Response:
+    ctx = context(request)
+    who = await caller(request)
+    account_key, _ = _keys(request)
+    require(who, account_key)
+    account = await _account(ctx, account_key)
+    device = await _device(request, ctx)
+    return reply(request, DEVICE, device_doc(device, account), meta=device_meta(device))
+
+
+_LIST_PARAMS = {"continuationtoken": "ContinuationToken", "pagesize": "PageSize"}
+_LIST_PARAMS["includeended"] = "IncludeEnded"
+
+
+def _list_query(request: web.Request) -> tuple[str | None, int, bool]:
+    given: dict[str, str] = {}
+    for name in request.query:
+        canonical = _LIST_PARAMS.get(name.lower())
+        if canonical is None:
+            raise ApnError(400, INVALID, f"{name}: unknown query parameter", UNKNOWN_FIELD)
+        if canonical in given or len(request.query.getall(name)) > 1:
+            raise invalid(canonical, "given more than once")
+        given[canonical] = request.query[name]
+    after = None
+    if given.get("ContinuationToken"):
+        after = _decode_token(given["ContinuationToken"])
+    size = given.get("PageSize", "100")
+    if not size.isdigit() or not 1 <= int(size) <= 1000:
+        raise invalid("PageSize", "must be a whole number from 1 to 1000")
+    ended = given.get("IncludeEnded", "false").lower()
+    if ended not in ("true", "false"):
+        raise invalid("IncludeEnded", "must be true or false")
+    return after, int(size), ended == "true"
+
+
+def _encode_token(device_id: str) -> str:
+    return base64.urlsafe_b64encode(bytes.fromhex(device_id)).decode().rstrip("=")
+
+
+def _decode_token(token: str) -> str:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 12:
+        raise invalid("ContinuationToken", "is not a token this API gave")
+    return raw.hex()
+
+
+@describe(
+    summary="The network's APN devices, a page at a time", response=PBPRReturnOfArrayOfAPNDevice,
+    roles=ROLES, path_params=_PATHS,
+    description="Query: PageSize (1-1000, default 100), ContinuationToken (from the previous "
+    "page; none on the last), IncludeEnded (devices removed by DELETE; default false).",
+    errors=[(404, "4041/4042", "Unknown account or network")],
+)  # fmt: skip
+@answers(DEVICE, many=True)
+async def list_apn_devices(request: web.Request) -> web.Response:
+    ctx = context(request)
+    who = await caller(request)
+    account_key, network_key = _keys(request)
+    require(who, account_key)
+    after, size, ended = _list_query(request)
+    account = await _account(ctx, account_key)
+    await _network(ctx, account_key, network_key)
+    found = await ctx.store.list_apn_devices(
+        account_key, network_key, after=after, limit=size + 1, include_ended=ended
+    )
+    page = found[:size]
+    token = _encode_token(page[-1].id) if len(found) > size else None
+    return reply(
+        request, DEVICE, [device_doc(d, account) for d in page], many=True, continuation=token
+    )
+
+
+@describe(
+    summary="Remove an APN device (sets its EndDate)", response=PBPRReturnOfAPNDevice,
+    status=202, roles=ROLES, path_params=_PATHS,
+    description="202 with a StatusUrl; a device already removed answers 200 as it is.",
+    errors=[(404, "4041/4043", "Unknown account or device")],
+)  # fmt: skip
+@answers(DEVICE)
+async def delete_apn_device(request: web.Request) -> web.Response:
+    ctx = context(request)
+    who = await caller(request)
+    account_key, _ = _keys(request)
+    require(who, account_key)
+    account = await _account(ctx, account_key)
+    device = await _device(request, ctx)
+    if device.end_date is not None:
+        return reply(request, DEVICE, device_doc(device, account), meta=device_meta(device))
+    operation = _operation(account_key, "delete", device.id)
+
+    def end(current: ApnDeviceRecord) -> tuple[ApnDeviceRecord | None, Any]:
+        if current.end_date is not None:
+            return None, None
+        now = clock.now()
+        ended = replace(
+            current, end_date=now, status=rules.DELETED, version=current.version + 1,
+            network_status=rules.DISCONNECTED,
+        )  # fmt: skip
+        audit = audit_record(
+            request, who, "apn.device.delete", "apn_device", current.id,
+            before=_audit_view(current), after=_audit_view(ended),
+        )  # fmt: skip
+        return ended, audit
+
+    stored = await ctx.store.update_apn_device(device.id, end, operation=operation)
+    if stored is None:
+        raise ApnError(404, NO_DEVICE, f"no APN device {device.id!r}")
+    return reply(
+        request, DEVICE, device_doc(stored, account), status=202, meta=device_meta(stored),
+        status_url=operation_url(request, operation),
+    )  # fmt: skip
+
+
+def _network_doc(network: ApnNetworkRecord) -> dict[str, Any]:
+    return {"ForeignKey": network.key, "APN": network.apn}
+
+
+@describe(
+    summary="A network of the account and its APN name (acsd)",
+    response=PBPRReturnOfAccountNetwork, roles=ROLES, path_params=_PATHS,
+    errors=[(404, "4041/4042", "Unknown account or network")],
+)  # fmt: skip
+@answers(NETWORK)
+async def get_apn_network(request: web.Request) -> web.Response:
+    ctx = context(request)
+    who = await caller(request)
+    account_key, network_key = _keys(request)
+    require(who, account_key)
+    await _account(ctx, account_key)
+    return reply(request, NETWORK, _network_doc(await _network(ctx, account_key, network_key)))
+
+
+@describe(
+    summary="Create a network or set its APN name (acsd extension)", body=AccountNetwork,
+    response=PBPRReturnOfAccountNetwork, roles=ROLES, path_params=_PATHS,
+    description='Body {"APN": "internet.example"} (or AccountNetwork in XML); null stops the '
+    "push. Routers whose SIM belongs to a device of the network get the APN name at their "
+    "next session; acsd asks them to connect now.",
+    errors=[(404, "4041", "Unknown account")],
+)  # fmt: skip
+@answers(NETWORK)
+async def put_apn_network(request: web.Request) -> web.Response:
+    ctx = context(request)
+    who = await caller(request)
+    account_key, network_key = _keys(request)
+    require(who, account_key)
+    body = validated(AccountNetwork, await read_document(request, NETWORK))
+    if body.ForeignKey is not None and body.ForeignKey != network_key:
+        raise invalid("ForeignKey", f"must be the URL's network {network_key!r} or left out")
+    await _account(ctx, account_key)
+    before = await ctx.store.get_apn_network(account_key, network_key)
+    audit = audit_record(
+        request, who, "apn.network.update", "apn_network", f"{account_key}/{network_key}",
+        before=_network_doc(before) if before else None,
+        after={"ForeignKey": network_key, "APN": body.APN},
+    )  # fmt: skip
+    try:
+        stored = await ctx.store.put_apn_network(
+            ApnNetworkRecord(account=account_key, key=network_key, apn=body.APN), audit=audit
+        )
+    except ConflictError:
+        raise ApnError(404, NO_ACCOUNT, f"API account {account_key!r} does not exist") from None
+    if before is None or before.apn != stored.apn:
+        await _wake_routers(ctx, account_key, network_key)
+    return reply(request, NETWORK, _network_doc(stored))
+
+
+async def _wake_routers(ctx: ApiContext, account: str, network: str) -> None:
+    """The network's routers pick the new APN name up now rather than at their next Inform."""
+    after = None
+    while True:
+        page = await ctx.store.list_apn_devices(account, network, after=after, limit=500)
+        for router in {d.router for d in page if d.router}:
+            record = await ctx.store.get_device(router)
+            if record is not None:
+                poke_router(ctx, record)
+        if len(page) < 500:
+            return
+        after = page[-1].id
+
+
+@describe(
+    summary="What became of an accepted command (a StatusUrl)",
+    response=PBPRReturnOfOperationStatus, roles=ROLES,
+    path_params={"id": "The operation, as in the StatusUrl"},
+    errors=[(404, "4044", "Unknown operation")],
+)  # fmt: skip
+@answers(OPERATION)
+async def get_operation(request: web.Request) -> web.Response:
+    ctx = context(request)
+    who = await caller(request)
+    op_id = request.match_info["id"]
+    op = await ctx.store.get_apn_operation(op_id) if is_id(op_id) else None
+    if op is None:
+        raise ApnError(404, NO_OPERATION, f"no operation {op_id!r}")
+    require(who, op.account)
+    device = await ctx.store.get_apn_device(op.resource_id) if op.resource_id else None
+    data = {
+        "Id": op.id,
+        "Operation": op.kind,
+        "Status": OPERATION_STATUS.values.get(op.state, 0),
+        "ResourceUrl": device_url(request, device) if device else None,
+        "Created": dotnet_date(op.created),
+        "Completed": dotnet_date(op.done),
+    }
+    return reply(request, OPERATION, data)
+
+
+def setup(app: web.Application) -> None:
+    sub = web.Application(client_max_size=MAX_BODY, middlewares=[apn_errors])
+    sub[CONTEXT] = app[CONTEXT]
+    base = "/accounts/{foreignaccountkey}/networks/{foreignkey}"
+    sub.router.add_post(base + "/devices/apns", create_apn_device)
+    sub.router.add_get(base + "/devices/apns", list_apn_devices)
+    sub.router.add_get(base + "/devices/apns/{device}", get_apn_device)
+    sub.router.add_delete(base + "/devices/apns/{device}", delete_apn_device)
+    sub.router.add_get(base, get_apn_network)
+    sub.router.add_put(base, put_apn_network)
+    sub.router.add_get("/operations/{id}", get_operation)
+    app.add_subapp(PREFIX, sub)
+
+
+__all__ = ["ApnError", "setup"]

@@ -1,0 +1,503 @@
+"""The wire form of the APN API (seed 003): contracts, request models, the error catalogue,
+content negotiation and the ``PBPRReturnOf...`` wrapper every answer comes in.
+
+Formats: JSON (``application/json``, ``text/json``; enums by number) and DataContract XML
+(``application/xml``, ``text/xml``; enums by name, :mod:`acsd.api.apn_xml`). The request's
+Content-Type chooses how its body is read, Accept how the answer is written (for ``*/*``,
+none, or none acsd speaks: the body's format, else JSON, as ASP.NET Web API does).
+
+Errors: HTTP status = ``Code``; ``ErrorCode`` is the status times ten plus a detail
+(4000 malformed body, 4001 invalid member, 4010 no or unknown token, 4030 another account,
+4040 no such route, 4041 account, 4042 network, 4043 device, 4044 operation, 4050 method,
+4090 duplicate, 4130 too large, 4150 media type, 5000 internal); ``ErrorSubCode`` says which
+format (4000: 1 JSON, 2 XML, 3 no body) or member (4001/4090: :data:`FIELD_CODES`, 98 an
+unknown member, 99 any other).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
+
+from aiohttp import web
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, ValidationError
+
+from acsd.api import apn_xml
+from acsd.api.apn_xml import Contract, Enum
+from acsd.api.body import field_path, parse_json
+from acsd.api.errors import ApiError, request_id
+from acsd.log import get_logger
+from acsd.provisioning import apn as rules
+
+log = get_logger("acsd.api")
+
+MAX_BODY = 1024 * 1024
+
+# --- contracts (JSON member order as the seed writes it) -------------------------------------
+
+STATUS = Enum("StatusValues", rules.STATUS_VALUES)
+ACTOR_STATUS = Enum("ActorStatusValues", rules.ACTOR_STATUS_VALUES)
+NETWORK_STATUS = Enum("NetworkStatusValues", rules.NETWORK_STATUS_VALUES)
+OPERATION_STATUS = Enum("OperationStatusValues", {"pending": 0, "complete": 1, "failed": 2})
+
+HINTS = Contract(
+    "AccountHints", (("BillingCycleDay", "int"), ("EmailContact", "str"), ("TenantId", "str"))
+)
+DEVICE = Contract(
+    "APNDevice",
+    (
+        ("CLI", "str"), ("SIMNumber", "str"), ("SOC", "str"), ("InternalSOC", "str"),
+        ("Description", "str"), ("IPAddress", "str"), ("StartDate", "date"),
+        ("EndDate", "date"), ("FriendlyName", "str"), ("Hints", HINTS),
+        ("ProvisioningMetaData", "dict"), ("Status", STATUS), ("Version", "int"),
+        ("ActorStatus", ACTOR_STATUS), ("NetworkStatus", NETWORK_STATUS), ("Enabled", "bool"),
+        ("LockIMEI", "bool"), ("IMEI", "str"), ("LastSync", "date"),
+        ("LastConnected_Start", "date"), ("LastConnected_End", "date"),
+        ("LastConnected_MCC", "str"), ("LastConnected_MNC", "str"),
+    ),
+)  # fmt: skip
+NETWORK = Contract("AccountNetwork", (("ForeignKey", "str"), ("APN", "str")))
+OPERATION = Contract(
+    "OperationStatus",
+    (
+        ("Id", "str"), ("Operation", "str"), ("Status", OPERATION_STATUS),
+        ("ResourceUrl", "str"), ("Created", "date"), ("Completed", "date"),
+    ),
+)  # fmt: skip
+
+# --- validation ------------------------------------------------------------------------------
+
+# The seed's pattern, ^(?<msisdn>\(\+*(\d{1,5})\)(\d{5,16}))$|^(?<imsi>\d{14,16})$, in
+# Python: named groups are (?P<...>), and \d is ASCII only (.NET's matches any Unicode
+# digit, which no MSISDN or IMSI holds). fullmatch() stands for the anchors.
+CLI_PATTERN = re.compile(
+    r"(?P<msisdn>\(\+*(?P<cc>\d{1,5})\)(?P<number>\d{5,16}))|(?P<imsi>\d{14,16})", re.ASCII
+)
+_ICCID = re.compile(r"[0-9]{18,22}")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(?:\.[^@\s.]+)+")
+_APN_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_APN = re.compile(rf"{_APN_LABEL}(?:\.{_APN_LABEL})*")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def parse_cli(text: str) -> tuple[str, str | None, str | None] | None:
+    """(CLI key, IMSI, MSISDN) of a valid CLI; None when it is not one."""
+    m = CLI_PATTERN.fullmatch(text)
+    if m is None:
+        return None
+    if m["imsi"]:
+        return f"imsi:{m['imsi']}", m["imsi"], None
+    msisdn = m["cc"] + m["number"]
+    return f"msisdn:{msisdn}", None, msisdn
+
+
+def printable(value: str) -> bool:
+    return _CONTROL.search(value) is None
+
+
+def _printable(value: str) -> str:
+    if not printable(value):
+        raise ValueError("control characters are not allowed")
+    return value
+
+
+def _text(limit: int) -> Any:
+    return Annotated[str, StringConstraints(max_length=limit), AfterValidator(_printable)]
+
+
+def _cli(value: str) -> str:
+    if parse_cli(value) is None:
+        raise ValueError(
+            "must be an MSISDN as (+CC)NUMBER, e.g. (+45)12345678, or an IMSI of 14 to 16 digits"
+        )
+    return value
+
+
+def _iccid(value: str) -> str:
+    if not _ICCID.fullmatch(value):
+        raise ValueError("must be an ICCID: 18 to 22 digits")
+    return value
+
+
+def _day(value: int) -> int:
+    if not 1 <= value <= 31:
+        raise ValueError("must be a day of the month, 1 to 31")
+    return value
+
+
+def _email(value: str) -> str:
+    if len(value) > 254 or not _EMAIL.fullmatch(value):
+        raise ValueError("must be an e-mail address, e.g. billing@example.com")
+    return value
+
+
+def _ip(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError("must be an IPv4 or IPv6 address") from None
+    return value
+
+
+def _date(value: str) -> str:
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("must be a date, e.g. 2024-04-19T05:50:03.1147245+00:00") from None
+    return value
+
+
+def _apn_name(value: str) -> str:
+    if len(value) > 100 or not _APN.fullmatch(value):
+        raise ValueError("must be an APN name: labels of letters, digits and '-' joined by '.'")
+    return value
+
+
+def _metadata(value: dict[str, str | None]) -> dict[str, str | None]:
+    if len(value) > 64:
+        raise ValueError("at most 64 entries")
+    for key, item in value.items():
+        if not key or len(key) > 128 or _CONTROL.search(key):
+            raise ValueError("keys are 1 to 128 printable characters")
+        if item is not None and (len(item) > 1024 or _CONTROL.search(item)):
+            raise ValueError("values are up to 1024 printable characters")
+    return value
+
+
+def _enum(kind: Enum) -> Any:
+    def check(value: int | str) -> int:
+        for name, number in kind.values.items():
+            if value == number or (isinstance(value, str) and value.lower() == name):
+                return number
+        raise ValueError(
+            f"must be one of {', '.join(f'{n} ({v})' for n, v in kind.values.items())}"
+        )
+
+    return Annotated[int | str, AfterValidator(check)]
+
+
+DateText = Annotated[str, AfterValidator(_date)]
+
+
+class AccountHints(BaseModel):
+    """What creates the API account when it does not exist yet (seed 003 AccountHints)."""
+
+    model_config = ConfigDict(extra="forbid")
+    BillingCycleDay: Annotated[int, AfterValidator(_day)] | None = None
+    EmailContact: Annotated[str, AfterValidator(_email)] | None = None
+    TenantId: _text(128) | None = None  # type: ignore[valid-type]
+
+
+class APNDevice(BaseModel):
+    """Seed 003 APNDevice. In a request, the members the API reports (StartDate, EndDate,
+    Status, Version, ActorStatus, NetworkStatus, IMEI, LastSync, LastConnected_*) are
+    accepted, as the seed's sample sends them, and ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+    CLI: Annotated[str, AfterValidator(_cli)]
+    SIMNumber: Annotated[str, AfterValidator(_iccid)] | None = None
+    SOC: _text(64) | None = None  # type: ignore[valid-type]
+    InternalSOC: _text(64) | None = None  # type: ignore[valid-type]
+    Description: _text(1024) | None = None  # type: ignore[valid-type]
+    IPAddress: Annotated[str, AfterValidator(_ip)] | None = None
+    StartDate: DateText | None = None
+    EndDate: DateText | None = None
+    FriendlyName: _text(256) | None = None  # type: ignore[valid-type]
+    Hints: AccountHints | None = None
+    ProvisioningMetaData: Annotated[dict[str, str | None], AfterValidator(_metadata)] | None = None
+    Status: _enum(STATUS) | None = None  # type: ignore[valid-type]
+    Version: int | None = None
+    ActorStatus: _enum(ACTOR_STATUS) | None = None  # type: ignore[valid-type]
+    NetworkStatus: _enum(NETWORK_STATUS) | None = None  # type: ignore[valid-type]
+    Enabled: bool | None = None
+    LockIMEI: bool | None = None
+    IMEI: _text(256) | None = None  # type: ignore[valid-type]
+    LastSync: DateText | None = None
+    LastConnected_Start: DateText | None = None
+    LastConnected_End: DateText | None = None
+    LastConnected_MCC: _text(256) | None = None  # type: ignore[valid-type]
+    LastConnected_MNC: _text(256) | None = None  # type: ignore[valid-type]
+
+
+class AccountNetwork(BaseModel):
+    """A network of an API account and the APN name acsd pushes to its routers (acsd)."""
+
+    model_config = ConfigDict(extra="forbid")
+    ForeignKey: _text(128) | None = None  # type: ignore[valid-type]
+    APN: Annotated[str, AfterValidator(_apn_name)] | None = None
+
+
+class OperationStatus(BaseModel):
+    Id: str
+    Operation: str
+    Status: int
+    ResourceUrl: str | None = None
+    Created: str
+    Completed: str | None = None
+
+
+class _Wrapper(BaseModel):
+    Success: bool
+    Meta: dict[str, str] | None = None
+    Code: int
+    ErrorCode: int
+    ErrorSubCode: int
+    ErrorDescription: str | None = None
+    StatusUrl: str | None = None
+    ContinuationToken: str | None = None
+
+
+class PBPRReturnOfAPNDevice(_Wrapper):
+    Data: APNDevice | None = None
+
+
+class PBPRReturnOfArrayOfAPNDevice(_Wrapper):
+    Data: list[APNDevice] | None = None
+
+
+class PBPRReturnOfAccountNetwork(_Wrapper):
+    Data: AccountNetwork | None = None
+
+
+class PBPRReturnOfOperationStatus(_Wrapper):
+    Data: OperationStatus | None = None
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+#: ErrorCode values; ErrorCode // 10 is the HTTP status
+MALFORMED, INVALID = 4000, 4001
+UNAUTHORIZED, FORBIDDEN = 4010, 4030
+NO_ROUTE, NO_ACCOUNT, NO_NETWORK, NO_DEVICE, NO_OPERATION = 4040, 4041, 4042, 4043, 4044
+NOT_ALLOWED, DUPLICATE, TOO_LARGE, MEDIA_TYPE, INTERNAL = 4050, 4090, 4130, 4150, 5000
+#: ErrorSubCode of MALFORMED
+BAD_JSON, BAD_XML, NO_BODY = 1, 2, 3
+#: ErrorSubCode of INVALID (by member path) and of DUPLICATE
+FIELD_CODES = {
+    "CLI": 1, "SIMNumber": 2, "Hints.BillingCycleDay": 3, "Hints.EmailContact": 4,
+    "Hints.TenantId": 5, "IPAddress": 6, "ProvisioningMetaData": 7, "APN": 8,
+    "ContinuationToken": 9, "PageSize": 10,
+}  # fmt: skip
+UNKNOWN_FIELD, OTHER_FIELD = 98, 99
+
+
+class ApnError(Exception):
+    """An error answered in the wrapper: HTTP ``status``, ``code`` (ErrorCode), ``sub``."""
+
+    def __init__(
+        self,
+        status: int,
+        code: int,
+        description: str,
+        sub: int = 0,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(f"{status} {code}.{sub}: {description}")
+        self.status, self.code, self.sub = status, code, sub
+        self.description = description
+        self.headers = dict(headers or {})
+
+
+def invalid(path: str, message: str) -> ApnError:
+    sub = next((c for p, c in FIELD_CODES.items() if path == p or path.startswith(p + ".")), 0)
+    return ApnError(400, INVALID, f"{path}: {message}", sub or OTHER_FIELD)
+
+
+_GENERIC = {400: MALFORMED, 401: UNAUTHORIZED, 403: FORBIDDEN, 404: NO_ROUTE}
+_GENERIC.update({405: NOT_ALLOWED, 413: TOO_LARGE, 415: MEDIA_TYPE})
+
+
+def _from_api_error(exc: ApiError) -> ApnError:
+    return ApnError(
+        exc.status, _GENERIC.get(exc.status, exc.status * 10), exc.description, 0, exc.headers
+    )
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def apn_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every answer of ``/v1`` in the wrapper, errors of the router included."""
+    try:
+        return await handler(request)
+    except ApnError as exc:
+        error = exc
+    except ApiError as exc:
+        error = _from_api_error(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        if exc.status >= 500:
+            error = _internal(request)
+        else:
+            text = f"No resource at {request.path}" if exc.status == 404 else exc.reason
+            headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+            error = ApnError(
+                exc.status, _GENERIC.get(exc.status, exc.status * 10), text, 0, headers
+            )
+    except Exception:
+        error = _internal(request)
+    contract, many = getattr(request.match_info.handler, "apn_answers", (DEVICE, False))
+    return reply(request, contract, None, many=many, status=error.status, error=error)
+
+
+def _internal(request: web.Request) -> ApnError:
+    rid = request_id(request)
+    log.exception("api_internal_error", request_id=rid, method=request.method, path=request.path)
+    return ApnError(500, INTERNAL, f"Internal error; the server log has it under request id {rid}")
+
+
+def answers(contract: Contract, many: bool = False) -> Callable[[Handler], Handler]:
+    """Which wrapper a handler answers in (its errors too)."""
+
+    def mark(handler: Handler) -> Handler:
+        handler.apn_answers = (contract, many)  # type: ignore[attr-defined]
+        return handler
+
+    return mark
+
+
+# --- formats ---------------------------------------------------------------------------------
+
+JSON_TYPES = ("application/json", "text/json")
+XML_TYPES = ("application/xml", "text/xml")
+
+
+def _media_type(value: str | None) -> str | None:
+    return value.split(";", 1)[0].strip().lower() if value else None
+
+
+def answer_type(request: web.Request) -> str:
+    """The media type of the answer: the best of Accept that acsd speaks; for */*, none
+    given or none spoken, the request body's type, else JSON (as ASP.NET Web API does)."""
+    sent = _media_type(request.headers.get("Content-Type"))
+    default = sent if sent in JSON_TYPES + XML_TYPES else "application/json"
+    ranges = []
+    for n, part in enumerate(request.headers.get("Accept", "").split(",")):
+        media, *params = (p.strip() for p in part.split(";"))
+        q = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if media and q > 0:
+            ranges.append((-q, n, media.lower()))
+    for _, _, media in sorted(ranges):
+        if media in JSON_TYPES + XML_TYPES:
+            return media
+        if media == "*/*":
+            return default
+        if media.endswith("/*"):
+            major = media[:-1]
+            if default.startswith(major):
+                return default
+            for known in JSON_TYPES + XML_TYPES:
+                if known.startswith(major):
+                    return known
+    return default
+
+
+def reply(
+    request: web.Request,
+    contract: Contract,
+    data: Any,
+    *,
+    many: bool = False,
+    status: int = 200,
+    meta: dict[str, str] | None = None,
+    status_url: str | None = None,
+    continuation: str | None = None,
+    error: ApnError | None = None,
+) -> web.Response:
+    envelope = {
+        "Success": error is None,
+        "Meta": meta,
+        "Code": status,
+        "ErrorCode": error.code if error else 0,
+        "Data": data,
+        "ErrorSubCode": error.sub if error else 0,
+        "ErrorDescription": error.description if error else None,
+        "StatusUrl": status_url,
+        "ContinuationToken": continuation,
+    }
+    media = answer_type(request)
+    if media in XML_TYPES:
+        body = apn_xml.wrapper_xml(envelope, contract, many)
+    else:
+        body = json.dumps(envelope, ensure_ascii=False).encode()
+    headers = dict(error.headers) if error else {}
+    if status_url:
+        headers["Location"] = status_url
+    headers.update({"Cache-Control": "no-store", "Vary": "Accept"})
+    return web.Response(
+        body=body, status=status, content_type=media, charset="utf-8", headers=headers
+    )
+
+
+async def read_document(request: web.Request, contract: Contract) -> dict[str, Any]:
+    """The request body (JSON or DataContract XML) as a JSON-like document."""
+    if not request.body_exists:
+        raise ApnError(400, MALFORMED, "a request body is required", NO_BODY)
+    media = _media_type(request.headers.get("Content-Type"))
+    if media not in JSON_TYPES + XML_TYPES:
+        shown = request.headers.get("Content-Type") or "none"
+        raise ApnError(
+            415, MEDIA_TYPE, f"Content-Type must be JSON or XML (application/json, text/json, "
+            f"application/xml, text/xml); got {shown}",
+        )  # fmt: skip
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise ApnError(413, TOO_LARGE, f"Request body exceeds the limit of {MAX_BODY} bytes")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise ApnError(
+            413, TOO_LARGE, f"Request body exceeds the limit of {MAX_BODY} bytes"
+        ) from None
+    if not raw.strip():
+        raise ApnError(400, MALFORMED, "a request body is required", NO_BODY)
+    if media in XML_TYPES:
+        try:
+            return apn_xml.parse(raw, contract)
+        except apn_xml.XmlBodyError as exc:
+            raise ApnError(400, MALFORMED, f"malformed XML: {exc}", BAD_XML) from None
+        except apn_xml.XmlFieldError as exc:
+            raise invalid(exc.path, exc.message) from None
+    try:
+        data = parse_json(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise ApnError(400, MALFORMED, f"JSON is not UTF-8 (byte {exc.start})", BAD_JSON) from None
+    except ApiError as exc:
+        raise ApnError(400, MALFORMED, f"malformed JSON: {exc.description}", BAD_JSON) from None
+    if not isinstance(data, dict):
+        raise ApnError(
+            400, MALFORMED, f"the body must be a JSON object ({contract.name})", BAD_JSON
+        )
+    return data
+
+
+_RANK = {"extra_forbidden": 0, "missing": 1}
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validated(model: type[M], data: dict[str, Any]) -> M:
+    try:
+        return model.model_validate_json(json.dumps(data), strict=True)
+    except ValidationError as exc:
+        errors = sorted(enumerate(exc.errors(include_url=False)), key=lambda e: (
+            _RANK.get(e[1]["type"], 2), e[0]))  # fmt: skip
+        error = errors[0][1]
+        path = field_path(error["loc"], data) or model.__name__
+        if error["type"] == "extra_forbidden":
+            raise ApnError(400, INVALID, f"{path}: unknown member", UNKNOWN_FIELD) from None
+        message = str(error["msg"]).removeprefix("Value error, ")
+        raise invalid(path, "is required" if error["type"] == "missing" else message) from None

@@ -1,0 +1,446 @@
+"""``/internet/account``: Internet lines (seed 002 "Internet Account Confirm", plus create,
+get and list).
+
+An account is ORDERED for a customer, optionally naming the router the line ends at. The
+provider's confirmation (ADMIN only: it comes from the billing system) sets the delivery
+date and the line's addresses; the account is CONFIRMED, and ACTIVE from its startDate on.
+
+When an account takes effect (at confirm when its startDate has passed, otherwise at the
+startDate) its router gets a new revision, state PROVISIONING and a Connection Request; the
+session that follows pushes the static WAN settings through the router's profile
+(:mod:`acsd.provisioning.internet`). Future start dates are kept by :class:`Activator`, a
+task of this application that sleeps until the next one is due (or a confirm wakes it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+
+from acsd import clock
+from acsd.api.auth import Caller
+from acsd.api.body import parse_query, read_json, read_model
+from acsd.api.context import CONTEXT, ApiContext, audit_record, caller, context, valid_id
+from acsd.api.devices import _poke as poke_device
+from acsd.api.errors import ApiError
+from acsd.api.openapi import describe
+from acsd.log import get_logger
+from acsd.store.base import (
+    ConflictError,
+    InternetAccountQuery,
+    InternetAccountRecord,
+    StateError,
+    StoreClosedError,
+)
+
+log = get_logger("acsd.internet")
+
+State = Literal["ORDERED", "CONFIRMED", "ACTIVE"]
+_PHONE = re.compile(r"^\+?[0-9]{3,20}$")
+
+
+# --- bodies and answers -------------------------------------------------------------------
+
+
+class AccountCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    customer: str
+    device: str | None = None
+    name: str = Field(min_length=1, max_length=200)
+
+
+class Net(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ipAddress: str = Field(description="Assigned IP address")
+    subnet: str = Field(description="Assigned subnet mask, e.g. 255.255.255.0")
+    gateway: str = Field(description="Assigned default gateway (inside the subnet)")
+    lanNet: str | None = Field(None, description="First IP address of an additional range")
+    lanSubnet: str | None = Field(None, description="Subnet mask of the additional range")
+    failover: bool | None = Field(None, description="True if the line has 3G/4G failover")
+    failoverNumber: str | None = Field(None, description="Phone number of the failover SIM")
+
+
+class AccountConfirm(BaseModel):
+    """Seed 002's body. ``circuitId`` (the seed's example) is accepted for ``circuit``."""
+
+    model_config = ConfigDict(extra="forbid")
+    providerOrderId: str | None = None
+    providerName: str | None = None
+    startDate: str = Field(
+        description="When the line goes live: an ISO 8601 date or date-time (UTC if no zone)",
+        examples=["2016-02-01T00:00:00Z"],
+    )
+    circuit: str | None = Field(None, validation_alias=AliasChoices("circuit", "circuitId"))
+    installTime: str | None = None
+    net: Net
+
+    @field_validator("startDate")
+    @classmethod
+    def _date(cls, value: str) -> str:
+        start_of(value)
+        return value
+
+
+class InternetAccount(BaseModel):
+    """An account: what was ordered, then every field of the confirm body."""
+
+    id: str = Field(alias="_id")
+    customer: str
+    device: str | None
+    name: str
+    state: State
+    providerOrderId: str | None = None
+    providerName: str | None = None
+    startDate: str | None = None
+    circuit: str | None = None
+    installTime: str | None = None
+    net: Net | None = None
+
+
+class Success(BaseModel):
+    success: bool
+
+
+class AccountListQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    customer: str | None = None
+    device: str | None = None
+    state: State | None = None
+    limit: int = Field(100, ge=1, le=1000)
+    offset: int = Field(0, ge=0)
+
+
+class AccountList(BaseModel):
+    items: list[InternetAccount]
+    total: int
+    limit: int
+    offset: int
+
+
+def start_of(text: str) -> float:
+    """startDate -> POSIX seconds; a date alone is midnight UTC, no zone means UTC."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not an ISO 8601 date or date-time, e.g. 2016-02-01T00:00:00Z"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()
+
+
+def _view(record: InternetAccountRecord, now: float) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "_id": record.id,
+        "customer": record.customer,
+        "device": record.device,
+        "name": record.name,
+        "state": record.effective_state(now),
+    }
+    out.update(record.confirm or {})
+    return out
+
+
+# --- the line's addresses -----------------------------------------------------------------
+
+
+def _address(path: str, text: str) -> ipaddress.IPv4Address:
+    try:
+        address = ipaddress.IPv4Address(text)
+    except ValueError:
+        raise ApiError(400, path, f"{text!r} is not an IPv4 address") from None
+    if (
+        address.is_unspecified
+        or address.is_loopback
+        or address.is_multicast
+        or address.is_link_local
+        or address.is_reserved
+    ):
+        raise ApiError(400, path, f"{address} is not an address a host can have")
+    return address
+
+
+def _prefix(path: str, text: str, *, longest: int) -> int:
+    """A dotted subnet mask -> its prefix length (at most ``longest``)."""
+    try:
+        value = int(ipaddress.IPv4Address(text))
+    except ValueError:
+        raise ApiError(400, path, f"{text!r} is not a subnet mask such as 255.255.255.0") from None
+    hosts = ~value & 0xFFFFFFFF
+    if hosts & (hosts + 1):  # the one bits must come first, then only zeros
+        raise ApiError(400, path, f"{text} is not a subnet mask: its one bits are not contiguous")
+    prefix = 32 - hosts.bit_length()
+    if not 1 <= prefix <= longest:
+        raise ApiError(
+            400, path, f"{text} (/{prefix}) is not a usable mask here (/1 to /{longest})"
+        )
+    return prefix
+
+
+def check_net(net: Net) -> ipaddress.IPv4Address:
+    """Refuse what a router could not use; returns the WAN address."""
+    ip = _address("net.ipAddress", net.ipAddress)
+    # A /31 (RFC 3021) has no network or broadcast address; a /32 has no room for a gateway.
+    wan = ipaddress.IPv4Network((ip, _prefix("net.subnet", net.subnet, longest=31)), strict=False)
+    ends = {wan.network_address, wan.broadcast_address} if wan.prefixlen <= 30 else set()
+    if ip in ends:
+        raise ApiError(400, "net.ipAddress", f"{ip} is the network or broadcast address of {wan}")
+    gateway = _address("net.gateway", net.gateway)
+    if gateway not in wan:
+        raise ApiError(
+            400, "net.gateway", f"{gateway} is not in {wan}, the network of the line's address"
+        )
+    if gateway == ip:
+        raise ApiError(400, "net.gateway", f"{gateway} is the line's own address (net.ipAddress)")
+    if gateway in ends:
+        raise ApiError(
+            400, "net.gateway", f"{gateway} is the network or broadcast address of {wan}"
+        )
+    if (net.lanNet is None) != (net.lanSubnet is None):
+        missing = "net.lanSubnet" if net.lanSubnet is None else "net.lanNet"
+        raise ApiError(400, missing, "net.lanNet and net.lanSubnet go together: give both or none")
+    if net.lanNet is not None and net.lanSubnet is not None:
+        first = _address("net.lanNet", net.lanNet)
+        # /30 at most: the router takes the first host address, the rest is the customer's.
+        lan_prefix = _prefix("net.lanSubnet", net.lanSubnet, longest=30)
+        lan = ipaddress.IPv4Network((first, lan_prefix), strict=False)
+        if first != lan.network_address:
+            raise ApiError(
+                400, "net.lanNet",
+                f"{first} is not the first address of its range: {lan} starts at "
+                f"{lan.network_address}",
+            )  # fmt: skip
+        if lan.overlaps(wan):
+            raise ApiError(400, "net.lanNet", f"{lan} overlaps the line's network {wan}")
+    if net.failover and not net.failoverNumber:
+        raise ApiError(400, "net.failoverNumber", "required when net.failover is true")
+    if net.failoverNumber is not None and not _PHONE.match(net.failoverNumber):
+        raise ApiError(
+            400, "net.failoverNumber", "a phone number: 3 to 20 digits, optionally after a +"
+        )
+    return ip
+
+
+# --- handlers -----------------------------------------------------------------------------
+
+
+async def _load(request: web.Request, who: Caller) -> InternetAccountRecord:
+    account_id = request.match_info["id"]
+    record = (
+        await context(request).store.get_internet_account(account_id)
+        if valid_id(account_id)
+        else None
+    )
+    if record is None:
+        raise ApiError(404, "not_found", "Internet account not found")
+    who.require(record.customer)
+    return record
+
+
+@describe(
+    "POST", "/internet/account", summary="Order an Internet account for a customer",
+    body=AccountCreate, response=InternetAccount, status=201,
+    errors=[(404, "customer"), (404, "device"), (409, "device", "Another customer's router")],
+    roles="ADMIN; RESELLER of the customer (any depth); OWNER of the customer",
+)  # fmt: skip
+async def create_internet_account(request: web.Request) -> web.Response:
+    ctx = context(request)
+    who = await caller(request)
+    if who.role == "MANAGER":
+        raise ApiError(403, "access_denied", "Insufficient access level")
+    body = await read_model(request, AccountCreate)
+    customer = await ctx.store.get_customer(body.customer) if valid_id(body.customer) else None
+    if customer is None:
+        raise ApiError(404, "customer", "Customer not found")
+    who.require(customer.id)
+    if body.device is not None:
+        device = await ctx.store.get_device(body.device) if valid_id(body.device) else None
+        if device is None or device.id != body.device:
+            raise ApiError(404, "device", "Network device not found")
+        who.require(device.customer)
+        if device.customer != customer.id:
+            raise ApiError(409, "device", f"device {device.id} belongs to another customer")
+    now = clock.now()
+    record = InternetAccountRecord(
+        id="", customer=customer.id, name=body.name, device=body.device, created=now, updated=now
+    )
+    audit = audit_record(
+        request, who, "internet.create", "internet_account", None, customer=customer.id,
+        after={"customer": customer.id, "device": body.device, "name": body.name,
+               "state": "ORDERED"},
+    )  # fmt: skip
+    stored = await ctx.store.create_internet_account(record, audit=audit)
+    return web.json_response(_view(stored, now), status=201)
+
+
+@describe(
+    "POST", "/internet/account/{id}/confirm",
+    summary="Confirm an ordered Internet account: delivery date and the line's addresses",
+    description="Seed 002. The account is CONFIRMED, and ACTIVE from startDate on; then the "
+    "router it names gets the static WAN settings.",
+    body=AccountConfirm, response=Success,
+    errors=[
+        (404, "not_found", "Internet account not found"),
+        (422, "state", "Account must be in ORDERED state"),
+        (409, "net.ipAddress", "IP address is already in use by another Internet account"),
+    ],
+    roles="ADMIN",
+)  # fmt: skip
+async def confirm_internet_account(request: web.Request) -> web.Response:
+    ctx = context(request)
+    who = await caller(request)
+    who.require_admin()
+    account = await _load(request, who)
+    body = await read_model(request, AccountConfirm)
+    raw = await read_json(request)
+    if "circuit" in raw and "circuitId" in raw:
+        raise ApiError(400, "circuitId", "circuitId is another name for circuit: give one")
+    ip = check_net(body.net)
+    if account.state != "ORDERED":
+        raise ApiError(422, "state", "Account must be in ORDERED state")
+    now = clock.now()
+    start = start_of(body.startDate)
+    confirm = body.model_dump(exclude_none=True)
+    before = _view(account, now)
+    after = {**before, "state": "ACTIVE" if start <= now else "CONFIRMED", **confirm}
+    audit = audit_record(
+        request, who, "internet.confirm", "internet_account", account.id,
+        customer=account.customer, before=before, after=after,
+    )  # fmt: skip
+    try:
+        stored, device = await ctx.store.confirm_internet_account(
+            account.id,
+            confirm=confirm,
+            start_date=start,
+            ip_address=str(ip),
+            now=now,
+            audit=audit,
+        )
+    except StateError:
+        raise ApiError(422, "state", "Account must be in ORDERED state") from None
+    except ConflictError:
+        raise ApiError(
+            409, "net.ipAddress", "IP address is already in use by another Internet account"
+        ) from None
+    log.info(
+        "internet.confirmed", account=stored.id, device=stored.device, state=stored.state,
+        start=body.startDate,
+    )  # fmt: skip
+    if device is not None:
+        poke_device(ctx, device)
+    else:
+        request.app[ACTIVATOR].wake()
+    return web.json_response({"success": True})
+
+
+@describe(
+    "GET", "/internet/account/{id}", summary="One Internet account", response=InternetAccount,
+    errors=[(404, "not_found", "Internet account not found")],
+    roles="any token within the account's customer",
+)  # fmt: skip
+async def get_internet_account(request: web.Request) -> web.Response:
+    record = await _load(request, await caller(request))
+    return web.json_response(_view(record, clock.now()))
+
+
+@describe(
+    "GET", "/internet/account", summary="Internet accounts the caller may see, filtered and paged",
+    query=AccountListQuery, response=AccountList, errors=[400, 409], roles="any token",
+)  # fmt: skip
+async def list_accounts(request: web.Request) -> web.Response:
+    ctx = context(request)
+    who = await caller(request)
+    query = parse_query(request, AccountListQuery)
+    if query.customer is not None:
+        who.require(query.customer)
+    now = clock.now()
+    records, total = await ctx.store.query_internet_accounts(
+        InternetAccountQuery(
+            customers=who.tenancy,
+            customer=query.customer,
+            device=query.device,
+            state=query.state,
+            now=now,
+            limit=query.limit,
+            offset=query.offset,
+        )
+    )
+    return web.json_response(
+        {
+            "items": [_view(r, now) for r in records],
+            "total": total,
+            "limit": query.limit,
+            "offset": query.offset,
+        }
+    )
+
+
+# --- start dates --------------------------------------------------------------------------
+
+
+class Activator:
+    """Makes confirmed accounts take effect on their start date, within the daemon.
+
+    It sleeps until the earliest pending start date (at most ``longest_sleep``, so a clock
+    step is noticed), or until a confirm with a future date wakes it; then the store turns
+    due accounts ACTIVE and their routers PROVISIONING in one transaction, and each router
+    is woken with a Connection Request (a router that cannot be reached picks it up at its
+    next periodic Inform). Accounts that came due while acsd was down take effect at start.
+    """
+
+    longest_sleep = 60.0
+    retry_after = 30.0
+
+    def __init__(self) -> None:
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self, ctx: ApiContext) -> None:
+        while True:
+            self._wake.clear()
+            delay = self.longest_sleep
+            try:
+                for device in await ctx.store.activate_internet_accounts(clock.now()):
+                    log.info("internet.active", device=device.id, revision=device.revision)
+                    poke_device(ctx, device)
+                due = await ctx.store.next_internet_start()
+                if due is not None:
+                    delay = min(self.longest_sleep, max(0.05, due - clock.now()))
+            except StoreClosedError:
+                return
+            except Exception:
+                log.exception("internet.activation_failed")
+                delay = self.retry_after
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+
+
+ACTIVATOR = web.AppKey("acsd_internet_activator", Activator)
+
+
+async def _activation(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(app[ACTIVATOR].run(app[CONTEXT]), name="acsd-internet-activator")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def setup(app: web.Application) -> None:
+    app[ACTIVATOR] = Activator()
+    app.cleanup_ctx.append(_activation)
+    app.router.add_post("/internet/account", create_internet_account)
+    app.router.add_get("/internet/account", list_accounts)
+    app.router.add_get("/internet/account/{id}", get_internet_account)
+    app.router.add_post("/internet/account/{id}/confirm", confirm_internet_account)

@@ -1,0 +1,763 @@
+"""CPE authentication on the CWMP listener: HTTP Basic (RFC 7617) and Digest (RFC 7616).
+
+What is checked, and why this way:
+
+* **Digest** (MD5, SHA-256, and their ``-sess`` variants when the base algorithm is
+  offered; ``qop=auth`` only). One challenge per configured algorithm, SHA-256 first as
+  RFC 7616 asks; most CPEs answer the MD5 one. Nonces are 128 random bits plus the time
+  they were issued, signed with a per-process HMAC key: their validity needs no state, so
+  a CPE that reconnects keeps its nonce (binding nonces to the TCP connection, as GenieACS
+  does, would re-challenge every reconnect). What does need state is replay protection: a
+  bounded map nonce -> highest ``nc`` seen; a request whose ``nc`` is not higher is refused.
+  An expired nonce (or one signed by an earlier process) with an otherwise correct digest
+  gets a fresh challenge with ``stale=true`` so the CPE retries without giving up.
+* **Basic** only over TLS unless ``allow_basic_without_tls`` says otherwise. Passwords are
+  compared as PBKDF2-SHA256 hashes (the shared password is hashed at start-up; per-device
+  entries may be stored as ``pbkdf2_sha256$iterations$salt$hash``, Django's format), in a
+  worker thread, with successful checks cached briefly so a session does not pay PBKDF2 on
+  every message. Clear per-device passwords from the credentials file are kept only as a
+  keyed HMAC (hashing thousands of them with PBKDF2 at start-up would take minutes; the
+  file is the clear copy anyway: use ``acsd cpe-password`` to store hashes instead).
+* **Who is who.** Per-device credentials (the ``[devices]`` table of ``credentials_file``)
+  are keyed by serial number and the username *is* that serial. The shared password goes
+  with ``username``; when that is empty, every CPE uses its own serial as its username.
+  Either way the credentials are bound to a serial (:attr:`AuthResult.serial`) and the
+  server refuses (403) an Inform whose DeviceId serial differs: otherwise one router's
+  password would let it speak for any other router. Only a fixed shared ``username``
+  leaves the serial unbound (all CPEs are equal then anyway).
+* **Rate limit.** Failed credential checks are counted per source address; beyond
+  ``max_failures`` within ``failure_window`` seconds the address gets 429 + Retry-After
+  without any credential check. A missing header (the usual first request of a CPE) and a
+  stale nonce are not failures.
+
+Nothing here logs a password, an HA1 or an Authorization header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
+import math
+import re
+import secrets
+import struct
+import time
+import tomllib
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+from acsd.log import get_logger
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from acsd.config import CwmpAuthConfig
+
+log = get_logger("acsd.cwmp.auth")
+
+HASHES: dict[str, Callable[..., Any]] = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
+PBKDF2_PREFIX = "pbkdf2_sha256"
+PBKDF2_ITERATIONS = 200_000
+_HEX = {"MD5": re.compile(r"[0-9a-f]{32}"), "SHA-256": re.compile(r"[0-9a-f]{64}")}
+_ENTRY_KEYS = {"password", "ha1_md5", "ha1_sha256", PBKDF2_PREFIX}
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_PARAM = re.compile(rf'\s*({_TOKEN}\*?)\s*=\s*("(?:[^"\\]|\\.)*"|{_TOKEN})\s*(?:,|$)')
+_NC = re.compile(r"[0-9a-fA-F]{1,8}")
+
+
+# --- results ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AuthResult:
+    """The outcome of one request's credential check."""
+
+    ok: bool
+    username: str = ""
+    reason: str = ""
+    #: the nonce was expired or unknown but the digest was right: challenge with stale=true
+    stale: bool = False
+    #: the serial number these credentials belong to; None = any device (fixed shared user)
+    serial: str | None = None
+    #: a credential check failed (counted for the rate limit; the answer closes the connection)
+    failure: bool = False
+    #: HTTP status for a refusal: 401 (challenge), 403 (Basic without TLS), 429 (rate limit)
+    status: int = 200
+    retry_after: int | None = None
+    #: the Digest algorithm or "Basic", for the debug log
+    method: str = ""
+
+
+# --- password hashes --------------------------------------------------------------------
+
+
+def _h(algorithm: str, text: str) -> str:
+    return HASHES[algorithm](text.encode("utf-8")).hexdigest()
+
+
+def ha1(algorithm: str, username: str, realm: str, password: str) -> str:
+    """RFC 7616 HA1 = H(username:realm:password), lower-case hex."""
+    return _h(algorithm, f"{username}:{realm}:{password}")
+
+
+@dataclass(frozen=True, slots=True)
+class Pbkdf2Hash:
+    iterations: int
+    salt: str
+    digest: bytes
+
+    @classmethod
+    def parse(cls, text: str) -> Pbkdf2Hash:
+        """``pbkdf2_sha256$ITERATIONS$SALT$BASE64`` (Django's layout) or ValueError."""
+        parts = text.split("$")
+        if len(parts) != 4 or parts[0] != PBKDF2_PREFIX:
+            raise ValueError(f"expected {PBKDF2_PREFIX}$ITERATIONS$SALT$HASH")
+        _, iterations, salt, encoded = parts
+        if not iterations.isdigit() or not 1000 <= int(iterations) <= 10_000_000:
+            raise ValueError("PBKDF2 iterations must be a number from 1000 to 10000000")
+        if not salt:
+            raise ValueError("PBKDF2 salt is empty")
+        try:
+            digest = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("PBKDF2 hash is not base64") from None
+        if len(digest) < 16:
+            raise ValueError("PBKDF2 hash is too short")
+        return cls(int(iterations), salt, digest)
+
+    @classmethod
+    def make(cls, password: str, iterations: int = PBKDF2_ITERATIONS) -> Pbkdf2Hash:
+        salt = secrets.token_urlsafe(16)
+        return cls(iterations, salt, _pbkdf2(password, salt, iterations, 32))
+
+    def __str__(self) -> str:
+        encoded = base64.b64encode(self.digest).decode("ascii")
+        return f"{PBKDF2_PREFIX}${self.iterations}${self.salt}${encoded}"
+
+    def verify(self, password: str) -> bool:
+        candidate = _pbkdf2(password, self.salt, self.iterations, len(self.digest))
+        return hmac.compare_digest(candidate, self.digest)
+
+
+def _pbkdf2(password: str, salt: str, iterations: int, length: int) -> bytes:
+    return hashlib.pbkdf2_hmac(
+        "sha256", password.encode("utf-8"), salt.encode("utf-8"), iterations, length
+    )
+
+
+def password_line(
+    serial: str, password: str, realm: str, iterations: int = PBKDF2_ITERATIONS
+) -> str:
+    """The credentials-file line for ``serial`` (what ``acsd cpe-password`` prints): the
+    HA1s for Digest and a PBKDF2 hash for Basic, never the password itself."""
+    key = serial if re.fullmatch(r"[A-Za-z0-9_-]+", serial) else _toml_string(serial)
+    return (
+        f"{key} = {{ ha1_md5 = {_toml_string(ha1('MD5', serial, realm, password))}, "
+        f"ha1_sha256 = {_toml_string(ha1('SHA-256', serial, realm, password))}, "
+        f"{PBKDF2_PREFIX} = {_toml_string(str(Pbkdf2Hash.make(password, iterations)))} }}"
+    )
+
+
+def _toml_string(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    escaped = re.sub(r"[\x00-\x1f\x7f]", lambda m: f"\\u{ord(m.group(0)):04x}", escaped)
+    return f'"{escaped}"'
+
+
+# --- the credentials file ---------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Entry:
+    """What verification needs for one set of credentials (nothing in clear)."""
+
+    #: algorithm -> HA1 for the username the entry was made for
+    ha1: dict[str, str] = field(default_factory=dict)
+    pbkdf2: Pbkdf2Hash | None = None
+    #: HMAC(process key, password) for clear passwords from the file
+    mac: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceCredentials:
+    """One ``[devices]`` entry as read from the file (validated, not yet hashed)."""
+
+    serial: str
+    password: str | None = None
+    ha1_md5: str | None = None
+    ha1_sha256: str | None = None
+    pbkdf2: Pbkdf2Hash | None = None
+
+
+def load_credentials(
+    path: str | Path, *, scheme: str, realm: str, algorithms: Iterable[str]
+) -> dict[str, DeviceCredentials]:
+    """Read and check a credentials file; keys of the result are case-folded serials.
+
+    Raises ValueError with one line naming the file and the entry at fault.
+    """
+    name = str(path)
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ValueError(f"{name}: file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{name}: invalid TOML: {exc}") from None
+    except OSError as exc:
+        raise ValueError(f"{name}: cannot read: {exc.strerror}") from None
+    unknown = sorted(set(data) - {"devices", "realm"})
+    if unknown:
+        raise ValueError(f"{name}: {unknown[0]}: unknown key (expected [devices] and realm)")
+    if "realm" in data and data["realm"] != realm:
+        raise ValueError(
+            f"{name}: realm {data['realm']!r} differs from cwmp.auth.realm {realm!r} "
+            "(the stored HA1 hashes are only valid for the realm they were made with)"
+        )
+    devices = data.get("devices", {})
+    if not isinstance(devices, dict):
+        raise ValueError(f"{name}: devices must be a table of SERIAL = password entries")
+    wanted = [a for a in algorithms if a in HASHES]
+    out: dict[str, DeviceCredentials] = {}
+    for serial, value in devices.items():
+        where = f"{name}: devices.{serial}"
+        if not serial.strip():
+            raise ValueError(f"{where}: empty serial number")
+        entry = _parse_entry(serial, value, where)
+        if scheme == "digest" and entry.password is None:
+            # The CPE picks the algorithm before we know who it is: every offered one needs
+            # an HA1 (or narrow cwmp.auth.algorithms).
+            have = {"MD5": entry.ha1_md5, "SHA-256": entry.ha1_sha256}
+            lacking = [a for a in wanted if not have[a]]
+            if lacking:
+                keys = " and ".join("ha1_" + a.lower().replace("-", "") for a in lacking)
+                raise ValueError(
+                    f"{where}: Digest offers {', '.join(wanted)}: needs password or {keys} "
+                    "(or fewer cwmp.auth.algorithms)"
+                )
+        if scheme == "basic" and entry.password is None and entry.pbkdf2 is None:
+            raise ValueError(f"{where}: Basic needs password or {PBKDF2_PREFIX}")
+        folded = serial.casefold()
+        if folded in out:
+            raise ValueError(f"{where}: listed twice (serial numbers are case-insensitive)")
+        out[folded] = entry
+    return out
+
+
+def _parse_entry(serial: str, value: object, where: str) -> DeviceCredentials:
+    if isinstance(value, str):
+        if value.startswith(PBKDF2_PREFIX + "$"):
+            return DeviceCredentials(serial, pbkdf2=_parse_pbkdf2(value, where))
+        if not value:
+            raise ValueError(f"{where}: empty password")
+        return DeviceCredentials(serial, password=value)
+    if not isinstance(value, dict):
+        raise ValueError(f"{where}: expected a password string or an inline table")
+    unknown = sorted(set(value) - _ENTRY_KEYS)
+    if unknown:
+        raise ValueError(
+            f"{where}.{unknown[0]}: unknown key (known: {', '.join(sorted(_ENTRY_KEYS))})"
+        )
+    if not value:
+        raise ValueError(f"{where}: empty entry")
+    for key, item in value.items():
+        if not isinstance(item, str) or not item:
+            raise ValueError(f"{where}.{key}: expected a non-empty string")
+    for key, algorithm in (("ha1_md5", "MD5"), ("ha1_sha256", "SHA-256")):
+        if key in value and not _HEX[algorithm].fullmatch(value[key].lower()):
+            raise ValueError(f"{where}.{key}: expected {algorithm} HA1 as hex")
+    pbkdf2 = value.get(PBKDF2_PREFIX)
+    return DeviceCredentials(
+        serial,
+        password=value.get("password"),
+        ha1_md5=value["ha1_md5"].lower() if "ha1_md5" in value else None,
+        ha1_sha256=value["ha1_sha256"].lower() if "ha1_sha256" in value else None,
+        pbkdf2=_parse_pbkdf2(pbkdf2, f"{where}.{PBKDF2_PREFIX}") if pbkdf2 else None,
+    )
+
+
+def _parse_pbkdf2(text: str, where: str) -> Pbkdf2Hash:
+    try:
+        return Pbkdf2Hash.parse(text)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+
+
+# --- nonces and the rate limit ----------------------------------------------------------
+
+
+class NonceBook:
+    """Issues signed, timestamped nonces and remembers the highest ``nc`` used with each."""
+
+    STALE, REPLAY, FRESH = "stale", "replay", "fresh"
+    _RAW = 8 + 16 + 16  # issued (double) + 128 random bits + 128-bit MAC
+
+    def __init__(
+        self,
+        lifetime: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_tracked: int = 100_000,
+    ) -> None:
+        self.lifetime = lifetime
+        self._clock = clock
+        self._key = secrets.token_bytes(32)
+        self._max = max_tracked
+        self._seen: OrderedDict[str, tuple[int, float]] = OrderedDict()  # nonce -> (nc, issued)
+        #: nonces issued at or before this time were forgotten to bound memory: stale
+        self._floor = -math.inf
+
+    def issue(self) -> str:
+        body = struct.pack(">d", self._clock()) + secrets.token_bytes(16)
+        mac = hmac.new(self._key, body, hashlib.sha256).digest()[:16]
+        return base64.urlsafe_b64encode(body + mac).decode("ascii").rstrip("=")
+
+    def issued_at(self, nonce: str) -> float | None:
+        """When this process issued ``nonce``; None if it did not (forged, or an older run)."""
+        try:
+            raw = base64.urlsafe_b64decode(nonce + "=" * (-len(nonce) % 4))
+        except (binascii.Error, ValueError):
+            return None
+        if len(raw) != self._RAW:
+            return None
+        body, mac = raw[:24], raw[24:]
+        expected = hmac.new(self._key, body, hashlib.sha256).digest()[:16]
+        if not hmac.compare_digest(mac, expected):
+            return None
+        return struct.unpack(">d", body[:8])[0]
+
+    def use(self, nonce: str, nc: int) -> str:
+        """Record a correct digest's use of ``nonce`` with count ``nc``: FRESH, STALE or REPLAY."""
+        now = self._clock()
+        issued = self.issued_at(nonce)
+        if issued is None or issued > now or now - issued > self.lifetime:
+            return self.STALE
+        self._prune(now)
+        previous = self._seen.get(nonce)
+        if previous is None:
+            if issued <= self._floor:
+                return self.STALE  # forgotten: its counts are unknown, so never accept it again
+            self._seen[nonce] = (nc, issued)
+            while len(self._seen) > self._max:
+                _old, (_nc, old_issued) = self._seen.popitem(last=False)
+                self._floor = max(self._floor, old_issued)
+            return self.FRESH
+        if nc <= previous[0]:
+            return self.REPLAY
+        self._seen[nonce] = (nc, issued)
+        return self.FRESH
+
+    def _prune(self, now: float) -> None:
+        # Roughly oldest first (the order of first use); expired nonces are refused by age.
+        while self._seen:
+            nonce, (_nc, issued) = next(iter(self._seen.items()))
+            if now - issued <= self.lifetime:
+                break
+            del self._seen[nonce]
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+
+class FailureLimiter:
+    """At most ``max_failures`` failed checks per source address per ``window`` seconds."""
+
+    def __init__(
+        self,
+        max_failures: int,
+        window: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_tracked: int = 65_536,
+    ) -> None:
+        self.max_failures = max_failures
+        self.window = window
+        self._clock = clock
+        self._max = max_tracked
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def retry_after(self, address: str) -> int | None:
+        """Seconds until ``address`` may try again, or None if it may now."""
+        if self.max_failures <= 0:
+            return None
+        times = self._failures.get(address)
+        if times is None or len(times) < self.max_failures:
+            return None
+        wait = times[0] + self.window - self._clock()
+        if wait <= 0:
+            return None
+        return max(1, math.ceil(wait))
+
+    def record(self, address: str) -> None:
+        if self.max_failures <= 0:
+            return
+        times = self._failures.get(address)
+        if times is None:
+            times = self._failures[address] = deque(maxlen=self.max_failures)
+        self._failures.move_to_end(address)
+        times.append(self._clock())
+        while len(self._failures) > self._max:
+            self._failures.popitem(last=False)
+
+
+# --- the authenticator ------------------------------------------------------------------
+
+
+class CpeAuthenticator:
+    """Checks the credentials of CWMP requests. Build it with :func:`build_authenticator`."""
+
+    def __init__(
+        self,
+        *,
+        scheme: str,
+        realm: str = "acsd",
+        username: str = "",
+        password: str = "",
+        devices: dict[str, DeviceCredentials] | None = None,
+        algorithms: Iterable[str] = ("SHA-256", "MD5"),
+        nonce_lifetime: float = 300.0,
+        max_failures: int = 10,
+        failure_window: float = 60.0,
+        allow_basic_without_tls: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+        pbkdf2_iterations: int = PBKDF2_ITERATIONS,
+    ) -> None:
+        if scheme not in ("basic", "digest"):
+            raise ValueError(f"unknown scheme {scheme!r}")
+        self.scheme = scheme
+        self.realm = realm
+        self.algorithms = [a for a in algorithms if a in HASHES] or ["MD5"]
+        self.allow_basic_without_tls = allow_basic_without_tls
+        self.nonces = NonceBook(nonce_lifetime, clock=clock)
+        self.limiter = FailureLimiter(max_failures, failure_window, clock=clock)
+        self._clock = clock
+        self._key = secrets.token_bytes(32)
+        self._username = username
+        # Digest with the serial as username needs the password itself (HA1 covers the
+        # username); in every other case only hashes are kept.
+        self._shared_password = (
+            password if (password and not username and scheme == "digest") else None
+        )
+        self._shared: _Entry | None = None
+        if password:
+            self._shared = _Entry()
+            if scheme == "digest" and username:
+                self._shared.ha1 = {a: ha1(a, username, realm, password) for a in self.algorithms}
+            if scheme == "basic":
+                self._shared.pbkdf2 = Pbkdf2Hash.make(password, pbkdf2_iterations)
+        self._devices: dict[str, tuple[str, _Entry]] = {}
+        for folded, creds in (devices or {}).items():
+            self._devices[folded] = (creds.serial, self._entry(creds))
+        self._verified: OrderedDict[bytes, float] = OrderedDict()  # Basic cache: mac -> until
+        self._pbkdf2_slots = asyncio.Semaphore(4)
+
+    def _entry(self, creds: DeviceCredentials) -> _Entry:
+        entry = _Entry(pbkdf2=creds.pbkdf2)
+        if creds.ha1_md5:
+            entry.ha1["MD5"] = creds.ha1_md5
+        if creds.ha1_sha256:
+            entry.ha1["SHA-256"] = creds.ha1_sha256
+        if creds.password is not None:
+            for algorithm in HASHES:
+                entry.ha1.setdefault(
+                    algorithm, ha1(algorithm, creds.serial, self.realm, creds.password)
+                )
+            entry.mac = self._mac(creds.password)
+        return entry
+
+    def _mac(self, *parts: str) -> bytes:
+        return hmac.new(self._key, "\0".join(parts).encode("utf-8"), hashlib.sha256).digest()
+
+    @property
+    def device_count(self) -> int:
+        return len(self._devices)
+
+    # --- challenges ----------------------------------------------------------------------
+
+    def challenge_headers(self, *, stale: bool = False) -> list[tuple[str, str]]:
+        """``WWW-Authenticate`` headers for a 401: one per Digest algorithm (one nonce)."""
+        if self.scheme == "basic":
+            return [("WWW-Authenticate", f'Basic realm="{self.realm}", charset="UTF-8"')]
+        nonce = self.nonces.issue()
+        extra = ", stale=true" if stale else ""
+        return [
+            (
+                "WWW-Authenticate",
+                f'Digest realm="{self.realm}", qop="auth", algorithm={algorithm}, '
+                f'nonce="{nonce}"{extra}',
+            )
+            for algorithm in self.algorithms
+        ]
+
+    # --- checking ------------------------------------------------------------------------
+
+    async def check(
+        self, request: web.Request, *, remote: str | None = None, secure: bool | None = None
+    ) -> AuthResult:
+        """Check ``request``'s Authorization header (its body is not read)."""
+        address = remote if remote is not None else (request.remote or "")
+        retry = self.limiter.retry_after(address)
+        if retry is not None:
+            return AuthResult(
+                False, reason="too many failed attempts", status=429, retry_after=retry
+            )
+        is_secure = request.secure if secure is None else secure
+        if self.scheme == "basic" and not is_secure and not self.allow_basic_without_tls:
+            return AuthResult(
+                False,
+                reason="Basic authentication is only accepted over TLS "
+                "(see cwmp.auth.allow_basic_without_tls)",
+                status=403,
+            )
+        header = request.headers.get("Authorization", "")
+        scheme, _, rest = header.strip().partition(" ")
+        if scheme.lower() != self.scheme:
+            reason = (
+                "no credentials"
+                if not header
+                else f"{scheme[:16]} credentials, expected {self.scheme}"
+            )
+            return AuthResult(False, reason=reason, status=401)
+        if self.scheme == "basic":
+            result = await self._check_basic(rest.strip())
+        else:
+            result = self._check_digest(rest, request.method, request.raw_path)
+        if result.failure:
+            self.limiter.record(address)
+        return result
+
+    def record_failure(self, address: str) -> None:
+        """Count a failure found later (e.g. an Inform for another device's serial)."""
+        self.limiter.record(address)
+
+    def _lookup(self, username: str) -> tuple[_Entry, str | None] | None:
+        """The entry for ``username`` and the serial it is bound to (None = any device)."""
+        found = self._devices.get(username.casefold())
+        if found is not None:
+            return found[1], found[0]
+        if self._shared is None:
+            return None
+        if self._username:
+            return (self._shared, None) if username == self._username else None
+        if not username:
+            return None
+        return self._shared, username
+
+    @staticmethod
+    def _fail(reason: str, username: str = "", method: str = "") -> AuthResult:
+        return AuthResult(
+            False, username=username, reason=reason, failure=True, status=401, method=method
+        )
+
+    # Digest --------------------------------------------------------------------------------
+
+    def _check_digest(self, text: str, method: str, target: str) -> AuthResult:
+        params = parse_auth_params(text)
+        if params is None:
+            return self._fail("malformed Digest header")
+        username = params.get("username")
+        if username is None and "username*" in params:
+            username = _ext_value(params["username*"])
+        missing = [
+            k
+            for k in ("realm", "nonce", "uri", "response", "qop", "nc", "cnonce")
+            if not params.get(k)
+        ]
+        if username is None or missing:
+            what = ", ".join((["username"] if username is None else []) + missing)
+            return self._fail(f"Digest header lacks {what}", username or "")
+        algorithm_name = params.get("algorithm", "MD5")
+        upper = algorithm_name.upper()
+        sess = upper.endswith("-SESS")
+        algorithm = upper[: -len("-SESS")] if sess else upper
+        if algorithm not in self.algorithms:
+            return self._fail(f"algorithm {algorithm_name[:20]!r} not offered", username)
+        if params.get("userhash", "false").lower() == "true":
+            return self._fail("userhash not offered", username, algorithm_name)
+        if params["realm"] != self.realm:
+            return self._fail("wrong realm", username, algorithm_name)
+        if not _same_target(params["uri"], target):
+            return self._fail("uri does not match the request", username, algorithm_name)
+        if params["qop"].lower() != "auth":
+            return self._fail(f"qop {params['qop'][:16]!r} not offered", username, algorithm_name)
+        nc_text = params["nc"]
+        if not _NC.fullmatch(nc_text) or int(nc_text, 16) == 0:
+            return self._fail("bad nonce count", username, algorithm_name)
+        found = self._lookup(username)
+        if found is None:
+            return self._fail("unknown user", username, algorithm_name)
+        entry, serial = found
+        first = entry.ha1.get(algorithm)
+        if first is None and entry is self._shared and self._shared_password is not None:
+            first = ha1(algorithm, username, self.realm, self._shared_password)
+        if first is None:
+            return self._fail(
+                f"no {algorithm} credentials stored for this user", username, algorithm_name
+            )
+        nonce, cnonce = params["nonce"], params["cnonce"]
+        if sess:
+            first = _h(algorithm, f"{first}:{nonce}:{cnonce}")
+        second = _h(algorithm, f"{method}:{params['uri']}")
+        expected = _h(algorithm, f"{first}:{nonce}:{nc_text}:{cnonce}:{params['qop']}:{second}")
+        if not hmac.compare_digest(expected.encode(), params["response"].lower().encode()):
+            return self._fail("wrong password", username, algorithm_name)
+        # The digest is right; now whether this nonce may (still) be used with this count.
+        verdict = self.nonces.use(nonce, int(nc_text, 16))
+        if verdict == NonceBook.STALE:
+            return AuthResult(
+                False, username, "stale nonce", stale=True, status=401, method=algorithm_name
+            )
+        if verdict == NonceBook.REPLAY:
+            return self._fail("replayed nonce count", username, algorithm_name)
+        return AuthResult(True, username, serial=serial, method=algorithm_name)
+
+    # Basic ---------------------------------------------------------------------------------
+
+    async def _check_basic(self, token: str) -> AuthResult:
+        try:
+            raw = base64.b64decode(token, validate=True)
+        except (binascii.Error, ValueError):
+            return self._fail("malformed Basic header")
+        user_bytes, sep, pass_bytes = raw.partition(b":")
+        if not sep:
+            return self._fail("malformed Basic header")
+        username, password = _decode(user_bytes), _decode(pass_bytes)
+        found = self._lookup(username)
+        if found is None:
+            return self._fail("unknown user", username, "Basic")
+        entry, serial = found
+        if await self._verify_basic(entry, username, password):
+            return AuthResult(True, username, serial=serial, method="Basic")
+        return self._fail("wrong password", username, "Basic")
+
+    async def _verify_basic(self, entry: _Entry, username: str, password: str) -> bool:
+        if entry.mac is not None:
+            return hmac.compare_digest(self._mac(password), entry.mac)
+        if entry.pbkdf2 is None:
+            return False
+        now = self._clock()
+        token = self._mac(username.casefold(), password, str(entry.pbkdf2))
+        until = self._verified.get(token)
+        if until is not None and until > now:
+            return True
+        async with self._pbkdf2_slots:
+            ok = await asyncio.to_thread(entry.pbkdf2.verify, password)
+        if ok:
+            self._verified[token] = now + self.nonces.lifetime
+            self._verified.move_to_end(token)
+            while len(self._verified) > 10_000:
+                self._verified.popitem(last=False)
+        return ok
+
+
+def _decode(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def _ext_value(text: str) -> str | None:
+    """RFC 8187 ``UTF-8''percent%20encoded`` -> text (None if malformed)."""
+    charset, sep, rest = text.partition("'")
+    _language, sep2, encoded = rest.partition("'")
+    if not sep or not sep2 or charset.lower() not in ("utf-8", "iso-8859-1"):
+        return None
+    try:
+        return unquote(encoded, encoding=charset, errors="strict")
+    except (UnicodeDecodeError, LookupError):
+        return None
+
+
+def _same_target(uri: str, target: str) -> bool:
+    """The Digest ``uri`` names the request-target: the same path and query (an absolute
+    URI, which some clients send, is compared by its path and query)."""
+    if uri == target:
+        return True
+    if "://" in uri:
+        parts = urlsplit(uri)
+        return (parts.path or "/") + (f"?{parts.query}" if parts.query else "") == target
+    return False
+
+
+def parse_auth_params(text: str) -> dict[str, str] | None:
+    """``a="x", b=y`` -> {"a": "x", "b": "y"} (names lower-cased); None if malformed or a
+    parameter repeats."""
+    out: dict[str, str] = {}
+    position, text = 0, text.strip()
+    while position < len(text):
+        match = _PARAM.match(text, position)
+        if match is None or match.end() == position:
+            return None
+        name, value = match.group(1).lower(), match.group(2)
+        if value.startswith('"'):
+            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        if name in out:
+            return None
+        out[name] = value
+        position = match.end()
+    return out
+
+
+def build_authenticator(config: CwmpAuthConfig) -> CpeAuthenticator | None:
+    """The authenticator for ``[cwmp.auth]`` (None for scheme "none"), with the start-up
+    warnings an operator must see. Raises ValueError if the credentials file went bad."""
+    if config.scheme == "none":
+        log.warning(
+            "cwmp.auth_disabled",
+            message="CPEs are not authenticated: anything that reaches the CWMP listener can "
+            'register and speak for any router. Set [cwmp.auth] scheme = "digest".',
+        )
+        return None
+    devices = (
+        load_credentials(
+            config.credentials_file,
+            scheme=config.scheme,
+            realm=config.realm,
+            algorithms=config.algorithms,
+        )
+        if config.credentials_file
+        else {}
+    )
+    authenticator = CpeAuthenticator(
+        scheme=config.scheme,
+        realm=config.realm,
+        username=config.username,
+        password=config.password,
+        devices=devices,
+        algorithms=config.algorithms,
+        nonce_lifetime=config.nonce_lifetime,
+        max_failures=config.max_failures,
+        failure_window=config.failure_window,
+        allow_basic_without_tls=config.allow_basic_without_tls,
+    )
+    if config.scheme == "basic":
+        if config.allow_basic_without_tls:
+            log.warning(
+                "cwmp.auth_basic_cleartext",
+                message="Basic authentication is accepted over plain HTTP: CPE passwords "
+                "cross the network readable",
+            )
+        else:
+            log.info(
+                "cwmp.auth_basic_tls_only",
+                message="Basic authentication is accepted only over TLS; "
+                "plain-HTTP requests get 403",
+            )
+    log.info(
+        "cwmp.auth",
+        scheme=config.scheme,
+        realm=config.realm,
+        algorithms=authenticator.algorithms if config.scheme == "digest" else None,
+        shared=bool(config.password),
+        username=config.username or "(serial number)",
+        devices=authenticator.device_count,
+    )
+    return authenticator

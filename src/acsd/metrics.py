@@ -1,0 +1,404 @@
+"""Prometheus metrics for ``/metrics`` on the API listener.
+
+Each daemon owns one :class:`Metrics` with its own ``CollectorRegistry`` (never the
+process-global one), so several daemons can live in one process (tests do).
+
+What costs something on the hot path is kept to prometheus-client counters and histograms
+whose label values come from small fixed sets (RPC methods, CWMP fault codes, standard
+Inform event codes, loaded profile names); serial numbers, addresses and anything else a
+CPE chooses never become labels. Everything the rest of acsd already counts (the CWMP
+server's ``stats``, the store writer's :class:`~acsd.store.sqlite.WriterStats`, the
+Connection Request client's ``stats``) is read at scrape time by custom collectors, which
+costs the hot path nothing.
+
+The per-session numbers (Informs by event, profile selected, RPC latency, faults, session
+duration) come from :class:`MeteredDriver`, a transparent wrapper around any
+:class:`~acsd.cwmp.session.SessionDriver`.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+
+from acsd.cwmp import rpc
+from acsd.cwmp.session import CwmpSession, SessionDriver
+from acsd.log import get_logger
+
+log = get_logger("acsd.metrics")
+
+# No ``*_created`` series: in the text format Prometheus stores them as extra gauges per
+# label set, which doubles the series count for nothing (process-wide switch).
+disable_created_metrics()
+
+#: session length, Inform to 204 (or abandon), seconds
+SESSION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+#: an ACS request sent to its answer from the CPE, seconds
+RPC_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+#: Inform EventCodes of TR-069 Amendment 6 (§3.7.1.5); anything else is folded.
+STANDARD_EVENTS = (
+    "0 BOOTSTRAP",
+    "1 BOOT",
+    "2 PERIODIC",
+    "3 SCHEDULED",
+    "4 VALUE CHANGE",
+    "5 KICKED",
+    "6 CONNECTION REQUEST",
+    "7 TRANSFER COMPLETE",
+    "8 DIAGNOSTICS COMPLETE",
+    "9 REQUEST DOWNLOAD",
+    "10 AUTONOMOUS TRANSFER COMPLETE",
+    "11 DU STATE CHANGE COMPLETE",
+    "12 AUTONOMOUS DU STATE CHANGE COMPLETE",
+    "13 WAKEUP",
+    "14 HEARTBEAT",
+    "M Reboot",
+    "M ScheduleInform",
+    "M Download",
+    "M ScheduleDownload",
+    "M Upload",
+    "M ChangeDUState",
+)
+_EVENTS = {code.upper(): code for code in STANDARD_EVENTS}
+VENDOR_EVENT = "X vendor"
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+OTHER = "other"
+
+#: what the CWMP server's ``stats`` keys become (all counters)
+_CWMP_STATS = {
+    "sessions_total": ("acsd_cwmp_sessions", "CWMP sessions started (Informs accepted)."),
+    "refused_overload": (
+        "acsd_cwmp_sessions_refused_overload",
+        "Informs answered 503 + Retry-After because max_sessions were open or acsd was "
+        "shutting down.",
+    ),
+    "bad_requests": (
+        "acsd_cwmp_bad_requests",
+        "CWMP requests refused as malformed (HTTP 4xx or a SOAP fault for a broken envelope).",
+    ),
+    "auth_challenges": (
+        "acsd_cwmp_auth_challenges",
+        "401 challenges sent to CPEs without (valid, fresh) credentials yet.",
+    ),
+    "auth_failures": (
+        "acsd_cwmp_auth_failures",
+        "CPE requests refused for wrong credentials (401 after a failed check, or 403).",
+    ),
+    "auth_rate_limited": (
+        "acsd_cwmp_auth_rate_limited",
+        "CPE requests refused 429 because their address failed authentication too often.",
+    ),
+}
+
+
+def event_label(code: str) -> str:
+    """The ``event`` label for an Inform EventCode: the standard spelling of a standard
+    code, ``X vendor`` for vendor events, ``other`` for anything else."""
+    label = _EVENTS.get(code.strip().upper())
+    if label is not None:
+        return label
+    if code[:2] in ("X ", "x ") or code.upper().startswith("M X_"):
+        return VENDOR_EVENT
+    return OTHER
+
+
+def fault_label(code: int) -> str:
+    """The ``code`` label of a CWMP fault: the code itself when it is a CWMP fault code
+    (8000-8999 ACS, 9000-9999 CPE, including vendor ranges), else ``other``."""
+    return str(code) if 8000 <= code <= 9999 else OTHER
+
+
+class Metrics:
+    """The metrics of one daemon. Create, ``watch_*`` what exists, ``instrument`` each
+    session driver, serve :meth:`handler`."""
+
+    def __init__(self, *, version: str = "0", process: bool = True) -> None:
+        self.registry = CollectorRegistry()
+        if process:
+            ProcessCollector(registry=self.registry)
+            PlatformCollector(registry=self.registry)
+            GCCollector(registry=self.registry)
+        reg = self.registry
+        self.informs = Counter(
+            "acsd_cwmp_informs",
+            "Inform events received, by EventCode (standard codes; vendor ones as 'X vendor').",
+            ["event"],
+            registry=reg,
+        )
+        self.profile_selected = Counter(
+            "acsd_profile_selected",
+            "Sessions whose CPE matched each vendor profile (one per accepted Inform).",
+            ["profile"],
+            registry=reg,
+        )
+        self.rpc_duration = Histogram(
+            "acsd_cwmp_rpc_duration_seconds",
+            "Time from an ACS request (GetParameterValues, SetParameterValues, ...) being "
+            "handed to the CPE to its answer (response or fault) arriving.",
+            ["method"],
+            buckets=RPC_BUCKETS,
+            registry=reg,
+        )
+        self.faults = Counter(
+            "acsd_cwmp_faults",
+            "CWMP faults the CPE answered ACS requests with, by request and fault code.",
+            ["method", "code"],
+            registry=reg,
+        )
+        self.parameter_faults = Counter(
+            "acsd_cwmp_parameter_faults",
+            "Per-parameter faults inside SetParameterValues faults, by fault code.",
+            ["code"],
+            registry=reg,
+        )
+        self.session_duration = Histogram(
+            "acsd_cwmp_session_duration_seconds",
+            "CWMP session length, Inform to the end (204 sent, or the session abandoned), "
+            "including the commit of what it learned.",
+            ["outcome"],
+            buckets=SESSION_BUCKETS,
+            registry=reg,
+        )
+        # Children resolved once: .labels() takes a lock and a dict lookup per call.
+        self._complete = self.session_duration.labels("complete")
+        self._incomplete = self.session_duration.labels("incomplete")
+        self._events: dict[str, Any] = {}
+        self._profiles: dict[str, Any] = {}
+        self._rpcs: dict[str, Any] = {}
+        reg.register(_Constant("acsd_build_info", "acsd version.", {"version": version}))
+
+    # --- sources read at scrape time ------------------------------------------------------
+
+    def watch_cwmp(self, server: Any) -> None:
+        """Open sessions and the counters in ``server.stats`` (a CwmpServer)."""
+        self.registry.register(_CwmpCollector(server))
+
+    def watch_store(self, store: Any) -> None:
+        """Write batch sizes, queue depth and writer counters of a store with ``stats``."""
+        self.registry.register(_StoreCollector(store))
+
+    def watch_requester(self, requester: Any) -> None:
+        """Connection Requests by result (a ConnectionRequester)."""
+        self.registry.register(_RequesterCollector(requester))
+
+    # --- sessions -------------------------------------------------------------------------
+
+    def instrument(self, driver: SessionDriver) -> MeteredDriver:
+        return MeteredDriver(driver, self)
+
+    def driver_factory(self, factory: Callable[[], SessionDriver]) -> Callable[[], SessionDriver]:
+        """``factory`` whose drivers are metered."""
+        return lambda: MeteredDriver(factory(), self)
+
+    def _inform(self, inform: rpc.Inform) -> None:
+        for code in inform.event_codes():
+            child = self._events.get(code)
+            if child is None:
+                child = self.informs.labels(event_label(code))
+                # Only codes that map to themselves are cached, so odd ones cannot grow it.
+                if event_label(code) == code:
+                    self._events[code] = child
+            child.inc()
+
+    def _profile(self, name: str) -> None:
+        child = self._profiles.get(name)
+        if child is None:
+            child = self._profiles[name] = self.profile_selected.labels(name)
+        child.inc()
+
+    def _rpc(self, method: str, seconds: float) -> None:
+        child = self._rpcs.get(method)
+        if child is None:
+            child = self._rpcs[method] = self.rpc_duration.labels(method)
+        child.observe(seconds)
+
+    def _fault(self, method: str, fault: rpc.Fault) -> None:
+        self.faults.labels(method, fault_label(fault.code)).inc()
+        for entry in fault.spv_faults:
+            self.parameter_faults.labels(fault_label(entry.code)).inc()
+
+    # --- exposition -----------------------------------------------------------------------
+
+    def render(self, accept: str = "") -> tuple[bytes, str]:
+        """The exposition (Prometheus text, or OpenMetrics when ``accept`` asks for it)."""
+        encoder, content_type = choose_encoder(accept)
+        return encoder(self.registry), content_type
+
+    async def handler(self, request: web.Request) -> web.Response:
+        """Prometheus metrics (text exposition, or OpenMetrics on request); public."""
+        body, content_type = self.render(request.headers.get("Accept", ""))
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+class MeteredDriver:
+    """Wraps a :class:`SessionDriver`: counts and times what passes through, changes
+    nothing. Other attributes are the wrapped driver's."""
+
+    def __init__(self, inner: SessionDriver, metrics: Metrics) -> None:
+        self.inner = inner
+        self._metrics = metrics
+        self._sent = 0.0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def inform(self, session: CwmpSession, inform: rpc.Inform) -> rpc.Fault | None:
+        self._metrics._inform(inform)
+        fault = await self.inner.inform(session, inform)
+        profile = getattr(self.inner, "profile", None)
+        if fault is None and profile is not None:
+            self._metrics._profile(profile.name)
+        return fault
+
+    async def cpe_request(self, session: CwmpSession, request: rpc.CpeRequest) -> rpc.Message:
+        return await self.inner.cpe_request(session, request)
+
+    async def next_request(self, session: CwmpSession) -> rpc.AcsRequest | None:
+        request = await self.inner.next_request(session)
+        if request is not None:
+            # The session renders and sends it right after this returns.
+            self._sent = time.perf_counter()
+        return request
+
+    async def response(
+        self, session: CwmpSession, request: rpc.AcsRequest, response: rpc.Message
+    ) -> None:
+        seconds = time.perf_counter() - self._sent
+        self._metrics._rpc(request.METHOD, seconds)
+        if isinstance(response, rpc.Fault):
+            self._metrics._fault(request.METHOD, response)
+            log.debug(
+                "cwmp.rpc", method=request.METHOD, seconds=round(seconds, 6), fault=response.code
+            )
+        else:
+            log.debug("cwmp.rpc", method=request.METHOD, seconds=round(seconds, 6))
+        await self.inner.response(session, request, response)
+
+    async def finish(self, session: CwmpSession, *, complete: bool, reason: str) -> None:
+        try:
+            await self.inner.finish(session, complete=complete, reason=reason)
+        finally:
+            histogram = self._metrics._complete if complete else self._metrics._incomplete
+            histogram.observe(time.monotonic() - session.created)
+
+
+# --- collectors ---------------------------------------------------------------------------
+
+
+class _Constant(Collector):
+    def __init__(self, name: str, documentation: str, labels: dict[str, str]) -> None:
+        self._family = GaugeMetricFamily(name, documentation, labels=list(labels))
+        self._family.add_metric(list(labels.values()), 1)
+
+    def collect(self) -> Iterator[Metric]:
+        yield self._family
+
+
+class _CwmpCollector(Collector):
+    def __init__(self, server: Any) -> None:
+        self.server = server
+
+    def describe(self) -> list[Metric]:
+        # Described up front so the registry can refuse duplicate names at register time.
+        return list(self._families(0, {}))
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._families(len(self.server.sessions), dict(self.server.stats))
+
+    @staticmethod
+    def _families(open_sessions: int, stats: dict[str, Any]) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "acsd_cwmp_sessions_open", "CWMP sessions open now.", value=open_sessions
+        )
+        for key, (name, documentation) in _CWMP_STATS.items():
+            yield CounterMetricFamily(name, documentation, value=stats.get(key, 0))
+        # Counters the listener gains later show up without a change here.
+        for key, value in stats.items():
+            if key not in _CWMP_STATS and isinstance(value, int | float) and _NAME.match(key):
+                yield CounterMetricFamily(
+                    f"acsd_cwmp_{key}", f"CWMP listener counter {key!r}.", value=value
+                )
+
+
+class _StoreCollector(Collector):
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def collect(self) -> Iterator[Metric]:
+        stats = getattr(self.store, "stats", None)
+        if stats is None:
+            return
+        depth = getattr(self.store, "queue_depth", None)
+        if not isinstance(depth, int):
+            depth = stats.queue_depth
+        yield GaugeMetricFamily(
+            "acsd_store_queue_depth", "Writes queued for the store's writer task now.", value=depth
+        )
+        buckets, running = [], 0
+        for bound, count in sorted(stats.batch_sizes.items()):
+            running += count
+            buckets.append((floatToGoString(bound), running))
+        if not buckets or buckets[-1][0] != "+Inf":
+            buckets.append(("+Inf", running))
+        yield HistogramMetricFamily(
+            "acsd_store_write_batch_size",
+            "Writes (sessions and operator writes) committed per store transaction.",
+            buckets=buckets,
+            sum_value=stats.writes,
+        )
+        counters = (
+            ("acsd_store_writes", "Writes committed.", stats.writes),
+            ("acsd_store_write_failures", "Writes whose caller got an error.", stats.failed),
+            (
+                "acsd_store_batch_fallbacks",
+                "Batches rolled back by one bad write and retried one write at a time.",
+                stats.fallbacks,
+            ),
+            (
+                "acsd_store_transaction_seconds",
+                "Wall time spent inside write transactions (BEGIN to COMMIT).",
+                stats.busy_seconds,
+            ),
+        )
+        for name, documentation, value in counters:
+            yield CounterMetricFamily(name, documentation, value=value)
+
+
+class _RequesterCollector(Collector):
+    def __init__(self, requester: Any) -> None:
+        self.requester = requester
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "acsd_connection_requests",
+            "Connection Requests to CPEs by result: ok, failed (refused or unreachable), "
+            "skipped (one already running or sent too recently for that CPE).",
+            labels=["result"],
+        )
+        stats = getattr(self.requester, "stats", {})
+        for result in ("ok", "failed", "skipped"):
+            family.add_metric([result], stats.get(result, 0))
+        yield family

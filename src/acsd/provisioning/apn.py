@@ -1,0 +1,281 @@
+"""APN devices (seed 003) meet CWMP sessions.
+
+A mobile router reports its modem and SIM (IMEI, IMSI, ICCID, MSISDN) through its
+profile's ``identity`` paths. The APN device with that SIM (matched on IMSI, ICCID or
+MSISDN; the API's CLI is an MSISDN or an IMSI, its SIMNumber the ICCID) learns from every
+session of that router:
+
+- NetworkStatus connected while the modem is attached (disconnected when it is not),
+  LastConnected_Start (when the modem attached), LastConnected_End (the last session that
+  saw it attached), LastConnected_MCC/MNC and LastSync;
+- with LockIMEI and no IMEI yet, the modem's IMEI is recorded. A later session that
+  reports the same SIM in another modem is refused: NetworkStatus disconnected, Status
+  refused, the refused IMEI kept beside the recorded one (never over it), and one audit
+  entry per refused modem.
+
+And the other way: a network with an APN name (an acsd extension of the API) has it pushed
+to every router whose SIM belongs to one of its devices (abstract setting ``apn.name``).
+
+The session engine calls :func:`add_apn_name` while it works out the desired settings and
+:func:`record_apn_session` after it has committed the session; the latter is a second,
+small write (one per matched APN device), so a session that crashes between the two
+loses only the APN device's status, which the next session brings back.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import Any
+
+from acsd.ids import new_id
+from acsd.log import get_logger
+from acsd.provisioning.desired import Desired
+from acsd.provisioning.profiles import Profile
+from acsd.provisioning.status import extract_identity
+from acsd.store.base import ApnDeviceRecord, AuditRecord, DeviceRecord, Store
+
+log = get_logger("acsd.apn")
+
+# StatusValues (acsd's; the seed names only "pending" = 0)
+PENDING, ACTIVE, REFUSED, DELETED = 0, 1, 2, 3
+STATUS_VALUES = {"pending": PENDING, "active": ACTIVE, "refused": REFUSED, "deleted": DELETED}
+# NetworkStatusValues and ActorStatusValues (seed 003)
+DISCONNECTED, CONNECTED, ACTIVATION = 0, 1, 10
+NETWORK_STATUS_VALUES = {"disconnected": 0, "connected": 1, "activation": 10}
+ACTOR_STATUS_VALUES = {"stable": 0, "pending": 1, "stalled": 10}
+
+# Mobile country codes whose networks have three-digit MNCs (ITU-T E.212 assignments:
+# North America and the Caribbean, Mexico, India's 405 series, parts of Latin America).
+# Elsewhere the MNC has two digits.
+_MNC3 = frozenset(
+    {"302", "310", "311", "312", "313", "314", "315", "316", "334", "338", "342", "344",
+     "346", "348", "350", "352", "354", "356", "358", "360", "365", "366", "376", "405",
+     "708", "710", "722", "732"}
+)  # fmt: skip
+_NOT_DIGITS = re.compile(r"[^0-9]")
+#: networkType codes (seed 000) that mean the modem is attached to a network
+_ATTACHED = frozenset({2, 4, 8, 16, 32})
+
+
+def digits(value: Any) -> str | None:
+    """The digits of a reported or given number; None when there are none."""
+    if value is None:
+        return None
+    found = _NOT_DIGITS.sub("", str(value))
+    return found or None
+
+
+def msisdn_key(value: Any) -> str | None:
+    """MSISDN digits in international form: ``+45 1234 5678`` and ``004512345678`` ->
+    ``4512345678``."""
+    found = digits(value)
+    if found and str(value).strip().startswith("00"):
+        found = found[2:] or None
+    return found
+
+
+def plmn(imsi: str | None) -> tuple[str | None, str | None]:
+    """(MCC, MNC) of the SIM's home network, from its IMSI."""
+    if not imsi or len(imsi) < 6:
+        return None, None
+    mcc = imsi[:3]
+    return mcc, imsi[3 : 6 if mcc in _MNC3 else 5]
+
+
+@dataclass(frozen=True, slots=True)
+class SimReport:
+    """What one session said about the router's modem, SIM and radio."""
+
+    at: float
+    router: str
+    serial: str
+    imei: str | None = None
+    imsi: str | None = None
+    iccid: str | None = None
+    msisdn: str | None = None
+    mcc: str | None = None
+    mnc: str | None = None
+    attached: bool = False
+    #: seconds since the modem attached, when it is
+    connection_time: int | None = None
+
+    @property
+    def keys(self) -> dict[str, str | None]:
+        return {"imsi": self.imsi, "iccid": self.iccid, "msisdn": self.msisdn}
+
+
+def sim_report(
+    ident: Mapping[str, Any], status: Mapping[str, Any], *, at: float, router: str, serial: str
+) -> SimReport:
+    imsi = digits(ident.get("imsi"))
+    home_mcc, home_mnc = plmn(imsi)
+    network_type = _int(status.get("networkType"))  # seed codes, reported as text
+    connection_time = _int(status.get("connectionTime"))
+    return SimReport(
+        at=at,
+        router=router,
+        serial=serial,
+        imei=digits(ident.get("imei")),
+        imsi=imsi,
+        iccid=digits(ident.get("iccid")),
+        msisdn=msisdn_key(ident.get("msisdn")),
+        # the serving network where the firmware says (vendor profiles), else the home one
+        mcc=digits(ident.get("mcc")) or home_mcc,
+        mnc=digits(ident.get("mnc")) or home_mnc,
+        attached=network_type in _ATTACHED
+        or (network_type is None and connection_time is not None),
+        connection_time=connection_time,
+    )
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _ranked(devices: list[ApnDeviceRecord], keys: Mapping[str, str | None]) -> list[Any]:
+    """IMSI matches first (the SIM itself), then ICCID (the card), then MSISDN (a number
+    that can be ported to another SIM)."""
+
+    def rank(device: ApnDeviceRecord) -> int:
+        for n, name in enumerate(("imsi", "iccid", "msisdn")):
+            if keys[name] and getattr(device, name) == keys[name]:
+                return n
+        return 3
+
+    return sorted(devices, key=rank)
+
+
+# --- the desired-settings step ---------------------------------------------------------------
+
+
+async def add_apn_name(
+    store: Store,
+    profile: Profile,
+    record: DeviceRecord | None,
+    values: Mapping[str, list[Any]],
+    desired: Desired,
+) -> bool:
+    """Add ``apn.name`` to ``desired`` when the SIM this router reported (in this Inform,
+    else in its last session) belongs to a network with an APN name. True when the router's
+    last known APN differs, so the session must read and set it even without drift checks.
+
+    A router's first session has not yet reported its SIM: its APN follows in the next."""
+    if record is None or record.state == "DELETING":
+        return False
+    flat = {k: v[0] for k, v in record.params.items()}
+    flat.update({k: v[0] for k, v in values.items()})
+    ident = extract_identity(profile, flat)
+    keys = {
+        "imsi": digits(ident.get("imsi")),
+        "iccid": digits(ident.get("iccid")),
+        "msisdn": msisdn_key(ident.get("msisdn")),
+    }
+    if not any(keys.values()):
+        return False
+    name = None
+    try:
+        for device in _ranked(await store.find_apn_devices_for_sim(**keys), keys):
+            network = await store.get_apn_network(device.account, device.network)
+            if network is not None and network.apn:
+                name = network.apn
+                break
+    except Exception:
+        log.exception("apn.lookup_failed", serial=record.serial_number)
+        return False
+    if name is None:
+        return False
+    desired.settings["apn.name"] = name
+    return any(flat.get(t.path) != name for t in profile.settings.get("apn.name", ()))
+
+
+# --- after the session -----------------------------------------------------------------------
+
+
+async def record_apn_session(store: Store, report: SimReport) -> None:
+    """Bring the APN devices with this router's SIM up to date (never fails the session)."""
+    if not any(report.keys.values()):
+        return
+    try:
+        for device in await store.find_apn_devices_for_sim(**report.keys):
+            updated = await store.update_apn_device(device.id, partial(apply_session, report))
+            if updated is not None and updated.status == REFUSED:
+                log.warning(
+                    "apn.imei_refused",
+                    apn_device=device.id,
+                    serial=report.serial,
+                    imei=report.imei,
+                    locked=updated.imei,
+                )
+    except Exception:
+        log.exception("apn.session_update_failed", serial=report.serial)
+
+
+def apply_session(
+    report: SimReport, device: ApnDeviceRecord
+) -> tuple[ApnDeviceRecord | None, AuditRecord | None]:
+    """The APN device after this session, and the audit entry the change needs (pure: the
+    store runs it inside its write transaction, perhaps more than once)."""
+    new = replace(device, last_sync=report.at, router=report.router)
+    imei = report.imei
+    if device.lock_imei and device.imei and imei and imei != device.imei:
+        new.network_status = DISCONNECTED
+        new.status = REFUSED
+        if device.refused_imei == imei:
+            return new, None  # refused before: said so then
+        new.refused_imei = imei
+        new.version += 1
+        return new, _audit(
+            report,
+            device,
+            "apn.device.refused",
+            before={"IMEI": device.imei, "NetworkStatus": device.network_status},
+            after={"IMEI": device.imei, "RefusedIMEI": imei, "NetworkStatus": DISCONNECTED},
+        )
+    audit = None
+    if device.lock_imei and not device.imei and imei:
+        new.imei = imei
+        new.version += 1
+        audit = _audit(
+            report, device, "apn.device.imei_locked", before={"IMEI": None}, after={"IMEI": imei}
+        )
+    new.refused_imei = None
+    if device.status in (PENDING, REFUSED):
+        new.status = ACTIVE
+    if not report.attached:
+        new.network_status = DISCONNECTED
+        return new, audit
+    start = device.last_connected_start if device.network_status == CONNECTED else None
+    if report.connection_time is not None:
+        start = report.at - report.connection_time
+    new.network_status = CONNECTED
+    new.last_connected_start = start if start is not None else report.at
+    new.last_connected_end = report.at
+    new.last_connected_mcc = report.mcc or device.last_connected_mcc
+    new.last_connected_mnc = report.mnc or device.last_connected_mnc
+    return new, audit
+
+
+def _audit(
+    report: SimReport,
+    device: ApnDeviceRecord,
+    action: str,
+    *,
+    before: dict[str, Any],
+    after: dict[str, Any],
+) -> AuditRecord:
+    return AuditRecord(
+        id=new_id(),
+        at=report.at,
+        action=action,
+        resource="apn_device",
+        resource_id=device.id,
+        token_name="cwmp session",
+        before={"account": device.account, "network": device.network, **before},
+        after={"router": report.serial, **after},
+    )

@@ -1,0 +1,55 @@
+"""Internet account (seed 002) -> the router's WAN settings, once the line is live.
+
+A confirmed account whose start date has come asks the router it names for a static IPv4
+WAN (address, mask, default gateway), a second LAN address in the additional range when
+one was assigned (the router takes the range's first host address), and mobile failover
+with the backup SIM's number. Profiles map these abstract settings (``wan.static.*``,
+``lan.extra.*``, ``wan.failover.*``) onto each vendor's parameters; a profile that lacks one
+lists it on the device's job as unsupported.
+
+Before the start date the account asks nothing of the router: the provider's line is not
+there yet, and a static address on a line still served by DHCP would cut the router off.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from acsd.provisioning.desired import Desired
+from acsd.store.base import InternetAccountRecord, Store
+
+
+def internet_settings(confirm: dict[str, Any]) -> dict[str, Any]:
+    """Abstract settings for the confirm body's ``net`` object (validated by the API)."""
+    net = confirm["net"]
+    out: dict[str, Any] = {
+        "wan.static.enable": True,
+        "wan.static.ip": net["ipAddress"],
+        "wan.static.mask": net["subnet"],
+        "wan.static.gateway": net["gateway"],
+    }
+    if net.get("lanNet") and net.get("lanSubnet"):
+        lan = ipaddress.IPv4Network(f"{net['lanNet']}/{net['lanSubnet']}", strict=False)
+        out["lan.extra.enable"] = True
+        out["lan.extra.ip"] = str(lan.network_address + 1)
+        out["lan.extra.mask"] = str(lan.netmask)
+    # Failover "off" is said too: it turns off a backup left on from an earlier line (and is
+    # no failure on a router that has no failover at all).
+    failover = bool(net.get("failover"))
+    out["wan.failover.enable"] = failover
+    if failover and net.get("failoverNumber"):
+        out["wan.failover.number"] = net["failoverNumber"]
+    return out
+
+
+async def add_internet_settings(
+    store: Store, device_id: str, desired: Desired, now: float
+) -> InternetAccountRecord | None:
+    """Add the WAN settings of the device's effective account to ``desired``; returns the
+    account (None: no account has taken effect for this router)."""
+    account = await store.internet_account_for_device(device_id, now)
+    if account is None or not account.confirm:
+        return None
+    desired.settings.update(internet_settings(account.confirm))
+    return account

@@ -1,0 +1,181 @@
+"""SIGHUP: read profiles, log settings and TLS files again without dropping a session.
+
+What takes effect at once: the profiles (``[profiles] dir`` as the daemon started with it;
+new sessions use them, sessions in progress finish with the ones they started with),
+``log.level`` and ``log.format``, and the TLS certificate, key and client CA files (new
+handshakes use them, open connections keep theirs). Any other key changed in the file is
+named in a warning: it needs a restart. Whatever fails to load is logged and the old one is
+kept, so a typo never takes the daemon down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from acsd import log as acsd_log
+from acsd.config import Config, ConfigError, load_config
+from acsd.log import get_logger
+from acsd.provisioning.profiles import ProfileSet, load_profiles
+from acsd.tls import ServerTls, TlsFileError, TlsSettings, listener_settings
+
+log = get_logger("acsd.reload")
+
+#: keys a reload applies; a change to any other key is reported as needing a restart
+RELOADABLE = frozenset(
+    {
+        "log.level",
+        "log.format",
+        "cwmp.tls.cert",
+        "cwmp.tls.key",
+        "cwmp.tls.client_ca",
+        "api.tls.cert",
+        "api.tls.key",
+    }
+)
+
+
+class Profiles:
+    """The profiles new sessions get: read through :attr:`current` at each session start."""
+
+    def __init__(self, current: ProfileSet) -> None:
+        self.current = current
+
+
+def changed_keys(old: BaseModel, new: BaseModel, prefix: str = "") -> Iterator[str]:
+    """Dotted keys whose values differ (compared as objects: masked dumps would hide
+    a changed password)."""
+    for name in type(old).model_fields:
+        a, b = getattr(old, name), getattr(new, name)
+        if isinstance(a, BaseModel) and isinstance(b, BaseModel):
+            yield from changed_keys(a, b, f"{prefix}{name}.")
+        elif a != b:
+            yield f"{prefix}{name}"
+
+
+class Reloader:
+    """Runs one reload at a time; a SIGHUP during a reload runs another one after it."""
+
+    def __init__(
+        self,
+        config: Config,
+        config_path: str | Path | None,
+        profiles: Profiles,
+        tls: dict[str, ServerTls],
+        *,
+        on_profiles: Callable[[ProfileSet], None] | None = None,
+    ) -> None:
+        self.started = config  # what the listeners, store and settings were made from
+        self.config = config  # the newest valid file
+        self.config_path = config_path
+        self.profiles = profiles
+        self.tls = tls
+        self.on_profiles = on_profiles
+        self.count = 0
+        self._task: asyncio.Task[None] | None = None
+        self._again = False
+
+    def request(self) -> None:
+        """The SIGHUP handler: start a reload, or queue one behind the running reload."""
+        if self._task is not None and not self._task.done():
+            self._again = True
+            return
+        self._task = asyncio.create_task(self._run(), name="acsd-reload")
+
+    async def wait(self) -> None:
+        """Let a reload in progress finish (at shutdown)."""
+        self._again = False
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            self._again = False
+            try:
+                await self.reload()
+            except Exception:
+                log.exception("reload.failed")
+            if not self._again:
+                return
+
+    async def reload(self) -> dict[str, Any]:
+        """Reload everything that can be; returns what happened (also logged)."""
+        self.count += 1
+        outcome: dict[str, Any] = {"config": "unchanged", "profiles": "kept", "tls": {}}
+        log.info("reload.start", config=str(self.config_path or "defaults"))
+        config = self._read_config(outcome)
+
+        try:
+            profiles = await asyncio.to_thread(self._load_profiles)
+        except Exception as exc:
+            log.error(
+                "reload.profiles_failed",
+                error=str(exc),
+                kept=sorted(self.profiles.current.names()),
+            )
+            outcome["profiles"] = f"kept (error: {exc})"
+        else:
+            self.profiles.current = profiles
+            if self.on_profiles is not None:
+                self.on_profiles(profiles)
+            outcome["profiles"] = sorted(profiles.names())
+
+        wanted = listener_settings(config)
+        for name in sorted(set(wanted) | set(self.tls)):
+            outcome["tls"][name] = self._reload_tls(name, wanted.get(name))
+
+        log.info("reload.done", **outcome)
+        return outcome
+
+    def _read_config(self, outcome: dict[str, Any]) -> Config:
+        """The config file again; on error the one in use (profiles and TLS files are then
+        still read again from the paths in use)."""
+        try:
+            config = load_config(self.config_path)
+        except ConfigError as exc:
+            log.error("reload.config_invalid", error=str(exc), kept="the running configuration")
+            outcome["config"] = "invalid, kept"
+            return self.config
+        if config.log != self.config.log:
+            acsd_log.configure(config.log.level, config.log.format)
+            log.info("reload.log", level=config.log.level, format=config.log.format)
+            outcome["config"] = "log settings applied"
+        log.debug("reload.config_changed", keys=sorted(changed_keys(self.config, config)))
+        restart = sorted(k for k in changed_keys(self.started, config) if k not in RELOADABLE)
+        if restart:
+            log.warning("reload.restart_needed", keys=restart)
+            outcome["restart_needed"] = restart
+        self.config = config
+        return config
+
+    def _load_profiles(self) -> ProfileSet:
+        folder = self.started.profiles.dir
+        return load_profiles(Path(folder) if folder else None)
+
+    def _reload_tls(self, name: str, settings: TlsSettings | None) -> str:
+        server = self.tls.get(name)
+        if server is None or settings is None:
+            log.warning(
+                "reload.restart_needed",
+                keys=[f"{name}.tls"],
+                reason="TLS is switched on or off at start-up only",
+            )
+            return "restart needed"
+        try:
+            server.reload(settings)
+        except TlsFileError as exc:
+            log.error("reload.tls_failed", listener=name, error=str(exc), kept=server.settings.cert)
+            return f"kept (error: {exc})"
+        except ValueError as exc:
+            log.warning("reload.restart_needed", keys=[f"{name}.tls"], reason=str(exc))
+            try:
+                server.reload()  # the files at the paths in use may still have changed
+            except (TlsFileError, ValueError) as again:
+                log.error("reload.tls_failed", listener=name, error=str(again))
+                return f"kept (error: {again})"
+            return "reloaded (same paths); restart needed"
+        return "reloaded"

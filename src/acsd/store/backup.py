@@ -1,0 +1,94 @@
+"""``acsd db backup``: a consistent copy of the SQLite database while the daemon runs.
+
+SQLite's online backup API copies the database page by page from a connection of its own.
+All pages are copied in one step, i.e. inside one read transaction: in WAL mode readers do
+not block the daemon's writer (nor it them), and the copy is the database as of one
+commit, whatever commits while it runs. The copy is written next to the target under a
+temporary name, switched to a self-contained rollback journal (no -wal/-shm files belong
+to it), checked, flushed to disk and only then renamed into place, so the target path
+never holds half a backup.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class BackupError(Exception):
+    """One line for the operator."""
+
+
+@dataclass(slots=True)
+class BackupResult:
+    source: Path
+    target: Path
+    bytes: int
+    schema_version: int | None
+    devices: int | None
+
+
+def backup(source: Path, target: Path, *, force: bool = False) -> BackupResult:
+    if not source.is_file():
+        # sqlite3.connect would create an empty database there.
+        raise BackupError(f"no database at {source}")
+    if target.exists() and not force:
+        raise BackupError(f"{target} exists; use --force to replace it")
+    if target.is_dir():
+        raise BackupError(f"{target} is a directory")
+    if target.resolve() == source.resolve():
+        raise BackupError("the backup target is the database itself")
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise BackupError(f"no directory {folder}")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        # Read-only: the backup never writes to the live database.
+        src = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        try:
+            dst = sqlite3.connect(tmp)
+            try:
+                src.backup(dst)  # pages=-1: all pages in one step, one consistent snapshot
+                dst.execute("PRAGMA journal_mode = DELETE")
+                check = dst.execute("PRAGMA integrity_check").fetchone()[0]
+                if check != "ok":
+                    raise BackupError(f"the copy fails integrity_check: {check}")
+                version = _scalar(dst, "SELECT max(version) FROM schema_migrations")
+                devices = _scalar(dst, "SELECT count(*) FROM devices")
+            finally:
+                dst.close()
+        finally:
+            src.close()
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+        _fsync_dir(folder)
+    except sqlite3.Error as exc:
+        raise BackupError(f"backup of {source} failed: {exc}") from exc
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    return BackupResult(source, target, target.stat().st_size, version, devices)
+
+
+def _scalar(conn: sqlite3.Connection, sql: str) -> int | None:
+    try:
+        row = conn.execute(sql).fetchone()
+    except sqlite3.Error:
+        return None  # a database from before that table existed
+    return row[0] if row else None
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -1,0 +1,628 @@
+"""Seed 003, the Passbridge-style APN device API, over real HTTP in JSON and in DataContract
+XML: the seed's samples field by field, every error in both formats, paging, removal,
+networks with their APN name, and who may call."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+
+import pytest
+from lxml import etree
+
+from apiclient import Api
+from apn_client import (
+    ARRAYS,
+    JSON_DEVICE_ORDER,
+    JSON_WRAPPER_ORDER,
+    NS,
+    WRAPPER_ORDER,
+    XSI,
+    ApnApi,
+    answer,
+    apns_path,
+    as_xml_value,
+    from_xml,
+    network_path,
+)
+from conftest import Daemon, start_daemon, write_config
+
+NETWORK = "iot-fleet"
+SIM = "89450012345678901234"  # an ICCID
+DATE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{7}\+00:00")
+
+# The seed's JSON request sample, with values that pass validation where the sample's
+# "sample string N" cannot (CLI, SIMNumber, IPAddress, EmailContact).
+SEED_JSON = {
+    "CLI": "(+45)12345678",
+    "SIMNumber": SIM,
+    "SOC": "sample string 3",
+    "InternalSOC": "sample string 4",
+    "Description": "sample string 5",
+    "IPAddress": "10.20.30.6",
+    "StartDate": "2024-04-19T05:50:03.1147245+00:00",
+    "EndDate": "2024-04-19T05:50:03.1147245+00:00",
+    "FriendlyName": "sample string 8",
+    "Hints": {
+        "BillingCycleDay": 1, "EmailContact": "billing@example.com", "TenantId": "sample string 3",
+    },
+    "ProvisioningMetaData": {
+        "sample string 1": "sample string 2", "sample string 3": "sample string 4",
+    },
+    "Status": 0,
+    "Version": 9,
+    "ActorStatus": 0,
+    "NetworkStatus": 0,
+    "Enabled": True,
+    "LockIMEI": True,
+    "IMEI": "sample string 12",
+    "LastSync": "2024-04-19T05:50:03.1147245+00:00",
+    "LastConnected_Start": "2024-04-19T05:50:03.1147245+00:00",
+    "LastConnected_End": "2024-04-19T05:50:03.1147245+00:00",
+    "LastConnected_MCC": "sample string 14",
+    "LastConnected_MNC": "sample string 15",
+}  # fmt: skip
+
+# The seed's XML request sample, adapted the same way.
+SEED_XML = b"""<APNDevice xmlns:i="http://www.w3.org/2001/XMLSchema-instance" xmlns="http://schemas.datacontract.org/2004/07/AS.Models.API">
+  <ActorStatus>stable</ActorStatus>
+  <CLI>(+45)87654321</CLI>
+  <Description>sample string 5</Description>
+  <Enabled>true</Enabled>
+  <EndDate>2024-04-19T05:50:03.1147245+00:00</EndDate>
+  <FriendlyName>sample string 8</FriendlyName>
+  <Hints>
+    <BillingCycleDay>1</BillingCycleDay>
+    <EmailContact>billing@example.com</EmailContact>
+    <TenantId>sample string 3</TenantId>
+  </Hints>
+  <IMEI>sample string 12</IMEI>
+  <IPAddress>10.20.30.7</IPAddress>
+  <InternalSOC>sample string 4</InternalSOC>
+  <LastConnected_End>2024-04-19T05:50:03.1147245+00:00</LastConnected_End>
+  <LastConnected_MCC>sample string 14</LastConnected_MCC>
+  <LastConnected_MNC>sample string 15</LastConnected_MNC>
+  <LastConnected_Start>2024-04-19T05:50:03.1147245+00:00</LastConnected_Start>
+  <LastSync>2024-04-19T05:50:03.1147245+00:00</LastSync>
+  <LockIMEI>true</LockIMEI>
+  <NetworkStatus>disconnected</NetworkStatus>
+  <ProvisioningMetaData xmlns:d2p1="http://schemas.microsoft.com/2003/10/Serialization/Arrays">
+    <d2p1:KeyValueOfstringstring>
+      <d2p1:Key>sample string 1</d2p1:Key>
+      <d2p1:Value>sample string 2</d2p1:Value>
+    </d2p1:KeyValueOfstringstring>
+    <d2p1:KeyValueOfstringstring>
+      <d2p1:Key>sample string 3</d2p1:Key>
+      <d2p1:Value>sample string 4</d2p1:Value>
+    </d2p1:KeyValueOfstringstring>
+  </ProvisioningMetaData>
+  <SIMNumber>89450012345678901299</SIMNumber>
+  <SOC>sample string 3</SOC>
+  <StartDate>2024-04-19T05:50:03.1147245+00:00</StartDate>
+  <Status>pending</Status>
+  <Version>9</Version>
+</APNDevice>"""
+
+#: the seed's XML response: the wrapper's members, then Data's, in document order
+SEED_XML_DATA_ORDER = [
+    "ActorStatus", "CLI", "Description", "Enabled", "EndDate", "FriendlyName", "Hints",
+    "IMEI", "IPAddress", "InternalSOC", "LastConnected_End", "LastConnected_MCC",
+    "LastConnected_MNC", "LastConnected_Start", "LastSync", "LockIMEI", "NetworkStatus",
+    "ProvisioningMetaData", "SIMNumber", "SOC", "StartDate", "Status", "Version",
+]  # fmt: skip
+#: what the API keeps of a request (the rest it reports itself)
+WRITABLE = [
+    "CLI", "SIMNumber", "SOC", "InternalSOC", "Description", "IPAddress", "FriendlyName",
+    "Hints", "ProvisioningMetaData", "Enabled", "LockIMEI",
+]  # fmt: skip
+REPORTED_FRESH = {
+    "EndDate": None, "Status": 0, "Version": 1, "ActorStatus": 0, "NetworkStatus": 0,
+    "IMEI": None, "LastSync": None, "LastConnected_Start": None, "LastConnected_End": None,
+    "LastConnected_MCC": None, "LastConnected_MNC": None,
+}  # fmt: skip
+
+
+def token(daemon, role: str, *, customer: str | None = None, apn: str | None = None) -> str:
+    args = ["token", "create", "--role", role, "--name", f"apn test {role}"]
+    if customer:
+        args += ["--customer", customer]
+    if apn:
+        args += ["--apn-account", apn]
+    return daemon.cli(*args).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory) -> Iterator[Daemon]:
+    """One daemon for the module: every test works in an API account of its own."""
+    folder = tmp_path_factory.mktemp("apn")
+    started = start_daemon(write_config(folder), folder / "acsd.db")
+    yield started
+    started.stop()
+
+
+@pytest.fixture(scope="module")
+def admin(daemon) -> Api:
+    return Api(daemon.api_url, token(daemon, "ADMIN"))
+
+
+@pytest.fixture
+def acct() -> str:
+    return f"ACME-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(params=["json", "xml"])
+def fmt(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def apn(admin: Api, fmt: str) -> ApnApi:
+    return ApnApi(admin, fmt)
+
+
+def device(cli: str, sim: str | None = None, **extra) -> dict:
+    doc = {"CLI": cli, **extra}
+    if sim:
+        doc["SIMNumber"] = sim
+    doc.setdefault("Hints", {"BillingCycleDay": 5, "EmailContact": "ops@example.com"})
+    return doc
+
+
+def ok(ans, status: int = 200) -> None:
+    assert ans.status == status, (ans.status, ans.reply.raw[:600])
+    assert ans.wrapper["Success"] is True
+    assert ans.wrapper["Code"] == status
+    assert (ans.wrapper["ErrorCode"], ans.wrapper["ErrorSubCode"]) == (0, 0)
+    assert ans.wrapper["ErrorDescription"] is None
+
+
+def failed(ans, status: int, code: int, sub: int | None = None) -> str:
+    """The wrapper of an error: Success false, Code = HTTP status, no Data."""
+    assert ans.status == status, (ans.status, ans.reply.raw[:600])
+    w = ans.wrapper
+    assert w["Success"] is False and w["Code"] == status, w
+    assert w["ErrorCode"] == code, w
+    if sub is not None:
+        assert w["ErrorSubCode"] == sub, w
+    assert w["Data"] is None and w["ErrorDescription"], w
+    if ans.fmt == "xml":
+        assert ans.order == WRAPPER_ORDER
+    else:
+        assert list(w) == JSON_WRAPPER_ORDER
+    return w["ErrorDescription"]
+
+
+# --- the seed's samples ----------------------------------------------------------------------
+
+
+def test_seed_json_sample_request_and_response_field_by_field(admin: Api, daemon, acct):
+    api = ApnApi(admin, "json")
+    before = time.time()
+    ans = api.post(apns_path(acct, NETWORK), SEED_JSON)
+    ok(ans, 202)
+    w = ans.wrapper
+    assert list(w) == JSON_WRAPPER_ORDER
+    assert ans.reply.headers["Content-Type"].startswith("application/json")
+    assert w["ContinuationToken"] is None
+    device_id = w["Meta"]["Id"]
+    assert re.fullmatch(r"[0-9a-f]{24}", device_id)
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/v1/operations/[0-9a-f]{24}", w["StatusUrl"])
+    assert ans.reply.headers["Location"] == w["StatusUrl"]
+    data = w["Data"]
+    assert list(data) == JSON_DEVICE_ORDER
+    for key in WRITABLE:
+        assert data[key] == SEED_JSON[key], key
+    for key, value in REPORTED_FRESH.items():
+        assert data[key] == value, key
+    assert DATE.fullmatch(data["StartDate"])
+    started = datetime.fromisoformat(data["StartDate"]).timestamp()
+    assert before - 1 <= started <= time.time() + 1
+    # The same device, read back by id and by CLI (in any notation).
+    for ref in (device_id, "(+45)12345678", "4512345678"):
+        again = api.get(apns_path(acct, NETWORK, ref))
+        ok(again)
+        assert again.data == data and again.wrapper["Meta"] == {"Id": device_id}
+    # The StatusUrl reports the operation: complete, naming the device.
+    path = "/" + w["StatusUrl"].split("/", 3)[3]
+    status = api.get(path)
+    ok(status)
+    op = status.data
+    assert op["Operation"] == "create" and op["Status"] == 1
+    assert op["ResourceUrl"].endswith(apns_path(acct, NETWORK, device_id))
+    assert DATE.fullmatch(op["Created"]) and DATE.fullmatch(op["Completed"])
+    # text/json is JSON too, by Accept and by Content-Type.
+    reply = admin.request(
+        "POST", apns_path(acct, NETWORK), raw=json.dumps(device("(+45)22222222")).encode(),
+        content_type="text/json; charset=utf-8",
+    )  # fmt: skip
+    assert reply.status == 202 and reply.headers["Content-Type"].startswith("text/json")
+    actions = {e["action"] for e in admin.get("/audit").body["items"]}
+    assert {"apn.account.create", "apn.device.create"} <= actions
+
+
+def test_seed_xml_sample_request_and_response_field_by_field(admin: Api, acct):
+    api = ApnApi(admin, "xml")
+    ans = api.post(apns_path(acct, NETWORK), raw=SEED_XML)
+    ok(ans, 202)
+    assert ans.reply.headers["Content-Type"].startswith("application/xml")
+    assert ans.root == "PBPRReturnOfAPNDevice7NMnQmOk"
+    assert ans.order == WRAPPER_ORDER
+    w = ans.wrapper
+    assert w["ContinuationToken"] is None
+    assert w["StatusUrl"].startswith("http://127.0.0.1:")
+    assert set(w["Meta"]) == {"Id"}
+    root = etree.fromstring(ans.reply.raw)
+    assert root.nsmap == {None: NS, "i": XSI}
+    data_el = root.find(f"{{{NS}}}Data")
+    assert [etree.QName(c).localname for c in data_el] == SEED_XML_DATA_ORDER
+    meta_el = root.find(f"{{{NS}}}Meta")
+    assert meta_el.nsmap.get("d2p1") == ARRAYS
+    metadata_el = data_el.find(f"{{{NS}}}ProvisioningMetaData")
+    assert metadata_el.nsmap.get("d3p1") == ARRAYS  # one level deeper than Meta
+    hints_el = data_el.find(f"{{{NS}}}Hints")
+    assert [etree.QName(c).localname for c in hints_el] == [
+        "BillingCycleDay", "EmailContact", "TenantId",
+    ]  # fmt: skip
+    data = ans.data
+    sent = etree.fromstring(SEED_XML)
+    for key in ("CLI", "Description", "FriendlyName", "IPAddress", "InternalSOC", "SIMNumber",
+                "SOC", "Enabled", "LockIMEI"):  # fmt: skip
+        assert data[key] == sent.find(f"{{{NS}}}{key}").text, key
+    assert data["Hints"] == {
+        "BillingCycleDay": "1",
+        "EmailContact": "billing@example.com",
+        "TenantId": "sample string 3",
+    }
+    assert data["ProvisioningMetaData"] == {
+        "sample string 1": "sample string 2", "sample string 3": "sample string 4",
+    }  # fmt: skip
+    # Enums by name; what the API reports itself, as a new device has it.
+    assert (data["ActorStatus"], data["NetworkStatus"], data["Status"]) == (
+        "stable", "disconnected", "pending",
+    )  # fmt: skip
+    assert data["Version"] == "1"
+    for key in ("EndDate", "IMEI", "LastSync", "LastConnected_Start", "LastConnected_End",
+                "LastConnected_MCC", "LastConnected_MNC"):  # fmt: skip
+        assert data[key] is None, key
+        assert data_el.find(f"{{{NS}}}{key}").get(f"{{{XSI}}}nil") == "true"
+    assert DATE.fullmatch(data["StartDate"])
+    # The same device in JSON (Accept decides), and in text/xml.
+    path = apns_path(acct, NETWORK, w["Meta"]["Id"])
+    as_json = answer(admin.get(path, headers={"Accept": "application/json"}), "json")
+    ok(as_json)
+    for key, value in as_json.data.items():
+        assert as_xml_value(key, value) == data[key], key
+    text_xml = admin.get(apns_path(acct, NETWORK, "(+45)87654321"), headers={"Accept": "text/xml"})
+    assert text_xml.headers["Content-Type"].startswith("text/xml")
+    assert from_xml(text_xml.raw)[2]["Data"] == data
+
+
+def test_accept_chooses_the_format_and_json_is_the_default(admin: Api, acct):
+    ok(ApnApi(admin, "json").post(apns_path(acct, NETWORK), device("(+45)33333333")), 202)
+    path = apns_path(acct, NETWORK, "(+45)33333333")
+    cases = {
+        None: "application/json",
+        "*/*": "application/json",
+        "application/xml;q=0.9, application/json;q=0.5": "application/xml",
+        "text/*": "text/json",
+        "image/png": "application/json",
+    }
+    for accept, media in cases.items():
+        reply = admin.get(path, headers={"Accept": accept} if accept else None)
+        assert reply.status == 200 and reply.headers["Content-Type"].startswith(media), accept
+    # A body in XML with Accept */* is answered in XML.
+    reply = admin.request(
+        "POST", apns_path(acct, NETWORK), raw=SEED_XML, content_type="text/xml",
+        headers={"Accept": "*/*"},
+    )  # fmt: skip
+    assert reply.status == 202 and reply.headers["Content-Type"].startswith("text/xml")
+
+
+# --- errors, in both formats -----------------------------------------------------------------
+
+
+# the last: 14 digits, but not ASCII ones (.NET's \d would take them)
+BAD_CLIS = ["12345678", "(+45)1234", "+4512345678", "1234567890123", "(+45)12345678\n",
+            "".join(chr(0xFF10 + int(c)) for c in "45123456789012")]  # fmt: skip
+
+
+@pytest.mark.parametrize("cli", BAD_CLIS)
+def test_a_cli_outside_the_seed_pattern_is_400(apn: ApnApi, cli: str, acct):
+    ans = apn.post(apns_path(acct, NETWORK), device(cli))
+    assert "CLI" in failed(ans, 400, 4001, 1)
+
+
+def test_the_cli_forms_the_pattern_allows(apn: ApnApi, acct):
+    for cli in (
+        "(+45)12345678",
+        "(45)123456",
+        "(++1)5551234567890123",
+        "23801123456789",
+        "2380112345678901",
+    ):
+        ok(apn.post(apns_path(acct, NETWORK), device(cli)), 202)
+
+
+def test_unknown_account_without_hints_is_404_and_creates_nothing(apn: ApnApi, acct):
+    body = {"CLI": "(+45)12345678"}
+    ans = apn.post(apns_path("NOBODY", NETWORK), body)
+    assert "Hints" in failed(ans, 404, 4041, 1)
+    failed(apn.get(apns_path("NOBODY", NETWORK)), 404, 4041)
+    # With the account in place, Hints are not needed.
+    ok(apn.post(apns_path(acct, NETWORK), device("(+45)11111111")), 202)
+    ok(apn.post(apns_path(acct, NETWORK), body), 202)
+
+
+@pytest.mark.parametrize("day", [0, 32, -1])
+def test_a_billing_cycle_day_outside_1_to_31_is_400(apn: ApnApi, day: int, acct):
+    body = device("(+45)12345678", Hints={"BillingCycleDay": day, "EmailContact": "a@example.com"})
+    ans = apn.post(apns_path(acct, NETWORK), body)
+    assert "BillingCycleDay" in failed(ans, 400, 4001, 3)
+
+
+@pytest.mark.parametrize("email", ["nobody", "a@b", "two@@example.com", "a b@example.com"])
+def test_a_bad_email_contact_is_400(apn: ApnApi, email: str, acct):
+    body = device("(+45)12345678", Hints={"BillingCycleDay": 1, "EmailContact": email})
+    ans = apn.post(apns_path(acct, NETWORK), body)
+    assert "EmailContact" in failed(ans, 400, 4001, 4)
+
+
+def test_hints_that_cannot_create_the_account_are_400(apn: ApnApi, acct):
+    ans = apn.post(apns_path(acct, NETWORK), device("(+45)12345678", Hints={"TenantId": "t"}))
+    failed(ans, 400, 4001, 3)
+    ans = apn.post(apns_path(acct, NETWORK), device("(+45)12345678", Hints={"BillingCycleDay": 2}))
+    failed(ans, 400, 4001, 4)
+
+
+def test_a_duplicate_cli_in_the_network_is_409(apn: ApnApi, acct):
+    ok(apn.post(apns_path(acct, NETWORK), device("(+45)12345678", SIM)), 202)
+    for cli in ("(+45)12345678", "(45)12345678"):  # the same number, written two ways
+        ans = apn.post(apns_path(acct, NETWORK), device(cli))
+        assert "CLI" in failed(ans, 409, 4090, 1)
+    # Another network of the account may have it.
+    ok(apn.post(apns_path(acct, "other-net"), device("(+45)12345678")), 202)
+
+
+def test_a_duplicate_sim_number_in_the_network_is_409(apn: ApnApi, acct):
+    ok(apn.post(apns_path(acct, NETWORK), device("(+45)12345678", SIM)), 202)
+    ans = apn.post(apns_path(acct, NETWORK), device("(+45)99999999", SIM))
+    assert "SIMNumber" in failed(ans, 409, 4090, 2)
+
+
+def test_an_unknown_device_is_404(apn: ApnApi, acct):
+    ok(apn.post(apns_path(acct, NETWORK), device("(+45)12345678")), 202)
+    for ref in ("0123456789abcdef01234567", "(+45)00000000", "nonsense"):
+        failed(apn.get(apns_path(acct, NETWORK, ref)), 404, 4043)
+        failed(apn.delete(apns_path(acct, NETWORK, ref)), 404, 4043)
+    # A device is found only in its own network.
+    failed(apn.get(apns_path(acct, "other-net", "(+45)12345678")), 404, 4043)
+    failed(apn.get("/v1/operations/0123456789abcdef01234567"), 404, 4044)
+
+
+def test_a_token_of_another_account_is_403(apn: ApnApi, daemon, acct):
+    ok(apn.post(apns_path(acct, NETWORK), device("(+45)12345678")), 202)
+    other = apn.as_(token(daemon, "OWNER", apn="SOMEONE-ELSE"))
+    failed(other.post(apns_path(acct, NETWORK), device("(+45)22345678")), 403, 4030)
+    failed(other.get(apns_path(acct, NETWORK)), 403, 4030)
+    failed(other.get(apns_path(acct, NETWORK, "(+45)12345678")), 403, 4030)
+    failed(other.delete(apns_path(acct, NETWORK, "(+45)12345678")), 403, 4030)
+    failed(
+        other.put(network_path(acct, NETWORK), {"APN": "x.example"}, root="AccountNetwork"),
+        403,
+        4030,
+    )
+    # A customer's token without an APN account may not either; no token at all is 401.
+    world_token = token(daemon, "MANAGER", apn="X")
+    failed(apn.as_(world_token).get(apns_path(acct, NETWORK)), 403, 4030)
+    failed(apn.as_(None).get(apns_path(acct, NETWORK)), 401, 4010)
+    failed(apn.as_("acsd_not-a-token").get(apns_path(acct, NETWORK)), 401, 4010)
+
+
+def test_malformed_bodies_are_400(apn: ApnApi, acct):
+    path = apns_path(acct, NETWORK)
+    if apn.fmt == "json":
+        bad = [b'{"CLI": "(+45)12345678",', b"[1, 2]", b'{"CLI": "x", "CLI": "y"}', b"\xff\xfe"]
+        sub = 1
+    else:
+        bad = [
+            b"<APNDevice xmlns='" + NS.encode() + b"'><CLI>(+45)12345678</CLI>",
+            b"<APNDevice><CLI>(+45)12345678</CLI></APNDevice>",  # not in the contract namespace
+            b"<Device xmlns='" + NS.encode() + b"'/>",
+            b'<!DOCTYPE x [<!ENTITY e "boom">]><APNDevice xmlns="' + NS.encode() + b'"/>',
+        ]
+        sub = 2
+    for raw in bad:
+        failed(apn.post(path, raw=raw), 400, 4000, sub)
+    failed(apn.post(path, raw=b"  "), 400, 4000, 3)
+
+
+def test_wrong_types_and_unknown_members_are_400(apn: ApnApi, acct):
+    path = apns_path(acct, NETWORK)
+    if apn.fmt == "json":
+        cases = [
+            ({**device("(+45)12345678"), "Enabled": "yes"}, 99),
+            ({**device("(+45)12345678"), "Colour": "red"}, 98),
+            ({"SIMNumber": SIM}, 1),
+            (device("(+45)12345678", "1234"), 2),
+            (device("(+45)12345678", IPAddress="10.0.0.300"), 6),
+            (device("(+45)12345678", Status=7), 99),
+        ]
+        for body, sub in cases:
+            failed(apn.post(path, body), 400, 4001, sub)
+    else:
+        base = '<APNDevice xmlns="' + NS + '"><CLI>(+45)12345678</CLI>{}</APNDevice>'
+        hints = (
+            "<Hints><BillingCycleDay>1</BillingCycleDay>"
+            "<EmailContact>a@example.com</EmailContact></Hints>"
+        )
+        cases = [
+            ("<Enabled>yes</Enabled>", 99),
+            ("<Colour>red</Colour>", 98),
+            ("<Status>bogus</Status>", 99),
+            ("<Hints><BillingCycleDay>first</BillingCycleDay></Hints>", 3),
+            ("<Version>9</Version><Version>9</Version>", 99),
+            (hints + "<IPAddress>nowhere</IPAddress>", 6),
+        ]
+        for inner, sub in cases:
+            failed(apn.post(path, raw=base.format(inner).encode()), 400, 4001, sub)
+
+
+def test_other_content_types_are_415_and_unknown_routes_answer_in_the_wrapper(admin: Api, acct):
+    path = apns_path(acct, NETWORK)
+    reply = admin.request(
+        "POST", path, raw=b"CLI=1", content_type="application/x-www-form-urlencoded"
+    )
+    assert answer(reply, "json").wrapper["ErrorCode"] == 4150 and reply.status == 415
+    ans = answer(
+        admin.get("/v1/accounts/x/nothing-here", headers={"Accept": "application/xml"}), "xml"
+    )
+    failed(ans, 404, 4040)
+    reply = admin.request("PATCH", path, raw=b"{}", content_type="application/json")
+    failed(answer(reply, "json"), 405, 4050)
+    assert "POST" in reply.headers["Allow"]
+    reply = admin.request(
+        "POST", path, raw=b"x" * (1024 * 1024 + 10), content_type="application/json"
+    )
+    failed(answer(reply, "json"), 413, 4130)
+
+
+# --- lists, removal, networks ----------------------------------------------------------------
+
+
+def test_the_list_pages_with_a_continuation_token(apn: ApnApi, acct):
+    clis = [f"(+45)1000000{n}" for n in range(5)]
+    for cli in clis:
+        ok(apn.post(apns_path(acct, NETWORK), device(cli)), 202)
+    ok(apn.post(apns_path(acct, "elsewhere"), device("(+45)55555555")), 202)
+    seen, token_, pages = [], None, 0
+    while True:
+        query = {"PageSize": 2, **({"ContinuationToken": token_} if token_ else {})}
+        page = apn.get(apns_path(acct, NETWORK), query=query)
+        ok(page)
+        if apn.fmt == "xml":
+            assert page.root == "PBPRReturnOfArrayOfAPNDevice7NMnQmOk"
+        assert len(page.data) <= 2
+        seen += [d["CLI"] for d in page.data]
+        pages += 1
+        token_ = page.wrapper["ContinuationToken"]
+        if not token_:
+            break
+    assert seen == clis and pages == 3
+    everything = apn.get(apns_path(acct, NETWORK), query={"pagesize": 1000})
+    assert [d["CLI"] for d in everything.data] == clis
+    assert everything.wrapper["ContinuationToken"] is None
+    failed(apn.get(apns_path(acct, NETWORK), query={"ContinuationToken": "!!"}), 400, 4001, 9)
+    failed(apn.get(apns_path(acct, NETWORK), query={"PageSize": 0}), 400, 4001, 10)
+    failed(apn.get(apns_path(acct, NETWORK), query={"Sort": "CLI"}), 400, 4001, 98)
+    failed(apn.get(apns_path(acct, "no-such-network")), 404, 4042)
+
+
+def test_delete_sets_the_end_date_and_frees_the_cli(apn: ApnApi, acct):
+    created = apn.post(apns_path(acct, NETWORK), device("(+45)12345678", SIM))
+    device_id = created.wrapper["Meta"]["Id"]
+    gone = apn.delete(apns_path(acct, NETWORK, device_id))
+    ok(gone, 202)
+    assert gone.wrapper["StatusUrl"] and gone.wrapper["StatusUrl"] != created.wrapper["StatusUrl"]
+    data = apn.get(apns_path(acct, NETWORK, device_id)).data
+    assert data["EndDate"] and DATE.fullmatch(data["EndDate"])
+    assert str(data["Status"]) in ("3", "deleted") and str(data["Version"]) == "2"
+    status = apn.get("/" + gone.wrapper["StatusUrl"].split("/", 3)[3]).data
+    assert status["Operation"] == "delete" and str(status["Status"]) in ("1", "complete")
+    # Removing it again changes nothing.
+    again = apn.delete(apns_path(acct, NETWORK, device_id))
+    ok(again, 200)
+    assert again.data["EndDate"] == data["EndDate"]
+    assert apn.get(apns_path(acct, NETWORK)).data == []
+    listed = apn.get(apns_path(acct, NETWORK), query={"IncludeEnded": "true"}).data
+    assert [d["CLI"] for d in listed] == ["(+45)12345678"]
+    # The CLI and SIM can be used again; by CLI the active device is found.
+    new = apn.post(apns_path(acct, NETWORK), device("(+45)12345678", SIM))
+    ok(new, 202)
+    by_cli = apn.get(apns_path(acct, NETWORK, "(+45)12345678"))
+    assert by_cli.wrapper["Meta"]["Id"] == new.wrapper["Meta"]["Id"]
+
+
+def test_a_network_gets_its_apn_name(apn: ApnApi, acct):
+    failed(
+        apn.put(network_path(acct, NETWORK), {"APN": "iot.example"}, root="AccountNetwork"),
+        404,
+        4041,
+    )
+    ok(apn.post(apns_path(acct, NETWORK), device("(+45)12345678")), 202)
+    got = apn.get(network_path(acct, NETWORK))
+    ok(got)
+    assert got.data == {"ForeignKey": NETWORK, "APN": None}
+    put = apn.put(
+        network_path(acct, NETWORK), {"APN": "iot.acsd-test.example"}, root="AccountNetwork"
+    )
+    ok(put)
+    if apn.fmt == "xml":
+        assert put.root == "PBPRReturnOfAccountNetwork7NMnQmOk"
+    assert put.data == {"ForeignKey": NETWORK, "APN": "iot.acsd-test.example"}
+    assert apn.get(network_path(acct, NETWORK)).data["APN"] == "iot.acsd-test.example"
+    # A network that does not exist yet is created by PUT.
+    ok(apn.put(network_path(acct, "new-net"), {"APN": "m2m"}, root="AccountNetwork"))
+    for bad in ("", "bad name", "-x.example", "a" * 101):
+        ans = apn.put(network_path(acct, NETWORK), {"APN": bad}, root="AccountNetwork")
+        failed(ans, 400, 4001, 8)
+    ans = apn.put(
+        network_path(acct, NETWORK), {"ForeignKey": "other", "APN": "m2m"}, root="AccountNetwork"
+    )
+    failed(ans, 400, 4001)
+    failed(apn.get(network_path(acct, "unknown")), 404, 4042)
+
+
+# --- who may call ----------------------------------------------------------------------------
+
+
+def test_a_token_scoped_to_the_account_manages_it_and_nothing_else(admin: Api, daemon, acct):
+    scoped = ApnApi(Api(daemon.api_url, token(daemon, "OWNER", apn=acct)), "json")
+    ok(scoped.post(apns_path(acct, NETWORK), device("(+45)12345678")), 202)
+    listed = scoped.get(apns_path(acct, NETWORK))
+    ok(listed)
+    assert [d["CLI"] for d in listed.data] == ["(+45)12345678"]
+    ok(scoped.get(network_path(acct, NETWORK)))
+    status_url = scoped.post(apns_path(acct, NETWORK), device("(+45)22345678")).wrapper["StatusUrl"]
+    ok(scoped.get("/" + status_url.split("/", 3)[3]))
+    failed(scoped.post(apns_path(acct + "-other", NETWORK), device("(+45)12345678")), 403, 4030)
+    # Its account's operations only.
+    other_op = ApnApi(admin, "json").post(
+        apns_path(acct + "-other", NETWORK), device("(+45)12345678")
+    )
+    failed(scoped.get("/" + other_op.wrapper["StatusUrl"].split("/", 3)[3]), 403, 4030)
+    # It sees no customer's records through the rest of the API.
+    assert scoped.api.get("/network/device").body["items"] == []
+    assert scoped.api.get("/customer").status in (200, 403)
+    listing = daemon.cli("token", "list").stdout
+    assert f"apn:{acct}" in listing
+
+
+def test_token_create_refuses_an_apn_scope_that_makes_no_sense(daemon):
+    bad = daemon.cli("token", "create", "--role", "ADMIN", "--apn-account", "X", check=False)
+    assert bad.returncode != 0 and "ADMIN" in bad.stderr
+    bad = daemon.cli("token", "create", "--role", "RESELLER", "--apn-account", "X", check=False)
+    assert bad.returncode != 0 and "customer" in bad.stderr
+    bad = daemon.cli("token", "create", "--role", "OWNER", "--apn-account", "a/b", check=False)
+    assert bad.returncode != 0
+
+
+def test_every_write_is_audited_with_before_and_after(admin: Api, acct):
+    api = ApnApi(admin, "json")
+    created = api.post(apns_path(acct, NETWORK), copy.deepcopy(SEED_JSON))
+    device_id = created.wrapper["Meta"]["Id"]
+    api.delete(apns_path(acct, NETWORK, device_id))
+    api.put(network_path(acct, NETWORK), {"APN": "m2m.example"})
+    mine = {acct, f"{acct}/{NETWORK}", device_id}
+    entries = [e for e in admin.get("/audit").body["items"] if e.get("resourceId") in mine]
+    by_action = {e["action"]: e for e in entries}
+    assert by_action["apn.device.create"]["resourceId"] == device_id
+    assert by_action["apn.device.create"]["after"]["CLI"] == "(+45)12345678"
+    assert by_action["apn.device.delete"]["before"]["EndDate"] is None
+    assert by_action["apn.device.delete"]["after"]["EndDate"]
+    assert by_action["apn.account.create"]["after"]["EmailContact"] == "billing@example.com"
+    assert by_action["apn.network.update"]["after"]["APN"] == "m2m.example"

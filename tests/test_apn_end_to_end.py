@@ -1,0 +1,130 @@
+"""APN devices (seed 003) and real CWMP sessions: a simulated 4G/5G router whose SIM is an
+APN device's shows that device connected, with its network's MCC/MNC, gets the network's
+APN name, and the IMEI lock records its modem, then refuses a swapped one."""
+
+from __future__ import annotations
+
+from acsd.sim.runner import Simulation
+from apiclient import Api
+from apn_client import ApnApi, apns_path, network_path
+from test_apn_api import DATE, token
+
+CELL = "Device.Cellular.Interface.1."
+HINTS = {"BillingCycleDay": 14, "EmailContact": "noc@example.com", "TenantId": "t-1"}
+
+
+def mobile_router(daemon, prefix: str) -> tuple[Simulation, dict[str, str]]:
+    sim = Simulation(daemon.cwmp_url, ["tr181-mobile"], 1, serial_prefix=prefix)
+    tree = sim.routers[0].tree
+    sim_card = {
+        "serial": sim.routers[0].serial,
+        "imei": tree.get(CELL + "IMEI"),
+        "imsi": tree.get(CELL + "USIM.IMSI"),
+        "iccid": tree.get(CELL + "USIM.ICCID"),
+        "msisdn": tree.get(CELL + "USIM.MSISDN"),
+    }
+    return sim, sim_card
+
+
+async def test_a_router_with_the_devices_sim_shows_it_connected_with_mcc_mnc(daemon):
+    admin = Api(daemon.api_url, token(daemon, "ADMIN"))
+    api, xml = ApnApi(admin, "json"), ApnApi(admin, "xml")
+    sim, card = mobile_router(daemon, "APNA")
+    # The SIM's IMSI as the CLI and its ICCID as the SIMNumber; a second account knows the
+    # same SIM by its number only (MSISDN form of the CLI).
+    by_imsi = apns_path("OPERATOR-A", "fleet")
+    created = api.post(by_imsi, {"CLI": card["imsi"], "SIMNumber": card["iccid"], "Hints": HINTS})
+    assert created.status == 202, created.wrapper
+    device_id = created.wrapper["Meta"]["Id"]
+    msisdn_cli = f"(+{card['msisdn'][:1]}){card['msisdn'][1:]}"
+    by_msisdn = apns_path("OPERATOR-B", "m2m")
+    assert api.post(by_msisdn, {"CLI": msisdn_cli, "Hints": HINTS}).status == 202
+    put = api.put(network_path("OPERATOR-A", "fleet"), {"APN": "iot.acsd-test.example"})
+    assert put.status == 200, put.wrapper
+    before = api.get(apns_path("OPERATOR-A", "fleet", device_id)).data
+    assert before["NetworkStatus"] == 0 and before["LastSync"] is None
+
+    assert (await sim.run_once()).ok == 1
+    router_id = daemon.device_json(card["serial"])["_id"]
+    got = api.get(apns_path("OPERATOR-A", "fleet", device_id))
+    data = got.data
+    assert data["NetworkStatus"] == 1 and data["Status"] == 1
+    assert (data["LastConnected_MCC"], data["LastConnected_MNC"]) == ("001", "01")
+    for key in ("LastSync", "LastConnected_Start", "LastConnected_End"):
+        assert DATE.fullmatch(data[key]), key
+    assert data["LastConnected_Start"] <= data["LastConnected_End"] == data["LastSync"]
+    assert data["IMEI"] is None  # not locked: the IMEI is not recorded
+    assert got.wrapper["Meta"] == {"Id": device_id, "Router": router_id}
+    as_xml = xml.get(apns_path("OPERATOR-A", "fleet", device_id)).data
+    assert as_xml["NetworkStatus"] == "connected" and as_xml["Status"] == "active"
+    assert as_xml["LastConnected_MCC"] == "001" and as_xml["LastConnected_MNC"] == "01"
+    other = api.get(apns_path("OPERATOR-B", "m2m", msisdn_cli)).data
+    assert other["NetworkStatus"] == 1 and other["LastConnected_MCC"] == "001"
+
+    # The session after the one that reported the SIM puts the network's APN on the router.
+    assert sim.routers[0].tree.get("Device.Cellular.AccessPoint.1.APN") == "internet"
+    assert (await sim.run_once()).ok == 1
+    assert sim.routers[0].tree.get("Device.Cellular.AccessPoint.1.APN") == "iot.acsd-test.example"
+    # The other network has no APN name: nothing of it reaches the router.
+    assert api.get(network_path("OPERATOR-B", "m2m")).data["APN"] is None
+
+    # A removed device is no longer matched to the router.
+    assert api.delete(apns_path("OPERATOR-B", "m2m", msisdn_cli)).status == 202
+    last_sync = api.get(apns_path("OPERATOR-B", "m2m", msisdn_cli)).data["LastSync"]
+    assert (await sim.run_once()).ok == 1
+    assert api.get(apns_path("OPERATOR-B", "m2m", msisdn_cli)).data["LastSync"] == last_sync
+    assert api.get(apns_path("OPERATOR-A", "fleet", device_id)).data["LastSync"] > last_sync
+
+
+async def test_the_imei_lock_records_the_modem_then_refuses_a_swapped_one(daemon):
+    admin = Api(daemon.api_url, token(daemon, "ADMIN"))
+    api, xml = ApnApi(admin, "json"), ApnApi(admin, "xml")
+    sim, card = mobile_router(daemon, "APNL")
+    path = apns_path("OPERATOR-L", "locked")
+    body = {"CLI": card["imsi"], "SIMNumber": card["iccid"], "LockIMEI": True, "Hints": HINTS}
+    device_id = api.post(path, body).wrapper["Meta"]["Id"]
+    one = apns_path("OPERATOR-L", "locked", device_id)
+
+    def audit(action: str) -> list[dict]:
+        items = admin.get("/audit").body["items"]
+        return [e for e in items if e["action"] == action and e["resourceId"] == device_id]
+
+    # First session: the modem's IMEI is recorded.
+    assert (await sim.run_once()).ok == 1
+    data = api.get(one).data
+    assert data["IMEI"] == card["imei"] and data["LockIMEI"] is True
+    assert data["NetworkStatus"] == 1 and data["Version"] == 2
+    [locked] = audit("apn.device.imei_locked")
+    assert locked["after"] == {"router": card["serial"], "IMEI": card["imei"]}
+
+    # The SIM moves to another modem: refused, and the recorded IMEI stays.
+    swapped = "359999000099991"
+    sim.routers[0].set_local(CELL + "IMEI", swapped)
+    assert (await sim.run_once()).ok == 1
+    got = api.get(one)
+    data = got.data
+    assert data["IMEI"] == card["imei"]
+    assert data["NetworkStatus"] == 0 and data["Status"] == 2
+    assert got.wrapper["Meta"]["RefusedIMEI"] == swapped
+    as_xml = xml.get(one).data
+    assert (as_xml["NetworkStatus"], as_xml["Status"]) == ("disconnected", "refused")
+    assert as_xml["IMEI"] == card["imei"]
+    [refused] = audit("apn.device.refused")
+    assert refused["after"]["RefusedIMEI"] == swapped
+    assert refused["after"]["IMEI"] == card["imei"]
+    assert refused["after"]["router"] == card["serial"]
+    assert refused["tokenName"] == "cwmp session"
+    assert daemon.events("apn.imei_refused")
+
+    # Still the wrong modem: still refused, said once.
+    assert (await sim.run_once()).ok == 1
+    assert api.get(one).data["NetworkStatus"] == 0
+    assert len(audit("apn.device.refused")) == 1
+
+    # The right modem again: connected, nothing refused any more.
+    sim.routers[0].set_local(CELL + "IMEI", card["imei"])
+    assert (await sim.run_once()).ok == 1
+    got = api.get(one)
+    assert got.data["NetworkStatus"] == 1 and got.data["Status"] == 1
+    assert got.data["IMEI"] == card["imei"]
+    assert "RefusedIMEI" not in got.wrapper["Meta"]

@@ -1,0 +1,597 @@
+"""CPE authentication on the CWMP listener ([cwmp.auth]): Basic and Digest, shared and
+per-device credentials, against the daemon as a subprocess.
+
+Authorization headers are built here with hashlib (RFC 7616 / 7617), independently of
+acsd.cwmp.auth. "Nothing recorded" is checked with ``acsd device list --json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import re
+import time
+
+import pytest
+
+from conftest import Daemon, run_cli, wait_for
+from test_cwmp_protocol import drive_to_end
+from wire import Answer, Wire, envelope, inform_body
+
+PASSWORD = "s3cret-pw"
+DIGEST = {"scheme": "digest", "password": PASSWORD}
+HASHES = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
+
+
+# --- building and reading headers by hand -------------------------------------------------
+
+
+def challenges(answer: Answer) -> list[dict[str, str]]:
+    """Each WWW-Authenticate header as {"scheme": ..., params...}."""
+    out = []
+    for value in answer.headers.get_all("WWW-Authenticate") or []:
+        scheme, _, rest = value.partition(" ")
+        params = {
+            k.lower(): v.strip('"') for k, v in re.findall(r'([\w-]+)=("[^"]*"|[^,\s]+)', rest)
+        }
+        out.append({"scheme": scheme, **params})
+    return out
+
+
+def digest_header(
+    challenge: dict[str, str],
+    username: str,
+    password: str,
+    *,
+    uri: str = "/",
+    nc: int = 1,
+    cnonce: str = "0a4f113b",
+    realm: str | None = None,
+    algorithm: str | None = None,
+) -> str:
+    algorithm = algorithm or challenge.get("algorithm", "MD5")
+    realm = challenge["realm"] if realm is None else realm
+    h = HASHES[algorithm.removesuffix("-sess")]
+
+    def hx(text: str) -> str:
+        return h(text.encode()).hexdigest()
+
+    nonce = challenge["nonce"]
+    ha1 = hx(f"{username}:{realm}:{password}")
+    if algorithm.endswith("-sess"):
+        ha1 = hx(f"{ha1}:{nonce}:{cnonce}")
+    ha2 = hx(f"POST:{uri}")
+    response = hx(f"{ha1}:{nonce}:{nc:08x}:{cnonce}:auth:{ha2}")
+    return (
+        f'Digest username="{username}", realm="{realm}", nonce="{nonce}", uri="{uri}", '
+        f'algorithm={algorithm}, qop=auth, nc={nc:08x}, cnonce="{cnonce}", response="{response}"'
+    )
+
+
+def basic_header(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+def inform(serial: str) -> bytes:
+    return envelope(inform_body(serial))
+
+
+def devices(daemon: Daemon) -> list:
+    return json.loads(daemon.cli("device", "list", "--json").stdout)
+
+
+def acs(daemon_factory, auth: dict) -> Daemon:
+    """The daemon with ``[cwmp.auth]`` = ``auth`` (and no wait for open sessions at exit)."""
+    return daemon_factory(cwmp={"auth": auth}, top={"shutdown_grace": 0})
+
+
+def logged(daemon: Daemon, event: str, count: int = 1) -> list[dict]:
+    """The daemon's ``event`` lines, once ``count`` of them have arrived."""
+    return wait_for(lambda: len(daemon.events(event)) >= count and daemon.events(event))
+
+
+def closes(answer: Answer) -> bool:
+    return (answer.headers.get("Connection") or "").lower() == "close"
+
+
+def first_challenge(daemon: Daemon, serial: str = "AUTH0001") -> tuple[Wire, Answer]:
+    wire = Wire(daemon.cwmp_url)
+    answer = wire.post(inform(serial))
+    assert answer.status == 401, answer.text
+    return wire, answer
+
+
+def sim(daemon: Daemon, *args: str) -> tuple[int, str]:
+    proc = run_cli("sim", "--acs", daemon.cwmp_url, "--once", "--timeout", "10", *args)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+# --- a simulated CPE completes its sessions ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("algorithms", "expected"),
+    [(["MD5"], "MD5"), (["SHA-256"], "SHA-256"), (["SHA-256", "MD5"], "SHA-256")],
+)
+def test_simulated_cpes_pass_digest_with_a_shared_password(daemon_factory, algorithms, expected):
+    daemon = acs(daemon_factory, {**DIGEST, "algorithms": algorithms})
+    code, out = sim(
+        daemon,
+        "--count",
+        "2",
+        "--profile",
+        "tr181-mobile,tr098-dsl",
+        "--serial-prefix",
+        "DIG",
+        "--acs-username",
+        "{serial}",
+        "--acs-password",
+        PASSWORD,
+    )
+    assert code == 0, out
+    assert "2 sessions ok, 0 failed" in out
+    assert sorted(d["serialNumber"] for d in devices(daemon)) == ["DIG000001", "DIG000002"]
+    used = {e["method"] for e in logged(daemon, "cwmp.auth_ok", 2)}
+    assert used == {expected}
+    # one challenge per algorithm, in the configured order, one nonce for all
+    _wire, answer = first_challenge(daemon, "OTHER1")
+    offered = challenges(answer)
+    assert [c["algorithm"] for c in offered] == algorithms
+    assert all(c["scheme"] == "Digest" and c["qop"] == "auth" for c in offered)
+    assert len({c["nonce"] for c in offered}) == 1
+    assert len(base64.urlsafe_b64decode(offered[0]["nonce"] + "==")) >= 16
+
+
+def test_simulated_cpes_pass_basic_when_allowed_over_plain_http(daemon_factory):
+    auth = {"scheme": "basic", "password": PASSWORD, "allow_basic_without_tls": True}
+    daemon = acs(daemon_factory, auth)
+    assert daemon.events("cwmp.auth_basic_cleartext")[0]["level"] == "warning"
+    code, out = sim(
+        daemon,
+        "--serial-prefix",
+        "BAS",
+        "--acs-username",
+        "{serial}",
+        "--acs-password",
+        PASSWORD,
+    )
+    assert code == 0, out
+    assert [d["serialNumber"] for d in devices(daemon)] == ["BAS000001"]
+    assert {e["method"] for e in logged(daemon, "cwmp.auth_ok")} == {"Basic"}
+    _wire, answer = first_challenge(daemon, "OTHER1")
+    assert challenges(answer) == [{"scheme": "Basic", "realm": "acsd", "charset": "UTF-8"}]
+
+
+def test_basic_over_plain_http_is_refused_unless_allowed(daemon_factory):
+    daemon = acs(daemon_factory, {"scheme": "basic", "password": PASSWORD})
+    wire = Wire(daemon.cwmp_url)
+    for headers in ({}, {"Authorization": basic_header("BAS1", PASSWORD)}):
+        answer = wire.post(inform("BAS1"), headers=headers)
+        assert answer.status == 403 and "TLS" in answer.text
+        assert not answer.headers.get_all("WWW-Authenticate")  # never invite a clear password
+    assert devices(daemon) == []
+
+
+def _credentials_file(tmp_path, scheme: str) -> str:
+    """Three per-device entries, in the forms the scheme can verify: a clear password, then
+    HA1 hashes (Digest) or PBKDF2 hashes (Basic, as a string and as a table)."""
+
+    def ha1(name: str, algorithm: str) -> str:
+        return HASHES[algorithm](f"{name}:acsd:pw-{name}".encode()).hexdigest()
+
+    def pbkdf2(name: str) -> str:
+        salt = "c2FsdHNhbHQ" + name
+        derived = hashlib.pbkdf2_hmac("sha256", f"pw-{name}".encode(), salt.encode(), 1000)
+        return f"pbkdf2_sha256$1000${salt}${base64.b64encode(derived).decode()}"
+
+    lines = ['realm = "acsd"', "[devices]", 'PDV000001 = "pw-PDV000001"']
+    if scheme == "digest":
+        lines += [
+            f'PDV000002 = {{ ha1_md5 = "{ha1("PDV000002", "MD5")}", '
+            f'ha1_sha256 = "{ha1("PDV000002", "SHA-256")}" }}',
+            'PDV000003 = { password = "pw-PDV000003" }',
+        ]
+    else:
+        lines += [
+            f'PDV000002 = "{pbkdf2("PDV000002")}"',
+            f'PDV000003 = {{ pbkdf2_sha256 = "{pbkdf2("PDV000003")}" }}',
+        ]
+    path = tmp_path / "cpe-credentials.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+@pytest.mark.parametrize("scheme", ["digest", "basic"])
+def test_per_device_credentials_from_a_file(daemon_factory, tmp_path, scheme):
+    auth = {"scheme": scheme, "credentials_file": _credentials_file(tmp_path, scheme)}
+    if scheme == "basic":
+        auth["allow_basic_without_tls"] = True
+    daemon = acs(daemon_factory, auth)
+    args = ["--count", "3", "--serial-prefix", "PDV", "--acs-username", "{serial}"]
+    code, out = sim(daemon, *args, "--acs-password", "pw-{serial}")
+    assert code == 0, out
+    assert len(devices(daemon)) == 3
+
+    # another device's password is no good, and neither is a shared one (none configured)
+    wire, answer = first_challenge(daemon, "PDV000001")
+    if scheme == "digest":
+        header = digest_header(challenges(answer)[-1], "PDV000001", "pw-PDV000002")
+    else:
+        header = basic_header("PDV000001", "pw-PDV000002")
+    assert wire.post(inform("PDV000001"), headers={"Authorization": header}).status == 401
+
+
+def test_an_inform_for_another_serial_is_refused_and_not_recorded(daemon_factory, tmp_path):
+    path = tmp_path / "creds.toml"
+    path.write_text('[devices]\nDEV-A = "pw-a"\n')
+    daemon = acs(daemon_factory, {"scheme": "digest", "credentials_file": str(path)})
+    wire, answer = first_challenge(daemon, "DEV-B")
+    header = digest_header(challenges(answer)[-1], "DEV-A", "pw-a")
+    refused = wire.post(inform("DEV-B"), headers={"Authorization": header})
+    assert refused.status == 403 and closes(refused)
+    assert devices(daemon) == []
+    # the same credentials for their own serial (any case) work
+    wire = Wire(daemon.cwmp_url)
+    answer = wire.post(inform("dev-a"))
+    header = digest_header(challenges(answer)[-1], "DEV-A", "pw-a")
+    assert wire.post(inform("dev-a"), headers={"Authorization": header}).status == 200
+
+
+def test_a_fixed_shared_username_is_not_bound_to_a_serial(daemon_factory):
+    daemon = acs(daemon_factory, {**DIGEST, "username": "cpe"})
+    code, out = sim(
+        daemon, "--serial-prefix", "FIX", "--acs-username", "cpe", "--acs-password", PASSWORD
+    )
+    assert code == 0, out
+    code, out = sim(
+        daemon, "--serial-prefix", "FIY", "--acs-username", "{serial}", "--acs-password", PASSWORD
+    )
+    assert code != 0  # the username must be "cpe"
+    assert [d["serialNumber"] for d in devices(daemon)] == ["FIX000001"]
+
+
+def test_a_wrong_password_fails_the_simulated_session(daemon_factory):
+    daemon = acs(daemon_factory, DIGEST)
+    code, out = sim(daemon, "--acs-username", "{serial}", "--acs-password", "nope")
+    assert code != 0 and "401" in out
+    assert devices(daemon) == []
+    failed = logged(daemon, "cwmp.auth_failed")
+    assert failed[0]["reason"] == "wrong password" and failed[0]["level"] == "warning"
+    assert "remote" in failed[0]
+    assert "nope" not in daemon.log_text()
+
+
+# --- refusals: 401, a fresh challenge, nothing recorded ------------------------------------
+
+
+def test_missing_header_gets_a_challenge_and_the_connection_stays_open(daemon_factory):
+    daemon = acs(daemon_factory, DIGEST)
+    wire, answer = first_challenge(daemon)
+    assert answer.body == b"" and not closes(answer)
+    sock = wire.conn.sock
+    header = digest_header(challenges(answer)[-1], "AUTH0001", PASSWORD)
+    ok = wire.post(inform("AUTH0001"), headers={"Authorization": header})
+    assert ok.status == 200 and b"InformResponse" in ok.body
+    assert wire.conn.sock is sock  # answered on the same connection
+    # the rest of the session rides on the authenticated connection, without a header
+    drive_to_end(wire, wire.post(None), "urn:dslforum-org:cwmp-1-0")
+    # a new connection authenticates again
+    other = Wire(daemon.cwmp_url)
+    assert other.post(None).status == 401
+    assert [d["serialNumber"] for d in devices(daemon)] == ["AUTH0001"]
+
+
+def test_nothing_is_recorded_without_credentials(daemon_factory):
+    daemon = acs(daemon_factory, DIGEST)
+    for serial in ("AUTH0001", "AUTH0002"):
+        wire = Wire(daemon.cwmp_url)
+        for _ in range(3):
+            answer = wire.post(inform(serial))
+            assert answer.status == 401 and challenges(answer)
+    assert devices(daemon) == []
+    assert not daemon.events("cwmp.auth_failed")  # a missing header is no failure
+
+
+def _refused(answer: Answer, used_nonce: str, *, stale: bool = False) -> None:
+    assert answer.status == 401, answer.text
+    assert answer.body == b""
+    fresh = challenges(answer)
+    assert fresh and all(c["nonce"] != used_nonce for c in fresh)
+    assert all(c.get("stale", "false") == ("true" if stale else "false") for c in fresh)
+
+
+@pytest.mark.parametrize(
+    ("case", "changes"),
+    [
+        ("wrong password", {"password": "not-it"}),
+        ("wrong realm", {"realm": "elsewhere"}),
+        ("uri mismatch", {"uri": "/other"}),
+        ("unknown user", {"username": ""}),
+        ("algorithm not offered", {"algorithm": "SHA-256"}),
+    ],
+)
+def test_bad_digest_credentials_get_401_close_and_a_fresh_challenge(daemon_factory, case, changes):
+    daemon = acs(daemon_factory, {**DIGEST, "username": "cpe", "algorithms": ["MD5"]})
+    wire, answer = first_challenge(daemon)
+    challenge = challenges(answer)[0]
+    kwargs = {k: v for k, v in changes.items() if k in ("uri", "realm", "algorithm")}
+    header = digest_header(
+        challenge,
+        changes.get("username", "cpe"),
+        changes.get("password", PASSWORD),
+        **kwargs,
+    )
+    answer = wire.post(inform("AUTH0001"), headers={"Authorization": header})
+    _refused(answer, challenge["nonce"])
+    assert closes(answer)
+    failed = logged(daemon, "cwmp.auth_failed")
+    assert len(failed) == 1 and failed[0]["reason"].startswith(case.split()[0])
+    assert devices(daemon) == []
+
+
+def test_a_stale_nonce_gets_a_challenge_with_stale_true(daemon_factory):
+    daemon = acs(daemon_factory, {**DIGEST, "nonce_lifetime": 3})
+    wire, answer = first_challenge(daemon)
+    challenge = challenges(answer)[-1]
+    time.sleep(3.5)
+    header = digest_header(challenge, "AUTH0001", PASSWORD)
+    answer = wire.post(inform("AUTH0001"), headers={"Authorization": header})
+    _refused(answer, challenge["nonce"], stale=True)
+    assert not closes(answer)  # the CPE did nothing wrong: it retries on this connection
+    assert devices(daemon) == []
+    # ...with the fresh nonce (valid for 3 s), which works
+    header = digest_header(challenges(answer)[-1], "AUTH0001", PASSWORD)
+    assert wire.post(inform("AUTH0001"), headers={"Authorization": header}).status == 200
+
+
+def test_a_stale_nonce_with_a_wrong_password_is_a_plain_failure(daemon_factory):
+    daemon = acs(daemon_factory, {**DIGEST, "nonce_lifetime": 1})
+    wire, answer = first_challenge(daemon)
+    challenge = challenges(answer)[-1]
+    time.sleep(1.5)
+    header = digest_header(challenge, "AUTH0001", "wrong")
+    answer = wire.post(inform("AUTH0001"), headers={"Authorization": header})
+    _refused(answer, challenge["nonce"], stale=False)
+    assert closes(answer)
+
+
+def test_a_replayed_nonce_count_is_refused(daemon_factory):
+    daemon = acs(daemon_factory, DIGEST)
+    wire, answer = first_challenge(daemon)
+    challenge = challenges(answer)[-1]
+    header = digest_header(challenge, "AUTH0001", PASSWORD, nc=1)
+    # nc=1 is used once (an empty POST: authenticated, but no session, so nothing recorded)
+    assert wire.post(None, headers={"Authorization": header}).status == 400
+    for _ in range(2):  # the same request again, from new connections
+        replay = Wire(daemon.cwmp_url).post(inform("AUTH0001"), headers={"Authorization": header})
+        _refused(replay, challenge["nonce"])
+        assert closes(replay)
+    older = digest_header(challenge, "AUTH0001", PASSWORD, nc=1, cnonce="other")
+    assert (
+        Wire(daemon.cwmp_url).post(inform("AUTH0001"), headers={"Authorization": older}).status
+        == 401
+    )
+    assert devices(daemon) == []
+    assert [e["reason"] for e in logged(daemon, "cwmp.auth_failed", 3)] == [
+        "replayed nonce count"
+    ] * 3
+    # a higher count with the same nonce is fine
+    newer = digest_header(challenge, "AUTH0001", PASSWORD, nc=2)
+    assert (
+        Wire(daemon.cwmp_url).post(inform("AUTH0001"), headers={"Authorization": newer}).status
+        == 200
+    )
+
+
+def test_a_forged_nonce_is_refused(daemon_factory):
+    daemon = acs(daemon_factory, DIGEST)
+    forged = {"realm": "acsd", "nonce": base64.urlsafe_b64encode(b"x" * 40).decode().rstrip("=")}
+    header = digest_header({**forged, "algorithm": "MD5"}, "AUTH0001", PASSWORD)
+    answer = Wire(daemon.cwmp_url).post(inform("AUTH0001"), headers={"Authorization": header})
+    # the password is right, so the CPE may simply retry: stale=true
+    _refused(answer, forged["nonce"], stale=True)
+    assert devices(daemon) == []
+
+
+@pytest.mark.parametrize("case", ["missing", "wrong password", "malformed", "other scheme"])
+def test_bad_basic_credentials_get_401_and_a_challenge(daemon_factory, case):
+    auth = {"scheme": "basic", "password": PASSWORD, "allow_basic_without_tls": True}
+    daemon = acs(daemon_factory, auth)
+    headers = {
+        "missing": {},
+        "wrong password": {"Authorization": basic_header("AUTH0001", "nope")},
+        "malformed": {"Authorization": "Basic !!!not-base64"},
+        "other scheme": {"Authorization": 'Digest username="AUTH0001"'},
+    }[case]
+    answer = Wire(daemon.cwmp_url).post(inform("AUTH0001"), headers=headers)
+    assert answer.status == 401 and answer.body == b""
+    assert challenges(answer)[0]["scheme"] == "Basic"
+    assert closes(answer) == (case in ("wrong password", "malformed"))
+    assert devices(daemon) == []
+
+
+# --- rate limit ----------------------------------------------------------------------------
+
+
+def test_failures_from_one_address_are_rate_limited(daemon_factory):
+    auth = {**DIGEST, "max_failures": 3, "failure_window": 30}
+    daemon = acs(daemon_factory, auth)
+    for _ in range(3):
+        wire, answer = first_challenge(daemon)
+        header = digest_header(challenges(answer)[-1], "AUTH0001", "guess")
+        assert wire.post(inform("AUTH0001"), headers={"Authorization": header}).status == 401
+    # now even a challenge is refused, and right credentials are not even looked at
+    wire = Wire(daemon.cwmp_url)
+    limited = wire.post(inform("AUTH0001"))
+    assert limited.status == 429 and closes(limited)
+    assert 1 <= int(limited.headers["Retry-After"]) <= 30
+    assert not limited.headers.get_all("WWW-Authenticate")
+    limited = Wire(daemon.cwmp_url).post(
+        inform("AUTH0001"),
+        headers={"Authorization": basic_header("AUTH0001", PASSWORD)},
+    )
+    assert limited.status == 429
+    assert devices(daemon) == []
+    assert len(logged(daemon, "cwmp.auth_failed", 3)) == 3
+    assert logged(daemon, "cwmp.auth_rate_limited", 2)
+
+
+# --- start-up and config -------------------------------------------------------------------
+
+
+def test_scheme_none_logs_a_warning_at_start(daemon):
+    warning = daemon.events("cwmp.auth_disabled")
+    assert len(warning) == 1 and warning[0]["level"] == "warning"
+    assert "not authenticated" in warning[0]["message"]
+
+
+def test_auth_on_does_not_log_the_warning_nor_secrets(daemon_factory):
+    daemon = acs(daemon_factory, DIGEST)
+    assert not daemon.events("cwmp.auth_disabled")
+    assert daemon.events("cwmp.auth")[0]["scheme"] == "digest"
+    assert PASSWORD not in daemon.log_text()
+
+
+@pytest.mark.parametrize(
+    ("auth", "expected"),
+    [
+        ('scheme = "digest"\n', "cwmp.auth: "),
+        ('scheme = "basic"\nusername = "cpe"\n', "needs password or credentials_file"),
+        ('scheme = "digest"\ncredentials_file = "/nonexistent/creds.toml"\n', "file not found"),
+        ('scheme = "digest"\ncredentials_file = "BAD"\n', "cwmp.auth.credentials_file"),
+        ('scheme = "digest"\npassword = "x"\nalgorithms = ["MD4"]\n', "cwmp.auth.algorithms"),
+        ('scheme = "digest"\ncredentials_file = "MD5ONLY"\n', "needs password or ha1_sha256"),
+        ('scheme = "nope"\n', "cwmp.auth.scheme"),
+    ],
+)
+def test_bad_auth_config_is_one_line_naming_the_key(tmp_path, auth, expected):
+    bad = tmp_path / "bad-creds.toml"
+    bad.write_text('[devices]\nX = { ha1_md5 = "not-hex" }\n')
+    md5_only = tmp_path / "md5-only.toml"
+    md5_only.write_text(f'[devices]\nY = {{ ha1_md5 = "{"0" * 32}" }}\n')
+    text = auth.replace('"BAD"', json.dumps(str(bad)))
+    text = text.replace('"MD5ONLY"', json.dumps(str(md5_only)))
+    path = tmp_path / "acsd.toml"
+    path.write_text("[cwmp.auth]\n" + text)
+    proc = run_cli("config", "check", "--config", str(path))
+    assert proc.returncode == 2, proc.stdout
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], lines
+    if "BAD" in auth:
+        assert "devices.X.ha1_md5" in lines[0]
+
+
+def test_config_check_masks_the_shared_password(tmp_path):
+    path = tmp_path / "acsd.toml"
+    path.write_text(f'[cwmp.auth]\nscheme = "digest"\npassword = "{PASSWORD}"\n')
+    proc = run_cli("config", "check", "--config", str(path), check=True)
+    assert json.loads(proc.stdout)["cwmp"]["auth"]["password"] == "***"
+    assert PASSWORD not in proc.stdout
+
+
+def test_cpe_password_prints_hashes_only(tmp_path):
+    import subprocess
+
+    from conftest import REPO, acsd_cmd
+
+    proc = subprocess.run(
+        [*acsd_cmd("cpe-password", "SN-0042", "--realm", "acs.example", "--iterations", "1000")],
+        input="hunter2\n",
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "hunter2" not in proc.stdout
+    import tomllib
+
+    entry = tomllib.loads("[devices]\n" + proc.stdout)["devices"]["SN-0042"]
+    assert entry["ha1_md5"] == hashlib.md5(b"SN-0042:acs.example:hunter2").hexdigest()
+    assert entry["ha1_sha256"] == hashlib.sha256(b"SN-0042:acs.example:hunter2").hexdigest()
+    name, iterations, salt, digest = entry["pbkdf2_sha256"].split("$")
+    expected = hashlib.pbkdf2_hmac("sha256", b"hunter2", salt.encode(), int(iterations))
+    assert (name, base64.b64decode(digest)) == ("pbkdf2_sha256", expected)
+
+
+# --- the simulator's client side ----------------------------------------------------------
+
+
+async def test_sim_client_answers_sha256_first_and_retries_a_stale_nonce_once():
+    from acsd.sim.http import HttpClient
+
+    seen: list[dict[str, str]] = []
+    nonces = iter(["n1", "n2", "n3"])
+    state = {"nonce": next(nonces), "stale": False, "expired_once": False}
+
+    def check(params: dict[str, str]) -> bool:
+        h = HASHES[params["algorithm"]]
+
+        def hx(text: str) -> str:
+            return h(text.encode()).hexdigest()
+
+        ha1 = hx(f"{params['username']}:acsd:pw")
+        ha2 = hx(f"POST:{params['uri']}")
+        expected = hx(
+            f"{ha1}:{params['nonce']}:{params['nc']}:{params['cnonce']}:{params['qop']}:{ha2}"
+        )
+        return params["response"] == expected
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = re.search(rb"Content-Length: (\d+)", head)
+            if length:
+                await reader.readexactly(int(length.group(1)))
+            auth = re.search(rb"Authorization: Digest (.*)\r\n", head)
+            params = {}
+            if auth:
+                raw = auth.group(1).decode()
+                params = {
+                    k: v.strip('"') for k, v in re.findall(r'([\w-]+)=("[^"]*"|[^,\s]+)', raw)
+                }
+                seen.append(params)
+            if (
+                params
+                and params["nonce"] == state["nonce"]
+                and not state["stale"]
+                and check(params)
+            ):
+                if params["nc"] == "00000002" and not state["expired_once"]:
+                    state["stale"] = state["expired_once"] = True  # pretend n1 expired
+                else:
+                    writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+                    await writer.drain()
+                    continue
+            stale = ", stale=true" if state["stale"] else ""
+            if state["stale"]:
+                state["nonce"], state["stale"] = next(nonces), False
+            lines = [
+                f'WWW-Authenticate: Digest realm="acsd", qop="auth", algorithm={a}, '
+                f'nonce="{state["nonce"]}"{stale}\r\n'
+                for a in ("SHA-256", "MD5")
+            ]
+            writer.write(
+                b"HTTP/1.1 401 Unauthorized\r\n"
+                + "".join(lines).encode()
+                + b"Content-Length: 0\r\n\r\n"
+            )
+            await writer.drain()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        client = HttpClient(f"http://127.0.0.1:{port}/acs?x=1", credentials=("SN1", "pw"))
+        assert (await client.post(b"<a/>")).status == 204  # challenge, answer
+        assert (await client.post(b"")).status == 204  # nc=2 -> stale -> retried once
+        assert (await client.post(b"")).status == 204  # nc=2 of the new nonce
+        await client.close()
+    assert [(p["nonce"], p["nc"], p["algorithm"]) for p in seen] == [
+        ("n1", "00000001", "SHA-256"),
+        ("n1", "00000002", "SHA-256"),
+        ("n2", "00000001", "SHA-256"),
+        ("n2", "00000002", "SHA-256"),
+    ]
+    assert {p["uri"] for p in seen} == {"/acs?x=1"}

@@ -1,0 +1,204 @@
+"""acsd.cwmp.auth in-process: nonce book, rate limiter, header parsing, the credentials
+file, and Digest variants the daemon tests do not reach (-sess, username*, uri forms)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+import pytest
+from aiohttp.test_utils import make_mocked_request
+
+from acsd.cwmp.auth import (
+    CpeAuthenticator,
+    FailureLimiter,
+    NonceBook,
+    Pbkdf2Hash,
+    load_credentials,
+    parse_auth_params,
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_nonces_are_signed_expire_and_count_up():
+    clock = Clock()
+    book = NonceBook(60, clock=clock)
+    nonce = book.issue()
+    assert len(base64.urlsafe_b64decode(nonce + "==")) == 40  # 128 random bits + time + MAC
+    assert book.issue() != nonce
+    assert book.use(nonce, 1) == book.FRESH
+    assert book.use(nonce, 1) == book.REPLAY
+    assert book.use(nonce, 3) == book.FRESH
+    assert book.use(nonce, 2) == book.REPLAY
+    clock.now += 61
+    assert book.use(nonce, 4) == book.STALE
+    assert book.use("A" + nonce[1:], 1) == book.STALE  # not ours (or an older process's)
+    assert NonceBook(60, clock=clock).use(book.issue(), 1) == NonceBook.STALE
+    assert book.use("", 1) == book.STALE and book.use("@@@", 1) == book.STALE
+
+
+def test_nonce_book_is_bounded_and_never_reaccepts_a_forgotten_nonce():
+    clock = Clock()
+    book = NonceBook(60, clock=clock, max_tracked=3)
+    nonces = []
+    for _ in range(5):
+        clock.now += 1
+        nonces.append(book.issue())
+    for nonce in nonces[:4]:
+        assert book.use(nonce, 1) == book.FRESH
+    assert len(book) == 3
+    assert book.use(nonces[0], 2) == book.STALE  # forgotten: its counts are unknown
+    assert book.use(nonces[4], 1) == book.FRESH  # issued later than anything forgotten
+    clock.now += 120
+    fresh = book.issue()
+    assert book.use(fresh, 1) == book.FRESH
+    assert len(book) == 1  # the expired ones were pruned
+
+
+def test_failure_limiter_window():
+    clock = Clock()
+    limiter = FailureLimiter(3, 60, clock=clock)
+    for _ in range(2):
+        limiter.record("192.0.2.1")
+    assert limiter.retry_after("192.0.2.1") is None
+    clock.now += 10
+    limiter.record("192.0.2.1")
+    assert limiter.retry_after("192.0.2.1") == 50  # until the oldest failure leaves the window
+    assert limiter.retry_after("192.0.2.2") is None
+    clock.now += 50.5
+    assert limiter.retry_after("192.0.2.1") is None
+    off = FailureLimiter(0, 60, clock=clock)
+    off.record("x")
+    assert off.retry_after("x") is None
+
+
+def test_auth_params_parsing():
+    assert parse_auth_params('username="a\\"b", nc=00000001, qop=auth,uri="/x?y=1,2"') == {
+        "username": 'a"b',
+        "nc": "00000001",
+        "qop": "auth",
+        "uri": "/x?y=1,2",
+    }
+    assert parse_auth_params("") == {}
+    assert parse_auth_params('a="1", a="2"') is None  # repeated
+    assert parse_auth_params('a="unterminated') is None
+    assert parse_auth_params("a b") is None
+
+
+def _digest(auth: CpeAuthenticator, username: str, password: str, **over: str) -> str:
+    challenge = dict(h.split("=", 1) for h in auth.challenge_headers()[0][1][7:].split(", "))
+    nonce = challenge["nonce"].strip('"')
+    algorithm = over.get("algorithm", "MD5")
+    h = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}[algorithm.upper().removesuffix("-SESS")]
+
+    def hx(text: str) -> str:
+        return h(text.encode()).hexdigest()
+
+    uri, cnonce, nc = over.get("uri", "/acs?x=1"), "c0ffee", "00000001"
+    ha1 = hx(f"{username}:acsd:{password}")
+    if algorithm.upper().endswith("-SESS"):
+        ha1 = hx(f"{ha1}:{nonce}:{cnonce}")
+    response = hx(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{hx(f'POST:{uri}')}")
+    user = over.get("user_param", f'username="{username}"')
+    return (
+        f'Digest {user}, realm="acsd", nonce="{nonce}", uri="{uri}", algorithm={algorithm}, '
+        f'qop=auth, nc={nc}, cnonce="{cnonce}", response="{response}"'
+    )
+
+
+async def _check(auth: CpeAuthenticator, header: str, path: str = "/acs?x=1"):
+    request = make_mocked_request("POST", path, headers={"Authorization": header})
+    return await auth.check(request, remote="192.0.2.9", secure=False)
+
+
+@pytest.mark.parametrize("algorithm", ["MD5", "MD5-sess", "SHA-256", "SHA-256-sess"])
+async def test_digest_algorithms_and_sess_variants(algorithm):
+    auth = CpeAuthenticator(scheme="digest", password="pw")
+    result = await _check(auth, _digest(auth, "SN1", "pw", algorithm=algorithm))
+    assert result.ok and result.username == "SN1" and result.serial == "SN1"
+    only_md5 = CpeAuthenticator(scheme="digest", password="pw", algorithms=["MD5"])
+    result = await _check(only_md5, _digest(only_md5, "SN1", "pw", algorithm=algorithm))
+    assert result.ok == algorithm.startswith("MD5")
+
+
+async def test_digest_username_star_and_absolute_uri():
+    auth = CpeAuthenticator(scheme="digest", password="pw")
+    header = _digest(auth, "Jäsøn", "pw", user_param="username*=UTF-8''J%C3%A4s%C3%B8n")
+    assert (await _check(auth, header)).ok
+    header = _digest(auth, "SN1", "pw", uri="http://acs.example:7547/acs?x=1")
+    assert (await _check(auth, header)).ok
+    header = _digest(auth, "SN1", "pw", uri="/acs")
+    result = await _check(auth, header)
+    assert not result.ok and result.failure and "uri" in result.reason
+
+
+async def test_fixed_username_is_not_bound_to_a_serial_but_per_device_is():
+    devices = {"dev-a": _device("DEV-A", "pw-a")}
+    auth = CpeAuthenticator(scheme="digest", username="cpe", password="pw", devices=devices)
+    shared = await _check(auth, _digest(auth, "cpe", "pw"))
+    assert shared.ok and shared.serial is None
+    own = await _check(auth, _digest(auth, "DEV-A", "pw-a"))
+    assert own.ok and own.serial == "DEV-A"
+    assert not (await _check(auth, _digest(auth, "DEV-A", "pw"))).ok  # its own password only
+    assert (await _check(auth, _digest(auth, "other", "pw"))).reason == "unknown user"
+
+
+def _device(serial: str, password: str):
+    from acsd.cwmp.auth import DeviceCredentials
+
+    return DeviceCredentials(serial, password=password)
+
+
+async def test_basic_checks_pbkdf2_and_caches_success():
+    clock = Clock()
+    auth = CpeAuthenticator(scheme="basic", password="pw", clock=clock, pbkdf2_iterations=1000)
+    token = base64.b64encode(b"SN1:pw").decode()
+    request = make_mocked_request("POST", "/", headers={"Authorization": f"Basic {token}"})
+    assert (await auth.check(request, remote="x", secure=True)).ok
+    assert (await auth.check(request, remote="x", secure=True)).ok  # cached
+    plain = await auth.check(request, remote="x", secure=False)
+    assert plain.status == 403  # Basic needs TLS unless allowed
+    bad = base64.b64encode(b"SN1:px").decode()
+    request = make_mocked_request("POST", "/", headers={"Authorization": f"Basic {bad}"})
+    result = await auth.check(request, remote="x", secure=True)
+    assert not result.ok and result.failure and result.reason == "wrong password"
+
+
+def test_pbkdf2_hash_round_trip_and_django_layout():
+    made = Pbkdf2Hash.make("hunter2", 1000)
+    parsed = Pbkdf2Hash.parse(str(made))
+    assert parsed.verify("hunter2") and not parsed.verify("hunter3")
+    for bad in ("pbkdf2_sha256$10$s$AAAA", "pbkdf2_sha1$1000$s$AAAA", "pbkdf2_sha256$x$s$AA"):
+        with pytest.raises(ValueError):
+            Pbkdf2Hash.parse(bad)
+
+
+def test_credentials_file_errors_name_the_entry(tmp_path):
+    path = tmp_path / "c.toml"
+    cases = {
+        '[devices]\nA = ""\n': "devices.A: empty password",
+        "[devices]\nA = 5\n": "devices.A: expected a password string",
+        '[devices]\nA = { pw = "x" }\n': "devices.A.pw: unknown key",
+        '[devices]\nA = { ha1_md5 = "zz" }\n': "devices.A.ha1_md5: expected MD5 HA1",
+        '[devices]\nA = "x"\na = "y"\n': "devices.a: listed twice",
+        '[devices]\nA = "pbkdf2_sha256$1$s$AAAA"\n': "devices.A: PBKDF2 iterations",
+        'realm = "other"\n[devices]\nA = "x"\n': "realm 'other' differs",
+        "[device]\n": "device: unknown key",
+        "[devices\n": "invalid TOML",
+    }
+    for text, expected in cases.items():
+        path.write_text(text)
+        with pytest.raises(ValueError, match=expected.replace("$", r"\$")) as caught:
+            load_credentials(path, scheme="digest", realm="acsd", algorithms=["MD5"])
+        assert str(path) in str(caught.value)
+    path.write_text('[devices]\nA = { ha1_md5 = "' + "0" * 32 + '" }\n')
+    with pytest.raises(ValueError, match="Basic needs password or pbkdf2_sha256"):
+        load_credentials(path, scheme="basic", realm="acsd", algorithms=["MD5"])
+    assert load_credentials(path, scheme="digest", realm="acsd", algorithms=["MD5"])["a"]

@@ -1,0 +1,109 @@
+"""``acsd db backup PATH``: a consistent copy while the daemon writes, never over an
+existing file without --force, and never a half-written file at PATH."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+from conftest import REPO, acsd_cmd, run_cli, wait_for
+
+
+def sessions_committed(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(
+            "SELECT count(*) FROM devices WHERE last_inform IS NOT NULL"
+        ).fetchone()[0]
+
+
+def check_backup(path: Path) -> int:
+    """integrity_check of the copy; returns its device count."""
+    conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        # A self-contained file: no -wal belongs to it.
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+        assert conn.execute("SELECT max(version) FROM schema_migrations").fetchone()[0] >= 1
+        return conn.execute("SELECT count(*) FROM devices").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_backup_while_simulated_routers_keep_writing(daemon_factory, tmp_path: Path):
+    daemon = daemon_factory(cwmp={"periodic_interval": 1})
+    load = subprocess.Popen(
+        acsd_cmd(
+            "sim",
+            "--acs",
+            daemon.cwmp_url,
+            "--count",
+            "30",
+            "--profile",
+            "tr181-mobile,tr098-dsl,huawei-hg8245",
+            "--serial-prefix",
+            "BAK",
+            "--interval",
+            "1",
+            "--ramp",
+            "0.5",
+            "--duration",
+            "8",
+        ),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for(lambda: sessions_committed(daemon.db) >= 10, timeout=20)
+        started = len(daemon.events("session.end"))
+        copies = []
+        for n in range(3):
+            target = tmp_path / "backups" / f"acsd-{n}.db"
+            target.parent.mkdir(exist_ok=True)
+            done = daemon.cli("db", "backup", str(target))
+            assert done.returncode == 0, done.stderr
+            assert str(target) in done.stdout and "devices" in done.stdout
+            copies.append(target)
+            time.sleep(0.5)
+        # The routers really were writing while the copies were taken.
+        assert load.poll() is None
+        assert len(daemon.events("session.end")) > started
+    finally:
+        output = load.communicate(timeout=60)[0]
+    assert load.returncode == 0, output
+
+    counts = [check_backup(path) for path in copies]
+    assert all(count >= 10 for count in counts), counts
+    assert counts == sorted(counts)  # later copies never hold less
+    # Nothing but the copies was left in the folder (no temporary files).
+    assert sorted(p.name for p in (tmp_path / "backups").iterdir()) == [p.name for p in copies]
+    with sqlite3.connect(copies[-1]) as conn:
+        serials = {row[0] for row in conn.execute("SELECT serial_number FROM devices")}
+    assert any(s.startswith("BAK") for s in serials)
+
+
+def test_an_existing_file_is_kept_unless_forced(daemon, tmp_path: Path):
+    target = tmp_path / "backup.db"
+    target.write_text("precious")
+    refused = daemon.cli("db", "backup", str(target), check=False)
+    assert refused.returncode == 1
+    assert "exists" in refused.stderr and "--force" in refused.stderr
+    assert target.read_text() == "precious"
+
+    forced = daemon.cli("db", "backup", str(target), "--force")
+    assert forced.returncode == 0
+    assert check_backup(target) == 0
+    assert f"wrote {target}" in forced.stdout
+
+
+def test_no_database_no_backup(tmp_path: Path):
+    config = tmp_path / "acsd.toml"
+    config.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "missing.db"}"\n')
+    result = run_cli("db", "backup", str(tmp_path / "out.db"), "--config", str(config))
+    assert result.returncode == 1
+    assert "no database" in result.stderr
+    # Neither the backup nor an empty database was created.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["acsd.toml"]

@@ -1,0 +1,256 @@
+"""Seed 002 "Internet Account Confirm" over real HTTP, with the create/get/list around it:
+the seed's example field by field, every error of its table, the address checks and who may
+do what."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import time
+
+import pytest
+
+from api_world import World, build_world, device_body
+
+# The seed's example as printed: JavaScript, not JSON (unquoted keys, single quotes).
+SEED_EXAMPLE_TEXT = (
+    "{ providerOrderId: '5637575637', providerName: 'TDC', startDate: '2016-02-01T00:00:00Z', "
+    "circuitId: 'EM23867', installTime: '12_00_TO_16_00', net: { ipAddress: '1.2.3.4', "
+    "subnet: '255.255.255.0', gateway: '1.2.3.1', failover: true, failoverNumber: '71919998' } }"
+)
+# The same example as a real client sends it.
+SEED_EXAMPLE = {
+    "providerOrderId": "5637575637",
+    "providerName": "TDC",
+    "startDate": "2016-02-01T00:00:00Z",
+    "circuitId": "EM23867",
+    "installTime": "12_00_TO_16_00",
+    "net": {
+        "ipAddress": "1.2.3.4",
+        "subnet": "255.255.255.0",
+        "gateway": "1.2.3.1",
+        "failover": True,
+        "failoverNumber": "71919998",
+    },
+}
+
+
+@pytest.fixture
+def world(daemon) -> World:
+    return build_world(daemon)
+
+
+def error(reply, status: int, message: str) -> dict:
+    assert reply.status == status, (reply.status, reply.body)
+    assert reply.body["code"] == status and reply.body["message"] == message, reply.body
+    assert reply.body["description"]
+    return reply.body
+
+
+def order(world: World, customer: str = "own", *, device: str | None = None, as_="ADMIN"):
+    body = {"customer": world.customers[customer], "device": device, "name": "Fibre 1000/1000"}
+    return world.as_(as_).post("/internet/account", body)
+
+
+def confirm_body(ip: str, **net) -> dict:
+    body = json.loads(json.dumps(SEED_EXAMPLE))
+    body["net"].update({"ipAddress": ip, "gateway": ip.rsplit(".", 1)[0] + ".1"}, **net)
+    return body
+
+
+def test_seed_example_request_and_response_field_by_field(world: World):
+    created = order(world)
+    assert created.status == 201, created.body
+    account = created.body
+    assert re.fullmatch(r"[0-9a-f]{24}", account["_id"])
+    assert account == {
+        "_id": account["_id"],
+        "customer": world.customers["own"],
+        "device": None,
+        "name": "Fibre 1000/1000",
+        "state": "ORDERED",
+    }
+    path = f"/internet/account/{account['_id']}"
+
+    reply = world.api.post(path + "/confirm", SEED_EXAMPLE)
+    assert reply.status == 200, reply.body
+    assert reply.body == {"success": True}
+
+    got = world.api.get(path)
+    assert got.status == 200
+    shown = got.body
+    # Its startDate (2016) has come: the account is live at once.
+    assert shown["state"] == "ACTIVE"
+    for key in ("_id", "customer", "device", "name"):
+        assert shown[key] == account[key], key
+    assert shown["providerOrderId"] == "5637575637"
+    assert shown["providerName"] == "TDC"
+    assert shown["startDate"] == "2016-02-01T00:00:00Z"
+    assert shown["circuit"] == "EM23867"  # the example's circuitId is the seed's circuit
+    assert shown["installTime"] == "12_00_TO_16_00"
+    assert shown["net"] == SEED_EXAMPLE["net"]
+    assert set(shown) == {
+        "_id", "customer", "device", "name", "state", "providerOrderId", "providerName",
+        "startDate", "circuit", "installTime", "net",
+    }  # fmt: skip
+    listed = world.api.get("/internet/account").body
+    assert listed["total"] == 1 and listed["items"] == [shown]
+    entries = world.api.get("/audit").body["items"]
+    confirm = next(e for e in entries if e["action"] == "internet.confirm")
+    assert confirm["resourceId"] == account["_id"]
+    assert confirm["before"]["state"] == "ORDERED" and confirm["after"]["circuit"] == "EM23867"
+    assert confirm["after"]["state"] == "ACTIVE" and confirm["customer"] == account["customer"]
+
+
+def test_the_seed_example_as_printed_is_not_json(world: World):
+    account = order(world).body
+    reply = world.api.post(
+        f"/internet/account/{account['_id']}/confirm", raw=SEED_EXAMPLE_TEXT.encode()
+    )
+    body = error(reply, 400, "invalid_json")
+    assert "line 1 column 3" in body["description"]
+    assert world.api.get(f"/internet/account/{account['_id']}").body["state"] == "ORDERED"
+
+
+def test_errors_of_the_seed_table(world: World, daemon):
+    api = world.api
+    first = order(world).body
+    second = order(world).body
+    # 404 not_found: no such account (a well-formed id or not)
+    error(api.post(f"/internet/account/{'0' * 24}/confirm", SEED_EXAMPLE), 404, "not_found")
+    error(api.post("/internet/account/nope/confirm", SEED_EXAMPLE), 404, "not_found")
+    # 403 access_denied: confirming is for ADMIN only, even within one's own tenancy
+    for role in ("RESELLER", "OWNER", "MANAGER"):
+        reply = world.as_(role).post(f"/internet/account/{first['_id']}/confirm", SEED_EXAMPLE)
+        error(reply, 403, "access_denied")
+    assert api.post(f"/internet/account/{first['_id']}/confirm", SEED_EXAMPLE).status == 200
+    # 422 state: only an ORDERED account can be confirmed
+    again = api.post(f"/internet/account/{first['_id']}/confirm", confirm_body("198.51.100.2"))
+    error(again, 422, "state")
+    # 409 net.ipAddress: the address is another account's
+    taken = api.post(f"/internet/account/{second['_id']}/confirm", SEED_EXAMPLE)
+    error(taken, 409, "net.ipAddress")
+    assert api.get(f"/internet/account/{second['_id']}").body["state"] == "ORDERED"
+    ok = api.post(f"/internet/account/{second['_id']}/confirm", confirm_body("198.51.100.2"))
+    assert ok.status == 200, ok.body
+    # 500 internal_error: a record damaged behind the daemon's back
+    third = order(world).body
+    with sqlite3.connect(daemon.db) as db:
+        db.execute("UPDATE internet_accounts SET confirm = '{not json' WHERE id = ?",
+                   (third["_id"],))  # fmt: skip
+    reply = api.post(f"/internet/account/{third['_id']}/confirm", confirm_body("203.0.113.9"))
+    body = error(reply, 500, "internal_error")
+    assert reply.headers["X-Request-Id"] in body["description"]
+    assert "Traceback" not in reply.raw.decode()
+
+
+# What a router could not use: net changes to the seed's example, the key, a word of the text.
+BAD_ADDRESSES = [
+    ({"gateway": "198.51.100.1"}, "net.gateway", "not in 1.2.3.0/24"),
+    ({"gateway": "1.2.3.4"}, "net.gateway", "own address"),
+    ({"gateway": "1.2.3.255"}, "net.gateway", "broadcast"),
+    ({"subnet": "255.0.255.0"}, "net.subnet", "not contiguous"),
+    ({"subnet": "255.255.255.255"}, "net.subnet", "/32"),
+    ({"subnet": "24"}, "net.subnet", "not a subnet mask"),
+    ({"ipAddress": "1.2.3"}, "net.ipAddress", "not an IPv4 address"),
+    ({"ipAddress": "1.2.3.0"}, "net.ipAddress", "network or broadcast"),
+    ({"ipAddress": "224.0.0.1", "gateway": "224.0.0.2"}, "net.ipAddress", "host"),
+    ({"failoverNumber": None}, "net.failoverNumber", "required"),
+    ({"failoverNumber": "call me"}, "net.failoverNumber", "phone number"),
+    ({"lanNet": "203.0.113.8"}, "net.lanSubnet", "together"),
+    ({"lanSubnet": "255.255.255.248"}, "net.lanNet", "together"),
+    ({"lanNet": "203.0.113.9", "lanSubnet": "255.255.255.248"}, "net.lanNet", "203.0.113.8"),
+    ({"lanNet": "203.0.113.8", "lanSubnet": "255.255.255.254"}, "net.lanSubnet", "/31"),
+    ({"lanNet": "1.2.3.128", "lanSubnet": "255.255.255.128"}, "net.lanNet", "overlaps"),
+]
+
+
+def test_addresses_a_router_could_not_use_are_400(world: World):
+    account = order(world).body
+    path = f"/internet/account/{account['_id']}/confirm"
+    for net, message, text in BAD_ADDRESSES:
+        body = json.loads(json.dumps(SEED_EXAMPLE))
+        body["net"].update(net)
+        reply = world.api.post(path, body)
+        assert text in error(reply, 400, message)["description"], (net, reply.body)
+    assert world.api.get(path.removesuffix("/confirm")).body["state"] == "ORDERED"
+
+
+def test_bad_bodies_are_400_with_the_field_path(world: World):
+    api = world.api
+    path = f"/internet/account/{order(world).body['_id']}/confirm"
+    no_ip = json.loads(json.dumps(SEED_EXAMPLE))
+    del no_ip["net"]["ipAddress"]
+    assert "required" in error(api.post(path, no_ip), 400, "net.ipAddress")["description"]
+    error(api.post(path, {**SEED_EXAMPLE, "startDate": "next tuesday"}), 400, "startDate")
+    error(api.post(path, {**SEED_EXAMPLE, "colour": "red"}), 400, "colour")
+    bad_type = json.loads(json.dumps(SEED_EXAMPLE))
+    bad_type["net"]["failover"] = "yes"
+    error(api.post(path, bad_type), 400, "net.failover")
+    error(api.post(path, {**SEED_EXAMPLE, "circuit": "EM1"}), 400, "circuitId")
+    assert api.get(path.removesuffix("/confirm")).body["state"] == "ORDERED"
+    # A date alone is accepted (midnight UTC), and circuit under its own name.
+    fine = {**SEED_EXAMPLE, "startDate": "2016-02-01", "circuit": "EM1"}
+    del fine["circuitId"]
+    assert api.post(path, fine).status == 200
+    assert api.get(path.removesuffix("/confirm")).body["circuit"] == "EM1"
+
+
+def test_create_errors_and_who_may_order(world: World):
+    # RESELLER of the customer (its tree) and OWNER of it may order; MANAGER may not.
+    assert order(world, "own", as_="RESELLER").status == 201
+    assert order(world, "subs_customer", as_="RESELLER").status == 201
+    assert order(world, "own", as_="OWNER").status == 201
+    error(order(world, "own", as_="MANAGER"), 403, "access_denied")
+    # Another customer's: 403 for an OWNER and for a reseller it is not under.
+    error(order(world, "other", as_="OWNER"), 403, "access_denied")
+    error(order(world, "other", as_="RESELLER"), 403, "access_denied")
+    body = {"customer": "0" * 24, "device": None, "name": "x"}
+    error(world.api.post("/internet/account", body), 404, "customer")
+    body = {"customer": world.customers["own"], "device": "0" * 24, "name": "x"}
+    error(world.api.post("/internet/account", body), 404, "device")
+    other_device = world.api.post("/network/device", device_body(world, "other", "NETOTHER1"))
+    body["device"] = other_device.body["_id"]
+    error(world.api.post("/internet/account", body), 409, "device")
+    error(world.as_("OWNER").post("/internet/account", body), 403, "access_denied")
+    error(world.api.post("/internet/account", {**body, "name": ""}), 400, "name")
+    error(world.api.post("/internet/account", {"customer": body["customer"]}), 400, "name")
+
+
+def test_tenancy_of_get_and_list(world: World):
+    own = order(world, "own").body
+    other = order(world, "other").body
+    owner = world.as_("OWNER")
+    assert owner.get(f"/internet/account/{own['_id']}").body == own
+    assert world.as_("MANAGER").get(f"/internet/account/{own['_id']}").status == 200
+    error(owner.get(f"/internet/account/{other['_id']}"), 403, "access_denied")
+    assert [a["_id"] for a in owner.get("/internet/account").body["items"]] == [own["_id"]]
+    error(owner.get("/internet/account", query={"customer": world.customers["other"]}), 403,
+          "access_denied")  # fmt: skip
+    assert world.api.get("/internet/account").body["total"] == 2
+    error(world.api.get("/internet/account", query={"state": "GONE"}), 409, "state")
+    error(world.api.get(f"/internet/account/{'0' * 24}"), 404, "not_found")
+
+
+def test_a_future_start_date_is_confirmed_until_it_comes(world: World):
+    api = world.api
+    account = order(world).body
+    path = f"/internet/account/{account['_id']}"
+    start = time.time() + 1.5
+    body = confirm_body("198.51.100.6", gateway="198.51.100.5", subnet="255.255.255.252")
+    body["startDate"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(start)) + "Z"
+    assert api.post(path + "/confirm", body).status == 200
+    assert api.get(path).body["state"] == "CONFIRMED"
+    assert api.get("/internet/account", query={"state": "CONFIRMED"}).body["total"] == 1
+    assert api.get("/internet/account", query={"state": "ACTIVE"}).body["total"] == 0
+    time.sleep(max(0.0, start + 0.2 - time.time()))
+    assert api.get(path).body["state"] == "ACTIVE"
+    assert api.get("/internet/account", query={"state": "ACTIVE"}).body["total"] == 1
+
+
+def test_the_api_description_lists_the_internet_resource(world: World):
+    paths = world.api.get("/openapi.json").body["paths"]
+    confirm = paths["/internet/account/{id}/confirm"]["post"]
+    assert {"200", "403", "404", "409", "422", "500"} <= set(confirm["responses"])
+    assert {"get", "post"} <= set(paths["/internet/account"])

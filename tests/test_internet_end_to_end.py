@@ -1,0 +1,227 @@
+"""The whole path of an Internet line: routers created through the API, an account ordered
+for each and confirmed, a Connection Request, and the routers end up holding the line's
+static WAN settings, each through its own profile (TR-098, TR-181, a vendor with failover,
+one that lacks the WAN IP connection); an account whose start date is still to come leaves
+its router alone until then."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from acsd.sim.runner import Simulation
+from api_world import World, build_world, device_body
+
+WCD = "InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1."
+HCM = "InternetGatewayDevice.LANDevice.1.LANHostConfigManagement."
+
+
+@dataclass
+class Line:
+    ip: str
+    subnet: str
+    gateway: str
+    lan_net: str
+    lan_subnet: str
+    lan_router: str  # the router's own address in the additional range
+
+    def confirm(self, start: str = "2024-01-01T00:00:00Z") -> dict:
+        return {
+            "providerOrderId": "5637575637",
+            "providerName": "TDC",
+            "startDate": start,
+            "circuit": "EM23867",
+            "installTime": "12_00_TO_16_00",
+            "net": {
+                "ipAddress": self.ip,
+                "subnet": self.subnet,
+                "gateway": self.gateway,
+                "lanNet": self.lan_net,
+                "lanSubnet": self.lan_subnet,
+                "failover": True,
+                "failoverNumber": "71919998",
+            },
+        }
+
+
+LINES = {
+    "tr098-dsl": Line("203.0.113.18", "255.255.255.248", "203.0.113.17",
+                      "198.51.100.32", "255.255.255.240", "198.51.100.33"),
+    "tr181-generic": Line("203.0.113.10", "255.255.255.248", "203.0.113.9",
+                          "198.51.100.16", "255.255.255.240", "198.51.100.17"),
+    "zyxel-vmg8825": Line("203.0.113.26", "255.255.255.248", "203.0.113.25",
+                          "198.51.100.48", "255.255.255.240", "198.51.100.49"),
+    "zte-f670l": Line("203.0.113.34", "255.255.255.248", "203.0.113.33",
+                      "198.51.100.64", "255.255.255.240", "198.51.100.65"),
+}  # fmt: skip
+
+
+def is_true(value: str) -> bool:
+    return value in ("true", "1")
+
+
+async def until(predicate, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await asyncio.to_thread(predicate):
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.1)
+
+
+def add_device(world: World, serial: str) -> str:
+    """A router's record, made before the router ever calls in; no wifi or DHCP of its own,
+    so all it will be asked for is the line."""
+    body = device_body(world, "own", serial)
+    body["wifi"] = body["dhcp"] = None
+    reply = world.api.post("/network/device", body)
+    assert reply.status == 201, reply.body
+    return reply.body["_id"]
+
+
+def order(world: World, device_id: str) -> str:
+    body = {"customer": world.customers["own"], "device": device_id, "name": "Fibre"}
+    reply = world.api.post("/internet/account", body)
+    assert reply.status == 201, reply.body
+    return reply.body["_id"]
+
+
+def unsupported(device: dict) -> dict[str, str]:
+    return {u["setting"]: u["reason"] for u in (device.get("job") or {}).get("unsupported", [])}
+
+
+async def test_confirmed_accounts_give_the_routers_their_static_wan(daemon):
+    world = build_world(daemon)
+    sim = Simulation(
+        daemon.cwmp_url, list(LINES), len(LINES), serial_prefix="NET", interval=3600,
+        cr_listen="127.0.0.1:0", ramp=0.01,
+    )  # fmt: skip
+    routers = {cpe.profile: cpe for cpe in sim.routers}
+    devices = {profile: add_device(world, cpe.serial) for profile, cpe in routers.items()}
+    running = asyncio.create_task(sim.run(duration=90))
+    try:
+        # First sessions: each router binds to its record and says where to reach it.
+        await until(lambda: all(cpe.stats.ok >= 1 for cpe in routers.values()))
+        booted = {p: len(cpe.stats.events) for p, cpe in routers.items()}
+        for profile, device_id in devices.items():
+            account = order(world, device_id)
+            reply = world.api.post(f"/internet/account/{account}/confirm", LINES[profile].confirm())
+            assert reply.status == 200 and reply.body == {"success": True}
+            assert world.api.get(f"/internet/account/{account}").body["state"] == "ACTIVE"
+            # The line is live (its start date has passed): the router has a job again.
+            assert world.api.get(f"/network/device/{device_id}").body["state"] == "PROVISIONING"
+
+        def settled() -> bool:
+            for device_id in devices.values():
+                device = world.api.get(f"/network/device/{device_id}").body
+                if device["state"] != "ACTIVE" or not device["status"].get("provisioned"):
+                    return False
+            return True
+
+        # No periodic Inform is due for an hour: the Connection Requests bring them in.
+        await until(settled)
+    finally:
+        sim.stop()
+        await running
+    for profile, cpe in routers.items():
+        later = cpe.stats.events[booted[profile] :]
+        assert any("6 CONNECTION REQUEST" in events for events in later), profile
+    shown = {p: world.api.get(f"/network/device/{d}").body for p, d in devices.items()}
+
+    # TR-181: DHCP client off (the address is static from then on), the address on the WAN
+    # IP interface, the default route's gateway, the extra range on the LAN interface.
+    line, tree = LINES["tr181-generic"], routers["tr181-generic"].tree.flat()
+    assert not is_true(tree["Device.DHCPv4.Client.1.Enable"])
+    assert tree["Device.IP.Interface.2.IPv4Address.1.IPAddress"] == line.ip
+    assert tree["Device.IP.Interface.2.IPv4Address.1.SubnetMask"] == line.subnet
+    assert is_true(tree["Device.IP.Interface.2.IPv4Address.1.Enable"])
+    assert tree["Device.Routing.Router.1.IPv4Forwarding.1.GatewayIPAddress"] == line.gateway
+    assert is_true(tree["Device.IP.Interface.1.IPv4Address.2.Enable"])
+    assert tree["Device.IP.Interface.1.IPv4Address.2.IPAddress"] == line.lan_router
+    assert tree["Device.IP.Interface.1.IPv4Address.2.SubnetMask"] == line.lan_subnet
+    assert shown["tr181-generic"]["status"]["wanIp"] == line.ip
+    assert shown["tr181-generic"]["status"]["gateway"] == line.gateway
+    # Failover is in no standard model: said on the job, never dropped silently.
+    reasons = unsupported(shown["tr181-generic"])
+    assert "unsupported by profile tr181" in reasons["wan.failover.enable"]
+    assert "wan.failover.number" in reasons
+
+    # TR-098: the WAN IP connection, routed and static, is the default connection.
+    for profile in ("tr098-dsl", "zyxel-vmg8825"):
+        line, tree = LINES[profile], routers[profile].tree.flat()
+        ip_conn = WCD + "WANIPConnection.1."
+        assert is_true(tree[ip_conn + "Enable"]), profile
+        assert tree[ip_conn + "ConnectionType"] == "IP_Routed"
+        assert tree[ip_conn + "AddressingType"] == "Static"
+        assert tree[ip_conn + "ExternalIPAddress"] == line.ip
+        assert tree[ip_conn + "SubnetMask"] == line.subnet
+        assert tree[ip_conn + "DefaultGateway"] == line.gateway
+        default = tree["InternetGatewayDevice.Layer3Forwarding.DefaultConnectionService"]
+        assert default == ip_conn.rstrip(".")
+        assert is_true(tree[HCM + "IPInterface.2.Enable"])
+        assert tree[HCM + "IPInterface.2.IPInterfaceIPAddress"] == line.lan_router
+        assert tree[HCM + "IPInterface.2.IPInterfaceSubnetMask"] == line.lan_subnet
+    assert "wan.failover.enable" in unsupported(shown["tr098-dsl"])
+
+    # Zyxel: the vendor's cellular backup, with the failover SIM's number.
+    tree = routers["zyxel-vmg8825"].tree.flat()
+    assert is_true(tree["InternetGatewayDevice.X_ZYXEL_CellularBackup.Enable"])
+    assert tree["InternetGatewayDevice.X_ZYXEL_CellularBackup.PhoneNumber"] == "71919998"
+    assert unsupported(shown["zyxel-vmg8825"]) == {}
+
+    # ZTE (PPPoE only, no second LAN interface): what it lacks is listed, the router is
+    # still ACTIVE, and nothing was sent that it would refuse.
+    reasons = unsupported(shown["zte-f670l"])
+    assert "not on this CPE" in reasons["wan.static.ip"]
+    assert "not on this CPE" in reasons["lan.extra.ip"]
+    assert [f for f in routers["zte-f670l"].stats.faults if f.method != "GetParameterValues"] == []
+
+
+async def test_a_future_start_date_waits_for_its_day(daemon):
+    world = build_world(daemon)
+    # A router that calls in every second: sessions before the start date must not push.
+    sim = Simulation(
+        daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="LATER", interval=1,
+        cr_listen="127.0.0.1:0", ramp=0.01,
+    )  # fmt: skip
+    router = sim.routers[0]
+    device_id = add_device(world, router.serial)
+    running = asyncio.create_task(sim.run(duration=60))
+    line = LINES["tr181-generic"]
+    try:
+        await until(lambda: router.stats.ok >= 1)
+        dhcp_ip = router.tree.get("Device.IP.Interface.2.IPv4Address.1.IPAddress")
+        account = order(world, device_id)
+        start = time.time() + 3
+        when = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(start)) + f"{start % 1:.3f}"[1:]
+        reply = world.api.post(f"/internet/account/{account}/confirm", line.confirm(when + "Z"))
+        assert reply.status == 200, reply.body
+        confirmed_at = router.stats.ok
+        assert world.api.get(f"/internet/account/{account}").body["state"] == "CONFIRMED"
+        # Sessions come and go before the start date: the router keeps its DHCP address.
+        await until(lambda: router.stats.ok >= confirmed_at + 2 or time.time() > start - 0.3)
+        assert time.time() < start, "the router made too few sessions to tell"
+        tree = router.tree.flat()
+        assert is_true(tree["Device.DHCPv4.Client.1.Enable"])
+        assert tree["Device.IP.Interface.2.IPv4Address.1.IPAddress"] == dhcp_ip
+        assert world.api.get(f"/network/device/{device_id}").body["state"] == "ACTIVE"
+
+        def live() -> bool:
+            tree = router.tree.flat()
+            device = world.api.get(f"/network/device/{device_id}").body
+            account_state = world.api.get(f"/internet/account/{account}").body["state"]
+            return (
+                tree["Device.IP.Interface.2.IPv4Address.1.IPAddress"] == line.ip
+                and device["state"] == "ACTIVE"
+                and device["status"].get("provisioned") is True
+                and account_state == "ACTIVE"
+            )
+
+        await until(live, timeout=20)
+    finally:
+        sim.stop()
+        await running
+    assert time.time() >= start
+    assert not is_true(router.tree.get("Device.DHCPv4.Client.1.Enable"))
+    job = world.api.get(f"/network/device/{device_id}").body["job"]
+    assert job["revision"] >= 1 and job["state"] == "DONE"

@@ -1,0 +1,159 @@
+"""Internet accounts in the store: confirm and its audit entry in one transaction, the
+address that only one account may have, activation on the start date (the router gets a new
+revision), and what a router's session looks up; plus the WAN settings an account asks for."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from acsd.provisioning.internet import internet_settings
+from acsd.store import ConflictError, DeviceRecord, SqliteStore
+from acsd.store.base import AuditRecord, InternetAccountQuery, InternetAccountRecord, StateError
+
+NOW = 1_700_000_000.0
+NET = {"ipAddress": "203.0.113.10", "subnet": "255.255.255.248", "gateway": "203.0.113.9"}
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    s = SqliteStore(tmp_path / "acsd.db")
+    await s.open()
+    yield s
+    await s.close()
+
+
+async def router(store: SqliteStore, serial: str, state: str = "ACTIVE") -> DeviceRecord:
+    return await store.upsert_device(
+        DeviceRecord(id="", serial_number=serial, customer="c1", state=state)
+    )
+
+
+async def account(store: SqliteStore, device: str | None = None) -> InternetAccountRecord:
+    record = InternetAccountRecord(id="", customer="c1", name="Fibre", device=device)
+    return await store.create_internet_account(record)
+
+
+async def confirm(store: SqliteStore, account_id: str, start: float, ip: str = "203.0.113.10"):
+    body = {"startDate": "whenever", "net": {**NET, "ipAddress": ip}}
+    entry = AuditRecord(id="", at=NOW, action="internet.confirm", resource="internet_account")
+    return await store.confirm_internet_account(
+        account_id, confirm=body, start_date=start, ip_address=ip, now=NOW, audit=entry
+    )
+
+
+async def test_an_account_marks_its_router_and_operator_writes_keep_the_mark(store):
+    device = await router(store, "R1")
+    assert device.internet_account is None
+    ordered = await account(store, device.id)
+    marked = await store.get_device(device.id)
+    assert marked is not None and marked.internet_account == ordered.id
+    marked.name = "renamed"
+    kept = await store.write_device(marked)
+    assert kept.internet_account == ordered.id
+
+
+async def test_confirm_due_activates_the_router_in_the_same_transaction(store, tmp_path):
+    device = await router(store, "R1")
+    ordered = await account(store, device.id)
+    stored, woken = await confirm(store, ordered.id, start=NOW - 60)
+    assert stored.state == "ACTIVE" and stored.ip_address == "203.0.113.10"
+    assert woken is not None and woken.id == device.id
+    assert (woken.revision, woken.state, woken.jobs) == (device.revision + 1, "PROVISIONING", 1)
+    found = await store.internet_account_for_device(device.id, NOW)
+    assert found is not None and found.confirm == stored.confirm
+    with sqlite3.connect(tmp_path / "acsd.db") as db:
+        rows = db.execute("SELECT resource_id FROM audit WHERE action = 'internet.confirm'")
+        assert [r[0] for r in rows] == [ordered.id]
+    with pytest.raises(StateError):
+        await confirm(store, ordered.id, start=NOW - 60)
+
+
+async def test_one_address_one_account(store):
+    first, second = await account(store), await account(store)
+    await confirm(store, first.id, start=NOW + 60)
+    with pytest.raises(ConflictError):
+        await confirm(store, second.id, start=NOW + 60)
+    got = await store.get_internet_account(second.id)
+    assert got is not None and got.state == "ORDERED" and got.ip_address is None
+    stored, _ = await confirm(store, second.id, start=NOW + 60, ip="203.0.113.11")
+    assert stored.state == "CONFIRMED"
+
+
+async def test_a_future_account_takes_effect_at_its_start_date(store):
+    device = await router(store, "R1")
+    leaving = await router(store, "R2", state="DELETING")
+    later = await account(store, device.id)
+    gone = await account(store, leaving.id)
+    _, woken = await confirm(store, later.id, start=NOW + 3600)
+    await confirm(store, gone.id, start=NOW + 1800, ip="203.0.113.12")
+    assert woken is None
+    assert await store.internet_account_for_device(device.id, NOW) is None
+    assert await store.next_internet_start() == NOW + 1800
+    assert await store.activate_internet_accounts(NOW) == []
+
+    def query(state: str, now: float) -> InternetAccountQuery:
+        return InternetAccountQuery(state=state, now=now)
+
+    assert (await store.query_internet_accounts(query("CONFIRMED", NOW)))[1] == 2
+    # Read after the start date, before any sweep: ACTIVE already.
+    assert (await store.query_internet_accounts(query("ACTIVE", NOW + 3600)))[1] == 2
+    record = await store.get_internet_account(later.id)
+    assert record is not None and record.effective_state(NOW + 3600) == "ACTIVE"
+
+    woken = await store.activate_internet_accounts(NOW + 3600)
+    # The router being released is left alone; the other gets a new revision.
+    assert [d.id for d in woken] == [device.id]
+    assert woken[0].state == "PROVISIONING" and woken[0].revision == device.revision + 1
+    assert await store.next_internet_start() is None
+    assert await store.activate_internet_accounts(NOW + 7200) == []
+    active = await store.get_internet_account(later.id)
+    assert active is not None and active.state == "ACTIVE"
+    found = await store.internet_account_for_device(device.id, NOW + 3600)
+    assert found is not None and found.id == later.id
+
+
+async def test_tenancy_and_filters_of_the_list(store):
+    a = await account(store, None)
+    other = await store.create_internet_account(
+        InternetAccountRecord(id="", customer="c2", name="Other")
+    )
+    page, total = await store.query_internet_accounts(InternetAccountQuery(customers={"c1"}))
+    assert total == 1 and [r.id for r in page] == [a.id]
+    page, total = await store.query_internet_accounts(InternetAccountQuery(customer="c2"))
+    assert [r.id for r in page] == [other.id]
+    _, total = await store.query_internet_accounts(InternetAccountQuery(state="ORDERED"))
+    assert total == 2
+
+
+def test_the_settings_an_account_asks_for():
+    settings = internet_settings(
+        {
+            "net": {
+                **NET,
+                "lanNet": "198.51.100.16",
+                "lanSubnet": "255.255.255.240",
+                "failover": True,
+                "failoverNumber": "71919998",
+            }
+        }
+    )
+    assert settings == {
+        "wan.static.enable": True,
+        "wan.static.ip": "203.0.113.10",
+        "wan.static.mask": "255.255.255.248",
+        "wan.static.gateway": "203.0.113.9",
+        # the router's own address in the additional range: its first host address
+        "lan.extra.enable": True,
+        "lan.extra.ip": "198.51.100.17",
+        "lan.extra.mask": "255.255.255.240",
+        "wan.failover.enable": True,
+        "wan.failover.number": "71919998",
+    }
+    plain = internet_settings({"net": NET})
+    assert plain["wan.failover.enable"] is False
+    assert not any(key.startswith("lan.") for key in plain)
+    assert "wan.failover.number" not in plain

@@ -1,0 +1,163 @@
+"""Logging: JSON lines off a terminal, readable lines on one, journald priorities, the
+session and serial on every line of a CWMP exchange, and no secret in any line."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+import structlog
+
+from acsd import log as acsd_log
+from acsd.sim.runner import Simulation
+from conftest import wait_for
+from test_provisioning_vendors import SEED_BODY
+from wire import Wire, envelope, inform_body
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    yield
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()
+    if acsd_log._handler is not None:
+        logging.getLogger().removeHandler(acsd_log._handler)
+        acsd_log._handler = None
+
+
+def test_json_lines_off_a_terminal_and_readable_lines_on_one(monkeypatch):
+    monkeypatch.delenv("JOURNAL_STREAM", raising=False)
+    stream = io.StringIO()
+    acsd_log.configure("info", "auto", stream)
+    with structlog.contextvars.bound_contextvars(session="abc123", serial="SN1"):
+        acsd_log.get_logger("t").info("session.inform", profile="tr181")
+    acsd_log.get_logger("t").debug("hidden")
+    [line] = stream.getvalue().splitlines()
+    entry = json.loads(line)
+    assert entry["event"] == "session.inform" and entry["level"] == "info"
+    assert entry["session"] == "abc123" and entry["serial"] == "SN1"
+    assert entry["timestamp"].endswith("Z")
+
+    tty = _Tty()
+    acsd_log.configure("debug", "auto", tty)
+    acsd_log.get_logger("t").info("session.inform", serial="SN1")
+    text = tty.getvalue()
+    assert "session.inform" in text and "SN1" in text
+    with pytest.raises(ValueError):
+        json.loads(text.splitlines()[0])
+
+
+def test_secrets_are_masked_at_any_depth(monkeypatch):
+    monkeypatch.delenv("JOURNAL_STREAM", raising=False)
+    stream = io.StringIO()
+    acsd_log.configure("debug", "json", stream)
+    acsd_log.get_logger("t").info(
+        "x",
+        password="hunter2-top",
+        cr_password="hunter2-cr",
+        params={
+            "Device.WiFi.AccessPoint.1.Security.KeyPassphrase": ["hunter2-deep", "xsd:string"],
+            "Device.WiFi.SSID.1.SSID": ["visible-ssid", "xsd:string"],
+        },
+        changes=[{"path": "x", "PreSharedKey": "hunter2-list"}],
+    )
+    text = stream.getvalue()
+    assert "hunter2" not in text
+    assert "visible-ssid" in text and acsd_log.MASK in text
+
+
+def test_python_logging_comes_out_in_the_same_format(monkeypatch):
+    monkeypatch.delenv("JOURNAL_STREAM", raising=False)
+    stream = io.StringIO()
+    acsd_log.configure("info", "json", stream)
+    logging.getLogger("aiohttp.server").error("Error handling request")
+    logging.getLogger("aiohttp.access").info("GET / 200")  # filtered: noise
+    [line] = stream.getvalue().splitlines()
+    entry = json.loads(line)
+    assert entry["event"] == "Error handling request"
+    assert entry["level"] == "error" and entry["logger"] == "aiohttp.server"
+
+
+def test_journald_gets_a_priority_prefix(tmp_path: Path, monkeypatch):
+    with open(tmp_path / "journal", "w+") as stream:
+        st = os.fstat(stream.fileno())
+        monkeypatch.setenv("JOURNAL_STREAM", f"{st.st_dev}:{st.st_ino}")
+        acsd_log.configure("info", "auto", stream)
+        logger = acsd_log.get_logger("t")
+        logger.info("listening")
+        logger.warning("cwmp.refused")
+        logger.error("store_writer_crashed")
+        stream.flush()
+        lines = (tmp_path / "journal").read_text().splitlines()
+    assert [line[:3] for line in lines] == ["<6>", "<4>", "<3>"]
+    assert json.loads(lines[0][3:])["event"] == "listening"
+
+    # Another stream (a child's redirected stderr) inherits the variable but is no journal.
+    monkeypatch.setenv("JOURNAL_STREAM", "1:2")
+    other = io.StringIO()
+    acsd_log.configure("info", "json", other)
+    acsd_log.get_logger("t").info("plain")
+    assert other.getvalue().startswith("{")
+
+
+async def test_session_lines_carry_the_session_and_no_password_is_ever_logged(
+    daemon, tmp_path: Path
+):
+    # The daemon of conftest logs JSON at debug level.
+    sim = Simulation(daemon.cwmp_url, ["huawei-hg8245"], 1, serial_prefix="LOG")
+    serial = sim.routers[0].serial
+    body = {**SEED_BODY, "serialNumber": serial}
+    (tmp_path / "device.json").write_text(json.dumps(body))
+    daemon.cli("device", "apply", str(tmp_path / "device.json"))
+    for _ in range(2):
+        assert (await sim.run_once()).ok == 1
+    tree = sim.router(serial).tree.flat()
+    assert tree["InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.SSID"] == "SkyNet"
+    wait_for(lambda: len(daemon.events("session.end")) >= 2)
+
+    # What must never appear: the wifi passwords acsd pushed, and the Connection Request
+    # password it made up for the router (read from the database, never from the log).
+    secrets = {body["wifi"]["password"], body["wifi"]["password5G"]}
+    with sqlite3.connect(daemon.db) as db:
+        for (password,) in db.execute("SELECT cr_password FROM devices"):
+            if password:
+                secrets.add(password)
+    assert len(secrets) == 3  # acsd keeps a Connection Request password per router
+    text = daemon.log_text()
+    for secret in secrets:
+        assert secret not in text, f"a secret reached the log: {secret[:2]}..."
+
+    entries = [json.loads(line) for line in daemon.lines]  # every line is JSON
+    ours = [e for e in entries if e.get("serial") == serial]
+    assert {"session.inform", "session.plan", "cwmp.rpc", "session.end"} <= {
+        e["event"] for e in ours
+    }
+    for entry in entries:
+        if entry["event"] in ("cwmp.rpc", "session.end"):
+            assert entry.get("serial") == serial and len(entry.get("session", "")) == 12, entry
+    assert len({e["session"] for e in ours}) == 2  # two sessions, two references
+
+
+def test_the_session_cookie_is_never_logged_only_a_reference_to_it(daemon):
+    wire = Wire(daemon.cwmp_url)
+    try:
+        assert wire.post(envelope(inform_body("LOGC000001"))).status == 200
+        assert wire.post(None).status in (200, 204)
+    finally:
+        wire.close()
+    cookie = wire.cookie.split("=", 1)[1]
+    [inform] = wait_for(
+        lambda: [e for e in daemon.events("session.inform") if e["serial"] == "LOGC000001"]
+    )
+    assert inform["session"] == acsd_log.session_ref(cookie)
+    assert cookie not in daemon.log_text()

@@ -1,0 +1,227 @@
+"""/metrics on the API listener: Prometheus text that parses, and counters that move with
+what the daemon does (sessions, Informs, RPCs, faults, store batches, overload)."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from acsd.cwmp import rpc
+from acsd.cwmp.session import CwmpSession
+from acsd.metrics import OTHER, VENDOR_EVENT, Metrics, event_label, fault_label
+from conftest import run_cli
+from wire import Wire, envelope, inform_body
+
+Samples = dict[tuple[str, frozenset], float]
+
+
+def fetch(url: str, accept: str | None = None) -> tuple[str, str]:
+    request = urllib.request.Request(url, headers={"Accept": accept} if accept else {})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.headers["Content-Type"], response.read().decode()
+
+
+def parse(text: str) -> Samples:
+    samples: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            samples[(s.name, frozenset(s.labels.items()))] = s.value
+    return samples
+
+
+def scrape(daemon) -> Samples:
+    content_type, text = fetch(daemon.api_url + "metrics")
+    assert content_type.startswith("text/plain; version=0.0.4")
+    return parse(text)
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def total(samples: Samples, name: str) -> float:
+    return sum(v for (n, _), v in samples.items() if n == name)
+
+
+def test_counters_move_with_simulated_sessions(daemon):
+    before = scrape(daemon)
+    assert value(before, "acsd_build_info", version=__import__("acsd").__version__) == 1
+    assert value(before, "acsd_cwmp_sessions_open") == 0
+
+    sim = run_cli(
+        "sim",
+        "--acs",
+        daemon.cwmp_url,
+        "--count",
+        "3",
+        "--profile",
+        "tr181-mobile,tr098-dsl,tplink-tr181",
+        "--serial-prefix",
+        "MET",
+        "--once",
+        check=True,
+    )
+    assert "3 sessions ok" in sim.stdout + sim.stderr
+
+    after = scrape(daemon)
+
+    def delta(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert delta("acsd_cwmp_sessions_total") == 3
+    assert value(after, "acsd_cwmp_sessions_open") == 0
+    assert delta("acsd_cwmp_informs_total", event="0 BOOTSTRAP") == 3
+    assert delta("acsd_cwmp_informs_total", event="1 BOOT") == 3
+    assert delta("acsd_cwmp_session_duration_seconds_count", outcome="complete") == 3
+    assert delta("acsd_cwmp_session_duration_seconds_sum", outcome="complete") > 0
+    assert value(after, "acsd_cwmp_rpc_duration_seconds_count", method="GetParameterValues") >= 3
+    assert (
+        value(
+            after, "acsd_cwmp_rpc_duration_seconds_bucket", method="GetParameterValues", le="+Inf"
+        )
+        >= 3
+    )
+    assert (
+        total(after, "acsd_profile_selected_total") - total(before, "acsd_profile_selected_total")
+        == 3
+    )
+    for profile in ("tr181", "tr098", "tplink-tr181"):
+        assert delta("acsd_profile_selected_total", profile=profile) == 1
+
+    # The store committed the sessions in batches; the histogram has counted them.
+    assert value(after, "acsd_store_write_batch_size_count") > 0
+    assert value(after, "acsd_store_write_batch_size_sum") >= 3
+    assert value(after, "acsd_store_write_batch_size_bucket", le="+Inf") == value(
+        after, "acsd_store_write_batch_size_count"
+    )
+    assert value(after, "acsd_store_writes_total") >= 3
+    assert ("acsd_store_queue_depth", frozenset()) in after
+    # The process collectors of the daemon's own registry are there too.
+    assert total(after, "process_resident_memory_bytes") > 0
+
+
+def test_faults_are_counted_by_code(daemon, tmp_path: Path):
+    serial = "METF000001"
+    body = {"serialNumber": serial, "wifi": {"enabled": True, "ssid": "Metrics", "password": ""}}
+    (tmp_path / "device.json").write_text(json.dumps(body))
+    daemon.cli("device", "apply", str(tmp_path / "device.json"))
+    run_cli(
+        "sim",
+        "--acs",
+        daemon.cwmp_url,
+        "--profile",
+        "tr181-generic",
+        "--serial-prefix",
+        "METF",
+        "--fault",
+        "SSID=9007",
+        "--once",
+        check=True,
+    )
+    after = scrape(daemon)
+    assert value(after, "acsd_cwmp_parameter_faults_total", code="9007") >= 1
+    spv_faults = sum(
+        v
+        for (name, labels), v in after.items()
+        if name == "acsd_cwmp_faults_total" and ("method", "SetParameterValues") in labels
+    )
+    assert spv_faults >= 1
+    assert value(after, "acsd_cwmp_rpc_duration_seconds_count", method="SetParameterValues") >= 1
+
+
+def test_overload_and_bad_requests_are_counted(daemon_factory):
+    daemon = daemon_factory(cwmp={"max_sessions": 1})
+    first = Wire(daemon.cwmp_url)
+    second = Wire(daemon.cwmp_url)
+    try:
+        assert first.post(envelope(inform_body("METO000001"))).status == 200
+        assert value(scrape(daemon), "acsd_cwmp_sessions_open") == 1
+        answer = second.post(envelope(inform_body("METO000002")))
+        assert answer.status == 503
+        bad = Wire(daemon.cwmp_url)
+        assert bad.post(b"{}", headers={"Content-Type": "application/json"}).status == 415
+        bad.close()
+        samples = scrape(daemon)
+        assert value(samples, "acsd_cwmp_sessions_refused_overload_total") == 1
+        assert value(samples, "acsd_cwmp_bad_requests_total") == 1
+        assert value(samples, "acsd_cwmp_sessions_total") == 1
+        assert value(samples, "acsd_cwmp_sessions_open") == 1
+    finally:
+        first.close()
+        second.close()
+
+
+def test_openmetrics_on_request(daemon):
+    content_type, text = fetch(
+        daemon.api_url + "metrics", accept="application/openmetrics-text; version=1.0.0"
+    )
+    assert content_type.startswith("application/openmetrics-text")
+    assert text.rstrip().endswith("# EOF")
+
+
+def test_labels_stay_bounded():
+    assert event_label("0 BOOTSTRAP") == "0 BOOTSTRAP"
+    assert event_label("m reboot") == "M Reboot"
+    assert event_label("X 00D09E ButtonPressed") == VENDOR_EVENT
+    assert event_label("M X_00D09E_Thing") == VENDOR_EVENT
+    assert event_label("SERIAL12345") == OTHER
+    assert fault_label(9005) == "9005"
+    assert fault_label(8002) == "8002"
+    assert fault_label(12345) == OTHER
+    assert fault_label(-1) == OTHER
+
+
+class _FakeDriver:
+    """A driver that asks one GetParameterValues and records nothing."""
+
+    def __init__(self) -> None:
+        self.profile = type("P", (), {"name": "fake"})()
+        self.asked = False
+        self.finished: list[bool] = []
+
+    async def inform(self, session, inform):
+        return None
+
+    async def cpe_request(self, session, request):
+        return request.RESPONSE()
+
+    async def next_request(self, session):
+        if self.asked:
+            return None
+        self.asked = True
+        return rpc.GetParameterValues(names=["Device.DeviceInfo."])
+
+    async def response(self, session, request, response):
+        pass
+
+    async def finish(self, session, *, complete, reason):
+        self.finished.append(complete)
+
+
+async def test_each_metrics_has_its_own_registry_and_the_driver_is_transparent():
+    first, second = Metrics(process=False), Metrics(process=False)
+    inner = _FakeDriver()
+    driver = first.instrument(inner)
+    session = CwmpSession(driver=driver, remote_ip="127.0.0.1")
+    inform = rpc.Inform(
+        device_id=rpc.DeviceId("Test", "00D09E", "Box", "METX000001"),
+        events=[rpc.EventStruct("2 PERIODIC"), rpc.EventStruct("X 00D09E Custom")],
+    )
+    assert await driver.inform(session, inform) is None
+    request = await driver.next_request(session)
+    await driver.response(session, request, rpc.Fault(code=9005, string="no such name"))
+    await driver.finish(session, complete=True, reason="done")
+    assert driver.asked is True and inner.finished == [True]  # attributes pass through
+
+    samples = parse(first.render()[0].decode())
+    assert value(samples, "acsd_cwmp_informs_total", event="2 PERIODIC") == 1
+    assert value(samples, "acsd_cwmp_informs_total", event=VENDOR_EVENT) == 1
+    assert value(samples, "acsd_profile_selected_total", profile="fake") == 1
+    assert value(samples, "acsd_cwmp_faults_total", method="GetParameterValues", code="9005") == 1
+    assert value(samples, "acsd_cwmp_rpc_duration_seconds_count", method="GetParameterValues") == 1
+    assert value(samples, "acsd_cwmp_session_duration_seconds_count", outcome="complete") == 1
+    # The other daemon's registry saw none of it.
+    assert total(parse(second.render()[0].decode()), "acsd_cwmp_informs_total") == 0

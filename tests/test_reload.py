@@ -1,0 +1,256 @@
+"""SIGHUP: new TLS certificates and client CAs, profiles and log settings take effect while
+the daemon keeps running and sessions in progress finish; what fails to load is logged and
+the old one kept."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import shutil
+import signal
+
+import pytest
+
+from conftest import Daemon, run_cli, wait_for
+from cpe_steps import finish, inform, wire_for
+from tlscerts import Pki, client_context, get, https, make_pki, needs_openssl, refused
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+def hup(daemon: Daemon) -> dict:
+    """SIGHUP, and the daemon's account of the reload once it is done."""
+    before = len(daemon.events("reload.done"))
+    daemon.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: len(daemon.events("reload.done")) > before, timeout=20)
+    assert daemon.proc.poll() is None
+    return daemon.events("reload.done")[-1]
+
+
+def lines_after(daemon: Daemon, event: str) -> list[dict]:
+    """JSON log entries after the last ``event``."""
+    entries = []
+    for line in list(daemon.lines):
+        try:
+            entries.append(json.loads(line))
+        except ValueError:
+            continue
+    last = max(i for i, e in enumerate(entries) if e.get("event") == event)
+    return entries[last + 1 :]
+
+
+def sim_once(url: str, *args: str) -> None:
+    proc = run_cli("sim", "--acs", url, "--once", "--timeout", "10", *args)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def cn_of(conn: http.client.HTTPConnection) -> str:
+    assert conn.sock is not None
+    return dict(item[0] for item in conn.sock.getpeercert()["subject"])["commonName"]
+
+
+@needs_openssl
+def test_new_certificate_on_sighup_while_a_session_is_open(daemon_factory, pki, tmp_path):
+    cert, key = tmp_path / "live.pem", tmp_path / "live.key"
+    shutil.copy(pki.server.cert, cert)
+    shutil.copy(pki.server.key, key)
+    tls = {"cert": str(cert), "key": str(key)}
+    daemon = daemon_factory(**{"cwmp.tls": tls, "api.tls": tls})
+    cwmp, api = https(daemon.cwmp_url), https(daemon.api_url)
+    context = client_context(pki)
+    assert get(api, "/healthz", context)[2] == pki.server.name
+
+    # A session is open (Inform answered) when the certificate changes.
+    wire = wire_for(cwmp, context)
+    inform(wire, "HUPTLS0001")
+    sock = wire.conn.sock
+    shutil.copy(pki.server2.cert, cert)
+    shutil.copy(pki.server2.key, key)
+    done = hup(daemon)
+    assert done["tls"] == {"api": "reloaded", "cwmp": "reloaded"}
+
+    # New connections see the new certificate, on both listeners.
+    assert get(cwmp, "/", context)[2] == pki.server2.name
+    assert get(api, "/healthz", context)[:1] == (200,)
+    assert get(api, "/healthz", context)[2] == pki.server2.name
+    # The open session finishes on its connection, with the certificate it started with.
+    assert "GetParameterValues" in finish(wire)
+    assert wire.conn.sock is sock and cn_of(wire.conn) == pki.server.name
+    wire.close()
+    assert daemon.device_json("HUPTLS0001")["status"]["lanIp"] == "192.168.9.1"
+    sim_once(cwmp, "--ca-file", str(pki.ca.cert), "--count", "2")
+
+    # A broken key on the next SIGHUP: logged, the certificate in use stays.
+    key.write_text("-----BEGIN PRIVATE KEY-----\nbroken\n-----END PRIVATE KEY-----\n")
+    done = hup(daemon)
+    assert done["tls"]["cwmp"].startswith("kept") and "cwmp.tls.key" in done["tls"]["cwmp"]
+    failed = daemon.events("reload.tls_failed")
+    assert {e["listener"] for e in failed} == {"cwmp", "api"}
+    assert all(e["level"] == "error" for e in failed)
+    assert get(cwmp, "/", context)[2] == pki.server2.name
+    sim_once(cwmp, "--ca-file", str(pki.ca.cert), "--serial-prefix", "AFTERBROKEN")
+
+    # New paths in the config file take effect too, without a restart.
+    text = daemon.config.read_text()
+    text = text.replace(f'"{cert}"', f'"{pki.server.cert}"').replace(
+        f'"{key}"', f'"{pki.server.key}"'
+    )
+    daemon.config.write_text(text)
+    done = hup(daemon)
+    assert done["tls"] == {"api": "reloaded", "cwmp": "reloaded"}
+    assert "restart_needed" not in done
+    assert get(cwmp, "/", context)[2] == pki.server.name
+    assert get(api, "/healthz", context)[2] == pki.server.name
+    assert daemon.stop() == 0
+
+
+@needs_openssl
+def test_client_ca_is_replaced_on_sighup(daemon_factory, pki, tmp_path):
+    client_ca = tmp_path / "cpe-ca.pem"
+    shutil.copy(pki.ca.cert, client_ca)
+    daemon = daemon_factory(
+        **{
+            "cwmp.tls": {
+                "cert": str(pki.server.cert),
+                "key": str(pki.server.key),
+                "client_ca": str(client_ca),
+            }
+        }
+    )
+    cwmp = https(daemon.cwmp_url)
+    ours, stranger = client_context(pki, pki.client), client_context(pki, pki.stranger)
+    assert get(cwmp, "/", ours)[0] == 405
+    assert refused(cwmp, stranger)
+
+    shutil.copy(pki.other_ca.cert, client_ca)
+    assert hup(daemon)["tls"] == {"cwmp": "reloaded"}
+    # The old CA is gone, not added to: its client is refused now.
+    assert get(cwmp, "/", stranger)[0] == 405
+    assert refused(cwmp, ours)
+    assert refused(cwmp, client_context(pki))
+    assert daemon.stop() == 0
+
+
+LAB_PROFILE = """\
+name = "huawei-lab"
+description = "Huawei ONT in the lab"
+extends = "huawei"
+
+[match]
+manufacturer = "Huawei*"
+oui = "00E0FC"
+"""
+
+
+def test_profiles_reload_and_a_broken_file_keeps_the_old_ones(daemon_factory, tmp_path):
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    daemon = daemon_factory(profiles={"dir": str(folder)})
+
+    def profile_of(serial: str) -> str:
+        [entry] = [e for e in daemon.events("session.inform") if e.get("serial") == serial]
+        return entry["profile"]
+
+    sim_once(daemon.cwmp_url, "--profile", "huawei-hg8245", "--serial-prefix", "HUPA")
+    assert profile_of("HUPA000001") == "huawei"
+
+    # A broken file: the error is logged, the profiles in use stay, the daemon runs on.
+    (folder / "broken.toml").write_text('name = "broken"\nextends = "tr098"\n[match\n')
+    done = hup(daemon)
+    assert done["profiles"].startswith("kept")
+    [failed] = daemon.events("reload.profiles_failed")
+    assert failed["level"] == "error" and "broken.toml" in failed["error"]
+    assert "huawei" in failed["kept"]
+    sim_once(daemon.cwmp_url, "--profile", "huawei-hg8245", "--serial-prefix", "HUPB")
+    assert profile_of("HUPB000001") == "huawei"
+
+    # Fixed, with a new profile: sessions started after the reload use it.
+    (folder / "broken.toml").unlink()
+    (folder / "lab.toml").write_text(LAB_PROFILE)
+    done = hup(daemon)
+    assert "huawei-lab" in done["profiles"]
+    sim_once(daemon.cwmp_url, "--profile", "huawei-hg8245", "--serial-prefix", "HUPC")
+    assert profile_of("HUPC000001") == "huawei-lab"
+
+    # The API knows it too: a model may name it.
+    token = daemon.cli("token", "create", "--role", "ADMIN").stdout.strip()
+    host, port = daemon.api_url.split("//")[1].rstrip("/").rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    body = {"name": "Lab ONT", "type": "ROUTER", "profile": "huawei-lab"}
+    conn.request(
+        "POST",
+        "/network/model",
+        json.dumps(body),
+        {"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    response = conn.getresponse()
+    assert response.status == 201, response.read()
+    conn.close()
+    assert daemon.stop() == 0
+
+
+def test_log_level_on_sighup_and_keys_that_need_a_restart(daemon_factory):
+    daemon = daemon_factory(log={"level": "info"})
+    sim_once(daemon.cwmp_url, "--serial-prefix", "LOGA")
+    assert daemon.events("session.end")
+    assert not [e for e in lines_after(daemon, "listening") if e.get("level") == "debug"]
+
+    text = daemon.config.read_text()
+    text = text.replace('level = "info"', 'level = "debug"')
+    text = text.replace("[cwmp]\n", "[cwmp]\nmax_sessions = 7\n", 1)
+    daemon.config.write_text(text)
+    done = hup(daemon)
+    assert done["config"] == "log settings applied"
+    assert done["restart_needed"] == ["cwmp.max_sessions"]
+    [warning] = daemon.events("reload.restart_needed")
+    assert warning["level"] == "warning" and warning["keys"] == ["cwmp.max_sessions"]
+
+    sim_once(daemon.cwmp_url, "--serial-prefix", "LOGB")
+    wait_for(lambda: any(e.get("serial") == "LOGB000001" for e in daemon.events("session.end")))
+    debug = [e for e in lines_after(daemon, "reload.done") if e.get("level") == "debug"]
+    assert debug, "no debug lines after the reload"
+
+    # An invalid file on SIGHUP: logged, the running settings stay.
+    daemon.config.write_text(text + "[cwmp\n")
+    done = hup(daemon)
+    assert done["config"] == "invalid, kept"
+    [invalid] = daemon.events("reload.config_invalid")
+    assert invalid["level"] == "error" and str(daemon.config) in invalid["error"]
+    sim_once(daemon.cwmp_url, "--serial-prefix", "LOGC")
+    daemon.config.write_text(text)  # for the CLI below
+    assert daemon.device_json("LOGC000001")["serialNumber"] == "LOGC000001"
+    assert daemon.stop() == 0
+
+
+def test_sighup_storm_leaves_sessions_alone(daemon_factory):
+    """Many SIGHUPs while routers run: every session still ends with 204."""
+    daemon = daemon_factory()
+    wire = wire_for(daemon.cwmp_url)
+    inform(wire, "STORM00001")
+    for _ in range(5):
+        daemon.proc.send_signal(signal.SIGHUP)
+    proc = run_cli(
+        "sim", "--acs", daemon.cwmp_url, "--once", "--count", "20", "--serial-prefix", "STORM"
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "GetParameterValues" in finish(wire)
+    wait_for(lambda: daemon.events("reload.done"))
+    assert daemon.proc.poll() is None
+    assert daemon.stop() == 0
+
+
+def test_config_check_shows_the_tls_keys() -> None:
+    """``acsd config check`` shows the TLS keys with their defaults."""
+    proc = run_cli("config", "check")
+    assert proc.returncode == 0
+    config = json.loads(proc.stdout)
+    assert config["cwmp"]["tls"] == {
+        "cert": None,
+        "key": None,
+        "client_ca": None,
+        "min_version": "TLSv1.2",
+    }
+    assert config["api"]["tls"] == {"cert": None, "key": None}

@@ -1,0 +1,225 @@
+"""systemd/acsd.service: the hardening keys with the right values (always checked, by
+parsing the file), ``systemd-analyze verify`` and ``security`` where systemd-analyze
+exists, and the sd_notify readiness the unit's Type=notify relies on."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from acsd.cli import build_parser
+from acsd.config import Config
+from acsd.sdnotify import notify
+from conftest import REPO, start_daemon, write_config
+
+UNIT = REPO / "systemd" / "acsd.service"
+#: the most `systemd-analyze security` may call the unit (0 = locked down, 10 = exposed)
+MAX_EXPOSURE = 2.0
+
+
+def parse_unit(text: str) -> dict[str, dict[str, list[str]]]:
+    """section -> key -> every value in order (systemd keys may repeat)."""
+    sections: dict[str, dict[str, list[str]]] = {}
+    current: dict[str, list[str]] | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        assert not line.endswith("\\"), f"no continuation lines, please: {line}"
+        if line.startswith("[") and line.endswith("]"):
+            current = sections.setdefault(line[1:-1], {})
+            continue
+        assert current is not None, f"key outside a section: {line}"
+        key, sep, value = line.partition("=")
+        assert sep, f"not a key=value line: {line}"
+        current.setdefault(key.strip(), []).append(value.strip())
+    return sections
+
+
+@pytest.fixture(scope="module")
+def unit() -> dict[str, dict[str, list[str]]]:
+    return parse_unit(UNIT.read_text())
+
+
+def one(unit, section: str, key: str) -> str:
+    values = unit[section].get(key)
+    assert values, f"[{section}] {key}= is missing"
+    assert len(values) == 1, f"[{section}] {key}= is set {len(values)} times"
+    return values[0]
+
+
+def test_service_keys(unit):
+    assert set(unit) == {"Unit", "Service", "Install"}
+    assert one(unit, "Service", "Type") == "notify"
+    assert one(unit, "Service", "Restart") == "on-failure"
+    assert one(unit, "Service", "RestartPreventExitStatus") == "2"  # config errors
+    assert shlex.split(one(unit, "Service", "ExecReload")) == ["/bin/kill", "-HUP", "$MAINPID"]
+    assert one(unit, "Service", "EnvironmentFile") == "-/etc/acsd/acsd.env"
+    assert one(unit, "Install", "WantedBy") == "multi-user.target"
+    assert "network-online.target" in one(unit, "Unit", "After")
+    # Longer than the default shutdown_grace, so open sessions can finish and commit.
+    stop = one(unit, "Service", "TimeoutStopSec")
+    assert int(stop.rstrip("s")) > Config().shutdown_grace
+
+
+def test_it_runs_acsd_serve_with_the_config_in_the_configuration_directory(unit):
+    argv = shlex.split(one(unit, "Service", "ExecStart"))
+    assert argv[0] == "/opt/acsd/bin/acsd"  # make install rewrites the prefix
+    args = build_parser().parse_args(argv[1:])
+    assert args.command == "serve"
+    assert args.config == "/etc/acsd/acsd.toml"
+    assert one(unit, "Service", "ConfigurationDirectory") == "acsd"
+    assert args.config.startswith("/etc/" + one(unit, "Service", "ConfigurationDirectory") + "/")
+
+
+def test_the_database_lives_in_the_state_directory(unit):
+    assert one(unit, "Service", "StateDirectory") == "acsd"
+    environment = dict(
+        item.split("=", 1)
+        for line in unit["Service"].get("Environment", [])
+        for item in shlex.split(line)
+    )
+    assert environment["ACSD_STORE_URL"] == "sqlite:////var/lib/acsd/acsd.db"
+    assert one(unit, "Service", "WorkingDirectory") == "/var/lib/acsd"
+    assert one(unit, "Service", "UMask") == "0077"
+
+
+def test_hardening(unit):
+    assert one(unit, "Service", "DynamicUser") == "yes"
+    assert "User" not in unit["Service"]
+    assert one(unit, "Service", "ProtectSystem") == "strict"
+    assert one(unit, "Service", "NoNewPrivileges") == "yes"
+    for key in (
+        "PrivateTmp",
+        "PrivateDevices",
+        "ProtectHome",
+        "ProtectKernelTunables",
+        "ProtectKernelModules",
+        "ProtectKernelLogs",
+        "ProtectControlGroups",
+        "RestrictNamespaces",
+        "RestrictRealtime",
+        "RestrictSUIDSGID",
+        "LockPersonality",
+        "MemoryDenyWriteExecute",
+    ):
+        assert one(unit, "Service", key) == "yes", key
+    # No capabilities at all: port 7547 is not privileged.
+    assert one(unit, "Service", "CapabilityBoundingSet") == ""
+    assert one(unit, "Service", "AmbientCapabilities") == ""
+    families = one(unit, "Service", "RestrictAddressFamilies").split()
+    assert sorted(families) == ["AF_INET", "AF_INET6", "AF_UNIX"]
+    filters = unit["Service"]["SystemCallFilter"]
+    assert filters[0] == "@system-service"
+    assert any(f.startswith("~") and "@privileged" in f for f in filters[1:])
+    assert one(unit, "Service", "SystemCallArchitectures") == "native"
+
+
+def test_make_install_rewrites_what_it_means_to():
+    makefile = (REPO / "Makefile").read_text()
+    assert re.search(r"^install:", makefile, re.M)
+    assert re.search(r"^PREFIX \?= /opt/acsd$", makefile, re.M)
+    # The unit line and the config line that the install target's sed edits exist once.
+    assert "s#^ExecStart=/opt/acsd/#" in makefile
+    assert len(re.findall(r"^ExecStart=/opt/acsd/", UNIT.read_text(), re.M)) == 1
+    assert 's#^url = "sqlite:///acsd.db"#url = "sqlite:////var/lib/acsd/acsd.db"#' in makefile
+    example = (REPO / "config.example.toml").read_text()
+    assert len(re.findall(r'^url = "sqlite:///acsd\.db"$', example, re.M)) == 1
+
+
+def _analyzable_copy(tmp_path: Path) -> Path:
+    """The unit with ExecStart on an acsd that exists here (verify checks the binary)."""
+    acsd = Path(sys.executable).with_name("acsd")
+    if not acsd.exists():
+        acsd = Path(shutil.which("acsd") or "")
+    assert acsd.is_file(), "the acsd console script is not installed"
+    text = UNIT.read_text().replace("ExecStart=/opt/acsd/bin/acsd", f"ExecStart={acsd}")
+    path = tmp_path / "acsd.service"
+    path.write_text(text)
+    return path
+
+
+needs_analyze = pytest.mark.skipif(
+    shutil.which("systemd-analyze") is None,
+    reason="systemd-analyze is not installed (the unit's keys are still checked above)",
+)
+
+
+@needs_analyze
+def test_systemd_analyze_verify(tmp_path: Path):
+    path = _analyzable_copy(tmp_path)
+    result = subprocess.run(
+        ["systemd-analyze", "verify", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "acsd.service" not in result.stderr, result.stderr
+
+
+@needs_analyze
+def test_systemd_analyze_security(tmp_path: Path):
+    path = _analyzable_copy(tmp_path)
+    result = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", "--no-pager", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if result.returncode != 0 and "offline" in result.stderr:
+        pytest.skip("this systemd-analyze cannot score unit files offline (systemd < 250)")
+    match = re.search(r"Overall exposure level for acsd\.service: (\d+\.\d+)", result.stdout)
+    assert match, result.stdout + result.stderr
+    assert float(match.group(1)) <= MAX_EXPOSURE, result.stdout
+
+
+# --- sd_notify ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def notify_socket():
+    folder = tempfile.mkdtemp(prefix="acsd-")  # short: AF_UNIX paths are limited
+    path = os.path.join(folder, "notify")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(20)
+    yield path, sock
+    sock.close()
+    shutil.rmtree(folder)
+
+
+def test_the_daemon_tells_systemd_when_it_is_ready_and_when_it_stops(
+    tmp_path: Path, monkeypatch, notify_socket
+):
+    path, sock = notify_socket
+    monkeypatch.setenv("NOTIFY_SOCKET", path)
+    daemon = start_daemon(write_config(tmp_path), tmp_path / "acsd.db")
+    try:
+        ready = sock.recv(4096).decode().split("\n")
+        assert ready[0] == "READY=1"
+        assert ready[1].startswith("STATUS=") and daemon.cwmp_url.split("/")[2] in ready[1]
+        assert daemon.stop(signal.SIGTERM) == 0
+        assert sock.recv(4096).decode() == "STOPPING=1"
+    finally:
+        daemon.stop()
+
+
+def test_notify_outside_systemd_and_on_an_abstract_socket(monkeypatch):
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    assert notify("READY=1") is False
+    name = f"acsd-test-{os.getpid()}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind("\0" + name)
+        monkeypatch.setenv("NOTIFY_SOCKET", "@" + name)
+        assert notify("READY=1", "STATUS=ok") is True
+        assert sock.recv(100) == b"READY=1\nSTATUS=ok"
+    monkeypatch.setenv("NOTIFY_SOCKET", "/nonexistent/socket")
+    assert notify("READY=1") is False  # logged, never raised
