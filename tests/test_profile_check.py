@@ -223,7 +223,7 @@ def test_a_tie_on_a_simulator_tree_fails(tmp_path):
     path = write(tmp_path, "mine.toml", text)
     report = check(tmp_path)
     if "tplink-tr181" not in {t.name for t in simulator_trees()}:
-        pytest.skip("no tplink-tr181 simulator tree")
+        pytest.fail("no tplink-tr181 simulator tree")
     assert len(report.errors) == 1
     assert report.errors[0].startswith(f"{path}:3: match: simulator tree tplink-tr181 matches ")
     assert "equally (tie)" in report.errors[0]

@@ -71,7 +71,7 @@ def _ref_targets(root: str, obj: str, syntax: ET.Element) -> frozenset[str] | No
 def _load_model(root: str) -> DataModel:
     path = DATAMODELS / MODEL_FILES[root]
     if not path.exists():
-        pytest.skip(f"BBF data model not found: {path}")
+        pytest.fail(f"BBF data model not found: {path} (shared/ must sit beside the repo)")
     model = next(ET.parse(path).getroot().iter("model"))
     dm = DataModel(root)
     enum_refs: list[tuple[str, str]] = []

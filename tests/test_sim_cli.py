@@ -72,7 +72,7 @@ async def test_list_profiles_prints_name_then_description() -> None:
 async def test_usage_errors_exit_2() -> None:
     code, _, err = await sim("--once")
     assert code == 2 and "--acs" in err
-    code, _, err = await sim("--acs", "http://192.0.2.1:7547/", "--once")
+    code, _, err = await sim("--acs", "http://203.0.113.1:7547/", "--once")
     assert code == 2 and "loopback" in err
     code, _, err = await sim("--acs", "http://127.0.0.1:1/", "--once", "--profile", "nope")
     assert code == 2 and "nope" in err

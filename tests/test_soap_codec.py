@@ -115,7 +115,7 @@ SAMPLES: dict[type[rpc.Message], rpc.Message] = {
         retry_count=3,
         parameters=[
             PV("Device.DeviceInfo.SoftwareVersion", "V5.13(ABVZ.5)C0"),
-            PV("Device.ManagementServer.ConnectionRequestURL", "http://10.0.0.7:7547/cr"),
+            PV("Device.ManagementServer.ConnectionRequestURL", "http://198.51.100.7:7547/cr"),
             PV("Device.DeviceInfo.UpTime", "12", "xsd:unsignedInt"),
         ],
     ),
@@ -275,7 +275,7 @@ def test_inform_with_soap_env_prefix_and_quirks() -> None:
         PV("InternetGatewayDevice.DeviceInfo.UpTime", "86400", "xsd:unsignedInt"),
         PV(
             "InternetGatewayDevice.ManagementServer.ConnectionRequestURL",
-            "http://10.0.0.7:7547/cr",
+            "http://198.51.100.7:7547/cr",
             None,
         ),
         PV("InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.SSID", SSID_CAFE, "xsd:string"),

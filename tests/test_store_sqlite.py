@@ -60,7 +60,7 @@ async def test_first_session_registers_the_cpe(store: SqliteStore) -> None:
             mac_address="00:11:22:AA:BB:CC",
             profile="tr181",
             periodic_interval=300,
-            connection_request_url="http://192.0.2.1:7547/cr",
+            connection_request_url="http://203.0.113.1:7547/cr",
             absent_paths=["Device.X_FOO."],
         )
     )
@@ -79,7 +79,7 @@ async def test_first_session_registers_the_cpe(store: SqliteStore) -> None:
     assert rec.mac_address == "00:11:22:AA:BB:CC"
     assert rec.profile == "tr181"
     assert rec.periodic_interval == 300
-    assert rec.connection_request_url == "http://192.0.2.1:7547/cr"
+    assert rec.connection_request_url == "http://203.0.113.1:7547/cr"
     assert rec.absent_paths == ["Device.X_FOO."]
     assert rec.wifi is None and rec.dhcp is None
     # Found by serial in any case, and by MAC in any notation.
