@@ -14,37 +14,10 @@ from pathlib import Path
 import pytest
 
 from acsd.sim.runner import Simulation
+from api_world import SEED_REQUEST
 
-SEED_BODY = {
-    "name": "Johns router",
-    "model": "12345678901234567890AAAA",
-    "customer": "12345678901234567890CCCC",
-    "macAddress": "123456789012",
-    "mvnoAccount": "12345678901234567890DDDD",
-    "notes": "Note about device",
-    "wifi": {
-        "enabled": True,
-        "ssid": "SkyNet",
-        "password": "JohnConner",
-        "enabled5G": True,
-        "ssid5G": "Need4Speed",
-        "password5G": "SarahConner",
-        "enabled6G": False,
-        "ssid6G": None,
-        "password6G": None,
-        "bandsteering": False,
-    },
-    "dhcp": {
-        "enable": True,
-        "ipPoolStart": "192.168.0.100",
-        "ipPoolEnd": "192.168.0.200",
-        "leaseTime": 10,
-        "primaryDnsServer": "8.8.8.8",
-        "reservedClients": [
-            {"mac": "123456789013", "ip": "192.168.0.10", "enable": True, "id": "r8jf84fv"}
-        ],
-    },
-}
+# The seed-000 example body (customer and model are not needed outside the API).
+SEED_BODY = {k: v for k, v in SEED_REQUEST.items() if k != "serialNumber"}
 
 W = "InternetGatewayDevice.LANDevice.1.WLANConfiguration."
 LH = "InternetGatewayDevice.LANDevice.1.LANHostConfigManagement."
