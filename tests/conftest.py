@@ -75,7 +75,9 @@ def write_config(tmp_path: Path, **sections: dict) -> Path:
     api = {"listen": "127.0.0.1:0", **sections.pop("api", {})}
     store = {"url": f"sqlite:///{tmp_path / 'acsd.db'}", **sections.pop("store", {})}
     log = {"format": "json", "level": "debug", **sections.pop("log", {})}
-    top = sections.pop("top", {})
+    # Tests stop daemons often; a short grace keeps a stop with open sessions quick
+    # (tests of shutdown itself set their own).
+    top = {"shutdown_grace": 2.0, **sections.pop("top", {})}
     parts = [f"{k} = {json.dumps(v)}" for k, v in top.items()]
     for name, values in (
         ("cwmp", cwmp),
