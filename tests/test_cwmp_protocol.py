@@ -8,6 +8,7 @@ import socket
 from acsd.cwmp import rpc
 from acsd.cwmp.soap import Envelope, parse_envelope, render_envelope
 from conftest import wait_for
+from cpe_steps import answer_request as cpe_answer
 from wire import Answer, Wire, envelope, inform_body
 
 # What the hand-written CPE below holds; anything else it answers with 9005.
@@ -22,30 +23,8 @@ TREE = {
 
 
 def answer_request(request: rpc.Message, tree: dict | None = None) -> rpc.Message:
-    """A minimal CPE: GetParameterValues from its tree (partial paths included),
-    SetParameterValues of parameters it has, 9005 for anything else."""
-    tree = TREE if tree is None else tree
-    if isinstance(request, rpc.GetParameterValues):
-        out = []
-        for name in request.names:
-            hits = [
-                rpc.ParameterValue(path, value, typ)
-                for path, (value, typ) in tree.items()
-                if path == name or (name.endswith(".") and path.startswith(name))
-            ]
-            if not hits:
-                return rpc.cpe_fault(9005, name)
-            out.extend(hits)
-        return rpc.GetParameterValuesResponse(parameters=out)
-    if isinstance(request, rpc.SetParameterValues):
-        unknown = [p.name for p in request.parameters if p.name not in tree]
-        if unknown:
-            faults = [rpc.SetParameterValuesFault(n, 9005, "no such parameter") for n in unknown]
-            return rpc.cpe_fault(9003, spv_faults=faults)
-        for p in request.parameters:
-            tree[p.name] = (p.value, tree[p.name][1])
-        return rpc.SetParameterValuesResponse(status=0)
-    return rpc.cpe_fault(9000, request.METHOD)
+    """The minimal CPE of cpe_steps, holding TREE unless given another tree."""
+    return cpe_answer(request, TREE if tree is None else tree)
 
 
 def drive_to_end(
