@@ -52,5 +52,11 @@ if __name__ == "__main__":
         print("ready", flush=True)
 
     app.on_startup.append(announce)
-    web.run_app(app, host="127.0.0.1", port=args.port, access_log=None, print=None)
+    try:  # the same loop acsd runs on (uvloop where installed): compare like with like
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    except ImportError:
+        loop = None
+    web.run_app(app, host="127.0.0.1", port=args.port, access_log=None, print=None, loop=loop)
     sys.exit(0)

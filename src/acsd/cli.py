@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -101,6 +102,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _serve(config: Config, config_path: str | None) -> int:
+    from acsd import eventloop
+    from acsd.daemon import serve
+    from acsd.workers import WORKER_ENV, supervise
+
+    try:
+        factory = eventloop.loop_factory(config.event_loop)
+    except RuntimeError as exc:
+        print(f"acsd: config error: event_loop: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if config.workers > 1 and WORKER_ENV not in os.environ:
+        return supervise(config, config_path)
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(serve(config, config_path=config_path))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -125,9 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     acsd_log.configure(config.log.level, config.log.format)
     if args.command == "serve":
-        from acsd.daemon import serve
-
-        return asyncio.run(serve(config, config_path=args.config))
+        return _serve(config, args.config)
     if args.command == "config":
         print(json.dumps(config.model_dump(), indent=2))
         return 0

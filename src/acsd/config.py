@@ -228,6 +228,10 @@ class Config(_Section):
     profiles: ProfilesConfig = Field(default_factory=ProfilesConfig)
     provisioning: ProvisioningConfig = Field(default_factory=ProvisioningConfig)
     shutdown_grace: float = Field(10.0, ge=0)
+    #: processes sharing the listeners (SO_REUSEPORT); 1 = this process serves alone
+    workers: int = Field(1, ge=1, le=64)
+    #: "auto" = uvloop where installed, else asyncio's own loop
+    event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
 
 
 def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:

@@ -16,7 +16,8 @@ from acsd.cwmp.auth import build_authenticator
 from acsd.cwmp.connreq import ConnectionRequester
 from acsd.cwmp.server import CwmpServer, ServerSettings
 from acsd.cwmp.session import Limits
-from acsd.log import get_logger
+from acsd.eventloop import loop_name
+from acsd.log import get_logger, set_static
 from acsd.metrics import Metrics
 from acsd.provisioning.driver import DriverSettings, ProvisioningDriver
 from acsd.provisioning.jobs import RetryPolicy
@@ -25,6 +26,7 @@ from acsd.reload import Profiles, Reloader
 from acsd.sdnotify import notify
 from acsd.store import open_store
 from acsd.tls import ServerTls, TlsFileError, listener_settings, warnings_for
+from acsd.workers import worker_index
 
 log = get_logger("acsd")
 
@@ -45,6 +47,9 @@ async def serve(
     """Run until SIGTERM/SIGINT (or ``stop`` is set); return the exit status. SIGHUP
     reloads profiles, log settings and TLS files (``config_path`` is read again)."""
     stop = stop or asyncio.Event()
+    worker = worker_index()
+    if worker is not None:
+        set_static(worker=worker)
     # A SIGHUP while starting must not kill the daemon (its default action): it is held
     # and served once the listeners run.
     early_hup = asyncio.Event()
@@ -90,8 +95,11 @@ async def serve(
                 hold_requests=config.cwmp.hold_requests,
             ),
             auth=cpe_auth,
+            worker=worker,
+            handoff=config.workers > 1,
         ),
         lambda: metrics.instrument(ProvisioningDriver(store, profiles.current, driver_settings)),
+        parking=store,
     )
     cwmp_runner = web.AppRunner(
         cwmp.app(),
@@ -125,12 +133,14 @@ async def serve(
             config.cwmp.host,
             config.cwmp.port,
             ssl_context=tls["cwmp"].context if "cwmp" in tls else None,
+            reuse_port=worker is not None,
         ).start()
         await web.TCPSite(
             api_runner,
             config.api.host,
             config.api.port,
             ssl_context=tls["api"].context if "api" in tls else None,
+            reuse_port=worker is not None,
         ).start()
     except OSError as exc:
         log.error("listen_failed", error=str(exc))
@@ -159,6 +169,7 @@ async def serve(
         profiles=sorted(profiles.current.names()),
         tls=sorted(tls),
         mtls=bool("cwmp" in tls and tls["cwmp"].settings.mtls),
+        loop=loop_name(),
     )
     notify("READY=1", f"STATUS=CWMP on {_bound(cwmp_runner)}, API on {_bound(api_runner)}")
     await stop.wait()

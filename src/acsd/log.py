@@ -90,6 +90,19 @@ class _Prioritised:
 
 
 _handler: logging.Handler | None = None
+#: fields on every line of this process (the worker index under ``workers = N``)
+_static: dict[str, Any] = {}
+
+
+def set_static(**fields: Any) -> None:
+    """Put these fields on every later log line of this process (survives reconfigure)."""
+    _static.update(fields)
+
+
+def _add_static(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+    for key, value in _static.items():
+        event.setdefault(key, value)
+    return event
 
 
 def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> None:
@@ -107,6 +120,7 @@ def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> Non
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            _add_static,
             structlog.processors.add_log_level,
             stamp,
             _mask_secrets,
@@ -127,6 +141,7 @@ def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> Non
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[
                 structlog.contextvars.merge_contextvars,
+                _add_static,
                 structlog.processors.add_log_level,
                 structlog.stdlib.add_logger_name,
                 stamp,

@@ -13,13 +13,15 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from aiohttp import web
 from structlog.contextvars import bind_contextvars, bound_contextvars, reset_contextvars
 
+from acsd import clock
 from acsd.cwmp import rpc
 from acsd.cwmp.auth import AuthResult, CpeAuthenticator
-from acsd.cwmp.session import CwmpSession, Limits, Reply, SessionDriver
+from acsd.cwmp.session import CwmpSession, Limits, ParkError, Reply, SessionDriver
 from acsd.cwmp.soap import Envelope, SoapError, parse_envelope, render_envelope
 from acsd.log import get_logger, session_ref
 
@@ -52,6 +54,22 @@ class ServerSettings:
     limits: Limits = field(default_factory=Limits)
     #: None = CPEs are not authenticated ([cwmp.auth] scheme = "none")
     auth: CpeAuthenticator | None = None
+    #: this process's index under ``workers = N`` (None: a single process)
+    worker: int | None = None
+    #: sessions move between worker processes through the store (``workers`` > 1)
+    handoff: bool = False
+    #: seconds a worker waits for another worker to park the session a cookie names
+    handoff_wait: float = 2.0
+
+
+class Parking(Protocol):
+    """Where sessions wait between workers (the store)."""
+
+    async def park_session(self, session_id: str, state: bytes, at: float) -> None: ...
+
+    async def claim_session(self, session_id: str) -> bytes | None: ...
+
+    async def parked_sessions(self, parked_before: float) -> list[str]: ...
 
 
 class SessionTable:
@@ -77,6 +95,10 @@ class SessionTable:
         if self.by_conn.get(conn) is not session:
             self.by_conn[conn] = session
             self._conns.setdefault(session.id, []).append(conn)
+
+    def conns(self, session: CwmpSession) -> list[object]:
+        """The TCP connections (aiohttp protocols) that carried this session."""
+        return self._conns.get(session.id, [])
 
     def find(self, cookie: str | None, conn: object, remote_ip: str) -> CwmpSession | None:
         if cookie and (session := self.by_id.get(cookie)) is not None:
@@ -105,15 +127,23 @@ class SessionTable:
 
 class CwmpServer:
     def __init__(
-        self, settings: ServerSettings, driver_factory: Callable[[], SessionDriver]
+        self,
+        settings: ServerSettings,
+        driver_factory: Callable[[], SessionDriver],
+        *,
+        parking: Parking | None = None,
     ) -> None:
         self.settings = settings
         self.driver_factory = driver_factory
+        self.parking = parking if settings.handoff else None
         self.sessions = SessionTable()
+        #: sessions with a request being handled right now: never parked under it
+        self._busy: set[str] = set()
         self.accepting = True
         self._reaper: asyncio.Task[None] | None = None
         self.stats = {"sessions_total": 0, "refused_overload": 0, "bad_requests": 0}
         self.stats.update(auth_challenges=0, auth_failures=0, auth_rate_limited=0)
+        self.stats.update(sessions_parked=0, sessions_taken_over=0)
         #: TCP connections (their transports) that authenticated, and as whom
         self._conn_auth: weakref.WeakKeyDictionary[object, AuthResult] = weakref.WeakKeyDictionary()
 
@@ -165,6 +195,10 @@ class CwmpServer:
             session = CwmpSession(
                 driver=self.driver_factory(), remote_ip=remote_ip, limits=self.settings.limits
             )
+            if self.settings.worker is not None:
+                # Which worker opened it: another worker that gets the cookie knows to wait
+                # for this one to park the session rather than call the cookie stale.
+                session.id = f"w{self.settings.worker}.{session.id}"
             if identity is not None:
                 session.context[AUTH_USER] = identity.username
             self.sessions.add(session, conn)
@@ -172,6 +206,11 @@ class CwmpServer:
             new_cookie = True
         else:
             found = self.sessions.find(cookie, conn, remote_ip)
+            if found is None and cookie and self.parking is not None:
+                found = await self._take_over(cookie)
+                if found is not None:
+                    self.sessions.add(found, conn)
+                    self.sessions.cookie_seen.add(found.id)
             if found is None:
                 return self._refuse(
                     request,
@@ -191,6 +230,7 @@ class CwmpServer:
         # Every log line of this exchange, wherever it is written, names the session.
         # (bind/reset by hand: the bound_contextvars context manager costs twice as much.)
         tokens = bind_contextvars(session=session_ref(session.id), serial=serial)
+        self._busy.add(session.id)
         try:
             try:
                 reply = await session.handle(env)
@@ -201,9 +241,87 @@ class CwmpServer:
 
             if session.finished:
                 self.sessions.remove(session)
+            elif self.parking is not None and not request.keep_alive and reply.status < 400:
+                # This connection closes after the reply, and the CPE's next one may reach
+                # another worker: park before the CPE can ask.
+                await self._park(session)
             return self._respond(reply, session, new_cookie)
         finally:
+            self._busy.discard(session.id)
             reset_contextvars(**tokens)
+
+    # --- sessions moving between workers ([workers] > 1) ------------------------------------
+
+    async def _park(self, session: CwmpSession) -> None:
+        """Hand an open session to the store for whichever worker the CPE reaches next."""
+        assert self.parking is not None
+        self.sessions.remove(session)
+        try:
+            await self.parking.park_session(session.id, session.freeze(), clock.now())
+        except Exception:
+            log.exception("cwmp.park_failed", serial=session.serial)
+            with bound_contextvars(session=session_ref(session.id), serial=session.serial):
+                await session.abandon("could not park the session for another worker")
+            return
+        self.stats["sessions_parked"] += 1
+        log.debug("cwmp.session_parked", serial=session.serial)
+
+    async def _take_over(self, cookie: str) -> CwmpSession | None:
+        """The session a cookie names, parked by a worker. A worker's cookie is waited for
+        a little: the worker that has the session now (not always the one that opened it)
+        may not have seen the connection close yet."""
+        assert self.parking is not None
+        patient = cookie[:1] == "w" and "." in cookie
+        deadline = time.monotonic() + (self.settings.handoff_wait if patient else 0.0)
+        while True:
+            try:
+                data = await self.parking.claim_session(cookie)
+            except Exception:
+                log.exception("cwmp.take_over_failed")
+                return None
+            if data is not None:
+                break
+            if time.monotonic() >= deadline:
+                return None
+            await asyncio.sleep(0.05)
+        try:
+            session = CwmpSession.thaw(data, self.driver_factory())
+        except ParkError as exc:
+            log.warning("cwmp.take_over_refused", reason=str(exc))
+            return None
+        self.stats["sessions_taken_over"] += 1
+        log.debug("cwmp.session_taken_over", serial=session.serial)
+        return session
+
+    async def park_idle(self) -> None:
+        """Park sessions whose CPE closed its connection while acsd waited for its next
+        request: that request will come on a new connection, maybe to another worker."""
+        if self.parking is None:
+            return
+        for session in list(self.sessions.by_id.values()):
+            if session.id in self._busy or session.finished:
+                continue
+            conns = self.sessions.conns(session)
+            if conns and all(getattr(c, "transport", None) is None for c in conns):
+                await self._park(session)
+
+    async def reap_parked(self) -> None:
+        """Sessions parked longer than session_timeout: their CPE is not coming back. One
+        worker claims each and ends it, so what it learned is committed."""
+        if self.parking is None:
+            return
+        before = clock.now() - self.settings.session_timeout
+        for session_id in await self.parking.parked_sessions(before):
+            data = await self.parking.claim_session(session_id)
+            if data is None:
+                continue  # another worker got there first
+            try:
+                session = CwmpSession.thaw(data, self.driver_factory())
+            except ParkError as exc:
+                log.warning("cwmp.take_over_refused", reason=str(exc))
+                continue
+            log.info("cwmp.session_timeout", serial=session.serial, parked=True)
+            await self._close(session, "timed out waiting for the CPE")
 
     # --- CPE authentication ([cwmp.auth]) ---------------------------------------------------
 
@@ -412,9 +530,20 @@ class CwmpServer:
 
     async def _reap_forever(self) -> None:
         interval = max(0.5, min(5.0, self.settings.session_timeout / 4))
+        # With workers, a closed connection is noticed within 0.1 s, so the worker the CPE
+        # reconnects to seldom waits for the session.
+        tick = 0.1 if self.parking is not None else interval
+        last_reap = time.monotonic()
         while True:
-            await asyncio.sleep(interval)
-            await self.reap()
+            await asyncio.sleep(tick)
+            try:
+                await self.park_idle()
+                if time.monotonic() - last_reap >= interval:
+                    last_reap = time.monotonic()
+                    await self.reap()
+                    await self.reap_parked()
+            except Exception:
+                log.exception("cwmp.reaper_failed")
 
     async def reap(self) -> None:
         """Abandon sessions whose CPE went silent: what they learned is still committed."""

@@ -9,9 +9,10 @@ The HTTP layer (``server.py``) feeds each POST's envelope (or None for an empty 
 from __future__ import annotations
 
 import enum
+import pickle
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
 from acsd.cwmp import rpc
@@ -59,6 +60,24 @@ class SessionDriver(Protocol):
         """The session is over (204 sent, or abandoned): commit what it learned."""
 
 
+class ParkableDriver(SessionDriver, Protocol):
+    """A driver whose session can move to another worker process (``workers = N``)."""
+
+    def export_state(self) -> dict[str, Any]:
+        """Everything the driver learned so far, picklable (no store, no profiles)."""
+
+    def import_state(self, state: dict[str, Any]) -> None:
+        """Go on from ``export_state``'s result (on a fresh driver of this process)."""
+
+
+#: bumped whenever what freeze() writes changes shape: a worker never thaws a foreign shape
+PARKED_FORMAT = 1
+
+
+class ParkError(Exception):
+    """A parked session that cannot be taken up here (another acsd version wrote it)."""
+
+
 @dataclass(slots=True)
 class Limits:
     max_requests: int = 255
@@ -90,6 +109,29 @@ class CwmpSession:
     @property
     def finished(self) -> bool:
         return self.state is State.DONE
+
+    # --- moving between workers ---------------------------------------------------------
+
+    def freeze(self) -> bytes:
+        """The session as bytes for the store, to be thawed by another worker. Pickle: the
+        bytes go to acsd's own database and back, never to or from a CPE."""
+        export = getattr(self.driver, "export_state", None)
+        if export is None:
+            raise ParkError(f"{type(self.driver).__name__} cannot be parked")
+        own = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "driver"}
+        return pickle.dumps((PARKED_FORMAT, own, export()), protocol=pickle.HIGHEST_PROTOCOL)
+
+    @classmethod
+    def thaw(cls, data: bytes, driver: SessionDriver) -> CwmpSession:
+        """The session that :meth:`freeze` wrote, driven by ``driver`` of this process."""
+        try:
+            shape, own, state = pickle.loads(data)
+        except Exception as exc:
+            raise ParkError(f"unreadable parked session: {exc!r}") from None
+        if shape != PARKED_FORMAT:
+            raise ParkError(f"parked session format {shape!r}, this acsd reads {PARKED_FORMAT}")
+        driver.import_state(state)  # type: ignore[attr-defined]
+        return cls(driver=driver, **own)
 
     # --- entry point -------------------------------------------------------------------
 

@@ -108,6 +108,29 @@ class ProvisioningDriver:
         self.fetch = _Fetch()
         self.apply: _Apply | None = None
 
+    # --- moving between workers ----------------------------------------------------------
+
+    #: references to this process's services, not state: a thawing worker supplies its own
+    _SERVICES = frozenset({"store", "profiles", "settings"})
+
+    def export_state(self) -> dict[str, Any]:
+        state = {k: v for k, v in vars(self).items() if k not in self._SERVICES}
+        state["profile"] = self.profile.name if self.profile is not None else None
+        return state
+
+    def import_state(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        name = state.pop("profile", None)
+        for key, value in state.items():
+            setattr(self, key, value)
+        self.profile = None
+        if name is not None:
+            try:
+                self.profile = self.profiles.get(name)
+            except KeyError:  # reloaded away meanwhile: choose again, as a new session would
+                root = _root_of(self.values) or "Device."
+                self.profile = self.profiles.select(self.identity, root)
+
     # --- SessionDriver -------------------------------------------------------------------
 
     async def inform(self, session: CwmpSession, inform: rpc.Inform) -> rpc.Fault | None:

@@ -497,6 +497,16 @@ class Store(Protocol):
 
     async def get_apn_operation(self, operation_id: str) -> ApnOperationRecord | None: ...
 
+    async def park_session(self, session_id: str, state: bytes, at: float) -> None:
+        """Keep an open CWMP session's state for another worker (``workers = N``)."""
+
+    async def claim_session(self, session_id: str) -> bytes | None:
+        """Take a parked session: its state, removed from the store so that only one
+        worker goes on with it; None when no such session is parked."""
+
+    async def parked_sessions(self, parked_before: float) -> list[str]:
+        """Ids of sessions parked before this time (their CPE may never come back)."""
+
 
 class StoreError(Exception):
     """A persistence failure that callers may want to tell apart from bugs."""

@@ -259,6 +259,20 @@ MIGRATIONS: list[Migration] = [
         ALTER TABLE tokens ADD COLUMN apn_account TEXT;
         """,
     ),
+    Migration(
+        6,
+        "cwmp sessions parked between workers",
+        """
+        -- A session whose CPE dropped its TCP connection mid-session, saved by the worker
+        -- that ran it so that whichever worker the CPE reconnects to can go on with it.
+        -- Rows live for seconds; a claim deletes them.
+        CREATE TABLE cwmp_sessions (
+            id      TEXT PRIMARY KEY,                 -- the session cookie
+            state   BLOB NOT NULL,
+            parked  REAL NOT NULL
+        );
+        """,
+    ),
 ]
 
 

@@ -1,0 +1,234 @@
+"""``workers = N``: N processes serving the same two listeners.
+
+The process that ``acsd serve`` starts becomes a supervisor: it migrates the store once,
+reserves both ports with SO_REUSEPORT (so "port 0" becomes one concrete port for every
+worker), then starts N copies of ``acsd serve`` that bind those ports with SO_REUSEPORT;
+the kernel spreads new connections over them. The supervisor tells systemd READY once
+every worker is ready, passes SIGHUP on, restarts a worker that dies, and on SIGTERM stops
+them all (a second SIGTERM hurries them, as it does a single daemon).
+
+Each worker has its own sessions, store connection and metrics; a CPE whose next request
+lands on another worker mid-session is followed through the store (see ``cwmp/server.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import struct
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from acsd.config import Config
+from acsd.log import get_logger
+from acsd.sdnotify import notify
+from acsd.store import StoreError, open_store
+
+log = get_logger("acsd.workers")
+
+#: set in a worker's environment by the supervisor: the worker's index (0..N-1)
+WORKER_ENV = "ACSD_WORKER"
+#: seconds before a worker that died is started again
+RESTART_DELAY = 1.0
+#: a worker that dies this often within RESTART_WINDOW seconds stops the service
+MAX_RESTARTS = 5
+RESTART_WINDOW = 60.0
+#: seconds a worker gets beyond shutdown_grace before it is killed
+KILL_AFTER = 15.0
+EXIT_FAILED = 1
+
+
+def worker_index() -> int | None:
+    """This process's worker index, or None when it is not a supervised worker."""
+    value = os.environ.get(WORKER_ENV)
+    return int(value) if value is not None and value.isdigit() else None
+
+
+def supervise(config: Config, config_path: str | None) -> int:
+    """Run the supervisor until SIGTERM/SIGINT; the exit status of the service."""
+    with asyncio.Runner() as runner:
+        return runner.run(Supervisor(config, config_path).run())
+
+
+def reserve(host: str, port: int) -> socket.socket:
+    """A bound, not listening, SO_REUSEPORT socket: it fixes the port for the workers and
+    keeps it while a worker restarts, but never takes a connection itself."""
+    info = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, kind, proto, _, address = info[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _listen_value(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class Supervisor:
+    def __init__(self, config: Config, config_path: str | None) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.procs: dict[int, asyncio.subprocess.Process] = {}
+        self.ready: set[int] = set()  # pids that sent READY=1
+        self.announced = False
+        self.stopping = asyncio.Event()
+        self.failed: int | None = None  # exit status when a worker cannot run at all
+        self.restarts: list[float] = []
+        self.env: dict[str, str] = {}
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop)
+        loop.add_signal_handler(signal.SIGHUP, self._forward, signal.SIGHUP)
+        store = open_store(self.config.store.url)
+        try:
+            await store.open()  # migrations once, before N processes race for them
+        except StoreError as exc:
+            log.error("store_open_failed", error=str(exc))
+            return EXIT_FAILED
+        finally:
+            await store.close()
+        try:
+            held = [
+                reserve(self.config.cwmp.host, self.config.cwmp.port),
+                reserve(self.config.api.host, self.config.api.port),
+            ]
+        except OSError as exc:
+            log.error("listen_failed", error=str(exc))
+            return EXIT_FAILED
+        with tempfile.TemporaryDirectory(prefix="acsd-workers-") as tmp:
+            inbox = self._notify_inbox(Path(tmp) / "notify")
+            self.env = {
+                **os.environ,
+                "ACSD_CWMP_LISTEN": _listen_value(held[0]),
+                "ACSD_API_LISTEN": _listen_value(held[1]),
+                "NOTIFY_SOCKET": str(Path(tmp) / "notify"),
+            }
+            log.info(
+                "workers.starting",
+                workers=self.config.workers,
+                cwmp=self.env["ACSD_CWMP_LISTEN"],
+                api=self.env["ACSD_API_LISTEN"],
+            )
+            try:
+                watchers = [
+                    asyncio.create_task(self._keep(index)) for index in range(self.config.workers)
+                ]
+                await self.stopping.wait()
+                notify("STOPPING=1")
+                log.info("workers.stopping", workers=len(self.procs))
+                self._forward(signal.SIGTERM)
+                await self._reap_all()
+                for watcher in watchers:
+                    watcher.cancel()
+                await asyncio.gather(*watchers, return_exceptions=True)
+            finally:
+                loop.remove_reader(inbox.fileno())
+                inbox.close()
+                for sock in held:
+                    sock.close()
+        log.info("workers.stopped")
+        return self.failed or 0
+
+    # --- workers --------------------------------------------------------------------------
+
+    async def _keep(self, index: int) -> None:
+        """Run worker ``index``; start it again when it dies, unless that keeps happening."""
+        while not self.stopping.is_set():
+            cmd = [sys.executable, "-m", "acsd", "serve"]
+            if self.config_path:
+                cmd += ["--config", str(self.config_path)]
+            proc = await asyncio.create_subprocess_exec(
+                *cmd, env={**self.env, WORKER_ENV: str(index)}
+            )
+            self.procs[index] = proc
+            code = await proc.wait()
+            was_ready = proc.pid in self.ready
+            self.ready.discard(proc.pid)
+            if self.stopping.is_set():
+                return
+            log.error("workers.exited", worker=index, pid=proc.pid, status=code)
+            now = time.monotonic()
+            self.restarts = [t for t in self.restarts if now - t < RESTART_WINDOW] + [now]
+            if (not was_ready and code in (1, 2)) or len(self.restarts) > MAX_RESTARTS:
+                # A worker that cannot start (config, port, store) will not start next time.
+                log.error("workers.giving_up", worker=index, restarts=len(self.restarts))
+                self.failed = code or EXIT_FAILED
+                self._stop()
+                return
+            await asyncio.sleep(RESTART_DELAY)
+
+    def _forward(self, sig: int) -> None:
+        for proc in self.procs.values():
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(sig)
+
+    def _stop(self) -> None:
+        if self.stopping.is_set():
+            self._forward(signal.SIGTERM)  # the second one: workers cut their grace short
+        self.stopping.set()
+
+    async def _reap_all(self) -> None:
+        running = [p for p in self.procs.values() if p.returncode is None]
+        deadline = self.config.shutdown_grace + KILL_AFTER
+        try:
+            await asyncio.wait_for(asyncio.gather(*(p.wait() for p in running)), timeout=deadline)
+        except TimeoutError:
+            for proc in running:
+                if proc.returncode is None:
+                    log.error("workers.killed", pid=proc.pid)
+                    with contextlib.suppress(ProcessLookupError):
+                        proc.kill()
+            await asyncio.gather(*(p.wait() for p in running))
+
+    # --- readiness -----------------------------------------------------------------------
+
+    def _notify_inbox(self, path: Path) -> socket.socket:
+        """The NOTIFY_SOCKET the workers report to; the sender's pid comes with each
+        datagram (SCM_CREDENTIALS), so the supervisor knows who is ready."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        sock.bind(str(path))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        sock.setblocking(False)
+        asyncio.get_running_loop().add_reader(sock.fileno(), self._on_notify, sock)
+        return sock
+
+    def _on_notify(self, sock: socket.socket) -> None:
+        with contextlib.suppress(BlockingIOError, InterruptedError):
+            while True:
+                data, ancillary, _, _ = sock.recvmsg(4096, socket.CMSG_SPACE(12))
+                pid = None
+                for level, kind, payload in ancillary:
+                    if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+                        pid = struct.unpack("3i", payload[:12])[0]
+                if pid is not None and b"READY=1" in data.split(b"\n"):
+                    self.ready.add(pid)
+                    self._announce()
+
+    def _announce(self) -> None:
+        pids = {p.pid for p in self.procs.values() if p.returncode is None}
+        if self.announced or len(pids) < self.config.workers or not pids <= self.ready:
+            return
+        self.announced = True
+        log.info("workers.ready", workers=len(pids), pids=sorted(pids))
+        notify(
+            "READY=1",
+            f"STATUS={len(pids)} workers; CWMP on {self.env['ACSD_CWMP_LISTEN']}, "
+            f"API on {self.env['ACSD_API_LISTEN']}",
+        )

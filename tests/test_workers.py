@@ -1,0 +1,129 @@
+"""``workers = N``: several processes on one port, and sessions that move between them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+
+from acsd.cwmp import rpc
+from acsd.cwmp.soap import Envelope, parse_envelope, render_envelope
+from conftest import run_cli, wait_for, write_config
+from cpe_steps import NS, TREE, answer_request
+from wire import Wire, envelope, inform_body
+
+#: what acsd sets on every CPE, so that its SetParameterValues succeeds on the step CPE
+MANAGED = {
+    "Device.ManagementServer.ConnectionRequestUsername": ("", "xsd:string"),
+    "Device.ManagementServer.ConnectionRequestPassword": ("", "xsd:string"),
+    "Device.ManagementServer.PeriodicInformEnable": ("false", "xsd:boolean"),
+}
+
+
+def start_workers(daemon_factory, count: int = 2, **sections):
+    daemon = daemon_factory(top={"workers": count}, **sections)
+    wait_for(lambda: daemon.events("workers.ready"), timeout=20)
+    return daemon
+
+
+def session_over_new_connections(url: str, serial: str, *, announce: bool) -> dict:
+    """One whole session, each request on a TCP connection of its own (as CPEs without
+    keep-alive do). ``announce``: the CPE says ``Connection: close``; otherwise it just
+    drops the connection after each answer. Returns the CPE's tree afterwards."""
+    tree = {**TREE, **MANAGED}
+    wire = Wire(url)
+    headers = {"Connection": "close"} if announce else {}
+    answer = wire.post(envelope(inform_body(serial), ns=NS), headers=headers)
+    assert answer.status == 200, answer.text
+    assert isinstance(parse_envelope(answer.body).body, rpc.InformResponse)
+    body: bytes | None = None
+    for _ in range(40):
+        wire.reconnect()
+        answer = wire.post(body, headers=headers)
+        if answer.status == 204:
+            wire.close()
+            return tree
+        assert answer.status == 200, (answer.status, answer.text)
+        env = parse_envelope(answer.body)
+        reply = answer_request(env.body, tree)
+        body = render_envelope(Envelope(body=reply, cwmp_ns=NS, id=env.id))
+    raise AssertionError("the session did not end")
+
+
+def test_workers_share_one_port_and_stop_together(daemon_factory):
+    daemon = start_workers(daemon_factory)
+    ready = daemon.events("workers.ready")[0]
+    assert len(ready["pids"]) == 2
+    assert {e["worker"] for e in daemon.events("listening")} == {0, 1}
+    assert len({e["cwmp"] for e in daemon.events("listening")}) == 1  # one port for both
+
+    run_cli("sim", "--acs", daemon.cwmp_url, "--count", "40", "--serial-prefix", "WRK", "--once",
+            check=True)  # fmt: skip
+    # 40 connections over two listeners: each worker took some (1 in 2^39 that one took all).
+    workers = {e.get("worker") for e in daemon.events("session.end")}
+    assert workers == {0, 1}
+    listed = daemon.cli("device", "list", "--json").stdout
+    assert all(f"WRK{n:06d}" in listed for n in range(1, 41))
+
+    assert daemon.stop() == 0
+    for pid in ready["pids"]:
+        wait_for(lambda pid=pid: not os.path.exists(f"/proc/{pid}"), timeout=10)
+
+
+def test_session_goes_on_when_the_cpe_reconnects_to_another_worker(daemon_factory):
+    daemon = start_workers(daemon_factory)
+    for n in range(8):
+        # Half say "Connection: close" (parked at once), half just drop the connection
+        # (noticed by the worker within a tenth of a second, waited for by the other).
+        tree = session_over_new_connections(daemon.cwmp_url, f"HOP{n:03d}", announce=n % 2 == 0)
+        # The apply phase survived the moves: acsd's own settings reached the CPE.
+        assert tree["Device.ManagementServer.ConnectionRequestUsername"][0] == f"HOP{n:03d}"
+        assert tree["Device.ManagementServer.PeriodicInformEnable"][0] == "true"
+        shown = daemon.device_json(f"HOP{n:03d}")
+        assert shown["status"]["upTime"] == 77
+    taken = daemon.events("cwmp.session_taken_over")
+    assert {e["worker"] for e in taken} == {0, 1}
+    assert not daemon.events("cwmp.take_over_failed")
+    assert not daemon.events("cwmp.park_failed")
+    # Every session ended complete, on whichever worker had it last.
+    ends = [e for e in daemon.events("session.end") if e["serial"].startswith("HOP")]
+    assert len(ends) == 8 and all(e["complete"] for e in ends)
+
+
+def test_a_parked_session_whose_cpe_never_returns_is_still_committed(daemon_factory):
+    daemon = start_workers(daemon_factory, cwmp={"session_timeout": 2})
+    wire = Wire(daemon.cwmp_url)
+    answer = wire.post(
+        envelope(inform_body("GONE001"), ns=NS), headers={"Connection": "close"}
+    )  # fmt: skip
+    assert answer.status == 200
+    wire.close()  # and never comes back
+    wait_for(lambda: daemon.events("cwmp.session_parked"), timeout=5)
+    ends = wait_for(
+        lambda: [e for e in daemon.events("session.end") if e["serial"] == "GONE001"], timeout=15
+    )
+    assert ends[0]["complete"] is False
+    assert daemon.device_json("GONE001")["serialNumber"] == "GONE001"
+
+
+def test_a_worker_that_dies_is_replaced(daemon_factory):
+    daemon = start_workers(daemon_factory)
+    victim = daemon.events("workers.ready")[0]["pids"][0]
+    os.kill(victim, signal.SIGKILL)
+    exited = wait_for(lambda: daemon.events("workers.exited"), timeout=10)
+    assert exited[0]["pid"] == victim
+    wait_for(lambda: len(daemon.events("listening")) == 3, timeout=20)
+    run_cli("sim", "--acs", daemon.cwmp_url, "--count", "10", "--serial-prefix", "AFT", "--once",
+            check=True)  # fmt: skip
+    assert daemon.stop() == 0
+
+
+def test_a_taken_port_fails_the_start_with_a_clear_line(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = write_config(tmp_path, top={"workers": 2}, cwmp={"listen": f"127.0.0.1:{port}"})
+        proc = run_cli("serve", "--config", str(config), timeout=30)
+    assert proc.returncode == 1
+    assert '"listen_failed"' in proc.stderr and "in use" in proc.stderr
