@@ -14,7 +14,7 @@ attribute, the wire element name and a codec ("kind") for it, in TR-069 order.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import MISSING, dataclass, fields
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -148,8 +148,13 @@ def _elements(el: etree._Element) -> list[etree._Element]:
 def _children(el: etree._Element) -> dict[str, etree._Element]:
     """Element children by local name; the first of duplicates wins."""
     kids: dict[str, etree._Element] = {}
-    for c in _elements(el):
-        kids.setdefault(_local(c.tag), c)
+    # _elements and _local inlined: this runs for every struct of every message.
+    for c in el:
+        tag = c.tag
+        if type(tag) is str:
+            tag = tag[tag.rfind("}") + 1 :]
+            if tag not in kids:
+                kids[tag] = c
     return kids
 
 
@@ -205,15 +210,24 @@ _BOOL = _scalar(_p_bool, _bool_text, bool)
 _Spec = tuple[tuple[str, str, _Kind], ...]
 
 
-def _array(array_type: str, item_tag: str, item: _Kind) -> _Kind:
+def _array(
+    array_type: str,
+    item_tag: str,
+    item: _Kind,
+    parse_items: Callable[[etree._Element], list[Any]] | None = None,
+) -> _Kind:
     """A SOAP-encoded array. Counts in arrayType are never checked on input (CPEs send
-    ``[0008]``, wrong counts or none) and always exact on output."""
+    ``[0008]``, wrong counts or none) and always exact on output. ``parse_items`` replaces
+    the per-item loop (after the size check) for arrays hot enough to deserve one."""
+    parse_item = item.parse
 
     def parse(el: etree._Element) -> list[Any]:
         if len(el) > MAX_ARRAY_ITEMS:
             limit = f"<{_local(el.tag)}> has more than {MAX_ARRAY_ITEMS} entries"
             raise SoapError(limit, fault_code=8004)
-        return [item.parse(c) for c in _elements(el)]
+        if parse_items is not None:
+            return parse_items(el)
+        return [parse_item(c) for c in el if type(c.tag) is str]
 
     def render(out: list[str], tag: str, items: Any, typed: bool) -> None:
         out.append(f'<{tag} soap-enc:arrayType="{array_type}[{len(items)}]">')
@@ -228,16 +242,21 @@ def _struct(cls: type, spec: _Spec) -> _Kind:
     """Named children mapped onto a dataclass. A missing element takes the dataclass default,
     or the kind's empty value when the field has none."""
     required = {f.name for f in fields(cls) if f.default is f.default_factory is MISSING}
+    # (attr, tag, parse, empty or None when the dataclass default applies), resolved once
+    plan = tuple(
+        (attr, tag, kind.parse, kind.empty if attr in required else None)
+        for attr, tag, kind in spec
+    )
 
     def parse(el: etree._Element) -> Any:
         kids = _children(el)
         kw: dict[str, Any] = {}
-        for attr, tag, kind in spec:
+        for attr, tag, parse_one, empty in plan:
             c = kids.get(tag)
             if c is not None:
-                kw[attr] = kind.parse(c)
-            elif attr in required:
-                kw[attr] = kind.empty()
+                kw[attr] = parse_one(c)
+            elif empty is not None:
+                kw[attr] = empty()
         return cls(**kw)
 
     def render(out: list[str], tag: str, obj: Any, typed: bool) -> None:
@@ -249,23 +268,59 @@ def _struct(cls: type, spec: _Spec) -> _Kind:
     return _Kind(parse, render, lambda: None)
 
 
-# ParameterValueStruct is by far the most frequent structure (GPV answers, Informs), so it
-# gets a hand-written codec instead of the generic one.
-def _p_pv(el: etree._Element) -> rpc.ParameterValue:
-    name, value, vtype = "", "", None
-    for c in el:
-        tag = c.tag
-        if type(tag) is not str:
+def _xsd_type(t: str) -> str | None:
+    # The prefix is whatever the CPE bound to XML Schema (xsd, xs, none ...).
+    t = t.strip()
+    return "xsd:" + t[t.rfind(":") + 1 :] if t else None
+
+
+# What nearly every CPE sends, already normalised: a dictionary hit instead of strip, slice and
+# concatenation per value, and one shared string object instead of one per parameter.
+_COMMON_TYPES = (
+    "string",
+    "boolean",
+    "int",
+    "unsignedInt",
+    "long",
+    "unsignedLong",
+    "dateTime",
+    "base64",
+    "hexBinary",
+)
+_XSD_TYPES = {f"xsd:{t}": f"xsd:{t}" for t in _COMMON_TYPES}
+
+
+# ParameterValueStruct is by far the most frequent structure (a GPV answer carries ~100, the
+# Inform ~15), so its arrays get a hand-written loop instead of the generic struct codec.
+def _p_pvs(structs: Iterable[etree._Element]) -> list[rpc.ParameterValue]:
+    """Unknown children are ignored and the last of duplicate Name/Value children wins; a
+    missing Name or Value reads as "", a missing or empty xsi:type as None."""
+    out = []
+    for el in structs:
+        if type(el.tag) is not str:
             continue
-        local = tag[tag.rfind("}") + 1 :]
-        if local == "Name":
-            name = (c.text or "").strip()
-        elif local == "Value":
-            value = c.text or ""
-            # The prefix is whatever the CPE bound to XML Schema (xsd, xs, none ...).
-            t = (c.get(_XSI_TYPE) or "").strip()
-            vtype = "xsd:" + t[t.rfind(":") + 1 :] if t else None
-    return rpc.ParameterValue(name, value, vtype)
+        name, value, vtype = "", "", None
+        for c in el:
+            tag = c.tag
+            # The exact tags are what CPEs send; only otherwise pay for the local name
+            # (cwmp:Name, a default namespace) or skip a non-element.
+            if tag != "Name" and tag != "Value":
+                if type(tag) is not str:
+                    continue
+                tag = tag[tag.rfind("}") + 1 :]
+            if tag == "Name":
+                name = (c.text or "").strip()
+            elif tag == "Value":
+                value = c.text or ""
+                t = c.get(_XSI_TYPE)
+                vtype = None if t is None else _XSD_TYPES.get(t) or _xsd_type(t)
+        out.append(rpc.ParameterValue(name, value, vtype))
+    return out
+
+
+def _p_pv(el: etree._Element) -> rpc.ParameterValue:
+    # One struct on its own (the item codec of _PVS); arrays go through _p_pvs directly.
+    return _p_pvs((el,))[0]
 
 
 def _r_pv(out: list[str], tag: str, p: rpc.ParameterValue, typed: bool) -> None:
@@ -291,7 +346,8 @@ def _r_arg(out: list[str], tag: str, arg: tuple[str, str], typed: bool) -> None:
 
 # fmt: off
 _STRINGS = _array("xsd:string", "string", _TOKEN)
-_PVS = _array("cwmp:ParameterValueStruct", "ParameterValueStruct", _Kind(_p_pv, _r_pv, list))
+_PVS = _array(
+    "cwmp:ParameterValueStruct", "ParameterValueStruct", _Kind(_p_pv, _r_pv, list), _p_pvs)
 _ARGS = _array("cwmp:ArgStruct", "ArgStruct", _Kind(_p_arg, _r_arg, tuple))
 _EVENTS = _array("cwmp:EventStruct", "EventStruct", _struct(rpc.EventStruct, (
     ("code", "EventCode", _TOKEN), ("command_key", "CommandKey", _STR))))
@@ -495,11 +551,14 @@ def parse_envelope(data: bytes) -> Envelope:
     unknown Body element is not an error but an :class:`rpc.UnknownMessage`."""
     if isinstance(data, str):
         raise TypeError("parse_envelope takes bytes: the XML declaration decides the encoding")
-    data = bytes(data)
+    if type(data) is not bytes:
+        data = bytes(data)  # bytearray, memoryview
     if is_empty_body(data):
         raise SoapError("empty body", fault_code=None)
-    # CWMP never needs a DTD; refusing it up front rules out XXE and entity expansion.
-    if has_dtd(data):
+    # CWMP never needs a DTD; refusing it up front rules out XXE and entity expansion. The
+    # one-byte memchr for "!" is ~30x faster than has_dtd's two-byte scan for "<!" and rules
+    # out most envelopes (~15 us saved on a 14 KB GPV answer).
+    if b"!" in data and has_dtd(data):
         raise SoapError("DOCTYPE not allowed", fault_code=None)
     try:
         root = etree.fromstring(data, PARSER)

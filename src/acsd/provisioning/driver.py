@@ -37,7 +37,7 @@ from acsd.provisioning.jobs import (
 )
 from acsd.provisioning.plan import Change, Plan, mac_key, plan_changes, row_changes
 from acsd.provisioning.profiles import Profile, ProfileSet, detect_root
-from acsd.provisioning.status import extract_identity, extract_status, fetch_names
+from acsd.provisioning.status import extract_status_and_identity, fetch_names
 from acsd.store.base import CpeIdentity, DeviceRecord, SessionResult, Store
 
 log = get_logger("acsd.session")
@@ -232,8 +232,7 @@ class ProvisioningDriver:
             return
         params = self._merged_params()
         flat = {k: v[0] for k, v in params.items()}
-        status = extract_status(self.profile, flat)
-        ident = extract_identity(self.profile, flat)
+        status, ident = extract_status_and_identity(self.profile, flat)
         if ident.get("modelName"):
             self.identity.model_name = ident["modelName"]
         result = SessionResult(
