@@ -1,5 +1,14 @@
-"""Load generator: many simulated routers on one event loop, closed loop at a fixed
-concurrency, against any CWMP endpoint. Prints one JSON object with what it measured.
+"""Load generator: many simulated routers on one event loop, against any CWMP endpoint.
+Prints one JSON object with what it measured (and progress words on their own lines:
+``registered``, ``holding``, ``held``, which the orchestrator waits for).
+
+Modes, in this order when combined:
+  --register      every router BOOTSTRAPs once (the steady phase then finds known devices)
+  --duration S    closed loop: ``--concurrency`` sessions always in flight, as fast as the
+                  server goes (throughput)
+  --rate R        open loop: a new session every 1/R s whatever the server does, as
+                  periodic Informs arrive in the field (latency at a given load)
+  --hold N        open N sessions (Inform answered) and keep them open until stdin closes
 
 Run by ``benchmarks/bench.py`` in its own process (pinned to its own core), so the
 figures measure the server, not the generator.
@@ -10,10 +19,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import time
 
 from acsd.sim.runner import Simulation
-from acsd.sim.session import run_session
+from acsd.sim.session import Session, run_session
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -23,33 +33,47 @@ def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-async def main(args: argparse.Namespace) -> dict:
-    sim = Simulation(args.acs, args.profile.split(","), args.routers, serial_prefix="BENCH")
-    routers = sim.routers
-    out: dict = {"routers": len(routers), "concurrency": args.concurrency}
+def _figures(latencies: list[float], elapsed: float, exchanges: int) -> dict:
+    return {
+        "seconds": round(elapsed, 3),
+        "sessions": len(latencies),
+        "sessions_per_s": round(len(latencies) / elapsed, 1) if elapsed else 0.0,
+        "exchanges_per_s": round(exchanges / elapsed, 1) if elapsed else 0.0,
+        "p50_ms": round(_pct(latencies, 0.50) * 1000, 2),
+        "p95_ms": round(_pct(latencies, 0.95) * 1000, 2),
+        "p99_ms": round(_pct(latencies, 0.99) * 1000, 2),
+    }
 
-    if args.register:
-        # Every router's BOOTSTRAP first: the steady phase then finds known devices.
-        sem = asyncio.Semaphore(args.concurrency)
 
-        async def boot(cpe) -> bool:
+async def register(routers: list, acs: str, concurrency: int) -> dict:
+    sem = asyncio.Semaphore(concurrency)
+    retried_503 = 0
+
+    async def boot(cpe) -> bool:
+        nonlocal retried_503
+        for _ in range(20):
             async with sem:
-                result = await run_session(cpe, args.acs, timeout=60)
+                result = await run_session(cpe, acs, timeout=60)
+            if result.ok or result.retry_after is None:
                 return result.ok
+            # 503 + Retry-After: a real CPE waits and comes back; so does this one, sooner.
+            retried_503 += 1
+            await asyncio.sleep(min(result.retry_after, 2.0))
+        return False
 
-        started = time.perf_counter()
-        booted = await asyncio.gather(*(boot(cpe) for cpe in routers))
-        out["register_seconds"] = round(time.perf_counter() - started, 3)
-        out["register_failed"] = booted.count(False)
-        # The orchestrator measures the server between the phases (e.g. RSS when idle).
-        print("registered", flush=True)
-        await asyncio.sleep(args.settle)
+    started = time.perf_counter()
+    booted = await asyncio.gather(*(boot(cpe) for cpe in routers))
+    return {
+        "register_seconds": round(time.perf_counter() - started, 3),
+        "register_failed": booted.count(False),
+        "register_503": retried_503,
+    }
 
+
+async def closed_loop(routers: list, acs: str, duration: float, concurrency: int) -> dict:
     latencies: list[float] = []
-    exchanges = 0
-    errors = 0
-    http_503 = 0
-    deadline = time.perf_counter() + args.duration
+    exchanges = errors = http_503 = 0
+    deadline = time.perf_counter() + duration
     next_router = 0
 
     async def worker() -> None:
@@ -58,30 +82,80 @@ async def main(args: argparse.Namespace) -> dict:
             cpe = routers[next_router % len(routers)]
             next_router += 1
             t0 = time.perf_counter()
-            result = await run_session(cpe, args.acs, trigger=["2 PERIODIC"], timeout=30)
+            result = await run_session(cpe, acs, trigger=["2 PERIODIC"], timeout=30)
             latencies.append(time.perf_counter() - t0)
             exchanges += result.messages
             if not result.ok:
                 errors += 1
-                if result.retry_after is not None:
-                    http_503 += 1
+                http_503 += result.retry_after is not None
 
     started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(args.concurrency)))
-    elapsed = time.perf_counter() - started
-    out.update(
-        {
-            "seconds": round(elapsed, 3),
-            "sessions": len(latencies),
-            "sessions_per_s": round(len(latencies) / elapsed, 1),
-            "exchanges_per_s": round(exchanges / elapsed, 1),
-            "p50_ms": round(_pct(latencies, 0.50) * 1000, 2),
-            "p95_ms": round(_pct(latencies, 0.95) * 1000, 2),
-            "p99_ms": round(_pct(latencies, 0.99) * 1000, 2),
-            "errors": errors,
-            "http_503": http_503,
-        }
-    )
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    out = _figures(latencies, time.perf_counter() - started, exchanges)
+    return {**out, "errors": errors, "http_503": http_503}
+
+
+async def open_loop(routers: list, acs: str, duration: float, rate: float) -> dict:
+    """Sessions started on a fixed schedule; latency includes any queueing at the server."""
+    latencies: list[float] = []
+    exchanges = errors = 0
+    tasks: set[asyncio.Task] = set()
+
+    async def one(cpe) -> None:
+        nonlocal exchanges, errors
+        t0 = time.perf_counter()
+        result = await run_session(cpe, acs, trigger=["2 PERIODIC"], timeout=30)
+        latencies.append(time.perf_counter() - t0)
+        exchanges += result.messages
+        errors += not result.ok
+
+    started = time.perf_counter()
+    n = 0
+    while (now := time.perf_counter()) - started < duration:
+        due = int((now - started) * rate) + 1
+        while n < due:
+            task = asyncio.create_task(one(routers[n % len(routers)]))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            n += 1
+        await asyncio.sleep(max(0.0, started + n / rate - time.perf_counter()))
+    await asyncio.gather(*tasks)
+    out = _figures(latencies, time.perf_counter() - started, exchanges)
+    return {**out, "errors": errors, "rate": rate}
+
+
+async def hold(routers: list, acs: str, count: int) -> dict:
+    sessions = [Session(cpe, acs, timeout=60) for cpe in routers[:count]]
+    sem = asyncio.Semaphore(256)
+
+    async def start(session: Session) -> bool:
+        async with sem:
+            return await session.inform_only(["2 PERIODIC"])
+
+    print("holding", flush=True)
+    opened = await asyncio.gather(*(start(s) for s in sessions))
+    print("held", flush=True)
+    # The orchestrator measures the server now, then closes our stdin.
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    await asyncio.gather(*(s.close() for s in sessions))
+    return {"held": opened.count(True), "hold_failed": opened.count(False)}
+
+
+async def main(args: argparse.Namespace) -> dict:
+    sim = Simulation(args.acs, args.profile.split(","), args.routers, serial_prefix="BENCH")
+    routers = sim.routers
+    out: dict = {"routers": len(routers), "concurrency": args.concurrency}
+    if args.register:
+        out.update(await register(routers, args.acs, args.concurrency))
+        # The orchestrator measures the server between the phases (e.g. RSS when idle).
+        print("registered", flush=True)
+        await asyncio.sleep(args.settle)
+    if args.duration > 0:
+        out.update(await closed_loop(routers, args.acs, args.duration, args.concurrency))
+    if args.rate > 0:
+        out["paced"] = await open_loop(routers, args.acs, args.paced_duration, args.rate)
+    if args.hold > 0:
+        out.update(await hold(routers, args.acs, args.hold))
     return out
 
 
@@ -91,14 +165,18 @@ if __name__ == "__main__":
     parser.add_argument("--routers", type=int, default=1000)
     parser.add_argument("--profile", default="tplink-tr181")
     parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--duration", type=float, default=0.0, help="closed-loop seconds")
+    parser.add_argument("--rate", type=float, default=0.0, help="open-loop sessions/s")
+    parser.add_argument("--paced-duration", type=float, default=10.0)
+    parser.add_argument("--hold", type=int, default=0, help="open sessions to hold")
     parser.add_argument("--register", action="store_true", help="BOOTSTRAP every router first")
     parser.add_argument("--settle", type=float, default=0.0, help="pause after registering")
     args = parser.parse_args()
     try:
-        import uvloop  # type: ignore[import-not-found]
+        import uvloop
 
-        uvloop.install()
+        factory = uvloop.new_event_loop
     except ImportError:
-        pass
-    print(json.dumps(asyncio.run(main(args))))
+        factory = None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        print(json.dumps(runner.run(main(args))))

@@ -13,11 +13,12 @@ from conftest import REPO
 def test_quick_benchmark_runs_and_writes_its_results(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "bench.py"), "--quick", "--routers", "40",
-         "--storm", "30", "--duration", "1", "--concurrency", "8", "--out", str(tmp_path)],
+         "--storm", "30", "--idle", "50", "--hold", "20", "--duration", "1", "--concurrency", "8",
+         "--storm-concurrency", "16", "--out", str(tmp_path)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "| steady: sessions/s |" in proc.stdout
+    assert "| steady: sessions/s (64 in flight) |" in proc.stdout
     results = json.loads((tmp_path / "latest.json").read_text())
     steady = results["steady"]
     for key in ("sessions_per_s", "exchanges_per_s", "baseline_exchanges_per_s", "ratio",
@@ -27,4 +28,5 @@ def test_quick_benchmark_runs_and_writes_its_results(tmp_path):
     assert results["boot_storm"]["lost"] == 0
     assert set(results["api"]) >= {"get_p99_ms", "list_p99_ms"}
     assert set(results["memory"]) >= {"rss_mb_per_100k_idle", "kb_per_session"}
+    assert results["memory"]["open_sessions"] == 20
     assert results["machine"]["python"]

@@ -21,6 +21,8 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from acsd import clock
 from acsd.cwmp import rpc
 from acsd.cwmp.session import CwmpSession
@@ -107,6 +109,8 @@ class ProvisioningDriver:
         self.new_cr: tuple[str, str] | None = None
         self.fetch = _Fetch()
         self.apply: _Apply | None = None
+        #: the record's parameter tree as JSON (see inform())
+        self.stored_params = ""
 
     # --- moving between workers ----------------------------------------------------------
 
@@ -178,6 +182,13 @@ class ProvisioningDriver:
         self.read_settings = not self.desired.empty and (self.bootstrap or drift or not held)
         if await add_apn_name(self.store, self.profile, record, self.values, self.desired):
             self.read_settings = True  # the router's APN is not its SIM's network's (yet)
+        if record is not None and record.params:
+            # A session spends most of its life waiting for its CPE, and the decoded tree
+            # is ~4x its JSON: keep the JSON until finish() merges this session's values
+            # (nothing at all on BOOTSTRAP, which starts the tree afresh). As str: orjson's
+            # bytes keep a 32 KB buffer behind a 7 KB tree; decode() copies it to size.
+            self.stored_params = "" if self.bootstrap else orjson.dumps(record.params).decode()
+            record.params = {}
         log.info(
             "session.inform",
             serial=dev.serial_number,
@@ -531,8 +542,8 @@ class ProvisioningDriver:
 
     def _merged_params(self) -> dict[str, list[Any]]:
         base: dict[str, list[Any]] = {}
-        if self.record is not None and not self.bootstrap:
-            base = dict(self.record.params)
+        if self.record is not None and not self.bootstrap and self.stored_params:
+            base = orjson.loads(self.stored_params)
         # A partial path read this session replaces everything below it: objects the CPE
         # no longer has must not live on in the record.
         for name in self.fetch.ok:

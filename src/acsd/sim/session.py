@@ -175,6 +175,18 @@ class Session:
         result.seconds = time.monotonic() - started
         return result
 
+    async def inform_only(self, trigger: list[str] | None = None) -> bool:
+        """Send the Inform and stop: the session stays open on the ACS, the connection
+        with it, until :meth:`close` (what load tests use to measure an open session)."""
+        try:
+            answer = self._envelope(await self._post(self.cpe.begin_session(trigger)), "Inform")
+        except (_Failed, HttpError):
+            return False
+        return answer is not None and isinstance(answer.body, rpc.InformResponse)
+
+    async def close(self) -> None:
+        await self.client.close()
+
     async def _exchange(self, inform: rpc.Inform) -> None:
         cpe = self.cpe
         answer = self._envelope(await self._post(inform), "InformResponse")
