@@ -546,10 +546,9 @@ class ProvisioningDriver:
             base = orjson.loads(self.stored_params)
         # A partial path read this session replaces everything below it: objects the CPE
         # no longer has must not live on in the record.
-        for name in self.fetch.ok:
-            if name.endswith("."):
-                for key in [k for k in base if k.startswith(name)]:
-                    del base[key]
+        replaced = tuple(name for name in self.fetch.ok if name.endswith("."))
+        if replaced and base:
+            base = {k: v for k, v in base.items() if not k.startswith(replaced)}
         base.update(self.values)
         if self.apply is not None:
             # What the CPE acknowledged is what it now holds (secrets as it reports them).
