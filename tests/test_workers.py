@@ -67,7 +67,7 @@ def test_workers_share_one_port_and_stop_together(daemon_factory):
 
     assert daemon.stop() == 0
     for pid in ready["pids"]:
-        wait_for(lambda pid=pid: not os.path.exists(f"/proc/{pid}"), timeout=10)
+        wait_for(lambda pid=pid: not _alive(pid), timeout=10)
 
 
 def test_session_goes_on_when_the_cpe_reconnects_to_another_worker(daemon_factory):
@@ -116,6 +116,24 @@ def test_a_worker_that_dies_is_replaced(daemon_factory):
     run_cli("sim", "--acs", daemon.cwmp_url, "--count", "10", "--serial-prefix", "AFT", "--once",
             check=True)  # fmt: skip
     assert daemon.stop() == 0
+
+
+def test_workers_stop_when_their_supervisor_is_killed(daemon_factory):
+    daemon = start_workers(daemon_factory)
+    pids = daemon.events("workers.ready")[0]["pids"]
+    daemon.proc.kill()  # SIGKILL: the supervisor cannot pass anything on
+    daemon.proc.wait(timeout=10)
+    for pid in pids:
+        wait_for(lambda pid=pid: not _alive(pid), timeout=15)
+    assert len(daemon.events("workers.supervisor_gone")) == 2
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def test_a_taken_port_fails_the_start_with_a_clear_line(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from pathlib import Path
 
@@ -34,6 +35,16 @@ log = get_logger("acsd")
 def _bound(runner: web.AppRunner) -> str:
     host, port = runner.addresses[0][:2]
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def _stop_when_orphaned(stop: asyncio.Event) -> None:
+    """A worker whose supervisor is gone (killed, crashed) stops too, rather than serve on
+    unsupervised and hold the port against the next start."""
+    parent = os.getppid()
+    while os.getppid() == parent:
+        await asyncio.sleep(1.0)
+    log.error("workers.supervisor_gone", supervisor=parent)
+    stop.set()
 
 
 #: seconds a request handler still running after the drain gets before it is cancelled (a
@@ -172,7 +183,10 @@ async def serve(
         loop=loop_name(),
     )
     notify("READY=1", f"STATUS=CWMP on {_bound(cwmp_runner)}, API on {_bound(api_runner)}")
+    orphan_watch = asyncio.create_task(_stop_when_orphaned(stop)) if worker is not None else None
     await stop.wait()
+    if orphan_watch is not None:
+        orphan_watch.cancel()
     notify("STOPPING=1")
 
     # A second SIGTERM/SIGINT cuts the grace short (sessions are still committed).

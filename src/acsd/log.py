@@ -130,7 +130,9 @@ def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> Non
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(stream),
+        # WriteLogger: one write() per line (print() makes two), so the lines of workers
+        # sharing one stderr never interleave.
+        logger_factory=structlog.WriteLoggerFactory(stream),
         cache_logger_on_first_use=False,
     )
     # Python logging (aiohttp's errors) in the same format; its access log is noise at

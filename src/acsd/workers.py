@@ -138,6 +138,10 @@ class Supervisor:
                     watcher.cancel()
                 await asyncio.gather(*watchers, return_exceptions=True)
             finally:
+                for proc in self.procs.values():  # whatever happened, no worker outlives us
+                    if proc.returncode is None:
+                        with contextlib.suppress(ProcessLookupError):
+                            proc.kill()
                 loop.remove_reader(inbox.fileno())
                 inbox.close()
                 for sock in held:
