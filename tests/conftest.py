@@ -159,3 +159,96 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(interval)
+
+
+# --- daemons and API worlds shared by the tests of one module --------------------------------
+# Starting a daemon (and creating tokens with the CLI) is most of what a short test costs.
+# Tests that only touch records of their own (their own serials, customers, accounts, IP
+# addresses) and filter whatever they count or list by what they made can share one daemon
+# per module. Tests that need a daemon configured for them, that damage its database or that
+# count everything in it keep their own (``daemon`` / ``daemon_factory``).
+
+
+@pytest.fixture(scope="module")
+def module_daemon_factory(tmp_path_factory) -> Iterator:
+    """``make(**sections)`` as with ``daemon_factory``, but one daemon per config and module:
+    the first test asking for a config starts it, later ones asking for the same config get
+    the same daemon. All are stopped (and must exit cleanly) when the module is done."""
+    started: dict[str, Daemon] = {}
+
+    def make(**sections: dict) -> Daemon:
+        key = json.dumps(sections, sort_keys=True)
+        if key not in started:
+            folder = tmp_path_factory.mktemp("shared")
+            started[key] = start_daemon(write_config(folder, **sections), folder / "acsd.db")
+        daemon = started[key]
+        if daemon.proc.poll() is not None:  # never hand out a dead one as if it were fine
+            raise AssertionError(
+                f"shared daemon exited {daemon.proc.returncode}:\n" + daemon.log_text()
+            )
+        return daemon
+
+    yield make
+    codes = {key: daemon.stop() for key, daemon in started.items()}
+    assert all(code == 0 for code in codes.values()), codes
+
+
+@pytest.fixture(scope="module")
+def module_daemon(module_daemon_factory) -> Daemon:
+    """One daemon with the default test config, shared by the tests of a module."""
+    return module_daemon_factory()
+
+
+# Which customer each role's token of an API world belongs to (api_world.build_world).
+WORLD_TOKEN_CUSTOMER = {"ADMIN": None, "RESELLER": "reseller", "OWNER": "own", "MANAGER": "own"}
+
+
+def lazy_world(daemon: Daemon, admin_token: str | None = None):
+    """The world of ``api_world.build_world`` (same customers, model and roles), fresh
+    customers every call, but a role's token is created (with the CLI, like build_world) only
+    when a test first acts as that role. ``admin_token`` reuses an ADMIN token of the daemon.
+    """
+    from api_world import World, token
+    from apiclient import Api
+
+    class LazyWorld(World):
+        def as_(self, role: str) -> Api:
+            if role not in self.tokens:
+                customer = WORLD_TOKEN_CUSTOMER[role]
+                self.tokens[role] = token(daemon, role, customer and self.customers[customer])
+            return super().as_(role)
+
+    admin = Api(daemon.api_url, admin_token or token(daemon, "ADMIN"))
+    world = LazyWorld(api=admin, tokens={"ADMIN": admin.token or ""})
+
+    def customer(name: str, type_: str = "CUSTOMER", reseller: str | None = None) -> str:
+        reply = admin.post("/customer", {"name": name, "type": type_, "reseller": reseller})
+        assert reply.status == 201, reply.body
+        return reply.body["_id"]
+
+    world.customers["reseller"] = customer("Reseller One", "RESELLER")
+    world.customers["sub"] = customer("Sub Reseller", "RESELLER", world.customers["reseller"])
+    world.customers["own"] = customer("Own Customer", reseller=world.customers["reseller"])
+    world.customers["subs_customer"] = customer("Sub's Customer", reseller=world.customers["sub"])
+    world.customers["other"] = customer("Other Customer")
+    reply = admin.post(
+        "/network/model",
+        {
+            "name": "EX220",
+            "type": "ROUTER",
+            "brand": "TP-LINK",
+            "description": "5G router with 2.4/5GHz wifi and 3 ethernet ports",
+            "picture": "12345678901234567890BBBB",
+            "profile": "tplink-tr181",
+        },
+    )
+    assert reply.status == 201, reply.body
+    world.model = reply.body["_id"]
+    return world
+
+
+@pytest.fixture(scope="module")
+def module_world(module_daemon):
+    """One API world on ``module_daemon`` for a whole module (its tests share its customers:
+    each works on devices, accounts and tokens of its own)."""
+    return lazy_world(module_daemon)

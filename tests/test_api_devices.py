@@ -9,16 +9,19 @@ import sqlite3
 
 import pytest
 
-from api_world import SEED_REQUEST, World, build_world, device_body
+from api_world import SEED_REQUEST, World, device_body
 from apiclient import Api
-from conftest import wait_for
+from conftest import lazy_world, wait_for
 
 SEED_FILE_EXAMPLE_TAIL = '"password6G": null\n    "bandsteering": false'
 
 
 @pytest.fixture
-def world(daemon) -> World:
-    return build_world(daemon)
+def world(module_world) -> World:
+    """The module's world, on one daemon: each test makes devices (serials, MAC addresses)
+    and tokens of its own. Tests that count every device, take the seed's MAC address or
+    damage the database have a daemon of their own."""
+    return module_world
 
 
 def error(reply, status: int, message: str) -> dict:
@@ -63,7 +66,8 @@ def test_seed_example_request_and_response_field_by_field(world: World):
     assert got.status == 200 and got.body == device
 
 
-def test_errors_of_the_seed_table(world: World, daemon):
+def test_errors_of_the_seed_table(daemon):
+    world = lazy_world(daemon)  # a daemon of its own: the seed's MAC address is taken here
     api = world.api
     body = device_body(world, "own", "ERR0001", "123456789012")
     assert api.post("/network/device", body).status == 201
@@ -88,7 +92,8 @@ def test_errors_of_the_seed_table(world: World, daemon):
     error(reply, 409, "profile")
 
 
-def test_internal_error_hides_the_cause_and_gives_a_request_id(world: World, daemon):
+def test_internal_error_hides_the_cause_and_gives_a_request_id(daemon):
+    world = lazy_world(daemon)  # a daemon of its own: its database is damaged
     reply = world.api.post("/network/device", device_body(world, "own", "BROKEN01"))
     device_id = reply.body["_id"]
     # Damage the stored record behind the daemon's back, as a failing disk might.
@@ -105,6 +110,7 @@ def test_internal_error_hides_the_cause_and_gives_a_request_id(world: World, dae
 
 def test_bad_requests_are_400_with_the_field_path(world: World):
     api = world.api
+    before = api.get("/network/device", query={"limit": 1000}).body
     seed_text = json.dumps(device_body(world, "own", "BAD0001"), indent=4)
     broken = seed_text.replace('"password6G": null,', '"password6G": null')
     body = error(api.post("/network/device", raw=broken.encode()), 400, "invalid_json")
@@ -134,11 +140,14 @@ def test_bad_requests_are_400_with_the_field_path(world: World):
     reply = Api(f"http://{api.host}:{api.port}/").get("/network/device")
     assert reply.status == 401 and reply.body["code"] == 401
     # Nothing of the refused requests was stored.
-    listed = api.get("/network/device").body
-    assert [d["serialNumber"] for d in listed["items"]] == []
+    listed = api.get("/network/device", query={"limit": 1000}).body
+    known = {d["_id"] for d in before["items"]}
+    assert [d["serialNumber"] for d in listed["items"] if d["_id"] not in known] == []
+    assert listed["total"] == before["total"]
 
 
-def test_list_filters_and_pages(world: World):
+def test_list_filters_and_pages(daemon):
+    world = lazy_world(daemon)  # a daemon of its own: it counts every device
     api = world.api
     for n in range(5):
         assert api.post("/network/device", device_body(world, "own", f"LIST{n:04d}")).status == 201
@@ -202,7 +211,8 @@ def test_addresses_outside_the_lan_are_refused(world: World):
     assert "twice" in error(api.post("/network/device", twice), 400, "dhcp")["description"]
 
 
-def test_tokens_are_listed_without_secrets_and_revoked(world: World, daemon):
+def test_tokens_are_listed_without_secrets_and_revoked(world: World, module_daemon):
+    daemon = module_daemon  # the world's
     token = daemon.cli("token", "create", "--role", "OWNER", "--customer",
                        world.customers["own"], "--name", "shop").stdout.strip()  # fmt: skip
     api = world.api.as_(token)

@@ -150,6 +150,16 @@ def admin(daemon) -> Api:
     return Api(daemon.api_url, token(daemon, "ADMIN"))
 
 
+@pytest.fixture(scope="module")
+def foreign_tokens(daemon) -> dict[str, str]:
+    """Tokens that must not reach a test's account: an OWNER of another API account, and a
+    customer's MANAGER (made once: tests only ever read with them)."""
+    return {
+        "other account": token(daemon, "OWNER", apn="SOMEONE-ELSE"),
+        "manager": token(daemon, "MANAGER", apn="X"),
+    }
+
+
 @pytest.fixture
 def acct() -> str:
     return f"ACME-{uuid.uuid4().hex[:10]}"
@@ -404,9 +414,9 @@ def test_an_unknown_device_is_404(apn: ApnApi, acct):
     failed(apn.get("/v1/operations/0123456789abcdef01234567"), 404, 4044)
 
 
-def test_a_token_of_another_account_is_403(apn: ApnApi, daemon, acct):
+def test_a_token_of_another_account_is_403(apn: ApnApi, foreign_tokens, acct):
     ok(apn.post(apns_path(acct, NETWORK), device("(+45)12345678")), 202)
-    other = apn.as_(token(daemon, "OWNER", apn="SOMEONE-ELSE"))
+    other = apn.as_(foreign_tokens["other account"])
     failed(other.post(apns_path(acct, NETWORK), device("(+45)22345678")), 403, 4030)
     failed(other.get(apns_path(acct, NETWORK)), 403, 4030)
     failed(other.get(apns_path(acct, NETWORK, "(+45)12345678")), 403, 4030)
@@ -417,7 +427,7 @@ def test_a_token_of_another_account_is_403(apn: ApnApi, daemon, acct):
         4030,
     )
     # A customer's token without an APN account may not either; no token at all is 401.
-    world_token = token(daemon, "MANAGER", apn="X")
+    world_token = foreign_tokens["manager"]
     failed(apn.as_(world_token).get(apns_path(acct, NETWORK)), 403, 4030)
     failed(apn.as_(None).get(apns_path(acct, NETWORK)), 401, 4010)
     failed(apn.as_("acsd_not-a-token").get(apns_path(acct, NETWORK)), 401, 4010)

@@ -87,6 +87,44 @@ def acs(daemon_factory, auth: dict) -> Daemon:
     return daemon_factory(cwmp={"auth": auth}, top={"shutdown_grace": 0})
 
 
+class Since:
+    """A daemon that several tests share (one per ``[cwmp.auth]``, see ``shared_acs``) as one
+    of them sees it: its log from the test's start on. The start is marked by a challenge the
+    test provokes (nothing is recorded for it): every line before it in the log came earlier.
+    """
+
+    events = Daemon.events
+    log_text = Daemon.log_text
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        before = len(daemon.lines)
+        assert Wire(daemon.cwmp_url).post(inform("MARK")).status == 401
+
+        def marked() -> int:
+            lines = daemon.lines[before:]
+            seen = [n for n, line in enumerate(lines) if '"cwmp.auth_challenge"' in line]
+            return seen and before + seen[-1] + 1
+
+        self.start = wait_for(marked)
+
+    @property
+    def lines(self) -> list[str]:
+        return self.daemon.lines[self.start :]
+
+    def __getattr__(self, name: str):
+        return getattr(self.daemon, name)
+
+
+def shared_acs(module_daemon_factory, auth: dict) -> Since:
+    """The module's daemon with ``[cwmp.auth]`` = ``auth``, shared by the tests that ask for
+    the same ``auth``. They record no device (so "nothing recorded" still means nothing in the
+    whole store) and look at their own log lines only. Their failed checks add up in one
+    limiter (``max_failures``, 10 a minute from one address): keep each group well under it.
+    """
+    return Since(acs(module_daemon_factory, auth))
+
+
 def logged(daemon: Daemon, event: str, count: int = 1) -> list[dict]:
     """The daemon's ``event`` lines, once ``count`` of them have arrived."""
     return wait_for(lambda: len(daemon.events(event)) >= count and daemon.events(event))
@@ -252,8 +290,8 @@ def test_a_fixed_shared_username_is_not_bound_to_a_serial(daemon_factory):
     assert [d["serialNumber"] for d in devices(daemon)] == ["FIX000001"]
 
 
-def test_a_wrong_password_fails_the_simulated_session(daemon_factory):
-    daemon = acs(daemon_factory, DIGEST)
+def test_a_wrong_password_fails_the_simulated_session(module_daemon_factory):
+    daemon = shared_acs(module_daemon_factory, DIGEST)
     code, out = sim(daemon, "--acs-username", "{serial}", "--acs-password", "nope")
     assert code != 0 and "401" in out
     assert devices(daemon) == []
@@ -283,8 +321,8 @@ def test_missing_header_gets_a_challenge_and_the_connection_stays_open(daemon_fa
     assert [d["serialNumber"] for d in devices(daemon)] == ["AUTH0001"]
 
 
-def test_nothing_is_recorded_without_credentials(daemon_factory):
-    daemon = acs(daemon_factory, DIGEST)
+def test_nothing_is_recorded_without_credentials(module_daemon_factory):
+    daemon = shared_acs(module_daemon_factory, DIGEST)
     for serial in ("AUTH0001", "AUTH0002"):
         wire = Wire(daemon.cwmp_url)
         for _ in range(3):
@@ -312,8 +350,10 @@ def _refused(answer: Answer, used_nonce: str, *, stale: bool = False) -> None:
         ("algorithm not offered", {"algorithm": "SHA-256"}),
     ],
 )
-def test_bad_digest_credentials_get_401_close_and_a_fresh_challenge(daemon_factory, case, changes):
-    daemon = acs(daemon_factory, {**DIGEST, "username": "cpe", "algorithms": ["MD5"]})
+def test_bad_digest_credentials_get_401_close_and_a_fresh_challenge(
+    module_daemon_factory, case, changes
+):
+    daemon = shared_acs(module_daemon_factory, {**DIGEST, "username": "cpe", "algorithms": ["MD5"]})
     wire, answer = first_challenge(daemon)
     challenge = challenges(answer)[0]
     kwargs = {k: v for k, v in changes.items() if k in ("uri", "realm", "algorithm")}
@@ -385,8 +425,8 @@ def test_a_replayed_nonce_count_is_refused(daemon_factory):
     )
 
 
-def test_a_forged_nonce_is_refused(daemon_factory):
-    daemon = acs(daemon_factory, DIGEST)
+def test_a_forged_nonce_is_refused(module_daemon_factory):
+    daemon = shared_acs(module_daemon_factory, DIGEST)
     forged = {"realm": "acsd", "nonce": base64.urlsafe_b64encode(b"x" * 40).decode().rstrip("=")}
     header = digest_header({**forged, "algorithm": "MD5"}, "AUTH0001", PASSWORD)
     answer = Wire(daemon.cwmp_url).post(inform("AUTH0001"), headers={"Authorization": header})
@@ -396,9 +436,9 @@ def test_a_forged_nonce_is_refused(daemon_factory):
 
 
 @pytest.mark.parametrize("case", ["missing", "wrong password", "malformed", "other scheme"])
-def test_bad_basic_credentials_get_401_and_a_challenge(daemon_factory, case):
+def test_bad_basic_credentials_get_401_and_a_challenge(module_daemon_factory, case):
     auth = {"scheme": "basic", "password": PASSWORD, "allow_basic_without_tls": True}
-    daemon = acs(daemon_factory, auth)
+    daemon = shared_acs(module_daemon_factory, auth)
     headers = {
         "missing": {},
         "wrong password": {"Authorization": basic_header("AUTH0001", "nope")},
@@ -447,8 +487,8 @@ def test_scheme_none_logs_a_warning_at_start(daemon):
     assert "not authenticated" in warning[0]["message"]
 
 
-def test_auth_on_does_not_log_the_warning_nor_secrets(daemon_factory):
-    daemon = acs(daemon_factory, DIGEST)
+def test_auth_on_does_not_log_the_warning_nor_secrets(module_daemon_factory):
+    daemon = acs(module_daemon_factory, DIGEST)  # shared (with its whole log, start-up on)
     assert not daemon.events("cwmp.auth_disabled")
     assert daemon.events("cwmp.auth")[0]["scheme"] == "digest"
     assert PASSWORD not in daemon.log_text()

@@ -10,8 +10,10 @@ import asyncio
 import time
 from dataclasses import dataclass
 
+import pytest
+
 from acsd.sim.runner import Simulation
-from api_world import World, build_world, device_body
+from api_world import World, device_body
 
 WCD = "InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1."
 HCM = "InternetGatewayDevice.LANDevice.1.LANHostConfigManagement."
@@ -55,6 +57,17 @@ LINES = {
     "zte-f670l": Line("203.0.113.34", "255.255.255.248", "203.0.113.33",
                       "198.51.100.64", "255.255.255.240", "198.51.100.65"),
 }  # fmt: skip
+# The line of the router whose start date is still to come: its own addresses, as the tests
+# of this module share one daemon (an address belongs to one account).
+LATER_LINE = Line("203.0.113.42", "255.255.255.248", "203.0.113.41",
+                  "198.51.100.80", "255.255.255.240", "198.51.100.81")  # fmt: skip
+
+
+@pytest.fixture
+def world(module_world) -> World:
+    """One daemon and world for the module: each test has routers (serials) and lines of its
+    own."""
+    return module_world
 
 
 def is_true(value: str) -> bool:
@@ -90,10 +103,9 @@ def unsupported(device: dict) -> dict[str, str]:
     return {u["setting"]: u["reason"] for u in (device.get("job") or {}).get("unsupported", [])}
 
 
-async def test_confirmed_accounts_give_the_routers_their_static_wan(daemon):
-    world = build_world(daemon)
+async def test_confirmed_accounts_give_the_routers_their_static_wan(world, module_daemon):
     sim = Simulation(
-        daemon.cwmp_url, list(LINES), len(LINES), serial_prefix="NET", interval=3600,
+        module_daemon.cwmp_url, list(LINES), len(LINES), serial_prefix="NET", interval=3600,
         cr_listen="127.0.0.1:0", ramp=0.01,
     )  # fmt: skip
     routers = {cpe.profile: cpe for cpe in sim.routers}
@@ -177,17 +189,16 @@ async def test_confirmed_accounts_give_the_routers_their_static_wan(daemon):
     assert [f for f in routers["zte-f670l"].stats.faults if f.method != "GetParameterValues"] == []
 
 
-async def test_a_future_start_date_waits_for_its_day(daemon):
-    world = build_world(daemon)
+async def test_a_future_start_date_waits_for_its_day(world, module_daemon):
     # A router that calls in every second: sessions before the start date must not push.
     sim = Simulation(
-        daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="LATER", interval=1,
+        module_daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="LATER", interval=1,
         cr_listen="127.0.0.1:0", ramp=0.01,
     )  # fmt: skip
     router = sim.routers[0]
     device_id = add_device(world, router.serial)
     running = asyncio.create_task(sim.run(duration=60))
-    line = LINES["tr181-generic"]
+    line = LATER_LINE
     try:
         await until(lambda: router.stats.ok >= 1)
         dhcp_ip = router.tree.get("Device.IP.Interface.2.IPv4Address.1.IPAddress")
