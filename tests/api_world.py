@@ -59,10 +59,9 @@ def token(daemon, role: str, customer: str | None = None) -> str:
     return daemon.cli(*args).stdout.strip()
 
 
-def build_world(daemon) -> World:
-    admin = Api(daemon.api_url, token(daemon, "ADMIN"))
-    world = World(api=admin)
-    world.tokens["ADMIN"] = admin.token or ""
+def populate(world: World) -> None:
+    """The customers (a reseller tree and an outsider) and the EX220 model, made as ADMIN."""
+    admin = world.api
 
     def customer(name: str, type_: str = "CUSTOMER", reseller: str | None = None) -> str:
         reply = admin.post("/customer", {"name": name, "type": type_, "reseller": reseller})
@@ -74,9 +73,6 @@ def build_world(daemon) -> World:
     world.customers["own"] = customer("Own Customer", reseller=world.customers["reseller"])
     world.customers["subs_customer"] = customer("Sub's Customer", reseller=world.customers["sub"])
     world.customers["other"] = customer("Other Customer")
-    world.tokens["RESELLER"] = token(daemon, "RESELLER", world.customers["reseller"])
-    world.tokens["OWNER"] = token(daemon, "OWNER", world.customers["own"])
-    world.tokens["MANAGER"] = token(daemon, "MANAGER", world.customers["own"])
     reply = admin.post(
         "/network/model",
         {
@@ -90,6 +86,16 @@ def build_world(daemon) -> World:
     )
     assert reply.status == 201, reply.body
     world.model = reply.body["_id"]
+
+
+def build_world(daemon) -> World:
+    admin = Api(daemon.api_url, token(daemon, "ADMIN"))
+    world = World(api=admin)
+    world.tokens["ADMIN"] = admin.token or ""
+    populate(world)
+    world.tokens["RESELLER"] = token(daemon, "RESELLER", world.customers["reseller"])
+    world.tokens["OWNER"] = token(daemon, "OWNER", world.customers["own"])
+    world.tokens["MANAGER"] = token(daemon, "MANAGER", world.customers["own"])
     return world
 
 

@@ -208,7 +208,7 @@ def lazy_world(daemon: Daemon, admin_token: str | None = None):
     customers every call, but a role's token is created (with the CLI, like build_world) only
     when a test first acts as that role. ``admin_token`` reuses an ADMIN token of the daemon.
     """
-    from api_world import World, token
+    from api_world import World, populate, token
     from apiclient import Api
 
     class LazyWorld(World):
@@ -221,29 +221,7 @@ def lazy_world(daemon: Daemon, admin_token: str | None = None):
     admin = Api(daemon.api_url, admin_token or token(daemon, "ADMIN"))
     world = LazyWorld(api=admin, tokens={"ADMIN": admin.token or ""})
 
-    def customer(name: str, type_: str = "CUSTOMER", reseller: str | None = None) -> str:
-        reply = admin.post("/customer", {"name": name, "type": type_, "reseller": reseller})
-        assert reply.status == 201, reply.body
-        return reply.body["_id"]
-
-    world.customers["reseller"] = customer("Reseller One", "RESELLER")
-    world.customers["sub"] = customer("Sub Reseller", "RESELLER", world.customers["reseller"])
-    world.customers["own"] = customer("Own Customer", reseller=world.customers["reseller"])
-    world.customers["subs_customer"] = customer("Sub's Customer", reseller=world.customers["sub"])
-    world.customers["other"] = customer("Other Customer")
-    reply = admin.post(
-        "/network/model",
-        {
-            "name": "EX220",
-            "type": "ROUTER",
-            "brand": "TP-LINK",
-            "description": "5G router with 2.4/5GHz wifi and 3 ethernet ports",
-            "picture": "12345678901234567890BBBB",
-            "profile": "tplink-tr181",
-        },
-    )
-    assert reply.status == 201, reply.body
-    world.model = reply.body["_id"]
+    populate(world)
     return world
 
 
