@@ -235,6 +235,7 @@ def boot_storm(args: argparse.Namespace, workdir: Path) -> dict:
         "lost": args.storm - states.get("ACTIVE", 0),
         "http_503": result.get("register_503", 0),
         "failed": result.get("register_failed", 0),
+        "failure_reasons": result.get("register_failures", {}),
     }
 
 

@@ -19,8 +19,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import sys
 import time
+from collections import Counter
 
 from acsd.sim.runner import Simulation
 from acsd.sim.session import Session, run_session
@@ -48,6 +50,7 @@ def _figures(latencies: list[float], elapsed: float, exchanges: int) -> dict:
 async def register(routers: list, acs: str, concurrency: int) -> dict:
     sem = asyncio.Semaphore(concurrency)
     retried_503 = 0
+    reasons: Counter[str] = Counter()
 
     async def boot(cpe) -> bool:
         nonlocal retried_503
@@ -55,6 +58,8 @@ async def register(routers: list, acs: str, concurrency: int) -> dict:
             async with sem:
                 result = await run_session(cpe, acs, timeout=60)
             if result.ok or result.retry_after is None:
+                if not result.ok:
+                    reasons[_reason_kind(result.reason)] += 1
                 return result.ok
             # 503 + Retry-After: a real CPE waits and comes back; so does this one, sooner.
             retried_503 += 1
@@ -67,7 +72,13 @@ async def register(routers: list, acs: str, concurrency: int) -> dict:
         "register_seconds": round(time.perf_counter() - started, 3),
         "register_failed": booted.count(False),
         "register_503": retried_503,
+        "register_failures": dict(reasons.most_common(10)),
     }
+
+
+def _reason_kind(reason: str) -> str:
+    # "timeout after 60 s on message 3" and the like: group by what happened, not by detail
+    return re.sub(r"[0-9]+(\.[0-9]+)?", "N", reason)[:120]
 
 
 async def closed_loop(routers: list, acs: str, duration: float, concurrency: int) -> dict:

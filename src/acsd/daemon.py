@@ -50,6 +50,10 @@ async def _stop_when_orphaned(stop: asyncio.Event) -> None:
 #: seconds a request handler still running after the drain gets before it is cancelled (a
 #: cancelled session's write is still committed: the store flushes its queue at close)
 HANDLER_GRACE = 5.0
+#: connections the kernel queues before acsd accepts them (capped by net.core.somaxconn):
+#: a boot storm connects thousands of CPEs at once, and aiohttp's default of 128 turns the
+#: excess into resets instead of a short wait or a 503
+CWMP_BACKLOG = 4096
 
 
 async def serve(
@@ -98,6 +102,7 @@ async def serve(
             max_body=config.cwmp.max_body,
             max_sessions=config.cwmp.max_sessions,
             session_timeout=config.cwmp.session_timeout,
+            max_loop_lag=config.cwmp.max_loop_lag,
             retry_after=config.cwmp.retry_after,
             trust_forwarded=config.cwmp.trust_forwarded,
             limits=Limits(
@@ -145,6 +150,7 @@ async def serve(
             config.cwmp.port,
             ssl_context=tls["cwmp"].context if "cwmp" in tls else None,
             reuse_port=worker is not None,
+            backlog=CWMP_BACKLOG,
         ).start()
         await web.TCPSite(
             api_runner,

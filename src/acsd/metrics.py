@@ -92,8 +92,13 @@ _CWMP_STATS = {
     "sessions_total": ("acsd_cwmp_sessions", "CWMP sessions started (Informs accepted)."),
     "refused_overload": (
         "acsd_cwmp_sessions_refused_overload",
-        "Informs answered 503 + Retry-After because max_sessions were open or acsd was "
-        "shutting down.",
+        "Informs answered 503 + Retry-After: max_sessions were open, the event loop ran "
+        "late (see refused_loop_lag) or acsd was shutting down.",
+    ),
+    "refused_loop_lag": (
+        "acsd_cwmp_sessions_refused_loop_lag",
+        "Informs answered 503 + Retry-After because the event loop ran more than "
+        "cwmp.max_loop_lag seconds late (the CPU is saturated).",
     ),
     "bad_requests": (
         "acsd_cwmp_bad_requests",
@@ -331,12 +336,23 @@ class _CwmpCollector(Collector):
         return list(self._families(0, {}))
 
     def collect(self) -> Iterator[Metric]:
-        yield from self._families(len(self.server.sessions), dict(self.server.stats))
+        lag = getattr(self.server, "loop_lag", None)
+        yield from self._families(
+            len(self.server.sessions),
+            dict(self.server.stats),
+            lag.seconds if lag is not None else 0.0,
+        )
 
     @staticmethod
-    def _families(open_sessions: int, stats: dict[str, Any]) -> Iterator[Metric]:
+    def _families(open_sessions: int, stats: dict[str, Any], lag: float = 0.0) -> Iterator[Metric]:
         yield GaugeMetricFamily(
             "acsd_cwmp_sessions_open", "CWMP sessions open now.", value=open_sessions
+        )
+        yield GaugeMetricFamily(
+            "acsd_event_loop_lag_seconds",
+            "How late the event loop runs ready work, smoothed (cwmp.max_loop_lag refuses "
+            "new sessions above it).",
+            value=lag,
         )
         for key, (name, documentation) in _CWMP_STATS.items():
             yield CounterMetricFamily(name, documentation, value=stats.get(key, 0))

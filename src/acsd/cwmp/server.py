@@ -21,6 +21,7 @@ from structlog.contextvars import bind_contextvars, bound_contextvars, reset_con
 from acsd import clock
 from acsd.cwmp import rpc
 from acsd.cwmp.auth import AuthResult, CpeAuthenticator
+from acsd.cwmp.looplag import LoopLag
 from acsd.cwmp.session import CwmpSession, Limits, ParkError, Reply, SessionDriver
 from acsd.cwmp.soap import Envelope, SoapError, parse_envelope, render_envelope
 from acsd.log import get_logger, session_ref
@@ -48,6 +49,8 @@ _ACCEPTED_TYPES = {
 class ServerSettings:
     max_body: int = 1024 * 1024
     max_sessions: int = 2000
+    #: new Informs get 503 while the event loop runs this many seconds late (0 = never)
+    max_loop_lag: float = 0.25
     session_timeout: float = 30.0
     retry_after: int = 60
     trust_forwarded: bool = False
@@ -141,7 +144,9 @@ class CwmpServer:
         self._busy: set[str] = set()
         self.accepting = True
         self._reaper: asyncio.Task[None] | None = None
+        self.loop_lag = LoopLag()
         self.stats = {"sessions_total": 0, "refused_overload": 0, "bad_requests": 0}
+        self.stats.update(refused_loop_lag=0)
         self.stats.update(auth_challenges=0, auth_failures=0, auth_rate_limited=0)
         self.stats.update(sessions_parked=0, sessions_taken_over=0)
         #: TCP connections (their transports) that authenticated, and as whom
@@ -190,8 +195,14 @@ class CwmpServer:
                 previous = self.sessions.by_conn.get(conn)
             if previous is not None:
                 await self._close(previous, "CPE started a new session")
-            if not self.accepting or len(self.sessions) >= self.settings.max_sessions:
-                return self._overloaded(remote_ip)
+            if not self.accepting:
+                return self._overloaded(remote_ip, "stopping")
+            if len(self.sessions) >= self.settings.max_sessions:
+                return self._overloaded(remote_ip, "sessions")
+            if self.loop_lag.above(self.settings.max_loop_lag):
+                # The CPU is the limit: another session would slow every open one down.
+                self.stats["refused_loop_lag"] += 1
+                return self._overloaded(remote_ip, "loop_lag")
             session = CwmpSession(
                 driver=self.driver_factory(), remote_ip=remote_ip, limits=self.settings.limits
             )
@@ -499,11 +510,11 @@ class CwmpServer:
             status=200, body=body, headers={"Content-Type": CONTENT_TYPE, "Connection": "close"}
         )
 
-    def _overloaded(self, remote_ip: str) -> web.Response:
+    def _overloaded(self, remote_ip: str, cause: str) -> web.Response:
         self.stats["refused_overload"] += 1
         # Jitter spreads the retries of a boot storm instead of bunching them up again.
         retry = int(self.settings.retry_after * random.uniform(0.5, 1.5))
-        log.info("cwmp.overloaded", remote=remote_ip, retry_after=retry)
+        log.info("cwmp.overloaded", remote=remote_ip, retry_after=retry, cause=cause)
         return web.Response(
             status=503,
             text="overloaded, retry later\n",
@@ -527,6 +538,7 @@ class CwmpServer:
 
     async def _start_reaper(self, app: web.Application) -> None:
         self._reaper = asyncio.create_task(self._reap_forever())
+        self.loop_lag.start()
 
     async def _reap_forever(self) -> None:
         interval = max(0.5, min(5.0, self.settings.session_timeout / 4))
@@ -571,6 +583,7 @@ class CwmpServer:
     async def _stop(self, app: web.Application) -> None:
         if self._reaper is not None:
             self._reaper.cancel()
+        await self.loop_lag.stop()
         for session in list(self.sessions.by_id.values()):
             await self._close(session, "daemon shutting down")
 
