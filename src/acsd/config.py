@@ -178,6 +178,7 @@ class CwmpConfig(_Listener):
     max_body: int = Field(1024 * 1024, ge=1024)
     max_sessions: int = Field(2000, ge=1)
     max_loop_lag: float = Field(0.25, ge=0)
+    full_read_interval: float = Field(3600.0, ge=0)
     session_timeout: float = Field(30.0, gt=0)
     max_session_seconds: float = Field(600.0, gt=0)
     max_requests_per_session: int = Field(255, ge=1)

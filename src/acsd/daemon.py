@@ -96,6 +96,7 @@ async def serve(
         ),
         drift_check=config.provisioning.drift_check,
         periodic_interval=config.cwmp.periodic_interval,
+        full_read_interval=config.cwmp.full_read_interval,
     )
     cwmp = CwmpServer(
         ServerSettings(
@@ -211,3 +212,4 @@ async def serve(
         loop.remove_signal_handler(sig)
     log.info("stopped")
     return 0
+

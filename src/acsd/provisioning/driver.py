@@ -7,6 +7,10 @@ the records (``store/``). A session runs in two phases:
 1. read: one GetParameterValues for the profile's status names and, when the device has
    wifi/DHCP settings to hold, the setting paths. A CPE that lacks some names (fault 9005
    fails the whole call) is asked name by name once; what it lacks is remembered.
+   The status names are partial paths (whole objects, ~100 values). Such a read also
+   yields the CPE's read plan: the ~40 leaves status actually comes from. Until the plan
+   is ``full_read_interval`` old (or the CPE boots, a leaf is gone, a ref moved) sessions
+   read just those leaves, and their values are merged into the stored tree by the store.
 2. apply: :func:`plan_changes` compares; AddObject for missing table rows, ONE
    SetParameterValues with every difference (ParameterKey = the record's revision),
    DeleteObject for rows that should not be there, Reboot only if a profile says a changed
@@ -20,8 +24,6 @@ import copy
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
-
-import orjson
 
 from acsd import clock
 from acsd.cwmp import rpc
@@ -39,7 +41,13 @@ from acsd.provisioning.jobs import (
 )
 from acsd.provisioning.plan import Change, Plan, mac_key, plan_changes, row_changes
 from acsd.provisioning.profiles import Profile, ProfileSet, detect_root
-from acsd.provisioning.status import extract_status_and_identity, fetch_names
+from acsd.provisioning.status import (
+    ReadPlan,
+    extract_status_and_identity,
+    fetch_names,
+    read_plan,
+    refs_hold,
+)
 from acsd.store.base import CpeIdentity, DeviceRecord, SessionResult, Store
 
 log = get_logger("acsd.session")
@@ -57,6 +65,9 @@ class DriverSettings:
     drift_check: bool = True
     #: PeriodicInformInterval acsd sets on every CPE (seconds)
     periodic_interval: int = 300
+    #: seconds between reads of the whole status objects; between them sessions read the
+    #: CPE's read plan (0 = read the whole objects every session)
+    full_read_interval: float = 3600.0
 
 
 @dataclass
@@ -109,8 +120,8 @@ class ProvisioningDriver:
         self.new_cr: tuple[str, str] | None = None
         self.fetch = _Fetch()
         self.apply: _Apply | None = None
-        #: the record's parameter tree as JSON (see inform())
-        self.stored_params = ""
+        #: the leaves this session reads instead of the whole objects (None: the whole)
+        self.plan: ReadPlan | None = None
 
     # --- moving between workers ----------------------------------------------------------
 
@@ -180,14 +191,13 @@ class ProvisioningDriver:
         held = record is not None and self.memory.get("appliedRevision") == record.revision
         drift = self.settings.drift_check and (record is None or record.drift_check)
         self.read_settings = not self.desired.empty and (self.bootstrap or drift or not held)
+        self.plan = self._usable_plan(record)
         if await add_apn_name(self.store, self.profile, record, self.values, self.desired):
             self.read_settings = True  # the router's APN is not its SIM's network's (yet)
-        if record is not None and record.params:
-            # A session spends most of its life waiting for its CPE, and the decoded tree
-            # is ~4x its JSON: keep the JSON until finish() merges this session's values
-            # (nothing at all on BOOTSTRAP, which starts the tree afresh). As str: orjson's
-            # bytes keep a 32 KB buffer behind a 7 KB tree; decode() copies it to size.
-            self.stored_params = "" if self.bootstrap else orjson.dumps(record.params).decode()
+        if record is not None:
+            # A session spends most of its life waiting for its CPE: it does not hold the
+            # stored tree (~30 KB decoded). Mostly the store merges this session's values
+            # into it; when a whole object was read, finish() reads the tree again.
             record.params = {}
         log.info(
             "session.inform",
@@ -241,19 +251,36 @@ class ProvisioningDriver:
     async def finish(self, session: CwmpSession, *, complete: bool, reason: str) -> None:
         if self.identity is None or self.profile is None:
             return
-        params = self._merged_params()
-        flat = {k: v[0] for k, v in params.items()}
+        now = clock.now()
+        new_plan = None
+        if self._leaves_only():
+            # Everything status needs was read this session: no need for the stored tree,
+            # the store merges these values into it.
+            params, reset = self._session_params(), False
+            flat = {k: v[0] for k, v in params.items()}
+        else:
+            try:
+                params, reset = await self._merged_params(), True
+            except Exception:
+                log.exception("session.save_failed", serial=session.serial)
+                if complete:
+                    raise  # the CPE then sees the session fail and retries it
+                return
+            flat = {k: v[0] for k, v in params.items()}
+            if self.plan is None and self.fetch.started and not self.fetch.failed:
+                new_plan = read_plan(self.profile, flat, now).to_json()
         status, ident = extract_status_and_identity(self.profile, flat)
         if ident.get("modelName"):
             self.identity.model_name = ident["modelName"]
         result = SessionResult(
             identity=self.identity,
-            at=clock.now(),
+            at=now,
             device_id=self.record.id if self.record else None,
             remote_ip=session.remote_ip,
             events=self.events,
             params=params,
-            reset_params=True,
+            reset_params=reset,
+            read_plan=new_plan,
             status=status,
             mac_address=ident.get("macAddress"),
             profile=self.profile.name,
@@ -309,10 +336,36 @@ class ProvisioningDriver:
 
     # --- read phase ------------------------------------------------------------------------
 
+    def _usable_plan(self, record: DeviceRecord | None) -> ReadPlan | None:
+        """The record's read plan if this session may read just its leaves."""
+        interval = self.settings.full_read_interval
+        if record is None or not record.read_plan or interval <= 0 or self.profile is None:
+            return None
+        # A boot may bring new firmware, interfaces or a changed WAN: read it all.
+        if self.bootstrap or "1 BOOT" in self.events:
+            return None
+        plan = ReadPlan.from_json(record.read_plan)
+        if plan is None or (plan.profile, plan.reads) != (self.profile.name, self.profile.reads):
+            return None
+        age = clock.now() - plan.at
+        return plan if 0 <= age < interval else None
+
+    def _read_whole(self, session: CwmpSession, reason: str) -> None:
+        """Give up the plan for this session: read the whole objects after all."""
+        log.debug("session.read_whole", serial=session.serial, reason=reason)
+        self.plan = None
+        names = self._read_names()
+        if names:
+            self.fetch.queue.append(names)
+
     def _read_names(self) -> list[str]:
         assert self.profile is not None
         flat = {k: v[0] for k, v in self.values.items()}
-        names = fetch_names(self.profile, absent=self.fetch.absent, already=flat)
+        if self.plan is not None:
+            absent = self.fetch.absent
+            names = [p for p in self.plan.paths if p not in flat and p not in absent]
+        else:
+            names = fetch_names(self.profile, absent=self.fetch.absent, already=flat)
         if self.read_settings:
             partials = [n for n in names if n.endswith(".")]
             wanted = [
@@ -337,9 +390,19 @@ class ProvisioningDriver:
             for p in response.parameters:
                 self.values[p.name] = [p.value, p.type]
             self.fetch.ok.extend(names)
+            if self.plan is not None and not self.fetch.queue:
+                assert self.profile is not None
+                flat = {k: v[0] for k, v in self.values.items()}
+                if not refs_hold(self.plan, self.profile, flat):
+                    self._read_whole(session, "a ref points elsewhere now")
             return
         assert isinstance(response, rpc.Fault)
-        if response.code == 9005 and len(names) > 1:
+        if response.code == 9005 and self.plan is not None:
+            # A leaf of the plan is gone (new firmware, a removed object): read it all, which
+            # also finds out what exactly is missing.
+            self.fetch.queue.clear()
+            self._read_whole(session, "a leaf of the read plan is gone")
+        elif response.code == 9005 and len(names) > 1:
             # One unknown name fails the whole call: find out which, one name at a time.
             self.fetch.queue[:0] = [[name] for name in names]
         elif response.code == 9005:
@@ -540,21 +603,38 @@ class ProvisioningDriver:
                     client["id"] = str(instance)
             result.dhcp = dhcp
 
-    def _merged_params(self) -> dict[str, list[Any]]:
+    def _leaves_only(self) -> bool:
+        """True when this session read its plan's leaves and nothing that replaces or
+        removes part of the stored tree (a whole object, a deleted row)."""
+        if self.plan is None or self.fetch.failed or self.bootstrap:
+            return False
+        if any(name.endswith(".") for name in self.fetch.ok):
+            return False
+        return self.apply is None or not self.apply.plan.deletes
+
+    def _session_params(self) -> dict[str, list[Any]]:
+        """What this session read, with what the CPE acknowledged laid over it: that is
+        what it now holds (secrets as it reports them)."""
+        params = dict(self.values)
+        if self.apply is not None:
+            for change in self.apply.outcome.applied:
+                if not change.secret:
+                    params[change.path] = [change.value, self._wire_type(change)]
+        return params
+
+    async def _merged_params(self) -> dict[str, list[Any]]:
         base: dict[str, list[Any]] = {}
-        if self.record is not None and not self.bootstrap and self.stored_params:
-            base = orjson.loads(self.stored_params)
+        if self.record is not None and not self.bootstrap:
+            # Failing here fails the save: merging over nothing would lose the stored tree.
+            stored = await self.store.get_device(self.record.id)
+            base = stored.params if stored is not None else {}
         # A partial path read this session replaces everything below it: objects the CPE
         # no longer has must not live on in the record.
         replaced = tuple(name for name in self.fetch.ok if name.endswith("."))
         if replaced and base:
             base = {k: v for k, v in base.items() if not k.startswith(replaced)}
-        base.update(self.values)
+        base.update(self._session_params())
         if self.apply is not None:
-            # What the CPE acknowledged is what it now holds (secrets as it reports them).
-            for change in self.apply.outcome.applied:
-                if not change.secret:
-                    base[change.path] = [change.value, self._wire_type(change)]
             for path in self.apply.plan.deletes:
                 if path not in self.apply.deletes:
                     for key in [k for k in base if k.startswith(path)]:

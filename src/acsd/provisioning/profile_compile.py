@@ -9,6 +9,8 @@ with the vendor's keys laid over it, one key at a time.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -144,6 +146,9 @@ class Profile:
     #: top-level keys (`settings."wifi.2g.ssid"`, `status.fields.lanIp`) that came from
     #: another file (a base profile) -> that file; everything else is from `source`
     origins: Mapping[str, str] = field(default_factory=dict)
+    #: version of the reading rules (root, refs, status, identity): a read plan made under
+    #: other rules is not used (see status.ReadPlan)
+    reads: str = ""
 
     @property
     def is_base(self) -> bool:
@@ -508,4 +513,16 @@ class Compiler:
             match=match,
             matchers=tuple((MATCH_KEYS[k], _glob_pattern(g)) for k, g in match.items()),
             origins=dict(origins or {}),
+            reads=_reads_version(self.root, spec, tuple(dict.fromkeys(fetch))),
         )
+
+
+def _reads_version(root: str, spec: ProfileSpec, fetch: tuple[str, ...]) -> str:
+    # The compiled fetch list: an extending profile's spec repeats its base's names.
+    reading = spec.model_dump(
+        mode="json",
+        include={"refs": True, "status": {"fields"}, "identity": True},
+        exclude={"identity": {"fetch"}},
+    )
+    text = json.dumps([root, reading, fetch], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -18,16 +18,20 @@ import math
 import re
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from acsd.provisioning.profiles import Check, Profile, Rule, Selector
 
 __all__ = [
+    "ReadPlan",
     "extract_identity",
     "extract_status",
     "extract_status_and_identity",
     "fetch_names",
     "is_online",
+    "read_plan",
+    "refs_hold",
 ]
 
 
@@ -70,6 +74,73 @@ def fetch_names(
             continue
         names.append(name)
     return names
+
+
+@dataclass(frozen=True, slots=True)
+class ReadPlan:
+    """The exact leaves that status and identity extraction can read on one CPE as its tree
+    is now, and where the profile's refs point in that tree.
+
+    Rules are tried in order and the first value wins, so one extraction reads only part of
+    what it could; the plan holds every parameter that any rule, fallback, ``when`` or
+    ``where`` of the profile would read, present in the tree. While the tree keeps its shape
+    (the same refs, no new instances), reading just these leaves and extracting from them
+    gives what extracting from the whole tree gives, at a third of the size of a read of
+    the partial paths.
+    """
+
+    #: the profile and the version of its reading rules (``Profile.reads``)
+    profile: str
+    reads: str
+    paths: tuple[str, ...]
+    refs: Mapping[str, tuple[str, ...]]
+    #: when the whole tree was read (POSIX seconds)
+    at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "profile": self.profile,
+            "reads": self.reads,
+            "paths": list(self.paths),
+            "refs": {k: list(v) for k, v in self.refs.items()},
+            "at": self.at,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> ReadPlan | None:
+        """None for anything that is not a plan this version wrote (the session then reads
+        the partial paths and makes a new one)."""
+        try:
+            return cls(
+                profile=str(data["profile"]),
+                reads=str(data["reads"]),
+                paths=tuple(str(p) for p in data["paths"]),
+                refs={str(k): tuple(str(x) for x in v) for k, v in data["refs"].items()},
+                at=float(data["at"]),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None
+
+
+def read_plan(profile: Profile, values: Mapping[str, str], at: float) -> ReadPlan:
+    """The plan for a CPE whose whole tree (as far as the profile reads it) is ``values``."""
+    recording = _Recording(values)
+    reader = _Reader(profile, recording)
+    reader.touch_all()
+    return ReadPlan(
+        profile=profile.name,
+        reads=profile.reads,
+        paths=tuple(sorted(recording.hits)),
+        refs={key: tuple(reader.ref(key)) for key in profile.refs},
+        at=at,
+    )
+
+
+def refs_hold(plan: ReadPlan, profile: Profile, values: Mapping[str, str]) -> bool:
+    """True when the refs in ``values`` (a read of the plan's leaves) still point where the
+    plan says: a WAN that moved to another interface needs the partial paths read again."""
+    reader = _Reader(profile, values)
+    return all(tuple(reader.ref(key)) == target for key, target in plan.refs.items())
 
 
 def is_online(
@@ -119,6 +190,23 @@ def _family_ok(value: str, family: str) -> bool:
     return True
 
 
+class _Recording(dict):
+    """Values that remember which of them were read."""
+
+    __slots__ = ("hits",)
+
+    def __init__(self, values: Mapping[str, str]) -> None:
+        super().__init__(values)
+        self.hits: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = dict.get(self, key)
+        if value is None:
+            return default
+        self.hits.add(key)
+        return value
+
+
 class _Reader:
     """One extraction over one session's values; memoises refs, instance numbers, selector
     matches and family tests."""
@@ -157,6 +245,30 @@ class _Reader:
                     if value is not None:
                         return value
         return None
+
+    def touch_all(self) -> None:
+        """Read everything any rule could read: every rule, selector, ``when`` and ``where``
+        of every field and ref, whatever the values (for :func:`read_plan`)."""
+        profile = self.profile
+        groups = [rules for _, rules in profile.status]
+        groups += [rules for _, rules in profile.identity]
+        groups += list(profile.refs.values())
+        get = self.values.get
+        for rules in groups:
+            for rule in rules:
+                for selector, _test in rule.when:
+                    self.select(selector)
+                for selector in rule.paths:
+                    matches = self.select(selector)
+                    for obj, _value in matches:
+                        for key, _check in rule.where:
+                            get(obj + key)
+                        if selector.is_object:
+                            # an object is there when a leaf under it is: keep one
+                            names = self.sorted_names()
+                            at = bisect_left(names, obj)
+                            if at < len(names) and names[at].startswith(obj):
+                                get(names[at])
 
     def ref(self, key: str) -> list[str]:
         """The object paths a ref points to (trailing "." dropped), memoised per extraction."""

@@ -77,8 +77,8 @@ class FaultRecord:
 class RouterStats:
     """What one router saw, for tests: ``rpcs[i]`` are the method names of the ACS requests
     in session i (0-based, failed sessions included), ``events[i]`` that session's Inform
-    events, ``spv`` every SetParameterValues received as (name, value) pairs, ``faults``
-    the faults answered."""
+    events, ``spv`` every SetParameterValues received as (name, value) pairs, ``gpv`` the
+    names of every GetParameterValues, ``faults`` the faults answered."""
 
     sessions: int = 0
     ok: int = 0
@@ -86,6 +86,7 @@ class RouterStats:
     rpcs: list[list[str]] = field(default_factory=list)
     events: list[list[str]] = field(default_factory=list)
     spv: list[list[tuple[str, str]]] = field(default_factory=list)
+    gpv: list[list[str]] = field(default_factory=list)
     faults: list[FaultRecord] = field(default_factory=list)
     #: wall-clock time (time.time()) the current or last session began, and the last one
     #: that ended with 204 (its Inform was committed before that 204: tests compare the two)
@@ -108,6 +109,7 @@ class RouterStats:
             "events": self.events,
             "rpcs": self.rpcs,
             "spv": [[[name, value] for name, value in params] for params in self.spv],
+            "gpv": self.gpv,
             "faults": [f.to_json() for f in self.faults],
             "last_ok_started": self.last_ok_started,
         }
@@ -411,6 +413,9 @@ class Cpe:
         if isinstance(request, rpc.SetParameterValues):
             stats.spv.append([(p.name, p.value) for p in request.parameters])
             _trim(stats.spv)
+        elif isinstance(request, rpc.GetParameterValues):
+            stats.gpv.append(list(request.names))
+            _trim(stats.gpv)
         response = self._answer(request, name)
         if isinstance(response, rpc.Fault):
             spv = [(f.name, f.code) for f in response.spv_faults]

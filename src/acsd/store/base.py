@@ -70,6 +70,9 @@ class DeviceRecord:
     #: the latest internet account naming this router (set by the store when one is
     #: created; an operator update keeps it). None: sessions need not look accounts up.
     internet_account: str | None = None
+    #: the exact leaves a session reads between reads of the whole tree (written by
+    #: sessions only; see acsd.provisioning.status.ReadPlan)
+    read_plan: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -84,7 +87,8 @@ class SessionResult:
     events: list[str] = field(default_factory=list)
     #: values read this session, merged over the stored ``params`` (path -> [value, type])
     params: dict[str, list[Any]] = field(default_factory=dict)
-    #: True on 0 BOOTSTRAP: stored params and absent paths are forgotten before the merge
+    #: True: ``params`` replaces the stored tree (and absent paths are forgotten unless
+    #: given); False: it is merged over it
     reset_params: bool = False
     #: the new reported status (replaces the stored one; omitted fields were not reported)
     status: dict[str, Any] = field(default_factory=dict)
@@ -103,6 +107,8 @@ class SessionResult:
     #: Connection Request credentials acsd set on the CPE this session; None keeps the stored
     cr_username: str | None = None
     cr_password: str | None = None
+    #: a new read plan (after a read of the whole tree); None keeps the stored one
+    read_plan: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)

@@ -273,6 +273,15 @@ MIGRATIONS: list[Migration] = [
         );
         """,
     ),
+    Migration(
+        7,
+        "device read plans",
+        """
+        -- JSON: the exact status leaves of this CPE, the refs they hang off and when its
+        -- whole tree was last read (acsd.provisioning.status.ReadPlan); NULL = none yet.
+        ALTER TABLE devices ADD COLUMN read_plan TEXT;
+        """,
+    ),
 ]
 
 

@@ -109,7 +109,7 @@ def serial_key(serial_number: str) -> str:
 _FIELDS = [f.name for f in fields(DeviceRecord)]
 _COLUMNS = ", ".join(_FIELDS)
 _SELECT = f"SELECT {_COLUMNS} FROM devices"
-_JSON_FIELDS = ("wifi", "dhcp", "status", "params", "absent_paths", "provisioning")
+_JSON_FIELDS = ("wifi", "dhcp", "status", "params", "absent_paths", "provisioning", "read_plan")
 _JSON_INDEXES = tuple(_FIELDS.index(name) for name in _JSON_FIELDS)
 
 
@@ -139,14 +139,16 @@ def _record(row: Sequence[Any]) -> DeviceRecord:
 # 21 provisioning (JSON or NULL)  22 state or NULL  23 jobs or NULL  24 revision or NULL
 # 25 dhcp (JSON or NULL)
 # 26 cr_username or NULL   27 cr_password or NULL (NULL keeps the stored value)
+# 28 read_plan (JSON or NULL: NULL keeps the stored one)
 _SAVE_SQL = """
 INSERT INTO devices (
     id, serial_number, serial_key, mac_address, mac_key, oui, product_class, manufacturer,
     model_name, software_version, hardware_version, profile, state, revision, jobs, status,
     public_ip, last_inform, periodic_interval, params, absent_paths, connection_request_url,
-    created, updated, provisioning, cr_username, cr_password)
+    created, updated, provisioning, cr_username, cr_password, read_plan)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'ACTIVE', 0, 0, ?13,
-        ?14, ?15, ?16, ?17, coalesce(?18, '[]'), ?19, ?15, ?15, coalesce(?21, '{}'), ?26, ?27)
+        ?14, ?15, ?16, ?17, coalesce(?18, '[]'), ?19, ?15, ?15, coalesce(?21, '{}'), ?26, ?27,
+        ?28)
 ON CONFLICT (serial_key) DO UPDATE SET
     provisioning = coalesce(?21, provisioning),
     -- what the session decided about state/jobs/dhcp holds only for the revision it saw
@@ -166,6 +168,7 @@ ON CONFLICT (serial_key) DO UPDATE SET
     connection_request_url = coalesce(excluded.connection_request_url, connection_request_url),
     cr_username = coalesce(?26, cr_username),
     cr_password = coalesce(?27, cr_password),
+    read_plan = coalesce(?28, read_plan),
     status = excluded.status,
     public_ip = excluded.public_ip,
     last_inform = excluded.last_inform,
@@ -249,6 +252,7 @@ def _save_args(result: SessionResult) -> list[Any]:
         None if result.dhcp is None else dumps(result.dhcp),
         result.cr_username,
         result.cr_password,
+        None if result.read_plan is None else dumps(result.read_plan),
     ]
 
 
@@ -276,6 +280,7 @@ _REPORTED = frozenset(
         "cr_password",
         # written by the internet account calls only (create_internet_account)
         "internet_account",
+        "read_plan",
     }
 )
 _OPERATOR = [name for name in _FIELDS if name not in _REPORTED | {"id", "created", "updated"}]

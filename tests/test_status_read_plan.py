@@ -1,0 +1,212 @@
+"""Read plans: between reads of the whole status objects a session reads only the leaves
+status comes from, and the status it writes is the one a whole read would have given."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from acsd.cwmp import rpc
+from acsd.provisioning.profiles import load_profiles
+from acsd.provisioning.status import (
+    ReadPlan,
+    extract_status_and_identity,
+    fetch_names,
+    read_plan,
+    refs_hold,
+)
+from acsd.sim.runner import Simulation
+
+# simulator tree -> the profile a session picks for it
+VENDORS = {
+    "tplink-tr181": "tplink-tr181",
+    "tr181-generic": "tr181",
+    "tr181-mobile": "tr181",
+    "tr098-dsl": "tr098",
+    "huawei-hg8245": "huawei",
+    "zte-f670l": "zte",
+    "zyxel-vmg8825": "zyxel",
+    "nokia-g240w": "nokia",
+    "tplink-tr098": "tplink-tr098",
+}
+PROFILES = load_profiles()
+
+
+def session_values(tree: str) -> dict[str, str]:
+    """What a session with a whole read learns of a simulated router: its Inform and the
+    profile's partial paths (each asked alone, as acsd does after a 9005)."""
+    cpe = Simulation("http://127.0.0.1:9/", [tree], 1).routers[0]
+    values = {p.name: p.value for p in cpe.begin_session(["2 PERIODIC"]).parameters}
+    for name in fetch_names(PROFILES.get(VENDORS[tree]), already=values):
+        answer = cpe.handle(rpc.GetParameterValues(names=[name]))
+        if isinstance(answer, rpc.GetParameterValuesResponse):
+            values.update({p.name: p.value for p in answer.parameters})
+    return values
+
+
+# What real CPEs put in the values status is read from: empties, other addresses, link-local
+# IPv6, enum spellings, junk.
+ODD_VALUES = ["", " ", "0.0.0.0", "192.0.2.77", "fe80::1", "2001:db8::5", "Up", "Down",
+              "Disabled", "NR", "LTE", "-95", "31", "abc", "198.51.100.1,203.0.113.9"]  # fmt: skip
+
+
+@pytest.mark.parametrize("tree", sorted(VENDORS))
+def test_the_plan_gives_what_the_whole_tree_gives_whatever_the_values(tree: str):
+    profile = PROFILES.get(VENDORS[tree])
+    whole = session_values(tree)
+    plan = read_plan(profile, whole, at=0.0)
+    assert 0 < len(plan.paths) < len(whole)
+    assert set(plan.paths) <= set(whole)
+
+    rng = random.Random(f"plan:{tree}")
+    held = 0
+    for _ in range(300):
+        mutated = dict(whole)
+        for path in rng.sample(plan.paths, k=rng.randint(1, min(6, len(plan.paths)))):
+            mutated[path] = rng.choice([*ODD_VALUES, rng.choice(list(whole.values()))])
+        leaves = {path: mutated[path] for path in plan.paths}
+        if not refs_hold(plan, profile, leaves):
+            continue  # the driver reads the whole objects again (tested below)
+        held += 1
+        assert extract_status_and_identity(profile, leaves) == extract_status_and_identity(
+            profile, mutated
+        )
+    assert held > 150, "too few mutations kept the refs: the comparison tested little"
+
+
+def test_a_plan_survives_the_database_and_refuses_foreign_shapes():
+    profile = PROFILES.get("tplink-tr181")
+    plan = read_plan(profile, session_values("tplink-tr181"), at=1234.5)
+    assert ReadPlan.from_json(json.loads(json.dumps(plan.to_json()))) == plan
+    assert plan.profile == "tplink-tr181" and plan.reads == profile.reads
+    for broken in (None, [], {}, {"profile": "x"}, {**plan.to_json(), "refs": []}):
+        assert ReadPlan.from_json(broken) is None
+
+
+def test_a_changed_reading_rule_changes_the_profiles_version(tmp_path: Path):
+    base = PROFILES.get("tr181")
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    (folder / "mine.toml").write_text(
+        'name = "mine"\nextends = "tr181"\n[match]\nproductClass = "Mine*"\n'
+    )
+    same = load_profiles(folder).get("mine")
+    (folder / "mine.toml").write_text(
+        'name = "mine"\nextends = "tr181"\n[match]\nproductClass = "Mine*"\n'
+        '[[status.fields.lanIp]]\npaths = ["Device.IP.Interface.3.IPv4Address.1.IPAddress"]\n'
+    )
+    changed = load_profiles(folder).get("mine")
+    assert same.reads == base.reads  # matching other routers reads the same way
+    assert changed.reads != base.reads
+
+
+# --- end to end: the daemon and simulated routers --------------------------------------------
+
+
+def gpvs(router, session: int) -> list[list[str]]:
+    """The names of each GetParameterValues of the router's ``session``-th session."""
+    rpcs = router.stats.rpcs
+    before = sum(r.count("GetParameterValues") for r in rpcs[:session])
+    return router.stats.gpv[before : before + rpcs[session].count("GetParameterValues")]
+
+
+def gpv_names(router, session: int) -> list[str]:
+    return [name for names in gpvs(router, session) for name in names]
+
+
+def stored(daemon, serial: str) -> tuple[dict, dict | None]:
+    with sqlite3.connect(daemon.db) as db:
+        params, plan = db.execute(
+            "SELECT params, read_plan FROM devices WHERE serial_key = ?", (serial.lower(),)
+        ).fetchone()
+    return json.loads(params), json.loads(plan) if plan else None
+
+
+def test_periodic_sessions_read_only_the_leaves_and_keep_the_rest(daemon):
+    async def run() -> None:
+        sim = Simulation(daemon.cwmp_url, ["tplink-tr181"], 1, serial_prefix="PLAN")
+        router = sim.routers[0]
+        assert (await sim.run_once()).ok == 1  # 0 BOOTSTRAP: the whole objects
+        first = gpv_names(router, 0)
+        assert any(name.endswith(".") for name in first)
+        params, plan = stored(daemon, router.serial)
+        assert plan is not None and plan["profile"] == "tplink-tr181"
+
+        router.set_local("Device.IP.Interface.2.IPv4Address.1.IPAddress", "203.0.113.50")
+        assert (await sim.run_once()).ok == 1  # 2 PERIODIC: the plan's leaves
+        second = gpv_names(router, 1)
+        assert second and not any(name.endswith(".") for name in second)
+        # the plan's leaves, and the settings acsd holds on every CPE (drift check)
+        extra = set(second) - set(plan["paths"])
+        assert extra and all(n.startswith("Device.ManagementServer.") for n in extra), extra
+        assert daemon.device_json(router.serial)["status"]["wanIp"] == "203.0.113.50"
+
+        after, plan_after = stored(daemon, router.serial)
+        assert plan_after == plan  # kept until the next whole read
+        # What the plan does not read is still in the stored tree, and what it read is new.
+        assert set(params) <= set(after)
+        assert after["Device.IP.Interface.2.IPv4Address.1.IPAddress"][0] == "203.0.113.50"
+
+    asyncio.run(run())
+
+
+def test_a_moved_ref_or_a_vanished_leaf_reads_the_whole_objects_at_once(daemon):
+    async def run() -> None:
+        sim = Simulation(daemon.cwmp_url, ["tplink-tr181"], 2, serial_prefix="MOVE")
+        moved, gone = sim.routers
+        assert (await sim.run_once()).ok == 2
+        _, plan = stored(daemon, moved.serial)
+        assert plan["refs"]["wan"] == ["Device.IP.Interface.2"]
+
+        # The default route now leaves through interface 1: its status comes from there.
+        route = "Device.Routing.Router.1.IPv4Forwarding.1.Interface"
+        assert route in plan["paths"]
+        moved.set_local(route, "Device.IP.Interface.1")
+        # The firmware no longer has a leaf the plan reads.
+        server = "Device.DNS.Client.Server.2."
+        dropped = next(p for p in stored(daemon, gone.serial)[1]["paths"] if server in p)
+        gone.tree.delete_object(server, "")
+        assert (await sim.run_once()).ok == 2
+
+        for router in (moved, gone):
+            names = gpvs(router, 1)
+            assert not any(n.endswith(".") for n in names[0]), router.serial  # the plan first
+            assert any(n.endswith(".") for n in names[-1]), router.serial  # then the whole
+        _, new_plan = stored(daemon, moved.serial)
+        assert new_plan["refs"]["wan"] == ["Device.IP.Interface.1"]
+        assert dropped not in stored(daemon, gone.serial)[1]["paths"]
+        assert router.stats.ok == 2
+
+    asyncio.run(run())
+
+
+def test_a_boot_or_an_old_plan_reads_the_whole_objects(daemon_factory):
+    daemon = daemon_factory(cwmp={"full_read_interval": 0})
+
+    async def run() -> None:
+        sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="OLD")
+        router = sim.routers[0]
+        for _ in range(2):
+            assert (await sim.run_once()).ok == 1
+        # full_read_interval = 0: every session reads the whole objects
+        assert any(n.endswith(".") for n in gpv_names(router, 1))
+
+    asyncio.run(run())
+
+
+def test_a_reboot_reads_the_whole_objects(daemon):
+    async def run() -> None:
+        sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="BOOT")
+        router = sim.routers[0]
+        assert (await sim.run_once()).ok == 1
+        router.reboot()
+        assert (await sim.run_once()).ok == 1
+        assert "1 BOOT" in router.stats.events[1]
+        assert any(n.endswith(".") for n in gpv_names(router, 1))
+
+    asyncio.run(run())
