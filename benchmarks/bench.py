@@ -74,7 +74,7 @@ def loadgen(acs: str, routers: int, *, on: dict | None = None, **options) -> dic
     last = ""
     for line in proc.stdout:
         word = line.strip()
-        if word in ("registered", "holding", "held"):
+        if word in ("registered", "measured", "holding", "held"):
             if on and word in on:
                 on[word]()
             if word == "held":
@@ -191,13 +191,18 @@ def steady(args: argparse.Namespace, workdir: Path) -> dict:
         def registered() -> None:
             marks["rss"], marks["cpu"] = proc_stats(pid)
 
-        run = loadgen(url, args.routers, register=True, settle=1.0, duration=args.duration,
-                      concurrency=args.concurrency, on={"registered": registered})  # fmt: skip
-        rss, cpu1 = proc_stats(pid)
-        # The same routers Informing on a schedule, at the target rate or, when acsd does
+        def measured() -> None:
+            marks["rss_end"], marks["cpu_end"] = proc_stats(pid)
+
+        # Then the same routers Inform on a schedule, at the target rate or, when acsd does
         # not reach it, at 80 % of what it reached: the latency a router sees at that load.
-        rate = round(min(TARGET_RATE, 0.8 * run["sessions_per_s"]), 1)
-        paced = loadgen(url, args.routers, rate=rate, paced_duration=args.duration)["paced"]
+        run = loadgen(url, args.routers, register=True, settle=1.0, duration=args.duration,
+                      concurrency=args.concurrency, paced_fraction=0.8, paced_max=TARGET_RATE,
+                      paced_duration=args.duration,
+                      on={"registered": registered, "measured": measured})  # fmt: skip
+        rss, cpu1 = marks["rss_end"], marks["cpu_end"]
+        paced = run["paced"]
+        rate = paced["rate"]
     ratio = run["exchanges_per_s"] / base["exchanges_per_s"] if base["exchanges_per_s"] else 0
     return {
         "routers": args.routers,

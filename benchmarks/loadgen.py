@@ -1,13 +1,16 @@
 """Load generator: many simulated routers on one event loop, against any CWMP endpoint.
 Prints one JSON object with what it measured (and progress words on their own lines:
-``registered``, ``holding``, ``held``, which the orchestrator waits for).
+``registered``, ``measured``, ``holding``, ``held``, which the orchestrator waits for).
 
 Modes, in this order when combined:
   --register      every router BOOTSTRAPs once (the steady phase then finds known devices)
   --duration S    closed loop: ``--concurrency`` sessions always in flight, as fast as the
                   server goes (throughput)
   --rate R        open loop: a new session every 1/R s whatever the server does, as
-                  periodic Informs arrive in the field (latency at a given load)
+                  periodic Informs arrive in the field (latency at a given load);
+                  --paced-fraction F instead: F x the closed loop's sessions/s (at most
+                  --paced-max). The same process, so the same simulated routers: their
+                  sessions are periodic ones (a new process's routers would BOOTSTRAP)
   --hold N        open N sessions (Inform answered) and keep them open until stdin closes
 
 Run by ``benchmarks/bench.py`` in its own process (pinned to its own core), so the
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import re
 import sys
@@ -121,11 +125,18 @@ async def open_loop(routers: list, acs: str, duration: float, rate: float) -> di
         errors += not result.ok
 
     started = time.perf_counter()
-    n = 0
+    n = pick = 0
     while (now := time.perf_counter()) - started < duration:
         due = int((now - started) * rate) + 1
         while n < due:
-            task = asyncio.create_task(one(routers[n % len(routers)]))
+            # A router never starts a session while its last one runs: take the next idle
+            # one (only under overload, when sessions outlast a router's turn).
+            for _ in range(len(routers)):
+                cpe = routers[pick % len(routers)]
+                pick += 1
+                if not cpe.in_session:
+                    break
+            task = asyncio.create_task(one(cpe))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
             n += 1
@@ -155,6 +166,11 @@ async def hold(routers: list, acs: str, count: int) -> dict:
 async def main(args: argparse.Namespace) -> dict:
     sim = Simulation(args.acs, args.profile.split(","), args.routers, serial_prefix="BENCH")
     routers = sim.routers
+    # Thousands of routers' trees are millions of long-lived objects: left in the
+    # collector's view, every full collection would stall all sessions in flight for
+    # ~0.1 s and show up as the server's latency.
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 50)
     out: dict = {"routers": len(routers), "concurrency": args.concurrency}
     if args.register:
         out.update(await register(routers, args.acs, args.concurrency))
@@ -163,8 +179,12 @@ async def main(args: argparse.Namespace) -> dict:
         await asyncio.sleep(args.settle)
     if args.duration > 0:
         out.update(await closed_loop(routers, args.acs, args.duration, args.concurrency))
-    if args.rate > 0:
-        out["paced"] = await open_loop(routers, args.acs, args.paced_duration, args.rate)
+        print("measured", flush=True)
+    rate = args.rate
+    if args.paced_fraction > 0 and out.get("sessions_per_s"):
+        rate = round(min(args.paced_max, args.paced_fraction * out["sessions_per_s"]), 1)
+    if rate > 0:
+        out["paced"] = await open_loop(routers, args.acs, args.paced_duration, rate)
     if args.hold > 0:
         out.update(await hold(routers, args.acs, args.hold))
     return out
@@ -179,6 +199,8 @@ if __name__ == "__main__":
     parser.add_argument("--duration", type=float, default=0.0, help="closed-loop seconds")
     parser.add_argument("--rate", type=float, default=0.0, help="open-loop sessions/s")
     parser.add_argument("--paced-duration", type=float, default=10.0)
+    parser.add_argument("--paced-fraction", type=float, default=0.0)
+    parser.add_argument("--paced-max", type=float, default=float("inf"))
     parser.add_argument("--hold", type=int, default=0, help="open sessions to hold")
     parser.add_argument("--register", action="store_true", help="BOOTSTRAP every router first")
     parser.add_argument("--settle", type=float, default=0.0, help="pause after registering")

@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import MISSING, dataclass, fields
 from functools import lru_cache
+from sys import intern
 from typing import Any, NamedTuple
 
 from lxml import etree
@@ -309,7 +310,9 @@ def _p_pvs(structs: Iterable[etree._Element]) -> list[rpc.ParameterValue]:
                     continue
                 tag = tag[tag.rfind("}") + 1 :]
             if tag == "Name":
-                name = (c.text or "").strip()
+                # interned: the same few hundred names arrive from every CPE, and the
+                # sessions held open share one copy (dict look-ups compare by identity)
+                name = intern((c.text or "").strip())
             elif tag == "Value":
                 value = c.text or ""
                 t = c.get(_XSI_TYPE)

@@ -345,6 +345,7 @@ class ProvisioningDriver:
         if self.bootstrap or "1 BOOT" in self.events:
             return None
         plan = ReadPlan.from_json(record.read_plan)
+        record.read_plan = None  # the session holds the plan, not its JSON as well
         if plan is None or (plan.profile, plan.reads) != (self.profile.name, self.profile.reads):
             return None
         age = clock.now() - plan.at

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+import sys
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -114,7 +115,9 @@ class ReadPlan:
             return cls(
                 profile=str(data["profile"]),
                 reads=str(data["reads"]),
-                paths=tuple(str(p) for p in data["paths"]),
+                # interned: every CPE of a profile has (nearly) the same paths, and an open
+                # session then holds one tuple, not forty strings of its own
+                paths=tuple(sys.intern(str(p)) for p in data["paths"]),
                 refs={str(k): tuple(str(x) for x in v) for k, v in data["refs"].items()},
                 at=float(data["at"]),
             )
