@@ -4,6 +4,9 @@ APN name, and the IMEI lock records its modem, then refuses a swapped one."""
 
 from __future__ import annotations
 
+import json
+import sqlite3
+
 from acsd.sim.runner import Simulation
 from apiclient import Api
 from apn_client import ApnApi, apns_path, network_path
@@ -128,3 +131,30 @@ async def test_the_imei_lock_records_the_modem_then_refuses_a_swapped_one(daemon
     assert got.data["NetworkStatus"] == 1 and got.data["Status"] == 1
     assert got.data["IMEI"] == card["imei"]
     assert "RefusedIMEI" not in got.wrapper["Meta"]
+
+
+async def test_a_record_from_before_sim_numbers_were_kept_still_gets_its_apn(daemon):
+    api = ApnApi(Api(daemon.api_url, token(daemon, "ADMIN")), "json")
+    sim, card = mobile_router(daemon, "APNL")
+    created = api.post(apns_path("OPERATOR-L", "legacy"), {"CLI": card["imsi"], "Hints": HINTS})
+    assert created.status == 202, created.wrapper
+    assert (
+        api.put(network_path("OPERATOR-L", "legacy"), {"APN": "old.acsd-test.example"}).status
+        == 200
+    )
+    assert (await sim.run_once()).ok == 1  # reports the SIM
+
+    def sim_column() -> dict | None:
+        with sqlite3.connect(daemon.db) as db:
+            (text,) = db.execute(
+                "SELECT sim FROM devices WHERE serial_key = ?", (card["serial"].lower(),)
+            ).fetchone()
+        return None if text is None else json.loads(text)
+
+    assert sim_column() == {k: card[k] for k in ("imsi", "iccid", "msisdn")}
+    # As a record written before acsd kept SIM numbers: they are only in its tree.
+    with sqlite3.connect(daemon.db) as db:
+        db.execute("UPDATE devices SET sim = NULL WHERE serial_key = ?", (card["serial"].lower(),))
+    assert (await sim.run_once()).ok == 1
+    assert sim.routers[0].tree.get("Device.Cellular.AccessPoint.1.APN") == "old.acsd-test.example"
+    assert sim_column() == {k: card[k] for k in ("imsi", "iccid", "msisdn")}

@@ -165,12 +165,19 @@ async def add_apn_name(
     else in its last session) belongs to a network with an APN name. True when the router's
     last known APN differs, so the session must read and set it even without drift checks.
 
-    A router's first session has not yet reported its SIM: its APN follows in the next."""
+    ``record`` may come without its parameter tree (a session's look-up): the SIM numbers
+    of its last session are on the record, and the tree is read only when the router's
+    APN must be compared. A router's first session has not yet reported its SIM: its APN
+    follows in the next."""
     if record is None or record.state == "DELETING":
         return False
-    flat = {k: v[0] for k, v in record.params.items()}
-    flat.update({k: v[0] for k, v in values.items()})
-    ident = extract_identity(profile, flat)
+    flat = {k: v[0] for k, v in values.items()}
+    if record.sim is None:
+        # A record from before acsd kept SIM numbers: they are in its tree.
+        flat = {**await _stored_tree(store, record), **flat}
+        ident = extract_identity(profile, flat)
+    else:
+        ident = {**record.sim, **extract_identity(profile, flat)}
     keys = {
         "imsi": digits(ident.get("imsi")),
         "iccid": digits(ident.get("iccid")),
@@ -191,7 +198,24 @@ async def add_apn_name(
     if name is None:
         return False
     desired.settings["apn.name"] = name
-    return any(flat.get(t.path) != name for t in profile.settings.get("apn.name", ()))
+    targets = profile.settings.get("apn.name", ())
+    if any(t.path not in flat for t in targets):
+        flat = {**await _stored_tree(store, record), **flat}  # the APN as last read
+    return any(flat.get(t.path) != name for t in targets)
+
+
+async def _stored_tree(store: Store, record: DeviceRecord) -> dict[str, Any]:
+    params = record.params or getattr(await store.get_device(record.id), "params", None) or {}
+    return {k: v[0] for k, v in params.items()}
+
+
+#: the identity fields that name a SIM, kept on the device record between sessions
+SIM_KEYS = ("imsi", "iccid", "msisdn")
+
+
+def sim_numbers(ident: Mapping[str, Any]) -> dict[str, str]:
+    """The SIM numbers among a session's identity values ({} = the router has no SIM)."""
+    return {key: str(ident[key]) for key in SIM_KEYS if ident.get(key)}
 
 
 # --- after the session -----------------------------------------------------------------------

@@ -29,7 +29,7 @@ from acsd import clock
 from acsd.cwmp import rpc
 from acsd.cwmp.session import CwmpSession
 from acsd.log import get_logger
-from acsd.provisioning.apn import add_apn_name, record_apn_session, sim_report
+from acsd.provisioning.apn import add_apn_name, record_apn_session, sim_numbers, sim_report
 from acsd.provisioning.desired import Desired, desired_state
 from acsd.provisioning.internet import add_internet_settings
 from acsd.provisioning.jobs import (
@@ -155,13 +155,16 @@ class ProvisioningDriver:
         for p in inform.parameters:
             self.values[p.name] = [p.value, p.type]
         try:
-            self.record = await self.store.find_device_for_cpe(dev.serial_number)
+            # Without the parameter tree: a session seldom needs it (see finish()).
+            self.record = await self.store.find_device_for_cpe(dev.serial_number, with_params=False)
         except Exception:
             log.exception("session.lookup_failed", serial=dev.serial_number)
             return rpc.acs_fault(8002, "device lookup failed; retry later")
         root = _root_of(self.values)
-        if root is None and self.record is not None:
-            root = _root_of(self.record.params)
+        if root is None and self.record is not None and self.record.profile:
+            # an Inform without a DeviceInfo path: the root of the profile it had
+            known = self.record.profile
+            root = self.profiles.get(known).root if known in self.profiles else None
         self.identity = CpeIdentity(
             oui=dev.oui,
             product_class=dev.product_class,
@@ -194,11 +197,6 @@ class ProvisioningDriver:
         self.plan = self._usable_plan(record)
         if await add_apn_name(self.store, self.profile, record, self.values, self.desired):
             self.read_settings = True  # the router's APN is not its SIM's network's (yet)
-        if record is not None:
-            # A session spends most of its life waiting for its CPE: it does not hold the
-            # stored tree (~30 KB decoded). Mostly the store merges this session's values
-            # into it; when a whole object was read, finish() reads the tree again.
-            record.params = {}
         log.info(
             "session.inform",
             serial=dev.serial_number,
@@ -281,6 +279,7 @@ class ProvisioningDriver:
             params=params,
             reset_params=reset,
             read_plan=new_plan,
+            sim=sim_numbers(ident),
             status=status,
             mac_address=ident.get("macAddress"),
             profile=self.profile.name,

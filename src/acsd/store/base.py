@@ -73,6 +73,9 @@ class DeviceRecord:
     #: the exact leaves a session reads between reads of the whole tree (written by
     #: sessions only; see acsd.provisioning.status.ReadPlan)
     read_plan: dict[str, Any] | None = None
+    #: the SIM numbers the router last reported (imsi, iccid, msisdn); {} = none, None =
+    #: not known yet (written by sessions only)
+    sim: dict[str, str] | None = None
 
 
 @dataclass(slots=True)
@@ -109,6 +112,8 @@ class SessionResult:
     cr_password: str | None = None
     #: a new read plan (after a read of the whole tree); None keeps the stored one
     read_plan: dict[str, Any] | None = None
+    #: the SIM numbers reported ({} = no SIM); None keeps the stored ones
+    sim: dict[str, str] | None = None
 
 
 @dataclass(slots=True)
@@ -317,9 +322,11 @@ class Store(Protocol):
         """True when the database answers and migrations are done."""
 
     async def find_device_for_cpe(
-        self, serial_number: str, mac_address: str | None = None
+        self, serial_number: str, mac_address: str | None = None, *, with_params: bool = True
     ) -> DeviceRecord | None:
-        """The record a CPE binds to: serial number (case-insensitive), else MAC."""
+        """The record a CPE binds to: serial number (case-insensitive), else MAC.
+        ``with_params=False`` leaves ``params`` empty (a session's look-up: the tree is
+        several KB to read and decode, and mostly not needed)."""
 
     async def get_device(self, key: str) -> DeviceRecord | None:
         """By id, or by serial number (case-insensitive)."""

@@ -275,11 +275,15 @@ MIGRATIONS: list[Migration] = [
     ),
     Migration(
         7,
-        "device read plans",
+        "device read plans and SIM numbers",
         """
         -- JSON: the exact status leaves of this CPE, the refs they hang off and when its
         -- whole tree was last read (acsd.provisioning.status.ReadPlan); NULL = none yet.
         ALTER TABLE devices ADD COLUMN read_plan TEXT;
+        -- JSON: the SIM numbers the router last reported (imsi, iccid, msisdn; {} = no
+        -- SIM), so a session finds its SIM's APN without the parameter tree. NULL = not
+        -- known yet (a record from before this column).
+        ALTER TABLE devices ADD COLUMN sim TEXT;
         """,
     ),
 ]

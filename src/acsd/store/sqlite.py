@@ -109,7 +109,13 @@ def serial_key(serial_number: str) -> str:
 _FIELDS = [f.name for f in fields(DeviceRecord)]
 _COLUMNS = ", ".join(_FIELDS)
 _SELECT = f"SELECT {_COLUMNS} FROM devices"
-_JSON_FIELDS = ("wifi", "dhcp", "status", "params", "absent_paths", "provisioning", "read_plan")
+# The same columns, the parameter tree left out ('{}' in its place).
+_SELECT_NO_PARAMS = "SELECT {} FROM devices".format(
+    ", ".join("'{}' AS params" if name == "params" else name for name in _FIELDS)
+)
+_JSON_FIELDS = (
+    "wifi", "dhcp", "status", "params", "absent_paths", "provisioning", "read_plan", "sim"
+)  # fmt: skip
 _JSON_INDEXES = tuple(_FIELDS.index(name) for name in _JSON_FIELDS)
 
 
@@ -139,16 +145,16 @@ def _record(row: Sequence[Any]) -> DeviceRecord:
 # 21 provisioning (JSON or NULL)  22 state or NULL  23 jobs or NULL  24 revision or NULL
 # 25 dhcp (JSON or NULL)
 # 26 cr_username or NULL   27 cr_password or NULL (NULL keeps the stored value)
-# 28 read_plan (JSON or NULL: NULL keeps the stored one)
+# 28 read_plan (JSON or NULL: NULL keeps the stored one)   29 sim (JSON or NULL: keeps)
 _SAVE_SQL = """
 INSERT INTO devices (
     id, serial_number, serial_key, mac_address, mac_key, oui, product_class, manufacturer,
     model_name, software_version, hardware_version, profile, state, revision, jobs, status,
     public_ip, last_inform, periodic_interval, params, absent_paths, connection_request_url,
-    created, updated, provisioning, cr_username, cr_password, read_plan)
+    created, updated, provisioning, cr_username, cr_password, read_plan, sim)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'ACTIVE', 0, 0, ?13,
         ?14, ?15, ?16, ?17, coalesce(?18, '[]'), ?19, ?15, ?15, coalesce(?21, '{}'), ?26, ?27,
-        ?28)
+        ?28, ?29)
 ON CONFLICT (serial_key) DO UPDATE SET
     provisioning = coalesce(?21, provisioning),
     -- what the session decided about state/jobs/dhcp holds only for the revision it saw
@@ -169,6 +175,7 @@ ON CONFLICT (serial_key) DO UPDATE SET
     cr_username = coalesce(?26, cr_username),
     cr_password = coalesce(?27, cr_password),
     read_plan = coalesce(?28, read_plan),
+    sim = coalesce(?29, sim),
     status = excluded.status,
     public_ip = excluded.public_ip,
     last_inform = excluded.last_inform,
@@ -253,6 +260,7 @@ def _save_args(result: SessionResult) -> list[Any]:
         result.cr_username,
         result.cr_password,
         None if result.read_plan is None else dumps(result.read_plan),
+        None if result.sim is None else dumps(result.sim),
     ]
 
 
@@ -281,6 +289,7 @@ _REPORTED = frozenset(
         # written by the internet account calls only (create_internet_account)
         "internet_account",
         "read_plan",
+        "sim",
     }
 )
 _OPERATOR = [name for name in _FIELDS if name not in _REPORTED | {"id", "created", "updated"}]
@@ -713,9 +722,10 @@ class SqliteStore:
         return _record(rows[0]) if rows else None
 
     async def find_device_for_cpe(
-        self, serial_number: str, mac_address: str | None = None
+        self, serial_number: str, mac_address: str | None = None, *, with_params: bool = True
     ) -> DeviceRecord | None:
-        record = await self._one(f"{_SELECT} WHERE serial_key = ?", (serial_key(serial_number),))
+        select = _SELECT if with_params else _SELECT_NO_PARAMS
+        record = await self._one(f"{select} WHERE serial_key = ?", (serial_key(serial_number),))
         if record is not None:
             return record
         key = mac_key(mac_address)
@@ -723,7 +733,7 @@ class SqliteStore:
             return None
         # Several records with one MAC is an operator error; bind to the oldest, always
         # the same one, rather than flip between them.
-        return await self._one(f"{_SELECT} WHERE mac_key = ? ORDER BY created, id LIMIT 1", (key,))
+        return await self._one(f"{select} WHERE mac_key = ? ORDER BY created, id LIMIT 1", (key,))
 
     async def get_device(self, key: str) -> DeviceRecord | None:
         if is_id(key):
