@@ -5,7 +5,10 @@ from __future__ import annotations
 import gzip
 import socket
 
+from aiohttp.test_utils import make_mocked_request
+
 from acsd.cwmp import rpc
+from acsd.cwmp.server import COOKIE, session_cookie
 from acsd.cwmp.soap import Envelope, parse_envelope, render_envelope
 from conftest import wait_for
 from cpe_steps import answer_request as cpe_answer
@@ -203,3 +206,22 @@ def test_a_stale_cookie_never_lands_in_another_routers_session(daemon):
     # The cookieless router's session is untouched and completes.
     drive_to_end(other, other.post(None), ns)
     assert daemon.device_json("PROTO0007")["status"]["upTime"] == 4242
+
+
+def test_the_session_cookie_is_read_as_aiohttp_reads_it():
+    cases = [
+        None,
+        "",
+        "acsd_session=w1.AbC-_9",
+        "theme=dark; acsd_session=tok123",
+        "acsd_session=tok123; theme=dark",
+        'acsd_session="tok123"',
+        "  acsd_session = tok123 ",
+        "acsd_session=old; acsd_session=new",
+        "acsd_session2=nope; xacsd_session=nope",
+        "acsd_session=",
+        "garbage; =x; acsd_session=tok",
+    ]
+    for header in cases:
+        request = make_mocked_request("POST", "/", headers={"Cookie": header} if header else {})
+        assert session_cookie(request) == request.cookies.get(COOKIE), header
