@@ -782,10 +782,30 @@ class SqliteStore:
 
     async def query_devices(self, query: DeviceQuery) -> tuple[list[DeviceRecord], int]:
         where, params = _device_filters(query)
-        rows, total = await self._page(
-            _COLUMNS, "devices", where, "id", params, query.limit, query.offset
+        if where == "1":  # no filter: the first rows by id, and the count, come cheaply
+            rows, total = await self._page(
+                _COLUMNS, "devices", where, "id", params, query.limit, query.offset
+            )
+            return [_record(row) for row in rows], total
+        args = {**params, "limit": max(0, query.limit), "offset": max(0, query.offset)}
+        # Rows carry KB of parameters each: the matching ids and their count come from the
+        # devices_filters index alone, and only the page's rows are read from the table.
+        # One statement, so the total always agrees with the page.
+        matching = f"FROM devices INDEXED BY devices_filters WHERE {where}"
+        page = f"SELECT id {matching} ORDER BY id LIMIT :limit OFFSET :offset"
+        rows = list(
+            await self._read.execute_fetchall(
+                f"SELECT {_COLUMNS}, (SELECT count(*) {matching}) FROM devices"
+                f" WHERE id IN ({page}) ORDER BY id",
+                args,
+            )
         )
-        return [_record(row) for row in rows], total
+        if rows:
+            return [_record(row[:-1]) for row in rows], int(rows[0][-1])
+        if query.limit > 0 and query.offset <= 0:
+            return [], 0
+        # an empty page past the end (or limit 0): count on its own
+        return [], int(await self._scalar(self._read, f"SELECT count(*) {matching}", params))
 
     async def find_device_by_mac(self, mac_address: str) -> DeviceRecord | None:
         key = mac_key(mac_address)
