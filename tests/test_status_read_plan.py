@@ -210,3 +210,29 @@ def test_a_reboot_reads_the_whole_objects(daemon):
         assert any(n.endswith(".") for n in gpv_names(router, 1))
 
     asyncio.run(run())
+
+
+def test_a_cpe_that_silently_leaves_out_a_leaf_gets_the_whole_objects_read(daemon):
+    async def run() -> None:
+        sim = Simulation(daemon.cwmp_url, ["tplink-tr181"], 1, serial_prefix="OMIT")
+        router = sim.routers[0]
+        assert (await sim.run_once()).ok == 1
+        before = daemon.device_json(router.serial)["status"]
+        wan = "Device.IP.Interface.2.IPv4Address.1.IPAddress"
+        answer = router.handle
+
+        def leaves_out_the_wan_ip(request):
+            # Firmware that drops a name it will not answer instead of faulting 9005.
+            response = answer(request)
+            if isinstance(request, rpc.GetParameterValues) and wan in request.names:
+                response.parameters = [p for p in response.parameters if p.name != wan]
+            return response
+
+        router.handle = leaves_out_the_wan_ip
+        assert (await sim.run_once()).ok == 1
+        names = gpvs(router, 1)
+        assert wan in names[0] and any(n.endswith(".") for n in names[-1])
+        # The whole read got the address (under its object): status keeps it.
+        assert daemon.device_json(router.serial)["status"]["wanIp"] == before["wanIp"]
+
+    asyncio.run(run())
