@@ -59,7 +59,15 @@ def test_stop_under_load_loses_no_acknowledged_session(daemon_factory, tmp_path,
             return len(ends) >= 2 * ROUTERS and len({e["serial"] for e in ends}) == ROUTERS
 
         wait_for(loaded, timeout=60)
+        # The simulated sessions last milliseconds: one more, held open by hand, makes sure
+        # a session is in flight when the signal lands.
+        held = wire_for(daemon.cwmp_url)
+        inform(held, "HELD000001")
         daemon.proc.send_signal(sig)
+        if sig == signal.SIGTERM:
+            wait_for(lambda: daemon.events("stopping"))
+            assert "GetParameterValues" in finish(held)  # it goes on to its 204
+        held.close()
         code, seconds = stopped_in(daemon, timeout=30)
     finally:
         time.sleep(0.5)  # let the routers see the daemon gone
