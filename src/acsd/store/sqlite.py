@@ -762,15 +762,28 @@ class SqliteStore:
         params: dict[str, Any],
         limit: int,
         offset: int,
+        *,
+        index: str | None = None,
     ) -> tuple[list[Sequence[Any]], int]:
         """One page of rows and the number of all matching rows, read in one statement
-        (one snapshot: the total always agrees with the page)."""
-        count_sql = f"SELECT count(*) FROM {table} WHERE {where}"
+        (one snapshot: the total always agrees with the page). With ``index`` (one that
+        covers ``where`` and ``order``), the matching keys and their count come from the
+        index alone and only the page's rows are read from the table: for tables whose
+        rows are large."""
+        matching = f"FROM {table} INDEXED BY {index}" if index else f"FROM {table}"
+        matching += f" WHERE {where}"
+        count_sql = f"SELECT count(*) {matching}"
+        page = f"ORDER BY {order} LIMIT :limit OFFSET :offset"
+        if index:
+            sql = (
+                f"SELECT {columns}, ({count_sql}) FROM {table}"
+                f" WHERE {order} IN (SELECT {order} {matching} {page}) ORDER BY {order}"
+            )
+        else:
+            sql = f"SELECT {columns}, ({count_sql}) {matching} {page}"
         rows = list(
             await self._read.execute_fetchall(
-                f"SELECT {columns}, ({count_sql}) FROM {table} WHERE {where}"
-                f" ORDER BY {order} LIMIT :limit OFFSET :offset",
-                {**params, "limit": max(0, limit), "offset": max(0, offset)},
+                sql, {**params, "limit": max(0, limit), "offset": max(0, offset)}
             )
         )
         if rows:
@@ -782,30 +795,19 @@ class SqliteStore:
 
     async def query_devices(self, query: DeviceQuery) -> tuple[list[DeviceRecord], int]:
         where, params = _device_filters(query)
-        if where == "1":  # no filter: the first rows by id, and the count, come cheaply
-            rows, total = await self._page(
-                _COLUMNS, "devices", where, "id", params, query.limit, query.offset
-            )
-            return [_record(row) for row in rows], total
-        args = {**params, "limit": max(0, query.limit), "offset": max(0, query.offset)}
-        # Rows carry KB of parameters each: the matching ids and their count come from the
-        # devices_filters index alone, and only the page's rows are read from the table.
-        # One statement, so the total always agrees with the page.
-        matching = f"FROM devices INDEXED BY devices_filters WHERE {where}"
-        page = f"SELECT id {matching} ORDER BY id LIMIT :limit OFFSET :offset"
-        rows = list(
-            await self._read.execute_fetchall(
-                f"SELECT {_COLUMNS}, (SELECT count(*) {matching}) FROM devices"
-                f" WHERE id IN ({page}) ORDER BY id",
-                args,
-            )
+        rows, total = await self._page(
+            _COLUMNS,
+            "devices",
+            where,
+            "id",
+            params,
+            query.limit,
+            query.offset,
+            # Rows carry KB of parameters each: a filter is answered from the index of the
+            # filtered columns. Without one, the first ids come cheaply from the table.
+            index=None if where == "1" else "devices_filters",
         )
-        if rows:
-            return [_record(row[:-1]) for row in rows], int(rows[0][-1])
-        if query.limit > 0 and query.offset <= 0:
-            return [], 0
-        # an empty page past the end (or limit 0): count on its own
-        return [], int(await self._scalar(self._read, f"SELECT count(*) {matching}", params))
+        return [_record(row) for row in rows], total
 
     async def find_device_by_mac(self, mac_address: str) -> DeviceRecord | None:
         key = mac_key(mac_address)
