@@ -467,3 +467,24 @@ async def test_readers_run_while_the_writer_commits(tmp_path: Path) -> None:
     assert counts == [201 * (r + 1) for r in range(10)]
     assert seen and seen == sorted(seen)  # never goes back
     assert len(seen) > 10  # the thread really read while writes were going on
+
+
+async def test_a_session_look_up_leaves_the_tree_out_and_reads_it_on_demand(
+    store: SqliteStore,
+) -> None:
+    tree = {"A": ["1", "xsd:string"], "B.C": ["2", None]}
+    plan = {"profile": "tr181", "reads": "x", "paths": ["A"], "refs": {}, "at": 1000.0}
+    device_id = await store.save_session(
+        session("LEAN01", params=tree, reset_params=True, read_plan=plan, sim={"imsi": "001"})
+    )
+    lean = await store.find_device_for_cpe("lean01", with_params=False)
+    assert lean is not None and lean.id == device_id
+    assert lean.params == {}
+    assert (lean.read_plan, lean.sim) == (plan, {"imsi": "001"})
+    assert await store.device_params(device_id) == tree
+    assert await store.device_params("0" * 24) == {}
+    # A later session without a plan or SIM numbers keeps the stored ones.
+    await store.save_session(session("LEAN01", params={"A": ["3", None]}))
+    again = await store.get_device(device_id)
+    assert again is not None and (again.read_plan, again.sim) == (plan, {"imsi": "001"})
+    assert again.params == {"A": ["3", None], "B.C": ["2", None]}

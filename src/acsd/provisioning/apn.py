@@ -205,7 +205,8 @@ async def add_apn_name(
 
 
 async def _stored_tree(store: Store, record: DeviceRecord) -> dict[str, Any]:
-    params = record.params or getattr(await store.get_device(record.id), "params", None) or {}
+    # A session's record comes without its tree (find_device_for_cpe(with_params=False)).
+    params = record.params or await store.device_params(record.id)
     return {k: v[0] for k, v in params.items()}
 
 

@@ -629,8 +629,7 @@ class ProvisioningDriver:
         base: dict[str, list[Any]] = {}
         if self.record is not None and not self.bootstrap:
             # Failing here fails the save: merging over nothing would lose the stored tree.
-            stored = await self.store.get_device(self.record.id)
-            base = stored.params if stored is not None else {}
+            base = await self.store.device_params(self.record.id)
         # A partial path read this session replaces everything below it: objects the CPE
         # no longer has must not live on in the record.
         replaced = tuple(name for name in self.fetch.ok if name.endswith("."))

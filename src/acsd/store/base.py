@@ -331,6 +331,9 @@ class Store(Protocol):
     async def get_device(self, key: str) -> DeviceRecord | None:
         """By id, or by serial number (case-insensitive)."""
 
+    async def device_params(self, device_id: str) -> dict[str, list[Any]]:
+        """The stored parameter tree of one device alone ({} if there is none)."""
+
     async def list_devices(self, *, limit: int = 1000, offset: int = 0) -> list[DeviceRecord]:
         """Ordered by serial number."""
 

@@ -743,6 +743,11 @@ class SqliteStore:
             # A 24-hex serial number is unlikely but possible: fall through.
         return await self._one(f"{_SELECT} WHERE serial_key = ?", (serial_key(key),))
 
+    async def device_params(self, device_id: str) -> dict[str, list[Any]]:
+        sql = "SELECT params FROM devices WHERE id = ?"
+        text = await self._scalar(self._read, sql, (device_id,))
+        return _loads(text) if text else {}
+
     async def list_devices(self, *, limit: int = 1000, offset: int = 0) -> list[DeviceRecord]:
         rows = await self._read.execute_fetchall(
             f"{_SELECT} ORDER BY serial_key, id LIMIT ? OFFSET ?",
