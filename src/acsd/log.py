@@ -165,5 +165,39 @@ def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> Non
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
+class _Logger:
+    """A logger bound once per logging configuration. structlog's lazy proxy binds anew on
+    every call (~2.4 us, several times per CWMP session, even for a filtered-out debug line);
+    caching on first use instead would keep a level that a reload changed."""
+
+    __slots__ = ("_bound", "_factory", "_name", "_processors", "_wrapper")
+
+    def __init__(self, name: str | None) -> None:
+        self._name = name
+        self._bound: Any = None
+        self._processors: Any = None
+        self._wrapper: Any = None
+        self._factory: Any = None
+
+    def _current(self) -> Any:
+        config = structlog.get_config()
+        processors = config["processors"]
+        wrapper = config["wrapper_class"]
+        factory = config["logger_factory"]
+        if (
+            self._bound is None
+            or processors is not self._processors
+            or wrapper is not self._wrapper
+            or factory is not self._factory
+        ):
+            proxy = structlog.get_logger(self._name) if self._name else structlog.get_logger()
+            self._bound = proxy.bind()
+            self._processors, self._wrapper, self._factory = processors, wrapper, factory
+        return self._bound
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._current(), attr)
+
+
 def get_logger(name: str | None = None) -> Any:
-    return structlog.get_logger(name) if name else structlog.get_logger()
+    return _Logger(name)
