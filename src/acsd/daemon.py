@@ -124,6 +124,9 @@ async def serve(
         access_log=None,
         handle_signals=False,
         keepalive_timeout=config.cwmp.session_timeout,
+        # A CWMP session lives seconds and has its own timeout; SO_KEEPALIVE would cost two
+        # socket calls on every connection and find a dead peer only after two hours.
+        tcp_keepalive=False,
         shutdown_timeout=HANDLER_GRACE,
     )
     metrics.watch_cwmp(cwmp)
