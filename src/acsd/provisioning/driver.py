@@ -41,13 +41,7 @@ from acsd.provisioning.jobs import (
 )
 from acsd.provisioning.plan import Change, Plan, mac_key, plan_changes, row_changes
 from acsd.provisioning.profiles import Profile, ProfileSet, detect_root
-from acsd.provisioning.status import (
-    ReadPlan,
-    extract_status_and_identity,
-    fetch_names,
-    read_plan,
-    refs_hold,
-)
+from acsd.provisioning.status import Extraction, ReadPlan, fetch_names, read_plan
 from acsd.store.base import CpeIdentity, DeviceRecord, SessionResult, Store
 
 log = get_logger("acsd.session")
@@ -122,14 +116,20 @@ class ProvisioningDriver:
         self.apply: _Apply | None = None
         #: the leaves this session reads instead of the whole objects (None: the whole)
         self.plan: ReadPlan | None = None
+        # Derived from ``values`` and rebuilt after a worker handoff (see _TRANSIENT).
+        self._flat_values: dict[str, str] | None = None
+        self._extraction: Extraction | None = None
 
     # --- moving between workers ----------------------------------------------------------
 
     #: references to this process's services, not state: a thawing worker supplies its own
     _SERVICES = frozenset({"store", "profiles", "settings"})
+    #: caches of what ``values`` holds: not worth their bytes in a parked session
+    _TRANSIENT = frozenset({"_flat_values", "_extraction"})
 
     def export_state(self) -> dict[str, Any]:
-        state = {k: v for k, v in vars(self).items() if k not in self._SERVICES}
+        skip = self._SERVICES | self._TRANSIENT
+        state = {k: v for k, v in vars(self).items() if k not in skip}
         state["profile"] = self.profile.name if self.profile is not None else None
         return state
 
@@ -154,6 +154,7 @@ class ProvisioningDriver:
         self.bootstrap = "0 BOOTSTRAP" in self.events
         for p in inform.parameters:
             self.values[p.name] = [p.value, p.type]
+        self._flat_values = None
         try:
             # Without the parameter tree: a session seldom needs it (see finish()).
             self.record = await self.store.find_device_for_cpe(dev.serial_number, with_params=False)
@@ -255,7 +256,8 @@ class ProvisioningDriver:
             # Everything status needs was read this session: no need for the stored tree,
             # the store merges these values into it.
             params, reset = self._session_params(), False
-            flat = {k: v[0] for k, v in params.items()}
+            same = params is self.values
+            flat = self._flat() if same else {k: v[0] for k, v in params.items()}
         else:
             try:
                 params, reset = await self._merged_params(), True
@@ -267,7 +269,10 @@ class ProvisioningDriver:
             flat = {k: v[0] for k, v in params.items()}
             if self.plan is None and self.fetch.started and not self.fetch.failed:
                 new_plan = read_plan(self.profile, flat, now).to_json()
-        status, ident = extract_status_and_identity(self.profile, flat)
+        extraction = self._extraction
+        if extraction is None or extraction.values is not flat:
+            extraction = Extraction(self.profile, flat)
+        status, ident = extraction.status_and_identity()
         if ident.get("modelName"):
             self.identity.model_name = ident["modelName"]
         result = SessionResult(
@@ -358,9 +363,15 @@ class ProvisioningDriver:
         if names:
             self.fetch.queue.append(names)
 
+    def _flat(self) -> dict[str, str]:
+        """``values`` without the types, built once per change of ``values``."""
+        if self._flat_values is None:
+            self._flat_values = {k: v[0] for k, v in self.values.items()}
+        return self._flat_values
+
     def _read_names(self) -> list[str]:
         assert self.profile is not None
-        flat = {k: v[0] for k, v in self.values.items()}
+        flat = self._flat()
         if self.plan is not None:
             absent = self.fetch.absent
             names = [p for p in self.plan.paths if p not in flat and p not in absent]
@@ -389,14 +400,18 @@ class ProvisioningDriver:
         if isinstance(response, rpc.GetParameterValuesResponse):
             for p in response.parameters:
                 self.values[p.name] = [p.value, p.type]
+            self._flat_values = None
             self.fetch.ok.extend(names)
             if self.plan is not None and not self.fetch.queue:
                 assert self.profile is not None
-                flat = {k: v[0] for k, v in self.values.items()}
+                flat = self._flat()
                 if any(name not in flat and not name.endswith(".") for name in names):
                     # Some firmware leaves out a name it lacks instead of faulting 9005.
                     self._read_whole(session, "the CPE left out leaves of the read plan")
-                elif not refs_hold(self.plan, self.profile, flat):
+                    return
+                # kept: unless a change is applied, finish() extracts from the same values
+                self._extraction = Extraction(self.profile, flat)
+                if not self._extraction.refs_hold(self.plan):
                     self._read_whole(session, "a ref points elsewhere now")
             return
         assert isinstance(response, rpc.Fault)
@@ -425,7 +440,7 @@ class ProvisioningDriver:
 
     def _plan(self) -> _Apply:
         assert self.profile is not None
-        flat = {k: v[0] for k, v in self.values.items()}
+        flat = self._flat()
         plan = plan_changes(
             self.profile,
             self.desired,
@@ -618,11 +633,13 @@ class ProvisioningDriver:
     def _session_params(self) -> dict[str, list[Any]]:
         """What this session read, with what the CPE acknowledged laid over it: that is
         what it now holds (secrets as it reports them)."""
+        applied = self.apply.outcome.applied if self.apply is not None else []
+        if not any(not change.secret for change in applied):
+            return self.values  # what was read is what it holds
         params = dict(self.values)
-        if self.apply is not None:
-            for change in self.apply.outcome.applied:
-                if not change.secret:
-                    params[change.path] = [change.value, self._wire_type(change)]
+        for change in applied:
+            if not change.secret:
+                params[change.path] = [change.value, self._wire_type(change)]
         return params
 
     async def _merged_params(self) -> dict[str, list[Any]]:

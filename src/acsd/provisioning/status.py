@@ -25,6 +25,7 @@ from typing import Any
 from acsd.provisioning.profiles import Check, Profile, Rule, Selector
 
 __all__ = [
+    "Extraction",
     "ReadPlan",
     "extract_identity",
     "extract_status",
@@ -51,8 +52,31 @@ def extract_status_and_identity(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Both of the above over one session's values, sharing their work (sorted names, refs,
     instance numbers, resolved selectors): cheaper than the two calls."""
-    reader = _Reader(profile, values)
-    return reader.fields(profile.status), reader.fields(profile.identity)
+    return Extraction(profile, values).status_and_identity()
+
+
+class Extraction:
+    """Everything read over one set of values, sharing its work: the refs a plan check
+    resolves are the refs status extraction needs again at the end of the session."""
+
+    __slots__ = ("_reader",)
+
+    def __init__(self, profile: Profile, values: Mapping[str, str]) -> None:
+        self._reader = _Reader(profile, values)
+
+    @property
+    def values(self) -> Mapping[str, str]:
+        return self._reader.values
+
+    def refs_hold(self, plan: ReadPlan) -> bool:
+        """See :func:`refs_hold`."""
+        reader = self._reader
+        return all(tuple(reader.ref(key)) == target for key, target in plan.refs.items())
+
+    def status_and_identity(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """See :func:`extract_status_and_identity`."""
+        reader = self._reader
+        return reader.fields(reader.profile.status), reader.fields(reader.profile.identity)
 
 
 def fetch_names(
@@ -142,8 +166,7 @@ def read_plan(profile: Profile, values: Mapping[str, str], at: float) -> ReadPla
 def refs_hold(plan: ReadPlan, profile: Profile, values: Mapping[str, str]) -> bool:
     """True when the refs in ``values`` (a read of the plan's leaves) still point where the
     plan says: a WAN that moved to another interface needs the partial paths read again."""
-    reader = _Reader(profile, values)
-    return all(tuple(reader.ref(key)) == target for key, target in plan.refs.items())
+    return Extraction(profile, values).refs_hold(plan)
 
 
 def is_online(
