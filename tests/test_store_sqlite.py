@@ -469,17 +469,24 @@ async def test_readers_run_while_the_writer_commits(tmp_path: Path) -> None:
     assert len(seen) > 10  # the thread really read while writes were going on
 
 
-async def test_a_session_look_up_leaves_the_tree_out_and_reads_it_on_demand(
+async def test_a_session_look_up_leaves_tree_and_status_out_and_reads_the_tree_on_demand(
     store: SqliteStore,
 ) -> None:
     tree = {"A": ["1", "xsd:string"], "B.C": ["2", None]}
     plan = {"profile": "tr181", "reads": "x", "paths": ["A"], "refs": {}, "at": 1000.0}
     device_id = await store.save_session(
-        session("LEAN01", params=tree, reset_params=True, read_plan=plan, sim={"imsi": "001"})
+        session(
+            "LEAN01",
+            params=tree,
+            status={"upTime": 5},
+            reset_params=True,
+            read_plan=plan,
+            sim={"imsi": "001"},
+        )
     )
-    lean = await store.find_device_for_cpe("lean01", with_params=False)
+    lean = await store.find_device_for_cpe("lean01", for_session=True)
     assert lean is not None and lean.id == device_id
-    assert lean.params == {}
+    assert lean.params == {} and lean.status == {}
     assert (lean.read_plan, lean.sim) == (plan, {"imsi": "001"})
     assert await store.device_params(device_id) == tree
     assert await store.device_params("0" * 24) == {}
@@ -488,3 +495,46 @@ async def test_a_session_look_up_leaves_the_tree_out_and_reads_it_on_demand(
     again = await store.get_device(device_id)
     assert again is not None and (again.read_plan, again.sim) == (plan, {"imsi": "001"})
     assert again.params == {"A": ["3", None], "B.C": ["2", None]}
+
+
+# -- checkpoints -------------------------------------------------------------------------------
+
+
+def _in_database_file(path: Path, serial: str) -> bool:
+    """Whether the row is in the database file itself, not just in its WAL: ``immutable``
+    makes SQLite read the file alone."""
+    db = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+    try:
+        row = db.execute("SELECT 1 FROM devices WHERE serial_number = ?", (serial,)).fetchone()
+    except sqlite3.OperationalError:  # not even the schema is there yet
+        return False
+    finally:
+        db.close()
+    return row is not None
+
+
+async def test_commits_reach_the_database_file_without_the_writer_checkpointing(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "ckpt.db"
+    s = SqliteStore(path, checkpoint_interval=0.05)
+    await s.open()
+    try:
+        # The writer never checkpoints itself: that would stall the sessions waiting for
+        # its commit while it copies and fsyncs pages.
+        conn = sqlite3.connect(path)
+        assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000  # a new one's
+        conn.close()
+        writer_setting = await s._writer_conn.execute_fetchall("PRAGMA wal_autocheckpoint")
+        assert next(iter(writer_setting))[0] == 0
+
+        await s.save_session(session("CKPT1"))
+        assert (tmp_path / "ckpt.db-wal").stat().st_size > 0
+        for _ in range(100):
+            if _in_database_file(path, "CKPT1"):
+                break
+            await asyncio.sleep(0.05)
+        assert _in_database_file(path, "CKPT1"), "the background checkpoint never ran"
+    finally:
+        await s.close()
+    assert not (tmp_path / "ckpt.db-wal").exists()  # closing checkpoints the rest

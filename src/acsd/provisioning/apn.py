@@ -205,7 +205,7 @@ async def add_apn_name(
 
 
 async def _stored_tree(store: Store, record: DeviceRecord) -> dict[str, Any]:
-    # A session's record comes without its tree (find_device_for_cpe(with_params=False)).
+    # A session's record comes without its tree (find_device_for_cpe(for_session=True)).
     params = record.params or await store.device_params(record.id)
     return {k: v[0] for k, v in params.items()}
 

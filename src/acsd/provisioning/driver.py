@@ -157,7 +157,7 @@ class ProvisioningDriver:
         self._flat_values = None
         try:
             # Without the parameter tree: a session seldom needs it (see finish()).
-            self.record = await self.store.find_device_for_cpe(dev.serial_number, with_params=False)
+            self.record = await self.store.find_device_for_cpe(dev.serial_number, for_session=True)
         except Exception:
             log.exception("session.lookup_failed", serial=dev.serial_number)
             return rpc.acs_fault(8002, "device lookup failed; retry later")

@@ -322,11 +322,12 @@ class Store(Protocol):
         """True when the database answers and migrations are done."""
 
     async def find_device_for_cpe(
-        self, serial_number: str, mac_address: str | None = None, *, with_params: bool = True
+        self, serial_number: str, mac_address: str | None = None, *, for_session: bool = False
     ) -> DeviceRecord | None:
         """The record a CPE binds to: serial number (case-insensitive), else MAC.
-        ``with_params=False`` leaves ``params`` empty (a session's look-up: the tree is
-        several KB to read and decode, and mostly not needed)."""
+        ``for_session=True`` leaves ``params`` and ``status`` empty: a session writes a
+        new status, and reads the tree (several KB) with :meth:`device_params` only when
+        it needs it."""
 
     async def get_device(self, key: str) -> DeviceRecord | None:
         """By id, or by serial number (case-insensitive)."""
