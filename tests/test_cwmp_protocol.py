@@ -135,6 +135,20 @@ def test_chunked_and_gzip_bodies_are_accepted(daemon):
     drive_to_end(wire, first, ns)
 
 
+def test_a_gzip_body_that_inflates_past_max_body_is_refused(daemon):
+    # 20 KB on the wire, 20 MB inflated: the limit counts what the body inflates to.
+    bomb = gzip.compress(b"<" + b" " * (20 * 1024 * 1024))
+    assert len(bomb) < 100_000
+    wire = Wire(daemon.cwmp_url)
+    answer = wire.post(bomb, headers={"Content-Encoding": "gzip"})
+    assert answer.status == 413 and b"max_body" in answer.body
+    wire.close()
+    good = Wire(daemon.cwmp_url)
+    assert good.post(envelope(inform_body("PROTO0009"))).status == 200
+    drive_to_end(good, good.post(None), "urn:dslforum-org:cwmp-1-0")
+    assert daemon.device_json("PROTO0009")["status"]["upTime"] == 4242
+
+
 def test_inform_without_device_id_is_refused_with_a_soap_fault(daemon):
     wire = Wire(daemon.cwmp_url)
     body = envelope("<cwmp:Inform><Event/><MaxEnvelopes>1</MaxEnvelopes></cwmp:Inform>")

@@ -455,12 +455,16 @@ class CwmpServer:
         length = request.content_length
         if length is not None and length > self.settings.max_body:
             raise _HttpError(413, f"body of {length} bytes exceeds max_body")
-        # aiohttp inflates gzip/deflate bodies itself and applies client_max_size to the
-        # inflated size, which is what stops a zip bomb.
-        try:
-            return await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            raise _HttpError(413, "body exceeds max_body") from None
+        # Not request.read(): aiohttp keeps what that returns on the request, and keeps the
+        # last request of a connection until the next one arrives, so every session held
+        # open would carry a copy of its Inform. aiohttp inflates gzip/deflate in the
+        # stream; the limit applies to the inflated size, which is what stops a zip bomb.
+        body = bytearray()
+        while chunk := await request.content.readany():
+            body += chunk
+            if len(body) > self.settings.max_body:
+                raise _HttpError(413, "body exceeds max_body")
+        return bytes(body)
 
     def _remote_ip(self, request: web.Request) -> str:
         if self.settings.trust_forwarded:
