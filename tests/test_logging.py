@@ -57,6 +57,21 @@ def test_json_lines_off_a_terminal_and_readable_lines_on_one(monkeypatch):
         json.loads(text.splitlines()[0])
 
 
+def test_a_module_logger_follows_a_reload_of_the_level_and_stream():
+    # Module loggers are made once at import and bound once per configuration (for speed):
+    # a reload (SIGHUP) that changes the level or the output must still reach them.
+    logger = acsd_log.get_logger("t")
+    first, second = io.StringIO(), io.StringIO()
+    acsd_log.configure("warning", "json", first)
+    logger.info("quiet")
+    logger.warning("loud")
+    acsd_log.configure("debug", "json", second)
+    logger.debug("now.seen", password="hunter2")
+    assert [json.loads(x)["event"] for x in first.getvalue().splitlines()] == ["loud"]
+    [entry] = [json.loads(x) for x in second.getvalue().splitlines()]
+    assert entry["event"] == "now.seen" and entry["password"] != "hunter2"
+
+
 def test_secrets_are_masked_at_any_depth(monkeypatch):
     monkeypatch.delenv("JOURNAL_STREAM", raising=False)
     stream = io.StringIO()
