@@ -682,6 +682,11 @@ class SqliteStore:
             raise StoreClosedError(f"{self!r} was closed; create a new store to reopen")
         try:
             self._writer_conn = await self._connect()
+            if not callable(getattr(self._writer_conn, "_execute", None)):
+                raise StoreError(
+                    f"aiosqlite {aiosqlite.__version__} lacks Connection._execute, which acsd "
+                    "uses to commit a batch in one hop; install aiosqlite 0.20 to 0.22"
+                )
             mode = await self._scalar(self._writer_conn, "PRAGMA journal_mode = WAL")
             if str(mode).lower() != "wal":
                 # e.g. a file system without shared memory: readers would block the writer.
@@ -1506,16 +1511,7 @@ class SqliteStore:
             await conn.execute("COMMIT")
         except Exception as exc:
             await self._rollback(conn)
-            if len(batch) == 1:
-                log.warning("store_write_failed", error=repr(exc), kind=_kind(batch[0]))
-                self._fail(batch, exc)
-                return
-            # Which write broke the batch is unknown: give each its own transaction, so
-            # one bad write fails only its own caller.
-            self.stats.fallbacks += 1
-            log.warning("store_batch_failed", error=repr(exc), writes=len(batch))
-            for op in batch:
-                await self._run_batch([op])
+            await self._batch_failed(batch, exc, self._run_batch)
             return
         failed = sum(isinstance(value, _Failed) for value in results)
         if failed < len(batch):
@@ -1539,21 +1535,28 @@ class SqliteStore:
             log.error("store_begin_failed", error=str(exc.__cause__), writes=len(saves))
             self._fail(saves, exc.__cause__ or exc)
             return
-        except Exception as exc:
-            if len(saves) == 1:
-                log.warning("store_write_failed", error=repr(exc), kind="save_session")
-                self._fail(saves, exc)
-                return
-            # As in _run_batch: which save broke the batch is unknown.
-            self.stats.fallbacks += 1
-            log.warning("store_batch_failed", error=repr(exc), writes=len(saves))
-            for op in saves:
-                await self._run_saves([op])
+        except Exception as exc:  # rolled back on the writer thread already
+            await self._batch_failed(saves, exc, self._run_saves)
             return
         self.stats._record_batch(len(saves), time.perf_counter() - started)
         for op, device_id in zip(saves, ids, strict=True):
             if not op.future.done():  # the caller may have been cancelled
                 op.future.set_result(device_id)
+
+    async def _batch_failed(
+        self, batch: list[Any], exc: Exception, retry: Callable[[list[Any]], Awaitable[None]]
+    ) -> None:
+        """After a rolled-back batch: fail its one write, or retry each of its writes in a
+        transaction of its own (which one broke the batch is unknown), so that one bad
+        write fails only its own caller."""
+        if len(batch) == 1:
+            log.warning("store_write_failed", error=repr(exc), kind=_kind(batch[0]))
+            self._fail(batch, exc)
+            return
+        self.stats.fallbacks += 1
+        log.warning("store_batch_failed", error=repr(exc), writes=len(batch))
+        for op in batch:
+            await retry([op])
 
     def _fail(self, batch: list[_Op], exc: BaseException) -> None:
         for op in batch:
