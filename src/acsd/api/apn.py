@@ -201,10 +201,7 @@ _PATHS = {
 )  # fmt: skip
 @answers(DEVICE)
 async def create_apn_device(request: web.Request) -> web.Response:
-    ctx = context(request)
-    who = await caller(request)
-    account_key, network_key = _keys(request)
-    require(who, account_key)
+    ctx, who, account_key, network_key = await _scope(request)
     body = validated(APNDevice, await read_document(request, DEVICE))
     account = await ctx.store.get_apn_account(account_key)
     new_account = None
@@ -267,6 +264,16 @@ def _account_from_hints(key: str, hints: AccountHints | None) -> ApnAccountRecor
     )
 
 
+async def _scope(request: web.Request) -> tuple[ApiContext, Caller, str, str]:
+    """The context, the caller and the URL's account and network keys, once the caller
+    may act on that account."""
+    ctx = context(request)
+    who = await caller(request)
+    account_key, network_key = _keys(request)
+    require(who, account_key)
+    return ctx, who, account_key, network_key
+
+
 async def _account(ctx: ApiContext, key: str) -> ApnAccountRecord:
     account = await ctx.store.get_apn_account(key)
     if account is None:
@@ -307,10 +314,7 @@ async def _device(request: web.Request, ctx: ApiContext) -> ApnDeviceRecord:
 )  # fmt: skip
 @answers(DEVICE)
 async def get_apn_device(request: web.Request) -> web.Response:
-    ctx = context(request)
-    who = await caller(request)
-    account_key, _ = _keys(request)
-    require(who, account_key)
+    ctx, _who, account_key, _ = await _scope(request)
     account = await _account(ctx, account_key)
     device = await _device(request, ctx)
     return reply(request, DEVICE, device_doc(device, account), meta=device_meta(device))
@@ -364,10 +368,7 @@ def _decode_token(token: str) -> str:
 )  # fmt: skip
 @answers(DEVICE, many=True)
 async def list_apn_devices(request: web.Request) -> web.Response:
-    ctx = context(request)
-    who = await caller(request)
-    account_key, network_key = _keys(request)
-    require(who, account_key)
+    ctx, _who, account_key, network_key = await _scope(request)
     after, size, ended = _list_query(request)
     account = await _account(ctx, account_key)
     await _network(ctx, account_key, network_key)
@@ -389,10 +390,7 @@ async def list_apn_devices(request: web.Request) -> web.Response:
 )  # fmt: skip
 @answers(DEVICE)
 async def delete_apn_device(request: web.Request) -> web.Response:
-    ctx = context(request)
-    who = await caller(request)
-    account_key, _ = _keys(request)
-    require(who, account_key)
+    ctx, who, account_key, _ = await _scope(request)
     account = await _account(ctx, account_key)
     device = await _device(request, ctx)
     if device.end_date is not None:
@@ -433,10 +431,7 @@ def _network_doc(network: ApnNetworkRecord) -> dict[str, Any]:
 )  # fmt: skip
 @answers(NETWORK)
 async def get_apn_network(request: web.Request) -> web.Response:
-    ctx = context(request)
-    who = await caller(request)
-    account_key, network_key = _keys(request)
-    require(who, account_key)
+    ctx, _who, account_key, network_key = await _scope(request)
     await _account(ctx, account_key)
     return reply(request, NETWORK, _network_doc(await _network(ctx, account_key, network_key)))
 
@@ -451,10 +446,7 @@ async def get_apn_network(request: web.Request) -> web.Response:
 )  # fmt: skip
 @answers(NETWORK)
 async def put_apn_network(request: web.Request) -> web.Response:
-    ctx = context(request)
-    who = await caller(request)
-    account_key, network_key = _keys(request)
-    require(who, account_key)
+    ctx, who, account_key, network_key = await _scope(request)
     body = validated(AccountNetwork, await read_document(request, NETWORK))
     if body.ForeignKey is not None and body.ForeignKey != network_key:
         raise invalid("ForeignKey", f"must be the URL's network {network_key!r} or left out")
