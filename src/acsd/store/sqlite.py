@@ -345,8 +345,11 @@ def _mac_fragment(q: str) -> str | None:
     return digits if 2 <= len(digits) <= 12 else None
 
 
-def _device_filters(query: DeviceQuery) -> tuple[str, dict[str, Any]]:
-    """The WHERE clause of :meth:`SqliteStore.query_devices` and its named parameters."""
+def _customer_filters(
+    query: DeviceQuery | InternetAccountQuery,
+) -> tuple[list[str], dict[str, Any]]:
+    """The scoping that every list shares: the customers a reseller's token sees, and the
+    one customer asked for."""
     clauses: list[str] = []
     params: dict[str, Any] = {}
     if query.customers is not None:
@@ -355,6 +358,12 @@ def _device_filters(query: DeviceQuery) -> tuple[str, dict[str, Any]]:
     if query.customer is not None:
         clauses.append("customer = :customer")
         params["customer"] = query.customer
+    return clauses, params
+
+
+def _device_filters(query: DeviceQuery) -> tuple[str, dict[str, Any]]:
+    """The WHERE clause of :meth:`SqliteStore.query_devices` and its named parameters."""
+    clauses, params = _customer_filters(query)
     if query.state is not None:
         clauses.append("state = :state")
         params["state"] = query.state
@@ -431,14 +440,7 @@ _INTERNET_ACCOUNT_STATES = {
 
 
 def _internet_account_filters(query: InternetAccountQuery) -> tuple[str, dict[str, Any]]:
-    clauses: list[str] = []
-    params: dict[str, Any] = {}
-    if query.customers is not None:
-        clauses.append("customer IN (SELECT value FROM json_each(:customers))")
-        params["customers"] = dumps(sorted(query.customers))
-    if query.customer is not None:
-        clauses.append("customer = :customer")
-        params["customer"] = query.customer
+    clauses, params = _customer_filters(query)
     if query.device is not None:
         clauses.append("device = :device")
         params["device"] = query.device
