@@ -12,6 +12,7 @@ the stream has one format.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -31,9 +32,11 @@ def is_secret_name(name: str) -> bool:
     return bool(_SECRET_KEY.search(leaf))
 
 
+@functools.lru_cache(maxsize=8192)
 def session_ref(session_id: str) -> str:
     """What logs call a CWMP session: a digest of its id, because the id is the session
-    cookie and whoever holds it can speak for the CPE in that session."""
+    cookie and whoever holds it can speak for the CPE in that session. (Cached: every
+    exchange of a session binds it to its log lines.)"""
     return hashlib.blake2s(session_id.encode(), digest_size=6).hexdigest()
 
 
