@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint fmt clean bench bench-quick
+.PHONY: run test lint fmt clean bench bench-quick bench-compare
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/bench.py --quick
+
+# CPU per steady session of the working tree against BASE (a commit; default HEAD), in
+# alternating runs: how to tell a change's effect from the machine's drift.
+bench-compare: $(STAMP)
+	$(BIN)/python benchmarks/compare.py --base $(or $(BASE),HEAD)
 
 # --- installing as a service (run as root; see "Operations" in README.md) ---------------
 # A venv in PREFIX with acsd and its dependencies, the systemd unit (ExecStart pointing

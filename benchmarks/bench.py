@@ -104,9 +104,10 @@ def baseline_server():
 
 
 @contextlib.contextmanager
-def acsd_daemon(workdir: Path, db: Path | None = None, extra: str = ""):
+def acsd_daemon(workdir: Path, db: Path | None = None, extra: str = "", src: Path | None = None):
     """acsd on core 0 with its defaults but for the log level (warning: at info it writes
-    two lines per session, which is a cost of its own) and ``extra`` TOML."""
+    two lines per session, which is a cost of its own) and ``extra`` TOML; ``src``: run the
+    acsd package of that source tree instead of the installed one (see compare.py)."""
     cwmp, api = free_port(), free_port()
     config = workdir / "bench.toml"
     db = db or workdir / "bench.db"
@@ -117,10 +118,12 @@ def acsd_daemon(workdir: Path, db: Path | None = None, extra: str = ""):
         '[log]\nlevel = "warning"\nformat = "json"\n'
     )
     log = open(workdir / "daemon.log", "a")  # noqa: SIM115 (lives as long as the daemon)
+    env = None if src is None else {**os.environ, "PYTHONPATH": str(src)}
     proc = subprocess.Popen(
         pinned(0, [PY, "-m", "acsd", "serve", "--config", str(config)]),
         stderr=log,
         cwd=workdir,
+        env=env,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
