@@ -652,6 +652,7 @@ class SqliteStore:
         max_batch: int = MAX_BATCH,
         busy_timeout: float = BUSY_TIMEOUT,
         checkpoint_interval: float = CHECKPOINT_INTERVAL,
+        wal_limit: int = JOURNAL_SIZE_LIMIT,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
@@ -659,6 +660,8 @@ class SqliteStore:
         self.max_batch = max_batch
         self.busy_timeout = busy_timeout
         self.checkpoint_interval = checkpoint_interval
+        #: bytes of WAL kept on disk, and beyond which a checkpoint waits to restart it
+        self.wal_limit = wal_limit
         self.stats = WriterStats()
         #: versions that open() applied (empty when the schema was up to date)
         self.migrations_applied: list[int] = []
@@ -694,7 +697,7 @@ class SqliteStore:
                 # e.g. a file system without shared memory: readers would block the writer.
                 raise StoreError(f"{self.path}: cannot switch to WAL (journal_mode={mode})")
             # A burst can grow the WAL far beyond its checkpoint size; cap what stays on disk.
-            await self._writer_conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
+            await self._writer_conn.execute(f"PRAGMA journal_size_limit = {int(self.wal_limit)}")
             self.migrations_applied = await migrate(self._writer_conn)
             # The writer's own checkpoints (every 1000 pages) copied pages into the database
             # and fsynced it inside a COMMIT that sessions wait for: on a large database
@@ -719,10 +722,17 @@ class SqliteStore:
 
     async def _checkpoints(self) -> None:
         """Copy the WAL into the database every ``checkpoint_interval`` seconds of writing.
+
         PASSIVE: it neither waits for nor blocks the writer and readers; what it could not
-        copy this time (a reader still on old pages) it copies next time."""
+        copy this time (a reader still on old pages) it copies next time. But SQLite writes
+        the WAL from its start again only after a checkpoint found it idle, which under
+        steady writes never happens: the file grew by gigabytes. So once it is past
+        ``wal_limit``, a RESTART checkpoint holds the writer back for the little the
+        passive one left (a few ms) and the next commit starts the file over."""
         conn = self._checkpointer
         assert conn is not None
+        page_size = await self._scalar(conn, "PRAGMA page_size")
+        restart_frames = max(1, self.wal_limit // max(int(page_size or 4096), 512))
         done = -1 if self.migrations_applied else 0
         while True:
             await asyncio.sleep(self.checkpoint_interval)
@@ -730,9 +740,17 @@ class SqliteStore:
                 continue
             done = self.stats.writes
             try:
-                await conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                # (busy, frames in the WAL, frames copied)
+                row = await self._scalar_row(conn, "PRAGMA wal_checkpoint(PASSIVE)")
+                if row is not None and row[1] >= restart_frames:
+                    await self._scalar_row(conn, "PRAGMA wal_checkpoint(RESTART)")
             except Exception as exc:  # the next round tries again
                 log.warning("store_checkpoint_failed", error=str(exc))
+
+    @staticmethod
+    async def _scalar_row(conn: aiosqlite.Connection, sql: str) -> Any:
+        rows = list(await conn.execute_fetchall(sql))
+        return rows[0] if rows else None
 
     async def _connect(self) -> aiosqlite.Connection:
         try:
