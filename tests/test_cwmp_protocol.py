@@ -155,7 +155,8 @@ def test_inform_without_device_id_is_refused_with_a_soap_fault(daemon):
     answer = wire.post(body)
     fault = parse_envelope(answer.body).body
     assert isinstance(fault, rpc.Fault) and fault.code == 8003
-    assert "DeviceId" in daemon.log_text()
+    # the daemon's stderr is read by a thread of the test: the line may lag the answer
+    wait_for(lambda: "DeviceId" in daemon.log_text())
     assert "[]" in daemon.cli("device", "list", "--json").stdout
 
 

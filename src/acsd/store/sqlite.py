@@ -66,6 +66,8 @@ MAX_BATCH = 500
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
 #: seconds between checkpoints of the WAL into the database (see _checkpoints)
 CHECKPOINT_INTERVAL = 1.0
+#: how long a checkpoint that restarts the WAL may hold the writer back
+RESTART_WAIT_MS = 200
 #: upper bounds of the batch-size histogram in :class:`WriterStats` (the last catches all)
 BATCH_BUCKETS: tuple[float, ...] = (1, 2, 5, 10, 20, 50, 100, 200, 500, float("inf"))
 
@@ -704,6 +706,9 @@ class SqliteStore:
             # that stalled every session for up to 0.6 s. A connection of its own does it.
             await self._writer_conn.execute("PRAGMA wal_autocheckpoint = 0")
             self._checkpointer = await self._connect()
+            # A RESTART checkpoint holds the writer back while it waits for readers: with a
+            # long one about (a backup), give up soon and try again next round.
+            await self._checkpointer.execute(f"PRAGMA busy_timeout = {RESTART_WAIT_MS}")
             self._reader = await self._connect()
             # The reader must never write: all writes go through the one writer task.
             await self._reader.execute("PRAGMA query_only = ON")
