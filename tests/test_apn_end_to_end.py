@@ -158,3 +158,25 @@ async def test_a_record_from_before_sim_numbers_were_kept_still_gets_its_apn(dae
     assert (await sim.run_once()).ok == 1
     assert sim.routers[0].tree.get("Device.Cellular.AccessPoint.1.APN") == "old.acsd-test.example"
     assert sim_column() == {k: card[k] for k in ("imsi", "iccid", "msisdn")}
+
+
+async def test_without_drift_checks_a_stored_apn_that_differs_is_set_and_then_left(
+    daemon_factory,
+):
+    # Drift checks off: a session reads the settings only when something says they differ.
+    # For the APN that is the router's stored APN against its SIM's network's.
+    daemon = daemon_factory(provisioning={"drift_check": False})
+    api = ApnApi(Api(daemon.api_url, token(daemon, "ADMIN")), "json")
+    sim, card = mobile_router(daemon, "APND")
+    router = sim.routers[0]
+    created = api.post(apns_path("OPERATOR-D", "nodrift"), {"CLI": card["imsi"], "Hints": HINTS})
+    assert created.status == 202, created.wrapper
+    put = api.put(network_path("OPERATOR-D", "nodrift"), {"APN": "nodrift.acsd-test.example"})
+    assert put.status == 200
+    assert (await sim.run_once()).ok == 1  # BOOTSTRAP: reports the SIM
+    assert (await sim.run_once()).ok == 1
+    assert router.tree.get("Device.Cellular.AccessPoint.1.APN") == "nodrift.acsd-test.example"
+    assert "SetParameterValues" in router.stats.rpcs[1]
+    # The stored tree now holds the APN that was set: the next session leaves it alone.
+    assert (await sim.run_once()).ok == 1
+    assert "SetParameterValues" not in router.stats.rpcs[2]

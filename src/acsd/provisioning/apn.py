@@ -160,19 +160,23 @@ async def add_apn_name(
     record: DeviceRecord | None,
     values: Mapping[str, list[Any]],
     desired: Desired,
+    *,
+    compare: bool = True,
 ) -> bool:
     """Add ``apn.name`` to ``desired`` when the SIM this router reported (in this Inform,
     else in its last session) belongs to a network with an APN name. True when the router's
     last known APN differs, so the session must read and set it even without drift checks.
 
     ``record`` may come without its parameter tree (a session's look-up): the SIM numbers
-    of its last session are on the record, and the tree is read only when the router's
-    APN must be compared. A router's first session has not yet reported its SIM: its APN
-    follows in the next."""
+    of its last session are on the record, and the tree is read (once) only when the
+    router's APN must be compared. ``compare=False``: the session reads its settings
+    anyway (drift checks), so there is nothing to compare against the stored tree. A
+    router's first session has not yet reported its SIM: its APN follows in the next."""
     if record is None or record.state == "DELETING":
         return False
     flat = {k: v[0] for k, v in values.items()}
-    if record.sim is None:
+    with_tree = record.sim is None
+    if with_tree:
         # A record from before acsd kept SIM numbers: they are in its tree.
         flat = {**await _stored_tree(store, record), **flat}
         ident = extract_identity(profile, flat)
@@ -198,8 +202,10 @@ async def add_apn_name(
     if name is None:
         return False
     desired.settings["apn.name"] = name
+    if not compare:
+        return False
     targets = profile.settings.get("apn.name", ())
-    if any(t.path not in flat for t in targets):
+    if not with_tree and any(t.path not in flat for t in targets):
         flat = {**await _stored_tree(store, record), **flat}  # the APN as last read
     return any(flat.get(t.path) != name for t in targets)
 

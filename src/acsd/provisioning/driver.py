@@ -196,7 +196,11 @@ class ProvisioningDriver:
         drift = self.settings.drift_check and (record is None or record.drift_check)
         self.read_settings = not self.desired.empty and (self.bootstrap or drift or not held)
         self.plan = self._usable_plan(record)
-        if await add_apn_name(self.store, self.profile, record, self.values, self.desired):
+        # With its settings read anyway, the session need not compare its stored APN.
+        compare = not self.read_settings
+        if await add_apn_name(
+            self.store, self.profile, record, self.values, self.desired, compare=compare
+        ):
             self.read_settings = True  # the router's APN is not its SIM's network's (yet)
         log.info(
             "session.inform",
