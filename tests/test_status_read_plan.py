@@ -14,11 +14,11 @@ import pytest
 from acsd.cwmp import rpc
 from acsd.provisioning.profiles import load_profiles
 from acsd.provisioning.status import (
+    Extraction,
     ReadPlan,
     extract_status_and_identity,
     fetch_names,
     read_plan,
-    refs_hold,
 )
 from acsd.sim.runner import Simulation
 
@@ -70,7 +70,7 @@ def test_the_plan_gives_what_the_whole_tree_gives_whatever_the_values(tree: str)
         for path in rng.sample(plan.paths, k=rng.randint(1, min(6, len(plan.paths)))):
             mutated[path] = rng.choice([*ODD_VALUES, rng.choice(list(whole.values()))])
         leaves = {path: mutated[path] for path in plan.paths}
-        if not refs_hold(plan, profile, leaves):
+        if not Extraction(profile, leaves).refs_hold(plan):
             continue  # the driver reads the whole objects again (tested below)
         held += 1
         assert extract_status_and_identity(profile, leaves) == extract_status_and_identity(

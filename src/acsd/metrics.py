@@ -336,12 +336,8 @@ class _CwmpCollector(Collector):
         return list(self._families(0, {}))
 
     def collect(self) -> Iterator[Metric]:
-        lag = getattr(self.server, "loop_lag", None)
-        yield from self._families(
-            len(self.server.sessions),
-            dict(self.server.stats),
-            lag.seconds if lag is not None else 0.0,
-        )
+        server = self.server
+        yield from self._families(len(server.sessions), dict(server.stats), server.loop_lag.seconds)
 
     @staticmethod
     def _families(open_sessions: int, stats: dict[str, Any], lag: float = 0.0) -> Iterator[Metric]:

@@ -146,8 +146,8 @@ class CwmpServer:
         self._reaper: asyncio.Task[None] | None = None
         self.loop_lag = LoopLag()
         self.stats = {"sessions_total": 0, "refused_overload": 0, "bad_requests": 0}
-        self.stats.update(refused_loop_lag=0)
-        self.stats.update(auth_challenges=0, auth_failures=0, auth_rate_limited=0)
+        self.stats.update(refused_loop_lag=0, auth_challenges=0, auth_failures=0)
+        self.stats.update(auth_rate_limited=0)
         self.stats.update(sessions_parked=0, sessions_taken_over=0)
         #: TCP connections (their transports) that authenticated, and as whom
         self._conn_auth: weakref.WeakKeyDictionary[object, AuthResult] = weakref.WeakKeyDictionary()

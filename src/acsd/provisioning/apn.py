@@ -34,7 +34,7 @@ from acsd.ids import new_id
 from acsd.log import get_logger
 from acsd.provisioning.desired import Desired
 from acsd.provisioning.profiles import Profile
-from acsd.provisioning.status import extract_identity
+from acsd.provisioning.status import extract_identity, untyped
 from acsd.store.base import ApnDeviceRecord, AuditRecord, DeviceRecord, Store
 
 log = get_logger("acsd.apn")
@@ -174,7 +174,7 @@ async def add_apn_name(
     router's first session has not yet reported its SIM: its APN follows in the next."""
     if record is None or record.state == "DELETING":
         return False
-    flat = {k: v[0] for k, v in values.items()}
+    flat = untyped(values)
     with_tree = record.sim is None
     if with_tree:
         # A record from before acsd kept SIM numbers: they are in its tree.
@@ -213,7 +213,7 @@ async def add_apn_name(
 async def _stored_tree(store: Store, record: DeviceRecord) -> dict[str, Any]:
     # A session's record comes without its tree (find_device_for_cpe(for_session=True)).
     params = record.params or await store.device_params(record.id)
-    return {k: v[0] for k, v in params.items()}
+    return untyped(params)
 
 
 #: the identity fields that name a SIM, kept on the device record between sessions

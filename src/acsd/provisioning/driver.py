@@ -41,7 +41,7 @@ from acsd.provisioning.jobs import (
 )
 from acsd.provisioning.plan import Change, Plan, mac_key, plan_changes, row_changes
 from acsd.provisioning.profiles import Profile, ProfileSet, detect_root
-from acsd.provisioning.status import Extraction, ReadPlan, fetch_names, read_plan
+from acsd.provisioning.status import Extraction, ReadPlan, fetch_names, read_plan, untyped
 from acsd.store.base import CpeIdentity, DeviceRecord, SessionResult, Store
 
 log = get_logger("acsd.session")
@@ -260,8 +260,7 @@ class ProvisioningDriver:
             # Everything status needs was read this session: no need for the stored tree,
             # the store merges these values into it.
             params, reset = self._session_params(), False
-            same = params is self.values
-            flat = self._flat() if same else {k: v[0] for k, v in params.items()}
+            flat = self._flat() if params is self.values else untyped(params)
         else:
             try:
                 params, reset = await self._merged_params(), True
@@ -270,7 +269,7 @@ class ProvisioningDriver:
                 if complete:
                     raise  # the CPE then sees the session fail and retries it
                 return
-            flat = {k: v[0] for k, v in params.items()}
+            flat = untyped(params)
             if self.plan is None and self.fetch.started and not self.fetch.failed:
                 new_plan = read_plan(self.profile, flat, now).to_json()
         extraction = self._extraction
@@ -370,7 +369,7 @@ class ProvisioningDriver:
     def _flat(self) -> dict[str, str]:
         """``values`` without the types, built once per change of ``values``."""
         if self._flat_values is None:
-            self._flat_values = {k: v[0] for k, v in self.values.items()}
+            self._flat_values = untyped(self.values)
         return self._flat_values
 
     def _read_names(self) -> list[str]:
@@ -638,8 +637,8 @@ class ProvisioningDriver:
         """What this session read, with what the CPE acknowledged laid over it: that is
         what it now holds (secrets as it reports them)."""
         applied = self.apply.outcome.applied if self.apply is not None else []
-        if not any(not change.secret for change in applied):
-            return self.values  # what was read is what it holds
+        if all(change.secret for change in applied):
+            return self.values  # what was read is what it holds (secrets are not kept)
         params = dict(self.values)
         for change in applied:
             if not change.secret:

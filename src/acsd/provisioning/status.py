@@ -33,7 +33,7 @@ __all__ = [
     "fetch_names",
     "is_online",
     "read_plan",
-    "refs_hold",
+    "untyped",
 ]
 
 
@@ -69,7 +69,9 @@ class Extraction:
         return self._reader.values
 
     def refs_hold(self, plan: ReadPlan) -> bool:
-        """See :func:`refs_hold`."""
+        """True when the refs in these values (a read of the plan's leaves) still point
+        where the plan says: a WAN that moved to another interface needs the partial paths
+        read again."""
         reader = self._reader
         return all(tuple(reader.ref(key)) == target for key, target in plan.refs.items())
 
@@ -77,6 +79,12 @@ class Extraction:
         """See :func:`extract_status_and_identity`."""
         reader = self._reader
         return reader.fields(reader.profile.status), reader.fields(reader.profile.identity)
+
+
+def untyped(params: Mapping[str, list[Any]]) -> dict[str, str]:
+    """Values as extraction reads them (``path -> value``) from the stored and session form
+    (``path -> [value, xsd type]``)."""
+    return {k: v[0] for k, v in params.items()}
 
 
 def fetch_names(
@@ -161,12 +169,6 @@ def read_plan(profile: Profile, values: Mapping[str, str], at: float) -> ReadPla
         refs={key: tuple(reader.ref(key)) for key in profile.refs},
         at=at,
     )
-
-
-def refs_hold(plan: ReadPlan, profile: Profile, values: Mapping[str, str]) -> bool:
-    """True when the refs in ``values`` (a read of the plan's leaves) still point where the
-    plan says: a WAN that moved to another interface needs the partial paths read again."""
-    return Extraction(profile, values).refs_hold(plan)
 
 
 def is_online(

@@ -736,8 +736,7 @@ class SqliteStore:
         passive one left (a few ms) and the next commit starts the file over."""
         conn = self._checkpointer
         assert conn is not None
-        page_size = await self._scalar(conn, "PRAGMA page_size")
-        restart_frames = max(1, self.wal_limit // max(int(page_size or 4096), 512))
+        restart_frames = max(1, self.wal_limit // await self._scalar(conn, "PRAGMA page_size"))
         done = -1 if self.migrations_applied else 0
         while True:
             await asyncio.sleep(self.checkpoint_interval)
@@ -746,16 +745,11 @@ class SqliteStore:
             done = self.stats.writes
             try:
                 # (busy, frames in the WAL, frames copied)
-                row = await self._scalar_row(conn, "PRAGMA wal_checkpoint(PASSIVE)")
+                row = await self._first_row(conn, "PRAGMA wal_checkpoint(PASSIVE)")
                 if row is not None and row[1] >= restart_frames:
-                    await self._scalar_row(conn, "PRAGMA wal_checkpoint(RESTART)")
+                    await self._first_row(conn, "PRAGMA wal_checkpoint(RESTART)")
             except Exception as exc:  # the next round tries again
                 log.warning("store_checkpoint_failed", error=str(exc))
-
-    @staticmethod
-    async def _scalar_row(conn: aiosqlite.Connection, sql: str) -> Any:
-        rows = list(await conn.execute_fetchall(sql))
-        return rows[0] if rows else None
 
     async def _connect(self) -> aiosqlite.Connection:
         try:
@@ -775,9 +769,14 @@ class SqliteStore:
         return conn
 
     @staticmethod
-    async def _scalar(conn: aiosqlite.Connection, sql: str, args: Sequence[Any] = ()) -> Any:
+    async def _first_row(conn: aiosqlite.Connection, sql: str, args: Sequence[Any] = ()) -> Any:
         rows = list(await conn.execute_fetchall(sql, args))
-        return rows[0][0] if rows else None
+        return rows[0] if rows else None
+
+    @classmethod
+    async def _scalar(cls, conn: aiosqlite.Connection, sql: str, args: Sequence[Any] = ()) -> Any:
+        row = await cls._first_row(conn, sql, args)
+        return row[0] if row is not None else None
 
     async def close(self) -> None:
         """Stop accepting writes, commit everything queued, stop the writer, disconnect.
