@@ -417,7 +417,7 @@ def table(results: dict) -> str:
         ("steady: sessions/s (64 in flight)", s["sessions_per_s"], ">= 1200"),
         ("steady: exchanges/s", s["exchanges_per_s"], ""),
         ("baseline: exchanges/s (mean of {} before and {} after)".format(
-            *s.get("baseline_before_after", ["?", "?"])), s["baseline_exchanges_per_s"], ""),
+            *s["baseline_before_after"]), s["baseline_exchanges_per_s"], ""),
         ("steady: ratio to baseline", s["ratio"], ">= 0.5"),
         (f"steady: p50 / p95 ms at {s['paced_sessions_per_s']} sessions/s",
          f"{s['p50_ms']} / {s['p95_ms']}", ""),
