@@ -21,6 +21,7 @@ from acsd.cwmp.session import Limits
 from acsd.eventloop import loop_name
 from acsd.log import get_logger, set_static
 from acsd.metrics import Metrics
+from acsd.provisioning.absent import AbsentHints
 from acsd.provisioning.driver import DriverSettings, ProvisioningDriver
 from acsd.provisioning.jobs import RetryPolicy
 from acsd.provisioning.profiles import ProfileSet, load_profiles
@@ -99,6 +100,8 @@ async def serve(
         periodic_interval=config.cwmp.periodic_interval,
         full_read_interval=config.cwmp.full_read_interval,
     )
+    # One for the process: what one CPE showed it lacks spares the next of its kind.
+    absent_hints = AbsentHints()
     cwmp = CwmpServer(
         ServerSettings(
             max_body=config.cwmp.max_body,
@@ -116,7 +119,9 @@ async def serve(
             worker=worker,
             handoff=config.workers > 1,
         ),
-        lambda: metrics.instrument(ProvisioningDriver(store, profiles.current, driver_settings)),
+        lambda: metrics.instrument(
+            ProvisioningDriver(store, profiles.current, driver_settings, absent_hints)
+        ),
         parking=store,
     )
     cwmp_runner = web.AppRunner(

@@ -6,7 +6,9 @@ the records (``store/``). A session runs in two phases:
 
 1. read: one GetParameterValues for the profile's status names and, when the device has
    wifi/DHCP settings to hold, the setting paths. A CPE that lacks some names (fault 9005
-   fails the whole call) is asked name by name once; what it lacks is remembered.
+   fails the whole call) is asked again by halves down to single names; what it lacks is
+   remembered, and so is what CPEs of its kind lack (:mod:`acsd.provisioning.absent`),
+   which the next one of that kind is then asked for apart.
    The status names are partial paths (whole objects, ~100 values). Such a read also
    yields the CPE's read plan: the ~40 leaves status actually comes from. Until the plan
    is ``full_read_interval`` old (or the CPE boots, a leaf is gone, a ref moved) sessions
@@ -29,6 +31,7 @@ from acsd import clock
 from acsd.cwmp import rpc
 from acsd.cwmp.session import CwmpSession
 from acsd.log import get_logger
+from acsd.provisioning.absent import AbsentHints, Kind, kind_of
 from acsd.provisioning.apn import add_apn_name, record_apn_session, sim_numbers, sim_report
 from acsd.provisioning.desired import Desired, desired_state
 from acsd.provisioning.internet import add_internet_settings
@@ -66,7 +69,8 @@ class DriverSettings:
 
 @dataclass
 class _Fetch:
-    """The read of one session: first one batch, then name by name after a 9005."""
+    """The read of one session: first one batch (and the names the CPE's kind lacks, one
+    per call), then by halves after a 9005."""
 
     queue: list[list[str]] = field(default_factory=list)
     ok: list[str] = field(default_factory=list)
@@ -94,11 +98,17 @@ class ProvisioningDriver:
     """One per session (see :class:`acsd.cwmp.session.SessionDriver`)."""
 
     def __init__(
-        self, store: Store, profiles: ProfileSet, settings: DriverSettings | None = None
+        self,
+        store: Store,
+        profiles: ProfileSet,
+        settings: DriverSettings | None = None,
+        hints: AbsentHints | None = None,
     ) -> None:
         self.store = store
         self.profiles = profiles
         self.settings = settings or DriverSettings()
+        #: what CPEs of each kind lack, shared by the sessions of this process
+        self.hints = hints if hints is not None else AbsentHints()
         self.record: DeviceRecord | None = None
         self.profile: Profile | None = None
         self.identity: CpeIdentity | None = None
@@ -123,7 +133,7 @@ class ProvisioningDriver:
     # --- moving between workers ----------------------------------------------------------
 
     #: references to this process's services, not state: a thawing worker supplies its own
-    _SERVICES = frozenset({"store", "profiles", "settings"})
+    _SERVICES = frozenset({"store", "profiles", "settings", "hints"})
     #: caches of what ``values`` holds: not worth their bytes in a parked session
     _TRANSIENT = frozenset({"_flat_values", "_extraction"})
 
@@ -234,7 +244,7 @@ class ProvisioningDriver:
             self.fetch.started = True
             names = self._read_names()
             if names:
-                self.fetch.queue.append(names)
+                self.fetch.queue.extend(self._apart(names) or [names])
         if self.fetch.queue:
             return rpc.GetParameterValues(names=self.fetch.queue[0])
         if self.read_settings and not self.fetch.failed and self.apply is None:
@@ -398,6 +408,29 @@ class ProvisioningDriver:
                 names.append(name)
         return names
 
+    def _kind(self) -> Kind | None:
+        if self.profile is None or self.identity is None:
+            return None
+        return kind_of(self.profile.name, self.identity)
+
+    def _suspects(self) -> frozenset[str]:
+        """Names this CPE may well lack: what CPEs of its kind lacked and, on a bootstrap
+        (which forgets the record's list, as the firmware may be new), what it lacked."""
+        kind = self._kind()
+        suspects = self.hints.get(kind) if kind is not None else frozenset()
+        if self.bootstrap and self.record is not None and self.record.absent_paths:
+            suspects = suspects.union(self.record.absent_paths)
+        return suspects
+
+    def _apart(self, names: list[str]) -> list[list[str]]:
+        """``names`` as calls in which a suspect cannot fail the others: the rest in one,
+        each suspect in its own. Empty when none of ``names`` is a suspect."""
+        suspects = self._suspects()
+        if suspects.isdisjoint(names):
+            return []
+        rest = [n for n in names if n not in suspects]
+        return ([rest] if rest else []) + [[n] for n in names if n in suspects]
+
     def _on_gpv(self, session: CwmpSession, response: rpc.Message) -> None:
         names = self.fetch.queue.pop(0) if self.fetch.queue else []
         if isinstance(response, rpc.GetParameterValuesResponse):
@@ -405,6 +438,8 @@ class ProvisioningDriver:
                 self.values[p.name] = [p.value, p.type]
             self._flat_values = None
             self.fetch.ok.extend(names)
+            if len(names) == 1 and (kind := self._kind()) is not None:
+                self.hints.present(kind, names)
             if self.plan is not None and not self.fetch.queue:
                 assert self.profile is not None
                 flat = self._flat()
@@ -424,10 +459,15 @@ class ProvisioningDriver:
             self.fetch.queue.clear()
             self._read_whole(session, "a leaf of the read plan is gone")
         elif response.code == 9005 and len(names) > 1:
-            # One unknown name fails the whole call: find out which, one name at a time.
-            self.fetch.queue[:0] = [[name] for name in names]
+            # One unknown name fails the whole call: find out which. Names that another
+            # CPE of this kind lacked meanwhile go apart; else by halves, so k unknown names
+            # among n cost about 2k*log2(n/k) calls, not n.
+            half = len(names) // 2
+            self.fetch.queue[:0] = self._apart(names) or [names[:half], names[half:]]
         elif response.code == 9005:
             self.fetch.absent.update(names)
+            if (kind := self._kind()) is not None:
+                self.hints.absent(kind, names)
         else:
             log.warning(
                 "session.gpv_fault",

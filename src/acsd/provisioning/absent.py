@@ -1,0 +1,67 @@
+"""Which names CPEs of one kind lack: the first read of a CPE asks for them apart.
+
+A GetParameterValues with one name the CPE does not have fails whole with 9005, and the
+fault does not say which name it was. Routers of one model and firmware lack the same
+names (a fixed-line model has no ``Device.Cellular.``, a single-band one no second radio),
+so once one of them has shown which, the next one's first read asks for those names one
+per call, apart from the rest: ``1 + k`` calls where finding them again would take ``2k``
+per halving of the list. That is what keeps a boot storm of one model cheap.
+
+What is learned is only a hint: a name asked for apart is still asked for, so a router
+that does have it is read in full; the hint is dropped when one does. Per process and
+bounded; a restart learns it again from the first sessions.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+
+from acsd.store.base import CpeIdentity
+
+#: kinds of CPE remembered; beyond this the least recently used is forgotten
+MAX_KINDS = 4096
+
+Kind = tuple[str, str, str, str]
+
+
+def kind_of(profile: str, identity: CpeIdentity) -> Kind:
+    """Routers that answer the same names alike: one profile, maker, model and firmware."""
+    return (profile, identity.oui, identity.product_class, identity.software_version or "")
+
+
+class AbsentHints:
+    """Names that CPEs of a kind answered 9005 for, one set per kind."""
+
+    def __init__(self, max_kinds: int = MAX_KINDS) -> None:
+        self.max_kinds = max_kinds
+        self._kinds: OrderedDict[Kind, frozenset[str]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._kinds)
+
+    def get(self, kind: Kind) -> frozenset[str]:
+        names = self._kinds.get(kind)
+        if names is None:
+            return frozenset()
+        self._kinds.move_to_end(kind)
+        return names
+
+    def absent(self, kind: Kind, names: Iterable[str]) -> None:
+        """CPEs of ``kind`` lack ``names`` (one of them just answered 9005 for each)."""
+        known = self._kinds.get(kind, frozenset())
+        merged = known.union(names)
+        if merged != known:
+            self._store(kind, merged)
+
+    def present(self, kind: Kind, names: Iterable[str]) -> None:
+        """A CPE of ``kind`` has ``names`` after all: stop asking for them apart."""
+        known = self._kinds.get(kind)
+        if known and not known.isdisjoint(names):
+            self._store(kind, known.difference(names))
+
+    def _store(self, kind: Kind, names: frozenset[str]) -> None:
+        self._kinds[kind] = names
+        self._kinds.move_to_end(kind)
+        while len(self._kinds) > self.max_kinds:
+            self._kinds.popitem(last=False)

@@ -1,0 +1,156 @@
+"""Names a CPE lacks: a 9005 on a read with many names is narrowed down by halves, and what
+CPEs of one kind lacked is asked for apart when the next of that kind is read, so a boot
+storm of one model does not pay the search on every router."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from acsd.cwmp import rpc
+from acsd.cwmp.session import CwmpSession
+from acsd.provisioning.absent import AbsentHints, kind_of
+from acsd.provisioning.driver import ProvisioningDriver
+from acsd.provisioning.profiles import load_profiles
+from acsd.sim.runner import Simulation
+from acsd.store.base import CpeIdentity
+from api_world import SEED_REQUEST
+
+PROFILES = load_profiles()
+IDENTITY = CpeIdentity(oui="00D09E", product_class="Box", serial_number="ABS000001")
+CELLULAR = "Device.Cellular.Interface."
+PPP = "Device.PPP.Interface."
+
+
+def apply(daemon, tmp_path: Path, serial: str) -> None:
+    path = tmp_path / f"{serial}.json"
+    path.write_text(json.dumps({**SEED_REQUEST, "serialNumber": serial}))
+    daemon.cli("device", "apply", str(path))
+
+
+def gpvs(router, session: int) -> list[list[str]]:
+    rpcs = router.stats.rpcs
+    before = sum(r.count("GetParameterValues") for r in rpcs[:session])
+    return router.stats.gpv[before : before + rpcs[session].count("GetParameterValues")]
+
+
+# --- end to end ------------------------------------------------------------------------------
+
+
+async def test_the_second_router_of_a_kind_is_asked_apart_for_what_the_first_lacked(
+    daemon, tmp_path: Path
+):
+    # A fixed-line TP-Link has neither a cellular modem nor PPP: two of the names read.
+    sim = Simulation(daemon.cwmp_url, ["tplink-tr181"], 3, serial_prefix="AH", concurrency=1)
+    for router in sim.routers:
+        apply(daemon, tmp_path, router.serial)
+    assert (await sim.run_once()).ok == 3
+    first, second, third = sim.routers
+
+    calls = gpvs(first, 0)
+    asked = calls[0]
+    assert CELLULAR in asked and PPP in asked
+    assert [CELLULAR] in calls and [PPP] in calls
+    # By halves: far fewer calls than one per name after the failed first one.
+    assert len(calls) < len(asked) / 2 + 1
+
+    # The next routers of the kind: the rest in one call, each lacking name in its own.
+    rest = [n for n in asked if n not in (CELLULAR, PPP)]
+    for router in (second, third):
+        assert sorted(gpvs(router, 0)) == sorted([rest, [CELLULAR], [PPP]])
+
+    # and they end as the first did: provisioned, with the status read in full.
+    statuses = [daemon.device_json(r.serial) for r in sim.routers]
+    assert {d["state"] for d in statuses} == {"ACTIVE"}
+    assert all(d["status"]["provisioned"] for d in statuses)
+    fields = {k for k, v in statuses[0]["status"].items() if v not in (None, "")}
+    assert fields and all(
+        {k for k, v in d["status"].items() if v not in (None, "")} == fields for d in statuses
+    )
+
+
+# --- the driver on its own -------------------------------------------------------------------
+
+
+def driver_for(hints: AbsentHints) -> tuple[ProvisioningDriver, CwmpSession]:
+    driver = ProvisioningDriver(store=None, profiles=PROFILES, hints=hints)  # type: ignore[arg-type]
+    driver.profile = PROFILES.get("tr181")
+    driver.identity = IDENTITY
+    return driver, CwmpSession(driver=driver, remote_ip="127.0.0.1")
+
+
+def values_for(names: list[str]) -> rpc.GetParameterValuesResponse:
+    leaves = [n + "1.Status" if n.endswith(".") else n for n in names]
+    return rpc.GetParameterValuesResponse(
+        parameters=[rpc.ParameterValue(n, "1", "xsd:string") for n in leaves]
+    )
+
+
+NO_SUCH_NAME = rpc.Fault(code=9005, string="Invalid parameter name")
+
+
+async def test_a_9005_without_hints_splits_the_read_in_halves():
+    driver, session = driver_for(AbsentHints())
+    whole = await driver.next_request(session)
+    assert isinstance(whole, rpc.GetParameterValues) and CELLULAR in whole.names
+    await driver.response(session, whole, NO_SUCH_NAME)
+    half = len(whole.names) // 2
+    assert (await driver.next_request(session)).names == whole.names[:half]
+    assert driver.fetch.queue[1] == whole.names[half:]
+
+
+async def test_a_name_another_router_of_the_kind_lacked_meanwhile_goes_apart_after_a_9005():
+    hints = AbsentHints()
+    driver, session = driver_for(hints)
+    whole = await driver.next_request(session)
+    # Another session of the same kind finds out while this one's read is on its way.
+    hints.absent(kind_of("tr181", IDENTITY), [CELLULAR])
+    await driver.response(session, whole, NO_SUCH_NAME)
+    rest = await driver.next_request(session)
+    assert rest.names == [n for n in whole.names if n != CELLULAR]
+    await driver.response(session, rest, values_for(rest.names))
+    alone = await driver.next_request(session)
+    assert alone.names == [CELLULAR]
+    await driver.response(session, alone, NO_SUCH_NAME)
+    assert driver.fetch.absent == {CELLULAR} and driver.fetch.queue == []
+
+
+async def test_a_router_that_has_a_name_its_kind_lacked_is_read_in_full_and_the_hint_goes():
+    hints = AbsentHints()
+    kind = kind_of("tr181", IDENTITY)
+    hints.absent(kind, [CELLULAR])
+    driver, session = driver_for(hints)
+    rest = await driver.next_request(session)
+    assert CELLULAR not in rest.names
+    await driver.response(session, rest, values_for(rest.names))
+    alone = await driver.next_request(session)
+    assert alone.names == [CELLULAR]
+    await driver.response(session, alone, values_for([CELLULAR]))
+    assert driver.values[CELLULAR + "1.Status"][0] == "1"
+    assert driver.fetch.absent == set()
+    assert hints.get(kind) == frozenset()  # the next router of the kind is read in one call
+
+
+async def test_a_bootstrap_asks_apart_for_what_the_router_itself_lacked_before():
+    driver, session = driver_for(AbsentHints())
+    driver.bootstrap = True
+    driver.record = type("R", (), {"absent_paths": [PPP]})()  # type: ignore[assignment]
+    rest = await driver.next_request(session)
+    assert PPP not in rest.names
+    assert driver.fetch.queue[1:] == [[PPP]]
+
+
+def test_hints_are_per_kind_and_bounded():
+    hints = AbsentHints(max_kinds=2)
+    a = kind_of("tr181", IDENTITY)
+    b = kind_of("tr181", CpeIdentity("00D09E", "Box", "X", software_version="2.0"))
+    c = kind_of("tr098", IDENTITY)
+    hints.absent(a, [CELLULAR])
+    hints.absent(a, [PPP])
+    hints.absent(b, [PPP])
+    assert hints.get(a) == {CELLULAR, PPP} and hints.get(b) == {PPP}
+    hints.get(a)  # a is the most recently used: c pushes b out
+    hints.absent(c, [CELLULAR])
+    assert len(hints) == 2 and hints.get(b) == frozenset() and hints.get(a)
+    hints.present(a, [CELLULAR, "Device.Not.Hinted"])
+    assert hints.get(a) == {PPP}
