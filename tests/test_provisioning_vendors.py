@@ -7,6 +7,7 @@ not taken from the profiles, so a wrong profile path fails."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -214,3 +215,31 @@ async def test_factory_reset_router_gets_everything_again(daemon, tmp_path: Path
     assert tree[f"{W}5.PreSharedKey.1.PreSharedKey"] == "SarahConner"
     assert len(rows(tree, LH + "DHCPStaticAddress.")) == 1
     assert daemon.device_json(serial)["status"]["provisioned"] is True
+
+
+async def test_the_job_keeps_its_time_while_sessions_find_everything_in_place(
+    daemon, tmp_path: Path
+):
+    sim = Simulation(daemon.cwmp_url, ["tplink-tr181"], 1, serial_prefix="PJ")
+    serial = sim.routers[0].serial
+    apply(daemon, tmp_path, {**SEED_BODY, "serialNumber": serial})
+    assert (await sim.run_once()).ok == 1
+    done = daemon.device_json(serial)
+    assert done["job"]["state"] == "DONE" and done["job"]["updated"]
+
+    await asyncio.sleep(0.01)  # the job's time has milliseconds
+    assert (await sim.run_once()).ok == 1
+    again = daemon.device_json(serial)
+    assert again["status"]["lastComm"] > done["status"]["lastComm"]  # the session was saved
+    assert again["job"] == done["job"]  # but the job did not change, nor its time
+
+    # A value put back is a change of the job: its time moves.
+    router = sim.router(serial)
+    router.set_local(f"{POOL}MaxAddress", "192.168.0.150")
+    await asyncio.sleep(0.01)
+    assert (await sim.run_once()).ok == 1
+    fixed = daemon.device_json(serial)
+    assert (
+        fixed["job"]["state"] == "DONE" and fixed["job"]["attempts"] == done["job"]["attempts"] + 1
+    )
+    assert fixed["job"]["updated"] > done["job"]["updated"]

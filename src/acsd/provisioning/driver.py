@@ -303,7 +303,7 @@ class ProvisioningDriver:
             profile=self.profile.name,
             periodic_interval=_int_or_none(ident.get("periodicInterval")),
             connection_request_url=ident.get("connectionRequestUrl"),
-            absent_paths=sorted(self.fetch.absent),
+            absent_paths=self._absent_to_save(reset),
         )
         if self.record is not None and self.record.state == "DELETING":
             # Released: the record goes; a later Inform registers the CPE as unclaimed.
@@ -651,7 +651,9 @@ class ProvisioningDriver:
             policy=self.settings.retry,
             now=now,
         )
-        result.provisioning = self.memory
+        # Unchanged (a session that found everything in place): not written again.
+        if record is None or self.memory != record.provisioning:
+            result.provisioning = self.memory
         if record is None or (record.revision == 0 and record.state != "PROVISIONING"):
             return  # no operator job: what acsd sets on its own does not make a state
         result.state, result.jobs = state, jobs
@@ -663,6 +665,14 @@ class ProvisioningDriver:
                 if instance is not None:
                     client["id"] = str(instance)
             result.dhcp = dhcp
+
+    def _absent_to_save(self, reset: bool) -> list[str] | None:
+        """What the CPE lacks, or None (keep the stored list) when that has not changed
+        and the session does not replace the stored tree (which resets the list too)."""
+        absent = sorted(self.fetch.absent)
+        if not reset and self.record is not None and absent == self.record.absent_paths:
+            return None
+        return absent
 
     def _leaves_only(self) -> bool:
         """True when this session read its plan's leaves and nothing that replaces or

@@ -121,15 +121,20 @@ def close_job(
             fault["nextRetry"] = clock.iso(fault["nextRetry"])
     previous = memory.get("job") or {}
     attempts = previous.get("attempts", 0) if previous.get("revision") == revision else 0
-    memory["job"] = {
+    job = {
         "revision": revision,
         "state": state,
         "attempts": attempts + (1 if not plan.empty or outcome.faulted else 0),
         "faults": faults,
         "unsupported": plan.unsupported,
         "notes": outcome.notes,
-        "updated": clock.iso(now),
+        "updated": previous.get("updated"),
     }
+    # "updated" is when the job last changed: a session that found everything in place
+    # (most of them, with drift checks) leaves the job, and so the stored record, as it is.
+    if job != previous:
+        job["updated"] = clock.iso(now)
+        memory["job"] = job
     if state == PENDING:
         return "PROVISIONING", 1
     return "ACTIVE", 0
