@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 from collections.abc import AsyncIterator
@@ -569,5 +570,35 @@ async def test_the_wal_stays_bounded_under_writes_that_never_pause(tmp_path: Pat
         await asyncio.gather(watch(), *(writer(k) for k in range(16)))
         assert s.stats.writes > 1000
         assert 0 < largest < 24 * 1024 * 1024, f"the WAL grew to {largest} bytes"
+    finally:
+        await s.close()
+
+
+def _thread_nice() -> dict[int, int]:
+    """This process's threads and their nice values (Linux keeps one per thread)."""
+    out = {}
+    for task in Path("/proc/self/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # a thread that just ended
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            out[int(task.name)] = int(fields[16])
+    return out
+
+
+@pytest.mark.parametrize("nicer", [10, 0])
+async def test_the_writer_and_checkpointer_threads_give_way_to_the_event_loop(
+    tmp_path: Path, nicer: int
+) -> None:
+    before = _thread_nice()
+    mine = before[threading.get_native_id()]
+    s = SqliteStore(tmp_path / "nice.db", background_nice=nicer)
+    await s.open()
+    try:
+        new = {tid: nice for tid, nice in _thread_nice().items() if tid not in before}
+        # three connections, a thread each: the writer and the checkpointer are niced, the
+        # reader (a session's look-up waits for it) and the event loop's thread are not
+        assert sorted(new.values()) == sorted([mine, mine + nicer, mine + nicer])
+        assert _thread_nice()[threading.get_native_id()] == mine
+        await s.save_session(session("NICE1"))  # and it still writes
+        assert (await s.find_device_for_cpe("NICE1")) is not None
     finally:
         await s.close()
