@@ -122,6 +122,8 @@ def test_hardening(unit):
     filters = unit["Service"]["SystemCallFilter"]
     assert filters[0] == "@system-service"
     assert any(f.startswith("~") and "@privileged" in f for f in filters[1:])
+    # the one call taken back from @resources: the store's threads lower their own priority
+    assert filters[-1] == "setpriority"
     assert one(unit, "Service", "SystemCallArchitectures") == "native"
 
 

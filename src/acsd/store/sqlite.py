@@ -753,8 +753,9 @@ class SqliteStore:
         for conn in conns:
             try:
                 await _on_thread(conn, _be_nicer, self.background_nice)
-            except OSError as exc:  # not allowed here (a sandbox): run as before
-                log.debug("store_nice_failed", error=str(exc))
+            except OSError as exc:  # a sandbox that forbids it: run as before
+                log.info("store_nice_failed", error=str(exc))
+                return
 
     async def _checkpoints(self) -> None:
         """Copy the WAL into the database every ``checkpoint_interval`` seconds of writing.
