@@ -69,6 +69,29 @@ async def test_the_second_router_of_a_kind_is_asked_apart_for_what_the_first_lac
     )
 
 
+async def test_after_a_restart_a_known_router_teaches_its_kind_before_the_next_bootstrap(
+    daemon_factory, tmp_path: Path
+):
+    first = daemon_factory()
+    known = Simulation(first.cwmp_url, ["tplink-tr181"], 1, serial_prefix="AR")
+    apply(first, tmp_path, known.routers[0].serial)
+    assert (await known.run_once()).ok == 1
+    first.stop()
+
+    # A new process knows nothing of the kind until a known router of it Informs (here
+    # periodically): its record says what it lacks.
+    second = daemon_factory()
+    known.acs_url = second.cwmp_url
+    assert (await known.run_once()).ok == 1
+    assert "0 BOOTSTRAP" not in known.routers[0].stats.events[-1]
+    assert not any(len(names) == 1 for names in gpvs(known.routers[0], 1))  # nothing searched
+    new = Simulation(second.cwmp_url, ["tplink-tr181"], 1, serial_prefix="AN")
+    apply(second, tmp_path, new.routers[0].serial)
+    assert (await new.run_once()).ok == 1
+    calls = gpvs(new.routers[0], 0)
+    assert len(calls) == 3 and [CELLULAR] in calls and [PPP] in calls
+
+
 # --- the driver on its own -------------------------------------------------------------------
 
 

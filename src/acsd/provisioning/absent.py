@@ -9,7 +9,8 @@ per halving of the list. That is what keeps a boot storm of one model cheap.
 
 What is learned is only a hint: a name asked for apart is still asked for, so a router
 that does have it is read in full; the hint is dropped when one does. Per process and
-bounded; a restart learns it again from the first sessions.
+bounded; after a restart it is learned again from the first sessions, and from what the
+records of the routers that Inform say they lack.
 """
 
 from __future__ import annotations
@@ -50,9 +51,8 @@ class AbsentHints:
     def absent(self, kind: Kind, names: Iterable[str]) -> None:
         """CPEs of ``kind`` lack ``names`` (one of them just answered 9005 for each)."""
         known = self._kinds.get(kind, frozenset())
-        merged = known.union(names)
-        if merged != known:
-            self._store(kind, merged)
+        if not known.issuperset(names):  # the common case, every periodic session: no copy
+            self._store(kind, known.union(names))
 
     def present(self, kind: Kind, names: Iterable[str]) -> None:
         """A CPE of ``kind`` has ``names`` after all: stop asking for them apart."""

@@ -190,6 +190,10 @@ class ProvisioningDriver:
         self.memory = new_memory(record.provisioning if record else None, bootstrap=self.bootstrap)
         if record is not None and not self.bootstrap:
             self.fetch.absent = set(record.absent_paths)
+            if record.absent_paths and (kind := self._kind()) is not None:
+                # What this CPE is known to lack, CPEs of its kind likely lack too: after a
+                # restart, periodic sessions teach the hints before a storm of BOOTSTRAPs.
+                self.hints.absent(kind, record.absent_paths)
         # A device being deleted gets nothing new: its session only releases it.
         if record is None or record.state != "DELETING":
             self.desired = desired_state(record.wifi, record.dhcp) if record else Desired()
