@@ -177,3 +177,9 @@ def test_hints_are_per_kind_and_bounded():
     assert len(hints) == 2 and hints.get(b) == frozenset() and hints.get(a)
     hints.present(a, [CELLULAR, "Device.Not.Hinted"])
     assert hints.get(a) == {PPP}
+
+
+def test_a_kind_key_stays_small_whatever_version_a_cpe_reports():
+    huge = CpeIdentity("00D09E", "Box", "X", software_version="1.0." + "9" * 100_000)
+    kind = kind_of("tr181", huge)
+    assert len(kind[3]) == 64 and kind[3].startswith("1.0.")
