@@ -28,12 +28,6 @@ def apply(daemon, tmp_path: Path, serial: str) -> None:
     daemon.cli("device", "apply", str(path))
 
 
-def gpvs(router, session: int) -> list[list[str]]:
-    rpcs = router.stats.rpcs
-    before = sum(r.count("GetParameterValues") for r in rpcs[:session])
-    return router.stats.gpv[before : before + rpcs[session].count("GetParameterValues")]
-
-
 # --- end to end ------------------------------------------------------------------------------
 
 
@@ -47,7 +41,7 @@ async def test_the_second_router_of_a_kind_is_asked_apart_for_what_the_first_lac
     assert (await sim.run_once()).ok == 3
     first, second, third = sim.routers
 
-    calls = gpvs(first, 0)
+    calls = first.stats.session_gpvs(0)
     asked = calls[0]
     assert CELLULAR in asked and PPP in asked
     assert [CELLULAR] in calls and [PPP] in calls
@@ -57,7 +51,7 @@ async def test_the_second_router_of_a_kind_is_asked_apart_for_what_the_first_lac
     # The next routers of the kind: the rest in one call, each lacking name in its own.
     rest = [n for n in asked if n not in (CELLULAR, PPP)]
     for router in (second, third):
-        assert sorted(gpvs(router, 0)) == sorted([rest, [CELLULAR], [PPP]])
+        assert sorted(router.stats.session_gpvs(0)) == sorted([rest, [CELLULAR], [PPP]])
 
     # and they end as the first did: provisioned, with the status read in full.
     statuses = [daemon.device_json(r.serial) for r in sim.routers]
@@ -84,11 +78,13 @@ async def test_after_a_restart_a_known_router_teaches_its_kind_before_the_next_b
     known.acs_url = second.cwmp_url
     assert (await known.run_once()).ok == 1
     assert "0 BOOTSTRAP" not in known.routers[0].stats.events[-1]
-    assert not any(len(names) == 1 for names in gpvs(known.routers[0], 1))  # nothing searched
+    assert not any(
+        len(names) == 1 for names in known.routers[0].stats.session_gpvs(1)
+    )  # nothing searched
     new = Simulation(second.cwmp_url, ["tplink-tr181"], 1, serial_prefix="AN")
     apply(second, tmp_path, new.routers[0].serial)
     assert (await new.run_once()).ok == 1
-    calls = gpvs(new.routers[0], 0)
+    calls = new.routers[0].stats.session_gpvs(0)
     assert len(calls) == 3 and [CELLULAR] in calls and [PPP] in calls
 
 

@@ -108,15 +108,8 @@ def test_a_changed_reading_rule_changes_the_profiles_version(tmp_path: Path):
 # --- end to end: the daemon and simulated routers --------------------------------------------
 
 
-def gpvs(router, session: int) -> list[list[str]]:
-    """The names of each GetParameterValues of the router's ``session``-th session."""
-    rpcs = router.stats.rpcs
-    before = sum(r.count("GetParameterValues") for r in rpcs[:session])
-    return router.stats.gpv[before : before + rpcs[session].count("GetParameterValues")]
-
-
 def gpv_names(router, session: int) -> list[str]:
-    return [name for names in gpvs(router, session) for name in names]
+    return [name for names in router.stats.session_gpvs(session) for name in names]
 
 
 def stored(daemon, serial: str) -> tuple[dict, dict | None]:
@@ -174,7 +167,7 @@ def test_a_moved_ref_or_a_vanished_leaf_reads_the_whole_objects_at_once(daemon):
         assert (await sim.run_once()).ok == 2
 
         for router in (moved, gone):
-            names = gpvs(router, 1)
+            names = router.stats.session_gpvs(1)
             assert not any(n.endswith(".") for n in names[0]), router.serial  # the plan first
             assert any(n.endswith(".") for n in names[-1]), router.serial  # then the whole
         _, new_plan = stored(daemon, moved.serial)
@@ -230,7 +223,7 @@ def test_a_cpe_that_silently_leaves_out_a_leaf_gets_the_whole_objects_read(daemo
 
         router.handle = leaves_out_the_wan_ip
         assert (await sim.run_once()).ok == 1
-        names = gpvs(router, 1)
+        names = router.stats.session_gpvs(1)
         assert wan in names[0] and any(n.endswith(".") for n in names[-1])
         # The whole read got the address (under its object): status keeps it.
         assert daemon.device_json(router.serial)["status"]["wanIp"] == before["wanIp"]

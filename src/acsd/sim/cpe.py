@@ -101,6 +101,12 @@ class RouterStats:
         _trim(self.rpcs)
         _trim(self.events)
 
+    def session_gpvs(self, session: int) -> list[list[str]]:
+        """The names of each GetParameterValues of session ``session`` (an index into
+        ``rpcs``; exact while neither history has been trimmed to STATS_HISTORY)."""
+        before = sum(r.count("GetParameterValues") for r in self.rpcs[:session])
+        return self.gpv[before : before + self.rpcs[session].count("GetParameterValues")]
+
     def to_json(self) -> dict[str, Any]:
         return {
             "sessions": self.sessions,
