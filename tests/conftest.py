@@ -64,6 +64,12 @@ class Daemon:
     def device_json(self, key: str) -> dict:
         return json.loads(self.cli("device", "show", key, "--json").stdout)
 
+    def apply(self, body: dict) -> dict:
+        """``acsd device apply`` of ``body`` (as an operator's file); the device it made."""
+        path = self.config.parent / "device.json"
+        path.write_text(json.dumps(body))
+        return json.loads(self.cli("device", "apply", str(path)).stdout)
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)

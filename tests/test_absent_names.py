@@ -4,7 +4,6 @@ storm of one model does not pay the search on every router."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from acsd.cwmp import rpc
@@ -22,12 +21,6 @@ CELLULAR = "Device.Cellular.Interface."
 PPP = "Device.PPP.Interface."
 
 
-def apply(daemon, tmp_path: Path, serial: str) -> None:
-    path = tmp_path / f"{serial}.json"
-    path.write_text(json.dumps({**SEED_REQUEST, "serialNumber": serial}))
-    daemon.cli("device", "apply", str(path))
-
-
 # --- end to end ------------------------------------------------------------------------------
 
 
@@ -37,7 +30,7 @@ async def test_the_second_router_of_a_kind_is_asked_apart_for_what_the_first_lac
     # A fixed-line TP-Link has neither a cellular modem nor PPP: two of the names read.
     sim = Simulation(daemon.cwmp_url, ["tplink-tr181"], 3, serial_prefix="AH", concurrency=1)
     for router in sim.routers:
-        apply(daemon, tmp_path, router.serial)
+        daemon.apply({**SEED_REQUEST, "serialNumber": router.serial})
     assert (await sim.run_once()).ok == 3
     first, second, third = sim.routers
 
@@ -68,7 +61,7 @@ async def test_after_a_restart_a_known_router_teaches_its_kind_before_the_next_b
 ):
     first = daemon_factory()
     known = Simulation(first.cwmp_url, ["tplink-tr181"], 1, serial_prefix="AR")
-    apply(first, tmp_path, known.routers[0].serial)
+    first.apply({**SEED_REQUEST, "serialNumber": known.routers[0].serial})
     assert (await known.run_once()).ok == 1
     first.stop()
 
@@ -81,7 +74,7 @@ async def test_after_a_restart_a_known_router_teaches_its_kind_before_the_next_b
     searched = [names for names in known.routers[0].stats.session_gpvs(1) if len(names) == 1]
     assert searched == []  # it knew what it lacks: nothing was searched for
     new = Simulation(second.cwmp_url, ["tplink-tr181"], 1, serial_prefix="AN")
-    apply(second, tmp_path, new.routers[0].serial)
+    second.apply({**SEED_REQUEST, "serialNumber": new.routers[0].serial})
     assert (await new.run_once()).ok == 1
     calls = new.routers[0].stats.session_gpvs(0)
     assert len(calls) == 3 and [CELLULAR] in calls and [PPP] in calls

@@ -132,8 +132,7 @@ async def test_session_lines_carry_the_session_and_no_password_is_ever_logged(
     sim = Simulation(daemon.cwmp_url, ["huawei-hg8245"], 1, serial_prefix="LOG")
     serial = sim.routers[0].serial
     body = {**SEED_BODY, "serialNumber": serial}
-    (tmp_path / "device.json").write_text(json.dumps(body))
-    daemon.cli("device", "apply", str(tmp_path / "device.json"))
+    daemon.apply(body)
     for _ in range(2):
         assert (await sim.run_once()).ok == 1
     tree = sim.router(serial).tree.flat()

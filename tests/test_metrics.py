@@ -3,7 +3,6 @@ what the daemon does (sessions, Informs, RPCs, faults, store batches, overload).
 
 from __future__ import annotations
 
-import json
 import urllib.request
 from pathlib import Path
 
@@ -105,9 +104,9 @@ def test_counters_move_with_simulated_sessions(daemon):
 
 def test_faults_are_counted_by_code(daemon, tmp_path: Path):
     serial = "METF000001"
-    body = {"serialNumber": serial, "wifi": {"enabled": True, "ssid": "Metrics", "password": ""}}
-    (tmp_path / "device.json").write_text(json.dumps(body))
-    daemon.cli("device", "apply", str(tmp_path / "device.json"))
+    daemon.apply(
+        {"serialNumber": serial, "wifi": {"enabled": True, "ssid": "Metrics", "password": ""}}
+    )
     run_cli(
         "sim",
         "--acs",

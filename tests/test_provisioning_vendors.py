@@ -8,7 +8,6 @@ not taken from the profiles, so a wrong profile path fails."""
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,19 +124,13 @@ def rows(tree: dict[str, str], table: str) -> dict[int, dict[str, str]]:
     return out
 
 
-def apply(daemon, tmp_path: Path, body: dict) -> dict:
-    path = tmp_path / "device.json"
-    path.write_text(json.dumps(body))
-    return json.loads(daemon.cli("device", "apply", str(path)).stdout)
-
-
 @pytest.mark.parametrize("vendor", VENDORS, ids=[v.tree for v in VENDORS])
 async def test_vendor_router_ends_with_the_seed_settings_at_its_paths(
     daemon, tmp_path: Path, vendor: Vendor
 ):
     sim = Simulation(daemon.cwmp_url, [vendor.tree], 1, serial_prefix="PV")
     serial = sim.routers[0].serial
-    created = apply(daemon, tmp_path, {**SEED_BODY, "serialNumber": serial})
+    created = daemon.apply({**SEED_BODY, "serialNumber": serial})
     assert created["state"] == "PROVISIONING" and created["jobs"] == 1
 
     assert (await sim.run_once()).ok == 1
@@ -180,7 +173,7 @@ async def test_vendor_router_ends_with_the_seed_settings_at_its_paths(
     # Removing the reservation deletes the router's table row.
     body = {**SEED_BODY, "serialNumber": serial}
     body["dhcp"] = {**SEED_BODY["dhcp"], "reservedClients": []}
-    assert apply(daemon, tmp_path, body)["state"] == "PROVISIONING"
+    assert daemon.apply(body)["state"] == "PROVISIONING"
     assert (await sim.run_once()).ok == 1
     assert "DeleteObject" in router.stats.rpcs[-1]
     assert rows(router.tree.flat(), vendor.table) == {}
@@ -191,7 +184,7 @@ async def test_vendor_router_ends_with_the_seed_settings_at_its_paths(
 async def test_a_lease_time_that_needs_a_reboot_reboots_once(daemon, tmp_path: Path):
     sim = Simulation(daemon.cwmp_url, ["zyxel-vmg8825"], 1, serial_prefix="PZ")
     serial = sim.routers[0].serial
-    apply(daemon, tmp_path, {**SEED_BODY, "serialNumber": serial})
+    daemon.apply({**SEED_BODY, "serialNumber": serial})
     assert (await sim.run_once()).ok == 1
     router = sim.router(serial)
     assert router.stats.rpcs[-1][-1] == "Reboot"
@@ -203,7 +196,7 @@ async def test_a_lease_time_that_needs_a_reboot_reboots_once(daemon, tmp_path: P
 async def test_factory_reset_router_gets_everything_again(daemon, tmp_path: Path):
     first = Simulation(daemon.cwmp_url, ["huawei-hg8245"], 1, serial_prefix="PR")
     serial = first.routers[0].serial
-    apply(daemon, tmp_path, {**SEED_BODY, "serialNumber": serial})
+    daemon.apply({**SEED_BODY, "serialNumber": serial})
     assert (await first.run_once()).ok == 1
     # The same router after a factory reset: factory tree, 0 BOOTSTRAP.
     again = Simulation(daemon.cwmp_url, ["huawei-hg8245"], 1, serial_prefix="PR")
@@ -222,7 +215,7 @@ async def test_the_job_keeps_its_time_while_sessions_find_everything_in_place(
 ):
     sim = Simulation(daemon.cwmp_url, ["tplink-tr181"], 1, serial_prefix="PJ")
     serial = sim.routers[0].serial
-    apply(daemon, tmp_path, {**SEED_BODY, "serialNumber": serial})
+    daemon.apply({**SEED_BODY, "serialNumber": serial})
     assert (await sim.run_once()).ok == 1
     done = daemon.device_json(serial)
     assert done["job"]["state"] == "DONE" and done["job"]["updated"]
