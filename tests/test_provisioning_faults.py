@@ -8,17 +8,17 @@ import json
 from pathlib import Path
 
 from acsd.sim.runner import Simulation
-from test_provisioning_vendors import SEED_BODY, apply
+from test_provisioning_vendors import SEED_BODY
 
 SSID5 = "Device.WiFi.SSID.2.SSID"
 
 
-async def test_one_refused_parameter_leaves_the_others_applied(daemon, tmp_path: Path):
+async def test_one_refused_parameter_leaves_the_others_applied(daemon):
     sim = Simulation(
         daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="PF", faults={SSID5: 9007}
     )
     serial = sim.routers[0].serial
-    apply(daemon, tmp_path, {**SEED_BODY, "serialNumber": serial})
+    daemon.apply({**SEED_BODY, "serialNumber": serial})
     assert (await sim.run_once()).ok == 1
     router = sim.router(serial)
     # One SetParameterValues refused as a whole (9003 naming SSID.2), one without it.
@@ -45,13 +45,13 @@ async def test_one_refused_parameter_leaves_the_others_applied(daemon, tmp_path:
     assert router.stats.sessions == 4
 
 
-async def test_retries_back_off_and_stop(daemon_factory, tmp_path: Path):
+async def test_retries_back_off_and_stop(daemon_factory):
     daemon = daemon_factory(provisioning={"retry_base": 0.3, "retry_max_attempts": 3})
     sim = Simulation(
         daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="PB", faults={SSID5: 9007}
     )
     serial = sim.routers[0].serial
-    apply(daemon, tmp_path, {**SEED_BODY, "serialNumber": serial})
+    daemon.apply({**SEED_BODY, "serialNumber": serial})
     router = sim.router(serial)
     tried = []
     for _ in range(12):
@@ -75,7 +75,7 @@ async def test_retries_back_off_and_stop(daemon_factory, tmp_path: Path):
     router.faults.clear()
     body = {**SEED_BODY, "serialNumber": serial}
     body["wifi"] = {**SEED_BODY["wifi"], "ssid5G": "Need4Speed2"}
-    apply(daemon, tmp_path, body)
+    daemon.apply(body)
     assert (await sim.run_once()).ok == 1
     assert router.tree.get(SSID5) == "Need4Speed2"
     device = daemon.device_json(serial)
@@ -101,11 +101,11 @@ def test_device_apply_rejects_bad_bodies_and_stores_nothing(daemon, tmp_path: Pa
     assert json.loads(daemon.cli("device", "list", "--json").stdout) == []
 
 
-def test_drift_check_off_leaves_hand_made_changes(daemon, tmp_path: Path):
+def test_drift_check_off_leaves_hand_made_changes(daemon):
     async def run() -> None:
         sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="PD")
         serial = sim.routers[0].serial
-        apply(daemon, tmp_path, {**SEED_BODY, "serialNumber": serial, "driftCheck": False})
+        daemon.apply({**SEED_BODY, "serialNumber": serial, "driftCheck": False})
         assert (await sim.run_once()).ok == 1
         router = sim.router(serial)
         router.set_local("Device.WiFi.SSID.1.SSID", "Mine now")
