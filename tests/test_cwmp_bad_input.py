@@ -8,6 +8,8 @@ import time
 
 from acsd.cwmp import rpc
 from acsd.cwmp.soap import parse_envelope
+from acsd.sim.runner import Simulation
+from api_world import SEED_REQUEST
 from test_cwmp_protocol import drive_to_end
 from wire import Wire, envelope, inform_body
 
@@ -77,3 +79,23 @@ def test_hostile_input_is_refused_while_a_good_session_completes(daemon):
     for reason in ("DOCTYPE", "max_body", "malformed", "Content-Type", "DeviceId"):
         assert reason in log, reason
     assert "root:x:" not in log
+
+
+async def test_a_firmware_version_longer_than_the_data_model_allows_is_kept_cut(daemon):
+    # SoftwareVersion and HardwareVersion are string(64) in TR-181, but only the body limit
+    # bounds what a CPE puts there. The router is still managed; the record keeps 64
+    # characters, and the log says what was cut.
+    sim = Simulation(daemon.cwmp_url, ["tplink-tr181"], 1, serial_prefix="LONGV")
+    router = sim.routers[0]
+    version = "3.16.0 Build 20261203 Rel.1234n " + "x" * 20_000
+    router.tree.set_local("Device.DeviceInfo.SoftwareVersion", version)
+    router.tree.set_local("Device.DeviceInfo.HardwareVersion", "Archer AX55 v1.0 " + "y" * 500)
+    daemon.apply({**SEED_REQUEST, "serialNumber": router.serial})
+    assert (await sim.run_once()).ok == 1
+
+    device = daemon.device_json(router.serial)
+    assert device["state"] == "ACTIVE"
+    assert device["cpe"]["softwareVersion"] == version[:64]
+    assert device["cpe"]["hardwareVersion"] == ("Archer AX55 v1.0 " + "y" * 500)[:64]
+    cut = {e["parameter"]: e["length"] for e in daemon.events("session.version_cut")}
+    assert cut == {"DeviceInfo.SoftwareVersion": len(version), "DeviceInfo.HardwareVersion": 517}

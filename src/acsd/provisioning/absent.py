@@ -18,21 +18,17 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable
 
-from acsd.store.base import CpeIdentity
+from acsd.store.base import VERSION_CHARS, CpeIdentity
 
 #: kinds of CPE remembered; beyond this the least recently used is forgotten
 MAX_KINDS = 4096
-#: characters of the firmware version that tell kinds apart (TR-181 and TR-098 define
-#: SoftwareVersion as string(64); the Inform's DeviceId fields are checked to that length)
-VERSION_CHARS = 64
-
 Kind = tuple[str, str, str, str]
 
 
 def kind_of(profile: str, identity: CpeIdentity) -> Kind:
     """Routers that answer the same names alike: one profile, maker, model and firmware.
-    The version is a CPE's free text and no check bounds it: cut, so that MAX_KINDS keys
-    stay small whatever CPEs send (two versions alike in 64 characters share hints)."""
+    The version is cut again here, as an identity may come from elsewhere than a session,
+    so that MAX_KINDS keys stay small whatever CPEs send."""
     version = (identity.software_version or "")[:VERSION_CHARS]
     return (profile, identity.oui, identity.product_class, version)
 

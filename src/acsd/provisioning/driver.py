@@ -45,7 +45,7 @@ from acsd.provisioning.jobs import (
 from acsd.provisioning.plan import Change, Plan, mac_key, plan_changes, row_changes
 from acsd.provisioning.profiles import Profile, ProfileSet, detect_root
 from acsd.provisioning.status import Extraction, ReadPlan, fetch_names, read_plan, untyped
-from acsd.store.base import CpeIdentity, DeviceRecord, SessionResult, Store
+from acsd.store.base import VERSION_CHARS, CpeIdentity, DeviceRecord, SessionResult, Store
 
 log = get_logger("acsd.session")
 
@@ -181,8 +181,8 @@ class ProvisioningDriver:
             product_class=dev.product_class,
             serial_number=dev.serial_number,
             manufacturer=dev.manufacturer,
-            software_version=self._value(root, "DeviceInfo.SoftwareVersion"),
-            hardware_version=self._value(root, "DeviceInfo.HardwareVersion"),
+            software_version=self._version(root, "DeviceInfo.SoftwareVersion"),
+            hardware_version=self._version(root, "DeviceInfo.HardwareVersion"),
             model_name=self.record.model_name if self.record else None,
         )
         self.profile = self.profiles.select(self.identity, root or "Device.")
@@ -723,6 +723,16 @@ class ProvisioningDriver:
             return None
         entry = self.values.get(root + suffix)
         return entry[0] if entry and entry[0] != "" else None
+
+    def _version(self, root: str | None, suffix: str) -> str | None:
+        """A version the Inform reports, as the record keeps it: free text from the CPE,
+        which only the body limit bounds, cut to the data models' string(64). Cut, not
+        refused: a router with a long firmware name is still managed."""
+        value = self._value(root, suffix)
+        if value is not None and len(value) > VERSION_CHARS:
+            log.warning("session.version_cut", parameter=suffix, length=len(value))
+            value = value[:VERSION_CHARS]
+        return value
 
 
 def _root_of(names: dict[str, Any]) -> str | None:

@@ -10,10 +10,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+#: the longest SoftwareVersion / HardwareVersion kept from a CPE (TR-181 and TR-098 both
+#: define them as string(64)); the Inform's DeviceId fields are checked to the same length
+VERSION_CHARS = 64
+
 
 @dataclass(slots=True)
 class CpeIdentity:
-    """Who a CPE says it is in its Inform (DeviceId plus forced DeviceInfo values)."""
+    """Who a CPE says it is in its Inform (DeviceId plus forced DeviceInfo values). The
+    versions are at most :data:`VERSION_CHARS` long."""
 
     oui: str
     product_class: str
