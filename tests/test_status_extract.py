@@ -733,3 +733,17 @@ def test_extraction_speed(tr181, capsys):
     took = (time.perf_counter() - start) / rounds
     with capsys.disabled():
         print(f"\n  status+identity over {len(values)} values: {took * 1e6:.0f} us")
+
+
+def test_text_longer_than_any_field_allows_is_not_reported(tr181):
+    # Only the body limit bounds what a CPE puts in a value; a field takes the next source
+    # or stays out rather than carry it into the record and every API answer.
+    values = mobile_values()
+    values["Device.ManagementServer.ConnectionRequestURL"] = "http://192.0.2.1/" + "c" * 5000
+    values["Device.DeviceInfo.ModelName"] = "M" * 257
+    values["Device.IP.Interface.1.IPv4Address.1.IPAddress"] = "1" * 10_000
+    identity = extract_identity(tr181, values)
+    assert "connectionRequestUrl" not in identity and "modelName" not in identity
+    assert "lanIp" not in extract_status(tr181, values)
+    values["Device.DeviceInfo.ModelName"] = "M" * 256
+    assert extract_identity(tr181, values)["modelName"] == "M" * 256

@@ -36,6 +36,12 @@ __all__ = [
     "untyped",
 ]
 
+#: the longest text a status or identity field keeps. The fields are addresses, names and
+#: codes; the longest the data models allow among them is ConnectionRequestURL's
+#: string(256). Anything longer is a CPE's garbage (only the body limit bounds a value),
+#: and is taken as not reported rather than stored in every record and API answer.
+MAX_TEXT = 256
+
 
 def extract_status(profile: Profile, values: Mapping[str, str]) -> dict[str, Any]:
     """Seed-000 status fields (``lanIp``, ``upTime``, ``simStatus`` ...) that have a value."""
@@ -447,7 +453,7 @@ def _convert(rule: Rule, items: list[str]) -> Any:
             return None
         value = mapped
     if rule.type == "str":
-        return value
+        return value if len(value) <= MAX_TEXT else None
     try:
         number = float(value)
     except ValueError:
