@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from pathlib import Path
 
 from acsd.sim.runner import Simulation
@@ -82,6 +83,29 @@ async def test_retries_back_off_and_stop(daemon_factory):
     assert device["state"] == "ACTIVE" and device["status"]["provisioned"] is True
 
 
+async def test_a_stored_value_xml_cannot_carry_fails_alone(daemon):
+    # A record from before the API refused such an SSID: the session must not fail on it
+    # (it did, with HTTP 500, every time); the rest is applied and the job shows the value.
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="PX")
+    serial = sim.routers[0].serial
+    daemon.apply({**SEED_BODY, "serialNumber": serial})
+    with sqlite3.connect(daemon.db) as db:
+        db.execute(
+            "UPDATE devices SET wifi = json_set(wifi, '$.ssid', ?) WHERE serial_number = ?",
+            ("Sky\x00Net", serial),
+        )
+    assert (await sim.run_once()).ok == 1
+    router = sim.router(serial)
+    assert router.tree.get("Device.DHCPv4.Server.Pool.1.MinAddress") == "192.168.0.100"
+    assert router.tree.get(SSID5) == "Need4Speed"
+    assert router.tree.get("Device.WiFi.SSID.1.SSID") != "Sky\x00Net"
+    assert daemon.events("cwmp.session_error") == []
+    device = daemon.device_json(serial)
+    assert device["status"]["provisioned"] is False
+    [fault] = device["job"]["faults"]
+    assert fault["setting"] == "wifi.2g.ssid" and fault["code"] == 9007
+
+
 def test_device_apply_rejects_bad_bodies_and_stores_nothing(daemon, tmp_path: Path):
     seed_text = json.dumps({**SEED_BODY, "serialNumber": "BAD0001"}, indent=2)
     # The seed's own example misses a comma before "bandsteering".
@@ -92,6 +116,8 @@ def test_device_apply_rejects_bad_bodies_and_stores_nothing(daemon, tmp_path: Pa
         seed_text.replace('"JohnConner"', '"short"'): "wifi.password",
         seed_text.replace('"123456789013"', '"12345678901Z"'): "dhcp.reservedClients.0.mac",
         seed_text.replace('"192.168.0.200"', '"192.168.0.50"'): "ipPoolStart is after ipPoolEnd",
+        # XML 1.0 cannot carry it: every SetParameterValues of the router would fail
+        seed_text.replace('"SkyNet"', '"Sky\\u0001Net"'): "SSID must not contain control",
     }
     for text, message in cases.items():
         path = tmp_path / "bad.json"

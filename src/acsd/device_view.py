@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from acsd import clock
-from acsd.models import CpeInfo, Device, DeviceStatus, Job
+from acsd.models import STORED, CpeInfo, Device, DeviceStatus, Job
 from acsd.provisioning.status import is_online
 from acsd.store.base import DeviceRecord
 
@@ -29,33 +29,38 @@ def device_view(
         status["provisioned"] = record.provisioning.get("appliedRevision") == record.revision
     job = record.provisioning.get("job")
     known = set(DeviceStatus.model_fields)
-    return Device(
-        _id=record.id,
-        state=record.state,  # type: ignore[arg-type]
-        name=record.name,
-        model=record.model,
-        customer=record.customer,
-        macAddress=record.mac_address,
-        serialNumber=record.serial_number,
-        mvnoAccount=record.mvno_account,
-        jobs=record.jobs,
-        notes=record.notes,
-        wifi=record.wifi,  # type: ignore[arg-type]
-        dhcp=record.dhcp,  # type: ignore[arg-type]
-        status=DeviceStatus(**{k: v for k, v in status.items() if k in known}),
-        cpe=CpeInfo(
-            oui=record.oui,
-            productClass=record.product_class,
-            manufacturer=record.manufacturer,
-            modelName=record.model_name,
-            softwareVersion=record.software_version,
-            hardwareVersion=record.hardware_version,
-            profile=record.profile,
-            connectionRequestUrl=record.connection_request_url,
-        ),
-        # Revision 0 = no operator settings; what acsd sets on its own is not a job to show.
-        job=Job(**job)
-        if job and record.revision and job.get("revision") == record.revision
-        else None,
-        driftCheck=record.drift_check,
+    # Validated as stored data (STORED): what passed the input rules of its day is shown,
+    # even where those rules have tightened since.
+    return Device.model_validate(
+        {
+            "_id": record.id,
+            "state": record.state,
+            "name": record.name,
+            "model": record.model,
+            "customer": record.customer,
+            "macAddress": record.mac_address,
+            "serialNumber": record.serial_number,
+            "mvnoAccount": record.mvno_account,
+            "jobs": record.jobs,
+            "notes": record.notes,
+            "wifi": record.wifi,
+            "dhcp": record.dhcp,
+            "status": DeviceStatus(**{k: v for k, v in status.items() if k in known}),
+            "cpe": CpeInfo(
+                oui=record.oui,
+                productClass=record.product_class,
+                manufacturer=record.manufacturer,
+                modelName=record.model_name,
+                softwareVersion=record.software_version,
+                hardwareVersion=record.hardware_version,
+                profile=record.profile,
+                connectionRequestUrl=record.connection_request_url,
+            ),
+            # Revision 0 = no operator settings; what acsd sets on its own is not a job.
+            "job": Job(**job)
+            if job and record.revision and job.get("revision") == record.revision
+            else None,
+            "driftCheck": record.drift_check,
+        },
+        context=STORED,
     )

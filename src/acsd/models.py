@@ -11,7 +11,14 @@ import ipaddress
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    model_validator,
+)
 
 DeviceState = Literal["ACTIVE", "PROVISIONING", "DELETING"]
 
@@ -23,6 +30,9 @@ class _Strict(BaseModel):
 _MAC = re.compile(r"^[0-9a-fA-F]{2}([-:.]?)(?:[0-9a-fA-F]{2}\1){4}[0-9a-fA-F]{2}$")
 _MAC_DOTTED = re.compile(r"^[0-9a-fA-F]{4}\.[0-9a-fA-F]{4}\.[0-9a-fA-F]{4}$")
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+# Control characters, surrogates and the two non-characters: nothing a person types in a
+# network name, and most of them cannot travel in the XML of a SetParameterValues.
+_SSID_UNSENDABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 
 
 def _mac(value: str) -> str:
@@ -39,7 +49,16 @@ def _ipv4(value: str) -> str:
     return value
 
 
-def _ssid(value: str) -> str:
+#: validation context for records read back from the store: rules added to an input check
+#: later must not make a stored record impossible to show
+STORED = {"stored": True}
+
+
+def _ssid(value: str, info: ValidationInfo) -> str:
+    if info.context and info.context.get("stored"):
+        return value
+    if _SSID_UNSENDABLE.search(value):
+        raise ValueError("SSID must not contain control characters")
     # An SSID is 1-32 octets on the air (IEEE 802.11), not 32 characters.
     if not 1 <= len(value.encode()) <= 32:
         raise ValueError("SSID must be 1 to 32 bytes")

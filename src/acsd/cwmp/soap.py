@@ -92,6 +92,12 @@ class SoapError(Exception):
 # --- text out -------------------------------------------------------------------------------
 
 
+def sendable(text: str) -> bool:
+    """True when ``text`` can travel in an envelope (XML 1.0 has no way to carry most
+    control characters, lone surrogates, U+FFFE and U+FFFF)."""
+    return _NOT_XML.search(text) is None
+
+
 def _esc(s: str) -> str:
     if _TEXT_SPECIAL.search(s) is None:
         return s

@@ -30,6 +30,7 @@ from typing import Any
 from acsd import clock
 from acsd.cwmp import rpc
 from acsd.cwmp.session import CwmpSession
+from acsd.cwmp.soap import sendable
 from acsd.log import get_logger
 from acsd.provisioning.absent import AbsentHints, Kind, kind_of
 from acsd.provisioning.apn import add_apn_name, record_apn_session, sim_numbers, sim_report
@@ -503,6 +504,11 @@ class ProvisioningDriver:
             plan=plan, adds=list(plan.adds), changes=list(plan.changes), deletes=list(plan.deletes)
         )
         apply.outcome.notes.extend(self.desired.notes)
+        for change in [c for c in apply.changes if not sendable(c.value)]:
+            # A record written before the API refused such text: one value must not fail
+            # every session of the router; it fails alone, as a CPE's 9007 would.
+            apply.changes.remove(change)
+            apply.outcome.faulted.append((change, 9007, "value not representable in XML 1.0"))
         if not plan.empty:
             log.info(
                 "session.plan",
