@@ -227,3 +227,37 @@ def test_tokens_are_listed_without_secrets_and_revoked(world: World, module_daem
     assert bad.returncode == 2 and "customer" in bad.stderr
     with sqlite3.connect(daemon.db) as db:
         assert token not in json.dumps(db.execute("SELECT * FROM tokens").fetchall())
+
+
+def test_an_offset_past_what_the_database_counts_is_400(world: World):
+    for path in ("/network/device", "/customer", "/network/model", "/audit"):
+        reply = world.api.get(path, query={"offset": 2**63})
+        error(reply, 400, "offset")
+        assert world.api.get(path, query={"offset": 2**63 - 1}).body["items"] == []
+
+
+def test_a_body_that_does_not_inflate_is_400_and_no_error_in_the_log(world: World, module_daemon):
+    gzip = {"Content-Encoding": "gzip"}
+    reply = world.api.post("/customer", raw=b"not gzip", headers=gzip)
+    assert error(reply, 400, "invalid_json")["description"].startswith("Body could not be read")
+    # Unauthenticated: answered before the body is read; aiohttp then reads the rest to
+    # keep the connection, and logged the client's bad gzip as an error with a traceback.
+    assert world.api.as_(None).post("/customer", raw=b"not gzip", headers=gzip).status == 401
+    wait_for(lambda: module_daemon.events("client_request_unreadable"))
+    assert not [line for line in module_daemon.lines if '"level": "error"' in line]
+
+
+def test_an_ssid_xml_cannot_carry_is_400(world: World):
+    body = device_body(world, "own", "CTRLSSID1")
+    body["wifi"] = {**body["wifi"], "ssid": "Sky\u0001Net"}
+    reply = world.api.post("/network/device", body)
+    assert error(reply, 400, "wifi.ssid")["description"].startswith("SSID must not contain")
+
+
+def test_a_reseller_learns_nothing_of_a_customer_outside_its_tenancy(world: World):
+    # "other" is a plain customer outside the reseller's tree: its type is not told (409)
+    body = {"name": "Probe", "type": "CUSTOMER", "reseller": world.customers["other"]}
+    error(world.as_("RESELLER").post("/customer", body), 403, "access_denied")
+    # within the tenancy, the 409 still says why
+    inside = {**body, "reseller": world.customers["own"]}
+    error(world.as_("RESELLER").post("/customer", inside), 409, "reseller")

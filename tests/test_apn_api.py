@@ -636,3 +636,29 @@ def test_every_write_is_audited_with_before_and_after(admin: Api, acct):
     assert by_action["apn.device.delete"]["after"]["EndDate"]
     assert by_action["apn.account.create"]["after"]["EmailContact"] == "billing@example.com"
     assert by_action["apn.network.update"]["after"]["APN"] == "m2m.example"
+
+
+def test_text_xml_cannot_carry_is_refused_and_never_breaks_an_xml_answer(admin: Api, acct):
+    # U+FFFF has no control-character category, but XML 1.0 cannot carry it: stored, it
+    # made every XML read of the network answer 500.
+    path = apns_path(acct, NETWORK)
+    json_api, xml_api = ApnApi(admin, "json"), ApnApi(admin, "xml")
+    for name in ("Description", "FriendlyName"):
+        failed(json_api.post(path, device("(+45)12345678", **{name: "a\uffffb"})), 400, 4001)
+    # an error that quotes a client's key XML cannot carry is still written in the wrapper
+    raw = json.dumps({**device("(+45)12345678"), "\u0001x": "a"}).encode()
+    accept_xml = {"Accept": "application/xml"}
+    reply = admin.request(
+        "POST", path, raw=raw, content_type="application/json", headers=accept_xml
+    )
+    text = failed(answer(reply, "xml"), 400, 4001)
+    assert "\ufffdx" in text
+    ok(json_api.post(path, device("(+45)12345678")), 202)
+    assert len(xml_api.get(path).data) == 1
+    failed(xml_api.get(path, query={"PageSize": "\u00b2"}), 400, 4001, 10)
+    failed(xml_api.get(path, query={"PageSize": "\uff11\uff10"}), 400, 4001, 10)
+
+
+def test_a_body_that_does_not_inflate_is_400(apn: ApnApi, acct):
+    gzip = {"Content-Encoding": "gzip"}
+    failed(apn.post(apns_path(acct, NETWORK), raw=b"not gzip", headers=gzip), 400, 4000)

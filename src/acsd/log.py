@@ -21,6 +21,8 @@ import sys
 from typing import Any
 
 import structlog
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 _SECRET_KEY = re.compile(r"(pass(word|phrase)?|secret|token|presharedkey|psk|pin)(\d+g)?$", re.I)
 MASK = "***"
@@ -93,6 +95,8 @@ class _Prioritised:
 
 
 _handler: logging.Handler | None = None
+#: what a client's malformed request raises inside aiohttp
+_CLIENT_FAULTS = (HttpProcessingError, RequestPayloadError)
 #: fields on every line of this process (the worker index under ``workers = N``)
 _static: dict[str, Any] = {}
 
@@ -149,6 +153,7 @@ def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> Non
                 _add_static,
                 structlog.processors.add_log_level,
                 structlog.stdlib.add_logger_name,
+                structlog.stdlib.ExtraAdder(allow=("reason",)),
                 stamp,
             ],
             processors=[
@@ -159,6 +164,7 @@ def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> Non
             ],
         )
     )
+    handler.addFilter(_ClientFault(logging.getLevelNamesMapping()[level.upper()]))
     root = logging.getLogger()
     if _handler is not None:
         root.removeHandler(_handler)
@@ -166,6 +172,28 @@ def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> Non
     root.setLevel(logging.WARNING)
     _handler = handler
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+class _ClientFault(logging.Filter):
+    """aiohttp logs a request it could not read (a header line too long, a body that does
+    not inflate) as an error with a traceback. The fault is the client's, and anyone who
+    reaches the port could fill the log with them: one info line with the reason instead."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not record.name.startswith("aiohttp.") or not isinstance(exc, _CLIENT_FAULTS):
+            return True
+        if self.level > logging.INFO:
+            return False
+        record.msg, record.args = "client_request_unreadable", ()
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        record.exc_info = record.exc_text = None
+        record.reason = str(exc)[:200]
+        return True
 
 
 class _Logger:

@@ -337,7 +337,7 @@ def _list_query(request: web.Request) -> tuple[str | None, int, bool]:
     if given.get("ContinuationToken"):
         after = _decode_token(given["ContinuationToken"])
     size = given.get("PageSize", "100")
-    if not size.isdigit() or not 1 <= int(size) <= 1000:
+    if not (size.isascii() and size.isdigit()) or not 1 <= int(size) <= 1000:
         raise invalid("PageSize", "must be a whole number from 1 to 1000")
     ended = given.get("IncludeEnded", "false").lower()
     if ended not in ("true", "false"):

@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from acsd.api import apn_xml
@@ -81,7 +82,8 @@ _ICCID = re.compile(r"[0-9]{18,22}")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(?:\.[^@\s.]+)+")
 _APN_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
 _APN = re.compile(rf"{_APN_LABEL}(?:\.{_APN_LABEL})*")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# and what XML cannot carry: the same record is read back in both JSON and XML
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 
 
 def parse_cli(text: str) -> tuple[str, str | None, str | None] | None:
@@ -461,6 +463,9 @@ async def read_document(request: web.Request, contract: Contract) -> dict[str, A
         raise ApnError(
             413, TOO_LARGE, f"Request body exceeds the limit of {MAX_BODY} bytes"
         ) from None
+    except RequestPayloadError as exc:
+        sub = BAD_XML if media in XML_TYPES else BAD_JSON
+        raise ApnError(400, MALFORMED, f"the body could not be read: {exc}", sub) from None
     if not raw.strip():
         raise ApnError(400, MALFORMED, "a request body is required", NO_BODY)
     if media in XML_TYPES:

@@ -22,7 +22,7 @@ from typing import Any
 
 from lxml import etree
 
-from acsd.xmlsafe import PARSER, has_dtd
+from acsd.xmlsafe import PARSER, has_dtd, xml_text
 
 NS = "http://schemas.datacontract.org/2004/07/AS.Models.API"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
@@ -112,7 +112,7 @@ def parse(data: bytes, contract: Contract) -> dict[str, Any]:
     try:
         root = etree.fromstring(data, PARSER)
     except (etree.XMLSyntaxError, ValueError) as exc:
-        raise XmlBodyError(f"malformed XML: {exc}") from None
+        raise XmlBodyError(str(exc)) from None
     docinfo = root.getroottree().docinfo
     if docinfo.doctype or docinfo.internalDTD is not None:
         raise XmlBodyError("DOCTYPE is not allowed")
@@ -260,7 +260,7 @@ def _write_scalar(parent: etree._Element, name: str, value: Any, kind: Any) -> N
     elif isinstance(value, bool):
         element.text = "true" if value else "false"
     else:
-        element.text = str(value)
+        element.text = xml_text(str(value))
 
 
 def _write_dict(
@@ -273,9 +273,9 @@ def _write_dict(
     element = etree.SubElement(parent, f"{{{NS}}}{name}", nsmap={prefix: ARRAYS})
     for key, item in value.items():
         entry = etree.SubElement(element, _KEY_VALUE)
-        etree.SubElement(entry, f"{{{ARRAYS}}}Key").text = str(key)
+        etree.SubElement(entry, f"{{{ARRAYS}}}Key").text = xml_text(str(key))
         part = etree.SubElement(entry, f"{{{ARRAYS}}}Value")
         if item is None:
             part.set(_NIL, "true")
         else:
-            part.text = str(item)
+            part.text = xml_text(str(item))

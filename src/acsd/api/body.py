@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 from pydantic import BaseModel, ValidationError
 
 from acsd.api.errors import (
@@ -112,6 +113,9 @@ async def read_json(request: web.Request) -> Any:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise too_large(limit) from None
+    except RequestPayloadError as exc:
+        # e.g. Content-Encoding: gzip on a body that is not gzip
+        raise invalid_json(f"Body could not be read: {exc}") from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -327,6 +331,10 @@ def _query_names(model: type[BaseModel]) -> dict[str, bool]:
         if not alias or by_name:
             names[name] = many
     return names
+
+
+#: the largest list offset: SQLite's (and PostgreSQL's) 64-bit signed integer
+MAX_OFFSET = 2**63 - 1
 
 
 def parse_query(request: web.Request, model: type[M]) -> M:

@@ -8,7 +8,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from acsd import clock
-from acsd.api.body import parse_query, read_model
+from acsd.api.body import MAX_OFFSET, parse_query, read_model
 from acsd.api.context import audit_record, caller, context, valid_id
 from acsd.api.errors import ApiError
 from acsd.api.openapi import describe
@@ -32,7 +32,7 @@ class Customer(BaseModel):
 class PageQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     limit: int = Field(100, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
 
 
 class CustomerList(BaseModel):
@@ -65,9 +65,9 @@ async def create_customer(request: web.Request) -> web.Response:
         reseller = await ctx.store.get_customer(body.reseller) if valid_id(body.reseller) else None
         if reseller is None:
             raise ApiError(404, "customer", "Customer not found")
+        who.require(reseller.id)  # first: nothing is told of a customer outside the tenancy
         if reseller.type != "RESELLER":
             raise ApiError(409, "reseller", f"customer {reseller.id} is not a RESELLER")
-        who.require(reseller.id)
     elif not who.is_admin:
         # A reseller's customers hang below it; only ADMIN creates top-level customers.
         raise ApiError(403, "access_denied", "Insufficient access level: give reseller")

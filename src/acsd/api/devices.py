@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from acsd import clock
 from acsd.api.auth import Caller
-from acsd.api.body import parse_query, read_json, read_model, validate
+from acsd.api.body import MAX_OFFSET, parse_query, read_json, read_model, validate
 from acsd.api.context import ApiContext, audit_record, caller, context, valid_id
 from acsd.api.errors import ApiError
 from acsd.api.openapi import describe
@@ -54,7 +54,7 @@ class DeviceListQuery(BaseModel):
     online: bool | None = None
     q: str | None = None
     limit: int = Field(100, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
 
 
 class DeviceList(BaseModel):

@@ -27,7 +27,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from acsd import clock
 from acsd.api.auth import Caller
-from acsd.api.body import parse_query, read_json, read_model
+from acsd.api.body import MAX_OFFSET, parse_query, read_json, read_model
 from acsd.api.context import CONTEXT, ApiContext, audit_record, caller, context, valid_id
 from acsd.api.devices import _poke as poke_device
 from acsd.api.errors import ApiError
@@ -115,7 +115,7 @@ class AccountListQuery(BaseModel):
     device: str | None = None
     state: State | None = None
     limit: int = Field(100, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
 
 
 class AccountList(BaseModel):

@@ -24,6 +24,7 @@ from lxml import etree
 
 from acsd.cwmp import rpc
 from acsd.cwmp.rpc import DEFAULT_NAMESPACE, Message
+from acsd.xmlsafe import NOT_XML as _NOT_XML
 from acsd.xmlsafe import PARSER, has_dtd
 
 SOAP_ENV_NS = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -47,11 +48,10 @@ _BOOL_TEXT = {"1": True, "0": False, "true": True, "false": False}
 _OUI = re.compile(r"[0-9A-F]{6}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
-# Characters that need work in text; _NOT_XML is the subset XML 1.0 cannot carry at all (not
+# Characters that need work in text; _NOT_XML (xmlsafe) is the subset XML 1.0 cannot carry (not
 # even as a character reference), which we refuse rather than emit a broken document.
 _TEXT_SPECIAL = re.compile(r"[&<>\r\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _ATTR_SPECIAL = re.compile(r"[&<>\"\t\n\r\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-_NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _NCNAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 _TAKEN_PREFIXES = frozenset({"cwmp", "soap-enc", "xsd", "xsi", "xmlns", "xml"})
 
