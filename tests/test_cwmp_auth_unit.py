@@ -14,6 +14,7 @@ from acsd.cwmp.auth import (
     FailureLimiter,
     NonceBook,
     Pbkdf2Hash,
+    ha1,
     load_credentials,
     parse_auth_params,
 )
@@ -137,6 +138,16 @@ async def test_digest_username_star_and_absolute_uri():
     header = _digest(auth, "SN1", "pw", uri="/acs")
     result = await _check(auth, header)
     assert not result.ok and result.failure and "uri" in result.reason
+
+
+async def test_digest_fields_that_are_not_text_fail_as_a_wrong_answer():
+    # Found by fuzzing: both answered HTTP 500 before any credential was checked.
+    auth = CpeAuthenticator(scheme="digest", password="pw")
+    header = _digest(auth, "SN1", "pw", uri="http://[::1/")  # not a URI at all
+    result = await _check(auth, header)
+    assert not result.ok and result.failure
+    # aiohttp hands header bytes that are not UTF-8 on as surrogates: hashed as those bytes
+    assert ha1("MD5", "SN\udcff", "acsd", "pw") == hashlib.md5(b"SN\xff:acsd:pw").hexdigest()
 
 
 async def test_fixed_username_is_not_bound_to_a_serial_but_per_device_is():

@@ -6,11 +6,14 @@ from __future__ import annotations
 import socket
 import time
 
+import aiohttp
+
 from acsd.cwmp import rpc
+from acsd.cwmp.connreq import connection_request
 from acsd.cwmp.soap import parse_envelope
 from acsd.sim.runner import Simulation
 from api_world import SEED_REQUEST
-from test_cwmp_protocol import drive_to_end
+from test_cwmp_protocol import TREE, drive_to_end
 from wire import Wire, envelope, inform_body
 
 BILLION_LAUGHS = (
@@ -99,3 +102,82 @@ async def test_a_firmware_version_longer_than_the_data_model_allows_is_kept_cut(
     assert device["cpe"]["hardwareVersion"] == ("Archer AX55 v1.0 " + "y" * 500)[:64]
     cut = {e["parameter"]: e["length"] for e in daemon.events("session.version_cut")}
     assert cut == {"DeviceInfo.SoftwareVersion": len(version), "DeviceInfo.HardwareVersion": 517}
+
+
+# --- found by fuzzing: each of these answered HTTP 500 ------------------------------------
+
+
+def test_a_body_that_does_not_inflate_is_400(daemon):
+    status, body = bad_post_with(daemon.cwmp_url, b"not gzip", {"Content-Encoding": "gzip"})
+    assert status == 400 and b"could not be read" in body
+
+
+def bad_post_with(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+    wire = Wire(url)
+    try:
+        answer = wire.post(body, headers=headers)
+        return answer.status, answer.body
+    finally:
+        wire.close()
+
+
+def test_a_fault_code_of_thousands_of_digits_is_read_as_no_code(daemon):
+    fault = envelope(
+        "<SOAP-ENV:Fault><faultcode>" + "9" * 5000 + "</faultcode>"
+        "<faultstring>x</faultstring></SOAP-ENV:Fault>"
+    )
+    status, body = bad_post(daemon.cwmp_url, fault)
+    assert status == 400 and b"send an Inform first" in body
+
+
+def test_instance_numbers_that_are_not_ascii_digits_do_not_break_the_session(daemon):
+    # "²" is a digit to str.isdigit() and not to int(); 5,000 digits are too many for int()
+    odd = {
+        "Device.IP.Interface.\u00b2.IPv4Address.1.IPAddress": ("10.9.9.9", "xsd:string"),
+        f"Device.IP.Interface.{'7' * 5000}.IPv4Address.1.IPAddress": ("10.8.8.8", "xsd:string"),
+    }
+    tree = {**TREE, **odd}
+    wire = Wire(daemon.cwmp_url)
+    ns = "urn:dslforum-org:cwmp-1-2"
+    assert wire.post(envelope(inform_body("ODDINST01"), ns=ns)).status == 200
+    drive_to_end(wire, wire.post(None), ns, tree=tree)
+    device = daemon.device_json("ODDINST01")
+    assert device["status"]["lanIp"] == "192.168.7.1"
+    assert daemon.events("cwmp.session_error") == []
+
+
+def test_a_body_that_never_comes_is_408_after_session_timeout(daemon_factory):
+    daemon = daemon_factory(cwmp={"session_timeout": 1})
+    host, port = daemon.cwmp_url.split("//")[1].rstrip("/").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
+            b"Content-Length: 500\r\n\r\n<SOAP-ENV:Envelope"
+        )
+        started = time.monotonic()
+        answer = sock.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+        assert time.monotonic() - started < 8
+
+
+async def test_a_connection_request_url_that_is_no_url_fails_without_raising():
+    # What a CPE reports as its ConnectionRequestURL: a ValueError here was a background
+    # task's "exception was never retrieved" at error level.
+    async with aiohttp.ClientSession() as session:
+        for url in ("http://[::1", "http://[::1/cr", "http://192.0.2.1:port/cr"):
+            result = await connection_request(session, url, None, None)
+            assert not result.ok and "not a URL" in result.reason, (url, result)
+
+
+async def test_a_periodic_interval_past_64_bits_is_not_kept(daemon):
+    # The record's INTEGER column cannot hold it: the commit failed, so every session of
+    # the router failed and it was never recorded.
+    interval = "Device.ManagementServer.PeriodicInformInterval"
+    sim = Simulation(
+        daemon.cwmp_url, ["tplink-tr181"], 1, serial_prefix="BIGPI", faults={interval: 9007}
+    )
+    router = sim.routers[0]
+    router.tree.values[interval] = str(2**63)
+    assert (await sim.run_once()).ok == 1
+    device = daemon.device_json(router.serial)
+    assert device["cpe"]["oui"] and daemon.events("cwmp.session_error") == []

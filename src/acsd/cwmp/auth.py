@@ -99,7 +99,9 @@ class AuthResult:
 
 
 def _h(algorithm: str, text: str) -> str:
-    return HASHES[algorithm](text.encode("utf-8")).hexdigest()
+    # surrogateescape: aiohttp decodes header bytes that are not UTF-8 that way; hashing
+    # the bytes the client sent gives 401 where a strict encode gave 500
+    return HASHES[algorithm](text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def ha1(algorithm: str, username: str, realm: str, password: str) -> str:
@@ -682,7 +684,10 @@ def _same_target(uri: str, target: str) -> bool:
     if uri == target:
         return True
     if "://" in uri:
-        parts = urlsplit(uri)
+        try:
+            parts = urlsplit(uri)
+        except ValueError:  # e.g. "http://[::1/": not a URI, so not this target
+            return False
         return (parts.path or "/") + (f"?{parts.query}" if parts.query else "") == target
     return False
 

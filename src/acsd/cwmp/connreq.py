@@ -40,10 +40,15 @@ async def connection_request(
     timeout: float = 5.0,
 ) -> CrResult:
     """One Connection Request; never raises for network trouble."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 (raises for a port that is not a number)
+    except ValueError:  # "http://[::1": what a CPE reports is not checked before
+        return CrResult(False, reason=f"not a URL: {url[:200]!r}")
     # TR-069 allows only plain HTTP here; anything else is a CPE misreport.
-    if parts.scheme != "http" or not parts.hostname:
-        return CrResult(False, reason=f"not an http URL: {url!r}")
+    if parts.scheme != "http" or not host:
+        return CrResult(False, reason=f"not an http URL: {url[:200]!r}")
     middlewares = (aiohttp.DigestAuthMiddleware(username, password or ""),) if username else ()
     try:
         async with session.get(
@@ -59,6 +64,8 @@ async def connection_request(
             return CrResult(False, response.status, reason)
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         return CrResult(False, reason=f"unreachable: {exc.__class__.__name__}: {exc}")
+    except ValueError as exc:  # yarl's view of a URL urlsplit took
+        return CrResult(False, reason=f"not a URL: {exc}")
 
 
 class ConnectionRequester:

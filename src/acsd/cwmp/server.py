@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 from structlog.contextvars import bind_contextvars, bound_contextvars, reset_contextvars
 
 from acsd import clock
@@ -460,10 +461,18 @@ class CwmpServer:
         # open would carry a copy of its Inform. aiohttp inflates gzip/deflate in the
         # stream; the limit applies to the inflated size, which is what stops a zip bomb.
         body = bytearray()
-        while chunk := await request.content.readany():
-            body += chunk
-            if len(body) > self.settings.max_body:
-                raise _HttpError(413, "body exceeds max_body")
+        try:
+            # A client that sends its headers and then no body (or half of it) would hold
+            # the connection for ever: aiohttp only times out idle connections.
+            async with asyncio.timeout(self.settings.session_timeout):
+                while chunk := await request.content.readany():
+                    body += chunk
+                    if len(body) > self.settings.max_body:
+                        raise _HttpError(413, "body exceeds max_body")
+        except TimeoutError:
+            raise _HttpError(408, "request body not received within session_timeout") from None
+        except RequestPayloadError as exc:  # e.g. Content-Encoding: gzip on a body that is not
+            raise _HttpError(400, f"body could not be read: {exc}") from None
         return bytes(body)
 
     def _remote_ip(self, request: web.Request) -> str:

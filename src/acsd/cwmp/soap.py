@@ -502,7 +502,8 @@ def _parse_fault(el: etree._Element) -> rpc.Fault:
     faultstring = _p_str(kids["faultstring"]) if "faultstring" in kids else ""
     cwmp_fault = _cwmp_fault_element(el)
     if cwmp_fault is None:
-        code = int(faultcode) if faultcode.isascii() and faultcode.isdigit() else 0
+        digits = faultcode.isascii() and faultcode.isdigit() and len(faultcode) <= 9
+        code = int(faultcode) if digits else 0
         return rpc.Fault(code=code, string=faultstring, faultcode=faultcode)
     detail = _children(cwmp_fault)
     spv_faults = [

@@ -749,7 +749,9 @@ def _root_of(names: dict[str, Any]) -> str | None:
 
 
 def _int_or_none(value: Any) -> int | None:
+    """An integer a CPE reported, if it is one the store can hold (64-bit signed)."""
     try:
-        return int(value) if value is not None else None
+        number = int(value) if value is not None else None
     except (TypeError, ValueError):
         return None
+    return number if number is None or -(2**63) <= number < 2**63 else None

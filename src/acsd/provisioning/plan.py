@@ -246,7 +246,8 @@ def _plan_table(
     max_attempts: int,
 ) -> None:
     key_field = spec.fields[spec.key]
-    pattern = re.compile(re.escape(spec.object) + r"(\d+)\.([^.]+)$")
+    # ASCII digits, unsignedInt-sized: int() of what a CPE sends must not raise
+    pattern = re.compile(re.escape(spec.object) + r"([0-9]{1,10})\.([^.]+)$")
     existing: dict[int, dict[str, str]] = {}
     for path, value in values.items():
         match = pattern.match(path)

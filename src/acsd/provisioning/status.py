@@ -41,6 +41,8 @@ __all__ = [
 #: string(256). Anything longer is a CPE's garbage (only the body limit bounds a value),
 #: and is taken as not reported rather than stored in every record and API answer.
 MAX_TEXT = 256
+#: an instance number: unsignedInt, so at most 10 ASCII digits
+_INSTANCE = re.compile(r"[0-9]{1,10}")
 
 
 def extract_status(profile: Profile, values: Mapping[str, str]) -> dict[str, Any]:
@@ -420,11 +422,11 @@ class _Reader:
                 at += 1  # a parameter, not an instance
                 continue
             segment = name[size:dot]
-            if segment.isdigit():
-                numbers.append(int(segment))
+            if _INSTANCE.fullmatch(segment):  # not "²", not 5,000 digits
+                numbers.append((int(segment), segment))
             # "/" sorts right after ".": jump over the rest of this subtree
             at = bisect_left(names, name[:dot] + "/", at)
-        found = [str(n) for n in sorted(numbers)]
+        found = [segment for _, segment in sorted(numbers)]
         self._instances[prefix] = found
         return found
 
