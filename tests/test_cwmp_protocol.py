@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import socket
+import time
 
 from aiohttp.test_utils import make_mocked_request
 
@@ -240,3 +241,58 @@ def test_the_session_cookie_is_read_as_aiohttp_reads_it():
     for header in cases:
         request = make_mocked_request("POST", "/", headers={"Cookie": header} if header else {})
         assert session_cookie(request) == request.cookies.get(COOKIE), header
+
+
+# --- sessions that meet: a proxy's shared connection, a CPE that reboots mid-session ------
+
+
+def _lan(ip: str) -> dict:
+    return {**TREE, "Device.IP.Interface.1.IPv4Address.1.IPAddress": (ip, "xsd:string")}
+
+
+def test_two_cpes_behind_a_proxy_on_one_connection_keep_their_own_sessions(daemon):
+    # A reverse proxy with upstream keep-alive sends several CPEs' requests down one TCP
+    # connection. B's Inform used to end A's session, and A's next request, cookie and
+    # all, then went on in B's session: A was sent B's settings and B's record got A's LAN.
+    ns = "urn:dslforum-org:cwmp-1-2"
+    wire = Wire(daemon.cwmp_url, cookies=False)
+    cookies = {}
+    for serial in ("PROXY000A", "PROXY000B"):
+        answer = wire.post(envelope(inform_body(serial), ns=ns))
+        assert answer.status == 200
+        cookies[serial] = answer.headers["Set-Cookie"].split(";", 1)[0]
+    trees = {"PROXY000A": _lan("192.168.10.1"), "PROXY000B": _lan("192.168.20.1")}
+    answers = {s: wire.post(None, headers={"Cookie": c}) for s, c in cookies.items()}
+    for _ in range(60):  # the two sessions take turns on the one connection
+        for serial, answer in answers.items():
+            if answer.status == 204:
+                continue
+            assert answer.status == 200, answer.text
+            env = parse_envelope(answer.body)
+            reply = render_envelope(
+                Envelope(body=answer_request(env.body, trees[serial]), cwmp_ns=ns, id=env.id)
+            )
+            answers[serial] = wire.post(reply, headers={"Cookie": cookies[serial]})
+    assert {a.status for a in answers.values()} == {204}
+    assert daemon.device_json("PROXY000A")["status"]["lanIp"] == "192.168.10.1"
+    assert daemon.device_json("PROXY000B")["status"]["lanIp"] == "192.168.20.1"
+
+
+def test_a_cpe_that_reboots_mid_session_is_not_overwritten_by_its_old_session(daemon_factory):
+    daemon = daemon_factory(cwmp={"session_timeout": 1})
+    ns = "urn:dslforum-org:cwmp-1-2"
+    old = Wire(daemon.cwmp_url)
+    assert old.post(envelope(inform_body("REBOOT001"), ns=ns)).status == 200
+    gpv = old.post(None)
+    assert gpv.status == 200  # the CPE reboots instead of answering
+    old.close()
+
+    new = Wire(daemon.cwmp_url)
+    assert new.post(envelope(inform_body("REBOOT001"), ns=ns)).status == 200
+    drive_to_end(new, new.post(None), ns, tree=_lan("192.168.30.1"))
+    # The old session ended at the new Inform, not at its timeout after the new one's commit.
+    ended = [e for e in daemon.events("session.end") if e.get("serial") == "REBOOT001"]
+    assert ended and ended[0]["reason"] == "CPE started a new session"
+    time.sleep(2.5)  # past session_timeout: nothing left to time out and commit
+    assert daemon.events("cwmp.session_timeout") == []
+    assert daemon.device_json("REBOOT001")["status"]["lanIp"] == "192.168.30.1"

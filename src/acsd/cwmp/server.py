@@ -83,6 +83,8 @@ class SessionTable:
     def __init__(self) -> None:
         self.by_id: dict[str, CwmpSession] = {}
         self.by_conn: dict[object, CwmpSession] = {}
+        #: by the CPE's serial number (lower case), once its Inform is in
+        self.by_serial: dict[str, CwmpSession] = {}
         self._conns: dict[str, list[object]] = {}
         #: sessions whose CPE has sent our cookie back: never matched by address alone
         self.cookie_seen: set[str] = set()
@@ -108,7 +110,12 @@ class SessionTable:
         if cookie and (session := self.by_id.get(cookie)) is not None:
             self.cookie_seen.add(session.id)
             return session
-        if (session := self.by_conn.get(conn)) is not None and not session.finished:
+        session = self.by_conn.get(conn)
+        # The session this connection carries, unless the request names another one: CPEs
+        # behind a proxy share its connections, and a CPE that sent this session's cookie
+        # before would send it again.
+        named_other = cookie and session is not None and session.id in self.cookie_seen
+        if session is not None and not session.finished and not named_other:
             return session
         if cookie:
             return None  # a stale cookie: this CPE keeps cookies, so its session is gone
@@ -121,8 +128,18 @@ class SessionTable:
         ]
         return candidates[0] if len(candidates) == 1 else None
 
+    def note_serial(self, session: CwmpSession) -> None:
+        if session.serial:
+            self.by_serial[session.serial.lower()] = session
+
+    def of_cpe(self, serial: str) -> CwmpSession | None:
+        """The open session of the CPE with this serial number, if any."""
+        return self.by_serial.get(serial.lower())
+
     def remove(self, session: CwmpSession) -> None:
         self.by_id.pop(session.id, None)
+        if session.serial and self.by_serial.get(session.serial.lower()) is session:
+            del self.by_serial[session.serial.lower()]
         self.cookie_seen.discard(session.id)
         for conn in self._conns.pop(session.id, ()):
             if self.by_conn.get(conn) is session:
@@ -191,11 +208,23 @@ class CwmpServer:
                 wrong := self._wrong_device(identity, env.body.device_id.serial_number, remote_ip)
             ):
                 return wrong
-            previous = self.sessions.find(cookie, conn, remote_ip) if cookie else None
-            if previous is None:
-                previous = self.sessions.by_conn.get(conn)
-            if previous is not None:
-                await self._close(previous, "CPE started a new session")
+            # A new Inform ends the CPE's open session, wherever it came from (a CPE that
+            # rebooted mid-session reconnects): left open, its commit at the timeout
+            # would write older values over this session's. A session of another CPE
+            # on the same connection (a proxy's) goes on.
+            serial_no = env.body.device_id.serial_number.lower()
+            candidates = (
+                self.sessions.find(cookie, conn, remote_ip) if cookie else None,
+                self.sessions.by_conn.get(conn),
+                self.sessions.of_cpe(serial_no),
+            )
+            closed: list[CwmpSession] = []
+            for previous in candidates:
+                if previous is None or any(previous is c for c in closed):
+                    continue
+                if not previous.serial or previous.serial.lower() == serial_no:
+                    closed.append(previous)
+                    await self._close(previous, "CPE started a new session")
             if not self.accepting:
                 return self._overloaded(remote_ip, "stopping")
             if len(self.sessions) >= self.settings.max_sessions:
@@ -222,6 +251,7 @@ class CwmpServer:
                 found = await self._take_over(cookie)
                 if found is not None:
                     self.sessions.add(found, conn)
+                    self.sessions.note_serial(found)
                     self.sessions.cookie_seen.add(found.id)
             if found is None:
                 return self._refuse(
@@ -253,10 +283,13 @@ class CwmpServer:
 
             if session.finished:
                 self.sessions.remove(session)
-            elif self.parking is not None and not request.keep_alive and reply.status < 400:
-                # This connection closes after the reply, and the CPE's next one may reach
-                # another worker: park before the CPE can ask.
-                await self._park(session)
+            else:
+                if new_cookie:
+                    self.sessions.note_serial(session)
+                if self.parking is not None and not request.keep_alive and reply.status < 400:
+                    # This connection closes after the reply, and the CPE's next one may
+                    # reach another worker: park before the CPE can ask.
+                    await self._park(session)
             return self._respond(reply, session, new_cookie)
         finally:
             self._busy.discard(session.id)
