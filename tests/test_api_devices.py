@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -261,3 +262,69 @@ def test_a_reseller_learns_nothing_of_a_customer_outside_its_tenancy(world: Worl
     # within the tenancy, the 409 still says why
     inside = {**body, "reseller": world.customers["own"]}
     error(world.as_("RESELLER").post("/customer", inside), 409, "reseller")
+
+
+# --- requests that race: each answer holds, and the record is what the answers say --------
+
+
+def _together(calls: list) -> list:
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(lambda call: call(), calls))
+
+
+def test_parallel_patches_of_different_fields_both_hold(world: World):
+    api = world.api
+    for trial in range(5):
+        device = api.post("/network/device", device_body(world, "own", f"RACEP{trial:04d}")).body
+        path = f"/network/device/{device['_id']}"
+        ssid = {"wifi": {"ssid": f"New{trial}"}}
+        lease = {"dhcp": {"leaseTime": 99}}
+        replies = _together([lambda p=path, b=body: api.patch(p, b) for body in (ssid, lease)])
+        assert [r.status for r in replies] == [200, 200]
+        final = api.get(path).body
+        assert final["wifi"]["ssid"] == f"New{trial}" and final["dhcp"]["leaseTime"] == 99
+        # each change is a revision of its own: the router's ParameterKey tells them apart
+        revisions = {e["after"]["revision"] for e in _audit(world, device["_id"], "device.update")}
+        assert len(revisions) == 2
+
+
+def _audit(world: World, device_id: str, action: str) -> list[dict]:
+    entries = world.api.get("/audit", query={"limit": 1000}).body["items"]
+    return [e for e in entries if e.get("resourceId") == device_id and e["action"] == action]
+
+
+def test_parallel_creates_of_one_serial_or_one_mac_make_one_device(world: World):
+    body = device_body(world, "own", "RACEC0001")
+    replies = _together([lambda: world.api.post("/network/device", body)] * 10)
+    assert sorted(r.status for r in replies) == [201] + [409] * 9
+    assert {r.body["message"] for r in replies if r.status == 409} == {"serialNumber"}
+
+    mac = "02:00:5e:10:20:30"
+    bodies = [device_body(world, "own", f"RACEM{n:04d}", mac) for n in range(10)]
+    replies = _together([lambda b=b: world.api.post("/network/device", b) for b in bodies])
+    assert sorted(r.status for r in replies) == [201] + [422] * 9
+    assert {r.body["message"] for r in replies if r.status == 422} == {"macAddress"}
+
+
+def test_a_delete_is_not_undone_by_patches_running_with_it(world: World):
+    api = world.api
+    for trial in range(3):
+        device = api.post("/network/device", device_body(world, "own", f"RACED{trial:04d}")).body
+        path = f"/network/device/{device['_id']}"
+        calls = [lambda p=path, n=n: api.patch(p, {"name": f"n{n}"}) for n in range(5)]
+        replies = _together([*calls[:2], lambda p=path: api.delete(p), *calls[2:]])
+        assert replies[2].status == 202
+        assert {r.status for r in replies[:2] + replies[3:]} <= {200, 404}
+        assert api.get(path).status == 404  # never seen by acsd: gone at once, and stays gone
+
+
+def test_a_device_being_deleted_takes_no_more_changes(world: World, module_daemon):
+    # A router acsd has seen is released at its next session; until then it is DELETING.
+    serial = "RACEX0001"
+    device = world.api.post("/network/device", device_body(world, "own", serial)).body
+    path = f"/network/device/{device['_id']}"
+    with sqlite3.connect(module_daemon.db) as db:
+        db.execute("UPDATE devices SET last_inform = 1 WHERE id = ?", (device["_id"],))
+    assert world.api.delete(path).body["state"] == "DELETING"
+    error(world.api.patch(path, {"wifi": {"ssid": "Back"}}), 422, "state")
+    assert world.api.get(path).body["state"] == "DELETING"

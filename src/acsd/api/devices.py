@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from aiohttp import web
@@ -18,7 +19,11 @@ from acsd.api.openapi import describe
 from acsd.device_view import device_view
 from acsd.devices import desired_changed, keep_reservation_ids
 from acsd.models import Device, DeviceInput, Dhcp, Wifi
-from acsd.store.base import DeviceQuery, DeviceRecord, ModelRecord
+from acsd.store.base import ABSENT, ChangedError, DeviceQuery, DeviceRecord, ModelRecord
+
+#: tries of a read-modify-write that keeps finding the device changed under it. Each try
+#: lost is another request's write won, so N requests at once need at most N tries.
+MAX_ATTEMPTS = 32
 
 
 class DeviceCreate(DeviceInput):
@@ -129,6 +134,23 @@ async def create_device(request: web.Request) -> web.Response:
     ctx = context(request)
     who = await caller(request)
     body = await read_model(request, DeviceCreate)
+    return await _until_unchanged(lambda: _create(request, ctx, who, body))
+
+
+async def _until_unchanged(attempt: Callable[[], Awaitable[web.Response]]) -> web.Response:
+    """A read-modify-write, done again from the read when the record changed under it (a
+    parallel request, a CPE's session): two requests never both win, nor half each."""
+    for _ in range(MAX_ATTEMPTS):
+        try:
+            return await attempt()
+        except ChangedError:
+            continue
+    raise ApiError(409, "conflict", "The device kept changing while this request ran; retry")
+
+
+async def _create(
+    request: web.Request, ctx: ApiContext, who: Caller, body: DeviceCreate
+) -> web.Response:
     customer = await ctx.store.get_customer(body.customer) if valid_id(body.customer) else None
     if customer is None:
         raise ApiError(404, "customer", "Customer not found")
@@ -146,6 +168,7 @@ async def create_device(request: web.Request) -> web.Response:
         if other is not None and (existing is None or other.id != existing.id):
             raise ApiError(422, "macAddress", "MAC address is already in use.")
     # An unclaimed CPE (it informed before the operator created it) is claimed here.
+    seen = copy.deepcopy(existing) if existing else None
     record = existing or DeviceRecord(id="", serial_number=body.serialNumber, created=clock.now())
     _fill(record, body.model_dump(exclude_none=True))
     _check_lan(record, record.dhcp)
@@ -155,7 +178,12 @@ async def create_device(request: web.Request) -> web.Response:
         record.revision += 1
         record.state, record.jobs = "PROVISIONING", 1
     audit = audit_record(request, who, "device.create", "device", None, customer=customer.id)
-    stored = await ctx.store.write_device(record, audit=_with_after(audit, record))
+    stored = await ctx.store.write_device(
+        record,
+        audit=_with_after(audit, record),
+        expect=seen or ABSENT,
+        unique_mac=bool(body.macAddress),
+    )
     _poke(ctx, stored)
     return web.json_response(_view(ctx, stored, model), status=201)
 
@@ -288,11 +316,21 @@ def _merge(base: dict[str, Any] | None, patch: dict[str, Any]) -> dict[str, Any]
 async def patch_device(request: web.Request) -> web.Response:
     ctx = context(request)
     who = await caller(request)
-    record = await _load(request, who)
+    await _load(request, who)  # 404/403 before the body's 400s
     patch = await read_model(request, DevicePatch)
+    raw = await read_json(request)
+    return await _until_unchanged(lambda: _patch(request, ctx, who, patch, raw))
+
+
+async def _patch(
+    request: web.Request, ctx: ApiContext, who: Caller, patch: DevicePatch, raw: dict[str, Any]
+) -> web.Response:
+    record = await _load(request, who)
+    if record.state == "DELETING":
+        raise ApiError(422, "state", "Device is being deleted")
+    seen = copy.deepcopy(record)
     before = _audit_view(record)
     fields = patch.model_fields_set
-    raw = await read_json(request)
     if "name" in fields:
         record.name = patch.name
     if "notes" in fields:
@@ -320,7 +358,7 @@ async def patch_device(request: web.Request) -> web.Response:
         request, who, "device.update", "device", record.id, customer=record.customer,
         before=before, after=_audit_view(record),
     )  # fmt: skip
-    stored = await ctx.store.write_device(record, audit=audit)
+    stored = await ctx.store.write_device(record, audit=audit, expect=seen)
     _poke(ctx, stored)
     return web.json_response(_view(ctx, stored, await _model(ctx, stored.model)))
 
@@ -332,7 +370,12 @@ async def patch_device(request: web.Request) -> web.Response:
 async def delete_device(request: web.Request) -> web.Response:
     ctx = context(request)
     who = await caller(request)
+    return await _until_unchanged(lambda: _delete(request, ctx, who))
+
+
+async def _delete(request: web.Request, ctx: ApiContext, who: Caller) -> web.Response:
     record = await _load(request, who)
+    seen = copy.deepcopy(record)
     before = _audit_view(record)
     audit = audit_record(
         request, who, "device.delete", "device", record.id, customer=record.customer,
@@ -343,13 +386,13 @@ async def delete_device(request: web.Request) -> web.Response:
         # Never seen by acsd: nothing to release on a router.
         record.state = "DELETING"
         view = _view(ctx, record, await _model(ctx, record.model))
-        await ctx.store.delete_device(record.id, audit=audit)
+        await ctx.store.delete_device(record.id, audit=audit, expect=seen)
     else:
         # The router's next session releases it, then the record goes. The new revision
         # keeps a session already under way from writing its state over DELETING.
         record.state = "DELETING"
         record.revision += 1
-        stored = await ctx.store.write_device(record, audit=audit)
+        stored = await ctx.store.write_device(record, audit=audit, expect=seen)
         _poke(ctx, stored)
         view = _view(ctx, stored, await _model(ctx, stored.model))
     return web.json_response(view, status=202)

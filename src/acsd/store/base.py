@@ -367,12 +367,27 @@ class Store(Protocol):
         """Any record whose MAC is this one, whatever its separators and case."""
 
     async def write_device(
-        self, record: DeviceRecord, *, audit: AuditRecord | None = None
+        self,
+        record: DeviceRecord,
+        *,
+        audit: AuditRecord | None = None,
+        expect: DeviceRecord | str | None = None,
+        unique_mac: bool = False,
     ) -> DeviceRecord:
-        """upsert_device plus an audit entry in the same transaction."""
+        """upsert_device plus an audit entry in the same transaction.
 
-    async def delete_device(self, device_id: str, *, audit: AuditRecord | None = None) -> bool:
-        """Remove the record; False if there was none."""
+        ``expect``: the record as the caller read it (its operator fields must be unchanged)
+        or :data:`ABSENT` (no record with this serial may exist); ``unique_mac``: no other
+        record may hold this MAC. Otherwise :class:`ChangedError`, and nothing is written."""
+
+    async def delete_device(
+        self,
+        device_id: str,
+        *,
+        audit: AuditRecord | None = None,
+        expect: DeviceRecord | None = None,
+    ) -> bool:
+        """Remove the record; False if there was none. ``expect`` as for write_device."""
 
     async def create_customer(
         self, record: CustomerRecord, *, audit: AuditRecord | None = None
@@ -548,6 +563,15 @@ class ConflictError(StoreError):
 
 class StateError(StoreError):
     """A write the record's state does not allow (e.g. confirming an account twice)."""
+
+
+class ChangedError(StoreError):
+    """A read-modify-write found the record changed since it was read (another request,
+    a CPE's session): read it again and redo the change."""
+
+
+#: ``write_device(..., expect=ABSENT)``: the write creates; no record has this serial yet
+ABSENT = "absent"
 
 
 class DuplicateError(ConflictError):

@@ -40,11 +40,13 @@ from acsd import clock
 from acsd.ids import is_id, new_id
 from acsd.log import get_logger
 from acsd.store.base import (
+    ABSENT,
     ApnAccountRecord,
     ApnDeviceRecord,
     ApnNetworkRecord,
     ApnOperationRecord,
     AuditRecord,
+    ChangedError,
     ConflictError,
     CustomerRecord,
     DeviceQuery,
@@ -1112,22 +1114,58 @@ class SqliteStore:
     # the entry becomes the id of the record written (a new record's id is made here).
 
     async def write_device(
-        self, record: DeviceRecord, *, audit: AuditRecord | None = None
+        self,
+        record: DeviceRecord,
+        *,
+        audit: AuditRecord | None = None,
+        expect: DeviceRecord | str | None = None,
+        unique_mac: bool = False,
     ) -> DeviceRecord:
         _check_device(record)
         audit_row = _audit_values(audit)
 
         async def write(conn: aiosqlite.Connection) -> DeviceRecord:
+            if expect == ABSENT:
+                key = serial_key(record.serial_number)
+                if await self._scalar(conn, "SELECT 1 FROM devices WHERE serial_key = ?", (key,)):
+                    raise ChangedError(f"a device {record.serial_number!r} was just created")
+            elif isinstance(expect, DeviceRecord):
+                await self._unchanged(conn, expect)
+            if unique_mac and record.mac_address:
+                other = await self._scalar(
+                    conn,
+                    "SELECT id FROM devices WHERE mac_key = ? AND id != ?",
+                    (mac_key(record.mac_address), record.id),
+                )
+                if other is not None:
+                    raise ChangedError(f"MAC address {record.mac_address} was just taken")
             stored = await self._apply_upsert(conn, record)
             await _write_audit(conn, audit_row, stored.id)
             return stored
 
         return await self._call("write_device", write)
 
-    async def delete_device(self, device_id: str, *, audit: AuditRecord | None = None) -> bool:
+    async def _unchanged(self, conn: aiosqlite.Connection, expect: DeviceRecord) -> None:
+        """ChangedError unless the record still holds the operator fields ``expect`` has."""
+        rows = list(await conn.execute_fetchall(f"{_SELECT} WHERE id = ?", (expect.id,)))
+        if not rows:
+            raise ChangedError(f"device {expect.id} was just deleted")
+        current = _record(rows[0])
+        if any(getattr(current, name) != getattr(expect, name) for name in _OPERATOR):
+            raise ChangedError(f"device {expect.id} was just changed")
+
+    async def delete_device(
+        self,
+        device_id: str,
+        *,
+        audit: AuditRecord | None = None,
+        expect: DeviceRecord | None = None,
+    ) -> bool:
         audit_row = _audit_values(audit)
 
         async def delete(conn: aiosqlite.Connection) -> bool:
+            if expect is not None:
+                await self._unchanged(conn, expect)
             async with conn.execute("DELETE FROM devices WHERE id = ?", (device_id,)) as cursor:
                 deleted = cursor.rowcount > 0
             if deleted:  # nothing happened, nothing to audit
