@@ -328,3 +328,16 @@ def test_a_device_being_deleted_takes_no_more_changes(world: World, module_daemo
     assert world.api.delete(path).body["state"] == "DELETING"
     error(world.api.patch(path, {"wifi": {"ssid": "Back"}}), 422, "state")
     assert world.api.get(path).body["state"] == "DELETING"
+
+
+def test_more_reservations_than_any_router_holds_is_400(world: World):
+    body = device_body(world, "own", "MANYRES01")
+    clients = [
+        {"mac": f"02:00:00:00:{n // 256:02x}:{n % 256:02x}", "ip": f"10.0.{n // 256}.{n % 256}"}
+        for n in range(1025)
+    ]
+    body["dhcp"] = {**body["dhcp"], "reservedClients": clients}
+    reply = world.api.post("/network/device", body)
+    assert error(reply, 400, "dhcp.reservedClients")["description"].startswith(
+        "List should have at most 1024 items"
+    )

@@ -4,6 +4,7 @@ session, running at the same time, completes with its data intact."""
 from __future__ import annotations
 
 import socket
+import struct
 import time
 
 import aiohttp
@@ -181,3 +182,16 @@ async def test_a_periodic_interval_past_64_bits_is_not_kept(daemon):
     assert (await sim.run_once()).ok == 1
     device = daemon.device_json(router.serial)
     assert device["cpe"]["oui"] and daemon.events("cwmp.session_error") == []
+
+
+def test_a_client_that_leaves_mid_body_is_no_error_in_the_log(daemon):
+    host, port = daemon.cwmp_url.split("//")[1].rstrip("/").split(":")
+    for _ in range(3):
+        sock = socket.create_connection((host, int(port)), timeout=10)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n")
+        sock.sendall(b"Content-Length: 900\r\n\r\n<SOAP-ENV:Envelope")
+        time.sleep(0.2)
+        sock.close()  # SO_LINGER 0: a reset, as a CPE that loses power
+    time.sleep(1.0)
+    assert not [line for line in daemon.lines if '"level": "error"' in line]

@@ -296,3 +296,28 @@ def test_a_cpe_that_reboots_mid_session_is_not_overwritten_by_its_old_session(da
     time.sleep(2.5)  # past session_timeout: nothing left to time out and commit
     assert daemon.events("cwmp.session_timeout") == []
     assert daemon.device_json("REBOOT001")["status"]["lanIp"] == "192.168.30.1"
+
+
+def test_a_cookieless_cpe_that_retries_after_a_reboot_completes(daemon):
+    # A new connection for every request and no cookies: acsd finds the session by address,
+    # which was ambiguous while the session the CPE abandoned by rebooting stayed open.
+    ns = "urn:dslforum-org:cwmp-1-2"
+    wire = Wire(daemon.cwmp_url, cookies=False)
+
+    def post(body: bytes | None) -> Answer:
+        wire.reconnect()
+        return wire.post(body)
+
+    assert post(envelope(inform_body("NOCOOKIE1"), ns=ns)).status == 200
+    assert post(None).status == 200  # a GetParameterValues the rebooting CPE never answers
+    assert post(envelope(inform_body("NOCOOKIE1"), ns=ns)).status == 200
+    answer = post(None)
+    for _ in range(60):
+        if answer.status == 204:
+            break
+        assert answer.status == 200, answer.text
+        env = parse_envelope(answer.body)
+        reply = Envelope(body=answer_request(env.body, _lan("192.168.40.1")), cwmp_ns=ns, id=env.id)
+        answer = post(render_envelope(reply))
+    assert answer.status == 204
+    assert daemon.device_json("NOCOOKIE1")["status"]["lanIp"] == "192.168.40.1"

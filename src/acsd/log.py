@@ -95,8 +95,8 @@ class _Prioritised:
 
 
 _handler: logging.Handler | None = None
-#: what a client's malformed request raises inside aiohttp
-_CLIENT_FAULTS = (HttpProcessingError, RequestPayloadError)
+#: what a client's malformed request (or its leaving mid-request) raises inside aiohttp
+_CLIENT_FAULTS = (HttpProcessingError, RequestPayloadError, ConnectionResetError)
 #: fields on every line of this process (the worker index under ``workers = N``)
 _static: dict[str, Any] = {}
 

@@ -107,7 +107,9 @@ class Dhcp(_Strict):
     #: minutes (the router gets seconds)
     leaseTime: int | None = Field(None, ge=1, le=5256000)
     primaryDnsServer: IPv4 | None = None
-    reservedClients: list[ReservedClient] | None = None
+    #: more than any router's DHCP server holds (tens to a few hundred), and a bound on
+    #: the work of one request
+    reservedClients: list[ReservedClient] | None = Field(None, max_length=1024)
 
     @model_validator(mode="after")
     def _consistent(self) -> Dhcp:
