@@ -8,6 +8,11 @@ import json
 import sqlite3
 from pathlib import Path
 
+from acsd.cwmp import rpc
+from acsd.cwmp.session import CwmpSession
+from acsd.provisioning.driver import ProvisioningDriver, _Apply
+from acsd.provisioning.plan import Plan, RowAdd
+from acsd.provisioning.profiles import load_profiles
 from acsd.sim.runner import Simulation
 from test_provisioning_vendors import SEED_BODY
 
@@ -140,3 +145,27 @@ def test_drift_check_off_leaves_hand_made_changes(daemon):
         assert daemon.device_json(serial)["driftCheck"] is False
 
     asyncio.run(run())
+
+
+async def test_an_addobject_answer_with_a_used_or_impossible_instance_fails_the_row():
+    # Found by fuzzing: 0, -1, a huge number or the same number twice were all taken, so
+    # two reservations were written to one row and the job still said DONE.
+    profiles = load_profiles()
+    driver = ProvisioningDriver(store=None, profiles=profiles)  # type: ignore[arg-type]
+    driver.profile = profiles.get("tr181")
+    table = "Device.DHCPv4.Server.Pool.1.StaticAddress."
+    driver.values[table + "1.Chaddr"] = ["02:00:00:00:00:01", "xsd:string"]
+    session = CwmpSession(driver=driver, remote_ip="127.0.0.1")
+    numbers = [5, 5, 0, -1, 2**32, 1, 6]  # only the first 5 and the 6 are new rows
+    rows = [
+        RowAdd("dhcp.reservations", table, f"02:00:00:00:01:0{n}", {"mac": f"m{n}", "ip": "x"})
+        for n in range(len(numbers))
+    ]
+    driver.apply = _Apply(plan=Plan(), adds=list(rows), changes=[], deletes=[])
+    for row, number in zip(rows, numbers, strict=True):
+        request = rpc.AddObject(object_name=row.object, parameter_key="1")
+        await driver.response(session, request, rpc.AddObjectResponse(instance_number=number))
+    assert driver.apply.plan.rows["dhcp.reservations"] == {rows[0].key: 5, rows[6].key: 6}
+    faulted = driver.apply.outcome.faulted
+    assert [code for _, code, _ in faulted] == [9002] * 5
+    assert "instance 0" in faulted[1][2]

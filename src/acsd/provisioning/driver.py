@@ -570,15 +570,22 @@ class ProvisioningDriver:
         assert apply is not None and self.profile is not None
         if isinstance(request, rpc.AddObject):
             row = apply.adds.pop(0)
-            if isinstance(response, rpc.AddObjectResponse):
+            setting = f"{row.table}[{row.row[self.profile.tables[row.table].key]}]"
+            number = getattr(response, "instance_number", None)
+            if isinstance(response, rpc.AddObjectResponse) and self._new_instance(row, number):
                 spec = self.profile.tables[row.table]
                 apply.plan.rows.setdefault(row.table, {})[row.key] = response.instance_number
                 apply.added[response.instance_number] = (row.table, row.key)
                 apply.changes.extend(
                     row_changes(row.table, spec, response.instance_number, row.row)
                 )
+            elif isinstance(response, rpc.AddObjectResponse):
+                # 0, -1, a number already in use: setting the row's fields there would
+                # write over another row. The row is tried again after the back-off.
+                change = Change(setting, row.object, str(row.row), "object")
+                reason = f"AddObject answered instance {number}, which is not a new one"
+                apply.outcome.faulted.append((change, 9002, reason))
             elif isinstance(response, rpc.Fault):
-                setting = f"{row.table}[{row.row[self.profile.tables[row.table].key]}]"
                 change = Change(setting, row.object, str(row.row), "object")
                 apply.outcome.faulted.append((change, response.code, response.string))
         elif isinstance(request, rpc.SetParameterValues):
@@ -589,6 +596,18 @@ class ProvisioningDriver:
                 apply.outcome.faulted.append(
                     (Change("delete", path, "", "object"), response.code, response.string)
                 )
+
+    def _new_instance(self, row: Any, number: int) -> bool:
+        """True for an instance number a CPE can have just created (unsignedInt, not 0,
+        not one of the table's rows read or added this session)."""
+        apply = self.apply
+        assert apply is not None
+        if not 1 <= number < 2**32:
+            return False
+        if apply.added.get(number, ("",))[0] == row.table:
+            return False
+        prefix = f"{row.object}{number}."
+        return not any(name.startswith(prefix) for name in self.values)
 
     def _on_spv(self, response: rpc.Message) -> None:
         apply = self.apply
