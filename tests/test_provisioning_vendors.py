@@ -170,6 +170,17 @@ async def test_vendor_router_ends_with_the_seed_settings_at_its_paths(
     assert "SetParameterValues" in router.stats.rpcs[-1]
     assert router.tree.get(vendor.ssid[1]) == "Need4Speed"
 
+    # Replacing the reservation deletes the old row first: a full table has room then.
+    body = {**SEED_BODY, "serialNumber": serial}
+    other = {"mac": "02:00:5E:00:00:77", "ip": "192.168.0.11"}
+    body["dhcp"] = {**SEED_BODY["dhcp"], "reservedClients": [other]}
+    assert daemon.apply(body)["state"] == "PROVISIONING"
+    assert (await sim.run_once()).ok == 1
+    rpcs = router.stats.rpcs[-1]
+    assert rpcs.index("DeleteObject") < rpcs.index("AddObject") < rpcs.index("SetParameterValues")
+    [row] = rows(router.tree.flat(), vendor.table).values()
+    assert row["Chaddr"].lower() == other["mac"].lower() and row["Yiaddr"] == other["ip"]
+
     # Removing the reservation deletes the router's table row.
     body = {**SEED_BODY, "serialNumber": serial}
     body["dhcp"] = {**SEED_BODY["dhcp"], "reservedClients": []}

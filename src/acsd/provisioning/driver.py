@@ -13,10 +13,10 @@ the records (``store/``). A session runs in two phases:
    yields the CPE's read plan: the ~40 leaves status actually comes from. Until the plan
    is ``full_read_interval`` old (or the CPE boots, a leaf is gone, a ref moved) sessions
    read just those leaves, and their values are merged into the stored tree by the store.
-2. apply: :func:`plan_changes` compares; AddObject for missing table rows, ONE
-   SetParameterValues with every difference (ParameterKey = the record's revision),
-   DeleteObject for rows that should not be there, Reboot only if a profile says a changed
-   value needs it. A fault on some parameters is recorded on them (with back-off) and the
+2. apply: :func:`plan_changes` compares; DeleteObject for rows that should not be there,
+   AddObject for missing table rows, ONE SetParameterValues with every difference
+   (ParameterKey = the record's revision), Reboot only if a profile says a changed value
+   needs it. A fault on some parameters is recorded on them (with back-off) and the
    rest is sent again, so one bad value does not hold back the others.
 """
 
@@ -541,6 +541,11 @@ class ProvisioningDriver:
     def _next_apply_request(self) -> rpc.AcsRequest | None:
         apply = self.apply
         assert apply is not None
+        # Rows that should not be there go first: a full table (routers hold a few dozen
+        # reservations) has room for the new rows then, and empty rows left by a session
+        # that ended before its SetParameterValues are gone before more are added.
+        if apply.deletes:
+            return rpc.DeleteObject(object_name=apply.deletes[0], parameter_key=self._key())
         if apply.adds:
             return rpc.AddObject(object_name=apply.adds[0].object, parameter_key=self._key())
         if apply.changes and apply.spv_tries < MAX_SPV_TRIES:
@@ -550,8 +555,6 @@ class ProvisioningDriver:
                 rpc.ParameterValue(c.path, c.value, self._wire_type(c)) for c in apply.spv_sent
             ]
             return rpc.SetParameterValues(parameters=params, parameter_key=self._key())
-        if apply.deletes:
-            return rpc.DeleteObject(object_name=apply.deletes[0], parameter_key=self._key())
         if apply.reboot:
             apply.reboot = False
             apply.outcome.notes.append("rebooted: a changed value needs it")
