@@ -747,3 +747,18 @@ def test_text_longer_than_any_field_allows_is_not_reported(tr181):
     assert "lanIp" not in extract_status(tr181, values)
     values["Device.DeviceInfo.ModelName"] = "M" * 256
     assert extract_identity(tr181, values)["modelName"] == "M" * 256
+
+
+def test_a_value_that_is_not_what_its_seed_field_holds_is_not_reported(tr181):
+    # Found by fuzzing: "not-a-number" was stored as lanIp and -1 (an unsignedInt) as upTime.
+    values = mobile_values()
+    values["Device.IP.Interface.1.IPv4Address.1.IPAddress"] = "not-a-number"
+    values["Device.IP.Interface.1.IPv4Address.1.SubnetMask"] = "255.255.255.256"
+    values["Device.DeviceInfo.UpTime"] = "-1"
+    status = extract_status(tr181, values)
+    assert not {"lanIp", "subnetMask", "upTime"} & set(status)
+    assert status["wanIp"]  # the rest as before
+    # a fallback rule still gets its turn: the second address of the LAN interface
+    values["Device.IP.Interface.1.IPv4Address.2.IPAddress"] = "192.168.77.1"
+    values["Device.IP.Interface.1.IPv4Address.2.Status"] = "Enabled"
+    assert extract_status(tr181, values)["lanIp"] == "192.168.77.1"

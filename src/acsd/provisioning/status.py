@@ -47,7 +47,7 @@ _INSTANCE = re.compile(r"[0-9]{1,10}")
 
 def extract_status(profile: Profile, values: Mapping[str, str]) -> dict[str, Any]:
     """Seed-000 status fields (``lanIp``, ``upTime``, ``simStatus`` ...) that have a value."""
-    return _Reader(profile, values).fields(profile.status)
+    return _Reader(profile, values).fields(profile.status, seed=True)
 
 
 def extract_identity(profile: Profile, values: Mapping[str, str]) -> dict[str, Any]:
@@ -86,7 +86,8 @@ class Extraction:
     def status_and_identity(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """See :func:`extract_status_and_identity`."""
         reader = self._reader
-        return reader.fields(reader.profile.status), reader.fields(reader.profile.identity)
+        status = reader.fields(reader.profile.status, seed=True)
+        return status, reader.fields(reader.profile.identity)
 
 
 def untyped(params: Mapping[str, list[Any]]) -> dict[str, str]:
@@ -226,6 +227,24 @@ def _family_ok(value: str, family: str) -> bool:
     return True
 
 
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and 0 <= value < 2**63
+
+
+# What a seed status field holds, whatever a profile's rules found: a value that is not (an
+# address that is no address, an unsignedInt read as -1) counts as not reported, and the
+# next one is tried. The seed defines the fields, so this is not per vendor.
+#: the address family of an address field whose rule names none
+STATUS_FAMILIES: dict[str, str] = {
+    **dict.fromkeys(("lanIp", "subnetMask", "gateway", "wanIp", "dns", "dns2"), "ipv4"),
+    **dict.fromkeys(("ipv6", "ipv6Dns", "ipv6Dns2"), "ipv6"),
+}
+#: checks of the converted value
+STATUS_CHECKS: dict[str, Callable[[Any], bool]] = dict.fromkeys(
+    ("upTime", "connectionTime", "uplinkRate", "downlinkRate"), _count
+)
+
+
 class _Recording(dict):
     """Values that remember which of them were read."""
 
@@ -261,24 +280,37 @@ class _Reader:
         # parse costs microseconds
         self._families: dict[tuple[str, str], bool] = {}
 
-    def fields(self, fields: tuple[tuple[str, tuple[Rule, ...]], ...]) -> dict[str, Any]:
+    def fields(
+        self, fields: tuple[tuple[str, tuple[Rule, ...]], ...], seed: bool = False
+    ) -> dict[str, Any]:
+        """``seed``: these are seed status fields, held to :data:`STATUS_FAMILIES` and
+        :data:`STATUS_CHECKS`."""
         out = {}
         for name, rules in fields:
-            value = self.field(rules)
+            if seed:
+                value = self.field(rules, STATUS_CHECKS.get(name), STATUS_FAMILIES.get(name))
+            else:
+                value = self.field(rules)
             if value is not None:
                 out[name] = value
         return out
 
-    def field(self, rules: tuple[Rule, ...]) -> Any:
-        """The value of the first rule (and of its first path) that yields one."""
+    def field(
+        self,
+        rules: tuple[Rule, ...],
+        check: Callable[[Any], bool] | None = None,
+        family: str | None = None,
+    ) -> Any:
+        """The value of the first rule (and of its first path) that yields one (that passes
+        ``check``; ``family`` for rules that name none)."""
         for rule in rules:
             if rule.when and not self.when_ok(rule):
                 continue
             for selector in rule.paths:
-                items = self.collect(rule, selector)
+                items = self.collect(rule, selector, family)
                 if items:
                     value = _convert(rule, items)
-                    if value is not None:
+                    if value is not None and (check is None or check(value)):
                         return value
         return None
 
@@ -333,13 +365,15 @@ class _Reader:
                 return False
         return True
 
-    def collect(self, rule: Rule, selector: Selector) -> list[str]:
-        """Values under one selector, filtered by ``where``, split, ``ignore`` and family."""
+    def collect(self, rule: Rule, selector: Selector, family: str | None = None) -> list[str]:
+        """Values under one selector, filtered by ``where``, split, ``ignore`` and family
+        (the rule's, else ``family``)."""
         matches = self.select(selector)
         if not matches:
             return []
         get = self.values.get
-        where, split, ignore, family = rule.where, rule.split, rule.ignore, rule.family
+        where, split, ignore = rule.where, rule.split, rule.ignore
+        family = rule.family or family
         items = []
         for obj, value in matches:
             if where and not _where_ok(get, obj, where):
