@@ -321,3 +321,16 @@ def test_a_cookieless_cpe_that_retries_after_a_reboot_completes(daemon):
         answer = post(render_envelope(reply))
     assert answer.status == 204
     assert daemon.device_json("NOCOOKIE1")["status"]["lanIp"] == "192.168.40.1"
+
+
+def test_a_broken_envelope_mid_session_gets_its_fault_in_the_sessions_namespace(daemon):
+    ns = "urn:dslforum-org:cwmp-1-0"
+    wire = Wire(daemon.cwmp_url)
+    assert wire.post(envelope(inform_body("BROKENNS1"), ns=ns)).status == 200
+    two_bodies = envelope("<cwmp:GetRPCMethods/>", ns=ns).replace(
+        b"</SOAP-ENV:Envelope>", b"<SOAP-ENV:Body/></SOAP-ENV:Envelope>"
+    )
+    answer = wire.post(two_bodies)
+    fault = parse_envelope(answer.body)
+    assert isinstance(fault.body, rpc.Fault) and "more than one SOAP Body" in fault.body.string
+    assert fault.cwmp_ns == ns

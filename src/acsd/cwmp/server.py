@@ -545,13 +545,14 @@ class CwmpServer:
         log.warning("cwmp.bad_envelope", reason=exc.reason, remote=remote_ip)
         if exc.fault_code is None:
             return self._plain(400, exc.reason, close=True)
-        # A parseable but invalid CWMP message gets a SOAP fault the CPE can log.
+        # A parseable but invalid CWMP message gets a SOAP fault the CPE can log, in the
+        # namespace it speaks: the envelope's if it got that far, else its session's.
+        ns = exc.cwmp_ns
+        if ns is None:
+            session = self.sessions.find(session_cookie(request), request.protocol, remote_ip)
+            ns = session.cwmp_ns if session is not None else rpc.DEFAULT_NAMESPACE
         body = render_envelope(
-            Envelope(
-                body=rpc.acs_fault(exc.fault_code, exc.reason),
-                cwmp_ns=exc.cwmp_ns or rpc.DEFAULT_NAMESPACE,
-                id=exc.cwmp_id,
-            )
+            Envelope(body=rpc.acs_fault(exc.fault_code, exc.reason), cwmp_ns=ns, id=exc.cwmp_id)
         )
         return web.Response(
             status=200, body=body, headers={"Content-Type": CONTENT_TYPE, "Connection": "close"}
