@@ -21,8 +21,6 @@ import sys
 from typing import Any
 
 import structlog
-from aiohttp.http_exceptions import HttpProcessingError
-from aiohttp.web_protocol import RequestPayloadError
 
 _SECRET_KEY = re.compile(r"(pass(word|phrase)?|secret|token|presharedkey|psk|pin)(\d+g)?$", re.I)
 MASK = "***"
@@ -95,8 +93,6 @@ class _Prioritised:
 
 
 _handler: logging.Handler | None = None
-#: what a client's malformed request (or its leaving mid-request) raises inside aiohttp
-_CLIENT_FAULTS = (HttpProcessingError, RequestPayloadError, ConnectionResetError)
 #: fields on every line of this process (the worker index under ``workers = N``)
 _static: dict[str, Any] = {}
 
@@ -185,7 +181,15 @@ class _ClientFault(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        if not record.name.startswith("aiohttp.") or not isinstance(exc, _CLIENT_FAULTS):
+        if exc is None or not record.name.startswith("aiohttp."):
+            return True
+        # Here, not at the top: the profile checker imports this module and must not pull
+        # in aiohttp; a record from aiohttp means it is loaded.
+        from aiohttp.http_exceptions import HttpProcessingError
+        from aiohttp.web_protocol import RequestPayloadError
+
+        # what a client's malformed request (or its leaving mid-request) raises in aiohttp
+        if not isinstance(exc, HttpProcessingError | RequestPayloadError | ConnectionResetError):
             return True
         if self.level > logging.INFO:
             return False
