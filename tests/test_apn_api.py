@@ -10,6 +10,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 import pytest
@@ -555,6 +556,26 @@ def test_delete_sets_the_end_date_and_frees_the_cli(apn: ApnApi, acct):
     ok(new, 202)
     by_cli = apn.get(apns_path(acct, NETWORK, "(+45)12345678"))
     assert by_cli.wrapper["Meta"]["Id"] == new.wrapper["Meta"]["Id"]
+
+
+def test_parallel_deletes_end_the_device_once_and_every_status_url_answers(apn: ApnApi, acct):
+    created = apn.post(apns_path(acct, NETWORK), device("(+45)12345679", SIM))
+    device_id = created.wrapper["Meta"]["Id"]
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        answers = list(pool.map(lambda _: apn.delete(apns_path(acct, NETWORK, device_id)),
+                                range(10)))  # fmt: skip
+    # One of them removed it (202 and an operation); the others found it removed (200),
+    # and no answer points at an operation that does not exist.
+    assert sorted(a.status for a in answers).count(202) == 1, [a.status for a in answers]
+    assert all(a.status in (200, 202) for a in answers)
+    for a in answers:
+        assert a.data["EndDate"]
+        url = a.wrapper.get("StatusUrl")
+        assert (url is not None) == (a.status == 202)
+        if url:
+            status = apn.get("/" + url.split("/", 3)[3])
+            ok(status, 200)
+            assert status.data["Operation"] == "delete"
 
 
 def test_a_network_gets_its_apn_name(apn: ApnApi, acct):

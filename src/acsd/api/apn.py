@@ -396,10 +396,13 @@ async def delete_apn_device(request: web.Request) -> web.Response:
     if device.end_date is not None:
         return reply(request, DEVICE, device_doc(device, account), meta=device_meta(device))
     operation = _operation(account_key, "delete", device.id)
+    ended_here = False
 
     def end(current: ApnDeviceRecord) -> tuple[ApnDeviceRecord | None, Any]:
+        nonlocal ended_here
         if current.end_date is not None:
             return None, None
+        ended_here = True
         now = clock.now()
         ended = replace(
             current, end_date=now, status=rules.DELETED, version=current.version + 1,
@@ -414,6 +417,10 @@ async def delete_apn_device(request: web.Request) -> web.Response:
     stored = await ctx.store.update_apn_device(device.id, end, operation=operation)
     if stored is None:
         raise ApnError(404, NO_DEVICE, f"no APN device {device.id!r}")
+    if not ended_here:
+        # A DELETE running alongside ended it first: this one found it removed, as if it
+        # had come second, and has no operation of its own to point a StatusUrl at.
+        return reply(request, DEVICE, device_doc(stored, account), meta=device_meta(stored))
     return reply(
         request, DEVICE, device_doc(stored, account), status=202, meta=device_meta(stored),
         status_url=operation_url(request, operation),
