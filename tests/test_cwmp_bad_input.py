@@ -195,3 +195,22 @@ def test_a_client_that_leaves_mid_body_is_no_error_in_the_log(daemon):
         sock.close()  # SO_LINGER 0: a reset, as a CPE that loses power
     time.sleep(1.0)
     assert not [line for line in daemon.lines if '"level": "error"' in line]
+
+
+def test_an_element_inside_a_value_is_refused_and_a_comment_is_read_around(daemon):
+    # el.text stops at the first child: <SerialNumber>X<b/>1</SerialNumber> registered "X".
+    status, body = bad_post(daemon.cwmp_url, envelope(inform_body("MIX<b/>ED01")))
+    fault = parse_envelope(body).body
+    assert status == 200 and isinstance(fault, rpc.Fault) and fault.code == 8003
+    assert "SerialNumber" in fault.string
+    # A comment is XML inside a value: the text is what is around it.
+    wire = Wire(daemon.cwmp_url)
+    try:
+        answer = wire.post(envelope(inform_body("COMM<!-- x -->ENT01")))
+        assert answer.status == 200
+        assert isinstance(parse_envelope(answer.body).body, rpc.InformResponse)
+        drive_to_end(wire, wire.post(None), "urn:dslforum-org:cwmp-1-0")
+    finally:
+        wire.close()
+    listed = daemon.cli("device", "list").stdout
+    assert "COMMENT01" in listed and "MIX" not in listed

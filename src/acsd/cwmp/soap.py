@@ -165,16 +165,25 @@ def _children(el: etree._Element) -> dict[str, etree._Element]:
     return kids
 
 
-def _p_str(el: etree._Element) -> str:
+def _text(el: etree._Element) -> str:
+    """The text of a value element. ``el.text`` is only what comes before a child, and the
+    parser drops comments and PIs, so a child is an element: not a value at all
+    (``<SerialNumber>X<b/>1</SerialNumber>`` is not the serial "X")."""
+    if len(el):
+        raise SoapError(f"<{_local(el.tag)}> holds an element, not text")
     return el.text or ""
 
 
+def _p_str(el: etree._Element) -> str:
+    return _text(el)
+
+
 def _p_token(el: etree._Element) -> str:
-    return (el.text or "").strip()
+    return _text(el).strip()
 
 
 def _p_int(el: etree._Element) -> int:
-    text = (el.text or "").strip()
+    text = _text(el).strip()
     # int() alone would take "1_000", non-ASCII digits and thousands of digits.
     if _INT_TEXT.fullmatch(text) is None:
         raise SoapError(f"<{_local(el.tag)}> is not an integer: {text[:40]!r}")
@@ -182,7 +191,7 @@ def _p_int(el: etree._Element) -> int:
 
 
 def _p_bool(el: etree._Element) -> bool:
-    text = (el.text or "").strip()
+    text = _text(el).strip()
     value = _BOOL_TEXT.get(text.lower())
     if value is None:
         raise SoapError(f"<{_local(el.tag)}> is not a boolean: {text[:40]!r}")
@@ -318,9 +327,9 @@ def _p_pvs(structs: Iterable[etree._Element]) -> list[rpc.ParameterValue]:
             if tag == "Name":
                 # interned: the same few hundred names arrive from every CPE, and the
                 # sessions held open share one copy (dict look-ups compare by identity)
-                name = intern((c.text or "").strip())
+                name = intern(((c.text or "") if not len(c) else _text(c)).strip())
             elif tag == "Value":
-                value = c.text or ""
+                value = (c.text or "") if not len(c) else _text(c)
                 t = c.get(_XSI_TYPE)
                 vtype = None if t is None else _XSD_TYPES.get(t) or _xsd_type(t)
         out.append(rpc.ParameterValue(name, value, vtype))
