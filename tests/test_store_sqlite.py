@@ -19,6 +19,7 @@ from acsd.store import (
     DeviceRecord,
     SessionResult,
     SqliteStore,
+    StaleResultError,
     StoreClosedError,
 )
 
@@ -602,3 +603,31 @@ async def test_the_writer_and_checkpointer_threads_give_way_to_the_event_loop(
         assert (await s.find_device_for_cpe("NICE1")) is not None
     finally:
         await s.close()
+
+
+async def test_a_result_older_than_the_last_committed_session_is_dropped(store: SqliteStore):
+    device_id = await store.save_session(session("REBOOT1", at=1000.0, status={"upTime": 5}))
+    # Two sessions read the record (last_inform 1000): the first, cut by a reboot, ends
+    # at its timeout after the second (the one after the reboot) committed.
+    newer = session("REBOOT1", at=1100.0, device_id=device_id, since=1000.0,
+                    status={"upTime": 30})  # fmt: skip
+    older = session("REBOOT1", at=1160.0, device_id=device_id, since=1000.0,
+                    status={"upTime": 99999})  # fmt: skip
+    assert await store.save_session(newer) == device_id
+    with pytest.raises(StaleResultError):
+        await store.save_session(older)
+    record = await store.get_device(device_id)
+    assert record is not None and record.status == {"upTime": 30}
+    assert record.last_inform == 1100.0
+    # In one batch the same: the first in the queue wins, the other sees its commit.
+    again = [
+        session("REBOOT1", at=1200.0 + n, device_id=device_id, since=1100.0, status={"upTime": n})
+        for n in (1, 2)
+    ]
+    results = await asyncio.gather(*(store.save_session(r) for r in again),
+                                   return_exceptions=True)  # fmt: skip
+    assert results[0] == device_id and isinstance(results[1], StaleResultError)
+    record = await store.get_device(device_id)
+    assert record is not None and record.status == {"upTime": 1} and record.last_inform == 1201.0
+    # Not a failure of the store: nothing counted as failed.
+    assert store.stats.failed == 0

@@ -26,14 +26,14 @@ def start_workers(daemon_factory, count: int = 2, **sections):
     return daemon
 
 
-def session_over_new_connections(url: str, serial: str, *, announce: bool) -> dict:
+def session_over_new_connections(url: str, serial: str, *, announce: bool, **inform) -> dict:
     """One whole session, each request on a TCP connection of its own (as CPEs without
     keep-alive do). ``announce``: the CPE says ``Connection: close``; otherwise it just
     drops the connection after each answer. Returns the CPE's tree afterwards."""
     tree = {**TREE, **MANAGED}
     wire = Wire(url)
     headers = {"Connection": "close"} if announce else {}
-    answer = wire.post(envelope(inform_body(serial), ns=NS), headers=headers)
+    answer = wire.post(envelope(inform_body(serial, **inform), ns=NS), headers=headers)
     assert answer.status == 200, answer.text
     assert isinstance(parse_envelope(answer.body).body, rpc.InformResponse)
     body: bytes | None = None
@@ -104,6 +104,45 @@ def test_a_parked_session_whose_cpe_never_returns_is_still_committed(daemon_fact
     )
     assert ends[0]["complete"] is False
     assert daemon.device_json("GONE001")["serialNumber"] == "GONE001"
+
+
+def test_a_session_cut_by_a_reboot_does_not_write_over_the_session_after_it(daemon_factory):
+    # The CPE reboots mid-session: its session is parked, and the BOOT Inform that follows
+    # (no cookie) starts a new one on whichever worker. The parked one ends at its timeout,
+    # after the new one committed: what it learned is older and must not be written.
+    daemon = start_workers(daemon_factory, cwmp={"session_timeout": 2})
+    url = daemon.cwmp_url
+
+    def params(version: str) -> dict[str, str]:
+        return {
+            "Device.DeviceInfo.SoftwareVersion": version,
+            "Device.DeviceInfo.HardwareVersion": "HW1",
+            "Device.ManagementServer.ConnectionRequestURL": "http://127.0.0.1:9/cr",
+            "Device.ManagementServer.ParameterKey": "",
+        }
+
+    session_over_new_connections(url, "RBT001", announce=True, params=params("1.0.0"))
+    wire = Wire(url)
+    answer = wire.post(
+        envelope(inform_body("RBT001", events=("2 PERIODIC",), params=params("1.5.0")), ns=NS),
+        headers={"Connection": "close"},
+    )
+    assert answer.status == 200
+    wire.close()  # the reboot
+    wait_for(lambda: daemon.events("cwmp.session_parked"), timeout=5)
+    session_over_new_connections(url, "RBT001", announce=True, params=params("2.0.0"))
+    after_boot = daemon.device_json("RBT001")
+    assert after_boot["cpe"]["softwareVersion"] == "2.0.0"
+
+    dropped = wait_for(
+        lambda: [e for e in daemon.events("session.result_dropped") if e["serial"] == "RBT001"],
+        timeout=15,
+    )
+    assert len(dropped) == 1
+    shown = daemon.device_json("RBT001")
+    assert shown["cpe"]["softwareVersion"] == "2.0.0"
+    assert shown["status"] == after_boot["status"]
+    assert not daemon.events("session.save_failed")
 
 
 def test_a_worker_that_dies_is_replaced(daemon_factory):

@@ -46,7 +46,14 @@ from acsd.provisioning.jobs import (
 from acsd.provisioning.plan import Change, Plan, mac_key, plan_changes, row_changes
 from acsd.provisioning.profiles import Profile, ProfileSet, detect_root
 from acsd.provisioning.status import Extraction, ReadPlan, fetch_names, read_plan, untyped
-from acsd.store.base import VERSION_CHARS, CpeIdentity, DeviceRecord, SessionResult, Store
+from acsd.store.base import (
+    VERSION_CHARS,
+    CpeIdentity,
+    DeviceRecord,
+    SessionResult,
+    StaleResultError,
+    Store,
+)
 
 log = get_logger("acsd.session")
 
@@ -309,6 +316,7 @@ class ProvisioningDriver:
             periodic_interval=_int_or_none(ident.get("periodicInterval")),
             connection_request_url=ident.get("connectionRequestUrl"),
             absent_paths=self._absent_to_save(reset),
+            since=self.record.last_inform if self.record is not None else None,
         )
         if self.record is not None and self.record.state == "DELETING":
             # Released: the record goes; a later Inform registers the CPE as unclaimed.
@@ -318,6 +326,11 @@ class ProvisioningDriver:
         self._settle(result)
         try:
             device_id = await self.store.save_session(result)
+        except StaleResultError:
+            # The CPE started over (a reboot) and that session committed first: what this
+            # one learned is older, and nothing of it is written.
+            log.info("session.result_dropped", serial=session.serial, reason="newer session")
+            return
         except Exception:
             log.exception("session.save_failed", serial=session.serial)
             if complete:

@@ -119,6 +119,11 @@ class SessionResult:
     read_plan: dict[str, Any] | None = None
     #: the SIM numbers reported ({} = no SIM); None keeps the stored ones
     sim: dict[str, str] | None = None
+    #: the record's ``last_inform`` when the session read it (None: not checked). When the
+    #: record has another one at commit, a later session of the CPE committed first (it
+    #: rebooted mid-session and this one ended at its timeout, maybe in another worker):
+    #: this older result is dropped with :class:`StaleResultError` instead of written over it.
+    since: float | None = None
 
 
 @dataclass(slots=True)
@@ -563,6 +568,11 @@ class ConflictError(StoreError):
 
 class StateError(StoreError):
     """A write the record's state does not allow (e.g. confirming an account twice)."""
+
+
+class StaleResultError(StoreError):
+    """A session's result was not written: a later session of the same CPE committed
+    first (see ``SessionResult.since``)."""
 
 
 class ChangedError(StoreError):

@@ -56,6 +56,7 @@ from acsd.store.base import (
     InternetAccountRecord,
     ModelRecord,
     SessionResult,
+    StaleResultError,
     StateError,
     StoreClosedError,
     StoreError,
@@ -202,7 +203,9 @@ ON CONFLICT (serial_key) DO UPDATE SET
     updated = excluded.updated
 """
 
-_IDS_SQL = "SELECT id, serial_key FROM devices WHERE id IN (SELECT value FROM json_each(?))"
+_IDS_SQL = (
+    "SELECT id, serial_key, last_inform FROM devices WHERE id IN (SELECT value FROM json_each(?))"
+)
 _KEYS_SQL = (
     "SELECT id, serial_key FROM devices WHERE serial_key IN (SELECT value FROM json_each(?))"
 )
@@ -215,6 +218,8 @@ class _SaveOp:
     serial_key: str
     device_id: str | None
     future: asyncio.Future[Any]
+    #: SessionResult.since
+    since: float | None = None
 
 
 @dataclass(slots=True)
@@ -240,6 +245,10 @@ _Op = _SaveOp | _CallOp
 _STOP = object()
 #: name of the savepoint that isolates one call in a batch (it is never nested)
 _SAVEPOINT = "acsd_call"
+
+
+#: where _save_args puts ``at`` (?15 of _SAVE_SQL)
+_AT = 14
 
 
 def _save_args(result: SessionResult) -> list[Any]:
@@ -604,7 +613,7 @@ class _BeginFailed(Exception):
     """BEGIN IMMEDIATE failed (the write lock stayed busy): no save of the batch is at fault."""
 
 
-def _commit_saves(conn: sqlite3.Connection, saves: list[_SaveOp]) -> list[str]:
+def _commit_saves(conn: sqlite3.Connection, saves: list[_SaveOp]) -> list[str | _Failed]:
     try:
         conn.execute("BEGIN IMMEDIATE")
     except Exception as exc:
@@ -622,33 +631,51 @@ def _commit_saves(conn: sqlite3.Connection, saves: list[_SaveOp]) -> list[str]:
     return ids
 
 
-def _apply_saves_sync(conn: sqlite3.Connection, saves: list[_SaveOp]) -> list[str]:
-    """The saves, in an open transaction; the device id each one wrote."""
+def _apply_saves_sync(conn: sqlite3.Connection, saves: list[_SaveOp]) -> list[str | _Failed]:
+    """The saves, in an open transaction; the device id each one wrote, or a
+    :class:`_Failed` with :class:`StaleResultError` for one a later session overtook."""
     # A session bound to a record updates that record even when the serial differs
     # (bound by MAC): its stored serial key becomes the conflict target of the upsert.
     bound_keys: dict[str, str] = {}
+    informed: dict[str, float | None] = {}
     wanted = [op.device_id for op in saves if op.device_id]
     if wanted:
         rows = conn.execute(_IDS_SQL, (dumps(wanted),)).fetchall()
         bound_keys = {row[0]: row[1] for row in rows}
+        informed = {row[0]: row[2] for row in rows}
     unbound = False
-    for op in saves:
+    stale: dict[int, _Failed] = {}
+    live: list[_SaveOp] = []
+    for index, op in enumerate(saves):
         key = bound_keys.get(op.device_id) if op.device_id else None
         if key is None:
             # New CPE, or its record was deleted meanwhile: find or create by serial.
             key = op.serial_key
             unbound = True
+        elif op.since is not None:
+            # In queue order: of two results of one device in a batch, the second sees
+            # the first's last_inform.
+            if informed[op.device_id] != op.since:  # type: ignore[index]
+                stale[index] = _Failed(StaleResultError(
+                    f"device {op.device_id}: a later session committed first"
+                ))  # fmt: skip
+                continue
+            informed[op.device_id] = op.args[_AT]  # type: ignore[index]
         op.args[0] = new_id()
         op.args[2] = key
-    conn.executemany(_SAVE_SQL, [op.args for op in saves])
+        live.append(op)
+    if live:
+        conn.executemany(_SAVE_SQL, [op.args for op in live])
     ids_by_key: dict[str, str] = {}
     if unbound:
-        keys = sorted({op.serial_key for op in saves})
+        keys = sorted({op.serial_key for op in live})
         rows = conn.execute(_KEYS_SQL, (dumps(keys),)).fetchall()
         ids_by_key = {row[1]: row[0] for row in rows}
-    out: list[str] = []
-    for op in saves:
-        if op.device_id and op.device_id in bound_keys:
+    out: list[str | _Failed] = []
+    for index, op in enumerate(saves):
+        if index in stale:
+            out.append(stale[index])
+        elif op.device_id and op.device_id in bound_keys:
             out.append(op.device_id)
         else:
             out.append(ids_by_key[op.serial_key])
@@ -1094,7 +1121,7 @@ class SqliteStore:
         # changes to the caller's dicts cannot leak into the write.
         args = _save_args(result)
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._submit(_SaveOp(args, serial_key(serial), result.device_id, future))
+        self._submit(_SaveOp(args, serial_key(serial), result.device_id, future, result.since))
         # Not shielded on purpose: a cancelled caller's write is still committed (the data
         # came from the CPE and is not lost), the caller just stops waiting for it.
         return await future
@@ -1611,10 +1638,7 @@ class SqliteStore:
         if failed < len(batch):
             self.stats._record_batch(len(batch) - failed, time.perf_counter() - started)
         for op, value in zip(batch, results, strict=True):
-            if isinstance(value, _Failed):
-                self._fail([op], value.error)
-            elif not op.future.done():  # the caller may have been cancelled
-                op.future.set_result(value)
+            self._resolve(op, value)
 
     async def _run_saves(self, saves: list[_SaveOp]) -> None:
         """A batch of session saves alone, BEGIN to COMMIT in one hop to the writer thread.
@@ -1633,9 +1657,18 @@ class SqliteStore:
             await self._batch_failed(saves, exc, self._run_saves)
             return
         self.stats._record_batch(len(saves), time.perf_counter() - started)
-        for op, device_id in zip(saves, ids, strict=True):
-            if not op.future.done():  # the caller may have been cancelled
-                op.future.set_result(device_id)
+        for op, value in zip(saves, ids, strict=True):
+            self._resolve(op, value)
+
+    def _resolve(self, op: _Op, value: Any) -> None:
+        if isinstance(value, _Failed):
+            if isinstance(value.error, StaleResultError):  # not the store's failure
+                if not op.future.done():
+                    op.future.set_exception(value.error)
+            else:
+                self._fail([op], value.error)
+        elif not op.future.done():  # the caller may have been cancelled
+            op.future.set_result(value)
 
     async def _batch_failed(
         self, batch: list[Any], exc: Exception, retry: Callable[[list[Any]], Awaitable[None]]
@@ -1711,7 +1744,9 @@ class SqliteStore:
         await conn.execute(f"RELEASE {_SAVEPOINT}")
         return value
 
-    async def _apply_saves(self, conn: aiosqlite.Connection, saves: list[_SaveOp]) -> list[str]:
+    async def _apply_saves(
+        self, conn: aiosqlite.Connection, saves: list[_SaveOp]
+    ) -> list[str | _Failed]:
         return await _on_thread(conn, _apply_saves_sync, saves)
 
     async def _apply_upsert(self, conn: aiosqlite.Connection, record: DeviceRecord) -> DeviceRecord:
