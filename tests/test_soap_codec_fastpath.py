@@ -202,3 +202,27 @@ def test_struct_children_first_of_duplicates_wins_and_namespaces_are_ignored() -
         "<Bogus/></DeviceId><MaxEnvelopes>1</MaxEnvelopes></cwmp:Inform>"
     )
     assert parse_envelope(data).body.device_id == rpc.DeviceId("First", "00D09E", "P", "S")
+
+
+def test_a_get_parameter_values_renders_as_the_generic_codec_does() -> None:
+    names = ["Device.DeviceInfo.UpTime", "Device.IP.Interface.", "Caf\u00e9.<&>"]
+    for prefix, msg_id in (("soap-env", "1"), ("SOAP-ENV", "2"), ("soap-env", "1")):
+        env = soap.Envelope(body=rpc.GetParameterValues(names=names), id=msg_id)
+        out: list[str] = []
+        soap._MESSAGE_KINDS[rpc.GetParameterValues].render(
+            out, "cwmp:GetParameterValues", env.body, True
+        )
+        head, tail = soap._frame(prefix, env.cwmp_ns)
+        header = (
+            f'<{prefix}:Header><cwmp:ID {prefix}:mustUnderstand="1">{msg_id}</cwmp:ID>'
+            f"</{prefix}:Header>"
+        )
+        generic = f"{head}{header}<{prefix}:Body>{''.join(out)}{tail}"
+        assert soap.render_envelope(env, prefix=prefix) == generic.encode(
+            "ascii", "xmlcharrefreplace"
+        )
+        assert parse_envelope(soap.render_envelope(env, prefix=prefix)).body.names == names
+    # Text XML cannot carry is refused every time, not remembered as rendered.
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            soap.render_envelope(soap.Envelope(body=rpc.GetParameterValues(names=["a\x01"])))

@@ -664,6 +664,15 @@ def _render_fault(out: list[str], f: rpc.Fault, p: str) -> None:
     out.append(f"</cwmp:Fault></detail></{p}:Fault>")
 
 
+@lru_cache(maxsize=512)
+def _gpv_body(names: tuple[str, ...]) -> str:
+    """The Body child of a GetParameterValues (it has no values, so no ``xsi:type``)."""
+    out: list[str] = []
+    request = rpc.GetParameterValues(names=list(names))
+    _MESSAGE_KINDS[rpc.GetParameterValues].render(out, "cwmp:GetParameterValues", request, True)
+    return "".join(out)
+
+
 def render_envelope(env: Envelope, *, prefix: str = "soap-env", typed_values: bool = True) -> bytes:
     """Encode one envelope as ASCII bytes without an XML declaration.
 
@@ -687,7 +696,10 @@ def render_envelope(env: Envelope, *, prefix: str = "soap-env", typed_values: bo
     if header:
         out.append(f"<{prefix}:Header>{''.join(header)}</{prefix}:Header>")
     out.append(f"<{prefix}:Body>")
-    if type(body) is rpc.Fault:
+    if type(body) is rpc.GetParameterValues:
+        # Every periodic session asks its profile's same few dozen names again.
+        out.append(_gpv_body(tuple(body.names)))
+    elif type(body) is rpc.Fault:
         _render_fault(out, body, prefix)
     elif (kind := _MESSAGE_KINDS.get(type(body))) is not None:
         kind.render(out, f"cwmp:{body.METHOD}", body, typed_values)

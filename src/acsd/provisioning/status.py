@@ -156,14 +156,29 @@ class ReadPlan:
             return cls(
                 profile=str(data["profile"]),
                 reads=str(data["reads"]),
-                # interned: every CPE of a profile has (nearly) the same paths, and an open
-                # session then holds one tuple, not forty strings of its own
-                paths=tuple(sys.intern(str(p)) for p in data["paths"]),
+                paths=_plan_paths(data["paths"]),
                 refs={str(k): tuple(str(x) for x in v) for k, v in data["refs"].items()},
                 at=float(data["at"]),
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             return None
+
+
+#: plan paths as read before, by their text: every CPE of a profile has (nearly) the same
+#: paths, and an open session then holds one shared tuple of interned strings
+_PATHS_SEEN: dict[tuple[Any, ...], tuple[str, ...]] = {}
+_PATHS_SEEN_MAX = 1024
+
+
+def _plan_paths(raw: Any) -> tuple[str, ...]:
+    key = tuple(raw)
+    found = _PATHS_SEEN.get(key)
+    if found is None:
+        found = tuple(sys.intern(str(p)) for p in key)
+        if len(_PATHS_SEEN) >= _PATHS_SEEN_MAX:
+            _PATHS_SEEN.clear()  # CPEs of many shapes: start over rather than grow
+        _PATHS_SEEN[key] = found
+    return found
 
 
 def read_plan(profile: Profile, values: Mapping[str, str], at: float) -> ReadPlan:
