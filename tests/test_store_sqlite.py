@@ -631,3 +631,20 @@ async def test_a_result_older_than_the_last_committed_session_is_dropped(store: 
     assert record is not None and record.status == {"upTime": 1} and record.last_inform == 1201.0
     # Not a failure of the store: nothing counted as failed.
     assert store.stats.failed == 0
+
+
+async def test_a_parked_session_is_claimed_by_address_only_when_it_is_the_only_one(
+    store: SqliteStore,
+) -> None:
+    await store.park_session("w0.a", b"A", 1.0, "192.0.2.10")
+    await store.park_session("w0.k", b"K", 1.0)  # a CPE that keeps cookies: no address
+    assert await store.claim_session_from("192.0.2.99") is None
+    assert await store.claim_session_from("192.0.2.10") == b"A"
+    assert await store.claim_session_from("192.0.2.10") is None  # taken
+    # Two CPEs behind one address: neither is handed out by address, both by cookie.
+    await store.park_session("w1.b", b"B", 2.0, "198.51.100.7")
+    await store.park_session("w1.c", b"C", 2.0, "198.51.100.7")
+    assert await store.claim_session_from("198.51.100.7") is None
+    assert await store.claim_session("w1.b") == b"B"
+    assert await store.claim_session_from("198.51.100.7") == b"C"
+    assert await store.claim_session("w0.k") == b"K"

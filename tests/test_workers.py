@@ -26,12 +26,15 @@ def start_workers(daemon_factory, count: int = 2, **sections):
     return daemon
 
 
-def session_over_new_connections(url: str, serial: str, *, announce: bool, **inform) -> dict:
+def session_over_new_connections(
+    url: str, serial: str, *, announce: bool, cookies: bool = True, **inform
+) -> dict:
     """One whole session, each request on a TCP connection of its own (as CPEs without
     keep-alive do). ``announce``: the CPE says ``Connection: close``; otherwise it just
-    drops the connection after each answer. Returns the CPE's tree afterwards."""
+    drops the connection after each answer. ``cookies=False``: it never sends the session
+    cookie back. Returns the CPE's tree afterwards."""
     tree = {**TREE, **MANAGED}
-    wire = Wire(url)
+    wire = Wire(url, cookies=cookies)
     headers = {"Connection": "close"} if announce else {}
     answer = wire.post(envelope(inform_body(serial, **inform), ns=NS), headers=headers)
     assert answer.status == 200, answer.text
@@ -88,6 +91,40 @@ def test_session_goes_on_when_the_cpe_reconnects_to_another_worker(daemon_factor
     # Every session ended complete, on whichever worker had it last.
     ends = [e for e in daemon.events("session.end") if e["serial"].startswith("HOP")]
     assert len(ends) == 8 and all(e["complete"] for e in ends)
+
+
+def test_a_cpe_without_cookies_that_reconnects_is_followed_by_its_address(daemon_factory):
+    # Parked sessions are out of every worker's memory: without a cookie, only the address
+    # the CPE comes from finds them again.
+    daemon = start_workers(daemon_factory)
+    for n in range(6):
+        serial = f"NOCK{n:03d}"
+        tree = session_over_new_connections(
+            daemon.cwmp_url, serial, announce=n % 2 == 0, cookies=False
+        )
+        assert tree["Device.ManagementServer.ConnectionRequestUsername"][0] == serial
+        assert daemon.device_json(serial)["status"]["upTime"] == 77
+    ends = [e for e in daemon.events("session.end") if e["serial"].startswith("NOCK")]
+    assert len(ends) == 6 and all(e["complete"] for e in ends)
+    assert daemon.events("cwmp.session_taken_over")
+
+
+def test_two_cookieless_cpes_parked_from_one_address_are_not_mixed_up(daemon_factory):
+    daemon = start_workers(daemon_factory)
+    for serial in ("NAT001", "NAT002"):
+        wire = Wire(daemon.cwmp_url, cookies=False)
+        answer = wire.post(envelope(inform_body(serial), ns=NS), headers={"Connection": "close"})
+        assert answer.status == 200
+        wire.close()
+    wait_for(lambda: len(daemon.events("cwmp.session_parked")) == 2, timeout=5)
+    # Which of the two is this? Neither is guessed: the request is refused.
+    wire = Wire(daemon.cwmp_url, cookies=False)
+    try:
+        answer = wire.post(None)
+        assert answer.status == 400 and "send an Inform first" in answer.text
+    finally:
+        wire.close()
+    assert not daemon.events("cwmp.session_taken_over")
 
 
 def test_a_parked_session_whose_cpe_never_returns_is_still_committed(daemon_factory):

@@ -11,7 +11,7 @@ import asyncio
 import random
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -69,9 +69,13 @@ class ServerSettings:
 class Parking(Protocol):
     """Where sessions wait between workers (the store)."""
 
-    async def park_session(self, session_id: str, state: bytes, at: float) -> None: ...
+    async def park_session(
+        self, session_id: str, state: bytes, at: float, remote_ip: str | None = None
+    ) -> None: ...
 
     async def claim_session(self, session_id: str) -> bytes | None: ...
+
+    async def claim_session_from(self, remote_ip: str) -> bytes | None: ...
 
     async def parked_sessions(self, parked_before: float) -> list[str]: ...
 
@@ -247,12 +251,16 @@ class CwmpServer:
             new_cookie = True
         else:
             found = self.sessions.find(cookie, conn, remote_ip)
-            if found is None and cookie and self.parking is not None:
-                found = await self._take_over(cookie)
+            if found is None and self.parking is not None:
+                if cookie:
+                    found = await self._take_over(cookie)
+                else:  # a CPE that keeps no cookies, back on a new connection
+                    found = await self._take_over_from(remote_ip)
                 if found is not None:
                     self.sessions.add(found, conn)
                     self.sessions.note_serial(found)
-                    self.sessions.cookie_seen.add(found.id)
+                    if cookie:
+                        self.sessions.cookie_seen.add(found.id)
             if found is None:
                 return self._refuse(
                     request,
@@ -300,9 +308,13 @@ class CwmpServer:
     async def _park(self, session: CwmpSession) -> None:
         """Hand an open session to the store for whichever worker the CPE reaches next."""
         assert self.parking is not None
+        # A CPE that never sent the cookie back can only be found again by its address.
+        cookieless = session.id not in self.sessions.cookie_seen
         self.sessions.remove(session)
         try:
-            await self.parking.park_session(session.id, session.freeze(), clock.now())
+            await self.parking.park_session(
+                session.id, session.freeze(), clock.now(), session.remote_ip if cookieless else None
+            )
         except Exception:
             log.exception("cwmp.park_failed", serial=session.serial)
             with bound_contextvars(session=session_ref(session.id), serial=session.serial):
@@ -317,10 +329,24 @@ class CwmpServer:
         may not have seen the connection close yet."""
         assert self.parking is not None
         patient = cookie[:1] == "w" and "." in cookie
-        deadline = time.monotonic() + (self.settings.handoff_wait if patient else 0.0)
+        wait = self.settings.handoff_wait if patient else 0.0
+        return await self._claim(lambda parking: parking.claim_session(cookie), wait)
+
+    async def _take_over_from(self, remote_ip: str) -> CwmpSession | None:
+        """The parked session of a cookieless CPE at this address, waited for as a worker's
+        cookie is. Only unambiguous: one session parked from the address, of a CPE that
+        never sent a cookie back."""
+        wait = self.settings.handoff_wait
+        return await self._claim(lambda parking: parking.claim_session_from(remote_ip), wait)
+
+    async def _claim(
+        self, claim: Callable[[Parking], Awaitable[bytes | None]], wait: float
+    ) -> CwmpSession | None:
+        assert self.parking is not None
+        deadline = time.monotonic() + wait
         while True:
             try:
-                data = await self.parking.claim_session(cookie)
+                data = await claim(self.parking)
             except Exception:
                 log.exception("cwmp.take_over_failed")
                 return None

@@ -539,12 +539,19 @@ class Store(Protocol):
 
     async def get_apn_operation(self, operation_id: str) -> ApnOperationRecord | None: ...
 
-    async def park_session(self, session_id: str, state: bytes, at: float) -> None:
-        """Keep an open CWMP session's state for another worker (``workers = N``)."""
+    async def park_session(
+        self, session_id: str, state: bytes, at: float, remote_ip: str | None = None
+    ) -> None:
+        """Keep an open CWMP session's state for another worker (``workers = N``).
+        ``remote_ip``: the address of a CPE that keeps no cookies, to be found by."""
 
     async def claim_session(self, session_id: str) -> bytes | None:
         """Take a parked session: its state, removed from the store so that only one
         worker goes on with it; None when no such session is parked."""
+
+    async def claim_session_from(self, remote_ip: str) -> bytes | None:
+        """Take the parked session of a cookieless CPE at this address, when exactly one
+        is parked for it (CPEs behind one NAT address cannot be told apart); else None."""
 
     async def parked_sessions(self, parked_before: float) -> list[str]:
         """Ids of sessions parked before this time (their CPE may never come back)."""

@@ -300,6 +300,18 @@ MIGRATIONS: list[Migration] = [
         );
         """,
     ),
+    Migration(
+        9,
+        "parked cwmp sessions of CPEs that keep no cookies",
+        """
+        -- The CPE's address, for a session whose CPE never sent its cookie back: its next
+        -- request (on a new connection, to any worker) can only be matched by address.
+        -- NULL: a CPE that keeps cookies, taken up by its cookie alone.
+        ALTER TABLE cwmp_sessions ADD COLUMN remote_ip TEXT;
+        CREATE INDEX cwmp_sessions_by_address ON cwmp_sessions (remote_ip)
+            WHERE remote_ip IS NOT NULL;
+        """,
+    ),
 ]
 
 

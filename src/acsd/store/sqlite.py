@@ -1541,11 +1541,14 @@ class SqliteStore:
     # Through the writer queue like every write: a park commits with the next batch, and a
     # claim (DELETE ... RETURNING) is atomic, so two workers can never both go on.
 
-    async def park_session(self, session_id: str, state: bytes, at: float) -> None:
+    async def park_session(
+        self, session_id: str, state: bytes, at: float, remote_ip: str | None = None
+    ) -> None:
         async def park(conn: aiosqlite.Connection) -> None:
             await conn.execute(
-                "INSERT OR REPLACE INTO cwmp_sessions (id, state, parked) VALUES (?, ?, ?)",
-                (session_id, state, at),
+                "INSERT OR REPLACE INTO cwmp_sessions (id, state, parked, remote_ip)"
+                " VALUES (?, ?, ?, ?)",
+                (session_id, state, at, remote_ip),
             )
 
         await self._call("park_session", park)
@@ -1566,6 +1569,27 @@ class SqliteStore:
         if not list(found):
             return None
         return await self._call("claim_session", claim)
+
+    async def claim_session_from(self, remote_ip: str) -> bytes | None:
+        async def claim(conn: aiosqlite.Connection) -> bytes | None:
+            # The count and the delete in one statement of the write transaction: a second
+            # session parked from the address meanwhile makes it ambiguous, and no claim.
+            rows = list(
+                await conn.execute_fetchall(
+                    "DELETE FROM cwmp_sessions WHERE remote_ip = ?1 AND"
+                    " (SELECT count(*) FROM cwmp_sessions WHERE remote_ip = ?1) = 1"
+                    " RETURNING state",
+                    (remote_ip,),
+                )
+            )
+            return bytes(rows[0][0]) if rows else None
+
+        found = await self._scalar(
+            self._read, "SELECT count(*) FROM cwmp_sessions WHERE remote_ip = ?", (remote_ip,)
+        )
+        if found != 1:
+            return None
+        return await self._call("claim_session_from", claim)
 
     async def parked_sessions(self, parked_before: float) -> list[str]:
         rows = await self._read.execute_fetchall(
