@@ -5,10 +5,12 @@ rules with different filters, the same value tested for different families, plai
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 
 import pytest
 
+from acsd.provisioning import status
 from acsd.provisioning.profiles import load_profiles, parse_profile
 from acsd.provisioning.status import (
     _family_ok,
@@ -126,3 +128,47 @@ def test_combined_call_equals_the_two_calls(tree_values: dict[str, dict[str, str
                 prof.name,
                 tree,
             )
+
+
+_FLIP = {"Up": "Down", "Down": "Up", "true": "false", "false": "true", "1": "0", "0": "1",
+         "Enabled": "Disabled", "Disabled": "Enabled"}  # fmt: skip
+
+
+def _variants(values: dict[str, str]) -> list[dict[str, str]]:
+    """The same names with other values: states flipped, and every value that names an
+    object of the tree (a ref) pointed at the next such object."""
+    flipped = {k: _FLIP.get(v, v) for k, v in values.items()}
+    objects = sorted({k.rsplit(".", 1)[0] for k in values if re.search(r"\.[0-9]+\.[^.]+$", k)})
+    moved = dict(values)
+    for key, value in values.items():
+        if value.rstrip(".") in objects:
+            at = objects.index(value.rstrip("."))
+            moved[key] = objects[(at + 1) % len(objects)] + ("." if value.endswith(".") else "")
+    return [values, flipped, moved, values]
+
+
+def test_names_worked_out_once_give_what_a_fresh_extraction_gives(
+    tree_values: dict[str, dict[str, str]],
+) -> None:
+    # The paths a selector resolves to are kept per set of names (on the profile) and
+    # shared by every extraction over those names, whatever their values.
+    for prof in load_profiles():
+        for tree, values in tree_values.items():
+            variants = _variants(values)
+            prof.shapes.clear()
+            warm = [extract_status_and_identity(prof, v) for v in variants]
+            assert len(prof.shapes) == 1
+            fresh = []
+            for v in variants:
+                prof.shapes.clear()
+                fresh.append(extract_status_and_identity(prof, v))
+            assert warm == fresh, (prof.name, tree)
+            assert warm[1] != warm[0] or warm[2] != warm[0] or not warm[0][0], (prof.name, tree)
+
+
+def test_the_names_kept_per_profile_are_bounded() -> None:
+    p = profile('[status.fields.lanIp]\npaths = ["Device.LAN.IP"]\n')
+    for n in range(status.MAX_SHAPES + 10):
+        values = {"Device.LAN.IP": "192.0.2.1", f"Device.X.{n}": ""}
+        assert extract_status(p, values) == {"lanIp": "192.0.2.1"}
+    assert 0 < len(p.shapes) <= status.MAX_SHAPES

@@ -14,6 +14,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from acsd.models import REPORTED_STATUS_FIELDS
 from acsd.provisioning.profile_schema import (
@@ -149,6 +150,9 @@ class Profile:
     #: version of the reading rules (root, refs, status, identity): a read plan made under
     #: other rules is not used (see status.ReadPlan)
     reads: str = ""
+    #: what status extraction worked out from sets of parameter names this profile read
+    #: (status._Shape), by those names; lives and goes with the profile
+    shapes: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def is_base(self) -> bool:

@@ -277,17 +277,48 @@ class _Recording(dict):
         return value
 
 
-class _Reader:
-    """One extraction over one session's values; memoises refs, instance numbers, selector
-    matches and family tests."""
+#: shapes kept per profile; CPEs of more shapes than this start the cache over
+MAX_SHAPES = 256
 
-    __slots__ = ("_families", "_instances", "_names", "_refs", "_selected", "profile", "values")
+
+class _Shape:
+    """What a set of parameter names gives whatever their values: the names sorted, the
+    instance numbers under a table, and the paths a selector resolves to. Every periodic
+    session of a CPE (and of others of its model) reads the same names, so this is worked
+    out once and kept on the profile, and a session only looks its values up."""
+
+    __slots__ = ("instances", "names", "paths")
+
+    def __init__(self, keys: Iterable[str]) -> None:
+        self.names = sorted(keys)
+        self.instances: dict[str, list[str]] = {}
+        #: selector text (and the ref's bases) -> [(object, path)] of present paths, or
+        #: the object paths that exist for an object selector
+        self.paths: dict[Any, list[tuple[str, str]]] = {}
+
+
+def _shape_of(profile: Profile, values: Mapping[str, str]) -> _Shape:
+    key = tuple(values)
+    shapes = profile.shapes
+    shape = shapes.get(key)
+    if shape is None:
+        if len(shapes) >= MAX_SHAPES:
+            shapes.clear()
+        shape = shapes[key] = _Shape(key)
+    return shape
+
+
+class _Reader:
+    """One extraction over one session's values; memoises refs, selector matches and
+    family tests, and shares instance numbers and resolved paths with every extraction
+    over the same names (:class:`_Shape`)."""
+
+    __slots__ = ("_families", "_refs", "_selected", "_shape", "profile", "values")
 
     def __init__(self, profile: Profile, values: Mapping[str, str]):
         self.profile = profile
         self.values = values
-        self._names: list[str] | None = None
-        self._instances: dict[str, list[str]] = {}
+        self._shape = _shape_of(profile, values)
         self._refs: dict[str, list[str]] = {}
         # by selector text: fallback rules and `when` tests name the same paths again
         self._selected: dict[str, list[tuple[str, str]]] = {}
@@ -425,9 +456,29 @@ class _Reader:
         return found
 
     def _select(self, selector: Selector) -> list[tuple[str, str]]:
-        chunks = selector.chunks
         if selector.ref is not None:
             bases = self.ref(selector.ref)
+            key: Any = (selector.text, tuple(bases))
+        else:
+            bases, key = [], selector.text
+        paths = self._shape.paths.get(key)
+        if paths is None:
+            paths = self._shape.paths[key] = self._resolve(selector, bases)
+        if selector.is_object:
+            return paths
+        out = []
+        get = self.values.get
+        for obj, path in paths:
+            value = get(path)
+            if value is not None:
+                out.append((obj, value))
+        return out
+
+    def _resolve(self, selector: Selector, bases: list[str]) -> list[tuple[str, str]]:
+        """The present paths a selector names in these values' names: (object, path) of
+        each parameter, or (object path, its path without the dot) of each object."""
+        chunks = selector.chunks
+        if selector.ref is not None:
             if len(chunks) == 1 and not chunks[0]:
                 return [(base + ".", base) for base in bases]
             prefixes = [base + "." + chunks[0] for base in bases]
@@ -437,18 +488,11 @@ class _Reader:
             prefixes = [p + i + chunk for p in prefixes for i in self.instances(p)]
         if selector.is_object:
             return [(p, p[:-1]) for p in prefixes if self.has_object(p)]
-        out = []
-        get = self.values.get
-        for path in prefixes:
-            value = get(path)
-            if value is not None:
-                out.append((path[: path.rfind(".") + 1], value))
-        return out
+        present = self.values
+        return [(path[: path.rfind(".") + 1], path) for path in prefixes if path in present]
 
     def sorted_names(self) -> list[str]:
-        if self._names is None:
-            self._names = sorted(self.values)
-        return self._names
+        return self._shape.names
 
     def has_object(self, prefix: str) -> bool:
         names = self.sorted_names()
@@ -457,7 +501,8 @@ class _Reader:
 
     def instances(self, prefix: str) -> list[str]:
         """Instance numbers directly under ``prefix`` (a table path ending in "."), sorted."""
-        found = self._instances.get(prefix)
+        known = self._shape.instances
+        found = known.get(prefix)
         if found is not None:
             return found
         names = self.sorted_names()
@@ -476,7 +521,7 @@ class _Reader:
             # "/" sorts right after ".": jump over the rest of this subtree
             at = bisect_left(names, name[:dot] + "/", at)
         found = [segment for _, segment in sorted(numbers)]
-        self._instances[prefix] = found
+        known[prefix] = found
         return found
 
 
