@@ -519,12 +519,23 @@ class CwmpServer:
         # last request of a connection until the next one arrives, so every session held
         # open would carry a copy of its Inform. aiohttp inflates gzip/deflate in the
         # stream; the limit applies to the inflated size, which is what stops a zip bomb.
+        content = request.content
+        try:
+            if content.is_eof():
+                # The whole body is in (it usually comes with the headers): nothing to wait
+                # for, so no timer to set and cancel.
+                data = content.read_nowait(-1)
+                if len(data) > self.settings.max_body:
+                    raise _HttpError(413, "body exceeds max_body")
+                return data
+        except RequestPayloadError as exc:
+            raise _HttpError(400, f"body could not be read: {exc}") from None
         body = bytearray()
         try:
             # A client that sends its headers and then no body (or half of it) would hold
             # the connection for ever: aiohttp only times out idle connections.
             async with asyncio.timeout(self.settings.session_timeout):
-                while chunk := await request.content.readany():
+                while chunk := await content.readany():
                     body += chunk
                     if len(body) > self.settings.max_body:
                         raise _HttpError(413, "body exceeds max_body")
