@@ -395,6 +395,11 @@ class _StoreCollector(Collector):
                 stats.fallbacks,
             ),
             (
+                "acsd_store_stale_results",
+                "Session results dropped: a later session of the same CPE committed first.",
+                stats.stale,
+            ),
+            (
                 "acsd_store_transaction_seconds",
                 "Wall time spent inside write transactions (BEGIN to COMMIT).",
                 stats.busy_seconds,

@@ -573,6 +573,8 @@ class WriterStats:
     failed: int = 0
     #: batches rolled back because one write failed, then retried one write at a time
     fallbacks: int = 0
+    #: session results not written: a later session of the CPE had committed first
+    stale: int = 0
     largest_batch: int = 0
     last_batch: int = 0
     #: wall time spent inside write transactions (BEGIN .. COMMIT), seconds
@@ -1687,6 +1689,7 @@ class SqliteStore:
     def _resolve(self, op: _Op, value: Any) -> None:
         if isinstance(value, _Failed):
             if isinstance(value.error, StaleResultError):  # not the store's failure
+                self.stats.stale += 1
                 if not op.future.done():
                     op.future.set_exception(value.error)
             else:
