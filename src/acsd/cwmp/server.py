@@ -254,7 +254,7 @@ class CwmpServer:
             if found is None and self.parking is not None:
                 if cookie:
                     found = await self._take_over(cookie)
-                else:  # a CPE that keeps no cookies, back on a new connection
+                elif remote_ip:  # a CPE that keeps no cookies, back on a new connection
                     found = await self._take_over_from(remote_ip)
                 if found is not None:
                     self.sessions.add(found, conn)
@@ -309,7 +309,7 @@ class CwmpServer:
         """Hand an open session to the store for whichever worker the CPE reaches next."""
         assert self.parking is not None
         # A CPE that never sent the cookie back can only be found again by its address.
-        cookieless = session.id not in self.sessions.cookie_seen
+        cookieless = session.id not in self.sessions.cookie_seen and bool(session.remote_ip)
         self.sessions.remove(session)
         try:
             await self.parking.park_session(
