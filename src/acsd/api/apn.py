@@ -400,9 +400,11 @@ async def delete_apn_device(request: web.Request) -> web.Response:
 
     def end(current: ApnDeviceRecord) -> tuple[ApnDeviceRecord | None, Any]:
         nonlocal ended_here
-        if current.end_date is not None:
+        # Set on every run: the store may run this again after a rolled-back batch, and
+        # only the run that commits tells whether this request ended the device.
+        ended_here = current.end_date is None
+        if not ended_here:
             return None, None
-        ended_here = True
         now = clock.now()
         ended = replace(
             current, end_date=now, status=rules.DELETED, version=current.version + 1,
