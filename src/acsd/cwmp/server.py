@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from aiohttp import web
+from aiohttp import StreamReader, web
 from aiohttp.web_protocol import RequestPayloadError
 from structlog.contextvars import bind_contextvars, bound_contextvars, reset_contextvars
 
@@ -64,6 +64,16 @@ class ServerSettings:
     handoff: bool = False
     #: seconds a worker waits for another worker to park the session a cookie names
     handoff_wait: float = 2.0
+
+
+async def _read_past(content: StreamReader, limit: int) -> bytes:
+    """The body as it arrives, stopping as soon as it is longer than ``limit``."""
+    body = bytearray()
+    while chunk := await content.readany():
+        body += chunk
+        if len(body) > limit:
+            break
+    return bytes(body)
 
 
 class Parking(Protocol):
@@ -520,30 +530,24 @@ class CwmpServer:
         # open would carry a copy of its Inform. aiohttp inflates gzip/deflate in the
         # stream; the limit applies to the inflated size, which is what stops a zip bomb.
         content = request.content
+        limit = self.settings.max_body
         try:
             if content.is_eof():
                 # The whole body is in (it usually comes with the headers): nothing to wait
                 # for, so no timer to set and cancel.
                 data = content.read_nowait(-1)
-                if len(data) > self.settings.max_body:
-                    raise _HttpError(413, "body exceeds max_body")
-                return data
-        except RequestPayloadError as exc:
-            raise _HttpError(400, f"body could not be read: {exc}") from None
-        body = bytearray()
-        try:
-            # A client that sends its headers and then no body (or half of it) would hold
-            # the connection for ever: aiohttp only times out idle connections.
-            async with asyncio.timeout(self.settings.session_timeout):
-                while chunk := await content.readany():
-                    body += chunk
-                    if len(body) > self.settings.max_body:
-                        raise _HttpError(413, "body exceeds max_body")
+            else:
+                # A client that sends its headers and then no body (or half of it) would
+                # hold the connection for ever: aiohttp only times out idle connections.
+                async with asyncio.timeout(self.settings.session_timeout):
+                    data = await _read_past(content, limit)
         except TimeoutError:
             raise _HttpError(408, "request body not received within session_timeout") from None
         except RequestPayloadError as exc:  # e.g. Content-Encoding: gzip on a body that is not
             raise _HttpError(400, f"body could not be read: {exc}") from None
-        return bytes(body)
+        if len(data) > limit:
+            raise _HttpError(413, "body exceeds max_body")
+        return data
 
     def _remote_ip(self, request: web.Request) -> str:
         if self.settings.trust_forwarded:
