@@ -218,7 +218,9 @@ class _SaveOp:
     serial_key: str
     device_id: str | None
     future: asyncio.Future[Any]
-    #: SessionResult.since
+    #: SessionResult.at and .since: the result is stale unless the record's last_inform
+    #: is still ``since``, and once written it is ``at``
+    at: float = 0.0
     since: float | None = None
 
 
@@ -245,10 +247,6 @@ _Op = _SaveOp | _CallOp
 _STOP = object()
 #: name of the savepoint that isolates one call in a batch (it is never nested)
 _SAVEPOINT = "acsd_call"
-
-
-#: where _save_args puts ``at`` (?15 of _SAVE_SQL)
-_AT = 14
 
 
 def _save_args(result: SessionResult) -> list[Any]:
@@ -638,50 +636,46 @@ def _apply_saves_sync(conn: sqlite3.Connection, saves: list[_SaveOp]) -> list[st
     :class:`_Failed` with :class:`StaleResultError` for one a later session overtook."""
     # A session bound to a record updates that record even when the serial differs
     # (bound by MAC): its stored serial key becomes the conflict target of the upsert.
-    bound_keys: dict[str, str] = {}
-    informed: dict[str, float | None] = {}
+    bound: dict[str, tuple[str, float | None]] = {}  # id -> (serial key, last_inform)
     wanted = [op.device_id for op in saves if op.device_id]
     if wanted:
         rows = conn.execute(_IDS_SQL, (dumps(wanted),)).fetchall()
-        bound_keys = {row[0]: row[1] for row in rows}
-        informed = {row[0]: row[2] for row in rows}
-    unbound = False
-    stale: dict[int, _Failed] = {}
+        bound = {row[0]: (row[1], row[2]) for row in rows}
+    # a device id, a _Failed, or None: found by serial key once written
+    out: list[str | _Failed | None] = []
     live: list[_SaveOp] = []
-    for index, op in enumerate(saves):
-        key = bound_keys.get(op.device_id) if op.device_id else None
-        if key is None:
+    for op in saves:
+        device_id = op.device_id
+        found = bound.get(device_id) if device_id else None
+        if found is None:
             # New CPE, or its record was deleted meanwhile: find or create by serial.
-            key = op.serial_key
-            unbound = True
-        elif op.since is not None:
+            key, done = op.serial_key, None
+        else:
+            key, informed = found
+            if op.since is not None and informed != op.since:
+                out.append(_Failed(StaleResultError(
+                    f"device {device_id}: a later session committed first"
+                )))  # fmt: skip
+                continue
             # In queue order: of two results of one device in a batch, the second sees
             # the first's last_inform.
-            if informed[op.device_id] != op.since:  # type: ignore[index]
-                stale[index] = _Failed(StaleResultError(
-                    f"device {op.device_id}: a later session committed first"
-                ))  # fmt: skip
-                continue
-            informed[op.device_id] = op.args[_AT]  # type: ignore[index]
+            bound[device_id] = (key, op.at)  # type: ignore[index]
+            done = device_id
         op.args[0] = new_id()
         op.args[2] = key
         live.append(op)
+        out.append(done)
     if live:
         conn.executemany(_SAVE_SQL, [op.args for op in live])
-    ids_by_key: dict[str, str] = {}
-    if unbound:
-        keys = sorted({op.serial_key for op in live})
+    if None in out:
+        keys = sorted({op.serial_key for op, done in zip(saves, out, strict=True) if done is None})
         rows = conn.execute(_KEYS_SQL, (dumps(keys),)).fetchall()
         ids_by_key = {row[1]: row[0] for row in rows}
-    out: list[str | _Failed] = []
-    for index, op in enumerate(saves):
-        if index in stale:
-            out.append(stale[index])
-        elif op.device_id and op.device_id in bound_keys:
-            out.append(op.device_id)
-        else:
-            out.append(ids_by_key[op.serial_key])
-    return out
+        out = [
+            ids_by_key[op.serial_key] if done is None else done
+            for op, done in zip(saves, out, strict=True)
+        ]
+    return out  # type: ignore[return-value]
 
 
 class SqliteStore:
@@ -1123,7 +1117,8 @@ class SqliteStore:
         # changes to the caller's dicts cannot leak into the write.
         args = _save_args(result)
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._submit(_SaveOp(args, serial_key(serial), result.device_id, future, result.since))
+        op = _SaveOp(args, serial_key(serial), result.device_id, future, result.at, result.since)
+        self._submit(op)
         # Not shielded on purpose: a cancelled caller's write is still committed (the data
         # came from the CPE and is not lost), the caller just stops waiting for it.
         return await future
