@@ -13,6 +13,7 @@ import pytest
 from acsd.provisioning import status
 from acsd.provisioning.profiles import load_profiles, parse_profile
 from acsd.provisioning.status import (
+    Extraction,
     _family_ok,
     extract_identity,
     extract_status,
@@ -156,12 +157,12 @@ def test_names_worked_out_once_give_what_a_fresh_extraction_gives(
         for tree, values in tree_values.items():
             variants = _variants(values)
             prof.shapes.clear()
-            warm = [extract_status_and_identity(prof, v) for v in variants]
+            warm = [Extraction(prof, v, shared=True).status_and_identity() for v in variants]
             assert len(prof.shapes) == 1
             fresh = []
             for v in variants:
                 prof.shapes.clear()
-                fresh.append(extract_status_and_identity(prof, v))
+                fresh.append(Extraction(prof, v, shared=True).status_and_identity())
             assert warm == fresh, (prof.name, tree)
             assert warm[1] != warm[0] or warm[2] != warm[0] or not warm[0][0], (prof.name, tree)
 
@@ -170,5 +171,16 @@ def test_the_names_kept_per_profile_are_bounded() -> None:
     p = profile('[status.fields.lanIp]\npaths = ["Device.LAN.IP"]\n')
     for n in range(status.MAX_SHAPES + 10):
         values = {"Device.LAN.IP": "192.0.2.1", f"Device.X.{n}": ""}
-        assert extract_status(p, values) == {"lanIp": "192.0.2.1"}
+        status_, _ = Extraction(p, values, shared=True).status_and_identity()
+        assert status_ == {"lanIp": "192.0.2.1"}
     assert 0 < len(p.shapes) <= status.MAX_SHAPES
+
+
+def test_a_whole_tree_is_not_kept_on_the_profile(tree_values: dict[str, dict[str, str]]) -> None:
+    # Whole trees differ from CPE to CPE (hosts, rows): only read-plan leaves are kept.
+    for prof in load_profiles():
+        prof.shapes.clear()
+        for values in tree_values.values():
+            extract_status_and_identity(prof, values)
+            Extraction(prof, values).status_and_identity()
+        assert prof.shapes == {}

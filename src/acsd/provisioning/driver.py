@@ -278,7 +278,8 @@ class ProvisioningDriver:
             return
         now = clock.now()
         new_plan = None
-        if self._leaves_only():
+        leaves_only = self._leaves_only()
+        if leaves_only:
             # Everything status needs was read this session: no need for the stored tree,
             # the store merges these values into it.
             params, reset = self._session_params(), False
@@ -296,7 +297,7 @@ class ProvisioningDriver:
                 new_plan = read_plan(self.profile, flat, now).to_json()
         extraction = self._extraction
         if extraction is None or extraction.values is not flat:
-            extraction = Extraction(self.profile, flat)
+            extraction = Extraction(self.profile, flat, shared=leaves_only)
         status, ident = extraction.status_and_identity()
         if ident.get("modelName"):
             self.identity.model_name = ident["modelName"]
@@ -466,7 +467,7 @@ class ProvisioningDriver:
                     self._read_whole(session, "the CPE left out leaves of the read plan")
                     return
                 # kept: unless a change is applied, finish() extracts from the same values
-                self._extraction = Extraction(self.profile, flat)
+                self._extraction = Extraction(self.profile, flat, shared=True)
                 if not self._extraction.refs_hold(self.plan):
                     self._read_whole(session, "a ref points elsewhere now")
             return

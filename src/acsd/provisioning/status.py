@@ -69,8 +69,11 @@ class Extraction:
 
     __slots__ = ("_reader",)
 
-    def __init__(self, profile: Profile, values: Mapping[str, str]) -> None:
-        self._reader = _Reader(profile, values)
+    def __init__(self, profile: Profile, values: Mapping[str, str], *, shared: bool = False):
+        """``shared``: these are a read plan's leaves, the same names session after session:
+        what the names give is kept on the profile for the next extraction over them. A
+        whole tree's names differ from CPE to CPE and would only churn that cache."""
+        self._reader = _Reader(profile, values, shared=shared)
 
     @property
     def values(self) -> Mapping[str, str]:
@@ -284,8 +287,9 @@ MAX_SHAPES = 256
 class _Shape:
     """What a set of parameter names gives whatever their values: the names sorted, the
     instance numbers under a table, and the paths a selector resolves to. Every periodic
-    session of a CPE (and of others of its model) reads the same names, so this is worked
-    out once and kept on the profile, and a session only looks its values up."""
+    session of a CPE (and of others of its model) reads the same plan leaves, so for them
+    this is worked out once and kept on the profile (see ``Extraction(shared=True)``), and
+    a session only looks its values up."""
 
     __slots__ = ("instances", "names", "paths")
 
@@ -315,10 +319,10 @@ class _Reader:
 
     __slots__ = ("_families", "_refs", "_selected", "_shape", "profile", "values")
 
-    def __init__(self, profile: Profile, values: Mapping[str, str]):
+    def __init__(self, profile: Profile, values: Mapping[str, str], *, shared: bool = False):
         self.profile = profile
         self.values = values
-        self._shape = _shape_of(profile, values)
+        self._shape = _shape_of(profile, values) if shared else _Shape(values)
         self._refs: dict[str, list[str]] = {}
         # by selector text: fallback rules and `when` tests name the same paths again
         self._selected: dict[str, list[tuple[str, str]]] = {}
