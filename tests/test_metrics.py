@@ -224,3 +224,26 @@ async def test_each_metrics_has_its_own_registry_and_the_driver_is_transparent()
     assert value(samples, "acsd_cwmp_session_duration_seconds_count", outcome="complete") == 1
     # The other daemon's registry saw none of it.
     assert total(parse(second.render()[0].decode()), "acsd_cwmp_informs_total") == 0
+
+
+def test_a_workers_unreadable_snapshot_costs_only_its_own_figures(tmp_path):
+    from prometheus_client.exposition import generate_latest
+
+    from acsd.metrics_share import MetricsShare
+
+    own = Metrics(version="1", process=False)
+    other = Metrics(version="1", process=False)
+    other.profile_selected.labels("tplink-tr181").inc(5)
+    MetricsShare(tmp_path, 2).publish(other.exposition())
+    (tmp_path / "worker-1.prom").write_bytes(b"acsd_x{ not prometheus\n\xff")
+    share = MetricsShare(tmp_path, 0)
+    own.share(share)
+
+    samples = parse(own.render()[0].decode())
+    assert value(samples, "acsd_build_info", version="1", worker="0") == 1
+    assert value(samples, "acsd_build_info", version="1", worker="2") == 1
+    assert value(samples, "acsd_profile_selected_total", profile="tplink-tr181", worker="2") == 5
+    assert not any(dict(labels).get("worker") == "1" for _, labels in samples)
+    # The scrape also refreshed the answering worker's own snapshot for the others.
+    assert b"acsd_build_info" in (tmp_path / "worker-0.prom").read_bytes()
+    assert generate_latest(own.registry) == (tmp_path / "worker-0.prom").read_bytes()

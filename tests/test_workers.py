@@ -10,6 +10,7 @@ from acsd.cwmp import rpc
 from acsd.cwmp.soap import Envelope, parse_envelope, render_envelope
 from conftest import run_cli, wait_for, write_config
 from cpe_steps import NS, TREE, answer_request
+from test_metrics import fetch, scrape
 from wire import Wire, envelope, inform_body
 
 #: what acsd sets on every CPE, so that its SetParameterValues succeeds on the step CPE
@@ -71,6 +72,36 @@ def test_workers_share_one_port_and_stop_together(daemon_factory):
     assert daemon.stop() == 0
     for pid in ready["pids"]:
         wait_for(lambda pid=pid: not _alive(pid), timeout=10)
+
+
+def test_a_scrape_of_any_worker_shows_every_workers_figures(daemon_factory):
+    # The kernel hands each scrape to either worker: both must answer for both, or every
+    # other scrape would look to Prometheus like a counter reset.
+    daemon = start_workers(daemon_factory)
+    run_cli("sim", "--acs", daemon.cwmp_url, "--count", "30", "--serial-prefix", "MET", "--once",
+            check=True)  # fmt: skip
+    by_worker = {e.get("worker") for e in daemon.events("session.end")}
+    assert by_worker == {0, 1}
+
+    def sessions_by_worker() -> dict[str, float]:
+        samples = scrape(daemon)  # a new connection each: either worker may answer
+        return {
+            dict(labels)["worker"]: v
+            for (name, labels), v in samples.items()
+            if name == "acsd_cwmp_sessions_total"
+        }
+
+    wait_for(lambda: sum(sessions_by_worker().values()) == 30, timeout=10)
+    for _ in range(12):
+        seen = sessions_by_worker()
+        assert set(seen) == {"0", "1"} and sum(seen.values()) == 30
+        assert all(v > 0 for v in seen.values())
+    content_type, text = fetch(
+        daemon.api_url + "metrics", accept="application/openmetrics-text; version=1.0.0"
+    )
+    assert content_type.startswith("application/openmetrics-text")
+    assert text.rstrip().endswith("# EOF")
+    assert 'acsd_build_info{version="' in text and 'worker="1"' in text
 
 
 def test_session_goes_on_when_the_cpe_reconnects_to_another_worker(daemon_factory):

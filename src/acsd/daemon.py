@@ -21,6 +21,7 @@ from acsd.cwmp.session import Limits
 from acsd.eventloop import loop_name
 from acsd.log import get_logger, set_static
 from acsd.metrics import Metrics
+from acsd.metrics_share import METRICS_DIR_ENV, MetricsShare
 from acsd.provisioning.absent import AbsentHints
 from acsd.provisioning.driver import DriverSettings, ProvisioningDriver
 from acsd.provisioning.jobs import RetryPolicy
@@ -90,6 +91,9 @@ async def serve(
     profiles = Profiles(load_profiles(Path(config.profiles.dir) if config.profiles.dir else None))
     metrics = Metrics(version=__version__)
     metrics.watch_store(store)
+    share = _metrics_share(worker)
+    if share is not None:
+        metrics.share(share)
 
     driver_settings = DriverSettings(
         retry=RetryPolicy(
@@ -200,10 +204,14 @@ async def serve(
         loop=loop_name(),
     )
     notify("READY=1", f"STATUS=CWMP on {_bound(cwmp_runner)}, API on {_bound(api_runner)}")
-    orphan_watch = asyncio.create_task(_stop_when_orphaned(stop)) if worker is not None else None
+    background = []
+    if worker is not None:
+        background.append(asyncio.create_task(_stop_when_orphaned(stop)))
+    if share is not None:
+        background.append(asyncio.create_task(share.run(metrics.exposition)))
     await stop.wait()
-    if orphan_watch is not None:
-        orphan_watch.cancel()
+    for task in background:
+        task.cancel()
     notify("STOPPING=1")
 
     # A second SIGTERM/SIGINT cuts the grace short (sessions are still committed).
@@ -222,6 +230,15 @@ async def serve(
         loop.remove_signal_handler(sig)
     log.info("stopped")
     return 0
+
+
+def _metrics_share(worker: int | None) -> MetricsShare | None:
+    """A supervised worker's share of the workers' metrics (the supervisor made the
+    directory); None for a daemon on its own."""
+    directory = os.environ.get(METRICS_DIR_ENV)
+    if worker is None or not directory:
+        return None
+    return MetricsShare(Path(directory), worker)
 
 
 def _tune_gc() -> None:

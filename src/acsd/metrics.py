@@ -39,13 +39,14 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     Metric,
 )
-from prometheus_client.exposition import choose_encoder
+from prometheus_client.exposition import choose_encoder, generate_latest
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from acsd.cwmp import rpc
 from acsd.cwmp.session import CwmpSession, SessionDriver
 from acsd.log import get_logger
+from acsd.metrics_share import MetricsShare
 
 log = get_logger("acsd.metrics")
 
@@ -193,6 +194,7 @@ class Metrics:
         self._events: dict[str, Any] = {}
         self._profiles: dict[str, Any] = {}
         self._rpcs: dict[str, Any] = {}
+        self._share: MetricsShare | None = None
         reg.register(_Constant("acsd_build_info", "acsd version.", {"version": version}))
 
     # --- sources read at scrape time ------------------------------------------------------
@@ -247,10 +249,25 @@ class Metrics:
 
     # --- exposition -----------------------------------------------------------------------
 
+    def share(self, share: MetricsShare) -> None:
+        """Answer scrapes with every worker's samples (see :mod:`acsd.metrics_share`)."""
+        self._share = share
+
+    def exposition(self) -> bytes:
+        """This daemon's own figures, Prometheus text format."""
+        return generate_latest(self.registry)
+
     def render(self, accept: str = "") -> tuple[bytes, str]:
         """The exposition (Prometheus text, or OpenMetrics when ``accept`` asks for it)."""
         encoder, content_type = choose_encoder(accept)
-        return encoder(self.registry), content_type
+        if self._share is None:
+            return encoder(self.registry), content_type
+        own = self.exposition()
+        try:
+            self._share.publish(own)  # the freshest figures for the next scrape elsewhere
+        except OSError as exc:
+            log.warning("metrics.snapshot_failed", error=str(exc))
+        return encoder(self._share.merged(own)), content_type
 
     async def handler(self, request: web.Request) -> web.Response:
         """Prometheus metrics (text exposition, or OpenMetrics on request); public."""

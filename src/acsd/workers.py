@@ -7,8 +7,9 @@ the kernel spreads new connections over them. The supervisor tells systemd READY
 every worker is ready, passes SIGHUP on, restarts a worker that dies, and on SIGTERM stops
 them all (a second SIGTERM hurries them, as it does a single daemon).
 
-Each worker has its own sessions, store connection and metrics; a CPE whose next request
-lands on another worker mid-session is followed through the store (see ``cwmp/server.py``).
+Each worker has its own sessions, store connection and metrics (a scrape of any worker
+shows every worker's, see ``metrics_share.py``); a CPE whose next request lands on another
+worker mid-session is followed through the store (see ``cwmp/server.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from acsd.config import Config
 from acsd.log import get_logger
+from acsd.metrics_share import METRICS_DIR_ENV
 from acsd.sdnotify import notify
 from acsd.store import StoreError, open_store
 
@@ -113,8 +115,10 @@ class Supervisor:
             return EXIT_FAILED
         with tempfile.TemporaryDirectory(prefix="acsd-workers-") as tmp:
             inbox = self._notify_inbox(Path(tmp) / "notify")
+            (Path(tmp) / "metrics").mkdir()
             self.env = {
                 **os.environ,
+                METRICS_DIR_ENV: str(Path(tmp) / "metrics"),
                 "ACSD_CWMP_LISTEN": _listen_value(held[0]),
                 "ACSD_API_LISTEN": _listen_value(held[1]),
                 "NOTIFY_SOCKET": str(Path(tmp) / "notify"),
