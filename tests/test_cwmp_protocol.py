@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import socket
 import time
+import zlib
 
 from aiohttp.test_utils import make_mocked_request
 
@@ -134,6 +135,41 @@ def test_chunked_and_gzip_bodies_are_accepted(daemon):
     response = wire.conn.getresponse()
     first = Answer(response.status, response.headers, response.read())
     drive_to_end(wire, first, ns)
+
+
+def test_every_compression_cpes_use_is_inflated_and_others_get_415(daemon):
+    ns = "urn:dslforum-org:cwmp-1-0"
+    inform = envelope(inform_body("PROTO0010"), ns=ns)
+    raw = zlib.compressobj(wbits=-15)
+    encodings = {
+        "x-gzip": gzip.compress(inform),  # older HTTP stacks' name for gzip
+        "GZIP": gzip.compress(inform),
+        "deflate": zlib.compress(inform),  # zlib framing, as the RFC says
+        " Deflate": raw.compress(inform) + raw.flush(),  # raw deflate, as some clients send
+    }
+    for name, body in encodings.items():
+        wire = Wire(daemon.cwmp_url)
+        answer = wire.post(body, headers={"Content-Encoding": name})
+        assert answer.status == 200, (name, answer.text)
+        drive_to_end(wire, wire.post(None), ns)
+        wire.close()
+    # An encoding acsd cannot read gets acsd's own 415, not a parser's 400.
+    for name in ("br", "compress", "zstd"):
+        status, body = _post_once(daemon.cwmp_url, b"\x1b\x00", {"Content-Encoding": name})
+        assert status == 415 and b"unsupported Content-Encoding" in body, (name, body)
+    status, body = _post_once(
+        daemon.cwmp_url, gzip.compress(inform)[:-30], {"Content-Encoding": "gzip"}
+    )
+    assert status == 400 and b"cut short" in body
+
+
+def _post_once(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+    wire = Wire(url)
+    try:
+        answer = wire.post(body, headers=headers)
+        return answer.status, answer.body
+    finally:
+        wire.close()
 
 
 def test_a_gzip_body_that_inflates_past_max_body_is_refused(daemon):

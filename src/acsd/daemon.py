@@ -136,6 +136,8 @@ async def serve(
         # A CWMP session lives seconds and has its own timeout; SO_KEEPALIVE would cost two
         # socket calls on every connection and find a dead peer only after two hours.
         tcp_keepalive=False,
+        # The CWMP handler inflates bodies itself (x-gzip too; br gets its 415).
+        auto_decompress=False,
         shutdown_timeout=HANDLER_GRACE,
     )
     metrics.watch_cwmp(cwmp)
