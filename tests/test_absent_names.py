@@ -80,6 +80,27 @@ async def test_after_a_restart_a_known_router_teaches_its_kind_before_the_next_b
     assert len(calls) == 3 and [CELLULAR] in calls and [PPP] in calls
 
 
+async def test_new_firmware_is_asked_again_for_what_the_router_lacked(daemon):
+    # What a router lacked is remembered across sessions, but not across a firmware
+    # upgrade: the new firmware may well have it (cwmp-reference §8.0).
+    sim = Simulation(daemon.cwmp_url, ["tplink-tr181"], 1, serial_prefix="FW", concurrency=1)
+    router = sim.routers[0]
+    daemon.apply({**SEED_REQUEST, "serialNumber": router.serial})
+    assert (await sim.run_once()).ok == 1  # BOOTSTRAP: it lacks CELLULAR and PPP
+    assert (await sim.run_once()).ok == 1  # same firmware: nothing searched for
+    assert [n for n in router.stats.session_gpvs(1) if len(n) == 1] == []
+
+    version = "Device.DeviceInfo.SoftwareVersion"
+    router.set_local(version, router.tree.get(version) + " upgraded")
+    assert (await sim.run_once()).ok == 1
+    calls = router.stats.session_gpvs(2)
+    assert [CELLULAR] in calls and [PPP] in calls  # asked apart, each on its own
+    assert daemon.device_json(router.serial)["cpe"]["softwareVersion"].endswith(" upgraded")
+    # Still lacking both: remembered again, so the next session searches nothing.
+    assert (await sim.run_once()).ok == 1
+    assert [n for n in router.stats.session_gpvs(3) if len(n) == 1] == []
+
+
 # --- the driver on its own -------------------------------------------------------------------
 
 

@@ -105,6 +105,15 @@ async def test_a_firmware_version_longer_than_the_data_model_allows_is_kept_cut(
     assert cut == {"DeviceInfo.SoftwareVersion": len(version), "DeviceInfo.HardwareVersion": 517}
 
 
+async def test_a_version_indented_by_pretty_printing_firmware_is_kept_without_the_indent(daemon):
+    sim = Simulation(daemon.cwmp_url, ["tplink-tr181"], 1, serial_prefix="PRETTY")
+    router = sim.routers[0]
+    router.tree.set_local("Device.DeviceInfo.SoftwareVersion", "\n        1.2.3 Build 7\n    ")
+    daemon.apply({**SEED_REQUEST, "serialNumber": router.serial})
+    assert (await sim.run_once()).ok == 1
+    assert daemon.device_json(router.serial)["cpe"]["softwareVersion"] == "1.2.3 Build 7"
+
+
 # --- found by fuzzing: each of these answered HTTP 500 ------------------------------------
 
 

@@ -123,6 +123,8 @@ class ProvisioningDriver:
         self.values: dict[str, list[Any]] = {}
         self.events: list[str] = []
         self.bootstrap = False
+        #: the CPE reports another SoftwareVersion than its record holds (an upgrade)
+        self.new_firmware = False
         self.desired = Desired()
         self.memory: dict[str, Any] = {}
         self.read_settings = False
@@ -196,7 +198,15 @@ class ProvisioningDriver:
         self.profile = self.profiles.select(self.identity, root or "Device.")
         record = self.record
         self.memory = new_memory(record.provisioning if record else None, bootstrap=self.bootstrap)
-        if record is not None and not self.bootstrap:
+        self.new_firmware = (
+            record is not None
+            and record.software_version is not None
+            and self.identity.software_version is not None
+            and self.identity.software_version != record.software_version
+        )
+        # New firmware may have what the old one lacked: the record's list is then only a
+        # list of suspects (asked for apart), as on a bootstrap.
+        if record is not None and not self.bootstrap and not self.new_firmware:
             self.fetch.absent = set(record.absent_paths)
             if record.absent_paths and (kind := self._kind()) is not None:
                 # What this CPE is known to lack, CPEs of its kind likely lack too: after a
@@ -216,7 +226,9 @@ class ProvisioningDriver:
             self._add_management(dev.serial_number)
         held = record is not None and self.memory.get("appliedRevision") == record.revision
         drift = self.settings.drift_check and (record is None or record.drift_check)
-        self.read_settings = not self.desired.empty and (self.bootstrap or drift or not held)
+        # New firmware may have reset settings, or have what the old one lacked.
+        fresh = self.bootstrap or self.new_firmware
+        self.read_settings = not self.desired.empty and (fresh or drift or not held)
         self.plan = self._usable_plan(record)
         # With its settings read anyway, the session need not compare its stored APN.
         compare = not self.read_settings
@@ -378,7 +390,7 @@ class ProvisioningDriver:
         if record is None or not record.read_plan or interval <= 0 or self.profile is None:
             return None
         # A boot may bring new firmware, interfaces or a changed WAN: read it all.
-        if self.bootstrap or "1 BOOT" in self.events:
+        if self.bootstrap or self.new_firmware or "1 BOOT" in self.events:
             return None
         plan = ReadPlan.from_json(record.read_plan)
         record.read_plan = None  # the session holds the plan, not its JSON as well
@@ -434,10 +446,11 @@ class ProvisioningDriver:
 
     def _suspects(self) -> frozenset[str]:
         """Names this CPE may well lack: what CPEs of its kind lacked and, on a bootstrap
-        (which forgets the record's list, as the firmware may be new), what it lacked."""
+        or a firmware change (which forget the record's list), what it lacked."""
         kind = self._kind()
         suspects = self.hints.get(kind) if kind is not None else frozenset()
-        if self.bootstrap and self.record is not None and self.record.absent_paths:
+        forgot = self.bootstrap or self.new_firmware
+        if forgot and self.record is not None and self.record.absent_paths:
             suspects = suspects.union(self.record.absent_paths)
         return suspects
 
@@ -771,6 +784,10 @@ class ProvisioningDriver:
         which only the body limit bounds, cut to the data models' string(64). Cut, not
         refused: a router with a long firmware name is still managed."""
         value = self._value(root, suffix)
+        if value is not None:
+            # Firmware that pretty-prints its SOAP indents values; a version has no spaces
+            # at its ends, and with them it would match neither profiles nor hints.
+            value = value.strip() or None
         if value is not None and len(value) > VERSION_CHARS:
             log.warning("session.version_cut", parameter=suffix, length=len(value))
             value = value[:VERSION_CHARS]
