@@ -586,3 +586,30 @@ def test_parse_profile_extends_the_builtins_by_default():
     p = parse_profile(CHILD, "acme.toml")
     assert p.extends == "tr181"
     assert p.settings == load_profiles().get("tr181").settings
+
+
+def test_band_steering_reports_nothing_for_a_band_the_operator_left_out(profiles):
+    from acsd.provisioning.desired import desired_state
+    from acsd.provisioning.plan import plan_changes
+
+    def plan(wifi):
+        return plan_changes(
+            profiles.get("tplink-tr181"),
+            desired_state(wifi, None),
+            {},
+            absent=set(),
+            memory={},
+            force=True,
+            now=0.0,
+            max_attempts=3,
+        )
+
+    steering = {"ssid": "Home", "password": "secret123", "bandsteering": True}
+    # One network on every band the router has: 5 GHz gets it; the dual-band router has
+    # no 6 GHz, and the operator asked nothing of it, so nothing is "unsupported".
+    result = plan(steering)
+    assert {(c.setting, c.value) for c in result.changes} >= {("wifi.5g.ssid", "Home")}
+    assert not [u for u in result.unsupported if u["setting"].startswith("wifi.6g")]
+    # Asked for by name, 6 GHz on that router is still reported.
+    result = plan({**steering, "enabled6G": True, "ssid6G": "Home6"})
+    assert {u["setting"] for u in result.unsupported} >= {"wifi.6g.enable", "wifi.6g.ssid"}

@@ -26,6 +26,9 @@ class Desired:
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     #: facts the operator should see on the job (e.g. band steering emulated)
     notes: list[str] = field(default_factory=list)
+    #: settings only band steering asks for, on a band the operator said nothing of: on a
+    #: router without that band they are nothing to report, not "unsupported"
+    implied: set[str] = field(default_factory=set)
 
     @property
     def empty(self) -> bool:
@@ -53,6 +56,10 @@ def _wifi(wifi: dict[str, Any], out: Desired) -> None:
             ssid = wifi.get("ssid") or ssid
             password = wifi.get("password") if wifi.get("password") is not None else password
         prefix = f"wifi.{band}."
+        unstated = enabled is None and wifi.get(ssid_key) is None
+        unstated = unstated and wifi.get(password_key) is None
+        if steering and unstated:
+            out.implied.update(prefix + name for name in ("ssid", "password", "security"))
         if enabled is not None:
             out.settings[prefix + "enable"] = bool(enabled)
         if ssid is not None:

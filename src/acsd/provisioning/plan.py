@@ -129,14 +129,15 @@ def plan_changes(
     for key, value in desired.settings.items():
         targets = profile.settings.get(key)
         if not targets:
-            _unsupported(plan, profile, key, value)
+            if key not in desired.implied:
+                _unsupported(plan, profile, key, value)
             continue
         for target in targets:
             wanted = wire_value(target, value)
             if wanted is None:
                 continue
             if target.path in absent:
-                if value is False:
+                if value is False or key in desired.implied:
                     continue  # "off" for something this CPE does not have: already true
                 plan.unsupported.append(
                     {"setting": key, "reason": f"{target.path} is not on this CPE"}
