@@ -483,6 +483,17 @@ def test_is_empty_body() -> None:
 # --- inform validation --------------------------------------------------------------------------
 
 
+def test_empty_max_envelopes_and_retry_count_read_as_zero() -> None:
+    # Some firmware sends both empty; neither is worth refusing the session over.
+    body = "<cwmp:Inform>" + _device_id() + "<MaxEnvelopes/><RetryCount>  </RetryCount>"
+    inform = parse_envelope(_env(body + "</cwmp:Inform>")).body
+    assert (inform.max_envelopes, inform.retry_count) == (0, 0)
+    with pytest.raises(SoapError, match="not an integer") as info:
+        parse_envelope(_env(body.replace("<MaxEnvelopes/>", "<MaxEnvelopes>x</MaxEnvelopes>")
+                            + "</cwmp:Inform>"))  # fmt: skip
+    assert info.value.fault_code == 8003
+
+
 def test_inform_without_device_id() -> None:
     with pytest.raises(SoapError, match="Inform without DeviceId") as info:
         parse_envelope(_inform())

@@ -186,6 +186,14 @@ def _p_int(el: etree._Element) -> int:
     return int(text)
 
 
+def _p_count(el: etree._Element) -> int:
+    """An Inform's MaxEnvelopes or RetryCount: some firmware sends them empty
+    (``<RetryCount/>``). Both are informational to the ACS (current amendments fix
+    MaxEnvelopes at 1 and have the receiver ignore it), so empty reads as 0 rather than
+    failing the whole Inform."""
+    return _p_int(el) if (el.text or "").strip() or len(el) else 0
+
+
 def _p_bool(el: etree._Element) -> bool:
     text = _text(el).strip()
     value = _BOOL_TEXT.get(text.lower())
@@ -218,6 +226,7 @@ _STR = _scalar(_text, _esc, str)
 _TOKEN = _scalar(_p_token, _esc, str)
 _INT = _scalar(_p_int, _int_text, int)
 _BOOL = _scalar(_p_bool, _bool_text, bool)
+_COUNT = _scalar(_p_count, _int_text, int)
 
 _Spec = tuple[tuple[str, str, _Kind], ...]
 
@@ -426,8 +435,8 @@ _FIELDS: dict[type[Message], _Spec] = {
         ("delay_seconds", "DelaySeconds", _INT), ("command_key", "CommandKey", _STR)),
     rpc.Inform: (
         ("device_id", "DeviceId", _DEVICE_ID), ("events", "Event", _EVENTS),
-        ("max_envelopes", "MaxEnvelopes", _INT), ("current_time", "CurrentTime", _TOKEN),
-        ("retry_count", "RetryCount", _INT), ("parameters", "ParameterList", _PVS)),
+        ("max_envelopes", "MaxEnvelopes", _COUNT), ("current_time", "CurrentTime", _TOKEN),
+        ("retry_count", "RetryCount", _COUNT), ("parameters", "ParameterList", _PVS)),
     rpc.InformResponse: (("max_envelopes", "MaxEnvelopes", _INT),),
     rpc.TransferComplete: (
         ("command_key", "CommandKey", _STR), ("fault", "FaultStruct", _FAULT_STRUCT), *_TIMES),
