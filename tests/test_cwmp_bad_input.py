@@ -14,6 +14,7 @@ from acsd.cwmp.connreq import connection_request
 from acsd.cwmp.soap import parse_envelope
 from acsd.sim.runner import Simulation
 from api_world import SEED_REQUEST
+from conftest import wait_for
 from test_cwmp_protocol import TREE, drive_to_end
 from wire import Wire, envelope, inform_body
 
@@ -223,3 +224,34 @@ def test_an_element_inside_a_value_is_refused_and_a_comment_is_read_around(daemo
         wire.close()
     listed = daemon.cli("device", "list").stdout
     assert "COMMENT01" in listed and "MIX" not in listed
+
+
+def test_a_malformed_answer_ends_the_session_at_once(daemon):
+    # The fault's answer closes the connection, which ends the session for the CPE: acsd
+    # ends it too and keeps what it learned, instead of holding it until session_timeout.
+    ns = "urn:dslforum-org:cwmp-1-0"
+    wire = Wire(daemon.cwmp_url)
+    assert wire.post(envelope(inform_body("BADANS01"), ns=ns)).status == 200
+    request = parse_envelope(wire.post(None).body)
+    assert isinstance(request.body, rpc.GetParameterValues)
+    broken = (
+        "<cwmp:GetParameterValuesResponse><ParameterList>"
+        "<ParameterValueStruct><Name>Device.DeviceInfo.UpTime</Name>"
+        '<Value xsi:type="xsd:unsignedInt">5<x/></Value></ParameterValueStruct>'
+        "</ParameterList></cwmp:GetParameterValuesResponse>"
+    )
+    answer = wire.post(envelope(broken, ns=ns, cwmp_id=request.id))
+    fault = parse_envelope(answer.body).body
+    assert isinstance(fault, rpc.Fault) and fault.code == 8003
+    assert answer.headers["Connection"] == "close"
+    # (the daemon's stderr is read by a thread of the test: the line may lag the answer)
+    ends = wait_for(
+        lambda: [e for e in daemon.events("session.end") if e.get("serial") == "BADANS01"]
+    )
+    assert len(ends) == 1 and not ends[0]["complete"]
+    assert "malformed" in ends[0]["reason"]
+    assert daemon.device_json("BADANS01")["cpe"]["softwareVersion"] == "1.0.0"
+    # The next session starts afresh and completes.
+    again = Wire(daemon.cwmp_url)
+    assert again.post(envelope(inform_body("BADANS01"), ns=ns)).status == 200
+    drive_to_end(again, again.post(None), ns)

@@ -244,7 +244,9 @@ class CwmpServer:
             try:
                 env = parse_envelope(data)
             except SoapError as exc:
-                return self._soap_error(request, exc, remote_ip)
+                answer = self._soap_error(request, exc, remote_ip)
+                await self._end_after_bad_message(request, exc.reason)
+                return answer
 
         cookie = session_cookie(request)
         conn = request.protocol
@@ -633,6 +635,19 @@ class CwmpServer:
         return web.Response(
             status=200, body=body, headers={"Content-Type": CONTENT_TYPE, "Connection": "close"}
         )
+
+    async def _end_after_bad_message(self, request: web.Request, reason: str) -> None:
+        """The session a malformed message belongs to ends with it: the answer closes the
+        connection, which ends a CWMP session for the CPE, and what the session learned is
+        committed now instead of at its timeout. Only a session named by the cookie or
+        carried by this connection: by address alone it could be another CPE's behind the
+        same NAT."""
+        cookie = session_cookie(request)
+        session = self.sessions.by_id.get(cookie) if cookie else None
+        if session is None:
+            session = self.sessions.by_conn.get(request.protocol)
+        if session is not None and session.id not in self._busy and not session.finished:
+            await self._close(session, f"malformed message from the CPE: {reason}")
 
     def _overloaded(self, remote_ip: str, cause: str) -> web.Response:
         self.stats["refused_overload"] += 1
