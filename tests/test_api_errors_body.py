@@ -488,3 +488,29 @@ def test_validation_error_can_be_used_on_an_error_raised_elsewhere():
         "wifi.bandsteering",
         "Input should be a valid boolean",
     )
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        # "$" in a Python pattern also matches before a final newline: these slipped past.
+        ({"macAddress": "aabbccddeeff\n"}, "macAddress"),
+        ({"wifi": {"password": "a" * 64 + "\n"}}, "wifi.password"),
+        (
+            {"dhcp": {"reservedClients": [{"mac": "aabbccddee01\n", "ip": "192.0.2.5"}]}},
+            "dhcp.reservedClients.0.mac",
+        ),
+        # A serial a router's Inform can never carry, so the record could never be reached.
+        ({"serialNumber": " SN1"}, "serialNumber"),
+        ({"serialNumber": "SN1\n"}, "serialNumber"),
+        ({"serialNumber": "S\u0000N1"}, "serialNumber"),
+        ({"name": "x" * 201}, "name"),
+        ({"name": "John\u0007s router"}, "name"),
+    ],
+)
+def test_values_no_router_could_use_are_refused_by_field(data, field):
+    body = {"serialNumber": "SN1", **data}
+    with pytest.raises(ValidationError) as caught:
+        DeviceInput.model_validate(body, strict=True)
+    assert validation_error(caught.value, body, DeviceInput).message == field
+    DeviceInput.model_validate({**body, **dict.fromkeys(data, None), "serialNumber": "SN1"})

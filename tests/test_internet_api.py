@@ -168,6 +168,7 @@ BAD_ADDRESSES = [
     ({"ipAddress": "224.0.0.1", "gateway": "224.0.0.2"}, "net.ipAddress", "host"),
     ({"failoverNumber": None}, "net.failoverNumber", "required"),
     ({"failoverNumber": "call me"}, "net.failoverNumber", "phone number"),
+    ({"failoverNumber": "71919998\n"}, "net.failoverNumber", "phone number"),
     ({"lanNet": "203.0.113.8"}, "net.lanSubnet", "together"),
     ({"lanSubnet": "255.255.255.248"}, "net.lanNet", "together"),
     ({"lanNet": "203.0.113.9", "lanSubnet": "255.255.255.248"}, "net.lanNet", "203.0.113.8"),

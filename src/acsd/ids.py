@@ -9,7 +9,7 @@ import time
 
 _RANDOM = os.urandom(5)
 _COUNTER = itertools.count(int.from_bytes(os.urandom(3), "big"))
-_ID_RE = re.compile(r"^[0-9a-f]{24}$")
+_ID_RE = re.compile(r"^[0-9a-f]{24}\Z")
 
 
 def new_id() -> str:

@@ -85,7 +85,7 @@ STANDARD_EVENTS = (
 )
 _EVENTS = {code.upper(): code for code in STANDARD_EVENTS}
 VENDOR_EVENT = "X vendor"
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_NAME = re.compile(r"^[a-z][a-z0-9_]*\Z")
 OTHER = "other"
 
 #: what the CWMP server's ``stats`` keys become (all counters)

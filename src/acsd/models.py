@@ -27,9 +27,9 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-_MAC = re.compile(r"^[0-9a-fA-F]{2}([-:.]?)(?:[0-9a-fA-F]{2}\1){4}[0-9a-fA-F]{2}$")
-_MAC_DOTTED = re.compile(r"^[0-9a-fA-F]{4}\.[0-9a-fA-F]{4}\.[0-9a-fA-F]{4}$")
-_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+_MAC = re.compile(r"^[0-9a-fA-F]{2}([-:.]?)(?:[0-9a-fA-F]{2}\1){4}[0-9a-fA-F]{2}\Z")
+_MAC_DOTTED = re.compile(r"^[0-9a-fA-F]{4}\.[0-9a-fA-F]{4}\.[0-9a-fA-F]{4}\Z")
+_HEX64 = re.compile(r"^[0-9a-fA-F]{64}\Z")
 # Control characters, surrogates and the two non-characters: nothing a person types in a
 # network name, and most of them cannot travel in the XML of a SetParameterValues.
 _SSID_UNSENDABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
@@ -74,6 +74,30 @@ def _passphrase(value: str) -> str:
     return value
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _serial(value: str) -> str:
+    # A router's Inform carries its serial without spaces at the ends (they are stripped)
+    # and without control characters: a record with them could never meet its router.
+    if value != value.strip() or _CONTROL.search(value):
+        raise ValueError(
+            "serial number must not begin or end with spaces nor hold control characters"
+        )
+    return value
+
+
+def _name(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("name must not hold control characters")
+    return value
+
+
+Serial = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_serial)]
+#: a name an operator gives a record: what a list shows on one line
+Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_name)]
+#: a device's name is optional, and "" clears it
+DeviceName = Annotated[str, Field(max_length=200), AfterValidator(_name)]
 Mac = Annotated[str, AfterValidator(_mac)]
 IPv4 = Annotated[str, AfterValidator(_ipv4)]
 Ssid = Annotated[str, AfterValidator(_ssid)]
@@ -205,11 +229,11 @@ class Job(_Strict):
 class DeviceInput(_Strict):
     """The body an operator sends to create or update a device (seed 000)."""
 
-    name: str | None = None
+    name: DeviceName | None = None
     model: str | None = None
     customer: str | None = None
     macAddress: Mac | None = None
-    serialNumber: str = Field(min_length=1, max_length=64)
+    serialNumber: Serial
     mvnoAccount: str | None = None
     notes: str | None = None
     wifi: Wifi | None = None

@@ -29,7 +29,7 @@ class ApiContext:
 
 CONTEXT = web.AppKey("acsd_context", ApiContext)
 
-_ID = re.compile(r"^[0-9a-f]{24}$")
+_ID = re.compile(r"^[0-9a-f]{24}\Z")
 
 
 def context(request: web.Request) -> ApiContext:

@@ -12,12 +12,13 @@ from acsd.api.body import MAX_OFFSET, parse_query, read_model
 from acsd.api.context import audit_record, caller, context, valid_id
 from acsd.api.errors import ApiError
 from acsd.api.openapi import describe
+from acsd.models import Name
 from acsd.store.base import CustomerRecord
 
 
 class CustomerCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     type: Literal["CUSTOMER", "RESELLER"] = "CUSTOMER"
     reseller: str | None = None
 

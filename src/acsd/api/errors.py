@@ -35,7 +35,7 @@ REQUEST_ID_KEY: Any = (
 )
 
 # A client-supplied id is kept only when it is short and harmless in a header and a log line.
-_CLIENT_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}\Z")
 
 
 class Error(BaseModel):

@@ -33,6 +33,7 @@ from acsd.api.devices import _poke as poke_device
 from acsd.api.errors import ApiError
 from acsd.api.openapi import describe
 from acsd.log import get_logger
+from acsd.models import Name
 from acsd.store.base import (
     ConflictError,
     InternetAccountQuery,
@@ -44,7 +45,7 @@ from acsd.store.base import (
 log = get_logger("acsd.internet")
 
 State = Literal["ORDERED", "CONFIRMED", "ACTIVE"]
-_PHONE = re.compile(r"^\+?[0-9]{3,20}$")
+_PHONE = re.compile(r"^\+?[0-9]{3,20}\Z")
 
 
 # --- bodies and answers -------------------------------------------------------------------
@@ -54,7 +55,7 @@ class AccountCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     customer: str
     device: str | None = None
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
 
 
 class Net(BaseModel):

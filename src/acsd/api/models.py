@@ -13,6 +13,7 @@ from acsd.api.context import audit_record, caller, context, valid_id
 from acsd.api.customers import PageQuery
 from acsd.api.errors import ApiError
 from acsd.api.openapi import describe
+from acsd.models import Name
 from acsd.store.base import ModelRecord
 
 # The seed's modelType values and the other kinds of CPE an ACS manages.
@@ -21,7 +22,7 @@ ModelType = Literal["ROUTER", "MOBILE_ROUTER", "ONT", "DSL_MODEM", "CABLE_MODEM"
 
 class ModelCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     type: ModelType
     brand: str | None = None
     description: str | None = None

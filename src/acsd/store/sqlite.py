@@ -99,7 +99,7 @@ def _loads(text: str) -> Any:
 
 
 _MAC_SEPARATORS = re.compile(r"[\s:.\-]")
-_MAC_HEX = re.compile(r"^[0-9a-f]{12}$")
+_MAC_HEX = re.compile(r"^[0-9a-f]{12}\Z")
 
 
 def mac_key(mac: str | None) -> str | None:
@@ -336,7 +336,7 @@ def _column_value(record: DeviceRecord, name: str) -> Any:
 # -- device queries -----------------------------------------------------------------------
 
 _LIKE_SPECIAL = re.compile(r"([\\%_])")
-_MAC_QUERY = re.compile(r"^[0-9a-fA-F\s:.\-]+$")
+_MAC_QUERY = re.compile(r"^[0-9a-fA-F\s:.\-]+\Z")
 
 # Online as acsd.provisioning.status.is_online computes it: a session within twice the
 # periodic interval (the default one when unknown or not positive) plus grace.
