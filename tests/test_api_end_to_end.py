@@ -4,6 +4,7 @@ Request reaches it, it ends with the request's wifi and DHCP, and GET shows it A
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import sqlite3
 import time
 
@@ -92,3 +93,37 @@ async def test_delete_releases_the_router_at_its_next_session(daemon):
     assert again["_id"] != device["_id"] and "customer" not in again
     actions = [e["action"] for e in world.api.get("/audit").body["items"]]
     assert "device.delete" in actions and "device.create" in actions
+
+
+async def test_dhcp_addresses_no_lan_client_can_have_are_refused(daemon):
+    world = build_world(daemon)
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="HOSTS")
+    serial = sim.routers[0].serial
+    assert (await sim.run_once()).ok == 1
+    status = daemon.device_json(serial)["status"]
+    lan = ipaddress.IPv4Network(f"{status['lanIp']}/{status['subnetMask']}", strict=False)
+    hosts = list(lan.hosts())
+    router = ipaddress.IPv4Address(status["lanIp"])
+    free = [h for h in hosts if h != router]
+
+    def refused(dhcp: dict, field: str, why: str) -> None:
+        body = device_body(world, "own", serial)
+        body["dhcp"] = {"ipPoolStart": str(free[0]), "ipPoolEnd": str(free[20]), **dhcp}
+        reply = world.api.post("/network/device", body)
+        assert (reply.status, reply.body["message"]) == (400, field), reply.body
+        assert why in reply.body["description"]
+
+    refused({"ipPoolStart": str(min(router, free[0])), "ipPoolEnd": str(max(router, free[20]))},
+            "dhcp.ipPoolStart", "the router's own address")  # fmt: skip
+    refused({"ipPoolEnd": str(lan.broadcast_address), "ipPoolStart": str(free[-3])},
+            "dhcp.ipPoolEnd", "broadcast address")  # fmt: skip
+    refused({"reservedClients": [{"mac": "aabbccddee01", "ip": str(lan.network_address)}]},
+            "dhcp.reservedClients.0.ip", "network address")  # fmt: skip
+    refused({"reservedClients": [{"mac": "aabbccddee01", "ip": str(router)}]},
+            "dhcp.reservedClients.0.ip", "the router's own address")  # fmt: skip
+    refused({"primaryDnsServer": "0.0.0.0"}, "dhcp.primaryDnsServer", "no address")
+    refused({"ipPoolStart": "224.0.0.1", "ipPoolEnd": "224.0.0.9"}, "dhcp.ipPoolStart",
+            "no address")  # fmt: skip
+    body = device_body(world, "own", serial)
+    body["dhcp"] = {"ipPoolStart": str(free[0]), "ipPoolEnd": str(free[20])}
+    assert world.api.post("/network/device", body).status == 201

@@ -54,6 +54,18 @@ def _ipv4(value: str) -> str:
 STORED = {"stored": True}
 
 
+def _host(value: str, info: ValidationInfo) -> str:
+    """An address a LAN host can have or use: not 0.0.0.0/8, loopback, multicast, the
+    reserved 240/4 or the limited broadcast."""
+    if info.context and info.context.get("stored"):
+        return value
+    address = ipaddress.IPv4Address(value)
+    octet = int(address) >> 24
+    if octet in (0, 127) or octet >= 224:
+        raise ValueError(f"{value} is no address a LAN host can have (0/8, 127/8 or 224 and up)")
+    return value
+
+
 def _ssid(value: str, info: ValidationInfo) -> str:
     if info.context and info.context.get("stored"):
         return value
@@ -100,13 +112,15 @@ Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_name)
 DeviceName = Annotated[str, Field(max_length=200), AfterValidator(_name)]
 Mac = Annotated[str, AfterValidator(_mac)]
 IPv4 = Annotated[str, AfterValidator(_ipv4)]
+#: an IPv4 address a LAN host can have or use (DHCP pools, reservations, DNS)
+HostIPv4 = Annotated[str, AfterValidator(_ipv4), AfterValidator(_host)]
 Ssid = Annotated[str, AfterValidator(_ssid)]
 Passphrase = Annotated[str, AfterValidator(_passphrase)]
 
 
 class ReservedClient(_Strict):
     mac: Mac
-    ip: IPv4
+    ip: HostIPv4
     enable: bool = True
     id: str | None = None
 
@@ -126,11 +140,11 @@ class Wifi(_Strict):
 
 class Dhcp(_Strict):
     enable: bool | None = None
-    ipPoolStart: IPv4 | None = None
-    ipPoolEnd: IPv4 | None = None
+    ipPoolStart: HostIPv4 | None = None
+    ipPoolEnd: HostIPv4 | None = None
     #: minutes (the router gets seconds)
     leaseTime: int | None = Field(None, ge=1, le=5256000)
-    primaryDnsServer: IPv4 | None = None
+    primaryDnsServer: HostIPv4 | None = None
     #: more than any router's DHCP server holds (tens to a few hundred), and a bound on
     #: the work of one request
     reservedClients: list[ReservedClient] | None = Field(None, max_length=1024)

@@ -208,13 +208,31 @@ def _check_lan(record: DeviceRecord, dhcp: dict[str, Any] | None) -> None:
         network = ipaddress.IPv4Network(f"{start}/16", strict=False)
     if network is None:
         return
-    where = f"the router's LAN {network}" if lan_ip and mask else f"{network}, the pool's network"
+    reported = bool(lan_ip and mask)
+    where = f"the router's LAN {network}" if reported else f"{network}, the pool's network"
+    # With the LAN known, its network and broadcast addresses and the router's own are
+    # no client's either (a /31 or /32 has neither: nothing to refuse there).
+    taken: dict[ipaddress.IPv4Address, str] = {}
+    if reported:
+        taken[ipaddress.IPv4Address(lan_ip)] = "the router's own address"
+        if network.prefixlen < 31:
+            taken[network.network_address] = f"the network address of {network}"
+            taken[network.broadcast_address] = f"the broadcast address of {network}"
     for key in ("ipPoolStart", "ipPoolEnd"):
         if dhcp.get(key) and ipaddress.IPv4Address(dhcp[key]) not in network:
             raise ApiError(400, f"dhcp.{key}", f"{dhcp[key]} is not in {where}")
+    if start and dhcp.get("ipPoolEnd"):
+        low, high = ipaddress.IPv4Address(start), ipaddress.IPv4Address(dhcp["ipPoolEnd"])
+        for address, what in taken.items():
+            if low <= address <= high:
+                key = "ipPoolEnd" if address == high else "ipPoolStart"
+                raise ApiError(400, f"dhcp.{key}", f"the pool {low}-{high} holds {what}")
     for n, client in enumerate(dhcp.get("reservedClients") or []):
-        if ipaddress.IPv4Address(client["ip"]) not in network:
+        ip = ipaddress.IPv4Address(client["ip"])
+        if ip not in network:
             raise ApiError(400, f"dhcp.reservedClients.{n}.ip", f"{client['ip']} is not in {where}")
+        if ip in taken:
+            raise ApiError(400, f"dhcp.reservedClients.{n}.ip", f"{ip} is {taken[ip]}")
 
 
 def _fill(record: DeviceRecord, data: dict[str, Any]) -> None:
