@@ -328,6 +328,23 @@ def test_a_device_being_deleted_takes_no_more_changes(world: World, module_daemo
     assert world.api.delete(path).body["state"] == "DELETING"
     error(world.api.patch(path, {"wifi": {"ssid": "Back"}}), 422, "state")
     assert world.api.get(path).body["state"] == "DELETING"
+    # Asked again, the DELETE answers as the first did and stores nothing new.
+    revision = _revision(module_daemon, device["_id"])
+    deletes = _audited(world, "device.delete", device["_id"])
+    again = world.api.delete(path)
+    assert (again.status, again.body["state"]) == (202, "DELETING")
+    assert _revision(module_daemon, device["_id"]) == revision
+    assert _audited(world, "device.delete", device["_id"]) == deletes == 1
+
+
+def _revision(daemon, device_id: str) -> int:
+    with sqlite3.connect(daemon.db) as db:
+        return db.execute("SELECT revision FROM devices WHERE id = ?", (device_id,)).fetchone()[0]
+
+
+def _audited(world: World, action: str, target: str) -> int:
+    items = world.api.get("/audit?limit=1000").body["items"]
+    return sum(1 for e in items if e["action"] == action and e.get("resourceId") == target)
 
 
 def test_more_reservations_than_any_router_holds_is_400(world: World):
@@ -341,3 +358,16 @@ def test_more_reservations_than_any_router_holds_is_400(world: World):
     assert error(reply, 400, "dhcp.reservedClients")["description"].startswith(
         "List should have at most 1024 items"
     )
+
+
+def test_every_create_says_where_the_new_record_is(world: World):
+    api = world.api
+    customer = api.post("/customer", {"name": "Located", "type": "CUSTOMER", "reseller": None})
+    model = api.post("/network/model", {"name": "Located box", "type": "ROUTER"})
+    device = api.post("/network/device", device_body(world, "own", "LOCATED01"))
+    account = api.post("/internet/account", {"customer": customer.body["_id"], "name": "Line"})
+    for reply in (customer, model, device, account):
+        assert reply.status == 201, reply.body
+        location = reply.headers["Location"]
+        assert location.endswith("/" + reply.body["_id"])
+        assert api.get(location).body == reply.body

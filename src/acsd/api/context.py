@@ -78,3 +78,8 @@ def audit_record(
         after=masked(after) if after is not None else None,
         request_id=request_id(request),
     )
+
+
+def created(body: Any, location: str) -> web.Response:
+    """201 with the new record, and where to find it (``Location``, RFC 9110 §10.2.2)."""
+    return web.json_response(body, status=201, headers={"Location": location})

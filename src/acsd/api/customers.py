@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from acsd import clock
 from acsd.api.body import MAX_OFFSET, parse_query, read_model
-from acsd.api.context import audit_record, caller, context, valid_id
+from acsd.api.context import audit_record, caller, context, created, valid_id
 from acsd.api.errors import ApiError
 from acsd.api.openapi import describe
 from acsd.models import Name
@@ -79,7 +79,7 @@ async def create_customer(request: web.Request) -> web.Response:
     audit = audit_record(request, who, "customer.create", "customer", None, customer=body.reseller)
     audit.after = body.model_dump()
     stored = await ctx.store.create_customer(record, audit=audit)
-    return web.json_response(_json(stored), status=201)
+    return created(_json(stored), f"/customer/{stored.id}")
 
 
 @describe(

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from acsd import clock
 from acsd.api.auth import Caller
 from acsd.api.body import MAX_OFFSET, parse_query, read_json, read_model, validate
-from acsd.api.context import ApiContext, audit_record, caller, context, valid_id
+from acsd.api.context import ApiContext, audit_record, caller, context, created, valid_id
 from acsd.api.errors import ApiError
 from acsd.api.openapi import describe
 from acsd.device_view import device_view
@@ -185,7 +185,7 @@ async def _create(
         unique_mac=bool(body.macAddress),
     )
     _poke(ctx, stored)
-    return web.json_response(_view(ctx, stored, model), status=201)
+    return created(_view(ctx, stored, model), f"/network/device/{stored.id}")
 
 
 def _check_lan(record: DeviceRecord, dhcp: dict[str, Any] | None) -> None:
@@ -393,6 +393,11 @@ async def delete_device(request: web.Request) -> web.Response:
 
 async def _delete(request: web.Request, ctx: ApiContext, who: Caller) -> web.Response:
     record = await _load(request, who)
+    if record.state == "DELETING":
+        # Asked again: nothing new to store (no revision, no audit entry); the router is
+        # only reminded, which the Connection Request client rate-limits per router.
+        _poke(ctx, record)
+        return web.json_response(_view(ctx, record, await _model(ctx, record.model)), status=202)
     seen = copy.deepcopy(record)
     before = _audit_view(record)
     audit = audit_record(

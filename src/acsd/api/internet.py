@@ -28,7 +28,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from acsd import clock
 from acsd.api.auth import Caller
 from acsd.api.body import MAX_OFFSET, parse_query, read_json, read_model
-from acsd.api.context import CONTEXT, ApiContext, audit_record, caller, context, valid_id
+from acsd.api.context import CONTEXT, ApiContext, audit_record, caller, context, created, valid_id
 from acsd.api.devices import _poke as poke_device
 from acsd.api.errors import ApiError
 from acsd.api.openapi import describe
@@ -280,7 +280,7 @@ async def create_internet_account(request: web.Request) -> web.Response:
                "state": "ORDERED"},
     )  # fmt: skip
     stored = await ctx.store.create_internet_account(record, audit=audit)
-    return web.json_response(_view(stored, now), status=201)
+    return created(_view(stored, now), f"/internet/account/{stored.id}")
 
 
 @describe(

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from acsd import clock
 from acsd.api.body import parse_query, read_model
-from acsd.api.context import audit_record, caller, context, valid_id
+from acsd.api.context import audit_record, caller, context, created, valid_id
 from acsd.api.customers import PageQuery
 from acsd.api.errors import ApiError
 from acsd.api.openapi import describe
@@ -67,7 +67,7 @@ async def create_model(request: web.Request) -> web.Response:
     audit = audit_record(request, who, "model.create", "model", None)
     audit.after = body.model_dump()
     stored = await ctx.store.create_model(record, audit=audit)
-    return web.json_response(_json(stored), status=201)
+    return created(_json(stored), f"/network/model/{stored.id}")
 
 
 @describe(
