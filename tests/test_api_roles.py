@@ -86,6 +86,9 @@ def test_customer_tenancy(world: World, role: str):
     assert reply.status == (201 if role in ("ADMIN", "RESELLER") else 403)
     top = api.post("/customer", {"name": f"Top {role}", "type": "CUSTOMER", "reseller": None})
     assert top.status == (201 if role == "ADMIN" else 403)
+    # A role that may never create one is told so whatever its body holds.
+    broken = api.post("/customer", raw=b"{name: 1")
+    assert broken.status == (403 if role in ("OWNER", "MANAGER") else 400)
     model = api.post("/network/model", {"name": f"M {role}", "type": "ONT"})
     assert model.status == (201 if role == "ADMIN" else 403)
     assert api.get("/network/model").status == 200

@@ -58,9 +58,10 @@ def _json(record: CustomerRecord) -> dict:
 async def create_customer(request: web.Request) -> web.Response:
     ctx = context(request)
     who = await caller(request)
-    body = await read_model(request, CustomerCreate)
+    # Before the body: a role that may never create customers learns that, not a body error.
     if who.role in ("OWNER", "MANAGER"):
         raise ApiError(403, "access_denied", "Insufficient access level")
+    body = await read_model(request, CustomerCreate)
     reseller = None
     if body.reseller is not None:
         reseller = await ctx.store.get_customer(body.reseller) if valid_id(body.reseller) else None
