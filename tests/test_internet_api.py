@@ -272,3 +272,15 @@ def test_the_api_description_lists_the_internet_resource(world: World):
     confirm = paths["/internet/account/{id}/confirm"]["post"]
     assert {"200", "403", "404", "409", "422", "500"} <= set(confirm["responses"])
     assert {"get", "post"} <= set(paths["/internet/account"])
+
+
+def test_an_account_no_longer_names_a_device_that_was_deleted(world: World):
+    device = world.api.post("/network/device", device_body(world, "own", "NETGONE01")).body
+    account = order(world, device=device["_id"]).body
+    assert account["device"] == device["_id"]
+    # Never seen by acsd: the DELETE removes the record at once.
+    assert world.api.delete(f"/network/device/{device['_id']}").status == 202
+    shown = world.api.get(f"/internet/account/{account['_id']}").body
+    assert shown.get("device") is None
+    listed = world.api.get("/internet/account", query={"device": device["_id"]}).body
+    assert listed["items"] == []

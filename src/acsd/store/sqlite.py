@@ -1193,6 +1193,12 @@ class SqliteStore:
             async with conn.execute("DELETE FROM devices WHERE id = ?", (device_id,)) as cursor:
                 deleted = cursor.rowcount > 0
             if deleted:  # nothing happened, nothing to audit
+                # An internet account's line no longer ends at a router acsd knows: it
+                # must not name (or be found by) the record that is gone.
+                await conn.execute(
+                    "UPDATE internet_accounts SET device = NULL, updated = ? WHERE device = ?",
+                    (clock.now(), device_id),
+                )
                 await _write_audit(conn, audit_row, device_id)
             return deleted
 
