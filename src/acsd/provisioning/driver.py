@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import secrets
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -313,9 +314,12 @@ class ProvisioningDriver:
         status, ident = extraction.status_and_identity()
         if ident.get("modelName"):
             self.identity.model_name = ident["modelName"]
+        # A session that ends without its CPE (silence, timeout) last heard from it then,
+        # not now: lastComm and online say when the router last spoke.
+        heard = now if complete else now - max(0.0, time.monotonic() - session.last_active)
         result = SessionResult(
             identity=self.identity,
-            at=now,
+            at=heard,
             device_id=self.record.id if self.record else None,
             remote_ip=session.remote_ip,
             events=self.events,
