@@ -74,6 +74,10 @@ def test_session_answers_in_the_cpes_namespace_and_ends_with_204(daemon):
     methods = parse_envelope(answer.body).body
     assert isinstance(methods, rpc.GetRPCMethodsResponse)
     assert {"Inform", "TransferComplete"} <= set(methods.methods)
+    # Software-module reports are acknowledged, so the CPE does not send them again.
+    for du in (rpc.DUStateChangeComplete(command_key="m1"), rpc.AutonomousDUStateChangeComplete()):
+        answer = wire.post(render_envelope(Envelope(body=du, cwmp_ns=ns, id="du")))
+        assert parse_envelope(answer.body).body == du.RESPONSE()
 
     # An unknown method gets fault 8000 and the session goes on.
     unknown = envelope("<cwmp:X_Vendor_Hello><Greeting>hi</Greeting></cwmp:X_Vendor_Hello>", ns=ns)

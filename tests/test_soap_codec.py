@@ -148,6 +148,10 @@ SAMPLES: dict[type[rpc.Message], rpc.Message] = {
         command="provision", referer="http://portal/", arg="plan=gold", next="http://portal/done"
     ),
     rpc.KickedResponse: rpc.KickedResponse(next_url="http://portal/next?x=1&y=2"),
+    rpc.DUStateChangeComplete: rpc.DUStateChangeComplete(command_key="modules-7"),
+    rpc.DUStateChangeCompleteResponse: rpc.DUStateChangeCompleteResponse(),
+    rpc.AutonomousDUStateChangeComplete: rpc.AutonomousDUStateChangeComplete(),
+    rpc.AutonomousDUStateChangeCompleteResponse: rpc.AutonomousDUStateChangeCompleteResponse(),
     rpc.Fault: rpc.cpe_fault(
         9003,
         "",
@@ -492,6 +496,23 @@ def test_empty_max_envelopes_and_retry_count_read_as_zero() -> None:
         parse_envelope(_env(body.replace("<MaxEnvelopes/>", "<MaxEnvelopes>x</MaxEnvelopes>")
                             + "</cwmp:Inform>"))  # fmt: skip
     assert info.value.fault_code == 8003
+
+
+def test_du_state_change_complete_is_read_with_its_results_left_aside() -> None:
+    results = (
+        "<Results><OpResultStruct>"
+        "<UUID>6ba7b810-9dad-11d1-80b4-00c04fd430c8</UUID><DeploymentUnitRef/>"
+        "<Version>1.0</Version><CurrentState>Installed</CurrentState><Resolved>1</Resolved>"
+        "<ExecutionUnitRefList/><StartTime>2026-01-01T00:00:00Z</StartTime>"
+        "<CompleteTime>2026-01-01T00:00:05Z</CompleteTime>"
+        "<Fault><FaultCode>0</FaultCode><FaultString/></Fault>"
+        "</OpResultStruct></Results>"
+    )
+    body = f"<cwmp:DUStateChangeComplete>{results}<CommandKey>k1</CommandKey>"
+    msg = parse_envelope(_env(body + "</cwmp:DUStateChangeComplete>")).body
+    assert msg == rpc.DUStateChangeComplete(command_key="k1")
+    body = f"<cwmp:AutonomousDUStateChangeComplete>{results}</cwmp:AutonomousDUStateChangeComplete>"
+    assert isinstance(parse_envelope(_env(body)).body, rpc.AutonomousDUStateChangeComplete)
 
 
 def test_inform_without_device_id() -> None:

@@ -371,6 +371,34 @@ class AutonomousTransferComplete(CpeRequest):
 
 
 @dataclass(slots=True)
+class DUStateChangeCompleteResponse(Response):
+    METHOD: ClassVar[str] = "DUStateChangeCompleteResponse"
+
+
+@dataclass(slots=True)
+class DUStateChangeComplete(CpeRequest):
+    """A software-module operation (ChangeDUState) finished. Its Results are not read:
+    acsd sends no ChangeDUState; the CPE is acknowledged so it stops retrying."""
+
+    METHOD: ClassVar[str] = "DUStateChangeComplete"
+    RESPONSE: ClassVar[type[Message]] = DUStateChangeCompleteResponse
+    command_key: str = ""
+
+
+@dataclass(slots=True)
+class AutonomousDUStateChangeCompleteResponse(Response):
+    METHOD: ClassVar[str] = "AutonomousDUStateChangeCompleteResponse"
+
+
+@dataclass(slots=True)
+class AutonomousDUStateChangeComplete(CpeRequest):
+    """The CPE changed its software modules on its own; acknowledged, Results not read."""
+
+    METHOD: ClassVar[str] = "AutonomousDUStateChangeComplete"
+    RESPONSE: ClassVar[type[Message]] = AutonomousDUStateChangeCompleteResponse
+
+
+@dataclass(slots=True)
 class RequestDownloadResponse(Response):
     METHOD: ClassVar[str] = "RequestDownloadResponse"
 

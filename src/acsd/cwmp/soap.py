@@ -447,6 +447,7 @@ _FIELDS: dict[type[Message], _Spec] = {
         ("fault", "FaultStruct", _FAULT_STRUCT), *_TIMES),
     rpc.RequestDownload: (
         ("file_type", "FileType", _TOKEN), ("file_type_args", "FileTypeArg", _ARGS)),
+    rpc.DUStateChangeComplete: (("command_key", "CommandKey", _STR),),
     rpc.Kicked: (
         ("command", "Command", _STR), ("referer", "Referer", _STR), ("arg", "Arg", _STR),
         ("next", "Next", _STR)),

@@ -61,7 +61,14 @@ log = get_logger("acsd.session")
 #: SetParameterValues attempts in one session (each drops the parameters the CPE named).
 MAX_SPV_TRIES = 3
 #: What acsd answers to a CPE's GetRPCMethods.
-ACS_METHODS = ["Inform", "GetRPCMethods", "TransferComplete", "AutonomousTransferComplete"]
+ACS_METHODS = [
+    "Inform",
+    "GetRPCMethods",
+    "TransferComplete",
+    "AutonomousTransferComplete",
+    "DUStateChangeComplete",
+    "AutonomousDUStateChangeComplete",
+]
 
 
 @dataclass(slots=True)
@@ -256,6 +263,11 @@ class ProvisioningDriver:
                 serial=session.serial,
                 method=request.METHOD,
                 fault=request.fault.code,
+            )
+            return request.RESPONSE()
+        if isinstance(request, rpc.DUStateChangeComplete | rpc.AutonomousDUStateChangeComplete):
+            log.info(
+                "session.du_state_change_complete", serial=session.serial, method=request.METHOD
             )
             return request.RESPONSE()
         if isinstance(request, rpc.RequestDownload):
