@@ -379,3 +379,23 @@ def test_a_broken_envelope_mid_session_gets_its_fault_in_the_sessions_namespace(
     fault = parse_envelope(answer.body)
     assert isinstance(fault.body, rpc.Fault) and "more than one SOAP Body" in fault.body.string
     assert fault.cwmp_ns == ns
+
+
+def test_a_body_whose_charset_only_the_http_header_names_is_read_in_it(daemon):
+    ns = "urn:dslforum-org:cwmp-1-0"
+    # No XML declaration: only the header says Latin-1.
+    latin = "<Manufacturer>Société</Manufacturer>".encode("latin-1")
+    body = envelope(inform_body("PROTO0011"), ns=ns).split(b"?>", 1)[1]
+    body = body.replace(b"<Manufacturer>Test</Manufacturer>", latin)
+    wire = Wire(daemon.cwmp_url)
+    answer = wire.post(body, headers={"Content-Type": "text/xml; charset=ISO-8859-1"})
+    assert answer.status == 200, answer.text
+    drive_to_end(wire, wire.post(None), ns)
+    # A body that declares its own encoding is read in that, whatever the header says.
+    declared = envelope(inform_body("PROTO0012"), ns=ns).replace(
+        b"Test</Manufacturer>", "Société</Manufacturer>".encode()
+    )
+    assert declared.startswith(b'<?xml version="1.0" encoding="UTF-8"?>')
+    wire = Wire(daemon.cwmp_url)
+    answer = wire.post(declared, headers={"Content-Type": "text/xml; charset=ISO-8859-1"})
+    assert answer.status == 200, answer.text

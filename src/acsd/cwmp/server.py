@@ -107,6 +107,26 @@ def _inflate(data: bytes, encoding: str, limit: int) -> bytes:
     raise _HttpError(400, f"body could not be read: not {encoding} ({error})")
 
 
+_UTF8_NAMES = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
+
+
+def _declared_charset(data: bytes, charset: str | None) -> bytes:
+    """``data`` in UTF-8 when only the HTTP header names its charset (no XML declaration
+    with an encoding, no byte order mark): XML parsers take such a body for UTF-8, and a
+    Latin-1 "Société" would fail. A body that declares its encoding is left to it; an
+    unknown charset, or bytes that are not in it, leave the body as sent."""
+    if not charset or charset.lower() in _UTF8_NAMES or data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return data
+    if data.lstrip()[:5] == b"<?xml":
+        end = data.find(b"?>")
+        if end != -1 and b"encoding" in data[:end]:
+            return data
+    try:
+        return data.decode(charset).encode()
+    except (LookupError, UnicodeDecodeError):
+        return data
+
+
 class Parking(Protocol):
     """Where sessions wait between workers (the store)."""
 
@@ -241,6 +261,7 @@ class CwmpServer:
 
         env: Envelope | None = None
         if data.strip():
+            data = _declared_charset(data, request.charset)
             try:
                 env = parse_envelope(data)
             except SoapError as exc:
