@@ -9,6 +9,7 @@ import hashlib
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
+from acsd.config import Config
 from acsd.cwmp.auth import (
     CpeAuthenticator,
     FailureLimiter,
@@ -213,3 +214,14 @@ def test_credentials_file_errors_name_the_entry(tmp_path):
     with pytest.raises(ValueError, match="Basic needs password or pbkdf2_sha256"):
         load_credentials(path, scheme="basic", realm="acsd", algorithms=["MD5"])
     assert load_credentials(path, scheme="digest", realm="acsd", algorithms=["MD5"])["a"]
+
+
+def test_the_first_challenge_is_md5_by_default_and_the_order_is_the_operators():
+    # libcurl-based CPE stacks read only the first Digest challenge; old ones know no SHA-256.
+    def algorithms(auth: CpeAuthenticator) -> list[str]:
+        return [v.split("algorithm=")[1].split(",")[0] for _, v in auth.challenge_headers()]
+
+    assert algorithms(CpeAuthenticator(scheme="digest", password="p")) == ["MD5", "SHA-256"]
+    chosen = CpeAuthenticator(scheme="digest", password="p", algorithms=["SHA-256", "MD5"])
+    assert algorithms(chosen) == ["SHA-256", "MD5"]
+    assert Config().cwmp.auth.algorithms == ["MD5", "SHA-256"]

@@ -71,8 +71,9 @@ class CwmpAuthConfig(_Section):
     realm: str = Field("acsd", min_length=1, max_length=128, pattern=r'^[^"\\\x00-\x1f]+$')
     username: str = ""
     password: str = ""
+    #: challenge order: CPEs whose HTTP client reads only the first challenge get MD5
     algorithms: list[Literal["SHA-256", "MD5"]] = Field(
-        default_factory=lambda: ["SHA-256", "MD5"], min_length=1
+        default_factory=lambda: ["MD5", "SHA-256"], min_length=1
     )
     credentials_file: str | None = None
     nonce_lifetime: float = Field(300.0, gt=0)

@@ -3,8 +3,10 @@
 What is checked, and why this way:
 
 * **Digest** (MD5, SHA-256, and their ``-sess`` variants when the base algorithm is
-  offered; ``qop=auth`` only). One challenge per configured algorithm, SHA-256 first as
-  RFC 7616 asks; most CPEs answer the MD5 one. Nonces are 128 random bits plus the time
+  offered; ``qop=auth`` only). One challenge per configured algorithm, MD5 first by
+  default: libcurl, which many CPE stacks are built on, reads only the first Digest
+  challenge ("Ignoring duplicate digest auth header") and before 7.57 knew no SHA-256,
+  so a SHA-256 challenge first locks such CPEs out. Nonces are 128 random bits plus the time
   they were issued, signed with a per-process HMAC key: their validity needs no state, so
   a CPE that reconnects keeps its nonce (binding nonces to the TCP connection, as GenieACS
   does, would re-challenge every reconnect). What does need state is replay protection: a
@@ -423,7 +425,7 @@ class CpeAuthenticator:
         username: str = "",
         password: str = "",
         devices: dict[str, DeviceCredentials] | None = None,
-        algorithms: Iterable[str] = ("SHA-256", "MD5"),
+        algorithms: Iterable[str] = ("MD5", "SHA-256"),
         nonce_lifetime: float = 300.0,
         max_failures: int = 10,
         failure_window: float = 60.0,
