@@ -399,3 +399,17 @@ def test_a_body_whose_charset_only_the_http_header_names_is_read_in_it(daemon):
     wire = Wire(daemon.cwmp_url)
     answer = wire.post(declared, headers={"Content-Type": "text/xml; charset=ISO-8859-1"})
     assert answer.status == 200, answer.text
+
+
+def test_an_inform_without_parameters_is_read_under_its_vendors_root(daemon):
+    # No parameter says TR-098 or TR-181; the Huawei profiles, all TR-098, do.
+    ns = "urn:dslforum-org:cwmp-1-0"
+    body = inform_body("HWNOPARAM1", oui="00E0FC", product_class="HG8245H")
+    body = body.replace("<Manufacturer>Test</Manufacturer>", "<Manufacturer>Huawei</Manufacturer>")
+    start = body.index("<ParameterList")
+    body = body[:start] + "<ParameterList/></cwmp:Inform>"
+    wire = Wire(daemon.cwmp_url)
+    assert wire.post(envelope(body, ns=ns)).status == 200
+    first = parse_envelope(wire.post(None).body).body
+    assert isinstance(first, rpc.GetParameterValues)
+    assert all(name.startswith("InternetGatewayDevice.") for name in first.names), first.names

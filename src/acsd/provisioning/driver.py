@@ -203,6 +203,10 @@ class ProvisioningDriver:
             hardware_version=self._version(root, "DeviceInfo.HardwareVersion"),
             model_name=self.record.model_name if self.record else None,
         )
+        if root is None:
+            # No parameter and no profile of its own to tell the root by: the vendor
+            # profiles it matches may (a Huawei gateway's are all TR-098).
+            root = self.profiles.vendor_root(self.identity)
         self.profile = self.profiles.select(self.identity, root or "Device.")
         record = self.record
         self.memory = new_memory(record.provisioning if record else None, bootstrap=self.bootstrap)

@@ -343,6 +343,12 @@ class ProfileSet:
         found = [p for p in self._vendor.get(root, ()) if p.matches(identity)]
         return sorted(found, key=lambda p: -p.specificity)  # stable: names stay in order
 
+    def vendor_root(self, identity: CpeIdentity) -> str | None:
+        """The root of the vendor profiles this CPE matches, when they all have one: for
+        an Inform that names no parameter to tell the root by."""
+        roots = {root for root in self._vendor if self.matching(identity, root)}
+        return roots.pop() if len(roots) == 1 else None
+
     def select(self, identity: CpeIdentity | None, root: str) -> Profile:
         """The profile that serves this CPE: the most specific matching vendor profile of
         its root (a tie goes to the first by name; ``acsd profile check`` reports ties),
