@@ -371,3 +371,18 @@ def test_every_create_says_where_the_new_record_is(world: World):
         location = reply.headers["Location"]
         assert location.endswith("/" + reply.body["_id"])
         assert api.get(location).body == reply.body
+
+
+def test_ids_are_taken_in_any_case(world: World):
+    # The seed's examples print ids in upper case; clients copy what they see.
+    api = world.api
+    body = device_body(world, "own", "UPPERID01")
+    body["customer"], body["model"] = body["customer"].upper(), body["model"].upper()
+    created = api.post("/network/device", body)
+    assert created.status == 201, created.body
+    device = created.body
+    assert device["customer"] == world.customers["own"]  # stored as acsd writes ids
+    assert api.get(f"/network/device/{device['_id'].upper()}").body == device
+    listed = api.get("/network/device", query={"customer": device["customer"].upper()}).body
+    assert device["_id"] in {d["_id"] for d in listed["items"]}
+    assert api.get(f"/customer/{device['customer'].upper()}").status == 200

@@ -10,6 +10,7 @@ import time
 _RANDOM = os.urandom(5)
 _COUNTER = itertools.count(int.from_bytes(os.urandom(3), "big"))
 _ID_RE = re.compile(r"^[0-9a-f]{24}\Z")
+_ANY_CASE = re.compile(r"[0-9a-fA-F]{24}")
 
 
 def new_id() -> str:
@@ -21,3 +22,9 @@ def new_id() -> str:
 
 def is_id(value: str) -> bool:
     return bool(_ID_RE.match(value))
+
+
+def normal_id(value: str) -> str:
+    """An id as acsd writes it (lower case) when ``value`` is one in any case: the seed's
+    examples print ids in upper case, and clients copy what they see."""
+    return value.lower() if _ANY_CASE.fullmatch(value) else value

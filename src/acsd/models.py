@@ -20,6 +20,8 @@ from pydantic import (
     model_validator,
 )
 
+from acsd.ids import normal_id
+
 DeviceState = Literal["ACTIVE", "PROVISIONING", "DELETING"]
 
 
@@ -108,6 +110,8 @@ def _name(value: str) -> str:
 Serial = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_serial)]
 #: a name an operator gives a record: what a list shows on one line
 Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_name)]
+#: a reference to a record by its id, taken in any case
+RecordRef = Annotated[str, AfterValidator(normal_id)]
 #: a device's name is optional, and "" clears it
 DeviceName = Annotated[str, Field(max_length=200), AfterValidator(_name)]
 Mac = Annotated[str, AfterValidator(_mac)]
@@ -244,8 +248,8 @@ class DeviceInput(_Strict):
     """The body an operator sends to create or update a device (seed 000)."""
 
     name: DeviceName | None = None
-    model: str | None = None
-    customer: str | None = None
+    model: RecordRef | None = None
+    customer: RecordRef | None = None
     macAddress: Mac | None = None
     serialNumber: Serial
     mvnoAccount: str | None = None

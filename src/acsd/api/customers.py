@@ -12,7 +12,8 @@ from acsd.api.body import MAX_OFFSET, parse_query, read_model
 from acsd.api.context import audit_record, caller, context, created, valid_id
 from acsd.api.errors import ApiError
 from acsd.api.openapi import describe
-from acsd.models import Name
+from acsd.ids import normal_id
+from acsd.models import Name, RecordRef
 from acsd.store.base import CustomerRecord
 
 
@@ -20,7 +21,7 @@ class CustomerCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Name
     type: Literal["CUSTOMER", "RESELLER"] = "CUSTOMER"
-    reseller: str | None = None
+    reseller: RecordRef | None = None
 
 
 class Customer(BaseModel):
@@ -90,7 +91,7 @@ async def create_customer(request: web.Request) -> web.Response:
 async def get_customer(request: web.Request) -> web.Response:
     ctx = context(request)
     who = await caller(request)
-    customer_id = request.match_info["id"]
+    customer_id = normal_id(request.match_info["id"])
     record = await ctx.store.get_customer(customer_id) if valid_id(customer_id) else None
     if record is None:
         raise ApiError(404, "not_found", f"no customer {customer_id}")

@@ -18,7 +18,8 @@ from acsd.api.errors import ApiError
 from acsd.api.openapi import describe
 from acsd.device_view import device_view
 from acsd.devices import desired_changed, keep_reservation_ids
-from acsd.models import Device, DeviceInput, Dhcp, Wifi
+from acsd.ids import normal_id
+from acsd.models import Device, DeviceInput, Dhcp, RecordRef, Wifi
 from acsd.store.base import ABSENT, ChangedError, DeviceQuery, DeviceRecord, ModelRecord
 
 #: tries of a read-modify-write that keeps finding the device changed under it. Each try
@@ -29,8 +30,8 @@ MAX_ATTEMPTS = 32
 class DeviceCreate(DeviceInput):
     """Seed 000 request body: a device always belongs to a customer and a model."""
 
-    model: str  # type: ignore[assignment]
-    customer: str  # type: ignore[assignment]
+    model: RecordRef  # type: ignore[assignment]
+    customer: RecordRef  # type: ignore[assignment]
 
 
 class DevicePatch(BaseModel):
@@ -54,7 +55,7 @@ class _Settings(BaseModel):
 
 class DeviceListQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    customer: str | None = None
+    customer: RecordRef | None = None
     state: Literal["ACTIVE", "PROVISIONING", "DELETING"] | None = None
     online: bool | None = None
     q: str | None = None
@@ -99,7 +100,7 @@ def _ordered(out: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _load(request: web.Request, who: Caller) -> DeviceRecord:
-    device_id = request.match_info["id"]
+    device_id = normal_id(request.match_info["id"])
     record = await context(request).store.get_device(device_id) if valid_id(device_id) else None
     if record is None or record.id != device_id:
         raise ApiError(404, "not_found", f"no device {device_id}")

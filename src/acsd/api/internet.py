@@ -32,8 +32,9 @@ from acsd.api.context import CONTEXT, ApiContext, audit_record, caller, context,
 from acsd.api.devices import _poke as poke_device
 from acsd.api.errors import ApiError
 from acsd.api.openapi import describe
+from acsd.ids import normal_id
 from acsd.log import get_logger
-from acsd.models import Name
+from acsd.models import Name, RecordRef
 from acsd.store.base import (
     ConflictError,
     InternetAccountQuery,
@@ -53,8 +54,8 @@ _PHONE = re.compile(r"^\+?[0-9]{3,20}\Z")
 
 class AccountCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    customer: str
-    device: str | None = None
+    customer: RecordRef
+    device: RecordRef | None = None
     name: Name
 
 
@@ -112,8 +113,8 @@ class Success(BaseModel):
 
 class AccountListQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    customer: str | None = None
-    device: str | None = None
+    customer: RecordRef | None = None
+    device: RecordRef | None = None
     state: State | None = None
     limit: int = Field(100, ge=1, le=1000)
     offset: int = Field(0, ge=0, le=MAX_OFFSET)
@@ -235,7 +236,7 @@ def check_net(net: Net) -> ipaddress.IPv4Address:
 
 
 async def _load(request: web.Request, who: Caller) -> InternetAccountRecord:
-    account_id = request.match_info["id"]
+    account_id = normal_id(request.match_info["id"])
     record = (
         await context(request).store.get_internet_account(account_id)
         if valid_id(account_id)

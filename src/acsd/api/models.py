@@ -13,6 +13,7 @@ from acsd.api.context import audit_record, caller, context, created, valid_id
 from acsd.api.customers import PageQuery
 from acsd.api.errors import ApiError
 from acsd.api.openapi import describe
+from acsd.ids import normal_id
 from acsd.models import Name
 from acsd.store.base import ModelRecord
 
@@ -77,7 +78,7 @@ async def create_model(request: web.Request) -> web.Response:
 async def get_model(request: web.Request) -> web.Response:
     ctx = context(request)
     await caller(request)
-    model_id = request.match_info["id"]
+    model_id = normal_id(request.match_info["id"])
     record = await ctx.store.get_model(model_id) if valid_id(model_id) else None
     if record is None:
         raise ApiError(404, "not_found", f"no model {model_id}")
