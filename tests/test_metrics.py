@@ -247,3 +247,22 @@ def test_a_workers_unreadable_snapshot_costs_only_its_own_figures(tmp_path):
     # The scrape also refreshed the answering worker's own snapshot for the others.
     assert b"acsd_build_info" in (tmp_path / "worker-0.prom").read_bytes()
     assert generate_latest(own.registry) == (tmp_path / "worker-0.prom").read_bytes()
+
+
+async def test_a_vanished_snapshot_directory_is_reported_once_and_scrapes_go_on(tmp_path):
+    import asyncio
+
+    from structlog.testing import capture_logs
+
+    from acsd.metrics_share import MetricsShare
+
+    metrics = Metrics(version="1", process=False)
+    share = MetricsShare(tmp_path / "gone", 0)
+    metrics.share(share)
+    with capture_logs() as logs:
+        task = asyncio.create_task(share.run(metrics.exposition, interval=0.01))
+        await asyncio.sleep(0.2)  # some twenty rounds, all failing
+        task.cancel()
+        samples = parse(metrics.render()[0].decode())
+    assert value(samples, "acsd_build_info", version="1", worker="0") == 1
+    assert [e["event"] for e in logs].count("metrics.snapshot_failed") == 1

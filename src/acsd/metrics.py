@@ -18,6 +18,7 @@ duration) come from :class:`MeteredDriver`, a transparent wrapper around any
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -263,10 +264,10 @@ class Metrics:
         if self._share is None:
             return encoder(self.registry), content_type
         own = self.exposition()
-        try:
-            self._share.publish(own)  # the freshest figures for the next scrape elsewhere
-        except OSError as exc:
-            log.warning("metrics.snapshot_failed", error=str(exc))
+        # The freshest figures for the next scrape elsewhere; a failure here is the
+        # periodic snapshot's to report.
+        with contextlib.suppress(OSError):
+            self._share.publish(own)
         return encoder(self._share.merged(own)), content_type
 
     async def handler(self, request: web.Request) -> web.Response:

@@ -87,11 +87,15 @@ class MetricsShare:
 
     async def run(self, render: Callable[[], bytes], interval: float = SHARE_INTERVAL) -> None:
         """Publish ``render()`` every ``interval`` seconds until cancelled."""
+        failing = False
         while True:
             try:
                 self.publish(render())
+                failing = False
             except OSError as exc:  # a full or vanished directory: the next round may work
-                log.warning("metrics.snapshot_failed", error=str(exc))
+                if not failing:  # once per outage, not once a second
+                    log.warning("metrics.snapshot_failed", error=str(exc))
+                failing = True
             await asyncio.sleep(interval)
 
 
