@@ -16,7 +16,7 @@ from acsd.cwmp.server import COOKIE, session_cookie
 from acsd.cwmp.soap import Envelope, parse_envelope, render_envelope
 from conftest import wait_for
 from cpe_steps import answer_request as cpe_answer
-from wire import Answer, Wire, envelope, inform_body
+from wire import Answer, Wire, envelope, inform_body, post_once
 
 # What the hand-written CPE below holds; anything else it answers with 9005.
 TREE = {
@@ -161,21 +161,12 @@ def test_every_compression_cpes_use_is_inflated_and_others_get_415(daemon):
         wire.close()
     # An encoding acsd cannot read gets acsd's own 415, not a parser's 400.
     for name in ("br", "compress", "zstd"):
-        status, body = _post_once(daemon.cwmp_url, b"\x1b\x00", {"Content-Encoding": name})
+        status, body = post_once(daemon.cwmp_url, b"\x1b\x00", {"Content-Encoding": name})
         assert status == 415 and b"unsupported Content-Encoding" in body, (name, body)
-    status, body = _post_once(
+    status, body = post_once(
         daemon.cwmp_url, gzip.compress(inform)[:-30], {"Content-Encoding": "gzip"}
     )
     assert status == 400 and b"cut short" in body
-
-
-def _post_once(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
-    wire = Wire(url)
-    try:
-        answer = wire.post(body, headers=headers)
-        return answer.status, answer.body
-    finally:
-        wire.close()
 
 
 def test_a_gzip_body_that_inflates_past_max_body_is_refused(daemon):

@@ -124,3 +124,13 @@ class Wire:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def post_once(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+    """One POST on a connection of its own: the status and body of the answer."""
+    wire = Wire(url)
+    try:
+        answer = wire.post(body, headers=headers)
+        return answer.status, answer.body
+    finally:
+        wire.close()
