@@ -141,7 +141,7 @@ def test_tplink_tr098_password_and_band_steering(profiles):
     [
         ("huawei", "PreSharedKey.1.PreSharedKey"),
         ("zte", "PreSharedKey.1.KeyPassphrase"),
-        ("zyxel", "KeyPassphrase"),
+        ("zyxel", "PreSharedKey.1.KeyPassphrase"),
         ("nokia", "PreSharedKey.1.KeyPassphrase"),
     ],
 )

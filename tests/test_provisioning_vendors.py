@@ -105,7 +105,7 @@ VENDORS = [
     # Huawei ONTs take the passphrase in PreSharedKey.1.PreSharedKey.
     tr098("huawei-hg8245", "huawei", 5, "PreSharedKey.1.PreSharedKey"),
     tr098("zte-f670l", "zte", 5, "PreSharedKey.1.KeyPassphrase"),
-    tr098("zyxel-vmg8825", "zyxel", 5, "KeyPassphrase"),
+    tr098("zyxel-vmg8825", "zyxel", 5, "PreSharedKey.1.KeyPassphrase"),
     tr098("nokia-g240w", "nokia", 5, "PreSharedKey.1.KeyPassphrase", mac="12:34:56:78:90:13"),
 ]
 

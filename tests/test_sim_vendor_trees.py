@@ -85,7 +85,7 @@ CONTRACTS = {
     ),
     "zyxel-vmg8825": Contract(
         IGD, "Zyxel", "5067F0", "VMG8825-T50", {"2.4": (WLAN + "1.",), "5": (WLAN + "5.",)},
-        "KeyPassphrase",
+        "PreSharedKey.1.KeyPassphrase",
         IGD + "WANDevice.1.WANConnectionDevice.1.WANPPPConnection.1.ConnectionStatus",
     ),
     "nokia-g240w": Contract(
