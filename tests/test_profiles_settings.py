@@ -613,3 +613,17 @@ def test_band_steering_reports_nothing_for_a_band_the_operator_left_out(profiles
     # Asked for by name, 6 GHz on that router is still reported.
     result = plan({**steering, "enabled6G": True, "ssid6G": "Home6"})
     assert {u["setting"] for u in result.unsupported} >= {"wifi.6g.enable", "wifi.6g.ssid"}
+
+
+def test_the_archer_c6_writes_its_passphrase_to_x_tp_password(profiles):
+    # Flashman's models: the C6 v3.2 takes X_TP_Password, the C5 v4 X_TP_PreSharedKey.
+    def tplink(product_class: str) -> CpeIdentity:
+        return CpeIdentity("F4F26D", product_class, "S1", manufacturer="TP-Link")
+
+    c6 = profiles.select(tplink("Archer C6"), IGD)
+    c5 = profiles.select(tplink("Archer C5"), IGD)
+    assert (c6.name, c5.name) == ("tplink-archer-c6", "tplink-tr098")
+    assert paths(c6, "wifi.2g.password") == [WLAN + "1.X_TP_Password"]
+    assert paths(c6, "wifi.5g.password") == [WLAN + "2.X_TP_Password"]
+    assert paths(c5, "wifi.2g.password") == [WLAN + "1.X_TP_PreSharedKey"]
+    assert paths(c6, "wifi.bandsteering") == paths(c5, "wifi.bandsteering")

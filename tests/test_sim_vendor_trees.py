@@ -68,7 +68,7 @@ CONTRACTS = {
         IGD + "WANDevice.1.WANConnectionDevice.1.WANPPPConnection.1.ConnectionStatus",
     ),
     "tplink-tr098": Contract(
-        IGD, "TP-Link", "F4F26D", "Archer C6", {"2.4": (WLAN + "1.",), "5": (WLAN + "2.",)},
+        IGD, "TP-Link", "F4F26D", "Archer C5", {"2.4": (WLAN + "1.",), "5": (WLAN + "2.",)},
         "X_TP_PreSharedKey",
         IGD + "WANDevice.1.WANConnectionDevice.1.WANIPConnection.1.ConnectionStatus",
     ),
@@ -384,7 +384,7 @@ def test_nokia_stores_reservation_macs_in_lower_case_with_colons() -> None:
     assert gpv(other, f"{table}{m}.Chaddr") == "02:00:5E:AB:CD:EF"
 
 
-# --- ZTE F670L and TP-Link Archer C6 (TR-098): booleans as 1/0 -----------------------------
+# --- ZTE F670L and TP-Link Archer C5 (TR-098): booleans as 1/0 -----------------------------
 
 
 @pytest.mark.parametrize("profile", ["zte-f670l", "tplink-tr098"])
