@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 
 from acsd.cwmp import rpc
 from acsd.cwmp.soap import Envelope, parse_envelope, render_envelope
@@ -222,6 +223,37 @@ def test_a_worker_that_dies_is_replaced(daemon_factory):
     wait_for(lambda: len(daemon.events("listening")) == 3, timeout=20)
     run_cli("sim", "--acs", daemon.cwmp_url, "--count", "10", "--serial-prefix", "AFT", "--once",
             check=True)  # fmt: skip
+    assert daemon.stop() == 0
+
+
+def test_a_restarted_worker_runs_with_the_configuration_the_service_started_with(
+    daemon_factory, tmp_path
+):
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    daemon = start_workers(daemon_factory, profiles={"dir": str(profiles)})
+    # Meanwhile the file names another database, and a broken profile lies in the folder.
+    other_db = tmp_path / "other.db"
+    text = daemon.config.read_text().replace(str(daemon.db), str(other_db))
+    daemon.config.write_text(text)
+    (profiles / "broken.toml").write_text('name = "broken"\nextends = "nonexistent"\n')
+    pids = daemon.events("workers.ready")[0]["pids"]
+    os.kill(pids[0], signal.SIGKILL)
+    # Its profiles no longer load: the service goes on on the other worker, and says so.
+    failed = wait_for(lambda: daemon.events("workers.restart_failed"), timeout=20)
+    assert failed[0]["status"] == 2
+    assert not daemon.events("workers.giving_up")
+    run_cli("sim", "--acs", daemon.cwmp_url, "--count", "5", "--serial-prefix", "KEPT", "--once",
+            check=True)  # fmt: skip
+    # Fixed: the worker comes back, on the service's database, not the file's new one.
+    (profiles / "broken.toml").unlink()
+    wait_for(lambda: len(daemon.events("listening")) == 3, timeout=30)
+    run_cli("sim", "--acs", daemon.cwmp_url, "--count", "20", "--serial-prefix", "BACK", "--once",
+            check=True)  # fmt: skip
+    assert not other_db.exists()
+    with sqlite3.connect(daemon.db) as db:
+        (count,) = db.execute("SELECT count(*) FROM devices").fetchone()
+    assert count == 25
     assert daemon.stop() == 0
 
 

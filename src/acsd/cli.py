@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from acsd import log as acsd_log
 from acsd.config import Config, ConfigError, load_config
+from acsd.provisioning.profile_schema import ProfileError
 
 EXIT_USAGE = 2
 
@@ -130,15 +131,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "cpe-password":
         return _cpe_password(args)
     try:
-        config = load_config(getattr(args, "config", None))
+        config = _worker_config(args) or load_config(getattr(args, "config", None))
         if args.command in ("serve", "config"):  # TLS files must be usable at start-up
             from acsd.tls import check_files
 
             for warning in check_files(config, args.config or "defaults"):
                 if args.command == "config":
                     print(f"acsd: warning: {warning}", file=sys.stderr)
+        if args.command in ("serve", "config"):
+            _check_profiles(config)  # a broken profile stops the start, not the first session
     except ConfigError as exc:
         print(f"acsd: config error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ProfileError as exc:
+        print(f"acsd: profile error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     acsd_log.configure(config.log.level, config.log.format)
     if args.command == "serve":
@@ -156,6 +162,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_token(args, config))
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE
+
+
+def _worker_config(args: argparse.Namespace) -> Config | None:
+    """A supervised worker runs with the configuration its supervisor started with."""
+    if args.command != "serve":
+        return None
+    from acsd.workers import worker_config
+
+    return worker_config()
+
+
+def _check_profiles(config: Config) -> None:
+    from pathlib import Path
+
+    from acsd.provisioning.profiles import load_profiles
+
+    load_profiles(Path(config.profiles.dir) if config.profiles.dir else None)
 
 
 def _cpe_password(args: argparse.Namespace) -> int:

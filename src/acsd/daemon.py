@@ -6,6 +6,7 @@ import asyncio
 import gc
 import os
 import signal
+import sqlite3
 from pathlib import Path
 
 from aiohttp import web
@@ -25,10 +26,10 @@ from acsd.metrics_share import METRICS_DIR_ENV, MetricsShare
 from acsd.provisioning.absent import AbsentHints
 from acsd.provisioning.driver import DriverSettings, ProvisioningDriver
 from acsd.provisioning.jobs import RetryPolicy
-from acsd.provisioning.profiles import ProfileSet, load_profiles
+from acsd.provisioning.profiles import ProfileError, ProfileSet, load_profiles
 from acsd.reload import Profiles, Reloader
 from acsd.sdnotify import notify
-from acsd.store import open_store
+from acsd.store import StoreError, open_store
 from acsd.tls import ServerTls, TlsFileError, listener_settings, warnings_for
 from acsd.workers import worker_index
 
@@ -85,10 +86,24 @@ async def serve(
     except ValueError as exc:  # the credentials file changed since the config was checked
         log.error("config_error", key="cwmp.auth.credentials_file", error=str(exc))
         return 2
-    store = open_store(config.store.url)
-    await store.open()
+    # Before the store opens: a profile that fails here must not leave its threads running.
+    try:
+        loaded = load_profiles(Path(config.profiles.dir) if config.profiles.dir else None)
+    except ProfileError as exc:  # changed since the command line checked it
+        log.error("config_error", key="profiles.dir", error=str(exc))
+        return 2
     # New sessions read the ProfileSet through this holder, so SIGHUP can replace it.
-    profiles = Profiles(load_profiles(Path(config.profiles.dir) if config.profiles.dir else None))
+    profiles = Profiles(loaded)
+    store = open_store(config.store.url)
+    try:
+        await store.open()
+        await store.check_writable()
+    except (StoreError, sqlite3.DatabaseError) as exc:
+        # One line, not a traceback: a path that is wrong, a file that is no database, a
+        # database this user may not write.
+        log.error("store_open_failed", url=config.store.url, error=str(exc))
+        await store.close()
+        return 1
     metrics = Metrics(version=__version__)
     metrics.watch_store(store)
     share = _metrics_share(worker)

@@ -19,13 +19,14 @@ import contextlib
 import os
 import signal
 import socket
+import sqlite3
 import struct
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from acsd.config import Config
+from acsd.config import Config, ConfigError, load_config
 from acsd.log import get_logger
 from acsd.metrics_share import METRICS_DIR_ENV
 from acsd.sdnotify import notify
@@ -35,6 +36,12 @@ log = get_logger("acsd.workers")
 
 #: set in a worker's environment by the supervisor: the worker's index (0..N-1)
 WORKER_ENV = "ACSD_WORKER"
+#: set by the supervisor: a file with the configuration every worker starts with (JSON).
+#: The file on disk may have changed (or broken) by the time a worker is restarted; a
+#: restarted worker must still run as its siblings do (same database, same ports).
+CONFIG_ENV = "ACSD_WORKER_CONFIG"
+#: a worker that cannot start again after the service was ready: next try after this long
+RETRY_BROKEN = 10.0
 #: seconds before a worker that died is started again
 RESTART_DELAY = 1.0
 #: a worker that dies this often within RESTART_WINDOW seconds stops the service
@@ -49,6 +56,15 @@ def worker_index() -> int | None:
     """This process's worker index, or None when it is not a supervised worker."""
     value = os.environ.get(WORKER_ENV)
     return int(value) if value is not None and value.isdigit() else None
+
+
+def worker_config() -> Config | None:
+    """The configuration the supervisor started the service with, in a supervised worker
+    (None elsewhere)."""
+    path = os.environ.get(CONFIG_ENV)
+    if worker_index() is None or not path:
+        return None
+    return Config.model_validate_json(Path(path).read_bytes())
 
 
 def supervise(config: Config, config_path: str | None) -> int:
@@ -91,17 +107,19 @@ class Supervisor:
         self.failed: int | None = None  # exit status when a worker cannot run at all
         self.restarts: list[float] = []
         self.env: dict[str, str] = {}
+        self.snapshot: Path | None = None
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop)
-        loop.add_signal_handler(signal.SIGHUP, self._forward, signal.SIGHUP)
+        loop.add_signal_handler(signal.SIGHUP, self._reload)
         store = open_store(self.config.store.url)
         try:
             await store.open()  # migrations once, before N processes race for them
-        except StoreError as exc:
-            log.error("store_open_failed", error=str(exc))
+            await store.check_writable()
+        except (StoreError, sqlite3.DatabaseError) as exc:
+            log.error("store_open_failed", url=self.config.store.url, error=str(exc))
             return EXIT_FAILED
         finally:
             await store.close()
@@ -116,8 +134,17 @@ class Supervisor:
         with tempfile.TemporaryDirectory(prefix="acsd-workers-") as tmp:
             inbox = self._notify_inbox(Path(tmp) / "notify")
             (Path(tmp) / "metrics").mkdir()
+            self.snapshot = Path(tmp) / "config.json"
+            self.config = self.config.model_copy(
+                update={
+                    "cwmp": self.config.cwmp.model_copy(update={"listen": _listen_value(held[0])}),
+                    "api": self.config.api.model_copy(update={"listen": _listen_value(held[1])}),
+                }
+            )
+            self._write_snapshot()
             self.env = {
                 **os.environ,
+                CONFIG_ENV: str(self.snapshot),
                 METRICS_DIR_ENV: str(Path(tmp) / "metrics"),
                 "ACSD_CWMP_LISTEN": _listen_value(held[0]),
                 "ACSD_API_LISTEN": _listen_value(held[1]),
@@ -171,15 +198,43 @@ class Supervisor:
             if self.stopping.is_set():
                 return
             log.error("workers.exited", worker=index, pid=proc.pid, status=code)
+            cannot_start = not was_ready and code in (1, 2)
+            if cannot_start and self.announced:
+                # The service runs on its other workers: keep it, and try this one again
+                # now and then (what it lacks, a profile fixed or the store back, may come).
+                log.error(
+                    "workers.restart_failed", worker=index, status=code, retry_in=RETRY_BROKEN
+                )
+                await asyncio.sleep(RETRY_BROKEN)
+                continue
             now = time.monotonic()
             self.restarts = [t for t in self.restarts if now - t < RESTART_WINDOW] + [now]
-            if (not was_ready and code in (1, 2)) or len(self.restarts) > MAX_RESTARTS:
+            if cannot_start or len(self.restarts) > MAX_RESTARTS:
                 # A worker that cannot start (config, port, store) will not start next time.
                 log.error("workers.giving_up", worker=index, restarts=len(self.restarts))
                 self.failed = code or EXIT_FAILED
                 self._stop()
                 return
             await asyncio.sleep(RESTART_DELAY)
+
+    def _write_snapshot(self) -> None:
+        assert self.snapshot is not None
+        tmp = self.snapshot.with_suffix(".tmp")
+        tmp.write_text(self.config.model_dump_json())
+        os.replace(tmp, self.snapshot)
+
+    def _reload(self) -> None:
+        """SIGHUP: what a reload applies (log settings) goes into the snapshot too, so a
+        worker restarted later runs with it; then every worker reloads."""
+        if self.snapshot is not None:
+            try:
+                fresh = load_config(self.config_path)
+            except ConfigError:
+                pass  # each worker names the error; the snapshot stays as it is
+            else:
+                self.config = self.config.model_copy(update={"log": fresh.log})
+                self._write_snapshot()
+        self._forward(signal.SIGHUP)
 
     def _forward(self, sig: int) -> None:
         for proc in self.procs.values():

@@ -328,8 +328,11 @@ class Store(Protocol):
     async def close(self) -> None:
         """Flush every queued write, then disconnect."""
 
+    async def check_writable(self) -> None:
+        """Raise StoreError unless the database takes a write (checked once at start)."""
+
     async def ping(self) -> bool:
-        """True when the database answers and migrations are done."""
+        """True when the database answers, migrations are done and writes go through."""
 
     async def find_device_for_cpe(
         self, serial_number: str, mac_address: str | None = None, *, for_session: bool = False

@@ -558,6 +558,18 @@ def _apn_device(row: Sequence[Any]) -> ApnDeviceRecord:
 # -- statistics ---------------------------------------------------------------------------
 
 
+async def _touch(conn: aiosqlite.Connection) -> None:
+    """Write the database header as it is: raises if the file cannot be written."""
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        (row,) = await conn.execute_fetchall("PRAGMA user_version")
+        await conn.execute(f"PRAGMA user_version = {int(row[0])}")
+        await conn.execute("COMMIT")
+    except BaseException:
+        await conn.execute("ROLLBACK")
+        raise
+
+
 @dataclass(slots=True)
 class WriterStats:
     """Counters of the writer task (for /metrics and tests). Monotonic except ``last_batch``
@@ -580,8 +592,12 @@ class WriterStats:
     #: batch-size histogram: upper bound (BATCH_BUCKETS) -> number of committed batches
     batch_sizes: dict[float, int] = field(default_factory=lambda: dict.fromkeys(BATCH_BUCKETS, 0))
     queue_depth: int = 0
+    #: the database's own error (read-only, I/O, locked) that failed the last writes, until
+    #: a write succeeds again: the store is then not ready (/readyz)
+    write_error: str | None = None
 
     def _record_batch(self, size: int, seconds: float) -> None:
+        self.write_error = None
         self.batches += 1
         self.writes += size
         self.last_batch = size
@@ -887,6 +903,17 @@ class SqliteStore:
                 op.future.set_exception(exc)
                 self.stats.failed += 1
 
+    async def check_writable(self) -> None:
+        """Raise StoreError unless the database takes a write. SQLite opens a file it may
+        not write read-only without a word, and every session would fail later; the
+        daemon asks this once at start (one real, idempotent write of the header)."""
+        if self._writer_conn is None:
+            raise StoreClosedError(f"{self!r} is not open")
+        try:
+            await _touch(self._writer_conn)
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"{self.path}: the database cannot be written: {exc}") from None
+
     async def ping(self) -> bool:
         if not self._opened or self._reader is None or self._closing is not None:
             return False
@@ -894,7 +921,32 @@ class SqliteStore:
             version = await self._scalar(self._reader, "SELECT max(version) FROM schema_migrations")
         except Exception:
             return False
+        if self.stats.write_error is not None and not await self._writes_again():
+            return False
         return version == latest_version()
+
+    async def _writes_again(self) -> bool:
+        """After writes failed for the database's own reason: whether one goes through now
+        (a connection of its own, so that an idle daemon does not stay unready until its
+        next session)."""
+
+        def probe() -> None:
+            conn = sqlite3.connect(self.path, timeout=1.0, isolation_level=None)
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                conn.execute(f"PRAGMA user_version = {int(version)}")
+                conn.execute("COMMIT")
+            finally:
+                conn.close()
+
+        try:
+            await asyncio.to_thread(probe)
+        except sqlite3.Error as exc:
+            self.stats.write_error = str(exc)
+            return False
+        self.stats.write_error = None
+        return True
 
     # -- reads ----------------------------------------------------------------------------
 
@@ -1714,6 +1766,8 @@ class SqliteStore:
             await retry([op])
 
     def _fail(self, batch: list[_Op], exc: BaseException) -> None:
+        if isinstance(exc, sqlite3.OperationalError):  # the database's trouble, not the data's
+            self.stats.write_error = str(exc)
         for op in batch:
             self.stats.failed += 1
             if not op.future.done():

@@ -1,0 +1,73 @@
+"""What an operator gets when the daemon cannot start: one clear line and an exit status,
+never a traceback or a process that hangs; and a store whose writes fail is not ready."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from acsd.store.sqlite import SqliteStore
+from conftest import run_cli, write_config
+
+BROKEN_PROFILE = 'name = "broken"\nextends = "nonexistent"\n'
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_broken_profile_stops_the_start_with_a_clear_line(tmp_path: Path, workers: int):
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    (profiles / "broken.toml").write_text(BROKEN_PROFILE)
+    config = write_config(tmp_path, top={"workers": workers}, profiles={"dir": str(profiles)})
+    # The timeout is the assertion that it ends: it used to hang on the store's threads.
+    proc = run_cli("serve", "--config", str(config), timeout=30)
+    assert proc.returncode == 2, proc.stderr
+    assert "profile error" in proc.stderr and "broken.toml" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    checked = run_cli("config", "check", "--config", str(config), timeout=30)
+    assert checked.returncode == 2 and "profile error" in checked.stderr
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_file_that_is_no_database_stops_the_start_with_a_clear_line(tmp_path: Path, workers: int):
+    db = tmp_path / "acsd.db"
+    db.write_bytes(b"this is not a database, it is a shopping list\n" * 100)
+    config = write_config(tmp_path, top={"workers": workers})
+    proc = run_cli("serve", "--config", str(config), timeout=30)
+    assert proc.returncode == 1, proc.stderr
+    assert '"store_open_failed"' in proc.stderr and "not a database" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert db.read_bytes().startswith(b"this is not a database")  # left as it was
+
+
+async def test_a_store_whose_writes_fail_is_not_ready_until_one_goes_through(tmp_path: Path):
+    store = SqliteStore(tmp_path / "acsd.db", busy_timeout=0.2)
+    await store.open()
+    try:
+        await store.check_writable()
+        assert await store.ping()
+        # Another process holds the database's write lock: the writer's BEGIN fails.
+        holder = sqlite3.connect(tmp_path / "acsd.db", isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(sqlite3.OperationalError):
+            await _write_something(store)
+        assert store.stats.write_error is not None
+        assert not await store.ping()
+        holder.execute("ROLLBACK")
+        holder.close()
+        # No write has come since; readiness finds out by itself that writes go through.
+        assert await store.ping()
+        assert store.stats.write_error is None
+    finally:
+        await store.close()
+
+
+async def _write_something(store: SqliteStore) -> None:
+    from acsd.store.base import CustomerRecord
+
+    record = CustomerRecord(
+        id="", name="probe", type="CUSTOMER", reseller=None, created=0.0, updated=0.0
+    )
+    await asyncio.wait_for(store.create_customer(record), timeout=10)
