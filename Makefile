@@ -54,6 +54,11 @@ CONFDIR ?= /etc/acsd
 .PHONY: install
 
 install:
+	@# The venv links to this interpreter; the unit (ProtectHome=yes) cannot reach /root or /home.
+	@real=$$($(PYTHON) -c 'import os, sys; print(os.path.realpath(sys._base_executable))'); \
+	case "$$real" in /root/*|/home/*) echo "make install: $$real is below /root or /home," \
+		"which the service cannot reach (ProtectHome=yes): make install PYTHON=/usr/bin/python3" >&2; \
+		exit 2;; esac
 	$(PYTHON) -m venv $(PREFIX)
 	$(PREFIX)/bin/pip install --quiet --upgrade pip
 	rm -rf build  # stale files there would end up in the package

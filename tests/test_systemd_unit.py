@@ -225,3 +225,18 @@ def test_notify_outside_systemd_and_on_an_abstract_socket(monkeypatch):
         assert sock.recv(100) == b"READY=1\nSTATUS=ok"
     monkeypatch.setenv("NOTIFY_SOCKET", "/nonexistent/socket")
     assert notify("READY=1") is False  # logged, never raised
+
+
+def test_make_install_refuses_a_python_the_service_cannot_reach(tmp_path: Path):
+    # A pyenv or user Python lives below /root or /home, hidden by ProtectHome=yes.
+    fake = tmp_path / "python3"
+    fake.write_text("#!/bin/sh\necho /home/someone/.pyenv/versions/3.11.7/bin/python3.11\n")
+    fake.chmod(0o755)
+    proc = subprocess.run(
+        ["make", "-s", "install", f"PYTHON={fake}", f"PREFIX={tmp_path / 'opt'}",
+         f"UNITDIR={tmp_path / 'unit'}", f"CONFDIR={tmp_path / 'etc'}"],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert "ProtectHome" in proc.stderr and "PYTHON=/usr/bin/python3" in proc.stderr
+    assert not (tmp_path / "opt").exists()
