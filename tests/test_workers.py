@@ -284,3 +284,18 @@ def test_a_taken_port_fails_the_start_with_a_clear_line(tmp_path):
         proc = run_cli("serve", "--config", str(config), timeout=30)
     assert proc.returncode == 1
     assert '"listen_failed"' in proc.stderr and "in use" in proc.stderr
+
+
+def test_a_second_service_on_the_same_ports_is_refused(daemon_factory, tmp_path):
+    # SO_REUSEPORT would let it share the port and take half the routers to its database.
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    first = start_workers(daemon_factory, cwmp={"listen": f"127.0.0.1:{port}"})
+    other = tmp_path / "other"
+    other.mkdir()
+    config = write_config(other, top={"workers": 2}, cwmp={"listen": f"127.0.0.1:{port}"})
+    proc = run_cli("serve", "--config", str(config), timeout=30)
+    assert proc.returncode == 1
+    assert '"listen_failed"' in proc.stderr and '"cwmp.listen"' in proc.stderr
+    assert first.proc.poll() is None

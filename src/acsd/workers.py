@@ -78,6 +78,15 @@ def reserve(host: str, port: int) -> socket.socket:
     keeps it while a worker restarts, but never takes a connection itself."""
     info = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     family, kind, proto, _, address = info[0]
+    if port:
+        # SO_REUSEPORT lets any process of the same user share the port: another acsd
+        # started by mistake would take half the connections. A bind without it fails
+        # while anyone holds the port.
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            probe.bind(address)
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -123,14 +132,15 @@ class Supervisor:
             return EXIT_FAILED
         finally:
             await store.close()
-        try:
-            held = [
-                reserve(self.config.cwmp.host, self.config.cwmp.port),
-                reserve(self.config.api.host, self.config.api.port),
-            ]
-        except OSError as exc:
-            log.error("listen_failed", error=str(exc))
-            return EXIT_FAILED
+        held: list[socket.socket] = []
+        for key, section in (("cwmp.listen", self.config.cwmp), ("api.listen", self.config.api)):
+            try:
+                held.append(reserve(section.host, section.port))
+            except OSError as exc:
+                log.error("listen_failed", key=key, listen=section.listen, error=str(exc))
+                for sock in held:
+                    sock.close()
+                return EXIT_FAILED
         with tempfile.TemporaryDirectory(prefix="acsd-workers-") as tmp:
             inbox = self._notify_inbox(Path(tmp) / "notify")
             (Path(tmp) / "metrics").mkdir()
@@ -234,11 +244,13 @@ class Supervisor:
             else:
                 self.config = self.config.model_copy(update={"log": fresh.log})
                 self._write_snapshot()
-        self._forward(signal.SIGHUP)
+        # Only to workers that are up: one still starting has no handler yet (SIGHUP would
+        # kill it), and reads the snapshot anyway.
+        self._forward(signal.SIGHUP, ready_only=True)
 
-    def _forward(self, sig: int) -> None:
+    def _forward(self, sig: int, *, ready_only: bool = False) -> None:
         for proc in self.procs.values():
-            if proc.returncode is None:
+            if proc.returncode is None and (not ready_only or proc.pid in self.ready):
                 with contextlib.suppress(ProcessLookupError):
                     proc.send_signal(sig)
 
