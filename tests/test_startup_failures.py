@@ -71,3 +71,15 @@ async def _write_something(store: SqliteStore) -> None:
         id="", name="probe", type="CUSTOMER", reseller=None, created=0.0, updated=0.0
     )
     await asyncio.wait_for(store.create_customer(record), timeout=10)
+
+
+def test_cli_commands_on_records_need_the_daemons_database(tmp_path: Path):
+    # Run without the daemon's --config, they used to make a new empty database here.
+    config = write_config(tmp_path, store={"url": f"sqlite:///{tmp_path / 'nowhere.db'}"})
+    for args in (("device", "list"), ("token", "create", "--role", "ADMIN", "--name", "x")):
+        proc = run_cli(*args, "--config", str(config), timeout=30)
+        assert proc.returncode == 2, proc.stderr
+        assert "no database at" in proc.stderr and "nowhere.db" in proc.stderr
+    assert not (tmp_path / "nowhere.db").exists()
+    assert run_cli("db", "migrate", "--config", str(config), timeout=30).returncode == 0
+    assert run_cli("device", "list", "--config", str(config), timeout=30).returncode == 0

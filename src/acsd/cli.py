@@ -147,6 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"acsd: profile error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     acsd_log.configure(config.log.level, config.log.format)
+    if args.command in ("device", "token") and (missing := _missing_database(config)):
+        print(missing, file=sys.stderr)
+        return EXIT_USAGE
     if args.command == "serve":
         return _serve(config, args.config)
     if args.command == "config":
@@ -162,6 +165,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_token(args, config))
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE
+
+
+def _missing_database(config: Config) -> str | None:
+    """Why a command that works on the daemon's records cannot run: without this, a
+    command run without (or with the wrong) --config made a new, empty database next to
+    it, listed no devices and created tokens the daemon never sees."""
+    from acsd.store import sqlite_path
+
+    path = sqlite_path(config.store.url)
+    if path.exists():
+        return None
+    return (
+        f"acsd: no database at {path}: give --config with the daemon's configuration "
+        "(acsd serve or acsd db migrate create the database)"
+    )
 
 
 def _worker_config(args: argparse.Namespace) -> Config | None:
