@@ -83,3 +83,37 @@ def test_cli_commands_on_records_need_the_daemons_database(tmp_path: Path):
     assert not (tmp_path / "nowhere.db").exists()
     assert run_cli("db", "migrate", "--config", str(config), timeout=30).returncode == 0
     assert run_cli("device", "list", "--config", str(config), timeout=30).returncode == 0
+
+
+def test_while_another_process_holds_the_database_clients_are_told_to_come_back(daemon):
+    # The database is locked for longer than the store waits (busy_timeout, 5 s): an
+    # operator's write and a router's session end in 503 + Retry-After, not a 500 that
+    # reads as a bug; and both go through once the lock is gone.
+    from acsd.cwmp.soap import Envelope, parse_envelope, render_envelope
+    from api_world import build_world
+    from cpe_steps import NS, TREE, answer_request
+    from wire import Wire, envelope, inform_body
+
+    world = build_world(daemon)
+    holder = sqlite3.connect(daemon.db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        reply = world.api.post("/customer", {"name": "Locked out", "type": "CUSTOMER"})
+        assert reply.status == 503, reply.body
+        assert reply.body["message"] == "unavailable" and reply.headers["Retry-After"]
+
+        wire = Wire(daemon.cwmp_url)
+        answer = wire.post(envelope(inform_body("LOCKED01"), ns=NS))
+        assert answer.status == 200
+        answer = wire.post(None)
+        while answer.status == 200:
+            env = parse_envelope(answer.body)
+            reply_env = Envelope(body=answer_request(env.body, dict(TREE)), cwmp_ns=NS, id=env.id)
+            answer = wire.post(render_envelope(reply_env))
+        assert answer.status == 503 and answer.headers["Retry-After"]
+        assert b"retry later" in answer.body
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert world.api.post("/customer", {"name": "Let in", "type": "CUSTOMER"}).status == 201
+    assert not daemon.events("api_internal_error") and not daemon.events("cwmp.session_error")

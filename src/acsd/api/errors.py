@@ -24,6 +24,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
 from acsd.log import get_logger
+from acsd.store import RETRY_UNAVAILABLE, store_unavailable
 
 log = get_logger("acsd.api")
 
@@ -290,7 +291,18 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
                 exc.headers[REQUEST_ID_HEADER] = rid
                 raise
             return _from_http_exception(request, exc, rid)
-        except Exception:
+        except Exception as exc:
+            if (why := store_unavailable(exc)) is not None:
+                # The database's own trouble (locked by another process, read-only, full):
+                # it passes, and a client should come back rather than report a bug.
+                log.warning("api_store_unavailable", request_id=rid, error=why)
+                return error_response(
+                    503,
+                    "unavailable",
+                    "The database is not available right now; retry later",
+                    request_id=rid,
+                    headers={"Retry-After": str(RETRY_UNAVAILABLE)},
+                )
             return _internal_error(request, rid)
     if not resp.prepared:
         resp.headers[REQUEST_ID_HEADER] = rid

@@ -24,7 +24,14 @@ from acsd import clock
 from acsd.cwmp import rpc
 from acsd.cwmp.auth import AuthResult, CpeAuthenticator
 from acsd.cwmp.looplag import LoopLag
-from acsd.cwmp.session import CwmpSession, Limits, ParkError, Reply, SessionDriver
+from acsd.cwmp.session import (
+    CwmpSession,
+    Limits,
+    ParkError,
+    Reply,
+    RetryLater,
+    SessionDriver,
+)
 from acsd.cwmp.soap import Envelope, SoapError, parse_envelope, render_envelope
 from acsd.log import get_logger, session_ref
 
@@ -348,6 +355,15 @@ class CwmpServer:
         try:
             try:
                 reply = await session.handle(env)
+            except RetryLater as exc:
+                # Trouble that passes (the database): the CPE comes back, as after a 503.
+                log.warning("cwmp.retry_later", serial=session.serial, reason=exc.reason)
+                await self._close(session, exc.reason)
+                return web.Response(
+                    status=503,
+                    text=f"{exc.reason}; retry later\n",
+                    headers={"Retry-After": str(exc.retry_after), "Connection": "close"},
+                )
             except Exception:
                 log.exception("cwmp.session_error", serial=session.serial, remote=remote_ip)
                 await self._close(session, "internal error")

@@ -39,6 +39,17 @@ class Reply:
     reason: str = ""
 
 
+class RetryLater(Exception):
+    """Raised by a driver when the session cannot be completed now for a reason that
+    passes (its database is unavailable): the CPE is answered 503 + Retry-After and comes
+    back, instead of a 500 that reads as a bug."""
+
+    def __init__(self, reason: str, retry_after: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
 class SessionDriver(Protocol):
     """What a session needs from the rest of acsd. Every method may be awaited on I/O."""
 

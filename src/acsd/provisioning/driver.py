@@ -30,7 +30,7 @@ from typing import Any
 
 from acsd import clock
 from acsd.cwmp import rpc
-from acsd.cwmp.session import CwmpSession
+from acsd.cwmp.session import CwmpSession, RetryLater
 from acsd.cwmp.soap import sendable
 from acsd.log import get_logger
 from acsd.provisioning.absent import AbsentHints, Kind, kind_of
@@ -48,12 +48,14 @@ from acsd.provisioning.plan import Change, Plan, mac_key, plan_changes, row_chan
 from acsd.provisioning.profiles import Profile, ProfileSet, detect_root
 from acsd.provisioning.status import Extraction, ReadPlan, fetch_names, read_plan, untyped
 from acsd.store.base import (
+    RETRY_UNAVAILABLE,
     VERSION_CHARS,
     CpeIdentity,
     DeviceRecord,
     SessionResult,
     StaleResultError,
     Store,
+    store_unavailable,
 )
 
 log = get_logger("acsd.session")
@@ -364,7 +366,12 @@ class ProvisioningDriver:
             # one learned is older, and nothing of it is written.
             log.info("session.result_dropped", serial=session.serial, reason="newer session")
             return
-        except Exception:
+        except Exception as exc:
+            if (why := store_unavailable(exc)) is not None:
+                log.warning("session.save_failed", serial=session.serial, error=why)
+                if complete:  # the CPE is told to come back; its next session redoes this
+                    raise RetryLater("database unavailable", RETRY_UNAVAILABLE) from exc
+                return
             log.exception("session.save_failed", serial=session.serial)
             if complete:
                 raise  # the CPE then sees the session fail and retries it

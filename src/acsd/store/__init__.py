@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from acsd.store.base import (
+    RETRY_UNAVAILABLE,
     AuditRecord,
     ConflictError,
     CpeIdentity,
@@ -19,10 +20,12 @@ from acsd.store.base import (
     StoreClosedError,
     StoreError,
     TokenRecord,
+    store_unavailable,
 )
 from acsd.store.sqlite import SqliteStore
 
 __all__ = [
+    "RETRY_UNAVAILABLE",
     "AuditRecord",
     "ConflictError",
     "CpeIdentity",
@@ -40,6 +43,7 @@ __all__ = [
     "TokenRecord",
     "open_store",
     "sqlite_path",
+    "store_unavailable",
 ]
 
 _ACCEPTED = (

@@ -564,6 +564,26 @@ class StoreError(Exception):
     """A persistence failure that callers may want to tell apart from bugs."""
 
 
+#: SQLite's own trouble, which passes: another process holds the lock, the file is
+#: read-only or its disk full or failing. Anything else (a bad statement) is a bug.
+_UNAVAILABLE = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_FULL",
+                "SQLITE_CANTOPEN")  # fmt: skip
+
+#: seconds a client is asked to wait when the database is unavailable
+RETRY_UNAVAILABLE = 10
+
+
+def store_unavailable(exc: BaseException) -> str | None:
+    """What makes the database unavailable right now, when ``exc`` (or its cause) is that;
+    None for anything else. Callers answer 503 + Retry-After instead of 500."""
+    while exc is not None:
+        name = getattr(exc, "sqlite_errorname", None)
+        if isinstance(name, str) and name.startswith(_UNAVAILABLE):
+            return str(exc)
+        exc = exc.__cause__  # type: ignore[assignment]
+    return None
+
+
 class StoreClosedError(StoreError):
     """A write was submitted after ``close()`` (or before ``open()``)."""
 
