@@ -299,3 +299,16 @@ def test_a_second_service_on_the_same_ports_is_refused(daemon_factory, tmp_path)
     assert proc.returncode == 1
     assert '"listen_failed"' in proc.stderr and '"cwmp.listen"' in proc.stderr
     assert first.proc.poll() is None
+
+
+def test_workers_authenticate_routers_with_the_configured_password(daemon_factory):
+    # The workers start from the supervisor's copy of the configuration: the password
+    # must be in it, not the "***" that `acsd config check` prints.
+    daemon = start_workers(
+        daemon_factory, cwmp={"auth": {"scheme": "digest", "password": "shared-secret"}}
+    )
+    run_cli("sim", "--acs", daemon.cwmp_url, "--count", "20", "--serial-prefix", "AUTHW",
+            "--acs-username", "{serial}", "--acs-password", "shared-secret", "--once",
+            check=True)  # fmt: skip
+    assert {e.get("worker") for e in daemon.events("session.end")} == {0, 1}
+    assert not daemon.events("cwmp.auth_failed")

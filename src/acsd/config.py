@@ -14,12 +14,17 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializationInfo,
     ValidationError,
     ValidationInfo,
     field_serializer,
     field_validator,
     model_validator,
 )
+
+#: serialization context under which secrets are written out (only for the copy of the
+#: configuration a supervisor hands its workers, in a directory only it can read)
+WITH_SECRETS = {"secrets": True}
 
 
 class ConfigError(Exception):
@@ -119,8 +124,12 @@ class CwmpAuthConfig(_Section):
         return self
 
     @field_serializer("password")
-    def _mask_password(self, value: str) -> str:
-        return "***" if value else ""  # `acsd config check` prints the config
+    def _mask_password(self, value: str, info: SerializationInfo) -> str:
+        # `acsd config check` prints the config; the workers' copy of it (context
+        # WITH_SECRETS) must carry the password itself.
+        if info.context == WITH_SECRETS:
+            return value
+        return "***" if value else ""
 
 
 class TlsConfig(_Section):

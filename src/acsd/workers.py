@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from acsd.config import Config, ConfigError, load_config
+from acsd.config import WITH_SECRETS, Config, ConfigError, load_config
 from acsd.log import get_logger
 from acsd.metrics_share import METRICS_DIR_ENV
 from acsd.sdnotify import notify
@@ -230,7 +230,9 @@ class Supervisor:
     def _write_snapshot(self) -> None:
         assert self.snapshot is not None
         tmp = self.snapshot.with_suffix(".tmp")
-        tmp.write_text(self.config.model_dump_json())
+        # The directory is the supervisor's own (0700); the file holds the secrets.
+        tmp.touch(mode=0o600)
+        tmp.write_text(self.config.model_dump_json(context=WITH_SECRETS))
         os.replace(tmp, self.snapshot)
 
     def _reload(self) -> None:
