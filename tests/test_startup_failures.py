@@ -117,3 +117,18 @@ def test_while_another_process_holds_the_database_clients_are_told_to_come_back(
         holder.close()
     assert world.api.post("/customer", {"name": "Let in", "type": "CUSTOMER"}).status == 201
     assert not daemon.events("api_internal_error") and not daemon.events("cwmp.session_error")
+
+
+def test_commands_on_records_need_no_cpe_password(tmp_path: Path):
+    # The password often lives only in the service's environment file (or a systemd
+    # credential that exists while it runs); device, token and db commands need neither.
+    config = write_config(
+        tmp_path,
+        cwmp={"auth": {"scheme": "digest", "credentials_file": "/run/credentials/acsd/x.toml"}},
+    )
+    assert run_cli("db", "migrate", "--config", str(config), timeout=30).returncode == 0
+    listed = run_cli("device", "list", "--config", str(config), timeout=30)
+    assert listed.returncode == 0, listed.stderr
+    # Serving routers does need them: the start says which key.
+    served = run_cli("config", "check", "--config", str(config), timeout=30)
+    assert served.returncode == 2 and "credentials_file" in served.stderr

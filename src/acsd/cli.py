@@ -131,7 +131,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "cpe-password":
         return _cpe_password(args)
     try:
-        config = _worker_config(args) or load_config(getattr(args, "config", None))
+        config = _worker_config(args) or load_config(
+            getattr(args, "config", None),
+            # The CPE password often lives only in the service's environment file.
+            records_only=args.command in ("device", "token", "db"),
+        )
         if args.command in ("serve", "config"):  # TLS files must be usable at start-up
             from acsd.tls import check_files
 

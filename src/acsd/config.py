@@ -27,6 +27,11 @@ from pydantic import (
 WITH_SECRETS = {"secrets": True}
 
 
+#: validation context of commands that only work on the records: the CPE password, which
+#: often lives in the service's environment file only, is not needed there
+RECORDS_ONLY = {"records_only": True}
+
+
 class ConfigError(Exception):
     """One line an operator can act on: the file, the key and what is wrong."""
 
@@ -103,6 +108,8 @@ class CwmpAuthConfig(_Section):
     @field_validator("credentials_file")
     @classmethod
     def _check_credentials_file(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.context == RECORDS_ONLY:
+            return value  # may be a systemd credential, there only while the service runs
         scheme = info.data.get("scheme")
         if value and scheme in ("basic", "digest") and "realm" in info.data:
             from acsd.cwmp.auth import load_credentials
@@ -116,7 +123,9 @@ class CwmpAuthConfig(_Section):
         return value
 
     @model_validator(mode="after")
-    def _needs_credentials(self) -> CwmpAuthConfig:
+    def _needs_credentials(self, info: ValidationInfo) -> CwmpAuthConfig:
+        if info.context == RECORDS_ONLY:
+            return self  # a command on the records (device, token, db) checks no router
         if self.scheme != "none" and not self.password and not self.credentials_file:
             raise ValueError(
                 f'scheme {self.scheme!r} needs password or credentials_file (or scheme "none")'
@@ -279,8 +288,14 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_config(path: str | Path | None = None, environ: dict[str, str] | None = None) -> Config:
-    """Read, merge and validate. Raises ConfigError with one line naming file and key."""
+def load_config(
+    path: str | Path | None = None,
+    environ: dict[str, str] | None = None,
+    *,
+    records_only: bool = False,
+) -> Config:
+    """Read, merge and validate. Raises ConfigError with one line naming file and key.
+    ``records_only``: for commands that do not serve routers (no CPE password needed)."""
     source = str(path) if path else "defaults"
     data: dict[str, Any] = {}
     if path is not None:
@@ -297,7 +312,8 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
     if overrides:
         source += " + ACSD_* environment"
     try:
-        return Config.model_validate(_merge(data, overrides))
+        context = RECORDS_ONLY if records_only else None
+        return Config.model_validate(_merge(data, overrides), context=context)
     except ValidationError as exc:
         error = exc.errors()[0]
         key = ".".join(str(part) for part in error["loc"]) or "(top level)"
