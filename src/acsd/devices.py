@@ -1,17 +1,76 @@
 """Operator writes to device records: create or update from a seed-000 body.
 
-Used by ``acsd device apply`` and, later, by the REST API, so both bump revisions and
-start provisioning the same way.
+Used by ``acsd device apply`` and the REST API, so both bump revisions and start
+provisioning the same way; the API also checks addresses against the router's LAN
+(:func:`check_lan`), which ``device apply`` (a test and bootstrap tool) does not.
 """
 
 from __future__ import annotations
 
 import copy
+import ipaddress
 from typing import Any
 
 from acsd.models import DeviceInput
 from acsd.provisioning.plan import mac_key
 from acsd.store.base import DeviceRecord, Store
+
+
+class DeviceInputError(ValueError):
+    """A device body with addresses the router would refuse: ``field`` is the dotted
+    path, as the API reports it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def check_lan(status: dict[str, Any], dhcp: dict[str, Any] | None) -> None:
+    """Addresses a router would refuse: the pool and reservations must lie in its LAN.
+
+    The LAN is the one the router reported (status lanIp/subnetMask). Before the router has
+    reported, the pool's own /16 stands in for it: wide enough for every common home or
+    office LAN, narrow enough to catch a pool that straddles networks."""
+    if not dhcp:
+        return
+    lan_ip, mask = status.get("lanIp"), status.get("subnetMask")
+    network = None
+    if lan_ip and mask:
+        try:
+            network = ipaddress.IPv4Network(f"{lan_ip}/{mask}", strict=False)
+        except ValueError:
+            network = None
+    start = dhcp.get("ipPoolStart")
+    if network is None and start:
+        network = ipaddress.IPv4Network(f"{start}/16", strict=False)
+    if network is None:
+        return
+    reported = bool(lan_ip and mask)
+    where = f"the router's LAN {network}" if reported else f"{network}, the pool's network"
+    # With the LAN known, its network and broadcast addresses and the router's own are
+    # no client's either (a /31 or /32 has neither: nothing to refuse there).
+    taken: dict[ipaddress.IPv4Address, str] = {}
+    if reported:
+        taken[ipaddress.IPv4Address(lan_ip)] = "the router's own address"
+        if network.prefixlen < 31:
+            taken[network.network_address] = f"the network address of {network}"
+            taken[network.broadcast_address] = f"the broadcast address of {network}"
+    for key in ("ipPoolStart", "ipPoolEnd"):
+        if dhcp.get(key) and ipaddress.IPv4Address(dhcp[key]) not in network:
+            raise DeviceInputError(f"dhcp.{key}", f"{dhcp[key]} is not in {where}")
+    if start and dhcp.get("ipPoolEnd"):
+        low, high = ipaddress.IPv4Address(start), ipaddress.IPv4Address(dhcp["ipPoolEnd"])
+        for address, what in taken.items():
+            if low <= address <= high:
+                key = "ipPoolEnd" if address == high else "ipPoolStart"
+                raise DeviceInputError(f"dhcp.{key}", f"the pool {low}-{high} holds {what}")
+    for n, client in enumerate(dhcp.get("reservedClients") or []):
+        ip = ipaddress.IPv4Address(client["ip"])
+        if ip not in network:
+            raise DeviceInputError(f"dhcp.reservedClients.{n}.ip", f"{ip} is not in {where}")
+        if ip in taken:
+            raise DeviceInputError(f"dhcp.reservedClients.{n}.ip", f"{ip} is {taken[ip]}")
 
 
 def _desired_part(wifi: dict[str, Any] | None, dhcp: dict[str, Any] | None) -> Any:

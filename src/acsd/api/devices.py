@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import ipaddress
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
@@ -17,7 +16,7 @@ from acsd.api.context import ApiContext, audit_record, caller, context, created,
 from acsd.api.errors import ApiError
 from acsd.api.openapi import describe
 from acsd.device_view import device_view
-from acsd.devices import desired_changed, keep_reservation_ids
+from acsd.devices import DeviceInputError, check_lan, desired_changed, keep_reservation_ids
 from acsd.ids import normal_id
 from acsd.models import Device, DeviceInput, Dhcp, RecordRef, Wifi
 from acsd.store.base import ABSENT, ChangedError, DeviceQuery, DeviceRecord, ModelRecord
@@ -190,50 +189,10 @@ async def _create(
 
 
 def _check_lan(record: DeviceRecord, dhcp: dict[str, Any] | None) -> None:
-    """Addresses a router would refuse: the pool and reservations must lie in its LAN.
-
-    The LAN is the one the router reported (status lanIp/subnetMask). Before the router has
-    reported, the pool's own /16 stands in for it: wide enough for every common home or
-    office LAN, narrow enough to catch a pool that straddles networks."""
-    if not dhcp:
-        return
-    lan_ip, mask = record.status.get("lanIp"), record.status.get("subnetMask")
-    network = None
-    if lan_ip and mask:
-        try:
-            network = ipaddress.IPv4Network(f"{lan_ip}/{mask}", strict=False)
-        except ValueError:
-            network = None
-    start = dhcp.get("ipPoolStart")
-    if network is None and start:
-        network = ipaddress.IPv4Network(f"{start}/16", strict=False)
-    if network is None:
-        return
-    reported = bool(lan_ip and mask)
-    where = f"the router's LAN {network}" if reported else f"{network}, the pool's network"
-    # With the LAN known, its network and broadcast addresses and the router's own are
-    # no client's either (a /31 or /32 has neither: nothing to refuse there).
-    taken: dict[ipaddress.IPv4Address, str] = {}
-    if reported:
-        taken[ipaddress.IPv4Address(lan_ip)] = "the router's own address"
-        if network.prefixlen < 31:
-            taken[network.network_address] = f"the network address of {network}"
-            taken[network.broadcast_address] = f"the broadcast address of {network}"
-    for key in ("ipPoolStart", "ipPoolEnd"):
-        if dhcp.get(key) and ipaddress.IPv4Address(dhcp[key]) not in network:
-            raise ApiError(400, f"dhcp.{key}", f"{dhcp[key]} is not in {where}")
-    if start and dhcp.get("ipPoolEnd"):
-        low, high = ipaddress.IPv4Address(start), ipaddress.IPv4Address(dhcp["ipPoolEnd"])
-        for address, what in taken.items():
-            if low <= address <= high:
-                key = "ipPoolEnd" if address == high else "ipPoolStart"
-                raise ApiError(400, f"dhcp.{key}", f"the pool {low}-{high} holds {what}")
-    for n, client in enumerate(dhcp.get("reservedClients") or []):
-        ip = ipaddress.IPv4Address(client["ip"])
-        if ip not in network:
-            raise ApiError(400, f"dhcp.reservedClients.{n}.ip", f"{client['ip']} is not in {where}")
-        if ip in taken:
-            raise ApiError(400, f"dhcp.reservedClients.{n}.ip", f"{ip} is {taken[ip]}")
+    try:
+        check_lan(record.status, dhcp)
+    except DeviceInputError as exc:
+        raise ApiError(400, exc.field, exc.message) from None
 
 
 def _fill(record: DeviceRecord, data: dict[str, Any]) -> None:
