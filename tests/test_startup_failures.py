@@ -132,3 +132,20 @@ def test_commands_on_records_need_no_cpe_password(tmp_path: Path):
     # Serving routers does need them: the start says which key.
     served = run_cli("config", "check", "--config", str(config), timeout=30)
     assert served.returncode == 2 and "credentials_file" in served.stderr
+
+
+def test_a_misspelt_acsd_variable_is_named_not_ignored(tmp_path: Path):
+    import os
+    import subprocess
+
+    from conftest import REPO, acsd_cmd
+
+    config = write_config(tmp_path)
+    env = {**os.environ, "ACSD_CWMP_LISTN": "127.0.0.1:1", "ACSD_STORE_URL": "sqlite:///x.db"}
+    proc = subprocess.run(
+        acsd_cmd("config", "check", "--config", str(config)),
+        capture_output=True, text=True, timeout=30, cwd=REPO, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "ACSD_CWMP_LISTN is no acsd setting" in proc.stderr
+    assert "ACSD_STORE_URL" not in proc.stderr  # a real one: used, not warned about

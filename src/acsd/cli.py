@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from acsd import log as acsd_log
-from acsd.config import Config, ConfigError, load_config
+from acsd.config import Config, ConfigError, load_config, unknown_env
 from acsd.provisioning.profile_schema import ProfileError
 
 EXIT_USAGE = 2
@@ -144,6 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print(f"acsd: warning: {warning}", file=sys.stderr)
         if args.command in ("serve", "config"):
             _check_profiles(config)  # a broken profile stops the start, not the first session
+            for name in unknown_env():
+                print(f"acsd: warning: {name} is no acsd setting (a typo?)", file=sys.stderr)
     except ConfigError as exc:
         print(f"acsd: config error: {exc}", file=sys.stderr)
         return EXIT_USAGE

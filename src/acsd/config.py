@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -255,27 +256,46 @@ class Config(_Section):
     event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
 
 
-def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
-    found: dict[str, Any] = {}
+def _settings() -> Iterator[tuple[str, tuple[str, ...]]]:
+    """Every setting as (its ACSD_* variable, its path in the configuration)."""
     for name, section in Config.model_fields.items():
         annotation = section.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            for key, item in annotation.model_fields.items():
-                nested = item.annotation
-                if isinstance(nested, type) and issubclass(nested, BaseModel):
-                    for sub in nested.model_fields:  # [cwmp.auth] -> ACSD_CWMP_AUTH_<KEY>
-                        env = f"ACSD_{name}_{key}_{sub}".upper()
-                        if env in environ:
-                            found.setdefault(name, {}).setdefault(key, {})[sub] = environ[env]
-                    continue
-                env = f"ACSD_{name}_{key}".upper()
-                if env in environ:
-                    found.setdefault(name, {})[key] = environ[env]
-        else:
-            env = f"ACSD_{name}".upper()
-            if env in environ:
-                found[name] = environ[env]
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            yield f"ACSD_{name}".upper(), (name,)
+            continue
+        for key, item in annotation.model_fields.items():
+            nested = item.annotation
+            if isinstance(nested, type) and issubclass(nested, BaseModel):
+                for sub in nested.model_fields:  # [cwmp.auth] -> ACSD_CWMP_AUTH_<KEY>
+                    yield f"ACSD_{name}_{key}_{sub}".upper(), (name, key, sub)
+            else:
+                yield f"ACSD_{name}_{key}".upper(), (name, key)
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for env, path in _settings():
+        if env in environ:
+            node = found
+            for part in path[:-1]:
+                node = node.setdefault(part, {})
+            node[path[-1]] = environ[env]
     return found
+
+
+#: ACSD_* variables that are not settings (set by the supervisor for its workers, or read
+#: by `acsd profile check`)
+_NOT_SETTINGS = frozenset(
+    {"ACSD_WORKER", "ACSD_WORKER_CONFIG", "ACSD_METRICS_DIR", "ACSD_DATAMODELS"}
+)
+
+
+def unknown_env(environ: dict[str, str] | None = None) -> list[str]:
+    """ACSD_* variables that set nothing: a typo in one would otherwise go unnoticed (a
+    typo in a file key is an error)."""
+    environ = dict(os.environ if environ is None else environ)
+    known = {env for env, _ in _settings()} | _NOT_SETTINGS
+    return sorted(n for n in environ if n.startswith("ACSD_") and n not in known)
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
