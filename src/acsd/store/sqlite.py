@@ -61,6 +61,7 @@ from acsd.store.base import (
     StoreClosedError,
     StoreError,
     TokenRecord,
+    store_unavailable,
 )
 from acsd.store.schema import latest_version, migrate
 
@@ -558,18 +559,6 @@ def _apn_device(row: Sequence[Any]) -> ApnDeviceRecord:
 # -- statistics ---------------------------------------------------------------------------
 
 
-async def _touch(conn: aiosqlite.Connection) -> None:
-    """Write the database header as it is: raises if the file cannot be written."""
-    await conn.execute("BEGIN IMMEDIATE")
-    try:
-        (row,) = await conn.execute_fetchall("PRAGMA user_version")
-        await conn.execute(f"PRAGMA user_version = {int(row[0])}")
-        await conn.execute("COMMIT")
-    except BaseException:
-        await conn.execute("ROLLBACK")
-        raise
-
-
 @dataclass(slots=True)
 class WriterStats:
     """Counters of the writer task (for /metrics and tests). Monotonic except ``last_batch``
@@ -627,6 +616,19 @@ def _on_thread(conn: aiosqlite.Connection, fn: Callable[..., Any], *args: Any) -
 
 class _BeginFailed(Exception):
     """BEGIN IMMEDIATE failed (the write lock stayed busy): no save of the batch is at fault."""
+
+
+def _rewrite_header(conn: sqlite3.Connection) -> None:
+    """Write the database header as it is (a real, idempotent write): raises if the file
+    cannot be written. ``conn`` is in autocommit mode (isolation_level=None)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        conn.execute(f"PRAGMA user_version = {int(version)}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def _commit_saves(conn: sqlite3.Connection, saves: list[_SaveOp]) -> list[str | _Failed]:
@@ -910,7 +912,7 @@ class SqliteStore:
         if self._writer_conn is None:
             raise StoreClosedError(f"{self!r} is not open")
         try:
-            await _touch(self._writer_conn)
+            await _on_thread(self._writer_conn, _rewrite_header)
         except sqlite3.OperationalError as exc:
             raise StoreError(f"{self.path}: the database cannot be written: {exc}") from None
 
@@ -933,10 +935,7 @@ class SqliteStore:
         def probe() -> None:
             conn = sqlite3.connect(self.path, timeout=1.0, isolation_level=None)
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                version = conn.execute("PRAGMA user_version").fetchone()[0]
-                conn.execute(f"PRAGMA user_version = {int(version)}")
-                conn.execute("COMMIT")
+                _rewrite_header(conn)
             finally:
                 conn.close()
 
@@ -1766,8 +1765,8 @@ class SqliteStore:
             await retry([op])
 
     def _fail(self, batch: list[_Op], exc: BaseException) -> None:
-        if isinstance(exc, sqlite3.OperationalError):  # the database's trouble, not the data's
-            self.stats.write_error = str(exc)
+        if (why := store_unavailable(exc)) is not None:  # the database's trouble, not the data's
+            self.stats.write_error = why
         for op in batch:
             self.stats.failed += 1
             if not op.future.done():
