@@ -386,3 +386,20 @@ def test_ids_are_taken_in_any_case(world: World):
     listed = api.get("/network/device", query={"customer": device["customer"].upper()}).body
     assert device["_id"] in {d["_id"] for d in listed["items"]}
     assert api.get(f"/customer/{device['customer'].upper()}").status == 200
+
+
+def test_a_lan_the_router_reported_as_no_address_does_not_break_a_write(
+    world: World, module_daemon
+):
+    # What a CPE reports is stored unchecked: "N/A" as its LAN address used to turn the
+    # LAN check of every later write into a 500.
+    device = world.api.post("/network/device", device_body(world, "own", "LANNA0001")).body
+    with sqlite3.connect(module_daemon.db) as db:
+        db.execute(
+            "UPDATE devices SET status = json_set(coalesce(status, '{}'), '$.lanIp', 'N/A',"
+            " '$.subnetMask', '255.255.255.0') WHERE id = ?",
+            (device["_id"],),
+        )
+    reply = world.api.patch(f"/network/device/{device['_id']}", {"dhcp": {"leaseTime": 30}})
+    assert reply.status == 200, reply.body
+    assert reply.body["dhcp"]["leaseTime"] == 30

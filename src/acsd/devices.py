@@ -26,6 +26,20 @@ class DeviceInputError(ValueError):
         self.message = message
 
 
+def _reported_lan(
+    status: dict[str, Any],
+) -> tuple[ipaddress.IPv4Address | None, ipaddress.IPv4Network | None]:
+    """The router's LAN address and network as it reported them, or (None, None) when it
+    has not, or reported something that is no address ("N/A", "0.0.0.0/garbage"): what a
+    CPE reports is not checked before it is stored."""
+    try:
+        router = ipaddress.IPv4Address(str(status.get("lanIp") or "").strip())
+        network = ipaddress.IPv4Network(f"{router}/{status.get('subnetMask')}", strict=False)
+    except ValueError:
+        return None, None
+    return router, network
+
+
 def check_lan(status: dict[str, Any], dhcp: dict[str, Any] | None) -> None:
     """Addresses a router would refuse: the pool and reservations must lie in its LAN.
 
@@ -34,25 +48,18 @@ def check_lan(status: dict[str, Any], dhcp: dict[str, Any] | None) -> None:
     office LAN, narrow enough to catch a pool that straddles networks."""
     if not dhcp:
         return
-    lan_ip, mask = status.get("lanIp"), status.get("subnetMask")
-    network = None
-    if lan_ip and mask:
-        try:
-            network = ipaddress.IPv4Network(f"{lan_ip}/{mask}", strict=False)
-        except ValueError:
-            network = None
+    router, network = _reported_lan(status)
     start = dhcp.get("ipPoolStart")
     if network is None and start:
         network = ipaddress.IPv4Network(f"{start}/16", strict=False)
     if network is None:
         return
-    reported = bool(lan_ip and mask)
-    where = f"the router's LAN {network}" if reported else f"{network}, the pool's network"
+    where = f"the router's LAN {network}" if router else f"{network}, the pool's network"
     # With the LAN known, its network and broadcast addresses and the router's own are
     # no client's either (a /31 or /32 has neither: nothing to refuse there).
     taken: dict[ipaddress.IPv4Address, str] = {}
-    if reported:
-        taken[ipaddress.IPv4Address(lan_ip)] = "the router's own address"
+    if router is not None:
+        taken[router] = "the router's own address"
         if network.prefixlen < 31:
             taken[network.network_address] = f"the network address of {network}"
             taken[network.broadcast_address] = f"the broadcast address of {network}"
