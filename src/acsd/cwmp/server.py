@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 import weakref
 import zlib
@@ -115,6 +116,8 @@ def _inflate(data: bytes, encoding: str, limit: int) -> bytes:
 
 
 _UTF8_NAMES = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
+#: an XML declaration at the start of a body (after whitespace), up to its "?>"
+_XML_DECLARATION = re.compile(rb"\s*<\?xml[^>]{0,200}\?>")
 
 
 def _declared_charset(data: bytes, charset: str | None) -> bytes:
@@ -124,10 +127,9 @@ def _declared_charset(data: bytes, charset: str | None) -> bytes:
     unknown charset, or bytes that are not in it, leave the body as sent."""
     if not charset or charset.lower() in _UTF8_NAMES or data[:2] in (b"\xff\xfe", b"\xfe\xff"):
         return data
-    if data.lstrip()[:5] == b"<?xml":
-        end = data.find(b"?>")
-        if end != -1 and b"encoding" in data[:end]:
-            return data
+    declaration = _XML_DECLARATION.match(data)
+    if declaration is not None and b"encoding" in declaration.group():
+        return data
     try:
         return data.decode(charset).encode()
     except (LookupError, UnicodeDecodeError):
@@ -178,7 +180,9 @@ class SessionTable:
         """The TCP connections (aiohttp protocols) that carried this session."""
         return self._conns.get(session.id, [])
 
-    def find(self, cookie: str | None, conn: object, remote_ip: str) -> CwmpSession | None:
+    def find(
+        self, cookie: str | None, conn: object, remote_ip: str, *, by_address: bool = True
+    ) -> CwmpSession | None:
         if cookie and (session := self.by_id.get(cookie)) is not None:
             self.cookie_seen.add(session.id)
             return session
@@ -189,7 +193,7 @@ class SessionTable:
         named_other = cookie and session is not None and session.id in self.cookie_seen
         if session is not None and not session.finished and not named_other:
             return session
-        if cookie:
+        if cookie or not by_address:
             return None  # a stale cookie: this CPE keeps cookies, so its session is gone
         # Last resort for CPEs that keep no cookies and reconnect mid-session. Only
         # unambiguous, and never a session whose CPE is known to keep cookies.
@@ -268,7 +272,6 @@ class CwmpServer:
 
         env: Envelope | None = None
         if data.strip():
-            data = _declared_charset(data, request.charset)
             try:
                 env = parse_envelope(data)
             except SoapError as exc:
@@ -620,8 +623,8 @@ class CwmpServer:
         if len(data) > limit:
             raise _HttpError(413, "body exceeds max_body")
         if encoding in _INFLATE:
-            return _inflate(data, encoding, limit)
-        return data
+            data = _inflate(data, encoding, limit)
+        return _declared_charset(data, request.charset)
 
     def _remote_ip(self, request: web.Request) -> str:
         if self.settings.trust_forwarded:
@@ -680,9 +683,7 @@ class CwmpServer:
         carried by this connection: by address alone it could be another CPE's behind the
         same NAT."""
         cookie = session_cookie(request)
-        session = self.sessions.by_id.get(cookie) if cookie else None
-        if session is None:
-            session = self.sessions.by_conn.get(request.protocol)
+        session = self.sessions.find(cookie, request.protocol, "", by_address=False)
         if session is not None and session.id not in self._busy and not session.finished:
             await self._close(session, f"malformed message from the CPE: {reason}")
 
