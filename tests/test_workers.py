@@ -312,3 +312,17 @@ def test_workers_authenticate_routers_with_the_configured_password(daemon_factor
             check=True)  # fmt: skip
     assert {e.get("worker") for e in daemon.events("session.end")} == {0, 1}
     assert not daemon.events("cwmp.auth_failed")
+
+
+def test_a_damaged_configuration_copy_is_a_config_error(tmp_path, monkeypatch, capsys):
+    from acsd.cli import main
+
+    copy = tmp_path / "config.json"
+    copy.write_text('{"cwmp": {"listen": ')
+    monkeypatch.setenv("ACSD_WORKER", "0")
+    monkeypatch.setenv("ACSD_WORKER_CONFIG", str(copy))
+    assert main(["serve"]) == 2  # one line, no traceback, no daemon started
+    assert "config error" in capsys.readouterr().err
+    copy.unlink()
+    assert main(["serve"]) == 2
+    assert "the supervisor's copy" in capsys.readouterr().err

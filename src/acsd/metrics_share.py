@@ -38,7 +38,7 @@ class MetricsShare:
     def __init__(self, directory: Path, worker: int) -> None:
         self.directory = directory
         self.worker = worker
-        self._unreadable: set[str] = set()  # files already reported, so one line each
+        self._unreadable: set[int] = set()  # workers already reported, so one line each
 
     def _path(self, worker: int) -> Path:
         return self.directory / f"worker-{worker}.prom"
@@ -69,8 +69,8 @@ class MetricsShare:
                 families = list(text_string_to_metric_families(text.decode()))
             except (ValueError, UnicodeDecodeError) as exc:
                 # One unreadable snapshot must not cost the scrape everyone else's figures.
-                if str(worker) not in self._unreadable:
-                    self._unreadable.add(str(worker))
+                if worker not in self._unreadable:
+                    self._unreadable.add(worker)
                     log.warning("metrics.snapshot_unreadable", worker=worker, error=str(exc))
                 continue
             label = str(worker)

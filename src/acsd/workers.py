@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from acsd.config import WITH_SECRETS, Config, ConfigError, load_config
 from acsd.log import get_logger
 from acsd.metrics_share import METRICS_DIR_ENV
@@ -64,7 +66,10 @@ def worker_config() -> Config | None:
     path = os.environ.get(CONFIG_ENV)
     if worker_index() is None or not path:
         return None
-    return Config.model_validate_json(Path(path).read_bytes())
+    try:
+        return Config.model_validate_json(Path(path).read_bytes())
+    except (OSError, ValidationError) as exc:  # the supervisor's own file, gone or damaged
+        raise ConfigError(f"{path} (the supervisor's copy of the configuration): {exc}") from None
 
 
 def supervise(config: Config, config_path: str | None) -> int:

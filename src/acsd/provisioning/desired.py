@@ -56,8 +56,7 @@ def _wifi(wifi: dict[str, Any], out: Desired) -> None:
             ssid = wifi.get("ssid") or ssid
             password = wifi.get("password") if wifi.get("password") is not None else password
         prefix = f"wifi.{band}."
-        unstated = enabled is None and wifi.get(ssid_key) is None
-        unstated = unstated and wifi.get(password_key) is None
+        unstated = all(wifi.get(k) is None for k in (enabled_key, ssid_key, password_key))
         if steering and unstated:
             out.implied.update(prefix + name for name in ("ssid", "password", "security"))
         if enabled is not None:
