@@ -144,8 +144,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print(f"acsd: warning: {warning}", file=sys.stderr)
         if args.command in ("serve", "config"):
             _check_profiles(config)  # a broken profile stops the start, not the first session
+            from acsd.workers import WORKER_ENV
+
             # Said once, by the process the operator started (not again by each worker).
-            for name in [] if "ACSD_WORKER" in os.environ else unknown_env():
+            for name in [] if WORKER_ENV in os.environ else unknown_env():
                 print(f"acsd: warning: {name} is no acsd setting (a typo?)", file=sys.stderr)
     except ConfigError as exc:
         print(f"acsd: config error: {exc}", file=sys.stderr)
