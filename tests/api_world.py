@@ -3,6 +3,7 @@ another customer, a model, and a token for every role."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from dataclasses import dataclass, field
 
@@ -39,6 +40,30 @@ SEED_REQUEST = {
         ],
     },
 }
+
+
+# The seed-000 example as ``acsd device apply`` takes it for a simulated router: no
+# customer or model (none exist outside the API's world, and apply refuses references to
+# records that do not exist), no MAC address (each router has its own; one MAC on two
+# records is refused), the serial number given by each test. Its pool and reservation
+# are in 192.168.0.0/24: see seed_body for routers whose LAN is another.
+SEED_BODY = {
+    k: v
+    for k, v in SEED_REQUEST.items()
+    if k not in ("serialNumber", "customer", "model", "macAddress")
+}
+
+
+def seed_body(serial: str, lan: str = "192.168.0") -> dict:
+    """SEED_BODY for the router ``serial`` whose LAN is ``lan``.0/24: the seed's pool and
+    reservation moved into it (acsd refuses addresses outside the LAN a router reported)."""
+    body = copy.deepcopy(SEED_BODY)
+    body["serialNumber"] = serial
+    dhcp = body["dhcp"]
+    dhcp["ipPoolStart"], dhcp["ipPoolEnd"] = f"{lan}.100", f"{lan}.200"
+    for client in dhcp["reservedClients"]:
+        client["ip"] = f"{lan}.{client['ip'].rsplit('.', 1)[1]}"
+    return body
 
 
 @dataclass

@@ -13,7 +13,7 @@ from acsd.provisioning.driver import ProvisioningDriver
 from acsd.provisioning.profiles import load_profiles
 from acsd.sim.runner import Simulation
 from acsd.store.base import CpeIdentity
-from api_world import SEED_REQUEST
+from api_world import SEED_BODY
 
 PROFILES = load_profiles()
 IDENTITY = CpeIdentity(oui="00D09E", product_class="Box", serial_number="ABS000001")
@@ -30,7 +30,7 @@ async def test_the_second_router_of_a_kind_is_asked_apart_for_what_the_first_lac
     # A fixed-line TP-Link has neither a cellular modem nor PPP: two of the names read.
     sim = Simulation(daemon.cwmp_url, ["tplink-tr181"], 3, serial_prefix="AH", concurrency=1)
     for router in sim.routers:
-        daemon.apply({**SEED_REQUEST, "serialNumber": router.serial})
+        daemon.apply({**SEED_BODY, "serialNumber": router.serial})
     assert (await sim.run_once()).ok == 3
     first, second, third = sim.routers
 
@@ -61,7 +61,7 @@ async def test_after_a_restart_a_known_router_teaches_its_kind_before_the_next_b
 ):
     first = daemon_factory()
     known = Simulation(first.cwmp_url, ["tplink-tr181"], 1, serial_prefix="AR")
-    first.apply({**SEED_REQUEST, "serialNumber": known.routers[0].serial})
+    first.apply({**SEED_BODY, "serialNumber": known.routers[0].serial})
     assert (await known.run_once()).ok == 1
     first.stop()
 
@@ -74,7 +74,7 @@ async def test_after_a_restart_a_known_router_teaches_its_kind_before_the_next_b
     searched = [names for names in known.routers[0].stats.session_gpvs(1) if len(names) == 1]
     assert searched == []  # it knew what it lacks: nothing was searched for
     new = Simulation(second.cwmp_url, ["tplink-tr181"], 1, serial_prefix="AN")
-    second.apply({**SEED_REQUEST, "serialNumber": new.routers[0].serial})
+    second.apply({**SEED_BODY, "serialNumber": new.routers[0].serial})
     assert (await new.run_once()).ok == 1
     calls = new.routers[0].stats.session_gpvs(0)
     assert len(calls) == 3 and [CELLULAR] in calls and [PPP] in calls
@@ -85,7 +85,7 @@ async def test_new_firmware_is_asked_again_for_what_the_router_lacked(daemon):
     # upgrade: the new firmware may well have it (cwmp-reference §8.0).
     sim = Simulation(daemon.cwmp_url, ["tplink-tr181"], 1, serial_prefix="FW", concurrency=1)
     router = sim.routers[0]
-    daemon.apply({**SEED_REQUEST, "serialNumber": router.serial})
+    daemon.apply({**SEED_BODY, "serialNumber": router.serial})
     assert (await sim.run_once()).ok == 1  # BOOTSTRAP: it lacks CELLULAR and PPP
     assert (await sim.run_once()).ok == 1  # same firmware: nothing searched for
     assert [n for n in router.stats.session_gpvs(1) if len(n) == 1] == []

@@ -13,7 +13,7 @@ from acsd.cwmp import rpc
 from acsd.cwmp.connreq import connection_request
 from acsd.cwmp.soap import parse_envelope
 from acsd.sim.runner import Simulation
-from api_world import SEED_REQUEST
+from api_world import SEED_BODY
 from conftest import wait_for
 from test_cwmp_protocol import TREE, drive_to_end
 from wire import Wire, envelope, inform_body, post_once
@@ -95,7 +95,7 @@ async def test_a_firmware_version_longer_than_the_data_model_allows_is_kept_cut(
     version = "3.16.0 Build 20261203 Rel.1234n " + "x" * 20_000
     router.tree.set_local("Device.DeviceInfo.SoftwareVersion", version)
     router.tree.set_local("Device.DeviceInfo.HardwareVersion", "Archer AX55 v1.0 " + "y" * 500)
-    daemon.apply({**SEED_REQUEST, "serialNumber": router.serial})
+    daemon.apply({**SEED_BODY, "serialNumber": router.serial})
     assert (await sim.run_once()).ok == 1
 
     device = daemon.device_json(router.serial)
@@ -110,7 +110,7 @@ async def test_a_version_indented_by_pretty_printing_firmware_is_kept_without_th
     sim = Simulation(daemon.cwmp_url, ["tplink-tr181"], 1, serial_prefix="PRETTY")
     router = sim.routers[0]
     router.tree.set_local("Device.DeviceInfo.SoftwareVersion", "\n        1.2.3 Build 7\n    ")
-    daemon.apply({**SEED_REQUEST, "serialNumber": router.serial})
+    daemon.apply({**SEED_BODY, "serialNumber": router.serial})
     assert (await sim.run_once()).ok == 1
     assert daemon.device_json(router.serial)["cpe"]["softwareVersion"] == "1.2.3 Build 7"
 

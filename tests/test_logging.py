@@ -16,7 +16,7 @@ import structlog
 from acsd import log as acsd_log
 from acsd.sim.runner import Simulation
 from conftest import wait_for
-from test_provisioning_vendors import SEED_BODY
+from api_world import SEED_BODY
 from wire import Wire, envelope, inform_body
 
 

@@ -14,9 +14,11 @@ from acsd.provisioning.driver import ProvisioningDriver, _Apply
 from acsd.provisioning.plan import Plan, RowAdd
 from acsd.provisioning.profiles import load_profiles
 from acsd.sim.runner import Simulation
-from test_provisioning_vendors import SEED_BODY
+from api_world import SEED_BODY, SEED_REQUEST, build_world, seed_body
 
 SSID5 = "Device.WiFi.SSID.2.SSID"
+# the LAN of the tr181-generic simulated router (192.168.1.1/24)
+LAN = "192.168.1"
 
 
 async def test_one_refused_parameter_leaves_the_others_applied(daemon):
@@ -24,14 +26,14 @@ async def test_one_refused_parameter_leaves_the_others_applied(daemon):
         daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="PF", faults={SSID5: 9007}
     )
     serial = sim.routers[0].serial
-    daemon.apply({**SEED_BODY, "serialNumber": serial})
+    daemon.apply(seed_body(serial, LAN))
     assert (await sim.run_once()).ok == 1
     router = sim.router(serial)
     # One SetParameterValues refused as a whole (9003 naming SSID.2), one without it.
     spv = [r for r in router.stats.rpcs[-1] if r == "SetParameterValues"]
     assert len(spv) == 2
     assert router.tree.get("Device.WiFi.SSID.1.SSID") == "SkyNet"
-    assert router.tree.get("Device.DHCPv4.Server.Pool.1.MinAddress") == "192.168.0.100"
+    assert router.tree.get("Device.DHCPv4.Server.Pool.1.MinAddress") == f"{LAN}.100"
     assert router.tree.get(SSID5) != "Need4Speed"
 
     device = daemon.device_json(serial)
@@ -57,7 +59,7 @@ async def test_retries_back_off_and_stop(daemon_factory):
         daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="PB", faults={SSID5: 9007}
     )
     serial = sim.routers[0].serial
-    daemon.apply({**SEED_BODY, "serialNumber": serial})
+    daemon.apply(seed_body(serial, LAN))
     router = sim.router(serial)
     tried = []
     for _ in range(12):
@@ -79,8 +81,8 @@ async def test_retries_back_off_and_stop(daemon_factory):
 
     # The operator fixes the value: acsd tries it at once, whatever the back-off said.
     router.faults.clear()
-    body = {**SEED_BODY, "serialNumber": serial}
-    body["wifi"] = {**SEED_BODY["wifi"], "ssid5G": "Need4Speed2"}
+    body = seed_body(serial, LAN)
+    body["wifi"]["ssid5G"] = "Need4Speed2"
     daemon.apply(body)
     assert (await sim.run_once()).ok == 1
     assert router.tree.get(SSID5) == "Need4Speed2"
@@ -93,7 +95,7 @@ async def test_a_stored_value_xml_cannot_carry_fails_alone(daemon):
     # (it did, with HTTP 500, every time); the rest is applied and the job shows the value.
     sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="PX")
     serial = sim.routers[0].serial
-    daemon.apply({**SEED_BODY, "serialNumber": serial})
+    daemon.apply(seed_body(serial, LAN))
     with sqlite3.connect(daemon.db) as db:
         db.execute(
             "UPDATE devices SET wifi = json_set(wifi, '$.ssid', ?) WHERE serial_number = ?",
@@ -101,7 +103,7 @@ async def test_a_stored_value_xml_cannot_carry_fails_alone(daemon):
         )
     assert (await sim.run_once()).ok == 1
     router = sim.router(serial)
-    assert router.tree.get("Device.DHCPv4.Server.Pool.1.MinAddress") == "192.168.0.100"
+    assert router.tree.get("Device.DHCPv4.Server.Pool.1.MinAddress") == f"{LAN}.100"
     assert router.tree.get(SSID5) == "Need4Speed"
     assert router.tree.get("Device.WiFi.SSID.1.SSID") != "Sky\x00Net"
     assert daemon.events("cwmp.session_error") == []
@@ -132,11 +134,104 @@ def test_device_apply_rejects_bad_bodies_and_stores_nothing(daemon, tmp_path: Pa
     assert json.loads(daemon.cli("device", "list", "--json").stdout) == []
 
 
+async def test_device_apply_refuses_what_the_api_refuses(daemon, tmp_path: Path):
+    """``acsd device apply`` writes the same records as the API: it refuses references to
+    records that do not exist, a MAC another device has, and a pool outside the LAN the
+    router reported (it pushed such a pool before), and leaves the record as it was."""
+
+    def refused(body: dict, message: str) -> None:
+        path = tmp_path / "refused.json"
+        path.write_text(json.dumps(body))
+        proc = daemon.cli("device", "apply", str(path), check=False)
+        assert proc.returncode == 1, proc.stdout
+        assert proc.stderr.strip() == f"acsd: {path}: {message}"
+
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="PA")
+    serial = sim.routers[0].serial
+    assert (await sim.run_once()).ok == 1  # the router reports its LAN, 192.168.1.1/24
+    before = daemon.device_json(serial)
+    assert before["status"]["lanIp"] == "192.168.1.1"
+
+    refused(
+        {**SEED_REQUEST, "serialNumber": serial},
+        "customer: no customer 12345678901234567890cccc",
+    )
+    body = {**seed_body(serial, LAN), "model": "12345678901234567890AAAA"}
+    refused(body, "model: no network device model 12345678901234567890aaaa")
+    refused(
+        seed_body(serial),
+        "dhcp.ipPoolStart: 192.168.0.100 is not in the router's LAN 192.168.1.0/24",
+    )
+    body = seed_body(serial, LAN)
+    body["dhcp"]["reservedClients"][0]["ip"] = f"{LAN}.1"
+    refused(body, f"dhcp.reservedClients.0.ip: {LAN}.1 is the router's own address")
+    other = daemon.apply({"serialNumber": "PA-OTHER", "macAddress": "02:00:5E:00:00:01"})
+    refused(
+        {**seed_body(serial, LAN), "macAddress": "02005e000001"},
+        f"macAddress: 02005e000001 already belongs to device {other['_id']}",
+    )
+    assert daemon.device_json(serial) == before
+
+    # With the customer and model made through the API, the seed's body as it is, its
+    # pool moved into the router's LAN, is taken.
+    world = build_world(daemon)
+    body = {
+        **seed_body(serial, LAN),
+        "customer": world.customers["own"],
+        "model": world.model,
+        "macAddress": "02:00:5E:00:00:02",
+    }
+    applied = daemon.apply(body)
+    assert applied["state"] == "PROVISIONING"
+    assert (applied["customer"], applied["model"]) == (world.customers["own"], world.model)
+    assert (await sim.run_once()).ok == 1
+    assert sim.router(serial).tree.get("Device.DHCPv4.Server.Pool.1.MinAddress") == f"{LAN}.100"
+
+
+async def test_a_pool_outside_the_lan_the_router_reports_is_not_sent(daemon):
+    """Created before the router ever reported (only the pool's own /16 to check then),
+    the seed's 192.168.0.x pool meets a router whose LAN is 192.168.1.1/24: acsd sends
+    the wifi, no DHCP setting, and the job says why, until the operator mends the pool."""
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="PL")
+    serial = sim.routers[0].serial
+    daemon.apply(seed_body(serial))
+    assert (await sim.run_once()).ok == 1
+    router = sim.router(serial)
+    assert router.tree.get("Device.WiFi.SSID.1.SSID") == "SkyNet"
+    pool = "Device.DHCPv4.Server.Pool.1."
+    assert router.tree.get(pool + "MinAddress") == f"{LAN}.100"  # the factory pool
+    assert not [p for p in router.tree.flat() if p.startswith(pool + "StaticAddress.")]
+    sent = {path for spv in router.stats.spv for path, _value in spv}
+    assert not [p for p in sent if p.startswith("Device.DHCPv4.")]
+
+    device = daemon.device_json(serial)
+    assert device["state"] == "ACTIVE" and device["jobs"] == 0
+    assert device["status"]["provisioned"] is False
+    assert device["job"]["state"] == "FAILED"
+    [fault] = device["job"]["faults"]
+    assert fault["setting"] == "dhcp.ipPoolStart"
+    assert fault["message"] == (
+        "192.168.0.100 is not in the router's LAN 192.168.1.0/24: no DHCP setting sent"
+    )
+    # Not retried: later sessions send nothing and leave the job as it is.
+    assert (await sim.run_once()).ok == 1
+    assert router.stats.rpcs[-1] == ["GetParameterValues"]
+    assert daemon.device_json(serial)["job"] == device["job"]
+
+    mended = seed_body(serial, LAN)
+    mended["dhcp"]["ipPoolStart"] = f"{LAN}.120"
+    daemon.apply(mended)
+    assert (await sim.run_once()).ok == 1
+    assert router.tree.get(pool + "MinAddress") == f"{LAN}.120"
+    device = daemon.device_json(serial)
+    assert device["job"]["state"] == "DONE" and device["status"]["provisioned"] is True
+
+
 def test_drift_check_off_leaves_hand_made_changes(daemon):
     async def run() -> None:
         sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="PD")
         serial = sim.routers[0].serial
-        daemon.apply({**SEED_BODY, "serialNumber": serial, "driftCheck": False})
+        daemon.apply({**seed_body(serial, LAN), "driftCheck": False})
         assert (await sim.run_once()).ok == 1
         router = sim.router(serial)
         router.set_local("Device.WiFi.SSID.1.SSID", "Mine now")

@@ -14,10 +14,7 @@ from pathlib import Path
 import pytest
 
 from acsd.sim.runner import Simulation
-from api_world import SEED_REQUEST
-
-# The seed-000 example body (customer and model are not needed outside the API).
-SEED_BODY = {k: v for k, v in SEED_REQUEST.items() if k != "serialNumber"}
+from api_world import SEED_BODY, seed_body
 
 W = "InternetGatewayDevice.LANDevice.1.WLANConfiguration."
 LH = "InternetGatewayDevice.LANDevice.1.LANHostConfigManagement."
@@ -35,10 +32,11 @@ class Vendor:
     dhcp: dict[str, str]  # path -> value
     table: str
     mac: str  # Chaddr as the router holds it
+    lan: str  # the router's LAN is lan.0/24 (its factory address), and so is the pool
     extra: dict[str, str] | None = None
 
 
-def tr181(tree: str, profile: str, five: int, extra: dict | None = None) -> Vendor:
+def tr181(tree: str, profile: str, five: int, lan: str, extra: dict | None = None) -> Vendor:
     ap = "Device.WiFi.AccessPoint."
     return Vendor(
         tree,
@@ -52,13 +50,14 @@ def tr181(tree: str, profile: str, five: int, extra: dict | None = None) -> Vend
         },
         dhcp={
             POOL + "Enable": "true",
-            POOL + "MinAddress": "192.168.0.100",
-            POOL + "MaxAddress": "192.168.0.200",
+            POOL + "MinAddress": f"{lan}.100",
+            POOL + "MaxAddress": f"{lan}.200",
             POOL + "LeaseTime": "600",
             POOL + "DNSServers": "8.8.8.8",
         },
         table=POOL + "StaticAddress.",
         mac="12:34:56:78:90:13",
+        lan=lan,
         extra=extra,
     )
 
@@ -68,6 +67,7 @@ def tr098(
     profile: str,
     five: int,
     secret: str,
+    lan: str,
     mac: str = "12:34:56:78:90:13",
     extra: dict | None = None,
 ) -> Vendor:
@@ -80,33 +80,41 @@ def tr098(
         security={f"{W}1.BeaconType": "11i", f"{W}{five}.BeaconType": "11i"},
         dhcp={
             LH + "DHCPServerEnable": "true",
-            LH + "MinAddress": "192.168.0.100",
-            LH + "MaxAddress": "192.168.0.200",
+            LH + "MinAddress": f"{lan}.100",
+            LH + "MaxAddress": f"{lan}.200",
             LH + "DHCPLeaseTime": "600",
             LH + "DNSServers": "8.8.8.8",
         },
         table=LH + "DHCPStaticAddress.",
         mac=mac,
+        lan=lan,
         extra=extra,
     )
 
 
 VENDORS = [
-    tr181("tr181-generic", "tr181", 2),
-    tr181("tplink-tr181", "tplink-tr181", 3, {"Device.WiFi.X_TP_BandSteering.Enable": "false"}),
-    tr098("tr098-dsl", "tr098", 2, "KeyPassphrase"),
+    tr181("tr181-generic", "tr181", 2, "192.168.1"),
+    tr181(
+        "tplink-tr181",
+        "tplink-tr181",
+        3,
+        "192.168.0",
+        {"Device.WiFi.X_TP_BandSteering.Enable": "false"},
+    ),
+    tr098("tr098-dsl", "tr098", 2, "KeyPassphrase", "192.168.1"),
     tr098(
         "tplink-tr098",
         "tplink-tr098",
         2,
         "X_TP_PreSharedKey",
+        "192.168.0",
         extra={f"{W}1.X_TP_BandSteering": "false"},
     ),
     # Huawei ONTs take the passphrase in PreSharedKey.1.PreSharedKey.
-    tr098("huawei-hg8245", "huawei", 5, "PreSharedKey.1.PreSharedKey"),
-    tr098("zte-f670l", "zte", 5, "PreSharedKey.1.KeyPassphrase"),
-    tr098("zyxel-vmg8825", "zyxel", 5, "PreSharedKey.1.KeyPassphrase"),
-    tr098("nokia-g240w", "nokia", 5, "PreSharedKey.1.KeyPassphrase", mac="12:34:56:78:90:13"),
+    tr098("huawei-hg8245", "huawei", 5, "PreSharedKey.1.PreSharedKey", "192.168.100"),
+    tr098("zte-f670l", "zte", 5, "PreSharedKey.1.KeyPassphrase", "192.168.1"),
+    tr098("zyxel-vmg8825", "zyxel", 5, "PreSharedKey.1.KeyPassphrase", "192.168.1"),
+    tr098("nokia-g240w", "nokia", 5, "PreSharedKey.1.KeyPassphrase", "192.168.1"),
 ]
 
 
@@ -130,7 +138,7 @@ async def test_vendor_router_ends_with_the_seed_settings_at_its_paths(
 ):
     sim = Simulation(daemon.cwmp_url, [vendor.tree], 1, serial_prefix="PV")
     serial = sim.routers[0].serial
-    created = daemon.apply({**SEED_BODY, "serialNumber": serial})
+    created = daemon.apply(seed_body(serial, vendor.lan))
     assert created["state"] == "PROVISIONING" and created["jobs"] == 1
 
     assert (await sim.run_once()).ok == 1
@@ -150,7 +158,7 @@ async def test_vendor_router_ends_with_the_seed_settings_at_its_paths(
     for path, value in wanted.items():
         assert same(tree[path], value), (path, tree[path], value)
     [(instance, row)] = rows(tree, vendor.table).items()
-    assert row["Chaddr"].lower() == vendor.mac.lower() and row["Yiaddr"] == "192.168.0.10"
+    assert row["Chaddr"].lower() == vendor.mac.lower() and row["Yiaddr"] == f"{vendor.lan}.10"
     assert same(row["Enable"], "true")
 
     device = daemon.device_json(serial)
@@ -171,9 +179,9 @@ async def test_vendor_router_ends_with_the_seed_settings_at_its_paths(
     assert router.tree.get(vendor.ssid[1]) == "Need4Speed"
 
     # Replacing the reservation deletes the old row first: a full table has room then.
-    body = {**SEED_BODY, "serialNumber": serial}
-    other = {"mac": "02:00:5E:00:00:77", "ip": "192.168.0.11"}
-    body["dhcp"] = {**SEED_BODY["dhcp"], "reservedClients": [other]}
+    body = seed_body(serial, vendor.lan)
+    other = {"mac": "02:00:5E:00:00:77", "ip": f"{vendor.lan}.11"}
+    body["dhcp"]["reservedClients"] = [other]
     assert daemon.apply(body)["state"] == "PROVISIONING"
     assert (await sim.run_once()).ok == 1
     rpcs = router.stats.rpcs[-1]
@@ -182,8 +190,8 @@ async def test_vendor_router_ends_with_the_seed_settings_at_its_paths(
     assert row["Chaddr"].lower() == other["mac"].lower() and row["Yiaddr"] == other["ip"]
 
     # Removing the reservation deletes the router's table row.
-    body = {**SEED_BODY, "serialNumber": serial}
-    body["dhcp"] = {**SEED_BODY["dhcp"], "reservedClients": []}
+    body = seed_body(serial, vendor.lan)
+    body["dhcp"]["reservedClients"] = []
     assert daemon.apply(body)["state"] == "PROVISIONING"
     assert (await sim.run_once()).ok == 1
     assert "DeleteObject" in router.stats.rpcs[-1]

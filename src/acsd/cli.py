@@ -375,7 +375,7 @@ async def _apply(path: str, store, view: dict) -> int:
     from pydantic import ValidationError
 
     from acsd.device_view import device_view
-    from acsd.devices import apply_device
+    from acsd.devices import DeviceInputError, apply_device
     from acsd.models import DeviceInput
 
     name = "stdin" if path == "-" else path
@@ -400,7 +400,11 @@ async def _apply(path: str, store, view: dict) -> int:
             message = "unknown field" if error["type"] == "extra_forbidden" else error["msg"]
             print(f"acsd: {name}: {where}: {message}", file=sys.stderr)
         return 1
-    record = await apply_device(store, body)
+    try:
+        record = await apply_device(store, body)
+    except DeviceInputError as exc:
+        print(f"acsd: {name}: {exc.field}: {exc.message}", file=sys.stderr)
+        return 1
     print(json.dumps(device_view(record, **view).to_json(), indent=2))
     return 0
 

@@ -1,8 +1,7 @@
 """Operator writes to device records: create or update from a seed-000 body.
 
 Used by ``acsd device apply`` and the REST API, so both bump revisions and start
-provisioning the same way; the API also checks addresses against the router's LAN
-(:func:`check_lan`), which ``device apply`` (a test and bootstrap tool) does not.
+provisioning the same way, and both refuse what a router would refuse (:func:`check_lan`).
 """
 
 from __future__ import annotations
@@ -111,11 +110,26 @@ def keep_reservation_ids(new: dict[str, Any] | None, old: dict[str, Any] | None)
 
 async def apply_device(store: Store, body: DeviceInput) -> DeviceRecord:
     """Create the record, or update the one with the same serial number. A change to what
-    the router should hold bumps the revision and puts the device in PROVISIONING."""
+    the router should hold bumps the revision and puts the device in PROVISIONING.
+
+    Raises :class:`DeviceInputError` for what the API refuses too: a customer or model
+    that does not exist, a MAC address another device has, a DHCP pool or reservation
+    outside the LAN the router reported."""
     data = body.model_dump(exclude_none=True)
     wifi = data.get("wifi")
     dhcp = data.get("dhcp")
+    if body.customer and await store.get_customer(body.customer) is None:
+        raise DeviceInputError("customer", f"no customer {body.customer}")
+    if body.model and await store.get_model(body.model) is None:
+        raise DeviceInputError("model", f"no network device model {body.model}")
     record = await store.find_device_for_cpe(body.serialNumber)
+    if body.macAddress:
+        other = await store.find_device_by_mac(body.macAddress)
+        if other is not None and (record is None or other.id != record.id):
+            raise DeviceInputError(
+                "macAddress", f"{body.macAddress} already belongs to device {other.id}"
+            )
+    check_lan(record.status if record else {}, dhcp)
     if record is None:
         record = DeviceRecord(id="", serial_number=body.serialNumber)
         changed = bool(wifi or dhcp)

@@ -25,13 +25,14 @@ from __future__ import annotations
 import copy
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from acsd import clock
 from acsd.cwmp import rpc
 from acsd.cwmp.session import CwmpSession, RetryLater
 from acsd.cwmp.soap import sendable
+from acsd.devices import DeviceInputError, check_lan
 from acsd.log import get_logger
 from acsd.provisioning.absent import AbsentHints, Kind, kind_of
 from acsd.provisioning.apn import add_apn_name, record_apn_session, sim_numbers, sim_report
@@ -46,7 +47,14 @@ from acsd.provisioning.jobs import (
 )
 from acsd.provisioning.plan import Change, Plan, mac_key, plan_changes, row_changes
 from acsd.provisioning.profiles import Profile, ProfileSet, detect_root
-from acsd.provisioning.status import Extraction, ReadPlan, fetch_names, read_plan, untyped
+from acsd.provisioning.status import (
+    Extraction,
+    ReadPlan,
+    extract_status,
+    fetch_names,
+    read_plan,
+    untyped,
+)
 from acsd.store.base import (
     RETRY_UNAVAILABLE,
     VERSION_CHARS,
@@ -544,9 +552,21 @@ class ProvisioningDriver:
     def _plan(self) -> _Apply:
         assert self.profile is not None
         flat = self._flat()
+        desired = self.desired
+        outside = self._outside_lan(flat)
+        if outside is not None:
+            # A pool or reservation outside the LAN the router reports now (the record
+            # was written before it reported, or its LAN changed since): the router would
+            # refuse it or, worse, hand out addresses its LAN cannot route. Nothing of the
+            # DHCP settings is sent, and the job says why.
+            desired = replace(
+                desired,
+                settings={k: v for k, v in desired.settings.items() if not k.startswith("dhcp.")},
+                tables={k: v for k, v in desired.tables.items() if not k.startswith("dhcp.")},
+            )
         plan = plan_changes(
             self.profile,
-            self.desired,
+            desired,
             flat,
             absent=self.fetch.absent | self._not_below_reads(flat),
             memory=self.memory,
@@ -554,6 +574,14 @@ class ProvisioningDriver:
             now=clock.now(),
             max_attempts=self.settings.retry.max_attempts,
         )
+        if outside is not None:
+            plan.refused.append(
+                {
+                    "setting": outside.field,
+                    "message": f"{outside.message}: no DHCP setting sent",
+                    "attempts": 0,
+                }
+            )
         apply = _Apply(
             plan=plan, adds=list(plan.adds), changes=list(plan.changes), deletes=list(plan.deletes)
         )
@@ -574,6 +602,22 @@ class ProvisioningDriver:
                 and self.memory.get("appliedRevision") == self.record.revision,
             )
         return apply
+
+    def _outside_lan(self, flat: dict[str, str]) -> DeviceInputError | None:
+        """What of the operator's DHCP settings lies outside the LAN the CPE reported in
+        this session, or None (also when it reported no LAN: nothing to hold it against)."""
+        assert self.profile is not None
+        dhcp = self.record.dhcp if self.record else None
+        if not dhcp or not any(k.startswith("dhcp.") for k in self.desired.settings):
+            return None
+        status = extract_status(self.profile, flat)
+        if "lanIp" not in status:
+            return None
+        try:
+            check_lan(status, dhcp)
+        except DeviceInputError as exc:
+            return exc
+        return None
 
     def _not_below_reads(self, flat: dict[str, Any]) -> set[str]:
         """Setting paths under an object read whole this session that the CPE did not

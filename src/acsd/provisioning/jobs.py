@@ -93,7 +93,7 @@ def close_job(
     now: float,
 ) -> tuple[str, int]:
     """Settle the job after a session that planned; returns (device state, jobs)."""
-    faults = []
+    faults = list(plan.refused)  # final: only a change of the record or the CPE helps
     exhausted = True
     for entry in plan.failed + plan.waiting:
         faults.append(entry)

@@ -55,6 +55,9 @@ class Plan:
     #: faulted parameters held back by their back-off, or given up on
     waiting: list[dict[str, Any]] = field(default_factory=list)
     failed: list[dict[str, Any]] = field(default_factory=list)
+    #: settings not sent because the CPE would refuse them (a DHCP pool outside the LAN
+    #: it reports): faults of the job until the operator or the CPE changes, never retried
+    refused: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
