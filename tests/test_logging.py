@@ -15,8 +15,8 @@ import structlog
 
 from acsd import log as acsd_log
 from acsd.sim.runner import Simulation
+from api_world import seed_body
 from conftest import wait_for
-from api_world import SEED_BODY
 from wire import Wire, envelope, inform_body
 
 
@@ -131,7 +131,7 @@ async def test_session_lines_carry_the_session_and_no_password_is_ever_logged(
     # The daemon of conftest logs JSON at debug level.
     sim = Simulation(daemon.cwmp_url, ["huawei-hg8245"], 1, serial_prefix="LOG")
     serial = sim.routers[0].serial
-    body = {**SEED_BODY, "serialNumber": serial}
+    body = seed_body(serial, "192.168.100")  # the simulated Huawei's LAN
     daemon.apply(body)
     for _ in range(2):
         assert (await sim.run_once()).ok == 1

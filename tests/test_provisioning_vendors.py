@@ -203,7 +203,7 @@ async def test_vendor_router_ends_with_the_seed_settings_at_its_paths(
 async def test_a_lease_time_that_needs_a_reboot_reboots_once(daemon, tmp_path: Path):
     sim = Simulation(daemon.cwmp_url, ["zyxel-vmg8825"], 1, serial_prefix="PZ")
     serial = sim.routers[0].serial
-    daemon.apply({**SEED_BODY, "serialNumber": serial})
+    daemon.apply(seed_body(serial, "192.168.1"))
     assert (await sim.run_once()).ok == 1
     router = sim.router(serial)
     assert router.stats.rpcs[-1][-1] == "Reboot"
@@ -215,7 +215,7 @@ async def test_a_lease_time_that_needs_a_reboot_reboots_once(daemon, tmp_path: P
 async def test_factory_reset_router_gets_everything_again(daemon, tmp_path: Path):
     first = Simulation(daemon.cwmp_url, ["huawei-hg8245"], 1, serial_prefix="PR")
     serial = first.routers[0].serial
-    daemon.apply({**SEED_BODY, "serialNumber": serial})
+    daemon.apply(seed_body(serial, "192.168.100"))
     assert (await first.run_once()).ok == 1
     # The same router after a factory reset: factory tree, 0 BOOTSTRAP.
     again = Simulation(daemon.cwmp_url, ["huawei-hg8245"], 1, serial_prefix="PR")
