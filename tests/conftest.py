@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from acsd.cwmp.crguard import DEFAULT_DENY
+
 REPO = Path(__file__).resolve().parents[1]
 DATAMODELS = REPO.parent / "shared" / "datamodels"
 
@@ -76,10 +78,20 @@ class Daemon:
         return self.proc.wait(timeout=timeout)
 
 
+DENY_BUT_LOOPBACK = [n for n in DEFAULT_DENY if n not in ("127.0.0.0/8", "::1/128")]
+
+
 def write_config(tmp_path: Path, **sections: dict) -> Path:
     # A loaded 2-core CI can stall a daemon for a moment; tests that are not about
     # admission by load must not get a 503 for it (test_loop_lag.py tests the default).
-    cwmp = {"listen": "127.0.0.1:0", "max_loop_lag": 2.0, **sections.pop("cwmp", {})}
+    # The simulated routers' Connection Request servers listen on loopback, which acsd
+    # refuses by default (test_connection_request_guard.py tests the default).
+    cwmp = {
+        "listen": "127.0.0.1:0",
+        "max_loop_lag": 2.0,
+        "connection_request_deny": DENY_BUT_LOOPBACK,
+        **sections.pop("cwmp", {}),
+    }
     api = {"listen": "127.0.0.1:0", **sections.pop("api", {})}
     store = {"url": f"sqlite:///{tmp_path / 'acsd.db'}", **sections.pop("store", {})}
     log = {"format": "json", "level": "debug", **sections.pop("log", {})}

@@ -5,6 +5,7 @@ Every key and its default is in ``config.example.toml``; a test keeps the two in
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Iterator
@@ -22,6 +23,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from acsd.cwmp.crguard import DEFAULT_DENY
 
 #: serialization context under which secrets are written out (only for the copy of the
 #: configuration a supervisor hands its workers, in a directory only it can read)
@@ -205,8 +208,29 @@ class CwmpConfig(_Listener):
     retry_after: int = Field(60, ge=1)
     hold_requests: bool = False
     trust_forwarded: bool = False
+    #: networks (CIDR) acsd never sends a Connection Request to, whatever URL a CPE
+    #: reports: by default loopback, link-local (cloud metadata), multicast, reserved
+    connection_request_deny: list[str] = Field(default_factory=lambda: list(DEFAULT_DENY))
     auth: CwmpAuthConfig = Field(default_factory=CwmpAuthConfig)
     tls: CwmpTlsConfig = Field(default_factory=CwmpTlsConfig)
+
+    @field_validator("connection_request_deny", mode="before")
+    @classmethod
+    def _split_networks(cls, value: Any) -> Any:
+        if isinstance(value, str):  # from the environment: "127.0.0.0/8, 169.254.0.0/16"
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("connection_request_deny")
+    @classmethod
+    def _check_networks(cls, value: list[str]) -> list[str]:
+        out = []
+        for item in value:
+            try:
+                out.append(str(ipaddress.ip_network(item)))
+            except ValueError as exc:  # "192.0.2.1/24 has host bits set", "not a network"
+                raise ValueError(f"{item!r}: {exc}") from None
+        return out
 
 
 class ApiConfig(_Listener):

@@ -156,7 +156,7 @@ async def serve(
         shutdown_timeout=HANDLER_GRACE,
     )
     metrics.watch_cwmp(cwmp)
-    requester = ConnectionRequester()
+    requester = ConnectionRequester(deny=config.cwmp.connection_request_deny)
     metrics.watch_requester(requester)
     await requester.start()
     api_context = ApiContext(

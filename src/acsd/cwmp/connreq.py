@@ -13,12 +13,15 @@ seconds, so a burst of API writes cannot hammer a CPE.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import aiohttp
 
+from acsd.cwmp.crguard import DeniedAddress, GuardedResolver, Network, denied_by
 from acsd.log import get_logger
 
 log = get_logger("acsd.connreq")
@@ -38,8 +41,10 @@ async def connection_request(
     password: str | None,
     *,
     timeout: float = 5.0,
+    deny: Sequence[Network] = (),
 ) -> CrResult:
-    """One Connection Request; never raises for network trouble."""
+    """One Connection Request; never raises for network trouble. ``deny``: networks it is
+    never sent to; a host name is checked by the session's resolver (GuardedResolver)."""
     try:
         parts = urlsplit(url)
         host = parts.hostname
@@ -49,6 +54,12 @@ async def connection_request(
     # TR-069 allows only plain HTTP here; anything else is a CPE misreport.
     if parts.scheme != "http" or not host:
         return CrResult(False, reason=f"not an http URL: {url[:200]!r}")
+    try:
+        network = denied_by(host, deny)
+    except ValueError:
+        network = None  # a host name: resolved, and checked, by the session's resolver
+    if network is not None:
+        return CrResult(False, reason=f"{host} is in {network} (cwmp.connection_request_deny)")
     middlewares = (aiohttp.DigestAuthMiddleware(username, password or ""),) if username else ()
     try:
         async with session.get(
@@ -62,6 +73,10 @@ async def connection_request(
                 return CrResult(True, response.status)
             reason = "CPE busy or rate-limiting" if response.status == 503 else "refused"
             return CrResult(False, response.status, reason)
+    except aiohttp.ClientConnectorError as exc:
+        if isinstance(exc.os_error, DeniedAddress):
+            return CrResult(False, reason=exc.os_error.strerror)
+        return CrResult(False, reason=f"unreachable: {exc.__class__.__name__}: {exc}")
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         return CrResult(False, reason=f"unreachable: {exc.__class__.__name__}: {exc}")
     except ValueError as exc:  # yarl's view of a URL urlsplit took
@@ -71,9 +86,16 @@ async def connection_request(
 class ConnectionRequester:
     """Owns the HTTP client; :meth:`poke` schedules a request in the background."""
 
-    def __init__(self, *, timeout: float = 5.0, min_interval: float = 10.0) -> None:
+    def __init__(
+        self,
+        *,
+        timeout: float = 5.0,
+        min_interval: float = 10.0,
+        deny: Sequence[str] = (),
+    ) -> None:
         self.timeout = timeout
         self.min_interval = min_interval
+        self.deny: tuple[Network, ...] = tuple(ipaddress.ip_network(n) for n in deny)
         self._session: aiohttp.ClientSession | None = None
         self._busy: set[str] = set()
         self._last: dict[str, float] = {}
@@ -82,7 +104,10 @@ class ConnectionRequester:
 
     async def start(self) -> None:
         if self._session is None:
-            self._session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+            self._session = aiohttp.ClientSession(
+                cookie_jar=aiohttp.DummyCookieJar(),
+                connector=aiohttp.TCPConnector(resolver=GuardedResolver(self.deny)),
+            )
 
     async def close(self) -> None:
         for task in list(self._tasks):
@@ -117,7 +142,7 @@ class ConnectionRequester:
         self.stats["sent"] += 1
         try:
             result = await connection_request(
-                self._session, url, username, password, timeout=self.timeout
+                self._session, url, username, password, timeout=self.timeout, deny=self.deny
             )
         finally:
             self._busy.discard(device_id)

@@ -1,0 +1,67 @@
+"""Which addresses acsd sends Connection Requests to.
+
+A ConnectionRequestURL is whatever a CPE reported: a misconfigured or hostile one can
+name the ACS host itself or its cloud's metadata service (169.254.169.254), and acsd would
+send it HTTP requests with Digest credentials. Requests to the networks listed in
+``cwmp.connection_request_deny`` are not sent, whether the URL names the address or a host
+name that resolves to it (checked after resolving, so a name cannot point elsewhere later).
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import socket
+from collections.abc import Sequence
+
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+#: loopback, "this network", link-local (cloud metadata services), multicast, reserved
+#: and broadcast, and their IPv6 counterparts: no router is ever reached there
+DEFAULT_DENY = (
+    "127.0.0.0/8", "0.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "240.0.0.0/4",
+    "::1/128", "::/128", "fe80::/10", "ff00::/8",
+)  # fmt: skip
+
+
+def denied_by(address: str, deny: Sequence[Network]) -> Network | None:
+    """The listed network ``address`` is in (an IPv4-mapped IPv6 address counts as its
+    IPv4 address), or None."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    for network in deny:
+        if ip.version == network.version and ip in network:
+            return network
+    return None
+
+
+class DeniedAddress(OSError):
+    """Every address of a Connection Request's host is in a denied network."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(errno.EACCES, message)  # strerror: what aiohttp's error shows
+
+
+class GuardedResolver(AbstractResolver):
+    """The default resolver, with the addresses in denied networks left out."""
+
+    def __init__(self, deny: Sequence[Network]) -> None:
+        self._deny = tuple(deny)
+        self._inner = DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        found = await self._inner.resolve(host, port, family)
+        kept = [r for r in found if denied_by(r["host"], self._deny) is None]
+        if not kept:
+            first = found[0]["host"] if found else "nothing"
+            raise DeniedAddress(f"{host} resolves to {first}, in cwmp.connection_request_deny")
+        return kept
+
+    async def close(self) -> None:
+        await self._inner.close()

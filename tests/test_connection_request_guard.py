@@ -1,0 +1,88 @@
+"""Connection Requests go only where a router may be: a ConnectionRequestURL naming the
+ACS host (loopback), its cloud's metadata service (link-local) and the like is not
+contacted, whether the URL holds the address or a name that resolves to it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+
+from acsd.config import load_config
+from acsd.cwmp.connreq import ConnectionRequester
+from acsd.cwmp.crguard import DEFAULT_DENY
+from conftest import run_cli
+
+
+@pytest.fixture
+async def cpe() -> AsyncIterator[tuple[int, list[str]]]:
+    """A Connection Request endpoint on 127.0.0.1: its port and the requests it got."""
+    hits: list[str] = []
+
+    async def answer(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", answer)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield port, hits
+    finally:
+        await runner.cleanup()
+
+
+async def _poke(deny: list[str], url: str):
+    requester = ConnectionRequester(deny=deny, min_interval=0)
+    await requester.start()
+    try:
+        task = requester.poke("dev1", url, "cr-user", "cr-secret")
+        assert task is not None
+        return await task
+    finally:
+        await requester.close()
+
+
+async def test_loopback_is_refused_by_default_and_never_contacted(cpe) -> None:
+    port, hits = cpe
+    for url in (
+        f"http://127.0.0.1:{port}/cr",
+        f"http://[::ffff:127.0.0.1]:{port}/cr",  # the same address, IPv4-mapped
+    ):
+        result = await _poke(list(DEFAULT_DENY), url)
+        assert not result.ok
+        assert "is in 127.0.0.0/8 (cwmp.connection_request_deny)" in result.reason, url
+    # A name is checked once resolved: "localhost" is 127.0.0.1 or ::1, both refused.
+    result = await _poke(list(DEFAULT_DENY), f"http://localhost:{port}/cr")
+    assert not result.ok and "cwmp.connection_request_deny" in result.reason
+    assert hits == []
+
+
+async def test_a_network_taken_off_the_list_is_reached(cpe) -> None:
+    port, hits = cpe
+    allowed = [n for n in DEFAULT_DENY if n not in ("127.0.0.0/8", "::1/128")]
+    result = await _poke(allowed, f"http://127.0.0.1:{port}/cr")
+    assert result.ok and result.status == 204
+    result = await _poke(allowed, f"http://localhost:{port}/cr2")
+    assert result.ok
+    assert hits == ["/cr", "/cr2"]
+
+
+def test_the_list_is_configurable_and_checked(tmp_path) -> None:
+    assert load_config(None, environ={}).cwmp.connection_request_deny == list(DEFAULT_DENY)
+    env = {"ACSD_CWMP_CONNECTION_REQUEST_DENY": "10.0.0.0/8, 2001:db8::/32"}
+    assert load_config(None, environ=env).cwmp.connection_request_deny == [
+        "10.0.0.0/8",
+        "2001:db8::/32",
+    ]
+    path = tmp_path / "bad.toml"
+    path.write_text('[cwmp]\nconnection_request_deny = ["192.0.2.1/24"]\n')
+    proc = run_cli("config", "check", "--config", str(path))
+    assert proc.returncode == 2
+    assert "cwmp.connection_request_deny" in proc.stderr
+    assert "192.0.2.1/24 has host bits set" in proc.stderr
