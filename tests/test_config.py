@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import tomllib
 
 from acsd.config import Config, load_config
-from conftest import REPO, run_cli
+from conftest import REPO, acsd_cmd, run_cli
 
 
 def _flatten(data: dict, prefix: str = "") -> dict:
@@ -68,3 +70,22 @@ def test_bad_values_name_the_key(tmp_path):
 def test_missing_config_file_is_reported(tmp_path):
     proc = run_cli("serve", "--config", str(tmp_path / "nope.toml"))
     assert proc.returncode == 2 and "file not found" in proc.stderr
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path):
+    # `acsd config check | head -1`: the pipe's reader is gone before acsd writes.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run(
+            acsd_cmd("config", "check"),
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
