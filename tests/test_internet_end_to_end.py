@@ -182,11 +182,23 @@ async def test_confirmed_accounts_give_the_routers_their_static_wan(world, modul
     assert "unsupported by profile zyxel" in reasons["wan.failover.enable"]
 
     # ZTE (PPPoE only, no second LAN interface): what it lacks is listed, the router is
-    # still ACTIVE, and nothing was sent that it would refuse.
+    # still ACTIVE, and nothing was sent that it would refuse. Nor half of the static line:
+    # its default route stays on the PPP connection (it was once switched to the
+    # WANIPConnection.1 the router lacks, which cuts a real router off).
+    zte = routers["zte-f670l"]
     reasons = unsupported(shown["zte-f670l"])
-    assert "not on this CPE" in reasons["wan.static.ip"]
+    static = {k: v for k, v in reasons.items() if k.startswith("wan.static.")}
+    assert set(static) == {"wan.static.enable", "wan.static.ip", "wan.static.mask",
+                           "wan.static.gateway"}  # fmt: skip
+    for reason in static.values():
+        assert "WANIPConnection.1" in reason and "not on this CPE" in reason, reason
+        assert reason.endswith("no wan.static.* setting sent"), reason
     assert "not on this CPE" in reasons["lan.extra.ip"]
-    assert [f for f in routers["zte-f670l"].stats.faults if f.method != "GetParameterValues"] == []
+    default = zte.tree.flat()["InternetGatewayDevice.Layer3Forwarding.DefaultConnectionService"]
+    assert default == WCD + "WANPPPConnection.1"
+    sent = {path for spv in zte.stats.spv for path, _value in spv}
+    assert {p for p in sent if not p.startswith("InternetGatewayDevice.ManagementServer.")} == set()
+    assert [f for f in zte.stats.faults if f.method != "GetParameterValues"] == []
 
 
 async def test_a_future_start_date_waits_for_its_day(world, module_daemon):

@@ -111,6 +111,36 @@ def same_value(type_: str, current: str, wanted: str) -> bool:
     return current.replace(" ", "") == wanted.replace(" ", "")
 
 
+#: abstract settings that only work together: a static WAN address without the default
+#: route that goes with it, or put on an interface the route does not use (the cellular
+#: one, on a mobile router), cuts the router off. When the CPE lacks a parameter of such a
+#: group, nothing of the group is sent.
+ALL_OR_NOTHING = ("wan.static.", "lan.extra.")
+
+
+def _group_of(key: str) -> str | None:
+    return next((g for g in ALL_OR_NOTHING if key.startswith(g)), None)
+
+
+def _incomplete_groups(profile: Profile, desired: Desired, absent: set[str]) -> dict[str, str]:
+    """Group -> what of it this CPE cannot take (a parameter it lacks, or a setting its
+    profile does not map), for the groups of ALL_OR_NOTHING the operator asks something of."""
+    out: dict[str, str] = {}
+    for key, value in desired.settings.items():
+        group = _group_of(key)
+        if group is None or group in out or value is False:
+            continue  # "off" needs nothing the CPE lacks
+        targets = profile.settings.get(key)
+        if not targets:
+            out[group] = f"{key} is unsupported by profile {profile.name}"
+            continue
+        for target in targets:
+            if target.path in absent and wire_value(target, value) is not None:
+                out[group] = f"{target.path} is not on this CPE"
+                break
+    return out
+
+
 def plan_changes(
     profile: Profile,
     desired: Desired,
@@ -129,7 +159,15 @@ def plan_changes(
     secrets: Mapping[str, str] = memory.get("secrets", {})
     faults: Mapping[str, Any] = memory.get("faults", {})
 
+    incomplete = _incomplete_groups(profile, desired, absent)
     for key, value in desired.settings.items():
+        group = _group_of(key)
+        if group in incomplete:
+            if value is not False:
+                plan.unsupported.append(
+                    {"setting": key, "reason": f"{incomplete[group]}: no {group}* setting sent"}
+                )
+            continue
         targets = profile.settings.get(key)
         if not targets:
             if key not in desired.implied:
