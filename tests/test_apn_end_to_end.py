@@ -33,8 +33,8 @@ async def test_a_router_with_the_devices_sim_shows_it_connected_with_mcc_mnc(dae
     admin = Api(daemon.api_url, token(daemon, "ADMIN"))
     api, xml = ApnApi(admin, "json"), ApnApi(admin, "xml")
     sim, card = mobile_router(daemon, "APNA")
-    # The SIM's IMSI as the CLI and its ICCID as the SIMNumber; a second account knows the
-    # same SIM by its number only (MSISDN form of the CLI).
+    # The SIM's IMSI as the CLI and its ICCID as the SIMNumber; a second account claims
+    # the same SIM by its number only (MSISDN form of the CLI).
     by_imsi = apns_path("OPERATOR-A", "fleet")
     created = api.post(by_imsi, {"CLI": card["imsi"], "SIMNumber": card["iccid"], "Hints": HINTS})
     assert created.status == 202, created.wrapper
@@ -44,9 +44,25 @@ async def test_a_router_with_the_devices_sim_shows_it_connected_with_mcc_mnc(dae
     assert api.post(by_msisdn, {"CLI": msisdn_cli, "Hints": HINTS}).status == 202
     put = api.put(network_path("OPERATOR-A", "fleet"), {"APN": "iot.acsd-test.example"})
     assert put.status == 200, put.wrapper
-    before = api.get(apns_path("OPERATOR-A", "fleet", device_id)).data
-    assert before["NetworkStatus"] == 0 and before["LastSync"] is None
+    put = api.put(network_path("OPERATOR-B", "m2m"), {"APN": "other.acsd-test.example"})
+    assert put.status == 200, put.wrapper
 
+    # A SIM two API accounts claim is neither steered nor reported by acsd: one account
+    # must not set the APN of another's router, nor read its IMEI and router id.
+    for _ in range(2):
+        assert (await sim.run_once()).ok == 1
+    assert sim.routers[0].tree.get("Device.Cellular.AccessPoint.1.APN") == "internet"
+    for device in (
+        api.get(apns_path("OPERATOR-A", "fleet", device_id)).data,
+        api.get(apns_path("OPERATOR-B", "m2m", msisdn_cli)).data,
+    ):
+        assert device["NetworkStatus"] == 0 and device["LastSync"] is None
+        assert device["IMEI"] is None and device["Status"] == 0
+    warnings = daemon.events("apn.sim_in_several_accounts")
+    assert warnings and warnings[-1]["accounts"] == ["OPERATOR-A", "OPERATOR-B"]
+
+    # Once the other account's claim is gone, the router is the first account's.
+    assert api.delete(apns_path("OPERATOR-B", "m2m", msisdn_cli)).status == 202
     assert (await sim.run_once()).ok == 1
     router_id = daemon.device_json(card["serial"])["_id"]
     got = api.get(apns_path("OPERATOR-A", "fleet", device_id))
@@ -61,22 +77,10 @@ async def test_a_router_with_the_devices_sim_shows_it_connected_with_mcc_mnc(dae
     as_xml = xml.get(apns_path("OPERATOR-A", "fleet", device_id)).data
     assert as_xml["NetworkStatus"] == "connected" and as_xml["Status"] == "active"
     assert as_xml["LastConnected_MCC"] == "001" and as_xml["LastConnected_MNC"] == "01"
-    other = api.get(apns_path("OPERATOR-B", "m2m", msisdn_cli)).data
-    assert other["NetworkStatus"] == 1 and other["LastConnected_MCC"] == "001"
-
-    # The session after the one that reported the SIM puts the network's APN on the router.
-    assert sim.routers[0].tree.get("Device.Cellular.AccessPoint.1.APN") == "internet"
-    assert (await sim.run_once()).ok == 1
+    # The removed device is no longer matched to the router.
+    assert api.get(apns_path("OPERATOR-B", "m2m", msisdn_cli)).data["LastSync"] is None
+    # This session put the network's APN on the router (its SIM was known from before).
     assert sim.routers[0].tree.get("Device.Cellular.AccessPoint.1.APN") == "iot.acsd-test.example"
-    # The other network has no APN name: nothing of it reaches the router.
-    assert api.get(network_path("OPERATOR-B", "m2m")).data["APN"] is None
-
-    # A removed device is no longer matched to the router.
-    assert api.delete(apns_path("OPERATOR-B", "m2m", msisdn_cli)).status == 202
-    last_sync = api.get(apns_path("OPERATOR-B", "m2m", msisdn_cli)).data["LastSync"]
-    assert (await sim.run_once()).ok == 1
-    assert api.get(apns_path("OPERATOR-B", "m2m", msisdn_cli)).data["LastSync"] == last_sync
-    assert api.get(apns_path("OPERATOR-A", "fleet", device_id)).data["LastSync"] > last_sync
 
 
 async def test_the_imei_lock_records_the_modem_then_refuses_a_swapped_one(daemon):
@@ -87,6 +91,9 @@ async def test_the_imei_lock_records_the_modem_then_refuses_a_swapped_one(daemon
     body = {"CLI": card["imsi"], "SIMNumber": card["iccid"], "LockIMEI": True, "Hints": HINTS}
     device_id = api.post(path, body).wrapper["Meta"]["Id"]
     one = apns_path("OPERATOR-L", "locked", device_id)
+    put = api.put(network_path("OPERATOR-L", "locked"), {"APN": "lock.acsd-test.example"})
+    assert put.status == 200, put.wrapper
+    apn = "Device.Cellular.AccessPoint.1.APN"
 
     def audit(action: str) -> list[dict]:
         items = admin.get("/audit").body["items"]
@@ -119,10 +126,20 @@ async def test_the_imei_lock_records_the_modem_then_refuses_a_swapped_one(daemon
     assert refused["tokenName"] == "cwmp session"
     assert daemon.events("apn.imei_refused")
 
+    # The refused modem gets nothing from acsd: not the network's APN.
+    assert sim.routers[0].tree.get(apn) == "internet"
+
     # Still the wrong modem: still refused, said once.
     assert (await sim.run_once()).ok == 1
     assert api.get(one).data["NetworkStatus"] == 0
     assert len(audit("apn.device.refused")) == 1
+
+    # A modem that reports no IMEI cannot show it is the locked one: refused as well.
+    sim.routers[0].set_local(CELL + "IMEI", "")
+    assert (await sim.run_once()).ok == 1
+    got = api.get(one)
+    assert got.data["Status"] == 2 and got.wrapper["Meta"]["RefusedIMEI"] == "none reported"
+    assert sim.routers[0].tree.get(apn) == "internet"
 
     # The right modem again: connected, nothing refused any more.
     sim.routers[0].set_local(CELL + "IMEI", card["imei"])
@@ -131,6 +148,7 @@ async def test_the_imei_lock_records_the_modem_then_refuses_a_swapped_one(daemon
     assert got.data["NetworkStatus"] == 1 and got.data["Status"] == 1
     assert got.data["IMEI"] == card["imei"]
     assert "RefusedIMEI" not in got.wrapper["Meta"]
+    assert sim.routers[0].tree.get(apn) == "lock.acsd-test.example"
 
 
 async def test_a_record_from_before_sim_numbers_were_kept_still_gets_its_apn(daemon):
@@ -180,3 +198,18 @@ async def test_without_drift_checks_a_stored_apn_that_differs_is_set_and_then_le
     # The stored tree now holds the APN that was set: the next session leaves it alone.
     assert (await sim.run_once()).ok == 1
     assert "SetParameterValues" not in router.stats.rpcs[2]
+
+
+async def test_a_disabled_apn_device_gets_no_apn(daemon):
+    admin = Api(daemon.api_url, token(daemon, "ADMIN"))
+    api = ApnApi(admin, "json")
+    sim, card = mobile_router(daemon, "APND")
+    path = apns_path("OPERATOR-D", "off")
+    body = {"CLI": card["imsi"], "Enabled": False, "Hints": HINTS}
+    device_id = api.post(path, body).wrapper["Meta"]["Id"]
+    put = api.put(network_path("OPERATOR-D", "off"), {"APN": "off.acsd-test.example"})
+    assert put.status == 200, put.wrapper
+    for _ in range(2):
+        assert (await sim.run_once()).ok == 1
+    assert sim.routers[0].tree.get("Device.Cellular.AccessPoint.1.APN") == "internet"
+    assert api.get(apns_path("OPERATOR-D", "off", device_id)).data["Enabled"] is False

@@ -138,6 +138,28 @@ def _int(value: Any) -> int | None:
         return None
 
 
+#: Meta.RefusedIMEI of a locked SIM in a modem that reported no IMEI at all
+NO_IMEI = "none reported"
+
+
+def _one_account(devices: list[ApnDeviceRecord], serial: str) -> list[ApnDeviceRecord]:
+    """The live APN devices of a router's SIM, or none when they belong to several API
+    accounts: one account could register a number of another's SIM (by IMSI where the
+    other used the MSISDN) and so steer that router's APN and read its IMEI. Nothing is
+    pushed or recorded until an operator settles whose SIM it is."""
+    accounts = {device.account for device in devices}
+    if len(accounts) > 1:
+        log.warning("apn.sim_in_several_accounts", serial=serial, accounts=sorted(accounts))
+        return []
+    return devices
+
+
+def locked_out(device: ApnDeviceRecord, imei: str | None) -> bool:
+    """The SIM is locked to another modem than the one it is in (a modem that reports no
+    IMEI cannot prove it is the locked one)."""
+    return bool(device.lock_imei and device.imei and imei != device.imei)
+
+
 def _ranked(devices: list[ApnDeviceRecord], keys: Mapping[str, str | None]) -> list[Any]:
     """IMSI matches first (the SIM itself), then ICCID (the card), then MSISDN (a number
     that can be ported to another SIM)."""
@@ -190,11 +212,17 @@ async def add_apn_name(
     if not any(keys.values()):
         return False
     name = None
+    imei = digits(ident.get("imei"))
     try:
-        for device in _ranked(await store.find_apn_devices_for_sim(**keys), keys):
+        found = _one_account(await store.find_apn_devices_for_sim(**keys), record.serial_number)
+        for device in _ranked(found, keys):
+            if not device.enabled or (imei is not None and locked_out(device, imei)):
+                continue  # disabled, or refused in this modem: it gets no APN from acsd
             network = await store.get_apn_network(device.account, device.network)
             if network is not None and network.apn:
                 name = network.apn
+                if device.lock_imei and device.imei:
+                    desired.apn_imei = device.imei
                 break
     except Exception:
         log.exception("apn.lookup_failed", serial=record.serial_number)
@@ -233,7 +261,8 @@ async def record_apn_session(store: Store, report: SimReport) -> None:
     if not any(report.keys.values()):
         return
     try:
-        for device in await store.find_apn_devices_for_sim(**report.keys):
+        found = await store.find_apn_devices_for_sim(**report.keys)
+        for device in _one_account(found, report.serial):
             updated = await store.update_apn_device(device.id, partial(apply_session, report))
             if updated is not None and updated.status == REFUSED:
                 log.warning(
@@ -254,19 +283,20 @@ def apply_session(
     store runs it inside its write transaction, perhaps more than once)."""
     new = replace(device, last_sync=report.at, router=report.router)
     imei = report.imei
-    if device.lock_imei and device.imei and imei and imei != device.imei:
+    if locked_out(device, imei):
         new.network_status = DISCONNECTED
         new.status = REFUSED
-        if device.refused_imei == imei:
+        refused = imei or NO_IMEI
+        if device.refused_imei == refused:
             return new, None  # refused before: said so then
-        new.refused_imei = imei
+        new.refused_imei = refused
         new.version += 1
         return new, _audit(
             report,
             device,
             "apn.device.refused",
             before={"IMEI": device.imei, "NetworkStatus": device.network_status},
-            after={"IMEI": device.imei, "RefusedIMEI": imei, "NetworkStatus": DISCONNECTED},
+            after={"IMEI": device.imei, "RefusedIMEI": refused, "NetworkStatus": DISCONNECTED},
         )
     audit = None
     if device.lock_imei and not device.imei and imei:

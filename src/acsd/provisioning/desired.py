@@ -29,6 +29,9 @@ class Desired:
     #: settings only band steering asks for, on a band the operator said nothing of: on a
     #: router without that band they are nothing to report, not "unsupported"
     implied: set[str] = field(default_factory=set)
+    #: the IMEI the SIM of ``apn.name`` is locked to: the APN goes only to that modem,
+    #: checked against the IMEI the session reads (the Inform seldom carries it)
+    apn_imei: str | None = None
 
     @property
     def empty(self) -> bool:

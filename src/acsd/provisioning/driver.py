@@ -35,7 +35,13 @@ from acsd.cwmp.soap import sendable
 from acsd.devices import DeviceInputError, check_lan
 from acsd.log import get_logger
 from acsd.provisioning.absent import AbsentHints, Kind, kind_of
-from acsd.provisioning.apn import add_apn_name, record_apn_session, sim_numbers, sim_report
+from acsd.provisioning.apn import (
+    add_apn_name,
+    digits,
+    record_apn_session,
+    sim_numbers,
+    sim_report,
+)
 from acsd.provisioning.desired import Desired, desired_state
 from acsd.provisioning.internet import add_internet_settings
 from acsd.provisioning.jobs import (
@@ -50,6 +56,7 @@ from acsd.provisioning.profiles import Profile, ProfileSet, detect_root
 from acsd.provisioning.status import (
     Extraction,
     ReadPlan,
+    extract_identity,
     extract_status,
     fetch_names,
     read_plan,
@@ -553,6 +560,13 @@ class ProvisioningDriver:
         assert self.profile is not None
         flat = self._flat()
         desired = self.desired
+        if desired.apn_imei is not None and "apn.name" in desired.settings:
+            imei = digits(extract_identity(self.profile, flat).get("imei"))
+            if imei != desired.apn_imei:
+                # The SIM is locked to another modem (or this one would not say which it
+                # is): the APN device is refused after this session; no APN goes to it.
+                settings = {k: v for k, v in desired.settings.items() if k != "apn.name"}
+                desired = replace(desired, settings=settings)
         outside = self._outside_lan(flat)
         if outside is not None:
             # A pool or reservation outside the LAN the router reports now (the record
