@@ -461,6 +461,17 @@ def test_wrong_types_and_unknown_members_are_400(apn: ApnApi, acct):
             ({"SIMNumber": SIM}, 1),
             (device("(+45)12345678", "1234"), 2),
             (device("(+45)12345678", IPAddress="10.0.0.300"), 6),
+            # a scope id is free text to ipaddress: stored unbounded, or with control
+            # characters an XML answer cannot carry, before it was bounded like a name
+            (device("(+45)12345678", IPAddress="fe80::1%" + "A" * 900), 6),
+            (device("(+45)12345678", IPAddress="fe80::1%\u0001<x>"), 6),
+            (
+                {
+                    **device("(+45)12345678"),
+                    "Hints": {"BillingCycleDay": 1, "EmailContact": "a\u0001b@x.example"},
+                },
+                4,
+            ),
             (device("(+45)12345678", Status=7), 99),
         ]
         for body, sub in cases:
@@ -625,7 +636,10 @@ def test_a_token_scoped_to_the_account_manages_it_and_nothing_else(admin: Api, d
     other_op = ApnApi(admin, "json").post(
         apns_path(acct + "-other", NETWORK), device("(+45)12345678")
     )
-    failed(scoped.get("/" + other_op.wrapper["StatusUrl"].split("/", 3)[3]), 403, 4030)
+    # (another account's operation is no operation for it: a 403 named the account)
+    answer = scoped.get("/" + other_op.wrapper["StatusUrl"].split("/", 3)[3])
+    failed(answer, 404, 4044)
+    assert acct + "-other" not in answer.reply.raw.decode()
     # It sees no customer's records through the rest of the API.
     assert scoped.api.get("/network/device").body["items"] == []
     assert scoped.api.get("/customer").status in (200, 403)

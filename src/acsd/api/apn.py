@@ -503,9 +503,10 @@ async def get_operation(request: web.Request) -> web.Response:
     who = await caller(request)
     op_id = request.match_info["id"]
     op = await ctx.store.get_apn_operation(op_id) if is_id(op_id) else None
-    if op is None:
+    # Another account's operation is "no operation" for this token: a 403 would name that
+    # account, and the ids are predictable (a device's id + 1).
+    if op is None or not (who.is_admin or who.token.apn_account == op.account):
         raise ApnError(404, NO_OPERATION, f"no operation {op_id!r}")
-    require(who, op.account)
     device = await ctx.store.get_apn_device(op.resource_id) if op.resource_id else None
     data = {
         "Id": op.id,

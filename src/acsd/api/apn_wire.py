@@ -132,16 +132,19 @@ def _day(value: int) -> int:
 
 
 def _email(value: str) -> str:
-    if len(value) > 254 or not _EMAIL.fullmatch(value):
+    if len(value) > 254 or not _EMAIL.fullmatch(value) or not printable(value):
         raise ValueError("must be an e-mail address, e.g. billing@example.com")
     return value
 
 
 def _ip(value: str) -> str:
+    # An IPv6 scope id ("fe80::1%eth0") is free text to ipaddress: bound it like a name.
     try:
         ipaddress.ip_address(value)
     except ValueError:
         raise ValueError("must be an IPv4 or IPv6 address") from None
+    if len(value) > 64 or not printable(value):
+        raise ValueError("must be an IPv4 or IPv6 address (a scope id of printable text)")
     return value
 
 
