@@ -166,6 +166,7 @@ BAD_ADDRESSES = [
     ({"ipAddress": "1.2.3"}, "net.ipAddress", "not an IPv4 address"),
     ({"ipAddress": "1.2.3.0"}, "net.ipAddress", "network or broadcast"),
     ({"ipAddress": "224.0.0.1", "gateway": "224.0.0.2"}, "net.ipAddress", "host"),
+    ({"ipAddress": "0.1.2.10", "gateway": "0.1.2.9"}, "net.ipAddress", "host"),  # 0/8
     ({"failoverNumber": None}, "net.failoverNumber", "required"),
     ({"failoverNumber": "call me"}, "net.failoverNumber", "phone number"),
     ({"failoverNumber": "71919998\n"}, "net.failoverNumber", "phone number"),
@@ -199,7 +200,8 @@ def test_bad_bodies_are_400_with_the_field_path(world: World):
     bad_type = json.loads(json.dumps(SEED_EXAMPLE))
     bad_type["net"]["failover"] = "yes"
     error(api.post(path, bad_type), 400, "net.failover")
-    error(api.post(path, {**SEED_EXAMPLE, "circuit": "EM1"}), 400, "circuitId")
+    both = error(api.post(path, {**SEED_EXAMPLE, "circuit": "EM1"}), 400, "circuitId")
+    assert "another name for circuit" in both["description"]  # not "unknown field"
     assert api.get(path.removesuffix("/confirm")).body["state"] == "ORDERED"
     # A date alone is accepted (midnight UTC), and circuit under its own name.
     fine = {**confirm_body("192.0.2.10"), "startDate": "2016-02-01", "circuit": "EM1"}

@@ -248,3 +248,24 @@ async def test_a_future_start_date_waits_for_its_day(world, module_daemon):
     assert not is_true(router.tree.get("Device.DHCPv4.Client.1.Enable"))
     job = world.api.get(f"/network/device/{device_id}").body["job"]
     assert job["revision"] >= 1 and job["state"] == "DONE"
+
+
+async def test_a_line_or_range_on_the_routers_own_lan_is_400(world, module_daemon):
+    # The router (tr181-generic) reported its LAN, 192.168.1.1/24: a line or an additional
+    # range in it would give the router one network on both sides, or its LAN address twice.
+    sim = Simulation(module_daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="ONLAN")
+    router = sim.routers[0]
+    device_id = add_device(world, router.serial)
+    assert (await sim.run_once()).ok == 1
+    assert world.api.get(f"/network/device/{device_id}").body["status"]["lanIp"] == "192.168.1.1"
+    path = f"/internet/account/{order(world, device_id)}/confirm"
+    on_lan = Line("192.168.1.10", "255.255.255.0", "192.168.1.254", "198.51.100.96",
+                  "255.255.255.240", "198.51.100.97")  # fmt: skip
+    reply = world.api.post(path, on_lan.confirm())
+    assert reply.status == 400 and reply.body["message"] == "net.ipAddress", reply.body
+    assert "overlaps the router's LAN 192.168.1.0/24" in reply.body["description"]
+    lan_twice = Line("203.0.113.58", "255.255.255.248", "203.0.113.57", "192.168.1.0",
+                     "255.255.255.0", "192.168.1.1")  # fmt: skip
+    reply = world.api.post(path, lan_twice.confirm())
+    assert reply.status == 400 and reply.body["message"] == "net.lanNet", reply.body
+    assert "overlaps the router's LAN 192.168.1.0/24" in reply.body["description"]

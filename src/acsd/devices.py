@@ -25,7 +25,7 @@ class DeviceInputError(ValueError):
         self.message = message
 
 
-def _reported_lan(
+def reported_lan(
     status: dict[str, Any],
 ) -> tuple[ipaddress.IPv4Address | None, ipaddress.IPv4Network | None]:
     """The router's LAN address and network as it reported them, or (None, None) when it
@@ -47,7 +47,7 @@ def check_lan(status: dict[str, Any], dhcp: dict[str, Any] | None) -> None:
     office LAN, narrow enough to catch a pool that straddles networks."""
     if not dhcp:
         return
-    router, network = _reported_lan(status)
+    router, network = reported_lan(status)
     start = dhcp.get("ipPoolStart")
     if network is None and start:
         network = ipaddress.IPv4Network(f"{start}/16", strict=False)

@@ -32,6 +32,7 @@ from acsd.api.context import CONTEXT, ApiContext, audit_record, caller, context,
 from acsd.api.devices import _poke as poke_device
 from acsd.api.errors import ApiError
 from acsd.api.openapi import describe
+from acsd.devices import reported_lan
 from acsd.ids import normal_id
 from acsd.log import get_logger
 from acsd.models import Name, RecordRef
@@ -161,7 +162,7 @@ def _address(path: str, text: str) -> ipaddress.IPv4Address:
     except ValueError:
         raise ApiError(400, path, f"{text!r} is not an IPv4 address") from None
     if (
-        address.is_unspecified
+        address.packed[0] == 0  # 0.0.0.0/8, "this network": no host's address
         or address.is_loopback
         or address.is_multicast
         or address.is_link_local
@@ -188,8 +189,9 @@ def _prefix(path: str, text: str, *, longest: int) -> int:
     return prefix
 
 
-def check_net(net: Net) -> ipaddress.IPv4Address:
-    """Refuse what a router could not use; returns the WAN address."""
+def check_net(net: Net, status: dict[str, Any] | None = None) -> ipaddress.IPv4Address:
+    """Refuse what a router could not use; returns the WAN address. ``status``: what the
+    router reported, whose LAN neither the line nor the additional range may overlap."""
     ip = _address("net.ipAddress", net.ipAddress)
     # A /31 (RFC 3021) has no network or broadcast address; a /32 has no room for a gateway.
     wan = ipaddress.IPv4Network((ip, _prefix("net.subnet", net.subnet, longest=31)), strict=False)
@@ -223,6 +225,14 @@ def check_net(net: Net) -> ipaddress.IPv4Address:
             )  # fmt: skip
         if lan.overlaps(wan):
             raise ApiError(400, "net.lanNet", f"{lan} overlaps the line's network {wan}")
+    _, router_lan = reported_lan(status or {})
+    if router_lan is not None:
+        # The router would hold the same network on two sides (WAN and LAN), or its own
+        # LAN address twice: its routing breaks.
+        if wan.overlaps(router_lan):
+            raise ApiError(400, "net.ipAddress", f"{wan} overlaps the router's LAN {router_lan}")
+        if net.lanNet is not None and lan.overlaps(router_lan):
+            raise ApiError(400, "net.lanNet", f"{lan} overlaps the router's LAN {router_lan}")
     if net.failover and not net.failoverNumber:
         raise ApiError(400, "net.failoverNumber", "required when net.failover is true")
     if net.failoverNumber is not None and not _PHONE.match(net.failoverNumber):
@@ -302,11 +312,12 @@ async def confirm_internet_account(request: web.Request) -> web.Response:
     who = await caller(request)
     who.require_admin()
     account = await _load(request, who)
-    body = await read_model(request, AccountConfirm)
     raw = await read_json(request)
-    if "circuit" in raw and "circuitId" in raw:
+    if isinstance(raw, dict) and "circuit" in raw and "circuitId" in raw:
         raise ApiError(400, "circuitId", "circuitId is another name for circuit: give one")
-    ip = check_net(body.net)
+    body = await read_model(request, AccountConfirm)
+    device = await ctx.store.get_device(account.device) if account.device else None
+    ip = check_net(body.net, device.status if device else None)
     if account.state != "ORDERED":
         raise ApiError(422, "state", "Account must be in ORDERED state")
     now = clock.now()
