@@ -286,3 +286,25 @@ def test_an_account_no_longer_names_a_device_that_was_deleted(world: World):
     assert shown.get("device") is None
     listed = world.api.get("/internet/account", query={"device": device["_id"]}).body
     assert listed["items"] == []
+
+
+def test_a_line_that_would_never_reach_its_router_is_409(world: World):
+    # The router applies the line that started last: a second line starting no later than
+    # the one it has would be ACTIVE and never sent.
+    reply = world.api.post(
+        "/network/device", {**device_body(world, "own", "LINES-1"), "wifi": None, "dhcp": None}
+    )
+    assert reply.status == 201, reply.body
+    device = reply.body["_id"]
+    first = order(world, device=device).body["_id"]
+    body = {**confirm_body("192.0.2.210"), "startDate": "2017-01-01T00:00:00Z"}
+    assert world.api.post(f"/internet/account/{first}/confirm", body).status == 200
+    second = order(world, device=device).body["_id"]
+    for start in ("2015-01-01T00:00:00Z", "2017-01-01T00:00:00Z"):
+        body = {**confirm_body("192.0.2.220"), "startDate": start}
+        reply = world.api.post(f"/internet/account/{second}/confirm", body)
+        assert first in error(reply, 409, "startDate")["description"]
+    assert world.api.get(f"/internet/account/{second}").body["state"] == "ORDERED"
+    # A line that starts later takes over (an upgrade, a new address).
+    body = {**confirm_body("192.0.2.220"), "startDate": "2018-01-01T00:00:00Z"}
+    assert world.api.post(f"/internet/account/{second}/confirm", body).status == 200

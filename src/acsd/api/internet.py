@@ -40,6 +40,7 @@ from acsd.store.base import (
     ConflictError,
     InternetAccountQuery,
     InternetAccountRecord,
+    LaterLineError,
     StateError,
     StoreClosedError,
 )
@@ -304,6 +305,7 @@ async def create_internet_account(request: web.Request) -> web.Response:
         (404, "not_found", "Internet account not found"),
         (422, "state", "Account must be in ORDERED state"),
         (409, "net.ipAddress", "IP address is already in use by another Internet account"),
+        (409, "startDate", "The device has a line taking effect at that time or later"),
     ],
     roles="ADMIN",
 )  # fmt: skip
@@ -340,6 +342,8 @@ async def confirm_internet_account(request: web.Request) -> web.Response:
         )
     except StateError:
         raise ApiError(422, "state", "Account must be in ORDERED state") from None
+    except LaterLineError as exc:
+        raise ApiError(409, "startDate", str(exc)) from None
     except ConflictError:
         raise ApiError(
             409, "net.ipAddress", "IP address is already in use by another Internet account"

@@ -596,6 +596,11 @@ class ConflictError(StoreError):
     """A write would give two records the same unique key (e.g. serial number)."""
 
 
+class LaterLineError(ConflictError):
+    """Confirming an internet account whose device already has a line (confirmed or
+    active) that takes effect at the same time or later: the new one would never apply."""
+
+
 class StateError(StoreError):
     """A write the record's state does not allow (e.g. confirming an account twice)."""
 

@@ -54,6 +54,7 @@ from acsd.store.base import (
     DuplicateError,
     InternetAccountQuery,
     InternetAccountRecord,
+    LaterLineError,
     ModelRecord,
     SessionResult,
     StaleResultError,
@@ -1376,6 +1377,22 @@ class SqliteStore:
             )
             if taken is not None:
                 raise ConflictError(f"{ip_address} is the address of internet account {taken}")
+            if account.device is not None:
+                # The router applies the line that started last: one that starts no later
+                # than another of its lines would be "active" and never reach it.
+                later = await self._scalar(
+                    conn,
+                    "SELECT id FROM internet_accounts WHERE device = ? AND id != ?"
+                    " AND state IN ('CONFIRMED', 'ACTIVE') AND start_date >= ?"
+                    " ORDER BY start_date DESC LIMIT 1",
+                    (account.device, account_id, start_date),
+                )
+                if later is not None:
+                    raise LaterLineError(
+                        f"device {account.device} already has internet account {later}, "
+                        "taking effect at the same time or later: a new line must start "
+                        "after it"
+                    )
             due = start_date <= now
             state = "ACTIVE" if due else "CONFIRMED"
             await conn.execute(
