@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from acsd.cwmp.crguard import DEFAULT_DENY
+from acsd.config import DEFAULT_DENY
 
 REPO = Path(__file__).resolve().parents[1]
 DATAMODELS = REPO.parent / "shared" / "datamodels"

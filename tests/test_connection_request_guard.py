@@ -9,9 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from acsd.config import load_config
+from acsd.config import DEFAULT_DENY, load_config
 from acsd.cwmp.connreq import ConnectionRequester
-from acsd.cwmp.crguard import DEFAULT_DENY
 from conftest import run_cli
 
 

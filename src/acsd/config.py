@@ -24,7 +24,22 @@ from pydantic import (
     model_validator,
 )
 
-from acsd.cwmp.crguard import DEFAULT_DENY
+#: networks no router is on, where a Connection Request is never sent by default
+#: (``cwmp.connection_request_deny``; acsd.cwmp.crguard says why): loopback, "this
+#: network", link-local (cloud metadata services), multicast, reserved and broadcast,
+#: and their IPv6 counterparts
+DEFAULT_DENY = (
+    "127.0.0.0/8", "0.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "240.0.0.0/4",
+    "::1/128", "::/128", "fe80::/10", "ff00::/8",
+)  # fmt: skip
+
+
+def _comma_list(value: Any) -> Any:
+    """A list setting given as one string (from the environment: "SHA-256,MD5")."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
 
 #: serialization context under which secrets are written out (only for the copy of the
 #: configuration a supervisor hands its workers, in a directory only it can read)
@@ -95,12 +110,7 @@ class CwmpAuthConfig(_Section):
     failure_window: float = Field(60.0, gt=0)
     allow_basic_without_tls: bool = False
 
-    @field_validator("algorithms", mode="before")
-    @classmethod
-    def _split_algorithms(cls, value: Any) -> Any:
-        if isinstance(value, str):  # from the environment: "SHA-256,MD5"
-            return [item.strip() for item in value.split(",") if item.strip()]
-        return value
+    _split_algorithms = field_validator("algorithms", mode="before")(_comma_list)
 
     @field_validator("algorithms")
     @classmethod
@@ -214,12 +224,7 @@ class CwmpConfig(_Listener):
     auth: CwmpAuthConfig = Field(default_factory=CwmpAuthConfig)
     tls: CwmpTlsConfig = Field(default_factory=CwmpTlsConfig)
 
-    @field_validator("connection_request_deny", mode="before")
-    @classmethod
-    def _split_networks(cls, value: Any) -> Any:
-        if isinstance(value, str):  # from the environment: "127.0.0.0/8, 169.254.0.0/16"
-            return [item.strip() for item in value.split(",") if item.strip()]
-        return value
+    _split_networks = field_validator("connection_request_deny", mode="before")(_comma_list)
 
     @field_validator("connection_request_deny")
     @classmethod

@@ -19,13 +19,6 @@ from aiohttp.resolver import DefaultResolver
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-#: loopback, "this network", link-local (cloud metadata services), multicast, reserved
-#: and broadcast, and their IPv6 counterparts: no router is ever reached there
-DEFAULT_DENY = (
-    "127.0.0.0/8", "0.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "240.0.0.0/4",
-    "::1/128", "::/128", "fe80::/10", "ff00::/8",
-)  # fmt: skip
-
 
 def denied_by(address: str, deny: Sequence[Network]) -> Network | None:
     """The listed network ``address`` is in (an IPv4-mapped IPv6 address counts as its
