@@ -84,10 +84,13 @@ ROLES = "ADMIN; a token scoped to the API account (acsd token create --apn-accou
 # --- who may call ----------------------------------------------------------------------------
 
 
+def may_manage(who: Caller, account: str) -> bool:
+    return who.is_admin or who.token.apn_account == account
+
+
 def require(who: Caller, account: str) -> None:
-    if who.is_admin or who.token.apn_account == account:
-        return
-    raise ApnError(403, FORBIDDEN, f"this token may not manage API account {account!r}")
+    if not may_manage(who, account):
+        raise ApnError(403, FORBIDDEN, f"this token may not manage API account {account!r}")
 
 
 def _keys(request: web.Request) -> tuple[str, str]:
@@ -505,7 +508,7 @@ async def get_operation(request: web.Request) -> web.Response:
     op = await ctx.store.get_apn_operation(op_id) if is_id(op_id) else None
     # Another account's operation is "no operation" for this token: a 403 would name that
     # account, and the ids are predictable (a device's id + 1).
-    if op is None or not (who.is_admin or who.token.apn_account == op.account):
+    if op is None or not may_manage(who, op.account):
         raise ApnError(404, NO_OPERATION, f"no operation {op_id!r}")
     device = await ctx.store.get_apn_device(op.resource_id) if op.resource_id else None
     data = {
