@@ -160,6 +160,13 @@ def locked_out(device: ApnDeviceRecord, imei: str | None) -> bool:
     return bool(device.lock_imei and device.imei and imei != device.imei)
 
 
+def apn_refused_here(desired: Desired, ident: Mapping[str, Any]) -> bool:
+    """The APN in ``desired`` is for a SIM locked to another modem than the one whose
+    identity the session read (the Inform seldom carries the IMEI, so add_apn_name cannot
+    always tell): the APN device is refused after this session, and no APN goes there."""
+    return desired.apn_imei is not None and digits(ident.get("imei")) != desired.apn_imei
+
+
 def _ranked(devices: list[ApnDeviceRecord], keys: Mapping[str, str | None]) -> list[Any]:
     """IMSI matches first (the SIM itself), then ICCID (the card), then MSISDN (a number
     that can be ported to another SIM)."""

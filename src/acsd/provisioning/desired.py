@@ -6,7 +6,7 @@ setting as the router has it. Profiles then map abstract settings onto vendor pa
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 #: seed-000 wifi field names per band
@@ -36,6 +36,14 @@ class Desired:
     @property
     def empty(self) -> bool:
         return not self.settings and not self.tables
+
+    def without(self, prefix: str) -> Desired:
+        """A copy without the settings and tables whose key starts with ``prefix``."""
+        return replace(
+            self,
+            settings={k: v for k, v in self.settings.items() if not k.startswith(prefix)},
+            tables={k: v for k, v in self.tables.items() if not k.startswith(prefix)},
+        )
 
 
 def desired_state(wifi: dict[str, Any] | None, dhcp: dict[str, Any] | None) -> Desired:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import copy
 import secrets
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from acsd import clock
@@ -37,7 +37,7 @@ from acsd.log import get_logger
 from acsd.provisioning.absent import AbsentHints, Kind, kind_of
 from acsd.provisioning.apn import (
     add_apn_name,
-    digits,
+    apn_refused_here,
     record_apn_session,
     sim_numbers,
     sim_report,
@@ -56,8 +56,6 @@ from acsd.provisioning.profiles import Profile, ProfileSet, detect_root
 from acsd.provisioning.status import (
     Extraction,
     ReadPlan,
-    extract_identity,
-    extract_status,
     fetch_names,
     read_plan,
     untyped,
@@ -164,13 +162,15 @@ class ProvisioningDriver:
         # Derived from ``values`` and rebuilt after a worker handoff (see _TRANSIENT).
         self._flat_values: dict[str, str] | None = None
         self._extraction: Extraction | None = None
+        #: (flat values, status, identity) of the last extraction
+        self._extracted: tuple[dict[str, str], dict[str, Any], dict[str, Any]] | None = None
 
     # --- moving between workers ----------------------------------------------------------
 
     #: references to this process's services, not state: a thawing worker supplies its own
     _SERVICES = frozenset({"store", "profiles", "settings", "hints"})
     #: caches of what ``values`` holds: not worth their bytes in a parked session
-    _TRANSIENT = frozenset({"_flat_values", "_extraction"})
+    _TRANSIENT = frozenset({"_flat_values", "_extraction", "_extracted"})
 
     def export_state(self) -> dict[str, Any]:
         skip = self._SERVICES | self._TRANSIENT
@@ -341,10 +341,7 @@ class ProvisioningDriver:
             flat = untyped(params)
             if self.plan is None and self.fetch.started and not self.fetch.failed:
                 new_plan = read_plan(self.profile, flat, now).to_json()
-        extraction = self._extraction
-        if extraction is None or extraction.values is not flat:
-            extraction = Extraction(self.profile, flat, shared=leaves_only)
-        status, ident = extraction.status_and_identity()
+        status, ident = self._status_and_identity(flat, shared=leaves_only)
         if ident.get("modelName"):
             self.identity.model_name = ident["modelName"]
         # A session that ends without its CPE (silence, timeout) last heard from it then,
@@ -560,24 +557,18 @@ class ProvisioningDriver:
         assert self.profile is not None
         flat = self._flat()
         desired = self.desired
-        if desired.apn_imei is not None and "apn.name" in desired.settings:
-            imei = digits(extract_identity(self.profile, flat).get("imei"))
-            if imei != desired.apn_imei:
-                # The SIM is locked to another modem (or this one would not say which it
-                # is): the APN device is refused after this session; no APN goes to it.
-                settings = {k: v for k, v in desired.settings.items() if k != "apn.name"}
-                desired = replace(desired, settings=settings)
+        # (apn_imei is set with apn.name, and only then is the identity worked out here)
+        if desired.apn_imei is not None and apn_refused_here(
+            desired, self._status_and_identity(flat, shared=False)[1]
+        ):
+            desired = desired.without("apn.name")
         outside = self._outside_lan(flat)
         if outside is not None:
             # A pool or reservation outside the LAN the router reports now (the record
             # was written before it reported, or its LAN changed since): the router would
             # refuse it or, worse, hand out addresses its LAN cannot route. Nothing of the
             # DHCP settings is sent, and the job says why.
-            desired = replace(
-                desired,
-                settings={k: v for k, v in desired.settings.items() if not k.startswith("dhcp.")},
-                tables={k: v for k, v in desired.tables.items() if not k.startswith("dhcp.")},
-            )
+            desired = desired.without("dhcp.")
         plan = plan_changes(
             self.profile,
             desired,
@@ -617,6 +608,21 @@ class ProvisioningDriver:
             )
         return apply
 
+    def _status_and_identity(
+        self, flat: dict[str, str], *, shared: bool
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Status and identity over ``flat``, worked out once per set of values: the plan's
+        checks and the session's result read the same ones (``shared``: see Extraction)."""
+        assert self.profile is not None
+        if self._extracted is not None and self._extracted[0] is flat:
+            return self._extracted[1], self._extracted[2]
+        extraction = self._extraction
+        if extraction is None or extraction.values is not flat:
+            extraction = self._extraction = Extraction(self.profile, flat, shared=shared)
+        status, ident = extraction.status_and_identity()
+        self._extracted = (flat, status, ident)
+        return status, ident
+
     def _outside_lan(self, flat: dict[str, str]) -> DeviceInputError | None:
         """What of the operator's DHCP settings lies outside the LAN the CPE reported in
         this session, or None (also when it reported no LAN: nothing to hold it against)."""
@@ -624,7 +630,7 @@ class ProvisioningDriver:
         dhcp = self.record.dhcp if self.record else None
         if not dhcp or not any(k.startswith("dhcp.") for k in self.desired.settings):
             return None
-        status = extract_status(self.profile, flat)
+        status = self._status_and_identity(flat, shared=False)[0]
         if "lanIp" not in status:
             return None
         try:
