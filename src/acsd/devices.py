@@ -108,6 +108,16 @@ def keep_reservation_ids(new: dict[str, Any] | None, old: dict[str, Any] | None)
             client["id"] = known[mac_key(client["mac"])]
 
 
+async def mac_owner(
+    store: Store, mac: str | None, record: DeviceRecord | None
+) -> DeviceRecord | None:
+    """The other device that already has ``mac`` (not ``record`` itself), or None."""
+    if not mac:
+        return None
+    other = await store.find_device_by_mac(mac)
+    return other if other is not None and (record is None or other.id != record.id) else None
+
+
 async def apply_device(store: Store, body: DeviceInput) -> DeviceRecord:
     """Create the record, or update the one with the same serial number. A change to what
     the router should hold bumps the revision and puts the device in PROVISIONING.
@@ -123,12 +133,10 @@ async def apply_device(store: Store, body: DeviceInput) -> DeviceRecord:
     if body.model and await store.get_model(body.model) is None:
         raise DeviceInputError("model", f"no network device model {body.model}")
     record = await store.find_device_for_cpe(body.serialNumber)
-    if body.macAddress:
-        other = await store.find_device_by_mac(body.macAddress)
-        if other is not None and (record is None or other.id != record.id):
-            raise DeviceInputError(
-                "macAddress", f"{body.macAddress} already belongs to device {other.id}"
-            )
+    if (other := await mac_owner(store, body.macAddress, record)) is not None:
+        raise DeviceInputError(
+            "macAddress", f"{body.macAddress} already belongs to device {other.id}"
+        )
     check_lan(record.status if record else {}, dhcp)
     if record is None:
         record = DeviceRecord(id="", serial_number=body.serialNumber)

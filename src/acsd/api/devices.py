@@ -16,7 +16,13 @@ from acsd.api.context import ApiContext, audit_record, caller, context, created,
 from acsd.api.errors import ApiError
 from acsd.api.openapi import describe
 from acsd.device_view import device_view
-from acsd.devices import DeviceInputError, check_lan, desired_changed, keep_reservation_ids
+from acsd.devices import (
+    DeviceInputError,
+    check_lan,
+    desired_changed,
+    keep_reservation_ids,
+    mac_owner,
+)
 from acsd.ids import normal_id
 from acsd.models import Device, DeviceInput, Dhcp, RecordRef, Wifi
 from acsd.store.base import ABSENT, ChangedError, DeviceQuery, DeviceRecord, ModelRecord
@@ -163,10 +169,8 @@ async def _create(
     existing = await ctx.store.find_device_for_cpe(body.serialNumber)
     if existing is not None and existing.customer is not None:
         raise ApiError(409, "serialNumber", "Serial number is already in use")
-    if body.macAddress:
-        other = await ctx.store.find_device_by_mac(body.macAddress)
-        if other is not None and (existing is None or other.id != existing.id):
-            raise ApiError(422, "macAddress", "MAC address is already in use.")
+    if await mac_owner(ctx.store, body.macAddress, existing) is not None:
+        raise ApiError(422, "macAddress", "MAC address is already in use.")
     # An unclaimed CPE (it informed before the operator created it) is claimed here.
     seen = copy.deepcopy(existing) if existing else None
     record = existing or DeviceRecord(id="", serial_number=body.serialNumber, created=clock.now())
