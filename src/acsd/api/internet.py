@@ -318,8 +318,9 @@ async def confirm_internet_account(request: web.Request) -> web.Response:
     if isinstance(raw, dict) and "circuit" in raw and "circuitId" in raw:
         raise ApiError(400, "circuitId", "circuitId is another name for circuit: give one")
     body = await read_model(request, AccountConfirm)
-    device = await ctx.store.get_device(account.device) if account.device else None
-    ip = check_net(body.net, device.status if device else None)
+    # The LAN its router reported, which the line must not overlap.
+    router = await ctx.store.get_device(account.device) if account.device else None
+    ip = check_net(body.net, router.status if router else None)
     if account.state != "ORDERED":
         raise ApiError(422, "state", "Account must be in ORDERED state")
     now = clock.now()
