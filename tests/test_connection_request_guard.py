@@ -11,7 +11,7 @@ from aiohttp import web
 
 from acsd.config import DEFAULT_DENY, load_config
 from acsd.cwmp.connreq import ConnectionRequester
-from conftest import run_cli
+from conftest import DENY_BUT_LOOPBACK, run_cli
 
 
 @pytest.fixture
@@ -64,7 +64,7 @@ async def test_loopback_is_refused_by_default_and_never_contacted(cpe) -> None:
 
 async def test_a_network_taken_off_the_list_is_reached(cpe) -> None:
     port, hits = cpe
-    allowed = [n for n in DEFAULT_DENY if n not in ("127.0.0.0/8", "::1/128")]
+    allowed = DENY_BUT_LOOPBACK
     result = await _poke(allowed, f"http://127.0.0.1:{port}/cr")
     assert result.ok and result.status == 204
     result = await _poke(allowed, f"http://localhost:{port}/cr2")
