@@ -227,6 +227,24 @@ async def test_a_pool_outside_the_lan_the_router_reports_is_not_sent(daemon):
     assert device["job"]["state"] == "DONE" and device["status"]["provisioned"] is True
 
 
+async def test_a_stored_pool_that_is_no_address_does_not_fail_the_session(daemon):
+    # A record from before the API checked addresses: the LAN check of the plan must not
+    # turn it into a failed session every time.
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="PN")
+    serial = sim.routers[0].serial
+    daemon.apply(seed_body(serial, LAN))
+    with sqlite3.connect(daemon.db) as db:
+        db.execute(
+            "UPDATE devices SET dhcp = json_set(dhcp, '$.ipPoolStart', 'nowhere')"
+            " WHERE serial_number = ?",
+            (serial,),
+        )
+    for _ in range(2):
+        assert (await sim.run_once()).ok == 1
+    assert sim.router(serial).tree.get("Device.WiFi.SSID.1.SSID") == "SkyNet"
+    assert daemon.events("cwmp.session_error") == []
+
+
 def test_drift_check_off_leaves_hand_made_changes(daemon):
     async def run() -> None:
         sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="PD")

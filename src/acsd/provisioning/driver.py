@@ -637,6 +637,10 @@ class ProvisioningDriver:
             check_lan(status, dhcp)
         except DeviceInputError as exc:
             return exc
+        except ValueError:
+            # A record from before the API checked addresses: the CPE's own fault on the
+            # value says what is wrong with it, as for any other value it refuses.
+            return None
         return None
 
     def _not_below_reads(self, flat: dict[str, Any]) -> set[str]:
