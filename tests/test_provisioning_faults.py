@@ -90,17 +90,24 @@ async def test_retries_back_off_and_stop(daemon_factory):
     assert device["state"] == "ACTIVE" and device["status"]["provisioned"] is True
 
 
-async def test_a_stored_value_xml_cannot_carry_fails_alone(daemon):
-    # A record from before the API refused such an SSID: the session must not fail on it
-    # (it did, with HTTP 500, every time); the rest is applied and the job shows the value.
-    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="PX")
+def stored_behind_the_api(daemon, prefix: str, column: str, path: str, value: str):
+    """A router whose record holds ``value`` at ``path`` of ``column`` (wifi, dhcp), as a
+    record written before the API refused such values would: (simulation, serial)."""
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix=prefix)
     serial = sim.routers[0].serial
     daemon.apply(seed_body(serial, LAN))
     with sqlite3.connect(daemon.db) as db:
         db.execute(
-            "UPDATE devices SET wifi = json_set(wifi, '$.ssid', ?) WHERE serial_number = ?",
-            ("Sky\x00Net", serial),
+            f"UPDATE devices SET {column} = json_set({column}, ?, ?) WHERE serial_number = ?",
+            (path, value, serial),
         )
+    return sim, serial
+
+
+async def test_a_stored_value_xml_cannot_carry_fails_alone(daemon):
+    # A record from before the API refused such an SSID: the session must not fail on it
+    # (it did, with HTTP 500, every time); the rest is applied and the job shows the value.
+    sim, serial = stored_behind_the_api(daemon, "PX", "wifi", "$.ssid", "Sky\x00Net")
     assert (await sim.run_once()).ok == 1
     router = sim.router(serial)
     assert router.tree.get("Device.DHCPv4.Server.Pool.1.MinAddress") == f"{LAN}.100"
@@ -230,15 +237,7 @@ async def test_a_pool_outside_the_lan_the_router_reports_is_not_sent(daemon):
 async def test_a_stored_pool_that_is_no_address_does_not_fail_the_session(daemon):
     # A record from before the API checked addresses: the LAN check of the plan must not
     # turn it into a failed session every time.
-    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="PN")
-    serial = sim.routers[0].serial
-    daemon.apply(seed_body(serial, LAN))
-    with sqlite3.connect(daemon.db) as db:
-        db.execute(
-            "UPDATE devices SET dhcp = json_set(dhcp, '$.ipPoolStart', 'nowhere')"
-            " WHERE serial_number = ?",
-            (serial,),
-        )
+    sim, serial = stored_behind_the_api(daemon, "PN", "dhcp", "$.ipPoolStart", "nowhere")
     for _ in range(2):
         assert (await sim.run_once()).ok == 1
     assert sim.router(serial).tree.get("Device.WiFi.SSID.1.SSID") == "SkyNet"
