@@ -16,8 +16,11 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/acsd serve $(if $(CONFIG),--config $(CONFIG))
 
+# Most of a test's time is spent waiting on a daemon or a CLI subprocess: one pytest
+# process per core halves the run. TEST_JOBS=0 runs in one process (pdb, -x, reading order).
+TEST_JOBS ?= auto
 test: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_JOBS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -7,8 +7,11 @@ import asyncio
 import json
 import re
 import socket
+import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from acsd.cwmp import rpc
 from test_sim_http import FakeAcs
@@ -106,3 +109,26 @@ async def test_state_makes_the_second_run_a_reboot_and_dump_writes_trees(tmp_pat
     assert tree["Device.DeviceInfo.SerialNumber"] == "SIMMOB000001"
     assert len(tree["Device.WiFi.AccessPoint.1.Security.KeyPassphrase"]) >= 8  # held, not ""
     assert all(isinstance(v, str) for v in tree.values())
+
+
+def test_the_acsd_command_leaves_the_simulator_unloaded_until_it_is_asked_for():
+    """``acsd device list`` builds the whole parser, ``sim`` included: loading the simulator
+    (aiohttp's client, the trees) for that doubled the start of every command."""
+    code = (
+        "import sys, acsd.cli; acsd.cli.build_parser();"
+        "print(sorted(m for m in sys.modules if m.startswith(('acsd.sim.', 'aiohttp'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "['acsd.sim.args', 'acsd.sim.quirks']"
+
+
+def test_every_public_name_of_the_simulator_package_resolves():
+    import acsd.sim
+
+    for name in acsd.sim.__all__:
+        value = getattr(acsd.sim, name)
+        assert isinstance(value, dict) or value.__module__.startswith("acsd.sim."), name
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        _ = acsd.sim.Nope

@@ -18,7 +18,8 @@ from acsd.cwmp.soap import Envelope, parse_envelope, render_envelope
 from acsd.sim import Simulation, parse_quirks
 from acsd.sim.cpe import Cpe
 from acsd.sim.http import HttpClient, HttpError
-from acsd.sim.session import ALL_QUIRKS, QUIRKS, run_session
+from acsd.sim.quirks import ALL_QUIRKS, QUIRKS
+from acsd.sim.session import run_session
 from acsd.sim.template import load_template
 
 Script = Callable[[rpc.Inform], list[rpc.Message]]

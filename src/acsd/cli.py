@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     dbbackup.add_argument("path", metavar="PATH", help="file to write (refused if it exists)")
     dbbackup.add_argument("--force", action="store_true", help="replace an existing PATH")
 
-    from acsd.sim.cli import add_arguments as add_sim_arguments
+    from acsd.sim.args import add_arguments as add_sim_arguments
 
     sim = sub.add_parser("sim", help="simulate routers against an ACS")
     add_sim_arguments(sim)

@@ -1,0 +1,37 @@
+"""The wire quirks of real CPEs that a simulated router can show (``acsd sim --quirks``).
+
+Kept apart from the session so that the ``acsd`` command can name them in its help
+without importing the HTTP client.
+"""
+
+from __future__ import annotations
+
+QUIRKS = {
+    "no-cookies": "never send cookies back",
+    "cwmp-1-0": "speak urn:dslforum-org:cwmp-1-0 (and fail on any other namespace)",
+    "prefix-soap": "SOAP envelope prefix 'soap'",
+    "prefix-SOAP-ENV": "SOAP envelope prefix 'SOAP-ENV'",
+    "untyped-values": "Values without xsi:type",
+    "reused-id": "every message carries cwmp:ID 1, responses included",
+    "empty-post-no-length": "the empty POST has neither Content-Length nor Transfer-Encoding",
+}
+# "all" cannot have two envelope prefixes at once; SOAP-ENV is the more common one in the field
+ALL_QUIRKS = frozenset(QUIRKS) - {"prefix-soap"}
+
+
+def parse_quirks(text: str | None) -> frozenset[str]:
+    """``"no-cookies,cwmp-1-0"`` or ``"all"`` -> the set of quirk names (ValueError if bad)."""
+    names: set[str] = set()
+    for item in (text or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if item == "all":
+            names |= ALL_QUIRKS
+        elif item in QUIRKS:
+            names.add(item)
+        else:
+            raise ValueError(f"unknown quirk {item!r} (known: all, {', '.join(QUIRKS)})")
+    if {"prefix-soap", "prefix-SOAP-ENV"} <= names:
+        raise ValueError("prefix-soap and prefix-SOAP-ENV exclude each other")
+    return frozenset(names)
