@@ -99,6 +99,25 @@ def order(world: World, device_id: str) -> str:
     return reply.body["_id"]
 
 
+def rows(tree: dict[str, str], table: str) -> list[dict[str, str]]:
+    """The instances of ``table`` ("...IPv4Address.") in a dumped tree, leaf -> value."""
+    out: dict[str, dict[str, str]] = {}
+    for path, value in tree.items():
+        if path.startswith(table):
+            instance, _, leaf = path[len(table) :].partition(".")
+            if "." not in leaf:
+                out.setdefault(instance, {})[leaf] = value
+    return list(out.values())
+
+
+WAN_ADDRESSES = "Device.IP.Interface.2.IPv4Address."
+ROUTES = "Device.Routing.Router.1.IPv4Forwarding."
+
+
+def wan_address(tree: dict[str, str]) -> str:
+    return ",".join(row["IPAddress"] for row in rows(tree, WAN_ADDRESSES))
+
+
 def unsupported(device: dict) -> dict[str, str]:
     return {u["setting"]: u["reason"] for u in (device.get("job") or {}).get("unsupported", [])}
 
@@ -140,14 +159,23 @@ async def test_confirmed_accounts_give_the_routers_their_static_wan(world, modul
         assert any("6 CONNECTION REQUEST" in events for events in later), profile
     shown = {p: world.api.get(f"/network/device/{d}").body for p, d in devices.items()}
 
-    # TR-181: DHCP client off (the address is static from then on), the address on the WAN
-    # IP interface, the default route's gateway, the extra range on the LAN interface.
-    line, tree = LINES["tr181-generic"], routers["tr181-generic"].tree.flat()
+    # TR-181: the DHCP client is off, and its address and default route went with it (the
+    # simulated router, like the data model, lets nobody write a DHCP-made address). What
+    # is left is the static address and default route acsd added, on the WAN interface.
+    cpe = routers["tr181-generic"]
+    line, tree = LINES["tr181-generic"], cpe.tree.flat()
     assert not is_true(tree["Device.DHCPv4.Client.1.Enable"])
-    assert tree["Device.IP.Interface.2.IPv4Address.1.IPAddress"] == line.ip
-    assert tree["Device.IP.Interface.2.IPv4Address.1.SubnetMask"] == line.subnet
-    assert is_true(tree["Device.IP.Interface.2.IPv4Address.1.Enable"])
-    assert tree["Device.Routing.Router.1.IPv4Forwarding.1.GatewayIPAddress"] == line.gateway
+    (address,) = rows(tree, WAN_ADDRESSES)
+    assert address["AddressingType"] == "Static" and is_true(address["Enable"])
+    assert (address["IPAddress"], address["SubnetMask"]) == (line.ip, line.subnet)
+    (route,) = [r for r in rows(tree, ROUTES) if r["DestIPAddress"] == ""]
+    assert route["Origin"] == "Static" and is_true(route["StaticRoute"])
+    assert is_true(route["Enable"]) and route["DestSubnetMask"] == ""
+    assert (route["GatewayIPAddress"], route["Interface"]) == (
+        line.gateway,
+        "Device.IP.Interface.2",
+    )
+    assert [f for f in cpe.stats.faults if f.method != "GetParameterValues"] == []
     assert is_true(tree["Device.IP.Interface.1.IPv4Address.2.Enable"])
     assert tree["Device.IP.Interface.1.IPv4Address.2.IPAddress"] == line.lan_router
     assert tree["Device.IP.Interface.1.IPv4Address.2.SubnetMask"] == line.lan_subnet
@@ -213,7 +241,7 @@ async def test_a_future_start_date_waits_for_its_day(world, module_daemon):
     line = LATER_LINE
     try:
         await until(lambda: router.stats.ok >= 1)
-        dhcp_ip = router.tree.get("Device.IP.Interface.2.IPv4Address.1.IPAddress")
+        dhcp_ip = wan_address(router.tree.flat())
         account = order(world, device_id)
         start = time.time() + 3
         when = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(start)) + f"{start % 1:.3f}"[1:]
@@ -226,7 +254,7 @@ async def test_a_future_start_date_waits_for_its_day(world, module_daemon):
         assert time.time() < start, "the router made too few sessions to tell"
         tree = router.tree.flat()
         assert is_true(tree["Device.DHCPv4.Client.1.Enable"])
-        assert tree["Device.IP.Interface.2.IPv4Address.1.IPAddress"] == dhcp_ip
+        assert wan_address(tree) == dhcp_ip
         assert world.api.get(f"/network/device/{device_id}").body["state"] == "ACTIVE"
 
         def live() -> bool:
@@ -234,7 +262,7 @@ async def test_a_future_start_date_waits_for_its_day(world, module_daemon):
             device = world.api.get(f"/network/device/{device_id}").body
             account_state = world.api.get(f"/internet/account/{account}").body["state"]
             return (
-                tree["Device.IP.Interface.2.IPv4Address.1.IPAddress"] == line.ip
+                wan_address(tree) == line.ip
                 and device["state"] == "ACTIVE"
                 and device["status"].get("provisioned") is True
                 and account_state == "ACTIVE"

@@ -123,6 +123,9 @@ class _Apply:
     spv_tries: int = 0
     added: dict[int, tuple[str, str]] = field(default_factory=dict)  # instance -> (table, key)
     outcome: Outcome = field(default_factory=Outcome)
+    #: tables the CPE added rows to or deleted rows from this session
+    reshaped: set[str] = field(default_factory=set)
+    reread: bool = False
 
 
 class ProvisioningDriver:
@@ -466,9 +469,9 @@ class ProvisioningDriver:
                 t.path for key in self.desired.settings for t in self.profile.settings.get(key, ())
             ]
             wanted += [
-                self.profile.tables[t].object
-                for t in self.desired.tables
-                if t in self.profile.tables
+                spec.object
+                for name, spec in self.profile.tables.items()
+                if name in self.desired.tables or spec.when in self.desired.settings
             ]
             for name in wanted:
                 if name in self.fetch.absent or name in names:
@@ -505,6 +508,12 @@ class ProvisioningDriver:
     def _on_gpv(self, session: CwmpSession, response: rpc.Message) -> None:
         names = self.fetch.queue.pop(0) if self.fetch.queue else []
         if isinstance(response, rpc.GetParameterValuesResponse):
+            if self.apply is not None and self.apply.reread:
+                # The read after the changes replaces what was known below its objects:
+                # rows the CPE no longer has must not outlive it (see _reread_names).
+                objects = tuple(name for name in names if name.endswith("."))
+                for name in [n for n in self.values if n.startswith(objects)]:
+                    del self.values[name]
             for p in response.parameters:
                 self.values[p.name] = [p.value, p.type]
             self._flat_values = None
@@ -677,11 +686,29 @@ class ProvisioningDriver:
                 rpc.ParameterValue(c.path, c.value, self._wire_type(c)) for c in apply.spv_sent
             ]
             return rpc.SetParameterValues(parameters=params, parameter_key=self._key())
+        if not apply.reread and (names := self._reread_names()):
+            apply.reread = True
+            self.fetch.queue.append(names)
+            return rpc.GetParameterValues(names=names)
         if apply.reboot:
             apply.reboot = False
             apply.outcome.notes.append("rebooted: a changed value needs it")
             return rpc.Reboot(command_key=f"acsd-{self._key()}")
         return None
+
+    def _reread_names(self) -> list[str]:
+        """The objects status reads, again, when rows were added to or deleted from one of
+        them: what the CPE did besides (the address and route a DHCP client took away when
+        acsd turned it off) is known only by reading, and the status this session reports
+        must not show an address the router no longer has."""
+        apply = self.apply
+        assert apply is not None and self.profile is not None
+        objects = [n for n in self.profile.fetch if n.endswith(".") and n not in self.fetch.absent]
+        touched = [self.profile.tables[t].object for t in apply.reshaped]
+        if not any(t.startswith(o) for t in touched for o in objects):
+            return []
+        self.plan = None  # instance numbers changed: finish() makes a new read plan
+        return objects
 
     def _wire_type(self, change: Change) -> str:
         # Strict CPEs fault 9006 on a type other than their own: reuse what they reported.
@@ -699,6 +726,7 @@ class ProvisioningDriver:
             number = getattr(response, "instance_number", None)
             if isinstance(response, rpc.AddObjectResponse) and self._new_instance(row, number):
                 spec = self.profile.tables[row.table]
+                apply.reshaped.add(row.table)
                 apply.plan.rows.setdefault(row.table, {})[row.key] = response.instance_number
                 apply.added[response.instance_number] = (row.table, row.key)
                 apply.changes.extend(
@@ -720,6 +748,12 @@ class ProvisioningDriver:
             if isinstance(response, rpc.Fault):
                 apply.outcome.faulted.append(
                     (Change("delete", path, "", "object"), response.code, response.string)
+                )
+            else:
+                apply.reshaped.update(
+                    name
+                    for name, spec in self.profile.tables.items()
+                    if path.startswith(spec.object)
                 )
 
     def _new_instance(self, row: Any, number: int) -> bool:

@@ -73,6 +73,13 @@ def mac_key(value: str) -> str:
     return _MAC_JUNK.sub("", value).lower()
 
 
+def row_key(spec: TableSpec, value: Any) -> str:
+    """How rows of ``spec`` are matched: MACs whatever their case and separators, other
+    keys (an address) as they are."""
+    text = str(value)
+    return mac_key(text) if spec.key_is_mac else text.strip()
+
+
 def wire_value(target: Target, value: Any) -> str | None:
     """Abstract value -> what this parameter wants on the wire; None = nothing to write."""
     if isinstance(value, bool):
@@ -122,7 +129,9 @@ def _group_of(key: str) -> str | None:
     return next((g for g in ALL_OR_NOTHING if key.startswith(g)), None)
 
 
-def _incomplete_groups(profile: Profile, desired: Desired, absent: set[str]) -> dict[str, str]:
+def _incomplete_groups(
+    profile: Profile, desired: Desired, absent: set[str], in_rows: Mapping[str, str]
+) -> dict[str, str]:
     """Group -> what of it this CPE cannot take (a parameter it lacks, or a setting its
     profile does not map), for the groups of ALL_OR_NOTHING the operator asks something of."""
     out: dict[str, str] = {}
@@ -130,9 +139,14 @@ def _incomplete_groups(profile: Profile, desired: Desired, absent: set[str]) -> 
         group = _group_of(key)
         if group is None or group in out or value is False:
             continue  # "off" needs nothing the CPE lacks
+        table = in_rows.get(key)
+        if table is not None and profile.tables[table].object in absent:
+            out[group] = f"{profile.tables[table].object} is not on this CPE"
+            continue
         targets = profile.settings.get(key)
         if not targets:
-            out[group] = f"{key} is unsupported by profile {profile.name}"
+            if table is None:
+                out[group] = f"{key} is unsupported by profile {profile.name}"
             continue
         for target in targets:
             if target.path in absent and wire_value(target, value) is not None:
@@ -159,7 +173,8 @@ def plan_changes(
     secrets: Mapping[str, str] = memory.get("secrets", {})
     faults: Mapping[str, Any] = memory.get("faults", {})
 
-    incomplete = _incomplete_groups(profile, desired, absent)
+    tables, in_rows = _rows_of_settings(profile, desired)
+    incomplete = _incomplete_groups(profile, desired, absent, in_rows)
     for key, value in desired.settings.items():
         group = _group_of(key)
         if group in incomplete:
@@ -170,7 +185,7 @@ def plan_changes(
             continue
         targets = profile.settings.get(key)
         if not targets:
-            if key not in desired.implied:
+            if key not in desired.implied and key not in in_rows:
                 _unsupported(plan, profile, key, value)
             continue
         for target in targets:
@@ -192,7 +207,9 @@ def plan_changes(
                 Change(key, target.path, wanted, target.type, target.secret, target.reboot)
             )
 
-    for table, rows in desired.tables.items():
+    for table, rows in tables.items():
+        if _group_of(table) in incomplete:
+            continue  # said above, setting by setting
         spec = profile.tables.get(table)
         if spec is None:
             plan.unsupported.append(
@@ -200,9 +217,10 @@ def plan_changes(
             )
             continue
         if spec.object in absent:
-            plan.unsupported.append(
-                {"setting": table, "reason": f"{spec.object} is not on this CPE"}
-            )
+            if rows:  # no rows wanted where there is no table: already true
+                plan.unsupported.append(
+                    {"setting": table, "reason": f"{spec.object} is not on this CPE"}
+                )
             continue
         _plan_table(plan, table, spec, rows, values, faults, force, now, max_attempts)
     return plan
@@ -211,11 +229,35 @@ def plan_changes(
 def row_changes(table: str, spec: TableSpec, instance: int, row: Mapping[str, Any]) -> list[Change]:
     """The fields of a row just created with AddObject (all of them: defaults are unknown)."""
     base = f"{spec.object}{instance}."
+    setting = f"{table}[{row[spec.key]}]"
     return [
-        Change(f"{table}[{row[spec.key]}]", base + f.param, field_value(f, row[name]), f.type)
+        Change(setting, base + f.param, f.value, f.type)
+        if f.value is not None
+        else Change(setting, base + f.param, field_value(f, row[name]), f.type)
         for name, f in spec.fields.items()
-        if name in row
+        if f.value is not None or name in row
     ]
+
+
+def _rows_of_settings(
+    profile: Profile, desired: Desired
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, str]]:
+    """The desired tables, with the one-row tables this profile builds of settings (the
+    static WAN address of TR-181) added; and setting -> the table that takes it."""
+    tables = dict(desired.tables)
+    in_rows: dict[str, str] = {}
+    for table, spec in profile.tables.items():
+        if spec.when is None or spec.when not in desired.settings:
+            continue
+        in_rows.update((setting, table) for setting in spec.row_from.values())
+        if desired.settings[spec.when] is not True:
+            tables[table] = []  # "off": the row acsd made goes
+            continue
+        try:
+            tables[table] = [{f: desired.settings[s] for f, s in spec.row_from.items()}]
+        except KeyError:
+            continue  # asked for without all it needs: nothing half-made
+    return tables, in_rows
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -297,7 +339,9 @@ def _plan_table(
             existing.setdefault(int(match.group(1)), {})[match.group(2)] = value
     by_key: dict[str, int] = {}
     for instance in sorted(existing):
-        key = mac_key(existing[instance].get(key_field.param, ""))
+        if not _ours(existing[instance], spec.only):
+            continue  # the CPE's own row (made by its DHCP client): not acsd's to touch
+        key = row_key(spec, existing[instance].get(key_field.param, ""))
         if key in by_key or not key:
             plan.deletes.append(f"{spec.object}{instance}.")  # duplicate or empty row
         else:
@@ -305,7 +349,7 @@ def _plan_table(
     wanted_keys = set()
     held = plan.rows.setdefault(table, {})
     for row in rows:
-        key = mac_key(str(row[spec.key]))
+        key = row_key(spec, row[spec.key])
         wanted_keys.add(key)
         instance = by_key.get(key)
         if instance is None:
@@ -331,3 +375,18 @@ def _plan_table(
     for key, instance in by_key.items():
         if key not in wanted_keys:
             plan.deletes.append(f"{spec.object}{instance}.")
+
+
+def _ours(row: Mapping[str, str], only: tuple[tuple[str, str], ...]) -> bool:
+    """Whether a row read from the CPE holds what the profile's ``only`` names (booleans
+    as the CPE spells them, 1 or true)."""
+    for leaf, wanted in only:
+        current = row.get(leaf)
+        if current is None:
+            return False
+        if wanted in ("true", "false"):
+            if (current.strip().lower() in _TRUE) != (wanted == "true"):
+                return False
+        elif current != wanted:
+            return False
+    return True

@@ -114,6 +114,7 @@ class TableField:
     type: str
     format: str | None  # "mac-colon-upper" | "mac-colon-lower" | None (as given)
     booleans: tuple[str, str]
+    value: str | None = None  # the profile's constant wire value (None: the row's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +122,13 @@ class TableSpec:
     object: str  # ends with "."; the AddObject/DeleteObject target
     key: str  # abstract field that identifies a row, e.g. "mac"
     fields: dict[str, TableField]
+    #: leaf -> wire value a row must hold to be acsd's (empty: every row is)
+    only: tuple[tuple[str, str], ...] = ()
+    #: a table of one row made of settings (TableKind.when / row_from); None: rows come
+    #: from the device record
+    when: str | None = None
+    row_from: Mapping[str, str] = field(default_factory=dict)
+    key_is_mac: bool = False  # rows are named by a MAC (matched case- and separator-blind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -457,6 +465,12 @@ class Compiler:
             self.fail(f"{key}.key", unknown(row_key, kind.fields, f"field of {name}"))
         elif row_key not in spec.fields:
             self.fail(f"{key}.fields", f"the row key {row_key!r} must be one of the fields")
+        row_from = kind.row_from or {}
+        if row_from and row_key not in row_from:
+            self.fail(f"{key}.key", f"the row of {name} is named by one of {', '.join(row_from)}")
+        for fname in row_from:
+            if fname not in spec.fields:
+                self.fail(f"{key}.fields", f"{name} needs field {fname!r} ({row_from[fname]})")
         fields = {}
         for fname, fspec in spec.fields.items():
             fkey = f"{key}.fields.{fname}"
@@ -469,10 +483,22 @@ class Compiler:
                 self.fail(f"{fkey}.format", f"formats apply to MAC fields; {fname} is not one")
             if fspec.booleans is not None and wire != "xsd:boolean":
                 self.fail(f"{fkey}.booleans", f"`booleans` spell xsd:boolean values, not {wire}")
+            if fspec.value is not None and (fname == row_key or fname in row_from):
+                self.fail(f"{fkey}.value", f"{fname} comes from the row, not the profile")
+            elif fspec.value is None and row_from and fname not in row_from:
+                self.fail(fkey, f"{fname} needs a `value`: no setting gives it")
             fields[fname] = TableField(
-                fspec.param, wire, fspec.format, fspec.booleans or _TRUE_FALSE
+                fspec.param, wire, fspec.format, fspec.booleans or _TRUE_FALSE, fspec.value
             )
-        return TableSpec(spec.object, row_key, fields)
+        return TableSpec(
+            spec.object,
+            row_key,
+            fields,
+            only=tuple(spec.only.items()),
+            when=kind.when,
+            row_from=dict(row_from),
+            key_is_mac=row_key in kind.fields and kind.fields[row_key].value == "mac",
+        )
 
     # --- all of it ----------------------------------------------------------------------
 

@@ -121,15 +121,41 @@ SETTINGS: dict[str, Kind] = {
 
 @dataclass(frozen=True, slots=True)
 class TableKind:
-    """A table of rows (AddObject/DeleteObject): its abstract fields and the one naming a row."""
+    """A table of rows (AddObject/DeleteObject): its abstract fields and the one naming a row.
+
+    Most tables take their rows from the device record (``Desired.tables``). A table with
+    ``when`` holds one row made of settings instead: the row is wanted while the setting
+    ``when`` is true (and removed when it is false), its fields taken from the settings
+    ``row_from`` names. A profile maps such settings either as parameters at fixed paths
+    (TR-098's WANIPConnection.1) or as this row (TR-181, where the static WAN address and
+    default route are entries the ACS creates beside the ones DHCP made).
+    """
 
     key: str
     fields: dict[str, Kind]
+    when: str | None = None
+    row_from: dict[str, str] | None = None
 
+
+_WAN_STATIC = "wan.static.enable"
 
 #: every abstract table a profile may map
 TABLES: dict[str, TableKind] = {
     "dhcp.reservations": TableKind("mac", {"mac": MAC, "ip": TEXT, "enable": BOOL}),
+    # TR-181 IP.Interface.{i}.IPv4Address.{i}.: the static WAN address
+    "wan.static.address": TableKind(
+        "ip",
+        {"ip": TEXT, "mask": TEXT, "enable": BOOL},
+        when=_WAN_STATIC,
+        row_from={"ip": "wan.static.ip", "mask": "wan.static.mask"},
+    ),
+    # TR-181 Routing.Router.{i}.IPv4Forwarding.{i}.: the static default route
+    "wan.static.route": TableKind(
+        "gateway",
+        {"gateway": TEXT, "enable": BOOL, "interface": TEXT, "dest": TEXT, "dest_mask": TEXT},
+        when=_WAN_STATIC,
+        row_from={"gateway": "wan.static.gateway"},
+    ),
 }
 
 #: `match` keys -> the CpeIdentity attribute each one tests
@@ -529,12 +555,18 @@ class FieldSpec(_Spec):
     type: XsdType | None = None
     format: Literal["mac-colon-upper", "mac-colon-lower"] | None = None
     booleans: Booleans | None = None
+    #: the wire value of every row acsd keeps (e.g. the route's Interface): the profile's
+    #: to say, not the record's
+    value: str | None = None
 
 
 class TableObjectSpec(_Spec):
     object: ObjectPath
     key: str | None = None
     fields: dict[str, FieldSpec] = Field(min_length=1)
+    #: leaf -> wire value: the rows acsd keeps. Others (the address and route a DHCP
+    #: client made) are the CPE's: never matched, changed or deleted.
+    only: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")], str] = {}
 
 
 def _name_list(value: Any) -> Any:

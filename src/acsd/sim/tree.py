@@ -23,6 +23,27 @@ from acsd.sim.template import PLACEHOLDER, Leaf, PathRules, Template, object_pat
 LINK_DELAY = 8
 
 _DATETIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?$")
+# TR-181: an IPv4Address entry's IPAddress and SubnetMask "can only be modified if the
+# AddressingType is Static"; the DHCP client's entry is its own.
+_STATIC_ONLY = re.compile(r"^(.*\.IPv4Address\.\d+\.)(IPAddress|SubnetMask)$")
+_DHCP_CLIENT_ENABLE = re.compile(r"^(Device\.DHCPv4\.Client\.\d+\.)Enable$")
+# What a TR-181 DHCPv4 client's lease made, and takes away when the client stops: entries
+# "auto-created and auto-deleted as IP addresses are added and deleted via DHCP".
+# (instance pattern, leaf, value, also on the client's Interface)
+_LEASED = (
+    (r"{iface}\.IPv4Address\.\d+\.", "AddressingType", "DHCP", False),
+    (r"Device\.Routing\.Router\.\d+\.IPv4Forwarding\.\d+\.", "Origin", "DHCPv4", True),
+    (r"Device\.DNS\.Client\.Server\.\d+\.", "Type", "DHCPv4", True),
+)
+_LEASE_LEAVES = {
+    "DHCPStatus": "Init",
+    "IPAddress": "",
+    "SubnetMask": "",
+    "IPRouters": "",
+    "DNSServers": "",
+    "DHCPServer": "",
+    "LeaseTimeRemaining": "0",
+}
 _RANGES = {
     "int": (-(2**31), 2**31 - 1),
     "unsignedInt": (0, 2**32 - 1),
@@ -109,6 +130,9 @@ class Tree:
         # passive/active parameters the router changed by itself since the last Inform
         self.changed: dict[str, None] = {}
         self._next_instance: dict[str, int] = {}
+        # DHCPv4 client -> the entries its lease made, kept while it is off to come back
+        # (as a new lease would bring them) when it is turned on again
+        self.released: dict[str, dict[str, str]] = {}
 
     # --- construction -------------------------------------------------------------------
 
@@ -157,6 +181,10 @@ class Tree:
         tree._next_instance = {
             k: int(v) for k, v in state.get("next_instance", {}).items() if k in template.tables
         }
+        tree.released = {
+            str(k): {str(p): str(v) for p, v in rows.items()}
+            for k, rows in state.get("released", {}).items()
+        }
         for table in template.tables:  # a hand-edited file may have added or removed rows
             tree._recount(table)
         return tree
@@ -169,6 +197,7 @@ class Tree:
             "notification": dict(self.notification),
             "access_lists": dict(self.access_lists),
             "next_instance": dict(self._next_instance),
+            "released": {k: dict(v) for k, v in self.released.items()},
         }
 
     def flat(self) -> dict[str, str]:
@@ -297,19 +326,67 @@ class Tree:
             raise CwmpFault(9003, "SetParameterValues refused", faults)
         template = self.template
         status = 0
+        clients: dict[str, bool] = {}
         for pv in params:
             leaf = self.leaves[pv.name]
             value = template.stored(pv.name, leaf.type, pv.value)
             if self.values[pv.name] != value and template.needs_reboot.get(pv.name, leaf.type):
                 status = 1
+            if client := _DHCP_CLIENT_ENABLE.match(pv.name):
+                clients[client.group(1)] = value.lower() in ("1", "true")
             self.values[pv.name] = value
+            if pv.name.endswith(".Enable"):
+                # TR-181's Status of an entry follows its Enable (Enabled / Disabled)
+                state = pv.name[: -len("Enable")] + "Status"
+                if self.values.get(state) in ("Enabled", "Disabled"):
+                    self.values[state] = (
+                        "Enabled" if value.lower() in ("1", "true") else "Disabled"
+                    )
             # some vendors hold one setting under two names (TR-098 KeyPassphrase and
             # PreSharedKey.1.KeyPassphrase): writing either changes both
             for twin in template.links.get(pv.name, ()):
                 if twin in self.values:
                     self.values[twin] = value
+        for client, enabled in clients.items():
+            self._dhcp_client(client, enabled)
         self._set_parameter_key(parameter_key)
         return status
+
+    def _dhcp_client(self, client: str, enabled: bool) -> None:
+        """A TR-181 DHCPv4 client turned off takes its lease's address, default route and
+        DNS servers with it; turned on again, it gets them back."""
+        if enabled:
+            back = self.released.pop(client, {})
+            if back:
+                self._own()
+            for path, value in back.items():
+                leaf = self.template.leaf_for(path)
+                if leaf is not None:
+                    self.values[path] = value
+                    self.leaves[path] = leaf
+                    self.objects.update(dict.fromkeys(object_paths(path)))
+        elif client not in self.released:
+            iface = re.escape(self.values.get(client + "Interface", "").rstrip("."))
+            gone: dict[str, str] = {}
+            for pattern, leaf, value, on_iface in _LEASED:
+                row = re.compile("^(" + pattern.format(iface=iface) + ")" + re.escape(leaf) + "$")
+                rows = [
+                    m.group(1) for p, v in self.values.items() if v == value and (m := row.match(p))
+                ]
+                for base in rows:
+                    if on_iface and not re.fullmatch(
+                        iface + r"\.?", self.values.get(base + "Interface", "")
+                    ):
+                        continue
+                    gone.update((p, v) for p, v in self.values.items() if p.startswith(base))
+                    self._remove(base)
+            for leaf, blank in _LEASE_LEAVES.items():  # no lease, nothing it offered
+                if client + leaf in self.values:
+                    gone[client + leaf] = self.values[client + leaf]
+                    self.values[client + leaf] = blank
+            self.released[client] = gone
+        for table in self.template.tables:
+            self._recount(table)
 
     def _check_set(self, name: str, value: str, refuse: PathRules[int] | None = None) -> int:
         if name not in self.values:
@@ -322,6 +399,12 @@ class Tree:
         if code:
             return code
         if not leaf.writable:
+            return 9008
+        static_only = _STATIC_ONLY.match(name)
+        if static_only and self.values.get(static_only.group(1) + "AddressingType") not in (
+            None,
+            "Static",
+        ):
             return 9008
         if not valid_value(leaf.type, value):
             return 9007
@@ -404,8 +487,14 @@ class Tree:
         table = parent + "."
         if not number.isdigit() or table not in self.template.tables:
             raise CwmpFault(9005, f"{path} is not a deletable instance")
-        self._own()
         self._next_instance[table] = max(self._next_instance.get(table, 0), int(number))
+        self._remove(path)
+        self._recount(table)
+        self._set_parameter_key(parameter_key)
+
+    def _remove(self, path: str) -> None:
+        """An instance ("...StaticAddress.3.") and everything below it goes."""
+        self._own()
         for param in [p for p in self.values if p.startswith(path)]:
             del self.values[param]
             del self.leaves[param]
@@ -414,8 +503,6 @@ class Tree:
             self.changed.pop(param, None)
         for obj in [o for o in self.objects if o.startswith(path)]:
             del self.objects[obj]
-        self._recount(table)
-        self._set_parameter_key(parameter_key)
 
     # --- attributes ---------------------------------------------------------------------
 

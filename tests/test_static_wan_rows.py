@@ -1,0 +1,269 @@
+"""TR-181's static WAN: the address and default route a DHCP client made are the router's
+(IPAddress is writable only while AddressingType is Static, and the entries vanish with the
+client), so acsd adds entries of its own beside them, replaces them when the line changes and
+deletes them when the line is turned off, never touching the client's. Here: the plan, the
+simulated router's behaviour that the end-to-end tests rely on, and the profile keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from acsd.cwmp import rpc
+from acsd.provisioning.desired import Desired
+from acsd.provisioning.plan import Plan, plan_changes
+from acsd.provisioning.profiles import ProfileError, load_profiles
+from acsd.sim.template import load_template
+from acsd.sim.tree import CwmpFault, Tree
+
+ADDR = "Device.IP.Interface.2.IPv4Address."
+ROUTE = "Device.Routing.Router.1.IPv4Forwarding."
+LINE = {
+    "wan.static.enable": True,
+    "wan.static.ip": "203.0.113.10",
+    "wan.static.mask": "255.255.255.248",
+    "wan.static.gateway": "203.0.113.9",
+}
+# A router on DHCP: its lease's address and default route, and one static route of its
+# owner's to another network.
+DHCP_BOUND = {
+    "Device.DHCPv4.Client.1.Enable": "1",
+    ADDR + "1.Enable": "1",
+    ADDR + "1.IPAddress": "100.64.0.6",
+    ADDR + "1.SubnetMask": "255.255.255.252",
+    ADDR + "1.AddressingType": "DHCP",
+    ROUTE + "1.Enable": "1",
+    ROUTE + "1.StaticRoute": "0",
+    ROUTE + "1.DestIPAddress": "",
+    ROUTE + "1.DestSubnetMask": "",
+    ROUTE + "1.GatewayIPAddress": "100.64.0.5",
+    ROUTE + "1.Interface": "Device.IP.Interface.2",
+    ROUTE + "2.Enable": "1",
+    ROUTE + "2.StaticRoute": "1",
+    ROUTE + "2.DestIPAddress": "10.9.0.0",
+    ROUTE + "2.DestSubnetMask": "255.255.0.0",
+    ROUTE + "2.GatewayIPAddress": "192.168.1.254",
+    ROUTE + "2.Interface": "Device.IP.Interface.1",
+}
+
+
+@pytest.fixture(scope="module")
+def tr181():
+    return load_profiles().get("tr181")
+
+
+def plan(profile, settings: dict, values: dict, absent: frozenset[str] = frozenset()) -> Plan:
+    return plan_changes(
+        profile,
+        Desired(settings=dict(settings)),
+        values,
+        absent=set(absent),
+        memory={},
+        force=False,
+        now=0.0,
+        max_attempts=3,
+    )
+
+
+def static_rows(line: dict, address: int = 3, route: int = 4) -> dict[str, str]:
+    """What the router holds once acsd added its entries for ``line``."""
+    return {
+        ADDR + f"{address}.Enable": "true",
+        ADDR + f"{address}.IPAddress": line["wan.static.ip"],
+        ADDR + f"{address}.SubnetMask": line["wan.static.mask"],
+        ADDR + f"{address}.AddressingType": "Static",
+        ROUTE + f"{route}.Enable": "true",
+        ROUTE + f"{route}.StaticRoute": "true",
+        ROUTE + f"{route}.DestIPAddress": "",
+        ROUTE + f"{route}.DestSubnetMask": "",
+        ROUTE + f"{route}.GatewayIPAddress": line["wan.static.gateway"],
+        ROUTE + f"{route}.Interface": "Device.IP.Interface.2",
+    }
+
+
+def test_a_line_adds_an_address_and_a_default_route_beside_the_dhcp_clients(tr181):
+    result = plan(tr181, LINE, DHCP_BOUND)
+    assert [(a.table, a.object, a.row) for a in result.adds] == [
+        ("wan.static.address", ADDR, {"ip": "203.0.113.10", "mask": "255.255.255.248"}),
+        ("wan.static.route", ROUTE, {"gateway": "203.0.113.9"}),
+    ]
+    # The client goes off in the same SetParameterValues as the new entries' fields; its
+    # own entries, and the owner's route to 10.9/16, are not acsd's to change or delete.
+    assert [(c.path, c.value) for c in result.changes] == [
+        ("Device.DHCPv4.Client.1.Enable", "false")
+    ]
+    assert result.deletes == [] and result.unsupported == []
+
+
+def test_the_rows_fields_include_what_the_profile_fixes(tr181):
+    from acsd.provisioning.plan import row_changes
+
+    spec = tr181.tables["wan.static.route"]
+    changes = row_changes("wan.static.route", spec, 7, {"gateway": "203.0.113.9"})
+    assert {(c.path, c.value, c.type) for c in changes} == {
+        (ROUTE + "7.GatewayIPAddress", "203.0.113.9", "xsd:string"),
+        (ROUTE + "7.Enable", "true", "xsd:boolean"),
+        (ROUTE + "7.Interface", "Device.IP.Interface.2", "xsd:string"),
+        (ROUTE + "7.DestIPAddress", "", "xsd:string"),
+        (ROUTE + "7.DestSubnetMask", "", "xsd:string"),
+    }
+
+
+def test_a_router_holding_the_line_is_asked_nothing(tr181):
+    held = {**DHCP_BOUND, "Device.DHCPv4.Client.1.Enable": "0", **static_rows(LINE)}
+    # the client's entries went with it on a real router; left here, they change nothing
+    result = plan(tr181, LINE, held)
+    assert result.empty, (result.adds, result.changes, result.deletes)
+
+
+def test_a_new_line_replaces_acsds_entries_and_only_those(tr181):
+    old = {**LINE, "wan.static.ip": "203.0.113.18", "wan.static.gateway": "203.0.113.17"}
+    values = {**DHCP_BOUND, "Device.DHCPv4.Client.1.Enable": "0", **static_rows(old)}
+    result = plan(tr181, LINE, values)
+    assert sorted(result.deletes) == [ADDR + "3.", ROUTE + "4."]
+    assert [a.row for a in result.adds] == [
+        {"ip": "203.0.113.10", "mask": "255.255.255.248"},
+        {"gateway": "203.0.113.9"},
+    ]
+
+
+def test_a_changed_mask_is_set_on_the_entry_in_place(tr181):
+    values = {**DHCP_BOUND, "Device.DHCPv4.Client.1.Enable": "0", **static_rows(LINE)}
+    values[ADDR + "3.SubnetMask"] = "255.255.255.0"
+    values[ROUTE + "4.Interface"] = "Device.IP.Interface.1"
+    result = plan(tr181, LINE, values)
+    assert not result.adds and not result.deletes
+    assert sorted((c.path, c.value) for c in result.changes) == [
+        (ADDR + "3.SubnetMask", "255.255.255.248"),
+        (ROUTE + "4.Interface", "Device.IP.Interface.2"),
+    ]
+
+
+def test_turning_the_line_off_deletes_acsds_entries_and_restarts_the_client(tr181):
+    values = {**DHCP_BOUND, "Device.DHCPv4.Client.1.Enable": "0", **static_rows(LINE)}
+    result = plan(tr181, {**LINE, "wan.static.enable": False}, values)
+    assert sorted(result.deletes) == [ADDR + "3.", ROUTE + "4."]
+    assert not result.adds
+    assert [(c.path, c.value) for c in result.changes] == [
+        ("Device.DHCPv4.Client.1.Enable", "true")
+    ]
+
+
+def test_a_router_without_the_address_table_is_sent_nothing_of_the_line(tr181):
+    result = plan(tr181, LINE, DHCP_BOUND, absent=frozenset({ADDR}))
+    assert result.empty
+    reasons = {u["setting"]: u["reason"] for u in result.unsupported}
+    assert set(reasons) == set(LINE)
+    assert all(
+        r == f"{ADDR} is not on this CPE: no wan.static.* setting sent" for r in reasons.values()
+    )
+
+
+def test_tr098_keeps_its_fixed_paths(tr181):
+    tr098 = load_profiles().get("tr098")
+    result = plan(tr098, LINE, {})
+    assert not result.adds and not result.unsupported
+    assert {c.setting for c in result.changes} == set(LINE)
+
+
+# --- the simulated router ---------------------------------------------------------------
+
+
+def router() -> Tree:
+    from acsd.sim.identity import router_values
+
+    ident = router_values("tr181-generic", "000000", 1, "T1", "http://127.0.0.1:1/", "")
+    return Tree.from_template(load_template("tr181-generic"), ident)
+
+
+def test_the_simulated_router_refuses_writes_to_its_dhcp_address():
+    tree = router()
+    with pytest.raises(CwmpFault) as caught:
+        tree.set_values([rpc.ParameterValue(ADDR + "1.IPAddress", "203.0.113.10")], "k")
+    assert [(f.name, f.code) for f in caught.value.spv_faults] == [(ADDR + "1.IPAddress", 9008)]
+
+
+def test_the_simulated_dhcp_client_takes_its_lease_along_and_brings_it_back():
+    tree = router()
+    before = tree.flat()
+    number = tree.add_object(ADDR, "k")
+    tree.set_values([rpc.ParameterValue(ADDR + f"{number}.IPAddress", "203.0.113.10")], "k")
+    tree.set_values([rpc.ParameterValue("Device.DHCPv4.Client.1.Enable", "false")], "k")
+    off = tree.flat()
+    assert [p for p in off if p.startswith(ADDR) and p.endswith(".IPAddress")] == [
+        ADDR + f"{number}.IPAddress"
+    ]
+    assert not [p for p in off if p.startswith(ROUTE)]  # its only route was the lease's
+    assert not [p for p in off if p.startswith("Device.DNS.Client.Server.")]
+    assert off["Device.DHCPv4.Client.1.IPAddress"] == ""
+    assert off["Device.DHCPv4.Client.1.Status"] == "Disabled"
+    assert off["Device.IP.Interface.2.IPv4AddressNumberOfEntries"] == "1"
+
+    # A router saved and restored (acsd sim --state) still has the lease to come back to.
+    tree = Tree.restore(tree.template, tree.snapshot())
+    tree.set_values([rpc.ParameterValue("Device.DHCPv4.Client.1.Enable", "true")], "k")
+    on = tree.flat()
+    leased = (ADDR + "1.", ROUTE, "Device.DNS.Client.Server.", "Device.DHCPv4.Client.1.")
+    back = {path: value for path, value in on.items() if path.startswith(leased)}
+    assert back == {path: value for path, value in before.items() if path.startswith(leased)}
+    assert on["Device.IP.Interface.2.IPv4AddressNumberOfEntries"] == "2"
+    assert on[ADDR + f"{number}.IPAddress"] == "203.0.113.10"
+
+
+# --- profile keys -------------------------------------------------------------------------
+
+BASE = """\
+name = "acme"
+extends = "tr181"
+[match]
+manufacturer = "Acme*"
+"""
+
+
+def profile_error(tmp_path: Path, text: str) -> ProfileError:
+    (tmp_path / "acme.toml").write_text(BASE + text)
+    with pytest.raises(ProfileError) as caught:
+        load_profiles(tmp_path)
+    return caught.value
+
+
+def test_a_row_field_no_setting_gives_needs_a_value(tmp_path):
+    err = profile_error(
+        tmp_path,
+        '[tables."wan.static.route"]\nobject = "Device.Routing.Router.1.IPv4Forwarding."\n'
+        '[tables."wan.static.route".fields]\ngateway = { param = "GatewayIPAddress" }\n'
+        'interface = { param = "Interface" }\n',
+    )
+    assert err.problems == [
+        (
+            'tables."wan.static.route".fields.interface',
+            "interface needs a `value`: no setting gives it",
+        )
+    ]
+
+
+def test_a_value_for_what_the_row_gives_is_refused(tmp_path):
+    err = profile_error(
+        tmp_path,
+        '[tables."wan.static.address"]\nobject = "Device.IP.Interface.2.IPv4Address."\n'
+        '[tables."wan.static.address".fields]\nip = { param = "IPAddress", value = "x" }\n'
+        'mask = { param = "SubnetMask" }\n',
+    )
+    assert err.problems == [
+        ('tables."wan.static.address".fields.ip.value', "ip comes from the row, not the profile")
+    ]
+
+
+def test_a_row_table_needs_every_field_its_settings_give(tmp_path):
+    err = profile_error(
+        tmp_path,
+        '[tables."wan.static.address"]\nobject = "Device.IP.Interface.2.IPv4Address."\n'
+        '[tables."wan.static.address".fields]\nip = { param = "IPAddress" }\n',
+    )
+    assert err.problems == [
+        (
+            'tables."wan.static.address".fields',
+            "wan.static.address needs field 'mask' (wan.static.mask)",
+        )
+    ]
