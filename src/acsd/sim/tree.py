@@ -339,9 +339,7 @@ class Tree:
                 # TR-181's Status of an entry follows its Enable (Enabled / Disabled)
                 state = pv.name[: -len("Enable")] + "Status"
                 if self.values.get(state) in ("Enabled", "Disabled"):
-                    self.values[state] = (
-                        "Enabled" if value.lower() in ("1", "true") else "Disabled"
-                    )
+                    self.values[state] = "Enabled" if value.lower() in ("1", "true") else "Disabled"
             # some vendors hold one setting under two names (TR-098 KeyPassphrase and
             # PreSharedKey.1.KeyPassphrase): writing either changes both
             for twin in template.links.get(pv.name, ()):
