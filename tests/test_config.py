@@ -6,6 +6,8 @@ import os
 import subprocess
 import tomllib
 
+import pytest
+
 from acsd.config import Config, load_config
 from conftest import REPO, acsd_cmd, run_cli
 
@@ -89,3 +91,23 @@ def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path):
         os.close(write_end)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
+
+
+def test_static_wan_dns_takes_a_list_or_a_comma_string_of_usable_addresses(tmp_path):
+    from acsd.config import ConfigError, load_config
+
+    path = tmp_path / "dns.toml"
+    path.write_text('[provisioning]\nstatic_wan_dns = "198.51.100.153, 203.0.113.153"\n')
+    assert load_config(str(path)).provisioning.static_wan_dns == [
+        "198.51.100.153",
+        "203.0.113.153",
+    ]
+    for value, message in (
+        ('["dns.example.net"]', "'dns.example.net' is no IPv4 address"),
+        ('["127.0.0.1"]', "'127.0.0.1' cannot be a router's DNS server"),
+        ('["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.5"]', "at most 4"),
+    ):
+        path.write_text(f"[provisioning]\nstatic_wan_dns = {value}\n")
+        with pytest.raises(ConfigError) as caught:
+            load_config(str(path))
+        assert "provisioning.static_wan_dns" in str(caught.value) and message in str(caught.value)

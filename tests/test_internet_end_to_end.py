@@ -14,6 +14,7 @@ import pytest
 
 from acsd.sim.runner import Simulation
 from api_world import World, device_body
+from conftest import lazy_world
 
 WCD = "InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1."
 HCM = "InternetGatewayDevice.LANDevice.1.LANHostConfigManagement."
@@ -112,6 +113,7 @@ def rows(tree: dict[str, str], table: str) -> list[dict[str, str]]:
 
 WAN_ADDRESSES = "Device.IP.Interface.2.IPv4Address."
 ROUTES = "Device.Routing.Router.1.IPv4Forwarding."
+DNS_SERVERS = "Device.DNS.Client.Server."
 
 
 def wan_address(tree: dict[str, str]) -> str:
@@ -175,6 +177,15 @@ async def test_confirmed_accounts_give_the_routers_their_static_wan(world, modul
         line.gateway,
         "Device.IP.Interface.2",
     )
+    # The DHCP client's DNS servers went with it: the line keeps them as static entries
+    # (no [provisioning] static_wan_dns here), and the status still shows them.
+    servers = rows(tree, DNS_SERVERS)
+    assert [(s["DNSServer"], s["Type"], s["Interface"]) for s in servers] == [
+        ("192.0.2.53", "Static", "Device.IP.Interface.2"),
+        ("198.51.100.53", "Static", "Device.IP.Interface.2"),
+    ]
+    status = shown["tr181-generic"]["status"]
+    assert (status["dns"], status["dns2"]) == ("192.0.2.53", "198.51.100.53")
     assert [f for f in cpe.stats.faults if f.method != "GetParameterValues"] == []
     assert is_true(tree["Device.IP.Interface.1.IPv4Address.2.Enable"])
     assert tree["Device.IP.Interface.1.IPv4Address.2.IPAddress"] == line.lan_router
@@ -196,6 +207,7 @@ async def test_confirmed_accounts_give_the_routers_their_static_wan(world, modul
         assert tree[ip_conn + "ExternalIPAddress"] == line.ip
         assert tree[ip_conn + "SubnetMask"] == line.subnet
         assert tree[ip_conn + "DefaultGateway"] == line.gateway
+        assert tree[ip_conn + "DNSServers"] == "192.0.2.53,198.51.100.53"
         default = tree["InternetGatewayDevice.Layer3Forwarding.DefaultConnectionService"]
         assert default == ip_conn.rstrip(".")
         assert is_true(tree[HCM + "IPInterface.2.Enable"])
@@ -217,7 +229,7 @@ async def test_confirmed_accounts_give_the_routers_their_static_wan(world, modul
     reasons = unsupported(shown["zte-f670l"])
     static = {k: v for k, v in reasons.items() if k.startswith("wan.static.")}
     assert set(static) == {"wan.static.enable", "wan.static.ip", "wan.static.mask",
-                           "wan.static.gateway"}  # fmt: skip
+                           "wan.static.gateway", "wan.static.dns"}  # fmt: skip
     for reason in static.values():
         assert "WANIPConnection.1" in reason and "not on this CPE" in reason, reason
         assert reason.endswith("no wan.static.* setting sent"), reason
@@ -297,3 +309,42 @@ async def test_a_line_or_range_on_the_routers_own_lan_is_400(world, module_daemo
     reply = world.api.post(path, lan_twice.confirm())
     assert reply.status == 400 and reply.body["message"] == "net.lanNet", reply.body
     assert "overlaps the router's LAN 192.168.1.0/24" in reply.body["description"]
+
+
+async def test_the_configured_dns_servers_replace_the_dhcp_ones(daemon_factory):
+    """``[provisioning] static_wan_dns``: the provider's resolvers for every static line,
+    whatever the routers learnt from DHCP before."""
+    daemon = daemon_factory(provisioning={"static_wan_dns": "198.51.100.153, 203.0.113.153"})
+    world = lazy_world(daemon)
+    sim = Simulation(
+        daemon.cwmp_url, ["tr181-generic", "tr098-dsl"], 2, serial_prefix="DNS", interval=3600,
+        cr_listen="127.0.0.1:0", ramp=0.01,
+    )  # fmt: skip
+    routers = {cpe.profile: cpe for cpe in sim.routers}
+    devices = {profile: add_device(world, cpe.serial) for profile, cpe in routers.items()}
+    running = asyncio.create_task(sim.run(duration=60))
+    try:
+        await until(lambda: all(cpe.stats.ok >= 1 for cpe in routers.values()))
+        for profile, device_id in devices.items():
+            account = order(world, device_id)
+            reply = world.api.post(f"/internet/account/{account}/confirm", LINES[profile].confirm())
+            assert reply.status == 200, reply.body
+
+        def settled() -> bool:
+            return all(
+                world.api.get(f"/network/device/{d}").body["status"].get("provisioned")
+                and world.api.get(f"/network/device/{d}").body["state"] == "ACTIVE"
+                for d in devices.values()
+            )
+
+        await until(settled)
+    finally:
+        sim.stop()
+        await running
+    tree = routers["tr181-generic"].tree.flat()
+    servers = [(s["DNSServer"], s["Type"]) for s in rows(tree, DNS_SERVERS)]
+    assert servers == [("198.51.100.153", "Static"), ("203.0.113.153", "Static")]
+    status = world.api.get(f"/network/device/{devices['tr181-generic']}").body["status"]
+    assert (status["dns"], status["dns2"]) == ("198.51.100.153", "203.0.113.153")
+    tree = routers["tr098-dsl"].tree.flat()
+    assert tree[WCD + "WANIPConnection.1.DNSServers"] == "198.51.100.153,203.0.113.153"

@@ -75,7 +75,8 @@ def test_base_profiles_map_every_setting_but_band_steering(profiles, name):
     in_rows = {s for table in profile.tables.values() for s in table.row_from.values()}
     assert set(profile.settings) | in_rows == set(SETTINGS) - vendor_only
     assert not set(profile.settings) & in_rows
-    rows = {"wan.static.address", "wan.static.route"} if name == "tr181" else set()
+    rows = {"wan.static.address", "wan.static.route", "wan.static.dns_servers"}
+    rows = rows if name == "tr181" else set()
     assert set(profile.tables) == {"dhcp.reservations", *rows}
 
 

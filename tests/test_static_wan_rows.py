@@ -160,11 +160,53 @@ def test_a_router_without_the_address_table_is_sent_nothing_of_the_line(tr181):
     )
 
 
+DNS = "Device.DNS.Client.Server."
+DHCP_DNS = {
+    DNS + "1.Enable": "1",
+    DNS + "1.DNSServer": "192.0.2.53",
+    DNS + "1.Interface": "Device.IP.Interface.2",
+    DNS + "1.Type": "DHCPv4",
+}
+
+
+def test_the_lines_dns_servers_are_static_entries_one_each(tr181):
+    line = {**LINE, "wan.static.dns": "198.51.100.153, 203.0.113.153"}
+    result = plan(tr181, line, {**DHCP_BOUND, **DHCP_DNS})
+    assert [(a.table, a.row) for a in result.adds][2:] == [
+        ("wan.static.dns_servers", {"server": "198.51.100.153"}),
+        ("wan.static.dns_servers", {"server": "203.0.113.153"}),
+    ]
+    assert result.deletes == [] and result.unsupported == []
+    # One of them already there as a static entry: only the other is added.
+    held = {
+        DNS + "5.Enable": "1",
+        DNS + "5.DNSServer": "203.0.113.153",
+        DNS + "5.Interface": "Device.IP.Interface.2",
+        DNS + "5.Type": "Static",
+    }
+    result = plan(tr181, line, {**DHCP_BOUND, **DHCP_DNS, **held})
+    assert [a.row["server"] for a in result.adds if a.table == "wan.static.dns_servers"] == [
+        "198.51.100.153"
+    ]
+
+
+def test_a_router_without_a_dns_table_still_gets_the_line(tr181):
+    line = {**LINE, "wan.static.dns": "198.51.100.153"}
+    result = plan(tr181, line, DHCP_BOUND, absent=frozenset({DNS}))
+    assert [a.table for a in result.adds] == ["wan.static.address", "wan.static.route"]
+    assert result.unsupported == [
+        {"setting": "wan.static.dns_servers", "reason": f"{DNS} is not on this CPE"}
+    ]
+
+
 def test_tr098_keeps_its_fixed_paths(tr181):
     tr098 = load_profiles().get("tr098")
-    result = plan(tr098, LINE, {})
+    line = {**LINE, "wan.static.dns": "198.51.100.153,203.0.113.153"}
+    result = plan(tr098, line, {})
     assert not result.adds and not result.unsupported
-    assert {c.setting for c in result.changes} == set(LINE)
+    assert {c.setting for c in result.changes} == set(line)
+    dns = [c for c in result.changes if c.setting == "wan.static.dns"]
+    assert [c.value for c in dns] == ["198.51.100.153,203.0.113.153"]
 
 
 # --- the simulated router ---------------------------------------------------------------

@@ -265,6 +265,25 @@ class ProvisioningConfig(_Section):
     drift_check: bool = True
     retry_base: float = Field(300.0, gt=0)
     retry_max_attempts: int = Field(5, ge=1)
+    #: DNS servers (IPv4) of internet accounts' static lines; empty: each router keeps the
+    #: ones it reported while on DHCP (its DHCP client, turned off for the line, took them)
+    static_wan_dns: list[str] = Field(default_factory=list, max_length=4)
+
+    _split_dns = field_validator("static_wan_dns", mode="before")(_comma_list)
+
+    @field_validator("static_wan_dns")
+    @classmethod
+    def _check_dns(cls, value: list[str]) -> list[str]:
+        out = []
+        for item in value:
+            try:
+                address = ipaddress.IPv4Address(item)
+            except ValueError:
+                raise ValueError(f"{item!r} is no IPv4 address") from None
+            if address.is_unspecified or address.is_multicast or address.is_loopback:
+                raise ValueError(f"{item!r} cannot be a router's DNS server")
+            out.append(str(address))
+        return out
 
 
 class ProfilesConfig(_Section):

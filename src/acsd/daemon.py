@@ -116,6 +116,7 @@ async def serve(
             max_attempts=config.provisioning.retry_max_attempts,
         ),
         drift_check=config.provisioning.drift_check,
+        static_wan_dns=tuple(config.provisioning.static_wan_dns),
         periodic_interval=config.cwmp.periodic_interval,
         full_read_interval=config.cwmp.full_read_interval,
     )

@@ -25,7 +25,7 @@ from __future__ import annotations
 import copy
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from acsd import clock
@@ -43,7 +43,7 @@ from acsd.provisioning.apn import (
     sim_report,
 )
 from acsd.provisioning.desired import Desired, desired_state
-from acsd.provisioning.internet import add_internet_settings
+from acsd.provisioning.internet import add_internet_settings, reported_dns
 from acsd.provisioning.jobs import (
     Outcome,
     RetryPolicy,
@@ -91,6 +91,8 @@ class DriverSettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     #: default for devices; each record has its own switch
     drift_check: bool = True
+    #: DNS servers of static lines (empty: the ones each router reported)
+    static_wan_dns: tuple[str, ...] = ()
     #: PeriodicInformInterval acsd sets on every CPE (seconds)
     periodic_interval: int = 300
     #: seconds between reads of the whole status objects; between them sessions read the
@@ -250,7 +252,10 @@ class ProvisioningDriver:
             if record is not None and record.internet_account:
                 # Only routers an internet account names pay for this lookup.
                 try:
-                    await add_internet_settings(self.store, record.id, self.desired, clock.now())
+                    dns = list(self.settings.static_wan_dns)
+                    await add_internet_settings(
+                        self.store, record.id, self.desired, clock.now(), dns=dns
+                    )
                 except Exception:
                     log.exception("session.account_lookup_failed", serial=dev.serial_number)
                     return rpc.acs_fault(8002, "internet account lookup failed; retry later")
@@ -571,6 +576,15 @@ class ProvisioningDriver:
             desired, self._status_and_identity(flat, shared=False)[1]
         ):
             desired = desired.without("apn.name")
+        if desired.settings.get("wan.static.enable") is True and (
+            "wan.static.dns" not in desired.settings
+        ):
+            # No DNS servers configured for static lines: the router keeps those it reports
+            # now (a TR-181 router loses them with the DHCP client the line turns off).
+            dns = reported_dns(self._status_and_identity(flat, shared=False)[0])
+            if dns:
+                settings = {**desired.settings, "wan.static.dns": ",".join(dns)}
+                desired = replace(desired, settings=settings)
         outside = self._outside_lan(flat)
         if outside is not None:
             # A pool or reservation outside the LAN the router reports now (the record

@@ -1,7 +1,8 @@
 """Internet account (seed 002) -> the router's WAN settings, once the line is live.
 
 A confirmed account whose start date has come asks the router it names for a static IPv4
-WAN (address, mask, default gateway), a second LAN address in the additional range when
+WAN (address, mask, default gateway, and DNS servers: ``[provisioning] static_wan_dns``,
+else the ones the router reported while on DHCP), a second LAN address in the additional range when
 one was assigned (the router takes the range's first host address), and mobile failover
 with the backup SIM's number. Profiles map these abstract settings (``wan.static.*``,
 ``lan.extra.*``, ``wan.failover.*``) onto each vendor's parameters; a profile that lacks one
@@ -20,8 +21,9 @@ from acsd.provisioning.desired import Desired
 from acsd.store.base import InternetAccountRecord, Store
 
 
-def internet_settings(confirm: dict[str, Any]) -> dict[str, Any]:
-    """Abstract settings for the confirm body's ``net`` object (validated by the API)."""
+def internet_settings(confirm: dict[str, Any], dns: list[str] | None = None) -> dict[str, Any]:
+    """Abstract settings for the confirm body's ``net`` object (validated by the API);
+    ``dns``: the line's DNS servers (seed 002 names none)."""
     net = confirm["net"]
     out: dict[str, Any] = {
         "wan.static.enable": True,
@@ -29,6 +31,8 @@ def internet_settings(confirm: dict[str, Any]) -> dict[str, Any]:
         "wan.static.mask": net["subnet"],
         "wan.static.gateway": net["gateway"],
     }
+    if dns:
+        out["wan.static.dns"] = ",".join(dns)
     if net.get("lanNet") and net.get("lanSubnet"):
         lan = ipaddress.IPv4Network(f"{net['lanNet']}/{net['lanSubnet']}", strict=False)
         out["lan.extra.enable"] = True
@@ -44,12 +48,29 @@ def internet_settings(confirm: dict[str, Any]) -> dict[str, Any]:
 
 
 async def add_internet_settings(
-    store: Store, device_id: str, desired: Desired, now: float
+    store: Store, device_id: str, desired: Desired, now: float, *, dns: list[str] | None = None
 ) -> InternetAccountRecord | None:
     """Add the WAN settings of the device's effective account to ``desired``; returns the
     account (None: no account has taken effect for this router)."""
     account = await store.internet_account_for_device(device_id, now)
     if account is None or not account.confirm:
         return None
-    desired.settings.update(internet_settings(account.confirm))
+    desired.settings.update(internet_settings(account.confirm, dns))
     return account
+
+
+def reported_dns(status: dict[str, Any] | None) -> list[str]:
+    """The IPv4 DNS servers a router reports (``dns``, ``dns2``): what a static line keeps
+    when the configuration names none. A TR-181 router loses them with the DHCP client the
+    line turns off; given back as static entries, they are what it reports from then on,
+    so the list stays put."""
+    out = []
+    for key in ("dns", "dns2"):
+        value = (status or {}).get(key)
+        try:
+            address = ipaddress.IPv4Address(str(value))
+        except ValueError:
+            continue
+        if not (address.is_unspecified or address.is_loopback) and str(address) not in out:
+            out.append(str(address))
+    return out

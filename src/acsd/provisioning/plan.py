@@ -123,6 +123,9 @@ def same_value(type_: str, current: str, wanted: str) -> bool:
 #: one, on a mobile router), cuts the router off. When the CPE lacks a parameter of such a
 #: group, nothing of the group is sent.
 ALL_OR_NOTHING = ("wan.static.", "lan.extra.")
+#: settings that go only with the rest of their group but that it works without: a line
+#: whose DNS servers a router cannot take still carries traffic
+OPTIONAL_IN_GROUP = frozenset({"wan.static.dns"})
 
 
 def _group_of(key: str) -> str | None:
@@ -137,7 +140,7 @@ def _incomplete_groups(
     out: dict[str, str] = {}
     for key, value in desired.settings.items():
         group = _group_of(key)
-        if group is None or group in out or value is False:
+        if group is None or group in out or value is False or key in OPTIONAL_IN_GROUP:
             continue  # "off" needs nothing the CPE lacks
         table = in_rows.get(key)
         if table is not None and profile.tables[table].object in absent:
@@ -254,9 +257,11 @@ def _rows_of_settings(
             tables[table] = []  # "off": the row acsd made goes
             continue
         try:
-            tables[table] = [{f: desired.settings[s] for f, s in spec.row_from.items()}]
+            row = {f: desired.settings[s] for f, s in spec.row_from.items()}
         except KeyError:
             continue  # asked for without all it needs: nothing half-made
+        items = str(row[spec.key]).split(",") if spec.split else [row[spec.key]]
+        tables[table] = [{**row, spec.key: item.strip()} for item in items if str(item).strip()]
     return tables, in_rows
 
 

@@ -128,6 +128,7 @@ class TableSpec:
     #: from the device record
     when: str | None = None
     row_from: Mapping[str, str] = field(default_factory=dict)
+    split: bool = False  # the key's setting is a comma list: a row per item
     key_is_mac: bool = False  # rows are named by a MAC (matched case- and separator-blind)
 
 
@@ -497,6 +498,7 @@ class Compiler:
             only=tuple(spec.only.items()),
             when=kind.when,
             row_from=dict(row_from),
+            split=kind.split,
             key_is_mac=row_key in kind.fields and kind.fields[row_key].value == "mac",
         )
 

@@ -109,6 +109,8 @@ SETTINGS: dict[str, Kind] = {
     "wan.static.ip": TEXT,
     "wan.static.mask": TEXT,
     "wan.static.gateway": TEXT,
+    # the line's DNS servers, a comma list (the router's DHCP lease brought them before)
+    "wan.static.dns": TEXT,
     "lan.extra.enable": BOOL,
     "lan.extra.ip": TEXT,
     "lan.extra.mask": TEXT,
@@ -135,6 +137,8 @@ class TableKind:
     fields: dict[str, Kind]
     when: str | None = None
     row_from: dict[str, str] | None = None
+    #: the key's setting is a comma list: one row per item
+    split: bool = False
 
 
 _WAN_STATIC = "wan.static.enable"
@@ -155,6 +159,14 @@ TABLES: dict[str, TableKind] = {
         {"gateway": TEXT, "enable": BOOL, "interface": TEXT, "dest": TEXT, "dest_mask": TEXT},
         when=_WAN_STATIC,
         row_from={"gateway": "wan.static.gateway"},
+    ),
+    # TR-181 DNS.Client.Server.{i}.: the line's DNS servers, one row each
+    "wan.static.dns_servers": TableKind(
+        "server",
+        {"server": TEXT, "enable": BOOL, "interface": TEXT},
+        when=_WAN_STATIC,
+        row_from={"server": "wan.static.dns"},
+        split=True,
     ),
 }
 
