@@ -199,6 +199,24 @@ def test_a_router_without_a_dns_table_still_gets_the_line(tr181):
     ]
 
 
+def test_entries_that_cannot_be_told_apart_stop_the_line(tr181):
+    # Firmware that does not report AddressingType: adding an address each session, or
+    # deleting the one DHCP made, would both be wrong. Nothing of the line is sent.
+    values = {k: v for k, v in DHCP_BOUND.items() if not k.endswith("AddressingType")}
+    result = plan(tr181, LINE, values)
+    assert result.empty
+    reason = (
+        f"{ADDR}1.AddressingType is not on this CPE: its own entries and acsd's cannot be "
+        "told apart: no wan.static.* setting sent"
+    )
+    assert {u["setting"]: u["reason"] for u in result.unsupported} == dict.fromkeys(LINE, reason)
+    # The same for DNS entries without Type: the line goes, its DNS servers do not.
+    dns = {k: v for k, v in DHCP_DNS.items() if not k.endswith(".Type")}
+    result = plan(tr181, {**LINE, "wan.static.dns": "198.51.100.153"}, {**DHCP_BOUND, **dns})
+    assert [a.table for a in result.adds] == ["wan.static.address", "wan.static.route"]
+    assert [u["setting"] for u in result.unsupported] == ["wan.static.dns_servers"]
+
+
 def test_tr098_keeps_its_fixed_paths(tr181):
     tr098 = load_profiles().get("tr098")
     line = {**LINE, "wan.static.dns": "198.51.100.153,203.0.113.153"}

@@ -133,7 +133,11 @@ def _group_of(key: str) -> str | None:
 
 
 def _incomplete_groups(
-    profile: Profile, desired: Desired, absent: set[str], in_rows: Mapping[str, str]
+    profile: Profile,
+    desired: Desired,
+    values: Mapping[str, str],
+    absent: set[str],
+    in_rows: Mapping[str, str],
 ) -> dict[str, str]:
     """Group -> what of it this CPE cannot take (a parameter it lacks, or a setting its
     profile does not map), for the groups of ALL_OR_NOTHING the operator asks something of."""
@@ -143,9 +147,12 @@ def _incomplete_groups(
         if group is None or group in out or value is False or key in OPTIONAL_IN_GROUP:
             continue  # "off" needs nothing the CPE lacks
         table = in_rows.get(key)
-        if table is not None and profile.tables[table].object in absent:
-            out[group] = f"{profile.tables[table].object} is not on this CPE"
-            continue
+        if table is not None:
+            spec = profile.tables[table]
+            reason = f"{spec.object} is not on this CPE" if spec.object in absent else None
+            if reason or (reason := _unowned(spec, _existing_rows(spec, values))):
+                out[group] = reason
+                continue
         targets = profile.settings.get(key)
         if not targets:
             if table is None:
@@ -177,7 +184,7 @@ def plan_changes(
     faults: Mapping[str, Any] = memory.get("faults", {})
 
     tables, in_rows = _rows_of_settings(profile, desired)
-    incomplete = _incomplete_groups(profile, desired, absent, in_rows)
+    incomplete = _incomplete_groups(profile, desired, values, absent, in_rows)
     for key, value in desired.settings.items():
         group = _group_of(key)
         if group in incomplete:
@@ -335,13 +342,11 @@ def _plan_table(
     max_attempts: int,
 ) -> None:
     key_field = spec.fields[spec.key]
-    # ASCII digits, unsignedInt-sized: int() of what a CPE sends must not raise
-    pattern = re.compile(re.escape(spec.object) + r"([0-9]{1,10})\.([^.]+)$")
-    existing: dict[int, dict[str, str]] = {}
-    for path, value in values.items():
-        match = pattern.match(path)
-        if match:
-            existing.setdefault(int(match.group(1)), {})[match.group(2)] = value
+    existing = _existing_rows(spec, values)
+    if reason := _unowned(spec, existing):
+        if rows:
+            plan.unsupported.append({"setting": table, "reason": reason})
+        return
     by_key: dict[str, int] = {}
     for instance in sorted(existing):
         if not _ours(existing[instance], spec.only):
@@ -382,13 +387,36 @@ def _plan_table(
             plan.deletes.append(f"{spec.object}{instance}.")
 
 
+def _existing_rows(spec: TableSpec, values: Mapping[str, str]) -> dict[int, dict[str, str]]:
+    """Instance number -> leaf -> value of the rows of ``spec`` the CPE reported."""
+    # ASCII digits, unsignedInt-sized: int() of what a CPE sends must not raise
+    pattern = re.compile(re.escape(spec.object) + r"([0-9]{1,10})\.([^.]+)$")
+    existing: dict[int, dict[str, str]] = {}
+    for path, value in values.items():
+        match = pattern.match(path)
+        if match:
+            existing.setdefault(int(match.group(1)), {})[match.group(2)] = value
+    return existing
+
+
+def _unowned(spec: TableSpec, existing: Mapping[int, Mapping[str, str]]) -> str | None:
+    """Why acsd cannot tell its rows from the CPE's (a row without a leaf ``only`` tests),
+    or None. Guessing would add a row every session, or delete the CPE's own."""
+    for instance, row in sorted(existing.items()):
+        for leaf, _ in spec.only:
+            if leaf not in row:
+                return (
+                    f"{spec.object}{instance}.{leaf} is not on this CPE: "
+                    "its own entries and acsd's cannot be told apart"
+                )
+    return None
+
+
 def _ours(row: Mapping[str, str], only: tuple[tuple[str, str], ...]) -> bool:
     """Whether a row read from the CPE holds what the profile's ``only`` names (booleans
     as the CPE spells them, 1 or true)."""
     for leaf, wanted in only:
-        current = row.get(leaf)
-        if current is None:
-            return False
+        current = row[leaf]  # _unowned() made sure every row has it
         if wanted in ("true", "false"):
             if (current.strip().lower() in _TRUE) != (wanted == "true"):
                 return False
