@@ -308,3 +308,40 @@ def test_a_line_that_would_never_reach_its_router_is_409(world: World):
     # A line that starts later takes over (an upgrade, a new address).
     body = {**confirm_body("192.0.2.220"), "startDate": "2018-01-01T00:00:00Z"}
     assert world.api.post(f"/internet/account/{second}/confirm", body).status == 200
+
+
+def test_addresses_inside_another_lines_additional_range_are_409(world: World):
+    def line(ip: str, lan: str | None = None, mask: str = "255.255.255.240", **extra) -> dict:
+        # a /30: the gateway is the address just below the line's
+        prefix, last = ip.rsplit(".", 1)
+        net = {"subnet": "255.255.255.252", "gateway": f"{prefix}.{int(last) - 1}"}
+        if lan:
+            net |= {"lanNet": lan, "lanSubnet": mask}
+        return {**confirm_body(ip, **net), **extra}
+
+    reply = world.api.post(
+        "/network/device", {**device_body(world, "own", "RANGE-1"), "wifi": None, "dhcp": None}
+    )
+    device = reply.body["_id"]
+    first = order(world, device=device).body["_id"]
+    reply = world.api.post(f"/internet/account/{first}/confirm", line("192.0.2.134", "192.0.2.144"))
+    assert reply.status == 200, reply.body
+
+    def refused(body: dict, field: str, fragment: str) -> None:
+        account = order(world).body["_id"]
+        reply = world.api.post(f"/internet/account/{account}/confirm", body)
+        assert fragment in error(reply, 409, field)["description"]
+        assert first in reply.body["description"]
+        assert world.api.get(f"/internet/account/{account}").body["state"] == "ORDERED"
+
+    # the line's address is one the other customer's router hands out on its LAN
+    refused(line("192.0.2.150"), "net.ipAddress", "192.0.2.150 is in 192.0.2.144/28")
+    # the additional range overlaps the other one, or holds the other line's address
+    refused(line("192.0.2.138", "192.0.2.152", "255.255.255.248"), "net.lanNet", "overlaps")
+    refused(line("192.0.2.170", "192.0.2.128", "255.255.255.248"), "net.lanNet",
+            "192.0.2.128/29 holds 192.0.2.134")  # fmt: skip
+    # The same router's next line (an upgrade) keeps the customer's range.
+    upgrade = order(world, device=device).body["_id"]
+    body = line("192.0.2.174", "192.0.2.144", startDate="2030-01-01T00:00:00Z")
+    reply = world.api.post(f"/internet/account/{upgrade}/confirm", body)
+    assert reply.status == 200, reply.body

@@ -38,6 +38,7 @@ from acsd.log import get_logger
 from acsd.models import Name, RecordRef
 from acsd.store.base import (
     ConflictError,
+    DuplicateError,
     InternetAccountQuery,
     InternetAccountRecord,
     LaterLineError,
@@ -305,6 +306,7 @@ async def create_internet_account(request: web.Request) -> web.Response:
         (404, "not_found", "Internet account not found"),
         (422, "state", "Account must be in ORDERED state"),
         (409, "net.ipAddress", "IP address is already in use by another Internet account"),
+        (409, "net.lanNet", "The additional range holds or overlaps another account's addresses"),
         (409, "startDate", "The device has a line taking effect at that time or later"),
     ],
     roles="ADMIN",
@@ -345,6 +347,8 @@ async def confirm_internet_account(request: web.Request) -> web.Response:
         raise ApiError(422, "state", "Account must be in ORDERED state") from None
     except LaterLineError as exc:
         raise ApiError(409, "startDate", str(exc)) from None
+    except DuplicateError as exc:
+        raise ApiError(409, exc.field, str(exc)) from None
     except ConflictError:
         raise ApiError(
             409, "net.ipAddress", "IP address is already in use by another Internet account"

@@ -39,6 +39,7 @@ import orjson
 from acsd import clock
 from acsd.ids import is_id, new_id
 from acsd.log import get_logger
+from acsd.store.addresses import address_clash
 from acsd.store.base import (
     ABSENT,
     ApnAccountRecord,
@@ -65,6 +66,15 @@ from acsd.store.base import (
     store_unavailable,
 )
 from acsd.store.schema import latest_version, migrate
+
+#: every other confirmed line's address, additional range and router (a damaged confirm
+#: body yields no range rather than failing every confirm)
+_CLAIMS_SQL = (
+    "SELECT id, ip_address, device,"
+    " CASE WHEN json_valid(confirm) THEN json_extract(confirm, '$.net.lanNet') END,"
+    " CASE WHEN json_valid(confirm) THEN json_extract(confirm, '$.net.lanSubnet') END"
+    " FROM internet_accounts WHERE id != ? AND ip_address IS NOT NULL"
+)
 
 log = get_logger("acsd.store")
 
@@ -1377,6 +1387,10 @@ class SqliteStore:
             )
             if taken is not None:
                 raise ConflictError(f"{ip_address} is the address of internet account {taken}")
+            others = await conn.execute_fetchall(_CLAIMS_SQL, (account_id,))
+            clash = address_clash(ip_address, confirm.get("net", {}), account.device, others)
+            if clash is not None:
+                raise DuplicateError(*clash)
             if account.device is not None:
                 # The router applies the line that started last: one that starts no later
                 # than another of its lines would be "active" and never reach it.
