@@ -153,6 +153,14 @@ def test_errors_of_the_seed_table(daemon):
     body = error(reply, 500, "internal_error")
     assert reply.headers["X-Request-Id"] in body["description"]
     assert "Traceback" not in reply.raw.decode()
+    # The damaged record fails only itself: others are still confirmed (their addresses
+    # are checked against every line's, the damaged one's included).
+    with sqlite3.connect(daemon.db) as db:
+        db.execute("UPDATE internet_accounts SET ip_address = '203.0.113.9' WHERE id = ?",
+                   (third["_id"],))  # fmt: skip
+    fourth = order(world).body
+    reply = api.post(f"/internet/account/{fourth['_id']}/confirm", confirm_body("203.0.113.19"))
+    assert reply.status == 200, reply.body
 
 
 # What a router could not use: net changes to the seed's example, the key, a word of the text.
