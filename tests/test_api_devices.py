@@ -176,7 +176,8 @@ def test_patch_merges_and_bumps_the_revision_only_for_router_settings(world: Wor
     assert changed.body["wifi"]["ssid"] == "NewName"
     assert changed.body["wifi"]["ssid5G"] == "Need4Speed"  # merged, not replaced
     error(api.patch(path, {"wifi": {"ssid": ""}}), 400, "wifi.ssid")
-    error(api.patch(path, {"serialNumber": "X"}), 400, "serialNumber")
+    error(api.patch(path, {"serialNumber": ""}), 400, "serialNumber")
+    error(api.patch(path, {"macAddress": "nope"}), 400, "macAddress")
     audit = api.get("/audit").body["items"]
     update = next(e for e in audit if e["action"] == "device.update" and
                   e["after"].get("wifi", {}).get("ssid") == "NewName")  # fmt: skip

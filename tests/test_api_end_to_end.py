@@ -127,3 +127,53 @@ async def test_dhcp_addresses_no_lan_client_can_have_are_refused(daemon):
     body = device_body(world, "own", serial)
     body["dhcp"] = {"ipPoolStart": str(free[0]), "ipPoolEnd": str(free[20])}
     assert world.api.post("/network/device", body).status == 201
+
+
+async def test_a_replaced_router_takes_over_the_record(daemon):
+    """The router at a customer broke; the technician plugs in a new one, which calls in
+    (unclaimed), and the operator PATCHes the record's serial number: settings, customer and
+    history stay, the new router gets everything, the old one's reports are gone."""
+    world = build_world(daemon)
+    old = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="SWAPOLD")
+    new = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="SWAPNEW")
+    old_serial, new_serial = old.routers[0].serial, new.routers[0].serial
+    assert (await old.run_once()).ok == 1
+    body = {**device_body(world, "own", old_serial), "dhcp": None}
+    device = world.api.post("/network/device", body).body
+    path = f"/network/device/{device['_id']}"
+    assert (await old.run_once()).ok == 1
+    assert world.api.get(path).body["state"] == "ACTIVE"
+    assert (await new.run_once()).ok == 1  # the new router calls in: unclaimed
+    unclaimed = daemon.device_json(new_serial)
+    assert "customer" not in unclaimed
+
+    other = world.api.post("/network/device", {**device_body(world, "own", "SWAP-TAKEN"),
+                                               "dhcp": None}).body  # fmt: skip
+    taken = world.api.patch(path, {"serialNumber": "swap-taken"})
+    assert taken.status == 409 and taken.body["message"] == "serialNumber", taken.body
+    assert other["_id"] in world.api.get(f"/network/device/{other['_id']}").body["_id"]
+    used = world.api.patch(path, {"macAddress": other["macAddress"]})
+    assert used.status == 422 and used.body["message"] == "macAddress"
+
+    reply = world.api.patch(path, {"serialNumber": new_serial, "macAddress": "02:00:5E:10:00:01"})
+    assert reply.status == 200, reply.body
+    moved = reply.body
+    assert (moved["serialNumber"], moved["macAddress"]) == (new_serial, "02:00:5E:10:00:01")
+    assert moved["customer"] == world.customers["own"] and moved["wifi"] == device["wifi"]
+    # The new router's own report (its earlier session) is the record's now; it is owed
+    # all the record holds.
+    assert moved["state"] == "PROVISIONING"
+    assert moved["status"]["lanIp"] == unclaimed["status"]["lanIp"]
+    assert world.api.get(f"/network/device/{unclaimed['_id']}").status == 404
+    assert (await new.run_once()).ok == 1
+    assert world.api.get(path).body["state"] == "ACTIVE"
+    assert new.routers[0].tree.get("Device.WiFi.SSID.1.SSID") == device["wifi"]["ssid"]
+    # The old router, should it call again, is a stranger: it changes nothing here.
+    assert (await old.run_once()).ok == 1
+    assert world.api.get(path).body["serialNumber"] == new_serial
+    assert "customer" not in daemon.device_json(old_serial)
+    update = next(e for e in world.api.get("/audit").body["items"]
+                  if e["action"] == "device.update")  # fmt: skip
+    assert (update["before"]["serialNumber"], update["after"]["serialNumber"]) == (
+        old_serial, new_serial,
+    )  # fmt: skip

@@ -24,8 +24,15 @@ from acsd.devices import (
     mac_owner,
 )
 from acsd.ids import normal_id
-from acsd.models import Device, DeviceInput, Dhcp, RecordRef, Wifi
-from acsd.store.base import ABSENT, ChangedError, DeviceQuery, DeviceRecord, ModelRecord
+from acsd.models import Device, DeviceInput, Dhcp, Mac, RecordRef, Serial, Wifi
+from acsd.store.base import (
+    ABSENT,
+    ChangedError,
+    DeviceQuery,
+    DeviceRecord,
+    DuplicateError,
+    ModelRecord,
+)
 
 #: tries of a read-modify-write that keeps finding the device changed under it. Each try
 #: lost is another request's write won, so N requests at once need at most N tries.
@@ -50,6 +57,10 @@ class DevicePatch(BaseModel):
     wifi: dict[str, Any] | None = None
     dhcp: dict[str, Any] | None = None
     driftCheck: bool | None = None
+    #: the router was replaced: the record (settings, customer, internet line) moves to
+    #: the new one; what the old one reported is dropped
+    serialNumber: Serial | None = None
+    macAddress: Mac | None = None
 
 
 class _Settings(BaseModel):
@@ -292,8 +303,9 @@ def _merge(base: dict[str, Any] | None, patch: dict[str, Any]) -> dict[str, Any]
 
 
 @describe(
-    "PATCH", "/network/device/{id}", summary="Change name, notes, wifi, dhcp or mvnoAccount",
-    body=DevicePatch, response=Device, errors=[400, 403, 404, 409], roles="as create",
+    "PATCH", "/network/device/{id}",
+    summary="Change name, notes, wifi, dhcp or mvnoAccount, or move the record to a new router",
+    body=DevicePatch, response=Device, errors=[400, 403, 404, 409, 422], roles="as create",
 )  # fmt: skip
 async def patch_device(request: web.Request) -> web.Response:
     ctx = context(request)
@@ -321,6 +333,20 @@ async def _patch(
         record.mvno_account = patch.mvnoAccount
     if patch.driftCheck is not None:
         record.drift_check = patch.driftCheck
+    # (serial numbers are case-insensitive: another case is the same router)
+    new_router = (
+        patch.serialNumber is not None
+        and patch.serialNumber.lower() != record.serial_number.lower()
+    )
+    if patch.serialNumber is not None:
+        record.serial_number = patch.serialNumber
+    if new_router:
+        # Nothing the old router reported holds for the new one (its LAN included).
+        record.status = {}
+    if patch.macAddress is not None and patch.macAddress != record.mac_address:
+        if await mac_owner(ctx.store, patch.macAddress, record) is not None:
+            raise ApiError(422, "macAddress", "MAC address is already in use.")
+        record.mac_address = patch.macAddress
     wifi, dhcp = record.wifi, record.dhcp
     if "wifi" in fields:
         wifi = None if raw.get("wifi") is None else _merge(record.wifi, raw["wifi"])
@@ -332,7 +358,10 @@ async def _patch(
     dhcp = merged.dhcp.model_dump(exclude_none=True) if merged.dhcp else None
     keep_reservation_ids(dhcp, record.dhcp)
     _check_lan(record, dhcp)
-    if desired_changed(wifi, dhcp, record.wifi, record.dhcp):
+    # A new router gets all the record holds: settings and the internet line.
+    if desired_changed(wifi, dhcp, record.wifi, record.dhcp) or (
+        new_router and (wifi or dhcp or record.internet_account)
+    ):
         record.revision += 1
         record.state, record.jobs = "PROVISIONING", 1
     record.wifi, record.dhcp = wifi, dhcp
@@ -340,7 +369,16 @@ async def _patch(
         request, who, "device.update", "device", record.id, customer=record.customer,
         before=before, after=_audit_view(record),
     )  # fmt: skip
-    stored = await ctx.store.write_device(record, audit=audit, expect=seen)
+    try:
+        stored = await ctx.store.write_device(
+            record,
+            audit=audit,
+            expect=seen,
+            unique_mac=patch.macAddress is not None,
+            new_router=new_router,
+        )
+    except DuplicateError:
+        raise ApiError(409, "serialNumber", "Serial number is already in use") from None
     _poke(ctx, stored)
     return web.json_response(_view(ctx, stored, await _model(ctx, stored.model)))
 

@@ -381,12 +381,17 @@ class Store(Protocol):
         audit: AuditRecord | None = None,
         expect: DeviceRecord | str | None = None,
         unique_mac: bool = False,
+        new_router: bool = False,
     ) -> DeviceRecord:
         """upsert_device plus an audit entry in the same transaction.
 
         ``expect``: the record as the caller read it (its operator fields must be unchanged)
         or :data:`ABSENT` (no record with this serial may exist); ``unique_mac``: no other
-        record may hold this MAC. Otherwise :class:`ChangedError`, and nothing is written."""
+        record may hold this MAC. Otherwise :class:`ChangedError`, and nothing is written.
+        ``new_router``: the record's serial number changed (the router was replaced): what
+        the old router reported is dropped and, when the new one already called in, the
+        unclaimed record it made is merged in (:class:`DuplicateError` on ``serialNumber``
+        when a claimed record has that serial)."""
 
     async def delete_device(
         self,

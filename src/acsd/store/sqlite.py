@@ -325,6 +325,9 @@ _REPORTED = frozenset(
     }
 )
 _OPERATOR = [name for name in _FIELDS if name not in _REPORTED | {"id", "created", "updated"}]
+# What belongs to the router in the field rather than to the record: a new router (its
+# serial number changed) starts with none of the old one's.
+_ROUTER_FIELDS = tuple(sorted(_REPORTED - {"internet_account"}))
 _INSERT_COLUMNS = [*_FIELDS, "serial_key", "mac_key"]
 _INSERT_SQL = (
     f"INSERT INTO devices ({', '.join(_INSERT_COLUMNS)})"
@@ -1206,6 +1209,7 @@ class SqliteStore:
         audit: AuditRecord | None = None,
         expect: DeviceRecord | str | None = None,
         unique_mac: bool = False,
+        new_router: bool = False,
     ) -> DeviceRecord:
         _check_device(record)
         audit_row = _audit_values(audit)
@@ -1217,6 +1221,8 @@ class SqliteStore:
                     raise ChangedError(f"a device {record.serial_number!r} was just created")
             elif isinstance(expect, DeviceRecord):
                 await self._unchanged(conn, expect)
+            if new_router:
+                await self._take_router(conn, record)
             if unique_mac and record.mac_address:
                 other = await self._scalar(
                     conn,
@@ -1230,6 +1236,30 @@ class SqliteStore:
             return stored
 
         return await self._call("write_device", write)
+
+    async def _take_router(self, conn: aiosqlite.Connection, record: DeviceRecord) -> None:
+        """The record's router was replaced (its serial number changed): what the old one
+        reported goes. If the new one already called in (an unclaimed record with its
+        serial), that record's reports, Connection Request URL and credentials become this
+        record's and it is deleted; else the record knows nothing of its router yet."""
+        rows = list(
+            await conn.execute_fetchall(
+                f"{_SELECT} WHERE serial_key = ? AND id != ?",
+                (serial_key(record.serial_number), record.id),
+            )
+        )
+        found = _record(rows[0]) if rows else DeviceRecord(id="", serial_number="")
+        if found.id and found.customer is not None:
+            raise DuplicateError(
+                "serialNumber", f"serial number {record.serial_number!r} is device {found.id}"
+            )
+        if found.id:
+            await conn.execute("DELETE FROM devices WHERE id = ?", (found.id,))
+        for name in _ROUTER_FIELDS:
+            setattr(record, name, getattr(found, name))
+        values = [_column_value(record, name) for name in _ROUTER_FIELDS]
+        columns = ", ".join(f"{name} = ?" for name in _ROUTER_FIELDS)
+        await conn.execute(f"UPDATE devices SET {columns} WHERE id = ?", [*values, record.id])
 
     async def _unchanged(self, conn: aiosqlite.Connection, expect: DeviceRecord) -> None:
         """ChangedError unless the record still holds the operator fields ``expect`` has."""
