@@ -102,6 +102,8 @@ def test_static_wan_dns_takes_a_list_or_a_comma_string_of_usable_addresses(tmp_p
         "198.51.100.153",
         "203.0.113.153",
     ]
+    path.write_text('[provisioning]\nstatic_wan_dns = "192.0.2.53,192.0.2.53"\n')
+    assert load_config(str(path)).provisioning.static_wan_dns == ["192.0.2.53"]
     for value, message in (
         ('["dns.example.net"]', "'dns.example.net' is no IPv4 address"),
         ('["127.0.0.1"]', "'127.0.0.1' cannot be a router's DNS server"),

@@ -131,13 +131,38 @@ def test_a_new_line_replaces_acsds_entries_and_only_those(tr181):
 def test_a_changed_mask_is_set_on_the_entry_in_place(tr181):
     values = {**DHCP_BOUND, "Device.DHCPv4.Client.1.Enable": "0", **static_rows(LINE)}
     values[ADDR + "3.SubnetMask"] = "255.255.255.0"
-    values[ROUTE + "4.Interface"] = "Device.IP.Interface.1"
+    values[ROUTE + "4.Enable"] = "0"
+    # as firmware spells them: a reference with its trailing dot, a lower-case enumeration,
+    # no destination as 0.0.0.0 (none of them is a change, or a row of someone else's)
+    values[ROUTE + "4.Interface"] = "Device.IP.Interface.2."
+    values[ROUTE + "4.DestIPAddress"] = values[ROUTE + "4.DestSubnetMask"] = "0.0.0.0"
+    values[ADDR + "3.AddressingType"] = "static"
     result = plan(tr181, LINE, values)
     assert not result.adds and not result.deletes
     assert sorted((c.path, c.value) for c in result.changes) == [
         (ADDR + "3.SubnetMask", "255.255.255.248"),
-        (ROUTE + "4.Interface", "Device.IP.Interface.2"),
+        (ROUTE + "4.Enable", "true"),
     ]
+
+
+def test_routes_and_dns_servers_of_other_interfaces_are_not_acsds(tr181):
+    # a backup line's static default route and DNS server, on IP.Interface.3
+    backup = {
+        ROUTE + "9.Enable": "1",
+        ROUTE + "9.StaticRoute": "1",
+        ROUTE + "9.DestIPAddress": "",
+        ROUTE + "9.DestSubnetMask": "",
+        ROUTE + "9.GatewayIPAddress": "198.51.100.1",
+        ROUTE + "9.Interface": "Device.IP.Interface.3",
+        "Device.DNS.Client.Server.9.Enable": "1",
+        "Device.DNS.Client.Server.9.DNSServer": "198.51.100.53",
+        "Device.DNS.Client.Server.9.Interface": "Device.IP.Interface.3",
+        "Device.DNS.Client.Server.9.Type": "Static",
+    }
+    values = {**DHCP_BOUND, "Device.DHCPv4.Client.1.Enable": "0", **static_rows(LINE), **backup}
+    result = plan(tr181, {**LINE, "wan.static.dns": "192.0.2.53"}, values)
+    assert result.deletes == []
+    assert [a.table for a in result.adds] == ["wan.static.dns_servers"]
 
 
 def test_turning_the_line_off_deletes_acsds_entries_and_restarts_the_client(tr181):
@@ -292,7 +317,7 @@ def test_a_row_field_no_setting_gives_needs_a_value(tmp_path):
     err = profile_error(
         tmp_path,
         '[tables."wan.static.route"]\nobject = "Device.Routing.Router.1.IPv4Forwarding."\n'
-        '[tables."wan.static.route".fields]\ngateway = { param = "GatewayIPAddress" }\n'
+        'only = { StaticRoute = "true" }\n[tables."wan.static.route".fields]\ngateway = { param = "GatewayIPAddress" }\n'
         'interface = { param = "Interface" }\n',
     )
     assert err.problems == [
@@ -307,7 +332,7 @@ def test_a_value_for_what_the_row_gives_is_refused(tmp_path):
     err = profile_error(
         tmp_path,
         '[tables."wan.static.address"]\nobject = "Device.IP.Interface.2.IPv4Address."\n'
-        '[tables."wan.static.address".fields]\nip = { param = "IPAddress", value = "x" }\n'
+        'only = { AddressingType = "Static" }\n[tables."wan.static.address".fields]\nip = { param = "IPAddress", value = "x" }\n'
         'mask = { param = "SubnetMask" }\n',
     )
     assert err.problems == [
@@ -319,7 +344,7 @@ def test_a_row_table_needs_every_field_its_settings_give(tmp_path):
     err = profile_error(
         tmp_path,
         '[tables."wan.static.address"]\nobject = "Device.IP.Interface.2.IPv4Address."\n'
-        '[tables."wan.static.address".fields]\nip = { param = "IPAddress" }\n',
+        'only = { AddressingType = "Static" }\n[tables."wan.static.address".fields]\nip = { param = "IPAddress" }\n',
     )
     assert err.problems == [
         (
@@ -327,3 +352,32 @@ def test_a_row_table_needs_every_field_its_settings_give(tmp_path):
             "wan.static.address needs field 'mask' (wan.static.mask)",
         )
     ]
+
+
+def test_a_row_table_without_only_is_refused(tmp_path):
+    # it would take the DHCP client's route for its own, and delete the owner's
+    err = profile_error(
+        tmp_path,
+        '[tables."wan.static.route"]\nobject = "Device.Routing.Router.1.IPv4Forwarding."\n'
+        '[tables."wan.static.route".fields]\ngateway = { param = "GatewayIPAddress" }\n',
+    )
+    assert err.problems == [
+        (
+            'tables."wan.static.route".only',
+            "wan.static.route needs `only`: what tells acsd's rows apart",
+        )
+    ]
+
+
+def test_the_reported_dns_servers_a_line_keeps():
+    from acsd.provisioning.internet import reported_dns
+
+    assert reported_dns({"dns": "192.0.2.53", "dns2": "198.51.100.53"}) == [
+        "192.0.2.53",
+        "198.51.100.53",
+    ]
+    # the router's own LAN address (its DNS proxy), link-local, loopback, twice the same
+    assert reported_dns({"dns": "192.168.1.1", "dns2": "169.254.1.1", "lanIp": "192.168.1.1"}) == []
+    assert reported_dns({"dns": "127.0.0.1", "dns2": "2001:db8::53"}) == []
+    assert reported_dns({"dns": "192.0.2.53", "dns2": "192.0.2.53"}) == ["192.0.2.53"]
+    assert reported_dns(None) == []

@@ -282,7 +282,8 @@ class ProvisioningConfig(_Section):
                 raise ValueError(f"{item!r} is no IPv4 address") from None
             if address.is_unspecified or address.is_multicast or address.is_loopback:
                 raise ValueError(f"{item!r} cannot be a router's DNS server")
-            out.append(str(address))
+            if str(address) not in out:  # a server twice is one DNS entry (a unique key)
+                out.append(str(address))
         return out
 
 

@@ -64,13 +64,22 @@ def reported_dns(status: dict[str, Any] | None) -> list[str]:
     when the configuration names none. A TR-181 router loses them with the DHCP client the
     line turns off; given back as static entries, they are what it reports from then on,
     so the list stays put."""
-    out = []
+    status = status or {}
+    out: list[str] = []
     for key in ("dns", "dns2"):
-        value = (status or {}).get(key)
         try:
-            address = ipaddress.IPv4Address(str(value))
+            address = ipaddress.IPv4Address(str(status.get(key)))
         except ValueError:
             continue
-        if not (address.is_unspecified or address.is_loopback) and str(address) not in out:
-            out.append(str(address))
+        if (
+            address.is_unspecified
+            or address.is_loopback
+            or address.is_link_local
+            or address.is_multicast
+            or address.is_reserved
+            or str(address) == status.get("lanIp")  # its own DNS proxy, for its LAN
+            or str(address) in out
+        ):
+            continue
+        out.append(str(address))
     return out

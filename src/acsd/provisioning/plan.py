@@ -107,7 +107,9 @@ def field_value(spec: TableField, value: Any) -> str:
 
 
 def same_value(type_: str, current: str, wanted: str) -> bool:
-    """Equal as the CPE means them: booleans 1/true, numbers, lists with or without spaces."""
+    """Equal as the CPE means them: booleans 1/true, numbers, lists with or without spaces,
+    references with or without their trailing dot (TR-181 2.17's own examples have one),
+    an unset IPv4 address empty or 0.0.0.0."""
     if type_ == "xsd:boolean":
         return (current.strip().lower() in _TRUE) == (wanted.strip().lower() in _TRUE)
     if type_ in _INT_TYPES:
@@ -115,7 +117,15 @@ def same_value(type_: str, current: str, wanted: str) -> bool:
             return int(current) == int(wanted)
         except ValueError:
             return current == wanted
-    return current.replace(" ", "") == wanted.replace(" ", "")
+    current, wanted = current.replace(" ", ""), wanted.replace(" ", "")
+    if current == wanted:
+        return True
+    if wanted.startswith(_ROOTS) or current.startswith(_ROOTS):
+        return current.rstrip(".") == wanted.rstrip(".")
+    return {current, wanted} == {"", "0.0.0.0"}
+
+
+_ROOTS = ("Device.", "InternetGatewayDevice.")
 
 
 #: abstract settings that only work together: a static WAN address without the default
@@ -412,14 +422,18 @@ def _unowned(spec: TableSpec, existing: Mapping[int, Mapping[str, str]]) -> str 
     return None
 
 
-def _ours(row: Mapping[str, str], only: tuple[tuple[str, str], ...]) -> bool:
-    """Whether a row read from the CPE holds what the profile's ``only`` names (booleans
-    as the CPE spells them, 1 or true)."""
+def _ours(row: Mapping[str, str], only: tuple[tuple[str, tuple[str, ...]], ...]) -> bool:
+    """Whether a row read from the CPE holds one of the values the profile's ``only``
+    names for each leaf: booleans as the CPE spells them (1 or true), other values in any
+    case (``static``), references with or without their trailing dot."""
     for leaf, wanted in only:
-        current = row[leaf]  # _unowned() made sure every row has it
-        if wanted in ("true", "false"):
-            if (current.strip().lower() in _TRUE) != (wanted == "true"):
-                return False
-        elif current != wanted:
+        current = row[leaf].strip()  # _unowned() made sure every row has it
+        if not any(_same_word(current, value) for value in wanted):
             return False
     return True
+
+
+def _same_word(current: str, wanted: str) -> bool:
+    if wanted in ("true", "false"):
+        return (current.lower() in _TRUE) == (wanted == "true")
+    return current.rstrip(".").lower() == wanted.rstrip(".").lower()

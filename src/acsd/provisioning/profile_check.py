@@ -163,7 +163,7 @@ class _Checker:
                 self.leaf(profile, dm, f"{key}.fields.{fname}", path, f.type, declared, False)
             for leaf, _ in table.only:  # read, never written: it need only exist
                 path = table.object + "1." + leaf
-                if norm(path) not in dm.params:
+                if not is_vendor_path(path) and norm(path) not in dm.params:
                     msg = f"{path!r} is not a parameter of {dm.name}" + _hint(path, dm.params)
                     self.say(profile, f"{key}.only.{leaf}", msg)
         self.reads(profile, dm)

@@ -122,8 +122,8 @@ class TableSpec:
     object: str  # ends with "."; the AddObject/DeleteObject target
     key: str  # abstract field that identifies a row, e.g. "mac"
     fields: dict[str, TableField]
-    #: leaf -> wire value a row must hold to be acsd's (empty: every row is)
-    only: tuple[tuple[str, str], ...] = ()
+    #: leaf -> wire values a row must hold one of to be acsd's (empty: every row is)
+    only: tuple[tuple[str, tuple[str, ...]], ...] = ()
     #: a table of one row made of settings (TableKind.when / row_from); None: rows come
     #: from the device record
     when: str | None = None
@@ -467,6 +467,10 @@ class Compiler:
         elif row_key not in spec.fields:
             self.fail(f"{key}.fields", f"the row key {row_key!r} must be one of the fields")
         row_from = kind.row_from or {}
+        if row_from and not spec.only:
+            # acsd adds such rows beside the CPE's own: without `only` it would take the
+            # DHCP client's address and route for its own, and delete them
+            self.fail(f"{key}.only", f"{name} needs `only`: what tells acsd's rows apart")
         if row_from and row_key not in row_from:
             self.fail(f"{key}.key", f"the row of {name} is named by one of {', '.join(row_from)}")
         for fname in row_from:
@@ -495,7 +499,7 @@ class Compiler:
             spec.object,
             row_key,
             fields,
-            only=tuple(spec.only.items()),
+            only=tuple((leaf, tuple(values)) for leaf, values in spec.only.items()),
             when=kind.when,
             row_from=dict(row_from),
             split=kind.split,

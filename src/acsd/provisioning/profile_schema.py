@@ -572,17 +572,20 @@ class FieldSpec(_Spec):
     value: str | None = None
 
 
+def _name_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
 class TableObjectSpec(_Spec):
     object: ObjectPath
     key: str | None = None
     fields: dict[str, FieldSpec] = Field(min_length=1)
-    #: leaf -> wire value: the rows acsd keeps. Others (the address and route a DHCP
-    #: client made) are the CPE's: never matched, changed or deleted.
-    only: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")], str] = {}
-
-
-def _name_list(value: Any) -> Any:
-    return [value] if isinstance(value, str) else value
+    #: leaf -> wire value (or values): the rows acsd keeps. Others (the address and route
+    #: a DHCP client made) are the CPE's: never matched, changed or deleted.
+    only: dict[
+        Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")],
+        Annotated[list[str], BeforeValidator(_name_list), Field(min_length=1)],
+    ] = {}
 
 
 class ProfileSpec(_Spec):
