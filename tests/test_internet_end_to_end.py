@@ -348,3 +348,69 @@ async def test_the_configured_dns_servers_replace_the_dhcp_ones(daemon_factory):
     assert (status["dns"], status["dns2"]) == ("198.51.100.153", "203.0.113.153")
     tree = routers["tr098-dsl"].tree.flat()
     assert tree[WCD + "WANIPConnection.1.DNSServers"] == "198.51.100.153,203.0.113.153"
+
+
+async def confirmed_line(world: World, daemon, router, line: Line, start: str) -> str:
+    """Order and confirm ``line`` for the router's record; returns the account id."""
+    device_id = world.api.get("/network/device", query={"q": router.serial}).body["items"][0]
+    account = order(world, device_id["_id"])
+    reply = world.api.post(f"/internet/account/{account}/confirm", line.confirm(start))
+    assert reply.status == 200, reply.body
+    return account
+
+
+async def test_a_refused_part_of_the_line_leaves_the_router_on_dhcp(world, module_daemon):
+    """The route's gateway refused (9007): turning the DHCP client off with no default
+    route to follow would cut the router off, so nothing of the line is set and the rows
+    made for it go again; the router stays on its lease, and the job says why."""
+    sim = Simulation(
+        module_daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="REFUSED",
+        faults={"Device.Routing.Router.1.IPv4Forwarding.*.GatewayIPAddress": 9007},
+    )  # fmt: skip
+    router = sim.routers[0]
+    device_id = add_device(world, router.serial)
+    assert (await sim.run_once()).ok == 1
+    before = router.tree.flat()
+    line = Line("203.0.113.50", "255.255.255.248", "203.0.113.49",
+                "198.51.100.112", "255.255.255.240", "198.51.100.113")  # fmt: skip
+    await confirmed_line(world, module_daemon, router, line, "2024-01-01T00:00:00Z")
+    assert (await sim.run_once()).ok == 1
+    tree = router.tree.flat()
+    assert is_true(tree["Device.DHCPv4.Client.1.Enable"])
+    assert rows(tree, WAN_ADDRESSES) == rows(before, WAN_ADDRESSES)  # the lease's alone
+    assert rows(tree, ROUTES) == rows(before, ROUTES)
+    assert rows(tree, DNS_SERVERS) == rows(before, DNS_SERVERS)
+    job = world.api.get(f"/network/device/{device_id}").body["job"]
+    assert [f["code"] for f in job["faults"]] == [9007], job
+    # The next session does not send the rest of the line while the route waits.
+    assert (await sim.run_once()).ok == 1
+    assert is_true(router.tree.get("Device.DHCPv4.Client.1.Enable"))
+
+
+async def test_a_new_line_is_in_place_before_the_old_one_goes(world, module_daemon):
+    sim = Simulation(module_daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="NEWLINE")
+    router = sim.routers[0]
+    add_device(world, router.serial)
+    assert (await sim.run_once()).ok == 1
+    first = Line("203.0.113.58", "255.255.255.248", "203.0.113.57",
+                 "198.51.100.128", "255.255.255.240", "198.51.100.129")  # fmt: skip
+    await confirmed_line(world, module_daemon, router, first, "2024-01-01T00:00:00Z")
+    assert (await sim.run_once()).ok == 1
+    assert wan_address(router.tree.flat()) == first.ip
+    second = Line("203.0.113.66", "255.255.255.248", "203.0.113.65",
+                  "198.51.100.128", "255.255.255.240", "198.51.100.129")  # fmt: skip
+    await confirmed_line(world, module_daemon, router, second, "2025-01-01T00:00:00Z")
+    assert (await sim.run_once()).ok == 1
+    # The new address and route are added and set before the old ones are deleted: a
+    # router never goes without a way out.
+    calls = router.stats.rpcs[-1]
+    assert calls[calls.index("AddObject") : calls.index("GetParameterValues", 1)] == [
+        "AddObject", "AddObject", "SetParameterValues", "DeleteObject", "DeleteObject",
+    ]  # fmt: skip
+    tree = router.tree.flat()
+    (address,) = rows(tree, WAN_ADDRESSES)
+    assert address["IPAddress"] == second.ip
+    (route,) = [r for r in rows(tree, ROUTES) if r["DestIPAddress"] == ""]
+    assert route["GatewayIPAddress"] == second.gateway
+    # the DNS servers the router had on DHCP stayed with it through both lines
+    assert [s["DNSServer"] for s in rows(tree, DNS_SERVERS)] == ["192.0.2.53", "198.51.100.53"]

@@ -317,7 +317,8 @@ def test_a_row_field_no_setting_gives_needs_a_value(tmp_path):
     err = profile_error(
         tmp_path,
         '[tables."wan.static.route"]\nobject = "Device.Routing.Router.1.IPv4Forwarding."\n'
-        'only = { StaticRoute = "true" }\n[tables."wan.static.route".fields]\ngateway = { param = "GatewayIPAddress" }\n'
+        'only = { StaticRoute = "true" }\n[tables."wan.static.route".fields]\n'
+        'gateway = { param = "GatewayIPAddress" }\n'
         'interface = { param = "Interface" }\n',
     )
     assert err.problems == [
@@ -332,7 +333,8 @@ def test_a_value_for_what_the_row_gives_is_refused(tmp_path):
     err = profile_error(
         tmp_path,
         '[tables."wan.static.address"]\nobject = "Device.IP.Interface.2.IPv4Address."\n'
-        'only = { AddressingType = "Static" }\n[tables."wan.static.address".fields]\nip = { param = "IPAddress", value = "x" }\n'
+        'only = { AddressingType = "Static" }\n[tables."wan.static.address".fields]\n'
+        'ip = { param = "IPAddress", value = "x" }\n'
         'mask = { param = "SubnetMask" }\n',
     )
     assert err.problems == [
@@ -344,7 +346,8 @@ def test_a_row_table_needs_every_field_its_settings_give(tmp_path):
     err = profile_error(
         tmp_path,
         '[tables."wan.static.address"]\nobject = "Device.IP.Interface.2.IPv4Address."\n'
-        'only = { AddressingType = "Static" }\n[tables."wan.static.address".fields]\nip = { param = "IPAddress" }\n',
+        'only = { AddressingType = "Static" }\n[tables."wan.static.address".fields]\n'
+        'ip = { param = "IPAddress" }\n',
     )
     assert err.problems == [
         (

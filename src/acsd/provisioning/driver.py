@@ -51,7 +51,16 @@ from acsd.provisioning.jobs import (
     new_memory,
     record_outcome,
 )
-from acsd.provisioning.plan import Change, Plan, mac_key, plan_changes, row_changes
+from acsd.provisioning.plan import (
+    Change,
+    Plan,
+    group_of,
+    mac_key,
+    needed_by_group,
+    plan_changes,
+    row_changes,
+    table_at,
+)
 from acsd.provisioning.profiles import Profile, ProfileSet, detect_root
 from acsd.provisioning.status import (
     Extraction,
@@ -123,8 +132,12 @@ class _Apply:
     reboot: bool = False
     spv_sent: list[Change] = field(default_factory=list)
     spv_tries: int = 0
-    added: dict[int, tuple[str, str]] = field(default_factory=dict)  # instance -> (table, key)
+    #: rows created this session: row path ("...IPv4Forwarding.4.") -> (table, key)
+    added: dict[str, tuple[str, str]] = field(default_factory=dict)
     outcome: Outcome = field(default_factory=Outcome)
+    #: deletes sent after the SetParameterValues: rows made of settings (the old static
+    #: line's address and route stay until the new one's are in place)
+    late: list[str] = field(default_factory=list)
     #: tables the CPE added rows to or deleted rows from this session
     reshaped: set[str] = field(default_factory=set)
     reread: bool = False
@@ -579,10 +592,15 @@ class ProvisioningDriver:
         if desired.settings.get("wan.static.enable") is True and (
             "wan.static.dns" not in desired.settings
         ):
-            # No DNS servers configured for static lines: the router keeps those it reports
-            # now (a TR-181 router loses them with the DHCP client the line turns off).
-            dns = reported_dns(self._status_and_identity(flat, shared=False)[0])
+            # No DNS servers configured for static lines: the router keeps those it reported
+            # when the line was first pushed (a TR-181 router loses them with the DHCP
+            # client the line turns off, so later sessions could not find them again if a
+            # push failed).
+            dns = self.memory.get("lineDns") or reported_dns(
+                self._status_and_identity(flat, shared=False)[0]
+            )
             if dns:
+                self.memory["lineDns"] = list(dns)
                 settings = {**desired.settings, "wan.static.dns": ",".join(dns)}
                 desired = replace(desired, settings=settings)
         outside = self._outside_lan(flat)
@@ -610,8 +628,13 @@ class ProvisioningDriver:
                     "attempts": 0,
                 }
             )
+        late = [d for d in plan.deletes if self._of_settings(d)]
         apply = _Apply(
-            plan=plan, adds=list(plan.adds), changes=list(plan.changes), deletes=list(plan.deletes)
+            plan=plan,
+            adds=list(plan.adds),
+            changes=list(plan.changes),
+            deletes=[d for d in plan.deletes if d not in late],
+            late=late,
         )
         apply.outcome.notes.extend(self.desired.notes)
         for change in [c for c in apply.changes if not sendable(c.value)]:
@@ -700,6 +723,9 @@ class ProvisioningDriver:
                 rpc.ParameterValue(c.path, c.value, self._wire_type(c)) for c in apply.spv_sent
             ]
             return rpc.SetParameterValues(parameters=params, parameter_key=self._key())
+        if apply.late:
+            apply.deletes, apply.late = apply.late, []
+            return rpc.DeleteObject(object_name=apply.deletes[0], parameter_key=self._key())
         if not apply.reread and (names := self._reread_names()):
             apply.reread = True
             self.fetch.queue.append(names)
@@ -742,7 +768,7 @@ class ProvisioningDriver:
                 spec = self.profile.tables[row.table]
                 apply.reshaped.add(row.table)
                 apply.plan.rows.setdefault(row.table, {})[row.key] = response.instance_number
-                apply.added[response.instance_number] = (row.table, row.key)
+                apply.added[f"{row.object}{number}."] = (row.table, row.key)
                 apply.changes.extend(
                     row_changes(row.table, spec, response.instance_number, row.row)
                 )
@@ -752,9 +778,11 @@ class ProvisioningDriver:
                 change = Change(setting, row.object, str(row.row), "object")
                 reason = f"AddObject answered instance {number}, which is not a new one"
                 apply.outcome.faulted.append((change, 9002, reason))
+                self._drop_broken_groups()
             elif isinstance(response, rpc.Fault):
                 change = Change(setting, row.object, str(row.row), "object")
                 apply.outcome.faulted.append((change, response.code, response.string))
+                self._drop_broken_groups()
         elif isinstance(request, rpc.SetParameterValues):
             self._on_spv(response)
         elif isinstance(request, rpc.DeleteObject):
@@ -764,11 +792,12 @@ class ProvisioningDriver:
                     (Change("delete", path, "", "object"), response.code, response.string)
                 )
             else:
-                apply.reshaped.update(
-                    name
-                    for name, spec in self.profile.tables.items()
-                    if path.startswith(spec.object)
-                )
+                if table := table_at(self.profile, path):
+                    apply.reshaped.add(table)
+                # Gone: a CPE may hand its instance number out again this very session.
+                for name in [n for n in self.values if n.startswith(path)]:
+                    del self.values[name]
+                self._flat_values = None
 
     def _new_instance(self, row: Any, number: int) -> bool:
         """True for an instance number a CPE can have just created (unsignedInt, not 0,
@@ -777,9 +806,9 @@ class ProvisioningDriver:
         assert apply is not None
         if not 1 <= number < 2**32:
             return False
-        if apply.added.get(number, ("",))[0] == row.table:
-            return False
         prefix = f"{row.object}{number}."
+        if prefix in apply.added:
+            return False
         return not any(name.startswith(prefix) for name in self.values)
 
     def _on_spv(self, response: rpc.Message) -> None:
@@ -810,22 +839,51 @@ class ProvisioningDriver:
                     (c, f.code if f else response.code, f.string if f else response.string)
                 )
             apply.changes = []
+        self._drop_broken_groups()
         self._drop_orphans()
 
     def _drop_orphans(self) -> None:
         """A row created this session whose fields the CPE refused is deleted again, so the
         table does not fill up with empty rows (which later faults 9004)."""
         apply = self.apply
-        assert apply is not None and self.profile is not None
+        assert apply is not None
         faulted = {c.path for c, _, _ in apply.outcome.faulted}
-        for instance, (table, key) in list(apply.added.items()):
-            spec = self.profile.tables[table]
-            base = f"{spec.object}{instance}."
+        for base, (_table, _key) in list(apply.added.items()):
             if any(path.startswith(base) for path in faulted):
-                apply.changes = [c for c in apply.changes if not c.path.startswith(base)]
-                apply.deletes.append(base)
-                apply.plan.rows.get(table, {}).pop(key, None)
-                del apply.added[instance]
+                self._undo_row(base)
+
+    def _undo_row(self, base: str) -> None:
+        apply = self.apply
+        assert apply is not None
+        table, key = apply.added.pop(base)
+        apply.changes = [c for c in apply.changes if not c.path.startswith(base)]
+        apply.deletes.append(base)
+        apply.plan.rows.get(table, {}).pop(key, None)
+
+    def _drop_broken_groups(self) -> None:
+        """A part of an ALL_OR_NOTHING group the CPE refused takes the rest of the group
+        with it: nothing more of it is sent, rows made for it this session go again, and
+        the rows of the line it was to replace stay. Turning the DHCP client off with no
+        static address or route to follow cuts the router off."""
+        apply = self.apply
+        assert apply is not None and self.profile is not None
+        faulted = apply.outcome.faulted
+        broken = {group_of(c.setting) for c, _, _ in faulted if needed_by_group(c.setting)}
+        if not broken:
+            return
+        profile = self.profile
+        apply.changes = [c for c in apply.changes if group_of(c.setting) not in broken]
+        apply.adds = [a for a in apply.adds if group_of(a.table) not in broken]
+        apply.late = [d for d in apply.late if group_of(table_at(profile, d)) not in broken]
+        for base, (table, _key) in list(apply.added.items()):
+            if group_of(table) in broken:
+                self._undo_row(base)
+
+    def _of_settings(self, path: str) -> bool:
+        """A row of a table made of settings (the static line's address, route, DNS)."""
+        assert self.profile is not None
+        table = table_at(self.profile, path)
+        return bool(table) and self.profile.tables[table].when is not None
 
     # --- the end -----------------------------------------------------------------------------
 

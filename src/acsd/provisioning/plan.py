@@ -135,11 +135,17 @@ _ROOTS = ("Device.", "InternetGatewayDevice.")
 ALL_OR_NOTHING = ("wan.static.", "lan.extra.")
 #: settings that go only with the rest of their group but that it works without: a line
 #: whose DNS servers a router cannot take still carries traffic
-OPTIONAL_IN_GROUP = frozenset({"wan.static.dns"})
+OPTIONAL_IN_GROUP = frozenset({"wan.static.dns", "wan.static.dns_servers"})
 
 
-def _group_of(key: str) -> str | None:
+def group_of(key: str) -> str | None:
+    """The ALL_OR_NOTHING group a setting, table or row (``table[key]``) needs whole."""
     return next((g for g in ALL_OR_NOTHING if key.startswith(g)), None)
+
+
+def needed_by_group(key: str) -> bool:
+    """Whether the group of ``key`` fails without it (its DNS servers it does not)."""
+    return group_of(key) is not None and key.split("[", 1)[0] not in OPTIONAL_IN_GROUP
 
 
 def _incomplete_groups(
@@ -153,7 +159,7 @@ def _incomplete_groups(
     profile does not map), for the groups of ALL_OR_NOTHING the operator asks something of."""
     out: dict[str, str] = {}
     for key, value in desired.settings.items():
-        group = _group_of(key)
+        group = group_of(key)
         if group is None or group in out or value is False or key in OPTIONAL_IN_GROUP:
             continue  # "off" needs nothing the CPE lacks
         table = in_rows.get(key)
@@ -196,7 +202,7 @@ def plan_changes(
     tables, in_rows = _rows_of_settings(profile, desired)
     incomplete = _incomplete_groups(profile, desired, values, absent, in_rows)
     for key, value in desired.settings.items():
-        group = _group_of(key)
+        group = group_of(key)
         if group in incomplete:
             if value is not False:
                 plan.unsupported.append(
@@ -228,7 +234,7 @@ def plan_changes(
             )
 
     for table, rows in tables.items():
-        if _group_of(table) in incomplete:
+        if group_of(table) in incomplete:
             continue  # said above, setting by setting
         spec = profile.tables.get(table)
         if spec is None:
@@ -243,7 +249,26 @@ def plan_changes(
                 )
             continue
         _plan_table(plan, table, spec, rows, values, faults, force, now, max_attempts)
+    _hold_groups(plan, profile)
     return plan
+
+
+def table_at(profile: Profile, path: str) -> str:
+    """The table a row path ("...IPv4Forwarding.4.") belongs to, or "" for none."""
+    return next((name for name, s in profile.tables.items() if path.startswith(s.object)), "")
+
+
+def _hold_groups(plan: Plan, profile: Profile) -> None:
+    """A group with a part waiting for its back-off (or given up) sends nothing: the rest
+    of a static line without its address or route cuts the router off."""
+    waiting = plan.waiting + plan.failed
+    held = {group_of(e["setting"]) for e in waiting if needed_by_group(e["setting"])}
+    held.discard(None)
+    if not held:
+        return
+    plan.changes = [c for c in plan.changes if group_of(c.setting) not in held]
+    plan.adds = [a for a in plan.adds if group_of(a.table) not in held]
+    plan.deletes = [d for d in plan.deletes if group_of(table_at(profile, d)) not in held]
 
 
 def row_changes(table: str, spec: TableSpec, instance: int, row: Mapping[str, Any]) -> list[Change]:
