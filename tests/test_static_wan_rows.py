@@ -145,7 +145,7 @@ def test_a_changed_mask_is_set_on_the_entry_in_place(tr181):
     ]
 
 
-def test_routes_and_dns_servers_of_other_interfaces_are_not_acsds(tr181):
+def test_routes_and_dns_servers_of_other_interfaces_or_ipv6_are_not_acsds(tr181):
     # a backup line's static default route and DNS server, on IP.Interface.3
     backup = {
         ROUTE + "9.Enable": "1",
@@ -158,6 +158,11 @@ def test_routes_and_dns_servers_of_other_interfaces_are_not_acsds(tr181):
         "Device.DNS.Client.Server.9.DNSServer": "198.51.100.53",
         "Device.DNS.Client.Server.9.Interface": "Device.IP.Interface.3",
         "Device.DNS.Client.Server.9.Type": "Static",
+        # and the owner's own IPv6 resolver on the WAN interface
+        "Device.DNS.Client.Server.8.Enable": "1",
+        "Device.DNS.Client.Server.8.DNSServer": "2001:db8::53",
+        "Device.DNS.Client.Server.8.Interface": "Device.IP.Interface.2",
+        "Device.DNS.Client.Server.8.Type": "Static",
     }
     values = {**DHCP_BOUND, "Device.DHCPv4.Client.1.Enable": "0", **static_rows(LINE), **backup}
     result = plan(tr181, {**LINE, "wan.static.dns": "192.0.2.53"}, values)

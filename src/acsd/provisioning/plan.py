@@ -9,6 +9,7 @@ DeleteObject / Reboot.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -384,8 +385,10 @@ def _plan_table(
         return
     by_key: dict[str, int] = {}
     for instance in sorted(existing):
-        if not _ours(existing[instance], spec.only):
-            continue  # the CPE's own row (made by its DHCP client): not acsd's to touch
+        if not _ours(existing[instance], spec.only) or (
+            spec.ipv4_keys and not _is_ipv4(existing[instance].get(key_field.param, ""))
+        ):
+            continue  # the CPE's own row (made by its DHCP client, an IPv6 server)
         key = row_key(spec, existing[instance].get(key_field.param, ""))
         if key in by_key or not key:
             plan.deletes.append(f"{spec.object}{instance}.")  # duplicate or empty row
@@ -455,6 +458,14 @@ def _ours(row: Mapping[str, str], only: tuple[tuple[str, tuple[str, ...]], ...])
         current = row[leaf].strip()  # _unowned() made sure every row has it
         if not any(_same_word(current, value) for value in wanted):
             return False
+    return True
+
+
+def _is_ipv4(text: str) -> bool:
+    try:
+        ipaddress.IPv4Address(text.strip())
+    except ValueError:
+        return False
     return True
 
 

@@ -129,6 +129,7 @@ class TableSpec:
     when: str | None = None
     row_from: Mapping[str, str] = field(default_factory=dict)
     split: bool = False  # the key's setting is a comma list: a row per item
+    ipv4_keys: bool = False  # rows keyed by anything but an IPv4 address are not acsd's
     key_is_mac: bool = False  # rows are named by a MAC (matched case- and separator-blind)
 
 
@@ -503,6 +504,7 @@ class Compiler:
             when=kind.when,
             row_from=dict(row_from),
             split=kind.split,
+            ipv4_keys=kind.ipv4_keys,
             key_is_mac=row_key in kind.fields and kind.fields[row_key].value == "mac",
         )
 

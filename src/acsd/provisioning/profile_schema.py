@@ -139,6 +139,8 @@ class TableKind:
     row_from: dict[str, str] | None = None
     #: the key's setting is a comma list: one row per item
     split: bool = False
+    #: rows whose key is no IPv4 address are not acsd's (a static IPv6 DNS server)
+    ipv4_keys: bool = False
 
 
 _WAN_STATIC = "wan.static.enable"
@@ -152,6 +154,7 @@ TABLES: dict[str, TableKind] = {
         {"ip": TEXT, "mask": TEXT, "enable": BOOL},
         when=_WAN_STATIC,
         row_from={"ip": "wan.static.ip", "mask": "wan.static.mask"},
+        ipv4_keys=True,
     ),
     # TR-181 Routing.Router.{i}.IPv4Forwarding.{i}.: the static default route
     "wan.static.route": TableKind(
@@ -159,6 +162,7 @@ TABLES: dict[str, TableKind] = {
         {"gateway": TEXT, "enable": BOOL, "interface": TEXT, "dest": TEXT, "dest_mask": TEXT},
         when=_WAN_STATIC,
         row_from={"gateway": "wan.static.gateway"},
+        ipv4_keys=True,
     ),
     # TR-181 DNS.Client.Server.{i}.: the line's DNS servers, one row each
     "wan.static.dns_servers": TableKind(
@@ -167,6 +171,7 @@ TABLES: dict[str, TableKind] = {
         when=_WAN_STATIC,
         row_from={"server": "wan.static.dns"},
         split=True,
+        ipv4_keys=True,
     ),
 }
 
