@@ -9,7 +9,7 @@ import sqlite3
 import time
 
 from acsd.sim.runner import Simulation
-from api_world import build_world, device_body
+from api_world import build_world, device_body, seed_body
 
 
 async def test_post_inform_connection_request_active(daemon):
@@ -134,11 +134,13 @@ async def test_a_replaced_router_takes_over_the_record(daemon):
     (unclaimed), and the operator PATCHes the record's serial number: settings, customer and
     history stay, the new router gets everything, the old one's reports are gone."""
     world = build_world(daemon)
+    # the old router's LAN is 192.168.1.0/24, the new one's 192.168.0.0/24
     old = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="SWAPOLD")
-    new = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="SWAPNEW")
+    new = Simulation(daemon.cwmp_url, ["tplink-tr181"], 1, serial_prefix="SWAPNEW")
     old_serial, new_serial = old.routers[0].serial, new.routers[0].serial
     assert (await old.run_once()).ok == 1
-    body = {**device_body(world, "own", old_serial), "dhcp": None}
+    body = device_body(world, "own", old_serial)
+    body["dhcp"] = seed_body(old_serial, "192.168.1")["dhcp"]
     device = world.api.post("/network/device", body).body
     path = f"/network/device/{device['_id']}"
     assert (await old.run_once()).ok == 1
@@ -155,10 +157,16 @@ async def test_a_replaced_router_takes_over_the_record(daemon):
     used = world.api.patch(path, {"macAddress": other["macAddress"]})
     assert used.status == 422 and used.body["message"] == "macAddress"
 
-    reply = world.api.patch(path, {"serialNumber": new_serial, "macAddress": "02:00:5E:10:00:01"})
+    # The pool is checked against the LAN the new router reported, not the old one's.
+    swap = {"serialNumber": new_serial, "macAddress": unclaimed["macAddress"]}
+    outside = world.api.patch(path, swap)
+    assert outside.status == 400 and outside.body["message"] == "dhcp.ipPoolStart", outside.body
+    assert "192.168.0.0/24" in outside.body["description"]
+    # With its own MAC (the unclaimed record's until now) and a pool in its LAN, it is taken.
+    reply = world.api.patch(path, {**swap, "dhcp": seed_body(new_serial, "192.168.0")["dhcp"]})
     assert reply.status == 200, reply.body
     moved = reply.body
-    assert (moved["serialNumber"], moved["macAddress"]) == (new_serial, "02:00:5E:10:00:01")
+    assert (moved["serialNumber"], moved["macAddress"]) == (new_serial, unclaimed["macAddress"])
     assert moved["customer"] == world.customers["own"] and moved["wifi"] == device["wifi"]
     # The new router's own report (its earlier session) is the record's now; it is owed
     # all the record holds.
@@ -166,8 +174,10 @@ async def test_a_replaced_router_takes_over_the_record(daemon):
     assert moved["status"]["lanIp"] == unclaimed["status"]["lanIp"]
     assert world.api.get(f"/network/device/{unclaimed['_id']}").status == 404
     assert (await new.run_once()).ok == 1
-    assert world.api.get(path).body["state"] == "ACTIVE"
+    shown = world.api.get(path).body
+    assert shown["state"] == "ACTIVE" and shown["status"]["provisioned"], shown
     assert new.routers[0].tree.get("Device.WiFi.SSID.1.SSID") == device["wifi"]["ssid"]
+    assert new.routers[0].tree.get("Device.DHCPv4.Server.Pool.1.MinAddress") == "192.168.0.100"
     # The old router, should it call again, is a stranger: it changes nothing here.
     assert (await old.run_once()).ok == 1
     assert world.api.get(path).body["serialNumber"] == new_serial
@@ -177,3 +187,15 @@ async def test_a_replaced_router_takes_over_the_record(daemon):
     assert (update["before"]["serialNumber"], update["after"]["serialNumber"]) == (
         old_serial, new_serial,
     )  # fmt: skip
+
+
+async def test_a_record_an_operator_made_is_no_router_to_merge(daemon):
+    """`acsd device apply` may make a record without a customer: a PATCH to its serial
+    must not delete its settings as if it were a router's own report."""
+    world = build_world(daemon)
+    device = world.api.post("/network/device", {**device_body(world, "own", "MADE-1"),
+                                                "dhcp": None}).body  # fmt: skip
+    daemon.apply({"serialNumber": "MADE-2", "notes": "spare for the 3rd floor"})
+    reply = world.api.patch(f"/network/device/{device['_id']}", {"serialNumber": "MADE-2"})
+    assert reply.status == 409 and reply.body["message"] == "serialNumber", reply.body
+    assert daemon.device_json("MADE-2")["notes"] == "spare for the 3rd floor"

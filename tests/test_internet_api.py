@@ -182,6 +182,7 @@ BAD_ADDRESSES = [
     ({"lanSubnet": "255.255.255.248"}, "net.lanNet", "together"),
     ({"lanNet": "203.0.113.9", "lanSubnet": "255.255.255.248"}, "net.lanNet", "203.0.113.8"),
     ({"lanNet": "203.0.113.8", "lanSubnet": "255.255.255.254"}, "net.lanSubnet", "/31"),
+    ({"lanNet": "198.0.0.0", "lanSubnet": "255.0.0.0"}, "net.lanSubnet", "/20 to /30"),
     ({"lanNet": "1.2.3.128", "lanSubnet": "255.255.255.128"}, "net.lanNet", "overlaps"),
 ]
 

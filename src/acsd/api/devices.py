@@ -340,11 +340,18 @@ async def _patch(
     )
     if patch.serialNumber is not None:
         record.serial_number = patch.serialNumber
+    incoming = None
     if new_router:
-        # Nothing the old router reported holds for the new one (its LAN included).
-        record.status = {}
+        # The new router may have called in already (an unclaimed record of its serial):
+        # what it reported, its LAN included, is the record's from now on; nothing the old
+        # router reported holds for it.
+        incoming = await ctx.store.find_device_for_cpe(record.serial_number)
+        if incoming is not None and incoming.made_by_operator:
+            raise ApiError(409, "serialNumber", "Serial number is already in use")
+        record.status = incoming.status if incoming else {}
     if patch.macAddress is not None and patch.macAddress != record.mac_address:
-        if await mac_owner(ctx.store, patch.macAddress, record) is not None:
+        other = await mac_owner(ctx.store, patch.macAddress, record)
+        if other is not None and (incoming is None or other.id != incoming.id):
             raise ApiError(422, "macAddress", "MAC address is already in use.")
         record.mac_address = patch.macAddress
     wifi, dhcp = record.wifi, record.dhcp

@@ -174,8 +174,8 @@ def _address(path: str, text: str) -> ipaddress.IPv4Address:
     return address
 
 
-def _prefix(path: str, text: str, *, longest: int) -> int:
-    """A dotted subnet mask -> its prefix length (at most ``longest``)."""
+def _prefix(path: str, text: str, *, longest: int, shortest: int = 1) -> int:
+    """A dotted subnet mask -> its prefix length (``shortest`` to ``longest``)."""
     try:
         value = int(ipaddress.IPv4Address(text))
     except ValueError:
@@ -184,9 +184,9 @@ def _prefix(path: str, text: str, *, longest: int) -> int:
     if hosts & (hosts + 1):  # the one bits must come first, then only zeros
         raise ApiError(400, path, f"{text} is not a subnet mask: its one bits are not contiguous")
     prefix = 32 - hosts.bit_length()
-    if not 1 <= prefix <= longest:
+    if not shortest <= prefix <= longest:
         raise ApiError(
-            400, path, f"{text} (/{prefix}) is not a usable mask here (/1 to /{longest})"
+            400, path, f"{text} (/{prefix}) is not a usable mask here (/{shortest} to /{longest})"
         )
     return prefix
 
@@ -217,7 +217,9 @@ def check_net(net: Net, status: dict[str, Any] | None = None) -> ipaddress.IPv4A
     if net.lanNet is not None and net.lanSubnet is not None:
         first = _address("net.lanNet", net.lanNet)
         # /30 at most: the router takes the first host address, the rest is the customer's.
-        lan_prefix = _prefix("net.lanSubnet", net.lanSubnet, longest=30)
+        # /20 at least: a range is checked against every other line's addresses, and a
+        # mistyped 255.0.0.0 would take a whole /8 from everyone else.
+        lan_prefix = _prefix("net.lanSubnet", net.lanSubnet, longest=30, shortest=20)
         lan = ipaddress.IPv4Network((first, lan_prefix), strict=False)
         if first != lan.network_address:
             raise ApiError(

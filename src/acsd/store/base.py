@@ -82,6 +82,12 @@ class DeviceRecord:
     #: not known yet (written by sessions only)
     sim: dict[str, str] | None = None
 
+    @property
+    def made_by_operator(self) -> bool:
+        """A customer's record or one an operator filled in (`acsd device apply` may leave
+        out the customer), not only what an unknown router reported of itself."""
+        return bool(self.customer or self.wifi or self.dhcp or self.name or self.notes)
+
 
 @dataclass(slots=True)
 class SessionResult:

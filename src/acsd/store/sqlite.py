@@ -1249,12 +1249,18 @@ class SqliteStore:
             )
         )
         found = _record(rows[0]) if rows else DeviceRecord(id="", serial_number="")
-        if found.id and found.customer is not None:
+        # A record an operator made is no router's own report to merge: its settings
+        # would go without a trace.
+        if found.id and found.made_by_operator:
             raise DuplicateError(
                 "serialNumber", f"serial number {record.serial_number!r} is device {found.id}"
             )
         if found.id:
             await conn.execute("DELETE FROM devices WHERE id = ?", (found.id,))
+            # the SIM that router carries now points at the record it is merged into
+            await conn.execute(
+                "UPDATE apn_devices SET router = ? WHERE router = ?", (record.id, found.id)
+            )
         for name in _ROUTER_FIELDS:
             setattr(record, name, getattr(found, name))
         values = [_column_value(record, name) for name in _ROUTER_FIELDS]
