@@ -22,7 +22,7 @@ import difflib
 import fnmatch
 import itertools
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -161,12 +161,35 @@ class _Checker:
                 declared = spec.tables[name].fields[fname].type
                 path = table.object + "1." + f.param
                 self.leaf(profile, dm, f"{key}.fields.{fname}", path, f.type, declared, False)
-            for leaf, _ in table.only:  # read, never written: it need only exist
+                if f.value is not None:
+                    self.allowed(profile, dm, f"{key}.fields.{fname}.value", path, [f.value])
+            for leaf, values in table.only:  # read, never written: it need only exist
                 path = table.object + "1." + leaf
-                if not is_vendor_path(path) and norm(path) not in dm.params:
+                if is_vendor_path(path):
+                    continue
+                if norm(path) not in dm.params:
                     msg = f"{path!r} is not a parameter of {dm.name}" + _hint(path, dm.params)
                     self.say(profile, f"{key}.only.{leaf}", msg)
+                else:
+                    self.allowed(profile, dm, f"{key}.only.{leaf}", path, values)
         self.reads(profile, dm)
+
+    def allowed(
+        self, profile: Profile, dm: DataModel, key: str, path: str, values: Iterable[str]
+    ) -> None:
+        """Values a profile fixes (written, or what tells acsd's rows apart) must be ones
+        the parameter can hold: an `only` value it never holds adds a row every session."""
+        param = dm.params[norm(path)]
+        for value in values:
+            if param.type == "xsd:boolean":
+                ok = value.lower() in ("true", "false", "1", "0")
+            elif param.enum:
+                ok = value in param.enum
+            else:
+                continue
+            if not ok:
+                can = ", ".join(sorted(param.enum or ())) or "true, false"
+                self.say(profile, key, f"{value!r} is not a value of {path} in {dm.name} ({can})")
 
     def leaf(
         self,
