@@ -186,6 +186,12 @@ async def test_confirmed_accounts_give_the_routers_their_static_wan(world, modul
     ]
     status = shown["tr181-generic"]["status"]
     assert (status["dns"], status["dns2"]) == ("192.0.2.53", "198.51.100.53")
+    # They are set once the client is off: equal to the client's own entries while it
+    # runs, they would break the table's unique key (DNSServer) on a strict CPE.
+    spvs = [[path for path, _value in spv] for spv in cpe.stats.spv]
+    off = next(i for i, paths in enumerate(spvs) if "Device.DHCPv4.Client.1.Enable" in paths)
+    assert not any(path.startswith(DNS_SERVERS) for path in spvs[off])
+    assert spvs[off + 1] and all(path.startswith(DNS_SERVERS) for path in spvs[off + 1])
     assert [f for f in cpe.stats.faults if f.method != "GetParameterValues"] == []
     assert is_true(tree["Device.IP.Interface.1.IPv4Address.2.Enable"])
     assert tree["Device.IP.Interface.1.IPv4Address.2.IPAddress"] == line.lan_router

@@ -138,6 +138,10 @@ class _Apply:
     #: deletes sent after the SetParameterValues: rows made of settings (the old static
     #: line's address and route stay until the new one's are in place)
     late: list[str] = field(default_factory=list)
+    #: fields of new rows a group can do without (the line's DNS servers), set in a
+    #: SetParameterValues of their own once the group's is done: a DNS entry equal to
+    #: one the DHCP client still holds breaks the table's unique key on a strict CPE
+    deferred: list[Change] = field(default_factory=list)
     #: tables the CPE added rows to or deleted rows from this session
     reshaped: set[str] = field(default_factory=set)
     reread: bool = False
@@ -716,6 +720,8 @@ class ProvisioningDriver:
             return rpc.DeleteObject(object_name=apply.deletes[0], parameter_key=self._key())
         if apply.adds:
             return rpc.AddObject(object_name=apply.adds[0].object, parameter_key=self._key())
+        if not apply.changes and apply.deferred:
+            apply.changes, apply.deferred, apply.spv_tries = apply.deferred, [], 0
         if apply.changes and apply.spv_tries < MAX_SPV_TRIES:
             apply.spv_sent = list(apply.changes)
             apply.spv_tries += 1
@@ -769,9 +775,9 @@ class ProvisioningDriver:
                 apply.reshaped.add(row.table)
                 apply.plan.rows.setdefault(row.table, {})[row.key] = response.instance_number
                 apply.added[f"{row.object}{number}."] = (row.table, row.key)
-                apply.changes.extend(
-                    row_changes(row.table, spec, response.instance_number, row.row)
-                )
+                fields = row_changes(row.table, spec, response.instance_number, row.row)
+                optional = group_of(row.table) and not needed_by_group(row.table)
+                (apply.deferred if optional else apply.changes).extend(fields)
             elif isinstance(response, rpc.AddObjectResponse):
                 # 0, -1, a number already in use: setting the row's fields there would
                 # write over another row. The row is tried again after the back-off.
@@ -857,6 +863,7 @@ class ProvisioningDriver:
         assert apply is not None
         table, key = apply.added.pop(base)
         apply.changes = [c for c in apply.changes if not c.path.startswith(base)]
+        apply.deferred = [c for c in apply.deferred if not c.path.startswith(base)]
         apply.deletes.append(base)
         apply.plan.rows.get(table, {}).pop(key, None)
 
@@ -873,6 +880,7 @@ class ProvisioningDriver:
             return
         profile = self.profile
         apply.changes = [c for c in apply.changes if group_of(c.setting) not in broken]
+        apply.deferred = [c for c in apply.deferred if group_of(c.setting) not in broken]
         apply.adds = [a for a in apply.adds if group_of(a.table) not in broken]
         apply.late = [d for d in apply.late if group_of(table_at(profile, d)) not in broken]
         for base, (table, _key) in list(apply.added.items()):
