@@ -648,3 +648,27 @@ async def test_a_parked_session_is_claimed_by_address_only_when_it_is_the_only_o
     assert await store.claim_session("w1.b") == b"B"
     assert await store.claim_session_from("198.51.100.7") == b"C"
     assert await store.claim_session("w0.k") == b"K"
+
+
+async def test_a_session_of_the_router_a_record_was_moved_from_is_dropped(
+    store: SqliteStore,
+) -> None:
+    """PATCH serialNumber while the old router is in its first session on the record (so
+    no last_inform to tell it by): its report must not land on the moved record, or acsd
+    would send the new router's Connection Requests to the old one."""
+    record = await store.upsert_device(
+        DeviceRecord(id="", serial_number="OLD1", customer="c" * 24, name="shop")
+    )
+    in_flight = session(
+        "OLD1", at=2000.0, device_id=record.id, since=record.last_inform,
+        bound_serial=record.serial_number, connection_request_url="http://198.51.100.9/cr",
+    )  # fmt: skip
+    moved = await store.get_device(record.id)
+    assert moved is not None
+    moved.serial_number = "NEW1"
+    await store.write_device(moved, expect=record, new_router=True)
+    with pytest.raises(StaleResultError, match="moved to another router"):
+        await store.save_session(in_flight)
+    after = await store.get_device(record.id)
+    assert after is not None
+    assert (after.serial_number, after.connection_request_url) == ("NEW1", None)

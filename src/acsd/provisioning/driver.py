@@ -389,6 +389,7 @@ class ProvisioningDriver:
             connection_request_url=ident.get("connectionRequestUrl"),
             absent_paths=self._absent_to_save(reset),
             since=self.record.last_inform if self.record is not None else None,
+            bound_serial=self.record.serial_number if self.record is not None else None,
         )
         if self.record is not None and self.record.state == "DELETING":
             # Released: the record goes; a later Inform registers the CPE as unclaimed.

@@ -130,6 +130,10 @@ class SessionResult:
     #: rebooted mid-session and this one ended at its timeout, maybe in another worker):
     #: this older result is dropped with :class:`StaleResultError` instead of written over it.
     since: float | None = None
+    #: the record's serial number when the session read it (None: not checked). A record
+    #: whose serial changed meanwhile was moved to another router (PATCH serialNumber):
+    #: the old router's result is dropped with :class:`StaleResultError`.
+    bound_serial: str | None = None
 
 
 @dataclass(slots=True)

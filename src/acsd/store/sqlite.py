@@ -234,6 +234,8 @@ class _SaveOp:
     #: is still ``since``, and once written it is ``at``
     at: float = 0.0
     since: float | None = None
+    #: SessionResult.bound_serial as a serial key: stale when the record's differs
+    bound_key: str | None = None
 
 
 @dataclass(slots=True)
@@ -687,6 +689,11 @@ def _apply_saves_sync(conn: sqlite3.Connection, saves: list[_SaveOp]) -> list[st
             if op.since is not None and informed != op.since:
                 out.append(_Failed(StaleResultError(
                     f"device {device_id}: a later session committed first"
+                )))  # fmt: skip
+                continue
+            if op.bound_key is not None and key != op.bound_key:
+                out.append(_Failed(StaleResultError(
+                    f"device {device_id} was moved to another router during the session"
                 )))  # fmt: skip
                 continue
             # In queue order: of two results of one device in a batch, the second sees
@@ -1182,7 +1189,10 @@ class SqliteStore:
         # changes to the caller's dicts cannot leak into the write.
         args = _save_args(result)
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        op = _SaveOp(args, serial_key(serial), result.device_id, future, result.at, result.since)
+        bound = None if result.bound_serial is None else serial_key(result.bound_serial)
+        op = _SaveOp(
+            args, serial_key(serial), result.device_id, future, result.at, result.since, bound
+        )
         self._submit(op)
         # Not shielded on purpose: a cancelled caller's write is still committed (the data
         # came from the CPE and is not lost), the caller just stops waiting for it.
