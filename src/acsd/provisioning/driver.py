@@ -54,11 +54,13 @@ from acsd.provisioning.jobs import (
 from acsd.provisioning.plan import (
     Change,
     Plan,
+    drop_groups,
     group_of,
     mac_key,
     needed_by_group,
     plan_changes,
     row_changes,
+    stopped_groups,
     table_at,
 )
 from acsd.provisioning.profiles import Profile, ProfileSet, detect_root
@@ -875,15 +877,14 @@ class ProvisioningDriver:
         static address or route to follow cuts the router off."""
         apply = self.apply
         assert apply is not None and self.profile is not None
-        faulted = apply.outcome.faulted
-        broken = {group_of(c.setting) for c, _, _ in faulted if needed_by_group(c.setting)}
+        broken = stopped_groups(c.setting for c, _, _ in apply.outcome.faulted)
         if not broken:
             return
         profile = self.profile
-        apply.changes = [c for c in apply.changes if group_of(c.setting) not in broken]
-        apply.deferred = [c for c in apply.deferred if group_of(c.setting) not in broken]
-        apply.adds = [a for a in apply.adds if group_of(a.table) not in broken]
-        apply.late = [d for d in apply.late if group_of(table_at(profile, d)) not in broken]
+        apply.changes = drop_groups(apply.changes, broken, profile)
+        apply.deferred = drop_groups(apply.deferred, broken, profile)
+        apply.adds = drop_groups(apply.adds, broken, profile)
+        apply.late = drop_groups(apply.late, broken, profile)
         for base, (table, _key) in list(apply.added.items()):
             if group_of(table) in broken:
                 self._undo_row(base)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from acsd.provisioning.desired import Desired
 from acsd.provisioning.profiles import Profile, TableField, TableSpec, Target
@@ -43,6 +43,9 @@ class RowAdd:
     object: str
     key: str
     row: dict[str, Any]
+
+
+_Item = TypeVar("_Item", Change, RowAdd, str)
 
 
 @dataclass(slots=True)
@@ -152,7 +155,7 @@ def needed_by_group(key: str) -> bool:
 def _incomplete_groups(
     profile: Profile,
     desired: Desired,
-    values: Mapping[str, str],
+    rows_read: Callable[[str], Mapping[int, Mapping[str, str]]],
     absent: set[str],
     in_rows: Mapping[str, str],
 ) -> dict[str, str]:
@@ -167,7 +170,7 @@ def _incomplete_groups(
         if table is not None:
             spec = profile.tables[table]
             reason = f"{spec.object} is not on this CPE" if spec.object in absent else None
-            if reason or (reason := _unowned(spec, _existing_rows(spec, values))):
+            if reason or (reason := _unowned(spec, rows_read(table))):
                 out[group] = reason
                 continue
         targets = profile.settings.get(key)
@@ -200,8 +203,16 @@ def plan_changes(
     secrets: Mapping[str, str] = memory.get("secrets", {})
     faults: Mapping[str, Any] = memory.get("faults", {})
 
+    read: dict[str, dict[int, dict[str, str]]] = {}
+
+    def rows_read(table: str) -> dict[int, dict[str, str]]:
+        """The table's rows as the CPE reported them, gathered once per plan."""
+        if table not in read:
+            read[table] = _existing_rows(profile.tables[table], values)
+        return read[table]
+
     tables, in_rows = _rows_of_settings(profile, desired)
-    incomplete = _incomplete_groups(profile, desired, values, absent, in_rows)
+    incomplete = _incomplete_groups(profile, desired, rows_read, absent, in_rows)
     for key, value in desired.settings.items():
         group = group_of(key)
         if group in incomplete:
@@ -249,7 +260,7 @@ def plan_changes(
                     {"setting": table, "reason": f"{spec.object} is not on this CPE"}
                 )
             continue
-        _plan_table(plan, table, spec, rows, values, faults, force, now, max_attempts)
+        _plan_table(plan, table, spec, rows, rows_read(table), faults, force, now, max_attempts)
     _hold_groups(plan, profile)
     return plan
 
@@ -259,17 +270,34 @@ def table_at(profile: Profile, path: str) -> str:
     return next((name for name, s in profile.tables.items() if path.startswith(s.object)), "")
 
 
+def stopped_groups(settings: Iterable[str]) -> set[str]:
+    """The ALL_OR_NOTHING groups that a needed part among ``settings`` (refused, or waiting
+    for its back-off) stops: the rest of a static line without its address or route cuts
+    the router off."""
+    return {g for s in settings if needed_by_group(s) and (g := group_of(s)) is not None}
+
+
+def drop_groups(items: list[_Item], groups: set[str], profile: Profile) -> list[_Item]:
+    """``items`` (changes, row adds or row deletes by path) less those of ``groups``."""
+    if not groups:
+        return items
+    return [i for i in items if _group_of_item(i, profile) not in groups]
+
+
+def _group_of_item(item: Change | RowAdd | str, profile: Profile) -> str | None:
+    if isinstance(item, Change):
+        return group_of(item.setting)
+    if isinstance(item, RowAdd):
+        return group_of(item.table)
+    return group_of(table_at(profile, item))
+
+
 def _hold_groups(plan: Plan, profile: Profile) -> None:
-    """A group with a part waiting for its back-off (or given up) sends nothing: the rest
-    of a static line without its address or route cuts the router off."""
-    waiting = plan.waiting + plan.failed
-    held = {group_of(e["setting"]) for e in waiting if needed_by_group(e["setting"])}
-    held.discard(None)
-    if not held:
-        return
-    plan.changes = [c for c in plan.changes if group_of(c.setting) not in held]
-    plan.adds = [a for a in plan.adds if group_of(a.table) not in held]
-    plan.deletes = [d for d in plan.deletes if group_of(table_at(profile, d)) not in held]
+    """A group with a part waiting for its back-off (or given up) sends nothing."""
+    held = stopped_groups(e["setting"] for e in plan.waiting + plan.failed)
+    plan.changes = drop_groups(plan.changes, held, profile)
+    plan.adds = drop_groups(plan.adds, held, profile)
+    plan.deletes = drop_groups(plan.deletes, held, profile)
 
 
 def row_changes(table: str, spec: TableSpec, instance: int, row: Mapping[str, Any]) -> list[Change]:
@@ -371,14 +399,13 @@ def _plan_table(
     table: str,
     spec: TableSpec,
     rows: list[dict[str, Any]],
-    values: Mapping[str, str],
+    existing: Mapping[int, Mapping[str, str]],
     faults: Mapping[str, Any],
     force: bool,
     now: float,
     max_attempts: int,
 ) -> None:
     key_field = spec.fields[spec.key]
-    existing = _existing_rows(spec, values)
     if reason := _unowned(spec, existing):
         if rows:
             plan.unsupported.append({"setting": table, "reason": reason})
