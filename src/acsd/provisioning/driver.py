@@ -25,7 +25,7 @@ from __future__ import annotations
 import copy
 import secrets
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from acsd import clock
@@ -43,7 +43,7 @@ from acsd.provisioning.apn import (
     sim_report,
 )
 from acsd.provisioning.desired import Desired, desired_state
-from acsd.provisioning.internet import add_internet_settings, reported_dns
+from acsd.provisioning.internet import add_internet_settings, needs_line_dns, with_line_dns
 from acsd.provisioning.jobs import (
     Outcome,
     RetryPolicy,
@@ -596,20 +596,9 @@ class ProvisioningDriver:
             desired, self._status_and_identity(flat, shared=False)[1]
         ):
             desired = desired.without("apn.name")
-        if desired.settings.get("wan.static.enable") is True and (
-            "wan.static.dns" not in desired.settings
-        ):
-            # No DNS servers configured for static lines: the router keeps those it reported
-            # when the line was first pushed (a TR-181 router loses them with the DHCP
-            # client the line turns off, so later sessions could not find them again if a
-            # push failed).
-            dns = self.memory.get("lineDns") or reported_dns(
-                self._status_and_identity(flat, shared=False)[0]
-            )
-            if dns:
-                self.memory["lineDns"] = list(dns)
-                settings = {**desired.settings, "wan.static.dns": ",".join(dns)}
-                desired = replace(desired, settings=settings)
+        if needs_line_dns(desired):
+            status = self._status_and_identity(flat, shared=False)[0]
+            desired = with_line_dns(desired, self.memory, status)
         outside = self._outside_lan(flat)
         if outside is not None:
             # A pool or reservation outside the LAN the router reports now (the record
@@ -735,8 +724,9 @@ class ProvisioningDriver:
         if apply.late:
             apply.deletes, apply.late = apply.late, []
             return rpc.DeleteObject(object_name=apply.deletes[0], parameter_key=self._key())
-        if not apply.reread and (names := self._reread_names()):
+        if apply.reshaped and not apply.reread and (names := self._reread_names()):
             apply.reread = True
+            self.plan = None  # instance numbers changed: finish() makes a new read plan
             self.fetch.queue.append(names)
             return rpc.GetParameterValues(names=names)
         if apply.reboot:
@@ -754,10 +744,7 @@ class ProvisioningDriver:
         assert apply is not None and self.profile is not None
         objects = [n for n in self.profile.fetch if n.endswith(".") and n not in self.fetch.absent]
         touched = [self.profile.tables[t].object for t in apply.reshaped]
-        if not any(t.startswith(o) for t in touched for o in objects):
-            return []
-        self.plan = None  # instance numbers changed: finish() makes a new read plan
-        return objects
+        return objects if any(t.startswith(o) for t in touched for o in objects) else []
 
     def _wire_type(self, change: Change) -> str:
         # Strict CPEs fault 9006 on a type other than their own: reuse what they reported.

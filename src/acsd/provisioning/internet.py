@@ -15,6 +15,7 @@ there yet, and a static address on a line still served by DHCP would cut the rou
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import replace
 from typing import Any
 
 from acsd.provisioning.desired import Desired
@@ -57,6 +58,26 @@ async def add_internet_settings(
         return None
     desired.settings.update(internet_settings(account.confirm, dns))
     return account
+
+
+def needs_line_dns(desired: Desired) -> bool:
+    """A static line is asked for and no DNS servers are configured for it."""
+    settings = desired.settings
+    return settings.get("wan.static.enable") is True and "wan.static.dns" not in settings
+
+
+def with_line_dns(
+    desired: Desired, memory: dict[str, Any], status: dict[str, Any] | None
+) -> Desired:
+    """``desired`` with the line's DNS servers when none are configured: those the router
+    reported when the line was first pushed, kept in its provisioning ``memory``. A TR-181
+    router loses them with the DHCP client the line turns off, so a later session could not
+    find them again if that push failed."""
+    dns = memory.get("lineDns") or reported_dns(status)
+    if not dns:
+        return desired
+    memory["lineDns"] = list(dns)
+    return replace(desired, settings={**desired.settings, "wan.static.dns": ",".join(dns)})
 
 
 def reported_dns(status: dict[str, Any] | None) -> list[str]:
