@@ -2,9 +2,9 @@
 
 A confirmed account whose start date has come asks the router it names for a static IPv4
 WAN (address, mask, default gateway, and DNS servers: ``[provisioning] static_wan_dns``,
-else the ones the router reported while on DHCP), a second LAN address in the additional range when
-one was assigned (the router takes the range's first host address), and mobile failover
-with the backup SIM's number. Profiles map these abstract settings (``wan.static.*``,
+else the ones the router reported while on DHCP), a second LAN address in the additional
+range when one was assigned (the router takes the range's first host address), and mobile
+failover with the backup SIM's number. Profiles map these abstract settings (``wan.static.*``,
 ``lan.extra.*``, ``wan.failover.*``) onto each vendor's parameters; a profile that lacks one
 lists it on the device's job as unsupported.
 
