@@ -498,5 +498,6 @@ def _is_ipv4(text: str) -> bool:
 
 def _same_word(current: str, wanted: str) -> bool:
     if wanted in ("true", "false"):
-        return (current.lower() in _TRUE) == (wanted == "true")
-    return current.rstrip(".").lower() == wanted.rstrip(".").lower()
+        return same_value("xsd:boolean", current, wanted)
+    # as for a value acsd sets, and an enumeration in any case ("static")
+    return same_value("xsd:string", current, wanted) or current.lower() == wanted.lower()
