@@ -132,3 +132,22 @@ def test_every_public_name_of_the_simulator_package_resolves():
         assert isinstance(value, dict) or value.__module__.startswith("acsd.sim."), name
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         _ = acsd.sim.Nope
+
+
+async def test_a_state_file_of_the_wrong_shape_is_ignored_with_a_warning(tmp_path: Path) -> None:
+    acs = await FakeAcs().start()
+    state = tmp_path / "state"
+    common = ("--acs", acs.url, "--once", "--state", str(state))
+    try:
+        assert (await sim(*common))[0] == 0
+        path = state / "SIMMOB000001.json"
+        saved = json.loads(path.read_text())
+        saved["tree"]["released"] = ["not", "a", "mapping"]  # hand-edited
+        path.write_text(json.dumps(saved))
+        code, _out, err = await sim(*common)
+    finally:
+        await acs.stop()
+    assert code == 0, err
+    assert f"SIMMOB000001: ignoring malformed state {path}" in err
+    # the router starts fresh: a first contact again
+    assert acs.informs[-1].event_codes() == ["0 BOOTSTRAP", "1 BOOT"]

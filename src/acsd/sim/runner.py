@@ -233,7 +233,12 @@ class Simulation:
                     cpe.profile,
                 )
                 continue
-            cpe.load_state(state)
+            try:
+                cpe.load_state(state)
+            except (KeyError, TypeError, AttributeError, ValueError) as exc:
+                # a hand-edited file of the wrong shape ("released": [], no "tree"): the
+                # router starts fresh rather than the whole run failing
+                log.warning("%s: ignoring malformed state %s: %r", cpe.serial, path, exc)
 
     def _write(self, folder: Path, content: Callable[[Cpe], Any]) -> None:
         folder.mkdir(parents=True, exist_ok=True)
