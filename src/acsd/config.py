@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from acsd.hostaddr import is_host_address
+
 #: networks no router is on, where a Connection Request is never sent by default
 #: (``cwmp.connection_request_deny``; acsd.cwmp.crguard says why): loopback, "this
 #: network", link-local (cloud metadata services), multicast, reserved and broadcast,
@@ -280,7 +282,7 @@ class ProvisioningConfig(_Section):
                 address = ipaddress.IPv4Address(item)
             except ValueError:
                 raise ValueError(f"{item!r} is no IPv4 address") from None
-            if address.is_unspecified or address.is_multicast or address.is_loopback:
+            if not is_host_address(address):
                 raise ValueError(f"{item!r} cannot be a router's DNS server")
             if str(address) not in out:  # a server twice is one DNS entry (a unique key)
                 out.append(str(address))

@@ -33,6 +33,7 @@ from acsd.api.devices import _poke as poke_device
 from acsd.api.errors import ApiError
 from acsd.api.openapi import describe
 from acsd.devices import reported_lan
+from acsd.hostaddr import is_host_address
 from acsd.ids import normal_id
 from acsd.log import get_logger
 from acsd.models import Name, RecordRef
@@ -163,13 +164,7 @@ def _address(path: str, text: str) -> ipaddress.IPv4Address:
         address = ipaddress.IPv4Address(text)
     except ValueError:
         raise ApiError(400, path, f"{text!r} is not an IPv4 address") from None
-    if (
-        address.packed[0] == 0  # 0.0.0.0/8, "this network": no host's address
-        or address.is_loopback
-        or address.is_multicast
-        or address.is_link_local
-        or address.is_reserved
-    ):
+    if not is_host_address(address):
         raise ApiError(400, path, f"{address} is not an address a host can have")
     return address
 

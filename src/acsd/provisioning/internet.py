@@ -18,6 +18,7 @@ import ipaddress
 from dataclasses import replace
 from typing import Any
 
+from acsd.hostaddr import is_host_address
 from acsd.provisioning.desired import Desired
 from acsd.store.base import InternetAccountRecord, Store
 
@@ -93,11 +94,7 @@ def reported_dns(status: dict[str, Any] | None) -> list[str]:
         except ValueError:
             continue
         if (
-            address.is_unspecified
-            or address.is_loopback
-            or address.is_link_local
-            or address.is_multicast
-            or address.is_reserved
+            not is_host_address(address)
             or str(address) == status.get("lanIp")  # its own DNS proxy, for its LAN
             or str(address) in out
         ):
