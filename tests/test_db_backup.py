@@ -103,7 +103,8 @@ def test_no_database_no_backup(tmp_path: Path):
     config = tmp_path / "acsd.toml"
     config.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "missing.db"}"\n')
     result = run_cli("db", "backup", str(tmp_path / "out.db"), "--config", str(config))
-    assert result.returncode == 1
+    # as device and token commands: a usage error (the wrong configuration), exit 2
+    assert result.returncode == 2
     assert "no database" in result.stderr
     # Neither the backup nor an empty database was created.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["acsd.toml"]

@@ -76,10 +76,17 @@ async def _write_something(store: SqliteStore) -> None:
 def test_cli_commands_on_records_need_the_daemons_database(tmp_path: Path):
     # Run without the daemon's --config, they used to make a new empty database here.
     config = write_config(tmp_path, store={"url": f"sqlite:///{tmp_path / 'nowhere.db'}"})
-    for args in (("device", "list"), ("token", "create", "--role", "ADMIN", "--name", "x")):
+    for args in (
+        ("device", "list"),
+        ("token", "create", "--role", "ADMIN", "--name", "x"),
+        ("db", "backup", str(tmp_path / "copy.db")),
+    ):
         proc = run_cli(*args, "--config", str(config), timeout=30)
         assert proc.returncode == 2, proc.stderr
         assert "no database at" in proc.stderr and "nowhere.db" in proc.stderr
+        # --config was given: the message does not tell the operator to give it
+        assert str(config) in proc.stderr and "give --config" not in proc.stderr
+    assert not (tmp_path / "copy.db").exists()
     assert not (tmp_path / "nowhere.db").exists()
     assert run_cli("db", "migrate", "--config", str(config), timeout=30).returncode == 0
     assert run_cli("device", "list", "--config", str(config), timeout=30).returncode == 0

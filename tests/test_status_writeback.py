@@ -161,6 +161,10 @@ def test_second_run_is_the_same_routers_rebooting(daemon, tmp_path: Path):
     informs = daemon.events("session.inform")
     assert [e["events"] for e in informs[-2:]] == [["1 BOOT"], ["1 BOOT"]]
     assert all("0 BOOTSTRAP" in e["events"] for e in informs[:2])
+    # `device show` takes an id in any case, as the API does (the seeds print ids in upper case)
+    serial, device_id = next(iter(second.items()))
+    shown = json.loads(daemon.cli("device", "show", device_id.upper(), "--json").stdout)
+    assert shown["_id"] == device_id and shown["serialNumber"] == serial
 
 
 def test_unknown_device_is_reported_not_invented(daemon):

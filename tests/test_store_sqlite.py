@@ -229,6 +229,12 @@ async def test_get_device_by_hex_serial(store: SqliteStore) -> None:
     assert rec is not None and rec.id == dev
 
 
+async def test_get_device_by_id_in_any_case(store: SqliteStore) -> None:
+    dev = await store.save_session(session("CASE0001"))
+    rec = await store.get_device(dev.upper())
+    assert rec is not None and rec.id == dev
+
+
 # -- operator upserts -----------------------------------------------------------------------
 
 

@@ -166,7 +166,10 @@ def _main(argv: Sequence[str] | None = None) -> int:
         print(f"acsd: profile error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     acsd_log.configure(config.log.level, config.log.format)
-    if args.command in ("device", "token") and (missing := _missing_database(config)):
+    on_records = args.command in ("device", "token") or (
+        args.command == "db" and args.db_command == "backup"
+    )
+    if on_records and (missing := _missing_database(config, args.config)):
         print(missing, file=sys.stderr)
         return EXIT_USAGE
     if args.command == "serve":
@@ -186,7 +189,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     return EXIT_USAGE
 
 
-def _missing_database(config: Config) -> str | None:
+def _missing_database(config: Config, config_file: str | None) -> str | None:
     """Why a command that works on the daemon's records cannot run: without this, a
     command run without (or with the wrong) --config made a new, empty database next to
     it, listed no devices and created tokens the daemon never sees."""
@@ -195,9 +198,14 @@ def _missing_database(config: Config) -> str | None:
     path = sqlite_path(config.store.url)
     if path.exists():
         return None
+    where = (
+        f"the store url of {config_file} (or ACSD_STORE_URL) names no database yet"
+        if config_file
+        else "give --config with the daemon's configuration"
+    )
     return (
-        f"acsd: no database at {path}: give --config with the daemon's configuration "
-        "(acsd serve or acsd db migrate create the database)"
+        f"acsd: no database at {path}: {where} (acsd serve or acsd db migrate create the "
+        "database)"
     )
 
 

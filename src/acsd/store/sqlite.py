@@ -37,7 +37,7 @@ import aiosqlite
 import orjson
 
 from acsd import clock
-from acsd.ids import is_id, new_id
+from acsd.ids import is_id, new_id, normal_id
 from acsd.log import get_logger
 from acsd.store.addresses import address_clash
 from acsd.store.base import (
@@ -995,8 +995,9 @@ class SqliteStore:
         return await self._one(f"{select} WHERE mac_key = ? ORDER BY created, id LIMIT 1", (key,))
 
     async def get_device(self, key: str) -> DeviceRecord | None:
-        if is_id(key):
-            record = await self._one(f"{_SELECT} WHERE id = ?", (key,))
+        # ids are accepted in any case (the seeds print them in upper case)
+        if is_id(device_id := normal_id(key)):
+            record = await self._one(f"{_SELECT} WHERE id = ?", (device_id,))
             if record is not None:
                 return record
             # A 24-hex serial number is unlikely but possible: fall through.
