@@ -630,6 +630,18 @@ def _on_thread(conn: aiosqlite.Connection, fn: Callable[..., Any], *args: Any) -
     return conn._execute(lambda: fn(conn._conn, *args))
 
 
+#: what a write may rightly be refused for: the caller answers it (409, 422, a stale
+#: session result), and the warning log is for the database's trouble, not the data's
+_REFUSALS = (ConflictError, StateError, ChangedError, StaleResultError)
+
+
+def _log_failed(exc: Exception, kind: str) -> None:
+    if isinstance(exc, _REFUSALS):
+        log.debug("store_write_refused", error=repr(exc), kind=kind)
+    else:
+        log.warning("store_write_failed", error=repr(exc), kind=kind)
+
+
 class _BeginFailed(Exception):
     """BEGIN IMMEDIATE failed (the write lock stayed busy): no save of the batch is at fault."""
 
@@ -1834,7 +1846,7 @@ class SqliteStore:
         transaction of its own (which one broke the batch is unknown), so that one bad
         write fails only its own caller."""
         if len(batch) == 1:
-            log.warning("store_write_failed", error=repr(exc), kind=_kind(batch[0]))
+            _log_failed(exc, _kind(batch[0]))
             self._fail(batch, exc)
             return
         self.stats.fallbacks += 1
@@ -1898,7 +1910,7 @@ class SqliteStore:
             except Exception as undo:
                 log.error("store_savepoint_rollback_failed", error=repr(undo))
                 raise exc from None
-            log.warning("store_write_failed", error=repr(exc), kind=op.kind)
+            _log_failed(exc, op.kind)
             return _Failed(exc)
         await conn.execute(f"RELEASE {_SAVEPOINT}")
         return value
