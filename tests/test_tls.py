@@ -100,6 +100,18 @@ def test_mtls_refuses_clients_without_the_right_certificate(daemon_factory, pki)
     with socket.create_connection((host, port), timeout=10) as raw, pytest.raises(ssl.SSLError):
         client_context(pki, tls12=True).wrap_socket(raw, server_hostname=host)
 
+    # Each refusal is logged and counted with OpenSSL's reason: the connection never
+    # reaches a request, so nothing else would say why a router does not show up.
+    reasons = {e["reason"] for e in daemon.events("tls.refused")}
+    assert "PEER_DID_NOT_RETURN_A_CERTIFICATE" in reasons, reasons
+    assert "CERTIFICATE_VERIFY_FAILED" in reasons, reasons
+    assert all(e["listener"] == "cwmp" for e in daemon.events("tls.refused"))
+    metrics = get(https(daemon.api_url), "/metrics", client_context(pki))[1].decode()
+    assert (
+        'acsd_tls_handshakes_refused_total{listener="cwmp",'
+        'reason="PEER_DID_NOT_RETURN_A_CERTIFICATE"}' in metrics
+    ), metrics
+
     # The right certificate gets through, also for the simulator.
     assert get(cwmp, "/", client_context(pki, pki.client))[0] == 405
     wire = wire_for(cwmp, client_context(pki, pki.client))

@@ -204,8 +204,7 @@ def _missing_database(config: Config, config_file: str | None) -> str | None:
         else "give --config with the daemon's configuration"
     )
     return (
-        f"acsd: no database at {path}: {where} (acsd serve or acsd db migrate create the "
-        "database)"
+        f"acsd: no database at {path}: {where} (acsd serve or acsd db migrate create the database)"
     )
 
 

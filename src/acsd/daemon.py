@@ -106,6 +106,7 @@ async def serve(
         return 1
     metrics = Metrics(version=__version__)
     metrics.watch_store(store)
+    metrics.watch_tls(tls)
     share = _metrics_share(worker)
     if share is not None:
         metrics.share(share)

@@ -118,6 +118,15 @@ _CWMP_STATS = {
         "acsd_cwmp_auth_rate_limited",
         "CPE requests refused 429 because their address failed authentication too often.",
     ),
+    "sessions_parked": (
+        "acsd_cwmp_sessions_parked",
+        "Sessions saved to the store when their connection closed mid-session (workers > 1), "
+        "for whichever worker the CPE reconnects to.",
+    ),
+    "sessions_taken_over": (
+        "acsd_cwmp_sessions_taken_over",
+        "Parked sessions this worker picked up by their cookie and went on with.",
+    ),
 }
 
 
@@ -207,6 +216,10 @@ class Metrics:
     def watch_store(self, store: Any) -> None:
         """Write batch sizes, queue depth and writer counters of a store with ``stats``."""
         self.registry.register(_StoreCollector(store))
+
+    def watch_tls(self, listeners: dict[str, Any]) -> None:
+        """Failed TLS handshakes by listener and reason (ServerTls objects by name)."""
+        self.registry.register(_TlsCollector(listeners))
 
     def watch_requester(self, requester: Any) -> None:
         """Connection Requests by result (a ConnectionRequester)."""
@@ -425,6 +438,23 @@ class _StoreCollector(Collector):
         )
         for name, documentation, value in counters:
             yield CounterMetricFamily(name, documentation, value=value)
+
+
+class _TlsCollector(Collector):
+    def __init__(self, listeners: dict[str, Any]) -> None:
+        self.listeners = listeners
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "acsd_tls_handshakes_refused",
+            "TLS handshakes that failed, by listener and OpenSSL reason (e.g. "
+            "PEER_DID_NOT_RETURN_A_CERTIFICATE, CERTIFICATE_VERIFY_FAILED, HTTP_REQUEST).",
+            labels=["listener", "reason"],
+        )
+        for name, listener in sorted(self.listeners.items()):
+            for reason, count in sorted(listener.refused.items()):
+                family.add_metric([name, reason], count)
+        yield family
 
 
 class _RequesterCollector(Collector):

@@ -187,8 +187,22 @@ class ServerTls:
         self.settings = settings
         self.context = build_context(settings)
         self.context.sni_callback = self._select
+        self.context.sslobject_class = _refusals_reported_to(self)
         self._current = self.context
         self.reloads = 0
+        #: handshakes that failed (no or untrusted client certificate, no common protocol
+        #: version, plain HTTP on the TLS port), by OpenSSL's reason
+        self.refused: dict[str, int] = {}
+
+    def handshake_failed(self, exc: ssl.SSLError) -> None:
+        """Log and count a handshake that failed. The event loop drops such a connection
+        without a word (and before any request, so no other log line names it): without
+        this a router refused for its certificate left no trace at all. The TLS layer
+        does not tell the client's address here."""
+        reason = exc.reason or type(exc).__name__
+        self.refused[reason] = self.refused.get(reason, 0) + 1
+        detail = getattr(exc, "verify_message", None) or str(exc)
+        log.warning("tls.refused", listener=self.name, reason=reason, detail=detail)
 
     def _select(self, ssl_object: Any, server_name: str | None, context: ssl.SSLContext) -> None:
         current = self._current
@@ -215,3 +229,21 @@ class ServerTls:
             cert=settings.cert,
             client_ca=settings.client_ca,
         )
+
+
+def _refusals_reported_to(owner: ServerTls) -> type[ssl.SSLObject]:
+    """An SSLObject class whose failed handshakes go to ``owner`` (the listener's context
+    makes one per connection, in asyncio and uvloop alike: ``SSLContext.sslobject_class``)."""
+
+    class _Reported(ssl.SSLObject):
+        def do_handshake(self) -> None:
+            try:
+                super().do_handshake()
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError, ssl.SSLEOFError):
+                # more bytes to come; or the client hung up (a port probe): nothing refused
+                raise
+            except ssl.SSLError as exc:
+                owner.handshake_failed(exc)
+                raise
+
+    return _Reported
