@@ -53,6 +53,38 @@ async def test_one_refused_parameter_leaves_the_others_applied(daemon):
     assert router.stats.sessions == 4
 
 
+async def test_a_refusal_that_names_no_parameter_is_narrowed_down(daemon):
+    # Many stacks refuse a whole SetParameterValues for one bad value with a bare 9003
+    # (no SetParameterValuesFault): acsd halves the batch, by blocks of settings that go
+    # together, until the refused block is alone, and everything else is applied.
+    sim = Simulation(
+        daemon.cwmp_url,
+        ["tr181-generic"],
+        1,
+        serial_prefix="PN",
+        faults={SSID5: 9007},
+        quirks={"bare-faults"},
+    )
+    serial = sim.routers[0].serial
+    daemon.apply(seed_body(serial, LAN))
+    assert (await sim.run_once()).ok == 1
+    router = sim.router(serial)
+    assert router.tree.get("Device.WiFi.SSID.1.SSID") == "SkyNet"
+    assert router.tree.get("Device.DHCPv4.Server.Pool.1.MinAddress") == f"{LAN}.100"
+    # acsd's own management values too: without them Connection Requests cannot work
+    assert router.tree.get("Device.ManagementServer.ConnectionRequestUsername") != ""
+    assert router.tree.get(SSID5) != "Need4Speed"
+    spv = [r for r in router.stats.rpcs[-1] if r == "SetParameterValues"]
+    assert 2 < len(spv) <= 10, router.stats.rpcs[-1]
+
+    job = daemon.device_json(serial)["job"]
+    assert job["state"] == "PENDING"
+    settings = {f["setting"] for f in job["faults"]}
+    # only the refused band's block waits for the retry, with the code the CPE gave
+    assert "wifi.5g.ssid" in settings and all(s.startswith("wifi.5g.") for s in settings)
+    assert {f["code"] for f in job["faults"]} == {9003}
+
+
 async def test_retries_back_off_and_stop(daemon_factory):
     daemon = daemon_factory(provisioning={"retry_base": 0.3, "retry_max_attempts": 3})
     sim = Simulation(

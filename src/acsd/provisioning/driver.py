@@ -86,6 +86,9 @@ log = get_logger("acsd.session")
 
 #: SetParameterValues attempts in one session (each drops the parameters the CPE named).
 MAX_SPV_TRIES = 3
+#: times one session halves a SetParameterValues the CPE refused without naming a
+#: parameter (enough to find one culprit among 2**8 blocks of settings)
+MAX_SPV_SPLITS = 8
 #: What acsd answers to a CPE's GetRPCMethods.
 ACS_METHODS = [
     "Inform",
@@ -134,6 +137,10 @@ class _Apply:
     reboot: bool = False
     spv_sent: list[Change] = field(default_factory=list)
     spv_tries: int = 0
+    #: after a fault that named no parameter: the parts of the refused batch, to send one
+    #: SetParameterValues each (halved again while a part is refused the same way)
+    spv_parts: list[list[Change]] = field(default_factory=list)
+    spv_splits: int = 0
     #: rows created this session: row path ("...IPv4Forwarding.4.") -> (table, key)
     added: dict[str, tuple[str, str]] = field(default_factory=dict)
     outcome: Outcome = field(default_factory=Outcome)
@@ -712,15 +719,17 @@ class ProvisioningDriver:
             return rpc.DeleteObject(object_name=apply.deletes[0], parameter_key=self._key())
         if apply.adds:
             return rpc.AddObject(object_name=apply.adds[0].object, parameter_key=self._key())
+        while apply.spv_parts:
+            part = [c for c in apply.spv_parts.pop(0) if c in apply.changes]
+            if part:
+                apply.spv_sent = part
+                return self._spv(part)
         if not apply.changes and apply.deferred:
             apply.changes, apply.deferred, apply.spv_tries = apply.deferred, [], 0
         if apply.changes and apply.spv_tries < MAX_SPV_TRIES:
             apply.spv_sent = list(apply.changes)
             apply.spv_tries += 1
-            params = [
-                rpc.ParameterValue(c.path, c.value, self._wire_type(c)) for c in apply.spv_sent
-            ]
-            return rpc.SetParameterValues(parameters=params, parameter_key=self._key())
+            return self._spv(apply.spv_sent)
         if apply.late:
             apply.deletes, apply.late = apply.late, []
             return rpc.DeleteObject(object_name=apply.deletes[0], parameter_key=self._key())
@@ -734,6 +743,10 @@ class ProvisioningDriver:
             apply.outcome.notes.append("rebooted: a changed value needs it")
             return rpc.Reboot(command_key=f"acsd-{self._key()}")
         return None
+
+    def _spv(self, changes: list[Change]) -> rpc.SetParameterValues:
+        params = [rpc.ParameterValue(c.path, c.value, self._wire_type(c)) for c in changes]
+        return rpc.SetParameterValues(parameters=params, parameter_key=self._key())
 
     def _reread_names(self) -> list[str]:
         """The objects status reads, again, when rows were added to or deleted from one of
@@ -822,19 +835,31 @@ class ProvisioningDriver:
         assert isinstance(response, rpc.Fault)
         named = {f.name: f for f in response.spv_faults}
         culprits = [c for c in sent if c.path in named]
+        blocks = _blocks(sent)
         if culprits and apply.spv_tries < MAX_SPV_TRIES:
             for c in culprits:
                 apply.outcome.faulted.append((c, named[c.path].code, named[c.path].string))
             # SetParameterValues is all or nothing: send the others again without the culprits.
             apply.changes = [c for c in apply.changes if c not in culprits]
+            if apply.spv_splits:  # the rest of this part goes next, on its own
+                apply.spv_parts.insert(0, [c for c in sent if c not in culprits])
+        elif not named and len(blocks) > 1 and apply.spv_splits < MAX_SPV_SPLITS:
+            # Many stacks refuse a whole SetParameterValues for one bad value without
+            # saying which (a bare 9003 or 9002): halve it, by blocks of settings that
+            # belong together, until the refused block is alone; the rest goes through.
+            apply.spv_splits += 1
+            half = len(blocks) // 2
+            apply.spv_parts[:0] = [_joined(blocks[:half]), _joined(blocks[half:])]
+            return
         else:
-            # No per-parameter detail (or still failing): all of it waits for its back-off.
+            # No per-parameter detail for one block, or still failing: what was sent waits
+            # for its back-off (the other parts of a split batch still go).
             for c in sent:
                 f = named.get(c.path)
                 apply.outcome.faulted.append(
                     (c, f.code if f else response.code, f.string if f else response.string)
                 )
-            apply.changes = []
+            apply.changes = [c for c in apply.changes if c not in sent]
         self._drop_broken_groups()
         self._drop_orphans()
 
@@ -1006,3 +1031,26 @@ def _int_or_none(value: Any) -> int | None:
     except (TypeError, ValueError):
         return None
     return number if number is None or -(2**63) <= number < 2**63 else None
+
+
+def _block_of(change: Change) -> str:
+    """Settings that go into one SetParameterValues when a refused one is split: a group
+    that must not be half set (the static line), else a table row, else the settings
+    of one thing (a band's SSID, security and passphrase; the DHCP pool's bounds)."""
+    group = group_of(change.setting)
+    if group is not None:
+        return group
+    if "[" in change.setting:
+        return change.setting.split("]", 1)[0]
+    return change.setting.rsplit(".", 1)[0]
+
+
+def _blocks(changes: list[Change]) -> list[list[Change]]:
+    blocks: dict[str, list[Change]] = {}
+    for change in changes:
+        blocks.setdefault(_block_of(change), []).append(change)
+    return list(blocks.values())
+
+
+def _joined(blocks: list[list[Change]]) -> list[Change]:
+    return [change for block in blocks for change in block]

@@ -14,6 +14,7 @@ QUIRKS = {
     "untyped-values": "Values without xsi:type",
     "reused-id": "every message carries cwmp:ID 1, responses included",
     "empty-post-no-length": "the empty POST has neither Content-Length nor Transfer-Encoding",
+    "bare-faults": "a refused SetParameterValues names no parameter (no SetParameterValuesFault)",
 }
 # "all" cannot have two envelope prefixes at once; SOAP-ENV is the more common one in the field
 ALL_QUIRKS = frozenset(QUIRKS) - {"prefix-soap"}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ssl as _ssl
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from acsd.cwmp import rpc
 from acsd.cwmp.soap import Envelope, SoapError, parse_envelope, render_envelope
@@ -179,6 +179,8 @@ class Session:
             if not isinstance(request, rpc.AcsRequest | rpc.UnknownMessage):
                 raise _Failed(f"expected an ACS request, got {_describe(answer)}")
             response = cpe.handle(request)
+            if "bare-faults" in self.quirks and isinstance(response, rpc.Fault):
+                response = replace(response, spv_faults=[])
             answer = self._envelope(await self._post(response, answer.id), "an ACS request or 204")
 
 
