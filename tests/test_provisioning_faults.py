@@ -85,6 +85,27 @@ async def test_a_refusal_that_names_no_parameter_is_narrowed_down(daemon):
     assert {f["code"] for f in job["faults"]} == {9003}
 
 
+async def test_a_router_that_cannot_answer_a_large_read_is_read_in_halves(daemon):
+    # Weak CPEs fail a GetParameterValues of many names as a whole (9004 resources
+    # exceeded, or 9002): acsd asks in halves instead of giving up on the router.
+    sim = Simulation(
+        daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="PS", quirks={"small-gpv"}
+    )
+    serial = sim.routers[0].serial
+    daemon.apply(seed_body(serial, LAN))
+    for _ in range(2):  # the first read (whole objects), then the read plan's leaves
+        assert (await sim.run_once()).ok == 1
+        router = sim.router(serial)
+        reads = [r for r in router.stats.rpcs[-1] if r == "GetParameterValues"]
+        assert len(reads) > 2, router.stats.rpcs[-1]
+        device = daemon.device_json(serial)
+        status = device["status"]
+        assert status["lanIp"] == f"{LAN}.1" and status["wanIp"], status
+        assert device["state"] == "ACTIVE", device.get("job")
+    assert router.tree.get("Device.WiFi.SSID.1.SSID") == "SkyNet"
+    assert router.tree.get("Device.DHCPv4.Server.Pool.1.MinAddress") == f"{LAN}.100"
+
+
 async def test_retries_back_off_and_stop(daemon_factory):
     daemon = daemon_factory(provisioning={"retry_base": 0.3, "retry_max_attempts": 3})
     sim = Simulation(

@@ -89,6 +89,12 @@ MAX_SPV_TRIES = 3
 #: times one session halves a SetParameterValues the CPE refused without naming a
 #: parameter (enough to find one culprit among 2**8 blocks of settings)
 MAX_SPV_SPLITS = 8
+#: times one session halves a GetParameterValues the CPE failed as a whole (9002 internal
+#: error, 9004 resources exceeded: weak CPEs that cannot build a large answer); enough to
+#: read ~100 names ten at a time
+MAX_GPV_SPLITS = 32
+#: faults that say the answer was too much for the CPE, not that a name is wrong
+TOO_LARGE = frozenset({9002, 9004})
 #: What acsd answers to a CPE's GetRPCMethods.
 ACS_METHODS = [
     "Inform",
@@ -124,6 +130,7 @@ class _Fetch:
     absent: set[str] = field(default_factory=set)
     started: bool = False
     failed: bool = False
+    splits: int = 0
 
 
 @dataclass
@@ -581,6 +588,12 @@ class ProvisioningDriver:
             self.fetch.absent.update(names)
             if (kind := self._kind()) is not None:
                 self.hints.absent(kind, names)
+        elif response.code in TOO_LARGE and len(names) > 1 and self.fetch.splits < MAX_GPV_SPLITS:
+            # A CPE that cannot build the whole answer (its memory, its buffer) answers
+            # smaller questions: ask in halves.
+            self.fetch.splits += 1
+            half = len(names) // 2
+            self.fetch.queue[:0] = [names[:half], names[half:]]
         else:
             log.warning(
                 "session.gpv_fault",

@@ -15,6 +15,7 @@ QUIRKS = {
     "reused-id": "every message carries cwmp:ID 1, responses included",
     "empty-post-no-length": "the empty POST has neither Content-Length nor Transfer-Encoding",
     "bare-faults": "a refused SetParameterValues names no parameter (no SetParameterValuesFault)",
+    "small-gpv": "a GetParameterValues of more than 16 names fails 9004 (resources exceeded)",
 }
 # "all" cannot have two envelope prefixes at once; SOAP-ENV is the more common one in the field
 ALL_QUIRKS = frozenset(QUIRKS) - {"prefix-soap"}

@@ -21,6 +21,8 @@ from acsd.sim.http import HttpClient, HttpError, Response
 CWMP_1_0 = "urn:dslforum-org:cwmp-1-0"
 
 MAX_MESSAGES = 1000  # per session: an ACS stuck in a loop must not keep a router forever
+#: names a GetParameterValues may hold for a router with the small-gpv quirk
+SMALL_GPV = 16
 
 
 @dataclass(slots=True)
@@ -178,7 +180,14 @@ class Session:
             request = answer.body
             if not isinstance(request, rpc.AcsRequest | rpc.UnknownMessage):
                 raise _Failed(f"expected an ACS request, got {_describe(answer)}")
-            response = cpe.handle(request)
+            if (
+                "small-gpv" in self.quirks
+                and isinstance(request, rpc.GetParameterValues)
+                and len(request.names) > SMALL_GPV
+            ):
+                response: rpc.Message = rpc.cpe_fault(9004, f"more than {SMALL_GPV} names")
+            else:
+                response = cpe.handle(request)
             if "bare-faults" in self.quirks and isinstance(response, rpc.Fault):
                 response = replace(response, spv_faults=[])
             answer = self._envelope(await self._post(response, answer.id), "an ACS request or 204")
