@@ -406,6 +406,31 @@ def test_header_flags_and_versions() -> None:
     assert env.body == rpc.InformResponse()  # MaxEnvelopes missing -> default
 
 
+def test_empty_or_unreadable_optional_headers_are_taken_as_absent() -> None:
+    # Firmware sends <cwmp:NoMoreRequests/> (deprecated) or other hints empty: refusing
+    # the Inform for them would keep the router out for good.
+    cwmp10 = "urn:dslforum-org:cwmp-1-0"
+    header = (
+        "<soap:Header><cwmp:ID>77</cwmp:ID><cwmp:NoMoreRequests/><cwmp:HoldRequests/>"
+        "<cwmp:SessionTimeout>soon</cwmp:SessionTimeout></soap:Header>"
+    )
+    inform = _env(f"<cwmp:Inform>{_device_id()}<MaxEnvelopes>1</MaxEnvelopes></cwmp:Inform>",
+                  ns=cwmp10, header=header)  # fmt: skip
+    env = parse_envelope(inform)
+    assert isinstance(env.body, rpc.Inform) and (env.id, env.cwmp_ns) == ("77", cwmp10)
+    assert (env.no_more_requests, env.hold_requests, env.session_timeout) == (None, None, None)
+
+
+def test_a_refused_message_is_answered_in_the_cpes_namespace_and_id() -> None:
+    cwmp10 = "urn:dslforum-org:cwmp-1-0"
+    header = "<soap:Header><cwmp:ID>77</cwmp:ID><cwmp:NoMoreRequests/></soap:Header>"
+    bad = _env("<cwmp:GetParameterNames><NextLevel>yes</NextLevel></cwmp:GetParameterNames>",
+               ns=cwmp10, header=header)  # fmt: skip
+    with pytest.raises(SoapError) as info:
+        parse_envelope(bad)
+    assert (info.value.cwmp_ns, info.value.cwmp_id) == (cwmp10, "77")
+
+
 @pytest.mark.parametrize(
     ("text", "expected"), [("1", True), ("0", False), (" true ", True), ("False", False)]
 )

@@ -562,16 +562,28 @@ def _find_namespace(body_el: etree._Element, header_id: etree._Element | None) -
     return DEFAULT_NAMESPACE
 
 
-def _parse_header(header: etree._Element, env: Envelope) -> etree._Element | None:
-    """Fill the header fields of ``env``; returns the ID element (it carries a namespace)."""
-    id_el = None
+def _header_id(header: etree._Element) -> etree._Element | None:
+    """The cwmp:ID element (it carries the namespace the CPE speaks)."""
+    return next((c for c in _elements(header) if _local(c.tag).lower() == "id"), None)
+
+
+def _parse_header(header: etree._Element, env: Envelope) -> None:
+    """Fill the header fields of ``env``. Only the ID is required to be readable: firmware
+    sends the others empty (``<cwmp:NoMoreRequests/>``, deprecated anyway) or with odd
+    values, and refusing the whole Inform for a hint acsd can do without would keep such
+    a router out for good: an empty or unreadable one is taken as absent."""
     for c in _elements(header):
         entry = _HEADER_BY_NAME.get(_local(c.tag).lower())
-        if entry is not None:
-            setattr(env, entry[0], entry[1](c))
-            if entry[0] == "id":
-                id_el = c
-    return id_el
+        if entry is None:
+            continue
+        attr, parse = entry
+        if attr == "id":
+            env.id = parse(c)
+        elif (c.text or "").strip() and not len(c):
+            try:
+                setattr(env, attr, parse(c))
+            except SoapError:
+                continue
 
 
 def parse_envelope(data: bytes) -> Envelope:
@@ -614,13 +626,14 @@ def parse_envelope(data: bytes) -> Envelope:
     rpc_el = rpc_els[0]
 
     env = Envelope(body=rpc.UnknownMessage())
-    id_el = _parse_header(header, env) if header is not None else None
-    env.cwmp_ns = _find_namespace(rpc_el, id_el)
+    env.cwmp_ns = _find_namespace(rpc_el, _header_id(header) if header is not None else None)
 
     name = _local(rpc_el.tag)
     cls = rpc.MESSAGES.get(name)
     kind = _MESSAGE_KINDS.get(cls) if cls is not None else None
     try:
+        if header is not None:
+            _parse_header(header, env)
         if name == "Fault":
             env.body = _parse_fault(rpc_el)
         elif kind is None:
