@@ -390,6 +390,17 @@ def test_a_body_whose_charset_only_the_http_header_names_is_read_in_it(daemon):
     wire = Wire(daemon.cwmp_url)
     answer = wire.post(declared, headers={"Content-Type": "text/xml; charset=ISO-8859-1"})
     assert answer.status == 200, answer.text
+    drive_to_end(wire, wire.post(None), ns)
+    # So is a UTF-8 body that starts with a byte order mark (RFC 7303: the mark wins).
+    marked = b"\xef\xbb\xbf" + body.replace(b"PROTO0011", b"PROTO0013").replace(
+        latin, "<Manufacturer>Société</Manufacturer>".encode()
+    )
+    wire = Wire(daemon.cwmp_url)
+    answer = wire.post(marked, headers={"Content-Type": "text/xml; charset=ISO-8859-1"})
+    assert answer.status == 200, answer.text
+    drive_to_end(wire, wire.post(None), ns)
+    shown = daemon.device_json("PROTO0013")
+    assert "Société" in json.dumps(shown, ensure_ascii=False), shown
 
 
 def test_an_inform_without_parameters_is_read_under_its_vendors_root(daemon):

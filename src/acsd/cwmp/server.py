@@ -120,12 +120,16 @@ _UTF8_NAMES = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
 _XML_DECLARATION = re.compile(rb"\s*<\?xml[^>]{0,200}\?>")
 
 
+#: a byte order mark decides the encoding over the HTTP charset (RFC 7303 §3.2)
+_BYTE_ORDER_MARKS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
+
+
 def _declared_charset(data: bytes, charset: str | None) -> bytes:
     """``data`` in UTF-8 when only the HTTP header names its charset (no XML declaration
     with an encoding, no byte order mark): XML parsers take such a body for UTF-8, and a
     Latin-1 "Société" would fail. A body that declares its encoding is left to it; an
     unknown charset, or bytes that are not in it, leave the body as sent."""
-    if not charset or charset.lower() in _UTF8_NAMES or data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+    if not charset or charset.lower() in _UTF8_NAMES or data.startswith(_BYTE_ORDER_MARKS):
         return data
     declaration = _XML_DECLARATION.match(data)
     if declaration is not None and b"encoding" in declaration.group():
