@@ -178,6 +178,16 @@ def test_patch_merges_and_bumps_the_revision_only_for_router_settings(world: Wor
     error(api.patch(path, {"wifi": {"ssid": ""}}), 400, "wifi.ssid")
     error(api.patch(path, {"serialNumber": ""}), 400, "serialNumber")
     error(api.patch(path, {"macAddress": "nope"}), 400, "macAddress")
+    # PATCH checks what POST checks: an escape sequence stored by one token would reach
+    # the terminal of whoever lists the record
+    escape = "evil\u001b]0;pwned\u0007\u001b[2J"
+    for field, value in (("name", escape), ("name", "x" * 201), ("notes", escape),
+                         ("mvnoAccount", "12\u0000"), ("mvnoAccount", "12\u009b2J")):  # fmt: skip
+        error(api.patch(path, {field: value}), 400, field)
+        error(api.post("/network/device", {**device_body(world, "own", "PATCH009"),
+                                           field: value}), 400, field)  # fmt: skip
+    noted = api.patch(path, {"notes": "line one\n\tline two"})
+    assert noted.status == 200 and noted.body["notes"] == "line one\n\tline two"
     audit = api.get("/audit").body["items"]
     update = next(e for e in audit if e["action"] == "device.update" and
                   e["after"].get("wifi", {}).get("ssid") == "NewName")  # fmt: skip

@@ -214,6 +214,9 @@ def test_bad_bodies_are_400_with_the_field_path(world: World):
     error(api.post(path, bad_type), 400, "net.failover")
     both = error(api.post(path, {**SEED_EXAMPLE, "circuit": "EM1"}), 400, "circuitId")
     assert "another name for circuit" in both["description"]  # not "unknown field"
+    for field in ("providerOrderId", "providerName", "circuitId", "installTime"):
+        reply = api.post(path, {**SEED_EXAMPLE, field: "x\u001b[2J"})
+        assert "control characters" in error(reply, 400, field)["description"]
     assert api.get(path.removesuffix("/confirm")).body["state"] == "ORDERED"
     # A date alone is accepted (midnight UTC), and circuit under its own name.
     fine = {**confirm_body("192.0.2.10"), "startDate": "2016-02-01", "circuit": "EM1"}

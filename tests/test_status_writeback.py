@@ -171,3 +171,27 @@ def test_unknown_device_is_reported_not_invented(daemon):
     proc = daemon.cli("device", "show", "NOSUCH", check=False)
     assert proc.returncode == 1 and "NOSUCH" in proc.stderr
     assert daemon.cli("device", "list").stdout.strip().endswith("first Inform)")
+
+
+def test_device_show_and_list_print_control_characters_escaped(daemon):
+    import sqlite3
+
+    from api_world import seed_body
+
+    body = seed_body("SHOWESC01")
+    body["notes"] = "line one\n\tline two"
+    daemon.apply(body)
+    shown = daemon.cli("device", "show", "SHOWESC01").stdout
+    assert "notes: line one\\n\\tline two" in shown
+    # A record written before names were checked (or a router's C1 control in its model
+    # name): a terminal never gets the raw escape sequence.
+    with sqlite3.connect(daemon.db) as db:
+        db.execute(
+            "UPDATE devices SET name = ?, model_name = ? WHERE serial_number = 'SHOWESC01'",
+            ("evil\x1b]0;pwned\x07", "X\x9b2J"),
+        )
+    for args in (("device", "show", "SHOWESC01"), ("device", "list")):
+        out = daemon.cli(*args).stdout
+        assert "\x1b" not in out and "\x9b" not in out and "\x07" not in out
+    assert "evil\\x1b]0;pwned\\x07" in daemon.cli("device", "show", "SHOWESC01").stdout
+    assert "X\\x9b2J" in daemon.cli("device", "list").stdout

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 
@@ -426,6 +427,16 @@ async def _apply(path: str, store, view: dict) -> int:
     return 0
 
 
+#: what a terminal would act on rather than show (escape sequences, C1 controls), and line
+#: breaks that would break the layout: printed escaped. Records hold what operators' tokens
+#: and routers sent.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _shown(value: object) -> str:
+    return _UNPRINTABLE.sub(lambda m: repr(m.group())[1:-1], str(value))
+
+
 def _print_table(devices: list) -> None:
     rows = [("ID", "SERIAL", "MODEL", "ONLINE", "LAST COMM", "WAN IP")]
     for d in devices:
@@ -441,9 +452,10 @@ def _print_table(devices: list) -> None:
                 d.status.wanIp or "-",
             )
         )
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    rows = [tuple(_shown(cell) for cell in row) for row in rows]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
-        print("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     if len(rows) == 1:
         print("(no devices yet: routers appear here after their first Inform)")
 
@@ -454,7 +466,8 @@ def _print_device(obj: dict, indent: str = "") -> None:
             print(f"{indent}{key}:")
             _print_device(value, indent + "  ")
         else:
-            print(f"{indent}{key}: {json.dumps(value) if not isinstance(value, str) else value}")
+            text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value
+            print(f"{indent}{key}: {_shown(text)}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -88,7 +88,7 @@ def _passphrase(value: str) -> str:
     return value
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def _serial(value: str) -> str:
@@ -107,6 +107,23 @@ def _name(value: str) -> str:
     return value
 
 
+#: control characters free text may not hold: all but tab and line breaks (an escape
+#: sequence stored by one token would reach the terminal of whoever lists the record)
+_TEXT_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def _free_text(value: str) -> str:
+    if _TEXT_CONTROL.search(value):
+        raise ValueError("must not hold control characters (tab and line breaks are fine)")
+    return value
+
+
+def _reference(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("must not hold control characters")
+    return value
+
+
 Serial = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_serial)]
 #: a name an operator gives a record: what a list shows on one line
 Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_name)]
@@ -114,6 +131,10 @@ Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_name)
 RecordRef = Annotated[str, AfterValidator(normal_id)]
 #: a device's name is optional, and "" clears it
 DeviceName = Annotated[str, Field(max_length=200), AfterValidator(_name)]
+#: free text (a device's notes): on several lines, as long as the body limit lets it be
+Notes = Annotated[str, AfterValidator(_free_text)]
+#: a reference into another system (an MVNO account): one line, no control characters
+ForeignRef = Annotated[str, Field(max_length=128), AfterValidator(_reference)]
 Mac = Annotated[str, AfterValidator(_mac)]
 IPv4 = Annotated[str, AfterValidator(_ipv4)]
 #: an IPv4 address a LAN host can have or use (DHCP pools, reservations, DNS)
@@ -252,8 +273,8 @@ class DeviceInput(_Strict):
     customer: RecordRef | None = None
     macAddress: Mac | None = None
     serialNumber: Serial
-    mvnoAccount: str | None = None
-    notes: str | None = None
+    mvnoAccount: ForeignRef | None = None
+    notes: Notes | None = None
     wifi: Wifi | None = None
     dhcp: Dhcp | None = None
     #: acsd extension: put back values changed on the router by hand (default true)

@@ -24,7 +24,18 @@ from acsd.devices import (
     mac_owner,
 )
 from acsd.ids import normal_id
-from acsd.models import Device, DeviceInput, Dhcp, Mac, RecordRef, Serial, Wifi
+from acsd.models import (
+    Device,
+    DeviceInput,
+    DeviceName,
+    Dhcp,
+    ForeignRef,
+    Mac,
+    Notes,
+    RecordRef,
+    Serial,
+    Wifi,
+)
 from acsd.store.base import (
     ABSENT,
     ChangedError,
@@ -51,9 +62,9 @@ class DevicePatch(BaseModel):
     removes a field), ``reservedClients`` is replaced as a whole."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str | None = None
-    notes: str | None = None
-    mvnoAccount: str | None = None
+    name: DeviceName | None = None
+    notes: Notes | None = None
+    mvnoAccount: ForeignRef | None = None
     wifi: dict[str, Any] | None = None
     dhcp: dict[str, Any] | None = None
     driftCheck: bool | None = None

@@ -36,7 +36,7 @@ from acsd.devices import reported_lan
 from acsd.hostaddr import is_host_address
 from acsd.ids import normal_id
 from acsd.log import get_logger
-from acsd.models import Name, RecordRef
+from acsd.models import ForeignRef, Name, RecordRef
 from acsd.store.base import (
     ConflictError,
     DuplicateError,
@@ -78,14 +78,14 @@ class AccountConfirm(BaseModel):
     """Seed 002's body. ``circuitId`` (the seed's example) is accepted for ``circuit``."""
 
     model_config = ConfigDict(extra="forbid")
-    providerOrderId: str | None = None
-    providerName: str | None = None
+    providerOrderId: ForeignRef | None = None
+    providerName: ForeignRef | None = None
     startDate: str = Field(
         description="When the line goes live: an ISO 8601 date or date-time (UTC if no zone)",
         examples=["2016-02-01T00:00:00Z"],
     )
-    circuit: str | None = Field(None, validation_alias=AliasChoices("circuit", "circuitId"))
-    installTime: str | None = None
+    circuit: ForeignRef | None = Field(None, validation_alias=AliasChoices("circuit", "circuitId"))
+    installTime: ForeignRef | None = None
     net: Net
 
     @field_validator("startDate")
