@@ -172,6 +172,9 @@ async def serve(
         build_api_app(api_context, version=__version__, metrics=metrics),
         access_log=None,
         handle_signals=False,
+        # The body readers inflate (acsd.inflate): aiohttp's own 400 for br or zstd would
+        # reach clients as text/plain, outside the API's error form.
+        auto_decompress=False,
         shutdown_timeout=HANDLER_GRACE,
     )
     await cwmp_runner.setup()

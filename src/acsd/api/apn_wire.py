@@ -31,6 +31,7 @@ from acsd.api import apn_xml
 from acsd.api.apn_xml import Contract, Enum
 from acsd.api.body import field_path, parse_json
 from acsd.api.errors import ApiError, request_id
+from acsd.inflate import ACCEPTED, InflateError, content_encoding, inflate
 from acsd.log import get_logger
 from acsd.provisioning import apn as rules
 
@@ -458,14 +459,22 @@ async def read_document(request: web.Request, contract: Contract) -> dict[str, A
             415, MEDIA_TYPE, f"Content-Type must be JSON or XML (application/json, text/json, "
             f"application/xml, text/xml); got {shown}",
         )  # fmt: skip
+    encoding = content_encoding(request.headers)
+    if encoding is None:
+        sent = request.headers.get("Content-Encoding", "").strip()
+        raise ApnError(415, MEDIA_TYPE, f"Content-Encoding {sent!r} is not taken: send {ACCEPTED}")
+    limit_text = f"Request body exceeds the limit of {MAX_BODY} bytes"
     if request.content_length is not None and request.content_length > MAX_BODY:
-        raise ApnError(413, TOO_LARGE, f"Request body exceeds the limit of {MAX_BODY} bytes")
+        raise ApnError(413, TOO_LARGE, limit_text)
     try:
-        raw = await request.read()
+        raw = inflate(await request.read(), encoding, MAX_BODY)
     except web.HTTPRequestEntityTooLarge:
-        raise ApnError(
-            413, TOO_LARGE, f"Request body exceeds the limit of {MAX_BODY} bytes"
-        ) from None
+        raise ApnError(413, TOO_LARGE, limit_text) from None
+    except InflateError as exc:
+        if exc.status == 413:
+            raise ApnError(413, TOO_LARGE, limit_text) from None
+        sub = BAD_XML if media in XML_TYPES else BAD_JSON
+        raise ApnError(400, MALFORMED, exc.reason, sub) from None
     except RequestPayloadError as exc:
         sub = BAD_XML if media in XML_TYPES else BAD_JSON
         raise ApnError(400, MALFORMED, f"the body could not be read: {exc}", sub) from None

@@ -43,6 +43,7 @@ from acsd.api.errors import (
     too_large,
     unsupported_media_type,
 )
+from acsd.inflate import ACCEPTED, InflateError, content_encoding, inflate
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -106,15 +107,23 @@ async def read_json(request: web.Request) -> Any:
         raise ApiError(
             415, "unsupported_media_type", f"JSON must be UTF-8 (got charset {request.charset})"
         )
+    encoding = content_encoding(request.headers)
+    if encoding is None:
+        sent = request.headers.get("Content-Encoding", "").strip()
+        text = f"Content-Encoding {sent!r} is not taken: send {ACCEPTED}"
+        raise ApiError(415, "unsupported_media_type", text)
     limit = request.client_max_size
     if limit and request.content_length is not None and request.content_length > limit:
         raise too_large(limit)
     try:
-        raw = await request.read()
+        raw = inflate(await request.read(), encoding, limit)
     except web.HTTPRequestEntityTooLarge:
         raise too_large(limit) from None
-    except RequestPayloadError as exc:
-        # e.g. Content-Encoding: gzip on a body that is not gzip
+    except InflateError as exc:
+        if exc.status == 413:
+            raise too_large(limit) from None
+        raise invalid_json(f"Body could not be read: {exc.reason}") from None
+    except RequestPayloadError as exc:  # a chunked body cut short
         raise invalid_json(f"Body could not be read: {exc}") from None
     try:
         text = raw.decode("utf-8-sig")

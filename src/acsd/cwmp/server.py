@@ -12,7 +12,6 @@ import random
 import re
 import time
 import weakref
-import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -34,6 +33,7 @@ from acsd.cwmp.session import (
     SessionDriver,
 )
 from acsd.cwmp.soap import Envelope, SoapError, parse_envelope, render_envelope
+from acsd.inflate import ACCEPTED, InflateError, content_encoding, inflate
 from acsd.log import get_logger, session_ref
 
 log = get_logger("acsd.cwmp")
@@ -83,36 +83,6 @@ async def _read_past(content: StreamReader, limit: int) -> bytes:
         if len(body) > limit:
             break
     return bytes(body)
-
-
-#: Content-Encodings acsd inflates itself, with zlib's window bits for each (47: gzip or
-#: zlib framing, whichever the header says). Not aiohttp: it leaves x-gzip compressed, and
-#: answers br (without the Brotli package) with its own text/plain 400 before acsd sees
-#: the request.
-_INFLATE = {"gzip": 47, "x-gzip": 47, "deflate": 15}
-
-
-def _inflate(data: bytes, encoding: str, limit: int) -> bytes:
-    """``data`` inflated, refused (413) as soon as it would exceed ``limit``: a small body
-    that inflates to gigabytes is stopped after ``limit`` bytes."""
-    if not data:
-        return data  # an empty POST, whatever its headers say
-    # "deflate" is zlib framing by the RFC; some clients send raw deflate.
-    attempts = (_INFLATE[encoding], -15) if encoding == "deflate" else (_INFLATE[encoding],)
-    error = ""
-    for bits in attempts:
-        inflater = zlib.decompressobj(bits)
-        try:
-            out = inflater.decompress(data, limit + 1)
-        except zlib.error as exc:
-            error = str(exc)
-            continue
-        if len(out) > limit:
-            raise _HttpError(413, "body exceeds max_body once inflated")
-        if not inflater.eof:
-            raise _HttpError(400, f"body could not be read: {encoding} stream is cut short")
-        return out
-    raise _HttpError(400, f"body could not be read: not {encoding} ({error})")
 
 
 _UTF8_NAMES = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
@@ -596,11 +566,10 @@ class CwmpServer:
         ctype = request.content_type.lower() if request.headers.get("Content-Type") else ""
         if ctype not in _ACCEPTED_TYPES:
             raise _HttpError(415, f"unsupported Content-Type {ctype!r}; send text/xml")
-        encoding = request.headers.get("Content-Encoding", "").strip().lower()
-        if encoding not in ("", "identity") and encoding not in _INFLATE:
-            raise _HttpError(
-                415, f"unsupported Content-Encoding {encoding!r}; send gzip, deflate or none"
-            )
+        encoding = content_encoding(request.headers)
+        if encoding is None:
+            sent = request.headers.get("Content-Encoding", "").strip()
+            raise _HttpError(415, f"unsupported Content-Encoding {sent!r}; send {ACCEPTED}")
         length = request.content_length
         if length is not None and length > self.settings.max_body:
             raise _HttpError(413, f"body of {length} bytes exceeds max_body")
@@ -626,8 +595,13 @@ class CwmpServer:
             raise _HttpError(400, f"body could not be read: {exc}") from None
         if len(data) > limit:
             raise _HttpError(413, "body exceeds max_body")
-        if encoding in _INFLATE:
-            data = _inflate(data, encoding, limit)
+        try:
+            data = inflate(data, encoding, limit)
+        except InflateError as exc:
+            too_large = exc.status == 413
+            raise _HttpError(
+                exc.status, "body exceeds max_body once inflated" if too_large else exc.reason
+            ) from None
         return _declared_charset(data, request.charset)
 
     def _remote_ip(self, request: web.Request) -> str:

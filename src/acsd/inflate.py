@@ -1,0 +1,57 @@
+"""Request bodies sent compressed (``Content-Encoding``), inflated by acsd for both
+listeners rather than by aiohttp: aiohttp leaves ``x-gzip`` compressed, answers ``br`` and
+``zstd`` (without their optional packages) with its own text/plain 400 before any handler
+runs, and ignores encodings it does not know. Each listener answers these in its own error
+form; the limit is applied to what a body inflates to, which is what stops a zip bomb."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping
+
+#: encodings acsd inflates, with zlib's window bits (47: gzip or zlib framing, whichever
+#: the data has)
+INFLATABLE = {"gzip": 47, "x-gzip": 47, "deflate": 15}
+#: what a client may send; in this order in error messages
+ACCEPTED = "gzip, x-gzip, deflate or none"
+
+
+class InflateError(Exception):
+    """A body that cannot be taken: ``status`` 413 (too large once inflated) or 400."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def content_encoding(headers: Mapping[str, str]) -> str | None:
+    """The request's Content-Encoding, lower case ("" for none or identity); None for one
+    acsd does not inflate (answered 415)."""
+    encoding = headers.get("Content-Encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        return ""
+    return encoding if encoding in INFLATABLE else None
+
+
+def inflate(data: bytes, encoding: str, limit: int) -> bytes:
+    """``data`` as sent with ``encoding`` (from :func:`content_encoding`), inflated; refused
+    (413) as soon as it would exceed ``limit`` bytes."""
+    if not encoding or not data:
+        return data  # an empty body, whatever its headers say
+    # "deflate" is zlib framing by the RFC; some clients send raw deflate.
+    tries = (INFLATABLE[encoding], -15) if encoding == "deflate" else (INFLATABLE[encoding],)
+    error = ""
+    for bits in tries:
+        inflater = zlib.decompressobj(bits)
+        try:
+            out = inflater.decompress(data, limit + 1)
+        except zlib.error as exc:
+            error = str(exc)
+            continue
+        if len(out) > limit:
+            raise InflateError(413, f"body exceeds {limit} bytes once inflated")
+        if not inflater.eof:
+            raise InflateError(400, f"body could not be read: {encoding} stream is cut short")
+        return out
+    raise InflateError(400, f"body could not be read: not {encoding} ({error})")
