@@ -412,8 +412,25 @@ def test_an_unknown_device_is_404(apn: ApnApi, acct):
         failed(apn.get(apns_path(acct, NETWORK, ref)), 404, 4043)
         failed(apn.delete(apns_path(acct, NETWORK, ref)), 404, 4043)
     # A device is found only in its own network.
+    ok(apn.post(apns_path(acct, "other-net"), device("(+45)22345678")), 202)
     failed(apn.get(apns_path(acct, "other-net", "(+45)12345678")), 404, 4043)
+    # a network that is not there is said so (4042), as the list says it
+    failed(apn.get(apns_path(acct, "no-such-net", "(+45)12345678")), 404, 4042)
+    failed(apn.get(apns_path(acct, "no-such-net")), 404, 4042)
     failed(apn.get("/v1/operations/0123456789abcdef01234567"), 404, 4044)
+
+
+def test_ids_are_taken_in_any_case(apn: ApnApi, acct):
+    accepted = apn.post(apns_path(acct, NETWORK), device("(+45)12345678"))
+    ok(accepted, 202)
+    status_url = accepted.reply.headers["Location"]
+    op_id = status_url.rstrip("/").rsplit("/", 1)[1]
+    ok(apn.get(f"/v1/operations/{op_id.upper()}"))
+    device_id = accepted.wrapper["Meta"]["Id"]
+    assert device_id == device_id.lower()
+    found = apn.get(apns_path(acct, NETWORK, device_id.upper()))
+    ok(found)
+    assert found.wrapper["Meta"]["Id"] == device_id
 
 
 def test_a_token_of_another_account_is_403(apn: ApnApi, foreign_tokens, acct):

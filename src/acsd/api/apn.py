@@ -67,7 +67,7 @@ from acsd.api.auth import Caller
 from acsd.api.context import CONTEXT, ApiContext, audit_record, caller, context
 from acsd.api.devices import _poke as poke_router
 from acsd.api.openapi import describe
-from acsd.ids import is_id, new_id
+from acsd.ids import is_id, new_id, normal_id
 from acsd.provisioning import apn as rules
 from acsd.store.base import (
     ApnAccountRecord,
@@ -297,8 +297,8 @@ async def _device(request: web.Request, ctx: ApiContext) -> ApnDeviceRecord:
     account, network = _keys(request)
     ref = request.match_info["device"]
     found = None
-    if is_id(ref):
-        found = await ctx.store.get_apn_device(ref)
+    if is_id(device_id := normal_id(ref)):  # ids in any case, as everywhere in the API
+        found = await ctx.store.get_apn_device(device_id)
         if found is not None and (found.account, found.network) != (account, network):
             found = None
     if found is None:
@@ -307,13 +307,14 @@ async def _device(request: web.Request, ctx: ApiContext) -> ApnDeviceRecord:
         if key is not None:
             found = await ctx.store.find_apn_device(account, network, key)
     if found is None:
+        await _network(ctx, account, network)  # 4042 when it is the network that is not there
         raise ApnError(404, NO_DEVICE, f"no APN device {ref!r} in network {network!r}")
     return found
 
 
 @describe(
     summary="One APN device", response=PBPRReturnOfAPNDevice, roles=ROLES, path_params=_PATHS,
-    errors=[(404, "4041/4043", "Unknown account or device")],
+    errors=[(404, "4041/4042/4043", "Unknown account, network or device")],
 )  # fmt: skip
 @answers(DEVICE)
 async def get_apn_device(request: web.Request) -> web.Response:
@@ -504,7 +505,7 @@ async def _wake_routers(ctx: ApiContext, account: str, network: str) -> None:
 async def get_operation(request: web.Request) -> web.Response:
     ctx = context(request)
     who = await caller(request)
-    op_id = request.match_info["id"]
+    op_id = normal_id(request.match_info["id"])
     op = await ctx.store.get_apn_operation(op_id) if is_id(op_id) else None
     # Another account's operation is "no operation" for this token: a 403 would name that
     # account, and the ids are predictable (a device's id + 1).
