@@ -161,6 +161,8 @@ def test_list_filters_and_pages(daemon):
     assert [d["serialNumber"] for d in by_customer["items"]] == ["OTHER0001"]
     by_q = api.get("/network/device", query={"q": "list0003"}).body
     assert [d["serialNumber"] for d in by_q["items"]] == ["LIST0003"]
+    # a NUL ended SQLite's LIKE pattern, and matched every device
+    error(api.get("/network/device", query={"q": "\x00"}), 400, "q")
     assert api.get("/network/device", query={"online": "true"}).body["total"] == 0
     assert api.get("/network/device", query={"state": "PROVISIONING"}).body["total"] == 6
 
@@ -178,6 +180,10 @@ def test_patch_merges_and_bumps_the_revision_only_for_router_settings(world: Wor
     error(api.patch(path, {"wifi": {"ssid": ""}}), 400, "wifi.ssid")
     error(api.patch(path, {"serialNumber": ""}), 400, "serialNumber")
     error(api.patch(path, {"macAddress": "nope"}), 400, "macAddress")
+    # a misspelt key is refused even with a null (which would remove a known one)
+    assert "unknown" in error(api.patch(path, {"wifi": {"chanel": None}}), 400,
+                              "wifi.chanel")["description"]  # fmt: skip
+    error(api.patch(path, {"dhcp": {"leaseTme": None}}), 400, "dhcp.leaseTme")
     # PATCH checks what POST checks: an escape sequence stored by one token would reach
     # the terminal of whoever lists the record
     escape = "evil\u001b]0;pwned\u0007\u001b[2J"

@@ -13,7 +13,7 @@ from acsd import clock
 from acsd.api.auth import Caller
 from acsd.api.body import MAX_OFFSET, parse_query, read_json, read_model, validate
 from acsd.api.context import ApiContext, audit_record, caller, context, created, valid_id
-from acsd.api.errors import ApiError
+from acsd.api.errors import ApiError, field_error
 from acsd.api.openapi import describe
 from acsd.device_view import device_view
 from acsd.devices import (
@@ -85,7 +85,9 @@ class DeviceListQuery(BaseModel):
     customer: RecordRef | None = None
     state: Literal["ACTIVE", "PROVISIONING", "DELETING"] | None = None
     online: bool | None = None
-    q: str | None = None
+    #: searched in serial number, name, notes and MAC; a control character (NUL ended
+    #: SQLite's LIKE pattern, and matched every device) is no search anyone means
+    q: ForeignRef | None = None
     limit: int = Field(100, ge=1, le=1000)
     offset: int = Field(0, ge=0, le=MAX_OFFSET)
 
@@ -303,6 +305,18 @@ async def list_devices(request: web.Request) -> web.Response:
     )
 
 
+def _known_keys(raw: dict[str, Any]) -> None:
+    """A null in a PATCH removes a field (RFC 7386), so it never reaches validation: a
+    misspelt key with a null would be taken silently (and remove nothing)."""
+    for section, model in (("wifi", Wifi), ("dhcp", Dhcp)):
+        patch = raw.get(section)
+        if isinstance(patch, dict):
+            known = {info.alias or name for name, info in model.model_fields.items()}
+            for key in patch:
+                if key not in known:
+                    raise field_error(f"{section}.{key}", "unknown field")
+
+
 def _merge(base: dict[str, Any] | None, patch: dict[str, Any]) -> dict[str, Any] | None:
     out = copy.deepcopy(base) if base else {}
     for key, value in patch.items():
@@ -365,6 +379,7 @@ async def _patch(
         if other is not None and (incoming is None or other.id != incoming.id):
             raise ApiError(422, "macAddress", "MAC address is already in use.")
         record.mac_address = patch.macAddress
+    _known_keys(raw)
     wifi, dhcp = record.wifi, record.dhcp
     if "wifi" in fields:
         wifi = None if raw.get("wifi") is None else _merge(record.wifi, raw["wifi"])
