@@ -674,6 +674,18 @@ def test_token_create_refuses_an_apn_scope_that_makes_no_sense(daemon):
     assert bad.returncode != 0
 
 
+def test_an_account_key_no_token_could_be_scoped_to_is_refused(apn: ApnApi):
+    # The API made an account " " that `token create --apn-account` refuses: one rule
+    # for both now.
+    for key in ("%20", "%20%20", "x%09y"):
+        ans = apn.post(
+            f"/v1/accounts/{key}/networks/{NETWORK}/devices/apns", device("(+45)12345678")
+        )
+        assert "foreignaccountkey" in failed(ans, 400, 4001)
+    ans = apn.post("/v1/accounts/fine/networks/%20/devices/apns", device("(+45)12345678"))
+    assert "foreignkey" in failed(ans, 400, 4001)
+
+
 def test_every_write_is_audited_with_before_and_after(admin: Api, acct):
     api = ApnApi(admin, "json")
     created = api.post(apns_path(acct, NETWORK), copy.deepcopy(SEED_JSON))

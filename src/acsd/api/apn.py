@@ -57,8 +57,8 @@ from acsd.api.apn_wire import (
     answers,
     apn_errors,
     invalid,
+    key_problem,
     parse_cli,
-    printable,
     read_document,
     reply,
     validated,
@@ -97,8 +97,8 @@ def _keys(request: web.Request) -> tuple[str, str]:
     account = request.match_info["foreignaccountkey"]
     network = request.match_info["foreignkey"]
     for name, value in (("foreignaccountkey", account), ("foreignkey", network)):
-        if not value or len(value) > 128 or not printable(value):
-            raise ApnError(400, INVALID, f"{name}: 1 to 128 printable characters", OTHER_FIELD)
+        if (problem := key_problem(value)) is not None:
+            raise ApnError(400, INVALID, f"{name}: {problem}", OTHER_FIELD)
     return account, network
 
 

@@ -15,6 +15,7 @@ from typing import Literal
 from aiohttp import web
 
 from acsd import clock
+from acsd.api.apn_wire import key_problem
 from acsd.api.errors import ApiError
 from acsd.ids import new_id
 from acsd.store.base import Store, TokenRecord
@@ -49,8 +50,8 @@ async def create_token(
     if apn_account is not None:
         if role == "ADMIN":
             raise ValueError("an ADMIN token manages every APN account already")
-        if not apn_account.strip() or len(apn_account) > 128 or "/" in apn_account:
-            raise ValueError("--apn-account: 1-128 characters, no '/'")
+        if (problem := key_problem(apn_account)) is not None:
+            raise ValueError(f"--apn-account: {problem}")
     apn_only = apn_account is not None and role in ("OWNER", "MANAGER")
     if role != "ADMIN" and not customer and not apn_only:
         raise ValueError(f"a {role} token is bound to a customer: give --customer ID")
