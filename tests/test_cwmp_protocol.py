@@ -415,3 +415,23 @@ def test_an_inform_without_parameters_is_read_under_its_vendors_root(daemon):
     first = parse_envelope(wire.post(None).body).body
     assert isinstance(first, rpc.GetParameterValues)
     assert all(name.startswith("InternetGatewayDevice.") for name in first.names), first.names
+
+
+def test_a_router_sending_latin1_bytes_in_a_utf8_answer_is_still_read(daemon):
+    # A model name (or SSID) in Latin-1 inside a UTF-8 envelope: acsd used to answer 400 and
+    # leave the router unread, at every session.
+    class Latin1Wire(Wire):
+        def post(self, body, headers=None):  # type: ignore[override]
+            if body:
+                body = body.replace(b"BOITE", b"Bo\xeete")  # "Boîte" in Latin-1
+            return super().post(body, headers=headers)
+
+    ns = "urn:dslforum-org:cwmp-1-0"
+    tree = {**TREE, "Device.DeviceInfo.ModelName": ("BOITE", "xsd:string")}
+    wire = Latin1Wire(daemon.cwmp_url)
+    assert wire.post(envelope(inform_body("PROTO0021"), ns=ns)).status == 200
+    seen = drive_to_end(wire, wire.post(None), ns, tree=tree)
+    assert any(isinstance(r, rpc.GetParameterValues) for r in seen)
+    status = daemon.device_json("PROTO0021")["status"]
+    assert status["lanIp"] == "192.168.7.1", status
+    assert daemon.events("cwmp.bad_utf8")

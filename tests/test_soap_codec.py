@@ -421,6 +421,33 @@ def test_empty_or_unreadable_optional_headers_are_taken_as_absent() -> None:
     assert (env.no_more_requests, env.hold_requests, env.session_timeout) == (None, None, None)
 
 
+def test_bytes_that_are_not_utf8_in_a_utf8_envelope_become_replacement_characters() -> None:
+    # Routers send an SSID or a WAN name in Latin-1 inside a UTF-8 envelope: refusing the
+    # message would refuse it at every session.
+    answer = (
+        "<cwmp:GetParameterValuesResponse><ParameterList>"
+        "<ParameterValueStruct><Name>X.Name</Name><Value>Caf@</Value></ParameterValueStruct>"
+        "<ParameterValueStruct><Name>X.Ssid</Name><Value>Fine</Value></ParameterValueStruct>"
+        "</ParameterList></cwmp:GetParameterValuesResponse>"
+    )
+    body = _env(answer).replace(b"Caf@", b"Caf\xe9")
+    declaration = b'<?xml version="1.0" encoding="UTF-8"?>'
+    for data in (body, declaration + body, b"\xef\xbb\xbf" + body):
+        env = parse_envelope(data)
+        assert env.repaired_utf8
+        assert [(p.name, p.value) for p in env.body.parameters] == [
+            ("X.Name", "Caf\ufffd"),
+            ("X.Ssid", "Fine"),
+        ]
+    # a declared single-byte encoding is read as such, with nothing to repair
+    latin = parse_envelope(b'<?xml version="1.0" encoding="ISO-8859-1"?>' + body)
+    assert not latin.repaired_utf8 and latin.body.parameters[0].value == "Café"
+    assert not parse_envelope(_env(answer)).repaired_utf8
+    # what is malformed besides stays malformed
+    with pytest.raises(SoapError, match="malformed XML"):
+        parse_envelope(body.replace(b"</soap:Body>", b""))
+
+
 def test_a_refused_message_is_answered_in_the_cpes_namespace_and_id() -> None:
     cwmp10 = "urn:dslforum-org:cwmp-1-0"
     header = "<soap:Header><cwmp:ID>77</cwmp:ID><cwmp:NoMoreRequests/></soap:Header>"

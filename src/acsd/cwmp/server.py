@@ -252,6 +252,8 @@ class CwmpServer:
                 answer = self._soap_error(request, exc, remote_ip)
                 await self._end_after_bad_message(request, exc.reason)
                 return answer
+            if env.repaired_utf8:
+                log.info("cwmp.bad_utf8", remote=remote_ip, message=env.body.METHOD)
 
         cookie = session_cookie(request)
         conn = request.protocol

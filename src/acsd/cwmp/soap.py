@@ -68,6 +68,9 @@ class Envelope:
     supported_versions: str | None = None
     use_version: str | None = None
     no_more_requests: bool | None = None
+    #: the CPE sent bytes that are not UTF-8 in a UTF-8 envelope (an SSID or a name in
+    #: Latin-1 or GBK); each such byte was read as U+FFFD
+    repaired_utf8: bool = False
 
 
 class SoapError(Exception):
@@ -586,6 +589,25 @@ def _parse_header(header: etree._Element, env: Envelope) -> None:
                 continue
 
 
+_ENCODING_DECLARED = re.compile(rb"""\s*<\?xml[^>]{0,200}?encoding\s*=\s*["']([A-Za-z0-9._-]+)""")
+
+
+def _utf8_declared(data: bytes) -> bool:
+    """Whether the parser read ``data`` as UTF-8: no UTF-16 byte order mark, and no
+    encoding declared other than UTF-8."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return False
+    declared = _ENCODING_DECLARED.match(data.removeprefix(b"\xef\xbb\xbf"))
+    return declared is None or declared.group(1).lower() in (b"utf-8", b"utf8")
+
+
+def _parse_repaired(data: bytes) -> etree._Element:
+    try:
+        return etree.fromstring(data.decode("utf-8", "replace").encode(), PARSER)
+    except (etree.XMLSyntaxError, ValueError) as e:
+        raise SoapError(f"malformed XML: {e}", fault_code=None) from None
+
+
 def parse_envelope(data: bytes) -> Envelope:
     """Decode one CWMP envelope. Raises :class:`SoapError` for anything unacceptable; an
     unknown Body element is not an error but an :class:`rpc.UnknownMessage`."""
@@ -600,9 +622,17 @@ def parse_envelope(data: bytes) -> Envelope:
     # out most envelopes (~15 us saved on a 14 KB GPV answer).
     if b"!" in data and has_dtd(data):
         raise SoapError("DOCTYPE not allowed", fault_code=None)
+    repaired = False
     try:
         root = etree.fromstring(data, PARSER)
-    except (etree.XMLSyntaxError, ValueError) as e:
+    except etree.XMLSyntaxError as e:
+        if e.code != etree.ErrorTypes.ERR_INVALID_ENCODING or not _utf8_declared(data):
+            raise SoapError(f"malformed XML: {e}", fault_code=None) from None
+        # Routers send an SSID or a WAN name in Latin-1 or GBK inside a UTF-8 envelope:
+        # refusing the message would refuse it at every session, for good. The bad bytes
+        # become U+FFFD; the rest of the message stands.
+        root, repaired = _parse_repaired(data), True
+    except ValueError as e:
         raise SoapError(f"malformed XML: {e}", fault_code=None) from None
     docinfo = root.getroottree().docinfo
     if docinfo.doctype or docinfo.internalDTD is not None:  # e.g. hidden in UTF-16
@@ -625,7 +655,7 @@ def parse_envelope(data: bytes) -> Envelope:
         raise SoapError(f"SOAP Body must hold exactly one element, not {len(rpc_els)}")
     rpc_el = rpc_els[0]
 
-    env = Envelope(body=rpc.UnknownMessage())
+    env = Envelope(body=rpc.UnknownMessage(), repaired_utf8=repaired)
     env.cwmp_ns = _find_namespace(rpc_el, _header_id(header) if header is not None else None)
 
     name = _local(rpc_el.tag)
