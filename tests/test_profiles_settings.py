@@ -108,11 +108,17 @@ def test_tr181_bands_dhcp_and_reservations(profiles):
     assert table.fields["enable"].type == "xsd:boolean"
 
 
-def test_tr098_security_writes_three_parameters_together(profiles):
+def test_tr098_security_writes_its_parameters_together(profiles):
     p = profiles.get("tr098")
-    beacon, encryption, auth = p.settings["wifi.2g.security"]
+    beacon, basic_enc, basic_auth, encryption, auth = p.settings["wifi.2g.security"]
     assert beacon.path == WLAN + "1.BeaconType"
-    assert beacon.map == {"wpa2-psk": "11i", "open": "None"}
+    # open is Basic without encryption: TR-098's BeaconType None lets no station associate
+    assert beacon.map == {"wpa2-psk": "11i", "open": "Basic"}
+    assert (basic_enc.path, basic_enc.map) == (WLAN + "1.BasicEncryptionModes", {"open": "None"})
+    assert (basic_auth.path, basic_auth.map) == (
+        WLAN + "1.BasicAuthenticationMode",
+        {"open": "None"},
+    )
     # no entry for "open": nothing is written to the 11i modes of an open network
     assert encryption.map == {"wpa2-psk": "AESEncryption"}
     assert auth.map == {"wpa2-psk": "PSKAuthentication"}
@@ -160,6 +166,8 @@ def test_ont_vendors_put_5ghz_on_wlan_5(profiles, name, leaf):
     assert all(t.secret for t in p.settings["wifi.5g.password"])
     assert paths(p, "wifi.5g.security") == [
         WLAN + "5.BeaconType",
+        WLAN + "5.BasicEncryptionModes",
+        WLAN + "5.BasicAuthenticationMode",
         WLAN + "5.IEEE11iEncryptionModes",
         WLAN + "5.IEEE11iAuthenticationMode",
     ]

@@ -255,3 +255,36 @@ async def test_the_job_keeps_its_time_while_sessions_find_everything_in_place(
         fixed["job"]["state"] == "DONE" and fixed["job"]["attempts"] == done["job"]["attempts"] + 1
     )
     assert fixed["job"]["updated"] > done["job"]["updated"]
+
+
+def _open_security(vendor: Vendor, band: int) -> dict[str, str]:
+    """What an open network is at ``band`` (0: 2.4 GHz, 1: 5 GHz) on the vendor's router."""
+    if vendor.tree in ("tr181-generic", "tplink-tr181"):
+        return {vendor.password[band].replace("KeyPassphrase", "ModeEnabled"): "None"}
+    base = vendor.ssid[band].removesuffix("SSID")
+    # TR-098's BeaconType None lets no station associate: open is Basic, no WEP, no auth
+    return {
+        base + "BeaconType": "Basic",
+        base + "BasicEncryptionModes": "None",
+        base + "BasicAuthenticationMode": "None",
+    }
+
+
+@pytest.mark.parametrize("vendor", VENDORS, ids=[v.tree for v in VENDORS])
+async def test_an_empty_password_makes_an_open_network_the_router_takes(daemon, vendor: Vendor):
+    sim = Simulation(daemon.cwmp_url, [vendor.tree], 1, serial_prefix="PO")
+    serial = sim.routers[0].serial
+    body = seed_body(serial, vendor.lan)
+    body["wifi"] = {**body["wifi"], "password": "", "password5G": ""}
+    daemon.apply(body)
+    router = sim.router(serial)
+    before = router.tree.flat()
+    assert (await sim.run_once()).ok == 1
+    tree = router.tree.flat()
+    for band in (0, 1):
+        for path, value in _open_security(vendor, band).items():
+            assert same(tree[path], value), (path, tree[path], value)
+        # the passphrase is left as it was: TR-181 refuses an empty one (8 to 63 characters)
+        assert tree[vendor.password[band]] == before[vendor.password[band]]
+    device = daemon.device_json(serial)
+    assert device["state"] == "ACTIVE", device.get("job")

@@ -75,8 +75,11 @@ def _wifi(wifi: dict[str, Any], out: Desired) -> None:
         if ssid is not None:
             out.settings[prefix + "ssid"] = ssid
         if password is not None:
-            out.settings[prefix + "password"] = password
-            # An empty password is an explicit open network; a password means WPA.
+            # An empty password is an explicit open network; a password means WPA. An
+            # open network's passphrase is left as it is: TR-181 refuses an empty one
+            # (KeyPassphrase is 8 to 63 characters), and the mode alone opens it.
+            if password:
+                out.settings[prefix + "password"] = password
             out.settings[prefix + "security"] = _SECURITY[band] if password else "open"
     if steering is not None:
         out.settings["wifi.bandsteering"] = bool(steering)

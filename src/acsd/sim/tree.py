@@ -26,6 +26,8 @@ _DATETIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d
 # TR-181: an IPv4Address entry's IPAddress and SubnetMask "can only be modified if the
 # AddressingType is Static"; the DHCP client's entry is its own.
 _STATIC_ONLY = re.compile(r"^(.*\.IPv4Address\.\d+\.)(IPAddress|SubnetMask)$")
+#: TR-181 WPA passphrases: 8 to 63 characters (an empty one is refused, 9007)
+_PASSPHRASE_8_63 = re.compile(r"^Device\.WiFi\.AccessPoint\.\d+\.Security\.KeyPassphrase$")
 _DHCP_CLIENT_ENABLE = re.compile(r"^(Device\.DHCPv4\.Client\.\d+\.)Enable$")
 # What a TR-181 DHCPv4 client's lease made, and takes away when the client stops: entries
 # "auto-created and auto-deleted as IP addresses are added and deleted via DHCP".
@@ -406,6 +408,8 @@ class Tree:
             return 9008
         if not valid_value(leaf.type, value):
             return 9007
+        if _PASSPHRASE_8_63.search(name) and not 8 <= len(value) <= 63:
+            return 9007  # TR-181: KeyPassphrase is string(8:63)
         return 0
 
     def _set_parameter_key(self, key: str) -> None:
