@@ -315,6 +315,8 @@ def test_secret_defaults_follow_the_leaf_name_vendor_prefix_or_not():
         ("Zyxel", "5067F0", IGD, "zyxel"),
         ("ZyXEL Communications Corp.", "001349", IGD, "zyxel"),
         ("Nokia", "A8D3F7", IGD, "nokia"),
+        ("ALCL", "0425E0", IGD, "nokia"),  # Nokia ONTs of Alcatel-Lucent heritage
+        ("Alcatel-Lucent", "0425E0", IGD, "nokia"),
         ("SimLine", "0A5E12", IGD, "tr098"),
         ("Generic", "0A5E13", "Device.", "tr181"),
         ("Huawei", "00E0FC", "Device.", "tr181"),  # no TR-181 Huawei profile: the base
