@@ -116,6 +116,36 @@ async def test_a_future_account_takes_effect_at_its_start_date(store):
     assert found is not None and found.id == later.id
 
 
+async def test_a_line_replaced_by_a_later_one_ends_and_frees_its_address(store):
+    # An upgrade: the router's new line takes over at its start date; the old line is
+    # ENDED and its address goes back to the provider, for another customer's line.
+    device = await router(store, "R1")
+    old, new = await account(store, device.id), await account(store, device.id)
+    await confirm(store, old.id, start=NOW - 3600, ip="203.0.113.10")
+    await confirm(store, new.id, start=NOW + 3600, ip="203.0.113.11")
+    # until the new line starts, the old one holds its address
+    other = await account(store)
+    with pytest.raises(ConflictError):
+        await confirm(store, other.id, start=NOW + 7200, ip="203.0.113.10")
+    await store.activate_internet_accounts(NOW + 3600)
+    ended = await store.get_internet_account(old.id)
+    assert ended is not None and ended.state == "ENDED"
+    assert ended.effective_state(NOW + 7200) == "ENDED"
+    stored, _ = await confirm(store, other.id, start=NOW + 7200, ip="203.0.113.10")
+    assert stored.state == "CONFIRMED"
+    found = await store.internet_account_for_device(device.id, NOW + 7200)
+    assert found is not None and found.id == new.id
+    query = InternetAccountQuery(state="ENDED", now=NOW + 7200)
+    assert [a.id for a in (await store.query_internet_accounts(query))[0]] == [old.id]
+    # a confirm that takes effect at once ends the router's line in the same transaction
+    second_router = await router(store, "R2")
+    first, upgrade = await account(store, second_router.id), await account(store, second_router.id)
+    await confirm(store, first.id, start=NOW - 7200, ip="203.0.113.13")
+    await confirm(store, upgrade.id, start=NOW - 60, ip="203.0.113.14")
+    states = [(await store.get_internet_account(a.id)).state for a in (first, upgrade)]
+    assert states == ["ENDED", "ACTIVE"]
+
+
 async def test_tenancy_and_filters_of_the_list(store):
     a = await account(store, None)
     other = await store.create_internet_account(

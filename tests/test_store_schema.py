@@ -67,6 +67,35 @@ async def test_migrate_returns_what_it_applied(tmp_path: Path) -> None:
         assert rows[0][0] == "Acme"
 
 
+async def test_lines_replaced_before_the_upgrade_are_ended_by_it(tmp_path: Path) -> None:
+    # Migration 10: a router's older ACTIVE lines become ENDED and free their addresses.
+    async with aiosqlite.connect(tmp_path / "m.db", isolation_level=None) as conn:
+        assert await migrate(conn, MIGRATIONS[:9]) == list(range(1, 10))
+        for ident, device, start, ip in (
+            ("a1", "d1", 100.0, "203.0.113.10"),
+            ("a2", "d1", 200.0, "203.0.113.11"),
+            ("a3", "d2", 100.0, "203.0.113.12"),
+        ):
+            await conn.execute(
+                "INSERT INTO internet_accounts (id, customer, name, device, state, start_date,"
+                " ip_address, created, updated) VALUES (?, 'c', 'n', ?, 'ACTIVE', ?, ?, 0, 0)",
+                (ident, device, start, ip),
+            )
+        assert await migrate(conn) == [10]
+        rows = await conn.execute_fetchall("SELECT id, state FROM internet_accounts ORDER BY id")
+        assert [tuple(r) for r in rows] == [("a1", "ENDED"), ("a2", "ACTIVE"), ("a3", "ACTIVE")]
+        # the ended line's address may be confirmed again; a live line's may not
+        await conn.execute(
+            "INSERT INTO internet_accounts (id, customer, name, state, ip_address, created,"
+            " updated) VALUES ('a4', 'c', 'n', 'CONFIRMED', '203.0.113.10', 0, 0)"
+        )
+        with pytest.raises(sqlite3.IntegrityError):
+            await conn.execute(
+                "INSERT INTO internet_accounts (id, customer, name, state, ip_address, created,"
+                " updated) VALUES ('a5', 'c', 'n', 'CONFIRMED', '203.0.113.11', 0, 0)"
+            )
+
+
 async def test_failed_migration_leaves_previous_version(tmp_path: Path) -> None:
     path = tmp_path / "f.db"
     broken = [

@@ -49,7 +49,8 @@ from acsd.store.base import (
 
 log = get_logger("acsd.internet")
 
-State = Literal["ORDERED", "CONFIRMED", "ACTIVE"]
+#: ENDED: replaced by a later line of the same router (its addresses are free again)
+State = Literal["ORDERED", "CONFIRMED", "ACTIVE", "ENDED"]
 _PHONE = re.compile(r"^\+?[0-9]{3,20}\Z")
 
 

@@ -155,7 +155,7 @@ MIGRATIONS: list[Migration] = [
             customer   TEXT NOT NULL,
             name       TEXT NOT NULL,
             device     TEXT,                      -- the router the line ends at, or NULL
-            state      TEXT NOT NULL DEFAULT 'ORDERED',  -- ORDERED | CONFIRMED | ACTIVE
+            state      TEXT NOT NULL DEFAULT 'ORDERED',  -- ORDERED | CONFIRMED | ACTIVE | ENDED
             confirm    TEXT,                      -- JSON: the confirm body as accepted
             start_date REAL,                      -- POSIX seconds, set by confirm
             ip_address TEXT,                      -- the confirmed net.ipAddress
@@ -310,6 +310,26 @@ MIGRATIONS: list[Migration] = [
         ALTER TABLE cwmp_sessions ADD COLUMN remote_ip TEXT;
         CREATE INDEX cwmp_sessions_by_address ON cwmp_sessions (remote_ip)
             WHERE remote_ip IS NOT NULL;
+        """,
+    ),
+    Migration(
+        10,
+        "internet lines superseded by a later line of their router are ENDED",
+        """
+        -- A line replaced by a later one of the same router (an upgrade) is ENDED: its
+        -- address and additional range go back to the provider, and a later confirm may
+        -- take them. The uniqueness of addresses holds among the lines that are not ENDED.
+        UPDATE internet_accounts SET state = 'ENDED'
+        WHERE state = 'ACTIVE' AND device IS NOT NULL AND EXISTS (
+            SELECT 1 FROM internet_accounts AS newer
+            WHERE newer.device = internet_accounts.device AND newer.state = 'ACTIVE'
+              AND (newer.start_date > internet_accounts.start_date
+                   OR (newer.start_date = internet_accounts.start_date
+                       AND newer.id > internet_accounts.id))
+        );
+        DROP INDEX internet_accounts_ip_address;
+        CREATE UNIQUE INDEX internet_accounts_ip_address ON internet_accounts (ip_address)
+            WHERE ip_address IS NOT NULL AND state != 'ENDED';
         """,
     ),
 ]

@@ -73,7 +73,7 @@ _CLAIMS_SQL = (
     "SELECT id, ip_address, device,"
     " CASE WHEN json_valid(confirm) THEN json_extract(confirm, '$.net.lanNet') END,"
     " CASE WHEN json_valid(confirm) THEN json_extract(confirm, '$.net.lanSubnet') END"
-    " FROM internet_accounts WHERE id != ? AND ip_address IS NOT NULL"
+    " FROM internet_accounts WHERE id != ? AND ip_address IS NOT NULL AND state != 'ENDED'"
 )
 
 log = get_logger("acsd.store")
@@ -468,6 +468,7 @@ _INTERNET_ACCOUNT_STATES = {
     "ORDERED": "state = 'ORDERED'",
     "CONFIRMED": "(state = 'CONFIRMED' AND start_date > :now)",
     "ACTIVE": "(state = 'ACTIVE' OR (state = 'CONFIRMED' AND start_date <= :now))",
+    "ENDED": "state = 'ENDED'",
 }
 
 
@@ -497,6 +498,19 @@ async def _activate_device(
             return None
     rows = list(await conn.execute_fetchall(f"{_SELECT} WHERE id = ?", (device_id,)))
     return _record(rows[0]) if rows else None
+
+
+async def _end_superseded(conn: aiosqlite.Connection, device_id: str, now: float) -> None:
+    """A router applies the line that started last: the lines it had before are ENDED,
+    and their addresses free for other lines."""
+    await conn.execute(
+        "UPDATE internet_accounts SET state = 'ENDED', updated = :now"
+        " WHERE device = :device AND state IN ('CONFIRMED', 'ACTIVE') AND start_date <= :now"
+        " AND id != (SELECT id FROM internet_accounts WHERE device = :device"
+        " AND state IN ('CONFIRMED', 'ACTIVE') AND start_date <= :now"
+        " ORDER BY start_date DESC, id DESC LIMIT 1)",
+        {"device": device_id, "now": now},
+    )
 
 
 def _audit_values(audit: AuditRecord | None) -> list[Any] | None:
@@ -1441,7 +1455,8 @@ class SqliteStore:
                 raise StateError(f"internet account {account_id} is {account.state}, not ORDERED")
             taken = await self._scalar(
                 conn,
-                "SELECT id FROM internet_accounts WHERE ip_address = ? AND id != ?",
+                "SELECT id FROM internet_accounts WHERE ip_address = ? AND id != ?"
+                " AND state != 'ENDED'",
                 (ip_address, account_id),
             )
             if taken is not None:
@@ -1475,6 +1490,7 @@ class SqliteStore:
             )
             device = None
             if due and account.device is not None:
+                await _end_superseded(conn, account.device, now)
                 device = await _activate_device(conn, account.device, now)
             await _write_audit(conn, audit_row, account_id)
             stored = replace(
@@ -1505,6 +1521,7 @@ class SqliteStore:
             devices = []
             for (device_id,) in rows:
                 if device_id is not None:
+                    await _end_superseded(conn, device_id, now)
                     device = await _activate_device(conn, device_id, now)
                     if device is not None:
                         devices.append(device)
