@@ -8,6 +8,8 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from acsd.cwmp import rpc
 from acsd.cwmp.session import CwmpSession
 from acsd.provisioning.driver import ProvisioningDriver, _Apply
@@ -83,6 +85,55 @@ async def test_a_refusal_that_names_no_parameter_is_narrowed_down(daemon):
     # only the refused band's block waits for the retry, with the code the CPE gave
     assert "wifi.5g.ssid" in settings and all(s.startswith("wifi.5g.") for s in settings)
     assert {f["code"] for f in job["faults"]} == {9003}
+
+
+@pytest.mark.parametrize("limit", [25, 26])
+async def test_a_session_cut_short_after_a_split_leaves_the_job_pending(daemon_factory, limit):
+    # The request limit ends the session while parts of a split batch are still unsent:
+    # they were not applied, so the job is not done (it used to say DONE).
+    daemon = daemon_factory(cwmp={"max_requests_per_session": limit})
+    sim = Simulation(
+        daemon.cwmp_url,
+        ["tr181-generic"],
+        1,
+        serial_prefix=f"PL{limit}",
+        faults={SSID5: 9007},
+        quirks={"bare-faults"},
+    )
+    serial = sim.routers[0].serial
+    daemon.apply(seed_body(serial, LAN))
+    await sim.run_once()
+    device = daemon.device_json(serial)
+    assert device["state"] == "PROVISIONING" and device["status"]["provisioned"] is False
+    job = device["job"]
+    assert job["state"] == "PENDING", job
+    assert any("not sent" in f["message"] for f in job["faults"]), job["faults"]
+
+
+async def test_an_empty_post_for_an_answer_is_not_taken_for_a_refusal_to_split(daemon, monkeypatch):
+    # A CPE that answers a SetParameterValues with an empty POST: acsd's own 8002 names
+    # no parameter, but it is no refusal of the CPE to narrow down; the job stays
+    # pending (it used to say DONE with nothing applied).
+    from acsd.sim import session as sim_session
+
+    post = sim_session.Session._post
+
+    async def silent(self, message, echo_id=None):
+        if isinstance(message, rpc.Fault) and message.spv_faults:
+            message = None
+        return await post(self, message, echo_id)
+
+    monkeypatch.setattr(sim_session.Session, "_post", silent)
+    sim = Simulation(
+        daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="PE", faults={SSID5: 9007}
+    )
+    serial = sim.routers[0].serial
+    daemon.apply({**seed_body(serial, LAN), "driftCheck": False})
+    await sim.run_once()
+    device = daemon.device_json(serial)
+    assert device["state"] == "PROVISIONING", device.get("job")
+    assert device["job"]["state"] == "PENDING"
+    assert {f["code"] for f in device["job"]["faults"]} == {8002}
 
 
 async def test_a_router_that_cannot_answer_a_large_read_is_read_in_halves(daemon):

@@ -464,6 +464,13 @@ ACS_FAULTS: dict[int, str] = {
     8006: "ACS version incompatible with CPE",
 }
 
+
+def is_cpe_fault(code: int) -> bool:
+    """A fault the CPE raised (9000-9899, vendor codes included), not one the ACS made up
+    for a CPE that answered with an empty POST or the wrong message (8xxx)."""
+    return 9000 <= code <= 9899
+
+
 CPE_FAULTS: dict[int, str] = {
     9000: "Method not supported",
     9001: "Request denied",

@@ -148,6 +148,9 @@ class _Apply:
     #: SetParameterValues each (halved again while a part is refused the same way)
     spv_parts: list[list[Change]] = field(default_factory=list)
     spv_splits: int = 0
+    #: the code and text of the last refusal that named no parameter: what the changes
+    #: of a split batch that the session could not send any more are recorded with
+    bare_fault: tuple[int, str] | None = None
     #: rows created this session: row path ("...IPv4Forwarding.4.") -> (table, key)
     added: dict[str, tuple[str, str]] = field(default_factory=dict)
     outcome: Outcome = field(default_factory=Outcome)
@@ -562,7 +565,8 @@ class ProvisioningDriver:
             if self.plan is not None and not self.fetch.queue:
                 assert self.profile is not None
                 flat = self._flat()
-                if any(name not in flat and not name.endswith(".") for name in names):
+                # every part of a read asked in halves, not only the last
+                if any(name not in flat and not name.endswith(".") for name in self.fetch.ok):
                     # Some firmware leaves out a name it lacks instead of faulting 9005.
                     self._read_whole(session, "the CPE left out leaves of the read plan")
                     return
@@ -842,8 +846,9 @@ class ProvisioningDriver:
             apply.changes = [c for c in apply.changes if c not in sent]
             if any(c.reboot for c in sent):
                 apply.reboot = True
-            if response.status == 1:
-                apply.outcome.notes.append("the CPE applies some values after its next reboot")
+            later = "the CPE applies some values after its next reboot"
+            if response.status == 1 and later not in apply.outcome.notes:
+                apply.outcome.notes.append(later)
             return
         assert isinstance(response, rpc.Fault)
         named = {f.name: f for f in response.spv_faults}
@@ -856,11 +861,17 @@ class ProvisioningDriver:
             apply.changes = [c for c in apply.changes if c not in culprits]
             if apply.spv_splits:  # the rest of this part goes next, on its own
                 apply.spv_parts.insert(0, [c for c in sent if c not in culprits])
-        elif not named and len(blocks) > 1 and apply.spv_splits < MAX_SPV_SPLITS:
+        elif (
+            not named
+            and rpc.is_cpe_fault(response.code)
+            and len(blocks) > 1
+            and apply.spv_splits < MAX_SPV_SPLITS
+        ):
             # Many stacks refuse a whole SetParameterValues for one bad value without
             # saying which (a bare 9003 or 9002): halve it, by blocks of settings that
             # belong together, until the refused block is alone; the rest goes through.
             apply.spv_splits += 1
+            apply.bare_fault = (response.code, response.string)
             half = len(blocks) // 2
             apply.spv_parts[:0] = [_joined(blocks[:half]), _joined(blocks[half:])]
             return
@@ -937,6 +948,7 @@ class ProvisioningDriver:
             elif self.bootstrap:
                 result.provisioning = self.memory  # forgotten secrets must stay forgotten
             return
+        self._unsent()
         now = clock.now()
         record_outcome(self.memory, self.apply.outcome, now, self.settings.retry)
         state, jobs = close_job(
@@ -961,6 +973,25 @@ class ProvisioningDriver:
                 if instance is not None:
                     client["id"] = str(instance)
             result.dhcp = dhcp
+
+    def _unsent(self) -> None:
+        """Changes the session ended before sending (its request limit, a CPE that broke
+        off after refusing a batch): not applied, so the job cannot be done. They wait
+        for the back-off like a refusal, under the code of the refusal that held them up."""
+        apply = self.apply
+        assert apply is not None
+        settled = {id(c) for c in apply.outcome.applied}
+        settled.update(id(c) for c, _, _ in apply.outcome.faulted)
+        code, text = apply.bare_fault or (0, "")
+        text = (
+            f"not sent: the session ended first ({text})"
+            if text
+            else ("not sent: the session ended first")
+        )
+        for change in [*apply.changes, *apply.deferred]:
+            if id(change) not in settled:
+                settled.add(id(change))
+                apply.outcome.faulted.append((change, code, text))
 
     def _absent_to_save(self, reset: bool) -> list[str] | None:
         """What the CPE lacks, or None (keep the stored list) when that has not changed
