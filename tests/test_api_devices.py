@@ -257,7 +257,8 @@ def test_an_offset_past_what_the_database_counts_is_400(world: World):
 def test_a_body_that_does_not_inflate_is_400_and_no_error_in_the_log(world: World, module_daemon):
     gzip = {"Content-Encoding": "gzip"}
     reply = world.api.post("/customer", raw=b"not gzip", headers=gzip)
-    assert error(reply, 400, "invalid_json")["description"].startswith("Body could not be read")
+    description = error(reply, 400, "invalid_json")["description"]
+    assert description.startswith("Body could not be read: not gzip"), description
     # Unauthenticated: answered before the body is read; aiohttp then reads the rest to
     # keep the connection (it used to inflate it, and logged the client's bad gzip as an
     # error with a traceback).

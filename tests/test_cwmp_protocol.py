@@ -152,6 +152,8 @@ def test_every_compression_cpes_use_is_inflated_and_others_get_415(daemon):
         "GZIP": gzip.compress(inform),
         "deflate": zlib.compress(inform),  # zlib framing, as the RFC says
         " Deflate": raw.compress(inform) + raw.flush(),  # raw deflate, as some clients send
+        # two gzip members one after the other are one gzip body (RFC 1952)
+        "gzip": gzip.compress(inform[:100]) + gzip.compress(inform[100:]),
     }
     for name, body in encodings.items():
         wire = Wire(daemon.cwmp_url)
@@ -167,6 +169,13 @@ def test_every_compression_cpes_use_is_inflated_and_others_get_415(daemon):
         daemon.cwmp_url, gzip.compress(inform)[:-30], {"Content-Encoding": "gzip"}
     )
     assert status == 400 and b"cut short" in body
+    # what follows a deflate stream, or a gzip member, is not dropped unread
+    for name, body in (
+        ("deflate", zlib.compress(inform) + b"trailing"),
+        ("gzip", gzip.compress(inform) + b"trailing"),
+    ):
+        status, answer = post_once(daemon.cwmp_url, body, {"Content-Encoding": name})
+        assert status == 400 and b"could not be read" in answer, (name, answer)
 
 
 def test_a_gzip_body_that_inflates_past_max_body_is_refused(daemon):

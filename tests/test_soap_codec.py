@@ -446,6 +446,17 @@ def test_bytes_that_are_not_utf8_in_a_utf8_envelope_become_replacement_character
     # what is malformed besides stays malformed
     with pytest.raises(SoapError, match="malformed XML"):
         parse_envelope(body.replace(b"</soap:Body>", b""))
+    # a repaired identity is refused: SNX\xe9 and SNX\xe8 would share one record
+    for serial in (b"SNX\xe9", b"SNX\xe8"):
+        inform = _inform(_device_id(serial="SERIAL")).replace(b"SERIAL", serial)
+        with pytest.raises(SoapError, match="SerialNumber"):
+            parse_envelope(inform)
+    # and so is a C1 control character, which no operator could give the API
+    c1 = b'<?xml version="1.0" encoding="ISO-8859-1"?>' + _inform(
+        _device_id(serial="SERIAL")
+    ).replace(b"SERIAL", b"SNC1\x80")
+    with pytest.raises(SoapError, match="SerialNumber"):
+        parse_envelope(c1)
 
 
 def test_a_refused_message_is_answered_in_the_cpes_namespace_and_id() -> None:

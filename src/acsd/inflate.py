@@ -43,15 +43,26 @@ def inflate(data: bytes, encoding: str, limit: int) -> bytes:
     tries = (INFLATABLE[encoding], -15) if encoding == "deflate" else (INFLATABLE[encoding],)
     error = ""
     for bits in tries:
-        inflater = zlib.decompressobj(bits)
         try:
-            out = inflater.decompress(data, limit + 1)
+            return _inflate(data, encoding, bits, limit)
         except zlib.error as exc:
             error = str(exc)
-            continue
+    raise InflateError(400, f"body could not be read: not {encoding} ({error})")
+
+
+def _inflate(data: bytes, encoding: str, bits: int, limit: int) -> bytes:
+    out = b""
+    while True:
+        inflater = zlib.decompressobj(bits)
+        out += inflater.decompress(data, limit + 1 - len(out))
         if len(out) > limit:
             raise InflateError(413, f"body exceeds {limit} bytes once inflated")
         if not inflater.eof:
             raise InflateError(400, f"body could not be read: {encoding} stream is cut short")
-        return out
-    raise InflateError(400, f"body could not be read: not {encoding} ({error})")
+        data = inflater.unused_data
+        if not data:
+            return out
+        if bits != INFLATABLE["gzip"]:
+            raise InflateError(400, f"body could not be read: data after the {encoding} stream")
+        # gzip allows several members one after the other (RFC 1952 §2.2); anything else
+        # after the first is not gzip and fails the next round

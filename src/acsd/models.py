@@ -135,6 +135,8 @@ DeviceName = Annotated[str, Field(max_length=200), AfterValidator(_name)]
 Notes = Annotated[str, AfterValidator(_free_text)]
 #: a reference into another system (an MVNO account): one line, no control characters
 ForeignRef = Annotated[str, Field(max_length=128), AfterValidator(_reference)]
+#: a search text: one line, as long as the longest field it may be found in
+Search = Annotated[str, Field(max_length=4000), AfterValidator(_reference)]
 Mac = Annotated[str, AfterValidator(_mac)]
 IPv4 = Annotated[str, AfterValidator(_ipv4)]
 #: an IPv4 address a LAN host can have or use (DHCP pools, reservations, DNS)

@@ -122,7 +122,7 @@ async def read_json(request: web.Request) -> Any:
     except InflateError as exc:
         if exc.status == 413:
             raise too_large(limit) from None
-        raise invalid_json(f"Body could not be read: {exc.reason}") from None
+        raise invalid_json(exc.reason[:1].upper() + exc.reason[1:]) from None
     except RequestPayloadError as exc:  # a chunked body cut short
         raise invalid_json(f"Body could not be read: {exc}") from None
     try:

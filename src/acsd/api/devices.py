@@ -33,6 +33,7 @@ from acsd.models import (
     Mac,
     Notes,
     RecordRef,
+    Search,
     Serial,
     Wifi,
 )
@@ -87,7 +88,7 @@ class DeviceListQuery(BaseModel):
     online: bool | None = None
     #: searched in serial number, name, notes and MAC; a control character (NUL ended
     #: SQLite's LIKE pattern, and matched every device) is no search anyone means
-    q: ForeignRef | None = None
+    q: Search | None = None
     limit: int = Field(100, ge=1, le=1000)
     offset: int = Field(0, ge=0, le=MAX_OFFSET)
 

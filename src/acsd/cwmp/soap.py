@@ -486,6 +486,13 @@ def is_empty_body(data: bytes) -> bool:
     return not data or data.isspace()
 
 
+#: what a device identity may not hold besides C0 controls: C1 controls (the API refuses
+#: them in serial numbers too, so such a record could never be claimed) and U+FFFD, which
+#: bytes that are not UTF-8 were repaired to: routers whose serials differ only there
+#: would share one record
+_NOT_IN_IDENTITY = re.compile("[\x80-\x9f\ufffd]")
+
+
 def _check_inform(msg: rpc.Inform) -> None:
     dev = msg.device_id
     if dev is None:
@@ -504,8 +511,9 @@ def _check_inform(msg: rpc.Inform) -> None:
     ):
         if len(value) > 64:
             raise SoapError(f"DeviceId {label} longer than 64 characters")
-        if _CONTROL.search(value):
-            raise SoapError(f"DeviceId {label} contains control characters")
+        if _CONTROL.search(value) or _NOT_IN_IDENTITY.search(value):
+            raise SoapError(f"DeviceId {label} contains control characters or bytes that are "
+                            "not text")  # fmt: skip
 
 
 def _cwmp_fault_element(fault: etree._Element) -> etree._Element | None:
