@@ -133,6 +133,21 @@ def test_mtls_refuses_clients_without_the_right_certificate(daemon_factory, pki)
     assert daemon.cli("device", "show", "NOCERT000001", check=False).returncode != 0
 
 
+def test_a_flood_of_refused_handshakes_is_counted_but_logged_once_a_while(pki):
+    from structlog.testing import capture_logs
+
+    server_tls = ServerTls("cwmp", TlsSettings("cwmp.tls", str(pki.server.cert),
+                                                str(pki.server.key)))  # fmt: skip
+    refusal = ssl.SSLError(1, "[SSL: HTTP_REQUEST] http request")
+    refusal.reason = "HTTP_REQUEST"
+    with capture_logs() as logs:
+        for _ in range(500):  # a port scanner
+            server_tls.handshake_failed(refusal)
+    assert server_tls.refused == {"HTTP_REQUEST": 500}
+    lines = [e for e in logs if e["event"] == "tls.refused"]
+    assert len(lines) == 1 and lines[0]["reason"] == "HTTP_REQUEST"
+
+
 def test_sim_tls_options_are_checked(pki):
     proc = run_cli("sim", "--acs", "http://127.0.0.1:9/", "--cert", str(pki.client.cert))
     assert proc.returncode == 2 and "https" in proc.stderr

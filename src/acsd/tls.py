@@ -15,6 +15,7 @@ whether a client certificate is requested at all. Changing those needs a restart
 from __future__ import annotations
 
 import ssl
+import time
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,8 @@ VERSIONS = {
 LEGACY = frozenset({"TLSv1", "TLSv1.1"})
 # OpenSSL 3 refuses TLS 1.0/1.1 handshakes (SHA-1 signatures) above security level 0.
 LEGACY_CIPHERS = "DEFAULT:@SECLEVEL=0"
+#: seconds between two tls.refused lines of one reason (the count has them all)
+REFUSAL_LOG_INTERVAL = 10.0
 
 
 class TlsFileError(Exception):
@@ -193,6 +196,8 @@ class ServerTls:
         #: handshakes that failed (no or untrusted client certificate, no common protocol
         #: version, plain HTTP on the TLS port), by OpenSSL's reason
         self.refused: dict[str, int] = {}
+        #: reason -> (when it was last logged, refusals not logged since)
+        self._logged: dict[str, tuple[float, int]] = {}
 
     def handshake_failed(self, exc: ssl.SSLError) -> None:
         """Log and count a handshake that failed. The event loop drops such a connection
@@ -201,8 +206,18 @@ class ServerTls:
         does not tell the client's address here."""
         reason = exc.reason or type(exc).__name__
         self.refused[reason] = self.refused.get(reason, 0) + 1
+        # A port scanner fails handshakes by the thousand: one line per reason per
+        # REFUSAL_LOG_INTERVAL, saying how many the ones in between were.
+        now = time.monotonic()
+        last, held_back = self._logged.get(reason, (float("-inf"), 0))
+        if now - last < REFUSAL_LOG_INTERVAL:
+            self._logged[reason] = (last, held_back + 1)
+            return
+        self._logged[reason] = (now, 0)
         detail = getattr(exc, "verify_message", None) or str(exc)
-        log.warning("tls.refused", listener=self.name, reason=reason, detail=detail)
+        log.warning(
+            "tls.refused", listener=self.name, reason=reason, detail=detail, since_last=held_back
+        )
 
     def _select(self, ssl_object: Any, server_name: str | None, context: ssl.SSLContext) -> None:
         current = self._current
