@@ -194,7 +194,11 @@ async def _create(
     existing = await ctx.store.find_device_for_cpe(body.serialNumber)
     if existing is not None and existing.customer is not None:
         raise ApiError(409, "serialNumber", "Serial number is already in use")
-    if await mac_owner(ctx.store, body.macAddress, existing) is not None:
+    owner = await mac_owner(ctx.store, body.macAddress, existing)
+    if owner is not None:
+        if owner.serial_number.lower() == body.serialNumber.lower():
+            # created by a request that raced this one since the serial was looked up
+            raise ApiError(409, "serialNumber", "Serial number is already in use")
         raise ApiError(422, "macAddress", "MAC address is already in use.")
     # An unclaimed CPE (it informed before the operator created it) is claimed here.
     seen = copy.deepcopy(existing) if existing else None
