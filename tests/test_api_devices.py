@@ -184,6 +184,10 @@ def test_patch_merges_and_bumps_the_revision_only_for_router_settings(world: Wor
     assert "unknown" in error(api.patch(path, {"wifi": {"chanel": None}}), 400,
                               "wifi.chanel")["description"]  # fmt: skip
     error(api.patch(path, {"dhcp": {"leaseTme": None}}), 400, "dhcp.leaseTme")
+    # a null removes the MAC address (RFC 7386), as for the other fields
+    assert api.patch(path, {"macAddress": "02:00:5e:00:53:01"}).body["macAddress"]
+    cleared = api.patch(path, {"macAddress": None})
+    assert cleared.status == 200 and "macAddress" not in cleared.body, cleared.body
     # PATCH checks what POST checks: an escape sequence stored by one token would reach
     # the terminal of whoever lists the record
     escape = "evil\u001b]0;pwned\u0007\u001b[2J"

@@ -384,6 +384,8 @@ async def _patch(
         if other is not None and (incoming is None or other.id != incoming.id):
             raise ApiError(422, "macAddress", "MAC address is already in use.")
         record.mac_address = patch.macAddress
+    elif "macAddress" in fields and patch.macAddress is None:
+        record.mac_address = None  # RFC 7386: a null removes the field
     _known_keys(raw)
     wifi, dhcp = record.wifi, record.dhcp
     if "wifi" in fields:
