@@ -110,6 +110,23 @@ async def test_a_session_cut_short_after_a_split_leaves_the_job_pending(daemon_f
     assert any("not sent" in f["message"] for f in job["faults"]), job["faults"]
 
 
+async def test_a_job_is_done_only_when_the_router_holds_everything(daemon_factory):
+    # Whatever request the session's limit cuts it at (reads, the AddObject of the
+    # reservation, the SetParameterValues), the job says DONE only if all went out.
+    for limit in range(1, 8):
+        daemon = daemon_factory(cwmp={"max_requests_per_session": limit})
+        sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix=f"PC{limit}")
+        serial = sim.routers[0].serial
+        daemon.apply(seed_body(serial, LAN))
+        await sim.run_once()
+        tree = sim.router(serial).tree.flat()
+        holds = tree.get("Device.WiFi.SSID.1.SSID") == "SkyNet" and any(
+            k.endswith(".Yiaddr") and v == f"{LAN}.10" for k, v in tree.items()
+        )
+        job = daemon.device_json(serial).get("job") or {}
+        assert holds or job.get("state") != "DONE", (limit, job)
+
+
 async def test_an_empty_post_for_an_answer_is_not_taken_for_a_refusal_to_split(daemon, monkeypatch):
     # A CPE that answers a SetParameterValues with an empty POST: acsd's own 8002 names
     # no parameter, but it is no refusal of the CPE to narrow down; the job stays

@@ -992,6 +992,12 @@ class ProvisioningDriver:
             if id(change) not in settled:
                 settled.add(id(change))
                 apply.outcome.faulted.append((change, code, text))
+        rows = len(apply.adds) + len(apply.deletes) + len(apply.late)
+        if rows:
+            apply.outcome.incomplete = True
+            apply.outcome.notes.append(
+                f"{rows} table row(s) not added or deleted: the session ended first"
+            )
 
     def _absent_to_save(self, reset: bool) -> list[str] | None:
         """What the CPE lacks, or None (keep the stored list) when that has not changed

@@ -37,6 +37,9 @@ class Outcome:
     applied: list[Change] = field(default_factory=list)
     faulted: list[tuple[Change, int, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: the session ended before it sent all it planned (rows to add or delete): the job
+    #: is not done, whatever was refused
+    incomplete: bool = False
 
 
 def new_memory(memory: dict[str, Any] | None, *, bootstrap: bool) -> dict[str, Any]:
@@ -111,11 +114,11 @@ def close_job(
             }
         )
         exhausted = exhausted and fault["attempts"] >= policy.max_attempts
-    if not faults:
+    if not faults and not outcome.incomplete:
         state = DONE
         memory["appliedRevision"] = revision
     else:
-        state = FAILED if exhausted else PENDING
+        state = FAILED if faults and exhausted else PENDING
     for fault in faults:
         if fault.get("nextRetry"):
             fault["nextRetry"] = clock.iso(fault["nextRetry"])
