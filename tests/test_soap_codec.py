@@ -451,7 +451,10 @@ def test_bytes_that_are_not_utf8_in_a_utf8_envelope_become_replacement_character
         inform = _inform(_device_id(serial="SERIAL")).replace(b"SERIAL", serial)
         with pytest.raises(SoapError, match="SerialNumber"):
             parse_envelope(inform)
-    # and so is a C1 control character, which no operator could give the API
+    # a repaired manufacturer or product class is kept (only the serial is a key)
+    repaired = _inform(_device_id(manufacturer="MAKER")).replace(b"MAKER", b"T\xe9l\xe9com")
+    assert parse_envelope(repaired).body.device_id.manufacturer == "T\ufffdl\ufffdcom"
+    # and a C1 control character in a serial is refused, which no operator could give the API
     c1 = b'<?xml version="1.0" encoding="ISO-8859-1"?>' + _inform(
         _device_id(serial="SERIAL")
     ).replace(b"SERIAL", b"SNC1\x80")

@@ -511,7 +511,8 @@ def _check_inform(msg: rpc.Inform) -> None:
     ):
         if len(value) > 64:
             raise SoapError(f"DeviceId {label} longer than 64 characters")
-        if _CONTROL.search(value) or _NOT_IN_IDENTITY.search(value):
+        # only the serial is the record's key: a repaired manufacturer stays readable
+        if _CONTROL.search(value) or (label == "SerialNumber" and _NOT_IN_IDENTITY.search(value)):
             raise SoapError(f"DeviceId {label} contains control characters or bytes that are "
                             "not text")  # fmt: skip
 

@@ -988,6 +988,12 @@ class ProvisioningDriver:
             if text
             else ("not sent: the session ended first")
         )
+        # a batch the CPE got but never answered may well be applied: the next session
+        # reads and sees, without a back-off
+        in_flight = {id(c) for c in apply.spv_sent}
+        if any(id(c) in in_flight and id(c) not in settled for c in apply.changes):
+            apply.outcome.incomplete = True
+            settled.update(in_flight)
         for change in [*apply.changes, *apply.deferred]:
             if id(change) not in settled:
                 settled.add(id(change))
