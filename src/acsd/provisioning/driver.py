@@ -151,6 +151,8 @@ class _Apply:
     #: the code and text of the last refusal that named no parameter: what the changes
     #: of a split batch that the session could not send any more are recorded with
     bare_fault: tuple[int, str] | None = None
+    #: the last SetParameterValues sent got no answer (yet)
+    spv_unanswered: bool = False
     #: rows created this session: row path ("...IPv4Forwarding.4.") -> (table, key)
     added: dict[str, tuple[str, str]] = field(default_factory=dict)
     outcome: Outcome = field(default_factory=Outcome)
@@ -762,6 +764,8 @@ class ProvisioningDriver:
         return None
 
     def _spv(self, changes: list[Change]) -> rpc.SetParameterValues:
+        assert self.apply is not None
+        self.apply.spv_unanswered = True
         params = [rpc.ParameterValue(c.path, c.value, self._wire_type(c)) for c in changes]
         return rpc.SetParameterValues(parameters=params, parameter_key=self._key())
 
@@ -841,6 +845,7 @@ class ProvisioningDriver:
         apply = self.apply
         assert apply is not None
         sent = apply.spv_sent
+        apply.spv_unanswered = False
         if isinstance(response, rpc.SetParameterValuesResponse):
             apply.outcome.applied.extend(sent)
             apply.changes = [c for c in apply.changes if c not in sent]
@@ -990,7 +995,7 @@ class ProvisioningDriver:
         )
         # a batch the CPE got but never answered may well be applied: the next session
         # reads and sees, without a back-off
-        in_flight = {id(c) for c in apply.spv_sent}
+        in_flight = {id(c) for c in apply.spv_sent} if apply.spv_unanswered else set()
         if any(id(c) in in_flight and id(c) not in settled for c in apply.changes):
             apply.outcome.incomplete = True
             settled.update(in_flight)
