@@ -38,3 +38,20 @@ def xml_text(value: str) -> str:
     be written whatever it holds (an error naming a client's bad key, a record stored
     before its field was checked)."""
     return NOT_XML.sub("\ufffd", value)
+
+
+#: byte order marks and the encoding each one fixes (RFC 7303 §3.2: a mark wins over any
+#: declaration and over the HTTP charset)
+BYTE_ORDER_MARKS = {b"\xef\xbb\xbf": "utf-8", b"\xff\xfe": "utf-16", b"\xfe\xff": "utf-16"}
+_ENCODING_DECLARED = re.compile(rb"""\s*<\?xml[^>]{0,200}?encoding\s*=\s*["']([A-Za-z0-9._-]+)""")
+
+
+def declared_encoding(data: bytes) -> str | None:
+    """The encoding an XML document fixes for itself, lower case: by its byte order mark,
+    else by the encoding of its XML declaration; None when it fixes none (a parser then
+    reads UTF-8)."""
+    for mark, encoding in BYTE_ORDER_MARKS.items():
+        if data.startswith(mark):
+            return encoding
+    declared = _ENCODING_DECLARED.match(data)
+    return declared.group(1).decode().lower() if declared else None

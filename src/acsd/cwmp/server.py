@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import re
 import time
 import weakref
 from collections.abc import Awaitable, Callable
@@ -35,6 +34,7 @@ from acsd.cwmp.session import (
 from acsd.cwmp.soap import Envelope, SoapError, parse_envelope, render_envelope
 from acsd.inflate import ACCEPTED, InflateError, content_encoding, inflate
 from acsd.log import get_logger, session_ref
+from acsd.xmlsafe import declared_encoding
 
 log = get_logger("acsd.cwmp")
 
@@ -86,12 +86,6 @@ async def _read_past(content: StreamReader, limit: int) -> bytes:
 
 
 _UTF8_NAMES = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
-#: an XML declaration at the start of a body (after whitespace), up to its "?>"
-_XML_DECLARATION = re.compile(rb"\s*<\?xml[^>]{0,200}\?>")
-
-
-#: a byte order mark decides the encoding over the HTTP charset (RFC 7303 §3.2)
-_BYTE_ORDER_MARKS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
 
 
 def _declared_charset(data: bytes, charset: str | None) -> bytes:
@@ -99,10 +93,7 @@ def _declared_charset(data: bytes, charset: str | None) -> bytes:
     with an encoding, no byte order mark): XML parsers take such a body for UTF-8, and a
     Latin-1 "Société" would fail. A body that declares its encoding is left to it; an
     unknown charset, or bytes that are not in it, leave the body as sent."""
-    if not charset or charset.lower() in _UTF8_NAMES or data.startswith(_BYTE_ORDER_MARKS):
-        return data
-    declaration = _XML_DECLARATION.match(data)
-    if declaration is not None and b"encoding" in declaration.group():
+    if not charset or charset.lower() in _UTF8_NAMES or declared_encoding(data) is not None:
         return data
     try:
         return data.decode(charset).encode()

@@ -25,7 +25,7 @@ from lxml import etree
 from acsd.cwmp import rpc
 from acsd.cwmp.rpc import DEFAULT_NAMESPACE, Message
 from acsd.xmlsafe import NOT_XML as _NOT_XML
-from acsd.xmlsafe import PARSER, has_dtd
+from acsd.xmlsafe import PARSER, declared_encoding, has_dtd
 
 SOAP_ENV_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP_ENC_NS = "http://schemas.xmlsoap.org/soap/encoding/"
@@ -598,16 +598,9 @@ def _parse_header(header: etree._Element, env: Envelope) -> None:
                 continue
 
 
-_ENCODING_DECLARED = re.compile(rb"""\s*<\?xml[^>]{0,200}?encoding\s*=\s*["']([A-Za-z0-9._-]+)""")
-
-
-def _utf8_declared(data: bytes) -> bool:
-    """Whether the parser read ``data`` as UTF-8: no UTF-16 byte order mark, and no
-    encoding declared other than UTF-8."""
-    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        return False
-    declared = _ENCODING_DECLARED.match(data.removeprefix(b"\xef\xbb\xbf"))
-    return declared is None or declared.group(1).lower() in (b"utf-8", b"utf8")
+def _read_as_utf8(data: bytes) -> bool:
+    """Whether the parser read ``data`` as UTF-8 (it fixes no other encoding)."""
+    return declared_encoding(data) in (None, "utf-8", "utf8")
 
 
 def _parse_repaired(data: bytes) -> etree._Element:
@@ -635,7 +628,7 @@ def parse_envelope(data: bytes) -> Envelope:
     try:
         root = etree.fromstring(data, PARSER)
     except etree.XMLSyntaxError as e:
-        if e.code != etree.ErrorTypes.ERR_INVALID_ENCODING or not _utf8_declared(data):
+        if e.code != etree.ErrorTypes.ERR_INVALID_ENCODING or not _read_as_utf8(data):
             raise SoapError(f"malformed XML: {e}", fault_code=None) from None
         # Routers send an SSID or a WAN name in Latin-1 or GBK inside a UTF-8 envelope:
         # refusing the message would refuse it at every session, for good. The bad bytes
