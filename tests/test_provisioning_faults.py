@@ -17,6 +17,7 @@ from acsd.provisioning.plan import Plan, RowAdd
 from acsd.provisioning.profiles import load_profiles
 from acsd.sim.runner import Simulation
 from api_world import SEED_BODY, SEED_REQUEST, build_world, seed_body
+from conftest import wait_for
 
 SSID5 = "Device.WiFi.SSID.2.SSID"
 # the LAN of the tr181-generic simulated router (192.168.1.1/24)
@@ -125,6 +126,41 @@ async def test_a_job_is_done_only_when_the_router_holds_everything(daemon_factor
         )
         job = daemon.device_json(serial).get("job") or {}
         assert holds or job.get("state") != "DONE", (limit, job)
+
+
+async def test_a_batch_applied_but_never_answered_is_read_again_not_held_back(
+    daemon_factory, monkeypatch
+):
+    # The router applies the SetParameterValues and drops the connection before its
+    # answer: the session ends at its timeout. The changes are not "not sent" with a
+    # back-off: the job stays pending and the next session reads what the router holds.
+    from acsd.sim import session as sim_session
+    from acsd.sim.http import HttpError
+
+    daemon = daemon_factory(cwmp={"session_timeout": 1.0})
+    post = sim_session.Session._post
+    dropped = []
+
+    async def drop_after_applying(self, message, echo_id=None):
+        if isinstance(message, rpc.SetParameterValuesResponse) and not dropped:
+            dropped.append(message)
+            raise HttpError("connection dropped: the router went away")
+        return await post(self, message, echo_id)
+
+    monkeypatch.setattr(sim_session.Session, "_post", drop_after_applying)
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="PU")
+    serial = sim.routers[0].serial
+    daemon.apply(seed_body(serial, LAN))
+    await sim.run_once()
+    assert dropped and sim.router(serial).tree.get("Device.WiFi.SSID.1.SSID") == "SkyNet"
+
+    def job() -> dict:
+        return daemon.device_json(serial).get("job") or {}
+
+    wait_for(lambda: job().get("state") == "PENDING", timeout=15)
+    assert not [f for f in job()["faults"] if "not sent" in f["message"]], job()
+    assert (await sim.run_once()).ok == 1
+    assert job()["state"] == "DONE", job()
 
 
 async def test_an_empty_post_for_an_answer_is_not_taken_for_a_refusal_to_split(daemon, monkeypatch):

@@ -151,8 +151,6 @@ class _Apply:
     #: the code and text of the last refusal that named no parameter: what the changes
     #: of a split batch that the session could not send any more are recorded with
     bare_fault: tuple[int, str] | None = None
-    #: the last SetParameterValues sent got no answer (yet)
-    spv_unanswered: bool = False
     #: rows created this session: row path ("...IPv4Forwarding.4.") -> (table, key)
     added: dict[str, tuple[str, str]] = field(default_factory=dict)
     outcome: Outcome = field(default_factory=Outcome)
@@ -417,7 +415,11 @@ class ProvisioningDriver:
             await self.store.delete_device(self.record.id)
             log.info("session.released", serial=session.serial, device=self.record.id)
             return
-        self._settle(result)
+        # a SetParameterValues the CPE got but never answered may well be applied
+        unanswered = session.outstanding is not None and isinstance(
+            session.outstanding[1], rpc.SetParameterValues
+        )
+        self._settle(result, unanswered=unanswered)
         try:
             device_id = await self.store.save_session(result)
         except StaleResultError:
@@ -764,8 +766,6 @@ class ProvisioningDriver:
         return None
 
     def _spv(self, changes: list[Change]) -> rpc.SetParameterValues:
-        assert self.apply is not None
-        self.apply.spv_unanswered = True
         params = [rpc.ParameterValue(c.path, c.value, self._wire_type(c)) for c in changes]
         return rpc.SetParameterValues(parameters=params, parameter_key=self._key())
 
@@ -845,7 +845,6 @@ class ProvisioningDriver:
         apply = self.apply
         assert apply is not None
         sent = apply.spv_sent
-        apply.spv_unanswered = False
         if isinstance(response, rpc.SetParameterValuesResponse):
             apply.outcome.applied.extend(sent)
             apply.changes = [c for c in apply.changes if c not in sent]
@@ -858,7 +857,7 @@ class ProvisioningDriver:
         assert isinstance(response, rpc.Fault)
         named = {f.name: f for f in response.spv_faults}
         culprits = [c for c in sent if c.path in named]
-        blocks = _blocks(sent)
+        blocks = [] if named else _blocks(sent)
         if culprits and apply.spv_tries < MAX_SPV_TRIES:
             for c in culprits:
                 apply.outcome.faulted.append((c, named[c.path].code, named[c.path].string))
@@ -938,7 +937,7 @@ class ProvisioningDriver:
 
     # --- the end -----------------------------------------------------------------------------
 
-    def _settle(self, result: SessionResult) -> None:
+    def _settle(self, result: SessionResult, *, unanswered: bool = False) -> None:
         """Provisioning memory, job, state, reservation ids and CR credentials."""
         record = self.record
         if self.new_cr is not None:
@@ -953,7 +952,7 @@ class ProvisioningDriver:
             elif self.bootstrap:
                 result.provisioning = self.memory  # forgotten secrets must stay forgotten
             return
-        self._unsent()
+        self._unsent(unanswered)
         now = clock.now()
         record_outcome(self.memory, self.apply.outcome, now, self.settings.retry)
         state, jobs = close_job(
@@ -979,29 +978,21 @@ class ProvisioningDriver:
                     client["id"] = str(instance)
             result.dhcp = dhcp
 
-    def _unsent(self) -> None:
+    def _unsent(self, unanswered: bool) -> None:
         """Changes the session ended before sending (its request limit, a CPE that broke
         off after refusing a batch): not applied, so the job cannot be done. They wait
-        for the back-off like a refusal, under the code of the refusal that held them up."""
+        for the back-off like a refusal, under the code of the refusal that held them up.
+        A batch the CPE got but never answered (``unanswered``) may well be applied: the
+        job stays pending without a back-off, and the next session reads and sees."""
         apply = self.apply
         assert apply is not None
-        settled = {id(c) for c in apply.outcome.applied}
-        settled.update(id(c) for c, _, _ in apply.outcome.faulted)
-        code, text = apply.bare_fault or (0, "")
-        text = (
-            f"not sent: the session ended first ({text})"
-            if text
-            else ("not sent: the session ended first")
-        )
-        # a batch the CPE got but never answered may well be applied: the next session
-        # reads and sees, without a back-off
-        in_flight = {id(c) for c in apply.spv_sent} if apply.spv_unanswered else set()
-        if any(id(c) in in_flight and id(c) not in settled for c in apply.changes):
-            apply.outcome.incomplete = True
-            settled.update(in_flight)
+        in_flight = {id(c) for c in apply.spv_sent} if unanswered else set()
+        code, why = apply.bare_fault or (0, "")
+        text = "not sent: the session ended first" + (f" ({why})" if why else "")
         for change in [*apply.changes, *apply.deferred]:
-            if id(change) not in settled:
-                settled.add(id(change))
+            if id(change) in in_flight:
+                apply.outcome.incomplete = True
+            else:
                 apply.outcome.faulted.append((change, code, text))
         rows = len(apply.adds) + len(apply.deletes) + len(apply.late)
         if rows:
