@@ -17,7 +17,8 @@ ACCEPTED = "gzip, x-gzip, deflate or none"
 
 
 class InflateError(Exception):
-    """A body that cannot be taken: ``status`` 413 (too large once inflated) or 400."""
+    """A body that cannot be taken: ``status`` 415 (an encoding acsd does not inflate),
+    413 (too large once inflated) or 400."""
 
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
@@ -25,13 +26,16 @@ class InflateError(Exception):
         self.reason = reason
 
 
-def content_encoding(headers: Mapping[str, str]) -> str | None:
-    """The request's Content-Encoding, lower case ("" for none or identity); None for one
-    acsd does not inflate (answered 415)."""
-    encoding = headers.get("Content-Encoding", "").strip().lower()
+def content_encoding(headers: Mapping[str, str]) -> str:
+    """The request's Content-Encoding, lower case ("" for none or identity); an encoding
+    acsd does not inflate raises :class:`InflateError` (415), before the body is read."""
+    sent = headers.get("Content-Encoding", "").strip()
+    encoding = sent.lower()
     if encoding in ("", "identity"):
         return ""
-    return encoding if encoding in INFLATABLE else None
+    if encoding not in INFLATABLE:
+        raise InflateError(415, f"unsupported Content-Encoding {sent!r}; send {ACCEPTED}")
+    return encoding
 
 
 def inflate(data: bytes, encoding: str, limit: int) -> bytes:

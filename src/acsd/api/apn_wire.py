@@ -31,7 +31,7 @@ from acsd.api import apn_xml
 from acsd.api.apn_xml import Contract, Enum
 from acsd.api.body import field_path, parse_json
 from acsd.api.errors import ApiError, request_id
-from acsd.inflate import ACCEPTED, InflateError, content_encoding, inflate
+from acsd.inflate import InflateError, content_encoding, inflate
 from acsd.log import get_logger
 from acsd.provisioning import apn as rules
 
@@ -472,10 +472,10 @@ async def read_document(request: web.Request, contract: Contract) -> dict[str, A
             415, MEDIA_TYPE, f"Content-Type must be JSON or XML (application/json, text/json, "
             f"application/xml, text/xml); got {shown}",
         )  # fmt: skip
-    encoding = content_encoding(request.headers)
-    if encoding is None:
-        sent = request.headers.get("Content-Encoding", "").strip()
-        raise ApnError(415, MEDIA_TYPE, f"Content-Encoding {sent!r} is not taken: send {ACCEPTED}")
+    try:
+        encoding = content_encoding(request.headers)
+    except InflateError as exc:
+        raise ApnError(415, MEDIA_TYPE, exc.reason) from None
     limit_text = f"Request body exceeds the limit of {MAX_BODY} bytes"
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise ApnError(413, TOO_LARGE, limit_text)

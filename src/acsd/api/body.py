@@ -43,7 +43,7 @@ from acsd.api.errors import (
     too_large,
     unsupported_media_type,
 )
-from acsd.inflate import ACCEPTED, InflateError, content_encoding, inflate
+from acsd.inflate import InflateError, content_encoding, inflate
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -107,11 +107,10 @@ async def read_json(request: web.Request) -> Any:
         raise ApiError(
             415, "unsupported_media_type", f"JSON must be UTF-8 (got charset {request.charset})"
         )
-    encoding = content_encoding(request.headers)
-    if encoding is None:
-        sent = request.headers.get("Content-Encoding", "").strip()
-        text = f"Content-Encoding {sent!r} is not taken: send {ACCEPTED}"
-        raise ApiError(415, "unsupported_media_type", text)
+    try:
+        encoding = content_encoding(request.headers)
+    except InflateError as exc:
+        raise ApiError(415, "unsupported_media_type", exc.reason) from None
     limit = request.client_max_size
     if limit and request.content_length is not None and request.content_length > limit:
         raise too_large(limit)

@@ -32,7 +32,7 @@ from acsd.cwmp.session import (
     SessionDriver,
 )
 from acsd.cwmp.soap import Envelope, SoapError, parse_envelope, render_envelope
-from acsd.inflate import ACCEPTED, InflateError, content_encoding, inflate
+from acsd.inflate import InflateError, content_encoding, inflate
 from acsd.log import get_logger, session_ref
 from acsd.xmlsafe import declared_encoding
 
@@ -559,10 +559,10 @@ class CwmpServer:
         ctype = request.content_type.lower() if request.headers.get("Content-Type") else ""
         if ctype not in _ACCEPTED_TYPES:
             raise _HttpError(415, f"unsupported Content-Type {ctype!r}; send text/xml")
-        encoding = content_encoding(request.headers)
-        if encoding is None:
-            sent = request.headers.get("Content-Encoding", "").strip()
-            raise _HttpError(415, f"unsupported Content-Encoding {sent!r}; send {ACCEPTED}")
+        try:
+            encoding = content_encoding(request.headers)
+        except InflateError as exc:
+            raise _HttpError(exc.status, exc.reason) from None
         length = request.content_length
         if length is not None and length > self.settings.max_body:
             raise _HttpError(413, f"body of {length} bytes exceeds max_body")
