@@ -486,11 +486,11 @@ def is_empty_body(data: bytes) -> bool:
     return not data or data.isspace()
 
 
-#: what a device identity may not hold besides C0 controls: C1 controls (the API refuses
+#: what a serial number may not hold besides C0 controls: C1 controls (the API refuses
 #: them in serial numbers too, so such a record could never be claimed) and U+FFFD, which
 #: bytes that are not UTF-8 were repaired to: routers whose serials differ only there
 #: would share one record
-_NOT_IN_IDENTITY = re.compile("[\x80-\x9f\ufffd]")
+_NOT_IN_SERIAL = re.compile("[\x80-\x9f\ufffd]")
 
 
 def _check_inform(msg: rpc.Inform) -> None:
@@ -511,10 +511,11 @@ def _check_inform(msg: rpc.Inform) -> None:
     ):
         if len(value) > 64:
             raise SoapError(f"DeviceId {label} longer than 64 characters")
-        # only the serial is the record's key: a repaired manufacturer stays readable
-        if _CONTROL.search(value) or (label == "SerialNumber" and _NOT_IN_IDENTITY.search(value)):
-            raise SoapError(f"DeviceId {label} contains control characters or bytes that are "
-                            "not text")  # fmt: skip
+        if _CONTROL.search(value):
+            raise SoapError(f"DeviceId {label} contains control characters")
+    # Only the serial is the record's key: a repaired manufacturer stays readable.
+    if _NOT_IN_SERIAL.search(dev.serial_number):
+        raise SoapError("DeviceId SerialNumber holds a C1 control or bytes that are not UTF-8")
 
 
 def _cwmp_fault_element(fault: etree._Element) -> etree._Element | None:
