@@ -101,9 +101,10 @@ def _serial(value: str) -> str:
     return value
 
 
-def _name(value: str) -> str:
+def _one_line(value: str) -> str:
+    """Names, references, searches: one line of text, no control characters."""
     if _CONTROL.search(value):
-        raise ValueError("name must not hold control characters")
+        raise ValueError("must not hold control characters")
     return value
 
 
@@ -118,25 +119,19 @@ def _free_text(value: str) -> str:
     return value
 
 
-def _reference(value: str) -> str:
-    if _CONTROL.search(value):
-        raise ValueError("must not hold control characters")
-    return value
-
-
 Serial = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_serial)]
 #: a name an operator gives a record: what a list shows on one line
-Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_name)]
+Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_one_line)]
 #: a reference to a record by its id, taken in any case
 RecordRef = Annotated[str, AfterValidator(normal_id)]
 #: a device's name is optional, and "" clears it
-DeviceName = Annotated[str, Field(max_length=200), AfterValidator(_name)]
+DeviceName = Annotated[str, Field(max_length=200), AfterValidator(_one_line)]
 #: free text (a device's notes): on several lines, as long as the body limit lets it be
 Notes = Annotated[str, AfterValidator(_free_text)]
 #: a reference into another system (an MVNO account): one line, no control characters
-ForeignRef = Annotated[str, Field(max_length=128), AfterValidator(_reference)]
+ForeignRef = Annotated[str, Field(max_length=128), AfterValidator(_one_line)]
 #: a search text: one line, as long as the longest field it may be found in
-Search = Annotated[str, Field(max_length=4000), AfterValidator(_reference)]
+Search = Annotated[str, Field(max_length=4000), AfterValidator(_one_line)]
 Mac = Annotated[str, AfterValidator(_mac)]
 IPv4 = Annotated[str, AfterValidator(_ipv4)]
 #: an IPv4 address a LAN host can have or use (DHCP pools, reservations, DNS)
