@@ -145,16 +145,17 @@ async def serve(
         ),
         parking=store,
     )
-    cwmp_runner = web.AppRunner(
-        cwmp.app(),
-        access_log=None,
+    cwmp_runner = web.ServerRunner(
+        cwmp.http_server(
+            access_log=None,
+            keepalive_timeout=config.cwmp.session_timeout,
+            # A CWMP session lives seconds and has its own timeout; SO_KEEPALIVE would cost
+            # two socket calls on every connection and find a dead peer only after two hours.
+            tcp_keepalive=False,
+            # The CWMP handler inflates bodies itself (x-gzip too; br gets its 415).
+            auto_decompress=False,
+        ),
         handle_signals=False,
-        keepalive_timeout=config.cwmp.session_timeout,
-        # A CWMP session lives seconds and has its own timeout; SO_KEEPALIVE would cost two
-        # socket calls on every connection and find a dead peer only after two hours.
-        tcp_keepalive=False,
-        # The CWMP handler inflates bodies itself (x-gzip too; br gets its 415).
-        auto_decompress=False,
         shutdown_timeout=HANDLER_GRACE,
     )
     metrics.watch_cwmp(cwmp)
@@ -179,6 +180,7 @@ async def serve(
     )
     await cwmp_runner.setup()
     await api_runner.setup()
+    await cwmp.start()
     try:
         await web.TCPSite(
             cwmp_runner,
@@ -197,6 +199,7 @@ async def serve(
         ).start()
     except OSError as exc:
         log.error("listen_failed", error=str(exc))
+        await cwmp.stop()
         await cwmp_runner.cleanup()
         await api_runner.cleanup()
         await requester.close()
@@ -244,6 +247,7 @@ async def serve(
     log.info("stopping", open_sessions=len(cwmp.sessions), grace=config.shutdown_grace)
     await reloader.wait()
     await cwmp.drain(config.shutdown_grace, hurry=hurry)
+    await cwmp.stop()
     await cwmp_runner.cleanup()
     await api_runner.cleanup()
     await requester.close()

@@ -503,7 +503,7 @@ class CpeAuthenticator:
     # --- checking ------------------------------------------------------------------------
 
     async def check(
-        self, request: web.Request, *, remote: str | None = None, secure: bool | None = None
+        self, request: web.BaseRequest, *, remote: str | None = None, secure: bool | None = None
     ) -> AuthResult:
         """Check ``request``'s Authorization header (its body is not read)."""
         address = remote if remote is not None else (request.remote or "")

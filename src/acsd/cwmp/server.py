@@ -13,7 +13,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiohttp import StreamReader, web
 from aiohttp.web_protocol import RequestPayloadError
@@ -211,17 +211,22 @@ class CwmpServer:
         #: TCP connections (their transports) that authenticated, and as whom
         self._conn_auth: weakref.WeakKeyDictionary[object, AuthResult] = weakref.WeakKeyDictionary()
 
-    def app(self) -> web.Application:
-        app = web.Application(client_max_size=self.settings.max_body)
-        app.router.add_route("POST", "/{tail:.*}", self.handle)
-        app.router.add_route("*", "/{tail:.*}", self._not_post)
-        app.on_startup.append(self._start_reaper)
-        app.on_shutdown.append(self._stop)
-        return app
+    def http_server(self, **handler_options: Any) -> web.Server:
+        """The listener's HTTP server (``handler_options`` go to aiohttp's connection
+        handler). aiohttp's low-level server, not an Application: every path takes the same
+        POST, so routing, middlewares and the Request's app context would be work for
+        nothing on each of a session's exchanges. Call :meth:`start` once it is set up and
+        :meth:`stop` before it is cleaned up."""
+        return web.Server(self._dispatch, **handler_options)
+
+    async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
+        if request.method == "POST":
+            return await self.handle(request)
+        return self._not_post()
 
     # --- HTTP ----------------------------------------------------------------------------
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         remote_ip = self._remote_ip(request)
         identity: AuthResult | None = None
         if self.settings.auth is not None:
@@ -447,7 +452,7 @@ class CwmpServer:
     # --- CPE authentication ([cwmp.auth]) ---------------------------------------------------
 
     async def _authenticate(
-        self, request: web.Request, auth: CpeAuthenticator, remote_ip: str
+        self, request: web.BaseRequest, auth: CpeAuthenticator, remote_ip: str
     ) -> AuthResult | web.Response:
         """Who sent this request, or the answer that refuses it.
 
@@ -503,7 +508,7 @@ class CwmpServer:
             response.force_close()
         return response
 
-    def _secure(self, request: web.Request) -> bool:
+    def _secure(self, request: web.BaseRequest) -> bool:
         if request.secure:
             return True
         if self.settings.trust_forwarded:  # TLS ended at the trusted proxy
@@ -550,12 +555,13 @@ class CwmpServer:
         response.force_close()  # sends Connection: close, and closes our end too
         return response
 
-    async def _not_post(self, request: web.Request) -> web.StreamResponse:
+    @staticmethod
+    def _not_post() -> web.StreamResponse:
         return web.Response(
             status=405, text="CWMP endpoint: POST SOAP envelopes here\n", headers={"Allow": "POST"}
         )
 
-    async def _read_body(self, request: web.Request) -> bytes:
+    async def _read_body(self, request: web.BaseRequest) -> bytes:
         ctype = request.content_type.lower() if request.headers.get("Content-Type") else ""
         if ctype not in _ACCEPTED_TYPES:
             raise _HttpError(415, f"unsupported Content-Type {ctype!r}; send text/xml")
@@ -597,7 +603,7 @@ class CwmpServer:
             ) from None
         return _declared_charset(data, request.charset)
 
-    def _remote_ip(self, request: web.Request) -> str:
+    def _remote_ip(self, request: web.BaseRequest) -> str:
         if self.settings.trust_forwarded:
             forwarded = request.headers.get("X-Forwarded-For")
             if forwarded:
@@ -623,13 +629,13 @@ class CwmpServer:
         return response
 
     def _refuse(
-        self, request: web.Request, status: int, reason: str, remote_ip: str
+        self, request: web.BaseRequest, status: int, reason: str, remote_ip: str
     ) -> web.Response:
         self.stats["bad_requests"] += 1
         log.warning("cwmp.refused", status=status, reason=reason, remote=remote_ip)
         return self._plain(status, reason, close=True)
 
-    def _soap_error(self, request: web.Request, exc: SoapError, remote_ip: str) -> web.Response:
+    def _soap_error(self, request: web.BaseRequest, exc: SoapError, remote_ip: str) -> web.Response:
         self.stats["bad_requests"] += 1
         log.warning("cwmp.bad_envelope", reason=exc.reason, remote=remote_ip)
         if exc.fault_code is None:
@@ -647,7 +653,7 @@ class CwmpServer:
             status=200, body=body, headers={"Content-Type": CONTENT_TYPE, "Connection": "close"}
         )
 
-    async def _end_after_bad_message(self, request: web.Request, reason: str) -> None:
+    async def _end_after_bad_message(self, request: web.BaseRequest, reason: str) -> None:
         """The session a malformed message belongs to ends with it: the answer closes the
         connection, which ends a CWMP session for the CPE, and what the session learned is
         committed now instead of at its timeout. Only a session named by the cookie or
@@ -684,7 +690,8 @@ class CwmpServer:
         except Exception:
             log.exception("cwmp.finish_failed", serial=session.serial)
 
-    async def _start_reaper(self, app: web.Application) -> None:
+    async def start(self) -> None:
+        """Start the reaper of silent sessions and the loop-lag probe."""
         self._reaper = asyncio.create_task(self._reap_forever())
         self.loop_lag.start()
 
@@ -728,7 +735,8 @@ class CwmpServer:
         for session in left:
             await self._close(session, "daemon shutting down")
 
-    async def _stop(self, app: web.Application) -> None:
+    async def stop(self) -> None:
+        """Stop the reaper and close what sessions are left (after :meth:`drain`)."""
         if self._reaper is not None:
             self._reaper.cancel()
         await self.loop_lag.stop()
@@ -736,7 +744,7 @@ class CwmpServer:
             await self._close(session, "daemon shutting down")
 
 
-def session_cookie(request: web.Request) -> str | None:
+def session_cookie(request: web.BaseRequest) -> str | None:
     """The value of acsd's session cookie, if the request carries it. aiohttp's
     ``request.cookies`` runs the full RFC 6265 parser for every request (~4 % of a steady
     session); a CPE echoes back the one cookie acsd set, whose value is a plain token."""
