@@ -5,6 +5,8 @@ then 204 — the same HTTP exchanges as an acsd steady-state session, with no wo
 from __future__ import annotations
 
 import argparse
+import asyncio
+import signal
 import sys
 
 from aiohttp import web
@@ -41,22 +43,29 @@ async def handle(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+async def serve(port: int) -> None:
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    print("ready", flush=True)  # once the socket listens: the orchestrator starts the load
+    try:
+        await asyncio.Event().wait()  # until SIGTERM
+    finally:
+        await runner.cleanup()
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
-    app = web.Application()
-    app.router.add_post("/{tail:.*}", handle)
-
-    async def announce(app: web.Application) -> None:
-        print("ready", flush=True)
-
-    app.on_startup.append(announce)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:  # the same loop acsd runs on (uvloop where installed): compare like with like
         import uvloop
 
-        loop = uvloop.new_event_loop()
+        factory = uvloop.new_event_loop
     except ImportError:
-        loop = None
-    web.run_app(app, host="127.0.0.1", port=args.port, access_log=None, print=None, loop=loop)
-    sys.exit(0)
+        factory = None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(serve(args.port))

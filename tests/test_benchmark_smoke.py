@@ -4,8 +4,14 @@ works; it asserts no timing."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
+
+import pytest
 
 from conftest import REPO
 
@@ -18,8 +24,10 @@ def test_quick_benchmark_runs_and_writes_its_results(tmp_path):
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "| steady: sessions/s (64 in flight) |" in proc.stdout
-    results = json.loads((tmp_path / "latest.json").read_text())
+    assert "| steady: sessions/s (8 in flight) |" in proc.stdout
+    # a quick run's figures are kept apart from a full run's
+    assert not (tmp_path / "latest.json").exists()
+    results = json.loads((tmp_path / "latest-quick.json").read_text())
     steady = results["steady"]
     for key in ("sessions_per_s", "exchanges_per_s", "baseline_exchanges_per_s", "ratio",
                 "p99_ms", "errors"):  # fmt: skip
@@ -27,9 +35,14 @@ def test_quick_benchmark_runs_and_writes_its_results(tmp_path):
     assert steady["errors"] == 0 and steady["sessions_per_s"] > 0
     assert results["boot_storm"]["lost"] == 0
     assert set(results["api"]) >= {"get_p99_ms", "list_p99_ms"}
+    assert results["api"]["samples"] > 0 and results["api"]["errors"] == {}
     assert set(results["memory"]) >= {"rss_mb_per_100k_idle", "kb_per_session"}
     assert results["memory"]["open_sessions"] == 20
-    assert results["machine"]["python"]
+    assert results["memory"]["baseline_kb_per_session"] != 0
+    assert results["boot_storm"]["retry_after_s"] == 5
+    machine = results["machine"]
+    assert machine["python"] and machine["acsd"] and machine["loop"]
+    assert set(machine["pinned"]) == {"server", "generator"}
 
 
 def test_compare_runs_both_versions_and_leaves_no_worktree(tmp_path):
@@ -48,3 +61,58 @@ def test_compare_runs_both_versions_and_leaves_no_worktree(tmp_path):
     listed = subprocess.run(["git", "-C", str(REPO), "worktree", "list"], capture_output=True,
                             text=True, check=True).stdout  # fmt: skip
     assert "acsd-compare-" not in listed
+
+
+def test_a_daemon_that_dies_at_start_stops_the_run_with_its_log(tmp_path):
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import bench
+    finally:
+        sys.path.pop(0)
+    log = tmp_path / "daemon.log"
+    log.write_text("config_error: cwmp.listen is not host:port\n")
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; sys.exit(3)"])
+    with pytest.raises(RuntimeError, match="exited with 3") as caught:
+        bench._wait_listening(proc, bench.free_port(), log)
+    assert "config_error" in str(caught.value)
+
+
+def test_sigterm_stops_the_benchmark_and_leaves_no_daemon_or_database(tmp_path):
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "benchmarks" / "bench.py"), "--quick", "--routers", "20",
+         "--idle", "20", "--duration", "30", "--concurrency", "4", "--out", str(tmp_path / "out")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        # the steady scenario's daemon is up once its config is written and it listens
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not _daemons_under(tmp_path):
+            time.sleep(0.2)
+        assert _daemons_under(tmp_path), "the benchmark never started a daemon"
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0
+    deadline = time.monotonic() + 10
+    while _daemons_under(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _daemons_under(tmp_path)
+    assert not list(tmp_path.glob("acsd-bench-*")), "the temporary databases were left behind"
+    assert not (tmp_path / "out").exists()
+
+
+def _daemons_under(folder) -> list[str]:
+    """Command lines of acsd daemons whose config lies under ``folder``."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        text = b" ".join(args).decode(errors="replace")
+        if "acsd serve" in text.replace("-m acsd", "acsd") and str(folder) in text:
+            found.append(text)
+    return found
