@@ -52,6 +52,10 @@ async def test_loopback_is_refused_by_default_and_never_contacted(cpe) -> None:
     for url in (
         f"http://127.0.0.1:{port}/cr",
         f"http://[::ffff:127.0.0.1]:{port}/cr",  # the same address, IPv4-mapped
+        # full-width digits and an ideographic full stop: the HTTP client folds them into
+        # 127.0.0.1, so the check must see that address too
+        f"http://\uff11\uff12\uff17.0.0.1:{port}/cr",
+        f"http://127\u30020.0.1:{port}/cr",
     ):
         result = await _poke(list(DEFAULT_DENY), url)
         assert not result.ok

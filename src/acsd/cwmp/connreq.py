@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import aiohttp
+from yarl import URL
 
 from acsd.cwmp.crguard import DeniedAddress, GuardedResolver, Network, denied_by
 from acsd.log import get_logger
@@ -47,9 +48,12 @@ async def connection_request(
     never sent to; a host name is checked by the session's resolver (GuardedResolver)."""
     try:
         parts = urlsplit(url)
-        host = parts.hostname
         parts.port  # noqa: B018 (raises for a port that is not a number)
-    except ValueError:  # "http://[::1": what a CPE reports is not checked before
+        # The host as aiohttp will connect to it: yarl folds full-width digits and
+        # ideographic full stops (IDNA): "127" in full-width digits is 127 and is checked so.
+        target = URL(url)
+        host = target.host
+    except (ValueError, UnicodeError):  # "http://[::1": what a CPE reports is not checked before
         return CrResult(False, reason=f"not a URL: {url[:200]!r}")
     # TR-069 allows only plain HTTP here; anything else is a CPE misreport.
     if parts.scheme != "http" or not host:
@@ -63,7 +67,7 @@ async def connection_request(
     middlewares = (aiohttp.DigestAuthMiddleware(username, password or ""),) if username else ()
     try:
         async with session.get(
-            url,
+            target,
             timeout=aiohttp.ClientTimeout(total=timeout),
             middlewares=middlewares,
             allow_redirects=False,
