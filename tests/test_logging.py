@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import os
+import socket
 import sqlite3
 from pathlib import Path
 
@@ -175,3 +176,26 @@ def test_the_session_cookie_is_never_logged_only_a_reference_to_it(daemon):
     )
     assert inform["session"] == acsd_log.session_ref(cookie)
     assert cookie not in daemon.log_text()
+
+
+def test_a_malformed_credential_header_is_logged_without_the_credential(daemon):
+    """aiohttp quotes the header line it could not read in its error; acsd logs that error
+    (client_request_unreadable), never the token or password in it."""
+    secrets = []
+    for url, line in (
+        (daemon.api_url, "Authorization : Bearer acsd_TOPSECRETAPITOKEN0001"),
+        (daemon.cwmp_url, "Authorization: Basic VE9QU0VDUkVUQ1BFOnB3MDAwMQ==\x01"),
+        (daemon.api_url, "Cookie: acsd_session=TOPSECRETCOOKIE0001\x7f"),
+    ):
+        secrets.append(line.split()[-1].strip("\x01\x7f"))
+        host, port = url.removeprefix("http://").rstrip("/").split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            request = f"GET / HTTP/1.1\r\nHost: {host}\r\n{line}\r\n\r\n"
+            sock.sendall(request.encode("latin-1"))
+            assert sock.recv(4096).split(b"\r\n")[0].endswith(b" 400 Bad Request")
+    unreadable = wait_for(lambda: len(daemon.events("client_request_unreadable")) >= 3 and
+                          daemon.events("client_request_unreadable"))  # fmt: skip
+    assert any("<redacted>" in e.get("reason", "") for e in unreadable), unreadable
+    text = daemon.log_text()
+    for secret in secrets:
+        assert secret not in text

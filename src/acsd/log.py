@@ -196,8 +196,19 @@ class _ClientFault(logging.Filter):
         record.msg, record.args = "client_request_unreadable", ()
         record.levelno, record.levelname = logging.INFO, "INFO"
         record.exc_info = record.exc_text = None
-        record.reason = str(exc)[:200]
+        record.reason = _without_credentials(str(exc))[:200]
         return True
+
+
+#: a credential-bearing header as aiohttp quotes an unreadable request line in its error
+#: ("Authorization : Bearer ...", "Cookie: ...\x01"): the value, up to the quote that ends
+#: the quoted line or the end of the text
+_CREDENTIAL_HEADER = re.compile(r"((?:proxy-)?authorization|cookie)(\s*:)[^'\"]*", re.IGNORECASE)
+
+
+def _without_credentials(text: str) -> str:
+    """``text`` with the values of Authorization and Cookie headers replaced."""
+    return _CREDENTIAL_HEADER.sub(r"\1\2 <redacted>", text)
 
 
 class _Logger:
