@@ -277,6 +277,20 @@ def test_an_inform_for_another_serial_is_refused_and_not_recorded(daemon_factory
     assert wire.post(inform("dev-a"), headers={"Authorization": header}).status == 200
 
 
+def test_credentials_do_not_pass_for_a_serial_that_only_casefolds_to_theirs(
+    daemon_factory, tmp_path
+):
+    # "STRAßE1" and "STRASSE1" are two records for the store (it compares lower case)
+    path = tmp_path / "creds.toml"
+    path.write_text('[devices]\nSTRASSE1 = "pw-s"\n')
+    daemon = acs(daemon_factory, {"scheme": "digest", "credentials_file": str(path)})
+    wire, answer = first_challenge(daemon, "STRA\u00dfE1")
+    header = digest_header(challenges(answer)[-1], "STRASSE1", "pw-s")
+    refused = wire.post(inform("STRA\u00dfE1"), headers={"Authorization": header})
+    assert refused.status == 403 and closes(refused)
+    assert devices(daemon) == []
+
+
 def test_a_fixed_shared_username_is_not_bound_to_a_serial(daemon_factory):
     daemon = acs(daemon_factory, {**DIGEST, "username": "cpe"})
     code, out = sim(

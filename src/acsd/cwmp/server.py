@@ -521,7 +521,10 @@ class CwmpServer:
     ) -> web.Response | None:
         """403 for an Inform whose serial is not the one the credentials belong to: one
         router's password must not let it register or speak for another."""
-        if identity.serial is None or identity.serial.casefold() == serial.casefold():
+        # lower(), not casefold(): the store tells routers apart by lower() (its
+        # serial_key), and under casefold() "STRASSE1"'s credentials would pass for
+        # "STRAßE1", another record.
+        if identity.serial is None or identity.serial.lower() == serial.lower():
             return None
         return self._auth_mismatch(
             f"authenticated as {identity.serial[:64]!r}, but the Inform is from another serial",
