@@ -246,3 +246,58 @@ def test_a_malformed_answer_ends_the_session_at_once(daemon):
     again = Wire(daemon.cwmp_url)
     assert again.post(envelope(inform_body("BADANS01"), ns=ns)).status == 200
     drive_to_end(again, again.post(None), ns)
+
+
+def _stored_names(daemon, serial: str) -> list[str]:
+    import json
+    import sqlite3
+
+    with sqlite3.connect(daemon.db) as db:
+        row = db.execute(
+            "SELECT params FROM devices WHERE serial_key = ?", (serial.lower(),)
+        ).fetchone()
+    return list(json.loads(row[0])) if row else []
+
+
+def test_names_a_cpe_invents_are_not_stored_session_after_session(daemon):
+    """An Inform may carry any names, and a GetParameterValues answer names nobody asked
+    for: they serve the session, but the stored tree keeps only what the profile reads,
+    or a CPE could grow its record (and the daemon's memory) without end."""
+    invented = {f"Device.X_EVIL.R{i}.Junk": "x" * 40 for i in range(200)}
+    for session in range(2):
+        wire = Wire(daemon.cwmp_url)
+        params = {
+            "Device.DeviceInfo.SoftwareVersion": "1.0.0",
+            "Device.DeviceInfo.HardwareVersion": "HW1",
+            "Device.ManagementServer.ConnectionRequestURL": "http://127.0.0.1:9/cr",
+            **{f"{name}{session}": value for name, value in invented.items()},
+        }
+        assert wire.post(envelope(inform_body("EVIL000001", params=params))).status == 200
+        answer = wire.post(None)
+        for _ in range(20):  # answer every read with the names asked, and one more
+            if answer.status == 204:
+                break
+            request = parse_envelope(answer.body)
+            if isinstance(request.body, rpc.SetParameterValues):  # acsd's CR credentials
+                answer = wire.post(envelope(
+                    "<cwmp:SetParameterValuesResponse><Status>0</Status>"
+                    "</cwmp:SetParameterValuesResponse>", cwmp_id=request.id,
+                ))  # fmt: skip
+                continue
+            assert isinstance(request.body, rpc.GetParameterValues), request.body
+            values = {n: "" for n in request.body.names if not n.endswith(".")}
+            values["Device.DeviceInfo.X_EVIL_Unasked"] = "x"
+            body = "".join(
+                f"<ParameterValueStruct><Name>{n}</Name><Value>{v}</Value></ParameterValueStruct>"
+                for n, v in values.items()
+            )
+            answer = wire.post(envelope(
+                f"<cwmp:GetParameterValuesResponse><ParameterList>{body}</ParameterList>"
+                "</cwmp:GetParameterValuesResponse>", cwmp_id=request.id,
+            ))  # fmt: skip
+        assert answer.status == 204
+        wire.close()
+        wait_for(lambda: _stored_names(daemon, "EVIL000001"))
+    stored = _stored_names(daemon, "EVIL000001")
+    assert "Device.ManagementServer.PeriodicInformInterval" in stored  # the session was saved
+    assert not [name for name in stored if "X_EVIL" in name]

@@ -185,6 +185,8 @@ class ProvisioningDriver:
         self.profile: Profile | None = None
         self.identity: CpeIdentity | None = None
         self.values: dict[str, list[Any]] = {}
+        #: names of the Inform outside the profile's: read this session, not stored
+        self.unkept: set[str] = set()
         self.events: list[str] = []
         self.bootstrap = False
         #: the CPE reports another SoftwareVersion than its record holds (an upgrade)
@@ -266,6 +268,16 @@ class ProvisioningDriver:
             # profiles it matches may (a Huawei gateway's are all TR-098).
             root = self.profiles.vendor_root(self.identity)
         self.profile = self.profiles.select(self.identity, root or "Device.")
+        # What the Inform carries beyond the profile's names serves this session only: an
+        # Inform may carry any number of names (value changes, a hostile CPE's inventions),
+        # and the stored tree keeps every name it is given until a read replaces it.
+        fetch = self.profile.fetch
+        below = tuple(name for name in fetch if name.endswith("."))
+        self.unkept = {
+            p.name
+            for p in inform.parameters
+            if p.name not in fetch and not p.name.startswith(below)
+        }
         record = self.record
         self.memory = new_memory(record.provisioning if record else None, bootstrap=self.bootstrap)
         self.new_firmware = (
@@ -386,6 +398,8 @@ class ProvisioningDriver:
             if self.plan is None and self.fetch.started and not self.fetch.failed:
                 new_plan = read_plan(self.profile, flat, now).to_json()
         status, ident = self._status_and_identity(flat, shared=leaves_only)
+        if self.unkept:
+            params = {k: v for k, v in params.items() if k not in self.unkept}
         if ident.get("modelName"):
             self.identity.model_name = ident["modelName"]
         # A session that ends without its CPE (silence, timeout) last heard from it then,
@@ -560,8 +574,13 @@ class ProvisioningDriver:
                 objects = tuple(name for name in names if name.endswith("."))
                 for name in [n for n in self.values if n.startswith(objects)]:
                     del self.values[name]
+            asked = set(names)
+            below = tuple(name for name in names if name.endswith("."))
             for p in response.parameters:
-                self.values[p.name] = [p.value, p.type]
+                # Only what was asked: names a CPE adds on its own would pile up in the
+                # stored tree, session after session (a hostile one could fill the disk).
+                if p.name in asked or (below and p.name.startswith(below)):
+                    self.values[p.name] = [p.value, p.type]
             self._flat_values = None
             self.fetch.ok.extend(names)
             if len(names) == 1 and (kind := self._kind()) is not None:
