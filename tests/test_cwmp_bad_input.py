@@ -248,7 +248,7 @@ def test_a_malformed_answer_ends_the_session_at_once(daemon):
     drive_to_end(again, again.post(None), ns)
 
 
-def _stored_names(daemon, serial: str) -> list[str]:
+def _stored_params(daemon, serial: str) -> dict[str, list]:
     import json
     import sqlite3
 
@@ -256,7 +256,48 @@ def _stored_names(daemon, serial: str) -> list[str]:
         row = db.execute(
             "SELECT params FROM devices WHERE serial_key = ?", (serial.lower(),)
         ).fetchone()
-    return list(json.loads(row[0])) if row else []
+    return json.loads(row[0]) if row else {}
+
+
+def _session_answering_reads(daemon, serial: str, params: dict[str, str]) -> None:
+    """One session of a CPE whose Inform carries ``params`` and which answers every read
+    with the names asked (empty values) and one name nobody asked for; returns once the
+    session is saved."""
+    ended = len(daemon.events("session.end"))
+    wire = Wire(daemon.cwmp_url)
+    assert wire.post(envelope(inform_body(serial, params=params))).status == 200
+    answer = wire.post(None)
+    for _ in range(20):
+        if answer.status == 204:
+            break
+        request = parse_envelope(answer.body)
+        if isinstance(request.body, rpc.SetParameterValues):  # acsd's CR credentials
+            answer = wire.post(envelope(
+                "<cwmp:SetParameterValuesResponse><Status>0</Status>"
+                "</cwmp:SetParameterValuesResponse>", cwmp_id=request.id,
+            ))  # fmt: skip
+            continue
+        assert isinstance(request.body, rpc.GetParameterValues), request.body
+        values = {n: "" for n in request.body.names if not n.endswith(".")}
+        values["Device.DeviceInfo.X_EVIL_Unasked"] = "x"
+        body = "".join(
+            f"<ParameterValueStruct><Name>{n}</Name><Value>{v}</Value></ParameterValueStruct>"
+            for n, v in values.items()
+        )
+        answer = wire.post(envelope(
+            f"<cwmp:GetParameterValuesResponse><ParameterList>{body}</ParameterList>"
+            "</cwmp:GetParameterValuesResponse>", cwmp_id=request.id,
+        ))  # fmt: skip
+    assert answer.status == 204
+    wire.close()
+    wait_for(lambda: len(daemon.events("session.end")) > ended)
+
+
+_INFORM_PARAMS = {
+    "Device.DeviceInfo.SoftwareVersion": "1.0.0",
+    "Device.DeviceInfo.HardwareVersion": "HW1",
+    "Device.ManagementServer.ConnectionRequestURL": "http://127.0.0.1:9/cr",
+}
 
 
 def test_names_a_cpe_invents_are_not_stored_session_after_session(daemon):
@@ -265,39 +306,21 @@ def test_names_a_cpe_invents_are_not_stored_session_after_session(daemon):
     or a CPE could grow its record (and the daemon's memory) without end."""
     invented = {f"Device.X_EVIL.R{i}.Junk": "x" * 40 for i in range(200)}
     for session in range(2):
-        wire = Wire(daemon.cwmp_url)
         params = {
-            "Device.DeviceInfo.SoftwareVersion": "1.0.0",
-            "Device.DeviceInfo.HardwareVersion": "HW1",
-            "Device.ManagementServer.ConnectionRequestURL": "http://127.0.0.1:9/cr",
+            **_INFORM_PARAMS,
             **{f"{name}{session}": value for name, value in invented.items()},
         }
-        assert wire.post(envelope(inform_body("EVIL000001", params=params))).status == 200
-        answer = wire.post(None)
-        for _ in range(20):  # answer every read with the names asked, and one more
-            if answer.status == 204:
-                break
-            request = parse_envelope(answer.body)
-            if isinstance(request.body, rpc.SetParameterValues):  # acsd's CR credentials
-                answer = wire.post(envelope(
-                    "<cwmp:SetParameterValuesResponse><Status>0</Status>"
-                    "</cwmp:SetParameterValuesResponse>", cwmp_id=request.id,
-                ))  # fmt: skip
-                continue
-            assert isinstance(request.body, rpc.GetParameterValues), request.body
-            values = {n: "" for n in request.body.names if not n.endswith(".")}
-            values["Device.DeviceInfo.X_EVIL_Unasked"] = "x"
-            body = "".join(
-                f"<ParameterValueStruct><Name>{n}</Name><Value>{v}</Value></ParameterValueStruct>"
-                for n, v in values.items()
-            )
-            answer = wire.post(envelope(
-                f"<cwmp:GetParameterValuesResponse><ParameterList>{body}</ParameterList>"
-                "</cwmp:GetParameterValuesResponse>", cwmp_id=request.id,
-            ))  # fmt: skip
-        assert answer.status == 204
-        wire.close()
-        wait_for(lambda: _stored_names(daemon, "EVIL000001"))
-    stored = _stored_names(daemon, "EVIL000001")
+        _session_answering_reads(daemon, "EVIL000001", params)
+    stored = _stored_params(daemon, "EVIL000001")
     assert "Device.ManagementServer.PeriodicInformInterval" in stored  # the session was saved
     assert not [name for name in stored if "X_EVIL" in name]
+
+
+def test_a_setting_the_inform_reports_is_stored(daemon):
+    """A value change the CPE informs of (an SSID changed on the router) is what the
+    router holds now: the stored tree, which says what differs from the operator's
+    settings, must take it even when the session reads no settings."""
+    params = {**_INFORM_PARAMS, "Device.WiFi.SSID.1.SSID": "ChangedOnTheRouter"}
+    _session_answering_reads(daemon, "SSIDVC0001", params)
+    stored = _stored_params(daemon, "SSIDVC0001")
+    assert stored["Device.WiFi.SSID.1.SSID"][0] == "ChangedOnTheRouter"

@@ -268,16 +268,11 @@ class ProvisioningDriver:
             # profiles it matches may (a Huawei gateway's are all TR-098).
             root = self.profiles.vendor_root(self.identity)
         self.profile = self.profiles.select(self.identity, root or "Device.")
-        # What the Inform carries beyond the profile's names serves this session only: an
-        # Inform may carry any number of names (value changes, a hostile CPE's inventions),
-        # and the stored tree keeps every name it is given until a read replaces it.
-        fetch = self.profile.fetch
-        below = tuple(name for name in fetch if name.endswith("."))
-        self.unkept = {
-            p.name
-            for p in inform.parameters
-            if p.name not in fetch and not p.name.startswith(below)
-        }
+        # An Inform may carry any number of names (value changes, a hostile CPE's
+        # inventions), and the stored tree keeps every name it is given until a read
+        # replaces it: what the profile does not read serves this session only.
+        keeps = self.profile.keeps
+        self.unkept = {p.name for p in inform.parameters if not keeps(p.name)}
         record = self.record
         self.memory = new_memory(record.provisioning if record else None, bootstrap=self.bootstrap)
         self.new_firmware = (
@@ -568,18 +563,17 @@ class ProvisioningDriver:
     def _on_gpv(self, session: CwmpSession, response: rpc.Message) -> None:
         names = self.fetch.queue.pop(0) if self.fetch.queue else []
         if isinstance(response, rpc.GetParameterValuesResponse):
-            if self.apply is not None and self.apply.reread:
+            objects = tuple(name for name in names if name.endswith("."))
+            if objects and self.apply is not None and self.apply.reread:
                 # The read after the changes replaces what was known below its objects:
                 # rows the CPE no longer has must not outlive it (see _reread_names).
-                objects = tuple(name for name in names if name.endswith("."))
                 for name in [n for n in self.values if n.startswith(objects)]:
                     del self.values[name]
             asked = set(names)
-            below = tuple(name for name in names if name.endswith("."))
             for p in response.parameters:
                 # Only what was asked: names a CPE adds on its own would pile up in the
                 # stored tree, session after session (a hostile one could fill the disk).
-                if p.name in asked or (below and p.name.startswith(below)):
+                if p.name in asked or p.name.startswith(objects):
                     self.values[p.name] = [p.value, p.type]
             self._flat_values = None
             self.fetch.ok.extend(names)

@@ -163,6 +163,21 @@ class Profile:
     #: what status extraction worked out from sets of parameter names this profile read
     #: (status._Shape), by those names; lives and goes with the profile
     shapes: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
+    #: the names this profile reads (status, identity, settings), and the objects it reads
+    #: whole: what a device's stored tree keeps (see keeps)
+    _read_names: frozenset[str] = field(init=False, compare=False, repr=False)
+    _read_objects: tuple[str, ...] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        names = (*self.fetch, *self.setting_names())
+        object.__setattr__(self, "_read_names", frozenset(names))
+        object.__setattr__(self, "_read_objects", tuple(n for n in names if n.endswith(".")))
+
+    def keeps(self, name: str) -> bool:
+        """Whether a device's stored tree keeps a value of ``name``: one this profile
+        reads, or under an object it reads whole. A CPE may report any other name (an
+        Inform's value changes, an answer's additions), which serves its session only."""
+        return name in self._read_names or name.startswith(self._read_objects)
 
     @property
     def is_base(self) -> bool:
