@@ -17,7 +17,6 @@ import ipaddress
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import aiohttp
 from yarl import URL
@@ -47,16 +46,15 @@ async def connection_request(
     """One Connection Request; never raises for network trouble. ``deny``: networks it is
     never sent to; a host name is checked by the session's resolver (GuardedResolver)."""
     try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 (raises for a port that is not a number)
-        # The host as aiohttp will connect to it: yarl folds full-width digits and
-        # ideographic full stops (IDNA): "127" in full-width digits is 127 and is checked so.
+        # Parsed as aiohttp will connect: yarl folds full-width digits and ideographic full
+        # stops (IDNA), so "127" in full-width digits is checked as the 127 it reaches.
+        # It raises for "http://[::1", a port that is no number or out of range.
         target = URL(url)
         host = target.host
-    except (ValueError, UnicodeError):  # "http://[::1": what a CPE reports is not checked before
+    except (ValueError, UnicodeError):  # what a CPE reports is not checked before
         return CrResult(False, reason=f"not a URL: {url[:200]!r}")
     # TR-069 allows only plain HTTP here; anything else is a CPE misreport.
-    if parts.scheme != "http" or not host:
+    if target.scheme != "http" or not host:
         return CrResult(False, reason=f"not an http URL: {url[:200]!r}")
     try:
         network = denied_by(host, deny)
@@ -83,8 +81,8 @@ async def connection_request(
         return CrResult(False, reason=f"unreachable: {exc.__class__.__name__}: {exc}")
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         return CrResult(False, reason=f"unreachable: {exc.__class__.__name__}: {exc}")
-    except ValueError as exc:  # yarl's view of a URL urlsplit took
-        return CrResult(False, reason=f"not a URL: {exc}")
+    except ValueError as exc:  # e.g. credentials a header cannot carry (UnicodeEncodeError)
+        return CrResult(False, reason=f"not sendable: {exc}")
 
 
 class ConnectionRequester:
