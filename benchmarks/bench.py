@@ -434,15 +434,8 @@ def memory(args: argparse.Namespace, workdir: Path) -> dict:
     full.mkdir()
     shutil.copy(args.seed_db, full / "bench.db")
     with acsd_daemon(full, full / "bench.db") as (url, _api, pid, _cfg):
-        marks: dict[str, float] = {}
-
-        def mark(name: str):
-            return lambda: marks.__setitem__(name, proc_stats(pid)[0])
-
         # The same warm-up, then the same routers hold periodic sessions open.
-        holding = loadgen(url, args.hold, **warm, hold=args.hold,
-                          on={"holding": mark("before"), "held": mark("held")})  # fmt: skip
-        rss_full = marks["before"]
+        rss_full, rss_held, held = _hold_sessions(url, pid, args, **warm)
     # Not clamped at 0: a small negative figure says the difference is within the noise.
     per_device_mb = (rss_full - rss_empty) / args.idle
     return {
@@ -450,8 +443,8 @@ def memory(args: argparse.Namespace, workdir: Path) -> dict:
         "rss_mb_with_idle": round(rss_full, 1),
         "idle_devices": args.idle,
         "rss_mb_per_100k_idle": round(per_device_mb * 100_000, 1),
-        "open_sessions": holding["held"],
-        "kb_per_session": round((marks["held"] - rss_full) * 1024 / max(1, holding["held"]), 1),
+        "open_sessions": held,
+        "kb_per_session": round((rss_held - rss_full) * 1024 / max(1, held), 1),
         "baseline_kb_per_session": _baseline_kb_per_session(args),
     }
 
@@ -460,15 +453,25 @@ def _baseline_kb_per_session(args: argparse.Namespace) -> float:
     """What one held connection costs the bare aiohttp server: the part of acsd's figure
     that is aiohttp's own connection and request state."""
     with baseline_server() as (url, pid):
-        marks: dict[str, float] = {}
+        before, during, held = _hold_sessions(
+            url, pid, args, duration=2.0, concurrency=args.concurrency
+        )
+    return round((during - before) * 1024 / max(1, held), 1)
 
-        def mark(name: str):
-            return lambda: marks.__setitem__(name, proc_stats(pid)[0])
 
-        loadgen(url, args.hold, duration=2.0, concurrency=args.concurrency)
-        held = loadgen(url, args.hold, hold=args.hold,
-                       on={"holding": mark("before"), "held": mark("held")})  # fmt: skip
-    return round((marks["held"] - marks["before"]) * 1024 / max(1, held["held"]), 1)
+def _hold_sessions(
+    url: str, pid: int, args: argparse.Namespace, **warm: object
+) -> tuple[float, float, int]:
+    """RSS MiB of ``pid`` before and while the generator holds ``args.hold`` sessions open
+    (after the ``warm`` phases, loadgen options), and how many it held."""
+    rss: dict[str, float] = {}
+
+    def mark(name: str):
+        return lambda: rss.__setitem__(name, proc_stats(pid)[0])
+
+    run = loadgen(url, args.hold, **warm, hold=args.hold,
+                  on={"holding": mark("before"), "held": mark("held")})  # fmt: skip
+    return rss["before"], rss["held"], run["held"]
 
 
 def _json_get(host: str, port: str, path: str, headers: dict) -> list:
