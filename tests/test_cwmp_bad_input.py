@@ -314,6 +314,8 @@ def test_names_a_cpe_invents_are_not_stored_session_after_session(daemon):
     stored = _stored_params(daemon, "EVIL000001")
     assert "Device.ManagementServer.PeriodicInformInterval" in stored  # the session was saved
     assert not [name for name in stored if "X_EVIL" in name]
+    # what every Inform carries stays in the tree
+    assert stored["Device.DeviceInfo.SoftwareVersion"][0] == "1.0.0"
 
 
 def test_a_setting_the_inform_reports_is_stored(daemon):

@@ -133,6 +133,22 @@ class TableSpec:
     key_is_mac: bool = False  # rows are named by a MAC (matched case- and separator-blind)
 
 
+#: what every Inform carries (TR-069 Annex: the forced Inform parameters), below the root:
+#: kept in the stored tree like what a profile reads, so an ordinary Inform has nothing to
+#: leave out (TR-098's WAN ExternalIPAddress sits under an instance and is not here)
+INFORM_FORCED = (
+    "DeviceSummary",
+    "RootDataModelVersion",
+    "DeviceInfo.SpecVersion",
+    "DeviceInfo.HardwareVersion",
+    "DeviceInfo.SoftwareVersion",
+    "DeviceInfo.ProvisioningCode",
+    "ManagementServer.ConnectionRequestURL",
+    "ManagementServer.ParameterKey",
+    "ManagementServer.AliasBasedAddressing",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Profile:
     """A loaded, validated and compiled profile (``extends`` already resolved)."""
@@ -169,7 +185,8 @@ class Profile:
     _read_objects: tuple[str, ...] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        names = (*self.fetch, *self.setting_names())
+        forced = (self.root + name for name in INFORM_FORCED)
+        names = (*self.fetch, *self.setting_names(), *forced)
         object.__setattr__(self, "_read_names", frozenset(names))
         object.__setattr__(self, "_read_objects", tuple(n for n in names if n.endswith(".")))
 
