@@ -199,3 +199,29 @@ async def test_a_record_an_operator_made_is_no_router_to_merge(daemon):
     reply = world.api.patch(f"/network/device/{device['_id']}", {"serialNumber": "MADE-2"})
     assert reply.status == 409 and reply.body["message"] == "serialNumber", reply.body
     assert daemon.device_json("MADE-2")["notes"] == "spare for the 3rd floor"
+
+
+async def test_a_router_fills_in_its_mac_but_never_takes_one(daemon):
+    """The MAC a router reports fills a record that has none. It never replaces the MAC
+    an operator typed, and never takes a MAC that another device has: the operator's
+    device keeps it and a search by it finds that device alone."""
+    world = build_world(daemon)
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 2, serial_prefix="MAC")
+    unclaimed, typed = (r.serial for r in sim.routers)
+    body = {**device_body(world, "own", typed, mac="02:00:5E:00:00:0B"), "dhcp": None}
+    assert world.api.post("/network/device", body).status == 201
+    assert (await sim.run_once()).ok == 2
+    lan_mac = "Device.Ethernet.Interface.2.MACAddress"
+    reported = sim.router(unclaimed).tree.get(lan_mac)
+    assert daemon.device_json(unclaimed)["macAddress"].lower() == reported.lower()
+    assert sim.router(typed).tree.get(lan_mac).lower() != "02:00:5e:00:00:0b"
+    assert daemon.device_json(typed)["macAddress"] == "02:00:5E:00:00:0B"
+
+    # Another router reports the typed MAC (as a clone or a rogue would): it stays put.
+    world.api.delete(f"/network/device/{daemon.device_json(unclaimed)['_id']}")
+    assert (await sim.run_once()).ok == 2  # released
+    sim.router(unclaimed).tree.set_local(lan_mac, "02:00:5e:00:00:0b")
+    assert (await sim.run_once()).ok == 2  # registered again, unclaimed
+    assert "macAddress" not in daemon.device_json(unclaimed)
+    found = world.api.get("/network/device", query={"q": "02005e00000b"})
+    assert [d["serialNumber"] for d in found.body["items"]] == [typed]

@@ -163,7 +163,8 @@ def _record(row: Sequence[Any]) -> DeviceRecord:
 # One statement for both "register" and "update": it inserts a new row, or, when the
 # serial key exists, updates that row. Bound positionally (see _SaveOp.args):
 #  1 id for a new row     2 serial_number   3 serial_key (the conflict target)
-#  4 mac_address          5 mac_key         6 oui   7 product_class   8 manufacturer
+#  4 mac_address          5 mac_key (both: as reported; dropped if any device has it)
+#                                            6 oui   7 product_class   8 manufacturer
 #  9 model_name          10 software_version  11 hardware_version   12 profile
 # 13 status (JSON)       14 public_ip        15 at                   16 periodic_interval
 # 17 params (JSON)       18 absent_paths (JSON or NULL)              19 connection_request_url
@@ -178,7 +179,10 @@ INSERT INTO devices (
     model_name, software_version, hardware_version, profile, state, revision, jobs, status,
     public_ip, last_inform, periodic_interval, params, absent_paths, connection_request_url,
     created, updated, provisioning, cr_username, cr_password, read_plan, sim)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'ACTIVE', 0, 0, ?13,
+VALUES (?1, ?2, ?3,
+        CASE WHEN EXISTS (SELECT 1 FROM devices WHERE mac_key = ?5) THEN NULL ELSE ?4 END,
+        CASE WHEN EXISTS (SELECT 1 FROM devices WHERE mac_key = ?5) THEN NULL ELSE ?5 END,
+        ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'ACTIVE', 0, 0, ?13,
         ?14, ?15, ?16, ?17, coalesce(?18, '[]'), ?19, ?15, ?15, coalesce(?21, '{}'), ?26, ?27,
         ?28, ?29)
 ON CONFLICT (serial_key) DO UPDATE SET
@@ -193,8 +197,11 @@ ON CONFLICT (serial_key) DO UPDATE SET
     model_name = coalesce(excluded.model_name, model_name),
     software_version = coalesce(excluded.software_version, software_version),
     hardware_version = coalesce(excluded.hardware_version, hardware_version),
-    mac_address = coalesce(excluded.mac_address, mac_address),
-    mac_key = CASE WHEN excluded.mac_address IS NULL THEN mac_key ELSE excluded.mac_key END,
+    -- The router's MAC only fills a record that has none and only when no device has it
+    -- (excluded.* is NULL then): the operator's MAC is the one the API's contract is about,
+    -- and a router must not squat the MAC of a device the operator has yet to register.
+    mac_address = coalesce(mac_address, excluded.mac_address),
+    mac_key = CASE WHEN mac_address IS NULL THEN excluded.mac_key ELSE mac_key END,
     profile = coalesce(excluded.profile, profile),
     periodic_interval = coalesce(excluded.periodic_interval, periodic_interval),
     connection_request_url = coalesce(excluded.connection_request_url, connection_request_url),
