@@ -4,6 +4,7 @@ contacted, whether the URL holds the address or a name that resolves to it."""
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import AsyncIterator
 
 import pytest
@@ -11,6 +12,7 @@ from aiohttp import web
 
 from acsd.config import DEFAULT_DENY, load_config
 from acsd.cwmp.connreq import ConnectionRequester
+from acsd.cwmp.crguard import denied_by
 from conftest import DENY_BUT_LOOPBACK, run_cli
 
 
@@ -64,6 +66,21 @@ async def test_loopback_is_refused_by_default_and_never_contacted(cpe) -> None:
     result = await _poke(list(DEFAULT_DENY), f"http://localhost:{port}/cr")
     assert not result.ok and "cwmp.connection_request_deny" in result.reason
     assert hits == []
+
+
+def test_ipv6_addresses_that_carry_a_denied_ipv4_one_are_denied() -> None:
+    """6to4 and NAT64 addresses are delivered to the IPv4 address inside them (checked
+    without sending anything: these are no addresses a test may reach)."""
+    deny = [ipaddress.ip_network(n) for n in DEFAULT_DENY]
+    loopback = ipaddress.ip_network("127.0.0.0/8")
+    metadata = ipaddress.ip_network("169.254.0.0/16")
+    assert denied_by("::ffff:127.0.0.1", deny) == loopback
+    assert denied_by("64:ff9b::7f00:1", deny) == loopback
+    assert denied_by("64:ff9b::169.254.169.254", deny) == metadata
+    assert denied_by("2002:a9fe:a9fe::1", deny) == metadata
+    assert denied_by("2002:7f00:1::", deny) == loopback
+    for allowed in ("64:ff9b::c000:201", "2002:c000:201::1", "2001:db8::1", "192.0.2.1"):
+        assert denied_by(allowed, deny) is None, allowed
 
 
 async def test_a_network_taken_off_the_list_is_reached(cpe) -> None:

@@ -20,15 +20,33 @@ from aiohttp.resolver import DefaultResolver
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+#: RFC 6052's well-known NAT64 prefix: a gateway turns 64:ff9b::a.b.c.d into a.b.c.d
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def _addresses(
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """``ip`` and the IPv4 address it carries, if it carries one that the network delivers
+    to: IPv4-mapped (::ffff:a.b.c.d), 6to4 (2002:AABB:CCDD::) and NAT64 (64:ff9b::a.b.c.d)."""
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return [ip]
+    if ip.ipv4_mapped is not None:
+        return [ip.ipv4_mapped]
+    if ip.sixtofour is not None:
+        return [ip, ip.sixtofour]
+    if ip in _NAT64:
+        return [ip, ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)]
+    return [ip]
+
+
 def denied_by(address: str, deny: Sequence[Network]) -> Network | None:
-    """The listed network ``address`` is in (an IPv4-mapped IPv6 address counts as its
-    IPv4 address), or None."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    for network in deny:
-        if ip.version == network.version and ip in network:
-            return network
+    """The listed network ``address`` is in (an IPv6 address that carries an IPv4 one is
+    checked as that address too), or None."""
+    for ip in _addresses(ipaddress.ip_address(address.split("%", 1)[0])):
+        for network in deny:
+            if ip.version == network.version and ip in network:
+                return network
     return None
 
 
