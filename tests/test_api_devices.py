@@ -138,6 +138,10 @@ def test_bad_requests_are_400_with_the_field_path(world: World):
     assert reply.status == 413 and reply.body["code"] == 413
     error(api.get("/network/device/" + "0" * 24), 404, "not_found")
     error(api.get("/network/device/not-an-id"), 404, "not_found")
+    # A filter that can match nothing is a mistake, not an empty list.
+    body = error(api.get("/network/device", query={"customer": "acme"}), 400, "customer")
+    assert "24 hex digits" in body["description"]
+    error(api.get("/internet/account", query={"device": "x" * 24}), 400, "device")
     reply = Api(f"http://{api.host}:{api.port}/").get("/network/device")
     assert reply.status == 401 and reply.body["code"] == 401
     # Nothing of the refused requests was stored.

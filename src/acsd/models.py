@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from acsd.ids import normal_id
+from acsd.ids import is_id, normal_id
 
 DeviceState = Literal["ACTIVE", "PROVISIONING", "DELETING"]
 
@@ -124,6 +124,17 @@ Serial = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_seri
 Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_one_line)]
 #: a reference to a record by its id, taken in any case
 RecordRef = Annotated[str, AfterValidator(normal_id)]
+
+
+def _an_id(value: str) -> str:
+    if not is_id(value := normal_id(value)):
+        raise ValueError("must be a record id: 24 hex digits")
+    return value
+
+
+#: a record id in a list's filter: a body's bad reference is the seed's 404 (no such
+#: record), but a filter that can match nothing is a mistake worth telling the caller
+IdFilter = Annotated[str, AfterValidator(_an_id)]
 #: a device's name is optional, and "" clears it
 DeviceName = Annotated[str, Field(max_length=200), AfterValidator(_one_line)]
 #: free text (a device's notes): on several lines, as long as the body limit lets it be

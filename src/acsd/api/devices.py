@@ -30,6 +30,7 @@ from acsd.models import (
     DeviceName,
     Dhcp,
     ForeignRef,
+    IdFilter,
     Mac,
     Notes,
     RecordRef,
@@ -83,7 +84,7 @@ class _Settings(BaseModel):
 
 class DeviceListQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    customer: RecordRef | None = None
+    customer: IdFilter | None = None
     state: Literal["ACTIVE", "PROVISIONING", "DELETING"] | None = None
     online: bool | None = None
     #: searched in serial number, name, notes and MAC; a control character (NUL ended

@@ -36,7 +36,7 @@ from acsd.devices import reported_lan
 from acsd.hostaddr import is_host_address
 from acsd.ids import normal_id
 from acsd.log import get_logger
-from acsd.models import ForeignRef, Name, RecordRef
+from acsd.models import ForeignRef, IdFilter, Name, RecordRef
 from acsd.store.base import (
     ConflictError,
     DuplicateError,
@@ -118,8 +118,8 @@ class Success(BaseModel):
 
 class AccountListQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    customer: RecordRef | None = None
-    device: RecordRef | None = None
+    customer: IdFilter | None = None
+    device: IdFilter | None = None
     state: State | None = None
     limit: int = Field(100, ge=1, le=1000)
     offset: int = Field(0, ge=0, le=MAX_OFFSET)
