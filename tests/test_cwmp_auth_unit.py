@@ -214,6 +214,10 @@ def test_credentials_file_errors_name_the_entry(tmp_path):
     with pytest.raises(ValueError, match="Basic needs password or pbkdf2_sha256"):
         load_credentials(path, scheme="basic", realm="acsd", algorithms=["MD5"])
     assert load_credentials(path, scheme="digest", realm="acsd", algorithms=["MD5"])["a"]
+    # two routers to the store (it compares lower case), so two entries here too
+    path.write_text('[devices]\nSTRASSE1 = "x"\n"STRA\u00dfE1" = "y"\n', encoding="utf-8")
+    both = load_credentials(path, scheme="digest", realm="acsd", algorithms=["MD5"])
+    assert sorted(both) == ["strasse1", "stra\u00dfe1"]
 
 
 def test_the_first_challenge_is_md5_by_default_and_the_order_is_the_operators():

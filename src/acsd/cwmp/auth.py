@@ -248,10 +248,12 @@ def load_credentials(
                 )
         if scheme == "basic" and entry.password is None and entry.pbkdf2 is None:
             raise ValueError(f"{where}: Basic needs password or {PBKDF2_PREFIX}")
-        folded = serial.casefold()
-        if folded in out:
+        # lower(), as the store keys routers: under casefold() STRASSE1 and STRAßE1, two
+        # routers to the store, could not both be listed
+        key = serial.lower()
+        if key in out:
             raise ValueError(f"{where}: listed twice (serial numbers are case-insensitive)")
-        out[folded] = entry
+        out[key] = entry
     return out
 
 
@@ -543,7 +545,7 @@ class CpeAuthenticator:
 
     def _lookup(self, username: str) -> tuple[_Entry, str | None] | None:
         """The entry for ``username`` and the serial it is bound to (None = any device)."""
-        found = self._devices.get(username.casefold())
+        found = self._devices.get(username.lower())
         if found is not None:
             return found[1], found[0]
         if self._shared is None:
@@ -647,7 +649,7 @@ class CpeAuthenticator:
         if entry.pbkdf2 is None:
             return False
         now = self._clock()
-        token = self._mac(username.casefold(), password, str(entry.pbkdf2))
+        token = self._mac(username.lower(), password, str(entry.pbkdf2))
         until = self._verified.get(token)
         if until is not None and until > now:
             return True
