@@ -213,3 +213,43 @@ async def test_a_disabled_apn_device_gets_no_apn(daemon):
         assert (await sim.run_once()).ok == 1
     assert sim.routers[0].tree.get("Device.Cellular.AccessPoint.1.APN") == "internet"
     assert api.get(apns_path("OPERATOR-D", "off", device_id)).data["Enabled"] is False
+
+
+async def test_a_router_bound_to_an_account_takes_only_that_accounts_devices(daemon):
+    """A router whose record names an API account as its mvnoAccount (seed 000: the MVNO
+    account it is linked to) is steered by that account alone: another account that
+    registers its SIM's numbers can neither set its APN nor read its IMEI."""
+    admin = Api(daemon.api_url, token(daemon, "ADMIN"))
+    api = ApnApi(admin, "json")
+    sim, card = mobile_router(daemon, "APNB")
+    assert (await sim.run_once()).ok == 1  # registered, unclaimed
+    daemon.apply({"serialNumber": card["serial"], "mvnoAccount": "OWNER-A"})
+
+    # Only the other account knows the SIM: nothing is pushed or recorded.
+    intruder = apns_path("INTRUDER", "spy")
+    body = {"CLI": card["imsi"], "SIMNumber": card["iccid"], "LockIMEI": True, "Hints": HINTS}
+    created = api.post(intruder, body)
+    assert created.status == 202, created.wrapper
+    spy_id = created.wrapper["Meta"]["Id"]
+    assert api.put(network_path("INTRUDER", "spy"), {"APN": "spy.example"}).status == 200
+    assert api.post(apns_path("OWNER-A", "none"), {"CLI": "(+45)11111111", "Hints": HINTS})
+    for _ in range(2):
+        assert (await sim.run_once()).ok == 1
+    apn = "Device.Cellular.AccessPoint.1.APN"
+    assert sim.routers[0].tree.get(apn) == "internet"
+    spied = api.get(apns_path("INTRUDER", "spy", spy_id))
+    assert spied.data["IMEI"] is None and spied.data["LastSync"] is None
+    assert "Router" not in spied.wrapper["Meta"]
+
+    # Its own account's device steers it, and no warning of a SIM in two accounts.
+    owned = apns_path("OWNER-A", "fleet")
+    created = api.post(owned, {"CLI": card["imsi"], "LockIMEI": True, "Hints": HINTS})
+    assert created.status == 202, created.wrapper
+    assert api.put(network_path("OWNER-A", "fleet"), {"APN": "own.example"}).status == 200
+    for _ in range(2):
+        assert (await sim.run_once()).ok == 1
+    assert sim.routers[0].tree.get(apn) == "own.example"
+    mine = api.get(apns_path("OWNER-A", "fleet", created.wrapper["Meta"]["Id"])).data
+    assert mine["IMEI"] == card["imei"] and mine["NetworkStatus"] == 1
+    assert api.get(apns_path("INTRUDER", "spy", spy_id)).data["IMEI"] is None
+    assert daemon.events("apn.sim_in_several_accounts") == []

@@ -101,6 +101,8 @@ class SimReport:
     attached: bool = False
     #: seconds since the modem attached, when it is
     connection_time: int | None = None
+    #: the router record's mvnoAccount (see _whose)
+    mvno_account: str | None = None
 
     @property
     def keys(self) -> dict[str, str | None]:
@@ -108,7 +110,13 @@ class SimReport:
 
 
 def sim_report(
-    ident: Mapping[str, Any], status: Mapping[str, Any], *, at: float, router: str, serial: str
+    ident: Mapping[str, Any],
+    status: Mapping[str, Any],
+    *,
+    at: float,
+    router: str,
+    serial: str,
+    mvno_account: str | None = None,
 ) -> SimReport:
     imsi = digits(ident.get("imsi"))
     home_mcc, home_mnc = plmn(imsi)
@@ -128,6 +136,7 @@ def sim_report(
         attached=network_type in _ATTACHED
         or (network_type is None and connection_time is not None),
         connection_time=connection_time,
+        mvno_account=mvno_account,
     )
 
 
@@ -140,6 +149,21 @@ def _int(value: Any) -> int | None:
 
 #: Meta.RefusedIMEI of a locked SIM in a modem that reported no IMEI at all
 NO_IMEI = "none reported"
+
+
+async def _whose(
+    store: Store, devices: list[ApnDeviceRecord], serial: str, mvno_account: str | None
+) -> list[ApnDeviceRecord]:
+    """The live APN devices of a router's SIM that may steer it.
+
+    A router whose record names an API account as its ``mvnoAccount`` (seed 000: the MVNO
+    account it is linked to) takes only that account's devices: another account that
+    registers its SIM's numbers can neither set its APN nor read its IMEI. An
+    ``mvnoAccount`` that names no API account (an id in another system) binds nothing.
+    Otherwise the devices must all belong to one account (:func:`_one_account`)."""
+    if devices and mvno_account and await store.get_apn_account(mvno_account) is not None:
+        devices = [device for device in devices if device.account == mvno_account]
+    return _one_account(devices, serial)
 
 
 def _one_account(devices: list[ApnDeviceRecord], serial: str) -> list[ApnDeviceRecord]:
@@ -221,7 +245,12 @@ async def add_apn_name(
     name = None
     imei = digits(ident.get("imei"))
     try:
-        found = _one_account(await store.find_apn_devices_for_sim(**keys), record.serial_number)
+        found = await _whose(
+            store,
+            await store.find_apn_devices_for_sim(**keys),
+            record.serial_number,
+            record.mvno_account,
+        )
         for device in _ranked(found, keys):
             if not device.enabled or (imei is not None and locked_out(device, imei)):
                 continue  # disabled, or refused in this modem: it gets no APN from acsd
@@ -269,7 +298,7 @@ async def record_apn_session(store: Store, report: SimReport) -> None:
         return
     try:
         found = await store.find_apn_devices_for_sim(**report.keys)
-        for device in _one_account(found, report.serial):
+        for device in await _whose(store, found, report.serial, report.mvno_account):
             updated = await store.update_apn_device(device.id, partial(apply_session, report))
             if updated is not None and updated.status == REFUSED:
                 log.warning(

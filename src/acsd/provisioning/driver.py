@@ -449,7 +449,14 @@ class ProvisioningDriver:
         # The APN device with this router's SIM: a second, small write (seed 003).
         await record_apn_session(
             self.store,
-            sim_report(ident, status, at=result.at, router=device_id, serial=session.serial),
+            sim_report(
+                ident,
+                status,
+                at=result.at,
+                router=device_id,
+                serial=session.serial,
+                mvno_account=self.record.mvno_account if self.record is not None else None,
+            ),
         )
         log.info(
             "session.end",
