@@ -111,9 +111,10 @@ def field_value(spec: TableField, value: Any) -> str:
 
 
 def same_value(type_: str, current: str, wanted: str) -> bool:
-    """Equal as the CPE means them: booleans 1/true, numbers, lists with or without spaces,
-    references with or without their trailing dot (TR-181 2.17's own examples have one),
-    an unset IPv4 address empty or 0.0.0.0."""
+    """Equal as the CPE means them: booleans 1/true, numbers, lists with or without spaces
+    after their commas, references with or without their trailing dot (TR-181 2.17's own
+    examples have one), an unset IPv4 address empty or 0.0.0.0. Any other space counts:
+    "Sky Net" is another SSID than "SkyNet"."""
     if type_ == "xsd:boolean":
         return (current.strip().lower() in _TRUE) == (wanted.strip().lower() in _TRUE)
     if type_ in _INT_TYPES:
@@ -121,7 +122,9 @@ def same_value(type_: str, current: str, wanted: str) -> bool:
             return int(current) == int(wanted)
         except ValueError:
             return current == wanted
-    current, wanted = current.replace(" ", ""), wanted.replace(" ", "")
+    if current == wanted:
+        return True
+    current, wanted = _list_items(current), _list_items(wanted)
     if current == wanted:
         return True
     if wanted.startswith(_ROOTS) or current.startswith(_ROOTS):
@@ -130,6 +133,15 @@ def same_value(type_: str, current: str, wanted: str) -> bool:
 
 
 _ROOTS = ("Device.", "InternetGatewayDevice.")
+
+
+def _list_items(text: str) -> str:
+    """A comma-separated list without the spaces around its items ("a, b" -> "a,b"); text
+    without a comma as it is. (An SSID with ", " in it then matches one with "," alone: a
+    rarer case than a CPE that writes its DNS servers back with spaces.)"""
+    if "," not in text:
+        return text
+    return ",".join(item.strip() for item in text.split(","))
 
 
 #: abstract settings that only work together: a static WAN address without the default

@@ -1,0 +1,38 @@
+"""What counts as "the router already holds it": a value that differs only in how the CPE
+writes it is left alone, any other difference is sent."""
+
+from __future__ import annotations
+
+from acsd.provisioning.plan import same_value
+from acsd.sim.runner import Simulation
+from api_world import seed_body
+
+SSID = "Device.WiFi.SSID.1.SSID"
+
+
+def test_values_are_equal_as_the_cpe_means_them():
+    assert same_value("xsd:string", "192.0.2.53, 198.51.100.53", "192.0.2.53,198.51.100.53")
+    assert same_value("xsd:string", "Device.IP.Interface.1.", "Device.IP.Interface.1")
+    assert same_value("xsd:string", "", "0.0.0.0")
+    assert same_value("xsd:boolean", "1", "true")
+    assert same_value("xsd:unsignedInt", "0600", "600")
+    # any other space is part of the value
+    assert not same_value("xsd:string", "SkyNet", "Sky Net")
+    assert not same_value("xsd:string", "Need4Speed", "Need 4 Speed")
+    assert not same_value("xsd:string", "SkyNet ", "SkyNet")
+
+
+async def test_an_ssid_that_differs_only_in_spaces_is_sent(daemon):
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="SPACE")
+    router = sim.routers[0]
+    assert (await sim.run_once()).ok == 1
+    body = seed_body(router.serial, "192.168.1")
+    daemon.apply(body)
+    assert (await sim.run_once()).ok == 1
+    assert router.tree.get(SSID) == "SkyNet"
+
+    body["wifi"]["ssid"] = "Sky Net"
+    daemon.apply(body)
+    assert (await sim.run_once()).ok == 1
+    assert router.tree.get(SSID) == "Sky Net"
+    assert daemon.device_json(router.serial)["status"]["provisioned"] is True
