@@ -407,32 +407,68 @@ def test_a_stale_nonce_with_a_wrong_password_is_a_plain_failure(daemon_factory):
     assert closes(answer)
 
 
-def test_a_replayed_nonce_count_is_refused(daemon_factory):
-    daemon = acs(daemon_factory, DIGEST)
+def test_a_reused_nonce_count_gets_a_fresh_challenge_not_a_failure(daemon_factory):
+    """A correct digest with a count already used is not accepted again, but it proves the
+    password: firmware that opens a connection per message and sends its cached nonce
+    with nc=1 each time gets a fresh nonce (stale=true), is not counted toward
+    max_failures, and so never locks out the routers behind its address (CGNAT)."""
+    daemon = acs(daemon_factory, {**DIGEST, "max_failures": 3})
     wire, answer = first_challenge(daemon)
     challenge = challenges(answer)[-1]
     header = digest_header(challenge, "AUTH0001", PASSWORD, nc=1)
     # nc=1 is used once (an empty POST: authenticated, but no session, so nothing recorded)
     assert wire.post(None, headers={"Authorization": header}).status == 400
-    for _ in range(2):  # the same request again, from new connections
+    for _ in range(5):  # the same request again, from new connections: past max_failures
         replay = Wire(daemon.cwmp_url).post(inform("AUTH0001"), headers={"Authorization": header})
-        _refused(replay, challenge["nonce"])
-        assert closes(replay)
+        _refused(replay, challenge["nonce"], stale=True)
+        assert not closes(replay)
     older = digest_header(challenge, "AUTH0001", PASSWORD, nc=1, cnonce="other")
-    assert (
-        Wire(daemon.cwmp_url).post(inform("AUTH0001"), headers={"Authorization": older}).status
-        == 401
-    )
+    again = Wire(daemon.cwmp_url)
+    replay = again.post(inform("AUTH0001"), headers={"Authorization": older})
+    _refused(replay, challenge["nonce"], stale=True)
     assert devices(daemon) == []
-    assert [e["reason"] for e in logged(daemon, "cwmp.auth_failed", 3)] == [
-        "replayed nonce count"
-    ] * 3
-    # a higher count with the same nonce is fine
+    assert daemon.events("cwmp.auth_failed") == []
+    # the fresh nonce works on the same connection, as any stale one's
+    fresh = digest_header(challenges(replay)[-1], "AUTH0001", PASSWORD, nc=1)
+    assert again.post(inform("AUTH0001"), headers={"Authorization": fresh}).status == 200
+    # a higher count with the first nonce is fine too
     newer = digest_header(challenge, "AUTH0001", PASSWORD, nc=2)
     assert (
         Wire(daemon.cwmp_url).post(inform("AUTH0001"), headers={"Authorization": newer}).status
         == 200
     )
+
+
+def test_an_rfc2069_digest_without_qop_is_taken_once_per_nonce(daemon_factory):
+    """Older CWMP clients answer without qop, nc and cnonce (RFC 2069, which RFC 2617 keeps
+    for them). With no count to rise, a nonce is good for one request; the connection's
+    later requests pass on its first check."""
+    daemon = acs(daemon_factory, DIGEST)
+    wire, answer = first_challenge(daemon)
+    challenge = next(c for c in challenges(answer) if c.get("algorithm", "MD5") == "MD5")
+
+    def legacy(password: str) -> str:
+        def md5(text: str) -> str:
+            return hashlib.md5(text.encode()).hexdigest()
+
+        ha1 = md5(f"AUTH0001:{challenge['realm']}:{password}")
+        response = md5(f"{ha1}:{challenge['nonce']}:{md5('POST:/')}")
+        return (
+            f'Digest username="AUTH0001", realm="{challenge["realm"]}", '
+            f'nonce="{challenge["nonce"]}", uri="/", response="{response}"'
+        )
+
+    wrong = Wire(daemon.cwmp_url).post(inform("AUTH0001"), headers={"Authorization": legacy("x")})
+    _refused(wrong, challenge["nonce"])
+    assert closes(wrong)
+    assert wire.post(inform("AUTH0001"), headers={"Authorization": legacy(PASSWORD)}).status == 200
+    answer = wire.post(None)  # the same connection: no new check
+    assert answer.status == 200 and b"GetParameterValues" in answer.body
+    again = Wire(daemon.cwmp_url).post(
+        inform("AUTH0001"), headers={"Authorization": legacy(PASSWORD)}
+    )
+    _refused(again, challenge["nonce"], stale=True)
+    assert [e["reason"] for e in daemon.events("cwmp.auth_failed")] == ["wrong password"]
 
 
 def test_a_forged_nonce_is_refused(module_daemon_factory):

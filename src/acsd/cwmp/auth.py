@@ -571,11 +571,12 @@ class CpeAuthenticator:
         username = params.get("username")
         if username is None and "username*" in params:
             username = _ext_value(params["username*"])
-        missing = [
-            k
-            for k in ("realm", "nonce", "uri", "response", "qop", "nc", "cnonce")
-            if not params.get(k)
-        ]
+        # RFC 2069 digests (no qop, nc, cnonce: older CWMP clients) are taken too; with no
+        # count to rise, their nonce is good for one request (a connection's later
+        # requests pass on its first one's check).
+        legacy = "qop" not in params
+        needed = ("realm", "nonce", "uri", "response") + (() if legacy else ("qop", "nc", "cnonce"))
+        missing = [k for k in needed if not params.get(k)]
         if username is None or missing:
             what = ", ".join((["username"] if username is None else []) + missing)
             return self._fail(f"Digest header lacks {what}", username or "")
@@ -591,11 +592,17 @@ class CpeAuthenticator:
             return self._fail("wrong realm", username, algorithm_name)
         if not _same_target(params["uri"], target):
             return self._fail("uri does not match the request", username, algorithm_name)
-        if params["qop"].lower() != "auth":
-            return self._fail(f"qop {params['qop'][:16]!r} not offered", username, algorithm_name)
-        nc_text = params["nc"]
-        if not _NC.fullmatch(nc_text) or int(nc_text, 16) == 0:
-            return self._fail("bad nonce count", username, algorithm_name)
+        if legacy:
+            if sess:
+                return self._fail(f"{algorithm_name[:20]} needs qop", username, algorithm_name)
+            nc_text = "00000001"
+        else:
+            if params["qop"].lower() != "auth":
+                qop = params["qop"][:16]
+                return self._fail(f"qop {qop!r} not offered", username, algorithm_name)
+            nc_text = params["nc"]
+            if not _NC.fullmatch(nc_text) or int(nc_text, 16) == 0:
+                return self._fail("bad nonce count", username, algorithm_name)
         found = self._lookup(username)
         if found is None:
             return self._fail("unknown user", username, algorithm_name)
@@ -607,21 +614,27 @@ class CpeAuthenticator:
             return self._fail(
                 f"no {algorithm} credentials stored for this user", username, algorithm_name
             )
-        nonce, cnonce = params["nonce"], params["cnonce"]
+        nonce, cnonce = params["nonce"], params.get("cnonce", "")
         if sess:
             first = _h(algorithm, f"{first}:{nonce}:{cnonce}")
         second = _h(algorithm, f"{method}:{params['uri']}")
-        expected = _h(algorithm, f"{first}:{nonce}:{nc_text}:{cnonce}:{params['qop']}:{second}")
+        if legacy:
+            expected = _h(algorithm, f"{first}:{nonce}:{second}")
+        else:
+            expected = _h(algorithm, f"{first}:{nonce}:{nc_text}:{cnonce}:{params['qop']}:{second}")
         if not hmac.compare_digest(expected.encode(), params["response"].lower().encode()):
             return self._fail("wrong password", username, algorithm_name)
         # The digest is right; now whether this nonce may (still) be used with this count.
+        # A count used before is not accepted again, but the digest proves the password:
+        # firmware that opens a connection per message and sends its cached nonce with
+        # nc=1 each time is sent a fresh nonce, like a stale one, and is not counted as a
+        # failure (which would lock out every router behind its address).
         verdict = self.nonces.use(nonce, int(nc_text, 16))
-        if verdict == NonceBook.STALE:
+        if verdict != NonceBook.FRESH:
+            reason = "stale nonce" if verdict == NonceBook.STALE else "reused nonce count"
             return AuthResult(
-                False, username, "stale nonce", stale=True, status=401, method=algorithm_name
+                False, username, reason, stale=True, status=401, method=algorithm_name
             )
-        if verdict == NonceBook.REPLAY:
-            return self._fail("replayed nonce count", username, algorithm_name)
         return AuthResult(True, username, serial=serial, method=algorithm_name)
 
     # Basic ---------------------------------------------------------------------------------
