@@ -326,3 +326,27 @@ def test_a_setting_the_inform_reports_is_stored(daemon):
     _session_answering_reads(daemon, "SSIDVC0001", params)
     stored = _stored_params(daemon, "SSIDVC0001")
     assert stored["Device.WiFi.SSID.1.SSID"][0] == "ChangedOnTheRouter"
+
+
+def test_expect_100_continue_is_answered_before_the_body(daemon):
+    """libcurl-based CPE stacks send "Expect: 100-continue" with every POST over 1 KiB and
+    wait (a second, or for ever) for the interim answer before sending the body."""
+    host, port = daemon.cwmp_url.split("//")[1].rstrip("/").split(":")
+    body = envelope(inform_body("EXPECT01"))
+    head = (
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
+        f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n"
+    ).encode()
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(head)
+        assert sock.recv(4096) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(body)
+        answer = b""
+        while b"InformResponse" not in answer:
+            chunk = sock.recv(65536)
+            assert chunk, answer
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(head.replace(b"100-continue", b"something-else"))
+        assert sock.recv(4096).startswith(b"HTTP/1.1 417")
