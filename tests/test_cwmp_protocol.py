@@ -70,6 +70,24 @@ def test_session_answers_in_the_cpes_namespace_and_ends_with_204(daemon):
     answer = wire.post(render_envelope(Envelope(body=tc, cwmp_ns=ns, id="tc-1")))
     env = parse_envelope(answer.body)
     assert env.body == rpc.TransferCompleteResponse() and env.id == "tc-1"
+    # ... also as firmware writes them with empty numbers (a FaultCode meaning "none", a
+    # FileSize it did not know): a CPE sends an unacknowledged one again at every session.
+    empty = (
+        "<cwmp:TransferComplete><CommandKey>fw-1</CommandKey><FaultStruct><FaultCode></FaultCode>"
+        "<FaultString></FaultString></FaultStruct><StartTime>0001-01-01T00:00:00Z</StartTime>"
+        "<CompleteTime>0001-01-01T00:00:00Z</CompleteTime></cwmp:TransferComplete>"
+    )
+    autonomous = (
+        "<cwmp:AutonomousTransferComplete><AnnounceURL></AnnounceURL><TransferURL></TransferURL>"
+        "<IsDownload>true</IsDownload><FileType>1 Firmware Upgrade Image</FileType><FileSize/>"
+        "<TargetFileName></TargetFileName><FaultStruct><FaultCode/><FaultString/></FaultStruct>"
+        "<StartTime>0001-01-01T00:00:00Z</StartTime><CompleteTime>0001-01-01T00:00:00Z"
+        "</CompleteTime></cwmp:AutonomousTransferComplete>"
+    )
+    for body, response in ((empty, rpc.TransferCompleteResponse()),
+                           (autonomous, rpc.AutonomousTransferCompleteResponse())):  # fmt: skip
+        answer = wire.post(envelope(body, ns=ns, cwmp_id="tc-2"))
+        assert answer.status == 200 and parse_envelope(answer.body).body == response
     answer = wire.post(render_envelope(Envelope(body=rpc.GetRPCMethods(), cwmp_ns=ns, id="g")))
     methods = parse_envelope(answer.body).body
     assert isinstance(methods, rpc.GetRPCMethodsResponse)

@@ -190,10 +190,12 @@ def _p_int(el: etree._Element) -> int:
 
 
 def _p_count(el: etree._Element) -> int:
-    """An Inform's MaxEnvelopes or RetryCount: some firmware sends them empty
-    (``<RetryCount/>``). Both are informational to the ACS (current amendments fix
-    MaxEnvelopes at 1 and have the receiver ignore it), so empty reads as 0 rather than
-    failing the whole Inform."""
+    """A number the ACS only takes note of, which some firmware sends empty
+    (``<RetryCount/>``): an Inform's MaxEnvelopes and RetryCount (current amendments fix
+    MaxEnvelopes at 1 and have the receiver ignore it), a (Autonomous)TransferComplete's
+    FaultCode and FileSize. Empty reads as 0 rather than failing the message: a CPE must
+    send an unacknowledged TransferComplete again at every session, so refusing it
+    would refuse that CPE for good."""
     return _p_int(el) if (el.text or "").strip() or len(el) else 0
 
 
@@ -396,7 +398,7 @@ _DEVICE_ID = _struct(rpc.DeviceId, (
     ("manufacturer", "Manufacturer", _TOKEN), ("oui", "OUI", _TOKEN),
     ("product_class", "ProductClass", _TOKEN), ("serial_number", "SerialNumber", _TOKEN)))
 _FAULT_STRUCT = _struct(rpc.FaultStruct, (
-    ("code", "FaultCode", _INT), ("string", "FaultString", _STR)))
+    ("code", "FaultCode", _COUNT), ("string", "FaultString", _STR)))
 _SPV_FAULT = _struct(rpc.SetParameterValuesFault, (
     ("name", "ParameterName", _TOKEN), ("code", "FaultCode", _INT),
     ("string", "FaultString", _STR)))
@@ -446,7 +448,7 @@ _FIELDS: dict[type[Message], _Spec] = {
     rpc.AutonomousTransferComplete: (
         ("announce_url", "AnnounceURL", _TOKEN), ("transfer_url", "TransferURL", _TOKEN),
         ("is_download", "IsDownload", _BOOL), ("file_type", "FileType", _TOKEN),
-        ("file_size", "FileSize", _INT), ("target_file_name", "TargetFileName", _STR),
+        ("file_size", "FileSize", _COUNT), ("target_file_name", "TargetFileName", _STR),
         ("fault", "FaultStruct", _FAULT_STRUCT), *_TIMES),
     rpc.RequestDownload: (
         ("file_type", "FileType", _TOKEN), ("file_type_args", "FileTypeArg", _ARGS)),
