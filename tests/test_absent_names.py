@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from acsd.cwmp import rpc
 from acsd.cwmp.session import CwmpSession
 from acsd.provisioning.absent import AbsentHints, kind_of
@@ -99,6 +101,37 @@ async def test_new_firmware_is_asked_again_for_what_the_router_lacked(daemon):
     # Still lacking both: remembered again, so the next session searches nothing.
     assert (await sim.run_once()).ok == 1
     assert [n for n in router.stats.session_gpvs(3) if len(n) == 1] == []
+
+
+@pytest.mark.parametrize("quirk", ["unknown-9003", "unknown-9002"])
+async def test_a_name_faulted_with_another_code_is_narrowed_down_and_the_rest_applied(
+    daemon, quirk: str
+):
+    """Firmware that faults a name it lacks with 9003 or 9002 instead of 9005 (GPON ONTs
+    asked for DSL leaves, say) is searched by halves like 9005, the router provisioned, and
+    the next session reads in one call."""
+    sim = Simulation(
+        daemon.cwmp_url, ["tplink-tr181"], 1, serial_prefix="Q" + quirk[-4:], quirks={quirk}
+    )
+    router = sim.routers[0]
+    daemon.apply({**SEED_BODY, "serialNumber": router.serial})
+    assert (await sim.run_once()).ok == 1
+    calls = router.stats.session_gpvs(0)
+    assert [CELLULAR] in calls and [PPP] in calls
+    faults = {(e["code"], e.get("name")) for e in daemon.events("session.gpv_fault")}
+    if quirk == "unknown-9002":  # a fault that may pass: each named in the log
+        assert faults == {(9002, CELLULAR), (9002, PPP)}
+    else:
+        assert faults == set()
+    device = daemon.device_json(router.serial)
+    assert device["state"] == "ACTIVE" and device["status"]["provisioned"] is True
+    assert router.tree.get("Device.WiFi.SSID.1.SSID") == "SkyNet"
+    assert device["status"]["lanIp"]
+
+    # The next session reads the leaves status comes from, which the router has, in one call.
+    assert (await sim.run_once()).ok == 1
+    assert len(router.stats.session_gpvs(1)) == 1
+    assert router.stats.faults[-1].session == 1  # all in the first session
 
 
 # --- the driver on its own -------------------------------------------------------------------

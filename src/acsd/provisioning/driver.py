@@ -95,6 +95,9 @@ MAX_SPV_SPLITS = 8
 MAX_GPV_SPLITS = 32
 #: faults that say the answer was too much for the CPE, not that a name is wrong
 TOO_LARGE = frozenset({9002, 9004})
+#: faults a CPE answers for a name it does not have: 9005 as TR-069 says, 9003 (invalid
+#: arguments) as some firmware does
+UNKNOWN_NAME = frozenset({9005, 9003})
 #: What acsd answers to a CPE's GetRPCMethods.
 ACS_METHODS = [
     "Inform",
@@ -600,28 +603,45 @@ class ProvisioningDriver:
                     self._read_whole(session, "a ref points elsewhere now")
             return
         assert isinstance(response, rpc.Fault)
-        if response.code == 9005 and self.plan is not None:
+        unknown = response.code in UNKNOWN_NAME
+        if unknown and self.plan is not None:
             # A leaf of the plan is gone (new firmware, a removed object): read it all, which
             # also finds out what exactly is missing.
             self.fetch.queue.clear()
             self._read_whole(session, "a leaf of the read plan is gone")
-        elif response.code == 9005 and len(names) > 1:
+        elif unknown and len(names) > 1:
             # One unknown name fails the whole call: find out which. Names that another
             # CPE of this kind lacked meanwhile go apart; else by halves, so k unknown names
             # among n cost about 2k*log2(n/k) calls, not n (2n-1 at worst, a CPE that knows
             # none of them: ~80 for the longest list, within max_requests_per_session).
             half = len(names) // 2
             self.fetch.queue[:0] = self._apart(names) or [names[:half], names[half:]]
-        elif response.code == 9005:
+        elif unknown and names:
             self.fetch.absent.update(names)
             if (kind := self._kind()) is not None:
                 self.hints.absent(kind, names)
-        elif response.code in TOO_LARGE and len(names) > 1 and self.fetch.splits < MAX_GPV_SPLITS:
-            # A CPE that cannot build the whole answer (its memory, its buffer) answers
-            # smaller questions: ask in halves.
+        elif len(names) > 1 and self.fetch.splits < MAX_GPV_SPLITS:
+            # A CPE that cannot build the whole answer (9002/9004: its memory, its buffer)
+            # answers smaller questions; one that faults a name it lacks with another code
+            # gets it narrowed down the same way: names that failed alone before go apart,
+            # the rest in halves.
             self.fetch.splits += 1
             half = len(names) // 2
-            self.fetch.queue[:0] = [names[:half], names[half:]]
+            self.fetch.queue[:0] = self._apart(names) or [names[:half], names[half:]]
+        elif len(names) == 1:
+            # One name the CPE cannot answer for (an internal error, a vendor code): left
+            # out of this session only, since the next may well read it, and the rest goes
+            # on; failing the whole read would leave such a router unprovisioned for good.
+            # It is asked apart from now on (a hint, not a verdict: an answer clears it).
+            if (kind := self._kind()) is not None:
+                self.hints.absent(kind, names)
+            log.warning(
+                "session.gpv_fault",
+                serial=session.serial,
+                code=response.code,
+                fault=response.string,
+                name=names[0],
+            )
         else:
             log.warning(
                 "session.gpv_fault",

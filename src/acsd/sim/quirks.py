@@ -16,9 +16,12 @@ QUIRKS = {
     "empty-post-no-length": "the empty POST has neither Content-Length nor Transfer-Encoding",
     "bare-faults": "a refused SetParameterValues names no parameter (no SetParameterValuesFault)",
     "small-gpv": "a GetParameterValues of more than 16 names fails 9004 (resources exceeded)",
+    "unknown-9003": "a GetParameterValues with a name the router lacks fails 9003, not 9005",
+    "unknown-9002": "a GetParameterValues with a name the router lacks fails 9002, not 9005",
 }
-# "all" cannot have two envelope prefixes at once; SOAP-ENV is the more common one in the field
-ALL_QUIRKS = frozenset(QUIRKS) - {"prefix-soap"}
+# "all" cannot have two envelope prefixes or two codes for an unknown name at once; SOAP-ENV
+# is the more common prefix in the field
+ALL_QUIRKS = frozenset(QUIRKS) - {"prefix-soap", "unknown-9002"}
 
 
 def parse_quirks(text: str | None) -> frozenset[str]:
@@ -34,6 +37,7 @@ def parse_quirks(text: str | None) -> frozenset[str]:
             names.add(item)
         else:
             raise ValueError(f"unknown quirk {item!r} (known: all, {', '.join(QUIRKS)})")
-    if {"prefix-soap", "prefix-SOAP-ENV"} <= names:
-        raise ValueError("prefix-soap and prefix-SOAP-ENV exclude each other")
+    for pair in (("prefix-soap", "prefix-SOAP-ENV"), ("unknown-9003", "unknown-9002")):
+        if set(pair) <= names:
+            raise ValueError(f"{pair[0]} and {pair[1]} exclude each other")
     return frozenset(names)

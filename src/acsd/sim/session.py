@@ -21,6 +21,8 @@ from acsd.sim.http import HttpClient, HttpError, Response
 CWMP_1_0 = "urn:dslforum-org:cwmp-1-0"
 
 MAX_MESSAGES = 1000  # per session: an ACS stuck in a loop must not keep a router forever
+#: what a router with one of these quirks answers instead of 9005 for a name it lacks
+_UNKNOWN_NAME_CODES = {"unknown-9003": 9003, "unknown-9002": 9002}
 #: names a GetParameterValues may hold for a router with the small-gpv quirk
 SMALL_GPV = 16
 
@@ -188,6 +190,13 @@ class Session:
                 response: rpc.Message = rpc.cpe_fault(9004, f"more than {SMALL_GPV} names")
             else:
                 response = cpe.handle(request)
+            if (
+                isinstance(request, rpc.GetParameterValues)
+                and isinstance(response, rpc.Fault)
+                and response.code == 9005
+                and (code := _UNKNOWN_NAME_CODES.keys() & self.quirks)
+            ):
+                response = replace(response, code=_UNKNOWN_NAME_CODES[min(code)])
             if "bare-faults" in self.quirks and isinstance(response, rpc.Fault):
                 response = replace(response, spv_faults=[])
             answer = self._envelope(await self._post(response, answer.id), "an ACS request or 204")
