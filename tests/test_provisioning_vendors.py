@@ -207,9 +207,12 @@ async def test_a_lease_time_that_needs_a_reboot_reboots_once(daemon, tmp_path: P
     assert (await sim.run_once()).ok == 1
     router = sim.router(serial)
     assert router.stats.rpcs[-1][-1] == "Reboot"
+    job = daemon.device_json(serial)["job"]
+    assert job["notes"][0] == "the CPE applies some values after its next reboot"
     assert (await sim.run_once()).ok == 1
     assert "M Reboot" in router.stats.events[-1]
     assert router.stats.rpcs[-1] == ["GetParameterValues"]
+    assert daemon.device_json(serial)["job"]["notes"] == []  # rebooted: in effect
 
 
 async def test_factory_reset_router_gets_everything_again(daemon, tmp_path: Path):

@@ -45,6 +45,7 @@ from acsd.provisioning.apn import (
 from acsd.provisioning.desired import Desired, desired_state
 from acsd.provisioning.internet import add_internet_settings, needs_line_dns, with_line_dns
 from acsd.provisioning.jobs import (
+    AFTER_REBOOT,
     Outcome,
     RetryPolicy,
     close_job,
@@ -890,9 +891,8 @@ class ProvisioningDriver:
             apply.changes = [c for c in apply.changes if c not in sent]
             if any(c.reboot for c in sent):
                 apply.reboot = True
-            later = "the CPE applies some values after its next reboot"
-            if response.status == 1 and later not in apply.outcome.notes:
-                apply.outcome.notes.append(later)
+            if response.status == 1 and AFTER_REBOOT not in apply.outcome.notes:
+                apply.outcome.notes.append(AFTER_REBOOT)
             return
         assert isinstance(response, rpc.Fault)
         named = {f.name: f for f in response.spv_faults}
@@ -1002,6 +1002,7 @@ class ProvisioningDriver:
             outcome=self.apply.outcome,
             policy=self.settings.retry,
             now=now,
+            rebooted=self.bootstrap or "1 BOOT" in self.events,
         )
         # Unchanged (a session that found everything in place): not written again.
         if record is None or self.memory != record.provisioning:

@@ -86,6 +86,10 @@ def record_outcome(
         memory["secrets"].pop(change.path, None)
 
 
+#: the job's note after a SetParameterValues answered with Status 1
+AFTER_REBOOT = "the CPE applies some values after its next reboot"
+
+
 def close_job(
     memory: dict[str, Any],
     *,
@@ -94,8 +98,11 @@ def close_job(
     outcome: Outcome,
     policy: RetryPolicy,
     now: float,
+    rebooted: bool = False,
 ) -> tuple[str, int]:
-    """Settle the job after a session that planned; returns (device state, jobs)."""
+    """Settle the job after a session that planned; returns (device state, jobs).
+    ``rebooted``: the CPE (re)booted before this session, which puts in effect what it
+    said it would apply after a reboot."""
     faults = list(plan.refused)  # final: only a change of the record or the CPE helps
     exhausted = True
     for entry in plan.failed + plan.waiting:
@@ -123,14 +130,21 @@ def close_job(
         if fault.get("nextRetry"):
             fault["nextRetry"] = clock.iso(fault["nextRetry"])
     previous = memory.get("job") or {}
-    attempts = previous.get("attempts", 0) if previous.get("revision") == revision else 0
+    same = previous.get("revision") == revision
+    attempts = previous.get("attempts", 0) if same else 0
+    notes = list(outcome.notes)
+    # Values waiting for a reboot stay so until the CPE has rebooted, whatever later
+    # sessions find (they read the new values back before they are in effect).
+    waiting = same and not rebooted and AFTER_REBOOT in previous.get("notes", ())
+    if waiting and AFTER_REBOOT not in notes:
+        notes.append(AFTER_REBOOT)
     job = {
         "revision": revision,
         "state": state,
         "attempts": attempts + (1 if not plan.empty or outcome.faulted else 0),
         "faults": faults,
         "unsupported": plan.unsupported,
-        "notes": outcome.notes,
+        "notes": notes,
         "updated": previous.get("updated"),
     }
     # "updated" is when the job last changed: a session that found everything in place
