@@ -605,13 +605,10 @@ def test_inform_without_serial_number(device_id: str) -> None:
 @pytest.mark.parametrize(
     "device_id",
     [
-        _device_id(oui="00D09"),
-        _device_id(oui="00D09EE"),
-        _device_id(oui="00-D0-9E"),
-        _device_id(oui="GGGGGG"),
         _device_id(serial="S" * 65),
-        _device_id(manufacturer="M" * 65),
         _device_id(serial="SN&#x9;2"),
+        _device_id(manufacturer="M&#xA;X"),
+        _device_id(oui="00D0&#x9;9E"),
     ],
 )
 def test_inform_with_invalid_device_id(device_id: str) -> None:
@@ -624,6 +621,27 @@ def test_device_id_limits_accepted() -> None:
     env = parse_envelope(_inform(_device_id(oui="a1b2c3", serial="S" * 64)))
     assert env.body.device_id.oui == "A1B2C3"
     assert env.body.device_id.serial_number == "S" * 64
+
+
+@pytest.mark.parametrize(
+    ("fields", "oui", "manufacturer"),
+    [
+        ({"oui": "00-d0-9e"}, "00D09E", "M"),
+        ({"oui": "00:D0:9E"}, "00D09E", "M"),
+        ({"oui": ""}, "", "M"),
+        ({"oui": "00D09"}, "00D09", "M"),
+        ({"oui": "GGGGGG"}, "GGGGGG", "M"),
+        ({"manufacturer": "M" * 80}, "00D09E", "M" * 64),
+    ],
+)
+def test_device_id_fields_real_firmware_gets_wrong_are_taken(
+    fields: dict[str, str], oui: str, manufacturer: str
+) -> None:
+    """Only the serial number is a key: an OUI outside the schema's pattern or a name past
+    its 64 characters only chooses a profile, and refusing it would refuse that router at
+    every session."""
+    dev = parse_envelope(_inform(_device_id(**{"manufacturer": "M", **fields}))).body.device_id
+    assert (dev.oui, dev.manufacturer, dev.serial_number) == (oui, manufacturer, "SN1")
 
 
 # --- hostile input ------------------------------------------------------------------------------

@@ -46,6 +46,7 @@ _CWMP_SET = frozenset(rpc.CWMP_NAMESPACES)
 _INT_TEXT = re.compile(r"[+-]?[0-9]{1,20}")
 _BOOL_TEXT = {"1": True, "0": False, "true": True, "false": False}
 _OUI = re.compile(r"[0-9A-F]{6}")
+_OUI_SEPARATORS = re.compile(r"[-:. ]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 # Characters that need work in text; _NOT_XML (xmlsafe) is the subset XML 1.0 cannot carry (not
@@ -501,18 +502,25 @@ def _check_inform(msg: rpc.Inform) -> None:
         raise SoapError("Inform without DeviceId")
     if not dev.serial_number:
         raise SoapError("Inform without DeviceId: empty SerialNumber")
-    # The schema demands upper case; some CPEs send lower. The OUI is part of the device key.
-    dev.oui = dev.oui.upper()
-    if _OUI.fullmatch(dev.oui) is None:
-        raise SoapError(f"DeviceId OUI is not 6 hex digits: {dev.oui[:20]!r}")
+    # The schema wants 6 upper-case hex digits; firmware sends lower case, "00-25-9E", or
+    # nothing at all. Only the serial number is a key (OUI, manufacturer and product class
+    # choose a profile), so the others are taken as they come, cut to the schema's 64
+    # characters: refusing them would refuse that router at every session, for good.
+    oui = dev.oui.upper()
+    if _OUI.fullmatch(bare := _OUI_SEPARATORS.sub("", oui)) is not None:
+        oui = bare
+    dev.oui = oui[:64]
+    dev.manufacturer = dev.manufacturer[:64]
+    dev.product_class = dev.product_class[:64]
+    if len(dev.serial_number) > 64:
+        raise SoapError("DeviceId SerialNumber longer than 64 characters")
     # These end up in database keys, file names and log lines.
     for label, value in (
+        ("OUI", dev.oui),
         ("Manufacturer", dev.manufacturer),
         ("ProductClass", dev.product_class),
         ("SerialNumber", dev.serial_number),
     ):
-        if len(value) > 64:
-            raise SoapError(f"DeviceId {label} longer than 64 characters")
         if _CONTROL.search(value):
             raise SoapError(f"DeviceId {label} contains control characters")
     # Only the serial is the record's key: a repaired manufacturer stays readable.
