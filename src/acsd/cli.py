@@ -430,7 +430,9 @@ async def _apply(path: str, store, view: dict) -> int:
 #: what a terminal would act on rather than show (escape sequences, C1 controls), and line
 #: breaks that would break the layout: printed escaped. Records hold what operators' tokens
 #: and routers sent.
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: Bidirectional controls too (U+202A-U+202E, U+2066-U+2069, marks): one in a serial
+#: number would show the rest of its line reversed ("Trojan Source").
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def _shown(value: object) -> str:
