@@ -350,3 +350,13 @@ def test_expect_100_continue_is_answered_before_the_body(daemon):
     with socket.create_connection((host, int(port)), timeout=5) as sock:
         sock.sendall(head.replace(b"100-continue", b"something-else"))
         assert sock.recv(4096).startswith(b"HTTP/1.1 417")
+
+
+def test_an_inform_with_thousands_of_events_is_logged_with_the_first_64(daemon):
+    """TR-069 allows 64 EventStructs: a CPE sending thousands is served, and its log line
+    names the first 64 and how many more came."""
+    wire = Wire(daemon.cwmp_url)
+    events = ("1 BOOT", *(f"X ACME {i}" for i in range(3000)))
+    assert wire.post(envelope(inform_body("EVENTS01", events=events))).status == 200
+    [logged] = wait_for(lambda: daemon.events("session.inform"))
+    assert logged["events"] == list(events[:64]) and logged["more_events"] == len(events) - 64

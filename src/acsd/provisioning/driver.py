@@ -320,13 +320,17 @@ class ProvisioningDriver:
             self.store, self.profile, record, self.values, self.desired, compare=compare
         ):
             self.read_settings = True  # the router's APN is not its SIM's network's (yet)
+        # TR-069 allows 64 EventStructs; a CPE sending thousands must not get a log line
+        # of megabytes at every session.
+        extra = {"more_events": len(self.events) - 64} if len(self.events) > 64 else {}
         log.info(
             "session.inform",
             serial=dev.serial_number,
-            events=self.events,
+            events=self.events[:64],
             profile=self.profile.name,
             known=record is not None,
             retry=inform.retry_count,
+            **extra,
         )
         return None
 
