@@ -225,3 +225,17 @@ async def test_a_router_fills_in_its_mac_but_never_takes_one(daemon):
     assert "macAddress" not in daemon.device_json(unclaimed)
     found = world.api.get("/network/device", query={"q": "02005e00000b"})
     assert [d["serialNumber"] for d in found.body["items"]] == [typed]
+
+
+async def test_a_router_asked_for_nothing_is_provisioned_once_it_called_in(daemon):
+    """A client testing `!status.provisioned` must not take every router without wifi or
+    DHCP settings for one still waiting: once it has called in, it holds all it was asked."""
+    world = build_world(daemon)
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="NOTHING")
+    body = {**device_body(world, "own", sim.routers[0].serial), "wifi": None, "dhcp": None}
+    created = world.api.post("/network/device", body)
+    assert created.status == 201, created.body
+    assert "provisioned" not in created.body["status"]  # not seen yet: nothing to say
+    assert (await sim.run_once()).ok == 1
+    device = world.api.get(f"/network/device/{created.body['_id']}").body
+    assert device["state"] == "ACTIVE" and device["status"]["provisioned"] is True

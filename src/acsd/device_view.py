@@ -27,6 +27,11 @@ def device_view(
     if record.revision > 0:
         # The CPE holds the current revision in full (acknowledged, or found so on compare).
         status["provisioned"] = record.provisioning.get("appliedRevision") == record.revision
+    elif record.last_inform is not None:
+        # Nothing was ever asked of it (no wifi or DHCP settings): a router that has called
+        # in holds all of it. A client testing `!status.provisioned` must not see every such
+        # router as waiting for something.
+        status["provisioned"] = True
     job = record.provisioning.get("job")
     known = set(DeviceStatus.model_fields)
     # Validated as stored data (STORED): what passed the input rules of its day is shown,
