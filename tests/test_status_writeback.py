@@ -69,6 +69,7 @@ def expected_tplink(t: dict) -> dict:
 DERIVED = {
     "lastComm",
     "online",
+    "provisioned",
     "publicIp",
     "upTime",
     "connectionTime",
