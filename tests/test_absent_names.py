@@ -15,7 +15,7 @@ from acsd.provisioning.driver import ProvisioningDriver
 from acsd.provisioning.profiles import load_profiles
 from acsd.sim.runner import Simulation
 from acsd.store.base import CpeIdentity
-from api_world import SEED_BODY
+from api_world import SEED_BODY, seed_body
 
 PROFILES = load_profiles()
 IDENTITY = CpeIdentity(oui="00D09E", product_class="Box", serial_number="ABS000001")
@@ -132,6 +132,25 @@ async def test_a_name_faulted_with_another_code_is_narrowed_down_and_the_rest_ap
     assert (await sim.run_once()).ok == 1
     assert len(router.stats.session_gpvs(1)) == 1
     assert router.stats.faults[-1].session == 1  # all in the first session
+
+
+TREES = sorted(p.stem for p in (Path(__file__).parent.parent / "src/acsd/sim/trees").glob("*.json"))
+
+
+@pytest.mark.parametrize("quirk", ["unknown-9003", "unknown-9002"])
+@pytest.mark.parametrize("tree", TREES)
+async def test_every_kind_of_router_is_provisioned_whatever_it_faults_unknown_names_with(
+    daemon, tree: str, quirk: str
+):
+    sim = Simulation(daemon.cwmp_url, [tree], 1, serial_prefix=f"U{quirk[-4:]}", quirks={quirk})
+    router = sim.routers[0]
+    assert (await sim.run_once()).ok == 1  # registered: its LAN is known
+    lan = daemon.device_json(router.serial)["status"]["lanIp"].rsplit(".", 1)[0]
+    daemon.apply({**seed_body(router.serial, lan), "serialNumber": router.serial})
+    for _ in range(2):
+        assert (await sim.run_once()).ok == 1
+    device = daemon.device_json(router.serial)
+    assert device["state"] == "ACTIVE" and device["job"]["state"] == "DONE", device["job"]
 
 
 # --- the driver on its own -------------------------------------------------------------------

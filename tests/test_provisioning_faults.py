@@ -438,3 +438,41 @@ async def test_an_addobject_answer_with_a_used_or_impossible_instance_fails_the_
     faulted = driver.apply.outcome.faulted
     assert [code for _, code, _ in faulted] == [9002] * 5
     assert "instance 0" in faulted[1][2]
+
+
+async def test_a_table_the_router_cannot_read_is_not_taken_for_empty(daemon):
+    """A router that faults a table object with 9002 (internal error, a weak CPE's answer
+    too large even alone): its rows are unknown, not absent, so none is added again; the
+    job waits for a session that reads the table."""
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="UNREAD")
+    router = sim.routers[0]
+    daemon.apply(seed_body(router.serial, LAN))
+    assert (await sim.run_once()).ok == 1
+    table = "Device.DHCPv4.Server.Pool.1.StaticAddress."
+
+    def rows() -> list[str]:
+        return sorted(
+            {p[len(table) :].split(".")[0] for p in router.tree.flat() if p.startswith(table)}
+        )
+
+    assert rows() == ["1"]
+    handle = router.handle
+
+    def failing(request: rpc.Message) -> rpc.Message:
+        if isinstance(request, rpc.GetParameterValues) and table in request.names:
+            return rpc.cpe_fault(9002, "internal error")
+        return handle(request)
+
+    router.handle = failing  # type: ignore[method-assign]
+    for _ in range(2):
+        assert (await sim.run_once()).ok == 1
+        assert rows() == ["1"]
+        device = daemon.device_json(router.serial)
+        assert device["job"]["state"] == "PENDING", device["job"]
+        assert any(table in note for note in device["job"]["notes"])
+        assert [e["name"] for e in daemon.events("session.gpv_fault")][-1] == table
+    router.handle = handle  # type: ignore[method-assign]
+    assert (await sim.run_once()).ok == 1
+    assert rows() == ["1"]
+    device = daemon.device_json(router.serial)
+    assert device["state"] == "ACTIVE" and device["job"]["state"] == "DONE", device["job"]

@@ -135,6 +135,19 @@ class _Fetch:
     started: bool = False
     failed: bool = False
     splits: int = 0
+    #: names the CPE faulted alone with a code that says nothing about the name (9002, a
+    #: vendor's): leaves count as absent and objects as unknown, for this session only
+    unread: set[str] = field(default_factory=set)
+
+
+def _drop_below(plan: Plan, objects: tuple[str, ...]) -> bool:
+    """Take out of ``plan`` what lies below ``objects`` (changes, rows to add or delete);
+    True when something did."""
+    size = len(plan.changes) + len(plan.adds) + len(plan.deletes)
+    plan.changes = [c for c in plan.changes if not c.path.startswith(objects)]
+    plan.adds = [a for a in plan.adds if not a.object.startswith(objects)]
+    plan.deletes = [d for d in plan.deletes if not d.startswith(objects)]
+    return len(plan.changes) + len(plan.adds) + len(plan.deletes) != size
 
 
 @dataclass
@@ -638,6 +651,8 @@ class ProvisioningDriver:
             # out of this session only, since the next may well read it, and the rest goes
             # on; failing the whole read would leave such a router unprovisioned for good.
             # It is asked apart from now on (a hint, not a verdict: an answer clears it).
+            # What it would have told is not guessed: see _plan.
+            self.fetch.unread.update(names)
             if (kind := self._kind()) is not None:
                 self.hints.absent(kind, names)
             log.warning(
@@ -679,16 +694,22 @@ class ProvisioningDriver:
             # refuse it or, worse, hand out addresses its LAN cannot route. Nothing of the
             # DHCP settings is sent, and the job says why.
             desired = desired.without("dhcp.")
+        # A leaf the CPE could not read is taken as one it lacks (its setting is not sent
+        # blind); an object it could not read holds rows and values nobody knows, so
+        # nothing below it is planned and the job waits for a session that reads it.
+        unread_leaves = {n for n in self.fetch.unread if not n.endswith(".")}
+        unread_objects = tuple(n for n in self.fetch.unread if n.endswith("."))
         plan = plan_changes(
             self.profile,
             desired,
             flat,
-            absent=self.fetch.absent | self._not_below_reads(flat),
+            absent=self.fetch.absent | unread_leaves | self._not_below_reads(flat),
             memory=self.memory,
             force=self.bootstrap,
             now=clock.now(),
             max_attempts=self.settings.retry.max_attempts,
         )
+        unknown = _drop_below(plan, unread_objects) if unread_objects else False
         if outside is not None:
             plan.refused.append(
                 {
@@ -706,6 +727,11 @@ class ProvisioningDriver:
             late=late,
         )
         apply.outcome.notes.extend(self.desired.notes)
+        if unknown:
+            apply.outcome.incomplete = True
+            apply.outcome.notes.append(
+                "not read this session, so not compared: " + ", ".join(sorted(unread_objects))
+            )
         for change in [c for c in apply.changes if not sendable(c.value)]:
             # A record written before the API refused such text: one value must not fail
             # every session of the router; it fails alone, as a CPE's 9007 would.
