@@ -212,10 +212,32 @@ async def test_a_router_fills_in_its_mac_but_never_takes_one(daemon):
     assert world.api.post("/network/device", body).status == 201
     assert (await sim.run_once()).ok == 2
     lan_mac = "Device.Ethernet.Interface.2.MACAddress"
-    reported = sim.router(unclaimed).tree.get(lan_mac)
-    assert daemon.device_json(unclaimed)["macAddress"].lower() == reported.lower()
+    reported = sim.router(unclaimed).tree.get(lan_mac)  # "0A:5E:..." as firmware writes it
+    assert daemon.device_json(unclaimed)["macAddress"] == reported.replace(":", "").upper()
     assert sim.router(typed).tree.get(lan_mac).lower() != "02:00:5e:00:00:0b"
     assert daemon.device_json(typed)["macAddress"] == "02:00:5E:00:00:0B"
+
+    # An unclaimed router's MAC is no device's yet: an operator who writes it for another
+    # device (the router's own record may come from a rogue or a clone) takes it.
+    routers_mac = daemon.device_json(unclaimed)["macAddress"]
+    reply = world.api.post("/network/device", device_body(world, "own", "MAC-REAL",
+                                                          mac=routers_mac.lower()))  # fmt: skip
+    assert reply.status == 201, reply.body
+    assert "macAddress" not in daemon.device_json(unclaimed)
+    assert (await sim.run_once()).ok == 2  # and it does not take it back
+    assert "macAddress" not in daemon.device_json(unclaimed)
+    # A claimed router's reported MAC is its device's: another device cannot have it.
+    taken = daemon.device_json(typed)["macAddress"]
+    world.api.delete(f"/network/device/{reply.body['_id']}")
+    reply = world.api.patch(f"/network/device/{daemon.device_json(typed)['_id']}",
+                            {"macAddress": None})  # fmt: skip
+    assert reply.status == 200, reply.body
+    assert (await sim.run_once()).ok == 2  # the typed router fills in its own
+    own = daemon.device_json(typed)["macAddress"]
+    assert own == sim.router(typed).tree.get(lan_mac).replace(":", "").upper() != taken
+    clash = world.api.post("/network/device", device_body(world, "own", "MAC-OTHER", mac=own))
+    assert clash.status == 422 and clash.body["message"] == "macAddress", clash.body
+    world.api.patch(f"/network/device/{daemon.device_json(typed)['_id']}", {"macAddress": taken})
 
     # Another router reports the typed MAC (as a clone or a rogue would): it stays put.
     world.api.delete(f"/network/device/{daemon.device_json(unclaimed)['_id']}")
@@ -239,3 +261,26 @@ async def test_a_router_asked_for_nothing_is_provisioned_once_it_called_in(daemo
     assert (await sim.run_once()).ok == 1
     device = world.api.get(f"/network/device/{created.body['_id']}").body
     assert device["state"] == "ACTIVE" and device["status"]["provisioned"] is True
+
+
+async def test_a_mac_the_old_router_reported_goes_with_it_on_a_swap(daemon):
+    world = build_world(daemon)
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 2, serial_prefix="MACSWAP")
+    old, new = sim.routers
+    body = {**device_body(world, "own", old.serial), "dhcp": None}
+    del body["macAddress"]
+    device = world.api.post("/network/device", body).body
+    path = f"/network/device/{device['_id']}"
+    # the old router fills in its MAC; the new one calls in unclaimed, with its own
+    assert (await sim.run_once()).ok == 2
+    lan_mac = "Device.Ethernet.Interface.2.MACAddress"
+    mac_of = {r.serial: r.tree.get(lan_mac).replace(":", "").upper() for r in sim.routers}
+    assert world.api.get(path).body["macAddress"] == mac_of[old.serial]
+
+    reply = world.api.patch(path, {"serialNumber": new.serial})
+    assert reply.status == 200, reply.body
+    assert reply.body["macAddress"] == mac_of[new.serial]  # the new router's own report
+    found = world.api.get("/network/device", query={"q": mac_of[new.serial]}).body["items"]
+    assert [d["_id"] for d in found] == [device["_id"]]
+    assert (await sim.run_once()).ok == 2  # the old router is a stranger, with its own MAC
+    assert daemon.device_json(old.serial)["macAddress"] == mac_of[old.serial]

@@ -78,7 +78,8 @@ async def test_first_session_registers_the_cpe(store: SqliteStore) -> None:
     assert rec.public_ip == "203.0.113.7"
     assert rec.params == {"Device.DeviceInfo.UpTime": ["42", "xsd:unsignedInt"]}
     assert rec.status == {"lanIp": "192.168.1.1"}
-    assert rec.mac_address == "00:11:22:AA:BB:CC"
+    assert rec.mac_address == "001122AABBCC"  # as the seed writes MACs
+    assert rec.mac_from_router
     assert rec.profile == "tr181"
     assert rec.periodic_interval == 300
     assert rec.connection_request_url == "http://203.0.113.1:7547/cr"
@@ -131,7 +132,7 @@ async def test_second_session_updates_the_same_row(store: SqliteStore) -> None:
     assert rec.status == {"wanIp": "100.64.0.2"}  # replaced, not merged
     assert rec.public_ip == "198.51.100.9"
     assert rec.last_inform == 2000.0 and rec.updated == 2000.0 and rec.created == 1000.0
-    assert rec.mac_address == "00:11:22:aa:bb:cc"
+    assert rec.mac_address == "001122AABBCC"
     assert (rec.profile, rec.periodic_interval, rec.absent_paths) == ("tr181", 300, ["X."])
 
     # Bound by id this time; absent paths replaced when given.

@@ -111,11 +111,15 @@ def keep_reservation_ids(new: dict[str, Any] | None, old: dict[str, Any] | None)
 async def mac_owner(
     store: Store, mac: str | None, record: DeviceRecord | None
 ) -> DeviceRecord | None:
-    """The other device that already has ``mac`` (not ``record`` itself), or None."""
+    """The other device that already has ``mac`` (not ``record`` itself), or None. A
+    router's own record that only reported it (DeviceRecord.mac_is_routers_own) owns
+    nothing: the write takes the MAC from it."""
     if not mac:
         return None
     other = await store.find_device_by_mac(mac)
-    return other if other is not None and (record is None or other.id != record.id) else None
+    if other is None or other.mac_is_routers_own:
+        return None
+    return other if record is None or other.id != record.id else None
 
 
 async def apply_device(store: Store, body: DeviceInput) -> DeviceRecord:
@@ -147,7 +151,8 @@ async def apply_device(store: Store, body: DeviceInput) -> DeviceRecord:
     record.name = body.name
     record.model = body.model
     record.customer = body.customer
-    record.mac_address = body.macAddress or record.mac_address
+    if body.macAddress:
+        record.mac_address, record.mac_from_router = body.macAddress, False
     record.mvno_account = body.mvnoAccount
     record.notes = body.notes
     record.wifi = wifi

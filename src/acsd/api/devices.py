@@ -233,7 +233,8 @@ def _fill(record: DeviceRecord, data: dict[str, Any]) -> None:
     record.name = data.get("name")
     record.notes = data.get("notes")
     record.mvno_account = data.get("mvnoAccount")
-    record.mac_address = data.get("macAddress") or record.mac_address
+    if data.get("macAddress"):
+        record.mac_address, record.mac_from_router = data["macAddress"], False
     keep_reservation_ids(data.get("dhcp"), record.dhcp)
     record.wifi = data.get("wifi")
     record.dhcp = data.get("dhcp")
@@ -380,13 +381,20 @@ async def _patch(
         if incoming is not None and incoming.made_by_operator:
             raise ApiError(409, "serialNumber", "Serial number is already in use")
         record.status = incoming.status if incoming else {}
-    if patch.macAddress is not None and patch.macAddress != record.mac_address:
-        other = await mac_owner(ctx.store, patch.macAddress, record)
-        if other is not None and (incoming is None or other.id != incoming.id):
-            raise ApiError(422, "macAddress", "MAC address is already in use.")
-        record.mac_address = patch.macAddress
+        if record.mac_from_router:
+            # The old router's MAC goes with it; the new one's, if it reported one already
+            # (its unclaimed record goes in this write), or else its next session's.
+            mac = incoming.mac_address if incoming and incoming.mac_from_router else None
+            record.mac_address, record.mac_from_router = mac, mac is not None
+    if patch.macAddress is not None:
+        if patch.macAddress != record.mac_address:
+            other = await mac_owner(ctx.store, patch.macAddress, record)
+            if other is not None and (incoming is None or other.id != incoming.id):
+                raise ApiError(422, "macAddress", "MAC address is already in use.")
+        # written (or confirmed) by the operator: the record's own from now on
+        record.mac_address, record.mac_from_router = patch.macAddress, False
     elif "macAddress" in fields and patch.macAddress is None:
-        record.mac_address = None  # RFC 7386: a null removes the field
+        record.mac_address, record.mac_from_router = None, False  # RFC 7386: null removes
     _known_keys(raw)
     wifi, dhcp = record.wifi, record.dhcp
     if "wifi" in fields:

@@ -81,12 +81,21 @@ class DeviceRecord:
     #: the SIM numbers the router last reported (imsi, iccid, msisdn); {} = none, None =
     #: not known yet (written by sessions only)
     sim: dict[str, str] | None = None
+    #: the MAC address is the one the router reported (it filled in a record without
+    #: one); False once an operator writes one
+    mac_from_router: bool = False
 
     @property
     def made_by_operator(self) -> bool:
         """A customer's record or one an operator filled in (`acsd device apply` may leave
         out the customer), not only what an unknown router reported of itself."""
         return bool(self.customer or self.wifi or self.dhcp or self.name or self.notes)
+
+    @property
+    def mac_is_routers_own(self) -> bool:
+        """The MAC is only what an unclaimed router reported of itself: an operator who
+        writes it for a device takes it from this record."""
+        return self.mac_from_router and not self.made_by_operator
 
 
 @dataclass(slots=True)

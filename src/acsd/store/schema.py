@@ -332,6 +332,16 @@ MIGRATIONS: list[Migration] = [
             WHERE ip_address IS NOT NULL AND state != 'ENDED';
         """,
     ),
+    Migration(
+        11,
+        "whether a device's MAC address is one its router reported",
+        """
+        -- 1: the router filled in the MAC (the record had none); 0: an operator wrote it,
+        -- or a record from before this column (kept as the operator's, as it was). An
+        -- operator's MAC is taken from the record of a router that only reported it.
+        ALTER TABLE devices ADD COLUMN mac_from_router INTEGER NOT NULL DEFAULT 0;
+        """,
+    ),
 ]
 
 

@@ -145,7 +145,7 @@ _JSON_FIELDS = (
 _JSON_INDEXES = tuple(_FIELDS.index(name) for name in _JSON_FIELDS)
 
 
-_BOOL_INDEXES = (_FIELDS.index("drift_check"),)
+_BOOL_INDEXES = (_FIELDS.index("drift_check"), _FIELDS.index("mac_from_router"))
 
 
 def _record(row: Sequence[Any]) -> DeviceRecord:
@@ -178,13 +178,14 @@ INSERT INTO devices (
     id, serial_number, serial_key, mac_address, mac_key, oui, product_class, manufacturer,
     model_name, software_version, hardware_version, profile, state, revision, jobs, status,
     public_ip, last_inform, periodic_interval, params, absent_paths, connection_request_url,
-    created, updated, provisioning, cr_username, cr_password, read_plan, sim)
+    created, updated, provisioning, cr_username, cr_password, read_plan, sim, mac_from_router)
 VALUES (?1, ?2, ?3,
         CASE WHEN EXISTS (SELECT 1 FROM devices WHERE mac_key = ?5) THEN NULL ELSE ?4 END,
         CASE WHEN EXISTS (SELECT 1 FROM devices WHERE mac_key = ?5) THEN NULL ELSE ?5 END,
         ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'ACTIVE', 0, 0, ?13,
         ?14, ?15, ?16, ?17, coalesce(?18, '[]'), ?19, ?15, ?15, coalesce(?21, '{}'), ?26, ?27,
-        ?28, ?29)
+        ?28, ?29,
+        ?5 IS NOT NULL AND NOT EXISTS (SELECT 1 FROM devices WHERE mac_key = ?5))
 ON CONFLICT (serial_key) DO UPDATE SET
     provisioning = coalesce(?21, provisioning),
     -- what the session decided about state/jobs/dhcp holds only for the revision it saw
@@ -202,6 +203,8 @@ ON CONFLICT (serial_key) DO UPDATE SET
     -- and a router must not squat the MAC of a device the operator has yet to register.
     mac_address = coalesce(mac_address, excluded.mac_address),
     mac_key = CASE WHEN mac_address IS NULL THEN excluded.mac_key ELSE mac_key END,
+    mac_from_router = CASE WHEN mac_address IS NULL THEN excluded.mac_from_router
+                           ELSE mac_from_router END,
     profile = coalesce(excluded.profile, profile),
     periodic_interval = coalesce(excluded.periodic_interval, periodic_interval),
     connection_request_url = coalesce(excluded.connection_request_url, connection_request_url),
@@ -272,12 +275,15 @@ _SAVEPOINT = "acsd_call"
 
 def _save_args(result: SessionResult) -> list[Any]:
     ident = result.identity
+    # A router's MAC is written as the seed writes MACs ("123456789012"), whatever the
+    # firmware's notation; one that is no MAC address is not written at all.
+    mac = mac_key(result.mac_address)
     return [
         None,
         ident.serial_number,
         None,
-        result.mac_address,
-        mac_key(result.mac_address),
+        None if mac is None else mac.upper(),
+        mac,
         ident.oui,
         ident.product_class,
         ident.manufacturer,
@@ -1234,7 +1240,13 @@ class SqliteStore:
 
     async def upsert_device(self, record: DeviceRecord) -> DeviceRecord:
         _check_device(record)
-        return await self._call("upsert_device", lambda conn: self._apply_upsert(conn, record))
+
+        async def write(conn: aiosqlite.Connection) -> DeviceRecord:
+            if record.mac_address:
+                await self._take_mac(conn, record, strict=False)
+            return await self._apply_upsert(conn, record)
+
+        return await self._call("upsert_device", write)
 
     async def _call(self, kind: str, fn: Callable[[aiosqlite.Connection], Awaitable[Any]]) -> Any:
         """Queue ``fn`` behind the writes before it; its result once its transaction commits."""
@@ -1268,18 +1280,34 @@ class SqliteStore:
             if new_router:
                 await self._take_router(conn, record)
             if unique_mac and record.mac_address:
-                other = await self._scalar(
-                    conn,
-                    "SELECT id FROM devices WHERE mac_key = ? AND id != ?",
-                    (mac_key(record.mac_address), record.id),
-                )
-                if other is not None:
-                    raise ChangedError(f"MAC address {record.mac_address} was just taken")
+                await self._take_mac(conn, record)
             stored = await self._apply_upsert(conn, record)
             await _write_audit(conn, audit_row, stored.id)
             return stored
 
         return await self._call("write_device", write)
+
+    async def _take_mac(
+        self, conn: aiosqlite.Connection, record: DeviceRecord, *, strict: bool = True
+    ) -> None:
+        """``record``'s MAC from the records of routers that only reported it of
+        themselves (DeviceRecord.mac_is_routers_own): the operator's word wins over a
+        router's, which must not keep a MAC from the device it belongs to. ``strict``:
+        ChangedError if another record has it otherwise (taken since the caller checked);
+        else such records keep it too (``upsert_device``: a record as given)."""
+        key = mac_key(record.mac_address)
+        rows = await conn.execute_fetchall(
+            f"{_SELECT} WHERE mac_key = ? AND id != ?", (key, record.id)
+        )
+        others = [_record(row) for row in rows]
+        if strict and not all(other.mac_is_routers_own for other in others):
+            raise ChangedError(f"MAC address {record.mac_address} was just taken")
+        for other in (o for o in others if o.mac_is_routers_own):
+            await conn.execute(
+                "UPDATE devices SET mac_address = NULL, mac_key = NULL, mac_from_router = 0"
+                " WHERE id = ?",
+                (other.id,),
+            )
 
     async def _take_router(self, conn: aiosqlite.Connection, record: DeviceRecord) -> None:
         """The record's router was replaced (its serial number changed): what the old one
