@@ -215,6 +215,21 @@ async def test_a_lease_time_that_needs_a_reboot_reboots_once(daemon, tmp_path: P
     assert daemon.device_json(serial)["job"]["notes"] == []  # rebooted: in effect
 
 
+async def test_the_reboot_note_goes_with_the_reboot_without_drift_checks(daemon_factory):
+    # Without drift checks the session after the reboot plans nothing (the job is held):
+    # the note that values wait for a reboot must go all the same.
+    daemon = daemon_factory(provisioning={"drift_check": False})
+    sim = Simulation(daemon.cwmp_url, ["zyxel-vmg8825"], 1, serial_prefix="PZN")
+    serial = sim.routers[0].serial
+    daemon.apply(seed_body(serial, "192.168.1"))
+    assert (await sim.run_once()).ok == 1
+    note = "the CPE applies some values after its next reboot"
+    assert note in daemon.device_json(serial)["job"]["notes"]
+    assert (await sim.run_once()).ok == 1
+    assert "1 BOOT" in sim.router(serial).stats.events[-1]
+    assert note not in daemon.device_json(serial)["job"]["notes"]
+
+
 async def test_factory_reset_router_gets_everything_again(daemon, tmp_path: Path):
     first = Simulation(daemon.cwmp_url, ["huawei-hg8245"], 1, serial_prefix="PR")
     serial = first.routers[0].serial

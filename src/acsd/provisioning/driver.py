@@ -49,6 +49,7 @@ from acsd.provisioning.jobs import (
     Outcome,
     RetryPolicy,
     close_job,
+    forget_reboot_note,
     new_memory,
     record_outcome,
 )
@@ -1007,6 +1008,9 @@ class ProvisioningDriver:
 
     # --- the end -----------------------------------------------------------------------------
 
+    def _rebooted(self) -> bool:
+        return self.bootstrap or "1 BOOT" in self.events
+
     def _settle(self, result: SessionResult, *, unanswered: bool = False) -> None:
         """Provisioning memory, job, state, reservation ids and CR credentials."""
         record = self.record
@@ -1015,6 +1019,9 @@ class ProvisioningDriver:
         if record is not None:
             result.revision = record.revision
         if self.apply is None:
+            if self._rebooted() and forget_reboot_note(self.memory):
+                # values the CPE applies after a reboot are in effect now, planned or not
+                result.provisioning = self.memory
             if record and not self.operator_settings and record.state == "PROVISIONING":
                 # The operator took every setting away: nothing left to apply.
                 self.memory["appliedRevision"] = record.revision
@@ -1032,7 +1039,7 @@ class ProvisioningDriver:
             outcome=self.apply.outcome,
             policy=self.settings.retry,
             now=now,
-            rebooted=self.bootstrap or "1 BOOT" in self.events,
+            rebooted=self._rebooted(),
         )
         # Unchanged (a session that found everything in place): not written again.
         if record is None or self.memory != record.provisioning:
