@@ -79,7 +79,11 @@ def test_ipv6_addresses_that_carry_a_denied_ipv4_one_are_denied() -> None:
     assert denied_by("64:ff9b::169.254.169.254", deny) == metadata
     assert denied_by("2002:a9fe:a9fe::1", deny) == metadata
     assert denied_by("2002:7f00:1::", deny) == loopback
-    for allowed in ("64:ff9b::c000:201", "2002:c000:201::1", "2001:db8::1", "192.0.2.1"):
+    assert denied_by("::ffff:0:a9fe:a9fe", deny) == metadata  # SIIT
+    assert denied_by("64:ff9b:1::a9fe:a9fe", deny) == metadata  # RFC 8215 local-use, /96
+    # (64:ff9b:1:c000:2:100:: is 192.0.2.1 in the local-use prefix as a /48)
+    for allowed in ("64:ff9b::c000:201", "64:ff9b:1::c000:201", "64:ff9b:1:c000:2:100::",
+                    "2002:c000:201::1", "2001:db8::1", "192.0.2.1"):  # fmt: skip
         assert denied_by(allowed, deny) is None, allowed
 
 

@@ -20,23 +20,31 @@ from aiohttp.resolver import DefaultResolver
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-#: RFC 6052's well-known NAT64 prefix: a gateway turns 64:ff9b::a.b.c.d into a.b.c.d
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+#: prefixes whose last 32 bits an address translator delivers to: RFC 6052's well-known
+#: NAT64 prefix (64:ff9b::a.b.c.d), RFC 8215's local-use one as a /96 (the usual NAT64
+#: prefix length; RFC 6052's shorter layouts put the address elsewhere and cannot be told
+#: apart from it without the operator's prefix) and SIIT's IPv4-translated addresses
+_LAST_32 = (
+    ipaddress.IPv6Network("64:ff9b::/96"),
+    ipaddress.IPv6Network("64:ff9b:1::/48"),
+    ipaddress.IPv6Network("::ffff:0:0:0/96"),
+)
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-def _addresses(
-    ip: ipaddress.IPv4Address | ipaddress.IPv6Address,
-) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
-    """``ip`` and the IPv4 address it carries, if it carries one that the network delivers
-    to: IPv4-mapped (::ffff:a.b.c.d), 6to4 (2002:AABB:CCDD::) and NAT64 (64:ff9b::a.b.c.d)."""
+def _addresses(ip: Address) -> list[Address]:
+    """``ip`` and the IPv4 address it may carry to: IPv4-mapped (::ffff:a.b.c.d), 6to4
+    (2002:AABB:CCDD::), NAT64 (well-known or local-use prefix, /96), SIIT."""
     if not isinstance(ip, ipaddress.IPv6Address):
         return [ip]
     if ip.ipv4_mapped is not None:
         return [ip.ipv4_mapped]
     if ip.sixtofour is not None:
         return [ip, ip.sixtofour]
-    if ip in _NAT64:
-        return [ip, ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)]
+    if (embedded := int(ip) & 0xFFFFFFFF) and any(ip in prefix for prefix in _LAST_32):
+        # (0.0.0.0 is no address: a local-use prefix of another layout, left as it is)
+        return [ip, ipaddress.IPv4Address(embedded)]
     return [ip]
 
 
