@@ -162,6 +162,18 @@ async def test_fixed_username_is_not_bound_to_a_serial_but_per_device_is():
     assert (await _check(auth, _digest(auth, "other", "pw"))).reason == "unknown user"
 
 
+async def test_serials_the_store_tells_apart_log_in_with_their_own_passwords(tmp_path):
+    # "STRASSE1" and "STRAßE1" are two routers to the store (it compares lower case)
+    path = tmp_path / "c.toml"
+    path.write_text('[devices]\nSTRASSE1 = "pw-ss"\n"STRA\u00dfE1" = "pw-sz"\n', encoding="utf-8")
+    devices = load_credentials(path, scheme="digest", realm="acsd", algorithms=["MD5"])
+    auth = CpeAuthenticator(scheme="digest", devices=devices, algorithms=["MD5"])
+    for serial, own, other in (("STRASSE1", "pw-ss", "pw-sz"), ("STRA\u00dfE1", "pw-sz", "pw-ss")):
+        result = await _check(auth, _digest(auth, serial, own))
+        assert result.ok and result.serial == serial
+        assert not (await _check(auth, _digest(auth, serial, other))).ok
+
+
 def _device(serial: str, password: str):
     from acsd.cwmp.auth import DeviceCredentials
 
