@@ -3,6 +3,7 @@ error the seed lists plus the ones a careful API adds."""
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import sqlite3
@@ -65,6 +66,18 @@ def test_seed_example_request_and_response_field_by_field(world: World):
 
     got = world.api.get(f"/network/device/{device['_id']}")
     assert got.status == 200 and got.body == device
+
+
+def test_a_reservation_enable_is_taken_as_the_seeds_table_types_it(world: World):
+    # Seed 000's table types reservedClients[].enable as a String, its example as true.
+    body = copy.deepcopy(device_body(world, "own", "ENABLETEXT1"))
+    body["dhcp"]["reservedClients"][0]["enable"] = "False"
+    reply = world.api.post("/network/device", body)
+    assert reply.status == 201, reply.body
+    assert reply.body["dhcp"]["reservedClients"][0]["enable"] is False
+    body["dhcp"]["reservedClients"][0]["enable"] = "maybe"
+    refused = world.api.patch(f"/network/device/{reply.body['_id']}", {"dhcp": body["dhcp"]})
+    assert refused.status == 400 and refused.body["message"] == "dhcp.reservedClients.0.enable"
 
 
 def test_errors_of_the_seed_table(daemon):

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationInfo,
@@ -151,10 +152,21 @@ Ssid = Annotated[str, AfterValidator(_ssid)]
 Passphrase = Annotated[str, AfterValidator(_passphrase)]
 
 
+def _bool_or_its_text(value: object) -> object:
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return value
+
+
+#: seed 000 types reservedClients[].enable as a String ("True if reservation is active")
+#: and writes it as the boolean true in its example: both are taken
+TextBool = Annotated[bool, BeforeValidator(_bool_or_its_text)]
+
+
 class ReservedClient(_Strict):
     mac: Mac
     ip: HostIPv4
-    enable: bool = True
+    enable: TextBool = True
     id: str | None = None
 
 
