@@ -406,6 +406,17 @@ def test_a_duplicate_sim_number_in_the_network_is_409(apn: ApnApi, acct):
     assert "SIMNumber" in failed(ans, 409, 4090, 2)
 
 
+def test_optional_members_sent_empty_count_as_left_out(apn: ApnApi, acct):
+    # A .NET client writes an empty string (XML: <SIMNumber/>) for a property it has no
+    # value for; two devices without an ICCID are no duplicate.
+    for cli in ("(+45)12345678", "(+45)12345679"):
+        ans = apn.post(apns_path(acct, NETWORK), device(cli, SIMNumber="", IPAddress=" "))
+        ok(ans, 202)
+        assert ans.data["SIMNumber"] is None and ans.data["IPAddress"] is None
+    bad = apn.post(apns_path(acct, NETWORK), device("(+45)12345670", "12"))
+    assert "SIMNumber" in failed(bad, 400, 4001, 2)
+
+
 def test_an_unknown_device_is_404(apn: ApnApi, acct):
     ok(apn.post(apns_path(acct, NETWORK), device("(+45)12345678")), 202)
     for ref in ("0123456789abcdef01234567", "(+45)00000000", "nonsense"):

@@ -25,7 +25,14 @@ from typing import Annotated, Any, TypeVar
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    StringConstraints,
+    ValidationError,
+)
 
 from acsd.api import apn_xml
 from acsd.api.apn_xml import Contract, Enum
@@ -139,6 +146,12 @@ def _iccid(value: str) -> str:
     return value
 
 
+def _blank_is_none(value: object) -> object:
+    """An optional member sent empty (a .NET client's empty string, XML's <SIMNumber/>)
+    says no more than one left out."""
+    return None if isinstance(value, str) and not value.strip() else value
+
+
 def _day(value: int) -> int:
     if not 1 <= value <= 31:
         raise ValueError("must be a day of the month, 1 to 31")
@@ -218,11 +231,15 @@ class APNDevice(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     CLI: Annotated[str, AfterValidator(_cli)]
-    SIMNumber: Annotated[str, AfterValidator(_iccid)] | None = None
+    SIMNumber: Annotated[
+        Annotated[str, AfterValidator(_iccid)] | None, BeforeValidator(_blank_is_none)
+    ] = None
     SOC: _text(64) | None = None  # type: ignore[valid-type]
     InternalSOC: _text(64) | None = None  # type: ignore[valid-type]
     Description: _text(1024) | None = None  # type: ignore[valid-type]
-    IPAddress: Annotated[str, AfterValidator(_ip)] | None = None
+    IPAddress: Annotated[
+        Annotated[str, AfterValidator(_ip)] | None, BeforeValidator(_blank_is_none)
+    ] = None
     StartDate: DateText | None = None
     EndDate: DateText | None = None
     FriendlyName: _text(256) | None = None  # type: ignore[valid-type]
