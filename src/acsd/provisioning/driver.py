@@ -136,19 +136,6 @@ class _Fetch:
     started: bool = False
     failed: bool = False
     splits: int = 0
-    #: names the CPE faulted alone with a code that says nothing about the name (9002, a
-    #: vendor's): leaves count as absent and objects as unknown, for this session only
-    unread: set[str] = field(default_factory=set)
-
-
-def _drop_below(plan: Plan, objects: tuple[str, ...]) -> bool:
-    """Take out of ``plan`` what lies below ``objects`` (changes, rows to add or delete);
-    True when something did."""
-    size = len(plan.changes) + len(plan.adds) + len(plan.deletes)
-    plan.changes = [c for c in plan.changes if not c.path.startswith(objects)]
-    plan.adds = [a for a in plan.adds if not a.object.startswith(objects)]
-    plan.deletes = [d for d in plan.deletes if not d.startswith(objects)]
-    return len(plan.changes) + len(plan.adds) + len(plan.deletes) != size
 
 
 @dataclass
@@ -647,13 +634,11 @@ class ProvisioningDriver:
             self.fetch.splits += 1
             half = len(names) // 2
             self.fetch.queue[:0] = self._apart(names) or [names[:half], names[half:]]
-        elif len(names) == 1:
-            # One name the CPE cannot answer for (an internal error, a vendor code): left
-            # out of this session only, since the next may well read it, and the rest goes
-            # on; failing the whole read would leave such a router unprovisioned for good.
-            # It is asked apart from now on (a hint, not a verdict: an answer clears it).
-            # What it would have told is not guessed: see _plan.
-            self.fetch.unread.update(names)
+        elif len(names) == 1 and not self._writes_at(names[0]):
+            # One name the CPE cannot answer for (an internal error, a vendor code) that
+            # only status comes from: left out of this session, asked apart from now on (a
+            # hint, not a verdict: an answer clears it), and the rest goes on. Failing the
+            # whole read would leave such a router unprovisioned for good.
             if (kind := self._kind()) is not None:
                 self.hints.absent(kind, names)
             log.warning(
@@ -669,8 +654,10 @@ class ProvisioningDriver:
                 serial=session.serial,
                 code=response.code,
                 fault=response.string,
+                name=names[0] if len(names) == 1 else None,
             )
-            # Without the CPE's values a plan would be guesswork: apply nothing this time.
+            # Without the CPE's values a plan would be guesswork (a table it could not
+            # read is not an empty one, a leaf not one it lacks): apply nothing this time.
             self.fetch.queue.clear()
             self.fetch.failed = True
 
@@ -695,22 +682,16 @@ class ProvisioningDriver:
             # refuse it or, worse, hand out addresses its LAN cannot route. Nothing of the
             # DHCP settings is sent, and the job says why.
             desired = desired.without("dhcp.")
-        # A leaf the CPE could not read is taken as one it lacks (its setting is not sent
-        # blind); an object it could not read holds rows and values nobody knows, so
-        # nothing below it is planned and the job waits for a session that reads it.
-        unread_leaves = {n for n in self.fetch.unread if not n.endswith(".")}
-        unread_objects = tuple(n for n in self.fetch.unread if n.endswith("."))
         plan = plan_changes(
             self.profile,
             desired,
             flat,
-            absent=self.fetch.absent | unread_leaves | self._not_below_reads(flat),
+            absent=self.fetch.absent | self._not_below_reads(flat),
             memory=self.memory,
             force=self.bootstrap,
             now=clock.now(),
             max_attempts=self.settings.retry.max_attempts,
         )
-        unknown = _drop_below(plan, unread_objects) if unread_objects else False
         if outside is not None:
             plan.refused.append(
                 {
@@ -728,11 +709,6 @@ class ProvisioningDriver:
             late=late,
         )
         apply.outcome.notes.extend(self.desired.notes)
-        if unknown:
-            apply.outcome.incomplete = True
-            apply.outcome.notes.append(
-                "not read this session, so not compared: " + ", ".join(sorted(unread_objects))
-            )
         for change in [c for c in apply.changes if not sendable(c.value)]:
             # A record written before the API refused such text: one value must not fail
             # every session of the router; it fails alone, as a CPE's 9007 would.
@@ -784,6 +760,15 @@ class ProvisioningDriver:
             # value says what is wrong with it, as for any other value it refuses.
             return None
         return None
+
+    def _writes_at(self, name: str) -> bool:
+        """Whether a setting of the profile is written at or below ``name``, or ``name``
+        lies in a table the profile writes rows of."""
+        assert self.profile is not None
+        return any(
+            p.startswith(name) or (p.endswith(".") and name.startswith(p))
+            for p in self.profile.setting_names()
+        )
 
     def _not_below_reads(self, flat: dict[str, Any]) -> set[str]:
         """Setting paths under an object read whole this session that the CPE did not
