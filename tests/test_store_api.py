@@ -569,3 +569,76 @@ async def test_new_writes_are_refused_when_closed(tmp_path: Path) -> None:
         await s.write_device(DeviceRecord(id="", serial_number="late"), audit=audit())
     with pytest.raises(StoreClosedError):
         await s.query_devices(DeviceQuery())
+
+
+# -- a MAC a router reported against operators' writes read earlier -------------------------
+
+
+async def _macs(store: SqliteStore) -> dict[str, str | None]:
+    records, _ = await store.query_devices(DeviceQuery(limit=1000))
+    return {r.serial_number: r.mac_address for r in records}
+
+
+async def test_a_write_read_before_an_operator_took_the_routers_mac_does_not_put_it_back(
+    tmp_path: Path,
+) -> None:
+    """`acsd device apply` in another process reads a router's record, the API takes the
+    MAC the router reported for a device, then the apply writes: the MAC stays with the
+    device, not on both records."""
+    cli, api = SqliteStore(tmp_path / "acsd.db"), SqliteStore(tmp_path / "acsd.db")
+    await cli.open()
+    await api.open()
+    try:
+        await api.save_session(session("ROUTER", mac_address="02:00:00:00:00:09"))
+        stale = await cli.find_device_for_cpe("ROUTER")
+        assert stale is not None and stale.mac_from_router
+        await api.write_device(
+            DeviceRecord(id="", serial_number="D1", customer="c1", mac_address="020000000009"),
+            unique_mac=True,
+        )
+        assert await _macs(api) == {"ROUTER": None, "D1": "020000000009"}
+        stale.name = "claimed"
+        await cli.upsert_device(stale)
+        assert await _macs(api) == {"ROUTER": None, "D1": "020000000009"}
+        # ...and one read before the router reported its MAC does not wipe it out
+        await api.save_session(session("LATE", at=1000.0))
+        early = await cli.find_device_for_cpe("LATE")
+        assert early is not None and early.mac_address is None
+        await api.save_session(
+            session("LATE", at=2000.0, since=1000.0, mac_address="02:00:00:00:00:0A")
+        )
+        early.name = "named"
+        await cli.upsert_device(early)
+        assert (await _macs(api))["LATE"] == "02000000000A"
+    finally:
+        await cli.close()
+        await api.close()
+
+
+async def test_a_swap_takes_the_new_routers_mac_as_it_is_at_the_write(store: SqliteStore) -> None:
+    """The new router's unclaimed record reported a MAC; a device takes that MAC before the
+    swap is written: the swapped record does not get it too."""
+    old_id = await store.save_session(session("OLD", mac_address="02:00:00:00:00:01"))
+    await store.save_session(session("NEW", mac_address="02:00:00:00:00:02"))
+    record = await store.get_device(old_id)
+    assert record is not None
+    record.customer = "c1"
+    record = await store.write_device(record)
+    await store.write_device(
+        DeviceRecord(id="", serial_number="E1", customer="c1", mac_address="020000000002"),
+        unique_mac=True,
+    )
+    record.serial_number, record.mac_address, record.mac_from_router = "NEW", None, False
+    swapped = await store.write_device(record, new_router=True)
+    assert swapped.mac_address is None
+    assert await _macs(store) == {"NEW": None, "E1": "020000000002"}
+    # without the device in between, the swap takes the MAC the new router reported
+    other_id = await store.save_session(session("OTHER-OLD", mac_address="02:00:00:00:00:03"))
+    await store.save_session(session("OTHER-NEW", mac_address="02:00:00:00:00:04"))
+    other = await store.get_device(other_id)
+    assert other is not None
+    other.customer = "c1"
+    other.serial_number, other.mac_address, other.mac_from_router = "OTHER-NEW", None, False
+    swapped = await store.write_device(other, new_router=True)
+    assert (swapped.mac_address, swapped.mac_from_router) == ("020000000004", True)
+    assert (await _macs(store))["OTHER-NEW"] == "020000000004"

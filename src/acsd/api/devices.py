@@ -382,10 +382,10 @@ async def _patch(
             raise ApiError(409, "serialNumber", "Serial number is already in use")
         record.status = incoming.status if incoming else {}
         if record.mac_from_router:
-            # The old router's MAC goes with it; the new one's, if it reported one already
-            # (its unclaimed record goes in this write), or else its next session's.
-            mac = incoming.mac_address if incoming and incoming.mac_from_router else None
-            record.mac_address, record.mac_from_router = mac, mac is not None
+            # The old router's MAC goes with it; the new one's comes with its record, if
+            # it reported one (the store takes it in the write, as it is then), or else
+            # with its next session.
+            record.mac_address, record.mac_from_router = None, False
     if patch.macAddress is not None:
         if patch.macAddress != record.mac_address:
             other = await mac_owner(ctx.store, patch.macAddress, record)

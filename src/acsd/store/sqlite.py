@@ -1242,7 +1242,17 @@ class SqliteStore:
         _check_device(record)
 
         async def write(conn: aiosqlite.Connection) -> DeviceRecord:
-            if record.mac_address:
+            if record.id and not (record.mac_address and not record.mac_from_router):
+                # No MAC of the caller's own: a router's, reported or taken since the
+                # caller read the record, stays as it is now, not as it was then.
+                rows = await conn.execute_fetchall(
+                    "SELECT mac_address, mac_from_router FROM devices WHERE id = ?", (record.id,)
+                )
+                if rows and rows[0][1]:
+                    record.mac_address, record.mac_from_router = rows[0][0], True
+                elif rows and record.mac_from_router:
+                    record.mac_address, record.mac_from_router = rows[0][0], False
+            if record.mac_address and not record.mac_from_router:
                 await self._take_mac(conn, record, strict=False)
             return await self._apply_upsert(conn, record)
 
@@ -1329,6 +1339,9 @@ class SqliteStore:
             )
         if found.id:
             await conn.execute("DELETE FROM devices WHERE id = ?", (found.id,))
+            if record.mac_address is None and found.mac_from_router and found.mac_address:
+                # the MAC it reported of itself (still its own: none took it since)
+                record.mac_address, record.mac_from_router = found.mac_address, True
             # the SIM that router carries now points at the record it is merged into
             await conn.execute(
                 "UPDATE apn_devices SET router = ? WHERE router = ?", (record.id, found.id)
