@@ -1004,7 +1004,7 @@ class ProvisioningDriver:
         if record is not None:
             result.revision = record.revision
         if self.apply is None:
-            if self._rebooted() and forget_reboot_note(self.memory):
+            if self._rebooted() and forget_reboot_note(self.memory, clock.now()):
                 # values the CPE applies after a reboot are in effect now, planned or not
                 result.provisioning = self.memory
             if record and not self.operator_settings and record.state == "PROVISIONING":

@@ -157,13 +157,14 @@ def close_job(
     return "ACTIVE", 0
 
 
-def forget_reboot_note(memory: dict[str, Any]) -> bool:
+def forget_reboot_note(memory: dict[str, Any], now: float) -> bool:
     """Take the AFTER_REBOOT note off the job (the CPE rebooted, in a session that did not
     plan: drift checks off, or its read failed); True when there was one."""
     job = memory.get("job")
     if not job or AFTER_REBOOT not in job.get("notes", ()):
         return False
     job["notes"] = [note for note in job["notes"] if note != AFTER_REBOOT]
+    job["updated"] = clock.iso(now)
     return True
 
 
