@@ -477,3 +477,43 @@ async def test_a_table_the_router_cannot_read_is_not_taken_for_empty(daemon):
     assert rows() == ["1"]
     device = daemon.device_json(router.serial)
     assert device["state"] == "ACTIVE" and device["job"]["state"] == "DONE", device["job"]
+
+
+async def test_dhcp_waits_while_a_fault_hides_the_lan_address(daemon):
+    """A router whose LAN moved to 10.9.8.0/24 and that faults 9002 on its LAN address:
+    without the address, the pool (in the LAN the record was checked against) cannot be
+    held against the LAN, so nothing of the DHCP settings is sent and the job says why;
+    the wifi is applied. Once the router answers again, the pool meets the LAN check."""
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="PH")
+    serial = sim.routers[0].serial
+    daemon.apply(seed_body(serial, LAN))
+    assert (await sim.run_once()).ok == 1  # provisioned, LAN 192.168.1.1/24 stored
+    router = sim.router(serial)
+    address = "Device.IP.Interface.1.IPv4Address.1.IPAddress"
+    router.set_local(address, "10.9.8.1")
+    router.read_faults = {address: 9002, "Device.IP.Interface.": 9002}
+
+    changed = seed_body(serial, LAN)
+    changed["dhcp"]["ipPoolStart"] = f"{LAN}.110"
+    changed["wifi"]["ssid"] = "SkyNet2"
+    daemon.apply(changed)
+    assert (await sim.run_once()).ok == 1
+    pool = "Device.DHCPv4.Server.Pool.1."
+    assert router.tree.get("Device.WiFi.SSID.1.SSID") == "SkyNet2"
+    assert router.tree.get(pool + "MinAddress") == f"{LAN}.100"  # not sent
+    faulted = {e.get("name") for e in daemon.events("session.gpv_fault")}
+    assert address in faulted or "Device.IP.Interface." in faulted
+    device = daemon.device_json(serial)
+    assert device["status"]["provisioned"] is False
+    [fault] = device["job"]["faults"]
+    assert fault["setting"] == "dhcp"
+    assert fault["message"].startswith("the router's LAN address could not be read")
+    assert fault["message"].endswith(": no DHCP setting sent")
+
+    router.read_faults = {}
+    assert (await sim.run_once()).ok == 1
+    assert router.tree.get(pool + "MinAddress") == f"{LAN}.100"
+    [fault] = daemon.device_json(serial)["job"]["faults"]
+    assert fault["message"] == (
+        f"{LAN}.110 is not in the router's LAN 10.9.8.0/24: no DHCP setting sent"
+    )

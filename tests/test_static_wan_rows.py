@@ -389,3 +389,43 @@ def test_the_reported_dns_servers_a_line_keeps():
     assert reported_dns({"dns": "127.0.0.1", "dns2": "2001:db8::53"}) == []
     assert reported_dns({"dns": "192.0.2.53", "dns2": "192.0.2.53"}) == ["192.0.2.53"]
     assert reported_dns(None) == []
+
+
+# --- a read the router could not answer in full ------------------------------------------
+
+
+def planned_line(skipped: list[str], values: dict[str, str], memory: dict | None = None):
+    from acsd.provisioning.driver import ProvisioningDriver
+
+    driver = ProvisioningDriver(store=None, profiles=load_profiles())  # type: ignore[arg-type]
+    driver.profile = driver.profiles.get("tr181")
+    driver.desired = Desired(settings=dict(LINE))
+    driver.memory = dict(memory or {})
+    driver.values = {name: [value, "xsd:string"] for name, value in values.items()}
+    driver.fetch.skipped = list(skipped)
+    return driver._plan().plan
+
+
+def test_a_line_waits_while_a_fault_hides_the_routers_dns_servers():
+    # The router faulted (9002) on its DNS client table: the servers its DHCP client got
+    # are unknown, and the line (which turns that client off) would leave it without DNS.
+    plan = planned_line([DNS], DHCP_BOUND)
+    assert plan.adds == [] and [c for c in plan.changes if c.setting.startswith("wan.")] == []
+    [held] = plan.refused
+    assert held["setting"] == "wan.static.dns"
+    assert held["message"] == (
+        f"the router's DNS servers could not be read (it faulted on {DNS}): "
+        "the static line is not sent"
+    )
+
+
+def test_a_fault_elsewhere_or_known_dns_servers_do_not_hold_the_line():
+    cellular = "Device.Cellular.Interface."
+    for skipped, values, memory in [
+        ([cellular], DHCP_BOUND, None),  # nothing DNS is read there
+        ([DNS], {**DHCP_BOUND, "Device.DHCPv4.Client.1.DNSServers": "192.0.2.53"}, None),
+        ([DNS], DHCP_BOUND, {"lineDns": ["192.0.2.53"]}),  # kept when the line was pushed
+    ]:
+        plan = planned_line(skipped, values, memory)
+        assert plan.refused == []
+        assert [a.table for a in plan.adds][:2] == ["wan.static.address", "wan.static.route"]

@@ -762,3 +762,32 @@ def test_a_value_that_is_not_what_its_seed_field_holds_is_not_reported(tr181):
     values["Device.IP.Interface.1.IPv4Address.2.IPAddress"] = "192.168.77.1"
     values["Device.IP.Interface.1.IPv4Address.2.Status"] = "Enabled"
     assert extract_status(tr181, values)["lanIp"] == "192.168.77.1"
+
+
+def test_fields_a_faulted_name_could_have_held():
+    from acsd.provisioning.status import fields_read_at
+
+    tr181 = load_profiles().get("tr181")
+    pool_ref = "Device.DHCPv4.Server.Pool.1.Interface"
+    lan = {pool_ref: "Device.IP.Interface.1"}
+    fields = ("lanIp", "subnetMask", "dns", "upTime")
+
+    def held(values: dict[str, str], *names: str) -> list[str]:
+        return fields_read_at(tr181, values, fields, names)
+
+    # the LAN leaf, its object or an object above it; also its `where` key (Status)
+    assert held(lan, "Device.IP.Interface.1.IPv4Address.1.IPAddress") == ["lanIp"]
+    assert held(lan, "Device.IP.Interface.1.IPv4Address.1.Status") == ["lanIp", "subnetMask"]
+    assert held(lan, "Device.IP.Interface.") == ["lanIp", "subnetMask"]
+    assert held(lan, "Device.") == list(fields)
+    # the ref pointing elsewhere: the fallback path (IP.Interface.1) still counts
+    assert held({pool_ref: "Device.IP.Interface.3"}, "Device.IP.Interface.3.") == [
+        "lanIp",
+        "subnetMask",
+    ]
+    # the ref itself unread: where it is read counts
+    assert held({}, pool_ref) == ["lanIp", "subnetMask"]
+    # names that hold none of them
+    assert held(lan, "Device.Cellular.Interface.", "Device.IP.Interface.2.") == []
+    assert held(lan, "Device.DNS.Client.Server.") == ["dns"]
+    assert held(lan) == []

@@ -43,7 +43,12 @@ from acsd.provisioning.apn import (
     sim_report,
 )
 from acsd.provisioning.desired import Desired, desired_state
-from acsd.provisioning.internet import add_internet_settings, needs_line_dns, with_line_dns
+from acsd.provisioning.internet import (
+    add_internet_settings,
+    needs_line_dns,
+    reported_dns,
+    with_line_dns,
+)
 from acsd.provisioning.jobs import (
     AFTER_REBOOT,
     Outcome,
@@ -70,6 +75,7 @@ from acsd.provisioning.status import (
     Extraction,
     ReadPlan,
     fetch_names,
+    fields_read_at,
     read_plan,
     untyped,
 )
@@ -133,6 +139,8 @@ class _Fetch:
     queue: list[list[str]] = field(default_factory=list)
     ok: list[str] = field(default_factory=list)
     absent: set[str] = field(default_factory=set)
+    #: names that faulted alone and that the session went on without (status-only names)
+    skipped: list[str] = field(default_factory=list)
     started: bool = False
     failed: bool = False
     splits: int = 0
@@ -634,7 +642,8 @@ class ProvisioningDriver:
             self.fetch.splits += 1
             half = len(names) // 2
             self.fetch.queue[:0] = self._apart(names) or [names[:half], names[half:]]
-        elif len(names) == 1 and not self._writes_at(names[0]):
+        elif len(names) == 1 and self.profile is not None and not self.profile.writes_at(names[0]):
+            self.fetch.skipped.append(names[0])
             # One name the CPE cannot answer for (an internal error, a vendor code) that
             # only status comes from: left out of this session, asked apart from now on (a
             # hint, not a verdict: an answer clears it), and the rest goes on. Failing the
@@ -672,9 +681,28 @@ class ProvisioningDriver:
             desired, self._status_and_identity(flat, shared=False)[1]
         ):
             desired = desired.without("apn.name")
+        held: list[dict[str, Any]] = []
         if needs_line_dns(desired):
             status = self._status_and_identity(flat, shared=False)[0]
-            desired = with_line_dns(desired, self.memory, status)
+            if (
+                not self.memory.get("lineDns")
+                and not reported_dns(status)
+                and self._unread(flat, ("dns", "dns2"))
+            ):
+                # The line turns the router's DHCP client off, and with it the DNS servers
+                # it got there: sent without the ones a fault hid, the line would leave the
+                # customer without name service. It waits for a session that reads them.
+                desired = desired.without("wan.static.")
+                held.append(
+                    {
+                        "setting": "wan.static.dns",
+                        "message": self._unread_message("DNS servers")
+                        + ": the static line is not sent",
+                        "attempts": 0,
+                    }
+                )
+            else:
+                desired = with_line_dns(desired, self.memory, status)
         outside = self._outside_lan(flat)
         if outside is not None:
             # A pool or reservation outside the LAN the router reports now (the record
@@ -682,6 +710,13 @@ class ProvisioningDriver:
             # refuse it or, worse, hand out addresses its LAN cannot route. Nothing of the
             # DHCP settings is sent, and the job says why.
             desired = desired.without("dhcp.")
+            held.append(
+                {
+                    "setting": outside.field,
+                    "message": f"{outside.message}: no DHCP setting sent",
+                    "attempts": 0,
+                }
+            )
         plan = plan_changes(
             self.profile,
             desired,
@@ -692,14 +727,7 @@ class ProvisioningDriver:
             now=clock.now(),
             max_attempts=self.settings.retry.max_attempts,
         )
-        if outside is not None:
-            plan.refused.append(
-                {
-                    "setting": outside.field,
-                    "message": f"{outside.message}: no DHCP setting sent",
-                    "attempts": 0,
-                }
-            )
+        plan.refused.extend(held)
         late = [d for d in plan.deletes if self._of_settings(d)]
         apply = _Apply(
             plan=plan,
@@ -749,6 +777,8 @@ class ProvisioningDriver:
         if not dhcp or not any(k.startswith("dhcp.") for k in self.desired.settings):
             return None
         status = self._status_and_identity(flat, shared=False)[0]
+        if any(f not in status for f in self._unread(flat, ("lanIp", "subnetMask"))):
+            return DeviceInputError("dhcp", self._unread_message("LAN address"))
         if "lanIp" not in status:
             return None
         try:
@@ -761,14 +791,17 @@ class ProvisioningDriver:
             return None
         return None
 
-    def _writes_at(self, name: str) -> bool:
-        """Whether a setting of the profile is written at or below ``name``, or ``name``
-        lies in a table the profile writes rows of."""
+    def _unread(self, flat: dict[str, str], fields: tuple[str, ...]) -> list[str]:
+        """Which of the status ``fields`` a name the session went on without (a fault)
+        could have held: those are unknown this session, not absent."""
+        if not self.fetch.skipped:
+            return []
         assert self.profile is not None
-        return any(
-            p.startswith(name) or (p.endswith(".") and name.startswith(p))
-            for p in self.profile.setting_names()
-        )
+        return fields_read_at(self.profile, flat, fields, self.fetch.skipped)
+
+    def _unread_message(self, what: str) -> str:
+        names = ", ".join(self.fetch.skipped[:3])
+        return f"the router's {what} could not be read (it faulted on {names})"
 
     def _not_below_reads(self, flat: dict[str, Any]) -> set[str]:
         """Setting paths under an object read whole this session that the CPE did not

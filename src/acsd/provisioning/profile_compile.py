@@ -183,12 +183,25 @@ class Profile:
     #: whole: what a device's stored tree keeps (see keeps)
     _read_names: frozenset[str] = field(init=False, compare=False, repr=False)
     _read_objects: tuple[str, ...] = field(init=False, compare=False, repr=False)
+    #: setting_names(), and the tables among them (see writes_at)
+    _written: tuple[str, ...] = field(init=False, compare=False, repr=False)
+    _written_tables: tuple[str, ...] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         forced = (self.root + name for name in INFORM_FORCED)
-        names = (*self.fetch, *self.setting_names(), *forced)
+        written = tuple(self.setting_names())
+        names = (*self.fetch, *written, *forced)
         object.__setattr__(self, "_read_names", frozenset(names))
         object.__setattr__(self, "_read_objects", tuple(n for n in names if n.endswith(".")))
+        object.__setattr__(self, "_written", written)
+        object.__setattr__(self, "_written_tables", tuple(n for n in written if n.endswith(".")))
+
+    def writes_at(self, name: str) -> bool:
+        """Whether a setting is written at or below ``name`` (a parameter or an object), or
+        ``name`` lies in a table whose rows the profile writes."""
+        return name.startswith(self._written_tables) or any(
+            path.startswith(name) for path in self._written
+        )
 
     def keeps(self, name: str) -> bool:
         """Whether a device's stored tree keeps a value of ``name``: one this profile

@@ -31,6 +31,7 @@ __all__ = [
     "extract_status",
     "extract_status_and_identity",
     "fetch_names",
+    "fields_read_at",
     "is_online",
     "read_plan",
     "untyped",
@@ -196,6 +197,82 @@ def read_plan(profile: Profile, values: Mapping[str, str], at: float) -> ReadPla
         refs={key: tuple(reader.ref(key)) for key in profile.refs},
         at=at,
     )
+
+
+def fields_read_at(
+    profile: Profile,
+    values: Mapping[str, str],
+    fields: Iterable[str],
+    names: Iterable[str],
+) -> list[str]:
+    """Which of the status or identity ``fields`` could have been read at or below one of
+    ``names`` (names the CPE faulted on that the session went on without): a field left
+    out because of such a name is unknown, not absent. Every path a field's rules read
+    counts (its selectors, `where` keys, `when` tests); a ref counts at the objects
+    ``values`` resolve it to, or, unresolved, at the paths the ref itself is read at."""
+    unread = [_segments(name) for name in names]
+    if not unread:
+        return []
+    reader = _Reader(profile, values)
+    rules_of = dict(profile.status) | dict(profile.identity)
+    out = []
+    for field_name in fields:
+        patterns = _patterns(reader, rules_of.get(field_name, ()), set())
+        if any(_overlap(name, pattern) for name in unread for pattern in patterns):
+            out.append(field_name)
+    return out
+
+
+def _patterns(reader: _Reader, rules: Iterable[Rule], seen: set[str]) -> list[tuple[str, ...]]:
+    """The segment patterns ("*" for an instance number) of every path ``rules`` read."""
+    out: list[tuple[str, ...]] = []
+    for rule in rules:
+        selectors = [*rule.paths, *(selector for selector, _test in rule.when)]
+        for selector in selectors:
+            texts = _selector_texts(reader, selector, out, seen)
+            for text in texts:
+                out.append(_segments(text))
+                if rule.where and not selector.is_object:
+                    parent = text[: text.rfind(".") + 1]
+                    out.extend(_segments(parent + key) for key, _check in rule.where)
+                elif rule.where:
+                    out.extend(_segments(text + key) for key, _check in rule.where)
+    return out
+
+
+def _selector_texts(
+    reader: _Reader, selector: Selector, out: list[tuple[str, ...]], seen: set[str]
+) -> list[str]:
+    rest = "*".join(selector.chunks)
+    if selector.ref is None:
+        return [rest]
+    bases = reader.ref(selector.ref)
+    if not bases:
+        # Unresolved (perhaps because of the very fault): where the ref is read counts.
+        if selector.ref not in seen:
+            seen.add(selector.ref)
+            out.extend(_patterns(reader, reader.profile.refs.get(selector.ref, ()), seen))
+        return []
+    return [base + "." + rest if rest else base + "." for base in bases]
+
+
+def _segments(path: str) -> tuple[str, ...]:
+    """A path as segments; an object's ends in "" (``A.B.`` -> ("A", "B", ""))."""
+    return tuple(path.split("."))
+
+
+def _overlap(name: tuple[str, ...], pattern: tuple[str, ...]) -> bool:
+    """Whether ``name`` and ``pattern`` can name the same parameter: one lies at or below
+    the other ("*" in ``pattern`` stands for any instance number)."""
+    name_object, pattern_object = name[-1] == "", pattern[-1] == ""
+    n = name[:-1] if name_object else name
+    p = pattern[:-1] if pattern_object else pattern
+    for a, b in zip(n, p, strict=False):
+        if a != b and b != "*":
+            return False
+    if len(n) == len(p):
+        return True
+    return name_object if len(n) < len(p) else pattern_object
 
 
 def is_online(

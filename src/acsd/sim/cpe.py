@@ -178,6 +178,9 @@ class Cpe:
         self.stats = RouterStats()
         # SetParameterValues on one of these (PathRules selectors) fails with the code
         self.faults: dict[str, int] = dict(faults or {})
+        # a GetParameterValues naming one of these (exactly as asked) fails with the code:
+        # firmware with an internal error on a name it has
+        self.read_faults: dict[str, int] = {}
         self.pending_reboot = False  # an SPV answered Status 1; cleared by a reboot
 
     @property
@@ -447,6 +450,9 @@ class Cpe:
         return rpc.GetRPCMethodsResponse(methods=list(SUPPORTED_METHODS))
 
     def _gpv(self, req: rpc.GetParameterValues) -> rpc.Message:
+        for asked in req.names:
+            if asked in self.read_faults:
+                raise CwmpFault(self.read_faults[asked], asked)
         return rpc.GetParameterValuesResponse(parameters=self.tree.get_values(req.names))
 
     def _gpn(self, req: rpc.GetParameterNames) -> rpc.Message:
