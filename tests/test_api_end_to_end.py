@@ -280,6 +280,11 @@ async def test_a_mac_the_old_router_reported_goes_with_it_on_a_swap(daemon):
     reply = world.api.patch(path, {"serialNumber": new.serial})
     assert reply.status == 200, reply.body
     assert reply.body["macAddress"] == mac_of[new.serial]  # the new router's own report
+    update = next(e for e in world.api.get("/audit").body["items"]
+                  if e["action"] == "device.update")  # fmt: skip
+    assert (update["before"]["macAddress"], update["after"]["macAddress"]) == (
+        mac_of[old.serial], mac_of[new.serial],
+    )  # fmt: skip
     found = world.api.get("/network/device", query={"q": mac_of[new.serial]}).body["items"]
     assert [d["_id"] for d in found] == [device["_id"]]
     assert (await sim.run_once()).ok == 2  # the old router is a stranger, with its own MAC

@@ -594,7 +594,7 @@ async def test_a_write_read_before_an_operator_took_the_routers_mac_does_not_put
         assert stale is not None and stale.mac_from_router
         await api.write_device(
             DeviceRecord(id="", serial_number="D1", customer="c1", mac_address="020000000009"),
-            unique_mac=True,
+            mac="set",
         )
         assert await _macs(api) == {"ROUTER": None, "D1": "020000000009"}
         stale.name = "claimed"
@@ -626,7 +626,7 @@ async def test_a_swap_takes_the_new_routers_mac_as_it_is_at_the_write(store: Sql
     record = await store.write_device(record)
     await store.write_device(
         DeviceRecord(id="", serial_number="E1", customer="c1", mac_address="020000000002"),
-        unique_mac=True,
+        mac="set",
     )
     record.serial_number, record.mac_address, record.mac_from_router = "NEW", None, False
     swapped = await store.write_device(record, new_router=True)
@@ -642,3 +642,48 @@ async def test_a_swap_takes_the_new_routers_mac_as_it_is_at_the_write(store: Sql
     swapped = await store.write_device(other, new_router=True)
     assert (swapped.mac_address, swapped.mac_from_router) == ("020000000004", True)
     assert (await _macs(store))["OTHER-NEW"] == "020000000004"
+
+
+async def test_an_apply_of_a_serial_a_router_registered_meanwhile_keeps_its_mac(
+    store: SqliteStore,
+) -> None:
+    """`acsd device apply` finds no record for the serial (id ""), the router calls in and
+    reports its MAC, then the apply writes: the MAC the router reported stays, whether the
+    write says to keep it or (as a record without a MAC does) to remove the operator's."""
+    for serial, mac in (("R1", None), ("R2", "remove")):
+        await store.save_session(session(serial, mac_address="02:00:00:00:00:2" + serial[1]))
+        written = await store.upsert_device(
+            DeviceRecord(id="", serial_number=serial, name="named"), mac=mac
+        )
+        assert (written.name, written.mac_from_router) == ("named", True)
+        assert written.mac_address == "02000000002" + serial[1]
+    # an operator's MAC: kept when the write leaves it alone, gone when it removes it
+    await store.upsert_device(
+        DeviceRecord(id="", serial_number="R3", customer="c1", mac_address="020000000033")
+    )
+    kept = await store.upsert_device(DeviceRecord(id="", serial_number="R3"), mac="keep")
+    assert kept.mac_address == "020000000033"
+    gone = await store.upsert_device(DeviceRecord(id="", serial_number="R3"))
+    assert gone.mac_address is None
+
+
+async def test_a_swap_audits_the_mac_as_written(store: SqliteStore) -> None:
+    """The audit entry of a swap shows the MAC the record got in the write (the new router's
+    report), not the one the caller had before it."""
+    old_id = await store.save_session(session("A-OLD", mac_address="02:00:00:00:00:41"))
+    await store.save_session(session("A-NEW", mac_address="02:00:00:00:00:42"))
+    record = await store.get_device(old_id)
+    assert record is not None
+    record.customer = "c1"
+    record = await store.write_device(record)
+    record.serial_number = "A-NEW"
+    swapped = await store.write_device(
+        record,
+        audit=audit(id="SWAP-ENTRY"),
+        audit_after=lambda r: {"macAddress": r.mac_address},
+        mac="keep",
+        new_router=True,
+    )
+    assert swapped.mac_address == "020000000042"
+    [logged] = [e for e in (await store.list_audit())[0] if e.id == "SWAP-ENTRY"]
+    assert logged.after == {"macAddress": "020000000042"}

@@ -163,4 +163,4 @@ async def apply_device(store: Store, body: DeviceInput) -> DeviceRecord:
         record.revision += 1
         record.state = "PROVISIONING"
         record.jobs = 1
-    return await store.upsert_device(record)
+    return await store.upsert_device(record, mac="set" if body.macAddress else "keep")

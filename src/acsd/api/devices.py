@@ -44,6 +44,7 @@ from acsd.store.base import (
     DeviceQuery,
     DeviceRecord,
     DuplicateError,
+    MacChange,
     ModelRecord,
 )
 
@@ -214,9 +215,10 @@ async def _create(
     audit = audit_record(request, who, "device.create", "device", None, customer=customer.id)
     stored = await ctx.store.write_device(
         record,
-        audit=_with_after(audit, record),
+        audit=audit,
+        audit_after=_audit_view,
         expect=seen or ABSENT,
-        unique_mac=bool(body.macAddress),
+        mac="set" if body.macAddress else "keep",
     )
     _poke(ctx, stored)
     return created(_view(ctx, stored, model), f"/network/device/{stored.id}")
@@ -240,11 +242,6 @@ def _fill(record: DeviceRecord, data: dict[str, Any]) -> None:
     record.dhcp = data.get("dhcp")
     if data.get("driftCheck") is not None:
         record.drift_check = data["driftCheck"]
-
-
-def _with_after(audit: Any, record: DeviceRecord) -> Any:
-    audit.after = _audit_view(record)
-    return audit
 
 
 def _audit_view(record: DeviceRecord) -> dict[str, Any]:
@@ -381,11 +378,9 @@ async def _patch(
         if incoming is not None and incoming.made_by_operator:
             raise ApiError(409, "serialNumber", "Serial number is already in use")
         record.status = incoming.status if incoming else {}
-        if record.mac_from_router:
-            # The old router's MAC goes with it; the new one's comes with its record, if
-            # it reported one (the store takes it in the write, as it is then), or else
-            # with its next session.
-            record.mac_address, record.mac_from_router = None, False
+    # (on a swap the old router's reported MAC goes and the new one's comes, unless the
+    # operator writes or removes one: the store decides it in the write, see MacChange)
+    mac: MacChange = "keep"
     if patch.macAddress is not None:
         if patch.macAddress != record.mac_address:
             other = await mac_owner(ctx.store, patch.macAddress, record)
@@ -393,8 +388,9 @@ async def _patch(
                 raise ApiError(422, "macAddress", "MAC address is already in use.")
         # written (or confirmed) by the operator: the record's own from now on
         record.mac_address, record.mac_from_router = patch.macAddress, False
+        mac = "set"
     elif "macAddress" in fields and patch.macAddress is None:
-        record.mac_address, record.mac_from_router = None, False  # RFC 7386: null removes
+        mac = "remove"  # RFC 7386: null removes
     _known_keys(raw)
     wifi, dhcp = record.wifi, record.dhcp
     if "wifi" in fields:
@@ -416,14 +412,15 @@ async def _patch(
     record.wifi, record.dhcp = wifi, dhcp
     audit = audit_record(
         request, who, "device.update", "device", record.id, customer=record.customer,
-        before=before, after=_audit_view(record),
+        before=before,
     )  # fmt: skip
     try:
         stored = await ctx.store.write_device(
             record,
             audit=audit,
+            audit_after=_audit_view,
             expect=seen,
-            unique_mac=patch.macAddress is not None,
+            mac=mac,
             new_router=new_router,
         )
     except DuplicateError:
@@ -466,7 +463,7 @@ async def _delete(request: web.Request, ctx: ApiContext, who: Caller) -> web.Res
         # keeps a session already under way from writing its state over DELETING.
         record.state = "DELETING"
         record.revision += 1
-        stored = await ctx.store.write_device(record, audit=audit, expect=seen)
+        stored = await ctx.store.write_device(record, audit=audit, expect=seen, mac="keep")
         _poke(ctx, stored)
         view = _view(ctx, stored, await _model(ctx, stored.model))
     return web.json_response(view, status=202)

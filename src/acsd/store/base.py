@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 #: the longest SoftwareVersion / HardwareVersion kept from a CPE (TR-181 and TR-098 both
 #: define them as string(64)); the Inform's DeviceId fields are checked to the same length
@@ -376,10 +376,15 @@ class Store(Protocol):
 
     # -- additions (store issue): operator writes and counting --------------------------
 
-    async def upsert_device(self, record: DeviceRecord) -> DeviceRecord:
+    async def upsert_device(
+        self, record: DeviceRecord, *, mac: MacChange | None = None
+    ) -> DeviceRecord:
         """Create or update an operator's record, matched by id, else serial number
         (case-insensitive); queued behind session writes. CPE-reported fields of an existing
-        record are kept. Returns the record as stored."""
+        record are kept. ``mac``: what becomes of the MAC (:data:`MacChange`; None: "keep"
+        a router's report the record holds, else "set" its MAC or "remove" if it has none);
+        a MAC set here may stay on a router's own record too. Returns the record as
+        stored."""
 
     async def count_devices(self) -> int:
         """How many device records there are."""
@@ -398,15 +403,18 @@ class Store(Protocol):
         record: DeviceRecord,
         *,
         audit: AuditRecord | None = None,
+        audit_after: Callable[[DeviceRecord], dict[str, Any]] | None = None,
         expect: DeviceRecord | str | None = None,
-        unique_mac: bool = False,
+        mac: MacChange | None = None,
         new_router: bool = False,
     ) -> DeviceRecord:
-        """upsert_device plus an audit entry in the same transaction.
+        """upsert_device plus an audit entry in the same transaction (``audit_after``: its
+        ``after``, from the record as stored).
 
         ``expect``: the record as the caller read it (its operator fields must be unchanged)
-        or :data:`ABSENT` (no record with this serial may exist); ``unique_mac``: no other
-        record may hold this MAC. Otherwise :class:`ChangedError`, and nothing is written.
+        or :data:`ABSENT` (no record with this serial may exist); ``mac="set"``: no device
+        but a router's own record may hold this MAC. Otherwise :class:`ChangedError`, and
+        nothing is written.
         ``new_router``: the record's serial number changed (the router was replaced): what
         the old router reported is dropped and, when the new one already called in, the
         unclaimed record it made is merged in (:class:`DuplicateError` on ``serialNumber``
@@ -638,6 +646,12 @@ class ChangedError(StoreError):
     """A read-modify-write found the record changed since it was read (another request,
     a CPE's session): read it again and redo the change."""
 
+
+#: What an operator's write does with the record's MAC address, decided by the store in
+#: the write's transaction: "set" the one the record holds (the operator wrote it), "keep"
+#: the one stored (also one the router reported meanwhile), or "remove" the operator's (a
+#: MAC the router reported of itself stays: its next session would report it again)
+MacChange = Literal["set", "remove", "keep"]
 
 #: ``write_device(..., expect=ABSENT)``: the write creates; no record has this serial yet
 ABSENT = "absent"

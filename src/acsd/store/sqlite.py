@@ -56,6 +56,7 @@ from acsd.store.base import (
     InternetAccountQuery,
     InternetAccountRecord,
     LaterLineError,
+    MacChange,
     ModelRecord,
     SessionResult,
     StaleResultError,
@@ -179,13 +180,17 @@ INSERT INTO devices (
     model_name, software_version, hardware_version, profile, state, revision, jobs, status,
     public_ip, last_inform, periodic_interval, params, absent_paths, connection_request_url,
     created, updated, provisioning, cr_username, cr_password, read_plan, sim, mac_from_router)
-VALUES (?1, ?2, ?3,
-        CASE WHEN EXISTS (SELECT 1 FROM devices WHERE mac_key = ?5) THEN NULL ELSE ?4 END,
-        CASE WHEN EXISTS (SELECT 1 FROM devices WHERE mac_key = ?5) THEN NULL ELSE ?5 END,
-        ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'ACTIVE', 0, 0, ?13,
-        ?14, ?15, ?16, ?17, coalesce(?18, '[]'), ?19, ?15, ?15, coalesce(?21, '{}'), ?26, ?27,
-        ?28, ?29,
-        ?5 IS NOT NULL AND NOT EXISTS (SELECT 1 FROM devices WHERE mac_key = ?5))
+SELECT ?1, ?2, ?3,
+       CASE WHEN taken THEN NULL ELSE ?4 END,
+       CASE WHEN taken THEN NULL ELSE ?5 END,
+       ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'ACTIVE', 0, 0, ?13,
+       ?14, ?15, ?16, ?17, coalesce(?18, '[]'), ?19, ?15, ?15, coalesce(?21, '{}'), ?26, ?27,
+       ?28, ?29,
+       ?5 IS NOT NULL AND NOT taken
+-- whether a device has the reported MAC, looked up once (the router's own record, too: a
+-- record that has it keeps it as it is); "WHERE true" lets SQLite parse the upsert
+FROM (SELECT ?5 IS NOT NULL AND EXISTS (SELECT 1 FROM devices WHERE mac_key = ?5) AS taken)
+WHERE true
 ON CONFLICT (serial_key) DO UPDATE SET
     provisioning = coalesce(?21, provisioning),
     -- what the session decided about state/jobs/dhcp holds only for the revision it saw
@@ -474,6 +479,7 @@ _MODELS = _Table("models", ModelRecord)
 _AUDIT = _Table("audit", AuditRecord, frozenset({"before", "after"}))
 _AUDIT_RESOURCE_ID = _AUDIT.names.index("resource_id")
 _AUDIT_AT = _AUDIT.names.index("at")
+_AUDIT_AFTER = _AUDIT.names.index("after")
 _INTERNET_ACCOUNTS = _Table("internet_accounts", InternetAccountRecord, frozenset({"confirm"}))
 
 # An account is ACTIVE from its start date on, whether or not the sweep has stored it yet.
@@ -549,6 +555,14 @@ async def _write_audit(
     if row[_AUDIT_RESOURCE_ID] is None:
         row[_AUDIT_RESOURCE_ID] = resource_id
     await conn.execute(_AUDIT.insert_sql, row)
+
+
+def _mac_change(record: DeviceRecord) -> MacChange:
+    """What a write that does not say does with the MAC: what the record holds replaces the
+    stored one (as the other operator fields do), unless it is the router's report."""
+    if record.mac_from_router:
+        return "keep"
+    return "set" if record.mac_address else "remove"
 
 
 def _check_device(record: DeviceRecord) -> None:
@@ -1238,22 +1252,14 @@ class SqliteStore:
         # came from the CPE and is not lost), the caller just stops waiting for it.
         return await future
 
-    async def upsert_device(self, record: DeviceRecord) -> DeviceRecord:
+    async def upsert_device(
+        self, record: DeviceRecord, *, mac: MacChange | None = None
+    ) -> DeviceRecord:
         _check_device(record)
+        change = mac or _mac_change(record)
 
         async def write(conn: aiosqlite.Connection) -> DeviceRecord:
-            if record.id and not (record.mac_address and not record.mac_from_router):
-                # No MAC of the caller's own: a router's, reported or taken since the
-                # caller read the record, stays as it is now, not as it was then.
-                rows = await conn.execute_fetchall(
-                    "SELECT mac_address, mac_from_router FROM devices WHERE id = ?", (record.id,)
-                )
-                if rows and rows[0][1]:
-                    record.mac_address, record.mac_from_router = rows[0][0], True
-                elif rows and record.mac_from_router:
-                    record.mac_address, record.mac_from_router = rows[0][0], False
-            if record.mac_address and not record.mac_from_router:
-                await self._take_mac(conn, record, strict=False)
+            await self._settle_mac(conn, record, change, strict=False)
             return await self._apply_upsert(conn, record)
 
         return await self._call("upsert_device", write)
@@ -1273,12 +1279,14 @@ class SqliteStore:
         record: DeviceRecord,
         *,
         audit: AuditRecord | None = None,
+        audit_after: Callable[[DeviceRecord], dict[str, Any]] | None = None,
         expect: DeviceRecord | str | None = None,
-        unique_mac: bool = False,
+        mac: MacChange | None = None,
         new_router: bool = False,
     ) -> DeviceRecord:
         _check_device(record)
         audit_row = _audit_values(audit)
+        change = mac or _mac_change(record)
 
         async def write(conn: aiosqlite.Connection) -> DeviceRecord:
             if expect == ABSENT:
@@ -1287,15 +1295,61 @@ class SqliteStore:
                     raise ChangedError(f"a device {record.serial_number!r} was just created")
             elif isinstance(expect, DeviceRecord):
                 await self._unchanged(conn, expect)
-            if new_router:
-                await self._take_router(conn, record)
-            if unique_mac and record.mac_address:
-                await self._take_mac(conn, record)
+            incoming = await self._take_router(conn, record) if new_router else None
+            await self._settle_mac(
+                conn, record, change, strict=mac == "set", new_router=new_router, incoming=incoming
+            )
             stored = await self._apply_upsert(conn, record)
-            await _write_audit(conn, audit_row, stored.id)
+            row = audit_row
+            if row is not None and audit_after is not None:
+                row = list(row)
+                row[_AUDIT_AFTER] = dumps(audit_after(stored))
+            await _write_audit(conn, row, stored.id)
             return stored
 
         return await self._call("write_device", write)
+
+    async def _settle_mac(
+        self,
+        conn: aiosqlite.Connection,
+        record: DeviceRecord,
+        change: MacChange,
+        *,
+        strict: bool,
+        new_router: bool = False,
+        incoming: DeviceRecord | None = None,
+    ) -> None:
+        """The one place an operator's write decides the record's MAC, inside its
+        transaction: what the caller read may be stale by now (a session filled it in,
+        another write took it). "set": the MAC the caller wrote, taken from routers' own
+        records (_take_mac; ``strict``: ChangedError if another device has it since);
+        "keep": as the row the write lands on (by id, else by serial number) holds it now;
+        "remove": the same less an operator's MAC (a router's report of itself stays: its
+        next session would fill it in again). On a router swap (``new_router``) a MAC the
+        old router reported goes, and one the new router reported of itself (``incoming``,
+        its unclaimed record, merged by _take_router) comes."""
+        if change == "set":
+            record.mac_from_router = False
+            await self._take_mac(conn, record, strict=strict)
+            return
+        record.mac_address, record.mac_from_router = None, False
+        rows = await conn.execute_fetchall(
+            "SELECT mac_address, mac_from_router FROM devices WHERE id = ? OR serial_key = ?"
+            " ORDER BY id = ? DESC LIMIT 1",
+            (record.id, serial_key(record.serial_number), record.id),
+        )
+        if rows:
+            mac, from_router = rows[0][0], bool(rows[0][1])
+            if (from_router and not new_router) or (not from_router and change == "keep"):
+                record.mac_address, record.mac_from_router = mac, from_router
+        if (
+            new_router
+            and record.mac_address is None
+            and incoming is not None
+            and incoming.mac_from_router
+            and incoming.mac_address
+        ):
+            record.mac_address, record.mac_from_router = incoming.mac_address, True
 
     async def _take_mac(
         self, conn: aiosqlite.Connection, record: DeviceRecord, *, strict: bool = True
@@ -1319,11 +1373,14 @@ class SqliteStore:
                 (other.id,),
             )
 
-    async def _take_router(self, conn: aiosqlite.Connection, record: DeviceRecord) -> None:
+    async def _take_router(
+        self, conn: aiosqlite.Connection, record: DeviceRecord
+    ) -> DeviceRecord | None:
         """The record's router was replaced (its serial number changed): what the old one
         reported goes. If the new one already called in (an unclaimed record with its
         serial), that record's reports, Connection Request URL and credentials become this
-        record's and it is deleted; else the record knows nothing of its router yet."""
+        record's and it is deleted (and returned: its MAC is for _settle_mac); else the
+        record knows nothing of its router yet."""
         rows = list(
             await conn.execute_fetchall(
                 f"{_SELECT} WHERE serial_key = ? AND id != ?",
@@ -1339,9 +1396,6 @@ class SqliteStore:
             )
         if found.id:
             await conn.execute("DELETE FROM devices WHERE id = ?", (found.id,))
-            if record.mac_address is None and found.mac_from_router and found.mac_address:
-                # the MAC it reported of itself (still its own: none took it since)
-                record.mac_address, record.mac_from_router = found.mac_address, True
             # the SIM that router carries now points at the record it is merged into
             await conn.execute(
                 "UPDATE apn_devices SET router = ? WHERE router = ?", (record.id, found.id)
@@ -1351,6 +1405,7 @@ class SqliteStore:
         values = [_column_value(record, name) for name in _ROUTER_FIELDS]
         columns = ", ".join(f"{name} = ?" for name in _ROUTER_FIELDS)
         await conn.execute(f"UPDATE devices SET {columns} WHERE id = ?", [*values, record.id])
+        return found if found.id else None
 
     async def _unchanged(self, conn: aiosqlite.Connection, expect: DeviceRecord) -> None:
         """ChangedError unless the record still holds the operator fields ``expect`` has."""
