@@ -152,7 +152,11 @@ NO_IMEI = "none reported"
 
 
 async def _whose(
-    store: Store, devices: list[ApnDeviceRecord], serial: str, mvno_account: str | None
+    store: Store,
+    devices: list[ApnDeviceRecord],
+    serial: str,
+    mvno_account: str | None,
+    accounts: dict[str, bool] | None,
 ) -> list[ApnDeviceRecord]:
     """The live APN devices of a router's SIM that may steer it.
 
@@ -160,9 +164,16 @@ async def _whose(
     account it is linked to) takes only that account's devices: another account that
     registers its SIM's numbers can neither set its APN nor read its IMEI. An
     ``mvnoAccount`` that names no API account (an id in another system) binds nothing.
-    Otherwise the devices must all belong to one account (:func:`_one_account`)."""
-    if devices and mvno_account and await store.get_apn_account(mvno_account) is not None:
-        devices = [device for device in devices if device.account == mvno_account]
+    Otherwise the devices must all belong to one account (:func:`_one_account`).
+    ``accounts``: whether an mvnoAccount is an API account, as this session found out (one
+    look-up for the plan and the write after it)."""
+    if devices and mvno_account:
+        known = accounts if accounts is not None else {}
+        bound = known.get(mvno_account)
+        if bound is None:
+            bound = known[mvno_account] = await store.get_apn_account(mvno_account) is not None
+        if bound:
+            devices = [device for device in devices if device.account == mvno_account]
     return _one_account(devices, serial)
 
 
@@ -215,6 +226,7 @@ async def add_apn_name(
     desired: Desired,
     *,
     compare: bool = True,
+    accounts: dict[str, bool] | None = None,
 ) -> bool:
     """Add ``apn.name`` to ``desired`` when the SIM this router reported (in this Inform,
     else in its last session) belongs to a network with an APN name. True when the router's
@@ -250,6 +262,7 @@ async def add_apn_name(
             await store.find_apn_devices_for_sim(**keys),
             record.serial_number,
             record.mvno_account,
+            accounts,
         )
         for device in _ranked(found, keys):
             if not device.enabled or (imei is not None and locked_out(device, imei)):
@@ -292,13 +305,16 @@ def sim_numbers(ident: Mapping[str, Any]) -> dict[str, str]:
 # --- after the session -----------------------------------------------------------------------
 
 
-async def record_apn_session(store: Store, report: SimReport) -> None:
-    """Bring the APN devices with this router's SIM up to date (never fails the session)."""
+async def record_apn_session(
+    store: Store, report: SimReport, accounts: dict[str, bool] | None = None
+) -> None:
+    """Bring the APN devices with this router's SIM up to date (never fails the session;
+    ``accounts``: see _whose)."""
     if not any(report.keys.values()):
         return
     try:
         found = await store.find_apn_devices_for_sim(**report.keys)
-        for device in await _whose(store, found, report.serial, report.mvno_account):
+        for device in await _whose(store, found, report.serial, report.mvno_account, accounts):
             updated = await store.update_apn_device(device.id, partial(apply_session, report))
             if updated is not None and updated.status == REFUSED:
                 log.warning(

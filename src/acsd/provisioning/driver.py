@@ -212,6 +212,8 @@ class ProvisioningDriver:
         #: Connection Request credentials made up this session, to keep on the record
         self.new_cr: tuple[str, str] | None = None
         self.fetch = _Fetch()
+        #: mvnoAccount -> whether it is an APN API account, looked up once a session
+        self.apn_accounts: dict[str, bool] = {}
         self.apply: _Apply | None = None
         #: the leaves this session reads instead of the whole objects (None: the whole)
         self.plan: ReadPlan | None = None
@@ -326,7 +328,13 @@ class ProvisioningDriver:
         # With its settings read anyway, the session need not compare its stored APN.
         compare = not self.read_settings
         if await add_apn_name(
-            self.store, self.profile, record, self.values, self.desired, compare=compare
+            self.store,
+            self.profile,
+            record,
+            self.values,
+            self.desired,
+            compare=compare,
+            accounts=self.apn_accounts,
         ):
             self.read_settings = True  # the router's APN is not its SIM's network's (yet)
         # TR-069 allows 64 EventStructs; a CPE sending thousands must not get a log line
@@ -474,6 +482,7 @@ class ProvisioningDriver:
                 serial=session.serial,
                 mvno_account=self.record.mvno_account if self.record is not None else None,
             ),
+            self.apn_accounts,
         )
         log.info(
             "session.end",
