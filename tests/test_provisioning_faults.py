@@ -492,6 +492,11 @@ async def test_dhcp_waits_while_a_fault_hides_the_lan_address(daemon):
     address = "Device.IP.Interface.1.IPv4Address.1.IPAddress"
     router.set_local(address, "10.9.8.1")
     router.read_faults = {address: 9002, "Device.IP.Interface.": 9002}
+    # A drift check that cannot read the LAN leaves the job as it is.
+    done = daemon.device_json(serial)
+    assert done["job"]["state"] == "DONE"
+    assert (await sim.run_once()).ok == 1
+    assert daemon.device_json(serial)["job"] == done["job"]
 
     changed = seed_body(serial, LAN)
     changed["dhcp"]["ipPoolStart"] = f"{LAN}.110"
@@ -516,4 +521,58 @@ async def test_dhcp_waits_while_a_fault_hides_the_lan_address(daemon):
     [fault] = daemon.device_json(serial)["job"]["faults"]
     assert fault["message"] == (
         f"{LAN}.110 is not in the router's LAN 10.9.8.0/24: no DHCP setting sent"
+    )
+
+
+async def test_a_setting_the_router_cannot_read_waits_and_the_rest_is_applied(daemon):
+    """Firmware that faults 9002 (not 9005) reading a setting's leaf: the first time the
+    read fails as a whole (a one-off fault must not change what is sent); when the leaf
+    faults alone again, the rest is applied, the setting waits and the job says why; once
+    the router reads it, it is applied too."""
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="PU")
+    serial = sim.routers[0].serial
+    router = sim.router(serial)
+    router.read_faults = {SSID5: 9002}
+    daemon.apply(seed_body(serial, LAN))
+    assert (await sim.run_once()).ok == 1
+    assert router.tree.get("Device.WiFi.SSID.1.SSID") != "SkyNet"  # nothing sent yet
+
+    assert (await sim.run_once()).ok == 1
+    assert router.tree.get("Device.WiFi.SSID.1.SSID") == "SkyNet"
+    assert router.tree.get("Device.DHCPv4.Server.Pool.1.MinAddress") == f"{LAN}.100"
+    assert router.tree.get(SSID5) != "Need4Speed"
+    device = daemon.device_json(serial)
+    assert device["status"]["provisioned"] is False
+    [fault] = device["job"]["faults"]
+    assert (fault["setting"], fault["message"]) == (
+        "wifi.5g.ssid",
+        f"{SSID5} could not be read (fault 9002)",
+    )
+    assert device["job"]["unsupported"] == []
+
+    router.read_faults = {}
+    assert (await sim.run_once()).ok == 1
+    assert router.tree.get(SSID5) == "Need4Speed"
+    device = daemon.device_json(serial)
+    assert device["job"]["state"] == "DONE" and device["status"]["provisioned"] is True
+
+
+async def test_an_unreadable_object_that_holds_the_lan_holds_the_dhcp_settings_back(daemon):
+    """The IP interfaces faulting alone twice: the static-line paths under them wait, and
+    the LAN address read there is unknown, so the DHCP settings wait too; wifi goes."""
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="PI")
+    serial = sim.routers[0].serial
+    router = sim.router(serial)
+    router.read_faults = {"Device.IP.Interface.": 9002}
+    daemon.apply(seed_body(serial, LAN))
+    for _ in range(2):
+        assert (await sim.run_once()).ok == 1
+    assert router.tree.get("Device.WiFi.SSID.1.SSID") == "SkyNet"
+    sent = {path for spv in router.stats.spv for path, _value in spv}
+    assert not [p for p in sent if p.startswith("Device.DHCPv4.")]
+    [fault] = daemon.device_json(serial)["job"]["faults"]
+    assert fault["setting"] == "dhcp"
+    assert fault["message"] == (
+        "the router's LAN address could not be read (it faulted on Device.IP.Interface.): "
+        "no DHCP setting sent"
     )

@@ -220,6 +220,26 @@ def test_the_lines_dns_servers_are_static_entries_one_each(tr181):
     ]
 
 
+def test_a_line_whose_address_table_the_router_cannot_read_waits(tr181):
+    # Unread is not absent: nothing of the line is sent, and it is no "unsupported" (the
+    # job stays undone, so the next session tries again).
+    result = plan_changes(
+        tr181,
+        Desired(settings=dict(LINE)),
+        DHCP_BOUND,
+        absent=set(),
+        unreadable={ADDR: "fault 9002"},
+        memory={},
+        force=False,
+        now=0.0,
+        max_attempts=3,
+    )
+    assert result.empty and result.unsupported == []
+    reason = f"{ADDR} could not be read (fault 9002): no wan.static.* setting sent"
+    assert {r["setting"]: r["message"] for r in result.unread} == dict.fromkeys(LINE, reason)
+    assert result.refused == []
+
+
 def test_a_router_without_a_dns_table_still_gets_the_line(tr181):
     line = {**LINE, "wan.static.dns": "198.51.100.153"}
     result = plan(tr181, line, DHCP_BOUND, absent=frozenset({DNS}))

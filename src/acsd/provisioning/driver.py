@@ -139,8 +139,11 @@ class _Fetch:
     queue: list[list[str]] = field(default_factory=list)
     ok: list[str] = field(default_factory=list)
     absent: set[str] = field(default_factory=set)
-    #: names that faulted alone and that the session went on without (status-only names)
+    #: names that faulted alone and that the session went on without
     skipped: list[str] = field(default_factory=list)
+    #: setting paths and table objects under a name that faulted alone again (see _on_gpv)
+    #: -> why: not written this session, and the job says so
+    unreadable: dict[str, str] = field(default_factory=dict)
     started: bool = False
     failed: bool = False
     splits: int = 0
@@ -666,6 +669,26 @@ class ProvisioningDriver:
                 fault=response.string,
                 name=names[0],
             )
+        elif len(names) == 1 and self.fetch.ok and names[0] in self._suspects():
+            # A name a setting is written at that faulted alone before (on this CPE or one
+            # of its kind: a hint) and does again while the rest of the read answers:
+            # firmware that cannot read it (a dual-band model faulting 9002, not 9005, for
+            # a 6 GHz leaf). What is written at it waits, the job says why and is not done,
+            # the rest is applied, and the next session asks again; failing the read every
+            # session instead would leave the router unprovisioned for good.
+            assert self.profile is not None
+            self.fetch.skipped.append(names[0])  # status read there is unknown too
+            why = f"fault {response.code}" + (f" on {names[0]}" if names[0].endswith(".") else "")
+            for path in self.profile.written_at(names[0]):
+                self.fetch.unreadable[path] = why
+            log.warning(
+                "session.gpv_fault",
+                serial=session.serial,
+                code=response.code,
+                fault=response.string,
+                name=names[0],
+                unreadable=True,
+            )
         else:
             log.warning(
                 "session.gpv_fault",
@@ -674,6 +697,10 @@ class ProvisioningDriver:
                 fault=response.string,
                 name=names[0] if len(names) == 1 else None,
             )
+            if len(names) == 1 and (kind := self._kind()) is not None:
+                # asked apart from now on: if it faults alone again, it is taken as
+                # unreadable (above) instead of failing the read again
+                self.hints.absent(kind, names)
             # Without the CPE's values a plan would be guesswork (a table it could not
             # read is not an empty one, a leaf not one it lacks): apply nothing this time.
             self.fetch.queue.clear()
@@ -690,7 +717,8 @@ class ProvisioningDriver:
             desired, self._status_and_identity(flat, shared=False)[1]
         ):
             desired = desired.without("apn.name")
-        held: list[dict[str, Any]] = []
+        held: list[dict[str, Any]] = []  # for Plan.refused
+        unread: list[dict[str, Any]] = []  # for Plan.unread
         if needs_line_dns(desired):
             status = self._status_and_identity(flat, shared=False)[0]
             if (
@@ -702,41 +730,42 @@ class ProvisioningDriver:
                 # it got there: sent without the ones a fault hid, the line would leave the
                 # customer without name service. It waits for a session that reads them.
                 desired = desired.without("wan.static.")
-                held.append(
-                    {
-                        "setting": "wan.static.dns",
-                        "message": self._unread_message("DNS servers")
-                        + ": the static line is not sent",
-                        "attempts": 0,
-                    }
-                )
+                message = self._unread_message("DNS servers") + ": the static line is not sent"
+                unread.append({"setting": "wan.static.dns", "message": message, "attempts": 0})
             else:
                 desired = with_line_dns(desired, self.memory, status)
-        outside = self._outside_lan(flat)
-        if outside is not None:
+        if self._dhcp_wanted() and self._unread(flat, ("lanIp", "subnetMask")):
+            # The LAN the pool must lie in is unknown this session (a fault hid it): the
+            # DHCP settings wait for a session that reads it.
+            desired = desired.without("dhcp.")
+            message = self._unread_message("LAN address") + ": no DHCP setting sent"
+            unread.append({"setting": "dhcp", "message": message, "attempts": 0})
+        elif (outside := self._outside_lan(flat)) is not None:
             # A pool or reservation outside the LAN the router reports now (the record
             # was written before it reported, or its LAN changed since): the router would
             # refuse it or, worse, hand out addresses its LAN cannot route. Nothing of the
             # DHCP settings is sent, and the job says why.
             desired = desired.without("dhcp.")
-            held.append(
-                {
-                    "setting": outside.field,
-                    "message": f"{outside.message}: no DHCP setting sent",
-                    "attempts": 0,
-                }
-            )
+            message = f"{outside.message}: no DHCP setting sent"
+            held.append({"setting": outside.field, "message": message, "attempts": 0})
         plan = plan_changes(
             self.profile,
             desired,
             flat,
             absent=self.fetch.absent | self._not_below_reads(flat),
+            unreadable=self.fetch.unreadable,
             memory=self.memory,
             force=self.bootstrap,
             now=clock.now(),
             max_attempts=self.settings.retry.max_attempts,
         )
         plan.refused.extend(held)
+        plan.unread.extend(unread)
+        if self.record is None or self.memory.get("appliedRevision") != self.record.revision:
+            # Settings still to apply that a fault kept from being checked or compared:
+            # the job is not done and says why (the next session tries again). A drift
+            # check of applied ones leaves the job as it is.
+            plan.refused.extend(plan.unread)
         late = [d for d in plan.deletes if self._of_settings(d)]
         apply = _Apply(
             plan=plan,
@@ -783,11 +812,9 @@ class ProvisioningDriver:
         this session, or None (also when it reported no LAN: nothing to hold it against)."""
         assert self.profile is not None
         dhcp = self.record.dhcp if self.record else None
-        if not dhcp or not any(k.startswith("dhcp.") for k in self.desired.settings):
+        if not dhcp or not self._dhcp_wanted():
             return None
         status = self._status_and_identity(flat, shared=False)[0]
-        if any(f not in status for f in self._unread(flat, ("lanIp", "subnetMask"))):
-            return DeviceInputError("dhcp", self._unread_message("LAN address"))
         if "lanIp" not in status:
             return None
         try:
@@ -800,13 +827,20 @@ class ProvisioningDriver:
             return None
         return None
 
+    def _dhcp_wanted(self) -> bool:
+        return bool(self.record and self.record.dhcp) and any(
+            k.startswith("dhcp.") for k in self.desired.settings
+        )
+
     def _unread(self, flat: dict[str, str], fields: tuple[str, ...]) -> list[str]:
-        """Which of the status ``fields`` a name the session went on without (a fault)
-        could have held: those are unknown this session, not absent."""
+        """Which of the status ``fields`` this session lacks because a name it went on
+        without (a fault) could have held them: unknown, not absent."""
         if not self.fetch.skipped:
             return []
         assert self.profile is not None
-        return fields_read_at(self.profile, flat, fields, self.fetch.skipped)
+        status = self._status_and_identity(flat, shared=False)[0]
+        missing = tuple(f for f in fields if f not in status)
+        return fields_read_at(self.profile, flat, missing, self.fetch.skipped) if missing else []
 
     def _unread_message(self, what: str) -> str:
         names = ", ".join(self.fetch.skipped[:3])

@@ -62,6 +62,10 @@ class Plan:
     #: settings not sent because the CPE would refuse them (a DHCP pool outside the LAN
     #: it reports): faults of the job until the operator or the CPE changes, never retried
     refused: list[dict[str, Any]] = field(default_factory=list)
+    #: settings not sent because the CPE faulted reading what they are written at
+    #: (plan_changes' ``unreadable``), as refused entries: the caller decides what the job
+    #: makes of them
+    unread: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -169,11 +173,13 @@ def _incomplete_groups(
     desired: Desired,
     rows_read: Callable[[str], Mapping[int, Mapping[str, str]]],
     absent: set[str],
+    unreadable: Mapping[str, str],
     in_rows: Mapping[str, str],
-) -> dict[str, str]:
-    """Group -> what of it this CPE cannot take (a parameter it lacks, or a setting its
-    profile does not map), for the groups of ALL_OR_NOTHING the operator asks something of."""
-    out: dict[str, str] = {}
+) -> dict[str, tuple[str, bool]]:
+    """Group -> what of it this CPE cannot take (a parameter it lacks or could not read,
+    or a setting its profile does not map) and whether it is only unread, for the groups
+    of ALL_OR_NOTHING the operator asks something of."""
+    out: dict[str, tuple[str, bool]] = {}
     for key, value in desired.settings.items():
         group = group_of(key)
         if group is None or group in out or value is False or key in OPTIONAL_IN_GROUP:
@@ -181,20 +187,37 @@ def _incomplete_groups(
         table = in_rows.get(key)
         if table is not None:
             spec = profile.tables[table]
-            reason = f"{spec.object} is not on this CPE" if spec.object in absent else None
-            if reason or (reason := _unowned(spec, rows_read(table))):
-                out[group] = reason
+            lack = _lacking(spec.object, absent, unreadable)
+            if lack or (lack := _unowned(spec, rows_read(table))):
+                out[group] = (lack, spec.object in unreadable)
                 continue
         targets = profile.settings.get(key)
         if not targets:
             if table is None:
-                out[group] = f"{key} is unsupported by profile {profile.name}"
+                out[group] = (f"{key} is unsupported by profile {profile.name}", False)
             continue
         for target in targets:
-            if target.path in absent and wire_value(target, value) is not None:
-                out[group] = f"{target.path} is not on this CPE"
+            lack = _lacking(target.path, absent, unreadable)
+            if lack and wire_value(target, value) is not None:
+                out[group] = (lack, target.path in unreadable)
                 break
     return out
+
+
+def _lacking(path: str, absent: set[str], unreadable: Mapping[str, str]) -> str | None:
+    """Why the plan cannot use ``path``: the CPE lacks it, or it faults reading it."""
+    if path in unreadable:
+        return f"{path} could not be read ({unreadable[path]})"
+    return f"{path} is not on this CPE" if path in absent else None
+
+
+def _not_applied(plan: Plan, setting: str, reason: str, unread: bool) -> None:
+    """A setting the plan cannot apply: unsupported for good (the CPE lacks what it is
+    written at), or not this session (the CPE could not read it: Plan.unread)."""
+    if unread:
+        plan.unread.append({"setting": setting, "message": reason, "attempts": 0})
+    else:
+        plan.unsupported.append({"setting": setting, "reason": reason})
 
 
 def plan_changes(
@@ -207,10 +230,14 @@ def plan_changes(
     force: bool,
     now: float,
     max_attempts: int,
+    unreadable: Mapping[str, str] | None = None,
 ) -> Plan:
     """``values``: what the CPE reported (path -> value); ``memory``: the device's
     provisioning memory (``secrets``: path -> hash, ``faults``: path -> entry);
-    ``force``: ignore what the CPE reported and write everything (0 BOOTSTRAP)."""
+    ``force``: ignore what the CPE reported and write everything (0 BOOTSTRAP);
+    ``unreadable``: setting paths and table objects the CPE faulted on when read, and why
+    (nothing is written at them this session, as if absent: see Plan.unread)."""
+    unreadable = unreadable or {}
     plan = Plan()
     secrets: Mapping[str, str] = memory.get("secrets", {})
     faults: Mapping[str, Any] = memory.get("faults", {})
@@ -224,14 +251,13 @@ def plan_changes(
         return read[table]
 
     tables, in_rows = _rows_of_settings(profile, desired)
-    incomplete = _incomplete_groups(profile, desired, rows_read, absent, in_rows)
+    incomplete = _incomplete_groups(profile, desired, rows_read, absent, unreadable, in_rows)
     for key, value in desired.settings.items():
         group = group_of(key)
         if group in incomplete:
             if value is not False:
-                plan.unsupported.append(
-                    {"setting": key, "reason": f"{incomplete[group]}: no {group}* setting sent"}
-                )
+                lack, unread = incomplete[group]
+                _not_applied(plan, key, f"{lack}: no {group}* setting sent", unread)
             continue
         targets = profile.settings.get(key)
         if not targets:
@@ -242,12 +268,13 @@ def plan_changes(
             wanted = wire_value(target, value)
             if wanted is None:
                 continue
-            if target.path in absent:
-                if value is False or key in desired.implied:
-                    continue  # "off" for something this CPE does not have: already true
-                plan.unsupported.append(
-                    {"setting": key, "reason": f"{target.path} is not on this CPE"}
-                )
+            if lack := _lacking(target.path, absent, unreadable):
+                if key in desired.implied:
+                    continue  # acsd's own addition: nothing to say
+                if target.path in unreadable:
+                    _not_applied(plan, key, lack, True)
+                elif value is not False:  # "off" where the CPE lacks it is already true
+                    _not_applied(plan, key, lack, False)
                 continue
             if not force and _holds(target, wanted, values, secrets):
                 continue
@@ -266,11 +293,9 @@ def plan_changes(
                 {"setting": table, "reason": f"unsupported by profile {profile.name}"}
             )
             continue
-        if spec.object in absent:
+        if lack := _lacking(spec.object, absent, unreadable):
             if rows:  # no rows wanted where there is no table: already true
-                plan.unsupported.append(
-                    {"setting": table, "reason": f"{spec.object} is not on this CPE"}
-                )
+                _not_applied(plan, table, lack, spec.object in unreadable)
             continue
         _plan_table(plan, table, spec, rows, rows_read(table), faults, force, now, max_attempts)
     _hold_groups(plan, profile)

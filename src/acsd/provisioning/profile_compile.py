@@ -203,6 +203,13 @@ class Profile:
             path.startswith(name) for path in self._written
         )
 
+    def written_at(self, name: str) -> list[str]:
+        """The setting paths and table objects (see setting_names) at or below ``name``,
+        and the tables ``name`` lies in."""
+        return [p for p in self._written if p.startswith(name) or (
+            p.endswith(".") and name.startswith(p)
+        )]  # fmt: skip
+
     def keeps(self, name: str) -> bool:
         """Whether a device's stored tree keeps a value of ``name``: one this profile
         reads, or under an object it reads whole. A CPE may report any other name (an
