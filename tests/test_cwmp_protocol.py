@@ -462,3 +462,31 @@ def test_a_router_sending_latin1_bytes_in_a_utf8_answer_is_still_read(daemon):
     status = daemon.device_json("PROTO0021")["status"]
     assert status["lanIp"] == "192.168.7.1", status
     assert daemon.events("cwmp.bad_utf8")
+
+
+def test_a_cwmp_14_cpe_is_told_which_version_the_session_uses(daemon):
+    """A CPE that lists its versions (SupportedCWMPVersions, CWMP 1.4) gets UseCWMPVersion
+    in the InformResponse: the highest it lists that the Inform's namespace allows. One that
+    lists none gets no such header (it must understand every header it is sent)."""
+    cases = [
+        ("urn:dslforum-org:cwmp-1-2", "1.0,1.1,1.2,1.3,1.4", "1.4"),
+        ("urn:dslforum-org:cwmp-1-2", " 1.2 , 1.3 ", "1.3"),
+        ("urn:dslforum-org:cwmp-1-0", "1.0,1.4", "1.0"),
+        ("urn:dslforum-org:cwmp-1-2", "2.0", None),
+        ("urn:dslforum-org:cwmp-1-2", None, None),
+    ]
+    for n, (ns, supported, expected) in enumerate(cases):
+        body = envelope(inform_body(f"VERS{n:04d}"), ns=ns)
+        if supported is not None:
+            header = f"<cwmp:SupportedCWMPVersions>{supported}</cwmp:SupportedCWMPVersions>"
+            body = body.replace(b"</SOAP-ENV:Header>", header.encode() + b"</SOAP-ENV:Header>")
+        wire = Wire(daemon.cwmp_url)
+        first = wire.post(body)
+        assert first.status == 200, first.text
+        env = parse_envelope(first.body)
+        assert env.body == rpc.InformResponse(max_envelopes=1) and env.cwmp_ns == ns
+        assert env.use_version == expected, (supported, first.text)
+        if expected is not None:
+            assert f':mustUnderstand="1">{expected}</cwmp:UseCWMPVersion>' in first.text
+        drive_to_end(wire, wire.post(None), ns)
+        wire.close()

@@ -24,6 +24,26 @@ CWMP_NAMESPACES: tuple[str, ...] = (
 )
 DEFAULT_NAMESPACE = "urn:dslforum-org:cwmp-1-2"
 
+#: the CWMP versions a session in each namespace may use: what UseCWMPVersion may name
+#: (1.3 and 1.4 keep the cwmp-1-2 URI)
+VERSIONS_BY_NAMESPACE: dict[str, tuple[str, ...]] = {
+    "urn:dslforum-org:cwmp-1-0": ("1.0",),
+    "urn:dslforum-org:cwmp-1-1": ("1.0", "1.1"),
+}
+ALL_VERSIONS = ("1.0", "1.1", "1.2", "1.3", "1.4")
+
+
+def use_version(supported: str | None, namespace: str) -> str | None:
+    """The version to name in UseCWMPVersion for a CPE that listed ``supported`` in
+    SupportedCWMPVersions (CWMP 1.4): the highest it lists that acsd speaks in the Inform's
+    namespace; None (no header) when it listed nothing, or nothing acsd knows."""
+    if not supported:
+        return None
+    ours = VERSIONS_BY_NAMESPACE.get(namespace, ALL_VERSIONS)
+    listed = {part.strip() for part in supported.split(",")}
+    return next((v for v in reversed(ours) if v in listed), None)
+
+
 UNKNOWN_TIME = "0001-01-01T00:00:00Z"
 
 

@@ -188,7 +188,10 @@ class CwmpSession:
             await self.driver.finish(self, complete=False, reason=f"refused: {fault.string}")
             return self._answer(env, fault)
         self.state = State.CPE_REQUESTS
-        return self._answer(env, rpc.InformResponse(max_envelopes=1))
+        answer = Envelope(body=rpc.InformResponse(max_envelopes=1), cwmp_ns=self.cwmp_ns, id=env.id)
+        # A CWMP 1.4 CPE lists its versions; the ACS names the one the session uses.
+        answer.use_version = rpc.use_version(env.supported_versions, env.cwmp_ns)
+        return Reply(200, render_envelope(answer))
 
     async def _on_cpe_request(self, env: Envelope, request: rpc.CpeRequest) -> Reply:
         # A CPE may send requests after its empty POST unless HoldRequests is set; answer
