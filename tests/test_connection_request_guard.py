@@ -110,3 +110,30 @@ def test_the_list_is_configurable_and_checked(tmp_path) -> None:
     assert proc.returncode == 2
     assert "cwmp.connection_request_deny" in proc.stderr
     assert "192.0.2.1/24 has host bits set" in proc.stderr
+
+
+async def test_a_poke_too_soon_after_the_last_is_sent_once_the_interval_is_over(cpe) -> None:
+    """A second change a few seconds after the first (the router may be in the session
+    the first started, reading the older revision) still reaches the router: once, with
+    the latest credentials, when the interval between requests is over."""
+    import asyncio
+    import time
+
+    port, hits = cpe
+    requester = ConnectionRequester(deny=DENY_BUT_LOOPBACK, min_interval=0.5)
+    await requester.start()
+    try:
+        url = f"http://127.0.0.1:{port}/cr"
+        first = requester.poke("dev1", url, "u", "p")
+        assert first is not None and (await first).ok
+        started = time.monotonic()
+        assert requester.poke("dev1", url, "u", "p") is None  # too soon: deferred
+        assert requester.poke("dev1", url, "u", "p2") is None  # merged into that one
+        while len(hits) < 2 and time.monotonic() - started < 5:
+            await asyncio.sleep(0.05)
+        assert len(hits) == 2 and time.monotonic() - started >= 0.4
+        await asyncio.sleep(0.8)
+        assert len(hits) == 2  # the two late pokes made one request
+        assert requester.stats["ok"] == 2
+    finally:
+        await requester.close()

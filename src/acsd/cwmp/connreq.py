@@ -17,6 +17,7 @@ import ipaddress
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 from yarl import URL
@@ -85,6 +86,10 @@ async def connection_request(
         return CrResult(False, reason=f"not sendable: {exc}")
 
 
+#: devices remembered for the interval between requests before old entries are dropped
+_PRUNE_AT = 4096
+
+
 class ConnectionRequester:
     """Owns the HTTP client; :meth:`poke` schedules a request in the background."""
 
@@ -101,7 +106,9 @@ class ConnectionRequester:
         self._session: aiohttp.ClientSession | None = None
         self._busy: set[str] = set()
         self._last: dict[str, float] = {}
-        self._tasks: set[asyncio.Task[CrResult]] = set()
+        #: device -> the latest (url, username, password) of a poke that came too soon
+        self._later: dict[str, tuple[str, str | None, str | None]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
         self.stats = {"sent": 0, "ok": 0, "failed": 0, "skipped": 0}
 
     async def start(self) -> None:
@@ -123,19 +130,41 @@ class ConnectionRequester:
     def poke(
         self, device_id: str, url: str | None, username: str | None, password: str | None
     ) -> asyncio.Task[CrResult] | None:
-        """Ask the CPE to connect; None when skipped (no URL, one in flight, too soon)."""
+        """Ask the CPE to connect; None when not now (no URL; one in flight or too soon:
+        then it is sent once the interval is over, with the latest arguments)."""
         now = time.monotonic()
         if not url or self._session is None:
             return None
-        if device_id in self._busy or now - self._last.get(device_id, -1e9) < self.min_interval:
+        if len(self._last) > _PRUNE_AT:
+            self._last = {k: t for k, t in self._last.items() if now - t < self.min_interval}
+        wait = self._last.get(device_id, -1e9) + self.min_interval - now
+        if device_id in self._busy or wait > 0:
+            # A second change soon after the first (the router may be in the session the
+            # first one started, reading the older revision): not dropped, or it would wait
+            # for the router's next periodic Inform.
             self.stats["skipped"] += 1
+            first = device_id not in self._later
+            self._later[device_id] = (url, username, password)
+            if first:
+                delay = max(wait, 1.0 if device_id in self._busy else 0.0)
+                self._track(asyncio.create_task(self._deferred(device_id, delay)))
+                log.info("connreq.deferred", device=device_id, seconds=round(delay, 1))
             return None
         self._busy.add(device_id)
         self._last[device_id] = now
         task = asyncio.create_task(self._run(device_id, url, username, password))
+        self._track(task)
+        return task
+
+    def _track(self, task: asyncio.Task[Any]) -> None:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return task
+
+    async def _deferred(self, device_id: str, delay: float) -> None:
+        await asyncio.sleep(delay)
+        args = self._later.pop(device_id, None)
+        if args is not None:
+            self.poke(device_id, *args)  # (deferred again if still too soon)
 
     async def _run(
         self, device_id: str, url: str, username: str | None, password: str | None
