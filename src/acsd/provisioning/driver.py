@@ -662,13 +662,7 @@ class ProvisioningDriver:
             # whole read would leave such a router unprovisioned for good.
             if (kind := self._kind()) is not None:
                 self.hints.absent(kind, names)
-            log.warning(
-                "session.gpv_fault",
-                serial=session.serial,
-                code=response.code,
-                fault=response.string,
-                name=names[0],
-            )
+            _log_gpv_fault(session, response, names)
         elif len(names) == 1 and self.fetch.ok and names[0] in self._suspects():
             # A name a setting is written at that faulted alone before (on this CPE or one
             # of its kind: a hint) and does again while the rest of the read answers:
@@ -681,22 +675,9 @@ class ProvisioningDriver:
             why = f"fault {response.code}" + (f" on {names[0]}" if names[0].endswith(".") else "")
             for path in self.profile.written_at(names[0]):
                 self.fetch.unreadable[path] = why
-            log.warning(
-                "session.gpv_fault",
-                serial=session.serial,
-                code=response.code,
-                fault=response.string,
-                name=names[0],
-                unreadable=True,
-            )
+            _log_gpv_fault(session, response, names, unreadable=True)
         else:
-            log.warning(
-                "session.gpv_fault",
-                serial=session.serial,
-                code=response.code,
-                fault=response.string,
-                name=names[0] if len(names) == 1 else None,
-            )
+            _log_gpv_fault(session, response, names)
             if len(names) == 1 and (kind := self._kind()) is not None:
                 # asked apart from now on: if it faults alone again, it is taken as
                 # unreadable (above) instead of failing the read again
@@ -1245,3 +1226,16 @@ def _blocks(changes: list[Change]) -> list[list[Change]]:
 
 def _joined(blocks: list[list[Change]]) -> list[Change]:
     return [change for block in blocks for change in block]
+
+
+def _log_gpv_fault(
+    session: CwmpSession, response: rpc.Fault, names: list[str], **extra: Any
+) -> None:
+    log.warning(
+        "session.gpv_fault",
+        serial=session.serial,
+        code=response.code,
+        fault=response.string,
+        name=names[0] if len(names) == 1 else None,
+        **extra,
+    )
