@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     dlist = dsub.add_parser("list", help="one line per device")
     _add_config(dlist)
     dlist.add_argument("--json", action="store_true", help="a JSON array of seed-000 objects")
-    dlist.add_argument("--limit", type=int, default=1000)
+    dlist.add_argument("--limit", type=_positive, default=1000, help="at most this many (1000)")
     dshow = dsub.add_parser("show", help="one device, by id or serial number")
     _add_config(dshow)
     dshow.add_argument("key", metavar="ID|SERIAL")
@@ -372,6 +372,11 @@ async def _device(args: argparse.Namespace, config: Config) -> int:
                 print(json.dumps([d.to_json() for d in devices], indent=2))
             else:
                 _print_table(devices)
+            if len(records) == args.limit and (total := await store.count_devices()) > len(records):
+                print(
+                    f"acsd: {len(records)} of {total} devices shown; --limit {total} shows all",
+                    file=sys.stderr,
+                )
             return 0
         record = await store.get_device(args.key)
         if record is None:
@@ -433,6 +438,16 @@ async def _apply(path: str, store, view: dict) -> int:
 #: Bidirectional controls too (U+202A-U+202E, U+2066-U+2069, marks): one in a serial
 #: number would show the rest of its line reversed ("Trojan Source").
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _positive(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {number}")
+    return number
 
 
 def _shown(value: object) -> str:
