@@ -138,6 +138,8 @@ def test_errors_of_the_seed_table(daemon):
     # 422 state: only an ORDERED account can be confirmed
     again = api.post(f"/internet/account/{first['_id']}/confirm", confirm_body("198.51.100.2"))
     error(again, 422, "state")
+    # ... whatever the body lacks: the state is what is wrong (seed 002 lists it first)
+    error(api.post(f"/internet/account/{first['_id']}/confirm", {}), 422, "state")
     # 409 net.ipAddress: the address is another account's
     taken = api.post(f"/internet/account/{second['_id']}/confirm", SEED_EXAMPLE)
     error(taken, 409, "net.ipAddress")

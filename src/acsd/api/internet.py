@@ -317,12 +317,13 @@ async def confirm_internet_account(request: web.Request) -> web.Response:
     raw = await read_json(request)
     if isinstance(raw, dict) and "circuit" in raw and "circuitId" in raw:
         raise ApiError(400, "circuitId", "circuitId is another name for circuit: give one")
+    if account.state != "ORDERED":
+        # before the body's fields: confirmed is confirmed, whatever this body lacks
+        raise ApiError(422, "state", "Account must be in ORDERED state")
     body = await read_model(request, AccountConfirm)
     # The LAN its router reported, which the line must not overlap.
     router = await ctx.store.get_device(account.device) if account.device else None
     ip = check_net(body.net, router.status if router else None)
-    if account.state != "ORDERED":
-        raise ApiError(422, "state", "Account must be in ORDERED state")
     now = clock.now()
     start = start_of(body.startDate)
     confirm = body.model_dump(exclude_none=True)
