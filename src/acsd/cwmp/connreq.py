@@ -106,6 +106,7 @@ class ConnectionRequester:
         self._session: aiohttp.ClientSession | None = None
         self._busy: set[str] = set()
         self._last: dict[str, float] = {}
+        self._pruned = -1e9  # when _last was last pruned
         #: device -> the latest (url, username, password) of a poke that came too soon
         self._later: dict[str, tuple[str, str | None, str | None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -135,7 +136,10 @@ class ConnectionRequester:
         now = time.monotonic()
         if not url or self._session is None:
             return None
-        if len(self._last) > _PRUNE_AT:
+        if len(self._last) > _PRUNE_AT and now - self._pruned >= self.min_interval:
+            # at most once an interval: a bulk change poking thousands of routers within
+            # one interval must not rebuild the table at every poke
+            self._pruned = now
             self._last = {k: t for k, t in self._last.items() if now - t < self.min_interval}
         wait = self._last.get(device_id, -1e9) + self.min_interval - now
         if device_id in self._busy or wait > 0:
