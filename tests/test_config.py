@@ -113,3 +113,59 @@ def test_static_wan_dns_takes_a_list_or_a_comma_string_of_usable_addresses(tmp_p
         with pytest.raises(ConfigError) as caught:
             load_config(str(path))
         assert "provisioning.static_wan_dns" in str(caught.value) and message in str(caught.value)
+
+
+def test_a_file_value_of_the_wrong_type_is_refused_not_guessed(tmp_path):
+    # TOML is typed: 1 for a boolean or "300" for a number is a mistake to point at, not
+    # something to convert (pydantic's lax mode took both, and `"yes"` as true).
+    path = tmp_path / "typed.toml"
+    for key, value, kind in (
+        ("cwmp.trust_forwarded", "1", "boolean"),
+        ("provisioning.drift_check", '"yes"', "boolean"),
+        ("provisioning.retry_base", "true", "number"),
+        ("cwmp.periodic_interval", '"300"', "integer"),
+        ("workers", "2.0", "integer"),
+    ):
+        section, _, name = key.rpartition(".")
+        text = f"[{section}]\n{name} = {value}\n" if section else f"{name} = {value}\n"
+        shown = repr(tomllib.loads(text.replace(f"[{section}]", ""))[name])
+        expected = f"{key}: Input should be a valid {kind} (got {shown})"
+        path.write_text(text)
+        proc = run_cli("config", "check", "--config", str(path))
+        assert proc.returncode == 2, text
+        assert proc.stderr.strip() == f"acsd: config error: {path}: {expected}", proc.stderr
+    # A whole number where a float is wanted is still a number.
+    path.write_text("[cwmp]\nmax_loop_lag = 1\n")
+    assert load_config(path, environ={}).cwmp.max_loop_lag == 1.0
+
+
+def test_environment_text_is_converted_to_the_settings_type():
+    config = load_config(
+        None,
+        environ={
+            "ACSD_CWMP_TRUST_FORWARDED": "true",
+            "ACSD_CWMP_PERIODIC_INTERVAL": "60",
+            "ACSD_PROVISIONING_RETRY_BASE": "30.5",
+            "ACSD_CWMP_AUTH_ALGORITHMS": "SHA-256, MD5",
+            "ACSD_WORKERS": "2",
+        },
+    )
+    assert config.cwmp.trust_forwarded is True
+    assert config.cwmp.periodic_interval == 60
+    assert config.provisioning.retry_base == 30.5
+    assert config.cwmp.auth.algorithms == ["SHA-256", "MD5"]
+    assert config.workers == 2
+    from acsd.config import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, environ={"ACSD_CWMP_PERIODIC_INTERVAL": "6o"})
+    assert str(caught.value).startswith("ACSD_CWMP_PERIODIC_INTERVAL: ")
+    assert "'6o'" in str(caught.value)
+
+
+def test_a_password_of_the_wrong_type_is_not_echoed(tmp_path):
+    path = tmp_path / "secret.toml"
+    path.write_text('[cwmp.auth]\nscheme = "digest"\npassword = 271828\n')
+    proc = run_cli("config", "check", "--config", str(path))
+    assert proc.returncode == 2
+    assert "cwmp.auth.password" in proc.stderr and "271828" not in proc.stderr

@@ -1,6 +1,9 @@
 """acsd's settings: TOML file, then ``ACSD_<SECTION>_<KEY>`` environment overrides, validated once.
 
 Every key and its default is in ``config.example.toml``; a test keeps the two in step.
+The file is validated strictly (``trust_forwarded = 1`` or ``periodic_interval = "300"`` is
+an error: a typed file says what it means); an environment variable is text, so it is
+converted to its setting's type first ("true", "300", "SHA-256,MD5").
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SerializationInfo,
+    TypeAdapter,
     ValidationError,
     ValidationInfo,
     field_serializer,
@@ -307,30 +311,47 @@ class Config(_Section):
     event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
 
 
-def _settings() -> Iterator[tuple[str, tuple[str, ...]]]:
-    """Every setting as (its ACSD_* variable, its path in the configuration)."""
+def _is_section(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _settings() -> Iterator[tuple[str, tuple[str, ...], Any]]:
+    """Every setting as (its ACSD_* variable, its path in the configuration, its type)."""
     for name, section in Config.model_fields.items():
         annotation = section.annotation
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            yield f"ACSD_{name}".upper(), (name,)
+        if not _is_section(annotation):
+            yield f"ACSD_{name}".upper(), (name,), annotation
             continue
         for key, item in annotation.model_fields.items():
             nested = item.annotation
-            if isinstance(nested, type) and issubclass(nested, BaseModel):
-                for sub in nested.model_fields:  # [cwmp.auth] -> ACSD_CWMP_AUTH_<KEY>
-                    yield f"ACSD_{name}_{key}_{sub}".upper(), (name, key, sub)
+            if _is_section(nested):
+                for sub, field in nested.model_fields.items():  # ACSD_CWMP_AUTH_<KEY>
+                    yield f"ACSD_{name}_{key}_{sub}".upper(), (name, key, sub), field.annotation
             else:
-                yield f"ACSD_{name}_{key}".upper(), (name, key)
+                yield f"ACSD_{name}_{key}".upper(), (name, key), nested
+
+
+def _from_text(env: str, text: str, annotation: Any) -> Any:
+    """An environment variable's text as its setting's type, in pydantic's lax mode ("1",
+    "yes", "true" are booleans; a list is comma-separated)."""
+    value: Any = text
+    if getattr(annotation, "__origin__", None) is list:
+        value = _comma_list(text)
+    try:
+        return TypeAdapter(annotation).validate_python(value)
+    except ValidationError as exc:
+        shown = "" if "PASSWORD" in env else f" (got {text!r})"
+        raise ConfigError(f"{env}: {exc.errors()[0]['msg']}{shown}") from None
 
 
 def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
     found: dict[str, Any] = {}
-    for env, path in _settings():
+    for env, path, annotation in _settings():
         if env in environ:
             node = found
             for part in path[:-1]:
                 node = node.setdefault(part, {})
-            node[path[-1]] = environ[env]
+            node[path[-1]] = _from_text(env, environ[env], annotation)
     return found
 
 
@@ -345,7 +366,7 @@ def unknown_env(environ: dict[str, str] | None = None) -> list[str]:
     """ACSD_* variables that set nothing: a typo in one would otherwise go unnoticed (a
     typo in a file key is an error)."""
     environ = dict(os.environ if environ is None else environ)
-    known = {env for env, _ in _settings()} | _NOT_SETTINGS
+    known = {env for env, _, _ in _settings()} | _NOT_SETTINGS
     return sorted(n for n in environ if n.startswith("ACSD_") and n not in known)
 
 
@@ -384,11 +405,13 @@ def load_config(
         source += " + ACSD_* environment"
     try:
         context = RECORDS_ONLY if records_only else None
-        return Config.model_validate(_merge(data, overrides), context=context)
+        return Config.model_validate(_merge(data, overrides), strict=True, context=context)
     except ValidationError as exc:
         error = exc.errors()[0]
         key = ".".join(str(part) for part in error["loc"]) or "(top level)"
         message = error["msg"]
         if error["type"] == "extra_forbidden":
             message = "unknown key"
+        elif error["type"].endswith("_type") and key.split(".")[-1] != "password":
+            message += f" (got {error['input']!r})"  # strict: 1 for a boolean, "300" for a number
         raise ConfigError(f"{source}: {key}: {message}") from None
