@@ -276,6 +276,7 @@ def _profile_check(args: argparse.Namespace) -> int:
 async def _token(args: argparse.Namespace, config: Config) -> int:
     from acsd import clock
     from acsd.api.auth import create_token
+    from acsd.audit import cli_record
     from acsd.store import open_store
 
     store = open_store(config.store.url)
@@ -315,7 +316,8 @@ async def _token(args: argparse.Namespace, config: Config) -> int:
             for row in rows:
                 print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
             return 0
-        if not await store.revoke_token(args.id):
+        entry = cli_record("token.revoke", "token", args.id)
+        if not await store.revoke_token(args.id, audit=entry):
             print(f"acsd: no active token {args.id}", file=sys.stderr)
             return 1
         print(f"revoked {args.id}")
@@ -400,6 +402,7 @@ async def _apply(path: str, store, view: dict) -> int:
     from acsd.device_view import device_view
     from acsd.devices import DeviceInputError, apply_device
     from acsd.models import DeviceInput
+    from acsd.store.base import ChangedError
 
     name = "stdin" if path == "-" else path
     try:
@@ -427,6 +430,9 @@ async def _apply(path: str, store, view: dict) -> int:
         record = await apply_device(store, body)
     except DeviceInputError as exc:
         print(f"acsd: {name}: {exc.field}: {exc.message}", file=sys.stderr)
+        return 1
+    except ChangedError as exc:  # another write took the MAC between check and write
+        print(f"acsd: {name}: {exc}; nothing written, try again", file=sys.stderr)
         return 1
     print(json.dumps(device_view(record, **view).to_json(), indent=2))
     return 0

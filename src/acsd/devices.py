@@ -10,6 +10,7 @@ import copy
 import ipaddress
 from typing import Any
 
+from acsd import audit
 from acsd.models import DeviceInput
 from acsd.provisioning.plan import mac_key
 from acsd.store.base import DeviceRecord, Store
@@ -123,8 +124,9 @@ async def mac_owner(
 
 
 async def apply_device(store: Store, body: DeviceInput) -> DeviceRecord:
-    """Create the record, or update the one with the same serial number. A change to what
-    the router should hold bumps the revision and puts the device in PROVISIONING.
+    """``acsd device apply``: create the record, or update the one with the same serial
+    number. A change to what the router should hold bumps the revision and puts the device
+    in PROVISIONING. The write is audited with the local user as its author.
 
     Raises :class:`DeviceInputError` for what the API refuses too: a customer or model
     that does not exist, a MAC address another device has, a DHCP pool or reservation
@@ -137,6 +139,7 @@ async def apply_device(store: Store, body: DeviceInput) -> DeviceRecord:
     if body.model and await store.get_model(body.model) is None:
         raise DeviceInputError("model", f"no network device model {body.model}")
     record = await store.find_device_for_cpe(body.serialNumber)
+    before = audit.device_view(record) if record is not None and record.id else None
     if (other := await mac_owner(store, body.macAddress, record)) is not None:
         raise DeviceInputError(
             "macAddress", f"{body.macAddress} already belongs to device {other.id}"
@@ -163,4 +166,13 @@ async def apply_device(store: Store, body: DeviceInput) -> DeviceRecord:
         record.revision += 1
         record.state = "PROVISIONING"
         record.jobs = 1
-    return await store.upsert_device(record, mac="set" if body.macAddress else "keep")
+    entry = audit.cli_record(
+        "device.update" if before else "device.create", "device", record.id or None,
+        customer=record.customer, before=before,
+    )  # fmt: skip
+    return await store.write_device(
+        record,
+        audit=entry,
+        audit_after=audit.device_view,
+        mac="set" if body.macAddress else "keep",
+    )

@@ -17,6 +17,7 @@ from aiohttp import web
 from acsd import clock
 from acsd.api.apn_wire import key_problem
 from acsd.api.errors import ApiError
+from acsd.audit import cli_record
 from acsd.ids import new_id
 from acsd.store.base import Store, TokenRecord
 
@@ -41,7 +42,8 @@ async def create_token(
     name: str = "",
     apn_account: str | None = None,
 ) -> tuple[str, TokenRecord]:
-    """Returns the token (to show once) and its stored record.
+    """Returns the token (to show once) and its stored record; audited as made with
+    ``acsd token create`` (tokens are made on the server only, never over the API).
 
     ``apn_account`` scopes the token to one APN API account (seed 003 foreign key); an
     OWNER or MANAGER token may have it instead of a customer (it then sees no customer)."""
@@ -71,7 +73,11 @@ async def create_token(
         created=clock.now(),
         apn_account=apn_account,
     )
-    return token, await store.create_token(record)
+    entry = cli_record(
+        "token.create", "token", record.id, customer=record.customer,
+        after={"role": role, "customer": record.customer, "name": name, "apnAccount": apn_account},
+    )  # fmt: skip
+    return token, await store.create_token(record, audit=entry)
 
 
 @dataclass(slots=True)

@@ -11,9 +11,9 @@ from aiohttp import web
 from acsd import clock
 from acsd.api.auth import Caller, authenticate
 from acsd.api.errors import request_id
+from acsd.audit import masked
 from acsd.cwmp.connreq import ConnectionRequester
 from acsd.ids import new_id
-from acsd.log import is_secret_name
 from acsd.provisioning.profiles import ProfileSet
 from acsd.store.base import AuditRecord, Store
 
@@ -42,15 +42,6 @@ async def caller(request: web.Request) -> Caller:
 
 def valid_id(value: str) -> bool:
     return bool(_ID.match(value))
-
-
-def masked(value: Any) -> Any:
-    """A copy fit for the audit log: secrets replaced, structure kept."""
-    if isinstance(value, dict):
-        return {k: ("***" if is_secret_name(k) and v else masked(v)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [masked(v) for v in value]
-    return value
 
 
 def audit_record(

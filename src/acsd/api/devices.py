@@ -15,6 +15,7 @@ from acsd.api.body import MAX_OFFSET, parse_query, read_json, read_model, valida
 from acsd.api.context import ApiContext, audit_record, caller, context, created, valid_id
 from acsd.api.errors import ApiError, field_error
 from acsd.api.openapi import describe
+from acsd.audit import device_view as audit_device_view
 from acsd.device_view import device_view
 from acsd.devices import (
     DeviceInputError,
@@ -216,7 +217,7 @@ async def _create(
     stored = await ctx.store.write_device(
         record,
         audit=audit,
-        audit_after=_audit_view,
+        audit_after=audit_device_view,
         expect=seen or ABSENT,
         mac="set" if body.macAddress else "keep",
     )
@@ -242,26 +243,6 @@ def _fill(record: DeviceRecord, data: dict[str, Any]) -> None:
     record.dhcp = data.get("dhcp")
     if data.get("driftCheck") is not None:
         record.drift_check = data["driftCheck"]
-
-
-def _audit_view(record: DeviceRecord) -> dict[str, Any]:
-    from acsd.api.context import masked
-
-    return masked(
-        {
-            "serialNumber": record.serial_number,
-            "name": record.name,
-            "customer": record.customer,
-            "model": record.model,
-            "macAddress": record.mac_address,
-            "mvnoAccount": record.mvno_account,
-            "notes": record.notes,
-            "wifi": record.wifi,
-            "dhcp": record.dhcp,
-            "state": record.state,
-            "revision": record.revision,
-        }
-    )
 
 
 @describe(
@@ -352,7 +333,7 @@ async def _patch(
     if record.state == "DELETING":
         raise ApiError(422, "state", "Device is being deleted")
     seen = copy.deepcopy(record)
-    before = _audit_view(record)
+    before = audit_device_view(record)
     fields = patch.model_fields_set
     if "name" in fields:
         record.name = patch.name
@@ -418,7 +399,7 @@ async def _patch(
         stored = await ctx.store.write_device(
             record,
             audit=audit,
-            audit_after=_audit_view,
+            audit_after=audit_device_view,
             expect=seen,
             mac=mac,
             new_router=new_router,
@@ -447,7 +428,7 @@ async def _delete(request: web.Request, ctx: ApiContext, who: Caller) -> web.Res
         _poke(ctx, record)
         return web.json_response(_view(ctx, record, await _model(ctx, record.model)), status=202)
     seen = copy.deepcopy(record)
-    before = _audit_view(record)
+    before = audit_device_view(record)
     audit = audit_record(
         request, who, "device.delete", "device", record.id, customer=record.customer,
         before=before,

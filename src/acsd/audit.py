@@ -1,0 +1,72 @@
+"""What goes into the audit log, shared by the API and the command line: secrets masked,
+a device as an operator sees it, and who wrote when there is no token (the CLI)."""
+
+from __future__ import annotations
+
+import getpass
+from typing import Any
+
+from acsd import clock
+from acsd.ids import new_id
+from acsd.log import is_secret_name
+from acsd.store.base import AuditRecord, DeviceRecord
+
+
+def masked(value: Any) -> Any:
+    """A copy fit for the audit log: secrets replaced, structure kept."""
+    if isinstance(value, dict):
+        return {k: ("***" if is_secret_name(k) and v else masked(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [masked(v) for v in value]
+    return value
+
+
+def device_view(record: DeviceRecord) -> dict[str, Any]:
+    """A device's operator fields and provisioning state, as its audit entries show it."""
+    return masked(
+        {
+            "serialNumber": record.serial_number,
+            "name": record.name,
+            "customer": record.customer,
+            "model": record.model,
+            "macAddress": record.mac_address,
+            "mvnoAccount": record.mvno_account,
+            "notes": record.notes,
+            "wifi": record.wifi,
+            "dhcp": record.dhcp,
+            "state": record.state,
+            "revision": record.revision,
+        }
+    )
+
+
+def _local_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry and no $USER (a bare container)
+        return "unknown"
+
+
+def cli_record(
+    action: str,
+    resource: str,
+    resource_id: str | None = None,
+    *,
+    customer: str | None = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> AuditRecord:
+    """An entry for a write made with the ``acsd`` command on the server: no token, so the
+    local user account stands for the author (``tokenName`` "cli:root")."""
+    return AuditRecord(
+        id=new_id(),
+        at=clock.now(),
+        action=action,
+        resource=resource,
+        resource_id=resource_id,
+        token_name=f"cli:{_local_user()}",
+        role="CLI",
+        customer=customer,
+        before=masked(before) if before is not None else None,
+        after=masked(after) if after is not None else None,
+    )

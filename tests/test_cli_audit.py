@@ -1,0 +1,46 @@
+"""Writes made with the ``acsd`` command on the server are in the audit log too, with the
+local user as their author: the README says every write is audited."""
+
+from __future__ import annotations
+
+import getpass
+import json
+
+from api_world import token
+from apiclient import Api
+
+
+def _entries(daemon, admin: str) -> list[dict]:
+    reply = Api(daemon.api_url, admin).get("/audit", query={"limit": 1000})
+    assert reply.status == 200
+    return reply.body["items"]
+
+
+def test_device_apply_and_tokens_are_audited_with_the_local_user(daemon):
+    admin = token(daemon, "ADMIN")
+    author = f"cli:{getpass.getuser()}"
+    made = [e for e in _entries(daemon, admin) if e["action"] == "token.create"]
+    assert len(made) == 1 and made[0]["tokenName"] == author and made[0]["role"] == "CLI"
+    assert made[0]["after"] == {"role": "ADMIN", "customer": None, "name": "test ADMIN",
+                                "apnAccount": None}  # fmt: skip
+    assert admin not in json.dumps(made)  # the token itself is shown once, on stdout only
+
+    wifi = {"enabled": True, "ssid": "Lobby", "password": "correct-horse-1"}
+    device = daemon.apply({"serialNumber": "AUDIT0001", "name": "front desk", "wifi": wifi})
+    daemon.apply({"serialNumber": "AUDIT0001", "name": "back office", "wifi": wifi})
+    writes = [e for e in _entries(daemon, admin) if e["resource"] == "device"]
+    update, create = writes  # newest first
+    assert create["action"] == "device.create" and update["action"] == "device.update"
+    assert create["resourceId"] == update["resourceId"] == device["_id"]
+    assert create["tokenName"] == update["tokenName"] == author
+    assert "before" not in create and create["after"]["name"] == "front desk"
+    assert update["before"]["name"] == "front desk" and update["after"]["name"] == "back office"
+    assert update["after"]["wifi"]["password"] == "***"
+    assert "correct-horse-1" not in json.dumps(writes)
+
+    token_id = made[0]["resourceId"]
+    assert daemon.cli("token", "revoke", token_id).returncode == 0
+    assert daemon.cli("token", "revoke", token_id, check=False).returncode == 1
+    other = token(daemon, "ADMIN")
+    revoked = [e for e in _entries(daemon, other) if e["action"] == "token.revoke"]
+    assert [(e["resourceId"], e["tokenName"]) for e in revoked] == [(token_id, author)]
