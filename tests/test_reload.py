@@ -192,6 +192,32 @@ def test_profiles_reload_and_a_broken_file_keeps_the_old_ones(daemon_factory, tm
     assert daemon.stop() == 0
 
 
+def test_a_new_profiles_dir_is_read_on_sighup_and_a_missing_one_is_an_error_now(
+    daemon_factory, tmp_path
+):
+    """Pointing ``[profiles] dir`` elsewhere takes effect on SIGHUP; a directory that is not
+    there is reported at once (it said "restart needed", and the next start then failed)."""
+    daemon = daemon_factory()
+    text = daemon.config.read_text()
+    elsewhere = tmp_path / "lab-profiles"
+    daemon.config.write_text(f"{text}\n[profiles]\ndir = {json.dumps(str(elsewhere))}\n")
+    done = hup(daemon)
+    assert done["config"] == "changed" and "restart_needed" not in done
+    assert done["profiles"].startswith("kept")
+    [failed] = daemon.events("reload.profiles_failed")
+    assert failed["level"] == "error" and failed["dir"] == str(elsewhere)
+    assert "profile directory not found" in failed["error"]
+
+    elsewhere.mkdir()
+    (elsewhere / "lab.toml").write_text(LAB_PROFILE)
+    done = hup(daemon)
+    assert done["config"] == "unchanged" and "huawei-lab" in done["profiles"]
+    sim_once(daemon.cwmp_url, "--profile", "huawei-hg8245", "--serial-prefix", "HUPD")
+    [entry] = [e for e in daemon.events("session.inform") if e.get("serial") == "HUPD000001"]
+    assert entry["profile"] == "huawei-lab"
+    assert daemon.stop() == 0
+
+
 def test_log_level_on_sighup_and_keys_that_need_a_restart(daemon_factory):
     daemon = daemon_factory(log={"level": "info"})
     sim_once(daemon.cwmp_url, "--serial-prefix", "LOGA")

@@ -1,6 +1,6 @@
 """SIGHUP: read profiles, log settings and TLS files again without dropping a session.
 
-What takes effect at once: the profiles (``[profiles] dir`` as the daemon started with it;
+What takes effect at once: the profiles (from ``[profiles] dir`` as the file names it now;
 new sessions use them, sessions in progress finish with the ones they started with),
 ``log.level`` and ``log.format``, and the TLS certificate, key and client CA files (new
 handshakes use them, open connections keep theirs). Any other key changed in the file is
@@ -30,6 +30,7 @@ RELOADABLE = frozenset(
     {
         "log.level",
         "log.format",
+        "profiles.dir",
         "cwmp.tls.cert",
         "cwmp.tls.key",
         "cwmp.tls.client_ca",
@@ -109,11 +110,14 @@ class Reloader:
         log.info("reload.start", config=str(self.config_path or "defaults"))
         config = self._read_config(outcome)
 
+        folder = config.profiles.dir
         try:
-            profiles = await asyncio.to_thread(self._load_profiles)
+            profiles = await asyncio.to_thread(load_profiles, Path(folder) if folder else None)
         except Exception as exc:
+            # A directory that is not there (yet) is an error now, not at the next start.
             log.error(
                 "reload.profiles_failed",
+                dir=folder,
                 error=str(exc),
                 kept=sorted(self.profiles.current.names()),
             )
@@ -140,21 +144,20 @@ class Reloader:
             log.error("reload.config_invalid", error=str(exc), kept="the running configuration")
             outcome["config"] = "invalid, kept"
             return self.config
+        changed = sorted(changed_keys(self.config, config))
+        if changed:
+            outcome["config"] = "changed"
         if config.log != self.config.log:
             acsd_log.configure(config.log.level, config.log.format)
             log.info("reload.log", level=config.log.level, format=config.log.format)
             outcome["config"] = "log settings applied"
-        log.debug("reload.config_changed", keys=sorted(changed_keys(self.config, config)))
+        log.debug("reload.config_changed", keys=changed)
         restart = sorted(k for k in changed_keys(self.started, config) if k not in RELOADABLE)
         if restart:
             log.warning("reload.restart_needed", keys=restart)
             outcome["restart_needed"] = restart
         self.config = config
         return config
-
-    def _load_profiles(self) -> ProfileSet:
-        folder = self.started.profiles.dir
-        return load_profiles(Path(folder) if folder else None)
 
     def _reload_tls(self, name: str, settings: TlsSettings | None) -> str:
         server = self.tls.get(name)

@@ -241,7 +241,7 @@ class Supervisor:
         os.replace(tmp, self.snapshot)
 
     def _reload(self) -> None:
-        """SIGHUP: what a reload applies (log settings) goes into the snapshot too, so a
+        """SIGHUP: what a reload applies (log settings, profiles dir) goes into the snapshot, so a
         worker restarted later runs with it; then every worker reloads."""
         if self.snapshot is not None:
             try:
@@ -249,7 +249,9 @@ class Supervisor:
             except ConfigError:
                 pass  # each worker names the error; the snapshot stays as it is
             else:
-                self.config = self.config.model_copy(update={"log": fresh.log})
+                self.config = self.config.model_copy(
+                    update={"log": fresh.log, "profiles": fresh.profiles}
+                )
                 self._write_snapshot()
         # Only to workers that are up: one still starting has no handler yet (SIGHUP would
         # kill it), and reads the snapshot anyway.
