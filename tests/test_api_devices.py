@@ -196,6 +196,13 @@ def test_patch_merges_and_bumps_the_revision_only_for_router_settings(world: Wor
     assert changed.body["wifi"]["ssid5G"] == "Need4Speed"  # merged, not replaced
     error(api.patch(path, {"wifi": {"ssid": ""}}), 400, "wifi.ssid")
     error(api.patch(path, {"serialNumber": ""}), 400, "serialNumber")
+    # null removes, but a device is always one router's: refused rather than ignored
+    gone = error(api.patch(path, {"serialNumber": None}), 400, "serialNumber")
+    assert "cannot be removed" in gone["description"]
+    assert api.get(path).body["serialNumber"] == "PATCH001"
+    # null puts the drift check back to its default (on)
+    assert api.patch(path, {"driftCheck": False}).body["driftCheck"] is False
+    assert api.patch(path, {"driftCheck": None}).body["driftCheck"] is True
     error(api.patch(path, {"macAddress": "nope"}), 400, "macAddress")
     # a misspelt key is refused even with a null (which would remove a known one)
     assert "unknown" in error(api.patch(path, {"wifi": {"chanel": None}}), 400,
@@ -264,6 +271,11 @@ def test_tokens_are_listed_without_secrets_and_revoked(world: World, module_daem
     assert reply.status == 401 and reply.body["message"] == "unauthorized"
     bad = daemon.cli("token", "create", "--role", "OWNER", check=False)
     assert bad.returncode == 2 and "customer" in bad.stderr
+    # an ADMIN token bound to a customer would look scoped and be almighty: refused
+    bad = daemon.cli("token", "create", "--role", "ADMIN", "--customer",
+                     world.customers["own"], check=False)  # fmt: skip
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "acsd: an ADMIN token sees every customer: leave out --customer"
     with sqlite3.connect(daemon.db) as db:
         assert token not in json.dumps(db.execute("SELECT * FROM tokens").fetchall())
 

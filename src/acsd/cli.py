@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(dlist)
     dlist.add_argument("--json", action="store_true", help="a JSON array of seed-000 objects")
     dlist.add_argument("--limit", type=_positive, default=1000, help="at most this many (1000)")
+    dlist.add_argument(
+        "--offset", type=_not_negative, default=0, help="skip this many first (0): the next page"
+    )
     dshow = dsub.add_parser("show", help="one device, by id or serial number")
     _add_config(dshow)
     dshow.add_argument("key", metavar="ID|SERIAL")
@@ -368,17 +371,15 @@ async def _device(args: argparse.Namespace, config: Config) -> int:
         if args.device_command == "apply":
             return await _apply(args.file, store, view)
         if args.device_command == "list":
-            records = await store.list_devices(limit=args.limit)
+            records = await store.list_devices(limit=args.limit, offset=args.offset)
             devices = [device_view(r, **view) for r in records]
+            total = await store.count_devices()
             if args.json:
                 print(json.dumps([d.to_json() for d in devices], indent=2))
             else:
-                _print_table(devices)
-            if len(records) == args.limit and (total := await store.count_devices()) > len(records):
-                print(
-                    f"acsd: {len(records)} of {total} devices shown; --limit {total} shows all",
-                    file=sys.stderr,
-                )
+                _print_table(devices, empty=not total)
+            if page := _page_note(args.offset, len(records), total):
+                print(f"acsd: {page}", file=sys.stderr)
             return 0
         record = await store.get_device(args.key)
         if record is None:
@@ -446,21 +447,41 @@ async def _apply(path: str, store, view: dict) -> int:
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
-def _positive(text: str) -> int:
+def _whole(text: str, least: int) -> int:
     try:
         number = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {number}")
+    if number < least:
+        raise argparse.ArgumentTypeError(f"must be {least} or more, not {number}")
     return number
+
+
+def _positive(text: str) -> int:
+    return _whole(text, 1)
+
+
+def _not_negative(text: str) -> int:
+    return _whole(text, 0)
+
+
+def _page_note(offset: int, shown: int, total: int) -> str | None:
+    """What a page of ``device list`` leaves out, and how to see it; None: nothing."""
+    if shown == 0 and offset:
+        return f"no devices at --offset {offset}: there are {total}"
+    if offset == 0 and shown == total:
+        return None
+    first, last = offset + 1, offset + shown
+    rest = total - last
+    hint = f"; --offset {last} shows the next {min(rest, shown)}" if rest > 0 else ""
+    return f"devices {first}-{last} of {total} shown{hint}"
 
 
 def _shown(value: object) -> str:
     return _UNPRINTABLE.sub(lambda m: repr(m.group())[1:-1], str(value))
 
 
-def _print_table(devices: list) -> None:
+def _print_table(devices: list, *, empty: bool) -> None:
     rows = [("ID", "SERIAL", "MODEL", "ONLINE", "LAST COMM", "WAN IP")]
     for d in devices:
         cpe = d.cpe
@@ -479,7 +500,7 @@ def _print_table(devices: list) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-    if len(rows) == 1:
+    if len(rows) == 1 and empty:
         print("(no devices yet: routers appear here after their first Inform)")
 
 

@@ -49,6 +49,8 @@ async def create_token(
     OWNER or MANAGER token may have it instead of a customer (it then sees no customer)."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    if role == "ADMIN" and customer is not None:
+        raise ValueError("an ADMIN token sees every customer: leave out --customer")
     if apn_account is not None:
         if role == "ADMIN":
             raise ValueError("an ADMIN token manages every APN account already")
@@ -68,7 +70,7 @@ async def create_token(
         id=new_id(),
         hash=hash_token(token),
         role=role,
-        customer=customer if role != "ADMIN" else None,
+        customer=customer,
         name=name,
         created=clock.now(),
         apn_account=apn_account,

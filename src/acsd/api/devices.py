@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from acsd import clock
 from acsd.api.auth import Caller
@@ -76,6 +76,14 @@ class DevicePatch(BaseModel):
     #: the new one; what the old one reported is dropped
     serialNumber: Serial | None = None
     macAddress: Mac | None = None
+
+    @field_validator("serialNumber")
+    @classmethod
+    def _serial_stays(cls, value: str | None) -> str | None:
+        # (RFC 7386's null removes; a record without a serial number matches no router)
+        if value is None:
+            raise ValueError("a device's serial number cannot be removed; give the new one")
+        return value
 
 
 class _Settings(BaseModel):
@@ -341,8 +349,8 @@ async def _patch(
         record.notes = patch.notes
     if "mvnoAccount" in fields:
         record.mvno_account = patch.mvnoAccount
-    if patch.driftCheck is not None:
-        record.drift_check = patch.driftCheck
+    if "driftCheck" in fields:
+        record.drift_check = patch.driftCheck is not False  # null: back to the default, on
     # (serial numbers are case-insensitive: another case is the same router)
     new_router = (
         patch.serialNumber is not None
