@@ -137,3 +137,44 @@ async def test_a_poke_too_soon_after_the_last_is_sent_once_the_interval_is_over(
         assert requester.stats["ok"] == 2
     finally:
         await requester.close()
+
+
+async def test_a_deferred_request_goes_where_the_device_record_says_by_then(cpe) -> None:
+    """A session between the poke and the deferred request may have moved the router
+    (new ConnectionRequestURL) or set new credentials on it: the request is made from the
+    record as stored when it goes, and not at all for a device deleted meanwhile."""
+    import asyncio
+    import time
+
+    from acsd.store.base import DeviceRecord
+
+    port, hits = cpe
+    base = f"http://127.0.0.1:{port}"
+    stored: dict[str, DeviceRecord] = {
+        "dev1": DeviceRecord(
+            id="dev1", serial_number="S1", connection_request_url=f"{base}/moved",
+            cr_username="acs-set", cr_password="acs-secret",
+        )
+    }  # fmt: skip
+    asked: list[str] = []
+
+    async def lookup(device_id: str) -> DeviceRecord | None:
+        asked.append(device_id)
+        return stored.get(device_id)
+
+    requester = ConnectionRequester(deny=DENY_BUT_LOOPBACK, min_interval=0.3, lookup=lookup)
+    await requester.start()
+    try:
+        for device in ("dev1", "dev2"):
+            first = requester.poke(device, f"{base}/{device}", "u", "old")
+            assert first is not None and (await first).ok
+            assert requester.poke(device, f"{base}/{device}-again", "u", "old") is None
+        started = time.monotonic()
+        while len(asked) < 2 and time.monotonic() - started < 5:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
+        assert sorted(asked) == ["dev1", "dev2"]
+        # dev1 at the URL its record holds now; dev2 is gone: nothing sent
+        assert hits == ["/dev1", "/dev2", "/moved"]
+    finally:
+        await requester.close()

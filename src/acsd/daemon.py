@@ -159,7 +159,9 @@ async def serve(
         shutdown_timeout=HANDLER_GRACE,
     )
     metrics.watch_cwmp(cwmp)
-    requester = ConnectionRequester(deny=config.cwmp.connection_request_deny)
+    requester = ConnectionRequester(
+        deny=config.cwmp.connection_request_deny, lookup=store.get_device
+    )
     metrics.watch_requester(requester)
     await requester.start()
     api_context = ApiContext(

@@ -16,6 +16,7 @@ from acsd.api.context import ApiContext, audit_record, caller, context, created,
 from acsd.api.errors import ApiError, field_error
 from acsd.api.openapi import describe
 from acsd.audit import device_view as audit_device_view
+from acsd.cwmp.connreq import target_of
 from acsd.device_view import device_view
 from acsd.devices import (
     DeviceInputError,
@@ -155,16 +156,8 @@ async def _model(ctx: ApiContext, model_id: str | None) -> ModelRecord | None:
 
 def _poke(ctx: ApiContext, record: DeviceRecord) -> None:
     """A change for the router: ask it to connect now rather than at its next Inform."""
-    if ctx.requester is None or not record.connection_request_url:
-        return
-    username = record.cr_username
-    password = record.cr_password
-    if username is None:
-        for root in ("Device.", "InternetGatewayDevice."):
-            entry = record.params.get(root + "ManagementServer.ConnectionRequestUsername")
-            if entry and entry[0]:
-                username = entry[0]
-    ctx.requester.poke(record.id, record.connection_request_url, username, password)
+    if ctx.requester is not None and (target := target_of(record)) is not None:
+        ctx.requester.poke(record.id, *target)
 
 
 @describe(

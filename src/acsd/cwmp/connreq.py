@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,7 @@ from yarl import URL
 
 from acsd.cwmp.crguard import DeniedAddress, GuardedResolver, Network, denied_by
 from acsd.log import get_logger
+from acsd.store.base import DeviceRecord
 
 log = get_logger("acsd.connreq")
 
@@ -89,6 +90,24 @@ async def connection_request(
 #: devices remembered for the interval between requests before old entries are dropped
 _PRUNE_AT = 4096
 
+#: where and how to ask a router to connect: (ConnectionRequestURL, username, password)
+Target = tuple[str, str | None, str | None]
+
+
+def target_of(record: DeviceRecord) -> Target | None:
+    """The Connection Request a record's router takes, None when it reported no URL: the
+    credentials acsd set on it, else the username it reported (some CPEs accept any
+    password, or none)."""
+    if not record.connection_request_url:
+        return None
+    username = record.cr_username
+    if username is None:
+        for root in ("Device.", "InternetGatewayDevice."):
+            entry = record.params.get(root + "ManagementServer.ConnectionRequestUsername")
+            if entry and entry[0]:
+                username = entry[0]
+    return record.connection_request_url, username, record.cr_password
+
 
 class ConnectionRequester:
     """Owns the HTTP client; :meth:`poke` schedules a request in the background."""
@@ -99,8 +118,12 @@ class ConnectionRequester:
         timeout: float = 5.0,
         min_interval: float = 10.0,
         deny: Sequence[str] = (),
+        lookup: Callable[[str], Awaitable[DeviceRecord | None]] | None = None,
     ) -> None:
         self.timeout = timeout
+        #: reads a device again when its deferred request goes: a session in between may
+        #: have set new credentials on the router (or the device is gone)
+        self.lookup = lookup
         self.min_interval = min_interval
         self.deny: tuple[Network, ...] = tuple(ipaddress.ip_network(n) for n in deny)
         self._session: aiohttp.ClientSession | None = None
@@ -167,6 +190,13 @@ class ConnectionRequester:
     async def _deferred(self, device_id: str, delay: float) -> None:
         await asyncio.sleep(delay)
         args = self._later.pop(device_id, None)
+        if args is not None and self.lookup is not None:
+            try:
+                record = await self.lookup(device_id)
+            except Exception as exc:  # the store is unreachable: what was given stays good
+                log.warning("connreq.lookup_failed", device=device_id, error=str(exc))
+            else:
+                args = target_of(record) if record is not None else None
         if args is not None:
             self.poke(device_id, *args)  # (deferred again if still too soon)
 
