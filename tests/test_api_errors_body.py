@@ -205,6 +205,13 @@ async def test_malformed_json_names_line_column_and_offset(api, raw, expected):
         ('{"serialNumber": "a", "dhcp": {"leaseTime": -Infinity}}', "-Infinity is not valid"),
         ('{"serialNumber": "a", "dhcp": {"leaseTime": ' + "9" * 5000 + "}}", "too many digits"),
         ("[" * 3000 + "]" * 3000, "Nesting is too deep"),
+        # a lone surrogate escape: named with where it is (pydantic said "unexpected end of
+        # hex escape", of a JSON text the client never sent)
+        ('{"serialNumber": "a", "name": "x\\ud800y"}', "name: \\ud800 is half of a UTF-16"),
+        (
+            '{"serialNumber": "a", "dhcp": {"reservedClients": [{"mac": "\\udc00"}]}}',
+            "dhcp.reservedClients.0.mac: \\udc00 is half",
+        ),
     ],
 )
 async def test_json_that_python_would_take_but_is_not_clean_is_refused(api, raw, fragment):

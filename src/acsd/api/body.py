@@ -74,10 +74,33 @@ def _no_constants(name: str) -> Any:
     raise _BadJson(f"{name} is not valid JSON")
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _lone_surrogate(value: Any, path: str = "") -> tuple[str, str] | None:
+    """(where, "\\udXXX") of the first string holding half a UTF-16 surrogate pair alone,
+    which JSON's ``\\u`` escape can write and no Unicode text holds."""
+    if isinstance(value, str):
+        if match := _SURROGATE.search(value):
+            return path or "body", f"\\u{ord(match.group()):04x}"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            found = _lone_surrogate(key, path or "body") or _lone_surrogate(
+                item, f"{path}.{key}" if path else str(key)
+            )
+            if found:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            if found := _lone_surrogate(item, f"{path}.{index}" if path else str(index)):
+                return found
+    return None
+
+
 def parse_json(text: str) -> Any:
     """Parse JSON text strictly; malformed input raises 400 ``invalid_json``."""
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+        data = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
     except json.JSONDecodeError as exc:
         raise invalid_json(
             f"line {exc.lineno} column {exc.colno} (char {exc.pos}): {exc.msg}"
@@ -89,6 +112,11 @@ def parse_json(text: str) -> Any:
     except ValueError:
         # int() beyond sys.get_int_max_str_digits()
         raise invalid_json("A number has too many digits") from None
+    # (only an escape can write one: the text itself was decoded from UTF-8)
+    if "\\u" in text and (found := _lone_surrogate(data)):
+        where, escape = found
+        raise invalid_json(f"{where}: {escape} is half of a UTF-16 surrogate pair, alone")
+    return data
 
 
 def _is_json_type(content_type: str) -> bool:
