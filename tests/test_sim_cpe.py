@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from acsd.cwmp import rpc
 from acsd.sim.cpe import Cpe
+from acsd.sim.identity import luhn
 from acsd.sim.template import load_template
 
 
@@ -306,3 +307,28 @@ def test_state_for_another_acs_url_bootstraps_again() -> None:
     moved.load_state(cpe.save_state())
     assert [e.code for e in moved.begin_session().events] == ["0 BOOTSTRAP", "1 BOOT"]
     assert moved.tree.get("Device.ManagementServer.URL") == "http://127.0.0.1:9999/"
+
+
+def test_routers_of_another_serial_prefix_have_identities_of_their_own() -> None:
+    """Two simulations of one profile side by side (`--serial-prefix A` and `B`) are
+    different routers: an ACS keys devices on MAC and SIMs on IMEI/IMSI/ICCID, and shared
+    ones made the second run's routers look like clones of the first's."""
+    template = load_template("tr181-mobile")
+    keys = ("mac_lan", "mac_wan", "imei", "imsi", "iccid", "msisdn")
+    default = Cpe(template, 1, f"{template.serial_prefix}000001")
+    runs = {p: [Cpe(template, i, f"{p}{i:06d}") for i in (1, 2)] for p in ("LABA", "LABB")}
+    seen: dict[str, set[str]] = {key: {default.ident[key]} for key in keys}
+    for cpes in runs.values():
+        for cpe in cpes:
+            for key in keys:
+                assert cpe.ident[key] not in seen[key], (key, cpe.serial)
+                seen[key].add(cpe.ident[key])
+    # the default prefix keeps its vendor OUI; the others are locally administered MACs
+    assert default.ident["mac_lan"].startswith(template.defaults[template.device_id["oui"]][:2])
+    assert all(c.ident["mac_lan"].startswith("02:") for cs in runs.values() for c in cs)
+    # valid as before: 15-digit IMEI with its Luhn digit, same one for the same router
+    again = Cpe(template, 2, "LABA000002")
+    assert again.ident == runs["LABA"][1].ident
+    imei = again.ident["imei"]
+    assert len(imei) == 15 and imei.isdigit()
+    assert luhn(imei[:-1]) == imei

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from acsd.cwmp import rpc
-from acsd.sim.identity import router_values
+from acsd.sim.identity import prefix_salt, router_values
 from acsd.sim.template import PathRules, Template
 from acsd.sim.tree import CwmpFault, Tree, iso_time
 
@@ -155,8 +155,11 @@ class Cpe:
         self.delay_scale = delay_scale
         self.transfer_seconds = transfer_seconds
         oui_path = template.device_id["oui"]
+        # (a serial prefix other than the profile's own gets identities of its own)
+        prefix = serial.rstrip("0123456789")
+        salt = prefix_salt(prefix) if prefix != template.serial_prefix else 0
         self.ident = router_values(
-            template.name, template.defaults[oui_path], index, serial, acs_url, cr_url
+            template.name, template.defaults[oui_path], index, serial, acs_url, cr_url, salt
         )
         self.tree = Tree.from_template(template, self.ident, clock=clock)
         self.bootstrapped = False

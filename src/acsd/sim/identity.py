@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import random
 import string
+import zlib
 
 PLACEHOLDERS = frozenset(
     {
@@ -43,9 +44,18 @@ def luhn(digits: str) -> str:
     return digits + str((10 - total % 10) % 10)
 
 
-def _mac(oui: str, n: int) -> str:
-    raw = oui.upper() + f"{n & 0xFFFFFF:06X}"
+def _mac(oui: str, n: int, salt: int = 0) -> str:
+    # With a salt, locally administered (02:...): 16 bits of the salt and 24 of the number,
+    # so routers of another serial prefix never take the vendor-OUI MACs of the default one.
+    head = f"02{salt & 0xFFFF:04X}" if salt else oui.upper()
+    raw = head + f"{n & 0xFFFFFF:06X}"
     return ":".join(raw[i : i + 2] for i in range(0, 12, 2))
+
+
+def prefix_salt(prefix: str) -> int:
+    """A number (1..65535) that sets the identities of routers of serial prefix ``prefix``
+    apart from those of other prefixes (0 is the profile's default prefix's)."""
+    return zlib.crc32(prefix.encode()) % 0xFFFF + 1
 
 
 def _secret(rng: random.Random, length: int) -> str:
@@ -53,10 +63,15 @@ def _secret(rng: random.Random, length: int) -> str:
 
 
 def router_values(
-    profile: str, oui: str, index: int, serial: str, acs_url: str, cr_url: str
+    profile: str, oui: str, index: int, serial: str, acs_url: str, cr_url: str, salt: int = 0
 ) -> dict[str, str]:
-    """Every placeholder's value for router ``index`` (1-based) of ``profile``."""
+    """Every placeholder's value for router ``index`` (1-based) of ``profile``; ``salt``
+    (:func:`prefix_salt`) gives the routers of another serial prefix MACs and cellular
+    identities of their own (runs of two prefixes side by side must not share them)."""
     rng = random.Random(f"{profile}:{index}")
+    tac = f"35{salt % 10**6:06d}" if salt else "35999900"  # the IMEI's type allocation code
+    # IMSI, ICCID and MSISDN: a million numbers for each prefix
+    number = (salt % 10**4) * 10**6 + index % 10**6 if salt else index
     base = index * 8  # eight MACs per router: LAN, WAN, radios, guest SSIDs
     block = _CGNAT + 4 * (index % _CGNAT_BLOCKS)  # one /30 per router: .1 gateway, .2 CPE
     rat = "NR" if rng.random() < 0.6 else "LTE"
@@ -68,20 +83,20 @@ def router_values(
         "serial": serial,
         "acs_url": acs_url,
         "cr_url": cr_url,
-        "mac_lan": _mac(oui, base),
-        "mac_wan": _mac(oui, base + 1),
-        "mac_wl0": _mac(oui, base + 2),
-        "mac_wl1": _mac(oui, base + 3),
-        "mac_wl0g": _mac(oui, base + 4),
-        "mac_wl1g": _mac(oui, base + 5),
+        "mac_lan": _mac(oui, base, salt),
+        "mac_wan": _mac(oui, base + 1, salt),
+        "mac_wl0": _mac(oui, base + 2, salt),
+        "mac_wl1": _mac(oui, base + 3, salt),
+        "mac_wl0g": _mac(oui, base + 4, salt),
+        "mac_wl1g": _mac(oui, base + 5, salt),
         "mac_tail": f"{base & 0xFFFF:04X}",
         "wan_gw": str(ipaddress.IPv4Address(block + 1)),
         "wan_ip": str(ipaddress.IPv4Address(block + 2)),
         "wan_ipv6": str(ipaddress.IPv6Address(_DOC6 + ((index & 0xFFFFFFFF) << 64) + 2)),
-        "imei": luhn(f"35999900{index % 1_000_000:06d}"),
-        "imsi": f"00101{index % 10**10:010d}",
-        "iccid": luhn(f"8900101{index % 10**11:011d}"),
-        "msisdn": f"15550{index % 1_000_000:06d}",
+        "imei": luhn(f"{tac}{index % 1_000_000:06d}"),
+        "imsi": f"00101{number % 10**10:010d}",
+        "iccid": luhn(f"8900101{number % 10**11:011d}"),
+        "msisdn": f"1555{number % 10**10:010d}" if salt else f"15550{index % 10**6:06d}",
         "rat": rat,
         "rsrp": str(rsrp),
         "rssi": str(max(-100, min(-51, rsrp + 27 + rng.randint(-3, 3)))),
