@@ -47,6 +47,36 @@ def _local_user() -> str:
         return "unknown"
 
 
+def entry(
+    action: str,
+    resource: str,
+    resource_id: str | None,
+    *,
+    token_id: str | None,
+    token_name: str | None,
+    role: str | None,
+    customer: str | None = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    request_id: str | None = None,
+) -> AuditRecord:
+    """An audit entry made now, ``before``/``after`` with their secrets masked."""
+    return AuditRecord(
+        id=new_id(),
+        at=clock.now(),
+        action=action,
+        resource=resource,
+        resource_id=resource_id,
+        token_id=token_id,
+        token_name=token_name,
+        role=role,
+        customer=customer,
+        before=masked(before) if before is not None else None,
+        after=masked(after) if after is not None else None,
+        request_id=request_id,
+    )
+
+
 def cli_record(
     action: str,
     resource: str,
@@ -58,15 +88,7 @@ def cli_record(
 ) -> AuditRecord:
     """An entry for a write made with the ``acsd`` command on the server: no token, so the
     local user account stands for the author (``tokenName`` "cli:root")."""
-    return AuditRecord(
-        id=new_id(),
-        at=clock.now(),
-        action=action,
-        resource=resource,
-        resource_id=resource_id,
-        token_name=f"cli:{_local_user()}",
-        role="CLI",
-        customer=customer,
-        before=masked(before) if before is not None else None,
-        after=masked(after) if after is not None else None,
-    )
+    return entry(
+        action, resource, resource_id, token_id=None, token_name=f"cli:{_local_user()}",
+        role="CLI", customer=customer, before=before, after=after,
+    )  # fmt: skip

@@ -8,12 +8,10 @@ from typing import Any
 
 from aiohttp import web
 
-from acsd import clock
+from acsd import audit
 from acsd.api.auth import Caller, authenticate
 from acsd.api.errors import request_id
-from acsd.audit import masked
 from acsd.cwmp.connreq import ConnectionRequester
-from acsd.ids import new_id
 from acsd.provisioning.profiles import ProfileSet
 from acsd.store.base import AuditRecord, Store
 
@@ -55,20 +53,11 @@ def audit_record(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> AuditRecord:
-    return AuditRecord(
-        id=new_id(),
-        at=clock.now(),
-        action=action,
-        resource=resource,
-        resource_id=resource_id,
-        token_id=who.token.id,
-        token_name=who.token.name,
-        role=who.role,
-        customer=customer,
-        before=masked(before) if before is not None else None,
-        after=masked(after) if after is not None else None,
+    return audit.entry(
+        action, resource, resource_id, token_id=who.token.id, token_name=who.token.name,
+        role=who.role, customer=customer, before=before, after=after,
         request_id=request_id(request),
-    )
+    )  # fmt: skip
 
 
 def created(body: Any, location: str) -> web.Response:
