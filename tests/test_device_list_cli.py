@@ -15,9 +15,10 @@ def test_device_list_says_when_the_limit_hides_devices(daemon):
     assert shown.stderr.strip() == "acsd: devices 1-2 of 3 shown; --offset 2 shows the next 1"
     whole = daemon.cli("device", "list")
     assert len(_serials(whole.stdout)) == 3 and whole.stderr == ""
-    for bad in ("0", "-1", "x"):
+    for bad in ("0", "-1", "x", "99999999999999999999"):
         refused = daemon.cli("device", "list", "--limit", bad, check=False)
         assert refused.returncode == 2 and "--limit" in refused.stderr
+        assert "Traceback" not in refused.stderr
         assert "no devices yet" not in refused.stdout
 
 

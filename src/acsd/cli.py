@@ -447,6 +447,9 @@ async def _apply(path: str, store, view: dict) -> int:
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
+_SQL_INT_MAX = 2**63 - 1
+
+
 def _whole(text: str, least: int) -> int:
     try:
         number = int(text)
@@ -454,6 +457,8 @@ def _whole(text: str, least: int) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if number < least:
         raise argparse.ArgumentTypeError(f"must be {least} or more, not {number}")
+    if number > _SQL_INT_MAX:  # SQLite's integers are 64-bit: more would be a traceback
+        raise argparse.ArgumentTypeError(f"must be at most {_SQL_INT_MAX}, not {number}")
     return number
 
 
