@@ -38,3 +38,15 @@ def test_a_new_revision_starts_a_new_job_without_the_old_note():
     memory = new_memory(None, bootstrap=True)
     _close(memory, Outcome(notes=[AFTER_REBOOT]))
     assert _close(memory, Outcome(), revision=2)["notes"] == []
+
+
+def test_what_later_sessions_need_outlives_the_session():
+    # The line's DNS servers (the router loses them with its DHCP client) and the names it
+    # faulted on alone are read back from the stored memory by the next session; a factory
+    # reset forgets what the CPE held, not these.
+    stored = {"lineDns": ["192.0.2.53"], "faultedAlone": ["Device.WiFi.SSID.2.SSID"]}
+    for bootstrap in (False, True):
+        memory = new_memory(stored, bootstrap=bootstrap)
+        assert memory["lineDns"] == ["192.0.2.53"]
+        assert memory["faultedAlone"] == ["Device.WiFi.SSID.2.SSID"]
+        assert memory["faultedAlone"] is not stored["faultedAlone"]

@@ -557,6 +557,78 @@ async def test_a_setting_the_router_cannot_read_waits_and_the_rest_is_applied(da
     assert device["job"]["state"] == "DONE" and device["status"]["provisioned"] is True
 
 
+async def test_an_unreadable_setting_keeps_the_job_pending_not_failed(daemon):
+    """A setting the router could not read is not refused: the next session asks again,
+    so the job is PENDING and the device still PROVISIONING, however often that is."""
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="PJ")
+    serial = sim.routers[0].serial
+    router = sim.router(serial)
+    router.read_faults = {SSID5: 9002}
+    daemon.apply(seed_body(serial, LAN))
+    for _ in range(4):
+        assert (await sim.run_once()).ok == 1
+    assert router.tree.get("Device.WiFi.SSID.1.SSID") == "SkyNet"
+    device = daemon.device_json(serial)
+    assert device["job"]["state"] == "PENDING"
+    assert (device["state"], device["jobs"]) == ("PROVISIONING", 1)
+    [fault] = device["job"]["faults"]
+    assert fault["message"] == f"{SSID5} could not be read (fault 9002)"
+
+
+async def test_a_sibling_that_reads_a_name_does_not_stop_one_that_cannot(daemon):
+    """Two routers of one kind: one faults 9002 reading the 5 GHz SSID, the other reads
+    it. What the healthy one answers must not make the other fail its read again: the
+    faulting router remembers the name itself and is provisioned but for that setting."""
+    bad = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="RK")
+    good = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="RG")
+    bad_serial, good_serial = bad.routers[0].serial, good.routers[0].serial
+    router = bad.router(bad_serial)
+    router.read_faults = {SSID5: 9002}
+    daemon.apply(seed_body(bad_serial, LAN))
+    daemon.apply(seed_body(good_serial, LAN))
+    for _ in range(4):
+        assert (await bad.run_once()).ok == 1
+        assert (await good.run_once()).ok == 1
+    assert router.tree.get("Device.WiFi.SSID.1.SSID") == "SkyNet"
+    assert router.tree.get("Device.DHCPv4.Server.Pool.1.MinAddress") == f"{LAN}.100"
+    assert good.router(good_serial).tree.get(SSID5) == "Need4Speed"
+    [fault] = daemon.device_json(bad_serial)["job"]["faults"]
+    assert fault["setting"] == "wifi.5g.ssid"
+
+    router.read_faults = {}
+    assert (await bad.run_once()).ok == 1
+    assert router.tree.get(SSID5) == "Need4Speed"
+    assert daemon.device_json(bad_serial)["job"]["state"] == "DONE"
+
+
+async def test_reservations_all_removed_wait_for_a_table_the_router_can_read(daemon):
+    """The operator removes every reservation while the router faults reading the table:
+    the rows still on it cannot be found, so the job is not done until they are gone."""
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="PV")
+    serial = sim.routers[0].serial
+    router = sim.router(serial)
+    body = seed_body(serial, LAN)
+    daemon.apply(body)
+    assert (await sim.run_once()).ok == 1
+    table = "Device.DHCPv4.Server.Pool.1.StaticAddress."
+    assert router.tree.instances(table)
+    assert daemon.device_json(serial)["job"]["state"] == "DONE"
+
+    body["dhcp"]["reservedClients"] = []
+    daemon.apply(body)
+    router.read_faults = {table: 9002}
+    for _ in range(3):
+        assert (await sim.run_once()).ok == 1
+    device = daemon.device_json(serial)
+    assert device["job"]["state"] == "PENDING" and device["status"]["provisioned"] is False
+    assert [f["setting"] for f in device["job"]["faults"]] == ["dhcp.reservations"]
+
+    router.read_faults = {}
+    assert (await sim.run_once()).ok == 1
+    assert router.tree.instances(table) == []
+    assert daemon.device_json(serial)["job"]["state"] == "DONE"
+
+
 async def test_an_unreadable_object_that_holds_the_lan_holds_the_dhcp_settings_back(daemon):
     """The IP interfaces faulting alone twice: the static-line paths under them wait, and
     the LAN address read there is unknown, so the DHCP settings wait too; wifi goes."""

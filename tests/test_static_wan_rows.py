@@ -240,6 +240,56 @@ def test_a_line_whose_address_table_the_router_cannot_read_waits(tr181):
     assert result.refused == []
 
 
+def test_a_line_turned_off_where_the_address_table_cannot_be_read_waits(tr181):
+    # "Off" deletes acsd's entries; a table that faulted may still hold them, so the job
+    # is not done until a session reads it.
+    result = plan_changes(
+        tr181,
+        Desired(settings={"wan.static.enable": False}),
+        DHCP_BOUND,
+        absent=set(),
+        unreadable={ADDR: "fault 9002"},
+        memory={},
+        force=False,
+        now=0.0,
+        max_attempts=3,
+    )
+    assert result.empty
+    assert [r["setting"] for r in result.unread] == ["wan.static.address"]
+    assert result.unread[0]["message"] == f"{ADDR} could not be read (fault 9002)"
+
+
+def test_no_reservations_wanted_where_the_table_cannot_be_read_waits(tr181):
+    table = "Device.DHCPv4.Server.Pool.1.StaticAddress."
+    result = plan_changes(
+        tr181,
+        Desired(tables={"dhcp.reservations": []}),
+        {},
+        absent={table},
+        unreadable={},
+        memory={},
+        force=False,
+        now=0.0,
+        max_attempts=3,
+    )
+    assert result.empty and result.unread == [] and result.unsupported == []  # none there
+    result = plan_changes(
+        tr181,
+        Desired(tables={"dhcp.reservations": []}),
+        {},
+        absent=set(),
+        unreadable={table: "fault 9002"},
+        memory={},
+        force=False,
+        now=0.0,
+        max_attempts=3,
+    )
+    assert result.empty
+    assert [(r["setting"], r["message"]) for r in result.unread] == [
+        ("dhcp.reservations", f"{table} could not be read (fault 9002)")
+    ]
+
+
 def test_a_router_without_a_dns_table_still_gets_the_line(tr181):
     line = {**LINE, "wan.static.dns": "198.51.100.153"}
     result = plan(tr181, line, DHCP_BOUND, absent=frozenset({DNS}))
@@ -431,7 +481,8 @@ def test_a_line_waits_while_a_fault_hides_the_routers_dns_servers():
     # are unknown, and the line (which turns that client off) would leave it without DNS.
     plan = planned_line([DNS], DHCP_BOUND)
     assert plan.adds == [] and [c for c in plan.changes if c.setting.startswith("wan.")] == []
-    [held] = plan.refused
+    assert plan.refused == []  # not refused: the next session may read them
+    [held] = plan.pending
     assert held["setting"] == "wan.static.dns"
     assert held["message"] == (
         f"the router's DNS servers could not be read (it faulted on {DNS}): "
@@ -447,5 +498,5 @@ def test_a_fault_elsewhere_or_known_dns_servers_do_not_hold_the_line():
         ([DNS], DHCP_BOUND, {"lineDns": ["192.0.2.53"]}),  # kept when the line was pushed
     ]:
         plan = planned_line(skipped, values, memory)
-        assert plan.refused == []
+        assert plan.refused == [] and plan.pending == []
         assert [a.table for a in plan.adds][:2] == ["wan.static.address", "wan.static.route"]

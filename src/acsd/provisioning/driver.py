@@ -582,6 +582,9 @@ class ProvisioningDriver:
         or a firmware change (which forget the record's list), what it lacked."""
         kind = self._kind()
         suspects = self.hints.get(kind) if kind is not None else frozenset()
+        # This CPE's own: a sibling that answers a name must not make it fail the read
+        # of this one again (and the hints do not outlive the process)
+        suspects = suspects.union(self.memory.get("faultedAlone", ()))
         forgot = self.bootstrap or self.new_firmware
         if forgot and self.record is not None and self.record.absent_paths:
             suspects = suspects.union(self.record.absent_paths)
@@ -615,6 +618,8 @@ class ProvisioningDriver:
             self.fetch.ok.extend(names)
             if len(names) == 1 and (kind := self._kind()) is not None:
                 self.hints.present(kind, names)
+            if len(names) == 1 and names[0] in self.memory.get("faultedAlone", ()):
+                self.memory["faultedAlone"].remove(names[0])
             if self.plan is not None and not self.fetch.queue:
                 assert self.profile is not None
                 flat = self._flat()
@@ -656,6 +661,7 @@ class ProvisioningDriver:
             self.fetch.queue[:0] = self._apart(names) or [names[:half], names[half:]]
         elif len(names) == 1 and self.profile is not None and not self.profile.writes_at(names[0]):
             self.fetch.skipped.append(names[0])
+            self._faulted_alone(names[0])
             # One name the CPE cannot answer for (an internal error, a vendor code) that
             # only status comes from: left out of this session, asked apart from now on (a
             # hint, not a verdict: an answer clears it), and the rest goes on. Failing the
@@ -678,14 +684,20 @@ class ProvisioningDriver:
             _log_gpv_fault(session, response, names, unreadable=True)
         else:
             _log_gpv_fault(session, response, names)
-            if len(names) == 1 and (kind := self._kind()) is not None:
+            if len(names) == 1:
                 # asked apart from now on: if it faults alone again, it is taken as
                 # unreadable (above) instead of failing the read again
-                self.hints.absent(kind, names)
+                self._faulted_alone(names[0])
+                if (kind := self._kind()) is not None:
+                    self.hints.absent(kind, names)
             # Without the CPE's values a plan would be guesswork (a table it could not
             # read is not an empty one, a leaf not one it lacks): apply nothing this time.
             self.fetch.queue.clear()
             self.fetch.failed = True
+
+    def _faulted_alone(self, name: str) -> None:
+        if name not in self.memory.setdefault("faultedAlone", []):
+            self.memory["faultedAlone"].append(name)
 
     # --- apply phase -----------------------------------------------------------------------
 
@@ -744,9 +756,9 @@ class ProvisioningDriver:
         plan.unread.extend(unread)
         if self.record is None or self.memory.get("appliedRevision") != self.record.revision:
             # Settings still to apply that a fault kept from being checked or compared:
-            # the job is not done and says why (the next session tries again). A drift
-            # check of applied ones leaves the job as it is.
-            plan.refused.extend(plan.unread)
+            # the job is not done and says why (the next session tries again, so the job
+            # is pending, not failed). A drift check of applied ones leaves the job as it is.
+            plan.pending.extend(plan.unread)
         late = [d for d in plan.deletes if self._of_settings(d)]
         apply = _Apply(
             plan=plan,
@@ -1068,8 +1080,10 @@ class ProvisioningDriver:
                 # The operator took every setting away: nothing left to apply.
                 self.memory["appliedRevision"] = record.revision
                 result.provisioning, result.state, result.jobs = self.memory, "ACTIVE", 0
-            elif self.bootstrap:
-                result.provisioning = self.memory  # forgotten secrets must stay forgotten
+            elif self.bootstrap or self._alone_changed():
+                # forgotten secrets must stay forgotten; names that faulted alone are
+                # asked apart next time, whichever router of the kind answers them
+                result.provisioning = self.memory
             return
         self._unsent(unanswered)
         now = clock.now()
@@ -1097,6 +1111,12 @@ class ProvisioningDriver:
                 if instance is not None:
                     client["id"] = str(instance)
             result.dhcp = dhcp
+
+    def _alone_changed(self) -> bool:
+        before = (self.record.provisioning or {}) if self.record is not None else {}
+        return self.record is not None and set(before.get("faultedAlone") or ()) != set(
+            self.memory.get("faultedAlone", ())
+        )
 
     def _unsent(self, unanswered: bool) -> None:
         """Changes the session ended before sending (its request limit, a CPE that broke

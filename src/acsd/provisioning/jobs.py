@@ -6,7 +6,11 @@ The memory is one JSON object on the device record:
 - ``secrets``: parameter path -> hash of the secret acsd last applied (they read back empty);
 - ``faults``: parameter path -> the CPE's fault, attempts and the back-off's next retry;
 - ``job``: what the operator sees: revision, state (PENDING / DONE / FAILED), faults and
-  settings the profile cannot do.
+  settings the profile cannot do;
+- ``faultedAlone``: names this CPE faulted on when read alone (not 9005): asked apart from
+  the rest of a read, until one answers;
+- ``lineDns``: the DNS servers a static line without configured ones keeps (see
+  provisioning.internet.with_line_dns).
 
 Back-off is exponential (``retry_base`` x 2^(attempts-1)) and stops after ``max_attempts``:
 a fault can cost a few sessions, never a loop.
@@ -48,11 +52,14 @@ def new_memory(memory: dict[str, Any] | None, *, bootstrap: bool) -> dict[str, A
         "secrets": {},
         "faults": {},
         "job": None,
+        "faultedAlone": [],
+        "lineDns": None,
     }
     if memory:
         out.update({k: v for k, v in memory.items() if k in out})
         out["secrets"] = dict(out["secrets"] or {})
         out["faults"] = dict(out["faults"] or {})
+        out["faultedAlone"] = list(out["faultedAlone"] or [])
     if bootstrap:
         # A factory reset forgets everything the CPE held; faults may not hold any more.
         out["secrets"] = {}
@@ -104,7 +111,8 @@ def close_job(
     ``rebooted``: the CPE (re)booted before this session, which puts in effect what it
     said it would apply after a reboot."""
     faults = list(plan.refused)  # final: only a change of the record or the CPE helps
-    exhausted = True
+    faults += plan.pending
+    exhausted = not plan.pending
     for entry in plan.failed + plan.waiting:
         faults.append(entry)
         exhausted = exhausted and entry["attempts"] >= policy.max_attempts

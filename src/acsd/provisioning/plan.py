@@ -66,6 +66,9 @@ class Plan:
     #: (plan_changes' ``unreadable``), as refused entries: the caller decides what the job
     #: makes of them
     unread: list[dict[str, Any]] = field(default_factory=list)
+    #: what keeps the job from being done this time but may not next time (unread
+    #: settings still to apply): faults of a PENDING job, whatever else was refused
+    pending: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -294,7 +297,9 @@ def plan_changes(
             )
             continue
         if lack := _lacking(spec.object, absent, unreadable):
-            if rows:  # no rows wanted where there is no table: already true
+            # No rows wanted where there is no table is already true; where the table
+            # could not be read, rows acsd should delete may be in it still.
+            if rows or spec.object in unreadable:
                 _not_applied(plan, table, lack, spec.object in unreadable)
             continue
         _plan_table(plan, table, spec, rows, rows_read(table), faults, force, now, max_attempts)
