@@ -29,6 +29,11 @@ def mobile_router(daemon, prefix: str) -> tuple[Simulation, dict[str, str]]:
     return sim, sim_card
 
 
+def bind(daemon, card: dict[str, str], account: str) -> None:
+    """The router's record names ``account`` as its mvnoAccount: its devices steer it."""
+    daemon.apply({"serialNumber": card["serial"], "mvnoAccount": account})
+
+
 async def test_a_router_with_the_devices_sim_shows_it_connected_with_mcc_mnc(daemon):
     admin = Api(daemon.api_url, token(daemon, "ADMIN"))
     api, xml = ApnApi(admin, "json"), ApnApi(admin, "xml")
@@ -47,8 +52,8 @@ async def test_a_router_with_the_devices_sim_shows_it_connected_with_mcc_mnc(dae
     put = api.put(network_path("OPERATOR-B", "m2m"), {"APN": "other.acsd-test.example"})
     assert put.status == 200, put.wrapper
 
-    # A SIM two API accounts claim is neither steered nor reported by acsd: one account
-    # must not set the APN of another's router, nor read its IMEI and router id.
+    # A router whose record names no account is no account's, whatever SIM numbers they
+    # register: one account must not set the APN of another's router, nor read its IMEI.
     for _ in range(2):
         assert (await sim.run_once()).ok == 1
     assert sim.routers[0].tree.get("Device.Cellular.AccessPoint.1.APN") == "internet"
@@ -58,11 +63,12 @@ async def test_a_router_with_the_devices_sim_shows_it_connected_with_mcc_mnc(dae
     ):
         assert device["NetworkStatus"] == 0 and device["LastSync"] is None
         assert device["IMEI"] is None and device["Status"] == 0
-    warnings = daemon.events("apn.sim_in_several_accounts")
-    assert warnings and warnings[-1]["accounts"] == ["OPERATOR-A", "OPERATOR-B"]
+    said = daemon.events("apn.router_not_bound")
+    assert said and said[-1]["accounts"] == ["OPERATOR-A", "OPERATOR-B"]
+    assert said[-1]["serial"] == card["serial"] and said[-1]["mvno_account"] is None
 
-    # Once the other account's claim is gone, the router is the first account's.
-    assert api.delete(apns_path("OPERATOR-B", "m2m", msisdn_cli)).status == 202
+    # Bound to the first account (its mvnoAccount), the router is that account's.
+    bind(daemon, card, "OPERATOR-A")
     assert (await sim.run_once()).ok == 1
     router_id = daemon.device_json(card["serial"])["_id"]
     got = api.get(apns_path("OPERATOR-A", "fleet", device_id))
@@ -77,8 +83,9 @@ async def test_a_router_with_the_devices_sim_shows_it_connected_with_mcc_mnc(dae
     as_xml = xml.get(apns_path("OPERATOR-A", "fleet", device_id)).data
     assert as_xml["NetworkStatus"] == "connected" and as_xml["Status"] == "active"
     assert as_xml["LastConnected_MCC"] == "001" and as_xml["LastConnected_MNC"] == "01"
-    # The removed device is no longer matched to the router.
-    assert api.get(apns_path("OPERATOR-B", "m2m", msisdn_cli)).data["LastSync"] is None
+    # The other account's device is not matched to the router.
+    other = api.get(apns_path("OPERATOR-B", "m2m", msisdn_cli))
+    assert other.data["LastSync"] is None and "Router" not in other.wrapper["Meta"]
     # This session put the network's APN on the router (its SIM was known from before).
     assert sim.routers[0].tree.get("Device.Cellular.AccessPoint.1.APN") == "iot.acsd-test.example"
 
@@ -87,6 +94,7 @@ async def test_the_imei_lock_records_the_modem_then_refuses_a_swapped_one(daemon
     admin = Api(daemon.api_url, token(daemon, "ADMIN"))
     api, xml = ApnApi(admin, "json"), ApnApi(admin, "xml")
     sim, card = mobile_router(daemon, "APNL")
+    bind(daemon, card, "OPERATOR-L")
     path = apns_path("OPERATOR-L", "locked")
     body = {"CLI": card["imsi"], "SIMNumber": card["iccid"], "LockIMEI": True, "Hints": HINTS}
     device_id = api.post(path, body).wrapper["Meta"]["Id"]
@@ -154,6 +162,7 @@ async def test_the_imei_lock_records_the_modem_then_refuses_a_swapped_one(daemon
 async def test_a_record_from_before_sim_numbers_were_kept_still_gets_its_apn(daemon):
     api = ApnApi(Api(daemon.api_url, token(daemon, "ADMIN")), "json")
     sim, card = mobile_router(daemon, "APNL")
+    bind(daemon, card, "OPERATOR-L")
     created = api.post(apns_path("OPERATOR-L", "legacy"), {"CLI": card["imsi"], "Hints": HINTS})
     assert created.status == 202, created.wrapper
     assert (
@@ -187,6 +196,7 @@ async def test_without_drift_checks_a_stored_apn_that_differs_is_set_and_then_le
     api = ApnApi(Api(daemon.api_url, token(daemon, "ADMIN")), "json")
     sim, card = mobile_router(daemon, "APND")
     router = sim.routers[0]
+    bind(daemon, card, "OPERATOR-D")
     created = api.post(apns_path("OPERATOR-D", "nodrift"), {"CLI": card["imsi"], "Hints": HINTS})
     assert created.status == 202, created.wrapper
     put = api.put(network_path("OPERATOR-D", "nodrift"), {"APN": "nodrift.acsd-test.example"})
@@ -204,6 +214,7 @@ async def test_a_disabled_apn_device_gets_no_apn(daemon):
     admin = Api(daemon.api_url, token(daemon, "ADMIN"))
     api = ApnApi(admin, "json")
     sim, card = mobile_router(daemon, "APND")
+    bind(daemon, card, "OPERATOR-D")
     path = apns_path("OPERATOR-D", "off")
     body = {"CLI": card["imsi"], "Enabled": False, "Hints": HINTS}
     device_id = api.post(path, body).wrapper["Meta"]["Id"]
@@ -223,7 +234,7 @@ async def test_a_router_bound_to_an_account_takes_only_that_accounts_devices(dae
     api = ApnApi(admin, "json")
     sim, card = mobile_router(daemon, "APNB")
     assert (await sim.run_once()).ok == 1  # registered, unclaimed
-    daemon.apply({"serialNumber": card["serial"], "mvnoAccount": "OWNER-A"})
+    bind(daemon, card, "OWNER-A")
 
     # Only the other account knows the SIM: nothing is pushed or recorded.
     intruder = apns_path("INTRUDER", "spy")
@@ -241,7 +252,8 @@ async def test_a_router_bound_to_an_account_takes_only_that_accounts_devices(dae
     assert spied.data["IMEI"] is None and spied.data["LastSync"] is None
     assert "Router" not in spied.wrapper["Meta"]
 
-    # Its own account's device steers it, and no warning of a SIM in two accounts.
+    # Its own account's device steers it.
+    before = len(daemon.events("apn.router_not_bound"))
     owned = apns_path("OWNER-A", "fleet")
     created = api.post(owned, {"CLI": card["imsi"], "LockIMEI": True, "Hints": HINTS})
     assert created.status == 202, created.wrapper
@@ -252,4 +264,6 @@ async def test_a_router_bound_to_an_account_takes_only_that_accounts_devices(dae
     mine = api.get(apns_path("OWNER-A", "fleet", created.wrapper["Meta"]["Id"])).data
     assert mine["IMEI"] == card["imei"] and mine["NetworkStatus"] == 1
     assert api.get(apns_path("INTRUDER", "spy", spy_id)).data["IMEI"] is None
-    assert daemon.events("apn.sim_in_several_accounts") == []
+    said = daemon.events("apn.router_not_bound")
+    assert said[-1]["accounts"] == ["INTRUDER"] and said[-1]["mvno_account"] == "OWNER-A"
+    assert len(said) == before  # steered by its own account: nothing to say

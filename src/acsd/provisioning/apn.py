@@ -151,42 +151,28 @@ def _int(value: Any) -> int | None:
 NO_IMEI = "none reported"
 
 
-async def _whose(
-    store: Store,
-    devices: list[ApnDeviceRecord],
-    serial: str,
-    mvno_account: str | None,
-    accounts: dict[str, bool] | None,
+def _whose(
+    devices: list[ApnDeviceRecord], serial: str, mvno_account: str | None, *, say: bool = False
 ) -> list[ApnDeviceRecord]:
-    """The live APN devices of a router's SIM that may steer it.
-
-    A router whose record names an API account as its ``mvnoAccount`` (seed 000: the MVNO
-    account it is linked to) takes only that account's devices: another account that
-    registers its SIM's numbers can neither set its APN nor read its IMEI. An
-    ``mvnoAccount`` that names no API account (an id in another system) binds nothing.
-    Otherwise the devices must all belong to one account (:func:`_one_account`).
-    ``accounts``: whether an mvnoAccount is an API account, as this session found out (one
-    look-up for the plan and the write after it)."""
-    if devices and mvno_account:
-        known = accounts if accounts is not None else {}
-        bound = known.get(mvno_account)
-        if bound is None:
-            bound = known[mvno_account] = await store.get_apn_account(mvno_account) is not None
-        if bound:
-            devices = [device for device in devices if device.account == mvno_account]
-    return _one_account(devices, serial)
+    """The live APN devices of a router's SIM that may steer it: those of the API account
+    its record names as its ``mvnoAccount`` (seed 000: "MVNO account that it is linked
+    to"), none for a router whose record names no API account. SIM numbers alone bind
+    nothing: any account could register another tenant's IMSI or MSISDN and so set that
+    router's APN and read its IMEI. ``say``: log a SIM that APN devices name on a router
+    they do not steer (once a session: the operator may have forgotten the mvnoAccount)."""
+    mine = [device for device in devices if mvno_account and device.account == mvno_account]
+    if devices and not mine and say:
+        log.info(
+            "apn.router_not_bound",
+            serial=serial,
+            mvno_account=mvno_account,
+            accounts=_names(devices),
+        )
+    return mine
 
 
-def _one_account(devices: list[ApnDeviceRecord], serial: str) -> list[ApnDeviceRecord]:
-    """The live APN devices of a router's SIM, or none when they belong to several API
-    accounts: one account could register a number of another's SIM (by IMSI where the
-    other used the MSISDN) and so steer that router's APN and read its IMEI. Nothing is
-    pushed or recorded until an operator settles whose SIM it is."""
-    accounts = {device.account for device in devices}
-    if len(accounts) > 1:
-        log.warning("apn.sim_in_several_accounts", serial=serial, accounts=sorted(accounts))
-        return []
-    return devices
+def _names(devices: list[ApnDeviceRecord]) -> list[str]:
+    return sorted({device.account for device in devices})
 
 
 def locked_out(device: ApnDeviceRecord, imei: str | None) -> bool:
@@ -226,7 +212,6 @@ async def add_apn_name(
     desired: Desired,
     *,
     compare: bool = True,
-    accounts: dict[str, bool] | None = None,
 ) -> bool:
     """Add ``apn.name`` to ``desired`` when the SIM this router reported (in this Inform,
     else in its last session) belongs to a network with an APN name. True when the router's
@@ -236,8 +221,9 @@ async def add_apn_name(
     of its last session are on the record, and the tree is read (once) only when the
     router's APN must be compared. ``compare=False``: the session reads its settings
     anyway (drift checks), so there is nothing to compare against the stored tree. A
-    router's first session has not yet reported its SIM: its APN follows in the next."""
-    if record is None or record.state == "DELETING":
+    router's first session has not yet reported its SIM: its APN follows in the next. A
+    router whose record names no mvnoAccount takes no APN (see _whose)."""
+    if record is None or record.state == "DELETING" or not record.mvno_account:
         return False
     flat = untyped(values)
     with_tree = record.sim is None
@@ -257,12 +243,10 @@ async def add_apn_name(
     name = None
     imei = digits(ident.get("imei"))
     try:
-        found = await _whose(
-            store,
+        found = _whose(
             await store.find_apn_devices_for_sim(**keys),
             record.serial_number,
             record.mvno_account,
-            accounts,
         )
         for device in _ranked(found, keys):
             if not device.enabled or (imei is not None and locked_out(device, imei)):
@@ -305,16 +289,13 @@ def sim_numbers(ident: Mapping[str, Any]) -> dict[str, str]:
 # --- after the session -----------------------------------------------------------------------
 
 
-async def record_apn_session(
-    store: Store, report: SimReport, accounts: dict[str, bool] | None = None
-) -> None:
-    """Bring the APN devices with this router's SIM up to date (never fails the session;
-    ``accounts``: see _whose)."""
+async def record_apn_session(store: Store, report: SimReport) -> None:
+    """Bring the APN devices with this router's SIM up to date (never fails the session)."""
     if not any(report.keys.values()):
         return
     try:
         found = await store.find_apn_devices_for_sim(**report.keys)
-        for device in await _whose(store, found, report.serial, report.mvno_account, accounts):
+        for device in _whose(found, report.serial, report.mvno_account, say=True):
             updated = await store.update_apn_device(device.id, partial(apply_session, report))
             if updated is not None and updated.status == REFUSED:
                 log.warning(

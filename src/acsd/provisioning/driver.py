@@ -215,8 +215,6 @@ class ProvisioningDriver:
         #: Connection Request credentials made up this session, to keep on the record
         self.new_cr: tuple[str, str] | None = None
         self.fetch = _Fetch()
-        #: mvnoAccount -> whether it is an APN API account, looked up once a session
-        self.apn_accounts: dict[str, bool] = {}
         self.apply: _Apply | None = None
         #: the leaves this session reads instead of the whole objects (None: the whole)
         self.plan: ReadPlan | None = None
@@ -337,7 +335,6 @@ class ProvisioningDriver:
             self.values,
             self.desired,
             compare=compare,
-            accounts=self.apn_accounts,
         ):
             self.read_settings = True  # the router's APN is not its SIM's network's (yet)
         # TR-069 allows 64 EventStructs; a CPE sending thousands must not get a log line
@@ -485,7 +482,6 @@ class ProvisioningDriver:
                 serial=session.serial,
                 mvno_account=self.record.mvno_account if self.record is not None else None,
             ),
-            self.apn_accounts,
         )
         log.info(
             "session.end",
