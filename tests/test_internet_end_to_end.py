@@ -407,3 +407,18 @@ async def test_a_new_line_is_in_place_before_the_old_one_goes(world, module_daem
     assert route["GatewayIPAddress"] == second.gateway
     # the DNS servers the router had on DHCP stayed with it through both lines
     assert [s["DNSServer"] for s in rows(tree, DNS_SERVERS)] == ["192.0.2.53", "198.51.100.53"]
+
+    # An upgrade that keeps the customer's static address (a faster line, a new range):
+    # the new line may take over the address of the line it replaces, no other router may.
+    third = Line(second.ip, second.subnet, second.gateway,
+                 "198.51.100.144", "255.255.255.240", "198.51.100.145")  # fmt: skip
+    await confirmed_line(world, module_daemon, router, third, "2025-06-01T00:00:00Z")
+    assert (await sim.run_once()).ok == 1
+    tree = router.tree.flat()
+    (address,) = rows(tree, WAN_ADDRESSES)
+    assert address["IPAddress"] == second.ip
+    assert tree["Device.IP.Interface.1.IPv4Address.2.IPAddress"] == third.lan_router
+    other = Simulation(module_daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="OTHERLINE")
+    path = f"/internet/account/{order(world, add_device(world, other.routers[0].serial))}/confirm"
+    reply = world.api.post(path, third.confirm("2026-01-01T00:00:00Z"))
+    assert reply.status == 409 and reply.body["message"] == "net.ipAddress", reply.body

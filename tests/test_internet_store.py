@@ -146,6 +146,30 @@ async def test_a_line_replaced_by_a_later_one_ends_and_frees_its_address(store):
     assert states == ["ENDED", "ACTIVE"]
 
 
+async def test_an_upgrade_may_keep_the_routers_address(store):
+    # The customer's new line keeps the static address of the line it replaces: both hold
+    # it until the new one starts; no other router's line may take it meanwhile.
+    device, other_router = await router(store, "R1"), await router(store, "R2")
+    old, new = await account(store, device.id), await account(store, device.id)
+    await confirm(store, old.id, start=NOW - 3600, ip="203.0.113.10")
+    stored, _ = await confirm(store, new.id, start=NOW + 3600, ip="203.0.113.10")
+    assert stored.state == "CONFIRMED" and stored.ip_address == "203.0.113.10"
+    for other in (await account(store, other_router.id), await account(store)):
+        with pytest.raises(ConflictError):
+            await confirm(store, other.id, start=NOW + 7200, ip="203.0.113.10")
+    await store.activate_internet_accounts(NOW + 3600)
+    states = [(await store.get_internet_account(a.id)).state for a in (old, new)]
+    assert states == ["ENDED", "ACTIVE"]
+    found = await store.internet_account_for_device(device.id, NOW + 3600)
+    assert found is not None and found.id == new.id
+    # at once: the old line ends in the confirm's own transaction
+    third = await account(store, device.id)
+    await confirm(store, third.id, start=NOW + 3700, ip="203.0.113.10")
+    await store.activate_internet_accounts(NOW + 3700)
+    states = [(await store.get_internet_account(a.id)).state for a in (new, third)]
+    assert states == ["ENDED", "ACTIVE"]
+
+
 async def test_tenancy_and_filters_of_the_list(store):
     a = await account(store, None)
     other = await store.create_internet_account(

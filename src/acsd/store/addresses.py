@@ -1,10 +1,10 @@
 """Whether a line's addresses clash with other confirmed lines (seed 002: 409): checked in
 the confirm's own transaction, so two confirms cannot both take the same addresses.
 
-The exact WAN address is unique by index; here the rest: a line's address inside another
-line's additional range, and ranges that hold another line's address or overlap another
-range. Lines of the same router may share a range: a newer line (an upgrade) takes over
-the router and keeps the customer's addresses.
+The exact WAN address is unique by index among routers; here the rest: a line's address
+inside another line's additional range, and ranges that hold another line's address or
+overlap another range. Lines of the same router never clash: a newer line (an upgrade)
+starts after them, takes over the router and may keep the customer's addresses.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ def address_clash(
     address = ipaddress.IPv4Address(ip)
     lan = _range(net.get("lanNet"), net.get("lanSubnet"))
     for other_id, other_ip, other_device, other_net, other_mask in others:
+        if device is not None and other_device == device:
+            continue
         other_lan = _range(other_net, other_mask)
         if other_lan is not None and address in other_lan:
             return "net.ipAddress", (
@@ -47,8 +49,7 @@ def address_clash(
             return "net.lanNet", (
                 f"{lan} holds {other_ip}, the address of internet account {other_id}"
             )
-        same_router = device is not None and other_device == device
-        if other_lan is not None and lan.overlaps(other_lan) and not same_router:
+        if other_lan is not None and lan.overlaps(other_lan):
             return "net.lanNet", (
                 f"{lan} overlaps {other_lan}, the additional range of internet account {other_id}"
             )

@@ -69,12 +69,13 @@ from acsd.store.base import (
 from acsd.store.schema import latest_version, migrate
 
 #: every other confirmed line's address, additional range and router (a damaged confirm
-#: body yields no range rather than failing every confirm)
+#: body yields no range rather than failing every confirm; the address is NULL on a line
+#: whose router's next line took it over, see confirm_internet_account)
 _CLAIMS_SQL = (
     "SELECT id, ip_address, device,"
     " CASE WHEN json_valid(confirm) THEN json_extract(confirm, '$.net.lanNet') END,"
     " CASE WHEN json_valid(confirm) THEN json_extract(confirm, '$.net.lanSubnet') END"
-    " FROM internet_accounts WHERE id != ? AND ip_address IS NOT NULL AND state != 'ENDED'"
+    " FROM internet_accounts WHERE id != ? AND state IN ('CONFIRMED', 'ACTIVE')"
 )
 
 log = get_logger("acsd.store")
@@ -1556,11 +1557,13 @@ class SqliteStore:
             account = _INTERNET_ACCOUNTS.record(rows[0])
             if account.state != "ORDERED":
                 raise StateError(f"internet account {account_id} is {account.state}, not ORDERED")
+            # The router's own lines are not in the way: the new one must start after
+            # them (below) and ends them when it does, so an upgrade keeps its address.
             taken = await self._scalar(
                 conn,
                 "SELECT id FROM internet_accounts WHERE ip_address = ? AND id != ?"
-                " AND state != 'ENDED'",
-                (ip_address, account_id),
+                " AND state != 'ENDED' AND (device IS NULL OR ? IS NULL OR device != ?)",
+                (ip_address, account_id, account.device, account.device),
             )
             if taken is not None:
                 raise ConflictError(f"{ip_address} is the address of internet account {taken}")
@@ -1584,6 +1587,14 @@ class SqliteStore:
                         "taking effect at the same time or later: a new line must start "
                         "after it"
                     )
+                # The address is unique among lines by index: the new line takes over the
+                # claim of the router's line it replaces (lines are never withdrawn, so
+                # the claim cannot fall back to nobody).
+                await conn.execute(
+                    "UPDATE internet_accounts SET ip_address = NULL WHERE ip_address = ?"
+                    " AND device = ? AND id != ? AND state != 'ENDED'",
+                    (ip_address, account.device, account_id),
+                )
             due = start_date <= now
             state = "ACTIVE" if due else "CONFIRMED"
             await conn.execute(
