@@ -108,6 +108,13 @@ def test_while_another_process_holds_the_database_clients_are_told_to_come_back(
         reply = world.api.post("/customer", {"name": "Locked out", "type": "CUSTOMER"})
         assert reply.status == 503, reply.body
         assert reply.body["message"] == "unavailable" and reply.headers["Retry-After"]
+        # the APN API too, in its own wrapper
+        apn = world.api.post(
+            "/v1/accounts/LOCKED/networks/fleet/devices/apns",
+            {"CLI": "(+45)12345678", "Hints": {"BillingCycleDay": 1, "EmailContact": "a@b.dk"}},
+        )
+        assert apn.status == 503 and apn.headers["Retry-After"], apn.body
+        assert (apn.body["Success"], apn.body["Code"], apn.body["ErrorCode"]) == (False, 503, 5030)
 
         wire = Wire(daemon.cwmp_url)
         answer = wire.post(envelope(inform_body("LOCKED01"), ns=NS))

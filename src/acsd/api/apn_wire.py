@@ -41,6 +41,7 @@ from acsd.api.errors import ApiError, request_id
 from acsd.inflate import InflateError, content_encoding, inflate
 from acsd.log import get_logger
 from acsd.provisioning import apn as rules
+from acsd.store import RETRY_UNAVAILABLE, store_unavailable
 
 log = get_logger("acsd.api")
 
@@ -310,6 +311,7 @@ MALFORMED, INVALID = 4000, 4001
 UNAUTHORIZED, FORBIDDEN = 4010, 4030
 NO_ROUTE, NO_ACCOUNT, NO_NETWORK, NO_DEVICE, NO_OPERATION = 4040, 4041, 4042, 4043, 4044
 NOT_ALLOWED, DUPLICATE, TOO_LARGE, MEDIA_TYPE, INTERNAL = 4050, 4090, 4130, 4150, 5000
+UNAVAILABLE = 5030
 #: ErrorSubCode of MALFORMED
 BAD_JSON, BAD_XML, NO_BODY = 1, 2, 3
 #: ErrorSubCode of INVALID (by member path) and of DUPLICATE
@@ -376,8 +378,19 @@ async def apn_errors(request: web.Request, handler: Handler) -> web.StreamRespon
             error = ApnError(
                 exc.status, _GENERIC.get(exc.status, exc.status * 10), text, 0, headers
             )
-    except Exception:
-        error = _internal(request)
+    except Exception as exc:
+        if (why := store_unavailable(exc)) is not None:
+            # The database's own trouble (locked by another process, full): it passes, and
+            # the client should come back rather than report a bug.
+            log.warning("api_store_unavailable", request_id=request_id(request), error=why)
+            error = ApnError(
+                503,
+                UNAVAILABLE,
+                "The database is not available right now; retry later",
+                headers={"Retry-After": str(RETRY_UNAVAILABLE)},
+            )
+        else:
+            error = _internal(request)
     contract, many = getattr(request.match_info.handler, "apn_answers", (DEVICE, False))
     return reply(request, contract, None, many=many, status=error.status, error=error)
 
