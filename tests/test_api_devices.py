@@ -345,6 +345,22 @@ def test_parallel_patches_of_different_fields_both_hold(world: World):
         assert len(revisions) == 2
 
 
+def test_many_parallel_patches_of_one_device_all_hold(world: World):
+    # Four clients, a hundred PATCHes each, of one record: every one is applied (none is
+    # told the device "kept changing"), each on top of the one before.
+    api = world.api
+    device = api.post("/network/device", device_body(world, "own", "RACEQ0001")).body
+    path = f"/network/device/{device['_id']}"
+
+    def client(n: int) -> list[int]:
+        return [api.patch(path, {"notes": f"{n}-{i}"}).status for i in range(100)]
+
+    with ThreadPoolExecutor(4) as pool:
+        statuses = [s for many in pool.map(client, range(4)) for s in many]
+    assert statuses == [200] * 400
+    assert len(_audit(world, device["_id"], "device.update")) == 400
+
+
 def _audit(world: World, device_id: str, action: str) -> list[dict]:
     entries = world.api.get("/audit", query={"limit": 1000}).body["items"]
     return [e for e in entries if e.get("resourceId") == device_id and e["action"] == action]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import random
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
@@ -169,17 +172,30 @@ async def create_device(request: web.Request) -> web.Response:
     ctx = context(request)
     who = await caller(request)
     body = await read_model(request, DeviceCreate)
-    return await _until_unchanged(lambda: _create(request, ctx, who, body))
+    return await _until_unchanged(
+        f"serial:{body.serialNumber}", lambda: _create(request, ctx, who, body)
+    )
 
 
-async def _until_unchanged(attempt: Callable[[], Awaitable[web.Response]]) -> web.Response:
+#: one turn at a time per device (or serial number) for this process's writes: parallel
+#: requests for one record then wait rather than lose to each other again and again
+_turns: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+
+async def _until_unchanged(
+    key: str, attempt: Callable[[], Awaitable[web.Response]]
+) -> web.Response:
     """A read-modify-write, done again from the read when the record changed under it (a
-    parallel request, a CPE's session): two requests never both win, nor half each."""
-    for _ in range(MAX_ATTEMPTS):
-        try:
-            return await attempt()
-        except ChangedError:
-            continue
+    CPE's session, another worker's request): two requests never both win, nor half each.
+    Requests of this process for the same ``key`` take turns; a retry waits a random
+    moment, so that writers in other processes do not collide in step."""
+    turn = _turns.setdefault(key.lower(), asyncio.Lock())
+    async with turn:
+        for attempt_no in range(MAX_ATTEMPTS):
+            try:
+                return await attempt()
+            except ChangedError:
+                await asyncio.sleep(random.uniform(0, 0.001 * min(attempt_no + 1, 10)))
     raise ApiError(409, "conflict", "The device kept changing while this request ran; retry")
 
 
@@ -324,7 +340,9 @@ async def patch_device(request: web.Request) -> web.Response:
     await _load(request, who)  # 404/403 before the body's 400s
     patch = await read_model(request, DevicePatch)
     raw = await read_json(request)
-    return await _until_unchanged(lambda: _patch(request, ctx, who, patch, raw))
+    return await _until_unchanged(
+        request.match_info["id"], lambda: _patch(request, ctx, who, patch, raw)
+    )
 
 
 async def _patch(
@@ -418,7 +436,7 @@ async def _patch(
 async def delete_device(request: web.Request) -> web.Response:
     ctx = context(request)
     who = await caller(request)
-    return await _until_unchanged(lambda: _delete(request, ctx, who))
+    return await _until_unchanged(request.match_info["id"], lambda: _delete(request, ctx, who))
 
 
 async def _delete(request: web.Request, ctx: ApiContext, who: Caller) -> web.Response:
