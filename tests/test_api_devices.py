@@ -476,3 +476,17 @@ def test_a_lan_the_router_reported_as_no_address_does_not_break_a_write(
     reply = world.api.patch(f"/network/device/{device['_id']}", {"dhcp": {"leaseTime": 30}})
     assert reply.status == 200, reply.body
     assert reply.body["dhcp"]["leaseTime"] == 30
+
+
+def test_a_record_staged_with_the_cli_is_not_claimed_by_a_create(world: World, module_daemon):
+    # `acsd device apply` may stage a record without a customer: its name, notes, wifi or
+    # mvnoAccount are the operator's, and a POST of the serial must not drop them.
+    wifi = {"enabled": True, "ssid": "Staged", "password": "staged-pass-1"}
+    staged = module_daemon.apply({"serialNumber": "STAGED0001", "name": "lobby", "wifi": wifi})
+    bound = module_daemon.apply({"serialNumber": "STAGED0002", "mvnoAccount": "ACME"})
+    for record in (staged, bound):
+        reply = world.api.post("/network/device", device_body(world, "own", record["serialNumber"]))
+        error(reply, 409, "serialNumber")
+    kept = world.api.get(f"/network/device/{staged['_id']}").body
+    assert (kept.get("customer"), kept["name"], kept["wifi"]["ssid"]) == (None, "lobby", "Staged")
+    assert world.api.get(f"/network/device/{bound['_id']}").body["mvnoAccount"] == "ACME"

@@ -212,7 +212,9 @@ async def _create(
     if model.profile and model.profile not in ctx.profiles.names():
         raise ApiError(409, "profile", f"model's profile {model.profile!r} is not known")
     existing = await ctx.store.find_device_for_cpe(body.serialNumber)
-    if existing is not None and existing.customer is not None:
+    if existing is not None and existing.made_by_operator:
+        # a customer's, or staged by `acsd device apply`: what it holds is not this
+        # request's to drop (only what an unknown router reported of itself is claimed)
         raise ApiError(409, "serialNumber", "Serial number is already in use")
     owner = await mac_owner(ctx.store, body.macAddress, existing)
     if owner is not None:

@@ -89,7 +89,9 @@ class DeviceRecord:
     def made_by_operator(self) -> bool:
         """A customer's record or one an operator filled in (`acsd device apply` may leave
         out the customer), not only what an unknown router reported of itself."""
-        return bool(self.customer or self.wifi or self.dhcp or self.name or self.notes)
+        return bool(
+            self.customer or self.wifi or self.dhcp or self.name or self.notes or self.mvno_account
+        )
 
     @property
     def mac_is_routers_own(self) -> bool:
