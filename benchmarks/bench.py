@@ -279,6 +279,15 @@ def steady(args: argparse.Namespace, workdir: Path) -> dict:
         "p99_ms": paced["p99_ms"],
         "paced_daemon_cpu": round(paced_cpu, 2),
         "errors": run["errors"] + run.get("register_failed", 0) + paced["errors"],
+        # where they were: a 503 is the daemon refusing under load (a busy machine), the
+        # rest sessions that failed
+        "error_kinds": {
+            "register_failed": run.get("register_failed", 0),
+            "register_failures": run.get("register_failures", {}),
+            "closed_loop": run["errors"],
+            "closed_loop_503": run.get("http_503", 0),
+            "paced": paced["errors"],
+        },
         "daemon_rss_mb": round(rss, 1),
         # the CPU mark is taken before the settle: its second counts too
         "daemon_cpu_s_per_s": round((cpu1 - marks["cpu"]) / (run["seconds"] + SETTLE), 2),

@@ -32,7 +32,7 @@ def test_quick_benchmark_runs_and_writes_its_results(tmp_path):
     for key in ("sessions_per_s", "exchanges_per_s", "baseline_exchanges_per_s", "ratio",
                 "p99_ms", "errors"):  # fmt: skip
         assert key in steady
-    assert steady["errors"] == 0 and steady["sessions_per_s"] > 0
+    assert steady["errors"] == 0 and steady["sessions_per_s"] > 0, (steady, proc.stderr[-3000:])
     assert results["boot_storm"]["lost"] == 0
     assert set(results["api"]) >= {"get_p99_ms", "list_p99_ms"}
     assert results["api"]["samples"] > 0 and results["api"]["errors"] == {}
