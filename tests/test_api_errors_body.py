@@ -337,6 +337,22 @@ async def test_a_wrong_type_is_400_with_the_field_path(api, patch, path, text):
     assert assert_error(status, body, headers, 400, path).startswith(text)
 
 
+async def test_a_whole_number_written_as_a_float_and_a_null_enable_are_taken(api):
+    # JSON has one number type: 10.0 is what Python's json writes for a float; a null
+    # enable is a property holding no value (seed 000), so the reservation is active.
+    data = {
+        "serialNumber": "abc",
+        "dhcp": {
+            "leaseTime": 10.0,
+            "reservedClients": [{"mac": "123456789013", "ip": "192.168.0.10", "enable": None}],
+        },
+    }
+    status, body, _ = await post(api, "/network/device", json.dumps(data))
+    assert status == 201, body
+    assert body["dhcp"]["leaseTime"] == 10 and isinstance(body["dhcp"]["leaseTime"], int)
+    assert body["dhcp"]["reservedClients"][0]["enable"] is True
+
+
 async def test_a_validator_message_comes_without_pydantics_prefix(api):
     data = {
         "serialNumber": "abc",

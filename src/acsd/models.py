@@ -152,21 +152,35 @@ Ssid = Annotated[str, AfterValidator(_ssid)]
 Passphrase = Annotated[str, AfterValidator(_passphrase)]
 
 
-def _bool_or_its_text(value: object) -> object:
+def _active_unless_false(value: object) -> object:
+    if value is None:
+        return True  # a property holding no value (seed 000): the default
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
     return value
 
 
 #: seed 000 types reservedClients[].enable as a String ("True if reservation is active")
-#: and writes it as the boolean true in its example: both are taken
-TextBool = Annotated[bool, BeforeValidator(_bool_or_its_text)]
+#: and writes it as the boolean true in its example: both are taken, and null is active
+ReservationEnable = Annotated[bool, BeforeValidator(_active_unless_false)]
+
+
+def _integral(value: object) -> object:
+    # JSON has one number type: 10.0 is 10 to most clients (Python's json writes a float
+    # so); 10.5 stays what it is and is refused.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+#: a whole number that a client may write as 10 or 10.0
+Whole = Annotated[int, BeforeValidator(_integral)]
 
 
 class ReservedClient(_Strict):
     mac: Mac
     ip: HostIPv4
-    enable: TextBool = True
+    enable: ReservationEnable = True
     id: str | None = None
 
 
@@ -188,7 +202,7 @@ class Dhcp(_Strict):
     ipPoolStart: HostIPv4 | None = None
     ipPoolEnd: HostIPv4 | None = None
     #: minutes (the router gets seconds)
-    leaseTime: int | None = Field(None, ge=1, le=5256000)
+    leaseTime: Whole | None = Field(None, ge=1, le=5256000)
     primaryDnsServer: HostIPv4 | None = None
     #: more than any router's DHCP server holds (tens to a few hundred), and a bound on
     #: the work of one request
