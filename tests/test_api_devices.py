@@ -490,3 +490,14 @@ def test_a_record_staged_with_the_cli_is_not_claimed_by_a_create(world: World, m
     kept = world.api.get(f"/network/device/{staged['_id']}").body
     assert (kept.get("customer"), kept["name"], kept["wifi"]["ssid"]) == (None, "lobby", "Staged")
     assert world.api.get(f"/network/device/{bound['_id']}").body["mvnoAccount"] == "ACME"
+
+
+def test_answers_are_not_kept_by_caches(world: World):
+    # A device holds its wifi passwords: no proxy or browser cache may keep the answer.
+    device = world.api.post("/network/device", device_body(world, "own", "NOSTORE01")).body
+    for reply in (
+        world.api.get(f"/network/device/{device['_id']}"),
+        world.api.get("/network/device", query={"customer": world.customers["own"]}),
+        world.api.get("/v1/accounts/NOSTORE/networks/fleet"),  # the APN API's wrapper (404)
+    ):
+        assert reply.headers["Cache-Control"] == "no-store", reply.status

@@ -306,4 +306,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             return _internal_error(request, rid)
     if not resp.prepared:
         resp.headers[REQUEST_ID_HEADER] = rid
+        # Answers hold wifi passwords and customers' data: no proxy or browser keeps them.
+        resp.headers.setdefault("Cache-Control", "no-store")
     return resp
