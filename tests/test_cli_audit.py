@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import re
 
 from api_world import token
 from apiclient import Api
@@ -32,6 +33,9 @@ def test_device_apply_and_tokens_are_audited_with_the_local_user(daemon):
     update, create = writes  # newest first
     assert create["action"] == "device.create" and update["action"] == "device.update"
     assert create["resourceId"] == update["resourceId"] == device["_id"]
+    # entries are records with an "_id", as every other record of the API
+    assert re.fullmatch(r"[0-9a-f]{24}", create["_id"]) and create["_id"] != update["_id"]
+    assert "id" not in create
     assert create["tokenName"] == update["tokenName"] == author
     assert "before" not in create and create["after"]["name"] == "front desk"
     assert update["before"]["name"] == "front desk" and update["after"]["name"] == "back office"

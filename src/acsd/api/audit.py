@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from acsd import clock
 from acsd.api.body import parse_query
@@ -16,7 +16,8 @@ from acsd.store.base import AuditRecord
 
 
 class AuditEntry(BaseModel):
-    id: str
+    #: ``_id`` as every other record of the API (seed 000)
+    id: str = Field(alias="_id")
     at: str
     action: str
     resource: str
@@ -39,7 +40,7 @@ class AuditList(BaseModel):
 
 def _json(r: AuditRecord) -> dict[str, Any]:
     return AuditEntry(
-        id=r.id,
+        _id=r.id,
         at=clock.iso(r.at),
         action=r.action,
         resource=r.resource,
@@ -51,7 +52,7 @@ def _json(r: AuditRecord) -> dict[str, Any]:
         before=r.before,
         after=r.after,
         requestId=r.request_id,
-    ).model_dump(exclude_none=True)
+    ).model_dump(exclude_none=True, by_alias=True)
 
 
 @describe(
