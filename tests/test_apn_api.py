@@ -748,3 +748,27 @@ def test_a_body_that_does_not_inflate_is_400(apn: ApnApi, acct):
     for encoding in ("br", "zstd"):
         reply = apn.post(apns_path(acct, NETWORK), raw=body, headers={"Content-Encoding": encoding})
         assert encoding in failed(reply, 415, 4150)
+
+
+def test_public_url_is_the_base_of_status_urls_whatever_the_host_header(daemon_factory):
+    # Behind a proxy the Host header is not where clients reach acsd, and it is the
+    # client's to write: [api] public_url says where the API is.
+    site = daemon_factory(api={"public_url": "https://acs.example.net/"})
+    api = ApnApi(Api(site.api_url, token(site, "ADMIN")), "json")
+    ans = api.post(apns_path("ACME-PUBLIC", NETWORK), device("(+45)12345670"))
+    ok(ans, 202)
+    status_url = ans.wrapper["StatusUrl"]
+    assert re.fullmatch(r"https://acs\.example\.net/v1/operations/[0-9a-f]{24}", status_url)
+    assert ans.reply.headers["Location"] == status_url
+
+
+@pytest.mark.parametrize(
+    "value", ["ftp://acs.example.net", "https://", "https://acs.example.net/?x=1", "acs"]
+)
+def test_a_public_url_that_is_no_http_base_is_refused(tmp_path, value: str):
+    from acsd.config import ConfigError, load_config
+
+    path = tmp_path / "acsd.toml"
+    path.write_text(f'[api]\npublic_url = "{value}"\n')
+    with pytest.raises(ConfigError, match=r"api\.public_url"):
+        load_config(path)

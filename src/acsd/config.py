@@ -27,6 +27,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from yarl import URL
 
 from acsd.hostaddr import is_host_address
 
@@ -246,7 +247,25 @@ class CwmpConfig(_Listener):
 
 class ApiConfig(_Listener):
     listen: str = "127.0.0.1:7557"
+    #: where clients reach the API (behind a proxy, say): the base of the absolute URLs
+    #: acsd writes (the APN API's StatusUrl and Location); unset, the request's own
+    public_url: str | None = None
     tls: TlsConfig = Field(default_factory=TlsConfig)
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            url = URL(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r}: {exc}") from None
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError(f"{value!r}: must be an http:// or https:// URL with a host")
+        if url.query_string or url.fragment or url.user is not None:
+            raise ValueError(f"{value!r}: no query, fragment or user part")
+        return str(url).rstrip("/")
 
 
 class StoreConfig(_Section):

@@ -170,6 +170,7 @@ async def serve(
         requester=requester,
         default_interval=config.cwmp.periodic_interval,
         grace=config.cwmp.online_grace,
+        public_url=config.api.public_url,
     )
     api_runner = web.AppRunner(
         build_api_app(api_context, version=__version__, metrics=metrics),

@@ -167,7 +167,9 @@ def _audit_view(d: ApnDeviceRecord) -> dict[str, Any]:
 
 
 def _origin(request: web.Request) -> str:
-    return str(request.url.origin())
+    # The Host header is the client's to write: behind a proxy, or where that matters,
+    # [api] public_url says where the API is.
+    return context(request).public_url or str(request.url.origin())
 
 
 def device_url(request: web.Request, d: ApnDeviceRecord) -> str:

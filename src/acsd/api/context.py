@@ -23,6 +23,8 @@ class ApiContext:
     requester: ConnectionRequester | None
     default_interval: int = 300
     grace: int = 60
+    #: the base of absolute URLs in answers ([api] public_url); None: the request's own
+    public_url: str | None = None
 
 
 CONTEXT = web.AppKey("acsd_context", ApiContext)
