@@ -440,6 +440,29 @@ async def test_an_addobject_answer_with_a_used_or_impossible_instance_fails_the_
     assert "instance 0" in faulted[1][2]
 
 
+async def test_a_name_that_faulted_alone_and_is_then_read_whole_is_known_again():
+    # The plan's leaf faulted alone (its setting waits), then the session fell back to
+    # reading whole objects, which answered it: the setting need not wait after all.
+    profiles = load_profiles()
+    driver = ProvisioningDriver(store=None, profiles=profiles)  # type: ignore[arg-type]
+    driver.profile = profiles.get("tr181")
+    session = CwmpSession(driver=driver, remote_ip="127.0.0.1")
+    table = "Device.DHCPv4.Server.Pool.1.StaticAddress."
+    driver.fetch.skipped = [SSID5, table, "Device.Cellular.Interface.1.IMEI"]
+    driver.fetch.unreadable = {SSID5: "fault 9002", table: "fault 9002 on " + table}
+    names = ["Device.WiFi.", "Device.DHCPv4."]
+    driver.fetch.queue = [names]
+    answer = rpc.GetParameterValuesResponse(
+        parameters=[
+            rpc.ParameterValue(SSID5, "Need4Speed"),
+            rpc.ParameterValue("Device.DHCPv4.Server.Pool.1.MinAddress", "192.168.1.100"),
+        ]
+    )
+    await driver.response(session, rpc.GetParameterValues(names=names), answer)
+    assert driver.fetch.skipped == ["Device.Cellular.Interface.1.IMEI"]
+    assert driver.fetch.unreadable == {}
+
+
 async def test_a_table_the_router_cannot_read_is_not_taken_for_empty(daemon):
     """A router that faults a table object with 9002 (internal error, a weak CPE's answer
     too large even alone): its rows are unknown, not absent, so nothing is planned that

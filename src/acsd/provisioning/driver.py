@@ -612,6 +612,8 @@ class ProvisioningDriver:
                     self.values[p.name] = [p.value, p.type]
             self._flat_values = None
             self.fetch.ok.extend(names)
+            if self.fetch.skipped or self.fetch.unreadable:
+                self._read_after_all(names)
             if len(names) == 1 and (kind := self._kind()) is not None:
                 self.hints.present(kind, names)
             if len(names) == 1 and names[0] in self.memory.get("faultedAlone", ()):
@@ -690,6 +692,18 @@ class ProvisioningDriver:
             # read is not an empty one, a leaf not one it lacks): apply nothing this time.
             self.fetch.queue.clear()
             self.fetch.failed = True
+
+    def _read_after_all(self, names: list[str]) -> None:
+        """A name that faulted alone and was read after all (within an object read whole,
+        the fallback of a plan) is no longer unknown this session: what is written there is
+        planned as usual."""
+        objects = tuple(n for n in names if n.endswith("."))
+
+        def read(path: str) -> bool:
+            return path in self.values if not path.endswith(".") else path.startswith(objects)
+
+        self.fetch.skipped = [n for n in self.fetch.skipped if not read(n)]
+        self.fetch.unreadable = {p: w for p, w in self.fetch.unreadable.items() if not read(p)}
 
     def _faulted_alone(self, name: str) -> None:
         if name not in self.memory.setdefault("faultedAlone", []):
