@@ -178,3 +178,50 @@ async def test_a_deferred_request_goes_where_the_device_record_says_by_then(cpe)
         assert hits == ["/dev1", "/dev2", "/moved"]
     finally:
         await requester.close()
+
+
+async def test_a_poke_while_a_request_is_out_goes_when_that_one_is_over() -> None:
+    """A router slow to answer its Connection Request (longer than the interval between
+    requests): a change meanwhile is sent once that request is over, with the record read
+    once, not looked up again every second while it is out."""
+    import asyncio
+
+    from acsd.store.base import DeviceRecord
+
+    hits: list[str] = []
+
+    async def slow(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        await asyncio.sleep(1.5)
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", slow)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    url = f"http://127.0.0.1:{port}/cr"
+    asked: list[str] = []
+
+    async def lookup(device_id: str) -> DeviceRecord | None:
+        asked.append(device_id)
+        return DeviceRecord(id=device_id, serial_number="S1", connection_request_url=url)
+
+    requester = ConnectionRequester(deny=DENY_BUT_LOOPBACK, min_interval=0.1, lookup=lookup)
+    await requester.start()
+    try:
+        first = requester.poke("dev1", url, "u", "p")
+        assert first is not None
+        await asyncio.sleep(0.2)
+        assert requester.poke("dev1", url, "u", "p2") is None  # one is out: later
+        assert (await first).ok
+        for _ in range(100):
+            if len(hits) == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert hits == ["/cr", "/cr"] and asked == ["dev1"]
+    finally:
+        await requester.close()
+        await runner.cleanup()

@@ -172,16 +172,21 @@ class ConnectionRequester:
             self.stats["skipped"] += 1
             first = device_id not in self._later
             self._later[device_id] = (url, username, password)
-            if first:
-                delay = max(wait, 1.0 if device_id in self._busy else 0.0)
-                self._track(asyncio.create_task(self._deferred(device_id, delay)))
-                log.info("connreq.deferred", device=device_id, seconds=round(delay, 1))
+            if first and device_id in self._busy:
+                # sent when the one in flight is over (see _run), not polled for
+                log.info("connreq.deferred", device=device_id, after="request in flight")
+            elif first:
+                self._later_in(device_id, wait)
             return None
         self._busy.add(device_id)
         self._last[device_id] = now
         task = asyncio.create_task(self._run(device_id, url, username, password))
         self._track(task)
         return task
+
+    def _later_in(self, device_id: str, delay: float) -> None:
+        self._track(asyncio.create_task(self._deferred(device_id, delay)))
+        log.info("connreq.deferred", device=device_id, seconds=round(delay, 1))
 
     def _track(self, task: asyncio.Task[Any]) -> None:
         self._tasks.add(task)
@@ -211,6 +216,9 @@ class ConnectionRequester:
             )
         finally:
             self._busy.discard(device_id)
+            if device_id in self._later:  # a poke that came while this one was out
+                wait = self._last.get(device_id, -1e9) + self.min_interval - time.monotonic()
+                self._later_in(device_id, max(0.0, wait))
         self.stats["ok" if result.ok else "failed"] += 1
         log.info(
             "connreq.done",
