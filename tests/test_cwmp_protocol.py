@@ -464,6 +464,19 @@ def test_a_router_sending_latin1_bytes_in_a_utf8_answer_is_still_read(daemon):
     assert daemon.events("cwmp.bad_utf8")
 
 
+def test_the_cpes_id_is_echoed_as_it_sent_it(daemon):
+    # A pretty-printing CPE's ID holds line breaks and spaces; the one that matches the
+    # echo against its own text needs them back (xsd:string: they are part of it).
+    for n, sent in enumerate(["\n    4a1e2c\n  ", " id 7 "]):
+        wire = Wire(daemon.cwmp_url)
+        first = wire.post(envelope(inform_body(f"IDECHO{n:02d}"), cwmp_id=sent))
+        assert first.status == 200, first.text
+        env = parse_envelope(first.body)
+        assert env.id == sent
+        drive_to_end(wire, wire.post(None), "urn:dslforum-org:cwmp-1-0")
+        wire.close()
+
+
 def test_a_cwmp_14_cpe_is_told_which_version_the_session_uses(daemon):
     """A CPE that lists its versions (SupportedCWMPVersions, CWMP 1.4) gets UseCWMPVersion
     in the InformResponse: the highest it lists that the Inform's namespace allows. One that

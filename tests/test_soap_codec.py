@@ -261,7 +261,7 @@ def test_inform_with_soap_env_prefix_and_quirks() -> None:
     assert raw.startswith(b'<?xml version="1.0" encoding="UTF-8"?>')
     env = parse_envelope(raw)
     assert env.cwmp_ns == "urn:dslforum-org:cwmp-1-0"
-    assert env.id == "4a1e2c"
+    assert env.id == "  4a1e2c  "  # as sent: it is echoed back in the answer
     assert env.session_timeout == 60  # lowercase sessionTimeout
     inform = env.body
     assert isinstance(inform, rpc.Inform)

@@ -205,7 +205,7 @@ class CwmpSession:
         if self.outstanding is None:
             return await self._end_broken(f"unexpected {type(env.body).__name__}: nothing asked")
         sent_id, request = self.outstanding
-        if env.id is not None and env.id != sent_id:
+        if env.id is not None and env.id.strip() != sent_id:
             # Some CPEs reuse one ID for everything; only one request is ever outstanding,
             # so the order is what correlates.
             log.debug("cwmp.id_mismatch", sent=sent_id, got=env.id, serial=self.serial)

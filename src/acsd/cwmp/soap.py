@@ -462,7 +462,8 @@ _FIELDS: dict[type[Message], _Spec] = {
 
 # (Envelope attribute, element, mustUnderstand, parse, text) in the order they are rendered.
 _HEADER_FIELDS = (
-    ("id", "ID", "1", _p_token, _esc),
+    # The ID as sent, spaces and all: the CPE matches the echo against its own text.
+    ("id", "ID", "1", _text, _esc),
     ("hold_requests", "HoldRequests", "1", _p_bool, _bool_text),
     ("session_timeout", "SessionTimeout", "0", _p_int, _int_text),
     ("supported_versions", "SupportedCWMPVersions", "0", _p_token, _esc),
