@@ -4,7 +4,10 @@ contacted, whether the URL holds the address or a name that resolves to it."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -16,13 +19,15 @@ from acsd.cwmp.crguard import denied_by
 from conftest import DENY_BUT_LOOPBACK, run_cli
 
 
-@pytest.fixture
-async def cpe() -> AsyncIterator[tuple[int, list[str]]]:
-    """A Connection Request endpoint on 127.0.0.1: its port and the requests it got."""
+@contextlib.asynccontextmanager
+async def endpoint(delay: float = 0.0) -> AsyncIterator[tuple[int, list[str]]]:
+    """A Connection Request endpoint on 127.0.0.1 that answers 204 after ``delay``
+    seconds: its port and the requests it got."""
     hits: list[str] = []
 
     async def answer(request: web.Request) -> web.Response:
         hits.append(request.path)
+        await asyncio.sleep(delay)
         return web.Response(status=204)
 
     app = web.Application()
@@ -36,6 +41,12 @@ async def cpe() -> AsyncIterator[tuple[int, list[str]]]:
         yield port, hits
     finally:
         await runner.cleanup()
+
+
+@pytest.fixture
+async def cpe() -> AsyncIterator[tuple[int, list[str]]]:
+    async with endpoint() as found:
+        yield found
 
 
 async def _poke(deny: list[str], url: str):
@@ -116,8 +127,6 @@ async def test_a_poke_too_soon_after_the_last_is_sent_once_the_interval_is_over(
     """A second change a few seconds after the first (the router may be in the session
     the first started, reading the older revision) still reaches the router: once, with
     the latest credentials, when the interval between requests is over."""
-    import asyncio
-    import time
 
     port, hits = cpe
     requester = ConnectionRequester(deny=DENY_BUT_LOOPBACK, min_interval=0.5)
@@ -143,8 +152,6 @@ async def test_a_deferred_request_goes_where_the_device_record_says_by_then(cpe)
     """A session between the poke and the deferred request may have moved the router
     (new ConnectionRequestURL) or set new credentials on it: the request is made from the
     record as stored when it goes, and not at all for a device deleted meanwhile."""
-    import asyncio
-    import time
 
     from acsd.store.base import DeviceRecord
 
@@ -184,44 +191,28 @@ async def test_a_poke_while_a_request_is_out_goes_when_that_one_is_over() -> Non
     """A router slow to answer its Connection Request (longer than the interval between
     requests): a change meanwhile is sent once that request is over, with the record read
     once, not looked up again every second while it is out."""
-    import asyncio
-
     from acsd.store.base import DeviceRecord
 
-    hits: list[str] = []
-
-    async def slow(request: web.Request) -> web.Response:
-        hits.append(request.path)
-        await asyncio.sleep(1.5)
-        return web.Response(status=204)
-
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", slow)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    url = f"http://127.0.0.1:{port}/cr"
     asked: list[str] = []
 
     async def lookup(device_id: str) -> DeviceRecord | None:
         asked.append(device_id)
         return DeviceRecord(id=device_id, serial_number="S1", connection_request_url=url)
 
-    requester = ConnectionRequester(deny=DENY_BUT_LOOPBACK, min_interval=0.1, lookup=lookup)
-    await requester.start()
-    try:
-        first = requester.poke("dev1", url, "u", "p")
-        assert first is not None
-        await asyncio.sleep(0.2)
-        assert requester.poke("dev1", url, "u", "p2") is None  # one is out: later
-        assert (await first).ok
-        for _ in range(100):
-            if len(hits) == 2:
-                break
-            await asyncio.sleep(0.05)
-        assert hits == ["/cr", "/cr"] and asked == ["dev1"]
-    finally:
-        await requester.close()
-        await runner.cleanup()
+    async with endpoint(delay=1.5) as (port, hits):
+        url = f"http://127.0.0.1:{port}/cr"
+        requester = ConnectionRequester(deny=DENY_BUT_LOOPBACK, min_interval=0.1, lookup=lookup)
+        await requester.start()
+        try:
+            first = requester.poke("dev1", url, "u", "p")
+            assert first is not None
+            await asyncio.sleep(0.2)
+            assert requester.poke("dev1", url, "u", "p2") is None  # one is out: later
+            assert (await first).ok
+            for _ in range(100):
+                if len(hits) == 2:
+                    break
+                await asyncio.sleep(0.05)
+            assert hits == ["/cr", "/cr"] and asked == ["dev1"]
+        finally:
+            await requester.close()

@@ -53,12 +53,21 @@ def tr181():
     return load_profiles().get("tr181")
 
 
-def plan(profile, settings: dict, values: dict, absent: frozenset[str] = frozenset()) -> Plan:
+def plan(
+    profile,
+    settings: dict,
+    values: dict,
+    absent: frozenset[str] = frozenset(),
+    *,
+    tables: dict | None = None,
+    unreadable: dict[str, str] | None = None,
+) -> Plan:
     return plan_changes(
         profile,
-        Desired(settings=dict(settings)),
+        Desired(settings=dict(settings), tables=dict(tables or {})),
         values,
         absent=set(absent),
+        unreadable=unreadable,
         memory={},
         force=False,
         now=0.0,
@@ -223,17 +232,7 @@ def test_the_lines_dns_servers_are_static_entries_one_each(tr181):
 def test_a_line_whose_address_table_the_router_cannot_read_waits(tr181):
     # Unread is not absent: nothing of the line is sent, and it is no "unsupported" (the
     # job stays undone, so the next session tries again).
-    result = plan_changes(
-        tr181,
-        Desired(settings=dict(LINE)),
-        DHCP_BOUND,
-        absent=set(),
-        unreadable={ADDR: "fault 9002"},
-        memory={},
-        force=False,
-        now=0.0,
-        max_attempts=3,
-    )
+    result = plan(tr181, LINE, DHCP_BOUND, unreadable={ADDR: "fault 9002"})
     assert result.empty and result.unsupported == []
     reason = f"{ADDR} could not be read (fault 9002): no wan.static.* setting sent"
     assert {r["setting"]: r["message"] for r in result.unread} == dict.fromkeys(LINE, reason)
@@ -243,17 +242,8 @@ def test_a_line_whose_address_table_the_router_cannot_read_waits(tr181):
 def test_a_line_turned_off_where_the_address_table_cannot_be_read_waits(tr181):
     # "Off" deletes acsd's entries; a table that faulted may still hold them, so the job
     # is not done until a session reads it.
-    result = plan_changes(
-        tr181,
-        Desired(settings={"wan.static.enable": False}),
-        DHCP_BOUND,
-        absent=set(),
-        unreadable={ADDR: "fault 9002"},
-        memory={},
-        force=False,
-        now=0.0,
-        max_attempts=3,
-    )
+    off = {"wan.static.enable": False}
+    result = plan(tr181, off, DHCP_BOUND, unreadable={ADDR: "fault 9002"})
     assert result.empty
     assert [r["setting"] for r in result.unread] == ["wan.static.address"]
     assert result.unread[0]["message"] == f"{ADDR} could not be read (fault 9002)"
@@ -261,29 +251,10 @@ def test_a_line_turned_off_where_the_address_table_cannot_be_read_waits(tr181):
 
 def test_no_reservations_wanted_where_the_table_cannot_be_read_waits(tr181):
     table = "Device.DHCPv4.Server.Pool.1.StaticAddress."
-    result = plan_changes(
-        tr181,
-        Desired(tables={"dhcp.reservations": []}),
-        {},
-        absent={table},
-        unreadable={},
-        memory={},
-        force=False,
-        now=0.0,
-        max_attempts=3,
-    )
+    none = {"dhcp.reservations": []}
+    result = plan(tr181, {}, {}, frozenset({table}), tables=none)
     assert result.empty and result.unread == [] and result.unsupported == []  # none there
-    result = plan_changes(
-        tr181,
-        Desired(tables={"dhcp.reservations": []}),
-        {},
-        absent=set(),
-        unreadable={table: "fault 9002"},
-        memory={},
-        force=False,
-        now=0.0,
-        max_attempts=3,
-    )
+    result = plan(tr181, {}, {}, tables=none, unreadable={table: "fault 9002"})
     assert result.empty
     assert [(r["setting"], r["message"]) for r in result.unread] == [
         ("dhcp.reservations", f"{table} could not be read (fault 9002)")
