@@ -455,8 +455,9 @@ async def get_apn_network(request: web.Request) -> web.Response:
     summary="Create a network or set its APN name (acsd extension)", body=AccountNetwork,
     response=PBPRReturnOfAccountNetwork, roles=ROLES, path_params=_PATHS,
     description='Body {"APN": "internet.example"} (or AccountNetwork in XML); null stops the '
-    "push. Routers whose SIM belongs to a device of the network get the APN name at their "
-    "next session; acsd asks them to connect now.",
+    "push. Routers bound to the account (their record's mvnoAccount) whose SIM belongs to a "
+    "device of the network get the APN name at their next session; acsd asks them to "
+    "connect now.",
     errors=[(404, "4041", "Unknown account")],
 )  # fmt: skip
 @answers(NETWORK)
