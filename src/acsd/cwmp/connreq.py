@@ -164,7 +164,7 @@ class ConnectionRequester:
             # one interval must not rebuild the table at every poke
             self._pruned = now
             self._last = {k: t for k, t in self._last.items() if now - t < self.min_interval}
-        wait = self._last.get(device_id, -1e9) + self.min_interval - now
+        wait = self._wait(device_id, now)
         if device_id in self._busy or wait > 0:
             # A second change soon after the first (the router may be in the session the
             # first one started, reading the older revision): not dropped, or it would wait
@@ -183,6 +183,10 @@ class ConnectionRequester:
         task = asyncio.create_task(self._run(device_id, url, username, password))
         self._track(task)
         return task
+
+    def _wait(self, device_id: str, now: float) -> float:
+        """Seconds until the device may get its next request (<= 0: now)."""
+        return self._last.get(device_id, -1e9) + self.min_interval - now
 
     def _later_in(self, device_id: str, delay: float) -> None:
         self._track(asyncio.create_task(self._deferred(device_id, delay)))
@@ -217,8 +221,7 @@ class ConnectionRequester:
         finally:
             self._busy.discard(device_id)
             if device_id in self._later:  # a poke that came while this one was out
-                wait = self._last.get(device_id, -1e9) + self.min_interval - time.monotonic()
-                self._later_in(device_id, max(0.0, wait))
+                self._later_in(device_id, max(0.0, self._wait(device_id, time.monotonic())))
         self.stats["ok" if result.ok else "failed"] += 1
         log.info(
             "connreq.done",
