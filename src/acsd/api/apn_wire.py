@@ -37,11 +37,10 @@ from pydantic import (
 from acsd.api import apn_xml
 from acsd.api.apn_xml import Contract, Enum
 from acsd.api.body import field_path, parse_json
-from acsd.api.errors import ApiError, request_id
+from acsd.api.errors import ApiError, come_back_later, request_id
 from acsd.inflate import InflateError, content_encoding, inflate
 from acsd.log import get_logger
 from acsd.provisioning import apn as rules
-from acsd.store import RETRY_UNAVAILABLE, store_unavailable
 
 log = get_logger("acsd.api")
 
@@ -379,16 +378,8 @@ async def apn_errors(request: web.Request, handler: Handler) -> web.StreamRespon
                 exc.status, _GENERIC.get(exc.status, exc.status * 10), text, 0, headers
             )
     except Exception as exc:
-        if (why := store_unavailable(exc)) is not None:
-            # The database's own trouble (locked by another process, full): it passes, and
-            # the client should come back rather than report a bug.
-            log.warning("api_store_unavailable", request_id=request_id(request), error=why)
-            error = ApnError(
-                503,
-                UNAVAILABLE,
-                "The database is not available right now; retry later",
-                headers={"Retry-After": str(RETRY_UNAVAILABLE)},
-            )
+        if (later := come_back_later(exc, request_id(request))) is not None:
+            error = ApnError(503, UNAVAILABLE, later[0], headers=later[1])
         else:
             error = _internal(request)
     contract, many = getattr(request.match_info.handler, "apn_answers", (DEVICE, False))

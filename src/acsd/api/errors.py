@@ -272,6 +272,18 @@ def _internal_error(request: web.Request, rid: str) -> web.Response:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+def come_back_later(exc: Exception, rid: str) -> tuple[str, dict[str, str]] | None:
+    """For an error that is the database's own trouble (locked by another process,
+    read-only, full): logged, and the description and headers of a 503 that tells the
+    client to come back rather than report a bug. None for any other error."""
+    why = store_unavailable(exc)
+    if why is None:
+        return None
+    log.warning("api_store_unavailable", request_id=rid, error=why)
+    text = "The database is not available right now; retry later"
+    return text, {"Retry-After": str(RETRY_UNAVAILABLE)}
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Request id on every response; every error in the JSON form; no traceback leaks."""
@@ -292,16 +304,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
                 raise
             return _from_http_exception(request, exc, rid)
         except Exception as exc:
-            if (why := store_unavailable(exc)) is not None:
-                # The database's own trouble (locked by another process, read-only, full):
-                # it passes, and a client should come back rather than report a bug.
-                log.warning("api_store_unavailable", request_id=rid, error=why)
+            if (later := come_back_later(exc, rid)) is not None:
                 return error_response(
-                    503,
-                    "unavailable",
-                    "The database is not available right now; retry later",
-                    request_id=rid,
-                    headers={"Retry-After": str(RETRY_UNAVAILABLE)},
+                    503, "unavailable", later[0], request_id=rid, headers=later[1]
                 )
             return _internal_error(request, rid)
     if not resp.prepared:
