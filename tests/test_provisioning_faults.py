@@ -463,6 +463,24 @@ async def test_a_name_that_faulted_alone_and_is_then_read_whole_is_known_again()
     assert driver.fetch.unreadable == {}
 
 
+async def test_a_name_that_faulted_alone_leaves_the_routers_list_once_settled():
+    # Asked alone, a name the router faulted on before either answers (it reads again)
+    # or turns out to be one it lacks (9005: never asked again): either way it is no
+    # longer kept among the names this router faults on.
+    profiles = load_profiles()
+    driver = ProvisioningDriver(store=None, profiles=profiles)  # type: ignore[arg-type]
+    driver.profile = profiles.get("tr181")
+    session = CwmpSession(driver=driver, remote_ip="127.0.0.1")
+    lacked = "Device.WiFi.SSID.3.SSID"
+    driver.memory = {"faultedAlone": [SSID5, lacked]}
+    driver.fetch.queue = [[SSID5], [lacked]]
+    answer = rpc.GetParameterValuesResponse(parameters=[rpc.ParameterValue(SSID5, "x")])
+    await driver.response(session, rpc.GetParameterValues(names=[SSID5]), answer)
+    assert driver.memory["faultedAlone"] == [lacked]
+    await driver.response(session, rpc.GetParameterValues(names=[lacked]), rpc.Fault(9005))
+    assert driver.memory["faultedAlone"] == [] and lacked in driver.fetch.absent
+
+
 async def test_a_table_the_router_cannot_read_is_not_taken_for_empty(daemon):
     """A router that faults a table object with 9002 (internal error, a weak CPE's answer
     too large even alone): its rows are unknown, not absent, so nothing is planned that

@@ -616,8 +616,8 @@ class ProvisioningDriver:
                 self._read_after_all(names)
             if len(names) == 1 and (kind := self._kind()) is not None:
                 self.hints.present(kind, names)
-            if len(names) == 1 and names[0] in self.memory.get("faultedAlone", ()):
-                self.memory["faultedAlone"].remove(names[0])
+            if len(names) == 1:
+                self._no_longer_faulting(names[0])
             if self.plan is not None and not self.fetch.queue:
                 assert self.profile is not None
                 flat = self._flat()
@@ -647,6 +647,7 @@ class ProvisioningDriver:
             self.fetch.queue[:0] = self._apart(names) or [names[:half], names[half:]]
         elif unknown and names:
             self.fetch.absent.update(names)
+            self._no_longer_faulting(names[0])  # lacked, not faulting: never asked again
             if (kind := self._kind()) is not None:
                 self.hints.absent(kind, names)
         elif len(names) > 1 and self.fetch.splits < MAX_GPV_SPLITS:
@@ -704,6 +705,12 @@ class ProvisioningDriver:
 
         self.fetch.skipped = [n for n in self.fetch.skipped if not read(n)]
         self.fetch.unreadable = {p: w for p, w in self.fetch.unreadable.items() if not read(p)}
+
+    def _no_longer_faulting(self, name: str) -> None:
+        """``name`` answered alone, or is one the CPE lacks: not a faulting name now."""
+        alone = self.memory.get("faultedAlone")
+        if alone and name in alone:
+            alone.remove(name)
 
     def _faulted_alone(self, name: str) -> None:
         if name not in self.memory.setdefault("faultedAlone", []):
