@@ -419,12 +419,9 @@ def test_drift_check_off_leaves_hand_made_changes(daemon):
 async def test_an_addobject_answer_with_a_used_or_impossible_instance_fails_the_row():
     # Found by fuzzing: 0, -1, a huge number or the same number twice were all taken, so
     # two reservations were written to one row and the job still said DONE.
-    profiles = load_profiles()
-    driver = ProvisioningDriver(store=None, profiles=profiles)  # type: ignore[arg-type]
-    driver.profile = profiles.get("tr181")
+    driver, session = bare_driver()
     table = "Device.DHCPv4.Server.Pool.1.StaticAddress."
     driver.values[table + "1.Chaddr"] = ["02:00:00:00:00:01", "xsd:string"]
-    session = CwmpSession(driver=driver, remote_ip="127.0.0.1")
     numbers = [5, 5, 0, -1, 2**32, 1, 6]  # only the first 5 and the 6 are new rows
     rows = [
         RowAdd("dhcp.reservations", table, f"02:00:00:00:01:0{n}", {"mac": f"m{n}", "ip": "x"})
@@ -440,13 +437,19 @@ async def test_an_addobject_answer_with_a_used_or_impossible_instance_fails_the_
     assert "instance 0" in faulted[1][2]
 
 
-async def test_a_name_that_faulted_alone_and_is_then_read_whole_is_known_again():
-    # The plan's leaf faulted alone (its setting waits), then the session fell back to
-    # reading whole objects, which answered it: the setting need not wait after all.
+def bare_driver() -> tuple[ProvisioningDriver, CwmpSession]:
+    """A driver on the tr181 profile and a session of its, without store or daemon: for
+    feeding it CPE answers directly."""
     profiles = load_profiles()
     driver = ProvisioningDriver(store=None, profiles=profiles)  # type: ignore[arg-type]
     driver.profile = profiles.get("tr181")
-    session = CwmpSession(driver=driver, remote_ip="127.0.0.1")
+    return driver, CwmpSession(driver=driver, remote_ip="127.0.0.1")
+
+
+async def test_a_name_that_faulted_alone_and_is_then_read_whole_is_known_again():
+    # The plan's leaf faulted alone (its setting waits), then the session fell back to
+    # reading whole objects, which answered it: the setting need not wait after all.
+    driver, session = bare_driver()
     table = "Device.DHCPv4.Server.Pool.1.StaticAddress."
     driver.fetch.skipped = [SSID5, table, "Device.Cellular.Interface.1.IMEI"]
     driver.fetch.unreadable = {SSID5: "fault 9002", table: "fault 9002 on " + table}
@@ -467,10 +470,7 @@ async def test_a_name_that_faulted_alone_leaves_the_routers_list_once_settled():
     # Asked alone, a name the router faulted on before either answers (it reads again)
     # or turns out to be one it lacks (9005: never asked again): either way it is no
     # longer kept among the names this router faults on.
-    profiles = load_profiles()
-    driver = ProvisioningDriver(store=None, profiles=profiles)  # type: ignore[arg-type]
-    driver.profile = profiles.get("tr181")
-    session = CwmpSession(driver=driver, remote_ip="127.0.0.1")
+    driver, session = bare_driver()
     lacked = "Device.WiFi.SSID.3.SSID"
     driver.memory = {"faultedAlone": [SSID5, lacked]}
     driver.fetch.queue = [[SSID5], [lacked]]
