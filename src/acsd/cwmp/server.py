@@ -85,6 +85,10 @@ async def _read_past(content: StreamReader, limit: int) -> bytes:
     return bytes(body)
 
 
+#: seconds a new Inform waits for the same CPE's session to finish the request it is
+#: handling (two Informs of one CPE at once) before it is answered 503
+_BUSY_WAIT = 5.0
+
 _UTF8_NAMES = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
 
 
@@ -125,15 +129,17 @@ class SessionTable:
         #: by the CPE's serial number (lower case), once its Inform is in
         self.by_serial: dict[str, CwmpSession] = {}
         self._conns: dict[str, list[object]] = {}
+        self._serial_of: dict[str, str] = {}
         #: sessions whose CPE has sent our cookie back: never matched by address alone
         self.cookie_seen: set[str] = set()
 
     def __len__(self) -> int:
         return len(self.by_id)
 
-    def add(self, session: CwmpSession, conn: object) -> None:
+    def add(self, session: CwmpSession, conn: object | None) -> None:
         self.by_id[session.id] = session
-        self.bind(session, conn)
+        if conn is not None:
+            self.bind(session, conn)
 
     def bind(self, session: CwmpSession, conn: object) -> None:
         """Remember that this TCP connection carries ``session`` (it may change midway)."""
@@ -160,8 +166,12 @@ class SessionTable:
             return session
         if cookie or not by_address:
             return None  # a stale cookie: this CPE keeps cookies, so its session is gone
-        # Last resort for CPEs that keep no cookies and reconnect mid-session. Only
-        # unambiguous, and never a session whose CPE is known to keep cookies.
+        return self.at_address(remote_ip)
+
+    def at_address(self, remote_ip: str) -> CwmpSession | None:
+        """Last resort for CPEs that keep no cookies and reconnect mid-session: the one open
+        session from this address, never one whose CPE is known to keep cookies. Behind a
+        NAT it may be another router's: see :func:`address_join_refusal`."""
         candidates = [
             s
             for s in self.by_id.values()
@@ -169,9 +179,14 @@ class SessionTable:
         ]
         return candidates[0] if len(candidates) == 1 else None
 
-    def note_serial(self, session: CwmpSession) -> None:
-        if session.serial:
-            self.by_serial[session.serial.lower()] = session
+    def note_serial(self, session: CwmpSession, serial: str | None = None) -> None:
+        """Index ``session`` by its CPE's serial number: the Inform's, or ``serial`` for a
+        session whose Inform is still being handled (so that a second Inform of the same
+        CPE finds it at once)."""
+        key = (serial or session.serial).lower()
+        if key:
+            self.by_serial[key] = session
+            self._serial_of[session.id] = key
 
     def of_cpe(self, serial: str) -> CwmpSession | None:
         """The open session of the CPE with this serial number, if any."""
@@ -179,8 +194,9 @@ class SessionTable:
 
     def remove(self, session: CwmpSession) -> None:
         self.by_id.pop(session.id, None)
-        if session.serial and self.by_serial.get(session.serial.lower()) is session:
-            del self.by_serial[session.serial.lower()]
+        key = self._serial_of.pop(session.id, None)
+        if key is not None and self.by_serial.get(key) is session:
+            del self.by_serial[key]
         self.cookie_seen.discard(session.id)
         for conn in self._conns.pop(session.id, ()):
             if self.by_conn.get(conn) is session:
@@ -238,7 +254,7 @@ class CwmpServer:
         try:
             data = await self._read_body(request)
         except _HttpError as exc:
-            return self._refuse(request, exc.status, exc.reason, remote_ip)
+            return await self._refuse_body(request, exc, remote_ip)
 
         env: Envelope | None = None
         if data.strip():
@@ -263,18 +279,8 @@ class CwmpServer:
             # would write older values over this session's. A session of another CPE
             # on the same connection (a proxy's) goes on.
             serial_no = env.body.device_id.serial_number.lower()
-            candidates = (
-                self.sessions.find(cookie, conn, remote_ip) if cookie else None,
-                self.sessions.by_conn.get(conn),
-                self.sessions.of_cpe(serial_no),
-            )
-            closed: list[CwmpSession] = []
-            for previous in candidates:
-                if previous is None or any(previous is c for c in closed):
-                    continue
-                if not previous.serial or previous.serial.lower() == serial_no:
-                    closed.append(previous)
-                    await self._close(previous, "CPE started a new session")
+            if not await self._end_previous(cookie, conn, remote_ip, serial_no):
+                return self._overloaded(remote_ip, "busy", retry_after=5)
             if not self.accepting:
                 return self._overloaded(remote_ip, "stopping")
             if len(self.sessions) >= self.settings.max_sessions:
@@ -293,17 +299,25 @@ class CwmpServer:
             if identity is not None:
                 session.context[AUTH_USER] = identity.username
             self.sessions.add(session, conn)
+            # Indexed before the first await: a second Inform of this CPE arriving while
+            # this one is handled must find it (and wait for it), not run alongside.
+            self.sessions.note_serial(session, serial_no)
             self.stats["sessions_total"] += 1
             new_cookie = True
         else:
-            found = self.sessions.find(cookie, conn, remote_ip)
+            found = self.sessions.find(cookie, conn, remote_ip, by_address=False)
+            by_address = False
+            if found is None and not cookie:
+                found = self.sessions.at_address(remote_ip)
+                by_address = found is not None
             if found is None and self.parking is not None:
                 if cookie:
                     found = await self._take_over(cookie)
                 elif remote_ip:  # a CPE that keeps no cookies, back on a new connection
                     found = await self._take_over_from(remote_ip)
+                    by_address = found is not None
                 if found is not None:
-                    self.sessions.add(found, conn)
+                    self.sessions.add(found, None if by_address else conn)
                     self.sessions.note_serial(found)
                     if cookie:
                         self.sessions.cookie_seen.add(found.id)
@@ -312,6 +326,22 @@ class CwmpServer:
                     request,
                     400,
                     "no open CWMP session for this request; send an Inform first",
+                    remote_ip,
+                )
+            if by_address and (stranger := self._stranger(found, env)):
+                # Found by address alone, so maybe another router behind the same NAT: a
+                # message its session cannot have asked for stays out of it.
+                log.warning(
+                    "cwmp.address_match_refused",
+                    reason=stranger,
+                    remote=remote_ip,
+                    serial=found.serial,
+                )
+                return self._refuse(
+                    request,
+                    400,
+                    f"no open CWMP session for this request ({stranger}); send an Inform "
+                    "first, and keep the session cookie",
                     remote_ip,
                 )
             if identity is not None and (wrong := self._wrong_user(identity, found, remote_ip)):
@@ -347,8 +377,6 @@ class CwmpServer:
             if session.finished:
                 self.sessions.remove(session)
             else:
-                if new_cookie:
-                    self.sessions.note_serial(session)
                 if self.parking is not None and not request.keep_alive and reply.status < 400:
                     # This connection closes after the reply, and the CPE's next one may
                     # reach another worker: park before the CPE can ask.
@@ -357,6 +385,45 @@ class CwmpServer:
         finally:
             self._busy.discard(session.id)
             reset_contextvars(**tokens)
+
+    async def _end_previous(
+        self, cookie: str | None, conn: object, remote_ip: str, serial_no: str
+    ) -> bool:
+        """End what a new Inform replaces: the CPE's open session, wherever it came from (a
+        CPE that rebooted mid-session reconnects; left open, its commit at the timeout would
+        write older values over the new session's). A session of another CPE on the same
+        connection (a proxy's) goes on. One whose request is being handled right now (two
+        Informs of one CPE at once) is waited for, briefly: False if it is still busy."""
+        deadline = time.monotonic() + _BUSY_WAIT
+        while True:
+            previous = next(
+                (
+                    candidate
+                    for candidate in (
+                        self.sessions.find(cookie, conn, remote_ip) if cookie else None,
+                        self.sessions.by_conn.get(conn),
+                        self.sessions.of_cpe(serial_no),
+                    )
+                    if candidate is not None
+                    and (not candidate.serial or candidate.serial.lower() == serial_no)
+                ),
+                None,
+            )
+            if previous is None:
+                return True
+            if previous.id in self._busy:
+                if time.monotonic() >= deadline:
+                    return False
+                await asyncio.sleep(0.02)
+                continue
+            await self._close(previous, "CPE started a new session")
+
+    def _stranger(self, session: CwmpSession, env: Envelope | None) -> str | None:
+        """Why a message that reached ``session`` by its address alone cannot be its CPE's,
+        or None if it can."""
+        if session.id in self._busy:
+            return "the session at this address is handling another request"
+        return session.foreign(env)
 
     # --- sessions moving between workers ([workers] > 1) ------------------------------------
 
@@ -665,21 +732,52 @@ class CwmpServer:
             status=200, body=body, headers={"Content-Type": CONTENT_TYPE, "Connection": "close"}
         )
 
+    async def _refuse_body(
+        self, request: web.BaseRequest, exc: _HttpError, remote_ip: str
+    ) -> web.Response:
+        """A body acsd will not read (too large, not XML, never sent) ends the session it
+        belongs to, as a malformed one does; the log names the CPE and what it was answering
+        (a GetParameterValues answer over max_body comes back every session until
+        ``[cwmp] max_body`` is raised)."""
+        session = self._own_session(request)
+        fields: dict[str, Any] = {}
+        if session is not None:
+            fields["serial"] = session.serial
+            if session.outstanding is not None:
+                fields["answering"] = session.outstanding[1].METHOD
+        self.stats["bad_requests"] += 1
+        log.warning(
+            "cwmp.refused", status=exc.status, reason=exc.reason, remote=remote_ip, **fields
+        )
+        if session is not None:
+            await self._close(session, f"request refused: {exc.reason}")
+        return self._plain(exc.status, exc.reason, close=True)
+
     async def _end_after_bad_message(self, request: web.BaseRequest, reason: str) -> None:
         """The session a malformed message belongs to ends with it: the answer closes the
         connection, which ends a CWMP session for the CPE, and what the session learned is
-        committed now instead of at its timeout. Only a session named by the cookie or
-        carried by this connection: by address alone it could be another CPE's behind the
-        same NAT."""
-        cookie = session_cookie(request)
-        session = self.sessions.find(cookie, request.protocol, "", by_address=False)
-        if session is not None and session.id not in self._busy and not session.finished:
+        committed now instead of at its timeout."""
+        session = self._own_session(request)
+        if session is not None:
             await self._close(session, f"malformed message from the CPE: {reason}")
 
-    def _overloaded(self, remote_ip: str, cause: str) -> web.Response:
+    def _own_session(self, request: web.BaseRequest) -> CwmpSession | None:
+        """The open session a request surely belongs to: named by its cookie or carried by
+        its connection (by address alone it could be another CPE's behind the same NAT), and
+        not handling another request right now."""
+        cookie = session_cookie(request)
+        session = self.sessions.find(cookie, request.protocol, "", by_address=False)
+        if session is None or session.id in self._busy or session.finished:
+            return None
+        return session
+
+    def _overloaded(
+        self, remote_ip: str, cause: str, *, retry_after: int | None = None
+    ) -> web.Response:
         self.stats["refused_overload"] += 1
         # Jitter spreads the retries of a boot storm instead of bunching them up again.
-        retry = int(self.settings.retry_after * random.uniform(0.5, 1.5))
+        base = self.settings.retry_after if retry_after is None else retry_after
+        retry = max(1, int(base * random.uniform(0.5, 1.5)))
         log.info("cwmp.overloaded", remote=remote_ip, retry_after=retry, cause=cause)
         return web.Response(
             status=503,

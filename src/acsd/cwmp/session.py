@@ -112,6 +112,7 @@ class CwmpSession:
     #: free space for the driver (device record, values read, ...)
     context: dict[str, Any] = field(default_factory=dict)
     _next_id: int = 0
+    _id_base: str = ""
 
     @property
     def serial(self) -> str:
@@ -167,6 +168,30 @@ class CwmpSession:
         if isinstance(body, rpc.CpeRequest):
             return await self._on_cpe_request(env, body)
         return await self._on_cpe_answer(env)
+
+    def foreign(self, env: Envelope | None) -> str | None:
+        """Why ``env`` (None: an empty POST) cannot be the next message of this session's
+        CPE, or None. Used when only the remote address ties a request to the session: a
+        message for a request other than the one outstanding, or one that would break off
+        an exchange the CPE is in the middle of, is some other CPE's."""
+        waiting = self.outstanding
+        if env is None:
+            if waiting is not None:
+                return f"an empty POST while {waiting[1].METHOD} {waiting[0]} awaits its answer"
+            return None
+        body = env.body
+        if isinstance(body, rpc.CpeRequest | rpc.UnknownMessage | rpc.Inform):
+            if waiting is not None:
+                return f"a request while {waiting[1].METHOD} {waiting[0]} awaits its answer"
+            return None
+        if waiting is None:
+            return f"a {body.METHOD} when nothing was asked"
+        # A CPE that omits the cwmp:ID is tolerated (cwmp-reference); one that sends another
+        # answers a request of some other session.
+        got = (env.id or "").strip()
+        if got and got != waiting[0]:
+            return f"an answer to cwmp:ID {got[:40]!r}, not to {waiting[0]}"
+        return None
 
     async def abandon(self, reason: str) -> None:
         """End without 204: the CPE went away, timed out or broke the protocol."""
@@ -245,7 +270,11 @@ class CwmpSession:
             return await self._end(complete=True, reason="done")
         self.rpc_count += 1
         self._next_id += 1
-        cwmp_id = f"acsd-{self._next_id}"
+        if not self._id_base:
+            # IDs differ between sessions, so an answer meant for another session (a CPE
+            # behind the same NAT, found by address alone) is told apart.
+            self._id_base = f"acsd-{secrets.token_hex(3)}"
+        cwmp_id = f"{self._id_base}-{self._next_id}"
         self.outstanding = (cwmp_id, request)
         env = Envelope(
             body=request,
