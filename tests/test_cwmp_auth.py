@@ -501,27 +501,40 @@ def test_bad_basic_credentials_get_401_and_a_challenge(module_daemon_factory, ca
 # --- rate limit ----------------------------------------------------------------------------
 
 
-def test_failures_from_one_address_are_rate_limited(daemon_factory):
-    auth = {**DIGEST, "max_failures": 3, "failure_window": 30}
+def test_failures_are_rate_limited_per_router_and_address(daemon_factory):
+    # Everything here comes from 127.0.0.1, as routers behind one CGNAT would.
+    auth = {**DIGEST, "max_failures": 3, "failure_window": 30, "max_failures_per_address": 6}
     daemon = acs(daemon_factory, auth)
     for _ in range(3):
         wire, answer = first_challenge(daemon)
         header = digest_header(challenges(answer)[-1], "AUTH0001", "guess")
         assert wire.post(inform("AUTH0001"), headers={"Authorization": header}).status == 401
-    # now even a challenge is refused, and right credentials are not even looked at
-    wire = Wire(daemon.cwmp_url)
-    limited = wire.post(inform("AUTH0001"))
+    # that username is refused now, right credentials are not even looked at ...
+    wire, answer = first_challenge(daemon)
+    right = digest_header(challenges(answer)[-1], "AUTH0001", PASSWORD)
+    limited = wire.post(inform("AUTH0001"), headers={"Authorization": right})
     assert limited.status == 429 and closes(limited)
     assert 1 <= int(limited.headers["Retry-After"]) <= 30
     assert not limited.headers.get_all("WWW-Authenticate")
-    limited = Wire(daemon.cwmp_url).post(
-        inform("AUTH0001"),
-        headers={"Authorization": basic_header("AUTH0001", PASSWORD)},
-    )
-    assert limited.status == 429
-    assert devices(daemon) == []
-    assert len(logged(daemon, "cwmp.auth_failed", 3)) == 3
-    assert logged(daemon, "cwmp.auth_rate_limited", 2)
+    # ... while another router behind the same address still gets in
+    wire, answer = first_challenge(daemon, "AUTH0002")
+    header = digest_header(challenges(answer)[-1], "AUTH0002", PASSWORD)
+    assert wire.post(inform("AUTH0002"), headers={"Authorization": header}).status == 200
+    # Guessing across usernames meets the ceiling of the address: then even a challenge
+    # is refused, for every router there.
+    for name in ("GUESS1", "GUESS2", "GUESS3"):
+        wire, answer = first_challenge(daemon, name)
+        header = digest_header(challenges(answer)[-1], name, "guess")
+        assert wire.post(inform(name), headers={"Authorization": header}).status == 401
+    limited = Wire(daemon.cwmp_url).post(inform("AUTH0003"))
+    assert limited.status == 429 and closes(limited)
+    assert len(logged(daemon, "cwmp.auth_failed", 6)) == 6
+    rate_limited = logged(daemon, "cwmp.auth_rate_limited", 2)
+    assert [e["reason"] for e in rate_limited] == [
+        "too many failed attempts for this username",
+        "too many failed attempts from this address",
+    ]
+    assert rate_limited[0]["username"] == "AUTH0001"
 
 
 # --- start-up and config -------------------------------------------------------------------

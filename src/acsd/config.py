@@ -115,6 +115,8 @@ class CwmpAuthConfig(_Section):
     nonce_lifetime: float = Field(300.0, gt=0)
     max_failures: int = Field(10, ge=0)
     failure_window: float = Field(60.0, gt=0)
+    #: failures from one address whatever the username (None: ten times max_failures)
+    max_failures_per_address: int | None = Field(None, ge=0)
     allow_basic_without_tls: bool = False
 
     _split_algorithms = field_validator("algorithms", mode="before")(_comma_list)

@@ -27,10 +27,12 @@ What is checked, and why this way:
   server refuses (403) an Inform whose DeviceId serial differs: otherwise one router's
   password would let it speak for any other router. Only a fixed shared ``username``
   leaves the serial unbound (all CPEs are equal then anyway).
-* **Rate limit.** Failed credential checks are counted per source address; beyond
-  ``max_failures`` within ``failure_window`` seconds the address gets 429 + Retry-After
-  without any credential check. A missing header (the usual first request of a CPE) and a
-  stale nonce are not failures.
+* **Rate limit.** Failed credential checks are counted per source address and username;
+  beyond ``max_failures`` within ``failure_window`` seconds that username gets 429 +
+  Retry-After from that address without any credential check, while other routers behind
+  the address (a CGNAT) go on. Beyond ``max_failures_per_address`` failures of any
+  usernames the whole address gets 429. A missing header (the usual first request of a
+  CPE) and a stale nonce are not failures.
 
 Nothing here logs a password, an HA1 or an Authorization header.
 """
@@ -49,7 +51,7 @@ import struct
 import time
 import tomllib
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -373,7 +375,8 @@ class NonceBook:
 
 
 class FailureLimiter:
-    """At most ``max_failures`` failed checks per source address per ``window`` seconds."""
+    """At most ``max_failures`` failed checks per key (a source address, or an address and
+    a username) per ``window`` seconds."""
 
     def __init__(
         self,
@@ -387,9 +390,9 @@ class FailureLimiter:
         self.window = window
         self._clock = clock
         self._max = max_tracked
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+        self._failures: OrderedDict[Hashable, deque[float]] = OrderedDict()
 
-    def retry_after(self, address: str) -> int | None:
+    def retry_after(self, address: Hashable) -> int | None:
         """Seconds until ``address`` may try again, or None if it may now."""
         if self.max_failures <= 0:
             return None
@@ -401,7 +404,7 @@ class FailureLimiter:
             return None
         return max(1, math.ceil(wait))
 
-    def record(self, address: str) -> None:
+    def record(self, address: Hashable) -> None:
         if self.max_failures <= 0:
             return
         times = self._failures.get(address)
@@ -431,6 +434,7 @@ class CpeAuthenticator:
         nonce_lifetime: float = 300.0,
         max_failures: int = 10,
         failure_window: float = 60.0,
+        max_failures_per_address: int | None = None,
         allow_basic_without_tls: bool = False,
         clock: Callable[[], float] = time.monotonic,
         pbkdf2_iterations: int = PBKDF2_ITERATIONS,
@@ -442,7 +446,14 @@ class CpeAuthenticator:
         self.algorithms = [a for a in algorithms if a in HASHES] or ["MD5"]
         self.allow_basic_without_tls = allow_basic_without_tls
         self.nonces = NonceBook(nonce_lifetime, clock=clock)
+        # Failures count per address and username: behind a CGNAT, one router with a wrong
+        # password must not lock out the others. Guessing with many usernames from one
+        # address meets the per-address ceiling (ten times as many by default).
         self.limiter = FailureLimiter(max_failures, failure_window, clock=clock)
+        per_address = (
+            max_failures * 10 if max_failures_per_address is None else (max_failures_per_address)
+        )
+        self.address_limiter = FailureLimiter(per_address, failure_window, clock=clock)
         self._clock = clock
         self._key = secrets.token_bytes(32)
         self._username = username
@@ -509,11 +520,9 @@ class CpeAuthenticator:
     ) -> AuthResult:
         """Check ``request``'s Authorization header (its body is not read)."""
         address = remote if remote is not None else (request.remote or "")
-        retry = self.limiter.retry_after(address)
+        retry = self.address_limiter.retry_after(address)
         if retry is not None:
-            return AuthResult(
-                False, reason="too many failed attempts", status=429, retry_after=retry
-            )
+            return self._limited(retry, "from this address")
         is_secure = request.secure if secure is None else secure
         if self.scheme == "basic" and not is_secure and not self.allow_basic_without_tls:
             return AuthResult(
@@ -531,17 +540,48 @@ class CpeAuthenticator:
                 else f"{scheme[:16]} credentials, expected {self.scheme}"
             )
             return AuthResult(False, reason=reason, status=401)
+        claimed = self._claimed_username(rest)
+        retry = self.limiter.retry_after((address, claimed))
+        if retry is not None:
+            return self._limited(retry, "for this username", claimed)
         if self.scheme == "basic":
             result = await self._check_basic(rest.strip())
         else:
             result = self._check_digest(rest, request.method, request.raw_path)
         if result.failure:
-            self.limiter.record(address)
+            self.record_failure(address, claimed)
         return result
 
-    def record_failure(self, address: str) -> None:
-        """Count a failure found later (e.g. an Inform for another device's serial)."""
-        self.limiter.record(address)
+    def record_failure(self, address: str, username: str) -> None:
+        """Count a failure (also one found later, e.g. an Inform for another device's
+        serial) against the address and the username it claimed."""
+        self.limiter.record((address, username))
+        self.address_limiter.record(address)
+
+    @staticmethod
+    def _limited(retry: int, which: str, username: str = "") -> AuthResult:
+        return AuthResult(
+            False,
+            username=username,
+            reason=f"too many failed attempts {which}",
+            status=429,
+            retry_after=retry,
+        )
+
+    def _claimed_username(self, credentials: str) -> str:
+        """The username an Authorization header's credentials claim ("" if unreadable),
+        read before anything is checked."""
+        if self.scheme == "basic":
+            try:
+                raw = base64.b64decode(credentials.strip(), validate=True)
+            except (binascii.Error, ValueError):
+                return ""
+            return _decode(raw.partition(b":")[0])
+        params = parse_auth_params(credentials) or {}
+        username = params.get("username")
+        if username is None and "username*" in params:
+            username = _ext_value(params["username*"])
+        return username or ""
 
     def _lookup(self, username: str) -> tuple[_Entry, str | None] | None:
         """The entry for ``username`` and the serial it is bound to (None = any device)."""
@@ -758,6 +798,7 @@ def build_authenticator(config: CwmpAuthConfig) -> CpeAuthenticator | None:
         nonce_lifetime=config.nonce_lifetime,
         max_failures=config.max_failures,
         failure_window=config.failure_window,
+        max_failures_per_address=config.max_failures_per_address,
         allow_basic_without_tls=config.allow_basic_without_tls,
     )
     if config.scheme == "basic":

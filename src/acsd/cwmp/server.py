@@ -612,7 +612,7 @@ class CwmpServer:
 
     def _auth_mismatch(self, reason: str, identity: AuthResult, remote_ip: str) -> web.Response:
         assert self.settings.auth is not None
-        self.settings.auth.record_failure(remote_ip)
+        self.settings.auth.record_failure(remote_ip, identity.username)
         self.stats["auth_failures"] += 1
         log.warning(
             "cwmp.auth_refused", reason=reason, remote=remote_ip, username=identity.username[:64]
