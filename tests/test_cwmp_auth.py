@@ -12,6 +12,7 @@ import base64
 import hashlib
 import json
 import re
+import socket
 import time
 
 import pytest
@@ -694,3 +695,31 @@ async def test_sim_client_answers_sha256_first_and_retries_a_stale_nonce_once():
         ("n2", "00000002", "SHA-256"),
     ]
     assert {p["uri"] for p in seen} == {"/acs?x=1"}
+
+
+def test_a_challenge_to_a_body_held_back_for_100_continue_closes_the_connection(
+    module_daemon_factory,
+):
+    # The client waits for "100 Continue" before it sends the body; answered 401 instead,
+    # it may send the body or not, so the connection cannot carry its next request.
+    daemon = acs(module_daemon_factory, DIGEST)
+    host, port = daemon.cwmp_url.split("//")[1].rstrip("/").split(":")
+    body = inform("AUTH0001")
+    head = (
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
+        f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n"
+    ).encode()
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(head)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = sock.recv(4096)
+            assert chunk, answer
+            answer += chunk
+        head_lines = answer.split(b"\r\n\r\n")[0].lower()
+        assert head_lines.startswith(b"http/1.1 401")
+        assert b"www-authenticate: digest" in head_lines
+        assert b"connection: close" in head_lines
+    # without Expect, the challenge keeps the connection for the CPE's answer
+    _wire, answer = first_challenge(daemon)
+    assert not closes(answer)

@@ -503,3 +503,35 @@ def test_a_cwmp_14_cpe_is_told_which_version_the_session_uses(daemon):
             assert f':mustUnderstand="1">{expected}</cwmp:UseCWMPVersion>' in first.text
         drive_to_end(wire, wire.post(None), ns)
         wire.close()
+
+
+def test_a_template_written_cpe_with_a_c_strings_nul_completes(daemon):
+    # Firmware that fills string templates: no xmlns for xsi: and SOAP-ENC:, the C string's
+    # terminating NUL sent along (an empty POST is then one NUL byte), every body labelled
+    # text/html by its embedded HTTP stack.
+    ns = "urn:dslforum-org:cwmp-1-0"
+    undeclared = (
+        b' xmlns:SOAP-ENC="http://schemas.xmlsoap.org/soap/encoding/"',
+        b' xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"',
+    )
+
+    def sloppy(body: bytes) -> bytes:
+        for declaration in undeclared:
+            body = body.replace(declaration, b"")
+        return body + b"\x00"
+
+    html = {"Content-Type": "text/html"}
+    wire = Wire(daemon.cwmp_url)
+    inform = sloppy(envelope(inform_body("TEMPLATE1"), ns=ns))
+    assert b"xmlns:xsi" not in inform and b"xsi:type" in inform
+    assert wire.post(inform, headers=html).status == 200
+    answer = wire.post(b"\x00", headers=html)
+    for _ in range(50):
+        if answer.status == 204:
+            break
+        assert answer.status == 200, answer.text
+        env = parse_envelope(answer.body)
+        reply = render_envelope(Envelope(body=answer_request(env.body), cwmp_ns=ns, id=env.id))
+        answer = wire.post(sloppy(reply), headers=html)
+    assert answer.status == 204
+    assert daemon.device_json("TEMPLATE1")["status"]["upTime"] == 4242

@@ -929,3 +929,45 @@ def test_bad_prefix_refused(prefix: str) -> None:
 def test_namespace_is_escaped() -> None:
     data = render_envelope(Envelope(body=rpc.GetRPCMethods(), cwmp_ns='urn:x"y'))
     assert b'xmlns:cwmp="urn:x&quot;y"' in data
+
+
+_GPV_ANSWER = (
+    '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" '
+    'xmlns:cwmp="urn:dslforum-org:cwmp-1-0"><soap:Header>'
+    '<cwmp:ID soap:mustUnderstand="1">7</cwmp:ID></soap:Header><soap:Body>'
+    "<cwmp:GetParameterValuesResponse>"
+    '<ParameterList SOAP-ENC:arrayType="cwmp:ParameterValueStruct[1]"><ParameterValueStruct>'
+    '<Name>Device.DeviceInfo.UpTime</Name><Value xsi:type="xsd:unsignedInt">42</Value>'
+    "</ParameterValueStruct></ParameterList></cwmp:GetParameterValuesResponse>"
+    "</soap:Body></soap:Envelope>"
+)
+
+
+def test_usual_prefixes_used_undeclared_are_read_as_what_they_always_mean() -> None:
+    # xsi: and SOAP-ENC: without an xmlns declaration: firmware that writes its envelopes
+    # from string templates.
+    env = parse_envelope(_GPV_ANSWER.encode())
+    assert env.id == "7"
+    assert env.body == rpc.GetParameterValuesResponse(
+        parameters=[PV("Device.DeviceInfo.UpTime", "42", "xsd:unsignedInt")]
+    )
+    # a prefix whose namespace cannot be guessed is still refused, and named
+    with pytest.raises(SoapError, match="prefix foo for type on Value"):
+        parse_envelope(_GPV_ANSWER.replace("xsi:type", "foo:type").encode())
+    # what else is wrong is not hidden by the repair
+    with pytest.raises(SoapError, match="malformed XML"):
+        parse_envelope(_GPV_ANSWER.replace("</soap:Body>", "").encode())
+
+
+def test_a_trailing_nul_is_the_end_of_a_c_string_not_content() -> None:
+    env = parse_envelope(_GPV_ANSWER.encode() + b"\x00")
+    assert env.body.parameters[0].value == "42"
+    assert soap.is_empty_body(b"\x00") and soap.is_empty_body(b"\r\n\x00")
+    assert not soap.is_empty_body(b"<\x00")
+    # UTF-16's last character ends in a zero byte, which is content
+    plain = _GPV_ANSWER.replace('xsi:type="xsd:unsignedInt"', "").replace(
+        ' SOAP-ENC:arrayType="cwmp:ParameterValueStruct[1]"', ""
+    )
+    assert parse_envelope(plain.encode("utf-16")).body == parse_envelope(plain.encode()).body
+    with pytest.raises(SoapError, match="malformed XML"):
+        parse_envelope(_GPV_ANSWER.encode() + b"\x00junk")

@@ -31,7 +31,13 @@ from acsd.cwmp.session import (
     RetryLater,
     SessionDriver,
 )
-from acsd.cwmp.soap import Envelope, SoapError, parse_envelope, render_envelope
+from acsd.cwmp.soap import (
+    Envelope,
+    SoapError,
+    is_empty_body,
+    parse_envelope,
+    render_envelope,
+)
 from acsd.inflate import InflateError, content_encoding, inflate
 from acsd.log import get_logger, session_ref
 from acsd.xmlsafe import declared_encoding
@@ -52,6 +58,7 @@ _ACCEPTED_TYPES = {
     "text/plain",
     "application/octet-stream",
     "application/x-www-form-urlencoded",
+    "text/html",  # embedded HTTP stacks that label every body so (FreeACS takes it too)
 }
 
 
@@ -257,7 +264,7 @@ class CwmpServer:
             return await self._refuse_body(request, exc, remote_ip)
 
         env: Envelope | None = None
-        if data.strip():
+        if not is_empty_body(data):
             try:
                 env = parse_envelope(data)
             except SoapError as exc:
@@ -570,7 +577,7 @@ class CwmpServer:
         response = web.Response(status=401)
         for name, value in auth.challenge_headers(stale=result.stale):
             response.headers.add(name, value)
-        if result.failure:
+        if result.failure or _body_held_back(request):
             response.headers["Connection"] = "close"
             response.force_close()
         return response
@@ -852,6 +859,14 @@ class CwmpServer:
         await self.loop_lag.stop()
         for session in list(self.sessions.by_id.values()):
             await self._close(session, "daemon shutting down")
+
+
+def _body_held_back(request: web.BaseRequest) -> bool:
+    """Whether the client waits for ``100 Continue`` before it sends the body: answered
+    without it, the client may send the body or not, so the connection cannot carry
+    another request (RFC 9110 10.1.1) and is closed."""
+    expect = request.headers.get("Expect")
+    return expect is not None and not request.content.is_eof()
 
 
 def session_cookie(request: web.BaseRequest) -> str | None:

@@ -487,7 +487,9 @@ _MESSAGE_KINDS: dict[type[Message], _Kind] = {
 
 def is_empty_body(data: bytes) -> bool:
     """True for the empty POST that ends a CPE's requests (nothing or whitespace only)."""
-    return not data or data.isspace()
+    if not data or data.isspace():
+        return True
+    return data[-1] == 0 and not data.strip(b"\x00 \t\r\n")  # a C string's NUL and no more
 
 
 #: what a serial number may not hold besides C0 controls: C1 controls (the API refuses
@@ -622,6 +624,43 @@ def _parse_repaired(data: bytes) -> etree._Element:
         raise SoapError(f"malformed XML: {e}", fault_code=None) from None
 
 
+#: prefixes CPEs use without declaring them, and the one namespace each can mean
+_USUAL_PREFIXES = {
+    "xsi": XSI_NS,
+    "xsd": XSD_NS,
+    "SOAP-ENC": SOAP_ENC_NS,
+    "soap-enc": SOAP_ENC_NS,
+    "soapenc": SOAP_ENC_NS,
+    "SOAP-ENV": SOAP_ENV_NS,
+    "soap-env": SOAP_ENV_NS,
+    "soapenv": SOAP_ENV_NS,
+}
+_UNDEFINED_PREFIX = re.compile(r"Namespace prefix ([A-Za-z_][\w.-]*) .*is not defined")
+_ROOT_TAG = re.compile(rb"<(?![?!])[^\s/>]+")
+
+
+def _declare_usual_prefixes(data: bytes, errors: etree._ListErrorLog) -> bytes | None:
+    """``data`` with the namespaces of the usual prefixes it uses undeclared (firmware that
+    writes ``xsi:type`` or ``SOAP-ENC:arrayType`` with no ``xmlns:xsi``) declared on its
+    root element; None if there were other errors. Raises :class:`SoapError` naming an
+    undeclared prefix whose namespace cannot be guessed."""
+    missing = set()
+    for error in errors:
+        if error.type != etree.ErrorTypes.NS_ERR_UNDEFINED_NAMESPACE:
+            return None
+        found = _UNDEFINED_PREFIX.search(error.message)
+        if found is None:
+            return None
+        if found.group(1) not in _USUAL_PREFIXES:
+            raise SoapError(f"malformed XML: {error.message} (line {error.line})", fault_code=None)
+        missing.add(found.group(1))
+    root = _ROOT_TAG.search(data) if _read_as_utf8(data) else None
+    if not missing or root is None:
+        return None
+    declared = "".join(f' xmlns:{p}="{_USUAL_PREFIXES[p]}"' for p in sorted(missing))
+    return data[: root.end()] + declared.encode() + data[root.end() :]
+
+
 def parse_envelope(data: bytes) -> Envelope:
     """Decode one CWMP envelope. Raises :class:`SoapError` for anything unacceptable; an
     unknown Body element is not an error but an :class:`rpc.UnknownMessage`."""
@@ -636,10 +675,19 @@ def parse_envelope(data: bytes) -> Envelope:
     # out most envelopes (~15 us saved on a 14 KB GPV answer).
     if b"!" in data and has_dtd(data):
         raise SoapError("DOCTYPE not allowed", fault_code=None)
+    if data[-1] == 0 and data[:2] not in (b"\xff\xfe", b"\xfe\xff"):
+        # C firmware that sends its string buffer with the terminating NUL (not in UTF-16,
+        # whose last character ends in a zero byte).
+        data = data.rstrip(b"\x00")
     repaired = False
     try:
         root = etree.fromstring(data, PARSER)
     except etree.XMLSyntaxError as e:
+        if e.code == etree.ErrorTypes.NS_ERR_UNDEFINED_NAMESPACE and (
+            # the parser's log holds this parse's errors; the exception's, every one so far
+            declared := _declare_usual_prefixes(data, PARSER.error_log)
+        ):
+            return parse_envelope(declared)
         if e.code != etree.ErrorTypes.ERR_INVALID_ENCODING or not _read_as_utf8(data):
             raise SoapError(f"malformed XML: {e}", fault_code=None) from None
         # Routers send an SSID or a WAN name in Latin-1 or GBK inside a UTF-8 envelope:
