@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import pickle
+import random
 import secrets
 import time
 from dataclasses import dataclass, field, fields
@@ -272,8 +273,9 @@ class CwmpSession:
         self._next_id += 1
         if not self._id_base:
             # IDs differ between sessions, so an answer meant for another session (a CPE
-            # behind the same NAT, found by address alone) is told apart.
-            self._id_base = f"acsd-{secrets.token_hex(3)}"
+            # behind the same NAT, found by address alone) is told apart. Not a secret (the
+            # cookie is what binds a CPE to its session): no call to the OS for it.
+            self._id_base = f"acsd-{random.getrandbits(32):08x}"
         cwmp_id = f"{self._id_base}-{self._next_id}"
         self.outstanding = (cwmp_id, request)
         env = Envelope(
