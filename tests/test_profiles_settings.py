@@ -70,6 +70,8 @@ def test_base_profiles_map_every_setting_but_band_steering(profiles, name):
     vendor_only = {"wifi.bandsteering", "wan.failover.enable", "wan.failover.number"}
     if name == "tr098":
         vendor_only.add("apn.name")  # TR-098 has no cellular model
+        # nor 6 GHz nor WPA3: WLANConfiguration.3 is a 2.4 GHz or guest network
+        vendor_only |= {k for k in SETTINGS if k.startswith("wifi.6g.")}
     # TR-181's static WAN address and default route are rows acsd adds beside the DHCP
     # client's: their settings are fields of those rows, not parameters at fixed paths.
     in_rows = {s for table in profile.tables.values() for s in table.row_from.values()}
@@ -84,6 +86,17 @@ def test_tr181_bands_dhcp_and_reservations(profiles):
     p = profiles.get("tr181")
     assert paths(p, "wifi.5g.ssid") == ["Device.WiFi.SSID.2.SSID"]
     assert paths(p, "wifi.6g.password") == ["Device.WiFi.AccessPoint.3.Security.SAEPassphrase"]
+    # WPA3 needs management frame protection Required (TR-181 2.17, MFPConfig), in the
+    # same write as the mode
+    mode, mfp = p.settings["wifi.6g.security"]
+    assert (mode.path, mode.map) == (
+        "Device.WiFi.AccessPoint.3.Security.ModeEnabled",
+        {"wpa3-sae": "WPA3-Personal"},
+    )
+    assert (mfp.path, mfp.map) == (
+        "Device.WiFi.AccessPoint.3.Security.MFPConfig",
+        {"wpa3-sae": "Required"},
+    )
     (security,) = p.settings["wifi.2g.security"]
     assert security.map == {
         "wpa2-psk": "WPA2-Personal",
