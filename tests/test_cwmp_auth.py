@@ -19,7 +19,7 @@ import pytest
 
 from conftest import Daemon, run_cli, wait_for
 from test_cwmp_protocol import drive_to_end
-from wire import Answer, Wire, envelope, inform_body
+from wire import Answer, Wire, envelope, expect_continue, inform_body, read_until
 
 PASSWORD = "s3cret-pw"
 DIGEST = {"scheme": "digest", "password": PASSWORD}
@@ -703,19 +703,10 @@ def test_a_challenge_to_a_body_held_back_for_100_continue_closes_the_connection(
     # The client waits for "100 Continue" before it sends the body; answered 401 instead,
     # it may send the body or not, so the connection cannot carry its next request.
     daemon = acs(module_daemon_factory, DIGEST)
-    host, port = daemon.cwmp_url.split("//")[1].rstrip("/").split(":")
-    body = inform("AUTH0001")
-    head = (
-        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
-        f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n"
-    ).encode()
-    with socket.create_connection((host, int(port)), timeout=5) as sock:
+    address, head = expect_continue(daemon.cwmp_url, inform("AUTH0001"))
+    with socket.create_connection(address, timeout=5) as sock:
         sock.sendall(head)
-        answer = b""
-        while b"\r\n\r\n" not in answer:
-            chunk = sock.recv(4096)
-            assert chunk, answer
-            answer += chunk
+        answer = read_until(sock, b"\r\n\r\n")
         head_lines = answer.split(b"\r\n\r\n")[0].lower()
         assert head_lines.startswith(b"http/1.1 401")
         assert b"www-authenticate: digest" in head_lines

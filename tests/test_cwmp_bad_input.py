@@ -16,7 +16,7 @@ from acsd.sim.runner import Simulation
 from api_world import SEED_BODY
 from conftest import wait_for
 from test_cwmp_protocol import TREE, drive_to_end
-from wire import Wire, envelope, inform_body, post_once
+from wire import Wire, envelope, expect_continue, inform_body, post_once, read_until
 
 BILLION_LAUGHS = (
     b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
@@ -331,23 +331,15 @@ def test_a_setting_the_inform_reports_is_stored(daemon):
 def test_expect_100_continue_is_answered_before_the_body(daemon):
     """libcurl-based CPE stacks send "Expect: 100-continue" with every POST over 1 KiB and
     wait (a second, or for ever) for the interim answer before sending the body."""
-    host, port = daemon.cwmp_url.split("//")[1].rstrip("/").split(":")
     body = envelope(inform_body("EXPECT01"))
-    head = (
-        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
-        f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n"
-    ).encode()
-    with socket.create_connection((host, int(port)), timeout=5) as sock:
+    address, head = expect_continue(daemon.cwmp_url, body)
+    with socket.create_connection(address, timeout=5) as sock:
         sock.sendall(head)
         assert sock.recv(4096) == b"HTTP/1.1 100 Continue\r\n\r\n"
         sock.sendall(body)
-        answer = b""
-        while b"InformResponse" not in answer:
-            chunk = sock.recv(65536)
-            assert chunk, answer
-            answer += chunk
+        answer = read_until(sock, b"InformResponse")
         assert answer.startswith(b"HTTP/1.1 200")
-    with socket.create_connection((host, int(port)), timeout=5) as sock:
+    with socket.create_connection(address, timeout=5) as sock:
         sock.sendall(head.replace(b"100-continue", b"something-else"))
         assert sock.recv(4096).startswith(b"HTTP/1.1 417")
 

@@ -4,6 +4,7 @@ envelopes as real CPEs format them, and a tiny keep-alive HTTP client."""
 from __future__ import annotations
 
 import http.client
+import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -124,6 +125,27 @@ class Wire:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def expect_continue(url: str, body: bytes) -> tuple[tuple[str, int], bytes]:
+    """The address of ``url`` and the head of a POST of ``body`` that waits for
+    ``100 Continue`` before sending it (as libcurl-based CPE stacks do), for a raw socket."""
+    parts = urlsplit(url)
+    head = (
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
+        f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n"
+    ).encode()
+    return (parts.hostname or "127.0.0.1", parts.port or 80), head
+
+
+def read_until(sock: socket.socket, marker: bytes) -> bytes:
+    """What a raw socket receives until ``marker`` has come (fails if the peer closes)."""
+    answer = b""
+    while marker not in answer:
+        chunk = sock.recv(65536)
+        assert chunk, answer
+        answer += chunk
+    return answer
 
 
 def post_once(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
