@@ -656,3 +656,27 @@ def test_the_archer_c6_writes_its_passphrase_to_x_tp_password(profiles):
     assert paths(c6, "wifi.5g.password") == [WLAN + "2.X_TP_Password"]
     assert paths(c5, "wifi.2g.password") == [WLAN + "1.X_TP_PreSharedKey"]
     assert paths(c6, "wifi.bandsteering") == paths(c5, "wifi.bandsteering")
+
+
+def test_a_value_no_target_can_write_is_reported_not_dropped(profiles):
+    from acsd.provisioning.desired import desired_state
+    from acsd.provisioning.plan import plan_changes
+
+    # 6 GHz allows only SAE (or OWE): an open 6 GHz network is nothing TR-181's map can
+    # write, so the job lists it instead of going DONE with only the SSID sent.
+    wifi = {"ssid": "Home", "password": "secret123", "enabled6G": True, "ssid6G": "Home6",
+            "password6G": ""}  # fmt: skip
+    result = plan_changes(
+        profiles.get("tr181"),
+        desired_state(wifi, None),
+        {},
+        absent=set(),
+        memory={},
+        force=True,
+        now=0.0,
+        max_attempts=3,
+    )
+    unsupported = {u["setting"]: u["reason"] for u in result.unsupported}
+    assert unsupported["wifi.6g.security"] == "profile tr181 has no way to set 'open' here"
+    assert ("wifi.6g.ssid", "Home6") in {(c.setting, c.value) for c in result.changes}
+    assert not [c for c in result.changes if c.setting == "wifi.6g.security"]

@@ -267,6 +267,16 @@ def plan_changes(
             if key not in desired.implied and key not in in_rows:
                 _unsupported(plan, profile, key, value)
             continue
+        if value is not False and all(wire_value(t, value) is None for t in targets):
+            # A value no target's map has (6 GHz "open" on TR-181, which allows only SAE):
+            # nothing is written, and the job says so instead of going DONE.
+            plan.unsupported.append(
+                {
+                    "setting": key,
+                    "reason": f"profile {profile.name} has no way to set {value!r} here",
+                }
+            )
+            continue
         for target in targets:
             wanted = wire_value(target, value)
             if wanted is None:
