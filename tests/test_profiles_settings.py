@@ -617,21 +617,27 @@ def test_parse_profile_extends_the_builtins_by_default():
     assert p.settings == load_profiles().get("tr181").settings
 
 
-def test_band_steering_reports_nothing_for_a_band_the_operator_left_out(profiles):
+def wifi_plan(profile, wifi: dict):
+    """Everything ``wifi`` (a seed wifi object) asks of a router of ``profile`` that has
+    reported nothing yet."""
     from acsd.provisioning.desired import desired_state
     from acsd.provisioning.plan import plan_changes
 
+    return plan_changes(
+        profile,
+        desired_state(wifi, None),
+        {},
+        absent=set(),
+        memory={},
+        force=True,
+        now=0.0,
+        max_attempts=3,
+    )
+
+
+def test_band_steering_reports_nothing_for_a_band_the_operator_left_out(profiles):
     def plan(wifi):
-        return plan_changes(
-            profiles.get("tplink-tr181"),
-            desired_state(wifi, None),
-            {},
-            absent=set(),
-            memory={},
-            force=True,
-            now=0.0,
-            max_attempts=3,
-        )
+        return wifi_plan(profiles.get("tplink-tr181"), wifi)
 
     steering = {"ssid": "Home", "password": "secret123", "bandsteering": True}
     # One network on every band the router has: 5 GHz gets it; the dual-band router has
@@ -659,23 +665,11 @@ def test_the_archer_c6_writes_its_passphrase_to_x_tp_password(profiles):
 
 
 def test_a_value_no_target_can_write_is_reported_not_dropped(profiles):
-    from acsd.provisioning.desired import desired_state
-    from acsd.provisioning.plan import plan_changes
-
     # 6 GHz allows only SAE (or OWE): an open 6 GHz network is nothing TR-181's map can
     # write, so the job lists it instead of going DONE with only the SSID sent.
     wifi = {"ssid": "Home", "password": "secret123", "enabled6G": True, "ssid6G": "Home6",
             "password6G": ""}  # fmt: skip
-    result = plan_changes(
-        profiles.get("tr181"),
-        desired_state(wifi, None),
-        {},
-        absent=set(),
-        memory={},
-        force=True,
-        now=0.0,
-        max_attempts=3,
-    )
+    result = wifi_plan(profiles.get("tr181"), wifi)
     unsupported = {u["setting"]: u["reason"] for u in result.unsupported}
     assert unsupported["wifi.6g.security"] == "profile tr181 has no way to set 'open' here"
     assert ("wifi.6g.ssid", "Home6") in {(c.setting, c.value) for c in result.changes}
