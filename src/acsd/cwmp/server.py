@@ -158,9 +158,9 @@ class SessionTable:
         """The TCP connections (aiohttp protocols) that carried this session."""
         return self._conns.get(session.id, [])
 
-    def find(
-        self, cookie: str | None, conn: object, remote_ip: str, *, by_address: bool = True
-    ) -> CwmpSession | None:
+    def find(self, cookie: str | None, conn: object) -> CwmpSession | None:
+        """The session the cookie names, else the one this connection carries; never by
+        address (see :meth:`at_address`)."""
         if cookie and (session := self.by_id.get(cookie)) is not None:
             self.cookie_seen.add(session.id)
             return session
@@ -171,14 +171,12 @@ class SessionTable:
         named_other = cookie and session is not None and session.id in self.cookie_seen
         if session is not None and not session.finished and not named_other:
             return session
-        if cookie or not by_address:
-            return None  # a stale cookie: this CPE keeps cookies, so its session is gone
-        return self.at_address(remote_ip)
+        return None
 
     def at_address(self, remote_ip: str) -> CwmpSession | None:
         """Last resort for CPEs that keep no cookies and reconnect mid-session: the one open
         session from this address, never one whose CPE is known to keep cookies. Behind a
-        NAT it may be another router's: see :func:`address_join_refusal`."""
+        NAT it may be another router's: see :meth:`CwmpSession.foreign`."""
         candidates = [
             s
             for s in self.by_id.values()
@@ -312,7 +310,7 @@ class CwmpServer:
             self.stats["sessions_total"] += 1
             new_cookie = True
         else:
-            found = self.sessions.find(cookie, conn, remote_ip, by_address=False)
+            found = self.sessions.find(cookie, conn)
             by_address = False
             if found is None and not cookie:
                 found = self.sessions.at_address(remote_ip)
@@ -338,18 +336,14 @@ class CwmpServer:
             if by_address and (stranger := self._stranger(found, env)):
                 # Found by address alone, so maybe another router behind the same NAT: a
                 # message its session cannot have asked for stays out of it.
-                log.warning(
-                    "cwmp.address_match_refused",
-                    reason=stranger,
-                    remote=remote_ip,
-                    serial=found.serial,
-                )
                 return self._refuse(
                     request,
                     400,
                     f"no open CWMP session for this request ({stranger}); send an Inform "
                     "first, and keep the session cookie",
                     remote_ip,
+                    event="cwmp.address_match_refused",
+                    serial=found.serial,
                 )
             if identity is not None and (wrong := self._wrong_user(identity, found, remote_ip)):
                 return wrong
@@ -407,7 +401,7 @@ class CwmpServer:
                 (
                     candidate
                     for candidate in (
-                        self.sessions.find(cookie, conn, remote_ip) if cookie else None,
+                        self.sessions.find(cookie, conn) if cookie else None,
                         self.sessions.by_conn.get(conn),
                         self.sessions.of_cpe(serial_no),
                     )
@@ -715,10 +709,18 @@ class CwmpServer:
         return response
 
     def _refuse(
-        self, request: web.BaseRequest, status: int, reason: str, remote_ip: str
+        self,
+        request: web.BaseRequest,
+        status: int,
+        reason: str,
+        remote_ip: str,
+        *,
+        event: str = "cwmp.refused",
+        **fields: Any,
     ) -> web.Response:
+        """Answer ``status`` and close; one warning line ``event`` with ``fields``."""
         self.stats["bad_requests"] += 1
-        log.warning("cwmp.refused", status=status, reason=reason, remote=remote_ip)
+        log.warning(event, status=status, reason=reason, remote=remote_ip, **fields)
         return self._plain(status, reason, close=True)
 
     def _soap_error(self, request: web.BaseRequest, exc: SoapError, remote_ip: str) -> web.Response:
@@ -730,7 +732,10 @@ class CwmpServer:
         # namespace it speaks: the envelope's if it got that far, else its session's.
         ns = exc.cwmp_ns
         if ns is None:
-            session = self.sessions.find(session_cookie(request), request.protocol, remote_ip)
+            cookie = session_cookie(request)
+            session = self.sessions.find(cookie, request.protocol)
+            if session is None and not cookie:
+                session = self.sessions.at_address(remote_ip)
             ns = session.cwmp_ns if session is not None else rpc.DEFAULT_NAMESPACE
         body = render_envelope(
             Envelope(body=rpc.acs_fault(exc.fault_code, exc.reason), cwmp_ns=ns, id=exc.cwmp_id)
@@ -752,13 +757,10 @@ class CwmpServer:
             fields["serial"] = session.serial
             if session.outstanding is not None:
                 fields["answering"] = session.outstanding[1].METHOD
-        self.stats["bad_requests"] += 1
-        log.warning(
-            "cwmp.refused", status=exc.status, reason=exc.reason, remote=remote_ip, **fields
-        )
+        answer = self._refuse(request, exc.status, exc.reason, remote_ip, **fields)
         if session is not None:
             await self._close(session, f"request refused: {exc.reason}")
-        return self._plain(exc.status, exc.reason, close=True)
+        return answer
 
     async def _end_after_bad_message(self, request: web.BaseRequest, reason: str) -> None:
         """The session a malformed message belongs to ends with it: the answer closes the
@@ -773,7 +775,7 @@ class CwmpServer:
         its connection (by address alone it could be another CPE's behind the same NAT), and
         not handling another request right now."""
         cookie = session_cookie(request)
-        session = self.sessions.find(cookie, request.protocol, "", by_address=False)
+        session = self.sessions.find(cookie, request.protocol)
         if session is None or session.id in self._busy or session.finished:
             return None
         return session

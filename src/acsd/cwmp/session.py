@@ -113,7 +113,10 @@ class CwmpSession:
     #: free space for the driver (device record, values read, ...)
     context: dict[str, Any] = field(default_factory=dict)
     _next_id: int = 0
-    _id_base: str = ""
+    #: the start of acsd's cwmp:IDs in this session: IDs differ between sessions, so an
+    #: answer meant for another one (a CPE behind the same NAT, found by address alone) is
+    #: told apart. Not a secret (the cookie binds a CPE to its session): not from the OS.
+    _id_base: str = field(default_factory=lambda: f"acsd-{random.getrandbits(32):08x}")
 
     @property
     def serial(self) -> str:
@@ -181,7 +184,7 @@ class CwmpSession:
                 return f"an empty POST while {waiting[1].METHOD} {waiting[0]} awaits its answer"
             return None
         body = env.body
-        if isinstance(body, rpc.CpeRequest | rpc.UnknownMessage | rpc.Inform):
+        if isinstance(body, rpc.CpeRequest | rpc.UnknownMessage):
             if waiting is not None:
                 return f"a request while {waiting[1].METHOD} {waiting[0]} awaits its answer"
             return None
@@ -271,11 +274,6 @@ class CwmpSession:
             return await self._end(complete=True, reason="done")
         self.rpc_count += 1
         self._next_id += 1
-        if not self._id_base:
-            # IDs differ between sessions, so an answer meant for another session (a CPE
-            # behind the same NAT, found by address alone) is told apart. Not a secret (the
-            # cookie is what binds a CPE to its session): no call to the OS for it.
-            self._id_base = f"acsd-{random.getrandbits(32):08x}"
         cwmp_id = f"{self._id_base}-{self._next_id}"
         self.outstanding = (cwmp_id, request)
         env = Envelope(
