@@ -392,11 +392,11 @@ class FailureLimiter:
         self._max = max_tracked
         self._failures: OrderedDict[Hashable, deque[float]] = OrderedDict()
 
-    def retry_after(self, address: Hashable) -> int | None:
-        """Seconds until ``address`` may try again, or None if it may now."""
+    def retry_after(self, key: Hashable) -> int | None:
+        """Seconds until ``key`` may try again, or None if it may now."""
         if self.max_failures <= 0:
             return None
-        times = self._failures.get(address)
+        times = self._failures.get(key)
         if times is None or len(times) < self.max_failures:
             return None
         wait = times[0] + self.window - self._clock()
@@ -404,13 +404,13 @@ class FailureLimiter:
             return None
         return max(1, math.ceil(wait))
 
-    def record(self, address: Hashable) -> None:
+    def record(self, key: Hashable) -> None:
         if self.max_failures <= 0:
             return
-        times = self._failures.get(address)
+        times = self._failures.get(key)
         if times is None:
-            times = self._failures[address] = deque(maxlen=self.max_failures)
-        self._failures.move_to_end(address)
+            times = self._failures[key] = deque(maxlen=self.max_failures)
+        self._failures.move_to_end(key)
         times.append(self._clock())
         while len(self._failures) > self._max:
             self._failures.popitem(last=False)
@@ -450,9 +450,9 @@ class CpeAuthenticator:
         # password must not lock out the others. Guessing with many usernames from one
         # address meets the per-address ceiling (ten times as many by default).
         self.limiter = FailureLimiter(max_failures, failure_window, clock=clock)
-        per_address = (
-            max_failures * 10 if max_failures_per_address is None else (max_failures_per_address)
-        )
+        per_address = max_failures_per_address
+        if per_address is None:
+            per_address = max_failures * 10
         self.address_limiter = FailureLimiter(per_address, failure_window, clock=clock)
         self._clock = clock
         self._key = secrets.token_bytes(32)
@@ -540,14 +540,20 @@ class CpeAuthenticator:
                 else f"{scheme[:16]} credentials, expected {self.scheme}"
             )
             return AuthResult(False, reason=reason, status=401)
-        claimed = self._claimed_username(rest)
+        # Read before anything is checked: the rate limit counts per claimed username.
+        if self.scheme == "basic":
+            credentials = _basic_credentials(rest)
+            claimed = credentials[0] if credentials else ""
+        else:
+            params = parse_auth_params(rest)
+            claimed = (_digest_username(params) if params else None) or ""
         retry = self.limiter.retry_after((address, claimed))
         if retry is not None:
             return self._limited(retry, "for this username", claimed)
         if self.scheme == "basic":
-            result = await self._check_basic(rest.strip())
+            result = await self._check_basic(credentials)
         else:
-            result = self._check_digest(rest, request.method, request.raw_path)
+            result = self._check_digest(params, request.method, request.raw_path)
         if result.failure:
             self.record_failure(address, claimed)
         return result
@@ -567,21 +573,6 @@ class CpeAuthenticator:
             status=429,
             retry_after=retry,
         )
-
-    def _claimed_username(self, credentials: str) -> str:
-        """The username an Authorization header's credentials claim ("" if unreadable),
-        read before anything is checked."""
-        if self.scheme == "basic":
-            try:
-                raw = base64.b64decode(credentials.strip(), validate=True)
-            except (binascii.Error, ValueError):
-                return ""
-            return _decode(raw.partition(b":")[0])
-        params = parse_auth_params(credentials) or {}
-        username = params.get("username")
-        if username is None and "username*" in params:
-            username = _ext_value(params["username*"])
-        return username or ""
 
     def _lookup(self, username: str) -> tuple[_Entry, str | None] | None:
         """The entry for ``username`` and the serial it is bound to (None = any device)."""
@@ -604,13 +595,10 @@ class CpeAuthenticator:
 
     # Digest --------------------------------------------------------------------------------
 
-    def _check_digest(self, text: str, method: str, target: str) -> AuthResult:
-        params = parse_auth_params(text)
+    def _check_digest(self, params: dict[str, str] | None, method: str, target: str) -> AuthResult:
         if params is None:
             return self._fail("malformed Digest header")
-        username = params.get("username")
-        if username is None and "username*" in params:
-            username = _ext_value(params["username*"])
+        username = _digest_username(params)
         # RFC 2069 digests (no qop, nc, cnonce: older CWMP clients) are taken too; with no
         # count to rise, their nonce is good for one request (a connection's later
         # requests pass on its first one's check).
@@ -679,15 +667,10 @@ class CpeAuthenticator:
 
     # Basic ---------------------------------------------------------------------------------
 
-    async def _check_basic(self, token: str) -> AuthResult:
-        try:
-            raw = base64.b64decode(token, validate=True)
-        except (binascii.Error, ValueError):
+    async def _check_basic(self, credentials: tuple[str, str] | None) -> AuthResult:
+        if credentials is None:
             return self._fail("malformed Basic header")
-        user_bytes, sep, pass_bytes = raw.partition(b":")
-        if not sep:
-            return self._fail("malformed Basic header")
-        username, password = _decode(user_bytes), _decode(pass_bytes)
+        username, password = credentials
         found = self._lookup(username)
         if found is None:
             return self._fail("unknown user", username, "Basic")
@@ -714,6 +697,26 @@ class CpeAuthenticator:
             while len(self._verified) > 10_000:
                 self._verified.popitem(last=False)
         return ok
+
+
+def _basic_credentials(token: str) -> tuple[str, str] | None:
+    """(username, password) of a Basic header's token, or None if it is malformed."""
+    try:
+        raw = base64.b64decode(token.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    user_bytes, sep, pass_bytes = raw.partition(b":")
+    if not sep:
+        return None
+    return _decode(user_bytes), _decode(pass_bytes)
+
+
+def _digest_username(params: dict[str, str]) -> str | None:
+    """A Digest header's username, plain or RFC 8187 encoded (``username*``)."""
+    username = params.get("username")
+    if username is None and "username*" in params:
+        username = _ext_value(params["username*"])
+    return username
 
 
 def _decode(data: bytes) -> str:
