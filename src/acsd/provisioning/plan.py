@@ -267,7 +267,12 @@ def plan_changes(
             if key not in desired.implied and key not in in_rows:
                 _unsupported(plan, profile, key, value)
             continue
-        if value is not False and all(wire_value(t, value) is None for t in targets):
+        on_wire = []  # each target with what its map makes of the value, once
+        for target in targets:
+            wanted = wire_value(target, value)
+            if wanted is not None:
+                on_wire.append((target, wanted))
+        if not on_wire and value is not False:
             # A value no target's map has (6 GHz "open" on TR-181, which allows only SAE):
             # nothing is written, and the job says so instead of going DONE.
             plan.unsupported.append(
@@ -277,10 +282,7 @@ def plan_changes(
                 }
             )
             continue
-        for target in targets:
-            wanted = wire_value(target, value)
-            if wanted is None:
-                continue
+        for target, wanted in on_wire:
             if lack := _lacking(target.path, absent, unreadable):
                 if key in desired.implied:
                     continue  # acsd's own addition: nothing to say
