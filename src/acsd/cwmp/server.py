@@ -285,7 +285,7 @@ class CwmpServer:
             # on the same connection (a proxy's) goes on.
             serial_no = env.body.device_id.serial_number.lower()
             if not await self._end_previous(cookie, conn, remote_ip, serial_no):
-                return self._overloaded(remote_ip, "busy", retry_after=5)
+                return self._overloaded(remote_ip, "busy", retry_after=int(_BUSY_WAIT))
             if not self.accepting:
                 return self._overloaded(remote_ip, "stopping")
             if len(self.sessions) >= self.settings.max_sessions:
