@@ -108,6 +108,17 @@ def test_a_bad_standard_path_fails_with_file_and_line(tmp_path):
 
 
 @needs_models
+def test_a_when_test_on_a_parameter_the_model_lacks_fails(tmp_path):
+    text = VENDOR + 'when = { "Device.WiFi.Radio.3.OperatingFrequencyBnd" = "6GHz" }\n'
+    path = write(tmp_path, "acme.toml", text)
+    report = check(tmp_path)
+    assert len(report.errors) == 1, report.errors
+    error = report.errors[0]
+    assert error.startswith(f'{path}:9: settings."wifi.2g.ssid".when: ')
+    assert "'Device.WiFi.Radio.3.OperatingFrequencyBnd' is not a parameter of Device:2.17" in error
+
+
+@needs_models
 def test_a_vendor_path_is_not_held_against_the_model(tmp_path):
     text = VENDOR + '[settings."wifi.bandsteering"]\npath = "Device.WiFi.X_ACME_Steer.On"\n'
     write(tmp_path, "acme.toml", text)
@@ -265,6 +276,8 @@ def test_every_builtin_path_is_in_the_bbf_model_unless_it_is_a_vendor_path():
                 # types come from the model: stated or defaulted, they agree with it
                 assert target.type == param.type, (profile.name, target.path)
                 assert target.secret or not param.secured, (profile.name, target.path)
+                for path, _test in target.when:  # read before writing: it must exist
+                    assert norm(path) in dm.params, (profile.name, key, path)
                 checked += 1
         for table in profile.tables.values():
             assert dm.objects.get(norm(table.object) + "{i}.") is True, table.object

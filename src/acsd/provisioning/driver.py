@@ -552,9 +552,11 @@ class ProvisioningDriver:
             names = fetch_names(self.profile, absent=self.fetch.absent, already=flat)
         if self.read_settings:
             partials = [n for n in names if n.endswith(".")]
-            wanted = [
-                t.path for key in self.desired.settings for t in self.profile.settings.get(key, ())
+            targets = [
+                t for key in self.desired.settings for t in self.profile.settings.get(key, ())
             ]
+            wanted = [t.path for t in targets]
+            wanted += [path for t in targets for path, _test in t.when]
             wanted += [
                 spec.object
                 for name, spec in self.profile.tables.items()

@@ -21,6 +21,7 @@ from acsd.provisioning.profiles import Profile, TableField, TableSpec, Target
 _INT_TYPES = {"xsd:int", "xsd:unsignedInt", "xsd:long", "xsd:unsignedLong"}
 _TRUE = {"1", "true"}
 _MAC_JUNK = re.compile(r"[\s:.\-]")
+_HEX_KEY = re.compile(r"[0-9A-Fa-f]{64}")
 
 
 @dataclass(slots=True)
@@ -91,8 +92,15 @@ def row_key(spec: TableSpec, value: Any) -> str:
     return mac_key(text) if spec.key_is_mac else text.strip()
 
 
+def password_form(value: str) -> str:
+    """ "hex-key" for the raw 64-hex-digit WPA key, else "passphrase" (what the API takes)."""
+    return "hex-key" if _HEX_KEY.fullmatch(value) else "passphrase"
+
+
 def wire_value(target: Target, value: Any) -> str | None:
     """Abstract value -> what this parameter wants on the wire; None = nothing to write."""
+    if target.form is not None and password_form(str(value)) != target.form:
+        return None
     if isinstance(value, bool):
         canonical = "true" if value else "false"
     elif isinstance(value, int):
@@ -214,6 +222,50 @@ def _lacking(path: str, absent: set[str], unreadable: Mapping[str, str]) -> str 
     return f"{path} is not on this CPE" if path in absent else None
 
 
+def _when_fails(
+    target: Target, values: Mapping[str, str], absent: set[str], unreadable: Mapping[str, str]
+) -> tuple[str, bool] | None:
+    """Why the CPE is not one ``target`` is written on (its ``when`` tests), and whether
+    that is only unread this session; None when every test passes."""
+    for path, test in target.when:
+        if lack := _lacking(path, absent, unreadable):
+            return lack, path in unreadable
+        current = values.get(path, "").strip()
+        if not test(current):
+            return f"{path} is {current!r} on this CPE: {target.path} is not written here", False
+    return None
+
+
+def _not_applied_once(plan: Plan, setting: str, reason: str, unread: bool) -> None:
+    """_not_applied, once per setting and reason (its parameters share their tests)."""
+    said = plan.unread if unread else plan.unsupported
+    key = "message" if unread else "reason"
+    if not any(e["setting"] == setting and e[key] == reason for e in said):
+        _not_applied(plan, setting, reason, unread)
+
+
+def _unmappable(profile: Profile, targets: Iterable[Target], value: Any) -> str:
+    """Why no parameter of a setting takes ``value``, without a password in the text."""
+    forms = {t.form for t in targets if t.form is not None}
+    if forms:
+        what = "a 64-hex-digit key" if password_form(str(value)) == "hex-key" else "a passphrase"
+        return f"profile {profile.name} has no parameter for {what} here"
+    if any(t.secret for t in targets):
+        return f"profile {profile.name} has no way to set this value here"
+    return f"profile {profile.name} has no way to set {value!r} here"
+
+
+def _list_of(text: str | None) -> list[str]:
+    return [item.strip() for item in (text or "").split(",") if item.strip()]
+
+
+def _headed_list(head: str, current: str | None) -> str:
+    """The CPE's list with ``head`` in place of its first entry (a primary DNS server
+    replaces the primary, so a changed one does not linger as a secondary), the entries
+    after it as they are."""
+    return ",".join([head, *(item for item in _list_of(current)[1:] if item != head)])
+
+
 def _not_applied(plan: Plan, setting: str, reason: str, unread: bool) -> None:
     """A setting the plan cannot apply: unsupported for good (the CPE lacks what it is
     written at), or not this session (the CPE could not read it: Plan.unread)."""
@@ -276,21 +328,27 @@ def plan_changes(
             # A value no target's map has (6 GHz "open" on TR-181, which allows only SAE):
             # nothing is written, and the job says so instead of going DONE.
             plan.unsupported.append(
-                {
-                    "setting": key,
-                    "reason": f"profile {profile.name} has no way to set {value!r} here",
-                }
+                {"setting": key, "reason": _unmappable(profile, targets, value)}
             )
             continue
         for target, wanted in on_wire:
+            if target.when and (why := _when_fails(target, values, absent, unreadable)):
+                # Not this CPE's: a 6 GHz SSID where SSID.3 is a guest network on 2.4 GHz.
+                if key not in desired.implied and value is not False:
+                    _not_applied_once(plan, key, *why)
+                continue
             if lack := _lacking(target.path, absent, unreadable):
-                if key in desired.implied:
-                    continue  # acsd's own addition: nothing to say
+                if key in desired.implied or target.optional:
+                    continue  # acsd's own addition, or one the CPE does without
                 if target.path in unreadable:
                     _not_applied(plan, key, lack, True)
                 elif value is not False:  # "off" where the CPE lacks it is already true
                     _not_applied(plan, key, lack, False)
                 continue
+            if target.list_head:
+                head, wanted = wanted, _headed_list(wanted, values.get(target.path))
+                if not force and _list_of(values.get(target.path))[:1] == [head]:
+                    continue
             if not force and _holds(target, wanted, values, secrets):
                 continue
             if _held_back(plan, faults, key, target.path, wanted, now, max_attempts):

@@ -139,6 +139,10 @@ class _Checker:
                 key = f"{base}[{i}]" if len(targets) > 1 else base
                 declared = spec.settings[name][i].type
                 self.leaf(profile, dm, key, target.path, target.type, declared, target.secret)
+                for path, _test in target.when:  # read, never written: it need only exist
+                    if not is_vendor_path(path) and norm(path) not in dm.params:
+                        msg = f"{path!r} is not a parameter of {dm.name}" + _hint(path, dm.params)
+                        self.say(profile, f"{key}.when", msg)
                 param = dm.params.get(norm(target.path))
                 if param and param.enum and target.map:
                     odd = sorted(set(target.map.values()) - param.enum)
@@ -407,7 +411,10 @@ def check_profiles(extra_dir: Path | None, *, datamodels: Path | None = None) ->
 
 def _setting_paths(p: Profile) -> Iterator[tuple[str, set[str]]]:
     for name, targets in p.settings.items():
-        yield name, {t.path for t in targets}
+        # what a CPE needs for the setting: its parameters (a CPE does without an optional
+        # one) and those its `when` tests read
+        needed = {t.path for t in targets if not t.optional}
+        yield name, needed | {path for t in targets for path, _test in t.when}
     for name, table in p.tables.items():
         yield name, {table.object}
 

@@ -102,6 +102,10 @@ class Target:
     booleans: tuple[str, str]  # wire (true, false)
     secret: bool  # reads back "": compare by the hash of what acsd last applied
     reboot: bool  # a change takes effect only after a Reboot
+    form: str | None = None  # "passphrase" | "hex-key": the only passwords written here
+    when: tuple[tuple[str, Check], ...] = ()  # other parameters that must pass first
+    optional: bool = False  # a CPE without it lacks nothing: written where it is
+    list_head: bool = False  # replaces the first of the CPE's comma list, the rest kept
 
     @property
     def readback(self) -> bool:
@@ -483,6 +487,13 @@ class Compiler:
             self.fail(f"{key}.multiply", f"only numbers scale; {name} is a {kind.value}")
         if spec.booleans is not None and wire != "xsd:boolean":
             self.fail(f"{key}.booleans", f"`booleans` spell xsd:boolean values, not {wire}")
+        if spec.form is not None and not name.endswith(".password"):
+            self.fail(f"{key}.form", f"`form` is the form of a wifi password, not of {name}")
+        if spec.list_head and (kind.value != "str" or spec.map is not None):
+            self.fail(f"{key}.list_head", "only a text value without `map` heads a list")
+        for path in spec.when:
+            if not path.startswith(self.root):
+                self.fail(f"{key}.when", f"{path!r} is outside this profile's root {self.root!r}")
         return Target(
             path=spec.path,
             type=wire,
@@ -491,6 +502,10 @@ class Compiler:
             booleans=spec.booleans or _TRUE_FALSE,
             secret=spec.secret if spec.secret is not None else is_secret_name(spec.path),
             reboot=spec.reboot,
+            form=spec.form,
+            when=tuple((p, _compile_check(c)) for p, c in spec.when.items()),
+            optional=spec.optional,
+            list_head=spec.list_head,
         )
 
     def value_map(self, name: str, kind: Kind, map: dict[str, str] | None, key: str) -> None:

@@ -560,6 +560,18 @@ class TargetSpec(_Spec):
     booleans: Booleans | None = None
     secret: bool | None = None
     reboot: bool = False
+    #: the form of WPA password this parameter takes: a passphrase (8-63 characters) or
+    #: the raw 64-hex-digit key; a password of the other form is not written here
+    form: Literal["passphrase", "hex-key"] | None = None
+    #: tests on other parameters of the CPE (read with the settings): written only where
+    #: they pass (a 6 GHz SSID only where its radio is a 6 GHz one)
+    when: dict[LeafPath, Condition] = {}
+    #: a CPE without this parameter lacks nothing the setting needs: the setting's other
+    #: parameters are written and nothing is reported
+    optional: bool = False
+    #: the value replaces the first entry of the CPE's comma-separated list, the entries
+    #: after it kept (a primary DNS server leaves the secondary as it is)
+    list_head: bool = False
 
 
 Targets = Annotated[list[TargetSpec], BeforeValidator(_one_or_many), Field(min_length=1)]
