@@ -97,12 +97,19 @@ def test_tr181_bands_dhcp_and_reservations(profiles):
         "Device.WiFi.AccessPoint.3.Security.MFPConfig",
         {"wpa3-sae": "Required"},
     )
-    (security,) = p.settings["wifi.2g.security"]
+    security, mfp = p.settings["wifi.2g.security"]
     assert security.map == {
         "wpa2-psk": "WPA2-Personal",
         "open": "None",
         "wpa3-sae": "WPA3-Personal",
     }
+    # WPA3 with MFP Required; back to WPA2 makes it Optional (Required would shut out WPA2
+    # clients without MFP). Firmware older than MFPConfig does without it.
+    assert (mfp.path, mfp.map, mfp.optional) == (
+        "Device.WiFi.AccessPoint.1.Security.MFPConfig",
+        {"wpa3-sae": "Required", "wpa2-psk": "Optional"},
+        True,
+    )
     (lease,) = p.settings["dhcp.lease_time"]
     assert (lease.path, lease.type, lease.multiply) == (
         "Device.DHCPv4.Server.Pool.1.LeaseTime",
@@ -143,7 +150,14 @@ def test_tplink_tr181_puts_5ghz_on_ssid_3_and_has_band_steering(profiles):
     p = profiles.get("tplink-tr181")
     assert paths(p, "wifi.2g.ssid") == ["Device.WiFi.SSID.1.SSID"]  # inherited
     assert paths(p, "wifi.5g.ssid") == ["Device.WiFi.SSID.3.SSID"]
-    assert paths(p, "wifi.5g.password") == ["Device.WiFi.AccessPoint.3.Security.KeyPassphrase"]
+    assert paths(p, "wifi.5g.password") == [
+        "Device.WiFi.AccessPoint.3.Security.KeyPassphrase",
+        "Device.WiFi.AccessPoint.3.Security.PreSharedKey",
+    ]
+    assert paths(p, "wifi.5g.security") == [
+        "Device.WiFi.AccessPoint.3.Security.ModeEnabled",
+        "Device.WiFi.AccessPoint.3.Security.MFPConfig",
+    ]
     (steering,) = p.settings["wifi.bandsteering"]
     assert (steering.path, steering.type) == ("Device.WiFi.X_TP_BandSteering.Enable", "xsd:boolean")
     # the base's 6 GHz would be SSID.3 too: dropped rather than written twice
@@ -174,8 +188,10 @@ def test_ont_vendors_put_5ghz_on_wlan_5(profiles, name, leaf):
     p = profiles.get(name)
     assert paths(p, "wifi.2g.ssid") == [WLAN + "1.SSID"]
     assert paths(p, "wifi.5g.ssid") == [WLAN + "5.SSID"]
-    assert paths(p, "wifi.2g.password") == [WLAN + "1." + leaf]
-    assert paths(p, "wifi.5g.password") == [WLAN + "5." + leaf]
+    # the passphrase, and (where it is not the passphrase's own leaf) the raw key
+    raw = [] if leaf == "PreSharedKey.1.PreSharedKey" else ["PreSharedKey.1.PreSharedKey"]
+    assert paths(p, "wifi.2g.password") == [WLAN + "1." + x for x in [leaf, *raw]]
+    assert paths(p, "wifi.5g.password") == [WLAN + "5." + x for x in [leaf, *raw]]
     assert all(t.secret for t in p.settings["wifi.5g.password"])
     assert paths(p, "wifi.5g.security") == [
         WLAN + "5.BeaconType",
@@ -617,17 +633,20 @@ def test_parse_profile_extends_the_builtins_by_default():
     assert p.settings == load_profiles().get("tr181").settings
 
 
-def wifi_plan(profile, wifi: dict):
+SIX_GHZ_RADIO = {"Device.WiFi.Radio.3.OperatingFrequencyBand": "6GHz"}
+
+
+def wifi_plan(profile, wifi: dict, values: dict | None = None, absent: set | None = None):
     """Everything ``wifi`` (a seed wifi object) asks of a router of ``profile`` that has
-    reported nothing yet."""
+    reported nothing yet (but ``values``: a tri-band radio layout by default)."""
     from acsd.provisioning.desired import desired_state
     from acsd.provisioning.plan import plan_changes
 
     return plan_changes(
         profile,
         desired_state(wifi, None),
-        {},
-        absent=set(),
+        SIX_GHZ_RADIO if values is None else values,
+        absent=absent or set(),
         memory={},
         force=True,
         now=0.0,
@@ -674,3 +693,181 @@ def test_a_value_no_target_can_write_is_reported_not_dropped(profiles):
     assert unsupported["wifi.6g.security"] == "profile tr181 has no way to set 'open' here"
     assert ("wifi.6g.ssid", "Home6") in {(c.setting, c.value) for c in result.changes}
     assert not [c for c in result.changes if c.setting == "wifi.6g.security"]
+
+
+# --- passwords, bands, DHCP: what each value form and router layout gets -----------------
+
+HEX_KEY = "0123456789abcdef" * 4
+
+
+def written(result) -> dict[str, str]:
+    return {c.path: c.value for c in result.changes}
+
+
+@pytest.mark.parametrize(
+    ("name", "passphrase", "raw"),
+    [
+        (
+            "tr181",
+            "Device.WiFi.AccessPoint.1.Security.KeyPassphrase",
+            "Device.WiFi.AccessPoint.1.Security.PreSharedKey",
+        ),
+        ("tr098", WLAN + "1.PreSharedKey.1.KeyPassphrase", WLAN + "1.PreSharedKey.1.PreSharedKey"),
+        ("zte", WLAN + "1.PreSharedKey.1.KeyPassphrase", WLAN + "1.PreSharedKey.1.PreSharedKey"),
+    ],
+)
+def test_a_raw_64_hex_key_goes_to_the_psk_and_a_passphrase_to_the_passphrase(
+    profiles, name, passphrase, raw
+):
+    # KeyPassphrase holds 8-63 characters: the 64-hex-digit key the API accepts is the
+    # PSK itself, which the models keep in PreSharedKey.
+    p = profiles.get(name)
+    by_phrase = written(wifi_plan(p, {"ssid": "Home", "password": "secret123"}))
+    by_key = written(wifi_plan(p, {"ssid": "Home", "password": HEX_KEY}))
+    assert by_phrase[passphrase] == "secret123" and raw not in by_phrase
+    assert by_key[raw] == HEX_KEY and passphrase not in by_key
+
+
+def test_a_password_no_parameter_takes_is_reported_without_the_password(tmp_path):
+    write(
+        tmp_path,
+        "phrase-only.toml",
+        'name = "phrase-only"\nextends = "tr181"\n[match]\nmanufacturer = "Phrase*"\n'
+        '[settings."wifi.2g.password"]\n'
+        'path = "Device.WiFi.AccessPoint.1.Security.KeyPassphrase"\nform = "passphrase"\n',
+    )
+    p = load_profiles(tmp_path).get("phrase-only")
+    result = wifi_plan(p, {"ssid": "Home", "password": HEX_KEY})
+    unsupported = {u["setting"]: u["reason"] for u in result.unsupported}
+    assert unsupported["wifi.2g.password"] == (
+        "profile phrase-only has no parameter for a 64-hex-digit key here"
+    )
+    assert HEX_KEY not in repr(result)
+    assert "Device.WiFi.AccessPoint.1.Security.KeyPassphrase" not in written(result)
+
+
+def test_form_is_only_for_passwords(tmp_path):
+    write(
+        tmp_path,
+        "odd.toml",
+        'name = "odd"\nextends = "tr181"\n[match]\nmanufacturer = "Odd*"\n'
+        '[settings."wifi.2g.ssid"]\npath = "Device.WiFi.SSID.1.SSID"\nform = "passphrase"\n',
+    )
+    with pytest.raises(ProfileError, match="`form` is the form of a wifi password"):
+        load_profiles(tmp_path)
+
+
+SSID3 = "Device.WiFi.SSID.3."
+SIX = {"enabled6G": True, "ssid6G": "Home6", "password6G": "secret123"}
+
+
+@pytest.mark.parametrize(
+    ("values", "absent", "reason"),
+    [
+        (
+            {"Device.WiFi.Radio.3.OperatingFrequencyBand": "2.4GHz"},
+            set(),
+            "Device.WiFi.Radio.3.OperatingFrequencyBand is '2.4GHz' on this CPE: "
+            "Device.WiFi.SSID.3.Enable is not written here",
+        ),
+        ({}, {"Device.WiFi.Radio.3.OperatingFrequencyBand"}, "is not on this CPE"),
+    ],
+)
+def test_6ghz_is_written_only_where_radio_3_is_a_6ghz_radio(profiles, values, absent, reason):
+    # A dual-band router's SSID.3 is often its 2.4 GHz guest network: 6 GHz settings must
+    # not rename it, nor the operator's "off" turn it off.
+    p = profiles.get("tr181")
+    result = wifi_plan(p, {"ssid": "Home", "password": "secret123", **SIX}, values, absent)
+    assert not [path for path in written(result) if path.startswith(SSID3)]
+    assert not [path for path in written(result) if "AccessPoint.3." in path]
+    unsupported = {u["setting"]: u["reason"] for u in result.unsupported}
+    six = {k: v for k, v in unsupported.items() if k.startswith("wifi.6g.")}
+    assert set(six) == {"wifi.6g.enable", "wifi.6g.ssid", "wifi.6g.password", "wifi.6g.security"}
+    assert reason in six["wifi.6g.enable"]
+    off = wifi_plan(p, {"ssid": "Home", "enabled6G": False}, values, absent)
+    assert not [path for path in written(off) if path.startswith(SSID3)]
+    assert not [u for u in off.unsupported if u["setting"].startswith("wifi.6g.")]
+    # band steering's own 6 GHz copy of the main network is acsd's idea: nothing to say
+    steer = wifi_plan(p, {"ssid": "Home", "password": "secret123", "bandsteering": True},
+                      values, absent)  # fmt: skip
+    assert not [path for path in written(steer) if path.startswith(SSID3)]
+    assert not [u for u in steer.unsupported if u["setting"].startswith("wifi.6g.")]
+    # on a tri-band router, where Radio.3 is the 6 GHz one, all of it is written
+    tri = wifi_plan(p, {"ssid": "Home", "password": "secret123", **SIX})
+    assert written(tri)[SSID3 + "SSID"] == "Home6"
+    assert written(tri)["Device.WiFi.AccessPoint.3.Security.MFPConfig"] == "Required"
+
+
+def test_mfp_follows_the_mode_and_is_not_missed_where_firmware_lacks_it(profiles):
+    p = profiles.get("tr181")
+    mfp = "Device.WiFi.AccessPoint.1.Security.MFPConfig"
+    mode = "Device.WiFi.AccessPoint.1.Security.ModeEnabled"
+    wpa2 = {"ssid": "Home", "password": "secret123"}
+    assert written(wifi_plan(p, wpa2))[mfp] == "Optional"
+    # an open network: MFP does not apply, and is left as it is
+    assert mfp not in written(wifi_plan(p, {"ssid": "Home", "password": ""}))
+    # older firmware without MFPConfig: the mode is written, the job says nothing of MFP
+    old = wifi_plan(p, wpa2, absent={mfp})
+    assert written(old)[mode] == "WPA2-Personal" and mfp not in written(old)
+    assert not old.unsupported
+
+
+def dhcp_plan(profile, dhcp: dict, values: dict, force: bool = False):
+    from acsd.provisioning.desired import desired_state
+    from acsd.provisioning.plan import plan_changes
+
+    return plan_changes(
+        profile,
+        desired_state(None, dhcp),
+        values,
+        absent=set(),
+        memory={},
+        force=force,
+        now=0.0,
+        max_attempts=3,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "path"),
+    [("tr181", "Device.DHCPv4.Server.Pool.1.DNSServers"), ("tr098", HOST + "DNSServers")],
+)
+def test_the_primary_dns_server_replaces_the_first_and_the_secondary_stays(profiles, name, path):
+    # primaryDnsServer is the list's first entry: before, the DNS list became that one
+    # server, and a router's secondary was lost
+    p = profiles.get(name)
+    dns = {"primaryDnsServer": "192.0.2.53"}
+    assert written(dhcp_plan(p, dns, {path: "192.168.1.1"}))[path] == "192.0.2.53"
+    both = dhcp_plan(p, dns, {path: "198.51.100.1, 198.51.100.2"})
+    assert written(both)[path] == "192.0.2.53,198.51.100.2"
+    # a changed primary replaces the old one rather than pushing it down the list
+    again = dhcp_plan(p, {"primaryDnsServer": "192.0.2.54"}, {path: "192.0.2.53,198.51.100.2"})
+    assert written(again)[path] == "192.0.2.54,198.51.100.2"
+    assert written(dhcp_plan(p, dns, {path: "198.51.100.2,192.0.2.53"}))[path] == "192.0.2.53"
+    assert written(dhcp_plan(p, dns, {path: ""}))[path] == "192.0.2.53"
+    # already first: nothing to write, whatever follows it
+    assert path not in written(dhcp_plan(p, dns, {path: "192.0.2.53,198.51.100.1"}))
+
+
+def test_tr181_dhcp_on_turns_on_the_server_too_and_off_only_the_pool(profiles):
+    p = profiles.get("tr181")
+    server, pool = "Device.DHCPv4.Server.Enable", "Device.DHCPv4.Server.Pool.1.Enable"
+    values = {server: "false", pool: "false"}
+    assert {k: v for k, v in written(dhcp_plan(p, {"enable": True}, values)).items()} == {
+        server: "true",
+        pool: "true",
+    }
+    # the server switch would take the router's other pools (a guest LAN's) with it
+    off = written(dhcp_plan(p, {"enable": False}, {server: "true", pool: "true"}))
+    assert off == {pool: "false"}
+
+
+def test_the_single_band_tl_wr840n_has_no_5ghz(profiles):
+    wr840n = profiles.select(CpeIdentity("F4F26D", "TL-WR840N", "S1", manufacturer="TP-Link"), IGD)
+    assert wr840n.name == "tplink-wr840n"
+    assert paths(wr840n, "wifi.2g.password") == [WLAN + "1.X_TP_PreSharedKey"]
+    assert not [k for k in wr840n.settings if k.startswith("wifi.5g.")]
+    assert "wifi.bandsteering" not in wr840n.settings
+    result = wifi_plan(wr840n, {"ssid": "Home", "password": "secret123", "ssid5G": "Home5"})
+    assert not [path for path in written(result) if ".WLANConfiguration.2." in path]
+    assert "wifi.5g.ssid" in {u["setting"] for u in result.unsupported}

@@ -428,8 +428,18 @@ def test_3g_has_no_rsrp_so_rssi_gives_the_signal(tr181):
         tr181, mobile_values(CurrentAccessTechnology="UMTSHSPA", RSRP="0", RSSI="-80")
     )
     assert status["networkType"] == "4"
-    assert status["signalStrength"] == 53  # -80 on -113..-51: 33/62 = 53.2 %
+    assert status["signalStrength"] == 59  # UMTS RSSI -80 on -117..-54: 37/63 = 58.7 %
     assert "ssSingnalStrength" not in status
+
+
+@pytest.mark.parametrize(
+    ("tech", "rssi", "expected"),
+    # Device:2.17's RSSI spans: GPRS/EDGE -111..-49, UMTS -117..-54, LTE/NR -117..-25 dBm
+    [("EDGE", "-80", 50), ("UMTS", "-117", 0), ("LTE", "-71", 50), ("LTE", "-25", 100)],
+)
+def test_rssi_without_rsrp_is_scaled_over_its_technologys_span(tr181, tech, rssi, expected):
+    status = extract_status(tr181, mobile_values(CurrentAccessTechnology=tech, RSRP="0", RSSI=rssi))
+    assert status["signalStrength"] == expected
 
 
 @pytest.mark.parametrize(
