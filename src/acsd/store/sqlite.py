@@ -672,6 +672,20 @@ def _on_thread(conn: aiosqlite.Connection, fn: Callable[..., Any], *args: Any) -
     return conn._execute(lambda: fn(conn._conn, *args))
 
 
+async def _thread_ended(conn: aiosqlite.Connection) -> None:
+    """Wait until the thread of a connection that failed to open has ended.
+
+    aiosqlite stops that thread but does not wait for it, and the thread's last act is to
+    hand a result to the event loop: when the caller gives up at once (the daemon exits 1),
+    the loop was often closed by then and the thread printed "Event loop is closed"
+    tracebacks after the clean error line."""
+    # 0.22 keeps the thread in ``_thread``; before 0.21 the connection was the thread.
+    thread = conn if isinstance(conn, threading.Thread) else getattr(conn, "_thread", None)
+    if isinstance(thread, threading.Thread) and thread.is_alive():
+        # Bounded: a thread that never ends must not turn a failed start into a hang.
+        await asyncio.to_thread(thread.join, 10.0)
+
+
 #: what a write may rightly be refused for: the caller answers it (409, 422, a stale
 #: session result), and the warning log is for the database's trouble, not the data's
 _REFUSALS = (ConflictError, StateError, ChangedError, StaleResultError)
@@ -902,12 +916,16 @@ class SqliteStore:
                 log.warning("store_checkpoint_failed", error=str(exc))
 
     async def _connect(self) -> aiosqlite.Connection:
+        # isolation_level=None: no implicit BEGIN; the writer issues BEGIN IMMEDIATE
+        # itself and the reader runs every query in its own (short) read transaction.
+        pending = aiosqlite.connect(str(self.path), isolation_level=None)
         try:
-            # isolation_level=None: no implicit BEGIN; the writer issues BEGIN IMMEDIATE
-            # itself and the reader runs every query in its own (short) read transaction.
-            conn = await aiosqlite.connect(str(self.path), isolation_level=None)
-        except Exception as exc:
-            raise StoreError(f"cannot open database {self.path}: {exc}") from exc
+            conn = await pending
+        except BaseException as exc:
+            await _thread_ended(pending)
+            if isinstance(exc, Exception):
+                raise StoreError(f"cannot open database {self.path}: {exc}") from exc
+            raise
         try:
             # busy_timeout first: the pragmas below may already need a lock.
             await conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
