@@ -219,3 +219,23 @@ def test_bad_store_urls(url: str, message: str) -> None:
     assert "secret" not in str(err.value)  # never echo a password
     if "scheme" in message or "postgresql" in message:
         assert "sqlite:///" in str(err.value)  # says what is accepted
+
+
+async def test_db_migrate_says_which_migrations_it_applied(tmp_path: Path) -> None:
+    from conftest import run_cli, write_config
+
+    config = write_config(tmp_path)
+    latest = latest_version()
+    made = run_cli("db", "migrate", "--config", str(config), timeout=30, check=True)
+    assert made.stdout.strip() == f"applied migrations 1-{latest}"
+    again = run_cli("db", "migrate", "--config", str(config), timeout=30, check=True)
+    assert again.stdout.strip() == "migrations up to date"
+
+    # A database an older acsd left at an earlier schema: only the steps it lacked.
+    older = tmp_path / "older"
+    older.mkdir()
+    async with aiosqlite.connect(older / "acsd.db", isolation_level=None) as conn:
+        await migrate(conn, MIGRATIONS[:-2])
+    config = write_config(older)
+    upgraded = run_cli("db", "migrate", "--config", str(config), timeout=30, check=True)
+    assert upgraded.stdout.strip() == f"applied migrations {latest - 1}-{latest}"

@@ -353,8 +353,24 @@ async def _migrate(config: Config) -> int:
     store = open_store(config.store.url)
     await store.open()
     await store.close()
-    print("migrations up to date")
+    # An operator checks here what the upgrade did: "up to date" on a database that has
+    # just been created or upgraded read as if nothing had happened.
+    if store.migrations_applied:
+        print(f"applied migrations {_versions(store.migrations_applied)}")
+    else:
+        print("migrations up to date")
     return 0
+
+
+def _versions(versions: list[int]) -> str:
+    """``[1, 2, 3, 5]`` as ``1-3, 5``."""
+    runs: list[list[int]] = []
+    for version in sorted(versions):
+        if runs and version == runs[-1][-1] + 1:
+            runs[-1].append(version)
+        else:
+            runs.append([version])
+    return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
 
 
 async def _device(args: argparse.Namespace, config: Config) -> int:

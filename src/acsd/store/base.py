@@ -343,6 +343,9 @@ class ApnOperationRecord:
 
 
 class Store(Protocol):
+    #: the schema versions that open() applied (empty when the schema was up to date)
+    migrations_applied: list[int]
+
     async def open(self) -> None:
         """Connect, run pending migrations, start the writer."""
 
