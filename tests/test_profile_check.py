@@ -258,6 +258,9 @@ def test_a_named_models_directory_without_the_files_is_an_error(tmp_path):
 def test_a_missing_profile_directory_is_an_error(tmp_path):
     report = check(tmp_path / "nope")
     assert report.errors == [f"{tmp_path / 'nope'}: profile directory not found"]
+    assert report.lines == []  # no listing of the built-in profiles alongside
+    (tmp_path / "file.toml").write_text("")
+    assert check(tmp_path / "file.toml").errors == [f"{tmp_path / 'file.toml'}: not a directory"]
 
 
 @needs_models

@@ -32,3 +32,11 @@ def test_typo_bad_path_and_cycle_are_reported_with_file_and_line(tmp_path):
     assert "typo.toml:7:" in err and "wifi.2g.ssid" in err  # "did you mean"
     assert "badpath.toml:6:" in err and "SSIDD" in err
     assert "a.toml" in err and "b.toml" in err and "cycle" in err
+
+
+def test_a_missing_directory_is_the_only_thing_said(tmp_path):
+    missing = tmp_path / "profiles"
+    proc = run_cli("profile", "check", str(missing), "--datamodels", str(DATAMODELS))
+    assert proc.returncode == 1
+    assert proc.stdout == ""  # not the built-in profiles' listing, as if DIR had been read
+    assert proc.stderr.strip() == f"{missing}: profile directory not found"

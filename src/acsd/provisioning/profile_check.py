@@ -357,10 +357,13 @@ def check_profiles(extra_dir: Path | None, *, datamodels: Path | None = None) ->
     loader = ProfileLoader()
     loader.read_dir(builtin_dir().iterdir())
     if extra_dir is not None:
-        if extra_dir.is_dir():
-            loader.read_dir(extra_dir.iterdir())
-        else:
-            report.error(f"{extra_dir}: profile directory not found")
+        if not extra_dir.is_dir():
+            # Alone: a listing of the built-in profiles ahead of it read as if DIR had
+            # been checked, and buried the one line that matters.
+            what = "not a directory" if extra_dir.exists() else "profile directory not found"
+            report.error(f"{extra_dir}: {what}")
+            return report
+        loader.read_dir(extra_dir.iterdir())
     loader.build()
     for err in loader.errors:
         for text in err.messages():
