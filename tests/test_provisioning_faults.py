@@ -16,7 +16,7 @@ from acsd.provisioning.driver import ProvisioningDriver, _Apply
 from acsd.provisioning.plan import Plan, RowAdd
 from acsd.provisioning.profiles import load_profiles
 from acsd.sim.runner import Simulation
-from api_world import SEED_BODY, SEED_REQUEST, build_world, seed_body
+from api_world import SEED_BODY, SEED_REQUEST, build_world, device_body, seed_body
 from conftest import wait_for
 
 SSID5 = "Device.WiFi.SSID.2.SSID"
@@ -362,6 +362,33 @@ async def test_device_apply_refuses_what_the_api_refuses(daemon, tmp_path: Path)
     assert (applied["customer"], applied["model"]) == (world.customers["own"], world.model)
     assert (await sim.run_once()).ok == 1
     assert sim.router(serial).tree.get("Device.DHCPv4.Server.Pool.1.MinAddress") == f"{LAN}.100"
+
+
+def test_device_apply_does_not_take_a_customers_device_away(daemon, tmp_path: Path):
+    """A customer's device, made through the API: a body that leaves its customer out (or
+    names another) would detach it, as the replace is whole. Refused, nothing changed."""
+    world = build_world(daemon)
+    own = world.customers["own"]
+    reply = world.api.post("/network/device", device_body(world, "own", "CUSTDEV01"))
+    assert reply.status == 201, reply.body
+    device = reply.body
+    before = daemon.device_json("CUSTDEV01")
+    path = tmp_path / "device.json"
+    for customer in (None, world.customers["other"]):
+        body = {"serialNumber": "CUSTDEV01", "name": "taken over"}
+        if customer:
+            body["customer"] = customer
+        path.write_text(json.dumps(body))
+        proc = daemon.cli("device", "apply", str(path), check=False)
+        assert proc.returncode == 1 and proc.stdout == ""
+        assert proc.stderr.strip() == (
+            f"acsd: {path}: customer: device CUSTDEV01 ({device['_id']}) belongs to customer "
+            f"{own}; name that customer in the body, or change the device through the API"
+        )
+        assert daemon.device_json("CUSTDEV01") == before
+    # Naming its customer, the operator's body replaces the record as before.
+    applied = daemon.apply({"serialNumber": "CUSTDEV01", "customer": own.upper(), "name": "kept"})
+    assert (applied["_id"], applied["customer"], applied["name"]) == (device["_id"], own, "kept")
 
 
 async def test_a_pool_outside_the_lan_the_router_reports_is_not_sent(daemon):

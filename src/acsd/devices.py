@@ -130,7 +130,8 @@ async def apply_device(store: Store, body: DeviceInput) -> DeviceRecord:
 
     Raises :class:`DeviceInputError` for what the API refuses too: a customer or model
     that does not exist, a MAC address another device has, a DHCP pool or reservation
-    outside the LAN the router reported."""
+    outside the LAN the router reported; and for a body that does not name the customer
+    the stored device belongs to."""
     data = body.model_dump(exclude_none=True)
     wifi = data.get("wifi")
     dhcp = data.get("dhcp")
@@ -139,6 +140,16 @@ async def apply_device(store: Store, body: DeviceInput) -> DeviceRecord:
     if body.model and await store.get_model(body.model) is None:
         raise DeviceInputError("model", f"no network device model {body.model}")
     record = await store.find_device_for_cpe(body.serialNumber)
+    if record is not None and record.customer and body.customer != record.customer:
+        # The replace is whole: a body without the customer would detach a customer's
+        # router (and one naming another customer move it) without a word; the API
+        # refuses to take such a device over too.
+        raise DeviceInputError(
+            "customer",
+            f"device {record.serial_number} ({record.id}) belongs to customer "
+            f"{record.customer}; name that customer in the body, or change the device "
+            "through the API",
+        )
     before = audit.device_view(record) if record is not None and record.id else None
     if (other := await mac_owner(store, body.macAddress, record)) is not None:
         raise DeviceInputError(
