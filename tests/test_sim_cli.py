@@ -151,3 +151,17 @@ async def test_a_state_file_of_the_wrong_shape_is_ignored_with_a_warning(tmp_pat
     assert f"SIMMOB000001: ignoring malformed state {path}" in err
     # the router starts fresh: a first contact again
     assert acs.informs[-1].event_codes() == ["0 BOOTSTRAP", "1 BOOT"]
+
+
+def test_the_readme_names_only_serial_numbers_the_simulator_gives():
+    # Its examples are pasted in order against the simulator: a serial number no simulated
+    # router has (the swap example had "SIMTR2000009") makes an example that shows nothing.
+    from acsd.sim.template import list_templates, load_template
+
+    prefixes = {load_template(name).serial_prefix for name, _ in list_templates()}
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    serials = set(re.findall(r"\bSIM[A-Z0-9]+\b", readme))
+    assert serials  # the pattern still finds the walkthrough's
+    for serial in serials:
+        prefix, index = serial[:-6], serial[-6:]
+        assert prefix in prefixes and index.isdigit() and int(index) >= 1, serial
