@@ -306,3 +306,59 @@ async def test_an_empty_password_makes_an_open_network_the_router_takes(daemon, 
         assert tree[vendor.password[band]] == before[vendor.password[band]]
     device = daemon.device_json(serial)
     assert device["state"] == "ACTIVE", device.get("job")
+
+
+RAW_KEY = "00112233445566778899aabbccddeeff" * 2
+
+
+@pytest.mark.parametrize(
+    ("vendor", "raw"),
+    [
+        (VENDORS[0], ("Device.WiFi.AccessPoint.1.Security.PreSharedKey",
+                      "Device.WiFi.AccessPoint.2.Security.PreSharedKey")),
+        (VENDORS[2], (f"{W}1.PreSharedKey.1.PreSharedKey", f"{W}2.PreSharedKey.1.PreSharedKey")),
+        (VENDORS[6], (f"{W}1.PreSharedKey.1.PreSharedKey", f"{W}5.PreSharedKey.1.PreSharedKey")),
+    ],
+    ids=lambda v: v.tree if isinstance(v, Vendor) else "",
+)  # fmt: skip
+async def test_a_raw_key_reaches_the_routers_psk_and_holds(daemon, vendor: Vendor, raw):
+    # A 64-hex-digit key is the PSK itself: KeyPassphrase (8-63 characters) would refuse
+    # it (9007) every session; the model's PreSharedKey takes it.
+    sim = Simulation(daemon.cwmp_url, [vendor.tree], 1, serial_prefix="PK")
+    serial = sim.routers[0].serial
+    body = seed_body(serial, vendor.lan)
+    body["wifi"] = {**body["wifi"], "password": RAW_KEY, "password5G": RAW_KEY.upper()}
+    daemon.apply(body)
+    router = sim.router(serial)
+    before = router.tree.flat()
+    assert (await sim.run_once()).ok == 1
+    tree = router.tree.flat()
+    assert (tree[raw[0]], tree[raw[1]]) == (RAW_KEY, RAW_KEY.upper())
+    assert tree[vendor.password[0]] == before[vendor.password[0]]
+    device = daemon.device_json(serial)
+    assert device["state"] == "ACTIVE" and device["job"]["faults"] == [], device["job"]
+    assert (await sim.run_once()).ok == 1
+    assert "SetParameterValues" not in router.stats.rpcs[-1]  # held, by its hash
+
+
+async def test_6ghz_settings_leave_a_dual_band_routers_third_ssid_alone(daemon):
+    # tr181-generic has two radios: the 6 GHz settings are listed as not on this router,
+    # the job still ends DONE, and the next session reads nothing it lacks again.
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="P6")
+    serial = sim.routers[0].serial
+    body = seed_body(serial, "192.168.1")
+    body["wifi"] = {**body["wifi"], "enabled6G": True, "ssid6G": "Sky6", "password6G": "Skynet6E!"}
+    daemon.apply(body)
+    router = sim.router(serial)
+    assert (await sim.run_once()).ok == 1
+    assert not [p for p, v in router.tree.flat().items() if v == "Sky6"]
+    job = daemon.device_json(serial)["job"]
+    assert job["state"] == "DONE", job
+    six = {
+        u["setting"]: u["reason"] for u in job["unsupported"] if u["setting"].startswith("wifi.6g")
+    }
+    assert set(six) == {"wifi.6g.enable", "wifi.6g.ssid", "wifi.6g.password", "wifi.6g.security"}
+    radio = "Device.WiFi.Radio.3.OperatingFrequencyBand is not on this CPE"
+    assert set(six.values()) == {radio}, six
+    assert (await sim.run_once()).ok == 1
+    assert router.stats.rpcs[-1] == ["GetParameterValues"]
