@@ -76,9 +76,10 @@ def proc_stats(pid: int) -> tuple[float, float]:
     return rss, (int(fields[11]) + int(fields[12])) / ticks
 
 
-def loadgen(acs: str, routers: int, *, on: dict | None = None, **options) -> dict:
+def loadgen(acs: str, routers: int, *, on: dict | None = None, pin: bool = True, **options) -> dict:
     """Run the load generator on core 1 (options: see loadgen.py, as keyword arguments);
-    ``on`` maps its progress words (``registered``, ``held``) to callbacks run right then."""
+    ``on`` maps its progress words (``registered``, ``held``) to callbacks run right then;
+    ``pin=False``: on any core."""
     cmd = [PY, str(HERE / "loadgen.py"), "--acs", acs, "--routers", str(routers)]
     for key, value in options.items():
         flag = "--" + key.replace("_", "-")
@@ -86,7 +87,7 @@ def loadgen(acs: str, routers: int, *, on: dict | None = None, **options) -> dic
             cmd.append(flag)
         elif value not in (None, False):
             cmd += [flag, str(value)]
-    proc = subprocess.Popen(pinned("generator", cmd), stdin=subprocess.PIPE,
+    proc = subprocess.Popen(pinned("generator", cmd) if pin else cmd, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     assert proc.stdout is not None and proc.stdin is not None
     last = ""
@@ -134,17 +135,26 @@ def baseline_server():
 
 
 @contextlib.contextmanager
-def acsd_daemon(workdir: Path, db: Path | None = None, extra: str = "", src: Path | None = None):
+def acsd_daemon(
+    workdir: Path,
+    db: Path | None = None,
+    extra: str = "",
+    src: Path | None = None,
+    *,
+    workers: int = 1,
+    pin: bool = True,
+):
     """acsd on core 0 with its defaults but for the log level (warning: at info it writes
     two lines per session, which is a cost of its own) and ``extra`` TOML; ``src``: run the
-    acsd package of that source tree instead of the installed one (see compare.py)."""
+    acsd package of that source tree instead of the installed one (see compare.py);
+    ``workers``, and ``pin=False`` to let them (and their supervisor) run on any core."""
     cwmp, api = free_port(), free_port()
     config = workdir / "bench.toml"
     db = db or workdir / "bench.db"
     config.write_text(
         # Sessions the memory scenario held are gone with their generator: a stop need not
         # wait the default grace for them.
-        "shutdown_grace = 1\n"
+        f"shutdown_grace = 1\nworkers = {workers}\n"
         # A router told 503 comes back after 2-7 s (the default, 60, spreads a real storm
         # over minutes; the generator waits what it is told).
         f'[cwmp]\nlisten = "127.0.0.1:{cwmp}"\nretry_after = {BENCH_RETRY_AFTER}\n{extra}'
@@ -154,8 +164,9 @@ def acsd_daemon(workdir: Path, db: Path | None = None, extra: str = "", src: Pat
     )
     log = open(workdir / "daemon.log", "a")  # noqa: SIM115 (lives as long as the daemon)
     env = None if src is None else {**os.environ, "PYTHONPATH": str(src)}
+    serve = [PY, "-m", "acsd", "serve", "--config", str(config)]
     proc = subprocess.Popen(
-        pinned("server", [PY, "-m", "acsd", "serve", "--config", str(config)]),
+        pinned("server", serve) if pin else serve,
         stderr=log,
         cwd=workdir,
         env=env,
@@ -292,6 +303,64 @@ def steady(args: argparse.Namespace, workdir: Path) -> dict:
         # the CPU mark is taken before the settle: its second counts too
         "daemon_cpu_s_per_s": round((cpu1 - marks["cpu"]) / (run["seconds"] + SETTLE), 2),
         "concurrency": args.concurrency,
+    }
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds of a process and its children (a supervisor and its workers)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    kids = [int(c) for c in children.read_text().split()] if children.exists() else []
+    return sum(proc_stats(p)[1] for p in [pid, *kids])
+
+
+class _CpuMarks:
+    """The CPU a daemon (all its processes) spent between two progress words."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.used, self._at = pid, 0.0, 0.0
+
+    def start(self) -> None:
+        self._at = tree_cpu_s(self.pid)
+
+    def stop(self) -> None:
+        self.used = tree_cpu_s(self.pid) - self._at
+
+
+def scaling(args: argparse.Namespace, workdir: Path) -> dict:
+    """``workers = 1`` against ``workers = N`` (N: the CPUs allowed), closed loop, nothing
+    pinned: with N cores the workers share them with the load generator, so the speed-up
+    is what the cores left over give, and the CPU per session says whether running more
+    workers costs more (the one SQLite database, its write lock) per session."""
+    cpus = len(_allowed_cpus())
+    if cpus < 2:
+        return {"workers": 1, "note": "one CPU allowed: nothing to scale onto"}
+    rounds = 1 if args.quick else 2
+    runs: dict[int, list[tuple[float, float]]] = {1: [], cpus: []}
+    for round_ in range(rounds):
+        for workers in (1, cpus) if round_ % 2 == 0 else (cpus, 1):
+            work = workdir / f"w{workers}-{round_}"
+            work.mkdir()
+            with acsd_daemon(work, workers=workers, pin=False) as (url, _api, pid, _cfg):
+                marks = _CpuMarks(pid)
+                run = loadgen(url, args.routers, register=True, settle=SETTLE, pin=False,
+                              duration=args.duration, concurrency=args.concurrency * cpus,
+                              on={"registered": marks.start, "measured": marks.stop})  # fmt: skip
+                if run["errors"] or not run["sessions"]:
+                    raise RuntimeError(f"workers = {workers}: {run['errors']} errors")
+                cpu_ms = 1000 * marks.used / run["sessions"]
+                runs[workers].append((run["sessions_per_s"], cpu_ms))
+
+    def mean(values: list[float]) -> float:
+        return round(sum(values) / len(values), 3)
+
+    rate = {w: mean([r for r, _ in runs[w]]) for w in runs}
+    cpu = {w: mean([c for _, c in runs[w]]) for w in runs}
+    return {
+        "workers": cpus,
+        "sessions_per_s": {str(w): rate[w] for w in runs},
+        "speedup": round(rate[cpus] / rate[1], 2) if rate[1] else 0,
+        "cpu_ms_per_session": {str(w): cpu[w] for w in runs},
+        "rounds": rounds,
     }
 
 
@@ -557,6 +626,16 @@ def table(results: dict) -> str:
         ("memory: KB per open session", m["kb_per_session"], "<= 20"),
         ("memory: KB per open connection, bare aiohttp", m["baseline_kb_per_session"], ""),
     ]  # fmt: skip
+    w = results.get("scaling", {})
+    if "speedup" in w:
+        n = w["workers"]
+        rows += [
+            (f"workers 1 / {n}: sessions/s (unpinned, with the generator)",
+             f'{w["sessions_per_s"]["1"]} / {w["sessions_per_s"][str(n)]}', ""),
+            (f"workers {n}: speed-up over 1", w["speedup"], "near-linear"),
+            (f"workers 1 / {n}: daemon CPU ms per session",
+             f'{w["cpu_ms_per_session"]["1"]} / {w["cpu_ms_per_session"][str(n)]}', ""),
+        ]  # fmt: skip
     lines = ["| figure | acsd | target |", "|---|---|---|"]
     lines += [f"| {name} | {value} | {target} |" for name, value, target in rows]
     return "\n".join(lines)
@@ -616,7 +695,8 @@ def main() -> int:
         seconds = populate(args.seed_db, args.idle)
         print(f"seed: {args.idle} idle devices in {seconds}s", file=sys.stderr)
         for name, scenario in (("steady", steady), ("boot_storm", boot_storm),
-                               ("api", api_under_load), ("memory", memory)):  # fmt: skip
+                               ("api", api_under_load), ("memory", memory),
+                               ("scaling", scaling)):  # fmt: skip
             work = Path(tmp) / name
             work.mkdir()
             started = time.monotonic()

@@ -40,6 +40,13 @@ def test_quick_benchmark_runs_and_writes_its_results(tmp_path):
     assert results["memory"]["open_sessions"] == 20
     assert results["memory"]["baseline_kb_per_session"] != 0
     assert results["boot_storm"]["retry_after_s"] == 5
+    scaling = results["scaling"]
+    if len(os.sched_getaffinity(0)) > 1:  # one worker against one per CPU
+        assert scaling["speedup"] > 0 and set(scaling["cpu_ms_per_session"]) == {
+            "1",
+            str(scaling["workers"]),
+        }
+        assert "| workers 1 / " in proc.stdout
     machine = results["machine"]
     assert machine["python"] and machine["acsd"] and machine["loop"]
     assert set(machine["pinned"]) == {"server", "generator"}
