@@ -93,7 +93,8 @@ def row_key(spec: TableSpec, value: Any) -> str:
 
 
 def password_form(value: str) -> str:
-    """ "hex-key" for the raw 64-hex-digit WPA key, else "passphrase" (what the API takes)."""
+    """The form of a WPA password the API took: the raw 64-hex-digit key ("hex-key") or
+    a passphrase ("passphrase")."""
     return "hex-key" if _HEX_KEY.fullmatch(value) else "passphrase"
 
 
