@@ -728,3 +728,45 @@ async def test_an_unreadable_object_that_holds_the_lan_holds_the_dhcp_settings_b
         "the router's LAN address could not be read (it faulted on Device.IP.Interface.): "
         "no DHCP setting sent"
     )
+
+
+async def test_a_read_answer_over_max_body_is_asked_for_in_halves_from_then_on(daemon_factory):
+    # A router whose answer to the session's one read is over cwmp.max_body: that session
+    # ends (413), and instead of the same refusal at every session after it (its status
+    # never updated again), the next asks for the names in calls of half as many.
+    from acsd.cwmp.soap import Envelope, render_envelope
+
+    first = daemon_factory()
+    sim = Simulation(first.cwmp_url, ["tr181-generic"], 1, serial_prefix="PBIG")
+    router = sim.routers[0]
+    first.apply(seed_body(router.serial, LAN))
+    assert (await sim.run_once()).ok == 1  # the bootstrap, settings applied
+    assert (await sim.run_once()).ok == 1  # a periodic session: one read of its leaves
+    assert router.stats.rpcs[-1] == ["GetParameterValues"]
+    names = router.stats.gpv[-1]
+    first.stop()
+
+    def answer_bytes(some: list[str]) -> int:
+        answer = router.cpe.handle(rpc.GetParameterValues(names=some))
+        return len(render_envelope(Envelope(answer, id="acsd-00000000-1")))
+
+    half = len(names) // 2
+    whole, parts = answer_bytes(names), max(answer_bytes(names[:half]), answer_bytes(names[half:]))
+    assert parts < whole - 200, (parts, whole)
+    limit = (parts + whole) // 2
+    daemon = daemon_factory(cwmp={"max_body": limit})
+    sim.acs_url = daemon.cwmp_url  # the same router (not a factory-new one), new port
+    before = daemon.device_json(router.serial)["status"]["lastComm"]
+    assert (await sim.run_once()).ok == 0  # refused: 413
+    [split] = wait_for(lambda: daemon.events("session.read_split"))
+    assert split["serial"] == router.serial and split["per_call"] == half
+    assert (await sim.run_once()).ok == 1
+    assert router.stats.rpcs[-1] == ["GetParameterValues", "GetParameterValues"]
+    assert [len(n) for n in router.stats.session_gpvs(router.stats.sessions - 1)] == [
+        half,
+        len(names) - half,
+    ]
+    device = daemon.device_json(router.serial)
+    assert device["status"]["lastComm"] != before and device["status"]["online"] is True
+    assert (await sim.run_once()).ok == 1  # and so on: no refusal comes back
+    assert len(daemon.events("session.read_split")) == 1

@@ -749,8 +749,8 @@ class CwmpServer:
     ) -> web.Response:
         """A body acsd will not read (too large, not XML, never sent) ends the session it
         belongs to, as a malformed one does; the log names the CPE and what it was answering
-        (a GetParameterValues answer over max_body comes back every session until
-        ``[cwmp] max_body`` is raised)."""
+        (a GetParameterValues answer over max_body: the driver asks for fewer names at a
+        time from then on)."""
         session = self._own_session(request)
         fields: dict[str, Any] = {}
         if session is not None:
@@ -759,6 +759,8 @@ class CwmpServer:
                 fields["answering"] = session.outstanding[1].METHOD
         answer = self._refuse(request, exc.status, exc.reason, remote_ip, **fields)
         if session is not None:
+            if exc.status == 413:
+                session.answer_too_large()
             await self._close(session, f"request refused: {exc.reason}")
         return answer
 

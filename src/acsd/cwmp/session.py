@@ -197,6 +197,15 @@ class CwmpSession:
             return f"an answer to cwmp:ID {got[:40]!r}, not to {waiting[0]}"
         return None
 
+    def answer_too_large(self) -> None:
+        """The CPE's answer to the outstanding request was over ``max_body`` and is not
+        read: a driver that can ask for less next time is told (``answer_too_large``)."""
+        if self.outstanding is None:
+            return
+        told = getattr(self.driver, "answer_too_large", None)
+        if told is not None:
+            told(self, self.outstanding[1])
+
     async def abandon(self, reason: str) -> None:
         """End without 204: the CPE went away, timed out or broke the protocol."""
         if self.state is State.DONE:

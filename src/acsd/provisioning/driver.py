@@ -378,7 +378,7 @@ class ProvisioningDriver:
             self.fetch.started = True
             names = self._read_names()
             if names:
-                self.fetch.queue.extend(self._apart(names) or [names])
+                self.fetch.queue.extend(self._chunked(self._apart(names) or [names]))
         if self.fetch.queue:
             return rpc.GetParameterValues(names=self.fetch.queue[0])
         if self.read_settings and not self.fetch.failed and self.apply is None:
@@ -386,6 +386,29 @@ class ProvisioningDriver:
         if self.apply is not None:
             return self._next_apply_request()
         return None
+
+    def answer_too_large(self, session: CwmpSession, request: rpc.AcsRequest) -> None:
+        """The CPE's answer to ``request`` was over ``max_body`` (the session ends): a read
+        of several names is asked for in calls of half as many from the next session on
+        (kept in the device's memory), so one large table does not stop every session."""
+        if not isinstance(request, rpc.GetParameterValues) or len(request.names) < 2:
+            return  # one name alone: only a larger cwmp.max_body helps
+        limit = len(request.names) // 2
+        if limit < (self.memory.get("readChunk") or limit + 1):
+            self.memory["readChunk"] = limit
+            log.warning(
+                "session.read_split",
+                serial=session.serial,
+                names=len(request.names),
+                per_call=limit,
+            )
+
+    def _chunked(self, calls: list[list[str]]) -> list[list[str]]:
+        """``calls`` with none longer than this CPE's ``readChunk``, if it has one."""
+        limit = self.memory.get("readChunk")
+        if not limit or all(len(names) <= limit for names in calls):
+            return calls
+        return [names[i : i + limit] for names in calls for i in range(0, len(names), limit)]
 
     async def response(
         self, session: CwmpSession, request: rpc.AcsRequest, response: rpc.Message
@@ -902,8 +925,8 @@ class ProvisioningDriver:
         if apply.reshaped and not apply.reread and (names := self._reread_names()):
             apply.reread = True
             self.plan = None  # instance numbers changed: finish() makes a new read plan
-            self.fetch.queue.append(names)
-            return rpc.GetParameterValues(names=names)
+            self.fetch.queue.extend(self._chunked([names]))
+            return rpc.GetParameterValues(names=self.fetch.queue[0])
         if apply.reboot:
             apply.reboot = False
             apply.outcome.notes.append("rebooted: a changed value needs it")
@@ -1099,9 +1122,10 @@ class ProvisioningDriver:
                 # The operator took every setting away: nothing left to apply.
                 self.memory["appliedRevision"] = record.revision
                 result.provisioning, result.state, result.jobs = self.memory, "ACTIVE", 0
-            elif self.bootstrap or self._alone_changed():
+            elif self.bootstrap or self._reads_changed():
                 # forgotten secrets must stay forgotten; names that faulted alone are
-                # asked apart next time, whichever router of the kind answers them
+                # asked apart next time, whichever router of the kind answers them, and
+                # an answer too large is asked for in smaller calls
                 result.provisioning = self.memory
             return
         self._unsent(unanswered)
@@ -1131,11 +1155,14 @@ class ProvisioningDriver:
                     client["id"] = str(instance)
             result.dhcp = dhcp
 
-    def _alone_changed(self) -> bool:
-        before = (self.record.provisioning or {}) if self.record is not None else {}
-        return self.record is not None and set(before.get("faultedAlone") or ()) != set(
+    def _reads_changed(self) -> bool:
+        """Whether what this session learned about reading the CPE is new."""
+        if self.record is None:
+            return False
+        before = self.record.provisioning or {}
+        return set(before.get("faultedAlone") or ()) != set(
             self.memory.get("faultedAlone", ())
-        )
+        ) or before.get("readChunk") != self.memory.get("readChunk")
 
     def _unsent(self, unanswered: bool) -> None:
         """Changes the session ended before sending (its request limit, a CPE that broke

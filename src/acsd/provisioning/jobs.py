@@ -54,6 +54,8 @@ def new_memory(memory: dict[str, Any] | None, *, bootstrap: bool) -> dict[str, A
         "job": None,
         "faultedAlone": [],
         "lineDns": None,
+        #: most names per GetParameterValues: an answer to more was over cwmp.max_body
+        "readChunk": None,
     }
     if memory:
         out.update({k: v for k, v in memory.items() if k in out})
