@@ -362,3 +362,33 @@ async def test_6ghz_settings_leave_a_dual_band_routers_third_ssid_alone(daemon):
     assert set(six.values()) == {radio}, six
     assert (await sim.run_once()).ok == 1
     assert router.stats.rpcs[-1] == ["GetParameterValues"]
+
+
+async def test_a_wifi_6e_router_gets_its_6ghz_network_and_band_steerings_copy(daemon):
+    sim = Simulation(daemon.cwmp_url, ["tr181-wifi6e"], 1, serial_prefix="P6E")
+    serial = sim.routers[0].serial
+    body = seed_body(serial, "192.168.1")
+    body["wifi"] = {**body["wifi"], "enabled6G": True, "ssid6G": "Sky6", "password6G": "Skynet6E!"}
+    daemon.apply(body)
+    router = sim.router(serial)
+    assert (await sim.run_once()).ok == 1
+    tree = router.tree.flat()
+    ap = "Device.WiFi.AccessPoint.3.Security."
+    assert tree["Device.WiFi.SSID.3.SSID"] == "Sky6"
+    assert (tree[ap + "SAEPassphrase"], tree[ap + "ModeEnabled"], tree[ap + "MFPConfig"]) == (
+        "Skynet6E!",
+        "WPA3-Personal",
+        "Required",
+    )
+    device = daemon.device_json(serial)
+    assert device["state"] == "ACTIVE" and device["job"]["unsupported"] == [], device["job"]
+    assert (await sim.run_once()).ok == 1
+    assert router.stats.rpcs[-1] == ["GetParameterValues"]  # all of it holds
+    # band steering: one network on every band, the 6 GHz one included
+    body["wifi"] = {"ssid": "Sky", "password": "Skynet2024", "bandsteering": True}
+    daemon.apply(body)
+    assert (await sim.run_once()).ok == 1
+    tree = router.tree.flat()
+    assert [tree[f"Device.WiFi.SSID.{i}.SSID"] for i in (1, 2, 3)] == ["Sky"] * 3
+    assert tree[ap + "SAEPassphrase"] == "Skynet2024"
+    assert daemon.device_json(serial)["state"] == "ACTIVE"

@@ -46,6 +46,15 @@ CONTRACTS = {
         },
         TR181_PASSWORD, "Device.DHCPv4.Client.1.DHCPStatus",
     ),
+    "tr181-wifi6e": Contract(
+        "Device.", "SimWave", "0A5E14", "SW6E",
+        {
+            "2.4": ("Device.WiFi.SSID.1.", "Device.WiFi.AccessPoint.1.", "Device.WiFi.Radio.1"),
+            "5": ("Device.WiFi.SSID.2.", "Device.WiFi.AccessPoint.2.", "Device.WiFi.Radio.2"),
+            "6": ("Device.WiFi.SSID.3.", "Device.WiFi.AccessPoint.3.", "Device.WiFi.Radio.3"),
+        },
+        TR181_PASSWORD, "Device.DHCPv4.Client.1.DHCPStatus",
+    ),
     "tr181-mobile": Contract(
         "Device.", "SimCell", "0A5E11", "SC5G200",
         {
@@ -221,6 +230,23 @@ def test_wifi_per_band_paths_and_band(profile: str) -> None:
             channel = int(t.get(w + "Channel"))
             assert channel <= 14 if band == "2.4" else channel >= 36
             assert t.get(w + "Standard") == ("n" if band == "2.4" else "a")
+
+
+def test_the_wifi_6e_router_has_a_wpa3_only_6ghz_network_on_radio_3() -> None:
+    # What the tr181 profile writes 6 GHz at, and only where Radio.3 says 6GHz.
+    t = router("tr181-wifi6e").tree
+    ssid, ap, radio = CONTRACTS["tr181-wifi6e"].bands["6"]
+    assert t.get(radio + ".OperatingFrequencyBand") == "6GHz"
+    assert t.get(ssid + "LowerLayers") == radio and t.get(ap + "SSIDReference") == ssid[:-1]
+    # 6 GHz allows SAE (or OWE) only, with management frame protection required
+    assert t.get(ap + "Security.ModesSupported").split(",") == ["WPA3-Personal", "OWE"]
+    assert (t.get(ap + "Security.ModeEnabled"), t.get(ap + "Security.MFPConfig")) == (
+        "WPA3-Personal",
+        "Required",
+    )
+    assert len(t.get(ap + "Security.SAEPassphrase")) >= 8
+    assert gpv(t, ap + "Security.SAEPassphrase") == ""  # secured: reads back empty
+    assert ap + "Security.KeyPassphrase" not in t  # no WPA2 on 6 GHz
 
 
 @pytest.mark.parametrize("profile", NAMES)

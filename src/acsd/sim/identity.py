@@ -16,7 +16,8 @@ import zlib
 PLACEHOLDERS = frozenset(
     {
         "index", "serial", "acs_url", "cr_url",
-        "mac_lan", "mac_wan", "mac_wl0", "mac_wl1", "mac_wl0g", "mac_wl1g", "mac_tail",
+        "mac_lan", "mac_wan", "mac_wl0", "mac_wl1", "mac_wl0g", "mac_wl1g", "mac_wl2",
+        "mac_tail",
         "wan_ip", "wan_gw", "wan_ipv6",
         "imei", "imsi", "iccid", "msisdn", "rat", "rssi", "rsrp", "rsrq", "up_kbps", "down_kbps",
         "dsl_up", "dsl_down", "dsl_up_max", "dsl_down_max", "dsl_up_bps", "dsl_down_bps",
@@ -89,6 +90,7 @@ def router_values(
         "mac_wl1": _mac(oui, base + 3, salt),
         "mac_wl0g": _mac(oui, base + 4, salt),
         "mac_wl1g": _mac(oui, base + 5, salt),
+        "mac_wl2": _mac(oui, base + 6, salt),  # a third (6 GHz) radio
         "mac_tail": f"{base & 0xFFFF:04X}",
         "wan_gw": str(ipaddress.IPv4Address(block + 1)),
         "wan_ip": str(ipaddress.IPv4Address(block + 2)),
