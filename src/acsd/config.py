@@ -252,6 +252,9 @@ class ApiConfig(_Listener):
     #: where clients reach the API (behind a proxy, say): the base of the absolute URLs
     #: acsd writes (the APN API's StatusUrl and Location); unset, the request's own
     public_url: str | None = None
+    #: seconds a client may take to send a request's body once its headers are in: a body
+    #: that never comes (a Content-Length larger than what is sent) is answered 408
+    body_timeout: float = Field(30.0, gt=0, le=600)
     tls: TlsConfig = Field(default_factory=TlsConfig)
 
     @field_validator("public_url")

@@ -171,6 +171,7 @@ async def serve(
         default_interval=config.cwmp.periodic_interval,
         grace=config.cwmp.online_grace,
         public_url=config.api.public_url,
+        body_timeout=config.api.body_timeout,
     )
     api_runner = web.AppRunner(
         build_api_app(api_context, version=__version__, metrics=metrics),

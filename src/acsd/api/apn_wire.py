@@ -36,7 +36,7 @@ from pydantic import (
 
 from acsd.api import apn_xml
 from acsd.api.apn_xml import Contract, Enum
-from acsd.api.body import field_path, parse_json
+from acsd.api.body import BodyNotReceived, field_path, parse_json, receive_body
 from acsd.api.errors import ApiError, come_back_later, request_id
 from acsd.inflate import InflateError, content_encoding, inflate
 from acsd.log import get_logger
@@ -309,7 +309,8 @@ class PBPRReturnOfOperationStatus(_Wrapper):
 MALFORMED, INVALID = 4000, 4001
 UNAUTHORIZED, FORBIDDEN = 4010, 4030
 NO_ROUTE, NO_ACCOUNT, NO_NETWORK, NO_DEVICE, NO_OPERATION = 4040, 4041, 4042, 4043, 4044
-NOT_ALLOWED, DUPLICATE, TOO_LARGE, MEDIA_TYPE, INTERNAL = 4050, 4090, 4130, 4150, 5000
+NOT_ALLOWED, TIMEOUT, DUPLICATE, TOO_LARGE = 4050, 4080, 4090, 4130
+MEDIA_TYPE, INTERNAL = 4150, 5000
 UNAVAILABLE = 5030
 #: ErrorSubCode of MALFORMED
 BAD_JSON, BAD_XML, NO_BODY = 1, 2, 3
@@ -501,7 +502,13 @@ async def read_document(request: web.Request, contract: Contract) -> dict[str, A
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise ApnError(413, TOO_LARGE, limit_text)
     try:
-        raw = inflate(await request.read(), encoding, MAX_BODY)
+        raw = inflate(await receive_body(request), encoding, MAX_BODY)
+    except BodyNotReceived as exc:
+        if exc.timeout is not None:
+            text = f"The request body did not arrive within {exc.timeout:g} s"
+            raise ApnError(408, TIMEOUT, text, 0, {"Connection": "close"}) from None
+        raise ApnError(400, MALFORMED, "The connection closed before the body was complete",
+                       NO_BODY) from None  # fmt: skip
     except web.HTTPRequestEntityTooLarge:
         raise ApnError(413, TOO_LARGE, limit_text) from None
     except InflateError as exc:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from acsd.api import apn, audit, customers, devices, internet, models
+from acsd.api.body import BODY_TIMEOUT
 from acsd.api.context import CONTEXT, ApiContext
 from acsd.api.errors import error_middleware
 from acsd.api.openapi import add_openapi_routes
@@ -36,6 +37,7 @@ def build_api_app(
 ) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY, middlewares=[error_middleware])
     app[CONTEXT] = ctx
+    app[BODY_TIMEOUT] = ctx.body_timeout
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     if metrics is not None:

@@ -22,6 +22,7 @@ It answers, as :class:`~acsd.api.errors.ApiError`:
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import re
@@ -120,10 +121,48 @@ def parse_json(text: str) -> Any:
 
 
 def _is_json_type(content_type: str) -> bool:
-    if content_type == "application/json":
+    # text/json: what seed 003 lists beside application/json, and older clients send
+    if content_type in ("application/json", "text/json"):
         return True
     major, _, minor = content_type.partition("/")
     return major == "application" and minor.endswith("+json")
+
+
+#: charsets (without dashes) whose text is UTF-8 as sent: ASCII is a subset
+_UTF8_COMPATIBLE = frozenset({"utf8", "usascii", "ascii"})
+
+#: [api] body_timeout, set on the app by build_api_app
+BODY_TIMEOUT = web.AppKey("acsd_body_timeout", float)
+
+
+class BodyNotReceived(Exception):
+    """The body did not arrive: ``timeout`` (it stopped coming) or the client went away."""
+
+    def __init__(self, *, timeout: float | None) -> None:
+        super().__init__("timed out" if timeout is not None else "connection lost")
+        self.timeout = timeout
+
+
+async def receive_body(request: web.Request) -> bytes:
+    """The request's body as sent, waiting at most ``[api] body_timeout`` for it: a client
+    that promises more than it sends must not hold a handler (and a connection) for good."""
+    limit = request.config_dict.get(BODY_TIMEOUT, 30.0)  # sub-apps (/v1) see the main one's
+    try:
+        async with asyncio.timeout(limit):
+            return await request.read()
+    except TimeoutError:
+        raise BodyNotReceived(timeout=limit) from None
+    except ConnectionResetError:  # the client closed its end before the body was in
+        raise BodyNotReceived(timeout=None) from None
+
+
+def body_not_received(exc: BodyNotReceived) -> ApiError:
+    if exc.timeout is not None:
+        text = f"The request body did not arrive within {exc.timeout:g} s"
+        return ApiError(408, "request_timeout", text, headers={"Connection": "close"})
+    # Nobody reads this answer; the 400 keeps the log line an ordinary refusal, not an
+    # internal error with a traceback.
+    return ApiError(400, "body_incomplete", "The connection closed before the body was complete")
 
 
 async def read_json(request: web.Request) -> Any:
@@ -131,7 +170,7 @@ async def read_json(request: web.Request) -> Any:
     has_type = "Content-Type" in request.headers
     if request.body_exists and (not has_type or not _is_json_type(request.content_type)):
         raise unsupported_media_type(request.headers.get("Content-Type"))
-    if request.charset and request.charset.lower().replace("-", "") != "utf8":
+    if request.charset and request.charset.lower().replace("-", "") not in _UTF8_COMPATIBLE:
         raise ApiError(
             415, "unsupported_media_type", f"JSON must be UTF-8 (got charset {request.charset})"
         )
@@ -143,7 +182,9 @@ async def read_json(request: web.Request) -> Any:
     if limit and request.content_length is not None and request.content_length > limit:
         raise too_large(limit)
     try:
-        raw = inflate(await request.read(), encoding, limit)
+        raw = inflate(await receive_body(request), encoding, limit)
+    except BodyNotReceived as exc:
+        raise body_not_received(exc) from None
     except web.HTTPRequestEntityTooLarge:
         raise too_large(limit) from None
     except InflateError as exc:

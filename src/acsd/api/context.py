@@ -25,6 +25,8 @@ class ApiContext:
     grace: int = 60
     #: the base of absolute URLs in answers ([api] public_url); None: the request's own
     public_url: str | None = None
+    #: [api] body_timeout: seconds a request's body may take to arrive
+    body_timeout: float = 30.0
 
 
 CONTEXT = web.AppKey("acsd_context", ApiContext)
