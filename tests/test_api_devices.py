@@ -501,3 +501,42 @@ def test_answers_are_not_kept_by_caches(world: World):
         world.api.get("/v1/accounts/NOSTORE/networks/fleet"),  # the APN API's wrapper (404)
     ):
         assert reply.headers["Cache-Control"] == "no-store", reply.status
+
+
+def test_naming_another_tenants_apn_account_needs_a_say_over_it(world: World, module_daemon):
+    # mvnoAccount makes a router take that APN account's SIMs, IMEI lock and private APN:
+    # a customer's token may not link its router to an account it has no rights on.
+    account = "LINKACME"
+    made = world.api.post(
+        f"/v1/accounts/{account}/networks/fleet/devices/apns",
+        {
+            "CLI": "(+45)30000001",
+            "Hints": {"BillingCycleDay": 5, "EmailContact": "ops@example.com"},
+        },
+    )
+    assert made.status == 202, made.body
+    owner = world.as_("OWNER")
+    body = device_body(world, "own", "LINK000001")
+    body["mvnoAccount"] = account
+    denied = error(owner.post("/network/device", body), 403, "access_denied")
+    assert account in denied["description"]
+    body.pop("mvnoAccount")
+    device = owner.post("/network/device", body)
+    assert device.status == 201, device.body
+    path = f"/network/device/{device.body['_id']}"
+    error(owner.patch(path, {"mvnoAccount": account}), 403, "access_denied")
+    assert owner.get(path).body.get("mvnoAccount") is None  # nothing stored
+    # ADMIN links it; a token of the account could too
+    scoped = world.api.as_(
+        module_daemon.cli(
+            "token", "create", "--role", "OWNER", "--name", "acme", "--customer",
+            world.customers["own"], "--apn-account", account,
+        ).stdout.strip()
+    )  # fmt: skip
+    assert scoped.patch(path, {"mvnoAccount": account}).status == 200
+    # the customer may keep the link, change other fields, and unlink its own router
+    assert owner.patch(path, {"mvnoAccount": account, "notes": "kept"}).status == 200
+    assert owner.patch(path, {"mvnoAccount": None}).status == 200
+    assert owner.get(path).body.get("mvnoAccount") is None
+    # an account acsd does not know (the seed's example) binds nothing yet: taken as given
+    assert owner.patch(path, {"mvnoAccount": "12345678901234567890DDDD"}).status == 200
