@@ -568,6 +568,10 @@ def test_the_list_pages_with_a_continuation_token(apn: ApnApi, acct):
     assert [d["CLI"] for d in everything.data] == clis
     assert everything.wrapper["ContinuationToken"] is None
     failed(apn.get(apns_path(acct, NETWORK), query={"ContinuationToken": "!!"}), 400, 4001, 9)
+    # a token of this list is not one of another network's: refused, not an empty page
+    first = apn.get(apns_path(acct, NETWORK), query={"PageSize": 2}).wrapper["ContinuationToken"]
+    elsewhere = apn.get(apns_path(acct, "elsewhere"), query={"ContinuationToken": first})
+    failed(elsewhere, 400, 4001, 9)
     failed(apn.get(apns_path(acct, NETWORK), query={"PageSize": 0}), 400, 4001, 10)
     failed(apn.get(apns_path(acct, NETWORK), query={"Sort": "CLI"}), 400, 4001, 98)
     failed(apn.get(apns_path(acct, "no-such-network")), 404, 4042)
@@ -772,3 +776,12 @@ def test_a_public_url_that_is_no_http_base_is_refused(tmp_path, value: str):
     path.write_text(f'[api]\npublic_url = "{value}"\n')
     with pytest.raises(ConfigError, match=r"api\.public_url"):
         load_config(path)
+
+
+@pytest.mark.parametrize("key", ["%2E", "%2E%2E"])
+def test_dot_segments_are_no_account_or_network_key(apn: ApnApi, key: str):
+    # "/v1/accounts/../networks/..." is another URL once a client resolves it: a StatusUrl
+    # or Location made of it would lead nowhere
+    for path in (f"/v1/accounts/{key}/networks/net/devices/apns",
+                 f"/v1/accounts/DOTS/networks/{key}/devices/apns"):  # fmt: skip
+        failed(apn.post(path, device("(+45)66666666")), 400, 4001)

@@ -378,6 +378,12 @@ async def list_apn_devices(request: web.Request) -> web.Response:
     after, size, ended = _list_query(request)
     account = await _account(ctx, account_key)
     await _network(ctx, account_key, network_key)
+    if after is not None:
+        # a token of another network's (or account's) list would page through this one
+        # from a place that is not in it: refused as any token not given for this list
+        last = await ctx.store.get_apn_device(after)
+        if last is None or (last.account, last.network) != (account_key, network_key):
+            raise invalid("ContinuationToken", "is not a token this list gave")
     found = await ctx.store.list_apn_devices(
         account_key, network_key, after=after, limit=size + 1, include_ended=ended
     )

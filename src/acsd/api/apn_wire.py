@@ -119,6 +119,9 @@ def key_problem(value: str) -> str | None:
     --apn-account``), so one that no path or token could name is refused up front."""
     if not value.strip() or len(value) > 128 or _KEY_CONTROL.search(value) or "/" in value:
         return "1 to 128 printable characters, not all blank, no '/'"
+    if value in (".", ".."):
+        # a URL with it (a StatusUrl, a Location) is another URL once a client resolves it
+        return "not '.' or '..' (URL path segments clients resolve away)"
     return None
 
 
