@@ -785,3 +785,10 @@ def test_dot_segments_are_no_account_or_network_key(apn: ApnApi, key: str):
     for path in (f"/v1/accounts/{key}/networks/net/devices/apns",
                  f"/v1/accounts/DOTS/networks/{key}/devices/apns"):  # fmt: skip
         failed(apn.post(path, device("(+45)66666666")), 400, 4001)
+
+
+def test_the_operation_status_numbers_are_spelt_out_in_the_openapi_document(admin: Api):
+    # acsd's own resource: its 1 is complete, while the seed's ActorStatus 1 is pending
+    doc = admin.get("/openapi.json")
+    assert doc.status == 200
+    assert "0 pending, 1 complete, 2 failed" in json.dumps(doc.body)

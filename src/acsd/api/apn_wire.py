@@ -30,6 +30,7 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Field,
     StringConstraints,
     ValidationError,
 )
@@ -273,7 +274,10 @@ class AccountNetwork(BaseModel):
 class OperationStatus(BaseModel):
     Id: str
     Operation: str
-    Status: int
+    #: acsd's own resource (the seed has none): not ActorStatus, whose 1 is "pending"
+    Status: int = Field(
+        description="0 pending, 1 complete, 2 failed (JSON: the number; XML: the name)"
+    )
     ResourceUrl: str | None = None
     Created: str
     Completed: str | None = None
