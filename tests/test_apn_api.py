@@ -792,3 +792,32 @@ def test_the_operation_status_numbers_are_spelt_out_in_the_openapi_document(admi
     doc = admin.get("/openapi.json")
     assert doc.status == 200
     assert "0 pending, 1 complete, 2 failed" in json.dumps(doc.body)
+
+
+def test_a_charset_is_honoured_for_xml_and_refused_for_json_as_the_device_api_does(
+    admin: Api, acct
+):
+    path = apns_path(acct, NETWORK)
+    accept = {"Accept": "application/json"}
+    doc = device("(+45)77777771", Description="Åse's router")
+    latin = json.dumps(doc, ensure_ascii=False).encode("latin-1")
+    refused = admin.request("POST", path, raw=latin, headers=accept,
+                            content_type="application/json; charset=latin-1")  # fmt: skip
+    assert (refused.status, refused.body["ErrorCode"]) == (415, 4150), refused.body
+    # XML in the charset its Content-Type names, without a declaration (RFC 7303)
+    xml = (
+        '<APNDevice xmlns="http://schemas.datacontract.org/2004/07/AS.Models.API">'
+        "<CLI>(+45)77777772</CLI><Description>Åse's router</Description>"
+        "<Hints><BillingCycleDay>5</BillingCycleDay><EmailContact>ops@example.com</EmailContact>"
+        "</Hints></APNDevice>"
+    ).encode("latin-1")
+    taken = admin.request("POST", path, raw=xml, headers=accept,
+                          content_type="text/xml; charset=iso-8859-1")  # fmt: skip
+    assert taken.status == 202, taken.body
+    shown = admin.request("GET", apns_path(acct, NETWORK, "(+45)77777772"), headers=accept)
+    assert shown.body["Data"]["Description"] == "Åse's router"
+    # a structured-syntax suffix is JSON, as the device API takes it
+    body = json.dumps(device("(+45)77777773")).encode()
+    suffixed = admin.request("POST", path, raw=body, headers=accept,
+                             content_type="application/vnd.example+json")  # fmt: skip
+    assert suffixed.status == 202, suffixed.body

@@ -417,7 +417,39 @@ XML_TYPES = ("application/xml", "text/xml")
 
 
 def _media_type(value: str | None) -> str | None:
-    return value.split(";", 1)[0].strip().lower() if value else None
+    """The media type without parameters; ``application/*+json`` and ``*+xml`` (RFC 6839
+    suffixes) read as the JSON and XML types, as the device API takes them."""
+    if not value:
+        return None
+    media = value.split(";", 1)[0].strip().lower()
+    if media.startswith("application/") and media.endswith("+json"):
+        return "application/json"
+    if media.startswith("application/") and media.endswith("+xml"):
+        return "application/xml"
+    return media
+
+
+#: charsets (without dashes) whose bytes are UTF-8 as sent
+_UTF8_COMPATIBLE = frozenset({"utf8", "usascii", "ascii"})
+_XML_DECLARES_ENCODING = re.compile(rb"\A(?:\xef\xbb\xbf)?\s*<\?xml[^>]*\bencoding\s*=")
+
+
+def _utf8(raw: bytes, charset: str | None, xml: bool) -> bytes:
+    """The body in UTF-8: JSON must be UTF-8 (415 otherwise, as the device API answers);
+    XML in the charset its Content-Type names (RFC 7303), unless it declares its own."""
+    if not charset or charset.lower().replace("-", "") in _UTF8_COMPATIBLE:
+        return raw
+    if not xml:
+        raise ApnError(415, MEDIA_TYPE, f"JSON must be UTF-8 (got charset {charset})")
+    if _XML_DECLARES_ENCODING.match(raw):
+        return raw  # lxml reads the declared encoding
+    try:
+        return raw.decode(charset).encode("utf-8")
+    except LookupError:
+        raise ApnError(415, MEDIA_TYPE, f"unknown charset {charset}") from None
+    except UnicodeDecodeError as exc:
+        text = f"the body is not {charset} (byte {exc.start})"
+        raise ApnError(400, MALFORMED, text, BAD_XML) from None
 
 
 def answer_type(request: web.Request) -> str:
@@ -528,6 +560,7 @@ async def read_document(request: web.Request, contract: Contract) -> dict[str, A
         raise ApnError(400, MALFORMED, f"the body could not be read: {exc}", sub) from None
     if not raw.strip():
         raise ApnError(400, MALFORMED, "a request body is required", NO_BODY)
+    raw = _utf8(raw, request.charset, media in XML_TYPES)
     if media in XML_TYPES:
         try:
             return apn_xml.parse(raw, contract)
