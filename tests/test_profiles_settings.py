@@ -767,8 +767,7 @@ SIX = {"enabled6G": True, "ssid6G": "Home6", "password6G": "secret123"}
         (
             {"Device.WiFi.Radio.3.OperatingFrequencyBand": "2.4GHz"},
             set(),
-            "Device.WiFi.Radio.3.OperatingFrequencyBand is '2.4GHz' on this CPE: "
-            "Device.WiFi.SSID.3.Enable is not written here",
+            "Device.WiFi.Radio.3.OperatingFrequencyBand is '2.4GHz' on this CPE: not written here",
         ),
         ({}, {"Device.WiFi.Radio.3.OperatingFrequencyBand"}, "is not on this CPE"),
     ],
@@ -783,6 +782,8 @@ def test_6ghz_is_written_only_where_radio_3_is_a_6ghz_radio(profiles, values, ab
     unsupported = {u["setting"]: u["reason"] for u in result.unsupported}
     six = {k: v for k, v in unsupported.items() if k.startswith("wifi.6g.")}
     assert set(six) == {"wifi.6g.enable", "wifi.6g.ssid", "wifi.6g.password", "wifi.6g.security"}
+    # once each, though the mode and MFP of 6 GHz security both test Radio.3
+    assert len([u for u in result.unsupported if u["setting"].startswith("wifi.6g.")]) == 4
     assert reason in six["wifi.6g.enable"]
     off = wifi_plan(p, {"ssid": "Home", "enabled6G": False}, values, absent)
     assert not [path for path in written(off) if path.startswith(SSID3)]
@@ -871,3 +872,63 @@ def test_the_single_band_tl_wr840n_has_no_5ghz(profiles):
     result = wifi_plan(wr840n, {"ssid": "Home", "password": "secret123", "ssid5G": "Home5"})
     assert not [path for path in written(result) if ".WLANConfiguration.2." in path]
     assert "wifi.5g.ssid" in {u["setting"] for u in result.unsupported}
+
+
+def test_6ghz_waits_when_radio_3_could_not_be_read_even_to_turn_it_off(profiles):
+    # Radio.3 faulted (not 9005): the CPE may or may not have a 6 GHz radio, so nothing is
+    # written at SSID.3 (a guest network, perhaps) and the job waits for a session that reads
+    # it, instead of calling 6 GHz unsupported or the "off" done.
+    p = profiles.get("tr181")
+    for wifi in ({"ssid": "Home", "password": "secret123", **SIX}, {"enabled6G": False}):
+        result = wifi_plan(p, wifi, values={})
+        assert not [path for path in written(result) if path.startswith(SSID3)]
+        unread = {u["setting"]: u["message"] for u in result.unread}
+        assert "wifi.6g.enable" in unread, result
+        assert "Radio.3.OperatingFrequencyBand could not be read" in unread["wifi.6g.enable"]
+        assert not [u for u in result.unsupported if u["setting"].startswith("wifi.6g.")]
+
+
+def test_a_password_switched_to_the_raw_key_and_back_is_written_again(profiles):
+    # passphrase A, then key K (written to PreSharedKey), then A again: the router holds K,
+    # so the A acsd once wrote to KeyPassphrase must not count as held any more
+    from acsd.provisioning.jobs import Outcome, RetryPolicy, new_memory, record_outcome
+
+    p = profiles.get("tr181")
+    memory = new_memory(None, bootstrap=False)
+    phrase = "Device.WiFi.AccessPoint.1.Security.KeyPassphrase"
+    for password, path in (("secret123", phrase), (HEX_KEY, phrase[:-13] + "PreSharedKey"),
+                           ("secret123", phrase)):  # fmt: skip
+        from acsd.provisioning.desired import desired_state
+        from acsd.provisioning.plan import plan_changes
+
+        result = plan_changes(p, desired_state({"password": password}, None), SIX_GHZ_RADIO,
+                              absent=set(), memory=memory, force=False, now=0.0,
+                              max_attempts=3)  # fmt: skip
+        assert written(result).get(path) == password, (password, written(result))
+        record_outcome(memory, Outcome(applied=result.changes), 0.0, RetryPolicy())
+    again = plan_changes(p, desired_state({"password": "secret123"}, None), SIX_GHZ_RADIO,
+                         absent=set(), memory=memory, force=False, now=0.0,
+                         max_attempts=3)  # fmt: skip
+    assert phrase not in written(again)  # and now it holds
+
+
+@pytest.mark.parametrize(
+    ("current", "wanted"),
+    [(",198.51.100.2", "192.0.2.53,198.51.100.2"), ("198.51.100.2,", "192.0.2.53")],
+)
+def test_an_empty_first_dns_entry_is_the_primary_the_secondary_stays(profiles, current, wanted):
+    path = "Device.DHCPv4.Server.Pool.1.DNSServers"
+    result = dhcp_plan(profiles.get("tr181"), {"primaryDnsServer": "192.0.2.53"}, {path: current})
+    assert written(result)[path] == wanted
+
+
+def test_a_setting_of_a_group_sent_whole_takes_no_when_or_optional(tmp_path):
+    write(
+        tmp_path,
+        "odd.toml",
+        'name = "odd"\nextends = "tr181"\n[match]\nmanufacturer = "Odd*"\n'
+        '[settings."lan.extra.ip"]\npath = "Device.IP.Interface.1.IPv4Address.2.IPAddress"\n'
+        "optional = true\n",
+    )
+    with pytest.raises(ProfileError, match="its group goes whole"):
+        load_profiles(tmp_path)

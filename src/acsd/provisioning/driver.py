@@ -557,7 +557,7 @@ class ProvisioningDriver:
         self.plan = None
         names = self._read_names()
         if names:
-            self.fetch.queue.append(names)
+            self.fetch.queue.extend(self._chunked([names]))
 
     def _flat(self) -> dict[str, str]:
         """``values`` without the types, built once per change of ``values``."""

@@ -75,6 +75,8 @@ def record_outcome(
 ) -> None:
     for change in outcome.applied:
         memory["faults"].pop(change.path, None)
+        for path in change.clears:
+            memory["secrets"].pop(path, None)
         if change.secret:
             memory["secrets"][change.path] = value_hash(change.path, change.value)
     for change, code, message in outcome.faulted:

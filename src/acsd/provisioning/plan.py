@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from acsd.provisioning.desired import Desired
+from acsd.provisioning.profile_schema import WHOLE_GROUPS
 from acsd.provisioning.profiles import Profile, TableField, TableSpec, Target
 
 _INT_TYPES = {"xsd:int", "xsd:unsignedInt", "xsd:long", "xsd:unsignedLong"}
@@ -34,6 +35,9 @@ class Change:
     type: str
     secret: bool = False
     reboot: bool = False
+    #: parameters whose remembered secret no longer says what the CPE holds once this
+    #: change is applied (the passphrase, when the raw key is written, and back)
+    clears: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -164,7 +168,7 @@ def _list_items(text: str) -> str:
 #: route that goes with it, or put on an interface the route does not use (the cellular
 #: one, on a mobile router), cuts the router off. When the CPE lacks a parameter of such a
 #: group, nothing of the group is sent.
-ALL_OR_NOTHING = ("wan.static.", "lan.extra.")
+ALL_OR_NOTHING = WHOLE_GROUPS
 #: settings that go only with the rest of their group but that it works without: a line
 #: whose DNS servers a router cannot take still carries traffic
 OPTIONAL_IN_GROUP = frozenset({"wan.static.dns", "wan.static.dns_servers"})
@@ -231,9 +235,12 @@ def _when_fails(
     for path, test in target.when:
         if lack := _lacking(path, absent, unreadable):
             return lack, path in unreadable
-        current = values.get(path, "").strip()
+        if path not in values:
+            # asked for with the settings, neither answered nor lacking: it faulted
+            return f"{path} could not be read", True
+        current = values[path].strip()
         if not test(current):
-            return f"{path} is {current!r} on this CPE: {target.path} is not written here", False
+            return f"{path} is {current!r} on this CPE: not written here", False
     return None
 
 
@@ -256,15 +263,12 @@ def _unmappable(profile: Profile, targets: Iterable[Target], value: Any) -> str:
     return f"profile {profile.name} has no way to set {value!r} here"
 
 
-def _list_of(text: str | None) -> list[str]:
-    return [item.strip() for item in (text or "").split(",") if item.strip()]
-
-
 def _headed_list(head: str, current: str | None) -> str:
     """The CPE's list with ``head`` in place of its first entry (a primary DNS server
     replaces the primary, so a changed one does not linger as a secondary), the entries
-    after it as they are."""
-    return ",".join([head, *(item for item in _list_of(current)[1:] if item != head)])
+    after it as they are. Entries count by position: ",8.8.4.4" has an empty first one."""
+    rest = [item.strip() for item in (current or "").split(",")[1:]]
+    return ",".join([head, *(item for item in rest if item and item != head)])
 
 
 def _not_applied(plan: Plan, setting: str, reason: str, unread: bool) -> None:
@@ -335,7 +339,8 @@ def plan_changes(
         for target, wanted in on_wire:
             if target.when and (why := _when_fails(target, values, absent, unreadable)):
                 # Not this CPE's: a 6 GHz SSID where SSID.3 is a guest network on 2.4 GHz.
-                if key not in desired.implied and value is not False:
+                # Unread, even "off" waits: the guest SSID.3 must not be turned off unseen.
+                if key not in desired.implied and (value is not False or why[1]):
                     _not_applied_once(plan, key, *why)
                 continue
             if lack := _lacking(target.path, absent, unreadable):
@@ -347,15 +352,19 @@ def plan_changes(
                     _not_applied(plan, key, lack, False)
                 continue
             if target.list_head:
-                head, wanted = wanted, _headed_list(wanted, values.get(target.path))
-                if not force and _list_of(values.get(target.path))[:1] == [head]:
+                current = values.get(target.path)
+                head, wanted = wanted, _headed_list(wanted, current)
+                if not force and (current or "").split(",")[0].strip() == head:
                     continue
             if not force and _holds(target, wanted, values, secrets):
                 continue
             if _held_back(plan, faults, key, target.path, wanted, now, max_attempts):
                 continue
+            # the other forms' parameters (a passphrase beside the raw key) no longer hold
+            # what acsd remembers once this one is written
+            clears = tuple(t.path for t in targets if t.form is not None and t is not target)
             plan.changes.append(
-                Change(key, target.path, wanted, target.type, target.secret, target.reboot)
+                Change(key, target.path, wanted, target.type, target.secret, target.reboot, clears)
             )
 
     for table, rows in tables.items():

@@ -23,6 +23,7 @@ from acsd.provisioning.profile_schema import (
     SETTINGS,
     STATUS_TYPES,
     TABLES,
+    WHOLE_GROUPS,
     ConditionSpec,
     FieldRuleSpec,
     IdentitySpec,
@@ -491,6 +492,10 @@ class Compiler:
             self.fail(f"{key}.form", f"`form` is the form of a wifi password, not of {name}")
         if spec.list_head and (kind.value != "str" or spec.map is not None):
             self.fail(f"{key}.list_head", "only a text value without `map` heads a list")
+        if (spec.when or spec.optional) and name.startswith(WHOLE_GROUPS):
+            # a group goes whole or not at all: a part that may be skipped would send the
+            # rest of a static line without it
+            self.fail(key, f"`when` and `optional` are not for {name}: its group goes whole")
         for path in spec.when:
             if not path.startswith(self.root):
                 self.fail(f"{key}.when", f"{path!r} is outside this profile's root {self.root!r}")

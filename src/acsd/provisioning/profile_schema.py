@@ -550,6 +550,11 @@ XsdType = Literal[XSD_TYPES]  # type: ignore[valid-type]
 Booleans = tuple[Annotated[str, Field(min_length=1)], Annotated[str, Field(min_length=1)]]
 
 
+#: settings that only work together (a static line, an additional LAN range): the plan
+#: sends all of such a group or none of it (acsd.provisioning.plan)
+WHOLE_GROUPS = ("wan.static.", "lan.extra.")
+
+
 class TargetSpec(_Spec):
     """One parameter an abstract setting writes."""
 
