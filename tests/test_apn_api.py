@@ -816,6 +816,19 @@ def test_a_charset_is_honoured_for_xml_and_refused_for_json_as_the_device_api_do
     assert taken.status == 202, taken.body
     shown = admin.request("GET", apns_path(acct, NETWORK, "(+45)77777772"), headers=accept)
     assert shown.body["Data"]["Description"] == "Åse's router"
+    # UTF-16 with its own declaration; and a declaration the Content-Type overrides
+    for cli, raw, ctype in (
+        ("(+45)77777774", '<?xml version="1.0" encoding="UTF-16"?>' + xml.decode("latin-1")
+         .replace("77777772", "77777774"), "utf-16"),
+        ("(+45)77777775", '<?xml version="1.0" encoding="UTF-8"?>' + xml.decode("latin-1")
+         .replace("77777772", "77777775"), "iso-8859-1"),
+    ):  # fmt: skip
+        data = raw.encode("utf-16") if ctype == "utf-16" else raw.encode("latin-1")
+        taken = admin.request("POST", path, raw=data, headers=accept,
+                              content_type=f"application/xml; charset={ctype}")  # fmt: skip
+        assert taken.status == 202, (ctype, taken.body)
+        shown = admin.request("GET", apns_path(acct, NETWORK, cli), headers=accept)
+        assert shown.body["Data"]["Description"] == "Åse's router"
     # a structured-syntax suffix is JSON, as the device API takes it
     body = json.dumps(device("(+45)77777773")).encode()
     suffixed = admin.request("POST", path, raw=body, headers=accept,

@@ -431,25 +431,25 @@ def _media_type(value: str | None) -> str | None:
 
 #: charsets (without dashes) whose bytes are UTF-8 as sent
 _UTF8_COMPATIBLE = frozenset({"utf8", "usascii", "ascii"})
-_XML_DECLARES_ENCODING = re.compile(rb"\A(?:\xef\xbb\xbf)?\s*<\?xml[^>]*\bencoding\s*=")
+_XML_DECLARATION = re.compile(r"\A\ufeff?\s*<\?xml[^>]*\?>")
 
 
 def _utf8(raw: bytes, charset: str | None, xml: bool) -> bytes:
-    """The body in UTF-8: JSON must be UTF-8 (415 otherwise, as the device API answers);
-    XML in the charset its Content-Type names (RFC 7303), unless it declares its own."""
+    """The body in UTF-8. JSON must be UTF-8 (415 otherwise, as the device API answers);
+    XML is read in the charset its Content-Type names, which wins over its declaration
+    (RFC 7303): decoded, its declaration dropped, and handed on as UTF-8."""
     if not charset or charset.lower().replace("-", "") in _UTF8_COMPATIBLE:
         return raw
     if not xml:
         raise ApnError(415, MEDIA_TYPE, f"JSON must be UTF-8 (got charset {charset})")
-    if _XML_DECLARES_ENCODING.match(raw):
-        return raw  # lxml reads the declared encoding
     try:
-        return raw.decode(charset).encode("utf-8")
+        text = raw.decode(charset)
     except LookupError:
         raise ApnError(415, MEDIA_TYPE, f"unknown charset {charset}") from None
     except UnicodeDecodeError as exc:
         text = f"the body is not {charset} (byte {exc.start})"
         raise ApnError(400, MALFORMED, text, BAD_XML) from None
+    return _XML_DECLARATION.sub("", text, count=1).encode("utf-8")
 
 
 def answer_type(request: web.Request) -> str:
