@@ -341,16 +341,22 @@ async def test_a_raw_key_reaches_the_routers_psk_and_holds(daemon, vendor: Vendo
     assert "SetParameterValues" not in router.stats.rpcs[-1]  # held, by its hash
 
 
-async def test_6ghz_settings_leave_a_dual_band_routers_third_ssid_alone(daemon):
-    # tr181-generic has two radios: the 6 GHz settings are listed as not on this router,
-    # the job still ends DONE, and the next session reads nothing it lacks again.
-    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="P6")
+async def six_ghz_session(daemon, tree: str, prefix: str) -> tuple[Simulation, dict, str]:
+    """A router of ``tree`` asked for the seed's settings and a 6 GHz network: one session."""
+    sim = Simulation(daemon.cwmp_url, [tree], 1, serial_prefix=prefix)
     serial = sim.routers[0].serial
     body = seed_body(serial, "192.168.1")
     body["wifi"] = {**body["wifi"], "enabled6G": True, "ssid6G": "Sky6", "password6G": "Skynet6E!"}
     daemon.apply(body)
-    router = sim.router(serial)
     assert (await sim.run_once()).ok == 1
+    return sim, body, serial
+
+
+async def test_6ghz_settings_leave_a_dual_band_routers_third_ssid_alone(daemon):
+    # tr181-generic has two radios: the 6 GHz settings are listed as not on this router,
+    # the job still ends DONE, and the next session reads nothing it lacks again.
+    sim, _body, serial = await six_ghz_session(daemon, "tr181-generic", "P6")
+    router = sim.router(serial)
     assert not [p for p, v in router.tree.flat().items() if v == "Sky6"]
     job = daemon.device_json(serial)["job"]
     assert job["state"] == "DONE", job
@@ -365,13 +371,8 @@ async def test_6ghz_settings_leave_a_dual_band_routers_third_ssid_alone(daemon):
 
 
 async def test_a_wifi_6e_router_gets_its_6ghz_network_and_band_steerings_copy(daemon):
-    sim = Simulation(daemon.cwmp_url, ["tr181-wifi6e"], 1, serial_prefix="P6E")
-    serial = sim.routers[0].serial
-    body = seed_body(serial, "192.168.1")
-    body["wifi"] = {**body["wifi"], "enabled6G": True, "ssid6G": "Sky6", "password6G": "Skynet6E!"}
-    daemon.apply(body)
+    sim, body, serial = await six_ghz_session(daemon, "tr181-wifi6e", "P6E")
     router = sim.router(serial)
-    assert (await sim.run_once()).ok == 1
     tree = router.tree.flat()
     ap = "Device.WiFi.AccessPoint.3.Security."
     assert tree["Device.WiFi.SSID.3.SSID"] == "Sky6"
