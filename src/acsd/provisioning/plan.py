@@ -227,11 +227,23 @@ def _lacking(path: str, absent: set[str], unreadable: Mapping[str, str]) -> str 
     return f"{path} is not on this CPE" if path in absent else None
 
 
+def _gate(
+    targets: Iterable[Target],
+    values: Mapping[str, str],
+    absent: set[str],
+    unreadable: Mapping[str, str],
+) -> tuple[str, bool] | None:
+    """Why the CPE is not one a setting is written on (the ``when`` tests of its
+    parameters), and whether that is only unread this session; None when all pass."""
+    for target in targets:
+        if target.when and (why := _when_fails(target, values, absent, unreadable)):
+            return why
+    return None
+
+
 def _when_fails(
     target: Target, values: Mapping[str, str], absent: set[str], unreadable: Mapping[str, str]
 ) -> tuple[str, bool] | None:
-    """Why the CPE is not one ``target`` is written on (its ``when`` tests), and whether
-    that is only unread this session; None when every test passes."""
     for path, test in target.when:
         if lack := _lacking(path, absent, unreadable):
             return lack, path in unreadable
@@ -242,14 +254,6 @@ def _when_fails(
         if not test(current):
             return f"{path} is {current!r} on this CPE: not written here", False
     return None
-
-
-def _not_applied_once(plan: Plan, setting: str, reason: str, unread: bool) -> None:
-    """_not_applied, once per setting and reason (its parameters share their tests)."""
-    said = plan.unread if unread else plan.unsupported
-    key = "message" if unread else "reason"
-    if not any(e["setting"] == setting and e[key] == reason for e in said):
-        _not_applied(plan, setting, reason, unread)
 
 
 def _unmappable(profile: Profile, targets: Iterable[Target], value: Any) -> str:
@@ -324,6 +328,12 @@ def plan_changes(
             if key not in desired.implied and key not in in_rows:
                 _unsupported(plan, profile, key, value)
             continue
+        if why := _gate(targets, values, absent, unreadable):
+            # Not this CPE's: a 6 GHz SSID where SSID.3 is a guest network on 2.4 GHz.
+            # Unread, even "off" waits: the guest SSID.3 must not be turned off unseen.
+            if key not in desired.implied and (value is not False or why[1]):
+                _not_applied(plan, key, *why)
+            continue
         on_wire = []  # each target with what its map makes of the value, once
         for target in targets:
             wanted = wire_value(target, value)
@@ -337,12 +347,6 @@ def plan_changes(
             )
             continue
         for target, wanted in on_wire:
-            if target.when and (why := _when_fails(target, values, absent, unreadable)):
-                # Not this CPE's: a 6 GHz SSID where SSID.3 is a guest network on 2.4 GHz.
-                # Unread, even "off" waits: the guest SSID.3 must not be turned off unseen.
-                if key not in desired.implied and (value is not False or why[1]):
-                    _not_applied_once(plan, key, *why)
-                continue
             if lack := _lacking(target.path, absent, unreadable):
                 if key in desired.implied or target.optional:
                     continue  # acsd's own addition, or one the CPE does without
