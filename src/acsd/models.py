@@ -80,9 +80,14 @@ def _ssid(value: str, info: ValidationInfo) -> str:
     return value
 
 
+def is_raw_wpa_key(value: str) -> bool:
+    """The 64-hex-digit form of a WPA password: the PSK itself, not a passphrase."""
+    return _HEX64.match(value) is not None
+
+
 def _passphrase(value: str) -> str:
     # Empty = an open network. WPA-PSK: 8-63 printable ASCII, or the 64-hex-digit raw key.
-    if value == "" or _HEX64.match(value):
+    if value == "" or is_raw_wpa_key(value):
         return value
     if not 8 <= len(value) <= 63 or not all(32 <= ord(c) <= 126 for c in value):
         raise ValueError("WPA passphrase must be 8-63 printable ASCII characters or 64 hex digits")

@@ -1078,7 +1078,7 @@ class ProvisioningDriver:
         apply.plan.rows.get(table, {}).pop(key, None)
 
     def _drop_broken_groups(self) -> None:
-        """A part of an ALL_OR_NOTHING group the CPE refused takes the rest of the group
+        """A part of an WHOLE_GROUPS group the CPE refused takes the rest of the group
         with it: nothing more of it is sent, rows made for it this session go again, and
         the rows of the line it was to replace stay. Turning the DHCP client off with no
         static address or route to follow cuts the router off."""

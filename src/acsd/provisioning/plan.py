@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from acsd.models import is_raw_wpa_key
 from acsd.provisioning.desired import Desired
 from acsd.provisioning.profile_schema import WHOLE_GROUPS
 from acsd.provisioning.profiles import Profile, TableField, TableSpec, Target
@@ -22,7 +23,6 @@ from acsd.provisioning.profiles import Profile, TableField, TableSpec, Target
 _INT_TYPES = {"xsd:int", "xsd:unsignedInt", "xsd:long", "xsd:unsignedLong"}
 _TRUE = {"1", "true"}
 _MAC_JUNK = re.compile(r"[\s:.\-]")
-_HEX_KEY = re.compile(r"[0-9A-Fa-f]{64}")
 
 
 @dataclass(slots=True)
@@ -99,7 +99,7 @@ def row_key(spec: TableSpec, value: Any) -> str:
 def password_form(value: str) -> str:
     """The form of a WPA password the API took: the raw 64-hex-digit key ("hex-key") or
     a passphrase ("passphrase")."""
-    return "hex-key" if _HEX_KEY.fullmatch(value) else "passphrase"
+    return "hex-key" if is_raw_wpa_key(value) else "passphrase"
 
 
 def wire_value(target: Target, value: Any) -> str | None:
@@ -164,19 +164,14 @@ def _list_items(text: str) -> str:
     return ",".join(item.strip() for item in text.split(","))
 
 
-#: abstract settings that only work together: a static WAN address without the default
-#: route that goes with it, or put on an interface the route does not use (the cellular
-#: one, on a mobile router), cuts the router off. When the CPE lacks a parameter of such a
-#: group, nothing of the group is sent.
-ALL_OR_NOTHING = WHOLE_GROUPS
 #: settings that go only with the rest of their group but that it works without: a line
 #: whose DNS servers a router cannot take still carries traffic
 OPTIONAL_IN_GROUP = frozenset({"wan.static.dns", "wan.static.dns_servers"})
 
 
 def group_of(key: str) -> str | None:
-    """The ALL_OR_NOTHING group a setting, table or row (``table[key]``) needs whole."""
-    return next((g for g in ALL_OR_NOTHING if key.startswith(g)), None)
+    """The WHOLE_GROUPS group a setting, table or row (``table[key]``) needs whole."""
+    return next((g for g in WHOLE_GROUPS if key.startswith(g)), None)
 
 
 def needed_by_group(key: str) -> bool:
@@ -194,7 +189,7 @@ def _incomplete_groups(
 ) -> dict[str, tuple[str, bool]]:
     """Group -> what of it this CPE cannot take (a parameter it lacks or could not read,
     or a setting its profile does not map) and whether it is only unread, for the groups
-    of ALL_OR_NOTHING the operator asks something of."""
+    of WHOLE_GROUPS the operator asks something of."""
     out: dict[str, tuple[str, bool]] = {}
     for key, value in desired.settings.items():
         group = group_of(key)
@@ -397,7 +392,7 @@ def table_at(profile: Profile, path: str) -> str:
 
 
 def stopped_groups(settings: Iterable[str]) -> set[str]:
-    """The ALL_OR_NOTHING groups that a needed part among ``settings`` (refused, or waiting
+    """The WHOLE_GROUPS groups that a needed part among ``settings`` (refused, or waiting
     for its back-off) stops: the rest of a static line without its address or route cuts
     the router off."""
     return {g for s in settings if needed_by_group(s) and (g := group_of(s)) is not None}

@@ -550,8 +550,10 @@ XsdType = Literal[XSD_TYPES]  # type: ignore[valid-type]
 Booleans = tuple[Annotated[str, Field(min_length=1)], Annotated[str, Field(min_length=1)]]
 
 
-#: settings that only work together (a static line, an additional LAN range): the plan
-#: sends all of such a group or none of it (acsd.provisioning.plan)
+#: abstract settings that only work together: a static WAN address without the default
+#: route that goes with it, or put on an interface the route does not use (the cellular
+#: one, on a mobile router), cuts the router off. When the CPE lacks a parameter of such a
+#: group, nothing of the group is sent (acsd.provisioning.plan).
 WHOLE_GROUPS = ("wan.static.", "lan.extra.")
 
 
