@@ -350,11 +350,8 @@ def plan_changes(
                 elif value is not False:  # "off" where the CPE lacks it is already true
                     _not_applied(plan, key, lack, False)
                 continue
-            if target.list_head:
-                current = values.get(target.path)
-                head, wanted = wanted, _headed_list(wanted, current)
-                if not force and (current or "").split(",")[0].strip() == head:
-                    continue
+            if target.list_head:  # held when the list it makes is the CPE's as it is
+                wanted = _headed_list(wanted, values.get(target.path))
             if not force and _holds(target, wanted, values, secrets):
                 continue
             if _held_back(plan, faults, key, target.path, wanted, now, max_attempts):
