@@ -37,7 +37,7 @@ from pydantic import (
 
 from acsd.api import apn_xml
 from acsd.api.apn_xml import Contract, Enum
-from acsd.api.body import BodyNotReceived, field_path, parse_json, receive_body
+from acsd.api.body import BodyNotReceived, field_path, parse_json, receive_body, utf8_charset
 from acsd.api.errors import ApiError, come_back_later, request_id
 from acsd.inflate import InflateError, content_encoding, inflate
 from acsd.log import get_logger
@@ -429,19 +429,14 @@ def _media_type(value: str | None) -> str | None:
     return media
 
 
-#: charsets (without dashes) whose bytes are UTF-8 as sent
-_UTF8_COMPATIBLE = frozenset({"utf8", "usascii", "ascii"})
 _XML_DECLARATION = re.compile(r"\A\ufeff?\s*<\?xml[^>]*\?>")
 
 
-def _utf8(raw: bytes, charset: str | None, xml: bool) -> bytes:
-    """The body in UTF-8. JSON must be UTF-8 (415 otherwise, as the device API answers);
-    XML is read in the charset its Content-Type names, which wins over its declaration
-    (RFC 7303): decoded, its declaration dropped, and handed on as UTF-8."""
-    if not charset or charset.lower().replace("-", "") in _UTF8_COMPATIBLE:
+def _xml_in_utf8(raw: bytes, charset: str | None) -> bytes:
+    """An XML body in UTF-8: read in the charset its Content-Type names, which wins over
+    its declaration (RFC 7303): decoded, its declaration dropped, handed on as UTF-8."""
+    if charset is None or utf8_charset(charset):
         return raw
-    if not xml:
-        raise ApnError(415, MEDIA_TYPE, f"JSON must be UTF-8 (got charset {charset})")
     try:
         text = raw.decode(charset)
     except LookupError:
@@ -537,6 +532,8 @@ async def read_document(request: web.Request, contract: Contract) -> dict[str, A
         encoding = content_encoding(request.headers)
     except InflateError as exc:
         raise ApnError(415, MEDIA_TYPE, exc.reason) from None
+    if media in JSON_TYPES and not utf8_charset(request.charset):  # before reading it
+        raise ApnError(415, MEDIA_TYPE, f"JSON must be UTF-8 (got charset {request.charset})")
     limit_text = f"Request body exceeds the limit of {MAX_BODY} bytes"
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise ApnError(413, TOO_LARGE, limit_text)
@@ -544,10 +541,8 @@ async def read_document(request: web.Request, contract: Contract) -> dict[str, A
         raw = inflate(await receive_body(request), encoding, MAX_BODY)
     except BodyNotReceived as exc:
         if exc.timeout is not None:
-            text = f"The request body did not arrive within {exc.timeout:g} s"
-            raise ApnError(408, TIMEOUT, text, 0, {"Connection": "close"}) from None
-        raise ApnError(400, MALFORMED, "The connection closed before the body was complete",
-                       NO_BODY) from None  # fmt: skip
+            raise ApnError(408, TIMEOUT, str(exc), 0, {"Connection": "close"}) from None
+        raise ApnError(400, MALFORMED, str(exc), NO_BODY) from None
     except web.HTTPRequestEntityTooLarge:
         raise ApnError(413, TOO_LARGE, limit_text) from None
     except InflateError as exc:
@@ -560,10 +555,9 @@ async def read_document(request: web.Request, contract: Contract) -> dict[str, A
         raise ApnError(400, MALFORMED, f"the body could not be read: {exc}", sub) from None
     if not raw.strip():
         raise ApnError(400, MALFORMED, "a request body is required", NO_BODY)
-    raw = _utf8(raw, request.charset, media in XML_TYPES)
     if media in XML_TYPES:
         try:
-            return apn_xml.parse(raw, contract)
+            return apn_xml.parse(_xml_in_utf8(raw, request.charset), contract)
         except apn_xml.XmlBodyError as exc:
             raise ApnError(400, MALFORMED, f"malformed XML: {exc}", BAD_XML) from None
         except apn_xml.XmlFieldError as exc:

@@ -131,15 +131,26 @@ def _is_json_type(content_type: str) -> bool:
 #: charsets (without dashes) whose text is UTF-8 as sent: ASCII is a subset
 _UTF8_COMPATIBLE = frozenset({"utf8", "usascii", "ascii"})
 
+
+def utf8_charset(charset: str | None) -> bool:
+    """No charset given, or one whose bytes are UTF-8 as sent."""
+    return not charset or charset.lower().replace("-", "") in _UTF8_COMPATIBLE
+
+
 #: [api] body_timeout, set on the app by build_api_app
 BODY_TIMEOUT = web.AppKey("acsd_body_timeout", float)
 
 
 class BodyNotReceived(Exception):
-    """The body did not arrive: ``timeout`` (it stopped coming) or the client went away."""
+    """The body did not arrive: ``timeout`` (it stopped coming) or the client went away;
+    the text is what the client is told."""
 
     def __init__(self, *, timeout: float | None) -> None:
-        super().__init__("timed out" if timeout is not None else "connection lost")
+        super().__init__(
+            f"The request body did not arrive within {timeout:g} s"
+            if timeout is not None
+            else "The connection closed before the body was complete"
+        )
         self.timeout = timeout
 
 
@@ -158,11 +169,10 @@ async def receive_body(request: web.Request) -> bytes:
 
 def body_not_received(exc: BodyNotReceived) -> ApiError:
     if exc.timeout is not None:
-        text = f"The request body did not arrive within {exc.timeout:g} s"
-        return ApiError(408, "request_timeout", text, headers={"Connection": "close"})
+        return ApiError(408, "request_timeout", str(exc), headers={"Connection": "close"})
     # Nobody reads this answer; the 400 keeps the log line an ordinary refusal, not an
     # internal error with a traceback.
-    return ApiError(400, "body_incomplete", "The connection closed before the body was complete")
+    return ApiError(400, "body_incomplete", str(exc))
 
 
 async def read_json(request: web.Request) -> Any:
@@ -170,7 +180,7 @@ async def read_json(request: web.Request) -> Any:
     has_type = "Content-Type" in request.headers
     if request.body_exists and (not has_type or not _is_json_type(request.content_type)):
         raise unsupported_media_type(request.headers.get("Content-Type"))
-    if request.charset and request.charset.lower().replace("-", "") not in _UTF8_COMPATIBLE:
+    if not utf8_charset(request.charset):
         raise ApiError(
             415, "unsupported_media_type", f"JSON must be UTF-8 (got charset {request.charset})"
         )
