@@ -173,6 +173,17 @@ class SessionTable:
             return session
         return None
 
+    def lookup(
+        self, cookie: str | None, conn: object, remote_ip: str
+    ) -> tuple[CwmpSession | None, bool]:
+        """:meth:`find`, else (for a request without a cookie) :meth:`at_address`; and
+        whether the session was found by address alone."""
+        found = self.find(cookie, conn)
+        if found is None and not cookie:
+            found = self.at_address(remote_ip)
+            return found, found is not None
+        return found, False
+
     def at_address(self, remote_ip: str) -> CwmpSession | None:
         """Last resort for CPEs that keep no cookies and reconnect mid-session: the one open
         session from this address, never one whose CPE is known to keep cookies. Behind a
@@ -310,11 +321,7 @@ class CwmpServer:
             self.stats["sessions_total"] += 1
             new_cookie = True
         else:
-            found = self.sessions.find(cookie, conn)
-            by_address = False
-            if found is None and not cookie:
-                found = self.sessions.at_address(remote_ip)
-                by_address = found is not None
+            found, by_address = self.sessions.lookup(cookie, conn, remote_ip)
             if found is None and self.parking is not None:
                 if cookie:
                     found = await self._take_over(cookie)
@@ -732,10 +739,7 @@ class CwmpServer:
         # namespace it speaks: the envelope's if it got that far, else its session's.
         ns = exc.cwmp_ns
         if ns is None:
-            cookie = session_cookie(request)
-            session = self.sessions.find(cookie, request.protocol)
-            if session is None and not cookie:
-                session = self.sessions.at_address(remote_ip)
+            session, _ = self.sessions.lookup(session_cookie(request), request.protocol, remote_ip)
             ns = session.cwmp_ns if session is not None else rpc.DEFAULT_NAMESPACE
         body = render_envelope(
             Envelope(body=rpc.acs_fault(exc.fault_code, exc.reason), cwmp_ns=ns, id=exc.cwmp_id)
