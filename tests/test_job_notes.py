@@ -3,6 +3,8 @@ sessions read the new values back (the CPE holds them) before they are in effect
 
 from __future__ import annotations
 
+import pytest
+
 from acsd.provisioning.jobs import (
     AFTER_REBOOT,
     DONE,
@@ -50,3 +52,10 @@ def test_what_later_sessions_need_outlives_the_session():
         assert memory["lineDns"] == ["192.0.2.53"]
         assert memory["faultedAlone"] == ["Device.WiFi.SSID.2.SSID"]
         assert memory["faultedAlone"] is not stored["faultedAlone"]
+
+
+@pytest.mark.parametrize(("stored", "kept"), [(4, 4), (0, None), (-2, None), ("8", None),
+                                              (True, None), (None, None)])  # fmt: skip
+def test_a_stored_read_chunk_that_is_no_count_of_names_reads_as_none(stored, kept):
+    # readChunk splits every read of the router: a row edited by hand must not crash one
+    assert new_memory({"readChunk": stored}, bootstrap=False)["readChunk"] == kept

@@ -62,6 +62,10 @@ def new_memory(memory: dict[str, Any] | None, *, bootstrap: bool) -> dict[str, A
         out["secrets"] = dict(out["secrets"] or {})
         out["faults"] = dict(out["faults"] or {})
         out["faultedAlone"] = list(out["faultedAlone"] or [])
+        chunk = out["readChunk"]
+        # a stored value that is no count of names (a hand-edited row) reads as none
+        if type(chunk) is not int or chunk < 1:
+            out["readChunk"] = None
     if bootstrap:
         # A factory reset forgets everything the CPE held; faults may not hold any more.
         out["secrets"] = {}
