@@ -139,10 +139,8 @@ class _Checker:
                 key = f"{base}[{i}]" if len(targets) > 1 else base
                 declared = spec.settings[name][i].type
                 self.leaf(profile, dm, key, target.path, target.type, declared, target.secret)
-                for path, _test in target.when:  # read, never written: it need only exist
-                    if not is_vendor_path(path) and norm(path) not in dm.params:
-                        msg = f"{path!r} is not a parameter of {dm.name}" + _hint(path, dm.params)
-                        self.say(profile, f"{key}.when", msg)
+                for path, _test in target.when:
+                    self.exists(profile, dm, f"{key}.when", path)
                 param = dm.params.get(norm(target.path))
                 if param and param.enum and target.map:
                     odd = sorted(set(target.map.values()) - param.enum)
@@ -167,16 +165,21 @@ class _Checker:
                 self.leaf(profile, dm, f"{key}.fields.{fname}", path, f.type, declared, False)
                 if f.value is not None:
                     self.allowed(profile, dm, f"{key}.fields.{fname}.value", path, [f.value])
-            for leaf, values in table.only:  # read, never written: it need only exist
+            for leaf, values in table.only:
                 path = table.object + "1." + leaf
-                if is_vendor_path(path):
-                    continue
-                if norm(path) not in dm.params:
-                    msg = f"{path!r} is not a parameter of {dm.name}" + _hint(path, dm.params)
-                    self.say(profile, f"{key}.only.{leaf}", msg)
-                else:
+                if self.exists(profile, dm, f"{key}.only.{leaf}", path):
                     self.allowed(profile, dm, f"{key}.only.{leaf}", path, values)
         self.reads(profile, dm)
+
+    def exists(self, profile: Profile, dm: DataModel, key: str, path: str) -> bool:
+        """A parameter acsd reads but never writes (a `when` test, a row's `only`) need
+        only exist; whether the model has it (False for a vendor path, not checked)."""
+        if is_vendor_path(path):
+            return False
+        if norm(path) in dm.params:
+            return True
+        self.say(profile, key, f"{path!r} is not a parameter of {dm.name}" + _hint(path, dm.params))
+        return False
 
     def allowed(
         self, profile: Profile, dm: DataModel, key: str, path: str, values: Iterable[str]
