@@ -313,7 +313,7 @@ def tree_cpu_s(pid: int) -> float:
     return sum(proc_stats(p)[1] for p in [pid, *kids])
 
 
-class _CpuMarks:
+class CpuMarks:
     """The CPU a daemon (all its processes) spent between two progress words."""
 
     def __init__(self, pid: int) -> None:
@@ -341,7 +341,7 @@ def scaling(args: argparse.Namespace, workdir: Path) -> dict:
             work = workdir / f"w{workers}-{round_}"
             work.mkdir()
             with acsd_daemon(work, workers=workers, pin=False) as (url, _api, pid, _cfg):
-                marks = _CpuMarks(pid)
+                marks = CpuMarks(pid)
                 run = loadgen(url, args.routers, register=True, settle=SETTLE, pin=False,
                               duration=args.duration, concurrency=args.concurrency * cpus,
                               on={"registered": marks.start, "measured": marks.stop})  # fmt: skip

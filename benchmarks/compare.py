@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench import acsd_daemon, loadgen, proc_stats
+from bench import CpuMarks, acsd_daemon, loadgen
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -43,14 +43,11 @@ def cpu_per_session(src: Path, args: argparse.Namespace) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as tmp, acsd_daemon(Path(tmp), src=src) as (
         url, _api, pid, _config,
     ):  # fmt: skip
-        marks: dict[str, float] = {}
-
-        def registered() -> None:
-            marks["cpu"] = proc_stats(pid)[1]
-
+        marks = CpuMarks(pid)
         run = loadgen(url, args.routers, register=True, settle=1.0, duration=args.duration,
-                      concurrency=args.concurrency, on={"registered": registered})  # fmt: skip
-        used = proc_stats(pid)[1] - marks["cpu"]
+                      concurrency=args.concurrency, on={"registered": marks.start})  # fmt: skip
+        marks.stop()
+        used = marks.used
         if run["errors"] or not run["sessions"]:
             raise SystemExit(f"{src}: {run['errors']} errors in {run['sessions']} sessions")
         return 1000 * used / run["sessions"], run["sessions_per_s"]
