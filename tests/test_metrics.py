@@ -196,6 +196,9 @@ class _FakeDriver:
     async def response(self, session, request, response):
         pass
 
+    def answer_too_large(self, session, request):
+        pass
+
     async def finish(self, session, *, complete, reason):
         self.finished.append(complete)
 

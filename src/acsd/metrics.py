@@ -338,6 +338,9 @@ class MeteredDriver:
             log.debug("cwmp.rpc", method=request.METHOD, seconds=round(seconds, 6))
         await self.inner.response(session, request, response)
 
+    def answer_too_large(self, session: CwmpSession, request: rpc.AcsRequest) -> None:
+        self.inner.answer_too_large(session, request)
+
     async def finish(self, session: CwmpSession, *, complete: bool, reason: str) -> None:
         try:
             await self.inner.finish(session, complete=complete, reason=reason)

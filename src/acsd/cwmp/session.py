@@ -71,6 +71,10 @@ class SessionDriver(Protocol):
     async def finish(self, session: CwmpSession, *, complete: bool, reason: str) -> None:
         """The session is over (204 sent, or abandoned): commit what it learned."""
 
+    def answer_too_large(self, session: CwmpSession, request: rpc.AcsRequest) -> None:
+        """The CPE's answer to ``request`` was over ``max_body`` and was not read (the
+        session ends next): a driver may ask for less from then on."""
+
 
 class ParkableDriver(SessionDriver, Protocol):
     """A driver whose session can move to another worker process (``workers = N``)."""
@@ -199,12 +203,9 @@ class CwmpSession:
 
     def answer_too_large(self) -> None:
         """The CPE's answer to the outstanding request was over ``max_body`` and is not
-        read: a driver that can ask for less next time is told (``answer_too_large``)."""
-        if self.outstanding is None:
-            return
-        told = getattr(self.driver, "answer_too_large", None)
-        if told is not None:
-            told(self, self.outstanding[1])
+        read: the driver is told which request it answered."""
+        if self.outstanding is not None:
+            self.driver.answer_too_large(self, self.outstanding[1])
 
     async def abandon(self, reason: str) -> None:
         """End without 204: the CPE went away, timed out or broke the protocol."""
