@@ -73,3 +73,44 @@ def test_a_client_that_gives_up_mid_body_is_no_internal_error(daemon_factory):
     time.sleep(0.5)
     assert daemon.events("api_internal_error") == []
     assert "Traceback" not in daemon.log_text()
+
+
+def _closed_within(sock: socket.socket, seconds: float) -> bool:
+    """Whether the daemon closes ``sock`` within ``seconds`` (it sends nothing before)."""
+    sock.settimeout(seconds)
+    try:
+        return sock.recv(1024) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_headers_that_never_finish_do_not_hold_a_connection(daemon_factory):
+    daemon = daemon_factory(api={"idle_timeout": 2}, cwmp={"session_timeout": 2})
+    cwmp_host, cwmp_port = daemon.cwmp_url.removeprefix("http://").split("/")[0].rsplit(":", 1)
+    for connect in (
+        lambda: _open(daemon),
+        lambda: socket.create_connection((cwmp_host, int(cwmp_port)), 10),
+    ):
+        with connect() as sock:
+            started = time.monotonic()
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            # a byte now and then: the limit is on the headers as a whole
+            for _ in range(4):
+                time.sleep(0.25)
+                sock.sendall(b"X")
+            assert _closed_within(sock, 8)
+            assert time.monotonic() - started < 8
+    # a client that finishes its headers in time is served as ever
+    with _open(daemon) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        time.sleep(0.3)
+        sock.sendall(b"\r\n")
+        assert b" 200 " in sock.recv(1024).split(b"\r\n")[0] + b" "
+
+
+def test_a_connection_that_sends_nothing_is_closed(daemon_factory):
+    daemon = daemon_factory(api={"idle_timeout": 1})
+    with _open(daemon) as sock:
+        assert _closed_within(sock, 8)

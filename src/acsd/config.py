@@ -255,6 +255,9 @@ class ApiConfig(_Listener):
     #: seconds a client may take to send a request's body once its headers are in: a body
     #: that never comes (a Content-Length larger than what is sent) is answered 408
     body_timeout: float = Field(30.0, gt=0, le=600)
+    #: seconds a connection may go without a whole request's headers: an idle keep-alive
+    #: connection, or headers that never finish (a slow-header client), is then closed
+    idle_timeout: float = Field(75.0, gt=0, le=3600)
     tls: TlsConfig = Field(default_factory=TlsConfig)
 
     @field_validator("public_url")

@@ -177,6 +177,9 @@ async def serve(
         build_api_app(api_context, version=__version__, metrics=metrics),
         access_log=None,
         handle_signals=False,
+        # aiohttp's own default (an hour) would let a client hold a connection that long
+        # by never finishing its headers; the timer runs from the connection's start.
+        keepalive_timeout=config.api.idle_timeout,
         # The body readers inflate (acsd.inflate): aiohttp's own 400 for br or zstd would
         # reach clients as text/plain, outside the API's error form.
         auto_decompress=False,
