@@ -296,6 +296,7 @@ class LogConfig(_Section):
 
 class ProvisioningConfig(_Section):
     drift_check: bool = True
+    drift_check_interval: float = Field(0.0, ge=0)
     retry_base: float = Field(300.0, gt=0)
     retry_max_attempts: int = Field(5, ge=1)
     #: DNS servers (IPv4) of internet accounts' static lines; empty: each router keeps the

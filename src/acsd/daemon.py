@@ -117,6 +117,7 @@ async def serve(
             max_attempts=config.provisioning.retry_max_attempts,
         ),
         drift_check=config.provisioning.drift_check,
+        drift_check_interval=config.provisioning.drift_check_interval,
         static_wan_dns=tuple(config.provisioning.static_wan_dns),
         periodic_interval=config.cwmp.periodic_interval,
         full_read_interval=config.cwmp.full_read_interval,

@@ -122,6 +122,8 @@ class DriverSettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     #: default for devices; each record has its own switch
     drift_check: bool = True
+    #: seconds between drift checks of one CPE (0 = every session)
+    drift_check_interval: float = 0.0
     #: DNS servers of static lines (empty: the ones each router reported)
     static_wan_dns: tuple[str, ...] = ()
     #: PeriodicInformInterval acsd sets on every CPE (seconds)
@@ -321,7 +323,11 @@ class ProvisioningDriver:
             self.operator_settings = not self.desired.empty
             self._add_management(dev.serial_number)
         held = record is not None and self.memory.get("appliedRevision") == record.revision
-        drift = self.settings.drift_check and (record is None or record.drift_check)
+        drift = (
+            self.settings.drift_check
+            and (record is None or record.drift_check)
+            and self._drift_check_due()
+        )
         # New firmware may have reset settings, or have what the old one lacked.
         fresh = self.bootstrap or self.new_firmware
         self.read_settings = not self.desired.empty and (fresh or drift or not held)
@@ -383,6 +389,8 @@ class ProvisioningDriver:
             return rpc.GetParameterValues(names=self.fetch.queue[0])
         if self.read_settings and not self.fetch.failed and self.apply is None:
             self.apply = self._plan()
+            if self.settings.drift_check_interval > 0:
+                self.memory["checkedAt"] = int(clock.now())
         if self.apply is not None:
             return self._next_apply_request()
         return None
@@ -533,6 +541,18 @@ class ProvisioningDriver:
                 "management.periodic_interval": self.settings.periodic_interval,
             }
         )
+
+    def _drift_check_due(self) -> bool:
+        """Whether this session checks applied settings (``drift_check_interval``)."""
+        interval = self.settings.drift_check_interval
+        if interval <= 0:
+            return True
+        # A reboot may bring back an older configuration, and a value change may be a user
+        # at the router's web page: neither waits for the interval.
+        if "1 BOOT" in self.events or "4 VALUE CHANGE" in self.events:
+            return True
+        at = self.memory.get("checkedAt")
+        return at is None or not 0 <= clock.now() - at < interval
 
     # --- read phase ------------------------------------------------------------------------
 

@@ -66,6 +66,9 @@ def new_memory(memory: dict[str, Any] | None, *, bootstrap: bool) -> dict[str, A
         # a stored value that is no count of names (a hand-edited row) reads as none
         if type(chunk) is not int or chunk < 1:
             out["readChunk"] = None
+        # when the settings were last checked (drift_check_interval); absent until then
+        if type(at := memory.get("checkedAt")) is int:
+            out["checkedAt"] = at
     if bootstrap:
         # A factory reset forgets everything the CPE held; faults may not hold any more.
         out["secrets"] = {}

@@ -1,0 +1,67 @@
+"""[provisioning] drift_check_interval: applied settings are checked once per interval per
+router (a session between checks reads status only), and at once after a BOOT or a VALUE
+CHANGE."""
+
+from __future__ import annotations
+
+import time
+
+from acsd.sim.runner import Simulation
+from api_world import seed_body
+
+LAN = "192.168.1"
+SSID = "Device.WiFi.SSID.1.SSID"
+
+
+async def _applied(daemon, prefix: str):
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix=prefix)
+    serial = sim.routers[0].serial
+    daemon.apply(seed_body(serial, LAN))
+    assert (await sim.run_once()).ok == 1
+    router = sim.router(serial)
+    assert router.tree.get(SSID) == "SkyNet"
+    assert daemon.device_json(serial)["job"]["state"] == "DONE"
+    return sim, router
+
+
+async def test_a_hand_made_change_is_put_back_once_the_interval_has_passed(daemon_factory):
+    daemon = daemon_factory(provisioning={"drift_check_interval": 2})
+    sim, router = await _applied(daemon, "DI")
+    router.set_local(SSID, "Mine now")
+    for wan in ("IP.Interface.2.IPv4Address.1.IPAddress", "DHCPv4.Client.1.IPAddress"):
+        router.set_local("Device." + wan, "203.0.113.7")
+    # within the interval: status only, the change stays (and status is still written)
+    assert (await sim.run_once()).ok == 1
+    assert router.tree.get(SSID) == "Mine now"
+    assert daemon.device_json(router.serial)["status"]["wanIp"] == "203.0.113.7"
+    time.sleep(2.1)
+    assert (await sim.run_once()).ok == 1
+    assert router.tree.get(SSID) == "SkyNet"
+    # checked just now: another change waits for the next interval
+    router.set_local(SSID, "Mine again")
+    assert (await sim.run_once()).ok == 1
+    assert router.tree.get(SSID) == "Mine again"
+
+
+async def test_a_boot_or_a_value_change_checks_at_once(daemon_factory):
+    daemon = daemon_factory(provisioning={"drift_check_interval": 3600})
+    sim, router = await _applied(daemon, "DB")
+    router.set_local(SSID, "Mine now")
+    assert (await sim.run_once()).ok == 1
+    assert router.tree.get(SSID) == "Mine now"
+    router.reboot()  # "1 BOOT": the router may have come back with an older configuration
+    assert (await sim.run_once()).ok == 1
+    assert router.tree.get(SSID) == "SkyNet"
+    # a user on the router's web page changes a parameter with passive notification on:
+    # the router reports "4 VALUE CHANGE" and acsd checks the settings in that session
+    router.tree.notification[SSID] = 1
+    router.set_local(SSID, "Mine now")
+    assert (await sim.run_once()).ok == 1
+    assert router.tree.get(SSID) == "SkyNet"
+
+
+async def test_the_default_checks_every_session(daemon):
+    sim, router = await _applied(daemon, "DD")
+    router.set_local(SSID, "Mine now")
+    assert (await sim.run_once()).ok == 1
+    assert router.tree.get(SSID) == "SkyNet"
