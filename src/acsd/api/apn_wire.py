@@ -36,6 +36,7 @@ from pydantic import (
 )
 
 from acsd.api import apn_xml
+from acsd.api.answer import dumps
 from acsd.api.apn_xml import Contract, Enum
 from acsd.api.body import BodyNotReceived, field_path, parse_json, receive_body, utf8_charset
 from acsd.api.errors import ApiError, come_back_later, request_id
@@ -504,10 +505,8 @@ def reply(
         "ContinuationToken": continuation,
     }
     media = answer_type(request)
-    if media in XML_TYPES:
-        body = apn_xml.wrapper_xml(envelope, contract, many)
-    else:
-        body = json.dumps(envelope, ensure_ascii=False).encode()
+    xml = media in XML_TYPES
+    body = apn_xml.wrapper_xml(envelope, contract, many) if xml else dumps(envelope)
     headers = dict(error.headers) if error else {}
     if status_url:
         headers["Location"] = status_url

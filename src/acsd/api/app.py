@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from acsd.api import apn, audit, customers, devices, internet, models
+from acsd.api.answer import json_response
 from acsd.api.body import BODY_TIMEOUT
 from acsd.api.context import CONTEXT, ApiContext
 from acsd.api.errors import error_middleware
@@ -20,7 +21,7 @@ MAX_BODY = 1024 * 1024
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return json_response({"status": "ok"})
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -29,7 +30,7 @@ async def readyz(request: web.Request) -> web.Response:
         ready = await store.ping()
     except Exception:
         ready = False
-    return web.json_response({"ready": ready}, status=200 if ready else 503)
+    return json_response({"ready": ready}, status=200 if ready else 503)
 
 
 def build_api_app(

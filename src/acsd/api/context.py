@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from acsd import audit
+from acsd.api.answer import json_response
 from acsd.api.auth import Caller, authenticate
 from acsd.api.errors import request_id
 from acsd.cwmp.connreq import ConnectionRequester
@@ -66,4 +67,4 @@ def audit_record(
 
 def created(body: Any, location: str) -> web.Response:
     """201 with the new record, and where to find it (``Location``, RFC 9110 §10.2.2)."""
-    return web.json_response(body, status=201, headers={"Location": location})
+    return json_response(body, status=201, headers={"Location": location})

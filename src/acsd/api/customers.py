@@ -8,6 +8,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from acsd import clock
+from acsd.api.answer import json_response
 from acsd.api.body import MAX_OFFSET, parse_query, read_model
 from acsd.api.context import audit_record, caller, context, created, valid_id
 from acsd.api.errors import ApiError
@@ -96,7 +97,7 @@ async def get_customer(request: web.Request) -> web.Response:
     if record is None:
         raise ApiError(404, "not_found", f"no customer {customer_id}")
     who.require(record.id)
-    return web.json_response(_json(record))
+    return json_response(_json(record))
 
 
 @describe(
@@ -110,7 +111,7 @@ async def list_customers(request: web.Request) -> web.Response:
     records, total = await ctx.store.list_customers(
         ids=who.tenancy, limit=query.limit, offset=query.offset
     )
-    return web.json_response(
+    return json_response(
         {
             "items": [_json(r) for r in records],
             "total": total,

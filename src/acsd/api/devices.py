@@ -13,6 +13,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from acsd import clock
+from acsd.api.answer import json_response
 from acsd.api.auth import Caller
 from acsd.api.body import MAX_OFFSET, parse_query, read_json, read_model, validate
 from acsd.api.context import ApiContext, audit_record, caller, context, created, valid_id
@@ -287,7 +288,7 @@ def _fill(record: DeviceRecord, data: dict[str, Any]) -> None:
 async def get_device(request: web.Request) -> web.Response:
     ctx = context(request)
     record = await _load(request, await caller(request))
-    return web.json_response(_view(ctx, record, await _model(ctx, record.model)))
+    return json_response(_view(ctx, record, await _model(ctx, record.model)))
 
 
 @describe(
@@ -320,7 +321,7 @@ async def list_devices(request: web.Request) -> web.Response:
         if record.model and record.model not in models:
             models[record.model] = await _model(ctx, record.model)
         items.append(_view(ctx, record, models.get(record.model or "")))
-    return web.json_response(
+    return json_response(
         {"items": items, "total": total, "limit": query.limit, "offset": query.offset}
     )
 
@@ -445,7 +446,7 @@ async def _patch(
     except DuplicateError:
         raise ApiError(409, "serialNumber", "Serial number is already in use") from None
     _poke(ctx, stored)
-    return web.json_response(_view(ctx, stored, await _model(ctx, stored.model)))
+    return json_response(_view(ctx, stored, await _model(ctx, stored.model)))
 
 
 @describe(
@@ -464,7 +465,7 @@ async def _delete(request: web.Request, ctx: ApiContext, who: Caller) -> web.Res
         # Asked again: nothing new to store (no revision, no audit entry); the router is
         # only reminded, which the Connection Request client rate-limits per router.
         _poke(ctx, record)
-        return web.json_response(_view(ctx, record, await _model(ctx, record.model)), status=202)
+        return json_response(_view(ctx, record, await _model(ctx, record.model)), status=202)
     seen = copy.deepcopy(record)
     before = audit_device_view(record)
     audit = audit_record(
@@ -485,7 +486,7 @@ async def _delete(request: web.Request, ctx: ApiContext, who: Caller) -> web.Res
         stored = await ctx.store.write_device(record, audit=audit, expect=seen, mac="keep")
         _poke(ctx, stored)
         view = _view(ctx, stored, await _model(ctx, stored.model))
-    return web.json_response(view, status=202)
+    return json_response(view, status=202)
 
 
 def setup(app: web.Application) -> None:

@@ -23,6 +23,7 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
+from acsd.api.answer import json_response
 from acsd.log import get_logger
 from acsd.store import RETRY_UNAVAILABLE, store_unavailable
 
@@ -168,7 +169,7 @@ def error_response(
     headers: dict[str, str] | None = None,
 ) -> web.Response:
     """The JSON error response; every error of the API is made here."""
-    resp = web.json_response(
+    resp = json_response(
         {"code": status, "message": message, "description": description},
         status=status,
         headers=headers,

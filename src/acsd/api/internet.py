@@ -26,6 +26,7 @@ from aiohttp import web
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from acsd import clock
+from acsd.api.answer import json_response
 from acsd.api.auth import Caller
 from acsd.api.body import MAX_OFFSET, parse_query, read_json, read_model
 from acsd.api.context import CONTEXT, ApiContext, audit_record, caller, context, created, valid_id
@@ -360,7 +361,7 @@ async def confirm_internet_account(request: web.Request) -> web.Response:
         poke_device(ctx, device)
     else:
         request.app[ACTIVATOR].wake()
-    return web.json_response({"success": True})
+    return json_response({"success": True})
 
 
 @describe(
@@ -370,7 +371,7 @@ async def confirm_internet_account(request: web.Request) -> web.Response:
 )  # fmt: skip
 async def get_internet_account(request: web.Request) -> web.Response:
     record = await _load(request, await caller(request))
-    return web.json_response(_view(record, clock.now()))
+    return json_response(_view(record, clock.now()))
 
 
 @describe(
@@ -395,7 +396,7 @@ async def list_accounts(request: web.Request) -> web.Response:
             offset=query.offset,
         )
     )
-    return web.json_response(
+    return json_response(
         {
             "items": [_view(r, now) for r in records],
             "total": total,

@@ -8,6 +8,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from acsd import clock
+from acsd.api.answer import json_response
 from acsd.api.body import parse_query, read_model
 from acsd.api.context import audit_record, caller, context, created, valid_id
 from acsd.api.customers import PageQuery
@@ -82,7 +83,7 @@ async def get_model(request: web.Request) -> web.Response:
     record = await ctx.store.get_model(model_id) if valid_id(model_id) else None
     if record is None:
         raise ApiError(404, "not_found", f"no model {model_id}")
-    return web.json_response(_json(record))
+    return json_response(_json(record))
 
 
 @describe(
@@ -94,7 +95,7 @@ async def list_models(request: web.Request) -> web.Response:
     await caller(request)
     query = parse_query(request, PageQuery)
     records, total = await ctx.store.list_models(limit=query.limit, offset=query.offset)
-    return web.json_response(
+    return json_response(
         {
             "items": [_json(r) for r in records],
             "total": total,
