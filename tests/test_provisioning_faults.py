@@ -770,3 +770,52 @@ async def test_a_read_answer_over_max_body_is_asked_for_in_halves_from_then_on(d
     assert device["status"]["lastComm"] != before and device["status"]["online"] is True
     assert (await sim.run_once()).ok == 1  # and so on: no refusal comes back
     assert len(daemon.events("session.read_split")) == 1
+
+
+async def test_a_refusal_that_names_the_object_refuses_only_what_was_sent_there(daemon):
+    # Firmware that names the refused parameter's object (Device.WiFi.SSID.2.) instead of
+    # the parameter: what was sent in that object waits for its retry, and everything else
+    # is applied (it used to fail the whole batch, every setting, until the job FAILED).
+    sim = Simulation(
+        daemon.cwmp_url,
+        ["tr181-generic"],
+        1,
+        serial_prefix="PO",
+        faults={SSID5: 9007},
+        quirks={"object-faults"},
+    )
+    serial = sim.routers[0].serial
+    daemon.apply(seed_body(serial, LAN))
+    assert (await sim.run_once()).ok == 1
+    router = sim.router(serial)
+    assert router.tree.get("Device.WiFi.SSID.1.SSID") == "SkyNet"
+    assert router.tree.get("Device.DHCPv4.Server.Pool.1.MinAddress") == f"{LAN}.100"
+    assert router.tree.get(SSID5) != "Need4Speed"
+    job = daemon.device_json(serial)["job"]
+    assert job["state"] == "PENDING"
+    # the object's parameters sent in that batch (its Enable too): which one it was, the
+    # router did not say
+    faults = {(f["setting"], f["code"]) for f in job["faults"]}
+    assert faults == {("wifi.5g.ssid", 9007), ("wifi.5g.enable", 9007)}
+
+
+def test_fault_names_stand_for_what_was_sent():
+    from acsd.provisioning.driver import _named_faults
+    from acsd.provisioning.plan import Change
+
+    sent = [
+        Change("wifi.2g.ssid", "Device.WiFi.SSID.1.SSID", "a", "xsd:string"),
+        Change("wifi.2g.password", "Device.WiFi.AccessPoint.1.Security.KeyPassphrase", "b" * 8,
+               "xsd:string", secret=True),
+        Change("wifi.2g.security", "Device.WiFi.AccessPoint.1.Security.ModeEnabled", "WPA2",
+               "xsd:string"),
+    ]  # fmt: skip
+    fault = rpc.SetParameterValuesFault
+    # the object: both of its parameters; another case: the one parameter
+    named = _named_faults(sent, [fault("Device.WiFi.AccessPoint.1.Security.", 9007)])
+    assert set(named) == {sent[1].path, sent[2].path}
+    named = _named_faults(sent, [fault("device.wifi.ssid.1.ssid", 9007)])
+    assert set(named) == {sent[0].path}
+    # nothing sent there, or no name: no name at all (the batch is split instead)
+    for name in ("Device.WiFi.SSID.9.SSID", "", ".", "Device.Hosts."):
+        assert _named_faults(sent, [fault(name, 9007)]) == {}

@@ -92,6 +92,9 @@ from acsd.store.base import (
 
 log = get_logger("acsd.session")
 
+#: the settings that carry acsd's Connection Request credentials
+_CR_SETTINGS = frozenset({"management.cr_username", "management.cr_password"})
+
 #: SetParameterValues attempts in one session (each drops the parameters the CPE named).
 MAX_SPV_TRIES = 3
 #: times one session halves a SetParameterValues the CPE refused without naming a
@@ -1042,7 +1045,7 @@ class ProvisioningDriver:
                 apply.outcome.notes.append(AFTER_REBOOT)
             return
         assert isinstance(response, rpc.Fault)
-        named = {f.name: f for f in response.spv_faults}
+        named = _named_faults(sent, response.spv_faults)
         culprits = [c for c in sent if c.path in named]
         blocks = [] if named else _blocks(sent)
         if culprits and apply.spv_tries < MAX_SPV_TRIES:
@@ -1149,6 +1152,7 @@ class ProvisioningDriver:
                 result.provisioning = self.memory
             return
         self._unsent(unanswered)
+        self._cr_refused(result)
         now = clock.now()
         record_outcome(self.memory, self.apply.outcome, now, self.settings.retry)
         state, jobs = close_job(
@@ -1174,6 +1178,37 @@ class ProvisioningDriver:
                 if instance is not None:
                     client["id"] = str(instance)
             result.dhcp = dhcp
+
+    def _cr_refused(self, result: SessionResult) -> None:
+        """A CPE that refuses acsd's Connection Request credentials keeps its own. A
+        username it reports is then the one acsd's Connection Requests name (ISP-locked
+        firmware refuses a new one, 9008), and its refusal holds up no job: acsd stops
+        asking. A refused password stays on the job; either way the log says so (names and
+        codes, never values), also for a device without an operator job to show it on."""
+        apply = self.apply
+        assert apply is not None
+        refused = [
+            (change, code) for change, code, _ in apply.outcome.faulted
+            if change.setting in _CR_SETTINGS
+        ]  # fmt: skip
+        if not refused:
+            return
+        kept = None
+        for change, _code in refused:
+            if change.setting == "management.cr_username":
+                kept = self._flat().get(change.path, "").strip() or None
+        if kept is not None:
+            result.cr_username = kept
+            apply.outcome.faulted = [
+                f for f in apply.outcome.faulted if f[0].setting != "management.cr_username"
+            ]
+        log.warning(
+            "session.cr_credentials_refused",
+            serial=self.identity.serial_number if self.identity else "",
+            parameters=[change.path for change, _ in refused],
+            codes=[code for _, code in refused],
+            username_kept=kept is not None,
+        )
 
     def _reads_changed(self) -> bool:
         """Whether what this session learned about reading the CPE is new."""
@@ -1301,6 +1336,29 @@ def _block_of(change: Change) -> str:
     if "[" in change.setting:
         return change.setting.split("]", 1)[0]
     return change.setting.rsplit(".", 1)[0]
+
+
+def _named_faults(
+    sent: list[Change], faults: list[rpc.SetParameterValuesFault]
+) -> dict[str, rpc.SetParameterValuesFault]:
+    """The per-parameter faults of a SetParameterValues by the path acsd sent. Firmware
+    names the object a refused parameter is in, or the name in another case: those stand
+    for what was sent there. A name that stands for nothing sent counts as no name (the
+    batch is then split until the refused part is alone), not as a fault of everything."""
+    paths = {c.path for c in sent}
+    by_case = {c.path.casefold(): c.path for c in sent}
+    named: dict[str, rpc.SetParameterValuesFault] = {}
+    for fault in faults:
+        name = fault.name.strip()
+        if name in paths:
+            named[name] = fault
+        elif name.endswith(".") and len(name) > 1:
+            for path in paths:
+                if path.startswith(name):
+                    named.setdefault(path, fault)
+        elif (path := by_case.get(name.casefold())) is not None:
+            named.setdefault(path, fault)
+    return named
 
 
 def _blocks(changes: list[Change]) -> list[list[Change]]:

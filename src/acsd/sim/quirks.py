@@ -15,13 +15,14 @@ QUIRKS = {
     "reused-id": "every message carries cwmp:ID 1, responses included",
     "empty-post-no-length": "the empty POST has neither Content-Length nor Transfer-Encoding",
     "bare-faults": "a refused SetParameterValues names no parameter (no SetParameterValuesFault)",
+    "object-faults": "a refused SetParameterValues names the refused parameter's object",
     "small-gpv": "a GetParameterValues of more than 16 names fails 9004 (resources exceeded)",
     "unknown-9003": "a GetParameterValues with a name the router lacks fails 9003, not 9005",
     "unknown-9002": "a GetParameterValues with a name the router lacks fails 9002, not 9005",
 }
 # "all" cannot have two envelope prefixes or two codes for an unknown name at once; SOAP-ENV
 # is the more common prefix in the field
-ALL_QUIRKS = frozenset(QUIRKS) - {"prefix-soap", "unknown-9002"}
+ALL_QUIRKS = frozenset(QUIRKS) - {"prefix-soap", "unknown-9002", "object-faults"}
 
 
 def parse_quirks(text: str | None) -> frozenset[str]:
@@ -37,7 +38,11 @@ def parse_quirks(text: str | None) -> frozenset[str]:
             names.add(item)
         else:
             raise ValueError(f"unknown quirk {item!r} (known: all, {', '.join(QUIRKS)})")
-    for pair in (("prefix-soap", "prefix-SOAP-ENV"), ("unknown-9003", "unknown-9002")):
+    for pair in (
+        ("prefix-soap", "prefix-SOAP-ENV"),
+        ("unknown-9003", "unknown-9002"),
+        ("bare-faults", "object-faults"),
+    ):
         if set(pair) <= names:
             raise ValueError(f"{pair[0]} and {pair[1]} exclude each other")
     return frozenset(names)

@@ -199,6 +199,11 @@ class Session:
                 response = replace(response, code=_UNKNOWN_NAME_CODES[min(code)])
             if "bare-faults" in self.quirks and isinstance(response, rpc.Fault):
                 response = replace(response, spv_faults=[])
+            elif "object-faults" in self.quirks and isinstance(response, rpc.Fault):
+                objects = [
+                    replace(f, name=f.name[: f.name.rfind(".") + 1]) for f in response.spv_faults
+                ]
+                response = replace(response, spv_faults=objects)
             answer = self._envelope(await self._post(response, answer.id), "an ACS request or 204")
 
 
