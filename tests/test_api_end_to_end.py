@@ -289,3 +289,37 @@ async def test_a_mac_the_old_router_reported_goes_with_it_on_a_swap(daemon):
     assert [d["_id"] for d in found] == [device["_id"]]
     assert (await sim.run_once()).ok == 2  # the old router is a stranger, with its own MAC
     assert daemon.device_json(old.serial)["macAddress"] == mac_of[old.serial]
+
+
+async def test_a_router_that_keeps_its_own_username_still_takes_connection_requests(daemon):
+    # ISP-locked firmware refuses a new ConnectionRequestUsername (9008) but takes the
+    # password: acsd must ask with the username the router holds, not the one it wanted.
+    ms = "Device.ManagementServer."
+    world = build_world(daemon)
+    sim = Simulation(
+        daemon.cwmp_url, ["tplink-tr181"], 1, serial_prefix="CRU", interval=3600,
+        cr_listen="127.0.0.1:0", ramp=0.01, faults={ms + "ConnectionRequestUsername": 9008},
+    )  # fmt: skip
+    serial = sim.routers[0].serial
+    router = sim.router(serial)
+    router.tree.values[ms + "ConnectionRequestUsername"] = "cpeadmin"
+    running = asyncio.create_task(sim.run(duration=60))
+    try:
+        await _until(lambda: router.stats.ok >= 1)
+        assert router.tree.get(ms + "ConnectionRequestUsername") == "cpeadmin"
+        assert len(router.tree.get(ms + "ConnectionRequestPassword")) >= 20
+        [refused] = daemon.events("session.cr_credentials_refused")
+        assert refused["parameters"] == [ms + "ConnectionRequestUsername"]
+        assert refused["codes"] == [9008] and refused["username_kept"] is True
+        reply = world.api.post("/network/device", device_body(world, "own", serial))
+        assert reply.status == 201, reply.body
+        device_id = reply.body["_id"]
+        # only the Connection Request brings the router in before its next periodic Inform
+        await _until(
+            lambda: world.api.get(f"/network/device/{device_id}").body["state"] == "ACTIVE"
+        )
+    finally:
+        sim.stop()
+        await running
+    assert any("6 CONNECTION REQUEST" in events for events in router.stats.events)
+    assert router.tree.get(ms + "ConnectionRequestPassword") not in daemon.log_text()

@@ -216,3 +216,21 @@ async def test_a_poke_while_a_request_is_out_goes_when_that_one_is_over() -> Non
             assert hits == ["/cr", "/cr"] and asked == ["dev1"]
         finally:
             await requester.close()
+
+
+def test_the_request_names_the_username_the_router_holds() -> None:
+    from acsd.cwmp.connreq import target_of
+    from acsd.store.base import DeviceRecord
+
+    url = "http://127.0.0.1:7547/cr"
+    ms = "Device.ManagementServer.ConnectionRequestUsername"
+    record = DeviceRecord(
+        id="d", serial_number="S1", connection_request_url=url, cr_username="S1",
+        cr_password="acs-secret", params={ms: ["cpeadmin", "xsd:string"]},
+    )  # fmt: skip
+    # the router reported its own (it refused acsd's): that is the one it checks
+    assert target_of(record) == (url, "cpeadmin", "acs-secret")
+    record.params = {ms: ["", "xsd:string"]}  # reported empty: the one acsd set
+    assert target_of(record) == (url, "S1", "acs-secret")
+    record.connection_request_url = None
+    assert target_of(record) is None

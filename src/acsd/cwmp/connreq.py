@@ -96,16 +96,16 @@ Target = tuple[str, str | None, str | None]
 
 def target_of(record: DeviceRecord) -> Target | None:
     """The Connection Request a record's router takes, None when it reported no URL: the
-    credentials acsd set on it, else the username it reported (some CPEs accept any
-    password, or none)."""
+    username the router holds (as it last reported it, or as acsd set it: a router that
+    refused acsd's username keeps its own), else the one acsd chose, and acsd's password
+    (some CPEs accept any password, or none)."""
     if not record.connection_request_url:
         return None
     username = record.cr_username
-    if username is None:
-        for root in ("Device.", "InternetGatewayDevice."):
-            entry = record.params.get(root + "ManagementServer.ConnectionRequestUsername")
-            if entry and entry[0]:
-                username = entry[0]
+    for root in ("Device.", "InternetGatewayDevice."):
+        entry = record.params.get(root + "ManagementServer.ConnectionRequestUsername")
+        if entry and entry[0]:
+            username = entry[0]
     return record.connection_request_url, username, record.cr_password
 
 
