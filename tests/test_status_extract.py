@@ -288,6 +288,18 @@ def test_fixed_line_router_with_only_its_dhcp_client(tr181):
     assert extract_status(tr181, values) == FIXED_STATUS
 
 
+def test_addresses_with_a_prefix_length_are_the_addresses(tr181):
+    # OpenWrt-based agents copy UCI's "192.168.1.1/24": the field is the address (the API's
+    # LAN checks parse it; kept whole, they fell back to no check at all)
+    values = fixed_values()
+    ip = "Device.IP.Interface."
+    values[ip + "1.IPv4Address.1.IPAddress"] = "192.168.0.1/24"
+    values[ip + "2.IPv4Address.1.IPAddress"] = "100.64.0.6/30"
+    values["Device.DHCPv4.Client.1.IPAddress"] = "100.64.0.6/30"
+    values["Device.DNS.Client.Server.1.DNSServer"] = "192.0.2.53/32"
+    assert extract_status(tr181, values) == FIXED_STATUS
+
+
 def test_fixed_line_router_without_any_wan_reference(tr181):
     values = {
         k: v

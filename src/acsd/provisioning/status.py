@@ -515,6 +515,9 @@ class _Reader:
                         ok = self._families[part, family] = _family_ok(part, family)
                     if not ok:
                         continue
+                    # an address with its prefix length (OpenWrt's "192.168.1.1/24"): the
+                    # field is the address, and the API's LAN checks parse it as one
+                    part = part.partition("/")[0]
                 items.append(part)
         return items
 
