@@ -914,7 +914,13 @@ def test_a_password_switched_to_the_raw_key_and_back_is_written_again(profiles):
 
 @pytest.mark.parametrize(
     ("current", "wanted"),
-    [(",198.51.100.2", "192.0.2.53,198.51.100.2"), ("198.51.100.2,", "192.0.2.53")],
+    [
+        (",198.51.100.2", "192.0.2.53,198.51.100.2"),
+        ("198.51.100.2,", "192.0.2.53"),
+        # firmware that separates by blanks gets its list back so, the secondary kept
+        ("198.51.100.1 198.51.100.2", "192.0.2.53 198.51.100.2"),
+        (" 198.51.100.1\t198.51.100.2 192.0.2.53 ", "192.0.2.53 198.51.100.2"),
+    ],
 )
 def test_an_empty_first_dns_entry_is_the_primary_the_secondary_stays(profiles, current, wanted):
     path = "Device.DHCPv4.Server.Pool.1.DNSServers"

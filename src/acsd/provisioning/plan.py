@@ -265,8 +265,12 @@ def _unmappable(profile: Profile, targets: Iterable[Target], value: Any) -> str:
 def _headed_list(head: str, current: str | None) -> str:
     """The CPE's list with ``head`` in place of its first entry (a primary DNS server
     replaces the primary, so a changed one does not linger as a secondary), the entries
-    after it as they are. Entries count by position: ",8.8.4.4" has an empty first one."""
-    rest = [item.strip() for item in (current or "").split(",")[1:]]
+    after it as they are. Entries count by position: ",8.8.4.4" has an empty first one. A
+    list the CPE separates by blanks instead (some firmware's) is written back so."""
+    current = (current or "").strip()
+    if "," not in current and len(blank_separated := current.split()) > 1:
+        return " ".join([head, *(item for item in blank_separated[1:] if item != head)])
+    rest = [item.strip() for item in current.split(",")[1:]]
     return ",".join([head, *(item for item in rest if item and item != head)])
 
 
