@@ -13,6 +13,7 @@ import pytest
 from acsd.cwmp import rpc
 from acsd.cwmp.session import CwmpSession
 from acsd.provisioning.driver import ProvisioningDriver, _Apply
+from acsd.provisioning.jobs import new_memory
 from acsd.provisioning.plan import Plan, RowAdd
 from acsd.provisioning.profiles import load_profiles
 from acsd.sim.runner import Simulation
@@ -819,3 +820,24 @@ def test_fault_names_stand_for_what_was_sent():
     # nothing sent there, or no name: no name at all (the batch is split instead)
     for name in ("Device.WiFi.SSID.9.SSID", "", ".", "Device.Hosts."):
         assert _named_faults(sent, [fault(name, 9007)]) == {}
+
+
+def test_a_router_acsd_has_never_seen_keeps_what_it_learned_about_reading_it():
+    # A first contact that is no BOOTSTRAP (a router moved from another ACS) has no record
+    # yet: its answer over max_body taught acsd to ask in halves, and a name that faulted
+    # alone is one to ask apart, but both were dropped, so its next session was refused
+    # (or failed) the same way again.
+    from acsd.store.base import CpeIdentity, SessionResult
+
+    driver, session = bare_driver()
+    driver.events = ["1 BOOT"]
+    driver.memory = new_memory(None, bootstrap=False)
+    driver.answer_too_large(
+        session, rpc.GetParameterValues(names=[f"Device.X.{n}" for n in range(10)])
+    )
+    driver.memory["faultedAlone"].append("Device.Hosts.")
+    result = SessionResult(identity=CpeIdentity("0A5E14", "P", "S1"), at=0.0)
+    driver._settle(result)
+    assert result.provisioning is not None
+    assert result.provisioning["readChunk"] == 5
+    assert result.provisioning["faultedAlone"] == ["Device.Hosts."]

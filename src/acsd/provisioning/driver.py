@@ -1211,10 +1211,9 @@ class ProvisioningDriver:
         )
 
     def _reads_changed(self) -> bool:
-        """Whether what this session learned about reading the CPE is new."""
-        if self.record is None:
-            return False
-        before = self.record.provisioning or {}
+        """Whether what this session learned about reading the CPE is new (also for a CPE
+        without a record yet: its first session makes one)."""
+        before = (self.record.provisioning if self.record is not None else None) or {}
         return set(before.get("faultedAlone") or ()) != set(
             self.memory.get("faultedAlone", ())
         ) or before.get("readChunk") != self.memory.get("readChunk")
