@@ -234,3 +234,67 @@ def test_the_request_names_the_username_the_router_holds() -> None:
     assert target_of(record) == (url, "S1", "acs-secret")
     record.connection_request_url = None
     assert target_of(record) is None
+
+
+@contextlib.asynccontextmanager
+async def challenging(challenges: list[str]) -> AsyncIterator[tuple[int, list[str]]]:
+    """A Connection Request endpoint on 127.0.0.1 that answers 401 with ``challenges``
+    (one WWW-Authenticate header each) and 204 to the right credentials (cr-user,
+    cr-secret) under any of them: its port and the Authorization schemes it accepted."""
+    accepted: list[str] = []
+    from acsd import httpdigest
+
+    async def answer(request: web.Request) -> web.Response:
+        header = request.headers.get("Authorization", "")
+        if header == httpdigest.basic("cr-user", "cr-secret") and any(
+            c.startswith("Basic") for c in challenges
+        ):
+            accepted.append("basic")
+            return web.Response(status=204)
+        if httpdigest.verify(header, "GET", "cr-user", "cr-secret", "n0nce", "cpe"):
+            accepted.append(httpdigest.parse_params(header.partition(" ")[2]).get("qop", ""))
+            return web.Response(status=204)
+        response = web.Response(status=401)
+        for challenge in challenges:
+            response.headers.add("WWW-Authenticate", challenge)
+        return response
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", answer)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield site._server.sockets[0].getsockname()[1], accepted  # type: ignore[union-attr]
+    finally:
+        await runner.cleanup()
+
+
+DIGEST = 'Digest realm="cpe", nonce="n0nce", algorithm=MD5, qop="{qop}"'
+
+
+@pytest.mark.parametrize(
+    ("challenges", "scheme"),
+    [
+        # Digest offered after Basic: Digest, which TR-069 asks for
+        (['Basic realm="cpe"', DIGEST.format(qop="auth")], "auth"),
+        # both qops offered: "auth" (firmware that offers auth-int seldom does it)
+        ([DIGEST.format(qop="auth,auth-int")], "auth"),
+        # an older CPE that knows only Basic
+        (['Basic realm="cpe"'], "basic"),
+    ],
+)
+async def test_the_challenge_a_router_sends_is_answered(challenges, scheme) -> None:
+    async with challenging(challenges) as (port, accepted):
+        result = await _poke(DENY_BUT_LOOPBACK, f"http://127.0.0.1:{port}/cr")
+    assert result.ok and result.status == 204
+    assert accepted == [scheme]
+
+
+async def test_a_challenge_acsd_cannot_answer_is_said() -> None:
+    async with challenging(['Bearer realm="cpe"']) as (port, accepted):
+        result = await _poke(DENY_BUT_LOOPBACK, f"http://127.0.0.1:{port}/cr")
+    assert not result.ok and result.status == 401
+    assert result.reason == "no challenge acsd can answer (bearer)"
+    assert accepted == []

@@ -396,7 +396,7 @@ async def test_client_keeps_cookies_and_reconnects_after_connection_close() -> N
 
 
 async def test_client_answers_a_digest_challenge() -> None:
-    from acsd.sim import digest
+    from acsd import httpdigest as digest
 
     nonce = "abc123"
 

@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+from aiohttp import hdrs
 from yarl import URL
 
+from acsd import httpdigest
 from acsd.cwmp.crguard import DeniedAddress, GuardedResolver, Network, denied_by
 from acsd.log import get_logger
 from acsd.store.base import DeviceRecord
@@ -64,19 +66,20 @@ async def connection_request(
         network = None  # a host name: resolved, and checked, by the session's resolver
     if network is not None:
         return CrResult(False, reason=f"{host} is in {network} (cwmp.connection_request_deny)")
-    middlewares = (aiohttp.DigestAuthMiddleware(username, password or ""),) if username else ()
     try:
-        async with session.get(
-            target,
-            timeout=aiohttp.ClientTimeout(total=timeout),
-            middlewares=middlewares,
-            allow_redirects=False,
-        ) as response:
-            await response.read()
-            if response.status in (200, 204):
-                return CrResult(True, response.status)
-            reason = "CPE busy or rate-limiting" if response.status == 503 else "refused"
-            return CrResult(False, response.status, reason)
+        # One timeout for the whole exchange, the challenge and the answer to it.
+        async with asyncio.timeout(timeout):
+            status, challenges = await _get(session, target)
+            if status == 401 and username:
+                answer = answer_challenge(challenges, target, username, password or "")
+                if answer is None:
+                    schemes = ", ".join(sorted({scheme for scheme, _ in challenges})) or "none"
+                    return CrResult(False, 401, f"no challenge acsd can answer ({schemes})")
+                status, _ = await _get(session, target, answer)
+        if status in (200, 204):
+            return CrResult(True, status)
+        reason = "CPE busy or rate-limiting" if status == 503 else "refused"
+        return CrResult(False, status, reason)
     except aiohttp.ClientConnectorError as exc:
         if isinstance(exc.os_error, DeniedAddress):
             return CrResult(False, reason=exc.os_error.strerror)
@@ -85,6 +88,34 @@ async def connection_request(
         return CrResult(False, reason=f"unreachable: {exc.__class__.__name__}: {exc}")
     except ValueError as exc:  # e.g. credentials a header cannot carry (UnicodeEncodeError)
         return CrResult(False, reason=f"not sendable: {exc}")
+
+
+async def _get(
+    session: aiohttp.ClientSession, target: URL, authorization: str | None = None
+) -> tuple[int, list[tuple[str, dict[str, str]]]]:
+    """One GET: its status and the challenges of a 401."""
+    headers = {hdrs.AUTHORIZATION: authorization} if authorization else None
+    async with session.get(target, headers=headers, allow_redirects=False) as response:
+        await response.read()
+        if response.status != 401:
+            return response.status, []
+        return 401, httpdigest.parse_challenges(response.headers.getall(hdrs.WWW_AUTHENTICATE, []))
+
+
+def answer_challenge(
+    challenges: list[tuple[str, dict[str, str]]], target: URL, username: str, password: str
+) -> str | None:
+    """The Authorization header for the CPE's challenges, None when acsd can answer none:
+    Digest where offered (TR-069 asks for it; qop "auth" even when "auth-int" is offered
+    too, as firmware that offers both often implements only "auth"), else Basic (older
+    CPEs), whichever order the CPE sent them in."""
+    for scheme, params in challenges:
+        if scheme == "digest" and httpdigest.supported(params.get("algorithm", "MD5")):
+            uri = target.raw_path_qs or "/"
+            return httpdigest.authorization(params, "GET", uri, username, password, nc=1)
+    if any(scheme == "basic" for scheme, _ in challenges):
+        return httpdigest.basic(username, password)
+    return None
 
 
 #: devices remembered for the interval between requests before old entries are dropped

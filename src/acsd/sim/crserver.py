@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
-from acsd.sim import digest
+from acsd import httpdigest as digest
 from acsd.sim.cpe import Cpe
 
 REALM = "acsd-sim"

@@ -14,7 +14,7 @@ import ssl as _ssl
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from acsd.sim import digest
+from acsd import httpdigest as digest
 
 MAX_HEADER_BYTES = 64 * 1024
 MAX_BODY_BYTES = 32 * 1024 * 1024

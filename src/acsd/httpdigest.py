@@ -1,6 +1,7 @@
-"""HTTP Digest (RFC 7616, qop=auth) for both ends the simulator plays: answering the ACS's
-challenge on its CWMP POSTs (MD5, SHA-256 and their -sess variants), and challenging the
-ACS's Connection Requests (MD5)."""
+"""HTTP Digest (RFC 7616, qop=auth) and Basic, both ends: the client side answers a
+challenge (acsd's Connection Requests; the simulator's CWMP POSTs) with MD5, SHA-256 or
+their -sess variants; the server side challenges and verifies (the simulator's Connection
+Request listener, MD5)."""
 
 from __future__ import annotations
 
