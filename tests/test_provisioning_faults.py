@@ -771,6 +771,17 @@ async def test_a_read_answer_over_max_body_is_asked_for_in_halves_from_then_on(d
     assert device["status"]["lastComm"] != before and device["status"]["online"] is True
     assert (await sim.run_once()).ok == 1  # and so on: no refusal comes back
     assert len(daemon.events("session.read_split")) == 1
+    # Once the answers are far below max_body (a larger one here; a table that shrank in
+    # the field), the split grows back: one call again, not two for good.
+    daemon.stop()
+    roomy = daemon_factory()
+    sim.acs_url = roomy.cwmp_url
+    assert (await sim.run_once()).ok == 1
+    assert router.stats.rpcs[-1] == ["GetParameterValues", "GetParameterValues"]
+    [grown] = wait_for(lambda: roomy.events("session.read_grown"))
+    assert grown["serial"] == router.serial and grown["per_call"] is None
+    assert (await sim.run_once()).ok == 1
+    assert router.stats.session_gpvs(router.stats.sessions - 1) == [names]
 
 
 async def test_a_refusal_that_names_the_object_refuses_only_what_was_sent_there(daemon):
@@ -841,3 +852,24 @@ def test_a_router_acsd_has_never_seen_keeps_what_it_learned_about_reading_it():
     assert result.provisioning is not None
     assert result.provisioning["readChunk"] == 5
     assert result.provisioning["faultedAlone"] == ["Device.Hosts."]
+
+
+def test_a_read_split_grows_back_only_while_answers_stay_far_below_max_body():
+    driver, _session = bare_driver()
+    driver.memory = new_memory({"readChunk": 5}, bootstrap=False)
+    driver.fetch.started, driver.fetch.widest = True, 40
+    # a quarter of max_body (1 MiB) or more: doubled, the calls could reach it again
+    driver.fetch.largest = 300_000
+    driver._grow_read_chunk()
+    assert driver.memory["readChunk"] == 5
+    driver.fetch.largest = 200_000
+    driver._grow_read_chunk()
+    assert driver.memory["readChunk"] == 10
+    # no call would need a split any more: none
+    driver.fetch.widest = 20
+    driver._grow_read_chunk()
+    assert driver.memory["readChunk"] is None
+    # a session that did not read everything it meant to proves nothing
+    driver.memory["readChunk"], driver.fetch.queue = 5, [["Device.X."]]
+    driver._grow_read_chunk()
+    assert driver.memory["readChunk"] == 5

@@ -121,6 +121,7 @@ async def serve(
         static_wan_dns=tuple(config.provisioning.static_wan_dns),
         periodic_interval=config.cwmp.periodic_interval,
         full_read_interval=config.cwmp.full_read_interval,
+        max_body=config.cwmp.max_body,
     )
     # One for the process: what one CPE showed it lacks spares the next of its kind.
     absent_hints = AbsentHints()

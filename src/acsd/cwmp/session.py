@@ -114,6 +114,8 @@ class CwmpSession:
     last_active: float = field(default_factory=time.monotonic)
     rpc_count: int = 0
     outstanding: tuple[str, rpc.AcsRequest] | None = None
+    #: bytes of the CPE's latest answer to an ACS request (what cwmp.max_body limits)
+    answer_size: int = 0
     #: free space for the driver (device record, values read, ...)
     context: dict[str, Any] = field(default_factory=dict)
     _next_id: int = 0
@@ -258,6 +260,7 @@ class CwmpSession:
             )
             body = rpc.Fault(code=8003, string=f"answered {request.METHOD} with {body.METHOD}")
         self.outstanding = None
+        self.answer_size = env.size
         await self.driver.response(self, request, body)
         return await self._send_next()
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, dataclass, field, fields
 from functools import lru_cache
 from sys import intern
 from typing import Any, NamedTuple
@@ -72,6 +72,8 @@ class Envelope:
     #: the CPE sent bytes that are not UTF-8 in a UTF-8 envelope (an SSID or a name in
     #: Latin-1 or GBK); each such byte was read as U+FFFD
     repaired_utf8: bool = False
+    #: the bytes of the (inflated) body it was parsed from; 0 for one built here
+    size: int = field(default=0, compare=False)
 
 
 class SoapError(Exception):
@@ -717,7 +719,7 @@ def parse_envelope(data: bytes) -> Envelope:
         raise SoapError(f"SOAP Body must hold exactly one element, not {len(rpc_els)}")
     rpc_el = rpc_els[0]
 
-    env = Envelope(body=rpc.UnknownMessage(), repaired_utf8=repaired)
+    env = Envelope(body=rpc.UnknownMessage(), repaired_utf8=repaired, size=len(data))
     env.cwmp_ns = _find_namespace(rpc_el, _header_id(header) if header is not None else None)
 
     name = _local(rpc_el.tag)

@@ -134,6 +134,9 @@ class DriverSettings:
     #: seconds between reads of the whole status objects; between them sessions read the
     #: CPE's read plan (0 = read the whole objects every session)
     full_read_interval: float = 3600.0
+    #: cwmp.max_body: a read split for an answer over it grows back while answers stay
+    #: far below it
+    max_body: int = 1024 * 1024
 
 
 @dataclass
@@ -152,6 +155,10 @@ class _Fetch:
     started: bool = False
     failed: bool = False
     splits: int = 0
+    #: with a read split (readChunk): the most names one call would have had without it,
+    #: and the largest answer of those calls in bytes
+    widest: int = 0
+    largest: int = 0
 
 
 @dataclass
@@ -414,10 +421,33 @@ class ProvisioningDriver:
                 per_call=limit,
             )
 
+    def _grow_read_chunk(self) -> None:
+        """A read split once (readChunk) doubles again while every answer of a session is
+        at most a quarter of ``max_body`` (the doubled calls then answer at most half of
+        it), and goes once calls need no split: one large table must not cost the router
+        more calls for good."""
+        chunk = self.memory.get("readChunk")
+        fetch = self.fetch
+        if not chunk or fetch.failed or not fetch.largest or fetch.queue:
+            return
+        if fetch.largest * 4 > self.settings.max_body:
+            return
+        grown = chunk * 2 if chunk * 2 < fetch.widest else None
+        self.memory["readChunk"] = grown
+        log.info(
+            "session.read_grown",
+            serial=self.identity.serial_number if self.identity else "",
+            per_call=grown,
+            largest_answer=fetch.largest,
+        )
+
     def _chunked(self, calls: list[list[str]]) -> list[list[str]]:
         """``calls`` with none longer than this CPE's ``readChunk``, if it has one."""
         limit = self.memory.get("readChunk")
-        if not limit or all(len(names) <= limit for names in calls):
+        if not limit:
+            return calls
+        self.fetch.widest = max(self.fetch.widest, *(len(names) for names in calls))
+        if all(len(names) <= limit for names in calls):
             return calls
         return [names[i : i + limit] for names in calls for i in range(0, len(names), limit)]
 
@@ -646,6 +676,7 @@ class ProvisioningDriver:
     def _on_gpv(self, session: CwmpSession, response: rpc.Message) -> None:
         names = self.fetch.queue.pop(0) if self.fetch.queue else []
         if isinstance(response, rpc.GetParameterValuesResponse):
+            self.fetch.largest = max(self.fetch.largest, session.answer_size)
             objects = tuple(name for name in names if name.endswith("."))
             if objects and self.apply is not None and self.apply.reread:
                 # The read after the changes replaces what was known below its objects:
@@ -1133,6 +1164,7 @@ class ProvisioningDriver:
     def _settle(self, result: SessionResult, *, unanswered: bool = False) -> None:
         """Provisioning memory, job, state, reservation ids and CR credentials."""
         record = self.record
+        self._grow_read_chunk()
         if self.new_cr is not None:
             result.cr_username, result.cr_password = self.new_cr
         if record is not None:
