@@ -13,7 +13,7 @@ from typing import Any
 from acsd import audit
 from acsd.models import DeviceInput
 from acsd.provisioning.plan import mac_key
-from acsd.store.base import DeviceRecord, Store
+from acsd.store.base import ABSENT, DeviceRecord, Store
 
 
 class DeviceInputError(ValueError):
@@ -130,8 +130,8 @@ async def apply_device(store: Store, body: DeviceInput) -> DeviceRecord:
 
     Raises :class:`DeviceInputError` for what the API refuses too: a customer or model
     that does not exist, a MAC address another device has, a DHCP pool or reservation
-    outside the LAN the router reported; and for a body that does not name the customer
-    the stored device belongs to."""
+    outside the LAN the router reported; for a body that does not name the customer
+    the stored device belongs to; and for a device being deleted."""
     data = body.model_dump(exclude_none=True)
     wifi = data.get("wifi")
     dhcp = data.get("dhcp")
@@ -140,6 +140,14 @@ async def apply_device(store: Store, body: DeviceInput) -> DeviceRecord:
     if body.model and await store.get_model(body.model) is None:
         raise DeviceInputError("model", f"no network device model {body.model}")
     record = await store.find_device_for_cpe(body.serialNumber)
+    if record is not None and record.state == "DELETING":
+        # The API refuses changes to it too (422 state): a write here would turn the
+        # DELETING back into PROVISIONING and the delete would be lost.
+        raise DeviceInputError(
+            "state",
+            f"device {record.serial_number} ({record.id}) is being deleted: its router's "
+            "next session releases it; apply again once it is gone",
+        )
     if record is not None and record.customer and body.customer != record.customer:
         # The replace is whole: a body without the customer would detach a customer's
         # router (and one naming another customer move it) without a word; the API
@@ -156,6 +164,9 @@ async def apply_device(store: Store, body: DeviceInput) -> DeviceRecord:
             "macAddress", f"{body.macAddress} already belongs to device {other.id}"
         )
     check_lan(record.status if record else {}, dhcp)
+    # The write must find the record as read here: a DELETE (or another write) between
+    # the checks above and the write would otherwise be undone (ChangedError instead).
+    expect: DeviceRecord | str = copy.deepcopy(record) if record is not None else ABSENT
     if record is None:
         record = DeviceRecord(id="", serial_number=body.serialNumber)
         changed = bool(wifi or dhcp)
@@ -186,4 +197,5 @@ async def apply_device(store: Store, body: DeviceInput) -> DeviceRecord:
         audit=entry,
         audit_after=audit.device_view,
         mac="set" if body.macAddress else "keep",
+        expect=expect,
     )
