@@ -295,7 +295,7 @@ def test_device_apply_rejects_bad_bodies_and_stores_nothing(daemon, tmp_path: Pa
     # The seed's own example misses a comma before "bandsteering".
     broken = seed_text.replace('"password6G": null,', '"password6G": null')
     cases = {
-        broken: "invalid JSON at line",
+        broken: "invalid JSON: line",
         seed_text.replace('"notes"', '"nots"'): "nots: unknown field",
         seed_text.replace('"JohnConner"', '"short"'): "wifi.password",
         seed_text.replace('"123456789013"', '"12345678901Z"'): "dhcp.reservedClients.0.mac",

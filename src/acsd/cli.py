@@ -414,34 +414,18 @@ async def _device(args: argparse.Namespace, config: Config) -> int:
 async def _apply(path: str, store, view: dict) -> int:
     from pathlib import Path
 
-    from pydantic import ValidationError
-
     from acsd.device_view import device_view
     from acsd.devices import DeviceInputError, apply_device
-    from acsd.models import DeviceInput
     from acsd.store.base import ChangedError
 
     name = "stdin" if path == "-" else path
     try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+        raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
     except OSError as exc:
         print(f"acsd: {name}: {exc.strerror}", file=sys.stderr)
         return 1
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        print(
-            f"acsd: {name}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",
-            file=sys.stderr,
-        )
-        return 1
-    try:
-        body = DeviceInput.model_validate(data)
-    except ValidationError as exc:
-        for error in exc.errors():
-            where = ".".join(str(p) for p in error["loc"]) or "(body)"
-            message = "unknown field" if error["type"] == "extra_forbidden" else error["msg"]
-            print(f"acsd: {name}: {where}: {message}", file=sys.stderr)
+    body = _device_body(raw, name)
+    if body is None:
         return 1
     try:
         record = await apply_device(store, body)
@@ -453,6 +437,31 @@ async def _apply(path: str, store, view: dict) -> int:
         return 1
     print(json.dumps(device_view(record, **view).to_json(), indent=2))
     return 0
+
+
+def _device_body(raw: bytes, name: str):  # -> DeviceInput | None
+    """``raw`` as the API would take it (the same parser, strict validation: no "true"
+    for a boolean, no "10" for a number), or None after one line on stderr saying why."""
+    from acsd.api.body import parse_json, validate
+    from acsd.api.errors import ApiError
+    from acsd.models import DeviceInput
+
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        print(f"acsd: {name}: not UTF-8 text (byte {exc.start}): JSON must be UTF-8",
+              file=sys.stderr)  # fmt: skip
+        return None
+    try:
+        return validate(DeviceInput, parse_json(text))
+    except ApiError as exc:
+        if exc.message == "invalid_json":
+            print(f"acsd: {name}: invalid JSON: {exc.description}", file=sys.stderr)
+        else:
+            print(f"acsd: {name}: {exc.message}: {exc.description}", file=sys.stderr)
+    except RecursionError:  # parse_json's own check aside, validating recurses as well
+        print(f"acsd: {name}: invalid JSON: nesting is too deep", file=sys.stderr)
+    return None
 
 
 #: what a terminal would act on rather than show (escape sequences, C1 controls), and line
