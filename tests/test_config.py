@@ -169,3 +169,60 @@ def test_a_password_of_the_wrong_type_is_not_echoed(tmp_path):
     proc = run_cli("config", "check", "--config", str(path))
     assert proc.returncode == 2
     assert "cwmp.auth.password" in proc.stderr and "271828" not in proc.stderr
+
+
+def _numeric_settings():
+    """(section path, key, type) of every int and float setting."""
+    from acsd.config import _settings
+
+    for _, path, annotation in _settings():
+        kind = {int: int, float: float, int | None: int}.get(annotation)
+        if kind is not None:
+            yield path, kind
+
+
+def _toml_for(path: tuple[str, ...], value: str) -> str:
+    if len(path) == 1:
+        return f"{path[0]} = {value}\n"
+    return f"[{'.'.join(path[:-1])}]\n{path[-1]} = {value}\n"
+
+
+def test_every_number_setting_has_an_upper_bound_and_is_finite(tmp_path):
+    """A huge count or number of seconds overflowed SQLite's integers (a 500 on
+    ?online=true); inf and nan are no numbers of seconds."""
+    from acsd.config import ConfigError
+
+    settings = list(_numeric_settings())
+    assert len(settings) > 15
+    file = tmp_path / "big.toml"
+    for path, kind in settings:
+        values = ["99999999999999999999"] if kind is int else ["1e300", "inf", "nan"]
+        for value in values:
+            file.write_text(_toml_for(path, value))
+            with pytest.raises(ConfigError) as caught:
+                load_config(file)
+            assert f": {'.'.join(path)}: " in str(caught.value), (path, value)
+
+
+def test_huge_or_infinite_settings_are_refused_by_config_check(tmp_path):
+    cases = {
+        "[cwmp]\nperiodic_interval = 4294967296\n": "cwmp.periodic_interval: Input should be "
+        "less than or equal to 4294967295",
+        "[cwmp]\nonline_grace = 99999999999999999999\n": "cwmp.online_grace: Input should be "
+        "less than or equal to 4294967295",
+        "shutdown_grace = inf\n": "shutdown_grace: Input should be a finite number",
+    }
+    path = tmp_path / "big.toml"
+    for text, message in cases.items():
+        path.write_text(text)
+        proc = run_cli("config", "check", "--config", str(path))
+        assert proc.returncode == 2 and proc.stdout == "", text
+        assert proc.stderr.splitlines() == [f"acsd: config error: {path}: {message}"]
+    path.write_text("[cwmp]\nperiodic_interval = 4294967295\n")
+    assert run_cli("config", "check", "--config", str(path)).returncode == 0
+    env = dict(os.environ, ACSD_PROVISIONING_RETRY_BASE="nan")
+    proc = subprocess.run(
+        acsd_cmd("config", "check"), capture_output=True, text=True, env=env, cwd=REPO
+    )
+    assert proc.returncode == 2 and "Infinity" not in proc.stdout and "NaN" not in proc.stdout
+    assert "provisioning.retry_base: Input should be a finite number" in proc.stderr

@@ -78,8 +78,17 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host, number
 
 
+#: the largest count or number of seconds a setting may have: TR-069's unsignedInt (the
+#: periodic interval is written to routers as one), and small enough that sums of such
+#: settings and timestamps fit SQLite's 64-bit integers (a larger online_grace made
+#: queries fail with OverflowError)
+UINT_MAX = 4_294_967_295
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # inf or nan is no number of seconds (and `config check` would print it as JSON
+    # that is none: Infinity)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class _Listener(_Section):
@@ -112,11 +121,11 @@ class CwmpAuthConfig(_Section):
         default_factory=lambda: ["MD5", "SHA-256"], min_length=1
     )
     credentials_file: str | None = None
-    nonce_lifetime: float = Field(300.0, gt=0)
-    max_failures: int = Field(10, ge=0)
-    failure_window: float = Field(60.0, gt=0)
+    nonce_lifetime: float = Field(300.0, gt=0, le=UINT_MAX)
+    max_failures: int = Field(10, ge=0, le=UINT_MAX)
+    failure_window: float = Field(60.0, gt=0, le=UINT_MAX)
     #: failures from one address whatever the username (None: ten times max_failures)
-    max_failures_per_address: int | None = Field(None, ge=0)
+    max_failures_per_address: int | None = Field(None, ge=0, le=UINT_MAX)
     allow_basic_without_tls: bool = False
 
     _split_algorithms = field_validator("algorithms", mode="before")(_comma_list)
@@ -215,16 +224,16 @@ class CwmpTlsConfig(TlsConfig):
 
 class CwmpConfig(_Listener):
     listen: str = "0.0.0.0:7547"
-    periodic_interval: int = Field(300, ge=1)
-    online_grace: int = Field(60, ge=0)
-    max_body: int = Field(1024 * 1024, ge=1024)
-    max_sessions: int = Field(2000, ge=1)
-    max_loop_lag: float = Field(0.25, ge=0)
-    full_read_interval: float = Field(3600.0, ge=0)
-    session_timeout: float = Field(30.0, gt=0)
-    max_session_seconds: float = Field(600.0, gt=0)
-    max_requests_per_session: int = Field(255, ge=1)
-    retry_after: int = Field(60, ge=1)
+    periodic_interval: int = Field(300, ge=1, le=UINT_MAX)
+    online_grace: int = Field(60, ge=0, le=UINT_MAX)
+    max_body: int = Field(1024 * 1024, ge=1024, le=UINT_MAX)
+    max_sessions: int = Field(2000, ge=1, le=UINT_MAX)
+    max_loop_lag: float = Field(0.25, ge=0, le=UINT_MAX)
+    full_read_interval: float = Field(3600.0, ge=0, le=UINT_MAX)
+    session_timeout: float = Field(30.0, gt=0, le=UINT_MAX)
+    max_session_seconds: float = Field(600.0, gt=0, le=UINT_MAX)
+    max_requests_per_session: int = Field(255, ge=1, le=UINT_MAX)
+    retry_after: int = Field(60, ge=1, le=UINT_MAX)
     hold_requests: bool = False
     trust_forwarded: bool = False
     #: networks (CIDR) acsd never sends a Connection Request to, whatever URL a CPE
@@ -296,9 +305,9 @@ class LogConfig(_Section):
 
 class ProvisioningConfig(_Section):
     drift_check: bool = True
-    drift_check_interval: float = Field(0.0, ge=0)
-    retry_base: float = Field(300.0, gt=0)
-    retry_max_attempts: int = Field(5, ge=1)
+    drift_check_interval: float = Field(0.0, ge=0, le=UINT_MAX)
+    retry_base: float = Field(300.0, gt=0, le=UINT_MAX)
+    retry_max_attempts: int = Field(5, ge=1, le=UINT_MAX)
     #: DNS servers (IPv4) of internet accounts' static lines; empty: each router keeps the
     #: ones it reported while on DHCP (its DHCP client, turned off for the line, took them)
     static_wan_dns: list[str] = Field(default_factory=list, max_length=4)
@@ -332,7 +341,7 @@ class Config(_Section):
     log: LogConfig = Field(default_factory=LogConfig)
     profiles: ProfilesConfig = Field(default_factory=ProfilesConfig)
     provisioning: ProvisioningConfig = Field(default_factory=ProvisioningConfig)
-    shutdown_grace: float = Field(10.0, ge=0)
+    shutdown_grace: float = Field(10.0, ge=0, le=UINT_MAX)
     #: processes sharing the listeners (SO_REUSEPORT); 1 = this process serves alone
     workers: int = Field(1, ge=1, le=64)
     #: "auto" = uvloop where installed, else asyncio's own loop
