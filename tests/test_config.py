@@ -226,3 +226,25 @@ def test_huge_or_infinite_settings_are_refused_by_config_check(tmp_path):
     )
     assert proc.returncode == 2 and "Infinity" not in proc.stdout and "NaN" not in proc.stdout
     assert "provisioning.retry_base: Input should be a finite number" in proc.stderr
+
+
+def test_store_urls_the_store_cannot_open_are_config_errors_without_the_url(tmp_path):
+    """config check took what the store then refused with a traceback; and echoed the URL,
+    password and all."""
+    cases = {
+        "": "store.url: empty; expected sqlite:///",
+        "sqlite://host/x.db": "store.url: sqlite URLs have no host part",
+        ":memory:": "store.url: in-memory SQLite is not supported",
+        "sqlite:///": "store.url: no file name in the sqlite URL",
+        "mysql://acsd:DbSecretPw1@db/acsd": "store.url: unsupported scheme 'mysql'",
+        "acsd:DbSecretPw1@db://acsd": "store.url: not a URL with a scheme",
+    }
+    path = tmp_path / "store.toml"
+    for url, message in cases.items():
+        path.write_text(f"[store]\nurl = {url!r}\n".replace("'", '"'))
+        for command in (("config", "check"), ("device", "list")):
+            proc = run_cli(*command, "--config", str(path))
+            assert proc.returncode == 2 and "Traceback" not in proc.stderr, (url, proc.stderr)
+            [line] = proc.stderr.splitlines()
+            assert line.startswith(f"acsd: config error: {path}: {message}"), (url, line)
+            assert "DbSecretPw1" not in line

@@ -209,7 +209,7 @@ def test_sqlite_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         ("mysql://db/acsd", "store.url: unsupported scheme 'mysql'"),
         ("sqlite://host/acsd.db", "store.url: sqlite URLs have no host"),
         ("sqlite:///", "store.url: no file name"),
-        ("", "store.url is empty"),
+        ("", "store.url: empty"),
         ("sqlite:///:memory:", "store.url: in-memory"),
     ],
 )

@@ -291,10 +291,15 @@ class StoreConfig(_Section):
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str) -> str:
-        if value.startswith("postgresql://") or value.startswith("postgres://"):
-            raise ValueError("postgresql is not supported yet; use sqlite:///PATH")
-        if not value.startswith("sqlite://") and "://" in value:
-            raise ValueError(f"expected sqlite:///PATH, got {value!r}")
+        # The very checks the store makes when it opens: a URL that passes here must not
+        # stop serve or a command later. (Their messages never echo the URL: it may
+        # carry a password.)
+        from acsd.store import sqlite_path
+
+        try:
+            sqlite_path(value)
+        except ValueError as exc:
+            raise ValueError(str(exc).removeprefix("store.url: ")) from None
         return value
 
 
@@ -446,7 +451,7 @@ def load_config(
     except ValidationError as exc:
         error = exc.errors()[0]
         key = ".".join(str(part) for part in error["loc"]) or "(top level)"
-        message = error["msg"]
+        message = error["msg"].removeprefix("Value error, ")  # pydantic's, not ours
         if error["type"] == "extra_forbidden":
             message = "unknown key"
         elif error["type"].endswith("_type") and key.split(".")[-1] != "password":

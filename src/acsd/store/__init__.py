@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from acsd.store.base import (
@@ -52,14 +53,20 @@ _ACCEPTED = (
 )
 
 
+#: what RFC 3986 allows in a scheme: anything else is not echoed in an error
+_SCHEME = re.compile(r"[a-z][a-z0-9+.-]*")
+
+
 def sqlite_path(url: str, *, base_dir: Path | None = None) -> Path:
     """The database file that a ``store.url`` names. Raises ValueError for other URLs."""
     url = url.strip()
     if not url:
-        raise ValueError(f"store.url is empty; expected {_ACCEPTED}")
+        raise ValueError(f"store.url: empty; expected {_ACCEPTED}")
     if "://" in url:
         scheme, rest = url.split("://", 1)
         scheme = scheme.lower()
+        if not _SCHEME.fullmatch(scheme):  # then it may hold what follows (a password)
+            raise ValueError(f"store.url: not a URL with a scheme; expected {_ACCEPTED}")
         if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
             # The URL itself is not echoed: it may carry a password.
             raise ValueError(
