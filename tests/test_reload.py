@@ -280,3 +280,22 @@ def test_config_check_shows_the_tls_keys() -> None:
         "min_version": "TLSv1.2",
     }
     assert config["api"]["tls"] == {"cert": None, "key": None}
+
+
+def test_a_config_file_that_is_not_utf8_is_a_config_error(daemon_factory):
+    """Not a traceback from config check or serve, nor reload.failed on SIGHUP."""
+    daemon = daemon_factory()
+    text = daemon.config.read_bytes()
+    daemon.config.write_bytes(b"# caf\xe9\n" + text)
+    expected = f"{daemon.config}: invalid TOML: not UTF-8 text (byte 5)"
+    done = hup(daemon)
+    assert done["config"] == "invalid, kept"
+    [invalid] = daemon.events("reload.config_invalid")
+    assert invalid["error"].startswith(expected)
+    assert not daemon.events("reload.failed")
+    for command in ("config", "check"), ("serve",):
+        proc = run_cli(*command, "--config", str(daemon.config))
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert proc.stderr.splitlines() == [f"acsd: config error: {expected}; TOML files are UTF-8"]
+    daemon.config.write_bytes(text)
+    assert daemon.stop() == 0

@@ -440,6 +440,10 @@ def load_config(
             raise ConfigError(f"{source}: file not found") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{source}: invalid TOML: {exc}") from None
+        except UnicodeDecodeError as exc:  # (tomllib decodes before it parses)
+            raise ConfigError(
+                f"{source}: invalid TOML: not UTF-8 text (byte {exc.start}); TOML files are UTF-8"
+            ) from None
         except OSError as exc:
             raise ConfigError(f"{source}: cannot read: {exc.strerror}") from None
     overrides = _env_overrides(dict(os.environ if environ is None else environ))
