@@ -108,3 +108,25 @@ def test_no_database_no_backup(tmp_path: Path):
     assert "no database" in result.stderr
     # Neither the backup nor an empty database was created.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["acsd.toml"]
+
+
+def test_commands_on_a_store_that_is_no_database_say_so_in_one_line(tmp_path):
+    """serve said store_open_failed; the CLI commands ended in a sqlite3 traceback."""
+    junk = tmp_path / "junk.db"
+    junk.write_text("not a database at all, just text" * 10)
+    config = tmp_path / "junk.toml"
+    config.write_text(f'[store]\nurl = "sqlite:///{junk}"\n')
+    for command in (("db", "migrate"), ("device", "list"), ("device", "show", "X"),
+                    ("token", "list")):  # fmt: skip
+        proc = run_cli(*command, "--config", str(config))
+        assert proc.returncode == 2 and proc.stdout == "", command
+        assert proc.stderr.splitlines() == [
+            f"acsd: cannot open the database {junk}: file is not a database"
+        ], command
+    missing = tmp_path / "nodir" / "x.db"
+    config.write_text(f'[store]\nurl = "sqlite:///{missing}"\n')
+    proc = run_cli("db", "migrate", "--config", str(config))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    [line] = proc.stderr.splitlines()
+    assert line.startswith("acsd: ") and str(missing) in line
+    assert not missing.parent.exists()

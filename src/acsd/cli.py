@@ -280,10 +280,10 @@ async def _token(args: argparse.Namespace, config: Config) -> int:
     from acsd import clock
     from acsd.api.auth import create_token
     from acsd.audit import cli_record
-    from acsd.store import open_store
 
-    store = open_store(config.store.url)
-    await store.open()
+    store = await _open_store(config)
+    if store is None:
+        return EXIT_USAGE
     try:
         if args.token_command == "create":
             try:
@@ -347,11 +347,29 @@ def _backup(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-async def _migrate(config: Config) -> int:
-    from acsd.store import open_store
+async def _open_store(config: Config):  # -> Store | None
+    """The store, open; or None after one line on stderr saying why it cannot be (a file
+    that is no SQLite database, a directory that does not exist), as serve says it."""
+    import sqlite3
+
+    from acsd.store import StoreError, open_store, sqlite_path
 
     store = open_store(config.store.url)
-    await store.open()
+    try:
+        await store.open()
+    except (StoreError, sqlite3.DatabaseError, OSError) as exc:
+        await store.close()
+        path = str(sqlite_path(config.store.url))
+        said = str(exc) if path in str(exc) else f"cannot open the database {path}: {exc}"
+        print(f"acsd: {said}", file=sys.stderr)
+        return None
+    return store
+
+
+async def _migrate(config: Config) -> int:
+    store = await _open_store(config)
+    if store is None:
+        return EXIT_USAGE
     await store.close()
     # An operator checks here what the upgrade did: "up to date" on a database that has
     # just been created or upgraded read as if nothing had happened.
@@ -375,10 +393,10 @@ def _versions(versions: list[int]) -> str:
 
 async def _device(args: argparse.Namespace, config: Config) -> int:
     from acsd.device_view import device_view
-    from acsd.store import open_store
 
-    store = open_store(config.store.url)
-    await store.open()
+    store = await _open_store(config)
+    if store is None:
+        return EXIT_USAGE
     try:
         view = {
             "default_interval": config.cwmp.periodic_interval,
