@@ -3,6 +3,7 @@ existing file without --force, and never a half-written file at PATH."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import time
@@ -130,3 +131,24 @@ def test_commands_on_a_store_that_is_no_database_say_so_in_one_line(tmp_path):
     [line] = proc.stderr.splitlines()
     assert line.startswith("acsd: ") and str(missing) in line
     assert not missing.parent.exists()
+
+
+def test_a_backup_path_that_is_no_file_to_write_is_refused(daemon, tmp_path: Path):
+    """A trailing slash wrote a file named like the directory; a directory this user
+    may not write ended in a PermissionError traceback."""
+    cases = {
+        f"{tmp_path}/newdir/": f"acsd: {tmp_path}/newdir/ names a directory that does not "
+        "exist; give the file to write",
+        f"{tmp_path}/": f"acsd: {tmp_path} is a directory; give the file to write",
+    }
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    # root writes in any directory but not in sysfs
+    unwritable = Path("/sys") if os.geteuid() == 0 else locked
+    cases[str(unwritable / "b.db")] = f"acsd: cannot write in {unwritable}: Permission denied"
+    for path, message in cases.items():
+        for force in ((), ("--force",)):
+            proc = daemon.cli("db", "backup", path, *force, check=False)
+            assert proc.returncode == 1 and proc.stdout == "", path
+            assert proc.stderr.splitlines() == [message], path
+    assert not (tmp_path / "newdir").exists() and list(locked.iterdir()) == []

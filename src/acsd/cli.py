@@ -335,6 +335,11 @@ def _backup(args: argparse.Namespace, config: Config) -> int:
     from acsd.store import sqlite_path
     from acsd.store.backup import BackupError, backup
 
+    if args.path.endswith(("/", os.sep)) and not Path(args.path).is_dir():
+        # Path() drops the slash: "newdir/" would have been written as a file "newdir".
+        print(f"acsd: {args.path} names a directory that does not exist; give the file to "
+              "write", file=sys.stderr)  # fmt: skip
+        return 1
     try:
         result = backup(sqlite_path(config.store.url), Path(args.path), force=args.force)
     except (BackupError, ValueError) as exc:

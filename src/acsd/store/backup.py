@@ -36,16 +36,19 @@ def backup(source: Path, target: Path, *, force: bool = False) -> BackupResult:
     if not source.is_file():
         # sqlite3.connect would create an empty database there.
         raise BackupError(f"no database at {source}")
+    if target.is_dir():  # (--force or not: a backup never replaces a directory)
+        raise BackupError(f"{target} is a directory; give the file to write")
     if target.exists() and not force:
         raise BackupError(f"{target} exists; use --force to replace it")
-    if target.is_dir():
-        raise BackupError(f"{target} is a directory")
     if target.resolve() == source.resolve():
         raise BackupError("the backup target is the database itself")
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         raise BackupError(f"no directory {folder}")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:  # a directory this user may not write, a full or read-only disk
+        raise BackupError(f"cannot write in {folder}: {exc.strerror}") from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -71,6 +74,8 @@ def backup(source: Path, target: Path, *, force: bool = False) -> BackupResult:
         _fsync_dir(folder)
     except sqlite3.Error as exc:
         raise BackupError(f"backup of {source} failed: {exc}") from exc
+    except OSError as exc:  # the copy could not be flushed or renamed into place
+        raise BackupError(f"cannot write {target}: {exc.strerror}") from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
