@@ -280,6 +280,7 @@ async def _token(args: argparse.Namespace, config: Config) -> int:
     from acsd import clock
     from acsd.api.auth import create_token
     from acsd.audit import cli_record
+    from acsd.ids import normal_id
 
     store = await _open_store(config)
     if store is None:
@@ -315,15 +316,18 @@ async def _token(args: argparse.Namespace, config: Config) -> int:
                         clock.iso(t.revoked) if t.revoked else "-",
                     )
                 )
+            # names stored before they were checked may hold control characters
+            rows = [tuple(_shown(cell) for cell in row) for row in rows]
             widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
             for row in rows:
                 print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
             return 0
-        entry = cli_record("token.revoke", "token", args.id)
-        if not await store.revoke_token(args.id, audit=entry):
-            print(f"acsd: no active token {args.id}", file=sys.stderr)
+        token_id = normal_id(args.id)  # ids are accepted in any case
+        entry = cli_record("token.revoke", "token", token_id)
+        if not await store.revoke_token(token_id, audit=entry):
+            print(f"acsd: no active token {_shown(args.id)}", file=sys.stderr)
             return 1
-        print(f"revoked {args.id}")
+        print(f"revoked {token_id}")
         return 0
     finally:
         await store.close()

@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 from aiohttp import web
+from pydantic import TypeAdapter, ValidationError
 
 from acsd import clock
 from acsd.api.apn_wire import key_problem
 from acsd.api.errors import ApiError
 from acsd.audit import cli_record
-from acsd.ids import new_id
+from acsd.ids import new_id, normal_id
+from acsd.models import DeviceName
 from acsd.store.base import Store, TokenRecord
 
 Role = Literal["ADMIN", "RESELLER", "OWNER", "MANAGER"]
@@ -49,6 +51,9 @@ async def create_token(
     OWNER or MANAGER token may have it instead of a customer (it then sees no customer)."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    _check_name(name)
+    if customer is not None:  # ids are accepted in any case, as by the API and `device`
+        customer = normal_id(customer)
     if role == "ADMIN" and customer is not None:
         raise ValueError("an ADMIN token sees every customer: leave out --customer")
     if apn_account is not None:
@@ -80,6 +85,19 @@ async def create_token(
         after={"role": role, "customer": record.customer, "name": name, "apnAccount": apn_account},
     )  # fmt: skip
     return token, await store.create_token(record, audit=entry)
+
+
+#: a token's name is checked as a device's: `token list` prints it, and an escape
+#: sequence or a line break there would reach the operator's terminal
+_NAME = TypeAdapter(DeviceName)
+
+
+def _check_name(name: str) -> None:
+    try:
+        _NAME.validate_python(name)
+    except ValidationError as exc:
+        message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise ValueError(f"--name: {message}") from None
 
 
 @dataclass(slots=True)

@@ -1,0 +1,43 @@
+"""`acsd token create/list/revoke`: ids in any case, names that are one line of text."""
+
+from __future__ import annotations
+
+from api_world import World, populate, token
+from apiclient import Api
+
+
+def _token_lines(daemon) -> list[str]:
+    return daemon.cli("token", "list").stdout.splitlines()[1:]
+
+
+def test_token_ids_are_accepted_in_any_case(daemon):
+    """README: ids are accepted in any case; token create --customer and token revoke
+    refused upper-case ones."""
+    world = World(api=Api(daemon.api_url, token(daemon, "ADMIN")))
+    populate(world)
+    own = world.customers["own"]
+    owner = daemon.cli("token", "create", "--role", "OWNER", "--customer", own.upper())
+    assert owner.returncode == 0 and owner.stderr == ""
+    reply = Api(daemon.api_url, owner.stdout.strip()).get(f"/customer/{own}")
+    assert reply.status == 200, reply.body
+    [line] = [row for row in _token_lines(daemon) if "OWNER" in row]
+    token_id = line.split()[0]
+    assert line.split()[2] == own  # stored as acsd writes ids: lower case
+    revoked = daemon.cli("token", "revoke", token_id.upper())
+    assert revoked.stdout.strip() == f"revoked {token_id}"
+    assert Api(daemon.api_url, owner.stdout.strip()).get(f"/customer/{own}").status == 401
+
+
+def test_token_names_are_one_line_of_text_of_limited_length(daemon):
+    before = _token_lines(daemon)
+    for name, message in {
+        "x\x1b[31mRED": "--name: must not hold control characters",
+        "first\nsecond": "--name: must not hold control characters",
+        "n" * 100_000: "--name: String should have at most 200 characters",
+    }.items():
+        proc = daemon.cli("token", "create", "--role", "ADMIN", "--name", name, check=False)
+        assert proc.returncode == 2 and proc.stdout == ""
+        assert proc.stderr.splitlines() == [f"acsd: {message}"]
+    assert _token_lines(daemon) == before
+    daemon.cli("token", "create", "--role", "ADMIN", "--name", "billing ünd co " + "n" * 185)
+    assert "billing ünd co" in daemon.cli("token", "list").stdout
