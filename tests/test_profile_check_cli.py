@@ -40,3 +40,20 @@ def test_a_missing_directory_is_the_only_thing_said(tmp_path):
     assert proc.returncode == 1
     assert proc.stdout == ""  # not the built-in profiles' listing, as if DIR had been read
     assert proc.stderr.strip() == f"{missing}: profile directory not found"
+
+
+def test_a_broken_data_model_file_is_one_line_naming_it(tmp_path):
+    """A malformed XML file ended in an lxml XMLSyntaxError traceback."""
+    import shutil
+
+    from acsd.provisioning.profile_datamodel import MODEL_FILES
+
+    tr098, tr181 = MODEL_FILES["InternetGatewayDevice."], MODEL_FILES["Device."]
+    shutil.copy(DATAMODELS / tr098, tmp_path / tr098)
+    (tmp_path / tr181).write_text("<bad\n")
+    proc = run_cli("profile", "check", "--datamodels", str(tmp_path))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    broken = [line for line in proc.stderr.splitlines() if tr181 in line]
+    assert len(broken) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert broken[0].startswith(f"{tmp_path / tr181}:") and "not well-formed XML" in broken[0]
+    assert proc.stdout.splitlines()[-1] == "1 error"

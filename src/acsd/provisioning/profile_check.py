@@ -31,6 +31,7 @@ from acsd.provisioning.profile_compile import Profile, quote
 from acsd.provisioning.profile_datamodel import (
     MODEL_FILES,
     DataModel,
+    DataModelError,
     find_datamodels,
     load_datamodel,
     norm,
@@ -385,7 +386,12 @@ def check_profiles(extra_dir: Path | None, *, datamodels: Path | None = None) ->
             report.warn(f"warning: BBF data models not found ({where}): path check skipped")
     else:
         for p in profiles:
-            checker.model(p, load_datamodel(folder / MODEL_FILES[p.root]))
+            try:
+                model = load_datamodel(folder / MODEL_FILES[p.root])
+            except DataModelError as exc:  # said once: report.error drops repeats
+                report.error(str(exc))
+                continue
+            checker.model(p, model)
 
     trees = simulator_trees(report)
     checker.ties(profiles, trees, pset)

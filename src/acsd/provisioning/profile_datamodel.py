@@ -72,13 +72,29 @@ def _type_of(syntax: etree._Element, datatypes: dict[str, etree._Element]) -> st
     return _type_of(base, datatypes) if base is not None else "xsd:string"
 
 
+class DataModelError(ValueError):
+    """A data model file that cannot be used: "FILE:LINE: what", one line."""
+
+
+def _parse(path: Path) -> etree._Element:
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, remove_comments=True)
+    try:
+        return etree.parse(str(path), parser).getroot()
+    except etree.XMLSyntaxError as exc:
+        raise DataModelError(f"{path}:{exc.lineno}: not well-formed XML: {exc.msg}") from None
+    except OSError as exc:  # lxml's own for an unreadable file, or the OS's
+        raise DataModelError(f"{path}: cannot read: {exc}") from None
+
+
 @functools.cache
 def load_datamodel(path: Path) -> DataModel:
-    """Objects and parameters of one BBF "full" XML file (parsed once per process)."""
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, remove_comments=True)
-    doc = etree.parse(str(path), parser).getroot()
+    """Objects and parameters of one BBF "full" XML file (parsed once per process).
+    Raises :class:`DataModelError` for a file that is no such data model."""
+    doc = _parse(path)
     datatypes = {d.get("name", ""): d for d in doc if _tag(d) == "dataType"}
-    model = next(el for el in doc if _tag(el) == "model")
+    model = next((el for el in doc if _tag(el) == "model"), None)
+    if model is None:
+        raise DataModelError(f"{path}: not a BBF data model (no <model> element)")
     dm = DataModel(model.get("name", path.name), {}, {})
     refs: list[tuple[str, str]] = []
     for obj in (el for el in model if _tag(el) == "object"):
