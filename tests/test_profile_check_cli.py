@@ -57,3 +57,35 @@ def test_a_broken_data_model_file_is_one_line_naming_it(tmp_path):
     assert len(broken) == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert broken[0].startswith(f"{tmp_path / tr181}:") and "not well-formed XML" in broken[0]
     assert proc.stdout.splitlines()[-1] == "1 error"
+
+
+def test_strict_booleans_and_a_list_for_unsupported(tmp_path):
+    """secret = "yes" and reboot = "true" were taken as true; unsupported = "wifi.6g.*"
+    (no list) was taken without a word."""
+    from conftest import REPO
+
+    huawei = (REPO / "src" / "acsd" / "profiles" / "huawei.toml").read_text()
+    huawei = huawei.replace('name = "huawei"', 'name = "myhuawei"')
+    huawei = huawei.replace('manufacturer = "Huawei*"', 'manufacturer = "MyHuawei*"')
+    assert "secret = true" in huawei and 'unsupported = ["wifi.6g.*"]' in huawei
+    cases = {
+        huawei.replace("secret = true", 'secret = "yes"', 1): (
+            ".secret: Input should be a valid boolean"
+        ),
+        huawei.replace("secret = true", 'secret = true\nreboot = "true"', 1): (
+            ".reboot: Input should be a valid boolean"
+        ),
+        huawei.replace('unsupported = ["wifi.6g.*"]', 'unsupported = "wifi.6g.*"'): (
+            'unsupported: must be a list of setting keys or globs: ["wifi.6g.*"]'
+        ),
+    }
+    for text, message in cases.items():
+        (tmp_path / "my.toml").write_text(text)
+        proc = run_cli("profile", "check", str(tmp_path), "--datamodels", str(DATAMODELS))
+        assert proc.returncode == 1, message
+        [line] = [e for e in proc.stderr.splitlines() if "my.toml" in e]
+        assert line.endswith(message), (message, line)
+    (tmp_path / "my.toml").write_text(huawei)
+    assert (
+        run_cli("profile", "check", str(tmp_path), "--datamodels", str(DATAMODELS)).returncode == 0
+    )

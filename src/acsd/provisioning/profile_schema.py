@@ -8,6 +8,7 @@ and :data:`TABLES`; later issues add ``wan.*`` / ``apn.*`` there and nowhere els
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
+    StrictInt,
     field_validator,
     model_validator,
 )
@@ -405,7 +408,7 @@ class SelectionSpec(_Spec):
     ignore: TextList = []
     split: str | None = None
     family: Literal["ipv4", "ipv6", "ipv6-global"] | None = None
-    pick: int | None = Field(None, ge=0)
+    pick: StrictInt | None = Field(None, ge=0)
 
     @field_validator("split")
     @classmethod
@@ -563,10 +566,11 @@ class TargetSpec(_Spec):
     path: LeafPath
     type: XsdType | None = None
     map: dict[str, str] | None = None
-    multiply: int | None = Field(None, ge=1)
+    multiply: StrictInt | None = Field(None, ge=1)
     booleans: Booleans | None = None
-    secret: bool | None = None
-    reboot: bool = False
+    # strict: TOML has booleans, and a profile with secret = "yes" means a typo
+    secret: StrictBool | None = None
+    reboot: StrictBool = False
     #: the form of WPA password this parameter takes: a passphrase (8-63 characters) or
     #: the raw 64-hex-digit key; a password of the other form is not written here
     form: Literal["passphrase", "hex-key"] | None = None
@@ -575,10 +579,10 @@ class TargetSpec(_Spec):
     when: dict[LeafPath, Condition] = {}
     #: a CPE without this parameter lacks nothing the setting needs: the setting's other
     #: parameters are written and nothing is reported
-    optional: bool = False
+    optional: StrictBool = False
     #: the value replaces the first entry of the CPE's comma-separated list, the entries
     #: after it kept (a primary DNS server leaves the secondary as it is)
-    list_head: bool = False
+    list_head: StrictBool = False
 
 
 Targets = Annotated[list[TargetSpec], BeforeValidator(_one_or_many), Field(min_length=1)]
@@ -598,6 +602,14 @@ class FieldSpec(_Spec):
 
 def _name_list(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
+
+
+def _key_list(value: Any) -> Any:
+    """``unsupported`` is a list: one string was taken as one key without a word, where a
+    list was meant (the built-in profiles and the README write one)."""
+    if isinstance(value, str):
+        raise ValueError(f"must be a list of setting keys or globs: [{json.dumps(value)}]")
+    return value
 
 
 class TableObjectSpec(_Spec):
@@ -620,7 +632,7 @@ class ProfileSpec(_Spec):
     extends: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9._-]*$")
     match: MatchSpec = MatchSpec()
     #: inherited settings/tables (keys or globs such as "wifi.6g.*") this profile drops
-    unsupported: Annotated[list[str], BeforeValidator(_name_list)] = []
+    unsupported: Annotated[list[str], BeforeValidator(_key_list)] = []
     refs: dict[RefName, Selections] = {}
     status: StatusSpec = StatusSpec()
     identity: IdentitySpec = IdentitySpec()
