@@ -714,3 +714,24 @@ def test_a_challenge_to_a_body_held_back_for_100_continue_closes_the_connection(
     # without Expect, the challenge keeps the connection for the CPE's answer
     _wire, answer = first_challenge(daemon)
     assert not closes(answer)
+
+
+def test_cpe_password_refuses_a_realm_config_check_refuses():
+    """A line made for realm 'a"b' matches no daemon: config check refuses that realm."""
+    import subprocess
+
+    from conftest import REPO, acsd_cmd
+
+    for realm, message in {
+        'a"b': "no double quote, backslash or control character",
+        "a\\b": "no double quote, backslash or control character",
+        "": "String should have at least 1 character",
+        "r" * 129: "String should have at most 128 characters",
+    }.items():
+        proc = subprocess.run(
+            acsd_cmd("cpe-password", "SN-0042", "--realm", realm, "--iterations", "1000"),
+            input="hunter2\n", capture_output=True, text=True, cwd=REPO, timeout=60,
+        )  # fmt: skip
+        assert proc.returncode == 2 and proc.stdout == "", realm
+        [line] = proc.stderr.splitlines()
+        assert line.startswith(f"acsd: --realm: {message}"), (realm, line)

@@ -235,6 +235,9 @@ def _cpe_password(args: argparse.Namespace) -> int:
     from acsd.cwmp.auth import password_line
 
     realm = args.realm
+    if realm is not None and (problem := _realm_problem(realm)):
+        print(f"acsd: --realm: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     if realm is None:
         try:
             realm = load_config(args.config).cwmp.auth.realm
@@ -258,6 +261,23 @@ def _cpe_password(args: argparse.Namespace) -> int:
         return 1
     print(password_line(args.serial, password, realm, args.iterations))
     return 0
+
+
+def _realm_problem(realm: str) -> str | None:
+    """Why ``realm`` cannot be cwmp.auth.realm (the check of ``config check``), or None:
+    a line made for a realm the daemon cannot have would never match."""
+    from pydantic import ValidationError
+
+    from acsd.config import CwmpAuthConfig
+
+    try:
+        CwmpAuthConfig(realm=realm)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        if error["type"] == "string_pattern_mismatch":  # the pattern itself says little
+            return "no double quote, backslash or control character may be in a realm"
+        return error["msg"]
+    return None
 
 
 def _profile_check(args: argparse.Namespace) -> int:
