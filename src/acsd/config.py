@@ -352,6 +352,23 @@ class Config(_Section):
     #: "auto" = uvloop where installed, else asyncio's own loop
     event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
 
+    @model_validator(mode="after")
+    def _listeners_apart(self) -> Config:
+        # One address for both: the second bind fails at start (or, with SO_REUSEPORT,
+        # routers and API clients reach each other's listener).
+        (cwmp_host, cwmp_port), (api_host, api_port) = (
+            parse_listen(self.cwmp.listen),
+            parse_listen(self.api.listen),
+        )
+        wildcard = {"", "0.0.0.0", "::", "*"}
+        same_host = cwmp_host == api_host or wildcard & {cwmp_host, api_host}
+        if cwmp_port and cwmp_port == api_port and same_host:
+            raise ValueError(
+                f"cwmp.listen ({self.cwmp.listen}) and api.listen ({self.api.listen}) "
+                "name the same address: give them different ports"
+            )
+        return self
+
 
 def _is_section(annotation: Any) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
@@ -460,4 +477,5 @@ def load_config(
             message = "unknown key"
         elif error["type"].endswith("_type") and key.split(".")[-1] != "password":
             message += f" (got {error['input']!r})"  # strict: 1 for a boolean, "300" for a number
-        raise ConfigError(f"{source}: {key}: {message}") from None
+        where = f"{key}: " if error["loc"] else ""  # a check of several keys names them
+        raise ConfigError(f"{source}: {where}{message}") from None
