@@ -474,16 +474,27 @@ async def _apply(path: str, store, view: dict) -> int:
     body = _device_body(raw, name)
     if body is None:
         return 1
-    try:
-        record = await apply_device(store, body)
-    except DeviceInputError as exc:
-        print(f"acsd: {name}: {exc.field}: {exc.message}", file=sys.stderr)
-        return 1
-    except ChangedError as exc:  # another write took the MAC between check and write
-        print(f"acsd: {name}: {exc}; nothing written, try again", file=sys.stderr)
-        return 1
-    print(json.dumps(device_view(record, **view).to_json(), indent=2))
-    return 0
+    for attempt in range(_APPLY_ATTEMPTS):
+        try:
+            record = await apply_device(store, body)
+        except DeviceInputError as exc:
+            print(f"acsd: {name}: {exc.field}: {exc.message}", file=sys.stderr)
+            return 1
+        except ChangedError as exc:
+            # The record changed between read and write (a router's session, an API
+            # request, a delete): read it again and check again, as the API does.
+            if attempt + 1 < _APPLY_ATTEMPTS:
+                await asyncio.sleep(0.01 * (attempt + 1))
+                continue
+            print(f"acsd: {name}: {exc}; nothing written, try again", file=sys.stderr)
+            return 1
+        print(json.dumps(device_view(record, **view).to_json(), indent=2))
+        return 0
+    return 1  # (not reached: the last attempt returns)
+
+
+#: reads and checks of ``device apply`` before it gives up on a record that keeps changing
+_APPLY_ATTEMPTS = 5
 
 
 def _device_body(raw: bytes, name: str):  # -> DeviceInput | None
