@@ -326,3 +326,34 @@ def test_a_damaged_configuration_copy_is_a_config_error(tmp_path, monkeypatch, c
     copy.unlink()
     assert main(["serve"]) == 2
     assert "the supervisor's copy" in capsys.readouterr().err
+
+
+def test_a_digest_nonce_one_worker_issued_is_good_on_every_other(daemon_factory):
+    # A router on a new connection per request reaches any worker with the nonce another
+    # one issued: each worker signed nonces with a key of its own, so every such answer
+    # was "stale" and the router never got in.
+    from acsd import httpdigest
+
+    daemon = start_workers(
+        daemon_factory, cwmp={"auth": {"scheme": "digest", "password": "shared-secret"}}
+    )
+    wire = Wire(daemon.cwmp_url, cookies=False)
+    challenge = wire.post(envelope(inform_body("NONCE000"), ns=NS))
+    assert challenge.status == 401
+    challenges = httpdigest.parse_challenges(challenge.headers.get_all("WWW-Authenticate"))
+    params = next(p for scheme, p in challenges if scheme == "digest")
+    statuses = []
+    for n in range(1, 17):
+        wire.reconnect()  # the kernel spreads new connections over the workers
+        serial = f"NONCE{n:03d}"
+        authorization = httpdigest.authorization(
+            params, "POST", wire.path, serial, "shared-secret", nc=n
+        )
+        answer = wire.post(
+            envelope(inform_body(serial), ns=NS), headers={"Authorization": authorization}
+        )
+        statuses.append(answer.status)
+    wire.close()
+    assert statuses == [200] * 16
+    informed = [e for e in daemon.events("session.inform") if e["serial"].startswith("NONCE")]
+    assert {e["worker"] for e in informed} == {0, 1}

@@ -417,7 +417,7 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
 #: ACSD_* variables that are not settings (set by the supervisor for its workers, or read
 #: by `acsd profile check`)
 _NOT_SETTINGS = frozenset(
-    {"ACSD_WORKER", "ACSD_WORKER_CONFIG", "ACSD_METRICS_DIR", "ACSD_DATAMODELS"}
+    {"ACSD_WORKER", "ACSD_WORKER_CONFIG", "ACSD_METRICS_DIR", "ACSD_DATAMODELS", "ACSD_NONCE_KEY"}
 )
 
 

@@ -31,7 +31,7 @@ from acsd.reload import Profiles, Reloader
 from acsd.sdnotify import notify
 from acsd.store import StoreError, open_store
 from acsd.tls import ServerTls, TlsFileError, listener_settings, warnings_for
-from acsd.workers import worker_index
+from acsd.workers import shared_nonce_key, worker_index
 
 log = get_logger("acsd")
 
@@ -82,7 +82,8 @@ async def serve(
         for warning in warnings_for(settings):
             log.warning("tls.legacy_versions", detail=warning)
     try:
-        cpe_auth = build_authenticator(config.cwmp.auth)  # warns if CPEs are not authenticated
+        # (warns if CPEs are not authenticated)
+        cpe_auth = build_authenticator(config.cwmp.auth, nonce_key=shared_nonce_key())
     except ValueError as exc:  # the credentials file changed since the config was checked
         log.error("config_error", key="cwmp.auth.credentials_file", error=str(exc))
         return 2

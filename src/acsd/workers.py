@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import sqlite3
@@ -42,6 +43,9 @@ WORKER_ENV = "ACSD_WORKER"
 #: The file on disk may have changed (or broken) by the time a worker is restarted; a
 #: restarted worker must still run as its siblings do (same database, same ports).
 CONFIG_ENV = "ACSD_WORKER_CONFIG"
+#: set by the supervisor: the key (hex) every worker signs its Digest nonces with, so that
+#: a CPE whose next request reaches another worker is not told its nonce is stale
+NONCE_KEY_ENV = "ACSD_NONCE_KEY"
 #: a worker that cannot start again after the service was ready: next try after this long
 RETRY_BROKEN = 10.0
 #: seconds before a worker that died is started again
@@ -58,6 +62,15 @@ def worker_index() -> int | None:
     """This process's worker index, or None when it is not a supervised worker."""
     value = os.environ.get(WORKER_ENV)
     return int(value) if value is not None and value.isdigit() else None
+
+
+def shared_nonce_key() -> bytes | None:
+    """The Digest nonce key of this service's workers (None when not a supervised worker)."""
+    value = os.environ.get(NONCE_KEY_ENV) if worker_index() is not None else None
+    try:
+        return bytes.fromhex(value) if value else None
+    except ValueError:
+        return None
 
 
 def worker_config() -> Config | None:
@@ -164,6 +177,7 @@ class Supervisor:
                 "ACSD_CWMP_LISTEN": _listen_value(held[0]),
                 "ACSD_API_LISTEN": _listen_value(held[1]),
                 "NOTIFY_SOCKET": str(Path(tmp) / "notify"),
+                NONCE_KEY_ENV: secrets.token_hex(32),
             }
             log.info(
                 "workers.starting",

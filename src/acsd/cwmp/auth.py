@@ -313,10 +313,13 @@ class NonceBook:
         *,
         clock: Callable[[], float] = time.monotonic,
         max_tracked: int = 100_000,
+        key: bytes | None = None,
     ) -> None:
         self.lifetime = lifetime
         self._clock = clock
-        self._key = secrets.token_bytes(32)
+        # One key for all the workers of a service (``key``): a CPE that reconnects to
+        # another worker answers with a nonce that worker must know as its own.
+        self._key = key or secrets.token_bytes(32)
         self._max = max_tracked
         self._seen: OrderedDict[str, tuple[int, float]] = OrderedDict()  # nonce -> (nc, issued)
         #: nonces issued at or before this time were forgotten to bound memory: stale
@@ -438,6 +441,7 @@ class CpeAuthenticator:
         allow_basic_without_tls: bool = False,
         clock: Callable[[], float] = time.monotonic,
         pbkdf2_iterations: int = PBKDF2_ITERATIONS,
+        nonce_key: bytes | None = None,
     ) -> None:
         if scheme not in ("basic", "digest"):
             raise ValueError(f"unknown scheme {scheme!r}")
@@ -445,7 +449,7 @@ class CpeAuthenticator:
         self.realm = realm
         self.algorithms = [a for a in algorithms if a in HASHES] or ["MD5"]
         self.allow_basic_without_tls = allow_basic_without_tls
-        self.nonces = NonceBook(nonce_lifetime, clock=clock)
+        self.nonces = NonceBook(nonce_lifetime, clock=clock, key=nonce_key)
         # Failures count per address and username: behind a CGNAT, one router with a wrong
         # password must not lock out the others. Guessing with many usernames from one
         # address meets the per-address ceiling (ten times as many by default).
@@ -771,9 +775,12 @@ def parse_auth_params(text: str) -> dict[str, str] | None:
     return out
 
 
-def build_authenticator(config: CwmpAuthConfig) -> CpeAuthenticator | None:
+def build_authenticator(
+    config: CwmpAuthConfig, *, nonce_key: bytes | None = None
+) -> CpeAuthenticator | None:
     """The authenticator for ``[cwmp.auth]`` (None for scheme "none"), with the start-up
-    warnings an operator must see. Raises ValueError if the credentials file went bad."""
+    warnings an operator must see; ``nonce_key``: the key the service's workers share.
+    Raises ValueError if the credentials file went bad."""
     if config.scheme == "none":
         log.warning(
             "cwmp.auth_disabled",
@@ -803,6 +810,7 @@ def build_authenticator(config: CwmpAuthConfig) -> CpeAuthenticator | None:
         failure_window=config.failure_window,
         max_failures_per_address=config.max_failures_per_address,
         allow_basic_without_tls=config.allow_basic_without_tls,
+        nonce_key=nonce_key,
     )
     if config.scheme == "basic":
         if config.allow_basic_without_tls:
