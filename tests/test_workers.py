@@ -175,42 +175,70 @@ def test_a_parked_session_whose_cpe_never_returns_is_still_committed(daemon_fact
     assert daemon.device_json("GONE001")["serialNumber"] == "GONE001"
 
 
-def test_a_session_cut_by_a_reboot_does_not_write_over_the_session_after_it(daemon_factory):
-    # The CPE reboots mid-session: its session is parked, and the BOOT Inform that follows
-    # (no cookie) starts a new one on whichever worker. The parked one ends at its timeout,
-    # after the new one committed: what it learned is older and must not be written.
+def _versioned(version: str) -> dict[str, str]:
+    return {
+        "Device.DeviceInfo.SoftwareVersion": version,
+        "Device.DeviceInfo.HardwareVersion": "HW1",
+        "Device.ManagementServer.ConnectionRequestURL": "http://127.0.0.1:9/cr",
+        "Device.ManagementServer.ParameterKey": "",
+    }
+
+
+def test_a_session_cut_by_a_reboot_is_ended_by_the_inform_after_it(daemon_factory):
+    # The CPE (no cookies) reboots mid-session: its session is parked, and the BOOT Inform
+    # that follows starts a new one on whichever worker. That Inform ends the parked one
+    # first, as one process does: its older values are committed before, not over, the new
+    # session's (and a parked session left at the address would block the CPE's next
+    # requests, found by address alone, until its timeout).
+    daemon = start_workers(daemon_factory, cwmp={"session_timeout": 30})
+    url = daemon.cwmp_url
+    session_over_new_connections(url, "RBT001", announce=True, params=_versioned("1.0.0"))
+    for _ in range(3):  # cut again and again, as a CPE that retries does
+        wire = Wire(url, cookies=False)
+        answer = wire.post(
+            envelope(inform_body("RBT001", events=("1 BOOT",), params=_versioned("1.5.0")), ns=NS),
+            headers={"Connection": "close"},
+        )
+        assert answer.status == 200
+        wire.close()  # the reboot
+    wait_for(lambda: len(daemon.events("cwmp.session_parked")) >= 3, timeout=5)
+    session_over_new_connections(
+        url, "RBT001", announce=True, cookies=False, params=_versioned("2.0.0")
+    )
+    shown = daemon.device_json("RBT001")
+    assert shown["cpe"]["softwareVersion"] == "2.0.0" and shown["status"]["upTime"] == 77
+    ended = [
+        e for e in daemon.events("session.end")
+        if e["serial"] == "RBT001" and e["reason"] == "CPE started a new session"
+    ]  # fmt: skip
+    assert len(ended) == 3 and not any(e["complete"] for e in ended)
+    assert not daemon.events("session.save_failed")
+
+
+def test_a_first_session_cut_does_not_write_over_the_session_after_it(daemon_factory):
+    # A CPE acsd has no record of (cookies kept, so its parked session is found by cookie
+    # alone) loses its connection mid-session and starts over without the cookie. The
+    # parked one ends at its timeout, after the new one committed: it began without a
+    # record, and a record that heard from the CPE later must not get its older values.
     daemon = start_workers(daemon_factory, cwmp={"session_timeout": 2})
     url = daemon.cwmp_url
-
-    def params(version: str) -> dict[str, str]:
-        return {
-            "Device.DeviceInfo.SoftwareVersion": version,
-            "Device.DeviceInfo.HardwareVersion": "HW1",
-            "Device.ManagementServer.ConnectionRequestURL": "http://127.0.0.1:9/cr",
-            "Device.ManagementServer.ParameterKey": "",
-        }
-
-    session_over_new_connections(url, "RBT001", announce=True, params=params("1.0.0"))
     wire = Wire(url)
-    answer = wire.post(
-        envelope(inform_body("RBT001", events=("2 PERIODIC",), params=params("1.5.0")), ns=NS),
-        headers={"Connection": "close"},
-    )
-    assert answer.status == 200
-    wire.close()  # the reboot
+    inform = inform_body("NEW001", events=("0 BOOTSTRAP",), params=_versioned("1.0.0"))
+    assert wire.post(envelope(inform, ns=NS)).status == 200
+    assert wire.post(None).status == 200  # the cookie went back: found by it alone
+    wire.close()  # cut
     wait_for(lambda: daemon.events("cwmp.session_parked"), timeout=5)
-    session_over_new_connections(url, "RBT001", announce=True, params=params("2.0.0"))
-    after_boot = daemon.device_json("RBT001")
-    assert after_boot["cpe"]["softwareVersion"] == "2.0.0"
-
+    session_over_new_connections(url, "NEW001", announce=True, params=_versioned("2.0.0"))
+    after = daemon.device_json("NEW001")
+    assert after["cpe"]["softwareVersion"] == "2.0.0"
     dropped = wait_for(
-        lambda: [e for e in daemon.events("session.result_dropped") if e["serial"] == "RBT001"],
+        lambda: [e for e in daemon.events("session.result_dropped") if e["serial"] == "NEW001"],
         timeout=15,
     )
     assert len(dropped) == 1
-    shown = daemon.device_json("RBT001")
+    shown = daemon.device_json("NEW001")
     assert shown["cpe"]["softwareVersion"] == "2.0.0"
-    assert shown["status"] == after_boot["status"]
+    assert shown["status"] == after["status"]
     assert not daemon.events("session.save_failed")
 
 

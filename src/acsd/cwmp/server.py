@@ -125,6 +125,8 @@ class Parking(Protocol):
 
     async def parked_sessions(self, parked_before: float) -> list[str]: ...
 
+    async def parked_for(self, cookie: str | None, remote_ip: str) -> list[tuple[str, bytes]]: ...
+
 
 class SessionTable:
     """Open sessions, found by cookie, by TCP connection, or (cookieless CPEs that
@@ -418,6 +420,8 @@ class CwmpServer:
                 None,
             )
             if previous is None:
+                if self.parking is not None:
+                    await self._end_parked(cookie, remote_ip, serial_no)
                 return True
             if previous.id in self._busy:
                 if time.monotonic() >= deadline:
@@ -425,6 +429,27 @@ class CwmpServer:
                 await asyncio.sleep(0.02)
                 continue
             await self._close(previous, "CPE started a new session")
+
+    async def _end_parked(self, cookie: str | None, remote_ip: str, serial_no: str) -> None:
+        """End the CPE's session another worker parked (its connection closed, the CPE
+        came back with a new Inform instead): left parked, it blocks the address of a
+        cookieless CPE and commits older values at its timeout. Found by the cookie the
+        CPE sends, or by its address; a parked session of another CPE stays."""
+        assert self.parking is not None
+        try:
+            parked = await self.parking.parked_for(cookie, remote_ip) if cookie or remote_ip else []
+        except Exception:
+            log.exception("cwmp.take_over_failed")
+            return
+        for session_id, data in parked:
+            try:
+                if CwmpSession.thaw(data, self.driver_factory()).serial.lower() != serial_no:
+                    continue
+            except ParkError:
+                continue  # not this worker's to read; it times out where it is
+            claimed = await self._claim(lambda p, i=session_id: p.claim_session(i), 0.0)
+            if claimed is not None:
+                await self._close(claimed, "CPE started a new session")
 
     def _stranger(self, session: CwmpSession, env: Envelope | None) -> str | None:
         """Why a message that reached ``session`` by its address alone cannot be its CPE's,

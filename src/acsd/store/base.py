@@ -596,6 +596,10 @@ class Store(Protocol):
     async def parked_sessions(self, parked_before: float) -> list[str]:
         """Ids of sessions parked before this time (their CPE may never come back)."""
 
+    async def parked_for(self, cookie: str | None, remote_ip: str) -> list[tuple[str, bytes]]:
+        """(id, state) of the sessions parked under this cookie, or from this address by
+        a CPE that keeps no cookies, left where they are: what a new Inform may replace."""
+
 
 class StoreError(Exception):
     """A persistence failure that callers may want to tell apart from bugs."""

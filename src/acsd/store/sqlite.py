@@ -237,6 +237,10 @@ _IDS_SQL = (
 _KEYS_SQL = (
     "SELECT id, serial_key FROM devices WHERE serial_key IN (SELECT value FROM json_each(?))"
 )
+_HEARD_SQL = (
+    "SELECT serial_key, last_inform FROM devices"
+    " WHERE serial_key IN (SELECT value FROM json_each(?))"
+)
 
 
 @dataclass(slots=True)
@@ -743,6 +747,13 @@ def _apply_saves_sync(conn: sqlite3.Connection, saves: list[_SaveOp]) -> list[st
     if wanted:
         rows = conn.execute(_IDS_SQL, (dumps(wanted),)).fetchall()
         bound = {row[0]: (row[1], row[2]) for row in rows}
+    # A session that began without a record (a CPE's first) is overtaken when a record of
+    # its serial heard from the CPE later: cut and committed at its timeout, it must not
+    # write older values over the session after it.
+    unbound = {op.serial_key for op in saves if not op.device_id or op.device_id not in bound}
+    heard: dict[str, float | None] = {}
+    if unbound:
+        heard = dict(conn.execute(_HEARD_SQL, (dumps(sorted(unbound)),)).fetchall())
     # a device id, a _Failed, or None: found by serial key once written
     out: list[str | _Failed | None] = []
     live: list[_SaveOp] = []
@@ -751,6 +762,13 @@ def _apply_saves_sync(conn: sqlite3.Connection, saves: list[_SaveOp]) -> list[st
         found = bound.get(device_id) if device_id else None
         if found is None:
             # New CPE, or its record was deleted meanwhile: find or create by serial.
+            last = heard.get(op.serial_key)
+            if last is not None and last > op.at:
+                out.append(_Failed(StaleResultError(
+                    f"{op.serial_key}: a later session committed first"
+                )))  # fmt: skip
+                continue
+            heard[op.serial_key] = op.at  # in queue order, as below
             key, done = op.serial_key, None
         else:
             key, informed = found
@@ -1883,6 +1901,13 @@ class SqliteStore:
         if found != 1:
             return None
         return await self._call("claim_session_from", claim)
+
+    async def parked_for(self, cookie: str | None, remote_ip: str) -> list[tuple[str, bytes]]:
+        rows = await self._read.execute_fetchall(
+            "SELECT id, state FROM cwmp_sessions WHERE id = ? OR remote_ip = ?",
+            (cookie or "", remote_ip),
+        )
+        return [(row[0], bytes(row[1])) for row in rows]
 
     async def parked_sessions(self, parked_before: float) -> list[str]:
         rows = await self._read.execute_fetchall(
