@@ -3,6 +3,7 @@ session and serial on every line of a CWMP exchange, and no secret in any line."
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -199,3 +200,20 @@ def test_a_malformed_credential_header_is_logged_without_the_credential(daemon):
     text = daemon.log_text()
     for secret in secrets:
         assert secret not in text
+
+
+def test_a_line_that_cannot_be_written_is_lost_not_raised():
+    # stderr in a file on a full disk (here /dev/full, which refuses every write) or a
+    # closed pipe: the task that logged must go on (the store's writer died of it).
+    logger = acsd_log.get_logger("t")
+    full = open("/dev/full", "w", buffering=1)  # noqa: SIM115 (closed below, as it can be)
+    acsd_log.configure("debug", "json", full)
+    logger.warning("store.write_failed", error="no space left on device")
+    logger.info("session.end")
+    logging.getLogger("aiohttp.server").error("stdlib too")
+    with contextlib.suppress(OSError):  # what is left in its buffer cannot go either
+        full.close()
+    closed = io.StringIO()
+    acsd_log.configure("debug", "json", closed)
+    closed.close()
+    logger.error("after.close")

@@ -679,3 +679,17 @@ async def test_a_session_of_the_router_a_record_was_moved_from_is_dropped(
     after = await store.get_device(record.id)
     assert after is not None
     assert (after.serial_number, after.connection_request_url) == ("NEW1", None)
+
+
+async def test_a_store_whose_writer_is_gone_is_not_ready(tmp_path: Path) -> None:
+    # Every write would be refused: /readyz (ping) must say so, whatever reads still do.
+    s = SqliteStore(tmp_path / "writerless.db")
+    await s.open()
+    try:
+        assert await s.ping()
+        assert s._writer_task is not None
+        s._writer_task.cancel()
+        await asyncio.gather(s._writer_task, return_exceptions=True)
+        assert not await s.ping()
+    finally:
+        await s.close()

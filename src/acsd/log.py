@@ -12,6 +12,7 @@ the stream has one format.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import logging
@@ -97,6 +98,27 @@ _handler: logging.Handler | None = None
 _static: dict[str, Any] = {}
 
 
+class _LossyWriteLogger(structlog.WriteLogger):
+    """A line that cannot be written (stderr in a file on a full disk, a closed pipe) is
+    lost rather than raised in whatever logged it: the store's writer task died of one, and
+    with it every later write until a restart."""
+
+    def msg(self, message: str) -> None:
+        with contextlib.suppress(OSError, ValueError):  # ValueError: the stream was closed
+            super().msg(message)
+
+    log = debug = info = warn = warning = msg
+    fatal = failure = err = error = critical = exception = msg
+
+
+class _LossyWriteLoggerFactory:
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def __call__(self, *args: Any) -> _LossyWriteLogger:
+        return _LossyWriteLogger(self._stream)
+
+
 def set_static(**fields: Any) -> None:
     """Put these fields on every later log line of this process (survives reconfigure)."""
     _static.update(fields)
@@ -135,7 +157,7 @@ def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> Non
         ),
         # WriteLogger: one write() per line (print() makes two), so the lines of workers
         # sharing one stderr never interleave.
-        logger_factory=structlog.WriteLoggerFactory(stream),
+        logger_factory=_LossyWriteLoggerFactory(stream),
         cache_logger_on_first_use=False,
     )
     # Python logging (aiohttp's errors) in the same format; its access log is noise at

@@ -1030,6 +1030,8 @@ class SqliteStore:
     async def ping(self) -> bool:
         if not self._opened or self._reader is None or self._closing is not None:
             return False
+        if self._writer_task is None or self._writer_task.done():
+            return False  # every write would be refused: not ready, whatever reads do
         try:
             version = await self._scalar(self._reader, "SELECT max(version) FROM schema_migrations")
         except Exception:
