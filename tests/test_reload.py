@@ -231,6 +231,9 @@ def test_log_level_on_sighup_and_keys_that_need_a_restart(daemon_factory):
     done = hup(daemon)
     assert done["config"] == "log settings applied"
     assert done["restart_needed"] == ["cwmp.max_sessions"]
+    # the new level in a field of its own: "level" is the line's own severity
+    [applied] = daemon.events("reload.log")
+    assert applied["level"] == "info" and applied["log_level"] == "debug"
     [warning] = daemon.events("reload.restart_needed")
     assert warning["level"] == "warning" and warning["keys"] == ["cwmp.max_sessions"]
 

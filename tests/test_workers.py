@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import sqlite3
+import time
 
 from acsd.cwmp import rpc
 from acsd.cwmp.soap import Envelope, parse_envelope, render_envelope
@@ -385,3 +387,36 @@ def test_a_digest_nonce_one_worker_issued_is_good_on_every_other(daemon_factory)
     assert statuses == [200] * 16
     informed = [e for e in daemon.events("session.inform") if e["serial"].startswith("NONCE")]
     assert {e["worker"] for e in informed} == {0, 1}
+
+
+def test_with_no_worker_left_the_service_stops_and_says_so(daemon_factory, tmp_path):
+    # Every worker killed while none can start again (a profile broken meanwhile): a
+    # supervisor that stayed would look active to systemd, which would never restart it.
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    daemon = start_workers(daemon_factory, profiles={"dir": str(profiles)})
+    (profiles / "broken.toml").write_text('name = "broken"\nextends = "nonexistent"\n')
+    for pid in daemon.events("workers.ready")[0]["pids"]:
+        os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: daemon.events("workers.none_left"), timeout=30)
+    assert daemon.proc.wait(timeout=30) == 1
+    # a worker's figures go with it: no scrape of a later worker shows it alive
+    assert not list((tmp_path).rglob("worker-*.prom"))
+
+
+def test_a_worker_killed_by_a_signal_again_and_again_stops_the_service_with_status_1(
+    daemon_factory,
+):
+    daemon = start_workers(daemon_factory)
+    children = f"/proc/{daemon.proc.pid}/task/{daemon.proc.pid}/children"
+    for _ in range(120):
+        if daemon.proc.poll() is not None:
+            break
+        with contextlib.suppress(OSError):
+            for pid in open(children).read().split():  # noqa: SIM115
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
+        time.sleep(0.25)
+    assert daemon.events("workers.giving_up")
+    # not 247 (sys.exit(-9)): systemd reads that as a status of acsd's own
+    assert daemon.proc.wait(timeout=30) == 1

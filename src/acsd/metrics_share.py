@@ -31,6 +31,15 @@ SHARE_INTERVAL = 1.0
 WORKER_LABEL = "worker"
 
 
+def snapshot_path(directory: Path, worker: int) -> Path:
+    return directory / f"worker-{worker}.prom"
+
+
+def forget_worker(directory: Path, worker: int) -> None:
+    """Remove a worker's snapshot (the supervisor, once the worker is gone)."""
+    snapshot_path(directory, worker).unlink(missing_ok=True)
+
+
 class MetricsShare:
     """One worker's view of the shared directory: it writes its own snapshot and reads
     everyone's."""
@@ -41,7 +50,7 @@ class MetricsShare:
         self._unreadable: set[int] = set()  # workers already reported, so one line each
 
     def _path(self, worker: int) -> Path:
-        return self.directory / f"worker-{worker}.prom"
+        return snapshot_path(self.directory, worker)
 
     def publish(self, text: bytes) -> None:
         """Replace this worker's snapshot (readers see the old file or the new, never half

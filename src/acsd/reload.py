@@ -149,7 +149,8 @@ class Reloader:
             outcome["config"] = "changed"
         if config.log != self.config.log:
             acsd_log.configure(config.log.level, config.log.format)
-            log.info("reload.log", level=config.log.level, format=config.log.format)
+            # (log_level: "level" is the line's own severity)
+            log.info("reload.log", log_level=config.log.level, format=config.log.format)
             outcome["config"] = "log settings applied"
         log.debug("reload.config_changed", keys=changed)
         restart = sorted(k for k in changed_keys(self.started, config) if k not in RELOADABLE)

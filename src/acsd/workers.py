@@ -31,7 +31,7 @@ from pydantic import ValidationError
 
 from acsd.config import WITH_SECRETS, Config, ConfigError, load_config
 from acsd.log import get_logger
-from acsd.metrics_share import METRICS_DIR_ENV
+from acsd.metrics_share import METRICS_DIR_ENV, forget_worker
 from acsd.sdnotify import notify
 from acsd.store import StoreError, open_store
 
@@ -224,10 +224,19 @@ class Supervisor:
             code = await proc.wait()
             was_ready = proc.pid in self.ready
             self.ready.discard(proc.pid)
+            # its figures are not the service's any more (a scrape must not show it alive)
+            forget_worker(Path(self.env[METRICS_DIR_ENV]), index)
             if self.stopping.is_set():
                 return
             log.error("workers.exited", worker=index, pid=proc.pid, status=code)
             cannot_start = not was_ready and code in (1, 2)
+            if cannot_start and self.announced and not self._alive():
+                # Not one worker serves: a supervisor that stays would look active to
+                # systemd, which then never restarts the service.
+                log.error("workers.none_left", worker=index, status=code)
+                self.failed = EXIT_FAILED
+                self._stop()
+                return
             if cannot_start and self.announced:
                 # The service runs on its other workers: keep it, and try this one again
                 # now and then (what it lacks, a profile fixed or the store back, may come).
@@ -241,10 +250,15 @@ class Supervisor:
             if cannot_start or len(self.restarts) > MAX_RESTARTS:
                 # A worker that cannot start (config, port, store) will not start next time.
                 log.error("workers.giving_up", worker=index, restarts=len(self.restarts))
-                self.failed = code or EXIT_FAILED
+                # a signal's death (a negative code) is no exit status of ours
+                self.failed = code if code and code > 0 else EXIT_FAILED
                 self._stop()
                 return
             await asyncio.sleep(RESTART_DELAY)
+
+    def _alive(self) -> bool:
+        """Whether any worker process is running now."""
+        return any(proc.returncode is None for proc in self.procs.values())
 
     def _write_snapshot(self) -> None:
         assert self.snapshot is not None
