@@ -420,3 +420,42 @@ def test_a_worker_killed_by_a_signal_again_and_again_stops_the_service_with_stat
     assert daemon.events("workers.giving_up")
     # not 247 (sys.exit(-9)): systemd reads that as a status of acsd's own
     assert daemon.proc.wait(timeout=30) == 1
+
+
+def _park_a_first_session(url: str, serial: str) -> None:
+    """A CPE acsd has no record of informs and drops the connection: its session parks."""
+    wire = Wire(url, cookies=False)
+    inform = inform_body(serial, events=("0 BOOTSTRAP",), params=_versioned("1.0.0"))
+    assert wire.post(envelope(inform, ns=NS), headers={"Connection": "close"}).status == 200
+    wire.close()
+
+
+def test_a_stopping_service_commits_its_parked_sessions(daemon_factory):
+    daemon = start_workers(daemon_factory, cwmp={"session_timeout": 300})
+    _park_a_first_session(daemon.cwmp_url, "PARKSTOP1")
+    wait_for(lambda: daemon.events("cwmp.session_parked"), timeout=5)
+    assert daemon.stop() == 0
+    with sqlite3.connect(daemon.db) as db:
+        assert db.execute("SELECT count(*) FROM cwmp_sessions").fetchone() == (0,)
+        assert db.execute(
+            "SELECT count(*) FROM devices WHERE serial_key = 'parkstop1'"
+        ).fetchone() == (1,)
+
+
+def test_one_process_ends_what_an_earlier_run_with_workers_left_parked(daemon_factory):
+    # Killed outright (no drain) while a session was parked: a later run of one process
+    # (which parks nothing itself) must still commit it, not leave it for ever.
+    daemon = start_workers(daemon_factory, cwmp={"session_timeout": 300})
+    _park_a_first_session(daemon.cwmp_url, "PARKLEFT1")
+    wait_for(lambda: daemon.events("cwmp.session_parked"), timeout=5)
+    children = open(f"/proc/{daemon.proc.pid}/task/{daemon.proc.pid}/children").read()  # noqa: SIM115
+    for pid in [daemon.proc.pid, *map(int, children.split())]:
+        os.kill(pid, signal.SIGKILL)
+    daemon.proc.wait(timeout=10)
+    with sqlite3.connect(daemon.db) as db:
+        assert db.execute("SELECT count(*) FROM cwmp_sessions").fetchone() == (1,)
+    alone = daemon_factory()
+    wait_for(lambda: alone.events("cwmp.parked_ended"), timeout=10)
+    assert alone.device_json("PARKLEFT1")["serialNumber"] == "PARKLEFT1"
+    with sqlite3.connect(alone.db) as db:
+        assert db.execute("SELECT count(*) FROM cwmp_sessions").fetchone() == (0,)

@@ -8,6 +8,7 @@ Content-Length, chunked or gzip bodies, no cookies); send what every CPE accepts
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 import weakref
@@ -232,6 +233,9 @@ class CwmpServer:
         self.settings = settings
         self.driver_factory = driver_factory
         self.parking = parking if settings.handoff else None
+        #: the store of parked sessions, also for one process alone: what an earlier run
+        #: with several workers left parked is ended at start
+        self._parked_store = parking
         self.sessions = SessionTable()
         #: sessions with a request being handled right now: never parked under it
         self._busy: set[str] = set()
@@ -495,13 +499,17 @@ class CwmpServer:
         return await self._claim(lambda parking: parking.claim_session_from(remote_ip), wait)
 
     async def _claim(
-        self, claim: Callable[[Parking], Awaitable[bytes | None]], wait: float
+        self,
+        claim: Callable[[Parking], Awaitable[bytes | None]],
+        wait: float,
+        store: Parking | None = None,
     ) -> CwmpSession | None:
-        assert self.parking is not None
+        store = store or self.parking
+        assert store is not None
         deadline = time.monotonic() + wait
         while True:
             try:
-                data = await claim(self.parking)
+                data = await claim(store)
             except Exception:
                 log.exception("cwmp.take_over_failed")
                 return None
@@ -842,8 +850,28 @@ class CwmpServer:
 
     async def start(self) -> None:
         """Start the reaper of silent sessions and the loop-lag probe."""
+        if self.parking is None and self._parked_store is not None:
+            # Nobody else will take these: end them, so that what they learned is committed.
+            await self.end_parked("left parked by an earlier run")
         self._reaper = asyncio.create_task(self._reap_forever())
         self.loop_lag.start()
+
+    async def end_parked(self, reason: str) -> None:
+        """End every parked session (the service stops, or it runs as one process now):
+        what each learned is committed. Workers racing for one: the store's claim decides."""
+        store = self._parked_store
+        if store is None:
+            return
+        try:
+            parked = await store.parked_sessions(math.inf)
+        except Exception:
+            log.exception("cwmp.take_over_failed")
+            return
+        for session_id in parked:
+            session = await self._claim(lambda p, i=session_id: p.claim_session(i), 0.0, store)
+            if session is not None:
+                log.info("cwmp.parked_ended", serial=session.serial, reason=reason)
+                await self._close(session, reason)
 
     async def _reap_forever(self) -> None:
         interval = max(0.5, min(5.0, self.settings.session_timeout / 4))
@@ -884,6 +912,9 @@ class CwmpServer:
             log.info("cwmp.drain_abandon", sessions=len(left))
         for session in left:
             await self._close(session, "daemon shutting down")
+        if self.parking is not None:
+            # The service stops: a CPE has no worker to come back to.
+            await self.end_parked("daemon shutting down")
 
     async def stop(self) -> None:
         """Stop the reaper and close what sessions are left (after :meth:`drain`)."""
