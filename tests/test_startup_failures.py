@@ -203,3 +203,20 @@ def test_a_misspelt_acsd_variable_is_named_not_ignored(tmp_path: Path):
     assert proc.returncode == 0, proc.stderr
     assert "ACSD_CWMP_LISTN is no acsd setting" in proc.stderr
     assert "ACSD_STORE_URL" not in proc.stderr  # a real one: used, not warned about
+
+
+async def test_a_store_is_not_ready_while_another_process_holds_the_write_lock(tmp_path: Path):
+    # Before any write of this process has met the lock: the workers of a service (each
+    # with its own store) answered /readyz differently depending on which had tried.
+    store = SqliteStore(tmp_path / "acsd.db", busy_timeout=0.2)
+    await store.open()
+    try:
+        assert await store.ping()
+        holder = sqlite3.connect(tmp_path / "acsd.db", isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        assert not await store.ping()
+        holder.execute("ROLLBACK")
+        holder.close()
+        assert await store.ping()
+    finally:
+        await store.close()

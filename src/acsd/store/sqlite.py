@@ -1036,14 +1036,16 @@ class SqliteStore:
             version = await self._scalar(self._reader, "SELECT max(version) FROM schema_migrations")
         except Exception:
             return False
-        if self.stats.write_error is not None and not await self._writes_again():
+        # A write probe every time, not only after a write of this process failed: the
+        # workers of a service (each its own store) must agree, and another process may
+        # hold the write lock before any write here has met it.
+        if not await self._writes_again():
             return False
         return version == latest_version()
 
     async def _writes_again(self) -> bool:
-        """After writes failed for the database's own reason: whether one goes through now
-        (a connection of its own, so that an idle daemon does not stay unready until its
-        next session)."""
+        """Whether a write goes through now (a connection of its own, so that an idle
+        daemon does not stay unready until its next session)."""
 
         def probe() -> None:
             conn = sqlite3.connect(self.path, timeout=1.0, isolation_level=None)
