@@ -218,9 +218,9 @@ def test_a_session_cut_by_a_reboot_is_ended_by_the_inform_after_it(daemon_factor
 
 
 def test_a_first_session_cut_does_not_write_over_the_session_after_it(daemon_factory):
-    # A CPE acsd has no record of (cookies kept, so its parked session is found by cookie
-    # alone) loses its connection mid-session and starts over without the cookie. The
-    # parked one ends at its timeout, after the new one committed: it began without a
+    # A CPE acsd has no record of loses its connection mid-session and starts over. Its
+    # session was parked by an acsd that did not note the serial (so the new Inform cannot
+    # end it): it ends at its timeout, after the new one committed. It began without a
     # record, and a record that heard from the CPE later must not get its older values.
     daemon = start_workers(daemon_factory, cwmp={"session_timeout": 2})
     url = daemon.cwmp_url
@@ -230,6 +230,8 @@ def test_a_first_session_cut_does_not_write_over_the_session_after_it(daemon_fac
     assert wire.post(None).status == 200  # the cookie went back: found by it alone
     wire.close()  # cut
     wait_for(lambda: daemon.events("cwmp.session_parked"), timeout=5)
+    with sqlite3.connect(daemon.db) as db:
+        db.execute("UPDATE cwmp_sessions SET serial_key = NULL")
     session_over_new_connections(url, "NEW001", announce=True, params=_versioned("2.0.0"))
     after = daemon.device_json("NEW001")
     assert after["cpe"]["softwareVersion"] == "2.0.0"
@@ -459,3 +461,24 @@ def test_one_process_ends_what_an_earlier_run_with_workers_left_parked(daemon_fa
     assert alone.device_json("PARKLEFT1")["serialNumber"] == "PARKLEFT1"
     with sqlite3.connect(alone.db) as db:
         assert db.execute("SELECT count(*) FROM cwmp_sessions").fetchone() == (0,)
+
+
+def test_a_cpe_that_reconnects_while_the_service_stops_goes_on_within_the_grace(
+    daemon_factory,
+):
+    # SIGTERM: an idle worker must not end a parked session at once while another worker,
+    # still in its grace, can take it over when the CPE comes back.
+    daemon = daemon_factory(top={"workers": 2, "shutdown_grace": 5}, cwmp={"session_timeout": 300})
+    wait_for(lambda: daemon.events("workers.ready"), timeout=20)
+    wire = Wire(daemon.cwmp_url)
+    inform = inform_body("GRACE001", params=_versioned("1.0.0"))
+    assert wire.post(envelope(inform, ns=NS), headers={"Connection": "close"}).status == 200
+    wire.close()
+    wait_for(lambda: daemon.events("cwmp.session_parked"), timeout=5)
+    daemon.proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: daemon.events("workers.stopping"), timeout=5)
+    wire.reconnect()
+    answer = wire.post(None, headers={"Connection": "close"})
+    assert answer.status == 200, answer.text  # the session went on (a GetParameterValues)
+    assert isinstance(parse_envelope(answer.body).body, rpc.GetParameterValues)
+    wire.close()

@@ -117,7 +117,12 @@ class Parking(Protocol):
     """Where sessions wait between workers (the store)."""
 
     async def park_session(
-        self, session_id: str, state: bytes, at: float, remote_ip: str | None = None
+        self,
+        session_id: str,
+        state: bytes,
+        at: float,
+        remote_ip: str | None = None,
+        serial: str | None = None,
     ) -> None: ...
 
     async def claim_session(self, session_id: str) -> bytes | None: ...
@@ -126,7 +131,7 @@ class Parking(Protocol):
 
     async def parked_sessions(self, parked_before: float) -> list[str]: ...
 
-    async def parked_for(self, cookie: str | None, remote_ip: str) -> list[tuple[str, bytes]]: ...
+    async def parked_of(self, serial: str) -> list[str]: ...
 
 
 class SessionTable:
@@ -425,7 +430,7 @@ class CwmpServer:
             )
             if previous is None:
                 if self.parking is not None:
-                    await self._end_parked(cookie, remote_ip, serial_no)
+                    await self._end_parked(serial_no)
                 return True
             if previous.id in self._busy:
                 if time.monotonic() >= deadline:
@@ -434,23 +439,17 @@ class CwmpServer:
                 continue
             await self._close(previous, "CPE started a new session")
 
-    async def _end_parked(self, cookie: str | None, remote_ip: str, serial_no: str) -> None:
+    async def _end_parked(self, serial_no: str) -> None:
         """End the CPE's session another worker parked (its connection closed, the CPE
         came back with a new Inform instead): left parked, it blocks the address of a
-        cookieless CPE and commits older values at its timeout. Found by the cookie the
-        CPE sends, or by its address; a parked session of another CPE stays."""
+        cookieless CPE and commits older values at its timeout."""
         assert self.parking is not None
         try:
-            parked = await self.parking.parked_for(cookie, remote_ip) if cookie or remote_ip else []
+            parked = await self.parking.parked_of(serial_no)
         except Exception:
             log.exception("cwmp.take_over_failed")
             return
-        for session_id, data in parked:
-            try:
-                if CwmpSession.thaw(data, self.driver_factory()).serial.lower() != serial_no:
-                    continue
-            except ParkError:
-                continue  # not this worker's to read; it times out where it is
+        for session_id in parked:
             claimed = await self._claim(lambda p, i=session_id: p.claim_session(i), 0.0)
             if claimed is not None:
                 await self._close(claimed, "CPE started a new session")
@@ -472,7 +471,11 @@ class CwmpServer:
         self.sessions.remove(session)
         try:
             await self.parking.park_session(
-                session.id, session.freeze(), clock.now(), session.remote_ip if cookieless else None
+                session.id,
+                session.freeze(),
+                clock.now(),
+                session.remote_ip if cookieless else None,
+                session.serial or None,
             )
         except Exception:
             log.exception("cwmp.park_failed", serial=session.serial)
@@ -522,6 +525,9 @@ class CwmpServer:
             session = CwmpSession.thaw(data, self.driver_factory())
         except ParkError as exc:
             log.warning("cwmp.take_over_refused", reason=str(exc))
+            return None
+        except Exception:  # a state this process's driver cannot take (a profile reload)
+            log.exception("cwmp.take_over_failed")
             return None
         self.stats["sessions_taken_over"] += 1
         log.debug("cwmp.session_taken_over", serial=session.serial)
@@ -913,7 +919,16 @@ class CwmpServer:
         for session in left:
             await self._close(session, "daemon shutting down")
         if self.parking is not None:
-            # The service stops: a CPE has no worker to come back to.
+            # The other workers serve out their grace too, and a CPE that reconnects may
+            # still reach one of them and go on: parked sessions are left to be taken over
+            # until the grace is over, then ended (the service stops; nobody else will).
+            while time.monotonic() < deadline and not (hurry is not None and hurry.is_set()):
+                try:
+                    if not await self.parking.parked_sessions(math.inf):
+                        break
+                except Exception:
+                    break
+                await asyncio.sleep(0.2)
             await self.end_parked("daemon shutting down")
 
     async def stop(self) -> None:

@@ -580,10 +580,16 @@ class Store(Protocol):
     async def get_apn_operation(self, operation_id: str) -> ApnOperationRecord | None: ...
 
     async def park_session(
-        self, session_id: str, state: bytes, at: float, remote_ip: str | None = None
+        self,
+        session_id: str,
+        state: bytes,
+        at: float,
+        remote_ip: str | None = None,
+        serial: str | None = None,
     ) -> None:
         """Keep an open CWMP session's state for another worker (``workers = N``).
-        ``remote_ip``: the address of a CPE that keeps no cookies, to be found by."""
+        ``remote_ip``: the address of a CPE that keeps no cookies, to be found by;
+        ``serial``: its CPE's serial number (a new Inform of it ends the session)."""
 
     async def claim_session(self, session_id: str) -> bytes | None:
         """Take a parked session: its state, removed from the store so that only one
@@ -596,9 +602,8 @@ class Store(Protocol):
     async def parked_sessions(self, parked_before: float) -> list[str]:
         """Ids of sessions parked before this time (their CPE may never come back)."""
 
-    async def parked_for(self, cookie: str | None, remote_ip: str) -> list[tuple[str, bytes]]:
-        """(id, state) of the sessions parked under this cookie, or from this address by
-        a CPE that keeps no cookies, left where they are: what a new Inform may replace."""
+    async def parked_of(self, serial: str) -> list[str]:
+        """Ids of the sessions parked for the CPE with this serial number (any case)."""
 
 
 class StoreError(Exception):

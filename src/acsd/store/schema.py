@@ -342,6 +342,17 @@ MIGRATIONS: list[Migration] = [
         ALTER TABLE devices ADD COLUMN mac_from_router INTEGER NOT NULL DEFAULT 0;
         """,
     ),
+    Migration(
+        12,
+        "parked cwmp sessions found by their CPE's serial number",
+        """
+        -- The serial key of the CPE a parked session belongs to: a new Inform of that CPE,
+        -- on whichever worker, ends it. NULL: parked by an older acsd (ended at its timeout).
+        ALTER TABLE cwmp_sessions ADD COLUMN serial_key TEXT;
+        CREATE INDEX cwmp_sessions_by_serial ON cwmp_sessions (serial_key)
+            WHERE serial_key IS NOT NULL;
+        """,
+    ),
 ]
 
 

@@ -1857,13 +1857,20 @@ class SqliteStore:
     # claim (DELETE ... RETURNING) is atomic, so two workers can never both go on.
 
     async def park_session(
-        self, session_id: str, state: bytes, at: float, remote_ip: str | None = None
+        self,
+        session_id: str,
+        state: bytes,
+        at: float,
+        remote_ip: str | None = None,
+        serial: str | None = None,
     ) -> None:
+        key = serial_key(serial) if serial else None
+
         async def park(conn: aiosqlite.Connection) -> None:
             await conn.execute(
-                "INSERT OR REPLACE INTO cwmp_sessions (id, state, parked, remote_ip)"
-                " VALUES (?, ?, ?, ?)",
-                (session_id, state, at, remote_ip),
+                "INSERT OR REPLACE INTO cwmp_sessions (id, state, parked, remote_ip, serial_key)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (session_id, state, at, remote_ip, key),
             )
 
         await self._call("park_session", park)
@@ -1906,12 +1913,11 @@ class SqliteStore:
             return None
         return await self._call("claim_session_from", claim)
 
-    async def parked_for(self, cookie: str | None, remote_ip: str) -> list[tuple[str, bytes]]:
+    async def parked_of(self, serial: str) -> list[str]:
         rows = await self._read.execute_fetchall(
-            "SELECT id, state FROM cwmp_sessions WHERE id = ? OR remote_ip = ?",
-            (cookie or "", remote_ip),
+            "SELECT id FROM cwmp_sessions WHERE serial_key = ?", (serial_key(serial),)
         )
-        return [(row[0], bytes(row[1])) for row in rows]
+        return [row[0] for row in rows]
 
     async def parked_sessions(self, parked_before: float) -> list[str]:
         rows = await self._read.execute_fetchall(
