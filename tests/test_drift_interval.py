@@ -65,3 +65,22 @@ async def test_the_default_checks_every_session(daemon):
     router.set_local(SSID, "Mine now")
     assert (await sim.run_once()).ok == 1
     assert router.tree.get(SSID) == "SkyNet"
+
+
+async def test_a_refused_repair_is_retried_after_retry_base_not_the_interval(daemon_factory):
+    # The router refuses the SSID being put back: the job says retry after retry_base, and
+    # that is when it is tried again, not an interval (an hour) later.
+    daemon = daemon_factory(provisioning={"drift_check_interval": 3600, "retry_base": 1})
+    sim, router = await _applied(daemon, "DR")
+    router.set_local(SSID, "Mine now")
+    router.cpe.faults = {SSID: 9007}
+    router.reboot()  # a BOOT: checked at once, and the router refuses the repair
+    assert (await sim.run_once()).ok == 1
+    assert router.tree.get(SSID) == "Mine now"
+    job = daemon.device_json(router.serial)["job"]
+    assert job["state"] == "PENDING" and job["faults"][0]["code"] == 9007
+    router.cpe.faults = {}
+    time.sleep(1.2)  # retry_base
+    assert (await sim.run_once()).ok == 1
+    assert router.tree.get(SSID) == "SkyNet"
+    assert daemon.device_json(router.serial)["job"]["state"] == "DONE"

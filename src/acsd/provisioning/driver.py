@@ -51,6 +51,7 @@ from acsd.provisioning.internet import (
 )
 from acsd.provisioning.jobs import (
     AFTER_REBOOT,
+    PENDING,
     Outcome,
     RetryPolicy,
     close_job,
@@ -583,6 +584,11 @@ class ProvisioningDriver:
         # A reboot may bring back an older configuration, and a value change may be a user
         # at the router's web page: neither waits for the interval.
         if "1 BOOT" in self.events or "4 VALUE CHANGE" in self.events:
+            return True
+        # A repair the CPE refused (or left pending) is retried on the retry policy's
+        # schedule (retry_base), not the interval's: its faults say when.
+        job = self.memory.get("job") or {}
+        if self.memory.get("faults") or job.get("state") == PENDING:
             return True
         at = self.memory.get("checkedAt")
         return at is None or not 0 <= clock.now() - at < interval
