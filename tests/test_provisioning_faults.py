@@ -873,3 +873,18 @@ def test_a_read_split_grows_back_only_while_answers_stay_far_below_max_body():
     driver.memory["readChunk"], driver.fetch.queue = 5, [["Device.X."]]
     driver._grow_read_chunk()
     assert driver.memory["readChunk"] == 5
+
+
+def test_a_split_of_whole_objects_does_not_grow_back_on_the_read_plans_small_answers():
+    # The leaves read between full reads answer far less than the whole objects whose
+    # answer was too large: growing on them split, grew, and lost a session at every
+    # full read (a BOOT, full_read_interval) to the same 413 again.
+    driver, _session = bare_driver()
+    driver.memory = new_memory({"readChunk": 5, "readChunkWhole": True}, bootstrap=False)
+    driver.fetch.started, driver.fetch.widest, driver.fetch.largest = True, 40, 1000
+    driver.plan = object()  # type: ignore[assignment]  (a session reading its read plan)
+    driver._grow_read_chunk()
+    assert driver.memory["readChunk"] == 5
+    driver.plan = None  # a full read that answered small: that one says
+    driver._grow_read_chunk()
+    assert driver.memory["readChunk"] == 10

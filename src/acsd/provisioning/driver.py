@@ -415,6 +415,8 @@ class ProvisioningDriver:
         limit = len(request.names) // 2
         if limit < (self.memory.get("readChunk") or limit + 1):
             self.memory["readChunk"] = limit
+            # what was too large: whole objects, or only the read plan's leaves
+            self.memory["readChunkWhole"] = self.plan is None
             log.warning(
                 "session.read_split",
                 serial=session.serial,
@@ -431,10 +433,16 @@ class ProvisioningDriver:
         fetch = self.fetch
         if not chunk or fetch.failed or not fetch.largest or fetch.queue:
             return
+        if self.plan is not None and self.memory.get("readChunkWhole", True):
+            # The leaves a session reads between full reads answer far less than the
+            # whole objects that were too large: they say nothing about those.
+            return
         if fetch.largest * 4 > self.settings.max_body:
             return
         grown = chunk * 2 if chunk * 2 < fetch.widest else None
         self.memory["readChunk"] = grown
+        if grown is None:
+            self.memory.pop("readChunkWhole", None)
         log.info(
             "session.read_grown",
             serial=self.identity.serial_number if self.identity else "",

@@ -69,6 +69,9 @@ def new_memory(memory: dict[str, Any] | None, *, bootstrap: bool) -> dict[str, A
         # when the settings were last checked (drift_check_interval); absent until then
         if type(at := memory.get("checkedAt")) is int:
             out["checkedAt"] = at
+        # whether the read split (readChunk) came from a read of whole objects
+        if out["readChunk"] is not None and type(whole := memory.get("readChunkWhole")) is bool:
+            out["readChunkWhole"] = whole
     if bootstrap:
         # A factory reset forgets everything the CPE held; faults may not hold any more.
         out["secrets"] = {}
