@@ -83,7 +83,7 @@ async def test_a_store_that_fails_to_open_leaves_no_connection_thread_running(tm
 
 
 async def test_a_store_whose_writes_fail_is_not_ready_until_one_goes_through(tmp_path: Path):
-    store = SqliteStore(tmp_path / "acsd.db", busy_timeout=0.2)
+    store = SqliteStore(tmp_path / "acsd.db", busy_timeout=0.2, ping_every=0)
     await store.open()
     try:
         await store.check_writable()
@@ -208,7 +208,7 @@ def test_a_misspelt_acsd_variable_is_named_not_ignored(tmp_path: Path):
 async def test_a_store_is_not_ready_while_another_process_holds_the_write_lock(tmp_path: Path):
     # Before any write of this process has met the lock: the workers of a service (each
     # with its own store) answered /readyz differently depending on which had tried.
-    store = SqliteStore(tmp_path / "acsd.db", busy_timeout=0.2)
+    store = SqliteStore(tmp_path / "acsd.db", busy_timeout=0.2, ping_every=0)
     await store.open()
     try:
         assert await store.ping()
@@ -220,3 +220,33 @@ async def test_a_store_is_not_ready_while_another_process_holds_the_write_lock(t
         assert await store.ping()
     finally:
         await store.close()
+
+
+async def test_a_flood_of_readiness_probes_makes_one_write_probe_a_second(tmp_path: Path):
+    # /readyz needs no token: its probes must not become a write each (they queued behind,
+    # and delayed, the sessions' writes).
+    store = SqliteStore(tmp_path / "acsd.db")
+    await store.open()
+    try:
+        probes = 0
+        real = store._writes_again
+
+        async def counted() -> bool:
+            nonlocal probes
+            probes += 1
+            return await real()
+
+        store._writes_again = counted  # type: ignore[method-assign]
+        assert all(await asyncio.gather(*(store.ping() for _ in range(50))))
+        assert all([await store.ping() for _ in range(50)])
+        assert probes <= 2
+    finally:
+        await store.close()
+
+
+def test_a_store_url_with_an_unknown_home_is_a_config_error(tmp_path: Path):
+    config = tmp_path / "acsd.toml"
+    config.write_text('[store]\nurl = "~nosuchuser-acsd/acsd.db"\n')
+    proc = run_cli("config", "check", "--config", str(config), check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "store.url" in proc.stderr and "no such home directory" in proc.stderr

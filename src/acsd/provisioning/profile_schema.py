@@ -8,7 +8,6 @@ and :data:`TABLES`; later issues add ``wan.*`` / ``apn.*`` there and nowhere els
 from __future__ import annotations
 
 import difflib
-import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -605,11 +604,9 @@ def _name_list(value: Any) -> Any:
 
 
 def _key_list(value: Any) -> Any:
-    """``unsupported`` is a list: one string was taken as one key without a word, where a
-    list was meant (the built-in profiles and the README write one)."""
-    if isinstance(value, str):
-        raise ValueError(f"must be a list of setting keys or globs: [{json.dumps(value)}]")
-    return value
+    """``unsupported`` is a list; one string is taken as a list of that one key (profiles
+    written so load as they did before)."""
+    return [value] if isinstance(value, str) else value
 
 
 class TableObjectSpec(_Spec):

@@ -83,12 +83,20 @@ def sqlite_path(url: str, *, base_dir: Path | None = None) -> Path:
             raise ValueError(f"store.url: no file name in the sqlite URL; expected {_ACCEPTED}")
         path = Path(raw)
     else:
-        path = Path(url).expanduser()
+        try:
+            path = Path(url).expanduser()
+        except RuntimeError:  # "~someone" who is no user here
+            raise ValueError(
+                f"store.url: no such home directory in the path; expected {_ACCEPTED}"
+            ) from None
     if str(path) == ":memory:":
         # Two connections (writer and reader) would each see their own empty database.
         raise ValueError("store.url: in-memory SQLite is not supported; give a file path")
     if not path.is_absolute():
-        path = (base_dir if base_dir is not None else Path.cwd()) / path
+        try:
+            path = (base_dir if base_dir is not None else Path.cwd()) / path
+        except OSError as exc:  # the working directory is gone
+            raise ValueError(f"store.url: a relative path, but {exc.strerror}") from None
     return path
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import re
 import sqlite3
@@ -81,6 +82,9 @@ _CLAIMS_SQL = (
 log = get_logger("acsd.store")
 
 BUSY_TIMEOUT = 5.0
+#: seconds a readiness probe's answer stands (/readyz needs no token: a flood of probes
+#: must not become a flood of writes)
+PING_EVERY = 1.0
 MAX_BATCH = 500
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
 #: seconds between checkpoints of the WAL into the database (see _checkpoints)
@@ -816,6 +820,7 @@ class SqliteStore:
         checkpoint_interval: float = CHECKPOINT_INTERVAL,
         wal_limit: int = JOURNAL_SIZE_LIMIT,
         background_nice: int = BACKGROUND_NICE,
+        ping_every: float = PING_EVERY,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
@@ -827,6 +832,10 @@ class SqliteStore:
         self.wal_limit = wal_limit
         #: added to the nice value of the writer's and checkpointer's threads (0: as the loop)
         self.background_nice = background_nice
+        #: seconds a readiness answer (ping) stands before another write probe
+        self.ping_every = ping_every
+        self._pinged: tuple[float, bool] = (-math.inf, False)
+        self._ping_lock = asyncio.Lock()
         self.stats = WriterStats()
         #: versions that open() applied (empty when the schema was up to date)
         self.migrations_applied: list[int] = []
@@ -1032,6 +1041,17 @@ class SqliteStore:
             return False
         if self._writer_task is None or self._writer_task.done():
             return False  # every write would be refused: not ready, whatever reads do
+        # /readyz needs no token: however often it is asked, at most one write probe a
+        # second, and one at a time (a flood of probes would queue behind, and delay, the
+        # sessions' writes)
+        async with self._ping_lock:
+            if time.monotonic() - self._pinged[0] < self.ping_every:
+                return self._pinged[1]
+            ready = await self._ping()
+            self._pinged = (time.monotonic(), ready)
+            return ready
+
+    async def _ping(self) -> bool:
         try:
             version = await self._scalar(self._reader, "SELECT max(version) FROM schema_migrations")
         except Exception:
