@@ -94,8 +94,13 @@ def test_auth_params_parsing():
     assert parse_auth_params("a b") is None
 
 
+#: the address _check's requests come from (a nonce is good from the address it went to)
+ADDRESS = "192.0.2.9"
+
+
 def _digest(auth: CpeAuthenticator, username: str, password: str, **over: str) -> str:
-    challenge = dict(h.split("=", 1) for h in auth.challenge_headers()[0][1][7:].split(", "))
+    headers = auth.challenge_headers(address=over.get("address", ADDRESS))
+    challenge = dict(h.split("=", 1) for h in headers[0][1][7:].split(", "))
     nonce = challenge["nonce"].strip('"')
     algorithm = over.get("algorithm", "MD5")
     h = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}[algorithm.upper().removesuffix("-SESS")]
@@ -117,7 +122,7 @@ def _digest(auth: CpeAuthenticator, username: str, password: str, **over: str) -
 
 async def _check(auth: CpeAuthenticator, header: str, path: str = "/acs?x=1"):
     request = make_mocked_request("POST", path, headers={"Authorization": header})
-    return await auth.check(request, remote="192.0.2.9", secure=False)
+    return await auth.check(request, remote=ADDRESS, secure=False)
 
 
 @pytest.mark.parametrize("algorithm", ["MD5", "MD5-sess", "SHA-256", "SHA-256-sess"])
@@ -241,3 +246,19 @@ def test_the_first_challenge_is_md5_by_default_and_the_order_is_the_operators():
     chosen = CpeAuthenticator(scheme="digest", password="p", algorithms=["SHA-256", "MD5"])
     assert algorithms(chosen) == ["SHA-256", "MD5"]
     assert Config().cwmp.auth.algorithms == ["MD5", "SHA-256"]
+
+
+async def test_a_nonce_is_good_only_from_the_address_it_was_issued_to():
+    # The workers of a service share the nonce key but count uses each on its own: a
+    # request captured on the wire and replayed from elsewhere must not pass on another
+    # worker (nor on this one).
+    auth = CpeAuthenticator(scheme="digest", username="cpe", password="pw")
+    header = _digest(auth, "cpe", "pw", address="198.51.100.7")
+    result = await _check(auth, header)  # comes from ADDRESS, not 198.51.100.7
+    assert not result.ok and result.reason == "stale nonce"
+    assert (await _check(auth, _digest(auth, "cpe", "pw"))).ok
+    book = NonceBook(60, key=b"k" * 32)
+    other_worker = NonceBook(60, key=b"k" * 32)
+    nonce = book.issue("192.0.2.1")
+    assert other_worker.use(nonce, 1, "192.0.2.1") == NonceBook.FRESH
+    assert other_worker.use(nonce, 2, "203.0.113.5") == NonceBook.STALE

@@ -325,13 +325,21 @@ class NonceBook:
         #: nonces issued at or before this time were forgotten to bound memory: stale
         self._floor = -math.inf
 
-    def issue(self) -> str:
+    def issue(self, address: str = "") -> str:
+        """A new nonce for the client at ``address``: good from that address only. The
+        workers of a service share the key but count a nonce's uses each on its own, so a
+        captured request replayed to another worker is refused unless it comes from the
+        address the nonce was issued to."""
         body = struct.pack(">d", self._clock()) + secrets.token_bytes(16)
-        mac = hmac.new(self._key, body, hashlib.sha256).digest()[:16]
+        mac = self._mac(body, address)
         return base64.urlsafe_b64encode(body + mac).decode("ascii").rstrip("=")
 
-    def issued_at(self, nonce: str) -> float | None:
-        """When this process issued ``nonce``; None if it did not (forged, or an older run)."""
+    def _mac(self, body: bytes, address: str) -> bytes:
+        return hmac.new(self._key, body + address.encode(), hashlib.sha256).digest()[:16]
+
+    def issued_at(self, nonce: str, address: str = "") -> float | None:
+        """When this service issued ``nonce`` to ``address``; None if it did not (forged,
+        another address's, or an older run's)."""
         try:
             raw = base64.urlsafe_b64decode(nonce + "=" * (-len(nonce) % 4))
         except (binascii.Error, ValueError):
@@ -339,15 +347,15 @@ class NonceBook:
         if len(raw) != self._RAW:
             return None
         body, mac = raw[:24], raw[24:]
-        expected = hmac.new(self._key, body, hashlib.sha256).digest()[:16]
-        if not hmac.compare_digest(mac, expected):
+        if not hmac.compare_digest(mac, self._mac(body, address)):
             return None
         return struct.unpack(">d", body[:8])[0]
 
-    def use(self, nonce: str, nc: int) -> str:
-        """Record a correct digest's use of ``nonce`` with count ``nc``: FRESH, STALE or REPLAY."""
+    def use(self, nonce: str, nc: int, address: str = "") -> str:
+        """Record a correct digest's use of ``nonce`` (from ``address``) with count ``nc``:
+        FRESH, STALE or REPLAY."""
         now = self._clock()
-        issued = self.issued_at(nonce)
+        issued = self.issued_at(nonce, address)
         if issued is None or issued > now or now - issued > self.lifetime:
             return self.STALE
         self._prune(now)
@@ -502,11 +510,12 @@ class CpeAuthenticator:
 
     # --- challenges ----------------------------------------------------------------------
 
-    def challenge_headers(self, *, stale: bool = False) -> list[tuple[str, str]]:
-        """``WWW-Authenticate`` headers for a 401: one per Digest algorithm (one nonce)."""
+    def challenge_headers(self, *, stale: bool = False, address: str = "") -> list[tuple[str, str]]:
+        """``WWW-Authenticate`` headers for a 401 to the client at ``address``: one per
+        Digest algorithm (one nonce)."""
         if self.scheme == "basic":
             return [("WWW-Authenticate", f'Basic realm="{self.realm}", charset="UTF-8"')]
-        nonce = self.nonces.issue()
+        nonce = self.nonces.issue(address)
         extra = ", stale=true" if stale else ""
         return [
             (
@@ -557,7 +566,7 @@ class CpeAuthenticator:
         if self.scheme == "basic":
             result = await self._check_basic(credentials)
         else:
-            result = self._check_digest(params, request.method, request.raw_path)
+            result = self._check_digest(params, request.method, request.raw_path, address)
         if result.failure:
             self.record_failure(address, claimed)
         return result
@@ -599,7 +608,9 @@ class CpeAuthenticator:
 
     # Digest --------------------------------------------------------------------------------
 
-    def _check_digest(self, params: dict[str, str] | None, method: str, target: str) -> AuthResult:
+    def _check_digest(
+        self, params: dict[str, str] | None, method: str, target: str, address: str = ""
+    ) -> AuthResult:
         if params is None:
             return self._fail("malformed Digest header")
         username = _digest_username(params)
@@ -661,7 +672,7 @@ class CpeAuthenticator:
         # firmware that opens a connection per message and sends its cached nonce with
         # nc=1 each time is sent a fresh nonce, like a stale one, and is not counted as a
         # failure (which would lock out every router behind its address).
-        verdict = self.nonces.use(nonce, int(nc_text, 16))
+        verdict = self.nonces.use(nonce, int(nc_text, 16), address)
         if verdict != NonceBook.FRESH:
             reason = "stale nonce" if verdict == NonceBook.STALE else "reused nonce count"
             return AuthResult(

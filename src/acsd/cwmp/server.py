@@ -615,7 +615,7 @@ class CwmpServer:
         # An empty 401; kept alive for the CPE's answer on the same connection, unless a
         # check failed (then Connection: close, cwmp-reference 10.3).
         response = web.Response(status=401)
-        for name, value in auth.challenge_headers(stale=result.stale):
+        for name, value in auth.challenge_headers(stale=result.stale, address=remote_ip):
             response.headers.add(name, value)
         if result.failure or _body_held_back(request):
             response.headers["Connection"] = "close"
