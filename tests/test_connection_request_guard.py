@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import ipaddress
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from aiohttp import web
@@ -30,15 +30,21 @@ async def endpoint(delay: float = 0.0) -> AsyncIterator[tuple[int, list[str]]]:
         await asyncio.sleep(delay)
         return web.Response(status=204)
 
+    async with serving(answer) as port:
+        yield port, hits
+
+
+@contextlib.asynccontextmanager
+async def serving(answer: Callable[[web.Request], Awaitable[web.Response]]) -> AsyncIterator[int]:
+    """``answer`` for every GET on 127.0.0.1: its port."""
     app = web.Application()
     app.router.add_get("/{tail:.*}", answer)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
-        yield port, hits
+        yield site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     finally:
         await runner.cleanup()
 
@@ -259,16 +265,8 @@ async def challenging(challenges: list[str]) -> AsyncIterator[tuple[int, list[st
             response.headers.add("WWW-Authenticate", challenge)
         return response
 
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", answer)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield site._server.sockets[0].getsockname()[1], accepted  # type: ignore[union-attr]
-    finally:
-        await runner.cleanup()
+    async with serving(answer) as port:
+        yield port, accepted
 
 
 DIGEST = 'Digest realm="cpe", nonce="n0nce", algorithm=MD5, qop="{qop}"'

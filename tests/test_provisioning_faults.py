@@ -57,24 +57,27 @@ async def test_one_refused_parameter_leaves_the_others_applied(daemon):
     assert router.stats.sessions == 4
 
 
-async def test_a_refusal_that_names_no_parameter_is_narrowed_down(daemon):
-    # Many stacks refuse a whole SetParameterValues for one bad value with a bare 9003
-    # (no SetParameterValuesFault): acsd halves the batch, by blocks of settings that go
-    # together, until the refused block is alone, and everything else is applied.
+async def _refusing_router_applied(daemon, prefix: str, quirk: str):
+    """A router that refuses the 5 GHz SSID (9007) the way ``quirk`` says, after one
+    session with the seed's settings: the rest of them applied. (serial, router)"""
     sim = Simulation(
-        daemon.cwmp_url,
-        ["tr181-generic"],
-        1,
-        serial_prefix="PN",
-        faults={SSID5: 9007},
-        quirks={"bare-faults"},
-    )
+        daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix=prefix, faults={SSID5: 9007},
+        quirks={quirk},
+    )  # fmt: skip
     serial = sim.routers[0].serial
     daemon.apply(seed_body(serial, LAN))
     assert (await sim.run_once()).ok == 1
     router = sim.router(serial)
     assert router.tree.get("Device.WiFi.SSID.1.SSID") == "SkyNet"
     assert router.tree.get("Device.DHCPv4.Server.Pool.1.MinAddress") == f"{LAN}.100"
+    return serial, router
+
+
+async def test_a_refusal_that_names_no_parameter_is_narrowed_down(daemon):
+    # Many stacks refuse a whole SetParameterValues for one bad value with a bare 9003
+    # (no SetParameterValuesFault): acsd halves the batch, by blocks of settings that go
+    # together, until the refused block is alone, and everything else is applied.
+    serial, router = await _refusing_router_applied(daemon, "PN", "bare-faults")
     # acsd's own management values too: without them Connection Requests cannot work
     assert router.tree.get("Device.ManagementServer.ConnectionRequestUsername") != ""
     assert router.tree.get(SSID5) != "Need4Speed"
@@ -788,20 +791,7 @@ async def test_a_refusal_that_names_the_object_refuses_only_what_was_sent_there(
     # Firmware that names the refused parameter's object (Device.WiFi.SSID.2.) instead of
     # the parameter: what was sent in that object waits for its retry, and everything else
     # is applied (it used to fail the whole batch, every setting, until the job FAILED).
-    sim = Simulation(
-        daemon.cwmp_url,
-        ["tr181-generic"],
-        1,
-        serial_prefix="PO",
-        faults={SSID5: 9007},
-        quirks={"object-faults"},
-    )
-    serial = sim.routers[0].serial
-    daemon.apply(seed_body(serial, LAN))
-    assert (await sim.run_once()).ok == 1
-    router = sim.router(serial)
-    assert router.tree.get("Device.WiFi.SSID.1.SSID") == "SkyNet"
-    assert router.tree.get("Device.DHCPv4.Server.Pool.1.MinAddress") == f"{LAN}.100"
+    serial, router = await _refusing_router_applied(daemon, "PO", "object-faults")
     assert router.tree.get(SSID5) != "Need4Speed"
     job = daemon.device_json(serial)["job"]
     assert job["state"] == "PENDING"
