@@ -55,8 +55,8 @@ async def cpe() -> AsyncIterator[tuple[int, list[str]]]:
         yield found
 
 
-async def _poke(deny: list[str], url: str):
-    requester = ConnectionRequester(deny=deny, min_interval=0)
+async def _poke(deny: list[str], url: str, *, allow_basic: bool = False):
+    requester = ConnectionRequester(deny=deny, min_interval=0, allow_basic=allow_basic)
     await requester.start()
     try:
         task = requester.poke("dev1", url, "cr-user", "cr-secret")
@@ -279,13 +279,13 @@ DIGEST = 'Digest realm="cpe", nonce="n0nce", algorithm=MD5, qop="{qop}"'
         (['Basic realm="cpe"', DIGEST.format(qop="auth")], "auth"),
         # both qops offered: "auth" (firmware that offers auth-int seldom does it)
         ([DIGEST.format(qop="auth,auth-int")], "auth"),
-        # an older CPE that knows only Basic
+        # an older CPE that knows only Basic, where the operator allows it
         (['Basic realm="cpe"'], "basic"),
     ],
 )
 async def test_the_challenge_a_router_sends_is_answered(challenges, scheme) -> None:
     async with challenging(challenges) as (port, accepted):
-        result = await _poke(DENY_BUT_LOOPBACK, f"http://127.0.0.1:{port}/cr")
+        result = await _poke(DENY_BUT_LOOPBACK, f"http://127.0.0.1:{port}/cr", allow_basic=True)
     assert result.ok and result.status == 204
     assert accepted == [scheme]
 
@@ -296,3 +296,15 @@ async def test_a_challenge_acsd_cannot_answer_is_said() -> None:
     assert not result.ok and result.status == 401
     assert result.reason == "no challenge acsd can answer (bearer)"
     assert accepted == []
+
+
+async def test_basic_only_is_not_answered_unless_allowed() -> None:
+    # Basic sends the Connection Request password readable: off by default (TR-069 has
+    # the CPE use Digest), and a router offering both still gets Digest.
+    async with challenging(['Basic realm="cpe"']) as (port, accepted):
+        result = await _poke(DENY_BUT_LOOPBACK, f"http://127.0.0.1:{port}/cr")
+    assert not result.ok and result.status == 401 and accepted == []
+    assert result.reason == "the router offers only Basic (cwmp.connection_request_allow_basic)"
+    async with challenging(['Basic realm="cpe"', DIGEST.format(qop="auth")]) as (port, accepted):
+        assert (await _poke(DENY_BUT_LOOPBACK, f"http://127.0.0.1:{port}/cr")).ok
+    assert accepted == ["auth"]

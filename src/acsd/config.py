@@ -239,6 +239,9 @@ class CwmpConfig(_Listener):
     #: networks (CIDR) acsd never sends a Connection Request to, whatever URL a CPE
     #: reports: by default loopback, link-local (cloud metadata), multicast, reserved
     connection_request_deny: list[str] = Field(default_factory=lambda: list(DEFAULT_DENY))
+    #: answer a router whose Connection Request challenge is Basic only (its password
+    #: then crosses the network readable); off: such a router is not asked (TR-069: Digest)
+    connection_request_allow_basic: bool = False
     auth: CwmpAuthConfig = Field(default_factory=CwmpAuthConfig)
     tls: CwmpTlsConfig = Field(default_factory=CwmpTlsConfig)
 

@@ -163,7 +163,9 @@ async def serve(
     )
     metrics.watch_cwmp(cwmp)
     requester = ConnectionRequester(
-        deny=config.cwmp.connection_request_deny, lookup=store.get_device
+        deny=config.cwmp.connection_request_deny,
+        lookup=store.get_device,
+        allow_basic=config.cwmp.connection_request_allow_basic,
     )
     metrics.watch_requester(requester)
     await requester.start()

@@ -46,6 +46,7 @@ async def connection_request(
     *,
     timeout: float = 5.0,
     deny: Sequence[Network] = (),
+    allow_basic: bool = False,
 ) -> CrResult:
     """One Connection Request; never raises for network trouble. ``deny``: networks it is
     never sent to; a host name is checked by the session's resolver (GuardedResolver)."""
@@ -71,10 +72,16 @@ async def connection_request(
         async with asyncio.timeout(timeout):
             status, challenges = await _get(session, target)
             if status == 401 and username:
-                answer = answer_challenge(challenges, target, username, password or "")
+                answer = answer_challenge(
+                    challenges, target, username, password or "", allow_basic=allow_basic
+                )
                 if answer is None:
-                    schemes = ", ".join(sorted({scheme for scheme, _ in challenges})) or "none"
-                    return CrResult(False, 401, f"no challenge acsd can answer ({schemes})")
+                    schemes = sorted({scheme for scheme, _ in challenges})
+                    if schemes == ["basic"]:
+                        why = "the router offers only Basic (cwmp.connection_request_allow_basic)"
+                    else:
+                        why = f"no challenge acsd can answer ({', '.join(schemes) or 'none'})"
+                    return CrResult(False, 401, why)
                 status, _ = await _get(session, target, answer)
         if status in (200, 204):
             return CrResult(True, status)
@@ -103,17 +110,22 @@ async def _get(
 
 
 def answer_challenge(
-    challenges: list[tuple[str, dict[str, str]]], target: URL, username: str, password: str
+    challenges: list[tuple[str, dict[str, str]]],
+    target: URL,
+    username: str,
+    password: str,
+    *,
+    allow_basic: bool = False,
 ) -> str | None:
     """The Authorization header for the CPE's challenges, None when acsd can answer none:
     Digest where offered (TR-069 asks for it; qop "auth" even when "auth-int" is offered
-    too, as firmware that offers both often implements only "auth"), else Basic (older
-    CPEs), whichever order the CPE sent them in."""
+    too, as firmware that offers both often implements only "auth"), whichever order the
+    CPE sent them in; else Basic if ``allow_basic`` (older CPEs: the password readable)."""
     for scheme, params in challenges:
         if scheme == "digest" and httpdigest.supported(params.get("algorithm", "MD5")):
             uri = target.raw_path_qs or "/"
             return httpdigest.authorization(params, "GET", uri, username, password, nc=1)
-    if any(scheme == "basic" for scheme, _ in challenges):
+    if allow_basic and any(scheme == "basic" for scheme, _ in challenges):
         return httpdigest.basic(username, password)
     return None
 
@@ -150,8 +162,10 @@ class ConnectionRequester:
         min_interval: float = 10.0,
         deny: Sequence[str] = (),
         lookup: Callable[[str], Awaitable[DeviceRecord | None]] | None = None,
+        allow_basic: bool = False,
     ) -> None:
         self.timeout = timeout
+        self.allow_basic = allow_basic
         #: reads a device again when its deferred request goes: a session in between may
         #: have set new credentials on the router (or the device is gone)
         self.lookup = lookup
@@ -247,7 +261,13 @@ class ConnectionRequester:
         self.stats["sent"] += 1
         try:
             result = await connection_request(
-                self._session, url, username, password, timeout=self.timeout, deny=self.deny
+                self._session,
+                url,
+                username,
+                password,
+                timeout=self.timeout,
+                deny=self.deny,
+                allow_basic=self.allow_basic,
             )
         finally:
             self._busy.discard(device_id)
