@@ -308,3 +308,17 @@ async def test_basic_only_is_not_answered_unless_allowed() -> None:
     async with challenging(['Basic realm="cpe"', DIGEST.format(qop="auth")]) as (port, accepted):
         assert (await _poke(DENY_BUT_LOOPBACK, f"http://127.0.0.1:{port}/cr")).ok
     assert accepted == ["auth"]
+
+
+async def test_credentials_a_router_wrote_into_its_url_are_not_sent() -> None:
+    # Firmware that reports http://user:password@host/...: acsd answers the challenge with
+    # its own credentials (aiohttp would have sent the URL's as Basic, then refused them
+    # beside acsd's own Authorization), and operators see the URL without the password.
+    from acsd.device_view import without_password
+
+    async with challenging([DIGEST.format(qop="auth")]) as (port, accepted):
+        url = f"http://admin:router-secret@127.0.0.1:{port}/cr"
+        result = await _poke(DENY_BUT_LOOPBACK, url)
+    assert result.ok and accepted == ["auth"]
+    assert without_password(url) == f"http://admin:***@127.0.0.1:{port}/cr"
+    assert without_password("http://192.0.2.1:7547/a@b") == "http://192.0.2.1:7547/a@b"

@@ -8,6 +8,19 @@ from acsd.provisioning.status import is_online
 from acsd.store.base import DeviceRecord
 
 
+def without_password(url: str | None) -> str | None:
+    """A URL a router reported, its password (firmware that writes its own credentials
+    into the ConnectionRequestURL) replaced by ``***``: operators see where it is."""
+    if not url or "@" not in url:
+        return url
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    return f"{scheme}{sep}{userinfo.split(':', 1)[0]}:***@{host}{slash}{path}"
+
+
 def device_view(
     record: DeviceRecord, *, default_interval: int, grace: int, now: float | None = None
 ) -> Device:
@@ -59,7 +72,7 @@ def device_view(
                 softwareVersion=record.software_version,
                 hardwareVersion=record.hardware_version,
                 profile=record.profile,
-                connectionRequestUrl=record.connection_request_url,
+                connectionRequestUrl=without_password(record.connection_request_url),
             ),
             # Revision 0 = no operator settings; what acsd sets on its own is not a job.
             "job": Job(**job)

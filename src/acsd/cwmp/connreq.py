@@ -56,6 +56,10 @@ async def connection_request(
         # It raises for "http://[::1", a port that is no number or out of range.
         target = URL(url)
         host = target.host
+        # credentials the firmware wrote into the URL are not acsd's to send (aiohttp
+        # would send them as Basic, and refuse them beside acsd's own Authorization)
+        if target.user is not None or target.password is not None:
+            target = target.with_user(None)
     except (ValueError, UnicodeError):  # what a CPE reports is not checked before
         return CrResult(False, reason=f"not a URL: {url[:200]!r}")
     # TR-069 allows only plain HTTP here; anything else is a CPE misreport.
