@@ -252,7 +252,8 @@ def test_store_urls_the_store_cannot_open_are_config_errors_without_the_url(tmp_
 
 def test_cwmp_and_api_on_one_address_is_a_config_error_naming_both(tmp_path):
     path = tmp_path / "same.toml"
-    for cwmp, api in (("127.0.0.1:7600", "127.0.0.1:7600"), ("0.0.0.0:7600", "127.0.0.1:7600")):
+    # ("[::]": every address, so the API's loopback one too)
+    for cwmp, api in (("127.0.0.1:7600", "127.0.0.1:7600"), ("[::]:7600", "[::1]:7600")):
         path.write_text(f'[cwmp]\nlisten = "{cwmp}"\n[api]\nlisten = "{api}"\n')
         proc = run_cli("config", "check", "--config", str(path))
         assert proc.returncode == 2 and proc.stdout == ""
@@ -260,6 +261,6 @@ def test_cwmp_and_api_on_one_address_is_a_config_error_naming_both(tmp_path):
             f"acsd: config error: {path}: cwmp.listen ({cwmp}) and api.listen ({api}) name "
             "the same address: give them different ports"
         ]
-    for cwmp, api in (("127.0.0.1:0", "127.0.0.1:0"), ("127.0.0.1:7600", "127.0.0.2:7600")):
+    for cwmp, api in (("127.0.0.1:0", "127.0.0.1:0"), ("127.0.0.1:7600", "[::1]:7600")):
         path.write_text(f'[cwmp]\nlisten = "{cwmp}"\n[api]\nlisten = "{api}"\n')
         assert run_cli("config", "check", "--config", str(path)).returncode == 0
