@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from yarl import URL
+
 from acsd import clock
 from acsd.models import STORED, CpeInfo, Device, DeviceStatus, Job
 from acsd.provisioning.status import is_online
@@ -10,15 +12,15 @@ from acsd.store.base import DeviceRecord
 
 def without_password(url: str | None) -> str | None:
     """A URL a router reported, its password (firmware that writes its own credentials
-    into the ConnectionRequestURL) replaced by ``***``: operators see where it is."""
+    into the ConnectionRequestURL) replaced by ``***``: operators see where it is. Parsed
+    as the Connection Request parses it; what is no URL is shown as it came."""
     if not url or "@" not in url:
         return url
-    scheme, sep, rest = url.partition("://")
-    authority, slash, path = rest.partition("/")
-    userinfo, at, host = authority.rpartition("@")
-    if not sep or not at or ":" not in userinfo:
+    try:
+        parsed = URL(url)
+    except (ValueError, UnicodeError):
         return url
-    return f"{scheme}{sep}{userinfo.split(':', 1)[0]}:***@{host}{slash}{path}"
+    return url if parsed.password is None else str(parsed.with_password("***"))
 
 
 def device_view(
