@@ -449,10 +449,15 @@ class CwmpServer:
         except Exception:
             log.exception("cwmp.take_over_failed")
             return
-        for session_id in parked:
-            claimed = await self._claim(lambda p, i=session_id: p.claim_session(i), 0.0)
-            if claimed is not None:
-                await self._close(claimed, "CPE started a new session")
+        await self._end_parked_ones(parked, "CPE started a new session")
+
+    async def _end_parked_ones(self, session_ids: list[str], reason: str) -> None:
+        """Claim and end these parked sessions (one another worker took meanwhile is its)."""
+        for session_id in session_ids:
+            session = await self._claim(lambda p, i=session_id: p.claim_session(i), 0.0)
+            if session is not None:
+                log.info("cwmp.parked_ended", serial=session.serial, reason=reason)
+                await self._close(session, reason)
 
     def _stranger(self, session: CwmpSession, env: Envelope | None) -> str | None:
         """Why a message that reached ``session`` by its address alone cannot be its CPE's,
@@ -502,12 +507,9 @@ class CwmpServer:
         return await self._claim(lambda parking: parking.claim_session_from(remote_ip), wait)
 
     async def _claim(
-        self,
-        claim: Callable[[Parking], Awaitable[bytes | None]],
-        wait: float,
-        store: Parking | None = None,
+        self, claim: Callable[[Parking], Awaitable[bytes | None]], wait: float
     ) -> CwmpSession | None:
-        store = store or self.parking
+        store = self._parked_store
         assert store is not None
         deadline = time.monotonic() + wait
         while True:
@@ -873,11 +875,7 @@ class CwmpServer:
         except Exception:
             log.exception("cwmp.take_over_failed")
             return
-        for session_id in parked:
-            session = await self._claim(lambda p, i=session_id: p.claim_session(i), 0.0, store)
-            if session is not None:
-                log.info("cwmp.parked_ended", serial=session.serial, reason=reason)
-                await self._close(session, reason)
+        await self._end_parked_ones(parked, reason)
 
     async def _reap_forever(self) -> None:
         interval = max(0.5, min(5.0, self.settings.session_timeout / 4))
