@@ -1,0 +1,214 @@
+"""APN accounts, networks, devices and operations (seed 003)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+import aiosqlite
+
+from acsd import clock
+from acsd.ids import new_id
+from acsd.store.base import (
+    ApnAccountRecord,
+    ApnDeviceRecord,
+    ApnNetworkRecord,
+    ApnOperationRecord,
+    AuditRecord,
+    ConflictError,
+    DuplicateError,
+)
+from acsd.store.sqlite.core import SqliteCore
+from acsd.store.sqlite.rows import Table, audit_values, dumps, insert_record, write_audit
+
+_APN_ACCOUNTS = Table("apn_accounts", ApnAccountRecord)
+_APN_NETWORKS = Table("apn_networks", ApnNetworkRecord)
+_APN_DEVICES = Table("apn_devices", ApnDeviceRecord, frozenset({"metadata"}))
+_APN_OPERATIONS = Table("apn_operations", ApnOperationRecord)
+_APN_UPDATE_SQL = (
+    "UPDATE apn_devices SET "
+    + ", ".join(f'"{n}" = ?' for n in _APN_DEVICES.names[1:])
+    + " WHERE id = ?"
+)
+#: the unique values of a network's active devices, as the client names them
+_APN_UNIQUE = (("CLI", "cli_key"), ("SIMNumber", "iccid"))
+
+
+def _apn_device(row: Sequence[Any]) -> ApnDeviceRecord:
+    record: ApnDeviceRecord = _APN_DEVICES.record(row)
+    record.enabled = bool(record.enabled)
+    record.lock_imei = bool(record.lock_imei)
+    return record
+
+
+class ApnRecords(SqliteCore):
+    """The APN API's accounts, networks, devices and operations."""
+
+    async def get_apn_account(self, key: str) -> ApnAccountRecord | None:
+        return await self._get(_APN_ACCOUNTS, 'WHERE "key" = ?', (key,))
+
+    async def get_apn_network(self, account: str, key: str) -> ApnNetworkRecord | None:
+        return await self._get(_APN_NETWORKS, 'WHERE account = ? AND "key" = ?', (account, key))
+
+    async def _apn_devices(self, sql: str, args: Sequence[Any]) -> list[ApnDeviceRecord]:
+        rows = await self._read.execute_fetchall(f"{_APN_DEVICES.select} {sql}", args)
+        return [_apn_device(row) for row in rows]
+
+    async def get_apn_device(self, device_id: str) -> ApnDeviceRecord | None:
+        found = await self._apn_devices("WHERE id = ?", (device_id,))
+        return found[0] if found else None
+
+    async def find_apn_device(
+        self, account: str, network: str, cli_key: str
+    ) -> ApnDeviceRecord | None:
+        found = await self._apn_devices(
+            "WHERE account = ? AND network = ? AND cli_key = ?"
+            " ORDER BY end_date IS NOT NULL, end_date DESC LIMIT 1",
+            (account, network, cli_key),
+        )
+        return found[0] if found else None
+
+    async def list_apn_devices(
+        self,
+        account: str,
+        network: str,
+        *,
+        after: str | None = None,
+        limit: int = 100,
+        include_ended: bool = False,
+    ) -> list[ApnDeviceRecord]:
+        where = "WHERE account = ? AND network = ? AND id > ?"
+        if not include_ended:
+            where += " AND end_date IS NULL"
+        return await self._apn_devices(
+            f"{where} ORDER BY id LIMIT ?", (account, network, after or "", max(0, limit))
+        )
+
+    async def find_apn_devices_for_sim(
+        self, *, imsi: str | None, iccid: str | None, msisdn: str | None
+    ) -> list[ApnDeviceRecord]:
+        if not (imsi or iccid or msisdn):
+            return []
+        return await self._apn_devices(
+            "WHERE end_date IS NULL AND (imsi = ? OR iccid = ? OR msisdn = ?) ORDER BY created, id",
+            (imsi, iccid, msisdn),
+        )
+
+    async def get_apn_operation(self, operation_id: str) -> ApnOperationRecord | None:
+        return await self._get(_APN_OPERATIONS, "WHERE id = ?", (operation_id,))
+
+    async def put_apn_network(
+        self, record: ApnNetworkRecord, *, audit: AuditRecord | None = None
+    ) -> ApnNetworkRecord:
+        audit_row = audit_values(audit)
+
+        async def put(conn: aiosqlite.Connection) -> ApnNetworkRecord:
+            now = clock.now()
+            try:
+                await conn.execute(
+                    'INSERT INTO apn_networks (account, "key", apn, created, updated)'
+                    ' VALUES (?, ?, ?, ?, ?) ON CONFLICT (account, "key")'
+                    " DO UPDATE SET apn = excluded.apn, updated = excluded.updated",
+                    (record.account, record.key, record.apn, now, now),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise ConflictError(f"APN account {record.account!r} does not exist") from exc
+            rows = list(
+                await conn.execute_fetchall(
+                    f'{_APN_NETWORKS.select} WHERE account = ? AND "key" = ?',
+                    (record.account, record.key),
+                )
+            )
+            await write_audit(conn, audit_row, f"{record.account}/{record.key}")
+            return _APN_NETWORKS.record(rows[0])
+
+        return await self._call("put_apn_network", put)
+
+    async def create_apn_device(
+        self,
+        record: ApnDeviceRecord,
+        *,
+        account: ApnAccountRecord | None = None,
+        operation: ApnOperationRecord | None = None,
+        audit: AuditRecord | None = None,
+        account_audit: AuditRecord | None = None,
+    ) -> ApnDeviceRecord:
+        record = replace(record, id=record.id or new_id())
+        if record.metadata is not None:
+            dumps(record.metadata)  # fail fast, in the caller
+        audit_row, account_row = audit_values(audit), audit_values(account_audit)
+
+        async def create(conn: aiosqlite.Connection) -> ApnDeviceRecord:
+            now = clock.now()
+            if account is not None:
+                stamped = replace(account, created=account.created or now)
+                async with conn.execute(
+                    f"{_APN_ACCOUNTS.insert_sql} ON CONFLICT DO NOTHING",
+                    _APN_ACCOUNTS.values(stamped),
+                ) as cursor:
+                    created = cursor.rowcount > 0
+                if created:
+                    await write_audit(conn, account_row, account.key)
+            try:
+                await conn.execute(
+                    'INSERT INTO apn_networks (account, "key", apn, created, updated)'
+                    " VALUES (?, ?, NULL, ?, ?) ON CONFLICT DO NOTHING",
+                    (record.account, record.network, now, now),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise ConflictError(f"APN account {record.account!r} does not exist") from exc
+            for name, column in _APN_UNIQUE:
+                value = getattr(record, column)
+                if value is None:
+                    continue
+                taken = await self._scalar(
+                    conn,
+                    f"SELECT id FROM apn_devices WHERE account = ? AND network = ?"
+                    f" AND {column} = ? AND end_date IS NULL",
+                    (record.account, record.network, value),
+                )
+                if taken is not None:
+                    raise DuplicateError(name, f"{name} is already in use in this network")
+            stored = replace(
+                record,
+                start_date=record.start_date or now,
+                created=record.created or now,
+                updated=now,
+            )
+            await insert_record(conn, _APN_DEVICES, stored, "APN device")
+            if operation is not None:
+                op = replace(operation, resource_id=operation.resource_id or stored.id)
+                await insert_record(conn, _APN_OPERATIONS, op, "operation")
+            await write_audit(conn, audit_row, stored.id)
+            return stored
+
+        return await self._call("create_apn_device", create)
+
+    async def update_apn_device(
+        self,
+        device_id: str,
+        change: Callable[[ApnDeviceRecord], tuple[ApnDeviceRecord | None, AuditRecord | None]],
+        *,
+        operation: ApnOperationRecord | None = None,
+    ) -> ApnDeviceRecord | None:
+        async def update(conn: aiosqlite.Connection) -> ApnDeviceRecord | None:
+            rows = list(
+                await conn.execute_fetchall(f"{_APN_DEVICES.select} WHERE id = ?", (device_id,))
+            )
+            if not rows:
+                return None
+            current = _apn_device(rows[0])
+            new, audit = change(current)
+            if new is None:
+                return current
+            new = replace(new, id=current.id, updated=clock.now())
+            await conn.execute(_APN_UPDATE_SQL, [*_APN_DEVICES.values(new)[1:], current.id])
+            if operation is not None:
+                op = replace(operation, resource_id=operation.resource_id or current.id)
+                await insert_record(conn, _APN_OPERATIONS, op, "operation")
+            await write_audit(conn, audit_values(audit), current.id)
+            return new
+
+        return await self._call("update_apn_device", update)

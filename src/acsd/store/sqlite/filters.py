@@ -1,0 +1,103 @@
+"""The WHERE clauses of the device and internet account lists."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from acsd import clock
+from acsd.store.base import (
+    DeviceQuery,
+    InternetAccountQuery,
+)
+from acsd.store.sqlite.rows import MAC_SEPARATORS, dumps
+
+_LIKE_SPECIAL = re.compile(r"([\\%_])")
+_MAC_QUERY = re.compile(r"^[0-9a-fA-F\s:.\-]+\Z")
+
+# Online as acsd.provisioning.status.is_online computes it: a session within twice the
+# periodic interval (the default one when unknown or not positive) plus grace.
+_ONLINE_SQL = (
+    "last_inform >= :now - (2 * (CASE WHEN periodic_interval > 0 THEN periodic_interval"
+    " ELSE :default_interval END) + :grace)"
+)
+
+
+def fold(value: Any) -> str | None:
+    """``acsd_fold(x)`` in SQL: Unicode case folding (SQLite's lower() and LIKE know ASCII)."""
+    return value.casefold() if isinstance(value, str) else None
+
+
+def _mac_fragment(q: str) -> str | None:
+    """The hex digits of a search that looks like (part of) a MAC address, e.g. ``aa:bb``,
+    ``AA-BB-CC``, ``0011.22``, ``001122``; None otherwise."""
+    if not _MAC_QUERY.match(q):
+        return None
+    digits = MAC_SEPARATORS.sub("", q).lower()
+    return digits if 2 <= len(digits) <= 12 else None
+
+
+def _customer_filters(
+    query: DeviceQuery | InternetAccountQuery,
+) -> tuple[list[str], dict[str, Any]]:
+    """The scoping that every list shares: the customers a reseller's token sees, and the
+    one customer asked for."""
+    clauses: list[str] = []
+    params: dict[str, Any] = {}
+    if query.customers is not None:
+        clauses.append("customer IN (SELECT value FROM json_each(:customers))")
+        params["customers"] = dumps(sorted(query.customers))
+    if query.customer is not None:
+        clauses.append("customer = :customer")
+        params["customer"] = query.customer
+    return clauses, params
+
+
+def device_filters(query: DeviceQuery) -> tuple[str, dict[str, Any]]:
+    """The WHERE clause of :meth:`SqliteStore.query_devices` and its named parameters."""
+    clauses, params = _customer_filters(query)
+    if query.state is not None:
+        clauses.append("state = :state")
+        params["state"] = query.state
+    if query.online is not None:
+        # never-seen devices (last_inform NULL) are offline
+        clauses.append(_ONLINE_SQL if query.online else f"NOT coalesce({_ONLINE_SQL}, 0)")
+        params["now"] = query.now or clock.now()
+        params["default_interval"] = query.default_interval
+        params["grace"] = query.grace
+    q = (query.q or "").strip()
+    if q:
+        columns = ("name", "serial_number", "notes")
+        if q.isascii():
+            # LIKE is case-insensitive for ASCII; the pattern matches q literally
+            params["like"] = "%" + _LIKE_SPECIAL.sub(r"\\\1", q) + "%"
+            terms = [f"{c} LIKE :like ESCAPE '\\'" for c in columns]
+        else:
+            params["fold"] = q.casefold()
+            terms = [f"instr(acsd_fold({c}), :fold) > 0" for c in columns]
+        mac = _mac_fragment(q)
+        if mac is not None:
+            terms.append("instr(mac_key, :mac) > 0")
+            params["mac"] = mac
+        clauses.append(f"({' OR '.join(terms)})")
+    return (" AND ".join(clauses) or "1"), params
+
+
+# An account is ACTIVE from its start date on, whether or not the sweep has stored it yet.
+_INTERNET_ACCOUNT_STATES = {
+    "ORDERED": "state = 'ORDERED'",
+    "CONFIRMED": "(state = 'CONFIRMED' AND start_date > :now)",
+    "ACTIVE": "(state = 'ACTIVE' OR (state = 'CONFIRMED' AND start_date <= :now))",
+    "ENDED": "state = 'ENDED'",
+}
+
+
+def internet_account_filters(query: InternetAccountQuery) -> tuple[str, dict[str, Any]]:
+    clauses, params = _customer_filters(query)
+    if query.device is not None:
+        clauses.append("device = :device")
+        params["device"] = query.device
+    if query.state is not None:
+        clauses.append(_INTERNET_ACCOUNT_STATES.get(query.state, "0"))
+        params["now"] = query.now or clock.now()
+    return (" AND ".join(clauses) or "1"), params

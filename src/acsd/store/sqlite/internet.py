@@ -1,0 +1,242 @@
+"""Internet accounts (seed 002): lines, their confirmation and activation."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+import aiosqlite
+
+from acsd.ids import new_id
+from acsd.store.addresses import address_clash
+from acsd.store.base import (
+    AuditRecord,
+    ConflictError,
+    DeviceRecord,
+    DuplicateError,
+    InternetAccountQuery,
+    InternetAccountRecord,
+    LaterLineError,
+    StateError,
+)
+from acsd.store.sqlite.core import SqliteCore
+from acsd.store.sqlite.filters import internet_account_filters
+from acsd.store.sqlite.rows import (
+    DEVICE_SELECT,
+    INTERNET_ACCOUNTS,
+    audit_values,
+    device_record,
+    dumps,
+    insert_record,
+    stamped_copy,
+    write_audit,
+)
+
+#: every other confirmed line's address, additional range and router (a damaged confirm
+#: body yields no range rather than failing every confirm; the address is NULL on a line
+#: whose router's next line took it over, see confirm_internet_account)
+_CLAIMS_SQL = (
+    "SELECT id, ip_address, device,"
+    " CASE WHEN json_valid(confirm) THEN json_extract(confirm, '$.net.lanNet') END,"
+    " CASE WHEN json_valid(confirm) THEN json_extract(confirm, '$.net.lanSubnet') END"
+    " FROM internet_accounts WHERE id != ? AND state IN ('CONFIRMED', 'ACTIVE')"
+)
+
+
+async def _activate_device(
+    conn: aiosqlite.Connection, device_id: str, now: float
+) -> DeviceRecord | None:
+    """An account took effect: the router has something new to hold (a new revision, so a
+    session already under way cannot mark it ACTIVE on the old one). A router being
+    released is left alone."""
+    async with conn.execute(
+        "UPDATE devices SET revision = revision + 1, state = 'PROVISIONING', jobs = 1,"
+        " updated = ? WHERE id = ? AND state != 'DELETING'",
+        (now, device_id),
+    ) as cursor:
+        if cursor.rowcount == 0:
+            return None
+    rows = list(await conn.execute_fetchall(f"{DEVICE_SELECT} WHERE id = ?", (device_id,)))
+    return device_record(rows[0]) if rows else None
+
+
+async def _end_superseded(conn: aiosqlite.Connection, device_id: str, now: float) -> None:
+    """A router applies the line that started last: the lines it had before are ENDED,
+    and their addresses free for other lines."""
+    await conn.execute(
+        "UPDATE internet_accounts SET state = 'ENDED', updated = :now"
+        " WHERE device = :device AND state IN ('CONFIRMED', 'ACTIVE') AND start_date <= :now"
+        " AND id != (SELECT id FROM internet_accounts WHERE device = :device"
+        " AND state IN ('CONFIRMED', 'ACTIVE') AND start_date <= :now"
+        " ORDER BY start_date DESC, id DESC LIMIT 1)",
+        {"device": device_id, "now": now},
+    )
+
+
+class InternetAccounts(SqliteCore):
+    """The ``internet_accounts`` table, and what their activation does to devices."""
+
+    async def get_internet_account(self, account_id: str) -> InternetAccountRecord | None:
+        return await self._get(INTERNET_ACCOUNTS, "WHERE id = ?", (account_id,))
+
+    async def query_internet_accounts(
+        self, query: InternetAccountQuery
+    ) -> tuple[list[InternetAccountRecord], int]:
+        where, params = internet_account_filters(query)
+        rows, total = await self._page(
+            INTERNET_ACCOUNTS.columns,
+            "internet_accounts",
+            where,
+            "id",
+            params,
+            query.limit,
+            query.offset,
+        )
+        return [INTERNET_ACCOUNTS.record(row) for row in rows], total
+
+    async def next_internet_start(self) -> float | None:
+        return await self._scalar(
+            self._read, "SELECT min(start_date) FROM internet_accounts WHERE state = 'CONFIRMED'"
+        )
+
+    async def internet_account_for_device(
+        self, device_id: str, now: float
+    ) -> InternetAccountRecord | None:
+        return await self._get(
+            INTERNET_ACCOUNTS,
+            "WHERE device = ? AND state IN ('CONFIRMED', 'ACTIVE') AND start_date <= ?"
+            " ORDER BY start_date DESC, id DESC LIMIT 1",
+            (device_id, now),
+        )
+
+    async def create_internet_account(
+        self, record: InternetAccountRecord, *, audit: AuditRecord | None = None
+    ) -> InternetAccountRecord:
+        record = replace(record, id=record.id or new_id())
+        audit_row = audit_values(audit)
+
+        async def create(conn: aiosqlite.Connection) -> InternetAccountRecord:
+            stored = stamped_copy(record)
+            await insert_record(conn, INTERNET_ACCOUNTS, stored, "internet account")
+            if stored.device is not None:
+                await conn.execute(
+                    "UPDATE devices SET internet_account = ? WHERE id = ?",
+                    (stored.id, stored.device),
+                )
+            await write_audit(conn, audit_row, stored.id)
+            return stored
+
+        return await self._call("create_internet_account", create)
+
+    async def confirm_internet_account(
+        self,
+        account_id: str,
+        *,
+        confirm: dict[str, Any],
+        start_date: float,
+        ip_address: str,
+        now: float,
+        audit: AuditRecord | None = None,
+    ) -> tuple[InternetAccountRecord, DeviceRecord | None]:
+        encoded = dumps(confirm)
+        audit_row = audit_values(audit)
+
+        async def write(
+            conn: aiosqlite.Connection,
+        ) -> tuple[InternetAccountRecord, DeviceRecord | None]:
+            rows = list(
+                await conn.execute_fetchall(
+                    f"{INTERNET_ACCOUNTS.select} WHERE id = ?", (account_id,)
+                )
+            )
+            if not rows:
+                raise KeyError(account_id)
+            account = INTERNET_ACCOUNTS.record(rows[0])
+            if account.state != "ORDERED":
+                raise StateError(f"internet account {account_id} is {account.state}, not ORDERED")
+            # The router's own lines are not in the way: the new one must start after
+            # them (below) and ends them when it does, so an upgrade keeps its address.
+            taken = await self._scalar(
+                conn,
+                "SELECT id FROM internet_accounts WHERE ip_address = ? AND id != ?"
+                " AND state != 'ENDED' AND (device IS NULL OR ? IS NULL OR device != ?)",
+                (ip_address, account_id, account.device, account.device),
+            )
+            if taken is not None:
+                raise ConflictError(f"{ip_address} is the address of internet account {taken}")
+            others = await conn.execute_fetchall(_CLAIMS_SQL, (account_id,))
+            clash = address_clash(ip_address, confirm.get("net", {}), account.device, others)
+            if clash is not None:
+                raise DuplicateError(*clash)
+            if account.device is not None:
+                # The router applies the line that started last: one that starts no later
+                # than another of its lines would be "active" and never reach it.
+                later = await self._scalar(
+                    conn,
+                    "SELECT id FROM internet_accounts WHERE device = ? AND id != ?"
+                    " AND state IN ('CONFIRMED', 'ACTIVE') AND start_date >= ?"
+                    " ORDER BY start_date DESC LIMIT 1",
+                    (account.device, account_id, start_date),
+                )
+                if later is not None:
+                    raise LaterLineError(
+                        f"device {account.device} already has internet account {later}, "
+                        "taking effect at the same time or later: a new line must start "
+                        "after it"
+                    )
+                # The address is unique among lines by index: the new line takes over the
+                # claim of the router's line it replaces (lines are never withdrawn, so
+                # the claim cannot fall back to nobody).
+                await conn.execute(
+                    "UPDATE internet_accounts SET ip_address = NULL WHERE ip_address = ?"
+                    " AND device = ? AND id != ? AND state != 'ENDED'",
+                    (ip_address, account.device, account_id),
+                )
+            due = start_date <= now
+            state = "ACTIVE" if due else "CONFIRMED"
+            await conn.execute(
+                "UPDATE internet_accounts SET state = ?, confirm = ?, start_date = ?,"
+                " ip_address = ?, updated = ? WHERE id = ?",
+                (state, encoded, start_date, ip_address, now, account_id),
+            )
+            device = None
+            if due and account.device is not None:
+                await _end_superseded(conn, account.device, now)
+                device = await _activate_device(conn, account.device, now)
+            await write_audit(conn, audit_row, account_id)
+            stored = replace(
+                account,
+                state=state,
+                confirm=json.loads(encoded),
+                start_date=start_date,
+                ip_address=ip_address,
+                updated=now,
+            )
+            return stored, device
+
+        return await self._call("confirm_internet_account", write)
+
+    async def activate_internet_accounts(self, now: float) -> list[DeviceRecord]:
+        due_sql = "FROM internet_accounts WHERE state = 'CONFIRMED' AND start_date <= ?"
+        # Most sweeps find nothing: ask the reader before queueing a write.
+        if await self._scalar(self._read, f"SELECT 1 {due_sql} LIMIT 1", (now,)) is None:
+            return []
+
+        async def activate(conn: aiosqlite.Connection) -> list[DeviceRecord]:
+            rows = await conn.execute_fetchall(f"SELECT DISTINCT device {due_sql}", (now,))
+            await conn.execute(
+                f"UPDATE internet_accounts SET state = 'ACTIVE', updated = ?"
+                f" WHERE id IN (SELECT id {due_sql})",
+                (now, now),
+            )
+            devices = []
+            for (device_id,) in rows:
+                if device_id is not None:
+                    await _end_superseded(conn, device_id, now)
+                    device = await _activate_device(conn, device_id, now)
+                    if device is not None:
+                        devices.append(device)
+            return devices
+
+        return await self._call("activate_internet_accounts", activate)

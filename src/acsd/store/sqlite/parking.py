@@ -1,0 +1,85 @@
+"""CWMP sessions parked between workers.
+
+Through the writer queue like every write: a park commits with the next batch, and a
+claim (DELETE ... RETURNING) is atomic, so two workers can never both go on."""
+
+from __future__ import annotations
+
+import aiosqlite
+
+from acsd.store.sqlite.core import SqliteCore
+from acsd.store.sqlite.rows import serial_key
+
+
+class ParkedSessions(SqliteCore):
+    """The ``cwmp_sessions`` table: a session's state, parked by one worker, claimed by
+    another (see the module's docstring)."""
+
+    async def park_session(
+        self,
+        session_id: str,
+        state: bytes,
+        at: float,
+        remote_ip: str | None = None,
+        serial: str | None = None,
+    ) -> None:
+        key = serial_key(serial) if serial else None
+
+        async def park(conn: aiosqlite.Connection) -> None:
+            await conn.execute(
+                "INSERT OR REPLACE INTO cwmp_sessions (id, state, parked, remote_ip, serial_key)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (session_id, state, at, remote_ip, key),
+            )
+
+        await self._call("park_session", park)
+
+    async def claim_session(self, session_id: str) -> bytes | None:
+        async def claim(conn: aiosqlite.Connection) -> bytes | None:
+            rows = list(
+                await conn.execute_fetchall(
+                    "DELETE FROM cwmp_sessions WHERE id = ? RETURNING state", (session_id,)
+                )
+            )
+            return bytes(rows[0][0]) if rows else None
+
+        # A cheap look first: most unknown cookies are stale, not parked.
+        found = await self._read.execute_fetchall(
+            "SELECT 1 FROM cwmp_sessions WHERE id = ?", (session_id,)
+        )
+        if not list(found):
+            return None
+        return await self._call("claim_session", claim)
+
+    async def claim_session_from(self, remote_ip: str) -> bytes | None:
+        async def claim(conn: aiosqlite.Connection) -> bytes | None:
+            # The count and the delete in one statement of the write transaction: a second
+            # session parked from the address meanwhile makes it ambiguous, and no claim.
+            rows = list(
+                await conn.execute_fetchall(
+                    "DELETE FROM cwmp_sessions WHERE remote_ip = ?1 AND"
+                    " (SELECT count(*) FROM cwmp_sessions WHERE remote_ip = ?1) = 1"
+                    " RETURNING state",
+                    (remote_ip,),
+                )
+            )
+            return bytes(rows[0][0]) if rows else None
+
+        found = await self._scalar(
+            self._read, "SELECT count(*) FROM cwmp_sessions WHERE remote_ip = ?", (remote_ip,)
+        )
+        if found != 1:
+            return None
+        return await self._call("claim_session_from", claim)
+
+    async def parked_of(self, serial: str) -> list[str]:
+        rows = await self._read.execute_fetchall(
+            "SELECT id FROM cwmp_sessions WHERE serial_key = ?", (serial_key(serial),)
+        )
+        return [row[0] for row in rows]
+
+    async def parked_sessions(self, parked_before: float) -> list[str]:
+        rows = await self._read.execute_fetchall(
+            "SELECT id FROM cwmp_sessions WHERE parked < ? ORDER BY parked", (parked_before,)
+        )
+        return [row[0] for row in rows]

@@ -1,0 +1,248 @@
+"""Session results: the one upsert that writes them, and a batch of them in a single
+transaction on the writer's thread."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from acsd.ids import new_id
+from acsd.log import get_logger
+from acsd.store.base import (
+    SessionResult,
+    StaleResultError,
+)
+from acsd.store.sqlite.rows import dumps, dumps_params, mac_key
+
+log = get_logger("acsd.store")
+
+
+# One statement for both "register" and "update": it inserts a new row, or, when the
+# serial key exists, updates that row. Bound positionally (see SaveOp.args):
+#  1 id for a new row     2 serial_number   3 serial_key (the conflict target)
+#  4 mac_address          5 mac_key (both: as reported; dropped if any device has it)
+#                                            6 oui   7 product_class   8 manufacturer
+#  9 model_name          10 software_version  11 hardware_version   12 profile
+# 13 status (JSON)       14 public_ip        15 at                   16 periodic_interval
+# 17 params (JSON)       18 absent_paths (JSON or NULL)              19 connection_request_url
+# 20 reset_params (0/1)
+# 21 provisioning (JSON or NULL)  22 state or NULL  23 jobs or NULL  24 revision or NULL
+# 25 dhcp (JSON or NULL)
+# 26 cr_username or NULL   27 cr_password or NULL (NULL keeps the stored value)
+# 28 read_plan (JSON or NULL: NULL keeps the stored one)   29 sim (JSON or NULL: keeps)
+_SAVE_SQL = """
+INSERT INTO devices (
+    id, serial_number, serial_key, mac_address, mac_key, oui, product_class, manufacturer,
+    model_name, software_version, hardware_version, profile, state, revision, jobs, status,
+    public_ip, last_inform, periodic_interval, params, absent_paths, connection_request_url,
+    created, updated, provisioning, cr_username, cr_password, read_plan, sim, mac_from_router)
+SELECT ?1, ?2, ?3,
+       CASE WHEN taken THEN NULL ELSE ?4 END,
+       CASE WHEN taken THEN NULL ELSE ?5 END,
+       ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'ACTIVE', 0, 0, ?13,
+       ?14, ?15, ?16, ?17, coalesce(?18, '[]'), ?19, ?15, ?15, coalesce(?21, '{}'), ?26, ?27,
+       ?28, ?29,
+       ?5 IS NOT NULL AND NOT taken
+-- whether a device has the reported MAC, looked up once (the router's own record, too: a
+-- record that has it keeps it as it is); "WHERE true" lets SQLite parse the upsert
+FROM (SELECT ?5 IS NOT NULL AND EXISTS (SELECT 1 FROM devices WHERE mac_key = ?5) AS taken)
+WHERE true
+ON CONFLICT (serial_key) DO UPDATE SET
+    provisioning = coalesce(?21, provisioning),
+    -- what the session decided about state/jobs/dhcp holds only for the revision it saw
+    state = CASE WHEN ?22 IS NOT NULL AND revision = ?24 THEN ?22 ELSE state END,
+    jobs = CASE WHEN ?23 IS NOT NULL AND revision = ?24 THEN ?23 ELSE jobs END,
+    dhcp = CASE WHEN ?25 IS NOT NULL AND revision = ?24 THEN ?25 ELSE dhcp END,
+    oui = excluded.oui,
+    product_class = excluded.product_class,
+    manufacturer = excluded.manufacturer,
+    model_name = coalesce(excluded.model_name, model_name),
+    software_version = coalesce(excluded.software_version, software_version),
+    hardware_version = coalesce(excluded.hardware_version, hardware_version),
+    -- The router's MAC only fills a record that has none and only when no device has it
+    -- (excluded.* is NULL then): the operator's MAC is the one the API's contract is about,
+    -- and a router must not squat the MAC of a device the operator has yet to register.
+    mac_address = coalesce(mac_address, excluded.mac_address),
+    mac_key = CASE WHEN mac_address IS NULL THEN excluded.mac_key ELSE mac_key END,
+    mac_from_router = CASE WHEN mac_address IS NULL THEN excluded.mac_from_router
+                           ELSE mac_from_router END,
+    profile = coalesce(excluded.profile, profile),
+    periodic_interval = coalesce(excluded.periodic_interval, periodic_interval),
+    connection_request_url = coalesce(excluded.connection_request_url, connection_request_url),
+    cr_username = coalesce(?26, cr_username),
+    cr_password = coalesce(?27, cr_password),
+    read_plan = coalesce(?28, read_plan),
+    sim = coalesce(?29, sim),
+    status = excluded.status,
+    public_ip = excluded.public_ip,
+    last_inform = excluded.last_inform,
+    -- result wins; skipping json_patch for an empty result spares re-serialising the tree
+    params = CASE WHEN ?20 THEN excluded.params
+                  WHEN excluded.params = '{}' THEN params
+                  ELSE json_patch(params, excluded.params) END,
+    absent_paths = CASE WHEN ?18 IS NOT NULL THEN ?18
+                        WHEN ?20 THEN '[]'
+                        ELSE absent_paths END,
+    updated = excluded.updated
+"""
+
+_IDS_SQL = (
+    "SELECT id, serial_key, last_inform FROM devices WHERE id IN (SELECT value FROM json_each(?))"
+)
+_KEYS_SQL = (
+    "SELECT id, serial_key FROM devices WHERE serial_key IN (SELECT value FROM json_each(?))"
+)
+_HEARD_SQL = (
+    "SELECT serial_key, last_inform FROM devices"
+    " WHERE serial_key IN (SELECT value FROM json_each(?))"
+)
+
+
+@dataclass(slots=True)
+class SaveOp:
+    #: the bound parameters of _SAVE_SQL; [0] and [2] are filled in by the writer
+    args: list[Any]
+    serial_key: str
+    device_id: str | None
+    future: asyncio.Future[Any]
+    #: SessionResult.at and .since: the result is stale unless the record's last_inform
+    #: is still ``since``, and once written it is ``at``
+    at: float = 0.0
+    since: float | None = None
+    #: SessionResult.bound_serial as a serial key: stale when the record's differs
+    bound_key: str | None = None
+
+
+@dataclass(slots=True)
+class Failed:
+    """The outcome of a write that failed alone inside a batch that commits."""
+
+    error: Exception
+
+
+def save_args(result: SessionResult) -> list[Any]:
+    ident = result.identity
+    # A router's MAC is written as the seed writes MACs ("123456789012"), whatever the
+    # firmware's notation; one that is no MAC address is not written at all.
+    mac = mac_key(result.mac_address)
+    return [
+        None,
+        ident.serial_number,
+        None,
+        None if mac is None else mac.upper(),
+        mac,
+        ident.oui,
+        ident.product_class,
+        ident.manufacturer,
+        ident.model_name,
+        ident.software_version,
+        ident.hardware_version,
+        result.profile,
+        dumps(result.status),
+        result.remote_ip,
+        result.at,
+        result.periodic_interval,
+        dumps_params(result.params),
+        None if result.absent_paths is None else dumps(result.absent_paths),
+        result.connection_request_url,
+        1 if result.reset_params else 0,
+        None if result.provisioning is None else dumps(result.provisioning),
+        result.state,
+        result.jobs,
+        result.revision,
+        None if result.dhcp is None else dumps(result.dhcp),
+        result.cr_username,
+        result.cr_password,
+        None if result.read_plan is None else dumps(result.read_plan),
+        None if result.sim is None else dumps(result.sim),
+    ]
+
+
+class BeginFailed(Exception):
+    """BEGIN IMMEDIATE failed (the write lock stayed busy): no save of the batch is at fault."""
+
+
+def commit_saves(conn: sqlite3.Connection, saves: list[SaveOp]) -> list[str | Failed]:
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except Exception as exc:
+        raise BeginFailed() from exc
+    try:
+        ids = apply_saves_sync(conn, saves)
+        conn.execute("COMMIT")
+    except BaseException:
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        except Exception as undo:
+            log.error("store_rollback_failed", error=str(undo))
+        raise
+    return ids
+
+
+def apply_saves_sync(conn: sqlite3.Connection, saves: list[SaveOp]) -> list[str | Failed]:
+    """The saves, in an open transaction; the device id each one wrote, or a
+    :class:`Failed` with :class:`StaleResultError` for one a later session overtook."""
+    # A session bound to a record updates that record even when the serial differs
+    # (bound by MAC): its stored serial key becomes the conflict target of the upsert.
+    bound: dict[str, tuple[str, float | None]] = {}  # id -> (serial key, last_inform)
+    wanted = [op.device_id for op in saves if op.device_id]
+    if wanted:
+        rows = conn.execute(_IDS_SQL, (dumps(wanted),)).fetchall()
+        bound = {row[0]: (row[1], row[2]) for row in rows}
+    # A session that began without a record (a CPE's first) is overtaken when a record of
+    # its serial heard from the CPE later: cut and committed at its timeout, it must not
+    # write older values over the session after it.
+    unbound = {op.serial_key for op in saves if not op.device_id or op.device_id not in bound}
+    heard: dict[str, float | None] = {}
+    if unbound:
+        heard = dict(conn.execute(_HEARD_SQL, (dumps(sorted(unbound)),)).fetchall())
+    # a device id, a Failed, or None: found by serial key once written
+    out: list[str | Failed | None] = []
+    live: list[SaveOp] = []
+    for op in saves:
+        device_id = op.device_id
+        found = bound.get(device_id) if device_id else None
+        if found is None:
+            # New CPE, or its record was deleted meanwhile: find or create by serial.
+            last = heard.get(op.serial_key)
+            if last is not None and last > op.at:
+                out.append(Failed(StaleResultError(
+                    f"{op.serial_key}: a later session committed first"
+                )))  # fmt: skip
+                continue
+            heard[op.serial_key] = op.at  # in queue order, as below
+            key, done = op.serial_key, None
+        else:
+            key, informed = found
+            if op.since is not None and informed != op.since:
+                out.append(Failed(StaleResultError(
+                    f"device {device_id}: a later session committed first"
+                )))  # fmt: skip
+                continue
+            if op.bound_key is not None and key != op.bound_key:
+                out.append(Failed(StaleResultError(
+                    f"device {device_id} was moved to another router during the session"
+                )))  # fmt: skip
+                continue
+            # In queue order: of two results of one device in a batch, the second sees
+            # the first's last_inform.
+            bound[device_id] = (key, op.at)  # type: ignore[index]
+            done = device_id
+        op.args[0] = new_id()
+        op.args[2] = key
+        live.append(op)
+        out.append(done)
+    if live:
+        conn.executemany(_SAVE_SQL, [op.args for op in live])
+    if None in out:
+        keys = sorted({op.serial_key for op, done in zip(saves, out, strict=True) if done is None})
+        rows = conn.execute(_KEYS_SQL, (dumps(keys),)).fetchall()
+        ids_by_key = {row[1]: row[0] for row in rows}
+        out = [
+            ids_by_key[op.serial_key] if done is None else done
+            for op, done in zip(saves, out, strict=True)
+        ]
+    return out  # type: ignore[return-value]

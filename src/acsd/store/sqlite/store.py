@@ -1,0 +1,484 @@
+"""The SQLite store: devices, customers, tokens, models and audit, and the session
+results, on top of the resources of its other modules."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import aiosqlite
+
+from acsd import clock
+from acsd.ids import is_id, new_id, normal_id
+from acsd.store.base import (
+    ABSENT,
+    AuditRecord,
+    ChangedError,
+    ConflictError,
+    CustomerRecord,
+    DeviceQuery,
+    DeviceRecord,
+    DuplicateError,
+    MacChange,
+    ModelRecord,
+    SessionResult,
+    TokenRecord,
+)
+from acsd.store.sqlite.apn import ApnRecords
+from acsd.store.sqlite.core import SqliteCore
+from acsd.store.sqlite.filters import device_filters
+from acsd.store.sqlite.internet import InternetAccounts
+from acsd.store.sqlite.parking import ParkedSessions
+from acsd.store.sqlite.rows import (
+    AUDIT,
+    AUDIT_AFTER,
+    CUSTOMERS,
+    DEVICE_COLUMNS,
+    DEVICE_FIELDS,
+    DEVICE_SELECT,
+    DEVICE_SELECT_FOR_SESSION,
+    INSERT_COLUMNS,
+    INSERT_SQL,
+    MODELS,
+    OPERATOR,
+    ROUTER_FIELDS,
+    TOKENS,
+    UPDATE_SQL,
+    audit_values,
+    check_device,
+    column_value,
+    device_record,
+    dumps,
+    insert_record,
+    loads,
+    mac_change,
+    mac_key,
+    serial_key,
+    stamped_copy,
+    write_audit,
+)
+from acsd.store.sqlite.saves import SaveOp, save_args
+
+
+class SqliteStore(InternetAccounts, ApnRecords, ParkedSessions, SqliteCore):
+    """The default :class:`~acsd.store.base.Store`. Create, ``await open()``, use, ``await
+    close()``. One instance per process and database file."""
+
+    async def find_device_for_cpe(
+        self, serial_number: str, mac_address: str | None = None, *, for_session: bool = False
+    ) -> DeviceRecord | None:
+        select = DEVICE_SELECT_FOR_SESSION if for_session else DEVICE_SELECT
+        record = await self._one(f"{select} WHERE serial_key = ?", (serial_key(serial_number),))
+        if record is not None:
+            return record
+        key = mac_key(mac_address)
+        if key is None:
+            return None
+        # Several records with one MAC is an operator error; bind to the oldest, always
+        # the same one, rather than flip between them.
+        return await self._one(f"{select} WHERE mac_key = ? ORDER BY created, id LIMIT 1", (key,))
+
+    async def get_device(self, key: str) -> DeviceRecord | None:
+        # ids are accepted in any case (the seeds print them in upper case)
+        if is_id(device_id := normal_id(key)):
+            record = await self._one(f"{DEVICE_SELECT} WHERE id = ?", (device_id,))
+            if record is not None:
+                return record
+            # A 24-hex serial number is unlikely but possible: fall through.
+        return await self._one(f"{DEVICE_SELECT} WHERE serial_key = ?", (serial_key(key),))
+
+    async def device_params(self, device_id: str) -> dict[str, list[Any]]:
+        sql = "SELECT params FROM devices WHERE id = ?"
+        text = await self._scalar(self._read, sql, (device_id,))
+        return loads(text) if text else {}
+
+    async def list_devices(self, *, limit: int = 1000, offset: int = 0) -> list[DeviceRecord]:
+        rows = await self._read.execute_fetchall(
+            f"{DEVICE_SELECT} ORDER BY serial_key, id LIMIT ? OFFSET ?",
+            (max(0, limit), max(0, offset)),
+        )
+        return [device_record(row) for row in rows]
+
+    async def count_devices(self) -> int:
+        return int(await self._scalar(self._read, "SELECT count(*) FROM devices"))
+
+    async def query_devices(self, query: DeviceQuery) -> tuple[list[DeviceRecord], int]:
+        where, params = device_filters(query)
+        rows, total = await self._page(
+            DEVICE_COLUMNS,
+            "devices",
+            where,
+            "id",
+            params,
+            query.limit,
+            query.offset,
+            # Rows carry KB of parameters each: a filter is answered from the index of the
+            # filtered columns. Without one, the first ids come cheaply from the table.
+            index=None if where == "1" else "devices_filters",
+        )
+        return [device_record(row) for row in rows], total
+
+    async def find_device_by_mac(self, mac_address: str) -> DeviceRecord | None:
+        key = mac_key(mac_address)
+        if key is None:
+            return None
+        # the oldest, like find_device_for_cpe
+        return await self._one(
+            f"{DEVICE_SELECT} WHERE mac_key = ? ORDER BY created, id LIMIT 1", (key,)
+        )
+
+    async def get_customer(self, customer_id: str) -> CustomerRecord | None:
+        return await self._get(CUSTOMERS, "WHERE id = ?", (customer_id,))
+
+    async def list_customers(
+        self, *, ids: set[str] | None = None, limit: int = 100, offset: int = 0
+    ) -> tuple[list[CustomerRecord], int]:
+        where, params = "1", {}
+        if ids is not None:
+            where = "id IN (SELECT value FROM json_each(:ids))"
+            params["ids"] = dumps(sorted(ids))
+        rows, total = await self._page(
+            CUSTOMERS.columns, "customers", where, "id", params, limit, offset
+        )
+        return [CUSTOMERS.record(row) for row in rows], total
+
+    async def customer_tree(self, customer_id: str) -> set[str]:
+        # UNION (not UNION ALL) drops rows already seen, so a reseller cycle ends the walk.
+        rows = await self._read.execute_fetchall(
+            """
+            WITH RECURSIVE tree (id) AS (
+                SELECT id FROM customers WHERE id = ?1
+                UNION
+                SELECT customers.id FROM customers JOIN tree ON customers.reseller = tree.id
+            )
+            SELECT id FROM tree
+            """,
+            (customer_id,),
+        )
+        # The customer itself always: devices may name a customer that has no record yet.
+        return {customer_id, *(row[0] for row in rows)}
+
+    async def find_token(self, token_hash: str) -> TokenRecord | None:
+        return await self._get(TOKENS, "WHERE hash = ? AND revoked IS NULL", (token_hash,))
+
+    async def list_tokens(self) -> list[TokenRecord]:
+        rows = await self._read.execute_fetchall(f"{TOKENS.select} ORDER BY id")
+        return [TOKENS.record(row) for row in rows]
+
+    async def get_model(self, model_id: str) -> ModelRecord | None:
+        return await self._get(MODELS, "WHERE id = ?", (model_id,))
+
+    async def list_models(
+        self, *, limit: int = 100, offset: int = 0
+    ) -> tuple[list[ModelRecord], int]:
+        rows, total = await self._page(MODELS.columns, "models", "1", "id", {}, limit, offset)
+        return [MODELS.record(row) for row in rows], total
+
+    async def list_audit(
+        self, *, limit: int = 100, offset: int = 0
+    ) -> tuple[list[AuditRecord], int]:
+        rows, total = await self._page(
+            AUDIT.columns, "audit", "1", "at DESC, id DESC", {}, limit, offset
+        )
+        return [AUDIT.record(row) for row in rows], total
+
+    async def save_session(self, result: SessionResult) -> str:
+        serial = result.identity.serial_number
+        if not serial:
+            # An empty serial key would merge every such CPE into one record.
+            raise ValueError("SessionResult.identity.serial_number is empty")
+        # Encode now: a value that is not JSON fails this caller alone, at once, and later
+        # changes to the caller's dicts cannot leak into the write.
+        args = save_args(result)
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        bound = None if result.bound_serial is None else serial_key(result.bound_serial)
+        op = SaveOp(
+            args, serial_key(serial), result.device_id, future, result.at, result.since, bound
+        )
+        self._submit(op)
+        # Not shielded on purpose: a cancelled caller's write is still committed (the data
+        # came from the CPE and is not lost), the caller just stops waiting for it.
+        return await future
+
+    async def upsert_device(
+        self, record: DeviceRecord, *, mac: MacChange | None = None
+    ) -> DeviceRecord:
+        check_device(record)
+        change = mac or mac_change(record)
+
+        async def write(conn: aiosqlite.Connection) -> DeviceRecord:
+            await self._settle_mac(conn, record, change, strict=False)
+            return await self._apply_upsert(conn, record)
+
+        return await self._call("upsert_device", write)
+
+    # Operator writes with an audit entry: the entry is inserted by the same call, so it
+    # commits or rolls back together with the write it records. A None ``resource_id`` in
+    # the entry becomes the id of the record written (a new record's id is made here).
+
+    async def write_device(
+        self,
+        record: DeviceRecord,
+        *,
+        audit: AuditRecord | None = None,
+        audit_after: Callable[[DeviceRecord], dict[str, Any]] | None = None,
+        expect: DeviceRecord | str | None = None,
+        mac: MacChange | None = None,
+        new_router: bool = False,
+    ) -> DeviceRecord:
+        check_device(record)
+        audit_row = audit_values(audit)
+        change = mac or mac_change(record)
+
+        async def write(conn: aiosqlite.Connection) -> DeviceRecord:
+            if expect == ABSENT:
+                key = serial_key(record.serial_number)
+                if await self._scalar(conn, "SELECT 1 FROM devices WHERE serial_key = ?", (key,)):
+                    raise ChangedError(f"a device {record.serial_number!r} was just created")
+            elif isinstance(expect, DeviceRecord):
+                await self._unchanged(conn, expect)
+            incoming = await self._take_router(conn, record) if new_router else None
+            await self._settle_mac(
+                conn, record, change, strict=mac == "set", new_router=new_router, incoming=incoming
+            )
+            stored = await self._apply_upsert(conn, record)
+            row = audit_row
+            if row is not None and audit_after is not None:
+                row = list(row)
+                row[AUDIT_AFTER] = dumps(audit_after(stored))
+            await write_audit(conn, row, stored.id)
+            return stored
+
+        return await self._call("write_device", write)
+
+    async def _settle_mac(
+        self,
+        conn: aiosqlite.Connection,
+        record: DeviceRecord,
+        change: MacChange,
+        *,
+        strict: bool,
+        new_router: bool = False,
+        incoming: DeviceRecord | None = None,
+    ) -> None:
+        """The one place an operator's write decides the record's MAC, inside its
+        transaction: what the caller read may be stale by now (a session filled it in,
+        another write took it). "set": the MAC the caller wrote, taken from routers' own
+        records (_take_mac; ``strict``: ChangedError if another device has it since);
+        "keep": as the row the write lands on (by id, else by serial number) holds it now;
+        "remove": the same less an operator's MAC (a router's report of itself stays: its
+        next session would fill it in again). On a router swap (``new_router``) a MAC the
+        old router reported goes, and one the new router reported of itself (``incoming``,
+        its unclaimed record, merged by _take_router) comes."""
+        if change == "set":
+            record.mac_from_router = False
+            await self._take_mac(conn, record, strict=strict)
+            return
+        record.mac_address, record.mac_from_router = None, False
+        rows = await conn.execute_fetchall(
+            "SELECT mac_address, mac_from_router FROM devices WHERE id = ? OR serial_key = ?"
+            " ORDER BY id = ? DESC LIMIT 1",
+            (record.id, serial_key(record.serial_number), record.id),
+        )
+        if rows:
+            mac, from_router = rows[0][0], bool(rows[0][1])
+            if (from_router and not new_router) or (not from_router and change == "keep"):
+                record.mac_address, record.mac_from_router = mac, from_router
+        if (
+            new_router
+            and record.mac_address is None
+            and incoming is not None
+            and incoming.mac_from_router
+            and incoming.mac_address
+        ):
+            record.mac_address, record.mac_from_router = incoming.mac_address, True
+
+    async def _take_mac(
+        self, conn: aiosqlite.Connection, record: DeviceRecord, *, strict: bool = True
+    ) -> None:
+        """``record``'s MAC from the records of routers that only reported it of
+        themselves (DeviceRecord.mac_is_routers_own): the operator's word wins over a
+        router's, which must not keep a MAC from the device it belongs to. ``strict``:
+        ChangedError if another record has it otherwise (taken since the caller checked);
+        else such records keep it too (``upsert_device``: a record as given)."""
+        key = mac_key(record.mac_address)
+        rows = await conn.execute_fetchall(
+            f"{DEVICE_SELECT} WHERE mac_key = ? AND id != ?", (key, record.id)
+        )
+        others = [device_record(row) for row in rows]
+        if strict and not all(other.mac_is_routers_own for other in others):
+            raise ChangedError(f"MAC address {record.mac_address} was just taken")
+        for other in (o for o in others if o.mac_is_routers_own):
+            await conn.execute(
+                "UPDATE devices SET mac_address = NULL, mac_key = NULL, mac_from_router = 0"
+                " WHERE id = ?",
+                (other.id,),
+            )
+
+    async def _take_router(
+        self, conn: aiosqlite.Connection, record: DeviceRecord
+    ) -> DeviceRecord | None:
+        """The record's router was replaced (its serial number changed): what the old one
+        reported goes. If the new one already called in (an unclaimed record with its
+        serial), that record's reports, Connection Request URL and credentials become this
+        record's and it is deleted (and returned: its MAC is for _settle_mac); else the
+        record knows nothing of its router yet."""
+        rows = list(
+            await conn.execute_fetchall(
+                f"{DEVICE_SELECT} WHERE serial_key = ? AND id != ?",
+                (serial_key(record.serial_number), record.id),
+            )
+        )
+        found = device_record(rows[0]) if rows else DeviceRecord(id="", serial_number="")
+        # A record an operator made is no router's own report to merge: its settings
+        # would go without a trace.
+        if found.id and found.made_by_operator:
+            raise DuplicateError(
+                "serialNumber", f"serial number {record.serial_number!r} is device {found.id}"
+            )
+        if found.id:
+            await conn.execute("DELETE FROM devices WHERE id = ?", (found.id,))
+            # the SIM that router carries now points at the record it is merged into
+            await conn.execute(
+                "UPDATE apn_devices SET router = ? WHERE router = ?", (record.id, found.id)
+            )
+        for name in ROUTER_FIELDS:
+            setattr(record, name, getattr(found, name))
+        values = [column_value(record, name) for name in ROUTER_FIELDS]
+        columns = ", ".join(f"{name} = ?" for name in ROUTER_FIELDS)
+        await conn.execute(f"UPDATE devices SET {columns} WHERE id = ?", [*values, record.id])
+        return found if found.id else None
+
+    async def _unchanged(self, conn: aiosqlite.Connection, expect: DeviceRecord) -> None:
+        """ChangedError unless the record still holds the operator fields ``expect`` has."""
+        rows = list(await conn.execute_fetchall(f"{DEVICE_SELECT} WHERE id = ?", (expect.id,)))
+        if not rows:
+            raise ChangedError(f"device {expect.id} was just deleted")
+        current = device_record(rows[0])
+        if any(getattr(current, name) != getattr(expect, name) for name in OPERATOR):
+            raise ChangedError(f"device {expect.id} was just changed")
+
+    async def delete_device(
+        self,
+        device_id: str,
+        *,
+        audit: AuditRecord | None = None,
+        expect: DeviceRecord | None = None,
+    ) -> bool:
+        audit_row = audit_values(audit)
+
+        async def delete(conn: aiosqlite.Connection) -> bool:
+            if expect is not None:
+                await self._unchanged(conn, expect)
+            async with conn.execute("DELETE FROM devices WHERE id = ?", (device_id,)) as cursor:
+                deleted = cursor.rowcount > 0
+            if deleted:  # nothing happened, nothing to audit
+                # An internet account's line no longer ends at a router acsd knows: it
+                # must not name (or be found by) the record that is gone.
+                await conn.execute(
+                    "UPDATE internet_accounts SET device = NULL, updated = ? WHERE device = ?",
+                    (clock.now(), device_id),
+                )
+                await write_audit(conn, audit_row, device_id)
+            return deleted
+
+        return await self._call("delete_device", delete)
+
+    async def create_customer(
+        self, record: CustomerRecord, *, audit: AuditRecord | None = None
+    ) -> CustomerRecord:
+        record = replace(record, id=record.id or new_id())
+        if record.reseller is not None and record.reseller == record.id:
+            raise ValueError(f"customer {record.id!r} cannot be its own reseller")
+        audit_row = audit_values(audit)
+
+        async def create(conn: aiosqlite.Connection) -> CustomerRecord:
+            stored = stamped_copy(record)
+            if stored.reseller is not None:
+                found = await self._scalar(
+                    conn, "SELECT 1 FROM customers WHERE id = ?", (stored.reseller,)
+                )
+                if found is None:
+                    raise ConflictError(f"reseller {stored.reseller!r} does not exist")
+            await insert_record(conn, CUSTOMERS, stored, "customer")
+            await write_audit(conn, audit_row, stored.id)
+            return stored
+
+        return await self._call("create_customer", create)
+
+    async def create_token(
+        self, record: TokenRecord, *, audit: AuditRecord | None = None
+    ) -> TokenRecord:
+        if not record.hash:
+            raise ValueError("TokenRecord.hash is empty")
+        record = replace(record, id=record.id or new_id())
+        audit_row = audit_values(audit)
+
+        async def create(conn: aiosqlite.Connection) -> TokenRecord:
+            stored = replace(record, created=record.created or clock.now())
+            await insert_record(conn, TOKENS, stored, "token")
+            await write_audit(conn, audit_row, stored.id)
+            return stored
+
+        return await self._call("create_token", create)
+
+    async def revoke_token(self, token_id: str, *, audit: AuditRecord | None = None) -> bool:
+        """False when there is no unrevoked token with this id (an earlier revocation and
+        its time are kept)."""
+        audit_row = audit_values(audit)
+
+        async def revoke(conn: aiosqlite.Connection) -> bool:
+            async with conn.execute(
+                "UPDATE tokens SET revoked = ? WHERE id = ? AND revoked IS NULL",
+                (clock.now(), token_id),
+            ) as cursor:
+                revoked = cursor.rowcount > 0
+            if revoked:
+                await write_audit(conn, audit_row, token_id)
+            return revoked
+
+        return await self._call("revoke_token", revoke)
+
+    async def create_model(
+        self, record: ModelRecord, *, audit: AuditRecord | None = None
+    ) -> ModelRecord:
+        record = replace(record, id=record.id or new_id())
+        audit_row = audit_values(audit)
+
+        async def create(conn: aiosqlite.Connection) -> ModelRecord:
+            stored = stamped_copy(record)
+            await insert_record(conn, MODELS, stored, "model")
+            await write_audit(conn, audit_row, stored.id)
+            return stored
+
+        return await self._call("create_model", create)
+
+    async def _apply_upsert(self, conn: aiosqlite.Connection, record: DeviceRecord) -> DeviceRecord:
+        key = serial_key(record.serial_number)
+        by_serial = await self._scalar(conn, "SELECT id FROM devices WHERE serial_key = ?", (key,))
+        by_id = None
+        if record.id and is_id(record.id):
+            by_id = await self._scalar(conn, "SELECT id FROM devices WHERE id = ?", (record.id,))
+        if by_id is not None and by_serial is not None and by_id != by_serial:
+            raise ConflictError(
+                f"serial number {record.serial_number!r} already belongs to device {by_serial}"
+            )
+        now = clock.now()
+        target = by_id or by_serial
+        if target is not None:
+            # Operator fields replace; what the CPE reported stays as the CPE reported it.
+            values = [column_value(record, name) for name in OPERATOR]
+            values += [key, mac_key(record.mac_address), now, target]
+            await conn.execute(UPDATE_SQL, values)
+        else:
+            target = record.id if record.id and is_id(record.id) else new_id()
+            stored = DeviceRecord(**{name: getattr(record, name) for name in DEVICE_FIELDS})
+            stored.id = target
+            stored.created = record.created or now
+            stored.updated = now
+            values = [column_value(stored, name) for name in INSERT_COLUMNS]
+            await conn.execute(INSERT_SQL, values)
+        rows = list(await conn.execute_fetchall(f"{DEVICE_SELECT} WHERE id = ?", (target,)))
+        return device_record(rows[0])
