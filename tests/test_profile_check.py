@@ -271,6 +271,12 @@ def test_every_builtin_path_is_in_the_bbf_model_unless_it_is_a_vendor_path():
         dm = models[profile.root]
         for key, targets in profile.settings.items():
             for target in targets:
+                # read before writing: a standard `when` path must exist, whether the
+                # target it guards is a standard or a vendor (X_...) parameter
+                for path, _test in target.when:
+                    if not is_vendor_path(path):
+                        assert norm(path) in dm.params, (profile.name, key, path)
+                        checked += 1
                 if is_vendor_path(target.path):
                     continue
                 param = dm.params.get(norm(target.path))
@@ -279,8 +285,6 @@ def test_every_builtin_path_is_in_the_bbf_model_unless_it_is_a_vendor_path():
                 # types come from the model: stated or defaulted, they agree with it
                 assert target.type == param.type, (profile.name, target.path)
                 assert target.secret or not param.secured, (profile.name, target.path)
-                for path, _test in target.when:  # read before writing: it must exist
-                    assert norm(path) in dm.params, (profile.name, key, path)
                 checked += 1
         for table in profile.tables.values():
             assert dm.objects.get(norm(table.object) + "{i}.") is True, table.object
