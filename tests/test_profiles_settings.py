@@ -955,3 +955,65 @@ def test_a_raw_key_is_no_sae_password(profiles):
     dual = wifi_plan(p, steer, values={}, absent={"Device.WiFi.Radio.3.OperatingFrequencyBand"})
     assert not [u for u in dual.unsupported if u["setting"].startswith("wifi.6g.")]
     assert written(dual)["Device.WiFi.AccessPoint.1.Security.PreSharedKey"] == HEX_KEY
+
+
+# --- TR-098's 5 GHz: written only where the instance is a 5 GHz one ----------------------
+
+FIVE = {"enabled5G": True, "ssid5G": "Home5", "password5G": "secret555"}
+WLAN2_CHANNELS = WLAN + "2.PossibleChannels"
+
+
+@pytest.mark.parametrize("name", ["tr098", "tplink-tr098", "tplink-archer-c6"])
+@pytest.mark.parametrize(
+    ("values", "absent", "reason"),
+    [
+        # a single-band router's, or an ONT's 2.4 GHz guest network at .2
+        ({WLAN2_CHANNELS: "1-13"}, set(), f"{WLAN2_CHANNELS} is '1-13' on this CPE"),
+        ({WLAN2_CHANNELS: "1,2,3,4,5,6,7,8,9,10,11,12,13"}, set(), "on this CPE: not written"),
+        ({WLAN2_CHANNELS: ""}, set(), f"{WLAN2_CHANNELS} is '' on this CPE"),
+        ({}, {WLAN2_CHANNELS}, f"{WLAN2_CHANNELS} is not on this CPE"),
+    ],
+)
+def test_tr098_5ghz_is_written_only_where_wlan_2_lists_5ghz_channels(
+    profiles, name, values, absent, reason
+):
+    p = profiles.get(name)
+    result = wifi_plan(p, {"ssid": "Home", "password": "secret123", **FIVE}, values, absent)
+    assert not [path for path in written(result) if path.startswith(WLAN + "2.")]
+    five = {u["setting"]: u["reason"] for u in result.unsupported if u["setting"][:8] == "wifi.5g."}
+    assert set(five) == {"wifi.5g.enable", "wifi.5g.ssid", "wifi.5g.password", "wifi.5g.security"}
+    assert all(reason in why for why in five.values()), five
+    assert written(result)[WLAN + "1.SSID"] == "Home"  # 2.4 GHz goes on
+    # "off" for a 5 GHz network the router does not have is nothing to report
+    off = wifi_plan(p, {"ssid": "Home", "enabled5G": False}, values, absent)
+    assert not [path for path in written(off) if path.startswith(WLAN + "2.")]
+    assert not [u for u in off.unsupported if u["setting"].startswith("wifi.5g.")]
+
+
+@pytest.mark.parametrize("name", ["tr098", "tplink-tr098", "tplink-archer-c6"])
+@pytest.mark.parametrize(
+    "channels",
+    ["36,40,44,48,52,56,60,64,100,104,108,112,116,132,136,140", "36-64,100-140", "149-165"],
+)
+def test_tr098_5ghz_is_written_where_wlan_2_is_a_5ghz_radio(profiles, name, channels):
+    p = profiles.get(name)
+    result = wifi_plan(
+        p, {"ssid": "Home", "password": "secret123", **FIVE}, {WLAN2_CHANNELS: channels}
+    )
+    assert written(result)[WLAN + "2.SSID"] == "Home5"
+    assert written(result)[WLAN + "2.Enable"] == "true"
+    assert not [u for u in result.unsupported if u["setting"].startswith("wifi.5g.")]
+
+
+def test_a_bands_settings_share_one_guard_in_every_profile(profiles):
+    # A vendor key replaces the base's whole, `when` included: one that leaves out the band
+    # guard would write its part of the band on CPEs where the rest is "not on this CPE".
+    for profile in profiles:
+        for band in ("wifi.2g.", "wifi.5g.", "wifi.6g."):
+            guards = {
+                (key, target.path): frozenset(target.when)
+                for key, targets in profile.settings.items()
+                if key.startswith(band)
+                for target in targets
+            }
+            assert len(set(guards.values())) <= 1, (profile.name, band, guards)

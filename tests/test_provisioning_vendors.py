@@ -393,3 +393,31 @@ async def test_a_wifi_6e_router_gets_its_6ghz_network_and_band_steerings_copy(da
     assert [tree[f"Device.WiFi.SSID.{i}.SSID"] for i in (1, 2, 3)] == ["Sky"] * 3
     assert tree[ap + "SAEPassphrase"] == "Skynet2024"
     assert daemon.device_json(serial)["state"] == "ACTIVE"
+
+
+async def test_5ghz_settings_leave_a_tr098_routers_2ghz_guest_network_alone(daemon):
+    # tr098-ont (no vendor profile: plain tr098) has its 5 GHz SSID at .5 and a 2.4 GHz
+    # guest network at .2, where tr098 writes 5 GHz: the guest network keeps its name,
+    # switch and password, the job lists wifi.5g.* as not on this router and ends DONE.
+    sim = Simulation(daemon.cwmp_url, ["tr098-ont"], 1, serial_prefix="P5")
+    serial = sim.routers[0].serial
+    router = sim.router(serial)
+    before = router.tree.flat()
+    daemon.apply(seed_body(serial, "192.168.1"))
+    assert (await sim.run_once()).ok == 1
+    tree = router.tree.flat()
+    assert tree[f"{W}1.SSID"] == "SkyNet"  # 2.4 GHz and DHCP go on
+    assert tree[LH + "MinAddress"] == "192.168.1.100"
+    guest = {p: v for p, v in before.items() if p.startswith(f"{W}2.")}
+    assert {p: tree[p] for p in guest} == guest
+    assert not [p for p, v in tree.items() if v in ("Need4Speed", "SarahConner")]
+    device = daemon.device_json(serial)
+    assert device["cpe"]["profile"] == "tr098"
+    job = device["job"]
+    assert job["state"] == "DONE", job
+    five = {u["setting"]: u["reason"] for u in job["unsupported"] if u["setting"][:8] == "wifi.5g."}
+    assert set(five) == {"wifi.5g.enable", "wifi.5g.ssid", "wifi.5g.password", "wifi.5g.security"}
+    channels = f"{W}2.PossibleChannels is '1-13' on this CPE: not written here"
+    assert set(five.values()) == {channels}, five
+    assert (await sim.run_once()).ok == 1
+    assert router.stats.rpcs[-1] == ["GetParameterValues"]

@@ -76,6 +76,12 @@ CONTRACTS = {
         "KeyPassphrase",
         IGD + "WANDevice.1.WANConnectionDevice.1.WANPPPConnection.1.ConnectionStatus",
     ),
+    # a TR-098 ONT of no known vendor (the tr098 profile): .2 is a 2.4 GHz guest SSID
+    "tr098-ont": Contract(
+        IGD, "SimFibre", "0A5E15", "SFO100", {"2.4": (WLAN + "1.",), "5": (WLAN + "5.",)},
+        "KeyPassphrase",
+        IGD + "WANDevice.1.WANConnectionDevice.1.WANPPPConnection.1.ConnectionStatus",
+    ),
     "tplink-tr098": Contract(
         IGD, "TP-Link", "F4F26D", "Archer C5", {"2.4": (WLAN + "1.",), "5": (WLAN + "2.",)},
         "X_TP_PreSharedKey",
