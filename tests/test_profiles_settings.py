@@ -1017,3 +1017,33 @@ def test_a_bands_settings_share_one_guard_in_every_profile(profiles):
                 for target in targets
             }
             assert len(set(guards.values())) <= 1, (profile.name, band, guards)
+
+
+# The vendors whose 5 GHz SSID is WLANConfiguration.5 test their own band parameter there:
+# (profile, the parameter, what a 5 GHz instance reads, what a 2.4 GHz one reads).
+VENDOR_BANDS = [
+    ("huawei", WLAN + "5.X_HW_RFBand", "5GHz", "2.4GHz"),
+]
+
+
+@pytest.mark.parametrize(("name", "band", "five", "other"), VENDOR_BANDS)
+def test_a_vendor_writes_5ghz_at_wlan_5_only_where_its_band_parameter_says_5ghz(
+    profiles, name, band, five, other
+):
+    p = profiles.get(name)
+    wifi = {"ssid": "Home", "password": "secret123", **FIVE}
+    on = wifi_plan(p, wifi, {band: five})
+    assert written(on)[WLAN + "5.SSID"] == "Home5"
+    assert not [u for u in on.unsupported if u["setting"].startswith("wifi.5g.")]
+    for values, absent, reason in (
+        ({band: other}, set(), f"{band} is {other!r} on this CPE: not written here"),
+        ({}, {band}, f"{band} is not on this CPE"),
+    ):
+        result = wifi_plan(p, wifi, values, absent)
+        assert not [path for path in written(result) if path.startswith(WLAN + "5.")]
+        five_of = {
+            u["setting"]: u["reason"] for u in result.unsupported if u["setting"][:8] == "wifi.5g."
+        }
+        assert set(five_of) == {"wifi.5g.enable", "wifi.5g.ssid", "wifi.5g.password",
+                                "wifi.5g.security"}  # fmt: skip
+        assert set(five_of.values()) == {reason}, five_of
