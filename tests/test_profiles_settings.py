@@ -1023,6 +1023,7 @@ def test_a_bands_settings_share_one_guard_in_every_profile(profiles):
 # (profile, the parameter, what a 5 GHz instance reads, what a 2.4 GHz one reads).
 VENDOR_BANDS = [
     ("huawei", WLAN + "5.X_HW_RFBand", "5GHz", "2.4GHz"),
+    ("zte", WLAN + "5.X_ZTE-COM_OperatingFrequencyBand", "5GHz", "2.4GHz"),
 ]
 
 
