@@ -1024,6 +1024,7 @@ def test_a_bands_settings_share_one_guard_in_every_profile(profiles):
 VENDOR_BANDS = [
     ("huawei", WLAN + "5.X_HW_RFBand", "5GHz", "2.4GHz"),
     ("zte", WLAN + "5.X_ZTE-COM_OperatingFrequencyBand", "5GHz", "2.4GHz"),
+    ("zyxel", WLAN + "5.X_ZYXEL_OperatingFrequencyBand", "5GHz", "2.4GHz"),
 ]
 
 
