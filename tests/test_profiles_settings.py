@@ -1025,6 +1025,8 @@ VENDOR_BANDS = [
     ("huawei", WLAN + "5.X_HW_RFBand", "5GHz", "2.4GHz"),
     ("zte", WLAN + "5.X_ZTE-COM_OperatingFrequencyBand", "5GHz", "2.4GHz"),
     ("zyxel", WLAN + "5.X_ZYXEL_OperatingFrequencyBand", "5GHz", "2.4GHz"),
+    # no band parameter known: the Standard the firmware reports ("a,n,ac" / "b,g,n")
+    ("nokia", WLAN + "5.Standard", "a,n,ac", "b,g,n"),
 ]
 
 
@@ -1049,3 +1051,14 @@ def test_a_vendor_writes_5ghz_at_wlan_5_only_where_its_band_parameter_says_5ghz(
         assert set(five_of) == {"wifi.5g.enable", "wifi.5g.ssid", "wifi.5g.password",
                                 "wifi.5g.security"}  # fmt: skip
         assert set(five_of.values()) == {reason}, five_of
+
+
+def test_every_tr098_profile_guards_its_5ghz_network(profiles):
+    # TR-098 has no band parameter: no instance number is 5 GHz on every router, so every
+    # TR-098 profile that writes 5 GHz tests that the instance is a 5 GHz one.
+    for profile in profiles:
+        if profile.root != IGD:
+            continue
+        for key, targets in profile.settings.items():
+            if key.startswith("wifi.5g."):
+                assert all(t.when for t in targets), (profile.name, key)
