@@ -102,14 +102,7 @@ VENDORS = [
         {"Device.WiFi.X_TP_BandSteering.Enable": "false"},
     ),
     tr098("tr098-dsl", "tr098", 2, "KeyPassphrase", "192.168.1"),
-    tr098(
-        "tplink-tr098",
-        "tplink-tr098",
-        2,
-        "X_TP_PreSharedKey",
-        "192.168.0",
-        extra={f"{W}1.X_TP_BandSteering": "false"},
-    ),
+    tr098("tplink-tr098", "tplink-tr098", 2, "X_TP_PreSharedKey", "192.168.0"),
     # Huawei ONTs take the passphrase in PreSharedKey.1.PreSharedKey.
     tr098("huawei-hg8245", "huawei", 5, "PreSharedKey.1.PreSharedKey", "192.168.100"),
     tr098("zte-f670l", "zte", 5, "PreSharedKey.1.KeyPassphrase", "192.168.1"),
