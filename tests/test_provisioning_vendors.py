@@ -414,3 +414,32 @@ async def test_5ghz_settings_leave_a_tr098_routers_2ghz_guest_network_alone(daem
     assert set(five.values()) == {channels}, five
     assert (await sim.run_once()).ok == 1
     assert router.stats.rpcs[-1] == ["GetParameterValues"]
+
+
+@pytest.mark.parametrize(
+    ("tree", "band", "other"),
+    [
+        ("huawei-hg8245", "X_HW_RFBand", "2.4GHz"),
+        ("zte-f670l", "X_ZTE-COM_OperatingFrequencyBand", "2.4GHz"),
+        ("zyxel-vmg8825", "X_ZYXEL_OperatingFrequencyBand", "2.4GHz"),
+        ("nokia-g240w", "Standard", "b,g,n"),
+    ],
+)
+async def test_an_ont_whose_fifth_ssid_is_not_5ghz_keeps_it(daemon, tree, band, other):
+    # The same firmware with a 2.4 GHz SSID at .5 (a single-band build): the vendor's band
+    # parameter says so, and the 5 GHz settings leave it alone.
+    sim = Simulation(daemon.cwmp_url, [tree], 1, serial_prefix="P5V")
+    serial = sim.routers[0].serial
+    router = sim.router(serial)
+    router.tree.set_local(f"{W}5.{band}", other)
+    before = {p: v for p, v in router.tree.flat().items() if p.startswith(f"{W}5.")}
+    lan = {"huawei-hg8245": "192.168.100"}.get(tree, "192.168.1")
+    daemon.apply(seed_body(serial, lan))
+    assert (await sim.run_once()).ok == 1
+    tree_now = router.tree.flat()
+    assert {p: tree_now[p] for p in before} == before
+    assert same(tree_now[f"{W}1.SSID"], "SkyNet")
+    job = daemon.device_json(serial)["job"]
+    five = {u["setting"]: u["reason"] for u in job["unsupported"] if u["setting"][:8] == "wifi.5g."}
+    assert set(five) == {"wifi.5g.enable", "wifi.5g.ssid", "wifi.5g.password", "wifi.5g.security"}
+    assert set(five.values()) == {f"{W}5.{band} is {other!r} on this CPE: not written here"}
