@@ -478,6 +478,30 @@ def test_a_lan_the_router_reported_as_no_address_does_not_break_a_write(
     assert reply.body["dhcp"]["leaseTime"] == 30
 
 
+def test_a_pool_outside_the_lan_reported_later_blocks_only_a_dhcp_change(
+    world: World, module_daemon
+):
+    # The pool was written before the router first reported; its LAN turned out to be
+    # another one (the job says so). A change of the name or the wifi is still the
+    # operator's to make; only a dhcp that is sent is checked against the LAN.
+    device = world.api.post("/network/device", device_body(world, "own", "LANLATE01")).body
+    with sqlite3.connect(module_daemon.db) as db:
+        db.execute(
+            "UPDATE devices SET status = json_set(coalesce(status, '{}'), '$.lanIp',"
+            " '192.168.1.1', '$.subnetMask', '255.255.255.0') WHERE id = ?",
+            (device["_id"],),
+        )
+    path = f"/network/device/{device['_id']}"
+    reply = world.api.patch(path, {"notes": "moved to the shop", "wifi": {"ssid": "Cafe"}})
+    assert reply.status == 200, reply.body
+    assert (reply.body["notes"], reply.body["wifi"]["ssid"]) == ("moved to the shop", "Cafe")
+    error(world.api.patch(path, {"dhcp": {"leaseTime": 30}}), 400, "dhcp.ipPoolStart")
+    pool = {"ipPoolStart": "192.168.1.100", "ipPoolEnd": "192.168.1.200", "reservedClients": []}
+    reply = world.api.patch(path, {"dhcp": pool})
+    assert reply.status == 200, reply.body
+    assert reply.body["dhcp"]["ipPoolStart"] == "192.168.1.100"
+
+
 def test_a_record_staged_with_the_cli_is_not_claimed_by_a_create(world: World, module_daemon):
     # `acsd device apply` may stage a record without a customer: its name, notes, wifi or
     # mvnoAccount are the operator's, and a POST of the serial must not drop them.

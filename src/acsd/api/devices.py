@@ -422,7 +422,10 @@ async def _patch(
     wifi = merged.wifi.model_dump(exclude_none=True) if merged.wifi else None
     dhcp = merged.dhcp.model_dump(exclude_none=True) if merged.dhcp else None
     keep_reservation_ids(dhcp, record.dhcp)
-    _check_lan(record, dhcp)
+    if "dhcp" in fields or new_router:
+        # Only what this request changes: a pool the router's LAN (reported after it was
+        # written) left outside is the job's fault, and must not block a name or a wifi.
+        _check_lan(record, dhcp)
     # A new router gets all the record holds: settings and the internet line.
     if desired_changed(wifi, dhcp, record.wifi, record.dhcp) or (
         new_router and (wifi or dhcp or record.internet_account)
