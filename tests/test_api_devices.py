@@ -564,3 +564,23 @@ def test_naming_another_tenants_apn_account_needs_a_say_over_it(world: World, mo
     assert owner.get(path).body.get("mvnoAccount") is None
     # an account acsd does not know (the seed's example) binds nothing yet: taken as given
     assert owner.patch(path, {"mvnoAccount": "12345678901234567890DDDD"}).status == 200
+
+
+def test_a_models_texts_hold_no_control_characters(world: World):
+    # brand, description and picture are joined into every device of the model: an
+    # escape sequence or a NUL there would reach whoever lists the devices.
+    base = {"name": "Control", "type": "ROUTER"}
+    for field, value in (
+        ("brand", "TP-LINK\u001b[31m"),
+        ("brand", "TP\nLINK"),
+        ("description", "5G router\u0000"),
+        ("picture", "12345678901234567890BBBB\r"),
+    ):
+        error(world.api.post("/network/model", {**base, field: value}), 400, field)
+    made = world.api.post(
+        "/network/model", {**base, "brand": "TP-LINK", "description": "5G router\n3 ports"}
+    )
+    assert made.status == 201, made.body
+    assert world.api.get(f"/network/model/{made.body['_id']}").body["description"] == (
+        "5G router\n3 ports"
+    )

@@ -15,7 +15,7 @@ from acsd.api.customers import PageQuery
 from acsd.api.errors import ApiError
 from acsd.api.openapi import describe
 from acsd.ids import normal_id
-from acsd.models import Name
+from acsd.models import DeviceName, ForeignRef, Name, Notes
 from acsd.store.base import ModelRecord
 
 # The seed's modelType values and the other kinds of CPE an ACS manages.
@@ -26,9 +26,11 @@ class ModelCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Name
     type: ModelType
-    brand: str | None = None
-    description: str | None = None
-    picture: str | None = None
+    # Joined into every device of the model (modelBrand, modelDescription, modelPicture):
+    # held to the rules of the device's own text, no control characters.
+    brand: DeviceName | None = None
+    description: Notes | None = None
+    picture: ForeignRef | None = None
     profile: str | None = None
 
 
