@@ -584,3 +584,27 @@ def test_a_models_texts_hold_no_control_characters(world: World):
     assert world.api.get(f"/network/model/{made.body['_id']}").body["description"] == (
         "5G router\n3 ports"
     )
+
+
+def test_a_setting_stored_under_older_rules_does_not_block_other_changes(
+    world: World, module_daemon
+):
+    # An SSID of 17 characters but 34 bytes (taken when the limit was counted in
+    # characters) is shown as stored; a PATCH of the name or the dhcp leaves it alone,
+    # and only a PATCH of the wifi must bring it within the rules.
+    device = world.api.post("/network/device", device_body(world, "own", "OLDRULES01")).body
+    legacy = "\u00e9" * 17
+    with sqlite3.connect(module_daemon.db) as db:
+        db.execute(
+            "UPDATE devices SET wifi = json_set(wifi, '$.ssid', ?) WHERE id = ?",
+            (legacy, device["_id"]),
+        )
+    path = f"/network/device/{device['_id']}"
+    assert world.api.get(path).body["wifi"]["ssid"] == legacy
+    reply = world.api.patch(path, {"name": "renamed", "dhcp": {"leaseTime": 30}})
+    assert reply.status == 200, reply.body
+    assert (reply.body["name"], reply.body["dhcp"]["leaseTime"]) == ("renamed", 30)
+    assert reply.body["wifi"]["ssid"] == legacy
+    error(world.api.patch(path, {"wifi": {"enabled": False}}), 400, "wifi.ssid")
+    reply = world.api.patch(path, {"wifi": {"ssid": "\u00e9" * 16}})
+    assert reply.status == 200, reply.body

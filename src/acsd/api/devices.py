@@ -417,10 +417,14 @@ async def _patch(
         wifi = None if raw.get("wifi") is None else _merge(record.wifi, raw["wifi"])
     if "dhcp" in fields:
         dhcp = None if raw.get("dhcp") is None else _merge(record.dhcp, raw["dhcp"])
-    # What results from the merge must be valid as a whole (e.g. pool start <= end).
-    merged = validate(_Settings, {"wifi": wifi, "dhcp": dhcp})
-    wifi = merged.wifi.model_dump(exclude_none=True) if merged.wifi else None
-    dhcp = merged.dhcp.model_dump(exclude_none=True) if merged.dhcp else None
+    # What results from the merge must be valid as a whole (e.g. pool start <= end). A
+    # section the request leaves alone is kept as stored: a rule added since it was
+    # written (STORED) must not turn a change of the name into a 400 about the wifi.
+    merged = validate(_Settings, {k: v for k, v in (("wifi", wifi), ("dhcp", dhcp)) if k in fields})
+    if "wifi" in fields:
+        wifi = merged.wifi.model_dump(exclude_none=True) if merged.wifi else None
+    if "dhcp" in fields:
+        dhcp = merged.dhcp.model_dump(exclude_none=True) if merged.dhcp else None
     keep_reservation_ids(dhcp, record.dhcp)
     if "dhcp" in fields or new_router:
         # Only what this request changes: a pool the router's LAN (reported after it was
