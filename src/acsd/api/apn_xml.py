@@ -159,9 +159,11 @@ def _value(element: etree._Element, kind: Any, path: str) -> Any:
     if len(element):
         raise XmlFieldError(path, "a value was expected, not elements")
     text = element.text or ""
-    if kind in ("str", "date"):
+    if kind == "str":
         return text
-    value = text.strip()
+    value = text.strip()  # xsd:dateTime, int, boolean and enums collapse their whitespace
+    if kind == "date":
+        return value
     if kind == "int":
         if not _INT.fullmatch(value):
             raise XmlFieldError(path, f"{value!r} is not an integer")
