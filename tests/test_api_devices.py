@@ -608,3 +608,16 @@ def test_a_setting_stored_under_older_rules_does_not_block_other_changes(
     error(world.api.patch(path, {"wifi": {"enabled": False}}), 400, "wifi.ssid")
     reply = world.api.patch(path, {"wifi": {"ssid": "\u00e9" * 16}})
     assert reply.status == 200, reply.body
+
+
+def test_the_openapi_document_names_the_status_the_api_answers(world: World):
+    # A client generated from /openapi.json takes an undocumented status for a failure.
+    paths = world.api.get("/openapi.json").body["paths"]
+    device = world.api.post("/network/device", device_body(world, "own", "DOCSTAT01")).body
+    deleted = world.api.delete(f"/network/device/{device['_id']}")
+    assert deleted.status == 202, deleted.body
+    assert str(deleted.status) in paths["/network/device/{id}"]["delete"]["responses"]
+    apns = "/v1/accounts/{foreignaccountkey}/networks/{foreignkey}/devices/apns"
+    listed = world.api.get("/v1/accounts/DOCSTAT/networks/fleet/devices/apns?PageSize=0")
+    assert listed.status == 400, listed.body
+    assert str(listed.status) in paths[apns]["get"]["responses"]

@@ -370,7 +370,8 @@ def _decode_token(token: str) -> str:
     roles=ROLES, path_params=_PATHS,
     description="Query: PageSize (1-1000, default 100), ContinuationToken (from the previous "
     "page; none on the last), IncludeEnded (devices removed by DELETE; default false).",
-    errors=[(404, "4041/4042", "Unknown account or network")],
+    errors=[(400, "4001", "A bad PageSize, ContinuationToken or IncludeEnded"),
+            (404, "4041/4042", "Unknown account or network")],
 )  # fmt: skip
 @answers(DEVICE, many=True)
 async def list_apn_devices(request: web.Request) -> web.Response:

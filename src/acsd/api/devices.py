@@ -458,7 +458,9 @@ async def _patch(
 
 @describe(
     "DELETE", "/network/device/{id}", summary="Release and remove a network device",
-    response=Device, errors=[403, 404], roles="as create",
+    response=Device, status=202, errors=[403, 404], roles="as create",
+    description="202 with the device in state DELETING: its router's next session releases "
+    "it, then the record goes (a router never seen goes at once).",
 )  # fmt: skip
 async def delete_device(request: web.Request) -> web.Response:
     ctx = context(request)
