@@ -323,3 +323,26 @@ async def test_a_router_that_keeps_its_own_username_still_takes_connection_reque
         await running
     assert any("6 CONNECTION REQUEST" in events for events in router.stats.events)
     assert router.tree.get(ms + "ConnectionRequestPassword") not in daemon.log_text()
+
+
+async def test_a_create_does_not_claim_a_router_being_released(daemon):
+    # An unclaimed router deleted by the operator is released at its next session and its
+    # record goes: a device created on that record in between would go with it.
+    world = build_world(daemon)
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="RELCLAIM")
+    serial = sim.routers[0].serial
+    assert (await sim.run_once()).ok == 1
+    unclaimed = daemon.device_json(serial)
+    path = f"/network/device/{unclaimed['_id']}"
+    assert world.api.delete(path).body["state"] == "DELETING"
+    body = {**device_body(world, "own", serial), "dhcp": None, "wifi": None}
+    refused = world.api.post("/network/device", body)
+    assert refused.status == 422 and refused.body["message"] == "state", refused.body
+    assert "customer" not in world.api.get(path).body
+    assert (await sim.run_once()).ok == 1  # the release
+    assert world.api.get(path).status == 404
+    assert (await sim.run_once()).ok == 1  # back as an unclaimed CPE: now it is claimed
+    created = world.api.post("/network/device", body)
+    assert created.status == 201, created.body
+    assert created.body["customer"] == world.customers["own"]
+    assert created.body["state"] == "ACTIVE"

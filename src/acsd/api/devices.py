@@ -217,6 +217,14 @@ async def _create(
         # a customer's, or staged by `acsd device apply`: what it holds is not this
         # request's to drop (only what an unknown router reported of itself is claimed)
         raise ApiError(409, "serialNumber", "Serial number is already in use")
+    if existing is not None and existing.state == "DELETING":
+        # The router's next session releases it and the record goes: claimed now, the
+        # new customer's device would go with it (a PATCH of it is refused the same way).
+        raise ApiError(
+            422, "state",
+            "Device is being deleted: its router's next session releases it; create it "
+            "again once it is gone",
+        )  # fmt: skip
     owner = await mac_owner(ctx.store, body.macAddress, existing)
     if owner is not None:
         if owner.serial_number.lower() == body.serialNumber.lower():
