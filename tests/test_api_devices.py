@@ -621,3 +621,20 @@ def test_the_openapi_document_names_the_status_the_api_answers(world: World):
     listed = world.api.get("/v1/accounts/DOCSTAT/networks/fleet/devices/apns?PageSize=0")
     assert listed.status == 400, listed.body
     assert str(listed.status) in paths[apns]["get"]["responses"]
+
+
+def test_nesting_too_deep_is_invalid_json_wherever_the_validator_would_stop(world: World):
+    # 250 levels is well-formed JSON that Python reads, but past what the validator reads
+    # (about 200): it answered with a position in acsd's re-encoding of the body.
+    device = world.api.post("/network/device", device_body(world, "own", "DEEPJSON01")).body
+    raw = ('{"wifi": {"ssid": ' + "[" * 250 + "]" * 250 + "}}").encode()
+    reply = world.api.patch(f"/network/device/{device['_id']}", raw=raw)
+    description = error(reply, 400, "invalid_json")["description"]
+    assert description == "Nesting is too deep (more than 64 levels)"
+    apn = world.api.post(
+        "/v1/accounts/DEEPJSON/networks/fleet/devices/apns",
+        raw=('{"CLI": "(+45)12345678", "ProvisioningMetaData": ' + "[" * 300 + "]" * 300 + "}")
+        .encode(),
+    )  # fmt: skip
+    assert (apn.status, apn.body["ErrorCode"], apn.body["ErrorSubCode"]) == (400, 4000, 1)
+    assert "Nesting is too deep" in apn.body["ErrorDescription"]
