@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -850,3 +851,39 @@ def test_whitespace_around_an_xml_date_is_no_part_of_it(admin: Api, acct):
     )  # fmt: skip
     assert reply.status == 202, reply.body
     assert reply.body["Data"]["CLI"] == "(+45)87654329"
+
+
+def _raw_post(daemon, target: str, host: bytes | None, body: bytes, token: str) -> dict:
+    """One request as a client writes it, Host header and all (HTTP/1.0 may send none)."""
+    address = daemon.api_url.split("//", 1)[1].rstrip("/")
+    hostname, port = address.rsplit(":", 1)
+    lines = [f"POST {target} HTTP/1.0".encode()]
+    if host is not None:
+        lines.append(b"Host: " + host)
+    lines += [f"Authorization: Bearer {token}".encode(), b"Content-Type: application/json",
+              f"Content-Length: {len(body)}".encode(), b"", body]  # fmt: skip
+    with socket.create_connection((hostname, int(port)), timeout=30) as conn:
+        conn.sendall(b"\r\n".join(lines))
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    return {"status": int(head.split()[1]), **json.loads(payload)}
+
+
+def test_a_host_header_that_makes_no_url_does_not_fail_a_stored_create(admin: Api, daemon, acct):
+    # The StatusUrl is written after the device is stored: a Host that makes no URL (none
+    # at all, a port that is no number, a space) answered 500 for a device that was made.
+    address = daemon.api_url.rstrip("/")
+    target = apns_path(acct, NETWORK)
+    for n, host in enumerate((None, b"x:abc", b"x:99999", b"a b", b"a/b")):
+        body = json.dumps(device(f"(+45)6543210{n}")).encode()
+        reply = _raw_post(daemon, target, host, body, admin.token or "")
+        assert reply["status"] == 202, (host, reply)
+        assert reply["StatusUrl"].startswith(f"{address}/v1/operations/"), (host, reply)
+        status = admin.get(reply["StatusUrl"].removeprefix(address))
+        assert status.status == 200 and status.body["Data"]["Status"] == 1, status.body
+    # A Host that makes a URL is the one the client named (as before)
+    body = json.dumps(device("(+45)65432109")).encode()
+    reply = _raw_post(daemon, target, b"api.example:8443", body, admin.token or "")
+    assert reply["StatusUrl"].startswith("http://api.example:8443/v1/operations/"), reply

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -169,7 +170,25 @@ def _audit_view(d: ApnDeviceRecord) -> dict[str, Any]:
 def _origin(request: web.Request) -> str:
     # The Host header is the client's to write: behind a proxy, or where that matters,
     # [api] public_url says where the API is.
-    return context(request).public_url or str(request.url.origin())
+    if public := context(request).public_url:
+        return public
+    host = request.headers.get("Host", "")  # none (HTTP/1.0): aiohttp drops the port
+    if host and not _NOT_IN_A_URL.search(host):
+        try:
+            return str(request.url.origin())
+        except ValueError:  # a port that is no port ("x:abc")
+            pass
+    # The address the client reached: a URL that works, where the Host makes none (the
+    # answer is sent after the write; it must not turn into a 500 for a stored device).
+    address = request.transport.get_extra_info("sockname") if request.transport else None
+    if not address:
+        return ""  # (gone already: nobody reads the answer) a URL relative to the API
+    host = address[0] if ":" not in address[0] else f"[{address[0]}]"
+    return f"{request.scheme}://{host}:{address[1]}"
+
+
+#: what a URL's host and port cannot hold, though aiohttp takes it from a Host header
+_NOT_IN_A_URL = re.compile(r"[\s\x00-\x1f\x7f/\\?#@]")
 
 
 def device_url(request: web.Request, d: ApnDeviceRecord) -> str:
