@@ -638,3 +638,17 @@ def test_nesting_too_deep_is_invalid_json_wherever_the_validator_would_stop(worl
     )  # fmt: skip
     assert (apn.status, apn.body["ErrorCode"], apn.body["ErrorSubCode"]) == (400, 4000, 1)
     assert "Nesting is too deep" in apn.body["ErrorDescription"]
+
+
+def test_a_reservation_id_is_one_short_line(world: World):
+    # The seed's "r8jf84fv" is what a router assigns; an escape sequence or a NUL stored
+    # there reached whoever lists the device.
+    body = device_body(world, "own", "RESID0001")
+    for bad in ("r8jf\u001b[2J", "r8\u0000", "r" * 65):
+        body["dhcp"] = {**SEED_REQUEST["dhcp"], "reservedClients": [
+            {"mac": "123456789013", "ip": "192.168.0.10", "enable": True, "id": bad}]}  # fmt: skip
+        error(world.api.post("/network/device", body), 400, "dhcp.reservedClients.0.id")
+    body["dhcp"] = SEED_REQUEST["dhcp"]
+    made = world.api.post("/network/device", body)
+    assert made.status == 201, made.body
+    assert made.body["dhcp"]["reservedClients"][0]["id"] == "r8jf84fv"

@@ -107,6 +107,15 @@ def _serial(value: str) -> str:
     return value
 
 
+def _reservation_id(value: str, info: ValidationInfo) -> str:
+    """A reservation's id, as a router assigns it (an instance number, a short token)."""
+    if info.context and info.context.get("stored"):
+        return value
+    if len(value) > 64 or _CONTROL.search(value):
+        raise ValueError("a reservation id is one line of at most 64 characters")
+    return value
+
+
 def _one_line(value: str) -> str:
     """Names, references, searches: one line of text, no control characters."""
     if _CONTROL.search(value):
@@ -186,7 +195,7 @@ class ReservedClient(_Strict):
     mac: Mac
     ip: HostIPv4
     enable: ReservationEnable = True
-    id: str | None = None
+    id: Annotated[str, AfterValidator(_reservation_id)] | None = None
 
 
 class Wifi(_Strict):
