@@ -17,13 +17,13 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import MISSING, dataclass, field, fields
 from functools import lru_cache
-from sys import intern
 from typing import Any, NamedTuple
 
 from lxml import etree
 
 from acsd.cwmp import rpc
 from acsd.cwmp.rpc import DEFAULT_NAMESPACE, Message
+from acsd.shared_names import share
 from acsd.xmlsafe import NOT_XML as _NOT_XML
 from acsd.xmlsafe import PARSER, declared_encoding, has_dtd
 
@@ -341,9 +341,9 @@ def _p_pvs(structs: Iterable[etree._Element]) -> list[rpc.ParameterValue]:
             # Name and Value is ~5 % of parsing a GPV answer; an element with children
             # still goes through _text, which refuses it.
             if tag == "Name":
-                # interned: the same few hundred names arrive from every CPE, and the
-                # sessions held open share one copy (dict look-ups compare by identity)
-                name = intern(((c.text or "") if not len(c) else _text(c)).strip())
+                # shared: the same few hundred names arrive from every CPE, and the
+                # sessions held open keep one copy (see acsd.shared_names)
+                name = share(((c.text or "") if not len(c) else _text(c)).strip())
             elif tag == "Value":
                 value = (c.text or "") if not len(c) else _text(c)
                 t = c.get(_XSI_TYPE)

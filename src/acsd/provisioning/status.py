@@ -16,13 +16,13 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
-import sys
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from acsd.provisioning.profiles import Check, Profile, Rule, Selector
+from acsd.shared_names import share
 
 __all__ = [
     "Extraction",
@@ -169,7 +169,7 @@ class ReadPlan:
 
 
 #: plan paths as read before, by their text: every CPE of a profile has (nearly) the same
-#: paths, and an open session then holds one shared tuple of interned strings
+#: paths, and an open session then holds one shared tuple of shared strings
 _PATHS_SEEN: dict[tuple[Any, ...], tuple[str, ...]] = {}
 _PATHS_SEEN_MAX = 1024
 
@@ -178,7 +178,7 @@ def _plan_paths(raw: Any) -> tuple[str, ...]:
     key = tuple(raw)
     found = _PATHS_SEEN.get(key)
     if found is None:
-        found = tuple(sys.intern(str(p)) for p in key)
+        found = tuple(share(str(p)) for p in key)
         if len(_PATHS_SEEN) >= _PATHS_SEEN_MAX:
             _PATHS_SEEN.clear()  # CPEs of many shapes: start over rather than grow
         _PATHS_SEEN[key] = found
