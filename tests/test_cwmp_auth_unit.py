@@ -4,7 +4,9 @@ file, and Digest variants the daemon tests do not reach (-sess, username*, uri f
 from __future__ import annotations
 
 import base64
+import gc
 import hashlib
+import tracemalloc
 
 import pytest
 from aiohttp.test_utils import make_mocked_request
@@ -79,6 +81,41 @@ def test_failure_limiter_window():
     off = FailureLimiter(0, 60, clock=clock)
     off.record("x")
     assert off.retry_after("x") is None
+
+
+def test_failure_limiter_forgets_keys_whose_failures_left_the_window():
+    clock = Clock()
+    limiter = FailureLimiter(3, 60, clock=clock)
+    for n in range(1000):  # one failure from each of many addresses (IPv6 has plenty)
+        limiter.record(f"2001:db8::{n:x}")
+    assert len(limiter) == 1000
+    clock.now += 61
+    limiter.record("2001:db8::ffff")
+    assert len(limiter) == 1  # the others limit nothing any more
+    for _ in range(2):
+        limiter.record("2001:db8::ffff")
+    assert limiter.retry_after("2001:db8::ffff") == 60
+
+
+def test_failure_limiter_holds_no_copy_of_what_clients_sent():
+    """A username of kilobytes per failure, from a new address each time: what one
+    failure keeps does not grow with the username."""
+    clock = Clock()
+    limiter = FailureLimiter(3, 60, clock=clock)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(1000):  # each request's header is parsed into new strings
+            limiter.record((f"2001:db8::{n:x}", f"{n:06d}" + "u" * 8000))
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 2_000_000  # 8 MB of usernames had the table kept them
+    limiter.record(("2001:db8::1", "000001" + "u" * 8000))
+    assert limiter.retry_after(("2001:db8::1", "000001" + "u" * 8000)) is None
+    limiter.record(("2001:db8::1", "000001" + "u" * 8000))
+    assert limiter.retry_after(("2001:db8::1", "000001" + "u" * 8000)) == 60
 
 
 def test_auth_params_parsing():
