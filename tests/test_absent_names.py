@@ -10,7 +10,7 @@ import pytest
 
 from acsd.cwmp import rpc
 from acsd.cwmp.session import CwmpSession
-from acsd.provisioning.absent import AbsentHints, kind_of
+from acsd.provisioning.absent import MAX_NAMES, AbsentHints, kind_of
 from acsd.provisioning.driver import ProvisioningDriver
 from acsd.provisioning.profiles import load_profiles
 from acsd.sim.runner import Simulation
@@ -237,6 +237,19 @@ def test_hints_are_per_kind_and_bounded():
     assert len(hints) == 2 and hints.get(b) == frozenset() and hints.get(a)
     hints.present(a, [CELLULAR, "Device.Not.Hinted"])
     assert hints.get(a) == {PPP}
+
+
+def test_a_kind_whose_routers_fault_ever_new_names_keeps_a_bounded_set():
+    """Read plan leaves carry the router's own instance numbers: one that faults a new
+    one alone at every session (or many such routers of one kind) must not grow the
+    kind's hints for as long as the daemon runs."""
+    hints = AbsentHints()
+    kind = kind_of("tr181", IDENTITY)
+    for n in range(1, 5001):
+        hints.absent(kind, [f"Device.IP.Interface.{n}.IPv4Address.1.IPAddress"])
+    assert 0 < len(hints.get(kind)) <= MAX_NAMES
+    # still a hint of what was faulted last
+    assert "Device.IP.Interface.5000.IPv4Address.1.IPAddress" in hints.get(kind)
 
 
 def test_a_kind_key_stays_small_whatever_version_a_cpe_reports():

@@ -22,6 +22,8 @@ from acsd.store.base import VERSION_CHARS, CpeIdentity
 
 #: kinds of CPE remembered; beyond this the least recently used is forgotten
 MAX_KINDS = 4096
+#: names remembered per kind; a kind that goes past this starts over
+MAX_NAMES = 1024
 Kind = tuple[str, str, str, str]
 
 
@@ -36,8 +38,9 @@ def kind_of(profile: str, identity: CpeIdentity) -> Kind:
 class AbsentHints:
     """Names that CPEs of a kind answered 9005 for, one set per kind."""
 
-    def __init__(self, max_kinds: int = MAX_KINDS) -> None:
+    def __init__(self, max_kinds: int = MAX_KINDS, max_names: int = MAX_NAMES) -> None:
         self.max_kinds = max_kinds
+        self.max_names = max_names
         self._kinds: OrderedDict[Kind, frozenset[str]] = OrderedDict()
 
     def __len__(self) -> int:
@@ -54,7 +57,13 @@ class AbsentHints:
         """CPEs of ``kind`` lack ``names`` (one of them just answered 9005 for each)."""
         known = self._kinds.get(kind, frozenset())
         if not known.issuperset(names):  # the common case, every periodic session: no copy
-            self._store(kind, known.union(names))
+            more = known.union(names)
+            if len(more) > self.max_names:
+                # Names with the CPE's own instance numbers (a read plan's leaves that
+                # faulted alone), new at every session of a CPE that keeps making new
+                # ones: a kind's names are hints, so they start over rather than grow.
+                more = frozenset(list(names)[: self.max_names])
+            self._store(kind, more)
 
     def present(self, kind: Kind, names: Iterable[str]) -> None:
         """A CPE of ``kind`` has ``names`` after all: stop asking for them apart."""
