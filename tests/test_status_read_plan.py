@@ -4,14 +4,18 @@ status comes from, and the status it writes is the one a whole read would have g
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import random
 import sqlite3
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
+from acsd import shared_names
 from acsd.cwmp import rpc
+from acsd.provisioning import status
 from acsd.provisioning.profiles import load_profiles
 from acsd.provisioning.status import (
     Extraction,
@@ -86,6 +90,34 @@ def test_a_plan_survives_the_database_and_refuses_foreign_shapes():
     assert plan.profile == "tplink-tr181" and plan.reads == profile.reads
     for broken in (None, [], {}, {"profile": "x"}, {**plan.to_json(), "refs": []}):
         assert ReadPlan.from_json(broken) is None
+
+
+def test_plans_of_routers_with_thousands_of_rows_do_not_pile_up(monkeypatch: pytest.MonkeyPatch):
+    """A plan names a leaf per table row the profile reads, so a router that reports
+    thousands of rows (its own instance numbers, new ones each time) has a plan of
+    thousands of paths: what the process keeps of the plans it loaded is bounded by their
+    paths, not by their number."""
+    monkeypatch.setattr(status, "PLAN_PATHS_KEPT", 10_000)
+    monkeypatch.setattr(shared_names, "MAX_NAMES", 1_000)
+    status._PATHS_SEEN.clear()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(40):  # as loaded from the store at each router's session
+            paths = [f"Device.IP.Interface.{n}{i:05d}.IPv4Address.1.IPAddress" for i in range(2000)]
+            plan = ReadPlan.from_json(
+                {"profile": "tr181", "reads": "1", "paths": paths, "refs": {}, "at": 0.0}
+            )
+            assert plan is not None and len(plan.paths) == 2000
+        del plan, paths
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+        status._PATHS_SEEN.clear()
+    # 80,000 paths of ~45 characters: over 6 MB had every plan stayed
+    assert kept < 2_000_000
 
 
 def test_a_changed_reading_rule_changes_the_profiles_version(tmp_path: Path):

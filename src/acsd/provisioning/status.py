@@ -172,16 +172,25 @@ class ReadPlan:
 #: paths, and an open session then holds one shared tuple of shared strings
 _PATHS_SEEN: dict[tuple[Any, ...], tuple[str, ...]] = {}
 _PATHS_SEEN_MAX = 1024
+#: paths kept in all: a CPE with thousands of table rows has a plan of thousands of paths,
+#: so 1,024 plans alone could be gigabytes
+PLAN_PATHS_KEPT = 100_000
+_paths_kept = 0
 
 
 def _plan_paths(raw: Any) -> tuple[str, ...]:
+    global _paths_kept
     key = tuple(raw)
     found = _PATHS_SEEN.get(key)
     if found is None:
         found = tuple(share(str(p)) for p in key)
-        if len(_PATHS_SEEN) >= _PATHS_SEEN_MAX:
+        if len(_PATHS_SEEN) >= _PATHS_SEEN_MAX or _paths_kept + len(found) > PLAN_PATHS_KEPT:
             _PATHS_SEEN.clear()  # CPEs of many shapes: start over rather than grow
-        _PATHS_SEEN[key] = found
+            _paths_kept = 0
+        if len(found) <= PLAN_PATHS_KEPT:
+            # keyed by the shared tuple too, so the text as loaded is not kept besides
+            _PATHS_SEEN[found] = found
+            _paths_kept += len(found)
     return found
 
 
