@@ -176,6 +176,18 @@ def test_the_names_kept_per_profile_are_bounded() -> None:
     assert 0 < len(p.shapes) <= status.MAX_SHAPES
 
 
+def test_the_names_kept_per_profile_are_bounded_in_number_too() -> None:
+    # A read plan has a leaf per row the profile reads: routers with thousands of rows,
+    # with new instance numbers each time, make shapes of thousands of names.
+    p = profile('[status.fields.lanIp]\npaths = ["Device.LAN.IP"]\n')
+    for n in range(60):
+        values = {"Device.LAN.IP": "192.0.2.1"}
+        values |= {f"Device.X.{n}{i:04d}.Name": "" for i in range(3000)}
+        status_, _ = Extraction(p, values, shared=True).status_and_identity()
+        assert status_ == {"lanIp": "192.0.2.1"}
+    assert 0 < sum(len(shape.names) for shape in p.shapes.values()) <= status.MAX_SHAPE_NAMES
+
+
 def test_a_whole_tree_is_not_kept_on_the_profile(tree_values: dict[str, dict[str, str]]) -> None:
     # Whole trees differ from CPE to CPE (hosts, rows): only read-plan leaves are kept.
     for prof in load_profiles():

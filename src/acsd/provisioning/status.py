@@ -368,6 +368,10 @@ class _Recording(dict):
 
 #: shapes kept per profile; CPEs of more shapes than this start the cache over
 MAX_SHAPES = 256
+#: and names in all, per profile: a read plan has a leaf per table row the profile reads,
+#: so a CPE with thousands of rows (new instance numbers each time) makes shapes of
+#: thousands of names
+MAX_SHAPE_NAMES = 100_000
 
 
 class _Shape:
@@ -392,9 +396,13 @@ def _shape_of(profile: Profile, values: Mapping[str, str]) -> _Shape:
     shapes = profile.shapes
     shape = shapes.get(key)
     if shape is None:
-        if len(shapes) >= MAX_SHAPES:
+        shape = _Shape(key)
+        if len(key) > MAX_SHAPE_NAMES:
+            return shape  # worked out for this extraction only
+        held = sum(len(kept.names) for kept in shapes.values())
+        if len(shapes) >= MAX_SHAPES or held + len(key) > MAX_SHAPE_NAMES:
             shapes.clear()
-        shape = shapes[key] = _Shape(key)
+        shapes[key] = shape
     return shape
 
 
