@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint fmt clean bench bench-quick bench-compare
+.PHONY: run test lint fmt clean bench bench-quick bench-compare soak
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ bench-quick: $(STAMP)
 # alternating runs: how to tell a change's effect from the machine's drift.
 bench-compare: $(STAMP)
 	$(BIN)/python benchmarks/compare.py --base $(or $(BASE),HEAD)
+
+# The daemon's RSS over rounds of sessions from ever new routers (never part of `make test`):
+# a figure that keeps climbing round after round is a leak. SOAK_ARGS="--rounds 50" for longer.
+soak: $(STAMP)
+	$(BIN)/python benchmarks/soak.py $(SOAK_ARGS)
 
 # --- installing as a service (run as root; see "Operations" in README.md) ---------------
 # A venv in PREFIX with acsd and its dependencies, the systemd unit (ExecStart pointing
