@@ -283,16 +283,6 @@ class SqliteCore(BatchWriter):
         self._writer_conn = None
         self._checkpointer = None
 
-    def _fail_queued(self, exc: BaseException) -> None:
-        while True:
-            try:
-                op = self._queue.get_nowait()
-            except asyncio.QueueEmpty:
-                return
-            if op is not STOP and not op.future.done():
-                op.future.set_exception(exc)
-                self.stats.failed += 1
-
     async def check_writable(self) -> None:
         """Raise StoreError unless the database takes a write. SQLite opens a file it may
         not write read-only without a word, and every session would fail later; the

@@ -118,9 +118,19 @@ class BatchWriter:
     _queue: asyncio.Queue[Any]
     _writer_conn: aiosqlite.Connection | None
     _accepting: bool
-    _closing: asyncio.Future[None] | None
+    _closing: asyncio.Task[None] | None
     stats: WriterStats
     max_batch: int
+
+    def _fail_queued(self, exc: BaseException) -> None:
+        while True:
+            try:
+                op = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            if op is not STOP and not op.future.done():
+                op.future.set_exception(exc)
+                self.stats.failed += 1
 
     def _submit(self, op: _Op) -> None:
         if not self._accepting:
