@@ -325,6 +325,22 @@ async def test_a_router_that_keeps_its_own_username_still_takes_connection_reque
     assert router.tree.get(ms + "ConnectionRequestPassword") not in daemon.log_text()
 
 
+async def test_a_create_of_a_customers_device_being_deleted_says_so(daemon):
+    # A customer's device keeps its customer while its router releases it: a create of its
+    # serial must say why it cannot be had yet, not that the serial belongs to someone.
+    world = build_world(daemon)
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="RELOWN")
+    serial = sim.routers[0].serial
+    body = {**device_body(world, "own", serial), "dhcp": None, "wifi": None}
+    created = world.api.post("/network/device", body)
+    assert created.status == 201, created.body
+    assert (await sim.run_once()).ok == 1
+    path = f"/network/device/{created.body['_id']}"
+    assert world.api.delete(path).body["state"] == "DELETING"
+    refused = world.api.post("/network/device", body)
+    assert refused.status == 422 and refused.body["message"] == "state", refused.body
+
+
 async def test_a_create_does_not_claim_a_router_being_released(daemon):
     # An unclaimed router deleted by the operator is released at its next session and its
     # record goes: a device created on that record in between would go with it.

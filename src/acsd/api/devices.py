@@ -213,10 +213,6 @@ async def _create(
     if model.profile and model.profile not in ctx.profiles.names():
         raise ApiError(409, "profile", f"model's profile {model.profile!r} is not known")
     existing = await ctx.store.find_device_for_cpe(body.serialNumber)
-    if existing is not None and existing.made_by_operator:
-        # a customer's, or staged by `acsd device apply`: what it holds is not this
-        # request's to drop (only what an unknown router reported of itself is claimed)
-        raise ApiError(409, "serialNumber", "Serial number is already in use")
     if existing is not None and existing.state == "DELETING":
         # The router's next session releases it and the record goes: claimed now, the
         # new customer's device would go with it (a PATCH of it is refused the same way).
@@ -225,6 +221,10 @@ async def _create(
             "Device is being deleted: its router's next session releases it; create it "
             "again once it is gone",
         )  # fmt: skip
+    if existing is not None and existing.made_by_operator:
+        # a customer's, or staged by `acsd device apply`: what it holds is not this
+        # request's to drop (only what an unknown router reported of itself is claimed)
+        raise ApiError(409, "serialNumber", "Serial number is already in use")
     owner = await mac_owner(ctx.store, body.macAddress, existing)
     if owner is not None:
         if owner.serial_number.lower() == body.serialNumber.lower():
