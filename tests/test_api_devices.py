@@ -11,6 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from acsd.api.body import parse_json
+from acsd.api.errors import ApiError
 from api_world import SEED_REQUEST, World, device_body
 from apiclient import Api
 from conftest import lazy_world, wait_for
@@ -638,6 +640,17 @@ def test_nesting_too_deep_is_invalid_json_wherever_the_validator_would_stop(worl
     )  # fmt: skip
     assert (apn.status, apn.body["ErrorCode"], apn.body["ErrorSubCode"]) == (400, 4000, 1)
     assert "Nesting is too deep" in apn.body["ErrorDescription"]
+
+
+def test_nesting_of_64_levels_is_read_and_65_is_refused():
+    # The limit is the same whatever the innermost array holds (empty, or a value).
+    for inner in ("", "1"):
+        assert parse_json("[" * 64 + inner + "]" * 64) is not None
+        with pytest.raises(ApiError) as refused:
+            parse_json("[" * 65 + inner + "]" * 65)
+        assert "more than 64 levels" in str(refused.value.description)
+    # brackets inside strings are not nesting
+    assert parse_json(json.dumps({"notes": "[" * 500})) == {"notes": "[" * 500}
 
 
 def test_a_reservation_id_is_one_short_line(world: World):
