@@ -795,10 +795,18 @@ def test_6ghz_is_written_only_where_radio_3_is_a_6ghz_radio(profiles, values, ab
     assert not [path for path in written(off) if path.startswith(SSID3)]
     assert not [u for u in off.unsupported if u["setting"].startswith("wifi.6g.")]
     # band steering's own 6 GHz copy of the main network is acsd's idea: nothing to say
+    # where the router has no such band; where it answered the band test otherwise, the
+    # job says so ("one network on every band" must not hide a band left as it was)
     steer = wifi_plan(p, {"ssid": "Home", "password": "secret123", "bandsteering": True},
                       values, absent)  # fmt: skip
     assert not [path for path in written(steer) if path.startswith(SSID3)]
-    assert not [u for u in steer.unsupported if u["setting"].startswith("wifi.6g.")]
+    said = {u["setting"]: u["reason"] for u in steer.unsupported}
+    said = {k: v for k, v in said.items() if k.startswith("wifi.6g.")}
+    if absent:
+        assert not said
+    else:
+        assert set(said) == {"wifi.6g.ssid", "wifi.6g.password", "wifi.6g.security"}
+        assert set(said.values()) == {reason}
     # on a tri-band router, where Radio.3 is the 6 GHz one, all of it is written
     tri = wifi_plan(p, {"ssid": "Home", "password": "secret123", **SIX})
     assert written(tri)[SSID3 + "SSID"] == "Home6"
@@ -1031,8 +1039,9 @@ VENDOR_BANDS = [
     ("huawei", WLAN + "5.X_HW_RFBand", "5GHz", "2.4GHz"),
     ("zte", WLAN + "5.X_ZTE-COM_OperatingFrequencyBand", "5GHz", "2.4GHz"),
     ("zyxel", WLAN + "5.X_ZYXEL_OperatingFrequencyBand", "5GHz", "2.4GHz"),
-    # no band parameter known: the Standard the firmware reports ("a,n,ac" / "b,g,n")
-    ("nokia", WLAN + "5.Standard", "a,n,ac", "b,g,n"),
+    # no band parameter known: the channels the radio may use (Standard is a mode an ACS
+    # writes, "ax" on either band)
+    ("nokia", WLAN + "5.PossibleChannels", "36,40,44,48", "1-13"),
 ]
 
 
@@ -1068,3 +1077,18 @@ def test_every_tr098_profile_guards_its_5ghz_network(profiles):
         for key, targets in profile.settings.items():
             if key.startswith("wifi.5g."):
                 assert all(t.when for t in targets), (profile.name, key)
+
+
+@pytest.mark.parametrize("channels", ["1-13", ""])
+def test_band_steering_says_which_tr098_band_it_could_not_tell_is_5ghz(profiles, channels):
+    # PossibleChannels is a guess at the band: where it does not show a 5 GHz channel,
+    # steering's copy is not written and the job says why, rather than "one network on
+    # every band" standing alone while the 5 GHz radio keeps its own SSID.
+    for name, five in (("tr098", WLAN + "2."), ("nokia", WLAN + "5.")):
+        steer = wifi_plan(profiles.get(name), {"ssid": "Home", "password": "secret123",
+                          "bandsteering": True}, {five + "PossibleChannels": channels})  # fmt: skip
+        assert not [path for path in written(steer) if path.startswith(five)]
+        said = {u["setting"]: u["reason"] for u in steer.unsupported}
+        assert said["wifi.5g.ssid"] == (
+            f"{five}PossibleChannels is {channels!r} on this CPE: not written here"
+        ), name

@@ -422,7 +422,7 @@ async def test_5ghz_settings_leave_a_tr098_routers_2ghz_guest_network_alone(daem
         ("huawei-hg8245", "X_HW_RFBand", "2.4GHz"),
         ("zte-f670l", "X_ZTE-COM_OperatingFrequencyBand", "2.4GHz"),
         ("zyxel-vmg8825", "X_ZYXEL_OperatingFrequencyBand", "2.4GHz"),
-        ("nokia-g240w", "Standard", "b,g,n"),
+        ("nokia-g240w", "PossibleChannels", "1-13"),
     ],
 )
 async def test_an_ont_whose_fifth_ssid_is_not_5ghz_keeps_it(daemon, tree, band, other):

@@ -227,9 +227,10 @@ def _gate(
     values: Mapping[str, str],
     absent: set[str],
     unreadable: Mapping[str, str],
-) -> tuple[str, bool] | None:
+) -> tuple[str, bool, bool] | None:
     """Why the CPE is not one a setting is written on (the ``when`` tests of its
-    parameters), and whether that is only unread this session; None when all pass."""
+    parameters), whether that is only unread this session, and whether the CPE reported
+    a value that failed the test; None when all pass."""
     for target in targets:
         if target.when and (why := _when_fails(target, values, absent, unreadable)):
             return why
@@ -238,16 +239,16 @@ def _gate(
 
 def _when_fails(
     target: Target, values: Mapping[str, str], absent: set[str], unreadable: Mapping[str, str]
-) -> tuple[str, bool] | None:
+) -> tuple[str, bool, bool] | None:
     for path, test in target.when:
         if lack := _lacking(path, absent, unreadable):
-            return lack, path in unreadable
+            return lack, path in unreadable, False
         if path not in values:
             # asked for with the settings, neither answered nor lacking: it faulted
-            return f"{path} could not be read", True
+            return f"{path} could not be read", True, False
         current = values[path].strip()
         if not test(current):
-            return f"{path} is {current!r} on this CPE: not written here", False
+            return f"{path} is {current!r} on this CPE: not written here", False, True
     return None
 
 
@@ -330,8 +331,13 @@ def plan_changes(
         if why := _gate(targets, values, absent, unreadable):
             # Not this CPE's: a 6 GHz SSID where SSID.3 is a guest network on 2.4 GHz.
             # Unread, even "off" waits: the guest SSID.3 must not be turned off unseen.
-            if key not in desired.implied and (value is not False or why[1]):
-                _not_applied(plan, key, *why)
+            # Band steering's own copy is quiet where the band is not there at all, but
+            # said where the CPE's answer failed the test: the band tests of TR-098 are
+            # guesses from values (channels, vendor leaves), and "one network on every
+            # band" must not stand unremarked while a 5 GHz radio kept its own.
+            reason, unread, seen = why
+            if (key not in desired.implied or seen) and (value is not False or unread):
+                _not_applied(plan, key, reason, unread)
             continue
         on_wire = []  # each target with what its map makes of the value, once
         for target in targets:
