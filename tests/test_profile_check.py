@@ -342,3 +342,29 @@ def test_values_a_row_table_fixes_must_be_values_of_the_model(tmp_path):
         f"{path}:{first + 7}: {table}.fields.enable.value: 'yes' is not a value of "
         "Device.IP.Interface.2.IPv4Address.1.Enable in Device:2.17 (true, false)",
     ])  # fmt: skip
+
+
+def test_a_band_key_given_again_without_the_bands_test_fails(tmp_path):
+    # The profiles of TP-Link's TR-098 firmware once looked like this: the 5 GHz password
+    # at a vendor leaf, the rest of 5 GHz from the base, which writes it only where .2 is a
+    # 5 GHz radio. The password alone would go to a 2.4 GHz guest network.
+    path = write(
+        tmp_path,
+        "acme.toml",
+        'name = "acme"\nextends = "tr098"\n\n[match]\nmanufacturer = "Acme*"\n\n'
+        '[settings."wifi.5g.password"]\n'
+        'path = "InternetGatewayDevice.LANDevice.1.WLANConfiguration.2.X_ACME_Key"\n',
+    )
+    report = check(tmp_path)
+    assert len(report.errors) == 1, report.errors
+    assert report.errors[0].startswith(f'{path}:7: settings."wifi.5g.password": ')
+    assert (
+        "tr098 writes this only where `when` holds for InternetGatewayDevice.LANDevice"
+        in (report.errors[0])
+    )
+    fixed = path.read_text() + (
+        'when = { "InternetGatewayDevice.LANDevice.1.WLANConfiguration.2.PossibleChannels" = '
+        '{ glob = ["*3[2-9]*", "*[4-9][0-9]*", "*1[0-9][0-9]*"] } }\n'
+    )
+    path.write_text(fixed)
+    assert check(tmp_path).errors == []

@@ -130,6 +130,26 @@ class _Checker:
         else:
             self.report.error(ProfileError(file, [(key, msg)], line).messages()[0])
 
+    # --- a base's tests kept ----------------------------------------------------------------
+
+    def kept_tests(self, profile: Profile, base: Profile) -> None:
+        """A key given again replaces the base's whole, ``when`` included: one that leaves
+        out the base's test (a band's: is .2 a 5 GHz radio?) would write its part of the
+        band where the rest of it is "not on this CPE", e.g. a 5 GHz password onto a
+        2.4 GHz guest network."""
+        for name, targets in profile.settings.items():
+            before = {path for target in base.settings.get(name, ()) for path, _ in target.when}
+            now = {path for target in targets for path, _ in target.when}
+            # (a test of its own, e.g. a vendor's band parameter at another instance, is
+            # this profile's word on where the setting belongs)
+            if before and not now:
+                msg = (
+                    f"{base.name} writes this only where `when` holds for "
+                    f"{', '.join(sorted(before))}; this one has no test and would be written "
+                    "everywhere: give it the same `when`"
+                )
+                self.say(profile, f"settings.{quote(name)}", msg)
+
     # --- paths against the BBF model ----------------------------------------------------
 
     def model(self, profile: Profile, dm: DataModel) -> None:
@@ -374,6 +394,10 @@ def check_profiles(extra_dir: Path | None, *, datamodels: Path | None = None) ->
             report.error(text)
     checker = _Checker(loader, report)
     pset, profiles = _tolerant_set(loader.ordered(), checker)
+    by_name = {p.name: p for p in profiles}
+    for p in profiles:
+        if p.extends in by_name:
+            checker.kept_tests(p, by_name[p.extends])
 
     folder = find_datamodels(datamodels)
     if folder is None:
