@@ -876,14 +876,15 @@ def test_a_host_header_that_makes_no_url_does_not_fail_a_stored_create(admin: Ap
     # at all, a port that is no number, a space) answered 500 for a device that was made.
     address = daemon.api_url.rstrip("/")
     target = apns_path(acct, NETWORK)
-    for n, host in enumerate((None, b"x:abc", b"x:99999", b"a b", b"a/b")):
-        body = json.dumps(device(f"(+45)6543210{n}")).encode()
+    hosts = (None, b"x:abc", b"x:99999", b"a b", b"a/b", b"<x>", b'x"y', b"[zz]", b"[::1")
+    for n, host in enumerate(hosts):
+        body = json.dumps(device(f"(+45)654321{n:02d}")).encode()
         reply = _raw_post(daemon, target, host, body, admin.token or "")
         assert reply["status"] == 202, (host, reply)
         assert reply["StatusUrl"].startswith(f"{address}/v1/operations/"), (host, reply)
         status = admin.get(reply["StatusUrl"].removeprefix(address))
         assert status.status == 200 and status.body["Data"]["Status"] == 1, status.body
     # A Host that makes a URL is the one the client named (as before)
-    body = json.dumps(device("(+45)65432109")).encode()
+    body = json.dumps(device("(+45)65432199")).encode()
     reply = _raw_post(daemon, target, b"api.example:8443", body, admin.token or "")
     assert reply["StatusUrl"].startswith("http://api.example:8443/v1/operations/"), reply

@@ -173,7 +173,7 @@ def _origin(request: web.Request) -> str:
     if public := context(request).public_url:
         return public
     host = request.headers.get("Host", "")  # none (HTTP/1.0): aiohttp drops the port
-    if host and not _NOT_IN_A_URL.search(host):
+    if _HOST.fullmatch(host):
         try:
             return str(request.url.origin())
         except ValueError:  # a port that is no port ("x:abc")
@@ -183,12 +183,14 @@ def _origin(request: web.Request) -> str:
     address = request.transport.get_extra_info("sockname") if request.transport else None
     if not address:
         return ""  # (gone already: nobody reads the answer) a URL relative to the API
-    host = address[0] if ":" not in address[0] else f"[{address[0]}]"
+    # an IPv6 literal in brackets, its zone (fe80::1%eth0) escaped as RFC 6874 writes it
+    host = address[0] if ":" not in address[0] else f"[{address[0].replace('%', '%25')}]"
     return f"{request.scheme}://{host}:{address[1]}"
 
 
-#: what a URL's host and port cannot hold, though aiohttp takes it from a Host header
-_NOT_IN_A_URL = re.compile(r"[\s\x00-\x1f\x7f/\\?#@]")
+#: a Host header that makes a URL as it is: a name or IPv4 address, or an IPv6 literal in
+#: brackets, and a port (aiohttp takes anything, e.g. "<x>", "a/b", "[zz]", "x,y")
+_HOST = re.compile(r"(?:[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 
 
 def device_url(request: web.Request, d: ApnDeviceRecord) -> str:
