@@ -183,7 +183,7 @@ def _origin(request: web.Request) -> str:
     address = request.transport.get_extra_info("sockname") if request.transport else None
     if not address:
         return ""  # (gone already: nobody reads the answer) a URL relative to the API
-    # an IPv6 literal in brackets, its zone (fe80::1%eth0) escaped as RFC 6874 writes it
+    # an IPv6 literal in brackets, its zone ("%eth0") escaped as RFC 6874 writes it
     host = address[0] if ":" not in address[0] else f"[{address[0].replace('%', '%25')}]"
     return f"{request.scheme}://{host}:{address[1]}"
 
