@@ -23,6 +23,7 @@ from structlog.contextvars import bind_contextvars, bound_contextvars, reset_con
 from acsd import clock
 from acsd.cwmp import rpc
 from acsd.cwmp.auth import AuthResult, CpeAuthenticator
+from acsd.cwmp.forwarded import forwarded_for
 from acsd.cwmp.looplag import LoopLag
 from acsd.cwmp.session import (
     CwmpSession,
@@ -628,8 +629,9 @@ class CwmpServer:
         if request.secure:
             return True
         if self.settings.trust_forwarded:  # TLS ended at the trusted proxy
-            proto = request.headers.get("X-Forwarded-Proto", "")
-            return proto.split(",")[0].strip().lower() == "https"
+            # the proxy's own entry is the last one, as with X-Forwarded-For
+            protos = ",".join(request.headers.getall("X-Forwarded-Proto", ())).split(",")
+            return protos[-1].strip().lower() == "https"
         return False
 
     def _wrong_device(
@@ -733,9 +735,9 @@ class CwmpServer:
 
     def _remote_ip(self, request: web.BaseRequest) -> str:
         if self.settings.trust_forwarded:
-            forwarded = request.headers.get("X-Forwarded-For")
+            forwarded = forwarded_for(request.headers.getall("X-Forwarded-For", ()))
             if forwarded:
-                return forwarded.split(",")[0].strip()
+                return forwarded
         return request.remote or ""
 
     # --- replies -------------------------------------------------------------------------

@@ -1,0 +1,33 @@
+"""The router's address as a trusted reverse proxy in front of acsd reports it."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+
+def forwarded_for(values: Iterable[str]) -> str | None:
+    """The address in the last entry of the ``X-Forwarded-For`` header(s), or None.
+
+    The proxy in front of acsd appends the address it saw (nginx ``$proxy_add_x_forwarded_for``,
+    HAProxy ``option forwardfor``); every entry before that one is whatever the client sent,
+    and taking it would let a router claim another's address (its parked session, its
+    failed-login count). An entry that is no address ("unknown", an obfuscated id) gives None.
+    """
+    last = ""
+    for value in values:
+        for entry in value.split(","):
+            if entry.strip():
+                last = entry.strip()
+    if not last:
+        return None
+    if last.startswith("["):  # "[2001:db8::1]:4711" or "[2001:db8::1]"
+        last, closed, _port = last[1:].partition("]")
+        if not closed:
+            return None
+    elif last.count(":") == 1:  # "198.51.100.7:4711" (Azure, some load balancers)
+        last = last.partition(":")[0]
+    try:
+        return str(ipaddress.ip_address(last))
+    except ValueError:
+        return None

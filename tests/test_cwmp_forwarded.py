@@ -1,0 +1,77 @@
+"""Behind a trusted reverse proxy (``trust_forwarded``): the router's address and scheme are
+taken from the entry the proxy itself appended, never from what the router put before it."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from acsd.cwmp.forwarded import forwarded_for
+from wire import Wire, envelope, inform_body
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (["198.51.100.7"], "198.51.100.7"),
+        # the router wrote the first entry, the proxy appended the address it saw
+        (["203.0.113.66, 198.51.100.7"], "198.51.100.7"),
+        (["203.0.113.66", "198.51.100.7"], "198.51.100.7"),  # two header lines
+        (["203.0.113.66,198.51.100.7 , "], "198.51.100.7"),
+        (["198.51.100.7:4711"], "198.51.100.7"),
+        (["[2001:db8::7]:4711"], "2001:db8::7"),
+        (["2001:DB8:0::7"], "2001:db8::7"),
+        (["203.0.113.66, unknown"], None),
+        (["198.51.100.7, _hidden"], None),
+        ([""], None),
+        ([], None),
+        (["[2001:db8::7"], None),
+    ],
+)
+def test_the_last_entry_is_the_address(values, expected):
+    assert forwarded_for(values) == expected
+
+
+def _public_ip(daemon, serial: str, headers: dict[str, str]) -> str:
+    wire = Wire(daemon.cwmp_url)
+    answer = wire.post(envelope(inform_body(serial)), headers=headers)
+    assert answer.status == 200, answer.text
+    while answer.status != 204:
+        answer = wire.post(None)
+    return daemon.device_json(serial)["status"]["publicIp"]
+
+
+def test_public_ip_is_the_address_the_proxy_saw(module_daemon_factory):
+    daemon = module_daemon_factory(cwmp={"trust_forwarded": True})
+    # a router that forges the header only adds an entry before the proxy's own
+    forged = {"X-Forwarded-For": "203.0.113.66, 198.51.100.7"}
+    assert _public_ip(daemon, "FWD000001", forged) == "198.51.100.7"
+    # a proxy that hides the client: the connection's own address, not the text
+    assert _public_ip(daemon, "FWD000002", {"X-Forwarded-For": "unknown"}) == "127.0.0.1"
+
+
+def test_forwarded_headers_are_ignored_unless_trusted(module_daemon_factory):
+    daemon = module_daemon_factory()
+    headers = {"X-Forwarded-For": "198.51.100.7"}
+    assert _public_ip(daemon, "FWD000003", headers) == "127.0.0.1"
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+@pytest.mark.parametrize(
+    ("proto", "status"),
+    [
+        ("https", 200),  # TLS ended at the proxy
+        ("http", 403),
+        ("https, http", 403),  # the router's "https" before the proxy's own "http"
+    ],
+)
+def test_basic_auth_needs_tls_at_the_proxy(module_daemon_factory, proto, status):
+    auth = {"scheme": "basic", "password": "s3cret-Basic"}
+    daemon = module_daemon_factory(cwmp={"trust_forwarded": True, "auth": auth})
+    headers = {"X-Forwarded-Proto": proto, "Authorization": _basic("FWDB0001", "s3cret-Basic")}
+    answer = Wire(daemon.cwmp_url).post(envelope(inform_body("FWDB0001")), headers=headers)
+    assert answer.status == status, answer.text
