@@ -170,6 +170,11 @@ def test_labels_stay_bounded():
     assert fault_label(9005) == "9005"
     assert fault_label(8002) == "8002"
     assert fault_label(12345) == OTHER
+    assert fault_label(9032) == "9032" and fault_label(9899) == "9899"  # vendor range
+    assert fault_label(8899) == "8899"
+    # the reserved rest of 8000-9999 is one label: a CPE cannot make a series per code
+    assert fault_label(9500) == fault_label(8500) == fault_label(9100) == OTHER
+    assert len({fault_label(code) for code in range(8000, 10000)}) == 401
     assert fault_label(-1) == OTHER
 
 

@@ -141,10 +141,19 @@ def event_label(code: str) -> str:
     return OTHER
 
 
+#: fault codes kept as labels: those TR-069 defines (ACS 8000-8005, CPE 9000-9032, with room
+#: for amendments) and the vendor ranges (8800-8899, 9800-9899). The rest of 8000-9999 is
+#: reserved; a CPE that sends codes from all of it would make thousands of series per method.
+_FAULT_LABELS = frozenset(
+    str(code) for start in (8000, 8800, 9000, 9800) for code in range(start, start + 100)
+)
+
+
 def fault_label(code: int) -> str:
-    """The ``code`` label of a CWMP fault: the code itself when it is a CWMP fault code
-    (8000-8999 ACS, 9000-9999 CPE, including vendor ranges), else ``other``."""
-    return str(code) if 8000 <= code <= 9999 else OTHER
+    """The ``code`` label of a CWMP fault: the code itself when it is one TR-069 defines or
+    a vendor code, else ``other``."""
+    label = str(code)
+    return label if label in _FAULT_LABELS else OTHER
 
 
 class Metrics:
