@@ -8,7 +8,7 @@ from lxml import etree
 
 from acsd.cwmp import rpc, soap
 from acsd.cwmp.soap import SoapError, parse_envelope
-from acsd.xmlsafe import PARSER
+from acsd.xmlsafe import parse_xml
 
 PV = rpc.ParameterValue
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
@@ -82,7 +82,7 @@ def test_fast_path_matches_the_per_struct_codec() -> None:
         "<cwmp:GetParameterValuesResponse><ParameterList>"
         f"{structs}</ParameterList></cwmp:GetParameterValuesResponse>"
     )
-    plist = etree.fromstring(data, PARSER).find(".//ParameterList")
+    plist = parse_xml(data).find(".//ParameterList")
     assert plist is not None
     assert parse_envelope(data).body.parameters == [_reference_pv(s) for s in plist]
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from lxml import etree
 
-from acsd.xmlsafe import PARSER, has_dtd, xml_text
+from acsd.xmlsafe import has_dtd, parse_xml, xml_text
 
 NS = "http://schemas.datacontract.org/2004/07/AS.Models.API"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
@@ -110,7 +110,7 @@ def parse(data: bytes, contract: Contract) -> dict[str, Any]:
     if has_dtd(data):
         raise XmlBodyError("DOCTYPE is not allowed")
     try:
-        root = etree.fromstring(data, PARSER)
+        root = parse_xml(data)
     except (etree.XMLSyntaxError, ValueError) as exc:
         raise XmlBodyError(str(exc)) from None
     docinfo = root.getroottree().docinfo

@@ -25,7 +25,7 @@ from acsd.cwmp import rpc
 from acsd.cwmp.rpc import DEFAULT_NAMESPACE, Message
 from acsd.shared_names import share
 from acsd.xmlsafe import NOT_XML as _NOT_XML
-from acsd.xmlsafe import PARSER, declared_encoding, has_dtd
+from acsd.xmlsafe import declared_encoding, has_dtd, parse_errors, parse_xml
 
 SOAP_ENV_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP_ENC_NS = "http://schemas.xmlsoap.org/soap/encoding/"
@@ -621,7 +621,7 @@ def _read_as_utf8(data: bytes) -> bool:
 
 def _parse_repaired(data: bytes) -> etree._Element:
     try:
-        return etree.fromstring(data.decode("utf-8", "replace").encode(), PARSER)
+        return parse_xml(data.decode("utf-8", "replace").encode())
     except (etree.XMLSyntaxError, ValueError) as e:
         raise SoapError(f"malformed XML: {e}", fault_code=None) from None
 
@@ -683,11 +683,11 @@ def parse_envelope(data: bytes) -> Envelope:
         data = data.rstrip(b"\x00")
     repaired = False
     try:
-        root = etree.fromstring(data, PARSER)
+        root = parse_xml(data)
     except etree.XMLSyntaxError as e:
         if e.code == etree.ErrorTypes.NS_ERR_UNDEFINED_NAMESPACE and (
             # the parser's log holds this parse's errors; the exception's, every one so far
-            declared := _declare_usual_prefixes(data, PARSER.error_log)
+            declared := _declare_usual_prefixes(data, parse_errors())
         ):
             return parse_envelope(declared)
         if e.code != etree.ErrorTypes.ERR_INVALID_ENCODING or not _read_as_utf8(data):
