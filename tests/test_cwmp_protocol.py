@@ -8,6 +8,7 @@ import socket
 import time
 import zlib
 from datetime import datetime
+from types import MappingProxyType
 
 from aiohttp.test_utils import make_mocked_request
 
@@ -18,20 +19,24 @@ from conftest import wait_for
 from cpe_steps import answer_request as cpe_answer
 from wire import Answer, Wire, envelope, inform_body, post_once
 
-# What the hand-written CPE below holds; anything else it answers with 9005.
-TREE = {
-    "Device.DeviceInfo.UpTime": ("4242", "xsd:unsignedInt"),
-    "Device.DeviceInfo.ModelName": ("TestBox 1", "xsd:string"),
-    "Device.IP.Interface.1.IPv4Address.1.IPAddress": ("192.168.7.1", "xsd:string"),
-    "Device.IP.Interface.1.IPv4Address.1.SubnetMask": ("255.255.255.0", "xsd:string"),
-    "Device.DHCPv4.Server.Pool.1.Interface": ("Device.IP.Interface.1", "xsd:string"),
-    "Device.ManagementServer.PeriodicInformInterval": ("600", "xsd:unsignedInt"),
-}
+# What the hand-written CPE below holds; anything else it answers with 9005. Read-only:
+# each test's CPE writes to a copy.
+TREE = MappingProxyType(
+    {
+        "Device.DeviceInfo.UpTime": ("4242", "xsd:unsignedInt"),
+        "Device.DeviceInfo.ModelName": ("TestBox 1", "xsd:string"),
+        "Device.IP.Interface.1.IPv4Address.1.IPAddress": ("192.168.7.1", "xsd:string"),
+        "Device.IP.Interface.1.IPv4Address.1.SubnetMask": ("255.255.255.0", "xsd:string"),
+        "Device.DHCPv4.Server.Pool.1.Interface": ("Device.IP.Interface.1", "xsd:string"),
+        "Device.ManagementServer.PeriodicInformInterval": ("600", "xsd:unsignedInt"),
+    }
+)
 
 
 def answer_request(request: rpc.Message, tree: dict | None = None) -> rpc.Message:
-    """The minimal CPE of cpe_steps, holding TREE unless given another tree."""
-    return cpe_answer(request, TREE if tree is None else tree)
+    """The minimal CPE of cpe_steps, holding a copy of TREE unless given a tree: a write
+    to TREE itself would carry into every later test that starts from it (in any order)."""
+    return cpe_answer(request, dict(TREE) if tree is None else tree)
 
 
 def drive_to_end(
