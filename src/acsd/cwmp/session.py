@@ -87,7 +87,7 @@ class ParkableDriver(SessionDriver, Protocol):
 
 
 #: bumped whenever what freeze() writes changes shape: a worker never thaws a foreign shape
-PARKED_FORMAT = 1
+PARKED_FORMAT = 2
 
 
 class ParkError(Exception):
@@ -109,7 +109,10 @@ class CwmpSession:
     id: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     state: State = State.AWAIT_INFORM
     cwmp_ns: str = rpc.DEFAULT_NAMESPACE
-    inform: rpc.Inform | None = None
+    #: the CPE's serial number, from its Inform ("" until then). Not the Inform itself:
+    #: its parameters and events are the driver's once handed over, and a session held
+    #: open keeps a copy of neither.
+    serial: str = ""
     created: float = field(default_factory=time.monotonic)
     last_active: float = field(default_factory=time.monotonic)
     rpc_count: int = 0
@@ -123,10 +126,6 @@ class CwmpSession:
     #: answer meant for another one (a CPE behind the same NAT, found by address alone) is
     #: told apart. Not a secret (the cookie binds a CPE to its session): not from the OS.
     _id_base: str = field(default_factory=lambda: f"acsd-{random.getrandbits(32):08x}")
-
-    @property
-    def serial(self) -> str:
-        return self.inform.device_id.serial_number if self.inform else ""
 
     @property
     def finished(self) -> bool:
@@ -221,7 +220,7 @@ class CwmpSession:
     async def _on_inform(self, env: Envelope) -> Reply:
         inform = env.body
         assert isinstance(inform, rpc.Inform)
-        self.inform = inform
+        self.serial = inform.device_id.serial_number
         self.cwmp_ns = env.cwmp_ns
         fault = await self.driver.inform(self, inform)
         if fault is not None:
