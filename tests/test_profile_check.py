@@ -228,6 +228,26 @@ def test_more_keys_make_no_tie(tmp_path):
     assert check(tmp_path).errors == []
 
 
+def test_a_profile_that_matches_every_cpe_fails(tmp_path):
+    # Three keys outrank every built-in vendor profile: it would take every TR-181 CPE.
+    text = 'name = "mine"\nextends = "tr181"\n[match]\noui = "*"\nproductClass = "**"\n'
+    path = write(tmp_path, "mine.toml", text + 'manufacturer = ["*", "Acme*"]\n')
+    report = check(tmp_path)
+    assert len(report.errors) == 1, report.errors
+    assert report.errors[0].startswith(f"{path}:3: match: matches every Device. CPE")
+    assert "name the profile after the base profile" in report.errors[0]
+
+
+def test_a_key_that_matches_anything_is_a_warning(tmp_path):
+    text = VENDOR.replace('manufacturer = "Acme*"', 'manufacturer = "Acme*"\nmodelName = "*"')
+    path = write(tmp_path, "acme.toml", text)
+    report = check(tmp_path)
+    assert report.errors == []
+    [warning] = [w for w in report.warnings if "modelName" in w]
+    assert warning.startswith(f"{path}:")
+    assert "a glob of only '*' tests nothing" in warning
+
+
 def test_a_tie_on_a_simulator_tree_fails(tmp_path):
     # both match the TP-Link TR-181 tree with one key each, on different keys
     text = 'name = "mine"\nextends = "tr181"\n[match]\noui = "50C7BF"\n'

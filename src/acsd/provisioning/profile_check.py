@@ -9,6 +9,8 @@ cycles and unknown bases, all with ``FILE:LINE``), the check
   leaf the model marks secured is not declared readable;
 - reports ties: two vendor profiles of one root with the same `match`, with overlapping
   globs on the same keys, or matching one simulator tree equally specifically;
+- refuses a vendor profile whose `match` takes every CPE (every glob ``*``), and warns of
+  a single key that does;
 - lists, per profile, the built-in simulator trees :meth:`ProfileSet.select` gives it.
 
 The BBF XML is only needed here, never at run time: without it the path check is skipped
@@ -270,6 +272,8 @@ class _Checker:
         # `profiles` is in load order: a tie is reported at the later file (an operator's
         # profile rather than the built-in it collides with)
         vendors = [p for p in profiles if not p.is_base]
+        for p in vendors:
+            self.match_all(p)
         for a, b in itertools.combinations(vendors, 2):
             if a.root != b.root:
                 continue
@@ -289,6 +293,29 @@ class _Checker:
                 names = ", ".join(f"{p.name} ({p.source})" for p in equal)
                 msg = f"simulator tree {tree.name} matches {names} equally (tie)"
                 self.say(max(equal, key=profiles.index), "match", msg)
+
+    def match_all(self, profile: Profile) -> None:
+        """A `match` key with a glob of only ``*`` tests nothing, yet counts towards the
+        profile's rank (its number of keys): with every key so, the profile takes every
+        CPE of its root, ahead of each vendor profile with fewer keys."""
+        loose = [key for key, globs in profile.match.items() if any(_takes_all(g) for g in globs)]
+        if not loose:
+            return
+        if len(loose) == len(profile.match):
+            msg = (
+                f"matches every {profile.root} CPE, ahead of each vendor profile with fewer "
+                f"than {len(loose)} `match` keys; to change what every such CPE gets, name the "
+                "profile after the base profile (it then replaces the built-in one)"
+            )
+            self.say(profile, "match", msg)
+            return
+        for key in loose:
+            msg = f"{key!r}: a glob of only '*' tests nothing but still ranks the profile higher"
+            self.say(profile, "match", msg, warning=True)
+
+
+def _takes_all(glob: str) -> bool:
+    return glob != "" and set(glob) == {"*"}
 
 
 def _hint(path: str, known: dict[str, object]) -> str:
