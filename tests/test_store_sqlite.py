@@ -433,6 +433,51 @@ async def test_writes_after_close_are_refused(tmp_path: Path) -> None:
 # -- concurrency with readers and other processes ------------------------------------------
 
 
+class _Locked:
+    """A connection that finds the database locked, as SQLite reports it (with its extended
+    code) while another process rebuilds a crashed worker's WAL index: a state no connection
+    of this test can cause while the store's own are open."""
+
+    def __init__(self, code: int) -> None:
+        self.code = code
+        self.calls = 0
+
+    def execute(self, *_args: object) -> None:
+        self.calls += 1
+        exc = sqlite3.OperationalError("database is locked")
+        exc.sqlite_errorcode = self.code
+        raise exc
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    "code", [sqlite3.SQLITE_BUSY, 261, sqlite3.SQLITE_LOCKED]
+)  # 261: ..._RECOVERY
+async def test_a_lookup_the_loop_cannot_make_now_goes_through_the_reader(
+    store: SqliteStore, code: int
+) -> None:
+    # Lookups by key are read on the event loop, never waiting for a lock there: a locked
+    # database sends them to the reader's thread, which waits (busy_timeout) and answers.
+    await store.save_session(session("LOCKED1"))
+    real, store._lookup = store._lookup, _Locked(code)
+    try:
+        found = await store.find_device_for_cpe("locked1")
+        assert found is not None and found.serial_number == "LOCKED1"
+        assert store._lookup.calls == 1
+    finally:
+        store._lookup = real
+
+
+async def test_a_lookup_sees_what_the_writer_committed(store: SqliteStore) -> None:
+    # the loop's own connection reads the latest commit, as the reader's thread does
+    for i in range(20):
+        await store.save_session(session("FRESH1", at=1000.0 + i, remote_ip=f"192.0.2.{i}"))
+        found = await store.find_device_for_cpe("FRESH1")
+        assert found is not None and found.public_ip == f"192.0.2.{i}"
+
+
 async def test_readers_run_while_the_writer_commits(tmp_path: Path) -> None:
     path = tmp_path / "shared.db"
     writer = SqliteStore(path)

@@ -4,6 +4,7 @@ readiness, and the read helpers every resource uses."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import sqlite3
@@ -109,6 +110,8 @@ class SqliteCore(BatchWriter):
         self.migrations_applied: list[int] = []
         self._writer_conn: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
+        #: the same reads as _reader, for lookups by key, made on the event loop (see _one)
+        self._lookup: sqlite3.Connection | None = None
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._writer_task: asyncio.Task[None] | None = None
         self._checkpointer: aiosqlite.Connection | None = None
@@ -153,6 +156,12 @@ class SqliteCore(BatchWriter):
             # The reader must never write: all writes go through the one writer task.
             await self._reader.execute("PRAGMA query_only = ON")
             await self._reader.create_function("acsd_fold", 1, fold, deterministic=True)
+            # timeout=0: a lookup that would wait for a lock goes to _reader instead of
+            # holding up the event loop (see _one)
+            self._lookup = sqlite3.connect(
+                str(self.path), isolation_level=None, timeout=0, check_same_thread=False
+            )
+            self._lookup.execute("PRAGMA query_only = ON")
             await self._background(self._writer_conn, self._checkpointer)
         except BaseException:
             await self._close_connections()
@@ -272,6 +281,10 @@ class SqliteCore(BatchWriter):
             await self._close_connections()
 
     async def _close_connections(self) -> None:
+        if self._lookup is not None:
+            with contextlib.suppress(Exception):
+                self._lookup.close()
+            self._lookup = None
         # The writer last: closing the last connection checkpoints and removes the WAL.
         for conn in (self._checkpointer, self._reader, self._writer_conn):
             if conn is not None:
@@ -349,8 +362,30 @@ class SqliteCore(BatchWriter):
         return self._reader
 
     async def _one(self, sql: str, args: Sequence[Any]) -> DeviceRecord | None:
-        rows = list(await self._read.execute_fetchall(sql, args))
+        rows = self._rows_now(sql, args)
+        if rows is None:
+            rows = list(await self._read.execute_fetchall(sql, args))
         return device_record(rows[0]) if rows else None
+
+    def _rows_now(self, sql: str, args: Sequence[Any]) -> list[Any] | None:
+        """The rows of a lookup by an indexed key, read right here on the event loop; None
+        when the database is locked (the caller then reads through _reader's thread).
+
+        Every session starts with such a lookup. Through aiosqlite's thread it costs ~100 us
+        of CPU (futures, wake-ups and GIL hand-overs around a 15 us query); here, 15 us. A
+        read in WAL mode never waits for the writer, and one that would wait for anything
+        else is not made here (timeout=0). It reads a few pages: a database much larger than
+        the OS page cache makes them disk reads, which the loop then waits for."""
+        if self._lookup is None:
+            raise StoreClosedError(f"{self!r} is not open")
+        try:
+            return self._lookup.execute(sql, args).fetchall()
+        except sqlite3.OperationalError as exc:
+            # (the extended code: SQLITE_BUSY_RECOVERY while a crashed worker's WAL index
+            # is rebuilt, ...)
+            if (exc.sqlite_errorcode & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                return None
+            raise
 
     async def _page(
         self,
