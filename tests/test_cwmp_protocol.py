@@ -16,6 +16,7 @@ from acsd.cwmp import rpc
 from acsd.cwmp.server import COOKIE, session_cookie
 from acsd.cwmp.soap import Envelope, parse_envelope, render_envelope
 from conftest import wait_for
+from cpe_steps import NS, finish
 from cpe_steps import answer_request as cpe_answer
 from wire import Answer, Wire, envelope, inform_body, post_once
 
@@ -540,3 +541,22 @@ def test_a_template_written_cpe_with_a_c_strings_nul_completes(daemon):
         answer = wire.post(sloppy(reply), headers=html)
     assert answer.status == 204
     assert daemon.device_json("TEMPLATE1")["status"]["upTime"] == 4242
+
+
+def test_a_serial_number_reported_under_another_oui_is_logged(daemon):
+    # acsd keys a record by serial number; TR-069 makes one unique per OUI only. Another
+    # maker's router with the same serial (a firmware default) must not go unnoticed.
+    def session(oui: str) -> None:
+        wire = Wire(daemon.cwmp_url)
+        answer = wire.post(envelope(inform_body("OUICHG01", oui=oui), ns=NS))
+        assert answer.status == 200, answer.text
+        finish(wire)
+
+    session("00D09E")
+    session("00D09E")
+    assert daemon.events("session.oui_changed") == []
+    session("A0B1C2")
+    [logged] = wait_for(lambda: daemon.events("session.oui_changed"))
+    assert logged["level"] == "warning"
+    assert (logged["serial"], logged["before"], logged["after"]) == ("OUICHG01", "00D09E", "A0B1C2")
+    assert logged["device"] == daemon.device_json("OUICHG01")["_id"]

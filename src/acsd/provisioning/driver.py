@@ -292,6 +292,18 @@ class ProvisioningDriver:
             hardware_version=self._version(root, "DeviceInfo.HardwareVersion"),
             model_name=self.record.model_name if self.record else None,
         )
+        if self.record is not None and self.record.oui and self.record.oui != dev.oui:
+            # TR-069 makes a serial number unique per OUI and product class only, and acsd
+            # keys records by serial number: another maker's router with the same serial
+            # (a default one some firmware ships) would take this record's settings.
+            log.warning(
+                "session.oui_changed",
+                serial=dev.serial_number,
+                device=self.record.id,
+                before=self.record.oui,
+                after=dev.oui,
+                product_class=dev.product_class,
+            )
         if root is None:
             # No parameter and no profile of its own to tell the root by: the vendor
             # profiles it matches may (a Huawei gateway's are all TR-098).
