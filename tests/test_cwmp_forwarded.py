@@ -22,6 +22,7 @@ from wire import Wire, envelope, inform_body
         (["198.51.100.7:4711"], "198.51.100.7"),
         (["[2001:db8::7]:4711"], "2001:db8::7"),
         (["2001:DB8:0::7"], "2001:db8::7"),
+        (["::ffff:198.51.100.7"], "198.51.100.7"),  # a dual-stack proxy's notation
         (["203.0.113.66, unknown"], None),
         (["198.51.100.7, _hidden"], None),
         ([""], None),

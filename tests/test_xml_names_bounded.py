@@ -4,8 +4,11 @@ client sending invented names (any CPE, before authentication) cannot grow the d
 
 from __future__ import annotations
 
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
+from acsd.xmlsafe import parse_xml
 from wire import Wire
 
 #: names per envelope of each kind: ~1 MB, under the default max_body
@@ -57,3 +60,25 @@ def test_invented_names_do_not_grow_the_daemon(daemon):
     assert grown < 25, f"RSS grew by {grown:.0f} MB"
     # and the daemon still serves routers
     assert Wire(daemon.cwmp_url).post(b"").status in (204, 400)
+
+
+def test_each_thread_replaces_its_own_dictionary():
+    # libxml2's dictionary is per thread: a thread that parses invented names while
+    # another parses the bulk of the input (and would do every rotation, were the count
+    # shared) must still get its own replaced.
+    # ~0.5 MB with no new names, then ~0.2 MB of new ones on the other thread: with one
+    # count for all threads, the MB would be crossed (and the rotation done) on this one
+    padding = b"<r>" + b"<known>x</known>" * 30_000 + b"</r>"
+
+    def invented(round_: int) -> bytes:
+        return ("<r>" + "".join(f"<t{round_}x{i}/>" for i in range(16_000)) + "</r>").encode()
+
+    with ThreadPoolExecutor(1) as other:
+        other.submit(parse_xml, invented(0)).result()
+        before = _rss_mb(os.getpid())
+        for round_ in range(1, 121):
+            parse_xml(padding)
+            other.submit(parse_xml, invented(round_)).result()
+        grown = _rss_mb(os.getpid()) - before
+    # ~1.9 million new names: ~85 MB if that thread's dictionary were never replaced
+    assert grown < 15, f"RSS grew by {grown:.0f} MB"

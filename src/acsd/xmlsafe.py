@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import re
+import threading
 
 from lxml import etree
 
@@ -35,8 +36,13 @@ def _new_parser() -> etree.XMLParser:
 ROTATE_BYTES = 1 << 20
 
 
-class _Parsers:
-    """The hardened parser in use, replaced with its name dictionary after ROTATE_BYTES."""
+class _Parsers(threading.local):
+    """This thread's hardened parser, replaced with the thread's name dictionary after
+    ROTATE_BYTES of input parsed on this thread. Per thread: lxml's dictionary is, and a
+    rotation made by one thread would leave another's to grow.
+
+    Nothing in acsd parses incrementally (``feed``, ``iterparse``): a rotation while such
+    a parse is open on the thread would free names its document still uses."""
 
     def __init__(self) -> None:
         self.parser = _new_parser()
@@ -53,8 +59,10 @@ class _Parsers:
     def rotate(self) -> None:
         # lxml keeps the calling thread's dictionary in its thread state under this key; a
         # new parser with its own dictionary then gives this thread a fresh one, and the old
-        # one is freed once the documents parsed with it are gone. (No public API does this;
-        # tests/test_xml_names_bounded.py checks that it still works with the lxml in use.)
+        # one is freed once the documents parsed with it are gone (all but the first one of
+        # the thread that imported lxml: lxml's global context keeps that one, bounded like
+        # every other). No public API does this; tests/test_xml_names_bounded.py checks
+        # that it still works with the lxml in use.
         state = _thread_state_dict()
         if state is not None:
             state.pop("_ParserDictionaryContext", None)
@@ -83,7 +91,8 @@ def parse_xml(data: bytes) -> etree._Element:
 
 
 def parse_errors() -> etree._ListErrorLog:
-    """The errors of the last :func:`parse_xml`."""
+    """The errors of this thread's last :func:`parse_xml` (a rotation happens before a
+    parse, never between one and this)."""
     return _PARSERS.parser.error_log
 
 

@@ -28,6 +28,9 @@ def forwarded_for(values: Iterable[str]) -> str | None:
     elif last.count(":") == 1:  # "198.51.100.7:4711" (Azure, some load balancers)
         last = last.partition(":")[0]
     try:
-        return str(ipaddress.ip_address(last))
+        address = ipaddress.ip_address(last)
     except ValueError:
         return None
+    # "::ffff:198.51.100.7" (a dual-stack proxy) is the IPv4 address the socket would give
+    mapped = getattr(address, "ipv4_mapped", None)
+    return str(mapped or address)
