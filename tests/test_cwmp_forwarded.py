@@ -38,8 +38,8 @@ def _public_ip(daemon, serial: str, headers: dict[str, str]) -> str:
     wire = Wire(daemon.cwmp_url)
     answer = wire.post(envelope(inform_body(serial)), headers=headers)
     assert answer.status == 200, answer.text
-    while answer.status != 204:
-        answer = wire.post(None)
+    while answer.status != 204:  # (the proxy adds its headers to every request)
+        answer = wire.post(None, headers=headers)
     return daemon.device_json(serial)["status"]["publicIp"]
 
 
@@ -48,8 +48,12 @@ def test_public_ip_is_the_address_the_proxy_saw(module_daemon_factory):
     # a router that forges the header only adds an entry before the proxy's own
     forged = {"X-Forwarded-For": "203.0.113.66, 198.51.100.7"}
     assert _public_ip(daemon, "FWD000001", forged) == "198.51.100.7"
-    # a proxy that hides the client: the connection's own address, not the text
+    # a proxy that hides the client: the connection's own address, not the text, and
+    # the operator is told once that routers now share the proxy's address
     assert _public_ip(daemon, "FWD000002", {"X-Forwarded-For": "unknown"}) == "127.0.0.1"
+    assert _public_ip(daemon, "FWD000004", {}) == "127.0.0.1"
+    [told] = daemon.events("cwmp.forwarded_missing")
+    assert told["level"] == "warning" and told["header"] == "unknown"
 
 
 def test_forwarded_headers_are_ignored_unless_trusted(module_daemon_factory):

@@ -254,6 +254,8 @@ class CwmpServer:
         self.stats.update(sessions_parked=0, sessions_taken_over=0)
         #: TCP connections (their transports) that authenticated, and as whom
         self._conn_auth: weakref.WeakKeyDictionary[object, AuthResult] = weakref.WeakKeyDictionary()
+        #: whether a request without a usable X-Forwarded-For was logged (trust_forwarded)
+        self._told_unforwarded = False
 
     def http_server(self, **handler_options: Any) -> web.Server:
         """The listener's HTTP server (``handler_options`` go to aiohttp's connection
@@ -738,6 +740,15 @@ class CwmpServer:
             forwarded = forwarded_for(request.headers.getall("X-Forwarded-For", ()))
             if forwarded:
                 return forwarded
+            if not self._told_unforwarded:
+                # Every router then has the proxy's address (its publicIp, one failed-login
+                # count and one cookie-less session key for all): a proxy set up wrong.
+                self._told_unforwarded = True
+                log.warning(
+                    "cwmp.forwarded_missing",
+                    remote=request.remote,
+                    header=request.headers.get("X-Forwarded-For", "")[:80],
+                )
         return request.remote or ""
 
     # --- replies -------------------------------------------------------------------------
