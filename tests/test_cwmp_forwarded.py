@@ -7,7 +7,7 @@ import base64
 
 import pytest
 
-from acsd.cwmp.forwarded import forwarded_for
+from acsd.cwmp.forwarded import forwarded_for, forwarded_https
 from wire import Wire, envelope, inform_body
 
 
@@ -32,6 +32,22 @@ from wire import Wire, envelope, inform_body
 )
 def test_the_last_entry_is_the_address(values, expected):
     assert forwarded_for(values) == expected
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (["https"], True),
+        ([" HTTPS "], True),
+        (["https, http"], False),  # the router's "https" before the proxy's own "http"
+        (["https", "http"], False),  # two header lines
+        (["http, https"], True),
+        ([], False),
+        ([""], False),
+    ],
+)
+def test_the_last_proto_entry_says_whether_tls_ended_at_the_proxy(values, expected):
+    assert forwarded_https(values) is expected
 
 
 def _public_ip(daemon, serial: str, headers: dict[str, str]) -> str:

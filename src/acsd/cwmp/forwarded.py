@@ -6,21 +6,26 @@ import ipaddress
 from collections.abc import Iterable
 
 
-def forwarded_for(values: Iterable[str]) -> str | None:
-    """The address in the last entry of the ``X-Forwarded-For`` header(s), or None.
-
-    The proxy in front of acsd appends the address it saw (nginx ``$proxy_add_x_forwarded_for``,
-    HAProxy ``option forwardfor``); every entry before that one is whatever the client sent,
-    and taking it would let a router claim another's address (its parked session, its
-    failed-login count). An entry that is no address ("unknown", an obfuscated id) gives None.
-    """
+def _last_entry(values: Iterable[str]) -> str:
+    """The last non-empty entry of a comma-list header over all its lines: the one the
+    proxy in front of acsd added (nginx ``$proxy_add_x_forwarded_for``, HAProxy ``option
+    forwardfor``). Every entry before it is whatever the client sent."""
     last = ""
     for value in values:
         for entry in value.split(","):
-            if entry.strip():
-                last = entry.strip()
-    if not last:
-        return None
+            if entry := entry.strip():
+                last = entry
+    return last
+
+
+def forwarded_for(values: Iterable[str]) -> str | None:
+    """The address in the last entry of the ``X-Forwarded-For`` header(s), or None.
+
+    Taking an earlier entry would let a router claim another's address (its parked
+    session, its failed-login count). An entry that is no address ("unknown", an
+    obfuscated id) gives None.
+    """
+    last = _last_entry(values)
     if last.startswith("["):  # "[2001:db8::1]:4711" or "[2001:db8::1]"
         last, closed, _port = last[1:].partition("]")
         if not closed:
@@ -29,8 +34,14 @@ def forwarded_for(values: Iterable[str]) -> str | None:
         last = last.partition(":")[0]
     try:
         address = ipaddress.ip_address(last)
-    except ValueError:
+    except ValueError:  # (also the empty text of no entry at all)
         return None
     # "::ffff:198.51.100.7" (a dual-stack proxy) is the IPv4 address the socket would give
     mapped = getattr(address, "ipv4_mapped", None)
     return str(mapped or address)
+
+
+def forwarded_https(values: Iterable[str]) -> bool:
+    """Whether the last entry of the ``X-Forwarded-Proto`` header(s) says TLS ended at the
+    proxy (a router's own "https" before the proxy's "http" does not count)."""
+    return _last_entry(values).lower() == "https"

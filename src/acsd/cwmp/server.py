@@ -23,7 +23,7 @@ from structlog.contextvars import bind_contextvars, bound_contextvars, reset_con
 from acsd import clock
 from acsd.cwmp import rpc
 from acsd.cwmp.auth import AuthResult, CpeAuthenticator
-from acsd.cwmp.forwarded import forwarded_for
+from acsd.cwmp.forwarded import forwarded_for, forwarded_https
 from acsd.cwmp.looplag import LoopLag
 from acsd.cwmp.session import (
     CwmpSession,
@@ -631,9 +631,7 @@ class CwmpServer:
         if request.secure:
             return True
         if self.settings.trust_forwarded:  # TLS ended at the trusted proxy
-            # the proxy's own entry is the last one, as with X-Forwarded-For
-            protos = ",".join(request.headers.getall("X-Forwarded-Proto", ())).split(",")
-            return protos[-1].strip().lower() == "https"
+            return forwarded_https(request.headers.getall("X-Forwarded-Proto", ()))
         return False
 
     def _wrong_device(
