@@ -47,7 +47,6 @@ class _Parsers(threading.local):
     def __init__(self) -> None:
         self.parser = _new_parser()
         self.parsed = 0
-        self.rotations = 0
 
     def take(self, size: int) -> etree.XMLParser:
         self.parsed += size
@@ -67,7 +66,6 @@ class _Parsers(threading.local):
         if state is not None:
             state.pop("_ParserDictionaryContext", None)
         self.parser = _new_parser()
-        self.rotations += 1
 
 
 _GET_STATE_DICT = ctypes.pythonapi.PyThreadState_GetDict
