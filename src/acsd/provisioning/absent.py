@@ -16,7 +16,7 @@ records of the routers that Inform say they lack.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Collection
 
 from acsd.store.base import VERSION_CHARS, CpeIdentity
 
@@ -53,8 +53,9 @@ class AbsentHints:
         self._kinds.move_to_end(kind)
         return names
 
-    def absent(self, kind: Kind, names: Iterable[str]) -> None:
-        """CPEs of ``kind`` lack ``names`` (one of them just answered 9005 for each)."""
+    def absent(self, kind: Kind, names: Collection[str]) -> None:
+        """CPEs of ``kind`` lack ``names`` (one of them just answered 9005 for each); read
+        more than once, so a collection, not an iterator."""
         known = self._kinds.get(kind, frozenset())
         if not known.issuperset(names):  # the common case, every periodic session: no copy
             more = known.union(names)
@@ -65,7 +66,7 @@ class AbsentHints:
                 more = frozenset(list(names)[: self.max_names])
             self._store(kind, more)
 
-    def present(self, kind: Kind, names: Iterable[str]) -> None:
+    def present(self, kind: Kind, names: Collection[str]) -> None:
         """A CPE of ``kind`` has ``names`` after all: stop asking for them apart."""
         known = self._kinds.get(kind)
         if known and not known.isdisjoint(names):
