@@ -4,7 +4,6 @@ readiness, and the read helpers every resource uses."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import os
 import sqlite3
@@ -282,8 +281,10 @@ class SqliteCore(BatchWriter):
 
     async def _close_connections(self) -> None:
         if self._lookup is not None:
-            with contextlib.suppress(Exception):
+            try:
                 self._lookup.close()
+            except Exception as exc:
+                log.warning("store_close_failed", error=str(exc))
             self._lookup = None
         # The writer last: closing the last connection checkpoints and removes the WAL.
         for conn in (self._checkpointer, self._reader, self._writer_conn):
