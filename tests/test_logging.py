@@ -93,6 +93,38 @@ def test_secrets_are_masked_at_any_depth(monkeypatch):
     assert "visible-ssid" in text and acsd_log.MASK in text
 
 
+def test_a_secret_key_is_masked_every_time_and_at_any_length(monkeypatch):
+    # The verdict on a key is remembered after its first line: the second line must be
+    # masked as the first was, and a key too long to remember is still tested.
+    monkeypatch.delenv("JOURNAL_STREAM", raising=False)
+    stream = io.StringIO()
+    acsd_log.configure("info", "json", stream)
+    long_key = "x" * 100 + "_password"
+    for n in range(3):
+        acsd_log.get_logger("t").info(
+            "x", psk=f"hunter2-{n}", serial="SN1", **{long_key: "hunter2"}
+        )
+    entries = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert len(entries) == 3 and "hunter2" not in stream.getvalue()
+    assert all(e["psk"] == acsd_log.MASK and e[long_key] == acsd_log.MASK for e in entries)
+    assert all(e["serial"] == "SN1" for e in entries)
+
+
+def test_a_line_orjson_refuses_is_still_written_as_json(monkeypatch):
+    # An operator's JSON can carry an escaped lone surrogate ("\ud800") and numbers beyond
+    # 64 bits; a line naming them must come out, not raise in whatever logged it.
+    monkeypatch.delenv("JOURNAL_STREAM", raising=False)
+    stream = io.StringIO()
+    acsd_log.configure("info", "json", stream)
+    logger = acsd_log.get_logger("t")
+    logger.info("odd.text", name="bad\ud800end", big=2**70, data={1: "int key"}, at=Path("/x"))
+    logger.info("plain", ssid="Café ☕")
+    odd, plain = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert odd["name"] == "bad\ud800end" and odd["big"] == 2**70
+    assert odd["data"] == {"1": "int key"} and "x" in odd["at"]
+    assert plain["ssid"] == "Café ☕"
+
+
 def test_python_logging_comes_out_in_the_same_format(monkeypatch):
     monkeypatch.delenv("JOURNAL_STREAM", raising=False)
     stream = io.StringIO()
