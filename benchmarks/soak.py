@@ -7,6 +7,8 @@ with Digest authentication on), then runs rounds of, in turn:
 - ``steady``: periodic sessions of a fixed set of registered simulated routers;
 - ``new``: the first session of routers never seen before (new serial numbers);
 - ``invented``: Informs from new serials carrying parameter names never sent before;
+- ``xml-names``: envelopes whose XML element, attribute and namespace names are new
+  (libxml2 keeps every name it reads in a dictionary; acsd replaces it after each MB);
 - ``bad-login``: Digest answers with a wrong password, from new addresses (forwarded)
   and new usernames;
 
@@ -89,6 +91,43 @@ async def _invented(acs: str, count: int, concurrency: int) -> int:
     return sum(await asyncio.gather(*(one() for _ in range(count))))
 
 
+def _names_envelope(tag: str, kind: int) -> bytes:
+    """~60 KB whose ~2,000 element (kind 0), attribute (1) or namespace (2) names no
+    other envelope has."""
+    count = range(2000)
+    if kind == 0:
+        inner = "".join(f"<e{tag}x{i}/>" for i in count)
+    elif kind == 1:
+        inner = "".join(f'<v a{tag}x{i}="1"/>' for i in count)
+    else:
+        inner = "".join(f'<p{tag}x{i}:v xmlns:p{tag}x{i}="urn:{tag}:{i}"/>' for i in count)
+    return (
+        '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/">'
+        f"<soap:Body>{inner}</soap:Body></soap:Envelope>"
+    ).encode()
+
+
+async def _xml_names(acs: str, count: int, concurrency: int) -> int:
+    """Envelopes full of new XML names, each from a new (authenticated) serial: acsd
+    parses them and answers with a fault or 400."""
+    sem = asyncio.Semaphore(concurrency)
+    auth = aiohttp.DigestAuthMiddleware
+
+    async def one(n: int) -> bool:
+        tag = uuid.uuid4().hex[:12]
+        serial = "SOAKN" + tag
+        body = _names_envelope(tag, n % 3)
+        async with (
+            sem,
+            aiohttp.ClientSession(middlewares=(auth(serial, PASSWORD),)) as http,
+            http.post(acs, data=body) as answer,
+        ):
+            await answer.read()
+            return answer.status in (200, 400)
+
+    return sum(await asyncio.gather(*(one(n) for n in range(count))))
+
+
 async def _bad_logins(acs: str, count: int, concurrency: int, start: int) -> int:
     """Digest answers with a wrong password, each from a new (forwarded) address."""
     sem = asyncio.Semaphore(concurrency)
@@ -114,7 +153,7 @@ async def _bad_logins(acs: str, count: int, concurrency: int, start: int) -> int
 async def soak(args: argparse.Namespace, acs: str, pid: int) -> list[dict]:
     started = time.monotonic()
     rows: list[dict] = []
-    totals = dict.fromkeys(("steady", "new", "invented", "bad-login"), 0)
+    totals = dict.fromkeys(("steady", "new", "invented", "xml-names", "bad-login"), 0)
 
     def sample(phase: str, ok: int) -> None:
         rss, _cpu = proc_stats(pid)
@@ -137,6 +176,9 @@ async def soak(args: argparse.Namespace, acs: str, pid: int) -> list[dict]:
         ok = await _invented(acs, args.batch, args.concurrency)
         totals["invented"] += args.batch
         sample("invented", ok)
+        ok = await _xml_names(acs, max(1, args.batch // 10), args.concurrency)
+        totals["xml-names"] += max(1, args.batch // 10)
+        sample("xml-names", ok)
         ok = await _bad_logins(acs, args.batch * 4, args.concurrency, totals["bad-login"])
         totals["bad-login"] += args.batch * 4
         sample("bad-login", ok)
@@ -161,15 +203,18 @@ def main() -> int:
         acsd_daemon(Path(tmp), extra=extra, pin=False) as (acs, _api, pid, _config),
     ):
         rows = asyncio.run(soak(args, acs, pid))
-    # Rounds after the first two, once what the daemon sizes to its fleet is in place.
+    # The second half of the rounds: bounded caches (records, names, parsed profiles) fill
+    # over the first ones, and only growth after they are full is a leak.
+    totals_keys = ("steady", "new", "invented", "xml-names", "bad-login")
     ends = [r for r in rows if r["phase"] == "bad-login"]  # the end of each round
     if len(ends) >= 4:
-        first, last = ends[1], ends[-1]
-        sessions = sum(last[k] - first[k] for k in ("steady", "new", "invented", "bad-login"))
+        first, last = ends[len(ends) // 2 - 1], ends[-1]
+        sessions = sum(last[k] - first[k] for k in totals_keys)
         growth = last["rss_mib"] - first["rss_mib"]
+        half = len(ends) // 2
         print(
-            f"RSS {first['rss_mib']} MiB after round 2, {last['rss_mib']} MiB after round "
-            f"{len(ends)}: {growth:+.1f} MiB over {sessions} requests and sessions "
+            f"RSS {first['rss_mib']} MiB after round {half}, {last['rss_mib']} MiB after "
+            f"round {len(ends)}: {growth:+.1f} MiB over {sessions} requests and sessions "
             f"({growth * 1024 * 10_000 / max(1, sessions):+.1f} KiB per 10,000)"
         )
     return 0
