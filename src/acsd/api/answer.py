@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,11 +13,15 @@ import orjson
 from aiohttp import web
 
 _OPTIONS = orjson.OPT_NON_STR_KEYS
+#: a lone surrogate: what aiohttp makes of a header byte that is not UTF-8
+#: (surrogateescape), quoted back by an error's description; no UTF-8 can carry it
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def dumps(data: Any) -> bytes:
-    """``data`` as UTF-8 JSON. NaN and infinities become null (they are no JSON); what orjson
-    cannot write (an integer past 64 bits) goes through the standard library."""
+    """``data`` as UTF-8 JSON. NaN and infinities become null (they are no JSON), a lone
+    surrogate U+FFFD; what orjson cannot write (an integer past 64 bits, a lone surrogate)
+    goes through the standard library."""
     try:
         return orjson.dumps(data, option=_OPTIONS)
     except TypeError:
@@ -24,11 +29,14 @@ def dumps(data: Any) -> bytes:
 
 
 def _finite(data: Any) -> Any:
-    """``data`` with null for NaN and the infinities, as orjson writes them."""
+    """``data`` with null for NaN and the infinities, as orjson writes them, and U+FFFD for
+    a lone surrogate (a client's non-UTF-8 header byte quoted in an error)."""
     if isinstance(data, float):
         return data if math.isfinite(data) else None
+    if isinstance(data, str):
+        return _SURROGATE.sub("\ufffd", data)
     if isinstance(data, Mapping):
-        return {k: _finite(v) for k, v in data.items()}
+        return {_finite(k): _finite(v) for k, v in data.items()}
     if isinstance(data, list | tuple):
         return [_finite(v) for v in data]
     return data

@@ -29,7 +29,9 @@ TOKEN_PREFIX = "acsd_"
 
 
 def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+    # surrogateescape: a header byte that is not UTF-8 (aiohttp's lone surrogate) is hashed
+    # as the byte it was, and is an unknown token (401), not a failure to encode (500)
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def new_token() -> str:
