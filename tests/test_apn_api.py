@@ -837,6 +837,26 @@ def test_a_charset_is_honoured_for_xml_and_refused_for_json_as_the_device_api_do
     assert suffixed.status == 202, suffixed.body
 
 
+def test_an_xml_charset_that_cannot_decode_the_body_is_a_4xx_not_a_500(admin: Api, acct):
+    # Python's "undefined" codec fails every decode with a plain UnicodeError, not the
+    # UnicodeDecodeError of a body that is not in its charset (was 500 ErrorCode 5000)
+    charset = "undefined"
+    xml = (
+        '<APNDevice xmlns="http://schemas.datacontract.org/2004/07/AS.Models.API">'
+        "<CLI>(+45)77777779</CLI>"
+        "<Hints><BillingCycleDay>5</BillingCycleDay><EmailContact>ops@example.com</EmailContact>"
+        "</Hints></APNDevice>"
+    ).encode()
+    reply = admin.request("POST", apns_path(acct, NETWORK), raw=xml,
+                          content_type=f"application/xml; charset={charset}",
+                          headers={"Accept": "application/json"})  # fmt: skip
+    assert reply.status in (400, 415), reply.body
+    assert reply.body["ErrorCode"] in (4000, 4150), reply.body
+    gone = admin.request("GET", apns_path(acct, NETWORK, "(+45)77777779"),
+                         headers={"Accept": "application/json"})  # fmt: skip
+    assert gone.status == 404, gone.body
+
+
 def test_whitespace_around_an_xml_date_is_no_part_of_it(admin: Api, acct):
     # xsd:dateTime collapses whitespace as xsd:int and xsd:boolean do (DataContract readers
     # take all of them padded); the seed's request sample sends the dates, which acsd ignores.

@@ -445,6 +445,9 @@ def _xml_in_utf8(raw: bytes, charset: str | None) -> bytes:
     except UnicodeDecodeError as exc:
         text = f"the body is not {charset} (byte {exc.start})"
         raise ApnError(400, MALFORMED, text, BAD_XML) from None
+    except UnicodeError as exc:  # not a UnicodeDecodeError: "undefined", idna, punycode
+        text = f"the body cannot be read as {charset} ({exc})"
+        raise ApnError(400, MALFORMED, text, BAD_XML) from None
     return _XML_DECLARATION.sub("", text, count=1).encode("utf-8")
 
 
