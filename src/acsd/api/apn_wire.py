@@ -448,7 +448,11 @@ def _xml_in_utf8(raw: bytes, charset: str | None) -> bytes:
     except UnicodeError as exc:  # not a UnicodeDecodeError: "undefined", idna, punycode
         text = f"the body cannot be read as {charset} ({exc})"
         raise ApnError(400, MALFORMED, text, BAD_XML) from None
-    return _XML_DECLARATION.sub("", text, count=1).encode("utf-8")
+    try:
+        return _XML_DECLARATION.sub("", text, count=1).encode("utf-8")
+    except UnicodeEncodeError as exc:  # unicode_escape and the like decode "\\ud800" to one
+        text = f"the body holds a lone surrogate (character {exc.start}), which XML cannot carry"
+        raise ApnError(400, MALFORMED, text, BAD_XML) from None
 
 
 def answer_type(request: web.Request) -> str:
