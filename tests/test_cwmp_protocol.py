@@ -10,6 +10,7 @@ import zlib
 from datetime import datetime
 from types import MappingProxyType
 
+import pytest
 from aiohttp.test_utils import make_mocked_request
 
 from acsd.cwmp import rpc
@@ -434,6 +435,23 @@ def test_a_body_whose_charset_only_the_http_header_names_is_read_in_it(daemon):
     drive_to_end(wire, wire.post(None), ns)
     shown = daemon.device_json("PROTO0013")
     assert "Société" in json.dumps(shown, ensure_ascii=False), shown
+
+
+@pytest.mark.parametrize(
+    ("serial", "charset"), [("PROTO0014", "undefined"), ("PROTO0015", "unicode_escape")]
+)
+def test_a_header_charset_that_cannot_make_utf8_leaves_the_body_as_sent(daemon, serial, charset):
+    # "undefined" fails every decode with a plain UnicodeError; unicode_escape decodes the
+    # text \ud800 to a lone surrogate, which UTF-8 cannot encode: both were a 500
+    ns = "urn:dslforum-org:cwmp-1-0"
+    body = envelope(inform_body(serial), ns=ns).split(b"?>", 1)[1]
+    body = body.replace(
+        b"<Manufacturer>Test</Manufacturer>", b"<Manufacturer>T\\ud800</Manufacturer>"
+    )
+    wire = Wire(daemon.cwmp_url)
+    answer = wire.post(body, headers={"Content-Type": f"text/xml; charset={charset}"})
+    assert answer.status == 200, answer.text
+    drive_to_end(wire, wire.post(None), ns)
 
 
 def test_an_inform_without_parameters_is_read_under_its_vendors_root(daemon):

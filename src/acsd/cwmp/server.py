@@ -110,7 +110,9 @@ def _declared_charset(data: bytes, charset: str | None) -> bytes:
         return data
     try:
         return data.decode(charset).encode()
-    except (LookupError, UnicodeDecodeError):
+    except (LookupError, UnicodeError):
+        # (UnicodeError: also a codec that fails with no UnicodeDecodeError, "undefined",
+        # and a decode to a lone surrogate, e.g. unicode_escape's \ud800, that no UTF-8 holds)
         return data
 
 
