@@ -735,3 +735,28 @@ def test_cpe_password_refuses_a_realm_config_check_refuses():
         assert proc.returncode == 2 and proc.stdout == "", realm
         [line] = proc.stderr.splitlines()
         assert line.startswith(f"acsd: --realm: {message}"), (realm, line)
+
+
+def test_a_digest_response_that_is_not_utf8_is_401_not_500(daemon_factory):
+    # aiohttp hands header bytes that are not UTF-8 over as lone surrogates; the response
+    # was compared as UTF-8 and failed to encode (500), where a wrong digest is 401
+    daemon = acs(daemon_factory, DIGEST)
+    _, answer = first_challenge(daemon)
+    nonce = challenges(answer)[0]["nonce"].encode()
+    auth = (
+        b'Digest username="cpe", realm="acsd", nonce="' + nonce + b'", uri="/", '
+        b'response="\xff\xfe", qop=auth, nc=00000001, cnonce="a"'
+    )
+    body = inform("AUTH0009")
+    host, port = daemon.cwmp_url.split("//")[1].strip("/").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/xml\r\n"
+            b"Authorization: " + auth + b"\r\nContent-Length: " + str(len(body)).encode()
+            + b"\r\nConnection: close\r\n\r\n" + body
+        )  # fmt: skip
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    assert reply.split(b"\r\n", 1)[0] == b"HTTP/1.1 401 Unauthorized", reply[:300]
+    assert devices(daemon) == []

@@ -685,7 +685,10 @@ class CpeAuthenticator:
             expected = _h(algorithm, f"{first}:{nonce}:{second}")
         else:
             expected = _h(algorithm, f"{first}:{nonce}:{nc_text}:{cnonce}:{params['qop']}:{second}")
-        if not hmac.compare_digest(expected.encode(), params["response"].lower().encode()):
+        # surrogateescape, as in _h: a response holding a byte that is not UTF-8 is a
+        # wrong digest (401), not a failure to encode it (500)
+        given = params["response"].lower().encode("utf-8", "surrogateescape")
+        if not hmac.compare_digest(expected.encode(), given):
             return self._fail("wrong password", username, algorithm_name)
         # The digest is right; now whether this nonce may (still) be used with this count.
         # A count used before is not accepted again, but the digest proves the password:
