@@ -760,3 +760,27 @@ def test_a_digest_response_that_is_not_utf8_is_401_not_500(daemon_factory):
             reply += chunk
     assert reply.split(b"\r\n", 1)[0] == b"HTTP/1.1 401 Unauthorized", reply[:300]
     assert devices(daemon) == []
+
+
+def test_a_second_router_on_an_authenticated_connection_is_checked_by_its_own_header(
+    daemon_factory,
+):
+    """A proxy with upstream keep-alive (trust_forwarded off: it adds no X-Forwarded-For)
+    sends a second router's session down the connection the first one authenticated. Its
+    own valid Authorization header used to be ignored for the first router's cached
+    identity: 403 "authenticated as 'AUTH000A'", and a failure counted against AUTH000A
+    (enough of them lock AUTH000A out of that address with 429)."""
+    daemon = acs(daemon_factory, DIGEST)
+    wire, answer = first_challenge(daemon, "AUTH000A")
+    header = digest_header(challenges(answer)[-1], "AUTH000A", PASSWORD)
+    assert wire.post(inform("AUTH000A"), headers={"Authorization": header}).status == 200
+    drive_to_end(wire, wire.post(None), "urn:dslforum-org:cwmp-1-0")
+    wire.cookie = None
+    # The second router's nonce (the proxy passed its first request on another connection).
+    _other, answer = first_challenge(daemon, "AUTH000B")
+    header = digest_header(challenges(answer)[-1], "AUTH000B", PASSWORD)
+    answer = wire.post(inform("AUTH000B"), headers={"Authorization": header})
+    assert answer.status == 200, answer.text
+    drive_to_end(wire, wire.post(None), "urn:dslforum-org:cwmp-1-0")
+    assert sorted(d["serialNumber"] for d in devices(daemon)) == ["AUTH000A", "AUTH000B"]
+    assert not daemon.events("cwmp.auth_refused")

@@ -548,6 +548,19 @@ class CpeAuthenticator:
 
     # --- checking ------------------------------------------------------------------------
 
+    def claimed_username(self, request: web.BaseRequest) -> str | None:
+        """The username the request's Authorization header names (None: no header of this
+        scheme, or one that names nobody readable)."""
+        header = request.headers.get("Authorization", "")
+        scheme, _, rest = header.strip().partition(" ")
+        if scheme.lower() != self.scheme:
+            return None
+        if self.scheme == "basic":
+            credentials = _basic_credentials(rest)
+            return credentials[0] if credentials else None
+        params = parse_auth_params(rest)
+        return _digest_username(params) if params else None
+
     async def check(
         self, request: web.BaseRequest, *, remote: str | None = None, secure: bool | None = None
     ) -> AuthResult:

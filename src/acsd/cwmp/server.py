@@ -588,7 +588,9 @@ class CwmpServer:
                 cached = self._conn_auth.get(transport)
             except TypeError:  # a transport without weak references: no caching
                 transport, cached = None, None
-            if cached is not None:
+            # A request that brings credentials of another user is checked on its own: a
+            # proxy's connection (trust_forwarded off) may carry the next router's session.
+            if cached is not None and auth.claimed_username(request) in (None, cached.username):
                 return cached
         result = await auth.check(request, remote=remote_ip, secure=self._secure(request))
         if result.ok:
