@@ -162,6 +162,39 @@ def test_a_body_that_never_comes_is_408_after_session_timeout(daemon_factory):
         assert time.monotonic() - started < 8
 
 
+def test_an_answer_still_arriving_when_the_session_would_time_out_is_taken(daemon_factory):
+    """A weak CPE on a slow uplink: it thinks a while, then uploads its answer slowly. The
+    upload begins within session_timeout of the request it answers and ends within
+    session_timeout of its start (no 408 is due), but the reaper used to end the session
+    under it: the answer got 400 "no open CWMP session" and was lost, at every session."""
+    daemon = daemon_factory(cwmp={"session_timeout": 3})
+    ns = "urn:dslforum-org:cwmp-1-0"
+    wire = Wire(daemon.cwmp_url)
+    assert wire.post(envelope(inform_body("SLOWUP001"), ns=ns)).status == 200
+    asked = parse_envelope(wire.post(None).body)
+    assert isinstance(asked.body, rpc.GetParameterValues)
+    uptime = (
+        '<cwmp:GetParameterValuesResponse><ParameterList SOAP-ENC:arrayType="cwmp:'
+        'ParameterValueStruct[1]"><ParameterValueStruct><Name>Device.DeviceInfo.UpTime</Name>'
+        '<Value xsi:type="xsd:unsignedInt">77</Value></ParameterValueStruct></ParameterList>'
+        "</cwmp:GetParameterValuesResponse>"
+    )
+    body = envelope(uptime, ns=ns, cwmp_id=asked.id)
+    time.sleep(1.5)  # the CPE builds its answer
+    host, port = daemon.cwmp_url.split("//")[1].rstrip("/").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
+            + f"Cookie: {wire.cookie}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            + body[:100]
+        )
+        time.sleep(2.5)  # 4 s after the request it answers: past session_timeout
+        sock.sendall(body[100:])
+        answer = sock.recv(65536)
+    assert answer.split(b"\r\n", 1)[0] in (b"HTTP/1.1 200 OK", b"HTTP/1.1 204 No Content"), answer
+    assert not daemon.events("cwmp.session_timeout")
+
+
 async def test_a_connection_request_url_that_is_no_url_fails_without_raising():
     # What a CPE reports as its ConnectionRequestURL: a ValueError here was a background
     # task's "exception was never retrieved" at error level.

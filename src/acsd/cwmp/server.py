@@ -718,6 +718,11 @@ class CwmpServer:
                 # for, so no timer to set and cancel.
                 data = content.read_nowait(-1)
             else:
+                # The CPE has begun its next message: the session it belongs to must not
+                # time out under a slow upload (the reaper would end it and the answer,
+                # once in, find no session); the read has a deadline of its own.
+                if (session := self._own_session(request)) is not None:
+                    session.last_active = time.monotonic()
                 # A client that sends its headers and then no body (or half of it) would
                 # hold the connection for ever: aiohttp only times out idle connections.
                 async with asyncio.timeout(self.settings.session_timeout):
