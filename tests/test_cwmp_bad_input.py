@@ -377,6 +377,18 @@ def test_expect_100_continue_is_answered_before_the_body(daemon):
         assert sock.recv(4096).startswith(b"HTTP/1.1 417")
 
 
+def test_an_empty_expect_header_is_no_expectation(daemon):
+    """Firmware that writes its header block from a template sends "Expect:" with nothing
+    in it. An empty field names no expectation (RFC 9110 10.1.1: 417 is for a member other
+    than 100-continue); it got 417 on every Inform, so the router was never managed."""
+    body = envelope(inform_body("EXPECT02"))
+    address, head = expect_continue(daemon.cwmp_url, body)
+    with socket.create_connection(address, timeout=5) as sock:
+        sock.sendall(head.replace(b"Expect: 100-continue", b"Expect: ") + body)
+        answer = read_until(sock, b"\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 200"), answer
+
+
 def test_an_inform_with_thousands_of_events_is_logged_with_the_first_64(daemon):
     """TR-069 allows 64 EventStructs: a CPE sending thousands is served, and its log line
     names the first 64 and how many more came."""
