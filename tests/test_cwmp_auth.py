@@ -784,3 +784,24 @@ def test_a_second_router_on_an_authenticated_connection_is_checked_by_its_own_he
     drive_to_end(wire, wire.post(None), "urn:dslforum-org:cwmp-1-0")
     assert sorted(d["serialNumber"] for d in devices(daemon)) == ["AUTH000A", "AUTH000B"]
     assert not daemon.events("cwmp.auth_refused")
+
+
+def test_a_second_router_without_credentials_on_an_authenticated_connection_is_challenged(
+    daemon_factory,
+):
+    """As above, but the second router's Inform comes as a CPE's first request does, with
+    no Authorization header. It used to pass as the first router and get 403 (with a
+    failure counted against that router) where a challenge was due."""
+    daemon = acs(daemon_factory, DIGEST)
+    wire, answer = first_challenge(daemon, "AUTH000A")
+    header = digest_header(challenges(answer)[-1], "AUTH000A", PASSWORD)
+    assert wire.post(inform("AUTH000A"), headers={"Authorization": header}).status == 200
+    drive_to_end(wire, wire.post(None), "urn:dslforum-org:cwmp-1-0")
+    wire.cookie = None
+    answer = wire.post(inform("AUTH000B"))
+    assert answer.status == 401 and challenges(answer), answer.text
+    header = digest_header(challenges(answer)[-1], "AUTH000B", PASSWORD)
+    assert wire.post(inform("AUTH000B"), headers={"Authorization": header}).status == 200
+    drive_to_end(wire, wire.post(None), "urn:dslforum-org:cwmp-1-0")
+    assert sorted(d["serialNumber"] for d in devices(daemon)) == ["AUTH000A", "AUTH000B"]
+    assert not daemon.events("cwmp.auth_refused")

@@ -8,6 +8,7 @@ Content-Length, chunked or gzip bodies, no cookies); send what every CPE accepts
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
 import time
@@ -303,7 +304,9 @@ class CwmpServer:
         conn = request.protocol
         if env is not None and isinstance(env.body, rpc.Inform):
             if identity is not None and (
-                wrong := self._wrong_device(identity, env.body.device_id.serial_number, remote_ip)
+                wrong := self._wrong_device(
+                    identity, env.body.device_id.serial_number, remote_ip, request
+                )
             ):
                 return wrong
             # A new Inform ends the CPE's open session, wherever it came from (a CPE that
@@ -639,7 +642,7 @@ class CwmpServer:
         return False
 
     def _wrong_device(
-        self, identity: AuthResult, serial: str, remote_ip: str
+        self, identity: AuthResult, serial: str, remote_ip: str, request: web.BaseRequest
     ) -> web.Response | None:
         """403 for an Inform whose serial is not the one the credentials belong to: one
         router's password must not let it register or speak for another."""
@@ -648,6 +651,18 @@ class CwmpServer:
         # "STRAßE1", another record.
         if identity.serial is None or identity.serial.lower() == serial.lower():
             return None
+        if "Authorization" not in request.headers and self.settings.auth is not None:
+            # Another router's session on a connection an earlier router authenticated (a
+            # proxy's, trust_forwarded off), sent without credentials as a CPE's first
+            # request is: it is challenged, as on a connection of its own, and nothing
+            # counts against the earlier router.
+            with contextlib.suppress(KeyError, TypeError):
+                del self._conn_auth[request.transport]
+            self.stats["auth_challenges"] += 1
+            response = web.Response(status=401)
+            for name, value in self.settings.auth.challenge_headers(address=remote_ip):
+                response.headers.add(name, value)
+            return response
         return self._auth_mismatch(
             f"authenticated as {identity.serial[:64]!r}, but the Inform is from another serial",
             identity,
