@@ -389,6 +389,30 @@ def test_an_empty_expect_header_is_no_expectation(daemon):
         assert answer.startswith(b"HTTP/1.1 200"), answer
 
 
+def test_an_answer_that_says_connection_close_closes_the_connection(daemon):
+    """RFC 9112 9.6: a server that sends "Connection: close" must close the connection
+    after that response. acsd only wrote the header and went on serving the connection,
+    and a client that ignored it had its next request answered."""
+    host, port = daemon.cwmp_url.split("//")[1].rstrip("/").split(":")
+    no_device_id = envelope("<cwmp:Inform><MaxEnvelopes>1</MaxEnvelopes></cwmp:Inform>")
+    refusals = (
+        b"Content-Length: 0\r\n\r\n",  # 400: an empty POST with no session
+        b"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",  # 415
+        b"Content-Length: 9\r\n\r\n<b></b>\r\n",  # 400: not SOAP
+        f"Content-Length: {len(no_device_id)}\r\n\r\n".encode() + no_device_id,  # fault 8003
+    )
+    for refusal in refusals:
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\n" + refusal)
+            answer = read_until(sock, b"\r\n\r\n")
+            assert b"Connection: close" in answer, answer
+            sock.settimeout(3)
+            rest = b""
+            while chunk := sock.recv(65536):  # an exception (timeout) if never closed
+                rest += chunk
+            assert b"HTTP/1.1" not in rest
+
+
 def test_an_inform_with_thousands_of_events_is_logged_with_the_first_64(daemon):
     """TR-069 allows 64 EventStructs: a CPE sending thousands is served, and its log line
     names the first 64 and how many more came."""

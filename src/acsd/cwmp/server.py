@@ -391,10 +391,12 @@ class CwmpServer:
                 # Trouble that passes (the database): the CPE comes back, as after a 503.
                 log.warning("cwmp.retry_later", serial=session.serial, reason=exc.reason)
                 await self._close(session, exc.reason)
-                return web.Response(
-                    status=503,
-                    text=f"{exc.reason}; retry later\n",
-                    headers={"Retry-After": str(exc.retry_after), "Connection": "close"},
+                return _closed(
+                    web.Response(
+                        status=503,
+                        text=f"{exc.reason}; retry later\n",
+                        headers={"Retry-After": str(exc.retry_after)},
+                    )
                 )
             except Exception:
                 log.exception("cwmp.session_error", serial=session.serial, remote=remote_ip)
@@ -820,9 +822,7 @@ class CwmpServer:
         body = render_envelope(
             Envelope(body=rpc.acs_fault(exc.fault_code, exc.reason), cwmp_ns=ns, id=exc.cwmp_id)
         )
-        return web.Response(
-            status=200, body=body, headers={"Content-Type": CONTENT_TYPE, "Connection": "close"}
-        )
+        return _closed(web.Response(status=200, body=body, headers={"Content-Type": CONTENT_TYPE}))
 
     async def _refuse_body(
         self, request: web.BaseRequest, exc: _HttpError, remote_ip: str
@@ -870,16 +870,16 @@ class CwmpServer:
         base = self.settings.retry_after if retry_after is None else retry_after
         retry = max(1, int(base * random.uniform(0.5, 1.5)))
         log.info("cwmp.overloaded", remote=remote_ip, retry_after=retry, cause=cause)
-        return web.Response(
-            status=503,
-            text="overloaded, retry later\n",
-            headers={"Retry-After": str(retry), "Connection": "close"},
+        return _closed(
+            web.Response(
+                status=503, text="overloaded, retry later\n", headers={"Retry-After": str(retry)}
+            )
         )
 
     @staticmethod
     def _plain(status: int, reason: str, *, close: bool) -> web.Response:
-        headers = {"Connection": "close"} if close else {}
-        return web.Response(status=status, text=reason + "\n", headers=headers)
+        response = web.Response(status=status, text=reason + "\n")
+        return _closed(response) if close else response
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -971,6 +971,14 @@ class CwmpServer:
         await self.loop_lag.stop()
         for session in list(self.sessions.by_id.values()):
             await self._close(session, "daemon shutting down")
+
+
+def _closed(response: web.Response) -> web.Response:
+    """``response`` with ``Connection: close``, and the connection closed after it: the
+    header alone left aiohttp serving further requests on the connection, which RFC 9112
+    9.6 forbids once "close" is sent."""
+    response.force_close()
+    return response
 
 
 def _body_held_back(request: web.BaseRequest) -> bool:
