@@ -454,6 +454,25 @@ def test_a_header_charset_that_cannot_make_utf8_leaves_the_body_as_sent(daemon, 
     drive_to_end(wire, wire.post(None), ns)
 
 
+def test_a_utf16_body_without_a_byte_order_mark_is_read_big_endian(daemon):
+    """``charset=utf-16`` and no byte order mark: RFC 2781 4.3 reads such text as big-endian,
+    which is what a big-endian (MIPS, PowerPC) router that writes UTF-16 by hand sends. It
+    was read in the ACS host's byte order, little-endian on x86: 400 "malformed XML" at
+    every session. A body that says UTF-16LE is read so."""
+    ns = "urn:dslforum-org:cwmp-1-0"
+    text = envelope(inform_body("PROTO0016"), ns=ns).split(b"?>", 1)[1].lstrip().decode()
+    for serial, encoding, charset in (
+        ("PROTO0016", "utf-16-be", "utf-16"),
+        ("PROTO0017", "utf-16-le", "UTF-16LE"),
+    ):
+        wire = Wire(daemon.cwmp_url)
+        body = text.replace("PROTO0016", serial).encode(encoding)
+        answer = wire.post(body, headers={"Content-Type": f"text/xml; charset={charset}"})
+        assert answer.status == 200, answer.text
+        drive_to_end(wire, wire.post(None), ns)
+        assert daemon.device_json(serial)["status"]["upTime"] == 4242
+
+
 def test_an_inform_without_parameters_is_read_under_its_vendors_root(daemon):
     # No parameter says TR-098 or TR-181; the Huawei profiles, all TR-098, do.
     ns = "urn:dslforum-org:cwmp-1-0"

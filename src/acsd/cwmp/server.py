@@ -100,6 +100,7 @@ async def _read_past(content: StreamReader, limit: int) -> bytes:
 _BUSY_WAIT = 5.0
 
 _UTF8_NAMES = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
+_UTF16_NAMES = frozenset({"utf-16", "utf16"})
 
 
 def _declared_charset(data: bytes, charset: str | None) -> bytes:
@@ -109,6 +110,10 @@ def _declared_charset(data: bytes, charset: str | None) -> bytes:
     unknown charset, or bytes that are not in it, leave the body as sent."""
     if not charset or charset.lower() in _UTF8_NAMES or declared_encoding(data) is not None:
         return data
+    if charset.lower() in _UTF16_NAMES and data[:2] not in (b"\xff\xfe", b"\xfe\xff"):
+        # Without a byte order mark UTF-16 is big-endian (RFC 2781 4.3); Python's codec
+        # would take the host's order.
+        charset = "utf-16-be"
     try:
         return data.decode(charset).encode()
     except (LookupError, UnicodeError):
