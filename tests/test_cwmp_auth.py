@@ -805,3 +805,29 @@ def test_a_second_router_without_credentials_on_an_authenticated_connection_is_c
     drive_to_end(wire, wire.post(None), "urn:dslforum-org:cwmp-1-0")
     assert sorted(d["serialNumber"] for d in devices(daemon)) == ["AUTH000A", "AUTH000B"]
     assert not daemon.events("cwmp.auth_refused")
+
+
+def test_a_digest_uri_of_the_path_is_taken_for_an_absolute_form_request(daemon_factory):
+    """RFC 9112 3.2.2: a server accepts a request-target in absolute form (a CPE set to go
+    through an HTTP proxy writes one; a proxy may pass it on as it is). The CPE's Digest
+    uri then holds its path: the check compared it with the whole URL, so a correct
+    password was a failure (401, Connection: close, counted toward the lockout)."""
+    daemon = acs(daemon_factory, DIGEST)
+    host, port = daemon.cwmp_url.split("//")[1].rstrip("/").split(":")
+    absolute = f"http://{host}:{port}/"
+    body = inform("AUTH0001")
+
+    def post(sock: socket.socket, authorization: str | None) -> bytes:
+        lines = [f"POST {absolute} HTTP/1.1", "Host: x", f"Content-Length: {len(body)}"]
+        if authorization:
+            lines.append(f"Authorization: {authorization}")
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        return read_until(sock, b"\r\n\r\n")
+
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        head = post(sock, None).decode()
+        assert head.startswith("HTTP/1.1 401"), head
+        nonce = re.search(r'nonce="([^"]+)"', head).group(1)
+        challenge = {"realm": "acsd", "nonce": nonce, "algorithm": "MD5"}
+        head = post(sock, digest_header(challenge, "AUTH0001", PASSWORD, uri="/")).decode()
+        assert head.startswith("HTTP/1.1 200"), head

@@ -791,16 +791,23 @@ def _ext_value(text: str) -> str | None:
 
 def _same_target(uri: str, target: str) -> bool:
     """The Digest ``uri`` names the request-target: the same path and query (an absolute
-    URI, which some clients send, is compared by its path and query)."""
+    URI, which some clients send as ``uri`` or as the request-target itself, e.g. through
+    a proxy that rewrote the request line, is compared by its path and query)."""
     if uri == target:
         return True
-    if "://" in uri:
-        try:
-            parts = urlsplit(uri)
-        except ValueError:  # e.g. "http://[::1/": not a URI, so not this target
-            return False
-        return (parts.path or "/") + (f"?{parts.query}" if parts.query else "") == target
-    return False
+    uri_path, target_path = _path_qs(uri), _path_qs(target)
+    return uri_path is not None and uri_path == target_path
+
+
+def _path_qs(text: str) -> str | None:
+    """The path and query of a request-target or URI (None: not one)."""
+    if "://" not in text:
+        return text
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # e.g. "http://[::1/": not a URI, so not this target
+        return None
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
 
 def parse_auth_params(text: str) -> dict[str, str] | None:
