@@ -455,15 +455,18 @@ def test_a_header_charset_that_cannot_make_utf8_leaves_the_body_as_sent(daemon, 
 
 
 def test_a_utf16_body_without_a_byte_order_mark_is_read_big_endian(daemon):
-    """``charset=utf-16`` and no byte order mark: RFC 2781 4.3 reads such text as big-endian,
-    which is what a big-endian (MIPS, PowerPC) router that writes UTF-16 by hand sends. It
-    was read in the ACS host's byte order, little-endian on x86: 400 "malformed XML" at
-    every session. A body that says UTF-16LE is read so."""
+    """``charset=utf-16`` and no byte order mark: the order is read off the first
+    character, which XML makes ASCII (XML 1.0 Appendix F), so a big-endian (MIPS,
+    PowerPC) router and a little-endian one are both understood. The big-endian body was
+    read in the ACS host's byte order, little-endian on x86: 400 "malformed XML" at every
+    session. A body that says UTF-16LE is read so."""
     ns = "urn:dslforum-org:cwmp-1-0"
     text = envelope(inform_body("PROTO0016"), ns=ns).split(b"?>", 1)[1].lstrip().decode()
     for serial, encoding, charset in (
         ("PROTO0016", "utf-16-be", "utf-16"),
         ("PROTO0017", "utf-16-le", "UTF-16LE"),
+        ("PROTO0018", "utf-16-le", "utf-16"),
+        ("PROTO0019", "utf-16-be", "UTF16"),
     ):
         wire = Wire(daemon.cwmp_url)
         body = text.replace("PROTO0016", serial).encode(encoding)

@@ -110,10 +110,12 @@ def _declared_charset(data: bytes, charset: str | None) -> bytes:
     unknown charset, or bytes that are not in it, leave the body as sent."""
     if not charset or charset.lower() in _UTF8_NAMES or declared_encoding(data) is not None:
         return data
-    if charset.lower() in _UTF16_NAMES and data[:2] not in (b"\xff\xfe", b"\xfe\xff"):
-        # Without a byte order mark UTF-16 is big-endian (RFC 2781 4.3); Python's codec
-        # would take the host's order.
-        charset = "utf-16-be"
+    if charset.lower() in _UTF16_NAMES:
+        # No byte order mark (declared_encoding found none): Python's codec would take the
+        # host's order. An XML document's first character is ASCII ("<" or a space), so
+        # the zero byte of the first pair tells the order (XML 1.0 Appendix F); without
+        # one, big-endian (RFC 2781 4.3). MIPS routers come in both orders.
+        charset = "utf-16-le" if data[1:2] == b"\x00" and data[:1] != b"\x00" else "utf-16-be"
     try:
         return data.decode(charset).encode()
     except (LookupError, UnicodeError):
