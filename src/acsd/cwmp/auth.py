@@ -810,6 +810,10 @@ def _path_qs(text: str) -> str | None:
     return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
 
+#: a quoted-pair inside a quoted-string (RFC 9110 5.6.4)
+_QUOTED_PAIR = re.compile(r"\\(.)")
+
+
 def parse_auth_params(text: str) -> dict[str, str] | None:
     """``a="x", b=y`` -> {"a": "x", "b": "y"} (names lower-cased); None if malformed or a
     parameter repeats."""
@@ -821,7 +825,9 @@ def parse_auth_params(text: str) -> dict[str, str] | None:
             return None
         name, value = match.group(1).lower(), match.group(2)
         if value.startswith('"'):
-            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+            value = value[1:-1]
+            if "\\" in value:  # most values hold no escape: no substitution to run
+                value = _QUOTED_PAIR.sub(r"\1", value)
         if name in out:
             return None
         out[name] = value
