@@ -264,3 +264,17 @@ def test_cwmp_and_api_on_one_address_is_a_config_error_naming_both(tmp_path):
     for cwmp, api in (("127.0.0.1:0", "127.0.0.1:0"), ("127.0.0.1:7600", "[::1]:7600")):
         path.write_text(f'[cwmp]\nlisten = "{cwmp}"\n[api]\nlisten = "{api}"\n')
         assert run_cli("config", "check", "--config", str(path)).returncode == 0
+
+
+def test_a_listen_address_that_is_no_host_is_a_config_error_naming_the_key(tmp_path):
+    # "[::1:7547" passed `config check` and then stopped `serve` with "Name or service not
+    # known", naming no key; an IPv6 address must be bracketed, or its port is a guess.
+    path = tmp_path / "listen.toml"
+    for listen in ("[::1:7547", "[127.0.0.1]:7547", "[]:7547", "::1:7547", " 127.0.0.1:7547"):
+        path.write_text(f'[cwmp]\nlisten = "{listen}"\n')
+        proc = run_cli("config", "check", "--config", str(path))
+        assert proc.returncode == 2, (listen, proc.stdout)
+        assert proc.stderr.startswith(f"acsd: config error: {path}: cwmp.listen: "), proc.stderr
+    for listen in ("[::1]:7547", "127.0.0.1:7547", "localhost:7547", "0.0.0.0:0"):
+        path.write_text(f'[cwmp]\nlisten = "{listen}"\n')
+        assert run_cli("config", "check", "--config", str(path)).returncode == 0, listen

@@ -69,6 +69,14 @@ def parse_listen(value: str) -> tuple[str, int]:
         raise ValueError(f"expected host:port, got {value!r}")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"[{host}] is no IPv6 address, in {value!r}") from None
+    elif "[" in host or "]" in host or ":" in host:
+        raise ValueError(f"expected host:port or [IPv6]:port, got {value!r}")
+    elif not host.strip() or host != host.strip():
+        raise ValueError(f"expected host:port without spaces, got {value!r}")
     try:
         number = int(port)
     except ValueError:
