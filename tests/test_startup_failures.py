@@ -250,3 +250,20 @@ def test_a_store_url_with_an_unknown_home_is_a_config_error(tmp_path: Path):
     proc = run_cli("config", "check", "--config", str(config), check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "store.url" in proc.stderr and "no such home directory" in proc.stderr
+
+
+@pytest.mark.parametrize("which", ["cwmp", "api"])
+def test_a_listener_that_cannot_bind_is_named_with_one_process(tmp_path: Path, which: str):
+    # With workers the supervisor named the key; one process said only "address in use".
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        listen = f"127.0.0.1:{taken.getsockname()[1]}"
+        config = write_config(tmp_path, **{which: {"listen": listen}})
+        proc = run_cli("serve", "--config", str(config), timeout=30)
+    assert proc.returncode == 1, proc.stderr
+    [line] = [x for x in proc.stderr.splitlines() if '"listen_failed"' in x]
+    assert f'"key":"{which}.listen"' in line.replace(" ", "") and listen in line
+    assert "Traceback" not in proc.stderr

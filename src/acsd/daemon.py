@@ -193,6 +193,9 @@ async def serve(
     await cwmp_runner.setup()
     await api_runner.setup()
     await cwmp.start()
+    # (key, listen) of the listener being bound: the error line names it, as the
+    # supervisor's does with workers
+    binding = ("cwmp.listen", config.cwmp.listen)
     try:
         await web.TCPSite(
             cwmp_runner,
@@ -202,6 +205,7 @@ async def serve(
             reuse_port=worker is not None,
             backlog=CWMP_BACKLOG,
         ).start()
+        binding = ("api.listen", config.api.listen)
         await web.TCPSite(
             api_runner,
             config.api.host,
@@ -210,7 +214,7 @@ async def serve(
             reuse_port=worker is not None,
         ).start()
     except OSError as exc:
-        log.error("listen_failed", error=str(exc))
+        log.error("listen_failed", key=binding[0], listen=binding[1], error=str(exc))
         await cwmp.stop()
         await cwmp_runner.cleanup()
         await api_runner.cleanup()
