@@ -170,3 +170,25 @@ def test_second_signal_cuts_the_grace_short(daemon_factory):
     assert code == 0 and seconds < 8
     assert rows(daemon.db)["HURRY00001"] is not None
     wire.close()
+
+
+def test_readyz_says_not_ready_while_the_daemon_drains(daemon_factory):
+    # During the grace new Informs get 503, but /readyz went on answering 200
+    # {"ready": true}: a balancer kept sending routers to a daemon that turns them away.
+    import urllib.error
+    import urllib.request
+
+    daemon = daemon_factory(top={"shutdown_grace": 20.0})
+    with urllib.request.urlopen(daemon.api_url + "readyz", timeout=5) as answer:
+        assert answer.status == 200
+    open_session = wire_for(daemon.cwmp_url)
+    inform(open_session, "DRAIN00003")
+    daemon.proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: daemon.events("stopping"))
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(daemon.api_url + "readyz", timeout=5)
+    assert refused.value.code == 503
+    assert json.loads(refused.value.read()) == {"ready": False}
+    finish(open_session)
+    open_session.close()
+    assert daemon.proc.wait(timeout=30) == 0

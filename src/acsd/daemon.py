@@ -254,6 +254,7 @@ async def serve(
     for task in background:
         task.cancel()
     notify("STOPPING=1")
+    api_context.stopping = True
 
     # A second SIGTERM/SIGINT cuts the grace short (sessions are still committed).
     hurry = asyncio.Event()

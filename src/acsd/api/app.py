@@ -25,7 +25,10 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    store = request.app[CONTEXT].store
+    ctx = request.app[CONTEXT]
+    if ctx.stopping:  # new Informs get 503 now: a balancer must send routers elsewhere
+        return json_response({"ready": False}, status=503)
+    store = ctx.store
     try:
         ready = await store.ping()
     except Exception:

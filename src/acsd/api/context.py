@@ -28,6 +28,9 @@ class ApiContext:
     public_url: str | None = None
     #: [api] body_timeout: seconds a request's body may take to arrive
     body_timeout: float = 30.0
+    #: set at SIGTERM/SIGINT: the CWMP listener turns new sessions away (503) from then on,
+    #: so /readyz says not ready while the API still answers during the grace
+    stopping: bool = False
 
 
 CONTEXT = web.AppKey("acsd_context", ApiContext)
