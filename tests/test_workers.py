@@ -14,6 +14,7 @@ from acsd.cwmp.soap import Envelope, parse_envelope, render_envelope
 from conftest import run_cli, wait_for, write_config
 from cpe_steps import NS, TREE, answer_request
 from test_metrics import fetch, scrape
+from tlscerts import needs_openssl
 from wire import Wire, envelope, inform_body
 
 #: what acsd sets on every CPE, so that its SetParameterValues succeeds on the step CPE
@@ -482,3 +483,34 @@ def test_a_cpe_that_reconnects_while_the_service_stops_goes_on_within_the_grace(
     assert answer.status == 200, answer.text  # the session went on (a GetParameterValues)
     assert isinstance(parse_envelope(answer.body).body, rpc.GetParameterValues)
     wire.close()
+
+
+@needs_openssl
+def test_a_reload_gives_workers_restarted_later_the_new_tls_files(tmp_path):
+    # Every running worker reloads the certificate at its new path on SIGHUP, but the
+    # supervisor's copy of the configuration kept the old paths: a worker that died later
+    # came back serving the old certificate (or, with the old files gone, not at all).
+    import json
+
+    from acsd.config import load_config
+    from acsd.workers import Supervisor
+    from tlscerts import make_pki
+
+    pki = make_pki(tmp_path / "pki")
+    path = write_config(
+        tmp_path,
+        cwmp={"tls": {"cert": str(pki.server.cert), "key": str(pki.server.key)}},
+        api={"tls": {"cert": str(pki.server.cert), "key": str(pki.server.key)}},
+    )
+    supervisor = Supervisor(load_config(path), str(path))
+    supervisor.snapshot = tmp_path / "config.json"
+    path.write_text(
+        path.read_text()
+        .replace(str(pki.server.cert), str(pki.server2.cert))
+        .replace(str(pki.server.key), str(pki.server2.key))
+    )
+    supervisor._reload()
+    copy = json.loads(supervisor.snapshot.read_text())
+    for section in ("cwmp", "api"):
+        assert copy[section]["tls"]["cert"] == str(pki.server2.cert), section
+        assert copy[section]["tls"]["key"] == str(pki.server2.key), section

@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -121,6 +122,17 @@ def reserve(host: str, port: int) -> socket.socket:
 def _listen_value(sock: socket.socket) -> str:
     host, port = sock.getsockname()[:2]
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _reloaded_tls(running: Any, fresh: Any) -> Any:
+    """The TLS section a reload gives the workers: the new file paths, unless TLS or mTLS
+    is switched on or off (that, and ``min_version``, take a restart, as in the workers)."""
+    if bool(running.cert) != bool(fresh.cert):
+        return running
+    if bool(getattr(running, "client_ca", None)) != bool(getattr(fresh, "client_ca", None)):
+        return running
+    paths = {k: getattr(fresh, k) for k in ("cert", "key", "client_ca") if hasattr(fresh, k)}
+    return running.model_copy(update=paths)
 
 
 class Supervisor:
@@ -278,7 +290,18 @@ class Supervisor:
                 pass  # each worker names the error; the snapshot stays as it is
             else:
                 self.config = self.config.model_copy(
-                    update={"log": fresh.log, "profiles": fresh.profiles}
+                    update={
+                        "log": fresh.log,
+                        "profiles": fresh.profiles,
+                        # the TLS files at new paths, which every worker reloads now: a
+                        # worker restarted later must not come back with the old ones
+                        "cwmp": self.config.cwmp.model_copy(
+                            update={"tls": _reloaded_tls(self.config.cwmp.tls, fresh.cwmp.tls)}
+                        ),
+                        "api": self.config.api.model_copy(
+                            update={"tls": _reloaded_tls(self.config.api.tls, fresh.api.tls)}
+                        ),
+                    }
                 )
                 self._write_snapshot()
         # Only to workers that are up: one still starting has no handler yet (SIGHUP would
