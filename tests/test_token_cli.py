@@ -41,3 +41,14 @@ def test_token_names_are_one_line_of_text_of_limited_length(daemon):
     assert _token_lines(daemon) == before
     daemon.cli("token", "create", "--role", "ADMIN", "--name", "billing ünd co " + "n" * 185)
     assert "billing ünd co" in daemon.cli("token", "list").stdout
+
+
+def test_revoking_by_the_token_itself_does_not_echo_it(daemon):
+    # An operator who pasted the token instead of its ID got it printed back
+    # ("acsd: no active token acsd_..."): a bearer secret on the terminal and in logs.
+    secret = daemon.cli("token", "create", "--role", "ADMIN", "--name", "pasted").stdout.strip()
+    revoked = daemon.cli("token", "revoke", secret, check=False)
+    assert revoked.returncode == 1
+    assert secret not in revoked.stdout + revoked.stderr
+    assert secret[len("acsd_") :] not in revoked.stderr
+    assert "token list" in revoked.stderr

@@ -298,7 +298,7 @@ def _profile_check(args: argparse.Namespace) -> int:
 
 async def _token(args: argparse.Namespace, config: Config) -> int:
     from acsd import clock
-    from acsd.api.auth import create_token
+    from acsd.api.auth import TOKEN_PREFIX, create_token
     from acsd.audit import cli_record
     from acsd.ids import normal_id
 
@@ -342,6 +342,14 @@ async def _token(args: argparse.Namespace, config: Config) -> int:
             for row in rows:
                 print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
             return 0
+        if args.id.startswith(TOKEN_PREFIX):
+            # the secret itself, not its id: never echo it (terminals, logs, tickets)
+            print(
+                "acsd: that is a token itself, not its ID (not shown here);"
+                " `acsd token list` shows the IDs",
+                file=sys.stderr,
+            )
+            return 1
         token_id = normal_id(args.id)  # ids are accepted in any case
         entry = cli_record("token.revoke", "token", token_id)
         if not await store.revoke_token(token_id, audit=entry):
