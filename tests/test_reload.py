@@ -302,3 +302,24 @@ def test_a_config_file_that_is_not_utf8_is_a_config_error(daemon_factory):
         assert proc.stderr.splitlines() == [f"acsd: config error: {expected}; TOML files are UTF-8"]
     daemon.config.write_bytes(text)
     assert daemon.stop() == 0
+
+
+async def test_an_edited_cpe_credentials_file_is_named_as_needing_a_restart(tmp_path):
+    # The per-device credentials are read at start-up only. Editing the file (same path)
+    # and sending SIGHUP changed no key, so the reload said nothing, and the operator's
+    # new router kept failing authentication with no hint why.
+    from acsd.config import load_config
+    from acsd.provisioning.profiles import load_profiles
+    from acsd.reload import Profiles, Reloader
+    from conftest import write_config
+
+    creds = tmp_path / "cpe-credentials.toml"
+    creds.write_text('[devices]\nCRED000001 = "first-password"\n')
+    path = write_config(
+        tmp_path, cwmp={"auth": {"scheme": "digest", "credentials_file": str(creds)}}
+    )
+    reloader = Reloader(load_config(path), path, Profiles(load_profiles(None)), {})
+    assert "restart_needed" not in await reloader.reload()
+    creds.write_text(creds.read_text() + 'CRED000002 = "second-password"\n')
+    done = await reloader.reload()
+    assert done["restart_needed"] == ["cwmp.auth.credentials_file"]

@@ -11,6 +11,7 @@ kept, so a typo never takes the daemon down.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,16 @@ def changed_keys(old: BaseModel, new: BaseModel, prefix: str = "") -> Iterator[s
             yield f"{prefix}{name}"
 
 
+def _fingerprint(path: str | None) -> bytes | None:
+    """A digest of a file's contents (None: no file, or none readable)."""
+    if not path:
+        return None
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).digest()
+    except OSError:
+        return None
+
+
 class Reloader:
     """Runs one reload at a time; a SIGHUP during a reload runs another one after it."""
 
@@ -77,6 +88,9 @@ class Reloader:
         self.tls = tls
         self.on_profiles = on_profiles
         self.count = 0
+        # the per-device CPE credentials are read at start-up only: an edit of the file
+        # (its path unchanged, so no changed key) must not pass a reload in silence
+        self._credentials = _fingerprint(config.cwmp.auth.credentials_file)
         self._task: asyncio.Task[None] | None = None
         self._again = False
 
@@ -154,6 +168,11 @@ class Reloader:
             outcome["config"] = "log settings applied"
         log.debug("reload.config_changed", keys=changed)
         restart = sorted(k for k in changed_keys(self.started, config) if k not in RELOADABLE)
+        credentials = "cwmp.auth.credentials_file"
+        if credentials not in restart and (
+            _fingerprint(config.cwmp.auth.credentials_file) != self._credentials
+        ):
+            restart.append(credentials)  # its contents: the path is the same
         if restart:
             log.warning("reload.restart_needed", keys=restart)
             outcome["restart_needed"] = restart
