@@ -152,3 +152,21 @@ def test_a_backup_path_that_is_no_file_to_write_is_refused(daemon, tmp_path: Pat
             assert proc.returncode == 1 and proc.stdout == "", path
             assert proc.stderr.splitlines() == [message], path
     assert not (tmp_path / "newdir").exists() and list(locked.iterdir()) == []
+
+
+def test_a_backup_over_the_live_databases_own_files_is_refused(daemon, tmp_path: Path):
+    # "--force" onto acsd.db-wal replaced the running daemon's WAL with a whole database
+    # file: /readyz went false and every command said "file is not a database".
+    import json
+    import urllib.request
+
+    for suffix in ("", "-wal", "-shm"):
+        target = Path(f"{daemon.db}{suffix}")
+        assert target.exists(), target
+        refused = daemon.cli("db", "backup", str(target), "--force", check=False)
+        assert refused.returncode == 1, (suffix, refused.stdout)
+        assert "the backup target is the database" in refused.stderr
+        assert "--force" not in refused.stderr
+    with urllib.request.urlopen(daemon.api_url + "readyz", timeout=5) as answer:
+        assert json.loads(answer.read()) == {"ready": True}
+    assert daemon.cli("device", "list").returncode == 0

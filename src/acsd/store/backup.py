@@ -38,10 +38,17 @@ def backup(source: Path, target: Path, *, force: bool = False) -> BackupResult:
         raise BackupError(f"no database at {source}")
     if target.is_dir():  # (--force or not: a backup never replaces a directory)
         raise BackupError(f"{target} is a directory; give the file to write")
+    # Before the --force check, which would only invite the operator to force it. Its
+    # -wal, -shm and -journal files are the database too: a copy written over the WAL of
+    # a running daemon left "file is not a database".
+    live = source.resolve()
+    if target.resolve() == live:
+        raise BackupError("the backup target is the database itself")
+    for suffix in ("-wal", "-shm", "-journal"):
+        if target.resolve() == live.with_name(live.name + suffix):
+            raise BackupError(f"the backup target is the database's own {suffix[1:]} file")
     if target.exists() and not force:
         raise BackupError(f"{target} exists; use --force to replace it")
-    if target.resolve() == source.resolve():
-        raise BackupError("the backup target is the database itself")
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         raise BackupError(f"no directory {folder}")
