@@ -278,3 +278,13 @@ def test_a_listen_address_that_is_no_host_is_a_config_error_naming_the_key(tmp_p
     for listen in ("[::1]:7547", "127.0.0.1:7547", "localhost:7547", "0.0.0.0:0"):
         path.write_text(f'[cwmp]\nlisten = "{listen}"\n')
         assert run_cli("config", "check", "--config", str(path)).returncode == 0, listen
+
+
+def test_a_public_url_with_a_password_is_refused_without_echoing_it(tmp_path):
+    # The error quoted the whole URL, password included, to the terminal and the journal.
+    path = tmp_path / "pu.toml"
+    path.write_text('[api]\npublic_url = "https://admin:Hunter2Secret@acs.example.net"\n')
+    proc = run_cli("config", "check", "--config", str(path))
+    assert proc.returncode == 2
+    assert "api.public_url" in proc.stderr and "acs.example.net" in proc.stderr
+    assert "Hunter2Secret" not in proc.stderr + proc.stdout

@@ -291,7 +291,11 @@ class ApiConfig(_Listener):
             raise ValueError(f"{value!r}: {exc}") from None
         if url.scheme not in ("http", "https") or not url.host:
             raise ValueError(f"{value!r}: must be an http:// or https:// URL with a host")
-        if url.query_string or url.fragment or url.user is not None:
+        if url.user is not None or url.password is not None:
+            # (not echoed: the user part may hold a password)
+            shown = str(url.with_user(None))
+            raise ValueError(f"{shown!r} with a user part: no user or password belongs here")
+        if url.query_string or url.fragment:
             raise ValueError(f"{value!r}: no query, fragment or user part")
         return str(url).rstrip("/")
 
