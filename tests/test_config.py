@@ -288,3 +288,13 @@ def test_a_public_url_with_a_password_is_refused_without_echoing_it(tmp_path):
     assert proc.returncode == 2
     assert "api.public_url" in proc.stderr and "acs.example.net" in proc.stderr
     assert "Hunter2Secret" not in proc.stderr + proc.stdout
+
+
+def test_a_bad_realm_is_explained_not_shown_as_a_regex(tmp_path):
+    # It said: cwmp.auth.realm: String should match pattern '^[^"\\\x00-\x1f]+$'
+    path = tmp_path / "realm.toml"
+    path.write_text('[cwmp.auth]\nrealm = "ACS \\"one\\""\n')
+    proc = run_cli("config", "check", "--config", str(path))
+    assert proc.returncode == 2
+    assert "cwmp.auth.realm" in proc.stderr and "double quote" in proc.stderr
+    assert "pattern" not in proc.stderr

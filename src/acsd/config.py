@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -121,7 +122,7 @@ class CwmpAuthConfig(_Section):
     """``[cwmp.auth]``: how CPEs prove who they are (see ``acsd.cwmp.auth``)."""
 
     scheme: Literal["none", "basic", "digest"] = "none"
-    realm: str = Field("acsd", min_length=1, max_length=128, pattern=r'^[^"\\\x00-\x1f]+$')
+    realm: str = Field("acsd", min_length=1, max_length=128)
     username: str = ""
     password: str = ""
     #: challenge order: CPEs whose HTTP client reads only the first challenge get MD5
@@ -137,6 +138,15 @@ class CwmpAuthConfig(_Section):
     allow_basic_without_tls: bool = False
 
     _split_algorithms = field_validator("algorithms", mode="before")(_comma_list)
+
+    @field_validator("realm")
+    @classmethod
+    def _check_realm(cls, value: str) -> str:
+        # it is quoted in the challenge header: a quote, backslash or control character
+        # would break it (the regex pydantic would name instead is no help to an operator)
+        if re.search(r'["\\\x00-\x1f]', value):
+            raise ValueError("must not hold a double quote, a backslash or control characters")
+        return value
 
     @field_validator("algorithms")
     @classmethod
