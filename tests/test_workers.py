@@ -514,3 +514,57 @@ def test_a_reload_gives_workers_restarted_later_the_new_tls_files(tmp_path):
     for section in ("cwmp", "api"):
         assert copy[section]["tls"]["cert"] == str(pki.server2.cert), section
         assert copy[section]["tls"]["key"] == str(pki.server2.key), section
+
+
+def test_a_stop_signal_that_reaches_every_process_keeps_the_grace(tmp_path):
+    # systemd's default KillMode=control-group sends SIGTERM to the supervisor *and* to
+    # every worker (as Ctrl-C's SIGINT reaches the whole process group). The supervisor
+    # then forwarded its own SIGTERM: each worker took it for the second signal and cut
+    # the grace short, abandoning every open session at once.
+    import json
+    import subprocess
+    import threading
+
+    from conftest import acsd_cmd
+    from cpe_steps import finish, inform, wire_for
+
+    config = write_config(tmp_path, top={"workers": 2, "shutdown_grace": 20.0})
+    proc = subprocess.Popen(
+        acsd_cmd("serve", "--config", str(config)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        start_new_session=True,  # its own process group, as the unit's cgroup is
+    )
+    lines: list[dict] = []
+
+    def pump() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            with contextlib.suppress(ValueError):
+                lines.append(json.loads(line))
+
+    threading.Thread(target=pump, daemon=True).start()
+    try:
+        wait_for(lambda: any(e.get("event") == "workers.ready" for e in lines), timeout=30)
+        [starting] = [e for e in lines if e.get("event") == "workers.starting"]
+        wire = wire_for(f"http://{starting['cwmp']}/")
+        inform(wire, "KILLGRP001")
+        # What systemd does, in the order that lost the grace: the workers have taken
+        # their SIGTERM when the supervisor's forwarded one arrives.
+        [ready] = [e for e in lines if e.get("event") == "workers.ready"]
+        for pid in ready["pids"]:
+            os.kill(pid, signal.SIGTERM)
+        wait_for(lambda: len([e for e in lines if e.get("event") == "stopping"]) == 2)
+        os.kill(proc.pid, signal.SIGTERM)
+        wait_for(lambda: any(e.get("event") == "workers.stopping" for e in lines))
+        time.sleep(1.0)  # the forwarded signal has arrived by now
+        assert "GetParameterValues" in finish(wire), "the open session was cut off"
+        wire.close()
+        assert proc.wait(timeout=40) == 0
+        assert not [e for e in lines if e.get("event") == "cwmp.drain_abandon"]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

@@ -226,6 +226,18 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # A second SIGTERM/SIGINT cuts the grace short (sessions are still committed). A
+    # supervised worker gets that from its supervisor as SIGUSR1: SIGTERM may reach it
+    # twice for one stop (systemd's KillMode=control-group signals every process of the
+    # service, and the supervisor forwards its own; Ctrl-C reaches the process group).
+    hurry = asyncio.Event()
+    if worker is not None:
+
+        def hurry_up() -> None:
+            hurry.set()
+            stop.set()
+
+        loop.add_signal_handler(signal.SIGUSR1, hurry_up)
 
     def new_profiles(current: ProfileSet) -> None:
         api_context.profiles = current
@@ -256,10 +268,11 @@ async def serve(
     notify("STOPPING=1")
     api_context.stopping = True
 
-    # A second SIGTERM/SIGINT cuts the grace short (sessions are still committed).
-    hurry = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, hurry.set)
+        if worker is None:
+            loop.add_signal_handler(sig, hurry.set)
+        else:  # one stop, however many copies of its signal arrive (see above)
+            loop.add_signal_handler(sig, lambda: None)
     loop.add_signal_handler(signal.SIGHUP, lambda: log.info("reload.skipped", reason="stopping"))
     log.info("stopping", open_sessions=len(cwmp.sessions), grace=config.shutdown_grace)
     await reloader.wait()

@@ -316,7 +316,10 @@ class Supervisor:
 
     def _stop(self) -> None:
         if self.stopping.is_set():
-            self._forward(signal.SIGTERM)  # the second one: workers cut their grace short
+            # The second one: workers cut their grace short. Not SIGTERM: a worker may get
+            # that twice for one stop (systemd signals the whole service; Ctrl-C the
+            # process group), and must not take the copy for a second signal.
+            self._forward(signal.SIGUSR1)
         self.stopping.set()
 
     async def _reap_all(self) -> None:
