@@ -10,6 +10,7 @@ import socket
 from urllib.parse import urlsplit
 
 import pytest
+
 from api_world import token
 
 APN_PATH = b"/v1/accounts/HDRBYTES/networks/fleet/devices/apns"
