@@ -568,3 +568,21 @@ def test_a_stop_signal_that_reaches_every_process_keeps_the_grace(tmp_path):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def test_a_changed_listen_address_is_named_on_reload_with_workers(tmp_path, capsys):
+    # The workers read the file with the supervisor's ACSD_CWMP_LISTEN/ACSD_API_LISTEN
+    # (the ports it bound), so a new address in the file was named by nobody: the reload
+    # said "restart needed" for every other key but this one.
+    from acsd.config import load_config
+    from acsd.workers import Supervisor
+
+    path = write_config(tmp_path, top={"workers": 2})
+    supervisor = Supervisor(load_config(path), str(path))
+    supervisor.snapshot = tmp_path / "config.json"
+    path.write_text(path.read_text().replace('listen = "127.0.0.1:0"', 'listen = "[::1]:0"', 1))
+    capsys.readouterr()
+    supervisor._reload()
+    said = capsys.readouterr()
+    lines = [line for line in (said.out + said.err).splitlines() if "restart_needed" in line]
+    assert lines and "cwmp.listen" in lines[0], said

@@ -138,6 +138,9 @@ def _reloaded_tls(running: Any, fresh: Any) -> Any:
 class Supervisor:
     def __init__(self, config: Config, config_path: str | None) -> None:
         self.config = config
+        # the addresses as configured (self.config gets the ports bound): the workers
+        # cannot see a change of them, which the supervisor's ACSD_*_LISTEN hides
+        self.listens = {"cwmp.listen": config.cwmp.listen, "api.listen": config.api.listen}
         self.config_path = config_path
         self.procs: dict[int, asyncio.subprocess.Process] = {}
         self.ready: set[int] = set()  # pids that sent READY=1
@@ -289,6 +292,10 @@ class Supervisor:
             except ConfigError:
                 pass  # each worker names the error; the snapshot stays as it is
             else:
+                now = {"cwmp.listen": fresh.cwmp.listen, "api.listen": fresh.api.listen}
+                moved = [key for key, value in now.items() if value != self.listens[key]]
+                if moved:
+                    log.warning("reload.restart_needed", keys=moved)
                 self.config = self.config.model_copy(
                     update={
                         "log": fresh.log,
