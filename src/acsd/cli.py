@@ -273,10 +273,7 @@ def _realm_problem(realm: str) -> str | None:
     try:
         CwmpAuthConfig(realm=realm)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        if error["type"] == "string_pattern_mismatch":  # the pattern itself says little
-            return "no double quote, backslash or control character may be in a realm"
-        return error["msg"]
+        return exc.errors()[0]["msg"].removeprefix("Value error, ")  # (pydantic's prefix)
     return None
 
 

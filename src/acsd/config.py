@@ -145,7 +145,7 @@ class CwmpAuthConfig(_Section):
         # it is quoted in the challenge header: a quote, backslash or control character
         # would break it (the regex pydantic would name instead is no help to an operator)
         if re.search(r'["\\\x00-\x1f]', value):
-            raise ValueError("must not hold a double quote, a backslash or control characters")
+            raise ValueError("no double quote, backslash or control character may be in a realm")
         return value
 
     @field_validator("algorithms")
