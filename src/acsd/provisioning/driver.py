@@ -68,6 +68,8 @@ from acsd.provisioning.plan import (
     needed_by_group,
     plan_changes,
     row_changes,
+    row_fault_path,
+    row_signature,
     stopped_groups,
     table_at,
 )
@@ -1048,17 +1050,20 @@ class ProvisioningDriver:
                 apply.plan.rows.setdefault(row.table, {})[row.key] = response.instance_number
                 apply.added[f"{row.object}{number}."] = (row.table, row.key)
                 fields = row_changes(row.table, spec, response.instance_number, row.row)
+                for field in fields:  # a refused field is the row's fault, not the number's
+                    field.fault_path = row_fault_path(row.object, row.key)
+                    field.fault_value = row_signature(row.row)
                 optional = group_of(row.table) and not needed_by_group(row.table)
                 (apply.deferred if optional else apply.changes).extend(fields)
             elif isinstance(response, rpc.AddObjectResponse):
                 # 0, -1, a number already in use: setting the row's fields there would
                 # write over another row. The row is tried again after the back-off.
-                change = Change(setting, row.object, str(row.row), "object")
+                change = self._row_fault(setting, row)
                 reason = f"AddObject answered instance {number}, which is not a new one"
                 apply.outcome.faulted.append((change, 9002, reason))
                 self._drop_broken_groups()
             elif isinstance(response, rpc.Fault):
-                change = Change(setting, row.object, str(row.row), "object")
+                change = self._row_fault(setting, row)
                 apply.outcome.faulted.append((change, response.code, response.string))
                 self._drop_broken_groups()
         elif isinstance(request, rpc.SetParameterValues):
@@ -1076,6 +1081,14 @@ class ProvisioningDriver:
                 for name in [n for n in self.values if n.startswith(path)]:
                     del self.values[name]
                 self._flat_values = None
+
+    @staticmethod
+    def _row_fault(setting: str, row: Any) -> Change:
+        """What an AddObject the CPE refused is remembered as: a fault of the row."""
+        change = Change(setting, row.object, str(row.row), "object")
+        change.fault_path = row_fault_path(row.object, row.key)
+        change.fault_value = row_signature(row.row)
+        return change
 
     def _new_instance(self, row: Any, number: int) -> bool:
         """True for an instance number a CPE can have just created (unsignedInt, not 0,

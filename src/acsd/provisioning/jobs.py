@@ -85,18 +85,27 @@ def record_outcome(
 ) -> None:
     for change in outcome.applied:
         memory["faults"].pop(change.path, None)
+        if change.fault_path is not None:
+            memory["faults"].pop(change.fault_path, None)
         for path in change.clears:
             memory["secrets"].pop(path, None)
         if change.secret:
             memory["secrets"][change.path] = value_hash(change.path, change.value)
+    counted: set[str] = set()
     for change, code, message in outcome.faulted:
-        previous = memory["faults"].get(change.path)
-        digest = value_hash(change.path, change.value)
+        memory["secrets"].pop(change.path, None)
+        key = fault_key(change)
+        if key in counted:
+            continue  # two refused fields of one new row: one attempt of that row
+        counted.add(key)
+        previous = memory["faults"].get(key)
+        value = change.value if change.fault_path is None else change.fault_value or ""
+        digest = value_hash(key, value)
         attempts = 1
         if previous and previous.get("hash") == digest:
             attempts = int(previous.get("attempts", 0)) + 1
         delay = min(policy.cap, policy.base * 2 ** (attempts - 1))
-        memory["faults"][change.path] = {
+        entry = {
             "setting": change.setting,
             "code": code,
             "message": message,
@@ -104,7 +113,14 @@ def record_outcome(
             "nextRetry": now + delay,
             "hash": digest,
         }
-        memory["secrets"].pop(change.path, None)
+        if key != change.path:
+            entry["parameter"] = change.path  # what the CPE refused, for the job
+        memory["faults"][key] = entry
+
+
+def fault_key(change: Change) -> str:
+    """Where the fault of ``change`` is kept in the memory's ``faults``."""
+    return change.path if change.fault_path is None else change.fault_path
 
 
 #: the job's note after a SetParameterValues answered with Status 1
@@ -131,7 +147,7 @@ def close_job(
         faults.append(entry)
         exhausted = exhausted and entry["attempts"] >= policy.max_attempts
     for change, code, message in outcome.faulted:
-        fault = memory["faults"][change.path]
+        fault = memory["faults"][fault_key(change)]
         faults.append(
             {
                 "setting": change.setting,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -38,6 +39,12 @@ class Change:
     #: parameters whose remembered secret no longer says what the CPE holds once this
     #: change is applied (the passphrase, when the raw key is written, and back)
     clears: tuple[str, ...] = ()
+    #: where a fault of this change is remembered when that is not ``path``: a field of a
+    #: row added this session is remembered by its row (row_fault_path, with the whole
+    #: row's row_signature as ``fault_value``), since the instance number is new at every
+    #: AddObject and a fault kept under it would never wait nor count up
+    fault_path: str | None = None
+    fault_value: str | None = None
 
 
 @dataclass(slots=True)
@@ -83,6 +90,16 @@ class Plan:
 def value_hash(path: str, value: str) -> str:
     """What acsd remembers of a secret it applied (passwords read back empty)."""
     return hashlib.sha256(f"{path}\0{value}".encode()).hexdigest()[:32]
+
+
+def row_fault_path(table_object: str, key: str) -> str:
+    """Where the fault of a row acsd adds is remembered: its table and its key."""
+    return f"{table_object}[{key}]"
+
+
+def row_signature(row: Mapping[str, Any]) -> str:
+    """The desired row as one value: a fault waits while the row stays what it was."""
+    return json.dumps(row, sort_keys=True, default=str)
 
 
 def mac_key(value: str) -> str:
@@ -507,7 +524,7 @@ def _held_back(
         return False  # never faulted, or the operator changed the value since: try it
     entry = {
         "setting": setting,
-        "parameter": path,
+        "parameter": fault.get("parameter", path),
         "code": fault.get("code"),
         "message": fault.get("message", ""),
         "attempts": fault.get("attempts", 0),
@@ -556,7 +573,13 @@ def _plan_table(
         wanted_keys.add(key)
         instance = by_key.get(key)
         if instance is None:
-            plan.adds.append(RowAdd(table, spec.object, key, row))
+            # a row the CPE refused (AddObject, or its fields) waits for its back-off
+            setting = f"{table}[{row[spec.key]}]"
+            fault_path = row_fault_path(spec.object, key)
+            if not _held_back(
+                plan, faults, setting, fault_path, row_signature(row), now, max_attempts
+            ):
+                plan.adds.append(RowAdd(table, spec.object, key, row))
             continue
         held[key] = instance
         current = existing[instance]
