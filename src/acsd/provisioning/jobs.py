@@ -56,12 +56,16 @@ def new_memory(memory: dict[str, Any] | None, *, bootstrap: bool) -> dict[str, A
         "lineDns": None,
         #: most names per GetParameterValues: an answer to more was over cwmp.max_body
         "readChunk": None,
+        #: path -> hash of a value written there and in how many planning sessions in a
+        #: row (count_writes; plan._bounced gives up a value the CPE does not keep)
+        "bounces": {},
     }
     if memory:
         out.update({k: v for k, v in memory.items() if k in out})
         out["secrets"] = dict(out["secrets"] or {})
         out["faults"] = dict(out["faults"] or {})
         out["faultedAlone"] = list(out["faultedAlone"] or [])
+        out["bounces"] = dict(out["bounces"] or {})
         chunk = out["readChunk"]
         # a stored value that is no count of names (a hand-edited row) reads as none
         if type(chunk) is not int or chunk < 1:
@@ -76,6 +80,7 @@ def new_memory(memory: dict[str, Any] | None, *, bootstrap: bool) -> dict[str, A
         # A factory reset forgets everything the CPE held; faults may not hold any more.
         out["secrets"] = {}
         out["faults"] = {}
+        out["bounces"] = {}
         out["appliedRevision"] = None
     return out
 
@@ -140,6 +145,7 @@ def close_job(
     """Settle the job after a session that planned; returns (device state, jobs).
     ``rebooted``: the CPE (re)booted before this session, which puts in effect what it
     said it would apply after a reboot."""
+    count_writes(memory, plan, outcome)
     faults = list(plan.refused)  # final: only a change of the record or the CPE helps
     faults += plan.pending
     exhausted = not plan.pending
@@ -193,6 +199,25 @@ def close_job(
     if state == PENDING:
         return "PROVISIONING", 1
     return "ACTIVE", 0
+
+
+def count_writes(memory: dict[str, Any], plan: Plan, outcome: Outcome) -> None:
+    """``bounces``: in how many planning sessions in a row each value was written (and
+    taken). A session that does not write a value again, because the CPE holds it, ends
+    its count; values given up for not being kept (Plan.bounced) stay counted. So only
+    the values of the last planning session are kept, a few dozen at most."""
+    previous = memory.get("bounces") or {}
+    counts = {path: previous[path] for path in plan.bounced if path in previous}
+    for change in outcome.applied:
+        if change.secret or change.fault_path is not None:
+            continue  # secrets read back empty; a new row's instance is new every time
+        digest = value_hash(change.path, change.value)
+        entry = previous.get(change.path)
+        count = 1
+        if entry and entry.get("hash") == digest:
+            count = int(entry.get("count", 0)) + 1
+        counts[change.path] = {"hash": digest, "count": count}
+    memory["bounces"] = counts
 
 
 def forget_reboot_note(memory: dict[str, Any], now: float) -> bool:

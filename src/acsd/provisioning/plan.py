@@ -81,6 +81,9 @@ class Plan:
     #: what keeps the job from being done this time but may not next time (unread
     #: settings still to apply): faults of a PENDING job, whatever else was refused
     pending: list[dict[str, Any]] = field(default_factory=list)
+    #: parameters whose value is given up because the CPE does not keep it (_bounced):
+    #: the memory keeps counting them (jobs.count_writes)
+    bounced: list[str] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -322,6 +325,7 @@ def plan_changes(
     plan = Plan()
     secrets: Mapping[str, str] = memory.get("secrets", {})
     faults: Mapping[str, Any] = memory.get("faults", {})
+    bounces: Mapping[str, Any] = memory.get("bounces") or {}
 
     read: dict[str, dict[int, dict[str, str]]] = {}
 
@@ -383,6 +387,10 @@ def plan_changes(
                 continue
             if _held_back(plan, faults, key, target.path, wanted, now, max_attempts):
                 continue
+            if not force and _bounced(
+                plan, bounces, key, target.path, wanted, values.get(target.path), max_attempts
+            ):
+                continue
             # the other forms' parameters (a passphrase beside the raw key) no longer hold
             # what acsd remembers once this one is written
             clears = tuple(t.path for t in targets if t.form is not None and t is not target)
@@ -405,7 +413,9 @@ def plan_changes(
             if rows or spec.object in unreadable:
                 _not_applied(plan, table, lack, spec.object in unreadable)
             continue
-        _plan_table(plan, table, spec, rows, rows_read(table), faults, force, now, max_attempts)
+        _plan_table(
+            plan, table, spec, rows, rows_read(table), faults, bounces, force, now, max_attempts
+        )
     _hold_groups(plan, profile)
     return plan
 
@@ -539,6 +549,48 @@ def _held_back(
     return False
 
 
+def _bounced(
+    plan: Plan,
+    bounces: Mapping[str, Any],
+    setting: str,
+    path: str,
+    wanted: str,
+    current: str | None,
+    max_attempts: int,
+) -> bool:
+    """Whether ``wanted`` was written at ``path`` in as many sessions in a row as the retry
+    policy allows, each taken by the CPE (SetParameterValues answered) and read back as
+    something else the next time: a value it normalises or silently refuses. Writing it
+    once more would not help (cwmp-reference 9.7): it is given up, and the job says what
+    the CPE holds instead. A value changed by hand between sessions that hold it is no
+    such thing: a session that finds it held starts the count again (jobs.count_writes)."""
+    entry = bounces.get(path)
+    if not entry or entry.get("hash") != value_hash(path, wanted):
+        return False
+    count = int(entry.get("count", 0))
+    if count < max_attempts:
+        return False
+    plan.failed.append(
+        {
+            "setting": setting,
+            "parameter": path,
+            "code": None,
+            "message": f"the CPE holds {_shown(current)} after {count} writes of "
+            f"{_shown(wanted)}: it changes or silently refuses this value",
+            "attempts": count,
+            "nextRetry": None,
+        }
+    )
+    plan.bounced.append(path)
+    return True
+
+
+def _shown(value: str | None) -> str:
+    if value is None:
+        return "no value"
+    return repr(value if len(value) <= 64 else value[:64] + "...")
+
+
 def _plan_table(
     plan: Plan,
     table: str,
@@ -546,6 +598,7 @@ def _plan_table(
     rows: list[dict[str, Any]],
     existing: Mapping[int, Mapping[str, str]],
     faults: Mapping[str, Any],
+    bounces: Mapping[str, Any],
     force: bool,
     now: float,
     max_attempts: int,
@@ -595,6 +648,16 @@ def _plan_table(
                 continue
             if _held_back(
                 plan, faults, change.setting, change.path, change.value, now, max_attempts
+            ):
+                continue
+            if not force and _bounced(
+                plan,
+                bounces,
+                change.setting,
+                change.path,
+                change.value,
+                current.get(leaf),
+                max_attempts,
             ):
                 continue
             plan.changes.append(change)

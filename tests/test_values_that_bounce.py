@@ -1,0 +1,91 @@
+"""A value the router takes (SetParameterValues answers 0) but then holds otherwise: it
+normalises it (an SSID's outer spaces stripped) or silently keeps its own (a lease time it
+will not have). Writing it again every session never helps: cwmp-reference 9.7 says stop
+after N attempts and raise a per-device fault. acsd wrote it in every session for ever,
+with the job DONE and the device ACTIVE, so the operator never learnt that the router does
+not hold what was asked; on a setting that needs a reboot, the router rebooted in every
+session."""
+
+from __future__ import annotations
+
+import copy
+
+from acsd.sim.runner import Simulation
+from acsd.sim.template import PathRules
+from api_world import seed_body
+
+SSID2 = "Device.WiFi.SSID.2.SSID"
+LEASE = "InternetGatewayDevice.LANDevice.1.LANHostConfigManagement.DHCPLeaseTime"
+
+
+async def test_an_ssid_the_router_strips_is_written_n_times_then_reported(daemon_factory):
+    daemon = daemon_factory(provisioning={"retry_max_attempts": 3})
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="BS")
+    serial = sim.routers[0].serial
+    router = sim.router(serial)
+    template = copy.copy(router.tree.template)
+    template.store = PathRules({SSID2: "strip"})  # this firmware strips an SSID's spaces
+    router.tree.template = template
+    body = seed_body(serial, "192.168.1")
+    body["wifi"]["ssid5G"] = "Need4Speed "
+    daemon.apply(body)
+
+    writes = 0
+    for _ in range(6):
+        assert (await sim.run_once()).ok == 1
+        writes += any(SSID2 in dict(spv) for spv in router.stats.spv[-1:]) and (
+            "SetParameterValues" in router.stats.rpcs[-1]
+        )
+    assert router.tree.get(SSID2) == "Need4Speed"
+    assert writes == 3  # retry_max_attempts, then no more
+    device = daemon.device_json(serial)
+    job = device["job"]
+    assert job["state"] == "FAILED", job
+    [fault] = job["faults"]
+    assert fault["setting"] == "wifi.5g.ssid" and fault["parameter"] == SSID2
+    assert "'Need4Speed'" in fault["message"] and fault["attempts"] == 3
+    # The rest of the settings hold, and the device is not stuck in PROVISIONING.
+    assert device["state"] == "ACTIVE" and device["jobs"] == 0
+
+    # A value the router can hold is written at once, and the fault goes.
+    body["wifi"]["ssid5G"] = "Need4Speed"
+    daemon.apply(body)
+    assert (await sim.run_once()).ok == 1
+    job = daemon.device_json(serial)["job"]
+    assert job["state"] == "DONE" and job["faults"] == []
+
+
+async def test_a_value_put_back_by_hand_now_and_then_is_no_bounce(daemon_factory):
+    # Drift correction stays: a value changed by hand is put back however often that
+    # happens, as long as the router holds it after each write.
+    daemon = daemon_factory(provisioning={"retry_max_attempts": 2})
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="BH")
+    serial = sim.routers[0].serial
+    router = sim.router(serial)
+    daemon.apply(seed_body(serial, "192.168.1"))
+    assert (await sim.run_once()).ok == 1
+    for _ in range(4):
+        router.set_local(SSID2, "Changed by hand")
+        assert (await sim.run_once()).ok == 1
+        assert router.tree.get(SSID2) == "Need4Speed"
+        assert (await sim.run_once()).ok == 1  # holds
+    job = daemon.device_json(serial)["job"]
+    assert job["state"] == "DONE" and job["faults"] == []
+
+
+async def test_a_setting_that_needs_a_reboot_does_not_reboot_the_router_for_ever(daemon):
+    # Zyxel applies a new lease time after a reboot; firmware that silently keeps its own
+    # would otherwise be rebooted in every session.
+    sim = Simulation(daemon.cwmp_url, ["zyxel-vmg8825"], 1, serial_prefix="BZ")
+    serial = sim.routers[0].serial
+    router = sim.router(serial)
+    daemon.apply(seed_body(serial, "192.168.1"))
+    reboots = 0
+    for _ in range(8):
+        assert (await sim.run_once()).ok == 1
+        reboots += router.stats.rpcs[-1].count("Reboot")
+        router.tree.values[LEASE] = "86400"  # the firmware keeps its own lease time
+    assert reboots == 5  # retry_max_attempts (default 5)
+    job = daemon.device_json(serial)["job"]
+    assert job["state"] == "FAILED"
+    assert [f["parameter"] for f in job["faults"]] == [LEASE]
