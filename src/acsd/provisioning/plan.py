@@ -151,10 +151,11 @@ def field_value(spec: TableField, value: Any) -> str:
 
 
 def same_value(type_: str, current: str, wanted: str) -> bool:
-    """Equal as the CPE means them: booleans 1/true, numbers, lists with or without spaces
-    after their commas, references with or without their trailing dot (TR-181 2.17's own
-    examples have one), an unset IPv4 address empty or 0.0.0.0. Any other space counts:
-    "Sky Net" is another SSID than "SkyNet"."""
+    """Equal as the CPE means them: booleans 1/true, numbers, lists of addresses with or
+    without spaces after their commas, references with or without their trailing dot
+    (TR-181 2.17's own examples have one), an unset IPv4 address empty or 0.0.0.0. Any
+    other space counts:
+    "Sky Net" is another SSID than "SkyNet", and "Cafe, Bar" than "Cafe,Bar"."""
     if type_ == "xsd:boolean":
         return (current.strip().lower() in _TRUE) == (wanted.strip().lower() in _TRUE)
     if type_ in _INT_TYPES:
@@ -176,12 +177,23 @@ _ROOTS = ("Device.", "InternetGatewayDevice.")
 
 
 def _list_items(text: str) -> str:
-    """A comma-separated list without the spaces around its items ("a, b" -> "a,b"); text
-    without a comma as it is. (An SSID with ", " in it then matches one with "," alone: a
-    rarer case than a CPE that writes its DNS servers back with spaces.)"""
+    """A comma-separated list of addresses (DNS servers, routers) without the spaces
+    around its items ("a, b" -> "a,b"); any other text as it is: an SSID "Cafe, Bar" is
+    another name than "Cafe,Bar"."""
     if "," not in text:
         return text
-    return ",".join(item.strip() for item in text.split(","))
+    items = [item.strip() for item in text.split(",")]
+    if not all(_is_address(item) for item in items if item):
+        return text
+    return ",".join(items)
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 #: settings that go only with the rest of their group but that it works without: a line
