@@ -83,3 +83,35 @@ async def test_a_refused_reservation_waits_for_its_back_off(daemon):
     job = daemon.device_json(serial)["job"]
     assert job["state"] == "PENDING"
     assert [f["attempts"] for f in job["faults"]] == [1]
+
+
+async def test_a_refused_delete_waits_for_its_back_off_and_is_given_up(daemon_factory, monkeypatch):
+    # A router that refuses to delete a reservation (9001) got a DeleteObject in every
+    # session, whatever the job said of the next retry, and after the job had FAILED.
+    from acsd.cwmp import rpc
+    from acsd.sim import cpe as sim_cpe
+    from acsd.sim.tree import CwmpFault
+
+    daemon = daemon_factory(provisioning={"retry_base": 3600, "retry_max_attempts": 2})
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="RD")
+    serial = sim.routers[0].serial
+    router = sim.router(serial)
+    body = seed_body(serial, "192.168.1")
+    daemon.apply(body)
+    assert (await sim.run_once()).ok == 1
+
+    def refuse(self, request):
+        raise CwmpFault(9001, "Request denied")
+
+    monkeypatch.setitem(sim_cpe._HANDLERS, rpc.DeleteObject, refuse)
+    body["dhcp"]["reservedClients"] = []
+    daemon.apply(body)
+    assert (await sim.run_once()).ok == 1
+    assert "DeleteObject" in router.stats.rpcs[-1]
+    job = daemon.device_json(serial)["job"]
+    assert job["state"] == "PENDING" and job["faults"][0]["code"] == 9001
+    # the retry is an hour away: the next sessions leave the row alone
+    for _ in range(2):
+        assert (await sim.run_once()).ok == 1
+        assert router.stats.rpcs[-1] == ["GetParameterValues"]
+    assert daemon.device_json(serial)["job"]["faults"][0]["attempts"] == 1

@@ -616,6 +616,12 @@ def _plan_table(
     max_attempts: int,
 ) -> None:
     key_field = spec.fields[spec.key]
+
+    def delete(path: str) -> None:
+        # a DeleteObject the CPE refused waits for its back-off like any other fault
+        if not _held_back(plan, faults, "delete", path, "", now, max_attempts):
+            plan.deletes.append(path)
+
     if reason := _unowned(spec, existing):
         if rows:
             plan.unsupported.append({"setting": table, "reason": reason})
@@ -628,7 +634,7 @@ def _plan_table(
             continue  # the CPE's own row (made by its DHCP client, an IPv6 server)
         key = row_key(spec, existing[instance].get(key_field.param, ""))
         if key in by_key or not key:
-            plan.deletes.append(f"{spec.object}{instance}.")  # duplicate or empty row
+            delete(f"{spec.object}{instance}.")  # duplicate or empty row
         else:
             by_key[key] = instance
     wanted_keys = set()
@@ -675,7 +681,7 @@ def _plan_table(
             plan.changes.append(change)
     for key, instance in by_key.items():
         if key not in wanted_keys:
-            plan.deletes.append(f"{spec.object}{instance}.")
+            delete(f"{spec.object}{instance}.")
 
 
 def _existing_rows(spec: TableSpec, values: Mapping[str, str]) -> dict[int, dict[str, str]]:
