@@ -582,13 +582,16 @@ def _bounced(
     count = int(entry.get("count", 0))
     if count < max_attempts:
         return False
+    if "password" in setting:  # a profile that forgot `secret`: no password in the job
+        held = f"another value after {count} writes of this one"
+    else:
+        held = f"{_shown(current)} after {count} writes of {_shown(wanted)}"
     plan.failed.append(
         {
             "setting": setting,
             "parameter": path,
             "code": None,
-            "message": f"the CPE holds {_shown(current)} after {count} writes of "
-            f"{_shown(wanted)}: it changes or silently refuses this value",
+            "message": f"the CPE holds {held}: it changes or silently refuses this value",
             "attempts": count,
             "nextRetry": None,
         }
