@@ -762,6 +762,17 @@ def test_a_digest_response_that_is_not_utf8_is_401_not_500(daemon_factory):
     assert devices(daemon) == []
 
 
+def _session_done(daemon, serial: str) -> Wire:
+    """A connection on which ``serial`` authenticated and ended its session (the cookie
+    dropped, as a proxy's next router would have none)."""
+    wire, answer = first_challenge(daemon, serial)
+    header = digest_header(challenges(answer)[-1], serial, PASSWORD)
+    assert wire.post(inform(serial), headers={"Authorization": header}).status == 200
+    drive_to_end(wire, wire.post(None), "urn:dslforum-org:cwmp-1-0")
+    wire.cookie = None
+    return wire
+
+
 def test_a_second_router_on_an_authenticated_connection_is_checked_by_its_own_header(
     daemon_factory,
 ):
@@ -771,11 +782,7 @@ def test_a_second_router_on_an_authenticated_connection_is_checked_by_its_own_he
     identity: 403 "authenticated as 'AUTH000A'", and a failure counted against AUTH000A
     (enough of them lock AUTH000A out of that address with 429)."""
     daemon = acs(daemon_factory, DIGEST)
-    wire, answer = first_challenge(daemon, "AUTH000A")
-    header = digest_header(challenges(answer)[-1], "AUTH000A", PASSWORD)
-    assert wire.post(inform("AUTH000A"), headers={"Authorization": header}).status == 200
-    drive_to_end(wire, wire.post(None), "urn:dslforum-org:cwmp-1-0")
-    wire.cookie = None
+    wire = _session_done(daemon, "AUTH000A")
     # The second router's nonce (the proxy passed its first request on another connection).
     _other, answer = first_challenge(daemon, "AUTH000B")
     header = digest_header(challenges(answer)[-1], "AUTH000B", PASSWORD)
@@ -793,11 +800,7 @@ def test_a_second_router_without_credentials_on_an_authenticated_connection_is_c
     no Authorization header. It used to pass as the first router and get 403 (with a
     failure counted against that router) where a challenge was due."""
     daemon = acs(daemon_factory, DIGEST)
-    wire, answer = first_challenge(daemon, "AUTH000A")
-    header = digest_header(challenges(answer)[-1], "AUTH000A", PASSWORD)
-    assert wire.post(inform("AUTH000A"), headers={"Authorization": header}).status == 200
-    drive_to_end(wire, wire.post(None), "urn:dslforum-org:cwmp-1-0")
-    wire.cookie = None
+    wire = _session_done(daemon, "AUTH000A")
     answer = wire.post(inform("AUTH000B"))
     assert answer.status == 401 and challenges(answer), answer.text
     header = digest_header(challenges(answer)[-1], "AUTH000B", PASSWORD)
