@@ -130,19 +130,19 @@ def test_a_vendor_path_is_not_held_against_the_model(tmp_path):
     ("extra", "line", "fragment"),
     [
         (
-            '[settings."wifi.5g.enable"]\npath = "Device.WiFi.SSID.2.Status"\ntype = "xsd:string"\n'
+            '[settings."wifi.2g.enable"]\npath = "Device.WiFi.SSID.1.Status"\ntype = "xsd:string"\n'
             'map = { true = "Up", false = "Down" }\n',
             10,
             "read-only in Device:2.17",
         ),
         (
-            '[settings."wifi.5g.enable"]\npath = "Device.WiFi.SSID.2.LowerLayers"\n',
+            '[settings."wifi.2g.enable"]\npath = "Device.WiFi.SSID.1.LowerLayers"\n',
             10,
             "type defaults to xsd:boolean but Device:2.17 says xsd:string",
         ),
         (
-            '[settings."wifi.5g.password"]\n'
-            'path = "Device.WiFi.AccessPoint.2.Security.KeyPassphrase"\nsecret = false\n',
+            '[settings."wifi.2g.password"]\n'
+            'path = "Device.WiFi.AccessPoint.1.Security.KeyPassphrase"\nsecret = false\n',
             10,
             "secured",
         ),

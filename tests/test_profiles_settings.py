@@ -639,7 +639,11 @@ def test_parse_profile_extends_the_builtins_by_default():
     assert p.settings == load_profiles().get("tr181").settings
 
 
-SIX_GHZ_RADIO = {"Device.WiFi.Radio.3.OperatingFrequencyBand": "6GHz"}
+#: the radios of a tri-band TR-181 router (5 and 6 GHz are written only where they say so)
+SIX_GHZ_RADIO = {
+    "Device.WiFi.Radio.2.OperatingFrequencyBand": "5GHz",
+    "Device.WiFi.Radio.3.OperatingFrequencyBand": "6GHz",
+}
 
 
 def wifi_plan(profile, wifi: dict, values: dict | None = None, absent: set | None = None):
@@ -761,6 +765,54 @@ def test_form_is_only_for_passwords(tmp_path):
     )
     with pytest.raises(ProfileError, match="`form` is the form of a wifi password"):
         load_profiles(tmp_path)
+
+
+FIVE = {"enabled5G": True, "ssid5G": "Home5", "password5G": "secret123"}
+
+
+@pytest.mark.parametrize(
+    ("profile", "values", "absent", "reason"),
+    [
+        (
+            "tr181",
+            {"Device.WiFi.Radio.2.OperatingFrequencyBand": "2.4GHz"},
+            set(),
+            "Device.WiFi.Radio.2.OperatingFrequencyBand is '2.4GHz' on this CPE: not written here",
+        ),
+        ("tr181", {}, {"Device.WiFi.Radio.2.OperatingFrequencyBand"}, "is not on this CPE"),
+        ("tplink-tr181", {}, {"Device.WiFi.Radio.2.OperatingFrequencyBand"}, "is not on this CPE"),
+    ],
+)
+def test_5ghz_is_written_only_where_radio_2_is_a_5ghz_radio(
+    profiles, profile, values, absent, reason
+):
+    # A single-band router (many LTE routers) has no Radio.2, and its SSID.2 may be its
+    # guest network: 5 GHz settings, or band steering's copy of 2.4 GHz, must not rename
+    # it nor set its password.
+    p = profiles.get(profile)
+    ssid, ap = (
+        ("SSID.3.", "AccessPoint.3.")
+        if profile == "tplink-tr181"
+        else ("SSID.2.", "AccessPoint.2.")
+    )
+    for wifi in (
+        {"ssid": "Home", "password": "secret123", **FIVE},
+        {"ssid": "Home", "password": "secret123", "bandsteering": True},
+    ):
+        result = wifi_plan(p, wifi, values, absent)
+        assert not [path for path in written(result) if ssid in path or ap in path]
+        assert "Device.WiFi.SSID.1.SSID" in written(result)
+    result = wifi_plan(p, {"ssid": "Home", "password": "secret123", **FIVE}, values, absent)
+    five = {
+        u["setting"]: u["reason"] for u in result.unsupported if u["setting"].startswith("wifi.5g.")
+    }
+    assert set(five) == {"wifi.5g.enable", "wifi.5g.ssid", "wifi.5g.password", "wifi.5g.security"}
+    assert reason in five["wifi.5g.enable"]
+    # A dual-band router's 5 GHz radio says so: written as before.
+    dual = wifi_plan(
+        p, {"ssid": "Home", **FIVE}, {"Device.WiFi.Radio.2.OperatingFrequencyBand": "5GHz"}
+    )
+    assert f"Device.WiFi.{ssid}SSID" in written(dual)
 
 
 SSID3 = "Device.WiFi.SSID.3."
