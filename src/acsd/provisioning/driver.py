@@ -426,7 +426,8 @@ class ProvisioningDriver:
         (kept in the device's memory), so one large table does not stop every session."""
         if not isinstance(request, rpc.GetParameterValues) or len(request.names) < 2:
             return  # one name alone: only a larger cwmp.max_body helps
-        limit = len(request.names) // 2
+        # rounded up: an odd count is still two calls, and one doubling covers it again
+        limit = (len(request.names) + 1) // 2
         if limit < (self.memory.get("readChunk") or limit + 1):
             self.memory["readChunk"] = limit
             # what was too large: whole objects, or only the read plan's leaves
