@@ -738,3 +738,32 @@ async def test_a_store_whose_writer_is_gone_is_not_ready(tmp_path: Path) -> None
         assert not await s.ping()
     finally:
         await s.close()
+
+
+async def test_a_result_of_a_deleted_record_does_not_mark_a_new_records_settings_applied(
+    store: SqliteStore,
+) -> None:
+    """The operator deletes a record during its router's first session (never seen: it
+    goes at once) and creates the serial again with other settings. The session's result,
+    for the record that is gone, must not settle the new record's job: its revision
+    guard was for the old record's counter, which the new one restarts."""
+    old = await store.upsert_device(
+        DeviceRecord(id="", serial_number="GONE1", customer="c" * 24,
+                     wifi={"ssid": "old"}, revision=1, state="PROVISIONING", jobs=1)
+    )  # fmt: skip
+    in_flight = session(
+        "GONE1", at=3000.0, device_id=old.id, since=old.last_inform,
+        bound_serial=old.serial_number, revision=1, state="ACTIVE", jobs=0,
+        provisioning={"appliedRevision": 1},
+    )  # fmt: skip
+    assert await store.delete_device(old.id)
+    new = await store.upsert_device(
+        DeviceRecord(id="", serial_number="GONE1", customer="d" * 24,
+                     wifi={"ssid": "new"}, revision=1, state="PROVISIONING", jobs=1)
+    )  # fmt: skip
+    with contextlib.suppress(StaleResultError):
+        await store.save_session(in_flight)
+    after = await store.get_device(new.id)
+    assert after is not None
+    assert (after.state, after.jobs, after.revision) == ("PROVISIONING", 1, 1)
+    assert after.provisioning.get("appliedRevision") != 1

@@ -100,6 +100,11 @@ _HEARD_SQL = (
 )
 
 
+#: the slice of SaveOp.args the session decided about its record's job: provisioning,
+#: state, jobs, revision, dhcp (?21 .. ?25)
+_JOB_ARGS = slice(20, 25)
+
+
 @dataclass(slots=True)
 class SaveOp:
     #: the bound parameters of _SAVE_SQL; [0] and [2] are filled in by the writer
@@ -215,6 +220,12 @@ def apply_saves_sync(conn: sqlite3.Connection, saves: list[SaveOp]) -> list[str 
                 continue
             heard[op.serial_key] = op.at  # in queue order, as below
             key, done = op.serial_key, None
+            if device_id:
+                # The record the session worked on was deleted meanwhile: what it decided
+                # about that record's job (its revision guard included) means nothing for
+                # a record of the serial made since, whose revision counter starts over;
+                # only what the CPE reported is written.
+                op.args[_JOB_ARGS] = [None] * len(op.args[_JOB_ARGS])
         else:
             key, informed = found
             if op.since is not None and informed != op.since:
