@@ -767,3 +767,25 @@ async def test_a_result_of_a_deleted_record_does_not_mark_a_new_records_settings
     assert after is not None
     assert (after.state, after.jobs, after.revision) == ("PROVISIONING", 1, 1)
     assert after.provisioning.get("appliedRevision") != 1
+
+
+async def test_a_cut_first_session_of_an_operator_record_does_not_write_over_the_next(
+    store: SqliteStore,
+) -> None:
+    """A record the operator made has no last_inform before its router's first session.
+    Two sessions read it so (the first cut by a reboot, ending at its timeout after the
+    second committed): the older result must be dropped as for a record seen before."""
+    record = await store.upsert_device(
+        DeviceRecord(id="", serial_number="FIRST1", customer="c" * 24, name="shop")
+    )
+    assert record.last_inform is None
+    newer = session("FIRST1", at=1100.0, device_id=record.id, since=record.last_inform,
+                    bound_serial=record.serial_number, status={"upTime": 30})  # fmt: skip
+    older = session("FIRST1", at=1060.0, device_id=record.id, since=record.last_inform,
+                    bound_serial=record.serial_number, status={"upTime": 99999})  # fmt: skip
+    assert await store.save_session(newer) == record.id
+    with pytest.raises(StaleResultError):
+        await store.save_session(older)
+    after = await store.get_device(record.id)
+    assert after is not None
+    assert after.status == {"upTime": 30} and after.last_inform == 1100.0

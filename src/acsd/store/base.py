@@ -136,7 +136,8 @@ class SessionResult:
     read_plan: dict[str, Any] | None = None
     #: the SIM numbers reported ({} = no SIM); None keeps the stored ones
     sim: dict[str, str] | None = None
-    #: the record's ``last_inform`` when the session read it (None: not checked). When the
+    #: the record's ``last_inform`` when the session read it (None: not checked, unless
+    #: ``bound_serial`` is given: then the record had none yet). When the
     #: record has another one at commit, a later session of the CPE committed first (it
     #: rebooted mid-session and this one ended at its timeout, maybe in another worker):
     #: this older result is dropped with :class:`StaleResultError` instead of written over it.

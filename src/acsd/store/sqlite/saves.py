@@ -228,7 +228,10 @@ def apply_saves_sync(conn: sqlite3.Connection, saves: list[SaveOp]) -> list[str 
                 op.args[_JOB_ARGS] = [None] * len(op.args[_JOB_ARGS])
         else:
             key, informed = found
-            if op.since is not None and informed != op.since:
+            # A session that read the record (bound_key) checks its last_inform even when
+            # that was None: a record the operator made, before its router's first session.
+            checked = op.since is not None or op.bound_key is not None
+            if checked and informed != op.since:
                 out.append(Failed(StaleResultError(
                     f"device {device_id}: a later session committed first"
                 )))  # fmt: skip
