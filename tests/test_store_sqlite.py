@@ -789,3 +789,28 @@ async def test_a_cut_first_session_of_an_operator_record_does_not_write_over_the
     after = await store.get_device(record.id)
     assert after is not None
     assert after.status == {"upTime": 30} and after.last_inform == 1100.0
+
+
+async def test_a_session_parked_before_the_clock_was_set_back_is_still_reaped(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parked at wall-clock time T, then the clock is set back an hour (NTP, an operator):
+    the reaper must still end it after session_timeout, not an hour later, or what the
+    session learned waits that long to be committed (and any Inform of a cookieless CPE
+    with no serial never ends it)."""
+    from acsd import clock
+    from acsd.cwmp.server import CwmpServer, ServerSettings
+
+    real_now = clock.now
+    monkeypatch.setattr(clock, "now", lambda: real_now() + 3600.0)
+    await store.park_session("w1.lost", b"not a session", clock.now(), "192.0.2.44")
+    monkeypatch.setattr(clock, "now", real_now)  # the clock goes back an hour
+    server = CwmpServer(
+        ServerSettings(handoff=True, session_timeout=0.05),
+        lambda: None,  # type: ignore[arg-type,return-value]
+        parking=store,
+    )
+    await server.reap_parked()  # a reaper round after the jump
+    await asyncio.sleep(0.1)  # then longer than session_timeout
+    await server.reap_parked()
+    assert await store.parked_sessions(float("inf")) == []

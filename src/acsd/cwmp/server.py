@@ -142,6 +142,8 @@ class Parking(Protocol):
 
     async def parked_sessions(self, parked_before: float) -> list[str]: ...
 
+    async def restamp_parked(self, now: float) -> int: ...
+
     async def parked_of(self, serial: str) -> list[str]: ...
 
 
@@ -569,7 +571,11 @@ class CwmpServer:
         worker claims each and ends it, so what it learned is committed."""
         if self.parking is None:
             return
-        before = clock.now() - self.settings.session_timeout
+        now = clock.now()
+        # Parked "later than now": the wall clock was set back since. Counted from now,
+        # they are reaped after session_timeout, not after the clock has caught up again.
+        await self.parking.restamp_parked(now)
+        before = now - self.settings.session_timeout
         for session_id in await self.parking.parked_sessions(before):
             data = await self.parking.claim_session(session_id)
             if data is None:

@@ -603,6 +603,10 @@ class Store(Protocol):
     async def parked_sessions(self, parked_before: float) -> list[str]:
         """Ids of sessions parked before this time (their CPE may never come back)."""
 
+    async def restamp_parked(self, now: float) -> int:
+        """Sessions parked later than ``now`` (the clock was set back) count as parked
+        ``now``; how many they were."""
+
     async def parked_of(self, serial: str) -> list[str]:
         """Ids of the sessions parked for the CPE with this serial number (any case)."""
 

@@ -83,3 +83,19 @@ class ParkedSessions(SqliteCore):
             "SELECT id FROM cwmp_sessions WHERE parked < ? ORDER BY parked", (parked_before,)
         )
         return [row[0] for row in rows]
+
+    async def restamp_parked(self, now: float) -> int:
+        # Most rounds find none: ask the reader before queueing a write.
+        found = await self._scalar(
+            self._read, "SELECT 1 FROM cwmp_sessions WHERE parked > ? LIMIT 1", (now,)
+        )
+        if found is None:
+            return 0
+
+        async def restamp(conn: aiosqlite.Connection) -> int:
+            async with conn.execute(
+                "UPDATE cwmp_sessions SET parked = ? WHERE parked > ?", (now, now)
+            ) as cursor:
+                return cursor.rowcount
+
+        return await self._call("restamp_parked", restamp)
