@@ -814,3 +814,23 @@ async def test_a_session_parked_before_the_clock_was_set_back_is_still_reaped(
     await asyncio.sleep(0.1)  # then longer than session_timeout
     await server.reap_parked()
     assert await store.parked_sessions(float("inf")) == []
+
+
+async def test_a_page_of_the_device_list_leaves_the_parameter_trees_out(
+    store: SqliteStore,
+) -> None:
+    """The list shows no tree; decoding one of 100k parameters for each of up to 1000
+    routers of a page took GBs and seconds of the event loop."""
+    from acsd.store.base import DeviceQuery
+
+    tree = {f"Device.Hosts.Host.{i}.HostName": [f"h{i}", "xsd:string"] for i in range(2000)}
+    device_id = await store.save_session(
+        session("TREE1", params=tree, reset_params=True, status={"lanIp": "192.0.2.1"})
+    )
+    for query in (DeviceQuery(), DeviceQuery(q="tree1")):
+        records, total = await store.query_devices(query)
+        assert total == 1 and records[0].id == device_id
+        assert records[0].params == {}
+        assert records[0].status == {"lanIp": "192.0.2.1"}
+    full = await store.get_device(device_id)
+    assert full is not None and full.params == tree

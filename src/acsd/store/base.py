@@ -399,7 +399,8 @@ class Store(Protocol):
     # Every operator write takes an optional AuditRecord committed in the SAME transaction.
 
     async def query_devices(self, query: DeviceQuery) -> tuple[list[DeviceRecord], int]:
-        """One page of devices ordered by creation (id), and the total matching count."""
+        """One page of devices ordered by creation (id), and the total matching count. The
+        records hold no parameter tree (``params`` is empty): the list shows none."""
 
     async def find_device_by_mac(self, mac_address: str) -> DeviceRecord | None:
         """Any record whose MAC is this one, whatever its separators and case."""

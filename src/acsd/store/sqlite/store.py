@@ -35,8 +35,8 @@ from acsd.store.sqlite.rows import (
     AUDIT,
     AUDIT_AFTER,
     CUSTOMERS,
-    DEVICE_COLUMNS,
     DEVICE_FIELDS,
+    DEVICE_LIST_COLUMNS,
     DEVICE_SELECT,
     DEVICE_SELECT_FOR_SESSION,
     INSERT_COLUMNS,
@@ -107,7 +107,7 @@ class SqliteStore(InternetAccounts, ApnRecords, ParkedSessions, SqliteCore):
     async def query_devices(self, query: DeviceQuery) -> tuple[list[DeviceRecord], int]:
         where, params = device_filters(query)
         rows, total = await self._page(
-            DEVICE_COLUMNS,
+            DEVICE_LIST_COLUMNS,
             "devices",
             where,
             "id",
