@@ -322,3 +322,31 @@ async def test_credentials_a_router_wrote_into_its_url_are_not_sent() -> None:
     assert result.ok and accepted == ["auth"]
     assert without_password(url) == f"http://admin:***@127.0.0.1:{port}/cr"
     assert without_password("http://192.0.2.1:7547/a@b") == "http://192.0.2.1:7547/a@b"
+
+
+async def test_an_endless_answer_is_not_read_into_memory() -> None:
+    """What answers at a ConnectionRequestURL is the CPE's to choose: a 200 whose body
+    never ends (or a gzip bomb) must not be read into acsd's memory until the timeout.
+    The status is what counts (TR-069: 200/204, no body); the rest is left unread."""
+    sent = 0
+
+    async def endless(request: web.Request) -> web.StreamResponse:
+        nonlocal sent
+        response = web.StreamResponse(status=200)
+        await response.prepare(request)
+        chunk = b"x" * 65536
+        try:
+            while sent < 512 * 1024 * 1024:
+                await response.write(chunk)
+                sent += len(chunk)
+        except (ConnectionError, RuntimeError):
+            pass
+        return response
+
+    async with serving(endless) as port:
+        started = time.monotonic()
+        result = await _poke(DENY_BUT_LOOPBACK, f"http://127.0.0.1:{port}/cr")
+        elapsed = time.monotonic() - started
+    assert result.ok and result.status == 200, result
+    assert sent < 16 * 1024 * 1024, f"{sent} bytes sent to acsd"
+    assert elapsed < 3

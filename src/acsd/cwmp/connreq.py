@@ -107,10 +107,28 @@ async def _get(
     """One GET: its status and the challenges of a 401."""
     headers = {hdrs.AUTHORIZATION: authorization} if authorization else None
     async with session.get(target, headers=headers, allow_redirects=False) as response:
-        await response.read()
+        await _drain(response)
         if response.status != 401:
             return response.status, []
         return 401, httpdigest.parse_challenges(response.headers.getall(hdrs.WWW_AUTHENTICATE, []))
+
+
+#: body bytes of a CPE's answer read (to reuse the connection); TR-069's answer has none
+_MAX_BODY = 65536
+
+
+async def _drain(response: aiohttp.ClientResponse) -> None:
+    """Read a short body so the connection can carry the next request; a longer one (a
+    hostile CPE's endless or inflating answer) is left unread and the connection closed:
+    only the status and headers count, and acsd's memory is not the CPE's to fill."""
+    left = _MAX_BODY
+    while left > 0:
+        chunk = await response.content.read(left)
+        if not chunk:
+            return
+        left -= len(chunk)
+    if not response.content.at_eof():
+        response.close()
 
 
 def answer_challenge(
@@ -188,6 +206,8 @@ class ConnectionRequester:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 cookie_jar=aiohttp.DummyCookieJar(),
+                # the body is not needed: a small gzip answer must not inflate to gigabytes
+                auto_decompress=False,
                 connector=aiohttp.TCPConnector(resolver=GuardedResolver(self.deny)),
             )
 
