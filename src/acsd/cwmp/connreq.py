@@ -2,8 +2,9 @@
 
 An HTTP GET to the ConnectionRequestURL the CPE reported, answered 200/204 when the CPE
 accepts; the CPE authenticates acsd with HTTP Digest using its ConnectionRequestUsername
-and Password. 503 means the CPE is busy (already in a session) or rate-limiting: the work
-then waits for the CPE's next Inform, which is just as good.
+and Password. 503 means the CPE is busy (already in a session, which read its settings before
+the change that asked for this request) or rate-limiting: the request is sent again once
+the interval is over, up to BUSY_RETRIES times, before the work waits for the next Inform.
 
 Requests are fire-and-forget for the caller: an operator's write never waits for a router.
 One request per device at a time, and at most one per device every ``min_interval``
@@ -152,6 +153,11 @@ def answer_challenge(
     return None
 
 
+#: how often a request the CPE answered 503 (in a session, which it does not preempt, or
+#: rate-limiting) is sent again, min_interval apart: the change that asked for it came
+#: after that session read its settings, and the next periodic Inform may be a day away
+BUSY_RETRIES = 3
+
 #: devices remembered for the interval between requests before old entries are dropped
 _PRUNE_AT = 4096
 
@@ -199,6 +205,8 @@ class ConnectionRequester:
         self._pruned = -1e9  # when _last was last pruned
         #: device -> the latest (url, username, password) of a poke that came too soon
         self._later: dict[str, tuple[str, str | None, str | None]] = {}
+        #: device -> requests it answered 503 in a row (only while one is to be sent again)
+        self._retries: dict[str, int] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.stats = {"sent": 0, "ok": 0, "failed": 0, "skipped": 0}
 
@@ -225,6 +233,12 @@ class ConnectionRequester:
     ) -> asyncio.Task[CrResult] | None:
         """Ask the CPE to connect; None when not now (no URL; one in flight or too soon:
         then it is sent once the interval is over, with the latest arguments)."""
+        self._retries.pop(device_id, None)  # a new change: a busy CPE is asked again
+        return self._poke(device_id, url, username, password)
+
+    def _poke(
+        self, device_id: str, url: str | None, username: str | None, password: str | None
+    ) -> asyncio.Task[CrResult] | None:
         now = time.monotonic()
         if not url or self._session is None:
             return None
@@ -276,7 +290,9 @@ class ConnectionRequester:
             else:
                 args = target_of(record) if record is not None else None
         if args is not None:
-            self.poke(device_id, *args)  # (deferred again if still too soon)
+            self._poke(device_id, *args)  # (deferred again if still too soon)
+        else:
+            self._retries.pop(device_id, None)  # the device is gone
 
     async def _run(
         self, device_id: str, url: str, username: str | None, password: str | None
@@ -298,6 +314,16 @@ class ConnectionRequester:
             if device_id in self._later:  # a poke that came while this one was out
                 self._later_in(device_id, max(0.0, self._wait(device_id, time.monotonic())))
         self.stats["ok" if result.ok else "failed"] += 1
+        if result.status != 503:
+            self._retries.pop(device_id, None)
+        elif device_id not in self._later:  # (a later poke is sent anyway)
+            tries = self._retries.get(device_id, 0)
+            if tries < BUSY_RETRIES:
+                self._retries[device_id] = tries + 1
+                self._later[device_id] = (url, username, password)
+                self._later_in(device_id, max(0.0, self._wait(device_id, time.monotonic())))
+            else:
+                self._retries.pop(device_id, None)  # it waits for its next Inform
         log.info(
             "connreq.done",
             device=device_id,

@@ -1,0 +1,52 @@
+"""A Connection Request the router answers 503 because it is in a session (TR-069: it
+will not preempt that session) is not the end of it: the change made meanwhile was not
+in the session the router was in, and its next periodic Inform may be a day away."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from acsd.sim.runner import Simulation
+from api_world import build_world, device_body
+
+
+async def _until(predicate, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await asyncio.to_thread(predicate):
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.1)
+
+
+async def test_a_change_whose_request_found_the_router_in_a_session_still_reaches_it(daemon):
+    world = build_world(daemon)
+    sim = Simulation(
+        daemon.cwmp_url, ["tplink-tr181"], 1, serial_prefix="BUSY", interval=3600,
+        cr_listen="127.0.0.1:0", ramp=0.01,
+    )  # fmt: skip
+    serial = sim.routers[0].serial
+    router = sim.router(serial)
+    running = asyncio.create_task(sim.run(duration=90))
+    try:
+        await _until(lambda: router.stats.ok >= 1)
+        reply = world.api.post("/network/device", device_body(world, "own", serial))
+        assert reply.status == 201, reply.body
+        path = f"/network/device/{reply.body['_id']}"
+        await _until(lambda: world.api.get(path).body["state"] == "ACTIVE")
+        sessions = router.stats.ok
+        # The router is in a session (one it opened itself) when the next change comes:
+        # its Connection Request listener answers 503.
+        router.in_session = True
+        changed = world.api.patch(path, {"wifi": {"ssid": "AfterTheBusyOne"}})
+        assert changed.status == 200, changed.body
+        await _until(
+            lambda: any(e.get("status") == 503 for e in daemon.events("connreq.done"))
+        )
+        router.in_session = False  # that session is over; no periodic Inform for an hour
+        await _until(lambda: world.api.get(path).body["state"] == "ACTIVE", timeout=40)
+    finally:
+        sim.stop()
+        await running
+    assert router.stats.ok > sessions
+    assert router.tree.flat()["Device.WiFi.SSID.1.SSID"] == "AfterTheBusyOne"
