@@ -350,3 +350,26 @@ async def test_an_endless_answer_is_not_read_into_memory() -> None:
     assert result.ok and result.status == 200, result
     assert sent < 16 * 1024 * 1024, f"{sent} bytes sent to acsd"
     assert elapsed < 3
+
+
+async def test_routers_that_never_answer_do_not_starve_the_rest_of_a_bulk_change() -> None:
+    """A change for many routers (an APN network renamed, lines going live) pokes them all
+    at once. Routers behind NAT never answer and hold their connection until the timeout;
+    the requests queued behind them must still be sent, not time out in the queue."""
+    async with endpoint(delay=3.0) as (silent, _), endpoint() as (quick, hits):
+        requester = ConnectionRequester(deny=DENY_BUT_LOOPBACK, min_interval=0, timeout=1.0)
+        await requester.start()
+        try:
+            tasks = [
+                requester.poke(f"nat{n}", f"http://127.0.0.1:{silent}/cr{n}", "u", "p")
+                for n in range(120)
+            ]
+            tasks += [
+                requester.poke(f"up{n}", f"http://127.0.0.1:{quick}/cr{n}", "u", "p")
+                for n in range(10)
+            ]
+            results = await asyncio.gather(*tasks)  # type: ignore[arg-type]
+        finally:
+            await requester.close()
+    assert len(hits) == 10
+    assert all(r.ok for r in results[120:]), [r.reason for r in results[120:]][:2]

@@ -158,6 +158,10 @@ def answer_challenge(
 #: after that session read its settings, and the next periodic Inform may be a day away
 BUSY_RETRIES = 3
 
+#: Connection Requests out at once; the rest wait their turn before their timeout starts
+#: (in the HTTP client's pool they would time out unsent behind routers that never answer)
+MAX_CONCURRENT = 100
+
 #: devices remembered for the interval between requests before old entries are dropped
 _PRUNE_AT = 4096
 
@@ -208,6 +212,7 @@ class ConnectionRequester:
         #: device -> requests it answered 503 in a row (only while one is to be sent again)
         self._retries: dict[str, int] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._slots = asyncio.Semaphore(MAX_CONCURRENT)
         self.stats = {"sent": 0, "ok": 0, "failed": 0, "skipped": 0}
 
     async def start(self) -> None:
@@ -216,7 +221,8 @@ class ConnectionRequester:
                 cookie_jar=aiohttp.DummyCookieJar(),
                 # the body is not needed: a small gzip answer must not inflate to gigabytes
                 auto_decompress=False,
-                connector=aiohttp.TCPConnector(resolver=GuardedResolver(self.deny)),
+                # no pool limit: _slots bounds the requests, outside their timeout
+                connector=aiohttp.TCPConnector(resolver=GuardedResolver(self.deny), limit=0),
             )
 
     async def close(self) -> None:
@@ -298,17 +304,18 @@ class ConnectionRequester:
         self, device_id: str, url: str, username: str | None, password: str | None
     ) -> CrResult:
         assert self._session is not None
-        self.stats["sent"] += 1
         try:
-            result = await connection_request(
-                self._session,
-                url,
-                username,
-                password,
-                timeout=self.timeout,
-                deny=self.deny,
-                allow_basic=self.allow_basic,
-            )
+            async with self._slots:
+                self.stats["sent"] += 1
+                result = await connection_request(
+                    self._session,
+                    url,
+                    username,
+                    password,
+                    timeout=self.timeout,
+                    deny=self.deny,
+                    allow_basic=self.allow_basic,
+                )
         finally:
             self._busy.discard(device_id)
             if device_id in self._later:  # a poke that came while this one was out
