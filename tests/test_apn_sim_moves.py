@@ -1,0 +1,84 @@
+"""A SIM that moves between routers, and an APN device ended and created again: what the
+APN device shows (seed 003: NetworkStatus, IMEI lock) follows the SIM, not the router."""
+
+from __future__ import annotations
+
+from apiclient import Api
+from apn_client import ApnApi, apns_path, network_path
+from test_apn_api import token
+from test_apn_end_to_end import CELL, HINTS, bind, mobile_router
+
+APN = "Device.Cellular.AccessPoint.1.APN"
+
+
+def move_sim(card: dict[str, str], to, away) -> None:
+    """``card``'s SIM goes into router ``to``; ``away`` gets a SIM no APN device has."""
+    for leaf, key in (("USIM.IMSI", "imsi"), ("USIM.ICCID", "iccid"), ("USIM.MSISDN", "msisdn")):
+        to.set_local(CELL + leaf, card[key])
+    away.set_local(CELL + "USIM.IMSI", "001019999999999")
+    away.set_local(CELL + "USIM.ICCID", "8900199999999999999")
+    away.set_local(CELL + "USIM.MSISDN", "4599999999")
+
+
+async def test_a_sim_moved_to_another_router_takes_its_apn_device_along(daemon):
+    api = ApnApi(Api(daemon.api_url, token(daemon, "ADMIN")), "json")
+    sim_a, card_a = mobile_router(daemon, "MOVEA")
+    sim_b, card_b = mobile_router(daemon, "MOVEB")
+    bind(daemon, card_a, "OPERATOR-M")
+    bind(daemon, card_b, "OPERATOR-M")
+    created = api.post(apns_path("OPERATOR-M", "fleet"), {"CLI": card_a["imsi"],
+                                                          "SIMNumber": card_a["iccid"],
+                                                          "Hints": HINTS})  # fmt: skip
+    assert created.status == 202, created.wrapper
+    one = apns_path("OPERATOR-M", "fleet", created.wrapper["Meta"]["Id"])
+    assert api.put(network_path("OPERATOR-M", "fleet"), {"APN": "m.example"}).status == 200
+    for _ in range(2):
+        assert (await sim_a.run_once()).ok == 1
+        assert (await sim_b.run_once()).ok == 1
+    a, b = sim_a.routers[0], sim_b.routers[0]
+    assert a.tree.get(APN) == "m.example" and b.tree.get(APN) == "internet"
+    a_id = daemon.device_json(card_a["serial"])["_id"]
+    b_id = daemon.device_json(card_b["serial"])["_id"]
+    assert api.get(one).wrapper["Meta"]["Router"] == a_id
+
+    move_sim(card_a, to=b, away=a)
+    for _ in range(2):
+        assert (await sim_b.run_once()).ok == 1
+        assert (await sim_a.run_once()).ok == 1
+    got = api.get(one)
+    assert got.wrapper["Meta"]["Router"] == b_id
+    assert got.data["NetworkStatus"] == 1
+    assert b.tree.get(APN) == "m.example"
+
+
+async def test_an_ended_device_created_again_locks_anew(daemon):
+    api = ApnApi(Api(daemon.api_url, token(daemon, "ADMIN")), "json")
+    sim_a, card_a = mobile_router(daemon, "LOCKA")
+    sim_b, card_b = mobile_router(daemon, "LOCKB")
+    bind(daemon, card_a, "OPERATOR-R")
+    bind(daemon, card_b, "OPERATOR-R")
+    path = apns_path("OPERATOR-R", "fleet")
+    body = {"CLI": card_a["imsi"], "LockIMEI": True, "Hints": HINTS}
+    first = api.post(path, body).wrapper["Meta"]["Id"]
+    assert api.put(network_path("OPERATOR-R", "fleet"), {"APN": "r.example"}).status == 200
+    assert (await sim_a.run_once()).ok == 1
+    assert api.get(apns_path("OPERATOR-R", "fleet", first)).data["IMEI"] == card_a["imei"]
+    assert api.delete(apns_path("OPERATOR-R", "fleet", first)).status == 202
+    # The SIM goes to router B and its device is made again: locked to B's modem now.
+    move_sim(card_a, to=sim_b.routers[0], away=sim_a.routers[0])
+    again = api.post(path, body)
+    assert again.status == 202, again.wrapper
+    second = again.wrapper["Meta"]["Id"]
+    assert second != first
+    for _ in range(2):
+        assert (await sim_b.run_once()).ok == 1
+    by_cli = api.get(apns_path("OPERATOR-R", "fleet", card_a["imsi"]))
+    assert by_cli.wrapper["Meta"]["Id"] == second
+    assert by_cli.data["IMEI"] == card_b["imei"] and by_cli.data["Status"] == 1
+    assert sim_b.routers[0].tree.get(APN) == "r.example"
+    ended = api.get(apns_path("OPERATOR-R", "fleet", first)).data
+    assert ended["IMEI"] == card_a["imei"] and ended["EndDate"] is not None
+    listed = api.get(path).data
+    assert [d["CLI"] for d in listed] == [card_a["imsi"]]
+    everything = api.get(path, query={"IncludeEnded": "true"}).data
+    assert len(everything) == 2
