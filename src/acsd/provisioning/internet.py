@@ -40,6 +40,11 @@ def internet_settings(confirm: dict[str, Any], dns: list[str] | None = None) -> 
         out["lan.extra.enable"] = True
         out["lan.extra.ip"] = str(lan.network_address + 1)
         out["lan.extra.mask"] = str(lan.netmask)
+    else:
+        # A line without a range turns off the one an earlier line left on: that range is
+        # free for other lines once this one supersedes it (as failover, no failure on a
+        # router that has no second LAN address at all).
+        out["lan.extra.enable"] = False
     # Failover "off" is said too: it turns off a backup left on from an earlier line (and is
     # no failure on a router that has no failover at all).
     failover = bool(net.get("failover"))
