@@ -373,3 +373,26 @@ async def test_routers_that_never_answer_do_not_starve_the_rest_of_a_bulk_change
             await requester.close()
     assert len(hits) == 10
     assert all(r.ok for r in results[120:]), [r.reason for r in results[120:]][:2]
+
+
+async def test_a_router_that_keeps_answering_503_is_asked_three_more_times_then_left() -> None:
+    hits: list[str] = []
+
+    async def busy(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        return web.Response(status=503)
+
+    async with serving(busy) as port:
+        requester = ConnectionRequester(deny=DENY_BUT_LOOPBACK, min_interval=0.2)
+        await requester.start()
+        try:
+            task = requester.poke("dev1", f"http://127.0.0.1:{port}/cr", "u", "p")
+            assert task is not None and (await task).status == 503
+            await asyncio.sleep(1.5)
+            assert len(hits) == 4  # the first and three more, 0.2 s apart
+            # a new change asks again
+            task = requester.poke("dev1", f"http://127.0.0.1:{port}/cr", "u", "p")
+            await asyncio.sleep(1.5)
+            assert len(hits) == 8
+        finally:
+            await requester.close()
