@@ -82,3 +82,28 @@ async def test_an_ended_device_created_again_locks_anew(daemon):
     assert [d["CLI"] for d in listed] == [card_a["imsi"]]
     everything = api.get(path, query={"IncludeEnded": "true"}).data
     assert len(everything) == 2
+
+
+async def test_a_sim_taken_out_of_its_router_is_no_longer_shown_connected(daemon):
+    """Seed 003: NetworkStatus is the device's connection status. Its router now reports
+    another SIM: the device is not connected through it any more (LastConnected_End stays
+    the last session that saw it)."""
+    api = ApnApi(Api(daemon.api_url, token(daemon, "ADMIN")), "json")
+    sim_a, card_a = mobile_router(daemon, "GONEA")
+    sim_b, _ = mobile_router(daemon, "GONEB")
+    bind(daemon, card_a, "OPERATOR-G")
+    created = api.post(apns_path("OPERATOR-G", "fleet"), {"CLI": card_a["imsi"], "Hints": HINTS})
+    assert created.status == 202, created.wrapper
+    one = apns_path("OPERATOR-G", "fleet", created.wrapper["Meta"]["Id"])
+    for _ in range(2):
+        assert (await sim_a.run_once()).ok == 1
+    before = api.get(one).data
+    assert before["NetworkStatus"] == 1
+    # into a router of no account's (or one acsd does not manage): nobody reports it
+    move_sim(card_a, to=sim_b.routers[0], away=sim_a.routers[0])
+    assert (await sim_a.run_once()).ok == 1
+    after = api.get(one).data
+    assert after["NetworkStatus"] == 0, after
+    assert after["LastConnected_End"] == before["LastConnected_End"]
+    assert (await sim_a.run_once()).ok == 1
+    assert api.get(one).data["NetworkStatus"] == 0

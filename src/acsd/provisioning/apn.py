@@ -5,7 +5,8 @@ profile's ``identity`` paths. The APN device with that SIM (matched on IMSI, ICC
 MSISDN; the API's CLI is an MSISDN or an IMSI, its SIMNumber the ICCID) learns from every
 session of that router:
 
-- NetworkStatus connected while the modem is attached (disconnected when it is not),
+- NetworkStatus connected while the modem is attached (disconnected when it is not, or
+  when the router it was last seen in reports another SIM),
   LastConnected_Start (when the modem attached), LastConnected_End (the last session that
   saw it attached), LastConnected_MCC/MNC and LastSync;
 - with LockIMEI and no IMEI yet, the modem's IMEI is recorded. A later session that
@@ -295,6 +296,12 @@ async def record_apn_session(store: Store, report: SimReport) -> None:
         return
     try:
         found = await store.find_apn_devices_for_sim(**report.keys)
+        here = {device.id for device in found}
+        for device in await store.find_apn_devices_on_router(report.router):
+            if device.id not in here and device.network_status != DISCONNECTED:
+                # its SIM was in this router and is not now (another SIM reported): it is
+                # not connected through this router any more, wherever it went
+                await store.update_apn_device(device.id, _left)
         for device in _whose(found, report.serial, report.mvno_account, say=True):
             updated = await store.update_apn_device(device.id, partial(apply_session, report))
             if updated is not None and updated.status == REFUSED:
@@ -307,6 +314,13 @@ async def record_apn_session(store: Store, report: SimReport) -> None:
                 )
     except Exception:
         log.exception("apn.session_update_failed", serial=report.serial)
+
+
+def _left(device: ApnDeviceRecord) -> tuple[ApnDeviceRecord | None, AuditRecord | None]:
+    """The device's SIM left the router it was last seen in (pure, see apply_session)."""
+    if device.network_status == DISCONNECTED:
+        return None, None
+    return replace(device, network_status=DISCONNECTED), None
 
 
 def apply_session(

@@ -568,6 +568,9 @@ class Store(Protocol):
     ) -> list[ApnDeviceRecord]:
         """Active devices whose IMSI, ICCID or MSISDN is one of these (oldest first)."""
 
+    async def find_apn_devices_on_router(self, router: str) -> list[ApnDeviceRecord]:
+        """Active devices whose SIM was last seen in this router (devices.id)."""
+
     async def update_apn_device(
         self,
         device_id: str,

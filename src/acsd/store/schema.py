@@ -353,6 +353,16 @@ MIGRATIONS: list[Migration] = [
             WHERE serial_key IS NOT NULL;
         """,
     ),
+    Migration(
+        13,
+        "APN devices found by the router last seen with their SIM",
+        """
+        -- A router's session that reports another SIM than an APN device's: that device is
+        -- no longer connected through it (apn.record_apn_session).
+        CREATE INDEX apn_devices_router ON apn_devices (router)
+            WHERE router IS NOT NULL AND end_date IS NULL;
+        """,
+    ),
 ]
 
 

@@ -96,6 +96,11 @@ class ApnRecords(SqliteCore):
             (imsi, iccid, msisdn),
         )
 
+    async def find_apn_devices_on_router(self, router: str) -> list[ApnDeviceRecord]:
+        return await self._apn_devices(
+            "WHERE router = ? AND end_date IS NULL ORDER BY created, id", (router,)
+        )
+
     async def get_apn_operation(self, operation_id: str) -> ApnOperationRecord | None:
         return await self._get(_APN_OPERATIONS, "WHERE id = ?", (operation_id,))
 
