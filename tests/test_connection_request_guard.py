@@ -396,3 +396,30 @@ async def test_a_router_that_keeps_answering_503_is_asked_three_more_times_then_
             assert len(hits) == 8
         finally:
             await requester.close()
+
+
+async def test_an_answer_whose_body_trickles_in_counts_by_its_status() -> None:
+    """A CPE that says 200 and then sends a body slowly has accepted: the request is no
+    timeout (the status line and headers are the whole answer TR-069 asks for)."""
+
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(status=200)
+        await response.prepare(request)
+        try:
+            for _ in range(50):
+                await response.write(b"x")
+                await asyncio.sleep(0.1)
+        except (ConnectionError, RuntimeError):
+            pass
+        return response
+
+    async with serving(trickle) as port:
+        requester = ConnectionRequester(deny=DENY_BUT_LOOPBACK, min_interval=0, timeout=1.0)
+        await requester.start()
+        try:
+            task = requester.poke("dev1", f"http://127.0.0.1:{port}/cr", "u", "p")
+            assert task is not None
+            result = await task
+        finally:
+            await requester.close()
+    assert result.ok and result.status == 200, result

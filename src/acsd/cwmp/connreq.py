@@ -108,9 +108,13 @@ async def _get(
     """One GET: its status and the challenges of a 401."""
     headers = {hdrs.AUTHORIZATION: authorization} if authorization else None
     async with session.get(target, headers=headers, allow_redirects=False) as response:
-        await _drain(response)
         if response.status != 401:
+            # The answer is its status: a body that trickles in must not turn a CPE's
+            # "200, I will call" into a timeout (nor one that never ends fill memory).
+            if not response.content.at_eof():
+                response.close()
             return response.status, []
+        await _drain(response)
         return 401, httpdigest.parse_challenges(response.headers.getall(hdrs.WWW_AUTHENTICATE, []))
 
 
