@@ -40,9 +40,7 @@ async def test_a_change_whose_request_found_the_router_in_a_session_still_reache
         router.in_session = True
         changed = world.api.patch(path, {"wifi": {"ssid": "AfterTheBusyOne"}})
         assert changed.status == 200, changed.body
-        await _until(
-            lambda: any(e.get("status") == 503 for e in daemon.events("connreq.done"))
-        )
+        await _until(lambda: any(e.get("status") == 503 for e in daemon.events("connreq.done")))
         router.in_session = False  # that session is over; no periodic Inform for an hour
         await _until(lambda: world.api.get(path).body["state"] == "ACTIVE", timeout=40)
     finally:
