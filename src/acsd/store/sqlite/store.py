@@ -381,6 +381,12 @@ class SqliteStore(InternetAccounts, ApnRecords, ParkedSessions, SqliteCore):
                     "UPDATE internet_accounts SET device = NULL, updated = ? WHERE device = ?",
                     (clock.now(), device_id),
                 )
+                # Nor an APN device's SIM in a router that is gone (Meta.Router; a record
+                # made again for that router gets another id).
+                await conn.execute(
+                    "UPDATE apn_devices SET router = NULL, updated = ? WHERE router = ?",
+                    (clock.now(), device_id),
+                )
                 await write_audit(conn, audit_row, device_id)
             return deleted
 
