@@ -113,13 +113,13 @@ async def test_a_deleted_router_is_no_longer_named_as_the_sims_router(daemon):
     # DELETE of the router's record: its next session releases it and the record goes.
     # The APN device went on naming the gone record's id in Meta.Router.
     api = ApnApi(Api(daemon.api_url, token(daemon, "ADMIN")), "json")
-    sim_a, card_a = mobile_router(daemon, "GONEA")
-    bind(daemon, card_a, "OPERATOR-G")
-    created = api.post(apns_path("OPERATOR-G", "fleet"), {"CLI": card_a["imsi"],
+    sim_a, card_a = mobile_router(daemon, "GONED")
+    bind(daemon, card_a, "OPERATOR-D")
+    created = api.post(apns_path("OPERATOR-D", "fleet"), {"CLI": card_a["imsi"],
                                                           "SIMNumber": card_a["iccid"],
                                                           "Hints": HINTS})  # fmt: skip
     assert created.status == 202, created.wrapper
-    one = apns_path("OPERATOR-G", "fleet", created.wrapper["Meta"]["Id"])
+    one = apns_path("OPERATOR-D", "fleet", created.wrapper["Meta"]["Id"])
     assert (await sim_a.run_once()).ok == 1
     router_id = daemon.device_json(card_a["serial"])["_id"]
     assert api.get(one).wrapper["Meta"]["Router"] == router_id
