@@ -1,0 +1,103 @@
+"""A link that is down keeps reporting what it had while it was up: an IPCP address after
+the PPP session dropped, a DSL or modem rate after the line or modem went down. The status
+shows what the router has now, so such values count as not reported."""
+
+from __future__ import annotations
+
+import pytest
+
+from acsd.provisioning.profiles import load_profiles
+from acsd.provisioning.status import extract_status
+from test_status_extract import DSL_STATUS, dsl_values, fixed_values, mobile_values
+
+
+@pytest.fixture(scope="module")
+def profiles():
+    return load_profiles()
+
+
+@pytest.fixture(scope="module")
+def tr181(profiles):
+    return profiles.for_root("Device.")
+
+
+@pytest.fixture(scope="module")
+def tr098(profiles):
+    return profiles.for_root("InternetGatewayDevice.")
+
+
+def pppoe_values(connection_status: str) -> dict[str, str]:
+    """A TR-181 PPPoE router: no default route, no DHCPv4 client, the WAN is PPP.Interface.1."""
+    values = {
+        k: v
+        for k, v in fixed_values().items()
+        if "DHCPv4.Client" not in k and "IPv4Forwarding" not in k and "IP.Interface.2" not in k
+    }
+    ppp = "Device.PPP.Interface.1."
+    values.update(
+        {
+            ppp + "Status": "Up" if connection_status == "Connected" else "Down",
+            ppp + "ConnectionStatus": connection_status,
+            ppp + "IPCP.LocalIPAddress": "203.0.113.7",
+            ppp + "IPCP.RemoteIPAddress": "203.0.113.1",
+            ppp + "IPCP.DNSServers": "192.0.2.1,192.0.2.2",
+        }
+    )
+    return values
+
+
+def test_tr181_connected_ppp_gives_wan_and_gateway(tr181):
+    status = extract_status(tr181, pppoe_values("Connected"))
+    assert status["wanIp"] == "203.0.113.7"
+    assert status["gateway"] == "203.0.113.1"
+
+
+@pytest.mark.parametrize("state", ["Disconnected", "Connecting", "Unconfigured"])
+def test_tr181_disconnected_ppp_stale_ipcp_is_not_the_wan(tr181, state):
+    # TR-098's rules take PPP values only from a Connected connection; TR-181's IPCP leaves
+    # are no different: after the session drops they hold the last session's addresses.
+    status = extract_status(tr181, pppoe_values(state))
+    assert "wanIp" not in status
+    assert "gateway" not in status
+
+
+def test_tr181_disconnected_ppp_stale_ipcp_dns_not_shown(tr181):
+    values = {k: v for k, v in pppoe_values("Disconnected").items() if "DNS.Client" not in k}
+    status = extract_status(tr181, values)
+    assert "dns" not in status and "dns2" not in status
+
+
+@pytest.mark.parametrize("state", ["Down", "Dormant", "NotPresent", "LowerLayerDown", "Error"])
+def test_cellular_rates_only_while_modem_up(tr181, state):
+    # Up/DownstreamMaxBitRate: "the current maximum attainable data rate" (Device:2.17): a
+    # modem that is not Up attains none; the figure left is the last connection's.
+    status = extract_status(tr181, mobile_values(Status=state))
+    assert "uplinkRate" not in status
+    assert "downlinkRate" not in status
+
+
+def test_cellular_rates_while_modem_up(tr181):
+    status = extract_status(tr181, mobile_values())
+    assert (status["uplinkRate"], status["downlinkRate"]) == (150000, 1000000)
+
+
+@pytest.mark.parametrize("line", ["NoSignal", "Initializing", "EstablishingLink", "Disabled", "Error"])
+def test_dsl_rates_only_while_line_up(tr098, line):
+    # UpstreamCurrRate is "the current physical layer aggregate data rate" (TR-098): with
+    # the line not Up there is none, whatever the modem still holds.
+    values = dsl_values()
+    values["InternetGatewayDevice.WANDevice.1.WANDSLInterfaceConfig.Status"] = line
+    status = extract_status(tr098, values)
+    assert "uplinkRate" not in status
+    assert "downlinkRate" not in status
+
+
+def test_dsl_rates_while_line_up(tr098):
+    status = extract_status(tr098, dsl_values())
+    assert status["uplinkRate"] == DSL_STATUS["uplinkRate"]
+    assert status["downlinkRate"] == DSL_STATUS["downlinkRate"]
+
+
+def test_dsl_status_is_fetched(tr098):
+    # the rule's `where` reads WANDSLInterfaceConfig.Status: the session must ask for it
+    assert "InternetGatewayDevice.WANDevice.1.WANDSLInterfaceConfig.Status" in tr098.fetch
