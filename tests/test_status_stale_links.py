@@ -101,3 +101,42 @@ def test_dsl_rates_while_line_up(tr098):
 def test_dsl_status_is_fetched(tr098):
     # the rule's `where` reads WANDSLInterfaceConfig.Status: the session must ask for it
     assert "InternetGatewayDevice.WANDevice.1.WANDSLInterfaceConfig.Status" in tr098.fetch
+
+
+# --- a subtree the router no longer has -------------------------------------------------------
+
+
+async def test_a_subtree_the_router_now_lacks_leaves_the_stored_tree():
+    # A mobile router whose modem went (USB stick pulled, firmware without it): the read of
+    # Device.Cellular.Interface. answers 9005. The session's status is extracted from the
+    # stored tree merged with this session's values; the modem's old values must not be in
+    # it, or simStatus, networkType and the signal stay in the status for ever.
+    from acsd.cwmp.session import CwmpSession  # noqa: F401  (the driver's session type)
+    from acsd.provisioning.absent import AbsentHints
+    from acsd.provisioning.driver import ProvisioningDriver
+    from acsd.provisioning.status import untyped
+    from acsd.store.base import CpeIdentity
+
+    profiles = load_profiles()
+    stored = {k: [v, "xsd:string"] for k, v in mobile_values().items()}
+
+    class Store:
+        async def device_params(self, device_id):
+            return dict(stored)
+
+    driver = ProvisioningDriver(store=Store(), profiles=profiles, hints=AbsentHints())  # type: ignore[arg-type]
+    driver.profile = profiles.get("tr181")
+    driver.identity = CpeIdentity(oui="00D09E", product_class="Box", serial_number="STALE01")
+    driver.record = type("R", (), {"id": "dev1", "absent_paths": []})()  # type: ignore[assignment]
+    cellular = "Device.Cellular.Interface."
+    driver.fetch.ok = [n for n in driver.profile.fetch if n != cellular]
+    driver.fetch.absent = {cellular}
+    driver.values = {
+        k: v for k, v in stored.items() if not k.startswith(cellular)
+    }
+    merged = await driver._merged_params()
+    assert not [k for k in merged if k.startswith(cellular)]
+    status = extract_status(driver.profile, untyped(merged))
+    for field in ("simStatus", "networkType", "signalStrength", "ssSingnalStrength"):
+        assert field not in status
+    assert status["lanIp"] == "192.168.0.1"

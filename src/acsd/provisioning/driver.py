@@ -1352,6 +1352,16 @@ class ProvisioningDriver:
         replaced = tuple(name for name in self.fetch.ok if name.endswith("."))
         if replaced and base:
             base = {k: v for k, v in base.items() if not k.startswith(replaced)}
+        # So does a name the CPE answers 9005 for: it lacks it now (a modem unplugged), and
+        # the values stored from when it had it would stay in its status for ever.
+        gone = tuple(name for name in self.fetch.absent if name.endswith("."))
+        gone_leaves = {name for name in self.fetch.absent if not name.endswith(".")}
+        if (gone or gone_leaves) and base:
+            base = {
+                k: v
+                for k, v in base.items()
+                if k not in gone_leaves and not (gone and k.startswith(gone))
+            }
         base.update(self._session_params())
         if self.apply is not None:
             for path in self.apply.plan.deletes:
