@@ -140,3 +140,16 @@ async def test_a_subtree_the_router_now_lacks_leaves_the_stored_tree():
     for field in ("simStatus", "networkType", "signalStrength", "ssSingnalStrength"):
         assert field not in status
     assert status["lanIp"] == "192.168.0.1"
+
+
+@pytest.mark.parametrize("state", ["Down", "LowerLayerDown", "Dormant", "NotPresent", "Error"])
+def test_wan_addresses_only_while_the_wan_interface_is_up(tr181, state):
+    # IPv4Address/IPv6Address entries are configuration (their Status is Enabled/Disabled),
+    # not a sign the interface carries them: a WAN IP.Interface that is not Up (a modem
+    # that lost the network) has no WAN address, whatever entry it still holds.
+    values = mobile_values(Status="Down")
+    values["Device.IP.Interface.2.Status"] = state
+    status = extract_status(tr181, values)
+    assert "wanIp" not in status
+    assert "ipv6" not in status
+    assert status["lanIp"] == "192.168.0.1"
