@@ -152,4 +152,6 @@ def test_wan_addresses_only_while_the_wan_interface_is_up(tr181, state):
     status = extract_status(tr181, values)
     assert "wanIp" not in status
     assert "ipv6" not in status
+    # nor a gateway: the default route goes out over that interface
+    assert "gateway" not in status
     assert status["lanIp"] == "192.168.0.1"
