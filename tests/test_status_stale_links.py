@@ -81,7 +81,9 @@ def test_cellular_rates_while_modem_up(tr181):
     assert (status["uplinkRate"], status["downlinkRate"]) == (150000, 1000000)
 
 
-@pytest.mark.parametrize("line", ["NoSignal", "Initializing", "EstablishingLink", "Disabled", "Error"])
+@pytest.mark.parametrize(
+    "line", ["NoSignal", "Initializing", "EstablishingLink", "Disabled", "Error"]
+)
 def test_dsl_rates_only_while_line_up(tr098, line):
     # UpstreamCurrRate is "the current physical layer aggregate data rate" (TR-098): with
     # the line not Up there is none, whatever the modem still holds.
@@ -131,9 +133,7 @@ async def test_a_subtree_the_router_now_lacks_leaves_the_stored_tree():
     cellular = "Device.Cellular.Interface."
     driver.fetch.ok = [n for n in driver.profile.fetch if n != cellular]
     driver.fetch.absent = {cellular}
-    driver.values = {
-        k: v for k, v in stored.items() if not k.startswith(cellular)
-    }
+    driver.values = {k: v for k, v in stored.items() if not k.startswith(cellular)}
     merged = await driver._merged_params()
     assert not [k for k in merged if k.startswith(cellular)]
     status = extract_status(driver.profile, untyped(merged))
