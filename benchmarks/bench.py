@@ -527,27 +527,36 @@ def memory(args: argparse.Namespace, workdir: Path) -> dict:
     }
 
 
+#: connections the bare server holds at least for its KB per connection
+BASELINE_HOLD = 200
+
+
 def _baseline_kb_per_session(args: argparse.Namespace) -> float:
     """What one held connection costs the bare aiohttp server: the part of acsd's figure
     that is aiohttp's own connection and request state."""
     with baseline_server() as (url, pid):
+        # At least BASELINE_HOLD: a quick run's 20 connections (~100 KB) can fit in pages
+        # the server already has, and the figure then reads 0.
         before, during, held = _hold_sessions(
-            url, pid, args, duration=2.0, concurrency=args.concurrency
-        )
+            url, pid, args, duration=2.0, concurrency=args.concurrency,
+            hold=max(args.hold, BASELINE_HOLD),
+        )  # fmt: skip
     return round((during - before) * 1024 / max(1, held), 1)
 
 
 def _hold_sessions(
-    url: str, pid: int, args: argparse.Namespace, **warm: object
+    url: str, pid: int, args: argparse.Namespace, hold: int | None = None, **warm: object
 ) -> tuple[float, float, int]:
-    """RSS MiB of ``pid`` before and while the generator holds ``args.hold`` sessions open
-    (after the ``warm`` phases, loadgen options), and how many it held."""
+    """RSS MiB of ``pid`` before and while the generator holds ``hold`` (else
+    ``args.hold``) sessions open (after the ``warm`` phases, loadgen options), and how
+    many it held."""
     rss: dict[str, float] = {}
+    hold = hold or args.hold
 
     def mark(name: str):
         return lambda: rss.__setitem__(name, proc_stats(pid)[0])
 
-    run = loadgen(url, args.hold, **warm, hold=args.hold,
+    run = loadgen(url, hold, **warm, hold=hold,
                   on={"holding": mark("before"), "held": mark("held")})  # fmt: skip
     return rss["before"], rss["held"], run["held"]
 
