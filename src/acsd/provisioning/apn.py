@@ -104,6 +104,9 @@ class SimReport:
     connection_time: int | None = None
     #: the router record's mvnoAccount (see _whose)
     mvno_account: str | None = None
+    #: the SIM is not the one the router's record held after its last session (or none
+    #: was held): APN devices last seen in this router may have left it
+    sim_changed: bool = True
 
     @property
     def keys(self) -> dict[str, str | None]:
@@ -118,6 +121,7 @@ def sim_report(
     router: str,
     serial: str,
     mvno_account: str | None = None,
+    sim_changed: bool = True,
 ) -> SimReport:
     imsi = digits(ident.get("imsi"))
     home_mcc, home_mnc = plmn(imsi)
@@ -138,6 +142,7 @@ def sim_report(
         or (network_type is None and connection_time is not None),
         connection_time=connection_time,
         mvno_account=mvno_account,
+        sim_changed=sim_changed,
     )
 
 
@@ -296,12 +301,13 @@ async def record_apn_session(store: Store, report: SimReport) -> None:
         return
     try:
         found = await store.find_apn_devices_for_sim(**report.keys)
-        here = {device.id for device in found}
-        for device in await store.find_apn_devices_on_router(report.router):
-            if device.id not in here and device.network_status != DISCONNECTED:
-                # its SIM was in this router and is not now (another SIM reported): it is
-                # not connected through this router any more, wherever it went
-                await store.update_apn_device(device.id, _left)
+        if report.sim_changed:  # (a query every session of every mobile router else)
+            here = {device.id for device in found}
+            for device in await store.find_apn_devices_on_router(report.router):
+                if device.id not in here and device.network_status != DISCONNECTED:
+                    # its SIM was in this router and is not now (another SIM reported):
+                    # it is not connected through this router any more, wherever it went
+                    await store.update_apn_device(device.id, _left)
         for device in _whose(found, report.serial, report.mvno_account, say=True):
             updated = await store.update_apn_device(device.id, partial(apply_session, report))
             if updated is not None and updated.status == REFUSED:

@@ -569,6 +569,7 @@ class ProvisioningDriver:
                 router=device_id,
                 serial=session.serial,
                 mvno_account=self.record.mvno_account if self.record is not None else None,
+                sim_changed=self.record is None or self.record.sim != result.sim,
             ),
         )
         log.info(
