@@ -641,9 +641,7 @@ class CwmpServer:
             log.debug("cwmp.auth_challenge", stale=result.stale, **fields)
         # An empty 401; kept alive for the CPE's answer on the same connection, unless a
         # check failed (then Connection: close, cwmp-reference 10.3).
-        response = web.Response(status=401)
-        for name, value in auth.challenge_headers(stale=result.stale, address=remote_ip):
-            response.headers.add(name, value)
+        response = _challenge(auth, remote_ip, stale=result.stale)
         if result.failure or _body_held_back(request):
             response.headers["Connection"] = "close"
             response.force_close()
@@ -674,10 +672,7 @@ class CwmpServer:
             with contextlib.suppress(KeyError, TypeError):
                 del self._conn_auth[request.transport]
             self.stats["auth_challenges"] += 1
-            response = web.Response(status=401)
-            for name, value in self.settings.auth.challenge_headers(address=remote_ip):
-                response.headers.add(name, value)
-            return response
+            return _challenge(self.settings.auth, remote_ip)
         return self._auth_mismatch(
             f"authenticated as {identity.serial[:64]!r}, but the Inform is from another serial",
             identity,
@@ -984,6 +979,14 @@ class CwmpServer:
         await self.loop_lag.stop()
         for session in list(self.sessions.by_id.values()):
             await self._close(session, "daemon shutting down")
+
+
+def _challenge(auth: CpeAuthenticator, remote_ip: str, *, stale: bool = False) -> web.Response:
+    """An empty 401 with the authenticator's challenges (a fresh nonce for ``remote_ip``)."""
+    response = web.Response(status=401)
+    for name, value in auth.challenge_headers(stale=stale, address=remote_ip):
+        response.headers.add(name, value)
+    return response
 
 
 def _closed(response: web.Response) -> web.Response:
