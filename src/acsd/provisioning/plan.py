@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from acsd.models import is_raw_wpa_key
 from acsd.provisioning.desired import Desired
-from acsd.provisioning.profile_schema import WHOLE_GROUPS
+from acsd.provisioning.profile_schema import WHOLE_GROUPS, is_secret_name
 from acsd.provisioning.profiles import Profile, TableField, TableSpec, Target
 
 _INT_TYPES = {"xsd:int", "xsd:unsignedInt", "xsd:long", "xsd:unsignedLong"}
@@ -582,7 +582,9 @@ def _bounced(
     count = int(entry.get("count", 0))
     if count < max_attempts:
         return False
-    if "password" in setting:  # a profile that forgot `secret`: no password in the job
+    # A secret parameter's writes are never counted (it reads back empty); one a profile
+    # marked `secret = false` (firmware that reads it back) is still named, not shown.
+    if "password" in setting or is_secret_name(path):
         held = f"another value after {count} writes of this one"
     else:
         held = f"{_shown(current)} after {count} writes of {_shown(wanted)}"
