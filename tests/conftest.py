@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from acsd.config import DEFAULT_DENY
+from acsd.provisioning.profiles import load_profiles
 
 REPO = Path(__file__).resolve().parents[1]
 DATAMODELS = REPO.parent / "shared" / "datamodels"
@@ -250,3 +251,20 @@ def module_world(module_daemon):
     """One API world on ``module_daemon`` for a whole module (its tests share its customers:
     each works on devices, accounts and tokens of its own)."""
     return lazy_world(module_daemon)
+
+
+# The built-in profiles, and the one each data-model root selects (status extraction tests;
+# a module that needs other profiles defines its own fixture of the same name).
+@pytest.fixture(scope="module")
+def profiles():
+    return load_profiles()
+
+
+@pytest.fixture(scope="module")
+def tr181(profiles):
+    return profiles.for_root("Device.")
+
+
+@pytest.fixture(scope="module")
+def tr098(profiles):
+    return profiles.for_root("InternetGatewayDevice.")

@@ -21,21 +21,6 @@ from acsd.provisioning.status import extract_identity, extract_status
 TREES = Path(__file__).resolve().parents[1] / "src" / "acsd" / "sim" / "trees"
 
 
-@pytest.fixture(scope="module")
-def profiles():
-    return load_profiles()
-
-
-@pytest.fixture(scope="module")
-def tr181(profiles):
-    return profiles.for_root("Device.")
-
-
-@pytest.fixture(scope="module")
-def tr098(profiles):
-    return profiles.for_root("InternetGatewayDevice.")
-
-
 # --- the three router kinds -------------------------------------------------------------
 
 

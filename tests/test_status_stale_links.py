@@ -11,21 +11,6 @@ from acsd.provisioning.status import extract_status
 from test_status_extract import DSL_STATUS, dsl_values, fixed_values, mobile_values
 
 
-@pytest.fixture(scope="module")
-def profiles():
-    return load_profiles()
-
-
-@pytest.fixture(scope="module")
-def tr181(profiles):
-    return profiles.for_root("Device.")
-
-
-@pytest.fixture(scope="module")
-def tr098(profiles):
-    return profiles.for_root("InternetGatewayDevice.")
-
-
 def pppoe_values(connection_status: str) -> dict[str, str]:
     """A TR-181 PPPoE router: no default route, no DHCPv4 client, the WAN is PPP.Interface.1."""
     values = {
