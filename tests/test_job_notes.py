@@ -59,3 +59,13 @@ def test_what_later_sessions_need_outlives_the_session():
 def test_a_stored_read_chunk_that_is_no_count_of_names_reads_as_none(stored, kept):
     # readChunk splits every read of the router: a row edited by hand must not crash one
     assert new_memory({"readChunk": stored}, bootstrap=False)["readChunk"] == kept
+
+
+@pytest.mark.parametrize("bounces", [["x"], "x", {"Device.WiFi.SSID.1.SSID": 3}, None])
+def test_a_hand_edited_bounce_memory_reads_as_none_rather_than_failing_the_session(bounces):
+    # the stored memory is the device row's JSON: a value of another shape must not fail
+    # every later session of the router in close_job
+    memory = new_memory({"bounces": bounces}, bootstrap=False)
+    assert memory["bounces"] == {}
+    job = _close(memory, Outcome())
+    assert job["state"] == DONE

@@ -65,7 +65,10 @@ def new_memory(memory: dict[str, Any] | None, *, bootstrap: bool) -> dict[str, A
         out["secrets"] = dict(out["secrets"] or {})
         out["faults"] = dict(out["faults"] or {})
         out["faultedAlone"] = list(out["faultedAlone"] or [])
-        out["bounces"] = dict(out["bounces"] or {})
+        # (entries read as {"hash", "count"}: anything else, a hand-edited row, is dropped
+        # rather than failing every session of the router)
+        bounces = out["bounces"] if isinstance(out["bounces"], dict) else {}
+        out["bounces"] = {path: e for path, e in bounces.items() if isinstance(e, dict)}
         chunk = out["readChunk"]
         # a stored value that is no count of names (a hand-edited row) reads as none
         if type(chunk) is not int or chunk < 1:
