@@ -69,3 +69,28 @@ def test_a_hand_edited_bounce_memory_reads_as_none_rather_than_failing_the_sessi
     assert memory["bounces"] == {}
     job = _close(memory, Outcome())
     assert job["state"] == DONE
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        {"secrets": ["x"], "faults": "x", "faultedAlone": {"a": 1}},
+        {"secrets": {"Device.X": 3}, "faults": {"Device.X": [1]}, "faultedAlone": [3, None]},
+    ],
+)
+def test_a_hand_edited_memory_of_another_shape_reads_as_empty_rather_than_failing(stored):
+    memory = new_memory(stored, bootstrap=False)
+    assert (memory["secrets"], memory["faults"], memory["faultedAlone"]) == ({}, {}, [])
+
+
+def test_well_formed_memory_entries_are_kept():
+    fault = {"setting": "wifi.2g.ssid", "attempts": 2, "hash": "h"}
+    stored = {
+        "secrets": {"Device.X": "h"},
+        "faults": {"Device.Y": fault},
+        "faultedAlone": ["Device.Z"],
+    }
+    memory = new_memory(stored, bootstrap=False)
+    assert memory["secrets"] == {"Device.X": "h"}
+    assert memory["faults"] == {"Device.Y": fault}
+    assert memory["faultedAlone"] == ["Device.Z"]

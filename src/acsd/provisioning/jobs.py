@@ -46,6 +46,13 @@ class Outcome:
     incomplete: bool = False
 
 
+def _entries(stored: Any, kind: type) -> dict[str, Any]:
+    """The entries of a stored path -> entry mapping whose entry is a ``kind``."""
+    if not isinstance(stored, dict):
+        return {}
+    return {k: v for k, v in stored.items() if type(k) is str and isinstance(v, kind)}
+
+
 def new_memory(memory: dict[str, Any] | None, *, bootstrap: bool) -> dict[str, Any]:
     out = {
         "appliedRevision": None,
@@ -62,13 +69,13 @@ def new_memory(memory: dict[str, Any] | None, *, bootstrap: bool) -> dict[str, A
     }
     if memory:
         out.update({k: v for k, v in memory.items() if k in out})
-        out["secrets"] = dict(out["secrets"] or {})
-        out["faults"] = dict(out["faults"] or {})
-        out["faultedAlone"] = list(out["faultedAlone"] or [])
-        # (entries read as {"hash", "count"}: anything else, a hand-edited row, is dropped
-        # rather than failing every session of the router)
-        bounces = out["bounces"] if isinstance(out["bounces"], dict) else {}
-        out["bounces"] = {path: e for path, e in bounces.items() if isinstance(e, dict)}
+        # Entries of another shape (a hand-edited row) are dropped rather than failing
+        # every session of the router: a secret is a hash, a fault or a bounce an object.
+        out["secrets"] = _entries(out["secrets"], str)
+        out["faults"] = _entries(out["faults"], dict)
+        out["bounces"] = _entries(out["bounces"], dict)
+        alone = out["faultedAlone"]
+        out["faultedAlone"] = [n for n in alone if type(n) is str] if type(alone) is list else []
         chunk = out["readChunk"]
         # a stored value that is no count of names (a hand-edited row) reads as none
         if type(chunk) is not int or chunk < 1:
