@@ -26,11 +26,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 
-from acsd.config import WITH_SECRETS, Config, ConfigError, load_config
+from acsd.config import WITH_SECRETS, Config, ConfigError, CwmpTlsConfig, TlsConfig, load_config
 from acsd.log import get_logger
 from acsd.metrics_share import METRICS_DIR_ENV, forget_worker
 from acsd.sdnotify import notify
@@ -124,14 +123,16 @@ def _listen_value(sock: socket.socket) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _reloaded_tls(running: Any, fresh: Any) -> Any:
+def _reloaded_tls(running: TlsConfig, fresh: TlsConfig) -> TlsConfig:
     """The TLS section a reload gives the workers: the new file paths, unless TLS or mTLS
     is switched on or off (that, and ``min_version``, take a restart, as in the workers)."""
     if bool(running.cert) != bool(fresh.cert):
         return running
-    if bool(getattr(running, "client_ca", None)) != bool(getattr(fresh, "client_ca", None)):
-        return running
-    paths = {k: getattr(fresh, k) for k in ("cert", "key", "client_ca") if hasattr(fresh, k)}
+    paths = {"cert": fresh.cert, "key": fresh.key}
+    if isinstance(running, CwmpTlsConfig) and isinstance(fresh, CwmpTlsConfig):
+        if bool(running.client_ca) != bool(fresh.client_ca):
+            return running
+        paths["client_ca"] = fresh.client_ca
     return running.model_copy(update=paths)
 
 
