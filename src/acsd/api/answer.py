@@ -7,7 +7,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
@@ -52,4 +52,16 @@ def json_response(
         headers=headers,
         content_type="application/json",
         charset="utf-8",
+    )
+
+
+class _Page(Protocol):
+    limit: int
+    offset: int
+
+
+def page_response(items: list[Any], total: int, query: _Page) -> web.Response:
+    """A page of a list: its items, how many match in all, and the page asked for."""
+    return json_response(
+        {"items": items, "total": total, "limit": query.limit, "offset": query.offset}
     )

@@ -8,7 +8,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from acsd import clock
-from acsd.api.answer import json_response
+from acsd.api.answer import page_response
 from acsd.api.body import parse_query
 from acsd.api.context import caller, context
 from acsd.api.customers import PageQuery
@@ -66,14 +66,7 @@ async def list_audit(request: web.Request) -> web.Response:
     who.require_admin()
     query = parse_query(request, PageQuery)
     records, total = await ctx.store.list_audit(limit=query.limit, offset=query.offset)
-    return json_response(
-        {
-            "items": [_json(r) for r in records],
-            "total": total,
-            "limit": query.limit,
-            "offset": query.offset,
-        }
-    )
+    return page_response([_json(r) for r in records], total, query)
 
 
 def setup(app: web.Application) -> None:

@@ -8,7 +8,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from acsd import clock
-from acsd.api.answer import json_response
+from acsd.api.answer import json_response, page_response
 from acsd.api.body import MAX_OFFSET, parse_query, read_model
 from acsd.api.context import audit_record, caller, context, created, valid_id
 from acsd.api.errors import ApiError
@@ -111,14 +111,7 @@ async def list_customers(request: web.Request) -> web.Response:
     records, total = await ctx.store.list_customers(
         ids=who.tenancy, limit=query.limit, offset=query.offset
     )
-    return json_response(
-        {
-            "items": [_json(r) for r in records],
-            "total": total,
-            "limit": query.limit,
-            "offset": query.offset,
-        }
-    )
+    return page_response([_json(r) for r in records], total, query)
 
 
 def setup(app: web.Application) -> None:

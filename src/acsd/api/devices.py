@@ -13,7 +13,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from acsd import clock
-from acsd.api.answer import json_response
+from acsd.api.answer import json_response, page_response
 from acsd.api.auth import Caller
 from acsd.api.body import MAX_OFFSET, parse_query, read_json, read_model, validate
 from acsd.api.context import ApiContext, audit_record, caller, context, created, valid_id
@@ -329,9 +329,7 @@ async def list_devices(request: web.Request) -> web.Response:
         if record.model and record.model not in models:
             models[record.model] = await _model(ctx, record.model)
         items.append(_view(ctx, record, models.get(record.model or "")))
-    return json_response(
-        {"items": items, "total": total, "limit": query.limit, "offset": query.offset}
-    )
+    return page_response(items, total, query)
 
 
 def _known_keys(raw: dict[str, Any]) -> None:

@@ -26,7 +26,7 @@ from aiohttp import web
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from acsd import clock
-from acsd.api.answer import json_response
+from acsd.api.answer import json_response, page_response
 from acsd.api.auth import Caller
 from acsd.api.body import MAX_OFFSET, parse_query, read_json, read_model
 from acsd.api.context import CONTEXT, ApiContext, audit_record, caller, context, created, valid_id
@@ -396,14 +396,7 @@ async def list_accounts(request: web.Request) -> web.Response:
             offset=query.offset,
         )
     )
-    return json_response(
-        {
-            "items": [_view(r, now) for r in records],
-            "total": total,
-            "limit": query.limit,
-            "offset": query.offset,
-        }
-    )
+    return page_response([_view(r, now) for r in records], total, query)
 
 
 # --- start dates --------------------------------------------------------------------------

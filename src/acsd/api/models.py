@@ -8,7 +8,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from acsd import clock
-from acsd.api.answer import json_response
+from acsd.api.answer import json_response, page_response
 from acsd.api.body import parse_query, read_model
 from acsd.api.context import audit_record, caller, context, created, valid_id
 from acsd.api.customers import PageQuery
@@ -97,14 +97,7 @@ async def list_models(request: web.Request) -> web.Response:
     await caller(request)
     query = parse_query(request, PageQuery)
     records, total = await ctx.store.list_models(limit=query.limit, offset=query.offset)
-    return json_response(
-        {
-            "items": [_json(r) for r in records],
-            "total": total,
-            "limit": query.limit,
-            "offset": query.offset,
-        }
-    )
+    return page_response([_json(r) for r in records], total, query)
 
 
 def setup(app: web.Application) -> None:
