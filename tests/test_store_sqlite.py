@@ -168,6 +168,47 @@ async def test_bootstrap_resets_params(store: SqliteStore) -> None:
     assert rec.absent_paths == ["Z"]
 
 
+async def test_a_result_of_many_values_merges_into_the_stored_tree_as_a_small_one_does(
+    store: SqliteStore,
+) -> None:
+    """Results of many values are merged key by key (json_patch took seconds per 10k
+    values over a large tree); what is stored must be what json_patch stored."""
+    from acsd.store.sqlite.saves import MERGE_BY_KEY_FROM
+
+    many = MERGE_BY_KEY_FROM * 2
+    odd = {  # names and values that JSON escapes, or that look like JSON themselves
+        'X_Q"uote\\d': ['say "hi"\\', "xsd:string"],
+        "X_Café.Naïve": ["ü€😀", "xsd:string"],
+        "X_Json": ['{"a": [1]}', None],
+        "X_Empty": ["", "xsd:boolean"],
+    }
+    stored = {f"Device.Hosts.Host.{n}.HostName": [f"old{n}", "xsd:string"] for n in range(many)}
+    dev = await store.save_session(session("WIDE", params=stored | odd, reset_params=True))
+    # half of the result changes stored leaves, half is new; odd leaves change too
+    result = {
+        f"Device.Hosts.Host.{n}.HostName": [f"new{n}", "xsd:string"]
+        for n in range(many // 2, many + many // 2)
+    }
+    result |= {name: [value + "!", kind] for name, (value, kind) in odd.items()}
+    assert len(result) >= MERGE_BY_KEY_FROM
+    # another router's large result in the same batch: each merges its own values
+    other = await store.save_session(session("WIDE2", params=stored, reset_params=True))
+    await asyncio.gather(
+        store.save_session(session("WIDE", at=2000.0, device_id=dev, params=result)),
+        store.save_session(session("WIDE2", at=2000.0, device_id=other, params=stored | odd)),
+    )
+    assert store.stats.last_batch == 2
+    rec = await store.get_device(dev)
+    assert rec is not None
+    assert rec.params == stored | odd | result
+    assert await store.device_params(other) == stored | odd
+    # and a small result over what the large one stored (json_patch)
+    small = {"X_Json": ["[]", "xsd:string"], "Device.Hosts.Host.0.HostName": ["x", None]}
+    await store.save_session(session("WIDE", at=3000.0, device_id=dev, params=small))
+    rec = await store.get_device(dev)
+    assert rec is not None and rec.params == stored | odd | result | small
+
+
 async def test_session_bound_by_mac_keeps_the_operator_record(store: SqliteStore) -> None:
     op = await store.upsert_device(
         DeviceRecord(id="", serial_number="OP-0001", mac_address="00:11:22:33:44:55", name="Shop")

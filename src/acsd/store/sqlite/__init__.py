@@ -11,7 +11,8 @@ Why this shape:
   writes its record and its audit entry together, and runs in a savepoint when it shares
   its batch, so a conflict undoes only that call instead of forcing a retry of the batch.
 - The merge of a session's values into the stored ``params`` happens inside SQLite
-  (``json_patch``), so the event loop never decodes and re-encodes stored parameter trees.
+  (``json_patch``; key by key for results of many values, see ``saves``), so the event
+  loop never decodes and re-encodes stored parameter trees.
 - WAL lets the reader connection (and other processes such as the operator CLI) read while
   the writer commits. Writers in other processes serialise on ``BEGIN IMMEDIATE`` and wait
   up to ``busy_timeout`` for the lock instead of failing at once.
