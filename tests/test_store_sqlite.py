@@ -875,3 +875,14 @@ async def test_a_page_of_the_device_list_leaves_the_parameter_trees_out(
         assert records[0].status == {"lanIp": "192.0.2.1"}
     full = await store.get_device(device_id)
     assert full is not None and full.params == tree
+
+
+async def test_the_list_behind_acsd_device_list_leaves_the_parameter_trees_out(
+    store: SqliteStore,
+) -> None:
+    """`acsd device list` shows no tree, and lists 1000 routers by default."""
+    tree = {f"Device.Hosts.Host.{i}.HostName": [f"h{i}", "xsd:string"] for i in range(50)}
+    await store.save_session(session("TREE2", params=tree, reset_params=True, status={"upTime": 7}))
+    (listed,) = await store.list_devices()
+    assert listed.serial_number == "TREE2" and listed.params == {}
+    assert listed.status == {"upTime": 7}

@@ -374,7 +374,8 @@ class Store(Protocol):
         """The stored parameter tree of one device alone ({} if there is none)."""
 
     async def list_devices(self, *, limit: int = 1000, offset: int = 0) -> list[DeviceRecord]:
-        """Ordered by serial number."""
+        """Ordered by serial number. The records hold no parameter tree (``params`` is
+        empty), as in :meth:`query_devices`."""
 
     async def save_session(self, result: SessionResult) -> str:
         """Commit a session's results (batched with other sessions'); returns the device id

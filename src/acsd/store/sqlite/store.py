@@ -95,8 +95,10 @@ class SqliteStore(InternetAccounts, ApnRecords, ParkedSessions, SqliteCore):
         return loads(text) if text else {}
 
     async def list_devices(self, *, limit: int = 1000, offset: int = 0) -> list[DeviceRecord]:
+        # `acsd device list` shows no tree either: its default page of 1000 routers of
+        # 100k parameters each read and decoded GBs (as the API's list did).
         rows = await self._read.execute_fetchall(
-            f"{DEVICE_SELECT} ORDER BY serial_key, id LIMIT ? OFFSET ?",
+            f"SELECT {DEVICE_LIST_COLUMNS} FROM devices ORDER BY serial_key, id LIMIT ? OFFSET ?",
             (max(0, limit), max(0, offset)),
         )
         return [device_record(row) for row in rows]
