@@ -32,6 +32,12 @@ _APN_UPDATE_SQL = (
     + ", ".join(f'"{n}" = ?' for n in _APN_DEVICES.names[1:])
     + " WHERE id = ?"
 )
+#: a network's device of a CLI key: the live one, else the one removed last (the whole
+#: look-up in the index apn_devices_by_cli)
+BY_CLI = (
+    "WHERE account = ? AND network = ? AND cli_key = ?"
+    " ORDER BY end_date IS NOT NULL, end_date DESC LIMIT 1"
+)
 #: the unique values of a network's active devices, as the client names them
 _APN_UNIQUE = (("CLI", "cli_key"), ("SIMNumber", "iccid"))
 
@@ -63,11 +69,7 @@ class ApnRecords(SqliteCore):
     async def find_apn_device(
         self, account: str, network: str, cli_key: str
     ) -> ApnDeviceRecord | None:
-        found = await self._apn_devices(
-            "WHERE account = ? AND network = ? AND cli_key = ?"
-            " ORDER BY end_date IS NOT NULL, end_date DESC LIMIT 1",
-            (account, network, cli_key),
-        )
+        found = await self._apn_devices(BY_CLI, (account, network, cli_key))
         return found[0] if found else None
 
     async def list_apn_devices(
