@@ -91,3 +91,73 @@ def test_killed_writer_keeps_every_acknowledged_write(tmp_path: Path, how: str) 
     assert not missing, f"{len(missing)} acknowledged writes lost, e.g. {sorted(missing)[:3]}"
     # Rows beyond the acknowledged ones may exist (committed, not yet printed): fine.
     assert len(stored) >= len(acked)
+
+
+# Brings a database of schema version 7 up to date, with one change: migration 8 calls
+# acsd_stall() after its own statements, inside its transaction, before it is recorded.
+# acsd_stall says so on stdout and waits to be killed.
+MIGRATING_CHILD = r"""
+import asyncio, sys, time
+import aiosqlite
+from acsd.store.schema import MIGRATIONS, Migration, migrate
+
+def stall():
+    sys.stdout.write("stalled\n")
+    sys.stdout.flush()
+    time.sleep(600)
+
+async def main():
+    eighth = MIGRATIONS[7]
+    steps = [*MIGRATIONS[:7], Migration(8, eighth.description, eighth.sql + "SELECT acsd_stall();")]
+    async with aiosqlite.connect(sys.argv[1], isolation_level=None) as conn:
+        await conn.execute("PRAGMA journal_mode = WAL")
+        await conn.create_function("acsd_stall", 0, stall)
+        await migrate(conn, steps)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_migration_killed_midway_is_completed_by_the_next_start(tmp_path: Path) -> None:
+    import aiosqlite
+
+    from acsd.store import SqliteStore
+    from acsd.store.schema import MIGRATIONS, migrate
+
+    path = tmp_path / "old.db"
+    async with aiosqlite.connect(path, isolation_level=None) as conn:
+        await conn.execute("PRAGMA journal_mode = WAL")
+        await migrate(conn, MIGRATIONS[:7])
+        await conn.executemany(
+            "INSERT INTO devices (id, serial_number, serial_key, customer, params, created,"
+            " updated) VALUES (?, ?, lower(?2), 'c1', ?, 1, 1)",
+            [(f"{n:024x}", f"OLD{n}", f'{{"Device.X":["{n}","xsd:string"]}}') for n in range(50)],
+        )
+    child = subprocess.Popen(
+        [sys.executable, "-c", MIGRATING_CHILD, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None
+    try:
+        assert child.stdout.readline() == "stalled\n"
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait(timeout=30)
+    assert child.returncode == -signal.SIGKILL
+
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        assert db.execute("SELECT max(version) FROM schema_migrations").fetchone()[0] == 7
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 7
+    finally:
+        db.close()
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        assert store.migrations_applied == [m.version for m in MIGRATIONS[7:]]
+        assert await store.count_devices() == 50
+        record = await store.get_device("old7")
+        assert record is not None and record.customer == "c1"
+        assert record.params == {"Device.X": ["7", "xsd:string"]}
+    finally:
+        await store.close()
