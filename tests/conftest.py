@@ -79,7 +79,8 @@ class Daemon:
         return self.proc.wait(timeout=timeout)
 
 
-DENY_BUT_LOOPBACK = [n for n in DEFAULT_DENY if n not in ("127.0.0.0/8", "::1/128")]
+#: the default deny list without loopback (nor "self": the host's addresses include it)
+DENY_BUT_LOOPBACK = [n for n in DEFAULT_DENY if n not in ("127.0.0.0/8", "::1/128", "self")]
 
 
 def write_config(tmp_path: Path, **sections: dict) -> Path:

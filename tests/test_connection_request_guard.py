@@ -15,7 +15,7 @@ from aiohttp import web
 
 from acsd.config import DEFAULT_DENY, load_config
 from acsd.cwmp.connreq import ConnectionRequester
-from acsd.cwmp.crguard import denied_by
+from acsd.cwmp.crguard import DenyList, denied_by
 from conftest import DENY_BUT_LOOPBACK, run_cli
 
 
@@ -85,10 +85,29 @@ async def test_loopback_is_refused_by_default_and_never_contacted(cpe) -> None:
     assert hits == []
 
 
+async def test_an_address_of_the_acs_host_is_refused_whatever_network_it_is_in(cpe) -> None:
+    """A router may report the ACS host's LAN or public address, or a name for it: that
+    reaches the services listening on the host as loopback does, and no configured network
+    can name it in advance. "self" (in the default list) refuses every address the host
+    has; 127.0.0.1 and ::1 stand in for them here, with the loopback networks off the list."""
+    port, hits = cpe
+    for url in (
+        f"http://127.0.0.1:{port}/cr",
+        f"http://[::ffff:127.0.0.1]:{port}/cr",
+        f"http://[::1]:{port}/cr",
+        f"http://localhost:{port}/cr",
+    ):
+        result = await _poke([*DENY_BUT_LOOPBACK, "self"], url)
+        assert not result.ok
+        assert "is an address of acsd's host" in result.reason, (url, result.reason)
+        assert "cwmp.connection_request_deny" in result.reason
+    assert hits == []
+
+
 def test_ipv6_addresses_that_carry_a_denied_ipv4_one_are_denied() -> None:
     """6to4 and NAT64 addresses are delivered to the IPv4 address inside them (checked
     without sending anything: these are no addresses a test may reach)."""
-    deny = [ipaddress.ip_network(n) for n in DEFAULT_DENY]
+    deny = DenyList(DEFAULT_DENY).networks
     loopback = ipaddress.ip_network("127.0.0.0/8")
     metadata = ipaddress.ip_network("169.254.0.0/16")
     assert denied_by("::ffff:127.0.0.1", deny) == loopback
@@ -121,6 +140,9 @@ def test_the_list_is_configurable_and_checked(tmp_path) -> None:
         "10.0.0.0/8",
         "2001:db8::/32",
     ]
+    assert "self" in DEFAULT_DENY
+    env = {"ACSD_CWMP_CONNECTION_REQUEST_DENY": "SELF, 10.0.0.0/8"}
+    assert load_config(None, environ=env).cwmp.connection_request_deny == ["self", "10.0.0.0/8"]
     path = tmp_path / "bad.toml"
     path.write_text('[cwmp]\nconnection_request_deny = ["192.0.2.1/24"]\n')
     proc = run_cli("config", "check", "--config", str(path))

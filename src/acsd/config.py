@@ -30,15 +30,16 @@ from pydantic import (
 )
 from yarl import URL
 
+from acsd.cwmp.crguard import SELF
 from acsd.hostaddr import is_host_address
 
 #: networks no router is on, where a Connection Request is never sent by default
 #: (``cwmp.connection_request_deny``; acsd.cwmp.crguard says why): loopback, "this
 #: network", link-local (cloud metadata services), multicast, reserved and broadcast,
-#: and their IPv6 counterparts
+#: their IPv6 counterparts, and "self": every address of acsd's own host
 DEFAULT_DENY = (
     "127.0.0.0/8", "0.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "240.0.0.0/4",
-    "::1/128", "::/128", "fe80::/10", "ff00::/8",
+    "::1/128", "::/128", "fe80::/10", "ff00::/8", "self",
 )  # fmt: skip
 
 
@@ -255,7 +256,8 @@ class CwmpConfig(_Listener):
     hold_requests: bool = False
     trust_forwarded: bool = False
     #: networks (CIDR) acsd never sends a Connection Request to, whatever URL a CPE
-    #: reports: by default loopback, link-local (cloud metadata), multicast, reserved
+    #: reports: by default loopback, link-local (cloud metadata), multicast, reserved, and
+    #: ("self") the addresses of acsd's own host
     connection_request_deny: list[str] = Field(default_factory=lambda: list(DEFAULT_DENY))
     #: answer a router whose Connection Request challenge is Basic only (its password
     #: then crosses the network readable); off: such a router is not asked (TR-069: Digest)
@@ -270,6 +272,9 @@ class CwmpConfig(_Listener):
     def _check_networks(cls, value: list[str]) -> list[str]:
         out = []
         for item in value:
+            if item.lower() == SELF:
+                out.append(SELF)
+                continue
             try:
                 out.append(str(ipaddress.ip_network(item)))
             except ValueError as exc:  # "192.0.2.1/24 has host bits set", "not a network"

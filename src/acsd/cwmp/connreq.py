@@ -14,7 +14,6 @@ seconds, so a burst of API writes cannot hammer a CPE.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from aiohttp import hdrs
 from yarl import URL
 
 from acsd import httpdigest
-from acsd.cwmp.crguard import DeniedAddress, GuardedResolver, Network, denied_by
+from acsd.cwmp.crguard import DeniedAddress, DenyList, GuardedResolver
 from acsd.log import get_logger
 from acsd.store.base import DeviceRecord
 
@@ -46,10 +45,10 @@ async def connection_request(
     password: str | None,
     *,
     timeout: float = 5.0,
-    deny: Sequence[Network] = (),
+    deny: DenyList | None = None,
     allow_basic: bool = False,
 ) -> CrResult:
-    """One Connection Request; never raises for network trouble. ``deny``: networks it is
+    """One Connection Request; never raises for network trouble. ``deny``: addresses it is
     never sent to; a host name is checked by the session's resolver (GuardedResolver)."""
     try:
         # Parsed as aiohttp will connect: yarl folds full-width digits and ideographic full
@@ -67,11 +66,11 @@ async def connection_request(
     if target.scheme != "http" or not host:
         return CrResult(False, reason=f"not an http URL: {url[:200]!r}")
     try:
-        network = denied_by(host, deny)
+        refusal = deny.refusal(host) if deny is not None else None
     except ValueError:
-        network = None  # a host name: resolved, and checked, by the session's resolver
-    if network is not None:
-        return CrResult(False, reason=f"{host} is in {network} (cwmp.connection_request_deny)")
+        refusal = None  # a host name: resolved, and checked, by the session's resolver
+    if refusal is not None:
+        return CrResult(False, reason=refusal)
     try:
         # One timeout for the whole exchange, the challenge and the answer to it.
         async with asyncio.timeout(timeout):
@@ -206,7 +205,7 @@ class ConnectionRequester:
         #: have set new credentials on the router (or the device is gone)
         self.lookup = lookup
         self.min_interval = min_interval
-        self.deny: tuple[Network, ...] = tuple(ipaddress.ip_network(n) for n in deny)
+        self.deny = DenyList(deny)
         self._session: aiohttp.ClientSession | None = None
         self._busy: set[str] = set()
         self._last: dict[str, float] = {}

@@ -5,6 +5,10 @@ name the ACS host itself or its cloud's metadata service (169.254.169.254), and 
 send it HTTP requests with Digest credentials. Requests to the networks listed in
 ``cwmp.connection_request_deny`` are not sent, whether the URL names the address or a host
 name that resolves to it (checked after resolving, so a name cannot point elsewhere later).
+The list's entry ``"self"`` stands for every address of acsd's own host: its LAN or
+public address reaches the services listening there (a database, the API, a metrics
+exporter) as surely as loopback does, and which addresses a host has is not known when
+the configuration is written (DHCP, containers, cloud instances).
 """
 
 from __future__ import annotations
@@ -32,6 +36,10 @@ _LAST_32 = (
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
+#: the deny list's entry for the addresses of acsd's own host
+SELF = "self"
+_SELF_ENTRY = '"self" in cwmp.connection_request_deny'
+
 
 def _addresses(ip: Address) -> list[Address]:
     """``ip`` and the IPv4 address it may carry to: IPv4-mapped (::ffff:a.b.c.d), 6to4
@@ -58,6 +66,43 @@ def denied_by(address: str, deny: Sequence[Network]) -> Network | None:
     return None
 
 
+def is_own_address(ip: Address) -> bool:
+    """Whether ``ip`` is delivered to this host. The kernel knows, today: connecting a UDP
+    socket sends nothing, and the source address it picks for one of the host's own
+    addresses is that address (loopback ones other than 127.0.0.1 get 127.0.0.1)."""
+    if ip.is_loopback:
+        return True
+    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect((str(ip), 9))
+            source = probe.getsockname()[0]
+    except OSError:  # no route (or no IPv6): not an address of this host
+        return False
+    return ipaddress.ip_address(source.split("%", 1)[0]) == ip
+
+
+class DenyList:
+    """``cwmp.connection_request_deny``: networks, and ``"self"`` for the host's addresses."""
+
+    def __init__(self, entries: Sequence[str]) -> None:
+        self.own = SELF in entries
+        self.networks: tuple[Network, ...] = tuple(
+            ipaddress.ip_network(entry) for entry in entries if entry != SELF
+        )
+
+    def refusal(self, address: str) -> str | None:
+        """Why a Connection Request is not sent to ``address`` (an IP address), or None."""
+        network = denied_by(address, self.networks)
+        if network is not None:
+            return f"{address} is in {network} (cwmp.connection_request_deny)"
+        if self.own:
+            for ip in _addresses(ipaddress.ip_address(address.split("%", 1)[0])):
+                if is_own_address(ip):
+                    return f"{address} is an address of acsd's host ({_SELF_ENTRY})"
+        return None
+
+
 class DeniedAddress(OSError):
     """Every address of a Connection Request's host is in a denied network."""
 
@@ -66,20 +111,20 @@ class DeniedAddress(OSError):
 
 
 class GuardedResolver(AbstractResolver):
-    """The default resolver, with the addresses in denied networks left out."""
+    """The default resolver, with the denied addresses left out."""
 
-    def __init__(self, deny: Sequence[Network]) -> None:
-        self._deny = tuple(deny)
+    def __init__(self, deny: DenyList) -> None:
+        self._deny = deny
         self._inner = DefaultResolver()
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
         found = await self._inner.resolve(host, port, family)
-        kept = [r for r in found if denied_by(r["host"], self._deny) is None]
+        refusals = [self._deny.refusal(r["host"]) for r in found]
+        kept = [r for r, refusal in zip(found, refusals, strict=True) if refusal is None]
         if not kept:
-            first = found[0]["host"] if found else "nothing"
-            raise DeniedAddress(f"{host} resolves to {first}, in cwmp.connection_request_deny")
+            raise DeniedAddress(f"{host}: {refusals[0] if refusals else 'no address'}")
         return kept
 
     async def close(self) -> None:
