@@ -27,9 +27,15 @@ def acsd_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "acsd", *args]
 
 
-def run_cli(*args: str, timeout: float = 60, check: bool = False) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, timeout: float = 60, check: bool = False, env: dict[str, str | None] | None = None
+) -> subprocess.CompletedProcess:
+    """``acsd ARGS``; ``env``: variables set (or, None, removed) for it."""
+    environ = None
+    if env is not None:
+        environ = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
     proc = subprocess.run(
-        acsd_cmd(*args), capture_output=True, text=True, timeout=timeout, cwd=REPO
+        acsd_cmd(*args), capture_output=True, text=True, timeout=timeout, cwd=REPO, env=environ
     )
     if check and proc.returncode != 0:
         raise AssertionError(

@@ -9,6 +9,8 @@ import socket
 import sqlite3
 import time
 
+import pytest
+
 from acsd.cwmp import rpc
 from acsd.cwmp.soap import Envelope, parse_envelope, render_envelope
 from conftest import run_cli, wait_for, write_config
@@ -586,3 +588,24 @@ def test_a_changed_listen_address_is_named_on_reload_with_workers(tmp_path, caps
     said = capsys.readouterr()
     lines = [line for line in (said.out + said.err).splitlines() if "restart_needed" in line]
     assert lines and "cwmp.listen" in lines[0], said
+
+
+@pytest.mark.parametrize("key", [None, "", "not-hex", "00ff", "abc"])
+def test_a_worker_without_a_usable_nonce_key_does_not_start(key, tmp_path):
+    # A worker that signed its nonces with a key of its own would call every nonce its
+    # siblings issued stale: routers it took over would never get in, with nothing said.
+    config = write_config(tmp_path)
+    worker = {"ACSD_WORKER": "0", "ACSD_WORKER_CONFIG": None, "ACSD_NONCE_KEY": key}
+    proc = run_cli("serve", "--config", str(config), env=worker, timeout=30)
+    assert proc.returncode == 2  # one line, no daemon started
+    assert "config error: ACSD_NONCE_KEY: " in proc.stderr
+    assert ("missing" if not key else "not a Digest nonce key") in proc.stderr
+    if key:
+        assert key not in proc.stderr.split("ACSD_NONCE_KEY: ", 1)[1]  # the value is a secret
+
+
+def test_a_nonce_key_set_by_the_operator_is_said_to_be_unused(tmp_path):
+    config = write_config(tmp_path)
+    env = {"ACSD_WORKER": None, "ACSD_NONCE_KEY": "00" * 32}
+    proc = run_cli("config", "check", "--config", str(config), env=env, check=True)
+    assert "ACSD_NONCE_KEY is not used" in proc.stderr

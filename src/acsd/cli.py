@@ -158,11 +158,17 @@ def _main(argv: Sequence[str] | None = None) -> int:
                     print(f"acsd: warning: {warning}", file=sys.stderr)
         if args.command in ("serve", "config"):
             _check_profiles(config)  # a broken profile stops the start, not the first session
-            from acsd.workers import WORKER_ENV
+            from acsd.workers import NONCE_KEY_ENV, WORKER_ENV
 
             # Said once, by the process the operator started (not again by each worker).
             for name in [] if WORKER_ENV in os.environ else unknown_env():
                 print(f"acsd: warning: {name} is no acsd setting (a typo?)", file=sys.stderr)
+            if WORKER_ENV not in os.environ and NONCE_KEY_ENV in os.environ:
+                print(
+                    f"acsd: warning: {NONCE_KEY_ENV} is not used: acsd makes a new Digest nonce "
+                    "key at each start (shared by its workers)",
+                    file=sys.stderr,
+                )
     except ConfigError as exc:
         print(f"acsd: config error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -216,9 +222,11 @@ def _worker_config(args: argparse.Namespace) -> Config | None:
     """A supervised worker runs with the configuration its supervisor started with."""
     if args.command != "serve":
         return None
-    from acsd.workers import worker_config
+    from acsd.workers import shared_nonce_key, worker_config
 
-    return worker_config()
+    config = worker_config()
+    shared_nonce_key()  # (a worker whose key is unusable stops here, with one line)
+    return config
 
 
 def _check_profiles(config: Config) -> None:

@@ -64,13 +64,32 @@ def worker_index() -> int | None:
     return int(value) if value is not None and value.isdigit() else None
 
 
+#: bytes of a nonce key a worker accepts (the supervisor makes 32): a shorter one could be
+#: guessed, and with it a nonce forged that every worker takes as its own
+MIN_NONCE_KEY = 16
+
+
 def shared_nonce_key() -> bytes | None:
-    """The Digest nonce key of this service's workers (None when not a supervised worker)."""
-    value = os.environ.get(NONCE_KEY_ENV) if worker_index() is not None else None
-    try:
-        return bytes.fromhex(value) if value else None
-    except ValueError:
+    """The Digest nonce key of this service's workers (None when not a supervised worker).
+
+    A worker whose key is missing or no key at all must not start: falling back to a key
+    of its own would have it call every nonce its siblings issued stale, and the routers
+    whose connections it takes would never get in (nothing in the log would say why)."""
+    if worker_index() is None:
         return None
+    value = os.environ.get(NONCE_KEY_ENV, "")
+    try:
+        key = bytes.fromhex(value)
+    except ValueError:
+        key = b""
+    if len(key) < MIN_NONCE_KEY:
+        # (the value itself is a secret: not repeated here)
+        what = "not a Digest nonce key" if value else "missing"
+        raise ConfigError(
+            f"{NONCE_KEY_ENV}: {what} (a worker's, {2 * MIN_NONCE_KEY} or more hex digits,"
+            f" is set by the supervisor that starts it with {WORKER_ENV})"
+        )
+    return key
 
 
 def worker_config() -> Config | None:
