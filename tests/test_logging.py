@@ -234,6 +234,29 @@ def test_a_malformed_credential_header_is_logged_without_the_credential(daemon):
         assert secret not in text
 
 
+def test_an_over_long_credential_header_is_logged_without_the_credential(daemon):
+    """A header value over aiohttp's limit (8190 bytes: a Kerberos ticket, a client that
+    pads or repeats its credentials) is quoted in aiohttp's error without the header's
+    name; the line acsd logs for it names the limit, not the value."""
+    secrets = ["acsd_TOPSECRETAPITOKEN0002", "VE9QU0VDUkVUQ1BFOnB3MDAwMg", "TOPSECRETCOOKIE0002"]
+    for url, line in (
+        (daemon.api_url, f"Authorization: Bearer {secrets[0]}"),
+        (daemon.cwmp_url, f"Authorization: Basic {secrets[1]}"),
+        (daemon.cwmp_url, f"Cookie: session={secrets[2]}"),
+    ):
+        host, port = url.removeprefix("http://").rstrip("/").split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            request = f"GET / HTTP/1.1\r\nHost: {host}\r\n{line}{'A' * 9000}\r\n\r\n"
+            sock.sendall(request.encode("latin-1"))
+            assert sock.recv(4096).split(b"\r\n")[0].endswith(b" 400 Bad Request")
+    unreadable = wait_for(lambda: len(daemon.events("client_request_unreadable")) >= 3 and
+                          daemon.events("client_request_unreadable"))  # fmt: skip
+    assert all("header over 8190 bytes" in e.get("reason", "") for e in unreadable), unreadable
+    text = daemon.log_text()
+    for secret in secrets:
+        assert secret not in text
+
+
 def test_a_line_that_cannot_be_written_is_lost_not_raised():
     # stderr in a file on a full disk (here /dev/full, which refuses every write) or a
     # closed pipe: the task that logged must go on (the store's writer died of it).

@@ -247,7 +247,7 @@ class _ClientFault(logging.Filter):
             return True
         # Here, not at the top: the profile checker imports this module and must not pull
         # in aiohttp; a record from aiohttp means it is loaded.
-        from aiohttp.http_exceptions import HttpProcessingError
+        from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
         from aiohttp.web_protocol import RequestPayloadError
 
         # what a client's malformed request (or its leaving mid-request) raises in aiohttp
@@ -258,7 +258,12 @@ class _ClientFault(logging.Filter):
         record.msg, record.args = "client_request_unreadable", ()
         record.levelno, record.levelname = logging.INFO, "INFO"
         record.exc_info = record.exc_text = None
-        record.reason = _without_credentials(str(exc))[:200]
+        if isinstance(exc, LineTooLong):
+            # aiohttp quotes the first 100 bytes of an over-long header's value without its
+            # name: an Authorization or Cookie value cannot be told from any other there
+            record.reason = f"400, message: a request line or header over {exc.args[1]} bytes"
+        else:
+            record.reason = _without_credentials(str(exc))[:200]
         return True
 
 
