@@ -346,6 +346,24 @@ async def test_credentials_a_router_wrote_into_its_url_are_not_sent() -> None:
     assert without_password("http://192.0.2.1:7547/a@b") == "http://192.0.2.1:7547/a@b"
 
 
+async def test_credentials_in_a_url_acsd_does_not_call_are_not_shown() -> None:
+    # An https or broken ConnectionRequestURL is refused before anything is sent; the
+    # reason (logged as connreq.done, at every change of the device) names the URL, but
+    # not the password the firmware wrote into it: not a long one cut short either.
+    from acsd.device_view import without_password
+
+    for url, secret in (
+        ("https://admin:TopSecret1@127.0.0.1:9/cr", "TopSecret1"),
+        ("http://admin:TopSecret2@[::1/cr", "TopSecret2"),
+        ("http://admin:Top@Secret3@127.0.0.1:port/cr", "Secret3"),
+        ("https://admin:" + "S" * 300 + "@127.0.0.1:9/cr", "SSSS"),
+    ):
+        result = await _poke(list(DEFAULT_DENY), url)
+        assert not result.ok and result.reason.startswith("not a"), result.reason
+        assert secret not in result.reason and "***@" in result.reason, result.reason
+        assert secret not in (without_password(url) or "")
+
+
 async def test_an_endless_answer_is_not_read_into_memory() -> None:
     """What answers at a ConnectionRequestURL is the CPE's to choose: a 200 whose body
     never ends (or a gzip bomb) must not be read into acsd's memory until the timeout.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from yarl import URL
 
 from acsd import clock
+from acsd.cwmp.connreq import shown_url
 from acsd.models import STORED, CpeInfo, Device, DeviceStatus, Job
 from acsd.provisioning.status import is_online
 from acsd.store.base import DeviceRecord
@@ -13,13 +14,13 @@ from acsd.store.base import DeviceRecord
 def without_password(url: str | None) -> str | None:
     """A URL a router reported, its password (firmware that writes its own credentials
     into the ConnectionRequestURL) replaced by ``***``: operators see where it is. Parsed
-    as the Connection Request parses it; what is no URL is shown as it came."""
+    as the Connection Request parses it; in what is no URL, all before the last "@"."""
     if not url or "@" not in url:
         return url
     try:
         parsed = URL(url)
     except (ValueError, UnicodeError):
-        return url
+        return shown_url(url)
     return url if parsed.password is None else str(parsed.with_password("***"))
 
 

@@ -14,6 +14,7 @@ seconds, so a burst of API writes cannot hammer a CPE.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -61,10 +62,10 @@ async def connection_request(
         if target.user is not None or target.password is not None:
             target = target.with_user(None)
     except (ValueError, UnicodeError):  # what a CPE reports is not checked before
-        return CrResult(False, reason=f"not a URL: {url[:200]!r}")
+        return CrResult(False, reason=f"not a URL: {shown_url(url, 200)!r}")
     # TR-069 allows only plain HTTP here; anything else is a CPE misreport.
     if target.scheme != "http" or not host:
-        return CrResult(False, reason=f"not an http URL: {url[:200]!r}")
+        return CrResult(False, reason=f"not an http URL: {shown_url(url, 200)!r}")
     try:
         refusal = deny.refusal(host) if deny is not None else None
     except ValueError:
@@ -99,6 +100,21 @@ async def connection_request(
         return CrResult(False, reason=f"unreachable: {exc.__class__.__name__}: {exc}")
     except ValueError as exc:  # e.g. credentials a header cannot carry (UnicodeEncodeError)
         return CrResult(False, reason=f"not sendable: {exc}")
+
+
+#: "//" and what follows up to the last "@": where a URL carries a user and a password
+_USERINFO = re.compile(r"//.*@", re.DOTALL)
+
+
+def shown_url(url: str, limit: int | None = None) -> str:
+    """A URL a router reported, for a log line or an operator: firmware that writes its own
+    Connection Request credentials into it (``http://admin:pw@...``) must not have them
+    shown, also where the URL is broken, so anything before its last "@" is masked (a
+    path's "@" too: over-masking a broken URL is safe). Masked before it is cut, so that a
+    long password is not cut to a readable start."""
+    if "@" not in url:
+        return url[:limit]
+    return _USERINFO.sub("//***@", url, count=1)[:limit]
 
 
 async def _get(
