@@ -48,7 +48,7 @@ def test_access_matrix(world: World, role: str, target: str):
     device = admin.post("/network/device", device_body(world, target, serial + "X")).body
     path = f"/network/device/{device['_id']}"
     got = api.get(path)
-    assert got.status == (200 if allowed else 403)
+    assert got.status == (200 if allowed else 404)
     listed = api.get("/network/device", query={"limit": 1000}).body["items"]
     assert (device["_id"] in {d["_id"] for d in listed}) == allowed
     if not allowed:
@@ -56,9 +56,9 @@ def test_access_matrix(world: World, role: str, target: str):
         reply = api.get("/network/device", query={"customer": world.customers[target]})
         assert reply.status == 403
     patched = api.patch(path, {"name": "mine now"})
-    assert patched.status == (200 if allowed else 403)
+    assert patched.status == (200 if allowed else 404)
     deleted = api.delete(path)
-    assert deleted.status == (202 if allowed else 403)
+    assert deleted.status == (202 if allowed else 404)
     assert admin.get(path).status == (404 if allowed else 200)
 
 
@@ -79,7 +79,7 @@ def test_customer_tenancy(world: World, role: str):
     assert expected <= visible and not visible & forbidden
     if role in ("OWNER", "MANAGER"):
         assert visible == expected
-    assert api.get(f"/customer/{ids['other']}").status == (200 if role == "ADMIN" else 403)
+    assert api.get(f"/customer/{ids['other']}").status == (200 if role == "ADMIN" else 404)
     # Resellers create customers below themselves; owners and managers create none.
     reply = api.post("/customer", {"name": f"New {role}", "type": "CUSTOMER",
                                    "reseller": ids["sub"]})  # fmt: skip
@@ -92,3 +92,40 @@ def test_customer_tenancy(world: World, role: str):
     model = api.post("/network/model", {"name": f"M {role}", "type": "ONT"})
     assert model.status == (201 if role == "ADMIN" else 403)
     assert api.get("/network/model").status == 200
+
+
+@pytest.mark.parametrize("role", ["RESELLER", "OWNER", "MANAGER"])
+def test_another_tenants_records_are_answered_as_missing_ones(world: World, role: str):
+    """Ids are predictable (a creation time and a counter, ObjectId-like): a token that got
+    403 for another tenant's id and 404 for a free one could tell which devices, customers
+    and internet accounts exist, and when each was made. Both get the same 404."""
+    api = world.as_(role)
+    admin = world.api
+    device = admin.post("/network/device", device_body(world, "other", f"HIDDEN{role[:3]}")).body
+    account = admin.post(
+        "/internet/account", {"customer": world.customers["other"], "name": "Fiber"}
+    ).body
+    missing = "f" * 24
+    for path in (
+        "/network/device/{}",
+        "/customer/{}",
+        "/internet/account/{}",
+    ):
+        real = {"/network/device/{}": device["_id"], "/customer/{}": world.customers["other"],
+                "/internet/account/{}": account["_id"]}[path]  # fmt: skip
+        hidden, free = api.get(path.format(real)), api.get(path.format(missing))
+        assert (hidden.status, hidden.body["message"]) == (free.status, free.body["message"])
+        assert hidden.status == 404, (path, hidden.body)
+        assert hidden.body["description"] == free.body["description"].replace(missing, real)
+    for reply in (
+        api.patch(f"/network/device/{device['_id']}", {"name": "mine now"}),
+        api.delete(f"/network/device/{device['_id']}"),
+    ):
+        assert (reply.status, reply.body["message"]) == (404, "not_found")
+    if role != "MANAGER":  # (a MANAGER may order no line at all: 403 whatever it names)
+        body = {"customer": world.customers["own"], "device": device["_id"], "name": "x"}
+        named = api.post("/internet/account", body).body
+        free = api.post("/internet/account", {**body, "device": missing}).body
+        assert named == free and named["message"] == "device"
+    after = admin.get(f"/network/device/{device['_id']}").body  # nothing changed
+    assert after["name"] == device["name"] and after["state"] == device["state"]

@@ -243,7 +243,8 @@ def test_create_errors_and_who_may_order(world: World):
     other_device = world.api.post("/network/device", device_body(world, "other", "NETOTHER1"))
     body["device"] = other_device.body["_id"]
     error(world.api.post("/internet/account", body), 409, "device")
-    error(world.as_("OWNER").post("/internet/account", body), 403, "access_denied")
+    # (an OWNER is not told that another customer's device exists)
+    error(world.as_("OWNER").post("/internet/account", body), 404, "device")
     error(world.api.post("/internet/account", {**body, "name": ""}), 400, "name")
     error(world.api.post("/internet/account", {"customer": body["customer"]}), 400, "name")
 
@@ -254,7 +255,7 @@ def test_tenancy_of_get_and_list(world: World):
     owner = world.as_("OWNER")
     assert owner.get(f"/internet/account/{own['_id']}").body == own
     assert world.as_("MANAGER").get(f"/internet/account/{own['_id']}").status == 200
-    error(owner.get(f"/internet/account/{other['_id']}"), 403, "access_denied")
+    error(owner.get(f"/internet/account/{other['_id']}"), 404, "not_found")
     assert [a["_id"] for a in owner.get("/internet/account").body["items"]] == [own["_id"]]
     error(owner.get("/internet/account", query={"customer": world.customers["other"]}), 403,
           "access_denied")  # fmt: skip

@@ -148,9 +148,10 @@ def _ordered(out: dict[str, Any]) -> dict[str, Any]:
 async def _load(request: web.Request, who: Caller) -> DeviceRecord:
     device_id = normal_id(request.match_info["id"])
     record = await context(request).store.get_device(device_id) if valid_id(device_id) else None
-    if record is None or record.id != device_id:
+    # Another tenant's device is answered as one that does not exist: ids are predictable
+    # (time and a counter), and a 403 would tell which exist and when they were made.
+    if record is None or record.id != device_id or not who.may_see(record.customer):
         raise ApiError(404, "not_found", f"no device {device_id}")
-    who.require(record.customer)
     return record
 
 
@@ -291,7 +292,7 @@ def _fill(record: DeviceRecord, data: dict[str, Any]) -> None:
 
 @describe(
     "GET", "/network/device/{id}", summary="One network device", response=Device,
-    errors=[403, 404], roles="as create",
+    errors=[404], roles="as create (another tenant's device is 404, as a missing one)",
 )  # fmt: skip
 async def get_device(request: web.Request) -> web.Response:
     ctx = context(request)
@@ -464,7 +465,7 @@ async def _patch(
 
 @describe(
     "DELETE", "/network/device/{id}", summary="Release and remove a network device",
-    response=Device, status=202, errors=[403, 404], roles="as create",
+    response=Device, status=202, errors=[404], roles="as create",
     description="202 with the device in state DELETING: its router's next session releases "
     "it, then the record goes (a router never seen goes at once).",
 )  # fmt: skip

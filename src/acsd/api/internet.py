@@ -253,9 +253,8 @@ async def _load(request: web.Request, who: Caller) -> InternetAccountRecord:
         if valid_id(account_id)
         else None
     )
-    if record is None:
+    if record is None or not who.may_see(record.customer):  # (another tenant's: as devices')
         raise ApiError(404, "not_found", "Internet account not found")
-    who.require(record.customer)
     return record
 
 
@@ -277,9 +276,8 @@ async def create_internet_account(request: web.Request) -> web.Response:
     who.require(customer.id)
     if body.device is not None:
         device = await ctx.store.get_device(body.device) if valid_id(body.device) else None
-        if device is None or device.id != body.device:
+        if device is None or device.id != body.device or not who.may_see(device.customer):
             raise ApiError(404, "device", "Network device not found")
-        who.require(device.customer)
         if device.customer != customer.id:
             raise ApiError(409, "device", f"device {device.id} belongs to another customer")
     now = clock.now()
