@@ -3,6 +3,8 @@ APN device shows (seed 003: NetworkStatus, IMEI lock) follows the SIM, not the r
 
 from __future__ import annotations
 
+import pytest
+
 from apiclient import Api
 from apn_client import ApnApi, apns_path, network_path
 from test_apn_api import token
@@ -128,3 +130,34 @@ async def test_a_deleted_router_is_no_longer_named_as_the_sims_router(daemon):
     assert (await sim_a.run_once()).ok == 1  # the release
     assert admin.get(f"/network/device/{router_id}").status == 404
     assert "Router" not in api.get(one).wrapper["Meta"]
+
+
+@pytest.mark.parametrize("how", ["sim taken out", "modem unplugged"])
+async def test_a_router_that_reports_no_sim_shows_its_device_disconnected(daemon, how):
+    """The SIM taken out (its numbers read empty) or the modem unplugged (its object is
+    gone, 9005): the router reports no SIM. The device it was last seen in is not connected
+    through it any more, as when another SIM is reported (the session said nothing)."""
+    api = ApnApi(Api(daemon.api_url, token(daemon, "ADMIN")), "json")
+    sim_a, card_a = mobile_router(daemon, "NOSIM")
+    bind(daemon, card_a, "OPERATOR-N")
+    created = api.post(apns_path("OPERATOR-N", "fleet"), {"CLI": card_a["imsi"],
+                                                          "SIMNumber": card_a["iccid"],
+                                                          "Hints": HINTS})  # fmt: skip
+    assert created.status == 202, created.wrapper
+    one = apns_path("OPERATOR-N", "fleet", created.wrapper["Meta"]["Id"])
+    for _ in range(2):
+        assert (await sim_a.run_once()).ok == 1
+    before = api.get(one).data
+    assert before["NetworkStatus"] == 1
+    router = sim_a.routers[0]
+    if how == "modem unplugged":
+        router.tree._remove(CELL)  # (no CWMP call removes it: the hardware went)
+    else:
+        for leaf in ("USIM.IMSI", "USIM.ICCID", "USIM.MSISDN"):
+            router.set_local(CELL + leaf, "")
+    assert (await sim_a.run_once()).ok == 1
+    after = api.get(one).data
+    assert after["NetworkStatus"] == 0, after
+    assert after["LastConnected_End"] == before["LastConnected_End"]
+    assert (await sim_a.run_once()).ok == 1
+    assert api.get(one).data["NetworkStatus"] == 0

@@ -107,6 +107,9 @@ class SimReport:
     #: the SIM is not the one the router's record held after its last session (or none
     #: was held): APN devices last seen in this router may have left it
     sim_changed: bool = True
+    #: the session read where the SIM numbers come from: none among them means the router
+    #: has no SIM (taken out, or the modem unplugged), not that they went unread
+    sim_read: bool = False
 
     @property
     def keys(self) -> dict[str, str | None]:
@@ -122,6 +125,7 @@ def sim_report(
     serial: str,
     mvno_account: str | None = None,
     sim_changed: bool = True,
+    sim_read: bool = False,
 ) -> SimReport:
     imsi = digits(ident.get("imsi"))
     home_mcc, home_mnc = plmn(imsi)
@@ -143,6 +147,7 @@ def sim_report(
         connection_time=connection_time,
         mvno_account=mvno_account,
         sim_changed=sim_changed,
+        sim_read=sim_read,
     )
 
 
@@ -297,16 +302,17 @@ def sim_numbers(ident: Mapping[str, Any]) -> dict[str, str]:
 
 async def record_apn_session(store: Store, report: SimReport) -> None:
     """Bring the APN devices with this router's SIM up to date (never fails the session)."""
-    if not any(report.keys.values()):
+    sim = any(report.keys.values())
+    if not sim and not (report.sim_read and report.sim_changed):
         return
     try:
-        found = await store.find_apn_devices_for_sim(**report.keys)
+        found = await store.find_apn_devices_for_sim(**report.keys) if sim else []
         if report.sim_changed:  # (a query every session of every mobile router else)
             here = {device.id for device in found}
             for device in await store.find_apn_devices_on_router(report.router):
                 if device.id not in here and device.network_status != DISCONNECTED:
-                    # its SIM was in this router and is not now (another SIM reported):
-                    # it is not connected through this router any more, wherever it went
+                    # its SIM was in this router and is not now (another SIM reported, or
+                    # none): it is not connected through this router any more
                     await store.update_apn_device(device.id, _left)
         for device in _whose(found, report.serial, report.mvno_account, say=True):
             updated = await store.update_apn_device(device.id, partial(apply_session, report))

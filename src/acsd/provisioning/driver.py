@@ -36,6 +36,7 @@ from acsd.devices import DeviceInputError, check_lan
 from acsd.log import get_logger
 from acsd.provisioning.absent import AbsentHints, Kind, kind_of
 from acsd.provisioning.apn import (
+    SIM_KEYS,
     add_apn_name,
     apn_refused_here,
     record_apn_session,
@@ -506,6 +507,7 @@ class ProvisioningDriver:
             if self.plan is None and self.fetch.started and not self.fetch.failed:
                 new_plan = read_plan(self.profile, flat, now).to_json()
         status, ident = self._status_and_identity(flat, shared=leaves_only)
+        sim_read = self._sim_read(flat)
         if self.unkept:
             params = {k: v for k, v in params.items() if k not in self.unkept}
         if ident.get("modelName"):
@@ -522,7 +524,9 @@ class ProvisioningDriver:
             params=params,
             reset_params=reset,
             read_plan=new_plan,
-            sim=sim_numbers(ident),
+            # none (the stored ones kept) unless read: a session that ends before its
+            # read would otherwise say the router has no SIM
+            sim=sim_numbers(ident) if sim_read else None,
             status=status,
             mac_address=ident.get("macAddress"),
             profile=self.profile.name,
@@ -569,7 +573,9 @@ class ProvisioningDriver:
                 router=device_id,
                 serial=session.serial,
                 mvno_account=self.record.mvno_account if self.record is not None else None,
-                sim_changed=self.record is None or self.record.sim != result.sim,
+                sim_changed=result.sim is not None
+                and (self.record is None or self.record.sim != result.sim),
+                sim_read=sim_read,
             ),
         )
         log.info(
@@ -910,6 +916,15 @@ class ProvisioningDriver:
                 and self.memory.get("appliedRevision") == self.record.revision,
             )
         return apply
+
+    def _sim_read(self, flat: dict[str, str]) -> bool:
+        """This session's read completed, the paths the SIM numbers come from included:
+        SIM numbers absent from ``flat`` are then absent from the router."""
+        assert self.profile is not None
+        fetch = self.fetch
+        if not fetch.started or fetch.failed or fetch.queue:
+            return False
+        return not fields_read_at(self.profile, flat, SIM_KEYS, fetch.skipped)
 
     def _status_and_identity(
         self, flat: dict[str, str], *, shared: bool
