@@ -306,6 +306,19 @@ def test_an_account_no_longer_names_a_device_that_was_deleted(world: World):
     assert listed["items"] == []
 
 
+def test_no_line_is_ordered_for_a_device_being_deleted(world: World, module_daemon):
+    # Seen by acsd: the DELETE leaves it DELETING until its router's next session, when the
+    # record goes and takes the account's link with it: refused as a PATCH of it is.
+    device = world.api.post("/network/device", device_body(world, "own", "NETLEAVE1")).body
+    with sqlite3.connect(module_daemon.db) as db:
+        db.execute("UPDATE devices SET last_inform = 1 WHERE id = ?", (device["_id"],))
+    assert world.api.delete(f"/network/device/{device['_id']}").body["state"] == "DELETING"
+    body = error(order(world, device=device["_id"]), 422, "state")
+    assert "being deleted" in body["description"]
+    listed = world.api.get("/internet/account", query={"customer": world.customers["own"]})
+    assert listed.body["items"] == []
+
+
 def test_a_line_that_would_never_reach_its_router_is_409(world: World):
     # The router applies the line that started last: a second line starting no later than
     # the one it has would be ACTIVE and never sent.

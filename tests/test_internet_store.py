@@ -85,9 +85,11 @@ async def test_one_address_one_account(store):
 
 async def test_a_future_account_takes_effect_at_its_start_date(store):
     device = await router(store, "R1")
-    leaving = await router(store, "R2", state="DELETING")
+    leaving = await router(store, "R2")
     later = await account(store, device.id)
     gone = await account(store, leaving.id)
+    leaving.state = "DELETING"  # after its line was ordered
+    await store.write_device(leaving)
     _, woken = await confirm(store, later.id, start=NOW + 3600)
     await confirm(store, gone.id, start=NOW + 1800, ip="203.0.113.12")
     assert woken is None
@@ -168,6 +170,17 @@ async def test_an_upgrade_may_keep_the_routers_address(store):
     await store.activate_internet_accounts(NOW + 3700)
     states = [(await store.get_internet_account(a.id)).state for a in (new, third)]
     assert states == ["ENDED", "ACTIVE"]
+
+
+async def test_no_account_is_ordered_for_a_router_being_deleted(store):
+    # Its record goes at the router's next session, and the account's link with it.
+    leaving = await router(store, "R3", state="DELETING")
+    with pytest.raises(StateError, match="being deleted"):
+        await account(store, leaving.id)
+    with pytest.raises(StateError, match="being deleted"):
+        await account(store, "0" * 24)  # gone already
+    assert (await store.query_internet_accounts(InternetAccountQuery()))[1] == 0
+    assert (await store.get_device(leaving.id)).internet_account is None
 
 
 async def test_tenancy_and_filters_of_the_list(store):

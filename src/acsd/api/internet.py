@@ -261,7 +261,8 @@ async def _load(request: web.Request, who: Caller) -> InternetAccountRecord:
 @describe(
     "POST", "/internet/account", summary="Order an Internet account for a customer",
     body=AccountCreate, response=InternetAccount, status=201,
-    errors=[(404, "customer"), (404, "device"), (409, "device", "Another customer's router")],
+    errors=[(404, "customer"), (404, "device"), (409, "device", "Another customer's router"),
+            (422, "state", "The device is being deleted")],
     roles="ADMIN; RESELLER of the customer (any depth); OWNER of the customer",
 )  # fmt: skip
 async def create_internet_account(request: web.Request) -> web.Response:
@@ -280,6 +281,8 @@ async def create_internet_account(request: web.Request) -> web.Response:
             raise ApiError(404, "device", "Network device not found")
         if device.customer != customer.id:
             raise ApiError(409, "device", f"device {device.id} belongs to another customer")
+        if device.state == "DELETING":
+            raise _being_deleted(device.id)
     now = clock.now()
     record = InternetAccountRecord(
         id="", customer=customer.id, name=body.name, device=body.device, created=now, updated=now
@@ -289,8 +292,20 @@ async def create_internet_account(request: web.Request) -> web.Response:
         after={"customer": customer.id, "device": body.device, "name": body.name,
                "state": "ORDERED"},
     )  # fmt: skip
-    stored = await ctx.store.create_internet_account(record, audit=audit)
+    try:
+        stored = await ctx.store.create_internet_account(record, audit=audit)
+    except StateError:
+        # deleted meanwhile: the account would name a record that is gone
+        raise _being_deleted(body.device or "") from None
     return created(_view(stored, now), f"/internet/account/{stored.id}")
+
+
+def _being_deleted(device: str) -> ApiError:
+    # The record goes at its router's next session and takes the account's link with it:
+    # the line would be ordered for no router (as a PATCH of the device is refused).
+    return ApiError(
+        422, "state", f"device {device} is being deleted: order the line for another device"
+    )
 
 
 @describe(

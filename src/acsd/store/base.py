@@ -483,7 +483,8 @@ class Store(Protocol):
     async def create_internet_account(
         self, record: InternetAccountRecord, *, audit: AuditRecord | None = None
     ) -> InternetAccountRecord:
-        """Store a new (ORDERED) account; marks its device (``internet_account``)."""
+        """Store a new (ORDERED) account; marks its device (``internet_account``). Raises
+        :class:`StateError` when that device is being deleted (or is gone)."""
 
     async def get_internet_account(self, account_id: str) -> InternetAccountRecord | None: ...
 

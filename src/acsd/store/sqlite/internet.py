@@ -118,6 +118,13 @@ class InternetAccounts(SqliteCore):
 
         async def create(conn: aiosqlite.Connection) -> InternetAccountRecord:
             stored = stamped_copy(record)
+            if stored.device is not None:
+                # checked again here: a DELETE since the caller read the device
+                state = await self._scalar(
+                    conn, "SELECT state FROM devices WHERE id = ?", (stored.device,)
+                )
+                if state is None or state == "DELETING":
+                    raise StateError(f"device {stored.device} is being deleted")
             await insert_record(conn, INTERNET_ACCOUNTS, stored, "internet account")
             if stored.device is not None:
                 await conn.execute(
