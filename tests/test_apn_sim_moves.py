@@ -161,3 +161,26 @@ async def test_a_router_that_reports_no_sim_shows_its_device_disconnected(daemon
     assert after["LastConnected_End"] == before["LastConnected_End"]
     assert (await sim_a.run_once()).ok == 1
     assert api.get(one).data["NetworkStatus"] == 0
+
+
+async def test_a_router_given_another_sim_keeps_the_apn_it_took_for_it(daemon):
+    """A SIM of another carrier put into the router, which takes that carrier's APN (by
+    itself, or its user sets it): the session that first reports the new SIM must not put
+    back the APN of the SIM that was in it before (the router would lose its uplink)."""
+    api = ApnApi(Api(daemon.api_url, token(daemon, "ADMIN")), "json")
+    sim_a, card_a = mobile_router(daemon, "SWAPA")
+    bind(daemon, card_a, "OPERATOR-S")
+    created = api.post(apns_path("OPERATOR-S", "fleet"), {"CLI": card_a["imsi"], "Hints": HINTS})
+    assert created.status == 202, created.wrapper
+    assert api.put(network_path("OPERATOR-S", "fleet"), {"APN": "s.example"}).status == 200
+    for _ in range(2):
+        assert (await sim_a.run_once()).ok == 1
+    router = sim_a.routers[0]
+    assert router.tree.get(APN) == "s.example"
+    other = {"imsi": "001019999999998", "iccid": "8900199999999999998", "msisdn": "4599999998"}
+    for leaf, key in (("USIM.IMSI", "imsi"), ("USIM.ICCID", "iccid"), ("USIM.MSISDN", "msisdn")):
+        router.set_local(CELL + leaf, other[key])
+    router.set_local(APN, "other-carrier.example")
+    for _ in range(2):
+        assert (await sim_a.run_once()).ok == 1
+        assert router.tree.get(APN) == "other-carrier.example"

@@ -87,7 +87,7 @@ class ParkableDriver(SessionDriver, Protocol):
 
 
 #: bumped whenever what freeze() writes changes shape: a worker never thaws a foreign shape
-PARKED_FORMAT = 2
+PARKED_FORMAT = 3
 
 
 class ParkError(Exception):

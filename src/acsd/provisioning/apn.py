@@ -199,6 +199,26 @@ def apn_refused_here(desired: Desired, ident: Mapping[str, Any]) -> bool:
     return desired.apn_imei is not None and digits(ident.get("imei")) != desired.apn_imei
 
 
+def apn_for_another_sim(desired: Desired, ident: Mapping[str, Any]) -> bool:
+    """The APN in ``desired`` was looked up for the SIM the router held when last seen (the
+    Inform seldom carries the SIM numbers), and the session read another SIM: one of
+    another carrier, whose APN the router may have taken by itself. Sent anyway, the old
+    SIM's APN would cut that router off; the next session looks it up for the new SIM."""
+    if desired.apn_sim is None:
+        return False
+    now = _sim_keys(ident)
+    both = [key for key in SIM_KEYS if now[key] and desired.apn_sim.get(key)]
+    return any(now[key] != desired.apn_sim[key] for key in both)
+
+
+def _sim_keys(ident: Mapping[str, Any]) -> dict[str, str | None]:
+    return {
+        "imsi": digits(ident.get("imsi")),
+        "iccid": digits(ident.get("iccid")),
+        "msisdn": msisdn_key(ident.get("msisdn")),
+    }
+
+
 def _ranked(devices: list[ApnDeviceRecord], keys: Mapping[str, str | None]) -> list[Any]:
     """IMSI matches first (the SIM itself), then ICCID (the card), then MSISDN (a number
     that can be ported to another SIM)."""
@@ -244,11 +264,7 @@ async def add_apn_name(
         ident = extract_identity(profile, flat)
     else:
         ident = {**record.sim, **extract_identity(profile, flat)}
-    keys = {
-        "imsi": digits(ident.get("imsi")),
-        "iccid": digits(ident.get("iccid")),
-        "msisdn": msisdn_key(ident.get("msisdn")),
-    }
+    keys = _sim_keys(ident)
     if not any(keys.values()):
         return False
     name = None
@@ -274,6 +290,7 @@ async def add_apn_name(
     if name is None:
         return False
     desired.settings["apn.name"] = name
+    desired.apn_sim = keys
     if not compare:
         return False
     targets = profile.settings.get("apn.name", ())

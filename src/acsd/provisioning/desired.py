@@ -32,6 +32,9 @@ class Desired:
     #: the IMEI the SIM of ``apn.name`` is locked to: the APN goes only to that modem,
     #: checked against the IMEI the session reads (the Inform seldom carries it)
     apn_imei: str | None = None
+    #: the SIM numbers (imsi, iccid, msisdn) ``apn.name`` was looked up for: the router's
+    #: SIM as last known, checked against the one the session reads (see apn_for_another_sim)
+    apn_sim: dict[str, str | None] | None = None
 
     @property
     def empty(self) -> bool:

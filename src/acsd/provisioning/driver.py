@@ -38,6 +38,7 @@ from acsd.provisioning.absent import AbsentHints, Kind, kind_of
 from acsd.provisioning.apn import (
     SIM_KEYS,
     add_apn_name,
+    apn_for_another_sim,
     apn_refused_here,
     record_apn_session,
     sim_numbers,
@@ -837,11 +838,10 @@ class ProvisioningDriver:
         assert self.profile is not None
         flat = self._flat()
         desired = self.desired
-        # (apn_imei is set with apn.name, and only then is the identity worked out here)
-        if desired.apn_imei is not None and apn_refused_here(
-            desired, self._status_and_identity(flat, shared=False)[1]
-        ):
-            desired = desired.without("apn.name")
+        if "apn.name" in desired.settings:  # (only then is the identity worked out here)
+            ident = self._status_and_identity(flat, shared=False)[1]
+            if apn_refused_here(desired, ident) or apn_for_another_sim(desired, ident):
+                desired = desired.without("apn.name")
         held: list[dict[str, Any]] = []  # for Plan.refused
         unread: list[dict[str, Any]] = []  # for Plan.unread
         if needs_line_dns(desired):
