@@ -132,10 +132,11 @@ async def test_a_deleted_router_is_no_longer_named_as_the_sims_router(daemon):
     assert "Router" not in api.get(one).wrapper["Meta"]
 
 
-@pytest.mark.parametrize("how", ["sim taken out", "modem unplugged"])
+@pytest.mark.parametrize("how", ["sim taken out", "numbers kept", "modem unplugged"])
 async def test_a_router_that_reports_no_sim_shows_its_device_disconnected(daemon, how):
-    """The SIM taken out (its numbers read empty) or the modem unplugged (its object is
-    gone, 9005): the router reports no SIM. The device it was last seen in is not connected
+    """The SIM taken out (its numbers read empty, or kept by the firmware under a USIM
+    Status of None: "no card available") or the modem unplugged (its object is gone,
+    9005): the router reports no SIM. The device it was last seen in is not connected
     through it any more, as when another SIM is reported (the session said nothing)."""
     api = ApnApi(Api(daemon.api_url, token(daemon, "ADMIN")), "json")
     sim_a, card_a = mobile_router(daemon, "NOSIM")
@@ -152,6 +153,8 @@ async def test_a_router_that_reports_no_sim_shows_its_device_disconnected(daemon
     router = sim_a.routers[0]
     if how == "modem unplugged":
         router.tree._remove(CELL)  # (no CWMP call removes it: the hardware went)
+    elif how == "numbers kept":
+        router.set_local(CELL + "USIM.Status", "None")
     else:
         for leaf in ("USIM.IMSI", "USIM.ICCID", "USIM.MSISDN"):
             router.set_local(CELL + leaf, "")
