@@ -129,7 +129,10 @@ async def test_a_deleted_router_is_no_longer_named_as_the_sims_router(daemon):
     assert admin.delete(f"/network/device/{router_id}").status == 202
     assert (await sim_a.run_once()).ok == 1  # the release
     assert admin.get(f"/network/device/{router_id}").status == 404
-    assert "Router" not in api.get(one).wrapper["Meta"]
+    got = api.get(one)
+    assert "Router" not in got.wrapper["Meta"]
+    # released: no router acsd knows reports it any more (it showed connected for ever)
+    assert got.data["NetworkStatus"] == 0
 
 
 @pytest.mark.parametrize("how", ["sim taken out", "numbers kept", "modem unplugged"])
@@ -187,3 +190,29 @@ async def test_a_router_given_another_sim_keeps_the_apn_it_took_for_it(daemon):
     for _ in range(2):
         assert (await sim_a.run_once()).ok == 1
         assert router.tree.get(APN) == "other-carrier.example"
+
+
+async def test_a_replaced_router_no_longer_shows_its_sim_connected(daemon):
+    """The record's router swapped (PATCH serialNumber) for one that called in before: the
+    record is the new router's from then on. The APN device of the old router's SIM went
+    on showing connected, in the new router (Meta.Router), which reports another SIM."""
+    api = ApnApi(Api(daemon.api_url, token(daemon, "ADMIN")), "json")
+    admin = Api(daemon.api_url, token(daemon, "ADMIN"))
+    sim_old, card_old = mobile_router(daemon, "SWOLD")
+    sim_new, _ = mobile_router(daemon, "SWNEW")
+    bind(daemon, card_old, "OPERATOR-W")
+    created = api.post(apns_path("OPERATOR-W", "fleet"), {"CLI": card_old["imsi"],
+                                                          "Hints": HINTS})  # fmt: skip
+    assert created.status == 202, created.wrapper
+    one = apns_path("OPERATOR-W", "fleet", created.wrapper["Meta"]["Id"])
+    assert (await sim_old.run_once()).ok == 1
+    assert (await sim_new.run_once()).ok == 1  # called in: an unclaimed record
+    record = daemon.device_json(card_old["serial"])["_id"]
+    assert api.get(one).data["NetworkStatus"] == 1
+    swap = admin.patch(f"/network/device/{record}", {"serialNumber": sim_new.routers[0].serial})
+    assert swap.status == 200, swap.body
+    for _ in range(2):
+        assert (await sim_new.run_once()).ok == 1
+    got = api.get(one)
+    assert got.data["NetworkStatus"] == 0, got.data
+    assert "Router" not in got.wrapper["Meta"]

@@ -62,6 +62,16 @@ from acsd.store.sqlite.rows import (
 from acsd.store.sqlite.saves import SaveOp, save_args
 
 
+async def _router_gone(conn: aiosqlite.Connection, device_id: str) -> None:
+    """The router of record ``device_id`` is no longer acsd's (the record deleted, or taken
+    by another router): the APN devices last seen in it name no router, and are not shown
+    connected through it any more (no session of it will say otherwise; 0 disconnected)."""
+    await conn.execute(
+        "UPDATE apn_devices SET router = NULL, network_status = 0, updated = ? WHERE router = ?",
+        (clock.now(), device_id),
+    )
+
+
 class SqliteStore(InternetAccounts, ApnRecords, ParkedSessions, SqliteCore):
     """The default :class:`~acsd.store.base.Store`. Create, ``await open()``, use, ``await
     close()``. One instance per process and database file."""
@@ -340,6 +350,8 @@ class SqliteStore(InternetAccounts, ApnRecords, ParkedSessions, SqliteCore):
             raise DuplicateError(
                 "serialNumber", f"serial number {record.serial_number!r} is device {found.id}"
             )
+        # The old router is no record's now: the SIM it had is not known to be in any.
+        await _router_gone(conn, record.id)
         if found.id:
             await conn.execute("DELETE FROM devices WHERE id = ?", (found.id,))
             # the SIM that router carries now points at the record it is merged into
@@ -385,10 +397,7 @@ class SqliteStore(InternetAccounts, ApnRecords, ParkedSessions, SqliteCore):
                 )
                 # Nor an APN device's SIM in a router that is gone (Meta.Router; a record
                 # made again for that router gets another id).
-                await conn.execute(
-                    "UPDATE apn_devices SET router = NULL, updated = ? WHERE router = ?",
-                    (clock.now(), device_id),
-                )
+                await _router_gone(conn, device_id)
                 await write_audit(conn, audit_row, device_id)
             return deleted
 
