@@ -216,3 +216,26 @@ async def test_a_replaced_router_no_longer_shows_its_sim_connected(daemon):
     got = api.get(one)
     assert got.data["NetworkStatus"] == 0, got.data
     assert "Router" not in got.wrapper["Meta"]
+
+
+async def test_a_router_linked_to_another_account_no_longer_reports_to_the_first(daemon):
+    """The router's record names another API account (mvnoAccount) or none: the first
+    account's device of its SIM gets no more reports from it (seed 000: the MVNO account
+    it is linked to), and showed connected through it for ever."""
+    api = ApnApi(Api(daemon.api_url, token(daemon, "ADMIN")), "json")
+    sim_a, card_a = mobile_router(daemon, "UNLINK")
+    bind(daemon, card_a, "OPERATOR-U")
+    created = api.post(apns_path("OPERATOR-U", "fleet"), {"CLI": card_a["imsi"], "Hints": HINTS})
+    assert created.status == 202, created.wrapper
+    one = apns_path("OPERATOR-U", "fleet", created.wrapper["Meta"]["Id"])
+    assert (await sim_a.run_once()).ok == 1
+    assert api.get(one).data["NetworkStatus"] == 1
+    bind(daemon, card_a, "OPERATOR-V")
+    assert (await sim_a.run_once()).ok == 1
+    got = api.get(one)
+    assert got.data["NetworkStatus"] == 0, got.data
+    assert "Router" not in got.wrapper["Meta"]
+    # linked back: reported again
+    bind(daemon, card_a, "OPERATOR-U")
+    assert (await sim_a.run_once()).ok == 1
+    assert api.get(one).data["NetworkStatus"] == 1

@@ -62,13 +62,17 @@ from acsd.store.sqlite.rows import (
 from acsd.store.sqlite.saves import SaveOp, save_args
 
 
-async def _router_gone(conn: aiosqlite.Connection, device_id: str) -> None:
+async def _router_gone(
+    conn: aiosqlite.Connection, device_id: str, *, but: str | None = None
+) -> None:
     """The router of record ``device_id`` is no longer acsd's (the record deleted, or taken
-    by another router): the APN devices last seen in it name no router, and are not shown
+    by another router), or no longer linked to an API account other than ``but`` (its
+    mvnoAccount): the APN devices last seen in it name no router, and are not shown
     connected through it any more (no session of it will say otherwise; 0 disconnected)."""
     await conn.execute(
-        "UPDATE apn_devices SET router = NULL, network_status = 0, updated = ? WHERE router = ?",
-        (clock.now(), device_id),
+        "UPDATE apn_devices SET router = NULL, network_status = 0, updated = ?"
+        " WHERE router = ? AND account IS NOT ?",
+        (clock.now(), device_id, but),
     )
 
 
@@ -252,6 +256,8 @@ class SqliteStore(InternetAccounts, ApnRecords, ParkedSessions, SqliteCore):
             elif isinstance(expect, DeviceRecord):
                 await self._unchanged(conn, expect)
             incoming = await self._take_router(conn, record) if new_router else None
+            if record.id:
+                await _router_gone(conn, record.id, but=record.mvno_account)
             await self._settle_mac(
                 conn, record, change, strict=mac == "set", new_router=new_router, incoming=incoming
             )
