@@ -304,7 +304,7 @@ def test_a_vendor_may_extend_a_vendor(tmp_path):
 
 def test_target_defaults(profiles):
     p = profiles.get("tr181")
-    (enable,) = p.settings["wifi.2g.enable"]
+    enable = p.settings["wifi.2g.enable"][0]  # the SSID switch; the radio's follow it
     # no `type` in the file: a bool setting writes xsd:boolean (what the model says)
     assert enable == Target(
         path="Device.WiFi.SSID.1.Enable",

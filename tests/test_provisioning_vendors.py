@@ -268,6 +268,45 @@ async def test_the_job_keeps_its_time_while_sessions_find_everything_in_place(
     assert fixed["job"]["updated"] > done["job"]["updated"]
 
 
+def band_switches(vendor: Vendor, band: int) -> list[str]:
+    """The switches under the SSID of ``band`` (0: 2.4 GHz, 1: 5 GHz) that must be on too
+    for it to broadcast: TR-181's access point and radio, TR-098's RadioEnabled."""
+    if vendor.ssid[band].startswith("Device."):
+        ssid = vendor.ssid[band].split(".")[3]  # the access point has the SSID's number
+        return [f"Device.WiFi.AccessPoint.{ssid}.Enable", f"Device.WiFi.Radio.{band + 1}.Enable"]
+    return [vendor.ssid[band].removesuffix("SSID") + "RadioEnabled"]
+
+
+@pytest.mark.parametrize("vendor", VENDORS, ids=[v.tree for v in VENDORS])
+async def test_wifi_on_turns_on_the_radio_and_off_only_the_ssid(daemon, vendor: Vendor):
+    # A router whose radios (and TR-181 access points) are off: "enabled" must make the
+    # networks broadcast, not just flip the SSIDs' own switches. "Off" then turns off the
+    # SSID alone: the radio carries the band's guest network too.
+    sim = Simulation(daemon.cwmp_url, [vendor.tree], 1, serial_prefix="PW")
+    serial = sim.routers[0].serial
+    router = sim.router(serial)
+    switches = band_switches(vendor, 0) + band_switches(vendor, 1)
+    for path in switches:
+        router.set_local(path, "false")
+    daemon.apply(seed_body(serial, vendor.lan))
+    assert (await sim.run_once()).ok == 1
+    tree = router.tree.flat()
+    for path in [*vendor.enable, *switches]:
+        assert same(tree[path], "true"), (path, tree[path])
+    assert daemon.device_json(serial)["job"]["state"] == "DONE"
+
+    body = seed_body(serial, vendor.lan)
+    body["wifi"] = {**body["wifi"], "enabled": False}
+    daemon.apply(body)
+    assert (await sim.run_once()).ok == 1
+    tree = router.tree.flat()
+    assert same(tree[vendor.enable[0]], "false")
+    for path in [vendor.enable[1], *switches]:
+        assert same(tree[path], "true"), (path, tree[path])
+    device = daemon.device_json(serial)
+    assert device["state"] == "ACTIVE" and device["job"]["state"] == "DONE", device["job"]
+
+
 def _open_security(vendor: Vendor, band: int) -> dict[str, str]:
     """What an open network is at ``band`` (0: 2.4 GHz, 1: 5 GHz) on the vendor's router."""
     if vendor.tree in ("tr181-generic", "tplink-tr181"):
