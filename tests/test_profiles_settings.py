@@ -142,7 +142,7 @@ def test_tr098_security_writes_its_parameters_together(profiles):
     # no entry for "open": nothing is written to the 11i modes of an open network
     assert encryption.map == {"wpa2-psk": "AESEncryption"}
     assert auth.map == {"wpa2-psk": "PSKAuthentication"}
-    assert paths(p, "dhcp.enable") == [HOST + "DHCPServerEnable"]
+    assert paths(p, "dhcp.enable") == [HOST + "DHCPServerEnable", HOST + "DHCPServerConfigurable"]
     assert p.tables["dhcp.reservations"].object == HOST + "DHCPStaticAddress."
 
 

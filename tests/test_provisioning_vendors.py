@@ -307,6 +307,26 @@ async def test_wifi_on_turns_on_the_radio_and_off_only_the_ssid(daemon, vendor: 
     assert device["state"] == "ACTIVE" and device["job"]["state"] == "DONE", device["job"]
 
 
+TR098_VENDORS = [v for v in VENDORS if v.table.startswith("InternetGatewayDevice.")]
+
+
+@pytest.mark.parametrize("vendor", TR098_VENDORS, ids=[v.tree for v in TR098_VENDORS])
+async def test_a_tr098_dhcp_server_on_its_defaults_is_made_configurable(daemon, vendor: Vendor):
+    # DHCPServerConfigurable false: the gateway keeps its default DHCP server settings
+    # (TR-098), so the pool acsd writes would not be served. It is set true with them.
+    sim = Simulation(daemon.cwmp_url, [vendor.tree], 1, serial_prefix="PD")
+    serial = sim.routers[0].serial
+    router = sim.router(serial)
+    router.set_local(LH + "DHCPServerConfigurable", "false")
+    daemon.apply(seed_body(serial, vendor.lan))
+    assert (await sim.run_once()).ok == 1
+    tree = router.tree.flat()
+    assert same(tree[LH + "DHCPServerConfigurable"], "true")
+    for path, value in vendor.dhcp.items():
+        assert same(tree[path], value), (path, tree[path], value)
+    assert daemon.device_json(serial)["job"]["state"] == "DONE"
+
+
 def _open_security(vendor: Vendor, band: int) -> dict[str, str]:
     """What an open network is at ``band`` (0: 2.4 GHz, 1: 5 GHz) on the vendor's router."""
     if vendor.tree in ("tr181-generic", "tplink-tr181"):
