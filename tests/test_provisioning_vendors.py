@@ -193,6 +193,37 @@ async def test_vendor_router_ends_with_the_seed_settings_at_its_paths(
     assert device["state"] == "ACTIVE" and device["status"]["provisioned"] is True
 
 
+@pytest.mark.parametrize("vendor", VENDORS, ids=[v.tree for v in VENDORS])
+async def test_a_reservation_made_on_the_router_by_hand_stays(daemon, vendor: Vendor):
+    # The customer reserved an address on the router's own web page before acsd managed
+    # its reservations: acsd adds and deletes its own rows, and leaves that one alone.
+    sim = Simulation(daemon.cwmp_url, [vendor.tree], 1, serial_prefix="PH")
+    serial = sim.routers[0].serial
+    router = sim.router(serial)
+    theirs = router.tree.add_object(vendor.table, "")
+    by_hand = {"Chaddr": "02:00:5E:00:00:99", "Yiaddr": f"{vendor.lan}.20", "Enable": "true"}
+    for leaf, value in by_hand.items():
+        router.set_local(f"{vendor.table}{theirs}.{leaf}", value)
+    daemon.apply(seed_body(serial, vendor.lan))
+    assert (await sim.run_once()).ok == 1
+    held = rows(router.tree.flat(), vendor.table)
+    assert all(same(held[theirs][leaf], value) for leaf, value in by_hand.items())
+    [ours] = [i for i in held if i != theirs]
+    assert held[ours]["Chaddr"].lower() == vendor.mac.lower()
+    assert daemon.device_json(serial)["job"]["state"] == "DONE"
+
+    # The operator's reservations go; the customer's stays.
+    body = seed_body(serial, vendor.lan)
+    body["dhcp"]["reservedClients"] = []
+    daemon.apply(body)
+    assert (await sim.run_once()).ok == 1
+    held = rows(router.tree.flat(), vendor.table)
+    assert list(held) == [theirs]
+    assert all(same(held[theirs][leaf], value) for leaf, value in by_hand.items())
+    device = daemon.device_json(serial)
+    assert device["state"] == "ACTIVE" and device["job"]["state"] == "DONE", device["job"]
+
+
 async def test_a_lease_time_that_needs_a_reboot_reboots_once(daemon, tmp_path: Path):
     sim = Simulation(daemon.cwmp_url, ["zyxel-vmg8825"], 1, serial_prefix="PZ")
     serial = sim.routers[0].serial

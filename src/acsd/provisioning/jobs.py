@@ -10,7 +10,10 @@ The memory is one JSON object on the device record:
 - ``faultedAlone``: names this CPE faulted on when read alone (not 9005): asked apart from
   the rest of a read, until one answers;
 - ``lineDns``: the DNS servers a static line without configured ones keeps (see
-  provisioning.internet.with_line_dns).
+  provisioning.internet.with_line_dns);
+- ``ownedRows``: table -> keys (MACs) of the rows acsd manages in a table that cannot
+  tell acsd's rows from the CPE's (DHCP reservations): rows of other keys are the
+  customer's, and acsd never deletes them.
 
 Back-off is exponential (``retry_base`` x 2^(attempts-1)) and stops after ``max_attempts``:
 a fault can cost a few sessions, never a loop.
@@ -66,6 +69,7 @@ def new_memory(memory: dict[str, Any] | None, *, bootstrap: bool) -> dict[str, A
         #: path -> hash of a value written there and in how many planning sessions in a
         #: row (count_writes; plan._bounced gives up a value the CPE does not keep)
         "bounces": {},
+        "ownedRows": {},
     }
     if memory:
         out.update({k: v for k, v in memory.items() if k in out})
@@ -76,6 +80,12 @@ def new_memory(memory: dict[str, Any] | None, *, bootstrap: bool) -> dict[str, A
         out["bounces"] = _entries(out["bounces"], dict)
         alone = out["faultedAlone"]
         out["faultedAlone"] = [n for n in alone if type(n) is str] if type(alone) is list else []
+        owned = out["ownedRows"] if isinstance(out["ownedRows"], dict) else {}
+        out["ownedRows"] = {
+            table: [k for k in keys if isinstance(k, str)]
+            for table, keys in owned.items()
+            if isinstance(keys, list)
+        }
         chunk = out["readChunk"]
         # a stored value that is no count of names (a hand-edited row) reads as none
         if type(chunk) is not int or chunk < 1:
@@ -92,6 +102,8 @@ def new_memory(memory: dict[str, Any] | None, *, bootstrap: bool) -> dict[str, A
         out["faults"] = {}
         out["bounces"] = {}
         out["appliedRevision"] = None
+        # ownedRows stays: a reset table has none of those rows (they drop out at the
+        # next read), and a CPE that says BOOTSTRAP without a reset still holds them
     return out
 
 
@@ -156,6 +168,8 @@ def close_job(
     ``rebooted``: the CPE (re)booted before this session, which puts in effect what it
     said it would apply after a reboot."""
     count_writes(memory, plan, outcome)
+    # tables not planned this session (not read, held back) keep what was known of them
+    memory["ownedRows"] = {**(memory.get("ownedRows") or {}), **plan.owned}
     faults = list(plan.refused)  # final: only a change of the record or the CPE helps
     faults += plan.pending
     exhausted = not plan.pending

@@ -84,6 +84,9 @@ class Plan:
     #: parameters whose value is given up because the CPE does not keep it (_bounced):
     #: the memory keeps counting them (jobs.count_writes)
     bounced: list[str] = field(default_factory=list)
+    #: table -> keys of the rows acsd manages there, for tables without ``only`` (the
+    #: memory's ``ownedRows``): only those are ever deleted
+    owned: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -338,6 +341,7 @@ def plan_changes(
     secrets: Mapping[str, str] = memory.get("secrets", {})
     faults: Mapping[str, Any] = memory.get("faults", {})
     bounces: Mapping[str, Any] = memory.get("bounces") or {}
+    owned_rows: Mapping[str, list[str]] = memory.get("ownedRows") or {}
 
     read: dict[str, dict[int, dict[str, str]]] = {}
 
@@ -425,8 +429,22 @@ def plan_changes(
             if rows or spec.object in unreadable:
                 _not_applied(plan, table, lack, spec.object in unreadable)
             continue
+        # A table without `only` cannot tell acsd's rows from the CPE's by their values
+        # (a reservation the customer made on the router looks like acsd's): acsd
+        # remembers the keys it manages there, and deletes no other row.
+        owned = None if spec.only else set(owned_rows.get(table, ()))
         _plan_table(
-            plan, table, spec, rows, rows_read(table), faults, bounces, force, now, max_attempts
+            plan,
+            table,
+            spec,
+            rows,
+            rows_read(table),
+            faults,
+            bounces,
+            force,
+            now,
+            max_attempts,
+            owned,
         )
     _hold_groups(plan, profile)
     return plan
@@ -619,7 +637,11 @@ def _plan_table(
     force: bool,
     now: float,
     max_attempts: int,
+    owned: set[str] | None = None,
 ) -> None:
+    """``owned``: for a table without ``only``, the keys of the rows acsd manages (those
+    it was asked for in earlier sessions); rows of other keys are the CPE's, never deleted.
+    None: ``only`` tells the rows apart."""
     key_field = spec.fields[spec.key]
 
     def delete(path: str) -> None:
@@ -631,6 +653,9 @@ def _plan_table(
         if rows:
             plan.unsupported.append({"setting": table, "reason": reason})
         return
+    wanted_keys = {row_key(spec, row[spec.key]) for row in rows}
+    # what acsd manages from now on: what it is asked for, and its rows still to delete
+    managed = wanted_keys | (owned or set())
     by_key: dict[str, int] = {}
     for instance in sorted(existing):
         if not _ours(existing[instance], spec.only) or (
@@ -638,15 +663,17 @@ def _plan_table(
         ):
             continue  # the CPE's own row (made by its DHCP client, an IPv6 server)
         key = row_key(spec, existing[instance].get(key_field.param, ""))
+        if owned is not None and key and key not in managed:
+            continue  # the customer's own (a reservation made on the router's web page)
         if key in by_key or not key:
             delete(f"{spec.object}{instance}.")  # duplicate or empty row
         else:
             by_key[key] = instance
-    wanted_keys = set()
+    if owned is not None:
+        plan.owned[table] = sorted(wanted_keys | (owned & by_key.keys()))
     held = plan.rows.setdefault(table, {})
     for row in rows:
         key = row_key(spec, row[spec.key])
-        wanted_keys.add(key)
         instance = by_key.get(key)
         if instance is None:
             # a row the CPE refused (AddObject, or its fields) waits for its back-off
