@@ -224,6 +224,41 @@ async def test_a_reservation_made_on_the_router_by_hand_stays(daemon, vendor: Ve
     assert device["state"] == "ACTIVE" and device["job"]["state"] == "DONE", device["job"]
 
 
+@pytest.mark.parametrize("vendor", [VENDORS[0], VENDORS[4]], ids=lambda v: v.tree)
+async def test_a_reservation_of_an_address_the_customer_reserved_is_refused(daemon, vendor):
+    # The customer reserved the seed's address on the router for another client: acsd
+    # leaves that row, sends the rest, and the job names the clash instead of a second
+    # reservation of one address (refused by the router, or handed to two clients).
+    sim = Simulation(daemon.cwmp_url, [vendor.tree], 1, serial_prefix="PC")
+    serial = sim.routers[0].serial
+    router = sim.router(serial)
+    theirs = router.tree.add_object(vendor.table, "")
+    row = {"Chaddr": "02:00:5E:00:00:99", "Yiaddr": f"{vendor.lan}.10", "Enable": "true"}
+    for leaf, value in row.items():
+        router.set_local(f"{vendor.table}{theirs}.{leaf}", value)
+    daemon.apply(seed_body(serial, vendor.lan))
+    assert (await sim.run_once()).ok == 1
+    tree = router.tree.flat()
+    assert list(rows(tree, vendor.table)) == [theirs]
+    assert tree[vendor.ssid[0]] == "SkyNet"
+    job = daemon.device_json(serial)["job"]
+    assert job["state"] == "FAILED"
+    assert job["faults"] == [
+        {
+            "setting": "dhcp.reservations[123456789013]",
+            "message": f"{vendor.lan}.10 is reserved on the router for 02:00:5E:00:00:99 "
+            "(a reservation made there, which acsd leaves alone): not sent",
+            "attempts": 0,
+        }
+    ]
+    # The customer deletes theirs: the next session adds the operator's.
+    router.tree.delete_object(f"{vendor.table}{theirs}.", "")
+    assert (await sim.run_once()).ok == 1
+    [held] = rows(router.tree.flat(), vendor.table).values()
+    assert held["Chaddr"].lower() == vendor.mac.lower()
+    assert daemon.device_json(serial)["job"]["state"] == "DONE"
+
+
 async def test_a_lease_time_that_needs_a_reboot_reboots_once(daemon, tmp_path: Path):
     sim = Simulation(daemon.cwmp_url, ["zyxel-vmg8825"], 1, serial_prefix="PZ")
     serial = sim.routers[0].serial

@@ -657,6 +657,8 @@ def _plan_table(
     # what acsd manages from now on: what it is asked for, and its rows still to delete
     managed = wanted_keys | (owned or set())
     by_key: dict[str, int] = {}
+    #: (field, value) -> the key value of the customer's row that holds it
+    theirs: dict[tuple[str, str], str] = {}
     for instance in sorted(existing):
         if not _ours(existing[instance], spec.only) or (
             spec.ipv4_keys and not _is_ipv4(existing[instance].get(key_field.param, ""))
@@ -664,7 +666,11 @@ def _plan_table(
             continue  # the CPE's own row (made by its DHCP client, an IPv6 server)
         key = row_key(spec, existing[instance].get(key_field.param, ""))
         if owned is not None and key and key not in managed:
-            continue  # the customer's own (a reservation made on the router's web page)
+            # the customer's own (a reservation made on the router's web page)
+            for name in spec.unique:
+                value = existing[instance].get(spec.fields[name].param, "").strip()
+                theirs.setdefault((name, value), existing[instance][key_field.param])
+            continue
         if key in by_key or not key:
             delete(f"{spec.object}{instance}.")  # duplicate or empty row
         else:
@@ -675,6 +681,14 @@ def _plan_table(
     for row in rows:
         key = row_key(spec, row[spec.key])
         instance = by_key.get(key)
+        if clash := _clash(spec, row, theirs):
+            # Two rows of one address: the CPE refuses the second or, worse, hands the
+            # address to both clients. The customer's row stays; the job says why.
+            setting = f"{table}[{row[spec.key]}]"
+            plan.refused.append({"setting": setting, "message": clash, "attempts": 0})
+            if instance is not None:
+                held[key] = instance
+            continue
         if instance is None:
             # a row the CPE refused (AddObject, or its fields) waits for its back-off
             setting = f"{table}[{row[spec.key]}]"
@@ -714,6 +728,18 @@ def _plan_table(
     for key, instance in by_key.items():
         if key not in wanted_keys:
             delete(f"{spec.object}{instance}.")
+
+
+def _clash(spec: TableSpec, row: Mapping[str, Any], theirs: Mapping[tuple[str, str], str]) -> str:
+    """Why ``row`` cannot go into the table beside the CPE's own rows, or ""."""
+    for name in spec.unique:
+        value = str(row.get(name, "")).strip()
+        if other := theirs.get((name, value)):
+            return (
+                f"{value} is reserved on the router for {other} (a reservation made there, "
+                "which acsd leaves alone): not sent"
+            )
+    return ""
 
 
 def _existing_rows(spec: TableSpec, values: Mapping[str, str]) -> dict[int, dict[str, str]]:

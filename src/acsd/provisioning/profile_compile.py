@@ -136,6 +136,7 @@ class TableSpec:
     split: bool = False  # the key's setting is a comma list: a row per item
     ipv4_keys: bool = False  # rows keyed by anything but an IPv4 address are not acsd's
     key_is_mac: bool = False  # rows are named by a MAC (matched case- and separator-blind)
+    unique: tuple[str, ...] = ()  # abstract fields no two rows may share
 
 
 #: what every Inform carries (TR-069 Annex: the forced Inform parameters), below the root:
@@ -578,6 +579,7 @@ class Compiler:
             split=kind.split,
             ipv4_keys=kind.ipv4_keys,
             key_is_mac=row_key in kind.fields and kind.fields[row_key].value == "mac",
+            unique=tuple(f for f in kind.unique if f in fields),
         )
 
     # --- all of it ----------------------------------------------------------------------
