@@ -127,7 +127,8 @@ class TableSpec:
     object: str  # ends with "."; the AddObject/DeleteObject target
     key: str  # abstract field that identifies a row, e.g. "mac"
     fields: dict[str, TableField]
-    #: leaf -> wire values a row must hold one of to be acsd's (empty: every row is)
+    #: leaf -> wire values a row must hold one of to be acsd's (empty: rows of the keys acsd
+    #: was asked for are, see plan._plan_table)
     only: tuple[tuple[str, tuple[str, ...]], ...] = ()
     #: a table of one row made of settings (TableKind.when / row_from); None: rows come
     #: from the device record
