@@ -217,13 +217,40 @@ _PATHS = {
 }
 
 
+# Every answer, errors too, is the operation's wrapper in the format Accept chooses; the
+# error lists below are all an operation has (ErrorCode, not acsd's error keys).
+MEDIA_TYPES = ("application/json", "text/json", "application/xml", "text/xml")
+_AUTH_ERRORS = [
+    (401, "4010", "No bearer token, or one that is unknown or revoked"),
+    (403, "4030", "A token that may not manage the URL's API account"),
+]
+_KEY_ERRORS = [(400, "4001", "A foreignaccountkey or foreignkey that is no key (ErrorSubCode 99)")]
+_BODY_ERRORS = [
+    (400, "4000", "Malformed body (ErrorSubCode 1 JSON, 2 XML, 3 none)"),
+    (400, "4001", "A member is invalid (ErrorSubCode names it; 98 an unknown member)"),
+    (408, "4080", "The body did not arrive within the server's body timeout"),
+    (413, "4130", "Request body beyond the server's limit"),
+    (415, "4150", "A Content-Type, charset or Content-Encoding the API does not read"),
+]
+_ALWAYS_ERRORS = [
+    (500, "5000", "Unexpected error; the description names the request id"),
+    (503, "5030", "The database cannot take the write now: try again after Retry-After"),
+]
+
+
+def _errors(*specific: tuple[int, str, str], body: bool = False) -> list[tuple[int, str, str]]:
+    return [*_AUTH_ERRORS, *_KEY_ERRORS, *(_BODY_ERRORS if body else ()), *specific,
+            *_ALWAYS_ERRORS]  # fmt: skip
+
+
 @describe(
     summary="Create an APN device on the network (seed 003)", body=APNDevice,
     response=PBPRReturnOfAPNDevice, status=202, roles=ROLES, path_params=_PATHS,
     description="JSON or DataContract XML, by Content-Type and Accept. Errors come in the "
     "same wrapper (ErrorCode, ErrorSubCode), not in acsd's error form.",
-    errors=[(400, "4001", "A member is invalid"), (404, "4041", "Unknown account, no Hints"),
-            (409, "4090", "CLI or SIMNumber already in the network")],
+    error_body=PBPRReturnOfAPNDevice, media_types=MEDIA_TYPES,
+    errors=_errors((404, "4041", "Unknown account, no Hints"),
+                   (409, "4090", "CLI or SIMNumber already in the network"), body=True),
 )  # fmt: skip
 @answers(DEVICE)
 async def create_apn_device(request: web.Request) -> web.Response:
@@ -337,7 +364,8 @@ async def _device(request: web.Request, ctx: ApiContext) -> ApnDeviceRecord:
 
 @describe(
     summary="One APN device", response=PBPRReturnOfAPNDevice, roles=ROLES, path_params=_PATHS,
-    errors=[(404, "4041/4042/4043", "Unknown account, network or device")],
+    error_body=PBPRReturnOfAPNDevice, media_types=MEDIA_TYPES,
+    errors=_errors((404, "4041/4042/4043", "Unknown account, network or device")),
 )  # fmt: skip
 @answers(DEVICE)
 async def get_apn_device(request: web.Request) -> web.Response:
@@ -391,8 +419,9 @@ def _decode_token(token: str) -> str:
     roles=ROLES, path_params=_PATHS,
     description="Query: PageSize (1-1000, default 100), ContinuationToken (from the previous "
     "page; none on the last), IncludeEnded (devices removed by DELETE; default false).",
-    errors=[(400, "4001", "A bad PageSize, ContinuationToken or IncludeEnded"),
-            (404, "4041/4042", "Unknown account or network")],
+    error_body=PBPRReturnOfArrayOfAPNDevice, media_types=MEDIA_TYPES,
+    errors=_errors((400, "4001", "A bad PageSize, ContinuationToken or IncludeEnded"),
+                   (404, "4041/4042", "Unknown account or network")),
 )  # fmt: skip
 @answers(DEVICE, many=True)
 async def list_apn_devices(request: web.Request) -> web.Response:
@@ -420,7 +449,9 @@ async def list_apn_devices(request: web.Request) -> web.Response:
     summary="Remove an APN device (sets its EndDate)", response=PBPRReturnOfAPNDevice,
     status=202, roles=ROLES, path_params=_PATHS,
     description="202 with a StatusUrl; a device already removed answers 200 as it is.",
-    errors=[(404, "4041/4043", "Unknown account or device")],
+    error_body=PBPRReturnOfAPNDevice, media_types=MEDIA_TYPES,
+    also=[(200, "Already removed: the device as it is, no StatusUrl")],
+    errors=_errors((404, "4041/4042/4043", "Unknown account, network or device")),
 )  # fmt: skip
 @answers(DEVICE)
 async def delete_apn_device(request: web.Request) -> web.Response:
@@ -470,7 +501,8 @@ def _network_doc(network: ApnNetworkRecord) -> dict[str, Any]:
 @describe(
     summary="A network of the account and its APN name (acsd)",
     response=PBPRReturnOfAccountNetwork, roles=ROLES, path_params=_PATHS,
-    errors=[(404, "4041/4042", "Unknown account or network")],
+    error_body=PBPRReturnOfAccountNetwork, media_types=MEDIA_TYPES,
+    errors=_errors((404, "4041/4042", "Unknown account or network")),
 )  # fmt: skip
 @answers(NETWORK)
 async def get_apn_network(request: web.Request) -> web.Response:
@@ -486,7 +518,8 @@ async def get_apn_network(request: web.Request) -> web.Response:
     "push. Routers bound to the account (their record's mvnoAccount) whose SIM belongs to a "
     "device of the network get the APN name at their next session; acsd asks them to "
     "connect now.",
-    errors=[(404, "4041", "Unknown account")],
+    error_body=PBPRReturnOfAccountNetwork, media_types=MEDIA_TYPES,
+    errors=_errors((404, "4041", "Unknown account"), body=True),
 )  # fmt: skip
 @answers(NETWORK)
 async def put_apn_network(request: web.Request) -> web.Response:
@@ -530,7 +563,9 @@ async def _wake_routers(ctx: ApiContext, account: str, network: str) -> None:
     summary="What became of an accepted command (a StatusUrl)",
     response=PBPRReturnOfOperationStatus, roles=ROLES,
     path_params={"id": "The operation, as in the StatusUrl"},
-    errors=[(404, "4044", "Unknown operation")],
+    error_body=PBPRReturnOfOperationStatus, media_types=MEDIA_TYPES,
+    errors=[_AUTH_ERRORS[0], (404, "4044", "Unknown operation, or another account's"),
+            *_ALWAYS_ERRORS],
 )  # fmt: skip
 @answers(OPERATION)
 async def get_operation(request: web.Request) -> web.Response:

@@ -57,6 +57,7 @@ _STATUS_TEXT = {
     403: "Access denied",
     404: "Not found",
     405: "Method not allowed",
+    408: "Request timeout",
     409: "Conflict",
     413: "Request body too large",
     415: "Unsupported media type",
@@ -103,6 +104,9 @@ class Operation:
     operation_id: str | None = None
     deprecated: bool = False
     path_params: dict[str, str] = field(default_factory=dict)
+    error_body: Any = None
+    media_types: tuple[str, ...] = ("application/json",)
+    also: tuple[tuple[int, str], ...] = ()
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method is None or self.method == method) and (
@@ -126,6 +130,9 @@ def describe(
     operation_id: str | None = None,
     deprecated: bool = False,
     path_params: dict[str, str] | None = None,
+    error_body: Any = None,
+    media_types: Sequence[str] = ("application/json",),
+    also: Iterable[tuple[int, str]] = (),
 ) -> Callable[[H], H]:
     """Record the OpenAPI description of a handler (a decorator; returns the handler).
 
@@ -140,6 +147,13 @@ def describe(
     ``errors`` lists the answers beyond the usual ones (401/403 when authenticated, 400/413/415
     with a body, 500): ``404``, ``(404, "customer")`` or ``(422, "macAddress", "MAC address is
     already in use.")``.
+
+    ``error_body`` is the type of the error answers of an operation that does not answer in
+    acsd's error form (the APN API's wrapper); its ``errors`` are then all the errors it has
+    (the usual ones name acsd's keys). ``media_types`` are the formats of its bodies; the
+    schemas describe the JSON ones (an XML contract is no JSON schema: XML types are listed
+    without one). ``also`` lists other successful answers, with the response's body:
+    ``[(200, "Already removed: the device as it is")]``.
     """
     if roles is not None and not isinstance(roles, str):
         roles = ", ".join(roles)
@@ -158,6 +172,9 @@ def describe(
         operation_id=operation_id,
         deprecated=deprecated,
         path_params=dict(path_params or {}),
+        error_body=error_body,
+        media_types=tuple(media_types),
+        also=tuple(also),
     )
 
     def mark(handler: H) -> H:
@@ -262,7 +279,16 @@ def _doc_of(handler: Any) -> tuple[str, str | None]:
     return " ".join(first.split()), rest.strip() or None
 
 
-def _error_responses(specs: Iterable[ErrorSpec], error_schema: dict[str, Any]) -> dict[str, Any]:
+def _content(schema: dict[str, Any], media_types: Iterable[str]) -> dict[str, Any]:
+    return {
+        media: {"schema": schema} if media.split("/")[-1].endswith("json") else {}
+        for media in media_types
+    }
+
+
+def _error_responses(
+    specs: Iterable[ErrorSpec], error_schema: dict[str, Any], media_types: Iterable[str]
+) -> dict[str, Any]:
     by_status: dict[int, list[str]] = {}
     for spec in specs:
         if isinstance(spec, int):
@@ -281,7 +307,7 @@ def _error_responses(specs: Iterable[ErrorSpec], error_schema: dict[str, Any]) -
         head = _STATUS_TEXT.get(status, "Error")
         out[str(status)] = {
             "description": head + "".join(f"\n- {line}" for line in lines),
-            "content": {"application/json": {"schema": error_schema}},
+            "content": _content(error_schema, media_types),
         }
     return out
 
@@ -317,24 +343,36 @@ def _operation(
         params += _query_parameters(schemas, keys["query"])
     if params:
         out["parameters"] = params
+    media = op.media_types
     if op.body is not None:
         out["requestBody"] = {
             "required": True,
-            "content": {"application/json": {"schema": schemas.result[keys["body"]]}},
+            "content": _content(schemas.result[keys["body"]], media),
         }
-    ok: dict[str, Any] = {"description": _STATUS_TEXT.get(op.status, "Success")}
-    if op.response is not None:
-        ok["content"] = {"application/json": {"schema": schemas.result[keys["response"]]}}
+
+    def success(status: int, text: str) -> dict[str, Any]:
+        answer: dict[str, Any] = {"description": text}
+        if op.response is not None:
+            answer["content"] = _content(schemas.result[keys["response"]], media)
+        return answer
+
+    successes = {str(op.status): success(op.status, _STATUS_TEXT.get(op.status, "Success"))}
+    for status, text in op.also:
+        successes[str(status)] = success(status, text)
     errors: list[ErrorSpec] = []
-    if op.body is not None:
-        errors += _BODY_ERRORS
-    if op.query is not None:
-        errors += _QUERY_ERRORS
-    if op.roles is not None:
-        errors += _AUTH_ERRORS
+    if op.error_body is not None:
+        error_schema = schemas.result[keys["error"]]
+    else:
+        if op.body is not None:
+            errors += _BODY_ERRORS
+        if op.query is not None:
+            errors += _QUERY_ERRORS
+        if op.roles is not None:
+            errors += _AUTH_ERRORS
     errors += list(op.errors)
-    errors += _ALWAYS_ERRORS
-    out["responses"] = {str(op.status): ok, **_error_responses(errors, error_schema)}
+    if op.error_body is None:
+        errors += _ALWAYS_ERRORS
+    out["responses"] = {**successes, **_error_responses(errors, error_schema, media)}
     if op.deprecated:
         out["deprecated"] = True
     return out
@@ -397,6 +435,8 @@ def build_openapi(
             if f.op.query is not None:
                 keys["query"] = schemas.add(f.op.query, "validation")
                 query_keys.add(keys["query"])
+            if f.op.error_body is not None:
+                keys["error"] = schemas.add(f.op.error_body, "serialization")
         plans.append((f, keys))
     schemas.build()
     error_schema = schemas.result[error_key]

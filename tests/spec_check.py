@@ -1,0 +1,79 @@
+"""Does an answer of the API match what its own OpenAPI document says of it?
+
+A client generated from ``/openapi.json`` trusts the document: an answer with a status the
+operation does not list, or a body its schema does not allow, breaks such a client. This
+checks the part of JSON Schema the document uses (``$ref``, ``type``, ``properties``,
+``required``, ``additionalProperties``, ``anyOf``, ``items``, ``enum``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_TYPES: dict[str, Any] = {
+    "object": dict,
+    "array": list,
+    "string": str,
+    "boolean": bool,
+    "null": type(None),
+}
+
+
+def _is(value: Any, kind: str) -> bool:
+    if kind == "integer":
+        return (isinstance(value, int) and not isinstance(value, bool)) or (
+            isinstance(value, float) and value.is_integer()
+        )
+    if kind == "number":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, _TYPES[kind])
+
+
+def problems(doc: dict[str, Any], schema: dict[str, Any], value: Any, at: str = "") -> list[str]:
+    """Where ``value`` breaks ``schema`` (a schema of ``doc``): empty when it conforms."""
+    if "$ref" in schema:
+        node: Any = doc
+        for part in schema["$ref"].removeprefix("#/").split("/"):
+            node = node[part]
+        return problems(doc, node, value, at)
+    if "anyOf" in schema:
+        found = [problems(doc, option, value, at) for option in schema["anyOf"]]
+        return [] if any(not f for f in found) else min(found, key=len)
+    kinds = schema.get("type")
+    if kinds is not None:
+        kinds = [kinds] if isinstance(kinds, str) else kinds
+        if not any(_is(value, kind) for kind in kinds):
+            return [f"{at or '.'}: {value!r} is not {'/'.join(kinds)}"]
+    if "enum" in schema and value not in schema["enum"]:
+        return [f"{at or '.'}: {value!r} is not one of {schema['enum']}"]
+    out: list[str] = []
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        out += [f"{at}.{name}: missing" for name in schema.get("required", ()) if name not in value]
+        for name, item in value.items():
+            if name in props:
+                out += problems(doc, props[name], item, f"{at}.{name}")
+            elif schema.get("additionalProperties") is False:
+                out.append(f"{at}.{name}: not in the schema")
+            elif isinstance(schema.get("additionalProperties"), dict):
+                out += problems(doc, schema["additionalProperties"], item, f"{at}.{name}")
+    if isinstance(value, list) and "items" in schema:
+        for n, item in enumerate(value):
+            out += problems(doc, schema["items"], item, f"{at}[{n}]")
+    return out
+
+
+def mismatches(
+    doc: dict[str, Any], method: str, path: str, status: int, content_type: str, body: Any
+) -> list[str]:
+    """What the document's ``method path`` gets wrong about an answer (empty: nothing)."""
+    responses = doc["paths"][path][method.lower()]["responses"]
+    documented = responses.get(str(status))
+    if documented is None:
+        return [f"status {status} is not documented (only {', '.join(responses)})"]
+    content = documented.get("content", {})
+    media = content_type.split(";")[0].strip().lower()
+    if media not in content:
+        return [f"{media} is not documented for {status} (only {', '.join(content)})"]
+    schema = content[media].get("schema")
+    return [] if schema is None else problems(doc, schema, body)

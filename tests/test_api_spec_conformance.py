@@ -1,0 +1,101 @@
+"""The daemon's answers are what its own /openapi.json says they are: a client generated from
+the document (status codes, bodies, media types) can read every answer it gets."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from api_world import token
+from apiclient import Api, Reply
+from apn_client import apns_path, network_path
+from spec_check import mismatches
+
+APNS = "/v1/accounts/{foreignaccountkey}/networks/{foreignkey}/devices/apns"
+APN_DEVICE = APNS + "/{device}"
+NETWORK = "/v1/accounts/{foreignaccountkey}/networks/{foreignkey}"
+OPERATION = "/v1/operations/{id}"
+
+
+@pytest.fixture(scope="module")
+def admin(module_daemon) -> Api:
+    return Api(module_daemon.api_url, token(module_daemon, "ADMIN"))
+
+
+@pytest.fixture(scope="module")
+def doc(admin: Api) -> dict[str, Any]:
+    reply = admin.get("/openapi.json")
+    assert reply.status == 200
+    return reply.body
+
+
+def conforms(doc: dict[str, Any], method: str, path: str, reply: Reply) -> None:
+    found = mismatches(
+        doc, method, path, reply.status, reply.headers.get("Content-Type", ""), reply.body
+    )
+    assert not found, (method, path, reply.status, reply.raw[:400], found)
+
+
+def _account() -> str:
+    return f"SPEC-{uuid.uuid4().hex[:10]}"
+
+
+def _apn_device(admin: Api, account: str, cli: str) -> Reply:
+    body = {"CLI": cli, "Hints": {"BillingCycleDay": 1, "EmailContact": "ops@example.com"}}
+    reply = admin.post(apns_path(account, "fleet"), body)
+    assert reply.status == 202, reply.raw
+    return reply
+
+
+def test_apn_errors_are_the_wrapper_the_document_describes(admin: Api, doc):
+    account = _account()
+    _apn_device(admin, account, "(+45)12345678")
+    anonymous = admin.as_(None)
+    cases = [
+        # (method, documented path, reply)
+        ("GET", APN_DEVICE, admin.get(apns_path(account, "fleet", "(+45)99999999"))),
+        ("GET", APNS, admin.get(apns_path("NOBODY-" + account, "fleet"))),
+        ("GET", APNS, admin.get(apns_path(account, "fleet"), query={"PageSize": "0"})),
+        ("GET", NETWORK, anonymous.get(network_path(account, "fleet"))),
+        ("PUT", NETWORK, admin.request("PUT", network_path(account, "fleet"))),
+        ("PUT", NETWORK, admin.request("PUT", network_path(account, "fleet"), raw=b"{")),
+        ("POST", APNS, admin.post(apns_path(account, "fleet"), {"CLI": "nonsense"})),
+        ("GET", OPERATION, admin.get("/v1/operations/0123456789abcdef01234567")),
+        ("DELETE", APN_DEVICE, anonymous.delete(apns_path(account, "fleet", "(+45)12345678"))),
+    ]
+    for method, path, reply in cases:
+        assert reply.status >= 400 and reply.body["Success"] is False, reply.raw
+        conforms(doc, method, path, reply)
+
+
+def test_a_url_key_the_apn_api_refuses_is_a_documented_400(admin: Api, doc):
+    for method, path, url in (
+        ("GET", APN_DEVICE, apns_path("\x01", "fleet", "(+45)12345678")),
+        ("DELETE", APN_DEVICE, apns_path(_account(), " ", "(+45)12345678")),
+        ("GET", NETWORK, network_path("\x01", "fleet")),
+    ):
+        reply = admin.request(method, url)
+        assert (reply.status, reply.body["ErrorCode"]) == (400, 4001), reply.raw
+        conforms(doc, method, path, reply)
+
+
+def test_deleting_a_removed_apn_device_again_is_a_documented_200(admin: Api, doc):
+    account = _account()
+    _apn_device(admin, account, "(+45)12345678")
+    url = apns_path(account, "fleet", "(+45)12345678")
+    first, again = admin.delete(url), admin.delete(url)
+    assert (first.status, again.status) == (202, 200)
+    assert again.body["Data"]["EndDate"] == first.body["Data"]["EndDate"]
+    conforms(doc, "DELETE", APN_DEVICE, first)
+    conforms(doc, "DELETE", APN_DEVICE, again)
+
+
+def test_apn_answers_in_xml_are_a_documented_media_type(admin: Api, doc):
+    account = _account()
+    _apn_device(admin, account, "(+45)12345678")
+    for url in (apns_path(account, "fleet", "(+45)12345678"), apns_path(account, "other", "1")):
+        reply = admin.get(url, headers={"Accept": "application/xml"})
+        assert reply.headers["Content-Type"].startswith("application/xml")
+        conforms(doc, "GET", APN_DEVICE, reply)
