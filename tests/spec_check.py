@@ -3,11 +3,13 @@
 A client generated from ``/openapi.json`` trusts the document: an answer with a status the
 operation does not list, or a body its schema does not allow, breaks such a client. This
 checks the part of JSON Schema the document uses (``$ref``, ``type``, ``properties``,
-``required``, ``additionalProperties``, ``anyOf``, ``items``, ``enum``).
+``required``, ``additionalProperties``, ``anyOf``, ``items``, ``enum``, ``minimum``,
+``maximum``, ``minLength``, ``maxLength``, ``pattern``).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 _TYPES: dict[str, Any] = {
@@ -47,6 +49,16 @@ def problems(doc: dict[str, Any], schema: dict[str, Any], value: Any, at: str = 
     if "enum" in schema and value not in schema["enum"]:
         return [f"{at or '.'}: {value!r} is not one of {schema['enum']}"]
     out: list[str] = []
+    low, high = schema.get("minimum"), schema.get("maximum")
+    if _is(value, "number") and (
+        (low is not None and value < low) or (high is not None and value > high)
+    ):
+        out.append(f"{at or '.'}: {value!r} is outside {schema}")
+    if isinstance(value, str):
+        if not schema.get("minLength", 0) <= len(value) <= schema.get("maxLength", len(value)):
+            out.append(f"{at or '.'}: {value!r} has a length outside {schema}")
+        if "pattern" in schema and not re.search(schema["pattern"], value):
+            out.append(f"{at or '.'}: {value!r} does not match {schema['pattern']}")
     if isinstance(value, dict):
         props = schema.get("properties", {})
         out += [f"{at}.{name}: missing" for name in schema.get("required", ()) if name not in value]

@@ -3,15 +3,16 @@ the document (status codes, bodies, media types) can read every answer it gets."
 
 from __future__ import annotations
 
+import copy
 import uuid
 from typing import Any
 
 import pytest
 
-from api_world import token
+from api_world import device_body
 from apiclient import Api, Reply
 from apn_client import apns_path, network_path
-from spec_check import mismatches
+from spec_check import mismatches, problems
 
 APNS = "/v1/accounts/{foreignaccountkey}/networks/{foreignkey}/devices/apns"
 APN_DEVICE = APNS + "/{device}"
@@ -20,8 +21,8 @@ OPERATION = "/v1/operations/{id}"
 
 
 @pytest.fixture(scope="module")
-def admin(module_daemon) -> Api:
-    return Api(module_daemon.api_url, token(module_daemon, "ADMIN"))
+def admin(module_world) -> Api:
+    return module_world.api
 
 
 @pytest.fixture(scope="module")
@@ -99,3 +100,34 @@ def test_apn_answers_in_xml_are_a_documented_media_type(admin: Api, doc):
         reply = admin.get(url, headers={"Accept": "application/xml"})
         assert reply.headers["Content-Type"].startswith("application/xml")
         conforms(doc, "GET", APN_DEVICE, reply)
+
+
+def _request_schema(doc: dict[str, Any], method: str, path: str) -> dict[str, Any]:
+    return doc["paths"][path][method.lower()]["requestBody"]["content"]["application/json"][
+        "schema"
+    ]
+
+
+def test_a_reservation_enable_as_the_seed_types_it_is_one_the_document_allows(
+    admin: Api, module_world, doc
+):
+    # seed 000: reservedClients[].enable is a String; the API takes "true"/"false" and null
+    schema = _request_schema(doc, "POST", "/network/device")
+    for n, enable in enumerate(("true", "False", None, False)):
+        body = copy.deepcopy(device_body(module_world, "own", f"SPECRES{uuid.uuid4().hex[:8]}{n}"))
+        body["dhcp"]["reservedClients"][0]["enable"] = enable
+        assert problems(doc, schema, body) == [], enable
+        reply = admin.post("/network/device", body)
+        assert reply.status == 201, reply.body
+        assert reply.body["dhcp"]["reservedClients"][0]["enable"] is (enable in ("true", None))
+        conforms(doc, "POST", "/network/device", reply)
+
+
+def test_the_lease_time_bounds_are_in_the_document(admin: Api, module_world, doc):
+    schema = _request_schema(doc, "POST", "/network/device")
+    for lease, status in ((0, 400), (5256001, 400), (1, 201), (5256000, 201)):
+        body = copy.deepcopy(device_body(module_world, "own", f"SPECLEASE{uuid.uuid4().hex[:8]}"))
+        body["dhcp"]["leaseTime"] = lease
+        reply = admin.post("/network/device", body)
+        assert reply.status == status, reply.body
+        assert (problems(doc, schema, body) == []) is (status == 201), lease

@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationInfo,
+    WithJsonSchema,
     model_validator,
 )
 
@@ -175,8 +176,25 @@ def _active_unless_false(value: object) -> object:
 
 
 #: seed 000 types reservedClients[].enable as a String ("True if reservation is active")
-#: and writes it as the boolean true in its example: both are taken, and null is active
-ReservationEnable = Annotated[bool, BeforeValidator(_active_unless_false)]
+#: and writes it as the boolean true in its example: both are taken, and null is active.
+#: The description says so too: a client generated from it must be able to send the seed's
+#: String (answers always carry the boolean).
+ReservationEnable = Annotated[
+    bool,
+    BeforeValidator(_active_unless_false),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "boolean"},
+                {"type": "string", "pattern": r"^\s*([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])\s*$"},
+                {"type": "null"},
+            ],
+            "description": 'true, false, the text "true"/"false" (seed 000 types it as a '
+            "String), or null (active)",
+        },
+        mode="validation",
+    ),
+]
 
 
 def _integral(value: object) -> object:
@@ -185,10 +203,6 @@ def _integral(value: object) -> object:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
-
-
-#: a whole number that a client may write as 10 or 10.0
-Whole = Annotated[int, BeforeValidator(_integral)]
 
 
 class ReservedClient(_Strict):
@@ -216,7 +230,9 @@ class Dhcp(_Strict):
     ipPoolStart: HostIPv4 | None = None
     ipPoolEnd: HostIPv4 | None = None
     #: minutes (the router gets seconds)
-    leaseTime: Whole | None = Field(None, ge=1, le=5256000)
+    # The bounds before the validator: after it (or on the Optional) pydantic writes them
+    # into the JSON schema as "ge"/"le", which no JSON Schema reader knows.
+    leaseTime: Annotated[int, Field(ge=1, le=5256000), BeforeValidator(_integral)] | None = None
     primaryDnsServer: HostIPv4 | None = None
     #: more than any router's DHCP server holds (tens to a few hundred), and a bound on
     #: the work of one request
