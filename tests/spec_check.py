@@ -89,3 +89,11 @@ def mismatches(
         return [f"{media} is not documented for {status} (only {', '.join(content)})"]
     schema = content[media].get("schema")
     return [] if schema is None else problems(doc, schema, body)
+
+
+def error_keys(doc: dict[str, Any], method: str, path: str, status: int) -> set[str]:
+    """The error keys (``message``) the document names for ``status`` of ``method path``."""
+    responses = doc["paths"][path][method.lower()]["responses"]
+    return set(
+        re.findall(r"^- `([^`]+)`", responses.get(str(status), {}).get("description", ""), re.M)
+    )

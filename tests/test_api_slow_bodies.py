@@ -8,7 +8,11 @@ import socket
 import time
 
 from api_world import token
+from apiclient import Api
 from conftest import wait_for
+from spec_check import mismatches
+
+APNS = "/v1/accounts/{foreignaccountkey}/networks/{foreignkey}/devices/apns"
 
 
 def _open(daemon) -> socket.socket:
@@ -43,9 +47,10 @@ def _answer(sock: socket.socket) -> tuple[int, dict, bytes]:
 def test_a_body_that_never_arrives_in_full_gets_408_after_body_timeout(daemon_factory):
     daemon = daemon_factory(api={"body_timeout": 1})
     admin = token(daemon, "ADMIN")
-    for path, content_type in (
-        ("/network/device", "application/json"),
-        ("/v1/accounts/ACME/networks/fleet/devices/apns", "application/json"),
+    doc = Api(daemon.api_url).get("/openapi.json").body
+    for path, content_type, documented in (
+        ("/network/device", "application/json", "/network/device"),
+        ("/v1/accounts/ACME/networks/fleet/devices/apns", "application/json", APNS),
     ):
         with _open(daemon) as sock:
             started = time.monotonic()
@@ -53,6 +58,7 @@ def test_a_body_that_never_arrives_in_full_gets_408_after_body_timeout(daemon_fa
             status, body, head = _answer(sock)
             assert status == 408 and time.monotonic() - started < 8
             assert b"connection: close" in head.lower()
+            assert mismatches(doc, "POST", documented, 408, content_type, body) == []
             if path.startswith("/v1/"):  # the APN API's wrapper (seed 003)
                 assert (body["Success"], body["Code"], body["ErrorCode"]) == (False, 408, 4080)
             else:

@@ -12,7 +12,7 @@ import pytest
 from api_world import device_body
 from apiclient import Api, Reply
 from apn_client import apns_path, network_path
-from spec_check import mismatches, problems
+from spec_check import error_keys, mismatches, problems
 
 APNS = "/v1/accounts/{foreignaccountkey}/networks/{foreignkey}/devices/apns"
 APN_DEVICE = APNS + "/{device}"
@@ -131,3 +131,60 @@ def test_the_lease_time_bounds_are_in_the_document(admin: Api, module_world, doc
         reply = admin.post("/network/device", body)
         assert reply.status == status, reply.body
         assert (problems(doc, schema, body) == []) is (status == 201), lease
+
+
+def test_the_error_keys_the_operator_api_answers_are_the_documented_ones(
+    admin: Api, module_world, doc
+):
+    # seed 000 names its errors by key (404 customer, 422 macAddress, ...): a client that
+    # reads the document finds every key it can get under its status ("<field path>" and
+    # "<parameter>" stand for the name of the field or query parameter)
+    serial = f"SPECKEY{uuid.uuid4().hex[:8]}"
+    made = admin.post("/network/device", device_body(module_world, "own", serial))
+    assert made.status == 201, made.body
+    unknown = "0123456789abcdef01234567"
+    owner = module_world.as_("OWNER")
+
+    def device(suffix: str, **fields: Any) -> dict[str, Any]:
+        return device_body(module_world, "own", serial + suffix) | fields
+
+    mac = made.body["macAddress"]
+    cases = [
+        ("POST", "/network/device", admin.post("/network/device", device("")), "serialNumber"),
+        ("POST", "/network/device", admin.post("/network/device", device("X", customer=unknown)),
+         "customer"),
+        ("POST", "/network/device", admin.post("/network/device", device("Y", model=unknown)),
+         "model"),
+        ("POST", "/network/device", admin.post("/network/device", device("Z", macAddress=mac)),
+         "macAddress"),
+        ("POST", "/network/device", owner.post("/network/device", device_body(
+            module_world, "other", serial + "W")), "access_denied"),
+        ("GET", "/network/device/{id}", admin.get(f"/network/device/{unknown}"), "not_found"),
+        ("PATCH", "/network/device/{id}", admin.patch(f"/network/device/{unknown}", {}),
+         "not_found"),
+        ("DELETE", "/network/device/{id}", admin.delete(f"/network/device/{unknown}"),
+         "not_found"),
+        ("GET", "/network/device", admin.get("/network/device", query={"state": "GONE"}),
+         "<parameter>"),
+        ("POST", "/customer", admin.post("/customer", {"name": "x", "reseller": unknown}),
+         "customer"),
+        ("POST", "/customer", admin.post(
+            "/customer", {"name": "x", "reseller": module_world.customers["own"]}), "reseller"),
+        ("POST", "/customer", admin.post("/customer", {"name": "x", "type": "NOBODY"}),
+         "<field path>"),
+        ("GET", "/customer/{id}", admin.get(f"/customer/{unknown}"), "not_found"),
+        ("POST", "/network/model", admin.post(
+            "/network/model", {"name": "x", "type": "ROUTER", "profile": "nobody"}), "profile"),
+        ("POST", "/network/model", admin.post("/network/model", {"name": "x", "type": "PHONE"}),
+         "<field path>"),
+        ("GET", "/network/model/{id}", admin.get(f"/network/model/{unknown}"), "not_found"),
+        ("GET", "/internet/account", admin.get("/internet/account", query={"state": "GONE"}),
+         "<parameter>"),
+    ]  # fmt: skip
+    for method, path, reply, documented in cases:
+        assert reply.status >= 400, (method, path, reply.body)
+        conforms(doc, method, path, reply)
+        if not documented.startswith("<"):
+            assert reply.body["message"] == documented, (method, path, reply.body)
+        keys = error_keys(doc, method, path, reply.status)
+        assert documented in keys, (method, path, reply.status, documented, keys)

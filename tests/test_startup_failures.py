@@ -139,9 +139,11 @@ def test_while_another_process_holds_the_database_clients_are_told_to_come_back(
     from acsd.cwmp.soap import Envelope, parse_envelope, render_envelope
     from api_world import build_world
     from cpe_steps import NS, TREE, answer_request
+    from spec_check import mismatches
     from wire import Wire, envelope, inform_body
 
     world = build_world(daemon)
+    doc = world.api.get("/openapi.json").body
     holder = sqlite3.connect(daemon.db, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     try:
@@ -155,6 +157,13 @@ def test_while_another_process_holds_the_database_clients_are_told_to_come_back(
         )
         assert apn.status == 503 and apn.headers["Retry-After"], apn.body
         assert (apn.body["Success"], apn.body["Code"], apn.body["ErrorCode"]) == (False, 503, 5030)
+        # both as the API's description says (a client generated from it reads them)
+        for path, answer in (
+            ("/customer", reply),
+            ("/v1/accounts/{foreignaccountkey}/networks/{foreignkey}/devices/apns", apn),
+        ):
+            found = mismatches(doc, "POST", path, 503, answer.headers["Content-Type"], answer.body)
+            assert found == [], (path, found)
 
         wire = Wire(daemon.cwmp_url)
         answer = wire.post(envelope(inform_body("LOCKED01"), ns=NS))

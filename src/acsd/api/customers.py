@@ -54,7 +54,9 @@ def _json(record: CustomerRecord) -> dict:
 
 @describe(
     "POST", "/customer", summary="Create a customer or a sub-reseller", body=CustomerCreate,
-    response=Customer, status=201, errors=[400, 403, 404, 409],
+    response=Customer, status=201,
+    errors=[(404, "customer", "The reseller is not found"),
+            (409, "reseller", "The reseller is not a RESELLER")],
     roles="ADMIN; RESELLER under itself",
 )  # fmt: skip
 async def create_customer(request: web.Request) -> web.Response:
@@ -86,7 +88,8 @@ async def create_customer(request: web.Request) -> web.Response:
 
 
 @describe(
-    "GET", "/customer/{id}", summary="One customer", response=Customer, errors=[404],
+    "GET", "/customer/{id}", summary="One customer", response=Customer,
+    errors=[(404, "not_found", "No such customer")],
     roles="any token within its tenancy",
 )  # fmt: skip
 async def get_customer(request: web.Request) -> web.Response:
@@ -101,7 +104,7 @@ async def get_customer(request: web.Request) -> web.Response:
 
 @describe(
     "GET", "/customer", summary="Customers within the caller's tenancy", query=PageQuery,
-    response=CustomerList, errors=[400], roles="any token",
+    response=CustomerList, roles="any token",
 )  # fmt: skip
 async def list_customers(request: web.Request) -> web.Response:
     ctx = context(request)

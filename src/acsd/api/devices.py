@@ -165,9 +165,20 @@ def _poke(ctx: ApiContext, record: DeviceRecord) -> None:
         ctx.requester.poke(record.id, *target)
 
 
+_NOT_FOUND = (404, "not_found", "No such device")
+_CONFLICT = (409, "conflict", "The device kept changing while this request ran; retry")
+
+
 @describe(
     "POST", "/network/device", summary="Create a network device on a customer",
-    body=DeviceCreate, response=Device, status=201, errors=[400, 403, 404, 409, 422],
+    body=DeviceCreate, response=Device, status=201,
+    errors=[(404, "customer", "Customer not found"),
+            (404, "model", "Network device model not found"),
+            (409, "serialNumber", "Serial number is already in use"),
+            (409, "profile", "The model's profile is not one acsd knows"),
+            _CONFLICT,
+            (422, "macAddress", "MAC address is already in use."),
+            (422, "state", "A device of that serial number is being deleted")],
     roles="MANAGER or OWNER of the customer; RESELLER of it (any depth); ADMIN",
 )  # fmt: skip
 async def create_device(request: web.Request) -> web.Response:
@@ -292,7 +303,8 @@ def _fill(record: DeviceRecord, data: dict[str, Any]) -> None:
 
 @describe(
     "GET", "/network/device/{id}", summary="One network device", response=Device,
-    errors=[404], roles="as create (another tenant's device is 404, as a missing one)",
+    errors=[_NOT_FOUND],
+    roles="as create (another tenant's device is 404, as a missing one)",
 )  # fmt: skip
 async def get_device(request: web.Request) -> web.Response:
     ctx = context(request)
@@ -302,7 +314,8 @@ async def get_device(request: web.Request) -> web.Response:
 
 @describe(
     "GET", "/network/device", summary="Network devices the caller may see, filtered and paged",
-    query=DeviceListQuery, response=DeviceList, errors=[400, 403, 409], roles="any token",
+    query=DeviceListQuery, response=DeviceList, roles="any token",
+    errors=[(409, "<parameter>", "Value is not one of the permitted values")],
 )  # fmt: skip
 async def list_devices(request: web.Request) -> web.Response:
     ctx = context(request)
@@ -358,7 +371,10 @@ def _merge(base: dict[str, Any] | None, patch: dict[str, Any]) -> dict[str, Any]
 @describe(
     "PATCH", "/network/device/{id}",
     summary="Change name, notes, wifi, dhcp or mvnoAccount, or move the record to a new router",
-    body=DevicePatch, response=Device, errors=[400, 403, 404, 409, 422], roles="as create",
+    body=DevicePatch, response=Device, roles="as create",
+    errors=[_NOT_FOUND, (409, "serialNumber", "Serial number is already another device's"),
+            _CONFLICT, (422, "macAddress", "MAC address is already in use."),
+            (422, "state", "Device is being deleted")],
 )  # fmt: skip
 async def patch_device(request: web.Request) -> web.Response:
     ctx = context(request)
@@ -465,7 +481,7 @@ async def _patch(
 
 @describe(
     "DELETE", "/network/device/{id}", summary="Release and remove a network device",
-    response=Device, status=202, errors=[404], roles="as create",
+    response=Device, status=202, errors=[_NOT_FOUND, _CONFLICT], roles="as create",
     description="202 with the device in state DELETING: its router's next session releases "
     "it, then the record goes (a router never seen goes at once).",
 )  # fmt: skip

@@ -389,7 +389,8 @@ async def get_internet_account(request: web.Request) -> web.Response:
 
 @describe(
     "GET", "/internet/account", summary="Internet accounts the caller may see, filtered and paged",
-    query=AccountListQuery, response=AccountList, errors=[400, 409], roles="any token",
+    query=AccountListQuery, response=AccountList, roles="any token",
+    errors=[(409, "<parameter>", "Value is not one of the permitted values")],
 )  # fmt: skip
 async def list_accounts(request: web.Request) -> web.Response:
     ctx = context(request)

@@ -56,7 +56,8 @@ def _json(record: ModelRecord) -> dict:
 
 @describe(
     "POST", "/network/model", summary="Add a router model to the catalog", body=ModelCreate,
-    response=Model, status=201, errors=[400, 403, 409], roles="ADMIN",
+    response=Model, status=201, roles="ADMIN",
+    errors=[(409, "profile", "Not a profile acsd knows")],
 )  # fmt: skip
 async def create_model(request: web.Request) -> web.Response:
     ctx = context(request)
@@ -75,7 +76,8 @@ async def create_model(request: web.Request) -> web.Response:
 
 
 @describe(
-    "GET", "/network/model/{id}", summary="One router model", response=Model, errors=[404],
+    "GET", "/network/model/{id}", summary="One router model", response=Model,
+    errors=[(404, "not_found", "No such model")],
     roles="any token",
 )  # fmt: skip
 async def get_model(request: web.Request) -> web.Response:

@@ -71,6 +71,9 @@ _BODY_ERRORS: list[ErrorSpec] = [
     (400, "invalid_json", "Malformed JSON, with line, column and character offset"),
     (400, "missing_body", "No request body"),
     (400, "<field path>", "A field missing, of the wrong type, invalid or unknown"),
+    (409, "<field path>", "Value is not one of the permitted values"),
+    (400, "body_incomplete", "The connection closed before the whole body arrived"),
+    (408, "request_timeout", "The body did not arrive within the server's body timeout"),
     (413, "too_large", "Request body beyond the server's limit"),
     (415, "unsupported_media_type", "Request body that is not application/json"),
 ]
@@ -80,6 +83,7 @@ _QUERY_ERRORS: list[ErrorSpec] = [
 _AUTH_ERRORS: list[ErrorSpec] = [
     (401, "unauthorized", "Missing or invalid bearer token"),
     (403, "access_denied", "Insufficient access level"),
+    (503, "unavailable", "The database cannot take the request now: retry after Retry-After"),
 ]
 _ALWAYS_ERRORS: list[ErrorSpec] = [
     (500, "internal_error", "Unexpected error; the description names the request id"),
