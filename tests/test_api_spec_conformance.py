@@ -188,3 +188,22 @@ def test_the_error_keys_the_operator_api_answers_are_the_documented_ones(
             assert reply.body["message"] == documented, (method, path, reply.body)
         keys = error_keys(doc, method, path, reply.status)
         assert documented in keys, (method, path, reply.status, documented, keys)
+
+
+def test_the_longest_search_the_document_allows_is_answered_in_json(admin: Api, module_world, doc):
+    schema = next(
+        p["schema"]
+        for p in doc["paths"]["/network/device"]["get"]["parameters"]
+        if p["name"] == "q"
+    )
+    longest = "\U0001f600" * 4000  # 4 UTF-8 bytes, %F0%9F%98%80 in the URL: 48 000 bytes
+    assert problems(doc, schema, longest) == []
+    own = module_world.customers["own"]
+    reply = admin.get("/network/device", query={"q": longest, "customer": own})
+    assert reply.status == 200, reply.raw[:200]
+    assert reply.body["items"] == []
+    conforms(doc, "GET", "/network/device", reply)
+    # one character more is refused in the API's own error form
+    reply = admin.get("/network/device", query={"q": longest + "x"})
+    assert (reply.status, reply.body["message"]) == (400, "q")
+    conforms(doc, "GET", "/network/device", reply)

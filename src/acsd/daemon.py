@@ -58,6 +58,9 @@ HANDLER_GRACE = 5.0
 #: a boot storm connects thousands of CPEs at once, and aiohttp's default of 128 turns the
 #: excess into resets instead of a short wait or a 503
 CWMP_BACKLOG = 4096
+#: bytes of an API request line: the longest search (acsd.models.Search, 4000 characters
+#: of up to 4 UTF-8 bytes, each written %XX) with the list's other parameters
+API_MAX_REQUEST_LINE = 64 * 1024
 
 
 async def serve(
@@ -189,6 +192,10 @@ async def serve(
         # reach clients as text/plain, outside the API's error form.
         auto_decompress=False,
         shutdown_timeout=HANDLER_GRACE,
+        # A search the API takes (q= of up to 4000 characters, 12 bytes each as %XX in the
+        # URL) must reach it: over aiohttp's default (8190 bytes) the request line is
+        # refused before any handler, in text/plain, outside the API's error form.
+        max_line_size=API_MAX_REQUEST_LINE,
     )
     await cwmp_runner.setup()
     await api_runner.setup()
