@@ -207,3 +207,15 @@ def test_the_longest_search_the_document_allows_is_answered_in_json(admin: Api, 
     reply = admin.get("/network/device", query={"q": longest + "x"})
     assert (reply.status, reply.body["message"]) == (400, "q")
     conforms(doc, "GET", "/network/device", reply)
+
+
+def test_query_parameters_take_no_null_the_api_would_refuse(admin: Api, doc):
+    # a query string has no null: an optional parameter is left out, and ?online=null is 400
+    for path in ("/network/device", "/internet/account"):
+        for param in doc["paths"][path]["get"]["parameters"]:
+            assert problems(doc, param["schema"], None), (path, param)
+    assert admin.get("/network/device", query={"online": "null"}).status == 400
+    online = next(
+        p for p in doc["paths"]["/network/device"]["get"]["parameters"] if p["name"] == "online"
+    )
+    assert online["schema"]["type"] == "boolean" and online["required"] is False

@@ -406,9 +406,22 @@ def _query_parameters(schemas: _Schemas, key: int) -> list[dict[str, Any]]:
         param: dict[str, Any] = {"name": name, "in": "query", "required": name in required}
         if "description" in prop:
             param["description"] = prop["description"]
-        param["schema"] = prop
+        param["schema"] = _without_null(prop)
         params.append(param)
     return params
+
+
+def _without_null(prop: dict[str, Any]) -> dict[str, Any]:
+    # A query string has no null: an optional parameter's None is its absence. Left in, the
+    # schema tells clients ?online=null is a value, which the API refuses (400).
+    options = prop.get("anyOf")
+    if not options:
+        return prop
+    kept = [option for option in options if option != {"type": "null"}]
+    rest = {k: v for k, v in prop.items() if k != "anyOf" and not (k == "default" and v is None)}
+    if len(kept) == 1:
+        return {**rest, **kept[0]}
+    return {**rest, "anyOf": kept}
 
 
 def build_openapi(
