@@ -17,6 +17,7 @@ import pytest
 
 from conftest import Daemon, acsd_cmd, wait_for
 from cpe_steps import finish, inform, wire_for
+from spec_check import mismatches
 from wire import envelope, inform_body
 
 ROUTERS = 200
@@ -179,8 +180,12 @@ def test_readyz_says_not_ready_while_the_daemon_drains(daemon_factory):
     import urllib.request
 
     daemon = daemon_factory(top={"shutdown_grace": 20.0})
+    with urllib.request.urlopen(daemon.api_url + "openapi.json", timeout=5) as answer:
+        doc = json.loads(answer.read())
     with urllib.request.urlopen(daemon.api_url + "readyz", timeout=5) as answer:
         assert answer.status == 200
+        ready = json.loads(answer.read())
+        assert mismatches(doc, "GET", "/readyz", 200, answer.headers["Content-Type"], ready) == []
     open_session = wire_for(daemon.cwmp_url)
     inform(open_session, "DRAIN00003")
     daemon.proc.send_signal(signal.SIGTERM)
@@ -188,7 +193,11 @@ def test_readyz_says_not_ready_while_the_daemon_drains(daemon_factory):
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(daemon.api_url + "readyz", timeout=5)
     assert refused.value.code == 503
-    assert json.loads(refused.value.read()) == {"ready": False}
+    body = json.loads(refused.value.read())
+    assert body == {"ready": False}
+    # as the API's description says: a balancer's client generated from it reads it
+    content_type = refused.value.headers["Content-Type"]
+    assert mismatches(doc, "GET", "/readyz", 503, content_type, body) == []
     finish(open_session)
     open_session.close()
     assert daemon.proc.wait(timeout=30) == 0

@@ -3,16 +3,17 @@ health checks and the OpenAPI description."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from aiohttp import web
+from pydantic import BaseModel
 
 from acsd.api import apn, audit, customers, devices, internet, models
 from acsd.api.answer import json_response
 from acsd.api.body import BODY_TIMEOUT
 from acsd.api.context import CONTEXT, ApiContext
 from acsd.api.errors import error_middleware
-from acsd.api.openapi import add_openapi_routes
+from acsd.api.openapi import add_openapi_routes, describe
 
 if TYPE_CHECKING:
     from acsd.metrics import Metrics
@@ -20,10 +21,25 @@ if TYPE_CHECKING:
 MAX_BODY = 1024 * 1024
 
 
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Ready(BaseModel):
+    ready: bool
+
+
+@describe(summary="Liveness: the process answers", roles=None, response=Health)
 async def healthz(request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 
 
+@describe(
+    summary="Readiness: the daemon takes new sessions and its database takes writes",
+    roles=None, response=Ready,
+    also=[(503, 'Not ready ({"ready": false}): the daemon drains, or the database cannot '
+          "take writes")],
+)  # fmt: skip
 async def readyz(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     if ctx.stopping:  # new Informs get 503 now: a balancer must send routers elsewhere

@@ -156,7 +156,7 @@ def describe(
     acsd's error form (the APN API's wrapper); its ``errors`` are then all the errors it has
     (the usual ones name acsd's keys). ``media_types`` are the formats of its bodies; the
     schemas describe the JSON ones (an XML contract is no JSON schema: XML types are listed
-    without one). ``also`` lists other successful answers, with the response's body:
+    without one). ``also`` lists other answers that carry the response's body:
     ``[(200, "Already removed: the device as it is")]``.
     """
     if roles is not None and not isinstance(roles, str):
