@@ -219,3 +219,19 @@ def test_query_parameters_take_no_null_the_api_would_refuse(admin: Api, doc):
         p for p in doc["paths"]["/network/device"]["get"]["parameters"] if p["name"] == "online"
     )
     assert online["schema"]["type"] == "boolean" and online["required"] is False
+
+
+def test_a_patch_the_document_allows_does_not_remove_the_serial_number(
+    admin: Api, module_world, doc
+):
+    # a serial number is changed (a router swap), never removed: the document must not
+    # offer null, which the API refuses
+    made = admin.post("/network/device", device_body(module_world, "own", "SPECNULL01"))
+    assert made.status == 201, made.body
+    schema = _request_schema(doc, "PATCH", "/network/device/{id}")
+    assert problems(doc, schema, {"serialNumber": None})
+    assert problems(doc, schema, {"serialNumber": "SPECNULL02"}) == []
+    reply = admin.patch(f"/network/device/{made.body['_id']}", {"serialNumber": None})
+    assert (reply.status, reply.body["message"]) == (400, "serialNumber")
+    assert "cannot be removed" in reply.body["description"]
+    conforms(doc, "PATCH", "/network/device/{id}", reply)

@@ -79,12 +79,13 @@ class DevicePatch(BaseModel):
     driftCheck: bool | None = None
     #: the router was replaced: the record (settings, customer, internet line) moves to
     #: the new one; what the old one reported is dropped
-    serialNumber: Serial | None = None
+    #: left out (None) or a serial number: not null, which the document must not offer
+    serialNumber: Serial = Field(None, json_schema_extra=lambda schema: schema.pop("default"))
     macAddress: Mac | None = None
 
-    @field_validator("serialNumber")
+    @field_validator("serialNumber", mode="before")
     @classmethod
-    def _serial_stays(cls, value: str | None) -> str | None:
+    def _serial_stays(cls, value: object) -> object:
         # (RFC 7386's null removes; a record without a serial number matches no router)
         if value is None:
             raise ValueError("a device's serial number cannot be removed; give the new one")
