@@ -235,3 +235,32 @@ def test_a_patch_the_document_allows_does_not_remove_the_serial_number(
     assert (reply.status, reply.body["message"]) == (400, "serialNumber")
     assert "cannot be removed" in reply.body["description"]
     conforms(doc, "PATCH", "/network/device/{id}", reply)
+
+
+def _param(doc: dict[str, Any], method: str, path: str, name: str) -> dict[str, Any]:
+    found = doc["paths"][path][method.lower()]["parameters"]
+    return next(p["schema"] for p in found if p["name"] == name)
+
+
+def test_ids_and_keys_the_api_refuses_are_ones_the_document_refuses(admin: Api, module_world, doc):
+    # a client that checks its values against the document gets no 400 for them
+    customer = _param(doc, "GET", "/network/device", "customer")
+    for value in ("nonsense", "0123456789abcdef0123456", "0123456789abcdef012345678"):
+        reply = admin.get("/network/device", query={"customer": value})
+        assert (reply.status, reply.body["message"]) == (400, "customer"), value
+        assert problems(doc, customer, value), value
+    own = module_world.customers["own"]
+    assert admin.get("/network/device", query={"customer": own.upper()}).status == 200
+    assert problems(doc, customer, own.upper()) == []
+    assert problems(doc, _param(doc, "GET", "/internet/account", "device"), "nonsense")
+
+    key = _param(doc, "GET", NETWORK, "foreignaccountkey")
+    for value in (" ", "\x01", "x" * 129, "a\tb"):
+        reply = admin.get(network_path(value, "fleet"))
+        assert (reply.status, reply.body["ErrorCode"]) == (400, 4001), value
+        assert problems(doc, key, value), value
+    account = _account()
+    _apn_device(admin, account, "(+45)12345678")
+    for value in (account, "x" * 128, "ACME billing é"):
+        assert problems(doc, key, value) == [], value
+    assert admin.get(network_path(account, "fleet")).status == 200

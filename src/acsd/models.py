@@ -150,7 +150,9 @@ def _an_id(value: str) -> str:
 
 #: a record id in a list's filter: a body's bad reference is the seed's 404 (no such
 #: record), but a filter that can match nothing is a mistake worth telling the caller
-IdFilter = Annotated[str, AfterValidator(_an_id)]
+IdFilter = Annotated[
+    str, AfterValidator(_an_id), WithJsonSchema({"type": "string", "pattern": "^[0-9a-fA-F]{24}$"})
+]
 #: a device's name is optional, and "" clears it
 DeviceName = Annotated[str, Field(max_length=200), AfterValidator(_one_line)]
 #: free text (a device's notes): on several lines, as long as the body limit lets it be

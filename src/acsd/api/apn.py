@@ -210,9 +210,17 @@ def _operation(account: str, kind: str, resource_id: str | None) -> ApnOperation
 
 # --- handlers --------------------------------------------------------------------------------
 
+#: a key the API takes (apn_wire.key_problem): 1 to 128 characters, not all blank, no
+#: control character or '/', not '.' or '..'
+_KEY = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 128,
+    "pattern": r"^(?!\.\.?$)(?=.*\S)[^/\x00-\x1f\x7f-\x9f]+$",
+}
 _PATHS = {
-    "foreignaccountkey": "The API account",
-    "foreignkey": "The network of the account",
+    "foreignaccountkey": ("The API account", _KEY),
+    "foreignkey": ("The network of the account", _KEY),
     "device": "The APN device: its id (Meta.Id) or its CLI",
 }
 

@@ -46,6 +46,8 @@ H = TypeVar("H")
 
 #: An entry of ``errors``: a status, or (status, key), or (status, key, description).
 ErrorSpec = int | tuple[int, str] | tuple[int, str, str]
+#: A path parameter's description, or (description, JSON schema) when it is not any string.
+PathParam = str | tuple[str, dict[str, Any]]
 
 _STATUS_TEXT = {
     200: "OK",
@@ -107,7 +109,7 @@ class Operation:
     tags: tuple[str, ...] = ()
     operation_id: str | None = None
     deprecated: bool = False
-    path_params: dict[str, str] = field(default_factory=dict)
+    path_params: dict[str, PathParam] = field(default_factory=dict)
     error_body: Any = None
     media_types: tuple[str, ...] = ("application/json",)
     also: tuple[tuple[int, str], ...] = ()
@@ -157,7 +159,9 @@ def describe(
     (the usual ones name acsd's keys). ``media_types`` are the formats of its bodies; the
     schemas describe the JSON ones (an XML contract is no JSON schema: XML types are listed
     without one). ``also`` lists other answers that carry the response's body:
-    ``[(200, "Already removed: the device as it is")]``.
+    ``[(200, "Already removed: the device as it is")]``. ``path_params`` describes the
+    path's parameters: ``{"id": "The device's id"}``, or with the schema of the values the
+    API takes, ``{"key": ("The account", {"type": "string", "maxLength": 128})}``.
     """
     if roles is not None and not isinstance(roles, str):
         roles = ", ".join(roles)
@@ -382,7 +386,7 @@ def _operation(
     return out
 
 
-def _path_parameters(path: str, described: dict[str, str]) -> list[dict[str, Any]]:
+def _path_parameters(path: str, described: dict[str, PathParam]) -> list[dict[str, Any]]:
     params = []
     for name in _PARAM.findall(path):
         param: dict[str, Any] = {
@@ -392,7 +396,10 @@ def _path_parameters(path: str, described: dict[str, str]) -> list[dict[str, Any
             "schema": {"type": "string"},
         }
         if name in described:
-            param["description"] = described[name]
+            text = described[name]
+            if isinstance(text, tuple):
+                text, param["schema"] = text[0], dict(text[1])
+            param["description"] = text
         params.append(param)
     return params
 
