@@ -4,11 +4,12 @@ A client generated from ``/openapi.json`` trusts the document: an answer with a 
 operation does not list, or a body its schema does not allow, breaks such a client. This
 checks the part of JSON Schema the document uses (``$ref``, ``type``, ``properties``,
 ``required``, ``additionalProperties``, ``anyOf``, ``items``, ``enum``, ``minimum``,
-``maximum``, ``minLength``, ``maxLength``, ``pattern``).
+``maximum``, ``minLength``, ``maxLength``, ``pattern``, ``format: ipv4``).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Any
 
@@ -29,6 +30,14 @@ def _is(value: Any, kind: str) -> bool:
     if kind == "number":
         return isinstance(value, int | float) and not isinstance(value, bool)
     return isinstance(value, _TYPES[kind])
+
+
+def _ipv4(text: str) -> bool:
+    try:
+        ipaddress.IPv4Address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def problems(doc: dict[str, Any], schema: dict[str, Any], value: Any, at: str = "") -> list[str]:
@@ -59,6 +68,8 @@ def problems(doc: dict[str, Any], schema: dict[str, Any], value: Any, at: str = 
             out.append(f"{at or '.'}: {value!r} has a length outside {schema}")
         if "pattern" in schema and not re.search(schema["pattern"], value):
             out.append(f"{at or '.'}: {value!r} does not match {schema['pattern']}")
+        if schema.get("format") == "ipv4" and not _ipv4(value):
+            out.append(f"{at or '.'}: {value!r} is not an IPv4 address")
     if isinstance(value, dict):
         props = schema.get("properties", {})
         out += [f"{at}.{name}: missing" for name in schema.get("required", ()) if name not in value]

@@ -264,3 +264,34 @@ def test_ids_and_keys_the_api_refuses_are_ones_the_document_refuses(admin: Api, 
     for value in (account, "x" * 128, "ACME billing é"):
         assert problems(doc, key, value) == [], value
     assert admin.get(network_path(account, "fleet")).status == 200
+
+
+def test_macs_and_addresses_the_api_refuses_are_ones_the_document_refuses(
+    admin: Api, module_world, doc
+):
+    schema = _request_schema(doc, "POST", "/network/device")
+    serial = f"SPECMAC{uuid.uuid4().hex[:8]}"
+    for field, value in (
+        ("macAddress", "02:00-5E:10:00:01"),
+        ("macAddress", "02005E10000"),
+        ("dhcp.reservedClients.0.mac", "not a mac"),
+        ("dhcp.reservedClients.0.ip", "192.168.0.300"),
+        ("dhcp.ipPoolStart", "192.168.0"),
+        ("dhcp.primaryDnsServer", "dns.example"),
+    ):
+        body = copy.deepcopy(device_body(module_world, "own", serial))
+        node: Any = body
+        *parents, leaf = field.split(".")
+        for part in parents:
+            node = node[int(part)] if part.isdigit() else node[part]
+        node[leaf] = value
+        reply = admin.post("/network/device", body)
+        assert (reply.status, reply.body["message"]) == (400, field), reply.body
+        assert problems(doc, schema, body), (field, value)
+    for notation in (":", ".", "-"):
+        digits = "02" + uuid.uuid4().hex[:10].upper()  # a MAC of its own in each notation
+        step = 4 if notation == "." else 2
+        mac = notation.join(digits[i : i + step] for i in range(0, 12, step))
+        body = device_body(module_world, "own", f"SPECMAC{uuid.uuid4().hex[:8]}", mac=mac)
+        assert problems(doc, schema, body) == [], mac
+        assert admin.post("/network/device", body).status == 201, mac

@@ -161,10 +161,21 @@ Notes = Annotated[str, AfterValidator(_free_text)]
 ForeignRef = Annotated[str, Field(max_length=128), AfterValidator(_one_line)]
 #: a search text: one line, as long as the longest field it may be found in
 Search = Annotated[str, Field(max_length=4000), AfterValidator(_one_line)]
-Mac = Annotated[str, AfterValidator(_mac)]
+#: what the document tells clients (requests only: a stored value is shown as it is)
+_MAC_SCHEMA = {
+    "type": "string",
+    "pattern": _MAC.pattern.replace(r"\Z", "$") + "|" + _MAC_DOTTED.pattern.replace(r"\Z", "$"),
+    "description": "12 hex digits, optionally separated by : - or . (0200.5e10.0001)",
+}
+Mac = Annotated[str, AfterValidator(_mac), WithJsonSchema(_MAC_SCHEMA, mode="validation")]
 IPv4 = Annotated[str, AfterValidator(_ipv4)]
 #: an IPv4 address a LAN host can have or use (DHCP pools, reservations, DNS)
-HostIPv4 = Annotated[str, AfterValidator(_ipv4), AfterValidator(_host)]
+HostIPv4 = Annotated[
+    str,
+    AfterValidator(_ipv4),
+    AfterValidator(_host),
+    WithJsonSchema({"type": "string", "format": "ipv4"}, mode="validation"),
+]
 Ssid = Annotated[str, AfterValidator(_ssid)]
 Passphrase = Annotated[str, AfterValidator(_passphrase)]
 
