@@ -30,8 +30,7 @@ from pydantic import (
 )
 from yarl import URL
 
-from acsd.cwmp.crguard import SELF
-from acsd.hostaddr import is_host_address
+from acsd.hostaddr import SELF, is_host_address
 
 #: networks no router is on, where a Connection Request is never sent by default
 #: (``cwmp.connection_request_deny``; acsd.cwmp.crguard says why): loopback, "this

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import ipaddress
 
+#: the entry of ``cwmp.connection_request_deny`` that stands for every address of acsd's
+#: own host (here, not in acsd.cwmp.crguard: reading the configuration loads no aiohttp)
+SELF = "self"
+
 
 def is_host_address(address: ipaddress.IPv4Address) -> bool:
     """Not 0.0.0.0/8 ("this network"), loopback, link-local, multicast or reserved (240/4,

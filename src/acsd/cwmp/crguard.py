@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
+from acsd.hostaddr import SELF
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -36,8 +38,6 @@ _LAST_32 = (
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-#: the deny list's entry for the addresses of acsd's own host
-SELF = "self"
 _SELF_ENTRY = '"self" in cwmp.connection_request_deny'
 
 
