@@ -8,6 +8,7 @@ import struct
 import time
 
 import aiohttp
+import pytest
 
 from acsd.cwmp import rpc
 from acsd.cwmp.connreq import connection_request
@@ -16,7 +17,15 @@ from acsd.sim.runner import Simulation
 from api_world import SEED_BODY
 from conftest import wait_for
 from test_cwmp_protocol import TREE, drive_to_end
-from wire import Wire, envelope, expect_continue, inform_body, post_once, read_until
+from wire import (
+    Wire,
+    envelope,
+    expect_continue,
+    inform_body,
+    post_once,
+    post_slowly,
+    read_until,
+)
 
 BILLION_LAUGHS = (
     b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
@@ -162,14 +171,18 @@ def test_a_body_that_never_comes_is_408_after_session_timeout(daemon_factory):
         assert time.monotonic() - started < 8
 
 
-def test_an_answer_still_arriving_when_the_session_would_time_out_is_taken(daemon_factory):
+@pytest.mark.parametrize("keeps_cookies", [True, False], ids=["cookie", "no-cookie"])
+def test_an_answer_still_arriving_when_the_session_would_time_out_is_taken(
+    daemon_factory, keeps_cookies
+):
     """A weak CPE on a slow uplink: it thinks a while, then uploads its answer slowly. The
     upload begins within session_timeout of the request it answers and ends within
     session_timeout of its start (no 408 is due), but the reaper used to end the session
-    under it: the answer got 400 "no open CWMP session" and was lost, at every session."""
+    under it: the answer got 400 "no open CWMP session" and was lost, at every session.
+    A CPE that keeps no cookies sends it on a new connection, found by its address."""
     daemon = daemon_factory(cwmp={"session_timeout": 3})
     ns = "urn:dslforum-org:cwmp-1-0"
-    wire = Wire(daemon.cwmp_url)
+    wire = Wire(daemon.cwmp_url, cookies=keeps_cookies)
     assert wire.post(envelope(inform_body("SLOWUP001"), ns=ns)).status == 200
     asked = parse_envelope(wire.post(None).body)
     assert isinstance(asked.body, rpc.GetParameterValues)
@@ -181,17 +194,10 @@ def test_an_answer_still_arriving_when_the_session_would_time_out_is_taken(daemo
     )
     body = envelope(uptime, ns=ns, cwmp_id=asked.id)
     time.sleep(1.5)  # the CPE builds its answer
-    host, port = daemon.cwmp_url.split("//")[1].rstrip("/").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(
-            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
-            + f"Cookie: {wire.cookie}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-            + body[:100]
-        )
-        time.sleep(2.5)  # 4 s after the request it answers: past session_timeout
-        sock.sendall(body[100:])
-        answer = sock.recv(65536)
-    assert answer.split(b"\r\n", 1)[0] in (b"HTTP/1.1 200 OK", b"HTTP/1.1 204 No Content"), answer
+    # 4 s after the request it answers: past session_timeout
+    cookie = wire.cookie if keeps_cookies else None
+    status = post_slowly(daemon.cwmp_url, body, cookie=cookie, pause=2.5)
+    assert status in (b"HTTP/1.1 200 OK", b"HTTP/1.1 204 No Content"), status
     assert not daemon.events("cwmp.session_timeout")
 
 

@@ -743,6 +743,18 @@ async def test_a_parked_session_is_claimed_by_address_only_when_it_is_the_only_o
     assert await store.claim_session("w0.k") == b"K"
 
 
+async def test_a_parked_session_is_touched_as_it_would_be_claimed(store: SqliteStore) -> None:
+    await store.park_session("w0.a", b"A", 1.0, "192.0.2.10")
+    await store.park_session("w1.b", b"B", 1.0, "198.51.100.7")
+    await store.park_session("w1.c", b"C", 1.0, "198.51.100.7")
+    assert await store.touch_parked(5.0, session_id="w1.b")
+    assert await store.touch_parked(5.0, remote_ip="192.0.2.10")
+    # Two CPEs behind one address: an upload from it could be either's.
+    assert not await store.touch_parked(5.0, remote_ip="198.51.100.7")
+    assert not await store.touch_parked(5.0, session_id="stale")
+    assert await store.parked_sessions(2.0) == ["w1.c"]
+
+
 async def test_a_session_of_the_router_a_record_was_moved_from_is_dropped(
     store: SqliteStore,
 ) -> None:

@@ -17,7 +17,7 @@ from conftest import run_cli, wait_for, write_config
 from cpe_steps import NS, TREE, answer_request
 from test_metrics import fetch, scrape
 from tlscerts import needs_openssl
-from wire import Wire, envelope, inform_body
+from wire import Wire, envelope, inform_body, post_slowly
 
 #: what acsd sets on every CPE, so that its SetParameterValues succeeds on the step CPE
 MANAGED = {
@@ -178,6 +178,33 @@ def test_a_parked_session_whose_cpe_never_returns_is_still_committed(daemon_fact
     )
     assert ends[0]["complete"] is False
     assert daemon.device_json("GONE001")["serialNumber"] == "GONE001"
+
+
+@pytest.mark.parametrize("keeps_cookies", [True, False], ids=["cookie", "no-cookie"])
+def test_a_parked_session_does_not_time_out_while_its_cpe_uploads_its_answer(
+    daemon_factory, keeps_cookies
+):
+    # The CPE closes its connection after each answer (its session parks), thinks a while,
+    # then uploads its answer slowly on a new one: begun within session_timeout of the
+    # request, ended within session_timeout of its start. A worker used to end the parked
+    # session under the upload, and the answer got 400 "no open CWMP session".
+    daemon = start_workers(daemon_factory, cwmp={"session_timeout": 4})
+    wire = Wire(daemon.cwmp_url, cookies=keeps_cookies)
+    close = {"Connection": "close"}
+    assert wire.post(envelope(inform_body("SLOWPARK1"), ns=NS), headers=close).status == 200
+    wire.reconnect()
+    asked = parse_envelope(wire.post(None, headers=close).body)
+    assert isinstance(asked.body, rpc.GetParameterValues)
+    wire.close()
+    reply = answer_request(asked.body, {**TREE, **MANAGED})
+    body = render_envelope(Envelope(body=reply, cwmp_ns=NS, id=asked.id))
+    time.sleep(2)  # the CPE builds its answer
+    # 5 s after the request it answers: past session_timeout
+    cookie = wire.cookie if keeps_cookies else None
+    status = post_slowly(daemon.cwmp_url, body, cookie=cookie, pause=3)
+    assert status in (b"HTTP/1.1 200 OK", b"HTTP/1.1 204 No Content"), status
+    assert not daemon.events("cwmp.session_timeout")
+    assert daemon.events("cwmp.session_taken_over")
 
 
 def _versioned(version: str) -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import socket
+import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -146,6 +147,23 @@ def read_until(sock: socket.socket, marker: bytes) -> bytes:
         assert chunk, answer
         answer += chunk
     return answer
+
+
+def post_slowly(url: str, body: bytes, *, cookie: str | None, pause: float) -> bytes:
+    """A POST of ``body`` on a connection of its own, as a CPE on a slow uplink sends it:
+    its first 100 bytes, ``pause`` seconds of nothing, then the rest. ``cookie`` is a
+    ``name=value`` to send back (None: a CPE that keeps none). Returns the status line."""
+    parts = urlsplit(url)
+    head = "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
+    if cookie is not None:
+        head += f"Cookie: {cookie}\r\n"
+    head += f"Content-Length: {len(body)}\r\n\r\n"
+    address = (parts.hostname or "127.0.0.1", parts.port or 80)
+    with socket.create_connection(address, timeout=15) as sock:
+        sock.sendall(head.encode() + body[:100])
+        time.sleep(pause)
+        sock.sendall(body[100:])
+        return read_until(sock, b"\r\n").split(b"\r\n", 1)[0]
 
 
 def post_once(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:

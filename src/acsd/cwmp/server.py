@@ -146,6 +146,10 @@ class Parking(Protocol):
 
     async def parked_of(self, serial: str) -> list[str]: ...
 
+    async def touch_parked(
+        self, now: float, *, session_id: str | None = None, remote_ip: str | None = None
+    ) -> bool: ...
+
 
 class SessionTable:
     """Open sessions, found by cookie, by TCP connection, or (cookieless CPEs that
@@ -294,7 +298,7 @@ class CwmpServer:
                 return checked
             identity = checked
         try:
-            data = await self._read_body(request)
+            data = await self._read_body(request, remote_ip)
         except _HttpError as exc:
             return await self._refuse_body(request, exc, remote_ip)
 
@@ -711,7 +715,31 @@ class CwmpServer:
             status=405, text="CWMP endpoint: POST SOAP envelopes here\n", headers={"Allow": "POST"}
         )
 
-    async def _read_body(self, request: web.BaseRequest) -> bytes:
+    async def _uploading(self, request: web.BaseRequest, remote_ip: str) -> None:
+        """The CPE has begun its next message: the session it belongs to must not time out
+        under a slow upload (the reaper would end it, and the answer, once in, would find
+        no session); the read has a deadline of its own. Found as the message itself will
+        be: by cookie, connection or (a CPE that keeps no cookies, back on a new
+        connection) address, or parked by a worker. By address it may be a neighbour's
+        behind the same NAT: that one then lives at most one upload longer."""
+        cookie = session_cookie(request)
+        session, _ = self.sessions.lookup(cookie, request.protocol, remote_ip)
+        if session is not None:
+            if not session.finished:
+                session.last_active = time.monotonic()
+            return
+        if self.parking is None or not (cookie or remote_ip):
+            return
+        try:
+            if cookie:
+                await self.parking.touch_parked(clock.now(), session_id=cookie)
+            else:
+                await self.parking.touch_parked(clock.now(), remote_ip=remote_ip)
+        except Exception:
+            # Only the timeout is at stake: the message is still read and handled.
+            log.exception("cwmp.touch_parked_failed")
+
+    async def _read_body(self, request: web.BaseRequest, remote_ip: str) -> bytes:
         ctype = request.content_type.lower() if request.headers.get("Content-Type") else ""
         if ctype not in _ACCEPTED_TYPES:
             raise _HttpError(415, f"unsupported Content-Type {ctype!r}; send text/xml")
@@ -743,11 +771,7 @@ class CwmpServer:
                 # for, so no timer to set and cancel.
                 data = content.read_nowait(-1)
             else:
-                # The CPE has begun its next message: the session it belongs to must not
-                # time out under a slow upload (the reaper would end it and the answer,
-                # once in, find no session); the read has a deadline of its own.
-                if (session := self._own_session(request)) is not None:
-                    session.last_active = time.monotonic()
+                await self._uploading(request, remote_ip)
                 # A client that sends its headers and then no body (or half of it) would
                 # hold the connection for ever: aiohttp only times out idle connections.
                 async with asyncio.timeout(self.settings.session_timeout):

@@ -616,6 +616,14 @@ class Store(Protocol):
     async def parked_of(self, serial: str) -> list[str]:
         """Ids of the sessions parked for the CPE with this serial number (any case)."""
 
+    async def touch_parked(
+        self, now: float, *, session_id: str | None = None, remote_ip: str | None = None
+    ) -> bool:
+        """The CPE of a parked session has begun to send its next message: the session
+        counts as parked ``now``, so that no worker ends it at its timeout under the
+        upload. Found as :meth:`claim_session` or :meth:`claim_session_from` would find
+        it; whether one was."""
+
 
 class StoreError(Exception):
     """A persistence failure that callers may want to tell apart from bugs."""

@@ -78,6 +78,34 @@ class ParkedSessions(SqliteCore):
         )
         return [row[0] for row in rows]
 
+    async def touch_parked(
+        self, now: float, *, session_id: str | None = None, remote_ip: str | None = None
+    ) -> bool:
+        if session_id is not None:
+            where, key = "id = ?2", session_id
+        elif remote_ip is not None:
+            # As claim_session_from: a session only when it is the one parked from there.
+            where = (
+                "remote_ip = ?2 AND (SELECT count(*) FROM cwmp_sessions WHERE remote_ip = ?2) = 1"
+            )
+            key = remote_ip
+        else:
+            return False
+        # Most uploads belong to no parked session: ask the reader before queueing a write.
+        found = await self._scalar(
+            self._read, f"SELECT 1 FROM cwmp_sessions WHERE {where}", (now, key)
+        )
+        if found is None:
+            return False
+
+        async def touch(conn: aiosqlite.Connection) -> bool:
+            async with conn.execute(
+                f"UPDATE cwmp_sessions SET parked = ?1 WHERE parked < ?1 AND {where}", (now, key)
+            ) as cursor:
+                return cursor.rowcount > 0
+
+        return await self._call("touch_parked", touch)
+
     async def parked_sessions(self, parked_before: float) -> list[str]:
         rows = await self._read.execute_fetchall(
             "SELECT id FROM cwmp_sessions WHERE parked < ? ORDER BY parked", (parked_before,)
