@@ -126,6 +126,23 @@ def test_session_answers_in_the_cpes_namespace_and_ends_with_204(daemon):
     assert device["status"]["publicIp"] == "127.0.0.1"
 
 
+def test_the_204_that_ends_a_session_closes_the_connection(daemon):
+    # A 204 has no Content-Length; an embedded HTTP client that reads a body until the
+    # connection closes waited out the keep-alive timeout (30 s) after the last message,
+    # and a CPE whose own timeout is as short took the session for failed and retried.
+    ns = "urn:dslforum-org:cwmp-1-2"
+    wire = Wire(daemon.cwmp_url)
+    first = wire.post(envelope(inform_body("PROTO0009"), ns=ns))
+    assert first.status == 200 and first.headers.get("Connection") != "close"
+    drive_to_end(wire, wire.post(None), ns)
+    assert wire.last is not None and wire.last.status == 204
+    assert wire.last.headers["Connection"] == "close"
+    assert wire.conn.sock is None  # the client was told, and let the connection go
+    # The router's next session comes on a connection of its own.
+    assert wire.post(envelope(inform_body("PROTO0009"), ns=ns)).status == 200
+    drive_to_end(wire, wire.post(None), ns)
+
+
 def test_second_session_asks_once_for_what_the_cpe_lacks(daemon):
     ns = "urn:dslforum-org:cwmp-1-2"
     first_requests = None

@@ -92,6 +92,10 @@ class Wire:
         self.path = parts.path or "/"
         self.cookies = cookies
         self.cookie: str | None = None
+        #: the answer to the latest request, and the socket it came on (the connection
+        #: is let go of when the answer closes it)
+        self.last: Answer | None = None
+        self.last_sock: socket.socket | None = None
         self.timeout = timeout
         self.conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
 
@@ -113,12 +117,14 @@ class Wire:
         if content_length or data:
             self.conn.putheader("Content-Length", str(len(data)))
         self.conn.endheaders(data or None)
+        self.last_sock = self.conn.sock
         response = self.conn.getresponse()
         payload = response.read()
         set_cookie = response.getheader("Set-Cookie")
         if set_cookie:
             self.cookie = set_cookie.split(";", 1)[0]
-        return Answer(response.status, response.headers, payload)
+        self.last = Answer(response.status, response.headers, payload)
+        return self.last
 
     def reconnect(self) -> None:
         self.conn.close()

@@ -2,7 +2,8 @@
 
 Accept what real CPEs send (any path, any SOAP prefix, empty POSTs with or without
 Content-Length, chunked or gzip bodies, no cookies); send what every CPE accepts
-(``text/xml; charset="utf-8"``, Content-Length always, a session cookie, 204 to end).
+(``text/xml; charset="utf-8"``, Content-Length on every body, a session cookie, 204 and
+``Connection: close`` to end).
 """
 
 from __future__ import annotations
@@ -816,7 +817,12 @@ class CwmpServer:
             )
             return self._plain(reply.status, reply.reason, close=reply.close)
         if reply.status == 204:
-            response = web.Response(status=204)
+            # The session is over, and so is the connection (as GenieACS and FreeACS do):
+            # a 204 carries no Content-Length (RFC 9110 8.6), and an embedded HTTP client
+            # that reads a body without one until the connection closes would otherwise
+            # wait out the keep-alive timeout and take the session for failed. The CPE's
+            # next session opens a connection of its own.
+            response = _closed(web.Response(status=204))
         else:
             response = web.Response(status=200, body=reply.body)
             response.headers["Content-Type"] = CONTENT_TYPE
