@@ -527,6 +527,29 @@ def test_a_router_sending_latin1_bytes_in_a_utf8_answer_is_still_read(daemon):
     assert daemon.events("cwmp.bad_utf8")
 
 
+def test_a_router_sending_control_characters_is_still_read(daemon):
+    # A model name with a control character, raw in the Inform and as a character
+    # reference in the answer: XML 1.0 carries neither, and acsd used to answer 400 and
+    # leave the router unrecorded, at every session.
+    class ControlWire(Wire):
+        def post(self, body, headers=None):  # type: ignore[override]
+            if body and b"<cwmp:Inform>" in body:
+                body = body.replace(b"1.0.0", b"1.0\x02")
+            elif body:
+                body = body.replace(b"BOX", b"B&#x1;X")
+            return super().post(body, headers=headers)
+
+    ns = "urn:dslforum-org:cwmp-1-2"
+    tree = {**TREE, "Device.DeviceInfo.ModelName": ("BOX", "xsd:string")}
+    wire = ControlWire(daemon.cwmp_url)
+    assert wire.post(envelope(inform_body("PROTO0022"), ns=ns)).status == 200
+    drive_to_end(wire, wire.post(None), ns, tree=tree)
+    device = daemon.device_json("PROTO0022")
+    assert device["status"]["lanIp"] == "192.168.7.1", device
+    assert device["cpe"]["softwareVersion"] == "1.0\ufffd"
+    assert len(daemon.events("cwmp.bad_xml_chars")) >= 2
+
+
 def test_the_cpes_id_is_echoed_as_it_sent_it(daemon):
     # A pretty-printing CPE's ID holds line breaks and spaces; the one that matches the
     # echo against its own text needs them back (xsd:string: they are part of it).

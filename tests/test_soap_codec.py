@@ -462,6 +462,38 @@ def test_bytes_that_are_not_utf8_in_a_utf8_envelope_become_replacement_character
         parse_envelope(c1)
 
 
+def test_characters_xml_cannot_carry_become_replacement_characters() -> None:
+    # A LAN host's name or an SSID with a control character in it, raw or as a character
+    # reference: libxml2 refuses the whole document, and with it the router at every
+    # session (GenieACS issue 76, "PCDATA invalid Char value 2").
+    answer = (
+        "<cwmp:GetParameterValuesResponse><ParameterList>"
+        "<ParameterValueStruct><Name>X.Host</Name><Value>PHONE@</Value></ParameterValueStruct>"
+        "<ParameterValueStruct><Name>X.Ssid</Name><Value>A&#x1F;B&#2;&#65;&amp;#1;</Value>"
+        "</ParameterValueStruct></ParameterList></cwmp:GetParameterValuesResponse>"
+    )
+    # raw C0 controls (a terminal colour code too) and U+FFFF
+    for raw, rest in ((b"\x02", ""), (b"\x00", ""), (b"\x1b[0m", "[0m"), (b"\xef\xbf\xbf", "")):
+        env = parse_envelope(_env(answer).replace(b"@", raw))
+        assert env.repaired_chars and not env.repaired_utf8
+        assert [(p.name, p.value) for p in env.body.parameters] == [
+            ("X.Host", "PHONE\ufffd" + rest),
+            ("X.Ssid", "A\ufffdB\ufffdA&#1;"),
+        ]
+    # both repairs at once
+    both = parse_envelope(_env(answer).replace(b"@", b"\xe9\x01"))
+    assert both.repaired_chars and both.repaired_utf8
+    assert both.body.parameters[0].value == "PHONE\ufffd\ufffd"
+    assert not parse_envelope(_env(answer.replace("&#x1F;", "").replace("&#2;", ""))).repaired_chars
+    # a control character in markup is still malformed
+    with pytest.raises(SoapError, match="malformed XML"):
+        parse_envelope(_env(answer).replace(b"<Name>X.Host", b"<Na\x01me>X.Host"))
+    # and one in a serial number is refused: two routers would share one record
+    inform = _inform(_device_id(serial="SERIAL")).replace(b"SERIAL", b"SN&#1;")
+    with pytest.raises(SoapError, match="SerialNumber"):
+        parse_envelope(inform)
+
+
 def test_a_refused_message_is_answered_in_the_cpes_namespace_and_id() -> None:
     cwmp10 = "urn:dslforum-org:cwmp-1-0"
     header = "<soap:Header><cwmp:ID>77</cwmp:ID><cwmp:NoMoreRequests/></soap:Header>"

@@ -313,6 +313,8 @@ class CwmpServer:
                 return answer
             if env.repaired_utf8:
                 log.info("cwmp.bad_utf8", remote=remote_ip, message=env.body.METHOD)
+            if env.repaired_chars:
+                log.info("cwmp.bad_xml_chars", remote=remote_ip, message=env.body.METHOD)
 
         cookie = session_cookie(request)
         conn = request.protocol

@@ -72,6 +72,9 @@ class Envelope:
     #: the CPE sent bytes that are not UTF-8 in a UTF-8 envelope (an SSID or a name in
     #: Latin-1 or GBK); each such byte was read as U+FFFD
     repaired_utf8: bool = False
+    #: the CPE sent characters XML 1.0 cannot carry (control characters in a LAN host's
+    #: name or an SSID), raw or as character references; each was read as U+FFFD
+    repaired_chars: bool = False
     #: the bytes of the (inflated) body it was parsed from; 0 for one built here
     size: int = field(default=0, compare=False)
 
@@ -496,7 +499,7 @@ def is_empty_body(data: bytes) -> bool:
 
 #: what a serial number may not hold besides C0 controls: C1 controls (the API refuses
 #: them in serial numbers too, so such a record could never be claimed) and U+FFFD, which
-#: bytes that are not UTF-8 were repaired to: routers whose serials differ only there
+#: what is not UTF-8 or not XML was repaired to: routers whose serials differ only there
 #: would share one record
 _NOT_IN_SERIAL = re.compile("[\x80-\x9f\ufffd]")
 
@@ -530,7 +533,9 @@ def _check_inform(msg: rpc.Inform) -> None:
             raise SoapError(f"DeviceId {label} contains control characters")
     # Only the serial is the record's key: a repaired manufacturer stays readable.
     if _NOT_IN_SERIAL.search(dev.serial_number):
-        raise SoapError("DeviceId SerialNumber holds a C1 control or bytes that are not UTF-8")
+        raise SoapError(
+            "DeviceId SerialNumber holds a C1 control, or bytes that are not UTF-8 or XML"
+        )
 
 
 def _cwmp_fault_element(fault: etree._Element) -> etree._Element | None:
@@ -614,16 +619,47 @@ def _parse_header(header: etree._Element, env: Envelope) -> None:
                 continue
 
 
+#: parse errors :func:`_parse_repaired` may cure: bytes that are not UTF-8, characters
+#: (or references to characters) that XML 1.0 forbids
+_REPAIRABLE = frozenset({etree.ErrorTypes.ERR_INVALID_ENCODING, etree.ErrorTypes.ERR_INVALID_CHAR})
+
+
 def _read_as_utf8(data: bytes) -> bool:
     """Whether the parser read ``data`` as UTF-8 (it fixes no other encoding)."""
     return declared_encoding(data) in (None, "utf-8", "utf8")
 
 
-def _parse_repaired(data: bytes) -> etree._Element:
+#: a character reference, decimal or hexadecimal (one with more digits than any character
+#: has is left to the parser to refuse)
+_CHAR_REF = re.compile(r"&#(?:x([0-9A-Fa-f]{1,8})|([0-9]{1,8}));")
+
+
+def _parse_repaired(data: bytes) -> tuple[etree._Element, bool, bool]:
+    """``data`` (read as UTF-8) parsed with what XML 1.0 cannot hold read as U+FFFD: bytes
+    that are not UTF-8, characters XML forbids, and references to such characters; and
+    whether there were any of the first, and of the other two."""
     try:
-        return parse_xml(data.decode("utf-8", "replace").encode())
+        text, bad_utf8 = data.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text, bad_utf8 = data.decode("utf-8", "replace"), True
+    text, raw = _NOT_XML.subn("\ufffd", text)
+    refs = 0
+
+    def char_ref(ref: re.Match[str]) -> str:
+        nonlocal refs
+        hexa, decimal = ref.groups()
+        code = int(hexa, 16) if hexa is not None else int(decimal)
+        if code <= 0x10FFFF and _NOT_XML.match(chr(code)) is None:
+            return ref.group(0)
+        refs += 1
+        return "\ufffd"
+
+    text = _CHAR_REF.sub(char_ref, text)
+    try:
+        root = parse_xml(text.encode())
     except (etree.XMLSyntaxError, ValueError) as e:
         raise SoapError(f"malformed XML: {e}", fault_code=None) from None
+    return root, bad_utf8, raw + refs > 0
 
 
 #: prefixes CPEs use without declaring them, and the one namespace each can mean
@@ -681,7 +717,7 @@ def parse_envelope(data: bytes) -> Envelope:
         # C firmware that sends its string buffer with the terminating NUL (not in UTF-16,
         # whose last character ends in a zero byte).
         data = data.rstrip(b"\x00")
-    repaired = False
+    repaired = repaired_chars = False
     try:
         root = parse_xml(data)
     except etree.XMLSyntaxError as e:
@@ -690,12 +726,13 @@ def parse_envelope(data: bytes) -> Envelope:
             declared := _declare_usual_prefixes(data, parse_errors())
         ):
             return parse_envelope(declared)
-        if e.code != etree.ErrorTypes.ERR_INVALID_ENCODING or not _read_as_utf8(data):
+        if e.code not in _REPAIRABLE or not _read_as_utf8(data):
             raise SoapError(f"malformed XML: {e}", fault_code=None) from None
-        # Routers send an SSID or a WAN name in Latin-1 or GBK inside a UTF-8 envelope:
-        # refusing the message would refuse it at every session, for good. The bad bytes
-        # become U+FFFD; the rest of the message stands.
-        root, repaired = _parse_repaired(data), True
+        # Routers send an SSID or a WAN name in Latin-1 or GBK inside a UTF-8 envelope,
+        # and a LAN host's name or an SSID with control characters in it (raw or as
+        # "&#1;"), which XML 1.0 cannot carry: refusing the message would refuse the
+        # router at every session, for good. What is bad becomes U+FFFD; the rest stands.
+        root, repaired, repaired_chars = _parse_repaired(data)
     except ValueError as e:
         raise SoapError(f"malformed XML: {e}", fault_code=None) from None
     docinfo = root.getroottree().docinfo
@@ -719,7 +756,12 @@ def parse_envelope(data: bytes) -> Envelope:
         raise SoapError(f"SOAP Body must hold exactly one element, not {len(rpc_els)}")
     rpc_el = rpc_els[0]
 
-    env = Envelope(body=rpc.UnknownMessage(), repaired_utf8=repaired, size=len(data))
+    env = Envelope(
+        body=rpc.UnknownMessage(),
+        repaired_utf8=repaired,
+        repaired_chars=repaired_chars,
+        size=len(data),
+    )
     env.cwmp_ns = _find_namespace(rpc_el, _header_id(header) if header is not None else None)
 
     name = _local(rpc_el.tag)
