@@ -550,6 +550,20 @@ def test_a_router_sending_control_characters_is_still_read(daemon):
     assert len(daemon.events("cwmp.bad_xml_chars")) >= 2
 
 
+def test_a_router_whose_messages_begin_with_a_line_break_is_read(daemon):
+    # Its message template starts with a line break before the XML declaration, which XML
+    # forbids: acsd answered 400 to its Inform, at every session (GenieACS takes it).
+    class LineBreakWire(Wire):
+        def post(self, body, headers=None):  # type: ignore[override]
+            return super().post(b"\r\n" + body if body else body, headers=headers)
+
+    ns = "urn:dslforum-org:cwmp-1-2"
+    wire = LineBreakWire(daemon.cwmp_url)
+    assert wire.post(envelope(inform_body("PROTO0023"), ns=ns)).status == 200
+    drive_to_end(wire, wire.post(None), ns)
+    assert daemon.device_json("PROTO0023")["status"]["lanIp"] == "192.168.7.1"
+
+
 def test_the_cpes_id_is_echoed_as_it_sent_it(daemon):
     # A pretty-printing CPE's ID holds line breaks and spaces; the one that matches the
     # echo against its own text needs them back (xsd:string: they are part of it).

@@ -494,6 +494,18 @@ def test_characters_xml_cannot_carry_become_replacement_characters() -> None:
         parse_envelope(inform)
 
 
+def test_white_space_before_the_xml_declaration_is_passed_over() -> None:
+    # Firmware whose message template starts with a line break: XML forbids anything
+    # before the declaration, and libxml2 refused the router at every session.
+    inform = b'<?xml version="1.0" encoding="UTF-8"?>' + _inform(_device_id(serial="WS1"))
+    for before in (b"\n", b"\r\n", b" \t\r\n", b"\xef\xbb\xbf\n"):
+        assert parse_envelope(before + inform).body.device_id.serial_number == "WS1"
+    # anything else before it is still malformed
+    for before in (b"x\n", b"<!-- c -->", b"\x00\n"):
+        with pytest.raises(SoapError, match="malformed XML"):
+            parse_envelope(before + inform)
+
+
 def test_a_refused_message_is_answered_in_the_cpes_namespace_and_id() -> None:
     cwmp10 = "urn:dslforum-org:cwmp-1-0"
     header = "<soap:Header><cwmp:ID>77</cwmp:ID><cwmp:NoMoreRequests/></soap:Header>"

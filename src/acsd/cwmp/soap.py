@@ -662,6 +662,21 @@ def _parse_repaired(data: bytes) -> tuple[etree._Element, bool, bool]:
     return root, bad_utf8, raw + refs > 0
 
 
+_UTF8_BOM = b"\xef\xbb\xbf"
+_XML_SPACE = b" \t\r\n"
+
+
+def _declaration_first(data: bytes) -> bytes | None:
+    """``data`` without the white space before its XML declaration (after a UTF-8 byte
+    order mark, if any), which XML forbids there; None when there is none to remove."""
+    mark = _UTF8_BOM if data.startswith(_UTF8_BOM) else b""
+    rest = data[len(mark) :]
+    trimmed = rest.lstrip(_XML_SPACE)
+    if len(trimmed) == len(rest) or not trimmed.startswith(b"<?xml"):
+        return None
+    return mark + trimmed
+
+
 #: prefixes CPEs use without declaring them, and the one namespace each can mean
 _USUAL_PREFIXES = {
     "xsi": XSI_NS,
@@ -726,6 +741,11 @@ def parse_envelope(data: bytes) -> Envelope:
             declared := _declare_usual_prefixes(data, parse_errors())
         ):
             return parse_envelope(declared)
+        if e.code == etree.ErrorTypes.ERR_RESERVED_XML_NAME and (
+            # firmware whose message template begins with a line break
+            trimmed := _declaration_first(data)
+        ):
+            return parse_envelope(trimmed)
         if e.code not in _REPAIRABLE or not _read_as_utf8(data):
             raise SoapError(f"malformed XML: {e}", fault_code=None) from None
         # Routers send an SSID or a WAN name in Latin-1 or GBK inside a UTF-8 envelope,
