@@ -550,6 +550,26 @@ def test_a_router_sending_control_characters_is_still_read(daemon):
     assert len(daemon.events("cwmp.bad_xml_chars")) >= 2
 
 
+def test_a_router_that_leaves_ampersands_unescaped_is_read(daemon):
+    # Its SOAP stack writes values as they are: "R&D" in the Inform, "AT&T" in the answer.
+    # acsd answered 400 and left the router unrecorded, at every session.
+    class RawWire(Wire):
+        def post(self, body, headers=None):  # type: ignore[override]
+            if body:
+                body = body.replace(b"1.0.0", b"1.0 R&D").replace(b"BOX", b"AT&T Box")
+            return super().post(body, headers=headers)
+
+    ns = "urn:dslforum-org:cwmp-1-2"
+    tree = {**TREE, "Device.DeviceInfo.ModelName": ("BOX", "xsd:string")}
+    wire = RawWire(daemon.cwmp_url)
+    assert wire.post(envelope(inform_body("PROTO0024"), ns=ns)).status == 200
+    drive_to_end(wire, wire.post(None), ns, tree=tree)
+    device = daemon.device_json("PROTO0024")
+    assert device["status"]["lanIp"] == "192.168.7.1", device
+    assert device["cpe"]["softwareVersion"] == "1.0 R&D"
+    assert device["cpe"]["modelName"] == "AT&T Box"
+
+
 def test_a_router_whose_messages_begin_with_a_line_break_is_read(daemon):
     # Its message template starts with a line break before the XML declaration, which XML
     # forbids: acsd answered 400 to its Inform, at every session (GenieACS takes it).

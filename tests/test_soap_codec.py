@@ -494,6 +494,28 @@ def test_characters_xml_cannot_carry_become_replacement_characters() -> None:
         parse_envelope(inform)
 
 
+def test_an_ampersand_that_starts_no_reference_is_read_as_itself() -> None:
+    # Embedded SOAP stacks write an SSID or a host name as it is: libxml2 refused the whole
+    # answer for an "AT&T", and the router at every session. GenieACS takes it.
+    answer = (
+        "<cwmp:GetParameterValuesResponse><ParameterList>"
+        "<ParameterValueStruct><Name>X.Ssid</Name><Value>@</Value></ParameterValueStruct>"
+        "<ParameterValueStruct><Name>X.Key</Name><Value>a&amp;b&#65;</Value>"
+        "</ParameterValueStruct></ParameterList></cwmp:GetParameterValuesResponse>"
+    )
+    for value in ("AT&T", "Tom & Jerry", "M&M;", "&nbsp;", "x&lt", "R&D&#x1;"):
+        env = parse_envelope(_env(answer.replace("@", value)))
+        read = value.replace("&#x1;", "\ufffd")
+        assert [(p.name, p.value) for p in env.body.parameters] == [
+            ("X.Ssid", read),
+            ("X.Key", "a&bA"),
+        ]
+        assert env.repaired_chars == (read != value)
+    # markup stays what it is: "&" does not make a broken element whole
+    with pytest.raises(SoapError, match="malformed XML"):
+        parse_envelope(_env(answer.replace("@", "A&T</Value>")))
+
+
 def test_white_space_before_the_xml_declaration_is_passed_over() -> None:
     # Firmware whose message template starts with a line break: XML forbids anything
     # before the declaration, and libxml2 refused the router at every session.

@@ -620,8 +620,16 @@ def _parse_header(header: etree._Element, env: Envelope) -> None:
 
 
 #: parse errors :func:`_parse_repaired` may cure: bytes that are not UTF-8, characters
-#: (or references to characters) that XML 1.0 forbids
-_REPAIRABLE = frozenset({etree.ErrorTypes.ERR_INVALID_ENCODING, etree.ErrorTypes.ERR_INVALID_CHAR})
+#: (or references to characters) that XML 1.0 forbids, an "&" that starts no reference
+_REPAIRABLE = frozenset(
+    {
+        etree.ErrorTypes.ERR_INVALID_ENCODING,
+        etree.ErrorTypes.ERR_INVALID_CHAR,
+        etree.ErrorTypes.ERR_ENTITYREF_SEMICOL_MISSING,  # "AT&T"
+        etree.ErrorTypes.ERR_NAME_REQUIRED,  # "Tom & Jerry"
+        etree.ErrorTypes.ERR_UNDECLARED_ENTITY,  # "M&M;", "&nbsp;"
+    }
+)
 
 
 def _read_as_utf8(data: bytes) -> bool:
@@ -632,12 +640,16 @@ def _read_as_utf8(data: bytes) -> bool:
 #: a character reference, decimal or hexadecimal (one with more digits than any character
 #: has is left to the parser to refuse)
 _CHAR_REF = re.compile(r"&#(?:x([0-9A-Fa-f]{1,8})|([0-9]{1,8}));")
+#: an "&" that starts neither one of XML's five entity references nor a character
+#: reference: embedded SOAP stacks write an SSID or a host name such as "AT&T" as it is
+_BARE_AMPERSAND = re.compile(r"&(?!(?:amp|lt|gt|quot|apos|#[0-9]{1,8}|#x[0-9A-Fa-f]{1,8});)")
 
 
 def _parse_repaired(data: bytes) -> tuple[etree._Element, bool, bool]:
     """``data`` (read as UTF-8) parsed with what XML 1.0 cannot hold read as U+FFFD: bytes
     that are not UTF-8, characters XML forbids, and references to such characters; and
-    whether there were any of the first, and of the other two."""
+    whether there were any of the first, and of the other two. An "&" that starts no
+    reference is read as the "&" it is meant to be."""
     try:
         text, bad_utf8 = data.decode("utf-8"), False
     except UnicodeDecodeError:
@@ -654,7 +666,7 @@ def _parse_repaired(data: bytes) -> tuple[etree._Element, bool, bool]:
         refs += 1
         return "\ufffd"
 
-    text = _CHAR_REF.sub(char_ref, text)
+    text = _BARE_AMPERSAND.sub("&amp;", _CHAR_REF.sub(char_ref, text))
     try:
         root = parse_xml(text.encode())
     except (etree.XMLSyntaxError, ValueError) as e:
