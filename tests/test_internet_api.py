@@ -306,6 +306,40 @@ def test_an_account_no_longer_names_a_device_that_was_deleted(world: World):
     assert listed["items"] == []
 
 
+def test_a_line_whose_router_was_deleted_moves_to_the_customers_new_router(world: World):
+    def router(serial: str) -> str:
+        body = {**device_body(world, "own", serial), "wifi": None, "dhcp": None}
+        reply = world.api.post("/network/device", body)
+        assert reply.status == 201, reply.body
+        return reply.body["_id"]
+
+    def confirm(account: str, ip: str, **net):
+        return world.api.post(f"/internet/account/{account}/confirm", confirm_body(ip, **net))
+
+    ranged = {"lanNet": "203.0.113.64", "lanSubnet": "255.255.255.240"}
+    old = order(world, device=router("SWAPGONE1")).body
+    assert confirm(old["_id"], "198.51.100.40", **ranged).status == 200
+    kept = order(world).body  # a line of the customer's at no router acsd manages
+    assert confirm(kept["_id"], "198.51.100.50").status == 200
+    # The old router's record is deleted instead of swapped (PATCH serialNumber).
+    assert world.api.delete(f"/network/device/{old['device']}").status == 202
+    # Another customer's router cannot take the line's address.
+    theirs = world.api.post("/network/device", {**device_body(world, "other", "SWAPTHEIRS")})
+    foreign = order(world, "other", device=theirs.body["_id"]).body
+    error(confirm(foreign["_id"], "198.51.100.40"), 409, "net.ipAddress")
+    # Nor does a line of the customer's ordered for no router: the address is still taken.
+    routerless = order(world).body
+    error(confirm(routerless["_id"], "198.51.100.40"), 409, "net.ipAddress")
+
+    new = order(world, device=router("SWAPNEW01")).body
+    reply = confirm(new["_id"], "198.51.100.40", **ranged)
+    assert reply.status == 200, reply.body
+    shown = world.api.get(f"/internet/account/{new['_id']}").body
+    assert shown["state"] == "ACTIVE" and shown["device"] == new["device"]
+    assert world.api.get(f"/internet/account/{old['_id']}").body["state"] == "ENDED"
+    assert world.api.get(f"/internet/account/{kept['_id']}").body["state"] == "ACTIVE"
+
+
 def test_no_line_is_ordered_for_a_device_being_deleted(world: World, module_daemon):
     # Seen by acsd: the DELETE leaves it DELETING until its router's next session, when the
     # record goes and takes the account's link with it: refused as a PATCH of it is.

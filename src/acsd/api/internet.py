@@ -50,7 +50,8 @@ from acsd.store.base import (
 
 log = get_logger("acsd.internet")
 
-#: ENDED: replaced by a later line of the same router (its addresses are free again)
+#: ENDED: replaced by a later line of the same router, or a line naming no router whose
+#: addresses the customer's line for a router took (its addresses are free again)
 State = Literal["ORDERED", "CONFIRMED", "ACTIVE", "ENDED"]
 _PHONE = re.compile(r"^\+?[0-9]{3,20}\Z")
 

@@ -74,6 +74,39 @@ async def _end_superseded(conn: aiosqlite.Connection, device_id: str, now: float
     )
 
 
+async def _take_over_routerless(
+    conn: aiosqlite.Connection,
+    account: InternetAccountRecord,
+    ip_address: str,
+    confirm: dict[str, Any],
+    now: float,
+) -> None:
+    """A line of the customer's that names no router (its record was deleted, or it was
+    ordered without one) gives way to the customer's line for a router that takes its
+    addresses: that is how the line moves to a replacement router, since a line names its
+    router only when ordered. Such lines are ENDED, so the checks below no longer see them;
+    a routerless line whose addresses the new one leaves alone is kept."""
+    rows = await conn.execute_fetchall(
+        "SELECT id, ip_address, device,"
+        " CASE WHEN json_valid(confirm) THEN json_extract(confirm, '$.net.lanNet') END,"
+        " CASE WHEN json_valid(confirm) THEN json_extract(confirm, '$.net.lanSubnet') END"
+        " FROM internet_accounts WHERE customer = ? AND device IS NULL AND id != ?"
+        " AND state IN ('CONFIRMED', 'ACTIVE')",
+        (account.customer, account.id),
+    )
+    net = confirm.get("net", {})
+    given_way = [
+        row[0]
+        for row in rows
+        if row[1] == ip_address or address_clash(ip_address, net, None, [row]) is not None
+    ]
+    for line_id in given_way:
+        await conn.execute(
+            "UPDATE internet_accounts SET state = 'ENDED', updated = ? WHERE id = ?",
+            (now, line_id),
+        )
+
+
 class InternetAccounts(SqliteCore):
     """The ``internet_accounts`` table, and what their activation does to devices."""
 
@@ -162,6 +195,8 @@ class InternetAccounts(SqliteCore):
             account = INTERNET_ACCOUNTS.record(rows[0])
             if account.state != "ORDERED":
                 raise StateError(f"internet account {account_id} is {account.state}, not ORDERED")
+            if account.device is not None:
+                await _take_over_routerless(conn, account, ip_address, confirm, now)
             # The router's own lines are not in the way: the new one must start after
             # them (below) and ends them when it does, so an upgrade keeps its address.
             taken = await self._scalar(
