@@ -92,6 +92,33 @@ async def test_a_refusal_that_names_no_parameter_is_narrowed_down(daemon):
     assert {f["code"] for f in job["faults"]} == {9003}
 
 
+KEY5 = "Device.WiFi.AccessPoint.2.Security.KeyPassphrase"
+
+
+@pytest.mark.parametrize("quirks", [{"echo-values"}, {"echo-values", "bare-faults"}])
+async def test_a_refused_secret_is_not_repeated_on_the_job(daemon, quirks):
+    # Firmware that quotes the refused value in its FaultString (per parameter, or in the
+    # fault of the whole batch) must not put the wifi key on the job every token of the
+    # customer reads, nor in the log.
+    prefix = "PE" + str(len(quirks))
+    sim = Simulation(
+        daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix=prefix, faults={KEY5: 9007},
+        quirks=quirks,
+    )  # fmt: skip
+    serial = sim.routers[0].serial
+    daemon.apply(seed_body(serial, LAN))
+    assert (await sim.run_once()).ok == 1
+    key = SEED_BODY["wifi"]["password5G"]
+    faults = daemon.device_json(serial)["job"]["faults"]
+    refused = [f for f in faults if f["setting"] == "wifi.5g.password"]
+    # the message is kept, with the value masked
+    assert refused and all(
+        "='***'" in f["message"] or "value '***'" in f["message"] for f in refused
+    ), faults
+    assert key not in json.dumps(faults)
+    assert key not in daemon.log_text()
+
+
 def split_router(daemon, prefix: str) -> Simulation:
     return Simulation(
         daemon.cwmp_url,

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from acsd import clock
+from acsd.log import MASK, is_secret_name
 from acsd.provisioning.plan import Change, Plan, value_hash
 
 PENDING, DONE, FAILED = "PENDING", "DONE", "FAILED"
@@ -107,6 +108,31 @@ def new_memory(memory: dict[str, Any] | None, *, bootstrap: bool) -> dict[str, A
     return out
 
 
+def _is_secret(change: Change) -> bool:
+    # a row's fields carry no secret flag of their own: their names say it
+    return change.secret or "password" in change.setting or is_secret_name(change.path)
+
+
+def masked_faults(outcome: Outcome) -> list[tuple[Change, int, str]]:
+    """``outcome.faulted`` with every secret value of the session taken out of the
+    messages. Some firmware repeats the refused value in its FaultString ("invalid key
+    'hunter22'"), and the message is stored on the job, which every token of the customer
+    reads; a refusal of a whole batch may name another parameter's secret."""
+    values = {
+        change.value
+        for change in [*outcome.applied, *(f[0] for f in outcome.faulted)]
+        if change.value and _is_secret(change)
+    }
+    if not values:
+        return outcome.faulted
+    out = []
+    for change, code, message in outcome.faulted:
+        for value in sorted(values, key=len, reverse=True):  # a value inside another
+            message = message.replace(value, MASK)
+        out.append((change, code, message))
+    return out
+
+
 def record_outcome(
     memory: dict[str, Any], outcome: Outcome, now: float, policy: RetryPolicy
 ) -> None:
@@ -119,7 +145,7 @@ def record_outcome(
         if change.secret:
             memory["secrets"][change.path] = value_hash(change.path, change.value)
     counted: set[str] = set()
-    for change, code, message in outcome.faulted:
+    for change, code, message in masked_faults(outcome):
         memory["secrets"].pop(change.path, None)
         key = fault_key(change)
         if key in counted:
@@ -176,7 +202,7 @@ def close_job(
     for entry in plan.failed + plan.waiting:
         faults.append(entry)
         exhausted = exhausted and entry["attempts"] >= policy.max_attempts
-    for change, code, message in outcome.faulted:
+    for change, code, message in masked_faults(outcome):
         fault = memory["faults"][fault_key(change)]
         faults.append(
             {

@@ -16,6 +16,7 @@ QUIRKS = {
     "empty-post-no-length": "the empty POST has neither Content-Length nor Transfer-Encoding",
     "bare-faults": "a refused SetParameterValues names no parameter (no SetParameterValuesFault)",
     "object-faults": "a refused SetParameterValues names the refused parameter's object",
+    "echo-values": "a refused SetParameterValues repeats the refused values in its FaultStrings",
     "small-gpv": "a GetParameterValues of more than 16 names fails 9004 (resources exceeded)",
     "unknown-9003": "a GetParameterValues with a name the router lacks fails 9003, not 9005",
     "unknown-9002": "a GetParameterValues with a name the router lacks fails 9002, not 9005",

@@ -197,6 +197,8 @@ class Session:
                 and (code := _UNKNOWN_NAME_CODES.keys() & self.quirks)
             ):
                 response = replace(response, code=_UNKNOWN_NAME_CODES[min(code)])
+            if "echo-values" in self.quirks and isinstance(response, rpc.Fault):
+                response = _echoed(request, response)
             if "bare-faults" in self.quirks and isinstance(response, rpc.Fault):
                 response = replace(response, spv_faults=[])
             elif "object-faults" in self.quirks and isinstance(response, rpc.Fault):
@@ -205,6 +207,17 @@ class Session:
                 ]
                 response = replace(response, spv_faults=objects)
             answer = self._envelope(await self._post(response, answer.id), "an ACS request or 204")
+
+
+def _echoed(request: rpc.Message, fault: rpc.Fault) -> rpc.Fault:
+    """The fault as firmware that quotes what it refused writes it (secrets included)."""
+    if not isinstance(request, rpc.SetParameterValues) or not fault.spv_faults:
+        return fault
+    sent = {pv.name: pv.value for pv in request.parameters}
+    named = [replace(f, string=f"{f.string}: invalid value '{sent.get(f.name, '')}'")
+             for f in fault.spv_faults]  # fmt: skip
+    quoted = ", ".join(f"{f.name}='{sent.get(f.name, '')}'" for f in fault.spv_faults)
+    return replace(fault, string=f"{fault.string} ({quoted})", spv_faults=named)
 
 
 def _describe(envelope: Envelope | None) -> str:
