@@ -556,6 +556,24 @@ def test_a_bad_top_level_key_is_refused_with_its_line(tmp_path, text, key, line)
         ),
         ('root = "InternetGatewayDevice."\n', "root", "differs from 'tr181'"),
         (
+            '[settings."dhcp.enable"]\npath = "Device.DHCPv4.Server.Enable"\n'
+            'written_with = "dhcp.*"\n',
+            'settings."dhcp.enable".written_with',
+            "needs `value`",
+        ),
+        (
+            '[settings."dhcp.enable"]\npath = "Device.DHCPv4.Server.Enable"\nvalue = "true"\n'
+            'written_with = "dhpc.*"\n',
+            'settings."dhcp.enable".written_with',
+            "unknown setting",
+        ),
+        (
+            '[settings."dhcp.enable"]\npath = "Device.DHCPv4.Server.Enable"\nvalue = "true"\n'
+            'map = { true = "1" }\n',
+            'settings."dhcp.enable".value',
+            "no `map`",
+        ),
+        (
             '[tables."dhcp.reservations"]\nobject = "Device.DHCPv4.Server.Pool.1.StaticAddress."\n'
             '[tables."dhcp.reservations".fields]\nip = { param = "Yiaddr" }\n',
             'tables."dhcp.reservations".fields',

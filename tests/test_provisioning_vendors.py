@@ -376,20 +376,29 @@ async def test_wifi_on_turns_on_the_radio_and_off_only_the_ssid(daemon, vendor: 
 TR098_VENDORS = [v for v in VENDORS if v.table.startswith("InternetGatewayDevice.")]
 
 
+@pytest.mark.parametrize("enable", [True, None], ids=["with-enable", "pool-only"])
 @pytest.mark.parametrize("vendor", TR098_VENDORS, ids=[v.tree for v in TR098_VENDORS])
-async def test_a_tr098_dhcp_server_on_its_defaults_is_made_configurable(daemon, vendor: Vendor):
+async def test_a_tr098_dhcp_server_on_its_defaults_is_made_configurable(
+    daemon, vendor: Vendor, enable: bool | None
+):
     # DHCPServerConfigurable false: the gateway keeps its default DHCP server settings
-    # (TR-098), so the pool acsd writes would not be served. It is set true with them.
+    # (TR-098), so the pool acsd writes would not be served. It is set true with them,
+    # also when the record leaves the server's switch as it is and gives only the pool.
     sim = Simulation(daemon.cwmp_url, [vendor.tree], 1, serial_prefix="PD")
     serial = sim.routers[0].serial
     router = sim.router(serial)
     router.set_local(LH + "DHCPServerConfigurable", "false")
-    daemon.apply(seed_body(serial, vendor.lan))
+    body = seed_body(serial, vendor.lan)
+    body["dhcp"]["enable"] = enable
+    daemon.apply(body)
     assert (await sim.run_once()).ok == 1
     tree = router.tree.flat()
     assert same(tree[LH + "DHCPServerConfigurable"], "true")
     for path, value in vendor.dhcp.items():
         assert same(tree[path], value), (path, tree[path], value)
+    # once, in the SetParameterValues that writes the pool (a name twice is a 9003)
+    [spv] = [s for s in router.stats.spv if any(n == LH + "MinAddress" for n, _ in s)]
+    assert [n for n, _ in spv].count(LH + "DHCPServerConfigurable") == 1, spv
     assert daemon.device_json(serial)["job"]["state"] == "DONE"
 
 

@@ -64,6 +64,7 @@ from acsd.provisioning.jobs import (
 from acsd.provisioning.plan import (
     Change,
     Plan,
+    along_targets,
     drop_groups,
     group_of,
     mac_key,
@@ -668,6 +669,7 @@ class ProvisioningDriver:
             targets = [
                 t for key in self.desired.settings for t in self.profile.settings.get(key, ())
             ]
+            targets += [t for _key, t in along_targets(self.profile, self.desired.settings)]
             wanted = [t.path for t in targets]
             wanted += [path for t in targets for path, _test in t.when]
             wanted += [
@@ -986,10 +988,11 @@ class ProvisioningDriver:
         gateway), so they are unsupported here rather than a 9005 on every SetParameterValues."""
         assert self.profile is not None
         read = [name for name in self.fetch.ok if name.endswith(".")]
+        targets = [t for key in self.desired.settings for t in self.profile.settings.get(key, ())]
+        targets += [t for _key, t in along_targets(self.profile, self.desired.settings)]
         return {
             target.path
-            for key in self.desired.settings
-            for target in self.profile.settings.get(key, ())
+            for target in targets
             if target.path not in flat and any(target.path.startswith(p) for p in read)
         }
 

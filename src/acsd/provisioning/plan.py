@@ -14,6 +14,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from typing import Any, TypeVar
 
 from acsd.models import is_raw_wpa_key
@@ -129,6 +130,8 @@ def wire_value(target: Target, value: Any) -> str | None:
     """Abstract value -> what this parameter wants on the wire; None = nothing to write."""
     if target.form is not None and password_form(str(value)) != target.form:
         return None
+    if target.value is not None:
+        return target.value
     if isinstance(value, bool):
         canonical = "true" if value else "false"
     elif isinstance(value, int):
@@ -446,8 +449,54 @@ def plan_changes(
             max_attempts,
             owned,
         )
+    _written_along(plan, profile, values, absent, unreadable, secrets, faults, now, max_attempts)
     _hold_groups(plan, profile)
     return plan
+
+
+def along_targets(profile: Profile, settings: Iterable[str]) -> list[tuple[str, Target]]:
+    """(setting, target) of the parameters written along with any of ``settings``
+    (`written_with`): the session reads them with the settings."""
+    keys = list(settings)
+    return [
+        (key, target)
+        for key, targets in profile.settings.items()
+        for target in targets
+        if any(fnmatchcase(k, glob) for k in keys for glob in target.written_with)
+    ]
+
+
+def _written_along(
+    plan: Plan,
+    profile: Profile,
+    values: Mapping[str, str],
+    absent: set[str],
+    unreadable: Mapping[str, str],
+    secrets: Mapping[str, str],
+    faults: Mapping[str, Any],
+    now: float,
+    max_attempts: int,
+) -> None:
+    """A parameter a profile writes whenever one of some settings is (TR-098's
+    DHCPServerConfigurable, without which the CPE serves its default pool whatever acsd
+    writes), once: a SetParameterValues must not name one parameter twice, and the
+    driver keeps the settings of one kind (``dhcp``) in one SetParameterValues."""
+    written = {c.path for c in plan.changes}
+    settings = [c.setting for c in plan.changes if "[" not in c.setting]  # not table rows
+    for key, target in along_targets(profile, settings):
+        wanted = target.value
+        if wanted is None or target.path in written:
+            continue
+        if _lacking(target.path, absent, unreadable) or _when_fails(
+            target, values, absent, unreadable
+        ):
+            continue  # a CPE without the switch does without it; its setting says so
+        if _holds(target, wanted, values, secrets):
+            continue
+        if _held_back(plan, faults, key, target.path, wanted, now, max_attempts):
+            continue
+        plan.changes.append(Change(key, target.path, wanted, target.type, target.secret))
+        written.add(target.path)
 
 
 def table_at(profile: Profile, path: str) -> str:

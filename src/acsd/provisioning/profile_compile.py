@@ -107,6 +107,8 @@ class Target:
     when: tuple[tuple[str, Check], ...] = ()  # other parameters that must pass first
     optional: bool = False  # a CPE without it lacks nothing: written where it is
     list_head: bool = False  # replaces the first of the CPE's comma list, the rest kept
+    value: str | None = None  # the one wire value, whatever the setting's
+    written_with: tuple[str, ...] = ()  # setting globs whose writes take this one along
 
     @property
     def readback(self) -> bool:
@@ -481,10 +483,11 @@ class Compiler:
         written[spec.path] = name
         wire = spec.type or default_type(kind)
         self.value_map(name, kind, spec.map, key)
-        if spec.map is None and kind.choices:
+        fixed = spec.value is not None
+        if spec.map is None and not fixed and kind.choices:
             choices = ", ".join(kind.choices)
             self.fail(key, f"{name} takes {choices}: `map` says how this CPE spells them")
-        if spec.map is None and kind.value == "bool" and wire != "xsd:boolean":
+        if spec.map is None and not fixed and kind.value == "bool" and wire != "xsd:boolean":
             self.fail(key, f"a bool on a {wire} parameter needs `map` (true/false -> wire)")
         if spec.multiply is not None and kind.value != "int":
             self.fail(f"{key}.multiply", f"only numbers scale; {name} is a {kind.value}")
@@ -501,6 +504,13 @@ class Compiler:
         for path in spec.when:
             if not path.startswith(self.root):
                 self.fail(f"{key}.when", f"{path!r} is outside this profile's root {self.root!r}")
+        if spec.value is not None and (spec.map is not None or spec.multiply is not None):
+            self.fail(f"{key}.value", "`value` is the one wire value: no `map` or `multiply`")
+        if spec.written_with and spec.value is None:
+            self.fail(f"{key}.written_with", "needs `value`: what to write along with them")
+        for glob in spec.written_with:
+            if not any(fnmatch.fnmatchcase(other, glob) for other in SETTINGS):
+                self.fail(f"{key}.written_with", unknown(glob, SETTINGS, "setting"))
         return Target(
             path=spec.path,
             type=wire,
@@ -513,6 +523,8 @@ class Compiler:
             when=tuple((p, _compile_check(c)) for p, c in spec.when.items()),
             optional=spec.optional,
             list_head=spec.list_head,
+            value=spec.value,
+            written_with=tuple(spec.written_with),
         )
 
     def value_map(self, name: str, kind: Kind, map: dict[str, str] | None, key: str) -> None:

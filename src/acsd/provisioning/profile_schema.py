@@ -584,6 +584,12 @@ class TargetSpec(_Spec):
     #: the value replaces the first entry of the CPE's comma-separated list, the entries
     #: after it kept (a primary DNS server leaves the secondary as it is)
     list_head: StrictBool = False
+    #: the one wire value of this parameter, whatever the setting's value
+    value: str | None = None
+    #: settings (globs such as "dhcp.*") whenever one of which is written, this parameter
+    #: is written too, with `value`, even when its own setting is not given (a switch that
+    #: makes a CPE use the others)
+    written_with: TextList = []
 
 
 Targets = Annotated[list[TargetSpec], BeforeValidator(_one_or_many), Field(min_length=1)]
