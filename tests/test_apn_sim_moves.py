@@ -239,3 +239,36 @@ async def test_a_router_linked_to_another_account_no_longer_reports_to_the_first
     bind(daemon, card_a, "OPERATOR-U")
     assert (await sim_a.run_once()).ok == 1
     assert api.get(one).data["NetworkStatus"] == 1
+
+
+async def test_version_moves_when_a_router_changes_what_the_device_shows(daemon):
+    """Seed 003: every change to the device increments its Version. A client that polls
+    Version saw the SIM go offline (NetworkStatus) or come back without Version moving;
+    and sessions that change nothing a client reads leave it as it is."""
+    api = ApnApi(Api(daemon.api_url, token(daemon, "ADMIN")), "json")
+    sim_a, card_a = mobile_router(daemon, "VERS")
+    bind(daemon, card_a, "OPERATOR-VER")
+    created = api.post(apns_path("OPERATOR-VER", "fleet"), {"CLI": card_a["imsi"],
+                                                            "Hints": HINTS})  # fmt: skip
+    assert created.status == 202, created.wrapper
+    assert created.data["Version"] == 1
+    one = apns_path("OPERATOR-VER", "fleet", created.wrapper["Meta"]["Id"])
+    assert (await sim_a.run_once()).ok == 1
+    seen = api.get(one).data
+    assert (seen["Status"], seen["NetworkStatus"], seen["Version"]) == (1, 1, 2)
+    assert (await sim_a.run_once()).ok == 1
+    again = api.get(one).data
+    assert again["LastSync"] > seen["LastSync"] and again["Version"] == 2
+
+    router = sim_a.routers[0]
+    for leaf in ("USIM.IMSI", "USIM.ICCID", "USIM.MSISDN"):
+        router.set_local(CELL + leaf, "")
+    assert (await sim_a.run_once()).ok == 1
+    gone = api.get(one).data
+    assert (gone["NetworkStatus"], gone["Version"]) == (0, 3)
+
+    for leaf, key in (("USIM.IMSI", "imsi"), ("USIM.ICCID", "iccid"), ("USIM.MSISDN", "msisdn")):
+        router.set_local(CELL + leaf, card_a[key])
+    assert (await sim_a.run_once()).ok == 1
+    back = api.get(one).data
+    assert (back["NetworkStatus"], back["Version"]) == (1, 4)

@@ -349,7 +349,31 @@ def _left(device: ApnDeviceRecord) -> tuple[ApnDeviceRecord | None, AuditRecord 
     """The device's SIM left the router it was last seen in (pure, see apply_session)."""
     if device.network_status == DISCONNECTED:
         return None, None
-    return replace(device, network_status=DISCONNECTED), None
+    return _versioned(device, replace(device, network_status=DISCONNECTED)), None
+
+
+def _versioned(before: ApnDeviceRecord, after: ApnDeviceRecord) -> ApnDeviceRecord:
+    """``after`` with its Version one up when a session changed what a client polls the
+    device for (seed 003: "every time a change is made ... its version is incremented").
+    LastSync and LastConnected_End move with every session of an attached modem, and
+    LastConnected_Start by a second with the router's rounding: counting those would turn
+    Version into a session counter that tells a client nothing."""
+    if any(getattr(before, name) != getattr(after, name) for name in _POLLED):
+        return replace(after, version=before.version + 1)
+    return after
+
+
+#: what a session may change that makes a new Version: Status, NetworkStatus, IMEI,
+#: LastConnected_MCC/MNC, and Meta's RefusedIMEI and Router
+_POLLED = (
+    "status",
+    "network_status",
+    "imei",
+    "refused_imei",
+    "router",
+    "last_connected_mcc",
+    "last_connected_mnc",
+)
 
 
 def apply_session(
@@ -357,6 +381,13 @@ def apply_session(
 ) -> tuple[ApnDeviceRecord | None, AuditRecord | None]:
     """The APN device after this session, and the audit entry the change needs (pure: the
     store runs it inside its write transaction, perhaps more than once)."""
+    new, audit = _after_session(report, device)
+    return _versioned(device, new), audit
+
+
+def _after_session(
+    report: SimReport, device: ApnDeviceRecord
+) -> tuple[ApnDeviceRecord, AuditRecord | None]:
     new = replace(device, last_sync=report.at, router=report.router)
     imei = report.imei
     if locked_out(device, imei):
@@ -366,7 +397,6 @@ def apply_session(
         if device.refused_imei == refused:
             return new, None  # refused before: said so then
         new.refused_imei = refused
-        new.version += 1
         return new, _audit(
             report,
             device,
@@ -377,7 +407,6 @@ def apply_session(
     audit = None
     if device.lock_imei and not device.imei and imei:
         new.imei = imei
-        new.version += 1
         audit = _audit(
             report, device, "apn.device.imei_locked", before={"IMEI": None}, after={"IMEI": imei}
         )
