@@ -392,6 +392,25 @@ def test_hints_that_cannot_create_the_account_are_400(apn: ApnApi, acct):
     failed(ans, 400, 4001, 4)
 
 
+def test_hints_are_not_checked_once_the_account_exists(apn: ApnApi, acct):
+    """Seed 003: Hints only help create an account that does not exist. A client that
+    sends them with every device (a .NET client: BillingCycleDay 0 when unset) was refused
+    for an account it was not creating; the account keeps the Hints that created it."""
+    ok(apn.post(apns_path(acct, NETWORK), device("(+45)11111111")), 202)
+    ignored = [
+        {"BillingCycleDay": 0, "EmailContact": ""},
+        {"BillingCycleDay": 32, "EmailContact": "nobody", "TenantId": "t" * 200},
+        {"TenantId": "t-2"},
+    ]
+    for n, hints in enumerate(ignored):
+        ans = apn.post(apns_path(acct, NETWORK), device(f"(+45)2222222{n}", Hints=hints))
+        ok(ans, 202)
+        assert ans.data["Hints"] == apn.get(apns_path(acct, NETWORK, "(+45)11111111")).data["Hints"]
+    # Their form is still the contract's: an unknown member or a day that is no number.
+    bad = device("(+45)33333333", Hints={"BillingCycleDay": 1, "Colour": "red"})
+    failed(apn.post(apns_path(acct, NETWORK), bad), 400, 4001, 98)
+
+
 def test_a_duplicate_cli_in_the_network_is_409(apn: ApnApi, acct):
     ok(apn.post(apns_path(acct, NETWORK), device("(+45)12345678", SIM)), 202)
     for cli in ("(+45)12345678", "(45)12345678"):  # the same number, written two ways

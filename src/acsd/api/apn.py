@@ -59,6 +59,7 @@ from acsd.api.apn_wire import (
     apn_errors,
     invalid,
     key_problem,
+    new_account_hints,
     parse_cli,
     read_document,
     reply,
@@ -312,10 +313,7 @@ def _account_from_hints(key: str, hints: AccountHints | None) -> ApnAccountRecor
             f"API account {key!r} does not exist; give Hints (BillingCycleDay, EmailContact) "
             "to create it with this device", 1,
         )  # fmt: skip
-    if hints.BillingCycleDay is None:
-        raise invalid("Hints.BillingCycleDay", "is required to create the account")
-    if hints.EmailContact is None:
-        raise invalid("Hints.EmailContact", "is required to create the account")
+    hints = new_account_hints(hints)
     return ApnAccountRecord(
         key=key,
         billing_cycle_day=hints.BillingCycleDay,

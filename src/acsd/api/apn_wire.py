@@ -221,12 +221,41 @@ DateText = Annotated[str, AfterValidator(_date)]
 
 
 class AccountHints(BaseModel):
-    """What creates the API account when it does not exist yet (seed 003 AccountHints)."""
+    """What creates the API account when it does not exist yet (seed 003 AccountHints).
+
+    In a device's body only their form is checked: the seed uses them only when the
+    account does not exist, and a client that sends the same Hints (or a .NET client's
+    defaults, BillingCycleDay 0 and no EmailContact) with every device must not be
+    refused for an account it is not creating. :func:`new_account_hints` checks their
+    values when they do create it."""
 
     model_config = ConfigDict(extra="forbid")
-    BillingCycleDay: Annotated[int, AfterValidator(_day)] | None = None
-    EmailContact: Annotated[str, AfterValidator(_email)] | None = None
+    BillingCycleDay: int | None = None
+    EmailContact: str | None = None
+    TenantId: str | None = None
+
+
+class _NewAccountHints(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    BillingCycleDay: Annotated[int, AfterValidator(_day)]
+    EmailContact: Annotated[str, AfterValidator(_email)]
     TenantId: _text(128) | None = None  # type: ignore[valid-type]
+
+
+class _NewAccount(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    Hints: _NewAccountHints
+
+
+def new_account_hints(hints: AccountHints) -> AccountHints:
+    """``hints`` once they can create an account: BillingCycleDay 1-31 and an
+    EmailContact required, a printable TenantId (400 naming the member, as any other)."""
+    document = {"Hints": hints.model_dump(exclude_none=True)}
+    for name in ("BillingCycleDay", "EmailContact"):
+        if name not in document["Hints"]:
+            raise invalid(f"Hints.{name}", "is required to create the account")
+    validated(_NewAccount, document)
+    return hints
 
 
 class APNDevice(BaseModel):
