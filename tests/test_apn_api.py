@@ -416,8 +416,23 @@ def test_a_duplicate_cli_in_the_network_is_409(apn: ApnApi, acct):
     for cli in ("(+45)12345678", "(45)12345678"):  # the same number, written two ways
         ans = apn.post(apns_path(acct, NETWORK), device(cli))
         assert "CLI" in failed(ans, 409, 4090, 1)
-    # Another network of the account may have it.
-    ok(apn.post(apns_path(acct, "other-net"), device("(+45)12345678")), 202)
+
+
+def test_a_sim_is_in_one_network_of_the_account(apn: ApnApi, acct):
+    """The same SIM in two networks of one account: both devices took its router's
+    reports, and its APN came from whichever was created first. It is a 409 naming the
+    network that has it; once removed there, it may go to another."""
+    first = apn.post(apns_path(acct, NETWORK), device("(+45)12345678", SIM))
+    ok(first, 202)
+    for body, sub in ((device("(45)12345678"), 1), (device("(+45)99999999", SIM), 2)):
+        said = failed(apn.post(apns_path(acct, "other-net"), body), 409, 4090, sub)
+        assert repr(NETWORK) in said, said
+    failed(apn.get(apns_path(acct, "other-net")), 404, 4042)  # nothing half-made
+    # Another account's device may name the same SIM: its routers are that account's.
+    other = f"{acct}-B"
+    ok(apn.post(apns_path(other, "other-net"), device("(+45)12345678", SIM)), 202)
+    ok(apn.delete(apns_path(acct, NETWORK, first.wrapper["Meta"]["Id"])), 202)
+    ok(apn.post(apns_path(acct, "other-net"), device("(+45)12345678", SIM)), 202)
 
 
 def test_a_duplicate_sim_number_in_the_network_is_409(apn: ApnApi, acct):

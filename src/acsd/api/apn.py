@@ -259,7 +259,7 @@ def _errors(*specific: tuple[int, str, str], body: bool = False) -> list[tuple[i
     "same wrapper (ErrorCode, ErrorSubCode), not in acsd's error form.",
     error_body=PBPRReturnOfAPNDevice, media_types=MEDIA_TYPES,
     errors=_errors((404, "4041", "Unknown account, no Hints"),
-                   (409, "4090", "CLI or SIMNumber already in the network"), body=True),
+                   (409, "4090", "CLI or SIMNumber in a network of the account"), body=True),
 )  # fmt: skip
 @answers(DEVICE)
 async def create_apn_device(request: web.Request) -> web.Response:
@@ -295,10 +295,8 @@ async def create_apn_device(request: web.Request) -> web.Response:
             account_audit=account_audit,
         )  # fmt: skip
     except DuplicateError as exc:
-        raise ApnError(
-            409, DUPLICATE, f"{exc.field} is already in use in network {network_key!r}",
-            FIELD_CODES.get(exc.field, OTHER_FIELD),
-        ) from None  # fmt: skip
+        # (the message names the network of the account that has it)
+        raise ApnError(409, DUPLICATE, str(exc), FIELD_CODES.get(exc.field, OTHER_FIELD)) from None
     account = account or await ctx.store.get_apn_account(account_key)
     return reply(
         request, DEVICE, device_doc(stored, account), status=202, meta=device_meta(stored),

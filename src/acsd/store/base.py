@@ -545,7 +545,7 @@ class Store(Protocol):
         """In one transaction: the account (when given and still missing), the network
         (when missing), the device, its operation and audit entries. Raises
         :class:`DuplicateError` naming ``CLI`` or ``SIMNumber`` when an active device of the
-        network has it."""
+        account has it, in this network or another (its message names that network)."""
 
     async def get_apn_device(self, device_id: str) -> ApnDeviceRecord | None: ...
 

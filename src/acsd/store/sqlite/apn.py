@@ -166,18 +166,20 @@ class ApnRecords(SqliteCore):
                 )
             except sqlite3.IntegrityError as exc:
                 raise ConflictError(f"APN account {record.account!r} does not exist") from exc
+            # A SIM is in one network of an account at a time: in two, both devices took
+            # its router's reports and its APN came from whichever was created first.
             for name, column in _APN_UNIQUE:
                 value = getattr(record, column)
                 if value is None:
                     continue
                 taken = await self._scalar(
                     conn,
-                    f"SELECT id FROM apn_devices WHERE account = ? AND network = ?"
+                    f"SELECT network FROM apn_devices WHERE account = ?"
                     f" AND {column} = ? AND end_date IS NULL",
-                    (record.account, record.network, value),
+                    (record.account, value),
                 )
                 if taken is not None:
-                    raise DuplicateError(name, f"{name} is already in use in this network")
+                    raise DuplicateError(name, f"{name} is already in use in network {taken!r}")
             stored = replace(
                 record,
                 start_date=record.start_date or now,
