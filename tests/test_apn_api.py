@@ -516,6 +516,30 @@ def test_malformed_bodies_are_400(apn: ApnApi, acct):
     failed(apn.post(path, raw=b"  "), 400, 4000, 3)
 
 
+def test_json_member_names_match_in_any_case(admin: Api, acct):
+    """The seed's API reads JSON with Json.NET, which matches member names in any case: a
+    client that writes camelCase (cli, simNumber, hints) was refused with 400 unknown
+    member. Two spellings of one member are one member given twice."""
+    api = ApnApi(admin, "json")
+    body = {
+        "cli": "(+45)12345678", "simNumber": SIM, "friendlyname": "van 7",
+        "hints": {"billingCycleDay": 5, "EMAILCONTACT": "ops@example.com"},
+        "ProvisioningMetaData": {"costCentre": "A1"},
+    }  # fmt: skip
+    ans = api.post(apns_path(acct, NETWORK), body)
+    ok(ans, 202)
+    assert (ans.data["CLI"], ans.data["SIMNumber"], ans.data["FriendlyName"]) == (
+        "(+45)12345678", SIM, "van 7",
+    )  # fmt: skip
+    assert ans.data["Hints"]["BillingCycleDay"] == 5
+    assert ans.data["ProvisioningMetaData"] == {"costCentre": "A1"}  # its keys are data
+    twice = {"CLI": "(+45)12345679", "cli": "(+45)12345670"}
+    assert "given more than once" in failed(api.post(apns_path(acct, NETWORK), twice), 400, 4001, 1)
+    put = api.put(network_path(acct, NETWORK), {"apn": "iot.example"})
+    ok(put)
+    assert put.data["APN"] == "iot.example"
+
+
 def test_wrong_types_and_unknown_members_are_400(apn: ApnApi, acct):
     path = apns_path(acct, NETWORK)
     if apn.fmt == "json":

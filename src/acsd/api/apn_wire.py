@@ -607,7 +607,25 @@ async def read_document(request: web.Request, contract: Contract) -> dict[str, A
         raise ApnError(
             400, MALFORMED, f"the body must be a JSON object ({contract.name})", BAD_JSON
         )
-    return data
+    return member_names(data, contract)
+
+
+def member_names(data: dict[str, Any], contract: Contract, at: str = "") -> dict[str, Any]:
+    """``data`` with its member names spelt as the contract spells them. The seed's API
+    is ASP.NET Web API, whose JSON reader (Json.NET) matches member names in any case:
+    a client written against it may send ``cli`` or ``simNumber``. (XML is read as
+    DataContractSerializer reads it, by exact name.) Two spellings of one member are
+    refused, as one member given twice."""
+    canonical = {name.lower(): (name, kind) for name, kind in contract.members}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name, kind = canonical.get(key.lower(), (key, None))
+        if name in out:
+            raise invalid(f"{at}{name}", "given more than once (member names match in any case)")
+        if isinstance(kind, Contract) and isinstance(value, dict):
+            value = member_names(value, kind, f"{at}{name}.")
+        out[name] = value
+    return out
 
 
 _RANK = {"extra_forbidden": 0, "missing": 1}
