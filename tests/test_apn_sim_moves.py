@@ -229,8 +229,12 @@ async def test_a_router_linked_to_another_account_no_longer_reports_to_the_first
     assert created.status == 202, created.wrapper
     one = apns_path("OPERATOR-U", "fleet", created.wrapper["Meta"]["Id"])
     assert (await sim_a.run_once()).ok == 1
-    assert api.get(one).data["NetworkStatus"] == 1
+    connected = api.get(one).data
+    assert connected["NetworkStatus"] == 1
     bind(daemon, card_a, "OPERATOR-V")
+    got = api.get(one)
+    # (the unlinking itself: a client polling Version sees the change)
+    assert got.data["Version"] == connected["Version"] + 1, got.data
     assert (await sim_a.run_once()).ok == 1
     got = api.get(one)
     assert got.data["NetworkStatus"] == 0, got.data

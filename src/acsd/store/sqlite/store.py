@@ -68,9 +68,11 @@ async def _router_gone(
     """The router of record ``device_id`` is no longer acsd's (the record deleted, or taken
     by another router), or no longer linked to an API account other than ``but`` (its
     mvnoAccount): the APN devices last seen in it name no router, and are not shown
-    connected through it any more (no session of it will say otherwise; 0 disconnected)."""
+    connected through it any more (no session of it will say otherwise; 0 disconnected).
+    A change a client sees, so a new Version (apn._versioned)."""
     await conn.execute(
-        "UPDATE apn_devices SET router = NULL, network_status = 0, updated = ?"
+        "UPDATE apn_devices SET router = NULL, network_status = 0, version = version + 1,"
+        " updated = ?"
         " WHERE router = ? AND account IS NOT ?",
         (clock.now(), device_id, but),
     )
@@ -362,7 +364,8 @@ class SqliteStore(InternetAccounts, ApnRecords, ParkedSessions, SqliteCore):
             await conn.execute("DELETE FROM devices WHERE id = ?", (found.id,))
             # the SIM that router carries now points at the record it is merged into
             await conn.execute(
-                "UPDATE apn_devices SET router = ? WHERE router = ?", (record.id, found.id)
+                "UPDATE apn_devices SET router = ?, version = version + 1 WHERE router = ?",
+                (record.id, found.id),
             )
         for name in ROUTER_FIELDS:
             setattr(record, name, getattr(found, name))
