@@ -10,6 +10,7 @@ import sqlite3
 from acsd.sim.runner import Simulation
 from apiclient import Api
 from apn_client import ApnApi, apns_path, network_path
+from conftest import wait_for
 from test_apn_api import DATE, token
 
 CELL = "Device.Cellular.Interface.1."
@@ -27,6 +28,12 @@ def mobile_router(daemon, prefix: str) -> tuple[Simulation, dict[str, str]]:
         "msisdn": tree.get(CELL + "USIM.MSISDN"),
     }
     return sim, sim_card
+
+
+def logged(daemon, sessions: int) -> None:
+    """The daemon's log has caught up with the first ``sessions`` sessions: its lines come
+    through a pipe, and an event read right after a session may not be there yet."""
+    wait_for(lambda: len(daemon.events("session.end")) >= sessions)
 
 
 def bind(daemon, card: dict[str, str], account: str) -> None:
@@ -63,6 +70,7 @@ async def test_a_router_with_the_devices_sim_shows_it_connected_with_mcc_mnc(dae
     ):
         assert device["NetworkStatus"] == 0 and device["LastSync"] is None
         assert device["IMEI"] is None and device["Status"] == 0
+    logged(daemon, 2)
     said = daemon.events("apn.router_not_bound")
     assert said and said[-1]["accounts"] == ["OPERATOR-A", "OPERATOR-B"]
     assert said[-1]["serial"] == card["serial"] and said[-1]["mvno_account"] is None
@@ -132,7 +140,7 @@ async def test_the_imei_lock_records_the_modem_then_refuses_a_swapped_one(daemon
     assert refused["after"]["IMEI"] == card["imei"]
     assert refused["after"]["router"] == card["serial"]
     assert refused["tokenName"] == "cwmp session"
-    assert daemon.events("apn.imei_refused")
+    wait_for(lambda: daemon.events("apn.imei_refused"))
 
     # The refused modem gets nothing from acsd: not the network's APN.
     assert sim.routers[0].tree.get(apn) == "internet"
@@ -253,6 +261,7 @@ async def test_a_router_bound_to_an_account_takes_only_that_accounts_devices(dae
     assert "Router" not in spied.wrapper["Meta"]
 
     # Its own account's device steers it.
+    logged(daemon, 3)
     before = len(daemon.events("apn.router_not_bound"))
     owned = apns_path("OWNER-A", "fleet")
     created = api.post(owned, {"CLI": card["imsi"], "LockIMEI": True, "Hints": HINTS})
@@ -264,6 +273,7 @@ async def test_a_router_bound_to_an_account_takes_only_that_accounts_devices(dae
     mine = api.get(apns_path("OWNER-A", "fleet", created.wrapper["Meta"]["Id"])).data
     assert mine["IMEI"] == card["imei"] and mine["NetworkStatus"] == 1
     assert api.get(apns_path("INTRUDER", "spy", spy_id)).data["IMEI"] is None
+    logged(daemon, 5)
     said = daemon.events("apn.router_not_bound")
     assert said[-1]["accounts"] == ["INTRUDER"] and said[-1]["mvno_account"] == "OWNER-A"
     assert len(said) == before  # steered by its own account: nothing to say
