@@ -83,6 +83,44 @@ async def test_usage_errors_exit_2() -> None:
     assert code == 2 and "nope" in err
 
 
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--interval", "nan"),  # was a traceback from the event loop's timer
+        ("--interval", "-1"),
+        ("--timeout", "0"),
+        ("--timeout", "inf"),
+        ("--duration", "-1"),  # was a run that ended at once, exit 0
+        ("--ramp", "-3"),
+        ("--retry-scale", "x"),
+        ("--concurrency", "0"),
+        ("--count", "99999999999"),  # was minutes of building routers, then memory
+        ("--cr-listen", "127.0.0.1:99999"),  # was a traceback once the run started
+    ],
+)
+async def test_a_number_a_run_cannot_use_is_a_usage_error(option: str, value: str) -> None:
+    code, out, err = await sim("--acs", "http://127.0.0.1:1/", "--duration", "1", option, value)
+    assert code == 2, (out, err)
+    assert option in err and "Traceback" not in err
+    assert out == ""
+
+
+async def test_a_connection_request_listener_that_cannot_start_is_one_line() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, out, err = await sim(
+            "--acs", "http://127.0.0.1:1/", "--duration", "1", "--cr-listen", f"127.0.0.1:{port}"
+        )  # fmt: skip
+    assert code == 1 and out == ""
+    (line,) = err.strip().splitlines()
+    assert line.startswith(
+        f"acsd sim: error: cannot listen for Connection Requests on 127.0.0.1:{port}: "
+    )
+    assert line.endswith("address already in use")
+
+
 async def test_state_makes_the_second_run_a_reboot_and_dump_writes_trees(tmp_path: Path) -> None:
     ssid = "Device.WiFi.SSID.1.SSID"
     script = lambda inform: (  # noqa: E731

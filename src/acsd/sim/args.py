@@ -8,15 +8,71 @@ of ``acsd device list``.
 from __future__ import annotations
 
 import argparse
+import math
 
 from acsd.sim.quirks import QUIRKS
 
 DEFAULT_PROFILE = "tr181-mobile"
 
+#: serials are PREFIX + six digits: more routers would give serials of another length
+MAX_COUNT = 999_999
+
+
+def _count(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= number <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"must be 0..{MAX_COUNT}, not {number}")
+    return number
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {number}")
+    return number
+
+
+def _seconds(text: str, *, zero: bool) -> float:
+    # A NaN or infinite wait reached the event loop's timer as a traceback (or a run
+    # that never ends); a negative one was taken as "now" without a word.
+    try:
+        number = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(number) or number < 0 or (number == 0 and not zero):
+        least = "0 or more" if zero else "more than 0"
+        raise argparse.ArgumentTypeError(f"must be a finite number {least}, not {text}")
+    return number
+
+
+def _not_negative(text: str) -> float:
+    return _seconds(text, zero=True)
+
+
+def _positive(text: str) -> float:
+    return _seconds(text, zero=False)
+
+
+def _listen(text: str) -> str:
+    # Checked here, not when the listener starts: that was a traceback after the parse.
+    from acsd.sim.crserver import split_host_port
+
+    try:
+        split_host_port(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--acs", metavar="URL", help="ACS URL, e.g. http://127.0.0.1:7547/")
-    parser.add_argument("--count", type=int, default=1, metavar="N", help="routers (default 1)")
+    parser.add_argument("--count", type=_count, default=1, metavar="N", help="routers (default 1)")
     parser.add_argument(
         "--profile",
         action="append",
@@ -32,28 +88,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--once", action="store_true", help="one boot session per router, then exit (0 = all ok)"
     )
     parser.add_argument(
-        "--interval", type=float, metavar="S", help="override PeriodicInformInterval (seconds)"
+        "--interval",
+        type=_not_negative,
+        metavar="S",
+        help="override PeriodicInformInterval (seconds; 0: no periodic Informs)",
     )
-    parser.add_argument("--duration", type=float, metavar="S", help="stop a periodic run after S s")
     parser.add_argument(
-        "--ramp", type=float, metavar="S", help="spread the boots over S s (default: one interval)"
+        "--duration", type=_not_negative, metavar="S", help="stop a periodic run after S s"
+    )
+    parser.add_argument(
+        "--ramp",
+        type=_not_negative,
+        metavar="S",
+        help="spread the boots over S s (default: one interval)",
     )
     parser.add_argument(
         "--retry-scale",
-        type=float,
+        type=_not_negative,
         default=1.0,
         metavar="F",
         help="multiply CWMP retry back-off and Retry-After waits by F (default 1)",
     )
     parser.add_argument(
         "--delay-scale",
-        type=float,
+        type=_not_negative,
         default=1.0,
         metavar="F",
         help="multiply ScheduleInform/Download DelaySeconds by F (default 1)",
     )
     parser.add_argument(
-        "--concurrency", type=int, default=64, metavar="C", help="max sessions in flight (64)"
+        "--concurrency",
+        type=_at_least_one,
+        default=64,
+        metavar="C",
+        help="max sessions in flight (64)",
     )
     parser.add_argument("--dump", metavar="DIR", help="write each final tree to DIR/SERIAL.json")
     parser.add_argument(
@@ -82,10 +150,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--cr-listen",
+        type=_listen,
         metavar="HOST:PORT",
         help="Connection Request listener (default 127.0.0.1:0 in periodic mode, off with --once)",
     )
-    parser.add_argument("--timeout", type=float, default=30.0, metavar="S", help="per message (30)")
+    parser.add_argument(
+        "--timeout", type=_positive, default=30.0, metavar="S", help="per message (30)"
+    )
     parser.add_argument(
         "--acs-username", metavar="U", help="ManagementServer.Username ({serial} ok)"
     )

@@ -15,6 +15,7 @@ import ssl
 import sys
 
 from acsd.sim.args import DEFAULT_PROFILE, add_arguments
+from acsd.sim.crserver import ListenError
 from acsd.sim.quirks import parse_quirks
 from acsd.sim.runner import Simulation, Summary
 from acsd.sim.template import list_templates
@@ -125,7 +126,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"acsd sim: error: {message}", file=sys.stderr)
         return 2
     with _runner() as runner:
-        summary = runner.run(_main(sim, args))
+        try:
+            summary = runner.run(_main(sim, args))
+        except ListenError as exc:  # nothing ran yet: no summary, no --state written
+            print(f"acsd sim: error: {exc}", file=sys.stderr)
+            return 1
     _report(summary)
     if args.once:
         return 0 if summary.failed == 0 and summary.ok == len(sim.routers) else 1

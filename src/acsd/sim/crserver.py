@@ -18,6 +18,10 @@ NONCE_TTL = 60.0
 MAX_NONCES = 100_000
 
 
+class ListenError(Exception):
+    """The listener could not be started (address in use, unknown host, no permission)."""
+
+
 def split_host_port(text: str) -> tuple[str, int]:
     """``127.0.0.1:0`` / ``[::1]:7547`` / ``localhost`` -> (host, port)."""
     host, sep, port = text.rpartition(":")
@@ -48,7 +52,15 @@ class ConnectionRequestServer:
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            self._runner = None
+            raise ListenError(
+                f"cannot listen for Connection Requests on {self.host}:{self.port}: "
+                f"{exc.strerror or exc}"
+            ) from None
         self.port = self._runner.addresses[0][1]  # the real one when asked for port 0
 
     async def stop(self) -> None:
