@@ -8,9 +8,11 @@ import sqlite3
 import threading
 from pathlib import Path
 
+import aiosqlite
 import pytest
 
 from acsd.store import StoreError
+from acsd.store.schema import MIGRATIONS, applied_versions, latest_version, migrate
 from acsd.store.sqlite import SqliteStore
 from conftest import run_cli, write_config
 
@@ -130,6 +132,39 @@ def test_cli_commands_on_records_need_the_daemons_database(tmp_path: Path):
     assert not (tmp_path / "nowhere.db").exists()
     assert run_cli("db", "migrate", "--config", str(config), timeout=30).returncode == 0
     assert run_cli("device", "list", "--config", str(config), timeout=30).returncode == 0
+
+
+async def test_cli_commands_on_records_leave_an_older_schema_to_db_migrate(tmp_path: Path):
+    # A newly installed acsd's `device list`, run before the restart, migrated the
+    # database under the daemon still running the old version.
+    async with aiosqlite.connect(tmp_path / "acsd.db", isolation_level=None) as conn:
+        await migrate(conn, MIGRATIONS[:-2])
+    config = write_config(tmp_path)
+    latest = latest_version()
+    for args in (
+        ("device", "list"),
+        ("device", "show", "NOSUCH"),
+        ("token", "list"),
+        ("token", "create", "--role", "ADMIN", "--name", "x"),
+    ):
+        proc = await asyncio.to_thread(run_cli, *args, "--config", str(config), timeout=30)
+        assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+        assert proc.stderr.strip() == (
+            f"acsd: the database {tmp_path / 'acsd.db'} has schema version {latest - 2}, "
+            f"this acsd needs {latest}: back it up, then run acsd db migrate (or start acsd "
+            "serve) to upgrade it"
+        )
+    async with aiosqlite.connect(tmp_path / "acsd.db") as conn:
+        assert await applied_versions(conn) == list(range(1, latest - 1))
+    # a backup is what an operator makes before the upgrade: it still works
+    copy = await asyncio.to_thread(
+        run_cli, "db", "backup", str(tmp_path / "copy.db"), "--config", str(config), timeout=30
+    )
+    assert copy.returncode == 0, copy.stderr
+    migrated = await asyncio.to_thread(run_cli, "db", "migrate", "--config", str(config))
+    assert migrated.stdout.strip() == f"applied migrations {latest - 1}-{latest}"
+    listed = await asyncio.to_thread(run_cli, "device", "list", "--config", str(config))
+    assert listed.returncode == 0, listed.stderr
 
 
 def test_while_another_process_holds_the_database_clients_are_told_to_come_back(daemon):

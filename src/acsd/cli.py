@@ -182,6 +182,9 @@ def _main(argv: Sequence[str] | None = None) -> int:
     if on_records and (missing := _missing_database(config, args.config)):
         print(missing, file=sys.stderr)
         return EXIT_USAGE
+    if args.command in ("device", "token") and (behind := _schema_behind(config)):
+        print(behind, file=sys.stderr)
+        return EXIT_USAGE
     if args.command == "serve":
         return _serve(config, args.config)
     if args.command == "config":
@@ -215,6 +218,39 @@ def _missing_database(config: Config, config_file: str | None) -> str | None:
     )
     return (
         f"acsd: no database at {path}: {where} (acsd serve or acsd db migrate create the database)"
+    )
+
+
+def _schema_behind(config: Config) -> str | None:
+    """Why ``device``/``token`` must not run on this database yet: its schema is older than
+    this acsd's. Opening the store would migrate it, so `acsd device list` run with a
+    newly installed acsd before the restart upgraded the schema under the daemon still
+    running the old one, without a backup or a word; only `serve` and `db migrate`
+    change the schema."""
+    import sqlite3
+
+    from acsd.store import sqlite_path
+    from acsd.store.schema import latest_version
+
+    path = sqlite_path(config.store.url)
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        try:
+            row = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.OperationalError as exc:
+        if "no such table" not in str(exc):
+            return None  # (a file that is no database: opening the store says so)
+        row = (None,)
+    except sqlite3.DatabaseError:
+        return None
+    version, latest = row[0] or 0, latest_version()
+    if version >= latest:
+        return None  # (a newer schema: opening the store refuses it, and says so)
+    return (
+        f"acsd: the database {path} has schema version {version}, this acsd needs "
+        f"{latest}: back it up, then run acsd db migrate (or start acsd serve) to upgrade it"
     )
 
 
