@@ -18,13 +18,22 @@ EXIT_USAGE = 2
 
 
 def _add_config(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="FILE", help="TOML config file (default: built-in)")
+    # Which database a command works on follows from this: without it, ./acsd.db.
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="the daemon's TOML config file (default: built-in settings, database ./acsd.db; "
+        "ACSD_* variables override either)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="acsd", description="TR-069/CWMP auto-configuration server"
     )
+    from acsd import __version__
+
+    parser.add_argument("--version", action="version", version=f"acsd {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the daemon (CWMP and API listeners)")
@@ -41,19 +50,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dshow = dsub.add_parser("show", help="one device, by id or serial number")
     _add_config(dshow)
-    dshow.add_argument("key", metavar="ID|SERIAL")
+    dshow.add_argument(
+        "key", metavar="ID|SERIAL", help="the device's _id or serial number (any case)"
+    )
     dshow.add_argument("--json", action="store_true", help="the seed-000 object")
     dapply = dsub.add_parser(
         "apply", help="create or update a device from a seed-000 JSON body (FILE or - for stdin)"
     )
     _add_config(dapply)
-    dapply.add_argument("file", metavar="FILE")
+    dapply.add_argument(
+        "file", metavar="FILE", help="JSON file with the device body, or - to read stdin"
+    )
 
     token = sub.add_parser("token", help="API bearer tokens")
     tsub = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
     tcreate = tsub.add_parser("create", help="create a token and print it (shown only once)")
     _add_config(tcreate)
-    tcreate.add_argument("--role", required=True, choices=["ADMIN", "RESELLER", "OWNER", "MANAGER"])
+    tcreate.add_argument(
+        "--role",
+        required=True,
+        choices=["ADMIN", "RESELLER", "OWNER", "MANAGER"],
+        help="ADMIN sees everything; the others see only their --customer "
+        "(OWNER and MANAGER: or only their --apn-account)",
+    )
     tcreate.add_argument("--customer", metavar="ID", help="customer the token is bound to")
     tcreate.add_argument(
         "--apn-account",
@@ -65,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(tlist)
     trevoke = tsub.add_parser("revoke", help="revoke a token by its id")
     _add_config(trevoke)
-    trevoke.add_argument("id", metavar="ID")
+    trevoke.add_argument("id", metavar="ID", help="the token's ID, as acsd token list shows it")
 
     profile = sub.add_parser("profile", help="vendor parameter profiles")
     psub = profile.add_subparsers(dest="profile_command", required=True, metavar="ACTION")

@@ -1,0 +1,39 @@
+"""``acsd --help`` and the help of every subcommand: what an operator reads first."""
+
+from __future__ import annotations
+
+import argparse
+
+import acsd
+from acsd.cli import build_parser
+from conftest import run_cli
+
+
+def _commands(
+    parser: argparse.ArgumentParser, name: str = "acsd"
+) -> list[tuple[str, argparse.ArgumentParser]]:
+    out = [(name, parser)]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub, subparser in action.choices.items():
+                out += _commands(subparser, f"{name} {sub}")
+    return out
+
+
+def test_every_argument_of_every_command_is_explained():
+    unexplained = [
+        f"{name}: {action.option_strings or action.dest}"
+        for name, parser in _commands(build_parser())
+        for action in parser._actions
+        if not isinstance(action, argparse._HelpAction | argparse._SubParsersAction)
+        and not action.help
+    ]
+    assert unexplained == []
+
+
+def test_version_is_printed_and_the_config_default_is_named():
+    proc = run_cli("--version", check=True)
+    assert proc.stdout.strip() == f"acsd {acsd.__version__}"
+    shown = run_cli("device", "list", "--help", check=True).stdout
+    # which database a command works on when --config is left out
+    assert "acsd.db" in " ".join(shown.split())
