@@ -130,6 +130,15 @@ def test_cli_commands_on_records_need_the_daemons_database(tmp_path: Path):
         assert str(config) in proc.stderr and "give --config" not in proc.stderr
     assert not (tmp_path / "copy.db").exists()
     assert not (tmp_path / "nowhere.db").exists()
+    # an empty file (touched, or a copy that failed) is no database to upgrade either
+    (tmp_path / "nowhere.db").touch()
+    proc = run_cli("device", "list", "--config", str(config), timeout=30)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip() == (
+        f"acsd: {tmp_path / 'nowhere.db'} holds no acsd database yet "
+        "(acsd serve or acsd db migrate create the database)"
+    )
+    assert (tmp_path / "nowhere.db").stat().st_size == 0
     assert run_cli("db", "migrate", "--config", str(config), timeout=30).returncode == 0
     assert run_cli("device", "list", "--config", str(config), timeout=30).returncode == 0
 

@@ -267,6 +267,11 @@ def _schema_behind(config: Config) -> str | None:
     version, latest = row[0] or 0, latest_version()
     if version >= latest:
         return None  # (a newer schema: opening the store refuses it, and says so)
+    if version == 0:  # (an empty file, e.g. made by `touch` or a failed copy)
+        return (
+            f"acsd: {path} holds no acsd database yet "
+            "(acsd serve or acsd db migrate create the database)"
+        )
     return (
         f"acsd: the database {path} has schema version {version}, this acsd needs "
         f"{latest}: back it up, then run acsd db migrate (or start acsd serve) to upgrade it"
