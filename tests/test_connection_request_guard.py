@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -415,25 +416,32 @@ async def test_routers_that_never_answer_do_not_starve_the_rest_of_a_bulk_change
     assert all(r.ok for r in results[120:]), [r.reason for r in results[120:]][:2]
 
 
-async def test_a_router_that_keeps_answering_503_is_asked_three_more_times_then_left() -> None:
-    hits: list[str] = []
+async def test_a_router_that_keeps_answering_503_is_asked_again_while_a_session_may_last() -> None:
+    """503: the router is in a session that read its settings before the change. It is
+    asked again min_interval later, then at doubling intervals, until a session that began
+    then would be over (busy_for: cwmp.max_session_seconds), not three times in 30 s."""
+    hits: list[float] = []
 
     async def busy(request: web.Request) -> web.Response:
-        hits.append(request.path)
+        hits.append(time.monotonic())
         return web.Response(status=503)
 
     async with serving(busy) as port:
-        requester = ConnectionRequester(deny=DENY_BUT_LOOPBACK, min_interval=0.2)
+        requester = ConnectionRequester(deny=DENY_BUT_LOOPBACK, min_interval=0.2, busy_for=2.0)
         await requester.start()
         try:
             task = requester.poke("dev1", f"http://127.0.0.1:{port}/cr", "u", "p")
             assert task is not None and (await task).status == 503
-            await asyncio.sleep(1.5)
-            assert len(hits) == 4  # the first and three more, 0.2 s apart
+            await asyncio.sleep(3.0)
+            # the first, then 0.2, 0.4 and 0.8 s apart, and the last one at 2 s
+            assert len(hits) == 5
+            gaps = [b - a for a, b in itertools.pairwise(hits)]
+            assert gaps[0] < gaps[2], gaps
+            assert hits[-1] - hits[0] >= 2.0
             # a new change asks again
             task = requester.poke("dev1", f"http://127.0.0.1:{port}/cr", "u", "p")
-            await asyncio.sleep(1.5)
-            assert len(hits) == 8
+            await asyncio.sleep(3.0)
+            assert len(hits) == 10
         finally:
             await requester.close()
 

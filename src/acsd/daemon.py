@@ -169,6 +169,7 @@ async def serve(
         deny=config.cwmp.connection_request_deny,
         lookup=store.get_device,
         allow_basic=config.cwmp.connection_request_allow_basic,
+        busy_for=config.cwmp.max_session_seconds,
     )
     metrics.watch_requester(requester)
     await requester.start()

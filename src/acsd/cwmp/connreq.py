@@ -3,8 +3,9 @@
 An HTTP GET to the ConnectionRequestURL the CPE reported, answered 200/204 when the CPE
 accepts; the CPE authenticates acsd with HTTP Digest using its ConnectionRequestUsername
 and Password. 503 means the CPE is busy (already in a session, which read its settings before
-the change that asked for this request) or rate-limiting: the request is sent again once
-the interval is over, up to BUSY_RETRIES times, before the work waits for the next Inform.
+the change that asked for this request) or rate-limiting: the request is sent again at
+doubling intervals for as long as a session may last, before the work waits for the next
+Inform.
 
 Requests are fire-and-forget for the caller: an operator's write never waits for a router.
 One request per device at a time, and at most one per device every ``min_interval``
@@ -172,11 +173,6 @@ def answer_challenge(
     return None
 
 
-#: how often a request the CPE answered 503 (in a session, which it does not preempt, or
-#: rate-limiting) is sent again, min_interval apart: the change that asked for it came
-#: after that session read its settings, and the next periodic Inform may be a day away
-BUSY_RETRIES = 3
-
 #: Connection Requests out at once; the rest wait their turn before their timeout starts
 #: (in the HTTP client's pool they would time out unsent behind routers that never answer)
 MAX_CONCURRENT = 100
@@ -214,8 +210,15 @@ class ConnectionRequester:
         deny: Sequence[str] = (),
         lookup: Callable[[str], Awaitable[DeviceRecord | None]] | None = None,
         allow_basic: bool = False,
+        busy_for: float = 600.0,
     ) -> None:
         self.timeout = timeout
+        #: how long a CPE that answers 503 is asked again (in a session, which it does not
+        #: preempt, or rate-limiting): the change came after that session read its
+        #: settings, and the next periodic Inform may be a day away. The session lasts at
+        #: most cwmp.max_session_seconds; the requests go min_interval, then twice as long
+        #: apart, so a long session is not polled every few seconds.
+        self.busy_for = busy_for
         self.allow_basic = allow_basic
         #: reads a device again when its deferred request goes: a session in between may
         #: have set new credentials on the router (or the device is gone)
@@ -228,8 +231,9 @@ class ConnectionRequester:
         self._pruned = -1e9  # when _last was last pruned
         #: device -> the latest (url, username, password) of a poke that came too soon
         self._later: dict[str, tuple[str, str | None, str | None]] = {}
-        #: device -> requests it answered 503 in a row (only while one is to be sent again)
-        self._retries: dict[str, int] = {}
+        #: device -> (requests it answered 503 in a row, when the first of them was answered),
+        #: only while one is to be sent again
+        self._retries: dict[str, tuple[int, float]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._slots = asyncio.Semaphore(MAX_CONCURRENT)
         self.stats = {"sent": 0, "ok": 0, "failed": 0, "skipped": 0}
@@ -343,11 +347,14 @@ class ConnectionRequester:
         if result.status != 503:
             self._retries.pop(device_id, None)
         elif device_id not in self._later:  # (a later poke is sent anyway)
-            tries = self._retries.get(device_id, 0)
-            if tries < BUSY_RETRIES:
-                self._retries[device_id] = tries + 1
+            now = time.monotonic()
+            tries, since = self._retries.get(device_id, (0, now))
+            left = self.busy_for - (now - since)
+            if left > 0:
+                self._retries[device_id] = (tries + 1, since)
                 self._later[device_id] = (url, username, password)
-                self._later_in(device_id, max(0.0, self._wait(device_id, time.monotonic())))
+                delay = min(left, max(self.min_interval, 0.001) * 2**tries)
+                self._later_in(device_id, max(delay, self._wait(device_id, now)))
             else:
                 self._retries.pop(device_id, None)  # it waits for its next Inform
         log.info(
