@@ -266,6 +266,78 @@ def test_ids_and_keys_the_api_refuses_are_ones_the_document_refuses(admin: Api, 
     assert admin.get(network_path(account, "fleet")).status == 200
 
 
+def _with(body: dict[str, Any], field: str, value: Any) -> dict[str, Any]:
+    """A copy of ``body`` with ``field`` (a dotted path: dhcp.reservedClients.0.ip) set."""
+    body = copy.deepcopy(body)
+    node: Any = body
+    *parents, leaf = field.split(".")
+    for part in parents:
+        node = node[int(part)] if part.isdigit() else node[part]
+    node[leaf] = value
+    return body
+
+
+def test_the_document_and_the_api_agree_on_ssids_passphrases_and_lan_addresses(
+    admin: Api, module_world, doc
+):
+    # a client that checks its body against the document must neither get a 400 for a
+    # value the document allows nor be kept from sending one the API takes
+    schema = _request_schema(doc, "POST", "/network/device")
+    cases = [
+        ("wifi.ssid", "", False),
+        ("wifi.ssid", "x" * 33, False),
+        ("wifi.ssid", "Caf\u00e9\tBar", False),
+        ("wifi.ssid", "Guest\x7f", False),
+        ("wifi.ssid", "Net\x85", False),  # C1 control (NEL)
+        ("wifi.ssid", "x" * 32, True),
+        ("wifi.ssid", "Caf\u00e9 \U0001f600", True),
+        ("wifi.password", "short", False),
+        ("wifi.password", "x" * 64, False),
+        ("wifi.password", "pass\u00e9word", False),
+        ("wifi.password5G", "tab\tinside", False),
+        ("wifi.password", "", True),
+        ("wifi.password", "~ !8chars", True),
+        ("wifi.password", "x" * 63, True),
+        ("wifi.password6G", "0123456789abcdef" * 3 + "ABCDEF0123456789", True),
+        ("dhcp.primaryDnsServer", "127.0.0.1", False),
+        ("dhcp.primaryDnsServer", "0.1.2.3", False),
+        ("dhcp.primaryDnsServer", "224.0.0.251", False),
+        ("dhcp.primaryDnsServer", "255.255.255.255", False),
+        ("dhcp.reservedClients.0.ip", "239.1.2.3", False),
+        ("dhcp.primaryDnsServer", "198.51.100.53", True),
+        ("dhcp.primaryDnsServer", "223.255.255.1", True),
+        ("dhcp.primaryDnsServer", "1.0.0.1", True),
+    ]
+    for field, value, accepted in cases:
+        serial = f"SPECVAL{uuid.uuid4().hex[:8]}"
+        body = _with(device_body(module_world, "own", serial), field, value)
+        reply = admin.post("/network/device", body)
+        if accepted:
+            assert reply.status == 201, (field, value, reply.body)
+            assert problems(doc, schema, body) == [], (field, value)
+        else:
+            assert (reply.status, reply.body["message"]) == (400, field), (value, reply.body)
+            assert problems(doc, schema, body), (field, value)
+        conforms(doc, "POST", "/network/device", reply)
+    # the byte rule is the description's to tell: maxLength counts characters
+    ssid = schema_of(doc, "Wifi", "ssid")
+    assert "bytes" in ssid["description"] and ssid["maxLength"] == 32
+    reply = admin.post(
+        "/network/device",
+        _with(device_body(module_world, "own", f"SPECVAL{uuid.uuid4().hex[:8]}"), "wifi.ssid",
+              "\u00e9" * 17),
+    )  # fmt: skip
+    assert (reply.status, reply.body["message"]) == (400, "wifi.ssid"), reply.body
+
+
+def schema_of(doc: dict[str, Any], model: str, field: str) -> dict[str, Any]:
+    """A field's schema in a request model of the document (the first non-null option)."""
+    names = [name for name in doc["components"]["schemas"] if name.split("-")[0] == model]
+    prop = doc["components"]["schemas"][sorted(names)[0]]["properties"][field]
+    options = [o for o in prop.get("anyOf", [prop]) if o != {"type": "null"}]
+    return options[0]
+
+
 def test_macs_and_addresses_the_api_refuses_are_ones_the_document_refuses(
     admin: Api, module_world, doc
 ):
@@ -279,12 +351,7 @@ def test_macs_and_addresses_the_api_refuses_are_ones_the_document_refuses(
         ("dhcp.ipPoolStart", "192.168.0"),
         ("dhcp.primaryDnsServer", "dns.example"),
     ):
-        body = copy.deepcopy(device_body(module_world, "own", serial))
-        node: Any = body
-        *parents, leaf = field.split(".")
-        for part in parents:
-            node = node[int(part)] if part.isdigit() else node[part]
-        node[leaf] = value
+        body = _with(device_body(module_world, "own", serial), field, value)
         reply = admin.post("/network/device", body)
         assert (reply.status, reply.body["message"]) == (400, field), reply.body
         assert problems(doc, schema, body), (field, value)

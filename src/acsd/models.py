@@ -174,10 +174,48 @@ HostIPv4 = Annotated[
     str,
     AfterValidator(_ipv4),
     AfterValidator(_host),
-    WithJsonSchema({"type": "string", "format": "ipv4"}, mode="validation"),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "ipv4",
+            # the first octet 1-126 or 128-223 (the rest is format's to check); spelt
+            # without a lookahead, which regex engines of some generators lack
+            "pattern": r"^([1-9]|[1-9][0-9]|1[01][0-9]|12[0-689]|1[3-9][0-9]|2[01][0-9]|22[0-3])\.",
+            "description": "An IPv4 address a LAN host can have: not in 0.0.0.0/8, "
+            "127.0.0.0/8, nor 224.0.0.0 and up (multicast, reserved, broadcast)",
+        },
+        mode="validation",
+    ),
 ]
-Ssid = Annotated[str, AfterValidator(_ssid)]
-Passphrase = Annotated[str, AfterValidator(_passphrase)]
+Ssid = Annotated[
+    str,
+    AfterValidator(_ssid),
+    WithJsonSchema(
+        {
+            "type": "string",
+            # maxLength counts characters: 32 of them is only a bound; the rule is bytes
+            "minLength": 1,
+            "maxLength": 32,
+            "pattern": r"^[^\u0000-\u001f\u007f-\u009f\ud800-\udfff\ufffe\uffff]*$",
+            "description": "1 to 32 bytes in UTF-8 (an SSID is 32 octets on the air, so "
+            "fewer characters outside ASCII), no control characters",
+        },
+        mode="validation",
+    ),
+]
+Passphrase = Annotated[
+    str,
+    AfterValidator(_passphrase),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^(|[ -~]{8,63}|[0-9a-fA-F]{64})$",
+            "description": "WPA passphrase: 8 to 63 printable ASCII characters, or the "
+            "64-hex-digit key itself; empty for an open network",
+        },
+        mode="validation",
+    ),
+]
 
 
 def _active_unless_false(value: object) -> object:
