@@ -330,6 +330,43 @@ def test_the_document_and_the_api_agree_on_ssids_passphrases_and_lan_addresses(
     assert (reply.status, reply.body["message"]) == (400, "wifi.ssid"), reply.body
 
 
+def test_one_line_texts_the_api_refuses_are_ones_the_document_refuses(
+    admin: Api, module_world, doc
+):
+    # a device's name and MVNO account, on create and on change, and the search text
+    schema = _request_schema(doc, "POST", "/network/device")
+    patch = _request_schema(doc, "PATCH", "/network/device/{id}")
+    made = admin.post(
+        "/network/device", device_body(module_world, "own", f"SPECNAME{uuid.uuid4().hex[:8]}")
+    )
+    assert made.status == 201, made.body
+    where = f"/network/device/{made.body['_id']}"
+    for field in ("name", "mvnoAccount"):
+        for value, accepted in (
+            ("Johns\trouter", False),
+            ("line\nbreak", False),
+            ("bell\x07", False),
+            ("csi\x9b", False),
+            ("Jöhn's router \U0001f600", True),
+            ("", True),
+        ):
+            body = _with(
+                device_body(module_world, "own", f"SPECNAME{uuid.uuid4().hex[:8]}"), field, value
+            )
+            reply = admin.post("/network/device", body)
+            assert (reply.status == 201) is accepted, (field, value, reply.body)
+            assert (problems(doc, schema, body) == []) is accepted, (field, value)
+            reply = admin.patch(where, {field: value})
+            assert (reply.status == 200) is accepted, (field, value, reply.body)
+            assert (problems(doc, patch, {field: value}) == []) is accepted, (field, value)
+            if not accepted:
+                assert (reply.status, reply.body["message"]) == (400, field), reply.body
+            conforms(doc, "PATCH", "/network/device/{id}", reply)
+    q = _param(doc, "GET", "/network/device", "q")
+    assert admin.get("/network/device", query={"q": "a\tb"}).status == 400
+    assert problems(doc, q, "a\tb")
+
+
 def schema_of(doc: dict[str, Any], model: str, field: str) -> dict[str, Any]:
     """A field's schema in a request model of the document (the first non-null option)."""
     names = [name for name in doc["components"]["schemas"] if name.split("-")[0] == model]

@@ -153,14 +153,25 @@ def _an_id(value: str) -> str:
 IdFilter = Annotated[
     str, AfterValidator(_an_id), WithJsonSchema({"type": "string", "pattern": "^[0-9a-fA-F]{24}$"})
 ]
+#: what the document tells clients of one-line text (requests only)
+_ONE_LINE_SCHEMA: dict[str, Any] = {
+    "pattern": r"^[^\u0000-\u001f\u007f-\u009f]*$",
+    "description": "One line of text: no control characters (no tab, no line break)",
+}
 #: a device's name is optional, and "" clears it
-DeviceName = Annotated[str, Field(max_length=200), AfterValidator(_one_line)]
+DeviceName = Annotated[
+    str, Field(max_length=200, json_schema_extra=_ONE_LINE_SCHEMA), AfterValidator(_one_line)
+]
 #: free text (a device's notes): on several lines, as long as the body limit lets it be
 Notes = Annotated[str, AfterValidator(_free_text)]
 #: a reference into another system (an MVNO account): one line, no control characters
-ForeignRef = Annotated[str, Field(max_length=128), AfterValidator(_one_line)]
+ForeignRef = Annotated[
+    str, Field(max_length=128, json_schema_extra=_ONE_LINE_SCHEMA), AfterValidator(_one_line)
+]
 #: a search text: one line, as long as the longest field it may be found in
-Search = Annotated[str, Field(max_length=4000), AfterValidator(_one_line)]
+Search = Annotated[
+    str, Field(max_length=4000, json_schema_extra=_ONE_LINE_SCHEMA), AfterValidator(_one_line)
+]
 #: what the document tells clients (requests only: a stored value is shown as it is)
 _MAC_SCHEMA = {
     "type": "string",
