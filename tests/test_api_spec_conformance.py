@@ -367,6 +367,41 @@ def test_one_line_texts_the_api_refuses_are_ones_the_document_refuses(
     assert problems(doc, q, "a\tb")
 
 
+def test_a_wifi_or_dhcp_patch_is_described_as_the_api_checks_it(admin: Api, module_world, doc):
+    # the sections merge into what is stored (a null removes a field) and the result is
+    # checked as Wifi/Dhcp: a free-form object in the document let clients send anything
+    made = admin.post(
+        "/network/device", device_body(module_world, "own", f"SPECPATCH{uuid.uuid4().hex[:8]}")
+    )
+    assert made.status == 201, made.body
+    where = f"/network/device/{made.body['_id']}"
+    schema = _request_schema(doc, "PATCH", "/network/device/{id}")
+    for patch, field in (
+        ({"wifi": {"ssid": "x" * 33}}, "wifi.ssid"),
+        ({"wifi": {"password": "short"}}, "wifi.password"),
+        ({"wifi": {"enabled": "yes please"}}, "wifi.enabled"),
+        ({"wifi": {"channel": 6}}, "wifi.channel"),
+        ({"dhcp": {"primaryDnsServer": "127.0.0.53"}}, "dhcp.primaryDnsServer"),
+        ({"dhcp": {"leaseTime": 0}}, "dhcp.leaseTime"),
+        ({"dhcp": {"reservedClients": [{"mac": "not a mac", "ip": "192.0.2.7"}]}},
+         "dhcp.reservedClients.0.mac"),
+    ):  # fmt: skip
+        reply = admin.patch(where, patch)
+        assert (reply.status, reply.body["message"]) == (400, field), (patch, reply.body)
+        assert problems(doc, schema, patch), patch
+        conforms(doc, "PATCH", "/network/device/{id}", reply)
+    for patch in (
+        {"wifi": {"ssid": "Caf\u00e9", "password6G": None, "bandsteering": True}},
+        {"wifi": None},
+        {"dhcp": {"leaseTime": None, "primaryDnsServer": "198.51.100.53"}},
+        {"dhcp": {"reservedClients": [{"mac": "020000000077", "ip": "192.168.0.77"}]}},
+    ):
+        assert problems(doc, schema, patch) == [], patch
+        reply = admin.patch(where, patch)
+        assert reply.status == 200, (patch, reply.body)
+        conforms(doc, "PATCH", "/network/device/{id}", reply)
+
+
 def schema_of(doc: dict[str, Any], model: str, field: str) -> dict[str, Any]:
     """A field's schema in a request model of the document (the first non-null option)."""
     names = [name for name in doc["components"]["schemas"] if name.split("-")[0] == model]

@@ -7,7 +7,7 @@ import copy
 import random
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -18,7 +18,7 @@ from acsd.api.auth import Caller
 from acsd.api.body import MAX_OFFSET, parse_query, read_json, read_model, validate
 from acsd.api.context import ApiContext, audit_record, caller, context, created, valid_id
 from acsd.api.errors import ApiError, field_error
-from acsd.api.openapi import describe
+from acsd.api.openapi import DocumentedAs, describe
 from acsd.audit import device_view as audit_device_view
 from acsd.cwmp.connreq import target_of
 from acsd.device_view import device_view
@@ -74,8 +74,10 @@ class DevicePatch(BaseModel):
     name: DeviceName | None = None
     notes: Notes | None = None
     mvnoAccount: ForeignRef | None = None
-    wifi: dict[str, Any] | None = None
-    dhcp: dict[str, Any] | None = None
+    # Taken as they come (a null removes a stored field), then checked merged: the document
+    # shows the models, whose every field is optional and nullable, as a client sends them.
+    wifi: Annotated[dict[str, Any], DocumentedAs(Wifi)] | None = None
+    dhcp: Annotated[dict[str, Any], DocumentedAs(Dhcp)] | None = None
     driftCheck: bool | None = None
     #: the router was replaced: the record (settings, customer, internet line) moves to
     #: the new one; what the old one reported is dropped

@@ -34,7 +34,9 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from aiohttp import hdrs, web
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, GetJsonSchemaHandler, TypeAdapter
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from acsd.api.errors import Error
 
@@ -197,6 +199,22 @@ def describe(
 def operations_of(handler: Any) -> list[Operation]:
     """The descriptions recorded on a handler (empty when it has none)."""
     return list(getattr(handler, _ATTR, ()))
+
+
+class DocumentedAs:
+    """An annotation: the document describes the field as ``model`` while the handler takes
+    it as it is (a PATCH section it merges into what is stored, then checks as ``model``)::
+
+        wifi: Annotated[dict[str, Any], DocumentedAs(Wifi)] | None = None
+    """
+
+    def __init__(self, model: type[BaseModel]) -> None:
+        self.model = model
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return handler(self.model.__pydantic_core_schema__)
 
 
 # --- walking the router -------------------------------------------------------------------
