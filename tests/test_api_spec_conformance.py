@@ -402,6 +402,19 @@ def test_a_wifi_or_dhcp_patch_is_described_as_the_api_checks_it(admin: Api, modu
         conforms(doc, "PATCH", "/network/device/{id}", reply)
 
 
+def test_metrics_are_a_described_public_text_page(admin: Api, doc):
+    # a generated client (or a reader of /docs) learns what /metrics answers and that it
+    # takes no token
+    op = doc["paths"]["/metrics"]["get"]
+    assert "x-undescribed" not in op and op["security"] == []
+    assert "Prometheus" in op["summary"]
+    anonymous = admin.as_(None)
+    for accept in (None, "application/openmetrics-text; version=1.0.0"):
+        reply = anonymous.get("/metrics", headers={"Accept": accept} if accept else {})
+        assert reply.status == 200 and "acsd_build_info" in reply.raw.decode()
+        conforms(doc, "GET", "/metrics", reply)
+
+
 def schema_of(doc: dict[str, Any], model: str, field: str) -> dict[str, Any]:
     """A field's schema in a request model of the document (the first non-null option)."""
     names = [name for name in doc["components"]["schemas"] if name.split("-")[0] == model]

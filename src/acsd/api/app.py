@@ -3,6 +3,7 @@ health checks and the OpenAPI description."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Literal
 
 from aiohttp import web
@@ -52,6 +53,23 @@ async def readyz(request: web.Request) -> web.Response:
     return json_response({"ready": ready}, status=200 if ready else 503)
 
 
+#: what a scrape answers: Prometheus text by default, OpenMetrics when Accept asks for it
+_METRICS_TYPES = ("text/plain", "application/openmetrics-text")
+
+
+def _metrics_page(metrics: Metrics) -> Callable[[web.Request], Awaitable[web.Response]]:
+    @describe(
+        summary="Prometheus metrics of the daemon (sessions, Informs, RPCs, faults, store)",
+        description="The Prometheus text exposition format (text/plain; version=0.0.4), or "
+        "OpenMetrics when the Accept header asks for application/openmetrics-text.",
+        roles=None, response=str, media_types=_METRICS_TYPES,
+    )  # fmt: skip
+    async def metrics_page(request: web.Request) -> web.Response:
+        return await metrics.handler(request)
+
+    return metrics_page
+
+
 def build_api_app(
     ctx: ApiContext, *, version: str = "0", metrics: Metrics | None = None
 ) -> web.Application:
@@ -63,7 +81,7 @@ def build_api_app(
     if metrics is not None:
         # Unauthenticated like the health checks: the API listener belongs on loopback
         # or behind a proxy that decides who may scrape.
-        app.router.add_get("/metrics", metrics.handler)
+        app.router.add_get("/metrics", _metrics_page(metrics))
     for resource in (devices, customers, models, internet, audit, apn):
         resource.setup(app)
     add_openapi_routes(app, title="acsd operator API", version=version)
