@@ -413,6 +413,8 @@ def test_metrics_are_a_described_public_text_page(admin: Api, doc):
         reply = anonymous.get("/metrics", headers={"Accept": accept} if accept else {})
         assert reply.status == 200 and "acsd_build_info" in reply.raw.decode()
         conforms(doc, "GET", "/metrics", reply)
+    # its errors come from the error middleware, in JSON like every other operation's
+    assert set(op["responses"]["500"]["content"]) == {"application/json"}
 
 
 def schema_of(doc: dict[str, Any], model: str, field: str) -> dict[str, Any]:

@@ -160,10 +160,11 @@ def describe(
     acsd's error form (the APN API's wrapper); its ``errors`` are then all the errors it has
     (the usual ones name acsd's keys). ``media_types`` are the formats of its bodies; the
     schemas describe the JSON ones (an XML contract is no JSON schema: XML types are listed
-    without one). ``also`` lists other answers that carry the response's body:
-    ``[(200, "Already removed: the device as it is")]``. ``path_params`` describes the
-    path's parameters: ``{"id": "The device's id"}``, or with the schema of the values the
-    API takes, ``{"key": ("The account", {"type": "string", "maxLength": 128})}``.
+    without one); acsd's own errors are JSON whatever they are. ``also`` lists other
+    answers that carry the response's body: ``[(200, "Already removed: the device as it
+    is")]``. ``path_params`` describes the path's parameters: ``{"id": "The device's id"}``,
+    or with the schema of the values the API takes,
+    ``{"key": ("The account", {"type": "string", "maxLength": 128})}``.
     """
     if roles is not None and not isinstance(roles, str):
         roles = ", ".join(roles)
@@ -386,8 +387,12 @@ def _operation(
     for status, text in op.also:
         successes[str(status)] = success(status, text)
     errors: list[ErrorSpec] = []
+    # acsd's own error form is JSON whatever the operation answers when it succeeds (the
+    # middleware writes it): a /metrics 500 is no Prometheus text
+    error_media: tuple[str, ...] = ("application/json",)
     if op.error_body is not None:
         error_schema = schemas.result[keys["error"]]
+        error_media = media
     else:
         if op.body is not None:
             errors += _BODY_ERRORS
@@ -398,7 +403,7 @@ def _operation(
     errors += list(op.errors)
     if op.error_body is None:
         errors += _ALWAYS_ERRORS
-    out["responses"] = {**successes, **_error_responses(errors, error_schema, media)}
+    out["responses"] = {**successes, **_error_responses(errors, error_schema, error_media)}
     if op.deprecated:
         out["deprecated"] = True
     return out
