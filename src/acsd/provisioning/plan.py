@@ -462,7 +462,8 @@ def along_targets(profile: Profile, settings: Iterable[str]) -> list[tuple[str, 
         (key, target)
         for key, targets in profile.settings.items()
         for target in targets
-        if any(fnmatchcase(k, glob) for k in keys for glob in target.written_with)
+        if target.written_with
+        and any(fnmatchcase(k, glob) for k in keys for glob in target.written_with)
     ]
 
 
