@@ -60,6 +60,30 @@ def drive_to_end(
     raise AssertionError("session did not end")
 
 
+def drive_answering_raw(
+    wire: Wire, ns: str, raw: dict[type[rpc.Message], str], limit: int = 50
+) -> list[rpc.Message]:
+    """After the Inform: the empty POST, then answer the ACS until its 204, with the Body
+    child in ``raw`` for the request types it names (as a firmware writes it) and the
+    minimal CPE's answer otherwise. Returns the requests seen; fails on an ACS fault."""
+    tree = dict(TREE)
+    seen: list[rpc.Message] = []
+    answer = wire.post(None)
+    for _ in range(limit):
+        if answer.status == 204:
+            return seen
+        assert answer.status == 200, answer.text
+        env = parse_envelope(answer.body)
+        assert not isinstance(env.body, rpc.Fault), env.body
+        seen.append(env.body)
+        if type(env.body) in raw:
+            answer = wire.post(envelope(raw[type(env.body)], ns=ns, cwmp_id=env.id))
+        else:
+            reply = answer_request(env.body, tree)
+            answer = wire.post(render_envelope(Envelope(body=reply, cwmp_ns=ns, id=env.id)))
+    raise AssertionError("session did not end")
+
+
 def test_session_answers_in_the_cpes_namespace_and_ends_with_204(daemon):
     ns = "urn:dslforum-org:cwmp-1-0"
     wire = Wire(daemon.cwmp_url)
@@ -674,3 +698,17 @@ def test_a_serial_number_reported_under_another_oui_is_logged(daemon):
     assert logged["level"] == "warning"
     assert (logged["serial"], logged["before"], logged["after"]) == ("OUICHG01", "00D09E", "A0B1C2")
     assert logged["device"] == daemon.device_json("OUICHG01")["_id"]
+
+
+def test_a_change_answered_with_an_empty_status_counts_as_applied(daemon):
+    # Many CPEs leave Status empty in SetParameterValuesResponse; acsd answered 8003 and
+    # ended the session, so the change the router had made was recorded as failed.
+    wire = Wire(daemon.cwmp_url)
+    assert wire.post(envelope(inform_body("EMPTYST01"), ns=NS)).status == 200
+    raw = {
+        rpc.SetParameterValues: (
+            "<cwmp:SetParameterValuesResponse><Status/></cwmp:SetParameterValuesResponse>"
+        )
+    }
+    requests = drive_answering_raw(wire, NS, raw)
+    assert any(isinstance(r, rpc.SetParameterValues) for r in requests)

@@ -554,13 +554,19 @@ def test_bad_boolean_and_integer_name_the_element() -> None:
     with pytest.raises(SoapError, match="NextLevel") as info:
         parse_envelope(bad_bool)
     assert info.value.fault_code == 8003
-    for value in ("abc", "1_000", "١٢", "9" * 30, ""):
+    for value in ("abc", "1_000", "١٢", "9" * 30):
         bad_int = _env(
             f"<cwmp:SetParameterValuesResponse><Status>{value}</Status>"
             "</cwmp:SetParameterValuesResponse>"
         )
         with pytest.raises(SoapError, match="Status"):
             parse_envelope(bad_int)
+    # An empty Status of a change reads as 0 (applied); of a Download, where 0 would claim
+    # the transfer done, it is still refused.
+    empty = _env("<cwmp:SetParameterValuesResponse><Status/></cwmp:SetParameterValuesResponse>")
+    assert parse_envelope(empty).body == rpc.SetParameterValuesResponse(status=0)
+    with pytest.raises(SoapError, match="Status"):
+        parse_envelope(_env("<cwmp:DownloadResponse><Status/></cwmp:DownloadResponse>"))
 
 
 def test_empty_elements_and_missing_optionals() -> None:

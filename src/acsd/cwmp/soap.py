@@ -199,9 +199,9 @@ def _p_count(el: etree._Element) -> int:
     """A number the ACS only takes note of, which some firmware sends empty
     (``<RetryCount/>``): an Inform's MaxEnvelopes and RetryCount (current amendments fix
     MaxEnvelopes at 1 and have the receiver ignore it), a (Autonomous)TransferComplete's
-    FaultCode and FileSize. Empty reads as 0 rather than failing the message: a CPE must
-    send an unacknowledged TransferComplete again at every session, so refusing it
-    would refuse that CPE for good."""
+    FaultCode and FileSize, and the Status of an answer to a change (see _CHANGE_STATUS).
+    Empty reads as 0 rather than failing the message: a CPE must send an unacknowledged
+    TransferComplete again at every session, so refusing it would refuse that CPE for good."""
     return _p_int(el) if (el.text or "").strip() or len(el) else 0
 
 
@@ -410,6 +410,11 @@ _SPV_FAULT = _struct(rpc.SetParameterValuesFault, (
     ("string", "FaultString", _STR)))
 
 _STATUS: _Spec = (("status", "Status", _INT),)
+#: The Status of a change's answer (SPV, AddObject, DeleteObject), where 1 only adds "takes
+#: effect after a reboot": many CPEs send it empty, and failing the answer would leave a
+#: change the CPE did make recorded as failed. An empty one reads as 0. Download and Upload
+#: keep _STATUS: there 0 claims the transfer is done, which an empty element does not say.
+_CHANGE_STATUS: _Spec = (("status", "Status", _COUNT),)
 _TIMES: _Spec = (("start_time", "StartTime", _TOKEN), ("complete_time", "CompleteTime", _TOKEN))
 _OBJECT: _Spec = (("object_name", "ObjectName", _TOKEN), ("parameter_key", "ParameterKey", _STR))
 _TRANSFER: _Spec = (
@@ -422,7 +427,7 @@ _FIELDS: dict[type[Message], _Spec] = {
     rpc.GetRPCMethodsResponse: (("methods", "MethodList", _STRINGS),),
     rpc.SetParameterValues: (
         ("parameters", "ParameterList", _PVS), ("parameter_key", "ParameterKey", _STR)),
-    rpc.SetParameterValuesResponse: _STATUS,
+    rpc.SetParameterValuesResponse: _CHANGE_STATUS,
     rpc.GetParameterValues: (("names", "ParameterNames", _STRINGS),),
     rpc.GetParameterValuesResponse: (("parameters", "ParameterList", _PVS),),
     rpc.GetParameterNames: (("path", "ParameterPath", _TOKEN), ("next_level", "NextLevel", _BOOL)),
@@ -431,9 +436,9 @@ _FIELDS: dict[type[Message], _Spec] = {
     rpc.GetParameterAttributes: (("names", "ParameterNames", _STRINGS),),
     rpc.GetParameterAttributesResponse: (("parameters", "ParameterList", _ATTRS),),
     rpc.AddObject: _OBJECT,
-    rpc.AddObjectResponse: (("instance_number", "InstanceNumber", _INT), *_STATUS),
+    rpc.AddObjectResponse: (("instance_number", "InstanceNumber", _INT), *_CHANGE_STATUS),
     rpc.DeleteObject: _OBJECT,
-    rpc.DeleteObjectResponse: _STATUS,
+    rpc.DeleteObjectResponse: _CHANGE_STATUS,
     rpc.Reboot: (("command_key", "CommandKey", _STR),),
     rpc.Download: (
         *_TRANSFER, ("file_size", "FileSize", _INT),
