@@ -712,3 +712,16 @@ def test_a_change_answered_with_an_empty_status_counts_as_applied(daemon):
     }
     requests = drive_answering_raw(wire, NS, raw)
     assert any(isinstance(r, rpc.SetParameterValues) for r in requests)
+
+
+@pytest.mark.parametrize(
+    "misnamed", ["GetParameterValueResponse", "X_00D09E_GetParameterValuesResponse"]
+)
+def test_a_misnamed_answer_is_taken_as_a_wrong_answer_not_a_request(daemon, misnamed):
+    # acsd took an unknown "...Response" for a request of the CPE's and answered 8000; the
+    # CPE waits for the ACS's next request, acsd for its answer, until the session timed out.
+    wire = Wire(daemon.cwmp_url)
+    assert wire.post(envelope(inform_body("MISNAMED1"), ns=NS)).status == 200
+    raw = {rpc.GetParameterValues: f"<cwmp:{misnamed}><ParameterList/></cwmp:{misnamed}>"}
+    requests = drive_answering_raw(wire, NS, raw)
+    assert isinstance(requests[0], rpc.GetParameterValues)

@@ -169,6 +169,8 @@ class CwmpSession:
             return await self._on_empty_post()
         body = env.body
         if isinstance(body, rpc.UnknownMessage):
+            if self._answers_outstanding(body):
+                return await self._on_cpe_answer(env)
             log.warning("cwmp.unknown_method", method=body.name, serial=self.serial)
             return self._answer(env, rpc.acs_fault(8000, body.name))
         if isinstance(body, rpc.Inform):
@@ -189,7 +191,9 @@ class CwmpSession:
                 return f"an empty POST while {waiting[1].METHOD} {waiting[0]} awaits its answer"
             return None
         body = env.body
-        if isinstance(body, rpc.CpeRequest | rpc.UnknownMessage):
+        if isinstance(body, rpc.CpeRequest | rpc.UnknownMessage) and not (
+            isinstance(body, rpc.UnknownMessage) and self._answers_outstanding(body)
+        ):
             if waiting is not None:
                 return f"a request while {waiting[1].METHOD} {waiting[0]} awaits its answer"
             return None
@@ -201,6 +205,13 @@ class CwmpSession:
         if got and got != waiting[0]:
             return f"an answer to cwmp:ID {got[:40]!r}, not to {waiting[0]}"
         return None
+
+    def _answers_outstanding(self, body: rpc.UnknownMessage) -> bool:
+        """Whether an unknown Body element is the CPE's (misspelt or vendor-prefixed) answer
+        to the outstanding request, e.g. GetParameterValueResponse: no CPE request ends in
+        "Response", and answering it with 8000 would leave our request unanswered until
+        the session times out. It is then a wrong answer, as one of another method is."""
+        return self.outstanding is not None and body.name.endswith("Response")
 
     def answer_too_large(self) -> None:
         """The CPE's answer to the outstanding request was over ``max_body`` and is not
@@ -251,13 +262,14 @@ class CwmpSession:
             log.debug("cwmp.id_mismatch", sent=sent_id, got=env.id, serial=self.serial)
         body = env.body
         if not isinstance(body, rpc.Fault) and not isinstance(body, request.RESPONSE):
+            got = body.name if isinstance(body, rpc.UnknownMessage) else body.METHOD
             log.warning(
                 "cwmp.wrong_response",
                 expected=request.RESPONSE.METHOD,
-                got=body.METHOD,
+                got=got,
                 serial=self.serial,
             )
-            body = rpc.Fault(code=8003, string=f"answered {request.METHOD} with {body.METHOD}")
+            body = rpc.Fault(code=8003, string=f"answered {request.METHOD} with {got}")
         self.outstanding = None
         self.answer_size = env.size
         await self.driver.response(self, request, body)
