@@ -725,3 +725,18 @@ def test_a_misnamed_answer_is_taken_as_a_wrong_answer_not_a_request(daemon, misn
     raw = {rpc.GetParameterValues: f"<cwmp:{misnamed}><ParameterList/></cwmp:{misnamed}>"}
     requests = drive_answering_raw(wire, NS, raw)
     assert isinstance(requests[0], rpc.GetParameterValues)
+
+
+@pytest.mark.parametrize("empty", ["", "\n  "], ids=["self-closed", "white-space"])
+def test_an_envelope_with_an_empty_body_is_taken_for_the_empty_post(daemon, empty):
+    # TR-069's empty message is a POST without a body; some CPEs send an envelope whose
+    # Body holds nothing instead. acsd answered fault 8003 and ended the session, so the
+    # CPE could never be given its configuration.
+    wire = Wire(daemon.cwmp_url)
+    assert wire.post(envelope(inform_body("EMPTYENV1"), ns=NS)).status == 200
+    body = envelope(empty, ns=NS, cwmp_id=None)
+    if not empty:
+        body = body.replace(b"<SOAP-ENV:Body></SOAP-ENV:Body>", b"<SOAP-ENV:Body/>")
+    requests = drive_to_end(wire, wire.post(body), NS)
+    assert isinstance(requests[0], rpc.GetParameterValues)
+    assert daemon.device_json("EMPTYENV1")["status"]["lanIp"] == "192.168.7.1"

@@ -11,7 +11,7 @@ import pytest
 from lxml import etree
 
 from acsd.cwmp import rpc, soap
-from acsd.cwmp.soap import Envelope, SoapError, parse_envelope, render_envelope
+from acsd.cwmp.soap import EmptyEnvelope, Envelope, SoapError, parse_envelope, render_envelope
 
 DATA = Path(__file__).parent / "data" / "soap"
 SOAP_ENV_NS = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -825,6 +825,8 @@ def test_body_must_hold_exactly_one_element(body: str) -> None:
     with pytest.raises(SoapError, match="exactly one element") as info:
         parse_envelope(_env(body))
     assert info.value.fault_code == 8003
+    # Only a Body with nothing in it stands for the empty message (the server's concern).
+    assert isinstance(info.value, EmptyEnvelope) == (body == "")
 
 
 def test_missing_or_duplicate_body() -> None:

@@ -36,6 +36,7 @@ from acsd.cwmp.session import (
     SessionDriver,
 )
 from acsd.cwmp.soap import (
+    EmptyEnvelope,
     Envelope,
     SoapError,
     is_empty_body,
@@ -307,14 +308,19 @@ class CwmpServer:
         if not is_empty_body(data):
             try:
                 env = parse_envelope(data)
+            except EmptyEnvelope:
+                # <Body/> where TR-069 has an empty POST: answered with a fault, the CPE
+                # could never end its requests or a session.
+                pass
             except SoapError as exc:
                 answer = self._soap_error(request, exc, remote_ip)
                 await self._end_after_bad_message(request, exc.reason)
                 return answer
-            if env.repaired_utf8:
-                log.info("cwmp.bad_utf8", remote=remote_ip, message=env.body.METHOD)
-            if env.repaired_chars:
-                log.info("cwmp.bad_xml_chars", remote=remote_ip, message=env.body.METHOD)
+            else:
+                if env.repaired_utf8:
+                    log.info("cwmp.bad_utf8", remote=remote_ip, message=env.body.METHOD)
+                if env.repaired_chars:
+                    log.info("cwmp.bad_xml_chars", remote=remote_ip, message=env.body.METHOD)
 
         cookie = session_cookie(request)
         conn = request.protocol

@@ -98,6 +98,11 @@ class SoapError(Exception):
         self.cwmp_id: str | None = None
 
 
+class EmptyEnvelope(SoapError):
+    """A SOAP Body with no element in it: what some CPEs send for the empty message that
+    TR-069 defines as an empty HTTP POST. The ACS takes it for one."""
+
+
 # --- text out -------------------------------------------------------------------------------
 
 
@@ -789,6 +794,8 @@ def parse_envelope(data: bytes) -> Envelope:
     if body is None:
         raise SoapError("no SOAP Body")
     rpc_els = _elements(body)
+    if not rpc_els and not (body.text or "").strip():
+        raise EmptyEnvelope("SOAP Body must hold exactly one element, not 0")
     if len(rpc_els) != 1:
         raise SoapError(f"SOAP Body must hold exactly one element, not {len(rpc_els)}")
     rpc_el = rpc_els[0]
