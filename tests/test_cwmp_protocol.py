@@ -740,3 +740,23 @@ def test_an_envelope_with_an_empty_body_is_taken_for_the_empty_post(daemon, empt
     requests = drive_to_end(wire, wire.post(body), NS)
     assert isinstance(requests[0], rpc.GetParameterValues)
     assert daemon.device_json("EMPTYENV1")["status"]["lanIp"] == "192.168.7.1"
+
+
+def test_a_content_type_with_a_comma_before_its_charset_is_read(daemon):
+    # "text/xml, charset=utf-8" (a comma for the semicolon) was answered 415 at every
+    # session. The charset after the comma counts: this UTF-16 body has no byte order mark.
+    wire = Wire(daemon.cwmp_url)
+    answer = wire.post(
+        envelope(inform_body("COMMACT01"), ns=NS),
+        headers={"Content-Type": "text/xml, charset=utf-8"},
+    )
+    assert answer.status == 200, answer.text
+    drive_to_end(wire, wire.post(None), NS)
+    text = envelope(inform_body("COMMACT02"), ns=NS).split(b"?>", 1)[1].lstrip().decode()
+    wire = Wire(daemon.cwmp_url)
+    answer = wire.post(
+        text.encode("utf-16-be"), headers={"Content-Type": 'text/xml,charset="UTF-16"'}
+    )
+    assert answer.status == 200, answer.text
+    drive_to_end(wire, wire.post(None), NS)
+    assert daemon.device_json("COMMACT02")["status"]["lanIp"] == "192.168.7.1"

@@ -67,6 +67,21 @@ _ACCEPTED_TYPES = {
 }
 
 
+def _comma_content_type(header: str) -> tuple[str, str | None] | None:
+    """The media type and charset of a Content-Type that separates its parameters with a
+    comma (``text/xml, charset=utf-8``, as some CPE stacks write it), which aiohttp reads
+    as one unknown media type; None when the header is not of that shape."""
+    if "," not in header:
+        return None
+    media, *params = (part.strip() for part in header.replace(";", ",").split(","))
+    charset = None
+    for param in params:
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset":
+            charset = value.strip().strip('"') or None
+    return media.lower(), charset
+
+
 @dataclass(slots=True)
 class ServerSettings:
     max_body: int = 1024 * 1024
@@ -750,8 +765,12 @@ class CwmpServer:
 
     async def _read_body(self, request: web.BaseRequest, remote_ip: str) -> bytes:
         ctype = request.content_type.lower() if request.headers.get("Content-Type") else ""
+        charset = request.charset
         if ctype not in _ACCEPTED_TYPES:
-            raise _HttpError(415, f"unsupported Content-Type {ctype!r}; send text/xml")
+            comma = _comma_content_type(request.headers.get("Content-Type", ""))
+            if comma is None or comma[0] not in _ACCEPTED_TYPES:
+                raise _HttpError(415, f"unsupported Content-Type {ctype!r}; send text/xml")
+            ctype, charset = comma
         try:
             encoding = content_encoding(request.headers)
         except InflateError as exc:
@@ -798,7 +817,7 @@ class CwmpServer:
             raise _HttpError(
                 exc.status, "body exceeds max_body once inflated" if too_large else exc.reason
             ) from None
-        return _declared_charset(data, request.charset)
+        return _declared_charset(data, charset)
 
     def _remote_ip(self, request: web.BaseRequest) -> str:
         if self.settings.trust_forwarded:
