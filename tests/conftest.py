@@ -275,3 +275,59 @@ def tr181(profiles):
 @pytest.fixture(scope="module")
 def tr098(profiles):
     return profiles.for_root("InternetGatewayDevice.")
+
+
+# --- PostgreSQL ------------------------------------------------------------------------------
+# One throwaway cluster per test session (per xdist worker), started by the first test that
+# needs it; each test gets a database of its own. A machine without the server programs
+# fails these tests with the reason (they are never skipped).
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator:
+    from pgcluster import ClusterError, start_cluster
+
+    try:
+        cluster = start_cluster()
+    except ClusterError as exc:
+        pytest.fail(f"cannot start the PostgreSQL test cluster: {exc}", pytrace=False)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg_cluster) -> str:
+    """The URL of a new, empty PostgreSQL database."""
+    return pg_cluster.new_database()
+
+
+#: the store backends the store-level tests run on
+BACKENDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def store_url(backend: str, request, tmp_path: Path) -> str:
+    """A database of each backend: a SQLite file in tmp_path, or a new PostgreSQL one."""
+    if backend == "postgresql":
+        return request.getfixturevalue("pg_url")
+    return f"sqlite:///{tmp_path / 'acsd.db'}"
+
+
+@pytest.fixture
+async def store(store_url: str):
+    """An open store of each backend (see store_url), closed after the test."""
+    from acsd.store import open_store
+
+    s = open_store(store_url)
+    await s.open()
+    yield s
+    await s.close()
+
+
+#: a store test about SQLite itself (its file, pragmas, threads): on that backend only
+sqlite_only = pytest.mark.parametrize("backend", ["sqlite"])

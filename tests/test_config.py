@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import tomllib
@@ -56,7 +57,7 @@ def test_bad_values_name_the_key(tmp_path):
     cases = {
         '[cwmp]\nlisten = "nonsense"\n': "cwmp.listen",
         "[cwmp]\nperiodic_interval = -5\n": "cwmp.periodic_interval",
-        '[store]\nurl = "postgresql://db/acsd"\n': "store.url",
+        '[store]\nurl = "postgresql://db"\n': "store.url",
         '[log]\nlevel = "loud"\n': "log.level",
         "[cwmp\n": "invalid TOML",
     }
@@ -238,6 +239,8 @@ def test_store_urls_the_store_cannot_open_are_config_errors_without_the_url(tmp_
         "sqlite:///": "store.url: no file name in the sqlite URL",
         "mysql://acsd:DbSecretPw1@db/acsd": "store.url: unsupported scheme 'mysql'",
         "acsd:DbSecretPw1@db://acsd": "store.url: not a URL with a scheme",
+        "postgresql://acsd:DbSecretPw1@db": "store.url: the postgresql URL names no database",
+        "postgresql://acsd:DbSecretPw1@db:x/acsd": "store.url: a postgresql URL that cannot",
     }
     path = tmp_path / "store.toml"
     for url, message in cases.items():
@@ -298,3 +301,12 @@ def test_a_bad_realm_is_explained_not_shown_as_a_regex(tmp_path):
     assert proc.returncode == 2
     assert "cwmp.auth.realm" in proc.stderr and "double quote" in proc.stderr
     assert "pattern" not in proc.stderr
+
+
+def test_config_check_shows_a_postgresql_url_without_its_password(tmp_path):
+    path = tmp_path / "pg.toml"
+    path.write_text('[store]\nurl = "postgresql://acsd:DbSecretPw1@db.example/acsd"\n')
+    proc = run_cli("config", "check", "--config", str(path))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["store"]["url"] == "postgresql://acsd:***@db.example/acsd"
+    assert "DbSecretPw1" not in proc.stdout + proc.stderr

@@ -4,10 +4,6 @@ revision), and what a router's session looks up; plus the WAN settings an accoun
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
 from acsd.provisioning.internet import internet_settings
@@ -16,14 +12,6 @@ from acsd.store.base import AuditRecord, InternetAccountQuery, InternetAccountRe
 
 NOW = 1_700_000_000.0
 NET = {"ipAddress": "203.0.113.10", "subnet": "255.255.255.248", "gateway": "203.0.113.9"}
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    s = SqliteStore(tmp_path / "acsd.db")
-    await s.open()
-    yield s
-    await s.close()
 
 
 async def router(store: SqliteStore, serial: str, state: str = "ACTIVE") -> DeviceRecord:
@@ -56,7 +44,7 @@ async def test_an_account_marks_its_router_and_operator_writes_keep_the_mark(sto
     assert kept.internet_account == ordered.id
 
 
-async def test_confirm_due_activates_the_router_in_the_same_transaction(store, tmp_path):
+async def test_confirm_due_activates_the_router_in_the_same_transaction(store):
     device = await router(store, "R1")
     ordered = await account(store, device.id)
     stored, woken = await confirm(store, ordered.id, start=NOW - 60)
@@ -65,9 +53,8 @@ async def test_confirm_due_activates_the_router_in_the_same_transaction(store, t
     assert (woken.revision, woken.state, woken.jobs) == (device.revision + 1, "PROVISIONING", 1)
     found = await store.internet_account_for_device(device.id, NOW)
     assert found is not None and found.confirm == stored.confirm
-    with sqlite3.connect(tmp_path / "acsd.db") as db:
-        rows = db.execute("SELECT resource_id FROM audit WHERE action = 'internet.confirm'")
-        assert [r[0] for r in rows] == [ordered.id]
+    entries, _ = await store.list_audit()
+    assert [e.resource_id for e in entries if e.action == "internet.confirm"] == [ordered.id]
     with pytest.raises(StateError):
         await confirm(store, ordered.id, start=NOW - 60)
 

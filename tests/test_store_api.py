@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from acsd import clock
@@ -20,10 +20,15 @@ from acsd.store import (
     SessionResult,
     SqliteStore,
     StoreClosedError,
+    open_store,
 )
 from acsd.store.base import AuditRecord, CustomerRecord, DeviceQuery, ModelRecord, TokenRecord
+from conftest import sqlite_only
 
 NOW = 100_000.0
+#: what each backend raises for a write that breaks a unique key, or a value out of range
+INTEGRITY = (sqlite3.IntegrityError, asyncpg.IntegrityConstraintViolationError)
+OUT_OF_RANGE = (OverflowError, asyncpg.DataError)
 
 
 def session(serial: str, at: float = 1000.0, **kw: Any) -> SessionResult:
@@ -36,14 +41,6 @@ def audit(action: str = "device.update", **kw: Any) -> AuditRecord:
     return AuditRecord(id=kw.pop("id", ""), at=kw.pop("at", 0.0), action=action, **kw)
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    s = SqliteStore(tmp_path / "acsd.db")
-    await s.open()
-    yield s
-    await s.close()
-
-
 async def ids_of(store: SqliteStore, **kw: Any) -> list[str]:
     """Serial numbers of every device the query matches, in the store's order."""
     records, total = await store.query_devices(DeviceQuery(limit=1000, **kw))
@@ -54,6 +51,7 @@ async def ids_of(store: SqliteStore, **kw: Any) -> list[str]:
 # -- schema ---------------------------------------------------------------------------------
 
 
+@sqlite_only
 async def test_migration_3_tables(store: SqliteStore, tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "acsd.db") as db:
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -329,8 +327,8 @@ async def test_audit_failing_in_the_transaction_rolls_back_the_write(store: Sqli
         *[store.save_session(session(f"BATCH{i}")) for i in range(10, 20)],
         return_exceptions=True,
     )
-    assert isinstance(results[10], sqlite3.IntegrityError)
-    assert isinstance(results[11], sqlite3.IntegrityError)
+    assert isinstance(results[10], INTEGRITY)
+    assert isinstance(results[11], INTEGRITY)
     assert all(isinstance(r, str) for i, r in enumerate(results) if i not in (10, 11))
     rec = await store.get_device(dev.id)
     assert rec is not None and rec.name == "before"
@@ -352,7 +350,7 @@ async def test_operator_writes_survive_a_batch_retry(store: SqliteStore) -> None
         store.save_session(session("GOOD")),
         return_exceptions=True,
     )
-    assert isinstance(results[2], OverflowError)
+    assert isinstance(results[2], OUT_OF_RANGE)
     assert store.stats.fallbacks == 1
     customer, device = results[0], results[1]
     assert isinstance(customer, CustomerRecord) and isinstance(device, DeviceRecord)
@@ -559,8 +557,8 @@ async def test_list_audit_newest_first_with_paging(store: SqliteStore) -> None:
 # -- lifecycle ------------------------------------------------------------------------------
 
 
-async def test_new_writes_are_refused_when_closed(tmp_path: Path) -> None:
-    s = SqliteStore(tmp_path / "closed.db")
+async def test_new_writes_are_refused_when_closed(store_url: str) -> None:
+    s = open_store(store_url)
     await s.open()
     await s.close()
     with pytest.raises(StoreClosedError):
@@ -580,12 +578,12 @@ async def _macs(store: SqliteStore) -> dict[str, str | None]:
 
 
 async def test_a_write_read_before_an_operator_took_the_routers_mac_does_not_put_it_back(
-    tmp_path: Path,
+    store_url: str,
 ) -> None:
     """`acsd device apply` in another process reads a router's record, the API takes the
     MAC the router reported for a device, then the apply writes: the MAC stays with the
     device, not on both records."""
-    cli, api = SqliteStore(tmp_path / "acsd.db"), SqliteStore(tmp_path / "acsd.db")
+    cli, api = open_store(store_url), open_store(store_url)
     await cli.open()
     await api.open()
     try:

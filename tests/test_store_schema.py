@@ -223,11 +223,20 @@ def test_sqlite_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert store.path == base / "acsd.db"
 
 
+def test_postgresql_urls_open_the_postgresql_store() -> None:
+    from acsd.store.postgres import PgStore
+
+    for url in ("postgresql://acsd:secret@db.example/acsd", "postgres://db.example:5433/acsd"):
+        store = open_store(url)
+        assert isinstance(store, PgStore)
+        assert "secret" not in repr(store)
+
+
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("postgresql://acsd:secret@db/acsd", "store.url: postgresql is not supported yet"),
-        ("postgres://db/acsd", "store.url: postgresql is not supported yet"),
+        ("postgresql://acsd:secret@db", "store.url: the postgresql URL names no database"),
+        ("postgres://acsd:secret@db:port/acsd", "store.url: a postgresql URL that cannot be"),
         ("mysql://db/acsd", "store.url: unsupported scheme 'mysql'"),
         ("sqlite://host/acsd.db", "store.url: sqlite URLs have no host"),
         ("sqlite:///", "store.url: no file name"),
@@ -239,8 +248,9 @@ def test_bad_store_urls(url: str, message: str) -> None:
     with pytest.raises(ValueError, match=message) as err:
         open_store(url)
     assert "secret" not in str(err.value)  # never echo a password
-    if "scheme" in message or "postgresql" in message:
+    if "scheme" in message:
         assert "sqlite:///" in str(err.value)  # says what is accepted
+        assert "postgresql://" in str(err.value)
 
 
 async def test_db_migrate_says_which_migrations_it_applied(tmp_path: Path) -> None:

@@ -323,13 +323,22 @@ class StoreConfig(_Section):
         # The very checks the store makes when it opens: a URL that passes here must not
         # stop serve or a command later. (Their messages never echo the URL: it may
         # carry a password.)
-        from acsd.store import sqlite_path
+        from acsd.store import check_url
 
         try:
-            sqlite_path(value)
+            check_url(value)
         except ValueError as exc:
             raise ValueError(str(exc).removeprefix("store.url: ")) from None
         return value
+
+    @field_serializer("url")
+    def _mask_password(self, value: str, info: SerializationInfo) -> str:
+        # a PostgreSQL URL may carry the password; the workers' copy needs it
+        if info.context == WITH_SECRETS:
+            return value
+        from acsd.store import shown_url
+
+        return shown_url(value)
 
 
 class LogConfig(_Section):

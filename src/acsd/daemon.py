@@ -29,7 +29,7 @@ from acsd.provisioning.jobs import RetryPolicy
 from acsd.provisioning.profiles import ProfileError, ProfileSet, load_profiles
 from acsd.reload import Profiles, Reloader
 from acsd.sdnotify import notify
-from acsd.store import StoreError, open_store
+from acsd.store import StoreError, open_store, shown_url
 from acsd.tls import ServerTls, TlsFileError, listener_settings, warnings_for
 from acsd.workers import shared_nonce_key, worker_index
 
@@ -105,7 +105,7 @@ async def serve(
     except (StoreError, sqlite3.DatabaseError) as exc:
         # One line, not a traceback: a path that is wrong, a file that is no database, a
         # database this user may not write.
-        log.error("store_open_failed", url=config.store.url, error=str(exc))
+        log.error("store_open_failed", url=shown_url(config.store.url), error=str(exc))
         await store.close()
         return 1
     metrics = Metrics(version=__version__)
@@ -258,7 +258,7 @@ async def serve(
         "listening",
         cwmp=_bound(cwmp_runner),
         api=_bound(api_runner),
-        store=config.store.url,
+        store=shown_url(config.store.url),
         profiles=sorted(profiles.current.names()),
         tls=sorted(tls),
         mtls=bool("cwmp" in tls and tls["cwmp"].settings.mtls),

@@ -33,7 +33,7 @@ from acsd.config import WITH_SECRETS, Config, ConfigError, CwmpTlsConfig, TlsCon
 from acsd.log import get_logger
 from acsd.metrics_share import METRICS_DIR_ENV, forget_worker
 from acsd.sdnotify import notify
-from acsd.store import StoreError, open_store
+from acsd.store import StoreError, open_store, shown_url
 
 log = get_logger("acsd.workers")
 
@@ -181,7 +181,7 @@ class Supervisor:
             await store.open()  # migrations once, before N processes race for them
             await store.check_writable()
         except (StoreError, sqlite3.DatabaseError) as exc:
-            log.error("store_open_failed", url=self.config.store.url, error=str(exc))
+            log.error("store_open_failed", url=shown_url(self.config.store.url), error=str(exc))
             return EXIT_FAILED
         finally:
             await store.close()

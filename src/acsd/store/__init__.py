@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from acsd.store.base import (
     RETRY_UNAVAILABLE,
@@ -42,14 +43,16 @@ __all__ = [
     "StoreClosedError",
     "StoreError",
     "TokenRecord",
+    "is_postgres",
     "open_store",
+    "shown_url",
     "sqlite_path",
     "store_unavailable",
 ]
 
 _ACCEPTED = (
     "sqlite:///relative/path.db (relative to the working directory), "
-    "sqlite:////absolute/path.db, or a plain file path"
+    "sqlite:////absolute/path.db, a plain file path, or postgresql://user@host/database"
 )
 
 
@@ -67,12 +70,8 @@ def sqlite_path(url: str, *, base_dir: Path | None = None) -> Path:
         scheme = scheme.lower()
         if not _SCHEME.fullmatch(scheme):  # then it may hold what follows (a password)
             raise ValueError(f"store.url: not a URL with a scheme; expected {_ACCEPTED}")
-        if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
-            # The URL itself is not echoed: it may carry a password.
-            raise ValueError(
-                "store.url: postgresql is not supported yet (a later release adds it); "
-                f"use {_ACCEPTED}"
-            )
+        if scheme in _PG_SCHEMES:
+            raise ValueError("store.url: a PostgreSQL URL names no database file")
         if scheme != "sqlite":
             raise ValueError(f"store.url: unsupported scheme {scheme!r}; expected {_ACCEPTED}")
         if not rest.startswith("/"):
@@ -100,6 +99,63 @@ def sqlite_path(url: str, *, base_dir: Path | None = None) -> Path:
     return path
 
 
+_PG_SCHEMES = ("postgresql", "postgres")
+
+
+def is_postgres(url: str) -> bool:
+    """Whether ``store.url`` names a PostgreSQL database."""
+    scheme, sep, _ = url.strip().partition("://")
+    return bool(sep) and scheme.lower() in _PG_SCHEMES
+
+
+def postgres_dsn(url: str) -> str:
+    """The DSN asyncpg connects with, checked. Errors never echo the URL (it may carry a
+    password)."""
+    url = url.strip()
+    scheme = url.split("://", 1)[0].lower()
+    if scheme not in _PG_SCHEMES:
+        raise ValueError(f"store.url: not a PostgreSQL URL; expected {_ACCEPTED}")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError for a port that is no number)
+    except ValueError:
+        raise ValueError("store.url: a postgresql URL that cannot be parsed") from None
+    if not parts.path.strip("/") and "dbname=" not in parts.query:
+        raise ValueError("store.url: the postgresql URL names no database (postgresql://host/db)")
+    if parts.fragment:
+        raise ValueError("store.url: a postgresql URL has no #fragment")
+    return url
+
+
+def shown_url(url: str) -> str:
+    """``store.url`` as it may be logged or printed: a password in it becomes ``***``
+    (a ``password=`` query parameter too)."""
+    if not is_postgres(url):
+        return url
+    try:
+        parts = urlsplit(url.strip())
+        netloc = parts.netloc
+        if parts.password is not None:
+            user, _, host = netloc.rpartition("@")
+            netloc = f"{user.split(':', 1)[0]}:***@{host}"
+        query = re.sub(r"(?i)(^|&)(password=)[^&]*", r"\1\2***", parts.query)
+        return parts._replace(netloc=netloc, query=query).geturl()
+    except ValueError:
+        return "postgresql://***"
+
+
+def check_url(url: str) -> None:
+    """Raise ValueError (a clear message, never the URL) unless ``url`` can be a store."""
+    if is_postgres(url):
+        postgres_dsn(url)
+    else:
+        sqlite_path(url)
+
+
 def open_store(url: str, *, base_dir: Path | None = None) -> Store:
     """The store for ``url`` (not yet opened: ``await store.open()``)."""
+    if is_postgres(url):
+        from acsd.store.postgres import PgStore  # asyncpg is loaded only when used
+
+        return PgStore(postgres_dsn(url))
     return SqliteStore(sqlite_path(url, base_dir=base_dir))

@@ -634,6 +634,10 @@ class StoreError(Exception):
 _UNAVAILABLE = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_FULL",
                 "SQLITE_CANTOPEN")  # fmt: skip
 
+#: PostgreSQL's SQLSTATEs of the same kind: the connection (08), resources such as disk
+#: or connection slots (53), a server shutting down or starting (57P), a read-only standby
+_PG_UNAVAILABLE = ("08", "53", "57P", "25006")
+
 #: seconds a client is asked to wait when the database is unavailable
 RETRY_UNAVAILABLE = 10
 
@@ -644,6 +648,11 @@ def store_unavailable(exc: BaseException) -> str | None:
     while exc is not None:
         name = getattr(exc, "sqlite_errorname", None)
         if isinstance(name, str) and name.startswith(_UNAVAILABLE):
+            return str(exc)
+        state = getattr(exc, "sqlstate", None)  # PostgreSQL's (asyncpg)
+        if isinstance(state, str) and state.startswith(_PG_UNAVAILABLE):
+            return str(exc)
+        if isinstance(exc, ConnectionError):  # the server is gone (restarting, unreachable)
             return str(exc)
         exc = exc.__cause__  # type: ignore[assignment]
     return None

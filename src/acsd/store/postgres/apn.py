@@ -1,0 +1,219 @@
+"""APN accounts, networks, devices and operations (seed 003) on PostgreSQL: the rules of
+acsd.store.sqlite.apn."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import asyncpg
+
+from acsd import clock
+from acsd.ids import new_id
+from acsd.store.base import (
+    ApnAccountRecord,
+    ApnDeviceRecord,
+    ApnNetworkRecord,
+    ApnOperationRecord,
+    AuditRecord,
+    ConflictError,
+    DuplicateError,
+)
+from acsd.store.postgres.core import PgCore
+from acsd.store.postgres.rows import flags, insert_record, insert_sql, rowcount, write_audit
+from acsd.store.sqlite.apn import _APN_ACCOUNTS, _APN_DEVICES, _APN_NETWORKS, _APN_OPERATIONS
+from acsd.store.sqlite.apn import _apn_device as apn_device
+from acsd.store.sqlite.rows import audit_values, dumps
+
+_APN_UPDATE_SQL = (
+    "UPDATE apn_devices SET "
+    + ", ".join(f'"{n}" = ${i}' for i, n in enumerate(_APN_DEVICES.names[1:], start=1))
+    + f" WHERE id = ${len(_APN_DEVICES.names)}"
+)
+_APN_INSERT_SQL = insert_sql(_APN_DEVICES)
+_APN_UNIQUE = (("CLI", "cli_key"), ("SIMNumber", "iccid"))
+
+
+class ApnRecords(PgCore):
+    async def get_apn_account(self, key: str) -> ApnAccountRecord | None:
+        return await self._get(_APN_ACCOUNTS, 'WHERE "key" = $1', key)
+
+    async def get_apn_network(self, account: str, key: str) -> ApnNetworkRecord | None:
+        return await self._get(_APN_NETWORKS, 'WHERE account = $1 AND "key" = $2', account, key)
+
+    async def _apn_devices(self, sql: str, *args: Any) -> list[ApnDeviceRecord]:
+        rows = await self._fetch(f"{_APN_DEVICES.select} {sql}", *args)
+        return [apn_device(row) for row in rows]
+
+    async def get_apn_device(self, device_id: str) -> ApnDeviceRecord | None:
+        found = await self._apn_devices("WHERE id = $1", device_id)
+        return found[0] if found else None
+
+    async def find_apn_device(
+        self, account: str, network: str, cli_key: str
+    ) -> ApnDeviceRecord | None:
+        found = await self._apn_devices(
+            "WHERE account = $1 AND network = $2 AND cli_key = $3"
+            " ORDER BY end_date IS NOT NULL, end_date DESC LIMIT 1",
+            account,
+            network,
+            cli_key,
+        )
+        return found[0] if found else None
+
+    async def list_apn_devices(
+        self,
+        account: str,
+        network: str,
+        *,
+        after: str | None = None,
+        limit: int = 100,
+        include_ended: bool = False,
+    ) -> list[ApnDeviceRecord]:
+        where = "WHERE account = $1 AND network = $2 AND id > $3"
+        if not include_ended:
+            where += " AND end_date IS NULL"
+        return await self._apn_devices(
+            f"{where} ORDER BY id LIMIT $4", account, network, after or "", max(0, limit)
+        )
+
+    async def find_apn_devices_for_sim(
+        self, *, imsi: str | None, iccid: str | None, msisdn: str | None
+    ) -> list[ApnDeviceRecord]:
+        if not (imsi or iccid or msisdn):
+            return []
+        return await self._apn_devices(
+            "WHERE end_date IS NULL AND (imsi = $1 OR iccid = $2 OR msisdn = $3)"
+            " ORDER BY created, id",
+            imsi,
+            iccid,
+            msisdn,
+        )
+
+    async def find_apn_devices_on_router(self, router: str) -> list[ApnDeviceRecord]:
+        return await self._apn_devices(
+            "WHERE router = $1 AND end_date IS NULL ORDER BY created, id", router
+        )
+
+    async def get_apn_operation(self, operation_id: str) -> ApnOperationRecord | None:
+        return await self._get(_APN_OPERATIONS, "WHERE id = $1", operation_id)
+
+    async def put_apn_network(
+        self, record: ApnNetworkRecord, *, audit: AuditRecord | None = None
+    ) -> ApnNetworkRecord:
+        audit_row = audit_values(audit)
+
+        async def put(conn: asyncpg.Connection) -> ApnNetworkRecord:
+            now = clock.now()
+            try:
+                row = await conn.fetchrow(
+                    'INSERT INTO apn_networks (account, "key", apn, created, updated)'
+                    ' VALUES ($1, $2, $3, $4, $4) ON CONFLICT (account, "key")'
+                    " DO UPDATE SET apn = excluded.apn, updated = excluded.updated"
+                    f" RETURNING {_APN_NETWORKS.columns}",
+                    record.account,
+                    record.key,
+                    record.apn,
+                    now,
+                )
+            except asyncpg.ForeignKeyViolationError as exc:
+                raise ConflictError(f"APN account {record.account!r} does not exist") from exc
+            await write_audit(conn, audit_row, f"{record.account}/{record.key}")
+            return _APN_NETWORKS.record(row)
+
+        return await self._call("put_apn_network", put)
+
+    async def create_apn_device(
+        self,
+        record: ApnDeviceRecord,
+        *,
+        account: ApnAccountRecord | None = None,
+        operation: ApnOperationRecord | None = None,
+        audit: AuditRecord | None = None,
+        account_audit: AuditRecord | None = None,
+    ) -> ApnDeviceRecord:
+        record = replace(record, id=record.id or new_id())
+        if record.metadata is not None:
+            dumps(record.metadata)  # fail fast, in the caller
+        audit_row, account_row = audit_values(audit), audit_values(account_audit)
+
+        async def create(conn: asyncpg.Connection) -> ApnDeviceRecord:
+            now = clock.now()
+            if account is not None:
+                stamped = replace(account, created=account.created or now)
+                status = await insert_record(
+                    conn, _APN_ACCOUNTS, stamped, "APN account", tail="ON CONFLICT DO NOTHING"
+                )
+                if rowcount(status) > 0:
+                    await write_audit(conn, account_row, account.key)
+            try:
+                await conn.execute(
+                    'INSERT INTO apn_networks (account, "key", apn, created, updated)'
+                    " VALUES ($1, $2, NULL, $3, $3) ON CONFLICT DO NOTHING",
+                    record.account,
+                    record.network,
+                    now,
+                )
+            except asyncpg.ForeignKeyViolationError as exc:
+                raise ConflictError(f"APN account {record.account!r} does not exist") from exc
+            for name, column in _APN_UNIQUE:
+                value = getattr(record, column)
+                if value is None:
+                    continue
+                taken = await conn.fetchval(
+                    f"SELECT id FROM apn_devices WHERE account = $1 AND network = $2"
+                    f" AND {column} = $3 AND end_date IS NULL",
+                    record.account,
+                    record.network,
+                    value,
+                )
+                if taken is not None:
+                    raise DuplicateError(name, f"{name} is already in use in this network")
+            stored = replace(
+                record,
+                start_date=record.start_date or now,
+                created=record.created or now,
+                updated=now,
+            )
+            try:
+                await conn.execute(
+                    _APN_INSERT_SQL, *flags(_APN_DEVICES.names, _APN_DEVICES.values(stored))
+                )
+            except asyncpg.UniqueViolationError as exc:
+                # another instance created the same CLI or SIM since the look-up above
+                field = "SIMNumber" if "iccid" in str(exc.constraint_name) else "CLI"
+                raise DuplicateError(field, f"{field} is already in use in this network") from exc
+            if operation is not None:
+                op = replace(operation, resource_id=operation.resource_id or stored.id)
+                await insert_record(conn, _APN_OPERATIONS, op, "operation")
+            await write_audit(conn, audit_row, stored.id)
+            return stored
+
+        return await self._call("create_apn_device", create)
+
+    async def update_apn_device(
+        self,
+        device_id: str,
+        change: Callable[[ApnDeviceRecord], tuple[ApnDeviceRecord | None, AuditRecord | None]],
+        *,
+        operation: ApnOperationRecord | None = None,
+    ) -> ApnDeviceRecord | None:
+        async def update(conn: asyncpg.Connection) -> ApnDeviceRecord | None:
+            row = await conn.fetchrow(f"{_APN_DEVICES.select} WHERE id = $1 FOR UPDATE", device_id)
+            if row is None:
+                return None
+            current = apn_device(row)
+            new, audit = change(current)
+            if new is None:
+                return current
+            new = replace(new, id=current.id, updated=clock.now())
+            values = flags(_APN_DEVICES.names, _APN_DEVICES.values(new))[1:]
+            await conn.execute(_APN_UPDATE_SQL, *values, current.id)
+            if operation is not None:
+                op = replace(operation, resource_id=operation.resource_id or current.id)
+                await insert_record(conn, _APN_OPERATIONS, op, "operation")
+            await write_audit(conn, audit_values(audit), current.id)
+            return new
+
+        return await self._call("update_apn_device", update)

@@ -1,0 +1,382 @@
+"""The PostgreSQL store's connections, its writer task and the read helpers.
+
+Why this shape (the SQLite backend's, for the same reasons, where they still hold):
+
+- Every write is queued and one writer task commits what is queued in ONE transaction:
+  sessions' results go in with one ``executemany``, other writes as calls ``fn(conn)``,
+  each in a savepoint of its own when it shares its batch, so a conflict undoes only it.
+- Several acsd instances may write to one database. A session's result is checked against
+  the record (``SessionResult.since``) under a row lock (``SELECT ... FOR UPDATE``), so
+  "first session wins" holds across instances too; rows are locked in serial-key order,
+  so two instances' batches never wait for each other in a cycle. A batch that fails all
+  the same (a deadlock with some other client) is retried one write at a time.
+- Reads use a small pool and see what has committed, whichever instance wrote it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from acsd.log import get_logger
+from acsd.store.base import (
+    ChangedError,
+    ConflictError,
+    DeviceRecord,
+    StaleResultError,
+    StateError,
+    StoreClosedError,
+    StoreError,
+    store_unavailable,
+)
+from acsd.store.postgres.rows import Args
+from acsd.store.postgres.saves import apply_saves
+from acsd.store.postgres.schema import migrate
+from acsd.store.schema import latest_version
+from acsd.store.sqlite.rows import Table, device_record
+from acsd.store.sqlite.saves import Failed, SaveOp
+from acsd.store.sqlite.writer import STOP, WriterStats
+
+log = get_logger("acsd.store")
+
+MAX_BATCH = 500
+#: readers: a session reads one row at a time, the API a page; a few connections suffice
+READ_POOL = 4
+CONNECT_TIMEOUT = 10.0
+PING_EVERY = 1.0
+
+_REFUSALS = (ConflictError, StateError, ChangedError, StaleResultError)
+
+
+@dataclass(slots=True)
+class _CallOp:
+    """A write ``fn(conn)`` run in the batch transaction (maybe twice: see the SQLite
+    writer's _CallOp)."""
+
+    kind: str
+    fn: Callable[[asyncpg.Connection], Awaitable[Any]]
+    future: asyncio.Future[Any]
+
+
+def _log_failed(exc: Exception, kind: str) -> None:
+    if isinstance(exc, _REFUSALS):
+        log.debug("store_write_refused", error=repr(exc), kind=kind)
+    else:
+        log.warning("store_write_failed", error=repr(exc), kind=kind)
+
+
+class PgCore:
+    """Connections, lifecycle, writer and reads; the resources are mixins on top."""
+
+    migrations_applied: list[int]
+
+    def __init__(self, dsn: str, *, max_batch: int = MAX_BATCH) -> None:
+        self.dsn = dsn
+        self.max_batch = max_batch
+        self.migrations_applied = []
+        self.stats = WriterStats()
+        self.ping_every = PING_EVERY
+        self._pool: asyncpg.Pool | None = None
+        self._writer_conn: asyncpg.Connection | None = None
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._writer_task: asyncio.Task[None] | None = None
+        self._closing: asyncio.Task[None] | None = None
+        self._accepting = False
+        self._opened = False
+        self._ping_lock = asyncio.Lock()
+        self._pinged: tuple[float, bool] = (-1e9, False)
+
+    def __repr__(self) -> str:
+        # never the DSN: it may carry the password
+        return f"<{type(self).__name__} postgresql>"
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._opened:
+            return
+        try:
+            self._writer_conn = await self._connect()
+            self.migrations_applied = await migrate(self._writer_conn)
+            self._pool = await asyncpg.create_pool(
+                self.dsn, min_size=1, max_size=READ_POOL, timeout=CONNECT_TIMEOUT
+            )
+        except BaseException as exc:
+            await self._close_connections()
+            if isinstance(exc, (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)):
+                raise StoreError(f"cannot open the PostgreSQL database: {exc}") from exc
+            raise
+        if self.migrations_applied:
+            log.info("store_migrated", backend="postgresql", applied=self.migrations_applied)
+        self._opened = True
+        self._accepting = True
+        self._writer_task = asyncio.create_task(self._writer(), name="acsd-store-writer")
+
+    async def _connect(self) -> asyncpg.Connection:
+        return await asyncpg.connect(self.dsn, timeout=CONNECT_TIMEOUT)
+
+    async def close(self) -> None:
+        if self._closing is None:
+            self._accepting = False
+            self._closing = asyncio.ensure_future(self._shutdown())
+        await asyncio.shield(self._closing)
+
+    async def _shutdown(self) -> None:
+        try:
+            if self._writer_task is not None:
+                self._queue.put_nowait(STOP)
+                await asyncio.gather(self._writer_task, return_exceptions=True)
+        finally:
+            self._fail_queued(StoreClosedError(f"{self!r} closed before this write ran"))
+            await self._close_connections()
+
+    async def _close_connections(self) -> None:
+        if self._pool is not None:
+            try:
+                await self._pool.close()
+            except Exception as exc:
+                log.warning("store_close_failed", error=str(exc))
+            self._pool = None
+        if self._writer_conn is not None:
+            try:
+                await self._writer_conn.close()
+            except Exception as exc:
+                log.warning("store_close_failed", error=str(exc))
+            self._writer_conn = None
+
+    async def check_writable(self) -> None:
+        if self._pool is None:
+            raise StoreClosedError(f"{self!r} is not open")
+        try:
+            async with self._pool.acquire() as conn:
+                readonly = await conn.fetchval("SHOW transaction_read_only")
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise StoreError(f"the PostgreSQL database cannot be written: {exc}") from None
+        if readonly == "on":
+            # a hot standby: every session's write would fail later
+            raise StoreError("the PostgreSQL database is read-only (a standby?)")
+
+    async def ping(self) -> bool:
+        if not self._opened or self._pool is None or self._closing is not None:
+            return False
+        if self._writer_task is None or self._writer_task.done():
+            return False
+        async with self._ping_lock:
+            if time.monotonic() - self._pinged[0] < self.ping_every:
+                return self._pinged[1]
+            ready = await self._ping()
+            self._pinged = (time.monotonic(), ready)
+            return ready
+
+    async def _ping(self) -> bool:
+        try:
+            async with self._pool.acquire() as conn:  # type: ignore[union-attr]
+                version = await conn.fetchval("SELECT max(version) FROM schema_migrations")
+                readonly = await conn.fetchval("SHOW transaction_read_only")
+        except Exception as exc:
+            self.stats.write_error = str(exc)
+            return False
+        if readonly == "on":
+            self.stats.write_error = "the database is read-only"
+            return False
+        self.stats.write_error = None
+        return version == latest_version()
+
+    # -- the write queue ------------------------------------------------------------------
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    def _submit(self, op: SaveOp | _CallOp) -> None:
+        if not self._accepting:
+            state = "closed" if self._closing is not None else "not open"
+            raise StoreClosedError(f"{self!r} is {state}; write refused")
+        self._queue.put_nowait(op)
+
+    async def _call(self, kind: str, fn: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._submit(_CallOp(kind, fn, future))
+        return await future
+
+    def _fail_queued(self, exc: BaseException) -> None:
+        while True:
+            try:
+                op = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            if op is not STOP and not op.future.done():
+                op.future.set_exception(exc)
+                self.stats.failed += 1
+
+    async def _writer(self) -> None:
+        stopping = False
+        batch: list[Any] = []
+        try:
+            while not stopping:
+                first = await self._queue.get()
+                if first is STOP:
+                    break
+                batch = [first]
+                while len(batch) < self.max_batch:
+                    try:
+                        op = self._queue.get_nowait()
+                    except asyncio.QueueEmpty:
+                        break
+                    if op is STOP:
+                        stopping = True
+                        break
+                    batch.append(op)
+                self.stats.queue_depth = self._queue.qsize()
+                await self._run_batch(batch)
+                batch = []
+        except BaseException as exc:
+            self._accepting = False
+            error = StoreError(f"store writer stopped: {exc!r}")
+            for op in batch:
+                if not op.future.done():
+                    op.future.set_exception(error)
+            self._fail_queued(error)
+            if not isinstance(exc, asyncio.CancelledError):
+                log.error("store_writer_crashed", error=repr(exc))
+            raise
+
+    async def _writer_connection(self) -> asyncpg.Connection:
+        """The writer's connection, made again when the server dropped it (a restart of
+        PostgreSQL must not need one of acsd)."""
+        conn = self._writer_conn
+        if conn is None or conn.is_closed():
+            self._writer_conn = conn = await self._connect()
+        return conn
+
+    async def _run_batch(self, batch: list[Any]) -> None:
+        started = time.perf_counter()
+        try:
+            conn = await self._writer_connection()
+        except Exception as exc:
+            log.error("store_begin_failed", error=str(exc), writes=len(batch))
+            self._fail(batch, exc)
+            return
+        try:
+            async with conn.transaction():
+                results = await self._apply(conn, batch)
+        except Exception as exc:
+            if len(batch) == 1:
+                _log_failed(exc, getattr(batch[0], "kind", "save_session"))
+                self._fail(batch, exc)
+                return
+            self.stats.fallbacks += 1
+            log.warning("store_batch_failed", error=repr(exc), writes=len(batch))
+            for op in batch:
+                await self._run_batch([op])
+            return
+        failed = sum(isinstance(value, Failed) for value in results)
+        if failed < len(batch):
+            self.stats._record_batch(len(batch) - failed, time.perf_counter() - started)
+        for op, value in zip(batch, results, strict=True):
+            self._resolve(op, value)
+
+    def _resolve(self, op: Any, value: Any) -> None:
+        if isinstance(value, Failed):
+            if isinstance(value.error, StaleResultError):
+                self.stats.stale += 1
+                if not op.future.done():
+                    op.future.set_exception(value.error)
+            else:
+                self._fail([op], value.error)
+        elif not op.future.done():
+            op.future.set_result(value)
+
+    def _fail(self, batch: list[Any], exc: BaseException) -> None:
+        if (why := store_unavailable(exc)) is not None:
+            self.stats.write_error = why
+        for op in batch:
+            self.stats.failed += 1
+            if not op.future.done():
+                op.future.set_exception(exc)
+
+    async def _apply(self, conn: asyncpg.Connection, batch: list[Any]) -> list[Any]:
+        results: list[Any] = []
+        start = 0
+        while start < len(batch):
+            op = batch[start]
+            if isinstance(op, _CallOp):
+                if len(batch) == 1:
+                    results.append(await op.fn(conn))
+                else:
+                    results.append(await self._apply_isolated(conn, op))
+                start += 1
+                continue
+            end = start + 1
+            while end < len(batch) and isinstance(batch[end], SaveOp):
+                end += 1
+            results.extend(await self._apply_saves(conn, batch[start:end]))
+            start = end
+        return results
+
+    async def _apply_isolated(self, conn: asyncpg.Connection, op: _CallOp) -> Any:
+        try:
+            async with conn.transaction():  # a savepoint inside the batch's transaction
+                return await op.fn(conn)
+        except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError):
+            raise  # nothing of the batch is left to commit
+        except Exception as exc:
+            _log_failed(exc, op.kind)
+            return Failed(exc)
+
+    async def _apply_saves(self, conn: asyncpg.Connection, saves: list[SaveOp]) -> list[Any]:
+        return await apply_saves(conn, saves)
+
+    # -- reads ----------------------------------------------------------------------------
+
+    @property
+    def _read(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise StoreClosedError(f"{self!r} is not open")
+        return self._pool
+
+    async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        return await self._read.fetch(sql, *args)
+
+    async def _scalar(self, sql: str, *args: Any) -> Any:
+        return await self._read.fetchval(sql, *args)
+
+    async def _one(self, sql: str, *args: Any) -> DeviceRecord | None:
+        row = await self._read.fetchrow(sql, *args)
+        return device_record(row) if row is not None else None
+
+    async def _get(self, table: Table, where: str, *args: Any) -> Any:
+        row = await self._read.fetchrow(f"{table.select} {where}", *args)
+        return table.record(row) if row is not None else None
+
+    async def _page(
+        self,
+        columns: str,
+        table: str,
+        where: str,
+        order: str,
+        args: Args,
+        limit: int,
+        offset: int,
+    ) -> tuple[list[Sequence[Any]], int]:
+        """One page and the count of all matching rows, in one statement (one snapshot)."""
+        values = [*args.values, max(0, limit), max(0, offset)]
+        n = len(args.values)
+        sql = (
+            f"SELECT {columns}, count(*) OVER () FROM {table} WHERE {where}"
+            f" ORDER BY {order} LIMIT ${n + 1} OFFSET ${n + 2}"
+        )
+        rows = await self._read.fetch(sql, *values)
+        if rows:
+            return [tuple(row)[:-1] for row in rows], int(rows[0][-1])
+        if limit > 0 and offset <= 0:
+            return [], 0
+        total = await self._read.fetchval(
+            f"SELECT count(*) FROM {table} WHERE {where}", *args.values
+        )
+        return [], int(total)

@@ -1,0 +1,243 @@
+"""Internet accounts (seed 002) on PostgreSQL: the rules of acsd.store.sqlite.internet."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+import asyncpg
+
+from acsd.ids import new_id
+from acsd.store.addresses import address_clash
+from acsd.store.base import (
+    AuditRecord,
+    ConflictError,
+    DeviceRecord,
+    DuplicateError,
+    InternetAccountQuery,
+    InternetAccountRecord,
+    LaterLineError,
+    StateError,
+)
+from acsd.store.postgres.core import PgCore
+from acsd.store.postgres.rows import (
+    Args,
+    insert_record,
+    internet_account_filters,
+    rowcount,
+    write_audit,
+)
+from acsd.store.sqlite.rows import (
+    DEVICE_SELECT,
+    INTERNET_ACCOUNTS,
+    audit_values,
+    device_record,
+    dumps,
+    stamped_copy,
+)
+
+_CLAIMS_SQL = (
+    "SELECT id, ip_address, device, confirm #>> '{net,lanNet}', confirm #>> '{net,lanSubnet}'"
+    " FROM internet_accounts WHERE id != $1 AND state IN ('CONFIRMED', 'ACTIVE')"
+)
+
+
+async def _activate_device(
+    conn: asyncpg.Connection, device_id: str, now: float
+) -> DeviceRecord | None:
+    status = await conn.execute(
+        "UPDATE devices SET revision = revision + 1, state = 'PROVISIONING', jobs = 1,"
+        " updated = $1 WHERE id = $2 AND state != 'DELETING'",
+        now,
+        device_id,
+    )
+    if rowcount(status) == 0:
+        return None
+    row = await conn.fetchrow(f"{DEVICE_SELECT} WHERE id = $1", device_id)
+    return device_record(row) if row is not None else None
+
+
+async def _end_superseded(conn: asyncpg.Connection, device_id: str, now: float) -> None:
+    await conn.execute(
+        "UPDATE internet_accounts SET state = 'ENDED', updated = $2"
+        " WHERE device = $1 AND state IN ('CONFIRMED', 'ACTIVE') AND start_date <= $2"
+        " AND id != (SELECT id FROM internet_accounts WHERE device = $1"
+        " AND state IN ('CONFIRMED', 'ACTIVE') AND start_date <= $2"
+        " ORDER BY start_date DESC, id DESC LIMIT 1)",
+        device_id,
+        now,
+    )
+
+
+class InternetAccounts(PgCore):
+    async def get_internet_account(self, account_id: str) -> InternetAccountRecord | None:
+        return await self._get(INTERNET_ACCOUNTS, "WHERE id = $1", account_id)
+
+    async def query_internet_accounts(
+        self, query: InternetAccountQuery
+    ) -> tuple[list[InternetAccountRecord], int]:
+        args = Args()
+        where = internet_account_filters(query, args)
+        rows, total = await self._page(
+            INTERNET_ACCOUNTS.columns,
+            "internet_accounts",
+            where,
+            "id",
+            args,
+            query.limit,
+            query.offset,
+        )
+        return [INTERNET_ACCOUNTS.record(row) for row in rows], total
+
+    async def next_internet_start(self) -> float | None:
+        return await self._scalar(
+            "SELECT min(start_date) FROM internet_accounts WHERE state = 'CONFIRMED'"
+        )
+
+    async def internet_account_for_device(
+        self, device_id: str, now: float
+    ) -> InternetAccountRecord | None:
+        return await self._get(
+            INTERNET_ACCOUNTS,
+            "WHERE device = $1 AND state IN ('CONFIRMED', 'ACTIVE') AND start_date <= $2"
+            " ORDER BY start_date DESC, id DESC LIMIT 1",
+            device_id,
+            now,
+        )
+
+    async def create_internet_account(
+        self, record: InternetAccountRecord, *, audit: AuditRecord | None = None
+    ) -> InternetAccountRecord:
+        record = replace(record, id=record.id or new_id())
+        audit_row = audit_values(audit)
+
+        async def create(conn: asyncpg.Connection) -> InternetAccountRecord:
+            stored = stamped_copy(record)
+            await insert_record(conn, INTERNET_ACCOUNTS, stored, "internet account")
+            if stored.device is not None:
+                await conn.execute(
+                    "UPDATE devices SET internet_account = $1 WHERE id = $2",
+                    stored.id,
+                    stored.device,
+                )
+            await write_audit(conn, audit_row, stored.id)
+            return stored
+
+        return await self._call("create_internet_account", create)
+
+    async def confirm_internet_account(
+        self,
+        account_id: str,
+        *,
+        confirm: dict[str, Any],
+        start_date: float,
+        ip_address: str,
+        now: float,
+        audit: AuditRecord | None = None,
+    ) -> tuple[InternetAccountRecord, DeviceRecord | None]:
+        encoded = dumps(confirm)
+        audit_row = audit_values(audit)
+
+        async def write(
+            conn: asyncpg.Connection,
+        ) -> tuple[InternetAccountRecord, DeviceRecord | None]:
+            # Serialises confirms across instances: the address and range checks below
+            # read other lines, which a concurrent confirm elsewhere could be changing.
+            await conn.execute("LOCK TABLE internet_accounts IN SHARE ROW EXCLUSIVE MODE")
+            row = await conn.fetchrow(f"{INTERNET_ACCOUNTS.select} WHERE id = $1", account_id)
+            if row is None:
+                raise KeyError(account_id)
+            account = INTERNET_ACCOUNTS.record(row)
+            if account.state != "ORDERED":
+                raise StateError(f"internet account {account_id} is {account.state}, not ORDERED")
+            taken = await conn.fetchval(
+                "SELECT id FROM internet_accounts WHERE ip_address = $1 AND id != $2"
+                " AND state != 'ENDED' AND (device IS NULL OR $3::text IS NULL OR device != $3)",
+                ip_address,
+                account_id,
+                account.device,
+            )
+            if taken is not None:
+                raise ConflictError(f"{ip_address} is the address of internet account {taken}")
+            others = await conn.fetch(_CLAIMS_SQL, account_id)
+            clash = address_clash(ip_address, confirm.get("net", {}), account.device, others)
+            if clash is not None:
+                raise DuplicateError(*clash)
+            if account.device is not None:
+                later = await conn.fetchval(
+                    "SELECT id FROM internet_accounts WHERE device = $1 AND id != $2"
+                    " AND state IN ('CONFIRMED', 'ACTIVE') AND start_date >= $3"
+                    " ORDER BY start_date DESC LIMIT 1",
+                    account.device,
+                    account_id,
+                    start_date,
+                )
+                if later is not None:
+                    raise LaterLineError(
+                        f"device {account.device} already has internet account {later}, "
+                        "taking effect at the same time or later: a new line must start "
+                        "after it"
+                    )
+                await conn.execute(
+                    "UPDATE internet_accounts SET ip_address = NULL WHERE ip_address = $1"
+                    " AND device = $2 AND id != $3 AND state != 'ENDED'",
+                    ip_address,
+                    account.device,
+                    account_id,
+                )
+            due = start_date <= now
+            state = "ACTIVE" if due else "CONFIRMED"
+            await conn.execute(
+                "UPDATE internet_accounts SET state = $1, confirm = $2, start_date = $3,"
+                " ip_address = $4, updated = $5 WHERE id = $6",
+                state,
+                encoded,
+                start_date,
+                ip_address,
+                now,
+                account_id,
+            )
+            device = None
+            if due and account.device is not None:
+                await _end_superseded(conn, account.device, now)
+                device = await _activate_device(conn, account.device, now)
+            await write_audit(conn, audit_row, account_id)
+            stored = replace(
+                account,
+                state=state,
+                confirm=json.loads(encoded),
+                start_date=start_date,
+                ip_address=ip_address,
+                updated=now,
+            )
+            return stored, device
+
+        return await self._call("confirm_internet_account", write)
+
+    async def activate_internet_accounts(self, now: float) -> list[DeviceRecord]:
+        due_sql = "FROM internet_accounts WHERE state = 'CONFIRMED' AND start_date <= $1"
+        if await self._scalar(f"SELECT 1 {due_sql} LIMIT 1", now) is None:
+            return []
+
+        async def activate(conn: asyncpg.Connection) -> list[DeviceRecord]:
+            # Another instance's sweep may run at the same moment: the rows it takes are
+            # locked, and skipped here, so each device is activated once.
+            rows = await conn.fetch(f"SELECT id, device {due_sql} FOR UPDATE SKIP LOCKED", now)
+            if not rows:
+                return []
+            await conn.execute(
+                "UPDATE internet_accounts SET state = 'ACTIVE', updated = $1"
+                " WHERE id = ANY($2::text[])",
+                now,
+                [row[0] for row in rows],
+            )
+            devices = []
+            for device_id in sorted({row[1] for row in rows if row[1] is not None}):
+                await _end_superseded(conn, device_id, now)
+                device = await _activate_device(conn, device_id, now)
+                if device is not None:
+                    devices.append(device)
+            return devices
+
+        return await self._call("activate_internet_accounts", activate)

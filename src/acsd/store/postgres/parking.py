@@ -1,0 +1,93 @@
+"""CWMP sessions parked between workers, and between acsd instances that share the
+database: a claim is one DELETE ... RETURNING, so only one of them goes on."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from acsd.store.postgres.core import PgCore
+from acsd.store.postgres.rows import rowcount
+from acsd.store.sqlite.rows import serial_key
+
+
+class ParkedSessions(PgCore):
+    async def park_session(
+        self,
+        session_id: str,
+        state: bytes,
+        at: float,
+        remote_ip: str | None = None,
+        serial: str | None = None,
+    ) -> None:
+        key = serial_key(serial) if serial else None
+
+        async def park(conn: asyncpg.Connection) -> None:
+            await conn.execute(
+                "INSERT INTO cwmp_sessions (id, state, parked, remote_ip, serial_key)"
+                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET"
+                " state = excluded.state, parked = excluded.parked,"
+                " remote_ip = excluded.remote_ip, serial_key = excluded.serial_key",
+                session_id,
+                state,
+                at,
+                remote_ip,
+                key,
+            )
+
+        await self._call("park_session", park)
+
+    async def claim_session(self, session_id: str) -> bytes | None:
+        async def claim(conn: asyncpg.Connection) -> bytes | None:
+            state = await conn.fetchval(
+                "DELETE FROM cwmp_sessions WHERE id = $1 RETURNING state", session_id
+            )
+            return bytes(state) if state is not None else None
+
+        if await self._scalar("SELECT 1 FROM cwmp_sessions WHERE id = $1", session_id) is None:
+            return None
+        return await self._call("claim_session", claim)
+
+    async def claim_session_from(self, remote_ip: str) -> bytes | None:
+        async def claim(conn: asyncpg.Connection) -> bytes | None:
+            # Locked first: a session parked from the address meanwhile (by any instance)
+            # makes the address ambiguous, and then nobody claims.
+            rows = await conn.fetch(
+                "SELECT id FROM cwmp_sessions WHERE remote_ip = $1 FOR UPDATE", remote_ip
+            )
+            if len(rows) != 1:
+                return None
+            state = await conn.fetchval(
+                "DELETE FROM cwmp_sessions WHERE id = $1 RETURNING state", rows[0][0]
+            )
+            return bytes(state) if state is not None else None
+
+        found = await self._scalar(
+            "SELECT count(*) FROM cwmp_sessions WHERE remote_ip = $1", remote_ip
+        )
+        if found != 1:
+            return None
+        return await self._call("claim_session_from", claim)
+
+    async def parked_of(self, serial: str) -> list[str]:
+        rows = await self._fetch(
+            "SELECT id FROM cwmp_sessions WHERE serial_key = $1", serial_key(serial)
+        )
+        return [row[0] for row in rows]
+
+    async def parked_sessions(self, parked_before: float) -> list[str]:
+        rows = await self._fetch(
+            "SELECT id FROM cwmp_sessions WHERE parked < $1 ORDER BY parked", parked_before
+        )
+        return [row[0] for row in rows]
+
+    async def restamp_parked(self, now: float) -> int:
+        if await self._scalar("SELECT 1 FROM cwmp_sessions WHERE parked > $1 LIMIT 1", now) is None:
+            return 0
+
+        async def restamp(conn: asyncpg.Connection) -> int:
+            status = await conn.execute(
+                "UPDATE cwmp_sessions SET parked = $1 WHERE parked > $1", now
+            )
+            return rowcount(status)
+
+        return await self._call("restamp_parked", restamp)

@@ -1,0 +1,154 @@
+"""Records <-> PostgreSQL rows: the codecs are the SQLite backend's (acsd.store.sqlite.rows,
+which hold no SQLite); the statements here use PostgreSQL's $n parameters."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import asyncpg
+
+from acsd import clock
+from acsd.store.base import ConflictError, DeviceQuery, InternetAccountQuery
+from acsd.store.sqlite.rows import (
+    _AUDIT_AT,
+    _AUDIT_RESOURCE_ID,
+    AUDIT,
+    INSERT_COLUMNS,
+    MAC_SEPARATORS,
+    OPERATOR,
+    Table,
+)
+
+DEVICE_INSERT_SQL = (
+    f"INSERT INTO devices ({', '.join(INSERT_COLUMNS)})"
+    f" VALUES ({', '.join(f'${i}' for i in range(1, len(INSERT_COLUMNS) + 1))})"
+)
+_UPDATE_COLUMNS = [*OPERATOR, "serial_key", "mac_key", "updated"]
+DEVICE_UPDATE_SQL = (
+    "UPDATE devices SET "
+    + ", ".join(f"{c} = ${i}" for i, c in enumerate(_UPDATE_COLUMNS, start=1))
+    + f" WHERE id = ${len(_UPDATE_COLUMNS) + 1}"
+)
+#: integer columns that hold a flag: asyncpg takes no bool for them
+_FLAGS = frozenset({"drift_check", "mac_from_router", "enabled", "lock_imei"})
+
+
+def flags(names: list[str], values: list[Any]) -> list[Any]:
+    return [
+        int(v) if n in _FLAGS and v is not None else v for n, v in zip(names, values, strict=True)
+    ]
+
+
+def insert_sql(table: Table) -> str:
+    marks = ", ".join(f"${i}" for i in range(1, len(table.names) + 1))
+    return f"INSERT INTO {table.name} ({table.columns}) VALUES ({marks})"
+
+
+_AUDIT_INSERT = insert_sql(AUDIT)
+
+
+async def write_audit(
+    conn: asyncpg.Connection, values: list[Any] | None, resource_id: str | None
+) -> None:
+    if values is None:
+        return
+    row = list(values)  # the call may be retried: never change the prepared values
+    if row[_AUDIT_AT] is None:
+        row[_AUDIT_AT] = clock.now()
+    if row[_AUDIT_RESOURCE_ID] is None:
+        row[_AUDIT_RESOURCE_ID] = resource_id
+    await conn.execute(_AUDIT_INSERT, *row)
+
+
+async def insert_record(
+    conn: asyncpg.Connection, table: Table, record: Any, what: str, *, tail: str = ""
+) -> str:
+    try:
+        return await conn.execute(
+            f"{insert_sql(table)} {tail}", *flags(table.names, table.values(record))
+        )
+    except asyncpg.IntegrityConstraintViolationError as exc:
+        raise ConflictError(f"{what} {record.id!r} cannot be stored: {exc}") from exc
+
+
+def rowcount(status: str) -> int:
+    """The row count of a command status ("UPDATE 3", "INSERT 0 1", "DELETE 0")."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+# -- list filters (acsd.store.sqlite.filters, in PostgreSQL) ------------------------------
+
+
+class Args:
+    """Positional parameters ($1, $2, ...) of SQL built piece by piece."""
+
+    def __init__(self) -> None:
+        self.values: list[Any] = []
+
+    def __call__(self, value: Any, cast: str = "") -> str:
+        self.values.append(value)
+        return f"${len(self.values)}{'::' + cast if cast else ''}"
+
+
+_LIKE_SPECIAL = re.compile(r"([\\%_])")
+_MAC_QUERY = re.compile(r"^[0-9a-fA-F\s:.\-]+\Z")
+
+
+def _mac_fragment(q: str) -> str | None:
+    if not _MAC_QUERY.match(q):
+        return None
+    digits = MAC_SEPARATORS.sub("", q).lower()
+    return digits if 2 <= len(digits) <= 12 else None
+
+
+def _customer_filters(query: DeviceQuery | InternetAccountQuery, args: Args) -> list[str]:
+    clauses: list[str] = []
+    if query.customers is not None:
+        clauses.append(f"customer = ANY({args(sorted(query.customers), 'text[]')})")
+    if query.customer is not None:
+        clauses.append(f"customer = {args(query.customer, 'text')}")
+    return clauses
+
+
+def device_filters(query: DeviceQuery, args: Args) -> str:
+    clauses = _customer_filters(query, args)
+    if query.state is not None:
+        clauses.append(f"state = {args(query.state, 'text')}")
+    if query.online is not None:
+        now = args(query.now or clock.now(), "float8")
+        default = args(query.default_interval, "bigint")
+        grace = args(query.grace, "bigint")
+        online = (
+            f"last_inform >= {now} - (2 * (CASE WHEN periodic_interval > 0"
+            f" THEN periodic_interval ELSE {default} END) + {grace})"
+        )
+        # never-seen devices (last_inform NULL) are offline
+        clauses.append(online if query.online else f"NOT coalesce({online}, false)")
+    q = (query.q or "").strip()
+    if q:
+        # ILIKE folds case as the database's LC_CTYPE does (Unicode in a UTF-8 locale)
+        like = args("%" + _LIKE_SPECIAL.sub(r"\\\1", q) + "%", "text")
+        terms = [f"{c} ILIKE {like} ESCAPE '\\'" for c in ("name", "serial_number", "notes")]
+        mac = _mac_fragment(q)
+        if mac is not None:
+            terms.append(f"strpos(mac_key, {args(mac, 'text')}) > 0")
+        clauses.append(f"({' OR '.join(terms)})")
+    return " AND ".join(clauses) or "true"
+
+
+def internet_account_filters(query: InternetAccountQuery, args: Args) -> str:
+    clauses = _customer_filters(query, args)
+    if query.device is not None:
+        clauses.append(f"device = {args(query.device, 'text')}")
+    if query.state in ("CONFIRMED", "ACTIVE"):
+        # An account is ACTIVE from its start date on, whether or not the sweep stored it.
+        now = args(query.now or clock.now(), "float8")
+        clauses.append(
+            f"(state = 'CONFIRMED' AND start_date > {now})"
+            if query.state == "CONFIRMED"
+            else f"(state = 'ACTIVE' OR (state = 'CONFIRMED' AND start_date <= {now}))"
+        )
+    elif query.state is not None:
+        clauses.append(f"state = {args(query.state, 'text')}")
+    return " AND ".join(clauses) or "true"

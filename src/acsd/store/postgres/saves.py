@@ -1,0 +1,154 @@
+"""Session results on PostgreSQL: the upsert that writes them and the "first session wins"
+checks, made under row locks so that they hold across acsd instances."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from acsd.ids import new_id
+from acsd.store.base import StaleResultError
+from acsd.store.sqlite.saves import Failed, SaveOp
+
+# The SQLite statement (acsd.store.sqlite.saves._SAVE_SQL) with the same positional
+# parameters; params are JSONB here and merge with ||, which for a flat object of
+# path -> [value, type] is what json_patch does. Every parameter is cast once, as it is
+# used, because PostgreSQL infers one type per parameter.
+SAVE_SQL = """
+INSERT INTO devices AS d (
+    id, serial_number, serial_key, mac_address, mac_key, oui, product_class, manufacturer,
+    model_name, software_version, hardware_version, profile, state, revision, jobs, status,
+    public_ip, last_inform, periodic_interval, params, absent_paths, connection_request_url,
+    created, updated, provisioning, cr_username, cr_password, read_plan, sim, mac_from_router)
+SELECT $1::text, $2::text, $3::text,
+       CASE WHEN taken THEN NULL ELSE $4::text END,
+       CASE WHEN taken THEN NULL ELSE $5::text END,
+       $6::text, $7::text, $8::text, $9::text, $10::text, $11::text, $12::text,
+       'ACTIVE', 0, 0, $13::text, $14::text, $15::float8, $16::bigint, $17::jsonb,
+       coalesce($18::text, '[]'), $19::text, $15::float8, $15::float8,
+       coalesce($21::text, '{}'), $26::text, $27::text, $28::text, $29::text,
+       CASE WHEN $5::text IS NOT NULL AND NOT taken THEN 1 ELSE 0 END
+FROM (SELECT $5::text IS NOT NULL
+             AND EXISTS (SELECT 1 FROM devices WHERE mac_key = $5::text) AS taken) AS mac
+ON CONFLICT (serial_key) DO UPDATE SET
+    provisioning = coalesce($21::text, d.provisioning),
+    state = CASE WHEN $22::text IS NOT NULL AND d.revision = $24::bigint
+                 THEN $22::text ELSE d.state END,
+    jobs = CASE WHEN $23::bigint IS NOT NULL AND d.revision = $24::bigint
+                THEN $23::bigint ELSE d.jobs END,
+    dhcp = CASE WHEN $25::text IS NOT NULL AND d.revision = $24::bigint
+                THEN $25::text ELSE d.dhcp END,
+    oui = excluded.oui,
+    product_class = excluded.product_class,
+    manufacturer = excluded.manufacturer,
+    model_name = coalesce(excluded.model_name, d.model_name),
+    software_version = coalesce(excluded.software_version, d.software_version),
+    hardware_version = coalesce(excluded.hardware_version, d.hardware_version),
+    mac_address = coalesce(d.mac_address, excluded.mac_address),
+    mac_key = CASE WHEN d.mac_address IS NULL THEN excluded.mac_key ELSE d.mac_key END,
+    mac_from_router = CASE WHEN d.mac_address IS NULL THEN excluded.mac_from_router
+                           ELSE d.mac_from_router END,
+    profile = coalesce(excluded.profile, d.profile),
+    periodic_interval = coalesce(excluded.periodic_interval, d.periodic_interval),
+    connection_request_url = coalesce(excluded.connection_request_url,
+                                      d.connection_request_url),
+    cr_username = coalesce($26::text, d.cr_username),
+    cr_password = coalesce($27::text, d.cr_password),
+    read_plan = coalesce($28::text, d.read_plan),
+    sim = coalesce($29::text, d.sim),
+    status = excluded.status,
+    public_ip = excluded.public_ip,
+    last_inform = excluded.last_inform,
+    params = CASE WHEN $20::boolean THEN excluded.params
+                  WHEN excluded.params = '{}'::jsonb THEN d.params
+                  ELSE d.params || excluded.params END,
+    absent_paths = CASE WHEN $18::text IS NOT NULL THEN $18::text
+                        WHEN $20::boolean THEN '[]'
+                        ELSE d.absent_paths END,
+    updated = excluded.updated
+"""
+
+# Row locks taken in serial-key order (see the core's docstring): another instance's
+# session of the same CPE commits before or after this batch, never in between the check
+# and the write.
+_BOUND_SQL = (
+    "SELECT id, serial_key, last_inform FROM devices WHERE id = ANY($1::text[])"
+    " ORDER BY serial_key FOR UPDATE"
+)
+_HEARD_SQL = (
+    "SELECT serial_key, last_inform FROM devices WHERE serial_key = ANY($1::text[])"
+    " ORDER BY serial_key FOR UPDATE"
+)
+_KEYS_SQL = "SELECT id, serial_key FROM devices WHERE serial_key = ANY($1::text[])"
+
+_JOB_ARGS = slice(20, 25)
+_RESET = 19
+
+
+def _pg_args(args: list[Any]) -> list[Any]:
+    out = list(args)
+    out[_RESET] = bool(out[_RESET])
+    return out
+
+
+async def apply_saves(conn: asyncpg.Connection, saves: list[SaveOp]) -> list[str | Failed]:
+    """The saves, in the open transaction: the device id each wrote, or a Failed with
+    StaleResultError for one a later session overtook (the rules of the SQLite backend's
+    apply_saves_sync)."""
+    bound: dict[str, tuple[str, float | None]] = {}
+    wanted = sorted({op.device_id for op in saves if op.device_id})
+    if wanted:
+        rows = await conn.fetch(_BOUND_SQL, wanted)
+        bound = {row[0]: (row[1], row[2]) for row in rows}
+    unbound = {op.serial_key for op in saves if not op.device_id or op.device_id not in bound}
+    heard: dict[str, float | None] = {}
+    if unbound:
+        heard = {row[0]: row[1] for row in await conn.fetch(_HEARD_SQL, sorted(unbound))}
+    out: list[str | Failed | None] = []
+    live: list[SaveOp] = []
+    for op in saves:
+        device_id = op.device_id
+        found = bound.get(device_id) if device_id else None
+        if found is None:
+            last = heard.get(op.serial_key)
+            if last is not None and last > op.at:
+                out.append(Failed(StaleResultError(
+                    f"{op.serial_key}: a later session committed first"
+                )))  # fmt: skip
+                continue
+            heard[op.serial_key] = op.at
+            key, done = op.serial_key, None
+            if device_id:
+                op.args[_JOB_ARGS] = [None] * len(op.args[_JOB_ARGS])
+        else:
+            key, informed = found
+            checked = op.since is not None or op.bound_key is not None
+            if checked and informed != op.since:
+                out.append(Failed(StaleResultError(
+                    f"device {device_id}: a later session committed first"
+                )))  # fmt: skip
+                continue
+            if op.bound_key is not None and key != op.bound_key:
+                out.append(Failed(StaleResultError(
+                    f"device {device_id} was moved to another router during the session"
+                )))  # fmt: skip
+                continue
+            bound[device_id] = (key, op.at)  # type: ignore[index]
+            done = device_id
+        op.args[0] = new_id()
+        op.args[2] = key
+        live.append(op)
+        out.append(done)
+    if live:
+        # Upserts in serial-key order too (stable: one CPE's results keep queue order).
+        ordered = sorted(live, key=lambda op: op.args[2])
+        await conn.executemany(SAVE_SQL, [_pg_args(op.args) for op in ordered])
+    if None in out:
+        keys = sorted({op.serial_key for op, done in zip(saves, out, strict=True) if done is None})
+        ids_by_key = {row[1]: row[0] for row in await conn.fetch(_KEYS_SQL, keys)}
+        out = [
+            ids_by_key[op.serial_key] if done is None else done
+            for op, done in zip(saves, out, strict=True)
+        ]
+    return out  # type: ignore[return-value]

@@ -1,0 +1,460 @@
+"""The PostgreSQL store: devices, customers, tokens, models, audit and session results,
+with the rules of the SQLite store (acsd.store.sqlite.store) in PostgreSQL's SQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import asyncpg
+
+from acsd import clock
+from acsd.ids import is_id, new_id, normal_id
+from acsd.store.base import (
+    ABSENT,
+    AuditRecord,
+    ChangedError,
+    ConflictError,
+    CustomerRecord,
+    DeviceQuery,
+    DeviceRecord,
+    DuplicateError,
+    MacChange,
+    ModelRecord,
+    SessionResult,
+    TokenRecord,
+)
+from acsd.store.postgres.apn import ApnRecords
+from acsd.store.postgres.core import PgCore
+from acsd.store.postgres.internet import InternetAccounts
+from acsd.store.postgres.parking import ParkedSessions
+from acsd.store.postgres.rows import (
+    DEVICE_INSERT_SQL,
+    DEVICE_UPDATE_SQL,
+    Args,
+    device_filters,
+    flags,
+    insert_record,
+    rowcount,
+    write_audit,
+)
+from acsd.store.sqlite.rows import (
+    AUDIT,
+    AUDIT_AFTER,
+    CUSTOMERS,
+    DEVICE_FIELDS,
+    DEVICE_LIST_COLUMNS,
+    DEVICE_SELECT,
+    DEVICE_SELECT_FOR_SESSION,
+    INSERT_COLUMNS,
+    MODELS,
+    OPERATOR,
+    ROUTER_FIELDS,
+    TOKENS,
+    audit_values,
+    check_device,
+    column_value,
+    device_record,
+    dumps,
+    loads,
+    mac_change,
+    mac_key,
+    serial_key,
+    stamped_copy,
+)
+from acsd.store.sqlite.saves import SaveOp, save_args
+
+_UPDATE_NAMES = [*OPERATOR, "serial_key", "mac_key", "updated"]
+
+
+class PgStore(InternetAccounts, ApnRecords, ParkedSessions, PgCore):
+    """The :class:`~acsd.store.base.Store` on PostgreSQL (``store.url = postgresql://...``).
+    One instance per process; any number of processes and hosts may share the database."""
+
+    async def find_device_for_cpe(
+        self, serial_number: str, mac_address: str | None = None, *, for_session: bool = False
+    ) -> DeviceRecord | None:
+        select = DEVICE_SELECT_FOR_SESSION if for_session else DEVICE_SELECT
+        record = await self._one(f"{select} WHERE serial_key = $1", serial_key(serial_number))
+        if record is not None:
+            return record
+        key = mac_key(mac_address)
+        if key is None:
+            return None
+        return await self._one(f"{select} WHERE mac_key = $1 ORDER BY created, id LIMIT 1", key)
+
+    async def get_device(self, key: str) -> DeviceRecord | None:
+        if is_id(device_id := normal_id(key)):
+            record = await self._one(f"{DEVICE_SELECT} WHERE id = $1", device_id)
+            if record is not None:
+                return record
+        return await self._one(f"{DEVICE_SELECT} WHERE serial_key = $1", serial_key(key))
+
+    async def device_params(self, device_id: str) -> dict[str, list[Any]]:
+        text = await self._scalar("SELECT params FROM devices WHERE id = $1", device_id)
+        return loads(text) if text else {}
+
+    async def list_devices(self, *, limit: int = 1000, offset: int = 0) -> list[DeviceRecord]:
+        rows = await self._fetch(
+            f"{DEVICE_SELECT} ORDER BY serial_key, id LIMIT $1 OFFSET $2",
+            max(0, limit),
+            max(0, offset),
+        )
+        return [device_record(row) for row in rows]
+
+    async def count_devices(self) -> int:
+        return int(await self._scalar("SELECT count(*) FROM devices"))
+
+    async def query_devices(self, query: DeviceQuery) -> tuple[list[DeviceRecord], int]:
+        args = Args()
+        where = device_filters(query, args)
+        rows, total = await self._page(
+            DEVICE_LIST_COLUMNS, "devices", where, "id", args, query.limit, query.offset
+        )
+        return [device_record(row) for row in rows], total
+
+    async def find_device_by_mac(self, mac_address: str) -> DeviceRecord | None:
+        key = mac_key(mac_address)
+        if key is None:
+            return None
+        return await self._one(
+            f"{DEVICE_SELECT} WHERE mac_key = $1 ORDER BY created, id LIMIT 1", key
+        )
+
+    async def get_customer(self, customer_id: str) -> CustomerRecord | None:
+        return await self._get(CUSTOMERS, "WHERE id = $1", customer_id)
+
+    async def list_customers(
+        self, *, ids: set[str] | None = None, limit: int = 100, offset: int = 0
+    ) -> tuple[list[CustomerRecord], int]:
+        args = Args()
+        where = "true" if ids is None else f"id = ANY({args(sorted(ids), 'text[]')})"
+        rows, total = await self._page(
+            CUSTOMERS.columns, "customers", where, "id", args, limit, offset
+        )
+        return [CUSTOMERS.record(row) for row in rows], total
+
+    async def customer_tree(self, customer_id: str) -> set[str]:
+        # UNION (not UNION ALL) drops rows already seen, so a reseller cycle ends the walk.
+        rows = await self._fetch(
+            """
+            WITH RECURSIVE tree (id) AS (
+                SELECT id FROM customers WHERE id = $1
+                UNION
+                SELECT customers.id FROM customers JOIN tree ON customers.reseller = tree.id
+            )
+            SELECT id FROM tree
+            """,
+            customer_id,
+        )
+        return {customer_id, *(row[0] for row in rows)}
+
+    async def find_token(self, token_hash: str) -> TokenRecord | None:
+        return await self._get(TOKENS, "WHERE hash = $1 AND revoked IS NULL", token_hash)
+
+    async def list_tokens(self) -> list[TokenRecord]:
+        return [TOKENS.record(row) for row in await self._fetch(f"{TOKENS.select} ORDER BY id")]
+
+    async def get_model(self, model_id: str) -> ModelRecord | None:
+        return await self._get(MODELS, "WHERE id = $1", model_id)
+
+    async def list_models(
+        self, *, limit: int = 100, offset: int = 0
+    ) -> tuple[list[ModelRecord], int]:
+        rows, total = await self._page(
+            MODELS.columns, "models", "true", "id", Args(), limit, offset
+        )
+        return [MODELS.record(row) for row in rows], total
+
+    async def list_audit(
+        self, *, limit: int = 100, offset: int = 0
+    ) -> tuple[list[AuditRecord], int]:
+        rows, total = await self._page(
+            AUDIT.columns, "audit", "true", "at DESC, id DESC", Args(), limit, offset
+        )
+        return [AUDIT.record(row) for row in rows], total
+
+    async def save_session(self, result: SessionResult) -> str:
+        serial = result.identity.serial_number
+        if not serial:
+            raise ValueError("SessionResult.identity.serial_number is empty")
+        args = save_args(result)
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        bound = None if result.bound_serial is None else serial_key(result.bound_serial)
+        op = SaveOp(
+            args, serial_key(serial), result.device_id, future, result.at, result.since, bound
+        )
+        self._submit(op)
+        return await future
+
+    async def upsert_device(
+        self, record: DeviceRecord, *, mac: MacChange | None = None
+    ) -> DeviceRecord:
+        check_device(record)
+        change = mac or mac_change(record)
+
+        async def write(conn: asyncpg.Connection) -> DeviceRecord:
+            await self._settle_mac(conn, record, change, strict=False)
+            return await self._apply_upsert(conn, record)
+
+        return await self._call("upsert_device", write)
+
+    async def write_device(
+        self,
+        record: DeviceRecord,
+        *,
+        audit: AuditRecord | None = None,
+        audit_after: Callable[[DeviceRecord], dict[str, Any]] | None = None,
+        expect: DeviceRecord | str | None = None,
+        mac: MacChange | None = None,
+        new_router: bool = False,
+    ) -> DeviceRecord:
+        check_device(record)
+        audit_row = audit_values(audit)
+        change = mac or mac_change(record)
+
+        async def write(conn: asyncpg.Connection) -> DeviceRecord:
+            if expect == ABSENT:
+                key = serial_key(record.serial_number)
+                if await conn.fetchval("SELECT 1 FROM devices WHERE serial_key = $1", key):
+                    raise ChangedError(f"a device {record.serial_number!r} was just created")
+            elif isinstance(expect, DeviceRecord):
+                await self._unchanged(conn, expect)
+            incoming = await self._take_router(conn, record) if new_router else None
+            await self._settle_mac(
+                conn, record, change, strict=mac == "set", new_router=new_router, incoming=incoming
+            )
+            stored = await self._apply_upsert(conn, record)
+            row = audit_row
+            if row is not None and audit_after is not None:
+                row = list(row)
+                row[AUDIT_AFTER] = dumps(audit_after(stored))
+            await write_audit(conn, row, stored.id)
+            return stored
+
+        return await self._call("write_device", write)
+
+    async def _settle_mac(
+        self,
+        conn: asyncpg.Connection,
+        record: DeviceRecord,
+        change: MacChange,
+        *,
+        strict: bool,
+        new_router: bool = False,
+        incoming: DeviceRecord | None = None,
+    ) -> None:
+        """As SqliteStore._settle_mac: the write's MAC, decided in its transaction."""
+        if change == "set":
+            record.mac_from_router = False
+            await self._take_mac(conn, record, strict=strict)
+            return
+        record.mac_address, record.mac_from_router = None, False
+        row = await conn.fetchrow(
+            "SELECT mac_address, mac_from_router FROM devices WHERE id = $1 OR serial_key = $2"
+            " ORDER BY id = $1 DESC LIMIT 1",
+            record.id,
+            serial_key(record.serial_number),
+        )
+        if row is not None:
+            mac, from_router = row[0], bool(row[1])
+            if (from_router and not new_router) or (not from_router and change == "keep"):
+                record.mac_address, record.mac_from_router = mac, from_router
+        if (
+            new_router
+            and record.mac_address is None
+            and incoming is not None
+            and incoming.mac_from_router
+            and incoming.mac_address
+        ):
+            record.mac_address, record.mac_from_router = incoming.mac_address, True
+
+    async def _take_mac(
+        self, conn: asyncpg.Connection, record: DeviceRecord, *, strict: bool = True
+    ) -> None:
+        """As SqliteStore._take_mac: the operator's MAC wins over routers' own reports."""
+        key = mac_key(record.mac_address)
+        rows = await conn.fetch(
+            f"{DEVICE_SELECT} WHERE mac_key = $1 AND id != $2 FOR UPDATE", key, record.id
+        )
+        others = [device_record(row) for row in rows]
+        if strict and not all(other.mac_is_routers_own for other in others):
+            raise ChangedError(f"MAC address {record.mac_address} was just taken")
+        for other in (o for o in others if o.mac_is_routers_own):
+            await conn.execute(
+                "UPDATE devices SET mac_address = NULL, mac_key = NULL, mac_from_router = 0"
+                " WHERE id = $1",
+                other.id,
+            )
+
+    async def _take_router(
+        self, conn: asyncpg.Connection, record: DeviceRecord
+    ) -> DeviceRecord | None:
+        """As SqliteStore._take_router: a replaced router's reports go, the new one's
+        unclaimed record (if it called in already) is merged in."""
+        row = await conn.fetchrow(
+            f"{DEVICE_SELECT} WHERE serial_key = $1 AND id != $2 FOR UPDATE",
+            serial_key(record.serial_number),
+            record.id,
+        )
+        found = device_record(row) if row is not None else DeviceRecord(id="", serial_number="")
+        if found.id and found.made_by_operator:
+            raise DuplicateError(
+                "serialNumber", f"serial number {record.serial_number!r} is device {found.id}"
+            )
+        if found.id:
+            await conn.execute("DELETE FROM devices WHERE id = $1", found.id)
+            await conn.execute(
+                "UPDATE apn_devices SET router = $1 WHERE router = $2", record.id, found.id
+            )
+        for name in ROUTER_FIELDS:
+            setattr(record, name, getattr(found, name))
+        values = [column_value(record, name) for name in ROUTER_FIELDS]
+        columns = ", ".join(f"{name} = ${i}" for i, name in enumerate(ROUTER_FIELDS, start=1))
+        await conn.execute(
+            f"UPDATE devices SET {columns} WHERE id = ${len(ROUTER_FIELDS) + 1}",
+            *flags(list(ROUTER_FIELDS), values),
+            record.id,
+        )
+        return found if found.id else None
+
+    async def _unchanged(self, conn: asyncpg.Connection, expect: DeviceRecord) -> None:
+        row = await conn.fetchrow(f"{DEVICE_SELECT} WHERE id = $1 FOR UPDATE", expect.id)
+        if row is None:
+            raise ChangedError(f"device {expect.id} was just deleted")
+        current = device_record(row)
+        if any(getattr(current, name) != getattr(expect, name) for name in OPERATOR):
+            raise ChangedError(f"device {expect.id} was just changed")
+
+    async def delete_device(
+        self,
+        device_id: str,
+        *,
+        audit: AuditRecord | None = None,
+        expect: DeviceRecord | None = None,
+    ) -> bool:
+        audit_row = audit_values(audit)
+
+        async def delete(conn: asyncpg.Connection) -> bool:
+            if expect is not None:
+                await self._unchanged(conn, expect)
+            status = await conn.execute("DELETE FROM devices WHERE id = $1", device_id)
+            deleted = rowcount(status) > 0
+            if deleted:
+                await conn.execute(
+                    "UPDATE internet_accounts SET device = NULL, updated = $1 WHERE device = $2",
+                    clock.now(),
+                    device_id,
+                )
+                await conn.execute(
+                    "UPDATE apn_devices SET router = NULL, updated = $1 WHERE router = $2",
+                    clock.now(),
+                    device_id,
+                )
+                await write_audit(conn, audit_row, device_id)
+            return deleted
+
+        return await self._call("delete_device", delete)
+
+    async def create_customer(
+        self, record: CustomerRecord, *, audit: AuditRecord | None = None
+    ) -> CustomerRecord:
+        record = replace(record, id=record.id or new_id())
+        if record.reseller is not None and record.reseller == record.id:
+            raise ValueError(f"customer {record.id!r} cannot be its own reseller")
+        audit_row = audit_values(audit)
+
+        async def create(conn: asyncpg.Connection) -> CustomerRecord:
+            stored = stamped_copy(record)
+            if stored.reseller is not None:
+                found = await conn.fetchval(
+                    "SELECT 1 FROM customers WHERE id = $1", stored.reseller
+                )
+                if found is None:
+                    raise ConflictError(f"reseller {stored.reseller!r} does not exist")
+            await insert_record(conn, CUSTOMERS, stored, "customer")
+            await write_audit(conn, audit_row, stored.id)
+            return stored
+
+        return await self._call("create_customer", create)
+
+    async def create_token(
+        self, record: TokenRecord, *, audit: AuditRecord | None = None
+    ) -> TokenRecord:
+        if not record.hash:
+            raise ValueError("TokenRecord.hash is empty")
+        record = replace(record, id=record.id or new_id())
+        audit_row = audit_values(audit)
+
+        async def create(conn: asyncpg.Connection) -> TokenRecord:
+            stored = replace(record, created=record.created or clock.now())
+            await insert_record(conn, TOKENS, stored, "token")
+            await write_audit(conn, audit_row, stored.id)
+            return stored
+
+        return await self._call("create_token", create)
+
+    async def revoke_token(self, token_id: str, *, audit: AuditRecord | None = None) -> bool:
+        audit_row = audit_values(audit)
+
+        async def revoke(conn: asyncpg.Connection) -> bool:
+            status = await conn.execute(
+                "UPDATE tokens SET revoked = $1 WHERE id = $2 AND revoked IS NULL",
+                clock.now(),
+                token_id,
+            )
+            revoked = rowcount(status) > 0
+            if revoked:
+                await write_audit(conn, audit_row, token_id)
+            return revoked
+
+        return await self._call("revoke_token", revoke)
+
+    async def create_model(
+        self, record: ModelRecord, *, audit: AuditRecord | None = None
+    ) -> ModelRecord:
+        record = replace(record, id=record.id or new_id())
+        audit_row = audit_values(audit)
+
+        async def create(conn: asyncpg.Connection) -> ModelRecord:
+            stored = stamped_copy(record)
+            await insert_record(conn, MODELS, stored, "model")
+            await write_audit(conn, audit_row, stored.id)
+            return stored
+
+        return await self._call("create_model", create)
+
+    async def _apply_upsert(self, conn: asyncpg.Connection, record: DeviceRecord) -> DeviceRecord:
+        key = serial_key(record.serial_number)
+        by_serial = await conn.fetchval("SELECT id FROM devices WHERE serial_key = $1", key)
+        by_id = None
+        if record.id and is_id(record.id):
+            by_id = await conn.fetchval("SELECT id FROM devices WHERE id = $1", record.id)
+        if by_id is not None and by_serial is not None and by_id != by_serial:
+            raise ConflictError(
+                f"serial number {record.serial_number!r} already belongs to device {by_serial}"
+            )
+        now = clock.now()
+        target = by_id or by_serial
+        if target is not None:
+            values = [column_value(record, name) for name in OPERATOR]
+            values += [key, mac_key(record.mac_address), now]
+            await conn.execute(DEVICE_UPDATE_SQL, *flags(_UPDATE_NAMES, values), target)
+        else:
+            target = record.id if record.id and is_id(record.id) else new_id()
+            stored = DeviceRecord(**{name: getattr(record, name) for name in DEVICE_FIELDS})
+            stored.id = target
+            stored.created = record.created or now
+            stored.updated = now
+            values = [column_value(stored, name) for name in INSERT_COLUMNS]
+            try:
+                await conn.execute(DEVICE_INSERT_SQL, *flags(INSERT_COLUMNS, values))
+            except asyncpg.UniqueViolationError as exc:
+                # another instance created this serial since the look-up above
+                raise ConflictError(
+                    f"serial number {record.serial_number!r} was just registered"
+                ) from exc
+        row = await conn.fetchrow(f"{DEVICE_SELECT} WHERE id = $1", target)
+        return device_record(row)

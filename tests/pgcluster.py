@@ -1,0 +1,152 @@
+"""A throwaway PostgreSQL cluster for the tests: one per test session (per xdist worker),
+owned by the ``postgres`` user (the server refuses to run as root), on 127.0.0.1 with a
+free port, fsync off; a fresh database per test."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+#: where Debian's postgresql-15 package puts the server's programs
+PG_BIN = Path(os.environ.get("ACSD_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+PG_USER = "postgres"
+
+
+class ClusterError(Exception):
+    """The test cluster cannot start: the message says what is missing."""
+
+
+@dataclass
+class Cluster:
+    root: Path
+    port: int
+
+    def url(self, database: str = "postgres", password: str = "") -> str:
+        # trust authentication: a password in the URL is accepted and ignored, which lets
+        # tests check that one never shows
+        auth = f"{PG_USER}:{password}@" if password else f"{PG_USER}@"
+        return f"postgresql://{auth}127.0.0.1:{self.port}/{database}"
+
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        proc = subprocess.run(
+            [
+                "runuser",
+                "-u",
+                PG_USER,
+                "--",
+                str(PG_BIN / "psql"),
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+            ],
+            input=sql,
+            capture_output=True,
+            text=True,
+            check=False,
+            env={
+                **os.environ,
+                "PGHOST": str(self.root),
+                "PGPORT": str(self.port),
+                "PGDATABASE": database,
+            },
+        )
+        if proc.returncode != 0:
+            raise ClusterError(f"psql failed: {proc.stderr.strip()}")
+        return proc.stdout
+
+    def new_database(self) -> str:
+        """A new, empty database; its URL."""
+        name = f"acsd_{uuid.uuid4().hex[:12]}"
+        self.psql(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def stop(self) -> None:
+        _as_postgres(
+            PG_BIN / "pg_ctl", "-D", str(self.root / "data"), "-m", "immediate", "stop", check=False
+        )
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _as_postgres(program: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        ["runuser", "-u", PG_USER, "--", str(program), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    if check and proc.returncode != 0:
+        raise ClusterError(f"{program.name} failed: {(proc.stderr or proc.stdout).strip()}")
+    return proc
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_cluster() -> Cluster:
+    for program in ("initdb", "pg_ctl", "postgres", "psql"):
+        if not (PG_BIN / program).exists():
+            raise ClusterError(
+                f"no PostgreSQL server programs in {PG_BIN} ({program} is missing): install "
+                "postgresql-15 (or set ACSD_TEST_PG_BIN to the directory holding initdb)"
+            )
+    if shutil.which("runuser") is None:
+        raise ClusterError("runuser is missing: the test cluster runs as the postgres user")
+    # Not under pytest's tmp_path: its parents are private to root, and the server runs
+    # as postgres.
+    root = Path(tempfile.mkdtemp(prefix="acsd-pg-"))
+    try:
+        shutil.chown(root, PG_USER, PG_USER)
+    except (LookupError, PermissionError) as exc:
+        shutil.rmtree(root, ignore_errors=True)
+        raise ClusterError(f"cannot give {root} to the {PG_USER} user: {exc}") from None
+    data = root / "data"
+    try:
+        _as_postgres(
+            PG_BIN / "initdb",
+            "-D",
+            str(data),
+            "-U",
+            PG_USER,
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+            "--no-instructions",
+        )
+        port = _free_port()
+        options = (
+            f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off"
+            " -c synchronous_commit=off -c full_page_writes=off"
+        )
+        _as_postgres(
+            PG_BIN / "pg_ctl",
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-l",
+            str(root / "server.log"),
+            "-w",
+            "-t",
+            "30",
+            "start",
+        )
+    except (ClusterError, subprocess.TimeoutExpired) as exc:
+        log = root / "server.log"
+        tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+        shutil.rmtree(root, ignore_errors=True)
+        raise ClusterError(f"{exc}\n{tail}") from None
+    return Cluster(root, port)

@@ -1,0 +1,124 @@
+"""The PostgreSQL backend's own parts: its migrations reach the SQLite schema (same
+version, tables, columns and indexes), several instances may start at once, a newer
+database is refused, and a URL's password never shows."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from acsd.store import SchemaError, open_store, shown_url
+from acsd.store.schema import MIGRATIONS, latest_version
+
+
+def _sqlite_schema(path: Path) -> tuple[dict[str, list[str]], set[str]]:
+    with sqlite3.connect(path) as db:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        columns = {t: sorted(r[1] for r in db.execute(f"PRAGMA table_info({t})")) for t in tables}
+        indexes = {
+            r[0]
+            for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")
+            if not r[0].startswith("sqlite_autoindex")
+        }
+    return columns, indexes
+
+
+async def _pg_schema(url: str) -> tuple[dict[str, list[str]], set[str]]:
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(
+            "SELECT table_name, column_name FROM information_schema.columns"
+            " WHERE table_schema = 'public'"
+        )
+        indexes = await conn.fetch(
+            # (not those of primary keys and UNIQUE columns: SQLite's are not listed either)
+            "SELECT indexname FROM pg_indexes WHERE schemaname = 'public'"
+            " AND indexname NOT IN (SELECT conname FROM pg_constraint)"
+        )
+    finally:
+        await conn.close()
+    columns: dict[str, list[str]] = {}
+    for table, column in rows:
+        columns.setdefault(table, []).append(column)
+    return {t: sorted(c) for t, c in columns.items()}, {r[0] for r in indexes}
+
+
+async def test_migrations_reach_the_sqlite_schema(pg_url: str, tmp_path: Path) -> None:
+    sqlite_store = open_store(f"sqlite:///{tmp_path / 'acsd.db'}")
+    await sqlite_store.open()
+    await sqlite_store.close()
+    store = open_store(pg_url)
+    await store.open()
+    try:
+        assert store.migrations_applied == [m.version for m in MIGRATIONS]
+        assert await store.ping()
+        await store.check_writable()
+    finally:
+        await store.close()
+    assert await _pg_schema(pg_url) == _sqlite_schema(tmp_path / "acsd.db")
+    conn = await asyncpg.connect(pg_url)
+    try:
+        recorded = await conn.fetch("SELECT version, description FROM schema_migrations")
+    finally:
+        await conn.close()
+    assert sorted(tuple(r) for r in recorded) == [(m.version, m.description) for m in MIGRATIONS]
+
+
+async def test_instances_starting_at_once_migrate_once(pg_url: str) -> None:
+    stores = [open_store(pg_url) for _ in range(4)]
+    await asyncio.gather(*(s.open() for s in stores))
+    try:
+        applied = sorted((s.migrations_applied for s in stores), key=len)
+        # every step applied by exactly one of them
+        steps = [v for a in applied for v in a]
+        assert sorted(steps) == [m.version for m in MIGRATIONS]
+        assert all([await s.ping() for s in stores])
+    finally:
+        await asyncio.gather(*(s.close() for s in stores))
+
+
+async def test_a_database_of_a_newer_acsd_is_refused(pg_url: str) -> None:
+    store = open_store(pg_url)
+    await store.open()
+    await store.close()
+    conn = await asyncpg.connect(pg_url)
+    try:
+        await conn.execute(
+            "INSERT INTO schema_migrations VALUES ($1, 'from the future', 0)", latest_version() + 1
+        )
+    finally:
+        await conn.close()
+    newer = open_store(pg_url)
+    with pytest.raises(SchemaError, match="newer acsd"):
+        await newer.open()
+    await newer.close()
+
+
+async def test_an_unreachable_server_is_a_clear_error_without_the_password(pg_cluster) -> None:
+    url = pg_cluster.url("nosuchdb", password="s3cret-pw")
+    store = open_store(url)
+    with pytest.raises(Exception) as err:
+        await store.open()
+    await store.close()
+    assert "nosuchdb" in str(err.value) and "s3cret-pw" not in str(err.value)
+    assert "s3cret-pw" not in repr(store)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://acsd:s3cret@db.example/acsd", "postgresql://acsd:***@db.example/acsd"),
+        (
+            "postgres://db.example/acsd?password=s3cret&sslmode=require",
+            "postgres://db.example/acsd?password=***&sslmode=require",
+        ),
+        ("postgresql://acsd@db.example:5433/acsd", "postgresql://acsd@db.example:5433/acsd"),
+        ("sqlite:///acsd.db", "sqlite:///acsd.db"),
+    ],
+)
+def test_shown_urls_hide_the_password(url: str, shown: str) -> None:
+    assert shown_url(url) == shown
