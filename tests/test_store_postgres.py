@@ -122,3 +122,41 @@ async def test_an_unreachable_server_is_a_clear_error_without_the_password(pg_cl
 )
 def test_shown_urls_hide_the_password(url: str, shown: str) -> None:
     assert shown_url(url) == shown
+
+
+# -- commands on a PostgreSQL database ----------------------------------------------------
+
+
+def test_db_migrate_and_the_record_commands_work_on_postgresql(pg_url: str, tmp_path) -> None:
+    from conftest import run_cli, write_config
+
+    config = write_config(tmp_path, store={"url": pg_url})
+    made = run_cli("db", "migrate", "--config", str(config), check=True)
+    assert made.stdout.strip() == f"applied migrations 1-{latest_version()}"
+    again = run_cli("db", "migrate", "--config", str(config), check=True)
+    assert again.stdout.strip() == "migrations up to date"
+    # (a SQLite file of that name is not looked for: the records are on the server)
+    token = run_cli("token", "create", "--role", "ADMIN", "--config", str(config), check=True)
+    listed = run_cli("token", "list", "--config", str(config), check=True)
+    assert token.stdout.strip() and "ADMIN" in listed.stdout
+
+
+def test_db_backup_of_postgresql_points_to_pg_dump(pg_url: str, tmp_path) -> None:
+    from conftest import run_cli, write_config
+
+    config = write_config(tmp_path, store={"url": pg_url})
+    proc = run_cli("db", "backup", str(tmp_path / "copy.db"), "--config", str(config))
+    assert proc.returncode == 1
+    assert "pg_dump" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "copy.db").exists()
+
+
+def test_a_database_that_is_not_there_is_one_line(pg_cluster, tmp_path) -> None:
+    from conftest import run_cli, write_config
+
+    url = pg_cluster.url("nosuchdb", password="DbSecretPw1")
+    config = write_config(tmp_path, store={"url": url})
+    proc = run_cli("device", "list", "--config", str(config))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    [line] = proc.stderr.splitlines()
+    assert "nosuchdb" in line and "DbSecretPw1" not in line

@@ -225,8 +225,10 @@ def _missing_database(config: Config, config_file: str | None) -> str | None:
     """Why a command that works on the daemon's records cannot run: without this, a
     command run without (or with the wrong) --config made a new, empty database next to
     it, listed no devices and created tokens the daemon never sees."""
-    from acsd.store import sqlite_path
+    from acsd.store import is_postgres, sqlite_path
 
+    if is_postgres(config.store.url):
+        return None  # a server's database: opening it says whether it is there
     path = sqlite_path(config.store.url)
     if path.exists():
         return None
@@ -429,8 +431,17 @@ async def _token(args: argparse.Namespace, config: Config) -> int:
 def _backup(args: argparse.Namespace, config: Config) -> int:
     from pathlib import Path
 
-    from acsd.store import sqlite_path
+    from acsd.store import is_postgres, sqlite_path
     from acsd.store.backup import BackupError, backup
+
+    if is_postgres(config.store.url):
+        # A consistent copy of a server's database is the server's tools' job.
+        print(
+            "acsd: db backup copies a SQLite database; store.url names a PostgreSQL one:"
+            " back it up with pg_dump (e.g. pg_dump -Fc -f acsd.dump <database>)",
+            file=sys.stderr,
+        )
+        return 1
 
     if args.path.endswith(("/", os.sep)) and not Path(args.path).is_dir():
         # Path() drops the slash: "newdir/" would have been written as a file "newdir".
@@ -454,13 +465,16 @@ async def _open_store(config: Config):  # -> Store | None
     that is no SQLite database, a directory that does not exist), as serve says it."""
     import sqlite3
 
-    from acsd.store import StoreError, open_store, sqlite_path
+    from acsd.store import StoreError, is_postgres, open_store, sqlite_path
 
     store = open_store(config.store.url)
     try:
         await store.open()
     except (StoreError, sqlite3.DatabaseError, OSError) as exc:
         await store.close()
+        if is_postgres(config.store.url):
+            print(f"acsd: {exc}", file=sys.stderr)  # (says which database, never the URL)
+            return None
         path = str(sqlite_path(config.store.url))
         said = str(exc) if path in str(exc) else f"cannot open the database {path}: {exc}"
         print(f"acsd: {said}", file=sys.stderr)
