@@ -61,11 +61,11 @@ class Cluster:
             raise ClusterError(f"psql failed: {proc.stderr.strip()}")
         return proc.stdout
 
-    def new_database(self) -> str:
-        """A new, empty database; its URL."""
+    def new_database(self, password: str = "") -> str:
+        """A new, empty database; its URL (with ``password`` in it, when given)."""
         name = f"acsd_{uuid.uuid4().hex[:12]}"
         self.psql(f'CREATE DATABASE "{name}"')
-        return self.url(name)
+        return self.url(name, password)
 
     def stop(self) -> None:
         _as_postgres(

@@ -34,20 +34,29 @@ def start_workers(daemon_factory, count: int = 2, **sections):
 
 
 def session_over_new_connections(
-    url: str, serial: str, *, announce: bool, cookies: bool = True, **inform
+    url: str,
+    serial: str,
+    *,
+    announce: bool,
+    cookies: bool = True,
+    hop_to: str | None = None,
+    **inform,
 ) -> dict:
     """One whole session, each request on a TCP connection of its own (as CPEs without
     keep-alive do). ``announce``: the CPE says ``Connection: close``; otherwise it just
     drops the connection after each answer. ``cookies=False``: it never sends the session
-    cookie back. Returns the CPE's tree afterwards."""
+    cookie back. ``hop_to``: every other connection goes to this other service (behind
+    a load balancer). Returns the CPE's tree afterwards."""
     tree = {**TREE, **MANAGED}
     wire = Wire(url, cookies=cookies)
+    ports = [wire.port, Wire(hop_to).port] if hop_to else [wire.port]
     headers = {"Connection": "close"} if announce else {}
     answer = wire.post(envelope(inform_body(serial, **inform), ns=NS), headers=headers)
     assert answer.status == 200, answer.text
     assert isinstance(parse_envelope(answer.body).body, rpc.InformResponse)
     body: bytes | None = None
-    for _ in range(40):
+    for hop in range(40):
+        wire.port = ports[(hop + 1) % len(ports)]
         wire.reconnect()
         answer = wire.post(body, headers=headers)
         if answer.status == 204:

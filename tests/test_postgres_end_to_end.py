@@ -1,0 +1,88 @@
+"""acsd on PostgreSQL end to end: a simulated router's sessions through the daemon, the API
+showing what they reported, and two services sharing one database as instances behind a
+load balancer do (a session begun on one goes on on the other)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+
+from acsd.sim.runner import Simulation
+from api_world import build_world, device_body
+from conftest import wait_for
+from test_workers import session_over_new_connections, start_workers
+
+PASSWORD = "PgSecretPw1"
+
+
+async def test_a_routers_sessions_on_postgresql_show_in_the_api(daemon_factory, pg_cluster):
+    url = pg_cluster.new_database(password=PASSWORD)
+    daemon = daemon_factory(store={"url": url})
+    world = build_world(daemon)
+    sim = Simulation(
+        daemon.cwmp_url, ["tplink-tr181"], 1, serial_prefix="PG", interval=3600,
+        cr_listen="127.0.0.1:0", ramp=0.01,
+    )  # fmt: skip
+    serial = sim.routers[0].serial
+    running = asyncio.create_task(sim.run(duration=60))
+    router = sim.router(serial)
+    try:
+        # BOOTSTRAP registers the router; the device the operator then makes for it is
+        # provisioned through a Connection Request, all of it stored on PostgreSQL.
+        await asyncio.to_thread(wait_for, lambda: router.stats.ok >= 1, 20)
+        reply = world.api.post("/network/device", device_body(world, "own", serial))
+        assert reply.status == 201, reply.body
+        device_id = reply.body["_id"]
+        await asyncio.to_thread(
+            wait_for,
+            lambda: world.api.get(f"/network/device/{device_id}").body["state"] == "ACTIVE",
+            20,
+        )
+    finally:
+        sim.stop()
+        await running
+    device = world.api.get(f"/network/device/{device_id}").body
+    tree = router.tree.flat()
+    assert device["status"]["online"] is True and device["status"]["provisioned"] is True
+    assert device["status"]["lanIp"] == tree["Device.IP.Interface.1.IPv4Address.1.IPAddress"]
+    assert tree["Device.WiFi.SSID.1.SSID"] == "SkyNet"
+    # the list's search, in PostgreSQL's SQL (any case)
+    listed = world.api.get("/network/device", query={"q": serial.lower()}).body
+    assert [d["_id"] for d in listed["items"]] == [device_id]
+    conn = await asyncpg.connect(url)
+    try:
+        # the tree the sessions merged into the stored one (jsonb ||): path -> [value, type]
+        stored = await conn.fetchval(
+            "SELECT params -> 'Device.IP.Interface.1.IPv4Address.1.IPAddress' ->> 0"
+            " FROM devices WHERE id = $1",
+            device_id,
+        )
+    finally:
+        await conn.close()
+    assert stored == device["status"]["lanIp"]
+    # the database's password is in no log line (the daemon logs the store URL)
+    assert daemon.events("listening") and PASSWORD not in daemon.log_text()
+
+
+def test_two_services_on_one_database_carry_a_session_between_them(daemon_factory, pg_url):
+    first = start_workers(daemon_factory, store={"url": pg_url})
+    second = start_workers(daemon_factory, store={"url": pg_url})
+    for n in range(4):
+        # Each request on a new connection, every other one to the other service: the
+        # session parked by one is taken up by the other, from the shared database.
+        tree = session_over_new_connections(
+            first.cwmp_url, f"TWO{n:03d}", announce=True, hop_to=second.cwmp_url
+        )
+        assert tree["Device.ManagementServer.ConnectionRequestUsername"][0] == f"TWO{n:03d}"
+        assert second.device_json(f"TWO{n:03d}")["status"]["upTime"] == 77
+    taken = first.events("cwmp.session_taken_over") + second.events("cwmp.session_taken_over")
+    assert first.events("cwmp.session_taken_over") and second.events("cwmp.session_taken_over")
+    assert len(taken) >= 4
+    ends = [
+        e
+        for daemon in (first, second)
+        for e in daemon.events("session.end")
+        if e["serial"].startswith("TWO")
+    ]
+    assert len(ends) == 4 and all(e["complete"] for e in ends)
