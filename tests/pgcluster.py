@@ -67,6 +67,13 @@ class Cluster:
         self.psql(f'CREATE DATABASE "{name}"')
         return self.url(name, password)
 
+    def pause(self) -> None:
+        """Stop the server (as a restart or a failover does), keeping its databases."""
+        _as_postgres(PG_BIN / "pg_ctl", "-D", str(self.root / "data"), "-m", "fast", "stop")
+
+    def resume(self) -> None:
+        _start(self.root, self.port)
+
     def stop(self) -> None:
         _as_postgres(
             PG_BIN / "pg_ctl", "-D", str(self.root / "data"), "-m", "immediate", "stop", check=False
@@ -91,6 +98,16 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def _start(root: Path, port: int) -> None:
+    options = (
+        f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off"
+        " -c synchronous_commit=off -c full_page_writes=off"
+    )
+    log = str(root / "server.log")
+    data = str(root / "data")
+    _as_postgres(PG_BIN / "pg_ctl", "-D", data, "-o", options, "-l", log, "-w", "start")
 
 
 def start_cluster() -> Cluster:
@@ -127,23 +144,7 @@ def start_cluster() -> Cluster:
             "--no-instructions",
         )
         port = _free_port()
-        options = (
-            f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off"
-            " -c synchronous_commit=off -c full_page_writes=off"
-        )
-        _as_postgres(
-            PG_BIN / "pg_ctl",
-            "-D",
-            str(data),
-            "-o",
-            options,
-            "-l",
-            str(root / "server.log"),
-            "-w",
-            "-t",
-            "30",
-            "start",
-        )
+        _start(root, port)
     except (ClusterError, subprocess.TimeoutExpired) as exc:
         log = root / "server.log"
         tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""

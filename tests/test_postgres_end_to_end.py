@@ -5,6 +5,8 @@ load balancer do (a session begun on one goes on on the other)."""
 from __future__ import annotations
 
 import asyncio
+import urllib.error
+import urllib.request
 
 import asyncpg
 
@@ -86,3 +88,34 @@ def test_two_services_on_one_database_carry_a_session_between_them(daemon_factor
         if e["serial"].startswith("TWO")
     ]
     assert len(ends) == 4 and all(e["complete"] for e in ends)
+
+
+def _ready(daemon) -> int:
+    try:
+        with urllib.request.urlopen(daemon.api_url + "readyz", timeout=5) as answer:
+            return answer.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_a_database_that_goes_away_is_503_and_acsd_recovers_when_it_is_back(
+    daemon_factory, pg_cluster
+):
+    daemon = daemon_factory(store={"url": pg_cluster.new_database()})
+    world = build_world(daemon)
+    assert world.api.get("/network/device").status == 200
+    # The server goes away (a restart, a failover): acsd's connections are cut and new
+    # ones refused.
+    pg_cluster.pause()
+    try:
+        refused = wait_for(lambda: (r := world.api.get("/network/device")).status == 503 and r, 10)
+        assert int(refused.headers["Retry-After"]) > 0
+        assert wait_for(lambda: _ready(daemon) == 503, 10)
+    finally:
+        pg_cluster.resume()
+    # back: reads and writes go through again, without a restart of acsd
+    wait_for(lambda: world.api.get("/network/device").status == 200, 15)
+    reply = world.api.post("/network/device", device_body(world, "own", "BACK0001"))
+    assert reply.status == 201, reply.body
+    assert wait_for(lambda: _ready(daemon) == 200, 15)
+    assert not daemon.events("store_writer_crashed")
