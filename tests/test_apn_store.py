@@ -1,0 +1,133 @@
+"""APN records in the store, on both backends: one transaction makes the account, the
+network, the device, its operation and audit entries; a network's active devices have one
+CLI and one SIM each; ended devices are kept and leave their CLI free; what a router's
+session looks its SIM up by."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from acsd.ids import new_id
+from acsd.store.base import (
+    ApnAccountRecord,
+    ApnDeviceRecord,
+    ApnNetworkRecord,
+    ApnOperationRecord,
+    AuditRecord,
+    ConflictError,
+    DuplicateError,
+)
+
+
+def device(cli: str, **kw) -> ApnDeviceRecord:
+    kw.setdefault("msisdn", cli)
+    return ApnDeviceRecord(id="", account="acc", network="net", cli=cli, cli_key=f"msisdn:{cli}",
+                           **kw)  # fmt: skip
+
+
+def entry(action: str) -> AuditRecord:
+    return AuditRecord(id="", at=0.0, action=action, resource=action.split(".")[0])
+
+
+async def make(store, cli: str, **kw) -> ApnDeviceRecord:
+    return await store.create_apn_device(
+        device(cli, **kw),
+        account=ApnAccountRecord(key="acc", email_contact="ops@example.com"),
+        operation=ApnOperationRecord(id=new_id(), account="acc", kind="create"),
+        audit=entry("apn_device.create"),
+        account_audit=entry("apn_account.create"),
+    )
+
+
+async def test_a_device_comes_with_its_account_network_operation_and_audit(store) -> None:
+    first = await make(store, "31600000001", iccid="8931000000000000001", imsi="204080000000001")
+    second = await make(store, "31600000002")
+    assert (await store.get_apn_account("acc")).email_contact == "ops@example.com"
+    network = await store.get_apn_network("acc", "net")
+    assert network is not None and network.apn is None
+    assert await store.get_apn_device(first.id) == first
+    entries, _ = await store.list_audit()
+    actions = sorted(e.action for e in entries)
+    # the account once (the second create found it), one entry per device
+    assert actions == ["apn_account.create", "apn_device.create", "apn_device.create"]
+    listed = await store.list_apn_devices("acc", "net")
+    assert [d.id for d in listed] == sorted([first.id, second.id])
+    assert [d.id for d in await store.list_apn_devices("acc", "net", after=listed[0].id)] == [
+        listed[1].id
+    ]
+    assert [d.id for d in await store.find_apn_devices_for_sim(
+        imsi="204080000000001", iccid=None, msisdn=None
+    )] == [first.id]  # fmt: skip
+
+
+async def test_one_cli_and_one_sim_per_network_among_active_devices(store) -> None:
+    first = await make(store, "31600000001", iccid="8931000000000000001")
+    with pytest.raises(DuplicateError) as cli:
+        await make(store, "31600000001")
+    assert cli.value.field == "CLI"
+    with pytest.raises(DuplicateError) as sim:
+        await make(store, "31600000009", iccid="8931000000000000001")
+    assert sim.value.field == "SIMNumber"
+    # Ended (DELETE), the device is kept and its CLI is free for a new one.
+    ended = await store.update_apn_device(
+        first.id, lambda d: (replace(d, end_date=1000.0, status=3), entry("apn_device.delete"))
+    )
+    assert ended is not None and ended.end_date == 1000.0
+    again = await make(store, "31600000001", iccid="8931000000000000001")
+    assert (await store.find_apn_device("acc", "net", "msisdn:31600000001")).id == again.id
+    everything = await store.list_apn_devices("acc", "net", include_ended=True)
+    assert {d.id for d in everything} == {first.id, again.id}
+    assert [d.id for d in await store.list_apn_devices("acc", "net")] == [again.id]
+
+
+async def test_an_update_stores_what_the_change_returns(store) -> None:
+    made = await make(store, "31600000003")
+    operation = ApnOperationRecord(id="op1", account="acc", kind="delete", state="pending")
+    changed = await store.update_apn_device(
+        made.id,
+        lambda d: (
+            replace(d, enabled=False, lock_imei=True, router="r1", metadata={"a": 1}),
+            entry("apn_device.update"),
+        ),
+        operation=operation,
+    )
+    stored = await store.get_apn_device(made.id)
+    assert stored == changed and stored.enabled is False and stored.lock_imei is True
+    assert stored.metadata == {"a": 1}
+    assert [d.id for d in await store.find_apn_devices_on_router("r1")] == [made.id]
+    op = await store.get_apn_operation("op1")
+    assert op is not None and op.resource_id == made.id and op.state == "pending"
+    # a change that returns no record writes nothing
+    assert await store.update_apn_device(made.id, lambda d: (None, None)) == stored
+    assert await store.update_apn_device("0" * 24, lambda d: (d, None)) is None
+
+
+async def test_a_network_needs_its_account(store) -> None:
+    with pytest.raises(ConflictError):
+        await store.put_apn_network(ApnNetworkRecord(account="nobody", key="net", apn="x"))
+    await make(store, "31600000004")
+    named = await store.put_apn_network(ApnNetworkRecord(account="acc", key="net", apn="iot"))
+    assert named.apn == "iot" and (await store.get_apn_network("acc", "net")).apn == "iot"
+
+
+async def test_two_stores_on_one_database_claim_a_parked_session_once(store_url) -> None:
+    # Two processes (workers, or instances on PostgreSQL) race for one parked session.
+    from acsd.store import open_store
+
+    one, other = open_store(store_url), open_store(store_url)
+    await one.open()
+    await other.open()
+    try:
+        await one.park_session("w0.s", b"STATE", 10.0, None, "Serial1")
+        assert await other.parked_of("serial1") == ["w0.s"]
+        claims = [await other.claim_session("w0.s"), await one.claim_session("w0.s")]
+        assert claims == [b"STATE", None]
+        # a session parked "in the future" (the clock went back) counts from now
+        await one.park_session("w0.t", b"T", 500.0)
+        assert await other.restamp_parked(100.0) == 1
+        assert await one.parked_sessions(101.0) == ["w0.t"]
+    finally:
+        await one.close()
+        await other.close()
