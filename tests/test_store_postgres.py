@@ -68,6 +68,28 @@ async def test_migrations_reach_the_sqlite_schema(pg_url: str, tmp_path: Path) -
     assert sorted(tuple(r) for r in recorded) == [(m.version, m.description) for m in MIGRATIONS]
 
 
+async def test_an_apn_device_is_found_by_its_cli_in_an_index_not_by_a_scan(pg_url) -> None:
+    """Migration 14 on PostgreSQL: find_apn_device's look-up (the live device of a CLI,
+    else the last removed) reads apn_devices_by_cli, as on SQLite (test_store_schema)."""
+    store = open_store(pg_url)
+    await store.open()
+    await store.close()
+    conn = await asyncpg.connect(pg_url)
+    try:
+        # an empty table is scanned whatever its indexes: ask for the plan with an index
+        await conn.execute("SET enable_seqscan = off")
+        plan = await conn.fetch(
+            "EXPLAIN SELECT * FROM apn_devices WHERE account = $1 AND network = $2"
+            " AND cli_key = $3 ORDER BY end_date IS NOT NULL, end_date DESC LIMIT 1",
+            "a",
+            "n",
+            "msisdn:1",
+        )
+    finally:
+        await conn.close()
+    assert any("apn_devices_by_cli" in row[0] for row in plan), plan
+
+
 async def test_instances_starting_at_once_migrate_once(pg_url: str) -> None:
     stores = [open_store(pg_url) for _ in range(4)]
     await asyncio.gather(*(s.open() for s in stores))

@@ -299,6 +299,10 @@ PG_MIGRATIONS: list[PgMigration] = [
             WHERE router IS NOT NULL AND end_date IS NULL;
         """,
     ),
+    PgMigration(
+        14,
+        "CREATE INDEX apn_devices_by_cli ON apn_devices (account, network, cli_key, end_date);",
+    ),
 ]
 
 
