@@ -84,10 +84,14 @@ _KEYS_SQL = "SELECT id, serial_key FROM devices WHERE serial_key = ANY($1::text[
 
 _JOB_ARGS = slice(20, 25)
 _RESET = 19
+#: save_args' ?30 tells SQLite to merge a result of many values key by key, as json_patch
+#: is quadratic there (acsd.store.sqlite.saves.MERGE_BY_KEY_FROM). jsonb || is linear in
+#: both trees whatever their sizes, so SAVE_SQL takes the first 29 and has no ?30.
+_SQLITE_ONLY = 29
 
 
 def _pg_args(args: list[Any]) -> list[Any]:
-    out = list(args)
+    out = list(args[:_SQLITE_ONLY])
     out[_RESET] = bool(out[_RESET])
     return out
 
