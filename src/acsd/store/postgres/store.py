@@ -97,8 +97,9 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, PgCore):
         return loads(text) if text else {}
 
     async def list_devices(self, *, limit: int = 1000, offset: int = 0) -> list[DeviceRecord]:
+        # no tree, as SqliteStore.list_devices: `acsd device list` reads 1000 records
         rows = await self._fetch(
-            f"{DEVICE_SELECT} ORDER BY serial_key, id LIMIT $1 OFFSET $2",
+            f"SELECT {DEVICE_LIST_COLUMNS} FROM devices ORDER BY serial_key, id LIMIT $1 OFFSET $2",
             max(0, limit),
             max(0, offset),
         )
