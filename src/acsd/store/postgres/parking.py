@@ -74,6 +74,35 @@ class ParkedSessions(PgCore):
         )
         return [row[0] for row in rows]
 
+    async def touch_parked(
+        self, now: float, *, session_id: str | None = None, remote_ip: str | None = None
+    ) -> bool:
+        if session_id is not None:
+            where, key = "id = $1", session_id
+        elif remote_ip is not None:
+            where, key = "remote_ip = $1", remote_ip
+        else:
+            return False
+        # Most uploads belong to no parked session: read before queueing a write.
+        found = await self._scalar(f"SELECT count(*) FROM cwmp_sessions WHERE {where}", key)
+        if found != 1:
+            return False
+
+        async def touch(conn: asyncpg.Connection) -> bool:
+            # As claim_session_from: by address, only the one session parked from there,
+            # counted under lock (another instance may park a second one meanwhile).
+            rows = await conn.fetch(f"SELECT id FROM cwmp_sessions WHERE {where} FOR UPDATE", key)
+            if len(rows) != 1:
+                return False
+            status = await conn.execute(
+                "UPDATE cwmp_sessions SET parked = $1 WHERE id = $2 AND parked < $1",
+                now,
+                rows[0][0],
+            )
+            return rowcount(status) > 0
+
+        return await self._call("touch_parked", touch)
+
     async def parked_sessions(self, parked_before: float) -> list[str]:
         rows = await self._fetch(
             "SELECT id FROM cwmp_sessions WHERE parked < $1 ORDER BY parked", parked_before
