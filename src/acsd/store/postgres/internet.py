@@ -114,6 +114,14 @@ class InternetAccounts(PgCore):
 
         async def create(conn: asyncpg.Connection) -> InternetAccountRecord:
             stored = stamped_copy(record)
+            if stored.device is not None:
+                # checked again here, the row locked: a DELETE (or a DELETING) since the
+                # caller read the device, by any instance, is seen or waits for this one
+                state = await conn.fetchval(
+                    "SELECT state FROM devices WHERE id = $1 FOR UPDATE", stored.device
+                )
+                if state is None or state == "DELETING":
+                    raise StateError(f"device {stored.device} is being deleted")
             await insert_record(conn, INTERNET_ACCOUNTS, stored, "internet account")
             if stored.device is not None:
                 await conn.execute(
