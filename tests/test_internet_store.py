@@ -170,6 +170,54 @@ async def test_no_account_is_ordered_for_a_router_being_deleted(store):
     assert (await store.get_device(leaving.id)).internet_account is None
 
 
+async def test_a_routerless_line_gives_way_to_the_customers_line_that_takes_its_addresses(
+    store,
+):
+    """A line whose router record was deleted (device NULL) holds its addresses until the
+    customer's line for the new router takes them: then it is ENDED, in the same confirm.
+    Another customer's line, and a routerless line whose addresses are left alone, stay."""
+    ranged = {"lanNet": "198.51.100.64", "lanSubnet": "255.255.255.240"}
+
+    async def confirm_net(account_id: str, ip: str, **net: str):
+        body = {"startDate": "whenever", "net": {**NET, "ipAddress": ip, **net}}
+        return await store.confirm_internet_account(
+            account_id, confirm=body, start_date=NOW - 60, ip_address=ip, now=NOW
+        )
+
+    old_router = await router(store, "GONE1")
+    old = await account(store, old_router.id)
+    await confirm_net(old.id, "203.0.113.10")
+    in_range = await account(store)  # ordered for no router, its range taken below
+    await confirm_net(in_range.id, "203.0.113.20", **ranged)
+    kept = await account(store)
+    await confirm_net(kept.id, "203.0.113.30")
+    theirs = await store.create_internet_account(
+        InternetAccountRecord(id="", customer="c2", name="Fibre")
+    )
+    await confirm_net(theirs.id, "203.0.113.40")
+    assert await store.delete_device(old_router.id)
+
+    # another customer's routerless line is no line of this one's: its address stays taken
+    new_router = await router(store, "NEW1")
+    new = await account(store, new_router.id)
+    with pytest.raises(ConflictError):
+        await confirm_net(new.id, "203.0.113.40")
+    # the line moves to the new router: its address, and an address in a routerless range
+    stored, _ = await confirm_net(new.id, "203.0.113.10", lanNet="198.51.100.64",
+                                  lanSubnet="255.255.255.248")  # fmt: skip
+    assert stored.state == "ACTIVE"
+    states = {
+        a.id: a.state for a in (await store.query_internet_accounts(InternetAccountQuery()))[0]
+    }
+    assert states == {
+        old.id: "ENDED",
+        in_range.id: "ENDED",
+        kept.id: "ACTIVE",
+        theirs.id: "ACTIVE",
+        new.id: "ACTIVE",
+    }
+
+
 async def test_tenancy_and_filters_of_the_list(store):
     a = await account(store, None)
     other = await store.create_internet_account(

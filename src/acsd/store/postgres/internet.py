@@ -70,6 +70,38 @@ async def _end_superseded(conn: asyncpg.Connection, device_id: str, now: float) 
     )
 
 
+async def _take_over_routerless(
+    conn: asyncpg.Connection,
+    account: InternetAccountRecord,
+    ip_address: str,
+    confirm: dict[str, Any],
+    now: float,
+) -> None:
+    """As the SQLite backend's: a line of the customer's that names no router gives way
+    (ENDED) to the customer's line for a router that takes its addresses. Run under the
+    confirm's table lock, so no other instance confirms in between."""
+    rows = await conn.fetch(
+        "SELECT id, ip_address, device, confirm #>> '{net,lanNet}',"
+        " confirm #>> '{net,lanSubnet}' FROM internet_accounts"
+        " WHERE customer = $1 AND device IS NULL AND id != $2"
+        " AND state IN ('CONFIRMED', 'ACTIVE')",
+        account.customer,
+        account.id,
+    )
+    net = confirm.get("net", {})
+    given_way = [
+        row[0]
+        for row in rows
+        if row[1] == ip_address or address_clash(ip_address, net, None, [row]) is not None
+    ]
+    if given_way:
+        await conn.execute(
+            "UPDATE internet_accounts SET state = 'ENDED', updated = $1 WHERE id = ANY($2::text[])",
+            now,
+            given_way,
+        )
+
+
 class InternetAccounts(PgCore):
     async def get_internet_account(self, account_id: str) -> InternetAccountRecord | None:
         return await self._get(INTERNET_ACCOUNTS, "WHERE id = $1", account_id)
@@ -159,6 +191,8 @@ class InternetAccounts(PgCore):
             account = INTERNET_ACCOUNTS.record(row)
             if account.state != "ORDERED":
                 raise StateError(f"internet account {account_id} is {account.state}, not ORDERED")
+            if account.device is not None:
+                await _take_over_routerless(conn, account, ip_address, confirm, now)
             taken = await conn.fetchval(
                 "SELECT id FROM internet_accounts WHERE ip_address = $1 AND id != $2"
                 " AND state != 'ENDED' AND (device IS NULL OR $3::text IS NULL OR device != $3)",
