@@ -5,6 +5,7 @@ session looks its SIM up by."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 import pytest
@@ -131,3 +132,52 @@ async def test_two_stores_on_one_database_claim_a_parked_session_once(store_url)
     finally:
         await one.close()
         await other.close()
+
+
+async def test_a_sim_is_in_one_network_of_an_account(store) -> None:
+    """CLI and SIMNumber are unique among an account's active devices, whatever their
+    network (the 409 names the network that has it); another account may name them."""
+    await make(store, "31600000011", iccid="8931000000000000011")
+    for cli, iccid, field in (
+        ("31600000011", None, "CLI"),
+        ("31600000012", "8931000000000000011", "SIMNumber"),
+    ):
+        with pytest.raises(DuplicateError) as taken:
+            await store.create_apn_device(replace(device(cli, iccid=iccid), network="other"))
+        assert taken.value.field == field
+        assert "network 'net'" in str(taken.value)
+    theirs = ApnAccountRecord(key="acc2", email_contact="ops@example.com")
+    made = await store.create_apn_device(
+        replace(device("31600000011", iccid="8931000000000000011"), account="acc2"),
+        account=theirs,
+    )
+    assert made.account == "acc2"
+
+
+async def test_two_stores_creating_one_sim_in_two_networks_at_once_make_one(store_url) -> None:
+    """Instances on one database (processes on one SQLite file): of creates of one SIM in
+    different networks of an account at the same moment, exactly one is made."""
+    from acsd.store import open_store
+
+    stores = [open_store(store_url) for _ in range(2)]
+    for s in stores:
+        await s.open()
+    try:
+        await make(stores[0], "31600000020")
+        sims = [f"3160000010{n}" for n in range(8)]
+        results = await asyncio.gather(
+            *(
+                s.create_apn_device(replace(device(cli), network=f"net{i}"))
+                for cli in sims
+                for i, s in enumerate(stores * 2)
+            ),
+            return_exceptions=True,
+        )
+        for n, cli in enumerate(sims):
+            mine = results[4 * n : 4 * n + 4]
+            assert sum(isinstance(r, ApnDeviceRecord) for r in mine) == 1, (cli, mine)
+            assert sum(isinstance(r, DuplicateError) for r in mine) == 3, (cli, mine)
+    finally:
+        for s in stores:
+            await s.close()
+

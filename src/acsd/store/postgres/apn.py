@@ -33,6 +33,8 @@ _APN_UPDATE_SQL = (
 )
 _APN_INSERT_SQL = insert_sql(_APN_DEVICES)
 _APN_UNIQUE = (("CLI", "cli_key"), ("SIMNumber", "iccid"))
+#: the seed of the advisory lock key of each unique value (create_apn_device)
+_APN_LOCKS = {"cli_key": 0x61636C69, "iccid": 0x61636963}
 
 
 class ApnRecords(PgCore):
@@ -157,19 +159,28 @@ class ApnRecords(PgCore):
                 )
             except asyncpg.ForeignKeyViolationError as exc:
                 raise ConflictError(f"APN account {record.account!r} does not exist") from exc
+            # A SIM is in one network of an account at a time (as on SQLite). No index
+            # spans an account's networks, and SQLite's single writer is not there: other
+            # instances create devices at the same moment. A lock on account and value,
+            # held to the commit, makes the look-up and the insert one step for each SIM;
+            # taken CLI first, SIMNumber second in every create, so no two wait in a cycle.
             for name, column in _APN_UNIQUE:
                 value = getattr(record, column)
                 if value is None:
                     continue
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended($1, $2))",
+                    f"{len(record.account)}:{record.account}:{value}",
+                    _APN_LOCKS[column],
+                )
                 taken = await conn.fetchval(
-                    f"SELECT id FROM apn_devices WHERE account = $1 AND network = $2"
-                    f" AND {column} = $3 AND end_date IS NULL",
+                    f"SELECT network FROM apn_devices WHERE account = $1"
+                    f" AND {column} = $2 AND end_date IS NULL",
                     record.account,
-                    record.network,
                     value,
                 )
                 if taken is not None:
-                    raise DuplicateError(name, f"{name} is already in use in this network")
+                    raise DuplicateError(name, f"{name} is already in use in network {taken!r}")
             stored = replace(
                 record,
                 start_date=record.start_date or now,
@@ -183,7 +194,9 @@ class ApnRecords(PgCore):
             except asyncpg.UniqueViolationError as exc:
                 # another instance created the same CLI or SIM since the look-up above
                 field = "SIMNumber" if "iccid" in str(exc.constraint_name) else "CLI"
-                raise DuplicateError(field, f"{field} is already in use in this network") from exc
+                raise DuplicateError(
+                    field, f"{field} is already in use in network {record.network!r}"
+                ) from exc
             if operation is not None:
                 op = replace(operation, resource_id=operation.resource_id or stored.id)
                 await insert_record(conn, _APN_OPERATIONS, op, "operation")
