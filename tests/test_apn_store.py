@@ -18,7 +18,10 @@ from acsd.store.base import (
     ApnOperationRecord,
     AuditRecord,
     ConflictError,
+    CpeIdentity,
+    DeviceRecord,
     DuplicateError,
+    SessionResult,
 )
 
 
@@ -26,6 +29,11 @@ def device(cli: str, **kw) -> ApnDeviceRecord:
     kw.setdefault("msisdn", cli)
     return ApnDeviceRecord(id="", account="acc", network="net", cli=cli, cli_key=f"msisdn:{cli}",
                            **kw)  # fmt: skip
+
+
+def session_result(serial: str) -> SessionResult:
+    identity = CpeIdentity(oui="00D09E", product_class="HG8245", serial_number=serial)
+    return SessionResult(identity=identity, at=1000.0)
 
 
 def entry(action: str) -> AuditRecord:
@@ -181,3 +189,73 @@ async def test_two_stores_creating_one_sim_in_two_networks_at_once_make_one(stor
         for s in stores:
             await s.close()
 
+
+async def _seen_in(store, router_id: str, cli: str, account: str = "acc") -> ApnDeviceRecord:
+    """An APN device of ``account`` whose SIM ``router_id`` reported, connected."""
+    if account != "acc":
+        made = await store.create_apn_device(
+            replace(device(cli), account=account),
+            account=ApnAccountRecord(key=account, email_contact="ops@example.com"),
+        )
+    else:
+        made = await make(store, cli)
+    seen = await store.update_apn_device(
+        made.id, lambda d: (replace(d, router=router_id, network_status=1), None)
+    )
+    assert seen is not None and seen.router == router_id
+    return seen
+
+
+def _gone(before: ApnDeviceRecord, after: ApnDeviceRecord | None) -> bool:
+    """No longer shown in a router, disconnected, as a change (a new Version)."""
+    return (
+        after is not None
+        and after.router is None
+        and after.network_status == 0
+        and after.version == before.version + 1
+    )
+
+
+async def test_a_deleted_router_shows_its_sims_device_disconnected(store) -> None:
+    rec = await store.upsert_device(DeviceRecord(id="", serial_number="APNGONE1"))
+    seen = await _seen_in(store, rec.id, "31600000031")
+    assert await store.delete_device(rec.id)
+    assert _gone(seen, await store.get_apn_device(seen.id))
+
+
+async def test_a_router_linked_to_another_account_shows_the_firsts_device_disconnected(
+    store,
+) -> None:
+    rec = await store.upsert_device(
+        DeviceRecord(id="", serial_number="APNLINK1", mvno_account="acc")
+    )
+    first = await _seen_in(store, rec.id, "31600000041")
+    rec.name = "renamed"  # a write that keeps the link leaves the device alone
+    rec = await store.write_device(rec)
+    assert await store.get_apn_device(first.id) == first
+    rec.mvno_account = "acc2"
+    rec = await store.write_device(rec)
+    assert _gone(first, await store.get_apn_device(first.id))
+    # the new account's device, seen in the router since, stays with the next write
+    second = await _seen_in(store, rec.id, "31600000042", account="acc2")
+    rec.name = "renamed again"
+    await store.write_device(rec)
+    assert await store.get_apn_device(second.id) == second
+
+
+async def test_a_replaced_router_takes_the_sim_state_of_the_new_one(store) -> None:
+    """A record given another router (serialNumber changed): the old router's SIM is in
+    no record now; the new router's own record, merged in, hands its SIM's device over
+    (both a new Version)."""
+    rec = await store.upsert_device(
+        DeviceRecord(id="", serial_number="APNOLD01", mvno_account="acc")
+    )
+    old = await _seen_in(store, rec.id, "31600000051")
+    called_in = await store.save_session(session_result("APNNEW01"))
+    new = await _seen_in(store, called_in, "31600000052")
+    rec.serial_number = "APNNEW01"
+    await store.write_device(rec, new_router=True)
+    assert _gone(old, await store.get_apn_device(old.id))
+    moved = await store.get_apn_device(new.id)
+    assert moved is not None and moved.router == rec.id
+    assert moved.version == new.version + 1 and moved.network_status == 1

@@ -69,6 +69,19 @@ from acsd.store.sqlite.saves import SaveOp, save_args
 _UPDATE_NAMES = [*OPERATOR, "serial_key", "mac_key", "updated"]
 
 
+async def _router_gone(conn: asyncpg.Connection, device_id: str, *, but: str | None = None) -> None:
+    """As the SQLite store's: the router of record ``device_id`` is no longer acsd's, or no
+    longer linked to an API account other than ``but``: the APN devices last seen in it
+    name no router and show disconnected, with a new Version (a change a client sees)."""
+    await conn.execute(
+        "UPDATE apn_devices SET router = NULL, network_status = 0, version = version + 1,"
+        " updated = $1 WHERE router = $2 AND account IS DISTINCT FROM $3",
+        clock.now(),
+        device_id,
+        but,
+    )
+
+
 class PgStore(InternetAccounts, ApnRecords, ParkedSessions, PgCore):
     """The :class:`~acsd.store.base.Store` on PostgreSQL (``store.url = postgresql://...``).
     One instance per process; any number of processes and hosts may share the database."""
@@ -224,6 +237,8 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, PgCore):
             elif isinstance(expect, DeviceRecord):
                 await self._unchanged(conn, expect)
             incoming = await self._take_router(conn, record) if new_router else None
+            if record.id:
+                await _router_gone(conn, record.id, but=record.mvno_account)
             await self._settle_mac(
                 conn, record, change, strict=mac == "set", new_router=new_router, incoming=incoming
             )
@@ -305,10 +320,15 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, PgCore):
             raise DuplicateError(
                 "serialNumber", f"serial number {record.serial_number!r} is device {found.id}"
             )
+        # The old router is no record's now: the SIM it had is not known to be in any.
+        await _router_gone(conn, record.id)
         if found.id:
             await conn.execute("DELETE FROM devices WHERE id = $1", found.id)
+            # the SIM that router carries now points at the record it is merged into
             await conn.execute(
-                "UPDATE apn_devices SET router = $1 WHERE router = $2", record.id, found.id
+                "UPDATE apn_devices SET router = $1, version = version + 1 WHERE router = $2",
+                record.id,
+                found.id,
             )
         for name in ROUTER_FIELDS:
             setattr(record, name, getattr(found, name))
@@ -349,11 +369,8 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, PgCore):
                     clock.now(),
                     device_id,
                 )
-                await conn.execute(
-                    "UPDATE apn_devices SET router = NULL, updated = $1 WHERE router = $2",
-                    clock.now(),
-                    device_id,
-                )
+                # nor an APN device's SIM in a router that is gone
+                await _router_gone(conn, device_id)
                 await write_audit(conn, audit_row, device_id)
             return deleted
 
