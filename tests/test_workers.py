@@ -191,13 +191,14 @@ def test_a_parked_session_whose_cpe_never_returns_is_still_committed(daemon_fact
 
 @pytest.mark.parametrize("keeps_cookies", [True, False], ids=["cookie", "no-cookie"])
 def test_a_parked_session_does_not_time_out_while_its_cpe_uploads_its_answer(
-    daemon_factory, keeps_cookies
+    daemon_factory, keeps_cookies, store_url
 ):
     # The CPE closes its connection after each answer (its session parks), thinks a while,
     # then uploads its answer slowly on a new one: begun within session_timeout of the
     # request, ended within session_timeout of its start. A worker used to end the parked
     # session under the upload, and the answer got 400 "no open CWMP session".
-    daemon = start_workers(daemon_factory, cwmp={"session_timeout": 4})
+    # (On both backends: the parked session is re-stamped in the store, touch_parked.)
+    daemon = start_workers(daemon_factory, cwmp={"session_timeout": 4}, store={"url": store_url})
     wire = Wire(daemon.cwmp_url, cookies=keeps_cookies)
     close = {"Connection": "close"}
     assert wire.post(envelope(inform_body("SLOWPARK1"), ns=NS), headers=close).status == 200
