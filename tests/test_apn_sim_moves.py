@@ -13,6 +13,13 @@ from test_apn_end_to_end import CELL, HINTS, bind, mobile_router
 APN = "Device.Cellular.AccessPoint.1.APN"
 
 
+@pytest.fixture
+def daemon(daemon_factory, store_url):
+    """A daemon on each store backend: what these tests check is written by the store
+    (the router a SIM was last seen in, NetworkStatus, Version), in its SQL."""
+    return daemon_factory(store={"url": store_url})
+
+
 def move_sim(card: dict[str, str], to, away) -> None:
     """``card``'s SIM goes into router ``to``; ``away`` gets a SIM no APN device has."""
     for leaf, key in (("USIM.IMSI", "imsi"), ("USIM.ICCID", "iccid"), ("USIM.MSISDN", "msisdn")):
