@@ -163,6 +163,53 @@ def test_db_migrate_and_the_record_commands_work_on_postgresql(pg_url: str, tmp_
     assert token.stdout.strip() and "ADMIN" in listed.stdout
 
 
+async def test_record_commands_leave_an_older_schema_to_db_migrate(pg_cluster, tmp_path):
+    """As on SQLite (test_startup_failures): `acsd device list` of a newly installed acsd
+    must not upgrade the schema under the instances still running the old one; nor make
+    acsd's tables in an empty database. Never the password in what it says."""
+    import asyncio
+
+    from conftest import run_cli, write_config
+
+    pg_url = pg_cluster.new_database(password="OldSchemaPw1")
+    config = write_config(tmp_path, store={"url": pg_url})
+    latest = latest_version()
+    shown = shown_url(pg_url)
+    assert "OldSchemaPw1" not in shown
+
+    async def cli(*args: str):
+        return await asyncio.to_thread(run_cli, *args, "--config", str(config), timeout=30)
+
+    empty = await cli("token", "list")
+    assert empty.returncode == 2 and empty.stdout == ""
+    assert empty.stderr.strip() == (
+        f"acsd: {shown} holds no acsd database yet "
+        "(acsd serve or acsd db migrate create the database)"
+    )
+    store = open_store(pg_url)
+    await store.open()
+    await store.close()
+    # back to the schema of two versions ago (steps 13 and 14 add an index each)
+    conn = await asyncpg.connect(pg_url)
+    try:
+        assert await conn.fetchval("SELECT to_regclass('schema_migrations')") is not None
+        await conn.execute("DROP INDEX apn_devices_router; DROP INDEX apn_devices_by_cli")
+        await conn.execute("DELETE FROM schema_migrations WHERE version >= $1", latest - 1)
+    finally:
+        await conn.close()
+    for args in (("device", "list"), ("token", "create", "--role", "ADMIN")):
+        proc = await cli(*args)
+        assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+        assert proc.stderr.strip() == (
+            f"acsd: the database {shown} has schema version {latest - 2}, this acsd needs "
+            f"{latest}: back it up, then run acsd db migrate (or start acsd serve) to upgrade it"
+        )
+    migrated = await cli("db", "migrate")
+    assert migrated.stdout.strip() == f"applied migrations {latest - 1}-{latest}"
+    listed = await cli("device", "list")
+    assert listed.returncode == 0, listed.stderr
+
+
 def test_db_backup_of_postgresql_points_to_pg_dump(pg_url: str, tmp_path) -> None:
     from conftest import run_cli, write_config
 

@@ -9,10 +9,14 @@ import os
 import re
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from acsd import log as acsd_log
 from acsd.config import Config, ConfigError, load_config, unknown_env
 from acsd.provisioning.profile_schema import ProfileError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 EXIT_USAGE = 2
 
@@ -247,13 +251,37 @@ def _schema_behind(config: Config) -> str | None:
     this acsd's. Opening the store would migrate it, so `acsd device list` run with a
     newly installed acsd before the restart upgraded the schema under the daemon still
     running the old one, without a backup or a word; only `serve` and `db migrate`
-    change the schema."""
-    import sqlite3
-
-    from acsd.store import sqlite_path
+    change the schema. (On PostgreSQL as on SQLite: there the daemons of every instance
+    run the old schema.)"""
+    from acsd.store import is_postgres, shown_url, sqlite_path
     from acsd.store.schema import latest_version
 
-    path = sqlite_path(config.store.url)
+    if is_postgres(config.store.url):
+        where = shown_url(config.store.url)  # (never the password)
+        version = asyncio.run(_pg_schema_version(config.store.url))
+    else:
+        path = sqlite_path(config.store.url)
+        where, version = str(path), _sqlite_schema_version(path)
+    if version is None:
+        return None  # (no database to read: opening the store says why)
+    latest = latest_version()
+    if version >= latest:
+        return None  # (a newer schema: opening the store refuses it, and says so)
+    if version == 0:  # (an empty file, e.g. made by `touch` or a failed copy)
+        return (
+            f"acsd: {where} holds no acsd database yet "
+            "(acsd serve or acsd db migrate create the database)"
+        )
+    return (
+        f"acsd: the database {where} has schema version {version}, this acsd needs "
+        f"{latest}: back it up, then run acsd db migrate (or start acsd serve) to upgrade it"
+    )
+
+
+def _sqlite_schema_version(path: Path) -> int | None:
+    """The schema version of a SQLite file (0: no acsd tables), None if it is no database."""
+    import sqlite3
+
     try:
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
         try:
@@ -266,18 +294,28 @@ def _schema_behind(config: Config) -> str | None:
         row = (None,)
     except sqlite3.DatabaseError:
         return None
-    version, latest = row[0] or 0, latest_version()
-    if version >= latest:
-        return None  # (a newer schema: opening the store refuses it, and says so)
-    if version == 0:  # (an empty file, e.g. made by `touch` or a failed copy)
-        return (
-            f"acsd: {path} holds no acsd database yet "
-            "(acsd serve or acsd db migrate create the database)"
-        )
-    return (
-        f"acsd: the database {path} has schema version {version}, this acsd needs "
-        f"{latest}: back it up, then run acsd db migrate (or start acsd serve) to upgrade it"
-    )
+    return row[0] or 0
+
+
+async def _pg_schema_version(url: str) -> int | None:
+    """The schema version of a PostgreSQL database (0: no acsd tables), None if it cannot
+    be read (the server or database is not there: opening the store says so in one line,
+    without the URL's password)."""
+    import asyncpg
+
+    from acsd.store import postgres_dsn
+
+    try:
+        conn = await asyncpg.connect(postgres_dsn(url), timeout=10)
+    except Exception:
+        return None
+    try:
+        if await conn.fetchval("SELECT to_regclass('schema_migrations')") is None:
+            return 0
+        version = await conn.fetchval("SELECT max(version) FROM schema_migrations")
+        return version or 0
+    finally:
+        await conn.close()
 
 
 def _worker_config(args: argparse.Namespace) -> Config | None:
