@@ -13,9 +13,28 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-#: where Debian's postgresql-15 package puts the server's programs
-PG_BIN = Path(os.environ.get("ACSD_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 PG_USER = "postgres"
+
+
+def _server_programs() -> Path:
+    """Where the server's programs are: ACSD_TEST_PG_BIN, else the newest of Debian's
+    /usr/lib/postgresql/<version>/bin, else the directory of an initdb on PATH."""
+    if given := os.environ.get("ACSD_TEST_PG_BIN"):
+        return Path(given)
+    versions = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
+    )
+    if versions:
+        return versions[-1].parent
+    found = shutil.which("initdb")
+    return Path(found).parent if found else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _server_programs()
+#: the server refuses to run as root: as root the cluster is the postgres user's, else the
+#: current user's own
+AS_ROOT = os.geteuid() == 0
 
 
 class ClusterError(Exception):
@@ -36,10 +55,7 @@ class Cluster:
     def psql(self, sql: str, database: str = "postgres") -> str:
         proc = subprocess.run(
             [
-                "runuser",
-                "-u",
-                PG_USER,
-                "--",
+                *_as_user(),
                 str(PG_BIN / "psql"),
                 "-X",
                 "-q",
@@ -55,6 +71,7 @@ class Cluster:
                 "PGHOST": str(self.root),
                 "PGPORT": str(self.port),
                 "PGDATABASE": database,
+                "PGUSER": PG_USER,
             },
         )
         if proc.returncode != 0:
@@ -81,9 +98,14 @@ class Cluster:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+def _as_user() -> list[str]:
+    """What runs a server program as the cluster's owner."""
+    return ["runuser", "-u", PG_USER, "--"] if AS_ROOT else []
+
+
 def _as_postgres(program: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     proc = subprocess.run(
-        ["runuser", "-u", PG_USER, "--", str(program), *args],
+        [*_as_user(), str(program), *args],
         capture_output=True,
         text=True,
         check=False,
@@ -117,13 +139,14 @@ def start_cluster() -> Cluster:
                 f"no PostgreSQL server programs in {PG_BIN} ({program} is missing): install "
                 "postgresql-15 (or set ACSD_TEST_PG_BIN to the directory holding initdb)"
             )
-    if shutil.which("runuser") is None:
+    if AS_ROOT and shutil.which("runuser") is None:
         raise ClusterError("runuser is missing: the test cluster runs as the postgres user")
     # Not under pytest's tmp_path: its parents are private to root, and the server runs
     # as postgres.
     root = Path(tempfile.mkdtemp(prefix="acsd-pg-"))
     try:
-        shutil.chown(root, PG_USER, PG_USER)
+        if AS_ROOT:
+            shutil.chown(root, PG_USER, PG_USER)
     except (LookupError, PermissionError) as exc:
         shutil.rmtree(root, ignore_errors=True)
         raise ClusterError(f"cannot give {root} to the {PG_USER} user: {exc}") from None
