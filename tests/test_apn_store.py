@@ -223,6 +223,18 @@ async def test_a_deleted_router_shows_its_sims_device_disconnected(store) -> Non
     assert _gone(seen, await store.get_apn_device(seen.id))
 
 
+async def test_an_ended_device_keeps_the_router_it_was_last_seen_in(store) -> None:
+    """Only live devices are shown connected through a router: an ended one is history,
+    and a router record deleted later changes nothing in it (nor its Version)."""
+    rec = await store.upsert_device(DeviceRecord(id="", serial_number="APNGONE2"))
+    seen = await _seen_in(store, rec.id, "31600000032")
+    ended = await store.update_apn_device(
+        seen.id, lambda d: (replace(d, end_date=2000.0, network_status=0), None)
+    )
+    assert await store.delete_device(rec.id)
+    assert await store.get_apn_device(seen.id) == ended
+
+
 async def test_a_router_linked_to_another_account_shows_the_firsts_device_disconnected(
     store,
 ) -> None:

@@ -75,7 +75,8 @@ async def _router_gone(conn: asyncpg.Connection, device_id: str, *, but: str | N
     name no router and show disconnected, with a new Version (a change a client sees)."""
     await conn.execute(
         "UPDATE apn_devices SET router = NULL, network_status = 0, version = version + 1,"
-        " updated = $1 WHERE router = $2 AND account IS DISTINCT FROM $3",
+        " updated = $1 WHERE router = $2 AND end_date IS NULL"
+        " AND account IS DISTINCT FROM $3",
         clock.now(),
         device_id,
         but,

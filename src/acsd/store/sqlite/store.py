@@ -69,11 +69,13 @@ async def _router_gone(
     by another router), or no longer linked to an API account other than ``but`` (its
     mvnoAccount): the APN devices last seen in it name no router, and are not shown
     connected through it any more (no session of it will say otherwise; 0 disconnected).
-    A change a client sees, so a new Version (apn._versioned)."""
+    A change a client sees, so a new Version (apn._versioned). Ended devices keep the
+    router they were last seen in (and the partial index apn_devices_router serves this:
+    it runs at every operator write of a device)."""
     await conn.execute(
         "UPDATE apn_devices SET router = NULL, network_status = 0, version = version + 1,"
         " updated = ?"
-        " WHERE router = ? AND account IS NOT ?",
+        " WHERE router = ? AND end_date IS NULL AND account IS NOT ?",
         (clock.now(), device_id, but),
     )
 
