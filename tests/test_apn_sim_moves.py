@@ -20,6 +20,17 @@ def daemon(daemon_factory, store_url):
     return daemon_factory(store={"url": store_url})
 
 
+def register(api: ApnApi, account: str, card: dict[str, str], *, iccid: bool = False) -> str:
+    """The API path of a new APN device of ``account`` for ``card``'s SIM (by its IMSI,
+    and its ICCID when ``iccid``)."""
+    body = {"CLI": card["imsi"], "Hints": HINTS}
+    if iccid:
+        body["SIMNumber"] = card["iccid"]
+    created = api.post(apns_path(account, "fleet"), body)
+    assert created.status == 202, created.wrapper
+    return apns_path(account, "fleet", created.wrapper["Meta"]["Id"])
+
+
 def move_sim(card: dict[str, str], to, away) -> None:
     """``card``'s SIM goes into router ``to``; ``away`` gets a SIM no APN device has."""
     for leaf, key in (("USIM.IMSI", "imsi"), ("USIM.ICCID", "iccid"), ("USIM.MSISDN", "msisdn")):
@@ -35,11 +46,7 @@ async def test_a_sim_moved_to_another_router_takes_its_apn_device_along(daemon):
     sim_b, card_b = mobile_router(daemon, "MOVEB")
     bind(daemon, card_a, "OPERATOR-M")
     bind(daemon, card_b, "OPERATOR-M")
-    created = api.post(apns_path("OPERATOR-M", "fleet"), {"CLI": card_a["imsi"],
-                                                          "SIMNumber": card_a["iccid"],
-                                                          "Hints": HINTS})  # fmt: skip
-    assert created.status == 202, created.wrapper
-    one = apns_path("OPERATOR-M", "fleet", created.wrapper["Meta"]["Id"])
+    one = register(api, "OPERATOR-M", card_a, iccid=True)
     assert api.put(network_path("OPERATOR-M", "fleet"), {"APN": "m.example"}).status == 200
     for _ in range(2):
         assert (await sim_a.run_once()).ok == 1
@@ -101,9 +108,7 @@ async def test_a_sim_taken_out_of_its_router_is_no_longer_shown_connected(daemon
     sim_a, card_a = mobile_router(daemon, "GONEA")
     sim_b, _ = mobile_router(daemon, "GONEB")
     bind(daemon, card_a, "OPERATOR-G")
-    created = api.post(apns_path("OPERATOR-G", "fleet"), {"CLI": card_a["imsi"], "Hints": HINTS})
-    assert created.status == 202, created.wrapper
-    one = apns_path("OPERATOR-G", "fleet", created.wrapper["Meta"]["Id"])
+    one = register(api, "OPERATOR-G", card_a)
     for _ in range(2):
         assert (await sim_a.run_once()).ok == 1
     before = api.get(one).data
@@ -124,11 +129,7 @@ async def test_a_deleted_router_is_no_longer_named_as_the_sims_router(daemon):
     api = ApnApi(Api(daemon.api_url, token(daemon, "ADMIN")), "json")
     sim_a, card_a = mobile_router(daemon, "GONED")
     bind(daemon, card_a, "OPERATOR-D")
-    created = api.post(apns_path("OPERATOR-D", "fleet"), {"CLI": card_a["imsi"],
-                                                          "SIMNumber": card_a["iccid"],
-                                                          "Hints": HINTS})  # fmt: skip
-    assert created.status == 202, created.wrapper
-    one = apns_path("OPERATOR-D", "fleet", created.wrapper["Meta"]["Id"])
+    one = register(api, "OPERATOR-D", card_a, iccid=True)
     assert (await sim_a.run_once()).ok == 1
     router_id = daemon.device_json(card_a["serial"])["_id"]
     assert api.get(one).wrapper["Meta"]["Router"] == router_id
@@ -151,11 +152,7 @@ async def test_a_router_that_reports_no_sim_shows_its_device_disconnected(daemon
     api = ApnApi(Api(daemon.api_url, token(daemon, "ADMIN")), "json")
     sim_a, card_a = mobile_router(daemon, "NOSIM")
     bind(daemon, card_a, "OPERATOR-N")
-    created = api.post(apns_path("OPERATOR-N", "fleet"), {"CLI": card_a["imsi"],
-                                                          "SIMNumber": card_a["iccid"],
-                                                          "Hints": HINTS})  # fmt: skip
-    assert created.status == 202, created.wrapper
-    one = apns_path("OPERATOR-N", "fleet", created.wrapper["Meta"]["Id"])
+    one = register(api, "OPERATOR-N", card_a, iccid=True)
     for _ in range(2):
         assert (await sim_a.run_once()).ok == 1
     before = api.get(one).data
@@ -208,10 +205,7 @@ async def test_a_replaced_router_no_longer_shows_its_sim_connected(daemon):
     sim_old, card_old = mobile_router(daemon, "SWOLD")
     sim_new, _ = mobile_router(daemon, "SWNEW")
     bind(daemon, card_old, "OPERATOR-W")
-    created = api.post(apns_path("OPERATOR-W", "fleet"), {"CLI": card_old["imsi"],
-                                                          "Hints": HINTS})  # fmt: skip
-    assert created.status == 202, created.wrapper
-    one = apns_path("OPERATOR-W", "fleet", created.wrapper["Meta"]["Id"])
+    one = register(api, "OPERATOR-W", card_old)
     assert (await sim_old.run_once()).ok == 1
     assert (await sim_new.run_once()).ok == 1  # called in: an unclaimed record
     record = daemon.device_json(card_old["serial"])["_id"]
@@ -232,9 +226,7 @@ async def test_a_router_linked_to_another_account_no_longer_reports_to_the_first
     api = ApnApi(Api(daemon.api_url, token(daemon, "ADMIN")), "json")
     sim_a, card_a = mobile_router(daemon, "UNLINK")
     bind(daemon, card_a, "OPERATOR-U")
-    created = api.post(apns_path("OPERATOR-U", "fleet"), {"CLI": card_a["imsi"], "Hints": HINTS})
-    assert created.status == 202, created.wrapper
-    one = apns_path("OPERATOR-U", "fleet", created.wrapper["Meta"]["Id"])
+    one = register(api, "OPERATOR-U", card_a)
     assert (await sim_a.run_once()).ok == 1
     connected = api.get(one).data
     assert connected["NetworkStatus"] == 1
