@@ -90,17 +90,29 @@ def _reason_kind(reason: str) -> str:
     return re.sub(r"[0-9]+(\.[0-9]+)?", "N", reason)[:120]
 
 
+def _idle_router(routers: list, start: int) -> tuple[object | None, int]:
+    """The next router (from ``start``) not in a session, or None, and where to look next
+    time: a real router never opens a second session while its first runs (acsd would end
+    the first one, as after a reboot, and its next message would be refused)."""
+    for step in range(len(routers)):
+        cpe = routers[(start + step) % len(routers)]
+        if not cpe.in_session:
+            return cpe, start + step + 1
+    return None, start
+
+
 async def closed_loop(routers: list, acs: str, duration: float, concurrency: int) -> dict:
     latencies: list[float] = []
     exchanges = errors = http_503 = 0
+    reasons: Counter[str] = Counter()
     deadline = time.perf_counter() + duration
     next_router = 0
 
     async def worker() -> None:
         nonlocal exchanges, errors, http_503, next_router
         while time.perf_counter() < deadline:
-            cpe = routers[next_router % len(routers)]
-            next_router += 1
+            cpe, next_router = _idle_router(routers, next_router)
+            assert cpe is not None  # no more workers than routers
             t0 = time.perf_counter()
             result = await run_session(cpe, acs, trigger=["2 PERIODIC"], timeout=30)
             exchanges += result.messages
@@ -109,17 +121,24 @@ async def closed_loop(routers: list, acs: str, duration: float, concurrency: int
             else:
                 errors += 1
                 http_503 += result.retry_after is not None
+                reasons[_reason_kind(result.reason)] += 1
 
     started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(worker() for _ in range(min(concurrency, len(routers)))))
     out = _figures(latencies, time.perf_counter() - started, exchanges)
-    return {**out, "errors": errors, "http_503": http_503}
+    return {
+        **out,
+        "errors": errors,
+        "http_503": http_503,
+        "failures": dict(reasons.most_common(10)),
+    }
 
 
 async def open_loop(routers: list, acs: str, duration: float, rate: float) -> dict:
     """Sessions started on a fixed schedule; latency includes any queueing at the server."""
     latencies: list[float] = []
     exchanges = errors = 0
+    reasons: Counter[str] = Counter()
     tasks: set[asyncio.Task] = set()
 
     async def one(cpe) -> None:
@@ -131,27 +150,34 @@ async def open_loop(routers: list, acs: str, duration: float, rate: float) -> di
             latencies.append(time.perf_counter() - t0)
         else:
             errors += 1
+            reasons[_reason_kind(result.reason)] += 1
 
     started = time.perf_counter()
-    n = pick = 0
+    n = pick = skipped = 0
     while (now := time.perf_counter()) - started < duration:
         due = int((now - started) * rate) + 1
         while n < due:
-            # A router never starts a session while its last one runs: take the next idle
-            # one (only under overload, when sessions outlast a router's turn).
-            for _ in range(len(routers)):
-                cpe = routers[pick % len(routers)]
-                pick += 1
-                if not cpe.in_session:
-                    break
+            cpe, pick = _idle_router(routers, pick)
+            n += 1
+            if cpe is None:
+                # Every router is in a session: an overload the run's routers cannot
+                # carry. Counted, not sent (a second session of one router is not load a
+                # real network makes).
+                skipped += 1
+                continue
             task = asyncio.create_task(one(cpe))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
-            n += 1
         await asyncio.sleep(max(0.0, started + n / rate - time.perf_counter()))
     await asyncio.gather(*tasks)
     out = _figures(latencies, time.perf_counter() - started, exchanges)
-    return {**out, "errors": errors, "rate": rate}
+    return {
+        **out,
+        "errors": errors,
+        "rate": rate,
+        "skipped": skipped,
+        "failures": dict(reasons.most_common(10)),
+    }
 
 
 async def hold(routers: list, acs: str, count: int) -> dict:
