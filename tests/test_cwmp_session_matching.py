@@ -93,6 +93,31 @@ def test_a_router_that_omits_the_cwmp_id_still_reconnects_into_its_session(daemo
     assert not daemon.events("cwmp.address_match_refused")
 
 
+def test_a_router_that_reuses_its_inform_id_reconnects_into_its_session(daemon):
+    # A CPE that keeps no cookies, opens a new connection for every message and stamps each
+    # with its Inform's cwmp:ID: found by address, its answers carry that ID, not ours.
+    router = Wire(daemon.cwmp_url, cookies=False)
+    inform = envelope(inform_body("SAMEIDCPE1"), ns=NS, cwmp_id="cpe-77")
+    assert router.post(inform).status == 200
+    router.reconnect()
+    answer = router.post(None)
+    answered = 0
+    for _ in range(50):
+        if answer.status == 204:
+            break
+        assert answer.status == 200, answer.text
+        env = parse_envelope(answer.body)
+        assert env.id != "cpe-77"
+        router.reconnect()
+        answer = router.post(render_envelope(Envelope(answer_request(env.body), NS, id="cpe-77")))
+        answered += 1
+    assert answer.status == 204 and answered >= 1
+    assert daemon.device_json("SAMEIDCPE1")["status"]["upTime"] == 4242
+    refused = daemon.events("cwmp.address_match_refused")
+    refused = [e for e in refused if e.get("serial") == "SAMEIDCPE1"]
+    assert not refused
+
+
 def test_two_sessions_have_different_cwmp_ids(daemon):
     ids = []
     for serial in ("IDSESS001", "IDSESS002"):

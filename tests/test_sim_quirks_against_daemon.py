@@ -14,6 +14,7 @@ QUIRKS = [
     "untyped-values",
     "reused-id",
     "empty-post-no-length",
+    "new-connection",
     "all",
 ]
 
@@ -52,6 +53,32 @@ def test_quirky_routers_complete_their_sessions_and_are_recorded(shared_daemon, 
         assert device["status"]["wanIp"].startswith("100.64.")
         assert device["status"]["lanIp"].startswith("192.168.")
         assert device["status"]["online"] is True
+
+
+def test_a_router_found_by_address_alone_that_reuses_its_inform_id_completes(shared_daemon):
+    # No cookies, a new connection for every message, every message stamped with the
+    # Inform's cwmp:ID: only its address and that ID tie its answers to its session. One
+    # router: the empty POSTs of several such routers at one address carry nothing to tell
+    # them apart.
+    proc = run_cli(
+        "sim",
+        "--acs",
+        shared_daemon.cwmp_url,
+        "--count",
+        "1",
+        "--once",
+        "--quirks",
+        "no-cookies,reused-id,new-connection",
+        "--profile",
+        "tr181-mobile",
+        "--serial-prefix",
+        "QSAMEID",
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1 sessions ok, 0 failed" in proc.stdout
+    device = shared_daemon.device_json("QSAMEID000001")
+    assert device["status"]["wanIp"].startswith("100.64.")
+    assert device["status"]["online"] is True
 
 
 def test_list_profiles_names_the_three_router_kinds():

@@ -87,7 +87,7 @@ class ParkableDriver(SessionDriver, Protocol):
 
 
 #: bumped whenever what freeze() writes changes shape: a worker never thaws a foreign shape
-PARKED_FORMAT = 3
+PARKED_FORMAT = 4
 
 
 class ParkError(Exception):
@@ -113,6 +113,9 @@ class CwmpSession:
     #: its parameters and events are the driver's once handed over, and a session held
     #: open keeps a copy of neither.
     serial: str = ""
+    #: the cwmp:ID of the CPE's Inform ("" if it sent none): a CPE that stamps every
+    #: message of its session with it is told by it from a stranger behind the same NAT
+    inform_id: str = ""
     created: float = field(default_factory=time.monotonic)
     last_active: float = field(default_factory=time.monotonic)
     rpc_count: int = 0
@@ -199,10 +202,11 @@ class CwmpSession:
             return None
         if waiting is None:
             return f"a {body.METHOD} when nothing was asked"
-        # A CPE that omits the cwmp:ID is tolerated (cwmp-reference); one that sends another
-        # answers a request of some other session.
+        # A CPE that omits the cwmp:ID is tolerated (cwmp-reference), and so is one that
+        # reuses its Inform's for every message; one that sends another answers a request
+        # of some other session.
         got = (env.id or "").strip()
-        if got and got != waiting[0]:
+        if got and got != waiting[0] and got != self.inform_id:
             return f"an answer to cwmp:ID {got[:40]!r}, not to {waiting[0]}"
         return None
 
@@ -232,6 +236,7 @@ class CwmpSession:
         inform = env.body
         assert isinstance(inform, rpc.Inform)
         self.serial = inform.device_id.serial_number
+        self.inform_id = (env.id or "").strip()
         self.cwmp_ns = env.cwmp_ns
         fault = await self.driver.inform(self, inform)
         if fault is not None:

@@ -41,7 +41,8 @@ class Response:
 
 
 class HttpClient:
-    """POSTs to one URL over one kept-alive connection (reopened if the server closes it)."""
+    """POSTs to one URL over one kept-alive connection (reopened if the server closes it),
+    or over a new connection for each request (``reconnect``)."""
 
     def __init__(
         self,
@@ -51,6 +52,7 @@ class HttpClient:
         cookies: bool = True,
         timeout: float = 30.0,
         credentials: tuple[str, str] | None = None,
+        reconnect: bool = False,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -65,6 +67,8 @@ class HttpClient:
         default_port = self.port == (443 if self.ssl else 80)
         self.host_header = host if default_port else f"{host}:{self.port}"
         self.keep_cookies = cookies
+        #: one TCP connection per request, as CPE stacks that never keep one alive do
+        self.reconnect = reconnect
         self.cookies: dict[str, str] = {}
         self.timeout = timeout
         self.credentials = credentials
@@ -75,6 +79,8 @@ class HttpClient:
         # the part of every request head that never changes, built once
         self._head = f"POST {self.path} HTTP/1.1\r\nHost: {self.host_header}\r\n"
         self._head += f"User-Agent: {USER_AGENT}\r\n"
+        if reconnect:
+            self._head += "Connection: close\r\n"
 
     async def close(self) -> None:
         writer, self._reader, self._writer = self._writer, None, None
@@ -162,7 +168,7 @@ class HttpClient:
         response = await self._read_response(self._reader)
         if self.keep_cookies:
             self._store_cookies(response.set_cookies)
-        if response.header("connection").lower() == "close":
+        if self.reconnect or response.header("connection").lower() == "close":
             await self.close()
         return response
 

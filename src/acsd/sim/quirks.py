@@ -13,6 +13,7 @@ QUIRKS = {
     "prefix-SOAP-ENV": "SOAP envelope prefix 'SOAP-ENV'",
     "untyped-values": "Values without xsi:type",
     "reused-id": "every message carries cwmp:ID 1, responses included",
+    "new-connection": "every message on a new TCP connection (Connection: close)",
     "empty-post-no-length": "the empty POST has neither Content-Length nor Transfer-Encoding",
     "bare-faults": "a refused SetParameterValues names no parameter (no SetParameterValuesFault)",
     "object-faults": "a refused SetParameterValues names the refused parameter's object",
@@ -22,8 +23,10 @@ QUIRKS = {
     "unknown-9002": "a GetParameterValues with a name the router lacks fails 9002, not 9005",
 }
 # "all" cannot have two envelope prefixes or two codes for an unknown name at once; SOAP-ENV
-# is the more common prefix in the field
-ALL_QUIRKS = frozenset(QUIRKS) - {"prefix-soap", "unknown-9002", "object-faults"}
+# is the more common prefix in the field. Nor new-connection: routers of one address that keep
+# neither cookies nor connections cannot be told apart by their empty POSTs, so "all" would
+# fail for any run of more than one router.
+ALL_QUIRKS = frozenset(QUIRKS) - {"prefix-soap", "unknown-9002", "object-faults", "new-connection"}
 
 
 def parse_quirks(text: str | None) -> frozenset[str]:

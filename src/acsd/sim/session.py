@@ -80,6 +80,7 @@ class Session:
             url,
             ssl=ssl,
             cookies="no-cookies" not in quirks,
+            reconnect="new-connection" in quirks,
             timeout=timeout,
             credentials=credentials,
         )
