@@ -742,6 +742,47 @@ def test_an_envelope_with_an_empty_body_is_taken_for_the_empty_post(daemon, empt
     assert daemon.device_json("EMPTYENV1")["status"]["lanIp"] == "192.168.7.1"
 
 
+_HEADER_ONLY = {
+    "no-more-requests": "<SOAP-ENV:Header><cwmp:NoMoreRequests>1</cwmp:NoMoreRequests>"
+    "</SOAP-ENV:Header>",
+    "hold-requests": '<SOAP-ENV:Header><cwmp:ID SOAP-ENV:mustUnderstand="1">9</cwmp:ID>'
+    '<cwmp:HoldRequests SOAP-ENV:mustUnderstand="1">0</cwmp:HoldRequests></SOAP-ENV:Header>',
+    "empty-header": "<SOAP-ENV:Header/>",
+    "nothing": "",
+}
+
+
+def _bodyless(inner: str) -> bytes:
+    return (
+        f'<SOAP-ENV:Envelope xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/" '
+        f'xmlns:cwmp="{NS}">{inner}</SOAP-ENV:Envelope>'
+    ).encode()
+
+
+@pytest.mark.parametrize("header", list(_HEADER_ONLY))
+def test_an_envelope_without_a_body_is_taken_for_the_empty_post(daemon, header):
+    # Some CPEs send their NoMoreRequests/HoldRequests header in an envelope with no Body
+    # where TR-069 has the empty POST: acsd answered fault 8003 and the session never got on.
+    serial = "NOBODY" + header[:4].upper().replace("-", "")
+    wire = Wire(daemon.cwmp_url)
+    assert wire.post(envelope(inform_body(serial), ns=NS)).status == 200
+    requests = drive_to_end(wire, wire.post(_bodyless(_HEADER_ONLY[header])), NS)
+    assert isinstance(requests[0], rpc.GetParameterValues)
+    assert daemon.device_json(serial)["status"]["lanIp"] == "192.168.7.1"
+
+
+def test_an_envelope_without_a_body_but_with_something_else_is_still_refused(daemon):
+    # Only a Header (or nothing) stands for the empty POST: an RPC outside the Body is a
+    # broken message, answered with fault 8003 as before, and not the end of the requests.
+    wire = Wire(daemon.cwmp_url)
+    assert wire.post(envelope(inform_body("NOBODYBAD1"), ns=NS)).status == 200
+    answer = wire.post(_bodyless("<SOAP-ENV:Header/><cwmp:GetRPCMethods/>"))
+    assert answer.status == 200
+    fault = parse_envelope(answer.body).body
+    assert isinstance(fault, rpc.Fault) and fault.code == 8003
+    assert "no SOAP Body" in fault.string
+
+
 def test_a_content_type_with_a_comma_before_its_charset_is_read(daemon):
     # "text/xml, charset=utf-8" (a comma for the semicolon) was answered 415 at every
     # session. The charset after the comma counts: this UTF-16 body has no byte order mark.

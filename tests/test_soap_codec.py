@@ -838,6 +838,43 @@ def test_missing_or_duplicate_body() -> None:
         parse_envelope(two)
 
 
+@pytest.mark.parametrize(
+    "inner",
+    [
+        '<s:Header><c:NoMoreRequests xmlns:c="urn:dslforum-org:cwmp-1-0">1</c:NoMoreRequests>'
+        "</s:Header>",
+        "<s:Header/>",
+        "",
+        " \n ",
+    ],
+    ids=["no-more-requests", "empty-header", "nothing", "white-space"],
+)
+def test_an_envelope_without_a_body_is_the_empty_message(inner: str) -> None:
+    data = f'<s:Envelope xmlns:s="{SOAP_ENV_NS}">{inner}</s:Envelope>'.encode()
+    with pytest.raises(EmptyEnvelope):
+        parse_envelope(data)
+
+
+@pytest.mark.parametrize(
+    ("inner", "code"),
+    [
+        ("<s:Header/><Inform/>", 8003),  # an RPC outside the Body
+        ("<s:Header/><s:Header/>", 8003),
+        ("<s:Header/>text", 8003),
+        ('<s:Header><c:ID xmlns:c="urn:dslforum-org:cwmp-9-9">1</c:ID></s:Header>', None),
+    ],
+    ids=["rpc-outside-body", "two-headers", "text", "unsupported-namespace"],
+)
+def test_an_envelope_without_a_body_and_with_more_is_malformed(
+    inner: str, code: int | None
+) -> None:
+    data = f'<s:Envelope xmlns:s="{SOAP_ENV_NS}">{inner}</s:Envelope>'.encode()
+    with pytest.raises(SoapError) as info:
+        parse_envelope(data)
+    assert not isinstance(info.value, EmptyEnvelope)
+    assert info.value.fault_code == code
+
+
 @pytest.mark.parametrize("where", ["body", "header", "envelope"])
 def test_unsupported_namespace(where: str) -> None:
     bad = "urn:dslforum-org:cwmp-9-9"

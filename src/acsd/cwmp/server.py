@@ -324,8 +324,8 @@ class CwmpServer:
             try:
                 env = parse_envelope(data)
             except EmptyEnvelope:
-                # <Body/> where TR-069 has an empty POST: answered with a fault, the CPE
-                # could never end its requests or a session.
+                # <Body/>, or a Header and no Body, where TR-069 has an empty POST: answered
+                # with a fault, the CPE could never end its requests or a session.
                 pass
             except SoapError as exc:
                 answer = self._soap_error(request, exc, remote_ip)

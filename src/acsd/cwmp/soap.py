@@ -99,8 +99,9 @@ class SoapError(Exception):
 
 
 class EmptyEnvelope(SoapError):
-    """A SOAP Body with no element in it: what some CPEs send for the empty message that
-    TR-069 defines as an empty HTTP POST. The ACS takes it for one."""
+    """A SOAP Body with no element in it, or an envelope with no Body (a Header alone, or
+    nothing): what some CPEs send for the empty message that TR-069 defines as an empty
+    HTTP POST. The ACS takes it for one."""
 
 
 # --- text out -------------------------------------------------------------------------------
@@ -736,6 +737,26 @@ def _declare_usual_prefixes(data: bytes, errors: etree._ListErrorLog) -> bytes |
     return data[: root.end()] + declared.encode() + data[root.end() :]
 
 
+def _bodyless(root: etree._Element) -> SoapError:
+    """What an envelope without a Body is: with at most a Header in it (some CPEs send their
+    cwmp:HoldRequests or NoMoreRequests so, for the empty POST), the empty message, as an
+    empty Body is; with anything else in it (an RPC outside the Body, a second Header, text),
+    a malformed envelope."""
+    kids = _elements(root)
+    if (
+        len(kids) > 1
+        or any(c.tag != _HEADER for c in kids)
+        or (root.text or "").strip()
+        or any((c.tail or "").strip() for c in root)
+    ):
+        return SoapError("no SOAP Body")
+    for c in _elements(kids[0]) if kids else ():
+        ns = _ns(c.tag)
+        if ns.startswith(_CWMP_STEM) and ns not in _CWMP_SET:
+            return SoapError(f"unsupported CWMP namespace {ns[:80]!r}", fault_code=None)
+    return EmptyEnvelope("no SOAP Body")
+
+
 def parse_envelope(data: bytes) -> Envelope:
     """Decode one CWMP envelope. Raises :class:`SoapError` for anything unacceptable; an
     unknown Body element is not an error but an :class:`rpc.UnknownMessage`."""
@@ -792,7 +813,7 @@ def parse_envelope(data: bytes) -> Envelope:
         elif c.tag == _HEADER and header is None:
             header = c
     if body is None:
-        raise SoapError("no SOAP Body")
+        raise _bodyless(root)
     rpc_els = _elements(body)
     if not rpc_els and not (body.text or "").strip():
         raise EmptyEnvelope("SOAP Body must hold exactly one element, not 0")
