@@ -449,7 +449,19 @@ def plan_changes(
             max_attempts,
             owned,
         )
-    _written_along(plan, profile, values, absent, unreadable, secrets, faults, now, max_attempts)
+    _written_along(
+        plan,
+        profile,
+        desired,
+        values,
+        absent,
+        unreadable,
+        secrets,
+        faults,
+        bounces,
+        now,
+        max_attempts,
+    )
     _hold_groups(plan, profile)
     return plan
 
@@ -470,23 +482,33 @@ def along_targets(profile: Profile, settings: Iterable[str]) -> list[tuple[str, 
 def _written_along(
     plan: Plan,
     profile: Profile,
+    desired: Desired,
     values: Mapping[str, str],
     absent: set[str],
     unreadable: Mapping[str, str],
     secrets: Mapping[str, str],
     faults: Mapping[str, Any],
+    bounces: Mapping[str, Any],
     now: float,
     max_attempts: int,
 ) -> None:
     """A parameter a profile writes whenever one of some settings is (TR-098's
     DHCPServerConfigurable, without which the CPE serves its default pool whatever acsd
     writes), once: a SetParameterValues must not name one parameter twice, and the
-    driver keeps the settings of one kind (``dhcp``) in one SetParameterValues."""
+    driver keeps the settings of one kind (``dhcp``) in one SetParameterValues.
+
+    It is also put back on its own when the CPE reports another value while the record
+    has one of those settings: firmware turns DHCPServerConfigurable false by itself
+    after a change on its web page, and the settings acsd holds there are then not
+    served. Not reported (not read this session), it goes only with a change."""
     written = {c.path for c in plan.changes}
     settings = [c.setting for c in plan.changes if "[" not in c.setting]  # not table rows
-    for key, target in along_targets(profile, settings):
+    with_change = {t.path for _key, t in along_targets(profile, settings)}
+    for key, target in along_targets(profile, desired.settings):
         wanted = target.value
         if wanted is None or target.path in written:
+            continue
+        if target.path not in values and target.path not in with_change:
             continue
         if _lacking(target.path, absent, unreadable) or _when_fails(
             target, values, absent, unreadable
@@ -495,6 +517,8 @@ def _written_along(
         if _holds(target, wanted, values, secrets):
             continue
         if _held_back(plan, faults, key, target.path, wanted, now, max_attempts):
+            continue
+        if _bounced(plan, bounces, key, target.path, wanted, values.get(target.path), max_attempts):
             continue
         plan.changes.append(Change(key, target.path, wanted, target.type, target.secret))
         written.add(target.path)
