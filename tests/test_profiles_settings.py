@@ -299,6 +299,23 @@ def test_a_vendor_may_extend_a_vendor(tmp_path):
     assert p.match == {"manufacturer": ("TP-Link*",), "modelName": ("Archer C6*",)}
 
 
+def test_written_with_may_name_a_table(tmp_path):
+    # a switch that a reservation row needs as much as the pool does (TR-098's
+    # DHCPServerConfigurable), without any DHCP setting to go along with
+    host = "InternetGatewayDevice.LANDevice.1.LANHostConfigManagement."
+    write(
+        tmp_path,
+        "acme.toml",
+        'name = "acme"\nextends = "tr098"\n[match]\nmanufacturer = "Acme*"\n'
+        f'[[settings."dhcp.enable"]]\npath = "{host}DHCPServerEnable"\n'
+        f'[[settings."dhcp.enable"]]\npath = "{host}DHCPServerConfigurable"\n'
+        'value = "true"\nwritten_with = "dhcp.reservations"\noptional = true\n',
+    )
+    p = load_profiles(tmp_path).get("acme")
+    [switch] = [t for t in p.settings["dhcp.enable"] if t.written_with]
+    assert switch.written_with == ("dhcp.reservations",)
+
+
 # --- defaults -----------------------------------------------------------------------------
 
 

@@ -40,6 +40,12 @@ class Desired:
     def empty(self) -> bool:
         return not self.settings and not self.tables
 
+    @property
+    def names(self) -> list[str]:
+        """The settings and tables acsd manages on the CPE (what `written_with` globs
+        match: a reservation is a DHCP value as much as the pool is)."""
+        return [*self.settings, *self.tables]
+
     def without(self, prefix: str) -> Desired:
         """A copy without the settings and tables whose key starts with ``prefix``."""
         return replace(

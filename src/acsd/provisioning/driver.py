@@ -669,7 +669,7 @@ class ProvisioningDriver:
             targets = [
                 t for key in self.desired.settings for t in self.profile.settings.get(key, ())
             ]
-            targets += [t for _key, t in along_targets(self.profile, self.desired.settings)]
+            targets += [t for _key, t in along_targets(self.profile, self.desired.names)]
             wanted = [t.path for t in targets]
             wanted += [path for t in targets for path, _test in t.when]
             wanted += [
@@ -989,7 +989,7 @@ class ProvisioningDriver:
         assert self.profile is not None
         read = [name for name in self.fetch.ok if name.endswith(".")]
         targets = [t for key in self.desired.settings for t in self.profile.settings.get(key, ())]
-        targets += [t for _key, t in along_targets(self.profile, self.desired.settings)]
+        targets += [t for _key, t in along_targets(self.profile, self.desired.names)]
         return {
             target.path
             for target in targets

@@ -467,8 +467,8 @@ def plan_changes(
 
 
 def along_targets(profile: Profile, settings: Iterable[str]) -> list[tuple[str, Target]]:
-    """(setting, target) of the parameters written along with any of ``settings``
-    (`written_with`): the session reads them with the settings."""
+    """(setting, target) of the parameters written along with any of ``settings`` (names
+    of settings or tables, `written_with`): the session reads them with the settings."""
     keys = list(settings)
     return [
         (key, target)
@@ -502,9 +502,13 @@ def _written_along(
     after a change on its web page, and the settings acsd holds there are then not
     served. Not reported (not read this session), it goes only with a change."""
     written = {c.path for c in plan.changes}
-    settings = [c.setting for c in plan.changes if "[" not in c.setting]  # not table rows
+    # what this session writes: settings, and tables whose rows it adds, changes or deletes
+    # (a reservation the CPE would not serve while it keeps its default DHCP settings)
+    settings = {c.setting.split("[", 1)[0] for c in plan.changes}
+    settings.update(add.table for add in plan.adds)
+    settings.update(table_at(profile, path) for path in plan.deletes)
     with_change = {t.path for _key, t in along_targets(profile, settings)}
-    for key, target in along_targets(profile, desired.settings):
+    for key, target in along_targets(profile, desired.names):
         wanted = target.value
         if wanted is None or target.path in written:
             continue

@@ -509,8 +509,11 @@ class Compiler:
         if spec.written_with and spec.value is None:
             self.fail(f"{key}.written_with", "needs `value`: what to write along with them")
         for glob in spec.written_with:
-            if not any(fnmatch.fnmatchcase(other, glob) for other in SETTINGS):
-                self.fail(f"{key}.written_with", unknown(glob, SETTINGS, "setting"))
+            # a table's rows are written too (`dhcp.reservations`)
+            if not any(fnmatch.fnmatchcase(other, glob) for other in [*SETTINGS, *TABLES]):
+                self.fail(
+                    f"{key}.written_with", unknown(glob, [*SETTINGS, *TABLES], "setting or table")
+                )
         return Target(
             path=spec.path,
             type=wire,
