@@ -62,6 +62,7 @@ from acsd.provisioning.jobs import (
     record_outcome,
 )
 from acsd.provisioning.plan import (
+    REFUSED_FOR_GOOD,
     Change,
     Plan,
     along_targets,
@@ -327,6 +328,9 @@ class ProvisioningDriver:
             and self.identity.software_version is not None
             and self.identity.software_version != record.software_version
         )
+        if self.new_firmware:
+            # and may take what the old one refused
+            self.memory["refusedOptional"] = {}
         # New firmware may have what the old one lacked: the record's list is then only a
         # list of suspects (asked for apart), as on a bootstrap.
         if record is not None and not self.bootstrap and not self.new_firmware:
@@ -1140,7 +1144,7 @@ class ProvisioningDriver:
         blocks = [] if named else _blocks(sent)
         if culprits and apply.spv_tries < MAX_SPV_TRIES:
             for c in culprits:
-                apply.outcome.faulted.append((c, named[c.path].code, named[c.path].string))
+                self._refused(c, named[c.path])
             # SetParameterValues is all or nothing: send the others again without the culprits.
             apply.changes = [c for c in apply.changes if c not in culprits]
             if apply.spv_splits:  # the rest of this part goes next, on its own
@@ -1163,13 +1167,36 @@ class ProvisioningDriver:
             # No per-parameter detail for one block, or still failing: what was sent waits
             # for its back-off (the other parts of a split batch still go).
             for c in sent:
-                f = named.get(c.path)
-                apply.outcome.faulted.append(
-                    (c, f.code if f else response.code, f.string if f else response.string)
-                )
+                if f := named.get(c.path):
+                    self._refused(c, f)
+                else:
+                    apply.outcome.faulted.append((c, response.code, response.string))
             apply.changes = [c for c in apply.changes if c not in sent]
         self._drop_broken_groups()
         self._drop_orphans()
+
+    def _refused(self, change: Change, fault: rpc.SetParameterValuesFault) -> None:
+        """A parameter the CPE named in its SetParameterValuesFault. An optional one it
+        refuses for good (not writable, denied: firmware that locks a radio's switch) is
+        dropped for this CPE, and its setting goes without it; anything else is a fault
+        of the job, retried with back-off. Only a fault naming the parameter itself
+        counts: one naming its object may be about any parameter in it."""
+        apply = self.apply
+        assert apply is not None
+        if (
+            change.optional
+            and fault.code in REFUSED_FOR_GOOD
+            and fault.name.strip().casefold() == change.path.casefold()
+        ):
+            apply.outcome.refused_optional.append((change, fault.code, fault.string))
+            log.info(
+                "session.optional_refused",
+                serial=self.identity.serial_number if self.identity else "",
+                parameter=change.path,
+                code=fault.code,
+            )
+        else:
+            apply.outcome.faulted.append((change, fault.code, fault.string))
 
     def _drop_orphans(self) -> None:
         """A row created this session whose fields the CPE refused is deleted again, so the

@@ -13,7 +13,11 @@ The memory is one JSON object on the device record:
   provisioning.internet.with_line_dns);
 - ``ownedRows``: table -> keys (MACs) of the rows acsd manages in a table that cannot
   tell acsd's rows from the CPE's (DHCP reservations): rows of other keys are the
-  customer's, and acsd never deletes them.
+  customer's, and acsd never deletes them;
+- ``refusedOptional``: parameter path -> the CPE's fault (setting, code, message) for an
+  optional parameter it refused writes to (9008 not writable, 9001 denied, named in its
+  SetParameterValuesFault): its setting is written without it from then on, and the job
+  lists it as unsupported. A factory reset (0 BOOTSTRAP) or new firmware forgets it.
 
 Back-off is exponential (``retry_base`` x 2^(attempts-1)) and stops after ``max_attempts``:
 a fault can cost a few sessions, never a loop.
@@ -26,7 +30,7 @@ from typing import Any
 
 from acsd import clock
 from acsd.log import MASK, is_secret_name
-from acsd.provisioning.plan import Change, Plan, value_hash
+from acsd.provisioning.plan import Change, Plan, refused_reason, value_hash
 
 PENDING, DONE, FAILED = "PENDING", "DONE", "FAILED"
 
@@ -44,6 +48,9 @@ class Outcome:
 
     applied: list[Change] = field(default_factory=list)
     faulted: list[tuple[Change, int, str]] = field(default_factory=list)
+    #: optional parameters the CPE refused for good (plan.REFUSED_FOR_GOOD): dropped for
+    #: this CPE (``refusedOptional``), no fault of the job
+    refused_optional: list[tuple[Change, int, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     #: the session ended before it sent all it planned (rows to add or delete): the job
     #: is not done, whatever was refused
@@ -71,6 +78,7 @@ def new_memory(memory: dict[str, Any] | None, *, bootstrap: bool) -> dict[str, A
         #: row (count_writes; plan._bounced gives up a value the CPE does not keep)
         "bounces": {},
         "ownedRows": {},
+        "refusedOptional": {},
     }
     if memory:
         out.update({k: v for k, v in memory.items() if k in out})
@@ -79,6 +87,7 @@ def new_memory(memory: dict[str, Any] | None, *, bootstrap: bool) -> dict[str, A
         out["secrets"] = _entries(out["secrets"], str)
         out["faults"] = _entries(out["faults"], dict)
         out["bounces"] = _entries(out["bounces"], dict)
+        out["refusedOptional"] = _entries(out["refusedOptional"], dict)
         alone = out["faultedAlone"]
         out["faultedAlone"] = [n for n in alone if type(n) is str] if type(alone) is list else []
         owned = out["ownedRows"] if isinstance(out["ownedRows"], dict) else {}
@@ -103,6 +112,8 @@ def new_memory(memory: dict[str, Any] | None, *, bootstrap: bool) -> dict[str, A
         out["faults"] = {}
         out["bounces"] = {}
         out["appliedRevision"] = None
+        # a reset may well bring back firmware defaults that take them: tried again
+        out["refusedOptional"] = {}
         # ownedRows stays: a reset table has none of those rows (they drop out at the
         # next read), and a CPE that says BOOTSTRAP without a reset still holds them
     return out
@@ -113,20 +124,25 @@ def _is_secret(change: Change) -> bool:
     return change.secret or "password" in change.setting or is_secret_name(change.path)
 
 
-def masked_faults(outcome: Outcome) -> list[tuple[Change, int, str]]:
-    """``outcome.faulted`` with every secret value of the session taken out of the
-    messages. Some firmware repeats the refused value in its FaultString ("invalid key
-    'hunter22'"), and the message is stored on the job, which every token of the customer
-    reads; a refusal of a whole batch may name another parameter's secret."""
+def masked_faults(
+    outcome: Outcome, faults: list[tuple[Change, int, str]] | None = None
+) -> list[tuple[Change, int, str]]:
+    """``faults`` (``outcome.faulted`` by default) with every secret value of the session
+    taken out of the messages. Some firmware repeats the refused value in its FaultString
+    ("invalid key 'hunter22'"), and the message is stored on the job, which every token
+    of the customer reads; a refusal of a whole batch may name another parameter's
+    secret."""
+    faults = outcome.faulted if faults is None else faults
+    refused = [f[0] for f in [*outcome.faulted, *outcome.refused_optional]]
     values = {
         change.value
-        for change in [*outcome.applied, *(f[0] for f in outcome.faulted)]
+        for change in [*outcome.applied, *refused]
         if change.value and _is_secret(change)
     }
     if not values:
-        return outcome.faulted
+        return faults
     out = []
-    for change, code, message in outcome.faulted:
+    for change, code, message in faults:
         for value in sorted(values, key=len, reverse=True):  # a value inside another
             message = message.replace(value, MASK)
         out.append((change, code, message))
@@ -144,6 +160,13 @@ def record_outcome(
             memory["secrets"].pop(path, None)
         if change.secret:
             memory["secrets"][change.path] = value_hash(change.path, change.value)
+    for change, code, message in masked_faults(outcome, outcome.refused_optional):
+        memory["faults"].pop(change.path, None)  # what an earlier session counted
+        memory["refusedOptional"][change.path] = {
+            "setting": change.setting,
+            "code": code,
+            "message": message,
+        }
     counted: set[str] = set()
     for change, code, message in masked_faults(outcome):
         memory["secrets"].pop(change.path, None)
@@ -232,12 +255,17 @@ def close_job(
     waiting = same and not rebooted and AFTER_REBOOT in previous.get("notes", ())
     if waiting and AFTER_REBOOT not in notes:
         notes.append(AFTER_REBOOT)
+    unsupported = list(plan.unsupported)
+    for change, code, message in masked_faults(outcome, outcome.refused_optional):
+        # refused this session (later sessions plan without it and list it so themselves)
+        reason = refused_reason(change.path, code, message)
+        unsupported.append({"setting": change.setting, "reason": reason})
     job = {
         "revision": revision,
         "state": state,
         "attempts": attempts + (1 if not plan.empty or outcome.faulted else 0),
         "faults": faults,
-        "unsupported": plan.unsupported,
+        "unsupported": unsupported,
         "notes": notes,
         "updated": previous.get("updated"),
     }

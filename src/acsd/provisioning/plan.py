@@ -46,6 +46,10 @@ class Change:
     #: AddObject and a fault kept under it would never wait nor count up
     fault_path: str | None = None
     fault_value: str | None = None
+    #: the profile's `optional`: a CPE does without this parameter, so one that refuses
+    #: writes to it (9008, 9001) gets the setting without it (the memory's
+    #: ``refusedOptional``), not a fault that fails the job
+    optional: bool = False
 
 
 @dataclass(slots=True)
@@ -345,6 +349,7 @@ def plan_changes(
     faults: Mapping[str, Any] = memory.get("faults", {})
     bounces: Mapping[str, Any] = memory.get("bounces") or {}
     owned_rows: Mapping[str, list[str]] = memory.get("ownedRows") or {}
+    refused: Mapping[str, Any] = memory.get("refusedOptional") or {}
 
     read: dict[str, dict[int, dict[str, str]]] = {}
 
@@ -404,6 +409,8 @@ def plan_changes(
                 wanted = _headed_list(wanted, values.get(target.path))
             if not force and _holds(target, wanted, values, secrets):
                 continue
+            if _refused_optional(plan, refused, key, target):
+                continue
             if _held_back(plan, faults, key, target.path, wanted, now, max_attempts):
                 continue
             if not force and _bounced(
@@ -414,7 +421,16 @@ def plan_changes(
             # what acsd remembers once this one is written
             clears = tuple(t.path for t in targets if t.form is not None and t is not target)
             plan.changes.append(
-                Change(key, target.path, wanted, target.type, target.secret, target.reboot, clears)
+                Change(
+                    key,
+                    target.path,
+                    wanted,
+                    target.type,
+                    target.secret,
+                    target.reboot,
+                    clears,
+                    optional=target.optional,
+                )
             )
 
     for table, rows in tables.items():
@@ -459,6 +475,7 @@ def plan_changes(
         secrets,
         faults,
         bounces,
+        refused,
         now,
         max_attempts,
     )
@@ -489,6 +506,7 @@ def _written_along(
     secrets: Mapping[str, str],
     faults: Mapping[str, Any],
     bounces: Mapping[str, Any],
+    refused: Mapping[str, Any],
     now: float,
     max_attempts: int,
 ) -> None:
@@ -520,11 +538,15 @@ def _written_along(
             continue  # a CPE without the switch does without it; its setting says so
         if _holds(target, wanted, values, secrets):
             continue
+        if _refused_optional(plan, refused, key, target):
+            continue
         if _held_back(plan, faults, key, target.path, wanted, now, max_attempts):
             continue
         if _bounced(plan, bounces, key, target.path, wanted, values.get(target.path), max_attempts):
             continue
-        plan.changes.append(Change(key, target.path, wanted, target.type, target.secret))
+        plan.changes.append(
+            Change(key, target.path, wanted, target.type, target.secret, optional=target.optional)
+        )
         written.add(target.path)
 
 
@@ -626,6 +648,28 @@ def _holds(
         return secrets.get(target.path) == value_hash(target.path, wanted)
     current = values.get(target.path)
     return current is not None and same_value(target.type, current, wanted)
+
+
+#: faults that say the CPE will not take a value at a parameter at all, whatever the
+#: value: 9008 (not writable) and 9001 (request denied: a parameter locked by its firmware)
+REFUSED_FOR_GOOD = frozenset({9008, 9001})
+
+
+def refused_reason(path: str, code: Any, message: str) -> str:
+    """What the job says of an optional parameter the CPE refused (``refusedOptional``)."""
+    text = f" {message}" if message else ""
+    return f"the CPE refused {path} ({code}{text}): written without it on this CPE"
+
+
+def _refused_optional(plan: Plan, refused: Mapping[str, Any], setting: str, target: Target) -> bool:
+    """Whether ``target`` is an optional parameter this CPE refused writes to (9008,
+    9001): the setting is written without it, and the job lists it with the refusal."""
+    entry = refused.get(target.path) if target.optional else None
+    if not isinstance(entry, dict):
+        return False
+    reason = refused_reason(target.path, entry.get("code"), str(entry.get("message") or ""))
+    plan.unsupported.append({"setting": setting, "reason": reason})
+    return True
 
 
 def _held_back(
