@@ -182,6 +182,7 @@ async def test_a_deferred_request_goes_where_the_device_record_says_by_then(cpe)
     (new ConnectionRequestURL) or set new credentials on it: the request is made from the
     record as stored when it goes, and not at all for a device deleted meanwhile."""
 
+    from acsd.cwmp.connreq import Target, target_of
     from acsd.store.base import DeviceRecord
 
     port, hits = cpe
@@ -194,9 +195,10 @@ async def test_a_deferred_request_goes_where_the_device_record_says_by_then(cpe)
     }  # fmt: skip
     asked: list[str] = []
 
-    async def lookup(device_id: str) -> DeviceRecord | None:
+    async def lookup(device_id: str) -> Target | None:
         asked.append(device_id)
-        return stored.get(device_id)
+        record = stored.get(device_id)
+        return None if record is None else target_of(record, {})
 
     requester = ConnectionRequester(deny=DENY_BUT_LOOPBACK, min_interval=0.3, lookup=lookup)
     await requester.start()
@@ -220,13 +222,13 @@ async def test_a_poke_while_a_request_is_out_goes_when_that_one_is_over() -> Non
     """A router slow to answer its Connection Request (longer than the interval between
     requests): a change meanwhile is sent once that request is over, with the record read
     once, not looked up again every second while it is out."""
-    from acsd.store.base import DeviceRecord
+    from acsd.cwmp.connreq import Target
 
     asked: list[str] = []
 
-    async def lookup(device_id: str) -> DeviceRecord | None:
+    async def lookup(device_id: str) -> Target | None:
         asked.append(device_id)
-        return DeviceRecord(id=device_id, serial_number="S1", connection_request_url=url)
+        return url, None, None
 
     async with endpoint(delay=1.5) as (port, hits):
         url = f"http://127.0.0.1:{port}/cr"
@@ -255,14 +257,41 @@ def test_the_request_names_the_username_the_router_holds() -> None:
     ms = "Device.ManagementServer.ConnectionRequestUsername"
     record = DeviceRecord(
         id="d", serial_number="S1", connection_request_url=url, cr_username="S1",
-        cr_password="acs-secret", params={ms: ["cpeadmin", "xsd:string"]},
+        cr_password="acs-secret",
     )  # fmt: skip
     # the router reported its own (it refused acsd's): that is the one it checks
-    assert target_of(record) == (url, "cpeadmin", "acs-secret")
-    record.params = {ms: ["", "xsd:string"]}  # reported empty: the one acsd set
-    assert target_of(record) == (url, "S1", "acs-secret")
+    assert target_of(record, {ms: ["cpeadmin", "xsd:string"]}) == (url, "cpeadmin", "acs-secret")
+    reported = {ms: ["", "xsd:string"]}  # reported empty: the one acsd set
+    assert target_of(record, reported) == (url, "S1", "acs-secret")
     record.connection_request_url = None
-    assert target_of(record) is None
+    assert target_of(record, reported) is None
+
+
+async def test_the_request_names_the_username_the_router_reported_as_stored(store) -> None:
+    """A device is read without its parameter tree: the username the router last
+    reported is read from the stored tree by path, under either data model's root."""
+    from acsd.cwmp.connreq import stored_target
+    from acsd.store.base import CpeIdentity, SessionResult
+
+    url = "http://127.0.0.1:7547/cr"
+    targets = {}
+    for serial, root in (("CRU181", "Device."), ("CRU098", "InternetGatewayDevice.")):
+        tree = {f"{root}Hosts.Host.{i}.HostName": [f"h{i}", "xsd:string"] for i in range(500)}
+        tree[root + "ManagementServer.ConnectionRequestUsername"] = ["cpeadmin", "xsd:string"]
+        device_id = await store.save_session(
+            SessionResult(
+                identity=CpeIdentity(oui="00D09E", product_class="X", serial_number=serial),
+                at=1000.0, params=tree, reset_params=True, connection_request_url=url,
+                cr_username=serial, cr_password="acs-secret",
+            )
+        )  # fmt: skip
+        record = await store.get_device(device_id)
+        assert record is not None
+        targets[serial] = await stored_target(record, store.device_values)
+    assert targets == {
+        "CRU181": (url, "cpeadmin", "acs-secret"),
+        "CRU098": (url, "cpeadmin", "acs-secret"),
+    }
 
 
 @contextlib.asynccontextmanager

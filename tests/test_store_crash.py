@@ -158,6 +158,6 @@ async def test_a_migration_killed_midway_is_completed_by_the_next_start(tmp_path
         assert await store.count_devices() == 50
         record = await store.get_device("old7")
         assert record is not None and record.customer == "c1"
-        assert record.params == {"Device.X": ["7", "xsd:string"]}
+        assert await store.device_params(record.id) == {"Device.X": ["7", "xsd:string"]}
     finally:
         await store.close()

@@ -16,7 +16,7 @@ from acsd.api.app import build_api_app
 from acsd.api.context import ApiContext
 from acsd.config import Config
 from acsd.cwmp.auth import build_authenticator
-from acsd.cwmp.connreq import ConnectionRequester
+from acsd.cwmp.connreq import ConnectionRequester, Target, stored_target
 from acsd.cwmp.server import CwmpServer, ServerSettings
 from acsd.cwmp.session import Limits
 from acsd.eventloop import loop_name
@@ -165,9 +165,14 @@ async def serve(
         shutdown_timeout=HANDLER_GRACE,
     )
     metrics.watch_cwmp(cwmp)
+
+    async def cr_target(device_id: str) -> Target | None:
+        record = await store.get_device(device_id)
+        return None if record is None else await stored_target(record, store.device_values)
+
     requester = ConnectionRequester(
         deny=config.cwmp.connection_request_deny,
-        lookup=store.get_device,
+        lookup=cr_target,
         allow_basic=config.cwmp.connection_request_allow_basic,
         busy_for=config.cwmp.max_session_seconds,
     )

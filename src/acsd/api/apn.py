@@ -557,7 +557,7 @@ async def _wake_routers(ctx: ApiContext, account: str, network: str) -> None:
         for router in {d.router for d in page if d.router}:
             record = await ctx.store.get_device(router)
             if record is not None:
-                poke_router(ctx, record)
+                await poke_router(ctx, record)
         if len(page) < 500:
             return
         after = page[-1].id

@@ -20,7 +20,7 @@ from acsd.api.context import ApiContext, audit_record, caller, context, created,
 from acsd.api.errors import ApiError, field_error
 from acsd.api.openapi import DocumentedAs, describe
 from acsd.audit import device_view as audit_device_view
-from acsd.cwmp.connreq import target_of
+from acsd.cwmp.connreq import stored_target, target_of
 from acsd.device_view import device_view
 from acsd.devices import (
     DeviceInputError,
@@ -30,6 +30,7 @@ from acsd.devices import (
     mac_owner,
 )
 from acsd.ids import normal_id
+from acsd.log import get_logger
 from acsd.models import (
     Device,
     DeviceInput,
@@ -57,6 +58,8 @@ from acsd.store.base import (
 #: tries of a read-modify-write that keeps finding the device changed under it. Each try
 #: lost is another request's write won, so N requests at once need at most N tries.
 MAX_ATTEMPTS = 32
+
+log = get_logger("acsd.api")
 
 
 class DeviceCreate(DeviceInput):
@@ -162,9 +165,18 @@ async def _model(ctx: ApiContext, model_id: str | None) -> ModelRecord | None:
     return await ctx.store.get_model(model_id) if model_id and valid_id(model_id) else None
 
 
-def _poke(ctx: ApiContext, record: DeviceRecord) -> None:
+async def _poke(ctx: ApiContext, record: DeviceRecord) -> None:
     """A change for the router: ask it to connect now rather than at its next Inform."""
-    if ctx.requester is not None and (target := target_of(record)) is not None:
+    if ctx.requester is None:
+        return
+    try:
+        target = await stored_target(record, ctx.store.device_values)
+    except Exception as exc:
+        # The change is stored: the router still gets the request, with the username acsd
+        # set on it (its next Inform picks the change up anyway, should that be refused).
+        log.warning("connreq.lookup_failed", device=record.id, error=str(exc))
+        target = target_of(record, {})
+    if target is not None:
         ctx.requester.poke(record.id, *target)
 
 
@@ -265,7 +277,7 @@ async def _create(
         expect=seen or ABSENT,
         mac="set" if body.macAddress else "keep",
     )
-    _poke(ctx, stored)
+    await _poke(ctx, stored)
     return created(_view(ctx, stored, model), f"/network/device/{stored.id}")
 
 
@@ -478,7 +490,7 @@ async def _patch(
         )
     except DuplicateError:
         raise ApiError(409, "serialNumber", "Serial number is already in use") from None
-    _poke(ctx, stored)
+    await _poke(ctx, stored)
     return json_response(_view(ctx, stored, await _model(ctx, stored.model)))
 
 
@@ -499,7 +511,7 @@ async def _delete(request: web.Request, ctx: ApiContext, who: Caller) -> web.Res
     if record.state == "DELETING":
         # Asked again: nothing new to store (no revision, no audit entry); the router is
         # only reminded, which the Connection Request client rate-limits per router.
-        _poke(ctx, record)
+        await _poke(ctx, record)
         return json_response(_view(ctx, record, await _model(ctx, record.model)), status=202)
     seen = copy.deepcopy(record)
     before = audit_device_view(record)
@@ -519,7 +531,7 @@ async def _delete(request: web.Request, ctx: ApiContext, who: Caller) -> web.Res
         record.state = "DELETING"
         record.revision += 1
         stored = await ctx.store.write_device(record, audit=audit, expect=seen, mac="keep")
-        _poke(ctx, stored)
+        await _poke(ctx, stored)
         view = _view(ctx, stored, await _model(ctx, stored.model))
     return json_response(view, status=202)
 

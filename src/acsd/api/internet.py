@@ -372,7 +372,7 @@ async def confirm_internet_account(request: web.Request) -> web.Response:
         start=body.startDate,
     )  # fmt: skip
     if device is not None:
-        poke_device(ctx, device)
+        await poke_device(ctx, device)
     else:
         request.app[ACTIVATOR].wake()
     return json_response({"success": True})
@@ -443,7 +443,7 @@ class Activator:
             try:
                 for device in await ctx.store.activate_internet_accounts(clock.now()):
                     log.info("internet.active", device=device.id, revision=device.revision)
-                    poke_device(ctx, device)
+                    await poke_device(ctx, device)
                 due = await ctx.store.next_internet_start()
                 if due is not None:
                     delay = min(self.longest_sleep, max(0.05, due - clock.now()))

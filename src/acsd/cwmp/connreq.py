@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -184,19 +184,38 @@ _PRUNE_AT = 4096
 Target = tuple[str, str | None, str | None]
 
 
-def target_of(record: DeviceRecord) -> Target | None:
+#: where a router reports the Connection Request username it holds (TR-181, TR-098)
+USERNAME_PATHS = tuple(
+    root + "ManagementServer.ConnectionRequestUsername"
+    for root in ("Device.", "InternetGatewayDevice.")
+)
+
+#: reads some stored values of a device: (device id, paths) -> path -> [value, type]
+#: (Store.device_values)
+ValuesReader = Callable[[str, Sequence[str]], Awaitable[Mapping[str, list[Any]]]]
+
+
+def target_of(record: DeviceRecord, reported: Mapping[str, list[Any]]) -> Target | None:
     """The Connection Request a record's router takes, None when it reported no URL: the
-    username the router holds (as it last reported it, or as acsd set it: a router that
-    refused acsd's username keeps its own), else the one acsd chose, and acsd's password
-    (some CPEs accept any password, or none)."""
+    username the router holds (``reported``: its last values of :data:`USERNAME_PATHS`; a
+    router that refused acsd's username keeps its own), else the one acsd chose, and
+    acsd's password (some CPEs accept any password, or none)."""
     if not record.connection_request_url:
         return None
     username = record.cr_username
-    for root in ("Device.", "InternetGatewayDevice."):
-        entry = record.params.get(root + "ManagementServer.ConnectionRequestUsername")
+    for path in USERNAME_PATHS:
+        entry = reported.get(path)
         if entry and entry[0]:
             username = entry[0]
     return record.connection_request_url, username, record.cr_password
+
+
+async def stored_target(record: DeviceRecord, values: ValuesReader) -> Target | None:
+    """:func:`target_of` with the username the router last reported, read from the store
+    (records come without their parameter tree); no read for a router without a URL."""
+    if not record.connection_request_url:
+        return None
+    return target_of(record, await values(record.id, USERNAME_PATHS))
 
 
 class ConnectionRequester:
@@ -208,7 +227,7 @@ class ConnectionRequester:
         timeout: float = 5.0,
         min_interval: float = 10.0,
         deny: Sequence[str] = (),
-        lookup: Callable[[str], Awaitable[DeviceRecord | None]] | None = None,
+        lookup: Callable[[str], Awaitable[Target | None]] | None = None,
         allow_basic: bool = False,
         busy_for: float = 600.0,
     ) -> None:
@@ -220,8 +239,8 @@ class ConnectionRequester:
         #: apart, so a long session is not polled every few seconds.
         self.busy_for = busy_for
         self.allow_basic = allow_basic
-        #: reads a device again when its deferred request goes: a session in between may
-        #: have set new credentials on the router (or the device is gone)
+        #: reads a device's target again when its deferred request goes: a session in
+        #: between may have set new credentials on the router (None: the device is gone)
         self.lookup = lookup
         self.min_interval = min_interval
         self.deny = DenyList(deny)
@@ -313,11 +332,9 @@ class ConnectionRequester:
         args = self._later.pop(device_id, None)
         if args is not None and self.lookup is not None:
             try:
-                record = await self.lookup(device_id)
+                args = await self.lookup(device_id)
             except Exception as exc:  # the store is unreachable: what was given stays good
                 log.warning("connreq.lookup_failed", device=device_id, error=str(exc))
-            else:
-                args = target_of(record) if record is not None else None
         if args is not None:
             self._poke(device_id, *args)  # (deferred again if still too soon)
         else:

@@ -248,9 +248,9 @@ async def add_apn_name(
     else in its last session) belongs to a network with an APN name. True when the router's
     last known APN differs, so the session must read and set it even without drift checks.
 
-    ``record`` may come without its parameter tree (a session's look-up): the SIM numbers
-    of its last session are on the record, and the tree is read (once) only when the
-    router's APN must be compared. ``compare=False``: the session reads its settings
+    ``record`` comes without its parameter tree (as the store's look-ups do): the SIM
+    numbers of its last session are on the record, and the stored APN is read only when
+    the router's APN must be compared. ``compare=False``: the session reads its settings
     anyway (drift checks), so there is nothing to compare against the stored tree. A
     router's first session has not yet reported its SIM: its APN follows in the next. A
     router whose record names no mvnoAccount takes no APN (see _whose)."""
@@ -294,15 +294,16 @@ async def add_apn_name(
     if not compare:
         return False
     targets = profile.settings.get("apn.name", ())
-    if not with_tree and any(t.path not in flat for t in targets):
-        flat = {**await _stored_tree(store, record), **flat}  # the APN as last read
+    unread = [t.path for t in targets if t.path not in flat]
+    if not with_tree and unread:
+        # the APN as last read: those values alone, not the router's whole tree
+        flat = {**untyped(await store.device_values(record.id, unread)), **flat}
     return any(flat.get(t.path) != name for t in targets)
 
 
 async def _stored_tree(store: Store, record: DeviceRecord) -> dict[str, Any]:
-    # A session's record comes without its tree (find_device_for_cpe(for_session=True)).
-    params = record.params or await store.device_params(record.id)
-    return untyped(params)
+    # The store's records come without their tree.
+    return untyped(await store.device_params(record.id))
 
 
 #: the identity fields that name a SIM, kept on the device record between sessions

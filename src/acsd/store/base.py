@@ -6,7 +6,7 @@ Times are POSIX seconds (float) from :mod:`acsd.clock`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -56,7 +56,9 @@ class DeviceRecord:
     public_ip: str | None = None
     last_inform: float | None = None
     periodic_interval: int | None = None
-    #: last values read from the CPE: path -> [value, xsi type or None]
+    #: last values read from the CPE: path -> [value, xsi type or None]. Only written
+    #: through the record (a new one's first tree); the store's look-ups leave it empty:
+    #: Store.device_params reads the tree, Store.device_values some of its values
     params: dict[str, list[Any]] = field(default_factory=dict)
     #: paths this CPE answered 9005 for; not asked again until it BOOTSTRAPs
     absent_paths: list[str] = field(default_factory=list)
@@ -362,16 +364,23 @@ class Store(Protocol):
     async def find_device_for_cpe(
         self, serial_number: str, mac_address: str | None = None, *, for_session: bool = False
     ) -> DeviceRecord | None:
-        """The record a CPE binds to: serial number (case-insensitive), else MAC.
-        ``for_session=True`` leaves ``params`` and ``status`` empty: a session writes a
-        new status, and reads the tree (several KB) with :meth:`device_params` only when
-        it needs it."""
+        """The record a CPE binds to: serial number (case-insensitive), else MAC, without
+        its tree (as :meth:`get_device`). ``for_session=True`` leaves ``status`` empty too:
+        a session writes a new status, and reads the tree (several KB) with
+        :meth:`device_params` only when it needs it."""
 
     async def get_device(self, key: str) -> DeviceRecord | None:
-        """By id, or by serial number (case-insensitive)."""
+        """By id, or by serial number (case-insensitive). The record holds no parameter
+        tree (``params`` is empty), as no record the store returns does: a router's tree
+        may hold 100k values. :meth:`device_values` reads the few a caller needs."""
 
     async def device_params(self, device_id: str) -> dict[str, list[Any]]:
         """The stored parameter tree of one device alone ({} if there is none)."""
+
+    async def device_values(self, device_id: str, paths: Sequence[str]) -> dict[str, list[Any]]:
+        """Those of ``paths`` (full parameter names) that the device's stored tree holds,
+        as there (path -> [value, type]), read without loading the tree; the others are
+        left out. ValueError for a path with a double quote (no parameter has one)."""
 
     async def list_devices(self, *, limit: int = 1000, offset: int = 0) -> list[DeviceRecord]:
         """Ordered by serial number. The records hold no parameter tree (``params`` is
@@ -391,7 +400,7 @@ class Store(Protocol):
         record are kept. ``mac``: what becomes of the MAC (:data:`MacChange`; None: "keep"
         a router's report the record holds, else "set" its MAC or "remove" if it has none);
         a MAC set here may stay on a router's own record too. Returns the record as
-        stored."""
+        stored (without its tree, as :meth:`get_device`)."""
 
     async def count_devices(self) -> int:
         """How many device records there are."""

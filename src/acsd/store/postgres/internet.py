@@ -29,7 +29,7 @@ from acsd.store.postgres.rows import (
     write_audit,
 )
 from acsd.store.sqlite.rows import (
-    DEVICE_SELECT,
+    DEVICE_SELECT_NO_TREE,
     INTERNET_ACCOUNTS,
     audit_values,
     device_record,
@@ -54,7 +54,7 @@ async def _activate_device(
     )
     if rowcount(status) == 0:
         return None
-    row = await conn.fetchrow(f"{DEVICE_SELECT} WHERE id = $1", device_id)
+    row = await conn.fetchrow(f"{DEVICE_SELECT_NO_TREE} WHERE id = $1", device_id)
     return device_record(row) if row is not None else None
 
 

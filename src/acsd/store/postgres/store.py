@@ -4,7 +4,7 @@ with the rules of the SQLite store (acsd.store.sqlite.store) in PostgreSQL's SQL
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -48,6 +48,7 @@ from acsd.store.sqlite.rows import (
     DEVICE_LIST_COLUMNS,
     DEVICE_SELECT,
     DEVICE_SELECT_FOR_SESSION,
+    DEVICE_SELECT_NO_TREE,
     INSERT_COLUMNS,
     MODELS,
     OPERATOR,
@@ -63,6 +64,7 @@ from acsd.store.sqlite.rows import (
     mac_key,
     serial_key,
     stamped_copy,
+    tree_paths,
 )
 from acsd.store.sqlite.saves import SaveOp, save_args
 
@@ -90,7 +92,7 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, PgCore):
     async def find_device_for_cpe(
         self, serial_number: str, mac_address: str | None = None, *, for_session: bool = False
     ) -> DeviceRecord | None:
-        select = DEVICE_SELECT_FOR_SESSION if for_session else DEVICE_SELECT
+        select = DEVICE_SELECT_FOR_SESSION if for_session else DEVICE_SELECT_NO_TREE
         record = await self._one(f"{select} WHERE serial_key = $1", serial_key(serial_number))
         if record is not None:
             return record
@@ -101,14 +103,24 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, PgCore):
 
     async def get_device(self, key: str) -> DeviceRecord | None:
         if is_id(device_id := normal_id(key)):
-            record = await self._one(f"{DEVICE_SELECT} WHERE id = $1", device_id)
+            record = await self._one(f"{DEVICE_SELECT_NO_TREE} WHERE id = $1", device_id)
             if record is not None:
                 return record
-        return await self._one(f"{DEVICE_SELECT} WHERE serial_key = $1", serial_key(key))
+        return await self._one(f"{DEVICE_SELECT_NO_TREE} WHERE serial_key = $1", serial_key(key))
 
     async def device_params(self, device_id: str) -> dict[str, list[Any]]:
         text = await self._scalar("SELECT params FROM devices WHERE id = $1", device_id)
         return loads(text) if text else {}
+
+    async def device_values(self, device_id: str, paths: Sequence[str]) -> dict[str, list[Any]]:
+        # -> finds a key in the stored jsonb without decoding the rest
+        rows = await self._fetch(
+            "SELECT p, d.params -> p FROM devices AS d, unnest($2::text[]) AS p"
+            " WHERE d.id = $1 AND d.params ? p",
+            device_id,
+            tree_paths(paths),
+        )
+        return {row[0]: loads(row[1]) for row in rows}
 
     async def list_devices(self, *, limit: int = 1000, offset: int = 0) -> list[DeviceRecord]:
         # no tree, as SqliteStore.list_devices: `acsd device list` reads 1000 records
@@ -135,7 +147,7 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, PgCore):
         if key is None:
             return None
         return await self._one(
-            f"{DEVICE_SELECT} WHERE mac_key = $1 ORDER BY created, id LIMIT 1", key
+            f"{DEVICE_SELECT_NO_TREE} WHERE mac_key = $1 ORDER BY created, id LIMIT 1", key
         )
 
     async def get_customer(self, customer_id: str) -> CustomerRecord | None:
@@ -294,7 +306,7 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, PgCore):
         """As SqliteStore._take_mac: the operator's MAC wins over routers' own reports."""
         key = mac_key(record.mac_address)
         rows = await conn.fetch(
-            f"{DEVICE_SELECT} WHERE mac_key = $1 AND id != $2 FOR UPDATE", key, record.id
+            f"{DEVICE_SELECT_NO_TREE} WHERE mac_key = $1 AND id != $2 FOR UPDATE", key, record.id
         )
         others = [device_record(row) for row in rows]
         if strict and not all(other.mac_is_routers_own for other in others):
@@ -343,7 +355,7 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, PgCore):
         return found if found.id else None
 
     async def _unchanged(self, conn: asyncpg.Connection, expect: DeviceRecord) -> None:
-        row = await conn.fetchrow(f"{DEVICE_SELECT} WHERE id = $1 FOR UPDATE", expect.id)
+        row = await conn.fetchrow(f"{DEVICE_SELECT_NO_TREE} WHERE id = $1 FOR UPDATE", expect.id)
         if row is None:
             raise ChangedError(f"device {expect.id} was just deleted")
         current = device_record(row)
@@ -475,5 +487,5 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, PgCore):
                 raise ConflictError(
                     f"serial number {record.serial_number!r} was just registered"
                 ) from exc
-        row = await conn.fetchrow(f"{DEVICE_SELECT} WHERE id = $1", target)
+        row = await conn.fetchrow(f"{DEVICE_SELECT_NO_TREE} WHERE id = $1", target)
         return device_record(row)

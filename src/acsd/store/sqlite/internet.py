@@ -23,7 +23,7 @@ from acsd.store.base import (
 from acsd.store.sqlite.core import SqliteCore
 from acsd.store.sqlite.filters import internet_account_filters
 from acsd.store.sqlite.rows import (
-    DEVICE_SELECT,
+    DEVICE_SELECT_NO_TREE,
     INTERNET_ACCOUNTS,
     audit_values,
     device_record,
@@ -57,7 +57,7 @@ async def _activate_device(
     ) as cursor:
         if cursor.rowcount == 0:
             return None
-    rows = list(await conn.execute_fetchall(f"{DEVICE_SELECT} WHERE id = ?", (device_id,)))
+    rows = list(await conn.execute_fetchall(f"{DEVICE_SELECT_NO_TREE} WHERE id = ?", (device_id,)))
     return device_record(rows[0]) if rows else None
 
 

@@ -4,7 +4,7 @@ results, on top of the resources of its other modules."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -39,6 +39,7 @@ from acsd.store.sqlite.rows import (
     DEVICE_LIST_COLUMNS,
     DEVICE_SELECT,
     DEVICE_SELECT_FOR_SESSION,
+    DEVICE_SELECT_NO_TREE,
     INSERT_COLUMNS,
     INSERT_SQL,
     MODELS,
@@ -57,6 +58,7 @@ from acsd.store.sqlite.rows import (
     mac_key,
     serial_key,
     stamped_copy,
+    tree_paths,
     write_audit,
 )
 from acsd.store.sqlite.saves import SaveOp, save_args
@@ -87,7 +89,7 @@ class SqliteStore(InternetAccounts, ApnRecords, ParkedSessions, SqliteCore):
     async def find_device_for_cpe(
         self, serial_number: str, mac_address: str | None = None, *, for_session: bool = False
     ) -> DeviceRecord | None:
-        select = DEVICE_SELECT_FOR_SESSION if for_session else DEVICE_SELECT
+        select = DEVICE_SELECT_FOR_SESSION if for_session else DEVICE_SELECT_NO_TREE
         record = await self._one(f"{select} WHERE serial_key = ?", (serial_key(serial_number),))
         if record is not None:
             return record
@@ -101,16 +103,26 @@ class SqliteStore(InternetAccounts, ApnRecords, ParkedSessions, SqliteCore):
     async def get_device(self, key: str) -> DeviceRecord | None:
         # ids are accepted in any case (the seeds print them in upper case)
         if is_id(device_id := normal_id(key)):
-            record = await self._one(f"{DEVICE_SELECT} WHERE id = ?", (device_id,))
+            record = await self._one(f"{DEVICE_SELECT_NO_TREE} WHERE id = ?", (device_id,))
             if record is not None:
                 return record
             # A 24-hex serial number is unlikely but possible: fall through.
-        return await self._one(f"{DEVICE_SELECT} WHERE serial_key = ?", (serial_key(key),))
+        return await self._one(f"{DEVICE_SELECT_NO_TREE} WHERE serial_key = ?", (serial_key(key),))
 
     async def device_params(self, device_id: str) -> dict[str, list[Any]]:
         sql = "SELECT params FROM devices WHERE id = ?"
         text = await self._scalar(self._read, sql, (device_id,))
         return loads(text) if text else {}
+
+    async def device_values(self, device_id: str, paths: Sequence[str]) -> dict[str, list[Any]]:
+        # json_extract parses the tree in SQLite's C, in the reader's thread (once per
+        # statement, whatever the number of paths): the event loop decodes a few values.
+        rows = await self._read.execute_fetchall(
+            "SELECT p.value, json_extract(d.params, '$.\"' || p.value || '\"')"
+            " FROM devices AS d, json_each(?2) AS p WHERE d.id = ?1",
+            (device_id, dumps(tree_paths(paths))),
+        )
+        return {path: loads(value) for path, value in rows if value is not None}
 
     async def list_devices(self, *, limit: int = 1000, offset: int = 0) -> list[DeviceRecord]:
         # `acsd device list` shows no tree either: its default page of 1000 routers of
@@ -146,7 +158,7 @@ class SqliteStore(InternetAccounts, ApnRecords, ParkedSessions, SqliteCore):
             return None
         # the oldest, like find_device_for_cpe
         return await self._one(
-            f"{DEVICE_SELECT} WHERE mac_key = ? ORDER BY created, id LIMIT 1", (key,)
+            f"{DEVICE_SELECT_NO_TREE} WHERE mac_key = ? ORDER BY created, id LIMIT 1", (key,)
         )
 
     async def get_customer(self, customer_id: str) -> CustomerRecord | None:
@@ -327,7 +339,7 @@ class SqliteStore(InternetAccounts, ApnRecords, ParkedSessions, SqliteCore):
         else such records keep it too (``upsert_device``: a record as given)."""
         key = mac_key(record.mac_address)
         rows = await conn.execute_fetchall(
-            f"{DEVICE_SELECT} WHERE mac_key = ? AND id != ?", (key, record.id)
+            f"{DEVICE_SELECT_NO_TREE} WHERE mac_key = ? AND id != ?", (key, record.id)
         )
         others = [device_record(row) for row in rows]
         if strict and not all(other.mac_is_routers_own for other in others):
@@ -378,7 +390,9 @@ class SqliteStore(InternetAccounts, ApnRecords, ParkedSessions, SqliteCore):
 
     async def _unchanged(self, conn: aiosqlite.Connection, expect: DeviceRecord) -> None:
         """ChangedError unless the record still holds the operator fields ``expect`` has."""
-        rows = list(await conn.execute_fetchall(f"{DEVICE_SELECT} WHERE id = ?", (expect.id,)))
+        rows = list(
+            await conn.execute_fetchall(f"{DEVICE_SELECT_NO_TREE} WHERE id = ?", (expect.id,))
+        )
         if not rows:
             raise ChangedError(f"device {expect.id} was just deleted")
         current = device_record(rows[0])
@@ -508,5 +522,5 @@ class SqliteStore(InternetAccounts, ApnRecords, ParkedSessions, SqliteCore):
             stored.updated = now
             values = [column_value(stored, name) for name in INSERT_COLUMNS]
             await conn.execute(INSERT_SQL, values)
-        rows = list(await conn.execute_fetchall(f"{DEVICE_SELECT} WHERE id = ?", (target,)))
+        rows = list(await conn.execute_fetchall(f"{DEVICE_SELECT_NO_TREE} WHERE id = ?", (target,)))
         return device_record(rows[0])
