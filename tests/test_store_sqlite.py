@@ -382,8 +382,9 @@ async def test_unencodable_item_fails_alone(store: SqliteStore) -> None:
 
 
 async def test_item_failing_inside_the_transaction_fails_alone(store: SqliteStore) -> None:
-    # An integer SQLite cannot hold fails while the batch's statement runs: the batch is
-    # rolled back and retried one write at a time.
+    # An integer SQLite cannot hold fails while the batch's statement runs: that save is
+    # undone alone (its savepoint) and the rest of the batch commits, not replayed one
+    # write at a time.
     results = await asyncio.gather(
         *[
             store.save_session(session(f"O{i}", periodic_interval=2**70 if i == 3 else 60))
@@ -394,7 +395,33 @@ async def test_item_failing_inside_the_transaction_fails_alone(store: SqliteStor
     assert isinstance(results[3], (OverflowError, asyncpg.DataError))
     assert all(isinstance(r, str) for i, r in enumerate(results) if i != 3)
     assert await store.count_devices() == 29
-    assert store.stats.fallbacks == 1
+    assert store.stats.fallbacks == 0
+    assert store.stats.failed == 1
+
+
+async def test_a_failing_save_fails_alone_and_a_later_result_of_its_cpe_still_counts(
+    store: SqliteStore,
+) -> None:
+    """A save that fails inside the batch's transaction is undone alone (its savepoint):
+    the batch is not replayed one write at a time, and a later result of the same CPE in
+    that batch is judged against what is stored, not against the save that failed."""
+    dev = await store.save_session(session("TWICE", at=1000.0))
+    results = await asyncio.gather(
+        store.save_session(
+            session("TWICE", at=2000.0, device_id=dev, since=1000.0, periodic_interval=2**70)
+        ),
+        # read the record before the first's commit, as the first did
+        store.save_session(session("TWICE", at=3000.0, device_id=dev, since=1000.0)),
+        *[store.save_session(session(f"PEER{i}", at=2000.0)) for i in range(10)],
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], (OverflowError, asyncpg.DataError))
+    assert results[1] == dev
+    assert all(isinstance(r, str) for r in results[2:])
+    record = await store.get_device(dev)
+    assert record is not None and record.last_inform == 3000.0
+    assert await store.count_devices() == 11
+    assert store.stats.fallbacks == 0
     assert store.stats.failed == 1
 
 

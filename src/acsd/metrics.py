@@ -434,7 +434,7 @@ class _StoreCollector(Collector):
             ("acsd_store_write_failures", "Writes whose caller got an error.", stats.failed),
             (
                 "acsd_store_batch_fallbacks",
-                "Batches rolled back by one bad write and retried one write at a time.",
+                "Batches the database rolled back whole, retried one write at a time.",
                 stats.fallbacks,
             ),
             (

@@ -3,8 +3,10 @@
 Why this shape (the SQLite backend's, for the same reasons, where they still hold):
 
 - Every write is queued and one writer task commits what is queued in ONE transaction:
-  sessions' results go in with one ``executemany``, other writes as calls ``fn(conn)``,
-  each in a savepoint of its own when it shares its batch, so a conflict undoes only it.
+  sessions' results go in with one ``executemany`` in a savepoint (when one fails, they
+  are written again one at a time, each in a savepoint of its own), other writes as calls
+  ``fn(conn)``, each in a savepoint of its own when it shares its batch, so a conflict or
+  a bad save undoes only itself.
 - Several acsd instances may write to one database. A session's result is checked against
   the record (``SessionResult.since``) under a row lock (``SELECT ... FOR UPDATE``), so
   "first session wins" holds across instances too; rows are locked in serial-key order,

@@ -8,8 +8,11 @@ from typing import Any
 import asyncpg
 
 from acsd.ids import new_id
+from acsd.log import get_logger
 from acsd.store.base import StaleResultError
 from acsd.store.sqlite.saves import Failed, SaveOp
+
+log = get_logger("acsd.store")
 
 # The SQLite statement (acsd.store.sqlite.saves._SAVE_SQL) with the same positional
 # parameters; params are JSONB here and merge with ||, which for a flat object of
@@ -98,8 +101,35 @@ def _pg_args(args: list[Any]) -> list[Any]:
 
 async def apply_saves(conn: asyncpg.Connection, saves: list[SaveOp]) -> list[str | Failed]:
     """The saves, in the open transaction: the device id each wrote, or a Failed with
-    StaleResultError for one a later session overtook (the rules of the SQLite backend's
-    apply_saves_sync)."""
+    StaleResultError for one a later session overtook, or with the error of one that
+    failed alone (the rules of the SQLite backend's apply_saves_sync, savepoints too)."""
+    try:
+        async with conn.transaction():  # a savepoint inside the batch's transaction
+            return await _apply_saves(conn, saves, alone=False)
+    except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError):
+        raise  # nothing of the batch is left to commit
+    except Exception:
+        return await _apply_saves(conn, saves, alone=True)
+
+
+async def _save_alone(conn: asyncpg.Connection, op: SaveOp) -> Exception | None:
+    """One save in a savepoint of its own: its error (its writes undone), or None."""
+    try:
+        async with conn.transaction():
+            await conn.execute(SAVE_SQL, *_pg_args(op.args))
+    except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError):
+        raise
+    except Exception as exc:
+        log.warning("store_write_failed", error=repr(exc), kind="save_session")
+        return exc
+    return None
+
+
+async def _apply_saves(
+    conn: asyncpg.Connection, saves: list[SaveOp], *, alone: bool
+) -> list[str | Failed]:
+    """apply_saves' work: ``alone`` writes each save as it is checked, in a savepoint of
+    its own and in queue order; else all of them at the end, in serial-key order."""
     bound: dict[str, tuple[str, float | None]] = {}
     wanted = sorted({op.device_id for op in saves if op.device_id})
     if wanted:
@@ -121,7 +151,6 @@ async def apply_saves(conn: asyncpg.Connection, saves: list[SaveOp]) -> list[str
                     f"{op.serial_key}: a later session committed first"
                 )))  # fmt: skip
                 continue
-            heard[op.serial_key] = op.at
             key, done = op.serial_key, None
             if device_id:
                 op.args[_JOB_ARGS] = [None] * len(op.args[_JOB_ARGS])
@@ -138,13 +167,19 @@ async def apply_saves(conn: asyncpg.Connection, saves: list[SaveOp]) -> list[str
                     f"device {device_id} was moved to another router during the session"
                 )))  # fmt: skip
                 continue
-            bound[device_id] = (key, op.at)  # type: ignore[index]
             done = device_id
         op.args[0] = new_id()
         op.args[2] = key
+        if alone and (error := await _save_alone(conn, op)) is not None:
+            out.append(Failed(error))
+            continue
+        if done is None:
+            heard[op.serial_key] = op.at
+        else:
+            bound[done] = (key, op.at)
         live.append(op)
         out.append(done)
-    if live:
+    if live and not alone:
         # Upserts in serial-key order too (stable: one CPE's results keep queue order).
         ordered = sorted(live, key=lambda op: op.args[2])
         await conn.executemany(SAVE_SQL, [_pg_args(op.args) for op in ordered])

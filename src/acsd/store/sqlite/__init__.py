@@ -7,6 +7,9 @@ Why this shape:
   Every write goes through one queue; one writer task drains it and commits everything
   queued in ONE transaction with a handful of awaits (``executemany`` does the rows).
   Under load the batches grow by themselves: while one commits, the next one queues.
+  The sessions' rows go in a savepoint: when one of them fails, they are written again
+  one by one, each in a savepoint of its own, so the bad one fails alone and the batch
+  still commits (see ``saves.apply_saves_sync``).
 - Operator writes (the API's) are queued calls ``fn(conn)`` in the same batches; each one
   writes its record and its audit entry together, and runs in a savepoint when it shares
   its batch, so a conflict undoes only that call instead of forcing a retry of the batch.

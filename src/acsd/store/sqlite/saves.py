@@ -211,9 +211,58 @@ def commit_saves(conn: sqlite3.Connection, saves: list[SaveOp]) -> list[str | Fa
     return ids
 
 
+#: names of the savepoints that isolate session saves inside the batch's transaction (the
+#: writer's _SAVEPOINT isolates a call; neither is ever nested in the other)
+_SAVES_SAVEPOINT = "acsd_saves"
+_SAVE_SAVEPOINT = "acsd_save"
+
+
 def apply_saves_sync(conn: sqlite3.Connection, saves: list[SaveOp]) -> list[str | Failed]:
     """The saves, in an open transaction; the device id each one wrote, or a
-    :class:`Failed` with :class:`StaleResultError` for one a later session overtook."""
+    :class:`Failed` with :class:`StaleResultError` for one a later session overtook, or
+    with the error of one that failed alone (its own writes undone, the others kept).
+
+    All in one statement, in a savepoint: when a save fails there, the savepoint is rolled
+    back and the saves are written again one at a time, each in a savepoint of its own, so
+    that the bad one fails alone without the writer replaying the whole batch (other
+    callers' writes included) one transaction at a time."""
+    conn.execute(f"SAVEPOINT {_SAVES_SAVEPOINT}")
+    try:
+        out = _apply_saves(conn, saves, alone=False)
+    except Exception:
+        # Some errors (disk full, I/O) roll the whole transaction back: no savepoint is
+        # left, and the writer falls back to a transaction per write.
+        if not conn.in_transaction:
+            raise
+        conn.execute(f"ROLLBACK TO {_SAVES_SAVEPOINT}")
+        conn.execute(f"RELEASE {_SAVES_SAVEPOINT}")
+        return _apply_saves(conn, saves, alone=True)
+    conn.execute(f"RELEASE {_SAVES_SAVEPOINT}")
+    return out
+
+
+def _save_alone(conn: sqlite3.Connection, op: SaveOp) -> Exception | None:
+    """One save in a savepoint of its own: its error (its writes undone), or None."""
+    conn.execute(f"SAVEPOINT {_SAVE_SAVEPOINT}")
+    try:
+        conn.execute(_SAVE_SQL, op.args)
+    except Exception as exc:
+        if not conn.in_transaction:
+            raise
+        conn.execute(f"ROLLBACK TO {_SAVE_SAVEPOINT}")
+        conn.execute(f"RELEASE {_SAVE_SAVEPOINT}")
+        log.warning("store_write_failed", error=repr(exc), kind="save_session")
+        return exc
+    conn.execute(f"RELEASE {_SAVE_SAVEPOINT}")
+    return None
+
+
+def _apply_saves(
+    conn: sqlite3.Connection, saves: list[SaveOp], *, alone: bool
+) -> list[str | Failed]:
+    """apply_saves_sync's work: ``alone`` writes each save as it is checked, in a
+    savepoint of its own (a save that failed is then no later save's predecessor);
+    else all of them at the end, in one statement."""
     # A session bound to a record updates that record even when the serial differs
     # (bound by MAC): its stored serial key becomes the conflict target of the upsert.
     bound: dict[str, tuple[str, float | None]] = {}  # id -> (serial key, last_inform)
@@ -242,7 +291,6 @@ def apply_saves_sync(conn: sqlite3.Connection, saves: list[SaveOp]) -> list[str 
                     f"{op.serial_key}: a later session committed first"
                 )))  # fmt: skip
                 continue
-            heard[op.serial_key] = op.at  # in queue order, as below
             key, done = op.serial_key, None
             if device_id:
                 # The record the session worked on was deleted meanwhile: what it decided
@@ -265,15 +313,21 @@ def apply_saves_sync(conn: sqlite3.Connection, saves: list[SaveOp]) -> list[str 
                     f"device {device_id} was moved to another router during the session"
                 )))  # fmt: skip
                 continue
-            # In queue order: of two results of one device in a batch, the second sees
-            # the first's last_inform.
-            bound[device_id] = (key, op.at)  # type: ignore[index]
             done = device_id
         op.args[0] = new_id()
         op.args[2] = key
+        if alone and (error := _save_alone(conn, op)) is not None:
+            out.append(Failed(error))
+            continue
+        # In queue order: of two results of one CPE in a batch, the second sees the
+        # first's last_inform (the first's that was written: not one that failed alone).
+        if done is None:
+            heard[op.serial_key] = op.at
+        else:
+            bound[done] = (key, op.at)
         live.append(op)
         out.append(done)
-    if live:
+    if live and not alone:
         conn.executemany(_SAVE_SQL, [op.args for op in live])
     if None in out:
         keys = sorted({op.serial_key for op, done in zip(saves, out, strict=True) if done is None})

@@ -65,7 +65,9 @@ class WriterStats:
     writes: int = 0
     #: writes whose caller got an exception
     failed: int = 0
-    #: batches rolled back because one write failed, then retried one write at a time
+    #: batches rolled back whole (an operator write or session save fails alone, in its
+    #: savepoint; this is for what undoes the transaction: disk full, I/O), then retried
+    #: one write at a time
     fallbacks: int = 0
     #: session results not written: a later session of the CPE had committed first
     stale: int = 0
@@ -227,7 +229,9 @@ class BatchWriter:
         except Exception as exc:  # rolled back on the writer thread already
             await self._batch_failed(saves, exc, self._run_saves)
             return
-        self.stats._record_batch(len(saves), time.perf_counter() - started)
+        failed = sum(isinstance(value, Failed) for value in ids)
+        if failed < len(saves):
+            self.stats._record_batch(len(saves) - failed, time.perf_counter() - started)
         for op, value in zip(saves, ids, strict=True):
             self._resolve(op, value)
 
@@ -245,7 +249,8 @@ class BatchWriter:
     async def _batch_failed(
         self, batch: list[Any], exc: Exception, retry: Callable[[list[Any]], Awaitable[None]]
     ) -> None:
-        """After a rolled-back batch: fail its one write, or retry each of its writes in a
+        """After a rolled-back batch (what a savepoint could not undo: the database rolled
+        the transaction back itself): fail its one write, or retry each of its writes in a
         transaction of its own (which one broke the batch is unknown), so that one bad
         write fails only its own caller."""
         if len(batch) == 1:
