@@ -410,3 +410,44 @@ def test_addresses_inside_another_lines_additional_range_are_409(world: World):
     body = line("192.0.2.174", "192.0.2.144", startDate="2030-01-01T00:00:00Z")
     reply = world.api.post(f"/internet/account/{upgrade}/confirm", body)
     assert reply.status == 200, reply.body
+
+
+def audit_of(world: World, resource_id: str, action: str) -> list[dict]:
+    entries = world.api.get("/audit", query={"limit": 1000}).body["items"]
+    return [e for e in entries if e.get("resourceId") == resource_id and e["action"] == action]
+
+
+def router_of(world: World, serial: str) -> str:
+    body = {**device_body(world, "own", serial), "wifi": None, "dhcp": None}
+    reply = world.api.post("/network/device", body)
+    assert reply.status == 201, reply.body
+    return reply.body["_id"]
+
+
+def test_the_audit_log_says_why_a_line_ended(world: World):
+    # An upgrade: the router's new line, live at once, ends the old one.
+    device = router_of(world, "ENDWHY-1")
+    old = order(world, device=device).body["_id"]
+    body = {**confirm_body("203.0.113.210"), "startDate": "2016-01-01T00:00:00Z"}
+    assert world.api.post(f"/internet/account/{old}/confirm", body).status == 200
+    upgrade = order(world, device=device).body["_id"]
+    body = {**confirm_body("203.0.113.211"), "startDate": "2017-01-01T00:00:00Z"}
+    reply = world.api.post(f"/internet/account/{upgrade}/confirm", body)
+    assert reply.status == 200, reply.body
+    [entry] = audit_of(world, old, "internet.end")
+    assert entry["customer"] == world.customers["own"] and entry["role"] == "ADMIN"
+    assert entry["requestId"] == reply.headers["X-Request-Id"]  # the confirm that ended it
+    assert entry["before"] == {"state": "ACTIVE", "device": device, "ipAddress": "203.0.113.210"}
+    after = entry["after"]
+    assert (after["state"], after["reason"], after["replacedBy"]) == ("ENDED", "superseded",
+                                                                      upgrade)  # fmt: skip
+    # The router's record is deleted, and the customer's new router takes the address.
+    assert world.api.delete(f"/network/device/{device}").status == 202
+    moved = order(world, device=router_of(world, "ENDWHY-2")).body["_id"]
+    reply = world.api.post(f"/internet/account/{moved}/confirm", confirm_body("203.0.113.211"))
+    assert reply.status == 200, reply.body
+    [entry] = audit_of(world, upgrade, "internet.end")
+    assert entry["before"]["ipAddress"] == "203.0.113.211" and entry["before"]["device"] is None
+    assert entry["after"]["reason"] == "taken_over" and entry["after"]["replacedBy"] == moved
+    assert "deleted" in entry["after"]["description"]
+    assert audit_of(world, moved, "internet.end") == []

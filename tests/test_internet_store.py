@@ -218,6 +218,66 @@ async def test_a_routerless_line_gives_way_to_the_customers_line_that_takes_its_
     }
 
 
+async def ends(store) -> dict[str, AuditRecord]:
+    """The ``internet.end`` entries of the audit log, by the line they ended."""
+    entries, _ = await store.list_audit(limit=1000)
+    found = {e.resource_id: e for e in entries if e.action == "internet.end"}
+    assert len(found) == sum(e.action == "internet.end" for e in entries)  # one per line
+    return found
+
+
+async def test_every_line_that_ends_has_an_audit_entry_saying_why(store):
+    """Operators read in the audit log why a customer's static address moved: the line, its
+    customer and addresses, the reason, the line that replaced it and who wrote."""
+    billing = AuditRecord(
+        id="", at=NOW, action="internet.confirm", resource="internet_account",
+        token_id="t1", token_name="billing", role="ADMIN", request_id="r1",
+    )  # fmt: skip
+
+    async def confirm_by(account_id: str, start: float, ip: str, **net: str):
+        body = {"startDate": "whenever", "net": {**NET, "ipAddress": ip, **net}}
+        return await store.confirm_internet_account(
+            account_id, confirm=body, start_date=start, ip_address=ip, now=NOW, audit=billing
+        )
+
+    device = await router(store, "R1")
+    first, second, third = [await account(store, device.id) for _ in range(3)]
+    await confirm_by(first.id, NOW - 7200, "203.0.113.10")
+    # at the confirm: the router's earlier line ends in the confirm's transaction
+    await confirm_by(second.id, NOW - 60, "203.0.113.10")
+    entry = (await ends(store))[first.id]
+    assert (entry.customer, entry.token_name, entry.role) == ("c1", "billing", "ADMIN")
+    assert (entry.token_id, entry.request_id, entry.resource) == ("t1", "r1", "internet_account")
+    assert entry.before == {"state": "ACTIVE", "device": device.id, "ipAddress": "203.0.113.10"}
+    assert entry.after is not None
+    assert entry.after["reason"] == "superseded" and entry.after["replacedBy"] == second.id
+    assert entry.after["state"] == "ENDED" and "later line" in entry.after["description"]
+    # at the start date: acsd itself ends it
+    await confirm_by(third.id, NOW + 3600, "203.0.113.11")
+    assert second.id not in await ends(store)
+    await store.activate_internet_accounts(NOW + 3600)
+    entry = (await ends(store))[second.id]
+    assert entry.token_name == "internet activation" and entry.token_id is None
+    assert entry.after is not None and entry.after["replacedBy"] == third.id
+    assert entry.before is not None and entry.before["ipAddress"] == "203.0.113.10"
+
+    # a routerless line taken over by the customer's line for the new router
+    ranged = {"lanNet": "198.51.100.64", "lanSubnet": "255.255.255.240"}
+    gone = await router(store, "GONE1")
+    old = await account(store, gone.id)
+    await confirm_by(old.id, NOW - 60, "203.0.113.20", **ranged)
+    assert await store.delete_device(gone.id)
+    new = await account(store, (await router(store, "NEW1")).id)
+    await confirm_by(new.id, NOW - 30, "203.0.113.20")
+    entry = (await ends(store))[old.id]
+    assert entry.before == {"state": "ACTIVE", "device": None, "ipAddress": "203.0.113.20",
+                            **ranged}  # fmt: skip
+    assert entry.after is not None
+    assert entry.after["reason"] == "taken_over" and entry.after["replacedBy"] == new.id
+    assert entry.token_name == "billing"
+    assert set(await ends(store)) == {first.id, second.id, old.id}
+
+
 async def test_tenancy_and_filters_of_the_list(store):
     a = await account(store, None)
     other = await store.create_internet_account(

@@ -514,13 +514,17 @@ class Store(Protocol):
     ) -> tuple[InternetAccountRecord, DeviceRecord | None]:
         """ORDERED -> CONFIRMED, or straight to ACTIVE when ``start_date`` <= ``now``; then
         the account's device gets a new revision and PROVISIONING, in the same transaction,
-        and is returned (to be woken). Raises :class:`StateError` when the account is not
+        and is returned (to be woken). The lines it replaces (the router's earlier ones, the
+        customer's routerless lines whose addresses it takes) are ENDED, each with an
+        ``internet.end`` entry whose author is ``audit``'s. Raises :class:`StateError` when
+        the account is not
         ORDERED, :class:`ConflictError` when another account has ``ip_address``, KeyError
         when there is no such account."""
 
     async def activate_internet_accounts(self, now: float) -> list[DeviceRecord]:
         """CONFIRMED accounts whose start date has come become ACTIVE and their devices get a
-        new revision and PROVISIONING; returns those devices."""
+        new revision and PROVISIONING; returns those devices. The lines they replace are ENDED
+        (``internet.end`` entries by "internet activation")."""
 
     async def next_internet_start(self) -> float | None:
         """The earliest start date of a CONFIRMED account (None: nothing pending)."""

@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 
+from acsd.audit import line_ended
 from acsd.ids import new_id
 from acsd.store.addresses import address_clash
 from acsd.store.base import (
@@ -58,16 +59,49 @@ async def _activate_device(
     return device_record(row) if row is not None else None
 
 
-async def _end_superseded(conn: asyncpg.Connection, device_id: str, now: float) -> None:
-    await conn.execute(
-        "UPDATE internet_accounts SET state = 'ENDED', updated = $2"
-        " WHERE device = $1 AND state IN ('CONFIRMED', 'ACTIVE') AND start_date <= $2"
-        " AND id != (SELECT id FROM internet_accounts WHERE device = $1"
-        " AND state IN ('CONFIRMED', 'ACTIVE') AND start_date <= $2"
-        " ORDER BY start_date DESC, id DESC LIMIT 1)",
+#: what an ``internet.end`` audit entry says of a line (acsd.audit.line_ended)
+_LINE_SQL = (
+    "SELECT id, customer, device, state, start_date, confirm #>> '{net,ipAddress}',"
+    " confirm #>> '{net,lanNet}', confirm #>> '{net,lanSubnet}' FROM internet_accounts"
+)
+
+
+async def _end_lines(
+    conn: asyncpg.Connection,
+    lines: list[Any],
+    *,
+    reason: str,
+    now: float,
+    replaced_by: str | None = None,
+    author: AuditRecord | None = None,
+) -> None:
+    """ENDED, each with its audit entry: operators read there why a static address moved."""
+    for line in lines:
+        await conn.execute(
+            "UPDATE internet_accounts SET state = 'ENDED', updated = $1 WHERE id = $2",
+            now,
+            line[0],
+        )
+        entry = line_ended(
+            tuple(line), reason=reason, now=now, replaced_by=replaced_by, author=author
+        )
+        await write_audit(conn, audit_values(entry), line[0])
+
+
+async def _end_superseded(
+    conn: asyncpg.Connection, device_id: str, now: float, author: AuditRecord | None
+) -> None:
+    lines = await conn.fetch(
+        f"{_LINE_SQL} WHERE device = $1 AND state IN ('CONFIRMED', 'ACTIVE')"
+        " AND start_date <= $2 ORDER BY start_date DESC, id DESC",
         device_id,
         now,
     )
+    if len(lines) > 1:
+        latest, *before = lines
+        await _end_lines(
+            conn, before, reason="superseded", now=now, replaced_by=latest[0], author=author
+        )
 
 
 async def _take_over_routerless(
@@ -76,6 +110,7 @@ async def _take_over_routerless(
     ip_address: str,
     confirm: dict[str, Any],
     now: float,
+    author: AuditRecord | None,
 ) -> None:
     """As the SQLite backend's: a line of the customer's that names no router gives way
     (ENDED) to the customer's line for a router that takes its addresses. Run under the
@@ -95,10 +130,9 @@ async def _take_over_routerless(
         if row[1] == ip_address or address_clash(ip_address, net, None, [row]) is not None
     ]
     if given_way:
-        await conn.execute(
-            "UPDATE internet_accounts SET state = 'ENDED', updated = $1 WHERE id = ANY($2::text[])",
-            now,
-            given_way,
+        lines = await conn.fetch(f"{_LINE_SQL} WHERE id = ANY($1::text[]) ORDER BY id", given_way)
+        await _end_lines(
+            conn, lines, reason="taken_over", now=now, replaced_by=account.id, author=author
         )
 
 
@@ -192,7 +226,7 @@ class InternetAccounts(PgCore):
             if account.state != "ORDERED":
                 raise StateError(f"internet account {account_id} is {account.state}, not ORDERED")
             if account.device is not None:
-                await _take_over_routerless(conn, account, ip_address, confirm, now)
+                await _take_over_routerless(conn, account, ip_address, confirm, now, audit)
             taken = await conn.fetchval(
                 "SELECT id FROM internet_accounts WHERE ip_address = $1 AND id != $2"
                 " AND state != 'ENDED' AND (device IS NULL OR $3::text IS NULL OR device != $3)",
@@ -242,7 +276,7 @@ class InternetAccounts(PgCore):
             )
             device = None
             if due and account.device is not None:
-                await _end_superseded(conn, account.device, now)
+                await _end_superseded(conn, account.device, now, audit)
                 device = await _activate_device(conn, account.device, now)
             await write_audit(conn, audit_row, account_id)
             stored = replace(
@@ -276,7 +310,7 @@ class InternetAccounts(PgCore):
             )
             devices = []
             for device_id in sorted({row[1] for row in rows if row[1] is not None}):
-                await _end_superseded(conn, device_id, now)
+                await _end_superseded(conn, device_id, now, None)
                 device = await _activate_device(conn, device_id, now)
                 if device is not None:
                     devices.append(device)

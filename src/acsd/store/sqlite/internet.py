@@ -8,6 +8,7 @@ from typing import Any
 
 import aiosqlite
 
+from acsd.audit import line_ended
 from acsd.ids import new_id
 from acsd.store.addresses import address_clash
 from acsd.store.base import (
@@ -61,17 +62,52 @@ async def _activate_device(
     return device_record(rows[0]) if rows else None
 
 
-async def _end_superseded(conn: aiosqlite.Connection, device_id: str, now: float) -> None:
+#: what an ``internet.end`` audit entry says of a line (acsd.audit.line_ended)
+_LINE_SQL = (
+    "SELECT id, customer, device, state, start_date,"
+    " CASE WHEN json_valid(confirm) THEN json_extract(confirm, '$.net.ipAddress') END,"
+    " CASE WHEN json_valid(confirm) THEN json_extract(confirm, '$.net.lanNet') END,"
+    " CASE WHEN json_valid(confirm) THEN json_extract(confirm, '$.net.lanSubnet') END"
+    " FROM internet_accounts"
+)
+
+
+async def _end_lines(
+    conn: aiosqlite.Connection,
+    lines: list[Any],
+    *,
+    reason: str,
+    now: float,
+    replaced_by: str | None = None,
+    author: AuditRecord | None = None,
+) -> None:
+    """ENDED, each with its audit entry: operators read there why a static address moved."""
+    for line in lines:
+        await conn.execute(
+            "UPDATE internet_accounts SET state = 'ENDED', updated = ? WHERE id = ?",
+            (now, line[0]),
+        )
+        entry = line_ended(line, reason=reason, now=now, replaced_by=replaced_by, author=author)
+        await write_audit(conn, audit_values(entry), line[0])
+
+
+async def _end_superseded(
+    conn: aiosqlite.Connection, device_id: str, now: float, author: AuditRecord | None
+) -> None:
     """A router applies the line that started last: the lines it had before are ENDED,
     and their addresses free for other lines."""
-    await conn.execute(
-        "UPDATE internet_accounts SET state = 'ENDED', updated = :now"
-        " WHERE device = :device AND state IN ('CONFIRMED', 'ACTIVE') AND start_date <= :now"
-        " AND id != (SELECT id FROM internet_accounts WHERE device = :device"
-        " AND state IN ('CONFIRMED', 'ACTIVE') AND start_date <= :now"
-        " ORDER BY start_date DESC, id DESC LIMIT 1)",
-        {"device": device_id, "now": now},
+    lines = list(
+        await conn.execute_fetchall(
+            f"{_LINE_SQL} WHERE device = ? AND state IN ('CONFIRMED', 'ACTIVE')"
+            " AND start_date <= ? ORDER BY start_date DESC, id DESC",
+            (device_id, now),
+        )
     )
+    if len(lines) > 1:
+        latest, *before = lines
+        await _end_lines(
+            conn, before, reason="superseded", now=now, replaced_by=latest[0], author=author
+        )
 
 
 async def _take_over_routerless(
@@ -80,6 +116,7 @@ async def _take_over_routerless(
     ip_address: str,
     confirm: dict[str, Any],
     now: float,
+    author: AuditRecord | None,
 ) -> None:
     """A line of the customer's that names no router (its record was deleted, or it was
     ordered without one) gives way to the customer's line for a router that takes its
@@ -101,9 +138,9 @@ async def _take_over_routerless(
         if row[1] == ip_address or address_clash(ip_address, net, None, [row]) is not None
     ]
     for line_id in given_way:
-        await conn.execute(
-            "UPDATE internet_accounts SET state = 'ENDED', updated = ? WHERE id = ?",
-            (now, line_id),
+        lines = list(await conn.execute_fetchall(f"{_LINE_SQL} WHERE id = ?", (line_id,)))
+        await _end_lines(
+            conn, lines, reason="taken_over", now=now, replaced_by=account.id, author=author
         )
 
 
@@ -196,7 +233,7 @@ class InternetAccounts(SqliteCore):
             if account.state != "ORDERED":
                 raise StateError(f"internet account {account_id} is {account.state}, not ORDERED")
             if account.device is not None:
-                await _take_over_routerless(conn, account, ip_address, confirm, now)
+                await _take_over_routerless(conn, account, ip_address, confirm, now, audit)
             # The router's own lines are not in the way: the new one must start after
             # them (below) and ends them when it does, so an upgrade keeps its address.
             taken = await self._scalar(
@@ -244,7 +281,7 @@ class InternetAccounts(SqliteCore):
             )
             device = None
             if due and account.device is not None:
-                await _end_superseded(conn, account.device, now)
+                await _end_superseded(conn, account.device, now, audit)
                 device = await _activate_device(conn, account.device, now)
             await write_audit(conn, audit_row, account_id)
             stored = replace(
@@ -275,7 +312,7 @@ class InternetAccounts(SqliteCore):
             devices = []
             for (device_id,) in rows:
                 if device_id is not None:
-                    await _end_superseded(conn, device_id, now)
+                    await _end_superseded(conn, device_id, now, None)
                     device = await _activate_device(conn, device_id, now)
                     if device is not None:
                         devices.append(device)
