@@ -149,6 +149,8 @@ def test_the_error_keys_the_operator_api_answers_are_the_documented_ones(
         return device_body(module_world, "own", serial + suffix) | fields
 
     mac = made.body["macAddress"]
+    line = {"customer": module_world.customers["own"], "device": made.body["_id"], "name": "x"}
+    routers_line = admin.post("/internet/account", line).body["_id"]
     cases = [
         ("POST", "/network/device", admin.post("/network/device", device("")), "serialNumber"),
         ("POST", "/network/device", admin.post("/network/device", device("X", customer=unknown)),
@@ -180,6 +182,12 @@ def test_the_error_keys_the_operator_api_answers_are_the_documented_ones(
         ("GET", "/network/model/{id}", admin.get(f"/network/model/{unknown}"), "not_found"),
         ("GET", "/internet/account", admin.get("/internet/account", query={"state": "GONE"}),
          "<parameter>"),
+        ("POST", "/internet/account/{id}/end", admin.post(f"/internet/account/{unknown}/end"),
+         "not_found"),
+        ("POST", "/internet/account/{id}/end", owner.post(
+            f"/internet/account/{routers_line}/end"), "access_denied"),
+        ("POST", "/internet/account/{id}/end", admin.post(
+            f"/internet/account/{routers_line}/end"), "state"),
     ]  # fmt: skip
     for method, path, reply, documented in cases:
         assert reply.status >= 400, (method, path, reply.body)
@@ -188,6 +196,11 @@ def test_the_error_keys_the_operator_api_answers_are_the_documented_ones(
             assert reply.body["message"] == documented, (method, path, reply.body)
         keys = error_keys(doc, method, path, reply.status)
         assert documented in keys, (method, path, reply.status, documented, keys)
+    # and the answer of an end that ends (a line for no router), as the document says
+    routerless = admin.post("/internet/account", {**line, "device": None}).body["_id"]
+    ended = admin.post(f"/internet/account/{routerless}/end")
+    assert ended.status == 200, ended.body
+    conforms(doc, "POST", "/internet/account/{id}/end", ended)
 
 
 def test_the_longest_search_the_document_allows_is_answered_in_json(admin: Api, module_world, doc):

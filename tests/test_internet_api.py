@@ -291,6 +291,8 @@ def test_the_api_description_lists_the_internet_resource(world: World):
     paths = world.api.get("/openapi.json").body["paths"]
     confirm = paths["/internet/account/{id}/confirm"]["post"]
     assert {"200", "403", "404", "409", "422", "500"} <= set(confirm["responses"])
+    end = paths["/internet/account/{id}/end"]["post"]
+    assert {"200", "403", "404", "422", "500"} <= set(end["responses"])
     assert {"get", "post"} <= set(paths["/internet/account"])
 
 
@@ -451,3 +453,43 @@ def test_the_audit_log_says_why_a_line_ended(world: World):
     assert entry["after"]["reason"] == "taken_over" and entry["after"]["replacedBy"] == moved
     assert "deleted" in entry["after"]["description"]
     assert audit_of(world, moved, "internet.end") == []
+
+
+def test_an_admin_ends_a_line_that_names_no_router(world: World):
+    device = router_of(world, "ENDME-1")
+    line = order(world, device=device).body["_id"]
+    ranged = {"lanNet": "198.51.100.232", "lanSubnet": "255.255.255.248"}
+    reply = world.api.post(f"/internet/account/{line}/confirm",
+                           confirm_body("203.0.113.220", **ranged))  # fmt: skip
+    assert reply.status == 200, reply.body
+    path = f"/internet/account/{line}/end"
+    # While its router holds it: the router's next line ends it.
+    body = error(world.api.post(path), 422, "state")
+    assert device in body["description"]
+    assert world.api.get(f"/internet/account/{line}").body["state"] == "ACTIVE"
+    # The router's record is deleted; no line of the customer's takes the address over.
+    assert world.api.delete(f"/network/device/{device}").status == 202
+    for role in ("RESELLER", "OWNER", "MANAGER"):
+        error(world.as_(role).post(path), 403, "access_denied")
+    error(world.api.post(f"/internet/account/{'0' * 24}/end"), 404, "not_found")
+    error(world.api.post("/internet/account/nope/end"), 404, "not_found")
+    assert world.api.get(f"/internet/account/{line}").body["state"] == "ACTIVE"
+    assert audit_of(world, line, "internet.end") == []
+
+    reply = world.api.post(path)
+    assert reply.status == 200 and reply.body == {"success": True}
+    assert world.api.get(f"/internet/account/{line}").body["state"] == "ENDED"
+    [entry] = audit_of(world, line, "internet.end")
+    assert entry["requestId"] == reply.headers["X-Request-Id"] and entry["role"] == "ADMIN"
+    assert entry["customer"] == world.customers["own"]
+    assert entry["before"] == {"state": "ACTIVE", "device": None, "ipAddress": "203.0.113.220",
+                               **ranged}  # fmt: skip
+    assert entry["after"]["reason"] == "ended" and "replacedBy" not in entry["after"]
+    # Again: the same answer, nothing changes, no second entry.
+    assert world.api.post(path).body == {"success": True}
+    assert len(audit_of(world, line, "internet.end")) == 1
+    # Its address and range are free: another customer's line takes them.
+    theirs = order(world, "other").body["_id"]
+    reply = world.api.post(f"/internet/account/{theirs}/confirm",
+                           confirm_body("203.0.113.220", **ranged))  # fmt: skip
+    assert reply.status == 200, reply.body

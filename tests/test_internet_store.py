@@ -278,6 +278,58 @@ async def test_every_line_that_ends_has_an_audit_entry_saying_why(store):
     assert set(await ends(store)) == {first.id, second.id, old.id}
 
 
+async def test_a_line_that_names_no_router_can_be_ended(store):
+    operator = AuditRecord(id="", at=NOW, action="internet.end", resource="internet_account",
+                           token_id="t2", token_name="noc", role="ADMIN")  # fmt: skip
+    with pytest.raises(KeyError):
+        await store.end_internet_account("0" * 24, now=NOW, audit=operator)
+    # a router's line: the router holds its settings, its next line ends it
+    device = await router(store, "R1")
+    held = await account(store, device.id)
+    await confirm(store, held.id, start=NOW - 60, ip="203.0.113.10")
+    with pytest.raises(StateError, match=device.id):
+        await store.end_internet_account(held.id, now=NOW, audit=operator)
+    # its router's record deleted, nothing takes its address over: ended on request
+    assert await store.delete_device(device.id)
+    ended = await store.end_internet_account(held.id, now=NOW + 1, audit=operator)
+    assert ended.state == "ENDED"
+    stored = await store.get_internet_account(held.id)
+    assert stored is not None and stored.state == "ENDED"
+    entry = (await ends(store))[held.id]
+    assert (entry.token_name, entry.customer) == ("noc", "c1")
+    assert entry.before is not None and entry.before["ipAddress"] == "203.0.113.10"
+    assert entry.after is not None and entry.after["reason"] == "ended"
+    assert "replacedBy" not in entry.after
+    # again: nothing changes, no second entry
+    again = await store.end_internet_account(held.id, now=NOW + 2, audit=operator)
+    assert again.state == "ENDED" and again.updated == NOW + 1
+    assert list(await ends(store)) == [held.id]
+    # its address is free for another line
+    other = await account(store)
+    stored, _ = await confirm(store, other.id, start=NOW - 60, ip="203.0.113.10")
+    assert stored.state == "ACTIVE"
+    # an order never confirmed, for no router, is withdrawn the same way
+    ordered = await account(store)
+    assert (await store.end_internet_account(ordered.id, now=NOW)).state == "ENDED"
+    entry = (await ends(store))[ordered.id]
+    assert entry.before == {"state": "ORDERED", "device": None, "ipAddress": None}
+
+
+async def test_ending_an_upgrade_leaves_the_address_with_the_line_still_using_it(store):
+    # The upgrade keeps the customer's address (the claim moves to it); the router's record
+    # is deleted before it starts, and the upgrade is ended: the line in use keeps it.
+    device = await router(store, "R1")
+    current, upgrade = await account(store, device.id), await account(store, device.id)
+    await confirm(store, current.id, start=NOW - 60, ip="203.0.113.10")
+    await confirm(store, upgrade.id, start=NOW + 3600, ip="203.0.113.10")
+    assert await store.delete_device(device.id)
+    await store.end_internet_account(upgrade.id, now=NOW)
+    kept = await store.get_internet_account(current.id)
+    assert kept is not None and kept.state == "ACTIVE" and kept.ip_address == "203.0.113.10"
+    with pytest.raises(ConflictError):
+        await confirm(store, (await account(store)).id, start=NOW, ip="203.0.113.10")
+
+
 async def test_tenancy_and_filters_of_the_list(store):
     a = await account(store, None)
     other = await store.create_internet_account(

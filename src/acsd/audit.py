@@ -101,6 +101,7 @@ LINE_END_REASONS = {
     "superseded": "a later line of the same router took effect",
     "taken_over": "the customer's line for a router took its addresses (its router's record "
     "was deleted, or it was ordered without one)",
+    "ended": "ended by an operator",
 }
 
 

@@ -10,6 +10,9 @@ startDate) its router gets a new revision, state PROVISIONING and a Connection R
 session that follows pushes the static WAN settings through the router's profile
 (:mod:`acsd.provisioning.internet`). Future start dates are kept by :class:`Activator`, a
 task of this application that sleeps until the next one is due (or a confirm wakes it).
+
+A line that names no router, which no other line takes over, is ended by an ADMIN (``POST
+.../end``). Every line that ends has an ``internet.end`` audit entry saying why.
 """
 
 from __future__ import annotations
@@ -50,8 +53,9 @@ from acsd.store.base import (
 
 log = get_logger("acsd.internet")
 
-#: ENDED: replaced by a later line of the same router, or a line naming no router whose
-#: addresses the customer's line for a router took (its addresses are free again)
+#: ENDED: replaced by a later line of the same router, a line naming no router whose
+#: addresses the customer's line for a router took, or one an ADMIN ended (POST .../end);
+#: its addresses are free again
 State = Literal["ORDERED", "CONFIRMED", "ACTIVE", "ENDED"]
 _PHONE = re.compile(r"^\+?[0-9]{3,20}\Z")
 
@@ -379,6 +383,44 @@ async def confirm_internet_account(request: web.Request) -> web.Response:
 
 
 @describe(
+    "POST", "/internet/account/{id}/end",
+    summary="End an Internet line that names no router: its addresses are free again",
+    description="For a line whose router's record was deleted (or that was ordered without "
+    "one) and that no other line takes over: it is ENDED and its address and additional "
+    "range may be confirmed for another line. Ending an ENDED line again changes nothing "
+    "(200). A line that names a router is ended by the router's next line, or once the "
+    "router's record is deleted.",
+    response=Success,
+    errors=[
+        (404, "not_found", "Internet account not found"),
+        (422, "state", "The line names a router, which holds its settings"),
+    ],
+    roles="ADMIN",
+)  # fmt: skip
+async def end_internet_account(request: web.Request) -> web.Response:
+    ctx = context(request)
+    who = await caller(request)
+    who.require_admin()
+    account = await _load(request, who)
+    # the author of the store's internet.end entry (which says what the line was)
+    author = audit_record(
+        request, who, "internet.end", "internet_account", account.id, customer=account.customer
+    )
+    try:
+        ended = await ctx.store.end_internet_account(account.id, now=clock.now(), audit=author)
+    except KeyError:
+        raise ApiError(404, "not_found", "Internet account not found") from None
+    except StateError as exc:
+        raise ApiError(
+            422, "state",
+            f"{exc}: the router holds its settings; the router's next line ends it, or "
+            "delete the router's record first",
+        ) from None  # fmt: skip
+    log.info("internet.ended", account=ended.id, customer=ended.customer)
+    return json_response({"success": True})
+
+
+@describe(
     "GET", "/internet/account/{id}", summary="One Internet account", response=InternetAccount,
     errors=[(404, "not_found", "Internet account not found")],
     roles="any token within the account's customer",
@@ -474,3 +516,4 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/internet/account", list_accounts)
     app.router.add_get("/internet/account/{id}", get_internet_account)
     app.router.add_post("/internet/account/{id}/confirm", confirm_internet_account)
+    app.router.add_post("/internet/account/{id}/end", end_internet_account)

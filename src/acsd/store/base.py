@@ -526,6 +526,14 @@ class Store(Protocol):
         new revision and PROVISIONING; returns those devices. The lines they replace are ENDED
         (``internet.end`` entries by "internet activation")."""
 
+    async def end_internet_account(
+        self, account_id: str, *, now: float, audit: AuditRecord | None = None
+    ) -> InternetAccountRecord:
+        """ENDED, with an ``internet.end`` entry whose author is ``audit``'s; an ENDED
+        account is returned as it is (nothing written). Raises :class:`StateError` when the
+        account names a router (the router holds its line: a later line ends it), KeyError
+        when there is no such account."""
+
     async def next_internet_start(self) -> float | None:
         """The earliest start date of a CONFIRMED account (None: nothing pending)."""
 

@@ -291,6 +291,40 @@ class InternetAccounts(PgCore):
 
         return await self._call("confirm_internet_account", write)
 
+    async def end_internet_account(
+        self, account_id: str, *, now: float, audit: AuditRecord | None = None
+    ) -> InternetAccountRecord:
+        async def end(conn: asyncpg.Connection) -> InternetAccountRecord:
+            # As a confirm's: a confirm elsewhere that would take this line over (or a
+            # DELETE of its router) waits for this one, or this one for it and sees what
+            # it did. A row lock alone would deadlock with a confirm's table lock.
+            await conn.execute("LOCK TABLE internet_accounts IN SHARE ROW EXCLUSIVE MODE")
+            row = await conn.fetchrow(f"{INTERNET_ACCOUNTS.select} WHERE id = $1", account_id)
+            if row is None:
+                raise KeyError(account_id)
+            account = INTERNET_ACCOUNTS.record(row)
+            if account.state == "ENDED":
+                return account  # ended already: nothing changes, nothing to audit
+            if account.device is not None:
+                raise StateError(
+                    f"internet account {account_id} is the line of router {account.device}"
+                )
+            lines = await conn.fetch(f"{_LINE_SQL} WHERE id = $1", account_id)
+            await _end_lines(conn, lines, reason="ended", now=now, author=audit)
+            if account.ip_address is not None:
+                # as on SQLite: the claim goes back to a line that still uses the address
+                await conn.execute(
+                    "UPDATE internet_accounts SET ip_address = $1 WHERE id = (SELECT id"
+                    " FROM internet_accounts WHERE ip_address IS NULL"
+                    " AND state IN ('CONFIRMED', 'ACTIVE')"
+                    " AND confirm #>> '{net,ipAddress}' = $1"
+                    " ORDER BY start_date DESC, id DESC LIMIT 1)",
+                    account.ip_address,
+                )
+            return replace(account, state="ENDED", updated=now)
+
+        return await self._call("end_internet_account", end)
+
     async def activate_internet_accounts(self, now: float) -> list[DeviceRecord]:
         due_sql = "FROM internet_accounts WHERE state = 'CONFIRMED' AND start_date <= $1"
         if await self._scalar(f"SELECT 1 {due_sql} LIMIT 1", now) is None:

@@ -296,6 +296,42 @@ class InternetAccounts(SqliteCore):
 
         return await self._call("confirm_internet_account", write)
 
+    async def end_internet_account(
+        self, account_id: str, *, now: float, audit: AuditRecord | None = None
+    ) -> InternetAccountRecord:
+        async def end(conn: aiosqlite.Connection) -> InternetAccountRecord:
+            rows = list(
+                await conn.execute_fetchall(
+                    f"{INTERNET_ACCOUNTS.select} WHERE id = ?", (account_id,)
+                )
+            )
+            if not rows:
+                raise KeyError(account_id)
+            account = INTERNET_ACCOUNTS.record(rows[0])
+            if account.state == "ENDED":
+                return account  # ended already: nothing changes, nothing to audit
+            if account.device is not None:
+                raise StateError(
+                    f"internet account {account_id} is the line of router {account.device}"
+                )
+            lines = list(await conn.execute_fetchall(f"{_LINE_SQL} WHERE id = ?", (account_id,)))
+            await _end_lines(conn, lines, reason="ended", now=now, author=audit)
+            if account.ip_address is not None:
+                # A line its router's next line took the address from (the claim moved to
+                # that one, see confirm_internet_account) still uses it: the claim goes
+                # back to it, or another line could take the address from under it.
+                await conn.execute(
+                    "UPDATE internet_accounts SET ip_address = :ip WHERE id = (SELECT id"
+                    " FROM internet_accounts WHERE ip_address IS NULL"
+                    " AND state IN ('CONFIRMED', 'ACTIVE') AND json_valid(confirm)"
+                    " AND json_extract(confirm, '$.net.ipAddress') = :ip"
+                    " ORDER BY start_date DESC, id DESC LIMIT 1)",
+                    {"ip": account.ip_address},
+                )
+            return replace(account, state="ENDED", updated=now)
+
+        return await self._call("end_internet_account", end)
+
     async def activate_internet_accounts(self, now: float) -> list[DeviceRecord]:
         due_sql = "FROM internet_accounts WHERE state = 'CONFIRMED' AND start_date <= ?"
         # Most sweeps find nothing: ask the reader before queueing a write.
