@@ -412,10 +412,16 @@ def test_hints_are_not_checked_once_the_account_exists(apn: ApnApi, acct):
 
 
 def test_a_duplicate_cli_in_the_network_is_409(apn: ApnApi, acct):
-    ok(apn.post(apns_path(acct, NETWORK), device("(+45)12345678", SIM)), 202)
-    for cli in ("(+45)12345678", "(45)12345678"):  # the same number, written two ways
+    made = apn.post(apns_path(acct, NETWORK), device("(+45)12345678", SIM))
+    ok(made, 202)
+    # the same number, written four ways: zeros before a country code are the
+    # international call prefix, no part of the number
+    for cli in ("(+45)12345678", "(45)12345678", "(0045)12345678", "(+045)12345678"):
         ans = apn.post(apns_path(acct, NETWORK), device(cli))
         assert "CLI" in failed(ans, 409, 4090, 1)
+    found = apn.get(apns_path(acct, NETWORK, "(0045)12345678"))
+    ok(found, 200)
+    assert found.wrapper["Meta"]["Id"] == made.wrapper["Meta"]["Id"]
 
 
 def test_a_sim_is_in_one_network_of_the_account(apn: ApnApi, acct):

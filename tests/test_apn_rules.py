@@ -9,7 +9,7 @@ import pytest
 from lxml import etree
 
 from acsd.api import apn_xml
-from acsd.api.apn_wire import CLI_PATTERN, DEVICE, parse_cli
+from acsd.api.apn_wire import DEVICE
 from acsd.provisioning.apn import (
     ACTIVE,
     CONNECTED,
@@ -22,6 +22,7 @@ from acsd.provisioning.apn import (
     plmn,
     sim_report,
 )
+from acsd.simkeys import CLI_PATTERN, parse_cli
 from acsd.store.base import ApnDeviceRecord
 
 
@@ -50,6 +51,15 @@ def test_msisdns_compare_in_international_form():
 def test_the_cli_pattern_is_the_seeds():
     assert parse_cli("(+45)12345678") == ("msisdn:4512345678", None, "4512345678")
     assert parse_cli("(45)12345678") == ("msisdn:4512345678", None, "4512345678")
+    # a country code's leading zeros are the international call prefix, no part of it
+    for written in ("(0045)12345678", "(+0045)12345678", "(045)12345678"):
+        assert parse_cli(written) == ("msisdn:4512345678", None, "4512345678"), written
+    # no country's code: kept apart from every real one, as one 0
+    assert (
+        parse_cli("(000)12345678")
+        == parse_cli("(0)12345678")
+        == ("msisdn:012345678", None, "012345678")
+    )
     assert parse_cli("001010000000001") == ("imsi:001010000000001", "001010000000001", None)
     for bad in ("(+)12345678", "(+123456)12345", "(+45)1234", "1" * 13, "1" * 17, "(+45)123456 "):
         assert parse_cli(bad) is None, bad

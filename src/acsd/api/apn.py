@@ -60,7 +60,6 @@ from acsd.api.apn_wire import (
     invalid,
     key_problem,
     new_account_hints,
-    parse_cli,
     read_document,
     reply,
     validated,
@@ -71,6 +70,7 @@ from acsd.api.devices import _poke as poke_router
 from acsd.api.openapi import describe
 from acsd.ids import is_id, new_id, normal_id
 from acsd.provisioning import apn as rules
+from acsd.simkeys import parse_cli
 from acsd.store.base import (
     ApnAccountRecord,
     ApnDeviceRecord,

@@ -43,6 +43,7 @@ from acsd.api.errors import ApiError, come_back_later, request_id
 from acsd.inflate import InflateError, content_encoding, inflate
 from acsd.log import get_logger
 from acsd.provisioning import apn as rules
+from acsd.simkeys import parse_cli
 
 log = get_logger("acsd.api")
 
@@ -82,29 +83,12 @@ OPERATION = Contract(
 
 # --- validation ------------------------------------------------------------------------------
 
-# The seed's pattern, ^(?<msisdn>\(\+*(\d{1,5})\)(\d{5,16}))$|^(?<imsi>\d{14,16})$, in
-# Python: named groups are (?P<...>), and \d is ASCII only (.NET's matches any Unicode
-# digit, which no MSISDN or IMSI holds). fullmatch() stands for the anchors.
-CLI_PATTERN = re.compile(
-    r"(?P<msisdn>\(\+*(?P<cc>\d{1,5})\)(?P<number>\d{5,16}))|(?P<imsi>\d{14,16})", re.ASCII
-)
 _ICCID = re.compile(r"[0-9]{18,22}")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(?:\.[^@\s.]+)+")
 _APN_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
 _APN = re.compile(rf"{_APN_LABEL}(?:\.{_APN_LABEL})*")
 # and what XML cannot carry: the same record is read back in both JSON and XML
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
-
-
-def parse_cli(text: str) -> tuple[str, str | None, str | None] | None:
-    """(CLI key, IMSI, MSISDN) of a valid CLI; None when it is not one."""
-    m = CLI_PATTERN.fullmatch(text)
-    if m is None:
-        return None
-    if m["imsi"]:
-        return f"imsi:{m['imsi']}", m["imsi"], None
-    msisdn = m["cc"] + m["number"]
-    return f"msisdn:{msisdn}", None, msisdn
 
 
 def printable(value: str) -> bool:

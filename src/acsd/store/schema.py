@@ -17,11 +17,13 @@ numbering.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import aiosqlite
 
 from acsd import clock
+from acsd.store import clikeys
 from acsd.store.base import SchemaError
 
 
@@ -30,6 +32,27 @@ class Migration:
     version: int
     description: str
     sql: str
+    #: what SQL cannot say (a key computed as the API computes it), run after ``sql`` in
+    #: the step's transaction
+    code: Callable[[aiosqlite.Connection], Awaitable[None]] | None = None
+
+
+async def _rekey_clis(conn: aiosqlite.Connection) -> None:
+    """Step 15 (acsd.store.clikeys): refused while two live devices would be one SIM."""
+    changes = clikeys.rekeys(await conn.execute_fetchall(clikeys.CANDIDATES_SQL))
+    holders = []
+    for change in changes:
+        if change.live:
+            holders += await conn.execute_fetchall(
+                f"{clikeys.HOLDER_SQL} AND account = ? AND cli_key = ?",
+                (change.account, change.key),
+            )
+    clikeys.refuse_collisions(changes, holders)
+    for change in changes:
+        await conn.execute(
+            "UPDATE apn_devices SET cli_key = ?, msisdn = ? WHERE id = ?",
+            (change.key, change.msisdn, change.id),
+        )
 
 
 MIGRATIONS: list[Migration] = [
@@ -374,6 +397,12 @@ MIGRATIONS: list[Migration] = [
         CREATE INDEX apn_devices_by_cli ON apn_devices (account, network, cli_key, end_date);
         """,
     ),
+    Migration(
+        15,
+        "APN devices' CLI keys without a country code's leading zeros",
+        "",
+        code=_rekey_clis,
+    ),
 ]
 
 
@@ -464,6 +493,8 @@ async def migrate(
                 continue
             for statement in split_statements(migration.sql):
                 await conn.execute(statement)
+            if migration.code is not None:
+                await migration.code(conn)
             await conn.execute(
                 "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)",
                 (migration.version, migration.description, clock.now()),

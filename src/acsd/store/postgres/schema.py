@@ -14,11 +14,13 @@ once it holds it, so a step is applied exactly once.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import asyncpg
 
 from acsd import clock
+from acsd.store import clikeys
 from acsd.store.base import SchemaError
 from acsd.store.schema import MIGRATIONS as SQLITE_MIGRATIONS
 
@@ -27,6 +29,30 @@ from acsd.store.schema import MIGRATIONS as SQLITE_MIGRATIONS
 class PgMigration:
     version: int
     sql: str
+    #: as :attr:`acsd.store.schema.Migration.code`: run after ``sql``, in its transaction
+    code: Callable[[asyncpg.Connection], Awaitable[None]] | None = None
+
+
+async def _rekey_clis(conn: asyncpg.Connection) -> None:
+    """Step 15, as SQLite's (acsd.store.clikeys): refused while two live devices would
+    be one SIM."""
+    changes = clikeys.rekeys(await conn.fetch(clikeys.CANDIDATES_SQL))
+    holders = []
+    for change in changes:
+        if change.live:
+            holders += await conn.fetch(
+                f"{clikeys.HOLDER_SQL} AND account = $1 AND cli_key = $2",
+                change.account,
+                change.key,
+            )
+    clikeys.refuse_collisions(changes, holders)
+    for change in changes:
+        await conn.execute(
+            "UPDATE apn_devices SET cli_key = $1, msisdn = $2 WHERE id = $3",
+            change.key,
+            change.msisdn,
+            change.id,
+        )
 
 
 #: the advisory lock key of acsd's migrations ("acsd" in ASCII)
@@ -303,6 +329,7 @@ PG_MIGRATIONS: list[PgMigration] = [
         14,
         "CREATE INDEX apn_devices_by_cli ON apn_devices (account, network, cli_key, end_date);",
     ),
+    PgMigration(15, "", code=_rekey_clis),
 ]
 
 
@@ -357,8 +384,11 @@ async def migrate(conn: asyncpg.Connection) -> list[int]:
             _refuse_future(done, known)
             if migration.version in done:
                 continue
-            # one simple-query call runs the whole script, inside this transaction
-            await conn.execute(migration.sql)
+            if migration.sql:
+                # one simple-query call runs the whole script, inside this transaction
+                await conn.execute(migration.sql)
+            if migration.code is not None:
+                await migration.code(conn)
             await conn.execute(
                 "INSERT INTO schema_migrations (version, description, applied_at)"
                 " VALUES ($1, $2, $3)",
