@@ -472,6 +472,30 @@ def test_an_unknown_device_is_404(apn: ApnApi, acct):
     failed(apn.get("/v1/operations/0123456789abcdef01234567"), 404, 4044)
 
 
+def test_digits_alone_are_an_imsi_from_14_to_16_and_an_msisdn_otherwise(apn: ApnApi, acct):
+    # The seed's CLI pattern reads 14-16 digits alone as an IMSI: an MSISDN of that many
+    # digits in international form is not found by them, and the 404 says why.
+    long = apn.post(apns_path(acct, NETWORK), device("(+45)123456789012"))
+    ok(long, 202)
+    said = failed(apn.get(apns_path(acct, NETWORK, "45123456789012")), 404, 4043)
+    assert "IMSI" in said and "(+CC)NUMBER" in said, said
+    ok(apn.get(apns_path(acct, NETWORK, "(+45)123456789012")))
+    imsi = apn.post(apns_path(acct, NETWORK), device("238010000000001"))
+    ok(imsi, 202)
+    found = apn.get(apns_path(acct, NETWORK, "238010000000001"))
+    ok(found)
+    assert found.wrapper["Meta"]["Id"] == imsi.wrapper["Meta"]["Id"]
+    # Fewer digits (acsd's extension): the MSISDN in international form, 00 or not.
+    short = apn.post(apns_path(acct, NETWORK), device("(+45)12345678"))
+    ok(short, 202)
+    for ref in ("4512345678", "004512345678"):
+        found = apn.get(apns_path(acct, NETWORK, ref))
+        ok(found)
+        assert found.wrapper["Meta"]["Id"] == short.wrapper["Meta"]["Id"], ref
+    said = failed(apn.get(apns_path(acct, NETWORK, "4599999999")), 404, 4043)
+    assert "IMSI" not in said, said
+
+
 def test_ids_are_taken_in_any_case(apn: ApnApi, acct):
     accepted = apn.post(apns_path(acct, NETWORK), device("(+45)12345678"))
     ok(accepted, 202)

@@ -222,7 +222,8 @@ _KEY = {
 _PATHS = {
     "foreignaccountkey": ("The API account", _KEY),
     "foreignkey": ("The network of the account", _KEY),
-    "device": "The APN device: its id (Meta.Id) or its CLI",
+    "device": "The APN device: its id (Meta.Id) or its CLI; 14 to 16 digits alone are an "
+    "IMSI, other digits alone an MSISDN in international form (4512345678)",
 }
 
 
@@ -355,15 +356,29 @@ async def _device(request: web.Request, ctx: ApiContext) -> ApnDeviceRecord:
         found = await ctx.store.get_apn_device(device_id)
         if found is not None and (found.account, found.network) != (account, network):
             found = None
+    cli = parse_cli(ref)
     if found is None:
-        cli = parse_cli(ref)
-        key = cli[0] if cli else (f"msisdn:{ref}" if ref.isdigit() and ref.isascii() else None)
+        key = cli[0] if cli else _bare_msisdn(ref)
         if key is not None:
             found = await ctx.store.find_apn_device(account, network, key)
     if found is None:
         await _network(ctx, account, network)  # 4042 when it is the network that is not there
-        raise ApnError(404, NO_DEVICE, f"no APN device {ref!r} in network {network!r}")
+        said = f"no APN device {ref!r} in network {network!r}"
+        if cli is not None and cli[1] is not None:
+            # The seed's pattern reads 14 to 16 digits alone as an IMSI, never an MSISDN:
+            # say so, rather than leave a client that meant a phone number guessing.
+            said += " (14 to 16 digits alone are an IMSI; write an MSISDN as (+CC)NUMBER)"
+        raise ApnError(404, NO_DEVICE, said)
     return found
+
+
+def _bare_msisdn(ref: str) -> str | None:
+    """acsd's extension beyond the seed's pattern: other digits alone are an MSISDN in
+    international form, as routers report them (``4512345678``; ``004512345678`` too)."""
+    if not (ref.isdigit() and ref.isascii()):
+        return None
+    digits = rules.msisdn_key(ref)
+    return f"msisdn:{digits}" if digits else None
 
 
 @describe(
