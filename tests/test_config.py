@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import tomllib
 
@@ -310,3 +311,28 @@ def test_config_check_shows_a_postgresql_url_without_its_password(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["store"]["url"] == "postgresql://acsd:***@db.example/acsd"
     assert "DbSecretPw1" not in proc.stdout + proc.stderr
+
+
+def test_store_pool_size_is_for_postgresql_only_and_bounded(tmp_path):
+    from acsd.config import ConfigError
+
+    path = tmp_path / "pool.toml"
+    path.write_text('[store]\nurl = "postgresql://acsd@db.example/acsd"\npool_size = 12\n')
+    assert load_config(path, environ={}).store.pool_size == 12
+    env = {"ACSD_STORE_POOL_SIZE": "9"}
+    assert load_config(path, environ=env).store.pool_size == 9
+    assert load_config(None, environ={}).store.pool_size is None  # the backend's 4
+    for text, message in (
+        ("pool_size = 0", "store.pool_size: Input should be greater than or equal to 1"),
+        ('pool_size = "8"', "store.pool_size: Input should be a valid integer"),
+        (
+            'url = "sqlite:///acsd.db"\npool_size = 8',
+            "store.pool_size: only a postgresql:// store.url has a read pool",
+        ),
+    ):
+        path.write_text(f"[store]\n{text}\n")
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            load_config(path, environ={})
+    path.write_text("[store]\n")
+    with pytest.raises(ConfigError, match=re.escape("store.pool_size: only a postgresql")):
+        load_config(path, environ=env)

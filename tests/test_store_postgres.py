@@ -229,3 +229,53 @@ def test_a_database_that_is_not_there_is_one_line(pg_cluster, tmp_path) -> None:
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     [line] = proc.stderr.splitlines()
     assert "nosuchdb" in line and "DbSecretPw1" not in line
+
+
+async def _readers_while_blocked(url: str, store, expected: int) -> int:
+    """How many connections ``store`` reads with at once: its reads are held on a table
+    lock while more of them are asked for than any pool would have (waited for until
+    ``expected`` wait, and a moment longer for any beyond)."""
+    db = url.rsplit("/", 1)[1]
+    locker = await asyncpg.connect(url)
+    try:
+        tx = locker.transaction()
+        await tx.start()
+        await locker.execute("LOCK TABLE devices IN ACCESS EXCLUSIVE MODE")
+        reads = [asyncio.ensure_future(store.count_devices()) for _ in range(12)]
+
+        async def waiting() -> int:
+            # (inside a transaction the activity view is one snapshot unless cleared)
+            await locker.execute("SELECT pg_stat_clear_snapshot()")
+            return await locker.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1"
+                " AND wait_event_type = 'Lock'",
+                db,
+            )
+
+        for _ in range(100):
+            if await waiting() >= expected:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
+        found = await waiting()
+        await tx.rollback()
+        assert await asyncio.gather(*reads) == [0] * 12
+        return found
+    finally:
+        await locker.close()
+
+
+async def test_the_read_pool_has_the_configured_size(pg_url: str, tmp_path: Path) -> None:
+    """store.pool_size: the connections each process reads with (4 when unset)."""
+    from acsd.config import load_config
+
+    path = tmp_path / "acsd.toml"
+    path.write_text(f'[store]\nurl = "{pg_url}"\npool_size = 7\n')
+    config = load_config(path, environ={})
+    for pool_size, expected in ((config.store.pool_size, 7), (None, 4)):
+        store = open_store(pg_url, pool_size=pool_size)
+        await store.open()
+        try:
+            assert await _readers_while_blocked(pg_url, store, expected) == expected
+        finally:
+            await store.close()

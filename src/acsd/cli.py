@@ -505,7 +505,7 @@ async def _open_store(config: Config):  # -> Store | None
 
     from acsd.store import StoreError, is_postgres, open_store, sqlite_path
 
-    store = open_store(config.store.url)
+    store = open_store(config.store.url, pool_size=config.store.pool_size)
     try:
         await store.open()
     except (StoreError, sqlite3.DatabaseError, OSError) as exc:

@@ -316,6 +316,9 @@ class ApiConfig(_Listener):
 
 class StoreConfig(_Section):
     url: str = "sqlite:///acsd.db"
+    #: PostgreSQL only: the connections each process reads with (sessions' look-ups, API
+    #: pages), beside its one writer connection; unset: 4
+    pool_size: int | None = Field(None, ge=1, le=100)
 
     @field_validator("url")
     @classmethod
@@ -329,6 +332,19 @@ class StoreConfig(_Section):
             check_url(value)
         except ValueError as exc:
             raise ValueError(str(exc).removeprefix("store.url: ")) from None
+        return value
+
+    @field_validator("pool_size")
+    @classmethod
+    def _pool_needs_postgres(cls, value: int | None, info: ValidationInfo) -> int | None:
+        # Refused rather than ignored: an operator who sets it expects it to do something.
+        from acsd.store import is_postgres
+
+        if value is not None and "url" in info.data and not is_postgres(info.data["url"]):
+            raise ValueError(
+                "only a postgresql:// store.url has a read pool (SQLite reads on one "
+                "connection per process): remove pool_size"
+            )
         return value
 
     @field_serializer("url")

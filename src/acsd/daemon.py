@@ -98,7 +98,7 @@ async def serve(
         return 2
     # New sessions read the ProfileSet through this holder, so SIGHUP can replace it.
     profiles = Profiles(loaded)
-    store = open_store(config.store.url)
+    store = open_store(config.store.url, pool_size=config.store.pool_size)
     try:
         await store.open()
         await store.check_writable()

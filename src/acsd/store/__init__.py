@@ -152,10 +152,13 @@ def check_url(url: str) -> None:
         sqlite_path(url)
 
 
-def open_store(url: str, *, base_dir: Path | None = None) -> Store:
-    """The store for ``url`` (not yet opened: ``await store.open()``)."""
+def open_store(url: str, *, base_dir: Path | None = None, pool_size: int | None = None) -> Store:
+    """The store for ``url`` (not yet opened: ``await store.open()``). ``pool_size``: the
+    PostgreSQL read pool's connections (None: the backend's default); SQLite has none."""
     if is_postgres(url):
         from acsd.store.postgres import PgStore  # asyncpg is loaded only when used
 
-        return PgStore(postgres_dsn(url))
+        if pool_size is None:
+            return PgStore(postgres_dsn(url))
+        return PgStore(postgres_dsn(url), pool_size=pool_size)
     return SqliteStore(sqlite_path(url, base_dir=base_dir))

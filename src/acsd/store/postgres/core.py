@@ -48,6 +48,7 @@ log = get_logger("acsd.store")
 
 MAX_BATCH = 500
 #: readers: a session reads one row at a time, the API a page; a few connections suffice
+#: (``store.pool_size``: more for many API clients, fewer for a small max_connections)
 READ_POOL = 4
 CONNECT_TIMEOUT = 10.0
 PING_EVERY = 1.0
@@ -77,9 +78,12 @@ class PgCore:
 
     migrations_applied: list[int]
 
-    def __init__(self, dsn: str, *, max_batch: int = MAX_BATCH) -> None:
+    def __init__(self, dsn: str, *, max_batch: int = MAX_BATCH, pool_size: int = READ_POOL) -> None:
+        if pool_size < 1:
+            raise ValueError(f"pool_size must be at least 1, got {pool_size}")
         self.dsn = dsn
         self.max_batch = max_batch
+        self.pool_size = pool_size
         self.migrations_applied = []
         self.stats = WriterStats()
         self.ping_every = PING_EVERY
@@ -106,7 +110,7 @@ class PgCore:
             self._writer_conn = await self._connect()
             self.migrations_applied = await migrate(self._writer_conn)
             self._pool = await asyncpg.create_pool(
-                self.dsn, min_size=1, max_size=READ_POOL, timeout=CONNECT_TIMEOUT
+                self.dsn, min_size=1, max_size=self.pool_size, timeout=CONNECT_TIMEOUT
             )
         except BaseException as exc:
             await self._close_connections()
