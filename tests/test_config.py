@@ -336,3 +336,22 @@ def test_store_pool_size_is_for_postgresql_only_and_bounded(tmp_path):
     path.write_text("[store]\n")
     with pytest.raises(ConfigError, match=re.escape("store.pool_size: only a postgresql")):
         load_config(path, environ=env)
+
+
+def test_store_transaction_pooling_is_for_postgresql_only(tmp_path):
+    from acsd.config import ConfigError
+
+    path = tmp_path / "pool.toml"
+    path.write_text('[store]\nurl = "postgresql://acsd@db.example/acsd"\n')
+    assert load_config(path, environ={}).store.transaction_pooling is False
+    env = {"ACSD_STORE_TRANSACTION_POOLING": "true"}
+    assert load_config(path, environ=env).store.transaction_pooling is True
+    path.write_text("[store]\ntransaction_pooling = false\n")  # says what is true of SQLite
+    assert load_config(path, environ={}).store.transaction_pooling is False
+    path.write_text("[store]\ntransaction_pooling = true\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    assert str(caught.value) == (
+        f"{path}: store.transaction_pooling: only a postgresql:// store.url goes through a "
+        "connection pooler"
+    )

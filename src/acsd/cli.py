@@ -505,7 +505,11 @@ async def _open_store(config: Config):  # -> Store | None
 
     from acsd.store import StoreError, is_postgres, open_store, sqlite_path
 
-    store = open_store(config.store.url, pool_size=config.store.pool_size)
+    store = open_store(
+        config.store.url,
+        pool_size=config.store.pool_size,
+        transaction_pooling=config.store.transaction_pooling,
+    )
     try:
         await store.open()
     except (StoreError, sqlite3.DatabaseError, OSError) as exc:

@@ -319,6 +319,10 @@ class StoreConfig(_Section):
     #: PostgreSQL only: the connections each process reads with (sessions' look-ups, API
     #: pages), beside its one writer connection; unset: 4
     pool_size: int | None = Field(None, ge=1, le=100)
+    #: PostgreSQL only: store.url reaches the database through a pooler that lends a server
+    #: connection per transaction (pgbouncer's pool_mode = transaction), so no prepared
+    #: statement is kept between transactions
+    transaction_pooling: bool = False
 
     @field_validator("url")
     @classmethod
@@ -345,6 +349,15 @@ class StoreConfig(_Section):
                 "only a postgresql:// store.url has a read pool (SQLite reads on one "
                 "connection per process): remove pool_size"
             )
+        return value
+
+    @field_validator("transaction_pooling")
+    @classmethod
+    def _pooling_needs_postgres(cls, value: bool, info: ValidationInfo) -> bool:
+        from acsd.store import is_postgres
+
+        if value and "url" in info.data and not is_postgres(info.data["url"]):
+            raise ValueError("only a postgresql:// store.url goes through a connection pooler")
         return value
 
     @field_serializer("url")

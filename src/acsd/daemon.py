@@ -98,7 +98,11 @@ async def serve(
         return 2
     # New sessions read the ProfileSet through this holder, so SIGHUP can replace it.
     profiles = Profiles(loaded)
-    store = open_store(config.store.url, pool_size=config.store.pool_size)
+    store = open_store(
+        config.store.url,
+        pool_size=config.store.pool_size,
+        transaction_pooling=config.store.transaction_pooling,
+    )
     try:
         await store.open()
         await store.check_writable()

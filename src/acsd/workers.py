@@ -176,7 +176,11 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop)
         loop.add_signal_handler(signal.SIGHUP, self._reload)
-        store = open_store(self.config.store.url, pool_size=self.config.store.pool_size)
+        store = open_store(
+            self.config.store.url,
+            pool_size=self.config.store.pool_size,
+            transaction_pooling=self.config.store.transaction_pooling,
+        )
         try:
             await store.open()  # migrations once, before N processes race for them
             await store.check_writable()

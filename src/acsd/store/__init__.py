@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from acsd.store.base import (
@@ -152,13 +153,21 @@ def check_url(url: str) -> None:
         sqlite_path(url)
 
 
-def open_store(url: str, *, base_dir: Path | None = None, pool_size: int | None = None) -> Store:
-    """The store for ``url`` (not yet opened: ``await store.open()``). ``pool_size``: the
-    PostgreSQL read pool's connections (None: the backend's default); SQLite has none."""
+def open_store(
+    url: str,
+    *,
+    base_dir: Path | None = None,
+    pool_size: int | None = None,
+    transaction_pooling: bool = False,
+) -> Store:
+    """The store for ``url`` (not yet opened: ``await store.open()``). PostgreSQL only
+    (SQLite has neither): ``pool_size``, the read pool's connections (None: the backend's
+    default); ``transaction_pooling``, the URL is a pooler's in transaction mode."""
     if is_postgres(url):
         from acsd.store.postgres import PgStore  # asyncpg is loaded only when used
 
-        if pool_size is None:
-            return PgStore(postgres_dsn(url))
-        return PgStore(postgres_dsn(url), pool_size=pool_size)
+        options: dict[str, Any] = {"transaction_pooling": transaction_pooling}
+        if pool_size is not None:
+            options["pool_size"] = pool_size
+        return PgStore(postgres_dsn(url), **options)
     return SqliteStore(sqlite_path(url, base_dir=base_dir))

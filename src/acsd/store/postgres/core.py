@@ -73,17 +73,29 @@ def _log_failed(exc: Exception, kind: str) -> None:
         log.warning("store_write_failed", error=repr(exc), kind=kind)
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset under transaction pooling: none (see PgCore._pool_options)."""
+
+
 class PgCore:
     """Connections, lifecycle, writer and reads; the resources are mixins on top."""
 
     migrations_applied: list[int]
 
-    def __init__(self, dsn: str, *, max_batch: int = MAX_BATCH, pool_size: int = READ_POOL) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        max_batch: int = MAX_BATCH,
+        pool_size: int = READ_POOL,
+        transaction_pooling: bool = False,
+    ) -> None:
         if pool_size < 1:
             raise ValueError(f"pool_size must be at least 1, got {pool_size}")
         self.dsn = dsn
         self.max_batch = max_batch
         self.pool_size = pool_size
+        self.transaction_pooling = transaction_pooling
         self.migrations_applied = []
         self.stats = WriterStats()
         self.ping_every = PING_EVERY
@@ -110,7 +122,11 @@ class PgCore:
             self._writer_conn = await self._connect()
             self.migrations_applied = await migrate(self._writer_conn)
             self._pool = await asyncpg.create_pool(
-                self.dsn, min_size=1, max_size=self.pool_size, timeout=CONNECT_TIMEOUT
+                self.dsn,
+                min_size=1,
+                max_size=self.pool_size,
+                timeout=CONNECT_TIMEOUT,
+                **self._pool_options(),
             )
         except BaseException as exc:
             await self._close_connections()
@@ -124,7 +140,24 @@ class PgCore:
         self._writer_task = asyncio.create_task(self._writer(), name="acsd-store-writer")
 
     async def _connect(self) -> asyncpg.Connection:
-        return await asyncpg.connect(self.dsn, timeout=CONNECT_TIMEOUT)
+        return await asyncpg.connect(self.dsn, timeout=CONNECT_TIMEOUT, **self._session_options())
+
+    def _session_options(self) -> dict[str, Any]:
+        """asyncpg's connection options for ``transaction_pooling``. A pooler in transaction
+        mode lends each transaction whichever server connection is free: a statement that
+        asyncpg prepared (and cached by name) on one is missing on the next, or its name is
+        taken there by another client's ("prepared statement ... does not exist / already
+        exists"). Without the cache asyncpg prepares unnamed statements, again each time."""
+        return {"statement_cache_size": 0} if self.transaction_pooling else {}
+
+    def _pool_options(self) -> dict[str, Any]:
+        if not self.transaction_pooling:
+            return self._session_options()
+        # asyncpg resets a connection it takes back into its pool (RESET ALL, UNLISTEN *,
+        # pg_advisory_unlock_all(), ...): session state that acsd never sets (its advisory
+        # locks are transaction-level), and through the pooler the reset would reach
+        # whichever server connection is lent for it, not the one the reads used.
+        return {**self._session_options(), "reset": _keep_session}
 
     async def close(self) -> None:
         if self._closing is None:
