@@ -80,10 +80,15 @@ class Cluster:
             raise ClusterError(f"psql failed: {proc.stderr.strip()}")
         return proc.stdout
 
-    def new_database(self, password: str = "") -> str:
-        """A new, empty database; its URL (with ``password`` in it, when given)."""
+    def new_database(self, password: str = "", *, icu_locale: str | None = None) -> str:
+        """A new, empty database; its URL (with ``password`` in it, when given).
+        ``icu_locale``: the database's default collation is that language's (ICU), not the
+        cluster's C.UTF-8, which orders text as bytes do."""
         name = f"acsd_{uuid.uuid4().hex[:12]}"
-        self.psql(f'CREATE DATABASE "{name}"')
+        options = ""
+        if icu_locale is not None:
+            options = f" TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE '{icu_locale}'"
+        self.psql(f'CREATE DATABASE "{name}"{options}')
         return self.url(name, password)
 
     def pause(self) -> None:

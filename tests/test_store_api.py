@@ -219,6 +219,32 @@ async def test_query_devices_paging(store: SqliteStore) -> None:
     assert records[0] == await store.get_device(made[0].id)
 
 
+@pytest.fixture
+async def language_store(backend: str, request: pytest.FixtureRequest, tmp_path: Path):
+    """As ``store``, but the PostgreSQL database's default collation is a language's (ICU
+    en-US, as a database created under an operator's locale has), not one of bytes."""
+    if backend == "postgresql":
+        url = request.getfixturevalue("pg_cluster").new_database(icu_locale="en-US")
+    else:
+        url = f"sqlite:///{tmp_path / 'acsd.db'}"
+    opened = open_store(url)
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+async def test_list_devices_orders_serials_alike_on_both_backends(language_store) -> None:
+    """`acsd device list` pages through the serial numbers (case-insensitive) in the order
+    of their characters' code points on both backends, whatever the database's locale: in
+    en-US "_" would come before "-" and "ab_1" before "ab-10"."""
+    for serial in ["ab_1", "AB-2", "ab.3", "Ab1", "ab 4", "ab-10", "abC"]:
+        await add(language_store, serial)
+    listed = [r.serial_number for r in await language_store.list_devices()]
+    assert listed == ["ab 4", "ab-10", "AB-2", "ab.3", "Ab1", "ab_1", "abC"]
+    page = await language_store.list_devices(limit=3, offset=2)
+    assert [r.serial_number for r in page] == ["AB-2", "ab.3", "Ab1"]
+
+
 async def test_find_device_by_mac(store: SqliteStore) -> None:
     first = await add(store, "M1", mac_address="00:11:22:AA:BB:CC")
     await add(store, "M2", mac_address="00-11-22-aa-bb-cc")  # same MAC, newer

@@ -123,9 +123,14 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, PgCore):
         return {row[0]: loads(row[1]) for row in rows}
 
     async def list_devices(self, *, limit: int = 1000, offset: int = 0) -> list[DeviceRecord]:
-        # no tree, as SqliteStore.list_devices: `acsd device list` reads 1000 records
+        # no tree, as SqliteStore.list_devices: `acsd device list` reads 1000 records.
+        # COLLATE "C": in code point order, as SQLite's; the database's own collation
+        # would follow its locale (en_US puts "_" before "-"), which differs by server.
+        # (The unique index on serial_key then goes unused here: a sort of the table for
+        # a CLI listing, rather than a migration of the column.)
         rows = await self._fetch(
-            f"SELECT {DEVICE_LIST_COLUMNS} FROM devices ORDER BY serial_key, id LIMIT $1 OFFSET $2",
+            f"SELECT {DEVICE_LIST_COLUMNS} FROM devices"
+            ' ORDER BY serial_key COLLATE "C", id LIMIT $1 OFFSET $2',
             max(0, limit),
             max(0, offset),
         )
