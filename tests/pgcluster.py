@@ -230,6 +230,9 @@ def start_pgbouncer(cluster: Cluster, *, pool_mode: str, server_connections: int
         f"auth_type = trust\nauth_file = {root / 'users.txt'}\n"
         f"pool_mode = {pool_mode}\ndefault_pool_size = {server_connections}\n"
         f"max_client_conn = 200\nlogfile = {root / 'pgbouncer.log'}\n"
+        # the server connections in turn, not the last one used again: in transaction mode
+        # a client's next transaction then runs on another server connection, as under load
+        "server_round_robin = 1\n"
     )
     proc = subprocess.Popen(
         [*_as_user(), str(PGBOUNCER), str(root / "pgbouncer.ini")],

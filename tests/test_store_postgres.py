@@ -328,3 +328,8 @@ async def test_a_store_behind_pgbouncer_in_transaction_mode(pg_url, bouncer, tmp
         await store.check_writable()
     finally:
         await store.close()
+    # the commands on the records too (they read the schema version on a connection first)
+    from conftest import run_cli
+
+    listed = run_cli("device", "list", "--config", str(path), check=True)
+    assert all(serial in listed.stdout for serial in serials)
