@@ -1,7 +1,6 @@
 """A throwaway PostgreSQL cluster for the tests: one per test session (per xdist worker),
 owned by the ``postgres`` user (the server refuses to run as root), on 127.0.0.1 with a
-free port, fsync off; a fresh database per test. ``start_pgbouncer`` puts a pgbouncer in
-front of it."""
+free port, fsync off; a fresh database per test."""
 
 from __future__ import annotations
 
@@ -10,7 +9,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,76 +179,3 @@ def start_cluster() -> Cluster:
         shutil.rmtree(root, ignore_errors=True)
         raise ClusterError(f"{exc}\n{tail}") from None
     return Cluster(root, port)
-
-
-#: Debian installs it in /usr/sbin, which is on no PATH but root's
-PGBOUNCER = Path(
-    os.environ.get("ACSD_TEST_PGBOUNCER") or shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
-)
-
-
-@dataclass
-class Bouncer:
-    """A pgbouncer in front of a test cluster (``start_pgbouncer``)."""
-
-    proc: subprocess.Popen
-    root: Path
-    port: int
-
-    def url(self, database: str) -> str:
-        return f"postgresql://{PG_USER}@127.0.0.1:{self.port}/{database}"
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        shutil.rmtree(self.root, ignore_errors=True)
-
-
-def start_pgbouncer(cluster: Cluster, *, pool_mode: str, server_connections: int) -> Bouncer:
-    """pgbouncer on 127.0.0.1 (a free port) pooling ``server_connections`` server
-    connections per database of ``cluster`` in ``pool_mode``, run as the cluster's owner
-    (it refuses to run as root)."""
-    if not PGBOUNCER.exists():
-        raise ClusterError(
-            "pgbouncer is missing: install it (Debian: apt install pgbouncer), or set "
-            "ACSD_TEST_PGBOUNCER to the program"
-        )
-    root = Path(tempfile.mkdtemp(prefix="acsd-pgbouncer-"))
-    if AS_ROOT:
-        shutil.chown(root, PG_USER, PG_USER)
-    port = _free_port()
-    (root / "users.txt").write_text(f'"{PG_USER}" ""\n')
-    (root / "pgbouncer.ini").write_text(
-        f"[databases]\n* = host=127.0.0.1 port={cluster.port}\n"
-        f"[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
-        f"auth_type = trust\nauth_file = {root / 'users.txt'}\n"
-        f"pool_mode = {pool_mode}\ndefault_pool_size = {server_connections}\n"
-        f"max_client_conn = 200\nlogfile = {root / 'pgbouncer.log'}\n"
-        # the server connections in turn, not the last one used again: in transaction mode
-        # a client's next transaction then runs on another server connection, as under load
-        "server_round_robin = 1\n"
-    )
-    proc = subprocess.Popen(
-        [*_as_user(), str(PGBOUNCER), str(root / "pgbouncer.ini")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return Bouncer(proc, root, port)
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                _, err = proc.communicate()
-                log = root / "pgbouncer.log"
-                tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-                shutil.rmtree(root, ignore_errors=True)
-                raise ClusterError(f"pgbouncer did not start: {err.strip()}\n{tail}") from None
-            time.sleep(0.05)
