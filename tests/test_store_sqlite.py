@@ -170,7 +170,7 @@ async def test_a_result_of_many_values_merges_into_the_stored_tree_as_a_small_on
 ) -> None:
     """Results of many values are merged key by key (json_patch took seconds per 10k
     values over a large tree); what is stored must be what json_patch stored."""
-    from acsd.store.sqlite.saves import MERGE_BY_KEY_FROM
+    from acsd.store.writes import MERGE_BY_KEY_FROM
 
     many = MERGE_BY_KEY_FROM * 2
     odd = {  # names and values that JSON escapes, or that look like JSON themselves

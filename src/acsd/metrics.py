@@ -7,7 +7,7 @@ What costs something on the hot path is kept to prometheus-client counters and h
 whose label values come from small fixed sets (RPC methods, CWMP fault codes, standard
 Inform event codes, loaded profile names); serial numbers, addresses and anything else a
 CPE chooses never become labels. Everything the rest of acsd already counts (the CWMP
-server's ``stats``, the store writer's :class:`~acsd.store.sqlite.WriterStats`, the
+server's ``stats``, the store writer's :class:`~acsd.store.writes.WriterStats`, the
 Connection Request client's ``stats``) is read at scrape time by custom collectors, which
 costs the hot path nothing.
 

@@ -1,5 +1,5 @@
 """APN accounts, networks, devices and operations (seed 003) on PostgreSQL: the rules of
-acsd.store.sqlite.apn."""
+the SQLite backend's apn module."""
 
 from __future__ import annotations
 
@@ -22,30 +22,36 @@ from acsd.store.base import (
 )
 from acsd.store.postgres.core import PgCore
 from acsd.store.postgres.rows import flags, insert_record, insert_sql, rowcount, write_audit
-from acsd.store.sqlite.apn import _APN_ACCOUNTS, _APN_DEVICES, _APN_NETWORKS, _APN_OPERATIONS
-from acsd.store.sqlite.apn import _apn_device as apn_device
-from acsd.store.sqlite.rows import audit_values, dumps
+from acsd.store.records import (
+    APN_ACCOUNTS,
+    APN_DEVICES,
+    APN_NETWORKS,
+    APN_OPERATIONS,
+    APN_UNIQUE,
+    apn_device,
+    audit_values,
+    dumps,
+)
 
 _APN_UPDATE_SQL = (
     "UPDATE apn_devices SET "
-    + ", ".join(f'"{n}" = ${i}' for i, n in enumerate(_APN_DEVICES.names[1:], start=1))
-    + f" WHERE id = ${len(_APN_DEVICES.names)}"
+    + ", ".join(f'"{n}" = ${i}' for i, n in enumerate(APN_DEVICES.names[1:], start=1))
+    + f" WHERE id = ${len(APN_DEVICES.names)}"
 )
-_APN_INSERT_SQL = insert_sql(_APN_DEVICES)
-_APN_UNIQUE = (("CLI", "cli_key"), ("SIMNumber", "iccid"))
+_APN_INSERT_SQL = insert_sql(APN_DEVICES)
 #: the seed of the advisory lock key of each unique value (create_apn_device)
 _APN_LOCKS = {"cli_key": 0x61636C69, "iccid": 0x61636963}
 
 
 class ApnRecords(PgCore):
     async def get_apn_account(self, key: str) -> ApnAccountRecord | None:
-        return await self._get(_APN_ACCOUNTS, 'WHERE "key" = $1', key)
+        return await self._get(APN_ACCOUNTS, 'WHERE "key" = $1', key)
 
     async def get_apn_network(self, account: str, key: str) -> ApnNetworkRecord | None:
-        return await self._get(_APN_NETWORKS, 'WHERE account = $1 AND "key" = $2', account, key)
+        return await self._get(APN_NETWORKS, 'WHERE account = $1 AND "key" = $2', account, key)
 
     async def _apn_devices(self, sql: str, *args: Any) -> list[ApnDeviceRecord]:
-        rows = await self._fetch(f"{_APN_DEVICES.select} {sql}", *args)
+        rows = await self._fetch(f"{APN_DEVICES.select} {sql}", *args)
         return [apn_device(row) for row in rows]
 
     async def get_apn_device(self, device_id: str) -> ApnDeviceRecord | None:
@@ -99,7 +105,7 @@ class ApnRecords(PgCore):
         )
 
     async def get_apn_operation(self, operation_id: str) -> ApnOperationRecord | None:
-        return await self._get(_APN_OPERATIONS, "WHERE id = $1", operation_id)
+        return await self._get(APN_OPERATIONS, "WHERE id = $1", operation_id)
 
     async def put_apn_network(
         self, record: ApnNetworkRecord, *, audit: AuditRecord | None = None
@@ -113,7 +119,7 @@ class ApnRecords(PgCore):
                     'INSERT INTO apn_networks (account, "key", apn, created, updated)'
                     ' VALUES ($1, $2, $3, $4, $4) ON CONFLICT (account, "key")'
                     " DO UPDATE SET apn = excluded.apn, updated = excluded.updated"
-                    f" RETURNING {_APN_NETWORKS.columns}",
+                    f" RETURNING {APN_NETWORKS.columns}",
                     record.account,
                     record.key,
                     record.apn,
@@ -122,7 +128,7 @@ class ApnRecords(PgCore):
             except asyncpg.ForeignKeyViolationError as exc:
                 raise ConflictError(f"APN account {record.account!r} does not exist") from exc
             await write_audit(conn, audit_row, f"{record.account}/{record.key}")
-            return _APN_NETWORKS.record(row)
+            return APN_NETWORKS.record(row)
 
         return await self._call("put_apn_network", put)
 
@@ -145,7 +151,7 @@ class ApnRecords(PgCore):
             if account is not None:
                 stamped = replace(account, created=account.created or now)
                 status = await insert_record(
-                    conn, _APN_ACCOUNTS, stamped, "APN account", tail="ON CONFLICT DO NOTHING"
+                    conn, APN_ACCOUNTS, stamped, "APN account", tail="ON CONFLICT DO NOTHING"
                 )
                 if rowcount(status) > 0:
                     await write_audit(conn, account_row, account.key)
@@ -164,7 +170,7 @@ class ApnRecords(PgCore):
             # instances create devices at the same moment. A lock on account and value,
             # held to the commit, makes the look-up and the insert one step for each SIM;
             # taken CLI first, SIMNumber second in every create, so no two wait in a cycle.
-            for name, column in _APN_UNIQUE:
+            for name, column in APN_UNIQUE:
                 value = getattr(record, column)
                 if value is None:
                     continue
@@ -189,7 +195,7 @@ class ApnRecords(PgCore):
             )
             try:
                 await conn.execute(
-                    _APN_INSERT_SQL, *flags(_APN_DEVICES.names, _APN_DEVICES.values(stored))
+                    _APN_INSERT_SQL, *flags(APN_DEVICES.names, APN_DEVICES.values(stored))
                 )
             except asyncpg.UniqueViolationError as exc:
                 # another instance created the same CLI or SIM since the look-up above
@@ -199,7 +205,7 @@ class ApnRecords(PgCore):
                 ) from exc
             if operation is not None:
                 op = replace(operation, resource_id=operation.resource_id or stored.id)
-                await insert_record(conn, _APN_OPERATIONS, op, "operation")
+                await insert_record(conn, APN_OPERATIONS, op, "operation")
             await write_audit(conn, audit_row, stored.id)
             return stored
 
@@ -213,7 +219,7 @@ class ApnRecords(PgCore):
         operation: ApnOperationRecord | None = None,
     ) -> ApnDeviceRecord | None:
         async def update(conn: asyncpg.Connection) -> ApnDeviceRecord | None:
-            row = await conn.fetchrow(f"{_APN_DEVICES.select} WHERE id = $1 FOR UPDATE", device_id)
+            row = await conn.fetchrow(f"{APN_DEVICES.select} WHERE id = $1 FOR UPDATE", device_id)
             if row is None:
                 return None
             current = apn_device(row)
@@ -221,11 +227,11 @@ class ApnRecords(PgCore):
             if new is None:
                 return current
             new = replace(new, id=current.id, updated=clock.now())
-            values = flags(_APN_DEVICES.names, _APN_DEVICES.values(new))[1:]
+            values = flags(APN_DEVICES.names, APN_DEVICES.values(new))[1:]
             await conn.execute(_APN_UPDATE_SQL, *values, current.id)
             if operation is not None:
                 op = replace(operation, resource_id=operation.resource_id or current.id)
-                await insert_record(conn, _APN_OPERATIONS, op, "operation")
+                await insert_record(conn, APN_OPERATIONS, op, "operation")
             await write_audit(conn, audit_values(audit), current.id)
             return new
 

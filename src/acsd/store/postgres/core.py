@@ -39,10 +39,9 @@ from acsd.store.base import (
 from acsd.store.postgres.rows import Args
 from acsd.store.postgres.saves import apply_saves
 from acsd.store.postgres.schema import migrate
+from acsd.store.records import Table, device_record
 from acsd.store.schema import latest_version
-from acsd.store.sqlite.rows import Table, device_record
-from acsd.store.sqlite.saves import Failed, SaveOp
-from acsd.store.sqlite.writer import STOP, WriterStats
+from acsd.store.writes import STOP, Failed, SaveOp, WriterStats
 
 log = get_logger("acsd.store")
 

@@ -1,4 +1,5 @@
-"""Internet accounts (seed 002) on PostgreSQL: the rules of acsd.store.sqlite.internet."""
+"""Internet accounts (seed 002) on PostgreSQL: the rules of the SQLite backend's internet
+module."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from acsd.store.postgres.rows import (
     rowcount,
     write_audit,
 )
-from acsd.store.sqlite.rows import (
+from acsd.store.records import (
     DEVICE_SELECT_NO_TREE,
     INTERNET_ACCOUNTS,
     audit_values,

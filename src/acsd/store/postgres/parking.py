@@ -7,7 +7,7 @@ import asyncpg
 
 from acsd.store.postgres.core import PgCore
 from acsd.store.postgres.rows import rowcount
-from acsd.store.sqlite.rows import serial_key
+from acsd.store.records import serial_key
 
 
 class ParkedSessions(PgCore):

@@ -1,5 +1,5 @@
-"""Records <-> PostgreSQL rows: the codecs are the SQLite backend's (acsd.store.sqlite.rows,
-which hold no SQLite); the statements here use PostgreSQL's $n parameters."""
+"""Records <-> PostgreSQL rows: the codecs are acsd.store.records; the statements here use
+PostgreSQL's $n parameters."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import asyncpg
 
 from acsd import clock
 from acsd.store.base import ConflictError, DeviceQuery, InternetAccountQuery
-from acsd.store.sqlite.rows import (
-    _AUDIT_AT,
-    _AUDIT_RESOURCE_ID,
+from acsd.store.records import (
     AUDIT,
+    AUDIT_AT,
+    AUDIT_RESOURCE_ID,
     INSERT_COLUMNS,
     MAC_SEPARATORS,
     OPERATOR,
@@ -54,10 +54,10 @@ async def write_audit(
     if values is None:
         return
     row = list(values)  # the call may be retried: never change the prepared values
-    if row[_AUDIT_AT] is None:
-        row[_AUDIT_AT] = clock.now()
-    if row[_AUDIT_RESOURCE_ID] is None:
-        row[_AUDIT_RESOURCE_ID] = resource_id
+    if row[AUDIT_AT] is None:
+        row[AUDIT_AT] = clock.now()
+    if row[AUDIT_RESOURCE_ID] is None:
+        row[AUDIT_RESOURCE_ID] = resource_id
     await conn.execute(_AUDIT_INSERT, *row)
 
 

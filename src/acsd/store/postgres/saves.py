@@ -10,7 +10,7 @@ import asyncpg
 from acsd.ids import new_id
 from acsd.log import get_logger
 from acsd.store.base import StaleResultError
-from acsd.store.sqlite.saves import Failed, SaveOp
+from acsd.store.writes import JOB_ARGS, Failed, SaveOp
 
 log = get_logger("acsd.store")
 
@@ -85,10 +85,9 @@ _HEARD_SQL = (
 )
 _KEYS_SQL = "SELECT id, serial_key FROM devices WHERE serial_key = ANY($1::text[])"
 
-_JOB_ARGS = slice(20, 25)
 _RESET = 19
 #: save_args' ?30 tells SQLite to merge a result of many values key by key, as json_patch
-#: is quadratic there (acsd.store.sqlite.saves.MERGE_BY_KEY_FROM). jsonb || is linear in
+#: is quadratic there (acsd.store.writes.MERGE_BY_KEY_FROM). jsonb || is linear in
 #: both trees whatever their sizes, so SAVE_SQL takes the first 29 and has no ?30.
 _SQLITE_ONLY = 29
 
@@ -153,7 +152,7 @@ async def _apply_saves(
                 continue
             key, done = op.serial_key, None
             if device_id:
-                op.args[_JOB_ARGS] = [None] * len(op.args[_JOB_ARGS])
+                op.args[JOB_ARGS] = [None] * len(op.args[JOB_ARGS])
         else:
             key, informed = found
             checked = op.since is not None or op.bound_key is not None

@@ -40,7 +40,7 @@ from acsd.store.postgres.rows import (
     rowcount,
     write_audit,
 )
-from acsd.store.sqlite.rows import (
+from acsd.store.records import (
     AUDIT,
     AUDIT_AFTER,
     CUSTOMERS,
@@ -66,7 +66,7 @@ from acsd.store.sqlite.rows import (
     stamped_copy,
     tree_paths,
 )
-from acsd.store.sqlite.saves import SaveOp, save_args
+from acsd.store.writes import SaveOp, save_args
 
 _UPDATE_NAMES = [*OPERATOR, "serial_key", "mac_key", "updated"]
 

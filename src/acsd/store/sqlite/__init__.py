@@ -22,12 +22,13 @@ Why this shape:
 - ``synchronous=NORMAL`` in WAL: a committed transaction survives a crash of the process;
   only a power loss / OS crash may lose the last few commits (never corrupts the file).
 
-Modules: ``rows`` (records <-> rows), ``filters`` (list queries), ``saves`` (session
-results), ``writer`` (the queue and its task), ``core`` (connections and lifecycle), and
-one per resource (``internet``, ``apn``, ``parking``, ``store``: devices and the rest).
+Modules: ``rows`` (SQLite's statements for records; the codecs are
+``acsd.store.records``), ``filters`` (list queries), ``saves`` (session results; the queued
+op is ``acsd.store.writes``), ``writer`` (the queue and its task), ``core`` (connections
+and lifecycle), and one per resource (``internet``, ``apn``, ``parking``, ``store``:
+devices and the rest).
 """
 
 from acsd.store.sqlite.store import SqliteStore
-from acsd.store.sqlite.writer import WriterStats
 
-__all__ = ["SqliteStore", "WriterStats"]
+__all__ = ["SqliteStore"]

@@ -20,16 +20,22 @@ from acsd.store.base import (
     ConflictError,
     DuplicateError,
 )
+from acsd.store.records import (
+    APN_ACCOUNTS,
+    APN_DEVICES,
+    APN_NETWORKS,
+    APN_OPERATIONS,
+    APN_UNIQUE,
+    apn_device,
+    audit_values,
+    dumps,
+)
 from acsd.store.sqlite.core import SqliteCore
-from acsd.store.sqlite.rows import Table, audit_values, dumps, insert_record, write_audit
+from acsd.store.sqlite.rows import insert_record, insert_sql, write_audit
 
-_APN_ACCOUNTS = Table("apn_accounts", ApnAccountRecord)
-_APN_NETWORKS = Table("apn_networks", ApnNetworkRecord)
-_APN_DEVICES = Table("apn_devices", ApnDeviceRecord, frozenset({"metadata"}))
-_APN_OPERATIONS = Table("apn_operations", ApnOperationRecord)
 _APN_UPDATE_SQL = (
     "UPDATE apn_devices SET "
-    + ", ".join(f'"{n}" = ?' for n in _APN_DEVICES.names[1:])
+    + ", ".join(f'"{n}" = ?' for n in APN_DEVICES.names[1:])
     + " WHERE id = ?"
 )
 #: a network's device of a CLI key: the live one, else the one removed last (the whole
@@ -38,29 +44,20 @@ BY_CLI = (
     "WHERE account = ? AND network = ? AND cli_key = ?"
     " ORDER BY end_date IS NOT NULL, end_date DESC LIMIT 1"
 )
-#: the unique values of a network's active devices, as the client names them
-_APN_UNIQUE = (("CLI", "cli_key"), ("SIMNumber", "iccid"))
-
-
-def _apn_device(row: Sequence[Any]) -> ApnDeviceRecord:
-    record: ApnDeviceRecord = _APN_DEVICES.record(row)
-    record.enabled = bool(record.enabled)
-    record.lock_imei = bool(record.lock_imei)
-    return record
 
 
 class ApnRecords(SqliteCore):
     """The APN API's accounts, networks, devices and operations."""
 
     async def get_apn_account(self, key: str) -> ApnAccountRecord | None:
-        return await self._get(_APN_ACCOUNTS, 'WHERE "key" = ?', (key,))
+        return await self._get(APN_ACCOUNTS, 'WHERE "key" = ?', (key,))
 
     async def get_apn_network(self, account: str, key: str) -> ApnNetworkRecord | None:
-        return await self._get(_APN_NETWORKS, 'WHERE account = ? AND "key" = ?', (account, key))
+        return await self._get(APN_NETWORKS, 'WHERE account = ? AND "key" = ?', (account, key))
 
     async def _apn_devices(self, sql: str, args: Sequence[Any]) -> list[ApnDeviceRecord]:
-        rows = await self._read.execute_fetchall(f"{_APN_DEVICES.select} {sql}", args)
-        return [_apn_device(row) for row in rows]
+        rows = await self._read.execute_fetchall(f"{APN_DEVICES.select} {sql}", args)
+        return [apn_device(row) for row in rows]
 
     async def get_apn_device(self, device_id: str) -> ApnDeviceRecord | None:
         found = await self._apn_devices("WHERE id = ?", (device_id,))
@@ -104,7 +101,7 @@ class ApnRecords(SqliteCore):
         )
 
     async def get_apn_operation(self, operation_id: str) -> ApnOperationRecord | None:
-        return await self._get(_APN_OPERATIONS, "WHERE id = ?", (operation_id,))
+        return await self._get(APN_OPERATIONS, "WHERE id = ?", (operation_id,))
 
     async def put_apn_network(
         self, record: ApnNetworkRecord, *, audit: AuditRecord | None = None
@@ -124,12 +121,12 @@ class ApnRecords(SqliteCore):
                 raise ConflictError(f"APN account {record.account!r} does not exist") from exc
             rows = list(
                 await conn.execute_fetchall(
-                    f'{_APN_NETWORKS.select} WHERE account = ? AND "key" = ?',
+                    f'{APN_NETWORKS.select} WHERE account = ? AND "key" = ?',
                     (record.account, record.key),
                 )
             )
             await write_audit(conn, audit_row, f"{record.account}/{record.key}")
-            return _APN_NETWORKS.record(rows[0])
+            return APN_NETWORKS.record(rows[0])
 
         return await self._call("put_apn_network", put)
 
@@ -152,8 +149,8 @@ class ApnRecords(SqliteCore):
             if account is not None:
                 stamped = replace(account, created=account.created or now)
                 async with conn.execute(
-                    f"{_APN_ACCOUNTS.insert_sql} ON CONFLICT DO NOTHING",
-                    _APN_ACCOUNTS.values(stamped),
+                    f"{insert_sql(APN_ACCOUNTS)} ON CONFLICT DO NOTHING",
+                    APN_ACCOUNTS.values(stamped),
                 ) as cursor:
                     created = cursor.rowcount > 0
                 if created:
@@ -168,7 +165,7 @@ class ApnRecords(SqliteCore):
                 raise ConflictError(f"APN account {record.account!r} does not exist") from exc
             # A SIM is in one network of an account at a time: in two, both devices took
             # its router's reports and its APN came from whichever was created first.
-            for name, column in _APN_UNIQUE:
+            for name, column in APN_UNIQUE:
                 value = getattr(record, column)
                 if value is None:
                     continue
@@ -186,10 +183,10 @@ class ApnRecords(SqliteCore):
                 created=record.created or now,
                 updated=now,
             )
-            await insert_record(conn, _APN_DEVICES, stored, "APN device")
+            await insert_record(conn, APN_DEVICES, stored, "APN device")
             if operation is not None:
                 op = replace(operation, resource_id=operation.resource_id or stored.id)
-                await insert_record(conn, _APN_OPERATIONS, op, "operation")
+                await insert_record(conn, APN_OPERATIONS, op, "operation")
             await write_audit(conn, audit_row, stored.id)
             return stored
 
@@ -204,19 +201,19 @@ class ApnRecords(SqliteCore):
     ) -> ApnDeviceRecord | None:
         async def update(conn: aiosqlite.Connection) -> ApnDeviceRecord | None:
             rows = list(
-                await conn.execute_fetchall(f"{_APN_DEVICES.select} WHERE id = ?", (device_id,))
+                await conn.execute_fetchall(f"{APN_DEVICES.select} WHERE id = ?", (device_id,))
             )
             if not rows:
                 return None
-            current = _apn_device(rows[0])
+            current = apn_device(rows[0])
             new, audit = change(current)
             if new is None:
                 return current
             new = replace(new, id=current.id, updated=clock.now())
-            await conn.execute(_APN_UPDATE_SQL, [*_APN_DEVICES.values(new)[1:], current.id])
+            await conn.execute(_APN_UPDATE_SQL, [*APN_DEVICES.values(new)[1:], current.id])
             if operation is not None:
                 op = replace(operation, resource_id=operation.resource_id or current.id)
-                await insert_record(conn, _APN_OPERATIONS, op, "operation")
+                await insert_record(conn, APN_OPERATIONS, op, "operation")
             await write_audit(conn, audit_values(audit), current.id)
             return new
 

@@ -21,10 +21,11 @@ from acsd.store.base import (
     StoreClosedError,
     StoreError,
 )
+from acsd.store.records import Table, device_record
 from acsd.store.schema import latest_version, migrate
 from acsd.store.sqlite.filters import fold
-from acsd.store.sqlite.rows import Table, device_record
-from acsd.store.sqlite.writer import STOP, BatchWriter, WriterStats, on_thread
+from acsd.store.sqlite.writer import BatchWriter, on_thread
+from acsd.store.writes import STOP, WriterStats
 
 log = get_logger("acsd.store")
 

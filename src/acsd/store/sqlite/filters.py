@@ -10,7 +10,7 @@ from acsd.store.base import (
     DeviceQuery,
     InternetAccountQuery,
 )
-from acsd.store.sqlite.rows import MAC_SEPARATORS, dumps
+from acsd.store.records import MAC_SEPARATORS, dumps
 
 _LIKE_SPECIAL = re.compile(r"([\\%_])")
 _MAC_QUERY = re.compile(r"^[0-9a-fA-F\s:.\-]+\Z")

@@ -21,18 +21,17 @@ from acsd.store.base import (
     LaterLineError,
     StateError,
 )
-from acsd.store.sqlite.core import SqliteCore
-from acsd.store.sqlite.filters import internet_account_filters
-from acsd.store.sqlite.rows import (
+from acsd.store.records import (
     DEVICE_SELECT_NO_TREE,
     INTERNET_ACCOUNTS,
     audit_values,
     device_record,
     dumps,
-    insert_record,
     stamped_copy,
-    write_audit,
 )
+from acsd.store.sqlite.core import SqliteCore
+from acsd.store.sqlite.filters import internet_account_filters
+from acsd.store.sqlite.rows import insert_record, write_audit
 
 #: every other confirmed line's address, additional range and router (a damaged confirm
 #: body yields no range rather than failing every confirm; the address is NULL on a line

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import aiosqlite
 
+from acsd.store.records import serial_key
 from acsd.store.sqlite.core import SqliteCore
-from acsd.store.sqlite.rows import serial_key
 
 
 class ParkedSessions(SqliteCore):

@@ -1,153 +1,25 @@
-"""SQLite rows <-> store records: JSON columns, the device table's columns, the other
-tables' codecs, and the audit row every operator write adds."""
+"""Records <-> SQLite rows: the statements that bind values with SQLite's ``?``
+placeholders (the codecs are acsd.store.records), and the audit row every operator write
+adds."""
 
 from __future__ import annotations
 
-import json
-import re
 import sqlite3
-from collections.abc import Sequence
-from dataclasses import fields, replace
 from typing import Any
 
 import aiosqlite
-import orjson
 
 from acsd import clock
-from acsd.ids import new_id
-from acsd.store.base import (
-    AuditRecord,
-    ConflictError,
-    CustomerRecord,
-    DeviceRecord,
-    InternetAccountRecord,
-    MacChange,
-    ModelRecord,
-    TokenRecord,
+from acsd.store.base import ConflictError
+from acsd.store.records import (
+    AUDIT,
+    AUDIT_AT,
+    AUDIT_RESOURCE_ID,
+    INSERT_COLUMNS,
+    OPERATOR,
+    Table,
 )
 
-
-def dumps(value: Any) -> str:
-    # allow_nan=False: NaN/Infinity are not JSON and would poison json_patch for the row.
-    return json.dumps(value, separators=(",", ":"), allow_nan=False)
-
-
-def dumps_params(params: dict[str, list[Any]]) -> str:
-    """The CPE's parameter tree (name -> [value, type], strings only): written every
-    session, several KB, so orjson (ten times faster here). orjson would turn a NaN into
-    null silently, but a CPE's values are strings; anything else falls back to :func:`dumps`."""
-    try:
-        return orjson.dumps(params).decode()
-    except TypeError:
-        return dumps(params)
-
-
-def loads(text: str) -> Any:
-    return orjson.loads(text)
-
-
-MAC_SEPARATORS = re.compile(r"[\s:.\-]")
-_MAC_HEX = re.compile(r"^[0-9a-f]{12}\Z")
-
-
-def mac_key(mac: str | None) -> str | None:
-    """``00:11:22:AA:BB:CC``, ``0011.22aa.bbcc``, ``00-11-22-aa-bb-cc`` -> ``001122aabbcc``;
-    None when it is not a MAC address (then it can never match another)."""
-    if not mac:
-        return None
-    digits = MAC_SEPARATORS.sub("", mac).lower()
-    return digits if _MAC_HEX.match(digits) else None
-
-
-def serial_key(serial_number: str) -> str:
-    return serial_number.lower()
-
-
-# -- rows <-> records ---------------------------------------------------------------------
-
-DEVICE_FIELDS = [f.name for f in fields(DeviceRecord)]
-DEVICE_COLUMNS = ", ".join(DEVICE_FIELDS)
-DEVICE_SELECT = f"SELECT {DEVICE_COLUMNS} FROM devices"
-# The same columns for a session's look-up: the parameter tree and the status left out
-# ('{}' in their place). A session writes a new status and seldom needs the tree, and an
-# open session would otherwise hold both, decoded, for as long as it runs.
-_SESSION_LEFT_OUT = ("params", "status")
-DEVICE_SELECT_FOR_SESSION = "SELECT {} FROM devices".format(
-    ", ".join(f"'{{}}' AS {name}" if name in _SESSION_LEFT_OUT else name for name in DEVICE_FIELDS)
-)
-# The same for a page of the device list, whose answer shows no parameter tree: a page of
-# 1000 routers with large trees (100k parameters, several MB of JSON each) took GBs and
-# seconds of the event loop to decode.
-DEVICE_LIST_COLUMNS = ", ".join(
-    "'{}' AS params" if name == "params" else name for name in DEVICE_FIELDS
-)
-# One record without its tree, as every look-up but a session's reads it (get_device, the
-# checks of operator writes, the record a write returns): a router's 100k parameters took
-# ~140 ms of the event loop to decode for callers that need one value of them at most
-# (Store.device_values reads those).
-DEVICE_SELECT_NO_TREE = f"SELECT {DEVICE_LIST_COLUMNS} FROM devices"
-_JSON_FIELDS = (
-    "wifi", "dhcp", "status", "params", "absent_paths", "provisioning", "read_plan", "sim"
-)  # fmt: skip
-_JSON_INDEXES = tuple(DEVICE_FIELDS.index(name) for name in _JSON_FIELDS)
-
-
-_BOOL_INDEXES = (DEVICE_FIELDS.index("drift_check"), DEVICE_FIELDS.index("mac_from_router"))
-
-
-def device_record(row: Sequence[Any]) -> DeviceRecord:
-    values = list(row)
-    for index in _JSON_INDEXES:
-        if values[index] is not None:
-            values[index] = loads(values[index])
-    for index in _BOOL_INDEXES:
-        values[index] = bool(values[index])
-    return DeviceRecord(*values)
-
-
-def tree_paths(paths: Sequence[str]) -> list[str]:
-    """The paths of a Store.device_values call, checked: a double quote would end the key
-    of SQLite's JSON path early, and no CWMP parameter name holds one."""
-    out = list(dict.fromkeys(paths))
-    for path in out:
-        if not isinstance(path, str) or '"' in path:
-            raise ValueError(f"not a parameter path: {path!r}")
-    return out
-
-
-# -- operator writes ----------------------------------------------------------------------
-
-# Fields that the CPE reports (or the session engine derives); an operator update keeps them.
-_REPORTED = frozenset(
-    {
-        "oui",
-        "product_class",
-        "manufacturer",
-        "model_name",
-        "software_version",
-        "hardware_version",
-        "profile",
-        "status",
-        "public_ip",
-        "last_inform",
-        "periodic_interval",
-        "params",
-        "absent_paths",
-        "connection_request_url",
-        "provisioning",
-        "cr_username",
-        "cr_password",
-        # written by the internet account calls only (create_internet_account)
-        "internet_account",
-        "read_plan",
-        "sim",
-    }
-)
-OPERATOR = [name for name in DEVICE_FIELDS if name not in _REPORTED | {"id", "created", "updated"}]
-# What belongs to the router in the field rather than to the record: a new router (its
-# serial number changed) starts with none of the old one's.
-ROUTER_FIELDS = tuple(sorted(_REPORTED - {"internet_account"}))
-INSERT_COLUMNS = [*DEVICE_FIELDS, "serial_key", "mac_key"]
 INSERT_SQL = (
     f"INSERT INTO devices ({', '.join(INSERT_COLUMNS)})"
     f" VALUES ({', '.join('?' for _ in INSERT_COLUMNS)})"
@@ -156,69 +28,12 @@ _UPDATE_COLUMNS = [*OPERATOR, "serial_key", "mac_key", "updated"]
 UPDATE_SQL = f"UPDATE devices SET {', '.join(f'{c} = ?' for c in _UPDATE_COLUMNS)} WHERE id = ?"
 
 
-def column_value(record: DeviceRecord, name: str) -> Any:
-    if name == "serial_key":
-        return serial_key(record.serial_number)
-    if name == "mac_key":
-        return mac_key(record.mac_address)
-    value = getattr(record, name)
-    if name in _JSON_FIELDS and value is not None:
-        return dumps(value)
-    return value
+def insert_sql(table: Table) -> str:
+    marks = ", ".join("?" for _ in table.names)
+    return f"INSERT INTO {table.name} ({table.columns}) VALUES ({marks})"
 
 
-# -- customers, tokens, models, audit -----------------------------------------------------
-
-
-class Table:
-    """A table whose columns are exactly the fields of a record dataclass, in order."""
-
-    def __init__(self, name: str, cls: type, json_fields: frozenset[str] = frozenset()) -> None:
-        self.name = name
-        self.cls = cls
-        self.names = [f.name for f in fields(cls)]
-        self.json_indexes = [i for i, n in enumerate(self.names) if n in json_fields]
-        # quoted: audit has columns named "before" and "after"
-        self.columns = ", ".join(f'"{n}"' for n in self.names)
-        self.select = f"SELECT {self.columns} FROM {name}"
-        marks = ", ".join("?" for _ in self.names)
-        self.insert_sql = f"INSERT INTO {name} ({self.columns}) VALUES ({marks})"
-
-    def values(self, record: Any) -> list[Any]:
-        out = [getattr(record, n) for n in self.names]
-        for i in self.json_indexes:
-            if out[i] is not None:
-                out[i] = dumps(out[i])
-        return out
-
-    def record(self, row: Sequence[Any]) -> Any:
-        values = list(row)
-        for i in self.json_indexes:
-            if values[i] is not None:
-                values[i] = json.loads(values[i])
-        return self.cls(*values)
-
-
-CUSTOMERS = Table("customers", CustomerRecord)
-TOKENS = Table("tokens", TokenRecord)
-MODELS = Table("models", ModelRecord)
-AUDIT = Table("audit", AuditRecord, frozenset({"before", "after"}))
-_AUDIT_RESOURCE_ID = AUDIT.names.index("resource_id")
-_AUDIT_AT = AUDIT.names.index("at")
-AUDIT_AFTER = AUDIT.names.index("after")
-INTERNET_ACCOUNTS = Table("internet_accounts", InternetAccountRecord, frozenset({"confirm"}))
-
-
-def audit_values(audit: AuditRecord | None) -> list[Any] | None:
-    """The audit row, encoded in the caller (a value that is not JSON fails it at once and
-    later changes to its dicts cannot leak in). An empty id gets a new one, ``at`` 0 the
-    commit time, ``resource_id`` None the id of the record written (see write_audit)."""
-    if audit is None:
-        return None
-    values = AUDIT.values(replace(audit, id=audit.id or new_id()))
-    if not audit.at:
-        values[_AUDIT_AT] = None
-    return values
+_AUDIT_INSERT = insert_sql(AUDIT)
 
 
 async def write_audit(
@@ -227,38 +42,15 @@ async def write_audit(
     if values is None:
         return
     row = list(values)  # the call may be retried: never change the prepared values
-    if row[_AUDIT_AT] is None:
-        row[_AUDIT_AT] = clock.now()
-    if row[_AUDIT_RESOURCE_ID] is None:
-        row[_AUDIT_RESOURCE_ID] = resource_id
-    await conn.execute(AUDIT.insert_sql, row)
-
-
-def mac_change(record: DeviceRecord) -> MacChange:
-    """What a write that does not say does with the MAC: what the record holds replaces the
-    stored one (as the other operator fields do), unless it is the router's report."""
-    if record.mac_from_router:
-        return "keep"
-    return "set" if record.mac_address else "remove"
-
-
-def check_device(record: DeviceRecord) -> None:
-    if not record.serial_number:
-        raise ValueError("DeviceRecord.serial_number is empty")
-    for name in _JSON_FIELDS:  # fail fast, in the caller, on values that are not JSON
-        value = getattr(record, name)
-        if value is not None:
-            dumps(value)
-
-
-def stamped_copy(record: Any) -> Any:
-    """A copy of a new record with ``created`` (unless given) now and ``updated`` = created."""
-    created = record.created or clock.now()
-    return replace(record, created=created, updated=record.updated or created)
+    if row[AUDIT_AT] is None:
+        row[AUDIT_AT] = clock.now()
+    if row[AUDIT_RESOURCE_ID] is None:
+        row[AUDIT_RESOURCE_ID] = resource_id
+    await conn.execute(_AUDIT_INSERT, row)
 
 
 async def insert_record(conn: aiosqlite.Connection, table: Table, record: Any, what: str) -> None:
     try:
-        await conn.execute(table.insert_sql, table.values(record))
+        await conn.execute(insert_sql(table), table.values(record))
     except sqlite3.IntegrityError as exc:
         raise ConflictError(f"{what} {record.id!r} cannot be stored: {exc}") from exc

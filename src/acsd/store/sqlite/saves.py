@@ -3,36 +3,19 @@ transaction on the writer's thread."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-from dataclasses import dataclass
-from typing import Any
 
 from acsd.ids import new_id
 from acsd.log import get_logger
-from acsd.store.base import (
-    SessionResult,
-    StaleResultError,
-)
-from acsd.store.sqlite.rows import dumps, dumps_params, mac_key
+from acsd.store.base import StaleResultError
+from acsd.store.records import dumps
+from acsd.store.writes import JOB_ARGS, Failed, SaveOp
 
 log = get_logger("acsd.store")
 
 
 # One statement for both "register" and "update": it inserts a new row, or, when the
-# serial key exists, updates that row. Bound positionally (see SaveOp.args):
-#  1 id for a new row     2 serial_number   3 serial_key (the conflict target)
-#  4 mac_address          5 mac_key (both: as reported; dropped if any device has it)
-#                                            6 oui   7 product_class   8 manufacturer
-#  9 model_name          10 software_version  11 hardware_version   12 profile
-# 13 status (JSON)       14 public_ip        15 at                   16 periodic_interval
-# 17 params (JSON)       18 absent_paths (JSON or NULL)              19 connection_request_url
-# 20 reset_params (0/1)
-# 21 provisioning (JSON or NULL)  22 state or NULL  23 jobs or NULL  24 revision or NULL
-# 25 dhcp (JSON or NULL)
-# 26 cr_username or NULL   27 cr_password or NULL (NULL keeps the stored value)
-# 28 read_plan (JSON or NULL: NULL keeps the stored one)   29 sim (JSON or NULL: keeps)
-# 30 merge params key by key (1) rather than with json_patch (0): see MERGE_BY_KEY_FROM
+# serial key exists, updates that row. Bound positionally: see acsd.store.writes.save_args.
 _SAVE_SQL = """
 INSERT INTO devices (
     id, serial_number, serial_key, mac_address, mac_key, oui, product_class, manufacturer,
@@ -114,79 +97,6 @@ _HEARD_SQL = (
     "SELECT serial_key, last_inform FROM devices"
     " WHERE serial_key IN (SELECT value FROM json_each(?))"
 )
-
-
-#: results with this many values are merged into the stored tree key by key. json_patch
-#: looks each of the result's keys up by walking the stored tree: 50k values over a 100k-leaf
-#: tree held the one writer (and every other session's commit) for 12-80 s. The merge by
-#: key costs the same per stored leaf whatever the result's size; json_patch is cheaper
-#: below ~150-200 values, whatever the tree's size (measured with benchmarks/params_merge.py).
-MERGE_BY_KEY_FROM = 200
-
-#: the slice of SaveOp.args the session decided about its record's job: provisioning,
-#: state, jobs, revision, dhcp (?21 .. ?25)
-_JOB_ARGS = slice(20, 25)
-
-
-@dataclass(slots=True)
-class SaveOp:
-    #: the bound parameters of _SAVE_SQL; [0] and [2] are filled in by the writer
-    args: list[Any]
-    serial_key: str
-    device_id: str | None
-    future: asyncio.Future[Any]
-    #: SessionResult.at and .since: the result is stale unless the record's last_inform
-    #: is still ``since``, and once written it is ``at``
-    at: float = 0.0
-    since: float | None = None
-    #: SessionResult.bound_serial as a serial key: stale when the record's differs
-    bound_key: str | None = None
-
-
-@dataclass(slots=True)
-class Failed:
-    """The outcome of a write that failed alone inside a batch that commits."""
-
-    error: Exception
-
-
-def save_args(result: SessionResult) -> list[Any]:
-    ident = result.identity
-    # A router's MAC is written as the seed writes MACs ("123456789012"), whatever the
-    # firmware's notation; one that is no MAC address is not written at all.
-    mac = mac_key(result.mac_address)
-    return [
-        None,
-        ident.serial_number,
-        None,
-        None if mac is None else mac.upper(),
-        mac,
-        ident.oui,
-        ident.product_class,
-        ident.manufacturer,
-        ident.model_name,
-        ident.software_version,
-        ident.hardware_version,
-        result.profile,
-        dumps(result.status),
-        result.remote_ip,
-        result.at,
-        result.periodic_interval,
-        dumps_params(result.params),
-        None if result.absent_paths is None else dumps(result.absent_paths),
-        result.connection_request_url,
-        1 if result.reset_params else 0,
-        None if result.provisioning is None else dumps(result.provisioning),
-        result.state,
-        result.jobs,
-        result.revision,
-        None if result.dhcp is None else dumps(result.dhcp),
-        result.cr_username,
-        result.cr_password,
-        None if result.read_plan is None else dumps(result.read_plan),
-        None if result.sim is None else dumps(result.sim),
-        1 if len(result.params) >= MERGE_BY_KEY_FROM else 0,
-    ]
 
 
 class BeginFailed(Exception):
@@ -297,7 +207,7 @@ def _apply_saves(
                 # about that record's job (its revision guard included) means nothing for
                 # a record of the serial made since, whose revision counter starts over;
                 # only what the CPE reported is written.
-                op.args[_JOB_ARGS] = [None] * len(op.args[_JOB_ARGS])
+                op.args[JOB_ARGS] = [None] * len(op.args[JOB_ARGS])
         else:
             key, informed = found
             # A session that read the record (bound_key) checks its last_inform even when

@@ -26,12 +26,7 @@ from acsd.store.base import (
     SessionResult,
     TokenRecord,
 )
-from acsd.store.sqlite.apn import ApnRecords
-from acsd.store.sqlite.core import SqliteCore
-from acsd.store.sqlite.filters import device_filters
-from acsd.store.sqlite.internet import InternetAccounts
-from acsd.store.sqlite.parking import ParkedSessions
-from acsd.store.sqlite.rows import (
+from acsd.store.records import (
     AUDIT,
     AUDIT_AFTER,
     CUSTOMERS,
@@ -41,27 +36,29 @@ from acsd.store.sqlite.rows import (
     DEVICE_SELECT_FOR_SESSION,
     DEVICE_SELECT_NO_TREE,
     INSERT_COLUMNS,
-    INSERT_SQL,
     MODELS,
     OPERATOR,
     ROUTER_FIELDS,
     TOKENS,
-    UPDATE_SQL,
     audit_values,
     check_device,
     column_value,
     device_record,
     dumps,
-    insert_record,
     loads,
     mac_change,
     mac_key,
     serial_key,
     stamped_copy,
     tree_paths,
-    write_audit,
 )
-from acsd.store.sqlite.saves import SaveOp, save_args
+from acsd.store.sqlite.apn import ApnRecords
+from acsd.store.sqlite.core import SqliteCore
+from acsd.store.sqlite.filters import device_filters
+from acsd.store.sqlite.internet import InternetAccounts
+from acsd.store.sqlite.parking import ParkedSessions
+from acsd.store.sqlite.rows import INSERT_SQL, UPDATE_SQL, insert_record, write_audit
+from acsd.store.writes import SaveOp, save_args
 
 
 async def _router_gone(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import aiosqlite
@@ -20,13 +20,10 @@ from acsd.store.base import (
     StoreError,
     store_unavailable,
 )
-from acsd.store.sqlite.saves import BeginFailed, Failed, SaveOp, apply_saves_sync, commit_saves
+from acsd.store.sqlite.saves import BeginFailed, apply_saves_sync, commit_saves
+from acsd.store.writes import STOP, Failed, SaveOp, WriterStats
 
 log = get_logger("acsd.store")
-
-
-#: upper bounds of the batch-size histogram in :class:`WriterStats` (the last catches all)
-BATCH_BUCKETS: tuple[float, ...] = (1, 2, 5, 10, 20, 50, 100, 200, 500, float("inf"))
 
 
 @dataclass(slots=True)
@@ -42,57 +39,12 @@ class _CallOp:
 
 
 _Op = SaveOp | _CallOp
-STOP = object()
 #: name of the savepoint that isolates one call in a batch (it is never nested)
 _SAVEPOINT = "acsd_call"
 
 
 def _kind(op: _Op) -> str:
     return op.kind if isinstance(op, _CallOp) else "save_session"
-
-
-# -- statistics ---------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class WriterStats:
-    """Counters of the writer task (for /metrics and tests). Monotonic except ``last_batch``
-    and ``queue_depth``."""
-
-    #: committed transactions
-    batches: int = 0
-    #: writes (sessions and operator writes) committed
-    writes: int = 0
-    #: writes whose caller got an exception
-    failed: int = 0
-    #: batches rolled back whole (an operator write or session save fails alone, in its
-    #: savepoint; this is for what undoes the transaction: disk full, I/O), then retried
-    #: one write at a time
-    fallbacks: int = 0
-    #: session results not written: a later session of the CPE had committed first
-    stale: int = 0
-    largest_batch: int = 0
-    last_batch: int = 0
-    #: wall time spent inside write transactions (BEGIN .. COMMIT), seconds
-    busy_seconds: float = 0.0
-    #: batch-size histogram: upper bound (BATCH_BUCKETS) -> number of committed batches
-    batch_sizes: dict[float, int] = field(default_factory=lambda: dict.fromkeys(BATCH_BUCKETS, 0))
-    queue_depth: int = 0
-    #: the database's own error (read-only, I/O, locked) that failed the last writes, until
-    #: a write succeeds again: the store is then not ready (/readyz)
-    write_error: str | None = None
-
-    def _record_batch(self, size: int, seconds: float) -> None:
-        self.write_error = None
-        self.batches += 1
-        self.writes += size
-        self.last_batch = size
-        self.largest_batch = max(self.largest_batch, size)
-        self.busy_seconds += seconds
-        for bound in BATCH_BUCKETS:
-            if size <= bound:
-                self.batch_sizes[bound] += 1
-                break
 
 
 def on_thread(conn: aiosqlite.Connection, fn: Callable[..., Any], *args: Any) -> Awaitable[Any]:
