@@ -8,7 +8,8 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from acsd.store.base import SessionResult
+from acsd.ids import new_id
+from acsd.store.base import SessionResult, StaleResultError
 from acsd.store.records import dumps, dumps_params, mac_key
 
 # The parameters of each backend's upsert of a session result (one statement that inserts a
@@ -98,6 +99,110 @@ def save_args(result: SessionResult) -> list[Any]:
         None if result.read_plan is None else dumps(result.read_plan),
         None if result.sim is None else dumps(result.sim),
         1 if len(result.params) >= MERGE_BY_KEY_FROM else 0,
+    ]
+
+
+# -- "first session wins" -----------------------------------------------------------------
+
+
+def unbound_keys(saves: list[SaveOp], bound: dict[str, tuple[str, float | None]]) -> set[str]:
+    """The serial keys of the saves with no record to update: a CPE's first session, or
+    one whose record was deleted meanwhile (its id is not in ``bound``)."""
+    return {op.serial_key for op in saves if not op.device_id or op.device_id not in bound}
+
+
+def check_save(
+    op: SaveOp,
+    bound: dict[str, tuple[str, float | None]],
+    heard: dict[str, float | None],
+) -> str | Failed | None:
+    """Whether one save of a batch is written, by the rules both backends keep: ``bound``
+    is the stored (serial key, last_inform) of the records the saves name by id, ``heard``
+    the stored last_inform of the :func:`unbound_keys` (both as :func:`saved` left them
+    for the saves before it). Its outcome: a :class:`Failed` with
+    :class:`StaleResultError` when a later session overtook it, else its device id, or
+    None for a record to be found by serial key once written; a save to write gets its
+    new row id (args[0]) and conflict target (args[2])."""
+    device_id = op.device_id
+    found = bound.get(device_id) if device_id else None
+    if found is None:
+        # New CPE, or its record was deleted meanwhile: find or create by serial. A
+        # session that began without a record (a CPE's first) is overtaken when a
+        # record of its serial heard from the CPE later: cut and committed at its
+        # timeout, it must not write older values over the session after it.
+        last = heard.get(op.serial_key)
+        if last is not None and last > op.at:
+            return Failed(StaleResultError(f"{op.serial_key}: a later session committed first"))
+        key, done = op.serial_key, None
+        if device_id:
+            # The record the session worked on was deleted meanwhile: what it decided
+            # about that record's job (its revision guard included) means nothing for
+            # a record of the serial made since, whose revision counter starts over;
+            # only what the CPE reported is written.
+            op.args[JOB_ARGS] = [None] * len(op.args[JOB_ARGS])
+    else:
+        key, informed = found
+        # A session that read the record (bound_key) checks its last_inform even when
+        # that was None: a record the operator made, before its router's first session.
+        checked = op.since is not None or op.bound_key is not None
+        if checked and informed != op.since:
+            return Failed(StaleResultError(f"device {device_id}: a later session committed first"))
+        if op.bound_key is not None and key != op.bound_key:
+            return Failed(StaleResultError(
+                f"device {device_id} was moved to another router during the session"
+            ))  # fmt: skip
+        done = device_id
+    op.args[0] = new_id()
+    op.args[2] = key
+    return done
+
+
+def saved(
+    op: SaveOp,
+    done: str | None,
+    bound: dict[str, tuple[str, float | None]],
+    heard: dict[str, float | None],
+) -> None:
+    """A save that :func:`check_save` let through is written (or will be, with the batch):
+    in queue order, of two results of one CPE in a batch the second sees the first's
+    last_inform (the first's that was written: not one that failed alone)."""
+    if done is None:
+        heard[op.serial_key] = op.at
+    else:
+        bound[done] = (op.args[2], op.at)
+
+
+def settle_saves(
+    saves: list[SaveOp],
+    bound: dict[str, tuple[str, float | None]],
+    heard: dict[str, float | None],
+) -> tuple[list[str | Failed | None], list[SaveOp]]:
+    """Which saves of a batch are written, all together (:func:`check_save` for each, in
+    queue order): one outcome per save and the saves to write."""
+    # a device id, a Failed, or None: found by serial key once written
+    out: list[str | Failed | None] = []
+    live: list[SaveOp] = []
+    for op in saves:
+        done = check_save(op, bound, heard)
+        if not isinstance(done, Failed):
+            saved(op, done, bound, heard)
+            live.append(op)
+        out.append(done)
+    return out, live
+
+
+def created_keys(saves: list[SaveOp], out: list[str | Failed | None]) -> list[str]:
+    """The serial keys of the records :func:`settle_saves` left to find once written."""
+    return sorted({op.serial_key for op, done in zip(saves, out, strict=True) if done is None})
+
+
+def with_ids(
+    saves: list[SaveOp], out: list[str | Failed | None], ids_by_key: dict[str, str]
+) -> list[str | Failed]:
+    """``out`` with each record found by serial key (:func:`created_keys`) given its id."""
+    return [
+        ids_by_key[op.serial_key] if done is None else done
+        for op, done in zip(saves, out, strict=True)
     ]
 
 

@@ -7,10 +7,17 @@ from typing import Any
 
 import asyncpg
 
-from acsd.ids import new_id
 from acsd.log import get_logger
-from acsd.store.base import StaleResultError
-from acsd.store.writes import JOB_ARGS, Failed, SaveOp
+from acsd.store.writes import (
+    Failed,
+    SaveOp,
+    check_save,
+    created_keys,
+    saved,
+    settle_saves,
+    unbound_keys,
+    with_ids,
+)
 
 log = get_logger("acsd.store")
 
@@ -101,7 +108,8 @@ def _pg_args(args: list[Any]) -> list[Any]:
 async def apply_saves(conn: asyncpg.Connection, saves: list[SaveOp]) -> list[str | Failed]:
     """The saves, in the open transaction: the device id each wrote, or a Failed with
     StaleResultError for one a later session overtook, or with the error of one that
-    failed alone (the rules of the SQLite backend's apply_saves_sync, savepoints too)."""
+    failed alone (the rules are acsd.store.writes.check_save; savepoints as the SQLite backend's
+    apply_saves_sync)."""
     try:
         async with conn.transaction():  # a savepoint inside the batch's transaction
             return await _apply_saves(conn, saves, alone=False)
@@ -134,59 +142,28 @@ async def _apply_saves(
     if wanted:
         rows = await conn.fetch(_BOUND_SQL, wanted)
         bound = {row[0]: (row[1], row[2]) for row in rows}
-    unbound = {op.serial_key for op in saves if not op.device_id or op.device_id not in bound}
+    unbound = unbound_keys(saves, bound)
     heard: dict[str, float | None] = {}
     if unbound:
         heard = {row[0]: row[1] for row in await conn.fetch(_HEARD_SQL, sorted(unbound))}
-    out: list[str | Failed | None] = []
-    live: list[SaveOp] = []
-    for op in saves:
-        device_id = op.device_id
-        found = bound.get(device_id) if device_id else None
-        if found is None:
-            last = heard.get(op.serial_key)
-            if last is not None and last > op.at:
-                out.append(Failed(StaleResultError(
-                    f"{op.serial_key}: a later session committed first"
-                )))  # fmt: skip
-                continue
-            key, done = op.serial_key, None
-            if device_id:
-                op.args[JOB_ARGS] = [None] * len(op.args[JOB_ARGS])
-        else:
-            key, informed = found
-            checked = op.since is not None or op.bound_key is not None
-            if checked and informed != op.since:
-                out.append(Failed(StaleResultError(
-                    f"device {device_id}: a later session committed first"
-                )))  # fmt: skip
-                continue
-            if op.bound_key is not None and key != op.bound_key:
-                out.append(Failed(StaleResultError(
-                    f"device {device_id} was moved to another router during the session"
-                )))  # fmt: skip
-                continue
-            done = device_id
-        op.args[0] = new_id()
-        op.args[2] = key
-        if alone and (error := await _save_alone(conn, op)) is not None:
-            out.append(Failed(error))
-            continue
-        if done is None:
-            heard[op.serial_key] = op.at
-        else:
-            bound[done] = (key, op.at)
-        live.append(op)
-        out.append(done)
-    if live and not alone:
-        # Upserts in serial-key order too (stable: one CPE's results keep queue order).
-        ordered = sorted(live, key=lambda op: op.args[2])
-        await conn.executemany(SAVE_SQL, [_pg_args(op.args) for op in ordered])
-    if None in out:
-        keys = sorted({op.serial_key for op, done in zip(saves, out, strict=True) if done is None})
-        ids_by_key = {row[1]: row[0] for row in await conn.fetch(_KEYS_SQL, keys)}
-        out = [
-            ids_by_key[op.serial_key] if done is None else done
-            for op, done in zip(saves, out, strict=True)
-        ]
-    return out  # type: ignore[return-value]
+    out: list[str | Failed | None]
+    if alone:
+        out = []
+        for op in saves:
+            done = check_save(op, bound, heard)
+            if not isinstance(done, Failed):
+                if (error := await _save_alone(conn, op)) is not None:
+                    done = Failed(error)
+                else:
+                    saved(op, done, bound, heard)
+            out.append(done)
+    else:
+        out, live = settle_saves(saves, bound, heard)
+        if live:
+            # Upserts in serial-key order too (stable: one CPE's results keep queue order).
+            ordered = sorted(live, key=lambda op: op.args[2])
+            await conn.executemany(SAVE_SQL, [_pg_args(op.args) for op in ordered])
+    if None not in out:
+        return out  # type: ignore[return-value]
+    rows = await conn.fetch(_KEYS_SQL, created_keys(saves, out))
+    return with_ids(saves, out, {row[1]: row[0] for row in rows})

@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import sqlite3
 
-from acsd.ids import new_id
 from acsd.log import get_logger
-from acsd.store.base import StaleResultError
 from acsd.store.records import dumps
-from acsd.store.writes import JOB_ARGS, Failed, SaveOp
+from acsd.store.writes import (
+    Failed,
+    SaveOp,
+    check_save,
+    created_keys,
+    saved,
+    settle_saves,
+    unbound_keys,
+    with_ids,
+)
 
 log = get_logger("acsd.store")
 
@@ -129,8 +136,9 @@ _SAVE_SAVEPOINT = "acsd_save"
 
 def apply_saves_sync(conn: sqlite3.Connection, saves: list[SaveOp]) -> list[str | Failed]:
     """The saves, in an open transaction; the device id each one wrote, or a
-    :class:`Failed` with :class:`StaleResultError` for one a later session overtook, or
-    with the error of one that failed alone (its own writes undone, the others kept).
+    :class:`Failed` with :class:`StaleResultError` for one a later session overtook (the
+    rules are acsd.store.writes.check_save), or with the error of one that failed alone
+    (its own writes undone, the others kept).
 
     All in one statement, in a savepoint: when a save fails there, the savepoint is rolled
     back and the saves are written again one at a time, each in a savepoint of its own, so
@@ -180,71 +188,26 @@ def _apply_saves(
     if wanted:
         rows = conn.execute(_IDS_SQL, (dumps(wanted),)).fetchall()
         bound = {row[0]: (row[1], row[2]) for row in rows}
-    # A session that began without a record (a CPE's first) is overtaken when a record of
-    # its serial heard from the CPE later: cut and committed at its timeout, it must not
-    # write older values over the session after it.
-    unbound = {op.serial_key for op in saves if not op.device_id or op.device_id not in bound}
+    unbound = unbound_keys(saves, bound)
     heard: dict[str, float | None] = {}
     if unbound:
         heard = dict(conn.execute(_HEARD_SQL, (dumps(sorted(unbound)),)).fetchall())
-    # a device id, a Failed, or None: found by serial key once written
-    out: list[str | Failed | None] = []
-    live: list[SaveOp] = []
-    for op in saves:
-        device_id = op.device_id
-        found = bound.get(device_id) if device_id else None
-        if found is None:
-            # New CPE, or its record was deleted meanwhile: find or create by serial.
-            last = heard.get(op.serial_key)
-            if last is not None and last > op.at:
-                out.append(Failed(StaleResultError(
-                    f"{op.serial_key}: a later session committed first"
-                )))  # fmt: skip
-                continue
-            key, done = op.serial_key, None
-            if device_id:
-                # The record the session worked on was deleted meanwhile: what it decided
-                # about that record's job (its revision guard included) means nothing for
-                # a record of the serial made since, whose revision counter starts over;
-                # only what the CPE reported is written.
-                op.args[JOB_ARGS] = [None] * len(op.args[JOB_ARGS])
-        else:
-            key, informed = found
-            # A session that read the record (bound_key) checks its last_inform even when
-            # that was None: a record the operator made, before its router's first session.
-            checked = op.since is not None or op.bound_key is not None
-            if checked and informed != op.since:
-                out.append(Failed(StaleResultError(
-                    f"device {device_id}: a later session committed first"
-                )))  # fmt: skip
-                continue
-            if op.bound_key is not None and key != op.bound_key:
-                out.append(Failed(StaleResultError(
-                    f"device {device_id} was moved to another router during the session"
-                )))  # fmt: skip
-                continue
-            done = device_id
-        op.args[0] = new_id()
-        op.args[2] = key
-        if alone and (error := _save_alone(conn, op)) is not None:
-            out.append(Failed(error))
-            continue
-        # In queue order: of two results of one CPE in a batch, the second sees the
-        # first's last_inform (the first's that was written: not one that failed alone).
-        if done is None:
-            heard[op.serial_key] = op.at
-        else:
-            bound[done] = (key, op.at)
-        live.append(op)
-        out.append(done)
-    if live and not alone:
-        conn.executemany(_SAVE_SQL, [op.args for op in live])
-    if None in out:
-        keys = sorted({op.serial_key for op, done in zip(saves, out, strict=True) if done is None})
-        rows = conn.execute(_KEYS_SQL, (dumps(keys),)).fetchall()
-        ids_by_key = {row[1]: row[0] for row in rows}
-        out = [
-            ids_by_key[op.serial_key] if done is None else done
-            for op, done in zip(saves, out, strict=True)
-        ]
-    return out  # type: ignore[return-value]
+    out: list[str | Failed | None]
+    if alone:
+        out = []
+        for op in saves:
+            done = check_save(op, bound, heard)
+            if not isinstance(done, Failed):
+                if (error := _save_alone(conn, op)) is not None:
+                    done = Failed(error)
+                else:
+                    saved(op, done, bound, heard)
+            out.append(done)
+    else:
+        out, live = settle_saves(saves, bound, heard)
+        if live:
+            conn.executemany(_SAVE_SQL, [op.args for op in live])
+    if None not in out:
+        return out  # type: ignore[return-value]
+    rows = conn.execute(_KEYS_SQL, (dumps(created_keys(saves, out)),)).fetchall()
+    return with_ids(saves, out, {row[1]: row[0] for row in rows})
