@@ -19,23 +19,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 
 from acsd.log import get_logger
 from acsd.store.base import (
-    ChangedError,
-    ConflictError,
     DeviceRecord,
-    StaleResultError,
-    StateError,
     StoreClosedError,
     StoreError,
-    store_unavailable,
 )
+from acsd.store.batching import BatchWriter, CallOp, Op, log_failed
 from acsd.store.postgres.rows import Args
 from acsd.store.postgres.saves import apply_saves
 from acsd.store.postgres.schema import migrate
@@ -52,31 +47,12 @@ READ_POOL = 4
 CONNECT_TIMEOUT = 10.0
 PING_EVERY = 1.0
 
-_REFUSALS = (ConflictError, StateError, ChangedError, StaleResultError)
-
-
-@dataclass(slots=True)
-class _CallOp:
-    """A write ``fn(conn)`` run in the batch transaction (maybe twice: see the SQLite
-    writer's _CallOp)."""
-
-    kind: str
-    fn: Callable[[asyncpg.Connection], Awaitable[Any]]
-    future: asyncio.Future[Any]
-
-
-def _log_failed(exc: Exception, kind: str) -> None:
-    if isinstance(exc, _REFUSALS):
-        log.debug("store_write_refused", error=repr(exc), kind=kind)
-    else:
-        log.warning("store_write_failed", error=repr(exc), kind=kind)
-
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
     """The pool's reset under transaction pooling: none (see PgCore._pool_options)."""
 
 
-class PgCore:
+class PgCore(BatchWriter):
     """Connections, lifecycle, writer and reads; the resources are mixins on top."""
 
     migrations_applied: list[int]
@@ -227,63 +203,6 @@ class PgCore:
 
     # -- the write queue ------------------------------------------------------------------
 
-    @property
-    def queue_depth(self) -> int:
-        return self._queue.qsize()
-
-    def _submit(self, op: SaveOp | _CallOp) -> None:
-        if not self._accepting:
-            state = "closed" if self._closing is not None else "not open"
-            raise StoreClosedError(f"{self!r} is {state}; write refused")
-        self._queue.put_nowait(op)
-
-    async def _call(self, kind: str, fn: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._submit(_CallOp(kind, fn, future))
-        return await future
-
-    def _fail_queued(self, exc: BaseException) -> None:
-        while True:
-            try:
-                op = self._queue.get_nowait()
-            except asyncio.QueueEmpty:
-                return
-            if op is not STOP and not op.future.done():
-                op.future.set_exception(exc)
-                self.stats.failed += 1
-
-    async def _writer(self) -> None:
-        stopping = False
-        batch: list[Any] = []
-        try:
-            while not stopping:
-                first = await self._queue.get()
-                if first is STOP:
-                    break
-                batch = [first]
-                while len(batch) < self.max_batch:
-                    try:
-                        op = self._queue.get_nowait()
-                    except asyncio.QueueEmpty:
-                        break
-                    if op is STOP:
-                        stopping = True
-                        break
-                    batch.append(op)
-                self.stats.queue_depth = self._queue.qsize()
-                await self._run_batch(batch)
-                batch = []
-        except BaseException as exc:
-            self._accepting = False
-            error = StoreError(f"store writer stopped: {exc!r}")
-            for op in batch:
-                if not op.future.done():
-                    op.future.set_exception(error)
-            self._fail_queued(error)
-            if not isinstance(exc, asyncio.CancelledError):
-                log.error("store_writer_crashed", error=repr(exc))
-            raise
-
     async def _writer_connection(self) -> asyncpg.Connection:
         """The writer's connection, made again when the server dropped it (a restart of
         PostgreSQL must not need one of acsd)."""
@@ -292,7 +211,7 @@ class PgCore:
             self._writer_conn = conn = await self._connect()
         return conn
 
-    async def _run_batch(self, batch: list[Any]) -> None:
+    async def _run_batch(self, batch: list[Op]) -> None:
         started = time.perf_counter()
         try:
             conn = await self._writer_connection()
@@ -304,67 +223,18 @@ class PgCore:
             async with conn.transaction():
                 results = await self._apply(conn, batch)
         except Exception as exc:
-            if len(batch) == 1:
-                _log_failed(exc, getattr(batch[0], "kind", "save_session"))
-                self._fail(batch, exc)
-                return
-            self.stats.fallbacks += 1
-            log.warning("store_batch_failed", error=repr(exc), writes=len(batch))
-            for op in batch:
-                await self._run_batch([op])
+            await self._batch_failed(batch, exc, self._run_batch)
             return
-        failed = sum(isinstance(value, Failed) for value in results)
-        if failed < len(batch):
-            self.stats._record_batch(len(batch) - failed, time.perf_counter() - started)
-        for op, value in zip(batch, results, strict=True):
-            self._resolve(op, value)
+        self._committed(batch, results, started)
 
-    def _resolve(self, op: Any, value: Any) -> None:
-        if isinstance(value, Failed):
-            if isinstance(value.error, StaleResultError):
-                self.stats.stale += 1
-                if not op.future.done():
-                    op.future.set_exception(value.error)
-            else:
-                self._fail([op], value.error)
-        elif not op.future.done():
-            op.future.set_result(value)
-
-    def _fail(self, batch: list[Any], exc: BaseException) -> None:
-        if (why := store_unavailable(exc)) is not None:
-            self.stats.write_error = why
-        for op in batch:
-            self.stats.failed += 1
-            if not op.future.done():
-                op.future.set_exception(exc)
-
-    async def _apply(self, conn: asyncpg.Connection, batch: list[Any]) -> list[Any]:
-        results: list[Any] = []
-        start = 0
-        while start < len(batch):
-            op = batch[start]
-            if isinstance(op, _CallOp):
-                if len(batch) == 1:
-                    results.append(await op.fn(conn))
-                else:
-                    results.append(await self._apply_isolated(conn, op))
-                start += 1
-                continue
-            end = start + 1
-            while end < len(batch) and isinstance(batch[end], SaveOp):
-                end += 1
-            results.extend(await self._apply_saves(conn, batch[start:end]))
-            start = end
-        return results
-
-    async def _apply_isolated(self, conn: asyncpg.Connection, op: _CallOp) -> Any:
+    async def _apply_isolated(self, conn: asyncpg.Connection, op: CallOp) -> Any:
         try:
             async with conn.transaction():  # a savepoint inside the batch's transaction
                 return await op.fn(conn)
         except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError):
             raise  # nothing of the batch is left to commit
         except Exception as exc:
-            _log_failed(exc, op.kind)
+            log_failed(exc, op.kind)
             return Failed(exc)
 
     async def _apply_saves(self, conn: asyncpg.Connection, saves: list[SaveOp]) -> list[Any]:

@@ -24,7 +24,7 @@ from acsd.store.base import (
 from acsd.store.records import Table, device_record
 from acsd.store.schema import latest_version, migrate
 from acsd.store.sqlite.filters import fold
-from acsd.store.sqlite.writer import BatchWriter, on_thread
+from acsd.store.sqlite.writer import SqliteWriter, on_thread
 from acsd.store.writes import STOP, WriterStats
 
 log = get_logger("acsd.store")
@@ -77,7 +77,7 @@ def _rewrite_header(conn: sqlite3.Connection) -> None:
         raise
 
 
-class SqliteCore(BatchWriter):
+class SqliteCore(SqliteWriter):
     """Connections, lifecycle and read helpers; the resources are its subclasses."""
 
     def __init__(

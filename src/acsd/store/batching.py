@@ -1,0 +1,205 @@
+"""The write queue both backends share: every write is queued, and one task drains the
+queue into batches that commit together (see the SQLite backend's docstring for why)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from acsd.log import get_logger
+from acsd.store.base import (
+    ChangedError,
+    ConflictError,
+    StaleResultError,
+    StateError,
+    StoreClosedError,
+    StoreError,
+    store_unavailable,
+)
+from acsd.store.writes import STOP, Failed, SaveOp, WriterStats
+
+log = get_logger("acsd.store")
+
+
+@dataclass(slots=True)
+class CallOp:
+    """Any other write: ``fn(conn)`` runs inside the batch transaction and its return value
+    goes to the caller. ``fn`` may run more than once (a batch that fails is retried one
+    write at a time), so it must build everything it writes from its inputs, never from
+    state left behind by an earlier attempt."""
+
+    kind: str
+    fn: Callable[[Any], Awaitable[Any]]
+    future: asyncio.Future[Any]
+
+
+Op = SaveOp | CallOp
+
+
+def op_kind(op: Op) -> str:
+    return op.kind if isinstance(op, CallOp) else "save_session"
+
+
+#: what a write may rightly be refused for: the caller answers it (409, 422, a stale
+#: session result), and the warning log is for the database's trouble, not the data's
+REFUSALS = (ConflictError, StateError, ChangedError, StaleResultError)
+
+
+def log_failed(exc: Exception, kind: str) -> None:
+    if isinstance(exc, REFUSALS):
+        log.debug("store_write_refused", error=repr(exc), kind=kind)
+    else:
+        log.warning("store_write_failed", error=repr(exc), kind=kind)
+
+
+class BatchWriter:
+    """The write queue and the task that drains it. A backend adds the transaction
+    (:meth:`_run_batch`), a call isolated inside a batch (:meth:`_apply_isolated`) and the
+    session saves' upsert (:meth:`_apply_saves`)."""
+
+    _queue: asyncio.Queue[Any]
+    _accepting: bool
+    _closing: asyncio.Task[None] | None
+    stats: WriterStats
+    max_batch: int
+
+    def _fail_queued(self, exc: BaseException) -> None:
+        while True:
+            try:
+                op = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            if op is not STOP and not op.future.done():
+                op.future.set_exception(exc)
+                self.stats.failed += 1
+
+    def _submit(self, op: Op) -> None:
+        if not self._accepting:
+            state = "closed" if self._closing is not None else "not open"
+            raise StoreClosedError(f"{self!r} is {state}; write refused")
+        self._queue.put_nowait(op)
+
+    async def _call(self, kind: str, fn: Callable[[Any], Awaitable[Any]]) -> Any:
+        """Queue ``fn`` behind the writes before it; its result once its transaction commits."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._submit(CallOp(kind, fn, future))
+        return await future
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    async def _writer(self) -> None:
+        stopping = False
+        batch: list[Op] = []
+        try:
+            while not stopping:
+                first = await self._queue.get()
+                if first is STOP:
+                    break
+                batch = [first]
+                while len(batch) < self.max_batch:
+                    try:
+                        op = self._queue.get_nowait()
+                    except asyncio.QueueEmpty:
+                        break
+                    if op is STOP:
+                        stopping = True
+                        break
+                    batch.append(op)
+                self.stats.queue_depth = self._queue.qsize()
+                await self._run_batch(batch)
+                batch = []
+        except BaseException as exc:
+            # Never leave a caller waiting forever on a dead writer.
+            self._accepting = False
+            error = StoreError(f"store writer stopped: {exc!r}")
+            for op in batch:
+                if not op.future.done():
+                    op.future.set_exception(error)
+            self._fail_queued(error)
+            if not isinstance(exc, asyncio.CancelledError):
+                log.error("store_writer_crashed", error=repr(exc))
+            raise
+
+    def _committed(self, batch: list[Op], results: list[Any], started: float) -> None:
+        """After the commit of ``batch`` (begun at ``started``, perf_counter): count it,
+        unless every write in it failed alone, and answer each write's caller."""
+        failed = sum(isinstance(value, Failed) for value in results)
+        if failed < len(batch):
+            self.stats._record_batch(len(batch) - failed, time.perf_counter() - started)
+        for op, value in zip(batch, results, strict=True):
+            self._resolve(op, value)
+
+    def _resolve(self, op: Op, value: Any) -> None:
+        if isinstance(value, Failed):
+            if isinstance(value.error, StaleResultError):  # not the store's failure
+                self.stats.stale += 1
+                if not op.future.done():
+                    op.future.set_exception(value.error)
+            else:
+                self._fail([op], value.error)
+        elif not op.future.done():  # the caller may have been cancelled
+            op.future.set_result(value)
+
+    async def _batch_failed(
+        self, batch: list[Any], exc: Exception, retry: Callable[[list[Any]], Awaitable[None]]
+    ) -> None:
+        """After a rolled-back batch (what a savepoint could not undo: the database rolled
+        the transaction back itself): fail its one write, or retry each of its writes in a
+        transaction of its own (which one broke the batch is unknown), so that one bad
+        write fails only its own caller."""
+        if len(batch) == 1:
+            log_failed(exc, op_kind(batch[0]))
+            self._fail(batch, exc)
+            return
+        self.stats.fallbacks += 1
+        log.warning("store_batch_failed", error=repr(exc), writes=len(batch))
+        for op in batch:
+            await retry([op])
+
+    def _fail(self, batch: list[Op], exc: BaseException) -> None:
+        if (why := store_unavailable(exc)) is not None:  # the database's trouble, not the data's
+            self.stats.write_error = why
+        for op in batch:
+            self.stats.failed += 1
+            if not op.future.done():
+                op.future.set_exception(exc)
+
+    async def _apply(self, conn: Any, batch: list[Op]) -> list[Any]:
+        """Apply the batch in order inside the open transaction; one result per op (a
+        :class:`Failed` for a call that failed alone)."""
+        results: list[Any] = []
+        start = 0
+        while start < len(batch):
+            op = batch[start]
+            if isinstance(op, CallOp):
+                if len(batch) == 1:
+                    results.append(await op.fn(conn))
+                else:
+                    results.append(await self._apply_isolated(conn, op))
+                start += 1
+                continue
+            end = start + 1
+            while end < len(batch) and isinstance(batch[end], SaveOp):
+                end += 1
+            saves: list[SaveOp] = batch[start:end]  # type: ignore[assignment]
+            results.extend(await self._apply_saves(conn, saves))
+            start = end
+        return results
+
+    async def _run_batch(self, batch: list[Op]) -> None:
+        """Commit the batch in one transaction (:meth:`_apply`) and :meth:`_resolve` each
+        op, or after a rollback, :meth:`_batch_failed`."""
+        raise NotImplementedError
+
+    async def _apply_isolated(self, conn: Any, op: CallOp) -> Any:
+        """Run a call of a larger batch so that when it fails only its own writes are
+        undone (a :class:`Failed` then) and the rest of the batch still commits."""
+        raise NotImplementedError
+
+    async def _apply_saves(self, conn: Any, saves: list[SaveOp]) -> list[str | Failed]:
+        raise NotImplementedError
