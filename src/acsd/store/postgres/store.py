@@ -20,11 +20,22 @@ from acsd.store.base import (
     CustomerRecord,
     DeviceQuery,
     DeviceRecord,
-    DuplicateError,
     MacChange,
     ModelRecord,
     SessionResult,
     TokenRecord,
+)
+from acsd.store.device_rules import (
+    audit_with_after,
+    check_unchanged,
+    new_row,
+    router_to_merge,
+    routers_own_holders,
+    settle_stored_mac,
+    take_router_fields,
+    update_values,
+    upsert_target,
+    wanted_id,
 )
 from acsd.store.postgres.apn import ApnRecords
 from acsd.store.postgres.core import PgCore
@@ -42,9 +53,7 @@ from acsd.store.postgres.rows import (
 )
 from acsd.store.records import (
     AUDIT,
-    AUDIT_AFTER,
     CUSTOMERS,
-    DEVICE_FIELDS,
     DEVICE_LIST_COLUMNS,
     DEVICE_SELECT,
     DEVICE_SELECT_FOR_SESSION,
@@ -56,9 +65,7 @@ from acsd.store.records import (
     TOKENS,
     audit_values,
     check_device,
-    column_value,
     device_record,
-    dumps,
     loads,
     mac_change,
     mac_key,
@@ -261,11 +268,7 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, PgCore):
                 conn, record, change, strict=mac == "set", new_router=new_router, incoming=incoming
             )
             stored = await self._apply_upsert(conn, record)
-            row = audit_row
-            if row is not None and audit_after is not None:
-                row = list(row)
-                row[AUDIT_AFTER] = dumps(audit_after(stored))
-            await write_audit(conn, row, stored.id)
+            await write_audit(conn, audit_with_after(audit_row, audit_after, stored), stored.id)
             return stored
 
         return await self._call("write_device", write)
@@ -285,25 +288,14 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, PgCore):
             record.mac_from_router = False
             await self._take_mac(conn, record, strict=strict)
             return
-        record.mac_address, record.mac_from_router = None, False
         row = await conn.fetchrow(
             "SELECT mac_address, mac_from_router FROM devices WHERE id = $1 OR serial_key = $2"
             " ORDER BY id = $1 DESC LIMIT 1",
             record.id,
             serial_key(record.serial_number),
         )
-        if row is not None:
-            mac, from_router = row[0], bool(row[1])
-            if (from_router and not new_router) or (not from_router and change == "keep"):
-                record.mac_address, record.mac_from_router = mac, from_router
-        if (
-            new_router
-            and record.mac_address is None
-            and incoming is not None
-            and incoming.mac_from_router
-            and incoming.mac_address
-        ):
-            record.mac_address, record.mac_from_router = incoming.mac_address, True
+        stored = (row[0], bool(row[1])) if row is not None else None
+        settle_stored_mac(record, change, stored, new_router=new_router, incoming=incoming)
 
     async def _take_mac(
         self, conn: asyncpg.Connection, record: DeviceRecord, *, strict: bool = True
@@ -314,13 +306,11 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, PgCore):
             f"{DEVICE_SELECT_NO_TREE} WHERE mac_key = $1 AND id != $2 FOR UPDATE", key, record.id
         )
         others = [device_record(row) for row in rows]
-        if strict and not all(other.mac_is_routers_own for other in others):
-            raise ChangedError(f"MAC address {record.mac_address} was just taken")
-        for other in (o for o in others if o.mac_is_routers_own):
+        for other_id in routers_own_holders(record, others, strict=strict):
             await conn.execute(
                 "UPDATE devices SET mac_address = NULL, mac_key = NULL, mac_from_router = 0"
                 " WHERE id = $1",
-                other.id,
+                other_id,
             )
 
     async def _take_router(
@@ -333,11 +323,7 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, PgCore):
             serial_key(record.serial_number),
             record.id,
         )
-        found = device_record(row) if row is not None else DeviceRecord(id="", serial_number="")
-        if found.id and found.made_by_operator:
-            raise DuplicateError(
-                "serialNumber", f"serial number {record.serial_number!r} is device {found.id}"
-            )
+        found = router_to_merge(record, device_record(row) if row is not None else None)
         # The old router is no record's now: the SIM it had is not known to be in any.
         await _router_gone(conn, record.id)
         if found.id:
@@ -348,9 +334,7 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, PgCore):
                 record.id,
                 found.id,
             )
-        for name in ROUTER_FIELDS:
-            setattr(record, name, getattr(found, name))
-        values = [column_value(record, name) for name in ROUTER_FIELDS]
+        values = take_router_fields(record, found)
         columns = ", ".join(f"{name} = ${i}" for i, name in enumerate(ROUTER_FIELDS, start=1))
         await conn.execute(
             f"UPDATE devices SET {columns} WHERE id = ${len(ROUTER_FIELDS) + 1}",
@@ -361,11 +345,7 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, PgCore):
 
     async def _unchanged(self, conn: asyncpg.Connection, expect: DeviceRecord) -> None:
         row = await conn.fetchrow(f"{DEVICE_SELECT_NO_TREE} WHERE id = $1 FOR UPDATE", expect.id)
-        if row is None:
-            raise ChangedError(f"device {expect.id} was just deleted")
-        current = device_record(row)
-        if any(getattr(current, name) != getattr(expect, name) for name in OPERATOR):
-            raise ChangedError(f"device {expect.id} was just changed")
+        check_unchanged(device_record(row) if row is not None else None, expect)
 
     async def delete_device(
         self,
@@ -466,25 +446,15 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, PgCore):
         key = serial_key(record.serial_number)
         by_serial = await conn.fetchval("SELECT id FROM devices WHERE serial_key = $1", key)
         by_id = None
-        if record.id and is_id(record.id):
+        if wanted_id(record) is not None:
             by_id = await conn.fetchval("SELECT id FROM devices WHERE id = $1", record.id)
-        if by_id is not None and by_serial is not None and by_id != by_serial:
-            raise ConflictError(
-                f"serial number {record.serial_number!r} already belongs to device {by_serial}"
-            )
+        target = upsert_target(record, by_id, by_serial)
         now = clock.now()
-        target = by_id or by_serial
         if target is not None:
-            values = [column_value(record, name) for name in OPERATOR]
-            values += [key, mac_key(record.mac_address), now]
+            values = update_values(record, now)
             await conn.execute(DEVICE_UPDATE_SQL, *flags(_UPDATE_NAMES, values), target)
         else:
-            target = record.id if record.id and is_id(record.id) else new_id()
-            stored = DeviceRecord(**{name: getattr(record, name) for name in DEVICE_FIELDS})
-            stored.id = target
-            stored.created = record.created or now
-            stored.updated = now
-            values = [column_value(stored, name) for name in INSERT_COLUMNS]
+            target, values = new_row(record, now)
             try:
                 await conn.execute(DEVICE_INSERT_SQL, *flags(INSERT_COLUMNS, values))
             except asyncpg.UniqueViolationError as exc:

@@ -20,29 +20,35 @@ from acsd.store.base import (
     CustomerRecord,
     DeviceQuery,
     DeviceRecord,
-    DuplicateError,
     MacChange,
     ModelRecord,
     SessionResult,
     TokenRecord,
 )
+from acsd.store.device_rules import (
+    audit_with_after,
+    check_unchanged,
+    new_row,
+    router_to_merge,
+    routers_own_holders,
+    settle_stored_mac,
+    take_router_fields,
+    update_values,
+    upsert_target,
+    wanted_id,
+)
 from acsd.store.records import (
     AUDIT,
-    AUDIT_AFTER,
     CUSTOMERS,
-    DEVICE_FIELDS,
     DEVICE_LIST_COLUMNS,
     DEVICE_SELECT,
     DEVICE_SELECT_FOR_SESSION,
     DEVICE_SELECT_NO_TREE,
-    INSERT_COLUMNS,
     MODELS,
-    OPERATOR,
     ROUTER_FIELDS,
     TOKENS,
     audit_values,
     check_device,
-    column_value,
     device_record,
     dumps,
     loads,
@@ -275,11 +281,7 @@ class SqliteStore(InternetAccounts, ApnRecords, ParkedSessions, SqliteCore):
                 conn, record, change, strict=mac == "set", new_router=new_router, incoming=incoming
             )
             stored = await self._apply_upsert(conn, record)
-            row = audit_row
-            if row is not None and audit_after is not None:
-                row = list(row)
-                row[AUDIT_AFTER] = dumps(audit_after(stored))
-            await write_audit(conn, row, stored.id)
+            await write_audit(conn, audit_with_after(audit_row, audit_after, stored), stored.id)
             return stored
 
         return await self._call("write_device", write)
@@ -307,24 +309,13 @@ class SqliteStore(InternetAccounts, ApnRecords, ParkedSessions, SqliteCore):
             record.mac_from_router = False
             await self._take_mac(conn, record, strict=strict)
             return
-        record.mac_address, record.mac_from_router = None, False
         rows = await conn.execute_fetchall(
             "SELECT mac_address, mac_from_router FROM devices WHERE id = ? OR serial_key = ?"
             " ORDER BY id = ? DESC LIMIT 1",
             (record.id, serial_key(record.serial_number), record.id),
         )
-        if rows:
-            mac, from_router = rows[0][0], bool(rows[0][1])
-            if (from_router and not new_router) or (not from_router and change == "keep"):
-                record.mac_address, record.mac_from_router = mac, from_router
-        if (
-            new_router
-            and record.mac_address is None
-            and incoming is not None
-            and incoming.mac_from_router
-            and incoming.mac_address
-        ):
-            record.mac_address, record.mac_from_router = incoming.mac_address, True
+        stored = (rows[0][0], bool(rows[0][1])) if rows else None
+        settle_stored_mac(record, change, stored, new_router=new_router, incoming=incoming)
 
     async def _take_mac(
         self, conn: aiosqlite.Connection, record: DeviceRecord, *, strict: bool = True
@@ -339,13 +330,11 @@ class SqliteStore(InternetAccounts, ApnRecords, ParkedSessions, SqliteCore):
             f"{DEVICE_SELECT_NO_TREE} WHERE mac_key = ? AND id != ?", (key, record.id)
         )
         others = [device_record(row) for row in rows]
-        if strict and not all(other.mac_is_routers_own for other in others):
-            raise ChangedError(f"MAC address {record.mac_address} was just taken")
-        for other in (o for o in others if o.mac_is_routers_own):
+        for other_id in routers_own_holders(record, others, strict=strict):
             await conn.execute(
                 "UPDATE devices SET mac_address = NULL, mac_key = NULL, mac_from_router = 0"
                 " WHERE id = ?",
-                (other.id,),
+                (other_id,),
             )
 
     async def _take_router(
@@ -362,13 +351,7 @@ class SqliteStore(InternetAccounts, ApnRecords, ParkedSessions, SqliteCore):
                 (serial_key(record.serial_number), record.id),
             )
         )
-        found = device_record(rows[0]) if rows else DeviceRecord(id="", serial_number="")
-        # A record an operator made is no router's own report to merge: its settings
-        # would go without a trace.
-        if found.id and found.made_by_operator:
-            raise DuplicateError(
-                "serialNumber", f"serial number {record.serial_number!r} is device {found.id}"
-            )
+        found = router_to_merge(record, device_record(rows[0]) if rows else None)
         # The old router is no record's now: the SIM it had is not known to be in any.
         await _router_gone(conn, record.id)
         if found.id:
@@ -378,9 +361,7 @@ class SqliteStore(InternetAccounts, ApnRecords, ParkedSessions, SqliteCore):
                 "UPDATE apn_devices SET router = ?, version = version + 1 WHERE router = ?",
                 (record.id, found.id),
             )
-        for name in ROUTER_FIELDS:
-            setattr(record, name, getattr(found, name))
-        values = [column_value(record, name) for name in ROUTER_FIELDS]
+        values = take_router_fields(record, found)
         columns = ", ".join(f"{name} = ?" for name in ROUTER_FIELDS)
         await conn.execute(f"UPDATE devices SET {columns} WHERE id = ?", [*values, record.id])
         return found if found.id else None
@@ -390,11 +371,7 @@ class SqliteStore(InternetAccounts, ApnRecords, ParkedSessions, SqliteCore):
         rows = list(
             await conn.execute_fetchall(f"{DEVICE_SELECT_NO_TREE} WHERE id = ?", (expect.id,))
         )
-        if not rows:
-            raise ChangedError(f"device {expect.id} was just deleted")
-        current = device_record(rows[0])
-        if any(getattr(current, name) != getattr(expect, name) for name in OPERATOR):
-            raise ChangedError(f"device {expect.id} was just changed")
+        check_unchanged(device_record(rows[0]) if rows else None, expect)
 
     async def delete_device(
         self,
@@ -498,26 +475,14 @@ class SqliteStore(InternetAccounts, ApnRecords, ParkedSessions, SqliteCore):
         key = serial_key(record.serial_number)
         by_serial = await self._scalar(conn, "SELECT id FROM devices WHERE serial_key = ?", (key,))
         by_id = None
-        if record.id and is_id(record.id):
+        if wanted_id(record) is not None:
             by_id = await self._scalar(conn, "SELECT id FROM devices WHERE id = ?", (record.id,))
-        if by_id is not None and by_serial is not None and by_id != by_serial:
-            raise ConflictError(
-                f"serial number {record.serial_number!r} already belongs to device {by_serial}"
-            )
+        target = upsert_target(record, by_id, by_serial)
         now = clock.now()
-        target = by_id or by_serial
         if target is not None:
-            # Operator fields replace; what the CPE reported stays as the CPE reported it.
-            values = [column_value(record, name) for name in OPERATOR]
-            values += [key, mac_key(record.mac_address), now, target]
-            await conn.execute(UPDATE_SQL, values)
+            await conn.execute(UPDATE_SQL, [*update_values(record, now), target])
         else:
-            target = record.id if record.id and is_id(record.id) else new_id()
-            stored = DeviceRecord(**{name: getattr(record, name) for name in DEVICE_FIELDS})
-            stored.id = target
-            stored.created = record.created or now
-            stored.updated = now
-            values = [column_value(stored, name) for name in INSERT_COLUMNS]
+            target, values = new_row(record, now)
             await conn.execute(INSERT_SQL, values)
         rows = list(await conn.execute_fetchall(f"{DEVICE_SELECT_NO_TREE} WHERE id = ?", (target,)))
         return device_record(rows[0])
