@@ -3,7 +3,6 @@ module."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from typing import Any
 
@@ -11,16 +10,21 @@ import asyncpg
 
 from acsd.audit import line_ended
 from acsd.ids import new_id
-from acsd.store.addresses import address_clash
 from acsd.store.base import (
     AuditRecord,
-    ConflictError,
     DeviceRecord,
-    DuplicateError,
     InternetAccountQuery,
     InternetAccountRecord,
-    LaterLineError,
-    StateError,
+)
+from acsd.store.internet_rules import (
+    check_address_free,
+    check_claims,
+    check_device_takes_lines,
+    check_starts_last,
+    confirmed,
+    given_way,
+    ordered,
+    to_end,
 )
 from acsd.store.postgres.core import PgCore
 from acsd.store.postgres.rows import (
@@ -124,16 +128,10 @@ async def _take_over_routerless(
         account.customer,
         account.id,
     )
-    net = confirm.get("net", {})
-    given_way = [
-        row[0]
-        for row in rows
-        if row[1] == ip_address or address_clash(ip_address, net, None, [row]) is not None
-    ]
-    if given_way:
-        lines = await conn.fetch(f"{_LINE_SQL} WHERE id = ANY($1::text[]) ORDER BY id", given_way)
+    if lines := given_way(rows, ip_address, confirm):
+        ended = await conn.fetch(f"{_LINE_SQL} WHERE id = ANY($1::text[]) ORDER BY id", lines)
         await _end_lines(
-            conn, lines, reason="taken_over", now=now, replaced_by=account.id, author=author
+            conn, ended, reason="taken_over", now=now, replaced_by=account.id, author=author
         )
 
 
@@ -187,8 +185,7 @@ class InternetAccounts(PgCore):
                 state = await conn.fetchval(
                     "SELECT state FROM devices WHERE id = $1 FOR UPDATE", stored.device
                 )
-                if state is None or state == "DELETING":
-                    raise StateError(f"device {stored.device} is being deleted")
+                check_device_takes_lines(stored.device, state)
             await insert_record(conn, INTERNET_ACCOUNTS, stored, "internet account")
             if stored.device is not None:
                 await conn.execute(
@@ -221,11 +218,9 @@ class InternetAccounts(PgCore):
             # read other lines, which a concurrent confirm elsewhere could be changing.
             await conn.execute("LOCK TABLE internet_accounts IN SHARE ROW EXCLUSIVE MODE")
             row = await conn.fetchrow(f"{INTERNET_ACCOUNTS.select} WHERE id = $1", account_id)
-            if row is None:
-                raise KeyError(account_id)
-            account = INTERNET_ACCOUNTS.record(row)
-            if account.state != "ORDERED":
-                raise StateError(f"internet account {account_id} is {account.state}, not ORDERED")
+            account = ordered(
+                account_id, INTERNET_ACCOUNTS.record(row) if row is not None else None
+            )
             if account.device is not None:
                 await _take_over_routerless(conn, account, ip_address, confirm, now, audit)
             taken = await conn.fetchval(
@@ -235,12 +230,9 @@ class InternetAccounts(PgCore):
                 account_id,
                 account.device,
             )
-            if taken is not None:
-                raise ConflictError(f"{ip_address} is the address of internet account {taken}")
+            check_address_free(ip_address, taken)
             others = await conn.fetch(_CLAIMS_SQL, account_id)
-            clash = address_clash(ip_address, confirm.get("net", {}), account.device, others)
-            if clash is not None:
-                raise DuplicateError(*clash)
+            check_claims(ip_address, confirm, account.device, others)
             if account.device is not None:
                 later = await conn.fetchval(
                     "SELECT id FROM internet_accounts WHERE device = $1 AND id != $2"
@@ -250,12 +242,7 @@ class InternetAccounts(PgCore):
                     account_id,
                     start_date,
                 )
-                if later is not None:
-                    raise LaterLineError(
-                        f"device {account.device} already has internet account {later}, "
-                        "taking effect at the same time or later: a new line must start "
-                        "after it"
-                    )
+                check_starts_last(account.device, later)
                 await conn.execute(
                     "UPDATE internet_accounts SET ip_address = NULL WHERE ip_address = $1"
                     " AND device = $2 AND id != $3 AND state != 'ENDED'",
@@ -263,12 +250,14 @@ class InternetAccounts(PgCore):
                     account.device,
                     account_id,
                 )
-            due = start_date <= now
-            state = "ACTIVE" if due else "CONFIRMED"
+            stored = confirmed(
+                account, encoded=encoded, start_date=start_date, ip_address=ip_address, now=now
+            )
+            due = stored.state == "ACTIVE"
             await conn.execute(
                 "UPDATE internet_accounts SET state = $1, confirm = $2, start_date = $3,"
                 " ip_address = $4, updated = $5 WHERE id = $6",
-                state,
+                stored.state,
                 encoded,
                 start_date,
                 ip_address,
@@ -280,14 +269,6 @@ class InternetAccounts(PgCore):
                 await _end_superseded(conn, account.device, now, audit)
                 device = await _activate_device(conn, account.device, now)
             await write_audit(conn, audit_row, account_id)
-            stored = replace(
-                account,
-                state=state,
-                confirm=json.loads(encoded),
-                start_date=start_date,
-                ip_address=ip_address,
-                updated=now,
-            )
             return stored, device
 
         return await self._call("confirm_internet_account", write)
@@ -301,15 +282,11 @@ class InternetAccounts(PgCore):
             # it did. A row lock alone would deadlock with a confirm's table lock.
             await conn.execute("LOCK TABLE internet_accounts IN SHARE ROW EXCLUSIVE MODE")
             row = await conn.fetchrow(f"{INTERNET_ACCOUNTS.select} WHERE id = $1", account_id)
-            if row is None:
-                raise KeyError(account_id)
-            account = INTERNET_ACCOUNTS.record(row)
-            if account.state == "ENDED":
+            account, end = to_end(
+                account_id, INTERNET_ACCOUNTS.record(row) if row is not None else None
+            )
+            if not end:
                 return account  # ended already: nothing changes, nothing to audit
-            if account.device is not None:
-                raise StateError(
-                    f"internet account {account_id} is the line of router {account.device}"
-                )
             lines = await conn.fetch(f"{_LINE_SQL} WHERE id = $1", account_id)
             await _end_lines(conn, lines, reason="ended", now=now, author=audit)
             if account.ip_address is not None:

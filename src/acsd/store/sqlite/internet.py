@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from typing import Any
 
@@ -10,16 +9,21 @@ import aiosqlite
 
 from acsd.audit import line_ended
 from acsd.ids import new_id
-from acsd.store.addresses import address_clash
 from acsd.store.base import (
     AuditRecord,
-    ConflictError,
     DeviceRecord,
-    DuplicateError,
     InternetAccountQuery,
     InternetAccountRecord,
-    LaterLineError,
-    StateError,
+)
+from acsd.store.internet_rules import (
+    check_address_free,
+    check_claims,
+    check_device_takes_lines,
+    check_starts_last,
+    confirmed,
+    given_way,
+    ordered,
+    to_end,
 )
 from acsd.store.records import (
     DEVICE_SELECT_NO_TREE,
@@ -130,13 +134,7 @@ async def _take_over_routerless(
         " AND state IN ('CONFIRMED', 'ACTIVE')",
         (account.customer, account.id),
     )
-    net = confirm.get("net", {})
-    given_way = [
-        row[0]
-        for row in rows
-        if row[1] == ip_address or address_clash(ip_address, net, None, [row]) is not None
-    ]
-    for line_id in given_way:
+    for line_id in given_way(rows, ip_address, confirm):
         lines = list(await conn.execute_fetchall(f"{_LINE_SQL} WHERE id = ?", (line_id,)))
         await _end_lines(
             conn, lines, reason="taken_over", now=now, replaced_by=account.id, author=author
@@ -192,8 +190,7 @@ class InternetAccounts(SqliteCore):
                 state = await self._scalar(
                     conn, "SELECT state FROM devices WHERE id = ?", (stored.device,)
                 )
-                if state is None or state == "DELETING":
-                    raise StateError(f"device {stored.device} is being deleted")
+                check_device_takes_lines(stored.device, state)
             await insert_record(conn, INTERNET_ACCOUNTS, stored, "internet account")
             if stored.device is not None:
                 await conn.execute(
@@ -226,11 +223,7 @@ class InternetAccounts(SqliteCore):
                     f"{INTERNET_ACCOUNTS.select} WHERE id = ?", (account_id,)
                 )
             )
-            if not rows:
-                raise KeyError(account_id)
-            account = INTERNET_ACCOUNTS.record(rows[0])
-            if account.state != "ORDERED":
-                raise StateError(f"internet account {account_id} is {account.state}, not ORDERED")
+            account = ordered(account_id, INTERNET_ACCOUNTS.record(rows[0]) if rows else None)
             if account.device is not None:
                 await _take_over_routerless(conn, account, ip_address, confirm, now, audit)
             # The router's own lines are not in the way: the new one must start after
@@ -241,12 +234,9 @@ class InternetAccounts(SqliteCore):
                 " AND state != 'ENDED' AND (device IS NULL OR ? IS NULL OR device != ?)",
                 (ip_address, account_id, account.device, account.device),
             )
-            if taken is not None:
-                raise ConflictError(f"{ip_address} is the address of internet account {taken}")
+            check_address_free(ip_address, taken)
             others = await conn.execute_fetchall(_CLAIMS_SQL, (account_id,))
-            clash = address_clash(ip_address, confirm.get("net", {}), account.device, others)
-            if clash is not None:
-                raise DuplicateError(*clash)
+            check_claims(ip_address, confirm, account.device, others)
             if account.device is not None:
                 # The router applies the line that started last: one that starts no later
                 # than another of its lines would be "active" and never reach it.
@@ -257,12 +247,7 @@ class InternetAccounts(SqliteCore):
                     " ORDER BY start_date DESC LIMIT 1",
                     (account.device, account_id, start_date),
                 )
-                if later is not None:
-                    raise LaterLineError(
-                        f"device {account.device} already has internet account {later}, "
-                        "taking effect at the same time or later: a new line must start "
-                        "after it"
-                    )
+                check_starts_last(account.device, later)
                 # The address is unique among lines by index: the new line takes over the
                 # claim of the router's line it replaces (lines are never withdrawn, so
                 # the claim cannot fall back to nobody).
@@ -271,26 +256,20 @@ class InternetAccounts(SqliteCore):
                     " AND device = ? AND id != ? AND state != 'ENDED'",
                     (ip_address, account.device, account_id),
                 )
-            due = start_date <= now
-            state = "ACTIVE" if due else "CONFIRMED"
+            stored = confirmed(
+                account, encoded=encoded, start_date=start_date, ip_address=ip_address, now=now
+            )
+            due = stored.state == "ACTIVE"
             await conn.execute(
                 "UPDATE internet_accounts SET state = ?, confirm = ?, start_date = ?,"
                 " ip_address = ?, updated = ? WHERE id = ?",
-                (state, encoded, start_date, ip_address, now, account_id),
+                (stored.state, encoded, start_date, ip_address, now, account_id),
             )
             device = None
             if due and account.device is not None:
                 await _end_superseded(conn, account.device, now, audit)
                 device = await _activate_device(conn, account.device, now)
             await write_audit(conn, audit_row, account_id)
-            stored = replace(
-                account,
-                state=state,
-                confirm=json.loads(encoded),
-                start_date=start_date,
-                ip_address=ip_address,
-                updated=now,
-            )
             return stored, device
 
         return await self._call("confirm_internet_account", write)
@@ -304,15 +283,9 @@ class InternetAccounts(SqliteCore):
                     f"{INTERNET_ACCOUNTS.select} WHERE id = ?", (account_id,)
                 )
             )
-            if not rows:
-                raise KeyError(account_id)
-            account = INTERNET_ACCOUNTS.record(rows[0])
-            if account.state == "ENDED":
+            account, end = to_end(account_id, INTERNET_ACCOUNTS.record(rows[0]) if rows else None)
+            if not end:
                 return account  # ended already: nothing changes, nothing to audit
-            if account.device is not None:
-                raise StateError(
-                    f"internet account {account_id} is the line of router {account.device}"
-                )
             lines = list(await conn.execute_fetchall(f"{_LINE_SQL} WHERE id = ?", (account_id,)))
             await _end_lines(conn, lines, reason="ended", now=now, author=audit)
             if account.ip_address is not None:

@@ -1,0 +1,113 @@
+"""The rules of internet accounts' lines (seed 002), for both backends: who may have a line,
+which lines a confirm finds in its way, and the confirmed line. Each backend reads and
+writes the rows in its own SQL (and locks) and asks these what to do in between."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from acsd.store.addresses import address_clash
+from acsd.store.base import (
+    ConflictError,
+    DuplicateError,
+    InternetAccountRecord,
+    LaterLineError,
+    StateError,
+)
+
+
+def check_device_takes_lines(device_id: str, state: str | None) -> None:
+    """A new line's router must still be there (``state``: its record's, read in the
+    write's transaction; None when it was deleted since the caller read it)."""
+    if state is None or state == "DELETING":
+        raise StateError(f"device {device_id} is being deleted")
+
+
+def ordered(account_id: str, account: InternetAccountRecord | None) -> InternetAccountRecord:
+    """The line a confirm is for: KeyError when there is none, StateError unless ORDERED."""
+    if account is None:
+        raise KeyError(account_id)
+    if account.state != "ORDERED":
+        raise StateError(f"internet account {account_id} is {account.state}, not ORDERED")
+    return account
+
+
+def to_end(
+    account_id: str, account: InternetAccountRecord | None
+) -> tuple[InternetAccountRecord, bool]:
+    """The line end_internet_account is for, and whether it ends it (False: it is ENDED
+    already, returned as it is, nothing written): KeyError when there is none, StateError
+    when it names a router (the router holds its line: a later line ends it)."""
+    if account is None:
+        raise KeyError(account_id)
+    if account.state == "ENDED":
+        return account, False
+    if account.device is not None:
+        raise StateError(f"internet account {account_id} is the line of router {account.device}")
+    return account, True
+
+
+def given_way(rows: Sequence[Sequence[Any]], ip_address: str, confirm: dict[str, Any]) -> list[str]:
+    """The ids of the customer's routerless lines (``rows``: id, address, router, lanNet,
+    lanSubnet) that give way to a confirmed line for a router: a line names its router
+    only when ordered, so that is how a line moves to a replacement router. Those whose
+    addresses the new line leaves alone are kept."""
+    net = confirm.get("net", {})
+    return [
+        row[0]
+        for row in rows
+        if row[1] == ip_address or address_clash(ip_address, net, None, [row]) is not None
+    ]
+
+
+def check_address_free(ip_address: str, taken: str | None) -> None:
+    """``taken``: another live line with the address, the router's own lines aside (the new
+    one must start after them and ends them when it does, so an upgrade keeps its address)."""
+    if taken is not None:
+        raise ConflictError(f"{ip_address} is the address of internet account {taken}")
+
+
+def check_claims(
+    ip_address: str,
+    confirm: dict[str, Any],
+    device: str | None,
+    others: Sequence[Sequence[Any]],
+) -> None:
+    """DuplicateError when the address or the additional range clashes with another line's
+    claim (``others``: every other confirmed line's id, address, router, range)."""
+    clash = address_clash(ip_address, confirm.get("net", {}), device, others)
+    if clash is not None:
+        raise DuplicateError(*clash)
+
+
+def check_starts_last(device: str, later: str | None) -> None:
+    """The router applies the line that started last: one that starts no later than another
+    of its lines (``later``) would be "active" and never reach it."""
+    if later is not None:
+        raise LaterLineError(
+            f"device {device} already has internet account {later}, "
+            "taking effect at the same time or later: a new line must start after it"
+        )
+
+
+def confirmed(
+    account: InternetAccountRecord,
+    *,
+    encoded: str,
+    start_date: float,
+    ip_address: str,
+    now: float,
+) -> InternetAccountRecord:
+    """The line as its confirm stores it (``encoded``: the confirm body as stored): ACTIVE
+    from its start date on, CONFIRMED before."""
+    return replace(
+        account,
+        state="ACTIVE" if start_date <= now else "CONFIRMED",
+        confirm=json.loads(encoded),
+        start_date=start_date,
+        ip_address=ip_address,
+        updated=now,
+    )
