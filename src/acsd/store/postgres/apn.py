@@ -4,20 +4,26 @@ the SQLite backend's apn module."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 import asyncpg
 
 from acsd import clock
-from acsd.ids import new_id
+from acsd.store.apn_rules import (
+    changed_device,
+    check_sim_free,
+    no_account,
+    prepared_device,
+    recorded,
+    stamped_account,
+    stamped_device,
+)
 from acsd.store.base import (
     ApnAccountRecord,
     ApnDeviceRecord,
     ApnNetworkRecord,
     ApnOperationRecord,
     AuditRecord,
-    ConflictError,
     DuplicateError,
 )
 from acsd.store.postgres.core import PgCore
@@ -30,7 +36,6 @@ from acsd.store.records import (
     APN_UNIQUE,
     apn_device,
     audit_values,
-    dumps,
 )
 
 _APN_UPDATE_SQL = (
@@ -126,7 +131,7 @@ class ApnRecords(PgCore):
                     now,
                 )
             except asyncpg.ForeignKeyViolationError as exc:
-                raise ConflictError(f"APN account {record.account!r} does not exist") from exc
+                raise no_account(record.account) from exc
             await write_audit(conn, audit_row, f"{record.account}/{record.key}")
             return APN_NETWORKS.record(row)
 
@@ -141,15 +146,13 @@ class ApnRecords(PgCore):
         audit: AuditRecord | None = None,
         account_audit: AuditRecord | None = None,
     ) -> ApnDeviceRecord:
-        record = replace(record, id=record.id or new_id())
-        if record.metadata is not None:
-            dumps(record.metadata)  # fail fast, in the caller
+        record = prepared_device(record)
         audit_row, account_row = audit_values(audit), audit_values(account_audit)
 
         async def create(conn: asyncpg.Connection) -> ApnDeviceRecord:
             now = clock.now()
             if account is not None:
-                stamped = replace(account, created=account.created or now)
+                stamped = stamped_account(account, now)
                 status = await insert_record(
                     conn, APN_ACCOUNTS, stamped, "APN account", tail="ON CONFLICT DO NOTHING"
                 )
@@ -164,7 +167,7 @@ class ApnRecords(PgCore):
                     now,
                 )
             except asyncpg.ForeignKeyViolationError as exc:
-                raise ConflictError(f"APN account {record.account!r} does not exist") from exc
+                raise no_account(record.account) from exc
             # A SIM is in one network of an account at a time (as on SQLite). No index
             # spans an account's networks, and SQLite's single writer is not there: other
             # instances create devices at the same moment. A lock on account and value,
@@ -185,14 +188,8 @@ class ApnRecords(PgCore):
                     record.account,
                     value,
                 )
-                if taken is not None:
-                    raise DuplicateError(name, f"{name} is already in use in network {taken!r}")
-            stored = replace(
-                record,
-                start_date=record.start_date or now,
-                created=record.created or now,
-                updated=now,
-            )
+                check_sim_free(name, taken)
+            stored = stamped_device(record, now)
             try:
                 await conn.execute(
                     _APN_INSERT_SQL, *flags(APN_DEVICES.names, APN_DEVICES.values(stored))
@@ -204,7 +201,7 @@ class ApnRecords(PgCore):
                     field, f"{field} is already in use in network {record.network!r}"
                 ) from exc
             if operation is not None:
-                op = replace(operation, resource_id=operation.resource_id or stored.id)
+                op = recorded(operation, stored.id)
                 await insert_record(conn, APN_OPERATIONS, op, "operation")
             await write_audit(conn, audit_row, stored.id)
             return stored
@@ -226,11 +223,11 @@ class ApnRecords(PgCore):
             new, audit = change(current)
             if new is None:
                 return current
-            new = replace(new, id=current.id, updated=clock.now())
+            new = changed_device(current, new, clock.now())
             values = flags(APN_DEVICES.names, APN_DEVICES.values(new))[1:]
             await conn.execute(_APN_UPDATE_SQL, *values, current.id)
             if operation is not None:
-                op = replace(operation, resource_id=operation.resource_id or current.id)
+                op = recorded(operation, current.id)
                 await insert_record(conn, APN_OPERATIONS, op, "operation")
             await write_audit(conn, audit_values(audit), current.id)
             return new

@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import Any
 
 import aiosqlite
 
 from acsd import clock
-from acsd.ids import new_id
+from acsd.store.apn_rules import (
+    changed_device,
+    check_sim_free,
+    no_account,
+    prepared_device,
+    recorded,
+    stamped_account,
+    stamped_device,
+)
 from acsd.store.base import (
     ApnAccountRecord,
     ApnDeviceRecord,
     ApnNetworkRecord,
     ApnOperationRecord,
     AuditRecord,
-    ConflictError,
-    DuplicateError,
 )
 from acsd.store.records import (
     APN_ACCOUNTS,
@@ -28,7 +33,6 @@ from acsd.store.records import (
     APN_UNIQUE,
     apn_device,
     audit_values,
-    dumps,
 )
 from acsd.store.sqlite.core import SqliteCore
 from acsd.store.sqlite.rows import insert_record, insert_sql, write_audit
@@ -118,7 +122,7 @@ class ApnRecords(SqliteCore):
                     (record.account, record.key, record.apn, now, now),
                 )
             except sqlite3.IntegrityError as exc:
-                raise ConflictError(f"APN account {record.account!r} does not exist") from exc
+                raise no_account(record.account) from exc
             rows = list(
                 await conn.execute_fetchall(
                     f'{APN_NETWORKS.select} WHERE account = ? AND "key" = ?',
@@ -139,15 +143,13 @@ class ApnRecords(SqliteCore):
         audit: AuditRecord | None = None,
         account_audit: AuditRecord | None = None,
     ) -> ApnDeviceRecord:
-        record = replace(record, id=record.id or new_id())
-        if record.metadata is not None:
-            dumps(record.metadata)  # fail fast, in the caller
+        record = prepared_device(record)
         audit_row, account_row = audit_values(audit), audit_values(account_audit)
 
         async def create(conn: aiosqlite.Connection) -> ApnDeviceRecord:
             now = clock.now()
             if account is not None:
-                stamped = replace(account, created=account.created or now)
+                stamped = stamped_account(account, now)
                 async with conn.execute(
                     f"{insert_sql(APN_ACCOUNTS)} ON CONFLICT DO NOTHING",
                     APN_ACCOUNTS.values(stamped),
@@ -162,9 +164,8 @@ class ApnRecords(SqliteCore):
                     (record.account, record.network, now, now),
                 )
             except sqlite3.IntegrityError as exc:
-                raise ConflictError(f"APN account {record.account!r} does not exist") from exc
-            # A SIM is in one network of an account at a time: in two, both devices took
-            # its router's reports and its APN came from whichever was created first.
+                raise no_account(record.account) from exc
+            # A SIM is in one network of an account at a time (check_sim_free).
             for name, column in APN_UNIQUE:
                 value = getattr(record, column)
                 if value is None:
@@ -175,17 +176,11 @@ class ApnRecords(SqliteCore):
                     f" AND {column} = ? AND end_date IS NULL",
                     (record.account, value),
                 )
-                if taken is not None:
-                    raise DuplicateError(name, f"{name} is already in use in network {taken!r}")
-            stored = replace(
-                record,
-                start_date=record.start_date or now,
-                created=record.created or now,
-                updated=now,
-            )
+                check_sim_free(name, taken)
+            stored = stamped_device(record, now)
             await insert_record(conn, APN_DEVICES, stored, "APN device")
             if operation is not None:
-                op = replace(operation, resource_id=operation.resource_id or stored.id)
+                op = recorded(operation, stored.id)
                 await insert_record(conn, APN_OPERATIONS, op, "operation")
             await write_audit(conn, audit_row, stored.id)
             return stored
@@ -209,10 +204,10 @@ class ApnRecords(SqliteCore):
             new, audit = change(current)
             if new is None:
                 return current
-            new = replace(new, id=current.id, updated=clock.now())
+            new = changed_device(current, new, clock.now())
             await conn.execute(_APN_UPDATE_SQL, [*APN_DEVICES.values(new)[1:], current.id])
             if operation is not None:
-                op = replace(operation, resource_id=operation.resource_id or current.id)
+                op = recorded(operation, current.id)
                 await insert_record(conn, APN_OPERATIONS, op, "operation")
             await write_audit(conn, audit_values(audit), current.id)
             return new

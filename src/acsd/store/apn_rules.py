@@ -1,0 +1,63 @@
+"""The rules of the APN API's records (seed 003), for both backends: a new device's id and
+dates, the SIM that is already in a network, the operation a write records and the refusal
+of a network of no account. Each backend reads and writes the rows in its own SQL (and
+locks) and asks these what to do in between."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from acsd.ids import new_id
+from acsd.store.base import (
+    ApnAccountRecord,
+    ApnDeviceRecord,
+    ApnOperationRecord,
+    ConflictError,
+    DuplicateError,
+)
+from acsd.store.records import dumps
+
+
+def prepared_device(record: ApnDeviceRecord) -> ApnDeviceRecord:
+    """A device to create, with its id; metadata that is not JSON fails here, in the caller."""
+    record = replace(record, id=record.id or new_id())
+    if record.metadata is not None:
+        dumps(record.metadata)
+    return record
+
+
+def stamped_account(account: ApnAccountRecord, now: float) -> ApnAccountRecord:
+    return replace(account, created=account.created or now)
+
+
+def stamped_device(record: ApnDeviceRecord, now: float) -> ApnDeviceRecord:
+    """The device as created: it starts, and is made, now unless the caller said when."""
+    return replace(
+        record,
+        start_date=record.start_date or now,
+        created=record.created or now,
+        updated=now,
+    )
+
+
+def no_account(account: str) -> ConflictError:
+    """A network (or a device's) of an account that does not exist."""
+    return ConflictError(f"APN account {account!r} does not exist")
+
+
+def check_sim_free(name: str, taken: str | None) -> None:
+    """A SIM is in one network of an account at a time: in two, both devices took its
+    router's reports and its APN came from whichever was created first. ``taken``: the
+    network of a live device of the account with the same ``name`` (CLI, SIMNumber)."""
+    if taken is not None:
+        raise DuplicateError(name, f"{name} is already in use in network {taken!r}")
+
+
+def recorded(operation: ApnOperationRecord, resource_id: str) -> ApnOperationRecord:
+    """The operation a write records, about the device written unless it names another."""
+    return replace(operation, resource_id=operation.resource_id or resource_id)
+
+
+def changed_device(current: ApnDeviceRecord, new: ApnDeviceRecord, now: float) -> ApnDeviceRecord:
+    """The device an update writes: the change's record, as the stored one, updated now."""
+    return replace(new, id=current.id, updated=now)
