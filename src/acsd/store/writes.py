@@ -10,7 +10,7 @@ from typing import Any
 
 from acsd.ids import new_id
 from acsd.store.base import SessionResult, StaleResultError
-from acsd.store.records import dumps, dumps_params, mac_key
+from acsd.store.records import dumps, dumps_params, mac_key, serial_key
 
 # The parameters of each backend's upsert of a session result (one statement that inserts a
 # new row or, when the serial key exists, updates that row), bound positionally:
@@ -100,6 +100,22 @@ def save_args(result: SessionResult) -> list[Any]:
         None if result.sim is None else dumps(result.sim),
         1 if len(result.params) >= MERGE_BY_KEY_FROM else 0,
     ]
+
+
+def save_op(result: SessionResult) -> SaveOp:
+    """The queued save of a session's result, its parameters encoded now: a value that is
+    not JSON fails this caller alone, at once, and later changes to the caller's dicts
+    cannot leak into the write."""
+    serial = result.identity.serial_number
+    if not serial:
+        # An empty serial key would merge every such CPE into one record.
+        raise ValueError("SessionResult.identity.serial_number is empty")
+    args = save_args(result)
+    future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    bound = None if result.bound_serial is None else serial_key(result.bound_serial)
+    return SaveOp(
+        args, serial_key(serial), result.device_id, future, result.at, result.since, bound
+    )
 
 
 # -- "first session wins" -----------------------------------------------------------------

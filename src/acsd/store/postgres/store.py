@@ -3,7 +3,6 @@ with the rules of the SQLite store (acsd.store.sqlite.store) in PostgreSQL's SQL
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -73,7 +72,7 @@ from acsd.store.records import (
     stamped_copy,
     tree_paths,
 )
-from acsd.store.writes import SaveOp, save_args
+from acsd.store.writes import save_op
 
 _UPDATE_NAMES = [*OPERATOR, "serial_key", "mac_key", "updated"]
 
@@ -216,17 +215,9 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, PgCore):
         return [AUDIT.record(row) for row in rows], total
 
     async def save_session(self, result: SessionResult) -> str:
-        serial = result.identity.serial_number
-        if not serial:
-            raise ValueError("SessionResult.identity.serial_number is empty")
-        args = save_args(result)
-        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        bound = None if result.bound_serial is None else serial_key(result.bound_serial)
-        op = SaveOp(
-            args, serial_key(serial), result.device_id, future, result.at, result.since, bound
-        )
+        op = save_op(result)
         self._submit(op)
-        return await future
+        return await op.future
 
     async def upsert_device(
         self, record: DeviceRecord, *, mac: MacChange | None = None

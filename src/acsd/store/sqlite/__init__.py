@@ -24,9 +24,10 @@ Why this shape:
 
 Modules: ``rows`` (SQLite's statements for records; the codecs are
 ``acsd.store.records``), ``filters`` (list queries), ``saves`` (session results; the queued
-op is ``acsd.store.writes``), ``writer`` (the queue and its task), ``core`` (connections
-and lifecycle), and one per resource (``internet``, ``apn``, ``parking``, ``store``:
-devices and the rest).
+op and "first session wins" are ``acsd.store.writes``), ``writer`` (the queue's
+transactions on SQLite; the queue and its task are ``acsd.store.batching``), ``core``
+(connections and lifecycle), and one per resource (``internet``, ``apn``, ``parking``,
+``store``: devices and the rest), whose rules are the store's ``*_rules`` modules.
 """
 
 from acsd.store.sqlite.store import SqliteStore

@@ -3,7 +3,6 @@ results, on top of the resources of its other modules."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -64,7 +63,7 @@ from acsd.store.sqlite.filters import device_filters
 from acsd.store.sqlite.internet import InternetAccounts
 from acsd.store.sqlite.parking import ParkedSessions
 from acsd.store.sqlite.rows import INSERT_SQL, UPDATE_SQL, insert_record, write_audit
-from acsd.store.writes import SaveOp, save_args
+from acsd.store.writes import save_op
 
 
 async def _router_gone(
@@ -220,22 +219,11 @@ class SqliteStore(InternetAccounts, ApnRecords, ParkedSessions, SqliteCore):
         return [AUDIT.record(row) for row in rows], total
 
     async def save_session(self, result: SessionResult) -> str:
-        serial = result.identity.serial_number
-        if not serial:
-            # An empty serial key would merge every such CPE into one record.
-            raise ValueError("SessionResult.identity.serial_number is empty")
-        # Encode now: a value that is not JSON fails this caller alone, at once, and later
-        # changes to the caller's dicts cannot leak into the write.
-        args = save_args(result)
-        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        bound = None if result.bound_serial is None else serial_key(result.bound_serial)
-        op = SaveOp(
-            args, serial_key(serial), result.device_id, future, result.at, result.since, bound
-        )
+        op = save_op(result)
         self._submit(op)
         # Not shielded on purpose: a cancelled caller's write is still committed (the data
         # came from the CPE and is not lost), the caller just stops waiting for it.
-        return await future
+        return await op.future
 
     async def upsert_device(
         self, record: DeviceRecord, *, mac: MacChange | None = None
