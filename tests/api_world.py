@@ -1,11 +1,12 @@
 """A small operator world for API tests: a reseller with a sub-reseller, their customers,
-another customer, a model, and a token for every role."""
+another customer, a model, and a token for every role (made when first used)."""
 
 from __future__ import annotations
 
 import copy
 import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
 from apiclient import Api
 
@@ -66,14 +67,24 @@ def seed_body(serial: str, lan: str = "192.168.0") -> dict:
     return body
 
 
+#: which customer each role's token of a world belongs to (None: no customer)
+TOKEN_CUSTOMER = {"ADMIN": None, "RESELLER": "reseller", "OWNER": "own", "MANAGER": "own"}
+
+
 @dataclass
 class World:
     api: Api
     tokens: dict[str, str] = field(default_factory=dict)
     customers: dict[str, str] = field(default_factory=dict)
     model: str = ""
+    #: the daemon whose CLI creates a role's token when a test first acts as that role
+    #: (each is a CLI subprocess: most tests act as ADMIN only)
+    daemon: Any = None
 
     def as_(self, role: str) -> Api:
+        if role not in self.tokens and self.daemon is not None:
+            customer = TOKEN_CUSTOMER[role]
+            self.tokens[role] = token(self.daemon, role, customer and self.customers[customer])
         return self.api.as_(self.tokens[role])
 
 
@@ -113,14 +124,12 @@ def populate(world: World) -> None:
     world.model = reply.body["_id"]
 
 
-def build_world(daemon) -> World:
-    admin = Api(daemon.api_url, token(daemon, "ADMIN"))
-    world = World(api=admin)
-    world.tokens["ADMIN"] = admin.token or ""
+def build_world(daemon, admin_token: str | None = None) -> World:
+    """A new world on ``daemon`` (fresh customers every call); a role's token is created
+    when a test first acts as that role. ``admin_token`` reuses an ADMIN token of it."""
+    admin = Api(daemon.api_url, admin_token or token(daemon, "ADMIN"))
+    world = World(api=admin, tokens={"ADMIN": admin.token or ""}, daemon=daemon)
     populate(world)
-    world.tokens["RESELLER"] = token(daemon, "RESELLER", world.customers["reseller"])
-    world.tokens["OWNER"] = token(daemon, "OWNER", world.customers["own"])
-    world.tokens["MANAGER"] = token(daemon, "MANAGER", world.customers["own"])
     return world
 
 

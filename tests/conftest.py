@@ -227,30 +227,12 @@ def module_daemon(module_daemon_factory) -> Daemon:
     return module_daemon_factory()
 
 
-# Which customer each role's token of an API world belongs to (api_world.build_world).
-WORLD_TOKEN_CUSTOMER = {"ADMIN": None, "RESELLER": "reseller", "OWNER": "own", "MANAGER": "own"}
-
-
 def lazy_world(daemon: Daemon, admin_token: str | None = None):
-    """The world of ``api_world.build_world`` (same customers, model and roles), fresh
-    customers every call, but a role's token is created (with the CLI, like build_world) only
-    when a test first acts as that role. ``admin_token`` reuses an ADMIN token of the daemon.
-    """
-    from api_world import World, populate, token
-    from apiclient import Api
+    """The world of ``api_world.build_world`` (fresh customers every call, a role's token
+    created when a test first acts as that role)."""
+    from api_world import build_world
 
-    class LazyWorld(World):
-        def as_(self, role: str) -> Api:
-            if role not in self.tokens:
-                customer = WORLD_TOKEN_CUSTOMER[role]
-                self.tokens[role] = token(daemon, role, customer and self.customers[customer])
-            return super().as_(role)
-
-    admin = Api(daemon.api_url, admin_token or token(daemon, "ADMIN"))
-    world = LazyWorld(api=admin, tokens={"ADMIN": admin.token or ""})
-
-    populate(world)
-    return world
+    return build_world(daemon, admin_token)
 
 
 @pytest.fixture(scope="module")
