@@ -1,5 +1,8 @@
 """The whole path: a device POSTed through the API, the router Informs, acsd's Connection
-Request reaches it, it ends with the request's wifi and DHCP, and GET shows it ACTIVE."""
+Request reaches it, it ends with the request's wifi and DHCP, and GET shows it ACTIVE.
+
+The tests share one daemon and API world (module_daemon, module_world): each has routers,
+serials and MAC addresses of its own, and filters the audit and the log by its records."""
 
 from __future__ import annotations
 
@@ -9,11 +12,11 @@ import sqlite3
 import time
 
 from acsd.sim.runner import Simulation
-from api_world import build_world, device_body, seed_body
+from api_world import device_body, seed_body
 
 
-async def test_post_inform_connection_request_active(daemon):
-    world = build_world(daemon)
+async def test_post_inform_connection_request_active(module_daemon, module_world):
+    daemon, world = module_daemon, module_world
     sim = Simulation(
         daemon.cwmp_url, ["tplink-tr181"], 1, serial_prefix="E2E", interval=3600,
         cr_listen="127.0.0.1:0", ramp=0.01,
@@ -68,8 +71,8 @@ async def _until(predicate, timeout: float = 20.0) -> None:
         await asyncio.sleep(0.1)
 
 
-async def test_delete_releases_the_router_at_its_next_session(daemon):
-    world = build_world(daemon)
+async def test_delete_releases_the_router_at_its_next_session(module_daemon, module_world):
+    daemon, world = module_daemon, module_world
     sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="DEL")
     serial = sim.routers[0].serial
     assert (await sim.run_once()).ok == 1
@@ -91,12 +94,13 @@ async def test_delete_releases_the_router_at_its_next_session(daemon):
     assert (await sim.run_once()).ok == 1  # comes back as an unclaimed CPE
     again = daemon.device_json(serial)
     assert again["_id"] != device["_id"] and "customer" not in again
-    actions = [e["action"] for e in world.api.get("/audit").body["items"]]
+    audit = world.api.get("/audit").body["items"]
+    actions = [e["action"] for e in audit if e.get("resourceId") == device["_id"]]
     assert "device.delete" in actions and "device.create" in actions
 
 
-async def test_dhcp_addresses_no_lan_client_can_have_are_refused(daemon):
-    world = build_world(daemon)
+async def test_dhcp_addresses_no_lan_client_can_have_are_refused(module_daemon, module_world):
+    daemon, world = module_daemon, module_world
     sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="HOSTS")
     serial = sim.routers[0].serial
     assert (await sim.run_once()).ok == 1
@@ -129,11 +133,11 @@ async def test_dhcp_addresses_no_lan_client_can_have_are_refused(daemon):
     assert world.api.post("/network/device", body).status == 201
 
 
-async def test_a_replaced_router_takes_over_the_record(daemon):
+async def test_a_replaced_router_takes_over_the_record(module_daemon, module_world):
     """The router at a customer broke; the technician plugs in a new one, which calls in
     (unclaimed), and the operator PATCHes the record's serial number: settings, customer and
     history stay, the new router gets everything, the old one's reports are gone."""
-    world = build_world(daemon)
+    daemon, world = module_daemon, module_world
     # the old router's LAN is 192.168.1.0/24, the new one's 192.168.0.0/24
     old = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="SWAPOLD")
     new = Simulation(daemon.cwmp_url, ["tplink-tr181"], 1, serial_prefix="SWAPNEW")
@@ -182,17 +186,19 @@ async def test_a_replaced_router_takes_over_the_record(daemon):
     assert (await old.run_once()).ok == 1
     assert world.api.get(path).body["serialNumber"] == new_serial
     assert "customer" not in daemon.device_json(old_serial)
-    update = next(e for e in world.api.get("/audit").body["items"]
-                  if e["action"] == "device.update")  # fmt: skip
+    audit = world.api.get("/audit").body["items"]
+    update = next(
+        e for e in audit if (e["action"], e["resourceId"]) == ("device.update", device["_id"])
+    )
     assert (update["before"]["serialNumber"], update["after"]["serialNumber"]) == (
         old_serial, new_serial,
     )  # fmt: skip
 
 
-async def test_a_record_an_operator_made_is_no_router_to_merge(daemon):
+async def test_a_record_an_operator_made_is_no_router_to_merge(module_daemon, module_world):
     """`acsd device apply` may make a record without a customer: a PATCH to its serial
     must not delete its settings as if it were a router's own report."""
-    world = build_world(daemon)
+    daemon, world = module_daemon, module_world
     device = world.api.post("/network/device", {**device_body(world, "own", "MADE-1"),
                                                 "dhcp": None}).body  # fmt: skip
     daemon.apply({"serialNumber": "MADE-2", "notes": "spare for the 3rd floor"})
@@ -201,11 +207,11 @@ async def test_a_record_an_operator_made_is_no_router_to_merge(daemon):
     assert daemon.device_json("MADE-2")["notes"] == "spare for the 3rd floor"
 
 
-async def test_a_router_fills_in_its_mac_but_never_takes_one(daemon):
+async def test_a_router_fills_in_its_mac_but_never_takes_one(module_daemon, module_world):
     """The MAC a router reports fills a record that has none. It never replaces the MAC
     an operator typed, and never takes a MAC that another device has: the operator's
     device keeps it and a search by it finds that device alone."""
-    world = build_world(daemon)
+    daemon, world = module_daemon, module_world
     sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 2, serial_prefix="MAC")
     unclaimed, typed = (r.serial for r in sim.routers)
     body = {**device_body(world, "own", typed, mac="02:00:5E:00:00:0B"), "dhcp": None}
@@ -249,10 +255,12 @@ async def test_a_router_fills_in_its_mac_but_never_takes_one(daemon):
     assert [d["serialNumber"] for d in found.body["items"]] == [typed]
 
 
-async def test_a_router_asked_for_nothing_is_provisioned_once_it_called_in(daemon):
+async def test_a_router_asked_for_nothing_is_provisioned_once_it_called_in(
+    module_daemon, module_world
+):
     """A client testing `!status.provisioned` must not take every router without wifi or
     DHCP settings for one still waiting: once it has called in, it holds all it was asked."""
-    world = build_world(daemon)
+    daemon, world = module_daemon, module_world
     sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="NOTHING")
     body = {**device_body(world, "own", sim.routers[0].serial), "wifi": None, "dhcp": None}
     created = world.api.post("/network/device", body)
@@ -263,8 +271,8 @@ async def test_a_router_asked_for_nothing_is_provisioned_once_it_called_in(daemo
     assert device["state"] == "ACTIVE" and device["status"]["provisioned"] is True
 
 
-async def test_a_mac_the_old_router_reported_goes_with_it_on_a_swap(daemon):
-    world = build_world(daemon)
+async def test_a_mac_the_old_router_reported_goes_with_it_on_a_swap(module_daemon, module_world):
+    daemon, world = module_daemon, module_world
     sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 2, serial_prefix="MACSWAP")
     old, new = sim.routers
     body = {**device_body(world, "own", old.serial), "dhcp": None}
@@ -280,8 +288,10 @@ async def test_a_mac_the_old_router_reported_goes_with_it_on_a_swap(daemon):
     reply = world.api.patch(path, {"serialNumber": new.serial})
     assert reply.status == 200, reply.body
     assert reply.body["macAddress"] == mac_of[new.serial]  # the new router's own report
-    update = next(e for e in world.api.get("/audit").body["items"]
-                  if e["action"] == "device.update")  # fmt: skip
+    audit = world.api.get("/audit").body["items"]
+    update = next(
+        e for e in audit if (e["action"], e["resourceId"]) == ("device.update", device["_id"])
+    )
     assert (update["before"]["macAddress"], update["after"]["macAddress"]) == (
         mac_of[old.serial], mac_of[new.serial],
     )  # fmt: skip
@@ -291,11 +301,13 @@ async def test_a_mac_the_old_router_reported_goes_with_it_on_a_swap(daemon):
     assert daemon.device_json(old.serial)["macAddress"] == mac_of[old.serial]
 
 
-async def test_a_router_that_keeps_its_own_username_still_takes_connection_requests(daemon):
+async def test_a_router_that_keeps_its_own_username_still_takes_connection_requests(
+    module_daemon, module_world
+):
     # ISP-locked firmware refuses a new ConnectionRequestUsername (9008) but takes the
     # password: acsd must ask with the username the router holds, not the one it wanted.
     ms = "Device.ManagementServer."
-    world = build_world(daemon)
+    daemon, world = module_daemon, module_world
     sim = Simulation(
         daemon.cwmp_url, ["tplink-tr181"], 1, serial_prefix="CRU", interval=3600,
         cr_listen="127.0.0.1:0", ramp=0.01, faults={ms + "ConnectionRequestUsername": 9008},
@@ -308,7 +320,9 @@ async def test_a_router_that_keeps_its_own_username_still_takes_connection_reque
         await _until(lambda: router.stats.ok >= 1)
         assert router.tree.get(ms + "ConnectionRequestUsername") == "cpeadmin"
         assert len(router.tree.get(ms + "ConnectionRequestPassword")) >= 20
-        [refused] = daemon.events("session.cr_credentials_refused")
+        [refused] = [
+            e for e in daemon.events("session.cr_credentials_refused") if e["serial"] == serial
+        ]
         assert refused["parameters"] == [ms + "ConnectionRequestUsername"]
         assert refused["codes"] == [9008] and refused["username_kept"] is True
         reply = world.api.post("/network/device", device_body(world, "own", serial))
@@ -325,10 +339,10 @@ async def test_a_router_that_keeps_its_own_username_still_takes_connection_reque
     assert router.tree.get(ms + "ConnectionRequestPassword") not in daemon.log_text()
 
 
-async def test_a_create_of_a_customers_device_being_deleted_says_so(daemon):
+async def test_a_create_of_a_customers_device_being_deleted_says_so(module_daemon, module_world):
     # A customer's device keeps its customer while its router releases it: a create of its
     # serial must say why it cannot be had yet, not that the serial belongs to someone.
-    world = build_world(daemon)
+    daemon, world = module_daemon, module_world
     sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="RELOWN")
     serial = sim.routers[0].serial
     body = {**device_body(world, "own", serial), "dhcp": None, "wifi": None}
@@ -341,10 +355,10 @@ async def test_a_create_of_a_customers_device_being_deleted_says_so(daemon):
     assert refused.status == 422 and refused.body["message"] == "state", refused.body
 
 
-async def test_a_create_does_not_claim_a_router_being_released(daemon):
+async def test_a_create_does_not_claim_a_router_being_released(module_daemon, module_world):
     # An unclaimed router deleted by the operator is released at its next session and its
     # record goes: a device created on that record in between would go with it.
-    world = build_world(daemon)
+    daemon, world = module_daemon, module_world
     sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="RELCLAIM")
     serial = sim.routers[0].serial
     assert (await sim.run_once()).ok == 1
