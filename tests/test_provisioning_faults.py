@@ -24,8 +24,20 @@ SSID5 = "Device.WiFi.SSID.2.SSID"
 # the LAN of the tr181-generic simulated router (192.168.1.1/24)
 LAN = "192.168.1"
 
+# Most tests share one daemon (module_daemon): each has routers (a serial prefix) of its own
+# and reads only their events from the log.
 
-async def test_one_refused_parameter_leaves_the_others_applied(daemon):
+
+def errors(daemon, serial: str) -> list[dict]:
+    return [e for e in daemon.events("cwmp.session_error") if e.get("serial") == serial]
+
+
+def gpv_faults(daemon, serial: str) -> list[dict]:
+    return [e for e in daemon.events("session.gpv_fault") if e.get("serial") == serial]
+
+
+async def test_one_refused_parameter_leaves_the_others_applied(module_daemon):
+    daemon = module_daemon
     sim = Simulation(
         daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="PF", faults={SSID5: 9007}
     )
@@ -73,10 +85,11 @@ async def _refusing_router_applied(daemon, prefix: str, quirk: str):
     return serial, router
 
 
-async def test_a_refusal_that_names_no_parameter_is_narrowed_down(daemon):
+async def test_a_refusal_that_names_no_parameter_is_narrowed_down(module_daemon):
     # Many stacks refuse a whole SetParameterValues for one bad value with a bare 9003
     # (no SetParameterValuesFault): acsd halves the batch, by blocks of settings that go
     # together, until the refused block is alone, and everything else is applied.
+    daemon = module_daemon
     serial, router = await _refusing_router_applied(daemon, "PN", "bare-faults")
     # acsd's own management values too: without them Connection Requests cannot work
     assert router.tree.get("Device.ManagementServer.ConnectionRequestUsername") != ""
@@ -96,10 +109,11 @@ KEY5 = "Device.WiFi.AccessPoint.2.Security.KeyPassphrase"
 
 
 @pytest.mark.parametrize("quirks", [{"echo-values"}, {"echo-values", "bare-faults"}])
-async def test_a_refused_secret_is_not_repeated_on_the_job(daemon, quirks):
+async def test_a_refused_secret_is_not_repeated_on_the_job(module_daemon, quirks):
     # Firmware that quotes the refused value in its FaultString (per parameter, or in the
     # fault of the whole batch) must not put the wifi key on the job every token of the
     # customer reads, nor in the log.
+    daemon = module_daemon
     prefix = "PE" + str(len(quirks))
     sim = Simulation(
         daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix=prefix, faults={KEY5: 9007},
@@ -206,10 +220,13 @@ async def test_a_batch_applied_but_never_answered_is_read_again_not_held_back(
     assert job()["state"] == "DONE", job()
 
 
-async def test_an_empty_post_for_an_answer_is_not_taken_for_a_refusal_to_split(daemon, monkeypatch):
+async def test_an_empty_post_for_an_answer_is_not_taken_for_a_refusal_to_split(
+    module_daemon, monkeypatch
+):
     # A CPE that answers a SetParameterValues with an empty POST: acsd's own 8002 names
     # no parameter, but it is no refusal of the CPE to narrow down; the job stays
     # pending (it used to say DONE with nothing applied).
+    daemon = module_daemon
     from acsd.sim import session as sim_session
 
     post = sim_session.Session._post
@@ -232,9 +249,10 @@ async def test_an_empty_post_for_an_answer_is_not_taken_for_a_refusal_to_split(d
     assert {f["code"] for f in device["job"]["faults"]} == {8002}
 
 
-async def test_a_router_that_cannot_answer_a_large_read_is_read_in_halves(daemon):
+async def test_a_router_that_cannot_answer_a_large_read_is_read_in_halves(module_daemon):
     # Weak CPEs fail a GetParameterValues of many names as a whole (9004 resources
     # exceeded, or 9002): acsd asks in halves instead of giving up on the router.
+    daemon = module_daemon
     sim = Simulation(
         daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="PS", quirks={"small-gpv"}
     )
@@ -304,16 +322,17 @@ def stored_behind_the_api(daemon, prefix: str, column: str, path: str, value: st
     return sim, serial
 
 
-async def test_a_stored_value_xml_cannot_carry_fails_alone(daemon):
+async def test_a_stored_value_xml_cannot_carry_fails_alone(module_daemon):
     # A record from before the API refused such an SSID: the session must not fail on it
     # (it did, with HTTP 500, every time); the rest is applied and the job shows the value.
+    daemon = module_daemon
     sim, serial = stored_behind_the_api(daemon, "PX", "wifi", "$.ssid", "Sky\x00Net")
     assert (await sim.run_once()).ok == 1
     router = sim.router(serial)
     assert router.tree.get("Device.DHCPv4.Server.Pool.1.MinAddress") == f"{LAN}.100"
     assert router.tree.get(SSID5) == "Need4Speed"
     assert router.tree.get("Device.WiFi.SSID.1.SSID") != "Sky\x00Net"
-    assert daemon.events("cwmp.session_error") == []
+    assert errors(daemon, serial) == []
     device = daemon.device_json(serial)
     assert device["status"]["provisioned"] is False
     [fault] = device["job"]["faults"]
@@ -341,10 +360,11 @@ def test_device_apply_rejects_bad_bodies_and_stores_nothing(daemon, tmp_path: Pa
     assert json.loads(daemon.cli("device", "list", "--json").stdout) == []
 
 
-async def test_device_apply_refuses_what_the_api_refuses(daemon, tmp_path: Path):
+async def test_device_apply_refuses_what_the_api_refuses(module_daemon, tmp_path: Path):
     """``acsd device apply`` writes the same records as the API: it refuses references to
     records that do not exist, a MAC another device has, and a pool outside the LAN the
     router reported (it pushed such a pool before), and leaves the record as it was."""
+    daemon = module_daemon
 
     def refused(body: dict, message: str) -> None:
         path = tmp_path / "refused.json"
@@ -395,9 +415,10 @@ async def test_device_apply_refuses_what_the_api_refuses(daemon, tmp_path: Path)
     assert sim.router(serial).tree.get("Device.DHCPv4.Server.Pool.1.MinAddress") == f"{LAN}.100"
 
 
-def test_device_apply_does_not_take_a_customers_device_away(daemon, tmp_path: Path):
+def test_device_apply_does_not_take_a_customers_device_away(module_daemon, tmp_path: Path):
     """A customer's device, made through the API: a body that leaves its customer out (or
     names another) would detach it, as the replace is whole. Refused, nothing changed."""
+    daemon = module_daemon
     world = build_world(daemon)
     own = world.customers["own"]
     reply = world.api.post("/network/device", device_body(world, "own", "CUSTDEV01"))
@@ -422,10 +443,11 @@ def test_device_apply_does_not_take_a_customers_device_away(daemon, tmp_path: Pa
     assert (applied["_id"], applied["customer"], applied["name"]) == (device["_id"], own, "kept")
 
 
-async def test_a_pool_outside_the_lan_the_router_reports_is_not_sent(daemon):
+async def test_a_pool_outside_the_lan_the_router_reports_is_not_sent(module_daemon):
     """Created before the router ever reported (only the pool's own /16 to check then),
     the seed's 192.168.0.x pool meets a router whose LAN is 192.168.1.1/24: acsd sends
     the wifi, no DHCP setting, and the job says why, until the operator mends the pool."""
+    daemon = module_daemon
     sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="PL")
     serial = sim.routers[0].serial
     daemon.apply(seed_body(serial))
@@ -461,17 +483,20 @@ async def test_a_pool_outside_the_lan_the_router_reports_is_not_sent(daemon):
     assert device["job"]["state"] == "DONE" and device["status"]["provisioned"] is True
 
 
-async def test_a_stored_pool_that_is_no_address_does_not_fail_the_session(daemon):
+async def test_a_stored_pool_that_is_no_address_does_not_fail_the_session(module_daemon):
     # A record from before the API checked addresses: the LAN check of the plan must not
     # turn it into a failed session every time.
-    sim, serial = stored_behind_the_api(daemon, "PN", "dhcp", "$.ipPoolStart", "nowhere")
+    daemon = module_daemon
+    sim, serial = stored_behind_the_api(daemon, "PQ", "dhcp", "$.ipPoolStart", "nowhere")
     for _ in range(2):
         assert (await sim.run_once()).ok == 1
     assert sim.router(serial).tree.get("Device.WiFi.SSID.1.SSID") == "SkyNet"
-    assert daemon.events("cwmp.session_error") == []
+    assert errors(daemon, serial) == []
 
 
-def test_drift_check_off_leaves_hand_made_changes(daemon):
+def test_drift_check_off_leaves_hand_made_changes(module_daemon):
+    daemon = module_daemon
+
     async def run() -> None:
         sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="PD")
         serial = sim.routers[0].serial
@@ -551,10 +576,11 @@ async def test_a_name_that_faulted_alone_leaves_the_routers_list_once_settled():
     assert driver.memory["faultedAlone"] == [] and lacked in driver.fetch.absent
 
 
-async def test_a_table_the_router_cannot_read_is_not_taken_for_empty(daemon):
+async def test_a_table_the_router_cannot_read_is_not_taken_for_empty(module_daemon):
     """A router that faults a table object with 9002 (internal error, a weak CPE's answer
     too large even alone): its rows are unknown, not absent, so nothing is planned that
     session (no row added again, no half of a group sent) and the job stays as it was."""
+    daemon = module_daemon
     sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="UNREAD")
     router = sim.routers[0]
     daemon.apply(seed_body(router.serial, LAN))
@@ -582,7 +608,7 @@ async def test_a_table_the_router_cannot_read_is_not_taken_for_empty(daemon):
         assert rows() == ["1"]
         assert set(router.stats.rpcs[-1]) == {"GetParameterValues"}
         assert daemon.device_json(router.serial)["job"] == done
-        assert [e.get("name") for e in daemon.events("session.gpv_fault")][-1] == table
+        assert [e.get("name") for e in gpv_faults(daemon, router.serial)][-1] == table
     router.handle = handle  # type: ignore[method-assign]
     assert (await sim.run_once()).ok == 1
     assert rows() == ["1"]
@@ -590,11 +616,12 @@ async def test_a_table_the_router_cannot_read_is_not_taken_for_empty(daemon):
     assert device["state"] == "ACTIVE" and device["job"]["state"] == "DONE", device["job"]
 
 
-async def test_dhcp_waits_while_a_fault_hides_the_lan_address(daemon):
+async def test_dhcp_waits_while_a_fault_hides_the_lan_address(module_daemon):
     """A router whose LAN moved to 10.9.8.0/24 and that faults 9002 on its LAN address:
     without the address, the pool (in the LAN the record was checked against) cannot be
     held against the LAN, so nothing of the DHCP settings is sent and the job says why;
     the wifi is applied. Once the router answers again, the pool meets the LAN check."""
+    daemon = module_daemon
     sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="PH")
     serial = sim.routers[0].serial
     daemon.apply(seed_body(serial, LAN))
@@ -617,7 +644,7 @@ async def test_dhcp_waits_while_a_fault_hides_the_lan_address(daemon):
     pool = "Device.DHCPv4.Server.Pool.1."
     assert router.tree.get("Device.WiFi.SSID.1.SSID") == "SkyNet2"
     assert router.tree.get(pool + "MinAddress") == f"{LAN}.100"  # not sent
-    faulted = {e.get("name") for e in daemon.events("session.gpv_fault")}
+    faulted = {e.get("name") for e in gpv_faults(daemon, serial)}
     assert address in faulted or "Device.IP.Interface." in faulted
     device = daemon.device_json(serial)
     assert device["status"]["provisioned"] is False
@@ -635,11 +662,12 @@ async def test_dhcp_waits_while_a_fault_hides_the_lan_address(daemon):
     )
 
 
-async def test_a_setting_the_router_cannot_read_waits_and_the_rest_is_applied(daemon):
+async def test_a_setting_the_router_cannot_read_waits_and_the_rest_is_applied(module_daemon):
     """Firmware that faults 9002 (not 9005) reading a setting's leaf: the first time the
     read fails as a whole (a one-off fault must not change what is sent); when the leaf
     faults alone again, the rest is applied, the setting waits and the job says why; once
     the router reads it, it is applied too."""
+    daemon = module_daemon
     sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="PU")
     serial = sim.routers[0].serial
     router = sim.router(serial)
@@ -668,9 +696,10 @@ async def test_a_setting_the_router_cannot_read_waits_and_the_rest_is_applied(da
     assert device["job"]["state"] == "DONE" and device["status"]["provisioned"] is True
 
 
-async def test_an_unreadable_setting_keeps_the_job_pending_not_failed(daemon):
+async def test_an_unreadable_setting_keeps_the_job_pending_not_failed(module_daemon):
     """A setting the router could not read is not refused: the next session asks again,
     so the job is PENDING and the device still PROVISIONING, however often that is."""
+    daemon = module_daemon
     sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="PJ")
     serial = sim.routers[0].serial
     router = sim.router(serial)
@@ -686,10 +715,11 @@ async def test_an_unreadable_setting_keeps_the_job_pending_not_failed(daemon):
     assert fault["message"] == f"{SSID5} could not be read (fault 9002)"
 
 
-async def test_a_sibling_that_reads_a_name_does_not_stop_one_that_cannot(daemon):
+async def test_a_sibling_that_reads_a_name_does_not_stop_one_that_cannot(module_daemon):
     """Two routers of one kind: one faults 9002 reading the 5 GHz SSID, the other reads
     it. What the healthy one answers must not make the other fail its read again: the
     faulting router remembers the name itself and is provisioned but for that setting."""
+    daemon = module_daemon
     bad = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="RK")
     good = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="RG")
     bad_serial, good_serial = bad.routers[0].serial, good.routers[0].serial
@@ -712,9 +742,10 @@ async def test_a_sibling_that_reads_a_name_does_not_stop_one_that_cannot(daemon)
     assert daemon.device_json(bad_serial)["job"]["state"] == "DONE"
 
 
-async def test_reservations_all_removed_wait_for_a_table_the_router_can_read(daemon):
+async def test_reservations_all_removed_wait_for_a_table_the_router_can_read(module_daemon):
     """The operator removes every reservation while the router faults reading the table:
     the rows still on it cannot be found, so the job is not done until they are gone."""
+    daemon = module_daemon
     sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="PV")
     serial = sim.routers[0].serial
     router = sim.router(serial)
@@ -740,9 +771,10 @@ async def test_reservations_all_removed_wait_for_a_table_the_router_can_read(dae
     assert daemon.device_json(serial)["job"]["state"] == "DONE"
 
 
-async def test_an_unreadable_object_that_holds_the_lan_holds_the_dhcp_settings_back(daemon):
+async def test_an_unreadable_object_that_holds_the_lan_holds_the_dhcp_settings_back(module_daemon):
     """The IP interfaces faulting alone twice: the static-line paths under them wait, and
     the LAN address read there is unknown, so the DHCP settings wait too; wifi goes."""
+    daemon = module_daemon
     sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="PI")
     serial = sim.routers[0].serial
     router = sim.router(serial)
@@ -814,10 +846,11 @@ async def test_a_read_answer_over_max_body_is_asked_for_in_halves_from_then_on(d
     assert router.stats.session_gpvs(router.stats.sessions - 1) == [names]
 
 
-async def test_a_refusal_that_names_the_object_refuses_only_what_was_sent_there(daemon):
+async def test_a_refusal_that_names_the_object_refuses_only_what_was_sent_there(module_daemon):
     # Firmware that names the refused parameter's object (Device.WiFi.SSID.2.) instead of
     # the parameter: what was sent in that object waits for its retry, and everything else
     # is applied (it used to fail the whole batch, every setting, until the job FAILED).
+    daemon = module_daemon
     serial, router = await _refusing_router_applied(daemon, "PO", "object-faults")
     assert router.tree.get(SSID5) != "Need4Speed"
     job = daemon.device_json(serial)["job"]
