@@ -3,7 +3,10 @@ vendor's paths, a second session sends nothing, a value changed by hand is put b
 removed reservation is deleted from the router's table.
 
 The expected paths are written out here from the vendor documentation (cwmp-reference §8),
-not taken from the profiles, so a wrong profile path fails."""
+not taken from the profiles, so a wrong profile path fails.
+
+The tests share one daemon (module_daemon): each has routers of its own serial prefix (with
+the vendor's tree in it where a test runs for several)."""
 
 from __future__ import annotations
 
@@ -127,9 +130,10 @@ def rows(tree: dict[str, str], table: str) -> dict[int, dict[str, str]]:
 
 @pytest.mark.parametrize("vendor", VENDORS, ids=[v.tree for v in VENDORS])
 async def test_vendor_router_ends_with_the_seed_settings_at_its_paths(
-    daemon, tmp_path: Path, vendor: Vendor
+    module_daemon, tmp_path: Path, vendor: Vendor
 ):
-    sim = Simulation(daemon.cwmp_url, [vendor.tree], 1, serial_prefix="PV")
+    daemon = module_daemon
+    sim = Simulation(daemon.cwmp_url, [vendor.tree], 1, serial_prefix=f"PV-{vendor.tree}")
     serial = sim.routers[0].serial
     created = daemon.apply(seed_body(serial, vendor.lan))
     assert created["state"] == "PROVISIONING" and created["jobs"] == 1
@@ -194,10 +198,11 @@ async def test_vendor_router_ends_with_the_seed_settings_at_its_paths(
 
 
 @pytest.mark.parametrize("vendor", VENDORS, ids=[v.tree for v in VENDORS])
-async def test_a_reservation_made_on_the_router_by_hand_stays(daemon, vendor: Vendor):
+async def test_a_reservation_made_on_the_router_by_hand_stays(module_daemon, vendor: Vendor):
     # The customer reserved an address on the router's own web page before acsd managed
     # its reservations: acsd adds and deletes its own rows, and leaves that one alone.
-    sim = Simulation(daemon.cwmp_url, [vendor.tree], 1, serial_prefix="PH")
+    daemon = module_daemon
+    sim = Simulation(daemon.cwmp_url, [vendor.tree], 1, serial_prefix=f"PH-{vendor.tree}")
     serial = sim.routers[0].serial
     router = sim.router(serial)
     theirs = router.tree.add_object(vendor.table, "")
@@ -225,11 +230,12 @@ async def test_a_reservation_made_on_the_router_by_hand_stays(daemon, vendor: Ve
 
 
 @pytest.mark.parametrize("vendor", [VENDORS[0], VENDORS[4]], ids=lambda v: v.tree)
-async def test_a_reservation_of_an_address_the_customer_reserved_is_refused(daemon, vendor):
+async def test_a_reservation_of_an_address_the_customer_reserved_is_refused(module_daemon, vendor):
     # The customer reserved the seed's address on the router for another client: acsd
     # leaves that row, sends the rest, and the job names the clash instead of a second
     # reservation of one address (refused by the router, or handed to two clients).
-    sim = Simulation(daemon.cwmp_url, [vendor.tree], 1, serial_prefix="PC")
+    daemon = module_daemon
+    sim = Simulation(daemon.cwmp_url, [vendor.tree], 1, serial_prefix=f"PC-{vendor.tree}")
     serial = sim.routers[0].serial
     router = sim.router(serial)
     theirs = router.tree.add_object(vendor.table, "")
@@ -259,7 +265,8 @@ async def test_a_reservation_of_an_address_the_customer_reserved_is_refused(daem
     assert daemon.device_json(serial)["job"]["state"] == "DONE"
 
 
-async def test_a_lease_time_that_needs_a_reboot_reboots_once(daemon, tmp_path: Path):
+async def test_a_lease_time_that_needs_a_reboot_reboots_once(module_daemon, tmp_path: Path):
+    daemon = module_daemon
     sim = Simulation(daemon.cwmp_url, ["zyxel-vmg8825"], 1, serial_prefix="PZ")
     serial = sim.routers[0].serial
     daemon.apply(seed_body(serial, "192.168.1"))
@@ -289,7 +296,8 @@ async def test_the_reboot_note_goes_with_the_reboot_without_drift_checks(daemon_
     assert note not in daemon.device_json(serial)["job"]["notes"]
 
 
-async def test_factory_reset_router_gets_everything_again(daemon, tmp_path: Path):
+async def test_factory_reset_router_gets_everything_again(module_daemon, tmp_path: Path):
+    daemon = module_daemon
     first = Simulation(daemon.cwmp_url, ["huawei-hg8245"], 1, serial_prefix="PR")
     serial = first.routers[0].serial
     daemon.apply(seed_body(serial, "192.168.100"))
@@ -307,8 +315,9 @@ async def test_factory_reset_router_gets_everything_again(daemon, tmp_path: Path
 
 
 async def test_the_job_keeps_its_time_while_sessions_find_everything_in_place(
-    daemon, tmp_path: Path
+    module_daemon, tmp_path: Path
 ):
+    daemon = module_daemon
     sim = Simulation(daemon.cwmp_url, ["tplink-tr181"], 1, serial_prefix="PJ")
     serial = sim.routers[0].serial
     daemon.apply({**SEED_BODY, "serialNumber": serial})
@@ -344,11 +353,12 @@ def band_switches(vendor: Vendor, band: int) -> list[str]:
 
 
 @pytest.mark.parametrize("vendor", VENDORS, ids=[v.tree for v in VENDORS])
-async def test_wifi_on_turns_on_the_radio_and_off_only_the_ssid(daemon, vendor: Vendor):
+async def test_wifi_on_turns_on_the_radio_and_off_only_the_ssid(module_daemon, vendor: Vendor):
     # A router whose radios (and TR-181 access points) are off: "enabled" must make the
     # networks broadcast, not just flip the SSIDs' own switches. "Off" then turns off the
     # SSID alone: the radio carries the band's guest network too.
-    sim = Simulation(daemon.cwmp_url, [vendor.tree], 1, serial_prefix="PW")
+    daemon = module_daemon
+    sim = Simulation(daemon.cwmp_url, [vendor.tree], 1, serial_prefix=f"PW-{vendor.tree}")
     serial = sim.routers[0].serial
     router = sim.router(serial)
     switches = band_switches(vendor, 0) + band_switches(vendor, 1)
@@ -379,12 +389,15 @@ TR098_VENDORS = [v for v in VENDORS if v.table.startswith("InternetGatewayDevice
 @pytest.mark.parametrize("enable", [True, None], ids=["with-enable", "pool-only"])
 @pytest.mark.parametrize("vendor", TR098_VENDORS, ids=[v.tree for v in TR098_VENDORS])
 async def test_a_tr098_dhcp_server_on_its_defaults_is_made_configurable(
-    daemon, vendor: Vendor, enable: bool | None
+    module_daemon, vendor: Vendor, enable: bool | None
 ):
     # DHCPServerConfigurable false: the gateway keeps its default DHCP server settings
     # (TR-098), so the pool acsd writes would not be served. It is set true with them,
     # also when the record leaves the server's switch as it is and gives only the pool.
-    sim = Simulation(daemon.cwmp_url, [vendor.tree], 1, serial_prefix="PD")
+    daemon = module_daemon
+    sim = Simulation(
+        daemon.cwmp_url, [vendor.tree], 1, serial_prefix=f"PD{enable or 0:d}-{vendor.tree}"
+    )
     serial = sim.routers[0].serial
     router = sim.router(serial)
     router.set_local(LH + "DHCPServerConfigurable", "false")
@@ -416,8 +429,11 @@ def _open_security(vendor: Vendor, band: int) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("vendor", VENDORS, ids=[v.tree for v in VENDORS])
-async def test_an_empty_password_makes_an_open_network_the_router_takes(daemon, vendor: Vendor):
-    sim = Simulation(daemon.cwmp_url, [vendor.tree], 1, serial_prefix="PO")
+async def test_an_empty_password_makes_an_open_network_the_router_takes(
+    module_daemon, vendor: Vendor
+):
+    daemon = module_daemon
+    sim = Simulation(daemon.cwmp_url, [vendor.tree], 1, serial_prefix=f"PO-{vendor.tree}")
     serial = sim.routers[0].serial
     body = seed_body(serial, vendor.lan)
     body["wifi"] = {**body["wifi"], "password": "", "password5G": ""}
@@ -448,10 +464,11 @@ RAW_KEY = "00112233445566778899aabbccddeeff" * 2
     ],
     ids=lambda v: v.tree if isinstance(v, Vendor) else "",
 )  # fmt: skip
-async def test_a_raw_key_reaches_the_routers_psk_and_holds(daemon, vendor: Vendor, raw):
+async def test_a_raw_key_reaches_the_routers_psk_and_holds(module_daemon, vendor: Vendor, raw):
     # A 64-hex-digit key is the PSK itself: KeyPassphrase (8-63 characters) would refuse
     # it (9007) every session; the model's PreSharedKey takes it.
-    sim = Simulation(daemon.cwmp_url, [vendor.tree], 1, serial_prefix="PK")
+    daemon = module_daemon
+    sim = Simulation(daemon.cwmp_url, [vendor.tree], 1, serial_prefix=f"PK-{vendor.tree}")
     serial = sim.routers[0].serial
     body = seed_body(serial, vendor.lan)
     body["wifi"] = {**body["wifi"], "password": RAW_KEY, "password5G": RAW_KEY.upper()}
@@ -479,9 +496,10 @@ async def six_ghz_session(daemon, tree: str, prefix: str) -> tuple[Simulation, d
     return sim, body, serial
 
 
-async def test_6ghz_settings_leave_a_dual_band_routers_third_ssid_alone(daemon):
+async def test_6ghz_settings_leave_a_dual_band_routers_third_ssid_alone(module_daemon):
     # tr181-generic has two radios: the 6 GHz settings are listed as not on this router,
     # the job still ends DONE, and the next session reads nothing it lacks again.
+    daemon = module_daemon
     sim, _body, serial = await six_ghz_session(daemon, "tr181-generic", "P6")
     router = sim.router(serial)
     assert not [p for p, v in router.tree.flat().items() if v == "Sky6"]
@@ -497,7 +515,8 @@ async def test_6ghz_settings_leave_a_dual_band_routers_third_ssid_alone(daemon):
     assert router.stats.rpcs[-1] == ["GetParameterValues"]
 
 
-async def test_a_wifi_6e_router_gets_its_6ghz_network_and_band_steerings_copy(daemon):
+async def test_a_wifi_6e_router_gets_its_6ghz_network_and_band_steerings_copy(module_daemon):
+    daemon = module_daemon
     sim, body, serial = await six_ghz_session(daemon, "tr181-wifi6e", "P6E")
     router = sim.router(serial)
     tree = router.tree.flat()
@@ -522,10 +541,11 @@ async def test_a_wifi_6e_router_gets_its_6ghz_network_and_band_steerings_copy(da
     assert daemon.device_json(serial)["state"] == "ACTIVE"
 
 
-async def test_5ghz_settings_leave_a_tr098_routers_2ghz_guest_network_alone(daemon):
+async def test_5ghz_settings_leave_a_tr098_routers_2ghz_guest_network_alone(module_daemon):
     # tr098-ont (no vendor profile: plain tr098) has its 5 GHz SSID at .5 and a 2.4 GHz
     # guest network at .2, where tr098 writes 5 GHz: the guest network keeps its name,
     # switch and password, the job lists wifi.5g.* as not on this router and ends DONE.
+    daemon = module_daemon
     sim = Simulation(daemon.cwmp_url, ["tr098-ont"], 1, serial_prefix="P5")
     serial = sim.routers[0].serial
     router = sim.router(serial)
@@ -559,10 +579,11 @@ async def test_5ghz_settings_leave_a_tr098_routers_2ghz_guest_network_alone(daem
         ("nokia-g240w", "PossibleChannels", "1-13"),
     ],
 )
-async def test_an_ont_whose_fifth_ssid_is_not_5ghz_keeps_it(daemon, tree, band, other):
+async def test_an_ont_whose_fifth_ssid_is_not_5ghz_keeps_it(module_daemon, tree, band, other):
     # The same firmware with a 2.4 GHz SSID at .5 (a single-band build): the vendor's band
     # parameter says so, and the 5 GHz settings leave it alone.
-    sim = Simulation(daemon.cwmp_url, [tree], 1, serial_prefix="P5V")
+    daemon = module_daemon
+    sim = Simulation(daemon.cwmp_url, [tree], 1, serial_prefix=f"P5V-{tree}")
     serial = sim.routers[0].serial
     router = sim.router(serial)
     router.tree.set_local(f"{W}5.{band}", other)
