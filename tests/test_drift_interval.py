@@ -13,20 +13,28 @@ LAN = "192.168.1"
 SSID = "Device.WiFi.SSID.1.SSID"
 
 
+def wait_past(start: float, seconds: float) -> None:
+    """Sleep until ``seconds`` after ``start`` (time.monotonic()): what the test did since
+    (CLI calls, sessions) counts toward the wait."""
+    time.sleep(max(0.0, start + seconds - time.monotonic()))
+
+
 async def _applied(daemon, prefix: str):
+    """A router that took the seed's settings: (sim, router, when its session was over)."""
     sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix=prefix)
     serial = sim.routers[0].serial
     daemon.apply(seed_body(serial, LAN))
     assert (await sim.run_once()).ok == 1
+    checked = time.monotonic()
     router = sim.router(serial)
     assert router.tree.get(SSID) == "SkyNet"
     assert daemon.device_json(serial)["job"]["state"] == "DONE"
-    return sim, router
+    return sim, router, checked
 
 
 async def test_a_hand_made_change_is_put_back_once_the_interval_has_passed(daemon_factory):
     daemon = daemon_factory(provisioning={"drift_check_interval": 2})
-    sim, router = await _applied(daemon, "DI")
+    sim, router, checked = await _applied(daemon, "DI")
     router.set_local(SSID, "Mine now")
     for wan in ("IP.Interface.2.IPv4Address.1.IPAddress", "DHCPv4.Client.1.IPAddress"):
         router.set_local("Device." + wan, "203.0.113.7")
@@ -34,7 +42,7 @@ async def test_a_hand_made_change_is_put_back_once_the_interval_has_passed(daemo
     assert (await sim.run_once()).ok == 1
     assert router.tree.get(SSID) == "Mine now"
     assert daemon.device_json(router.serial)["status"]["wanIp"] == "203.0.113.7"
-    time.sleep(2.1)
+    wait_past(checked, 2.1)  # the interval since the settings were checked
     assert (await sim.run_once()).ok == 1
     assert router.tree.get(SSID) == "SkyNet"
     # checked just now: another change waits for the next interval
@@ -45,7 +53,7 @@ async def test_a_hand_made_change_is_put_back_once_the_interval_has_passed(daemo
 
 async def test_a_boot_or_a_value_change_checks_at_once(daemon_factory):
     daemon = daemon_factory(provisioning={"drift_check_interval": 3600})
-    sim, router = await _applied(daemon, "DB")
+    sim, router, _ = await _applied(daemon, "DB")
     router.set_local(SSID, "Mine now")
     assert (await sim.run_once()).ok == 1
     assert router.tree.get(SSID) == "Mine now"
@@ -61,7 +69,7 @@ async def test_a_boot_or_a_value_change_checks_at_once(daemon_factory):
 
 
 async def test_the_default_checks_every_session(daemon):
-    sim, router = await _applied(daemon, "DD")
+    sim, router, _ = await _applied(daemon, "DD")
     router.set_local(SSID, "Mine now")
     assert (await sim.run_once()).ok == 1
     assert router.tree.get(SSID) == "SkyNet"
@@ -71,16 +79,17 @@ async def test_a_refused_repair_is_retried_after_retry_base_not_the_interval(dae
     # The router refuses the SSID being put back: the job says retry after retry_base, and
     # that is when it is tried again, not an interval (an hour) later.
     daemon = daemon_factory(provisioning={"drift_check_interval": 3600, "retry_base": 1})
-    sim, router = await _applied(daemon, "DR")
+    sim, router, _ = await _applied(daemon, "DR")
     router.set_local(SSID, "Mine now")
     router.cpe.faults = {SSID: 9007}
     router.reboot()  # a BOOT: checked at once, and the router refuses the repair
     assert (await sim.run_once()).ok == 1
+    refused = time.monotonic()
     assert router.tree.get(SSID) == "Mine now"
     job = daemon.device_json(router.serial)["job"]
     assert job["state"] == "PENDING" and job["faults"][0]["code"] == 9007
     router.cpe.faults = {}
-    time.sleep(1.2)  # retry_base
+    wait_past(refused, 1.2)  # retry_base
     assert (await sim.run_once()).ok == 1
     assert router.tree.get(SSID) == "SkyNet"
     assert daemon.device_json(router.serial)["job"]["state"] == "DONE"
