@@ -392,9 +392,17 @@ def test_a_stale_nonce_gets_a_challenge_with_stale_true(daemon_factory):
     _refused(answer, challenge["nonce"], stale=True)
     assert not closes(answer)  # the CPE did nothing wrong: it retries on this connection
     assert devices(daemon) == []
-    # ...with the fresh nonce (valid for 3 s), which works
-    header = digest_header(challenges(answer)[-1], "AUTH0001", PASSWORD)
-    assert wire.post(inform("AUTH0001"), headers={"Authorization": header}).status == 200
+    # ...with the fresh nonce, which works. Valid for 3 s from the challenge: on a loaded
+    # machine the retry may come later, and then it is stale in its turn (and only stale:
+    # the password is right), so the CPE retries again, as a real one does.
+    for _ in range(3):
+        header = digest_header(challenges(answer)[-1], "AUTH0001", PASSWORD)
+        retried = wire.post(inform("AUTH0001"), headers={"Authorization": header})
+        if retried.status == 200:
+            break
+        _refused(retried, challenges(answer)[-1]["nonce"], stale=True)
+        answer = retried
+    assert retried.status == 200
 
 
 def test_a_stale_nonce_with_a_wrong_password_is_a_plain_failure(daemon_factory):
