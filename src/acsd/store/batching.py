@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -55,7 +56,7 @@ def log_failed(exc: Exception, kind: str) -> None:
         log.warning("store_write_failed", error=repr(exc), kind=kind)
 
 
-class BatchWriter:
+class BatchWriter(ABC):
     """The write queue and the task that drains it. A backend adds the transaction
     (:meth:`_run_batch`), a call isolated inside a batch (:meth:`_apply_isolated`) and the
     session saves' upsert (:meth:`_apply_saves`)."""
@@ -191,15 +192,17 @@ class BatchWriter:
             start = end
         return results
 
+    @abstractmethod
     async def _run_batch(self, batch: list[Op]) -> None:
         """Commit the batch in one transaction (:meth:`_apply`) and :meth:`_resolve` each
         op, or after a rollback, :meth:`_batch_failed`."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def _apply_isolated(self, conn: Any, op: CallOp) -> Any:
         """Run a call of a larger batch so that when it fails only its own writes are
         undone (a :class:`Failed` then) and the rest of the batch still commits."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def _apply_saves(self, conn: Any, saves: list[SaveOp]) -> list[str | Failed]:
-        raise NotImplementedError
+        """Upsert a run of session saves inside the open transaction; the device id each
+        wrote, or a :class:`Failed` for one that failed alone or a later session overtook."""
