@@ -783,6 +783,29 @@ def test_an_envelope_without_a_body_but_with_something_else_is_still_refused(dae
     assert "no SOAP Body" in fault.string
 
 
+_UNSUPPORTED_HEADER = (
+    '<SOAP-ENV:Header><c:ID xmlns:c="urn:dslforum-org:cwmp-9-9" SOAP-ENV:mustUnderstand="1">'
+    "9</c:ID></SOAP-ENV:Header>"
+)
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["", "<SOAP-ENV:Body/>", "<SOAP-ENV:Body>\n</SOAP-ENV:Body>"],
+    ids=["no-body", "empty-body", "white-space-body"],
+)
+def test_an_empty_message_in_an_unsupported_cwmp_version_is_refused(module_daemon, body):
+    # A Header in a CWMP version acsd does not speak is refused as in any other message
+    # (400, the session ends), with or without an empty Body after it: the empty Body
+    # was taken for the empty POST unchecked, and the session went on in cwmp-1-0.
+    wire = Wire(module_daemon.cwmp_url)
+    serial = f"EMPTYNS{len(body)}"
+    assert wire.post(envelope(inform_body(serial), ns=NS)).status == 200
+    answer = wire.post(_bodyless(_UNSUPPORTED_HEADER + body))
+    assert answer.status == 400, answer.text
+    assert "unsupported CWMP namespace 'urn:dslforum-org:cwmp-9-9'" in answer.text
+
+
 def test_a_content_type_with_a_comma_before_its_charset_is_read(daemon):
     # "text/xml, charset=utf-8" (a comma for the semicolon) was answered 415 at every
     # session. The charset after the comma counts: this UTF-16 body has no byte order mark.

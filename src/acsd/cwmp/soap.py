@@ -750,11 +750,18 @@ def _bodyless(root: etree._Element) -> SoapError:
         or any((c.tail or "").strip() for c in root)
     ):
         return SoapError("no SOAP Body")
-    for c in _elements(kids[0]) if kids else ():
+    return _empty_message(kids[0] if kids else None, "no SOAP Body")
+
+
+def _empty_message(header: etree._Element | None, reason: str) -> SoapError:
+    """The empty message (a Header alone, or with an empty Body): EmptyEnvelope, unless
+    its Header speaks a CWMP version acsd does not, which is refused (plain 400) as in
+    any other message, whether or not a Body follows it."""
+    for c in _elements(header) if header is not None else ():
         ns = _ns(c.tag)
         if ns.startswith(_CWMP_STEM) and ns not in _CWMP_SET:
             return SoapError(f"unsupported CWMP namespace {ns[:80]!r}", fault_code=None)
-    return EmptyEnvelope("no SOAP Body")
+    return EmptyEnvelope(reason)
 
 
 def parse_envelope(data: bytes) -> Envelope:
@@ -816,7 +823,7 @@ def parse_envelope(data: bytes) -> Envelope:
         raise _bodyless(root)
     rpc_els = _elements(body)
     if not rpc_els and not (body.text or "").strip():
-        raise EmptyEnvelope("SOAP Body must hold exactly one element, not 0")
+        raise _empty_message(header, "SOAP Body must hold exactly one element, not 0")
     if len(rpc_els) != 1:
         raise SoapError(f"SOAP Body must hold exactly one element, not {len(rpc_els)}")
     rpc_el = rpc_els[0]
