@@ -308,6 +308,45 @@ async def test_retries_back_off_and_stop(daemon_factory):
     assert device["state"] == "ACTIVE" and device["status"]["provisioned"] is True
 
 
+async def test_a_denied_parameter_is_tried_once_more_then_failed(module_daemon_factory):
+    # 9001 (request denied) is a locked parameter or a busy router: acsd tries once more
+    # after the back-off, and a second denial fails the job (cwmp-reference's fault
+    # table), where other faults go on to retry_max_attempts.
+    daemon = module_daemon_factory(provisioning={"retry_base": 0.3})
+    sim = Simulation(
+        daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="PD", faults={SSID5: 9001}
+    )
+    serial = sim.routers[0].serial
+    router = sim.router(serial)
+    daemon.apply(seed_body(serial, LAN))
+
+    def sent() -> int:
+        return sum(SSID5 in dict(spv) for spv in router.stats.spv)
+
+    assert (await sim.run_once()).ok == 1
+    job = daemon.device_json(serial)["job"]
+    assert job["state"] == "PENDING", job
+    [fault] = job["faults"]
+    assert fault["code"] == 9001 and fault["attempts"] == 1, fault
+
+    await asyncio.sleep(0.5)  # past the back-off
+    assert (await sim.run_once()).ok == 1
+    assert sent() == 2
+    device = daemon.device_json(serial)
+    job = device["job"]
+    assert job["state"] == "FAILED", job
+    assert device["state"] == "ACTIVE" and device["jobs"] == 0
+    assert device["status"]["provisioned"] is False
+    [fault] = job["faults"]
+    assert fault["setting"] == "wifi.5g.ssid" and fault["parameter"] == SSID5
+    assert fault["code"] == 9001 and fault["attempts"] == 2, fault
+
+    await asyncio.sleep(1.0)  # past the back-off the second denial would have had
+    assert (await sim.run_once()).ok == 1
+    assert sent() == 2  # given up
+    assert daemon.device_json(serial)["job"]["state"] == "FAILED"
+
+
 def stored_behind_the_api(daemon, prefix: str, column: str, path: str, value: str):
     """A router whose record holds ``value`` at ``path`` of ``column`` (wifi, dhcp), as a
     record written before the API refused such values would: (simulation, serial)."""

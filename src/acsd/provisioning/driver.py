@@ -60,9 +60,9 @@ from acsd.provisioning.jobs import (
     forget_reboot_note,
     new_memory,
     record_outcome,
+    refused_for_good,
 )
 from acsd.provisioning.plan import (
-    REFUSED_FOR_GOOD,
     Change,
     Plan,
     along_targets,
@@ -1177,16 +1177,16 @@ class ProvisioningDriver:
 
     def _refused(self, change: Change, fault: rpc.SetParameterValuesFault) -> None:
         """A parameter the CPE named in its SetParameterValuesFault. An optional one it
-        refuses for good (not writable, denied: firmware that locks a radio's switch) is
-        dropped for this CPE, and its setting goes without it; anything else is a fault
-        of the job, retried with back-off. Only a fault naming the parameter itself
-        counts: one naming its object may be about any parameter in it."""
+        refuses for good (not writable; denied again after a retry: firmware that locks a
+        radio's switch) is dropped for this CPE, and its setting goes without it; anything
+        else is a fault of the job, retried with back-off. Only a fault naming the
+        parameter itself counts: one naming its object may be about any parameter in it."""
         apply = self.apply
         assert apply is not None
         if (
             change.optional
-            and fault.code in REFUSED_FOR_GOOD
             and fault.name.strip().casefold() == change.path.casefold()
+            and refused_for_good(self.memory, change, fault.code)
         ):
             apply.outcome.refused_optional.append((change, fault.code, fault.string))
             log.info(

@@ -15,12 +15,15 @@ The memory is one JSON object on the device record:
   tell acsd's rows from the CPE's (DHCP reservations): rows of other keys are the
   customer's, and acsd never deletes them;
 - ``refusedOptional``: parameter path -> the CPE's fault (setting, code, message) for an
-  optional parameter it refused writes to (9008 not writable, 9001 denied, named in its
-  SetParameterValuesFault): its setting is written without it from then on, and the job
-  lists it as unsupported. A factory reset (0 BOOTSTRAP) or new firmware forgets it.
+  optional parameter it refused writes to (9008 not writable, or 9001 denied in two
+  sessions, named in its SetParameterValuesFault): its setting is written without it from
+  then on, and the job lists it as unsupported. A factory reset (0 BOOTSTRAP) or new
+  firmware forgets it.
 
 Back-off is exponential (``retry_base`` x 2^(attempts-1)) and stops after ``max_attempts``:
-a fault can cost a few sessions, never a loop.
+a fault can cost a few sessions, never a loop. A denial (9001) may be a busy CPE's: it is
+retried once after its back-off, and given up when it comes again (its entry's ``denied``
+counts the denials of the value in a row).
 """
 
 from __future__ import annotations
@@ -30,7 +33,15 @@ from typing import Any
 
 from acsd import clock
 from acsd.log import MASK, is_secret_name
-from acsd.provisioning.plan import Change, Plan, refused_reason, value_hash
+from acsd.provisioning.plan import (
+    DENIED,
+    REFUSED_FOR_GOOD,
+    Change,
+    Plan,
+    given_up,
+    refused_reason,
+    value_hash,
+)
 
 PENDING, DONE, FAILED = "PENDING", "DONE", "FAILED"
 
@@ -48,8 +59,8 @@ class Outcome:
 
     applied: list[Change] = field(default_factory=list)
     faulted: list[tuple[Change, int, str]] = field(default_factory=list)
-    #: optional parameters the CPE refused for good (plan.REFUSED_FOR_GOOD): dropped for
-    #: this CPE (``refusedOptional``), no fault of the job
+    #: optional parameters the CPE refused for good (refused_for_good): dropped for this
+    #: CPE (``refusedOptional``), no fault of the job
     refused_optional: list[tuple[Change, int, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     #: the session ended before it sent all it planned (rows to add or delete): the job
@@ -175,11 +186,11 @@ def record_outcome(
             continue  # two refused fields of one new row: one attempt of that row
         counted.add(key)
         previous = memory["faults"].get(key)
-        value = change.value if change.fault_path is None else change.fault_value or ""
-        digest = value_hash(key, value)
-        attempts = 1
+        digest = _fault_hash(change)
+        attempts, denied = 1, 0
         if previous and previous.get("hash") == digest:
             attempts = int(previous.get("attempts", 0)) + 1
+            denied = int(previous.get("denied", 0))
         delay = min(policy.cap, policy.base * 2 ** (attempts - 1))
         entry = {
             "setting": change.setting,
@@ -189,6 +200,8 @@ def record_outcome(
             "nextRetry": now + delay,
             "hash": digest,
         }
+        if code == DENIED:  # another fault between two denials starts the count again
+            entry["denied"] = denied + 1
         if key != change.path:
             entry["parameter"] = change.path  # what the CPE refused, for the job
         memory["faults"][key] = entry
@@ -197,6 +210,25 @@ def record_outcome(
 def fault_key(change: Change) -> str:
     """Where the fault of ``change`` is kept in the memory's ``faults``."""
     return change.path if change.fault_path is None else change.fault_path
+
+
+def _fault_hash(change: Change) -> str:
+    """The value a fault of ``change`` is kept for: another value is tried afresh."""
+    value = change.value if change.fault_path is None else change.fault_value or ""
+    return value_hash(fault_key(change), value)
+
+
+def refused_for_good(memory: dict[str, Any], change: Change, code: int) -> bool:
+    """Whether an optional parameter the CPE refused with ``code``, naming it, is dropped
+    for this CPE (``refusedOptional``): not writable (9008) at once; denied (9001) when
+    the retry after a denial of this value is denied too. A first denial may be a busy
+    CPE's: it is a fault of the job, retried after its back-off."""
+    if code in REFUSED_FOR_GOOD:
+        return True
+    if code != DENIED:
+        return False
+    previous = memory["faults"].get(fault_key(change)) or {}
+    return previous.get("code") == DENIED and previous.get("hash") == _fault_hash(change)
 
 
 #: the job's note after a SetParameterValues answered with Status 1
@@ -221,10 +253,9 @@ def close_job(
     memory["ownedRows"] = {**(memory.get("ownedRows") or {}), **plan.owned}
     faults = list(plan.refused)  # final: only a change of the record or the CPE helps
     faults += plan.pending
-    exhausted = not plan.pending
-    for entry in plan.failed + plan.waiting:
-        faults.append(entry)
-        exhausted = exhausted and entry["attempts"] >= policy.max_attempts
+    # given up (failed), or to be retried later (waiting)
+    faults += plan.failed + plan.waiting
+    exhausted = not plan.pending and not plan.waiting
     for change, code, message in masked_faults(outcome):
         fault = memory["faults"][fault_key(change)]
         faults.append(
@@ -237,7 +268,7 @@ def close_job(
                 "nextRetry": fault["nextRetry"],
             }
         )
-        exhausted = exhausted and fault["attempts"] >= policy.max_attempts
+        exhausted = exhausted and given_up(fault, policy.max_attempts)
     if not faults and not outcome.incomplete:
         state = DONE
         memory["appliedRevision"] = revision

@@ -651,8 +651,20 @@ def _holds(
 
 
 #: faults that say the CPE will not take a value at a parameter at all, whatever the
-#: value: 9008 (not writable) and 9001 (request denied: a parameter locked by its firmware)
-REFUSED_FOR_GOOD = frozenset({9008, 9001})
+#: value: 9008 (not writable)
+REFUSED_FOR_GOOD = frozenset({9008})
+#: request denied: a parameter locked by the firmware's policy, or a CPE busy for the
+#: moment. Which one only a retry tells: the value is tried once more in a later session
+#: (its back-off), and given up when denied again (cwmp-reference, fault 9001)
+DENIED = 9001
+#: how many denials of one value in a row give it up
+DENIED_TRIES = 2
+
+
+def given_up(fault: Mapping[str, Any], max_attempts: int) -> bool:
+    """Whether a remembered fault (``faults`` entry) is not retried any more: tried as
+    often as the retry policy allows, or denied DENIED_TRIES times in a row."""
+    return fault.get("attempts", 0) >= max_attempts or fault.get("denied", 0) >= DENIED_TRIES
 
 
 def refused_reason(path: str, code: Any, message: str) -> str:
@@ -692,7 +704,7 @@ def _held_back(
         "attempts": fault.get("attempts", 0),
         "nextRetry": fault.get("nextRetry"),
     }
-    if fault.get("attempts", 0) >= max_attempts:
+    if given_up(fault, max_attempts):
         plan.failed.append(entry)
         return True
     if now < fault.get("nextRetry", 0):
