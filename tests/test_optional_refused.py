@@ -132,6 +132,25 @@ async def test_a_radio_switch_denied_while_busy_is_applied_on_the_retry(daemon):
     assert job["state"] == "DONE" and job["faults"] == [] and not wifi_enable(job), job
 
 
+async def test_new_firmware_is_tried_again_with_the_refused_switch(daemon):
+    # New firmware may take what the old one refused: a router that reports another
+    # SoftwareVersion is sent the switch again, and holds it.
+    tree, ssid, radio = CASES[0]
+    sim, serial, _job = await refused_then_dropped(daemon, tree, ssid, radio, 9008, "OF")
+    router = sim.router(serial)
+    version = "InternetGatewayDevice.DeviceInfo.SoftwareVersion"
+    router.faults.clear()
+    router.set_local(version, router.tree.get(version) + "-upgraded")
+    assert (await sim.run_once()).ok == 1
+    assert sent(router, radio) == 2
+    assert router.tree.get(radio) in ("true", "1")
+    device = daemon.device_json(serial)
+    assert device["cpe"]["softwareVersion"].endswith("-upgraded")
+    job = device["job"]
+    assert device["state"] == "ACTIVE" and job["state"] == "DONE", job
+    assert job["faults"] == [] and not wifi_enable(job), job
+
+
 def test_a_factory_reset_forgets_the_refusals():
     # A reset may bring back firmware defaults that take the parameter: tried again.
     refused = {W + "RadioEnabled": {"setting": "wifi.2g.enable", "code": 9008, "message": ""}}
