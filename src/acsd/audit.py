@@ -5,7 +5,6 @@ entry of an Internet line that a write ended."""
 from __future__ import annotations
 
 import getpass
-from collections.abc import Sequence
 from typing import Any
 
 from acsd import clock
@@ -94,50 +93,3 @@ def cli_record(
         action, resource, resource_id, token_id=None, token_name=f"cli:{_local_user()}",
         role="CLI", customer=customer, before=before, after=after,
     )  # fmt: skip
-
-
-#: why an Internet line was ENDED, as its ``internet.end`` entry says it (``after.reason``)
-LINE_END_REASONS = {
-    "superseded": "a later line of the same router took effect",
-    "taken_over": "the customer's line for a router took its addresses (its router's record "
-    "was deleted, or it was ordered without one)",
-    "ended": "ended by an operator",
-}
-
-
-def line_ended(
-    line: Sequence[Any],
-    *,
-    reason: str,
-    now: float,
-    replaced_by: str | None = None,
-    author: AuditRecord | None = None,
-) -> AuditRecord:
-    """The ``internet.end`` entry of a line the store ends: ``line`` is its id, customer,
-    device, state, start date, and the confirmed address and additional range (None where
-    it has none); ``author`` the entry of the write that ended it (whose token and request
-    it names), None for acsd's own activation at a start date."""
-    line_id, customer, device, state, start_date, ip_address, lan_net, lan_subnet = line
-    if state == "CONFIRMED" and start_date is not None and start_date <= now:
-        state = "ACTIVE"  # as the API shows it (InternetAccountRecord.effective_state)
-    before = {"state": state, "device": device, "ipAddress": ip_address}
-    if lan_net is not None:
-        before |= {"lanNet": lan_net, "lanSubnet": lan_subnet}
-    after: dict[str, Any] = {"state": "ENDED", "reason": reason,
-                             "description": LINE_END_REASONS[reason]}  # fmt: skip
-    if replaced_by is not None:
-        after["replacedBy"] = replaced_by
-    return AuditRecord(
-        id=new_id(),
-        at=now,
-        action="internet.end",
-        resource="internet_account",
-        resource_id=line_id,
-        token_id=author.token_id if author else None,
-        token_name=author.token_name if author else "internet activation",
-        role=author.role if author else None,
-        customer=customer,
-        before=before,
-        after=after,
-        request_id=author.request_id if author else None,
-    )

@@ -8,7 +8,6 @@ from typing import Any
 
 import asyncpg
 
-from acsd.audit import line_ended
 from acsd.ids import new_id
 from acsd.store.base import (
     AuditRecord,
@@ -23,6 +22,7 @@ from acsd.store.internet_rules import (
     check_starts_last,
     confirmed,
     given_way,
+    line_ended,
     ordered,
     to_end,
 )
@@ -64,7 +64,7 @@ async def _activate_device(
     return device_record(row) if row is not None else None
 
 
-#: what an ``internet.end`` audit entry says of a line (acsd.audit.line_ended)
+#: what an ``internet.end`` audit entry says of a line (internet_rules.line_ended)
 _LINE_SQL = (
     "SELECT id, customer, device, state, start_date, confirm #>> '{net,ipAddress}',"
     " confirm #>> '{net,lanNet}', confirm #>> '{net,lanSubnet}' FROM internet_accounts"

@@ -7,7 +7,6 @@ from typing import Any
 
 import aiosqlite
 
-from acsd.audit import line_ended
 from acsd.ids import new_id
 from acsd.store.base import (
     AuditRecord,
@@ -22,6 +21,7 @@ from acsd.store.internet_rules import (
     check_starts_last,
     confirmed,
     given_way,
+    line_ended,
     ordered,
     to_end,
 )
@@ -65,7 +65,7 @@ async def _activate_device(
     return device_record(rows[0]) if rows else None
 
 
-#: what an ``internet.end`` audit entry says of a line (acsd.audit.line_ended)
+#: what an ``internet.end`` audit entry says of a line (internet_rules.line_ended)
 _LINE_SQL = (
     "SELECT id, customer, device, state, start_date,"
     " CASE WHEN json_valid(confirm) THEN json_extract(confirm, '$.net.ipAddress') END,"
