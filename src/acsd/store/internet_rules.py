@@ -53,10 +53,12 @@ def to_end(
 
 
 def given_way(rows: Sequence[Sequence[Any]], ip_address: str, confirm: dict[str, Any]) -> list[str]:
-    """The ids of the customer's routerless lines (``rows``: id, address, router, lanNet,
-    lanSubnet) that give way to a confirmed line for a router: a line names its router
-    only when ordered, so that is how a line moves to a replacement router. Those whose
-    addresses the new line leaves alone are kept."""
+    """The ids of the customer's routerless lines (``rows``: id, the address it was
+    confirmed with, router, lanNet, lanSubnet) that give way to a confirmed line for a
+    router: a line names its router only when ordered, so that is how a line moves to a
+    replacement router. Those whose addresses the new line leaves alone are kept. The
+    address is the line's own, not its claim: a line in use whose upgrade keeps the
+    address handed the claim to the upgrade, and gives way with it."""
     net = confirm.get("net", {})
     return [
         row[0]

@@ -120,8 +120,9 @@ async def _take_over_routerless(
     """As the SQLite backend's: a line of the customer's that names no router gives way
     (ENDED) to the customer's line for a router that takes its addresses. Run under the
     confirm's table lock, so no other instance confirms in between."""
+    # the address each line was confirmed with, not its claim (see the SQLite backend's)
     rows = await conn.fetch(
-        "SELECT id, ip_address, device, confirm #>> '{net,lanNet}',"
+        "SELECT id, confirm #>> '{net,ipAddress}', device, confirm #>> '{net,lanNet}',"
         " confirm #>> '{net,lanSubnet}' FROM internet_accounts"
         " WHERE customer = $1 AND device IS NULL AND id != $2"
         " AND state IN ('CONFIRMED', 'ACTIVE')",

@@ -126,8 +126,13 @@ async def _take_over_routerless(
     addresses: that is how the line moves to a replacement router, since a line names its
     router only when ordered. Such lines are ENDED, so the checks below no longer see them;
     a routerless line whose addresses the new one leaves alone is kept."""
+    # The address each line was confirmed with, not its claim (ip_address): a line whose
+    # router's upgrade keeps the address handed the claim to the upgrade, and is still
+    # the line in use, with that address, until the upgrade starts.
     rows = await conn.execute_fetchall(
-        "SELECT id, ip_address, device,"
+        "SELECT id,"
+        " CASE WHEN json_valid(confirm) THEN json_extract(confirm, '$.net.ipAddress') END,"
+        " device,"
         " CASE WHEN json_valid(confirm) THEN json_extract(confirm, '$.net.lanNet') END,"
         " CASE WHEN json_valid(confirm) THEN json_extract(confirm, '$.net.lanSubnet') END"
         " FROM internet_accounts WHERE customer = ? AND device IS NULL AND id != ?"
