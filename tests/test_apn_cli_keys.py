@@ -109,5 +109,5 @@ async def test_clis_with_zeros_before_the_country_code_get_the_key_of_the_sim(
         ("SELECT id, cli_key FROM apn_devices WHERE id IN ('d5', 'd7') ORDER BY id", ()),
     )  # fmt: skip
     assert rows == [("d5", "msisdn:004622222222"), ("d7", "msisdn:04733333333")]
-    versions = await sql(store_url, backend, ("SELECT max(version) FROM schema_migrations", ()))
-    assert versions == [(14,)]
+    versions = await sql(store_url, backend, ("SELECT version FROM schema_migrations", ()))
+    assert (15,) not in versions and (14,) in versions

@@ -1,13 +1,16 @@
 """Lines whose router's record was deleted while an upgrade of theirs was pending, over real
-HTTP on both store backends: the customer's new router takes over both the upgrade and the
-line still in use, although the line in use handed its address claim to the upgrade."""
+HTTP on both store backends: the upgrade still ends the line it was confirmed to replace
+when it starts, and the customer's new router takes over both the upgrade and the line
+still in use, although the line in use handed its address claim to the upgrade."""
 
 from __future__ import annotations
+
+import time
 
 import pytest
 
 from api_world import World, device_body, token
-from conftest import BACKENDS, lazy_world
+from conftest import BACKENDS, lazy_world, wait_for
 
 PAST = "2016-01-01T00:00:00Z"
 
@@ -65,6 +68,45 @@ def state(world: World, account: str) -> str:
 def ends_of(world: World, account: str) -> list[dict]:
     entries = world.api.get("/audit", query={"limit": 1000}).body["items"]
     return [e for e in entries if e.get("resourceId") == account and e["action"] == "internet.end"]
+
+
+def test_an_upgrade_ends_the_line_it_replaces_though_the_routers_record_was_deleted(
+    world: World,
+):
+    # Two routers, each on a line, each with an upgrade due in a moment: one keeps the
+    # customer's address (the claim moves to the upgrade), the other brings a new one.
+    keeps, moves = router_of(world, "UPGONE-1"), router_of(world, "UPGONE-2")
+    kept_old = confirmed(world, keeps, "203.0.113.102", PAST)
+    moved_old = confirmed(world, moves, "203.0.113.106", PAST)
+    start = time.time() + 1.5
+    soon = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(start)) + "Z"
+    kept_new = confirmed(world, keeps, "203.0.113.102", soon)
+    moved_new = confirmed(world, moves, "203.0.113.110", soon)
+    # Both records are deleted (never seen: at once) before the upgrades start.
+    for device in (keeps, moves):
+        assert world.api.delete(f"/network/device/{device}").status == 202
+    assert state(world, kept_old) == state(world, moved_old) == "ACTIVE"
+
+    # At their start the upgrades end the lines they were confirmed to replace, as they
+    # would have through the router.
+    wait_for(lambda: state(world, kept_old) == state(world, moved_old) == "ENDED", timeout=15)
+    assert state(world, kept_new) == state(world, moved_new) == "ACTIVE"
+    for old, new, ip in ((kept_old, kept_new, "203.0.113.102"),
+                         (moved_old, moved_new, "203.0.113.106")):  # fmt: skip
+        [entry] = ends_of(world, old)
+        assert entry["before"] == {"state": "ACTIVE", "device": None, "ipAddress": ip}
+        after = entry["after"]
+        assert (after["reason"], after["replacedBy"]) == ("superseded", new)
+        assert (
+            entry["tokenName"] == "internet activation"
+            and entry["customer"] == (world.customers["own"])
+        )
+        assert ends_of(world, new) == []
+    # The replaced line's address went back to the provider: another customer's line takes
+    # it; the kept address is the live upgrade's.
+    confirmed(world, None, "203.0.113.106", PAST, customer="other")
+    _, reply = line(world, None, "203.0.113.102", PAST, customer="other")
+    assert reply.status == 409 and reply.body["message"] == "net.ipAddress", reply.body
 
 
 def test_the_new_router_takes_over_the_line_in_use_whose_upgrade_holds_its_address(

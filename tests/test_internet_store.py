@@ -4,10 +4,13 @@ revision), and what a router's session looks up; plus the WAN settings an accoun
 
 from __future__ import annotations
 
+import sqlite3
+
+import asyncpg
 import pytest
 
 from acsd.provisioning.internet import internet_settings
-from acsd.store import ConflictError, DeviceRecord, SqliteStore
+from acsd.store import ConflictError, DeviceRecord, SqliteStore, open_store
 from acsd.store.base import AuditRecord, InternetAccountQuery, InternetAccountRecord, StateError
 
 NOW = 1_700_000_000.0
@@ -328,6 +331,79 @@ async def test_ending_an_upgrade_leaves_the_address_with_the_line_still_using_it
     assert kept is not None and kept.state == "ACTIVE" and kept.ip_address == "203.0.113.10"
     with pytest.raises(ConflictError):
         await confirm(store, (await account(store)).id, start=NOW, ip="203.0.113.10")
+
+
+async def test_an_upgrade_ends_the_line_it_replaces_once_its_router_is_gone(store):
+    # Both lines name no router once its record is deleted: the upgrade names the line it
+    # was confirmed to replace, and ends it at its start as it would through the router.
+    device = await router(store, "R1")
+    first, current = await account(store, device.id), await account(store, device.id)
+    upgrade = await account(store, device.id)
+    await confirm(store, first.id, start=NOW - 7200, ip="203.0.113.10")
+    await confirm(store, current.id, start=NOW - 60, ip="203.0.113.11")
+    await confirm(store, upgrade.id, start=NOW + 3600, ip="203.0.113.11")
+    stored = await store.get_internet_account(upgrade.id)
+    assert stored is not None and stored.replaces == current.id
+    assert await store.delete_device(device.id)
+    assert await store.activate_internet_accounts(NOW + 3599) == []
+    assert (await store.get_internet_account(current.id)).state == "ACTIVE"
+    assert await store.activate_internet_accounts(NOW + 3600) == []  # no router to tell
+    states = [(await store.get_internet_account(a.id)).state for a in (first, current, upgrade)]
+    assert states == ["ENDED", "ENDED", "ACTIVE"]
+    entry = (await ends(store))[current.id]
+    assert entry.after is not None and entry.before is not None
+    assert (entry.after["reason"], entry.after["replacedBy"]) == ("superseded", upgrade.id)
+    assert entry.before["device"] is None and entry.token_name == "internet activation"
+    assert set(await ends(store)) == {first.id, current.id}
+
+
+async def _behind_the_stores_back(url: str, backend: str, *statements: str) -> None:
+    if backend == "sqlite":
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+            for statement in statements:
+                db.execute(statement)
+        return
+    conn = await asyncpg.connect(url)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+async def test_migration_16_names_the_line_a_pending_upgrade_replaces(store_url, backend):
+    # An upgrade confirmed by an older acsd, still to start: it gets the router's line that
+    # started last before it, so it ends that line even if the router's record goes.
+    store = open_store(store_url)
+    await store.open()
+    try:
+        device, other = await router(store, "R1"), await router(store, "R2")
+        ended, old, new = [await account(store, device.id) for _ in range(3)]
+        await confirm(store, ended.id, start=NOW - 7200, ip="203.0.113.10")
+        await confirm(store, old.id, start=NOW - 3600, ip="203.0.113.11")
+        await confirm(store, new.id, start=NOW + 3600, ip="203.0.113.12")
+        alone = await account(store, other.id)
+        await confirm(store, alone.id, start=NOW + 3600, ip="203.0.113.13")
+    finally:
+        await store.close()
+    await _behind_the_stores_back(
+        store_url, backend,
+        "ALTER TABLE internet_accounts DROP COLUMN replaces",
+        "DELETE FROM schema_migrations WHERE version = 16",
+    )  # fmt: skip
+    store = open_store(store_url)
+    await store.open()
+    try:
+        replaces = {a.id: a.replaces for a in (await store.query_internet_accounts(
+            InternetAccountQuery()))[0]}  # fmt: skip
+        # only pending upgrades: the started lines ended (or replaced) theirs already
+        assert replaces == {ended.id: None, old.id: None, new.id: old.id, alone.id: None}
+        assert await store.delete_device(device.id)
+        await store.activate_internet_accounts(NOW + 3600)
+        stored = await store.get_internet_account(old.id)
+        assert stored is not None and stored.state == "ENDED"
+    finally:
+        await store.close()
 
 
 async def test_tenancy_and_filters_of_the_list(store):

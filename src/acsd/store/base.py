@@ -245,6 +245,10 @@ class InternetAccountRecord:
     ip_address: str | None = None
     created: float = 0.0
     updated: float = 0.0
+    #: the router's line this one was confirmed to replace (an upgrade's predecessor), set
+    #: at the confirm: the upgrade ends it at its start even when the router's record was
+    #: deleted meanwhile, when neither names the router any more
+    replaces: str | None = None
 
     def effective_state(self, now: float) -> str:
         if self.state == "CONFIRMED" and self.start_date is not None and self.start_date <= now:
@@ -524,7 +528,8 @@ class Store(Protocol):
     async def activate_internet_accounts(self, now: float) -> list[DeviceRecord]:
         """CONFIRMED accounts whose start date has come become ACTIVE and their devices get a
         new revision and PROVISIONING; returns those devices. The lines they replace are ENDED
-        (``internet.end`` entries by "internet activation")."""
+        (``internet.end`` entries by "internet activation"), found through the router, or
+        by ``replaces`` for an account whose router's record was deleted since its confirm."""
 
     async def end_internet_account(
         self, account_id: str, *, now: float, audit: AuditRecord | None = None

@@ -5,7 +5,7 @@ writes the rows in its own SQL (and locks) and asks these what to do in between.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -104,9 +104,11 @@ def confirmed(
     start_date: float,
     ip_address: str,
     now: float,
+    replaces: str | None = None,
 ) -> InternetAccountRecord:
     """The line as its confirm stores it (``encoded``: the confirm body as stored): ACTIVE
-    from its start date on, CONFIRMED before."""
+    from its start date on, CONFIRMED before; ``replaces``: the router's line it takes over
+    from (see :func:`replaced_lines`)."""
     return replace(
         account,
         state="ACTIVE" if start_date <= now else "CONFIRMED",
@@ -114,6 +116,7 @@ def confirmed(
         start_date=start_date,
         ip_address=ip_address,
         updated=now,
+        replaces=replaces,
     )
 
 
@@ -162,3 +165,35 @@ def line_ended(
         after=after,
         request_id=author.request_id if author else None,
     )
+
+
+async def replaced_lines(
+    line_id: str,
+    replaces: str | None,
+    fetch: Callable[[str], Awaitable[Sequence[Any] | None]],
+    now: float,
+) -> list[tuple[Any, ...]]:
+    """The lines that a line naming no router ends at its start, as an ``internet.end``
+    row each (see line_ended): those it was confirmed to replace, when its
+    router's record was deleted before it started (neither names the router any more, so
+    its router's lines cannot be found through it). ``replaces``: the line it names as
+    replaced; ``fetch(id)``: that line's ``internet.end`` row followed by the line it
+    names in turn, None if there is none.
+
+    Every line names the router's line that started last before it, so following them
+    finds each line the router had before. Lines that ended already (taken over, ended by
+    an operator, superseded) are passed through: the ones behind them may still be live.
+    A line that names a router is that router's to end, and so is everything behind it."""
+    out: list[tuple[Any, ...]] = []
+    seen = {line_id}
+    while replaces is not None and replaces not in seen:
+        seen.add(replaces)
+        row = await fetch(replaces)
+        if row is None or row[2] is not None:
+            break
+        line = tuple(row)
+        state, start_date = line[3], line[4]
+        if state in ("CONFIRMED", "ACTIVE") and start_date is not None and start_date <= now:
+            out.append(line[:8])
+        replaces = line[8]
+    return out

@@ -55,6 +55,25 @@ async def _rekey_clis(conn: aiosqlite.Connection) -> None:
         )
 
 
+#: step 16, the same on both backends
+REPLACES_SQL = """
+-- The router's line that a line was confirmed to replace (its upgrade's predecessor): the
+-- upgrade ends it at its start even when the router's record was deleted meanwhile and
+-- neither line names the router any more. NULL: a line that replaces none.
+ALTER TABLE internet_accounts ADD COLUMN replaces TEXT;
+-- Upgrades still to start: the router's line that started last before them.
+UPDATE internet_accounts SET replaces = (
+    SELECT earlier.id FROM internet_accounts AS earlier
+    WHERE earlier.device = internet_accounts.device AND earlier.id != internet_accounts.id
+      AND earlier.state IN ('CONFIRMED', 'ACTIVE')
+      AND (earlier.start_date < internet_accounts.start_date
+           OR (earlier.start_date = internet_accounts.start_date
+               AND earlier.id < internet_accounts.id))
+    ORDER BY earlier.start_date DESC, earlier.id DESC LIMIT 1
+)
+WHERE state = 'CONFIRMED' AND device IS NOT NULL;
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(
         1,
@@ -402,6 +421,11 @@ MIGRATIONS: list[Migration] = [
         "APN devices' CLI keys without a country code's leading zeros",
         "",
         code=_rekey_clis,
+    ),
+    Migration(
+        16,
+        "internet lines remember the line they replace",
+        REPLACES_SQL,
     ),
 ]
 

@@ -24,6 +24,7 @@ from acsd.store.internet_rules import (
     given_way,
     line_ended,
     ordered,
+    replaced_lines,
     to_end,
 )
 from acsd.store.postgres.core import PgCore
@@ -65,10 +66,11 @@ async def _activate_device(
 
 
 #: what an ``internet.end`` audit entry says of a line (internet_rules.line_ended)
-_LINE_SQL = (
-    "SELECT id, customer, device, state, start_date, confirm #>> '{net,ipAddress}',"
-    " confirm #>> '{net,lanNet}', confirm #>> '{net,lanSubnet}' FROM internet_accounts"
+_LINE_COLUMNS = (
+    "id, customer, device, state, start_date, confirm #>> '{net,ipAddress}',"
+    " confirm #>> '{net,lanNet}', confirm #>> '{net,lanSubnet}'"
 )
+_LINE_SQL = f"SELECT {_LINE_COLUMNS} FROM internet_accounts"
 
 
 async def _end_lines(
@@ -82,11 +84,17 @@ async def _end_lines(
 ) -> None:
     """ENDED, each with its audit entry: operators read there why a static address moved."""
     for line in lines:
-        await conn.execute(
-            "UPDATE internet_accounts SET state = 'ENDED', updated = $1 WHERE id = $2",
+        # Not one ended meanwhile: another instance's sweep may end the same line (two
+        # due lines of one router, or of one line's replacements); its UPDATE waits for
+        # this one's and finds the line ENDED, with its entry written once.
+        status = await conn.execute(
+            "UPDATE internet_accounts SET state = 'ENDED', updated = $1"
+            " WHERE id = $2 AND state != 'ENDED'",
             now,
             line[0],
         )
+        if rowcount(status) == 0:
+            continue
         entry = line_ended(
             tuple(line), reason=reason, now=now, replaced_by=replaced_by, author=author
         )
@@ -107,6 +115,21 @@ async def _end_superseded(
         await _end_lines(
             conn, before, reason="superseded", now=now, replaced_by=latest[0], author=author
         )
+
+
+async def _end_replaced(
+    conn: asyncpg.Connection, line_id: str, replaces: str | None, now: float
+) -> None:
+    """As the SQLite backend's: a line that names no router started, and the lines it was
+    confirmed to replace end."""
+
+    async def fetch(account_id: str) -> Any:
+        return await conn.fetchrow(
+            f"SELECT {_LINE_COLUMNS}, replaces FROM internet_accounts WHERE id = $1", account_id
+        )
+
+    lines = await replaced_lines(line_id, replaces, fetch, now)
+    await _end_lines(conn, lines, reason="superseded", now=now, replaced_by=line_id)
 
 
 async def _take_over_routerless(
@@ -222,6 +245,7 @@ class InternetAccounts(PgCore):
             account = ordered(
                 account_id, INTERNET_ACCOUNTS.record(row) if row is not None else None
             )
+            replaces = None
             if account.device is not None:
                 await _take_over_routerless(conn, account, ip_address, confirm, now, audit)
             taken = await conn.fetchval(
@@ -244,6 +268,14 @@ class InternetAccounts(PgCore):
                     start_date,
                 )
                 check_starts_last(account.device, later)
+                # the line it will replace, ended by id should the router's record go
+                replaces = await conn.fetchval(
+                    "SELECT id FROM internet_accounts WHERE device = $1 AND id != $2"
+                    " AND state IN ('CONFIRMED', 'ACTIVE') ORDER BY start_date DESC, id DESC"
+                    " LIMIT 1",
+                    account.device,
+                    account_id,
+                )
                 await conn.execute(
                     "UPDATE internet_accounts SET ip_address = NULL WHERE ip_address = $1"
                     " AND device = $2 AND id != $3 AND state != 'ENDED'",
@@ -252,17 +284,23 @@ class InternetAccounts(PgCore):
                     account_id,
                 )
             stored = confirmed(
-                account, encoded=encoded, start_date=start_date, ip_address=ip_address, now=now
+                account,
+                encoded=encoded,
+                start_date=start_date,
+                ip_address=ip_address,
+                now=now,
+                replaces=replaces,
             )
             due = stored.state == "ACTIVE"
             await conn.execute(
                 "UPDATE internet_accounts SET state = $1, confirm = $2, start_date = $3,"
-                " ip_address = $4, updated = $5 WHERE id = $6",
+                " ip_address = $4, updated = $5, replaces = $6 WHERE id = $7",
                 stored.state,
                 encoded,
                 start_date,
                 ip_address,
                 now,
+                replaces,
                 account_id,
             )
             device = None
@@ -312,7 +350,11 @@ class InternetAccounts(PgCore):
         async def activate(conn: asyncpg.Connection) -> list[DeviceRecord]:
             # Another instance's sweep may run at the same moment: the rows it takes are
             # locked, and skipped here, so each device is activated once.
-            rows = await conn.fetch(f"SELECT id, device {due_sql} FOR UPDATE SKIP LOCKED", now)
+            rows = await conn.fetch(
+                f"SELECT id, device, replaces {due_sql} ORDER BY start_date, id"
+                " FOR UPDATE SKIP LOCKED",
+                now,
+            )
             if not rows:
                 return []
             await conn.execute(
@@ -327,6 +369,11 @@ class InternetAccounts(PgCore):
                 device = await _activate_device(conn, device_id, now)
                 if device is not None:
                     devices.append(device)
+            # Routerless lines (their router's record was deleted since the confirm) end
+            # the lines they name as replaced, in start order: each entry names the next.
+            for line_id, device_id, replaces in rows:
+                if device_id is None:
+                    await _end_replaced(conn, line_id, replaces, now)
             return devices
 
         return await self._call("activate_internet_accounts", activate)

@@ -23,6 +23,7 @@ from acsd import clock
 from acsd.store import clikeys
 from acsd.store.base import SchemaError
 from acsd.store.schema import MIGRATIONS as SQLITE_MIGRATIONS
+from acsd.store.schema import REPLACES_SQL
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,6 +331,7 @@ PG_MIGRATIONS: list[PgMigration] = [
         "CREATE INDEX apn_devices_by_cli ON apn_devices (account, network, cli_key, end_date);",
     ),
     PgMigration(15, "", code=_rekey_clis),
+    PgMigration(16, REPLACES_SQL),
 ]
 
 

@@ -23,6 +23,7 @@ from acsd.store.internet_rules import (
     given_way,
     line_ended,
     ordered,
+    replaced_lines,
     to_end,
 )
 from acsd.store.records import (
@@ -66,13 +67,13 @@ async def _activate_device(
 
 
 #: what an ``internet.end`` audit entry says of a line (internet_rules.line_ended)
-_LINE_SQL = (
-    "SELECT id, customer, device, state, start_date,"
+_LINE_COLUMNS = (
+    "id, customer, device, state, start_date,"
     " CASE WHEN json_valid(confirm) THEN json_extract(confirm, '$.net.ipAddress') END,"
     " CASE WHEN json_valid(confirm) THEN json_extract(confirm, '$.net.lanNet') END,"
     " CASE WHEN json_valid(confirm) THEN json_extract(confirm, '$.net.lanSubnet') END"
-    " FROM internet_accounts"
 )
+_LINE_SQL = f"SELECT {_LINE_COLUMNS} FROM internet_accounts"
 
 
 async def _end_lines(
@@ -111,6 +112,25 @@ async def _end_superseded(
         await _end_lines(
             conn, before, reason="superseded", now=now, replaced_by=latest[0], author=author
         )
+
+
+async def _end_replaced(
+    conn: aiosqlite.Connection, line_id: str, replaces: str | None, now: float
+) -> None:
+    """A line that names no router started: the lines it was confirmed to replace end, as
+    its router's would have (its router's record was deleted while it was pending)."""
+
+    async def fetch(account_id: str) -> Any:
+        rows = list(
+            await conn.execute_fetchall(
+                f"SELECT {_LINE_COLUMNS}, replaces FROM internet_accounts WHERE id = ?",
+                (account_id,),
+            )
+        )
+        return rows[0] if rows else None
+
+    lines = await replaced_lines(line_id, replaces, fetch, now)
+    await _end_lines(conn, lines, reason="superseded", now=now, replaced_by=line_id)
 
 
 async def _take_over_routerless(
@@ -229,6 +249,7 @@ class InternetAccounts(SqliteCore):
                 )
             )
             account = ordered(account_id, INTERNET_ACCOUNTS.record(rows[0]) if rows else None)
+            replaces = None
             if account.device is not None:
                 await _take_over_routerless(conn, account, ip_address, confirm, now, audit)
             # The router's own lines are not in the way: the new one must start after
@@ -253,6 +274,15 @@ class InternetAccounts(SqliteCore):
                     (account.device, account_id, start_date),
                 )
                 check_starts_last(account.device, later)
+                # The line it will replace when it starts (all of the router's started
+                # before it): ended by id, should the router's record go meanwhile.
+                replaces = await self._scalar(
+                    conn,
+                    "SELECT id FROM internet_accounts WHERE device = ? AND id != ?"
+                    " AND state IN ('CONFIRMED', 'ACTIVE') ORDER BY start_date DESC, id DESC"
+                    " LIMIT 1",
+                    (account.device, account_id),
+                )
                 # The address is unique among lines by index: the new line takes over the
                 # claim of the router's line it replaces (lines are never withdrawn, so
                 # the claim cannot fall back to nobody).
@@ -262,13 +292,18 @@ class InternetAccounts(SqliteCore):
                     (ip_address, account.device, account_id),
                 )
             stored = confirmed(
-                account, encoded=encoded, start_date=start_date, ip_address=ip_address, now=now
+                account,
+                encoded=encoded,
+                start_date=start_date,
+                ip_address=ip_address,
+                now=now,
+                replaces=replaces,
             )
             due = stored.state == "ACTIVE"
             await conn.execute(
                 "UPDATE internet_accounts SET state = ?, confirm = ?, start_date = ?,"
-                " ip_address = ?, updated = ? WHERE id = ?",
-                (stored.state, encoded, start_date, ip_address, now, account_id),
+                " ip_address = ?, updated = ?, replaces = ? WHERE id = ?",
+                (stored.state, encoded, start_date, ip_address, now, replaces, account_id),
             )
             device = None
             if due and account.device is not None:
@@ -316,19 +351,25 @@ class InternetAccounts(SqliteCore):
             return []
 
         async def activate(conn: aiosqlite.Connection) -> list[DeviceRecord]:
-            rows = await conn.execute_fetchall(f"SELECT DISTINCT device {due_sql}", (now,))
+            rows = await conn.execute_fetchall(
+                f"SELECT id, device, replaces {due_sql} ORDER BY start_date, id", (now,)
+            )
             await conn.execute(
                 f"UPDATE internet_accounts SET state = 'ACTIVE', updated = ?"
                 f" WHERE id IN (SELECT id {due_sql})",
                 (now, now),
             )
             devices = []
-            for (device_id,) in rows:
-                if device_id is not None:
-                    await _end_superseded(conn, device_id, now, None)
-                    device = await _activate_device(conn, device_id, now)
-                    if device is not None:
-                        devices.append(device)
+            for device_id in dict.fromkeys(row[1] for row in rows if row[1] is not None):
+                await _end_superseded(conn, device_id, now, None)
+                device = await _activate_device(conn, device_id, now)
+                if device is not None:
+                    devices.append(device)
+            # Routerless lines (their router's record was deleted since the confirm) end
+            # the lines they name as replaced, in start order: each entry names the next.
+            for line_id, device_id, replaces in rows:
+                if device_id is None:
+                    await _end_replaced(conn, line_id, replaces, now)
             return devices
 
         return await self._call("activate_internet_accounts", activate)
