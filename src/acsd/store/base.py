@@ -650,6 +650,13 @@ class Store(Protocol):
         upload. Found as :meth:`claim_session` or :meth:`claim_session_from` would find
         it; whether one was."""
 
+    async def claim_connection_request(self, device_id: str, seconds: float) -> bool:
+        """Take, for ``seconds``, the right to ask the device's router to connect (a
+        Connection Request): True when no process on this database (worker, instance)
+        holds it or its hold has run out, on the database's clock; False while another
+        holds it, or when there is no such device. One conditional write: of processes
+        asking at once, exactly one gets True. The claim goes with its device."""
+
 
 class StoreError(Exception):
     """A persistence failure that callers may want to tell apart from bugs."""

@@ -427,6 +427,20 @@ MIGRATIONS: list[Migration] = [
         "internet lines remember the line they replace",
         REPLACES_SQL,
     ),
+    Migration(
+        17,
+        "connection request claims shared by every process on the database",
+        """
+        -- Until when (POSIX seconds on the database's clock, never a process's) the router
+        -- of a device is not sent another Connection Request by any process sharing the
+        -- database (workers, instances): acsd.cwmp.connreq. One row per device that was
+        -- ever sent one, gone with the device.
+        CREATE TABLE cr_claims (
+            device TEXT PRIMARY KEY REFERENCES devices (id) ON DELETE CASCADE,
+            until  REAL NOT NULL
+        );
+        """,
+    ),
 ]
 
 

@@ -332,6 +332,15 @@ PG_MIGRATIONS: list[PgMigration] = [
     ),
     PgMigration(15, "", code=_rekey_clis),
     PgMigration(16, REPLACES_SQL),
+    PgMigration(
+        17,
+        """
+        CREATE TABLE cr_claims (
+            device TEXT PRIMARY KEY REFERENCES devices (id) ON DELETE CASCADE,
+            until  DOUBLE PRECISION NOT NULL
+        );
+        """,
+    ),
 ]
 
 

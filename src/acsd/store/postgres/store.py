@@ -38,6 +38,7 @@ from acsd.store.device_rules import (
 )
 from acsd.store.postgres.apn import ApnRecords
 from acsd.store.postgres.core import PgCore
+from acsd.store.postgres.crclaims import CrClaims
 from acsd.store.postgres.internet import InternetAccounts
 from acsd.store.postgres.parking import ParkedSessions
 from acsd.store.postgres.rows import (
@@ -91,7 +92,7 @@ async def _router_gone(conn: asyncpg.Connection, device_id: str, *, but: str | N
     )
 
 
-class PgStore(InternetAccounts, ApnRecords, ParkedSessions, PgCore):
+class PgStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, PgCore):
     """The :class:`~acsd.store.base.Store` on PostgreSQL (``store.url = postgresql://...``).
     One instance per process; any number of processes and hosts may share the database."""
 

@@ -27,7 +27,7 @@ Modules: ``rows`` (SQLite's statements for records; the codecs are
 op and "first session wins" are ``acsd.store.writes``), ``writer`` (the queue's
 transactions on SQLite; the queue and its task are ``acsd.store.batching``), ``core``
 (connections and lifecycle), and one per resource (``internet``, ``apn``, ``parking``,
-``store``: devices and the rest), whose rules are the store's ``*_rules`` modules.
+``crclaims``, ``store``: devices and the rest), whose rules are the store's ``*_rules`` modules.
 """
 
 from acsd.store.sqlite.store import SqliteStore

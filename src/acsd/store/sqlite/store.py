@@ -59,6 +59,7 @@ from acsd.store.records import (
 )
 from acsd.store.sqlite.apn import ApnRecords
 from acsd.store.sqlite.core import SqliteCore
+from acsd.store.sqlite.crclaims import CrClaims
 from acsd.store.sqlite.filters import device_filters
 from acsd.store.sqlite.internet import InternetAccounts
 from acsd.store.sqlite.parking import ParkedSessions
@@ -84,7 +85,7 @@ async def _router_gone(
     )
 
 
-class SqliteStore(InternetAccounts, ApnRecords, ParkedSessions, SqliteCore):
+class SqliteStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, SqliteCore):
     """The default :class:`~acsd.store.base.Store`. Create, ``await open()``, use, ``await
     close()``. One instance per process and database file."""
 

@@ -1,0 +1,36 @@
+"""Connection Request claims: which process (worker, instance) may ask a router to connect
+now.
+
+One conditional upsert: a second claimer's INSERT waits on the first's uncommitted row
+and, once that commits, finds it held (READ COMMITTED re-checks ON CONFLICT's WHERE on the
+row as committed), so of two processes asking at once exactly one gets the claim."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from acsd.store.postgres.core import PgCore
+
+#: now in POSIX seconds on the database server's clock: clock_timestamp(), not now(),
+#: which is when the transaction began (a batch's, or before a wait for another's row)
+_NOW = "extract(epoch FROM clock_timestamp())::float8"
+
+#: as SQLite's (acsd.store.sqlite.crclaims): taken when there is none or it has run out,
+#: a row returned when taken; none for a device that is gone
+_CLAIM = (
+    f"INSERT INTO cr_claims (device, until) SELECT id, {_NOW} + $2 FROM devices WHERE id = $1"
+    f" ON CONFLICT (device) DO UPDATE SET until = excluded.until"
+    f" WHERE cr_claims.until <= {_NOW}"
+    " RETURNING 1"
+)
+
+
+class CrClaims(PgCore):
+    async def claim_connection_request(self, device_id: str, seconds: float) -> bool:
+        if not seconds > 0:
+            raise ValueError(f"a claim lasts more than 0 seconds, not {seconds!r}")
+
+        async def claim(conn: asyncpg.Connection) -> bool:
+            return await conn.fetchval(_CLAIM, device_id, float(seconds)) is not None
+
+        return await self._call("claim_connection_request", claim)

@@ -1,0 +1,91 @@
+"""One Connection Request per router per interval across every process on a database
+(workers on one SQLite file, instances on one PostgreSQL database): the claim in the store
+(``cr_claims``) and the requester that asks for it before it sends."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import asyncpg
+import pytest
+
+from acsd import clock
+from acsd.store import DeviceRecord, open_store
+
+
+async def _device(store, serial: str) -> str:
+    return (await store.upsert_device(DeviceRecord(id="", serial_number=serial))).id
+
+
+async def _claim_rows(store_url: str) -> int:
+    if store_url.startswith("sqlite:///"):
+        with sqlite3.connect(store_url.removeprefix("sqlite:///")) as db:
+            return db.execute("SELECT count(*) FROM cr_claims").fetchone()[0]
+    conn = await asyncpg.connect(store_url)
+    try:
+        return await conn.fetchval("SELECT count(*) FROM cr_claims")
+    finally:
+        await conn.close()
+
+
+# -- the store ------------------------------------------------------------------------------
+
+
+async def test_a_claim_is_held_for_its_seconds_then_taken_again(store) -> None:
+    one, other = await _device(store, "CLM1"), await _device(store, "CLM2")
+    assert await store.claim_connection_request(one, 0.5)
+    assert not await store.claim_connection_request(one, 0.5)  # held
+    assert await store.claim_connection_request(other, 0.5)  # another device's is its own
+    await asyncio.sleep(0.6)
+    assert await store.claim_connection_request(one, 30)  # run out: taken again
+    assert not await store.claim_connection_request(one, 0.5)
+
+
+async def test_a_claim_is_timed_by_the_database_not_by_the_process(
+    store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    device = await _device(store, "CLM3")
+    assert await store.claim_connection_request(device, 30)
+    # a process whose clock is a day ahead (or set forward) does not end the claim early
+    monkeypatch.setattr(clock, "now", lambda: 1e12)
+    assert not await store.claim_connection_request(device, 30)
+
+
+async def test_no_claim_for_a_device_that_is_not_there_and_none_left_by_a_deleted_one(
+    store, store_url: str
+) -> None:
+    assert not await store.claim_connection_request("0" * 24, 30)
+    device = await _device(store, "CLM4")
+    assert await store.claim_connection_request(device, 30)
+    assert await _claim_rows(store_url) == 1
+    assert await store.delete_device(device)
+    assert await _claim_rows(store_url) == 0
+
+
+async def test_a_claim_lasts_some_time(store) -> None:
+    device = await _device(store, "CLM5")
+    for seconds in (0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="more than 0 seconds"):
+            await store.claim_connection_request(device, seconds)
+
+
+async def test_of_two_processes_claiming_at_once_exactly_one_gets_each_claim(
+    store, store_url: str
+) -> None:
+    devices = [await _device(store, f"RACE{n}") for n in range(20)]
+    other = open_store(store_url)
+    await other.open()
+    try:
+
+        async def both() -> list[tuple[bool, bool]]:
+            won = await asyncio.gather(
+                *(s.claim_connection_request(d, 30) for d in devices for s in (store, other))
+            )
+            return [(won[i], won[i + 1]) for i in range(0, len(won), 2)]
+
+        first = await both()
+        assert all(a != b for a, b in first), first  # one of the two, never both, not none
+        assert await both() == [(False, False)] * len(devices)  # held, whoever asks
+    finally:
+        await other.close()
