@@ -6,12 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 
 import asyncpg
 import pytest
+import structlog
 
 from acsd import clock
-from acsd.store import DeviceRecord, open_store
+from acsd.cwmp.connreq import ConnectionRequester, Target
+from acsd.store import DeviceRecord, StoreError, open_store
+from conftest import DENY_BUT_LOOPBACK
+from test_connection_request_guard import endpoint
 
 
 async def _device(store, serial: str) -> str:
@@ -89,3 +94,83 @@ async def test_of_two_processes_claiming_at_once_exactly_one_gets_each_claim(
         assert await both() == [(False, False)] * len(devices)  # held, whoever asks
     finally:
         await other.close()
+
+
+# -- the requester --------------------------------------------------------------------------
+
+
+async def _until(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+async def test_two_processes_poked_at_once_send_one_request_and_the_later_one_after_it(
+    store, store_url: str
+) -> None:
+    """Two changes of one router landing on two processes within the interval: the
+    router is asked once, then once more when the interval is over (the second change
+    may have come after its session read the first), to the URL stored by then."""
+    device = await _device(store, "CRP1")
+    other = open_store(store_url)
+    await other.open()
+    async with endpoint() as (port, hits):
+        base = f"http://127.0.0.1:{port}"
+        times: list[float] = []
+
+        async def lookup(device_id: str) -> Target:
+            return f"{base}/moved", "u", "p"
+
+        requesters = [
+            ConnectionRequester(
+                deny=DENY_BUT_LOOPBACK, min_interval=0.8, lookup=lookup,
+                claim=s.claim_connection_request,
+            )
+            for s in (store, other)
+        ]  # fmt: skip
+        for requester in requesters:
+            await requester.start()
+        try:
+            first, second = (r.poke(device, f"{base}/cr", "u", "p") for r in requesters)
+            results = await asyncio.gather(first, second)
+            times.append(time.monotonic())
+            assert sorted(r.ok for r in results) == [False, True]
+            assert hits == ["/cr"]
+            await _until(lambda: len(hits) == 2)
+            assert time.monotonic() - times[0] >= 0.6
+            assert hits == ["/cr", "/moved"]
+            await asyncio.sleep(1.0)
+            assert len(hits) == 2  # and no more
+            assert sum(r.stats["skipped"] for r in requesters) == 1
+        finally:
+            for requester in requesters:
+                await requester.close()
+            await other.close()
+
+
+@pytest.mark.parametrize("trouble", ["fails", "hangs"])
+async def test_a_store_that_cannot_claim_does_not_hold_the_request_back(trouble: str) -> None:
+    """A request too many is better than a change that waits for the router's next
+    periodic Inform (a day, on some networks)."""
+
+    async def claim(device_id: str, seconds: float) -> bool:
+        if trouble == "hangs":
+            await asyncio.sleep(60)
+        raise StoreError("database is locked")
+
+    async with endpoint() as (port, hits):
+        requester = ConnectionRequester(
+            deny=DENY_BUT_LOOPBACK, min_interval=10, claim=claim, timeout=0.3
+        )
+        await requester.start()
+        try:
+            with structlog.testing.capture_logs() as logged:
+                task = requester.poke("dev1", f"http://127.0.0.1:{port}/cr", "u", "p")
+                assert task is not None and (await task).ok
+        finally:
+            await requester.close()
+    assert hits == ["/cr"]
+    [warning] = [e for e in logged if e["event"] == "connreq.claim_failed"]
+    assert warning["log_level"] == "warning" and warning["device"] == "dev1"

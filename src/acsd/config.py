@@ -261,6 +261,9 @@ class CwmpConfig(_Listener):
     #: answer a router whose Connection Request challenge is Basic only (its password
     #: then crosses the network readable); off: such a router is not asked (TR-069: Digest)
     connection_request_allow_basic: bool = False
+    #: seconds between two Connection Requests to one router (by all processes on the
+    #: database): a change within them is sent when they are over
+    connection_request_interval: float = Field(10.0, ge=1, le=3600)
     auth: CwmpAuthConfig = Field(default_factory=CwmpAuthConfig)
     tls: CwmpTlsConfig = Field(default_factory=CwmpTlsConfig)
 

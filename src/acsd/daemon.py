@@ -29,7 +29,7 @@ from acsd.provisioning.jobs import RetryPolicy
 from acsd.provisioning.profiles import ProfileError, ProfileSet, load_profiles
 from acsd.reload import Profiles, Reloader
 from acsd.sdnotify import notify
-from acsd.store import StoreError, open_store, shown_url
+from acsd.store import StoreError, is_postgres, open_store, shown_url
 from acsd.tls import ServerTls, TlsFileError, listener_settings, warnings_for
 from acsd.workers import shared_nonce_key, worker_index
 
@@ -175,8 +175,15 @@ async def serve(
         return None if record is None else await stored_target(record, store.device_values)
 
     requester = ConnectionRequester(
+        min_interval=config.cwmp.connection_request_interval,
         deny=config.cwmp.connection_request_deny,
         lookup=cr_target,
+        # Only where other processes send requests too (workers on the SQLite file, or
+        # instances on PostgreSQL, which this one cannot count): one process alone keeps
+        # the interval in memory, and a write per request would queue behind sessions'.
+        claim=store.claim_connection_request
+        if config.workers > 1 or is_postgres(config.store.url)
+        else None,
         allow_basic=config.cwmp.connection_request_allow_basic,
         busy_for=config.cwmp.max_session_seconds,
     )

@@ -9,7 +9,9 @@ Inform.
 
 Requests are fire-and-forget for the caller: an operator's write never waits for a router.
 One request per device at a time, and at most one per device every ``min_interval``
-seconds, so a burst of API writes cannot hammer a CPE.
+seconds, so a burst of API writes cannot hammer a CPE. Where several processes send them
+(workers, instances on one database), a claim in the store they share holds the interval
+across them all.
 """
 
 from __future__ import annotations
@@ -190,6 +192,11 @@ USERNAME_PATHS = tuple(
     for root in ("Device.", "InternetGatewayDevice.")
 )
 
+#: claims the right to send a device's router a Connection Request for some seconds, on
+#: the store every process shares: (device id, seconds) -> whether this process got it
+#: (Store.claim_connection_request)
+Claim = Callable[[str, float], Awaitable[bool]]
+
 #: reads some stored values of a device: (device id, paths) -> path -> [value, type]
 #: (Store.device_values)
 ValuesReader = Callable[[str, Sequence[str]], Awaitable[Mapping[str, list[Any]]]]
@@ -228,6 +235,7 @@ class ConnectionRequester:
         min_interval: float = 10.0,
         deny: Sequence[str] = (),
         lookup: Callable[[str], Awaitable[Target | None]] | None = None,
+        claim: Claim | None = None,
         allow_basic: bool = False,
         busy_for: float = 600.0,
     ) -> None:
@@ -242,6 +250,9 @@ class ConnectionRequester:
         #: reads a device's target again when its deferred request goes: a session in
         #: between may have set new credentials on the router (None: the device is gone)
         self.lookup = lookup
+        #: the interval's claim in the store shared with other processes (workers,
+        #: instances), taken before each request: None when no other process sends any
+        self.claim = claim
         self.min_interval = min_interval
         self.deny = DenyList(deny)
         self._session: aiohttp.ClientSession | None = None
@@ -319,9 +330,12 @@ class ConnectionRequester:
         """Seconds until the device may get its next request (<= 0: now)."""
         return self._last.get(device_id, -1e9) + self.min_interval - now
 
-    def _later_in(self, device_id: str, delay: float) -> None:
+    def _later_in(self, device_id: str, delay: float, after: str | None = None) -> None:
         self._track(asyncio.create_task(self._deferred(device_id, delay)))
-        log.info("connreq.deferred", device=device_id, seconds=round(delay, 1))
+        if after is None:
+            log.info("connreq.deferred", device=device_id, seconds=round(delay, 1))
+        else:
+            log.info("connreq.deferred", device=device_id, seconds=round(delay, 1), after=after)
 
     def _track(self, task: asyncio.Task[Any]) -> None:
         self._tasks.add(task)
@@ -340,11 +354,36 @@ class ConnectionRequester:
         else:
             self._retries.pop(device_id, None)  # the device is gone
 
+    async def _claimed(self, device_id: str) -> bool:
+        """Whether this process may send the request: it took the interval's claim, or
+        there is none to take. A store that fails or does not answer in time is no "no":
+        a request too many is better than a change that waits a day for the next Inform."""
+        if self.claim is None or self.min_interval <= 0:
+            return True
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await self.claim(device_id, self.min_interval)
+        except Exception as exc:
+            log.warning("connreq.claim_failed", device=device_id, error=str(exc) or repr(exc))
+            return True
+
     async def _run(
         self, device_id: str, url: str, username: str | None, password: str | None
     ) -> CrResult:
         assert self._session is not None
+        elsewhere = False
         try:
+            if not await self._claimed(device_id):
+                # Another process sent one within the interval: as a poke too soon here,
+                # sent when the interval is over (the change may have come after the
+                # other's request, whose session then read the older revision). The
+                # interval counts from now: the other's claim was taken before this
+                # answer came, so it has run out by then.
+                elsewhere = True
+                self.stats["skipped"] += 1
+                self._last[device_id] = time.monotonic()
+                self._later.setdefault(device_id, (url, username, password))
+                return CrResult(False, reason="sent by another process within the interval")
             async with self._slots:
                 self.stats["sent"] += 1
                 result = await connection_request(
@@ -359,7 +398,8 @@ class ConnectionRequester:
         finally:
             self._busy.discard(device_id)
             if device_id in self._later:  # a poke that came while this one was out
-                self._later_in(device_id, max(0.0, self._wait(device_id, time.monotonic())))
+                wait = max(0.0, self._wait(device_id, time.monotonic()))
+                self._later_in(device_id, wait, "another process's request" if elsewhere else None)
         self.stats["ok" if result.ok else "failed"] += 1
         if result.status != 503:
             self._retries.pop(device_id, None)
