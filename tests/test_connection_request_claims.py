@@ -150,6 +150,28 @@ async def test_two_processes_poked_at_once_send_one_request_and_the_later_one_af
             await other.close()
 
 
+async def test_a_change_soon_after_the_last_request_goes_one_interval_after_it(store) -> None:
+    """The process that holds the claim times its next request by its own clock: that
+    one must not find its own claim still held, and wait another whole interval."""
+    device = await _device(store, "CRP2")
+    async with endpoint() as (port, hits):
+        url = f"http://127.0.0.1:{port}/cr"
+        requester = ConnectionRequester(
+            deny=DENY_BUT_LOOPBACK, min_interval=0.6, claim=store.claim_connection_request
+        )
+        await requester.start()
+        try:
+            first = requester.poke(device, url, "u", "p")
+            assert first is not None and (await first).ok
+            sent = time.monotonic()
+            assert requester.poke(device, url, "u", "p") is None  # too soon: deferred
+            await _until(lambda: len(hits) == 2)
+            assert 0.5 <= time.monotonic() - sent < 1.0
+            assert requester.stats["skipped"] == 1
+        finally:
+            await requester.close()
+
+
 @pytest.mark.parametrize("trouble", ["fails", "hangs"])
 async def test_a_store_that_cannot_claim_does_not_hold_the_request_back(trouble: str) -> None:
     """A request too many is better than a change that waits for the router's next

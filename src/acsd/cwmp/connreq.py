@@ -179,6 +179,11 @@ def answer_challenge(
 #: (in the HTTP client's pool they would time out unsent behind routers that never answer)
 MAX_CONCURRENT = 100
 
+#: seconds a claim in the store runs out before the interval it claims: the process that
+#: took it times its next request by its own clock, which must find it run out (the
+#: database's clock counts milliseconds; each clock rounds its own way)
+CLAIM_SLACK = 0.05
+
 #: devices remembered for the interval between requests before old entries are dropped
 _PRUNE_AT = 4096
 
@@ -362,7 +367,7 @@ class ConnectionRequester:
             return True
         try:
             async with asyncio.timeout(self.timeout):
-                return await self.claim(device_id, self.min_interval)
+                return await self.claim(device_id, max(self.min_interval - CLAIM_SLACK, 0.001))
         except Exception as exc:
             log.warning("connreq.claim_failed", device=device_id, error=str(exc) or repr(exc))
             return True
@@ -384,6 +389,11 @@ class ConnectionRequester:
                 self._last[device_id] = time.monotonic()
                 self._later.setdefault(device_id, (url, username, password))
                 return CrResult(False, reason="sent by another process within the interval")
+            if self.claim is not None:
+                # This process's interval too counts from when the claim was answered
+                # (the claim was taken before that): its next request must not come
+                # before its own claim has run out, and find it held.
+                self._last[device_id] = time.monotonic()
             async with self._slots:
                 self.stats["sent"] += 1
                 result = await connection_request(
