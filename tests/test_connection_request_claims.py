@@ -5,8 +5,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
+import json
 import sqlite3
 import time
+from collections.abc import Callable
 
 import asyncpg
 import pytest
@@ -14,9 +18,14 @@ import structlog
 
 from acsd import clock
 from acsd.cwmp.connreq import ConnectionRequester, Target
+from acsd.sim.cpe import Cpe
+from acsd.sim.runner import Simulation
 from acsd.store import DeviceRecord, StoreError, open_store
-from conftest import DENY_BUT_LOOPBACK
+from api_world import build_world, device_body
+from apiclient import Api, Reply
+from conftest import DENY_BUT_LOOPBACK, Daemon, wait_for
 from test_connection_request_guard import endpoint
+from test_workers import start_workers
 
 
 async def _device(store, serial: str) -> str:
@@ -196,3 +205,136 @@ async def test_a_store_that_cannot_claim_does_not_hold_the_request_back(trouble:
     assert hits == ["/cr"]
     [warning] = [e for e in logged if e["event"] == "connreq.claim_failed"]
     assert warning["log_level"] == "warning" and warning["device"] == "dev1"
+
+
+# -- end to end -----------------------------------------------------------------------------
+
+#: seconds between two Connection Requests to one router in the end-to-end tests
+INTERVAL = 3.0
+
+
+def _record_requests(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """When each Connection Request reached a simulated router (past its Digest check)."""
+    times: list[float] = []
+    original = Cpe.request_connection
+
+    def request_connection(cpe: Cpe) -> bool:
+        times.append(time.monotonic())
+        return original(cpe)
+
+    monkeypatch.setattr(Cpe, "request_connection", request_connection)
+    return times
+
+
+async def _changes_on_two_processes(
+    monkeypatch: pytest.MonkeyPatch,
+    first: Daemon,
+    patch_other: Callable[[str, dict], Reply],
+    world,
+    mark: Callable[[], None] = lambda: None,
+) -> tuple[list[float], float]:
+    """A provisioned router, then two changes of it within the interval: one through
+    ``first``, the other through ``patch_other(path, body)`` (another process); ``mark``
+    is called just before them. The times its Connection Requests came from then on, and
+    when the two changes were made."""
+    times = _record_requests(monkeypatch)
+    sim = Simulation(
+        first.cwmp_url, ["tplink-tr181"], 1, serial_prefix="ONECR", interval=3600,
+        cr_listen="127.0.0.1:0", ramp=0.01,
+    )  # fmt: skip
+    serial = sim.routers[0].serial
+    router = sim.router(serial)
+    # made before the router first calls in: provisioned in that session, with no
+    # Connection Request (whose interval the changes would have to wait out)
+    made = await asyncio.to_thread(
+        world.api.post, "/network/device", device_body(world, "own", serial)
+    )
+    assert made.status == 201, made.body
+    path = f"/network/device/{made.body['_id']}"
+
+    def active() -> bool:
+        return world.api.get(path).body["state"] == "ACTIVE"
+
+    running = asyncio.create_task(sim.run(duration=60))
+    try:
+        await asyncio.to_thread(wait_for, active, 20)
+        before = len(times)
+        mark()
+        changed = time.monotonic()
+        one = await asyncio.to_thread(world.api.patch, path, {"wifi": {"ssid": "FirstChange"}})
+        assert one.status == 200, one.body
+        two = await asyncio.to_thread(patch_other, path, {"wifi": {"ssid": "SecondChange"}})
+        assert two.status == 200, two.body
+        assert time.monotonic() - changed < INTERVAL / 2  # (both within the interval)
+
+        def applied() -> bool:
+            return router.tree.flat()["Device.WiFi.SSID.1.SSID"] == "SecondChange"
+
+        # the second request may come when the first's session has applied both changes
+        # already: the process that took the second cannot know that it did
+        await asyncio.to_thread(
+            wait_for, lambda: len(times) >= before + 2 and applied() and active(), 20
+        )
+    finally:
+        sim.stop()
+        await running
+    return times[before:], changed
+
+
+def _one_per_interval(times: list[float], changed: float) -> None:
+    # one request in the interval the changes came in; the deferred one once it is over
+    assert len(times) >= 2, times
+    assert times[0] - changed < INTERVAL / 2, times
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    assert all(gap >= INTERVAL - 0.3 for gap in gaps), gaps
+
+
+async def test_changes_on_two_instances_within_the_interval_send_the_router_one_request(
+    daemon_factory, pg_cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = pg_cluster.new_database()
+    config = {"store": {"url": url}, "cwmp": {"connection_request_interval": INTERVAL}}
+    first, second = daemon_factory(**config), daemon_factory(**config)
+    world = build_world(first)
+    other = Api(second.api_url, world.api.token)
+    times, changed = await _changes_on_two_processes(monkeypatch, first, other.patch, world)
+    _one_per_interval(times, changed)
+    elsewhere = [e for e in second.events("connreq.deferred") if e.get("after")]
+    assert elsewhere and elsewhere[0]["after"] == "another process's request"
+
+
+async def test_changes_on_two_workers_within_the_interval_send_the_router_one_request(
+    daemon_factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    daemon = start_workers(daemon_factory, cwmp={"connection_request_interval": INTERVAL})
+    world = build_world(daemon)
+    since = [0]
+
+    def mark() -> None:
+        since[0] = len(daemon.lines)
+
+    def workers_asked() -> set[int]:
+        """The workers that took a change since ``mark``: each one's first Connection
+        Request of it is sent (connreq.done) or deferred (connreq.deferred)."""
+        asked = set()
+        for line in daemon.lines[since[0] :]:
+            with contextlib.suppress(ValueError):
+                entry = json.loads(line)
+                if entry.get("event") in ("connreq.done", "connreq.deferred"):
+                    asked.add(entry.get("worker"))
+        return asked
+
+    def patch_on_the_other_worker(path: str, body: dict) -> Reply:
+        # The kernel hands each new connection to either worker: the same change again
+        # until both workers have taken one.
+        for _ in range(30):
+            reply = world.api.patch(path, body)
+            if workers_asked() == {0, 1}:
+                return reply
+        wait_for(lambda: workers_asked() == {0, 1}, 0.5)
+        return reply
+
+    times, changed = await _changes_on_two_processes(
+        monkeypatch, daemon, patch_on_the_other_worker, world, mark
+    )
+    _one_per_interval(times, changed)
