@@ -383,7 +383,7 @@ class ConnectionRequester:
                 # sent when the interval is over (the change may have come after the
                 # other's request, whose session then read the older revision). The
                 # interval counts from now: the other's claim was taken before this
-                # answer came, so it has run out by then.
+                # answer came, so an interval from now it has run out.
                 elsewhere = True
                 self.stats["skipped"] += 1
                 self._last[device_id] = time.monotonic()
