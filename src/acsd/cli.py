@@ -18,6 +18,8 @@ from acsd.provisioning.profile_schema import ProfileError
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from acsd.provisioning.profiles import ProfileSet
+
 EXIT_USAGE = 2
 
 
@@ -130,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _serve(config: Config, config_path: str | None) -> int:
+def _serve(config: Config, config_path: str | None, profiles: ProfileSet | None) -> int:
     from acsd import eventloop
     from acsd.daemon import serve
     from acsd.workers import WORKER_ENV, supervise
@@ -143,7 +145,7 @@ def _serve(config: Config, config_path: str | None) -> int:
     if config.workers > 1 and WORKER_ENV not in os.environ:
         return supervise(config, config_path)
     with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(serve(config, config_path=config_path))
+        return runner.run(serve(config, config_path=config_path, profiles=profiles))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -167,6 +169,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         return _profile_check(args)
     if args.command == "cpe-password":
         return _cpe_password(args)
+    profiles: ProfileSet | None = None
     try:
         config = _worker_config(args) or load_config(
             getattr(args, "config", None),
@@ -180,7 +183,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
                 if args.command == "config":
                     print(f"acsd: warning: {warning}", file=sys.stderr)
         if args.command in ("serve", "config"):
-            _check_profiles(config)  # a broken profile stops the start, not the first session
+            # a broken profile stops the start, not the first session
+            profiles = _check_profiles(config)
             from acsd.workers import NONCE_KEY_ENV, WORKER_ENV
 
             # Said once, by the process the operator started (not again by each worker).
@@ -209,7 +213,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         print(behind, file=sys.stderr)
         return EXIT_USAGE
     if args.command == "serve":
-        return _serve(config, args.config)
+        return _serve(config, args.config, profiles)
     if args.command == "config":
         print(json.dumps(config.model_dump(), indent=2))
         return 0
@@ -329,12 +333,13 @@ def _worker_config(args: argparse.Namespace) -> Config | None:
     return config
 
 
-def _check_profiles(config: Config) -> None:
+def _check_profiles(config: Config) -> ProfileSet:
+    """The configured profiles, loaded once: ``serve`` runs with the set checked here."""
     from pathlib import Path
 
     from acsd.provisioning.profiles import load_profiles
 
-    load_profiles(Path(config.profiles.dir) if config.profiles.dir else None)
+    return load_profiles(Path(config.profiles.dir) if config.profiles.dir else None)
 
 
 def _cpe_password(args: argparse.Namespace) -> int:

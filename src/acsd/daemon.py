@@ -64,10 +64,15 @@ API_MAX_REQUEST_LINE = 64 * 1024
 
 
 async def serve(
-    config: Config, *, stop: asyncio.Event | None = None, config_path: str | Path | None = None
+    config: Config,
+    *,
+    stop: asyncio.Event | None = None,
+    config_path: str | Path | None = None,
+    profiles: ProfileSet | None = None,
 ) -> int:
     """Run until SIGTERM/SIGINT (or ``stop`` is set); return the exit status. SIGHUP
-    reloads profiles, log settings and TLS files (``config_path`` is read again)."""
+    reloads profiles, log settings and TLS files (``config_path`` is read again).
+    ``profiles``: the set the command line loaded and checked (None: loaded here)."""
     stop = stop or asyncio.Event()
     worker = worker_index()
     if worker is not None:
@@ -92,8 +97,10 @@ async def serve(
         return 2
     # Before the store opens: a profile that fails here must not leave its threads running.
     try:
-        loaded = load_profiles(Path(config.profiles.dir) if config.profiles.dir else None)
-    except ProfileError as exc:  # changed since the command line checked it
+        loaded = profiles or load_profiles(
+            Path(config.profiles.dir) if config.profiles.dir else None
+        )
+    except ProfileError as exc:
         log.error("config_error", key="profiles.dir", error=str(exc))
         return 2
     # New sessions read the ProfileSet through this holder, so SIGHUP can replace it.
