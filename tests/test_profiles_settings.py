@@ -182,6 +182,29 @@ def test_tplink_tr098_password_and_band_steering(profiles):
 
 
 @pytest.mark.parametrize(
+    ("name", "band"),
+    [
+        ("huawei", {WLAN + "5.X_HW_RFBand": "5GHz"}),
+        ("zte", {WLAN + "5.X_ZTE-COM_OperatingFrequencyBand": "5GHz"}),
+        ("zyxel", {WLAN + "5.X_ZYXEL_OperatingFrequencyBand": "5GHz"}),
+        ("nokia", {WLAN + "5.PossibleChannels": "36-64"}),
+    ],
+    ids=["huawei", "zte", "zyxel", "nokia"],
+)
+def test_ont_vendors_emulate_band_steering_and_write_no_steering_leaf(profiles, name, band):
+    # No ONT vendor's steering leaf is known well enough to write (the profiles' headers
+    # say what public sources show, e.g. only an object name for ZTE): a guessed one would
+    # fault 9005 in every session. Steering is one network on both bands, and the job says
+    # that it was emulated.
+    steer = {"ssid": "Home", "password": "secret123", "bandsteering": True}
+    result = wifi_plan(profiles.get(name), steer, band)
+    assert not [path for path in written(result) if "steer" in path.lower()]
+    assert written(result)[WLAN + "1.SSID"] == written(result)[WLAN + "5.SSID"] == "Home"
+    [reason] = [u["reason"] for u in result.unsupported if u["setting"] == "wifi.bandsteering"]
+    assert reason.startswith(f"profile {name} has no band steering parameter; emulated")
+
+
+@pytest.mark.parametrize(
     ("name", "leaf"),
     [
         ("huawei", "PreSharedKey.1.PreSharedKey"),
