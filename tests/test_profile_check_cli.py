@@ -27,7 +27,7 @@ def test_typo_bad_path_and_cycle_are_reported_with_file_and_line(tmp_path):
     (tmp_path / "a.toml").write_text('name = "a"\nextends = "b"\n[match]\nmanufacturer = "A*"\n')
     (tmp_path / "b.toml").write_text('name = "b"\nextends = "a"\n[match]\nmanufacturer = "B*"\n')
     proc = run_cli("profile", "check", str(tmp_path), "--datamodels", str(DATAMODELS))
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # the profiles are configuration: wrong, as serve says
     err = proc.stderr
     assert "typo.toml:7:" in err and "wifi.2g.ssid" in err  # "did you mean"
     assert "badpath.toml:6:" in err and "SSIDD" in err
@@ -37,7 +37,7 @@ def test_typo_bad_path_and_cycle_are_reported_with_file_and_line(tmp_path):
 def test_a_missing_directory_is_the_only_thing_said(tmp_path):
     missing = tmp_path / "profiles"
     proc = run_cli("profile", "check", str(missing), "--datamodels", str(DATAMODELS))
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # the profiles are configuration: wrong, as serve says
     assert proc.stdout == ""  # not the built-in profiles' listing, as if DIR had been read
     assert proc.stderr.strip() == f"{missing}: profile directory not found"
 
@@ -52,7 +52,7 @@ def test_a_broken_data_model_file_is_one_line_naming_it(tmp_path):
     shutil.copy(DATAMODELS / tr098, tmp_path / tr098)
     (tmp_path / tr181).write_text("<bad\n")
     proc = run_cli("profile", "check", "--datamodels", str(tmp_path))
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
     broken = [line for line in proc.stderr.splitlines() if tr181 in line]
     assert len(broken) == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert broken[0].startswith(f"{tmp_path / tr181}:") and "not well-formed XML" in broken[0]
@@ -79,7 +79,7 @@ def test_strict_booleans_and_a_list_for_unsupported(tmp_path):
     for text, message in cases.items():
         (tmp_path / "my.toml").write_text(text)
         proc = run_cli("profile", "check", str(tmp_path), "--datamodels", str(DATAMODELS))
-        assert proc.returncode == 1, message
+        assert proc.returncode == 2, message
         [line] = [e for e in proc.stderr.splitlines() if "my.toml" in e]
         assert line.endswith(message), (message, line)
     for ok in (huawei, huawei.replace('unsupported = ["wifi.6g.*"]', 'unsupported = "wifi.6g.*"')):

@@ -157,7 +157,8 @@ async def test_cli_commands_on_records_leave_an_older_schema_to_db_migrate(tmp_p
         ("token", "create", "--role", "ADMIN", "--name", "x"),
     ):
         proc = await asyncio.to_thread(run_cli, *args, "--config", str(config), timeout=30)
-        assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+        # (not ready yet, exit 1; the command line and configuration are right)
+        assert proc.returncode == 1 and proc.stdout == "", proc.stderr
         assert proc.stderr.strip() == (
             f"acsd: the database {tmp_path / 'acsd.db'} has schema version {latest - 2}, "
             f"this acsd needs {latest}: back it up, then run acsd db migrate (or start acsd "

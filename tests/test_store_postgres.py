@@ -206,7 +206,8 @@ async def test_record_commands_leave_an_older_schema_to_db_migrate(pg_cluster, t
         await conn.close()
     for args in (("device", "list"), ("token", "create", "--role", "ADMIN")):
         proc = await cli(*args)
-        assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+        # (not ready yet, exit 1; the command line and configuration are right)
+        assert proc.returncode == 1 and proc.stdout == "", proc.stderr
         assert proc.stderr.strip() == (
             f"acsd: the database {shown} has schema version {latest - 2}, this acsd needs "
             f"{latest}: back it up, then run acsd db migrate (or start acsd serve) to upgrade it"

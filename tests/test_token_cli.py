@@ -48,7 +48,28 @@ def test_revoking_by_the_token_itself_does_not_echo_it(daemon):
     # ("acsd: no active token acsd_..."): a bearer secret on the terminal and in logs.
     secret = daemon.cli("token", "create", "--role", "ADMIN", "--name", "pasted").stdout.strip()
     revoked = daemon.cli("token", "revoke", secret, check=False)
-    assert revoked.returncode == 1
+    assert revoked.returncode == 2  # the argument is no ID: a usage error
     assert secret not in revoked.stdout + revoked.stderr
     assert secret[len("acsd_") :] not in revoked.stderr
     assert "token list" in revoked.stderr
+
+
+def test_a_customer_the_records_refuse_is_a_failure_not_a_usage_error(daemon):
+    """README, exit statuses: `--customer <unknown id>` exited 2, as if the command line
+    were wrong; the line is right, the records say no (1). Wrong options stay 2."""
+    world = World(api=Api(daemon.api_url, token(daemon, "ADMIN")))
+    populate(world)
+    before = _token_lines(daemon)
+    unknown = "0" * 24
+    for args, status, message in (
+        (("--role", "OWNER", "--customer", unknown), 1, f"no customer {unknown}"),
+        (("--role", "RESELLER", "--customer", world.customers["own"]), 1,
+         f"customer {world.customers['own']} is not a RESELLER"),
+        (("--role", "MANAGER"), 2, "a MANAGER token is bound to a customer: give --customer ID"),
+        (("--role", "ADMIN", "--apn-account", "k1"), 2,
+         "an ADMIN token manages every APN account already"),
+    ):  # fmt: skip
+        proc = daemon.cli("token", "create", *args, check=False)
+        assert (proc.returncode, proc.stdout) == (status, ""), (args, proc.stderr)
+        assert proc.stderr.splitlines() == [f"acsd: {message}"], args
+    assert _token_lines(daemon) == before

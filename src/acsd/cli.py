@@ -20,6 +20,11 @@ if TYPE_CHECKING:
 
     from acsd.provisioning.profiles import ProfileSet
 
+#: Exit statuses (README, "Exit statuses"): 0 done; 1 the command was understood but
+#: failed (not found, a conflict, input refused, the database cannot be opened or is not at
+#: this acsd's schema); 2 the command line or the configuration is wrong, so running it
+#: again cannot help (systemd's RestartPreventExitStatus=2 relies on that).
+EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 
@@ -210,8 +215,9 @@ def _main(argv: Sequence[str] | None = None) -> int:
         print(missing, file=sys.stderr)
         return EXIT_USAGE
     if args.command in ("device", "token") and (behind := _schema_behind(config)):
-        print(behind, file=sys.stderr)
-        return EXIT_USAGE
+        message, status = behind
+        print(message, file=sys.stderr)
+        return status
     if args.command == "serve":
         return _serve(config, args.config, profiles)
     if args.command == "config":
@@ -250,13 +256,14 @@ def _missing_database(config: Config, config_file: str | None) -> str | None:
     )
 
 
-def _schema_behind(config: Config) -> str | None:
+def _schema_behind(config: Config) -> tuple[str, int] | None:
     """Why ``device``/``token`` must not run on this database yet: its schema is older than
     this acsd's. Opening the store would migrate it, so `acsd device list` run with a
     newly installed acsd before the restart upgraded the schema under the daemon still
     running the old one, without a backup or a word; only `serve` and `db migrate`
     change the schema. (On PostgreSQL as on SQLite: there the daemons of every instance
-    run the old schema.)"""
+    run the old schema.) With the exit status: no acsd database at all is the wrong
+    configuration (as a missing file), an older one a database not ready yet."""
     from acsd.store import is_postgres, shown_url, sqlite_path
     from acsd.store.schema import latest_version
 
@@ -275,11 +282,11 @@ def _schema_behind(config: Config) -> str | None:
         return (
             f"acsd: {where} holds no acsd database yet "
             "(acsd serve or acsd db migrate create the database)"
-        )
+        ), EXIT_USAGE
     return (
         f"acsd: the database {where} has schema version {version}, this acsd needs "
         f"{latest}: back it up, then run acsd db migrate (or start acsd serve) to upgrade it"
-    )
+    ), EXIT_FAILED
 
 
 def _sqlite_schema_version(path: Path) -> int | None:
@@ -403,18 +410,20 @@ def _profile_check(args: argparse.Namespace) -> int:
         print(line)
     for line in [*report.warnings, *report.errors]:
         print(line, file=sys.stderr)
-    return 1 if report.errors else 0
+    # The profiles are configuration: errors in them are exit 2, as `serve` and `config
+    # check` say for the same directory.
+    return EXIT_USAGE if report.errors else 0
 
 
 async def _token(args: argparse.Namespace, config: Config) -> int:
     from acsd import clock
-    from acsd.api.auth import TOKEN_PREFIX, create_token
+    from acsd.api.auth import TOKEN_PREFIX, TokenRefused, create_token
     from acsd.audit import cli_record
     from acsd.ids import normal_id
 
     store = await _open_store(config)
     if store is None:
-        return EXIT_USAGE
+        return EXIT_FAILED
     try:
         if args.token_command == "create":
             try:
@@ -426,8 +435,10 @@ async def _token(args: argparse.Namespace, config: Config) -> int:
                     apn_account=args.apn_account,
                 )
             except ValueError as exc:
+                # The options are wrong (2), or right but the records refuse them (1): a
+                # customer that does not exist is no usage error.
                 print(f"acsd: {exc}", file=sys.stderr)
-                return EXIT_USAGE
+                return EXIT_FAILED if isinstance(exc, TokenRefused) else EXIT_USAGE
             print(token)  # alone on stdout, so scripts can capture it
             return 0
         if args.token_command == "list":
@@ -459,7 +470,7 @@ async def _token(args: argparse.Namespace, config: Config) -> int:
                 " `acsd token list` shows the IDs",
                 file=sys.stderr,
             )
-            return 1
+            return EXIT_USAGE  # (the argument is no ID at all, whatever the records hold)
         token_id = normal_id(args.id)  # ids are accepted in any case
         entry = cli_record("token.revoke", "token", token_id)
         if not await store.revoke_token(token_id, audit=entry):
@@ -532,7 +543,7 @@ async def _open_store(config: Config):  # -> Store | None
 async def _migrate(config: Config) -> int:
     store = await _open_store(config)
     if store is None:
-        return EXIT_USAGE
+        return EXIT_FAILED
     await store.close()
     # An operator checks here what the upgrade did: "up to date" on a database that has
     # just been created or upgraded read as if nothing had happened.
@@ -559,7 +570,7 @@ async def _device(args: argparse.Namespace, config: Config) -> int:
 
     store = await _open_store(config)
     if store is None:
-        return EXIT_USAGE
+        return EXIT_FAILED
     try:
         view = {
             "default_interval": config.cwmp.periodic_interval,

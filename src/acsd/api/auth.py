@@ -38,6 +38,11 @@ def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
+class TokenRefused(ValueError):
+    """The token asked for is well formed, but the records say no (a customer that does
+    not exist, or is not a RESELLER): ``acsd token create`` exits 1 for it, not 2."""
+
+
 async def create_token(
     store: Store,
     role: str,
@@ -69,9 +74,9 @@ async def create_token(
     if customer is not None:
         found = await store.get_customer(customer)
         if found is None:
-            raise ValueError(f"no customer {customer}")
+            raise TokenRefused(f"no customer {customer}")
         if role == "RESELLER" and found.type != "RESELLER":
-            raise ValueError(f"customer {customer} is not a RESELLER")
+            raise TokenRefused(f"customer {customer} is not a RESELLER")
     token = new_token()
     record = TokenRecord(
         id=new_id(),
