@@ -4,7 +4,8 @@ A client generated from ``/openapi.json`` trusts the document: an answer with a 
 operation does not list, or a body its schema does not allow, breaks such a client. This
 checks the part of JSON Schema the document uses (``$ref``, ``type``, ``properties``,
 ``required``, ``additionalProperties``, ``anyOf``, ``items``, ``enum``, ``minimum``,
-``maximum``, ``minLength``, ``maxLength``, ``pattern``, ``format: ipv4``).
+``maximum``, ``minLength``, ``maxLength``, ``pattern``, ``format: ipv4`` and ``ipv6``,
+``maxProperties``, ``propertyNames``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,14 @@ def _ipv4(text: str) -> bool:
     return True
 
 
+def _ipv6(text: str) -> bool:
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def problems(doc: dict[str, Any], schema: dict[str, Any], value: Any, at: str = "") -> list[str]:
     """Where ``value`` breaks ``schema`` (a schema of ``doc``): empty when it conforms."""
     if "$ref" in schema:
@@ -49,7 +58,10 @@ def problems(doc: dict[str, Any], schema: dict[str, Any], value: Any, at: str = 
         return problems(doc, node, value, at)
     if "anyOf" in schema:
         found = [problems(doc, option, value, at) for option in schema["anyOf"]]
-        return [] if any(not f for f in found) else min(found, key=len)
+        if all(found):
+            return min(found, key=len)
+        # and the keywords beside it ({"type": "string", "maxLength": 64, "anyOf": [...]})
+        schema = {k: v for k, v in schema.items() if k != "anyOf"}
     kinds = schema.get("type")
     if kinds is not None:
         kinds = [kinds] if isinstance(kinds, str) else kinds
@@ -70,7 +82,14 @@ def problems(doc: dict[str, Any], schema: dict[str, Any], value: Any, at: str = 
             out.append(f"{at or '.'}: {value!r} does not match {schema['pattern']}")
         if schema.get("format") == "ipv4" and not _ipv4(value):
             out.append(f"{at or '.'}: {value!r} is not an IPv4 address")
+        if schema.get("format") == "ipv6" and not _ipv6(value):
+            out.append(f"{at or '.'}: {value!r} is not an IPv6 address")
     if isinstance(value, dict):
+        if len(value) > schema.get("maxProperties", len(value)):
+            out.append(f"{at or '.'}: more than {schema['maxProperties']} members")
+        if "propertyNames" in schema:
+            for name in value:
+                out += problems(doc, {"type": "string", **schema["propertyNames"]}, name, at)
         props = schema.get("properties", {})
         out += [f"{at}.{name}: missing" for name in schema.get("required", ()) if name not in value]
         for name, item in value.items():

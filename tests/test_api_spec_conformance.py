@@ -462,3 +462,124 @@ def test_macs_and_addresses_the_api_refuses_are_ones_the_document_refuses(
         body = device_body(module_world, "own", f"SPECMAC{uuid.uuid4().hex[:8]}", mac=mac)
         assert problems(doc, schema, body) == [], mac
         assert admin.post("/network/device", body).status == 201, mac
+
+
+def test_serial_numbers_and_notes_the_api_refuses_are_ones_the_document_refuses(
+    admin: Api, module_world, doc
+):
+    # the document said only "1 to 64 characters" of a serial number and nothing of notes:
+    # a client checking its body against it got 400s for values it allowed
+    schema = _request_schema(doc, "POST", "/network/device")
+    patch = _request_schema(doc, "PATCH", "/network/device/{id}")
+    made = admin.post(
+        "/network/device", device_body(module_world, "own", f"SPECSN{uuid.uuid4().hex[:8]}")
+    )
+    assert made.status == 201, made.body
+    where = f"/network/device/{made.body['_id']}"
+    tag = uuid.uuid4().hex[:6]
+    for field, value, accepted in (
+        ("serialNumber", f" LEAD{tag}", False),
+        ("serialNumber", f"TRAIL{tag} ", False),
+        ("serialNumber", f"NBSP{tag}\u00a0", False),  # what str.strip() takes, not only " "
+        ("serialNumber", f"TAB\t{tag}", False),
+        ("serialNumber", f"NEL\x85{tag}", False),
+        ("serialNumber", "", False),
+        ("serialNumber", f"{tag}" + "x" * 59, False),
+        ("serialNumber", f"IN SIDE\u00a0{tag}", True),
+        ("serialNumber", f"{tag}" + "x" * 58, True),
+        ("notes", "two lines\r\nand\ta tab", True),
+        ("notes", "", True),
+        ("notes", "bell\x07", False),
+        ("notes", "csi\x9b2J", False),
+        ("notes", "nul\x00", False),
+    ):
+        body = device_body(module_world, "own", f"SPECSN{uuid.uuid4().hex[:8]}")
+        body[field] = value
+        reply = admin.post("/network/device", body)
+        assert (reply.status == 201) is accepted, (field, value, reply.body)
+        assert (problems(doc, schema, body) == []) is accepted, (field, value)
+        if not accepted:
+            assert (reply.status, reply.body["message"]) == (400, field), reply.body
+        conforms(doc, "POST", "/network/device", reply)
+        if field == "notes" or not accepted:  # (an accepted serial number is taken)
+            reply = admin.patch(where, {field: value})
+            assert (reply.status == 200) is accepted, (field, value, reply.body)
+            assert (problems(doc, patch, {field: value}) == []) is accepted, (field, value)
+
+
+def test_internet_lines_the_api_refuses_are_ones_the_document_refuses(
+    admin: Api, module_world, doc
+):
+    # net's masks, addresses and failover number were plain strings in the document
+    ordered = admin.post(
+        "/internet/account",
+        {"customer": module_world.customers["own"], "name": f"Spec line {uuid.uuid4().hex[:6]}"},
+    )
+    assert ordered.status == 201, ordered.body
+    path = f"/internet/account/{ordered.body['_id']}/confirm"
+    schema = _request_schema(doc, "POST", "/internet/account/{id}/confirm")
+    good = {
+        "startDate": "2016-02-01T00:00:00Z",
+        "net": {"ipAddress": "198.51.100.10", "subnet": "255.255.255.0",
+                "gateway": "198.51.100.1", "failover": True, "failoverNumber": "+4571919998",
+                "lanNet": "203.0.113.0", "lanSubnet": "255.255.255.248"},
+    }  # fmt: skip
+    for field, value in (
+        ("net.subnet", "255.0.255.0"),  # not contiguous
+        ("net.subnet", "255.255.255.255"),  # /32: no room for a gateway
+        ("net.lanSubnet", "255.255.0.0"),  # /16: wider than a range may be
+        ("net.lanSubnet", "255.255.255.254"),  # /31: no address left for the customer
+        ("net.ipAddress", "198.51.100"),
+        ("net.failoverNumber", "45-7191"),
+        ("net.failoverNumber", "12"),
+    ):
+        body = _with(good, field, value)
+        reply = admin.post(path, body)
+        assert (reply.status, reply.body["message"]) == (400, field), (value, reply.body)
+        assert problems(doc, schema, body), (field, value)
+    assert problems(doc, schema, good) == []
+    assert admin.post(path, good).status == 200
+
+
+def test_apn_members_the_api_refuses_are_ones_the_document_refuses(admin: Api, doc):
+    # CLI, SIMNumber, the status enums, ProvisioningMetaData and the APN name were plain
+    # strings (or any object) in the document
+    account = _account()
+    _apn_device(admin, account, "(+45)12345600")
+    schema = _request_schema(doc, "POST", APNS)
+    tag = uuid.uuid4().int % 10**6
+    refused = (
+        ("CLI", "12345"),
+        ("CLI", "+4512345678"),
+        ("SIMNumber", "89450012"),
+        ("IPAddress", "198.51.100"),
+        ("Status", "bogus"),
+        ("Status", 7),
+        ("Description", "bell\x07"),
+        ("ProvisioningMetaData", {f"k{n}": "v" for n in range(65)}),
+        ("ProvisioningMetaData", {"": "v"}),
+    )
+    for field, value in refused:
+        body = {"CLI": f"(+45)22{tag:06d}", field: value}
+        reply = admin.post(apns_path(account, "fleet"), body)
+        assert (reply.status, reply.body["ErrorCode"]) == (400, 4001), (field, value, reply.raw)
+        assert problems(doc, schema, body), (field, value)
+    for n, (field, value) in enumerate((
+        ("CLI", f"(+45)33{tag:06d}"),
+        ("CLI", f"2380{tag:06d}1234"),  # an IMSI
+        ("SIMNumber", f"89450012{tag:06d}12345"),
+        ("IPAddress", "2001:db8::7"),
+        ("Status", "aCtIvE"),
+        ("Description", "two lines\nand\ta tab"),
+        ("ProvisioningMetaData", {"plan": "m2m", "none": None}),
+    )):  # fmt: skip
+        body = {"CLI": f"(+45)44{tag:05d}{n}", field: value}
+        assert problems(doc, schema, body) == [], (field, value)
+        reply = admin.post(apns_path(account, "fleet"), body)
+        assert reply.status == 202, (field, value, reply.raw)
+    network = _request_schema(doc, "PUT", NETWORK)
+    for name, accepted in (("iot.example", True), ("-bad.example", False), ("x" * 101, False),
+                           ("a..b", False), ("m2m", True)):  # fmt: skip
+        reply = admin.request("PUT", network_path(account, "fleet"), {"APN": name})
+        assert (reply.status == 200) is accepted, (name, reply.raw)
+        assert (problems(doc, network, {"APN": name}) == []) is accepted, name

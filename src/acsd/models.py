@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from acsd.ids import is_id, normal_id
+from acsd.rules import CONTROL, SPACE, TEXT_CONTROL, Rule, none_of
 
 DeviceState = Literal["ACTIVE", "PROVISIONING", "DELETING"]
 
@@ -36,7 +37,8 @@ _MAC_DOTTED = re.compile(r"^[0-9a-fA-F]{4}\.[0-9a-fA-F]{4}\.[0-9a-fA-F]{4}\Z")
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}\Z")
 # Control characters, surrogates and the two non-characters: nothing a person types in a
 # network name, and most of them cannot travel in the XML of a SetParameterValues.
-_SSID_UNSENDABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_SSID_UNSENDABLE_CHARS = CONTROL + r"\ud800-\udfff\ufffe\uffff"
+_SSID_UNSENDABLE = re.compile(f"[{_SSID_UNSENDABLE_CHARS}]")
 
 
 def _mac(value: str) -> str:
@@ -95,7 +97,7 @@ def _passphrase(value: str) -> str:
     return value
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL = re.compile(f"[{CONTROL}]")
 
 
 def _serial(value: str) -> str:
@@ -126,7 +128,7 @@ def _one_line(value: str) -> str:
 
 #: control characters free text may not hold: all but tab and line breaks (an escape
 #: sequence stored by one token would reach the terminal of whoever lists the record)
-_TEXT_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_TEXT_CONTROL = re.compile(f"[{TEXT_CONTROL}]")
 
 
 def _free_text(value: str) -> str:
@@ -135,9 +137,27 @@ def _free_text(value: str) -> str:
     return value
 
 
-Serial = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_serial)]
+#: one character of a serial number's ends, and one of its middle
+_SERIAL_END, _SERIAL_INNER = f"[^{SPACE}{CONTROL}]", f"[^{CONTROL}]"
+_SERIAL_RULE = Rule(
+    _serial,
+    {
+        "pattern": f"^{_SERIAL_END}(?:{_SERIAL_INNER}*{_SERIAL_END})?$",
+        "description": "No control characters, no spaces at either end (a router's Inform "
+        "has none: a record with them would never meet its router)",
+    },
+)
+#: one line of text (names, references, searches)
+_ONE_LINE = Rule(
+    _one_line,
+    {
+        "pattern": none_of(CONTROL),
+        "description": "One line of text: no control characters (no tab, no line break)",
+    },
+)
+Serial = Annotated[str, Field(min_length=1, max_length=64), _SERIAL_RULE]
 #: a name an operator gives a record: what a list shows on one line
-Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_one_line)]
+Name = Annotated[str, Field(min_length=1, max_length=200), _ONE_LINE]
 #: a reference to a record by its id, taken in any case
 RecordRef = Annotated[str, AfterValidator(normal_id)]
 
@@ -153,25 +173,24 @@ def _an_id(value: str) -> str:
 IdFilter = Annotated[
     str, AfterValidator(_an_id), WithJsonSchema({"type": "string", "pattern": "^[0-9a-fA-F]{24}$"})
 ]
-#: what the document tells clients of one-line text (requests only)
-_ONE_LINE_SCHEMA: dict[str, Any] = {
-    "pattern": r"^[^\u0000-\u001f\u007f-\u009f]*$",
-    "description": "One line of text: no control characters (no tab, no line break)",
-}
 #: a device's name is optional, and "" clears it
-DeviceName = Annotated[
-    str, Field(max_length=200, json_schema_extra=_ONE_LINE_SCHEMA), AfterValidator(_one_line)
-]
+DeviceName = Annotated[str, Field(max_length=200), _ONE_LINE]
 #: free text (a device's notes): on several lines, as long as the body limit lets it be
-Notes = Annotated[str, AfterValidator(_free_text)]
+Notes = Annotated[
+    str,
+    Rule(
+        _free_text,
+        {
+            "pattern": none_of(TEXT_CONTROL),
+            "description": "Text on any number of lines: no control characters but tab "
+            "and line breaks; as long as the request body limit allows",
+        },
+    ),
+]
 #: a reference into another system (an MVNO account): one line, no control characters
-ForeignRef = Annotated[
-    str, Field(max_length=128, json_schema_extra=_ONE_LINE_SCHEMA), AfterValidator(_one_line)
-]
+ForeignRef = Annotated[str, Field(max_length=128), _ONE_LINE]
 #: a search text: one line, as long as the longest field it may be found in
-Search = Annotated[
-    str, Field(max_length=4000, json_schema_extra=_ONE_LINE_SCHEMA), AfterValidator(_one_line)
-]
+Search = Annotated[str, Field(max_length=4000), _ONE_LINE]
 #: what the document tells clients (requests only: a stored value is shown as it is)
 _MAC_SCHEMA = {
     "type": "string",
@@ -200,18 +219,16 @@ HostIPv4 = Annotated[
 ]
 Ssid = Annotated[
     str,
-    AfterValidator(_ssid),
-    WithJsonSchema(
+    Rule(
+        _ssid,
         {
-            "type": "string",
             # maxLength counts characters: 32 of them is only a bound; the rule is bytes
             "minLength": 1,
             "maxLength": 32,
-            "pattern": r"^[^\u0000-\u001f\u007f-\u009f\ud800-\udfff\ufffe\uffff]*$",
+            "pattern": none_of(_SSID_UNSENDABLE_CHARS),
             "description": "1 to 32 bytes in UTF-8 (an SSID is 32 octets on the air, so "
             "fewer characters outside ASCII), no control characters",
         },
-        mode="validation",
     ),
 ]
 Passphrase = Annotated[
@@ -271,7 +288,20 @@ class ReservedClient(_Strict):
     mac: Mac
     ip: HostIPv4
     enable: ReservationEnable = True
-    id: Annotated[str, AfterValidator(_reservation_id)] | None = None
+    id: (
+        Annotated[
+            str,
+            Rule(
+                _reservation_id,
+                {
+                    "maxLength": 64,
+                    "pattern": none_of(CONTROL),
+                    "description": "As the router assigned it: one line of at most 64 characters",
+                },
+            ),
+        ]
+        | None
+    ) = None
 
 
 class Wifi(_Strict):
@@ -288,6 +318,9 @@ class Wifi(_Strict):
 
 
 class Dhcp(_Strict):
+    """The router's DHCP server. ipPoolStart is not after ipPoolEnd, and no MAC address
+    nor IP address is reserved twice in reservedClients."""
+
     enable: bool | None = None
     ipPoolStart: HostIPv4 | None = None
     ipPoolEnd: HostIPv4 | None = None

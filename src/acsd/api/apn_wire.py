@@ -43,7 +43,8 @@ from acsd.api.errors import ApiError, come_back_later, request_id
 from acsd.inflate import InflateError, content_encoding, inflate
 from acsd.log import get_logger
 from acsd.provisioning import apn as rules
-from acsd.simkeys import parse_cli
+from acsd.rules import Rule, any_case, none_of, whole
+from acsd.simkeys import CLI_PATTERN, parse_cli
 
 log = get_logger("acsd.api")
 
@@ -88,7 +89,13 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(?:\.[^@\s.]+)+")
 _APN_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
 _APN = re.compile(rf"{_APN_LABEL}(?:\.{_APN_LABEL})*")
 # and what XML cannot carry: the same record is read back in both JSON and XML
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
+_CONTROL_CHARS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff"
+_CONTROL = re.compile(f"[{_CONTROL_CHARS}]")
+#: what the document says of printable text
+_PRINTABLE = {
+    "pattern": none_of(_CONTROL_CHARS),
+    "description": "No control characters but tab and line breaks",
+}
 
 
 def printable(value: str) -> bool:
@@ -118,7 +125,7 @@ def _printable(value: str) -> str:
 
 
 def _text(limit: int) -> Any:
-    return Annotated[str, StringConstraints(max_length=limit), AfterValidator(_printable)]
+    return Annotated[str, StringConstraints(max_length=limit), Rule(_printable, _PRINTABLE)]
 
 
 def _cli(value: str) -> str:
@@ -153,13 +160,17 @@ def _email(value: str) -> str:
     return value
 
 
+#: the longest IPAddress taken (an IPv6 scope id is free text)
+_IP_TEXT = 64
+
+
 def _ip(value: str) -> str:
     # An IPv6 scope id ("fe80::1%eth0") is free text to ipaddress: bound it like a name.
     try:
         ipaddress.ip_address(value)
     except ValueError:
         raise ValueError("must be an IPv4 or IPv6 address") from None
-    if len(value) > 64 or not printable(value):
+    if len(value) > _IP_TEXT or not printable(value):
         raise ValueError("must be an IPv4 or IPv6 address (a scope id of printable text)")
     return value
 
@@ -172,20 +183,24 @@ def _date(value: str) -> str:
     return value
 
 
+#: the longest APN name taken (3GPP TS 23.003: 100 octets)
+_APN_NAME = 100
+
+
 def _apn_name(value: str) -> str:
-    if len(value) > 100 or not _APN.fullmatch(value):
+    if len(value) > _APN_NAME or not _APN.fullmatch(value):
         raise ValueError("must be an APN name: labels of letters, digits and '-' joined by '.'")
     return value
 
 
 def _metadata(value: dict[str, str | None]) -> dict[str, str | None]:
-    if len(value) > 64:
-        raise ValueError("at most 64 entries")
+    if len(value) > _METADATA_ENTRIES:
+        raise ValueError(f"at most {_METADATA_ENTRIES} entries")
     for key, item in value.items():
-        if not key or len(key) > 128 or _CONTROL.search(key):
-            raise ValueError("keys are 1 to 128 printable characters")
-        if item is not None and (len(item) > 1024 or _CONTROL.search(item)):
-            raise ValueError("values are up to 1024 printable characters")
+        if not key or len(key) > _METADATA_KEY or _CONTROL.search(key):
+            raise ValueError(f"keys are 1 to {_METADATA_KEY} printable characters")
+        if item is not None and (len(item) > _METADATA_VALUE or _CONTROL.search(item)):
+            raise ValueError(f"values are up to {_METADATA_VALUE} printable characters")
     return value
 
 
@@ -198,10 +213,27 @@ def _enum(kind: Enum) -> Any:
             f"must be one of {', '.join(f'{n} ({v})' for n, v in kind.values.items())}"
         )
 
-    return Annotated[int | str, AfterValidator(check)]
+    names = "|".join(any_case(name) for name in kind.values)
+    stated = {
+        "anyOf": [
+            {"type": "integer", "enum": list(kind.values.values())},
+            {"type": "string", "pattern": f"^(?:{names})$"},
+        ],
+        "description": "The number, or the name in any case: "
+        + ", ".join(f"{number} {name}" for name, number in kind.values.items()),
+    }
+    return Annotated[int | str, Rule(check, stated)]
 
 
-DateText = Annotated[str, AfterValidator(_date)]
+DateText = Annotated[
+    str,
+    Rule(
+        _date,
+        {"description": "An ISO 8601 date or date-time, e.g. 2024-04-19T05:50:03.1147245+00:00"},
+    ),
+]
+#: ProvisioningMetaData's bounds (``_metadata``)
+_METADATA_ENTRIES, _METADATA_KEY, _METADATA_VALUE = 64, 128, 1024
 
 
 class AccountHints(BaseModel):
@@ -248,21 +280,71 @@ class APNDevice(BaseModel):
     accepted, as the seed's sample sends them, and ignored."""
 
     model_config = ConfigDict(extra="forbid")
-    CLI: Annotated[str, AfterValidator(_cli)]
+    CLI: Annotated[
+        str,
+        Rule(
+            _cli,
+            {
+                "pattern": whole(CLI_PATTERN),
+                "description": "An MSISDN as (+CC)NUMBER, e.g. (+45)12345678, or an IMSI of "
+                "14 to 16 digits",
+            },
+        ),
+    ]
+    # (empty or blank is taken as left out, as a .NET client's empty string)
     SIMNumber: Annotated[
-        Annotated[str, AfterValidator(_iccid)] | None, BeforeValidator(_blank_is_none)
+        Annotated[
+            str,
+            Rule(_iccid, {"pattern": whole(_ICCID), "description": "An ICCID: 18 to 22 digits"}),
+        ]
+        | None,
+        BeforeValidator(_blank_is_none),
     ] = None
     SOC: _text(64) | None = None  # type: ignore[valid-type]
     InternalSOC: _text(64) | None = None  # type: ignore[valid-type]
     Description: _text(1024) | None = None  # type: ignore[valid-type]
     IPAddress: Annotated[
-        Annotated[str, AfterValidator(_ip)] | None, BeforeValidator(_blank_is_none)
+        Annotated[
+            str,
+            Rule(
+                _ip,
+                {
+                    "maxLength": _IP_TEXT,
+                    "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}],
+                    "description": "An IPv4 or IPv6 address (an IPv6 scope id of printable text)",
+                },
+            ),
+        ]
+        | None,
+        BeforeValidator(_blank_is_none),
     ] = None
     StartDate: DateText | None = None
     EndDate: DateText | None = None
     FriendlyName: _text(256) | None = None  # type: ignore[valid-type]
     Hints: AccountHints | None = None
-    ProvisioningMetaData: Annotated[dict[str, str | None], AfterValidator(_metadata)] | None = None
+    ProvisioningMetaData: (
+        Annotated[
+            dict[str, str | None],
+            Rule(
+                _metadata,
+                {
+                    "maxProperties": _METADATA_ENTRIES,
+                    "propertyNames": {
+                        "minLength": 1,
+                        "maxLength": _METADATA_KEY,
+                        "pattern": _PRINTABLE["pattern"],
+                    },
+                    "additionalProperties": {
+                        "anyOf": [
+                            {"type": "string", "maxLength": _METADATA_VALUE, **_PRINTABLE},
+                            {"type": "null"},
+                        ]
+                    },
+                },
+            ),
+        ]
+        | None
+    ) = None
     Status: _enum(STATUS) | None = None  # type: ignore[valid-type]
     Version: int | None = None
     ActorStatus: _enum(ACTOR_STATUS) | None = None  # type: ignore[valid-type]
@@ -282,7 +364,20 @@ class AccountNetwork(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     ForeignKey: _text(128) | None = None  # type: ignore[valid-type]
-    APN: Annotated[str, AfterValidator(_apn_name)] | None = None
+    APN: (
+        Annotated[
+            str,
+            Rule(
+                _apn_name,
+                {
+                    "maxLength": _APN_NAME,
+                    "pattern": whole(_APN),
+                    "description": "An APN name: labels of letters, digits and '-' joined by '.'",
+                },
+            ),
+        ]
+        | None
+    ) = None
 
 
 class OperationStatus(BaseModel):

@@ -23,7 +23,7 @@ import ipaddress
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
@@ -41,6 +41,7 @@ from acsd.hostaddr import is_host_address
 from acsd.ids import normal_id
 from acsd.log import get_logger
 from acsd.models import ForeignRef, IdFilter, Name, RecordRef
+from acsd.rules import Stated, whole
 from acsd.store.base import (
     ConflictError,
     DuplicateError,
@@ -58,6 +59,26 @@ log = get_logger("acsd.internet")
 #: its addresses are free again
 State = Literal["ORDERED", "CONFIRMED", "ACTIVE", "ENDED"]
 _PHONE = re.compile(r"^\+?[0-9]{3,20}\Z")
+#: the subnet masks (as prefix lengths) of a line: a /31 (RFC 3021) has no network or
+#: broadcast address; a /32 has no room for a gateway
+WAN_PREFIXES = (1, 31)
+#: of an additional range: /30 at most, the router takes the first host address and the
+#: rest is the customer's; /20 at least, a range is checked against every other line's
+#: addresses, and a mistyped 255.0.0.0 would take a whole /8 from everyone else
+LAN_PREFIXES = (20, 30)
+
+
+def _mask(prefixes: tuple[int, int]) -> Any:
+    """A mask field as the document states it: the masks check_net takes, one by one."""
+    low, high = prefixes
+    masks = [str(ipaddress.IPv4Network(f"0.0.0.0/{n}").netmask) for n in range(low, high + 1)]
+    return Annotated[str, Stated({"enum": masks})]
+
+
+#: an address check_net takes as a host's (``_address``), as the document states it
+_Host = Annotated[str, Stated({"format": "ipv4"})]
+_HOST_TEXT = "an IPv4 address a host can have: not in 0.0.0.0/8, loopback, link-local, \
+multicast or reserved"
 
 
 # --- bodies and answers -------------------------------------------------------------------
@@ -72,13 +93,36 @@ class AccountCreate(BaseModel):
 
 class Net(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    ipAddress: str = Field(description="Assigned IP address")
-    subnet: str = Field(description="Assigned subnet mask, e.g. 255.255.255.0")
-    gateway: str = Field(description="Assigned default gateway (inside the subnet)")
-    lanNet: str | None = Field(None, description="First IP address of an additional range")
-    lanSubnet: str | None = Field(None, description="Subnet mask of the additional range")
+    # Checked by check_net (the rules need the stored records and the router's LAN); the
+    # document states the part a schema can: tests/test_api_body_rules.py holds the two
+    # together.
+    ipAddress: _Host = Field(
+        description=f"Assigned IP address: {_HOST_TEXT}; not the network or broadcast "
+        "address of its subnet"
+    )
+    subnet: _mask(WAN_PREFIXES) = Field(  # type: ignore[valid-type]
+        description=f"Assigned subnet mask, e.g. 255.255.255.0: /{WAN_PREFIXES[0]} to "
+        f"/{WAN_PREFIXES[1]}"
+    )
+    gateway: _Host = Field(
+        description=f"Assigned default gateway: {_HOST_TEXT}; inside the subnet, not the "
+        "line's own address nor the subnet's network or broadcast address"
+    )
+    lanNet: _Host | None = Field(
+        None,
+        description=f"First IP address of an additional range (with lanSubnet): {_HOST_TEXT}",
+    )
+    lanSubnet: _mask(LAN_PREFIXES) | None = Field(  # type: ignore[valid-type]
+        None,
+        description=f"Subnet mask of the additional range (with lanNet): /{LAN_PREFIXES[0]} "
+        f"to /{LAN_PREFIXES[1]}",
+    )
     failover: bool | None = Field(None, description="True if the line has 3G/4G failover")
-    failoverNumber: str | None = Field(None, description="Phone number of the failover SIM")
+    failoverNumber: Annotated[str, Stated({"pattern": whole(_PHONE)})] | None = Field(
+        None,
+        description="Phone number of the failover SIM: 3 to 20 digits, optionally after a +; "
+        "required when failover is true",
+    )
 
 
 class AccountConfirm(BaseModel):
@@ -197,8 +241,9 @@ def check_net(net: Net, status: dict[str, Any] | None = None) -> ipaddress.IPv4A
     """Refuse what a router could not use; returns the WAN address. ``status``: what the
     router reported, whose LAN neither the line nor the additional range may overlap."""
     ip = _address("net.ipAddress", net.ipAddress)
-    # A /31 (RFC 3021) has no network or broadcast address; a /32 has no room for a gateway.
-    wan = ipaddress.IPv4Network((ip, _prefix("net.subnet", net.subnet, longest=31)), strict=False)
+    low, high = WAN_PREFIXES
+    prefix = _prefix("net.subnet", net.subnet, longest=high, shortest=low)
+    wan = ipaddress.IPv4Network((ip, prefix), strict=False)
     ends = {wan.network_address, wan.broadcast_address} if wan.prefixlen <= 30 else set()
     if ip in ends:
         raise ApiError(400, "net.ipAddress", f"{ip} is the network or broadcast address of {wan}")
@@ -218,10 +263,8 @@ def check_net(net: Net, status: dict[str, Any] | None = None) -> ipaddress.IPv4A
         raise ApiError(400, missing, "net.lanNet and net.lanSubnet go together: give both or none")
     if net.lanNet is not None and net.lanSubnet is not None:
         first = _address("net.lanNet", net.lanNet)
-        # /30 at most: the router takes the first host address, the rest is the customer's.
-        # /20 at least: a range is checked against every other line's addresses, and a
-        # mistyped 255.0.0.0 would take a whole /8 from everyone else.
-        lan_prefix = _prefix("net.lanSubnet", net.lanSubnet, longest=30, shortest=20)
+        low, high = LAN_PREFIXES
+        lan_prefix = _prefix("net.lanSubnet", net.lanSubnet, longest=high, shortest=low)
         lan = ipaddress.IPv4Network((first, lan_prefix), strict=False)
         if first != lan.network_address:
             raise ApiError(
