@@ -198,7 +198,7 @@ async def test_a_deferred_request_goes_where_the_device_record_says_by_then(cpe)
     async def lookup(device_id: str) -> Target | None:
         asked.append(device_id)
         record = stored.get(device_id)
-        return None if record is None else target_of(record, {})
+        return None if record is None else target_of(record)
 
     requester = ConnectionRequester(deny=DENY_BUT_LOOPBACK, min_interval=0.3, lookup=lookup)
     await requester.start()
@@ -254,44 +254,55 @@ def test_the_request_names_the_username_the_router_holds() -> None:
     from acsd.store.base import DeviceRecord
 
     url = "http://127.0.0.1:7547/cr"
-    ms = "Device.ManagementServer.ConnectionRequestUsername"
     record = DeviceRecord(
         id="d", serial_number="S1", connection_request_url=url, cr_username="S1",
-        cr_password="acs-secret",
+        cr_password="acs-secret", reported_cr_username="cpeadmin",
     )  # fmt: skip
     # the router reported its own (it refused acsd's): that is the one it checks
-    assert target_of(record, {ms: ["cpeadmin", "xsd:string"]}) == (url, "cpeadmin", "acs-secret")
-    reported = {ms: ["", "xsd:string"]}  # reported empty: the one acsd set
-    assert target_of(record, reported) == (url, "S1", "acs-secret")
+    assert target_of(record) == (url, "cpeadmin", "acs-secret")
+    record.reported_cr_username = ""  # reported empty: the one acsd set
+    assert target_of(record) == (url, "S1", "acs-secret")
     record.connection_request_url = None
-    assert target_of(record, reported) is None
+    assert target_of(record) is None
 
 
 async def test_the_request_names_the_username_the_router_reported_as_stored(store) -> None:
     """A device is read without its parameter tree: the username the router last
-    reported is read from the stored tree by path, under either data model's root."""
-    from acsd.cwmp.connreq import stored_target
+    reported comes with it, under either data model's root, changed by a session that
+    reads it again and forgotten with a tree replaced without it."""
+    from acsd.cwmp.connreq import target_of
     from acsd.store.base import CpeIdentity, SessionResult
 
     url = "http://127.0.0.1:7547/cr"
-    targets = {}
-    for serial, root in (("CRU181", "Device."), ("CRU098", "InternetGatewayDevice.")):
-        tree = {f"{root}Hosts.Host.{i}.HostName": [f"h{i}", "xsd:string"] for i in range(500)}
-        tree[root + "ManagementServer.ConnectionRequestUsername"] = ["cpeadmin", "xsd:string"]
-        device_id = await store.save_session(
+
+    async def session(serial: str, at: float, params: dict, reset: bool) -> str:
+        return await store.save_session(
             SessionResult(
                 identity=CpeIdentity(oui="00D09E", product_class="X", serial_number=serial),
-                at=1000.0, params=tree, reset_params=True, connection_request_url=url,
+                at=at, params=params, reset_params=reset, connection_request_url=url,
                 cr_username=serial, cr_password="acs-secret",
             )
         )  # fmt: skip
+
+    async def target(device_id: str) -> object:
         record = await store.get_device(device_id)
-        assert record is not None
-        targets[serial] = await stored_target(record, store.device_values)
-    assert targets == {
-        "CRU181": (url, "cpeadmin", "acs-secret"),
-        "CRU098": (url, "cpeadmin", "acs-secret"),
-    }
+        assert record is not None and record.params == {}  # no tree read
+        return target_of(record)
+
+    for serial, root in (("CRU181", "Device."), ("CRU098", "InternetGatewayDevice.")):
+        ms = root + "ManagementServer.ConnectionRequestUsername"
+        tree = {f"{root}Hosts.Host.{i}.HostName": [f"h{i}", "xsd:string"] for i in range(500)}
+        tree[ms] = ["cpeadmin", "xsd:string"]
+        device_id = await session(serial, 1000.0, tree, True)
+        assert await target(device_id) == (url, "cpeadmin", "acs-secret")
+        # a session that reads other values keeps it; one that reads it again changes it
+        await session(serial, 1001.0, {f"{root}Hosts.Host.1.HostName": ["x", "xsd:string"]}, False)
+        assert await target(device_id) == (url, "cpeadmin", "acs-secret")
+        await session(serial, 1002.0, {ms: ["other", "xsd:string"]}, False)
+        assert await target(device_id) == (url, "other", "acs-secret")
+        # a tree read anew without it: the one acsd set
+        await session(serial, 1003.0, {f"{root}Hosts.Host.1.HostName": ["y", "xsd:string"]}, True)
+        assert await target(device_id) == (url, serial, "acs-secret")
 
 
 @contextlib.asynccontextmanager

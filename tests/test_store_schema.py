@@ -271,3 +271,56 @@ async def test_db_migrate_says_which_migrations_it_applied(tmp_path: Path) -> No
     config = write_config(older)
     upgraded = run_cli("db", "migrate", "--config", str(config), timeout=30, check=True)
     assert upgraded.stdout.strip() == f"applied migrations {latest - 1}-{latest}"
+
+
+async def test_the_upgrade_keeps_the_username_each_router_reported(store_url: str) -> None:
+    """Migration 18 fills the column of the Connection Request username from the trees
+    routers reported before it (TR-181 and TR-098; an empty one leaves acsd's)."""
+    import asyncpg
+
+    from acsd.store.base import CpeIdentity, SessionResult
+
+    ms = "ManagementServer.ConnectionRequestUsername"
+    reported = {"MIG181": ("Device.", "cpeadmin"), "MIG098": ("InternetGatewayDevice.", "isp")}
+    reported["MIGNONE"] = ("Device.", "")
+    store = open_store(store_url)
+    await store.open()
+    ids = {}
+    try:
+        for serial, (root, username) in reported.items():
+            tree = {root + ms: [username, "xsd:string"], root + "X": ["1", "xsd:int"]}
+            ids[serial] = await store.save_session(
+                SessionResult(
+                    identity=CpeIdentity(oui="00D09E", product_class="X", serial_number=serial),
+                    at=1000.0, params=tree, reset_params=True,
+                )
+            )  # fmt: skip
+    finally:
+        await store.close()
+    # back to the schema before 18: no column, the trees as they were
+    undo = (
+        "ALTER TABLE devices DROP COLUMN reported_cr_username",
+        "DELETE FROM schema_migrations WHERE version = 18",
+    )
+    if store_url.startswith("sqlite"):
+        with _raw(sqlite_path(store_url)) as db:
+            for sql in undo:
+                db.execute(sql)
+    else:
+        conn = await asyncpg.connect(store_url)
+        try:
+            for sql in undo:
+                await conn.execute(sql)
+        finally:
+            await conn.close()
+    store = open_store(store_url)
+    await store.open()
+    try:
+        got = {serial: await store.get_device(device_id) for serial, device_id in ids.items()}
+    finally:
+        await store.close()
+    assert {s: r.reported_cr_username if r else "gone" for s, r in got.items()} == {
+        "MIG181": "cpeadmin",
+        "MIG098": "isp",
+        "MIGNONE": "",
+    }

@@ -16,7 +16,7 @@ from acsd.api.app import build_api_app
 from acsd.api.context import ApiContext
 from acsd.config import Config
 from acsd.cwmp.auth import build_authenticator
-from acsd.cwmp.connreq import ConnectionRequester, Target, stored_target
+from acsd.cwmp.connreq import ConnectionRequester, Target, target_of
 from acsd.cwmp.server import CwmpServer, ServerSettings
 from acsd.cwmp.session import Limits
 from acsd.eventloop import loop_name
@@ -179,7 +179,7 @@ async def serve(
 
     async def cr_target(device_id: str) -> Target | None:
         record = await store.get_device(device_id)
-        return None if record is None else await stored_target(record, store.device_values)
+        return None if record is None else target_of(record)
 
     requester = ConnectionRequester(
         min_interval=config.cwmp.connection_request_interval,

@@ -20,7 +20,7 @@ from acsd.api.context import ApiContext, audit_record, caller, context, created,
 from acsd.api.errors import ApiError, field_error
 from acsd.api.openapi import DocumentedAs, describe
 from acsd.audit import device_view as audit_device_view
-from acsd.cwmp.connreq import stored_target, target_of
+from acsd.cwmp.connreq import target_of
 from acsd.device_view import device_view
 from acsd.devices import (
     DeviceInputError,
@@ -169,13 +169,8 @@ async def _poke(ctx: ApiContext, record: DeviceRecord) -> None:
     """A change for the router: ask it to connect now rather than at its next Inform."""
     if ctx.requester is None:
         return
-    try:
-        target = await stored_target(record, ctx.store.device_values)
-    except Exception as exc:
-        # The change is stored: the router still gets the request, with the username acsd
-        # set on it (its next Inform picks the change up anyway, should that be refused).
-        log.warning("connreq.lookup_failed", device=record.id, error=str(exc))
-        target = target_of(record, {})
+    # the record as stored: the username the router reported is a column, no tree read
+    target = target_of(record)
     if target is not None:
         ctx.requester.poke(record.id, *target)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -191,43 +191,22 @@ _PRUNE_AT = 4096
 Target = tuple[str, str | None, str | None]
 
 
-#: where a router reports the Connection Request username it holds (TR-181, TR-098)
-USERNAME_PATHS = tuple(
-    root + "ManagementServer.ConnectionRequestUsername"
-    for root in ("Device.", "InternetGatewayDevice.")
-)
-
 #: claims the right to send a device's router a Connection Request for some seconds, on
 #: the store every process shares: (device id, seconds) -> whether this process got it
 #: (Store.claim_connection_request)
 Claim = Callable[[str, float], Awaitable[bool]]
 
-#: reads some stored values of a device: (device id, paths) -> path -> [value, type]
-#: (Store.device_values)
-ValuesReader = Callable[[str, Sequence[str]], Awaitable[Mapping[str, list[Any]]]]
 
-
-def target_of(record: DeviceRecord, reported: Mapping[str, list[Any]]) -> Target | None:
+def target_of(record: DeviceRecord) -> Target | None:
     """The Connection Request a record's router takes, None when it reported no URL: the
-    username the router holds (``reported``: its last values of :data:`USERNAME_PATHS`; a
-    router that refused acsd's username keeps its own), else the one acsd chose, and
-    acsd's password (some CPEs accept any password, or none)."""
+    username the router last reported holding (a router that refused acsd's username keeps
+    its own; the store keeps it in a column, so records read without their parameter tree
+    have it), else the one acsd chose, and acsd's password (some CPEs accept any password,
+    or none)."""
     if not record.connection_request_url:
         return None
-    username = record.cr_username
-    for path in USERNAME_PATHS:
-        entry = reported.get(path)
-        if entry and entry[0]:
-            username = entry[0]
+    username = record.reported_cr_username or record.cr_username
     return record.connection_request_url, username, record.cr_password
-
-
-async def stored_target(record: DeviceRecord, values: ValuesReader) -> Target | None:
-    """:func:`target_of` with the username the router last reported, read from the store
-    (records come without their parameter tree); no read for a router without a URL."""
-    if not record.connection_request_url:
-        return None
-    return target_of(record, await values(record.id, USERNAME_PATHS))
 
 
 class ConnectionRequester:

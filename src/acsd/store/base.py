@@ -86,6 +86,10 @@ class DeviceRecord:
     #: the MAC address is the one the router reported (it filled in a record without
     #: one); False once an operator writes one
     mac_from_router: bool = False
+    #: the Connection Request username the router last reported holding (its
+    #: ManagementServer.ConnectionRequestUsername), kept apart from the tree so that a
+    #: Connection Request reads no tree (written by sessions only)
+    reported_cr_username: str | None = None
 
     @property
     def made_by_operator(self) -> bool:
@@ -376,7 +380,8 @@ class Store(Protocol):
     async def get_device(self, key: str) -> DeviceRecord | None:
         """By id, or by serial number (case-insensitive). The record holds no parameter
         tree (``params`` is empty), as no record the store returns does: a router's tree
-        may hold 100k values. :meth:`device_values` reads the few a caller needs."""
+        may hold 100k values. :meth:`device_values` reads the few a caller needs (the
+        Connection Request username is a field of its own: ``reported_cr_username``)."""
 
     async def device_params(self, device_id: str) -> dict[str, list[Any]]:
         """The stored parameter tree of one device alone ({} if there is none)."""

@@ -87,7 +87,7 @@ DEVICE_LIST_COLUMNS = ", ".join(
 # One record without its tree, as every look-up but a session's reads it (get_device, the
 # checks of operator writes, the record a write returns): a router's 100k parameters took
 # ~140 ms of the event loop to decode for callers that need one value of them at most
-# (Store.device_values reads those).
+# (Store.device_values reads those; the Connection Request username has a column).
 DEVICE_SELECT_NO_TREE = f"SELECT {DEVICE_LIST_COLUMNS} FROM devices"
 _JSON_FIELDS = (
     "wifi", "dhcp", "status", "params", "absent_paths", "provisioning", "read_plan", "sim"
@@ -144,6 +144,7 @@ _REPORTED = frozenset(
         "internet_account",
         "read_plan",
         "sim",
+        "reported_cr_username",
     }
 )
 OPERATOR = [name for name in DEVICE_FIELDS if name not in _REPORTED | {"id", "created", "updated"}]

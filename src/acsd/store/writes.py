@@ -25,14 +25,16 @@ from acsd.store.records import dumps, dumps_params, mac_key, serial_key
 # 25 dhcp (JSON or NULL)
 # 26 cr_username or NULL   27 cr_password or NULL (NULL keeps the stored value)
 # 28 read_plan (JSON or NULL: NULL keeps the stored one)   29 sim (JSON or NULL: keeps)
-# 30 merge params key by key (1) rather than with json_patch (0): see MERGE_BY_KEY_FROM
+# 30 reported_cr_username: the username the result's params report (NULL: none; keeps
+#    the stored one unless the result replaces the tree)
+# 31 merge params key by key (1) rather than with json_patch (0): see MERGE_BY_KEY_FROM
 
 #: on SQLite, results with this many values are merged into the stored tree key by key. json_patch
 #: looks each of the result's keys up by walking the stored tree: 50k values over a 100k-leaf
 #: tree held the one writer (and every other session's commit) for 12-80 s. The merge by
 #: key costs the same per stored leaf whatever the result's size; json_patch is cheaper
 #: below ~150-200 values, whatever the tree's size (measured with benchmarks/params_merge.py).
-#: PostgreSQL's jsonb || needs no such choice and leaves parameter 30 out.
+#: PostgreSQL's jsonb || needs no such choice and leaves parameter 31 out.
 MERGE_BY_KEY_FROM = 200
 
 #: the slice of SaveOp.args the session decided about its record's job: provisioning,
@@ -60,6 +62,24 @@ class Failed:
     """The outcome of a write that failed alone inside a batch that commits."""
 
     error: Exception
+
+
+#: where a router reports the Connection Request username it holds (TR-181, TR-098)
+USERNAME_PATHS = tuple(
+    root + "ManagementServer.ConnectionRequestUsername"
+    for root in ("Device.", "InternetGatewayDevice.")
+)
+
+
+def reported_username(params: dict[str, list[Any]]) -> str | None:
+    """The Connection Request username among a result's values, None when they hold none:
+    two dict look-ups, so a session's save costs the same."""
+    found = None
+    for path in USERNAME_PATHS:
+        entry = params.get(path)
+        if entry and isinstance(entry[0], str):
+            found = entry[0]
+    return found
 
 
 def save_args(result: SessionResult) -> list[Any]:
@@ -98,6 +118,7 @@ def save_args(result: SessionResult) -> list[Any]:
         result.cr_password,
         None if result.read_plan is None else dumps(result.read_plan),
         None if result.sim is None else dumps(result.sim),
+        reported_username(result.params),
         1 if len(result.params) >= MERGE_BY_KEY_FROM else 0,
     ]
 

@@ -30,7 +30,8 @@ INSERT INTO devices AS d (
     id, serial_number, serial_key, mac_address, mac_key, oui, product_class, manufacturer,
     model_name, software_version, hardware_version, profile, state, revision, jobs, status,
     public_ip, last_inform, periodic_interval, params, absent_paths, connection_request_url,
-    created, updated, provisioning, cr_username, cr_password, read_plan, sim, mac_from_router)
+    created, updated, provisioning, cr_username, cr_password, read_plan, sim, mac_from_router,
+    reported_cr_username)
 SELECT $1::text, $2::text, $3::text,
        CASE WHEN taken THEN NULL ELSE $4::text END,
        CASE WHEN taken THEN NULL ELSE $5::text END,
@@ -38,7 +39,7 @@ SELECT $1::text, $2::text, $3::text,
        'ACTIVE', 0, 0, $13::text, $14::text, $15::float8, $16::bigint, $17::jsonb,
        coalesce($18::text, '[]'), $19::text, $15::float8, $15::float8,
        coalesce($21::text, '{}'), $26::text, $27::text, $28::text, $29::text,
-       CASE WHEN $5::text IS NOT NULL AND NOT taken THEN 1 ELSE 0 END
+       CASE WHEN $5::text IS NOT NULL AND NOT taken THEN 1 ELSE 0 END, $30::text
 FROM (SELECT $5::text IS NOT NULL
              AND EXISTS (SELECT 1 FROM devices WHERE mac_key = $5::text) AS taken) AS mac
 ON CONFLICT (serial_key) DO UPDATE SET
@@ -67,6 +68,8 @@ ON CONFLICT (serial_key) DO UPDATE SET
     cr_password = coalesce($27::text, d.cr_password),
     read_plan = coalesce($28::text, d.read_plan),
     sim = coalesce($29::text, d.sim),
+    reported_cr_username = CASE WHEN $20::boolean THEN $30::text
+                                ELSE coalesce($30::text, d.reported_cr_username) END,
     status = excluded.status,
     public_ip = excluded.public_ip,
     last_inform = excluded.last_inform,
@@ -93,10 +96,10 @@ _HEARD_SQL = (
 _KEYS_SQL = "SELECT id, serial_key FROM devices WHERE serial_key = ANY($1::text[])"
 
 _RESET = 19
-#: save_args' ?30 tells SQLite to merge a result of many values key by key, as json_patch
+#: save_args' ?31 tells SQLite to merge a result of many values key by key, as json_patch
 #: is quadratic there (acsd.store.writes.MERGE_BY_KEY_FROM). jsonb || is linear in
-#: both trees whatever their sizes, so SAVE_SQL takes the first 29 and has no ?30.
-_SQLITE_ONLY = 29
+#: both trees whatever their sizes, so SAVE_SQL takes the first 30 and has no ?31.
+_SQLITE_ONLY = 30
 
 
 def _pg_args(args: list[Any]) -> list[Any]:

@@ -341,6 +341,18 @@ PG_MIGRATIONS: list[PgMigration] = [
         );
         """,
     ),
+    PgMigration(
+        18,
+        """
+        ALTER TABLE devices ADD COLUMN reported_cr_username TEXT;
+        UPDATE devices SET reported_cr_username = coalesce(
+            nullif(params -> 'InternetGatewayDevice.ManagementServer.ConnectionRequestUsername'
+                   ->> 0, ''),
+            params -> 'Device.ManagementServer.ConnectionRequestUsername' ->> 0)
+        WHERE params ?| ARRAY['InternetGatewayDevice.ManagementServer.ConnectionRequestUsername',
+                              'Device.ManagementServer.ConnectionRequestUsername'];
+        """,
+    ),
 ]
 
 

@@ -28,14 +28,15 @@ INSERT INTO devices (
     id, serial_number, serial_key, mac_address, mac_key, oui, product_class, manufacturer,
     model_name, software_version, hardware_version, profile, state, revision, jobs, status,
     public_ip, last_inform, periodic_interval, params, absent_paths, connection_request_url,
-    created, updated, provisioning, cr_username, cr_password, read_plan, sim, mac_from_router)
+    created, updated, provisioning, cr_username, cr_password, read_plan, sim, mac_from_router,
+    reported_cr_username)
 SELECT ?1, ?2, ?3,
        CASE WHEN taken THEN NULL ELSE ?4 END,
        CASE WHEN taken THEN NULL ELSE ?5 END,
        ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'ACTIVE', 0, 0, ?13,
        ?14, ?15, ?16, ?17, coalesce(?18, '[]'), ?19, ?15, ?15, coalesce(?21, '{}'), ?26, ?27,
        ?28, ?29,
-       ?5 IS NOT NULL AND NOT taken
+       ?5 IS NOT NULL AND NOT taken, ?30
 -- whether a device has the reported MAC, looked up once (the router's own record, too: a
 -- record that has it keeps it as it is); "WHERE true" lets SQLite parse the upsert
 FROM (SELECT ?5 IS NOT NULL AND EXISTS (SELECT 1 FROM devices WHERE mac_key = ?5) AS taken)
@@ -66,13 +67,15 @@ ON CONFLICT (serial_key) DO UPDATE SET
     cr_password = coalesce(?27, cr_password),
     read_plan = coalesce(?28, read_plan),
     sim = coalesce(?29, sim),
+    -- a result that replaces the tree replaces the username read from it, even with none
+    reported_cr_username = CASE WHEN ?20 THEN ?30 ELSE coalesce(?30, reported_cr_username) END,
     status = excluded.status,
     public_ip = excluded.public_ip,
     last_inform = excluded.last_inform,
     -- result wins; skipping json_patch for an empty result spares re-serialising the tree
     params = CASE WHEN ?20 THEN excluded.params
                   WHEN excluded.params = '{}' THEN params
-                  WHEN ?30 THEN (
+                  WHEN ?31 THEN (
                       -- json_patch's result for a tree of leaves (a null value removes
                       -- its key), in time linear in the two trees: the stored keys the
                       -- result has not, then the result's. A value read by json_each is
