@@ -2,8 +2,10 @@
 
 Stores two routers, one with a parameter tree of TREE leaves and one with none, then
 looks each up by id ROUNDS times (``Store.get_device``, as the API's GET, PATCH and DELETE
-do) and prints the median wall time and the longest stall of the event loop (what every
-other request and CWMP session waits meanwhile), and the ratio of the large tree to the
+do), and the large one's Connection Request target (the record and the username its router
+reported, as a PATCH that pokes the router and the deferred request look it up); prints
+the median wall time and the longest stall of the event loop (what every other request
+and CWMP session waits meanwhile), and the ratio of the large tree to the
 empty one (1.0: the tree costs the look-up nothing). Prints figures, asserts nothing.
 Run it against another version with ``PYTHONPATH=<that tree>/src``.
 
@@ -22,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from acsd.cwmp import connreq
 from acsd.store import CpeIdentity, SessionResult, open_store
 from acsd.store.base import Store
 
@@ -37,7 +40,10 @@ def _tree(count: int) -> dict[str, list[str]]:
 
 async def _router(store: Store, serial: str, leaves: int) -> str:
     identity = CpeIdentity(oui="00D09E", product_class="Bench", serial_number=serial)
-    result = SessionResult(identity=identity, at=1.0, params=_tree(leaves), reset_params=True)
+    result = SessionResult(
+        identity=identity, at=1.0, params=_tree(leaves), reset_params=True,
+        connection_request_url="http://192.0.2.1:7547/cr",
+    )  # fmt: skip
     return await store.save_session(result)
 
 
@@ -80,6 +86,17 @@ async def _time(call: Callable[[], Awaitable[Any]], rounds: int) -> tuple[float,
     return statistics.median(times), watch.longest
 
 
+async def _cr_target(store: Store, device_id: str) -> Any:
+    """The Connection Request target of a device as the daemon looks it up, in this version
+    or an older one (which read the username from the stored tree: stored_target)."""
+    record = await store.get_device(device_id)
+    assert record is not None
+    stored = getattr(connreq, "stored_target", None)
+    if stored is not None:
+        return await stored(record, store.device_values)
+    return connreq.target_of(record)
+
+
 async def main(url: str | None, tree: int, rounds: int) -> None:
     with tempfile.TemporaryDirectory(prefix="acsd-lookup-") as tmp:
         store = open_store(url or f"sqlite:///{Path(tmp) / 'lookup.db'}")
@@ -94,10 +111,13 @@ async def main(url: str | None, tree: int, rounds: int) -> None:
             wall, stall = await _time(lambda: store.get_device(large), rounds)
             print(f"| get_device, {tree} leaves | {wall * 1000:.2f} | {stall * 1000:.1f} |")
             values = getattr(store, "device_values", None)
-            if values is not None:  # the one value a Connection Request needs
+            if values is not None:  # the one value a Connection Request needed
                 path = ["Device.ManagementServer.ConnectionRequestUsername"]
                 cr, cr_stall = await _time(lambda: values(large, path), rounds)
                 print(f"| device_values, 1 path | {cr * 1000:.2f} | {cr_stall * 1000:.1f} |")
+            # what an API write does to poke the router: the record, then its target
+            target, target_stall = await _time(lambda: _cr_target(store, large), rounds)
+            print(f"| CR target, {tree} leaves | {target * 1000:.2f} | {target_stall * 1000:.1f} |")
             print(f"\nratio, {tree} leaves / no tree: {wall / base:.1f}")
         finally:
             await store.close()
