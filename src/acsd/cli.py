@@ -422,8 +422,8 @@ async def _token(args: argparse.Namespace, config: Config) -> int:
     from acsd.ids import normal_id
 
     store = await _open_store(config)
-    if store is None:
-        return EXIT_FAILED
+    if isinstance(store, int):
+        return store
     try:
         if args.token_command == "create":
             try:
@@ -514,9 +514,11 @@ def _backup(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-async def _open_store(config: Config):  # -> Store | None
-    """The store, open; or None after one line on stderr saying why it cannot be (a file
-    that is no SQLite database, a directory that does not exist), as serve says it."""
+async def _open_store(config: Config):  # -> Store | int
+    """The store, open; or the exit status after one line on stderr saying why it cannot
+    be (a file that is no SQLite database, a server that does not answer: 1), as serve
+    says it. A PostgreSQL database that does not exist is 2, as a SQLite file that is not
+    there (_missing_database): the configuration names the wrong database."""
     import sqlite3
 
     from acsd.store import StoreError, is_postgres, open_store, sqlite_path
@@ -532,18 +534,29 @@ async def _open_store(config: Config):  # -> Store | None
         await store.close()
         if is_postgres(config.store.url):
             print(f"acsd: {exc}", file=sys.stderr)  # (says which database, never the URL)
-            return None
+            return EXIT_USAGE if _no_such_database(exc) else EXIT_FAILED
         path = str(sqlite_path(config.store.url))
         said = str(exc) if path in str(exc) else f"cannot open the database {path}: {exc}"
         print(f"acsd: {said}", file=sys.stderr)
-        return None
+        return EXIT_FAILED
     return store
+
+
+def _no_such_database(exc: BaseException) -> bool:
+    """Whether opening the store failed because the PostgreSQL server has no database of
+    that name (SQLSTATE 3D000, invalid_catalog_name)."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if getattr(cause, "sqlstate", None) == "3D000":
+            return True
+        cause = cause.__cause__
+    return False
 
 
 async def _migrate(config: Config) -> int:
     store = await _open_store(config)
-    if store is None:
-        return EXIT_FAILED
+    if isinstance(store, int):
+        return store
     await store.close()
     # An operator checks here what the upgrade did: "up to date" on a database that has
     # just been created or upgraded read as if nothing had happened.
@@ -569,8 +582,8 @@ async def _device(args: argparse.Namespace, config: Config) -> int:
     from acsd.device_view import device_view
 
     store = await _open_store(config)
-    if store is None:
-        return EXIT_FAILED
+    if isinstance(store, int):
+        return store
     try:
         view = {
             "default_interval": config.cwmp.periodic_interval,
