@@ -324,3 +324,16 @@ async def test_the_upgrade_keeps_the_username_each_router_reported(store_url: st
         "MIG098": "isp",
         "MIGNONE": "",
     }
+
+
+def test_a_session_keeps_the_username_migration_18_would() -> None:
+    """A session's save picks the router's reported username as migration 18 does from a
+    stored tree: TR-098's unless it is empty, else TR-181's (a gateway may carry both)."""
+    from acsd.store.writes import reported_username
+
+    igd = "InternetGatewayDevice.ManagementServer.ConnectionRequestUsername"
+    dev = "Device.ManagementServer.ConnectionRequestUsername"
+    assert reported_username({igd: ["isp", "xsd:string"], dev: ["cpe", "xsd:string"]}) == "isp"
+    assert reported_username({igd: ["", "xsd:string"], dev: ["cpe", "xsd:string"]}) == "cpe"
+    assert reported_username({dev: ["", "xsd:string"]}) == ""
+    assert reported_username({"Device.X": ["1", "xsd:int"]}) is None

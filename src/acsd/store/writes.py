@@ -64,21 +64,25 @@ class Failed:
     error: Exception
 
 
-#: where a router reports the Connection Request username it holds (TR-181, TR-098)
+#: where a router reports the Connection Request username it holds: TR-098's first, as
+#: migration 18 reads a tree that holds both (a gateway may carry a Device. tree too)
 USERNAME_PATHS = tuple(
     root + "ManagementServer.ConnectionRequestUsername"
-    for root in ("Device.", "InternetGatewayDevice.")
+    for root in ("InternetGatewayDevice.", "Device.")
 )
 
 
 def reported_username(params: dict[str, list[Any]]) -> str | None:
-    """The Connection Request username among a result's values, None when they hold none:
-    two dict look-ups, so a session's save costs the same."""
+    """The Connection Request username among a result's values (the first that is not
+    empty; "" when all are), None when they hold none: two dict look-ups, so a session's
+    save costs the same."""
     found = None
     for path in USERNAME_PATHS:
         entry = params.get(path)
         if entry and isinstance(entry[0], str):
-            found = entry[0]
+            if entry[0]:
+                return entry[0]
+            found = ""
     return found
 
 
