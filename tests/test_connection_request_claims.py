@@ -79,7 +79,7 @@ async def test_no_claim_for_a_device_that_is_not_there_and_none_left_by_a_delete
 
 async def test_a_claim_lasts_some_time(store) -> None:
     device = await _device(store, "CLM5")
-    for seconds in (0, -1.0, float("nan")):
+    for seconds in (0, -1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="more than 0 seconds"):
             await store.claim_connection_request(device, seconds)
 

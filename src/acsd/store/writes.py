@@ -5,6 +5,7 @@ parameters of the upsert that writes it, a write that failed alone in a batch
 from __future__ import annotations
 
 import asyncio
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,6 +85,15 @@ def reported_username(params: dict[str, list[Any]]) -> str | None:
                 return entry[0]
             found = ""
     return found
+
+
+def claim_seconds(seconds: float) -> float:
+    """A Connection Request claim's length (Store.claim_connection_request), checked: a
+    claim of no time (0, negative, NaN) would hold nothing, an endless one every request
+    of the device for good."""
+    if not 0 < seconds < math.inf:
+        raise ValueError(f"a claim lasts a finite time of more than 0 seconds, not {seconds!r}")
+    return float(seconds)
 
 
 def save_args(result: SessionResult) -> list[Any]:

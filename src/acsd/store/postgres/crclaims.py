@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncpg
 
 from acsd.store.postgres.core import PgCore
+from acsd.store.writes import claim_seconds
 
 #: now in POSIX seconds on the database server's clock: clock_timestamp(), not now(),
 #: which is when the transaction began (a batch's, or before a wait for another's row)
@@ -27,10 +28,9 @@ _CLAIM = (
 
 class CrClaims(PgCore):
     async def claim_connection_request(self, device_id: str, seconds: float) -> bool:
-        if not seconds > 0:
-            raise ValueError(f"a claim lasts more than 0 seconds, not {seconds!r}")
+        seconds = claim_seconds(seconds)
 
         async def claim(conn: asyncpg.Connection) -> bool:
-            return await conn.fetchval(_CLAIM, device_id, float(seconds)) is not None
+            return await conn.fetchval(_CLAIM, device_id, seconds) is not None
 
         return await self._call("claim_connection_request", claim)

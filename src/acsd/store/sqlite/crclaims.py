@@ -9,6 +9,7 @@ from __future__ import annotations
 import aiosqlite
 
 from acsd.store.sqlite.core import SqliteCore
+from acsd.store.writes import claim_seconds
 
 #: now in POSIX seconds, on the database's clock (SQLite's; "now" is one value per
 #: statement), to the millisecond
@@ -26,10 +27,9 @@ _CLAIM = (
 
 class CrClaims(SqliteCore):
     async def claim_connection_request(self, device_id: str, seconds: float) -> bool:
-        if not seconds > 0:
-            raise ValueError(f"a claim lasts more than 0 seconds, not {seconds!r}")
+        seconds = claim_seconds(seconds)
 
         async def claim(conn: aiosqlite.Connection) -> bool:
-            return bool(list(await conn.execute_fetchall(_CLAIM, (device_id, float(seconds)))))
+            return bool(list(await conn.execute_fetchall(_CLAIM, (device_id, seconds))))
 
         return await self._call("claim_connection_request", claim)
