@@ -97,8 +97,10 @@ async def serve(
         return 2
     # Before the store opens: a profile that fails here must not leave its threads running.
     try:
-        loaded = profiles or load_profiles(
-            Path(config.profiles.dir) if config.profiles.dir else None
+        loaded = (
+            profiles
+            if profiles is not None
+            else load_profiles(Path(config.profiles.dir) if config.profiles.dir else None)
         )
     except ProfileError as exc:
         log.error("config_error", key="profiles.dir", error=str(exc))
