@@ -9,6 +9,18 @@ import time
 
 _RANDOM = os.urandom(5)
 _COUNTER = itertools.count(int.from_bytes(os.urandom(3), "big"))
+
+
+def _new_process() -> None:
+    # A forked process (a pre-forking host, multiprocessing's fork, a test harness that forks
+    # commands) would otherwise make exactly its parent's next ids: the random part is what
+    # keeps two processes' ids apart within one second.
+    global _RANDOM, _COUNTER
+    _RANDOM = os.urandom(5)
+    _COUNTER = itertools.count(int.from_bytes(os.urandom(3), "big"))
+
+
+os.register_at_fork(after_in_child=_new_process)
 _ID_RE = re.compile(r"^[0-9a-f]{24}\Z")
 _ANY_CASE = re.compile(r"[0-9a-fA-F]{24}")
 
