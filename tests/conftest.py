@@ -27,6 +27,79 @@ def acsd_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "acsd", *args]
 
 
+class CliZygote:
+    """Runs ``acsd ARGS`` as a child forked from a process that has imported acsd already
+    (tests/cli_zygote.py says why), one command at a time; ``run`` returns None when busy
+    (the caller then starts a plain subprocess) or when the zygote cannot be used."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen | None = None
+        self._folder: Path | None = None
+        self._count = 0
+
+    def _start(self) -> subprocess.Popen:
+        import tempfile
+
+        self._folder = Path(tempfile.mkdtemp(prefix="acsd-cli-"))
+        proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("cli_zygote.py"))],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+        return proc
+
+    def run(
+        self, args: list[str], env: dict[str, str], timeout: float
+    ) -> subprocess.CompletedProcess | None:
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            if self._proc is None or self._proc.poll() is not None:
+                self._proc = self._start()
+            assert self._folder is not None and self._proc.stdin and self._proc.stdout
+            self._count += 1
+            out, err = (self._folder / f"{self._count}.{name}" for name in ("out", "err"))
+            request = {"args": args, "env": env, "cwd": str(REPO), "timeout": timeout,
+                       "stdout": str(out), "stderr": str(err)}  # fmt: skip
+            self._proc.stdin.write(json.dumps(request) + "\n")
+            self._proc.stdin.flush()
+            answer = json.loads(self._proc.stdout.readline())
+            stdout, stderr = out.read_text(), err.read_text()
+            out.unlink()
+            err.unlink()
+            cmd = acsd_cmd(*args)
+            if answer.get("timeout"):
+                raise subprocess.TimeoutExpired(cmd, timeout, stdout, stderr)
+            return subprocess.CompletedProcess(cmd, answer["status"], stdout, stderr)
+        finally:
+            self._lock.release()
+
+    def close(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        if self._folder is not None:
+            import shutil
+
+            shutil.rmtree(self._folder, ignore_errors=True)
+
+
+_ZYGOTE = CliZygote()
+#: commands that run for long or hold the process (a daemon, the simulator) keep their own
+#: interpreter; TEST_ACSD_CLI=subprocess runs every command that way
+_OWN_INTERPRETER = {"serve", "sim"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cli_zygote() -> Iterator[None]:
+    yield
+    _ZYGOTE.close()
+
+
 def run_cli(
     *args: str, timeout: float = 60, check: bool = False, env: dict[str, str | None] | None = None
 ) -> subprocess.CompletedProcess:
@@ -34,9 +107,13 @@ def run_cli(
     environ = None
     if env is not None:
         environ = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
-    proc = subprocess.run(
-        acsd_cmd(*args), capture_output=True, text=True, timeout=timeout, cwd=REPO, env=environ
-    )
+    proc = None
+    if os.environ.get("TEST_ACSD_CLI") != "subprocess" and not _OWN_INTERPRETER & set(args[:1]):
+        proc = _ZYGOTE.run(list(args), dict(os.environ) if environ is None else environ, timeout)
+    if proc is None:
+        proc = subprocess.run(
+            acsd_cmd(*args), capture_output=True, text=True, timeout=timeout, cwd=REPO, env=environ
+        )
     if check and proc.returncode != 0:
         raise AssertionError(
             f"acsd {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
