@@ -583,3 +583,36 @@ def test_apn_members_the_api_refuses_are_ones_the_document_refuses(admin: Api, d
         reply = admin.request("PUT", network_path(account, "fleet"), {"APN": name})
         assert (reply.status == 200) is accepted, (name, reply.raw)
         assert (problems(doc, network, {"APN": name}) == []) is accepted, name
+
+
+def test_an_ipv6_scope_id_is_refused_by_the_api_and_by_the_document(admin: Api, module_world, doc):
+    # JSON Schema's ipv6 format has no scope id ("fe80::1%eth0"): the API took one in an
+    # APN device's IPAddress, which names an interface of the host that wrote it, of no
+    # use for the address the APN gives a SIM. The device API's DNS server and
+    # reservations are IPv4 (LAN hosts): refused there by both as well.
+    account = _account()
+    _apn_device(admin, account, "(+45)12345601")
+    schema = _request_schema(doc, "POST", APNS)
+    tag = uuid.uuid4().int % 10**6
+    for value in ("fe80::1%eth0", "fe80::1%1", "2001:db8::7%eth0"):
+        body = {"CLI": f"(+45)55{tag:06d}", "IPAddress": value}
+        reply = admin.post(apns_path(account, "fleet"), body)
+        assert (reply.status, reply.body["ErrorCode"], reply.body["ErrorSubCode"]) == (
+            400, 4001, 6), (value, reply.raw)  # fmt: skip
+        assert "scope id" in reply.body["ErrorDescription"], reply.raw
+        assert problems(doc, schema, body), value
+        conforms(doc, "POST", APNS, reply)
+    for n, value in enumerate(("fe80::1", "2001:db8::7", "198.51.100.7")):
+        body = {"CLI": f"(+45)66{tag:05d}{n}", "IPAddress": value}
+        assert problems(doc, schema, body) == [], value
+        reply = admin.post(apns_path(account, "fleet"), body)
+        assert reply.status == 202, (value, reply.raw)
+        assert reply.body["Data"]["IPAddress"] == value
+        conforms(doc, "POST", APNS, reply)
+    device = _request_schema(doc, "POST", "/network/device")
+    for field in ("dhcp.primaryDnsServer", "dhcp.reservedClients.0.ip"):
+        body = _with(device_body(module_world, "own", f"SPECV6{uuid.uuid4().hex[:8]}"), field,
+                     "fe80::1%eth0")  # fmt: skip
+        reply = admin.post("/network/device", body)
+        assert (reply.status, reply.body["message"]) == (400, field), reply.body
+        assert problems(doc, device, body), field

@@ -579,8 +579,8 @@ def test_wrong_types_and_unknown_members_are_400(apn: ApnApi, acct):
             ({"SIMNumber": SIM}, 1),
             (device("(+45)12345678", "1234"), 2),
             (device("(+45)12345678", IPAddress="10.0.0.300"), 6),
-            # a scope id is free text to ipaddress: stored unbounded, or with control
-            # characters an XML answer cannot carry, before it was bounded like a name
+            # a scope id is free text to ipaddress: it was stored unbounded, or with control
+            # characters an XML answer cannot carry (now no scope id is taken at all)
             (device("(+45)12345678", IPAddress="fe80::1%" + "A" * 900), 6),
             (device("(+45)12345678", IPAddress="fe80::1%\u0001<x>"), 6),
             (
