@@ -44,7 +44,6 @@ def _null_free(prop: dict[str, Any]) -> bool:
 #: validators that change what they are given rather than refuse it (a rule is a refusal)
 _TRANSFORMS: dict[str, str] = {
     normal_id.__qualname__: "an id in any case: a reference to no record is a 404, not a 400",
-    "_blank_is_none": "an empty or blank optional APN member is taken as left out",
     "_integral": "10.0 is the integer 10 (JSON has one number type)",
 }
 

@@ -616,3 +616,28 @@ def test_an_ipv6_scope_id_is_refused_by_the_api_and_by_the_document(admin: Api, 
         reply = admin.post("/network/device", body)
         assert (reply.status, reply.body["message"]) == (400, field), reply.body
         assert problems(doc, device, body), field
+
+
+def test_a_blank_sim_number_or_ip_address_is_left_out_by_the_api_and_the_document(admin: Api, doc):
+    # a .NET client sends an unset string as "" (XML: <SIMNumber/>): the API takes it as
+    # left out, and a client checking its body against the document must be let send it
+    account = _account()
+    _apn_device(admin, account, "(+45)12345602")
+    schema = _request_schema(doc, "POST", APNS)
+    tag = uuid.uuid4().int % 10**5
+    for n, (field, value) in enumerate(
+        (field, value)
+        for field in ("SIMNumber", "IPAddress")
+        for value in ("", "  ", "\t", "\u00a0")
+    ):
+        body = {"CLI": f"(+45)77{tag:05d}{n}", field: value}
+        assert problems(doc, schema, body) == [], (field, value)
+        reply = admin.post(apns_path(account, "fleet"), body)
+        assert reply.status == 202, (field, value, reply.raw)
+        assert reply.body["Data"][field] is None, (field, value, reply.body)
+        conforms(doc, "POST", APNS, reply)
+    for field, value in (("SIMNumber", " 89450012345678901234"), ("IPAddress", " x ")):
+        body = {"CLI": f"(+45)88{tag:05d}0", field: value}
+        reply = admin.post(apns_path(account, "fleet"), body)
+        assert (reply.status, reply.body["ErrorCode"]) == (400, 4001), (field, reply.raw)
+        assert problems(doc, schema, body), (field, value)

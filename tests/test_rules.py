@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import sys
 
-from acsd.rules import CONTROL, SPACE, class_of
+from acsd.rules import CONTROL, SPACE, WHITESPACE, class_of
 
 
 def test_space_is_what_str_strip_removes_besides_control_characters():
@@ -17,6 +17,11 @@ def test_space_is_what_str_strip_removes_besides_control_characters():
         ]
     )
     assert derived == SPACE
+
+
+def test_whitespace_is_everything_str_strip_removes():
+    derived = class_of([code for code in range(sys.maxunicode + 1) if chr(code).isspace()])
+    assert derived == WHITESPACE
 
 
 def test_class_of_writes_runs_as_ranges():

@@ -46,6 +46,13 @@ def class_of(chars: list[int]) -> str:
 #: Written out rather than derived at import (9 ms in every process); tests/test_rules.py
 #: derives it from this Python's ``str.isspace`` and fails if the two ever differ.
 SPACE = r"\u0020\u00a0\u1680\u2000-\u200a\u2028-\u2029\u202f\u205f\u3000"
+#: everything ``str.strip()`` removes (the control characters among it too), as the inside
+#: of a class; written out and checked as SPACE is
+WHITESPACE = (
+    r"\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028-\u2029\u202f\u205f\u3000"
+)
+#: the JSON Schema pattern of an empty or blank text (what ``str.strip()`` makes empty)
+BLANK = f"^[{WHITESPACE}]*$"
 
 
 def none_of(chars: str) -> str:
@@ -106,3 +113,35 @@ class Rule(Stated):
         if len(inspect.signature(self.check).parameters) == 2:
             return core_schema.with_info_after_validator_function(self.check, inner)
         return core_schema.no_info_after_validator_function(self.check, inner)
+
+
+def _blank_is_none(value: object) -> object:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+class BlankIsOmitted(Stated):
+    """Take an empty or blank string as the member left out (``None``), before the field's
+    own check, and offer it in the document beside the field's own schema: a client that
+    sends a .NET default (``""``, XML's ``<SIMNumber/>``) must find it allowed there too.
+    Goes on an optional field: ``Annotated[Iccid | None, BlankIsOmitted()]``."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            {"type": "string", "pattern": BLANK, "description": "Empty or blank: left out"}
+        )
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return core_schema.no_info_before_validator_function(_blank_is_none, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        out = dict(handler(schema))
+        if handler.mode != "validation":
+            return out
+        if set(out) <= {"anyOf", "default", "title"} and "anyOf" in out:
+            out["anyOf"] = [*out["anyOf"], dict(self.schema)]
+            return out
+        return {"anyOf": [out, dict(self.schema)]}

@@ -28,7 +28,6 @@ from aiohttp.web_protocol import RequestPayloadError
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -43,7 +42,7 @@ from acsd.api.errors import ApiError, come_back_later, request_id
 from acsd.inflate import InflateError, content_encoding, inflate
 from acsd.log import get_logger
 from acsd.provisioning import apn as rules
-from acsd.rules import Rule, any_case, none_of, whole
+from acsd.rules import BlankIsOmitted, Rule, any_case, none_of, whole
 from acsd.simkeys import CLI_PATTERN, parse_cli
 
 log = get_logger("acsd.api")
@@ -140,12 +139,6 @@ def _iccid(value: str) -> str:
     if not _ICCID.fullmatch(value):
         raise ValueError("must be an ICCID: 18 to 22 digits")
     return value
-
-
-def _blank_is_none(value: object) -> object:
-    """An optional member sent empty (a .NET client's empty string, XML's <SIMNumber/>)
-    says no more than one left out."""
-    return None if isinstance(value, str) and not value.strip() else value
 
 
 def _day(value: int) -> int:
@@ -296,7 +289,7 @@ class APNDevice(BaseModel):
             Rule(_iccid, {"pattern": whole(_ICCID), "description": "An ICCID: 18 to 22 digits"}),
         ]
         | None,
-        BeforeValidator(_blank_is_none),
+        BlankIsOmitted(),
     ] = None
     SOC: _text(64) | None = None  # type: ignore[valid-type]
     InternalSOC: _text(64) | None = None  # type: ignore[valid-type]
@@ -313,7 +306,7 @@ class APNDevice(BaseModel):
             ),
         ]
         | None,
-        BeforeValidator(_blank_is_none),
+        BlankIsOmitted(),
     ] = None
     StartDate: DateText | None = None
     EndDate: DateText | None = None
