@@ -191,8 +191,8 @@ def test_the_walk_finds_the_bodies_and_their_rules():
     walk = _walked()
     names = {m.__name__ for m in walk.models}
     assert {"DeviceCreate", "DevicePatch", "Wifi", "Dhcp", "ReservedClient", "AccountCreate",
-            "AccountConfirm", "Net", "APNDevice", "AccountNetwork", "CustomerCreate",
-            "ModelCreate"} <= names, names  # fmt: skip
+            "AccountConfirm", "Net", "APNDevice", "NewAccountHints", "AccountNetwork",
+            "CustomerCreate", "ModelCreate"} <= names, names  # fmt: skip
     fields = {(model, field) for model, field, _ in walk.rules}
     assert {("DeviceCreate", "serialNumber"), ("DeviceCreate", "notes"), ("Net", "subnet"),
             ("APNDevice", "CLI"), ("AccountNetwork", "APN"),

@@ -641,3 +641,55 @@ def test_a_blank_sim_number_or_ip_address_is_left_out_by_the_api_and_the_documen
         reply = admin.post(apns_path(account, "fleet"), body)
         assert (reply.status, reply.body["ErrorCode"]) == (400, 4001), (field, reply.raw)
         assert problems(doc, schema, body), (field, value)
+
+
+def test_the_hints_that_create_an_account_are_the_documents_new_account_hints(admin: Api, doc):
+    # the rules Hints must meet to create an account were prose: a client checking its
+    # Hints against the document's NewAccountHints gets no 400 for them, and is kept from
+    # sending ones the API refuses
+    schema = _request_schema(doc, "POST", APNS)
+    hints_schema = doc["components"]["schemas"]["NewAccountHints"]
+    hints_prop = doc["components"]["schemas"]["APNDevice-Input"]["properties"]["Hints"]
+    assert "#/components/schemas/NewAccountHints" in str(hints_prop)
+    assert "does not exist" in str(hints_prop)
+    good = {"BillingCycleDay": 1, "EmailContact": "billing@example.com"}
+    refused = (
+        ({"BillingCycleDay": 0, "EmailContact": "billing@example.com"}, 3),
+        ({"BillingCycleDay": 32, "EmailContact": "billing@example.com"}, 3),
+        ({"EmailContact": "billing@example.com"}, 3),
+        ({"BillingCycleDay": 1}, 4),
+        ({**good, "EmailContact": "nobody"}, 4),
+        ({**good, "EmailContact": "no body@example.com"}, 4),
+        ({**good, "EmailContact": "bell\x07@example.com"}, 4),
+        ({**good, "EmailContact": "a@" + "b" * 250 + ".dk"}, 4),
+        ({**good, "TenantId": "t" * 129}, 5),
+        ({**good, "TenantId": "bell\x07"}, 5),
+    )
+    for hints, sub in refused:
+        body = {"CLI": "(+45)12345604", "Hints": hints}
+        reply = admin.post(apns_path(_account(), "fleet"), body)
+        assert (reply.status, reply.body["ErrorCode"], reply.body["ErrorSubCode"]) == (
+            400, 4001, sub), (hints, reply.raw)  # fmt: skip
+        assert problems(doc, hints_schema, hints), hints
+        conforms(doc, "POST", APNS, reply)
+    for hints in (
+        good,
+        {"BillingCycleDay": 31, "EmailContact": "ops@mail.example.com", "TenantId": "t" * 128},
+        {**good, "TenantId": "two\tparts"},
+    ):
+        body = {"CLI": "(+45)12345605", "Hints": hints}
+        assert problems(doc, hints_schema, hints) == [], hints
+        assert problems(doc, schema, body) == [], hints
+        reply = admin.post(apns_path(_account(), "fleet"), body)
+        assert reply.status == 202, (hints, reply.raw)
+        conforms(doc, "POST", APNS, reply)
+    # once the account exists its devices' Hints are ignored: the document allows any
+    # values there (as AccountHints), as the API takes them
+    account = _account()
+    _apn_device(admin, account, "(+45)12345606")
+    for n, hints in enumerate(({"BillingCycleDay": 0, "EmailContact": ""}, {"TenantId": "x"})):
+        body = {"CLI": f"(+45)1234561{n}", "Hints": hints}
+        assert problems(doc, hints_schema, hints), hints
+        assert problems(doc, schema, body) == [], hints
+        reply = admin.post(apns_path(account, "fleet"), body)
+        assert reply.status == 202, (hints, reply.raw)

@@ -26,7 +26,6 @@ from typing import Annotated, Any, TypeVar
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -39,10 +38,11 @@ from acsd.api.answer import dumps
 from acsd.api.apn_xml import Contract, Enum
 from acsd.api.body import BodyNotReceived, field_path, parse_json, receive_body, utf8_charset
 from acsd.api.errors import ApiError, come_back_later, request_id
+from acsd.api.openapi import DocumentedToo
 from acsd.inflate import InflateError, content_encoding, inflate
 from acsd.log import get_logger
 from acsd.provisioning import apn as rules
-from acsd.rules import BlankIsOmitted, Rule, any_case, none_of, whole
+from acsd.rules import WHITESPACE, BlankIsOmitted, Rule, any_case, none_of, whole
 from acsd.simkeys import CLI_PATTERN, parse_cli
 
 log = get_logger("acsd.api")
@@ -84,12 +84,17 @@ OPERATION = Contract(
 # --- validation ------------------------------------------------------------------------------
 
 _ICCID = re.compile(r"[0-9]{18,22}")
-_EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(?:\.[^@\s.]+)+")
 _APN_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
 _APN = re.compile(rf"{_APN_LABEL}(?:\.{_APN_LABEL})*")
 # and what XML cannot carry: the same record is read back in both JSON and XML
 _CONTROL_CHARS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff"
 _CONTROL = re.compile(f"[{_CONTROL_CHARS}]")
+#: an e-mail address: one @, a dotted domain, no blanks or control characters
+_EMAIL_CHAR = f"[^@{WHITESPACE}{_CONTROL_CHARS}]"
+_EMAIL_LABEL = f"[^@.{WHITESPACE}{_CONTROL_CHARS}]"
+_EMAIL = re.compile(f"{_EMAIL_CHAR}+@{_EMAIL_LABEL}+(?:\\.{_EMAIL_LABEL}+)+")
+#: the longest EmailContact taken (RFC 5321's path limit)
+_EMAIL_TEXT = 254
 #: what the document says of printable text
 _PRINTABLE = {
     "pattern": none_of(_CONTROL_CHARS),
@@ -148,7 +153,7 @@ def _day(value: int) -> int:
 
 
 def _email(value: str) -> str:
-    if len(value) > 254 or not _EMAIL.fullmatch(value) or not printable(value):
+    if len(value) > _EMAIL_TEXT or not _EMAIL.fullmatch(value):
         raise ValueError("must be an e-mail address, e.g. billing@example.com")
     return value
 
@@ -228,13 +233,10 @@ _METADATA_ENTRIES, _METADATA_KEY, _METADATA_VALUE = 64, 128, 1024
 
 
 class AccountHints(BaseModel):
-    """What creates the API account when it does not exist yet (seed 003 AccountHints).
-
-    In a device's body only their form is checked: the seed uses them only when the
-    account does not exist, and a client that sends the same Hints (or a .NET client's
-    defaults, BillingCycleDay 0 and no EmailContact) with every device must not be
-    refused for an account it is not creating. :func:`new_account_hints` checks their
-    values when they do create it."""
+    """Seed 003 AccountHints: what creates the API account when it does not exist yet.
+    Once it exists, a device's Hints are ignored and only their members and types are
+    checked (a client may send the same Hints, or a .NET client's defaults, BillingCycleDay
+    0 and no EmailContact, with every device)."""
 
     model_config = ConfigDict(extra="forbid")
     BillingCycleDay: int | None = None
@@ -242,16 +244,31 @@ class AccountHints(BaseModel):
     TenantId: str | None = None
 
 
-class _NewAccountHints(BaseModel):
+class NewAccountHints(BaseModel):
+    """Hints that create the API account: a device's Hints must be these when its account
+    does not exist yet (400 4001 naming the member otherwise)."""
+
     model_config = ConfigDict(extra="forbid")
-    BillingCycleDay: Annotated[int, AfterValidator(_day)]
-    EmailContact: Annotated[str, AfterValidator(_email)]
+    BillingCycleDay: Annotated[
+        int, Rule(_day, {"minimum": 1, "maximum": 31, "description": "A day of the month"})
+    ]
+    EmailContact: Annotated[
+        str,
+        Rule(
+            _email,
+            {
+                "maxLength": _EMAIL_TEXT,
+                "pattern": whole(_EMAIL),
+                "description": "An e-mail address, e.g. billing@example.com",
+            },
+        ),
+    ]
     TenantId: _text(128) | None = None  # type: ignore[valid-type]
 
 
 class _NewAccount(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    Hints: _NewAccountHints
+    Hints: NewAccountHints
 
 
 def new_account_hints(hints: AccountHints) -> AccountHints:
@@ -311,7 +328,17 @@ class APNDevice(BaseModel):
     StartDate: DateText | None = None
     EndDate: DateText | None = None
     FriendlyName: _text(256) | None = None  # type: ignore[valid-type]
-    Hints: AccountHints | None = None
+    Hints: (
+        Annotated[
+            AccountHints,
+            DocumentedToo(
+                NewAccountHints,
+                "NewAccountHints when the account does not exist yet (they create it), "
+                "else AccountHints of any values (ignored)",
+            ),
+        ]
+        | None
+    ) = None
     ProvisioningMetaData: (
         Annotated[
             dict[str, str | None],

@@ -37,6 +37,7 @@ from aiohttp import hdrs, web
 from pydantic import BaseModel, GetJsonSchemaHandler, TypeAdapter
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
+from pydantic_core import core_schema as cs
 
 from acsd.api.errors import Error
 
@@ -216,6 +217,29 @@ class DocumentedAs:
         self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
         return handler(self.model.__pydantic_core_schema__)
+
+
+class DocumentedToo(DocumentedAs):
+    """An annotation: the document offers ``model`` beside the field's own schema (anyOf),
+    for a stricter form the handler holds the value to in a case it cannot see in the
+    body (Hints that create an account), the case told by ``description``."""
+
+    def __init__(self, model: type[BaseModel], description: str) -> None:
+        super().__init__(model)
+        self.description = description
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        own = handler(core_schema)
+        if handler.mode != "validation":
+            return own
+        # (through a reference, so that the model is a component of its own, by its name)
+        model = self.model.__pydantic_core_schema__
+        stricter = handler(
+            cs.definitions_schema(cs.definition_reference_schema(model["ref"]), [model])
+        )
+        return {"anyOf": [stricter, own], "description": self.description}
 
 
 # --- walking the router -------------------------------------------------------------------
