@@ -693,3 +693,19 @@ def test_the_hints_that_create_an_account_are_the_documents_new_account_hints(ad
         assert problems(doc, schema, body) == [], hints
         reply = admin.post(apns_path(account, "fleet"), body)
         assert reply.status == 202, (hints, reply.raw)
+
+
+def test_a_boolean_apn_status_is_refused_by_the_api_and_the_document(admin: Api, doc):
+    # the status members are enums (a number or a name): true is neither, for either
+    account = _account()
+    _apn_device(admin, account, "(+45)12345603")
+    schema = _request_schema(doc, "POST", APNS)
+    tag = uuid.uuid4().int % 10**6
+    for field in ("Status", "ActorStatus", "NetworkStatus"):
+        for value in (True, False):
+            body = {"CLI": f"(+45)99{tag:06d}", field: value}
+            reply = admin.post(apns_path(account, "fleet"), body)
+            assert (reply.status, reply.body["ErrorCode"]) == (400, 4001), (field, reply.raw)
+            assert field in reply.body["ErrorDescription"], reply.raw
+            assert problems(doc, schema, body), (field, value)
+            conforms(doc, "POST", APNS, reply)
