@@ -70,7 +70,8 @@ async def create_token(
             raise ValueError(f"--apn-account: {problem}")
     apn_only = apn_account is not None and role in ("OWNER", "MANAGER")
     if role != "ADMIN" and not customer and not apn_only:
-        raise ValueError(f"a {role} token is bound to a customer: give --customer ID")
+        article = "an" if role == "OWNER" else "a"
+        raise ValueError(f"{article} {role} token is bound to a customer: give --customer ID")
     if customer is not None:
         found = await store.get_customer(customer)
         if found is None:
