@@ -331,11 +331,6 @@ class CwmpServer:
                 answer = self._soap_error(request, exc, remote_ip)
                 await self._end_after_bad_message(request, exc.reason)
                 return answer
-            else:
-                if env.repaired_utf8:
-                    log.info("cwmp.bad_utf8", remote=remote_ip, message=env.body.METHOD)
-                if env.repaired_chars:
-                    log.info("cwmp.bad_xml_chars", remote=remote_ip, message=env.body.METHOD)
 
         cookie = session_cookie(request)
         conn = request.protocol
@@ -422,6 +417,13 @@ class CwmpServer:
         tokens = bind_contextvars(session=session_ref(session.id), serial=serial)
         self._busy.add(session.id)
         try:
+            if env is not None:
+                # Logged once the session is known, so that the line names the router
+                # (whose answer a mended one is, its own bytes do not say).
+                if env.repaired_utf8:
+                    log.info("cwmp.bad_utf8", remote=remote_ip, message=env.body.METHOD)
+                if env.repaired_chars:
+                    log.info("cwmp.bad_xml_chars", remote=remote_ip, message=env.body.METHOD)
             try:
                 reply = await session.handle(env)
             except RetryLater as exc:
