@@ -44,6 +44,15 @@ XXE = envelope(
 )
 
 
+# Most tests share one daemon (module_daemon): each has serial numbers of its own and reads
+# only their lines from the log, or, for input refused before it names a router, the lines
+# written while it ran (the tests of a module take turns on their daemon). A request without
+# a cookie on a new connection is matched to the one session open from its address whose
+# CPE never sent its cookie back: a test that leaves such a session open connects from an
+# address of its own (LEFT_OPEN_FROM), never from the 127.0.0.1 of the others.
+LEFT_OPEN_FROM = "127.0.0.2"
+
+
 def bad_post(url: str, body: bytes, content_type: str = "text/xml") -> tuple[int, bytes]:
     wire = Wire(url)
     try:
@@ -53,7 +62,9 @@ def bad_post(url: str, body: bytes, content_type: str = "text/xml") -> tuple[int
         wire.close()
 
 
-def test_hostile_input_is_refused_while_a_good_session_completes(daemon):
+def test_hostile_input_is_refused_while_a_good_session_completes(module_daemon):
+    daemon = module_daemon
+    start = len(daemon.lines)
     ns = "urn:dslforum-org:cwmp-1-2"
     good = Wire(daemon.cwmp_url)
     assert good.post(envelope(inform_body("GOOD0001"), ns=ns)).status == 200
@@ -89,16 +100,17 @@ def test_hostile_input_is_refused_while_a_good_session_completes(daemon):
     assert device["status"]["upTime"] == 4242
     assert "TRUNC001" not in daemon.cli("device", "list").stdout
 
-    log = daemon.log_text()
+    log = "\n".join(daemon.lines[start:])
     for reason in ("DOCTYPE", "max_body", "malformed", "Content-Type", "DeviceId"):
         assert reason in log, reason
     assert "root:x:" not in log
 
 
-async def test_a_firmware_version_longer_than_the_data_model_allows_is_kept_cut(daemon):
+async def test_a_firmware_version_longer_than_the_data_model_allows_is_kept_cut(module_daemon):
     # SoftwareVersion and HardwareVersion are string(64) in TR-181, but only the body limit
     # bounds what a CPE puts there. The router is still managed; the record keeps 64
     # characters, and the log says what was cut.
+    daemon = module_daemon
     sim = Simulation(daemon.cwmp_url, ["tplink-tr181"], 1, serial_prefix="LONGV")
     router = sim.routers[0]
     version = "3.16.0 Build 20261203 Rel.1234n " + "x" * 20_000
@@ -111,11 +123,18 @@ async def test_a_firmware_version_longer_than_the_data_model_allows_is_kept_cut(
     assert device["state"] == "ACTIVE"
     assert device["cpe"]["softwareVersion"] == version[:64]
     assert device["cpe"]["hardwareVersion"] == ("Archer AX55 v1.0 " + "y" * 500)[:64]
-    cut = {e["parameter"]: e["length"] for e in daemon.events("session.version_cut")}
+    cut = {
+        e["parameter"]: e["length"]
+        for e in daemon.events("session.version_cut")
+        if e.get("serial") == router.serial
+    }
     assert cut == {"DeviceInfo.SoftwareVersion": len(version), "DeviceInfo.HardwareVersion": 517}
 
 
-async def test_a_version_indented_by_pretty_printing_firmware_is_kept_without_the_indent(daemon):
+async def test_a_version_indented_by_pretty_printing_firmware_is_kept_without_the_indent(
+    module_daemon,
+):
+    daemon = module_daemon
     sim = Simulation(daemon.cwmp_url, ["tplink-tr181"], 1, serial_prefix="PRETTY")
     router = sim.routers[0]
     router.tree.set_local("Device.DeviceInfo.SoftwareVersion", "\n        1.2.3 Build 7\n    ")
@@ -127,12 +146,18 @@ async def test_a_version_indented_by_pretty_printing_firmware_is_kept_without_th
 # --- found by fuzzing: each of these answered HTTP 500 ------------------------------------
 
 
-def test_a_body_that_does_not_inflate_is_400(daemon):
+def session_errors(daemon, serial: str) -> list[dict]:
+    return [e for e in daemon.events("cwmp.session_error") if e.get("serial") == serial]
+
+
+def test_a_body_that_does_not_inflate_is_400(module_daemon):
+    daemon = module_daemon
     status, body = post_once(daemon.cwmp_url, b"not gzip", {"Content-Encoding": "gzip"})
     assert status == 400 and b"could not be read" in body
 
 
-def test_a_fault_code_of_thousands_of_digits_is_read_as_no_code(daemon):
+def test_a_fault_code_of_thousands_of_digits_is_read_as_no_code(module_daemon):
+    daemon = module_daemon
     fault = envelope(
         "<SOAP-ENV:Fault><faultcode>" + "9" * 5000 + "</faultcode>"
         "<faultstring>x</faultstring></SOAP-ENV:Fault>"
@@ -141,8 +166,9 @@ def test_a_fault_code_of_thousands_of_digits_is_read_as_no_code(daemon):
     assert status == 400 and b"send an Inform first" in body
 
 
-def test_instance_numbers_that_are_not_ascii_digits_do_not_break_the_session(daemon):
+def test_instance_numbers_that_are_not_ascii_digits_do_not_break_the_session(module_daemon):
     # "²" is a digit to str.isdigit() and not to int(); 5,000 digits are too many for int()
+    daemon = module_daemon
     odd = {
         "Device.IP.Interface.\u00b2.IPv4Address.1.IPAddress": ("10.9.9.9", "xsd:string"),
         f"Device.IP.Interface.{'7' * 5000}.IPv4Address.1.IPAddress": ("10.8.8.8", "xsd:string"),
@@ -154,7 +180,7 @@ def test_instance_numbers_that_are_not_ascii_digits_do_not_break_the_session(dae
     drive_to_end(wire, wire.post(None), ns, tree=tree)
     device = daemon.device_json("ODDINST01")
     assert device["status"]["lanIp"] == "192.168.7.1"
-    assert daemon.events("cwmp.session_error") == []
+    assert session_errors(daemon, "ODDINST01") == []
 
 
 def test_a_body_that_never_comes_is_408_after_session_timeout(daemon_factory):
@@ -173,17 +199,18 @@ def test_a_body_that_never_comes_is_408_after_session_timeout(daemon_factory):
 
 @pytest.mark.parametrize("keeps_cookies", [True, False], ids=["cookie", "no-cookie"])
 def test_an_answer_still_arriving_when_the_session_would_time_out_is_taken(
-    daemon_factory, keeps_cookies
+    module_daemon_factory, keeps_cookies
 ):
     """A weak CPE on a slow uplink: it thinks a while, then uploads its answer slowly. The
     upload begins within session_timeout of the request it answers and ends within
     session_timeout of its start (no 408 is due), but the reaper used to end the session
     under it: the answer got 400 "no open CWMP session" and was lost, at every session.
     A CPE that keeps no cookies sends it on a new connection, found by its address."""
-    daemon = daemon_factory(cwmp={"session_timeout": 3})
+    daemon = module_daemon_factory(cwmp={"session_timeout": 3})
     ns = "urn:dslforum-org:cwmp-1-0"
+    serial = "SLOWUP001" if keeps_cookies else "SLOWUP002"
     wire = Wire(daemon.cwmp_url, cookies=keeps_cookies)
-    assert wire.post(envelope(inform_body("SLOWUP001"), ns=ns)).status == 200
+    assert wire.post(envelope(inform_body(serial), ns=ns)).status == 200
     asked = parse_envelope(wire.post(None).body)
     assert isinstance(asked.body, rpc.GetParameterValues)
     uptime = (
@@ -198,7 +225,7 @@ def test_an_answer_still_arriving_when_the_session_would_time_out_is_taken(
     cookie = wire.cookie if keeps_cookies else None
     status = post_slowly(daemon.cwmp_url, body, cookie=cookie, pause=2.5)
     assert status in (b"HTTP/1.1 200 OK", b"HTTP/1.1 204 No Content"), status
-    assert not daemon.events("cwmp.session_timeout")
+    assert not [e for e in daemon.events("cwmp.session_timeout") if e.get("serial") == serial]
 
 
 async def test_a_connection_request_url_that_is_no_url_fails_without_raising():
@@ -210,9 +237,10 @@ async def test_a_connection_request_url_that_is_no_url_fails_without_raising():
             assert not result.ok and "not a URL" in result.reason, (url, result)
 
 
-async def test_a_periodic_interval_past_64_bits_is_not_kept(daemon):
+async def test_a_periodic_interval_past_64_bits_is_not_kept(module_daemon):
     # The record's INTEGER column cannot hold it: the commit failed, so every session of
     # the router failed and it was never recorded.
+    daemon = module_daemon
     interval = "Device.ManagementServer.PeriodicInformInterval"
     sim = Simulation(
         daemon.cwmp_url, ["tplink-tr181"], 1, serial_prefix="BIGPI", faults={interval: 9007}
@@ -221,11 +249,13 @@ async def test_a_periodic_interval_past_64_bits_is_not_kept(daemon):
     router.tree.values[interval] = str(2**63)
     assert (await sim.run_once()).ok == 1
     device = daemon.device_json(router.serial)
-    assert device["cpe"]["oui"] and daemon.events("cwmp.session_error") == []
+    assert device["cpe"]["oui"] and session_errors(daemon, router.serial) == []
 
 
-def test_a_client_that_leaves_mid_body_is_no_error_in_the_log(daemon):
+def test_a_client_that_leaves_mid_body_is_no_error_in_the_log(module_daemon):
+    daemon = module_daemon
     host, port = daemon.cwmp_url.split("//")[1].rstrip("/").split(":")
+    start = len(daemon.lines)
     for _ in range(3):
         sock = socket.create_connection((host, int(port)), timeout=10)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -234,11 +264,12 @@ def test_a_client_that_leaves_mid_body_is_no_error_in_the_log(daemon):
         time.sleep(0.2)
         sock.close()  # SO_LINGER 0: a reset, as a CPE that loses power
     time.sleep(1.0)
-    assert not [line for line in daemon.lines if '"level": "error"' in line]
+    assert not [line for line in daemon.lines[start:] if '"level": "error"' in line]
 
 
-def test_an_element_inside_a_value_is_refused_and_a_comment_is_read_around(daemon):
+def test_an_element_inside_a_value_is_refused_and_a_comment_is_read_around(module_daemon):
     # el.text stops at the first child: <SerialNumber>X<b/>1</SerialNumber> registered "X".
+    daemon = module_daemon
     status, body = bad_post(daemon.cwmp_url, envelope(inform_body("MIX<b/>ED01")))
     fault = parse_envelope(body).body
     assert status == 200 and isinstance(fault, rpc.Fault) and fault.code == 8003
@@ -256,9 +287,10 @@ def test_an_element_inside_a_value_is_refused_and_a_comment_is_read_around(daemo
     assert "COMMENT01" in listed and "MIX" not in listed
 
 
-def test_a_malformed_answer_ends_the_session_at_once(daemon):
+def test_a_malformed_answer_ends_the_session_at_once(module_daemon):
     # The fault's answer closes the connection, which ends the session for the CPE: acsd
     # ends it too and keeps what it learned, instead of holding it until session_timeout.
+    daemon = module_daemon
     ns = "urn:dslforum-org:cwmp-1-0"
     wire = Wire(daemon.cwmp_url)
     assert wire.post(envelope(inform_body("BADANS01"), ns=ns)).status == 200
@@ -302,7 +334,11 @@ def _session_answering_reads(daemon, serial: str, params: dict[str, str]) -> Non
     """One session of a CPE whose Inform carries ``params`` and which answers every read
     with the names asked (empty values) and one name nobody asked for; returns once the
     session is saved."""
-    ended = len(daemon.events("session.end"))
+
+    def ends() -> int:
+        return len([e for e in daemon.events("session.end") if e.get("serial") == serial])
+
+    ended = ends()
     wire = Wire(daemon.cwmp_url)
     assert wire.post(envelope(inform_body(serial, params=params))).status == 200
     answer = wire.post(None)
@@ -329,7 +365,7 @@ def _session_answering_reads(daemon, serial: str, params: dict[str, str]) -> Non
         ))  # fmt: skip
     assert answer.status == 204
     wire.close()
-    wait_for(lambda: len(daemon.events("session.end")) > ended)
+    wait_for(lambda: ends() > ended)
 
 
 _INFORM_PARAMS = {
@@ -339,10 +375,11 @@ _INFORM_PARAMS = {
 }
 
 
-def test_names_a_cpe_invents_are_not_stored_session_after_session(daemon):
+def test_names_a_cpe_invents_are_not_stored_session_after_session(module_daemon):
     """An Inform may carry any names, and a GetParameterValues answer names nobody asked
     for: they serve the session, but the stored tree keeps only what the profile reads,
     or a CPE could grow its record (and the daemon's memory) without end."""
+    daemon = module_daemon
     invented = {f"Device.X_EVIL.R{i}.Junk": "x" * 40 for i in range(200)}
     for session in range(2):
         params = {
@@ -357,22 +394,24 @@ def test_names_a_cpe_invents_are_not_stored_session_after_session(daemon):
     assert stored["Device.DeviceInfo.SoftwareVersion"][0] == "1.0.0"
 
 
-def test_a_setting_the_inform_reports_is_stored(daemon):
+def test_a_setting_the_inform_reports_is_stored(module_daemon):
     """A value change the CPE informs of (an SSID changed on the router) is what the
     router holds now: the stored tree, which says what differs from the operator's
     settings, must take it even when the session reads no settings."""
+    daemon = module_daemon
     params = {**_INFORM_PARAMS, "Device.WiFi.SSID.1.SSID": "ChangedOnTheRouter"}
     _session_answering_reads(daemon, "SSIDVC0001", params)
     stored = _stored_params(daemon, "SSIDVC0001")
     assert stored["Device.WiFi.SSID.1.SSID"][0] == "ChangedOnTheRouter"
 
 
-def test_expect_100_continue_is_answered_before_the_body(daemon):
+def test_expect_100_continue_is_answered_before_the_body(module_daemon):
     """libcurl-based CPE stacks send "Expect: 100-continue" with every POST over 1 KiB and
     wait (a second, or for ever) for the interim answer before sending the body."""
+    daemon = module_daemon
     body = envelope(inform_body("EXPECT01"))
     address, head = expect_continue(daemon.cwmp_url, body)
-    with socket.create_connection(address, timeout=5) as sock:
+    with socket.create_connection(address, timeout=5, source_address=(LEFT_OPEN_FROM, 0)) as sock:
         sock.sendall(head)
         assert sock.recv(4096) == b"HTTP/1.1 100 Continue\r\n\r\n"
         sock.sendall(body)
@@ -383,22 +422,24 @@ def test_expect_100_continue_is_answered_before_the_body(daemon):
         assert sock.recv(4096).startswith(b"HTTP/1.1 417")
 
 
-def test_an_empty_expect_header_is_no_expectation(daemon):
+def test_an_empty_expect_header_is_no_expectation(module_daemon):
     """Firmware that writes its header block from a template sends "Expect:" with nothing
     in it. An empty field names no expectation (RFC 9110 10.1.1: 417 is for a member other
     than 100-continue); it got 417 on every Inform, so the router was never managed."""
+    daemon = module_daemon
     body = envelope(inform_body("EXPECT02"))
     address, head = expect_continue(daemon.cwmp_url, body)
-    with socket.create_connection(address, timeout=5) as sock:
+    with socket.create_connection(address, timeout=5, source_address=(LEFT_OPEN_FROM, 0)) as sock:
         sock.sendall(head.replace(b"Expect: 100-continue", b"Expect: ") + body)
         answer = read_until(sock, b"\r\n\r\n")
         assert answer.startswith(b"HTTP/1.1 200"), answer
 
 
-def test_an_answer_that_says_connection_close_closes_the_connection(daemon):
+def test_an_answer_that_says_connection_close_closes_the_connection(module_daemon):
     """RFC 9112 9.6: a server that sends "Connection: close" must close the connection
     after that response. acsd only wrote the header and went on serving the connection,
     and a client that ignored it had its next request answered."""
+    daemon = module_daemon
     host, port = daemon.cwmp_url.split("//")[1].rstrip("/").split(":")
     no_device_id = envelope("<cwmp:Inform><MaxEnvelopes>1</MaxEnvelopes></cwmp:Inform>")
     refusals = (
@@ -419,11 +460,14 @@ def test_an_answer_that_says_connection_close_closes_the_connection(daemon):
             assert b"HTTP/1.1" not in rest
 
 
-def test_an_inform_with_thousands_of_events_is_logged_with_the_first_64(daemon):
+def test_an_inform_with_thousands_of_events_is_logged_with_the_first_64(module_daemon):
     """TR-069 allows 64 EventStructs: a CPE sending thousands is served, and its log line
     names the first 64 and how many more came."""
-    wire = Wire(daemon.cwmp_url)
+    daemon = module_daemon
+    wire = Wire(daemon.cwmp_url, source=LEFT_OPEN_FROM)
     events = ("1 BOOT", *(f"X ACME {i}" for i in range(3000)))
     assert wire.post(envelope(inform_body("EVENTS01", events=events))).status == 200
-    [logged] = wait_for(lambda: daemon.events("session.inform"))
+    [logged] = wait_for(
+        lambda: [e for e in daemon.events("session.inform") if e.get("serial") == "EVENTS01"]
+    )
     assert logged["events"] == list(events[:64]) and logged["more_events"] == len(events) - 64

@@ -85,7 +85,9 @@ class Answer:
 class Wire:
     """One CPE's HTTP connection, keep-alive, with or without cookies."""
 
-    def __init__(self, url: str, *, cookies: bool = True, timeout: float = 15) -> None:
+    def __init__(
+        self, url: str, *, cookies: bool = True, timeout: float = 15, source: str | None = None
+    ) -> None:
         parts = urlsplit(url)
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 80
@@ -97,7 +99,15 @@ class Wire:
         self.last: Answer | None = None
         self.last_sock: socket.socket | None = None
         self.timeout = timeout
-        self.conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        #: the address the CPE connects from (another loopback one: a CPE of its own
+        #: address), else the system's choice
+        self.source = (source, 0) if source else None
+        self.conn = self._connect()
+
+    def _connect(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection(
+            self.host, self.port, timeout=self.timeout, source_address=self.source
+        )
 
     def post(
         self,
@@ -128,7 +138,7 @@ class Wire:
 
     def reconnect(self) -> None:
         self.conn.close()
-        self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        self.conn = self._connect()
 
     def close(self) -> None:
         self.conn.close()
