@@ -7,17 +7,23 @@ import pytest
 
 from apiclient import Api
 from apn_client import ApnApi, apns_path, network_path
+from conftest import BACKENDS
 from test_apn_api import token
 from test_apn_end_to_end import CELL, HINTS, bind, mobile_router
 
 APN = "Device.Cellular.AccessPoint.1.APN"
 
 
-@pytest.fixture
-def daemon(daemon_factory, store_url):
+@pytest.fixture(scope="module", params=BACKENDS)
+def daemon(request, module_daemon_factory):
     """A daemon on each store backend: what these tests check is written by the store
-    (the router a SIM was last seen in, NetworkStatus, Version), in its SQL."""
-    return daemon_factory(store={"url": store_url})
+    (the router a SIM was last seen in, NetworkStatus, Version), in its SQL. One per
+    backend for the module: each test has routers (serial prefix), SIMs and API accounts
+    of its own, and reads only its own APN devices and router records."""
+    if request.param == "postgresql":
+        url = request.getfixturevalue("pg_cluster").new_database()
+        return module_daemon_factory(store={"url": url})
+    return module_daemon_factory()
 
 
 def register(api: ApnApi, account: str, card: dict[str, str], *, iccid: bool = False) -> str:
@@ -150,9 +156,11 @@ async def test_a_router_that_reports_no_sim_shows_its_device_disconnected(daemon
     9005): the router reports no SIM. The device it was last seen in is not connected
     through it any more, as when another SIM is reported (the session said nothing)."""
     api = ApnApi(Api(daemon.api_url, token(daemon, "ADMIN")), "json")
-    sim_a, card_a = mobile_router(daemon, "NOSIM")
-    bind(daemon, card_a, "OPERATOR-N")
-    one = register(api, "OPERATOR-N", card_a, iccid=True)
+    # a router (and SIM) and an account of each case's own: they share the daemon
+    mark = {"sim taken out": "T", "numbers kept": "K", "modem unplugged": "U"}[how]
+    sim_a, card_a = mobile_router(daemon, "NOSIM" + mark)
+    bind(daemon, card_a, "OPERATOR-N" + mark)
+    one = register(api, "OPERATOR-N" + mark, card_a, iccid=True)
     for _ in range(2):
         assert (await sim_a.run_once()).ok == 1
     before = api.get(one).data
