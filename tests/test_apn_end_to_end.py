@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import sqlite3
 
+import pytest
+
 from acsd.sim.runner import Simulation
 from apiclient import Api
 from apn_client import ApnApi, apns_path, network_path
@@ -30,10 +32,23 @@ def mobile_router(daemon, prefix: str) -> tuple[Simulation, dict[str, str]]:
     return sim, sim_card
 
 
-def logged(daemon, sessions: int) -> None:
-    """The daemon's log has caught up with the first ``sessions`` sessions: its lines come
-    through a pipe, and an event read right after a session may not be there yet."""
-    wait_for(lambda: len(daemon.events("session.end")) >= sessions)
+@pytest.fixture(scope="module")
+def daemon(module_daemon):
+    """One daemon for the module's tests: each has routers (serial prefix), SIMs and API
+    accounts of its own, and reads the log for its own router's serial only."""
+    return module_daemon
+
+
+def events_of(daemon, name: str, serial: str) -> list[dict]:
+    """The daemon's ``name`` events about the router ``serial`` (other tests share it)."""
+    return [e for e in daemon.events(name) if e.get("serial") == serial]
+
+
+def logged(daemon, serial: str, sessions: int) -> None:
+    """The daemon's log has caught up with router ``serial``'s first ``sessions`` sessions:
+    its lines come through a pipe, and an event read right after a session may not be
+    there yet."""
+    wait_for(lambda: len(events_of(daemon, "session.end", serial)) >= sessions)
 
 
 def bind(daemon, card: dict[str, str], account: str) -> None:
@@ -70,8 +85,8 @@ async def test_a_router_with_the_devices_sim_shows_it_connected_with_mcc_mnc(dae
     ):
         assert device["NetworkStatus"] == 0 and device["LastSync"] is None
         assert device["IMEI"] is None and device["Status"] == 0
-    logged(daemon, 2)
-    said = daemon.events("apn.router_not_bound")
+    logged(daemon, card["serial"], 2)
+    said = events_of(daemon, "apn.router_not_bound", card["serial"])
     assert said and said[-1]["accounts"] == ["OPERATOR-A", "OPERATOR-B"]
     assert said[-1]["serial"] == card["serial"] and said[-1]["mvno_account"] is None
 
@@ -140,7 +155,7 @@ async def test_the_imei_lock_records_the_modem_then_refuses_a_swapped_one(daemon
     assert refused["after"]["IMEI"] == card["imei"]
     assert refused["after"]["router"] == card["serial"]
     assert refused["tokenName"] == "cwmp session"
-    wait_for(lambda: daemon.events("apn.imei_refused"))
+    wait_for(lambda: events_of(daemon, "apn.imei_refused", card["serial"]))
 
     # The refused modem gets nothing from acsd: not the network's APN.
     assert sim.routers[0].tree.get(apn) == "internet"
@@ -169,12 +184,12 @@ async def test_the_imei_lock_records_the_modem_then_refuses_a_swapped_one(daemon
 
 async def test_a_record_from_before_sim_numbers_were_kept_still_gets_its_apn(daemon):
     api = ApnApi(Api(daemon.api_url, token(daemon, "ADMIN")), "json")
-    sim, card = mobile_router(daemon, "APNL")
-    bind(daemon, card, "OPERATOR-L")
-    created = api.post(apns_path("OPERATOR-L", "legacy"), {"CLI": card["imsi"], "Hints": HINTS})
+    sim, card = mobile_router(daemon, "APNO")
+    bind(daemon, card, "OPERATOR-O")
+    created = api.post(apns_path("OPERATOR-O", "legacy"), {"CLI": card["imsi"], "Hints": HINTS})
     assert created.status == 202, created.wrapper
     assert (
-        api.put(network_path("OPERATOR-L", "legacy"), {"APN": "old.acsd-test.example"}).status
+        api.put(network_path("OPERATOR-O", "legacy"), {"APN": "old.acsd-test.example"}).status
         == 200
     )
     assert (await sim.run_once()).ok == 1  # reports the SIM
@@ -261,8 +276,8 @@ async def test_a_router_bound_to_an_account_takes_only_that_accounts_devices(dae
     assert "Router" not in spied.wrapper["Meta"]
 
     # Its own account's device steers it.
-    logged(daemon, 3)
-    before = len(daemon.events("apn.router_not_bound"))
+    logged(daemon, card["serial"], 3)
+    before = len(events_of(daemon, "apn.router_not_bound", card["serial"]))
     owned = apns_path("OWNER-A", "fleet")
     created = api.post(owned, {"CLI": card["imsi"], "LockIMEI": True, "Hints": HINTS})
     assert created.status == 202, created.wrapper
@@ -273,7 +288,7 @@ async def test_a_router_bound_to_an_account_takes_only_that_accounts_devices(dae
     mine = api.get(apns_path("OWNER-A", "fleet", created.wrapper["Meta"]["Id"])).data
     assert mine["IMEI"] == card["imei"] and mine["NetworkStatus"] == 1
     assert api.get(apns_path("INTRUDER", "spy", spy_id)).data["IMEI"] is None
-    logged(daemon, 5)
-    said = daemon.events("apn.router_not_bound")
+    logged(daemon, card["serial"], 5)
+    said = events_of(daemon, "apn.router_not_bound", card["serial"])
     assert said[-1]["accounts"] == ["INTRUDER"] and said[-1]["mvno_account"] == "OWNER-A"
     assert len(said) == before  # steered by its own account: nothing to say
