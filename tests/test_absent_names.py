@@ -139,9 +139,15 @@ TREES = sorted(p.stem for p in (Path(__file__).parent.parent / "src/acsd/sim/tre
 
 @pytest.mark.parametrize("tree", TREES)
 async def test_every_kind_of_router_is_provisioned_when_it_faults_unknown_names_9003(
-    daemon, tree: str
+    module_daemon, tree: str
 ):
-    sim = Simulation(daemon.cwmp_url, [tree], 1, serial_prefix="U9003", quirks={"unknown-9003"})
+    # One daemon for all trees: each is a kind of its own (profile, maker, model and
+    # firmware differ), so none is read with what another kind lacked; and the other tests
+    # of the module, which teach it what tplink-tr181 lacks, keep daemons of their own.
+    daemon = module_daemon
+    sim = Simulation(
+        daemon.cwmp_url, [tree], 1, serial_prefix=f"U9003-{tree}", quirks={"unknown-9003"}
+    )
     router = sim.routers[0]
     assert (await sim.run_once()).ok == 1  # registered: its LAN is known
     lan = daemon.device_json(router.serial)["status"]["lanIp"].rsplit(".", 1)[0]
@@ -150,6 +156,20 @@ async def test_every_kind_of_router_is_provisioned_when_it_faults_unknown_names_
         assert (await sim.run_once()).ok == 1
     device = daemon.device_json(router.serial)
     assert device["state"] == "ACTIVE" and device["job"]["state"] == "DONE", device["job"]
+
+
+def test_the_simulated_trees_are_kinds_of_their_own():
+    """What the test above shares its daemon on: no tree is read with what another
+    tree's router lacked (a kind is a profile, maker, model and firmware)."""
+    identities = set()
+    for tree in TREES:
+        router = Simulation("http://127.0.0.1:9/", [tree], 1).routers[0]
+        inform = router.begin_session(["2 PERIODIC"])
+        version = next(
+            p.value for p in inform.parameters if p.name.endswith("DeviceInfo.SoftwareVersion")
+        )
+        identities.add((inform.device_id.oui, inform.device_id.product_class, version))
+    assert len(identities) == len(TREES)
 
 
 # --- the driver on its own -------------------------------------------------------------------
