@@ -140,6 +140,13 @@ def test_a_changed_reading_rule_changes_the_profiles_version(tmp_path: Path):
 # --- end to end: the daemon and simulated routers --------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def daemon(module_daemon):
+    """One daemon for the end-to-end tests (but the one that configures its own): each
+    has routers of its own serial prefix and reads only their records."""
+    return module_daemon
+
+
 def gpv_names(router, session: int) -> list[str]:
     return [name for names in router.stats.session_gpvs(session) for name in names]
 
