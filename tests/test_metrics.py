@@ -4,7 +4,6 @@ what the daemon does (sessions, Informs, RPCs, faults, store batches, overload).
 from __future__ import annotations
 
 import urllib.request
-from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -102,11 +101,16 @@ def test_counters_move_with_simulated_sessions(daemon):
     assert total(after, "process_resident_memory_bytes") > 0
 
 
-def test_faults_are_counted_by_code(daemon, tmp_path: Path):
+def test_faults_are_counted_by_code(module_daemon):
+    # A daemon shared with tests that make no sessions (test_openmetrics_on_request): what
+    # is counted is what moved during this test. (test_counters_move_with_simulated_sessions
+    # counts every session of its daemon: it keeps its own.)
+    daemon = module_daemon
     serial = "METF000001"
     daemon.apply(
         {"serialNumber": serial, "wifi": {"enabled": True, "ssid": "Metrics", "password": ""}}
     )
+    before = scrape(daemon)
     run_cli(
         "sim",
         "--acs",
@@ -121,18 +125,25 @@ def test_faults_are_counted_by_code(daemon, tmp_path: Path):
         check=True,
     )
     after = scrape(daemon)
-    assert value(after, "acsd_cwmp_parameter_faults_total", code="9007") >= 1
-    spv_faults = sum(
-        v
-        for (name, labels), v in after.items()
-        if name == "acsd_cwmp_faults_total" and ("method", "SetParameterValues") in labels
-    )
-    assert spv_faults >= 1
-    assert value(after, "acsd_cwmp_rpc_duration_seconds_count", method="SetParameterValues") >= 1
+
+    def delta(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    def spv_faults(samples: Samples) -> float:
+        return sum(
+            v
+            for (name, labels), v in samples.items()
+            if name == "acsd_cwmp_faults_total" and ("method", "SetParameterValues") in labels
+        )
+
+    assert delta("acsd_cwmp_parameter_faults_total", code="9007") >= 1
+    assert spv_faults(after) - spv_faults(before) >= 1
+    assert delta("acsd_cwmp_rpc_duration_seconds_count", method="SetParameterValues") >= 1
 
 
 def test_overload_and_bad_requests_are_counted(daemon_factory):
-    daemon = daemon_factory(cwmp={"max_sessions": 1})
+    # (the session it holds open is still open when the daemon stops: no grace to wait out)
+    daemon = daemon_factory(cwmp={"max_sessions": 1}, top={"shutdown_grace": 0})
     first = Wire(daemon.cwmp_url)
     second = Wire(daemon.cwmp_url)
     try:
@@ -153,7 +164,8 @@ def test_overload_and_bad_requests_are_counted(daemon_factory):
         second.close()
 
 
-def test_openmetrics_on_request(daemon):
+def test_openmetrics_on_request(module_daemon):
+    daemon = module_daemon
     content_type, text = fetch(
         daemon.api_url + "metrics", accept="application/openmetrics-text; version=1.0.0"
     )
