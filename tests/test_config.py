@@ -338,6 +338,33 @@ def test_store_pool_size_is_for_postgresql_only_and_bounded(tmp_path):
         load_config(path, environ=env)
 
 
+def test_store_busy_timeout_is_for_sqlite_only_bounded_and_reaches_the_store(tmp_path):
+    from acsd.config import ConfigError
+    from acsd.store import open_store
+
+    path = tmp_path / "busy.toml"
+    path.write_text("[store]\nbusy_timeout = 0.5\n")
+    config = load_config(path, environ={})
+    assert config.store.busy_timeout == 0.5
+    env = {"ACSD_STORE_BUSY_TIMEOUT": "30"}
+    assert load_config(path, environ=env).store.busy_timeout == 30
+    assert load_config(None, environ={}).store.busy_timeout is None  # the store's 5 s
+    assert open_store(config.store.url, busy_timeout=config.store.busy_timeout).busy_timeout == 0.5
+    assert open_store(config.store.url).busy_timeout == 5.0
+    for text, message in (
+        ("busy_timeout = 0", "store.busy_timeout: Input should be greater than 0"),
+        ("busy_timeout = 301", "store.busy_timeout: Input should be less than or equal to 300"),
+        ('busy_timeout = "5"', "store.busy_timeout: Input should be a valid number"),
+        (
+            'url = "postgresql://acsd@db.example/acsd"\nbusy_timeout = 5',
+            "store.busy_timeout: only a sqlite:// store.url waits for a lock",
+        ),
+    ):
+        path.write_text(f"[store]\n{text}\n")
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            load_config(path, environ={})
+
+
 def test_store_transaction_pooling_is_for_postgresql_only(tmp_path):
     from acsd.config import ConfigError
 

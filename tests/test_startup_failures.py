@@ -177,10 +177,14 @@ async def test_cli_commands_on_records_leave_an_older_schema_to_db_migrate(tmp_p
     assert listed.returncode == 0, listed.stderr
 
 
-def test_while_another_process_holds_the_database_clients_are_told_to_come_back(daemon):
-    # The database is locked for longer than the store waits (busy_timeout, 5 s): an
-    # operator's write and a router's session end in 503 + Retry-After, not a 500 that
-    # reads as a bug; and both go through once the lock is gone.
+def test_while_another_process_holds_the_database_clients_are_told_to_come_back(
+    daemon_factory,
+):
+    # The database is locked for longer than the store waits (store.busy_timeout, short
+    # here: each write below waits it out): an operator's write and a router's session end
+    # in 503 + Retry-After, not a 500 that reads as a bug; and both go through once the
+    # lock is gone.
+    daemon = daemon_factory(store={"busy_timeout": 0.5})
     from acsd.cwmp.soap import Envelope, parse_envelope, render_envelope
     from api_world import build_world
     from cpe_steps import NS, TREE, answer_request

@@ -527,6 +527,7 @@ async def _open_store(config: Config):  # -> Store | int
         config.store.url,
         pool_size=config.store.pool_size,
         transaction_pooling=config.store.transaction_pooling,
+        busy_timeout=config.store.busy_timeout,
     )
     try:
         await store.open()

@@ -326,6 +326,10 @@ class StoreConfig(_Section):
     #: connection per transaction (pgbouncer's pool_mode = transaction), so no prepared
     #: statement is kept between transactions
     transaction_pooling: bool = False
+    #: SQLite only: seconds a write waits for the database's lock held by another process
+    #: (another worker's batch, a backup, an operator's sqlite3 shell) before it fails, and
+    #: its router or API client is told 503 + Retry-After; unset: 5
+    busy_timeout: float | None = Field(None, gt=0, le=300)
 
     @field_validator("url")
     @classmethod
@@ -361,6 +365,18 @@ class StoreConfig(_Section):
 
         if value and "url" in info.data and not is_postgres(info.data["url"]):
             raise ValueError("only a postgresql:// store.url goes through a connection pooler")
+        return value
+
+    @field_validator("busy_timeout")
+    @classmethod
+    def _busy_timeout_needs_sqlite(cls, value: float | None, info: ValidationInfo) -> float | None:
+        from acsd.store import is_postgres
+
+        if value is not None and "url" in info.data and is_postgres(info.data["url"]):
+            raise ValueError(
+                "only a sqlite:// store.url waits for a lock held by another process "
+                "(PostgreSQL locks rows, not the database): remove busy_timeout"
+            )
         return value
 
     @field_serializer("url")

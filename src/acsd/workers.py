@@ -180,6 +180,7 @@ class Supervisor:
             self.config.store.url,
             pool_size=self.config.store.pool_size,
             transaction_pooling=self.config.store.transaction_pooling,
+            busy_timeout=self.config.store.busy_timeout,
         )
         try:
             await store.open()  # migrations once, before N processes race for them

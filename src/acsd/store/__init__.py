@@ -159,10 +159,12 @@ def open_store(
     base_dir: Path | None = None,
     pool_size: int | None = None,
     transaction_pooling: bool = False,
+    busy_timeout: float | None = None,
 ) -> Store:
     """The store for ``url`` (not yet opened: ``await store.open()``). PostgreSQL only
     (SQLite has neither): ``pool_size``, the read pool's connections (None: the backend's
-    default); ``transaction_pooling``, the URL is a pooler's in transaction mode."""
+    default); ``transaction_pooling``, the URL is a pooler's in transaction mode. SQLite
+    only: ``busy_timeout``, seconds a write waits for another process's lock (None: 5)."""
     if is_postgres(url):
         from acsd.store.postgres import PgStore  # asyncpg is loaded only when used
 
@@ -170,4 +172,5 @@ def open_store(
         if pool_size is not None:
             options["pool_size"] = pool_size
         return PgStore(postgres_dsn(url), **options)
-    return SqliteStore(sqlite_path(url, base_dir=base_dir))
+    options = {} if busy_timeout is None else {"busy_timeout": busy_timeout}
+    return SqliteStore(sqlite_path(url, base_dir=base_dir), **options)
