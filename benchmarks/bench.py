@@ -275,7 +275,7 @@ def steady(args: argparse.Namespace, workdir: Path) -> dict:
 
         # Then the same routers Inform on a schedule, at the target rate or, when acsd does
         # not reach it, at 80 % of what it reached: the latency a router sees at that load.
-        run = loadgen(url, args.routers, register=True, settle=SETTLE, duration=args.duration,
+        run = loadgen(url, args.routers, register=True, settle=args.settle, duration=args.duration,
                       concurrency=args.concurrency, paced_fraction=0.8, paced_max=TARGET_RATE,
                       paced_duration=args.duration,
                       on={"registered": registered, "measured": measured})  # fmt: skip
@@ -321,7 +321,7 @@ def steady(args: argparse.Namespace, workdir: Path) -> dict:
         },
         "daemon_rss_mb": round(rss, 1),
         # the CPU mark is taken before the settle: its second counts too
-        "daemon_cpu_s_per_s": round((cpu1 - marks["cpu"]) / (run["seconds"] + SETTLE), 2),
+        "daemon_cpu_s_per_s": round((cpu1 - marks["cpu"]) / (run["seconds"] + args.settle), 2),
         "concurrency": args.concurrency,
     }
 
@@ -362,7 +362,7 @@ def scaling(args: argparse.Namespace, workdir: Path) -> dict:
             work.mkdir()
             with acsd_daemon(work, workers=workers, pin=False) as (url, _api, pid, _cfg):
                 marks = CpuMarks(pid)
-                run = loadgen(url, args.routers, register=True, settle=SETTLE, pin=False,
+                run = loadgen(url, args.routers, register=True, settle=args.settle, pin=False,
                               duration=args.duration, concurrency=args.concurrency * cpus,
                               on={"registered": marks.start, "measured": marks.stop})  # fmt: skip
                 if run["errors"] or not run["sessions"]:
@@ -479,7 +479,7 @@ def api_under_load(args: argparse.Namespace, workdir: Path) -> dict:
         def probe() -> None:
             try:
                 # after the generator's settle, so that only the load is measured
-                if stop.wait(SETTLE):
+                if stop.wait(args.settle):
                     return
                 while not stop.is_set():
                     gets.append(call(f"/network/device/{rng.choice(ids)}"))
@@ -501,7 +501,7 @@ def api_under_load(args: argparse.Namespace, workdir: Path) -> dict:
             stop.set()
 
         try:
-            loadgen(url, args.routers, register=True, settle=SETTLE, duration=args.duration,
+            loadgen(url, args.routers, register=True, settle=args.settle, duration=args.duration,
                     concurrency=args.concurrency,
                     on={"registered": registered, "measured": measured})  # fmt: skip
         finally:
@@ -522,7 +522,7 @@ def api_under_load(args: argparse.Namespace, workdir: Path) -> dict:
 def memory(args: argparse.Namespace, workdir: Path) -> dict:
     """RSS of the daemon with no devices vs. with ``idle`` registered ones (both after the
     same warm-up), and what each open session adds."""
-    warm = {"register": True, "duration": 2.0, "concurrency": args.concurrency}
+    warm = {"register": True, "duration": _warm_up(args), "concurrency": args.concurrency}
     empty = workdir / "empty"
     empty.mkdir()
     with acsd_daemon(empty) as (url, _api, pid, _cfg):
@@ -547,6 +547,12 @@ def memory(args: argparse.Namespace, workdir: Path) -> dict:
     }
 
 
+def _warm_up(args: argparse.Namespace) -> float:
+    """Seconds of closed loop before the memory figures: WARM_UP, but no longer than the
+    run's measurements (a smoke run of 1 s phases need not warm up for 2)."""
+    return min(WARM_UP, args.duration)
+
+
 #: connections the bare server holds at least for its KB per connection
 BASELINE_HOLD = 200
 
@@ -558,7 +564,7 @@ def _baseline_kb_per_session(args: argparse.Namespace) -> float:
         # At least BASELINE_HOLD: a quick run's 20 connections (~100 KB) can fit in pages
         # the server already has, and the figure then reads 0.
         before, during, held = _hold_sessions(
-            url, pid, args, duration=2.0, concurrency=args.concurrency,
+            url, pid, args, duration=_warm_up(args), concurrency=args.concurrency,
             hold=max(args.hold, BASELINE_HOLD),
         )  # fmt: skip
     return round((during - before) * 1024 / max(1, held), 1)
@@ -677,8 +683,10 @@ def table(results: dict) -> str:
 TARGET_RATE = 1200.0
 #: the daemons' cwmp.retry_after: a 503 tells a router to come back in 2-7 s
 BENCH_RETRY_AFTER = 5
-#: seconds between registering the routers and measuring
+#: seconds between registering the routers and measuring (--settle)
 SETTLE = 1.0
+#: seconds of closed loop that warm a server up before its memory is measured
+WARM_UP = 2.0
 
 
 def _stop_on_sigterm() -> None:
@@ -707,6 +715,12 @@ def main() -> int:
     parser.add_argument("--duration", type=float)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--storm-concurrency", type=int, default=3000)
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=SETTLE,
+        help=f"seconds between registering and measuring (default {SETTLE})",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     _stop_on_sigterm()

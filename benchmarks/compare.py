@@ -44,7 +44,7 @@ def cpu_per_session(src: Path, args: argparse.Namespace) -> tuple[float, float]:
         url, _api, pid, _config,
     ):  # fmt: skip
         marks = CpuMarks(pid)
-        run = loadgen(url, args.routers, register=True, settle=1.0, duration=args.duration,
+        run = loadgen(url, args.routers, register=True, settle=args.settle, duration=args.duration,
                       concurrency=args.concurrency, on={"registered": marks.start})  # fmt: skip
         marks.stop()
         used = marks.used
@@ -60,6 +60,12 @@ def main() -> int:
     parser.add_argument("--routers", type=int, default=2000)
     parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=1.0,
+        help="seconds between registering and measuring (default 1)",
+    )
     args = parser.parse_args()
     work = REPO / "src"
     costs: dict[str, list[float]] = {"base": [], "work": []}

@@ -38,7 +38,7 @@ def test_quick_benchmark_runs_and_writes_its_results(tmp_path):
     proc = _run(
         [sys.executable, str(REPO / "benchmarks" / "bench.py"), "--quick", "--routers", "40",
          "--storm", "30", "--idle", "50", "--hold", "20", "--duration", "1", "--concurrency", "8",
-         "--storm-concurrency", "16", "--out", str(tmp_path)],
+         "--storm-concurrency", "16", "--settle", "0.2", "--out", str(tmp_path)],
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "| steady: sessions/s (8 in flight) |" in proc.stdout
@@ -74,7 +74,8 @@ def test_quick_benchmark_runs_and_writes_its_results(tmp_path):
 def test_compare_runs_both_versions_and_leaves_no_worktree(tmp_path):
     proc = _run(
         [sys.executable, str(REPO / "benchmarks" / "compare.py"), "--base", "HEAD",
-         "--rounds", "2", "--routers", "20", "--duration", "1", "--concurrency", "4"],
+         "--rounds", "2", "--routers", "20", "--duration", "0.5", "--concurrency", "4",
+         "--settle", "0.2"],
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
@@ -104,9 +105,12 @@ def test_a_daemon_that_dies_at_start_stops_the_run_with_its_log(tmp_path):
 
 def test_sigterm_stops_the_benchmark_and_leaves_no_daemon_or_database(tmp_path):
     env = {**os.environ, "TMPDIR": str(tmp_path)}
+    # The steady scenario's baseline runs first, for half the duration; its daemon then
+    # lives for at least settle + twice the duration (closed loop, then paced), which the
+    # signal must not outlast: 3 s keeps the one short and the other well over the polling.
     proc = subprocess.Popen(
         [sys.executable, str(REPO / "benchmarks" / "bench.py"), "--quick", "--routers", "20",
-         "--idle", "20", "--duration", "30", "--concurrency", "4", "--out", str(tmp_path / "out")],
+         "--idle", "20", "--duration", "3", "--concurrency", "4", "--out", str(tmp_path / "out")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
     try:
