@@ -210,7 +210,7 @@ async def test_a_store_that_cannot_claim_does_not_hold_the_request_back(trouble:
 # -- end to end -----------------------------------------------------------------------------
 
 #: seconds between two Connection Requests to one router in the end-to-end tests
-INTERVAL = 3.0
+INTERVAL = 2.0
 
 
 def _record_requests(monkeypatch: pytest.MonkeyPatch) -> list[float]:
@@ -306,7 +306,13 @@ async def test_changes_on_two_instances_within_the_interval_send_the_router_one_
 async def test_changes_on_two_workers_within_the_interval_send_the_router_one_request(
     daemon_factory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    daemon = start_workers(daemon_factory, cwmp={"connection_request_interval": INTERVAL})
+    # (a short shutdown_grace: the test is not about stopping, and its stop at the end
+    # took most of the default 2 s)
+    daemon = start_workers(
+        daemon_factory,
+        top={"shutdown_grace": 0.5},
+        cwmp={"connection_request_interval": INTERVAL},
+    )
     world = build_world(daemon)
     since = [0]
 

@@ -28,7 +28,7 @@ MANAGED = {
 
 
 def start_workers(daemon_factory, count: int = 2, **sections):
-    daemon = daemon_factory(top={"workers": count}, **sections)
+    daemon = daemon_factory(top={"workers": count, **sections.pop("top", {})}, **sections)
     wait_for(lambda: daemon.events("workers.ready"), timeout=20)
     return daemon
 
