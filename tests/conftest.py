@@ -101,14 +101,21 @@ def _cli_zygote() -> Iterator[None]:
 
 
 def run_cli(
-    *args: str, timeout: float = 60, check: bool = False, env: dict[str, str | None] | None = None
+    *args: str,
+    timeout: float = 60,
+    check: bool = False,
+    env: dict[str, str | None] | None = None,
+    refused: bool = False,
 ) -> subprocess.CompletedProcess:
-    """``acsd ARGS``; ``env``: variables set (or, None, removed) for it."""
+    """``acsd ARGS``; ``env``: variables set (or, None, removed) for it. ``refused``: a
+    ``serve`` that the test expects to refuse to start (it holds nothing for long), so it
+    may be forked from the warm process as the short commands are."""
     environ = None
     if env is not None:
         environ = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
     proc = None
-    if os.environ.get("TEST_ACSD_CLI") != "subprocess" and not _OWN_INTERPRETER & set(args[:1]):
+    own = _OWN_INTERPRETER & set(args[:1]) and not refused
+    if os.environ.get("TEST_ACSD_CLI") != "subprocess" and not own:
         proc = _ZYGOTE.run(list(args), dict(os.environ) if environ is None else environ, timeout)
     if proc is None:
         proc = subprocess.run(
