@@ -301,7 +301,11 @@ def module_daemon_factory(tmp_path_factory) -> Iterator:
         return daemon
 
     yield make
-    codes = {key: daemon.stop() for key, daemon in started.items()}
+    # all told to stop first, then waited for: each may wait out its grace at the same time
+    for daemon in started.values():
+        if daemon.proc.poll() is None:
+            daemon.proc.send_signal(signal.SIGTERM)
+    codes = {key: daemon.proc.wait(timeout=30) for key, daemon in started.items()}
     assert all(code == 0 for code in codes.values()), codes
 
 
