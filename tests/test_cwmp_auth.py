@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import itertools
 import json
 import re
 import socket
@@ -79,8 +80,26 @@ def inform(serial: str) -> bytes:
     return envelope(inform_body(serial))
 
 
-def devices(daemon: Daemon) -> list:
-    return json.loads(daemon.cli("device", "list", "--json").stdout)
+def devices(daemon: Daemon, *serials: str) -> list:
+    """The devices recorded; with ``serials``: those of them only (on a shared daemon,
+    whose store holds other tests' devices too)."""
+    found = json.loads(daemon.cli("device", "list", "--json").stdout)
+    if serials:
+        wanted = {s.lower() for s in serials}
+        found = [d for d in found if d["serialNumber"].lower() in wanted]
+    return found
+
+
+_SOURCES = (f"127.0.0.{n}" for n in itertools.count(10))
+
+
+@pytest.fixture
+def source() -> str:
+    """A loopback address no other test of this module connects from. On a shared daemon
+    what is kept per address stays the test's own: the failure limiter's counts, the nonces
+    (bound to the address they were issued to), and the open sessions a cookieless request
+    is matched to. (The simulator and ``Since`` connect from 127.0.0.1.)"""
+    return next(_SOURCES)
 
 
 def acs(daemon_factory, auth: dict) -> Daemon:
@@ -119,9 +138,11 @@ class Since:
 
 def shared_acs(module_daemon_factory, auth: dict) -> Since:
     """The module's daemon with ``[cwmp.auth]`` = ``auth``, shared by the tests that ask for
-    the same ``auth``. They record no device (so "nothing recorded" still means nothing in the
-    whole store) and look at their own log lines only. Their failed checks add up in one
-    limiter (``max_failures``, 10 a minute from one address): keep each group well under it.
+    the same ``auth``. Each records serials of its own and reads the store for those only
+    (``devices(daemon, *serials)``), and looks at its own log lines only. Each connects from
+    an address of its own (``source``) where it counts failures or leaves a session open;
+    what the simulator and ``Since`` send comes from 127.0.0.1, where failed checks add up
+    in one limiter (``max_failures``, 10 a minute): keep those well under it.
     """
     return Since(acs(module_daemon_factory, auth))
 
@@ -135,8 +156,10 @@ def closes(answer: Answer) -> bool:
     return (answer.headers.get("Connection") or "").lower() == "close"
 
 
-def first_challenge(daemon: Daemon, serial: str = "AUTH0001") -> tuple[Wire, Answer]:
-    wire = Wire(daemon.cwmp_url)
+def first_challenge(
+    daemon: Daemon, serial: str = "AUTH0001", source: str | None = None
+) -> tuple[Wire, Answer]:
+    wire = Wire(daemon.cwmp_url, source=source)
     answer = wire.post(inform(serial))
     assert answer.status == 401, answer.text
     return wire, answer
@@ -183,10 +206,15 @@ def test_simulated_cpes_pass_digest_with_a_shared_password(daemon_factory, algor
     assert len(base64.urlsafe_b64decode(offered[0]["nonce"] + "==")) >= 16
 
 
-def test_simulated_cpes_pass_basic_when_allowed_over_plain_http(daemon_factory):
-    auth = {"scheme": "basic", "password": PASSWORD, "allow_basic_without_tls": True}
-    daemon = acs(daemon_factory, auth)
-    assert daemon.events("cwmp.auth_basic_cleartext")[0]["level"] == "warning"
+#: Basic with a shared password over plain HTTP, shared by the tests that use it
+BASIC_CLEARTEXT = {"scheme": "basic", "password": PASSWORD, "allow_basic_without_tls": True}
+
+
+def test_simulated_cpes_pass_basic_when_allowed_over_plain_http(module_daemon_factory):
+    # shared: its start-up lines are in the whole log, the rest in the test's own
+    started = acs(module_daemon_factory, BASIC_CLEARTEXT)
+    assert started.events("cwmp.auth_basic_cleartext")[0]["level"] == "warning"
+    daemon = Since(started)
     code, out = sim(
         daemon,
         "--serial-prefix",
@@ -197,7 +225,7 @@ def test_simulated_cpes_pass_basic_when_allowed_over_plain_http(daemon_factory):
         PASSWORD,
     )
     assert code == 0, out
-    assert [d["serialNumber"] for d in devices(daemon)] == ["BAS000001"]
+    assert [d["serialNumber"] for d in devices(daemon, "BAS000001")] == ["BAS000001"]
     assert {e["method"] for e in logged(daemon, "cwmp.auth_ok")} == {"Basic"}
     _wire, answer = first_challenge(daemon, "OTHER1")
     assert challenges(answer) == [{"scheme": "Basic", "realm": "acsd", "charset": "UTF-8"}]
@@ -213,9 +241,15 @@ def test_basic_over_plain_http_is_refused_unless_allowed(daemon_factory):
     assert devices(daemon) == []
 
 
+#: per-device entries for test_an_inform_for_another_serial_is_refused_and_not_recorded
+#: (in the Digest file, whose daemon it shares)
+LISTED = ("DEV-A", "STRASSE1")
+
+
 def _credentials_file(tmp_path, scheme: str) -> str:
     """Three per-device entries, in the forms the scheme can verify: a clear password, then
-    HA1 hashes (Digest) or PBKDF2 hashes (Basic, as a string and as a table)."""
+    HA1 hashes (Digest) or PBKDF2 hashes (Basic, as a string and as a table); Digest's
+    also has the ``LISTED`` ones, with password "pw-a"."""
 
     def ha1(name: str, algorithm: str) -> str:
         return HASHES[algorithm](f"{name}:acsd:pw-{name}".encode()).hexdigest()
@@ -231,6 +265,7 @@ def _credentials_file(tmp_path, scheme: str) -> str:
             f'PDV000002 = {{ ha1_md5 = "{ha1("PDV000002", "MD5")}", '
             f'ha1_sha256 = "{ha1("PDV000002", "SHA-256")}" }}',
             'PDV000003 = { password = "pw-PDV000003" }',
+            *(f'{serial} = "pw-a"' for serial in LISTED),
         ]
     else:
         lines += [
@@ -242,16 +277,30 @@ def _credentials_file(tmp_path, scheme: str) -> str:
     return str(path)
 
 
+@pytest.fixture(scope="module")
+def digest_devices(tmp_path_factory) -> dict:
+    """``[cwmp.auth]`` with the Digest credentials file (one per module: the tests using it
+    share a daemon)."""
+    path = _credentials_file(tmp_path_factory.mktemp("digest-devices"), "digest")
+    return {"scheme": "digest", "credentials_file": path}
+
+
+PDV = ("PDV000001", "PDV000002", "PDV000003")
+
+
 @pytest.mark.parametrize("scheme", ["digest", "basic"])
-def test_per_device_credentials_from_a_file(daemon_factory, tmp_path, scheme):
-    auth = {"scheme": scheme, "credentials_file": _credentials_file(tmp_path, scheme)}
-    if scheme == "basic":
-        auth["allow_basic_without_tls"] = True
-    daemon = acs(daemon_factory, auth)
+def test_per_device_credentials_from_a_file(
+    daemon_factory, module_daemon_factory, digest_devices, tmp_path, scheme
+):
+    if scheme == "digest":
+        daemon = shared_acs(module_daemon_factory, digest_devices)
+    else:
+        auth = {"scheme": scheme, "credentials_file": _credentials_file(tmp_path, scheme)}
+        daemon = acs(daemon_factory, {**auth, "allow_basic_without_tls": True})
     args = ["--count", "3", "--serial-prefix", "PDV", "--acs-username", "{serial}"]
     code, out = sim(daemon, *args, "--acs-password", "pw-{serial}")
     assert code == 0, out
-    assert len(devices(daemon)) == 3
+    assert len(devices(daemon, *PDV)) == 3
 
     # another device's password is no good, and neither is a shared one (none configured)
     wire, answer = first_challenge(daemon, "PDV000001")
@@ -271,25 +320,30 @@ def test_per_device_credentials_from_a_file(daemon_factory, tmp_path, scheme):
     ],
 )
 def test_an_inform_for_another_serial_is_refused_and_not_recorded(
-    daemon_factory, tmp_path, listed, other
+    module_daemon_factory, digest_devices, source, listed, other
 ):
-    path = tmp_path / "creds.toml"
-    path.write_text(f'[devices]\n{listed} = "pw-a"\n')
-    daemon = acs(daemon_factory, {"scheme": "digest", "credentials_file": str(path)})
-    wire, answer = first_challenge(daemon, other)
+    assert listed in LISTED and other not in LISTED  # the file lists one of the two only
+    daemon = shared_acs(module_daemon_factory, digest_devices)
+    wire, answer = first_challenge(daemon, other, source)
     header = digest_header(challenges(answer)[-1], listed, "pw-a")
     refused = wire.post(inform(other), headers={"Authorization": header})
     assert refused.status == 403 and closes(refused)
-    assert devices(daemon) == []
+    assert devices(daemon, other, listed) == []
     # the same credentials for their own serial (any case) work
-    wire = Wire(daemon.cwmp_url)
+    wire = Wire(daemon.cwmp_url, source=source)
     answer = wire.post(inform(listed.lower()))
     header = digest_header(challenges(answer)[-1], listed, "pw-a")
     assert wire.post(inform(listed.lower()), headers={"Authorization": header}).status == 200
 
 
-def test_a_fixed_shared_username_is_not_bound_to_a_serial(daemon_factory):
-    daemon = acs(daemon_factory, {**DIGEST, "username": "cpe"})
+#: a fixed shared username, shared by the tests that use it (the bad-credentials ones need
+#: MD5 alone, to send an algorithm not offered; which one the simulator answers is all the
+#: same to the fixed-username test)
+FIXED_USER = {**DIGEST, "username": "cpe", "algorithms": ["MD5"]}
+
+
+def test_a_fixed_shared_username_is_not_bound_to_a_serial(module_daemon_factory):
+    daemon = shared_acs(module_daemon_factory, FIXED_USER)
     code, out = sim(
         daemon, "--serial-prefix", "FIX", "--acs-username", "cpe", "--acs-password", PASSWORD
     )
@@ -298,14 +352,16 @@ def test_a_fixed_shared_username_is_not_bound_to_a_serial(daemon_factory):
         daemon, "--serial-prefix", "FIY", "--acs-username", "{serial}", "--acs-password", PASSWORD
     )
     assert code != 0  # the username must be "cpe"
-    assert [d["serialNumber"] for d in devices(daemon)] == ["FIX000001"]
+    found = devices(daemon, "FIX000001", "FIY000001")
+    assert [d["serialNumber"] for d in found] == ["FIX000001"]
 
 
 def test_a_wrong_password_fails_the_simulated_session(module_daemon_factory):
     daemon = shared_acs(module_daemon_factory, DIGEST)
-    code, out = sim(daemon, "--acs-username", "{serial}", "--acs-password", "nope")
+    args = ["--serial-prefix", "WPW", "--acs-username", "{serial}", "--acs-password", "nope"]
+    code, out = sim(daemon, *args)
     assert code != 0 and "401" in out
-    assert devices(daemon) == []
+    assert devices(daemon, "WPW000001") == []
     failed = logged(daemon, "cwmp.auth_failed")
     assert failed[0]["reason"] == "wrong password" and failed[0]["level"] == "warning"
     assert "remote" in failed[0]
@@ -315,31 +371,33 @@ def test_a_wrong_password_fails_the_simulated_session(module_daemon_factory):
 # --- refusals: 401, a fresh challenge, nothing recorded ------------------------------------
 
 
-def test_missing_header_gets_a_challenge_and_the_connection_stays_open(daemon_factory):
-    daemon = acs(daemon_factory, DIGEST)
-    wire, answer = first_challenge(daemon)
+def test_missing_header_gets_a_challenge_and_the_connection_stays_open(
+    module_daemon_factory, source
+):
+    daemon = shared_acs(module_daemon_factory, DIGEST)
+    wire, answer = first_challenge(daemon, "HDR0001", source)
     assert answer.body == b"" and not closes(answer)
     sock = wire.conn.sock
-    header = digest_header(challenges(answer)[-1], "AUTH0001", PASSWORD)
-    ok = wire.post(inform("AUTH0001"), headers={"Authorization": header})
+    header = digest_header(challenges(answer)[-1], "HDR0001", PASSWORD)
+    ok = wire.post(inform("HDR0001"), headers={"Authorization": header})
     assert ok.status == 200 and b"InformResponse" in ok.body
     assert wire.conn.sock is sock  # answered on the same connection
     # the rest of the session rides on the authenticated connection, without a header
     drive_to_end(wire, wire.post(None), "urn:dslforum-org:cwmp-1-0")
     # a new connection authenticates again
-    other = Wire(daemon.cwmp_url)
+    other = Wire(daemon.cwmp_url, source=source)
     assert other.post(None).status == 401
-    assert [d["serialNumber"] for d in devices(daemon)] == ["AUTH0001"]
+    assert [d["serialNumber"] for d in devices(daemon, "HDR0001")] == ["HDR0001"]
 
 
-def test_nothing_is_recorded_without_credentials(module_daemon_factory):
+def test_nothing_is_recorded_without_credentials(module_daemon_factory, source):
     daemon = shared_acs(module_daemon_factory, DIGEST)
-    for serial in ("AUTH0001", "AUTH0002"):
-        wire = Wire(daemon.cwmp_url)
+    for serial in ("NOC0001", "NOC0002"):
+        wire = Wire(daemon.cwmp_url, source=source)
         for _ in range(3):
             answer = wire.post(inform(serial))
             assert answer.status == 401 and challenges(answer)
-    assert devices(daemon) == []
+    assert devices(daemon, "NOC0001", "NOC0002") == []
     assert not daemon.events("cwmp.auth_failed")  # a missing header is no failure
 
 
@@ -362,10 +420,10 @@ def _refused(answer: Answer, used_nonce: str, *, stale: bool = False) -> None:
     ],
 )
 def test_bad_digest_credentials_get_401_close_and_a_fresh_challenge(
-    module_daemon_factory, case, changes
+    module_daemon_factory, source, case, changes
 ):
-    daemon = shared_acs(module_daemon_factory, {**DIGEST, "username": "cpe", "algorithms": ["MD5"]})
-    wire, answer = first_challenge(daemon)
+    daemon = shared_acs(module_daemon_factory, FIXED_USER)
+    wire, answer = first_challenge(daemon, "AUTH0001", source)
     challenge = challenges(answer)[0]
     kwargs = {k: v for k, v in changes.items() if k in ("uri", "realm", "algorithm")}
     header = digest_header(
@@ -379,23 +437,31 @@ def test_bad_digest_credentials_get_401_close_and_a_fresh_challenge(
     assert closes(answer)
     failed = logged(daemon, "cwmp.auth_failed")
     assert len(failed) == 1 and failed[0]["reason"].startswith(case.split()[0])
-    assert devices(daemon) == []
+    assert devices(daemon, "AUTH0001") == []
 
 
-def test_a_stale_nonce_gets_a_challenge_with_stale_true(daemon_factory):
-    daemon = acs(daemon_factory, {**DIGEST, "nonce_lifetime": 3})
-    wire, answer = first_challenge(daemon)
+#: a low failure limit, shared by the tests of it (each counts from an address of its own)
+RATE_LIMITED = {**DIGEST, "max_failures": 3, "failure_window": 30, "max_failures_per_address": 6}
+
+#: nonces that expire soon, for the stale-nonce tests (which share the daemon, each from an
+#: address of its own: nonces are bound to it)
+SHORT_NONCES = {**DIGEST, "nonce_lifetime": 0.5}
+
+
+def test_a_stale_nonce_gets_a_challenge_with_stale_true(module_daemon_factory, source):
+    daemon = shared_acs(module_daemon_factory, SHORT_NONCES)
+    wire, answer = first_challenge(daemon, "AUTH0001", source)
     challenge = challenges(answer)[-1]
-    time.sleep(3.5)
+    time.sleep(0.7)
     header = digest_header(challenge, "AUTH0001", PASSWORD)
     answer = wire.post(inform("AUTH0001"), headers={"Authorization": header})
     _refused(answer, challenge["nonce"], stale=True)
     assert not closes(answer)  # the CPE did nothing wrong: it retries on this connection
-    assert devices(daemon) == []
-    # ...with the fresh nonce, which works. Valid for 3 s from the challenge: on a loaded
+    assert devices(daemon, "AUTH0001") == []
+    # ...with the fresh nonce, which works. Valid for 0.5 s from the challenge: on a loaded
     # machine the retry may come later, and then it is stale in its turn (and only stale:
     # the password is right), so the CPE retries again, as a real one does.
-    for _ in range(3):
+    for _ in range(5):
         header = digest_header(challenges(answer)[-1], "AUTH0001", PASSWORD)
         retried = wire.post(inform("AUTH0001"), headers={"Authorization": header})
         if retried.status == 200:
@@ -405,137 +471,143 @@ def test_a_stale_nonce_gets_a_challenge_with_stale_true(daemon_factory):
     assert retried.status == 200
 
 
-def test_a_stale_nonce_with_a_wrong_password_is_a_plain_failure(daemon_factory):
-    daemon = acs(daemon_factory, {**DIGEST, "nonce_lifetime": 1})
-    wire, answer = first_challenge(daemon)
+def test_a_stale_nonce_with_a_wrong_password_is_a_plain_failure(module_daemon_factory, source):
+    daemon = shared_acs(module_daemon_factory, SHORT_NONCES)
+    wire, answer = first_challenge(daemon, "AUTH0002", source)
     challenge = challenges(answer)[-1]
-    time.sleep(1.5)
-    header = digest_header(challenge, "AUTH0001", "wrong")
-    answer = wire.post(inform("AUTH0001"), headers={"Authorization": header})
+    time.sleep(0.7)
+    header = digest_header(challenge, "AUTH0002", "wrong")
+    answer = wire.post(inform("AUTH0002"), headers={"Authorization": header})
     _refused(answer, challenge["nonce"], stale=False)
     assert closes(answer)
 
 
-def test_a_reused_nonce_count_gets_a_fresh_challenge_not_a_failure(daemon_factory):
+def test_a_reused_nonce_count_gets_a_fresh_challenge_not_a_failure(module_daemon_factory, source):
     """A correct digest with a count already used is not accepted again, but it proves the
     password: firmware that opens a connection per message and sends its cached nonce
     with nc=1 each time gets a fresh nonce (stale=true), is not counted toward
     max_failures, and so never locks out the routers behind its address (CGNAT)."""
-    daemon = acs(daemon_factory, {**DIGEST, "max_failures": 3})
-    wire, answer = first_challenge(daemon)
+    daemon = shared_acs(module_daemon_factory, RATE_LIMITED)  # max_failures 3
+    wire, answer = first_challenge(daemon, "REU0001", source)
     challenge = challenges(answer)[-1]
-    header = digest_header(challenge, "AUTH0001", PASSWORD, nc=1)
+    header = digest_header(challenge, "REU0001", PASSWORD, nc=1)
     # nc=1 is used once (an empty POST: authenticated, but no session, so nothing recorded)
     assert wire.post(None, headers={"Authorization": header}).status == 400
     for _ in range(5):  # the same request again, from new connections: past max_failures
-        replay = Wire(daemon.cwmp_url).post(inform("AUTH0001"), headers={"Authorization": header})
+        replay = Wire(daemon.cwmp_url, source=source).post(
+            inform("REU0001"), headers={"Authorization": header}
+        )
         _refused(replay, challenge["nonce"], stale=True)
         assert not closes(replay)
-    older = digest_header(challenge, "AUTH0001", PASSWORD, nc=1, cnonce="other")
-    again = Wire(daemon.cwmp_url)
-    replay = again.post(inform("AUTH0001"), headers={"Authorization": older})
+    older = digest_header(challenge, "REU0001", PASSWORD, nc=1, cnonce="other")
+    again = Wire(daemon.cwmp_url, source=source)
+    replay = again.post(inform("REU0001"), headers={"Authorization": older})
     _refused(replay, challenge["nonce"], stale=True)
-    assert devices(daemon) == []
+    assert devices(daemon, "REU0001") == []
     assert daemon.events("cwmp.auth_failed") == []
     # the fresh nonce works on the same connection, as any stale one's
-    fresh = digest_header(challenges(replay)[-1], "AUTH0001", PASSWORD, nc=1)
-    assert again.post(inform("AUTH0001"), headers={"Authorization": fresh}).status == 200
+    fresh = digest_header(challenges(replay)[-1], "REU0001", PASSWORD, nc=1)
+    assert again.post(inform("REU0001"), headers={"Authorization": fresh}).status == 200
     # a higher count with the first nonce is fine too
-    newer = digest_header(challenge, "AUTH0001", PASSWORD, nc=2)
+    newer = digest_header(challenge, "REU0001", PASSWORD, nc=2)
     assert (
-        Wire(daemon.cwmp_url).post(inform("AUTH0001"), headers={"Authorization": newer}).status
+        Wire(daemon.cwmp_url, source=source)
+        .post(inform("REU0001"), headers={"Authorization": newer})
+        .status
         == 200
     )
 
 
-def test_an_rfc2069_digest_without_qop_is_taken_once_per_nonce(daemon_factory):
+def test_an_rfc2069_digest_without_qop_is_taken_once_per_nonce(module_daemon_factory, source):
     """Older CWMP clients answer without qop, nc and cnonce (RFC 2069, which RFC 2617 keeps
     for them). With no count to rise, a nonce is good for one request; the connection's
     later requests pass on its first check."""
-    daemon = acs(daemon_factory, DIGEST)
-    wire, answer = first_challenge(daemon)
+    daemon = shared_acs(module_daemon_factory, DIGEST)
+    wire, answer = first_challenge(daemon, "RFC0001", source)
     challenge = next(c for c in challenges(answer) if c.get("algorithm", "MD5") == "MD5")
 
     def legacy(password: str) -> str:
         def md5(text: str) -> str:
             return hashlib.md5(text.encode()).hexdigest()
 
-        ha1 = md5(f"AUTH0001:{challenge['realm']}:{password}")
+        ha1 = md5(f"RFC0001:{challenge['realm']}:{password}")
         response = md5(f"{ha1}:{challenge['nonce']}:{md5('POST:/')}")
         return (
-            f'Digest username="AUTH0001", realm="{challenge["realm"]}", '
+            f'Digest username="RFC0001", realm="{challenge["realm"]}", '
             f'nonce="{challenge["nonce"]}", uri="/", response="{response}"'
         )
 
-    wrong = Wire(daemon.cwmp_url).post(inform("AUTH0001"), headers={"Authorization": legacy("x")})
+    wrong = Wire(daemon.cwmp_url, source=source).post(
+        inform("RFC0001"), headers={"Authorization": legacy("x")}
+    )
     _refused(wrong, challenge["nonce"])
     assert closes(wrong)
-    assert wire.post(inform("AUTH0001"), headers={"Authorization": legacy(PASSWORD)}).status == 200
+    assert wire.post(inform("RFC0001"), headers={"Authorization": legacy(PASSWORD)}).status == 200
     answer = wire.post(None)  # the same connection: no new check
     assert answer.status == 200 and b"GetParameterValues" in answer.body
-    again = Wire(daemon.cwmp_url).post(
-        inform("AUTH0001"), headers={"Authorization": legacy(PASSWORD)}
+    again = Wire(daemon.cwmp_url, source=source).post(
+        inform("RFC0001"), headers={"Authorization": legacy(PASSWORD)}
     )
     _refused(again, challenge["nonce"], stale=True)
     assert [e["reason"] for e in daemon.events("cwmp.auth_failed")] == ["wrong password"]
 
 
-def test_a_forged_nonce_is_refused(module_daemon_factory):
+def test_a_forged_nonce_is_refused(module_daemon_factory, source):
     daemon = shared_acs(module_daemon_factory, DIGEST)
     forged = {"realm": "acsd", "nonce": base64.urlsafe_b64encode(b"x" * 40).decode().rstrip("=")}
-    header = digest_header({**forged, "algorithm": "MD5"}, "AUTH0001", PASSWORD)
-    answer = Wire(daemon.cwmp_url).post(inform("AUTH0001"), headers={"Authorization": header})
+    header = digest_header({**forged, "algorithm": "MD5"}, "FRG0001", PASSWORD)
+    wire = Wire(daemon.cwmp_url, source=source)
+    answer = wire.post(inform("FRG0001"), headers={"Authorization": header})
     # the password is right, so the CPE may simply retry: stale=true
     _refused(answer, forged["nonce"], stale=True)
-    assert devices(daemon) == []
+    assert devices(daemon, "FRG0001") == []
 
 
 @pytest.mark.parametrize("case", ["missing", "wrong password", "malformed", "other scheme"])
-def test_bad_basic_credentials_get_401_and_a_challenge(module_daemon_factory, case):
-    auth = {"scheme": "basic", "password": PASSWORD, "allow_basic_without_tls": True}
-    daemon = shared_acs(module_daemon_factory, auth)
+def test_bad_basic_credentials_get_401_and_a_challenge(module_daemon_factory, source, case):
+    daemon = shared_acs(module_daemon_factory, BASIC_CLEARTEXT)
     headers = {
         "missing": {},
         "wrong password": {"Authorization": basic_header("AUTH0001", "nope")},
         "malformed": {"Authorization": "Basic !!!not-base64"},
         "other scheme": {"Authorization": 'Digest username="AUTH0001"'},
     }[case]
-    answer = Wire(daemon.cwmp_url).post(inform("AUTH0001"), headers=headers)
+    answer = Wire(daemon.cwmp_url, source=source).post(inform("AUTH0001"), headers=headers)
     assert answer.status == 401 and answer.body == b""
     assert challenges(answer)[0]["scheme"] == "Basic"
     assert closes(answer) == (case in ("wrong password", "malformed"))
-    assert devices(daemon) == []
+    assert devices(daemon, "AUTH0001") == []
 
 
 # --- rate limit ----------------------------------------------------------------------------
 
 
-def test_failures_are_rate_limited_per_router_and_address(daemon_factory):
-    # Everything here comes from 127.0.0.1, as routers behind one CGNAT would.
-    auth = {**DIGEST, "max_failures": 3, "failure_window": 30, "max_failures_per_address": 6}
-    daemon = acs(daemon_factory, auth)
+def test_failures_are_rate_limited_per_router_and_address(module_daemon_factory, source):
+    # Everything here comes from one address (``source``), as routers behind one CGNAT
+    # would; the limiter's counts for it and its usernames are this test's own.
+    daemon = shared_acs(module_daemon_factory, RATE_LIMITED)
     for _ in range(3):
-        wire, answer = first_challenge(daemon)
+        wire, answer = first_challenge(daemon, "AUTH0001", source)
         header = digest_header(challenges(answer)[-1], "AUTH0001", "guess")
         assert wire.post(inform("AUTH0001"), headers={"Authorization": header}).status == 401
     # that username is refused now, right credentials are not even looked at ...
-    wire, answer = first_challenge(daemon)
+    wire, answer = first_challenge(daemon, "AUTH0001", source)
     right = digest_header(challenges(answer)[-1], "AUTH0001", PASSWORD)
     limited = wire.post(inform("AUTH0001"), headers={"Authorization": right})
     assert limited.status == 429 and closes(limited)
     assert 1 <= int(limited.headers["Retry-After"]) <= 30
     assert not limited.headers.get_all("WWW-Authenticate")
     # ... while another router behind the same address still gets in
-    wire, answer = first_challenge(daemon, "AUTH0002")
+    wire, answer = first_challenge(daemon, "AUTH0002", source)
     header = digest_header(challenges(answer)[-1], "AUTH0002", PASSWORD)
     assert wire.post(inform("AUTH0002"), headers={"Authorization": header}).status == 200
     # Guessing across usernames meets the ceiling of the address: then even a challenge
     # is refused, for every router there.
     for name in ("GUESS1", "GUESS2", "GUESS3"):
-        wire, answer = first_challenge(daemon, name)
+        wire, answer = first_challenge(daemon, name, source)
         header = digest_header(challenges(answer)[-1], name, "guess")
         assert wire.post(inform(name), headers={"Authorization": header}).status == 401
-    limited = Wire(daemon.cwmp_url).post(inform("AUTH0003"))
+    limited = Wire(daemon.cwmp_url, source=source).post(inform("AUTH0003"))
     assert limited.status == 429 and closes(limited)
     assert len(logged(daemon, "cwmp.auth_failed", 6)) == 6
     rate_limited = logged(daemon, "cwmp.auth_rate_limited", 2)
@@ -745,11 +817,11 @@ def test_cpe_password_refuses_a_realm_config_check_refuses():
         assert line.startswith(f"acsd: --realm: {message}"), (realm, line)
 
 
-def test_a_digest_response_that_is_not_utf8_is_401_not_500(daemon_factory):
+def test_a_digest_response_that_is_not_utf8_is_401_not_500(module_daemon_factory, source):
     # aiohttp hands header bytes that are not UTF-8 over as lone surrogates; the response
     # was compared as UTF-8 and failed to encode (500), where a wrong digest is 401
-    daemon = acs(daemon_factory, DIGEST)
-    _, answer = first_challenge(daemon)
+    daemon = shared_acs(module_daemon_factory, DIGEST)
+    _, answer = first_challenge(daemon, "AUTH0009", source)
     nonce = challenges(answer)[0]["nonce"].encode()
     auth = (
         b'Digest username="cpe", realm="acsd", nonce="' + nonce + b'", uri="/", '
@@ -757,7 +829,7 @@ def test_a_digest_response_that_is_not_utf8_is_401_not_500(daemon_factory):
     )
     body = inform("AUTH0009")
     host, port = daemon.cwmp_url.split("//")[1].strip("/").rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
+    with socket.create_connection((host, int(port)), 10, (source, 0)) as sock:
         sock.sendall(
             b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/xml\r\n"
             b"Authorization: " + auth + b"\r\nContent-Length: " + str(len(body)).encode()
@@ -767,13 +839,13 @@ def test_a_digest_response_that_is_not_utf8_is_401_not_500(daemon_factory):
         while chunk := sock.recv(65536):
             reply += chunk
     assert reply.split(b"\r\n", 1)[0] == b"HTTP/1.1 401 Unauthorized", reply[:300]
-    assert devices(daemon) == []
+    assert devices(daemon, "AUTH0009") == []
 
 
-def _session_done(daemon, serial: str) -> Wire:
+def _session_done(daemon, serial: str, source: str) -> Wire:
     """A connection on which ``serial`` authenticated and ended its session (the cookie
     dropped, as a proxy's next router would have none)."""
-    wire, answer = first_challenge(daemon, serial)
+    wire, answer = first_challenge(daemon, serial, source)
     header = digest_header(challenges(answer)[-1], serial, PASSWORD)
     assert wire.post(inform(serial), headers={"Authorization": header}).status == 200
     drive_to_end(wire, wire.post(None), "urn:dslforum-org:cwmp-1-0")
@@ -782,51 +854,59 @@ def _session_done(daemon, serial: str) -> Wire:
 
 
 def test_a_second_router_on_an_authenticated_connection_is_checked_by_its_own_header(
-    daemon_factory,
+    module_daemon_factory, source
 ):
     """A proxy with upstream keep-alive (trust_forwarded off: it adds no X-Forwarded-For)
     sends a second router's session down the connection the first one authenticated. Its
     own valid Authorization header used to be ignored for the first router's cached
-    identity: 403 "authenticated as 'AUTH000A'", and a failure counted against AUTH000A
-    (enough of them lock AUTH000A out of that address with 429)."""
-    daemon = acs(daemon_factory, DIGEST)
-    wire = _session_done(daemon, "AUTH000A")
+    identity: 403 "authenticated as 'PRX1000A'", and a failure counted against PRX1000A
+    (enough of them lock PRX1000A out of that address with 429)."""
+    daemon = shared_acs(module_daemon_factory, DIGEST)
+    wire = _session_done(daemon, "PRX1000A", source)
     # The second router's nonce (the proxy passed its first request on another connection).
-    _other, answer = first_challenge(daemon, "AUTH000B")
-    header = digest_header(challenges(answer)[-1], "AUTH000B", PASSWORD)
-    answer = wire.post(inform("AUTH000B"), headers={"Authorization": header})
+    _other, answer = first_challenge(daemon, "PRX1000B", source)
+    header = digest_header(challenges(answer)[-1], "PRX1000B", PASSWORD)
+    answer = wire.post(inform("PRX1000B"), headers={"Authorization": header})
     assert answer.status == 200, answer.text
     drive_to_end(wire, wire.post(None), "urn:dslforum-org:cwmp-1-0")
-    assert sorted(d["serialNumber"] for d in devices(daemon)) == ["AUTH000A", "AUTH000B"]
+    assert sorted(d["serialNumber"] for d in devices(daemon, "PRX1000A", "PRX1000B")) == [
+        "PRX1000A",
+        "PRX1000B",
+    ]
     assert not daemon.events("cwmp.auth_refused")
 
 
 def test_a_second_router_without_credentials_on_an_authenticated_connection_is_challenged(
-    daemon_factory,
+    module_daemon_factory, source
 ):
     """As above, but the second router's Inform comes as a CPE's first request does, with
     no Authorization header. It used to pass as the first router and get 403 (with a
     failure counted against that router) where a challenge was due."""
-    daemon = acs(daemon_factory, DIGEST)
-    wire = _session_done(daemon, "AUTH000A")
-    answer = wire.post(inform("AUTH000B"))
+    daemon = shared_acs(module_daemon_factory, DIGEST)
+    wire = _session_done(daemon, "PRX2000A", source)
+    answer = wire.post(inform("PRX2000B"))
     assert answer.status == 401 and challenges(answer), answer.text
-    header = digest_header(challenges(answer)[-1], "AUTH000B", PASSWORD)
-    assert wire.post(inform("AUTH000B"), headers={"Authorization": header}).status == 200
+    header = digest_header(challenges(answer)[-1], "PRX2000B", PASSWORD)
+    assert wire.post(inform("PRX2000B"), headers={"Authorization": header}).status == 200
     drive_to_end(wire, wire.post(None), "urn:dslforum-org:cwmp-1-0")
-    assert sorted(d["serialNumber"] for d in devices(daemon)) == ["AUTH000A", "AUTH000B"]
+    assert sorted(d["serialNumber"] for d in devices(daemon, "PRX2000A", "PRX2000B")) == [
+        "PRX2000A",
+        "PRX2000B",
+    ]
     assert not daemon.events("cwmp.auth_refused")
 
 
-def test_a_digest_uri_of_the_path_is_taken_for_an_absolute_form_request(daemon_factory):
+def test_a_digest_uri_of_the_path_is_taken_for_an_absolute_form_request(
+    module_daemon_factory, source
+):
     """RFC 9112 3.2.2: a server accepts a request-target in absolute form (a CPE set to go
     through an HTTP proxy writes one; a proxy may pass it on as it is). The CPE's Digest
     uri then holds its path: the check compared it with the whole URL, so a correct
     password was a failure (401, Connection: close, counted toward the lockout)."""
-    daemon = acs(daemon_factory, DIGEST)
+    daemon = shared_acs(module_daemon_factory, DIGEST)
     host, port = daemon.cwmp_url.split("//")[1].rstrip("/").split(":")
     absolute = f"http://{host}:{port}/"
-    body = inform("AUTH0001")
+    body = inform("ABS0001")
 
     def post(sock: socket.socket, authorization: str | None) -> bytes:
         lines = [f"POST {absolute} HTTP/1.1", "Host: x", f"Content-Length: {len(body)}"]
@@ -835,10 +915,10 @@ def test_a_digest_uri_of_the_path_is_taken_for_an_absolute_form_request(daemon_f
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
         return read_until(sock, b"\r\n\r\n")
 
-    with socket.create_connection((host, int(port)), timeout=5) as sock:
+    with socket.create_connection((host, int(port)), 5, (source, 0)) as sock:
         head = post(sock, None).decode()
         assert head.startswith("HTTP/1.1 401"), head
         nonce = re.search(r'nonce="([^"]+)"', head).group(1)
         challenge = {"realm": "acsd", "nonce": nonce, "algorithm": "MD5"}
-        head = post(sock, digest_header(challenge, "AUTH0001", PASSWORD, uri="/")).decode()
+        head = post(sock, digest_header(challenge, "ABS0001", PASSWORD, uri="/")).decode()
         assert head.startswith("HTTP/1.1 200"), head
