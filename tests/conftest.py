@@ -105,16 +105,17 @@ def run_cli(
     timeout: float = 60,
     check: bool = False,
     env: dict[str, str | None] | None = None,
-    refused: bool = False,
+    bounded: bool = False,
 ) -> subprocess.CompletedProcess:
-    """``acsd ARGS``; ``env``: variables set (or, None, removed) for it. ``refused``: a
-    ``serve`` that the test expects to refuse to start (it holds nothing for long), so it
-    may be forked from the warm process as the short commands are."""
+    """``acsd ARGS``; ``env``: variables set (or, None, removed) for it. ``bounded``: a run
+    of a command in _OWN_INTERPRETER that ends by itself soon (``sim --once``, a ``serve``
+    the test expects to refuse to start): it may be forked from the warm process too (one
+    that hangs still fails the test at its timeout)."""
     environ = None
     if env is not None:
         environ = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
     proc = None
-    own = _OWN_INTERPRETER & set(args[:1]) and not refused
+    own = not bounded and bool(_OWN_INTERPRETER & set(args[:1]))
     if os.environ.get("TEST_ACSD_CLI") != "subprocess" and not own:
         proc = _ZYGOTE.run(list(args), dict(os.environ) if environ is None else environ, timeout)
     if proc is None:

@@ -166,7 +166,9 @@ def first_challenge(
 
 
 def sim(daemon: Daemon, *args: str) -> tuple[int, str]:
-    proc = run_cli("sim", "--acs", daemon.cwmp_url, "--once", "--timeout", "10", *args)
+    # --once: one session per router, 10 s a message at most, so bounded
+    args = ("sim", "--acs", daemon.cwmp_url, "--once", "--timeout", "10", *args)
+    proc = run_cli(*args, bounded=True)
     return proc.returncode, proc.stdout + proc.stderr
 
 

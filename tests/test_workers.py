@@ -409,7 +409,7 @@ def test_a_taken_port_fails_the_start_with_a_clear_line(tmp_path):
         taken.listen()
         port = taken.getsockname()[1]
         config = write_config(tmp_path, top={"workers": 2}, cwmp={"listen": f"127.0.0.1:{port}"})
-        proc = run_cli("serve", "--config", str(config), timeout=30, refused=True)
+        proc = run_cli("serve", "--config", str(config), timeout=30, bounded=True)
     assert proc.returncode == 1
     assert '"listen_failed"' in proc.stderr and "in use" in proc.stderr
 
@@ -421,7 +421,7 @@ def test_a_second_service_on_the_same_ports_is_refused(shared_workers, tmp_path)
     other = tmp_path / "other"
     other.mkdir()
     config = write_config(other, top={"workers": 2}, cwmp={"listen": f"127.0.0.1:{port}"})
-    proc = run_cli("serve", "--config", str(config), timeout=30, refused=True)
+    proc = run_cli("serve", "--config", str(config), timeout=30, bounded=True)
     assert proc.returncode == 1
     assert '"listen_failed"' in proc.stderr and '"cwmp.listen"' in proc.stderr
     assert first.proc.poll() is None
@@ -686,7 +686,7 @@ def test_a_worker_without_a_usable_nonce_key_does_not_start(key, tmp_path):
     # siblings issued stale: routers it took over would never get in, with nothing said.
     config = write_config(tmp_path)
     worker = {"ACSD_WORKER": "0", "ACSD_WORKER_CONFIG": None, "ACSD_NONCE_KEY": key}
-    proc = run_cli("serve", "--config", str(config), env=worker, timeout=30, refused=True)
+    proc = run_cli("serve", "--config", str(config), env=worker, timeout=30, bounded=True)
     assert proc.returncode == 2  # one line, no daemon started
     assert "config error: ACSD_NONCE_KEY: " in proc.stderr
     assert ("missing" if not key else "not a Digest nonce key") in proc.stderr
