@@ -21,6 +21,7 @@ import os
 import select
 import signal
 import sys
+import time
 import traceback
 
 
@@ -77,17 +78,22 @@ def _child(request: dict, answers: int) -> None:
 
 
 def _wait(pid: int, timeout: float) -> dict:
-    pidfd = os.pidfd_open(pid)
-    try:
-        ready, _, _ = select.select([pidfd], [], [], timeout)
-        if not ready:
+    deadline = time.monotonic() + timeout
+    if hasattr(os, "pidfd_open"):  # Linux: sleep until the child ends
+        pidfd = os.pidfd_open(pid)
+        try:
+            select.select([pidfd], [], [], timeout)
+        finally:
+            os.close(pidfd)
+    while True:  # (elsewhere: look every few milliseconds)
+        done, wait_status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return {"status": os.waitstatus_to_exitcode(wait_status)}
+        if time.monotonic() >= deadline:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
             return {"timeout": True}
-        _, wait_status = os.waitpid(pid, 0)
-        return {"status": os.waitstatus_to_exitcode(wait_status)}
-    finally:
-        os.close(pidfd)
+        time.sleep(0.005)
 
 
 def serve() -> None:

@@ -68,9 +68,10 @@ class CliZygote:
             self._proc.stdin.write(json.dumps(request) + "\n")
             self._proc.stdin.flush()
             answer = json.loads(self._proc.stdout.readline())
-            stdout, stderr = out.read_text(), err.read_text()
-            out.unlink()
-            err.unlink()
+            # (a child killed at its timeout may not have made them yet)
+            stdout, stderr = (p.read_text() if p.exists() else "" for p in (out, err))
+            out.unlink(missing_ok=True)
+            err.unlink(missing_ok=True)
             cmd = acsd_cmd(*args)
             if answer.get("timeout"):
                 raise subprocess.TimeoutExpired(cmd, timeout, stdout, stderr)
