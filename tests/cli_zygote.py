@@ -79,8 +79,11 @@ def _child(request: dict, answers: int) -> None:
 
 def _wait(pid: int, timeout: float) -> dict:
     deadline = time.monotonic() + timeout
-    if hasattr(os, "pidfd_open"):  # Linux: sleep until the child ends
+    try:  # Linux 5.3+: sleep until the child ends
         pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        pass
+    else:
         try:
             select.select([pidfd], [], [], timeout)
         finally:
