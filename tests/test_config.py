@@ -340,7 +340,7 @@ def test_store_pool_size_is_for_postgresql_only_and_bounded(tmp_path):
 
 def test_store_busy_timeout_is_for_sqlite_only_bounded_and_reaches_the_store(tmp_path):
     from acsd.config import ConfigError
-    from acsd.store import open_store
+    from acsd.store import store_of
 
     path = tmp_path / "busy.toml"
     path.write_text("[store]\nbusy_timeout = 0.5\n")
@@ -349,8 +349,9 @@ def test_store_busy_timeout_is_for_sqlite_only_bounded_and_reaches_the_store(tmp
     env = {"ACSD_STORE_BUSY_TIMEOUT": "30"}
     assert load_config(path, environ=env).store.busy_timeout == 30
     assert load_config(None, environ={}).store.busy_timeout is None  # the store's 5 s
-    assert open_store(config.store.url, busy_timeout=config.store.busy_timeout).busy_timeout == 0.5
-    assert open_store(config.store.url).busy_timeout == 5.0
+    # store_of is how the daemon, the supervisor and the CLI open their store
+    assert store_of(config.store).busy_timeout == 0.5
+    assert store_of(load_config(None, environ={}).store).busy_timeout == 5.0
     for text, message in (
         ("busy_timeout = 0", "store.busy_timeout: Input should be greater than 0"),
         ("busy_timeout = 301", "store.busy_timeout: Input should be less than or equal to 300"),

@@ -521,14 +521,9 @@ async def _open_store(config: Config):  # -> Store | int
     there (_missing_database): the configuration names the wrong database."""
     import sqlite3
 
-    from acsd.store import StoreError, is_postgres, open_store, sqlite_path
+    from acsd.store import StoreError, is_postgres, sqlite_path, store_of
 
-    store = open_store(
-        config.store.url,
-        pool_size=config.store.pool_size,
-        transaction_pooling=config.store.transaction_pooling,
-        busy_timeout=config.store.busy_timeout,
-    )
+    store = store_of(config.store)
     try:
         await store.open()
     except (StoreError, sqlite3.DatabaseError, OSError) as exc:

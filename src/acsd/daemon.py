@@ -29,7 +29,7 @@ from acsd.provisioning.jobs import RetryPolicy
 from acsd.provisioning.profiles import ProfileError, ProfileSet, load_profiles
 from acsd.reload import Profiles, Reloader
 from acsd.sdnotify import notify
-from acsd.store import StoreError, is_postgres, open_store, shown_url
+from acsd.store import StoreError, is_postgres, shown_url, store_of
 from acsd.tls import ServerTls, TlsFileError, listener_settings, warnings_for
 from acsd.workers import shared_nonce_key, worker_index
 
@@ -107,12 +107,7 @@ async def serve(
         return 2
     # New sessions read the ProfileSet through this holder, so SIGHUP can replace it.
     profiles = Profiles(loaded)
-    store = open_store(
-        config.store.url,
-        pool_size=config.store.pool_size,
-        transaction_pooling=config.store.transaction_pooling,
-        busy_timeout=config.store.busy_timeout,
-    )
+    store = store_of(config.store)
     try:
         await store.open()
         await store.check_writable()

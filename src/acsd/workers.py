@@ -33,7 +33,7 @@ from acsd.config import WITH_SECRETS, Config, ConfigError, CwmpTlsConfig, TlsCon
 from acsd.log import get_logger
 from acsd.metrics_share import METRICS_DIR_ENV, forget_worker
 from acsd.sdnotify import notify
-from acsd.store import StoreError, open_store, shown_url
+from acsd.store import StoreError, shown_url, store_of
 
 log = get_logger("acsd.workers")
 
@@ -176,12 +176,7 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop)
         loop.add_signal_handler(signal.SIGHUP, self._reload)
-        store = open_store(
-            self.config.store.url,
-            pool_size=self.config.store.pool_size,
-            transaction_pooling=self.config.store.transaction_pooling,
-            busy_timeout=self.config.store.busy_timeout,
-        )
+        store = store_of(self.config.store)
         try:
             await store.open()  # migrations once, before N processes race for them
             await store.check_writable()

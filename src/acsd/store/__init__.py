@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from acsd.store.base import (
@@ -26,6 +26,9 @@ from acsd.store.base import (
     store_unavailable,
 )
 from acsd.store.sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from acsd.config import StoreConfig
 
 __all__ = [
     "RETRY_UNAVAILABLE",
@@ -174,3 +177,15 @@ def open_store(
         return PgStore(postgres_dsn(url), **options)
     options = {} if busy_timeout is None else {"busy_timeout": busy_timeout}
     return SqliteStore(sqlite_path(url, base_dir=base_dir), **options)
+
+
+def store_of(config: StoreConfig) -> Store:
+    """The store a ``[store]`` section describes (not yet opened), with every setting of it:
+    what the daemon, the workers' supervisor and the CLI open, so that a new store setting
+    reaches all three."""
+    return open_store(
+        config.url,
+        pool_size=config.pool_size,
+        transaction_pooling=config.transaction_pooling,
+        busy_timeout=config.busy_timeout,
+    )
