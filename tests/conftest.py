@@ -29,8 +29,8 @@ def acsd_cmd(*args: str) -> list[str]:
 
 class CliZygote:
     """Runs ``acsd ARGS`` as a child forked from a process that has imported acsd already
-    (tests/cli_zygote.py says why), one command at a time; ``run`` returns None when busy
-    (the caller then starts a plain subprocess) or when the zygote cannot be used."""
+    (tests/cli_zygote.py says why), one command at a time; ``run`` returns None while
+    another thread's command runs (the caller then starts a plain subprocess)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -41,7 +41,8 @@ class CliZygote:
     def _start(self) -> subprocess.Popen:
         import tempfile
 
-        self._folder = Path(tempfile.mkdtemp(prefix="acsd-cli-"))
+        if self._folder is None:  # (one folder for the outputs, kept over a restart)
+            self._folder = Path(tempfile.mkdtemp(prefix="acsd-cli-"))
         proc = subprocess.Popen(
             [sys.executable, str(Path(__file__).with_name("cli_zygote.py"))],
             stdin=subprocess.PIPE,
