@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import math
 import os
 import platform
 import random
@@ -705,6 +706,18 @@ def _write_atomically(path: Path, text: str) -> None:
     os.replace(part, path)
 
 
+def seconds_arg(text: str) -> float:
+    """An argparse type: a finite, non-negative number of seconds (a negative settle would
+    measure from before the routers registered, and divide the CPU by nothing)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError(f"seconds must be finite and not negative: {text!r}")
+    return value
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a few seconds per scenario")
@@ -717,7 +730,7 @@ def main() -> int:
     parser.add_argument("--storm-concurrency", type=int, default=3000)
     parser.add_argument(
         "--settle",
-        type=float,
+        type=seconds_arg,
         default=SETTLE,
         help=f"seconds between registering and measuring (default {SETTLE})",
     )

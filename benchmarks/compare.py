@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench import CpuMarks, acsd_daemon, loadgen
+from bench import CpuMarks, acsd_daemon, loadgen, seconds_arg
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -62,7 +62,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument(
         "--settle",
-        type=float,
+        type=seconds_arg,
         default=1.0,
         help="seconds between registering and measuring (default 1)",
     )

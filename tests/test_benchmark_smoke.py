@@ -145,3 +145,13 @@ def _daemons_under(folder) -> list[str]:
         if "acsd serve" in text.replace("-m acsd", "acsd") and str(folder) in text:
             found.append(text)
     return found
+
+
+@pytest.mark.parametrize("text", ["-1", "nan", "inf", "soon"])
+def test_a_settle_that_is_no_usable_time_is_refused_before_anything_runs(text):
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "bench.py"), "--settle", text],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "argument --settle:" in proc.stderr, proc.stderr
+    assert text in proc.stderr.splitlines()[-1]
