@@ -10,10 +10,15 @@ import re
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from acsd.cwmp.auth import ha1, load_credentials
 from acsd.provisioning.profile_check import check_profiles
+from acsd.provisioning.profiles import load_profiles
+from acsd.store.base import CpeIdentity
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+DATAMODELS = Path(__file__).resolve().parents[2] / "shared" / "datamodels"
 
 
 def _toml_block(containing: str) -> str:
@@ -29,12 +34,31 @@ def _toml_block(containing: str) -> str:
 
 
 def test_the_custom_profile_example_passes_profile_check(tmp_path: Path) -> None:
-    # It gave wifi.5g.* again without the `when` its base tests the band with, which
+    # It once gave wifi.5g.* again without the `when` its base tests the band with, which
     # `acsd profile check` (and `serve`) refuse: the README's own rule.
-    (tmp_path / "huawei.toml").write_text(_toml_block('name = "huawei"'), encoding="utf-8")
-    report = check_profiles(tmp_path)
+    block = _toml_block('name = "huawei-hg8145"')
+    (tmp_path / "huawei-hg8145.toml").write_text(block, encoding="utf-8")
+    report = check_profiles(tmp_path, datamodels=DATAMODELS)
     assert report.errors == []
-    assert any(line.startswith("huawei  extends tr098") for line in report.lines)
+    assert any(line.startswith("huawei-hg8145  extends huawei") for line in report.lines)
+
+
+@pytest.mark.parametrize(
+    ("product_class", "profile"), [("HG8145V5", "huawei-hg8145"), ("HG8245H", "huawei")]
+)
+def test_the_custom_profile_example_serves_its_model_alone(
+    tmp_path: Path, product_class: str, profile: str
+) -> None:
+    # Its name once was the built-in's, so that dropping it in replaced `huawei` for every
+    # Huawei router, which the text around it does not say.
+    (tmp_path / "custom.toml").write_text(_toml_block("huawei-hg8145"), encoding="utf-8")
+    cpe = CpeIdentity(
+        oui="00E0FC", product_class=product_class, serial_number="HW0001", manufacturer="Huawei"
+    )
+    chosen = load_profiles(tmp_path).select(cpe, "InternetGatewayDevice.")
+    assert chosen.name == profile
+    (target,) = chosen.settings["wifi.2g.password"]
+    assert target.path.endswith(".KeyPassphrase") is (profile == "huawei-hg8145")
 
 
 def test_the_credentials_file_example_loads_with_the_hashes_of_its_password(
