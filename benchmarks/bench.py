@@ -718,16 +718,36 @@ def seconds_arg(text: str) -> float:
     return value
 
 
+def duration_arg(text: str) -> float:
+    """An argparse type: seconds to measure for, more than none (a run of no time has no
+    rate, and the generator's figures would divide by it)."""
+    value = seconds_arg(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"a duration must be more than 0 seconds: {text!r}")
+    return value
+
+
+def count_arg(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (routers, rounds, sessions held)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a few seconds per scenario")
-    parser.add_argument("--routers", type=int, help="routers that Inform (default 10000)")
-    parser.add_argument("--idle", type=int, help="registered idle devices (default 100000)")
-    parser.add_argument("--storm", type=int, help="routers in the boot storm (default 10000)")
-    parser.add_argument("--hold", type=int, help="open sessions to measure (default 1000)")
-    parser.add_argument("--duration", type=float)
-    parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--storm-concurrency", type=int, default=3000)
+    parser.add_argument("--routers", type=count_arg, help="routers that Inform (default 10000)")
+    parser.add_argument("--idle", type=count_arg, help="registered idle devices (default 100000)")
+    parser.add_argument("--storm", type=count_arg, help="routers in the boot storm (default 10000)")
+    parser.add_argument("--hold", type=count_arg, help="open sessions to measure (default 1000)")
+    parser.add_argument("--duration", type=duration_arg, help="seconds each scenario measures")
+    parser.add_argument("--concurrency", type=count_arg, default=64)
+    parser.add_argument("--storm-concurrency", type=count_arg, default=3000)
     parser.add_argument(
         "--settle",
         type=seconds_arg,

@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench import CpuMarks, acsd_daemon, loadgen, seconds_arg
+from bench import CpuMarks, acsd_daemon, count_arg, duration_arg, loadgen, seconds_arg
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -56,10 +56,10 @@ def cpu_per_session(src: Path, args: argparse.Namespace) -> tuple[float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base", default="HEAD", help="the commit to compare with (HEAD)")
-    parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--routers", type=int, default=2000)
-    parser.add_argument("--duration", type=float, default=8.0)
-    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--rounds", type=count_arg, default=4)
+    parser.add_argument("--routers", type=count_arg, default=2000)
+    parser.add_argument("--duration", type=duration_arg, default=8.0)
+    parser.add_argument("--concurrency", type=count_arg, default=64)
     parser.add_argument(
         "--settle",
         type=seconds_arg,

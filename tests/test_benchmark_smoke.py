@@ -147,11 +147,17 @@ def _daemons_under(folder) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("text", ["-1", "nan", "inf", "soon"])
-def test_a_settle_that_is_no_usable_time_is_refused_before_anything_runs(text):
+@pytest.mark.parametrize(
+    ("flag", "text"),
+    [("--settle", t) for t in ("-1", "nan", "inf", "soon")]
+    + [("--duration", t) for t in ("0", "-5", "nan")]
+    + [("--routers", "0"), ("--hold", "-1"), ("--concurrency", "2.5")],
+)
+def test_an_argument_that_is_no_usable_amount_is_refused_before_anything_runs(flag, text):
+    # --duration 0 divided the rates by nothing; --routers 0 ran a scenario of no router
     proc = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "bench.py"), "--settle", text],
+        [sys.executable, str(REPO / "benchmarks" / "bench.py"), flag, text],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    assert proc.returncode == 2 and "argument --settle:" in proc.stderr, proc.stderr
+    assert proc.returncode == 2 and f"argument {flag}:" in proc.stderr, proc.stderr
     assert text in proc.stderr.splitlines()[-1]
