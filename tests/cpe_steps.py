@@ -3,9 +3,7 @@ something between two messages of one session: send a signal, reload, shut down.
 
 from __future__ import annotations
 
-import http.client
 import ssl
-from urllib.parse import urlsplit
 
 from acsd.cwmp import rpc
 from acsd.cwmp.soap import Envelope, parse_envelope, render_envelope
@@ -22,14 +20,8 @@ TREE = {
 
 
 def wire_for(url: str, context: ssl.SSLContext | None = None) -> Wire:
-    """A Wire to ``url``; over TLS with ``context`` for an https URL."""
-    wire = Wire(url.replace("https://", "http://", 1))
-    if url.startswith("https://"):
-        parts = urlsplit(url)
-        wire.conn = http.client.HTTPSConnection(
-            parts.hostname or "127.0.0.1", parts.port or 443, timeout=15, context=context
-        )
-    return wire
+    """A Wire to ``url``; over TLS with ``context`` for an https URL (reconnects too)."""
+    return Wire(url, context=context)
 
 
 def inform(wire: Wire, serial: str) -> Answer:

@@ -116,7 +116,11 @@ def test_mtls_refuses_clients_without_the_right_certificate(daemon_factory, pki)
     assert get(cwmp, "/", client_context(pki, pki.client))[0] == 405
     wire = wire_for(cwmp, client_context(pki, pki.client))
     inform(wire, "MTLS000001")
+    # The rest of the session on a new connection (as routers that close after each
+    # answer do): TLS again, with the same certificate, and found by its cookie.
+    wire.reconnect()
     assert "GetParameterValues" in finish(wire)
+    assert isinstance(wire.last_sock, ssl.SSLSocket)
     wire.close()
     code, out = sim(
         cwmp,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import socket
+import ssl
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -86,11 +87,21 @@ class Wire:
     """One CPE's HTTP connection, keep-alive, with or without cookies."""
 
     def __init__(
-        self, url: str, *, cookies: bool = True, timeout: float = 15, source: str | None = None
+        self,
+        url: str,
+        *,
+        cookies: bool = True,
+        timeout: float = 15,
+        source: str | None = None,
+        context: ssl.SSLContext | None = None,
     ) -> None:
         parts = urlsplit(url)
         self.host = parts.hostname or "127.0.0.1"
-        self.port = parts.port or 80
+        #: an https URL is spoken over TLS with ``context`` (None: the default checks),
+        #: on every connection, reconnect()'s too
+        self.tls = parts.scheme == "https"
+        self.context = context
+        self.port = parts.port or (443 if self.tls else 80)
         self.path = parts.path or "/"
         self.cookies = cookies
         self.cookie: str | None = None
@@ -105,6 +116,14 @@ class Wire:
         self.conn = self._connect()
 
     def _connect(self) -> http.client.HTTPConnection:
+        if self.tls:
+            return http.client.HTTPSConnection(
+                self.host,
+                self.port,
+                timeout=self.timeout,
+                source_address=self.source,
+                context=self.context,
+            )
         return http.client.HTTPConnection(
             self.host, self.port, timeout=self.timeout, source_address=self.source
         )
