@@ -14,6 +14,10 @@ MAX_NAMES = 65_536
 
 _names: dict[str, str] = {}
 
+#: ``name``'s shared copy when the table has one, else None: share() without the call, for
+#: the parser's loop over every parameter (the table is cleared, never replaced)
+shared_lookup = _names.get
+
 
 def share(name: str) -> str:
     """The process's copy of ``name`` (``name`` itself when it is new)."""

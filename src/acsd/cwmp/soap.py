@@ -23,7 +23,7 @@ from lxml import etree
 
 from acsd.cwmp import rpc
 from acsd.cwmp.rpc import DEFAULT_NAMESPACE, Message
-from acsd.shared_names import share
+from acsd.shared_names import share, shared_lookup
 from acsd.xmlsafe import NOT_XML as _NOT_XML
 from acsd.xmlsafe import declared_encoding, has_dtd, parse_errors, parse_xml
 
@@ -334,7 +334,23 @@ def _p_pvs(structs: Iterable[etree._Element]) -> list[rpc.ParameterValue]:
     """Unknown children are ignored and the last of duplicate Name/Value children wins; a
     missing Name or Value reads as "", a missing or empty xsi:type as None."""
     out = []
+    append = out.append
     for el in structs:
+        if len(el) == 2:
+            # What every CPE sends: <Name> and <Value>, text only, in that order. Indexing
+            # skips the child iterator and the loop below (a quarter of parsing a GPV answer).
+            n, v = el[0], el[1]
+            if n.tag == "Name" and v.tag == "Value" and not len(n) and not len(v):
+                name = (n.text or "").strip()
+                t = v.get(_XSI_TYPE)
+                append(
+                    rpc.ParameterValue(
+                        shared_lookup(name) or share(name),
+                        v.text or "",
+                        None if t is None else _XSD_TYPES.get(t) or _xsd_type(t),
+                    )
+                )
+                continue
         if type(el.tag) is not str:
             continue
         name, value, vtype = "", "", None
@@ -357,7 +373,7 @@ def _p_pvs(structs: Iterable[etree._Element]) -> list[rpc.ParameterValue]:
                 value = (c.text or "") if not len(c) else _text(c)
                 t = c.get(_XSI_TYPE)
                 vtype = None if t is None else _XSD_TYPES.get(t) or _xsd_type(t)
-        out.append(rpc.ParameterValue(name, value, vtype))
+        append(rpc.ParameterValue(name, value, vtype))
     return out
 
 
