@@ -8,12 +8,14 @@ import signal
 import socket
 import sqlite3
 import time
+from datetime import datetime
 from urllib.parse import urlsplit
 
 import pytest
 
 from acsd.cwmp import rpc
 from acsd.cwmp.soap import Envelope, parse_envelope, render_envelope
+from acsd.workers import RETRY_BROKEN
 from conftest import run_cli, wait_for, write_config
 from cpe_steps import NS, TREE, answer_request
 from test_metrics import fetch, scrape
@@ -373,9 +375,14 @@ def test_a_restarted_worker_runs_with_the_configuration_the_service_started_with
     assert not daemon.events("workers.giving_up")
     run_cli("sim", "--acs", daemon.cwmp_url, "--count", "5", "--serial-prefix", "KEPT", "--once",
             check=True)  # fmt: skip
-    # Fixed: the worker comes back, on the service's database, not the file's new one.
+    # Fixed and reloaded: the worker comes back at once, not RETRY_BROKEN after it failed
+    # (the daemon's own clock: however slow this machine, a timer could not start it
+    # sooner), on the service's database, not the file's new one.
     (profiles / "broken.toml").unlink()
-    wait_for(lambda: len(daemon.events("listening")) == 3, timeout=30)
+    daemon.proc.send_signal(signal.SIGHUP)
+    back = wait_for(lambda: daemon.events("listening")[2:], timeout=30)
+    waited = _stamp(back[0]) - _stamp(failed[0])
+    assert waited < RETRY_BROKEN, waited
     run_cli("sim", "--acs", daemon.cwmp_url, "--count", "20", "--serial-prefix", "BACK", "--once",
             check=True)  # fmt: skip
     assert not other_db.exists()
@@ -393,6 +400,10 @@ def test_workers_stop_when_their_supervisor_is_killed(daemon_factory):
     for pid in pids:
         wait_for(lambda pid=pid: not _alive(pid), timeout=15)
     assert len(daemon.events("workers.supervisor_gone")) == 2
+
+
+def _stamp(entry: dict) -> float:
+    return datetime.fromisoformat(entry["timestamp"]).timestamp()
 
 
 def _alive(pid: int) -> bool:

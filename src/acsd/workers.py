@@ -170,6 +170,9 @@ class Supervisor:
         self.restarts: list[float] = []
         self.env: dict[str, str] = {}
         self.snapshot: Path | None = None
+        #: set by a SIGHUP (and replaced): a worker waiting RETRY_BROKEN is tried at once,
+        #: as the operator who fixed what stopped it (a profile) and reloaded expects
+        self.retry_now = asyncio.Event()
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -278,7 +281,8 @@ class Supervisor:
                 log.error(
                     "workers.restart_failed", worker=index, status=code, retry_in=RETRY_BROKEN
                 )
-                await asyncio.sleep(RETRY_BROKEN)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.retry_now.wait(), RETRY_BROKEN)
                 continue
             now = time.monotonic()
             self.restarts = [t for t in self.restarts if now - t < RESTART_WINDOW] + [now]
@@ -334,6 +338,9 @@ class Supervisor:
         # Only to workers that are up: one still starting has no handler yet (SIGHUP would
         # kill it), and reads the snapshot anyway.
         self._forward(signal.SIGHUP, ready_only=True)
+        # One that could not start comes back now, with what the reload applies.
+        self.retry_now.set()
+        self.retry_now = asyncio.Event()
 
     def _forward(self, sig: int, *, ready_only: bool = False) -> None:
         for proc in self.procs.values():
