@@ -364,10 +364,16 @@ class SqliteCore(SqliteWriter):
         return self._reader
 
     async def _one(self, sql: str, args: Sequence[Any]) -> DeviceRecord | None:
+        rows = await self._indexed_rows(sql, args)
+        return device_record(rows[0]) if rows else None
+
+    async def _indexed_rows(self, sql: str, args: Sequence[Any]) -> list[Any]:
+        """The rows of a look-up by an indexed key: on the event loop (_rows_now), or
+        through the reader's thread while the database is locked."""
         rows = self._rows_now(sql, args)
         if rows is None:
             rows = list(await self._read.execute_fetchall(sql, args))
-        return device_record(rows[0]) if rows else None
+        return rows
 
     def _rows_now(self, sql: str, args: Sequence[Any]) -> list[Any] | None:
         """The rows of a lookup by an indexed key, read right here on the event loop; None
