@@ -374,6 +374,49 @@ def test_the_session_cookie_is_read_as_aiohttp_reads_it():
         assert session_cookie(request) == request.cookies.get(COOKIE), header
 
 
+_COOKIE_FORMS = {
+    # RFC 2965 (and 2109), the cookies TR-069 had CWMP 1.0 and 1.1 CPEs implement, lets a
+    # client separate cookies with "," as well as ";"
+    "rfc2965": ['$Version="1"; lb="node1"; $Path="/", {own}; $Path="/"'],
+    # a Cookie header per cookie, as some embedded HTTP clients write their cookie jar
+    "a header each": ["lb=node1", "{own}"],
+}
+
+
+@pytest.mark.parametrize("form", _COOKIE_FORMS)
+def test_the_session_cookie_is_found_among_others_however_they_are_joined(module_daemon, form):
+    # A load balancer in front of acsd adds a cookie of its own, and a CPE that opens a
+    # connection per message sends both back. With another router behind the same NAT in a
+    # session, the address finds no one session: the cookie is all there is, and acsd read
+    # only the first Cookie header, split at ";" alone. It answered 400 "no open CWMP
+    # session" and the router never got past its Inform.
+    daemon = module_daemon
+    source = "127.0.0.61" if form == "rfc2965" else "127.0.0.62"
+    serial = "PROTO0030" if form == "rfc2965" else "PROTO0031"
+    neighbour = Wire(daemon.cwmp_url, cookies=False, source=source)
+    assert neighbour.post(envelope(inform_body(f"{serial}N"), ns=NS)).status == 200
+    router = Wire(daemon.cwmp_url, cookies=False, source=source)
+    assert router.post(envelope(inform_body(serial), ns=NS)).status == 200
+    assert router.cookie is not None
+    headers = [("Cookie", text.format(own=router.cookie)) for text in _COOKIE_FORMS[form]]
+
+    def post(body: bytes | None) -> Answer:
+        router.reconnect()
+        return router.post(body, headers=headers)
+
+    answer = post(None)
+    for _ in range(50):
+        if answer.status == 204:
+            break
+        assert answer.status == 200, answer.text
+        env = parse_envelope(answer.body)
+        reply = Envelope(body=answer_request(env.body), cwmp_ns=NS, id=env.id)
+        answer = post(render_envelope(reply))
+    assert answer.status == 204
+    assert daemon.device_json(serial)["status"]["upTime"] == 4242
+    drive_to_end(neighbour, neighbour.post(None), NS)  # no cookieless session left open
+
+
 # --- sessions that meet: a proxy's shared connection, a CPE that reboots mid-session ------
 
 

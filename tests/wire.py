@@ -132,15 +132,19 @@ class Wire:
         self,
         body: bytes | None,
         *,
-        headers: dict[str, str] | None = None,
+        headers: dict[str, str] | list[tuple[str, str]] | None = None,
         content_length: bool = True,
     ) -> Answer:
+        """``headers``: a dict replaces the defaults of the same name; a list of pairs is
+        sent after them as it is (a name may repeat, as some CPEs repeat ``Cookie``)."""
         hdrs = {"Content-Type": 'text/xml; charset="utf-8"', "SOAPAction": ""}
         if self.cookie and self.cookies:
             hdrs["Cookie"] = self.cookie
-        hdrs.update(headers or {})
+        repeated = headers if isinstance(headers, list) else []
+        if isinstance(headers, dict):
+            hdrs.update(headers)
         self.conn.putrequest("POST", self.path, skip_accept_encoding=True)
-        for key, value in hdrs.items():
+        for key, value in [*hdrs.items(), *repeated]:
             self.conn.putheader(key, value)
         data = body or b""
         if content_length or data:

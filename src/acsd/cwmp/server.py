@@ -1067,10 +1067,19 @@ def _body_held_back(request: web.BaseRequest) -> bool:
 def session_cookie(request: web.BaseRequest) -> str | None:
     """The value of acsd's session cookie, if the request carries it. aiohttp's
     ``request.cookies`` runs the full RFC 6265 parser for every request (~4 % of a steady
-    session); a CPE echoes back the one cookie acsd set, whose value is a plain token."""
-    header = request.headers.get("Cookie")
-    if not header:
+    session); a CPE echoes back the one cookie acsd set, whose value is a plain token.
+
+    Unlike that parser, it reads every Cookie header (some CPE HTTP clients send one per
+    cookie) and takes "," between cookies as RFC 2965 and 2109 do, the cookies TR-069 had
+    CWMP 1.0 and 1.1 CPEs implement (``$Version="1"; lb="x", acsd_session="..."``): with
+    a load balancer's cookie before acsd's, the session was not found. No cookie value
+    holds a comma (RFC 6265 4.1.1), acsd's least of all."""
+    headers = request.headers.getall("Cookie", ())
+    if not headers:
         return None
+    header = headers[0] if len(headers) == 1 else ";".join(headers)
+    if "," in header:
+        header = header.replace(",", ";")
     found = None
     for part in header.split(";"):
         name, sep, value = part.partition("=")
