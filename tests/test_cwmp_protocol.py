@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import socket
 import time
 import zlib
@@ -922,3 +923,64 @@ def test_a_content_type_with_a_comma_before_its_charset_is_read(module_daemon):
     assert answer.status == 200, answer.text
     drive_to_end(wire, wire.post(None), NS)
     assert daemon.device_json("COMMACT02")["status"]["lanIp"] == "192.168.7.1"
+
+
+# What a router with wifi holds, for sessions that set something on it and read it back.
+WIFI_TREE = MappingProxyType(
+    {
+        **TREE,
+        "Device.WiFi.Radio.1.Enable": ("true", "xsd:boolean"),
+        "Device.WiFi.SSID.1.Enable": ("true", "xsd:boolean"),
+        "Device.WiFi.SSID.1.SSID": ("Factory", "xsd:string"),
+        "Device.WiFi.AccessPoint.1.Enable": ("true", "xsd:boolean"),
+        "Device.WiFi.AccessPoint.1.Security.ModeEnabled": ("None", "xsd:string"),
+        "Device.WiFi.AccessPoint.1.Security.KeyPassphrase": ("", "xsd:string"),
+        "Device.WiFi.AccessPoint.1.Security.MFPConfig": ("Disabled", "xsd:string"),
+        "Device.ManagementServer.ConnectionRequestUsername": ("", "xsd:string"),
+        "Device.ManagementServer.ConnectionRequestPassword": ("", "xsd:string"),
+        "Device.ManagementServer.PeriodicInformEnable": ("false", "xsd:boolean"),
+    }
+)
+_VALUE = re.compile(rb"(<Value[^>]*>)([^<]*)(</Value>)")
+
+
+def _indented(body: bytes) -> bytes:
+    """``body`` as a pretty-printing SOAP stack writes it: each value on a line of its own."""
+    return _VALUE.sub(rb"\1\n            \2\n          \3", body)
+
+
+def test_values_indented_by_pretty_printing_firmware_are_not_set_again(module_daemon):
+    # Firmware that pretty-prints its SOAP puts every value on a line of its own. acsd
+    # took the indentation for part of the SSID, the security mode and its Connection
+    # Request username, wrote them again at every session (the wifi restarting each
+    # time), and after five writes put the job in FAILED: "the CPE holds '\n  Pretty
+    # Net\n  ' after 5 writes".
+    daemon = module_daemon
+    serial = "PRETTYV01"
+    wifi = {"enabled": True, "ssid": "Pretty Net", "password": "pretty-secret"}
+    daemon.apply({"serialNumber": serial, "wifi": wifi})
+    tree = dict(WIFI_TREE)
+
+    def session(event: str) -> list[str]:
+        wire = Wire(daemon.cwmp_url)
+        answer = wire.post(envelope(inform_body(serial, events=(event,)), ns=NS))
+        assert answer.status == 200, answer.text
+        answer = wire.post(None)
+        methods = []
+        for _ in range(50):
+            if answer.status == 204:
+                return methods
+            assert answer.status == 200, answer.text
+            env = parse_envelope(answer.body)
+            methods.append(env.body.METHOD)
+            reply = Envelope(body=answer_request(env.body, tree), cwmp_ns=NS, id=env.id)
+            answer = wire.post(_indented(render_envelope(reply)))
+        raise AssertionError("session did not end")
+
+    assert "SetParameterValues" in session("1 BOOT")
+    assert tree["Device.WiFi.SSID.1.SSID"][0] == "Pretty Net"
+    for _ in range(2):
+        assert "SetParameterValues" not in session("2 PERIODIC")
+    device = daemon.device_json(serial)
+    assert device["state"] == "ACTIVE"
+    assert device["job"]["faults"] == []

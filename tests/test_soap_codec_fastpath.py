@@ -3,6 +3,8 @@ the generic codec: namespaced or missing children, xsi:type spellings, comments,
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from lxml import etree
 
@@ -43,6 +45,11 @@ def _reference_pv(el: etree._Element) -> rpc.ParameterValue:
             name = (c.text or "").strip()
         elif local == "Value":
             value = c.text or ""
+            # the indentation of pretty-printing firmware: white space with a line break
+            head = re.match(r"[ \t\r\n]*", value).group()
+            value = value[len(head) :] if "\n" in head else value
+            tail = re.search(r"[ \t\r\n]*\Z", value).group()
+            value = value[: len(value) - len(tail)] if "\n" in tail else value
             t = (c.get(f"{{{XSI}}}type") or "").strip()
             vtype = "xsd:" + t[t.rfind(":") + 1 :] if t else None
     return rpc.ParameterValue(name, value, vtype)
@@ -73,6 +80,10 @@ STRUCTS = [
     "<Name>A.18</Name><Extra>ignored</Extra><Value>v</Value><cwmp:Other/>",
     "<Name>A.19</Name><Value>a &amp; b &#233;<![CDATA[ <raw> ]]></Value>",
     "<Name>A.20</Name><Value>x</Value>",
+    '<Name>A.21</Name><Value xsi:type="xsd:string">\n      Sky Net\n    </Value>',
+    "<Name>A.22</Name><Value>  own spaces\n</Value>",
+    "<Name>A.23</Name><Value>\n</Value>",
+    "<Name>A.24</Name><Value>two\nlines </Value>",
 ]
 
 
@@ -112,6 +123,10 @@ def test_tolerances_spelled_out() -> None:
     assert got["A.17"] == PV("A.17", "v", None)  # comments and PIs are gone
     assert got["A.18"] == PV("A.18", "v", None)  # unknown children are ignored
     assert got["A.19"].value == "a & b \u00e9 <raw> "
+    assert got["A.21"].value == "Sky Net"  # pretty-printed: the indentation is not the value
+    assert got["A.22"].value == "  own spaces"
+    assert got["A.23"].value == ""
+    assert got["A.24"].value == "two\nlines "
 
 
 @pytest.mark.parametrize(

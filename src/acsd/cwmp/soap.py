@@ -328,11 +328,31 @@ _COMMON_TYPES = (
 _XSD_TYPES = {f"xsd:{t}": f"xsd:{t}" for t in _COMMON_TYPES}
 
 
+_XML_BLANKS = " \t\r\n"
+
+
+def _unindent(text: str) -> str:
+    """A value's text without the indentation that firmware pretty-printing its SOAP puts
+    around it (``<Value>\\n      SkyNet\\n    </Value>``): white space with a line break in it,
+    at either end. Spaces alone at an end are the value's own (an SSID " Cafe "; after a
+    line break they cannot be told from the indentation). No SSID or name holds a line
+    break, and taken for part of the value the indentation made acsd write the value
+    again at every session."""
+    start = len(text) - len(text.lstrip(_XML_BLANKS))
+    if "\n" in text[:start]:
+        text = text[start:]
+    end = len(text.rstrip(_XML_BLANKS))
+    if "\n" in text[end:]:
+        text = text[:end]
+    return text
+
+
 # ParameterValueStruct is by far the most frequent structure (a GPV answer carries ~100, the
 # Inform ~15), so its arrays get a hand-written loop instead of the generic struct codec.
 def _p_pvs(structs: Iterable[etree._Element]) -> list[rpc.ParameterValue]:
     """Unknown children are ignored and the last of duplicate Name/Value children wins; a
-    missing Name or Value reads as "", a missing or empty xsi:type as None."""
+    missing Name or Value reads as "", a missing or empty xsi:type as None. A Value is
+    taken as sent, but for indentation around it (:func:`_unindent`)."""
     out = []
     append = out.append
     for el in structs:
@@ -342,11 +362,14 @@ def _p_pvs(structs: Iterable[etree._Element]) -> list[rpc.ParameterValue]:
             n, v = el[0], el[1]
             if n.tag == "Name" and v.tag == "Value" and not len(n) and not len(v):
                 name = (n.text or "").strip()
+                value = v.text or ""
+                if "\n" in value:
+                    value = _unindent(value)
                 t = v.get(_XSI_TYPE)
                 append(
                     rpc.ParameterValue(
                         shared_lookup(name) or share(name),
-                        v.text or "",
+                        value,
                         None if t is None else _XSD_TYPES.get(t) or _xsd_type(t),
                     )
                 )
@@ -371,6 +394,8 @@ def _p_pvs(structs: Iterable[etree._Element]) -> list[rpc.ParameterValue]:
                 name = share(((c.text or "") if not len(c) else _text(c)).strip())
             elif tag == "Value":
                 value = (c.text or "") if not len(c) else _text(c)
+                if "\n" in value:  # (the parser made every line break of the text a \n)
+                    value = _unindent(value)
                 t = c.get(_XSI_TYPE)
                 vtype = None if t is None else _XSD_TYPES.get(t) or _xsd_type(t)
         append(rpc.ParameterValue(name, value, vtype))
