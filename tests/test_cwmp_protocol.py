@@ -766,6 +766,29 @@ def test_a_template_written_cpe_with_a_c_strings_nul_completes(module_daemon):
     assert daemon.device_json("TEMPLATE1")["status"]["upTime"] == 4242
 
 
+_DECLARATION_ONLY = {
+    "declaration": b'<?xml version="1.0" encoding="UTF-8"?>',
+    "declaration and line break": b"<?xml version='1.0'?>\r\n",
+    "byte order mark": b"\xef\xbb\xbf",
+    "both and a nul": b'\xef\xbb\xbf<?xml version="1.0" encoding="UTF-8"?>\n\x00',
+}
+
+
+@pytest.mark.parametrize("empty", _DECLARATION_ONLY)
+def test_an_empty_post_of_a_bare_xml_declaration_is_the_empty_post(module_daemon, empty):
+    # Firmware that writes every message through one function putting the XML declaration
+    # (or a byte order mark) first sends its empty POST as that and nothing else. acsd
+    # answered 400 "malformed XML" and ended the session: the router reported in, but was
+    # never read nor configured, at every session.
+    daemon = module_daemon
+    serial = f"DECLONLY{list(_DECLARATION_ONLY).index(empty)}"
+    wire = Wire(daemon.cwmp_url)
+    assert wire.post(envelope(inform_body(serial), ns=NS)).status == 200
+    requests = drive_to_end(wire, wire.post(_DECLARATION_ONLY[empty]), NS)
+    assert isinstance(requests[0], rpc.GetParameterValues)
+    assert daemon.device_json(serial)["status"]["upTime"] == 4242
+
+
 def test_a_serial_number_reported_under_another_oui_is_logged(module_daemon):
     # acsd keys a record by serial number; TR-069 makes one unique per OUI only. Another
     # maker's router with the same serial (a firmware default) must not go unnoticed.

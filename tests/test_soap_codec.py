@@ -620,6 +620,13 @@ def test_is_empty_body() -> None:
     assert soap.is_empty_body(b"")
     assert soap.is_empty_body(b" \r\n\t")
     assert not soap.is_empty_body(b"<a/>")
+    # the prologue alone, as firmware writing every message through one function sends it
+    assert soap.is_empty_body(b'<?xml version="1.0" encoding="UTF-8"?>\r\n')
+    assert soap.is_empty_body(b"\xef\xbb\xbf") and soap.is_empty_body(
+        b"\xef\xbb\xbf<?xml version='1.0'?>"
+    )
+    assert not soap.is_empty_body(b'<?xml version="1.0"?><a/>')
+    assert not soap.is_empty_body(b"<?xml-stylesheet href='x'?>")
 
 
 # --- inform validation --------------------------------------------------------------------------

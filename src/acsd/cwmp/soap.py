@@ -542,11 +542,23 @@ _MESSAGE_KINDS: dict[type[Message], _Kind] = {
 # --- parsing --------------------------------------------------------------------------------
 
 
+#: a UTF-8 byte order mark, an XML declaration, or both, and nothing else but white space
+#: and a C string's NUL
+_BARE_PROLOGUE = re.compile(
+    rb"(?:\xef\xbb\xbf)?[ \t\r\n]*(?:<\?xml[ \t\r\n][^<>]{0,200}\?>)?[ \t\r\n\x00]*"
+)
+
+
 def is_empty_body(data: bytes) -> bool:
-    """True for the empty POST that ends a CPE's requests (nothing or whitespace only)."""
+    """True for the empty POST that ends a CPE's requests: nothing, white space only, a C
+    string's NUL, or (firmware that writes every message through one function putting it
+    first) a byte order mark or an XML declaration with nothing after it."""
     if not data or data.isspace():
         return True
-    return data[-1] == 0 and not data.strip(b"\x00 \t\r\n")  # a C string's NUL and no more
+    if data[-1] == 0 and not data.strip(b"\x00 \t\r\n"):  # a C string's NUL and no more
+        return True
+    # (a length check first: every real message is longer, and pays nothing more)
+    return len(data) <= 256 and _BARE_PROLOGUE.fullmatch(data) is not None
 
 
 #: what a serial number may not hold besides C0 controls: C1 controls (the API refuses
