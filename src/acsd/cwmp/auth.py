@@ -792,11 +792,21 @@ def _ext_value(text: str) -> str | None:
 def _same_target(uri: str, target: str) -> bool:
     """The Digest ``uri`` names the request-target: the same path and query (an absolute
     URI, which some clients send as ``uri`` or as the request-target itself, e.g. through
-    a proxy that rewrote the request line, is compared by its path and query)."""
+    a proxy that rewrote the request line, is compared by its path and query).
+
+    A ``uri`` of the path alone also names a target with a query: firmware given an ACS
+    URL such as ``/acs?sn=1`` may hash the path only (as old browsers did; Apache's
+    AuthDigestEnableQueryStringHack), and was refused at every session. acsd answers
+    every query alike, so the query is nothing the password has to vouch for; the
+    response still covers the method, the path and the nonce count."""
     if uri == target:
         return True
     uri_path, target_path = _path_qs(uri), _path_qs(target)
-    return uri_path is not None and uri_path == target_path
+    if uri_path is None or target_path is None:
+        return False
+    return uri_path == target_path or (
+        "?" not in uri_path and target_path.partition("?")[0] == uri_path
+    )
 
 
 def _path_qs(text: str) -> str | None:
