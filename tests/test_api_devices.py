@@ -233,6 +233,34 @@ def test_patch_merges_and_bumps_the_revision_only_for_router_settings(world: Wor
     error(world.as_("OWNER").get("/audit"), 403, "access_denied")
 
 
+def test_a_patch_names_another_model_as_the_create_does(world: World):
+    """A router swapped for another model: the record's model (joined into every answer as
+    modelType, modelBrand...) moves with it in the same PATCH, checked as the create checks
+    it; a refused one changes nothing."""
+    api = world.api
+    device = api.post("/network/device", device_body(world, "own", "PATCHMODEL1")).body
+    path = f"/network/device/{device['_id']}"
+    ont = api.post("/network/model", {"name": "HG8245", "type": "ONT", "brand": "Huawei",
+                                      "profile": "huawei"}).body  # fmt: skip
+    swapped = api.patch(path, {"serialNumber": "PATCHMODEL2", "model": ont["_id"].upper()})
+    assert swapped.status == 200, swapped.body
+    assert (swapped.body["model"], swapped.body["modelType"]) == (ont["_id"], "ONT")
+    assert swapped.body["modelBrand"] == "Huawei" and "modelPicture" not in swapped.body
+    before = api.get(path).body
+    error(api.patch(path, {"name": "gone", "model": "0" * 24}), 404, "model")
+    error(api.patch(path, {"name": "gone", "model": "nope"}), 404, "model")
+    gone = error(api.patch(path, {"name": "gone", "model": None}), 400, "model")
+    assert "cannot be removed" in gone["description"]
+    assert api.get(path).body == before
+    # as in the create, a MANAGER names models of the catalog
+    managed = world.as_("MANAGER").patch(path, {"model": world.model})
+    assert managed.status == 200 and managed.body["modelType"] == "ROUTER", managed.body
+    audit = api.get("/audit").body["items"]
+    mine = [e for e in audit if e["resourceId"] == device["_id"]]
+    update = next(e for e in mine if e["action"] == "device.update")
+    assert (update["before"]["model"], update["after"]["model"]) == (ont["_id"], world.model)
+
+
 def test_openapi_and_docs_are_served(world: World):
     api = world.api
     spec = api.get("/openapi.json").body

@@ -87,6 +87,9 @@ class DevicePatch(BaseModel):
     #: left out (None) or a serial number: not null, which the document must not offer
     serialNumber: Serial = Field(None, json_schema_extra=lambda schema: schema.pop("default"))
     macAddress: Mac | None = None
+    #: the catalog model, as in the create (a router replaced by another model takes the
+    #: new one's); left out or an id, not null: a device always names a model
+    model: RecordRef = Field(None, json_schema_extra=lambda schema: schema.pop("default"))
 
     @field_validator("serialNumber", mode="before")
     @classmethod
@@ -94,6 +97,13 @@ class DevicePatch(BaseModel):
         # (RFC 7386's null removes; a record without a serial number matches no router)
         if value is None:
             raise ValueError("a device's serial number cannot be removed; give the new one")
+        return value
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _model_stays(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("a device's model cannot be removed; give the new one")
         return value
 
 
@@ -165,6 +175,16 @@ async def _model(ctx: ApiContext, model_id: str | None) -> ModelRecord | None:
     return await ctx.store.get_model(model_id) if model_id and valid_id(model_id) else None
 
 
+async def _catalog_model(ctx: ApiContext, model_id: str) -> ModelRecord:
+    """The model a create or an update names: one of the catalog whose profile acsd knows."""
+    model = await _model(ctx, model_id)
+    if model is None:
+        raise ApiError(404, "model", "Network device model not found")
+    if model.profile and model.profile not in ctx.profiles.names():
+        raise ApiError(409, "profile", f"model's profile {model.profile!r} is not known")
+    return model
+
+
 async def _poke(ctx: ApiContext, record: DeviceRecord) -> None:
     """A change for the router: ask it to connect now rather than at its next Inform."""
     if ctx.requester is None:
@@ -229,11 +249,7 @@ async def _create(
     if customer is None:
         raise ApiError(404, "customer", "Customer not found")
     who.require(customer.id)
-    model = await _model(ctx, body.model)
-    if model is None:
-        raise ApiError(404, "model", "Network device model not found")
-    if model.profile and model.profile not in ctx.profiles.names():
-        raise ApiError(409, "profile", f"model's profile {model.profile!r} is not known")
+    model = await _catalog_model(ctx, body.model)
     existing = await ctx.store.find_device_for_cpe(body.serialNumber)
     if existing is not None and existing.state == "DELETING":
         # The router's next session releases it and the record goes: claimed now, the
@@ -380,9 +396,12 @@ def _merge(base: dict[str, Any] | None, patch: dict[str, Any]) -> dict[str, Any]
 
 @describe(
     "PATCH", "/network/device/{id}",
-    summary="Change name, notes, wifi, dhcp or mvnoAccount, or move the record to a new router",
+    summary="Change name, notes, wifi, dhcp, mvnoAccount or model, or move the record to a new "
+    "router",
     body=DevicePatch, response=Device, roles="as create",
-    errors=[_NOT_FOUND, (409, "serialNumber", "Serial number is already another device's"),
+    errors=[_NOT_FOUND, (404, "model", "Network device model not found"),
+            (409, "profile", "The model's profile is not one acsd knows"),
+            (409, "serialNumber", "Serial number is already another device's"),
             _CONFLICT, (422, "macAddress", "MAC address is already in use."),
             (422, "state", "Device is being deleted")],
 )  # fmt: skip
@@ -415,6 +434,8 @@ async def _patch(
         record.mvno_account = patch.mvnoAccount
     if "driftCheck" in fields:
         record.drift_check = patch.driftCheck is not False  # null: back to the default, on
+    if patch.model is not None:
+        record.model = (await _catalog_model(ctx, patch.model)).id
     # (serial numbers are case-insensitive: another case is the same router)
     new_router = (
         patch.serialNumber is not None
