@@ -342,6 +342,27 @@ def test_an_ssid_xml_cannot_carry_is_400(world: World):
     assert error(reply, 400, "wifi.ssid")["description"].startswith("SSID must not contain")
 
 
+def test_null_for_an_optional_field_is_as_left_out_in_every_body(world: World):
+    """Clients generated from a schema send null for what they were not given; every
+    optional field takes it as left out (a customer's type has a default: CUSTOMER)."""
+    api = world.api
+    made = api.post("/customer", {"name": "Null Type", "type": None, "reseller": None})
+    assert made.status == 201, made.body
+    assert made.body["type"] == "CUSTOMER"
+    assert api.get(f"/customer/{made.body['_id']}").body["type"] == "CUSTOMER"
+    entry = next(e for e in api.get("/audit").body["items"] if e["resourceId"] == made.body["_id"])
+    assert entry["after"]["type"] == "CUSTOMER"
+    error(api.post("/customer", {"name": "Bad Type", "type": "customer"}), 409, "type")
+    unset = dict.fromkeys(("brand", "description", "picture", "profile"))
+    model = api.post("/network/model", {"name": "Nulls", "type": "ROUTER", **unset})
+    assert model.status == 201, model.body
+    unset = dict.fromkeys(("name", "macAddress", "mvnoAccount", "notes", "wifi", "dhcp"))
+    body = {**device_body(world, "own", "NULLS001"), **unset, "driftCheck": None}
+    assert api.post("/network/device", body).status == 201
+    account = {"customer": world.customers["own"], "device": None, "name": "Null line"}
+    assert api.post("/internet/account", account).status == 201
+
+
 def test_a_reseller_learns_nothing_of_a_customer_outside_its_tenancy(world: World):
     # "other" is a plain customer outside the reseller's tree: its type is not told (409)
     body = {"name": "Probe", "type": "CUSTOMER", "reseller": world.customers["other"]}

@@ -21,7 +21,11 @@ from acsd.store.base import CustomerRecord
 class CustomerCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Name
-    type: Literal["CUSTOMER", "RESELLER"] = "CUSTOMER"
+    #: null as left out, as every other optional field of a body takes it (clients
+    #: generated from a schema send null for what they were not given)
+    type: Literal["CUSTOMER", "RESELLER"] | None = Field(
+        "CUSTOMER", description="CUSTOMER (also when left out or null) or RESELLER"
+    )
     reseller: RecordRef | None = None
 
 
@@ -78,6 +82,7 @@ async def create_customer(request: web.Request) -> web.Response:
         # A reseller's customers hang below it; only ADMIN creates top-level customers.
         raise ApiError(403, "access_denied", "Insufficient access level: give reseller")
     now = clock.now()
+    body.type = body.type or "CUSTOMER"
     record = CustomerRecord(
         id="", name=body.name, type=body.type, reseller=body.reseller, created=now, updated=now
     )
