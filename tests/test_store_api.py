@@ -4,7 +4,10 @@ audit entry committed in the same transaction as the write it records."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import secrets
 import sqlite3
+import string
 from pathlib import Path
 from typing import Any
 
@@ -196,6 +199,17 @@ async def test_query_devices_search(store: SqliteStore) -> None:
     assert await q("nothing like it") == []
     # search and other filters combine
     assert await ids_of(store, q="aa:bb", customer="c1") == []
+
+
+async def test_notes_of_any_length_are_stored_and_searched(store: SqliteStore) -> None:
+    # Free text as long as a request body allows: more than an index entry holds on
+    # PostgreSQL (~2.7 KB compressed), where every write of such a device failed.
+    notes = "".join(secrets.choice(string.ascii_letters) for _ in range(20_000)) + " SPARE ROOM"
+    made = await add(store, "LONGNOTES1", notes=notes, name="n" * 200)
+    assert (await store.get_device(made.id)).notes == notes
+    assert await ids_of(store, q="spare room") == ["LONGNOTES1"]
+    changed = dataclasses.replace(made, notes=notes[::-1])
+    assert (await store.write_device(changed, expect=made, mac="keep")).notes == notes[::-1]
 
 
 async def test_query_devices_paging(store: SqliteStore) -> None:

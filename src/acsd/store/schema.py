@@ -457,6 +457,15 @@ MIGRATIONS: list[Migration] = [
         WHERE instr(params, '.ManagementServer.ConnectionRequestUsername"') > 0;
         """,
     ),
+    Migration(
+        19,
+        "devices_filters without notes on PostgreSQL",
+        """
+        -- PostgreSQL's step: an entry of its btree indexes holds at most ~2.7 KB, and a
+        -- device's notes are free text of any length, so long notes failed every write of
+        -- the device. SQLite's indexes take values of any length: nothing to do here.
+        """,
+    ),
 ]
 
 

@@ -353,6 +353,19 @@ PG_MIGRATIONS: list[PgMigration] = [
                               'Device.ManagementServer.ConnectionRequestUsername'];
         """,
     ),
+    PgMigration(
+        19,
+        """
+        -- An index entry holds at most ~2.7 KB (a third of a page, compressed), and a
+        -- device's notes are free text of any length: notes past that failed every write of
+        -- the device (500). A search reads them from the table instead; the other columns
+        -- are bounded (a name of 200 characters, a serial number of 64).
+        DROP INDEX devices_filters;
+        CREATE INDEX devices_filters ON devices (
+            customer, state, last_inform, periodic_interval, mac_key, serial_number, name, id
+        );
+        """,
+    ),
 ]
 
 
