@@ -5,6 +5,8 @@ load balancer do (a session begun on one goes on on the other)."""
 from __future__ import annotations
 
 import asyncio
+import random
+import string
 import urllib.error
 import urllib.request
 
@@ -63,6 +65,27 @@ async def test_a_routers_sessions_on_postgresql_show_in_the_api(daemon_factory, 
     finally:
         await conn.close()
     assert stored == device["status"]["lanIp"]
+    # A client reads what it reads on SQLite: notes longer than an index entry of
+    # PostgreSQL holds (~2.7 KB compressed) are taken, and a confirmed internet line
+    # answers in the seed's order (not jsonb's, which sorts keys by length).
+    notes = "".join(random.choice(string.ascii_letters) for _ in range(20_000))
+    patched = world.api.patch(f"/network/device/{device_id}", {"notes": notes})
+    assert patched.status == 200 and patched.body["notes"] == notes, patched.body
+    line = {"customer": world.customers["own"], "device": device_id, "name": "Fibre"}
+    account = world.api.post("/internet/account", line).body["_id"]
+    confirm = {
+        "providerOrderId": "5637575637", "providerName": "TDC",
+        "startDate": "2016-02-01T00:00:00Z", "circuit": "EM23867",
+        "installTime": "12_00_TO_16_00",
+        "net": {"ipAddress": "203.0.113.10", "subnet": "255.255.255.248",
+                "gateway": "203.0.113.9", "lanNet": "198.51.100.16",
+                "lanSubnet": "255.255.255.240", "failover": True, "failoverNumber": "71919998"},
+    }  # fmt: skip
+    confirmed = world.api.post(f"/internet/account/{account}/confirm", confirm)
+    assert confirmed.status == 200, confirmed.body
+    shown = world.api.get(f"/internet/account/{account}").body
+    assert list(shown) == ["_id", "customer", "device", "name", "state", *confirm], shown
+    assert list(shown["net"]) == list(confirm["net"]) and shown["net"] == confirm["net"]
     # the database's password is in no log line (the daemon logs the store URL)
     assert daemon.events("listening") and PASSWORD not in daemon.log_text()
 

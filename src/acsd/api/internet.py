@@ -195,6 +195,16 @@ def start_of(text: str) -> float:
     return when.timestamp()
 
 
+def _in_order(data: dict[str, Any], order: tuple[str, ...]) -> dict[str, Any]:
+    return {**{k: data[k] for k in order if k in data}, **data}
+
+
+#: the seed's order (humans read these): PostgreSQL keeps the confirm body as jsonb,
+#: whose objects come back with their keys ordered by length
+_CONFIRM_ORDER = tuple(AccountConfirm.model_fields)
+_NET_ORDER = tuple(Net.model_fields)
+
+
 def _view(record: InternetAccountRecord, now: float) -> dict[str, Any]:
     out: dict[str, Any] = {
         "_id": record.id,
@@ -203,7 +213,10 @@ def _view(record: InternetAccountRecord, now: float) -> dict[str, Any]:
         "name": record.name,
         "state": record.effective_state(now),
     }
-    out.update(record.confirm or {})
+    confirm = dict(record.confirm or {})
+    if isinstance(confirm.get("net"), dict):
+        confirm["net"] = _in_order(confirm["net"], _NET_ORDER)
+    out.update(_in_order(confirm, _CONFIRM_ORDER))
     return out
 
 
