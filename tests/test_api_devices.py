@@ -559,12 +559,16 @@ def test_a_record_staged_with_the_cli_is_not_claimed_by_a_create(world: World, m
     wifi = {"enabled": True, "ssid": "Staged", "password": "staged-pass-1"}
     staged = module_daemon.apply({"serialNumber": "STAGED0001", "name": "lobby", "wifi": wifi})
     bound = module_daemon.apply({"serialNumber": "STAGED0002", "mvnoAccount": "ACME"})
-    for record in (staged, bound):
+    # a model, or the drift check turned off, is the operator's too
+    typed = module_daemon.apply({"serialNumber": "STAGED0003", "model": world.model})
+    left = module_daemon.apply({"serialNumber": "STAGED0004", "driftCheck": False})
+    for record in (staged, bound, typed, left):
         reply = world.api.post("/network/device", device_body(world, "own", record["serialNumber"]))
         error(reply, 409, "serialNumber")
     kept = world.api.get(f"/network/device/{staged['_id']}").body
     assert (kept.get("customer"), kept["name"], kept["wifi"]["ssid"]) == (None, "lobby", "Staged")
     assert world.api.get(f"/network/device/{bound['_id']}").body["mvnoAccount"] == "ACME"
+    assert world.api.get(f"/network/device/{left['_id']}").body["driftCheck"] is False
 
 
 def test_answers_are_not_kept_by_caches(world: World):

@@ -94,9 +94,18 @@ class DeviceRecord:
     @property
     def made_by_operator(self) -> bool:
         """A customer's record or one an operator filled in (`acsd device apply` may leave
-        out the customer), not only what an unknown router reported of itself."""
+        out the customer), not only what an unknown router reported of itself. (A MAC
+        address alone does not tell: records of routers that registered before
+        mac_from_router existed hold theirs as an operator's.)"""
         return bool(
-            self.customer or self.wifi or self.dhcp or self.name or self.notes or self.mvno_account
+            self.customer
+            or self.wifi
+            or self.dhcp
+            or self.name
+            or self.notes
+            or self.mvno_account
+            or self.model
+            or not self.drift_check
         )
 
     @property
