@@ -13,6 +13,7 @@ import pytest
 
 from acsd.api.body import parse_json
 from acsd.api.errors import ApiError
+from acsd.models import NOTES_MAX
 from api_world import SEED_REQUEST, World, device_body
 from apiclient import Api
 from conftest import lazy_world, wait_for
@@ -259,6 +260,25 @@ def test_a_patch_names_another_model_as_the_create_does(world: World):
     mine = [e for e in audit if e["resourceId"] == device["_id"]]
     update = next(e for e in mine if e["action"] == "device.update")
     assert (update["before"]["model"], update["after"]["model"]) == (ont["_id"], world.model)
+
+
+def test_notes_hold_a_page_of_text_and_no_more(world: World):
+    """Notes were as long as a body (1 MiB): a page of 1,000 such devices was an answer of
+    a GB, built in the daemon's memory for any token that may list. A page of text fits;
+    one character more is the seed's 400 naming the field, and nothing is changed."""
+    api = world.api
+    page = ("A line of notes about the router.\n" * 400)[:NOTES_MAX]
+    device = api.post("/network/device", {**device_body(world, "own", "NOTES00001"), "notes": page})
+    assert device.status == 201, device.body
+    path = f"/network/device/{device.body['_id']}"
+    assert api.get(path).body["notes"] == page
+    too_long = error(api.patch(path, {"name": "kept?", "notes": page + "x"}), 400, "notes")
+    assert f"{NOTES_MAX}" in too_long["description"]
+    assert api.get(path).body["notes"] == page and api.get(path).body.get("name") != "kept?"
+    body = {**device_body(world, "own", "NOTES00002"), "notes": page + "x"}
+    error(api.post("/network/device", body), 400, "notes")
+    spec = api.get("/openapi.json").body["components"]["schemas"]
+    assert spec["DevicePatch"]["properties"]["notes"]["anyOf"][0]["maxLength"] == NOTES_MAX
 
 
 def test_openapi_and_docs_are_served(world: World):

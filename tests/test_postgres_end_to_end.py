@@ -12,6 +12,7 @@ import urllib.request
 
 import asyncpg
 
+from acsd.models import NOTES_MAX
 from acsd.sim.runner import Simulation
 from api_world import build_world, device_body
 from conftest import wait_for
@@ -68,7 +69,7 @@ async def test_a_routers_sessions_on_postgresql_show_in_the_api(daemon_factory, 
     # A client reads what it reads on SQLite: notes longer than an index entry of
     # PostgreSQL holds (~2.7 KB compressed) are taken, and a confirmed internet line
     # answers in the seed's order (not jsonb's, which sorts keys by length).
-    notes = "".join(random.choice(string.ascii_letters) for _ in range(20_000))
+    notes = "".join(random.choice(string.ascii_letters) for _ in range(NOTES_MAX))
     patched = world.api.patch(f"/network/device/{device_id}", {"notes": notes})
     assert patched.status == 200 and patched.body["notes"] == notes, patched.body
     line = {"customer": world.customers["own"], "device": device_id, "name": "Fibre"}

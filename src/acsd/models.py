@@ -175,15 +175,20 @@ IdFilter = Annotated[
 ]
 #: a device's name is optional, and "" clears it
 DeviceName = Annotated[str, Field(max_length=200), _ONE_LINE]
-#: free text (a device's notes): on several lines, as long as the body limit lets it be
+#: characters a device's notes may hold: a page of text. Bounded so that a page of the
+#: device list stays a few MB (1,000 devices of 1 MB notes, what the body limit let in,
+#: made one answer of a GB, built in the daemon's memory, for any token that may list)
+NOTES_MAX = 10_000
+#: free text (a device's notes): on several lines
 Notes = Annotated[
     str,
+    Field(max_length=NOTES_MAX),
     Rule(
         _free_text,
         {
             "pattern": none_of(TEXT_CONTROL),
             "description": "Text on any number of lines: no control characters but tab "
-            "and line breaks; as long as the request body limit allows",
+            f"and line breaks; at most {NOTES_MAX:,} characters",
         },
     ),
 ]
