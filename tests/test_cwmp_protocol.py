@@ -226,6 +226,21 @@ def test_chunked_and_gzip_bodies_are_accepted(module_daemon):
     drive_to_end(wire, first, ns)
 
 
+def test_a_transfer_coding_other_than_chunked_gets_415_naming_it(module_daemon):
+    # It reached the parser compressed: "malformed XML" blamed the envelope.
+    packed = gzip.compress(envelope(inform_body("PROTO0011"), ns="urn:dslforum-org:cwmp-1-0"))
+    wire = Wire(module_daemon.cwmp_url)
+    wire.conn.putrequest("POST", "/", skip_accept_encoding=True)
+    wire.conn.putheader("Content-Type", "text/xml")
+    wire.conn.putheader("Transfer-Encoding", "gzip, chunked")
+    wire.conn.endheaders()
+    wire.conn.send(b"%x\r\n%s\r\n0\r\n\r\n" % (len(packed), packed))
+    response = wire.conn.getresponse()
+    body = response.read()
+    assert response.status == 415 and b"unsupported Transfer-Encoding 'gzip'" in body, body
+    wire.close()
+
+
 def test_every_compression_cpes_use_is_inflated_and_others_get_415(module_daemon):
     daemon = module_daemon
     ns = "urn:dslforum-org:cwmp-1-0"

@@ -28,7 +28,22 @@ class InflateError(Exception):
 
 def content_encoding(headers: Mapping[str, str]) -> str:
     """The request's Content-Encoding, lower case ("" for none or identity); an encoding
-    acsd does not inflate raises :class:`InflateError` (415), before the body is read."""
+    acsd does not inflate raises :class:`InflateError` (415), before the body is read.
+
+    So does a transfer coding other than chunked (``Transfer-Encoding: gzip, chunked``):
+    aiohttp takes the chunks apart and hands the rest on still compressed, which was then
+    refused as text that is not UTF-8 or not XML, a reason that sent the client's author
+    looking in the wrong place."""
+    codings = headers.get("Transfer-Encoding")
+    if codings is not None:
+        other = [c.strip() for c in codings.split(",") if c.strip().lower() != "chunked"]
+        if other:
+            raise InflateError(
+                415,
+                f"unsupported Transfer-Encoding {', '.join(other)!r}; send the body"
+                " chunked or with a Content-Length, compressed as Content-Encoding "
+                "gzip or deflate if at all",
+            )
     sent = headers.get("Content-Encoding", "").strip()
     encoding = sent.lower()
     if encoding in ("", "identity"):
