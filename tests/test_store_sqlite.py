@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+import structlog
 
 from acsd.ids import is_id, new_id
 from acsd.store import (
@@ -533,6 +534,27 @@ async def test_a_lookup_the_loop_cannot_make_now_goes_through_the_reader(
         assert store._lookup.calls == 1
     finally:
         store._lookup = real
+
+
+async def test_a_store_closing_while_another_process_writes_skips_its_optimize(tmp_path):
+    # The workers of a service stop together, and one that met another's write lock warned
+    # store_optimize_failed at every stop: best-effort statistics another process keeps.
+    path = tmp_path / "busy.db"
+    s = SqliteStore(path)
+    await s.open()
+    for i in range(50):
+        await s.save_session(session(f"OPTIMIZE{i}"))
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with structlog.testing.capture_logs() as logged:
+            await s.close()
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    events = {e["event"]: e for e in logged}
+    assert "store_optimize_failed" not in events, events
+    assert events["store_optimize_skipped"]["log_level"] == "info"
 
 
 async def test_a_lookup_sees_what_the_writer_committed(store: SqliteStore) -> None:

@@ -40,6 +40,8 @@ JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
 CHECKPOINT_INTERVAL = 1.0
 #: how long a checkpoint that restarts the WAL may hold the writer back
 RESTART_WAIT_MS = 200
+#: ms a closing store's PRAGMA optimize waits for the write lock before it is skipped
+OPTIMIZE_WAIT_MS = 500
 #: how much nicer than the event loop the writer's and the checkpointer's threads run
 BACKGROUND_NICE = 10
 
@@ -274,8 +276,21 @@ class SqliteCore(SqliteWriter):
             if self._writer_conn is not None and self._opened and wrote:
                 try:
                     # Keeps planner statistics fresh. Skipped for read-only users (the CLI):
-                    # it may need the write lock and wait behind a busy daemon.
+                    # it may need the write lock and wait behind a busy daemon. Briefly:
+                    # the workers of a service stop together, and one that finds another
+                    # writing or optimizing leaves the statistics to it (it warned
+                    # store_optimize_failed at every stop of a service with workers).
+                    await self._writer_conn.execute(f"PRAGMA busy_timeout = {OPTIMIZE_WAIT_MS}")
                     await self._writer_conn.execute("PRAGMA optimize")
+                except sqlite3.OperationalError as exc:
+                    if (exc.sqlite_errorcode & 0xFF) in (
+                        sqlite3.SQLITE_BUSY,
+                        sqlite3.SQLITE_LOCKED,
+                    ):
+                        # another process writes or optimizes: its statistics serve
+                        log.info("store_optimize_skipped", reason="database busy")
+                    else:
+                        log.warning("store_optimize_failed", error=str(exc))
                 except Exception as exc:  # best effort only
                     log.warning("store_optimize_failed", error=str(exc))
             await self._close_connections()
