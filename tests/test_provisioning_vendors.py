@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from acsd.sim.runner import Simulation
-from api_world import SEED_BODY, seed_body
+from api_world import SEED_BODY, seed_body, token
+from apiclient import Api
 
 W = "InternetGatewayDevice.LANDevice.1.WLANConfiguration."
 LH = "InternetGatewayDevice.LANDevice.1.LANHostConfigManagement."
@@ -568,6 +569,35 @@ async def test_5ghz_settings_leave_a_tr098_routers_2ghz_guest_network_alone(modu
     assert set(five.values()) == {channels}, five
     assert (await sim.run_once()).ok == 1
     assert router.stats.rpcs[-1] == ["GetParameterValues"]
+
+
+async def test_a_router_no_profile_matches_gets_the_profile_its_model_names(module_daemon):
+    # tr098-ont under an operator's own brand: no [match] knows it, and plain tr098 writes
+    # 5 GHz at .2 (its guest network) or, as here, nowhere. Its catalog model names the
+    # profile of the firmware inside (Nokia's: 5 GHz at .5); a model whose profile is of
+    # the other data model is not used, and says so.
+    daemon = module_daemon
+    api = Api(daemon.api_url, token(daemon, "ADMIN"))
+    onts = {}
+    for name, profile in (("White ONT", "nokia"), ("Wrong root", "tplink-tr181")):
+        reply = api.post("/network/model", {"name": name, "type": "ONT", "profile": profile})
+        assert reply.status == 201, reply.body
+        onts[profile] = reply.body["_id"]
+    sim = Simulation(daemon.cwmp_url, ["tr098-ont"], 2, serial_prefix="P5M")
+    nokia, wrong = (r.serial for r in sim.routers)
+    for serial, model in ((nokia, onts["nokia"]), (wrong, onts["tplink-tr181"])):
+        daemon.apply({**seed_body(serial, "192.168.1"), "model": model})
+    assert (await sim.run_once()).ok == 2
+    device = daemon.device_json(nokia)
+    assert device["cpe"]["profile"] == "nokia"
+    job = device["job"]
+    assert job["state"] == "DONE" and job["unsupported"] == [], job
+    assert sim.router(nokia).tree.flat()[f"{W}5.SSID"] == "Need4Speed"
+    other = daemon.device_json(wrong)
+    assert other["cpe"]["profile"] == "tr098"  # as without a model
+    [unusable] = [e for e in daemon.events("session.model_profile_unusable")
+                  if e["serial"] == wrong]  # fmt: skip
+    assert (unusable["profile"], unusable["root"]) == ("tplink-tr181", "InternetGatewayDevice.")
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,12 @@ class ModelCreate(BaseModel):
     brand: DeviceName | None = None
     description: Notes | None = None
     picture: ForeignRef | None = None
-    profile: str | None = None
+    profile: str | None = Field(
+        None,
+        description="The acsd profile of the firmware inside: it serves this model's devices "
+        "whose routers no profile's [match] takes (a router under an operator's own brand); "
+        "one a profile matches gets that one",
+    )
 
 
 class Model(ModelCreate):

@@ -314,7 +314,7 @@ class ProvisioningDriver:
             # No parameter and no profile of its own to tell the root by: the vendor
             # profiles it matches may (a Huawei gateway's are all TR-098).
             root = self.profiles.vendor_root(self.identity)
-        self.profile = self.profiles.select(self.identity, root or "Device.")
+        self.profile = await self._profile_for(root or "Device.")
         # An Inform may carry any number of names (value changes, a hostile CPE's
         # inventions), and the stored tree keeps every name it is given until a read
         # replaces it: what the profile does not read serves this session only.
@@ -388,6 +388,41 @@ class ProvisioningDriver:
             **extra,
         )
         return None
+
+    async def _profile_for(self, root: str) -> Profile:
+        """The profile that serves this CPE: the most specific vendor profile whose [match]
+        takes it; else the one its record's model names (a router under an operator's own
+        brand, which no [match] knows); else the base profile of its root."""
+        assert self.identity is not None
+        found = self.profiles.matching(self.identity, root)
+        if found:
+            return found[0]
+        return await self._model_profile(root) or self.profiles.for_root(root)
+
+    async def _model_profile(self, root: str) -> Profile | None:
+        record = self.record
+        if record is None or not record.model:
+            return None
+        # Only routers no profile matches get here: no look-up on a session that has one.
+        try:
+            model = await self.store.get_model(record.model)
+        except Exception:
+            log.exception("session.model_lookup_failed", serial=record.serial_number)
+            return None
+        if model is None or not model.profile or model.profile not in self.profiles:
+            return None  # the API checks the name; a reload may have taken it away since
+        profile = self.profiles.get(model.profile)
+        if profile.root != root:
+            log.warning(
+                "session.model_profile_unusable",
+                serial=record.serial_number,
+                model=model.id,
+                profile=profile.name,
+                profile_root=profile.root,
+                root=root,
+            )
+            return None
+        return profile
 
     async def cpe_request(self, session: CwmpSession, request: rpc.CpeRequest) -> rpc.Message:
         if isinstance(request, rpc.GetRPCMethods):
