@@ -19,6 +19,7 @@ from acsd.store import (
     ConflictError,
     CpeIdentity,
     DeviceRecord,
+    ModelRecord,
     SessionResult,
     SqliteStore,
     StaleResultError,
@@ -527,11 +528,16 @@ async def test_a_lookup_the_loop_cannot_make_now_goes_through_the_reader(
     # Lookups by key are read on the event loop, never waiting for a lock there: a locked
     # database sends them to the reader's thread, which waits (busy_timeout) and answers.
     await store.save_session(session("LOCKED1"))
+    await store.create_model(ModelRecord(id="m-locked", name="Locked", type="ROUTER"))
     real, store._lookup = store._lookup, _Locked(code)
     try:
         found = await store.find_device_for_cpe("locked1")
         assert found is not None and found.serial_number == "LOCKED1"
         assert store._lookup.calls == 1
+        # so are records by key (a model, an API token by its hash)
+        model = await store.get_model("m-locked")
+        assert model is not None and model.name == "Locked"
+        assert store._lookup.calls == 2
     finally:
         store._lookup = real
 

@@ -451,5 +451,8 @@ class SqliteCore(SqliteWriter):
         return [], int(await self._scalar(self._read, count_sql, params))
 
     async def _get(self, table: Table, sql: str, args: Sequence[Any]) -> Any:
-        rows = list(await self._read.execute_fetchall(f"{table.select} {sql}", args))
+        """One record of ``table`` by an indexed key (every caller's ``sql`` is one: an
+        API token by its hash on every request, a model when a session needs its profile),
+        read as :meth:`_indexed_rows` reads."""
+        rows = await self._indexed_rows(f"{table.select} {sql}", args)
         return table.record(rows[0]) if rows else None
