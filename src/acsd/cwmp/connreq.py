@@ -144,6 +144,13 @@ async def _drain(response: aiohttp.ClientResponse) -> None:
     """Read a short body so the connection can carry the next request; a longer one (a
     hostile CPE's endless or inflating answer) is left unread and the connection closed:
     only the status and headers count, and acsd's memory is not the CPE's to fill."""
+    if not _framed(response):
+        # No Content-Length and not chunked: the body ends only when the CPE closes the
+        # connection, and embedded servers that send a bare 401 this way keep it open for
+        # the next request. Waiting for the end would wait out the whole timeout; the
+        # connection cannot carry another request anyway, so the answer goes on a new one.
+        response.close()
+        return
     left = _MAX_BODY
     while left > 0:
         chunk = await response.content.read(left)
@@ -152,6 +159,14 @@ async def _drain(response: aiohttp.ClientResponse) -> None:
         left -= len(chunk)
     if not response.content.at_eof():
         response.close()
+
+
+def _framed(response: aiohttp.ClientResponse) -> bool:
+    """Whether a 401 says where its body ends (RFC 9112 §6.3): a length, or chunked."""
+    if response.content_length is not None:
+        return True
+    coding = response.headers.get(hdrs.TRANSFER_ENCODING, "")
+    return coding.rsplit(",", 1)[-1].strip().lower() == "chunked"
 
 
 def answer_challenge(

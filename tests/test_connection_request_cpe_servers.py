@@ -1,0 +1,133 @@
+"""Connection Requests against the HTTP servers CPE firmware embeds, written here byte by
+byte on 127.0.0.1: what they send is often not what aiohttp's own server would (a 401
+without a length on a connection kept open, a nonce that goes stale between the two
+requests), and acsd must still get the router to connect, or say why it did not."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from acsd import httpdigest
+from acsd.cwmp.connreq import ConnectionRequester, CrResult
+from conftest import DENY_BUT_LOOPBACK
+
+USER, PASSWORD, REALM = "cr-user", "cr-secret", "HG8245 CR"
+
+
+@dataclass
+class Seen:
+    """A request the fake CPE got: on which TCP connection (1, 2, ...), and its head."""
+
+    connection: int
+    head: str
+
+    @property
+    def authorization(self) -> str | None:
+        for line in self.head.split("\r\n")[1:]:
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "authorization":
+                return value.strip()
+        return None
+
+    @property
+    def target(self) -> str:
+        return self.head.split(" ")[1]
+
+
+@dataclass
+class Cpe:
+    port: int
+    seen: list[Seen] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/cr"
+
+
+#: what the fake CPE does with a request: the bytes it answers, and "close" to close the
+#: connection after them ("" keeps it open for the next request)
+Script = Callable[[Seen], tuple[bytes, str]]
+
+
+@contextlib.asynccontextmanager
+async def cpe_server(script: Script) -> AsyncIterator[Cpe]:
+    cpe = Cpe(0)
+    connections = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        number = connections
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                seen = Seen(number, head.decode("latin-1"))
+                cpe.seen.append(seen)
+                answer, then = script(seen)
+                writer.write(answer)
+                await writer.drain()
+                if then == "close":
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    cpe.port = server.sockets[0].getsockname()[1]
+    try:
+        yield cpe
+    finally:
+        server.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(server.wait_closed(), 1)
+
+
+def answer(status: str, *headers: str, body: bytes = b"") -> bytes:
+    lines = "".join(f"{h}\r\n" for h in headers)
+    return f"HTTP/1.1 {status}\r\n{lines}\r\n".encode() + body
+
+
+def challenge(nonce: str, extra: str = "") -> str:
+    return f'WWW-Authenticate: Digest realm="{REALM}", nonce="{nonce}", qop="auth"{extra}'
+
+
+def digest_ok(seen: Seen, nonce: str) -> bool:
+    """The request carries a right Digest answer to ``nonce``, for the request-target it
+    was sent to (the uri a CPE hashes is the one on its request line)."""
+    header = seen.authorization or ""
+    params = httpdigest.parse_params(header.partition(" ")[2])
+    return params.get("uri") == seen.target and httpdigest.verify(
+        header, "GET", USER, PASSWORD, nonce, REALM
+    )
+
+
+async def request(url: str, *, timeout: float = 2.0) -> CrResult:
+    requester = ConnectionRequester(deny=DENY_BUT_LOOPBACK, min_interval=0, timeout=timeout)
+    await requester.start()
+    try:
+        task = requester.poke("dev1", url, USER, PASSWORD)
+        assert task is not None
+        return await task
+    finally:
+        await requester.close()
+
+
+async def test_a_401_without_a_length_on_a_connection_kept_open_is_answered_at_once() -> None:
+    """Embedded servers send a bare 401 (no Content-Length, not chunked) and keep the
+    connection for the next request. Its body ends only when the connection does: acsd
+    must not wait for that (the whole timeout, then no request at all), but answer the
+    challenge on a new connection."""
+
+    def cpe(seen: Seen) -> tuple[bytes, str]:
+        if seen.authorization is None:
+            return answer("401 Unauthorized", challenge("n1")), ""
+        return answer("204 No Content" if digest_ok(seen, "n1") else "403 Forbidden"), ""
+
+    async with cpe_server(cpe) as server:
+        result = await request(server.url, timeout=1.5)
+    assert result.ok and result.status == 204, result
+    assert [s.connection for s in server.seen] == [1, 2]
