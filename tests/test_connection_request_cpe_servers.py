@@ -131,3 +131,35 @@ async def test_a_401_without_a_length_on_a_connection_kept_open_is_answered_at_o
         result = await request(server.url, timeout=1.5)
     assert result.ok and result.status == 204, result
     assert [s.connection for s in server.seen] == [1, 2]
+
+
+async def test_a_nonce_the_cpe_calls_stale_is_answered_again_with_the_new_one() -> None:
+    """A CPE that ties its nonce to the connection, or lets it run out quickly, answers
+    acsd's first answer with a new 401 that says stale=true (RFC 7616: the credentials
+    were right, answer the new nonce). One more answer, not a refused request."""
+
+    def cpe(seen: Seen) -> tuple[bytes, str]:
+        if seen.authorization is None:
+            return answer("401 Unauthorized", challenge("n1"), "Content-Length: 0"), ""
+        if digest_ok(seen, "n1"):
+            return answer(
+                "401 Unauthorized", challenge("n2", ", stale=true"), "Content-Length: 0"
+            ), ""
+        return answer(
+            "200 OK" if digest_ok(seen, "n2") else "403 Forbidden", "Content-Length: 0"
+        ), ""
+
+    async with cpe_server(cpe) as server:
+        result = await request(server.url)
+    assert result.ok and result.status == 200, result
+    assert len(server.seen) == 3
+
+    # A CPE that keeps calling every nonce stale gets no third answer: refused.
+    def stale_always(seen: Seen) -> tuple[bytes, str]:
+        stale = ", stale=true" if seen.authorization else ""
+        return answer("401 Unauthorized", challenge("n1", stale), "Content-Length: 0"), ""
+
+    async with cpe_server(stale_always) as server:
+        result = await request(server.url)
+    assert not result.ok and result.status == 401
+    assert len(server.seen) == 3

@@ -90,7 +90,15 @@ async def connection_request(
                     else:
                         why = f"no challenge acsd can answer ({', '.join(schemes) or 'none'})"
                     return CrResult(False, 401, why)
-                status, _ = await _get(session, target, answer)
+                status, challenges = await _get(session, target, answer)
+                if status == 401 and _stale(challenges):
+                    # The nonce answered ran out, or was bound to the connection the first
+                    # 401 closed: the CPE says so with a new one, to be answered once more.
+                    answer = answer_challenge(
+                        challenges, target, username, password or "", allow_basic=allow_basic
+                    )
+                    if answer is not None:
+                        status, _ = await _get(session, target, answer)
         if status in (200, 204):
             return CrResult(True, status)
         reason = "CPE busy or rate-limiting" if status == 503 else "refused"
@@ -159,6 +167,14 @@ async def _drain(response: aiohttp.ClientResponse) -> None:
         left -= len(chunk)
     if not response.content.at_eof():
         response.close()
+
+
+def _stale(challenges: list[tuple[str, dict[str, str]]]) -> bool:
+    """Whether a 401 to acsd's answer says only its nonce is stale (RFC 7616 §3.3)."""
+    return any(
+        scheme == "digest" and params.get("stale", "").lower() == "true"
+        for scheme, params in challenges
+    )
 
 
 def _framed(response: aiohttp.ClientResponse) -> bool:
