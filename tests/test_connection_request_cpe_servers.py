@@ -163,3 +163,40 @@ async def test_a_nonce_the_cpe_calls_stale_is_answered_again_with_the_new_one() 
         result = await request(server.url)
     assert not result.ok and result.status == 401
     assert len(server.seen) == 3
+
+
+async def test_what_became_of_a_request_is_said_in_words_an_operator_can_act_on() -> None:
+    """connreq.done's reason is what an operator reads when a change does not reach a
+    router: a router that refuses the credentials is not "refused" like a 404, a router
+    that never answers is not an empty "TimeoutError: ", and a CPE whose firmware says
+    202 Accepted has accepted."""
+
+    def wrong_password(seen: Seen) -> tuple[bytes, str]:
+        return answer("401 Unauthorized", challenge("n1"), "Content-Length: 0"), ""
+
+    def accepted(seen: Seen) -> tuple[bytes, str]:
+        if digest_ok(seen, "n1"):
+            return answer("202 Accepted", "Content-Length: 0"), ""
+        return answer("401 Unauthorized", challenge("n1"), "Content-Length: 0"), ""
+
+    async with cpe_server(wrong_password) as server:
+        result = await request(server.url)
+    assert (result.ok, result.status) == (False, 401)
+    assert result.reason == f"the router refused the credentials of {USER!r}"
+    assert PASSWORD not in result.reason
+
+    async with cpe_server(accepted) as server:
+        result = await request(server.url)
+    assert (result.ok, result.status) == (True, 202), result
+
+    held: list[asyncio.StreamWriter] = []  # a router behind a firewall that drops: silence
+    silent = await asyncio.start_server(lambda _, writer: held.append(writer), "127.0.0.1", 0)
+    port = silent.sockets[0].getsockname()[1]
+    try:
+        result = await request(f"http://127.0.0.1:{port}/cr", timeout=0.3)
+    finally:
+        for writer in held:
+            writer.close()
+        silent.close()
+    assert (result.ok, result.status) == (False, None)
+    assert result.reason == "unreachable: no answer within 0.3 s"

@@ -1,7 +1,7 @@
 """Connection Request: ask a CPE to open a session now (TR-069 §3.2.2).
 
-An HTTP GET to the ConnectionRequestURL the CPE reported, answered 200/204 when the CPE
-accepts; the CPE authenticates acsd with HTTP Digest using its ConnectionRequestUsername
+An HTTP GET to the ConnectionRequestURL the CPE reported, answered 200/204 (any 2xx) when
+the CPE accepts; the CPE authenticates acsd with HTTP Digest using its ConnectionRequestUsername
 and Password. 503 means the CPE is busy (already in a session, which read its settings before
 the change that asked for this request) or rate-limiting: the request is sent again at
 doubling intervals for as long as a session may last, before the work waits for the next
@@ -99,15 +99,24 @@ async def connection_request(
                     )
                     if answer is not None:
                         status, _ = await _get(session, target, answer)
-        if status in (200, 204):
+                if status == 401:  # (the username is no secret: the serial number, mostly)
+                    return CrResult(
+                        False, 401, f"the router refused the credentials of {username!r}"
+                    )
+        # TR-069 names 200 and 204; a CPE that says 202 Accepted has accepted too.
+        if 200 <= status < 300:
             return CrResult(True, status)
+        if status == 401:
+            return CrResult(False, 401, "the router asks for credentials acsd has none of")
         reason = "CPE busy or rate-limiting" if status == 503 else "refused"
         return CrResult(False, status, reason)
     except aiohttp.ClientConnectorError as exc:
         if isinstance(exc.os_error, DeniedAddress):
             return CrResult(False, reason=exc.os_error.strerror)
         return CrResult(False, reason=f"unreachable: {exc.__class__.__name__}: {exc}")
-    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+    except TimeoutError:  # (its text is empty: say what happened instead)
+        return CrResult(False, reason=f"unreachable: no answer within {timeout:g} s")
+    except (aiohttp.ClientError, OSError) as exc:
         return CrResult(False, reason=f"unreachable: {exc.__class__.__name__}: {exc}")
     except ValueError as exc:  # e.g. credentials a header cannot carry (UnicodeEncodeError)
         return CrResult(False, reason=f"not sendable: {exc}")
