@@ -53,11 +53,19 @@ Script = Callable[[Seen], tuple[bytes, str]]
 
 
 @contextlib.asynccontextmanager
-async def cpe_server(script: Script) -> AsyncIterator[Cpe]:
+async def cpe_server(
+    script: Script, one_at_a_time: asyncio.Lock | None = None
+) -> AsyncIterator[Cpe]:
+    """A fake CPE on 127.0.0.1 that answers by ``script``; with ``one_at_a_time``, a
+    connection is served only once the one before it is closed."""
     cpe = Cpe(0)
     connections = 0
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async with one_at_a_time or contextlib.nullcontext():
+            await converse(reader, writer)
+
+    async def converse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonlocal connections
         connections += 1
         number = connections
@@ -200,3 +208,28 @@ async def test_what_became_of_a_request_is_said_in_words_an_operator_can_act_on(
         silent.close()
     assert (result.ok, result.status) == (False, None)
     assert result.reason == "unreachable: no answer within 0.3 s"
+
+
+async def test_a_cpe_that_serves_one_connection_at_a_time_is_not_held_by_an_idle_one() -> None:
+    """Many firmwares' Connection Request listeners serve one connection at a time. A
+    request is one exchange, and the next to that router is an interval away: a connection
+    left open after the CPE's answer would hold its listener, and the next request (from
+    another worker, or another instance on the same database) would get no answer."""
+    turn = asyncio.Lock()
+
+    def cpe(seen: Seen) -> tuple[bytes, str]:
+        if digest_ok(seen, "n1"):
+            return answer("204 No Content"), ""
+        return answer("401 Unauthorized", challenge("n1"), "Content-Length: 0"), ""
+
+    async with cpe_server(cpe, one_at_a_time=turn) as server:
+        worker1 = ConnectionRequester(deny=DENY_BUT_LOOPBACK, min_interval=0, timeout=1.0)
+        await worker1.start()
+        try:
+            first = worker1.poke("dev1", server.url, USER, PASSWORD)
+            assert first is not None and (await first).ok
+            # worker 1 stays up (its HTTP client with it) while worker 2 sends the next one
+            result = await request(server.url, timeout=1.0)
+        finally:
+            await worker1.close()
+    assert result.ok, result

@@ -279,7 +279,8 @@ class ConnectionRequester:
         self.claim = claim
         self.min_interval = min_interval
         self.deny = DenyList(deny)
-        self._session: aiohttp.ClientSession | None = None
+        #: the resolver every request's client shares (None: not started)
+        self._resolver: GuardedResolver | None = None
         self._busy: set[str] = set()
         self._last: dict[str, float] = {}
         self._pruned = -1e9  # when _last was last pruned
@@ -293,23 +294,32 @@ class ConnectionRequester:
         self.stats = {"sent": 0, "ok": 0, "failed": 0, "skipped": 0}
 
     async def start(self) -> None:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                cookie_jar=aiohttp.DummyCookieJar(),
-                # the body is not needed: a small gzip answer must not inflate to gigabytes
-                auto_decompress=False,
-                # no pool limit: _slots bounds the requests, outside their timeout
-                connector=aiohttp.TCPConnector(resolver=GuardedResolver(self.deny), limit=0),
-            )
+        if self._resolver is None:
+            self._resolver = GuardedResolver(self.deny)
+
+    def _client(self) -> aiohttp.ClientSession:
+        """An HTTP client for one request, closed with its connections once the CPE has
+        answered. A request is one exchange, and the next to that router an interval
+        away: a connection kept in a shared pool would hold a listener that serves one
+        connection at a time (many firmwares' do) from another worker's request, and a
+        descriptor of acsd's for each router a bulk change pokes."""
+        assert self._resolver is not None
+        return aiohttp.ClientSession(
+            cookie_jar=aiohttp.DummyCookieJar(),
+            # the body is not needed: a small gzip answer must not inflate to gigabytes
+            auto_decompress=False,
+            # no pool limit: _slots bounds the requests, outside their timeout
+            connector=aiohttp.TCPConnector(resolver=self._resolver, limit=0),
+        )
 
     async def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._resolver is not None:
+            await self._resolver.close()
+            self._resolver = None
 
     def poke(
         self, device_id: str, url: str | None, username: str | None, password: str | None
@@ -323,7 +333,7 @@ class ConnectionRequester:
         self, device_id: str, url: str | None, username: str | None, password: str | None
     ) -> asyncio.Task[CrResult] | None:
         now = time.monotonic()
-        if not url or self._session is None:
+        if not url or self._resolver is None:
             return None
         if len(self._last) > _PRUNE_AT and now - self._pruned >= self.min_interval:
             # at most once an interval: a bulk change poking thousands of routers within
@@ -394,7 +404,6 @@ class ConnectionRequester:
     async def _run(
         self, device_id: str, url: str, username: str | None, password: str | None
     ) -> CrResult:
-        assert self._session is not None
         elsewhere = False
         try:
             if not await self._claimed(device_id):
@@ -413,10 +422,10 @@ class ConnectionRequester:
                 # (the claim was taken before that): its next request must not come
                 # before its own claim has run out, and find it held.
                 self._last[device_id] = time.monotonic()
-            async with self._slots:
+            async with self._slots, self._client() as client:
                 self.stats["sent"] += 1
                 result = await connection_request(
-                    self._session,
+                    client,
                     url,
                     username,
                     password,
