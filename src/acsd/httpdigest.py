@@ -1,7 +1,7 @@
-"""HTTP Digest (RFC 7616, qop=auth) and Basic, both ends: the client side answers a
-challenge (acsd's Connection Requests; the simulator's CWMP POSTs) with MD5, SHA-256 or
-their -sess variants; the server side challenges and verifies (the simulator's Connection
-Request listener, MD5)."""
+"""HTTP Digest (RFC 7616) and Basic, both ends: the client side answers a challenge (acsd's
+Connection Requests; the simulator's CWMP POSTs) with MD5, SHA-256 or their -sess
+variants, qop=auth (auth-int where only that is offered and the body is known); the server
+side challenges and verifies (the simulator's Connection Request listener, MD5, qop=auth)."""
 
 from __future__ import annotations
 
@@ -20,9 +20,10 @@ ALGORITHMS = ("MD5", "MD5-sess", "SHA-256", "SHA-256-sess")
 _CHALLENGE = re.compile(r"(?:^|,)\s*([A-Za-z][\w!#$%&\'*+.^`|~-]*)(?=\s+[^\s=,]+\s*=|\s*(?:,|$))")
 
 
-def _hash(algorithm: str, text: str) -> str:
+def _hash(algorithm: str, data: str | bytes) -> str:
     base = algorithm.upper().removesuffix("-SESS")
-    return _HASHES[base if base in _HASHES else "MD5"](text.encode("utf-8")).hexdigest()
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    return _HASHES[base if base in _HASHES else "MD5"](raw).hexdigest()
 
 
 def supported(algorithm: str) -> bool:
@@ -41,8 +42,15 @@ def parse_params(text: str) -> dict[str, str]:
 
 def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     """A WWW-Authenticate value -> (scheme in lower case, parameters)."""
-    scheme, _, rest = header.strip().partition(" ")
+    scheme, rest = _scheme(header)
     return scheme.lower(), parse_params(rest)
+
+
+def _scheme(header: str) -> tuple[str, str]:
+    """An auth header -> (its scheme, the rest): after the scheme any whitespace, a tab
+    too (RFC 7235 asks for spaces; embedded servers write what their C code wrote)."""
+    parts = header.split(None, 1)
+    return (parts[0], parts[1] if len(parts) > 1 else "") if parts else ("", "")
 
 
 def parse_challenges(values: list[str]) -> list[tuple[str, dict[str, str]]]:
@@ -74,13 +82,20 @@ def _challenge_starts(value: str) -> list[int]:
 
 
 def response_digest(
-    params: dict[str, str], method: str, uri: str, username: str, password: str
+    params: dict[str, str],
+    method: str,
+    uri: str,
+    username: str,
+    password: str,
+    body: bytes = b"",
 ) -> str:
     algorithm = params.get("algorithm", "MD5")
     ha1 = _hash(algorithm, f"{username}:{params.get('realm', '')}:{password}")
     if algorithm.upper().endswith("-SESS"):
         ha1 = _hash(algorithm, f"{ha1}:{params.get('nonce', '')}:{params.get('cnonce', '')}")
     ha2 = _hash(algorithm, f"{method}:{uri}")
+    if params.get("qop") == "auth-int":  # the body's hash too (RFC 7616 §3.4.3)
+        ha2 = _hash(algorithm, f"{method}:{uri}:{_hash(algorithm, body)}")
     if params.get("qop"):
         return _hash(
             algorithm,
@@ -90,10 +105,18 @@ def response_digest(
 
 
 def authorization(
-    challenge: dict[str, str], method: str, uri: str, username: str, password: str, nc: int
+    challenge: dict[str, str],
+    method: str,
+    uri: str,
+    username: str,
+    password: str,
+    nc: int,
+    body: bytes | None = None,
 ) -> str:
-    """The Authorization header answering a Digest ``challenge`` (request number ``nc``)."""
-    offered = [q.strip() for q in challenge.get("qop", "").split(",") if q.strip()]
+    """The Authorization header answering a Digest ``challenge`` (request number ``nc``):
+    qop "auth" where offered, else "auth-int" where offered and the ``body`` is known
+    (a CPE that offers only that rejects an answer without it)."""
+    offered = [q.strip().lower() for q in challenge.get("qop", "").split(",") if q.strip()]
     algorithm = challenge.get("algorithm", "MD5")
     params = {
         "realm": challenge.get("realm", ""),
@@ -107,10 +130,13 @@ def authorization(
         f"uri={_quote(uri)}",
         f"algorithm={algorithm}",
     ]
-    if "auth" in offered:
-        params.update(qop="auth", nc=f"{nc:08x}", cnonce=secrets.token_hex(8))
-        parts += ["qop=auth", f"nc={params['nc']}", f"cnonce={_quote(params['cnonce'])}"]
-    digest = response_digest(params, method, uri, username, password)
+    qop = "auth" if "auth" in offered else "auth-int" if "auth-int" in offered else None
+    if qop == "auth-int" and body is None:
+        qop = None  # (as before: the answer without qop, RFC 2069's)
+    if qop is not None:
+        params.update(qop=qop, nc=f"{nc:08x}", cnonce=secrets.token_hex(8))
+        parts += [f"qop={qop}", f"nc={params['nc']}", f"cnonce={_quote(params['cnonce'])}"]
+    digest = response_digest(params, method, uri, username, password, body or b"")
     parts.append(f'response="{digest}"')
     if "opaque" in challenge:
         parts.append(f"opaque={_quote(challenge['opaque'])}")
@@ -132,7 +158,7 @@ def challenge(realm: str, nonce: str, opaque: str) -> str:
 
 def verify(header: str, method: str, username: str, password: str, nonce: str, realm: str) -> bool:
     """Check a Digest Authorization header against the expected credentials and nonce."""
-    scheme, _, rest = header.strip().partition(" ")
+    scheme, rest = _scheme(header)
     if scheme.lower() != "digest":
         return False
     params = parse_params(rest)

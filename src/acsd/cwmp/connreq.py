@@ -209,7 +209,8 @@ def answer_challenge(
     for scheme, params in challenges:
         if scheme == "digest" and httpdigest.supported(params.get("algorithm", "MD5")):
             uri = target.raw_path_qs or "/"
-            return httpdigest.authorization(params, "GET", uri, username, password, nc=1)
+            # (a GET's body is empty: an "auth-int" answer hashes that)
+            return httpdigest.authorization(params, "GET", uri, username, password, 1, b"")
     if allow_basic and any(scheme == "basic" for scheme, _ in challenges):
         return httpdigest.basic(username, password)
     return None
