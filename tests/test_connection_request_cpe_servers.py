@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+import acsd
 from acsd import httpdigest
 from acsd.cwmp.connreq import ConnectionRequester, CrResult
 from conftest import DENY_BUT_LOOPBACK
@@ -268,3 +269,14 @@ async def test_a_challenge_as_embedded_servers_write_it_is_answered(header, qop)
     async with cpe_server(cpe) as server:
         result = await request(server.url)
     assert result.ok and result.status == 204, result
+
+
+async def test_a_request_names_acsd_and_not_the_libraries_under_it() -> None:
+    # aiohttp's default User-Agent told every CPE (and whoever watches the path) the
+    # Python and aiohttp versions acsd runs on, and so their known flaws.
+    async with cpe_server(lambda seen: (answer("204 No Content"), "")) as server:
+        result = await request(server.url)
+    assert result.ok, result
+    [seen] = server.seen
+    agents = [line for line in seen.head.split("\r\n") if line.lower().startswith("user-agent:")]
+    assert agents == [f"User-Agent: acsd/{acsd.__version__}"], agents

@@ -27,12 +27,15 @@ import aiohttp
 from aiohttp import hdrs
 from yarl import URL
 
-from acsd import httpdigest
+from acsd import __version__, httpdigest
 from acsd.cwmp.crguard import DeniedAddress, DenyList, GuardedResolver
 from acsd.log import get_logger
 from acsd.store.base import DeviceRecord
 
 log = get_logger("acsd.connreq")
+
+#: what a Connection Request says it comes from
+USER_AGENT = f"acsd/{__version__}"
 
 
 @dataclass(slots=True)
@@ -306,6 +309,9 @@ class ConnectionRequester:
         descriptor of acsd's for each router a bulk change pokes."""
         assert self._resolver is not None
         return aiohttp.ClientSession(
+            # acsd's name, not aiohttp's default, which tells every CPE on the path the
+            # Python and aiohttp versions (and so their known flaws)
+            headers={"User-Agent": USER_AGENT},
             cookie_jar=aiohttp.DummyCookieJar(),
             # the body is not needed: a small gzip answer must not inflate to gigabytes
             auto_decompress=False,
