@@ -22,6 +22,7 @@ from acsd.store.base import (
     Store,
     StoreClosedError,
     StoreError,
+    StoreUnavailableError,
     TokenRecord,
     store_unavailable,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "Store",
     "StoreClosedError",
     "StoreError",
+    "StoreUnavailableError",
     "TokenRecord",
     "is_postgres",
     "open_store",

@@ -683,7 +683,11 @@ _UNAVAILABLE = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_READONLY", "SQLITE_IOERR
 
 #: PostgreSQL's SQLSTATEs of the same kind: the connection (08), resources such as disk
 #: or connection slots (53), a server shutting down or starting (57P), a read-only standby
-_PG_UNAVAILABLE = ("08", "53", "57P", "25006")
+#: (25006), and the limits an operator sets on the role or database so that no client
+#: holds the server up: a statement cancelled at its statement_timeout (57014), a lock not
+#: granted within lock_timeout (55P03: held by another client, as SQLITE_BUSY is), a
+#: connection ended at idle_in_transaction_session_timeout (25P03)
+_PG_UNAVAILABLE = ("08", "53", "57P", "25006", "57014", "55P03", "25P03")
 
 #: seconds a client is asked to wait when the database is unavailable
 RETRY_UNAVAILABLE = 10
@@ -699,10 +703,16 @@ def store_unavailable(exc: BaseException) -> str | None:
         state = getattr(exc, "sqlstate", None)  # PostgreSQL's (asyncpg)
         if isinstance(state, str) and state.startswith(_PG_UNAVAILABLE):
             return str(exc)
-        if isinstance(exc, ConnectionError):  # the server is gone (restarting, unreachable)
-            return str(exc)
+        if isinstance(exc, ConnectionError | StoreUnavailableError):
+            return str(exc)  # the server is gone (restarting, unreachable)
         exc = exc.__cause__  # type: ignore[assignment]
     return None
+
+
+class StoreUnavailableError(StoreError):
+    """The database cannot be reached right now (its server is down or unreachable, the
+    connection was lost): a backend raises it for its driver's errors of that kind that
+    carry no code of their own (a missing socket file, a connect timeout)."""
 
 
 class StoreClosedError(StoreError):

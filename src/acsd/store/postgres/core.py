@@ -29,6 +29,8 @@ from acsd.store.base import (
     DeviceRecord,
     StoreClosedError,
     StoreError,
+    StoreUnavailableError,
+    store_unavailable,
 )
 from acsd.store.batching import BatchWriter, CallOp, Op, log_failed
 from acsd.store.postgres.rows import Args
@@ -50,6 +52,36 @@ PING_EVERY = 1.0
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
     """The pool's reset under transaction pooling: none (see PgCore._pool_options)."""
+
+
+def connection_lost(exc: BaseException) -> StoreUnavailableError | None:
+    """The server cannot be reached, or the connection to it was lost, in asyncpg's or the
+    OS's words that carry no SQLSTATE (a socket file gone with the stopped server, a
+    connect timeout, an unknown host name, "connection is closed"): as the error the API
+    and the CWMP server answer 503 for. None for anything else, and for errors that say so
+    already (their SQLSTATE, a refused connection)."""
+    if store_unavailable(exc) is not None:
+        return None
+    if isinstance(exc, OSError) or (
+        isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc)
+    ):
+        return StoreUnavailableError(f"the PostgreSQL server cannot be reached: {exc}")
+    return None
+
+
+class _Reads:
+    """Around a read: a lost or unreachable server raised as StoreUnavailableError."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> bool:
+        if exc is not None and (lost := connection_lost(exc)) is not None:
+            raise lost from exc
+        return False
+
+
+_READS = _Reads()
 
 
 class PgCore(BatchWriter):
@@ -217,13 +249,13 @@ class PgCore(BatchWriter):
             conn = await self._writer_connection()
         except Exception as exc:
             log.error("store_begin_failed", error=str(exc), writes=len(batch))
-            self._fail(batch, exc)
+            self._fail(batch, connection_lost(exc) or exc)
             return
         try:
             async with conn.transaction():
                 results = await self._apply(conn, batch)
         except Exception as exc:
-            await self._batch_failed(batch, exc, self._run_batch)
+            await self._batch_failed(batch, connection_lost(exc) or exc, self._run_batch)
             return
         self._committed(batch, results, started)
 
@@ -249,17 +281,21 @@ class PgCore(BatchWriter):
         return self._pool
 
     async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
-        return await self._read.fetch(sql, *args)
+        with _READS:
+            return await self._read.fetch(sql, *args)
 
     async def _scalar(self, sql: str, *args: Any) -> Any:
-        return await self._read.fetchval(sql, *args)
+        with _READS:
+            return await self._read.fetchval(sql, *args)
 
     async def _one(self, sql: str, *args: Any) -> DeviceRecord | None:
-        row = await self._read.fetchrow(sql, *args)
+        with _READS:
+            row = await self._read.fetchrow(sql, *args)
         return device_record(row) if row is not None else None
 
     async def _get(self, table: Table, where: str, *args: Any) -> Any:
-        row = await self._read.fetchrow(f"{table.select} {where}", *args)
+        with _READS:
+            row = await self._read.fetchrow(f"{table.select} {where}", *args)
         return table.record(row) if row is not None else None
 
     async def _page(
@@ -279,12 +315,14 @@ class PgCore(BatchWriter):
             f"SELECT {columns}, count(*) OVER () FROM {table} WHERE {where}"
             f" ORDER BY {order} LIMIT ${n + 1} OFFSET ${n + 2}"
         )
-        rows = await self._read.fetch(sql, *values)
+        with _READS:
+            rows = await self._read.fetch(sql, *values)
         if rows:
             return [tuple(row)[:-1] for row in rows], int(rows[0][-1])
         if limit > 0 and offset <= 0:
             return [], 0
-        total = await self._read.fetchval(
-            f"SELECT count(*) FROM {table} WHERE {where}", *args.values
-        )
+        with _READS:
+            total = await self._read.fetchval(
+                f"SELECT count(*) FROM {table} WHERE {where}", *args.values
+            )
         return [], int(total)

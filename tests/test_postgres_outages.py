@@ -1,0 +1,88 @@
+"""acsd on PostgreSQL when the database has a bad day: its server down (reached over TCP
+or its socket file), or holding a lock past the role's lock_timeout. API clients are told
+to come back (503 + Retry-After) rather than shown a bug (a 500), and acsd recovers by
+itself."""
+
+from __future__ import annotations
+
+import asyncio
+import urllib.error
+import urllib.request
+
+import asyncpg
+import pytest
+
+from api_world import build_world
+from conftest import wait_for
+from cpe_steps import NS
+from wire import Wire, envelope, inform_body
+
+
+def _ready(daemon) -> int:
+    try:
+        with urllib.request.urlopen(daemon.api_url + "readyz", timeout=5) as answer:
+            return answer.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def _inform(daemon, serial: str):
+    return Wire(daemon.cwmp_url).post(envelope(inform_body(serial), ns=NS))
+
+
+def _socket_url(cluster, database: str) -> str:
+    """The database by the server's socket file (libpq's host=DIRECTORY), as a local
+    server is often reached: the file goes away while the server is down."""
+    return f"postgresql://postgres@/{database}?host={cluster.root}&port={cluster.port}"
+
+
+@pytest.mark.parametrize("reached_by", ["tcp", "socket"])
+def test_while_the_server_is_down_routers_and_clients_are_told_to_come_back(
+    daemon_factory, pg_cluster, reached_by
+):
+    url = pg_cluster.new_database()
+    if reached_by == "socket":
+        url = _socket_url(pg_cluster, url.rsplit("/", 1)[1])
+    daemon = daemon_factory(store={"url": url})
+    world = build_world(daemon)
+    assert _inform(daemon, "DOWN0001").status == 200
+    pg_cluster.pause()
+    try:
+        reply = wait_for(lambda: (r := world.api.get("/network/device")).status != 200 and r, 10)
+        assert reply.status == 503, reply.body
+        assert reply.body["message"] == "unavailable" and int(reply.headers["Retry-After"]) > 0
+    finally:
+        pg_cluster.resume()
+    assert wait_for(lambda: _inform(daemon, "DOWN0002").status == 200, 15)
+    assert wait_for(lambda: world.api.get("/network/device").status == 200, 15)
+    # the database's trouble, logged as such: no traceback, no 500
+    assert not daemon.events("api_internal_error")
+
+
+async def test_a_lock_held_past_the_lock_timeout_is_503_not_500(daemon_factory, pg_cluster):
+    # The operator's guard against waiting for ever on another client's lock (an open
+    # transaction in someone's psql): lock_timeout on the database. A write it stops is
+    # the database's trouble, as SQLite's busy_timeout is (SQLITE_BUSY).
+    url = pg_cluster.new_database()
+    name = url.rsplit("/", 1)[1]
+    pg_cluster.psql(f"ALTER DATABASE \"{name}\" SET lock_timeout = '200ms'")
+    daemon = daemon_factory(store={"url": url})
+    world = await asyncio.to_thread(build_world, daemon)
+    holder = await asyncpg.connect(url)
+    try:
+        locked = holder.transaction()
+        await locked.start()
+        await holder.execute("LOCK TABLE customers IN ACCESS EXCLUSIVE MODE")
+        reply = await asyncio.to_thread(
+            world.api.post, "/customer", {"name": "Locked out", "type": "CUSTOMER"}
+        )
+        assert reply.status == 503, reply.body
+        assert reply.body["message"] == "unavailable" and reply.headers["Retry-After"]
+        await locked.rollback()
+    finally:
+        await holder.close()
+    reply = await asyncio.to_thread(
+        world.api.post, "/customer", {"name": "Let in", "type": "CUSTOMER"}
+    )
+    assert reply.status == 201, reply.body
+    assert not daemon.events("api_internal_error")
