@@ -1,7 +1,7 @@
 """acsd on PostgreSQL when the database has a bad day: its server down (reached over TCP
-or its socket file), or holding a lock past the role's lock_timeout. API clients are told
-to come back (503 + Retry-After) rather than shown a bug (a 500), and acsd recovers by
-itself."""
+or its socket file), or holding a lock past the role's lock_timeout. Routers and API
+clients are told to come back (503 + Retry-After) rather than shown a bug (a 500, a SOAP
+fault), and acsd recovers by itself."""
 
 from __future__ import annotations
 
@@ -51,12 +51,19 @@ def test_while_the_server_is_down_routers_and_clients_are_told_to_come_back(
         reply = wait_for(lambda: (r := world.api.get("/network/device")).status != 200 and r, 10)
         assert reply.status == 503, reply.body
         assert reply.body["message"] == "unavailable" and int(reply.headers["Retry-After"]) > 0
+        # A router's Inform: told when to come back, as at the end of a session whose
+        # result the database cannot take, not sent a fault it may retry at once.
+        answer = _inform(daemon, "DOWN0002")
+        assert answer.status == 503, answer.body
+        assert int(answer.headers["Retry-After"]) > 0 and b"retry later" in answer.body
     finally:
         pg_cluster.resume()
     assert wait_for(lambda: _inform(daemon, "DOWN0002").status == 200, 15)
     assert wait_for(lambda: world.api.get("/network/device").status == 200, 15)
     # the database's trouble, logged as such: no traceback, no 500
-    assert not daemon.events("api_internal_error")
+    assert not daemon.events("api_internal_error") and not daemon.events("cwmp.session_error")
+    lookups = daemon.events("session.lookup_failed")
+    assert lookups and all(e["level"] == "warning" and "exception" not in e for e in lookups)
 
 
 async def test_a_lock_held_past_the_lock_timeout_is_503_not_500(daemon_factory, pg_cluster):

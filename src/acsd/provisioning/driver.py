@@ -281,7 +281,12 @@ class ProvisioningDriver:
         try:
             # Without the parameter tree: a session seldom needs it (see finish()).
             self.record = await self.store.find_device_for_cpe(dev.serial_number, for_session=True)
-        except Exception:
+        except Exception as exc:
+            if (why := store_unavailable(exc)) is not None:
+                # The database's trouble, which passes: the CPE is told when to come back
+                # (503 + Retry-After), as at a session's end, rather than sent a fault.
+                log.warning("session.lookup_failed", serial=dev.serial_number, error=why)
+                raise RetryLater("database unavailable", RETRY_UNAVAILABLE) from exc
             log.exception("session.lookup_failed", serial=dev.serial_number)
             return rpc.acs_fault(8002, "device lookup failed; retry later")
         root = _root_of(self.values)
@@ -539,7 +544,12 @@ class ProvisioningDriver:
         else:
             try:
                 params, reset = await self._merged_params(), True
-            except Exception:
+            except Exception as exc:
+                if (why := store_unavailable(exc)) is not None:
+                    log.warning("session.save_failed", serial=session.serial, error=why)
+                    if complete:  # as when the save itself fails (below)
+                        raise RetryLater("database unavailable", RETRY_UNAVAILABLE) from exc
+                    return
                 log.exception("session.save_failed", serial=session.serial)
                 if complete:
                     raise  # the CPE then sees the session fail and retries it
