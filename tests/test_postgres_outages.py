@@ -1,7 +1,7 @@
 """acsd on PostgreSQL when the database has a bad day: its server down (reached over TCP
-or its socket file), or holding a lock past the role's lock_timeout. Routers and API
-clients are told to come back (503 + Retry-After) rather than shown a bug (a 500, a SOAP
-fault), and acsd recovers by itself."""
+or its socket file), made read-only and back, or holding a lock past the role's
+lock_timeout. Routers and API clients are told to come back (503 + Retry-After) rather
+than shown a bug (a 500, a SOAP fault), and acsd recovers by itself."""
 
 from __future__ import annotations
 
@@ -64,6 +64,36 @@ def test_while_the_server_is_down_routers_and_clients_are_told_to_come_back(
     assert not daemon.events("api_internal_error") and not daemon.events("cwmp.session_error")
     lookups = daemon.events("session.lookup_failed")
     assert lookups and all(e["level"] == "warning" and "exception" not in e for e in lookups)
+
+
+async def test_a_database_made_read_only_and_back_is_written_again_without_a_restart(
+    daemon_factory, pg_cluster
+):
+    url = pg_cluster.new_database()
+    name = url.rsplit("/", 1)[1]
+    daemon = daemon_factory(store={"url": url})
+    world = await asyncio.to_thread(build_world, daemon)
+
+    def add_customer(label: str):
+        return world.api.post("/customer", {"name": label, "type": "CUSTOMER"})
+
+    # The DBA makes the database read-only (maintenance, a failover under way) and ends
+    # its sessions: acsd's new connections start read-only.
+    pg_cluster.psql(
+        f'ALTER DATABASE "{name}" SET default_transaction_read_only = on;'
+        f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}';"
+    )
+    refused = await asyncio.to_thread(
+        wait_for, lambda: (r := add_customer("Read-only")).status == 503 and r, 10
+    )
+    assert refused.body["message"] == "unavailable" and refused.headers["Retry-After"]
+    assert await asyncio.to_thread(wait_for, lambda: _ready(daemon) == 503, 10)
+    # ... and lifts it, ending no session: a connection made while it held keeps it, so
+    # acsd must make new ones to be written to again.
+    pg_cluster.psql(f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
+    await asyncio.to_thread(wait_for, lambda: add_customer("Writable").status == 201, 10)
+    assert await asyncio.to_thread(wait_for, lambda: _ready(daemon) == 200, 10)
+    assert not daemon.events("api_internal_error")
 
 
 async def test_a_lock_held_past_the_lock_timeout_is_503_not_500(daemon_factory, pg_cluster):

@@ -69,6 +69,15 @@ def connection_lost(exc: BaseException) -> StoreUnavailableError | None:
     return None
 
 
+def _read_only(exc: BaseException | None) -> bool:
+    """A write refused because the connection is read-only (25006)."""
+    while exc is not None:
+        if getattr(exc, "sqlstate", None) == "25006":
+            return True
+        exc = exc.__cause__
+    return False
+
+
 class _Reads:
     """Around a read: a lost or unreachable server raised as StoreUnavailableError."""
 
@@ -115,6 +124,8 @@ class PgCore(BatchWriter):
         self._opened = False
         self._ping_lock = asyncio.Lock()
         self._pinged: tuple[float, bool] = (-1e9, False)
+        #: the writer's connection is to be made again before its next batch
+        self._renew_writer = False
 
     def __repr__(self) -> str:
         # never the DSN: it may carry the password
@@ -229,6 +240,7 @@ class PgCore(BatchWriter):
             return False
         if readonly == "on":
             self.stats.write_error = "the database is read-only"
+            await self._renew_connections()
             return False
         self.stats.write_error = None
         return version == latest_version()
@@ -237,11 +249,27 @@ class PgCore(BatchWriter):
 
     async def _writer_connection(self) -> asyncpg.Connection:
         """The writer's connection, made again when the server dropped it (a restart of
-        PostgreSQL must not need one of acsd)."""
+        PostgreSQL must not need one of acsd) or it was found read-only."""
         conn = self._writer_conn
+        if conn is not None and self._renew_writer:
+            self._writer_conn = None
+            conn.terminate()
+            conn = None
         if conn is None or conn.is_closed():
             self._writer_conn = conn = await self._connect()
+            self._renew_writer = False
         return conn
+
+    async def _renew_connections(self) -> None:
+        """After a read-only answer: every connection is made again before its next use.
+        A connection keeps the default_transaction_read_only it started with, and one to
+        a server that has become a standby stays there; a new one sees the database as it
+        is now (the setting lifted, the load balancer's or DNS name's new primary), so
+        that acsd recovers without a restart. On a standby that stays one, this costs a
+        connection per failed write or readiness probe."""
+        self._renew_writer = True
+        if self._pool is not None:
+            await self._pool.expire_connections()
 
     async def _run_batch(self, batch: list[Op]) -> None:
         started = time.perf_counter()
@@ -255,6 +283,13 @@ class PgCore(BatchWriter):
             async with conn.transaction():
                 results = await self._apply(conn, batch)
         except Exception as exc:
+            if _read_only(exc):
+                # Each write alone would be refused alike: fail them all, and let the next
+                # batch run on a new connection.
+                await self._renew_connections()
+                log.warning("store_write_failed", error=repr(exc), writes=len(batch))
+                self._fail(batch, exc)
+                return
             await self._batch_failed(batch, connection_lost(exc) or exc, self._run_batch)
             return
         self._committed(batch, results, started)
