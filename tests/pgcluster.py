@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -95,6 +96,29 @@ class Cluster:
 
     def resume(self) -> None:
         _start(self.root, self.port)
+
+    def freeze(self) -> None:
+        """Stop every process of the server where it is (SIGSTOP), as a server that hangs
+        or a network that drops its packets does: connections stay open, nothing answers."""
+        for pid in self._pids():
+            os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        for pid in self._pids():
+            os.kill(pid, signal.SIGCONT)
+
+    def _pids(self) -> list[int]:
+        """The postmaster and its children (backends, checkpointer, ...)."""
+        main = int((self.root / "data" / "postmaster.pid").read_text().split()[0])
+        children = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # gone meanwhile
+            if int(fields[1]) == main:  # the parent's pid, after the state
+                children.append(int(stat.parent.name))
+        return [main, *children]
 
     def stop(self) -> None:
         _as_postgres(

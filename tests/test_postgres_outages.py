@@ -123,3 +123,32 @@ async def test_a_lock_held_past_the_lock_timeout_is_503_not_500(daemon_factory, 
     )
     assert reply.status == 201, reply.body
     assert not daemon.events("api_internal_error")
+
+
+async def test_a_server_that_answers_nothing_is_unavailable_in_bounded_time(pg_url, pg_cluster):
+    # A server that hangs (or a partition that drops packets) keeps the connections open
+    # and answers nothing: without a limit a read, and the writer with every write queued
+    # behind it, would wait for as long as TCP takes to notice (many minutes).
+    from acsd.store import store_unavailable
+    from acsd.store.postgres import PgStore
+
+    store = PgStore(pg_url, statement_wait=1.0)
+    await store.open()
+    try:
+        pg_cluster.freeze()
+        try:
+            read = asyncio.create_task(store.find_token("0" * 64))
+            write = asyncio.create_task(store.claim_connection_request("0" * 24, 10.0))
+            done, _ = await asyncio.wait({read, write}, timeout=8)
+            assert done == {read, write}, "a read or write still waits on the frozen server"
+            for task in (read, write):
+                assert store_unavailable(task.exception()) == (
+                    "the PostgreSQL server did not answer in time"
+                )
+        finally:
+            pg_cluster.thaw()
+        # the server answers again: so does the store, on the connections it makes anew
+        assert await store.find_token("0" * 64) is None
+        assert await store.claim_connection_request("0" * 24, 10.0) is False
+    finally:
+        await store.close()

@@ -48,6 +48,12 @@ MAX_BATCH = 500
 READ_POOL = 4
 CONNECT_TIMEOUT = 10.0
 PING_EVERY = 1.0
+#: seconds a statement (a read, a write batch's) may take before acsd gives up on the
+#: server: one that has frozen or gone behind a partition that drops packets answers
+#: nothing, and TCP takes many minutes to notice. The request is answered 503 instead of
+#: hanging with every router's session and API request behind it. Migrations, which may
+#: take long on a large database, have no limit.
+STATEMENT_WAIT = 10.0
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
@@ -62,11 +68,23 @@ def connection_lost(exc: BaseException) -> StoreUnavailableError | None:
     already (their SQLSTATE, a refused connection)."""
     if store_unavailable(exc) is not None:
         return None
+    if isinstance(exc, TimeoutError):
+        return StoreUnavailableError("the PostgreSQL server did not answer in time")
     if isinstance(exc, OSError) or (
         isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc)
     ):
         return StoreUnavailableError(f"the PostgreSQL server cannot be reached: {exc}")
     return None
+
+
+def _server_gone(exc: BaseException) -> bool:
+    """The batch failed for its connection's or server's sake, not one write's: every
+    write of it would fail alike on this connection (a lock or statement timeout, which
+    one write alone may hit, is not this)."""
+    state = getattr(exc, "sqlstate", None)
+    if isinstance(state, str) and state.startswith(("08", "57P")):
+        return True
+    return connection_lost(exc) is not None or isinstance(exc, ConnectionError)
 
 
 def _read_only(exc: BaseException | None) -> bool:
@@ -105,6 +123,7 @@ class PgCore(BatchWriter):
         max_batch: int = MAX_BATCH,
         pool_size: int = READ_POOL,
         transaction_pooling: bool = False,
+        statement_wait: float = STATEMENT_WAIT,
     ) -> None:
         if pool_size < 1:
             raise ValueError(f"pool_size must be at least 1, got {pool_size}")
@@ -112,6 +131,7 @@ class PgCore(BatchWriter):
         self.max_batch = max_batch
         self.pool_size = pool_size
         self.transaction_pooling = transaction_pooling
+        self.statement_wait = statement_wait
         self.migrations_applied = []
         self.stats = WriterStats()
         self.ping_every = PING_EVERY
@@ -137,13 +157,17 @@ class PgCore(BatchWriter):
         if self._opened:
             return
         try:
-            self._writer_conn = await self._connect()
+            # the migrations on a connection of their own, without statement_wait
+            self._writer_conn = await self._connect(bounded=False)
             self.migrations_applied = await migrate(self._writer_conn)
+            await self._writer_conn.close()
+            self._writer_conn = await self._connect()
             self._pool = await asyncpg.create_pool(
                 self.dsn,
                 min_size=1,
                 max_size=self.pool_size,
                 timeout=CONNECT_TIMEOUT,
+                command_timeout=self.statement_wait,
                 **self._pool_options(),
             )
         except BaseException as exc:
@@ -157,8 +181,14 @@ class PgCore(BatchWriter):
         self._accepting = True
         self._writer_task = asyncio.create_task(self._writer(), name="acsd-store-writer")
 
-    async def _connect(self) -> asyncpg.Connection:
-        return await asyncpg.connect(self.dsn, timeout=CONNECT_TIMEOUT, **self._session_options())
+    async def _connect(self, *, bounded: bool = True) -> asyncpg.Connection:
+        """A connection; ``bounded``: its statements end at ``statement_wait``."""
+        return await asyncpg.connect(
+            self.dsn,
+            timeout=CONNECT_TIMEOUT,
+            command_timeout=self.statement_wait if bounded else None,
+            **self._session_options(),
+        )
 
     def _session_options(self) -> dict[str, Any]:
         """asyncpg's connection options for ``transaction_pooling``. A pooler in transaction
@@ -290,7 +320,15 @@ class PgCore(BatchWriter):
                 log.warning("store_write_failed", error=repr(exc), writes=len(batch))
                 self._fail(batch, exc)
                 return
-            await self._batch_failed(batch, connection_lost(exc) or exc, self._run_batch)
+            if _server_gone(exc):
+                # Retried one at a time, each write would wait out the same dead server
+                # (statement_wait each, on a frozen one); this connection may still have
+                # a statement in flight: the next batch makes a new one.
+                self._renew_writer = True
+                log.warning("store_write_failed", error=repr(exc), writes=len(batch))
+                self._fail(batch, connection_lost(exc) or exc)
+                return
+            await self._batch_failed(batch, exc, self._run_batch)
             return
         self._committed(batch, results, started)
 
