@@ -1,7 +1,8 @@
 """acsd on PostgreSQL when the database has a bad day: its server down (reached over TCP
-or its socket file), made read-only and back, or holding a lock past the role's
-lock_timeout. Routers and API clients are told to come back (503 + Retry-After) rather
-than shown a bug (a 500, a SOAP fault), and acsd recovers by itself."""
+or its socket file), made read-only and back, holding a lock past the role's
+lock_timeout, answering nothing (frozen), or ending acsd's connections while it stays up.
+Routers and API clients are told to come back (503 + Retry-After) rather than shown a bug
+(a 500, a SOAP fault) or kept waiting, and acsd recovers by itself."""
 
 from __future__ import annotations
 
@@ -150,5 +151,30 @@ async def test_a_server_that_answers_nothing_is_unavailable_in_bounded_time(pg_u
         # the server answers again: so does the store, on the connections it makes anew
         assert await store.find_token("0" * 64) is None
         assert await store.claim_connection_request("0" * 24, 10.0) is False
+    finally:
+        await store.close()
+
+
+async def test_connections_the_server_ended_are_made_again_unnoticed(pg_url, pg_cluster):
+    # The server ends acsd's connections while the server itself stays up: a failover
+    # behind a proxy, an administrator's pg_terminate_backend, idle_session_timeout.
+    # asyncpg learns of it only from the next statement it sends; that statement runs
+    # again on a new connection rather than failing a request (it was a 500 or a 503).
+    from acsd.store.postgres import PgStore
+
+    store = PgStore(pg_url)
+    await store.open()
+    name = pg_url.rsplit("/", 1)[1]
+    try:
+        for _ in range(3):
+            assert await store.find_token("0" * 64) is None
+            assert await store.claim_connection_request("0" * 24, 10.0) is False
+            # (psql blocks the event loop: asyncpg cannot see the goodbye before the next
+            # statement)
+            pg_cluster.psql(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                f" WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+            )
+        assert await store.list_customers(limit=1, offset=0) == ([], 0)
     finally:
         await store.close()

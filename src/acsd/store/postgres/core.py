@@ -96,19 +96,48 @@ def _read_only(exc: BaseException | None) -> bool:
     return False
 
 
-class _Reads:
-    """Around a read: a lost or unreachable server raised as StoreUnavailableError."""
+def _connection_ended(exc: BaseException) -> bool:
+    """The server ended this connection (a restart, a failover, an administrator's
+    pg_terminate_backend, idle_session_timeout) or it broke: the statement never ran, or
+    its transaction was rolled back, and a new connection may well work. asyncpg that
+    reads the server's farewell only when the next statement is sent says so in several
+    ways: the SQLSTATE (08, 57P01, 57P02), "connection is closed", or an internal error
+    about its protocol state."""
+    state = getattr(exc, "sqlstate", None)
+    if isinstance(state, str):
+        return state.startswith("08") or state in ("57P01", "57P02")
+    if isinstance(exc, asyncpg.InterfaceError):
+        return "connection is closed" in str(exc)
+    return isinstance(exc, asyncpg.InternalClientError)
 
-    def __enter__(self) -> None:
-        return None
 
-    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> bool:
-        if exc is not None and (lost := connection_lost(exc)) is not None:
-            raise lost from exc
-        return False
+async def _read(pool: asyncpg.Pool, method: str, sql: str, *args: Any) -> Any:
+    """``pool.method(sql, *args)``, once more on another connection when the server ended
+    the first one (see _connection_ended); a lost or unreachable server raised as
+    StoreUnavailableError."""
+    for last in (False, True):
+        try:
+            return await getattr(pool, method)(sql, *args)
+        except Exception as exc:
+            if not last and _connection_ended(exc):
+                # The server that ended this one has most likely ended the pool's other
+                # idle ones too (a restart, a failover): the retry gets a new connection.
+                await pool.expire_connections()
+                continue
+            if (unavailable := _as_unavailable(exc)) is not exc:
+                raise unavailable from exc
+            raise
+    raise AssertionError("unreachable")
 
 
-_READS = _Reads()
+def _as_unavailable(exc: Exception) -> Exception:
+    """``exc`` as StoreUnavailableError when it is the server's or the connection's
+    trouble in words that store_unavailable does not know; else ``exc`` itself."""
+    if (lost := connection_lost(exc)) is not None:
+        return lost
+    if _connection_ended(exc) and store_unavailable(exc) is None:
+        return StoreUnavailableError(f"the connection to PostgreSQL broke: {exc!r}")
+    return exc
 
 
 class PgCore(BatchWriter):
@@ -301,17 +330,22 @@ class PgCore(BatchWriter):
         if self._pool is not None:
             await self._pool.expire_connections()
 
-    async def _run_batch(self, batch: list[Op]) -> None:
+    async def _run_batch(self, batch: list[Op], *, again: bool = True) -> None:
+        """Commit the batch; ``again``: when the server ended the writer's connection before
+        the COMMIT was sent, run it once more on a new one (rolled back, it left nothing
+        behind; a COMMIT cut short may have been applied, and is not run again)."""
         started = time.perf_counter()
         try:
             conn = await self._writer_connection()
         except Exception as exc:
             log.error("store_begin_failed", error=str(exc), writes=len(batch))
-            self._fail(batch, connection_lost(exc) or exc)
+            self._fail(batch, _as_unavailable(exc))
             return
+        committing = False
         try:
             async with conn.transaction():
                 results = await self._apply(conn, batch)
+                committing = True
         except Exception as exc:
             if _read_only(exc):
                 # Each write alone would be refused alike: fail them all, and let the next
@@ -320,13 +354,16 @@ class PgCore(BatchWriter):
                 log.warning("store_write_failed", error=repr(exc), writes=len(batch))
                 self._fail(batch, exc)
                 return
-            if _server_gone(exc):
+            if _server_gone(exc) or _connection_ended(exc):
                 # Retried one at a time, each write would wait out the same dead server
                 # (statement_wait each, on a frozen one); this connection may still have
                 # a statement in flight: the next batch makes a new one.
                 self._renew_writer = True
+                if again and not committing and _connection_ended(exc):
+                    await self._run_batch(batch, again=False)
+                    return
                 log.warning("store_write_failed", error=repr(exc), writes=len(batch))
-                self._fail(batch, connection_lost(exc) or exc)
+                self._fail(batch, _as_unavailable(exc))
                 return
             await self._batch_failed(batch, exc, self._run_batch)
             return
@@ -336,7 +373,12 @@ class PgCore(BatchWriter):
         try:
             async with conn.transaction():  # a savepoint inside the batch's transaction
                 return await op.fn(conn)
-        except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError):
+        except (
+            asyncpg.PostgresConnectionError,
+            asyncpg.InterfaceError,
+            asyncpg.InternalClientError,
+            OSError,
+        ):
             raise  # nothing of the batch is left to commit
         except Exception as exc:
             log_failed(exc, op.kind)
@@ -354,21 +396,17 @@ class PgCore(BatchWriter):
         return self._pool
 
     async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
-        with _READS:
-            return await self._read.fetch(sql, *args)
+        return await _read(self._read, "fetch", sql, *args)
 
     async def _scalar(self, sql: str, *args: Any) -> Any:
-        with _READS:
-            return await self._read.fetchval(sql, *args)
+        return await _read(self._read, "fetchval", sql, *args)
 
     async def _one(self, sql: str, *args: Any) -> DeviceRecord | None:
-        with _READS:
-            row = await self._read.fetchrow(sql, *args)
+        row = await _read(self._read, "fetchrow", sql, *args)
         return device_record(row) if row is not None else None
 
     async def _get(self, table: Table, where: str, *args: Any) -> Any:
-        with _READS:
-            row = await self._read.fetchrow(f"{table.select} {where}", *args)
+        row = await _read(self._read, "fetchrow", f"{table.select} {where}", *args)
         return table.record(row) if row is not None else None
 
     async def _page(
@@ -388,14 +426,12 @@ class PgCore(BatchWriter):
             f"SELECT {columns}, count(*) OVER () FROM {table} WHERE {where}"
             f" ORDER BY {order} LIMIT ${n + 1} OFFSET ${n + 2}"
         )
-        with _READS:
-            rows = await self._read.fetch(sql, *values)
+        rows = await _read(self._read, "fetch", sql, *values)
         if rows:
             return [tuple(row)[:-1] for row in rows], int(rows[0][-1])
         if limit > 0 and offset <= 0:
             return [], 0
-        with _READS:
-            total = await self._read.fetchval(
-                f"SELECT count(*) FROM {table} WHERE {where}", *args.values
-            )
+        total = await _read(
+            self._read, "fetchval", f"SELECT count(*) FROM {table} WHERE {where}", *args.values
+        )
         return [], int(total)
