@@ -991,3 +991,23 @@ async def test_a_device_look_up_leaves_the_tree_out_and_reads_only_the_values_as
     assert await store.device_values("0" * 24, wanted) == {}
     with pytest.raises(ValueError, match="not a parameter path"):
         await store.device_values(device_id, ['Device."'])
+
+
+def test_a_store_failure_while_the_database_is_unavailable_is_a_warning_without_traceback():
+    # During an outage every background task's call fails alike: an error with a traceback
+    # each (internet activation, the APN update after a session) drowned the one useful line.
+    from acsd.log import get_logger
+    from acsd.store.base import StoreUnavailableError, log_store_failure
+
+    log = get_logger("test")
+    with structlog.testing.capture_logs() as logged:
+        for exc in (StoreUnavailableError("the PostgreSQL server did not answer in time"),
+                    ValueError("a bug")):  # fmt: skip
+            try:
+                raise exc
+            except Exception as caught:
+                log_store_failure(log, "x.failed", caught, serial="S1")
+    outage, bug = logged
+    assert outage["log_level"] == "warning" and "exc_info" not in outage
+    assert outage["error"] == "the PostgreSQL server did not answer in time"
+    assert bug["log_level"] == "error" and bug["exc_info"] is True and bug["serial"] == "S1"

@@ -50,6 +50,7 @@ from acsd.store.base import (
     LaterLineError,
     StateError,
     StoreClosedError,
+    log_store_failure,
 )
 
 log = get_logger("acsd.internet")
@@ -547,8 +548,8 @@ class Activator:
                     delay = min(self.longest_sleep, max(0.05, due - clock.now()))
             except StoreClosedError:
                 return
-            except Exception:
-                log.exception("internet.activation_failed")
+            except Exception as exc:
+                log_store_failure(log, "internet.activation_failed", exc)
                 delay = self.retry_after
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)

@@ -36,7 +36,13 @@ from acsd.log import get_logger
 from acsd.provisioning.desired import Desired
 from acsd.provisioning.profiles import Profile
 from acsd.provisioning.status import extract_identity, untyped
-from acsd.store.base import ApnDeviceRecord, AuditRecord, DeviceRecord, Store
+from acsd.store.base import (
+    ApnDeviceRecord,
+    AuditRecord,
+    DeviceRecord,
+    Store,
+    log_store_failure,
+)
 
 log = get_logger("acsd.apn")
 
@@ -342,8 +348,8 @@ async def record_apn_session(store: Store, report: SimReport) -> None:
                     imei=report.imei,
                     locked=updated.imei,
                 )
-    except Exception:
-        log.exception("apn.session_update_failed", serial=report.serial)
+    except Exception as exc:
+        log_store_failure(log, "apn.session_update_failed", exc, serial=report.serial)
 
 
 def _left(device: ApnDeviceRecord) -> tuple[ApnDeviceRecord | None, AuditRecord | None]:

@@ -709,6 +709,18 @@ def store_unavailable(exc: BaseException) -> str | None:
     return None
 
 
+def log_store_failure(logger: Any, event: str, exc: BaseException, **fields: Any) -> None:
+    """Log a failed store call from inside its ``except`` block: a warning without a
+    traceback while the database is unavailable (that passes, and every call fails alike
+    meanwhile: a traceback each drowned the outage's one useful line), else an error with
+    the traceback, which is a bug's."""
+    why = store_unavailable(exc)
+    if why is not None:
+        logger.warning(event, error=why, **fields)
+    else:
+        logger.exception(event, **fields)
+
+
 class StoreUnavailableError(StoreError):
     """The database cannot be reached right now (its server is down or unreachable, the
     connection was lost): a backend raises it for its driver's errors of that kind that
