@@ -21,7 +21,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from aiohttp import hdrs
@@ -30,7 +30,6 @@ from yarl import URL
 from acsd import __version__, httpdigest
 from acsd.cwmp.crguard import DeniedAddress, DenyList, GuardedResolver
 from acsd.log import get_logger
-from acsd.store.base import DeviceRecord
 
 log = get_logger("acsd.connreq")
 
@@ -241,7 +240,16 @@ Target = tuple[str, str | None, str | None]
 Claim = Callable[[str, float], Awaitable[bool]]
 
 
-def target_of(record: DeviceRecord) -> Target | None:
+class CrRecord(Protocol):
+    """What :func:`target_of` reads of a device record (cwmp/ names no store type)."""
+
+    connection_request_url: str | None
+    reported_cr_username: str | None
+    cr_username: str | None
+    cr_password: str | None
+
+
+def target_of(record: CrRecord) -> Target | None:
     """The Connection Request a record's router takes, None when it reported no URL: the
     username the router last reported holding (a router that refused acsd's username keeps
     its own; the store keeps it in a column, so records read without their parameter tree
