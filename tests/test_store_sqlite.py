@@ -1011,3 +1011,30 @@ def test_a_store_failure_while_the_database_is_unavailable_is_a_warning_without_
     assert outage["log_level"] == "warning" and "exc_info" not in outage
     assert outage["error"] == "the PostgreSQL server did not answer in time"
     assert bug["log_level"] == "error" and bug["exc_info"] is True and bug["serial"] == "S1"
+
+
+async def test_the_cwmp_server_asks_the_store_whether_a_parked_session_call_met_an_outage(
+    tmp_path,
+):
+    # cwmp/ may not import store/ (architecture.md): it asks the store it was given, and
+    # logs a warning with the reason rather than a traceback per Inform during an outage.
+    from acsd.cwmp.server import _parking_failed
+
+    store = SqliteStore(tmp_path / "outage.db")
+    busy = sqlite3.OperationalError("database is locked")
+    busy.sqlite_errorcode, busy.sqlite_errorname = sqlite3.SQLITE_BUSY, "SQLITE_BUSY"
+    assert store.unavailable(busy) == "database is locked"
+    assert store.unavailable(ValueError("a bug")) is None
+    with structlog.testing.capture_logs() as logged:
+        for exc in (busy, ValueError("a bug")):
+            try:
+                raise exc
+            except Exception as caught:
+                _parking_failed(store, caught)
+    outage, bug = logged
+    assert (outage["event"], outage["log_level"], outage["error"]) == (
+        "cwmp.take_over_failed",
+        "warning",
+        "database is locked",
+    )
+    assert "exc_info" not in outage and bug["log_level"] == "error" and bug["exc_info"]

@@ -163,6 +163,10 @@ class Parking(Protocol):
 
     async def parked_of(self, serial: str) -> list[str]: ...
 
+    def unavailable(self, exc: BaseException) -> str | None:
+        """Why the store cannot be used right now, when that is what ``exc`` says."""
+        ...
+
     async def touch_parked(
         self, now: float, *, session_id: str | None = None, remote_ip: str | None = None
     ) -> bool: ...
@@ -495,8 +499,8 @@ class CwmpServer:
         assert self.parking is not None
         try:
             parked = await self.parking.parked_of(serial_no)
-        except Exception:
-            log.exception("cwmp.take_over_failed")
+        except Exception as exc:
+            _parking_failed(self.parking, exc)
             return
         await self._end_parked_ones(parked, "CPE started a new session")
 
@@ -564,8 +568,8 @@ class CwmpServer:
         while True:
             try:
                 data = await claim(store)
-            except Exception:
-                log.exception("cwmp.take_over_failed")
+            except Exception as exc:
+                _parking_failed(store, exc)
                 return None
             if data is not None:
                 break
@@ -974,8 +978,8 @@ class CwmpServer:
             return
         try:
             parked = await store.parked_sessions(math.inf)
-        except Exception:
-            log.exception("cwmp.take_over_failed")
+        except Exception as exc:
+            _parking_failed(store, exc)
             return
         await self._end_parked_ones(parked, reason)
 
@@ -1062,6 +1066,17 @@ def _body_held_back(request: web.BaseRequest) -> bool:
     another request (RFC 9110 10.1.1) and is closed."""
     expect = request.headers.get("Expect", "").strip()
     return bool(expect) and not request.content.is_eof()
+
+
+def _parking_failed(store: Parking, exc: BaseException) -> None:
+    """Log a parked-session call that failed, from its ``except`` block: while the database
+    is down every such call fails alike, and a traceback each buried the outage's one
+    useful line (a warning with the reason then; the traceback is for a bug's)."""
+    why = store.unavailable(exc)
+    if why is not None:
+        log.warning("cwmp.take_over_failed", error=why)
+    else:
+        log.exception("cwmp.take_over_failed")
 
 
 def session_cookie(request: web.BaseRequest) -> str | None:

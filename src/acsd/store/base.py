@@ -656,6 +656,10 @@ class Store(Protocol):
     async def parked_of(self, serial: str) -> list[str]:
         """Ids of the sessions parked for the CPE with this serial number (any case)."""
 
+    def unavailable(self, exc: BaseException) -> str | None:
+        """Why the database cannot be used right now, when that is what ``exc`` says
+        (:func:`store_unavailable`); None for any other error."""
+
     async def touch_parked(
         self, now: float, *, session_id: str | None = None, remote_ip: str | None = None
     ) -> bool:

@@ -93,6 +93,11 @@ class BatchWriter(ABC):
     def queue_depth(self) -> int:
         return self._queue.qsize()
 
+    def unavailable(self, exc: BaseException) -> str | None:
+        """What makes this store unavailable right now, when ``exc`` is that (see
+        :func:`store_unavailable`); for callers that may not import store/ (cwmp/)."""
+        return store_unavailable(exc)
+
     async def _writer(self) -> None:
         stopping = False
         batch: list[Op] = []
