@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -68,3 +70,12 @@ class Api:
 
     def delete(self, path: str, **kw: Any) -> Reply:
         return self.request("DELETE", path, **kw)
+
+
+def readyz_status(api_url: str) -> int:
+    """The HTTP status of the daemon's ``/readyz`` (200 ready, 503 not)."""
+    try:
+        with urllib.request.urlopen(api_url + "readyz", timeout=5) as answer:
+            return answer.status
+    except urllib.error.HTTPError as exc:
+        return exc.code

@@ -7,14 +7,13 @@ from __future__ import annotations
 import asyncio
 import random
 import string
-import urllib.error
-import urllib.request
 
 import asyncpg
 
 from acsd.models import NOTES_MAX
 from acsd.sim.runner import Simulation
 from api_world import build_world, device_body
+from apiclient import readyz_status
 from conftest import wait_for
 from test_workers import session_over_new_connections, start_workers
 
@@ -114,14 +113,6 @@ def test_two_services_on_one_database_carry_a_session_between_them(daemon_factor
     assert len(ends) == 4 and all(e["complete"] for e in ends)
 
 
-def _ready(daemon) -> int:
-    try:
-        with urllib.request.urlopen(daemon.api_url + "readyz", timeout=5) as answer:
-            return answer.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-
-
 def test_a_database_that_goes_away_is_503_and_acsd_recovers_when_it_is_back(
     daemon_factory, pg_cluster
 ):
@@ -134,12 +125,12 @@ def test_a_database_that_goes_away_is_503_and_acsd_recovers_when_it_is_back(
     try:
         refused = wait_for(lambda: (r := world.api.get("/network/device")).status == 503 and r, 10)
         assert int(refused.headers["Retry-After"]) > 0
-        assert wait_for(lambda: _ready(daemon) == 503, 10)
+        assert wait_for(lambda: readyz_status(daemon.api_url) == 503, 10)
     finally:
         pg_cluster.resume()
     # back: reads and writes go through again, without a restart of acsd
     wait_for(lambda: world.api.get("/network/device").status == 200, 15)
     reply = world.api.post("/network/device", device_body(world, "own", "BACK0001"))
     assert reply.status == 201, reply.body
-    assert wait_for(lambda: _ready(daemon) == 200, 15)
+    assert wait_for(lambda: readyz_status(daemon.api_url) == 200, 15)
     assert not daemon.events("store_writer_crashed")

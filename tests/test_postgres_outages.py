@@ -7,24 +7,15 @@ Routers and API clients are told to come back (503 + Retry-After) rather than sh
 from __future__ import annotations
 
 import asyncio
-import urllib.error
-import urllib.request
 
 import asyncpg
 import pytest
 
 from api_world import build_world
+from apiclient import readyz_status
 from conftest import wait_for
 from cpe_steps import NS
 from wire import Wire, envelope, inform_body
-
-
-def _ready(daemon) -> int:
-    try:
-        with urllib.request.urlopen(daemon.api_url + "readyz", timeout=5) as answer:
-            return answer.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
 
 
 def _inform(daemon, serial: str):
@@ -88,12 +79,12 @@ async def test_a_database_made_read_only_and_back_is_written_again_without_a_res
         wait_for, lambda: (r := add_customer("Read-only")).status == 503 and r, 10
     )
     assert refused.body["message"] == "unavailable" and refused.headers["Retry-After"]
-    assert await asyncio.to_thread(wait_for, lambda: _ready(daemon) == 503, 10)
+    assert await asyncio.to_thread(wait_for, lambda: readyz_status(daemon.api_url) == 503, 10)
     # ... and lifts it, ending no session: a connection made while it held keeps it, so
     # acsd must make new ones to be written to again.
     pg_cluster.psql(f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
     await asyncio.to_thread(wait_for, lambda: add_customer("Writable").status == 201, 10)
-    assert await asyncio.to_thread(wait_for, lambda: _ready(daemon) == 200, 10)
+    assert await asyncio.to_thread(wait_for, lambda: readyz_status(daemon.api_url) == 200, 10)
     assert not daemon.events("api_internal_error")
 
 
