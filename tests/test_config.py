@@ -383,3 +383,20 @@ def test_store_transaction_pooling_is_for_postgresql_only(tmp_path):
         f"{path}: store.transaction_pooling: only a postgresql:// store.url goes through a "
         "connection pooler"
     )
+
+
+def test_connection_request_timeout_is_bounded(tmp_path):
+    # (the daemon's use of it: test_connection_request_cpe_servers)
+    from acsd.config import ConfigError
+
+    path = tmp_path / "cr.toml"
+    assert load_config(None, environ={}).cwmp.connection_request_timeout == 5.0
+    env = {"ACSD_CWMP_CONNECTION_REQUEST_TIMEOUT": "20"}
+    assert load_config(None, environ=env).cwmp.connection_request_timeout == 20
+    for text, message in (
+        ("0.5", "cwmp.connection_request_timeout: Input should be greater than or equal to 1"),
+        ("61", "cwmp.connection_request_timeout: Input should be less than or equal to 60"),
+    ):
+        path.write_text(f"[cwmp]\nconnection_request_timeout = {text}\n")
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            load_config(path, environ={})

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
@@ -280,3 +281,33 @@ async def test_a_request_names_acsd_and_not_the_libraries_under_it() -> None:
     [seen] = server.seen
     agents = [line for line in seen.head.split("\r\n") if line.lower().startswith("user-agent:")]
     assert agents == [f"User-Agent: acsd/{acsd.__version__}"], agents
+
+
+def test_how_long_a_request_waits_is_the_operators(daemon_factory) -> None:
+    """[cwmp] connection_request_timeout: a router on a slow mobile link needs more than
+    the default 5 s. Here 1 s, against a router whose listener takes the connection and
+    never answers; the log says the operator's figure."""
+    from api_world import build_world, device_body
+    from conftest import wait_for
+    from cpe_steps import NS, finish
+    from wire import Wire, envelope, inform_body
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()  # the kernel completes connections; nobody ever reads them
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/cr"
+        daemon = daemon_factory(
+            cwmp={"connection_request_timeout": 1, "connection_request_deny": DENY_BUT_LOOPBACK}
+        )
+        wire = Wire(daemon.cwmp_url)
+        params = {
+            "Device.DeviceInfo.SoftwareVersion": "1.0.0",
+            "Device.ManagementServer.ConnectionRequestURL": url,
+        }
+        assert wire.post(envelope(inform_body("SLOWLINK1", params=params), ns=NS)).status == 200
+        finish(wire)
+        world = build_world(daemon)
+        created = world.api.post("/network/device", device_body(world, "own", "SLOWLINK1"))
+        assert created.status == 201, created.body
+        [done] = wait_for(lambda: daemon.events("connreq.done"), timeout=10)
+    assert (done["ok"], done["reason"]) == (False, "unreachable: no answer within 1 s")

@@ -264,6 +264,10 @@ class CwmpConfig(_Listener):
     #: seconds between two Connection Requests to one router (by all processes on the
     #: database): a change within them is sent when they are over
     connection_request_interval: float = Field(10.0, ge=1, le=3600)
+    #: seconds a Connection Request's whole exchange (connect, challenge, answer) may take:
+    #: a router on a slow mobile link may need more; one that never answers holds one of
+    #: the request slots that long
+    connection_request_timeout: float = Field(5.0, ge=1, le=60)
     auth: CwmpAuthConfig = Field(default_factory=CwmpAuthConfig)
     tls: CwmpTlsConfig = Field(default_factory=CwmpTlsConfig)
 

@@ -180,6 +180,7 @@ async def serve(
         return None if record is None else target_of(record)
 
     requester = ConnectionRequester(
+        timeout=config.cwmp.connection_request_timeout,
         min_interval=config.cwmp.connection_request_interval,
         deny=config.cwmp.connection_request_deny,
         lookup=cr_target,
