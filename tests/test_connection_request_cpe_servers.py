@@ -311,3 +311,9 @@ def test_how_long_a_request_waits_is_the_operators(daemon_factory) -> None:
         assert created.status == 201, created.body
         [done] = wait_for(lambda: daemon.events("connreq.done"), timeout=10)
     assert (done["ok"], done["reason"]) == (False, "unreachable: no answer within 1 s")
+
+
+async def test_a_url_with_port_0_is_said_to_be_one_no_router_listens_on() -> None:
+    result = await request("http://127.0.0.1:0/cr")
+    assert not result.ok
+    assert result.reason == "not a URL a router listens on (port 0): 'http://127.0.0.1:0/cr'"

@@ -71,6 +71,10 @@ async def connection_request(
     # TR-069 allows only plain HTTP here; anything else is a CPE misreport.
     if target.scheme != "http" or not host:
         return CrResult(False, reason=f"not an http URL: {shown_url(url, 200)!r}")
+    if target.port == 0:  # (else aiohttp's 'cannot connect ... ssl:default' said nothing)
+        return CrResult(
+            False, reason=f"not a URL a router listens on (port 0): {shown_url(url, 200)!r}"
+        )
     try:
         refusal = deny.refusal(host) if deny is not None else None
     except ValueError:
