@@ -186,6 +186,19 @@ async def test_digest_username_star_and_absolute_uri():
         assert not result.ok and result.failure and "uri" in result.reason, other
 
 
+async def test_a_tab_after_the_scheme_is_white_space_as_a_space_is():
+    # acsd answered such challenges from CPEs' Connection Request servers; the same C
+    # code writes the CPE's Authorization, which was refused as "Digest\tusername=..."
+    # credentials, expected digest
+    auth = CpeAuthenticator(scheme="digest", password="pw")
+    header = _digest(auth, "SN1", "pw").replace("Digest ", "Digest\t", 1)
+    assert (await _check(auth, header)).ok
+    assert (
+        auth.claimed_username(make_mocked_request("POST", "/", headers={"Authorization": header}))
+        == "SN1"
+    )
+
+
 async def test_digest_fields_that_are_not_text_fail_as_a_wrong_answer():
     # Found by fuzzing: both answered HTTP 500 before any credential was checked.
     auth = CpeAuthenticator(scheme="digest", password="pw")

@@ -42,13 +42,14 @@ def parse_params(text: str) -> dict[str, str]:
 
 def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     """A WWW-Authenticate value -> (scheme in lower case, parameters)."""
-    scheme, rest = _scheme(header)
+    scheme, rest = split_scheme(header)
     return scheme.lower(), parse_params(rest)
 
 
-def _scheme(header: str) -> tuple[str, str]:
-    """An auth header -> (its scheme, the rest): after the scheme any whitespace, a tab
-    too (RFC 7235 asks for spaces; embedded servers write what their C code wrote)."""
+def split_scheme(header: str) -> tuple[str, str]:
+    """An auth header (Authorization, WWW-Authenticate) -> (its scheme as written, the
+    rest): after the scheme any whitespace, a tab too (RFC 7235 asks for spaces; embedded
+    HTTP stacks, CPEs' on both ends, write what their C code wrote)."""
     parts = header.split(None, 1)
     return (parts[0], parts[1] if len(parts) > 1 else "") if parts else ("", "")
 
@@ -158,7 +159,7 @@ def challenge(realm: str, nonce: str, opaque: str) -> str:
 
 def verify(header: str, method: str, username: str, password: str, nonce: str, realm: str) -> bool:
     """Check a Digest Authorization header against the expected credentials and nonce."""
-    scheme, rest = _scheme(header)
+    scheme, rest = split_scheme(header)
     if scheme.lower() != "digest":
         return False
     params = parse_params(rest)

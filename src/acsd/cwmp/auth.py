@@ -57,6 +57,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
+from acsd.httpdigest import split_scheme
 from acsd.log import get_logger
 
 if TYPE_CHECKING:
@@ -552,7 +553,7 @@ class CpeAuthenticator:
         """The username the request's Authorization header names (None: no header of this
         scheme, or one that names nobody readable)."""
         header = request.headers.get("Authorization", "")
-        scheme, _, rest = header.strip().partition(" ")
+        scheme, rest = split_scheme(header)
         if scheme.lower() != self.scheme:
             return None
         if self.scheme == "basic":
@@ -578,7 +579,7 @@ class CpeAuthenticator:
                 status=403,
             )
         header = request.headers.get("Authorization", "")
-        scheme, _, rest = header.strip().partition(" ")
+        scheme, rest = split_scheme(header)
         if scheme.lower() != self.scheme:
             reason = (
                 "no credentials"

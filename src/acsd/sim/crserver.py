@@ -78,7 +78,7 @@ class ConnectionRequestServer:
 
     def _authorized(self, request: web.Request, user: str, password: str) -> bool:
         header = request.headers.get("Authorization", "")
-        nonce = digest.parse_params(header.partition(" ")[2]).get("nonce", "")
+        nonce = digest.parse_params(digest.split_scheme(header)[1]).get("nonce", "")
         expires = self._nonces.get(nonce)
         if expires is None or expires < time.monotonic():
             return False
