@@ -314,3 +314,14 @@ class _Logger:
 
 def get_logger(name: str | None = None) -> Any:
     return _Logger(name)
+
+
+def log_failure(logger: Any, event: str, passing: str | None, **fields: Any) -> None:
+    """Log a failure from inside its ``except`` block: ``passing`` is why it is trouble that
+    passes (the database unavailable, as the store says): a warning with that reason and no
+    traceback, since every call fails alike meanwhile and a traceback each buries the one
+    useful line; None: an error with the traceback, which is a bug's."""
+    if passing is not None:
+        logger.warning(event, error=passing, **fields)
+    else:
+        logger.exception(event, **fields)

@@ -44,7 +44,7 @@ from acsd.cwmp.soap import (
     render_envelope,
 )
 from acsd.inflate import InflateError, content_encoding, inflate
-from acsd.log import get_logger, session_ref
+from acsd.log import get_logger, log_failure, session_ref
 from acsd.xmlsafe import declared_encoding
 
 log = get_logger("acsd.cwmp")
@@ -1069,14 +1069,9 @@ def _body_held_back(request: web.BaseRequest) -> bool:
 
 
 def _parking_failed(store: Parking, exc: BaseException) -> None:
-    """Log a parked-session call that failed, from its ``except`` block: while the database
-    is down every such call fails alike, and a traceback each buried the outage's one
-    useful line (a warning with the reason then; the traceback is for a bug's)."""
-    why = store.unavailable(exc)
-    if why is not None:
-        log.warning("cwmp.take_over_failed", error=why)
-    else:
-        log.exception("cwmp.take_over_failed")
+    """Log a parked-session call that failed, from its ``except`` block (a warning while
+    the store says the database is unavailable: see acsd.log.log_failure)."""
+    log_failure(log, "cwmp.take_over_failed", store.unavailable(exc))
 
 
 def session_cookie(request: web.BaseRequest) -> str | None:

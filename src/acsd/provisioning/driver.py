@@ -33,7 +33,7 @@ from acsd.cwmp import rpc
 from acsd.cwmp.session import CwmpSession, RetryLater
 from acsd.cwmp.soap import sendable
 from acsd.devices import DeviceInputError, check_lan
-from acsd.log import get_logger
+from acsd.log import get_logger, log_failure
 from acsd.provisioning.absent import AbsentHints, Kind, kind_of
 from acsd.provisioning.apn import (
     SIM_KEYS,
@@ -94,6 +94,7 @@ from acsd.store.base import (
     SessionResult,
     StaleResultError,
     Store,
+    log_store_failure,
     store_unavailable,
 )
 
@@ -394,6 +395,19 @@ class ProvisioningDriver:
         )
         return None
 
+    def _save_failed(self, session: CwmpSession, exc: Exception, complete: bool) -> None:
+        """A session's result that could not be saved (or its stored tree read for it),
+        from the ``except`` block. A session that ran to its end must not look done to the
+        CPE: while the database is unavailable it is told to come back (503 + Retry-After:
+        its next session redoes this), on any other error the session fails (raised) and
+        the CPE retries it. An unfinished one's result is only lost."""
+        passing = store_unavailable(exc)
+        log_failure(log, "session.save_failed", passing, serial=session.serial)
+        if complete:
+            if passing is not None:
+                raise RetryLater("database unavailable", RETRY_UNAVAILABLE) from exc
+            raise exc
+
     async def _profile_for(self, root: str) -> Profile:
         """The profile that serves this CPE: the most specific vendor profile whose [match]
         takes it; else the one its record's model names (a router under an operator's own
@@ -411,8 +425,8 @@ class ProvisioningDriver:
         # Only routers no profile matches get here: no look-up on a session that has one.
         try:
             model = await self.store.get_model(record.model)
-        except Exception:
-            log.exception("session.model_lookup_failed", serial=record.serial_number)
+        except Exception as exc:
+            log_store_failure(log, "session.model_lookup_failed", exc, serial=record.serial_number)
             return None
         if model is None or not model.profile or model.profile not in self.profiles:
             return None  # the API checks the name; a reload may have taken it away since
@@ -545,14 +559,7 @@ class ProvisioningDriver:
             try:
                 params, reset = await self._merged_params(), True
             except Exception as exc:
-                if (why := store_unavailable(exc)) is not None:
-                    log.warning("session.save_failed", serial=session.serial, error=why)
-                    if complete:  # as when the save itself fails (below)
-                        raise RetryLater("database unavailable", RETRY_UNAVAILABLE) from exc
-                    return
-                log.exception("session.save_failed", serial=session.serial)
-                if complete:
-                    raise  # the CPE then sees the session fail and retries it
+                self._save_failed(session, exc, complete)
                 return
             flat = untyped(params)
             if self.plan is None and self.fetch.started and not self.fetch.failed:
@@ -605,14 +612,7 @@ class ProvisioningDriver:
             log.info("session.result_dropped", serial=session.serial, reason="newer session")
             return
         except Exception as exc:
-            if (why := store_unavailable(exc)) is not None:
-                log.warning("session.save_failed", serial=session.serial, error=why)
-                if complete:  # the CPE is told to come back; its next session redoes this
-                    raise RetryLater("database unavailable", RETRY_UNAVAILABLE) from exc
-                return
-            log.exception("session.save_failed", serial=session.serial)
-            if complete:
-                raise  # the CPE then sees the session fail and retries it
+            self._save_failed(session, exc, complete)
             return
         # The APN device with this router's SIM: a second, small write (seed 003).
         await record_apn_session(

@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from acsd.log import log_failure
+
 #: the longest SoftwareVersion / HardwareVersion kept from a CPE (TR-181 and TR-098 both
 #: define them as string(64)); the Inform's DeviceId fields are checked to the same length
 VERSION_CHARS = 64
@@ -714,15 +716,9 @@ def store_unavailable(exc: BaseException) -> str | None:
 
 
 def log_store_failure(logger: Any, event: str, exc: BaseException, **fields: Any) -> None:
-    """Log a failed store call from inside its ``except`` block: a warning without a
-    traceback while the database is unavailable (that passes, and every call fails alike
-    meanwhile: a traceback each drowned the outage's one useful line), else an error with
-    the traceback, which is a bug's."""
-    why = store_unavailable(exc)
-    if why is not None:
-        logger.warning(event, error=why, **fields)
-    else:
-        logger.exception(event, **fields)
+    """:func:`acsd.log.log_failure` for a failed store call: a warning while the database is
+    unavailable (:func:`store_unavailable`), else the traceback."""
+    log_failure(logger, event, store_unavailable(exc), **fields)
 
 
 class StoreUnavailableError(StoreError):
