@@ -111,7 +111,7 @@ def _connection_ended(exc: BaseException) -> bool:
     return isinstance(exc, asyncpg.InternalClientError)
 
 
-async def _read(pool: asyncpg.Pool, method: str, sql: str, *args: Any) -> Any:
+async def _read_again(pool: asyncpg.Pool, method: str, sql: str, *args: Any) -> Any:
     """``pool.method(sql, *args)``, once more on another connection when the server ended
     the first one (see _connection_ended); a lost or unreachable server raised as
     StoreUnavailableError."""
@@ -396,17 +396,17 @@ class PgCore(BatchWriter):
         return self._pool
 
     async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
-        return await _read(self._read, "fetch", sql, *args)
+        return await _read_again(self._read, "fetch", sql, *args)
 
     async def _scalar(self, sql: str, *args: Any) -> Any:
-        return await _read(self._read, "fetchval", sql, *args)
+        return await _read_again(self._read, "fetchval", sql, *args)
 
     async def _one(self, sql: str, *args: Any) -> DeviceRecord | None:
-        row = await _read(self._read, "fetchrow", sql, *args)
+        row = await _read_again(self._read, "fetchrow", sql, *args)
         return device_record(row) if row is not None else None
 
     async def _get(self, table: Table, where: str, *args: Any) -> Any:
-        row = await _read(self._read, "fetchrow", f"{table.select} {where}", *args)
+        row = await _read_again(self._read, "fetchrow", f"{table.select} {where}", *args)
         return table.record(row) if row is not None else None
 
     async def _page(
@@ -426,12 +426,12 @@ class PgCore(BatchWriter):
             f"SELECT {columns}, count(*) OVER () FROM {table} WHERE {where}"
             f" ORDER BY {order} LIMIT ${n + 1} OFFSET ${n + 2}"
         )
-        rows = await _read(self._read, "fetch", sql, *values)
+        rows = await _read_again(self._read, "fetch", sql, *values)
         if rows:
             return [tuple(row)[:-1] for row in rows], int(rows[0][-1])
         if limit > 0 and offset <= 0:
             return [], 0
-        total = await _read(
+        total = await _read_again(
             self._read, "fetchval", f"SELECT count(*) FROM {table} WHERE {where}", *args.values
         )
         return [], int(total)

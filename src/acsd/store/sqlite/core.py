@@ -79,6 +79,14 @@ def _rewrite_header(conn: sqlite3.Connection) -> None:
         raise
 
 
+def _locked(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite's "busy" or "locked": another connection holds what the
+    statement needs (any extended code of them too: SQLITE_BUSY_RECOVERY while a crashed
+    worker's WAL index is rebuilt, ...)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(code, int) and (code & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
 class SqliteCore(SqliteWriter):
     """Connections, lifecycle and read helpers; the resources are its subclasses."""
 
@@ -282,17 +290,11 @@ class SqliteCore(SqliteWriter):
                     # store_optimize_failed at every stop of a service with workers).
                     await self._writer_conn.execute(f"PRAGMA busy_timeout = {OPTIMIZE_WAIT_MS}")
                     await self._writer_conn.execute("PRAGMA optimize")
-                except sqlite3.OperationalError as exc:
-                    if (exc.sqlite_errorcode & 0xFF) in (
-                        sqlite3.SQLITE_BUSY,
-                        sqlite3.SQLITE_LOCKED,
-                    ):
-                        # another process writes or optimizes: its statistics serve
+                except Exception as exc:  # best effort only
+                    if _locked(exc):  # another process writes or optimizes: its statistics
                         log.info("store_optimize_skipped", reason="database busy")
                     else:
                         log.warning("store_optimize_failed", error=str(exc))
-                except Exception as exc:  # best effort only
-                    log.warning("store_optimize_failed", error=str(exc))
             await self._close_connections()
 
     async def _close_connections(self) -> None:
@@ -404,9 +406,7 @@ class SqliteCore(SqliteWriter):
         try:
             return self._lookup.execute(sql, args).fetchall()
         except sqlite3.OperationalError as exc:
-            # (the extended code: SQLITE_BUSY_RECOVERY while a crashed worker's WAL index
-            # is rebuilt, ...)
-            if (exc.sqlite_errorcode & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            if _locked(exc):
                 return None
             raise
 
