@@ -85,30 +85,19 @@ async def connection_request(
         # One timeout for the whole exchange, the challenge and the answer to it.
         async with asyncio.timeout(timeout):
             status, challenges = await _get(session, target)
-            if status == 401 and username:
+            # The challenge answered, and once more when the CPE calls the nonce answered
+            # stale (it ran out, or was bound to the connection the first 401 closed).
+            for tries in range(2):
+                if status != 401 or not username or (tries and not _stale(challenges)):
+                    break
                 answer = answer_challenge(
                     challenges, target, username, password or "", allow_basic=allow_basic
                 )
                 if answer is None:
-                    schemes = sorted({scheme for scheme, _ in challenges})
-                    if schemes == ["basic"]:
-                        why = "the router offers only Basic (cwmp.connection_request_allow_basic)"
-                    else:
-                        why = f"no challenge acsd can answer ({', '.join(schemes) or 'none'})"
-                    return CrResult(False, 401, why)
+                    return CrResult(False, 401, _unanswerable(challenges))
                 status, challenges = await _get(session, target, answer)
-                if status == 401 and _stale(challenges):
-                    # The nonce answered ran out, or was bound to the connection the first
-                    # 401 closed: the CPE says so with a new one, to be answered once more.
-                    answer = answer_challenge(
-                        challenges, target, username, password or "", allow_basic=allow_basic
-                    )
-                    if answer is not None:
-                        status, _ = await _get(session, target, answer)
-                if status == 401:  # (the username is no secret: the serial number, mostly)
-                    return CrResult(
-                        False, 401, f"the router refused the credentials of {username!r}"
-                    )
+            if status == 401 and username:  # (no secret: the serial number, mostly)
+                return CrResult(False, 401, f"the router refused the credentials of {username!r}")
         # TR-069 names 200 and 204; a CPE that says 202 Accepted has accepted too.
         if 200 <= status < 300:
             return CrResult(True, status)
@@ -182,6 +171,14 @@ async def _drain(response: aiohttp.ClientResponse) -> None:
         left -= len(chunk)
     if not response.content.at_eof():
         response.close()
+
+
+def _unanswerable(challenges: list[tuple[str, dict[str, str]]]) -> str:
+    """Why acsd did not answer a 401's challenges."""
+    schemes = sorted({scheme for scheme, _ in challenges})
+    if schemes == ["basic"]:
+        return "the router offers only Basic (cwmp.connection_request_allow_basic)"
+    return f"no challenge acsd can answer ({', '.join(schemes) or 'none'})"
 
 
 def _stale(challenges: list[tuple[str, dict[str, str]]]) -> bool:
