@@ -312,3 +312,37 @@ def test_the_page_ships_in_the_package_and_names_the_spec_url():
     assert 'content="/api/openapi.json"' in page
     assert "__OPENAPI_URL__" not in page
     assert 'content="&lt;x&gt;"' in docs_html("<x>")
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_a_stricter_form_documented_too_is_offered_by_reference(nested):
+    # DocumentedToo took the model's core schema "ref", which a model that refers to
+    # other models (or to itself) does not have at its top: building the document raised
+    # KeyError for any such model.
+    from typing import Annotated
+
+    from acsd.api.openapi import DocumentedToo
+
+    class Contact(BaseModel):
+        email: str
+
+    class Strict(BaseModel):
+        day: int
+        if nested:
+            contact: Contact
+            again: Strict | None = None
+
+    Strict.model_rebuild()
+
+    class Loose(BaseModel):
+        day: int | None = None
+
+    class Body(BaseModel):
+        hints: Annotated[Loose, DocumentedToo(Strict, "Strict when it creates")]
+
+    schema = Body.model_json_schema()
+    hints = schema["properties"]["hints"]
+    assert hints["description"] == "Strict when it creates"
+    assert hints["anyOf"][0] == {"$ref": "#/$defs/Strict"}
+    assert hints["anyOf"][1] == {"$ref": "#/$defs/Loose"}
+    assert ("Contact" in schema["$defs"]) is nested

@@ -234,11 +234,13 @@ class DocumentedToo(DocumentedAs):
         own = handler(core_schema)
         if handler.mode != "validation":
             return own
-        # (through a reference, so that the model is a component of its own, by its name)
+        # Through a reference, so that the model is a component of its own, by its name. A
+        # model that refers to others (or to itself) is already a definitions wrapper
+        # around such a reference; a plain one is wrapped here.
         model = self.model.__pydantic_core_schema__
-        stricter = handler(
-            cs.definitions_schema(cs.definition_reference_schema(model["ref"]), [model])
-        )
+        if model["type"] != "definitions":
+            model = cs.definitions_schema(cs.definition_reference_schema(model["ref"]), [model])
+        stricter = handler(model)
         return {"anyOf": [stricter, own], "description": self.description}
 
 
