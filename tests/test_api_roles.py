@@ -127,5 +127,18 @@ def test_another_tenants_records_are_answered_as_missing_ones(world: World, role
         named = api.post("/internet/account", body).body
         free = api.post("/internet/account", {**body, "device": missing}).body
         assert named == free and named["message"] == "device"
+    # Creates naming a customer: another tenant's and a free id are refused alike (the
+    # seed's 403), the body otherwise valid, so nothing else tells them apart.
+    creates = (
+        ("/network/device", lambda c: {**device_body(world, "own", f"NEW{role[:3]}"),
+                                       "customer": c}),
+        ("/internet/account", lambda c: {"customer": c, "name": "x"}),
+        ("/customer", lambda c: {"name": "x", "type": "CUSTOMER", "reseller": c}),
+    )  # fmt: skip
+    for path, body_for in creates:
+        hidden = api.post(path, body_for(world.customers["other"]))
+        free = api.post(path, body_for(missing))
+        assert (hidden.status, hidden.body) == (free.status, free.body), path
+        assert (hidden.status, hidden.body["message"]) == (403, "access_denied"), path
     after = admin.get(f"/network/device/{device['_id']}").body  # nothing changed
     assert after["name"] == device["name"] and after["state"] == device["state"]

@@ -19,9 +19,9 @@ from acsd import clock
 from acsd.api.apn_wire import key_problem
 from acsd.api.errors import ApiError
 from acsd.audit import cli_record
-from acsd.ids import new_id, normal_id
+from acsd.ids import is_id, new_id, normal_id
 from acsd.models import DeviceName
-from acsd.store.base import Store, TokenRecord
+from acsd.store.base import CustomerRecord, Store, TokenRecord
 
 Role = Literal["ADMIN", "RESELLER", "OWNER", "MANAGER"]
 ROLES: tuple[str, ...] = ("ADMIN", "RESELLER", "OWNER", "MANAGER")
@@ -130,6 +130,21 @@ class Caller:
     def require(self, customer: str | None) -> None:
         if not self.may_see(customer):
             raise ApiError(403, "access_denied", "Insufficient access level")
+
+    async def customer(self, store: Store, customer_id: str) -> CustomerRecord:
+        """The customer a request names, if this caller may act on it.
+
+        A caller bound to a tenancy is refused one that does not exist as one of another
+        tenant's (403): otherwise the two answers would tell it which ids exist. ADMIN, who
+        may act on every customer, is told ``404 customer``.
+        """
+        record = await store.get_customer(customer_id) if is_id(customer_id) else None
+        if record is None:
+            if self.tenancy is not None:
+                raise ApiError(403, "access_denied", "Insufficient access level")
+            raise ApiError(404, "customer", "Customer not found")
+        self.require(record.id)
+        return record
 
     def require_admin(self) -> None:
         if not self.is_admin:

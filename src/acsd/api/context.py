@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,8 +34,6 @@ class ApiContext:
 
 CONTEXT = web.AppKey("acsd_context", ApiContext)
 
-_ID = re.compile(r"^[0-9a-f]{24}\Z")
-
 
 def context(request: web.Request) -> ApiContext:
     return request.app[CONTEXT]
@@ -44,10 +41,6 @@ def context(request: web.Request) -> ApiContext:
 
 async def caller(request: web.Request) -> Caller:
     return await authenticate(request, context(request).store)
-
-
-def valid_id(value: str) -> bool:
-    return bool(_ID.match(value))
 
 
 def audit_record(

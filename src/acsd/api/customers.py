@@ -10,10 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from acsd import clock
 from acsd.api.answer import json_response, page_response
 from acsd.api.body import MAX_OFFSET, parse_query, read_model
-from acsd.api.context import audit_record, caller, context, created, valid_id
+from acsd.api.context import audit_record, caller, context, created
 from acsd.api.errors import ApiError
 from acsd.api.openapi import describe
-from acsd.ids import normal_id
+from acsd.ids import is_id, normal_id
 from acsd.models import Name, RecordRef
 from acsd.store.base import CustomerRecord
 
@@ -72,10 +72,8 @@ async def create_customer(request: web.Request) -> web.Response:
     body = await read_model(request, CustomerCreate)
     reseller = None
     if body.reseller is not None:
-        reseller = await ctx.store.get_customer(body.reseller) if valid_id(body.reseller) else None
-        if reseller is None:
-            raise ApiError(404, "customer", "Customer not found")
-        who.require(reseller.id)  # first: nothing is told of a customer outside the tenancy
+        # first: nothing is told of a customer outside the tenancy
+        reseller = await who.customer(ctx.store, body.reseller)
         if reseller.type != "RESELLER":
             raise ApiError(409, "reseller", f"customer {reseller.id} is not a RESELLER")
     elif not who.is_admin:
@@ -101,7 +99,7 @@ async def get_customer(request: web.Request) -> web.Response:
     ctx = context(request)
     who = await caller(request)
     customer_id = normal_id(request.match_info["id"])
-    record = await ctx.store.get_customer(customer_id) if valid_id(customer_id) else None
+    record = await ctx.store.get_customer(customer_id) if is_id(customer_id) else None
     if record is None or not who.may_see(record.id):  # (another tenant's: as devices')
         raise ApiError(404, "not_found", f"no customer {customer_id}")
     return json_response(_json(record))

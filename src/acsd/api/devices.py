@@ -16,7 +16,7 @@ from acsd import clock
 from acsd.api.answer import json_response, page_response
 from acsd.api.auth import Caller
 from acsd.api.body import MAX_OFFSET, parse_query, read_json, read_model, validate
-from acsd.api.context import ApiContext, audit_record, caller, context, created, valid_id
+from acsd.api.context import ApiContext, audit_record, caller, context, created
 from acsd.api.errors import ApiError, field_error
 from acsd.api.openapi import DocumentedAs, describe
 from acsd.audit import device_view as audit_device_view
@@ -29,7 +29,7 @@ from acsd.devices import (
     keep_reservation_ids,
     mac_owner,
 )
-from acsd.ids import normal_id
+from acsd.ids import is_id, normal_id
 from acsd.log import get_logger
 from acsd.models import (
     Device,
@@ -163,7 +163,7 @@ def _ordered(out: dict[str, Any]) -> dict[str, Any]:
 
 async def _load(request: web.Request, who: Caller) -> DeviceRecord:
     device_id = normal_id(request.match_info["id"])
-    record = await context(request).store.get_device(device_id) if valid_id(device_id) else None
+    record = await context(request).store.get_device(device_id) if is_id(device_id) else None
     # Another tenant's device is answered as one that does not exist: ids are predictable
     # (time and a counter), and a 403 would tell which exist and when they were made.
     if record is None or record.id != device_id or not who.may_see(record.customer):
@@ -172,7 +172,7 @@ async def _load(request: web.Request, who: Caller) -> DeviceRecord:
 
 
 async def _model(ctx: ApiContext, model_id: str | None) -> ModelRecord | None:
-    return await ctx.store.get_model(model_id) if model_id and valid_id(model_id) else None
+    return await ctx.store.get_model(model_id) if model_id and is_id(model_id) else None
 
 
 async def _catalog_model(ctx: ApiContext, model_id: str) -> ModelRecord:
@@ -245,10 +245,7 @@ async def _until_unchanged(
 async def _create(
     request: web.Request, ctx: ApiContext, who: Caller, body: DeviceCreate
 ) -> web.Response:
-    customer = await ctx.store.get_customer(body.customer) if valid_id(body.customer) else None
-    if customer is None:
-        raise ApiError(404, "customer", "Customer not found")
-    who.require(customer.id)
+    customer = await who.customer(ctx.store, body.customer)
     model = await _catalog_model(ctx, body.model)
     existing = await ctx.store.find_device_for_cpe(body.serialNumber)
     if existing is not None and existing.state == "DELETING":

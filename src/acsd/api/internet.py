@@ -32,13 +32,13 @@ from acsd import clock
 from acsd.api.answer import json_response, page_response
 from acsd.api.auth import Caller
 from acsd.api.body import MAX_OFFSET, parse_query, read_json, read_model
-from acsd.api.context import CONTEXT, ApiContext, audit_record, caller, context, created, valid_id
+from acsd.api.context import CONTEXT, ApiContext, audit_record, caller, context, created
 from acsd.api.devices import _poke as poke_device
 from acsd.api.errors import ApiError
 from acsd.api.openapi import describe
 from acsd.devices import reported_lan
 from acsd.hostaddr import is_host_address
-from acsd.ids import normal_id
+from acsd.ids import is_id, normal_id
 from acsd.log import get_logger
 from acsd.models import ForeignRef, IdFilter, Name, RecordRef
 from acsd.rules import Stated, whole
@@ -311,9 +311,7 @@ def check_net(net: Net, status: dict[str, Any] | None = None) -> ipaddress.IPv4A
 async def _load(request: web.Request, who: Caller) -> InternetAccountRecord:
     account_id = normal_id(request.match_info["id"])
     record = (
-        await context(request).store.get_internet_account(account_id)
-        if valid_id(account_id)
-        else None
+        await context(request).store.get_internet_account(account_id) if is_id(account_id) else None
     )
     if record is None or not who.may_see(record.customer):  # (another tenant's: as devices')
         raise ApiError(404, "not_found", "Internet account not found")
@@ -333,12 +331,9 @@ async def create_internet_account(request: web.Request) -> web.Response:
     if who.role == "MANAGER":
         raise ApiError(403, "access_denied", "Insufficient access level")
     body = await read_model(request, AccountCreate)
-    customer = await ctx.store.get_customer(body.customer) if valid_id(body.customer) else None
-    if customer is None:
-        raise ApiError(404, "customer", "Customer not found")
-    who.require(customer.id)
+    customer = await who.customer(ctx.store, body.customer)
     if body.device is not None:
-        device = await ctx.store.get_device(body.device) if valid_id(body.device) else None
+        device = await ctx.store.get_device(body.device) if is_id(body.device) else None
         if device is None or device.id != body.device or not who.may_see(device.customer):
             raise ApiError(404, "device", "Network device not found")
         if device.customer != customer.id:

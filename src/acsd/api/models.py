@@ -10,11 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from acsd import clock
 from acsd.api.answer import json_response, page_response
 from acsd.api.body import parse_query, read_model
-from acsd.api.context import audit_record, caller, context, created, valid_id
+from acsd.api.context import audit_record, caller, context, created
 from acsd.api.customers import PageQuery
 from acsd.api.errors import ApiError
 from acsd.api.openapi import describe
-from acsd.ids import normal_id
+from acsd.ids import is_id, normal_id
 from acsd.models import DeviceName, ForeignRef, Name, Notes
 from acsd.store.base import ModelRecord
 
@@ -89,7 +89,7 @@ async def get_model(request: web.Request) -> web.Response:
     ctx = context(request)
     await caller(request)
     model_id = normal_id(request.match_info["id"])
-    record = await ctx.store.get_model(model_id) if valid_id(model_id) else None
+    record = await ctx.store.get_model(model_id) if is_id(model_id) else None
     if record is None:
         raise ApiError(404, "not_found", f"no model {model_id}")
     return json_response(_json(record))
