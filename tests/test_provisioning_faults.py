@@ -12,10 +12,11 @@ import pytest
 
 from acsd.cwmp import rpc
 from acsd.cwmp.session import CwmpSession
-from acsd.provisioning.driver import ProvisioningDriver, _Apply
+from acsd.provisioning.driver import ProvisioningDriver
 from acsd.provisioning.jobs import new_memory
 from acsd.provisioning.plan import Plan, RowAdd
 from acsd.provisioning.profiles import load_profiles
+from acsd.provisioning.session_state import Apply
 from acsd.sim.runner import Simulation
 from api_world import SEED_BODY, SEED_REQUEST, build_world, device_body, seed_body
 from conftest import wait_for
@@ -561,7 +562,7 @@ async def test_an_addobject_answer_with_a_used_or_impossible_instance_fails_the_
         RowAdd("dhcp.reservations", table, f"02:00:00:00:01:0{n}", {"mac": f"m{n}", "ip": "x"})
         for n in range(len(numbers))
     ]
-    driver.apply = _Apply(plan=Plan(), adds=list(rows), changes=[], deletes=[])
+    driver.apply = Apply(plan=Plan(), adds=list(rows), changes=[], deletes=[])
     for row, number in zip(rows, numbers, strict=True):
         request = rpc.AddObject(object_name=row.object, parameter_key="1")
         await driver.response(session, request, rpc.AddObjectResponse(instance_number=number))
@@ -901,7 +902,7 @@ async def test_a_refusal_that_names_the_object_refuses_only_what_was_sent_there(
 
 
 def test_fault_names_stand_for_what_was_sent():
-    from acsd.provisioning.driver import _named_faults
+    from acsd.provisioning.apply_phase import _named_faults
     from acsd.provisioning.plan import Change
 
     sent = [

@@ -24,9 +24,10 @@ from acsd.log import get_logger, set_static
 from acsd.metrics import Metrics
 from acsd.metrics_share import METRICS_DIR_ENV, MetricsShare
 from acsd.provisioning.absent import AbsentHints
-from acsd.provisioning.driver import DriverSettings, ProvisioningDriver
+from acsd.provisioning.driver import ProvisioningDriver
 from acsd.provisioning.jobs import RetryPolicy
 from acsd.provisioning.profiles import ProfileError, ProfileSet, load_profiles
+from acsd.provisioning.session_state import DriverSettings
 from acsd.reload import Profiles, Reloader
 from acsd.sdnotify import notify
 from acsd.store import StoreError, is_postgres, shown_url, store_of

@@ -1,0 +1,207 @@
+"""The end of a session: what it leaves on the record (the provisioning memory, the job and
+the device's state, reservation ids, Connection Request credentials) and the parameter tree
+it stores."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from acsd import clock
+from acsd.log import get_logger
+from acsd.provisioning.apn import SIM_KEYS
+from acsd.provisioning.apply_phase import ApplyPhase
+from acsd.provisioning.jobs import close_job, forget_reboot_note, record_outcome
+from acsd.provisioning.plan import mac_key
+from acsd.provisioning.status import fields_read_at
+from acsd.store.base import SessionResult
+
+log = get_logger("acsd.session")
+
+#: the settings that carry acsd's Connection Request credentials
+_CR_SETTINGS = frozenset({"management.cr_username", "management.cr_password"})
+
+
+class EndPhase(ApplyPhase):
+    """What a session's result holds besides the CPE's values: memory, job, state."""
+
+    def _sim_read(self, flat: dict[str, str]) -> bool:
+        """This session's read completed, the paths the SIM numbers come from included:
+        SIM numbers absent from ``flat`` are then absent from the router."""
+        assert self.profile is not None
+        fetch = self.fetch
+        if not fetch.started or fetch.failed or fetch.queue:
+            return False
+        return not fields_read_at(self.profile, flat, SIM_KEYS, fetch.skipped)
+
+    def _rebooted(self) -> bool:
+        return self.bootstrap or "1 BOOT" in self.events
+
+    def _settle(self, result: SessionResult, *, unanswered: bool = False) -> None:
+        """Provisioning memory, job, state, reservation ids and CR credentials."""
+        record = self.record
+        self._grow_read_chunk()
+        if self.new_cr is not None:
+            result.cr_username, result.cr_password = self.new_cr
+        if record is not None:
+            result.revision = record.revision
+        if self.apply is None:
+            if self._rebooted() and forget_reboot_note(self.memory, clock.now()):
+                # values the CPE applies after a reboot are in effect now, planned or not
+                result.provisioning = self.memory
+            if record and not self.operator_settings and record.state == "PROVISIONING":
+                # The operator took every setting away: nothing left to apply.
+                self.memory["appliedRevision"] = record.revision
+                result.provisioning, result.state, result.jobs = self.memory, "ACTIVE", 0
+            elif self.bootstrap or self._reads_changed():
+                # forgotten secrets must stay forgotten; names that faulted alone are
+                # asked apart next time, whichever router of the kind answers them, and
+                # an answer too large is asked for in smaller calls
+                result.provisioning = self.memory
+            return
+        self._unsent(unanswered)
+        self._cr_refused(result)
+        now = clock.now()
+        record_outcome(self.memory, self.apply.outcome, now, self.settings.retry)
+        state, jobs = close_job(
+            self.memory,
+            revision=record.revision if record else 0,
+            plan=self.apply.plan,
+            outcome=self.apply.outcome,
+            policy=self.settings.retry,
+            now=now,
+            rebooted=self._rebooted(),
+        )
+        # Unchanged (a session that found everything in place): not written again.
+        if record is None or self.memory != record.provisioning:
+            result.provisioning = self.memory
+        if record is None or (record.revision == 0 and record.state != "PROVISIONING"):
+            return  # no operator job: what acsd sets on its own does not make a state
+        result.state, result.jobs = state, jobs
+        rows = self.apply.plan.rows.get("dhcp.reservations")
+        if rows is not None and record.dhcp and record.dhcp.get("reservedClients"):
+            dhcp = copy.deepcopy(record.dhcp)
+            for client in dhcp["reservedClients"]:
+                instance = rows.get(mac_key(str(client.get("mac", ""))))
+                if instance is not None:
+                    client["id"] = str(instance)
+            result.dhcp = dhcp
+
+    def _cr_refused(self, result: SessionResult) -> None:
+        """A CPE that refuses acsd's Connection Request credentials keeps its own. A
+        username it reports is then the one acsd's Connection Requests name (ISP-locked
+        firmware refuses a new one, 9008), and its refusal holds up no job: acsd stops
+        asking. A refused password stays on the job; either way the log says so (names and
+        codes, never values), also for a device without an operator job to show it on."""
+        apply = self.apply
+        assert apply is not None
+        refused = [
+            (change, code) for change, code, _ in apply.outcome.faulted
+            if change.setting in _CR_SETTINGS
+        ]  # fmt: skip
+        if not refused:
+            return
+        kept = None
+        for change, _code in refused:
+            if change.setting == "management.cr_username":
+                kept = self._flat().get(change.path, "").strip() or None
+        if kept is not None:
+            result.cr_username = kept
+            apply.outcome.faulted = [
+                f for f in apply.outcome.faulted if f[0].setting != "management.cr_username"
+            ]
+        log.warning(
+            "session.cr_credentials_refused",
+            serial=self.identity.serial_number if self.identity else "",
+            parameters=[change.path for change, _ in refused],
+            codes=[code for _, code in refused],
+            username_kept=kept is not None,
+        )
+
+    def _reads_changed(self) -> bool:
+        """Whether what this session learned about reading the CPE is new (also for a CPE
+        without a record yet: its first session makes one)."""
+        before = (self.record.provisioning if self.record is not None else None) or {}
+        return set(before.get("faultedAlone") or ()) != set(
+            self.memory.get("faultedAlone", ())
+        ) or before.get("readChunk") != self.memory.get("readChunk")
+
+    def _unsent(self, unanswered: bool) -> None:
+        """Changes the session ended before sending (its request limit, a CPE that broke
+        off after refusing a batch): not applied, so the job cannot be done. They wait
+        for the back-off like a refusal, under the code of the refusal that held them up.
+        A batch the CPE got but never answered (``unanswered``) may well be applied: the
+        job stays pending without a back-off, and the next session reads and sees."""
+        apply = self.apply
+        assert apply is not None
+        in_flight = {id(c) for c in apply.spv_sent} if unanswered else set()
+        code, why = apply.bare_fault or (0, "")
+        text = "not sent: the session ended first" + (f" ({why})" if why else "")
+        for change in [*apply.changes, *apply.deferred]:
+            if id(change) in in_flight:
+                apply.outcome.incomplete = True
+            else:
+                apply.outcome.faulted.append((change, code, text))
+        rows = len(apply.adds) + len(apply.deletes) + len(apply.late)
+        if rows:
+            apply.outcome.incomplete = True
+            apply.outcome.notes.append(
+                f"{rows} table row(s) not added or deleted: the session ended first"
+            )
+
+    def _absent_to_save(self, reset: bool) -> list[str] | None:
+        """What the CPE lacks, or None (keep the stored list) when that has not changed
+        and the session does not replace the stored tree (which resets the list too)."""
+        absent = sorted(self.fetch.absent)
+        if not reset and self.record is not None and absent == self.record.absent_paths:
+            return None
+        return absent
+
+    def _leaves_only(self) -> bool:
+        """True when this session read its plan's leaves and nothing that replaces or
+        removes part of the stored tree (a whole object, a deleted row)."""
+        if self.plan is None or self.fetch.failed or self.bootstrap:
+            return False
+        if any(name.endswith(".") for name in self.fetch.ok):
+            return False
+        return self.apply is None or not self.apply.plan.deletes
+
+    def _session_params(self) -> dict[str, list[Any]]:
+        """What this session read, with what the CPE acknowledged laid over it: that is
+        what it now holds (secrets as it reports them)."""
+        applied = self.apply.outcome.applied if self.apply is not None else []
+        if all(change.secret for change in applied):
+            return self.values  # what was read is what it holds (secrets are not kept)
+        params = dict(self.values)
+        for change in applied:
+            if not change.secret:
+                params[change.path] = [change.value, self._wire_type(change)]
+        return params
+
+    async def _merged_params(self) -> dict[str, list[Any]]:
+        base: dict[str, list[Any]] = {}
+        if self.record is not None and not self.bootstrap:
+            # Failing here fails the save: merging over nothing would lose the stored tree.
+            base = await self.store.device_params(self.record.id)
+        # A partial path read this session replaces everything below it: objects the CPE
+        # no longer has must not live on in the record.
+        replaced = tuple(name for name in self.fetch.ok if name.endswith("."))
+        if replaced and base:
+            base = {k: v for k, v in base.items() if not k.startswith(replaced)}
+        # So does a name the CPE answers 9005 for: it lacks it now (a modem unplugged), and
+        # the values stored from when it had it would stay in its status for ever.
+        gone = tuple(name for name in self.fetch.absent if name.endswith("."))
+        gone_leaves = {name for name in self.fetch.absent if not name.endswith(".")}
+        if (gone or gone_leaves) and base:
+            base = {
+                k: v
+                for k, v in base.items()
+                if k not in gone_leaves and not (gone and k.startswith(gone))
+            }
+        base.update(self._session_params())
+        if self.apply is not None:
+            for path in self.apply.plan.deletes:
+                if path not in self.apply.deletes:
+                    for key in [k for k in base if k.startswith(path)]:
+                        del base[key]
+        return base

@@ -1,0 +1,302 @@
+"""The read phase of a session: which names to ask a CPE for, in which calls, and what its
+answers (and faults) teach: what it lacks, what its kind lacks (:mod:`acsd.provisioning.absent`),
+which names fault alone, how large an answer it can build."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from acsd import clock
+from acsd.cwmp import rpc
+from acsd.cwmp.session import CwmpSession
+from acsd.log import get_logger
+from acsd.provisioning.absent import Kind, kind_of
+from acsd.provisioning.plan import along_targets
+from acsd.provisioning.session_state import SessionState
+from acsd.provisioning.status import Extraction, ReadPlan, fetch_names, untyped
+from acsd.store.base import DeviceRecord
+
+log = get_logger("acsd.session")
+
+#: times one session halves a GetParameterValues the CPE failed as a whole (9002 internal
+#: error, 9004 resources exceeded: weak CPEs that cannot build a large answer); enough to
+#: read ~100 names ten at a time
+MAX_GPV_SPLITS = 32
+#: faults a CPE answers for a name it does not have: 9005 as TR-069 says, 9003 (invalid
+#: arguments) as some firmware does
+UNKNOWN_NAME = frozenset({9005, 9003})
+
+
+class ReadPhase(SessionState):
+    """Reading the CPE: the GetParameterValues of a session and what their answers say."""
+
+    def _usable_plan(self, record: DeviceRecord | None) -> ReadPlan | None:
+        """The record's read plan if this session may read just its leaves."""
+        interval = self.settings.full_read_interval
+        if record is None or not record.read_plan or interval <= 0 or self.profile is None:
+            return None
+        # A boot may bring new firmware, interfaces or a changed WAN: read it all.
+        if self.bootstrap or self.new_firmware or "1 BOOT" in self.events:
+            return None
+        plan = ReadPlan.from_json(record.read_plan)
+        record.read_plan = None  # the session holds the plan, not its JSON as well
+        if plan is None or (plan.profile, plan.reads) != (self.profile.name, self.profile.reads):
+            return None
+        age = clock.now() - plan.at
+        return plan if 0 <= age < interval else None
+
+    def _read_whole(self, session: CwmpSession, reason: str) -> None:
+        """Give up the plan for this session: read the whole objects after all."""
+        log.debug("session.read_whole", serial=session.serial, reason=reason)
+        self.plan = None
+        names = self._read_names()
+        if names:
+            self.fetch.queue.extend(self._chunked([names]))
+
+    def _flat(self) -> dict[str, str]:
+        """``values`` without the types, built once per change of ``values``."""
+        if self._flat_values is None:
+            self._flat_values = untyped(self.values)
+        return self._flat_values
+
+    def _read_names(self) -> list[str]:
+        assert self.profile is not None
+        flat = self._flat()
+        if self.plan is not None:
+            absent = self.fetch.absent
+            names = [p for p in self.plan.paths if p not in flat and p not in absent]
+        else:
+            names = fetch_names(self.profile, absent=self.fetch.absent, already=flat)
+        if self.read_settings:
+            partials = [n for n in names if n.endswith(".")]
+            targets = [
+                t for key in self.desired.settings for t in self.profile.settings.get(key, ())
+            ]
+            targets += [t for _key, t in along_targets(self.profile, self.desired.names)]
+            wanted = [t.path for t in targets]
+            wanted += [path for t in targets for path, _test in t.when]
+            wanted += [
+                spec.object
+                for name, spec in self.profile.tables.items()
+                if name in self.desired.tables or spec.when in self.desired.settings
+            ]
+            for name in wanted:
+                if name in self.fetch.absent or name in names:
+                    continue
+                if any(name.startswith(p) for p in partials):
+                    continue
+                names.append(name)
+        return names
+
+    def _kind(self) -> Kind | None:
+        if self.profile is None or self.identity is None:
+            return None
+        return kind_of(self.profile.name, self.identity)
+
+    def _suspects(self) -> frozenset[str]:
+        """Names this CPE may well lack: what CPEs of its kind lacked and, on a bootstrap
+        or a firmware change (which forget the record's list), what it lacked."""
+        kind = self._kind()
+        suspects = self.hints.get(kind) if kind is not None else frozenset()
+        # This CPE's own: a sibling that answers a name must not make it fail the read
+        # of this one again (and the hints do not outlive the process)
+        suspects = suspects.union(self.memory.get("faultedAlone", ()))
+        forgot = self.bootstrap or self.new_firmware
+        if forgot and self.record is not None and self.record.absent_paths:
+            suspects = suspects.union(self.record.absent_paths)
+        return suspects
+
+    def _apart(self, names: list[str]) -> list[list[str]]:
+        """``names`` as calls in which a suspect cannot fail the others: the rest in one,
+        each suspect in its own. Empty when none of ``names`` is a suspect."""
+        suspects = self._suspects()
+        if suspects.isdisjoint(names):
+            return []
+        rest = [n for n in names if n not in suspects]
+        return ([rest] if rest else []) + [[n] for n in names if n in suspects]
+
+    def _on_gpv(self, session: CwmpSession, response: rpc.Message) -> None:
+        names = self.fetch.queue.pop(0) if self.fetch.queue else []
+        if isinstance(response, rpc.GetParameterValuesResponse):
+            self.fetch.largest = max(self.fetch.largest, session.answer_size)
+            objects = tuple(name for name in names if name.endswith("."))
+            if objects and self.apply is not None and self.apply.reread:
+                # The read after the changes replaces what was known below its objects:
+                # rows the CPE no longer has must not outlive it (see _reread_names).
+                for name in [n for n in self.values if n.startswith(objects)]:
+                    del self.values[name]
+            asked = set(names)
+            for p in response.parameters:
+                # Only what was asked: names a CPE adds on its own would pile up in the
+                # stored tree, session after session (a hostile one could fill the disk).
+                if p.name in asked or p.name.startswith(objects):
+                    self.values[p.name] = [p.value, p.type]
+            self._flat_values = None
+            self.fetch.ok.extend(names)
+            if self.fetch.skipped or self.fetch.unreadable:
+                self._read_after_all(names)
+            if len(names) == 1 and (kind := self._kind()) is not None:
+                self.hints.present(kind, names)
+            if len(names) == 1:
+                self._no_longer_faulting(names[0])
+            if self.plan is not None and not self.fetch.queue:
+                assert self.profile is not None
+                flat = self._flat()
+                # every part of a read asked in halves, not only the last
+                if any(name not in flat and not name.endswith(".") for name in self.fetch.ok):
+                    # Some firmware leaves out a name it lacks instead of faulting 9005.
+                    self._read_whole(session, "the CPE left out leaves of the read plan")
+                    return
+                # kept: unless a change is applied, finish() extracts from the same values
+                self._extraction = Extraction(self.profile, flat, shared=True)
+                if not self._extraction.refs_hold(self.plan):
+                    self._read_whole(session, "a ref points elsewhere now")
+            return
+        assert isinstance(response, rpc.Fault)
+        unknown = response.code in UNKNOWN_NAME
+        if unknown and self.plan is not None:
+            # A leaf of the plan is gone (new firmware, a removed object): read it all, which
+            # also finds out what exactly is missing.
+            self.fetch.queue.clear()
+            self._read_whole(session, "a leaf of the read plan is gone")
+        elif unknown and len(names) > 1:
+            # One unknown name fails the whole call: find out which. Names that another
+            # CPE of this kind lacked meanwhile go apart; else by halves, so k unknown names
+            # among n cost about 2k*log2(n/k) calls, not n (2n-1 at worst, a CPE that knows
+            # none of them: ~80 for the longest list, within max_requests_per_session).
+            half = len(names) // 2
+            self.fetch.queue[:0] = self._apart(names) or [names[:half], names[half:]]
+        elif unknown and names:
+            self.fetch.absent.update(names)
+            self._no_longer_faulting(names[0])  # lacked, not faulting: never asked again
+            if (kind := self._kind()) is not None:
+                self.hints.absent(kind, names)
+        elif len(names) > 1 and self.fetch.splits < MAX_GPV_SPLITS:
+            # A CPE that cannot build the whole answer (9002/9004: its memory, its buffer)
+            # answers smaller questions; one that faults a name it lacks with another code
+            # gets it narrowed down the same way: names that failed alone before go apart,
+            # the rest in halves.
+            self.fetch.splits += 1
+            half = len(names) // 2
+            self.fetch.queue[:0] = self._apart(names) or [names[:half], names[half:]]
+        elif len(names) == 1 and self.profile is not None and not self.profile.writes_at(names[0]):
+            self.fetch.skipped.append(names[0])
+            self._faulted_alone(names[0])
+            # One name the CPE cannot answer for (an internal error, a vendor code) that
+            # only status comes from: left out of this session, asked apart from now on (a
+            # hint, not a verdict: an answer clears it), and the rest goes on. Failing the
+            # whole read would leave such a router unprovisioned for good.
+            if (kind := self._kind()) is not None:
+                self.hints.absent(kind, names)
+            _log_gpv_fault(session, response, names)
+        elif len(names) == 1 and self.fetch.ok and names[0] in self._suspects():
+            # A name a setting is written at that faulted alone before (on this CPE or one
+            # of its kind: a hint) and does again while the rest of the read answers:
+            # firmware that cannot read it (a dual-band model faulting 9002, not 9005, for
+            # a 6 GHz leaf). What is written at it waits, the job says why and is not done,
+            # the rest is applied, and the next session asks again; failing the read every
+            # session instead would leave the router unprovisioned for good.
+            assert self.profile is not None
+            self.fetch.skipped.append(names[0])  # status read there is unknown too
+            why = f"fault {response.code}" + (f" on {names[0]}" if names[0].endswith(".") else "")
+            for path in self.profile.written_at(names[0]):
+                self.fetch.unreadable[path] = why
+            _log_gpv_fault(session, response, names, unreadable=True)
+        else:
+            _log_gpv_fault(session, response, names)
+            if len(names) == 1:
+                # asked apart from now on: if it faults alone again, it is taken as
+                # unreadable (above) instead of failing the read again
+                self._faulted_alone(names[0])
+                if (kind := self._kind()) is not None:
+                    self.hints.absent(kind, names)
+            # Without the CPE's values a plan would be guesswork (a table it could not
+            # read is not an empty one, a leaf not one it lacks): apply nothing this time.
+            self.fetch.queue.clear()
+            self.fetch.failed = True
+
+    def _read_after_all(self, names: list[str]) -> None:
+        """A name that faulted alone and was read after all (within an object read whole,
+        the fallback of a plan) is no longer unknown this session: what is written there is
+        planned as usual."""
+        objects = tuple(n for n in names if n.endswith("."))
+
+        def read(path: str) -> bool:
+            return path in self.values if not path.endswith(".") else path.startswith(objects)
+
+        self.fetch.skipped = [n for n in self.fetch.skipped if not read(n)]
+        self.fetch.unreadable = {p: w for p, w in self.fetch.unreadable.items() if not read(p)}
+
+    def _no_longer_faulting(self, name: str) -> None:
+        """``name`` answered alone, or is one the CPE lacks: not a faulting name now."""
+        alone = self.memory.get("faultedAlone")
+        if alone and name in alone:
+            alone.remove(name)
+
+    def _faulted_alone(self, name: str) -> None:
+        if name not in self.memory.setdefault("faultedAlone", []):
+            self.memory["faultedAlone"].append(name)
+
+    def _grow_read_chunk(self) -> None:
+        """A read split once (readChunk) doubles again while every answer of a session is
+        at most a quarter of ``max_body`` (the doubled calls then answer at most half of
+        it), and goes once calls need no split: one large table must not cost the router
+        more calls for good."""
+        chunk = self.memory.get("readChunk")
+        fetch = self.fetch
+        if not chunk or fetch.failed or not fetch.largest or fetch.queue:
+            return
+        if self.plan is not None and self.memory.get("readChunkWhole", True):
+            # The leaves a session reads between full reads answer far less than the
+            # whole objects that were too large: they say nothing about those.
+            return
+        if fetch.largest * 4 > self.settings.max_body:
+            return
+        grown = chunk * 2 if chunk * 2 < fetch.widest else None
+        self.memory["readChunk"] = grown
+        if grown is None:
+            self.memory.pop("readChunkWhole", None)
+        log.info(
+            "session.read_grown",
+            serial=self.identity.serial_number if self.identity else "",
+            per_call=grown,
+            largest_answer=fetch.largest,
+        )
+
+    def _chunked(self, calls: list[list[str]]) -> list[list[str]]:
+        """``calls`` with none longer than this CPE's ``readChunk``, if it has one."""
+        limit = self.memory.get("readChunk")
+        if not limit:
+            return calls
+        self.fetch.widest = max(self.fetch.widest, *(len(names) for names in calls))
+        if all(len(names) <= limit for names in calls):
+            return calls
+        return [names[i : i + limit] for names in calls for i in range(0, len(names), limit)]
+
+    def _status_and_identity(
+        self, flat: dict[str, str], *, shared: bool
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Status and identity over ``flat``, worked out once per set of values: the plan's
+        checks and the session's result read the same ones (``shared``: see Extraction)."""
+        assert self.profile is not None
+        if self._extracted is not None and self._extracted[0] is flat:
+            return self._extracted[1], self._extracted[2]
+        extraction = self._extraction
+        if extraction is None or extraction.values is not flat:
+            extraction = self._extraction = Extraction(self.profile, flat, shared=shared)
+        status, ident = extraction.status_and_identity()
+        self._extracted = (flat, status, ident)
+        return status, ident
+
+
+def _log_gpv_fault(
+    session: CwmpSession, response: rpc.Fault, names: list[str], **extra: Any
+) -> None:
+    log.warning(
+        "session.gpv_fault",
+        serial=session.serial,
+        code=response.code,
+        fault=response.string,
+        name=names[0] if len(names) == 1 else None,
+        **extra,
+    )

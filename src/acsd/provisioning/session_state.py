@@ -1,0 +1,135 @@
+"""What one session's provisioning driver holds: the services it runs with, what the CPE
+said and what the session decided. The phases work on it (:mod:`read_phase`,
+:mod:`apply_phase`, :mod:`end_phase`); :class:`acsd.provisioning.driver.ProvisioningDriver`
+runs them. A session parked for another worker is this state, pickled (see
+``export_state``): a change of its shape bumps ``acsd.cwmp.session.PARKED_FORMAT``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from acsd.provisioning.absent import AbsentHints
+from acsd.provisioning.desired import Desired
+from acsd.provisioning.jobs import Outcome, RetryPolicy
+from acsd.provisioning.plan import Change, Plan
+from acsd.provisioning.profiles import Profile, ProfileSet
+from acsd.provisioning.status import Extraction, ReadPlan
+from acsd.store.base import CpeIdentity, DeviceRecord, Store
+
+
+@dataclass(slots=True)
+class DriverSettings:
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    #: default for devices; each record has its own switch
+    drift_check: bool = True
+    #: seconds between drift checks of one CPE (0 = every session)
+    drift_check_interval: float = 0.0
+    #: DNS servers of static lines (empty: the ones each router reported)
+    static_wan_dns: tuple[str, ...] = ()
+    #: PeriodicInformInterval acsd sets on every CPE (seconds)
+    periodic_interval: int = 300
+    #: seconds between reads of the whole status objects; between them sessions read the
+    #: CPE's read plan (0 = read the whole objects every session)
+    full_read_interval: float = 3600.0
+    #: cwmp.max_body: a read split for an answer over it grows back while answers stay
+    #: far below it
+    max_body: int = 1024 * 1024
+
+
+@dataclass
+class Fetch:
+    """The read of one session: first one batch (and the names the CPE's kind lacks, one
+    per call), then by halves after a 9005."""
+
+    queue: list[list[str]] = field(default_factory=list)
+    ok: list[str] = field(default_factory=list)
+    absent: set[str] = field(default_factory=set)
+    #: names that faulted alone and that the session went on without
+    skipped: list[str] = field(default_factory=list)
+    #: setting paths and table objects under a name that faulted alone again (see _on_gpv)
+    #: -> why: not written this session, and the job says so
+    unreadable: dict[str, str] = field(default_factory=dict)
+    started: bool = False
+    failed: bool = False
+    splits: int = 0
+    #: with a read split (readChunk): the most names one call would have had without it,
+    #: and the largest answer of those calls in bytes
+    widest: int = 0
+    largest: int = 0
+
+
+@dataclass
+class Apply:
+    """The apply phase: the plan, the RPCs still to send and what came of those sent."""
+
+    plan: Plan
+    adds: list[Any]
+    changes: list[Change]
+    deletes: list[str]
+    reboot: bool = False
+    spv_sent: list[Change] = field(default_factory=list)
+    spv_tries: int = 0
+    #: after a fault that named no parameter: the parts of the refused batch, to send one
+    #: SetParameterValues each (halved again while a part is refused the same way)
+    spv_parts: list[list[Change]] = field(default_factory=list)
+    spv_splits: int = 0
+    #: the code and text of the last refusal that named no parameter: what the changes
+    #: of a split batch that the session could not send any more are recorded with
+    bare_fault: tuple[int, str] | None = None
+    #: rows created this session: row path ("...IPv4Forwarding.4.") -> (table, key)
+    added: dict[str, tuple[str, str]] = field(default_factory=dict)
+    outcome: Outcome = field(default_factory=Outcome)
+    #: deletes sent after the SetParameterValues: rows made of settings (the old static
+    #: line's address and route stay until the new one's are in place)
+    late: list[str] = field(default_factory=list)
+    #: fields of new rows a group can do without (the line's DNS servers), set in a
+    #: SetParameterValues of their own once the group's is done: a DNS entry equal to
+    #: one the DHCP client still holds breaks the table's unique key on a strict CPE
+    deferred: list[Change] = field(default_factory=list)
+    #: tables the CPE added rows to or deleted rows from this session
+    reshaped: set[str] = field(default_factory=set)
+    reread: bool = False
+
+
+class SessionState:
+    """The state of one session's driver (one per session)."""
+
+    def __init__(
+        self,
+        store: Store,
+        profiles: ProfileSet,
+        settings: DriverSettings | None = None,
+        hints: AbsentHints | None = None,
+    ) -> None:
+        self.store = store
+        self.profiles = profiles
+        self.settings = settings or DriverSettings()
+        #: what CPEs of each kind lack, shared by the sessions of this process
+        self.hints = hints if hints is not None else AbsentHints()
+        self.record: DeviceRecord | None = None
+        self.profile: Profile | None = None
+        self.identity: CpeIdentity | None = None
+        self.values: dict[str, list[Any]] = {}
+        #: names of the Inform outside the profile's: read this session, not stored
+        self.unkept: set[str] = set()
+        self.events: list[str] = []
+        self.bootstrap = False
+        #: the CPE reports another SoftwareVersion than its record holds (an upgrade)
+        self.new_firmware = False
+        self.desired = Desired()
+        self.memory: dict[str, Any] = {}
+        self.read_settings = False
+        #: the operator asked for wifi/DHCP (beyond what acsd sets on every CPE)
+        self.operator_settings = False
+        #: Connection Request credentials made up this session, to keep on the record
+        self.new_cr: tuple[str, str] | None = None
+        self.fetch = Fetch()
+        self.apply: Apply | None = None
+        #: the leaves this session reads instead of the whole objects (None: the whole)
+        self.plan: ReadPlan | None = None
+        # Derived from ``values`` and rebuilt after a worker handoff (see _TRANSIENT).
+        self._flat_values: dict[str, str] | None = None
+        self._extraction: Extraction | None = None
+        #: (flat values, status, identity) of the last extraction
+        self._extracted: tuple[dict[str, str], dict[str, Any], dict[str, Any]] | None = None
