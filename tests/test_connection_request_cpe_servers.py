@@ -317,3 +317,24 @@ async def test_a_url_with_port_0_is_said_to_be_one_no_router_listens_on() -> Non
     result = await request("http://127.0.0.1:0/cr")
     assert not result.ok
     assert result.reason == "not a URL a router listens on (port 0): 'http://127.0.0.1:0/cr'"
+
+
+async def test_what_a_cpe_sends_reaches_the_log_bounded_and_printable() -> None:
+    """A CPE's header text in connreq.done's reason (its challenge's scheme names, the
+    line aiohttp could not parse): a few hundred characters at most, and no control
+    character that a terminal would act on (an ESC sequence) or that splits the line."""
+    schemes = ", ".join(f"X{n}\x1b[2J realm=a" for n in range(600))  # ~10 KB of header
+    garbage = b"HTTP/1.1 20X " + b"\x1b[2J" * 1500 + b"\r\n\r\n"
+    replies = [
+        answer("401 Unauthorized", f"WWW-Authenticate: {schemes}", "Content-Length: 0"),
+        garbage,
+    ]
+    for reply in replies:
+        async with cpe_server(lambda seen, reply=reply: (reply, "close")) as server:
+            result = await request(server.url)
+        assert not result.ok
+        assert len(result.reason) < 300, result.reason
+        assert not any(ord(c) < 32 or ord(c) == 127 for c in result.reason), result.reason
+        assert result.reason.startswith(
+            ("no challenge acsd can answer (x0\\x1b", "unreachable: ClientResponseError: ")
+        )

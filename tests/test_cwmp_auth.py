@@ -924,3 +924,30 @@ def test_a_digest_uri_of_the_path_is_taken_for_an_absolute_form_request(
         challenge = {"realm": "acsd", "nonce": nonce, "algorithm": "MD5"}
         head = post(sock, digest_header(challenge, "ABS0001", PASSWORD, uri="/")).decode()
         assert head.startswith("HTTP/1.1 200"), head
+
+
+def test_what_a_cpe_writes_in_its_headers_reaches_the_log_bounded_and_printable(
+    module_daemon_factory, source
+):
+    """A username (Basic carries any bytes) and a Content-Type are the CPE's text: in a
+    log line they come with their control characters escaped (an ESC sequence would act
+    on the terminal of an operator who reads the log there) and cut to a few dozen
+    characters, not the 8 KB a header may hold."""
+    daemon = shared_acs(module_daemon_factory, BASIC_CLEARTEXT)
+    name = "\x1b[2J\x1b]0;owned\x07" + "N" * 4000
+    refused = Wire(daemon.cwmp_url, source=source).post(
+        inform("LOGTEXT1"), headers={"Authorization": basic_header(name, "x")}
+    )
+    assert refused.status == 401
+    [failed] = logged(daemon, "cwmp.auth_failed", 1)
+    assert failed["username"].startswith("\\x1b[2J\\x1b]0;owned\\x07NNN")
+    assert len(failed["username"]) < 100
+    kind = "text/" + "x" * 8000
+    answer = Wire(daemon.cwmp_url, source=source).post(
+        inform("LOGTEXT1"),
+        headers={"Authorization": basic_header("LOGTEXT1", PASSWORD), "Content-Type": kind},
+    )
+    assert answer.status == 415 and len(answer.body) < 200, answer.body[:200]
+    [event] = logged(daemon, "cwmp.refused", 1)
+    assert event["reason"].startswith("unsupported Content-Type 'text/xxx")
+    assert len(event["reason"]) < 150

@@ -9,6 +9,8 @@ from __future__ import annotations
 import zlib
 from collections.abc import Mapping
 
+from acsd.log import peer_text
+
 #: encodings acsd inflates, with zlib's window bits (47: gzip or zlib framing, whichever
 #: the data has)
 INFLATABLE = {"gzip": 47, "x-gzip": 47, "deflate": 15}
@@ -40,7 +42,7 @@ def content_encoding(headers: Mapping[str, str]) -> str:
         if other:
             raise InflateError(
                 415,
-                f"unsupported Transfer-Encoding {', '.join(other)!r}; send the body"
+                f"unsupported Transfer-Encoding '{peer_text(', '.join(other))}'; send the body"
                 " chunked or with a Content-Length, compressed as Content-Encoding "
                 "gzip or deflate if at all",
             )
@@ -49,7 +51,9 @@ def content_encoding(headers: Mapping[str, str]) -> str:
     if encoding in ("", "identity"):
         return ""
     if encoding not in INFLATABLE:
-        raise InflateError(415, f"unsupported Content-Encoding {sent!r}; send {ACCEPTED}")
+        raise InflateError(
+            415, f"unsupported Content-Encoding '{peer_text(sent)}'; send {ACCEPTED}"
+        )
     return encoding
 
 

@@ -263,7 +263,7 @@ class _ClientFault(logging.Filter):
             # name: an Authorization or Cookie value cannot be told from any other there
             record.reason = f"400, message: a request line or header over {exc.args[1]} bytes"
         else:
-            record.reason = _without_credentials(str(exc))[:200]
+            record.reason = peer_text(_without_credentials(str(exc)), 200)
         return True
 
 
@@ -276,6 +276,22 @@ _CREDENTIAL_HEADER = re.compile(r"((?:proxy-)?authorization|cookie)(\s*:)[^'\"]*
 def _without_credentials(text: str) -> str:
     """``text`` with the values of Authorization and Cookie headers replaced."""
     return _CREDENTIAL_HEADER.sub(r"\1\2 <redacted>", text)
+
+
+#: what a terminal would act on rather than show: C0/C1 controls (an ESC starts a colour or
+#: cursor sequence on the operator's TTY), and bidirectional overrides, which show the
+#: rest of a line reversed; and lone surrogates, which stand for bytes that were no UTF-8
+_UNPRINTABLE = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
+
+
+def peer_text(text: str, limit: int = 64) -> str:
+    """What a peer wrote (a CPE's header, a client's), fit for a log line or an error
+    reason: its unprintable characters escaped ("\\x1b"), at most ``limit`` of its
+    characters, "..." where it was cut. A header may be 8 KB; a log line names it."""
+    head = _UNPRINTABLE.sub(lambda m: repr(m.group())[1:-1], text[:limit])
+    return head + "..." if len(text) > limit else head
 
 
 class _Logger:

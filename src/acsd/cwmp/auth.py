@@ -58,7 +58,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from acsd.httpdigest import split_scheme
-from acsd.log import get_logger
+from acsd.log import get_logger, peer_text
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -584,7 +584,7 @@ class CpeAuthenticator:
             reason = (
                 "no credentials"
                 if not header
-                else f"{scheme[:16]} credentials, expected {self.scheme}"
+                else f"{peer_text(scheme, 16)} credentials, expected {self.scheme}"
             )
             return AuthResult(False, reason=reason, status=401)
         # Read before anything is checked: the rate limit counts per claimed username.

@@ -29,7 +29,7 @@ from yarl import URL
 
 from acsd import __version__, httpdigest
 from acsd.cwmp.crguard import DeniedAddress, DenyList, GuardedResolver
-from acsd.log import get_logger
+from acsd.log import get_logger, peer_text
 
 log = get_logger("acsd.connreq")
 
@@ -108,13 +108,22 @@ async def connection_request(
     except aiohttp.ClientConnectorError as exc:
         if isinstance(exc.os_error, DeniedAddress):
             return CrResult(False, reason=exc.os_error.strerror)
-        return CrResult(False, reason=f"unreachable: {exc.__class__.__name__}: {exc}")
+        return CrResult(False, reason=_unreachable(exc))
     except TimeoutError:  # (its text is empty: say what happened instead)
         return CrResult(False, reason=f"unreachable: no answer within {timeout:g} s")
     except (aiohttp.ClientError, OSError) as exc:
-        return CrResult(False, reason=f"unreachable: {exc.__class__.__name__}: {exc}")
+        return CrResult(False, reason=_unreachable(exc))
     except ValueError as exc:  # e.g. credentials a header cannot carry (UnicodeEncodeError)
-        return CrResult(False, reason=f"not sendable: {exc}")
+        return CrResult(False, reason=f"not sendable: {peer_text(str(exc), _SHOWN)}")
+
+
+#: characters of what a CPE sent that a reason shows (aiohttp's error for a malformed
+#: answer quotes the whole line, a header's 8 KB)
+_SHOWN = 200
+
+
+def _unreachable(exc: BaseException) -> str:
+    return f"unreachable: {exc.__class__.__name__}: {peer_text(str(exc), _SHOWN)}"
 
 
 #: "//" and what follows up to the last "@": where a URL carries a user and a password
@@ -178,7 +187,7 @@ def _unanswerable(challenges: list[tuple[str, dict[str, str]]]) -> str:
     schemes = sorted({scheme for scheme, _ in challenges})
     if schemes == ["basic"]:
         return "the router offers only Basic (cwmp.connection_request_allow_basic)"
-    return f"no challenge acsd can answer ({', '.join(schemes) or 'none'})"
+    return f"no challenge acsd can answer ({peer_text(', '.join(schemes), 80) or 'none'})"
 
 
 def _stale(challenges: list[tuple[str, dict[str, str]]]) -> bool:

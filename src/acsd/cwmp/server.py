@@ -44,7 +44,7 @@ from acsd.cwmp.soap import (
     render_envelope,
 )
 from acsd.inflate import InflateError, content_encoding, inflate
-from acsd.log import get_logger, log_failure, session_ref
+from acsd.log import get_logger, log_failure, peer_text, session_ref
 from acsd.xmlsafe import declared_encoding
 
 log = get_logger("acsd.cwmp")
@@ -652,7 +652,11 @@ class CwmpServer:
             if transport is not None:
                 self._conn_auth[transport] = result
             return result
-        fields = {"reason": result.reason, "remote": remote_ip, "username": result.username[:64]}
+        fields = {
+            "reason": result.reason,
+            "remote": remote_ip,
+            "username": peer_text(result.username),
+        }
         if result.status == 429:
             self.stats["auth_rate_limited"] += 1
             log.warning("cwmp.auth_rate_limited", retry_after=result.retry_after, **fields)
@@ -729,7 +733,10 @@ class CwmpServer:
         self.settings.auth.record_failure(remote_ip, identity.username)
         self.stats["auth_failures"] += 1
         log.warning(
-            "cwmp.auth_refused", reason=reason, remote=remote_ip, username=identity.username[:64]
+            "cwmp.auth_refused",
+            reason=reason,
+            remote=remote_ip,
+            username=peer_text(identity.username),
         )
         return self._closing(403, reason)
 
@@ -775,7 +782,9 @@ class CwmpServer:
         if ctype not in _ACCEPTED_TYPES:
             comma = _comma_content_type(request.headers.get("Content-Type", ""))
             if comma is None or comma[0] not in _ACCEPTED_TYPES:
-                raise _HttpError(415, f"unsupported Content-Type {ctype!r}; send text/xml")
+                raise _HttpError(
+                    415, f"unsupported Content-Type '{peer_text(ctype)}'; send text/xml"
+                )
             ctype, charset = comma
         try:
             encoding = content_encoding(request.headers)
@@ -837,7 +846,7 @@ class CwmpServer:
                 log.warning(
                     "cwmp.forwarded_missing",
                     remote=request.remote,
-                    header=request.headers.get("X-Forwarded-For", "")[:80],
+                    header=peer_text(request.headers.get("X-Forwarded-For", ""), 80),
                 )
         return request.remote or ""
 
