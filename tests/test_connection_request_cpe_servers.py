@@ -319,6 +319,37 @@ async def test_a_url_with_port_0_is_said_to_be_one_no_router_listens_on() -> Non
     assert result.reason == "not a URL a router listens on (port 0): 'http://127.0.0.1:0/cr'"
 
 
+async def test_a_request_the_cpe_dropped_goes_again_with_the_next_nonce_count() -> None:
+    """A CPE that closes the connection on acsd's answer without a word (firmware that
+    resets it, or closed the kept-alive connection after its 401): aiohttp sends the GET
+    again on a new connection. The same Digest answer twice, same nonce and nc, is a
+    replay to a CPE that counts them (refused, or a failed login): the second goes with
+    the next nc and a cnonce of its own."""
+    used: set[tuple[str, str]] = set()
+
+    def cpe(seen: Seen) -> tuple[bytes, str]:
+        if seen.authorization is None:
+            return answer("401 Unauthorized", challenge("n1"), "Content-Length: 0"), ""
+        sent = httpdigest.parse_params(seen.authorization.partition(" ")[2])
+        pair = (sent.get("nonce", ""), sent.get("nc", ""))
+        if pair in used:  # a replay
+            return answer("401 Unauthorized", challenge("n1"), "Content-Length: 0"), "close"
+        used.add(pair)
+        if len(used) == 1:
+            return b"", "close"  # read, then the connection dropped
+        return answer("204 No Content" if digest_ok(seen, "n1") else "403 Forbidden"), ""
+
+    async with cpe_server(cpe) as server:
+        result = await request(server.url)
+    assert result.ok and result.status == 204, result
+    answers = [httpdigest.parse_params(s.authorization.partition(" ")[2]) for s in server.seen[1:]]
+    assert [(a["nc"], s.connection) for a, s in zip(answers, server.seen[1:], strict=True)] == [
+        ("00000001", 1),
+        ("00000002", 2),
+    ]
+    assert answers[0]["cnonce"] != answers[1]["cnonce"]
+
+
 async def test_what_a_cpe_sends_reaches_the_log_bounded_and_printable() -> None:
     """A CPE's header text in connreq.done's reason (its challenge's scheme names, the
     line aiohttp could not parse): a few hundred characters at most, and no control

@@ -17,6 +17,7 @@ across them all.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -142,11 +143,25 @@ def shown_url(url: str, limit: int | None = None) -> str:
 
 
 async def _get(
-    session: aiohttp.ClientSession, target: URL, authorization: str | None = None
+    session: aiohttp.ClientSession, target: URL, answer: Answer | None = None
 ) -> tuple[int, list[tuple[str, dict[str, str]]]]:
-    """One GET: its status and the challenges of a 401."""
-    headers = {hdrs.AUTHORIZATION: authorization} if authorization else None
-    async with session.get(target, headers=headers, allow_redirects=False) as response:
+    """One GET: its status and the challenges of a 401. ``answer`` makes its Authorization
+    each time the request goes out: aiohttp sends a GET again, on a new connection, when
+    the CPE closes the one it went on without answering (RFC 9112 9.3.1.1: a keep-alive
+    connection the CPE closed after its 401 is a race no request can avoid), and a Digest
+    answer sent twice with the same nc is a replay to a CPE that counts them (it may
+    refuse it, or count a failed login). Each send is answered afresh: the next nc, a
+    new cnonce."""
+
+    async def authorize(
+        request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+    ) -> aiohttp.ClientResponse:
+        assert answer is not None
+        request.headers[hdrs.AUTHORIZATION] = answer()
+        return await handler(request)
+
+    middlewares = (authorize,) if answer is not None else None
+    async with session.get(target, allow_redirects=False, middlewares=middlewares) as response:
         if response.status != 401:
             # The answer is its status: a body that trickles in must not turn a CPE's
             # "200, I will call" into a timeout (nor one that never ends fill memory).
@@ -206,6 +221,10 @@ def _framed(response: aiohttp.ClientResponse) -> bool:
     return coding.rsplit(",", 1)[-1].strip().lower() == "chunked"
 
 
+#: makes the Authorization header for one send of a request (see _get)
+Answer = Callable[[], str]
+
+
 def answer_challenge(
     challenges: list[tuple[str, dict[str, str]]],
     target: URL,
@@ -213,18 +232,23 @@ def answer_challenge(
     password: str,
     *,
     allow_basic: bool = False,
-) -> str | None:
-    """The Authorization header for the CPE's challenges, None when acsd can answer none:
-    Digest where offered (TR-069 asks for it; qop "auth" even when "auth-int" is offered
-    too, as firmware that offers both often implements only "auth"), whichever order the
-    CPE sent them in; else Basic if ``allow_basic`` (older CPEs: the password readable)."""
+) -> Answer | None:
+    """What makes the Authorization header for the CPE's challenges, None when acsd can
+    answer none: Digest where offered (TR-069 asks for it; qop "auth" even when "auth-int"
+    is offered too, as firmware that offers both often implements only "auth"), whichever
+    order the CPE sent them in, its nc one higher at each send; else Basic if
+    ``allow_basic`` (older CPEs: the password readable)."""
     for scheme, params in challenges:
         if scheme == "digest" and httpdigest.supported(params.get("algorithm", "MD5")):
             uri = target.raw_path_qs or "/"
+            sent = itertools.count(1)
             # (a GET's body is empty: an "auth-int" answer hashes that)
-            return httpdigest.authorization(params, "GET", uri, username, password, 1, b"")
+            return lambda: httpdigest.authorization(
+                params, "GET", uri, username, password, next(sent), b""
+            )
     if allow_basic and any(scheme == "basic" for scheme, _ in challenges):
-        return httpdigest.basic(username, password)
+        header = httpdigest.basic(username, password)
+        return lambda: header
     return None
 
 
