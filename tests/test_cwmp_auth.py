@@ -926,6 +926,61 @@ def test_a_digest_uri_of_the_path_is_taken_for_an_absolute_form_request(
         assert head.startswith("HTTP/1.1 200"), head
 
 
+# --- an Authorization header sent twice --------------------------------------------------
+
+
+@pytest.mark.parametrize("newest", ["last", "first"])
+def test_a_repeated_digest_header_passes_on_the_answer_that_verifies(
+    module_daemon_factory, source, newest
+):
+    """Firmware that repeats the Authorization header after a 401 sends its earlier answer
+    (here one whose nonce count was used) beside its new one: the request passes on the
+    one that verifies, in whichever order they come, not on the first alone."""
+    daemon = shared_acs(module_daemon_factory, DIGEST)
+    serial = f"TWICE{newest.upper()}"
+    wire, answer = first_challenge(daemon, serial, source)
+    challenge = challenges(answer)[0]
+    earlier = digest_header(challenge, serial, PASSWORD, nc=1)
+    assert wire.post(None, headers={"Authorization": earlier}).status == 400  # nc=1 used
+    new = digest_header(challenge, serial, PASSWORD, nc=2)
+    both = [earlier, new] if newest == "last" else [new, earlier]
+    answer = Wire(daemon.cwmp_url, source=source).post(
+        inform(serial), headers=[("Authorization", h) for h in both]
+    )
+    assert answer.status == 200 and b"InformResponse" in answer.body, answer.text
+    assert daemon.events("cwmp.auth_failed") == []
+
+
+def test_a_repeated_basic_header_passes_on_the_one_that_verifies(module_daemon_factory, source):
+    """As for Digest: one of the two verifies, the request passes; each wrong one counts
+    as a failed attempt (two headers are not two guesses for one), and neither alone
+    gets the request through when neither verifies."""
+    daemon = shared_acs(module_daemon_factory, BASIC_CLEARTEXT)
+    wrong, right = basic_header("TWICEB1", "earlier-pw"), basic_header("TWICEB1", PASSWORD)
+    answer = Wire(daemon.cwmp_url, source=source).post(
+        inform("TWICEB1"), headers=[("Authorization", wrong), ("Authorization", right)]
+    )
+    assert answer.status == 200 and b"InformResponse" in answer.body, answer.text
+    other = basic_header("TWICEB1", "another-guess")
+    refused = Wire(daemon.cwmp_url, source=source).post(
+        inform("TWICEB1"), headers=[("Authorization", wrong), ("Authorization", other)]
+    )
+    assert refused.status == 401 and closes(refused)
+    assert [e["reason"] for e in logged(daemon, "cwmp.auth_failed", 1)] == ["wrong password"]
+
+
+def test_more_authorization_headers_than_a_retry_sends_are_refused(module_daemon_factory, source):
+    """Firmware that repeats its header sends two; three different ones are a list of
+    guesses, refused without checking any."""
+    daemon = shared_acs(module_daemon_factory, BASIC_CLEARTEXT)
+    guesses = [("Authorization", basic_header("TWICEB2", pw)) for pw in ("a", "b", PASSWORD)]
+    refused = Wire(daemon.cwmp_url, source=source).post(inform("TWICEB2"), headers=guesses)
+    assert refused.status == 401 and closes(refused)
+    [failed] = logged(daemon, "cwmp.auth_failed", 1)
+    assert failed["reason"] == "3 different Authorization headers"
+    assert devices(daemon, "TWICEB2") == []
+
+
 def test_what_a_cpe_writes_in_its_headers_reaches_the_log_bounded_and_printable(
     module_daemon_factory, source
 ):

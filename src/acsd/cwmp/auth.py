@@ -33,6 +33,10 @@ What is checked, and why this way:
   the address (a CGNAT) go on. Beyond ``max_failures_per_address`` failures of any
   usernames the whole address gets 429. A missing header (the usual first request of a
   CPE) and a stale nonce are not failures.
+* **Two Authorization headers** (firmware that repeats the header after a 401 sends its
+  earlier answer beside the new one): the one that verifies is taken, for Basic and Digest
+  alike, whichever comes first; each that fails is counted. More than two different ones
+  are guesses, refused unchecked. A 400 would lock such firmware out for good.
 
 Nothing here logs a password, an HA1 or an Authorization header.
 """
@@ -550,17 +554,24 @@ class CpeAuthenticator:
     # --- checking ------------------------------------------------------------------------
 
     def claimed_username(self, request: web.BaseRequest) -> str | None:
-        """The username the request's Authorization header names (None: no header of this
-        scheme, or one that names nobody readable)."""
-        header = request.headers.get("Authorization", "")
-        scheme, rest = split_scheme(header)
-        if scheme.lower() != self.scheme:
-            return None
-        if self.scheme == "basic":
-            credentials = _basic_credentials(rest)
-            return credentials[0] if credentials else None
-        params = parse_auth_params(rest)
-        return _digest_username(params) if params else None
+        """The username the request's Authorization headers name (None: no header of this
+        scheme, or none that names anybody readable; "" when they name different users)."""
+        names = set()
+        for header in authorizations(request):
+            scheme, rest = split_scheme(header)
+            if scheme.lower() != self.scheme:
+                continue
+            if self.scheme == "basic":
+                credentials = _basic_credentials(rest)
+                name = credentials[0] if credentials else None
+            else:
+                params = parse_auth_params(rest)
+                name = _digest_username(params) if params else None
+            if name is not None:
+                names.add(name)
+        if len(names) > 1:
+            return ""
+        return names.pop() if names else None
 
     async def check(
         self, request: web.BaseRequest, *, remote: str | None = None, secure: bool | None = None
@@ -578,15 +589,35 @@ class CpeAuthenticator:
                 "(see cwmp.auth.allow_basic_without_tls)",
                 status=403,
             )
-        header = request.headers.get("Authorization", "")
-        scheme, rest = split_scheme(header)
-        if scheme.lower() != self.scheme:
+        headers = authorizations(request)
+        ours = [
+            rest for scheme, rest in map(split_scheme, headers) if scheme.lower() == self.scheme
+        ]
+        if not ours:
+            scheme = split_scheme(headers[0])[0] if headers else ""
             reason = (
                 "no credentials"
-                if not header
+                if not headers
                 else f"{peer_text(scheme, 16)} credentials, expected {self.scheme}"
             )
             return AuthResult(False, reason=reason, status=401)
+        if len(ours) > MAX_AUTHORIZATIONS:
+            self.record_failure(address, "")
+            return self._fail(f"{len(ours)} different Authorization headers")
+        # Firmware that repeats the header after a 401 sends its earlier answer and its
+        # new one: the request passes on the one that verifies, whichever comes first.
+        # Each that fails counts as a failure, so two headers are no two guesses for one.
+        results: list[AuthResult] = []
+        for rest in ours:
+            result = await self._check_one(rest, request, address)
+            if result.ok or result.status == 429:
+                return result
+            results.append(result)
+        # none verified: a failed check outweighs a stale nonce (the connection closes)
+        return next((r for r in reversed(results) if r.failure), results[-1])
+
+    async def _check_one(self, rest: str, request: web.BaseRequest, address: str) -> AuthResult:
+        """Check one Authorization header's credentials (``rest``: what follows its scheme)."""
         # Read before anything is checked: the rate limit counts per claimed username.
         if self.scheme == "basic":
             credentials = _basic_credentials(rest)
@@ -597,6 +628,9 @@ class CpeAuthenticator:
         retry = self.limiter.retry_after((address, claimed))
         if retry is not None:
             return self._limited(retry, "for this username", claimed)
+        retry = self.address_limiter.retry_after(address)  # (the header before may fill it)
+        if retry is not None:
+            return self._limited(retry, "from this address")
         if self.scheme == "basic":
             result = await self._check_basic(credentials)
         else:
@@ -749,6 +783,16 @@ class CpeAuthenticator:
             while len(self._verified) > 10_000:
                 self._verified.popitem(last=False)
         return ok
+
+
+#: distinct Authorization headers one request may carry: firmware that repeats the header
+#: after a 401 sends two; more is no CPE's retry but a list of guesses
+MAX_AUTHORIZATIONS = 2
+
+
+def authorizations(request: web.BaseRequest) -> list[str]:
+    """The request's Authorization headers, each value once, in the order sent."""
+    return list(dict.fromkeys(request.headers.getall("Authorization", ())))
 
 
 def _basic_credentials(token: str) -> tuple[str, str] | None:
