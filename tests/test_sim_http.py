@@ -530,3 +530,63 @@ async def test_connection_request_listener_answers_503_404_and_no_auth() -> None
     finally:
         await server.stop()
     assert cpe.cr_requested and cpe.begin_session().event_codes()[-1] == "6 CONNECTION REQUEST"
+
+
+async def test_connection_request_listener_checks_digest_answers_as_a_strict_router() -> None:
+    """The listener is what tests prove acsd's Connection Request client against, so it
+    checks what a strict router checks: an answer with qop auth-int covers the body (a
+    GET's is empty), one without qop (RFC 2069) is good once per nonce, a nonce count
+    used before is a replay, and the uri is the request's. Hashes computed here from the
+    RFCs, not by the code under test."""
+    import hashlib
+
+    from acsd.sim.crserver import REALM, ConnectionRequestServer
+
+    def md5(text: str | bytes) -> str:
+        return hashlib.md5(text.encode() if isinstance(text, str) else text).hexdigest()
+
+    cpe = router()
+    ms = cpe.template.root + "ManagementServer."
+    cpe.tree.set_local(ms + "ConnectionRequestUsername", "cr-user")
+    cpe.tree.set_local(ms + "ConnectionRequestPassword", "cr-pw")
+    server = ConnectionRequestServer({cpe.serial: cpe}, "127.0.0.1:0")
+    path = f"/cr/{cpe.serial}"
+
+    def header(nonce: str, qop: str | None, nc: int = 1, uri: str = path, body: bytes = b""):
+        ha1 = md5(f"cr-user:{REALM}:cr-pw")
+        ha2 = md5(f"GET:{uri}:{md5(body)}" if qop == "auth-int" else f"GET:{uri}")
+        fields = f'username="cr-user", realm="{REALM}", nonce="{nonce}", uri="{uri}"'
+        if qop is None:
+            return f'Digest {fields}, response="{md5(f"{ha1}:{nonce}:{ha2}")}"'
+        response = md5(f"{ha1}:{nonce}:{nc:08x}:c1:{qop}:{ha2}")
+        return f'Digest {fields}, qop={qop}, nc={nc:08x}, cnonce="c1", response="{response}"'
+
+    async def get(http: aiohttp.ClientSession, authorization: str | None = None) -> tuple:
+        headers = {"Authorization": authorization} if authorization else None
+        async with http.get(server.url_for(cpe.serial), headers=headers) as answer:
+            found = re.search(r'nonce="([^"]+)"', answer.headers.get("WWW-Authenticate", ""))
+            stale = "stale=true" in answer.headers.get("WWW-Authenticate", "")
+            return answer.status, found.group(1) if found else None, stale
+
+    await server.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            status, nonce, _ = await get(http)
+            assert status == 401 and nonce
+            # auth-int: the hash of a body other than the one sent is wrong
+            assert (await get(http, header(nonce, "auth-int", body=b"x")))[0] == 401
+            status, nonce, _ = await get(http)
+            assert (await get(http, header(nonce, "auth-int")))[0] == 200
+            # the same count again: a replay (the password was right: stale); a higher one
+            assert (await get(http, header(nonce, "auth-int")))[:3:2] == (401, True)
+            assert (await get(http, header(nonce, "auth", nc=2)))[0] == 200
+            # RFC 2069: once per nonce
+            status, nonce, _ = await get(http)
+            assert (await get(http, header(nonce, None)))[0] == 200
+            assert (await get(http, header(nonce, None)))[:3:2] == (401, True)
+            # the uri of another request
+            status, nonce, _ = await get(http)
+            assert (await get(http, header(nonce, "auth", uri="/cr/OTHER")))[:3:2] == (401, False)
+    finally:
+        await server.stop()
+    assert server.requests == 3

@@ -1,7 +1,8 @@
 """HTTP Digest (RFC 7616) and Basic, both ends: the client side answers a challenge (acsd's
 Connection Requests; the simulator's CWMP POSTs) with MD5, SHA-256 or their -sess
 variants, qop=auth (auth-int where only that is offered and the body is known); the server
-side challenges and verifies (the simulator's Connection Request listener, MD5, qop=auth)."""
+side challenges and verifies (the simulator's Connection Request listener: MD5, qop auth,
+auth-int or none)."""
 
 from __future__ import annotations
 
@@ -153,12 +154,26 @@ def basic(username: str, password: str) -> str:
     return "Basic " + token
 
 
-def challenge(realm: str, nonce: str, opaque: str) -> str:
-    return f'Digest realm="{realm}", qop="auth", nonce="{nonce}", opaque="{opaque}", algorithm=MD5'
+def challenge(realm: str, nonce: str, opaque: str, stale: bool = False) -> str:
+    extra = ", stale=true" if stale else ""
+    return (
+        f'Digest realm="{realm}", qop="auth,auth-int", nonce="{nonce}", opaque="{opaque}", '
+        f"algorithm=MD5{extra}"
+    )
 
 
-def verify(header: str, method: str, username: str, password: str, nonce: str, realm: str) -> bool:
-    """Check a Digest Authorization header against the expected credentials and nonce."""
+def verify(
+    header: str,
+    method: str,
+    username: str,
+    password: str,
+    nonce: str,
+    realm: str,
+    body: bytes = b"",
+) -> bool:
+    """Check a Digest Authorization header against the expected credentials and nonce: an
+    answer with qop "auth", "auth-int" (which covers the request's ``body``) or, as
+    RFC 2069 clients send it, none (the server decides how often its nonce may serve)."""
     scheme, rest = split_scheme(header)
     if scheme.lower() != "digest":
         return False
@@ -167,7 +182,10 @@ def verify(header: str, method: str, username: str, password: str, nonce: str, r
         return False
     if params.get("realm") != realm or params.get("algorithm", "MD5").upper() != "MD5":
         return False
-    if params.get("qop") not in (None, "auth") or (params.get("qop") and not params.get("cnonce")):
+    qop = params.get("qop")
+    if qop not in (None, "auth", "auth-int"):
         return False
-    expected = response_digest(params, method, params.get("uri", ""), username, password)
+    if qop and not (params.get("cnonce") and re.fullmatch(r"[0-9a-fA-F]{8}", params.get("nc", ""))):
+        return False
+    expected = response_digest(params, method, params.get("uri", ""), username, password, body)
     return hmac.compare_digest(expected, params.get("response", ""))

@@ -1,6 +1,12 @@
 """The routers' Connection Request listener (TR-069 3.2.2): ``GET /cr/SERIAL``, answered
 with HTTP Digest against the router's ConnectionRequestUsername/Password (no challenge when
-the username is empty), 200 when the router will call in, 503 while it is in a session."""
+the username is empty), 200 when the router will call in, 503 while it is in a session.
+
+It checks an answer as a strict router does, being what tests prove acsd's client against:
+qop "auth" or "auth-int" (the request's body hashed), or none (RFC 2069: its nonce then
+serves once); the ``uri`` is the request's; and a nonce count not higher than the last one
+the nonce was used with is a replay, refused (a fresh nonce, stale=true: the password
+was right)."""
 
 from __future__ import annotations
 
@@ -38,7 +44,8 @@ class ConnectionRequestServer:
         self.routers = routers
         self.host, self.port = split_host_port(listen)
         self.requests = 0  # answered with 200
-        self._nonces: dict[str, float] = {}
+        #: nonce -> (when it runs out, the highest nonce count it was used with)
+        self._nonces: dict[str, tuple[float, int]] = {}
         self._opaque = secrets.token_hex(8)
         self._runner: web.AppRunner | None = None
 
@@ -71,18 +78,29 @@ class ConnectionRequestServer:
     def _new_nonce(self) -> str:
         now = time.monotonic()
         if len(self._nonces) >= MAX_NONCES:
-            self._nonces = {n: t for n, t in self._nonces.items() if t > now}
+            self._nonces = {n: t for n, t in self._nonces.items() if t[0] > now}
         nonce = secrets.token_hex(16)
-        self._nonces[nonce] = now + NONCE_TTL
+        self._nonces[nonce] = (now + NONCE_TTL, 0)
         return nonce
 
-    def _authorized(self, request: web.Request, user: str, password: str) -> bool:
+    async def _check(self, request: web.Request, user: str, password: str) -> str:
+        """The verdict on the request's Digest answer: "ok"; "stale", a right answer to a
+        nonce run out, unknown, or used with this count before; or "wrong"."""
         header = request.headers.get("Authorization", "")
-        nonce = digest.parse_params(digest.split_scheme(header)[1]).get("nonce", "")
-        expires = self._nonces.get(nonce)
-        if expires is None or expires < time.monotonic():
-            return False
-        return digest.verify(header, request.method, user, password, nonce, REALM)
+        params = digest.parse_params(digest.split_scheme(header)[1])
+        nonce = params.get("nonce", "")
+        if params.get("uri") != request.raw_path:
+            return "wrong"
+        body = await request.read() if params.get("qop") == "auth-int" else b""
+        if not digest.verify(header, request.method, user, password, nonce, REALM, body):
+            return "wrong"
+        expires, last = self._nonces.get(nonce, (0.0, 0))
+        # RFC 2069's answer has no count: its nonce serves once
+        count = int(params["nc"], 16) if params.get("qop") else 0xFFFFFFFF
+        if expires < time.monotonic() or count <= last:
+            return "stale"
+        self._nonces[nonce] = (expires, count)
+        return "ok"
 
     async def _handle(self, request: web.Request) -> web.Response:
         cpe = self.routers.get(request.match_info["serial"])
@@ -97,8 +115,10 @@ class ConnectionRequestServer:
         )
         if user:
             password = tree.get(ms + "ConnectionRequestPassword")
-            if not self._authorized(request, user, password):
-                challenge = digest.challenge(REALM, self._new_nonce(), self._opaque)
+            verdict = await self._check(request, user, password)
+            if verdict != "ok":
+                nonce = self._new_nonce()
+                challenge = digest.challenge(REALM, nonce, self._opaque, verdict == "stale")
                 return web.Response(status=401, headers={"WWW-Authenticate": challenge})
         if not cpe.request_connection():
             # already in a session: TR-069 lets the CPE refuse rather than preempt it
