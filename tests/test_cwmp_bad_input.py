@@ -197,6 +197,28 @@ def test_a_body_that_never_comes_is_408_after_session_timeout(daemon_factory):
         assert time.monotonic() - started < 8
 
 
+def test_a_body_one_byte_short_of_its_length_is_408_after_body_timeout(daemon_factory):
+    """A router whose Content-Length is one more than the body it sends has sent all it
+    will, and waits for an answer: it hears 408 once nothing came for body_timeout, not
+    after the whole session_timeout (30 s here), which its own HTTP client may not wait
+    out. The log says which limit it met."""
+    daemon = daemon_factory(cwmp={"body_timeout": 0.5})
+    host, port = daemon.cwmp_url.split("//")[1].rstrip("/").split(":")
+    body = envelope(inform_body("SHORTBODY1"))
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
+            + f"Content-Length: {len(body) + 1}\r\n\r\n".encode()
+            + body
+        )
+        started = time.monotonic()
+        answer = sock.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+        assert time.monotonic() - started < 5
+    [refused] = wait_for(lambda: daemon.events("cwmp.refused"))
+    assert refused["reason"] == "request body stopped: nothing of it for 0.5 s (body_timeout)"
+
+
 @pytest.mark.parametrize("keeps_cookies", [True, False], ids=["cookie", "no-cookie"])
 def test_an_answer_still_arriving_when_the_session_would_time_out_is_taken(
     module_daemon_factory, keeps_cookies

@@ -144,6 +144,7 @@ async def serve(
             max_body=config.cwmp.max_body,
             max_sessions=config.cwmp.max_sessions,
             session_timeout=config.cwmp.session_timeout,
+            body_timeout=config.cwmp.body_timeout,
             max_loop_lag=config.cwmp.max_loop_lag,
             retry_after=config.cwmp.retry_after,
             trust_forwarded=config.cwmp.trust_forwarded,

@@ -89,6 +89,8 @@ class ServerSettings:
     #: new Informs get 503 while the event loop runs this many seconds late (0 = never)
     max_loop_lag: float = 0.25
     session_timeout: float = 30.0
+    #: seconds a body may stall (nothing of it arriving) before 408; see config.py
+    body_timeout: float = 10.0
     retry_after: int = 60
     trust_forwarded: bool = False
     limits: Limits = field(default_factory=Limits)
@@ -102,13 +104,21 @@ class ServerSettings:
     handoff_wait: float = 2.0
 
 
-async def _read_past(content: StreamReader, limit: int) -> bytes:
-    """The body as it arrives, stopping as soon as it is longer than ``limit``."""
+async def _read_past(content: StreamReader, limit: int, stall: float, deadline: float) -> bytes:
+    """The body as it arrives, stopping as soon as it is longer than ``limit``; TimeoutError
+    when nothing of it comes for ``stall`` seconds, or not all of it by ``deadline`` (the
+    loop's clock). One timer, moved at each chunk."""
+    loop = asyncio.get_running_loop()
     body = bytearray()
-    while chunk := await content.readany():
-        body += chunk
-        if len(body) > limit:
-            break
+    async with asyncio.timeout(None) as timer:
+        while True:
+            timer.reschedule(min(deadline, loop.time() + stall))
+            chunk = await content.readany()
+            if not chunk:
+                break
+            body += chunk
+            if len(body) > limit:
+                break
     return bytes(body)
 
 
@@ -808,6 +818,7 @@ class CwmpServer:
         # open would carry a copy of its Inform. The limit applies to the body as sent and
         # again to what it inflates to, which is what stops a zip bomb.
         limit = self.settings.max_body
+        stall, deadline = self.settings.body_timeout, math.inf
         try:
             if content.is_eof():
                 # The whole body is in (it usually comes with the headers): nothing to wait
@@ -817,10 +828,16 @@ class CwmpServer:
                 await self._uploading(request, remote_ip)
                 # A client that sends its headers and then no body (or half of it) would
                 # hold the connection for ever: aiohttp only times out idle connections.
-                async with asyncio.timeout(self.settings.session_timeout):
-                    data = await _read_past(content, limit)
+                # A router whose Content-Length is larger than its body has sent all it
+                # will: it hears 408 after body_timeout, not the whole session_timeout.
+                deadline = asyncio.get_running_loop().time() + self.settings.session_timeout
+                data = await _read_past(content, limit, stall, deadline)
         except TimeoutError:
-            raise _HttpError(408, "request body not received within session_timeout") from None
+            if asyncio.get_running_loop().time() >= deadline:
+                raise _HttpError(408, "request body not received within session_timeout") from None
+            raise _HttpError(
+                408, f"request body stopped: nothing of it for {stall:g} s (body_timeout)"
+            ) from None
         except RequestPayloadError as exc:  # e.g. Content-Encoding: gzip on a body that is not
             raise _HttpError(400, f"body could not be read: {exc}") from None
         if len(data) > limit:
