@@ -118,11 +118,11 @@ def digest_ok(seen: Seen, nonce: str) -> bool:
     )
 
 
-async def request(url: str, *, timeout: float = 2.0) -> CrResult:
+async def request(url: str, *, timeout: float = 2.0, username: str = USER) -> CrResult:
     requester = ConnectionRequester(deny=DENY_BUT_LOOPBACK, min_interval=0, timeout=timeout)
     await requester.start()
     try:
-        task = requester.poke("dev1", url, USER, PASSWORD)
+        task = requester.poke("dev1", url, username, PASSWORD)
         assert task is not None
         return await task
     finally:
@@ -369,3 +369,9 @@ async def test_what_a_cpe_sends_reaches_the_log_bounded_and_printable() -> None:
         assert result.reason.startswith(
             ("no challenge acsd can answer (x0\\x1b", "unreachable: ClientResponseError: ")
         )
+    # the username the router reported holding (its ConnectionRequestUsername), refused
+    refusing = answer("401 Unauthorized", challenge("n1"), "Content-Length: 0")
+    async with cpe_server(lambda seen: (refusing, "")) as server:
+        result = await request(server.url, username="\u202e" + "u" * 5000)
+    assert result.reason.startswith("the router refused the credentials of '\\u202euuu")
+    assert len(result.reason) < 150

@@ -98,7 +98,9 @@ async def connection_request(
                     return CrResult(False, 401, _unanswerable(challenges))
                 status, challenges = await _get(session, target, answer)
             if status == 401 and username:  # (no secret: the serial number, mostly)
-                return CrResult(False, 401, f"the router refused the credentials of {username!r}")
+                # the username the router reported holding, maybe: its text, bounded
+                shown = peer_text(username)
+                return CrResult(False, 401, f"the router refused the credentials of '{shown}'")
         # TR-069 names 200 and 204; a CPE that says 202 Accepted has accepted too.
         if 200 <= status < 300:
             return CrResult(True, status)
