@@ -6,13 +6,13 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from acsd import log as acsd_log
 from acsd.config import Config, ConfigError, load_config, unknown_env
+from acsd.log import printable
 from acsd.provisioning.profile_schema import ProfileError
 
 if TYPE_CHECKING:
@@ -676,14 +676,6 @@ def _device_body(raw: bytes, name: str):  # -> DeviceInput | None
     return None
 
 
-#: what a terminal would act on rather than show (escape sequences, C1 controls), and line
-#: breaks that would break the layout: printed escaped. Records hold what operators' tokens
-#: and routers sent.
-#: Bidirectional controls too (U+202A-U+202E, U+2066-U+2069, marks): one in a serial
-#: number would show the rest of its line reversed ("Trojan Source").
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
 _SQL_INT_MAX = 2**63 - 1
 
 
@@ -720,7 +712,9 @@ def _page_note(offset: int, shown: int, total: int) -> str | None:
 
 
 def _shown(value: object) -> str:
-    return _UNPRINTABLE.sub(lambda m: repr(m.group())[1:-1], str(value))
+    # Records hold what operators' tokens and routers sent: an escape sequence or a
+    # bidirectional override in a serial must not act on the operator's terminal.
+    return printable(str(value))
 
 
 def _print_table(devices: list, *, empty: bool) -> None:

@@ -286,11 +286,17 @@ _UNPRINTABLE = re.compile(
 )
 
 
+def printable(text: str) -> str:
+    """``text`` with what a terminal would act on escaped ("\\x1b"): for what records hold
+    (a router's serial, an operator's device name) printed to a terminal or a log."""
+    return _UNPRINTABLE.sub(lambda m: repr(m.group())[1:-1], text)
+
+
 def peer_text(text: str, limit: int = 64) -> str:
     """What a peer wrote (a CPE's header, a client's), fit for a log line or an error
-    reason: its unprintable characters escaped ("\\x1b"), at most ``limit`` of its
-    characters, "..." where it was cut. A header may be 8 KB; a log line names it."""
-    head = _UNPRINTABLE.sub(lambda m: repr(m.group())[1:-1], text[:limit])
+    reason: :func:`printable`, at most ``limit`` of its characters, "..." where it was cut.
+    A header may be 8 KB; a log line names it."""
+    head = printable(text[:limit])
     return head + "..." if len(text) > limit else head
 
 

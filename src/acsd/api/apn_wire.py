@@ -40,7 +40,7 @@ from acsd.api.body import BodyNotReceived, field_path, parse_json, receive_body,
 from acsd.api.errors import ApiError, come_back_later, request_id
 from acsd.api.openapi import DocumentedToo
 from acsd.inflate import InflateError, content_encoding, inflate
-from acsd.log import get_logger
+from acsd.log import get_logger, peer_text
 from acsd.provisioning import apn as rules
 from acsd.rules import WHITESPACE, BlankIsOmitted, Rule, any_case, none_of, whole
 from acsd.simkeys import CLI_PATTERN, parse_cli
@@ -654,7 +654,7 @@ async def read_document(request: web.Request, contract: Contract) -> dict[str, A
         raise ApnError(400, MALFORMED, "a request body is required", NO_BODY)
     media = _media_type(request.headers.get("Content-Type"))
     if media not in JSON_TYPES + XML_TYPES:
-        shown = request.headers.get("Content-Type") or "none"
+        shown = peer_text(request.headers.get("Content-Type") or "none")
         raise ApnError(
             415, MEDIA_TYPE, f"Content-Type must be JSON or XML (application/json, text/json, "
             f"application/xml, text/xml); got {shown}",

@@ -24,7 +24,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
 from acsd.api.answer import json_response
-from acsd.log import get_logger
+from acsd.log import get_logger, peer_text
 from acsd.store import RETRY_UNAVAILABLE, store_unavailable
 
 log = get_logger("acsd.api")
@@ -149,7 +149,7 @@ def too_large(limit: int | None = None) -> ApiError:
 
 
 def unsupported_media_type(got: str | None) -> ApiError:
-    shown = got or "none"
+    shown = peer_text(got) if got else "none"
     return ApiError(
         415,
         "unsupported_media_type",
