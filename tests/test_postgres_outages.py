@@ -7,6 +7,7 @@ Routers and API clients are told to come back (503 + Retry-After) rather than sh
 from __future__ import annotations
 
 import asyncio
+import json
 
 import asyncpg
 import pytest
@@ -56,6 +57,10 @@ def test_while_the_server_is_down_routers_and_clients_are_told_to_come_back(
     assert not daemon.events("api_internal_error") and not daemon.events("cwmp.session_error")
     lookups = daemon.events("session.lookup_failed")
     assert lookups and all(e["level"] == "warning" and "exception" not in e for e in lookups)
+    # nor asyncpg's own report of its pool's failed reconnections, a traceback each time
+    # (under the request_id of whichever request's read had started them)
+    entries = [json.loads(line) for line in daemon.lines if line.startswith("{")]
+    assert not [e for e in entries if "exception" in e or e.get("logger", "").startswith("asyncpg")]
 
 
 async def test_a_database_made_read_only_and_back_is_written_again_without_a_restart(

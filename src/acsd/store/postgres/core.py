@@ -193,7 +193,12 @@ class PgCore(BatchWriter):
             self._writer_conn = await self._connect()
             self._pool = await asyncpg.create_pool(
                 self.dsn,
-                min_size=1,
+                # No floor of connections: asyncpg restores one in a task of its own that,
+                # while the server is down, logs a traceback each time it fails (with the
+                # log context of whichever request started it). Reads make the connections
+                # they need, and the outage is acsd's to report (store_write_failed,
+                # api_store_unavailable, /readyz).
+                min_size=0,
                 max_size=self.pool_size,
                 timeout=CONNECT_TIMEOUT,
                 command_timeout=self.statement_wait,
