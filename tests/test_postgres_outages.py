@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import asyncpg
 import pytest
 
+from acsd.store.base import StoreUnavailableError
 from api_world import build_world
 from apiclient import readyz_status
 from conftest import wait_for
@@ -172,5 +174,29 @@ async def test_connections_the_server_ended_are_made_again_unnoticed(pg_url, pg_
                 f" WHERE datname = '{name}' AND pid <> pg_backend_pid()"
             )
         assert await store.list_customers(limit=1, offset=0) == ([], 0)
+    finally:
+        await store.close()
+
+
+async def test_a_read_of_a_silent_server_ends_within_statement_wait(pg_url, pg_cluster):
+    # asyncpg's pool takes back a connection whose statement it gave up on only when the
+    # server has answered its cancel request: a second statement_wait, before the read's
+    # caller learnt of the first (and a third when the read needed a new connection).
+    from acsd.store.postgres import PgStore
+
+    store = PgStore(pg_url, statement_wait=2.0)
+    await store.open()
+    try:
+        assert await store.find_token("0" * 64) is None  # the pool has a connection
+        pg_cluster.freeze()
+        try:
+            for _ in range(2):  # on that connection, then on a new one
+                started = time.monotonic()
+                with pytest.raises(StoreUnavailableError, match="did not answer in time"):
+                    await store.find_token("0" * 64)
+                assert time.monotonic() - started < 3.2
+        finally:
+            pg_cluster.thaw()
+        assert await store.find_token("0" * 64) is None
     finally:
         await store.close()

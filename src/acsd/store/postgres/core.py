@@ -111,13 +111,14 @@ def _connection_ended(exc: BaseException) -> bool:
     return isinstance(exc, asyncpg.InternalClientError)
 
 
-async def _read_again(pool: asyncpg.Pool, method: str, sql: str, *args: Any) -> Any:
-    """``pool.method(sql, *args)``, once more on another connection when the server ended
-    the first one (see _connection_ended); a lost or unreachable server raised as
-    StoreUnavailableError."""
+async def _read_again(pool: asyncpg.Pool, wait: float, method: str, sql: str, *args: Any) -> Any:
+    """``conn.method(sql, *args)`` on a connection of ``pool``, once more on another one when
+    the server ended the first (see _connection_ended), all of it within ``wait`` seconds: a
+    lost, unreachable or silent server raised as StoreUnavailableError."""
+    deadline = asyncio.get_running_loop().time() + wait
     for last in (False, True):
         try:
-            return await getattr(pool, method)(sql, *args)
+            return await _read_once(pool, deadline, method, sql, args)
         except Exception as exc:
             if not last and _connection_ended(exc):
                 # The server that ended this one has most likely ended the pool's other
@@ -128,6 +129,40 @@ async def _read_again(pool: asyncpg.Pool, method: str, sql: str, *args: Any) -> 
                 raise unavailable from exc
             raise
     raise AssertionError("unreachable")
+
+
+#: connections given back to their pool after their read failed (see _read_once)
+_releasing: set[asyncio.Future[Any]] = set()
+
+
+async def _read_once(
+    pool: asyncpg.Pool, deadline: float, method: str, sql: str, args: tuple[Any, ...]
+) -> Any:
+    """One read, the wait for a free connection and the making of a new one included, ended
+    at ``deadline`` (the loop's time). Not Pool.fetch: the pool takes back a connection
+    whose statement was cut short only once the server has answered the cancel request it
+    sent, which a server that answers nothing never does: the read's caller would wait a
+    second command_timeout for it (and a third for a connect timeout)."""
+    conn = None
+    try:
+        async with asyncio.timeout_at(deadline):
+            conn = await pool.acquire()
+            result = await getattr(conn, method)(sql, *args)
+    except BaseException:
+        if conn is not None:
+            # asyncpg's release is shielded from cancellation; the reply does not wait for it
+            releasing = asyncio.ensure_future(pool.release(conn))
+            _releasing.add(releasing)
+            releasing.add_done_callback(_released)
+        raise
+    await pool.release(conn)
+    return result
+
+
+def _released(future: asyncio.Future[Any]) -> None:
+    _releasing.discard(future)
+    if not future.cancelled():
+        future.exception()  # a connection the pool failed to reset is terminated: no news
 
 
 def _as_unavailable(exc: Exception) -> Exception:
@@ -400,18 +435,21 @@ class PgCore(BatchWriter):
             raise StoreClosedError(f"{self!r} is not open")
         return self._pool
 
+    async def _reading(self, method: str, sql: str, *args: Any) -> Any:
+        return await _read_again(self._read, self.statement_wait, method, sql, *args)
+
     async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
-        return await _read_again(self._read, "fetch", sql, *args)
+        return await self._reading("fetch", sql, *args)
 
     async def _scalar(self, sql: str, *args: Any) -> Any:
-        return await _read_again(self._read, "fetchval", sql, *args)
+        return await self._reading("fetchval", sql, *args)
 
     async def _one(self, sql: str, *args: Any) -> DeviceRecord | None:
-        row = await _read_again(self._read, "fetchrow", sql, *args)
+        row = await self._reading("fetchrow", sql, *args)
         return device_record(row) if row is not None else None
 
     async def _get(self, table: Table, where: str, *args: Any) -> Any:
-        row = await _read_again(self._read, "fetchrow", f"{table.select} {where}", *args)
+        row = await self._reading("fetchrow", f"{table.select} {where}", *args)
         return table.record(row) if row is not None else None
 
     async def _page(
@@ -431,12 +469,12 @@ class PgCore(BatchWriter):
             f"SELECT {columns}, count(*) OVER () FROM {table} WHERE {where}"
             f" ORDER BY {order} LIMIT ${n + 1} OFFSET ${n + 2}"
         )
-        rows = await _read_again(self._read, "fetch", sql, *values)
+        rows = await self._reading("fetch", sql, *values)
         if rows:
             return [tuple(row)[:-1] for row in rows], int(rows[0][-1])
         if limit > 0 and offset <= 0:
             return [], 0
-        total = await _read_again(
-            self._read, "fetchval", f"SELECT count(*) FROM {table} WHERE {where}", *args.values
+        total = await self._reading(
+            "fetchval", f"SELECT count(*) FROM {table} WHERE {where}", *args.values
         )
         return [], int(total)
