@@ -331,9 +331,14 @@ class PgCore(BatchWriter):
 
     async def _ping(self) -> bool:
         try:
-            async with self._pool.acquire() as conn:  # type: ignore[union-attr]
-                version = await conn.fetchval("SELECT max(version) FROM schema_migrations")
-                readonly = await conn.fetchval("SHOW transaction_read_only")
+            # a read as any other: once more on a new connection when the server ended
+            # the first (one ended connection must not take the instance out of its load
+            # balancer), and bounded as reads are
+            version, readonly = await self._reading(
+                "fetchrow",
+                "SELECT (SELECT max(version) FROM schema_migrations),"
+                " current_setting('transaction_read_only')",
+            )
         except Exception as exc:
             self.stats.write_error = str(exc)
             return False
