@@ -366,6 +366,34 @@ def test_store_busy_timeout_is_for_sqlite_only_bounded_and_reaches_the_store(tmp
             load_config(path, environ={})
 
 
+def test_store_lock_timeout_is_for_postgresql_only_bounded_and_reaches_the_store(tmp_path):
+    from acsd.config import ConfigError
+    from acsd.store import store_of
+
+    path = tmp_path / "lock.toml"
+    pg = 'url = "postgresql://acsd@db.example/acsd"'
+    path.write_text(f"[store]\n{pg}\nlock_timeout = 0.5\n")
+    config = load_config(path, environ={})
+    assert config.store.lock_timeout == 0.5
+    env = {"ACSD_STORE_LOCK_TIMEOUT": "3"}
+    assert load_config(path, environ=env).store.lock_timeout == 3
+    # store_of is how the daemon, the supervisor and the CLI open their store
+    assert store_of(config.store).lock_timeout == 0.5
+    path.write_text(f"[store]\n{pg}\n")
+    assert store_of(load_config(path, environ={}).store).lock_timeout == 2.0
+    for text, message in (
+        (f"{pg}\nlock_timeout = 0", "store.lock_timeout: Input should be greater than 0"),
+        (
+            f"{pg}\nlock_timeout = 11",
+            "store.lock_timeout: Input should be less than or equal to 10",
+        ),
+        ("lock_timeout = 1", "store.lock_timeout: only a postgresql:// store.url waits for a row"),
+    ):
+        path.write_text(f"[store]\n{text}\n")
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            load_config(path, environ={})
+
+
 def test_store_transaction_pooling_is_for_postgresql_only(tmp_path):
     from acsd.config import ConfigError
 

@@ -96,23 +96,25 @@ async def test_a_database_made_read_only_and_back_is_written_again_without_a_res
 
 
 async def test_a_lock_held_past_the_lock_timeout_is_503_not_500(daemon_factory, pg_cluster):
-    # The operator's guard against waiting for ever on another client's lock (an open
-    # transaction in someone's psql): lock_timeout on the database. A write it stops is
-    # the database's trouble, as SQLite's busy_timeout is (SQLITE_BUSY).
+    # Another client's lock (an open transaction in someone's psql) is waited for up to
+    # store.lock_timeout, acsd's own whatever the database sets (here: no limit), and a
+    # write it stops is the database's trouble, as SQLite's busy_timeout is (SQLITE_BUSY).
     url = pg_cluster.new_database()
     name = url.rsplit("/", 1)[1]
-    pg_cluster.psql(f"ALTER DATABASE \"{name}\" SET lock_timeout = '200ms'")
-    daemon = daemon_factory(store={"url": url})
+    pg_cluster.psql(f'ALTER DATABASE "{name}" SET lock_timeout = 0')
+    daemon = daemon_factory(store={"url": url, "lock_timeout": 0.2})
     world = await asyncio.to_thread(build_world, daemon)
     holder = await asyncpg.connect(url)
     try:
         locked = holder.transaction()
         await locked.start()
         await holder.execute("LOCK TABLE customers IN ACCESS EXCLUSIVE MODE")
+        started = time.monotonic()
         reply = await asyncio.to_thread(
             world.api.post, "/customer", {"name": "Locked out", "type": "CUSTOMER"}
         )
         assert reply.status == 503, reply.body
+        assert time.monotonic() - started < 5  # not the 10 s of a statement
         assert reply.body["message"] == "unavailable" and reply.headers["Retry-After"]
         await locked.rollback()
     finally:
@@ -203,4 +205,34 @@ async def test_a_read_of_a_silent_server_ends_within_statement_wait(pg_url, pg_c
             pg_cluster.thaw()
         assert await store.find_token("0" * 64) is None
     finally:
+        await store.close()
+
+
+async def test_a_row_locked_elsewhere_fails_its_own_write_soon_and_no_other(pg_url):
+    # Without a lock_timeout on the role, a write waited for the row until statement_wait
+    # (10 s), and the writer, which runs one batch at a time, with it: every write queued
+    # behind it waited too, and failed with it.
+    from acsd.store import store_unavailable
+    from acsd.store.base import CustomerRecord, DeviceRecord
+    from acsd.store.postgres import PgStore
+
+    store = PgStore(pg_url, lock_timeout=0.3)
+    await store.open()
+    holder = await asyncpg.connect(pg_url)
+    try:
+        device = await store.upsert_device(DeviceRecord(id="", serial_number="LOCKED01"))
+        held = holder.transaction()
+        await held.start()
+        await holder.execute("SELECT 1 FROM devices WHERE id = $1 FOR UPDATE", device.id)
+        started = time.monotonic()
+        delete = asyncio.create_task(store.delete_device(device.id))
+        other = asyncio.create_task(store.create_customer(CustomerRecord(id="", name="Free")))
+        await asyncio.wait({delete, other}, timeout=8)
+        assert time.monotonic() - started < 4
+        assert other.result().name == "Free"
+        assert "lock timeout" in (store_unavailable(delete.exception()) or "")
+        await held.rollback()
+        assert await store.delete_device(device.id) is True
+    finally:
+        await holder.close()
         await store.close()

@@ -338,6 +338,10 @@ class StoreConfig(_Section):
     #: (another worker's batch, a backup, an operator's sqlite3 shell) before it fails, and
     #: its router or API client is told 503 + Retry-After; unset: 5
     busy_timeout: float | None = Field(None, gt=0, le=300)
+    #: PostgreSQL only: seconds a write waits for a lock another client holds (a row an
+    #: open transaction updated) before it fails with 503 + Retry-After, whatever the role
+    #: or database sets; at most 10, the limit of any statement; unset: 2
+    lock_timeout: float | None = Field(None, gt=0, le=10)
 
     @field_validator("url")
     @classmethod
@@ -383,7 +387,22 @@ class StoreConfig(_Section):
         if value is not None and "url" in info.data and is_postgres(info.data["url"]):
             raise ValueError(
                 "only a sqlite:// store.url waits for a lock held by another process "
-                "(PostgreSQL locks rows, not the database): remove busy_timeout"
+                "(PostgreSQL locks rows, not the database: its wait is lock_timeout): "
+                "remove busy_timeout"
+            )
+        return value
+
+    @field_validator("lock_timeout")
+    @classmethod
+    def _lock_timeout_needs_postgres(
+        cls, value: float | None, info: ValidationInfo
+    ) -> float | None:
+        from acsd.store import is_postgres
+
+        if value is not None and "url" in info.data and not is_postgres(info.data["url"]):
+            raise ValueError(
+                "only a postgresql:// store.url waits for a row's lock (SQLite's wait for "
+                "its database's lock is busy_timeout): remove lock_timeout"
             )
         return value
 

@@ -165,17 +165,22 @@ def open_store(
     pool_size: int | None = None,
     transaction_pooling: bool = False,
     busy_timeout: float | None = None,
+    lock_timeout: float | None = None,
 ) -> Store:
     """The store for ``url`` (not yet opened: ``await store.open()``). PostgreSQL only
-    (SQLite has neither): ``pool_size``, the read pool's connections (None: the backend's
-    default); ``transaction_pooling``, the URL is a pooler's in transaction mode. SQLite
-    only: ``busy_timeout``, seconds a write waits for another process's lock (None: 5)."""
+    (SQLite has none of them): ``pool_size``, the read pool's connections (None: the
+    backend's default); ``transaction_pooling``, the URL is a pooler's in transaction mode;
+    ``lock_timeout``, seconds a write waits for a lock another client holds (None: 2).
+    SQLite only: ``busy_timeout``, seconds a write waits for another process's lock
+    (None: 5)."""
     if is_postgres(url):
         from acsd.store.postgres import PgStore  # asyncpg is loaded only when used
 
         options: dict[str, Any] = {"transaction_pooling": transaction_pooling}
         if pool_size is not None:
             options["pool_size"] = pool_size
+        if lock_timeout is not None:
+            options["lock_timeout"] = lock_timeout
         return PgStore(postgres_dsn(url), **options)
     options = {} if busy_timeout is None else {"busy_timeout": busy_timeout}
     return SqliteStore(sqlite_path(url, base_dir=base_dir), **options)
@@ -190,4 +195,5 @@ def store_of(config: StoreConfig) -> Store:
         pool_size=config.pool_size,
         transaction_pooling=config.transaction_pooling,
         busy_timeout=config.busy_timeout,
+        lock_timeout=config.lock_timeout,
     )

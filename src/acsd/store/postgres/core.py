@@ -54,6 +54,18 @@ PING_EVERY = 1.0
 #: hanging with every router's session and API request behind it. Migrations, which may
 #: take long on a large database, have no limit.
 STATEMENT_WAIT = 10.0
+#: seconds a write waits for a lock another client holds (a row an open transaction in
+#: someone's psql updated, another instance's batch) before it fails with 503: the writer
+#: runs one batch at a time, so a longer wait stalls every write queued behind it. Longer
+#: than another instance's batch holds its row locks (milliseconds), shorter than
+#: STATEMENT_WAIT (``store.lock_timeout``)
+LOCK_WAIT = 2.0
+
+
+def _ms(seconds: float) -> int:
+    """``seconds`` as the whole milliseconds of a PostgreSQL time setting (at least 1: 0
+    would be no limit)."""
+    return max(1, round(seconds * 1000))
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
@@ -188,14 +200,26 @@ class PgCore(BatchWriter):
         pool_size: int = READ_POOL,
         transaction_pooling: bool = False,
         statement_wait: float = STATEMENT_WAIT,
+        lock_timeout: float = LOCK_WAIT,
     ) -> None:
         if pool_size < 1:
             raise ValueError(f"pool_size must be at least 1, got {pool_size}")
+        if lock_timeout <= 0:
+            raise ValueError(f"lock_timeout must be more than 0, got {lock_timeout}")
         self.dsn = dsn
         self.max_batch = max_batch
         self.pool_size = pool_size
         self.transaction_pooling = transaction_pooling
         self.statement_wait = statement_wait
+        self.lock_timeout = lock_timeout
+        # The limits every write transaction runs with, whatever the role or database sets:
+        # SET LOCAL, for one transaction, as a pooler in transaction mode needs; the
+        # server's statement_timeout ends a slow statement there (and keeps the
+        # connection) where statement_wait alone would give up on the connection.
+        self._write_limits = (
+            f"SET LOCAL lock_timeout = {_ms(min(lock_timeout, statement_wait))};"
+            f" SET LOCAL statement_timeout = {_ms(statement_wait)}"
+        )
         self.migrations_applied = []
         self.stats = WriterStats()
         self.ping_every = PING_EVERY
@@ -389,6 +413,7 @@ class PgCore(BatchWriter):
         committing = False
         try:
             async with conn.transaction():
+                await conn.execute(self._write_limits)
                 results = await self._apply(conn, batch)
                 committing = True
         except Exception as exc:
