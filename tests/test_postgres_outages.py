@@ -1,8 +1,9 @@
 """acsd on PostgreSQL when the database has a bad day: its server down (reached over TCP
-or its socket file), made read-only and back, holding a lock past the role's
-lock_timeout, answering nothing (frozen), or ending acsd's connections while it stays up.
-Routers and API clients are told to come back (503 + Retry-After) rather than shown a bug
-(a 500, a SOAP fault) or kept waiting, and acsd recovers by itself."""
+or its socket file), made read-only and back, another client holding a lock, answering
+nothing (frozen), ending acsd's connections while it stays up, or limits set on the
+database that acsd's connections keep. Routers and API clients are told to come back (503
++ Retry-After) rather than shown a bug (a 500, a SOAP fault) or kept waiting, and acsd
+recovers by itself."""
 
 from __future__ import annotations
 
@@ -233,6 +234,57 @@ async def test_a_row_locked_elsewhere_fails_its_own_write_soon_and_no_other(pg_u
         assert "lock timeout" in (store_unavailable(delete.exception()) or "")
         await held.rollback()
         assert await store.delete_device(device.id) is True
+    finally:
+        await holder.close()
+        await store.close()
+
+
+async def test_the_databases_limits_do_not_hold_writes_and_a_reset_applies_to_reads(
+    pg_url, pg_cluster
+):
+    # The operator set a statement_timeout on the database, too low, then RESET it: the
+    # connections acsd made meanwhile keep it. acsd's writes run with its own limits; a
+    # read the old limit cut short (503) makes the next read use a new connection.
+    from acsd.store.base import CustomerRecord, DeviceRecord
+    from acsd.store.postgres import PgStore
+
+    name = pg_url.rsplit("/", 1)[1]
+    store = PgStore(pg_url)
+    await store.open()
+    holder = await asyncpg.connect(pg_url)
+
+    async def held_for(seconds: float, sql: str) -> asyncio.Task:
+        # a lock that another client lets go of after ``seconds``
+        await holder.execute(f"BEGIN; {sql}")
+        return asyncio.create_task(asyncio.sleep(seconds))
+
+    try:
+        device = await store.upsert_device(DeviceRecord(id="", serial_number="LIMITS01"))
+        holder_pid = holder.get_server_pid()
+        pg_cluster.psql(
+            f"ALTER DATABASE \"{name}\" SET statement_timeout = '100ms';"
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            f" WHERE datname = '{name}' AND pid NOT IN (pg_backend_pid(), {holder_pid})"
+        )
+        # a write that waits 0.5 s for a row: longer than the database's limit
+        wait = await held_for(0.5, f"SELECT 1 FROM devices WHERE id = '{device.id}' FOR UPDATE")
+        write = asyncio.create_task(store.delete_device(device.id))
+        await wait
+        await holder.execute("ROLLBACK")
+        assert await write is True
+        # a read that waits 0.5 s for a table another client locked: cut short
+        wait = await held_for(0.5, "LOCK TABLE customers IN ACCESS EXCLUSIVE MODE")
+        with pytest.raises(asyncpg.QueryCanceledError, match="statement timeout"):
+            await store.get_customer("0" * 24)
+        await wait
+        await holder.execute("ROLLBACK")
+        pg_cluster.psql(f'ALTER DATABASE "{name}" RESET statement_timeout')
+        wait = await held_for(0.5, "LOCK TABLE customers IN ACCESS EXCLUSIVE MODE")
+        read = asyncio.create_task(store.get_customer("0" * 24))
+        await wait
+        await holder.execute("ROLLBACK")
+        assert await read is None
+        assert (await store.create_customer(CustomerRecord(id="", name="After"))).name == "After"
     finally:
         await holder.close()
         await store.close()
