@@ -10,12 +10,14 @@ import pytest
 
 from acsd.cwmp import rpc
 from acsd.cwmp.session import CwmpSession
+from acsd.cwmp.soap import Envelope, parse_envelope, render_envelope
 from acsd.provisioning.absent import MAX_NAMES, AbsentHints, kind_of
 from acsd.provisioning.driver import ProvisioningDriver
 from acsd.provisioning.profiles import load_profiles
 from acsd.sim.runner import Simulation
 from acsd.store.base import CpeIdentity
 from api_world import SEED_BODY, seed_body
+from wire import Wire, envelope, inform_body
 
 PROFILES = load_profiles()
 IDENTITY = CpeIdentity(oui="00D09E", product_class="Box", serial_number="ABS000001")
@@ -80,6 +82,68 @@ async def test_after_a_restart_a_known_router_teaches_its_kind_before_the_next_b
     assert (await new.run_once()).ok == 1
     calls = new.routers[0].stats.session_gpvs(0)
     assert len(calls) == 3 and [CELLULAR] in calls and [PPP] in calls
+
+
+def refusing_session(url: str, inform: rpc.Inform) -> list[list[str]]:
+    """One session of a CPE of ``inform``'s kind that answers 9005 to every
+    GetParameterValues (as some do while their data model loads after a boot); the names
+    of each read it was asked."""
+    dev = inform.device_id
+    params = {p.name: p.value for p in inform.parameters}
+    body = inform_body(
+        dev.serial_number,
+        events=("0 BOOTSTRAP", "1 BOOT"),
+        params=params,
+        oui=dev.oui,
+        product_class=dev.product_class,
+        manufacturer=dev.manufacturer,
+    )
+    wire = Wire(url)
+    reads: list[list[str]] = []
+    try:
+        assert wire.post(envelope(body)).status == 200
+        answer = wire.post(None)
+        while answer.status == 200:
+            request = parse_envelope(answer.body)
+            assert isinstance(request.body, rpc.GetParameterValues), request.body
+            reads.append(request.body.names)
+            fault = rpc.cpe_fault(9005, "Invalid parameter name")
+            answer = wire.post(render_envelope(Envelope(body=fault, id=request.id)))
+        assert answer.status == 204, answer.text
+    finally:
+        wire.close()
+    return reads
+
+
+async def test_a_router_that_refuses_every_name_teaches_its_kind_nothing(daemon):
+    """A router that answers 9005 to every name lacks nothing its kind can learn from: the
+    next, healthy routers of the kind are read in one call, as if it had not been there,
+    and the refusing router itself is read again in full at its next session."""
+    kind_of_router = Simulation("http://127.0.0.1:9/", ["tplink-tr181"], 1, serial_prefix="RF")
+    inform = kind_of_router.routers[0].begin_session(["0 BOOTSTRAP"])
+    serial = inform.device_id.serial_number
+    daemon.apply({**SEED_BODY, "serialNumber": serial})
+    first = refusing_session(daemon.cwmp_url, inform)
+    assert len(first) > 10 and [CELLULAR] in first  # searched by halves, every name refused
+    device = daemon.device_json(serial)
+    # Nothing was read, so nothing was applied: the job waits, no setting is "unsupported".
+    assert device["state"] == "PROVISIONING" and not device["status"].get("provisioned")
+    assert not (device.get("job") or {}).get("unsupported")
+    assert daemon.events("session.read_refused")
+    # Its record keeps no list of lacked names: the next session asks for everything.
+    again = refusing_session(daemon.cwmp_url, inform)
+    assert sorted(again[0]) == sorted(first[0])
+
+    sim = Simulation(daemon.cwmp_url, ["tplink-tr181"], 1, serial_prefix="OK")
+    healthy = sim.routers[0]
+    daemon.apply({**SEED_BODY, "serialNumber": healthy.serial})
+    assert (await sim.run_once()).ok == 1
+    calls = healthy.stats.session_gpvs(0)
+    # The whole read first; a search by halves for the two names it lacks (as for the
+    # first router of a kind), not a call per name the refusing router was asked for.
+    assert sorted(calls[0]) == sorted(first[0])
+    assert len(calls) < len(first[0]) / 2 + 1
+    assert daemon.device_json(healthy.serial)["state"] == "ACTIVE"
 
 
 async def test_new_firmware_is_asked_again_for_what_the_router_lacked(daemon):

@@ -44,6 +44,7 @@ def inform_body(
     oui: str = "00D09E",
     product_class: str = "TestBox",
     root: str = "Device.",
+    manufacturer: str = "Test",
 ) -> str:
     params = params or {
         f"{root}DeviceInfo.SoftwareVersion": "1.0.0",
@@ -61,7 +62,7 @@ def inform_body(
         for name, value in params.items()
     )
     return (
-        "<cwmp:Inform><DeviceId><Manufacturer>Test</Manufacturer>"
+        f"<cwmp:Inform><DeviceId><Manufacturer>{manufacturer}</Manufacturer>"
         f"<OUI>{oui}</OUI><ProductClass>{product_class}</ProductClass>"
         f"<SerialNumber>{serial}</SerialNumber></DeviceId>"
         f'<Event SOAP-ENC:arrayType="cwmp:EventStruct[{len(events)}]">{events_xml}</Event>'

@@ -42,7 +42,7 @@ from acsd.provisioning.end_phase import EndPhase
 from acsd.provisioning.internet import add_internet_settings
 from acsd.provisioning.jobs import PENDING, new_memory
 from acsd.provisioning.profiles import Profile, detect_root
-from acsd.provisioning.status import read_plan, untyped
+from acsd.provisioning.status import fetch_names, read_plan, untyped
 from acsd.store.base import (
     RETRY_UNAVAILABLE,
     VERSION_CHARS,
@@ -165,7 +165,12 @@ class ProvisioningDriver(EndPhase):
             self.memory["refusedOptional"] = {}
         # New firmware may have what the old one lacked: the record's list is then only a
         # list of suspects (asked for apart), as on a bootstrap.
-        if record is not None and not self.bootstrap and not self.new_firmware:
+        if (
+            record is not None
+            and not self.bootstrap
+            and not self.new_firmware
+            and not _lacks_everything(self.profile, record.absent_paths)
+        ):
             self.fetch.absent = set(record.absent_paths)
             if record.absent_paths and (kind := self._kind()) is not None:
                 # What this CPE is known to lack, CPEs of its kind likely lack too: after a
@@ -483,6 +488,13 @@ class ProvisioningDriver(EndPhase):
             log.warning("session.version_cut", parameter=suffix, length=len(value))
             value = value[:VERSION_CHARS]
         return value
+
+
+def _lacks_everything(profile: Profile, absent: list[str]) -> bool:
+    """Whether ``absent`` leaves nothing of the profile to read: a list stored by a release
+    that took a read refused whole (9005 for every name) as the CPE lacking them all. It
+    proves nothing: the CPE is read in full again."""
+    return bool(absent) and not fetch_names(profile, absent=absent)
 
 
 def _root_of(names: dict[str, Any]) -> str | None:

@@ -116,6 +116,31 @@ class ReadPhase(SessionState):
         return ([rest] if rest else []) + [[n] for n in names if n in suspects]
 
     def _on_gpv(self, session: CwmpSession, response: rpc.Message) -> None:
+        self._on_gpv_answer(session, response)
+        if not self.fetch.queue:
+            self._read_over(session)
+
+    def _read_over(self, session: CwmpSession) -> None:
+        """The read is over: what faulted alone is taught to the CPE's kind, unless no name
+        of the read answered at all. Such a CPE (one answering 9005 to everything, as some
+        do while their data model loads after a boot) proves nothing about its kind, nor
+        about itself: its read failed, nothing is applied or remembered as lacking, and
+        the next session asks again."""
+        lacking, self.fetch.lacking = self.fetch.lacking, []
+        if not lacking:
+            return
+        if not self.fetch.ok:
+            self.fetch.absent.difference_update(lacking)
+            self.fetch.skipped.clear()
+            alone = self.memory.get("faultedAlone")
+            if alone:
+                self.memory["faultedAlone"] = [n for n in alone if n not in lacking]
+            self.fetch.failed = True
+            log.warning("session.read_refused", serial=session.serial, names=len(lacking))
+        elif (kind := self._kind()) is not None:
+            self.hints.absent(kind, lacking)
+
+    def _on_gpv_answer(self, session: CwmpSession, response: rpc.Message) -> None:
         names = self.fetch.queue.pop(0) if self.fetch.queue else []
         if isinstance(response, rpc.GetParameterValuesResponse):
             self.fetch.largest = max(self.fetch.largest, session.answer_size)
@@ -169,8 +194,7 @@ class ReadPhase(SessionState):
         elif unknown and names:
             self.fetch.absent.update(names)
             self._no_longer_faulting(names[0])  # lacked, not faulting: never asked again
-            if (kind := self._kind()) is not None:
-                self.hints.absent(kind, names)
+            self.fetch.lacking.extend(names)
         elif len(names) > 1 and self.fetch.splits < MAX_GPV_SPLITS:
             # A CPE that cannot build the whole answer (9002/9004: its memory, its buffer)
             # answers smaller questions; one that faults a name it lacks with another code
@@ -186,8 +210,7 @@ class ReadPhase(SessionState):
             # only status comes from: left out of this session, asked apart from now on (a
             # hint, not a verdict: an answer clears it), and the rest goes on. Failing the
             # whole read would leave such a router unprovisioned for good.
-            if (kind := self._kind()) is not None:
-                self.hints.absent(kind, names)
+            self.fetch.lacking.extend(names)
             _log_gpv_fault(session, response, names)
         elif len(names) == 1 and self.fetch.ok and names[0] in self._suspects():
             # A name a setting is written at that faulted alone before (on this CPE or one
@@ -208,8 +231,7 @@ class ReadPhase(SessionState):
                 # asked apart from now on: if it faults alone again, it is taken as
                 # unreadable (above) instead of failing the read again
                 self._faulted_alone(names[0])
-                if (kind := self._kind()) is not None:
-                    self.hints.absent(kind, names)
+                self.fetch.lacking.extend(names)
             # Without the CPE's values a plan would be guesswork (a table it could not
             # read is not an empty one, a leaf not one it lacks): apply nothing this time.
             self.fetch.queue.clear()

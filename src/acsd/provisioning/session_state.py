@@ -47,6 +47,9 @@ class Fetch:
     absent: set[str] = field(default_factory=set)
     #: names that faulted alone and that the session went on without
     skipped: list[str] = field(default_factory=list)
+    #: names that faulted alone, taught to the CPE's kind once the read is over, and only
+    #: if some name answered (see ReadPhase._read_over)
+    lacking: list[str] = field(default_factory=list)
     #: setting paths and table objects under a name that faulted alone again (see _on_gpv)
     #: -> why: not written this session, and the job says so
     unreadable: dict[str, str] = field(default_factory=dict)
