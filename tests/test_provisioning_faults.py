@@ -12,6 +12,7 @@ import pytest
 
 from acsd.cwmp import rpc
 from acsd.cwmp.session import CwmpSession
+from acsd.cwmp.soap import Envelope, parse_envelope, render_envelope
 from acsd.provisioning.driver import ProvisioningDriver
 from acsd.provisioning.jobs import new_memory
 from acsd.provisioning.plan import Plan, RowAdd
@@ -20,6 +21,8 @@ from acsd.provisioning.session_state import Apply
 from acsd.sim.runner import Simulation
 from api_world import SEED_BODY, SEED_REQUEST, build_world, device_body, seed_body
 from conftest import wait_for
+from cpe_steps import answer_request
+from wire import Wire, envelope, inform_body
 
 SSID5 = "Device.WiFi.SSID.2.SSID"
 # the LAN of the tr181-generic simulated router (192.168.1.1/24)
@@ -899,6 +902,91 @@ async def test_a_refusal_that_names_the_object_refuses_only_what_was_sent_there(
     # router did not say
     faults = {(f["setting"], f["code"]) for f in job["faults"]}
     assert faults == {("wifi.5g.ssid", 9007), ("wifi.5g.enable", 9007)}
+
+
+def wifi_tree() -> dict[str, tuple[str, str]]:
+    """A dual-band TR-181 router's wifi and management parameters, as firmware reports them."""
+    tree = {
+        "Device.DeviceInfo.SoftwareVersion": ("1.0.0", "xsd:string"),
+        "Device.DeviceInfo.HardwareVersion": ("HW1", "xsd:string"),
+        "Device.ManagementServer.ConnectionRequestURL": ("http://127.0.0.1:9/cr", "xsd:string"),
+        "Device.ManagementServer.ParameterKey": ("", "xsd:string"),
+        "Device.ManagementServer.ConnectionRequestUsername": ("", "xsd:string"),
+        "Device.ManagementServer.ConnectionRequestPassword": ("", "xsd:string"),
+        "Device.ManagementServer.PeriodicInformEnable": ("1", "xsd:boolean"),
+        "Device.ManagementServer.PeriodicInformInterval": ("3600", "xsd:unsignedInt"),
+    }
+    for i, band in ((1, "2.4GHz"), (2, "5GHz")):
+        radio, ssid, ap = (
+            f"Device.WiFi.Radio.{i}.",
+            f"Device.WiFi.SSID.{i}.",
+            f"Device.WiFi.AccessPoint.{i}.",
+        )
+        tree |= {
+            radio + "Enable": ("1", "xsd:boolean"),
+            radio + "OperatingFrequencyBand": (band, "xsd:string"),
+            ssid + "Enable": ("1", "xsd:boolean"),
+            ssid + "SSID": (f"Router-{i}", "xsd:string"),
+            ap + "Enable": ("1", "xsd:boolean"),
+            ap + "Security.ModeEnabled": ("WPA2-Personal", "xsd:string"),
+            ap + "Security.KeyPassphrase": ("", "xsd:string"),
+            ap + "Security.PreSharedKey": ("", "xsd:hexBinary"),
+            ap + "Security.MFPConfig": ("Optional", "xsd:string"),
+        }  # fmt: skip
+    return tree
+
+
+def session_naming_every_parameter(url: str, serial: str, tree: dict, refused: str) -> list[int]:
+    """One session of a router that refuses a SetParameterValues holding ``refused`` by
+    listing every parameter of it in SetParameterValuesFault (9007), as some stacks do,
+    and applies none of them; the number of parameters of each SetParameterValues."""
+    params = {name: tree[name][0] for name in list(tree)[:4]}
+    wire = Wire(url)
+    sizes: list[int] = []
+    try:
+        assert wire.post(envelope(inform_body(serial, params=params))).status == 200
+        answer = wire.post(None)
+        while answer.status == 200:
+            request = parse_envelope(answer.body)
+            names = []
+            if isinstance(request.body, rpc.SetParameterValues):
+                names = [p.name for p in request.body.parameters]
+                sizes.append(len(names))
+            if refused in names:
+                faults = [rpc.SetParameterValuesFault(n, 9007, "Invalid value") for n in names]
+                reply: rpc.Message = rpc.cpe_fault(9003, spv_faults=faults)
+            else:
+                reply = answer_request(request.body, tree)
+            answer = wire.post(render_envelope(Envelope(body=reply, id=request.id)))
+        assert answer.status == 204, answer.text
+    finally:
+        wire.close()
+    return sizes
+
+
+async def test_a_refusal_that_names_every_parameter_is_narrowed_down(module_daemon):
+    """Firmware that lists every parameter of a refused SetParameterValues, the bad one
+    among them, says no more than a bare 9003: the batch is halved by blocks until the
+    refused block is alone, and everything else is applied (it used to put every setting
+    on the job until it FAILED, the good ones never sent again)."""
+    daemon = module_daemon
+    serial, tree = "PALL000001", wifi_tree()
+    body = {
+        "serialNumber": serial,
+        "wifi": {"enabled": True, "ssid": "SkyNet", "password": "JohnConner",
+                 "enabled5G": True, "ssid5G": "Need4Speed", "password5G": "SarahConner"},
+    }  # fmt: skip
+    daemon.apply(body)
+    sizes = session_naming_every_parameter(daemon.cwmp_url, serial, tree, "Device.WiFi.SSID.2.SSID")
+    assert tree["Device.WiFi.SSID.1.SSID"][0] == "SkyNet"
+    assert tree["Device.ManagementServer.ConnectionRequestUsername"][0] == serial
+    assert tree["Device.WiFi.SSID.2.SSID"][0] == "Router-2"
+    assert len(sizes) <= 6, sizes
+    job = daemon.device_json(serial)["job"]
+    assert job["state"] == "PENDING"
+    faults = {(f["setting"], f["code"]) for f in job["faults"]}
+    # the 5 GHz band's block, which the router refused alone
+    assert ("wifi.5g.ssid", 9007) in faults and all(s.startswith("wifi.5g.") for s, _ in faults)
 
 
 def test_fault_names_stand_for_what_was_sent():

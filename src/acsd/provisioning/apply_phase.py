@@ -320,8 +320,12 @@ class ApplyPhase(ReadPhase):
             return
         assert isinstance(response, rpc.Fault)
         named = _named_faults(sent, response.spv_faults)
-        culprits = [c for c in sent if c.path in named]
-        blocks = [] if named else _blocks(sent)
+        blocks = _blocks(sent)
+        # Firmware that lists every parameter of a refused SetParameterValues (all or
+        # nothing: it applied none of them) singles none out: such a batch of several
+        # blocks is halved as for a bare fault, until the refused block is alone.
+        singled = named if len(named) < len(sent) or len(blocks) < 2 else {}
+        culprits = [c for c in sent if c.path in singled]
         if culprits and apply.spv_tries < MAX_SPV_TRIES:
             for c in culprits:
                 self._refused(c, named[c.path])
@@ -330,7 +334,7 @@ class ApplyPhase(ReadPhase):
             if apply.spv_splits:  # the rest of this part goes next, on its own
                 apply.spv_parts.insert(0, [c for c in sent if c not in culprits])
         elif (
-            not named
+            not singled
             and rpc.is_cpe_fault(response.code)
             and len(blocks) > 1
             and apply.spv_splits < MAX_SPV_SPLITS
