@@ -300,6 +300,8 @@ async def test_retries_back_off_and_stop(daemon_factory):
     assert device["state"] == "ACTIVE" and device["jobs"] == 0
     assert device["status"]["provisioned"] is False
     assert device["job"]["faults"][0]["attempts"] == 3
+    # given up: no retry is announced that will not come
+    assert "nextRetry" not in device["job"]["faults"][0]
 
     # The operator fixes the value: acsd tries it at once, whatever the back-off said.
     router.faults.clear()

@@ -258,6 +258,7 @@ def close_job(
     exhausted = not plan.pending and not plan.waiting
     for change, code, message in masked_faults(outcome):
         fault = memory["faults"][fault_key(change)]
+        over = given_up(fault, policy.max_attempts)
         faults.append(
             {
                 "setting": change.setting,
@@ -265,10 +266,11 @@ def close_job(
                 "code": code,
                 "message": message,
                 "attempts": fault["attempts"],
-                "nextRetry": fault["nextRetry"],
+                # given up: no retry is coming (only a change of the record or the CPE)
+                "nextRetry": None if over else fault["nextRetry"],
             }
         )
-        exhausted = exhausted and given_up(fault, policy.max_attempts)
+        exhausted = exhausted and over
     if not faults and not outcome.incomplete:
         state = DONE
         memory["appliedRevision"] = revision

@@ -705,7 +705,7 @@ def _held_back(
         "nextRetry": fault.get("nextRetry"),
     }
     if given_up(fault, max_attempts):
-        plan.failed.append(entry)
+        plan.failed.append({**entry, "nextRetry": None})
         return True
     if now < fault.get("nextRetry", 0):
         plan.waiting.append(entry)
