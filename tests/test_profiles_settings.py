@@ -701,6 +701,9 @@ def test_parse_profile_extends_the_builtins_by_default():
 SIX_GHZ_RADIO = {
     "Device.WiFi.Radio.2.OperatingFrequencyBand": "5GHz",
     "Device.WiFi.Radio.3.OperatingFrequencyBand": "6GHz",
+    # each band's SSID on its radio (a trailing dot, as some firmware writes references)
+    "Device.WiFi.SSID.2.LowerLayers": "Device.WiFi.Radio.2",
+    "Device.WiFi.SSID.3.LowerLayers": "Device.WiFi.Radio.3.",
 }
 
 
@@ -839,6 +842,18 @@ FIVE = {"enabled5G": True, "ssid5G": "Home5", "password5G": "secret123"}
         ),
         ("tr181", {}, {"Device.WiFi.Radio.2.OperatingFrequencyBand"}, "is not on this CPE"),
         ("tplink-tr181", {}, {"Device.WiFi.Radio.2.OperatingFrequencyBand"}, "is not on this CPE"),
+        # Two SSIDs on each radio (1-2 on the 2.4 GHz one, 3-4 on the 5 GHz one, the
+        # layout tplink-tr181 maps): SSID.2 is the 2.4 GHz guest network, though Radio.2
+        # is a 5 GHz radio.
+        (
+            "tr181",
+            {
+                "Device.WiFi.Radio.2.OperatingFrequencyBand": "5GHz",
+                "Device.WiFi.SSID.2.LowerLayers": "Device.WiFi.Radio.1",
+            },
+            set(),
+            "Device.WiFi.SSID.2.LowerLayers is 'Device.WiFi.Radio.1' on this CPE: not written here",
+        ),
     ],
 )
 def test_5ghz_is_written_only_where_radio_2_is_a_5ghz_radio(
@@ -867,9 +882,7 @@ def test_5ghz_is_written_only_where_radio_2_is_a_5ghz_radio(
     assert set(five) == {"wifi.5g.enable", "wifi.5g.ssid", "wifi.5g.password", "wifi.5g.security"}
     assert reason in five["wifi.5g.enable"]
     # A dual-band router's 5 GHz radio says so: written as before.
-    dual = wifi_plan(
-        p, {"ssid": "Home", **FIVE}, {"Device.WiFi.Radio.2.OperatingFrequencyBand": "5GHz"}
-    )
+    dual = wifi_plan(p, {"ssid": "Home", **FIVE}, SIX_GHZ_RADIO)
     assert f"Device.WiFi.{ssid}SSID" in written(dual)
 
 
@@ -886,6 +899,15 @@ SIX = {"enabled6G": True, "ssid6G": "Home6", "password6G": "secret123"}
             "Device.WiFi.Radio.3.OperatingFrequencyBand is '2.4GHz' on this CPE: not written here",
         ),
         ({}, {"Device.WiFi.Radio.3.OperatingFrequencyBand"}, "is not on this CPE"),
+        # a tri-band router with two SSIDs on each radio: SSID.3 is the 5 GHz main one
+        (
+            {
+                "Device.WiFi.Radio.3.OperatingFrequencyBand": "6GHz",
+                "Device.WiFi.SSID.3.LowerLayers": "Device.WiFi.Radio.2",
+            },
+            set(),
+            "Device.WiFi.SSID.3.LowerLayers is 'Device.WiFi.Radio.2' on this CPE: not written here",
+        ),
     ],
 )
 def test_6ghz_is_written_only_where_radio_3_is_a_6ghz_radio(profiles, values, absent, reason):

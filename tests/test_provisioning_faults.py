@@ -929,6 +929,7 @@ def wifi_tree() -> dict[str, tuple[str, str]]:
             radio + "OperatingFrequencyBand": (band, "xsd:string"),
             ssid + "Enable": ("1", "xsd:boolean"),
             ssid + "SSID": (f"Router-{i}", "xsd:string"),
+            ssid + "LowerLayers": (radio, "xsd:string"),
             ap + "Enable": ("1", "xsd:boolean"),
             ap + "Security.ModeEnabled": ("WPA2-Personal", "xsd:string"),
             ap + "Security.KeyPassphrase": ("", "xsd:string"),
