@@ -288,3 +288,30 @@ async def test_the_databases_limits_do_not_hold_writes_and_a_reset_applies_to_re
     finally:
         await holder.close()
         await store.close()
+
+
+async def test_migrations_run_whatever_limits_the_database_sets(pg_url, pg_cluster):
+    # A lock_timeout or statement_timeout on the database (or role) applied to migrations:
+    # an instance starting while another migrates waited for the migration lock past the
+    # database's lock_timeout and failed to start (a long step would fail the same way).
+    from acsd.store.postgres import PgStore
+    from acsd.store.postgres.schema import MIGRATION_LOCK
+
+    name = pg_url.rsplit("/", 1)[1]
+    pg_cluster.psql(
+        f"ALTER DATABASE \"{name}\" SET lock_timeout = '50ms';"
+        f"ALTER DATABASE \"{name}\" SET statement_timeout = '50ms'"
+    )
+    migrating = await asyncpg.connect(pg_url)  # another instance, in its migration
+    await migrating.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+    store = PgStore(pg_url)
+    try:
+        opening = asyncio.create_task(store.open())
+        await asyncio.sleep(0.5)
+        assert not opening.done(), opening
+        await migrating.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+        await asyncio.wait_for(opening, 10)
+        assert store.migrations_applied  # the whole schema, made under those limits
+    finally:
+        await migrating.close()
+        await store.close()

@@ -58,6 +58,11 @@ async def _rekey_clis(conn: asyncpg.Connection) -> None:
 
 #: the advisory lock key of acsd's migrations ("acsd" in ASCII)
 MIGRATION_LOCK = 0x61637364
+#: what every migration transaction starts with: no limit of the role's or database's
+#: (a statement_timeout would fail a step that rewrites a large table at every start, and
+#: a lock_timeout the wait for another instance that is migrating; either would keep acsd
+#: from starting at all). SET LOCAL: for that transaction only, as a pooler needs.
+_UNLIMITED = "SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0"
 
 PG_MIGRATIONS: list[PgMigration] = [
     PgMigration(
@@ -409,12 +414,14 @@ async def migrate(conn: asyncpg.Connection) -> list[int]:
     descriptions = {m.version: m.description for m in SQLITE_MIGRATIONS}
     known = PG_MIGRATIONS[-1].version
     async with conn.transaction():
+        await conn.execute(_UNLIMITED)
         # CREATE TABLE IF NOT EXISTS races with itself in PostgreSQL: under the lock.
         await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
         await conn.execute(_CREATE_TABLE)
     applied: list[int] = []
     for migration in PG_MIGRATIONS:
         async with conn.transaction():
+            await conn.execute(_UNLIMITED)
             await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
             done = await applied_versions(conn)
             _refuse_future(done, known)
