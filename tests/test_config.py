@@ -428,3 +428,69 @@ def test_connection_request_timeout_is_bounded(tmp_path):
         path.write_text(f"[cwmp]\nconnection_request_timeout = {text}\n")
         with pytest.raises(ConfigError, match=re.escape(message)):
             load_config(path, environ={})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a typo: the key it was meant to be
+        ("[cwmp]\nperiodic_intreval = 60\n", "cwmp.periodic_intreval: unknown key (did you mean "),
+        # TOML puts a key written below a [section] into it: the commonest slip of all
+        (
+            '[log]\nlevel = "info"\nworkers = 4\n',
+            "log.workers: unknown key (workers is a top-level setting: write it above the "
+            "first [section])",
+        ),
+        ('[cmwp]\nlisten = "127.0.0.1:7547"\n', "cmwp: unknown section (did you mean [cwmp]?)"),
+        ('[cwmp]\nurl = "sqlite:///x.db"\n', "cwmp.url: unknown key (did you mean store.url?)"),
+        # nothing near: what the section takes
+        (
+            "[store]\nflavour = 1\n",
+            "store.flavour: unknown key ([store] takes: url, pool_size, transaction_pooling, "
+            "busy_timeout, lock_timeout)",
+        ),
+    ],
+)
+def test_an_unknown_key_says_what_was_meant(tmp_path, text, expected):
+    from acsd.config import ConfigError
+
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    assert f"{path}: {expected}" in str(caught.value)
+    if "intreval" in text:
+        assert str(caught.value).endswith("(did you mean cwmp.periodic_interval?)")
+
+
+def test_a_config_file_with_a_byte_order_mark_is_read_as_meant(tmp_path):
+    # Saved by a Windows editor: tomllib alone answers "Invalid statement (at line 1,
+    # column 1)", which names nothing the operator can see in the file.
+    path = tmp_path / "c.toml"
+    path.write_bytes(b"\xef\xbb\xbfworkers = 2\n")
+    assert load_config(path, environ={}).workers == 2
+
+
+def test_a_bad_value_from_the_environment_names_its_variable(tmp_path):
+    # The key is not in the file: the operator must learn where the value came from.
+    from acsd.config import ConfigError
+
+    path = tmp_path / "c.toml"
+    path.write_text("[cwmp]\nonline_grace = 60\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={"ACSD_CWMP_PERIODIC_INTERVAL": "0"})
+    assert str(caught.value).endswith(
+        "cwmp.periodic_interval: Input should be greater than or equal to 1 "
+        "(set by ACSD_CWMP_PERIODIC_INTERVAL)"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={"ACSD_CWMP_AUTH_ALGORITHMS": "MD5,MD5"})
+    assert str(caught.value).endswith(
+        "cwmp.auth.algorithms: an algorithm is listed twice (set by ACSD_CWMP_AUTH_ALGORITHMS)"
+    )
+    # a bad value of the file's is the file's key alone
+    path.write_text("[cwmp]\nperiodic_interval = 0\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={"ACSD_CWMP_ONLINE_GRACE": "30"})
+    assert "cwmp.periodic_interval: " in str(caught.value)
+    assert "ACSD_CWMP_PERIODIC_INTERVAL" not in str(caught.value)

@@ -8,6 +8,7 @@ converted to its setting's type first ("true", "300", "SHA-256,MD5").
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
@@ -542,6 +543,63 @@ def unknown_env(environ: dict[str, str] | None = None) -> list[str]:
     return sorted(n for n in environ if n.startswith("ACSD_") and n not in known)
 
 
+#: how a UTF-8 byte order mark starts a file
+BOM = b"\xef\xbb\xbf"
+
+
+def _section_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The section (model) that holds the key at ``loc``; None where loc leads nowhere."""
+    model: type[BaseModel] = Config
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        if field is None or not _is_section(field.annotation):
+            return None
+        model = field.annotation
+    return model
+
+
+def _unknown_key_hint(loc: tuple[Any, ...]) -> str:
+    """What the operator may have meant by the unknown key at ``loc``: a top-level setting
+    written below a [section] (TOML puts it in that section), a key of another section, or
+    a near spelling; else the keys the section has."""
+    name = str(loc[-1]) if loc else ""
+    section = _section_at(loc)
+    if section is None:
+        return ""
+    where = ".".join(str(part) for part in loc[:-1])
+    top = Config.model_fields.get(name)
+    if where and top is not None:
+        if _is_section(top.annotation):
+            return f" ([{name}] is a section of its own, not part of [{where}])"
+        return f" ({name} is a top-level setting: write it above the first [section])"
+    elsewhere = [".".join(path) for _, path, _ in _settings() if path[-1] == name]
+    if elsewhere:
+        return f" (did you mean {' or '.join(elsewhere)}?)"
+    known = list(section.model_fields)
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    if close:
+        meant = ".".join([*map(str, loc[:-1]), close[0]])
+        if _is_section(section.model_fields[close[0]].annotation):
+            meant = f"[{meant}]"
+        return f" (did you mean {meant}?)"
+    kind = f"[{where}]" if where else "the top level"
+    return f" ({kind} takes: {', '.join(known)})"
+
+
+def _env_name(loc: tuple[Any, ...], overrides: dict[str, Any]) -> str | None:
+    """The ACSD_* variable that set the value at ``loc``, if the environment did."""
+    node: Any = overrides
+    for depth, part in enumerate(loc):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+        path = tuple(str(p) for p in loc[: depth + 1])
+        for env, setting, _ in _settings():
+            if setting == path:
+                return env
+    return None
+
+
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in extra.items():
@@ -565,17 +623,26 @@ def load_config(
     if path is not None:
         try:
             with open(path, "rb") as handle:
-                data = tomllib.load(handle)
+                raw = handle.read()
         except FileNotFoundError:
             raise ConfigError(f"{source}: file not found") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{source}: invalid TOML: {exc}") from None
-        except UnicodeDecodeError as exc:  # (tomllib decodes before it parses)
+        except OSError as exc:
+            raise ConfigError(f"{source}: cannot read: {exc.strerror}") from None
+        if raw.startswith(BOM):
+            # what Windows editors put first; tomllib's "Invalid statement (at line 1,
+            # column 1)" points at nothing the operator can see
+            raise ConfigError(
+                f"{source}: invalid TOML: the file starts with a byte order mark (BOM): "
+                "save it as UTF-8 without BOM"
+            )
+        try:
+            data = tomllib.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
             raise ConfigError(
                 f"{source}: invalid TOML: not UTF-8 text (byte {exc.start}); TOML files are UTF-8"
             ) from None
-        except OSError as exc:
-            raise ConfigError(f"{source}: cannot read: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{source}: invalid TOML: {exc}") from None
     overrides = _env_overrides(dict(os.environ if environ is None else environ))
     if overrides:
         source += " + ACSD_* environment"
@@ -587,8 +654,12 @@ def load_config(
         key = ".".join(str(part) for part in error["loc"]) or "(top level)"
         message = error["msg"].removeprefix("Value error, ")  # pydantic's, not ours
         if error["type"] == "extra_forbidden":
-            message = "unknown key"
+            kind = "section" if isinstance(error["input"], dict) else "key"
+            message = f"unknown {kind}{_unknown_key_hint(error['loc'])}"
         elif error["type"].endswith("_type") and key.split(".")[-1] != "password":
             message += f" (got {error['input']!r})"  # strict: 1 for a boolean, "300" for a number
+        # a value from the environment is not in the file: say where the operator finds it
+        if env := _env_name(error["loc"], overrides):
+            message += f" (set by {env})"
         where = f"{key}: " if error["loc"] else ""  # a check of several keys names them
         raise ConfigError(f"{source}: {where}{message}") from None
