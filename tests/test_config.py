@@ -494,3 +494,41 @@ def test_a_bad_value_from_the_environment_names_its_variable(tmp_path):
         load_config(path, environ={"ACSD_CWMP_ONLINE_GRACE": "30"})
     assert "cwmp.periodic_interval: " in str(caught.value)
     assert "ACSD_CWMP_PERIODIC_INTERVAL" not in str(caught.value)
+
+
+def test_a_relative_path_not_found_says_where_it_was_looked_for(tmp_path, monkeypatch):
+    # Relative paths are the working directory's (under systemd /var/lib/acsd), not the
+    # config file's: `acsd config check` run from elsewhere must not just say "not found"
+    # about a file the operator sees next to the config.
+    from pathlib import Path
+
+    from acsd.config import ConfigError
+    from acsd.provisioning.profiles import ProfileError, load_profiles
+    from acsd.tls import check_files
+
+    here = tmp_path / "cwd"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    (tmp_path / "etc").mkdir()
+    path = tmp_path / "etc" / "acsd.toml"
+    note = f"(relative to the working directory {here})"
+
+    path.write_text('[cwmp.tls]\ncert = "tls/acs.pem"\nkey = "tls/acs.key"\n')
+    with pytest.raises(ConfigError) as caught:
+        check_files(load_config(path, environ={}), str(path))
+    assert str(caught.value) == f"{path}: cwmp.tls.cert: file not found: tls/acs.pem {note}"
+
+    path.write_text('[cwmp.auth]\nscheme = "digest"\ncredentials_file = "cpe.toml"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    assert f"cwmp.auth.credentials_file: cpe.toml: file not found {note}" in str(caught.value)
+
+    with pytest.raises(ProfileError) as caught:
+        load_profiles(Path("profiles"))
+    assert f"profile directory not found {note}" in str(caught.value)
+
+    # an absolute path is what it says
+    path.write_text(f'[cwmp.auth]\nscheme = "digest"\ncredentials_file = "{tmp_path}/cpe.toml"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    assert str(caught.value).endswith(f"{tmp_path}/cpe.toml: file not found")

@@ -22,6 +22,7 @@ from typing import Any
 
 from acsd.config import Config, ConfigError, CwmpTlsConfig, TlsConfig
 from acsd.log import get_logger
+from acsd.workdir import relative_note
 
 log = get_logger("acsd.tls")
 
@@ -116,17 +117,18 @@ class _EncryptedKey(Exception):
 
 
 def _readable(key: str, path: str) -> None:
+    note = relative_note(path)
     try:
         with open(path, "rb") as handle:
             handle.read(1)
     except FileNotFoundError:
-        raise TlsFileError(key, f"file not found: {path}") from None
+        raise TlsFileError(key, f"file not found: {path}{note}") from None
     except PermissionError:
-        raise TlsFileError(key, f"cannot read {path}: permission denied") from None
+        raise TlsFileError(key, f"cannot read {path}{note}: permission denied") from None
     except IsADirectoryError:
-        raise TlsFileError(key, f"{path} is a directory, not a PEM file") from None
+        raise TlsFileError(key, f"{path}{note} is a directory, not a PEM file") from None
     except OSError as exc:
-        raise TlsFileError(key, f"cannot read {path}: {exc.strerror or exc}") from None
+        raise TlsFileError(key, f"cannot read {path}{note}: {exc.strerror or exc}") from None
 
 
 def _has_certificate(key: str, path: str) -> None:

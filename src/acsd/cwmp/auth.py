@@ -63,6 +63,7 @@ from urllib.parse import unquote, urlsplit
 
 from acsd.httpdigest import split_scheme
 from acsd.log import get_logger, peer_text
+from acsd.workdir import relative_note
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -219,11 +220,11 @@ def load_credentials(
         with open(path, "rb") as handle:
             data = tomllib.load(handle)
     except FileNotFoundError:
-        raise ValueError(f"{name}: file not found") from None
+        raise ValueError(f"{name}: file not found{relative_note(path)}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{name}: invalid TOML: {exc}") from None
     except OSError as exc:
-        raise ValueError(f"{name}: cannot read: {exc.strerror}") from None
+        raise ValueError(f"{name}: cannot read{relative_note(path)}: {exc.strerror}") from None
     unknown = sorted(set(data) - {"devices", "realm"})
     if unknown:
         raise ValueError(f"{name}: {unknown[0]}: unknown key (expected [devices] and realm)")

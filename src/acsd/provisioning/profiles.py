@@ -63,6 +63,7 @@ from acsd.provisioning.profile_schema import (
     unknown,
 )
 from acsd.store.base import CpeIdentity
+from acsd.workdir import relative_note
 
 __all__ = [
     "IDENTITY_FIELDS",
@@ -373,7 +374,8 @@ def load_profiles(extra_dir: Path | None = None) -> ProfileSet:
     loader.read_dir(builtin_dir().iterdir())
     if extra_dir is not None:
         if not extra_dir.is_dir():
-            raise ProfileError(str(extra_dir), [("", "profile directory not found")])
+            found = f"profile directory not found{relative_note(extra_dir)}"
+            raise ProfileError(str(extra_dir), [("", found)])
         loader.read_dir(extra_dir.iterdir())
     loader.build()
     loader.raise_errors()
