@@ -532,3 +532,36 @@ def test_a_relative_path_not_found_says_where_it_was_looked_for(tmp_path, monkey
     with pytest.raises(ConfigError) as caught:
         load_config(path, environ={})
     assert str(caught.value).endswith(f"{tmp_path}/cpe.toml: file not found")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # the slip of an operator who takes the section for the setting
+        (
+            'store = "postgresql://acsd:Hunter2pw@db.example.net/acsd"\n',
+            "store: a section, not a value: write its keys below a [store] line (got a string)",
+        ),
+        (
+            '[store.url]\nmain = "postgresql://acsd:Hunter2pw@db.example.net/acsd"\n',
+            "store.url: Input should be a valid string (got a table)",
+        ),
+        (
+            '[store]\nurl = ["postgresql://acsd:Hunter2pw@db.example.net/acsd"]\n',
+            "store.url: Input should be a valid string (got an array)",
+        ),
+        ('[cwmp]\nauth = "Hunter2pw"\n', "cwmp.auth: a section, not a value: write its keys"),
+        ("[cwmp.auth]\npassword = 4872232\n", "cwmp.auth.password: Input should be a valid "),
+    ],
+)
+def test_a_value_of_the_wrong_shape_that_may_be_a_secret_is_not_echoed(tmp_path, text, expected):
+    # The error is printed by `config check` and `serve`, and logged by a SIGHUP reload
+    # (reload.config_invalid): it must not carry the password it was given.
+    from acsd.config import ConfigError
+
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    assert f"{path}: {expected}" in str(caught.value)
+    assert "Hunter2pw" not in str(caught.value) and "4872232" not in str(caught.value)

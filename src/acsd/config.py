@@ -586,6 +586,34 @@ def _unknown_key_hint(loc: tuple[Any, ...]) -> str:
     return f" ({kind} takes: {', '.join(known)})"
 
 
+#: keys whose value may be a secret: the CPE password, a URL with a password in it
+_SECRET_KEYS = frozenset({"password", "url", "public_url"})
+
+#: TOML's names for what a key may hold, for a value that is not shown
+_TOML_KINDS = (
+    (bool, "a boolean"),
+    (int, "an integer"),
+    (float, "a float"),
+    (str, "a string"),
+    (dict, "a table"),
+    (list, "an array"),
+)
+
+
+def _shown_input(loc: tuple[Any, ...], value: Any) -> str:
+    """The value a type error points at, as the error shows it. What may hold a secret is
+    named by its kind only: a secret key's value, a table or array (`[store.url]`), and
+    text given for a whole section (`store = "postgresql://user:password@..."`)."""
+    name = str(loc[-1]) if loc else ""
+    section = _section_at(loc)
+    field = section.model_fields.get(name) if section is not None else None
+    is_section = field is not None and _is_section(field.annotation)
+    if name in _SECRET_KEYS or is_section or isinstance(value, dict | list):
+        kind = next((k for t, k in _TOML_KINDS if isinstance(value, t)), "a date or time")
+        return kind
+    return repr(value)
+
+
 def _env_name(loc: tuple[Any, ...], overrides: dict[str, Any]) -> str | None:
     """The ACSD_* variable that set the value at ``loc``, if the environment did."""
     node: Any = overrides
@@ -656,8 +684,12 @@ def load_config(
         if error["type"] == "extra_forbidden":
             kind = "section" if isinstance(error["input"], dict) else "key"
             message = f"unknown {kind}{_unknown_key_hint(error['loc'])}"
-        elif error["type"].endswith("_type") and key.split(".")[-1] != "password":
-            message += f" (got {error['input']!r})"  # strict: 1 for a boolean, "300" for a number
+        elif error["type"] == "model_type":  # `store = "..."`: a section given a value
+            message = f"a section, not a value: write its keys below a [{key}] line"
+            message += f" (got {_shown_input(error['loc'], error['input'])})"
+        elif error["type"].endswith("_type"):
+            # strict: 1 for a boolean, "300" for a number
+            message += f" (got {_shown_input(error['loc'], error['input'])})"
         # a value from the environment is not in the file: say where the operator finds it
         if env := _env_name(error["loc"], overrides):
             message += f" (set by {env})"
