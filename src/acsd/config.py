@@ -32,6 +32,7 @@ from pydantic import (
 from yarl import URL
 
 from acsd.hostaddr import SELF, is_host_address
+from acsd.tomltext import NotTomlText, toml_text
 
 #: networks no router is on, where a Connection Request is never sent by default
 #: (``cwmp.connection_request_deny``; acsd.cwmp.crguard says why): loopback, "this
@@ -543,10 +544,6 @@ def unknown_env(environ: dict[str, str] | None = None) -> list[str]:
     return sorted(n for n in environ if n.startswith("ACSD_") and n not in known)
 
 
-#: how a UTF-8 byte order mark starts a file
-BOM = b"\xef\xbb\xbf"
-
-
 def _section_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     """The section (model) that holds the key at ``loc``; None where loc leads nowhere."""
     model: type[BaseModel] = Config
@@ -656,20 +653,9 @@ def load_config(
             raise ConfigError(f"{source}: file not found") from None
         except OSError as exc:
             raise ConfigError(f"{source}: cannot read: {exc.strerror}") from None
-        if raw.startswith(BOM):
-            # what Windows editors put first; tomllib's "Invalid statement (at line 1,
-            # column 1)" points at nothing the operator can see
-            raise ConfigError(
-                f"{source}: invalid TOML: the file starts with a byte order mark (BOM): "
-                "save it as UTF-8 without BOM"
-            )
         try:
-            data = tomllib.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            raise ConfigError(
-                f"{source}: invalid TOML: not UTF-8 text (byte {exc.start}); TOML files are UTF-8"
-            ) from None
-        except tomllib.TOMLDecodeError as exc:
+            data = tomllib.loads(toml_text(raw))
+        except (NotTomlText, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"{source}: invalid TOML: {exc}") from None
     overrides = _env_overrides(dict(os.environ if environ is None else environ))
     if overrides:

@@ -63,6 +63,7 @@ from urllib.parse import unquote, urlsplit
 
 from acsd.httpdigest import split_scheme
 from acsd.log import get_logger, peer_text
+from acsd.tomltext import NotTomlText, toml_text
 from acsd.workdir import relative_note
 
 if TYPE_CHECKING:
@@ -218,10 +219,10 @@ def load_credentials(
     name = str(path)
     try:
         with open(path, "rb") as handle:
-            data = tomllib.load(handle)
+            data = tomllib.loads(toml_text(handle.read()))
     except FileNotFoundError:
         raise ValueError(f"{name}: file not found{relative_note(path)}") from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, NotTomlText) as exc:
         raise ValueError(f"{name}: invalid TOML: {exc}") from None
     except OSError as exc:
         raise ValueError(f"{name}: cannot read{relative_note(path)}: {exc.strerror}") from None

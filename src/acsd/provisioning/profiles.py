@@ -63,6 +63,7 @@ from acsd.provisioning.profile_schema import (
     unknown,
 )
 from acsd.store.base import CpeIdentity
+from acsd.tomltext import BOM, BOM_PROBLEM
 from acsd.workdir import relative_note
 
 __all__ = [
@@ -107,6 +108,8 @@ class Source:
 
 def read_source(text: str, file: str) -> Source:
     """Parse and validate one file on its own (``extends`` is resolved later)."""
+    if text.startswith(BOM):
+        raise ProfileError(file, [("", f"TOML syntax: {BOM_PROBLEM}")], 1)
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
