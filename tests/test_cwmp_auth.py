@@ -798,6 +798,39 @@ def test_a_challenge_to_a_body_held_back_for_100_continue_closes_the_connection(
     assert not closes(answer)
 
 
+def test_cpe_password_takes_the_realm_of_a_config_whose_credentials_file_it_is_to_fill(
+    tmp_path,
+):
+    # The operator names credentials_file in the config, keeps the shared password in
+    # /etc/acsd/acsd.env, and runs `acsd cpe-password SERIAL --config ...` to write the
+    # file's first entry: it refused, the file it is to fill being "not found".
+    import subprocess
+
+    from conftest import REPO, acsd_cmd
+
+    path = tmp_path / "acsd.toml"
+    path.write_text(
+        '[cwmp.auth]\nscheme = "digest"\nrealm = "acs.example"\n'
+        f'credentials_file = "{tmp_path}/cpe-credentials.toml"\n'
+    )
+    proc = subprocess.run(
+        acsd_cmd("cpe-password", "SN-0042", "--config", str(path), "--iterations", "1000"),
+        input="hunter2\n", capture_output=True, text=True, cwd=REPO, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    import tomllib
+
+    entry = tomllib.loads("[devices]\n" + proc.stdout)["devices"]["SN-0042"]
+    assert entry["ha1_md5"] == hashlib.md5(b"SN-0042:acs.example:hunter2").hexdigest()
+    # a config that is wrong in itself is still refused
+    path.write_text("[cwmp.auth]\nrealm = 5\n")
+    proc = subprocess.run(
+        acsd_cmd("cpe-password", "SN-0042", "--config", str(path), "--iterations", "1000"),
+        input="hunter2\n", capture_output=True, text=True, cwd=REPO, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "cwmp.auth.realm" in proc.stderr
+
+
 def test_cpe_password_refuses_a_realm_config_check_refuses():
     """A line made for realm 'a"b' matches no daemon: config check refuses that realm."""
     import subprocess

@@ -360,7 +360,9 @@ def _cpe_password(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if realm is None:
         try:
-            realm = load_config(args.config).cwmp.auth.realm
+            # Only the realm is wanted: the credentials file this entry is for may not exist
+            # yet (or only as the service's credential), the password only in acsd.env.
+            realm = load_config(args.config, records_only=True).cwmp.auth.realm
         except ConfigError as exc:
             print(f"acsd: config error: {exc} (or give --realm)", file=sys.stderr)
             return EXIT_USAGE
