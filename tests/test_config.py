@@ -565,3 +565,21 @@ def test_a_value_of_the_wrong_shape_that_may_be_a_secret_is_not_echoed(tmp_path,
         load_config(path, environ={})
     assert f"{path}: {expected}" in str(caught.value)
     assert "Hunter2pw" not in str(caught.value) and "4872232" not in str(caught.value)
+
+
+def test_a_workers_reload_error_blames_no_variable_the_operator_never_set(tmp_path):
+    # A worker's environment holds the addresses its supervisor bound (ACSD_*_LISTEN): its
+    # reload.config_invalid said "acsd.toml + ACSD_* environment" of a slip in the file.
+    from acsd.config import ConfigError
+    from acsd.workers import WORKER_ENV
+
+    path = tmp_path / "acsd.toml"
+    path.write_text('[log]\nlevel = "info"\nworkers = 2\n')
+    worker = {WORKER_ENV: "1", "ACSD_CWMP_LISTEN": "127.0.0.1:7547", "ACSD_API_LISTEN": "[::1]:1"}
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ=worker)
+    assert str(caught.value).startswith(f"{path}: log.workers: unknown key")
+    # the operator's own variables are still named, in a worker too
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={**worker, "ACSD_CWMP_PERIODIC_INTERVAL": "60"})
+    assert str(caught.value).startswith(f"{path} + ACSD_* environment: log.workers")

@@ -535,6 +535,9 @@ _NOT_SETTINGS = frozenset(
     {"ACSD_WORKER", "ACSD_WORKER_CONFIG", "ACSD_METRICS_DIR", "ACSD_DATAMODELS", "ACSD_NONCE_KEY"}
 )
 
+#: settings the supervisor gives its workers (the addresses it bound) in the environment
+_SUPERVISOR_ENV = ("ACSD_CWMP_LISTEN", "ACSD_API_LISTEN")
+
 
 def unknown_env(environ: dict[str, str] | None = None) -> list[str]:
     """ACSD_* variables that set nothing: a typo in one would otherwise go unnoticed (a
@@ -657,8 +660,12 @@ def load_config(
             data = tomllib.loads(toml_text(raw))
         except (NotTomlText, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"{source}: invalid TOML: {exc}") from None
-    overrides = _env_overrides(dict(os.environ if environ is None else environ))
-    if overrides:
+    environ = dict(os.environ if environ is None else environ)
+    overrides = _env_overrides(environ)
+    # A worker's listeners are the supervisor's (it bound the ports): its reload errors
+    # must not send the operator looking for ACSD_* variables they never set.
+    theirs = _SUPERVISOR_ENV if "ACSD_WORKER" in environ else ()
+    if any(env in environ and env not in theirs for env, _, _ in _settings()):
         source += " + ACSD_* environment"
     try:
         context = RECORDS_ONLY if records_only else None
