@@ -63,7 +63,7 @@ from acsd.provisioning.profile_schema import (
     unknown,
 )
 from acsd.store.base import CpeIdentity
-from acsd.tomltext import BOM, BOM_PROBLEM
+from acsd.tomltext import BOM
 from acsd.workdir import relative_note
 
 __all__ = [
@@ -108,8 +108,7 @@ class Source:
 
 def read_source(text: str, file: str) -> Source:
     """Parse and validate one file on its own (``extends`` is resolved later)."""
-    if text.startswith(BOM):
-        raise ProfileError(file, [("", f"TOML syntax: {BOM_PROBLEM}")], 1)
+    text = text.removeprefix(BOM)  # as a Windows editor saves UTF-8; tomllib refuses it
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
