@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from api_world import SEED_BODY
 from conftest import REPO, acsd_cmd, run_cli, wait_for
 
 
@@ -94,10 +95,11 @@ def test_an_existing_file_is_kept_unless_forced(daemon, tmp_path: Path):
     assert "exists" in refused.stderr and "--force" in refused.stderr
     assert target.read_text() == "precious"
 
+    daemon.apply({**SEED_BODY, "serialNumber": "BAKONE01"})
     forced = daemon.cli("db", "backup", str(target), "--force")
     assert forced.returncode == 0
-    assert check_backup(target) == 0
-    assert f"wrote {target}" in forced.stdout
+    assert check_backup(target) == 1
+    assert f"wrote {target}" in forced.stdout and forced.stdout.endswith(", 1 device\n")
 
 
 def test_no_database_no_backup(tmp_path: Path):

@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the daemon (CWMP and API listeners)")
     _add_config(serve)
 
-    device = sub.add_parser("device", help="look at device records")
+    device = sub.add_parser("device", help="list, show or apply device records")
     dsub = device.add_subparsers(dest="device_command", required=True, metavar="ACTION")
     dlist = dsub.add_parser("list", help="one line per device")
     _add_config(dlist)
@@ -511,7 +511,8 @@ def _backup(args: argparse.Namespace, config: Config) -> int:
         return 1
     print(
         f"wrote {result.target} ({result.bytes} bytes): a copy of {result.source} "
-        f"at schema version {result.schema_version}, {result.devices} devices"
+        f"at schema version {result.schema_version}, {result.devices} "
+        + ("device" if result.devices == 1 else "devices")
     )
     return 0
 
