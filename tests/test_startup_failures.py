@@ -62,6 +62,8 @@ def test_a_database_path_that_cannot_be_opened_stops_the_start_with_a_clear_line
         proc = run_cli("serve", "--config", str(config), timeout=30)
         assert proc.returncode == 1, proc.stderr
         assert '"store_open_failed"' in proc.stderr and "cannot open database" in proc.stderr
+        if bad == "in a missing directory":  # (SQLite's own words name no cause)
+            assert f"the directory {db.parent} does not exist" in proc.stderr, proc.stderr
         assert "Traceback" not in proc.stderr, proc.stderr
         assert "Event loop is closed" not in proc.stderr, proc.stderr
 

@@ -238,7 +238,9 @@ class SqliteCore(SqliteWriter):
         except BaseException as exc:
             await _thread_ended(pending)
             if isinstance(exc, Exception):
-                raise StoreError(f"cannot open database {self.path}: {exc}") from exc
+                raise StoreError(
+                    f"cannot open database {self.path}: {_why(self.path, exc)}"
+                ) from exc
             raise
         try:
             # busy_timeout first: the pragmas below may already need a lock.
@@ -456,3 +458,15 @@ class SqliteCore(SqliteWriter):
         read as :meth:`_indexed_rows` reads."""
         rows = await self._indexed_rows(f"{table.select} {sql}", args)
         return table.record(rows[0]) if rows else None
+
+
+def _why(path: Path, exc: Exception) -> str:
+    """Why SQLite could not open ``path``: its "unable to open database file" names no
+    cause, and the usual one (a directory that does not exist: acsd makes the file, not
+    the directories above it) is the operator's to fix."""
+    parent = path.absolute().parent
+    if not parent.is_dir():
+        return f"the directory {parent} does not exist (acsd creates the file, not its directory)"
+    if not os.access(parent, os.W_OK | os.X_OK) and not path.exists():
+        return f"the directory {parent} is not writable by this user"
+    return str(exc)
