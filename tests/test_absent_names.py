@@ -4,6 +4,7 @@ storm of one model does not pay the search on every router."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -128,7 +129,14 @@ async def test_a_router_that_refuses_every_name_teaches_its_kind_nothing(daemon)
     device = daemon.device_json(serial)
     # Nothing was read, so nothing was applied: the job waits, no setting is "unsupported".
     assert device["state"] == "PROVISIONING" and not device["status"].get("provisioned")
-    assert not (device.get("job") or {}).get("unsupported")
+    assert not device["job"]["unsupported"] and device["job"]["state"] == "PENDING"
+    # and the job says why (not the log alone)
+    [note] = device["job"]["notes"]
+    assert re.fullmatch(
+        r"not applied: the router's values could not be read \(it refused every name asked "
+        r"for \(\d+\)\); the next session reads again",
+        note,
+    ), note
     assert daemon.events("session.read_refused")
     # Its record keeps no list of lacked names: the next session asks for everything.
     again = refusing_session(daemon.cwmp_url, inform)

@@ -8,10 +8,12 @@ import pytest
 from acsd.provisioning.jobs import (
     AFTER_REBOOT,
     DONE,
+    PENDING,
     Outcome,
     RetryPolicy,
     close_job,
     new_memory,
+    note_read_failed,
 )
 from acsd.provisioning.plan import Plan
 
@@ -94,3 +96,22 @@ def test_well_formed_memory_entries_are_kept():
     assert memory["secrets"] == {"Device.X": "h"}
     assert memory["faults"] == {"Device.Y": fault}
     assert memory["faultedAlone"] == ["Device.Z"]
+
+
+def test_a_read_that_failed_is_noted_on_a_pending_job_only():
+    memory = new_memory(None, bootstrap=True)
+    assert note_read_failed(memory, revision=1, why="fault 9002 on X.", now=1000.0)
+    note = "not applied: the router's values could not be read (fault 9002 on X.); the next "
+    assert memory["job"]["state"] == PENDING
+    assert memory["job"]["notes"] == [note + "session reads again"]
+    # the same again changes nothing (the record is not written for it)
+    assert not note_read_failed(memory, revision=1, why="fault 9002 on X.", now=2000.0)
+    # a session that reads and plans writes the notes anew
+    job = _close(memory, Outcome())
+    assert job["state"] == DONE and job["notes"] == []
+    # a drift check that cannot read does not reopen a job that is done
+    assert not note_read_failed(memory, revision=1, why="fault 9002 on X.", now=3000.0)
+    assert memory["job"]["state"] == DONE
+    # a new revision's job starts pending, with the note
+    assert note_read_failed(memory, revision=2, why="fault 9002 on X.", now=4000.0)
+    assert memory["job"]["revision"] == 2 and memory["job"]["attempts"] == 0

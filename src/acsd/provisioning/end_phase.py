@@ -11,7 +11,7 @@ from acsd import clock
 from acsd.log import get_logger
 from acsd.provisioning.apn import SIM_KEYS
 from acsd.provisioning.apply_phase import ApplyPhase
-from acsd.provisioning.jobs import close_job, forget_reboot_note, record_outcome
+from acsd.provisioning.jobs import close_job, forget_reboot_note, note_read_failed, record_outcome
 from acsd.provisioning.plan import mac_key
 from acsd.provisioning.status import fields_read_at
 from acsd.store.base import SessionResult
@@ -46,6 +46,17 @@ class EndPhase(ApplyPhase):
         if record is not None:
             result.revision = record.revision
         if self.apply is None:
+            if (
+                self.fetch.failed
+                and record is not None
+                and record.revision
+                and self.memory.get("appliedRevision") != record.revision
+                and note_read_failed(
+                    self.memory, revision=record.revision, why=self.fetch.failure, now=clock.now()
+                )
+            ):
+                # The job is not done and the operator sees why (the log alone said so).
+                result.provisioning = self.memory
             if self._rebooted() and forget_reboot_note(self.memory, clock.now()):
                 # values the CPE applies after a reboot are in effect now, planned or not
                 result.provisioning = self.memory

@@ -233,6 +233,34 @@ def refused_for_good(memory: dict[str, Any], change: Change, code: int) -> bool:
 
 #: the job's note after a SetParameterValues answered with Status 1
 AFTER_REBOOT = "the CPE applies some values after its next reboot"
+#: the start of the job's note after a session whose read failed (nothing applied)
+READ_FAILED = "not applied: the router's values could not be read"
+
+
+def note_read_failed(memory: dict[str, Any], *, revision: int, why: str, now: float) -> bool:
+    """A session of the job's revision whose read failed applied nothing (a plan without
+    the CPE's values would be guesswork): the job stays pending and its note says why,
+    until a session that reads plans again (close_job writes the notes anew). True when
+    the job changed."""
+    previous = memory.get("job") or {}
+    same = previous.get("revision") == revision
+    if same and previous.get("state") != PENDING:
+        return False  # done (or given up) already: a drift check that could not read
+    note = f"{READ_FAILED} ({why}); the next session reads again"
+    job = {
+        "revision": revision,
+        "state": PENDING,
+        "attempts": previous.get("attempts", 0) if same else 0,
+        "faults": previous.get("faults", []) if same else [],
+        "unsupported": previous.get("unsupported", []) if same else [],
+        "notes": [n for n in previous.get("notes", []) if same and not n.startswith(READ_FAILED)]
+        + [note],
+        "updated": clock.iso(now),
+    }
+    if {**job, "updated": None} == {**previous, "updated": None}:
+        return False
+    memory["job"] = job
+    return True
 
 
 def close_job(

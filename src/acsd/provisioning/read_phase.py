@@ -136,6 +136,7 @@ class ReadPhase(SessionState):
             if alone:
                 self.memory["faultedAlone"] = [n for n in alone if n not in lacking]
             self.fetch.failed = True
+            self.fetch.failure = f"it refused every name asked for ({len(lacking)})"
             log.warning("session.read_refused", serial=session.serial, names=len(lacking))
         elif (kind := self._kind()) is not None:
             self.hints.absent(kind, lacking)
@@ -236,6 +237,8 @@ class ReadPhase(SessionState):
             # read is not an empty one, a leaf not one it lacks): apply nothing this time.
             self.fetch.queue.clear()
             self.fetch.failed = True
+            on = names[0] if len(names) == 1 else f"{len(names)} names"
+            self.fetch.failure = f"fault {response.code} on {on}"
 
     def _read_after_all(self, names: list[str]) -> None:
         """A name that faulted alone and was read after all (within an object read whole,

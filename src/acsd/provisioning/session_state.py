@@ -55,6 +55,8 @@ class Fetch:
     unreadable: dict[str, str] = field(default_factory=dict)
     started: bool = False
     failed: bool = False
+    #: why the read failed (for the job's note): the fault, and the name when one alone
+    failure: str = ""
     splits: int = 0
     #: with a read split (readChunk): the most names one call would have had without it,
     #: and the largest answer of those calls in bytes
