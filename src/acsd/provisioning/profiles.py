@@ -63,7 +63,7 @@ from acsd.provisioning.profile_schema import (
     unknown,
 )
 from acsd.store.base import CpeIdentity
-from acsd.tomltext import BOM
+from acsd.tomltext import BOM, NotTomlText, toml_text
 from acsd.workdir import relative_note
 
 __all__ = [
@@ -166,8 +166,8 @@ class ProfileLoader:
             if not entry.name.endswith(".toml") or not entry.is_file():
                 continue
             try:
-                text = entry.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
+                text = toml_text(entry.read_bytes())
+            except (OSError, NotTomlText) as exc:
                 self.errors.append(ProfileError(str(entry), [("", f"cannot read: {exc}")]))
                 continue
             try:
