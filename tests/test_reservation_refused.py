@@ -110,8 +110,15 @@ async def test_a_refused_delete_waits_for_its_back_off_and_is_given_up(daemon_fa
     assert "DeleteObject" in router.stats.rpcs[-1]
     job = daemon.device_json(serial)["job"]
     assert job["state"] == "PENDING" and job["faults"][0]["code"] == 9001
+    # The job names the reservation by its MAC as the router holds it (the row is gone
+    # from the record), as other row faults are named, not "delete" and a row number.
+    [fault] = job["faults"]
+    assert fault["setting"] == "dhcp.reservations[12:34:56:78:90:13]", fault
+    assert fault["parameter"].startswith("Device.DHCPv4.Server.Pool.1.StaticAddress.")
     # the retry is an hour away: the next sessions leave the row alone
     for _ in range(2):
         assert (await sim.run_once()).ok == 1
         assert router.stats.rpcs[-1] == ["GetParameterValues"]
-    assert daemon.device_json(serial)["job"]["faults"][0]["attempts"] == 1
+    [waiting] = daemon.device_json(serial)["job"]["faults"]
+    assert waiting["attempts"] == 1
+    assert (waiting["setting"], waiting["parameter"]) == (fault["setting"], fault["parameter"])

@@ -179,6 +179,53 @@ def test_routes_and_dns_servers_of_other_interfaces_or_ipv6_are_not_acsds(tr181)
     assert [a.table for a in result.adds] == ["wan.static.dns_servers"]
 
 
+def test_an_old_entry_the_router_would_not_delete_is_named_and_holds_no_new_line(tr181):
+    # The router refused to delete the address of the line before last (9001, its retry
+    # an hour away). The job names it by its address, and the line the operator asks
+    # for now still replaces the last one: the old entry left beside it cuts nothing off,
+    # where holding the whole line for it would keep the router on the old one.
+    from acsd.provisioning.plan import value_hash
+
+    last = {**LINE, "wan.static.ip": "203.0.113.18", "wan.static.gateway": "203.0.113.17"}
+    stale = {
+        ADDR + "5.Enable": "true",
+        ADDR + "5.IPAddress": "203.0.113.26",
+        ADDR + "5.SubnetMask": "255.255.255.248",
+        ADDR + "5.AddressingType": "Static",
+    }
+    values = {**DHCP_BOUND, "Device.DHCPv4.Client.1.Enable": "0", **static_rows(last), **stale}
+    fault = {
+        "setting": "wan.static.address[203.0.113.26]",
+        "code": 9001,
+        "message": "Request denied",
+        "attempts": 1,
+        "nextRetry": 3600.0,
+        "hash": value_hash(ADDR + "5.", ""),
+    }
+    result = plan_changes(
+        tr181,
+        Desired(settings=dict(LINE)),
+        values,
+        absent=set(),
+        memory={"faults": {ADDR + "5.": fault}},
+        force=False,
+        now=0.0,
+        max_attempts=3,
+    )
+    [waiting] = result.waiting
+    assert (waiting["setting"], waiting["parameter"]) == (
+        "wan.static.address[203.0.113.26]",
+        ADDR + "5.",
+    )
+    assert [a.row for a in result.adds] == [
+        {"ip": "203.0.113.10", "mask": "255.255.255.248"},
+        {"gateway": "203.0.113.9"},
+    ]
+    assert sorted(result.deletes) == [ADDR + "3.", ROUTE + "4."]
+    assert result.deleting[ADDR + "3."] == "wan.static.address[203.0.113.18]"
+    assert result.deleting[ROUTE + "4."] == "wan.static.route[203.0.113.17]"
+
+
 def test_turning_the_line_off_deletes_acsds_entries_and_restarts_the_client(tr181):
     values = {**DHCP_BOUND, "Device.DHCPv4.Client.1.Enable": "0", **static_rows(LINE)}
     result = plan(tr181, {**LINE, "wan.static.enable": False}, values)

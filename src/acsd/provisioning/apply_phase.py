@@ -24,6 +24,7 @@ from acsd.provisioning.plan import (
     plan_changes,
     row_changes,
     row_fault_path,
+    row_name,
     row_signature,
     stopped_groups,
     table_at,
@@ -246,7 +247,7 @@ class ApplyPhase(ReadPhase):
         assert apply is not None and self.profile is not None
         if isinstance(request, rpc.AddObject):
             row = apply.adds.pop(0)
-            setting = f"{row.table}[{row.row[self.profile.tables[row.table].key]}]"
+            setting = row_name(row.table, row.row[self.profile.tables[row.table].key])
             number = getattr(response, "instance_number", None)
             if isinstance(response, rpc.AddObjectResponse) and self._new_instance(row, number):
                 spec = self.profile.tables[row.table]
@@ -275,8 +276,9 @@ class ApplyPhase(ReadPhase):
         elif isinstance(request, rpc.DeleteObject):
             path = apply.deletes.pop(0)
             if isinstance(response, rpc.Fault):
+                name = apply.plan.deleting.get(path) or row_name(table_at(self.profile, path), "")
                 apply.outcome.faulted.append(
-                    (Change("delete", path, "", "object"), response.code, response.string)
+                    (Change(name, path, "", "object"), response.code, response.string)
                 )
             else:
                 if table := table_at(self.profile, path):
@@ -396,6 +398,7 @@ class ApplyPhase(ReadPhase):
         apply = self.apply
         assert apply is not None
         table, key = apply.added.pop(base)
+        apply.plan.deleting[base] = row_name(table, key)
         apply.changes = [c for c in apply.changes if not c.path.startswith(base)]
         apply.deferred = [c for c in apply.deferred if not c.path.startswith(base)]
         apply.deletes.append(base)
@@ -408,7 +411,10 @@ class ApplyPhase(ReadPhase):
         static address or route to follow cuts the router off."""
         apply = self.apply
         assert apply is not None and self.profile is not None
-        broken = stopped_groups(c.setting for c, _, _ in apply.outcome.faulted)
+        # a row the CPE would not delete breaks nothing (see plan._hold_groups)
+        broken = stopped_groups(
+            c.setting for c, _, _ in apply.outcome.faulted if c.path not in apply.plan.deleting
+        )
         if not broken:
             return
         profile = self.profile

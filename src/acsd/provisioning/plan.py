@@ -86,6 +86,10 @@ class Plan:
     #: what keeps the job from being done this time but may not next time (unread
     #: settings still to apply): faults of a PENDING job, whatever else was refused
     pending: list[dict[str, Any]] = field(default_factory=list)
+    #: row path -> what the job calls the row (``table[key]``, row_name) for each row
+    #: this plan deletes or holds a refused delete of: an instance number tells the
+    #: operator nothing of which reservation or entry it was
+    deleting: dict[str, str] = field(default_factory=dict)
     #: parameters whose value is given up because the CPE does not keep it (_bounced):
     #: the memory keeps counting them (jobs.count_writes)
     bounced: list[str] = field(default_factory=list)
@@ -101,6 +105,11 @@ class Plan:
 def value_hash(path: str, value: str) -> str:
     """What acsd remembers of a secret it applied (passwords read back empty)."""
     return hashlib.sha256(f"{path}\0{value}".encode()).hexdigest()[:32]
+
+
+def row_name(table: str, key: Any) -> str:
+    """What the job calls a row: its table and its key (``dhcp.reservations[<mac>]``)."""
+    return f"{table}[{key}]"
 
 
 def row_fault_path(table_object: str, key: str) -> str:
@@ -578,8 +587,12 @@ def _group_of_item(item: Change | RowAdd | str, profile: Profile) -> str | None:
 
 
 def _hold_groups(plan: Plan, profile: Profile) -> None:
-    """A group with a part waiting for its back-off (or given up) sends nothing."""
-    held = stopped_groups(e["setting"] for e in plan.waiting + plan.failed)
+    """A group with a part waiting for its back-off (or given up) sends nothing. An old
+    row the CPE would not delete is no such part: a line's old address left beside the
+    new one does not cut the router off, and holding the group for it would."""
+    held = stopped_groups(
+        e["setting"] for e in plan.waiting + plan.failed if e.get("parameter") not in plan.deleting
+    )
     plan.changes = drop_groups(plan.changes, held, profile)
     plan.adds = drop_groups(plan.adds, held, profile)
     plan.deletes = drop_groups(plan.deletes, held, profile)
@@ -588,7 +601,7 @@ def _hold_groups(plan: Plan, profile: Profile) -> None:
 def row_changes(table: str, spec: TableSpec, instance: int, row: Mapping[str, Any]) -> list[Change]:
     """The fields of a row just created with AddObject (all of them: defaults are unknown)."""
     base = f"{spec.object}{instance}."
-    setting = f"{table}[{row[spec.key]}]"
+    setting = row_name(table, row[spec.key])
     return [
         Change(setting, base + f.param, f.value, f.type)
         if f.value is not None
@@ -778,9 +791,14 @@ def _plan_table(
     None: ``only`` tells the rows apart."""
     key_field = spec.fields[spec.key]
 
-    def delete(path: str) -> None:
+    def delete(instance: int) -> None:
+        # Named by the key the CPE holds there (the reservation's MAC as the router shows
+        # it; a row without one by its table alone): the row is gone from the record.
+        path = f"{spec.object}{instance}."
+        name = row_name(table, existing[instance].get(key_field.param, "").strip())
+        plan.deleting[path] = name
         # a DeleteObject the CPE refused waits for its back-off like any other fault
-        if not _held_back(plan, faults, "delete", path, "", now, max_attempts):
+        if not _held_back(plan, faults, name, path, "", now, max_attempts):
             plan.deletes.append(path)
 
     if reason := _unowned(spec, existing):
@@ -806,7 +824,7 @@ def _plan_table(
                 theirs.setdefault((name, value), existing[instance][key_field.param])
             continue
         if key in by_key or not key:
-            delete(f"{spec.object}{instance}.")  # duplicate or empty row
+            delete(instance)  # duplicate or empty row
         else:
             by_key[key] = instance
     if owned is not None:
@@ -818,14 +836,14 @@ def _plan_table(
         if clash := _clash(spec, row, theirs):
             # Two rows of one address: the CPE refuses the second or, worse, hands the
             # address to both clients. The customer's row stays; the job says why.
-            setting = f"{table}[{row[spec.key]}]"
+            setting = row_name(table, row[spec.key])
             plan.refused.append({"setting": setting, "message": clash, "attempts": 0})
             if instance is not None:
                 held[key] = instance
             continue
         if instance is None:
             # a row the CPE refused (AddObject, or its fields) waits for its back-off
-            setting = f"{table}[{row[spec.key]}]"
+            setting = row_name(table, row[spec.key])
             fault_path = row_fault_path(spec.object, key)
             if not _held_back(
                 plan, faults, setting, fault_path, row_signature(row), now, max_attempts
@@ -861,7 +879,7 @@ def _plan_table(
             plan.changes.append(change)
     for key, instance in by_key.items():
         if key not in wanted_keys:
-            delete(f"{spec.object}{instance}.")
+            delete(instance)
 
 
 def _clash(spec: TableSpec, row: Mapping[str, Any], theirs: Mapping[tuple[str, str], str]) -> str:
