@@ -542,6 +542,36 @@ async def test_a_wifi_6e_router_gets_its_6ghz_network_and_band_steerings_copy(mo
     assert daemon.device_json(serial)["state"] == "ACTIVE"
 
 
+async def test_tplink_firmware_without_its_steering_switch_says_steering_is_emulated(
+    module_daemon,
+):
+    # TP-Link TR-181 firmware without X_TP_BandSteering: the 2.4 GHz SSID and password go
+    # to both bands all the same (band steering's copy), and the job says so, as it does
+    # for every profile without a steering parameter, rather than only "not on this CPE".
+    daemon = module_daemon
+    sim = Simulation(daemon.cwmp_url, ["tplink-tr181"], 1, serial_prefix="PS")
+    serial = sim.routers[0].serial
+    router = sim.router(serial)
+    router.tree._remove("Device.WiFi.X_TP_BandSteering.")
+    body = {**SEED_BODY, "serialNumber": serial}
+    body["wifi"] = {**SEED_BODY["wifi"], "bandsteering": True}
+    daemon.apply(body)
+    assert (await sim.run_once()).ok == 1
+    tree = router.tree.flat()
+    assert tree["Device.WiFi.SSID.3.SSID"] == tree["Device.WiFi.SSID.1.SSID"] == "SkyNet"
+    key = "Device.WiFi.AccessPoint.{}.Security.KeyPassphrase"
+    assert tree[key.format(3)] == tree[key.format(1)] == SEED_BODY["wifi"]["password"]
+    job = daemon.device_json(serial)["job"]
+    assert job["state"] == "DONE", job
+    assert job["unsupported"] == [
+        {
+            "setting": "wifi.bandsteering",
+            "reason": "Device.WiFi.X_TP_BandSteering.Enable is not on this CPE; "
+            "emulated with one SSID and password on every band",
+        }
+    ]
+
+
 async def test_5ghz_settings_leave_a_tr098_routers_2ghz_guest_network_alone(module_daemon):
     # tr098-ont (no vendor profile: plain tr098) has its 5 GHz SSID at .5 and a 2.4 GHz
     # guest network at .2, where tr098 writes 5 GHz: the guest network keeps its name,

@@ -326,6 +326,15 @@ def _headed_list(head: str, current: str | None) -> str:
     return ",".join([head, *(item for item in rest if item and item != head)])
 
 
+#: setting -> (what it is, what acsd does instead where a CPE has no parameter for it:
+#: desired.py does it for every profile). Said on the job alike whether the profile maps
+#: no parameter or the CPE lacks the one it maps (TP-Link TR-181 firmware without
+#: X_TP_BandSteering), as the same SSID and password go to every band either way.
+INSTEAD = {
+    "wifi.bandsteering": ("band steering", "emulated with one SSID and password on every band")
+}
+
+
 def _not_applied(plan: Plan, setting: str, reason: str, unread: bool) -> None:
     """A setting the plan cannot apply: unsupported for good (the CPE lacks what it is
     written at), or not this session (the CPE could not read it: Plan.unread)."""
@@ -412,6 +421,8 @@ def plan_changes(
                 if target.path in unreadable:
                     _not_applied(plan, key, lack, True)
                 elif value is not False:  # "off" where the CPE lacks it is already true
+                    if instead := INSTEAD.get(key):
+                        lack = f"{lack}; {instead[1]}"
                     _not_applied(plan, key, lack, False)
                 continue
             if target.list_head:  # held when the list it makes is the CPE's as it is
@@ -641,14 +652,9 @@ def _unsupported(plan: Plan, profile: Profile, key: str, value: Any) -> None:
     # Saying "off" to something the router cannot do is no failure.
     if value is False:
         return
-    if key == "wifi.bandsteering":
-        plan.unsupported.append(
-            {
-                "setting": key,
-                "reason": f"profile {profile.name} has no band steering parameter; emulated "
-                "with one SSID and password on every band",
-            }
-        )
+    if instead := INSTEAD.get(key):
+        reason = f"profile {profile.name} has no {instead[0]} parameter; {instead[1]}"
+        plan.unsupported.append({"setting": key, "reason": reason})
         return
     plan.unsupported.append({"setting": key, "reason": f"unsupported by profile {profile.name}"})
 
