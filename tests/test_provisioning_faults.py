@@ -661,6 +661,67 @@ async def test_a_table_the_router_cannot_read_is_not_taken_for_empty(module_daem
     assert device["state"] == "ACTIVE" and device["job"]["state"] == "DONE", device["job"]
 
 
+def faulting_empty_table(router, table: str, *, lacking: bool) -> list[str]:
+    """Firmware that faults 9005 on a read of ``table`` while it has no rows (TR-069 says
+    an empty list); ``lacking``: one that has no such table at all (AddObject 9005 too).
+    Returns the list the refused AddObjects go to."""
+    handle = router.handle
+    refused: list[str] = []
+
+    def answer(request: rpc.Message) -> rpc.Message:
+        empty = lacking or not router.tree.instances(table)
+        if isinstance(request, rpc.GetParameterValues) and table in request.names and empty:
+            return rpc.cpe_fault(9005, "Invalid parameter name")
+        if lacking and isinstance(request, rpc.AddObject) and request.object_name == table:
+            refused.append(request.object_name)
+            return rpc.cpe_fault(9005, "Invalid parameter name")
+        return handle(request)
+
+    router.handle = answer
+    return refused
+
+
+async def test_a_reservation_table_that_faults_9005_while_empty_gets_its_rows(module_daemon):
+    """Firmware that faults 9005 on its empty reservation table got the reservations
+    listed as not on this CPE, remembered until a BOOTSTRAP. A table the profile maps is
+    taken as empty instead: the reservation is added, and the job is done."""
+    daemon = module_daemon
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="EMPTY")
+    router = sim.routers[0]
+    table = "Device.DHCPv4.Server.Pool.1.StaticAddress."
+    faulting_empty_table(router, table, lacking=False)
+    daemon.apply(seed_body(router.serial, LAN))
+    assert (await sim.run_once()).ok == 1
+    assert len(router.tree.instances(table)) == 1
+    assert router.tree.get(f"{table}{router.tree.instances(table)[0]}.Yiaddr") == f"{LAN}.10"
+    device = daemon.device_json(router.serial)
+    assert device["job"]["state"] == "DONE" and device["job"]["unsupported"] == [], device["job"]
+    assert (await sim.run_once()).ok == 1
+    assert set(router.stats.rpcs[-1]) == {"GetParameterValues"}  # the row holds
+    assert len(router.tree.instances(table)) == 1
+
+
+async def test_a_reservation_table_that_is_really_missing_is_listed_so(module_daemon):
+    """The same 9005 from firmware without the table: the AddObject faults 9005 too. The
+    reservations are then not on this CPE, as before, and not tried again."""
+    daemon = module_daemon
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="NOTAB")
+    router = sim.routers[0]
+    table = "Device.DHCPv4.Server.Pool.1.StaticAddress."
+    refused = faulting_empty_table(router, table, lacking=True)
+    daemon.apply(seed_body(router.serial, LAN))
+    assert (await sim.run_once()).ok == 1
+    assert refused == [table]
+    job = daemon.device_json(router.serial)["job"]
+    assert job["state"] == "DONE" and job["faults"] == [], job
+    assert job["unsupported"] == [
+        {"setting": "dhcp.reservations", "reason": f"{table} is not on this CPE"}
+    ]
+    assert (await sim.run_once()).ok == 1
+    assert refused == [table]  # not tried again
+    assert daemon.device_json(router.serial)["job"] == job
+
+
 async def test_dhcp_waits_while_a_fault_hides_the_lan_address(module_daemon):
     """A router whose LAN moved to 10.9.8.0/24 and that faults 9002 on its LAN address:
     without the address, the pool (in the LAN the record was checked against) cannot be

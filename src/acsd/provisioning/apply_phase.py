@@ -29,7 +29,7 @@ from acsd.provisioning.plan import (
     stopped_groups,
     table_at,
 )
-from acsd.provisioning.read_phase import ReadPhase
+from acsd.provisioning.read_phase import UNKNOWN_NAME, ReadPhase
 from acsd.provisioning.session_state import Apply
 from acsd.provisioning.status import fields_read_at
 
@@ -251,6 +251,7 @@ class ApplyPhase(ReadPhase):
             number = getattr(response, "instance_number", None)
             if isinstance(response, rpc.AddObjectResponse) and self._new_instance(row, number):
                 spec = self.profile.tables[row.table]
+                self.fetch.emptied.discard(row.object)  # it has a row now: read as usual
                 apply.reshaped.add(row.table)
                 apply.plan.rows.setdefault(row.table, {})[row.key] = response.instance_number
                 apply.added[f"{row.object}{number}."] = (row.table, row.key)
@@ -267,6 +268,8 @@ class ApplyPhase(ReadPhase):
                 reason = f"AddObject answered instance {number}, which is not a new one"
                 apply.outcome.faulted.append((change, 9002, reason))
                 self._drop_broken_groups()
+            elif isinstance(response, rpc.Fault) and self._table_lacking(row, response.code):
+                pass
             elif isinstance(response, rpc.Fault):
                 change = self._row_fault(setting, row)
                 apply.outcome.faulted.append((change, response.code, response.string))
@@ -287,6 +290,22 @@ class ApplyPhase(ReadPhase):
                 for name in [n for n in self.values if n.startswith(path)]:
                     del self.values[name]
                 self._flat_values = None
+
+    def _table_lacking(self, row: Any, code: int) -> bool:
+        """Whether a refused AddObject shows the CPE really lacks a table it faulted 9005
+        on when read (taken as empty, see ReadPhase._empty_table): then it is lacking, as
+        a name faulted alone is (remembered until a BOOTSTRAP or new firmware), the job
+        lists the table as not on this CPE, and no other row is tried there."""
+        apply = self.apply
+        assert apply is not None
+        if code not in UNKNOWN_NAME or row.object not in self.fetch.emptied:
+            return False
+        self.fetch.emptied.discard(row.object)
+        self.fetch.absent.add(row.object)
+        apply.adds = [a for a in apply.adds if a.object != row.object]
+        reason = f"{row.object} is not on this CPE"
+        apply.plan.unsupported.append({"setting": row.table, "reason": reason})
+        return True
 
     @staticmethod
     def _row_fault(setting: str, row: Any) -> Change:

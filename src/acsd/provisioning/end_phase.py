@@ -196,7 +196,9 @@ class EndPhase(ApplyPhase):
             base = await self.store.device_params(self.record.id)
         # A partial path read this session replaces everything below it: objects the CPE
         # no longer has must not live on in the record.
+        # (a table taken as empty too: it has no rows left to keep)
         replaced = tuple(name for name in self.fetch.ok if name.endswith("."))
+        replaced += tuple(self.fetch.emptied)
         if replaced and base:
             base = {k: v for k, v in base.items() if not k.startswith(replaced)}
         # So does a name the CPE answers 9005 for: it lacks it now (a modem unplugged), and

@@ -127,18 +127,20 @@ class ReadPhase(SessionState):
         about itself: its read failed, nothing is applied or remembered as lacking, and
         the next session asks again."""
         lacking, self.fetch.lacking = self.fetch.lacking, []
-        if not lacking:
+        if not lacking and not self.fetch.emptied:
             return
         if not self.fetch.ok:
+            refused = [*lacking, *sorted(self.fetch.emptied)]
             self.fetch.absent.difference_update(lacking)
+            self.fetch.emptied.clear()  # an empty table, as little as a lacking name
             self.fetch.skipped.clear()
             alone = self.memory.get("faultedAlone")
             if alone:
-                self.memory["faultedAlone"] = [n for n in alone if n not in lacking]
+                self.memory["faultedAlone"] = [n for n in alone if n not in refused]
             self.fetch.failed = True
-            self.fetch.failure = f"it refused every name asked for ({len(lacking)})"
-            log.warning("session.read_refused", serial=session.serial, names=len(lacking))
-        elif (kind := self._kind()) is not None:
+            self.fetch.failure = f"it refused every name asked for ({len(refused)})"
+            log.warning("session.read_refused", serial=session.serial, names=len(refused))
+        elif lacking and (kind := self._kind()) is not None:
             self.hints.absent(kind, lacking)
 
     def _on_gpv_answer(self, session: CwmpSession, response: rpc.Message) -> None:
@@ -192,6 +194,15 @@ class ReadPhase(SessionState):
             # none of them: ~80 for the longest list, within max_requests_per_session).
             half = len(names) // 2
             self.fetch.queue[:0] = self._apart(names) or [names[:half], names[half:]]
+        elif unknown and names and self._empty_table(names[0]):
+            # TR-069 answers a partial path of an object without instances with an empty
+            # list; some firmware faults 9005 on an empty table instead. A table of the
+            # operator's rows that the data model defines is taken as empty, not lacking
+            # (which would be remembered until a BOOTSTRAP): its rows are added, and an
+            # AddObject refused with 9005 too shows it really lacking (apply phase).
+            # Asked apart from now on: one call, not a search by halves, per session.
+            self.fetch.emptied.add(names[0])
+            self._faulted_alone(names[0])
         elif unknown and names:
             self.fetch.absent.update(names)
             self._no_longer_faulting(names[0])  # lacked, not faulting: never asked again
@@ -239,6 +250,13 @@ class ReadPhase(SessionState):
             self.fetch.failed = True
             on = names[0] if len(names) == 1 else f"{len(names)} names"
             self.fetch.failure = f"fault {response.code} on {on}"
+
+    def _empty_table(self, name: str) -> bool:
+        """Whether ``name`` is the object of a table whose rows come from the operator's
+        record (not from settings: a static line's entries), which a 9005 alone on may
+        mean empty (see _on_gpv_answer)."""
+        assert self.profile is not None
+        return any(s.object == name and s.when is None for s in self.profile.tables.values())
 
     def _read_after_all(self, names: list[str]) -> None:
         """A name that faulted alone and was read after all (within an object read whole,

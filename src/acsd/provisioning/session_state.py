@@ -53,6 +53,9 @@ class Fetch:
     #: setting paths and table objects under a name that faulted alone again (see _on_gpv)
     #: -> why: not written this session, and the job says so
     unreadable: dict[str, str] = field(default_factory=dict)
+    #: table objects of the operator's rows (DHCP reservations) that faulted 9005 alone:
+    #: taken as empty (ReadPhase._empty_table) until an AddObject there says otherwise
+    emptied: set[str] = field(default_factory=set)
     started: bool = False
     failed: bool = False
     #: why the read failed (for the job's note): the fault, and the name when one alone
