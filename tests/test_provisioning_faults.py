@@ -701,6 +701,38 @@ async def test_a_reservation_table_that_faults_9005_while_empty_gets_its_rows(mo
     assert len(router.tree.instances(table)) == 1
 
 
+async def test_an_empty_table_that_faults_9005_costs_a_periodic_session_one_call(
+    module_daemon,
+):
+    """No reservations wanted on such firmware: the table, not remembered as lacking (a
+    reservation asked for later must go on), is asked apart in each session: one more
+    call, not a search by halves nor a read of everything for a 'gone' read plan leaf."""
+    daemon = module_daemon
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="EMPTYP")
+    router = sim.routers[0]
+    table = "Device.DHCPv4.Server.Pool.1.StaticAddress."
+    faulting_empty_table(router, table, lacking=False)
+    answer = router.handle
+    reads: list[list[str]] = []
+
+    def counted(request: rpc.Message) -> rpc.Message:
+        if isinstance(request, rpc.GetParameterValues):
+            reads.append(request.names)
+        return answer(request)
+
+    router.handle = counted
+    body = seed_body(router.serial, LAN)
+    body["dhcp"]["reservedClients"] = []
+    daemon.apply(body)
+    assert (await sim.run_once()).ok == 1
+    job = daemon.device_json(router.serial)["job"]
+    assert job["state"] == "DONE" and job["unsupported"] == [], job
+    reads.clear()
+    assert (await sim.run_once()).ok == 1
+    assert len(reads) == 2 and reads[1] == [table], reads
+    assert daemon.device_json(router.serial)["job"] == job
+
+
 async def test_a_reservation_table_that_is_really_missing_is_listed_so(module_daemon):
     """The same 9005 from firmware without the table: the AddObject faults 9005 too. The
     reservations are then not on this CPE, as before, and not tried again."""

@@ -168,21 +168,23 @@ class ReadPhase(SessionState):
             if len(names) == 1:
                 self._no_longer_faulting(names[0])
             if self.plan is not None and not self.fetch.queue:
-                assert self.profile is not None
-                flat = self._flat()
-                # every part of a read asked in halves, not only the last
-                if any(name not in flat and not name.endswith(".") for name in self.fetch.ok):
-                    # Some firmware leaves out a name it lacks instead of faulting 9005.
-                    self._read_whole(session, "the CPE left out leaves of the read plan")
-                    return
-                # kept: unless a change is applied, finish() extracts from the same values
-                self._extraction = Extraction(self.profile, flat, shared=True)
-                if not self._extraction.refs_hold(self.plan):
-                    self._read_whole(session, "a ref points elsewhere now")
+                self._plan_read_over(session)
             return
         assert isinstance(response, rpc.Fault)
         unknown = response.code in UNKNOWN_NAME
-        if unknown and self.plan is not None:
+        if unknown and len(names) == 1 and self._empty_table(names[0]):
+            # TR-069 answers a partial path of an object without instances with an empty
+            # list; some firmware faults 9005 on an empty table instead. A table of the
+            # operator's rows that the data model defines is taken as empty, not lacking
+            # (which would be remembered until a BOOTSTRAP): its rows are added, and an
+            # AddObject refused with 9005 too shows it really lacking (apply phase).
+            # Asked apart from now on: one call, not a search by halves, per session;
+            # and no leaf of a read plan is gone for it (no read of everything).
+            self.fetch.emptied.add(names[0])
+            self._faulted_alone(names[0])
+            if self.plan is not None and not self.fetch.queue:
+                self._plan_read_over(session)
+        elif unknown and self.plan is not None:
             # A leaf of the plan is gone (new firmware, a removed object): read it all, which
             # also finds out what exactly is missing.
             self.fetch.queue.clear()
@@ -194,15 +196,6 @@ class ReadPhase(SessionState):
             # none of them: ~80 for the longest list, within max_requests_per_session).
             half = len(names) // 2
             self.fetch.queue[:0] = self._apart(names) or [names[:half], names[half:]]
-        elif unknown and names and self._empty_table(names[0]):
-            # TR-069 answers a partial path of an object without instances with an empty
-            # list; some firmware faults 9005 on an empty table instead. A table of the
-            # operator's rows that the data model defines is taken as empty, not lacking
-            # (which would be remembered until a BOOTSTRAP): its rows are added, and an
-            # AddObject refused with 9005 too shows it really lacking (apply phase).
-            # Asked apart from now on: one call, not a search by halves, per session.
-            self.fetch.emptied.add(names[0])
-            self._faulted_alone(names[0])
         elif unknown and names:
             self.fetch.absent.update(names)
             self._no_longer_faulting(names[0])  # lacked, not faulting: never asked again
@@ -250,6 +243,21 @@ class ReadPhase(SessionState):
             self.fetch.failed = True
             on = names[0] if len(names) == 1 else f"{len(names)} names"
             self.fetch.failure = f"fault {response.code} on {on}"
+
+    def _plan_read_over(self, session: CwmpSession) -> None:
+        """The read plan's leaves are in: read everything after all when the CPE left
+        some out or a ref points elsewhere now."""
+        assert self.profile is not None and self.plan is not None
+        flat = self._flat()
+        # every part of a read asked in halves, not only the last
+        if any(name not in flat and not name.endswith(".") for name in self.fetch.ok):
+            # Some firmware leaves out a name it lacks instead of faulting 9005.
+            self._read_whole(session, "the CPE left out leaves of the read plan")
+            return
+        # kept: unless a change is applied, finish() extracts from the same values
+        self._extraction = Extraction(self.profile, flat, shared=True)
+        if not self._extraction.refs_hold(self.plan):
+            self._read_whole(session, "a ref points elsewhere now")
 
     def _empty_table(self, name: str) -> bool:
         """Whether ``name`` is the object of a table whose rows come from the operator's
