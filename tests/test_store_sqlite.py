@@ -915,9 +915,9 @@ async def test_a_session_parked_before_the_clock_was_set_back_is_still_reaped(
         lambda: None,  # type: ignore[arg-type,return-value]
         parking=store,
     )
-    await server.reap_parked()  # a reaper round after the jump
+    await server.handoff.reap_parked()  # a reaper round after the jump
     await asyncio.sleep(0.1)  # then longer than session_timeout
-    await server.reap_parked()
+    await server.handoff.reap_parked()
     assert await store.parked_sessions(float("inf")) == []
 
 
@@ -1018,7 +1018,7 @@ async def test_the_cwmp_server_asks_the_store_whether_a_parked_session_call_met_
 ):
     # cwmp/ may not import store/ (architecture.md): it asks the store it was given, and
     # logs a warning with the reason rather than a traceback per Inform during an outage.
-    from acsd.cwmp.server import _parking_failed
+    from acsd.cwmp.handoff import parking_failed
 
     store = SqliteStore(tmp_path / "outage.db")
     busy = sqlite3.OperationalError("database is locked")
@@ -1030,7 +1030,7 @@ async def test_the_cwmp_server_asks_the_store_whether_a_parked_session_call_met_
             try:
                 raise exc
             except Exception as caught:
-                _parking_failed(store, caught)
+                parking_failed(store, caught)
     outage, bug = logged
     assert (outage["event"], outage["log_level"], outage["error"]) == (
         "cwmp.take_over_failed",

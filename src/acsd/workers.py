@@ -9,7 +9,7 @@ them all (a second SIGTERM hurries them, as it does a single daemon).
 
 Each worker has its own sessions, store connection and metrics (a scrape of any worker
 shows every worker's, see ``metrics_share.py``); a CPE whose next request lands on another
-worker mid-session is followed through the store (see ``cwmp/server.py``).
+worker mid-session is followed through the store (see ``cwmp/handoff.py``).
 """
 
 from __future__ import annotations

@@ -4,6 +4,11 @@ Accept what real CPEs send (any path, any SOAP prefix, empty POSTs with or witho
 Content-Length, chunked or gzip bodies, no cookies); send what every CPE accepts
 (``text/xml; charset="utf-8"``, Content-Length on every body, a session cookie, 204 and
 ``Connection: close`` to end).
+
+What the listener leans on has modules of its own: :mod:`~acsd.cwmp.session_table` (the
+open sessions and how a request finds its own), :mod:`~acsd.cwmp.request_body` (reading
+and decoding a body) and :mod:`~acsd.cwmp.handoff` (sessions moving between worker
+processes through the store).
 """
 
 from __future__ import annotations
@@ -14,11 +19,11 @@ import math
 import random
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from aiohttp import StreamReader, web
+from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 from structlog.contextvars import bind_contextvars, bound_contextvars, reset_contextvars
 
@@ -26,15 +31,23 @@ from acsd import clock
 from acsd.cwmp import rpc
 from acsd.cwmp.auth import AuthResult, CpeAuthenticator
 from acsd.cwmp.forwarded import forwarded_for, forwarded_https
+from acsd.cwmp.handoff import Parking, SessionHandoff
 from acsd.cwmp.looplag import LoopLag
+from acsd.cwmp.request_body import (
+    ACCEPTED_TYPES,
+    body_held_back,
+    comma_content_type,
+    declared_charset,
+    read_past,
+)
 from acsd.cwmp.session import (
     CwmpSession,
     Limits,
-    ParkError,
     Reply,
     RetryLater,
     SessionDriver,
 )
+from acsd.cwmp.session_table import SessionTable
 from acsd.cwmp.soap import (
     EmptyEnvelope,
     Envelope,
@@ -44,8 +57,7 @@ from acsd.cwmp.soap import (
     render_envelope,
 )
 from acsd.inflate import InflateError, content_encoding, inflate
-from acsd.log import get_logger, log_failure, peer_text, session_ref
-from acsd.xmlsafe import declared_encoding
+from acsd.log import get_logger, peer_text, session_ref
 
 log = get_logger("acsd.cwmp")
 
@@ -53,33 +65,6 @@ COOKIE = "acsd_session"
 #: session.context key: the username that opened the session (with [cwmp.auth] on)
 AUTH_USER = "acsd.auth.username"
 CONTENT_TYPE = 'text/xml; charset="utf-8"'
-# Real CPE stacks label SOAP in many ways (curl-based ones even send form encoding); what
-# is refused is only what is clearly something else.
-_ACCEPTED_TYPES = {
-    "",
-    "text/xml",
-    "application/xml",
-    "application/soap+xml",
-    "text/plain",
-    "application/octet-stream",
-    "application/x-www-form-urlencoded",
-    "text/html",  # embedded HTTP stacks that label every body so (FreeACS takes it too)
-}
-
-
-def _comma_content_type(header: str) -> tuple[str, str | None] | None:
-    """The media type and charset of a Content-Type that separates its parameters with a
-    comma (``text/xml, charset=utf-8``, as some CPE stacks write it), which aiohttp reads
-    as one unknown media type; None when the header is not of that shape."""
-    if "," not in header:
-        return None
-    media, *params = (part.strip() for part in header.replace(";", ",").split(","))
-    charset = None
-    for param in params:
-        key, _, value = param.partition("=")
-        if key.strip().lower() == "charset":
-            charset = value.strip().strip('"') or None
-    return media.lower(), charset
 
 
 @dataclass(slots=True)
@@ -104,175 +89,9 @@ class ServerSettings:
     handoff_wait: float = 2.0
 
 
-async def _read_past(content: StreamReader, limit: int, stall: float, deadline: float) -> bytes:
-    """The body as it arrives, stopping as soon as it is longer than ``limit``; TimeoutError
-    when nothing of it comes for ``stall`` seconds, or not all of it by ``deadline`` (the
-    loop's clock). One timer, moved at each chunk."""
-    loop = asyncio.get_running_loop()
-    body = bytearray()
-    async with asyncio.timeout(None) as timer:
-        while True:
-            timer.reschedule(min(deadline, loop.time() + stall))
-            chunk = await content.readany()
-            if not chunk:
-                break
-            body += chunk
-            if len(body) > limit:
-                break
-    return bytes(body)
-
-
 #: seconds a new Inform waits for the same CPE's session to finish the request it is
 #: handling (two Informs of one CPE at once) before it is answered 503
 _BUSY_WAIT = 5.0
-
-_UTF8_NAMES = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
-_UTF16_NAMES = frozenset({"utf-16", "utf16"})
-
-
-def _declared_charset(data: bytes, charset: str | None) -> bytes:
-    """``data`` in UTF-8 when only the HTTP header names its charset (no XML declaration
-    with an encoding, no byte order mark): XML parsers take such a body for UTF-8, and a
-    Latin-1 "Société" would fail. A body that declares its encoding is left to it; an
-    unknown charset, or bytes that are not in it, leave the body as sent."""
-    if not charset or charset.lower() in _UTF8_NAMES or declared_encoding(data) is not None:
-        return data
-    if charset.lower() in _UTF16_NAMES:
-        # No byte order mark (declared_encoding found none): Python's codec would take the
-        # host's order. An XML document's first character is ASCII ("<" or a space), so
-        # the zero byte of the first pair tells the order (XML 1.0 Appendix F); without
-        # one, big-endian (RFC 2781 4.3). MIPS routers come in both orders.
-        charset = "utf-16-le" if data[1:2] == b"\x00" and data[:1] != b"\x00" else "utf-16-be"
-    try:
-        return data.decode(charset).encode()
-    except (LookupError, UnicodeError):
-        # (UnicodeError: also a codec that fails with no UnicodeDecodeError, "undefined",
-        # and a decode to a lone surrogate, e.g. unicode_escape's \ud800, that no UTF-8 holds)
-        return data
-
-
-class Parking(Protocol):
-    """Where sessions wait between workers (the store)."""
-
-    async def park_session(
-        self,
-        session_id: str,
-        state: bytes,
-        at: float,
-        remote_ip: str | None = None,
-        serial: str | None = None,
-    ) -> None: ...
-
-    async def claim_session(self, session_id: str) -> bytes | None: ...
-
-    async def claim_session_from(self, remote_ip: str) -> bytes | None: ...
-
-    async def parked_sessions(self, parked_before: float) -> list[str]: ...
-
-    async def restamp_parked(self, now: float) -> int: ...
-
-    async def parked_of(self, serial: str) -> list[str]: ...
-
-    def unavailable(self, exc: BaseException) -> str | None:
-        """Why the store cannot be used right now, when that is what ``exc`` says."""
-        ...
-
-    async def touch_parked(
-        self, now: float, *, session_id: str | None = None, remote_ip: str | None = None
-    ) -> bool: ...
-
-
-class SessionTable:
-    """Open sessions, found by cookie, by TCP connection, or (cookieless CPEs that
-    reconnect) by remote address when exactly one session from it is open."""
-
-    def __init__(self) -> None:
-        self.by_id: dict[str, CwmpSession] = {}
-        self.by_conn: dict[object, CwmpSession] = {}
-        #: by the CPE's serial number (lower case), once its Inform is in
-        self.by_serial: dict[str, CwmpSession] = {}
-        self._conns: dict[str, list[object]] = {}
-        self._serial_of: dict[str, str] = {}
-        #: sessions whose CPE has sent our cookie back: never matched by address alone
-        self.cookie_seen: set[str] = set()
-
-    def __len__(self) -> int:
-        return len(self.by_id)
-
-    def add(self, session: CwmpSession, conn: object | None) -> None:
-        self.by_id[session.id] = session
-        if conn is not None:
-            self.bind(session, conn)
-
-    def bind(self, session: CwmpSession, conn: object) -> None:
-        """Remember that this TCP connection carries ``session`` (it may change midway)."""
-        if self.by_conn.get(conn) is not session:
-            self.by_conn[conn] = session
-            self._conns.setdefault(session.id, []).append(conn)
-
-    def conns(self, session: CwmpSession) -> list[object]:
-        """The TCP connections (aiohttp protocols) that carried this session."""
-        return self._conns.get(session.id, [])
-
-    def find(self, cookie: str | None, conn: object) -> CwmpSession | None:
-        """The session the cookie names, else the one this connection carries; never by
-        address (see :meth:`at_address`)."""
-        if cookie and (session := self.by_id.get(cookie)) is not None:
-            self.cookie_seen.add(session.id)
-            return session
-        session = self.by_conn.get(conn)
-        # The session this connection carries, unless the request names another one: CPEs
-        # behind a proxy share its connections, and a CPE that sent this session's cookie
-        # before would send it again.
-        named_other = cookie and session is not None and session.id in self.cookie_seen
-        if session is not None and not session.finished and not named_other:
-            return session
-        return None
-
-    def lookup(
-        self, cookie: str | None, conn: object, remote_ip: str
-    ) -> tuple[CwmpSession | None, bool]:
-        """:meth:`find`, else (for a request without a cookie) :meth:`at_address`; and
-        whether the session was found by address alone."""
-        found = self.find(cookie, conn)
-        if found is None and not cookie:
-            found = self.at_address(remote_ip)
-            return found, found is not None
-        return found, False
-
-    def at_address(self, remote_ip: str) -> CwmpSession | None:
-        """Last resort for CPEs that keep no cookies and reconnect mid-session: the one open
-        session from this address, never one whose CPE is known to keep cookies. Behind a
-        NAT it may be another router's: see :meth:`CwmpSession.foreign`."""
-        candidates = [
-            s
-            for s in self.by_id.values()
-            if s.remote_ip == remote_ip and s.id not in self.cookie_seen
-        ]
-        return candidates[0] if len(candidates) == 1 else None
-
-    def note_serial(self, session: CwmpSession, serial: str | None = None) -> None:
-        """Index ``session`` by its CPE's serial number: the Inform's, or ``serial`` for a
-        session whose Inform is still being handled (so that a second Inform of the same
-        CPE finds it at once)."""
-        key = (serial or session.serial).lower()
-        if key:
-            self.by_serial[key] = session
-            self._serial_of[session.id] = key
-
-    def of_cpe(self, serial: str) -> CwmpSession | None:
-        """The open session of the CPE with this serial number, if any."""
-        return self.by_serial.get(serial.lower())
-
-    def remove(self, session: CwmpSession) -> None:
-        self.by_id.pop(session.id, None)
-        key = self._serial_of.pop(session.id, None)
-        if key is not None and self.by_serial.get(key) is session:
-            del self.by_serial[key]
-        self.cookie_seen.discard(session.id)
-        for conn in self._conns.pop(session.id, ()):
-            if self.by_conn.get(conn) is session:
-                del self.by_conn[conn]
 
 
 class CwmpServer:
@@ -285,10 +104,6 @@ class CwmpServer:
     ) -> None:
         self.settings = settings
         self.driver_factory = driver_factory
-        self.parking = parking if settings.handoff else None
-        #: the store of parked sessions, also for one process alone: what an earlier run
-        #: with several workers left parked is ended at start
-        self._parked_store = parking
         self.sessions = SessionTable()
         #: sessions with a request being handled right now: never parked under it
         self._busy: set[str] = set()
@@ -299,6 +114,18 @@ class CwmpServer:
         self.stats.update(refused_loop_lag=0, auth_challenges=0, auth_failures=0)
         self.stats.update(auth_rate_limited=0)
         self.stats.update(sessions_parked=0, sessions_taken_over=0)
+        #: parks, takes over and ends the sessions that move between workers
+        self.handoff = SessionHandoff(
+            settings,
+            driver_factory,
+            parking,
+            sessions=self.sessions,
+            busy=self._busy,
+            stats=self.stats,
+            close=self._close,
+        )
+        #: the store sessions move through (None unless ``handoff``), tested on each request
+        self.parking = self.handoff.parking
         #: TCP connections (their transports) that authenticated, and as whom
         self._conn_auth: weakref.WeakKeyDictionary[object, AuthResult] = weakref.WeakKeyDictionary()
         #: whether a request without a usable X-Forwarded-For was logged (trust_forwarded)
@@ -389,9 +216,9 @@ class CwmpServer:
             found, by_address = self.sessions.lookup(cookie, conn, remote_ip)
             if found is None and self.parking is not None:
                 if cookie:
-                    found = await self._take_over(cookie)
+                    found = await self.handoff.take_over(cookie)
                 elif remote_ip:  # a CPE that keeps no cookies, back on a new connection
-                    found = await self._take_over_from(remote_ip)
+                    found = await self.handoff.take_over_from(remote_ip)
                     by_address = found is not None
                 if found is not None:
                     self.sessions.add(found, None if by_address else conn)
@@ -462,7 +289,7 @@ class CwmpServer:
                 if self.parking is not None and not request.keep_alive and reply.status < 400:
                     # This connection closes after the reply, and the CPE's next one may
                     # reach another worker: park before the CPE can ask.
-                    await self._park(session)
+                    await self.handoff.park(session)
             return self._respond(reply, session, new_cookie)
         finally:
             self._busy.discard(session.id)
@@ -493,7 +320,7 @@ class CwmpServer:
             )
             if previous is None:
                 if self.parking is not None:
-                    await self._end_parked(serial_no)
+                    await self.handoff.end_parked_of(serial_no)
                 return True
             if previous.id in self._busy:
                 if time.monotonic() >= deadline:
@@ -502,137 +329,12 @@ class CwmpServer:
                 continue
             await self._close(previous, "CPE started a new session")
 
-    async def _end_parked(self, serial_no: str) -> None:
-        """End the CPE's session another worker parked (its connection closed, the CPE
-        came back with a new Inform instead): left parked, it blocks the address of a
-        cookieless CPE and commits older values at its timeout."""
-        assert self.parking is not None
-        try:
-            parked = await self.parking.parked_of(serial_no)
-        except Exception as exc:
-            _parking_failed(self.parking, exc)
-            return
-        await self._end_parked_ones(parked, "CPE started a new session")
-
-    async def _end_parked_ones(self, session_ids: list[str], reason: str) -> None:
-        """Claim and end these parked sessions (one another worker took meanwhile is its)."""
-        for session_id in session_ids:
-            session = await self._claim(lambda p, i=session_id: p.claim_session(i), 0.0)
-            if session is not None:
-                log.info("cwmp.parked_ended", serial=session.serial, reason=reason)
-                await self._close(session, reason)
-
     def _stranger(self, session: CwmpSession, env: Envelope | None) -> str | None:
         """Why a message that reached ``session`` by its address alone cannot be its CPE's,
         or None if it can."""
         if session.id in self._busy:
             return "the session at this address is handling another request"
         return session.foreign(env)
-
-    # --- sessions moving between workers ([workers] > 1) ------------------------------------
-
-    async def _park(self, session: CwmpSession) -> None:
-        """Hand an open session to the store for whichever worker the CPE reaches next."""
-        assert self.parking is not None
-        # A CPE that never sent the cookie back can only be found again by its address.
-        cookieless = session.id not in self.sessions.cookie_seen and bool(session.remote_ip)
-        self.sessions.remove(session)
-        try:
-            await self.parking.park_session(
-                session.id,
-                session.freeze(),
-                clock.now(),
-                session.remote_ip if cookieless else None,
-                session.serial or None,
-            )
-        except Exception:
-            log.exception("cwmp.park_failed", serial=session.serial)
-            with bound_contextvars(session=session_ref(session.id), serial=session.serial):
-                await session.abandon("could not park the session for another worker")
-            return
-        self.stats["sessions_parked"] += 1
-        log.debug("cwmp.session_parked", serial=session.serial)
-
-    async def _take_over(self, cookie: str) -> CwmpSession | None:
-        """The session a cookie names, parked by a worker. A worker's cookie is waited for
-        a little: the worker that has the session now (not always the one that opened it)
-        may not have seen the connection close yet."""
-        assert self.parking is not None
-        patient = cookie[:1] == "w" and "." in cookie
-        wait = self.settings.handoff_wait if patient else 0.0
-        return await self._claim(lambda parking: parking.claim_session(cookie), wait)
-
-    async def _take_over_from(self, remote_ip: str) -> CwmpSession | None:
-        """The parked session of a cookieless CPE at this address, waited for as a worker's
-        cookie is. Only unambiguous: one session parked from the address, of a CPE that
-        never sent a cookie back."""
-        wait = self.settings.handoff_wait
-        return await self._claim(lambda parking: parking.claim_session_from(remote_ip), wait)
-
-    async def _claim(
-        self, claim: Callable[[Parking], Awaitable[bytes | None]], wait: float
-    ) -> CwmpSession | None:
-        store = self._parked_store
-        assert store is not None
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                data = await claim(store)
-            except Exception as exc:
-                _parking_failed(store, exc)
-                return None
-            if data is not None:
-                break
-            if time.monotonic() >= deadline:
-                return None
-            await asyncio.sleep(0.05)
-        try:
-            session = CwmpSession.thaw(data, self.driver_factory())
-        except ParkError as exc:
-            log.warning("cwmp.take_over_refused", reason=str(exc))
-            return None
-        except Exception:  # a state this process's driver cannot take (a profile reload)
-            log.exception("cwmp.take_over_failed")
-            return None
-        self.stats["sessions_taken_over"] += 1
-        log.debug("cwmp.session_taken_over", serial=session.serial)
-        return session
-
-    async def park_idle(self) -> None:
-        """Park sessions whose CPE closed its connection while acsd waited for its next
-        request: that request will come on a new connection, maybe to another worker."""
-        if self.parking is None:
-            return
-        for session in list(self.sessions.by_id.values()):
-            if session.id in self._busy or session.finished:
-                continue
-            conns = self.sessions.conns(session)
-            if conns and all(getattr(c, "transport", None) is None for c in conns):
-                await self._park(session)
-
-    async def reap_parked(self) -> None:
-        """Sessions parked longer than session_timeout: their CPE is not coming back. One
-        worker claims each and ends it, so what it learned is committed."""
-        if self.parking is None:
-            return
-        now = clock.now()
-        # Parked "later than now": the wall clock was set back since. Counted from now,
-        # they are reaped after session_timeout, not after the clock has caught up again.
-        await self.parking.restamp_parked(now)
-        before = now - self.settings.session_timeout
-        for session_id in await self.parking.parked_sessions(before):
-            data = await self.parking.claim_session(session_id)
-            if data is None:
-                continue  # another worker got there first
-            try:
-                session = CwmpSession.thaw(data, self.driver_factory())
-            except ParkError as exc:
-                log.warning("cwmp.take_over_refused", reason=str(exc))
-                continue
-            log.info("cwmp.session_timeout", serial=session.serial, parked=True)
-            await self._close(session, "timed out waiting for the CPE")
-
-    # --- CPE authentication ([cwmp.auth]) ---------------------------------------------------
 
     async def _authenticate(
         self, request: web.BaseRequest, auth: CpeAuthenticator, remote_ip: str
@@ -690,7 +392,7 @@ class CwmpServer:
         # An empty 401; kept alive for the CPE's answer on the same connection, unless a
         # check failed (then Connection: close, cwmp-reference 10.3).
         response = _challenge(auth, remote_ip, stale=result.stale)
-        if result.failure or _body_held_back(request):
+        if result.failure or body_held_back(request):
             response.headers["Connection"] = "close"
             response.force_close()
         return response
@@ -789,9 +491,9 @@ class CwmpServer:
     async def _read_body(self, request: web.BaseRequest, remote_ip: str) -> bytes:
         ctype = request.content_type.lower() if request.headers.get("Content-Type") else ""
         charset = request.charset
-        if ctype not in _ACCEPTED_TYPES:
-            comma = _comma_content_type(request.headers.get("Content-Type", ""))
-            if comma is None or comma[0] not in _ACCEPTED_TYPES:
+        if ctype not in ACCEPTED_TYPES:
+            comma = comma_content_type(request.headers.get("Content-Type", ""))
+            if comma is None or comma[0] not in ACCEPTED_TYPES:
                 raise _HttpError(
                     415, f"unsupported Content-Type '{peer_text(ctype)}'; send text/xml"
                 )
@@ -831,7 +533,7 @@ class CwmpServer:
                 # A router whose Content-Length is larger than its body has sent all it
                 # will: it hears 408 after body_timeout, not the whole session_timeout.
                 deadline = asyncio.get_running_loop().time() + self.settings.session_timeout
-                data = await _read_past(content, limit, stall, deadline)
+                data = await read_past(content, limit, stall, deadline)
         except TimeoutError:
             if asyncio.get_running_loop().time() >= deadline:
                 raise _HttpError(408, "request body not received within session_timeout") from None
@@ -849,7 +551,7 @@ class CwmpServer:
             raise _HttpError(
                 exc.status, "body exceeds max_body once inflated" if too_large else exc.reason
             ) from None
-        return _declared_charset(data, charset)
+        return declared_charset(data, charset)
 
     def _remote_ip(self, request: web.BaseRequest) -> str:
         if self.settings.trust_forwarded:
@@ -990,24 +692,11 @@ class CwmpServer:
 
     async def start(self) -> None:
         """Start the reaper of silent sessions and the loop-lag probe."""
-        if self.parking is None and self._parked_store is not None:
+        if self.parking is None and self.handoff.store is not None:
             # Nobody else will take these: end them, so that what they learned is committed.
-            await self.end_parked("left parked by an earlier run")
+            await self.handoff.end_parked("left parked by an earlier run")
         self._reaper = asyncio.create_task(self._reap_forever())
         self.loop_lag.start()
-
-    async def end_parked(self, reason: str) -> None:
-        """End every parked session (the service stops, or it runs as one process now):
-        what each learned is committed. Workers racing for one: the store's claim decides."""
-        store = self._parked_store
-        if store is None:
-            return
-        try:
-            parked = await store.parked_sessions(math.inf)
-        except Exception as exc:
-            _parking_failed(store, exc)
-            return
-        await self._end_parked_ones(parked, reason)
 
     async def _reap_forever(self) -> None:
         interval = max(0.5, min(5.0, self.settings.session_timeout / 4))
@@ -1018,11 +707,11 @@ class CwmpServer:
         while True:
             await asyncio.sleep(tick)
             try:
-                await self.park_idle()
+                await self.handoff.park_idle()
                 if time.monotonic() - last_reap >= interval:
                     last_reap = time.monotonic()
                     await self.reap()
-                    await self.reap_parked()
+                    await self.handoff.reap_parked()
             except Exception:
                 log.exception("cwmp.reaper_failed")
 
@@ -1059,7 +748,7 @@ class CwmpServer:
                 except Exception:
                     break
                 await asyncio.sleep(0.2)
-            await self.end_parked("daemon shutting down")
+            await self.handoff.end_parked("daemon shutting down")
 
     async def stop(self) -> None:
         """Stop the reaper and close what sessions are left (after :meth:`drain`)."""
@@ -1084,20 +773,6 @@ def _closed(response: web.Response) -> web.Response:
     9.6 forbids once "close" is sent."""
     response.force_close()
     return response
-
-
-def _body_held_back(request: web.BaseRequest) -> bool:
-    """Whether the client waits for ``100 Continue`` before it sends the body: answered
-    without it, the client may send the body or not, so the connection cannot carry
-    another request (RFC 9110 10.1.1) and is closed."""
-    expect = request.headers.get("Expect", "").strip()
-    return bool(expect) and not request.content.is_eof()
-
-
-def _parking_failed(store: Parking, exc: BaseException) -> None:
-    """Log a parked-session call that failed, from its ``except`` block (a warning while
-    the store says the database is unavailable: see acsd.log.log_failure)."""
-    log_failure(log, "cwmp.take_over_failed", store.unavailable(exc))
 
 
 def session_cookie(request: web.BaseRequest) -> str | None:
