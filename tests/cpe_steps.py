@@ -4,6 +4,7 @@ something between two messages of one session: send a signal, reload, shut down.
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable
 
 from acsd.cwmp import rpc
 from acsd.cwmp.soap import Envelope, parse_envelope, render_envelope
@@ -56,18 +57,31 @@ def answer_request(request: rpc.Message, tree: dict) -> rpc.Message:
     return rpc.cpe_fault(9000, request.METHOD)
 
 
+def answer_until_done(
+    wire: Wire,
+    reply: Callable[[rpc.Message], rpc.Message],
+    *,
+    ns: str | None = None,
+    limit: int = 200,
+) -> list[rpc.Message]:
+    """After the Inform: the empty POST, then each ACS request answered with
+    ``reply(request)`` until the ACS's 204. Returns the requests, in order."""
+    asked: list[rpc.Message] = []
+    answer = wire.post(None)
+    for _ in range(limit):
+        if answer.status == 204:
+            return asked
+        assert answer.status == 200, (answer.status, answer.text)
+        env = parse_envelope(answer.body)
+        asked.append(env.body)
+        out = Envelope(body=reply(env.body), id=env.id, **({"cwmp_ns": ns} if ns else {}))
+        answer = wire.post(render_envelope(out))
+    raise AssertionError("the session did not end")
+
+
 def finish(wire: Wire, limit: int = 60) -> list[str]:
     """After the Inform: the empty POST, then answer the ACS until its 204. Returns the
     methods the ACS asked for."""
     tree = dict(TREE)
-    seen: list[str] = []
-    answer = wire.post(None)
-    for _ in range(limit):
-        if answer.status == 204:
-            return seen
-        assert answer.status == 200, (answer.status, answer.text)
-        env = parse_envelope(answer.body)
-        seen.append(env.body.METHOD)
-        reply = answer_request(env.body, tree)
-        answer = wire.post(render_envelope(Envelope(body=reply, cwmp_ns=NS, id=env.id)))
-    raise AssertionError("the session did not end")
+    asked = answer_until_done(wire, lambda r: answer_request(r, tree), ns=NS, limit=limit)
+    return [request.METHOD for request in asked]

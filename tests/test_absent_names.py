@@ -11,13 +11,13 @@ import pytest
 
 from acsd.cwmp import rpc
 from acsd.cwmp.session import CwmpSession
-from acsd.cwmp.soap import Envelope, parse_envelope, render_envelope
 from acsd.provisioning.absent import MAX_NAMES, AbsentHints, kind_of
 from acsd.provisioning.driver import ProvisioningDriver
 from acsd.provisioning.profiles import load_profiles
 from acsd.sim.runner import Simulation
 from acsd.store.base import CpeIdentity
 from api_world import SEED_BODY, seed_body
+from cpe_steps import answer_until_done
 from wire import Wire, envelope, inform_body
 
 PROFILES = load_profiles()
@@ -100,20 +100,13 @@ def refusing_session(url: str, inform: rpc.Inform) -> list[list[str]]:
         manufacturer=dev.manufacturer,
     )
     wire = Wire(url)
-    reads: list[list[str]] = []
     try:
         assert wire.post(envelope(body)).status == 200
-        answer = wire.post(None)
-        while answer.status == 200:
-            request = parse_envelope(answer.body)
-            assert isinstance(request.body, rpc.GetParameterValues), request.body
-            reads.append(request.body.names)
-            fault = rpc.cpe_fault(9005, "Invalid parameter name")
-            answer = wire.post(render_envelope(Envelope(body=fault, id=request.id)))
-        assert answer.status == 204, answer.text
+        asked = answer_until_done(wire, lambda _: rpc.cpe_fault(9005, "Invalid parameter name"))
     finally:
         wire.close()
-    return reads
+    assert all(isinstance(request, rpc.GetParameterValues) for request in asked), asked
+    return [request.names for request in asked]
 
 
 async def test_a_router_that_refuses_every_name_teaches_its_kind_nothing(daemon):

@@ -12,7 +12,7 @@ import pytest
 
 from acsd.cwmp import rpc
 from acsd.cwmp.session import CwmpSession
-from acsd.cwmp.soap import Envelope, parse_envelope, render_envelope
+from acsd.cwmp.soap import Envelope, render_envelope
 from acsd.provisioning.driver import ProvisioningDriver
 from acsd.provisioning.jobs import new_memory
 from acsd.provisioning.plan import Plan, RowAdd
@@ -21,7 +21,7 @@ from acsd.provisioning.session_state import Apply
 from acsd.sim.runner import Simulation
 from api_world import SEED_BODY, SEED_REQUEST, build_world, device_body, seed_body
 from conftest import wait_for
-from cpe_steps import answer_request
+from cpe_steps import answer_request, answer_until_done
 from wire import Wire, envelope, inform_body
 
 SSID5 = "Device.WiFi.SSID.2.SSID"
@@ -935,7 +935,6 @@ async def test_a_read_answer_over_max_body_is_asked_for_in_halves_from_then_on(d
     # A router whose answer to the session's one read is over cwmp.max_body: that session
     # ends (413), and instead of the same refusal at every session after it (its status
     # never updated again), the next asks for the names in calls of half as many.
-    from acsd.cwmp.soap import Envelope, render_envelope
 
     first = daemon_factory()
     sim = Simulation(first.cwmp_url, ["tr181-generic"], 1, serial_prefix="PBIG")
@@ -1039,22 +1038,20 @@ def session_naming_every_parameter(url: str, serial: str, tree: dict, refused: s
     params = {name: tree[name][0] for name in list(tree)[:4]}
     wire = Wire(url)
     sizes: list[int] = []
+
+    def reply(request: rpc.Message) -> rpc.Message:
+        names = []
+        if isinstance(request, rpc.SetParameterValues):
+            names = [p.name for p in request.parameters]
+            sizes.append(len(names))
+        if refused in names:
+            faults = [rpc.SetParameterValuesFault(n, 9007, "Invalid value") for n in names]
+            return rpc.cpe_fault(9003, spv_faults=faults)
+        return answer_request(request, tree)
+
     try:
         assert wire.post(envelope(inform_body(serial, params=params))).status == 200
-        answer = wire.post(None)
-        while answer.status == 200:
-            request = parse_envelope(answer.body)
-            names = []
-            if isinstance(request.body, rpc.SetParameterValues):
-                names = [p.name for p in request.body.parameters]
-                sizes.append(len(names))
-            if refused in names:
-                faults = [rpc.SetParameterValuesFault(n, 9007, "Invalid value") for n in names]
-                reply: rpc.Message = rpc.cpe_fault(9003, spv_faults=faults)
-            else:
-                reply = answer_request(request.body, tree)
-            answer = wire.post(render_envelope(Envelope(body=reply, id=request.id)))
-        assert answer.status == 204, answer.text
+        answer_until_done(wire, reply)
     finally:
         wire.close()
     return sizes
