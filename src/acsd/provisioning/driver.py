@@ -42,7 +42,7 @@ from acsd.provisioning.end_phase import EndPhase
 from acsd.provisioning.internet import add_internet_settings
 from acsd.provisioning.jobs import PENDING, new_memory
 from acsd.provisioning.profiles import Profile, detect_root
-from acsd.provisioning.status import fetch_names, read_plan, untyped
+from acsd.provisioning.status import read_plan, untyped
 from acsd.store.base import (
     RETRY_UNAVAILABLE,
     VERSION_CHARS,
@@ -493,8 +493,13 @@ class ProvisioningDriver(EndPhase):
 def _lacks_everything(profile: Profile, absent: list[str]) -> bool:
     """Whether ``absent`` leaves nothing of the profile to read: a list stored by a release
     that took a read refused whole (9005 for every name) as the CPE lacking them all. It
-    proves nothing: the CPE is read in full again."""
-    return bool(absent) and not fetch_names(profile, absent=absent)
+    proves nothing: the CPE is read in full again. (On every Inform of a router that lacks
+    something: stops at the first name the list leaves, rather than list them all.)"""
+    if not absent:
+        return False
+    gone = set(absent)
+    objects = tuple(name for name in gone if name.endswith("."))
+    return all(name in gone or name.startswith(objects) for name in profile.fetch)
 
 
 def _root_of(names: dict[str, Any]) -> str | None:
