@@ -14,6 +14,17 @@ from acsd.config import Config, load_config
 from conftest import REPO, acsd_cmd, run_cli
 
 
+def _refused(tmp_path, text: str) -> tuple:
+    """The config file ``text`` (no environment) and the one line acsd refuses it with."""
+    from acsd.config import ConfigError
+
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    return path, str(caught.value)
+
+
 def _flatten(data: dict, prefix: str = "") -> dict:
     out = {}
     for key, value in data.items():
@@ -452,15 +463,10 @@ def test_connection_request_timeout_is_bounded(tmp_path):
     ],
 )
 def test_an_unknown_key_says_what_was_meant(tmp_path, text, expected):
-    from acsd.config import ConfigError
-
-    path = tmp_path / "c.toml"
-    path.write_text(text)
-    with pytest.raises(ConfigError) as caught:
-        load_config(path, environ={})
-    assert f"{path}: {expected}" in str(caught.value)
+    path, message = _refused(tmp_path, text)
+    assert f"{path}: {expected}" in message
     if "intreval" in text:
-        assert str(caught.value).endswith("(did you mean cwmp.periodic_interval?)")
+        assert message.endswith("(did you mean cwmp.periodic_interval?)")
 
 
 def test_a_config_file_with_a_byte_order_mark_is_read_as_meant(tmp_path):
@@ -557,14 +563,9 @@ def test_a_relative_path_not_found_says_where_it_was_looked_for(tmp_path, monkey
 def test_a_value_of_the_wrong_shape_that_may_be_a_secret_is_not_echoed(tmp_path, text, expected):
     # The error is printed by `config check` and `serve`, and logged by a SIGHUP reload
     # (reload.config_invalid): it must not carry the password it was given.
-    from acsd.config import ConfigError
-
-    path = tmp_path / "c.toml"
-    path.write_text(text)
-    with pytest.raises(ConfigError) as caught:
-        load_config(path, environ={})
-    assert f"{path}: {expected}" in str(caught.value)
-    assert "Hunter2pw" not in str(caught.value) and "4872232" not in str(caught.value)
+    path, message = _refused(tmp_path, text)
+    assert f"{path}: {expected}" in message
+    assert "Hunter2pw" not in message and "4872232" not in message
 
 
 def test_a_workers_reload_error_blames_no_variable_the_operator_never_set(tmp_path):
