@@ -59,6 +59,22 @@ def test_json_lines_off_a_terminal_and_readable_lines_on_one(monkeypatch):
         json.loads(text.splitlines()[0])
 
 
+def test_readable_lines_escape_what_would_act_on_the_terminal(monkeypatch):
+    # A router's serial or a client's header is written as it came: on a terminal an ESC
+    # starts a colour or cursor sequence, a newline a line that acsd never wrote.
+    monkeypatch.delenv("JOURNAL_STREAM", raising=False)
+    stream = io.StringIO()  # (no colours: their own escape sequences would be in the text)
+    acsd_log.configure("info", "console", stream)
+    acsd_log.get_logger("t").info("cwmp.refused", serial="evil\x1b]0;pwned\x07\nFAKE line")
+    acsd_log.get_logger("t").info("a message of\nour own\u202e")
+    logging.getLogger("aiohttp.server").warning("bad header %s", "x\x1b[2Jy")
+    text = stream.getvalue()
+    assert "\x1b" not in text and "\x07" not in text, text
+    assert "'evil\\x1b]0;pwned\\x07\\nFAKE line'" in text and "bad header x\\x1b[2Jy" in text
+    assert "a message of\\nour own\\u202e" in text
+    assert len(text.splitlines()) == 3
+
+
 def test_a_module_logger_follows_a_reload_of_the_level_and_stream():
     # Module loggers are made once at import and bound once per configuration (for speed):
     # a reload (SIGHUP) that changes the level or the output must still reach them.

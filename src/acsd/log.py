@@ -94,6 +94,19 @@ def _mask_secrets(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str
     return event
 
 
+def _printable_message(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+    """For the console renderer: terminal controls in the message escaped. It writes the
+    other values as repr() does (controls, C1 and bidirectional overrides escaped) but
+    the message as it is, and a message of Python logging's (aiohttp's) may quote what a
+    CPE or a client sent: an ESC there would act on the operator's terminal, a newline
+    start a line acsd never wrote. JSON lines escape control characters themselves.
+    (Call sites still cut what a peer sent to a length: :func:`peer_text`.)"""
+    message = event.get("event")
+    if isinstance(message, str) and _UNPRINTABLE.search(message):
+        event["event"] = printable(message)
+    return event
+
+
 def _json_line(event: dict[str, Any], **kw: Any) -> str:
     """One log line as JSON: orjson (~0.5 us where the json module takes ~4 us a line),
     the json module for what orjson refuses (a lone surrogate from an operator's escaped
@@ -190,6 +203,7 @@ def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> Non
             stamp,
             _mask_secrets,
             structlog.processors.format_exc_info,
+            *([] if fmt == "json" else [_printable_message]),
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
@@ -218,6 +232,7 @@ def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> Non
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 _mask_secrets,
                 structlog.processors.format_exc_info,
+                *([] if fmt == "json" else [_printable_message]),
                 renderer,
             ],
         )
