@@ -693,7 +693,8 @@ _UNAVAILABLE = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_READONLY", "SQLITE_IOERR
 #: holds the server up: a statement cancelled at its statement_timeout (57014), a lock not
 #: granted within lock_timeout (55P03: held by another client, as SQLITE_BUSY is), a
 #: connection ended at idle_in_transaction_session_timeout (25P03)
-_PG_UNAVAILABLE = ("08", "53", "57P", "25006", "57014", "55P03", "25P03")
+PG_CUT_SHORT = ("57014", "55P03")  # (statement_timeout, lock_timeout: see postgres.core)
+_PG_UNAVAILABLE = ("08", "53", "57P", "25006", *PG_CUT_SHORT, "25P03")
 
 #: seconds a client is asked to wait when the database is unavailable
 RETRY_UNAVAILABLE = 10

@@ -26,6 +26,7 @@ import asyncpg
 
 from acsd.log import get_logger
 from acsd.store.base import (
+    PG_CUT_SHORT,
     DeviceRecord,
     StoreClosedError,
     StoreError,
@@ -60,9 +61,6 @@ STATEMENT_WAIT = 10.0
 #: than another instance's batch holds its row locks (milliseconds), shorter than
 #: STATEMENT_WAIT (``store.lock_timeout``)
 LOCK_WAIT = 2.0
-#: SQLSTATEs of a statement the server cut short at a limit on its session: a
-#: statement_timeout (57014) or lock_timeout (55P03) set on the role or database
-_CUT_SHORT = ("57014", "55P03")
 
 
 def _ms(seconds: float) -> int:
@@ -140,7 +138,7 @@ async def _read_again(pool: asyncpg.Pool, wait: float, method: str, sql: str, *a
                 # idle ones too (a restart, a failover): the retry gets a new connection.
                 await pool.expire_connections()
                 continue
-            if getattr(exc, "sqlstate", None) in _CUT_SHORT:
+            if getattr(exc, "sqlstate", None) in PG_CUT_SHORT:
                 # A limit set on the role or database: the pool's connections keep the
                 # one they started with, so that an operator's change of it (RESET after
                 # a too low statement_timeout) applies from the next read, not from
