@@ -557,6 +557,11 @@ def test_a_relative_path_not_found_says_where_it_was_looked_for(tmp_path, monkey
             "store.url: Input should be a valid string (got an array)",
         ),
         ('[cwmp]\nauth = "Hunter2pw"\n', "cwmp.auth: a section, not a value: write its keys"),
+        # a value of the right shape that the setting's own check refuses
+        (
+            '[api]\npublic_url = "https://acsd:Hunter2pw@api.example.net:99999/"\n',
+            "api.public_url: 'https://***@api.example.net:99999/': Port out of range",
+        ),
         ("[cwmp.auth]\npassword = 4872232\n", "cwmp.auth.password: Input should be a valid "),
     ],
 )

@@ -32,6 +32,7 @@ from pydantic import (
 from yarl import URL
 
 from acsd.hostaddr import SELF, is_host_address
+from acsd.log import is_secret_name, url_without_userinfo
 from acsd.tomltext import NotTomlText, toml_text
 
 #: networks no router is on, where a Connection Request is never sent by default
@@ -312,18 +313,17 @@ class ApiConfig(_Listener):
     def _check_public_url(cls, value: str | None) -> str | None:
         if value is None:
             return None
+        shown = url_without_userinfo(value)  # (a user part may hold a password)
         try:
             url = URL(value)
         except ValueError as exc:
-            raise ValueError(f"{value!r}: {exc}") from None
+            raise ValueError(f"{shown!r}: {exc}") from None
         if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError(f"{value!r}: must be an http:// or https:// URL with a host")
+            raise ValueError(f"{shown!r}: must be an http:// or https:// URL with a host")
         if url.user is not None or url.password is not None:
-            # (not echoed: the user part may hold a password)
-            shown = str(url.with_user(None))
             raise ValueError(f"{shown!r} with a user part: no user or password belongs here")
         if url.query_string or url.fragment:
-            raise ValueError(f"{value!r}: no query, fragment or user part")
+            raise ValueError(f"{shown!r}: no query, fragment or user part")
         return str(url).rstrip("/")
 
 
@@ -505,16 +505,16 @@ def _settings() -> Iterator[tuple[str, tuple[str, ...], Any]]:
                 yield f"ACSD_{name}_{key}".upper(), (name, key), nested
 
 
-def _from_text(env: str, text: str, annotation: Any) -> Any:
-    """An environment variable's text as its setting's type, in pydantic's lax mode ("1",
-    "yes", "true" are booleans; a list is comma-separated)."""
+def _from_text(env: str, key: str, text: str, annotation: Any) -> Any:
+    """An environment variable's text as the type of its setting ``key``, in pydantic's
+    lax mode ("1", "yes", "true" are booleans; a list is comma-separated)."""
     value: Any = text
     if getattr(annotation, "__origin__", None) is list:
         value = _comma_list(text)
     try:
         return TypeAdapter(annotation).validate_python(value)
     except ValidationError as exc:
-        shown = "" if "PASSWORD" in env else f" (got {text!r})"
+        shown = "" if _may_be_secret(key) else f" (got {text!r})"
         raise ConfigError(f"{env}: {exc.errors()[0]['msg']}{shown}") from None
 
 
@@ -525,7 +525,7 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
             node = found
             for part in path[:-1]:
                 node = node.setdefault(part, {})
-            node[path[-1]] = _from_text(env, environ[env], annotation)
+            node[path[-1]] = _from_text(env, path[-1], environ[env], annotation)
     return found
 
 
@@ -586,8 +586,15 @@ def _unknown_key_hint(loc: tuple[Any, ...]) -> str:
     return f" ({kind} takes: {', '.join(known)})"
 
 
-#: keys whose value may be a secret: the CPE password, a URL with a password in it
-_SECRET_KEYS = frozenset({"password", "url", "public_url"})
+#: keys whose value may hold a password although their name does not say so: a URL
+_URL_KEYS = frozenset({"url", "public_url"})
+
+
+def _may_be_secret(key: str) -> bool:
+    """Whether a setting's value must not be shown in an error (what logs mask, and URLs,
+    which may carry a password)."""
+    return key in _URL_KEYS or is_secret_name(key)
+
 
 #: TOML's names for what a key may hold, for a value that is not shown
 _TOML_KINDS = (
@@ -608,7 +615,7 @@ def _shown_input(loc: tuple[Any, ...], value: Any) -> str:
     section = _section_at(loc)
     field = section.model_fields.get(name) if section is not None else None
     is_section = field is not None and _is_section(field.annotation)
-    if name in _SECRET_KEYS or is_section or isinstance(value, dict | list):
+    if _may_be_secret(name) or is_section or isinstance(value, dict | list):
         kind = next((k for t, k in _TOML_KINDS if isinstance(value, t)), "a date or time")
         return kind
     return repr(value)

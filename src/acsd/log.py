@@ -282,6 +282,21 @@ class _ClientFault(logging.Filter):
         return True
 
 
+#: "//" and what follows up to the last "@": where a URL carries a user and a password
+_USERINFO = re.compile(r"//.*@", re.DOTALL)
+
+
+def url_without_userinfo(url: str, limit: int | None = None) -> str:
+    """A URL someone else wrote (a router's Connection Request URL, an operator's setting)
+    for a log line or an error: credentials in it (``http://admin:pw@...``) are not shown,
+    also where the URL is broken, so anything before its last "@" is masked (a path's "@"
+    too: over-masking a broken URL is safe). Masked before it is cut, so that a long
+    password is not cut to a readable start."""
+    if "@" not in url:
+        return url[:limit]
+    return _USERINFO.sub("//***@", url, count=1)[:limit]
+
+
 #: a credential-bearing header as aiohttp quotes an unreadable request line in its error
 #: ("Authorization : Bearer ...", "Cookie: ...\x01"): the value, up to the quote that ends
 #: the quoted line or the end of the text

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from yarl import URL
 
 from acsd import __version__, httpdigest
 from acsd.cwmp.crguard import DeniedAddress, DenyList, GuardedResolver
-from acsd.log import get_logger, peer_text
+from acsd.log import get_logger, peer_text, url_without_userinfo
 
 log = get_logger("acsd.connreq")
 
@@ -129,19 +128,8 @@ def _unreachable(exc: BaseException) -> str:
     return f"unreachable: {exc.__class__.__name__}: {peer_text(str(exc), _SHOWN)}"
 
 
-#: "//" and what follows up to the last "@": where a URL carries a user and a password
-_USERINFO = re.compile(r"//.*@", re.DOTALL)
-
-
-def shown_url(url: str, limit: int | None = None) -> str:
-    """A URL a router reported, for a log line or an operator: firmware that writes its own
-    Connection Request credentials into it (``http://admin:pw@...``) must not have them
-    shown, also where the URL is broken, so anything before its last "@" is masked (a
-    path's "@" too: over-masking a broken URL is safe). Masked before it is cut, so that a
-    long password is not cut to a readable start."""
-    if "@" not in url:
-        return url[:limit]
-    return _USERINFO.sub("//***@", url, count=1)[:limit]
+#: a URL a router reported, for a log line or an operator (its credentials masked)
+shown_url = url_without_userinfo
 
 
 async def _get(
