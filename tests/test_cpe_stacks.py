@@ -583,3 +583,27 @@ def test_a_reboot_and_what_the_cpe_sends_after_it(module_daemon):
     assert asked == ["GetParameterValues"]
     job = daemon.device_json(serial)["job"]
     assert job["state"] == "DONE" and job["notes"] == []
+
+
+def test_a_reboot_the_cpe_refuses_is_not_reported_as_done(module_daemon):
+    # A stack without the method answers 9000 (genieacs-sim's handleMethod); the job
+    # said "rebooted" all the same, and the values waiting for a reboot looked in effect.
+    daemon = module_daemon
+    serial = "NOREBOOT0001"
+    template, tree = router(daemon, "zyxel-vmg8825", serial)
+    daemon.apply(seed_body(serial, "192.168.1"))
+    stack = GenieacsSim()
+    http = RawHttp(daemon.cwmp_url, [("Content-Type", 'text/xml; charset="utf-8"')], "whole")
+    asked = session(stack, http, tree, template, serial, [("1 BOOT", "")])
+    assert asked[-1] == "Reboot"
+    notes = daemon.device_json(serial)["job"]["notes"]
+    assert "rebooted: a changed value needs it" not in notes
+    assert "reboot refused (9000 Method not supported): not rebooted" in notes
+    assert "the CPE applies some values after its next reboot" in notes
+    # and it stays so until the router boots
+    http = RawHttp(daemon.cwmp_url, [("Content-Type", 'text/xml; charset="utf-8"')], "whole")
+    assert session(stack, http, tree, template, serial, [("2 PERIODIC", "")]) == [
+        "GetParameterValues"
+    ]
+    notes = daemon.device_json(serial)["job"]["notes"]
+    assert notes == ["the CPE applies some values after its next reboot"]

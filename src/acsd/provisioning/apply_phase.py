@@ -40,6 +40,8 @@ MAX_SPV_TRIES = 3
 #: times one session halves a SetParameterValues the CPE refused without naming a
 #: parameter (enough to find one culprit among 2**8 blocks of settings)
 MAX_SPV_SPLITS = 8
+#: the job's note for the Reboot a changed value needed, once the CPE accepted it
+REBOOTED = "rebooted: a changed value needs it"
 
 
 class ApplyPhase(ReadPhase):
@@ -216,7 +218,7 @@ class ApplyPhase(ReadPhase):
             return rpc.GetParameterValues(names=self.fetch.queue[0])
         if apply.reboot:
             apply.reboot = False
-            apply.outcome.notes.append("rebooted: a changed value needs it")
+            apply.outcome.notes.append(REBOOTED)
             return rpc.Reboot(command_key=f"acsd-{self._key()}")
         return None
 
@@ -276,6 +278,9 @@ class ApplyPhase(ReadPhase):
                 self._drop_broken_groups()
         elif isinstance(request, rpc.SetParameterValues):
             self._on_spv(response)
+        elif isinstance(request, rpc.Reboot):
+            if isinstance(response, rpc.Fault):
+                self._reboot_refused(response)
         elif isinstance(request, rpc.DeleteObject):
             path = apply.deletes.pop(0)
             if isinstance(response, rpc.Fault):
@@ -290,6 +295,25 @@ class ApplyPhase(ReadPhase):
                 for name in [n for n in self.values if n.startswith(path)]:
                     del self.values[name]
                 self._flat_values = None
+
+    def _reboot_refused(self, fault: rpc.Fault) -> None:
+        """A CPE that refuses the Reboot (one without the method answers 9000, as
+        genieacs-sim does) has not rebooted: the job says so instead of "rebooted", and
+        the changed values wait for its next reboot (the note goes at its next BOOT)."""
+        apply = self.apply
+        assert apply is not None
+        notes = apply.outcome.notes
+        if REBOOTED in notes:
+            notes.remove(REBOOTED)
+        notes.append(f"reboot refused ({fault.code} {fault.string}): not rebooted")
+        if AFTER_REBOOT not in notes:
+            notes.insert(0, AFTER_REBOOT)
+        log.warning(
+            "session.reboot_refused",
+            serial=self.identity.serial_number if self.identity else "",
+            code=fault.code,
+            reason=fault.string,
+        )
 
     def _table_lacking(self, row: Any, code: int) -> bool:
         """Whether a refused AddObject shows the CPE really lacks a table it faulted 9005
