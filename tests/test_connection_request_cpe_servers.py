@@ -146,6 +146,29 @@ async def test_a_401_without_a_length_on_a_connection_kept_open_is_answered_at_o
     assert [s.connection for s in server.seen] == [1, 2]
 
 
+async def test_a_401_whose_head_ends_with_the_connection_is_answered() -> None:
+    # easycwmp writes its 401's WWW-Authenticate line and closes the connection, without
+    # the empty line that ends an HTTP head (pivasoftware/easycwmp: src/http.c
+    # http_new_client, src/digestauth.c http_digest_auth_fail_response), as the Orange
+    # tr069agent did; GenieACS failed on it (genieacs/genieacs#64, #91, #280), and so did
+    # acsd ("unreachable: ServerDisconnectedError"), for every router it had given CR
+    # credentials to. Its 200 has the empty line, and no length either.
+    nonce, realm = "d45048332fdf2ba2df6532f51030b7bb000032ae", "realm@easycwmp"
+
+    def cpe(seen: Seen) -> tuple[bytes, str]:
+        header = seen.authorization or ""
+        if httpdigest.verify(header, "GET", USER, PASSWORD, nonce, realm):
+            return b"HTTP/1.1 200 OK\r\n\r\n", "close"
+        challenge = f'Digest realm="{realm}",qop="auth",nonce="{nonce}",opaque="3284"'
+        head = f"HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nWWW-Authenticate: {challenge}"
+        return (head + "\r\n").encode(), "close"
+
+    async with cpe_server(cpe) as server:
+        result = await request(server.url)
+    assert result.ok and result.status == 200, result
+    assert server.seen[-1].authorization
+
+
 async def test_a_nonce_the_cpe_calls_stale_is_answered_again_with_the_new_one() -> None:
     """A CPE that ties its nonce to the connection, or lets it run out quickly, answers
     acsd's first answer with a new 401 that says stale=true (RFC 7616: the credentials

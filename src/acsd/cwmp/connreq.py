@@ -151,15 +151,40 @@ async def _get(
         return await handler(request)
 
     middlewares = (authorize,) if answer is not None else None
-    async with session.get(target, allow_redirects=False, middlewares=middlewares) as response:
-        if response.status != 401:
-            # The answer is its status: a body that trickles in must not turn a CPE's
-            # "200, I will call" into a timeout (nor one that never ends fill memory).
-            if not response.content.at_eof():
-                response.close()
-            return response.status, []
-        await _drain(response)
-        return 401, httpdigest.parse_challenges(response.headers.getall(hdrs.WWW_AUTHENTICATE, []))
+    try:
+        async with session.get(target, allow_redirects=False, middlewares=middlewares) as response:
+            if response.status != 401:
+                # The answer is its status: a body that trickles in must not turn a CPE's
+                # "200, I will call" into a timeout (nor one that never ends fill memory).
+                if not response.content.at_eof():
+                    response.close()
+                return response.status, []
+            await _drain(response)
+            challenges = response.headers.getall(hdrs.WWW_AUTHENTICATE, [])
+            return 401, httpdigest.parse_challenges(challenges)
+    except aiohttp.ServerDisconnectedError as exc:
+        head = _head_cut_short(exc)
+        if head is None:
+            raise
+        status, headers = head
+        challenges = headers.getall(hdrs.WWW_AUTHENTICATE, []) if status == 401 else []
+        return status, httpdigest.parse_challenges(challenges)
+
+
+def _head_cut_short(exc: aiohttp.ServerDisconnectedError) -> tuple[int, Any] | None:
+    """The status and headers of an answer whose head the CPE ended by closing the
+    connection, without the empty line that ends it: easycwmp's 401 (its src/http.c
+    writes the WWW-Authenticate line and closes; genieacs/genieacs#64, #91), the Orange
+    tr069agent's (genieacs/genieacs#280). The status and challenge are all there, and
+    the answer to the challenge goes on a new connection anyway. None for a connection
+    closed before a status line came. (aiohttp hands the head it parsed over in the
+    exception; its C and Python parsers have RawResponseMessage types of their own.)"""
+    head = exc.message
+    code = getattr(head, "code", None)
+    headers = getattr(head, "headers", None)
+    if not isinstance(code, int) or headers is None:
+        return None
+    return code, headers
 
 
 #: body bytes of a CPE's answer read (to reuse the connection); TR-069's answer has none
