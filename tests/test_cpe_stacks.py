@@ -368,6 +368,10 @@ class Icwmp(Stack):
     indent = "  "
     typed = True
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.holds: list[int] = []
+
     def header(self) -> list[Node]:
         return [
             N("cwmp:SessionTimeout", {"soap_env:mustUnderstand": "0"}, "60"),
@@ -390,6 +394,10 @@ class Icwmp(Stack):
         assert method.prefix == prefix
         # xml_send_message: a "<FaultCode>" anywhere is a fault of the ACS
         assert (b"<FaultCode>" in body) == (etree.QName(method).localname == "Fault")
+        # session->hold_request = atoi(...) of HoldRequests (or NoMoreRequests)
+        hold = re.search(rb"HoldRequests[^>]*>([^<]*)<", body)
+        if hold:
+            self.holds.append(atoi(hold.group(1).decode()))
         use = re.search(rb"UseCWMPVersion[^>]*>([^<]*)<", body)
         if use:
             version = use.group(1).decode()
@@ -402,6 +410,12 @@ class Icwmp(Stack):
             self.own_id += 1
             cwmp_id = str(self.own_id)
         return super().envelope(cwmp_id, body, header)
+
+
+def atoi(text: str) -> int:
+    """C's atoi(): the leading integer, 0 for none ("true" is 0)."""
+    found = re.match(r"\s*([+-]?[0-9]+)", text)
+    return int(found.group(1)) if found else 0
 
 
 class GenieacsSim(Stack):
@@ -517,6 +531,19 @@ def test_icwmp_speaks_cwmp_1_4_compressed_and_stamps_its_own_ids(module_daemon):
     assert session(stack, http(), tree, template, serial, [("2 PERIODIC", "")]) == [
         "GetParameterValues"
     ]
+
+
+def test_icwmp_reads_hold_requests_as_the_acs_means_it(module_daemon_factory):
+    # acsd wrote HoldRequests as "true", which icwmp (and easycwmp) read with atoi(): 0,
+    # requests not held.
+    daemon = module_daemon_factory(cwmp={"hold_requests": True})
+    serial = "ICWMPHOLD001"
+    template, tree = router(daemon, "tr181-generic", serial)
+    headers = [("User-Agent", "iopsys-cwmp"), ("Content-Type", "text/xml")]
+    stack = Icwmp()
+    http = RawHttp(daemon.cwmp_url, headers, expect=1024)
+    assert session(stack, http, tree, template, serial, [("0 BOOTSTRAP", ""), ("1 BOOT", "")])
+    assert stack.holds and set(stack.holds) == {1}
 
 
 def test_freecwmp_opens_a_connection_for_every_message(module_daemon):

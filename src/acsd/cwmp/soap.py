@@ -143,6 +143,15 @@ def _bool_text(v: Any) -> str:
     return "true" if v else "false"
 
 
+def _flag_text(v: Any) -> str:
+    """A header flag (HoldRequests, NoMoreRequests) as 1 or 0: both are xsd:boolean, and
+    the C stacks read these with atoi(), which takes "true" for 0 (easycwmp's src/xml.c
+    xml_get_hold_request, icwmp's xml.c xml_send_message)."""
+    if isinstance(v, str):
+        return _esc(v)
+    return "1" if v else "0"
+
+
 def _value_text(v: Any) -> str:
     # ParameterValue.value is a str by contract; be forgiving with callers building SPVs.
     if type(v) is str:
@@ -521,11 +530,11 @@ _FIELDS: dict[type[Message], _Spec] = {
 _HEADER_FIELDS = (
     # The ID as sent, spaces and all: the CPE matches the echo against its own text.
     ("id", "ID", "1", _text, _esc),
-    ("hold_requests", "HoldRequests", "1", _p_bool, _bool_text),
+    ("hold_requests", "HoldRequests", "1", _p_bool, _flag_text),
     ("session_timeout", "SessionTimeout", "0", _p_int, _int_text),
     ("supported_versions", "SupportedCWMPVersions", "0", _p_token, _esc),
     ("use_version", "UseCWMPVersion", "1", _p_token, _esc),
-    ("no_more_requests", "NoMoreRequests", "0", _p_bool, _bool_text),
+    ("no_more_requests", "NoMoreRequests", "0", _p_bool, _flag_text),
 )
 # fmt: on
 
