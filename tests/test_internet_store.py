@@ -417,6 +417,9 @@ async def test_tenancy_and_filters_of_the_list(store):
     assert [r.id for r in page] == [other.id]
     _, total = await store.query_internet_accounts(InternetAccountQuery(state="ORDERED"))
     assert total == 2
+    # a page past an id: the total still counts both
+    page, total = await store.query_internet_accounts(InternetAccountQuery(after=a.id))
+    assert [r.id for r in page] == [other.id] and total == 2
 
 
 def test_the_settings_an_account_asks_for():

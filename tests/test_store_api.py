@@ -162,6 +162,42 @@ async def test_query_devices_online_defaults_to_the_clock(
     assert await ids_of(store, online=True) == []
 
 
+async def test_pages_after_an_id_skip_nothing_that_stays(store: SqliteStore) -> None:
+    # a walk by `after` (the last id of the page before): deleting records already passed
+    # moves no later record out of the next page, as it does under an offset
+    made = [await add(store, f"W{n:03d}", customer="c1" if n % 3 else "c2") for n in range(30)]
+    mine = [r.id for r in made if r.customer == "c1"]
+    seen: list[str] = []
+    after = None
+    while True:
+        page, total = await store.query_devices(
+            DeviceQuery(customers={"c1"}, q="w", limit=4, after=after)
+        )
+        assert total == len(mine)  # every match, not just those past `after`
+        seen += [r.id for r in page]
+        if len(page) < 4:
+            break
+        after = page[-1].id
+        gone = mine.pop(0)  # one already seen goes, and a new one comes
+        assert await store.delete_device(gone)
+        mine.append((await add(store, f"W{len(made) + len(seen)}", customer="c1")).id)
+    assert len(seen) == len(set(seen)) and set(mine) <= set(seen)
+    # past the last one: an empty page, and still the total
+    assert await store.query_devices(DeviceQuery(customers={"c1"}, after=mine[-1])) == (
+        [],
+        len(mine),
+    )
+    customers = [
+        await store.create_customer(
+            CustomerRecord(id="", name=f"C{n}", type="CUSTOMER", created=NOW, updated=NOW)
+        )
+        for n in range(5)
+    ]
+    ids = {c.id for c in customers[1:]}
+    page, total = await store.list_customers(ids=ids, limit=2, after=customers[1].id)
+    assert [c.id for c in page] == [c.id for c in customers[2:4]] and total == 4
+
+
 async def test_query_devices_search(store: SqliteStore) -> None:
     await add(store, "HWTC0001", name="Kiosk Lobby", mac_address="AA:BB:CC:00:11:22")
     await add(store, "ZTEG0002", notes="behind the BAR counter", mac_address="aa-bb-cd-00-11-33")

@@ -15,7 +15,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from acsd import clock
 from acsd.api.answer import json_response, page_response
 from acsd.api.auth import Caller
-from acsd.api.body import MAX_OFFSET, parse_query, read_json, read_model, validate
+from acsd.api.body import (
+    AFTER_DOC,
+    MAX_OFFSET,
+    parse_query,
+    read_json,
+    read_model,
+    validate,
+)
 from acsd.api.context import ApiContext, audit_record, caller, context, created
 from acsd.api.errors import ApiError, field_error
 from acsd.api.openapi import DocumentedAs, describe
@@ -123,6 +130,7 @@ class DeviceListQuery(BaseModel):
     q: Search | None = None
     limit: int = Field(100, ge=1, le=1000)
     offset: int = Field(0, ge=0, le=MAX_OFFSET)
+    after: IdFilter | None = Field(None, description=AFTER_DOC)
 
 
 class DeviceList(BaseModel):
@@ -358,6 +366,7 @@ async def list_devices(request: web.Request) -> web.Response:
             q=query.q,
             limit=query.limit,
             offset=query.offset,
+            after=query.after,
         )
     )
     models: dict[str, ModelRecord | None] = {}

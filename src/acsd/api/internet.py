@@ -31,7 +31,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from acsd import clock
 from acsd.api.answer import json_response, page_response
 from acsd.api.auth import Caller
-from acsd.api.body import MAX_OFFSET, parse_query, read_json, read_model
+from acsd.api.body import AFTER_DOC, MAX_OFFSET, parse_query, read_json, read_model
 from acsd.api.context import CONTEXT, ApiContext, audit_record, caller, context, created
 from acsd.api.devices import _poke as poke_device
 from acsd.api.errors import ApiError
@@ -174,6 +174,7 @@ class AccountListQuery(BaseModel):
     state: State | None = None
     limit: int = Field(100, ge=1, le=1000)
     offset: int = Field(0, ge=0, le=MAX_OFFSET)
+    after: IdFilter | None = Field(None, description=AFTER_DOC)
 
 
 class AccountList(BaseModel):
@@ -503,6 +504,7 @@ async def list_accounts(request: web.Request) -> web.Response:
             now=now,
             limit=query.limit,
             offset=query.offset,
+            after=query.after,
         )
     )
     return page_response([_view(r, now) for r in records], total, query)

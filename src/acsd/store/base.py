@@ -238,6 +238,9 @@ class DeviceQuery:
     q: str | None = None
     limit: int = 100
     offset: int = 0
+    #: only records whose id sorts after this one (the previous page's last): a walk that
+    #: pages this way neither skips nor repeats a record when others come and go
+    after: str | None = None
 
 
 @dataclass(slots=True)
@@ -283,6 +286,9 @@ class InternetAccountQuery:
     now: float = 0.0
     limit: int = 100
     offset: int = 0
+    #: only records whose id sorts after this one (the previous page's last): a walk that
+    #: pages this way neither skips nor repeats a record when others come and go
+    after: str | None = None
 
 
 @dataclass(slots=True)
@@ -473,9 +479,15 @@ class Store(Protocol):
     async def get_customer(self, customer_id: str) -> CustomerRecord | None: ...
 
     async def list_customers(
-        self, *, ids: set[str] | None = None, limit: int = 100, offset: int = 0
+        self,
+        *,
+        ids: set[str] | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        after: str | None = None,
     ) -> tuple[list[CustomerRecord], int]:
-        """Ordered by id; ``ids`` restricts to a tenancy (None = all)."""
+        """Ordered by id; ``ids`` restricts to a tenancy (None = all); ``after`` as in
+        :class:`DeviceQuery` (the total counts them all)."""
 
     async def customer_tree(self, customer_id: str) -> set[str]:
         """The customer itself plus, for a reseller, every customer and sub-reseller below

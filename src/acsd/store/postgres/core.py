@@ -498,18 +498,30 @@ class PgCore(BatchWriter):
         args: Args,
         limit: int,
         offset: int,
+        *,
+        after: str | None = None,
     ) -> tuple[list[Sequence[Any]], int]:
-        """One page and the count of all matching rows, in one statement (one snapshot)."""
+        """One page and the count of all matching rows, in one statement (one snapshot).
+        ``after`` (a value of ``order``, a single unique column): the page starts past it,
+        while the total still counts every matching row."""
         values = [*args.values, max(0, limit), max(0, offset)]
         n = len(args.values)
-        sql = (
-            f"SELECT {columns}, count(*) OVER () FROM {table} WHERE {where}"
-            f" ORDER BY {order} LIMIT ${n + 1} OFFSET ${n + 2}"
-        )
+        if after is None:
+            sql = (
+                f"SELECT {columns}, count(*) OVER () FROM {table} WHERE {where}"
+                f" ORDER BY {order} LIMIT ${n + 1} OFFSET ${n + 2}"
+            )
+        else:
+            values.append(after)
+            sql = (
+                f"SELECT {columns}, (SELECT count(*) FROM {table} WHERE {where})"
+                f" FROM {table} WHERE ({where}) AND {order} > ${n + 3}"
+                f" ORDER BY {order} LIMIT ${n + 1} OFFSET ${n + 2}"
+            )
         rows = await self._reading("fetch", sql, *values)
         if rows:
             return [tuple(row)[:-1] for row in rows], int(rows[0][-1])
-        if limit > 0 and offset <= 0:
+        if limit > 0 and offset <= 0 and after is None:
             return [], 0
         total = await self._reading(
             "fetchval", f"SELECT count(*) FROM {table} WHERE {where}", *args.values

@@ -176,6 +176,7 @@ class InternetAccounts(PgCore):
             args,
             query.limit,
             query.offset,
+            after=query.after,
         )
         return [INTERNET_ACCOUNTS.record(row) for row in rows], total
 

@@ -150,7 +150,14 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, PgCore):
         args = Args()
         where = device_filters(query, args)
         rows, total = await self._page(
-            DEVICE_LIST_COLUMNS, "devices", where, "id", args, query.limit, query.offset
+            DEVICE_LIST_COLUMNS,
+            "devices",
+            where,
+            "id",
+            args,
+            query.limit,
+            query.offset,
+            after=query.after,
         )
         return [device_record(row) for row in rows], total
 
@@ -166,12 +173,17 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, PgCore):
         return await self._get(CUSTOMERS, "WHERE id = $1", customer_id)
 
     async def list_customers(
-        self, *, ids: set[str] | None = None, limit: int = 100, offset: int = 0
+        self,
+        *,
+        ids: set[str] | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        after: str | None = None,
     ) -> tuple[list[CustomerRecord], int]:
         args = Args()
         where = "true" if ids is None else f"id = ANY({args(sorted(ids), 'text[]')})"
         rows, total = await self._page(
-            CUSTOMERS.columns, "customers", where, "id", args, limit, offset
+            CUSTOMERS.columns, "customers", where, "id", args, limit, offset, after=after
         )
         return [CUSTOMERS.record(row) for row in rows], total
 

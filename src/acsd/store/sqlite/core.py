@@ -423,31 +423,33 @@ class SqliteCore(SqliteWriter):
         offset: int,
         *,
         index: str | None = None,
+        after: str | None = None,
     ) -> tuple[list[Sequence[Any]], int]:
         """One page of rows and the number of all matching rows, read in one statement
         (one snapshot: the total always agrees with the page). With ``index`` (one that
         covers ``where`` and ``order``), the matching keys and their count come from the
         index alone and only the page's rows are read from the table: for tables whose
-        rows are large."""
-        matching = f"FROM {table} INDEXED BY {index}" if index else f"FROM {table}"
-        matching += f" WHERE {where}"
+        rows are large. ``after`` (a value of ``order``, a single unique column): the page
+        starts past it, while the total still counts every matching row."""
+        source = f"FROM {table} INDEXED BY {index}" if index else f"FROM {table}"
+        matching = f"{source} WHERE {where}"
         count_sql = f"SELECT count(*) {matching}"
+        paged = matching if after is None else f"{source} WHERE ({where}) AND {order} > :after"
         page = f"ORDER BY {order} LIMIT :limit OFFSET :offset"
         if index:
             sql = (
                 f"SELECT {columns}, ({count_sql}) FROM {table}"
-                f" WHERE {order} IN (SELECT {order} {matching} {page}) ORDER BY {order}"
+                f" WHERE {order} IN (SELECT {order} {paged} {page}) ORDER BY {order}"
             )
         else:
-            sql = f"SELECT {columns}, ({count_sql}) {matching} {page}"
-        rows = list(
-            await self._read.execute_fetchall(
-                sql, {**params, "limit": max(0, limit), "offset": max(0, offset)}
-            )
-        )
+            sql = f"SELECT {columns}, ({count_sql}) {paged} {page}"
+        values = {**params, "limit": max(0, limit), "offset": max(0, offset)}
+        if after is not None:
+            values["after"] = after
+        rows = list(await self._read.execute_fetchall(sql, values))
         if rows:
             return [row[:-1] for row in rows], int(rows[0][-1])
-        if limit > 0 and offset <= 0:
+        if limit > 0 and offset <= 0 and after is None:
             return [], 0
         # an empty page past the end (or limit 0): count on its own
         return [], int(await self._scalar(self._read, count_sql, params))

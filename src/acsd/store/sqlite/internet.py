@@ -184,6 +184,7 @@ class InternetAccounts(SqliteCore):
             params,
             query.limit,
             query.offset,
+            after=query.after,
         )
         return [INTERNET_ACCOUNTS.record(row) for row in rows], total
 

@@ -152,6 +152,7 @@ class SqliteStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, Sqlite
             # Rows carry KB of parameters each: a filter is answered from the index of the
             # filtered columns. Without one, the first ids come cheaply from the table.
             index=None if where == "1" else "devices_filters",
+            after=query.after,
         )
         return [device_record(row) for row in rows], total
 
@@ -168,14 +169,19 @@ class SqliteStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, Sqlite
         return await self._get(CUSTOMERS, "WHERE id = ?", (customer_id,))
 
     async def list_customers(
-        self, *, ids: set[str] | None = None, limit: int = 100, offset: int = 0
+        self,
+        *,
+        ids: set[str] | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        after: str | None = None,
     ) -> tuple[list[CustomerRecord], int]:
         where, params = "1", {}
         if ids is not None:
             where = "id IN (SELECT value FROM json_each(:ids))"
             params["ids"] = dumps(sorted(ids))
         rows, total = await self._page(
-            CUSTOMERS.columns, "customers", where, "id", params, limit, offset
+            CUSTOMERS.columns, "customers", where, "id", params, limit, offset, after=after
         )
         return [CUSTOMERS.record(row) for row in rows], total
 

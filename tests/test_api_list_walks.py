@@ -1,0 +1,87 @@
+"""Lists walked page by page as an operator's script walks them, while other clients create
+and delete records: each record that exists throughout is seen once, and every page's
+total counts what the walk can reach."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from apiclient import Api
+
+
+@pytest.fixture(scope="module")
+def world(module_world):
+    return module_world
+
+
+def _device(world, serial: str, customer: str = "own") -> str:
+    body = {"serialNumber": serial, "model": world.model, "customer": world.customers[customer]}
+    reply = world.api.post("/network/device", body)
+    assert reply.status == 201, reply.body
+    return reply.body["_id"]
+
+
+def _walk(api: Api, path: str, limit: int, between=None, **query: Any) -> list[str]:
+    """Every page of ``path`` by ``after``; ``between(seen)`` runs after each page."""
+    seen: list[str] = []
+    after = None
+    while True:
+        params = {**query, "limit": limit, **({"after": after} if after else {})}
+        reply = api.get(path, query=params)
+        assert reply.status == 200, reply.body
+        assert reply.body["limit"] == limit and reply.body["offset"] == 0
+        seen += [item["_id"] for item in reply.body["items"]]
+        if len(reply.body["items"]) < limit:
+            return seen
+        after = seen[-1]
+        if between is not None:
+            between(seen)
+
+
+def test_a_walk_by_after_skips_no_device_while_others_come_and_go(world) -> None:
+    stays = [_device(world, f"WALK{n:04d}") for n in range(60)]
+    passed: list[str] = []
+
+    def churn(seen: list[str]) -> None:
+        # delete one the walk has passed (under an offset, the next page would start one
+        # record too late) and create one
+        victim = next(d for d in seen if d in stays)
+        stays.remove(victim)
+        passed.append(victim)
+        assert world.api.delete(f"/network/device/{victim}").status == 202
+        _device(world, f"WALKNEW{len(passed):03d}")
+
+    seen = _walk(world.api, "/network/device", 7, churn, q="walk")
+    assert len(seen) == len(set(seen))
+    assert set(stays) <= set(seen)
+    # the total counts every match, wherever the page starts
+    last = world.api.get("/network/device", query={"q": "walk", "after": seen[-1]})
+    assert last.body["items"] == [] and last.body["total"] == len(stays) + len(passed)
+
+
+def test_after_takes_an_id_and_keeps_to_the_tenancy(world) -> None:
+    other = _device(world, "WALKOTHER", customer="other")
+    mine = _device(world, "WALKMINE")
+    owner = world.as_("OWNER")
+    # another tenant's id is a place in the order like any other: nothing of its own shows
+    reply = owner.get("/network/device", query={"after": other, "q": "walkmine"})
+    assert [d["_id"] for d in reply.body["items"]] == [mine] and reply.body["total"] == 1
+    assert owner.get("/network/device", query={"after": mine.upper()}).body["items"] == []
+    for bad in ("", "12", "x" * 24):
+        reply = owner.get("/network/device", query={"after": bad})
+        assert (reply.status, reply.body["message"]) == (400, "after"), bad
+
+
+def test_internet_accounts_and_customers_walk_by_after(world) -> None:
+    customer = world.customers["subs_customer"]
+    made = []
+    for n in range(12):
+        reply = world.api.post("/internet/account", {"customer": customer, "name": f"L{n}"})
+        assert reply.status == 201, reply.body
+        made.append(reply.body["_id"])
+    assert _walk(world.api, "/internet/account", 5, customer=customer) == made
+    reseller = world.as_("RESELLER")
+    tenancy = reseller.get("/customer", query={"limit": 1000}).body["items"]
+    assert _walk(reseller, "/customer", 2) == [c["_id"] for c in tenancy]
