@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import fields, replace
 from typing import Any
@@ -60,6 +61,16 @@ def mac_key(mac: str | None) -> str | None:
         return None
     digits = MAC_SEPARATORS.sub("", mac).lower()
     return digits if _MAC_HEX.match(digits) else None
+
+
+def search_fold(text: str) -> str:
+    """A device search's text (``q=``) and what it is looked for in, as compared: case
+    folded (capitals as small letters, Greek final sigma as sigma) and composed.
+    Keyboards differ in how they write an accent (macOS and some phones send é as e +
+    U+0301): an operator who types either means the same name."""
+    if text.isascii():  # most names and serials; SQLite folds every row of a search
+        return text.lower()
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFD", text).casefold())
 
 
 def serial_key(serial_number: str) -> str:

@@ -18,6 +18,7 @@ from acsd.store.records import (
     MAC_SEPARATORS,
     OPERATOR,
     Table,
+    search_fold,
 )
 
 DEVICE_INSERT_SQL = (
@@ -127,9 +128,22 @@ def device_filters(query: DeviceQuery, args: Args) -> str:
         clauses.append(online if query.online else f"NOT coalesce({online}, false)")
     q = (query.q or "").strip()
     if q:
-        # ILIKE folds case as the database's LC_CTYPE does (Unicode in a UTF-8 locale)
-        like = args("%" + _LIKE_SPECIAL.sub(r"\\\1", q) + "%", "text")
-        terms = [f"{c} ILIKE {like} ESCAPE '\\'" for c in ("name", "serial_number", "notes")]
+        columns = ("name", "serial_number", "notes")
+        if q.isascii():
+            # ILIKE folds case as the database's LC_CTYPE does (Unicode in a UTF-8 locale)
+            like = args("%" + _LIKE_SPECIAL.sub(r"\\\1", q) + "%", "text")
+            terms = [f"{c} ILIKE {like} ESCAPE '\\'" for c in columns]
+        else:
+            # as SQLite's acsd_fold compares (search_fold): decomposed, lower(), the final
+            # sigma U+03C2 made U+03C3 as casefold() makes it (lower() and ILIKE keep it),
+            # composed again
+            fold = args(search_fold(q), "text")
+            final, sigma = args("\u03c2", "text"), args("\u03c3", "text")
+            terms = [
+                f"strpos(normalize(translate(lower(normalize({c}, NFD)), {final}, {sigma}),"
+                f" NFC), {fold}) > 0"
+                for c in columns
+            ]
         mac = _mac_fragment(q)
         if mac is not None:
             terms.append(f"strpos(mac_key, {args(mac, 'text')}) > 0")

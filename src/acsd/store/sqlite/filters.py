@@ -10,7 +10,7 @@ from acsd.store.base import (
     DeviceQuery,
     InternetAccountQuery,
 )
-from acsd.store.records import MAC_SEPARATORS, dumps
+from acsd.store.records import MAC_SEPARATORS, dumps, search_fold
 
 _LIKE_SPECIAL = re.compile(r"([\\%_])")
 _MAC_QUERY = re.compile(r"^[0-9a-fA-F\s:.\-]+\Z")
@@ -24,8 +24,9 @@ _ONLINE_SQL = (
 
 
 def fold(value: Any) -> str | None:
-    """``acsd_fold(x)`` in SQL: Unicode case folding (SQLite's lower() and LIKE know ASCII)."""
-    return value.casefold() if isinstance(value, str) else None
+    """``acsd_fold(x)`` in SQL: :func:`search_fold` (SQLite's lower() and LIKE know ASCII,
+    and nothing of composed and decomposed accents)."""
+    return search_fold(value) if isinstance(value, str) else None
 
 
 def _mac_fragment(q: str) -> str | None:
@@ -73,7 +74,7 @@ def device_filters(query: DeviceQuery) -> tuple[str, dict[str, Any]]:
             params["like"] = "%" + _LIKE_SPECIAL.sub(r"\\\1", q) + "%"
             terms = [f"{c} LIKE :like ESCAPE '\\'" for c in columns]
         else:
-            params["fold"] = q.casefold()
+            params["fold"] = search_fold(q)
             terms = [f"instr(acsd_fold({c}), :fold) > 0" for c in columns]
         mac = _mac_fragment(q)
         if mac is not None:
