@@ -1,6 +1,6 @@
 """Lists walked page by page as an operator's script walks them, while other clients create
 and delete records: each record that exists throughout is seen once, and every page's
-total counts what the walk can reach."""
+total counts what the walk can reach. And filters as scripts write them."""
 
 from __future__ import annotations
 
@@ -85,3 +85,19 @@ def test_internet_accounts_and_customers_walk_by_after(world) -> None:
     reseller = world.as_("RESELLER")
     tenancy = reseller.get("/customer", query={"limit": 1000}).body["items"]
     assert _walk(reseller, "/customer", 2) == [c["_id"] for c in tenancy]
+
+
+def test_a_search_that_is_not_utf8_is_refused_not_garbled(world) -> None:
+    name = "Caf\u00e9 WALKUTF8"
+    body = {"serialNumber": "WALKUTF8", "model": world.model, "customer": world.customers["own"]}
+    assert world.api.post("/network/device", {**body, "name": name}).status == 201
+    found = world.api.request("GET", "/network/device?q=caf%C3%A9+walkutf8")
+    assert [d["name"] for d in found.body["items"]] == [name]
+    # the same search in Latin-1 (a script that encoded it so): not a search for U+FFFD
+    # that finds nothing, as if there were nothing to find
+    for query in ("q=caf%E9+walkutf8", "limit=5&q=%C3", "q=walk&customer=%ff"):
+        reply = world.api.request("GET", f"/network/device?{query}")
+        assert reply.status == 400, (query, reply.body)
+        assert reply.body["message"] in ("q", "customer") and "UTF-8" in reply.body["description"]
+    reply = world.api.request("GET", "/internet/account?device=%ff")
+    assert (reply.status, reply.body["message"]) == (400, "device")

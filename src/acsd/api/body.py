@@ -30,6 +30,7 @@ import types
 import typing
 from collections.abc import Sequence
 from typing import Any, TypeVar
+from urllib.parse import unquote, unquote_to_bytes
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
@@ -458,11 +459,28 @@ AFTER_DOC = (
 )
 
 
+def _undecodable(raw_query: str) -> str | None:
+    """The name of the first parameter whose percent-escapes are no UTF-8, if any: the
+    URL parser reads those bytes as U+FFFD, so ``q=%E9t%E9`` (Latin-1) would search for
+    something nobody typed and find nothing, as if there were nothing to find."""
+    for pair in raw_query.split("&"):
+        name, _, value = pair.partition("=")
+        for part in (name, value):
+            try:
+                unquote_to_bytes(part.replace("+", " ")).decode("utf-8")
+            except UnicodeDecodeError:
+                return unquote(name.replace("+", " "), errors="replace")
+    return None
+
+
 def parse_query(request: web.Request, model: type[M]) -> M:
     """The query string as ``model`` (lax: "10" is an integer, "true" a boolean).
 
-    Unknown parameters and a parameter given twice for a single-valued field are 400s.
+    Unknown parameters, a parameter given twice for a single-valued field and one whose
+    escapes are not UTF-8 are 400s.
     """
+    if (bad := _undecodable(request.rel_url.raw_query_string)) is not None:
+        raise field_error(bad, "not UTF-8: percent-encode the UTF-8 bytes of the text")
     accepted = _query_names(model)
     data: dict[str, Any] = {}
     for key in request.query:
