@@ -642,6 +642,31 @@ async def test_list_audit_newest_first_with_paging(store: SqliteStore) -> None:
     assert await store.list_audit(offset=10) == ([], 6)
 
 
+async def test_list_audit_before_an_entry_while_new_ones_come(store: SqliteStore) -> None:
+    async def entry(n: int, at: float) -> None:
+        await store.write_device(
+            DeviceRecord(id="", serial_number=f"B{n}"), audit=audit("device.create", at=at)
+        )
+
+    for n in range(7):
+        await entry(n, 100.0 + n // 2)  # pairs at the same time: ordered by id there
+    everything, _ = await store.list_audit(limit=1000)
+    seen: list[str] = []
+    before = None
+    while True:
+        page, total = await store.list_audit(limit=3, before=before)
+        assert total == 7 + len(seen) // 3  # every entry, the new ones too
+        seen += [r.id for r in page]
+        if len(page) < 3:
+            break
+        before = seen[-1]
+        await entry(len(seen) + 100, 200.0)  # a write meanwhile: it comes first
+    # under an offset each new entry pushes one seen already into the next page
+    assert seen == [r.id for r in everything]
+    with pytest.raises(LookupError):
+        await store.list_audit(before=new_id())
+
+
 # -- lifecycle ------------------------------------------------------------------------------
 
 

@@ -12,7 +12,9 @@ from acsd.api.answer import page_response
 from acsd.api.body import parse_query
 from acsd.api.context import caller, context
 from acsd.api.customers import PageQuery
+from acsd.api.errors import field_error
 from acsd.api.openapi import describe
+from acsd.models import IdFilter
 from acsd.store.base import AuditRecord
 
 
@@ -30,6 +32,15 @@ class AuditEntry(BaseModel):
     before: dict[str, Any] | None = None
     after: dict[str, Any] | None = None
     requestId: str | None = None
+
+
+class AuditListQuery(PageQuery):
+    before: IdFilter | None = Field(
+        None,
+        description="Only the entries older than this one (give the previous page's last"
+        " _id): new entries come first, so a walk by offset sees one entry again for each"
+        " write made meanwhile; a walk by before sees each once. total still counts all.",
+    )
 
 
 class AuditList(BaseModel):
@@ -57,15 +68,20 @@ def _json(r: AuditRecord) -> dict[str, Any]:
 
 
 @describe(
-    "GET", "/audit", summary="The audit log, newest first", query=PageQuery,
+    "GET", "/audit", summary="The audit log, newest first", query=AuditListQuery,
     response=AuditList, errors=[400, 403], roles="ADMIN",
 )  # fmt: skip
 async def list_audit(request: web.Request) -> web.Response:
     ctx = context(request)
     who = await caller(request)
     who.require_admin()
-    query = parse_query(request, PageQuery)
-    records, total = await ctx.store.list_audit(limit=query.limit, offset=query.offset)
+    query = parse_query(request, AuditListQuery)
+    try:
+        records, total = await ctx.store.list_audit(
+            limit=query.limit, offset=query.offset, before=query.before
+        )
+    except LookupError:
+        raise field_error("before", f"no audit entry {query.before}") from None
     return page_response([_json(r) for r in records], total, query)
 
 

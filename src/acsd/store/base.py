@@ -515,9 +515,12 @@ class Store(Protocol):
     ) -> tuple[list[ModelRecord], int]: ...
 
     async def list_audit(
-        self, *, limit: int = 100, offset: int = 0
+        self, *, limit: int = 100, offset: int = 0, before: str | None = None
     ) -> tuple[list[AuditRecord], int]:
-        """Newest first."""
+        """Newest first; ``before`` (an entry's id, the last a walk saw): only the entries
+        after it in that order, i.e. older (new entries come first, so an offset would
+        move on under a walk). The total counts them all. LookupError when there is no
+        entry ``before``."""
 
     # -- additions (internet accounts, seed 002) ---------------------------------------------
 

@@ -220,12 +220,29 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, PgCore):
         return [MODELS.record(row) for row in rows], total
 
     async def list_audit(
-        self, *, limit: int = 100, offset: int = 0
+        self, *, limit: int = 100, offset: int = 0, before: str | None = None
     ) -> tuple[list[AuditRecord], int]:
-        rows, total = await self._page(
-            AUDIT.columns, "audit", "true", "at DESC, id DESC", Args(), limit, offset
+        if before is None:
+            rows, total = await self._page(
+                AUDIT.columns, "audit", "true", "at DESC, id DESC", Args(), limit, offset
+            )
+            return [AUDIT.record(row) for row in rows], total
+        # entries never change: where the last one seen stands can be read on its own
+        at = await self._scalar("SELECT at FROM audit WHERE id = $1", before)
+        if at is None:
+            raise LookupError(f"no audit entry {before}")
+        rows = await self._fetch(
+            f"SELECT {AUDIT.columns}, (SELECT count(*) FROM audit) FROM audit"
+            " WHERE at < $1 OR (at = $1 AND id < $2)"
+            " ORDER BY at DESC, id DESC LIMIT $3 OFFSET $4",
+            at,
+            before,
+            max(0, limit),
+            max(0, offset),
         )
-        return [AUDIT.record(row) for row in rows], total
+        if rows:
+            return [AUDIT.record(tuple(row)[:-1]) for row in rows], int(rows[0][-1])
+        return [], int(await self._scalar("SELECT count(*) FROM audit"))
 
     async def save_session(self, result: SessionResult) -> str:
         op = save_op(result)

@@ -218,12 +218,33 @@ class SqliteStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, Sqlite
         return [MODELS.record(row) for row in rows], total
 
     async def list_audit(
-        self, *, limit: int = 100, offset: int = 0
+        self, *, limit: int = 100, offset: int = 0, before: str | None = None
     ) -> tuple[list[AuditRecord], int]:
-        rows, total = await self._page(
-            AUDIT.columns, "audit", "1", "at DESC, id DESC", {}, limit, offset
+        if before is None:
+            rows, total = await self._page(
+                AUDIT.columns, "audit", "1", "at DESC, id DESC", {}, limit, offset
+            )
+            return [AUDIT.record(row) for row in rows], total
+        # entries never change: where the last one seen stands can be read on its own
+        found = await self._read.execute_fetchall("SELECT at FROM audit WHERE id = ?", (before,))
+        if not found:
+            raise LookupError(f"no audit entry {before}")
+        rows = list(
+            await self._read.execute_fetchall(
+                f"SELECT {AUDIT.columns}, (SELECT count(*) FROM audit) FROM audit"
+                " WHERE at < :at OR (at = :at AND id < :before)"
+                " ORDER BY at DESC, id DESC LIMIT :limit OFFSET :offset",
+                {
+                    "at": found[0][0],
+                    "before": before,
+                    "limit": max(0, limit),
+                    "offset": max(0, offset),
+                },
+            )
         )
-        return [AUDIT.record(row) for row in rows], total
+        if rows:
+            return [AUDIT.record(row[:-1]) for row in rows], int(rows[0][-1])
+        return [], int(await self._scalar(self._read, "SELECT count(*) FROM audit"))
 
     async def save_session(self, result: SessionResult) -> str:
         op = save_op(result)
