@@ -1,5 +1,7 @@
 """A CPE driven step by step over :class:`wire.Wire` (HTTP or HTTPS), for tests that must do
-something between two messages of one session: send a signal, reload, shut down."""
+something between two messages of one session: send a signal, reload, shut down, or race
+the router with the operator's API (:class:`SteppedCpe`, a simulated router with its whole
+tree)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from collections.abc import Callable
 
 from acsd.cwmp import rpc
 from acsd.cwmp.soap import Envelope, parse_envelope, render_envelope
+from acsd.sim.cpe import Cpe
 from wire import Answer, Wire, envelope, inform_body
 
 NS = "urn:dslforum-org:cwmp-1-2"
@@ -85,3 +88,59 @@ def finish(wire: Wire, limit: int = 60) -> list[str]:
     tree = dict(TREE)
     asked = answer_until_done(wire, lambda r: answer_request(r, tree), ns=NS, limit=limit)
     return [request.METHOD for request in asked]
+
+
+class SteppedCpe:
+    """A simulated router's sessions one message at a time: :meth:`inform`, then
+    :meth:`until` the ACS asks for some RPC (not answered yet: the test acts in between),
+    then :meth:`finish`. The router answers every request from its own tree."""
+
+    def __init__(self, url: str, cpe: Cpe) -> None:
+        self.cpe = cpe
+        self.wire = Wire(url)
+        #: the ACS request the router has yet to answer (None before the empty POST)
+        self.request: Envelope | None = None
+
+    def inform(self, trigger: list[str] | None = None) -> None:
+        answer = self.wire.post(render_envelope(Envelope(self.cpe.begin_session(trigger))))
+        assert answer.status == 200, answer.text
+        assert isinstance(parse_envelope(answer.body).body, rpc.InformResponse)
+        self.cpe.inform_acknowledged()
+        self.request = None
+
+    def _step(self) -> bool:
+        """The router's answer to the request held (the empty POST at first); False once
+        the ACS ends the session."""
+        if self.request is None:
+            answer = self.wire.post(None)
+        else:
+            reply = self.cpe.handle(self.request.body)
+            answer = self.wire.post(render_envelope(Envelope(reply, id=self.request.id)))
+        if answer.status == 204:
+            self.request = None
+            self.cpe.end_session(True)
+            return False
+        assert answer.status == 200, (answer.status, answer.text)
+        self.request = parse_envelope(answer.body)
+        return True
+
+    def until(self, kind: type[rpc.Message]) -> rpc.Message:
+        """Answer the ACS until it asks for a ``kind``; that request, unanswered."""
+        while self._step():
+            assert self.request is not None
+            if isinstance(self.request.body, kind):
+                return self.request.body
+        raise AssertionError(f"the session ended without a {kind.__name__}")
+
+    def finish(self) -> None:
+        """Answer the ACS to the end of the session."""
+        while self._step():
+            pass
+
+    def session(self, trigger: list[str] | None = None) -> None:
+        """One whole session."""
+        self.inform(trigger)
+        self.finish()
+
+    def close(self) -> None:
+        self.wire.close()

@@ -255,6 +255,29 @@ async def test_a_router_linked_to_another_account_shows_the_firsts_device_discon
     assert await store.get_apn_device(second.id) == second
 
 
+async def test_a_session_links_a_sim_only_to_a_router_its_account_still_has(store) -> None:
+    """``steers``: a session's write (decided on the record as the session began) lands
+    only while the router's record still names the account, in the same transaction: an
+    operator's unlink, or a deleted record, since is not undone."""
+    rec = await store.upsert_device(
+        DeviceRecord(id="", serial_number="APNSTEER1", mvno_account="acc")
+    )
+    made = await make(store, "31600000061")
+
+    def seen(d: ApnDeviceRecord) -> tuple[ApnDeviceRecord, None]:
+        return replace(d, router=rec.id, network_status=1), None
+
+    linked = await store.update_apn_device(made.id, seen, steers=(rec.id, "acc"))
+    assert linked is not None and linked.router == rec.id
+    rec.mvno_account = None
+    rec = await store.write_device(rec)
+    unlinked = await store.get_apn_device(made.id)
+    assert unlinked is not None and unlinked.router is None
+    assert await store.update_apn_device(made.id, seen, steers=(rec.id, "acc")) is None
+    assert await store.update_apn_device(made.id, seen, steers=("0" * 24, "acc")) is None
+    assert await store.get_apn_device(made.id) == unlinked
+
+
 async def test_a_replaced_router_takes_the_sim_state_of_the_new_one(store) -> None:
     """A record given another router (serialNumber changed): the old router's SIM is in
     no record now; the new router's own record, merged in, hands its SIM's device over

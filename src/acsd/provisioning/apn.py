@@ -339,7 +339,11 @@ async def record_apn_session(store: Store, report: SimReport) -> None:
                     # none): it is not connected through this router any more
                     await store.update_apn_device(device.id, _left)
         for device in _whose(found, report.serial, report.mvno_account, say=True):
-            updated = await store.update_apn_device(device.id, partial(apply_session, report))
+            # (the account is the record's as the session began: written only while the
+            # router is still that account's)
+            updated = await store.update_apn_device(
+                device.id, partial(apply_session, report), steers=(report.router, device.account)
+            )
             if updated is not None and updated.status == REFUSED:
                 log.warning(
                     "apn.imei_refused",

@@ -636,10 +636,15 @@ class Store(Protocol):
         change: Callable[[ApnDeviceRecord], tuple[ApnDeviceRecord | None, AuditRecord | None]],
         *,
         operation: ApnOperationRecord | None = None,
+        steers: tuple[str, str] | None = None,
     ) -> ApnDeviceRecord | None:
         """Run ``change`` on the stored device inside the write transaction (it may run more
         than once, so it must be pure) and store what it returns with its audit entry; a
-        None record writes nothing. Returns the device as stored (None: no such device)."""
+        None record writes nothing. Returns the device as stored (None: no such device).
+        ``steers`` (router device id, API account): change it only while that router's
+        record still names the account as its mvnoAccount, else write nothing and return
+        None (a session decided on the record as it began; the operator may have unlinked
+        the router, or deleted its record, since)."""
 
     async def get_apn_operation(self, operation_id: str) -> ApnOperationRecord | None: ...
 

@@ -214,8 +214,15 @@ class ApnRecords(PgCore):
         change: Callable[[ApnDeviceRecord], tuple[ApnDeviceRecord | None, AuditRecord | None]],
         *,
         operation: ApnOperationRecord | None = None,
+        steers: tuple[str, str] | None = None,
     ) -> ApnDeviceRecord | None:
         async def update(conn: asyncpg.Connection) -> ApnDeviceRecord | None:
+            # The router's row first, as an operator's write of it locks it before the APN
+            # devices it unlinks: a PATCH under way is waited for, one after sees this write.
+            if steers is not None and not await conn.fetchval(
+                "SELECT 1 FROM devices WHERE id = $1 AND mvno_account = $2 FOR SHARE", *steers
+            ):
+                return None
             row = await conn.fetchrow(f"{APN_DEVICES.select} WHERE id = $1 FOR UPDATE", device_id)
             if row is None:
                 return None

@@ -193,8 +193,13 @@ class ApnRecords(SqliteCore):
         change: Callable[[ApnDeviceRecord], tuple[ApnDeviceRecord | None, AuditRecord | None]],
         *,
         operation: ApnOperationRecord | None = None,
+        steers: tuple[str, str] | None = None,
     ) -> ApnDeviceRecord | None:
         async def update(conn: aiosqlite.Connection) -> ApnDeviceRecord | None:
+            if steers is not None and not await conn.execute_fetchall(
+                "SELECT 1 FROM devices WHERE id = ? AND mvno_account = ?", steers
+            ):
+                return None
             rows = list(
                 await conn.execute_fetchall(f"{APN_DEVICES.select} WHERE id = ?", (device_id,))
             )
