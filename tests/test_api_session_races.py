@@ -7,18 +7,67 @@ time (cpe_steps.SteppedCpe), so that a test acts between two messages of a sessi
 
 from __future__ import annotations
 
+import asyncio
+import time
+
+import pytest
+
 from acsd.cwmp import rpc
+from acsd.sim.crserver import ConnectionRequestServer
 from acsd.sim.runner import Simulation
+from api_world import device_body
 from apiclient import Api
 from apn_client import ApnApi, apns_path
+from conftest import lazy_world
 from cpe_steps import SteppedCpe
 from test_apn_api import token
 from test_apn_end_to_end import HINTS, mobile_router
 
 
-def stepped(daemon, profile: str, prefix: str) -> SteppedCpe:
-    sim = Simulation(daemon.cwmp_url, [profile], 1, serial_prefix=prefix)
-    return SteppedCpe(daemon.cwmp_url, sim.routers[0])
+@pytest.fixture(scope="module")
+def module_daemon(module_daemon_factory):
+    """The module's daemon: a router that answers a Connection Request 503 (it is still in
+    the session that asked) is asked again a second later, not ten."""
+    return module_daemon_factory(cwmp={"connection_request_interval": 1})
+
+
+async def _until(predicate, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await asyncio.to_thread(predicate):
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_device_made_during_its_routers_first_session_is_asked_to_connect(
+    module_daemon,
+):
+    """The operator creates the device while its router's first session is open: acsd
+    cannot ask the router to connect yet (it learns the URL at that session's end), and
+    the session began without the record's settings. The session's end asks it, so the
+    router holds the settings within seconds rather than at its next periodic Inform."""
+    daemon = module_daemon
+    world = lazy_world(daemon)
+    cpe = Simulation(daemon.cwmp_url, ["tplink-tr181"], 1, serial_prefix="RACEFIRST").routers[0]
+    server = ConnectionRequestServer({cpe.serial: cpe})
+    await server.start()
+    cpe.set_connection_request_url(server.url_for(cpe.serial))
+    router = SteppedCpe(daemon.cwmp_url, cpe)
+    try:
+        await asyncio.to_thread(router.inform)
+        await asyncio.to_thread(router.until, rpc.GetParameterValues)
+        reply = world.api.post("/network/device", device_body(world, "own", cpe.serial))
+        assert reply.status == 201 and reply.body["state"] == "PROVISIONING", reply.body
+        path = f"/network/device/{reply.body['_id']}"
+        await asyncio.to_thread(router.finish)
+        assert world.api.get(path).body["state"] == "PROVISIONING"
+        await _until(lambda: cpe.cr_requested)
+        await asyncio.to_thread(router.session, ["6 CONNECTION REQUEST"])
+    finally:
+        await server.stop()
+        router.close()
+    assert cpe.tree.get("Device.WiFi.SSID.1.SSID") == "SkyNet"
+    device = world.api.get(path).body
+    assert device["state"] == "ACTIVE" and device["status"]["provisioned"] is True
 
 
 def test_a_router_unlinked_from_its_apn_account_mid_session_stays_unlinked(module_daemon):

@@ -31,6 +31,7 @@ from acsd.provisioning.session_state import DriverSettings
 from acsd.reload import Profiles, Reloader
 from acsd.sdnotify import notify
 from acsd.store import StoreError, is_postgres, shown_url, store_of
+from acsd.store.base import DeviceRecord
 from acsd.tls import ServerTls, TlsFileError, listener_settings, warnings_for
 from acsd.workers import shared_nonce_key, worker_index
 
@@ -158,7 +159,7 @@ async def serve(
             handoff=config.workers > 1,
         ),
         lambda: metrics.instrument(
-            ProvisioningDriver(store, profiles.current, driver_settings, absent_hints)
+            ProvisioningDriver(store, profiles.current, driver_settings, absent_hints, wake)
         ),
         parking=store,
     )
@@ -197,6 +198,11 @@ async def serve(
     )
     metrics.watch_requester(requester)
     await requester.start()
+
+    def wake(record: DeviceRecord) -> None:
+        if (target := target_of(record)) is not None:
+            requester.poke(record.id, *target)
+
     api_context = ApiContext(
         store=store,
         profiles=profiles.current,

@@ -73,7 +73,7 @@ class ProvisioningDriver(EndPhase):
     # --- moving between workers ----------------------------------------------------------
 
     #: references to this process's services, not state: a thawing worker supplies its own
-    _SERVICES = frozenset({"store", "profiles", "settings", "hints"})
+    _SERVICES = frozenset({"store", "profiles", "settings", "hints", "wake"})
     #: caches of what ``values`` holds: not worth their bytes in a parked session
     _TRANSIENT = frozenset({"_flat_values", "_extraction", "_extracted"})
 
@@ -409,6 +409,8 @@ class ProvisioningDriver(EndPhase):
         except Exception as exc:
             self._save_failed(session, exc, complete)
             return
+        if self.record is None or not self.record.connection_request_url:
+            await self._wake_for_changes(device_id, result.revision or 0)
         # The APN device with this router's SIM: a second, small write (seed 003).
         await record_apn_session(
             self.store,
@@ -433,6 +435,26 @@ class ProvisioningDriver(EndPhase):
             rpcs=session.rpc_count,
             state=result.state,
         )
+
+    async def _wake_for_changes(self, device_id: str, revision: int) -> None:
+        """Ask the router to connect again when its record was made, or changed, while
+        this session ran (after its Inform read ``revision``), before acsd knew where to
+        reach it: the operator's write could send no Connection Request then, and this
+        session holds none of the change, so the router would wait for its next periodic
+        Inform. Only a session whose record had no URL yet pays for the look-up."""
+        if self.wake is None:
+            return
+        try:
+            stored = await self.store.get_device(device_id)
+        except Exception as exc:  # the change waits for the next Inform, as it did
+            log_store_failure(log, "session.wake_lookup_failed", exc, device=device_id)
+            return
+        if (
+            stored is not None
+            and stored.revision != revision
+            and stored.state in ("PROVISIONING", "DELETING")
+        ):
+            self.wake(stored)
 
     def _add_management(self, serial: str) -> None:
         """What acsd sets on every CPE: its own Connection Request credentials (username =

@@ -6,6 +6,7 @@ runs them. A session parked for another worker is this state, pickled (see
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,12 +110,15 @@ class SessionState:
         profiles: ProfileSet,
         settings: DriverSettings | None = None,
         hints: AbsentHints | None = None,
+        wake: Callable[[DeviceRecord], None] | None = None,
     ) -> None:
         self.store = store
         self.profiles = profiles
         self.settings = settings or DriverSettings()
         #: what CPEs of each kind lack, shared by the sessions of this process
         self.hints = hints if hints is not None else AbsentHints()
+        #: asks the router of a record (as stored) to connect: a Connection Request
+        self.wake = wake
         self.record: DeviceRecord | None = None
         self.profile: Profile | None = None
         self.identity: CpeIdentity | None = None
