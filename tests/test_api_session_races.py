@@ -70,6 +70,48 @@ async def test_a_device_made_during_its_routers_first_session_is_asked_to_connec
     assert device["state"] == "ACTIVE" and device["status"]["provisioned"] is True
 
 
+async def test_a_change_during_the_session_that_reports_a_new_address_reaches_the_router(
+    module_daemon,
+):
+    """The router's address changed (a new WAN lease) and a change is made while the
+    session that reports it is open: the Connection Request went to the old URL, where
+    nothing answers. The session's end asks at the new one."""
+    daemon = module_daemon
+    world = lazy_world(daemon)
+    cpe = Simulation(daemon.cwmp_url, ["tplink-tr181"], 1, serial_prefix="RACEMOVED").routers[0]
+    old, new = ConnectionRequestServer({cpe.serial: cpe}), ConnectionRequestServer({})
+    await old.start()
+    cpe.set_connection_request_url(old.url_for(cpe.serial))
+    router = SteppedCpe(daemon.cwmp_url, cpe)
+    try:
+        await asyncio.to_thread(router.session)
+        body = {**device_body(world, "own", cpe.serial), "dhcp": None}
+        reply = world.api.post("/network/device", body)
+        assert reply.status == 201, reply.body
+        path = f"/network/device/{reply.body['_id']}"
+        await _until(lambda: cpe.cr_requested)
+        await asyncio.to_thread(router.session, ["6 CONNECTION REQUEST"])
+        assert world.api.get(path).body["state"] == "ACTIVE"
+        await old.stop()  # the old address answers nothing any more
+        new.routers = {cpe.serial: cpe}
+        await new.start()
+        cpe.set_connection_request_url(new.url_for(cpe.serial))
+        cpe.cr_requested = False
+        await asyncio.to_thread(router.inform, ["2 PERIODIC"])
+        await asyncio.to_thread(router.until, rpc.GetParameterValues)
+        await asyncio.sleep(1.1)  # the interval since the last request is over: sent at once
+        assert world.api.patch(path, {"wifi": {"ssid": "MovedNet"}}).status == 200
+        await asyncio.to_thread(router.finish)
+        await _until(lambda: cpe.cr_requested)
+        await asyncio.to_thread(router.session, ["6 CONNECTION REQUEST"])
+    finally:
+        await old.stop()
+        await new.stop()
+        router.close()
+    assert cpe.tree.get("Device.WiFi.SSID.1.SSID") == "MovedNet"
+    assert world.api.get(path).body["state"] == "ACTIVE"
+
+
 def test_a_router_unlinked_from_its_apn_account_mid_session_stays_unlinked(module_daemon):
     """An operator who takes a router away from an APN account (mvnoAccount) while it is in
     a session: the session began as that account's router, but its end must not connect

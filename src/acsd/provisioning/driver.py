@@ -409,7 +409,8 @@ class ProvisioningDriver(EndPhase):
         except Exception as exc:
             self._save_failed(session, exc, complete)
             return
-        if self.record is None or not self.record.connection_request_url:
+        url = result.connection_request_url
+        if url and (self.record is None or self.record.connection_request_url != url):
             await self._wake_for_changes(device_id, result.revision or 0)
         # The APN device with this router's SIM: a second, small write (seed 003).
         await record_apn_session(
@@ -439,9 +440,10 @@ class ProvisioningDriver(EndPhase):
     async def _wake_for_changes(self, device_id: str, revision: int) -> None:
         """Ask the router to connect again when its record was made, or changed, while
         this session ran (after its Inform read ``revision``), before acsd knew where to
-        reach it: the operator's write could send no Connection Request then, and this
-        session holds none of the change, so the router would wait for its next periodic
-        Inform. Only a session whose record had no URL yet pays for the look-up."""
+        reach it (the router's first session, or a new address): the operator's write
+        sent no Connection Request, or sent it to the old URL, and this session holds none
+        of the change, so the router would wait for its next periodic Inform. Only a
+        session that reports a new URL pays for the look-up."""
         if self.wake is None:
             return
         try:
