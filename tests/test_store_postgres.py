@@ -309,3 +309,40 @@ async def test_transaction_pooling_keeps_no_prepared_statement_on_a_connection(p
             assert (kept > 0) is keeps, (pooling, kept)
         finally:
             await store.close()
+
+
+async def test_a_serial_registered_by_another_instance_meanwhile_is_a_change_to_retry(pg_url):
+    # Two instances: a router's first session on one inserts its serial while an
+    # operator's POST of the same serial runs on the other, between its look-up and its
+    # insert. The POST must be told to read again (ChangedError, which the API and `acsd
+    # device apply` retry), not fail as a conflict (a 500).
+    from acsd import clock
+    from acsd.store.base import ABSENT, ChangedError, DeviceRecord
+    from acsd.store.device_rules import new_row
+    from acsd.store.postgres.rows import DEVICE_INSERT_SQL, flags
+    from acsd.store.records import INSERT_COLUMNS
+
+    store = open_store(pg_url)
+    await store.open()
+    other = await asyncpg.connect(pg_url)
+    try:
+        first = DeviceRecord(id="", serial_number="RACE000001")
+        _id, values = new_row(first, clock.now())
+        tx = other.transaction()
+        await tx.start()
+        await other.execute(DEVICE_INSERT_SQL, *flags(INSERT_COLUMNS, values))
+        # the POST's insert waits on the uncommitted row's key, then finds it taken
+        post = asyncio.create_task(
+            store.write_device(DeviceRecord(id="", serial_number="race000001"), expect=ABSENT)
+        )
+        await asyncio.sleep(0.3)
+        assert not post.done()
+        await tx.commit()
+        with pytest.raises(ChangedError):
+            await post
+        # read again, the write finds the record and goes on as an update of it
+        found = await store.find_device_for_cpe("RACE000001")
+        assert found is not None and found.id == _id
+    finally:
+        await other.close()
+        await store.close()

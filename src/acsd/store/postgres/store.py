@@ -479,8 +479,10 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, PgCore):
             try:
                 await conn.execute(DEVICE_INSERT_SQL, *flags(INSERT_COLUMNS, values))
             except asyncpg.UniqueViolationError as exc:
-                # another instance created this serial since the look-up above
-                raise ConflictError(
+                # Another instance created this serial since the look-up above (a router's
+                # first session, an operator's POST there): the caller reads again and
+                # writes over that record, as after any change under a read-modify-write.
+                raise ChangedError(
                     f"serial number {record.serial_number!r} was just registered"
                 ) from exc
         row = await conn.fetchrow(f"{DEVICE_SELECT_NO_TREE} WHERE id = $1", target)
