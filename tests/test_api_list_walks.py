@@ -123,3 +123,17 @@ def test_the_audit_log_walks_by_before_while_writes_come_first(world) -> None:
     assert seen == [entry["_id"] for entry in start]
     reply = api.get("/audit", query={"before": "0" * 24})
     assert (reply.status, reply.body["message"]) == (400, "before")
+
+
+@pytest.mark.parametrize("path", ["/network/device", "/internet/account", "/customer", "/audit"])
+def test_page_numbers_are_digits_as_written(world, path: str) -> None:
+    # int() reads "1_0" as 10, "+5" as 5, " 1" as 1 and Arabic-Indic digits as digits: a
+    # typo or a script's bug, answered as if the page had been asked for as meant.
+    for query in ("limit=1_0", "limit=%2B5", "limit=%201", "offset=%D9%A1", "offset=0x10"):
+        reply = world.api.request("GET", f"{path}?{query}")
+        assert reply.status == 400, (path, query, reply.body)
+        assert reply.body["message"] == query.split("=")[0], (path, query)
+        assert "integer" in reply.body["description"]
+    assert world.api.request("GET", f"{path}?limit=2&offset=0").status == 200
+    reply = world.api.request("GET", f"{path}?offset=-1")
+    assert (reply.status, reply.body["message"]) == (400, "offset")

@@ -11,9 +11,9 @@ from acsd import clock
 from acsd.api.answer import page_response
 from acsd.api.body import parse_query
 from acsd.api.context import caller, context
-from acsd.api.customers import PageQuery
 from acsd.api.errors import field_error
 from acsd.api.openapi import describe
+from acsd.api.paging import PageQuery
 from acsd.models import IdFilter
 from acsd.store.base import AuditRecord
 

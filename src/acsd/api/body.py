@@ -447,18 +447,6 @@ def _query_names(model: type[BaseModel]) -> dict[str, bool]:
     return names
 
 
-#: the largest list offset: SQLite's (and PostgreSQL's) 64-bit signed integer
-MAX_OFFSET = 2**63 - 1
-#: the ``after`` parameter of the lists ordered by id. An offset moves when records before
-#: it are deleted (a walk skips one) or made by another worker in the same second (a walk
-#: repeats one); the id of the last record seen stays where it is.
-AFTER_DOC = (
-    "Only the records whose _id comes after this one (give the previous page's last _id):"
-    " a walk that pages this way sees each record that exists throughout exactly once,"
-    " while others are created and deleted. total still counts every match."
-)
-
-
 def _undecodable(raw_query: str) -> str | None:
     """The name of the first parameter whose percent-escapes are no UTF-8, if any: the
     URL parser reads those bytes as U+FFFD, so ``q=%E9t%E9`` (Latin-1) would search for

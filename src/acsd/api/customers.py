@@ -9,12 +9,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from acsd import clock
 from acsd.api.answer import json_response, page_response
-from acsd.api.body import AFTER_DOC, MAX_OFFSET, parse_query, read_model
+from acsd.api.body import parse_query, read_model
 from acsd.api.context import audit_record, caller, context, created
 from acsd.api.errors import ApiError
 from acsd.api.openapi import describe
+from acsd.api.paging import IdPageQuery
 from acsd.ids import is_id, normal_id
-from acsd.models import IdFilter, Name, RecordRef
+from acsd.models import Name, RecordRef
 from acsd.store.base import CustomerRecord
 
 
@@ -34,16 +35,6 @@ class Customer(BaseModel):
     name: str
     type: Literal["CUSTOMER", "RESELLER"]
     reseller: str | None = None
-
-
-class PageQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    limit: int = Field(100, ge=1, le=1000)
-    offset: int = Field(0, ge=0, le=MAX_OFFSET)
-
-
-class CustomerListQuery(PageQuery):
-    after: IdFilter | None = Field(None, description=AFTER_DOC)
 
 
 class CustomerList(BaseModel):
@@ -110,13 +101,13 @@ async def get_customer(request: web.Request) -> web.Response:
 
 
 @describe(
-    "GET", "/customer", summary="Customers within the caller's tenancy", query=CustomerListQuery,
+    "GET", "/customer", summary="Customers within the caller's tenancy", query=IdPageQuery,
     response=CustomerList, roles="any token",
 )  # fmt: skip
 async def list_customers(request: web.Request) -> web.Response:
     ctx = context(request)
     who = await caller(request)
-    query = parse_query(request, CustomerListQuery)
+    query = parse_query(request, IdPageQuery)
     records, total = await ctx.store.list_customers(
         ids=who.tenancy, limit=query.limit, offset=query.offset, after=query.after
     )

@@ -16,8 +16,6 @@ from acsd import clock
 from acsd.api.answer import json_response, page_response
 from acsd.api.auth import Caller
 from acsd.api.body import (
-    AFTER_DOC,
-    MAX_OFFSET,
     parse_query,
     read_json,
     read_model,
@@ -26,6 +24,7 @@ from acsd.api.body import (
 from acsd.api.context import ApiContext, audit_record, caller, context, created
 from acsd.api.errors import ApiError, field_error
 from acsd.api.openapi import DocumentedAs, describe
+from acsd.api.paging import IdPageQuery
 from acsd.audit import device_view as audit_device_view
 from acsd.cwmp.connreq import target_of
 from acsd.device_view import device_view
@@ -120,17 +119,13 @@ class _Settings(BaseModel):
     dhcp: Dhcp | None = None
 
 
-class DeviceListQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class DeviceListQuery(IdPageQuery):
     customer: IdFilter | None = None
     state: Literal["ACTIVE", "PROVISIONING", "DELETING"] | None = None
     online: bool | None = None
     #: searched in serial number, name, notes and MAC; a control character (NUL ended
     #: SQLite's LIKE pattern, and matched every device) is no search anyone means
     q: Search | None = None
-    limit: int = Field(100, ge=1, le=1000)
-    offset: int = Field(0, ge=0, le=MAX_OFFSET)
-    after: IdFilter | None = Field(None, description=AFTER_DOC)
 
 
 class DeviceList(BaseModel):

@@ -31,11 +31,12 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from acsd import clock
 from acsd.api.answer import json_response, page_response
 from acsd.api.auth import Caller
-from acsd.api.body import AFTER_DOC, MAX_OFFSET, parse_query, read_json, read_model
+from acsd.api.body import parse_query, read_json, read_model
 from acsd.api.context import CONTEXT, ApiContext, audit_record, caller, context, created
 from acsd.api.devices import _poke as poke_device
 from acsd.api.errors import ApiError
 from acsd.api.openapi import describe
+from acsd.api.paging import IdPageQuery
 from acsd.devices import reported_lan
 from acsd.hostaddr import is_host_address
 from acsd.ids import is_id, normal_id
@@ -167,14 +168,10 @@ class Success(BaseModel):
     success: bool
 
 
-class AccountListQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class AccountListQuery(IdPageQuery):
     customer: IdFilter | None = None
     device: IdFilter | None = None
     state: State | None = None
-    limit: int = Field(100, ge=1, le=1000)
-    offset: int = Field(0, ge=0, le=MAX_OFFSET)
-    after: IdFilter | None = Field(None, description=AFTER_DOC)
 
 
 class AccountList(BaseModel):

@@ -11,9 +11,9 @@ from acsd import clock
 from acsd.api.answer import json_response, page_response
 from acsd.api.body import parse_query, read_model
 from acsd.api.context import audit_record, caller, context, created
-from acsd.api.customers import PageQuery
 from acsd.api.errors import ApiError
 from acsd.api.openapi import describe
+from acsd.api.paging import PageQuery
 from acsd.ids import is_id, normal_id
 from acsd.models import DeviceName, ForeignRef, Name, Notes
 from acsd.store.base import ModelRecord
