@@ -117,7 +117,7 @@ async def test_a_network_needs_its_account(store) -> None:
     with pytest.raises(ConflictError):
         await store.put_apn_network(ApnNetworkRecord(account="nobody", key="net", apn="x"))
     await make(store, "31600000004")
-    named = await store.put_apn_network(ApnNetworkRecord(account="acc", key="net", apn="iot"))
+    named, _ = await store.put_apn_network(ApnNetworkRecord(account="acc", key="net", apn="iot"))
     assert named.apn == "iot" and (await store.get_apn_network("acc", "net")).apn == "iot"
 
 
@@ -294,3 +294,39 @@ async def test_a_replaced_router_takes_the_sim_state_of_the_new_one(store) -> No
     moved = await store.get_apn_device(new.id)
     assert moved is not None and moved.router == rec.id
     assert moved.version == new.version + 1 and moved.network_status == 1
+
+
+async def test_a_new_apn_name_is_a_job_of_the_routers_that_take_it(store) -> None:
+    """In the write that sets the name: the routers of the network's live, enabled SIMs
+    bound to the account get a new revision and are PROVISIONING until a session sets it;
+    the same name again, a router of another account, a disabled SIM are left alone."""
+    bound = await store.upsert_device(
+        DeviceRecord(id="", serial_number="APNJOB01", mvno_account="acc")
+    )
+    other = await store.upsert_device(
+        DeviceRecord(id="", serial_number="APNJOB02", mvno_account="acc2")
+    )
+    off = await store.upsert_device(
+        DeviceRecord(id="", serial_number="APNJOB03", mvno_account="acc")
+    )
+    await _seen_in(store, bound.id, "31600000071")
+    await _seen_in(store, other.id, "31600000072")
+    disabled = await make(store, "31600000073", enabled=False)
+    await store.update_apn_device(disabled.id, lambda d: (replace(d, router=off.id), None))
+    before = {r.id: r for r in (bound, other, off)}
+
+    _, routers = await store.put_apn_network(ApnNetworkRecord(account="acc", key="net", apn="a"))
+    assert [r.id for r in routers] == [bound.id]
+    assert routers[0].state == "PROVISIONING" and routers[0].jobs == 1
+    assert routers[0].revision == bound.revision + 1
+    for rec in (bound, other, off):
+        stored = await store.get_device(rec.id)
+        assert stored is not None
+        assert stored.revision == before[rec.id].revision + (rec is bound)
+    again, routers = await store.put_apn_network(
+        ApnNetworkRecord(account="acc", key="net", apn="a")
+    )
+    assert again.apn == "a" and routers == []
+    # no name: nothing new for the router to hold
+    _, routers = await store.put_apn_network(ApnNetworkRecord(account="acc", key="net", apn=None))
+    assert routers == []

@@ -535,8 +535,8 @@ async def get_apn_network(request: web.Request) -> web.Response:
     response=PBPRReturnOfAccountNetwork, roles=ROLES, path_params=_PATHS,
     description='Body {"APN": "internet.example"} (or AccountNetwork in XML); null stops the '
     "push. Routers bound to the account (their record's mvnoAccount) whose SIM belongs to a "
-    "device of the network get the APN name at their next session; acsd asks them to "
-    "connect now.",
+    "device of the network get the APN name at their next session; a new name is a job of "
+    "each (state PROVISIONING until a session sets it) and acsd asks them to connect now.",
     error_body=PBPRReturnOfAccountNetwork, media_types=MEDIA_TYPES,
     errors=_errors((404, "4041", "Unknown account"), body=True),
 )  # fmt: skip
@@ -554,28 +554,16 @@ async def put_apn_network(request: web.Request) -> web.Response:
         after={"ForeignKey": network_key, "APN": body.APN},
     )  # fmt: skip
     try:
-        stored = await ctx.store.put_apn_network(
+        stored, routers = await ctx.store.put_apn_network(
             ApnNetworkRecord(account=account_key, key=network_key, apn=body.APN), audit=audit
         )
     except ConflictError:
         raise ApnError(404, NO_ACCOUNT, f"API account {account_key!r} does not exist") from None
-    if before is None or before.apn != stored.apn:
-        await _wake_routers(ctx, account_key, network_key)
+    for router in routers:
+        # each has the new name as a job (a new revision, PROVISIONING): asked to connect
+        # now rather than at its next periodic Inform, as for a change of its own record
+        await poke_router(ctx, router)
     return reply(request, NETWORK, _network_doc(stored))
-
-
-async def _wake_routers(ctx: ApiContext, account: str, network: str) -> None:
-    """The network's routers pick the new APN name up now rather than at their next Inform."""
-    after = None
-    while True:
-        page = await ctx.store.list_apn_devices(account, network, after=after, limit=500)
-        for router in {d.router for d in page if d.router}:
-            record = await ctx.store.get_device(router)
-            if record is not None:
-                await poke_router(ctx, record)
-        if len(page) < 500:
-            return
-        after = page[-1].id
 
 
 @describe(

@@ -61,3 +61,20 @@ def recorded(operation: ApnOperationRecord, resource_id: str) -> ApnOperationRec
 def changed_device(current: ApnDeviceRecord, new: ApnDeviceRecord, now: float) -> ApnDeviceRecord:
     """The device an update writes: the change's record, as the stored one, updated now."""
     return replace(new, id=current.id, updated=now)
+
+
+def new_apn_name(before: str | None, after: str | None) -> bool:
+    """A network's APN name that its routers have yet to take: a name other than the one
+    they were given (None stops the push: nothing new goes to them)."""
+    return after is not None and after != before
+
+
+#: the routers a network's new APN name goes to, as add_apn_name finds them: those that the
+#: network's live, enabled devices last saw their SIM in, whose record names the account as
+#: its mvnoAccount and that are not being released (placeholders: the account twice, the
+#: network; each backend writes them in its own form)
+ROUTERS_OF_NETWORK = (
+    "state != 'DELETING' AND mvno_account = {0} AND id IN (SELECT router FROM apn_devices"
+    " WHERE account = {0} AND network = {1} AND end_date IS NULL AND enabled = 1"
+    " AND router IS NOT NULL)"
+)

@@ -587,8 +587,12 @@ class Store(Protocol):
 
     async def put_apn_network(
         self, record: ApnNetworkRecord, *, audit: AuditRecord | None = None
-    ) -> ApnNetworkRecord:
-        """Create the network or set its APN name; the account must exist (ConflictError)."""
+    ) -> tuple[ApnNetworkRecord, list[DeviceRecord]]:
+        """Create the network or set its APN name; the account must exist (ConflictError).
+        A new APN name is a job of the routers that take it (see
+        :data:`acsd.store.apn_rules.ROUTERS_OF_NETWORK`), in the same transaction: a new
+        revision, PROVISIONING, until a session sets it. Returns the network and those
+        routers (to ask to connect)."""
 
     async def create_apn_device(
         self,

@@ -10,8 +10,10 @@ import asyncpg
 
 from acsd import clock
 from acsd.store.apn_rules import (
+    ROUTERS_OF_NETWORK,
     changed_device,
     check_sim_free,
+    new_apn_name,
     no_account,
     prepared_device,
     recorded,
@@ -24,6 +26,7 @@ from acsd.store.base import (
     ApnNetworkRecord,
     ApnOperationRecord,
     AuditRecord,
+    DeviceRecord,
     DuplicateError,
 )
 from acsd.store.postgres.core import PgCore
@@ -34,8 +37,10 @@ from acsd.store.records import (
     APN_NETWORKS,
     APN_OPERATIONS,
     APN_UNIQUE,
+    DEVICE_LIST_COLUMNS,
     apn_device,
     audit_values,
+    device_record,
 )
 
 _APN_UPDATE_SQL = (
@@ -46,6 +51,9 @@ _APN_UPDATE_SQL = (
 _APN_INSERT_SQL = insert_sql(APN_DEVICES)
 #: the seed of the advisory lock key of each unique value (create_apn_device)
 _APN_LOCKS = {"cli_key": 0x61636C69, "iccid": 0x61636963}
+
+
+_ROUTERS_OF_NETWORK = ROUTERS_OF_NETWORK.format("$1", "$2")
 
 
 class ApnRecords(PgCore):
@@ -114,11 +122,16 @@ class ApnRecords(PgCore):
 
     async def put_apn_network(
         self, record: ApnNetworkRecord, *, audit: AuditRecord | None = None
-    ) -> ApnNetworkRecord:
+    ) -> tuple[ApnNetworkRecord, list[DeviceRecord]]:
         audit_row = audit_values(audit)
 
-        async def put(conn: asyncpg.Connection) -> ApnNetworkRecord:
+        async def put(conn: asyncpg.Connection) -> tuple[ApnNetworkRecord, list[DeviceRecord]]:
             now = clock.now()
+            before = await conn.fetchval(
+                'SELECT apn FROM apn_networks WHERE account = $1 AND "key" = $2 FOR UPDATE',
+                record.account,
+                record.key,
+            )
             try:
                 row = await conn.fetchrow(
                     'INSERT INTO apn_networks (account, "key", apn, created, updated)'
@@ -133,7 +146,18 @@ class ApnRecords(PgCore):
             except asyncpg.ForeignKeyViolationError as exc:
                 raise no_account(record.account) from exc
             await write_audit(conn, audit_row, f"{record.account}/{record.key}")
-            return APN_NETWORKS.record(row)
+            routers: list[DeviceRecord] = []
+            if new_apn_name(before, record.apn):
+                found = await conn.fetch(
+                    "UPDATE devices SET revision = revision + 1, state = 'PROVISIONING',"
+                    f" jobs = 1, updated = $3 WHERE {_ROUTERS_OF_NETWORK}"
+                    f" RETURNING {DEVICE_LIST_COLUMNS}",
+                    record.account,
+                    record.key,
+                    now,
+                )
+                routers = [device_record(found_row) for found_row in found]
+            return APN_NETWORKS.record(row), routers
 
         return await self._call("put_apn_network", put)
 

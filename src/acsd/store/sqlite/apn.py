@@ -10,8 +10,10 @@ import aiosqlite
 
 from acsd import clock
 from acsd.store.apn_rules import (
+    ROUTERS_OF_NETWORK,
     changed_device,
     check_sim_free,
+    new_apn_name,
     no_account,
     prepared_device,
     recorded,
@@ -24,6 +26,7 @@ from acsd.store.base import (
     ApnNetworkRecord,
     ApnOperationRecord,
     AuditRecord,
+    DeviceRecord,
 )
 from acsd.store.records import (
     APN_ACCOUNTS,
@@ -31,8 +34,10 @@ from acsd.store.records import (
     APN_NETWORKS,
     APN_OPERATIONS,
     APN_UNIQUE,
+    DEVICE_SELECT_NO_TREE,
     apn_device,
     audit_values,
+    device_record,
 )
 from acsd.store.sqlite.core import SqliteCore
 from acsd.store.sqlite.rows import insert_record, insert_sql, write_audit
@@ -48,6 +53,9 @@ BY_CLI = (
     "WHERE account = ? AND network = ? AND cli_key = ?"
     " ORDER BY end_date IS NOT NULL, end_date DESC LIMIT 1"
 )
+
+
+_ROUTERS_OF_NETWORK = ROUTERS_OF_NETWORK.format("?1", "?2")
 
 
 class ApnRecords(SqliteCore):
@@ -109,11 +117,16 @@ class ApnRecords(SqliteCore):
 
     async def put_apn_network(
         self, record: ApnNetworkRecord, *, audit: AuditRecord | None = None
-    ) -> ApnNetworkRecord:
+    ) -> tuple[ApnNetworkRecord, list[DeviceRecord]]:
         audit_row = audit_values(audit)
 
-        async def put(conn: aiosqlite.Connection) -> ApnNetworkRecord:
+        async def put(conn: aiosqlite.Connection) -> tuple[ApnNetworkRecord, list[DeviceRecord]]:
             now = clock.now()
+            before = await self._scalar(
+                conn,
+                'SELECT apn FROM apn_networks WHERE account = ? AND "key" = ?',
+                (record.account, record.key),
+            )
             try:
                 await conn.execute(
                     'INSERT INTO apn_networks (account, "key", apn, created, updated)'
@@ -130,7 +143,18 @@ class ApnRecords(SqliteCore):
                 )
             )
             await write_audit(conn, audit_row, f"{record.account}/{record.key}")
-            return APN_NETWORKS.record(rows[0])
+            routers: list[DeviceRecord] = []
+            if new_apn_name(before, record.apn):
+                where = _ROUTERS_OF_NETWORK
+                args = (record.account, record.key)
+                await conn.execute(
+                    "UPDATE devices SET revision = revision + 1, state = 'PROVISIONING',"
+                    f" jobs = 1, updated = ?3 WHERE {where}",
+                    (*args, now),
+                )
+                found = await conn.execute_fetchall(f"{DEVICE_SELECT_NO_TREE} WHERE {where}", args)
+                routers = [device_record(row) for row in found]
+            return APN_NETWORKS.record(rows[0]), routers
 
         return await self._call("put_apn_network", put)
 

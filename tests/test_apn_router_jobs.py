@@ -1,0 +1,87 @@
+"""APN devices (seed 003) and their routers' jobs: what an operator reads of a router, or of
+an APN device, while a change of the APN API is on its way to the router and once it is
+there, as for a wifi or DHCP change of the router's own record.
+
+The tests share one daemon (module_daemon): each has routers (serial prefixes) and API
+accounts of its own. The routers answer Connection Requests (sim.crserver)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from acsd.sim.cpe import Cpe
+from acsd.sim.crserver import ConnectionRequestServer
+from apiclient import Api
+from apn_client import ApnApi, apns_path, network_path
+from test_apn_api import token
+from test_apn_end_to_end import HINTS, mobile_router
+
+APN = "Device.Cellular.AccessPoint.1.APN"
+
+
+@pytest.fixture(scope="module")
+def daemon(module_daemon):
+    return module_daemon
+
+
+@pytest.fixture
+async def cr_server() -> AsyncIterator[ConnectionRequestServer]:
+    """A Connection Request server for the test's routers (``listen(cpe)``)."""
+    server = ConnectionRequestServer({})
+    await server.start()
+    yield server
+    await server.stop()
+
+
+def listen(server: ConnectionRequestServer, cpe: Cpe) -> None:
+    server.routers[cpe.serial] = cpe
+    cpe.set_connection_request_url(server.url_for(cpe.serial))
+
+
+async def until(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_new_apn_name_is_a_job_of_the_router_until_the_router_holds_it(daemon, cr_server):
+    """PUT of a network's APN name: the routers of its SIMs read PROVISIONING (a new
+    revision, the job pending) and are asked to connect; the session that sets the name
+    makes them ACTIVE again, as a wifi change does."""
+    admin = Api(daemon.api_url, token(daemon, "ADMIN"))
+    api = ApnApi(admin, "json")
+    sim, card = mobile_router(daemon, "APNJOB")
+    cpe = sim.routers[0]
+    listen(cr_server, cpe)
+    daemon.apply({"serialNumber": card["serial"], "mvnoAccount": "JOBS"})
+    created = api.post(apns_path("JOBS", "fleet"), {"CLI": card["imsi"], "Hints": HINTS})
+    assert created.status == 202, created.wrapper
+    assert api.put(network_path("JOBS", "fleet"), {"APN": "one.acsd-test.example"}).status == 200
+    for _ in range(2):  # the SIM reported, then the APN set
+        assert (await sim.run_once()).ok == 1
+    assert cpe.tree.get(APN) == "one.acsd-test.example"
+    path = f"/network/device/{daemon.device_json(card['serial'])['_id']}"
+    before = admin.get(path).body
+    assert before["state"] == "ACTIVE", before
+    cpe.cr_requested = False
+
+    put = api.put(network_path("JOBS", "fleet"), {"APN": "two.acsd-test.example"})
+    assert put.status == 200, put.wrapper
+    pending = admin.get(path).body
+    assert pending["state"] == "PROVISIONING" and pending["jobs"] == 1, pending
+    assert pending["status"]["provisioned"] is False
+    await until(lambda: cpe.cr_requested)
+    assert (await sim.run_once()).ok == 1
+    assert cpe.tree.get(APN) == "two.acsd-test.example"
+    done = admin.get(path).body
+    assert done["state"] == "ACTIVE" and done["jobs"] == 0, done
+    assert done["status"]["provisioned"] is True
+
+    # The same name again changes nothing on the router: no new job.
+    assert api.put(network_path("JOBS", "fleet"), {"APN": "two.acsd-test.example"}).status == 200
+    assert admin.get(path).body["state"] == "ACTIVE"
