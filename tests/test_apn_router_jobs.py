@@ -24,8 +24,10 @@ APN = "Device.Cellular.AccessPoint.1.APN"
 
 
 @pytest.fixture(scope="module")
-def daemon(module_daemon):
-    return module_daemon
+def daemon(module_daemon_factory):
+    """The module's daemon: a router asked to connect is asked again a second later (not
+    ten), as the tests ask one router more than once within seconds."""
+    return module_daemon_factory(cwmp={"connection_request_interval": 1})
 
 
 @pytest.fixture
@@ -84,4 +86,45 @@ async def test_a_new_apn_name_is_a_job_of_the_router_until_the_router_holds_it(d
 
     # The same name again changes nothing on the router: no new job.
     assert api.put(network_path("JOBS", "fleet"), {"APN": "two.acsd-test.example"}).status == 200
+    assert admin.get(path).body["state"] == "ACTIVE"
+
+
+async def test_a_sim_moved_into_another_router_is_a_job_of_that_router(daemon, cr_server):
+    """The account's SIM is taken from one of its routers and put in another: the session
+    that finds it there learned of it too late to set its network's APN name (it looked
+    the name up for the SIM it knew at its Inform). That router reads PROVISIONING, not
+    ACTIVE, and is asked to connect: the next session sets the name."""
+    admin = Api(daemon.api_url, token(daemon, "ADMIN"))
+    api = ApnApi(admin, "json")
+    first, first_card = mobile_router(daemon, "APNMOVA")
+    second, second_card = mobile_router(daemon, "APNMOVB")
+    old, new = first.routers[0], second.routers[0]
+    listen(cr_server, new)
+    for card in (first_card, second_card):
+        daemon.apply({"serialNumber": card["serial"], "mvnoAccount": "MOVES"})
+    created = api.post(apns_path("MOVES", "fleet"), {"CLI": first_card["imsi"], "Hints": HINTS})
+    assert created.status == 202, created.wrapper
+    one = apns_path("MOVES", "fleet", created.wrapper["Meta"]["Id"])
+    assert api.put(network_path("MOVES", "fleet"), {"APN": "moves.acsd-test.example"}).status == 200
+    for _ in range(2):
+        assert (await first.run_once()).ok == 1
+        assert (await second.run_once()).ok == 1
+    assert old.tree.get(APN) == "moves.acsd-test.example" and new.tree.get(APN) == "internet"
+    path = f"/network/device/{daemon.device_json(second_card['serial'])['_id']}"
+    assert admin.get(path).body["state"] == "ACTIVE"
+    new.cr_requested = False
+
+    cell = "Device.Cellular.Interface.1.USIM."
+    for name in ("IMSI", "ICCID", "MSISDN"):
+        new.set_local(cell + name, old.tree.get(cell + name))
+        old.set_local(cell + name, "")
+    assert (await second.run_once()).ok == 1
+    got = api.get(one)
+    assert got.data["NetworkStatus"] == 1 and got.wrapper["Meta"]["Router"] == path.split("/")[-1]
+    assert new.tree.get(APN) == "internet"  # not yet on the router ...
+    pending = admin.get(path).body
+    assert pending["state"] == "PROVISIONING" and pending["jobs"] == 1, pending  # ... nor read so
+    await until(lambda: new.cr_requested)
+    assert (await second.run_once()).ok == 1
+    assert new.tree.get(APN) == "moves.acsd-test.example"
     assert admin.get(path).body["state"] == "ACTIVE"

@@ -330,3 +330,18 @@ async def test_a_new_apn_name_is_a_job_of_the_routers_that_take_it(store) -> Non
     # no name: nothing new for the router to hold
     _, routers = await store.put_apn_network(ApnNetworkRecord(account="acc", key="net", apn=None))
     assert routers == []
+
+
+async def test_a_router_gets_an_apn_job_only_while_it_is_the_accounts(store) -> None:
+    """give_apn_job (a session found a SIM whose APN name the router lacks): a new revision
+    and PROVISIONING, unless the router was unlinked from the account meanwhile."""
+    rec = await store.upsert_device(
+        DeviceRecord(id="", serial_number="APNDUE01", mvno_account="acc")
+    )
+    given = await store.give_apn_job(rec.id, "acc")
+    assert given is not None and given.id == rec.id
+    assert (given.revision, given.state, given.jobs) == (rec.revision + 1, "PROVISIONING", 1)
+    assert await store.give_apn_job(rec.id, "acc2") is None
+    assert await store.give_apn_job("0" * 24, "acc") is None
+    stored = await store.get_device(rec.id)
+    assert stored is not None and stored.revision == rec.revision + 1

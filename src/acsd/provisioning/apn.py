@@ -324,6 +324,20 @@ def sim_numbers(ident: Mapping[str, Any]) -> dict[str, str]:
 # --- after the session -----------------------------------------------------------------------
 
 
+async def apn_due(
+    store: Store, profile: Profile, record: DeviceRecord, held: Mapping[str, list[Any]]
+) -> bool:
+    """After a session that found another SIM in the router than its record held (its
+    first, a SIM moved in or swapped): whether the new SIM's network has an APN name for
+    this router that the router does not hold. That session looked the APN up for the SIM
+    it knew at its Inform (the Inform seldom carries the SIM numbers), so it set none, or
+    held the old SIM's back (apn_for_another_sim): the router's record must not read
+    ACTIVE, nor wait for the next periodic Inform, while it lacks it. ``record``: as the
+    session began, with the SIM numbers it read; ``held``: the router's values as the
+    session left them (what it read, what it set laid over)."""
+    return await add_apn_name(store, profile, record, held, Desired(), compare=True)
+
+
 async def record_apn_session(store: Store, report: SimReport) -> None:
     """Bring the APN devices with this router's SIM up to date (never fails the session)."""
     sim = any(report.keys.values())

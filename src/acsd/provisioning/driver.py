@@ -30,13 +30,20 @@ from __future__ import annotations
 
 import secrets
 import time
+from dataclasses import replace
 from typing import Any
 
 from acsd import clock
 from acsd.cwmp import rpc
 from acsd.cwmp.session import CwmpSession, RetryLater
 from acsd.log import get_logger, log_failure
-from acsd.provisioning.apn import add_apn_name, record_apn_session, sim_numbers, sim_report
+from acsd.provisioning.apn import (
+    add_apn_name,
+    apn_due,
+    record_apn_session,
+    sim_numbers,
+    sim_report,
+)
 from acsd.provisioning.desired import Desired, desired_state
 from acsd.provisioning.end_phase import EndPhase
 from acsd.provisioning.internet import add_internet_settings
@@ -427,6 +434,8 @@ class ProvisioningDriver(EndPhase):
                 sim_read=sim_read,
             ),
         )
+        if result.sim and self.record is not None and self.record.sim != result.sim:
+            await self._apn_job(device_id, params, result.sim)
         log.info(
             "session.end",
             serial=session.serial,
@@ -436,6 +445,30 @@ class ProvisioningDriver(EndPhase):
             rpcs=session.rpc_count,
             state=result.state,
         )
+
+    async def _apn_job(
+        self, device_id: str, held: dict[str, list[Any]], sim: dict[str, str]
+    ) -> None:
+        """The router reported another SIM, whose network's APN name it does not hold: a
+        job of the router (PROVISIONING) and a Connection Request, so that it takes the
+        name now (see apn.apn_due). Only a router bound to an API account, in a session
+        that read a new SIM, pays for the look-up."""
+        record, profile = self.record, self.profile
+        if record is None or profile is None or not record.mvno_account:
+            return
+        if record.state == "DELETING":
+            return
+        try:
+            if not await apn_due(self.store, profile, replace(record, sim=sim), held):
+                return
+            router = await self.store.give_apn_job(device_id, record.mvno_account)
+        except Exception as exc:  # the name waits for the next Inform, as it did
+            log_store_failure(log, "session.apn_job_failed", exc, device=device_id)
+            return
+        if router is not None:
+            log.info("session.apn_due", device=device_id, revision=router.revision)
+            if self.wake is not None:
+                self.wake(router)
 
     async def _wake_for_changes(self, device_id: str, revision: int) -> None:
         """Ask the router to connect again when its record was made, or changed, while

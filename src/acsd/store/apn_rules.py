@@ -78,3 +78,7 @@ ROUTERS_OF_NETWORK = (
     " WHERE account = {0} AND network = {1} AND end_date IS NULL AND enabled = 1"
     " AND router IS NOT NULL)"
 )
+
+#: a router's job of a new APN name: a new revision (a session already under way cannot mark
+#: it ACTIVE on the old one), PROVISIONING until a session sets it (SET clause, both backends)
+NEW_JOB = "revision = revision + 1, state = 'PROVISIONING', jobs = 1"

@@ -634,6 +634,12 @@ class Store(Protocol):
     async def find_apn_devices_on_router(self, router: str) -> list[ApnDeviceRecord]:
         """Active devices whose SIM was last seen in this router (devices.id)."""
 
+    async def give_apn_job(self, router: str, account: str) -> DeviceRecord | None:
+        """The router (devices.id) has an APN name to take that it does not hold: a new
+        revision and PROVISIONING, as put_apn_network gives its routers; only while its
+        record still names ``account`` as its mvnoAccount and is not being released
+        (else None, nothing written)."""
+
     async def update_apn_device(
         self,
         device_id: str,

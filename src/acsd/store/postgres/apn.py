@@ -10,6 +10,7 @@ import asyncpg
 
 from acsd import clock
 from acsd.store.apn_rules import (
+    NEW_JOB,
     ROUTERS_OF_NETWORK,
     changed_device,
     check_sim_free,
@@ -117,6 +118,20 @@ class ApnRecords(PgCore):
             "WHERE router = $1 AND end_date IS NULL ORDER BY created, id", router
         )
 
+    async def give_apn_job(self, router: str, account: str) -> DeviceRecord | None:
+        async def give(conn: asyncpg.Connection) -> DeviceRecord | None:
+            row = await conn.fetchrow(
+                f"UPDATE devices SET {NEW_JOB}, updated = $1"
+                " WHERE id = $2 AND mvno_account = $3 AND state != 'DELETING'"
+                f" RETURNING {DEVICE_LIST_COLUMNS}",
+                clock.now(),
+                router,
+                account,
+            )
+            return device_record(row) if row is not None else None
+
+        return await self._call("give_apn_job", give)
+
     async def get_apn_operation(self, operation_id: str) -> ApnOperationRecord | None:
         return await self._get(APN_OPERATIONS, "WHERE id = $1", operation_id)
 
@@ -149,8 +164,7 @@ class ApnRecords(PgCore):
             routers: list[DeviceRecord] = []
             if new_apn_name(before, record.apn):
                 found = await conn.fetch(
-                    "UPDATE devices SET revision = revision + 1, state = 'PROVISIONING',"
-                    f" jobs = 1, updated = $3 WHERE {_ROUTERS_OF_NETWORK}"
+                    f"UPDATE devices SET {NEW_JOB}, updated = $3 WHERE {_ROUTERS_OF_NETWORK}"
                     f" RETURNING {DEVICE_LIST_COLUMNS}",
                     record.account,
                     record.key,

@@ -10,6 +10,7 @@ import aiosqlite
 
 from acsd import clock
 from acsd.store.apn_rules import (
+    NEW_JOB,
     ROUTERS_OF_NETWORK,
     changed_device,
     check_sim_free,
@@ -112,6 +113,20 @@ class ApnRecords(SqliteCore):
             "WHERE router = ? AND end_date IS NULL ORDER BY created, id", (router,)
         )
 
+    async def give_apn_job(self, router: str, account: str) -> DeviceRecord | None:
+        async def give(conn: aiosqlite.Connection) -> DeviceRecord | None:
+            async with conn.execute(
+                f"UPDATE devices SET {NEW_JOB}, updated = ?"
+                " WHERE id = ? AND mvno_account = ? AND state != 'DELETING'",
+                (clock.now(), router, account),
+            ) as cursor:
+                if cursor.rowcount == 0:
+                    return None
+            found = await conn.execute_fetchall(f"{DEVICE_SELECT_NO_TREE} WHERE id = ?", (router,))
+            return device_record(found[0]) if found else None
+
+        return await self._call("give_apn_job", give)
+
     async def get_apn_operation(self, operation_id: str) -> ApnOperationRecord | None:
         return await self._get(APN_OPERATIONS, "WHERE id = ?", (operation_id,))
 
@@ -148,8 +163,7 @@ class ApnRecords(SqliteCore):
                 where = _ROUTERS_OF_NETWORK
                 args = (record.account, record.key)
                 await conn.execute(
-                    "UPDATE devices SET revision = revision + 1, state = 'PROVISIONING',"
-                    f" jobs = 1, updated = ?3 WHERE {where}",
+                    f"UPDATE devices SET {NEW_JOB}, updated = ?3 WHERE {where}",
                     (*args, now),
                 )
                 found = await conn.execute_fetchall(f"{DEVICE_SELECT_NO_TREE} WHERE {where}", args)
