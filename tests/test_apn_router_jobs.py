@@ -128,3 +128,41 @@ async def test_a_sim_moved_into_another_router_is_a_job_of_that_router(daemon, c
     assert (await second.run_once()).ok == 1
     assert new.tree.get(APN) == "moves.acsd-test.example"
     assert admin.get(path).body["state"] == "ACTIVE"
+
+
+async def test_a_device_made_again_enabled_is_a_job_of_the_router_with_its_sim(daemon, cr_server):
+    """Enabled false, then true: the device is removed and made again (the API has no
+    other way), while its SIM stays in the router. The router, which got no APN name
+    while the device was off, reads PROVISIONING and is asked to connect; the session
+    that follows sets the name."""
+    admin = Api(daemon.api_url, token(daemon, "ADMIN"))
+    api = ApnApi(admin, "json")
+    sim, card = mobile_router(daemon, "APNOFFON")
+    cpe = sim.routers[0]
+    listen(cr_server, cpe)
+    daemon.apply({"serialNumber": card["serial"], "mvnoAccount": "OFFON"})
+    devices = apns_path("OFFON", "fleet")
+    body = {"CLI": card["imsi"], "Enabled": False, "Hints": HINTS}
+    off = api.post(devices, body)
+    assert off.status == 202, off.wrapper
+    assert api.put(network_path("OFFON", "fleet"), {"APN": "on.acsd-test.example"}).status == 200
+    for _ in range(2):
+        assert (await sim.run_once()).ok == 1
+    assert cpe.tree.get(APN) == "internet"
+    path = f"/network/device/{daemon.device_json(card['serial'])['_id']}"
+    assert admin.get(path).body["state"] == "ACTIVE"
+    assert api.delete(apns_path("OFFON", "fleet", off.wrapper["Meta"]["Id"])).status == 202
+    cpe.cr_requested = False
+
+    on = api.post(devices, {**body, "Enabled": True})
+    assert on.status == 202, on.wrapper
+    pending = admin.get(path).body
+    assert pending["state"] == "PROVISIONING" and pending["jobs"] == 1, pending
+    await until(lambda: cpe.cr_requested)
+    assert (await sim.run_once()).ok == 1
+    assert cpe.tree.get(APN) == "on.acsd-test.example"
+    assert admin.get(path).body["state"] == "ACTIVE"
+    # made again while the router holds the name already: nothing for it to do
+    assert api.delete(apns_path("OFFON", "fleet", on.wrapper["Meta"]["Id"])).status == 202
+    assert api.post(devices, {**body, "Enabled": True}).status == 202
+    assert admin.get(path).body["state"] == "ACTIVE"

@@ -345,3 +345,17 @@ async def test_a_router_gets_an_apn_job_only_while_it_is_the_accounts(store) -> 
     assert await store.give_apn_job("0" * 24, "acc") is None
     stored = await store.get_device(rec.id)
     assert stored is not None and stored.revision == rec.revision + 1
+
+
+async def test_a_sims_removed_devices_are_found_when_asked_for(store) -> None:
+    """include_ended: the devices a SIM had, removed ones too (the routers it was seen in)."""
+    made = await make(store, "31600000081", imsi="204080000000081")
+
+    def end(d: ApnDeviceRecord) -> tuple[ApnDeviceRecord, None]:
+        return replace(d, end_date=2000.0), None
+
+    await store.update_apn_device(made.id, end)
+    keys = {"imsi": "204080000000081", "iccid": None, "msisdn": None}
+    assert await store.find_apn_devices_for_sim(**keys) == []
+    found = await store.find_apn_devices_for_sim(**keys, include_ended=True)
+    assert [d.id for d in found] == [made.id]

@@ -69,6 +69,7 @@ from acsd.api.context import CONTEXT, ApiContext, audit_record, caller, context
 from acsd.api.devices import _poke as poke_router
 from acsd.api.openapi import describe
 from acsd.ids import is_id, new_id, normal_id
+from acsd.log import get_logger
 from acsd.provisioning import apn as rules
 from acsd.simkeys import parse_cli
 from acsd.store.base import (
@@ -78,7 +79,10 @@ from acsd.store.base import (
     ApnOperationRecord,
     ConflictError,
     DuplicateError,
+    log_store_failure,
 )
+
+log = get_logger("acsd.apn")
 
 PREFIX = "/v1"
 ROLES = "ADMIN; a token scoped to the API account (acsd token create --apn-account KEY)"
@@ -298,11 +302,25 @@ async def create_apn_device(request: web.Request) -> web.Response:
     except DuplicateError as exc:
         # (the message names the network of the account that has it)
         raise ApnError(409, DUPLICATE, str(exc), FIELD_CODES.get(exc.field, OTHER_FIELD)) from None
+    await _give_routers_jobs(ctx, stored)
     account = account or await ctx.store.get_apn_account(account_key)
     return reply(
         request, DEVICE, device_doc(stored, account), status=202, meta=device_meta(stored),
         status_url=operation_url(request, operation),
     )  # fmt: skip
+
+
+async def _give_routers_jobs(ctx: ApiContext, device: ApnDeviceRecord) -> None:
+    """A device made for a SIM already in a router of the account (one removed and made
+    again, e.g. to turn it back on): the router lacks the network's APN name, and takes it
+    now, as a job (PROVISIONING) and a Connection Request, not at its next periodic Inform."""
+    try:
+        for router in await rules.routers_lacking_apn(ctx.store, ctx.profiles, device):
+            given = await ctx.store.give_apn_job(router.id, device.account)
+            if given is not None:
+                await poke_router(ctx, given)
+    except Exception as exc:  # the device is stored: its router takes it at its next Inform
+        log_store_failure(log, "apn.router_job_failed", exc, apn_device=device.id)
 
 
 def _account_from_hints(key: str, hints: AccountHints | None) -> ApnAccountRecord:

@@ -34,7 +34,7 @@ from typing import Any
 from acsd.ids import new_id
 from acsd.log import get_logger
 from acsd.provisioning.desired import Desired
-from acsd.provisioning.profiles import Profile
+from acsd.provisioning.profiles import Profile, ProfileSet
 from acsd.provisioning.status import extract_identity, untyped
 from acsd.store.base import (
     ApnDeviceRecord,
@@ -319,6 +319,34 @@ SIM_KEYS = ("imsi", "iccid", "msisdn")
 def sim_numbers(ident: Mapping[str, Any]) -> dict[str, str]:
     """The SIM numbers among a session's identity values ({} = the router has no SIM)."""
     return {key: str(ident[key]) for key in SIM_KEYS if ident.get(key)}
+
+
+async def routers_lacking_apn(
+    store: Store, profiles: ProfileSet, device: ApnDeviceRecord
+) -> list[DeviceRecord]:
+    """The routers of the account that hold a new (or re-created) APN device's SIM, as
+    their last session reported it, and lack its network's APN name: found among the
+    routers that SIM was seen in by the account's devices before (a device removed and made
+    again, to turn it back on or move it to another network), not among every router of
+    the account. A SIM no device saw yet gets its name with its router's next session."""
+    keys = {"imsi": device.imsi, "iccid": device.iccid, "msisdn": device.msisdn}
+    if not device.enabled or not any(keys.values()):
+        return []
+    seen = await store.find_apn_devices_for_sim(**keys, include_ended=True)
+    routers = sorted({d.router for d in seen if d.router and d.account == device.account})
+    lacking = []
+    for router in routers:
+        record = await store.get_device(router)
+        if record is None or record.mvno_account != device.account or record.state == "DELETING":
+            continue
+        held = _sim_keys(record.sim or {})
+        if not any(value and held[key] == value for key, value in keys.items()):
+            continue  # the SIM has left that router since
+        if record.profile not in profiles:
+            continue  # (a profile gone since its last session: its next one says so)
+        if await apn_due(store, profiles.get(record.profile), record, {}):
+            lacking.append(record)
+    return lacking
 
 
 # --- after the session -----------------------------------------------------------------------

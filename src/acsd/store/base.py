@@ -627,9 +627,15 @@ class Store(Protocol):
         """Ordered by id, those after ``after`` (keyset paging)."""
 
     async def find_apn_devices_for_sim(
-        self, *, imsi: str | None, iccid: str | None, msisdn: str | None
+        self,
+        *,
+        imsi: str | None,
+        iccid: str | None,
+        msisdn: str | None,
+        include_ended: bool = False,
     ) -> list[ApnDeviceRecord]:
-        """Active devices whose IMSI, ICCID or MSISDN is one of these (oldest first)."""
+        """Active devices whose IMSI, ICCID or MSISDN is one of these (oldest first);
+        ``include_ended``: removed ones too (the routers the SIM was seen in)."""
 
     async def find_apn_devices_on_router(self, router: str) -> list[ApnDeviceRecord]:
         """Active devices whose SIM was last seen in this router (devices.id)."""

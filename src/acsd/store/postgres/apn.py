@@ -101,13 +101,18 @@ class ApnRecords(PgCore):
         )
 
     async def find_apn_devices_for_sim(
-        self, *, imsi: str | None, iccid: str | None, msisdn: str | None
+        self,
+        *,
+        imsi: str | None,
+        iccid: str | None,
+        msisdn: str | None,
+        include_ended: bool = False,
     ) -> list[ApnDeviceRecord]:
         if not (imsi or iccid or msisdn):
             return []
+        live = "" if include_ended else "end_date IS NULL AND "
         return await self._apn_devices(
-            "WHERE end_date IS NULL AND (imsi = $1 OR iccid = $2 OR msisdn = $3)"
-            " ORDER BY created, id",
+            f"WHERE {live}(imsi = $1 OR iccid = $2 OR msisdn = $3) ORDER BY created, id",
             imsi,
             iccid,
             msisdn,
