@@ -166,3 +166,35 @@ async def test_a_device_made_again_enabled_is_a_job_of_the_router_with_its_sim(d
     assert api.delete(apns_path("OFFON", "fleet", on.wrapper["Meta"]["Id"])).status == 202
     assert api.post(devices, {**body, "Enabled": True}).status == 202
     assert admin.get(path).body["state"] == "ACTIVE"
+
+
+async def test_a_router_that_refuses_the_apn_name_is_not_asked_again_at_each_new_sim(
+    daemon, cr_server
+):
+    """The job of a name the router refused retries it on its back-off: a session that
+    finds the SIM numbers changed (a modem that reports its MSISDN one session in two)
+    gives it no new job, nor a Connection Request, every time."""
+    admin = Api(daemon.api_url, token(daemon, "ADMIN"))
+    api = ApnApi(admin, "json")
+    sim, card = mobile_router(daemon, "APNREFUSE")
+    cpe = sim.routers[0]
+    cpe.faults[APN] = 9007
+    listen(cr_server, cpe)
+    daemon.apply({"serialNumber": card["serial"], "mvnoAccount": "REFUSES"})
+    created = api.post(apns_path("REFUSES", "fleet"), {"CLI": card["imsi"], "Hints": HINTS})
+    assert created.status == 202, created.wrapper
+    assert api.put(network_path("REFUSES", "fleet"), {"APN": "no.acsd-test.example"}).status == 200
+    assert (await sim.run_once()).ok == 1  # the SIM reported: a job, and asked to connect
+    await until(lambda: cpe.cr_requested)
+    assert (await sim.run_once()).ok == 1  # the name refused
+    path = f"/network/device/{daemon.device_json(card['serial'])['_id']}"
+    refused = admin.get(path).body
+    assert [f["code"] for f in refused["job"]["faults"]] == [9007], refused["job"]
+    msisdn = "Device.Cellular.Interface.1.USIM.MSISDN"
+    number = cpe.tree.get(msisdn)
+    for value in ("", number):
+        cpe.set_local(msisdn, value)
+        assert (await sim.run_once()).ok == 1
+        await asyncio.sleep(1.2)  # past the Connection Request interval
+        assert not cpe.cr_requested
+        assert admin.get(path).body["job"]["revision"] == refused["job"]["revision"]

@@ -458,6 +458,12 @@ class ProvisioningDriver(EndPhase):
             return
         if record.state == "DELETING":
             return
+        faults = self.memory.get("faults") or {}
+        if any(t.path in faults for t in profile.settings.get("apn.name", ())):
+            # The router refused the name before: its job retries it on its back-off, not
+            # at every session that finds another SIM (a modem that reports its MSISDN one
+            # session in two would have it asked to connect again and again).
+            return
         try:
             if not await apn_due(self.store, profile, replace(record, sim=sim), held):
                 return
