@@ -126,6 +126,9 @@ class SqliteCore(SqliteWriter):
         self._writer_task: asyncio.Task[None] | None = None
         self._checkpointer: aiosqlite.Connection | None = None
         self._checkpoint_task: asyncio.Task[None] | None = None
+        #: why the last copy of the WAL into the database failed (its disk full or
+        #: failing), until one goes through: the store is not ready meanwhile
+        self.checkpoint_error: str | None = None
         self._accepting = False
         self._opened = False
         self._closing: asyncio.Task[None] | None = None
@@ -218,7 +221,12 @@ class SqliteCore(SqliteWriter):
         done = -1 if self.migrations_applied else 0
         while True:
             await asyncio.sleep(self.checkpoint_interval)
-            if self.stats.writes == done:
+            # After a failed copy, every round until one goes through, writes or not: the
+            # store is not ready meanwhile (see _ping), and must find out by itself that
+            # the disk has room again. After a write the disk refused too: a WAL that
+            # cannot grow is written from its start again once a copy has emptied it.
+            failing = self.checkpoint_error is not None or self.stats.write_error is not None
+            if self.stats.writes == done and not failing:
                 continue
             done = self.stats.writes
             try:
@@ -227,7 +235,13 @@ class SqliteCore(SqliteWriter):
                 if row is not None and row[1] >= restart_frames:
                     await self._first_row(conn, "PRAGMA wal_checkpoint(RESTART)")
             except Exception as exc:  # the next round tries again
-                log.warning("store_checkpoint_failed", error=str(exc))
+                if str(exc) != self.checkpoint_error:  # once, not every second of it
+                    log.warning("store_checkpoint_failed", error=str(exc))
+                self.checkpoint_error = str(exc)
+                continue
+            if self.checkpoint_error is not None:
+                log.info("store_checkpoint_resumed")
+                self.checkpoint_error = None
 
     async def _connect(self) -> aiosqlite.Connection:
         # isolation_level=None: no implicit BEGIN; the writer issues BEGIN IMMEDIATE
@@ -347,6 +361,12 @@ class SqliteCore(SqliteWriter):
         try:
             version = await self._scalar(self._reader, "SELECT max(version) FROM schema_migrations")
         except Exception:
+            return False
+        if self.checkpoint_error is not None:
+            # The WAL cannot be copied into the database (on a full disk, the database
+            # cannot grow): it cannot start over, and once it cannot grow either every
+            # write fails, though a small one (the probe below) may still fit in the room a
+            # failed larger commit left.
             return False
         # A write probe every time, not only after a write of this process failed: the
         # workers of a service (each its own store) must agree, and another process may

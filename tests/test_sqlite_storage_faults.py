@@ -1,0 +1,105 @@
+"""acsd on SQLite when the database's storage fails under the running daemon: its disk full
+(RLIMIT_FSIZE on the daemon: Python ignores SIGXFSZ, so writes past the limit fail as on a
+full disk), its files removed or replaced underneath. Routers and API clients are told to
+come back (503 + Retry-After), reads go on, /readyz and the log say why, nothing
+acknowledged is lost, and acsd writes again by itself once the storage is back."""
+
+from __future__ import annotations
+
+import resource
+import sqlite3
+import time
+
+from acsd.cwmp.soap import Envelope, parse_envelope, render_envelope
+from api_world import build_world, device_body
+from apiclient import readyz_status
+from conftest import wait_for
+from cpe_steps import NS, TREE, answer_request
+from wire import Answer, Wire, envelope, inform_body
+
+#: an operator's notes that make each created device a few pages of the database
+NOTES = "n" * 9000
+
+
+def _session(daemon, serial: str) -> Answer:
+    """A router's whole session (Inform, the ACS's requests answered, its end): the last
+    answer, 204 when its result was committed."""
+    wire = Wire(daemon.cwmp_url)
+    answer = wire.post(envelope(inform_body(serial), ns=NS))
+    assert answer.status == 200, answer.text
+    tree = dict(TREE)
+    answer = wire.post(None)
+    for _ in range(60):
+        if answer.status != 200:
+            return answer
+        env = parse_envelope(answer.body)
+        reply = answer_request(env.body, tree)
+        answer = wire.post(render_envelope(Envelope(body=reply, id=env.id, cwmp_ns=NS)))
+    raise AssertionError("the session did not end")
+
+
+def test_a_full_disk_fails_writes_clearly_and_acsd_writes_again_once_space_is_back(
+    daemon_factory,
+):
+    daemon = daemon_factory()
+    world = build_world(daemon)
+    api = world.api
+    assert _session(daemon, "FULL0001").status == 204
+    acked: dict[str, str] = {}
+    pid = daemon.proc.pid
+    # the disk fills a little above what the database holds now
+    limit = daemon.db.stat().st_size + 64 * 1024
+    resource.prlimit(pid, resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+    try:
+        # operators write until the writes keep failing: a WAL that could not grow is
+        # written from its start again once a copy into the database has emptied it, so
+        # the first refusals may pass; once the database itself cannot grow, they last
+        refused_since = None
+        for n in range(1000):
+            body = {**device_body(world, "own", f"FULLDEV{n:04d}"), "notes": NOTES}
+            refused = api.post("/network/device", body)
+            if refused.status == 201:
+                acked[body["serialNumber"]] = refused.body["_id"]
+                refused_since = None
+                continue
+            assert refused.status == 503, refused.body
+            refused_since = refused_since or time.monotonic()
+            if time.monotonic() - refused_since > 3:
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("the writes never kept failing")
+        assert refused.body["message"] == "unavailable"
+        assert int(refused.headers["Retry-After"]) > 0
+        assert acked, "the disk was full before the first write"
+        # reads go on: a device, the list
+        some = next(iter(acked.values()))
+        assert api.get(f"/network/device/{some}").status == 200
+        assert api.get("/network/device", query={"q": "FULLDEV"}).status == 200
+        # a router's session: committed (a small write may fit in the room a failed larger
+        # one left), or what it learned cannot be kept and it is told to come back
+        ended = _session(daemon, "FULL0001")
+        assert ended.status == 204 or (
+            ended.status == 503 and int(ended.headers["Retry-After"]) > 0
+        ), ended.status
+        # not ready while the writes fail, though the probe's own one-page write may fit
+        # in the room a failed larger commit left in the WAL
+        assert wait_for(lambda: readyz_status(daemon.api_url) == 503, 5)
+        assert readyz_status(daemon.api_url) == 503
+    finally:
+        resource.prlimit(pid, resource.RLIMIT_FSIZE, (-1, -1))
+    # space is back: acsd writes again by itself, no restart
+    assert wait_for(lambda: readyz_status(daemon.api_url) == 200, 10)
+    assert _session(daemon, "FULL0001").status == 204
+    after = api.post("/network/device", device_body(world, "own", "FULLDEV9999"))
+    assert after.status == 201, after.body
+    assert daemon.stop() == 0
+    # nothing acknowledged lost, nothing half-written
+    db = sqlite3.connect(daemon.db)
+    try:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        stored = dict(db.execute("SELECT serial_number, id FROM devices"))
+    finally:
+        db.close()
+    assert {s: stored.get(s) for s in acked} == acked
+    assert "FULLDEV9999" in stored
