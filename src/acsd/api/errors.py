@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict
 from acsd.api.answer import json_response
 from acsd.log import get_logger, peer_text
 from acsd.store import RETRY_UNAVAILABLE, store_unavailable
+from acsd.store.base import reported
 
 log = get_logger("acsd.api")
 
@@ -280,7 +281,10 @@ def come_back_later(exc: Exception, rid: str) -> tuple[str, dict[str, str]] | No
     why = store_unavailable(exc)
     if why is None:
         return None
-    log.warning("api_store_unavailable", request_id=rid, error=why)
+    # a write's: the writer named the cause once (store_writes_failing); a line per
+    # request at warning level would bury it
+    level = log.info if reported(exc) else log.warning
+    level("api_store_unavailable", request_id=rid, error=why)
     text = "The database is not available right now; retry later"
     return text, {"Retry-After": str(RETRY_UNAVAILABLE)}
 

@@ -269,7 +269,8 @@ class CwmpServer:
                 reply = await session.handle(env)
             except RetryLater as exc:
                 # Trouble that passes (the database): the CPE comes back, as after a 503.
-                log.warning("cwmp.retry_later", serial=session.serial, reason=exc.reason)
+                # (info: the lookup's or the store's own line says why, as a warning)
+                log.info("cwmp.retry_later", serial=session.serial, reason=exc.reason)
                 await self._close(session, exc.reason)
                 return _closed(
                     web.Response(

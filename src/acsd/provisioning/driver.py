@@ -57,6 +57,7 @@ from acsd.store.base import (
     SessionResult,
     StaleResultError,
     log_store_failure,
+    reported,
     store_unavailable,
 )
 
@@ -240,7 +241,10 @@ class ProvisioningDriver(EndPhase):
         its next session redoes this), on any other error the session fails (raised) and
         the CPE retries it. An unfinished one's result is only lost."""
         passing = store_unavailable(exc)
-        log_failure(log, "session.save_failed", passing, serial=session.serial)
+        if passing is not None and reported(exc):  # the writer named the cause once
+            log.info("session.save_failed", error=passing, serial=session.serial)
+        else:
+            log_failure(log, "session.save_failed", passing, serial=session.serial)
         if complete:
             if passing is not None:
                 raise RetryLater("database unavailable", RETRY_UNAVAILABLE) from exc

@@ -6,6 +6,7 @@ Times are POSIX seconds (float) from :mod:`acsd.clock`.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -750,6 +751,27 @@ def store_unavailable(exc: BaseException) -> str | None:
             return str(exc)  # the server is gone (restarting, unreachable)
         exc = exc.__cause__  # type: ignore[assignment]
     return None
+
+
+#: set on a write's error once the store's writer has logged its cause (store_writes_failing)
+_REPORTED = "acsd_store_reported"
+
+
+def mark_reported(exc: BaseException) -> None:
+    """``exc``'s cause is in the log already (the writer's one line for an outage): the
+    lines of each request it fails need not be warnings too."""
+    # (an exception type without a __dict__ is logged as before)
+    with contextlib.suppress(AttributeError):
+        setattr(exc, _REPORTED, True)
+
+
+def reported(exc: BaseException) -> bool:
+    """Whether :func:`mark_reported` was called on ``exc`` (or what it was raised from)."""
+    while exc is not None:
+        if getattr(exc, _REPORTED, False):
+            return True
+        exc = exc.__cause__  # type: ignore[assignment]
+    return False
 
 
 def log_store_failure(logger: Any, event: str, exc: BaseException, **fields: Any) -> None:

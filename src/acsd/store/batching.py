@@ -18,6 +18,7 @@ from acsd.store.base import (
     StateError,
     StoreClosedError,
     StoreError,
+    mark_reported,
     store_unavailable,
 )
 from acsd.store.writes import STOP, Failed, SaveOp, WriterStats
@@ -52,6 +53,10 @@ REFUSALS = (ConflictError, StateError, ChangedError, StaleResultError)
 def log_failed(exc: Exception, kind: str) -> None:
     if isinstance(exc, REFUSALS):
         log.debug("store_write_refused", error=repr(exc), kind=kind)
+    elif store_unavailable(exc) is not None:
+        # the database's trouble fails every write alike: the writer says so once
+        # (store_writes_failing), not once per write
+        log.debug("store_write_failed", error=repr(exc), kind=kind)
     else:
         log.warning("store_write_failed", error=repr(exc), kind=kind)
 
@@ -66,6 +71,10 @@ class BatchWriter(ABC):
     _closing: asyncio.Task[None] | None
     stats: WriterStats
     max_batch: int
+    #: the cause of the writes' failures that store_writes_failing named, until a write
+    #: commits again; and how many writes failed meanwhile
+    _failing: str | None = None
+    _failing_writes: int = 0
 
     def _fail_queued(self, exc: BaseException) -> None:
         while True:
@@ -137,6 +146,9 @@ class BatchWriter(ABC):
         failed = sum(isinstance(value, Failed) for value in results)
         if failed < len(batch):
             self.stats._record_batch(len(batch) - failed, time.perf_counter() - started)
+            if self._failing is not None:
+                log.info("store_writes_resumed", failed=self._failing_writes)
+                self._failing, self._failing_writes = None, 0
         for op, value in zip(batch, results, strict=True):
             self._resolve(op, value)
 
@@ -163,13 +175,23 @@ class BatchWriter(ABC):
             self._fail(batch, exc)
             return
         self.stats.fallbacks += 1
-        log.warning("store_batch_failed", error=repr(exc), writes=len(batch))
+        if store_unavailable(exc) is None:
+            log.warning("store_batch_failed", error=repr(exc), writes=len(batch))
+        else:  # (its writes, one at a time, will tell whether the trouble lasts)
+            log.debug("store_batch_failed", error=repr(exc), writes=len(batch))
         for op in batch:
             await retry([op])
 
     def _fail(self, batch: list[Op], exc: BaseException) -> None:
         if (why := store_unavailable(exc)) is not None:  # the database's trouble, not the data's
             self.stats.write_error = why
+            self._failing_writes += len(batch)
+            if why != self._failing:
+                # Once per cause: on a full disk every session's and operator's write
+                # fails alike, and a warning each (journald on the same disk) buried it.
+                log.warning("store_writes_failing", error=why, kind=op_kind(batch[0]))
+                self._failing = why
+            mark_reported(exc)
         for op in batch:
             self.stats.failed += 1
             if not op.future.done():

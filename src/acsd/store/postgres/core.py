@@ -262,7 +262,7 @@ class PgCore(BatchWriter):
                 # No floor of connections: asyncpg restores one in a task of its own that,
                 # while the server is down, logs a traceback each time it fails (with the
                 # log context of whichever request started it). Reads make the connections
-                # they need, and the outage is acsd's to report (store_write_failed,
+                # they need, and the outage is acsd's to report (store_writes_failing,
                 # api_store_unavailable, /readyz).
                 min_size=0,
                 max_size=self.pool_size,
@@ -428,7 +428,7 @@ class PgCore(BatchWriter):
                 # Each write alone would be refused alike: fail them all, and let the next
                 # batch run on a new connection.
                 await self._renew_connections()
-                log.warning("store_write_failed", error=repr(exc), writes=len(batch))
+                log.debug("store_write_failed", error=repr(exc), writes=len(batch))
                 self._fail(batch, exc)
                 return
             if _server_gone(exc) or _connection_ended(exc):
@@ -439,7 +439,7 @@ class PgCore(BatchWriter):
                 if again and not committing and _connection_ended(exc):
                     await self._run_batch(batch, again=False)
                     return
-                log.warning("store_write_failed", error=repr(exc), writes=len(batch))
+                log.debug("store_write_failed", error=repr(exc), writes=len(batch))
                 self._fail(batch, _as_unavailable(exc))
                 return
             await self._batch_failed(batch, exc, self._run_batch)

@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 
 from acsd.log import get_logger
+from acsd.store.batching import log_failed
 from acsd.store.writes import (
     Failed,
     SaveOp,
@@ -130,7 +131,7 @@ async def _save_alone(conn: asyncpg.Connection, op: SaveOp) -> Exception | None:
     except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError):
         raise
     except Exception as exc:
-        log.warning("store_write_failed", error=repr(exc), kind="save_session")
+        log_failed(exc, "save_session")
         return exc
     return None
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 
 from acsd.log import get_logger
+from acsd.store.batching import log_failed
 from acsd.store.records import dumps
 from acsd.store.writes import (
     Failed,
@@ -172,7 +173,7 @@ def _save_alone(conn: sqlite3.Connection, op: SaveOp) -> Exception | None:
             raise
         conn.execute(f"ROLLBACK TO {_SAVE_SAVEPOINT}")
         conn.execute(f"RELEASE {_SAVE_SAVEPOINT}")
-        log.warning("store_write_failed", error=repr(exc), kind="save_session")
+        log_failed(exc, "save_session")
         return exc
     conn.execute(f"RELEASE {_SAVE_SAVEPOINT}")
     return None
