@@ -14,7 +14,7 @@ from pathlib import Path
 
 from acsd.cwmp.soap import Envelope, parse_envelope, render_envelope
 from api_world import build_world, device_body
-from apiclient import readyz_status
+from apiclient import Api, readyz_status
 from conftest import wait_for
 from cpe_steps import NS, TREE, answer_request
 from wire import Answer, Wire, envelope, inform_body
@@ -130,3 +130,86 @@ def test_a_full_disk_fails_writes_clearly_and_acsd_writes_again_once_space_is_ba
         db.close()
     assert {s: stored.get(s) for s in acked} == acked
     assert "FULLDEV9999" in stored
+
+
+def _creator(world, prefix: str, acked: dict[str, str]):
+    """``create()``: an operator's POST of the next device ``PREFIXn``, its reply; those
+    answered 201 are kept in ``acked``."""
+    count = iter(range(10_000))
+
+    def create():
+        body = device_body(world, "own", f"{prefix}{next(count):04d}")
+        reply = world.api.post("/network/device", body)
+        if reply.status == 201:
+            acked[body["serialNumber"]] = reply.body["_id"]
+        return reply
+
+    return create
+
+
+def _stored_serials(db: Path) -> set[str]:
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        return {row[0] for row in conn.execute("SELECT serial_number FROM devices")}
+    finally:
+        conn.close()
+
+
+def _refused_until_restart(daemon, create, what: str) -> None:
+    """Writes get 503 once acsd found its files changed (within a second or so), /readyz
+    is 503, and one error line says which file and what to do."""
+    refused = wait_for(lambda: (r := create()).status != 201 and r, 5)
+    assert refused.status == 503, refused.body
+    assert refused.body["message"] == "unavailable" and int(refused.headers["Retry-After"]) > 0
+    assert readyz_status(daemon.api_url) == 503
+    [line] = daemon.events("store_files_changed")
+    assert line["level"] == "error" and line["error"] == what and "restart" in line["action"]
+
+
+def test_its_wal_removed_underneath_acsd_refuses_writes_and_loses_nothing(daemon_factory):
+    daemon = daemon_factory()
+    world = build_world(daemon)
+    acked: dict[str, str] = {}
+    create = _creator(world, "WALGONE", acked)
+    for _ in range(5):
+        assert create().status == 201
+    # an operator's cleanup while acsd runs: acsd goes on writing the files it holds,
+    # which nobody reads again, and the next opener makes new ones
+    for suffix in ("-wal", "-shm"):
+        Path(f"{daemon.db}{suffix}").unlink()
+    _refused_until_restart(daemon, create, f"{daemon.db}-wal was removed")
+    # reads go on; a router's session is told to come back at its end
+    assert world.api.get(f"/network/device/{acked['WALGONE0000']}").status == 200
+    ended = _session(daemon, "WALGONE-CPE")
+    assert ended.status == 503 and int(ended.headers["Retry-After"]) > 0
+    # a write on the server meanwhile goes to the new WAL, which acsd's stop leaves alone
+    daemon.apply({"serialNumber": "WALGONE-CLI"})
+    assert daemon.stop() == 0
+    # every write answered 201 is in the database file, and so is the CLI's
+    stored = _stored_serials(daemon.db)
+    assert set(acked) <= stored and "WALGONE-CLI" in stored
+
+
+def test_a_database_restored_underneath_acsd_is_left_as_restored(daemon_factory, tmp_path):
+    daemon = daemon_factory()
+    world = build_world(daemon)
+    acked: dict[str, str] = {}
+    create = _creator(world, "RESTORE", acked)
+    for _ in range(3):
+        assert create().status == 201
+    backup = tmp_path / "backup.db"
+    daemon.cli("db", "backup", str(backup))
+    assert create().status == 201  # (RESTORE0003: not in the backup)
+    # a restore done while acsd runs (the README stops it first)
+    backup.replace(daemon.db)
+    _refused_until_restart(daemon, create, f"{daemon.db} was replaced")
+    assert world.api.get(f"/network/device/{acked['RESTORE0000']}").status == 200
+    assert daemon.stop() == 0
+    # the restored file holds what the backup held, nothing acsd wrote after it
+    stored = _stored_serials(daemon.db)
+    assert {"RESTORE0000", "RESTORE0001", "RESTORE0002"} <= stored
+    assert "RESTORE0003" not in stored
+    # the restart serves it, and writes again
+    again = Api(daemon_factory().api_url, world.api.token)
+    assert again.post("/network/device", device_body(world, "own", "AFTER0000")).status == 201

@@ -18,6 +18,7 @@ from acsd.store.base import (
     StateError,
     StoreClosedError,
     StoreError,
+    StoreUnavailableError,
     mark_reported,
     store_unavailable,
 )
@@ -75,6 +76,11 @@ class BatchWriter(ABC):
     #: commits again; and how many writes failed meanwhile
     _failing: str | None = None
     _failing_writes: int = 0
+    #: why every write is refused from now on (the database's files were replaced
+    #: underneath the store), or None
+    _refused: str | None = None
+    #: a batch is being written now
+    _busy: bool = False
 
     def _fail_queued(self, exc: BaseException) -> None:
         while True:
@@ -90,6 +96,8 @@ class BatchWriter(ABC):
         if not self._accepting:
             state = "closed" if self._closing is not None else "not open"
             raise StoreClosedError(f"{self!r} is {state}; write refused")
+        if self._refused is not None:
+            raise StoreUnavailableError(self._refused)
         self._queue.put_nowait(op)
 
     async def _call(self, kind: str, fn: Callable[[Any], Awaitable[Any]]) -> Any:
@@ -126,7 +134,14 @@ class BatchWriter(ABC):
                         break
                     batch.append(op)
                 self.stats.queue_depth = self._queue.qsize()
-                await self._run_batch(batch)
+                if self._refused is not None:  # (queued before the refusal began)
+                    self._fail(batch, StoreUnavailableError(self._refused))
+                else:
+                    self._busy = True
+                    try:
+                        await self._run_batch(batch)
+                    finally:
+                        self._busy = False
                 batch = []
         except BaseException as exc:
             # Never leave a caller waiting forever on a dead writer.

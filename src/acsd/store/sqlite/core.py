@@ -4,6 +4,7 @@ readiness, and the read helpers every resource uses."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import sqlite3
@@ -23,6 +24,7 @@ from acsd.store.base import (
 )
 from acsd.store.records import Table, device_record
 from acsd.store.schema import latest_version, migrate
+from acsd.store.sqlite.files import OpenedFiles
 from acsd.store.sqlite.filters import fold
 from acsd.store.sqlite.writer import SqliteWriter, on_thread
 from acsd.store.writes import STOP, WriterStats
@@ -129,6 +131,10 @@ class SqliteCore(SqliteWriter):
         #: why the last copy of the WAL into the database failed (its disk full or
         #: failing), until one goes through: the store is not ready meanwhile
         self.checkpoint_error: str | None = None
+        #: the database's files as opened, and which one was removed or replaced since
+        #: (found by the checkpointer): then no more writes, checkpoints or probes
+        self._files: OpenedFiles | None = None
+        self.files_changed: str | None = None
         self._accepting = False
         self._opened = False
         self._closing: asyncio.Task[None] | None = None
@@ -176,6 +182,7 @@ class SqliteCore(SqliteWriter):
             )
             self._lookup.execute("PRAGMA query_only = ON")
             await self._background(self._writer_conn, self._checkpointer)
+            self._files = OpenedFiles(self.path)
         except BaseException:
             await self._close_connections()
             raise
@@ -221,6 +228,11 @@ class SqliteCore(SqliteWriter):
         done = -1 if self.migrations_applied else 0
         while True:
             await asyncio.sleep(self.checkpoint_interval)
+            files = self._files
+            if self.files_changed is None and files and (why := files.changed()):
+                await self._files_lost(why)
+            if self.files_changed is not None:
+                continue
             # After a failed copy, every round until one goes through, writes or not: the
             # store is not ready meanwhile (see _ping), and must find out by itself that
             # the disk has room again. After a write the disk refused too: a WAL that
@@ -242,6 +254,48 @@ class SqliteCore(SqliteWriter):
             if self.checkpoint_error is not None:
                 log.info("store_checkpoint_resumed")
                 self.checkpoint_error = None
+
+    async def _files_lost(self, why: str) -> None:
+        """A file of the database was removed or replaced underneath the store (an
+        operator's ``rm`` or ``mv``, a restore while acsd runs): what acsd writes from now
+        on would go to files nobody reads again, and a new file at the path is not this
+        store's to touch. Writes are refused (503) until a restart opens what is there
+        now; reads go on from the files acsd holds."""
+        self.files_changed = why
+        self._refused = f"{why} while acsd ran; writes are refused until acsd restarts"
+        log.error(
+            "store_files_changed",
+            error=why,
+            action="restart acsd to use the files now at the path; until then writes get 503",
+        )
+        files, conn = self._files, self._checkpointer
+        assert files is not None and conn is not None
+        # The last commits are copied into the database file acsd holds (once the batch
+        # under way, if any, has committed): when it is still the one at the path, nothing
+        # acknowledged is lost; when it is not, the file acsd holds (/proc/PID/fd) is whole.
+        for _ in range(1000):
+            if not self._busy:
+                break
+            await asyncio.sleep(0.01)
+        try:
+            for _ in range(100):  # (a reader's snapshot may hold some frames back a moment)
+                row = await self._first_row(conn, "PRAGMA wal_checkpoint(PASSIVE)")
+                if row is None or (row[0] == 0 and row[1] == row[2]):
+                    break
+                await asyncio.sleep(0.02)
+        except Exception as exc:
+            log.warning("store_checkpoint_failed", error=str(exc))
+        if not files.same(""):
+            # acsd's -wal and -shm, still at their paths, would be taken by the next opener
+            # for the new database's own (its pages read over another database's): they go,
+            # as the restore's `rm -f` would do; acsd's connections keep them open.
+            for suffix in ("-wal", "-shm"):
+                if files.same(suffix):
+                    with contextlib.suppress(OSError):
+                        os.unlink(f"{self.path}{suffix}")
+        # Closing the connections would delete PATH-wal by name: another database's now.
+        if not files.keep_wal():
+            log.warning("store_keep_wal_failed", path=str(self.path))
 
     async def _connect(self) -> aiosqlite.Connection:
         # isolation_level=None: no implicit BEGIN; the writer issues BEGIN IMMEDIATE
@@ -297,7 +351,8 @@ class SqliteCore(SqliteWriter):
         finally:
             self._fail_queued(StoreClosedError(f"{self!r} closed before this write ran"))
             wrote = self.stats.writes > 0 or bool(self.migrations_applied)
-            if self._writer_conn is not None and self._opened and wrote:
+            ours = self.files_changed is None  # (else the files at the path are another's)
+            if self._writer_conn is not None and self._opened and wrote and ours:
                 try:
                     # Keeps planner statistics fresh. Skipped for read-only users (the CLI):
                     # it may need the write lock and wait behind a busy daemon. Briefly:
@@ -330,6 +385,9 @@ class SqliteCore(SqliteWriter):
         self._reader = None
         self._writer_conn = None
         self._checkpointer = None
+        if self._files is not None:
+            self._files.close()  # (after the connections: it may hold their WAL)
+            self._files = None
 
     async def check_writable(self) -> None:
         """Raise StoreError unless the database takes a write. SQLite opens a file it may
@@ -358,6 +416,8 @@ class SqliteCore(SqliteWriter):
             return ready
 
     async def _ping(self) -> bool:
+        if self.files_changed is not None:
+            return False  # (and no probe: the files at the path are not this store's)
         try:
             version = await self._scalar(self._reader, "SELECT max(version) FROM schema_migrations")
         except Exception:

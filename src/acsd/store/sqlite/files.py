@@ -1,0 +1,84 @@
+"""The database's files as acsd opened them, and whether they are still the ones at their
+paths: an operator's ``rm`` or ``mv``, or a restore done while acsd runs, leaves acsd
+writing to files nobody will read again, and its connections would then act on the new
+files by name (the last one to close deletes ``PATH-wal``, whoever it belongs to)."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import struct
+from pathlib import Path
+
+#: the files of a database in WAL mode, by the suffix of their name
+SUFFIXES = ("", "-wal", "-shm")
+
+#: SQLite's lock bytes on the database file (unix VFS, os_unix.c): a connection's SHARED
+#: lock is a read lock on these; closing the last connection takes a write lock on them
+#: before it copies and deletes the WAL
+_SHARED_FIRST = 0x40000000 + 2
+_SHARED_SIZE = 510
+
+
+class OpenedFiles:
+    """The identity (device, inode) of each file of the database when it was opened, and
+    a descriptor of the database file itself (to hold the files acsd writes to)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.ids: dict[str, tuple[int, int]] = {}
+        for suffix in SUFFIXES:
+            try:
+                stat = os.stat(f"{path}{suffix}")
+            except FileNotFoundError:
+                continue
+            self.ids[suffix] = (stat.st_dev, stat.st_ino)
+        self._fd: int | None = None
+        with contextlib.suppress(OSError):
+            self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+
+    def changed(self) -> str | None:
+        """Which file is no longer the one opened ("PATH-wal was removed", "PATH was
+        replaced"); None while all are (or when a path cannot be looked at now)."""
+        for suffix, ident in self.ids.items():
+            name = f"{self.path}{suffix}"
+            try:
+                stat = os.stat(name)
+            except FileNotFoundError:
+                return f"{name} was removed"
+            except OSError:  # (a directory made unreadable: nothing can be told)
+                continue
+            if (stat.st_dev, stat.st_ino) != ident:
+                return f"{name} was replaced"
+        return None
+
+    def same(self, suffix: str) -> bool:
+        """Whether the file at ``PATH + suffix`` is the one opened."""
+        try:
+            stat = os.stat(f"{self.path}{suffix}")
+        except OSError:
+            return False
+        return self.ids.get(suffix) == (stat.st_dev, stat.st_ino)
+
+    def keep_wal(self) -> bool:
+        """Keep this process's connections from deleting ``PATH-wal`` when they close: a
+        read lock of an open file description of its own on SQLite's SHARED bytes, which
+        conflicts with the write lock the last connection needs first, even in this
+        process (Linux OFD locks). Whether it holds."""
+        lock = getattr(fcntl, "F_OFD_SETLK", None)
+        if self._fd is None or lock is None:
+            return False
+        # struct flock: l_type, l_whence, l_start, l_len, l_pid (0 for OFD locks)
+        arg = struct.pack("hhqqi4x", fcntl.F_RDLCK, os.SEEK_SET, _SHARED_FIRST, _SHARED_SIZE, 0)
+        try:
+            fcntl.fcntl(self._fd, lock, arg)
+        except OSError:
+            return False
+        return True
+
+    def close(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
