@@ -163,7 +163,7 @@ def _refused_until_restart(daemon, create, what: str) -> None:
     assert refused.status == 503, refused.body
     assert refused.body["message"] == "unavailable" and int(refused.headers["Retry-After"]) > 0
     assert readyz_status(daemon.api_url) == 503
-    [line] = daemon.events("store_files_changed")
+    [line] = wait_for(lambda: daemon.events("store_files_changed"), 5)
     assert line["level"] == "error" and line["error"] == what and "restart" in line["action"]
 
 
@@ -213,3 +213,4 @@ def test_a_database_restored_underneath_acsd_is_left_as_restored(daemon_factory,
     # the restart serves it, and writes again
     again = Api(daemon_factory().api_url, world.api.token)
     assert again.post("/network/device", device_body(world, "own", "AFTER0000")).status == 201
+

@@ -96,8 +96,9 @@ class BatchWriter(ABC):
         if not self._accepting:
             state = "closed" if self._closing is not None else "not open"
             raise StoreClosedError(f"{self!r} is {state}; write refused")
-        if self._refused is not None:
-            raise StoreUnavailableError(self._refused)
+        if self._refused is not None:  # (the caller gets it from the op's future)
+            self._fail([op], StoreUnavailableError(self._refused))
+            return
         self._queue.put_nowait(op)
 
     async def _call(self, kind: str, fn: Callable[[Any], Awaitable[Any]]) -> Any:

@@ -268,11 +268,28 @@ class SqliteCore(SqliteWriter):
             error=why,
             action="restart acsd to use the files now at the path; until then writes get 503",
         )
-        files, conn = self._files, self._checkpointer
-        assert files is not None and conn is not None
-        # The last commits are copied into the database file acsd holds (once the batch
-        # under way, if any, has committed): when it is still the one at the path, nothing
-        # acknowledged is lost; when it is not, the file acsd holds (/proc/PID/fd) is whole.
+        files = self._files
+        assert files is not None
+        if not files.same(""):
+            # acsd's -wal and -shm, still at their paths, would be taken by the next opener
+            # for the new database's own (its pages read over another database's): they go,
+            # as the restore's `rm -f` would do; acsd's connections keep them open.
+            for suffix in ("-wal", "-shm"):
+                if files.same(suffix):
+                    with contextlib.suppress(OSError):
+                        os.unlink(f"{self.path}{suffix}")
+        # Closing the connections would delete PATH-wal by name: another database's now.
+        if not files.keep_wal():
+            log.warning("store_keep_wal_failed", path=str(self.path))
+        await self._copy_wal()
+
+    async def _copy_wal(self) -> None:
+        """After the files changed: copy the last commits into the database file acsd holds
+        (once the batch under way, if any, has committed), as its connections will not
+        when they close. When that file is still the one at the path, nothing acknowledged
+        is lost; when it is not, the file acsd holds (/proc/PID/fd) is whole."""
+        conn = self._checkpointer
+        assert conn is not None
         for _ in range(1000):
             if not self._busy:
                 break
@@ -285,17 +302,6 @@ class SqliteCore(SqliteWriter):
                 await asyncio.sleep(0.02)
         except Exception as exc:
             log.warning("store_checkpoint_failed", error=str(exc))
-        if not files.same(""):
-            # acsd's -wal and -shm, still at their paths, would be taken by the next opener
-            # for the new database's own (its pages read over another database's): they go,
-            # as the restore's `rm -f` would do; acsd's connections keep them open.
-            for suffix in ("-wal", "-shm"):
-                if files.same(suffix):
-                    with contextlib.suppress(OSError):
-                        os.unlink(f"{self.path}{suffix}")
-        # Closing the connections would delete PATH-wal by name: another database's now.
-        if not files.keep_wal():
-            log.warning("store_keep_wal_failed", path=str(self.path))
 
     async def _connect(self) -> aiosqlite.Connection:
         # isolation_level=None: no implicit BEGIN; the writer issues BEGIN IMMEDIATE
@@ -348,6 +354,8 @@ class SqliteCore(SqliteWriter):
                 self._queue.put_nowait(STOP)
                 # A crashed or cancelled writer has already failed its callers and logged.
                 await asyncio.gather(self._writer_task, return_exceptions=True)
+            if self.files_changed is not None and self._checkpointer is not None:
+                await self._copy_wal()  # (the checkpointer's copy may have been cut short)
         finally:
             self._fail_queued(StoreClosedError(f"{self!r} closed before this write ran"))
             wrote = self.stats.writes > 0 or bool(self.migrations_applied)
