@@ -214,3 +214,22 @@ def test_a_database_restored_underneath_acsd_is_left_as_restored(daemon_factory,
     again = Api(daemon_factory().api_url, world.api.token)
     assert again.post("/network/device", device_body(world, "own", "AFTER0000")).status == 201
 
+
+def test_a_database_another_process_locks_says_why_acsd_is_not_ready(daemon_factory):
+    daemon = daemon_factory()
+    assert wait_for(lambda: readyz_status(daemon.api_url) == 200, 5)
+    # a sqlite3 shell left in a write transaction: an idle acsd finds out by its probe
+    holder = sqlite3.connect(daemon.db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        assert wait_for(lambda: readyz_status(daemon.api_url) == 503, 10)
+        time.sleep(1.2)  # (a probe's answer stands for a second: this is another one)
+        assert readyz_status(daemon.api_url) == 503
+        # one line says why, however often /readyz is asked
+        [line] = daemon.events("store_write_probe_failed")
+        assert line["error"] == "database is locked", line
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert wait_for(lambda: readyz_status(daemon.api_url) == 200, 5)
+    assert len(daemon.events("store_write_probe_ok")) == 1

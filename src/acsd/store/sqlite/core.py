@@ -135,6 +135,8 @@ class SqliteCore(SqliteWriter):
         #: (found by the checkpointer): then no more writes, checkpoints or probes
         self._files: OpenedFiles | None = None
         self.files_changed: str | None = None
+        #: why the last readiness probe's write failed (logged once), until one succeeds
+        self._probe_failed: str | None = None
         self._accepting = False
         self._opened = False
         self._closing: asyncio.Task[None] | None = None
@@ -457,8 +459,17 @@ class SqliteCore(SqliteWriter):
         try:
             await asyncio.to_thread(probe)
         except sqlite3.Error as exc:
-            self.stats.write_error = str(exc)
+            # /readyz says only "false": the reason goes to the log, once per cause (it is
+            # asked every few seconds), unless the writer named it already. A new
+            # connection is refused what acsd's open ones may still do: a database file
+            # made read-only (chmod) takes acsd's writes until it restarts, then not.
+            if str(exc) not in (self._probe_failed, self._failing):
+                log.warning("store_write_probe_failed", error=str(exc), path=str(self.path))
+            self._probe_failed = self.stats.write_error = str(exc)
             return False
+        if self._probe_failed is not None:
+            log.info("store_write_probe_ok", path=str(self.path))
+            self._probe_failed = None
         self.stats.write_error = None
         return True
 
