@@ -87,7 +87,7 @@ class ParkableDriver(SessionDriver, Protocol):
 
 
 #: bumped whenever what freeze() writes changes shape: a worker never thaws a foreign shape
-PARKED_FORMAT = 5
+PARKED_FORMAT = 6
 
 
 class ParkError(Exception):

@@ -197,6 +197,8 @@ class ApplyPhase(ReadPhase):
             return rpc.DeleteObject(object_name=apply.deletes[0], parameter_key=self._key())
         if apply.adds:
             return rpc.AddObject(object_name=apply.adds[0].object, parameter_key=self._key())
+        if apply.new_rows:
+            return rpc.GetParameterNames(path=apply.new_rows[0], next_level=True)
         while apply.spv_parts:
             part = [c for c in apply.spv_parts.pop(0) if c in apply.changes]
             if part:
@@ -214,8 +216,12 @@ class ApplyPhase(ReadPhase):
         if apply.reshaped and not apply.reread and (names := self._reread_names()):
             apply.reread = True
             self.plan = None  # instance numbers changed: finish() makes a new read plan
-            self.fetch.queue.extend(self._chunked([names]))
-            return rpc.GetParameterValues(names=self.fetch.queue[0])
+            self._queue_read(names)
+            if self.fetch.listing:
+                path, next_level = self.fetch.listing[0]
+                return rpc.GetParameterNames(path=path, next_level=next_level)
+            if self.fetch.queue:
+                return rpc.GetParameterValues(names=self.fetch.queue[0])
         if apply.reboot:
             apply.reboot = False
             apply.outcome.notes.append(REBOOTED)
@@ -263,6 +269,8 @@ class ApplyPhase(ReadPhase):
                     field.fault_value = row_signature(row.row)
                 optional = group_of(row.table) and not needed_by_group(row.table)
                 (apply.deferred if optional else apply.changes).extend(fields)
+                if self._shallow():
+                    apply.new_rows.append(f"{row.object}{number}.")
             elif isinstance(response, rpc.AddObjectResponse):
                 # 0, -1, a number already in use: setting the row's fields there would
                 # write over another row. The row is tried again after the back-off.
@@ -276,6 +284,8 @@ class ApplyPhase(ReadPhase):
                 change = self._row_fault(setting, row)
                 apply.outcome.faulted.append((change, response.code, response.string))
                 self._drop_broken_groups()
+        elif isinstance(request, rpc.GetParameterNames):
+            self._on_row_listed(apply.new_rows.pop(0), response)
         elif isinstance(request, rpc.SetParameterValues):
             self._on_spv(response)
         elif isinstance(request, rpc.Reboot):
@@ -295,6 +305,35 @@ class ApplyPhase(ReadPhase):
                 for name in [n for n in self.values if n.startswith(path)]:
                     del self.values[name]
                 self._flat_values = None
+
+    def _on_row_listed(self, row: str, response: rpc.Message) -> None:
+        """A row just added on a CPE that does not expand partial paths, listed: one
+        without every field acsd writes there (genieacs-sim's AddObject copies the fields
+        of the table's other rows, and an empty table has none) gets none of them set,
+        which such a CPE may die of, and is deleted again; the row's fault says why."""
+        apply = self.apply
+        assert apply is not None
+        names = set()
+        if isinstance(response, rpc.GetParameterNamesResponse):
+            names = {p.name for p in response.parameters}
+        fields = [c for c in (*apply.changes, *apply.deferred) if c.path.startswith(row)]
+        missing = [c for c in fields if c.path not in names]
+        if not missing:
+            return
+        apply.changes = [c for c in apply.changes if not c.path.startswith(row)]
+        apply.deferred = [c for c in apply.deferred if not c.path.startswith(row)]
+        table, key = apply.added.pop(row, (None, None))
+        if table is not None:
+            apply.plan.rows.get(table, {}).pop(key, None)
+        reason = f"the CPE made row {row} without {missing[0].path[len(row) :]}"
+        apply.outcome.faulted.append((missing[0], 9005, reason))
+        apply.deletes.append(row)
+        log.warning(
+            "session.row_without_fields",
+            serial=self.identity.serial_number if self.identity else "",
+            row=row,
+            missing=len(missing),
+        )
 
     def _reboot_refused(self, fault: rpc.Fault) -> None:
         """A CPE that refuses the Reboot (one without the method answers 9000, as

@@ -169,8 +169,9 @@ class ProvisioningDriver(EndPhase):
             and self.identity.software_version != record.software_version
         )
         if self.new_firmware:
-            # and may take what the old one refused
+            # and may take what the old one refused, and hold other names
             self.memory["refusedOptional"] = {}
+            self.memory["held"] = []
         # New firmware may have what the old one lacked: the record's list is then only a
         # list of suspects (asked for apart), as on a bootstrap.
         if (
@@ -310,9 +311,10 @@ class ProvisioningDriver(EndPhase):
             return None
         if not self.fetch.started:
             self.fetch.started = True
-            names = self._read_names()
-            if names:
-                self.fetch.queue.extend(self._chunked(self._apart(names) or [names]))
+            self._queue_read(self._read_names(), apart=True)
+        if self.fetch.listing:
+            path, next_level = self.fetch.listing[0]
+            return rpc.GetParameterNames(path=path, next_level=next_level)
         if self.fetch.queue:
             return rpc.GetParameterValues(names=self.fetch.queue[0])
         if self.read_settings and not self.fetch.failed and self.apply is None:
@@ -347,6 +349,8 @@ class ProvisioningDriver(EndPhase):
     ) -> None:
         if isinstance(request, rpc.GetParameterValues):
             self._on_gpv(session, response)
+        elif isinstance(request, rpc.GetParameterNames) and self.fetch.listing:
+            self._on_gpn(session, response)
         elif self.apply is not None:
             self._on_apply_response(session, request, response)
 

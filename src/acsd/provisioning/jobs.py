@@ -90,6 +90,9 @@ def new_memory(memory: dict[str, Any] | None, *, bootstrap: bool) -> dict[str, A
         "bounces": {},
         "ownedRows": {},
         "refusedOptional": {},
+        #: on such a CPE: names outside the objects it reads that GetParameterNames showed
+        #: it holds, read by name without listing their object again
+        "held": [],
     }
     if memory:
         out.update({k: v for k, v in memory.items() if k in out})
@@ -107,6 +110,8 @@ def new_memory(memory: dict[str, Any] | None, *, bootstrap: bool) -> dict[str, A
             for table, keys in owned.items()
             if isinstance(keys, list)
         }
+        held = out["held"]
+        out["held"] = [n for n in held if type(n) is str] if type(held) is list else []
         chunk = out["readChunk"]
         # a stored value that is no count of names (a hand-edited row) reads as none
         if type(chunk) is not int or chunk < 1:
@@ -125,6 +130,8 @@ def new_memory(memory: dict[str, Any] | None, *, bootstrap: bool) -> dict[str, A
         out["appliedRevision"] = None
         # a reset may well bring back firmware defaults that take them: tried again
         out["refusedOptional"] = {}
+        # a reset may bring another data model: what it holds is listed again
+        out["held"] = []
         # ownedRows stays: a reset table has none of those rows (they drop out at the
         # next read), and a CPE that says BOOTSTRAP without a reset still holds them
     return out

@@ -324,6 +324,9 @@ def inherit(
     merged = spec.model_copy(
         update={
             "root": base.root,
+            "partial_paths": spec.partial_paths
+            if "partial_paths" in spec.model_fields_set
+            else b.partial_paths,
             "refs": {**b.refs, **spec.refs},
             "status": StatusSpec(
                 fetch=spec.status.fetch if status_fetch else b.status.fetch,

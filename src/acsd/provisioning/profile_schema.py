@@ -638,6 +638,10 @@ class ProfileSpec(_Spec):
     match: MatchSpec = MatchSpec()
     #: inherited settings/tables (keys or globs such as "wifi.6g.*") this profile drops
     unsupported: Annotated[list[str], BeforeValidator(_key_list)] = []
+    #: false: the CPE answers a partial path in GetParameterValues with the object alone
+    #: (or fails on it) instead of the parameters below it; acsd lists them with
+    #: GetParameterNames and reads them by name
+    partial_paths: bool = True
     refs: dict[RefName, Selections] = {}
     status: StatusSpec = StatusSpec()
     identity: IdentitySpec = IdentitySpec()

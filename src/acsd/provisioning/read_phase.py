@@ -25,6 +25,9 @@ MAX_GPV_SPLITS = 32
 #: faults a CPE answers for a name it does not have: 9005 as TR-069 says, 9003 (invalid
 #: arguments) as some firmware does
 UNKNOWN_NAME = frozenset({9005, 9003})
+#: names kept per CPE as listed by GetParameterNames (memory "held"): more than any
+#: profile reads outside its objects
+MAX_HELD = 512
 
 
 class ReadPhase(SessionState):
@@ -49,9 +52,7 @@ class ReadPhase(SessionState):
         """Give up the plan for this session: read the whole objects after all."""
         log.debug("session.read_whole", serial=session.serial, reason=reason)
         self.plan = None
-        names = self._read_names()
-        if names:
-            self.fetch.queue.extend(self._chunked([names]))
+        self._queue_read(self._read_names())
 
     def _flat(self) -> dict[str, str]:
         """``values`` without the types, built once per change of ``values``."""
@@ -244,6 +245,115 @@ class ReadPhase(SessionState):
             on = names[0] if len(names) == 1 else f"{len(names)} names"
             self.fetch.failure = f"fault {response.code} on {on}"
 
+    # --- CPEs that do not expand partial paths ---------------------------------------------
+
+    def _shallow(self) -> bool:
+        """Whether this CPE answers a partial path with the object alone (or dies of it,
+        as genieacs-sim does) instead of the parameters below it: its profile says so
+        (``partial_paths = false``)."""
+        if self.profile is None:
+            return False
+        return not self.profile.spec.partial_paths
+
+    def _queue_read(self, names: list[str], *, apart: bool = False) -> None:
+        """Queue the read of ``names``: one GetParameterValues (``apart``: with what CPEs
+        of this kind lack apart), or on a CPE that does not expand partial paths, first the
+        GetParameterNames that say what there is to read."""
+        if not names:
+            return
+        if self._shallow():
+            self._list_first(names)
+        else:
+            self.fetch.queue.extend(self._chunked((apart and self._apart(names)) or [names]))
+
+    def _list_first(self, names: list[str]) -> None:
+        """List what ``names`` stand for before reading: each partial path whole
+        (NextLevel false), and the object of each other name that is not known to be
+        there (NextLevel true): such a CPE may die of a name it does not hold (genieacs-sim
+        does), so every name it is asked for is one it listed."""
+        partials = [n for n in names if n.endswith(".")]
+        held = self._held()
+        listing = [(p, False) for p in partials]
+        for name in names:
+            if name.endswith(".") or name in held or name.startswith(tuple(partials)):
+                continue
+            if (_parent(name), True) not in listing:
+                listing.append((_parent(name), True))
+        self.fetch.unlisted.extend(names)
+        self.fetch.listing.extend(listing)
+        if not listing:
+            self._listed(None)
+
+    def _held(self) -> set[str]:
+        """Names this CPE holds without listing them again: what listings showed before
+        (memory "held") and the leaves of its read plan (read by name before)."""
+        held = set(self.memory.get("held") or ())
+        return held.union(self.plan.paths) if self.plan is not None else held
+
+    def _on_gpn(self, session: CwmpSession, response: rpc.Message) -> None:
+        path, _next_level = self.fetch.listing.pop(0)
+        if isinstance(response, rpc.GetParameterNamesResponse):
+            # only what was asked for: what else a CPE lists would pile up unbounded
+            self.fetch.listed.update(p.name for p in response.parameters if p.name.startswith(path))
+        elif isinstance(response, rpc.Fault) and response.code not in UNKNOWN_NAME:
+            _log_gpv_fault(session, response, [path])
+            self.fetch.listing.clear()
+            self.fetch.unlisted.clear()
+            self.fetch.failed = True
+            self.fetch.failure = f"fault {response.code} on {path} (GetParameterNames)"
+            return
+        # (9005 and the like: nothing there, so nothing below it to read)
+        if not self.fetch.listing:
+            self._listed(session)
+
+    def _listed(self, session: CwmpSession | None) -> None:
+        """The listings are in: read by name what they showed, and take the rest as
+        lacking (never asked for, never set)."""
+        fetch = self.fetch
+        names, fetch.unlisted = fetch.unlisted, []
+        listed, fetch.listed = fetch.listed, set()
+        covered = tuple(n for n in names if n.endswith("."))
+        held = self._held()
+        # the objects _list_first listed for names not known to be there
+        parents = {
+            _parent(n)
+            for n in names
+            if not n.endswith(".") and n not in held and not n.startswith(covered)
+        }
+        reading: list[str] = []
+        for name in names:
+            if name.endswith("."):
+                below = sorted(n for n in listed if n.startswith(name) and not n.endswith("."))
+                if below or name in listed:
+                    reading.extend(below)
+                    fetch.ok.append(name)  # read whole, as far as reading goes
+                    if self.apply is not None and self.apply.reread:
+                        for old in [n for n in self.values if n.startswith(name)]:
+                            del self.values[old]
+                else:
+                    fetch.absent.add(name)
+                    fetch.lacking.append(name)
+            elif name in listed or (
+                # held, and not listed again this time: there still
+                name in held and not name.startswith(covered) and _parent(name) not in parents
+            ):
+                reading.append(name)
+            else:
+                fetch.absent.add(name)
+                fetch.lacking.append(name)
+        self._flat_values = None
+        found = {
+            n for n in names if not n.endswith(".") and n in reading and not n.startswith(covered)
+        }
+        lost = {n for n in names if n in fetch.absent}
+        kept = set(self.memory.get("held") or ()) - lost
+        self.memory["held"] = sorted(kept | found)[:MAX_HELD]
+        reading = list(dict.fromkeys(reading))
+        if reading:
+            fetch.queue.extend(self._chunked([reading]))
+        elif session is not None:
+            self._read_over(session)
+
     def _plan_read_over(self, session: CwmpSession) -> None:
         """The read plan's leaves are in: read everything after all when the CPE left
         some out or a ref points elsewhere now."""
@@ -338,6 +448,11 @@ class ReadPhase(SessionState):
         status, ident = extraction.status_and_identity()
         self._extracted = (flat, status, ident)
         return status, ident
+
+
+def _parent(name: str) -> str:
+    """The object a parameter is in: ``A.B.`` for ``A.B.C``."""
+    return name[: name.rindex(".") + 1]
 
 
 def _log_gpv_fault(

@@ -57,6 +57,11 @@ class Fetch:
     #: table objects of the operator's rows (DHCP reservations) that faulted 9005 alone:
     #: taken as empty (ReadPhase._empty_table) until an AddObject there says otherwise
     emptied: set[str] = field(default_factory=set)
+    #: on a CPE that does not expand partial paths: the GetParameterNames still to send
+    #: (path, NextLevel), the names they listed, and the read's names waiting for them
+    listing: list[tuple[str, bool]] = field(default_factory=list)
+    listed: set[str] = field(default_factory=set)
+    unlisted: list[str] = field(default_factory=list)
     started: bool = False
     failed: bool = False
     #: why the read failed (for the job's note): the fault, and the name when one alone
@@ -99,6 +104,9 @@ class Apply:
     #: tables the CPE added rows to or deleted rows from this session
     reshaped: set[str] = field(default_factory=set)
     reread: bool = False
+    #: rows added on a CPE that does not expand partial paths, whose fields are listed
+    #: before any is set (an AddObject may make a row without them)
+    new_rows: list[str] = field(default_factory=list)
 
 
 class SessionState:

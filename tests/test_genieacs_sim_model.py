@@ -1,0 +1,237 @@
+"""genieacs-sim (genieacs/genieacs-sim, Node) with its default data model, as it really
+answers, against the running daemon: acsd must read its status and apply wifi/DHCP
+settings without ever asking it for a name it does not hold.
+
+What the CPE here does comes from the simulator's source:
+
+- ``genieacs-sim`` (the worker): the data model CSV read into ``device``: an object row's
+  key gets a trailing dot and holds ``[writable]`` only; a parameter's holds ``[writable,
+  value, type]``.
+- ``methods.js``:
+  ``GetParameterNames``: every key that starts with ParameterPath (NextLevel false), or
+  the direct children (NextLevel true); a path it lacks lists nothing, no fault.
+  ``GetParameterValues``: ``device[name][1]`` for each name asked. In the current release
+  (xml-parser.js) a name it lacks, or an object (``encodeEntities(undefined)``), throws
+  and the simulator process dies; in the libxmljs release (``if (device[name])``) a name
+  it lacks is left out and an object answers one ParameterValueStruct named as the
+  partial path, without value or type: nothing below it.
+  ``SetParameterValues``: ``device[name][1] = ...``: a name it lacks throws (it dies).
+  ``AddObject``: the next free instance, with a copy of the fields of the table's other
+  rows (default values): an empty table's new row has no field at all.
+  ``DeleteObject``: every key under the row.
+- ``simulator.js`` (``handleMethod``): a method ``methods.js`` lacks gets fault 9000.
+
+The data model is a part of ``data_model_202BC1-BM632w-8KA8WA1151100043.csv``, the one it
+runs with by default (tests/data/genieacs-sim/bm632w.csv: the objects acsd reads and
+writes, with its public addresses moved to documentation ranges). Its HTTP is as
+test_cpe_stacks.GenieacsSim and RawHttp write it.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from acsd.cwmp import rpc
+from acsd.cwmp.soap import parse_envelope
+from api_world import seed_body
+from test_cpe_stacks import GenieacsSim, N, Node, RawHttp
+
+MODEL = Path(__file__).parent / "data" / "genieacs-sim" / "bm632w.csv"
+INFORM_PARAMS = [  # methods.js, INFORM_PARAMS (the InternetGatewayDevice ones)
+    "InternetGatewayDevice.DeviceInfo.SpecVersion",
+    "InternetGatewayDevice.DeviceInfo.HardwareVersion",
+    "InternetGatewayDevice.DeviceInfo.SoftwareVersion",
+    "InternetGatewayDevice.DeviceInfo.ProvisioningCode",
+    "InternetGatewayDevice.ManagementServer.ParameterKey",
+    "InternetGatewayDevice.ManagementServer.ConnectionRequestURL",
+    "InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1.WANIPConnection.1.ExternalIPAddress",
+]
+W = "InternetGatewayDevice.LANDevice.1.WLANConfiguration.1."
+H = "InternetGatewayDevice.LANDevice.1.LANHostConfigManagement."
+
+
+class Died(AssertionError):
+    """What kills the simulator process (an exception thrown in handleMethod)."""
+
+
+def load_model(**overrides: str) -> dict[str, list]:
+    """The CSV as the genieacs-sim worker reads it into ``device``."""
+    device: dict[str, list] = {}
+    with MODEL.open(newline="") as f:
+        for row in csv.DictReader(f):
+            is_object = row["Object"] == "true"
+            key = row["Parameter"] + ("." if is_object else "")
+            device[key] = [row["Writable"] == "true"]
+            if not is_object:
+                device[key] += [row["Value"] or "", row["Value type"]]
+    for key, value in overrides.items():
+        device[key][1] = value
+    return device
+
+
+class Sim:
+    """One genieacs-sim process: ``release`` "current" (dies of names it lacks and of
+    partial paths) or "libxmljs" (answers them as above)."""
+
+    def __init__(self, device: dict[str, list], serial: str, release: str = "current") -> None:
+        self.device = device
+        self.release = release
+        device["DeviceID.SerialNumber"][1] = serial  # simulator.js start()
+        self.stack = GenieacsSim()
+
+    def paths(self) -> list[str]:  # methods.js getSortedPaths
+        return sorted(p for p in self.device if p.split(".")[0] != "DeviceID")
+
+    def inform(self, event: str) -> bytes:
+        dev = self.device
+        device_id = [
+            N(tag, {}, dev[f"DeviceID.{key}"][1])
+            for tag, key in [
+                ("Manufacturer", "Manufacturer"),
+                ("OUI", "OUI"),
+                ("ProductClass", "ProductClass"),
+                ("SerialNumber", "SerialNumber"),
+            ]
+        ]
+        events = [N("EventStruct", {}, [N("EventCode", {}, event), N("CommandKey", {}, None)])]
+        params = [
+            N(
+                "ParameterValueStruct",
+                {},
+                [N("Name", {}, p), N("Value", {"xsi:type": dev[p][2]}, dev[p][1])],
+            )
+            for p in INFORM_PARAMS
+            if p in dev
+        ]
+        body = N(
+            "cwmp:Inform",
+            {},
+            [
+                N("DeviceId", {}, device_id),
+                N("Event", {"soap-enc:arrayType": "cwmp:EventStruct[1]"}, events),
+                N("MaxEnvelopes", {}, "1"),
+                N("CurrentTime", {}, "2026-12-06T22:00:00.000Z"),
+                N("RetryCount", {}, "0"),
+                N(
+                    "ParameterList",
+                    {"soap-enc:arrayType": "cwmp:ParameterValueStruct[16]"},
+                    params,
+                ),
+            ],
+        )
+        return self.stack.envelope("inform1", body)
+
+    def answer(self, request: rpc.Message) -> Node:
+        dev = self.device
+        if isinstance(request, rpc.GetParameterNames):
+            path = request.path
+            if request.next_level:
+                names = []
+                for p in self.paths():
+                    if p.startswith(path) and len(p) > len(path) + 1:
+                        i = p.find(".", len(path) + 1)
+                        if i == -1 or i == len(p) - 1:
+                            names.append(p)
+            else:
+                names = [p for p in self.paths() if p.startswith(path)]
+            infos = [
+                N(
+                    "ParameterInfoStruct",
+                    {},
+                    [N("Name", {}, p), N("Writable", {}, str(dev[p][0]).lower())],
+                )
+                for p in names
+            ]
+            array = {"soap-enc:arrayType": f"cwmp:ParameterInfoStruct[{len(names)}]"}
+            return N("cwmp:GetParameterNamesResponse", {}, [N("ParameterList", array, infos)])
+        if isinstance(request, rpc.GetParameterValues):
+            structs = []
+            for name in request.names:
+                if self.release == "current" and (name not in dev or len(dev[name]) < 2):
+                    raise Died(f"GetParameterValues of {name}")
+                if name not in dev:
+                    continue
+                entry = dev[name]
+                value = entry[1] if len(entry) > 1 else None
+                attrs = {"xsi:type": entry[2]} if len(entry) > 2 else {}
+                structs.append(
+                    N("ParameterValueStruct", {}, [N("Name", {}, name), N("Value", attrs, value)])
+                )
+            array = {"soap-enc:arrayType": f"cwmp:ParameterValueStruct[{len(request.names)}]"}
+            return N("cwmp:GetParameterValuesResponse", {}, [N("ParameterList", array, structs)])
+        if isinstance(request, rpc.SetParameterValues):
+            for p in request.parameters:
+                if p.name not in dev or len(dev[p.name]) < 2:
+                    raise Died(f"SetParameterValues of {p.name}")
+                dev[p.name][1:] = [p.value, p.type]
+            return N("cwmp:SetParameterValuesResponse", {}, [N("Status", {}, "0")])
+        if isinstance(request, rpc.AddObject):
+            obj = request.object_name
+            number = 1
+            while f"{obj}{number}." in dev:
+                number += 1
+            dev[f"{obj}{number}."] = [True]
+            defaults = {"xsd:boolean": "false", "xsd:int": "0", "xsd:unsignedInt": "0"}
+            for p in self.paths():
+                if p.startswith(obj) and len(p) > len(obj):
+                    n = f"{obj}{number}{p[p.index('.', len(obj)) :]}"
+                    if n not in dev:
+                        entry = dev[p]
+                        kind = entry[2] if len(entry) > 2 else None
+                        dev[n] = [entry[0], defaults.get(kind, ""), kind]
+            status = [N("InstanceNumber", {}, str(number)), N("Status", {}, "0")]
+            return N("cwmp:AddObjectResponse", {}, status)
+        if isinstance(request, rpc.DeleteObject):
+            for p in [p for p in dev if p.startswith(request.object_name)]:
+                del dev[p]
+            return N("cwmp:DeleteObjectResponse", {}, [N("Status", {}, "0")])
+        return self.stack.fault(9000, "Method not supported")
+
+    def session(self, daemon, event: str = "2 PERIODIC") -> list[str]:
+        """One session: Inform, the empty POST, each request answered until the 204.
+        Returns the methods acsd asked for."""
+        headers = [
+            ("Content-Type", 'text/xml; charset="utf-8"'),
+            ("Authorization", "Basic Og=="),
+            ("Connection", "keep-alive"),
+        ]
+        http = RawHttp(daemon.cwmp_url, headers, cookies="whole")
+        answer = http.post(self.inform(event))
+        assert answer.status == 200, answer.body
+        answer = http.post(None)
+        asked = []
+        while answer.status == 200:
+            self.stack.read(answer.body)
+            env = parse_envelope(answer.body)
+            asked.append(env.body.METHOD)
+            answer = http.post(self.stack.envelope(env.id or "", self.answer(env.body)))
+        assert answer.status == 204, (answer.status, answer.body)
+        http.close()
+        return asked
+
+
+def test_the_default_data_model_is_read_and_provisioned_without_a_name_it_lacks(module_daemon):
+    daemon = module_daemon
+    serial = "GSIMBM632W01"
+    daemon.apply(seed_body(serial, "192.168.1"))
+    sim = Sim(load_model(), serial)
+    asked = sim.session(daemon)
+    # the profile says so up front: names listed first, never a partial path asked for
+    assert asked[0] == "GetParameterNames"
+    assert "SetParameterValues" in asked
+    dev = sim.device
+    assert dev[W + "SSID"][1] == "SkyNet"
+    assert dev[H + "MinAddress"][1] == "192.168.1.100"
+    assert dev[H + "MaxAddress"][1] == "192.168.1.200"
+    # an empty table's new row has no field to set: it goes again, and the job says why
+    assert not [p for p in dev if p.startswith(H + "DHCPStaticAddress.1")]
+    device = daemon.device_json(serial)
+    assert device["status"]["lanIp"] == "192.168.1.1"
+    assert device["status"]["wanIp"] == "203.0.113.139"
+    assert "without Chaddr" in str(device["job"])
+
+    # later sessions read the plan's leaves by name, and list only the table of the
+    # operator's rows (which rows it has now)
+    assert sim.session(daemon) == ["GetParameterNames", "GetParameterValues"]
+    assert daemon.device_json(serial)["status"]["upTime"] == 213138
