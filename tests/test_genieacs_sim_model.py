@@ -70,9 +70,20 @@ def load_model(**overrides: str) -> dict[str, list]:
     return device
 
 
+def ont_model() -> dict[str, list]:
+    """The model as another Huawei (an ONT's OUI and product class, its LAN enabled):
+    one that no profile says anything of partial paths for."""
+    model = load_model()
+    model["DeviceID.OUI"][1] = "00E0FC"
+    model["DeviceID.ProductClass"][1] = "HG8245Q2"
+    model[H + "IPInterface.1.Enable"][1] = "true"
+    return model
+
+
 class Sim:
     """One genieacs-sim process: ``release`` "current" (dies of names it lacks and of
-    partial paths) or "libxmljs" (answers them as above)."""
+    partial paths) or "libxmljs" (answers them as above); "expanding" is no release of it
+    but firmware that names the object beside its parameters, and faults 9005."""
 
     def __init__(self, device: dict[str, list], serial: str, release: str = "current") -> None:
         self.device = device
@@ -150,7 +161,17 @@ class Sim:
             for name in request.names:
                 if self.release == "current" and (name not in dev or len(dev[name]) < 2):
                     raise Died(f"GetParameterValues of {name}")
+                if name not in dev and self.release == "expanding":
+                    return self.stack.fault(9005, "Invalid parameter name")
                 if name not in dev:
+                    continue
+                if self.release == "expanding" and name.endswith("."):
+                    # the object's own name, and then (as TR-069 says) what is below it
+                    below = [p for p in self.paths() if p.startswith(name) and len(dev[p]) > 1]
+                    structs += [
+                        N("ParameterValueStruct", {}, [N("Name", {}, p), N("Value", {}, value)])
+                        for p, value in [(name, None), *((p, dev[p][1]) for p in below)]
+                    ]
                     continue
                 entry = dev[name]
                 value = entry[1] if len(entry) > 1 else None
@@ -180,6 +201,10 @@ class Sim:
                         entry = dev[p]
                         kind = entry[2] if len(entry) > 2 else None
                         dev[n] = [entry[0], defaults.get(kind, ""), kind]
+            if self.release == "expanding":  # a row as TR-098 defines it
+                for leaf, kind in [("Chaddr", "xsd:string"), ("Yiaddr", "xsd:string")]:
+                    dev.setdefault(f"{obj}{number}.{leaf}", [True, "", kind])
+                dev.setdefault(f"{obj}{number}.Enable", [True, "false", "xsd:boolean"])
             status = [N("InstanceNumber", {}, str(number)), N("Status", {}, "0")]
             return N("cwmp:AddObjectResponse", {}, status)
         if isinstance(request, rpc.DeleteObject):
@@ -235,3 +260,36 @@ def test_the_default_data_model_is_read_and_provisioned_without_a_name_it_lacks(
     # operator's rows (which rows it has now)
     assert sim.session(daemon) == ["GetParameterNames", "GetParameterValues"]
     assert daemon.device_json(serial)["status"]["upTime"] == 213138
+
+
+def test_a_cpe_that_answers_a_partial_path_with_the_object_alone_is_listed(module_daemon):
+    # Another OUI: the plain Huawei profile, which knows nothing of it. The libxmljs
+    # release answers the partial path with the object itself; acsd learns from that
+    # (this CPE and its kind) and lists instead.
+    daemon = module_daemon
+    serial = "GSIMLEARN001"
+    daemon.apply(seed_body(serial, "192.168.1"))
+    sim = Sim(ont_model(), serial, release="libxmljs")
+    asked = sim.session(daemon)
+    assert asked[:2] == ["GetParameterValues", "GetParameterNames"]
+    assert sim.device[W + "SSID"][1] == "SkyNet"
+    assert daemon.device_json(serial)["status"]["lanIp"] == "192.168.1.1"
+
+    # a second one of its kind is listed from its first read on
+    other = "GSIMLEARN002"
+    daemon.apply(seed_body(other, "192.168.1"))
+    asked = Sim(ont_model(), other, release="libxmljs").session(daemon)
+    assert asked[0] == "GetParameterNames"
+
+
+def test_firmware_that_names_the_object_beside_its_parameters_is_read_as_usual(module_daemon):
+    # It does expand partial paths: no GetParameterNames, not for it, not for its kind.
+    daemon = module_daemon
+    serial = "EXPANDING001"
+    daemon.apply(seed_body(serial, "192.168.1"))
+    model = ont_model()
+    model["DeviceID.ProductClass"][1] = "HG8245H"
+    sim = Sim(model, serial, release="expanding")
+    asked = sim.session(daemon)
+    assert asked[0] == "GetParameterValues" and "GetParameterNames" not in asked
+    assert sim.device[W + "SSID"][1] == "SkyNet"

@@ -42,6 +42,8 @@ class AbsentHints:
         self.max_kinds = max_kinds
         self.max_names = max_names
         self._kinds: OrderedDict[Kind, frozenset[str]] = OrderedDict()
+        #: kinds whose CPEs answer a partial path with the object alone (read_phase)
+        self._shallow: OrderedDict[Kind, None] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._kinds)
@@ -71,6 +73,17 @@ class AbsentHints:
         known = self._kinds.get(kind)
         if known and not known.isdisjoint(names):
             self._store(kind, known.difference(names))
+
+    def shallow(self, kind: Kind) -> None:
+        """CPEs of ``kind`` do not expand partial paths: the next one's first read lists
+        the names below them instead of asking for them (and getting the object alone)."""
+        self._shallow[kind] = None
+        self._shallow.move_to_end(kind)
+        while len(self._shallow) > self.max_kinds:
+            self._shallow.popitem(last=False)
+
+    def is_shallow(self, kind: Kind) -> bool:
+        return kind in self._shallow
 
     def _store(self, kind: Kind, names: frozenset[str]) -> None:
         self._kinds[kind] = names

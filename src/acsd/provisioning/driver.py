@@ -169,8 +169,9 @@ class ProvisioningDriver(EndPhase):
             and self.identity.software_version != record.software_version
         )
         if self.new_firmware:
-            # and may take what the old one refused, and hold other names
+            # and may take what the old one refused, and answer partial paths as TR-069 says
             self.memory["refusedOptional"] = {}
+            self.memory["partialPaths"] = None
             self.memory["held"] = []
         # New firmware may have what the old one lacked: the record's list is then only a
         # list of suspects (asked for apart), as on a bootstrap.

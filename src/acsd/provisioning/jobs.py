@@ -90,6 +90,8 @@ def new_memory(memory: dict[str, Any] | None, *, bootstrap: bool) -> dict[str, A
         "bounces": {},
         "ownedRows": {},
         "refusedOptional": {},
+        #: False once the CPE answered a partial path with the object alone (read_phase)
+        "partialPaths": None,
         #: on such a CPE: names outside the objects it reads that GetParameterNames showed
         #: it holds, read by name without listing their object again
         "held": [],
@@ -110,6 +112,8 @@ def new_memory(memory: dict[str, Any] | None, *, bootstrap: bool) -> dict[str, A
             for table, keys in owned.items()
             if isinstance(keys, list)
         }
+        if out["partialPaths"] is not False:
+            out["partialPaths"] = None
         held = out["held"]
         out["held"] = [n for n in held if type(n) is str] if type(held) is list else []
         chunk = out["readChunk"]

@@ -1,6 +1,7 @@
 """The read phase of a session: which names to ask a CPE for, in which calls, and what its
 answers (and faults) teach: what it lacks, what its kind lacks (:mod:`acsd.provisioning.absent`),
-which names fault alone, how large an answer it can build."""
+which names fault alone, how large an answer it can build, whether it expands partial paths
+(else its names are listed with GetParameterNames first)."""
 
 from __future__ import annotations
 
@@ -149,6 +150,9 @@ class ReadPhase(SessionState):
         if isinstance(response, rpc.GetParameterValuesResponse):
             self.fetch.largest = max(self.fetch.largest, session.answer_size)
             objects = tuple(name for name in names if name.endswith("."))
+            if objects and self._unexpanded(response, objects):
+                self._partial_paths_unexpanded(session, names)
+                return
             if objects and self.apply is not None and self.apply.reread:
                 # The read after the changes replaces what was known below its objects:
                 # rows the CPE no longer has must not outlive it (see _reread_names).
@@ -250,10 +254,13 @@ class ReadPhase(SessionState):
     def _shallow(self) -> bool:
         """Whether this CPE answers a partial path with the object alone (or dies of it,
         as genieacs-sim does) instead of the parameters below it: its profile says so
-        (``partial_paths = false``)."""
+        (``partial_paths = false``), or it or a CPE of its kind showed it."""
         if self.profile is None:
             return False
-        return not self.profile.spec.partial_paths
+        if not self.profile.spec.partial_paths or self.memory.get("partialPaths") is False:
+            return True
+        kind = self._kind()
+        return kind is not None and self.hints.is_shallow(kind)
 
     def _queue_read(self, names: list[str], *, apart: bool = False) -> None:
         """Queue the read of ``names``: one GetParameterValues (``apart``: with what CPEs
@@ -354,6 +361,27 @@ class ReadPhase(SessionState):
         elif session is not None:
             self._read_over(session)
 
+    def _unexpanded(
+        self, response: rpc.GetParameterValuesResponse, objects: tuple[str, ...]
+    ) -> bool:
+        """Whether the answer shows the CPE does not expand partial paths: an object
+        answered alone that cannot be empty (a table of the operator's rows can: the
+        object's name and no row is what firmware that names objects answers for it)."""
+        return any(not self._empty_table(o) for o in _echoed(response, objects))
+
+    def _partial_paths_unexpanded(self, session: CwmpSession, names: list[str]) -> None:
+        """The CPE answered a partial path with a parameter of that very name (the
+        object alone), as genieacs-sim's older releases do: nothing below it was read.
+        This CPE, and CPEs of its kind, are listed with GetParameterNames from now on;
+        this read starts over that way (what else the call answered is read again)."""
+        log.info("session.partial_paths_unexpanded", serial=session.serial)
+        self.memory["partialPaths"] = False
+        if (kind := self._kind()) is not None:
+            self.hints.shallow(kind)
+        rest = [n for call in self.fetch.queue for n in call]
+        self.fetch.queue.clear()
+        self._list_first(list(dict.fromkeys([*names, *rest])))
+
     def _plan_read_over(self, session: CwmpSession) -> None:
         """The read plan's leaves are in: read everything after all when the CPE left
         some out or a ref points elsewhere now."""
@@ -453,6 +481,19 @@ class ReadPhase(SessionState):
 def _parent(name: str) -> str:
     """The object a parameter is in: ``A.B.`` for ``A.B.C``."""
     return name[: name.rindex(".") + 1]
+
+
+def _echoed(response: rpc.GetParameterValuesResponse, objects: tuple[str, ...]) -> set[str]:
+    """The partial paths asked for that an answer holds a parameter named as, and
+    nothing below (TR-069 has the parameters below a partial path answered, never the
+    path itself); none at all when one of them has something below: firmware that adds
+    the object's own name beside its parameters does expand them."""
+    echoed = {p.name for p in response.parameters if p.name.endswith(".") and p.name in objects}
+    if echoed and any(
+        p.name != o and p.name.startswith(o) for p in response.parameters for o in echoed
+    ):
+        return set()
+    return echoed
 
 
 def _log_gpv_fault(
