@@ -559,8 +559,8 @@ def test_freecwmp_opens_a_connection_for_every_message(module_daemon):
 
 
 def test_genieacs_sim_http_and_its_inform(module_daemon):
-    # Only the start of a session: genieacs-sim answers GetParameterValues for leaves it
-    # holds only (methods.js reads device[name][1]), and acsd reads whole objects.
+    # Only the start of a session, its HTTP and Inform: its sessions with its own data
+    # model (names it holds only, methods.js) are test_genieacs_sim_model's.
     daemon = module_daemon
     serial = "GSIM00000001"
     template, tree = router(daemon, "tr098-dsl", serial)

@@ -293,3 +293,18 @@ def test_firmware_that_names_the_object_beside_its_parameters_is_read_as_usual(m
     asked = sim.session(daemon)
     assert asked[0] == "GetParameterValues" and "GetParameterNames" not in asked
     assert sim.device[W + "SSID"][1] == "SkyNet"
+
+
+def test_what_is_kept_of_such_a_cpe_survives_only_in_its_own_shape():
+    # kept with the device: a row edited by hand must not crash its sessions
+    from acsd.provisioning.jobs import new_memory
+
+    stored = {"partialPaths": False, "held": ["InternetGatewayDevice.DeviceInfo.UpTime", 3]}
+    memory = new_memory(stored, bootstrap=False)
+    assert memory["partialPaths"] is False
+    assert memory["held"] == ["InternetGatewayDevice.DeviceInfo.UpTime"]
+    # a reset may bring another data model: listed again, but still not expanded
+    memory = new_memory(stored, bootstrap=True)
+    assert memory["partialPaths"] is False and memory["held"] == []
+    memory = new_memory({"partialPaths": "no", "held": "x"}, bootstrap=False)
+    assert memory["partialPaths"] is None and memory["held"] == []
