@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from acsd.sim.http import HttpError
 from acsd.sim.runner import Simulation
 from api_world import World, device_body
 from conftest import lazy_world
@@ -422,3 +423,49 @@ async def test_a_new_line_is_in_place_before_the_old_one_goes(world, module_daem
     path = f"/internet/account/{order(world, add_device(world, other.routers[0].serial))}/confirm"
     reply = world.api.post(path, third.confirm("2026-01-01T00:00:00Z"))
     assert reply.status == 409 and reply.body["message"] == "net.ipAddress", reply.body
+
+
+def cut_power_after(router, method: str) -> None:
+    """The router applies the first ``method`` request of its next session and loses power
+    before it answers: the session breaks off there, and the router boots again."""
+    handle, armed = router.cpe.handle, [True]
+
+    def power_cut(request):
+        answer = handle(request)
+        if armed[0] and method == request.METHOD:
+            armed[0] = False
+            router.cpe.reboot()
+            raise HttpError("power cut")
+        return answer
+
+    router.cpe.handle = power_cut
+
+
+async def test_a_router_that_reboots_mid_line_gets_its_dns_servers_at_once(world, module_daemon):
+    """TR-181 takes a line in two steps: the DHCP client off with the static address and
+    route, then the DNS servers (their entries would clash with the client's). A router
+    that reboots between the two has no DNS server at all (with an ACS named by host name
+    it could not even call in): its next session sends the rest, with no back-off, since
+    the router refused nothing."""
+    sim = Simulation(module_daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="POWERCUT")
+    router = sim.routers[0]
+    device_id = add_device(world, router.serial)
+    assert (await sim.run_once()).ok == 1
+    line = Line("203.0.113.74", "255.255.255.248", "203.0.113.73",
+                "198.51.100.160", "255.255.255.240", "198.51.100.161")  # fmt: skip
+    await confirmed_line(world, module_daemon, router, line, "2024-01-01T00:00:00Z")
+    cut_power_after(router, "SetParameterValues")
+    assert (await sim.run_once()).ok == 0
+    tree = router.tree.flat()
+    assert not is_true(tree["Device.DHCPv4.Client.1.Enable"]) and wan_address(tree)
+    assert not any(s["DNSServer"] for s in rows(tree, DNS_SERVERS))  # cut off from DNS
+
+    assert (await sim.run_once()).ok == 1  # the session of the boot
+    assert "1 BOOT" in router.stats.events[-1]
+    servers = [s for s in rows(router.tree.flat(), DNS_SERVERS) if s["DNSServer"]]
+    assert [(s["DNSServer"], s["Enable"]) for s in servers] == [
+        ("192.0.2.53", "true"), ("198.51.100.53", "true"),
+    ]  # fmt: skip
+    device = world.api.get(f"/network/device/{device_id}").body
+    assert device["state"] == "ACTIVE" and device["job"]["faults"] == [], device["job"]
+    assert (device["status"]["dns"], device["status"]["dns2"]) == ("192.0.2.53", "198.51.100.53")

@@ -139,20 +139,33 @@ class EndPhase(ApplyPhase):
 
     def _unsent(self, unanswered: bool) -> None:
         """Changes the session ended before sending (its request limit, a CPE that broke
-        off after refusing a batch): not applied, so the job cannot be done. They wait
-        for the back-off like a refusal, under the code of the refusal that held them up.
-        A batch the CPE got but never answered (``unanswered``) may well be applied: the
-        job stays pending without a back-off, and the next session reads and sees."""
+        off after refusing a batch): not applied, so the job cannot be done. After a
+        refusal they wait for the back-off like it, under its code. With no refusal (the
+        CPE went away: a power cut, a reboot between two requests) nothing was refused,
+        and waiting would strand what a static line sent in two steps: its DHCP client
+        off, its DNS servers to follow. So the job stays pending without a back-off and
+        the next session sends them, as it does for a batch the CPE got but never
+        answered (``unanswered``: it may well be applied; the next session reads and
+        sees)."""
         apply = self.apply
         assert apply is not None
         in_flight = {id(c) for c in apply.spv_sent} if unanswered else set()
         code, why = apply.bare_fault or (0, "")
         text = "not sent: the session ended first" + (f" ({why})" if why else "")
+        unsent = 0
         for change in [*apply.changes, *apply.deferred]:
             if id(change) in in_flight:
                 apply.outcome.incomplete = True
+            elif apply.bare_fault is None:
+                apply.outcome.incomplete = True
+                unsent += 1
             else:
                 apply.outcome.faulted.append((change, code, text))
+        if unsent:
+            apply.outcome.notes.append(
+                f"{unsent} setting(s) not sent: the session ended first; the next session"
+                " sends them"
+            )
         rows = len(apply.adds) + len(apply.deletes) + len(apply.late)
         if rows:
             apply.outcome.incomplete = True
