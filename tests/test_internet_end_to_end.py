@@ -469,3 +469,30 @@ async def test_a_router_that_reboots_mid_line_gets_its_dns_servers_at_once(world
     device = world.api.get(f"/network/device/{device_id}").body
     assert device["state"] == "ACTIVE" and device["job"]["faults"] == [], device["job"]
     assert (device["status"]["dns"], device["status"]["dns2"]) == ("192.0.2.53", "198.51.100.53")
+
+
+async def test_a_spare_bridged_connection_routes_the_line_with_nat_and_dns(world, module_daemon):
+    """TR-098: the line goes on WANIPConnection.1, on a DSL router a spare connection
+    (here bridged, for IPTV, as such connections are: no NAT, no DNS). Made routed and
+    static, it must translate the LAN's private addresses and query the line's DNS
+    servers, or nothing behind the router gets out."""
+    sim = Simulation(module_daemon.cwmp_url, ["tr098-dsl"], 1, serial_prefix="BRIDGED")
+    router = sim.routers[0]
+    ip_conn = WCD + "WANIPConnection.1."
+    for leaf, value in (("ConnectionType", "IP_Bridged"), ("NATEnabled", "false"),
+                        ("DNSEnabled", "false")):  # fmt: skip
+        router.cpe.set_local(ip_conn + leaf, value)
+    device_id = add_device(world, router.serial)
+    assert (await sim.run_once()).ok == 1
+    line = Line("203.0.113.82", "255.255.255.248", "203.0.113.81",
+                "198.51.100.176", "255.255.255.240", "198.51.100.177")  # fmt: skip
+    await confirmed_line(world, module_daemon, router, line, "2024-01-01T00:00:00Z")
+    assert (await sim.run_once()).ok == 1
+    tree = router.tree.flat()
+    assert tree[ip_conn + "ConnectionType"] == "IP_Routed"
+    assert tree[ip_conn + "ExternalIPAddress"] == line.ip
+    assert is_true(tree[ip_conn + "NATEnabled"])
+    assert is_true(tree[ip_conn + "DNSEnabled"])
+    assert tree[ip_conn + "DNSServers"] == "192.0.2.53,198.51.100.53"
+    device = world.api.get(f"/network/device/{device_id}").body
+    assert device["state"] == "ACTIVE" and device["job"]["faults"] == [], device["job"]

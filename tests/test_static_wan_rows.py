@@ -341,8 +341,11 @@ def test_tr098_keeps_its_fixed_paths(tr181):
     result = plan(tr098, line, {})
     assert not result.adds and not result.unsupported
     assert {c.setting for c in result.changes} == set(line)
-    dns = [c for c in result.changes if c.setting == "wan.static.dns"]
-    assert [c.value for c in dns] == ["198.51.100.153,203.0.113.153"]
+    dns = {
+        c.path.rsplit(".", 1)[1]: c.value for c in result.changes if c.setting == "wan.static.dns"
+    }
+    # the servers, and the switch that has the connection query them
+    assert dns == {"DNSServers": "198.51.100.153,203.0.113.153", "DNSEnabled": "true"}
 
 
 # --- the simulated router ---------------------------------------------------------------
