@@ -496,3 +496,9 @@ async def test_a_spare_bridged_connection_routes_the_line_with_nat_and_dns(world
     assert tree[ip_conn + "DNSServers"] == "192.0.2.53,198.51.100.53"
     device = world.api.get(f"/network/device/{device_id}").body
     assert device["state"] == "ACTIVE" and device["job"]["faults"] == [], device["job"]
+    # Later sessions find it all in place and write nothing again (DNSEnabled is read,
+    # though the line's DNS servers come from the status rather than the settings).
+    sent = len(router.stats.spv)
+    for _ in range(2):
+        assert (await sim.run_once()).ok == 1
+    assert router.stats.spv[sent:] == []

@@ -12,6 +12,7 @@ from acsd.cwmp import rpc
 from acsd.cwmp.session import CwmpSession
 from acsd.log import get_logger
 from acsd.provisioning.absent import Kind, kind_of
+from acsd.provisioning.internet import needs_line_dns
 from acsd.provisioning.plan import along_targets
 from acsd.provisioning.session_state import SessionState
 from acsd.provisioning.status import Extraction, ReadPlan, fetch_names, untyped
@@ -71,9 +72,12 @@ class ReadPhase(SessionState):
             names = fetch_names(self.profile, absent=self.fetch.absent, already=flat)
         if self.read_settings:
             partials = [n for n in names if n.endswith(".")]
-            targets = [
-                t for key in self.desired.settings for t in self.profile.settings.get(key, ())
-            ]
+            keys = list(self.desired.settings)
+            if needs_line_dns(self.desired):
+                # the line's DNS servers join the settings after this read, from what it
+                # reports: what they are written at is compared with it then
+                keys.append("wan.static.dns")
+            targets = [t for key in keys for t in self.profile.settings.get(key, ())]
             targets += [t for _key, t in along_targets(self.profile, self.desired.names)]
             wanted = [t.path for t in targets]
             wanted += [path for t in targets for path, _test in t.when]
