@@ -502,3 +502,28 @@ async def test_a_spare_bridged_connection_routes_the_line_with_nat_and_dns(world
     for _ in range(2):
         assert (await sim.run_once()).ok == 1
     assert router.stats.spv[sent:] == []
+
+
+async def test_entries_a_cut_short_session_added_and_never_set_are_deleted(world, module_daemon):
+    """AddObject makes an empty entry, its fields come in a later request. The DNS entries
+    of a session cut short before them hold neither server nor interface, so they pass for
+    the router's own: kept for good, one more pair after every such reboot. acsd remembers
+    the entries it added and did not set, and deletes those still empty."""
+    sim = Simulation(module_daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="BLANKROWS")
+    router = sim.routers[0]
+    add_device(world, router.serial)
+    assert (await sim.run_once()).ok == 1
+    line = Line("203.0.113.90", "255.255.255.248", "203.0.113.89",
+                "198.51.100.192", "255.255.255.240", "198.51.100.193")  # fmt: skip
+    await confirmed_line(world, module_daemon, router, line, "2024-01-01T00:00:00Z")
+    cut_power_after(router, "SetParameterValues")
+    assert (await sim.run_once()).ok == 0
+    assert len([s for s in rows(router.tree.flat(), DNS_SERVERS) if not s["DNSServer"]]) == 2
+    for _ in range(2):
+        assert (await sim.run_once()).ok == 1
+    tree = router.tree.flat()
+    assert [(s["DNSServer"], s["Interface"]) for s in rows(tree, DNS_SERVERS)] == [
+        ("192.0.2.53", "Device.IP.Interface.2"), ("198.51.100.53", "Device.IP.Interface.2"),
+    ]  # fmt: skip
+    assert [a["IPAddress"] for a in rows(tree, WAN_ADDRESSES)] == [line.ip]
+    assert [r["GatewayIPAddress"] for r in rows(tree, ROUTES)] == [line.gateway]

@@ -299,6 +299,7 @@ class ApplyPhase(ReadPhase):
                     (Change(name, path, "", "object"), response.code, response.string)
                 )
             else:
+                apply.deleted.add(path)
                 if table := table_at(self.profile, path):
                     apply.reshaped.add(table)
                 # Gone: a CPE may hand its instance number out again this very session.

@@ -71,6 +71,7 @@ class EndPhase(ApplyPhase):
                 result.provisioning = self.memory
             return
         self._unsent(unanswered)
+        self._remember_blank_rows()
         self._cr_refused(result)
         now = clock.now()
         record_outcome(self.memory, self.apply.outcome, now, self.settings.retry)
@@ -172,6 +173,23 @@ class EndPhase(ApplyPhase):
             apply.outcome.notes.append(
                 f"{rows} table row(s) not added or deleted: the session ended first"
             )
+
+    def _remember_blank_rows(self) -> None:
+        """Rows this session added but never set (it ended between the AddObject and the
+        fields' SetParameterValues), and blank rows of earlier sessions whose deletion is
+        still to come: the next session deletes those still blank (``blankRows``)."""
+        apply = self.apply
+        assert apply is not None
+        applied = {change.path for change in apply.outcome.applied}
+        blank = {base for base in apply.added if not any(path.startswith(base) for path in applied)}
+        planned = set(apply.plan.deletes)
+        for base in self.memory.get("blankRows") or ():
+            if base in planned and base not in apply.deleted:
+                blank.add(base)
+        if blank:
+            self.memory["blankRows"] = sorted(blank)
+        else:
+            self.memory.pop("blankRows", None)
 
     def _absent_to_save(self, reset: bool) -> list[str] | None:
         """What the CPE lacks, or None (keep the stored list) when that has not changed

@@ -126,6 +126,12 @@ def new_memory(memory: dict[str, Any] | None, *, bootstrap: bool) -> dict[str, A
         # whether the read split (readChunk) came from a read of whole objects
         if out["readChunk"] is not None and type(whole := memory.get("readChunkWhole")) is bool:
             out["readChunkWhole"] = whole
+        # rows a session added and ended before setting (end_phase); absent when none. A
+        # BOOTSTRAP keeps them too: the next plan deletes only those still blank.
+        if type(blank := memory.get("blankRows")) is list and (
+            rows := [p for p in blank if type(p) is str]
+        ):
+            out["blankRows"] = rows
     if bootstrap:
         # A factory reset forgets everything the CPE held; faults may not hold any more.
         out["secrets"] = {}

@@ -367,6 +367,7 @@ def plan_changes(
     faults: Mapping[str, Any] = memory.get("faults", {})
     bounces: Mapping[str, Any] = memory.get("bounces") or {}
     owned_rows: Mapping[str, list[str]] = memory.get("ownedRows") or {}
+    blank_rows = frozenset(memory.get("blankRows") or ())
     refused: Mapping[str, Any] = memory.get("refusedOptional") or {}
 
     read: dict[str, dict[int, dict[str, str]]] = {}
@@ -484,6 +485,7 @@ def plan_changes(
             now,
             max_attempts,
             owned,
+            blank_rows,
         )
     _written_along(
         plan,
@@ -791,11 +793,16 @@ def _plan_table(
     now: float,
     max_attempts: int,
     owned: set[str] | None = None,
+    blank_rows: frozenset[str] = frozenset(),
 ) -> None:
     """``owned``: for a table without ``only``, the keys of the rows acsd manages (those
     it was asked for in earlier sessions); rows of other keys are the CPE's, never deleted.
-    None: ``only`` tells the rows apart."""
+    None: ``only`` tells the rows apart. ``blank_rows``: row paths acsd added in a session
+    that ended before it set their fields (memory's ``blankRows``)."""
     key_field = spec.fields[spec.key]
+
+    def _key_of(row: Mapping[str, str]) -> str:
+        return row.get(key_field.param, "").strip()
 
     def delete(instance: int) -> None:
         # Named by the key the CPE holds there (the reservation's MAC as the router shows
@@ -818,6 +825,12 @@ def _plan_table(
     #: (field, value) -> the key value of the customer's row that holds it
     theirs: dict[tuple[str, str], str] = {}
     for instance in sorted(existing):
+        if f"{spec.object}{instance}." in blank_rows and not _key_of(existing[instance]):
+            # Still as its AddObject left it: without the values `only` tests (a route's
+            # Interface) it would pass for the CPE's own and stay for good, one more
+            # after every session a reboot cuts short between AddObject and its fields.
+            delete(instance)
+            continue
         if not _ours(existing[instance], spec.only) or (
             spec.ipv4_keys and not _is_ipv4(existing[instance].get(key_field.param, ""))
         ):

@@ -103,6 +103,8 @@ class Apply:
     deferred: list[Change] = field(default_factory=list)
     #: tables the CPE added rows to or deleted rows from this session
     reshaped: set[str] = field(default_factory=set)
+    #: rows the CPE deleted this session (row paths)
+    deleted: set[str] = field(default_factory=set)
     reread: bool = False
     #: rows added on a CPE that does not expand partial paths, whose fields are listed
     #: before any is set (an AddObject may make a row without them)
