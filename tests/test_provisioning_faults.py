@@ -353,6 +353,35 @@ async def test_a_denied_parameter_is_tried_once_more_then_failed(module_daemon_f
     assert daemon.device_json(serial)["job"]["state"] == "FAILED"
 
 
+async def test_a_job_given_up_is_logged_once(module_daemon_factory):
+    # A FAILED job leaves the device ACTIVE with no job counted, like a done one: the log
+    # is where an operator finds the routers acsd gave up on, once per revision.
+    daemon = module_daemon_factory(provisioning={"retry_base": 0.3})
+    sim = Simulation(
+        daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="PJ", faults={SSID5: 9001}
+    )
+    serial = sim.routers[0].serial
+    daemon.apply(seed_body(serial, LAN))
+
+    def failed() -> list[dict]:
+        return [e for e in daemon.events("session.job_failed") if e.get("serial") == serial]
+
+    assert (await sim.run_once()).ok == 1
+    assert failed() == []  # pending: a retry is coming
+    await asyncio.sleep(0.5)  # past the back-off
+    assert (await sim.run_once()).ok == 1
+    device = daemon.device_json(serial)
+    assert device["job"]["state"] == "FAILED"
+    [line] = wait_for(failed)
+    assert line["level"] == "warning"
+    assert line["device"] == device["_id"] and line["revision"] == device["job"]["revision"]
+    assert line["faults"] == [{"setting": "wifi.5g.ssid", "code": 9001}]
+    assert "Need4Speed" not in json.dumps(line)
+
+    assert (await sim.run_once()).ok == 1  # still FAILED: not logged again
+    assert len(failed()) == 1
+
+
 def stored_behind_the_api(daemon, prefix: str, column: str, path: str, value: str):
     """A router whose record holds ``value`` at ``path`` of ``column`` (wifi, dhcp), as a
     record written before the API refused such values would: (simulation, serial)."""

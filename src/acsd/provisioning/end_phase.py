@@ -74,6 +74,7 @@ class EndPhase(ApplyPhase):
         self._remember_blank_rows()
         self._cr_refused(result)
         now = clock.now()
+        before = self.memory.get("job") or {}
         record_outcome(self.memory, self.apply.outcome, now, self.settings.retry)
         state, jobs = close_job(
             self.memory,
@@ -84,6 +85,7 @@ class EndPhase(ApplyPhase):
             now=now,
             rebooted=self._rebooted(),
         )
+        self._log_job_failed(before)
         # Unchanged (a session that found everything in place): not written again.
         if record is None or self.memory != record.provisioning:
             result.provisioning = self.memory
@@ -98,6 +100,24 @@ class EndPhase(ApplyPhase):
                 if instance is not None:
                     client["id"] = str(instance)
             result.dhcp = dhcp
+
+    def _log_job_failed(self, before: dict[str, Any]) -> None:
+        """A job acsd gives up on leaves the device ACTIVE with no job counted, like a done
+        one: without this line the operator would find it only in each device's record.
+        Once per revision."""
+        job = self.memory.get("job") or {}
+        if job.get("state") != "FAILED":
+            return
+        if before.get("state") == "FAILED" and before.get("revision") == job.get("revision"):
+            return
+        log.warning(
+            "session.job_failed",
+            serial=self.identity.serial_number if self.identity else "",
+            device=self.record.id if self.record else None,
+            revision=job.get("revision"),
+            # no messages: a CPE's may quote the refused value, a clash the addresses
+            faults=[{k: f[k] for k in ("setting", "code") if k in f} for f in job["faults"]],
+        )
 
     def _cr_refused(self, result: SessionResult) -> None:
         """A CPE that refuses acsd's Connection Request credentials keeps its own. A
