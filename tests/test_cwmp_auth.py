@@ -331,6 +331,11 @@ def test_an_inform_for_another_serial_is_refused_and_not_recorded(
     refused = wire.post(inform(other), headers={"Authorization": header})
     assert refused.status == 403 and closes(refused)
     assert devices(daemon, other, listed) == []
+    # the line names the router the Inform was for, as an operator searches by its serial
+    lines = wait_for(
+        lambda: [e for e in daemon.events("cwmp.auth_refused") if e.get("serial") == other]
+    )
+    assert [e["username"] for e in lines] == [listed], lines
     # the same credentials for their own serial (any case) work
     wire = Wire(daemon.cwmp_url, source=source)
     answer = wire.post(inform(listed.lower()))

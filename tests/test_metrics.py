@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from acsd.cwmp import rpc
 from acsd.cwmp.session import CwmpSession
 from acsd.metrics import OTHER, VENDOR_EVENT, Metrics, event_label, fault_label
-from conftest import run_cli
+from conftest import run_cli, wait_for
 from wire import Wire, envelope, inform_body
 
 Samples = dict[tuple[str, frozenset], float]
@@ -151,6 +151,9 @@ def test_overload_and_bad_requests_are_counted(daemon_factory):
         assert value(scrape(daemon), "acsd_cwmp_sessions_open") == 1
         answer = second.post(envelope(inform_body("METO000002")))
         assert answer.status == 503
+        # the line says why, and for which router (the operator searches by its serial)
+        [line] = wait_for(lambda: daemon.events("cwmp.overloaded"))
+        assert line["cause"] == "sessions" and line["serial"] == "METO000002", line
         bad = Wire(daemon.cwmp_url)
         assert bad.post(b"{}", headers={"Content-Type": "application/json"}).status == 415
         bad.close()

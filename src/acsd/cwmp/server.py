@@ -187,16 +187,17 @@ class CwmpServer:
             # would write older values over this session's. A session of another CPE
             # on the same connection (a proxy's) goes on.
             serial_no = env.body.device_id.serial_number.lower()
+            informing = env.body.device_id.serial_number
             if not await self._end_previous(cookie, conn, remote_ip, serial_no):
-                return self._overloaded(remote_ip, "busy", retry_after=int(_BUSY_WAIT))
+                return self._overloaded(remote_ip, "busy", informing, retry_after=int(_BUSY_WAIT))
             if not self.accepting:
-                return self._overloaded(remote_ip, "stopping")
+                return self._overloaded(remote_ip, "stopping", informing)
             if len(self.sessions) >= self.settings.max_sessions:
-                return self._overloaded(remote_ip, "sessions")
+                return self._overloaded(remote_ip, "sessions", informing)
             if self.loop_lag.above(self.settings.max_loop_lag):
                 # The CPU is the limit: another session would slow every open one down.
                 self.stats["refused_loop_lag"] += 1
-                return self._overloaded(remote_ip, "loop_lag")
+                return self._overloaded(remote_ip, "loop_lag", informing)
             session = CwmpSession(
                 driver=self.driver_factory(), remote_ip=remote_ip, limits=self.settings.limits
             )
@@ -428,6 +429,7 @@ class CwmpServer:
             f"authenticated as {identity.serial[:64]!r}, but the Inform is from another serial",
             identity,
             remote_ip,
+            serial,
         )
 
     def _wrong_user(
@@ -438,10 +440,14 @@ class CwmpServer:
         if opened_by is None or opened_by == identity.username:
             return None
         return self._auth_mismatch(
-            "this session was opened with other credentials", identity, remote_ip
+            "this session was opened with other credentials", identity, remote_ip, session.serial
         )
 
-    def _auth_mismatch(self, reason: str, identity: AuthResult, remote_ip: str) -> web.Response:
+    def _auth_mismatch(
+        self, reason: str, identity: AuthResult, remote_ip: str, serial: str
+    ) -> web.Response:
+        """403 for credentials of another router; the line names the serial the request
+        is for (the one an operator looks for), beside the username it came with."""
         assert self.settings.auth is not None
         self.settings.auth.record_failure(remote_ip, identity.username)
         self.stats["auth_failures"] += 1
@@ -449,6 +455,7 @@ class CwmpServer:
             "cwmp.auth_refused",
             reason=reason,
             remote=remote_ip,
+            serial=peer_text(serial),
             username=peer_text(identity.username),
         )
         return self._closing(403, reason)
@@ -663,13 +670,21 @@ class CwmpServer:
         return session
 
     def _overloaded(
-        self, remote_ip: str, cause: str, *, retry_after: int | None = None
+        self, remote_ip: str, cause: str, serial: str, *, retry_after: int | None = None
     ) -> web.Response:
+        """503 for an Inform; the line names its serial, as the operator of a router that
+        keeps getting 503 searches for it."""
         self.stats["refused_overload"] += 1
         # Jitter spreads the retries of a boot storm instead of bunching them up again.
         base = self.settings.retry_after if retry_after is None else retry_after
         retry = max(1, int(base * random.uniform(0.5, 1.5)))
-        log.info("cwmp.overloaded", remote=remote_ip, retry_after=retry, cause=cause)
+        log.info(
+            "cwmp.overloaded",
+            remote=remote_ip,
+            serial=peer_text(serial),
+            retry_after=retry,
+            cause=cause,
+        )
         return _closed(
             web.Response(
                 status=503, text="overloaded, retry later\n", headers={"Retry-After": str(retry)}
