@@ -309,7 +309,7 @@ async def test_a_request_names_acsd_and_not_the_libraries_under_it() -> None:
 def test_how_long_a_request_waits_is_the_operators(daemon_factory) -> None:
     """[cwmp] connection_request_timeout: a router on a slow mobile link needs more than
     the default 5 s. Here 1 s, against a router whose listener takes the connection and
-    never answers; the log says the operator's figure."""
+    never answers; the log says the operator's figure, and names the router."""
     from api_world import build_world, device_body
     from conftest import wait_for
     from cpe_steps import NS, finish
@@ -334,6 +334,8 @@ def test_how_long_a_request_waits_is_the_operators(daemon_factory) -> None:
         assert created.status == 201, created.body
         [done] = wait_for(lambda: daemon.events("connreq.done"), timeout=10)
     assert (done["ok"], done["reason"]) == (False, "unreachable: no answer within 1 s")
+    # the line names the router, as the operator whose change did not arrive searches
+    assert (done["serial"], done["device"]) == ("SLOWLINK1", created.body["_id"])
 
 
 async def test_a_url_with_port_0_is_said_to_be_one_no_router_listens_on() -> None:

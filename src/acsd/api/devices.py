@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from structlog.contextvars import bound_contextvars
 
 from acsd import clock
 from acsd.api.answer import json_response, page_response
@@ -195,7 +196,11 @@ async def _poke(ctx: ApiContext, record: DeviceRecord) -> None:
     # the record as stored: the username the router reported is a column, no tree read
     target = target_of(record)
     if target is not None:
-        ctx.requester.poke(record.id, *target)
+        # The request runs in a task of its own, which takes this context along: its lines
+        # (connreq.done) name the router as a session's do, for an operator who searches
+        # the log by serial number.
+        with bound_contextvars(serial=record.serial_number):
+            ctx.requester.poke(record.id, *target)
 
 
 _NOT_FOUND = (404, "not_found", "No such device")
