@@ -10,6 +10,7 @@ import logging
 import os
 import socket
 import sqlite3
+import ssl
 from pathlib import Path
 
 import pytest
@@ -271,6 +272,35 @@ def test_an_over_long_credential_header_is_logged_without_the_credential(daemon)
     text = daemon.log_text()
     for secret in secrets:
         assert secret not in text
+
+
+def _client_hello() -> bytes:
+    """The first bytes a router whose ACS URL says https:// sends."""
+    tls = ssl.create_default_context().wrap_bio(
+        ssl.MemoryBIO(), outgoing := ssl.MemoryBIO(), server_hostname="acs.example.net"
+    )
+    with contextlib.suppress(ssl.SSLWantReadError):
+        tls.do_handshake()
+    return outgoing.read()
+
+
+def test_a_request_acsd_cannot_read_is_logged_with_the_clients_address(module_daemon):
+    """A router that does not show up because it speaks TLS to the plain-HTTP port, or
+    sends what is no HTTP request: the operator finds it in the log by its address."""
+    daemon = module_daemon
+    for url, data in (
+        (daemon.cwmp_url, _client_hello()),
+        (daemon.api_url, b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: x\r\n\r\n"),
+    ):
+        host, port = url.removeprefix("http://").rstrip("/").split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(data)
+            assert sock.recv(4096).split(b"\r\n")[0].endswith(b" 400 Bad Request")
+    lines = wait_for(lambda: len(daemon.events("client_request_unreadable")) >= 2 and
+                     daemon.events("client_request_unreadable"))  # fmt: skip
+    assert all(e["remote"] == "127.0.0.1" and e["level"] == "info" for e in lines), lines
+    assert any("HTTPS traffic on an HTTP port" in e["reason"] for e in lines), lines
+    assert any("Content-Length" in e["reason"] for e in lines), lines
 
 
 def test_a_line_that_cannot_be_written_is_lost_not_raised():

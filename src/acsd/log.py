@@ -225,7 +225,7 @@ def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> Non
                 _add_static,
                 structlog.processors.add_log_level,
                 structlog.stdlib.add_logger_name,
-                structlog.stdlib.ExtraAdder(allow=("reason",)),
+                structlog.stdlib.ExtraAdder(allow=("reason", "remote")),
                 stamp,
             ],
             processors=[
@@ -245,6 +245,13 @@ def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> Non
     root.setLevel(logging.WARNING)
     _handler = handler
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # aiohttp logs a first request that is no HTTP at all at debug level (TLS on the plain
+    # port: a router whose ACS URL says https://); _ClientFault lets only that through.
+    logging.getLogger("aiohttp.server").setLevel(logging.DEBUG)
+
+
+#: aiohttp's message for a request it could not read, its argument the client's address
+_AIOHTTP_FROM = "Error handling request from %s"
 
 
 class _ClientFault(logging.Filter):
@@ -257,9 +264,9 @@ class _ClientFault(logging.Filter):
         self.level = level
 
     def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        if exc is None or not record.name.startswith("aiohttp."):
+        if not record.name.startswith("aiohttp."):
             return True
+        exc = record.exc_info[1] if record.exc_info else None
         # Here, not at the top: the profile checker imports this module and must not pull
         # in aiohttp; a record from aiohttp means it is loaded.
         from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
@@ -267,9 +274,14 @@ class _ClientFault(logging.Filter):
 
         # what a client's malformed request (or its leaving mid-request) raises in aiohttp
         if not isinstance(exc, HttpProcessingError | RequestPayloadError | ConnectionResetError):
-            return True
+            # aiohttp.server passes its debug lines (see configure): only warnings and up
+            return record.levelno >= logging.WARNING
         if self.level > logging.INFO:
             return False
+        if record.msg == _AIOHTTP_FROM and isinstance(record.args, tuple) and record.args:
+            # the client's address, as on acsd's own refusals: the one way to tell which
+            # router (or scanner) sent it
+            record.remote = record.args[0]
         record.msg, record.args = "client_request_unreadable", ()
         record.levelno, record.levelname = logging.INFO, "INFO"
         record.exc_info = record.exc_text = None
