@@ -237,6 +237,9 @@ class DeviceQuery:
     grace: int = 60
     #: case-insensitive substring of name, serial number, MAC (any separators), notes
     q: str | None = None
+    #: the state (PENDING, DONE, FAILED) of the device's job, the one its ``job`` object
+    #: shows: of the record's revision, so devices without operator settings have none
+    job: str | None = None
     limit: int = 100
     offset: int = 0
     #: only records whose id sorts after this one (the previous page's last): a walk that

@@ -126,6 +126,14 @@ def device_filters(query: DeviceQuery, args: Args) -> str:
         )
         # never-seen devices (last_inform NULL) are offline
         clauses.append(online if query.online else f"NOT coalesce({online}, false)")
+    if query.job is not None:
+        # as SQLite's (acsd.store.sqlite.filters._JOB_SQL): the job of the record's
+        # revision, the memory parsed once per row
+        state = args(query.job, "text")
+        clauses.append(
+            "(revision > 0 AND (provisioning::jsonb -> 'job')"
+            f" @> jsonb_build_object('revision', revision, 'state', {state}))"
+        )
     q = (query.q or "").strip()
     if q:
         columns = ("name", "serial_number", "notes")

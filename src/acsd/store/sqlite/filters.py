@@ -22,6 +22,13 @@ _ONLINE_SQL = (
     " ELSE :default_interval END) + :grace)"
 )
 
+# The job a device shows (acsd.device_view): the provisioning memory's, when it is of the
+# record's revision; revision 0 (no operator settings) has none.
+_JOB_SQL = (
+    "(revision > 0 AND json_extract(provisioning, '$.job.revision') = revision"
+    " AND json_extract(provisioning, '$.job.state') = :job)"
+)
+
 
 def fold(value: Any) -> str | None:
     """``acsd_fold(x)`` in SQL: :func:`search_fold` (SQLite's lower() and LIKE know ASCII,
@@ -66,6 +73,9 @@ def device_filters(query: DeviceQuery) -> tuple[str, dict[str, Any]]:
         params["now"] = query.now or clock.now()
         params["default_interval"] = query.default_interval
         params["grace"] = query.grace
+    if query.job is not None:
+        clauses.append(_JOB_SQL)
+        params["job"] = query.job
     q = (query.q or "").strip()
     if q:
         columns = ("name", "serial_number", "notes")
