@@ -382,6 +382,34 @@ async def test_a_job_given_up_is_logged_once(module_daemon_factory):
     assert len(failed()) == 1
 
 
+async def test_devices_whose_job_failed_are_listed(module_daemon):
+    """A job given up leaves the device ACTIVE with jobs 0, like a done one: the list filter
+    ``job=FAILED`` (API and CLI) finds it among the rest."""
+    daemon = module_daemon
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 3, serial_prefix="JF")
+    failing, done, bare = (r.serial for r in sim.routers)
+    daemon.apply(seed_body(failing))  # its pool is outside the router's LAN: FAILED at once
+    daemon.apply(seed_body(done, LAN))
+    assert (await sim.run_once()).ok == 3
+    shown = {serial: daemon.device_json(serial) for serial in (failing, done, bare)}
+    assert [(d["state"], d["jobs"], d.get("job", {}).get("state")) for d in shown.values()] == [
+        ("ACTIVE", 0, "FAILED"), ("ACTIVE", 0, "DONE"), ("ACTIVE", 0, None)
+    ]  # fmt: skip
+
+    api = build_world(daemon).api
+    for state, serials in (("FAILED", [failing]), ("DONE", [done]), ("PENDING", [])):
+        reply = api.get(f"/network/device?job={state}&q=JF")
+        assert reply.status == 200, reply.body
+        assert [d["serialNumber"] for d in reply.body["items"]] == serials
+        assert reply.body["total"] == len(serials)
+    refused = api.get("/network/device?job=failed")
+    assert refused.status == 409 and refused.body["message"] == "job", refused.body
+
+    listed = daemon.cli("device", "list", "--job", "FAILED").stdout
+    assert shown[failing]["_id"] in listed and failing in listed
+    assert done not in listed and bare not in listed
+
+
 def stored_behind_the_api(daemon, prefix: str, column: str, path: str, value: str):
     """A router whose record holds ``value`` at ``path`` of ``column`` (wifi, dhcp), as a
     record written before the API refused such values would: (simulation, serial)."""

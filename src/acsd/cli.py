@@ -59,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     dlist.add_argument(
         "--offset", type=_not_negative, default=0, help="skip this many first (0): the next page"
     )
+    dlist.add_argument(
+        "--job",
+        choices=("PENDING", "DONE", "FAILED"),
+        help="only devices whose job is in this state (FAILED: settings the router refused "
+        "past their retries), in the order they were created",
+    )
     dshow = dsub.add_parser("show", help="one device, by id or serial number")
     _add_config(dshow)
     dshow.add_argument(
@@ -579,6 +585,7 @@ def _versions(versions: list[int]) -> str:
 
 async def _device(args: argparse.Namespace, config: Config) -> int:
     from acsd.device_view import device_view
+    from acsd.store.base import DeviceQuery
 
     store = await _open_store(config)
     if isinstance(store, int):
@@ -591,11 +598,19 @@ async def _device(args: argparse.Namespace, config: Config) -> int:
         if args.device_command == "apply":
             return await _apply(args.file, store, view)
         if args.device_command == "list":
-            records = await store.list_devices(limit=args.limit, offset=args.offset)
+            if args.job is None:
+                records = await store.list_devices(limit=args.limit, offset=args.offset)
+                total = await store.count_devices()
+            else:
+                # the API's filter (GET /network/device?job=), paged by id as it is
+                records, total = await store.query_devices(
+                    DeviceQuery(job=args.job, limit=args.limit, offset=args.offset)
+                )
             devices = [device_view(r, **view) for r in records]
-            total = await store.count_devices()
             if args.json:
                 print(json.dumps([d.to_json() for d in devices], indent=2))
+            elif args.job is not None and not total:
+                print(f"(no devices with a {args.job} job)")
             else:
                 _print_table(devices, empty=not total)
             if page := _page_note(args.offset, len(records), total):

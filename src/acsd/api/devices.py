@@ -127,6 +127,14 @@ class DeviceListQuery(IdPageQuery):
     #: searched in serial number, name, notes and MAC; a control character (NUL ended
     #: SQLite's LIKE pattern, and matched every device) is no search anyone means
     q: Search | None = None
+    #: named as the device's ``job.state``; a device without a job (no operator settings,
+    #: or a change no session has taken up yet) matches none
+    job: Literal["PENDING", "DONE", "FAILED"] | None = Field(
+        None,
+        description="Only devices whose current job (the device's job object) is in this "
+        "state. FAILED: acsd gave up on a setting the router refused past its retries; the "
+        "device reads ACTIVE with jobs 0, as one whose job is DONE.",
+    )
 
 
 class DeviceList(BaseModel):
@@ -364,6 +372,7 @@ async def list_devices(request: web.Request) -> web.Response:
             default_interval=ctx.default_interval,
             grace=ctx.grace,
             q=query.q,
+            job=query.job,
             limit=query.limit,
             offset=query.offset,
             after=query.after,
