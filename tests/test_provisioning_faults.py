@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import urllib.request
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from acsd.cwmp import rpc
 from acsd.cwmp.session import CwmpSession
@@ -382,19 +384,36 @@ async def test_a_job_given_up_is_logged_once(module_daemon_factory):
     assert len(failed()) == 1
 
 
-async def test_devices_whose_job_failed_are_listed(module_daemon):
+def jobs_failed(daemon) -> dict[str, float]:
+    """acsd_jobs_failed_total by profile, scraped."""
+    with urllib.request.urlopen(daemon.api_url + "metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    return {
+        s.labels["profile"]: s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "acsd_jobs_failed_total"
+    }
+
+
+async def test_devices_whose_job_failed_are_listed_and_counted(module_daemon):
     """A job given up leaves the device ACTIVE with jobs 0, like a done one: the list filter
-    ``job=FAILED`` (API and CLI) finds it among the rest."""
+    ``job=FAILED`` (API and CLI) finds it among the rest, and a counter an alert can watch
+    moves once per revision."""
     daemon = module_daemon
     sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 3, serial_prefix="JF")
     failing, done, bare = (r.serial for r in sim.routers)
     daemon.apply(seed_body(failing))  # its pool is outside the router's LAN: FAILED at once
     daemon.apply(seed_body(done, LAN))
+    before = jobs_failed(daemon)  # (other tests of this module's daemon fail jobs too)
     assert (await sim.run_once()).ok == 3
     shown = {serial: daemon.device_json(serial) for serial in (failing, done, bare)}
     assert [(d["state"], d["jobs"], d.get("job", {}).get("state")) for d in shown.values()] == [
         ("ACTIVE", 0, "FAILED"), ("ACTIVE", 0, "DONE"), ("ACTIVE", 0, None)
     ]  # fmt: skip
+    profile = shown[failing]["cpe"]["profile"]
+    expected = {**before, profile: before.get(profile, 0) + 1}
+    wait_for(lambda: jobs_failed(daemon) == expected)
 
     api = build_world(daemon).api
     for state, serials in (("FAILED", [failing]), ("DONE", [done]), ("PENDING", [])):
@@ -408,6 +427,11 @@ async def test_devices_whose_job_failed_are_listed(module_daemon):
     listed = daemon.cli("device", "list", "--job", "FAILED").stdout
     assert shown[failing]["_id"] in listed and failing in listed
     assert done not in listed and bare not in listed
+
+    # once per revision: later sessions leave the job, and the counter, as they are
+    assert (await sim.run_once()).ok == 3
+    assert daemon.device_json(failing)["job"] == shown[failing]["job"]
+    assert jobs_failed(daemon) == expected
 
 
 def stored_behind_the_api(daemon, prefix: str, column: str, path: str, value: str):

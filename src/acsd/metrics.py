@@ -199,6 +199,14 @@ class Metrics:
             ["code"],
             registry=reg,
         )
+        self.jobs_failed = Counter(
+            "acsd_jobs_failed",
+            "Provisioning jobs acsd gave up on (FAILED: a setting the router refused past its "
+            "retries, or one it cannot take), by the router's profile; once per revision. "
+            "The device reads ACTIVE with jobs 0: GET /network/device?job=FAILED lists them.",
+            ["profile"],
+            registry=reg,
+        )
         self.session_duration = Histogram(
             "acsd_cwmp_session_duration_seconds",
             "CWMP session length, Inform to the end (204 sent, or the session abandoned), "
@@ -258,6 +266,10 @@ class Metrics:
         if child is None:
             child = self._profiles[name] = self.profile_selected.labels(name)
         child.inc()
+
+    def _job_failed(self, profile: str) -> None:
+        # rare (once per revision of a router): no cached child needed
+        self.jobs_failed.labels(profile).inc()
 
     def _rpc(self, method: str, seconds: float) -> None:
         child = self._rpcs.get(method)
@@ -356,6 +368,11 @@ class MeteredDriver:
         finally:
             histogram = self._metrics._complete if complete else self._metrics._incomplete
             histogram.observe(time.monotonic() - session.created)
+            # set once the result is stored, so also when a later step of finish fails
+            if getattr(self.inner, "job_given_up", False):
+                profile = getattr(self.inner, "profile", None)
+                if profile is not None:  # (always, once a job was planned)
+                    self._metrics._job_failed(profile.name)
 
 
 # --- collectors ---------------------------------------------------------------------------

@@ -415,6 +415,8 @@ class ProvisioningDriver(EndPhase):
             session.outstanding[1], rpc.SetParameterValues
         )
         self._settle(result, unanswered=unanswered)
+        # counted once stored: a result not written gives the job up again next session
+        given_up, self.job_given_up = self.job_given_up, False
         try:
             device_id = await self.store.save_session(result)
         except StaleResultError:
@@ -425,6 +427,7 @@ class ProvisioningDriver(EndPhase):
         except Exception as exc:
             self._save_failed(session, exc, complete)
             return
+        self.job_given_up = given_up
         url = result.connection_request_url
         if url and (self.record is None or self.record.connection_request_url != url):
             await self._wake_for_changes(device_id, result.revision or 0)

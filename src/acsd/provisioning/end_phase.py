@@ -25,6 +25,10 @@ _CR_SETTINGS = frozenset({"management.cr_username", "management.cr_password"})
 class EndPhase(ApplyPhase):
     """What a session's result holds besides the CPE's values: memory, job, state."""
 
+    #: this session gave the device's job up (FAILED, once per revision) and its result
+    #: was stored: acsd.metrics counts it, for an alert
+    job_given_up: bool = False
+
     def _sim_read(self, flat: dict[str, str]) -> bool:
         """This session's read completed, the paths the SIM numbers come from included:
         SIM numbers absent from ``flat`` are then absent from the router."""
@@ -118,6 +122,7 @@ class EndPhase(ApplyPhase):
             # no messages: a CPE's may quote the refused value, a clash the addresses
             faults=[{k: f[k] for k in ("setting", "code") if k in f} for f in job["faults"]],
         )
+        self.job_given_up = True
 
     def _cr_refused(self, result: SessionResult) -> None:
         """A CPE that refuses acsd's Connection Request credentials keeps its own. A
