@@ -46,12 +46,17 @@ def test_while_the_server_is_down_routers_and_clients_are_told_to_come_back(
     try:
         reply = wait_for(lambda: (r := world.api.get("/network/device")).status != 200 and r, 10)
         assert reply.status == 503, reply.body
-        assert reply.body["message"] == "unavailable" and int(reply.headers["Retry-After"]) > 0
+        assert reply.body["message"] == "unavailable" and reply.headers["Retry-After"] == "10"
+        # which trouble it is (not a full disk, not a lock), without the server's address
+        down = reply.body["description"]
+        assert down.startswith("The database server cannot be reached"), down
+        assert "check that it runs" in down and str(pg_cluster.port) not in down
+        assert str(pg_cluster.root) not in down
         # A router's Inform: told when to come back, as at the end of a session whose
         # result the database cannot take, not sent a fault it may retry at once.
         answer = _inform(daemon, "DOWN0002")
         assert answer.status == 503, answer.body
-        assert int(answer.headers["Retry-After"]) > 0 and b"retry later" in answer.body
+        assert answer.headers["Retry-After"] == "10" and answer.text == f"{down}\n"
     finally:
         pg_cluster.resume()
     assert wait_for(lambda: _inform(daemon, "DOWN0002").status == 200, 15)
@@ -86,7 +91,10 @@ async def test_a_database_made_read_only_and_back_is_written_again_without_a_res
     refused = await asyncio.to_thread(
         wait_for, lambda: (r := add_customer("Read-only")).status == 503 and r, 10
     )
-    assert refused.body["message"] == "unavailable" and refused.headers["Retry-After"]
+    assert refused.body["message"] == "unavailable" and refused.headers["Retry-After"] == "60"
+    read_only = refused.body["description"]
+    assert read_only.startswith("The database is read-only: check that acsd's user may write")
+    assert "default_transaction_read_only" in read_only and name not in read_only
     assert await asyncio.to_thread(wait_for, lambda: readyz_status(daemon.api_url) == 503, 10)
     # ... and lifts it, ending no session: a connection made while it held keeps it, so
     # acsd must make new ones to be written to again.
@@ -116,7 +124,8 @@ async def test_a_lock_held_past_the_lock_timeout_is_503_not_500(daemon_factory, 
         )
         assert reply.status == 503, reply.body
         assert time.monotonic() - started < 5  # not the 10 s of a statement
-        assert reply.body["message"] == "unavailable" and reply.headers["Retry-After"]
+        assert reply.body["message"] == "unavailable" and reply.headers["Retry-After"] == "10"
+        assert reply.body["description"].startswith("The database is busy: another client")
         await locked.rollback()
     finally:
         await holder.close()

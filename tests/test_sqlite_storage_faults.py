@@ -19,6 +19,13 @@ from conftest import wait_for
 from cpe_steps import NS, TREE, answer_request
 from wire import Answer, Wire, envelope, inform_body
 
+#: what a client is told while acsd refuses writes until a restart (no file's path)
+RESTART_NEEDED = (
+    "The database's files were removed or replaced while acsd ran: writes are refused until "
+    "acsd is restarted, retrying does not help; restart acsd to use the database now in "
+    "place (the server log's store_files_changed line says which file)"
+)
+
 #: an operator's notes that make each created device a few pages of the database
 NOTES = "n" * 9000
 
@@ -85,7 +92,12 @@ def test_a_full_disk_fails_writes_clearly_and_acsd_writes_again_once_space_is_ba
         else:
             raise AssertionError("the writes never kept failing")
         assert refused.body["message"] == "unavailable"
-        assert int(refused.headers["Retry-After"]) > 0
+        # says what to check, without the database's path; no asking again within seconds:
+        # room comes back only when an operator makes it
+        full = refused.body["description"]
+        assert full.startswith("The disk under the database is full or failing: free space")
+        assert str(daemon.db.parent) not in full
+        assert refused.headers["Retry-After"] == "60"
         assert acked, "the disk was full before the first write"
         # reads go on: a device, the list
         some = next(iter(acked.values()))
@@ -95,7 +107,9 @@ def test_a_full_disk_fails_writes_clearly_and_acsd_writes_again_once_space_is_ba
         # one left), or what it learned cannot be kept and it is told to come back
         ended = _session(daemon, "FULL0001")
         assert ended.status == 204 or (
-            ended.status == 503 and int(ended.headers["Retry-After"]) > 0
+            ended.status == 503
+            and ended.headers["Retry-After"] == "60"
+            and ended.text == f"{full}\n"
         ), ended.status
         # not ready while the writes fail, though the probe's own one-page write may fit
         # in the room a failed larger commit left in the WAL
@@ -161,7 +175,10 @@ def _refused_until_restart(daemon, create, what: str) -> None:
     is 503, and one error line says which file and what to do."""
     refused = wait_for(lambda: (r := create()).status != 201 and r, 5)
     assert refused.status == 503, refused.body
-    assert refused.body["message"] == "unavailable" and int(refused.headers["Retry-After"]) > 0
+    assert refused.body["message"] == "unavailable"
+    # retrying cannot help before a restart: the client is told so, and to wait long
+    assert refused.body["description"] == RESTART_NEEDED, refused.body
+    assert refused.headers["Retry-After"] == "600"
     assert readyz_status(daemon.api_url) == 503
     [line] = wait_for(lambda: daemon.events("store_files_changed"), 5)
     assert line["level"] == "error" and line["error"] == what and "restart" in line["action"]
@@ -182,7 +199,8 @@ def test_its_wal_removed_underneath_acsd_refuses_writes_and_loses_nothing(daemon
     # reads go on; a router's session is told to come back at its end
     assert world.api.get(f"/network/device/{acked['WALGONE0000']}").status == 200
     ended = _session(daemon, "WALGONE-CPE")
-    assert ended.status == 503 and int(ended.headers["Retry-After"]) > 0
+    assert ended.status == 503 and ended.headers["Retry-After"] == "600"
+    assert ended.text == f"{RESTART_NEEDED}\n"
     # a write on the server meanwhile goes to the new WAL, which acsd's stop leaves alone
     daemon.apply({"serialNumber": "WALGONE-CLI"})
     assert daemon.stop() == 0

@@ -200,7 +200,11 @@ def test_while_another_process_holds_the_database_clients_are_told_to_come_back(
     try:
         reply = world.api.post("/customer", {"name": "Locked out", "type": "CUSTOMER"})
         assert reply.status == 503, reply.body
-        assert reply.body["message"] == "unavailable" and reply.headers["Retry-After"]
+        assert reply.body["message"] == "unavailable" and reply.headers["Retry-After"] == "10"
+        # which trouble it is, and what to look for: not a path
+        busy = reply.body["description"]
+        assert busy.startswith("The database is busy: another client holds a lock"), busy
+        assert "transaction left open" in busy and str(daemon.db.parent) not in busy
         # the APN API too, in its own wrapper
         apn = world.api.post(
             "/v1/accounts/LOCKED/networks/fleet/devices/apns",
@@ -208,6 +212,7 @@ def test_while_another_process_holds_the_database_clients_are_told_to_come_back(
         )
         assert apn.status == 503 and apn.headers["Retry-After"], apn.body
         assert (apn.body["Success"], apn.body["Code"], apn.body["ErrorCode"]) == (False, 503, 5030)
+        assert apn.body["ErrorDescription"] == busy and apn.headers["Retry-After"] == "10"
         # both as the API's description says (a client generated from it reads them)
         for path, answer in (
             ("/customer", reply),
@@ -224,8 +229,8 @@ def test_while_another_process_holds_the_database_clients_are_told_to_come_back(
             env = parse_envelope(answer.body)
             reply_env = Envelope(body=answer_request(env.body, dict(TREE)), cwmp_ns=NS, id=env.id)
             answer = wire.post(render_envelope(reply_env))
-        assert answer.status == 503 and answer.headers["Retry-After"]
-        assert b"retry later" in answer.body
+        assert answer.status == 503 and answer.headers["Retry-After"] == "10"
+        assert answer.body.decode() == f"{busy}\n"
     finally:
         holder.execute("ROLLBACK")
         holder.close()

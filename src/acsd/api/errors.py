@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict
 
 from acsd.api.answer import json_response
 from acsd.log import get_logger, peer_text
-from acsd.store import RETRY_UNAVAILABLE, store_unavailable
+from acsd.store import outage, store_unavailable
 from acsd.store.base import reported
 
 log = get_logger("acsd.api")
@@ -276,17 +276,18 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def come_back_later(exc: Exception, rid: str) -> tuple[str, dict[str, str]] | None:
     """For an error that is the database's own trouble (locked by another process,
-    read-only, full): logged, and the description and headers of a 503 that tells the
-    client to come back rather than report a bug. None for any other error."""
+    read-only, full, its server down, its files replaced): logged, and the description and
+    headers of a 503 that tells the client which trouble it is and when to come back
+    (acsd.store.outages), rather than report a bug. None for any other error."""
     why = store_unavailable(exc)
-    if why is None:
+    found = outage(exc)
+    if why is None or found is None:
         return None
     # a write's: the writer named the cause once (store_writes_failing); a line per
     # request at warning level would bury it
     level = log.info if reported(exc) else log.warning
-    level("api_store_unavailable", request_id=rid, error=why)
-    text = "The database is not available right now; retry later"
-    return text, {"Retry-After": str(RETRY_UNAVAILABLE)}
+    level("api_store_unavailable", request_id=rid, error=why, cause=found.cause)
+    return found.text, {"Retry-After": str(found.retry_after)}
 
 
 @web.middleware

@@ -276,7 +276,7 @@ class CwmpServer:
                 return _closed(
                     web.Response(
                         status=503,
-                        text=f"{exc.reason}; retry later\n",
+                        text=f"{exc.text}\n",
                         headers={"Retry-After": str(exc.retry_after)},
                     )
                 )

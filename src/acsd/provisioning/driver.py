@@ -51,7 +51,6 @@ from acsd.provisioning.jobs import PENDING, new_memory
 from acsd.provisioning.profiles import Profile, detect_root
 from acsd.provisioning.status import read_plan, untyped
 from acsd.store.base import (
-    RETRY_UNAVAILABLE,
     VERSION_CHARS,
     CpeIdentity,
     SessionResult,
@@ -60,6 +59,7 @@ from acsd.store.base import (
     reported,
     store_unavailable,
 )
+from acsd.store.outages import OTHER, outage
 
 log = get_logger("acsd.session")
 
@@ -121,7 +121,7 @@ class ProvisioningDriver(EndPhase):
                 # The database's trouble, which passes: the CPE is told when to come back
                 # (503 + Retry-After), as at a session's end, rather than sent a fault.
                 log.warning("session.lookup_failed", serial=dev.serial_number, error=why)
-                raise RetryLater("database unavailable", RETRY_UNAVAILABLE) from exc
+                raise _retry_later(exc) from exc
             log.exception("session.lookup_failed", serial=dev.serial_number)
             return rpc.acs_fault(8002, "device lookup failed; retry later")
         root = _root_of(self.values)
@@ -249,7 +249,7 @@ class ProvisioningDriver(EndPhase):
             log_failure(log, "session.save_failed", passing, serial=session.serial)
         if complete:
             if passing is not None:
-                raise RetryLater("database unavailable", RETRY_UNAVAILABLE) from exc
+                raise _retry_later(exc) from exc
             raise exc
 
     async def _profile_for(self, root: str) -> Profile:
@@ -563,6 +563,13 @@ class ProvisioningDriver(EndPhase):
             log.warning("session.version_cut", parameter=suffix, length=len(value))
             value = value[:VERSION_CHARS]
         return value
+
+
+def _retry_later(exc: BaseException) -> RetryLater:
+    """The router's 503 for the database's trouble ``exc``: the same words and Retry-After
+    as an API client's (acsd.store.outages), for whoever reads a capture."""
+    found = outage(exc) or OTHER
+    return RetryLater(f"database unavailable ({found.cause})", found.retry_after, found.text)
 
 
 def _lacks_everything(profile: Profile, absent: list[str]) -> bool:

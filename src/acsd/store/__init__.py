@@ -26,6 +26,7 @@ from acsd.store.base import (
     TokenRecord,
     store_unavailable,
 )
+from acsd.store.outages import Outage, outage
 from acsd.store.sqlite import SqliteStore
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ __all__ = [
     "DeviceQuery",
     "DeviceRecord",
     "ModelRecord",
+    "Outage",
     "SchemaError",
     "SessionResult",
     "SqliteStore",
@@ -51,6 +53,7 @@ __all__ = [
     "TokenRecord",
     "is_postgres",
     "open_store",
+    "outage",
     "shown_url",
     "sqlite_path",
     "store_unavailable",

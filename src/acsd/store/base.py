@@ -789,6 +789,11 @@ class StoreUnavailableError(StoreError):
     carry no code of their own (a missing socket file, a connect timeout)."""
 
 
+class RestartNeededError(StoreUnavailableError):
+    """Every write is refused until acsd restarts (the database's files were replaced
+    underneath it): retrying does not help, unlike the other unavailable errors."""
+
+
 class StoreClosedError(StoreError):
     """A write was submitted after ``close()`` (or before ``open()``)."""
 

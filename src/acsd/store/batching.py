@@ -14,11 +14,11 @@ from acsd.log import get_logger
 from acsd.store.base import (
     ChangedError,
     ConflictError,
+    RestartNeededError,
     StaleResultError,
     StateError,
     StoreClosedError,
     StoreError,
-    StoreUnavailableError,
     mark_reported,
     store_unavailable,
 )
@@ -97,7 +97,7 @@ class BatchWriter(ABC):
             state = "closed" if self._closing is not None else "not open"
             raise StoreClosedError(f"{self!r} is {state}; write refused")
         if self._refused is not None:  # (the caller gets it from the op's future)
-            self._fail([op], StoreUnavailableError(self._refused))
+            self._fail([op], RestartNeededError(self._refused))
             return
         self._queue.put_nowait(op)
 
@@ -136,7 +136,7 @@ class BatchWriter(ABC):
                     batch.append(op)
                 self.stats.queue_depth = self._queue.qsize()
                 if self._refused is not None:  # (queued before the refusal began)
-                    self._fail(batch, StoreUnavailableError(self._refused))
+                    self._fail(batch, RestartNeededError(self._refused))
                 else:
                     self._busy = True
                     try:

@@ -1,0 +1,113 @@
+"""What a 503 says when the database cannot take a request: which trouble it is, in words
+an operator acts on, and when to come back. The one place where a store error becomes the
+text and Retry-After of the operator API's, the APN API's and a router's 503.
+
+The texts name what to check, never a file path, a connection URL or a statement: the
+driver's own message (which has them) goes to the log only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from acsd.store.base import RETRY_UNAVAILABLE, RestartNeededError, store_unavailable
+
+#: an operator has to act (free space, lift read-only) before a write can go through;
+#: acsd notices by itself within seconds once they have
+RETRY_OPERATOR = 60
+#: nothing changes until acsd restarts: long, so that routers and scripts stop asking
+#: every few seconds, yet a router comes back soon enough after the restart
+RETRY_RESTART = 600
+
+
+@dataclass(frozen=True, slots=True)
+class Outage:
+    """Why the database cannot take a request now. ``cause`` is a short key (for logs and
+    tests), ``text`` what the client is told, ``retry_after`` in seconds."""
+
+    cause: str
+    text: str
+    retry_after: int
+
+
+RESTART_NEEDED = Outage(
+    "restart_needed",
+    "The database's files were removed or replaced while acsd ran: writes are refused "
+    "until acsd is restarted, retrying does not help; restart acsd to use the database now "
+    "in place (the server log's store_files_changed line says which file)",
+    RETRY_RESTART,
+)
+DISK = Outage(
+    "disk",
+    "The disk under the database is full or failing: free space on the database's file "
+    "system (or check the disk); acsd writes again by itself once there is room; retry "
+    "later",
+    RETRY_OPERATOR,
+)
+READ_ONLY = Outage(
+    "read_only",
+    "The database is read-only: check that acsd's user may write the database file and its "
+    "directory, or on PostgreSQL the database's default_transaction_read_only and whether "
+    "the server is a standby; acsd writes again by itself once it is writable; retry later",
+    RETRY_OPERATOR,
+)
+UNREACHABLE = Outage(
+    "unreachable",
+    "The database server cannot be reached (stopped, restarting, or the network): check "
+    "that it runs and accepts acsd's connections; acsd reconnects by itself; retry later",
+    RETRY_UNAVAILABLE,
+)
+BUSY = Outage(
+    "busy",
+    "The database is busy: another client holds a lock acsd waits for, or a statement ran "
+    "past its time limit; look for a transaction left open (a database shell) or a long "
+    "job; retry later",
+    RETRY_UNAVAILABLE,
+)
+OTHER = Outage(
+    "unavailable", "The database is not available right now; retry later", RETRY_UNAVAILABLE
+)
+
+# SQLite's extended error names, by prefix; READONLY_DBMOVED: the file was moved or
+# removed under an open connection (acsd's own check finds that too: RESTART_NEEDED)
+_SQLITE = (
+    ("SQLITE_READONLY_DBMOVED", RESTART_NEEDED),
+    ("SQLITE_READONLY", READ_ONLY),
+    ("SQLITE_FULL", DISK),
+    ("SQLITE_IOERR", DISK),  # (a file that may grow no more: a quota, a size limit)
+    ("SQLITE_BUSY", BUSY),
+    ("SQLITE_LOCKED", BUSY),
+)
+# PostgreSQL's SQLSTATEs, by prefix (see store.base._PG_UNAVAILABLE)
+_POSTGRES = (
+    ("53100", DISK),  # disk_full
+    ("25006", READ_ONLY),  # read_only_sql_transaction
+    ("08", UNREACHABLE),
+    ("57P", UNREACHABLE),  # admin_shutdown, crash_shutdown, cannot_connect_now
+    ("55P03", BUSY),  # lock_not_available (lock_timeout)
+    ("57014", BUSY),  # query_canceled (statement_timeout)
+    ("25P03", BUSY),  # idle_in_transaction_session_timeout
+)
+
+
+def outage(exc: BaseException) -> Outage | None:
+    """Why ``exc`` (or what it was raised from) says the database cannot take a request
+    now; None when it is no such error (a bug: a 500)."""
+    if store_unavailable(exc) is None:
+        return None
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, RestartNeededError):
+            return RESTART_NEEDED
+        name = getattr(seen, "sqlite_errorname", None)
+        if isinstance(name, str):
+            return next((o for prefix, o in _SQLITE if name.startswith(prefix)), OTHER)
+        state = getattr(seen, "sqlstate", None)
+        if isinstance(state, str):
+            return next((o for prefix, o in _POSTGRES if state.startswith(prefix)), OTHER)
+        if isinstance(seen, ConnectionError):
+            return UNREACHABLE
+        seen = seen.__cause__
+    # StoreUnavailableError of its own: only the PostgreSQL backend raises it bare (a lost
+    # connection, a server that does not answer), and the write queue's RestartNeededError
+    return UNREACHABLE
