@@ -5,12 +5,13 @@ error codes map to the same words an API client and a router get."""
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 import pytest
 
 from acsd.store import StoreUnavailableError, outage
 from acsd.store.base import RestartNeededError
-from acsd.store.outages import BUSY, DISK, READ_ONLY, RESTART_NEEDED, UNREACHABLE
+from acsd.store.outages import BUSY, DISK, OTHER, READ_ONLY, RESTART_NEEDED, UNREACHABLE
 
 
 def _sqlite(name: str) -> sqlite3.Error:
@@ -61,3 +62,10 @@ def test_the_words_name_no_path_address_or_statement() -> None:
         assert "/" not in found.text and "://" not in found.text, found
         assert found.retry_after > 0
     assert RESTART_NEEDED.retry_after > DISK.retry_after > UNREACHABLE.retry_after
+
+
+def test_troubleshooting_shows_the_words_clients_get() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    for found in (BUSY, DISK, OTHER, READ_ONLY, RESTART_NEEDED, UNREACHABLE):
+        assert f"| `{found.text}` |" in readme, found.cause
+        assert f"| {found.retry_after} |" in readme, found.cause
