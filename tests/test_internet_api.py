@@ -149,11 +149,17 @@ def test_errors_of_the_seed_table(daemon):
     # answered refusals (422, 409) are the client's answer, not the database's trouble:
     # nothing in the warning log an operator watches (`journalctl -p warning`)
     assert daemon.events("store_write_failed") == []
-    # 500 internal_error: a record damaged behind the daemon's back
+    # 500 internal_error: a record the database fails to write behind the daemon's back
+    # (a stored value of another shape reads as absent instead: see test_store_damaged_rows)
     third = order(world).body
     with sqlite3.connect(daemon.db) as db:
         db.execute("UPDATE internet_accounts SET confirm = '{not json' WHERE id = ?",
                    (third["_id"],))  # fmt: skip
+        db.execute(
+            "CREATE TRIGGER damaged BEFORE UPDATE ON internet_accounts"
+            f" WHEN old.id = '{third['_id']}' BEGIN SELECT RAISE(ABORT, 'damaged'); END"
+        )
+    assert api.get(f"/internet/account/{third['_id']}").status == 200
     reply = api.post(f"/internet/account/{third['_id']}/confirm", confirm_body("203.0.113.9"))
     body = error(reply, 500, "internal_error")
     assert reply.headers["X-Request-Id"] in body["description"]
@@ -161,6 +167,7 @@ def test_errors_of_the_seed_table(daemon):
     # The damaged record fails only itself: others are still confirmed (their addresses
     # are checked against every line's, the damaged one's included).
     with sqlite3.connect(daemon.db) as db:
+        db.execute("DROP TRIGGER damaged")
         db.execute("UPDATE internet_accounts SET ip_address = '203.0.113.9' WHERE id = ?",
                    (third["_id"],))  # fmt: skip
     fourth = order(world).body

@@ -16,6 +16,7 @@ import orjson
 
 from acsd import clock
 from acsd.ids import new_id
+from acsd.log import get_logger
 from acsd.store.base import (
     ApnAccountRecord,
     ApnDeviceRecord,
@@ -48,6 +49,49 @@ def dumps_params(params: dict[str, list[Any]]) -> str:
 
 def loads(text: str) -> Any:
     return orjson.loads(text)
+
+
+log = get_logger("acsd.store")
+
+# (table, record id, column) already warned about: a damaged row is read on every look-up,
+# its warning is wanted once. Bounded: a database of many damaged rows must not grow it.
+_WARNED: set[tuple[str, str, str]] = set()
+_WARNED_MAX = 10_000
+
+
+def warn_damaged(table: str, record_id: Any, column: str, found: str) -> None:
+    key = (table, str(record_id), column)
+    if key in _WARNED:
+        return
+    if len(_WARNED) >= _WARNED_MAX:
+        _WARNED.clear()
+    _WARNED.add(key)
+    # the stored value is not logged: it may hold a secret (a wifi key, a password)
+    log.warning("store_column_damaged", table=table, record=str(record_id), column=column,
+                found=found, read_as="absent")  # fmt: skip
+
+
+def json_column(
+    text: Any, kind: type, *, table: str, record_id: Any, column: str, nullable: bool
+) -> Any:
+    """A JSON column's stored text as this release reads it: text that is no JSON, or JSON
+    of another shape than ``kind`` (a row edited by hand, an older release's, a half
+    restored backup), reads as absent (None, or an empty ``kind`` where the column holds
+    no null) with one warning, rather than failing every look-up, list and session of the
+    record. The next write of the column replaces it."""
+    if text is None:
+        return None if nullable else kind()
+    try:
+        value = loads(text) if isinstance(text, str | bytes) else text
+    except orjson.JSONDecodeError:
+        warn_damaged(table, record_id, column, "invalid JSON")
+        return None if nullable else kind()
+    if value is None and nullable:
+        return None
+    if not isinstance(value, kind):
+        warn_damaged(table, record_id, column, type(value).__name__)
+        return None if nullable else kind()
+    return value
 
 
 MAC_SEPARATORS = re.compile(r"[\s:.\-]")
@@ -103,17 +147,34 @@ DEVICE_SELECT_NO_TREE = f"SELECT {DEVICE_LIST_COLUMNS} FROM devices"
 _JSON_FIELDS = (
     "wifi", "dhcp", "status", "params", "absent_paths", "provisioning", "read_plan", "sim"
 )  # fmt: skip
-_JSON_INDEXES = tuple(DEVICE_FIELDS.index(name) for name in _JSON_FIELDS)
+# each JSON column's shape and whether it holds null (DeviceRecord's types)
+_JSON_SHAPES = {
+    "wifi": (dict, True), "dhcp": (dict, True), "status": (dict, False),
+    "params": (dict, False), "absent_paths": (list, False), "provisioning": (dict, False),
+    "read_plan": (dict, True), "sim": (dict, True),
+}  # fmt: skip
+_JSON_COLUMNS = tuple(
+    (DEVICE_FIELDS.index(name), name, *_JSON_SHAPES[name]) for name in _JSON_FIELDS
+)
+_DEVICE_ID = DEVICE_FIELDS.index("id")
 
 
+_ABSENT_PATHS = DEVICE_FIELDS.index("absent_paths")
 _BOOL_INDEXES = (DEVICE_FIELDS.index("drift_check"), DEVICE_FIELDS.index("mac_from_router"))
 
 
 def device_record(row: Sequence[Any]) -> DeviceRecord:
     values = list(row)
-    for index in _JSON_INDEXES:
-        if values[index] is not None:
-            values[index] = loads(values[index])
+    device_id = values[_DEVICE_ID]
+    for index, name, kind, nullable in _JSON_COLUMNS:
+        values[index] = json_column(
+            values[index], kind, table="devices", record_id=device_id, column=name,
+            nullable=nullable,
+        )  # fmt: skip
+    paths = values[_ABSENT_PATHS]
+    if not all(type(path) is str for path in paths):
+        warn_damaged("devices", device_id, "absent_paths", "list of non-strings")
+        values[_ABSENT_PATHS] = [path for path in paths if type(path) is str]
     for index in _BOOL_INDEXES:
         values[index] = bool(values[index])
     return DeviceRecord(*values)
@@ -188,6 +249,7 @@ class Table:
         self.cls = cls
         self.names = [f.name for f in fields(cls)]
         self.json_indexes = [i for i, n in enumerate(self.names) if n in json_fields]
+        self.id_index = self.names.index("id") if "id" in self.names else None
         # quoted: audit has columns named "before" and "after"
         self.columns = ", ".join(f'"{n}"' for n in self.names)
         self.select = f"SELECT {self.columns} FROM {name}"
@@ -201,9 +263,13 @@ class Table:
 
     def record(self, row: Sequence[Any]) -> Any:
         values = list(row)
+        record_id = values[self.id_index] if self.id_index is not None else None
         for i in self.json_indexes:
-            if values[i] is not None:
-                values[i] = json.loads(values[i])
+            # every JSON column of these tables holds an object or null
+            values[i] = json_column(
+                values[i], dict, table=self.name, record_id=record_id, column=self.names[i],
+                nullable=True,
+            )  # fmt: skip
         return self.cls(*values)
 
 

@@ -1,0 +1,109 @@
+"""Rows acsd did not write as this release would (edited by hand with sqlite3 or psql, an
+older release's, a half restored backup): a JSON column of another shape, or holding no
+JSON at all, reads as absent with one warning naming the record and the column; the rest
+of the record reads as stored, and the next write of the column replaces it."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import replace
+
+import asyncpg
+import pytest
+from structlog.testing import capture_logs
+
+from acsd.store.base import DeviceQuery, DeviceRecord, InternetAccountRecord
+
+# column -> what a damaged value of it reads as
+READ_AS = {
+    "wifi": None, "dhcp": None, "status": {}, "absent_paths": [], "provisioning": {},
+    "read_plan": None, "sim": None,
+}  # fmt: skip
+# JSON of another shape, and text that is no JSON (PostgreSQL's JSONB params hold only
+# JSON: its other JSON columns are TEXT)
+DAMAGED = ['"FAILED"', "3", "[1]", '{"a": 1}', "{bad"]
+
+
+async def _behind_the_stores_back(url: str, backend: str, statement: str, *args) -> None:
+    if backend == "sqlite":
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+            db.execute(statement.replace("$1", "?").replace("$2", "?"), args)
+        return
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(statement, *args)
+    finally:
+        await conn.close()
+
+
+def _damaged_warnings(logs: list[dict], record_id: str) -> list[tuple[str, str]]:
+    return [
+        (entry["column"], entry["found"])
+        for entry in logs
+        if entry["event"] == "store_column_damaged" and entry["record"] == record_id
+    ]
+
+
+@pytest.mark.parametrize("text", DAMAGED)
+async def test_a_damaged_json_column_reads_as_absent_and_the_rest_as_stored(
+    store, store_url, backend, text
+):
+    device = await store.upsert_device(
+        DeviceRecord(id="", serial_number="DMG1", name="kept", wifi={"ssid": "home"})
+    )
+    for column in READ_AS:
+        value = text
+        if column == "absent_paths" and text == "[1]":
+            value = '["Device.X.", 1]'  # a list, of other things than paths
+        await _behind_the_stores_back(
+            store_url, backend, f"UPDATE devices SET {column} = $1 WHERE id = $2", value, device.id
+        )
+    if text != "{bad" or backend == "sqlite":
+        await _behind_the_stores_back(
+            store_url, backend, "UPDATE devices SET params = $1 WHERE id = $2",
+            text, device.id,
+        )  # fmt: skip
+    with capture_logs() as logs:
+        got = await store.get_device(device.id)
+        listed = await store.list_devices()
+        page, total = await store.query_devices(DeviceQuery(limit=10))
+        again = await store.get_device("DMG1")
+    assert got is not None and again is not None and total == 1
+    for record in (got, listed[0], page[0], again):
+        assert (record.id, record.serial_number, record.name) == (device.id, "DMG1", "kept")
+        shown = {column: getattr(record, column) for column in READ_AS}
+        if text == '{"a": 1}':  # an object: right for all but the list of paths
+            expected = {column: {"a": 1} for column in READ_AS}
+            expected["absent_paths"] = []
+        elif text == "[1]":
+            expected = {**READ_AS, "absent_paths": ["Device.X."]}
+        else:
+            expected = READ_AS
+        assert shown == expected
+    # once per record and column, however often it is read, naming no value
+    warned = _damaged_warnings(logs, device.id)
+    assert len(warned) == len(set(warned)) and warned
+    assert {column for column, _ in warned} <= set(READ_AS)
+    assert "FAILED" not in str(logs)
+    # the next write of the column replaces the damage
+    await store.write_device(replace(got, wifi={"ssid": "new"}, dhcp=None))
+    repaired = await store.get_device(device.id)
+    assert repaired is not None and repaired.wifi == {"ssid": "new"} and repaired.name == "kept"
+
+
+@pytest.mark.parametrize("text", ['"x"', "[1]", "{bad"])
+async def test_a_damaged_internet_confirm_reads_as_absent(store, store_url, backend, text):
+    if text == "{bad" and backend == "postgresql":
+        pytest.skip("PostgreSQL's confirm is JSONB: it holds only JSON")
+    record = InternetAccountRecord(id="", customer="c1", name="Fibre")
+    account = await store.create_internet_account(record)
+    await _behind_the_stores_back(
+        store_url, backend, "UPDATE internet_accounts SET confirm = $1 WHERE id = $2",
+        text, account.id,
+    )  # fmt: skip
+    with capture_logs() as logs:
+        got = await store.get_internet_account(account.id)
+    assert got is not None and got.confirm is None and got.name == "Fibre"
+    assert _damaged_warnings(logs, account.id) == [
+        ("confirm", "invalid JSON" if text == "{bad" else type(eval(text)).__name__)
+    ]
