@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
 from yarl import URL
 
 from acsd import clock
 from acsd.cwmp.connreq import shown_url
-from acsd.models import STORED, CpeInfo, Device, DeviceStatus, Job
+from acsd.models import STORED, CpeInfo, Device, DeviceStatus, Dhcp, Job, Wifi
 from acsd.provisioning.status import is_online
 from acsd.store.base import DeviceRecord
+from acsd.store.records import warn_damaged
 
 
 def without_password(url: str | None) -> str | None:
@@ -22,6 +26,30 @@ def without_password(url: str | None) -> str | None:
     except (ValueError, UnicodeError):
         return shown_url(url)
     return url if parsed.password is None else str(parsed.with_password("***"))
+
+
+def _stored(model: type[BaseModel], value: Any, record: DeviceRecord, column: str) -> Any:
+    """``value`` as ``model``, or None (with one warning) where what is stored does not fit
+    it (a row edited by hand, an older release's): the rest of the device is still shown,
+    and the next write of the part replaces it."""
+    if value is None:
+        return None
+    try:
+        return model.model_validate(value, context=STORED)
+    except ValidationError as exc:
+        warn_damaged("devices", record.id, column, f"{exc.error_count()} invalid values")
+        return None
+
+
+def _status(status: dict[str, Any], record: DeviceRecord) -> DeviceStatus:
+    """The status shown: a stored field of another type than this release's is left out."""
+    known = {k: v for k, v in status.items() if k in DeviceStatus.model_fields}
+    try:
+        return DeviceStatus(**known)
+    except ValidationError as exc:
+        bad = {str(error["loc"][0]) for error in exc.errors() if error["loc"]}
+        warn_damaged("devices", record.id, "status", "invalid " + ", ".join(sorted(bad)))
+        return DeviceStatus(**{k: v for k, v in known.items() if k not in bad})
 
 
 def device_view(
@@ -40,16 +68,25 @@ def device_view(
     )
     if record.public_ip:
         status["publicIp"] = record.public_ip
+    memory = record.provisioning
     if record.revision > 0:
         # The CPE holds the current revision in full (acknowledged, or found so on compare).
-        status["provisioned"] = record.provisioning.get("appliedRevision") == record.revision
+        status["provisioned"] = memory.get("appliedRevision") == record.revision
     elif record.last_inform is not None:
         # Nothing was ever asked of it (no wifi or DHCP settings): a router that has called
         # in holds all of it. A client testing `!status.provisioned` must not see every such
         # router as waiting for something.
         status["provisioned"] = True
-    job = record.provisioning.get("job")
-    known = set(DeviceStatus.model_fields)
+    job = memory.get("job")
+    if job is not None and not isinstance(job, dict):
+        warn_damaged("devices", record.id, "provisioning.job", type(job).__name__)
+        job = None
+    # Revision 0 = no operator settings; what acsd sets on its own is not a job.
+    shown_job = (
+        _stored(Job, job, record, "provisioning.job")
+        if job and record.revision and job.get("revision") == record.revision
+        else None
+    )
     # Validated as stored data (STORED): what passed the input rules of its day is shown,
     # even where those rules have tightened since.
     return Device.model_validate(
@@ -64,9 +101,9 @@ def device_view(
             "mvnoAccount": record.mvno_account,
             "jobs": record.jobs,
             "notes": record.notes,
-            "wifi": record.wifi,
-            "dhcp": record.dhcp,
-            "status": DeviceStatus(**{k: v for k, v in status.items() if k in known}),
+            "wifi": _stored(Wifi, record.wifi, record, "wifi"),
+            "dhcp": _stored(Dhcp, record.dhcp, record, "dhcp"),
+            "status": _status(status, record),
             "cpe": CpeInfo(
                 oui=record.oui,
                 productClass=record.product_class,
@@ -77,10 +114,7 @@ def device_view(
                 profile=record.profile,
                 connectionRequestUrl=without_password(record.connection_request_url),
             ),
-            # Revision 0 = no operator settings; what acsd sets on its own is not a job.
-            "job": Job(**job)
-            if job and record.revision and job.get("revision") == record.revision
-            else None,
+            "job": shown_job,
             "driftCheck": record.drift_check,
         },
         context=STORED,

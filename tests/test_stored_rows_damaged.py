@@ -1,0 +1,61 @@
+"""A device whose stored parts are not what this release writes (a row edited by hand, an
+older release's, a half restored backup) is still shown by the API and the CLI and still
+served by sessions: the damaged part is shown as absent, with one warning naming the
+device and the part, and a session or an operator's write repairs it."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from acsd.sim.runner import Simulation
+from api_world import device_body
+
+
+def _damage(daemon, device_id: str, **sets: str) -> None:
+    with sqlite3.connect(daemon.db) as db:
+        for column, expression in sets.items():
+            db.execute(f"UPDATE devices SET {column} = {expression} WHERE id = ?", (device_id,))
+
+
+def _warned(daemon, device_id: str) -> list[str]:
+    return [e["column"] for e in daemon.events("store_column_damaged") if e["record"] == device_id]
+
+
+async def test_a_device_with_parts_of_another_shape_is_shown_served_and_repaired(
+    module_daemon, module_world
+):
+    daemon, world = module_daemon, module_world
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="DMGV")
+    serial = sim.routers[0].serial
+    body = device_body(world, "own", serial)
+    body["dhcp"] = None
+    device = world.api.post("/network/device", body).body
+    path = f"/network/device/{device['_id']}"
+    assert (await sim.run_once()).ok == 1
+    shown = world.api.get(path).body
+    assert shown["job"]["state"] == "DONE" and shown["status"]["lanIp"]
+    _damage(
+        daemon, device["_id"],
+        provisioning="json_set(provisioning, '$.job', 'FAILED')",
+        wifi="""'{"ssid": 3, "enabled": "maybe"}'""",
+        status="json_set(status, '$.lanIp', 3)",
+    )  # fmt: skip
+    for _ in range(2):
+        got = world.api.get(path)
+        assert got.status == 200, got.body
+        assert "job" not in got.body and "wifi" not in got.body
+        assert "lanIp" not in got.body["status"]
+        assert got.body["status"]["wanIp"] == shown["status"]["wanIp"]
+        assert got.body["name"] == shown["name"] and got.body["notes"] == shown["notes"]
+        listed = world.api.get("/network/device", query={"limit": 1000})
+        assert listed.status == 200, listed.body
+        assert device["_id"] in [d["_id"] for d in listed.body["items"]]
+        cli = daemon.device_json(serial)
+        assert cli["name"] == shown["name"] and "wifi" not in cli
+    # once per device and part, however often it is read
+    assert sorted(_warned(daemon, device["_id"])) == ["provisioning.job", "status", "wifi"]
+    assert "maybe" not in daemon.log_text()
+    # the operator's write of the wifi replaces what was stored
+    wifi = {**body["wifi"], "ssid": "Repaired"}
+    assert world.api.patch(path, {"wifi": wifi}).status == 200
+    assert world.api.get(path).body["wifi"]["ssid"] == "Repaired"
