@@ -115,3 +115,21 @@ def test_a_read_that_failed_is_noted_on_a_pending_job_only():
     # a new revision's job starts pending, with the note
     assert note_read_failed(memory, revision=2, why="fault 9002 on X.", now=4000.0)
     assert memory["job"]["revision"] == 2 and memory["job"]["attempts"] == 0
+
+
+@pytest.mark.parametrize(
+    "job",
+    ["FAILED", 3, ["DONE"], {"revision": 1, "state": DONE, "attempts": "2", "notes": 5}],
+)
+def test_a_stored_job_of_another_shape_is_replaced_by_the_sessions_job(job):
+    # "job": "FAILED" in a hand-edited row failed close_job in every session of the router
+    memory = new_memory({"job": job, "appliedRevision": 1}, bootstrap=False)
+    closed = _close(memory, Outcome(notes=[AFTER_REBOOT]))
+    assert (closed["revision"], closed["state"], closed["notes"]) == (1, DONE, [AFTER_REBOOT])
+    assert closed["attempts"] == 0
+
+
+@pytest.mark.parametrize("dns", ["192.0.2.53", 5, [1], {"a": "192.0.2.53"}])
+def test_stored_line_dns_of_another_shape_reads_as_none(dns):
+    # sent to the router as a comma-separated list: "192.0.2.53" would go as "1,9,2,..."
+    assert new_memory({"lineDns": dns}, bootstrap=False)["lineDns"] is None

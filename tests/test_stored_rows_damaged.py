@@ -55,7 +55,15 @@ async def test_a_device_with_parts_of_another_shape_is_shown_served_and_repaired
     # once per device and part, however often it is read
     assert sorted(_warned(daemon, device["_id"])) == ["provisioning.job", "status", "wifi"]
     assert "maybe" not in daemon.log_text()
+    # the router's next session writes its status and its job anew
+    assert (await sim.run_once()).ok == 1
+    repaired = world.api.get(path).body
+    assert repaired["status"]["lanIp"] == shown["status"]["lanIp"]
+    assert repaired["job"]["state"] == "DONE"
     # the operator's write of the wifi replaces what was stored
     wifi = {**body["wifi"], "ssid": "Repaired"}
     assert world.api.patch(path, {"wifi": wifi}).status == 200
-    assert world.api.get(path).body["wifi"]["ssid"] == "Repaired"
+    assert (await sim.run_once()).ok == 1
+    repaired = world.api.get(path).body
+    assert repaired["wifi"]["ssid"] == "Repaired"
+    assert repaired["job"]["state"] == "DONE"

@@ -75,6 +75,21 @@ def _entries(stored: Any, kind: type) -> dict[str, Any]:
     return {k: v for k, v in stored.items() if type(k) is str and isinstance(v, kind)}
 
 
+def _stored_job(job: Any) -> dict[str, Any] | None:
+    """The stored job as close_job reads it back: one of another shape (``"job": "FAILED"``
+    in a hand-edited row) is none, so the session writes a new one rather than failing on
+    it in every session; a count or notes of another type start anew."""
+    if not isinstance(job, dict):
+        return None
+    out = dict(job)
+    if type(out.get("attempts")) is not int:
+        out.pop("attempts", None)
+    notes = out.get("notes")
+    if notes is not None and not (type(notes) is list and all(type(n) is str for n in notes)):
+        out.pop("notes")
+    return out
+
+
 def new_memory(memory: dict[str, Any] | None, *, bootstrap: bool) -> dict[str, Any]:
     out = {
         "appliedRevision": None,
@@ -112,6 +127,11 @@ def new_memory(memory: dict[str, Any] | None, *, bootstrap: bool) -> dict[str, A
             for table, keys in owned.items()
             if isinstance(keys, list)
         }
+        out["job"] = _stored_job(out["job"])
+        # the line's DNS servers are sent to the router as they are: a list of addresses
+        dns = out["lineDns"]
+        if not (type(dns) is list and all(type(a) is str for a in dns)):
+            out["lineDns"] = None
         if out["partialPaths"] is not False:
             out["partialPaths"] = None
         held = out["held"]
