@@ -67,3 +67,39 @@ async def test_a_device_with_parts_of_another_shape_is_shown_served_and_repaired
     repaired = world.api.get(path).body
     assert repaired["wifi"]["ssid"] == "Repaired"
     assert repaired["job"]["state"] == "DONE"
+
+
+LINE = {"ipAddress": "203.0.113.50", "subnet": "255.255.255.248", "gateway": "203.0.113.49"}
+CONFIRM = {"providerOrderId": "1", "providerName": "TDC", "startDate": "2024-01-01T00:00:00Z",
+           "circuit": "EM1", "installTime": "12_00_TO_16_00", "net": LINE}  # fmt: skip
+
+
+async def test_a_line_whose_stored_confirm_holds_no_addresses_fails_no_session(
+    module_daemon, module_world
+):
+    daemon, world = module_daemon, module_world
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="DMGL")
+    serial = sim.routers[0].serial
+    body = device_body(world, "own", serial)
+    body["dhcp"] = None
+    device = world.api.post("/network/device", body).body
+    order = {"customer": world.customers["own"], "device": device["_id"], "name": "Fibre"}
+    account = world.api.post("/internet/account", order).body
+    confirmed = world.api.post(f"/internet/account/{account['_id']}/confirm", CONFIRM)
+    assert confirmed.status == 200, confirmed.body
+    assert (await sim.run_once()).ok == 1
+    path = f"/network/device/{device['_id']}"
+    assert world.api.get(path).body["status"]["wanIp"] == LINE["ipAddress"]
+    for damage in ("json_set(confirm, '$.net', 'x')", "json_remove(confirm, '$.net.subnet')",
+                   "json_set(confirm, '$.net.lanNet', 'x', '$.net.lanSubnet', 'y')"):  # fmt: skip
+        with sqlite3.connect(daemon.db) as db:
+            db.execute(
+                f"UPDATE internet_accounts SET confirm = {damage} WHERE id = ?", (account["_id"],)
+            )
+        assert (await sim.run_once()).ok == 1, damage
+        # the router keeps the line it holds; the account is still shown
+        assert world.api.get(f"/internet/account/{account['_id']}").status == 200
+        shown = world.api.get(path)
+        assert shown.status == 200 and shown.body["status"]["wanIp"] == LINE["ipAddress"]
+    warned = [e for e in daemon.events("store_column_damaged") if e["record"] == account["_id"]]
+    assert [e["column"] for e in warned][:1] == ["confirm"]

@@ -21,12 +21,19 @@ from typing import Any
 from acsd.hostaddr import is_host_address
 from acsd.provisioning.desired import Desired
 from acsd.store.base import InternetAccountRecord, Store
+from acsd.store.records import warn_damaged
+
+#: what a router's WAN needs of the confirm body's ``net``
+_LINE_ADDRESSES = ("ipAddress", "subnet", "gateway")
 
 
 def internet_settings(confirm: dict[str, Any], dns: list[str] | None = None) -> dict[str, Any]:
     """Abstract settings for the confirm body's ``net`` object (validated by the API);
-    ``dns``: the line's DNS servers (seed 002 names none)."""
-    net = confirm["net"]
+    ``dns``: the line's DNS servers (seed 002 names none). ValueError when the stored body
+    holds no line (a row edited by hand, an older release's)."""
+    net = confirm.get("net")
+    if not isinstance(net, dict) or not all(type(net.get(k)) is str for k in _LINE_ADDRESSES):
+        raise ValueError("the confirm holds no line's addresses")
     out: dict[str, Any] = {
         "wan.static.enable": True,
         "wan.static.ip": net["ipAddress"],
@@ -62,7 +69,14 @@ async def add_internet_settings(
     account = await store.internet_account_for_device(device_id, now)
     if account is None or not account.confirm:
         return None
-    desired.settings.update(internet_settings(account.confirm, dns))
+    try:
+        settings = internet_settings(account.confirm, dns)
+    except ValueError as exc:
+        # the router keeps the line it holds rather than every session failing on it; a
+        # new confirm of the account replaces the body
+        warn_damaged("internet_accounts", account.id, "confirm", str(exc))
+        return None
+    desired.settings.update(settings)
     return account
 
 
