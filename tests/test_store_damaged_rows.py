@@ -91,19 +91,19 @@ async def test_a_damaged_json_column_reads_as_absent_and_the_rest_as_stored(
     assert repaired is not None and repaired.wifi == {"ssid": "new"} and repaired.name == "kept"
 
 
-@pytest.mark.parametrize("text", ['"x"', "[1]", "{bad"])
-async def test_a_damaged_internet_confirm_reads_as_absent(store, store_url, backend, text):
-    if text == "{bad" and backend == "postgresql":
-        pytest.skip("PostgreSQL's confirm is JSONB: it holds only JSON")
-    record = InternetAccountRecord(id="", customer="c1", name="Fibre")
-    account = await store.create_internet_account(record)
-    await _behind_the_stores_back(
-        store_url, backend, "UPDATE internet_accounts SET confirm = $1 WHERE id = $2",
-        text, account.id,
-    )  # fmt: skip
-    with capture_logs() as logs:
-        got = await store.get_internet_account(account.id)
-    assert got is not None and got.confirm is None and got.name == "Fibre"
-    assert _damaged_warnings(logs, account.id) == [
-        ("confirm", "invalid JSON" if text == "{bad" else type(eval(text)).__name__)
-    ]
+async def test_a_damaged_internet_confirm_reads_as_absent(store, store_url, backend):
+    # (PostgreSQL's confirm is JSONB: it holds only JSON, so no invalid text there)
+    texts = ['"x"', "[1]"] + (["{bad"] if backend == "sqlite" else [])
+    for text in texts:
+        record = InternetAccountRecord(id="", customer="c1", name="Fibre")
+        account = await store.create_internet_account(record)
+        await _behind_the_stores_back(
+            store_url, backend, "UPDATE internet_accounts SET confirm = $1 WHERE id = $2",
+            text, account.id,
+        )  # fmt: skip
+        with capture_logs() as logs:
+            got = await store.get_internet_account(account.id)
+        assert got is not None and got.confirm is None and got.name == "Fibre", text
+        assert _damaged_warnings(logs, account.id) == [
+            ("confirm", "invalid JSON" if text == "{bad" else type(eval(text)).__name__)
+        ], text
