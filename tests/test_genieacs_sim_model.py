@@ -305,6 +305,8 @@ def test_what_is_kept_of_such_a_cpe_survives_only_in_its_own_shape():
     assert memory["held"] == ["InternetGatewayDevice.DeviceInfo.UpTime"]
     # a reset may bring another data model: listed again, but still not expanded
     memory = new_memory(stored, bootstrap=True)
-    assert memory["partialPaths"] is False and memory["held"] == []
-    memory = new_memory({"partialPaths": "no", "held": "x"}, bootstrap=False)
-    assert memory["partialPaths"] is None and memory["held"] == []
+    assert memory["partialPaths"] is False and "held" not in memory
+    # what says nothing is not kept at all: every open session holds its router's memory
+    for stored in ({"partialPaths": "no", "held": "x"}, {"held": [3]}, None):
+        memory = new_memory(stored, bootstrap=False)
+        assert "partialPaths" not in memory and "held" not in memory, stored

@@ -171,8 +171,8 @@ class ProvisioningDriver(EndPhase):
         if self.new_firmware:
             # and may take what the old one refused, and answer partial paths as TR-069 says
             self.memory["refusedOptional"] = {}
-            self.memory["partialPaths"] = None
-            self.memory["held"] = []
+            self.memory.pop("partialPaths", None)
+            self.memory.pop("held", None)
         # New firmware may have what the old one lacked: the record's list is then only a
         # list of suspects (asked for apart), as on a bootstrap.
         if (

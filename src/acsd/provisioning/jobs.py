@@ -105,11 +105,6 @@ def new_memory(memory: dict[str, Any] | None, *, bootstrap: bool) -> dict[str, A
         "bounces": {},
         "ownedRows": {},
         "refusedOptional": {},
-        #: False once the CPE answered a partial path with the object alone (read_phase)
-        "partialPaths": None,
-        #: on such a CPE: names outside the objects it reads that GetParameterNames showed
-        #: it holds, read by name without listing their object again
-        "held": [],
     }
     if memory:
         out.update({k: v for k, v in memory.items() if k in out})
@@ -132,10 +127,17 @@ def new_memory(memory: dict[str, Any] | None, *, bootstrap: bool) -> dict[str, A
         dns = out["lineDns"]
         if not (type(dns) is list and all(type(a) is str for a in dns)):
             out["lineDns"] = None
-        if out["partialPaths"] is not False:
-            out["partialPaths"] = None
-        held = out["held"]
-        out["held"] = [n for n in held if type(n) is str] if type(held) is list else []
+        # Absent unless they say something (as blankRows): every open session holds its
+        # router's memory, and two keys more grow a dict past its smaller table.
+        # partialPaths: False once the CPE answered a partial path with the object alone
+        # (read_phase); held: on such a CPE, names outside the objects it reads that
+        # GetParameterNames showed it holds, read by name without listing them again.
+        if memory.get("partialPaths") is False:
+            out["partialPaths"] = False
+        if type(held := memory.get("held")) is list and (
+            names := [n for n in held if type(n) is str]
+        ):
+            out["held"] = names
         chunk = out["readChunk"]
         # a stored value that is no count of names (a hand-edited row) reads as none
         if type(chunk) is not int or chunk < 1:
@@ -161,7 +163,7 @@ def new_memory(memory: dict[str, Any] | None, *, bootstrap: bool) -> dict[str, A
         # a reset may well bring back firmware defaults that take them: tried again
         out["refusedOptional"] = {}
         # a reset may bring another data model: what it holds is listed again
-        out["held"] = []
+        out.pop("held", None)
         # ownedRows stays: a reset table has none of those rows (they drop out at the
         # next read), and a CPE that says BOOTSTRAP without a reset still holds them
     return out

@@ -290,8 +290,11 @@ class ReadPhase(SessionState):
                 continue
             if (_parent(name), True) not in listing:
                 listing.append((_parent(name), True))
-        self.fetch.unlisted.extend(names)
-        self.fetch.listing.extend(listing)
+        fetch = self.fetch
+        if fetch.listing is None or fetch.listed is None or fetch.unlisted is None:
+            fetch.listing, fetch.listed, fetch.unlisted = [], set(), []
+        fetch.unlisted.extend(names)
+        fetch.listing.extend(listing)
         if not listing:
             self._listed(None)
 
@@ -302,14 +305,16 @@ class ReadPhase(SessionState):
         return held.union(self.plan.paths) if self.plan is not None else held
 
     def _on_gpn(self, session: CwmpSession, response: rpc.Message) -> None:
-        path, _next_level = self.fetch.listing.pop(0)
+        fetch = self.fetch
+        assert fetch.listing and fetch.listed is not None and fetch.unlisted is not None
+        path, _next_level = fetch.listing.pop(0)
         if isinstance(response, rpc.GetParameterNamesResponse):
             # only what was asked for: what else a CPE lists would pile up unbounded
-            self.fetch.listed.update(p.name for p in response.parameters if p.name.startswith(path))
+            fetch.listed.update(p.name for p in response.parameters if p.name.startswith(path))
         elif isinstance(response, rpc.Fault) and response.code not in UNKNOWN_NAME:
             _log_gpv_fault(session, response, [path])
-            self.fetch.listing.clear()
-            self.fetch.unlisted.clear()
+            fetch.listing.clear()
+            fetch.unlisted.clear()
             self.fetch.failed = True
             self.fetch.failure = f"fault {response.code} on {path} (GetParameterNames)"
             return
@@ -321,8 +326,8 @@ class ReadPhase(SessionState):
         """The listings are in: read by name what they showed, and take the rest as
         lacking (never asked for, never set)."""
         fetch = self.fetch
-        names, fetch.unlisted = fetch.unlisted, []
-        listed, fetch.listed = fetch.listed, set()
+        names, fetch.unlisted = fetch.unlisted or [], []
+        listed, fetch.listed = fetch.listed or set(), set()
         covered = tuple(n for n in names if n.endswith("."))
         held = self._held()
         # the objects _list_first listed for names not known to be there

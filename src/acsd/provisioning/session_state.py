@@ -58,10 +58,12 @@ class Fetch:
     #: taken as empty (ReadPhase._empty_table) until an AddObject there says otherwise
     emptied: set[str] = field(default_factory=set)
     #: on a CPE that does not expand partial paths: the GetParameterNames still to send
-    #: (path, NextLevel), the names they listed, and the read's names waiting for them
-    listing: list[tuple[str, bool]] = field(default_factory=list)
-    listed: set[str] = field(default_factory=set)
-    unlisted: list[str] = field(default_factory=list)
+    #: (path, NextLevel), the names they listed, and the read's names waiting for them;
+    #: None until such a read starts (ReadPhase._list_first): every open session holds a
+    #: Fetch, and empty containers are ~330 bytes of each
+    listing: list[tuple[str, bool]] | None = None
+    listed: set[str] | None = None
+    unlisted: list[str] | None = None
     started: bool = False
     failed: bool = False
     #: why the read failed (for the job's note): the fault, and the name when one alone
