@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import signal
 import socket
 import sqlite3
 import time
 from datetime import datetime
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -393,13 +395,53 @@ def test_a_restarted_worker_runs_with_the_configuration_the_service_started_with
 
 
 def test_workers_stop_when_their_supervisor_is_killed(daemon_factory):
-    daemon = start_workers(daemon_factory)
+    auth = {"scheme": "digest", "username": "cpe", "password": "s3cret-of-the-cpes"}
+    daemon = start_workers(daemon_factory, cwmp={"auth": auth})
     pids = daemon.events("workers.ready")[0]["pids"]
+    snapshot = Path(_environ(pids[0])["ACSD_WORKER_CONFIG"])
+    assert "s3cret-of-the-cpes" in snapshot.read_text()
     daemon.proc.kill()  # SIGKILL: the supervisor cannot pass anything on
     daemon.proc.wait(timeout=10)
     for pid in pids:
         wait_for(lambda pid=pid: not _alive(pid), timeout=15)
     assert len(daemon.events("workers.supervisor_gone")) == 2
+    # no copy of the secrets stays behind in the temporary directory
+    assert not snapshot.exists()
+
+
+def test_a_supervisor_removes_what_killed_ones_left_in_the_temporary_directory(
+    daemon_factory, tmp_path, monkeypatch
+):
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
+    old = time.time() - 3600
+    left, running, young = (temp / f"acsd-workers-{name}" for name in ("left", "running", "young"))
+    for folder in (left, running, young):
+        (folder / "metrics").mkdir(parents=True)
+        (folder / "config.json").write_text("{}")
+    for folder in (left, running):
+        os.utime(folder, (old, old))
+    other = temp / "unrelated"
+    other.mkdir()
+    os.utime(other, (old, old))
+    held = os.open(running, os.O_RDONLY)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)  # a supervisor that still runs
+        daemon = start_workers(daemon_factory)
+        assert not left.exists()
+        assert running.exists() and young.exists() and other.exists()
+        (own,) = set(temp.glob("acsd-workers-*")) - {running, young}
+        assert (own / "config.json").exists()
+        assert daemon.stop() == 0
+        assert not own.exists()
+    finally:
+        os.close(held)
+
+
+def _environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
 
 
 def _stamp(entry: dict) -> float:

@@ -33,7 +33,7 @@ from acsd.sdnotify import notify
 from acsd.store import StoreError, is_postgres, shown_url, store_of
 from acsd.store.base import DeviceRecord
 from acsd.tls import ServerTls, TlsFileError, listener_settings, warnings_for
-from acsd.workers import shared_nonce_key, worker_index
+from acsd.workers import drop_snapshot, shared_nonce_key, worker_index
 
 log = get_logger("acsd")
 
@@ -50,6 +50,7 @@ async def _stop_when_orphaned(stop: asyncio.Event) -> None:
     while os.getppid() == parent:
         await asyncio.sleep(1.0)
     log.error("workers.supervisor_gone", supervisor=parent)
+    drop_snapshot()
     stop.set()
 
 

@@ -23,7 +23,6 @@ import socket
 import sqlite3
 import struct
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from pydantic import ValidationError
 from acsd.config import WITH_SECRETS, Config, ConfigError, CwmpTlsConfig, TlsConfig, load_config
 from acsd.log import get_logger
 from acsd.metrics_share import METRICS_DIR_ENV, forget_worker
+from acsd.rundir import supervisor_dir
 from acsd.sdnotify import notify
 from acsd.store import StoreError, shown_url, store_of
 
@@ -102,6 +102,14 @@ def worker_config() -> Config | None:
         return Config.model_validate_json(Path(path).read_bytes())
     except (OSError, ValidationError) as exc:  # the supervisor's own file, gone or damaged
         raise ConfigError(f"{path} (the supervisor's copy of the configuration): {exc}") from None
+
+
+def drop_snapshot() -> None:
+    """Remove the supervisor's copy of the configuration (a worker whose supervisor was
+    killed: it holds the secrets, and no worker will be started from it again)."""
+    path = os.environ.get(CONFIG_ENV)
+    if worker_index() is not None and path:
+        Path(path).unlink(missing_ok=True)
 
 
 def supervise(config: Config, config_path: str | None) -> int:
@@ -197,7 +205,7 @@ class Supervisor:
                 for sock in held:
                     sock.close()
                 return EXIT_FAILED
-        with tempfile.TemporaryDirectory(prefix="acsd-workers-") as tmp:
+        with supervisor_dir() as tmp:
             inbox = self._notify_inbox(Path(tmp) / "notify")
             (Path(tmp) / "metrics").mkdir()
             self.snapshot = Path(tmp) / "config.json"
