@@ -69,3 +69,37 @@ async def test_off_is_no_failure_where_there_is_no_second_lan_address(daemon):
         assert device["state"] == "ACTIVE", (profile, device.get("job"))
         notes = [u["setting"] for u in (device.get("job") or {}).get("unsupported", [])]
         assert not [n for n in notes if n.startswith("lan.extra")], (profile, device["job"])
+
+
+async def test_a_line_moved_from_ppp_to_static_ip_shows_no_old_ppp_address(daemon):
+    # TR-098: the router's PPP session stays up after the line moved the default connection
+    # to the static IP connection; that connection is not up yet. The status must not show
+    # the PPP session's address, peer and DNS servers as the router's WAN.
+    world = build_world(daemon)
+    sim = Simulation(daemon.cwmp_url, ["tr098-dsl"], 1, serial_prefix="PPPSTATIC")
+    router = sim.routers[0]
+    device_id = add_device(world, router.serial)
+    assert (await sim.run_once()).ok == 1
+    before = world.api.get(f"/network/device/{device_id}").body["status"]
+    assert (before["wanIp"], before["gateway"]) == ("100.64.0.6", "100.64.0.5")
+    account = order(world, device_id)
+    body = FIRST.confirm()
+    body["net"] = {"ipAddress": "203.0.113.122", "subnet": "255.255.255.248",
+                   "gateway": "203.0.113.121"}  # fmt: skip
+    assert world.api.post(f"/internet/account/{account}/confirm", body).status == 200
+    for _ in range(2):
+        assert (await sim.run_once()).ok == 1
+    ip_conn = "InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1.WANIPConnection.1."
+    ppp = "InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1.WANPPPConnection.1."
+    tree = router.tree.flat()
+    assert tree[ip_conn + "ExternalIPAddress"] == "203.0.113.122"
+    assert tree[ppp + "ConnectionStatus"] == "Connected"  # (the simulated session stays up)
+    status = world.api.get(f"/network/device/{device_id}").body["status"]
+    for field in ("wanIp", "gateway", "dns", "dns2"):
+        assert field not in status, status
+    # Once the static connection is up, it is the router's WAN.
+    router.tree.values[ip_conn + "ConnectionStatus"] = "Connected"
+    assert (await sim.run_once()).ok == 1
+    status = world.api.get(f"/network/device/{device_id}").body["status"]
+    assert (status["wanIp"], status["gateway"]) == ("203.0.113.122", "203.0.113.121")
+    assert (status["dns"], status["dns2"]) == ("192.0.2.53", "198.51.100.53")
