@@ -344,6 +344,71 @@ async def test_the_configured_dns_servers_replace_the_dhcp_ones(daemon_factory):
     assert tree[WCD + "WANIPConnection.1.DNSServers"] == "198.51.100.153,203.0.113.153"
 
 
+def without_dns(router) -> None:
+    """The router learnt no DNS server on its line (a lease without the option, a PPP
+    peer that gave none), so it has none to keep when the static line replaces it."""
+    for path in router.tree.flat():
+        if (
+            (path.startswith("InternetGatewayDevice.WANDevice.") and path.endswith(".DNSServers"))
+            or path == "Device.DHCPv4.Client.1.DNSServers"
+            or (path.startswith(DNS_SERVERS) and path.endswith(".DNSServer"))
+        ):
+            router.cpe.set_local(path, "")
+
+
+async def test_a_line_without_dns_servers_waits_where_the_router_reaches_acsd_by_name(
+    world, module_daemon
+):
+    """No [provisioning] static_wan_dns and none reported: the static line would leave a
+    router whose ACS URL names a host unable to resolve it, and it never calls in again.
+    The line is not sent and the job says why; a router that calls an IP address gets it."""
+    sim = Simulation(
+        module_daemon.cwmp_url, ["tr181-generic", "tr098-dsl", "tr181-generic"], 3,
+        serial_prefix="NODNS",
+    )  # fmt: skip
+    by_name, by_name_098, by_address = sim.routers
+    lines = [
+        Line("203.0.113.130", "255.255.255.248", "203.0.113.129",
+             "198.51.100.208", "255.255.255.240", "198.51.100.209"),
+        Line("203.0.113.138", "255.255.255.248", "203.0.113.137",
+             "198.51.100.224", "255.255.255.240", "198.51.100.225"),
+        Line("203.0.113.146", "255.255.255.248", "203.0.113.145",
+             "198.51.100.240", "255.255.255.240", "198.51.100.241"),
+    ]  # fmt: skip
+    devices = []
+    for router in sim.routers:
+        without_dns(router)
+        devices.append(add_device(world, router.serial))
+    for router, root in ((by_name, "Device."), (by_name_098, "InternetGatewayDevice.")):
+        router.cpe.set_local(root + "ManagementServer.URL", "http://acs.example.net:7547/")
+    assert (await sim.run_once()).ok == 3
+    for router, line in zip(sim.routers, lines, strict=True):
+        await confirmed_line(world, module_daemon, router, line, "2024-01-01T00:00:00Z")
+    for _ in range(2):
+        assert (await sim.run_once()).ok == 3
+    for router, device_id in zip((by_name, by_name_098), devices[:2], strict=True):
+        tree = router.tree.flat()
+        if router is by_name:
+            assert is_true(tree["Device.DHCPv4.Client.1.Enable"])
+            assert not [a for a in rows(tree, WAN_ADDRESSES) if a["AddressingType"] == "Static"]
+        else:
+            default = tree["InternetGatewayDevice.Layer3Forwarding.DefaultConnectionService"]
+            assert default == WCD + "WANPPPConnection.1"
+            assert tree[WCD + "WANIPConnection.1.AddressingType"] == "DHCP"
+        device = world.api.get(f"/network/device/{device_id}").body
+        assert device["state"] == "ACTIVE" and device["job"]["state"] == "FAILED"
+        [fault] = device["job"]["faults"]
+        assert fault["setting"] == "wan.static.dns"
+        assert "static_wan_dns is empty" in fault["message"]
+        assert "its ACS URL names a host (acs.example.net)" in fault["message"]
+        assert fault["message"].endswith("the static line is not sent")
+    tree = by_address.tree.flat()
+    assert not is_true(tree["Device.DHCPv4.Client.1.Enable"])
+    assert wan_address(tree) == lines[2].ip
+    device = world.api.get(f"/network/device/{devices[2]}").body
+    assert device["job"]["state"] == "DONE" and device["job"]["faults"] == [], device["job"]
+
+
 async def confirmed_line(world: World, daemon, router, line: Line, start: str) -> str:
     """Order and confirm ``line`` for the router's record; returns the account id."""
     device_id = world.api.get("/network/device", query={"q": router.serial}).body["items"][0]

@@ -13,7 +13,12 @@ from acsd.cwmp.soap import sendable
 from acsd.devices import DeviceInputError, check_lan
 from acsd.log import get_logger
 from acsd.provisioning.apn import apn_for_another_sim, apn_refused_here
-from acsd.provisioning.internet import needs_line_dns, reported_dns, with_line_dns
+from acsd.provisioning.internet import (
+    acs_host_name,
+    needs_line_dns,
+    reported_dns,
+    with_line_dns,
+)
 from acsd.provisioning.jobs import AFTER_REBOOT, refused_for_good
 from acsd.provisioning.plan import (
     Change,
@@ -72,6 +77,9 @@ class ApplyPhase(ReadPhase):
                 unread.append({"setting": "wan.static.dns", "message": message, "attempts": 0})
             else:
                 desired = with_line_dns(desired, self.memory, status)
+                if needs_line_dns(desired) and (held_line := self._line_without_dns(flat)):
+                    desired = desired.without("wan.static.")
+                    held.append(held_line)
         if self._dhcp_wanted() and self._unread(flat, ("lanIp", "subnetMask")):
             # The LAN the pool must lie in is unknown this session (a fault hid it): the
             # DHCP settings wait for a session that reads it.
@@ -129,6 +137,28 @@ class ApplyPhase(ReadPhase):
                 and self.memory.get("appliedRevision") == self.record.revision,
             )
         return apply
+
+    def _line_without_dns(self, flat: dict[str, str]) -> dict[str, Any] | None:
+        """The job's entry that holds a static line back for want of DNS servers (none
+        configured, none reported) where the router reaches acsd by name: the line turns
+        its DHCP client off, and with it the only resolver it had, so after the push it
+        could never call in again. None: its ACS URL is an IP address (the line goes, the
+        router stays reachable to receive DNS servers later), or unknown."""
+        assert self.profile is not None
+        host = acs_host_name(flat.get(self.profile.root + "ManagementServer.URL"))
+        if host is None:
+            return None
+        message = (
+            "no DNS servers for the static line: the router reports none and [provisioning] "
+            f"static_wan_dns is empty, and its ACS URL names a host ({host}) that it could "
+            "not resolve once the line turns DHCP off: the static line is not sent"
+        )
+        log.warning(
+            "session.line_without_dns",
+            serial=self.identity.serial_number if self.identity else "",
+            acs_host=host,
+        )
+        return {"setting": "wan.static.dns", "message": message, "attempts": 0}
 
     def _outside_lan(self, flat: dict[str, str]) -> DeviceInputError | None:
         """What of the operator's DHCP settings lies outside the LAN the CPE reported in

@@ -2,7 +2,8 @@
 
 A confirmed account whose start date has come asks the router it names for a static IPv4
 WAN (address, mask, default gateway, and DNS servers: ``[provisioning] static_wan_dns``,
-else the ones the router reported while on DHCP), a second LAN address in the additional
+else the ones the router reported while on DHCP; none at all holds the line back from a
+router that reaches acsd by host name), a second LAN address in the additional
 range when one was assigned (the router takes the range's first host address), and mobile
 failover with the backup SIM's number. Profiles map these abstract settings (``wan.static.*``,
 ``lan.extra.*``, ``wan.failover.*``) onto each vendor's parameters; a profile that lacks one
@@ -17,6 +18,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from acsd.hostaddr import is_host_address
 from acsd.provisioning.desired import Desired
@@ -98,6 +100,23 @@ def with_line_dns(
         return desired
     memory["lineDns"] = list(dns)
     return replace(desired, settings={**desired.settings, "wan.static.dns": ",".join(dns)})
+
+
+def acs_host_name(url: str | None) -> str | None:
+    """The host name in the ACS URL a router reports (``ManagementServer.URL``), which it
+    needs a DNS server to reach; None for an IP literal, and for a URL that was not read or
+    names no host (no evidence either way: the line goes, as it did before acsd read it)."""
+    try:
+        host = urlsplit((url or "").strip()).hostname or ""
+    except ValueError:  # a bracketed host that is no IPv6 address
+        return None
+    if not host:
+        return None
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    return None
 
 
 def reported_dns(status: dict[str, Any] | None) -> list[str]:

@@ -80,6 +80,10 @@ class ReadPhase(SessionState):
             targets = [t for key in keys for t in self.profile.settings.get(key, ())]
             targets += [t for _key, t in along_targets(self.profile, self.desired.names)]
             wanted = [t.path for t in targets]
+            if needs_line_dns(self.desired):
+                # without DNS servers to give the line, how the router reaches acsd (by
+                # name or by address) decides whether the line may go
+                wanted.append(self.profile.root + "ManagementServer.URL")
             wanted += [path for t in targets for path, _test in t.when]
             wanted += [
                 spec.object
