@@ -490,17 +490,18 @@ async def test_a_new_line_is_in_place_before_the_old_one_goes(world, module_daem
     assert reply.status == 409 and reply.body["message"] == "net.ipAddress", reply.body
 
 
-def cut_power_after(router, method: str) -> None:
-    """The router applies the first ``method`` request of its next session and loses power
-    before it answers: the session breaks off there, and the router boots again."""
-    handle, armed = router.cpe.handle, [True]
+def cut_power_after(router, method: str, nth: int = 1) -> None:
+    """The router applies the ``nth`` ``method`` request of its next session and loses
+    power before it answers: the session breaks off there, and the router boots again."""
+    handle, armed = router.cpe.handle, [nth]
 
     def power_cut(request):
         answer = handle(request)
         if armed[0] and method == request.METHOD:
-            armed[0] = False
-            router.cpe.reboot()
-            raise HttpError("power cut")
+            armed[0] -= 1
+            if armed[0] == 0:
+                router.cpe.reboot()
+                raise HttpError("power cut")
         return answer
 
     router.cpe.handle = power_cut
@@ -592,3 +593,34 @@ async def test_entries_a_cut_short_session_added_and_never_set_are_deleted(world
     ]  # fmt: skip
     assert [a["IPAddress"] for a in rows(tree, WAN_ADDRESSES)] == [line.ip]
     assert [r["GatewayIPAddress"] for r in rows(tree, ROUTES)] == [line.gateway]
+
+
+async def test_rows_whose_addobject_answer_was_lost_are_found_and_deleted(world, module_daemon):
+    """The router makes the row, then the connection drops before its AddObject answer: acsd
+    never learns the instance number, and the row, blank, passes for the router's own (an
+    address entry with no IPv4 address, a route with no interface). Every such session
+    left one more until the table was full and the line could never go (9004). The next
+    session finds the rows the table did not hold before and deletes them while blank."""
+    sim = Simulation(module_daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="LOSTADD")
+    router = sim.routers[0]
+    device_id = add_device(world, router.serial)
+    assert (await sim.run_once()).ok == 1
+    line = Line("203.0.113.154", "255.255.255.248", "203.0.113.153",
+                "198.51.100.0", "255.255.255.240", "198.51.100.1")  # fmt: skip
+    await confirmed_line(world, module_daemon, router, line, "2024-01-01T00:00:00Z")
+    # the address entry's answer lost three times (its table holds four entries, one the
+    # DHCP client's), then the route's and a DNS server's
+    for nth in (1, 1, 1, 2, 3):
+        cut_power_after(router, "AddObject", nth)
+        assert (await sim.run_once()).ok == 0
+    for _ in range(2):
+        assert (await sim.run_once()).ok == 1
+    tree = router.tree.flat()
+    assert [a["IPAddress"] for a in rows(tree, WAN_ADDRESSES)] == [line.ip]
+    assert [r["GatewayIPAddress"] for r in rows(tree, ROUTES)] == [line.gateway]
+    assert [(s["DNSServer"], s["Interface"]) for s in rows(tree, DNS_SERVERS)] == [
+        ("192.0.2.53", "Device.IP.Interface.2"), ("198.51.100.53", "Device.IP.Interface.2"),
+    ]  # fmt: skip
+    device = world.api.get(f"/network/device/{device_id}").body
+    assert device["state"] == "ACTIVE" and device["job"]["state"] == "DONE", device["job"]
+    assert device["job"]["faults"] == [] and device["status"]["wanIp"] == line.ip

@@ -13,6 +13,7 @@ from acsd.cwmp.soap import sendable
 from acsd.devices import DeviceInputError, check_lan
 from acsd.log import get_logger
 from acsd.provisioning.apn import apn_for_another_sim, apn_refused_here
+from acsd.provisioning.desired import Desired
 from acsd.provisioning.internet import (
     acs_host_name,
     needs_line_dns,
@@ -25,6 +26,7 @@ from acsd.provisioning.plan import (
     along_targets,
     drop_groups,
     group_of,
+    instance_numbers,
     needed_by_group,
     plan_changes,
     row_changes,
@@ -94,6 +96,7 @@ class ApplyPhase(ReadPhase):
             desired = desired.without("dhcp.")
             message = f"{outside.message}: no DHCP setting sent"
             held.append({"setting": outside.field, "message": message, "attempts": 0})
+        self._claim_lost_adds(desired, flat)
         plan = plan_changes(
             self.profile,
             desired,
@@ -112,7 +115,10 @@ class ApplyPhase(ReadPhase):
             # the job is not done and says why (the next session tries again, so the job
             # is pending, not failed). A drift check of applied ones leaves the job as it is.
             plan.pending.extend(plan.unread)
-        late = [d for d in plan.deletes if self._of_settings(d)]
+        # Blank rows (an AddObject's, never set) hold no old line: they go first, as they
+        # may be what fills the table the new line's rows are to go into.
+        blank = set(self.memory.get("blankRows") or ())
+        late = [d for d in plan.deletes if self._of_settings(d) and d not in blank]
         apply = Apply(
             plan=plan,
             adds=list(plan.adds),
@@ -137,6 +143,31 @@ class ApplyPhase(ReadPhase):
                 and self.memory.get("appliedRevision") == self.record.revision,
             )
         return apply
+
+    def _claim_lost_adds(self, desired: Desired, flat: dict[str, str]) -> None:
+        """Rows of AddObjects whose answer was lost (``lostAdds``, see the end phase),
+        found in the tables this session plans: those of instance numbers the table did
+        not hold then join the blank rows, which the plan deletes while still blank."""
+        assert self.profile is not None
+        lost = self.memory.get("lostAdds")
+        if not lost:
+            return
+        planned = {
+            spec.object
+            for name, spec in self.profile.tables.items()
+            if name in desired.tables or spec.when in desired.settings
+        }
+        blank = set(self.memory.get("blankRows") or ())
+        for table, held in list(lost.items()):
+            if table not in planned:
+                continue  # not read this session: its rows wait for one that plans them
+            new = instance_numbers(table, flat) - set(held)
+            blank.update(f"{table}{n}." for n in new)
+            del lost[table]
+        if blank:
+            self.memory["blankRows"] = sorted(blank)
+        if not lost:
+            self.memory.pop("lostAdds", None)
 
     def _line_without_dns(self, flat: dict[str, str]) -> dict[str, Any] | None:
         """The job's entry that holds a static line back for want of DNS servers (none

@@ -414,7 +414,11 @@ class ProvisioningDriver(EndPhase):
         unanswered = session.outstanding is not None and isinstance(
             session.outstanding[1], rpc.SetParameterValues
         )
-        self._settle(result, unanswered=unanswered)
+        # an AddObject the CPE got but never answered may well have made its row
+        lost_add = None
+        if session.outstanding is not None and isinstance(session.outstanding[1], rpc.AddObject):
+            lost_add = session.outstanding[1].object_name
+        self._settle(result, unanswered=unanswered, lost_add=lost_add)
         # counted once stored: a result not written gives the job up again next session
         given_up, self.job_given_up = self.job_given_up, False
         try:

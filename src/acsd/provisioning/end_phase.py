@@ -12,7 +12,7 @@ from acsd.log import get_logger
 from acsd.provisioning.apn import SIM_KEYS
 from acsd.provisioning.apply_phase import ApplyPhase
 from acsd.provisioning.jobs import close_job, forget_reboot_note, note_read_failed, record_outcome
-from acsd.provisioning.plan import mac_key
+from acsd.provisioning.plan import instance_numbers, mac_key
 from acsd.provisioning.status import fields_read_at
 from acsd.store.base import SessionResult
 
@@ -41,8 +41,11 @@ class EndPhase(ApplyPhase):
     def _rebooted(self) -> bool:
         return self.bootstrap or "1 BOOT" in self.events
 
-    def _settle(self, result: SessionResult, *, unanswered: bool = False) -> None:
-        """Provisioning memory, job, state, reservation ids and CR credentials."""
+    def _settle(
+        self, result: SessionResult, *, unanswered: bool = False, lost_add: str | None = None
+    ) -> None:
+        """Provisioning memory, job, state, reservation ids and CR credentials.
+        ``lost_add``: the table of an AddObject the CPE got but never answered."""
         record = self.record
         self._grow_read_chunk()
         if self.new_cr is not None:
@@ -76,6 +79,8 @@ class EndPhase(ApplyPhase):
             return
         self._unsent(unanswered)
         self._remember_blank_rows()
+        if lost_add is not None:
+            self._remember_lost_add(lost_add)
         self._cr_refused(result)
         now = clock.now()
         before = self.memory.get("job") or {}
@@ -215,6 +220,26 @@ class EndPhase(ApplyPhase):
             self.memory["blankRows"] = sorted(blank)
         else:
             self.memory.pop("blankRows", None)
+
+    def _remember_lost_add(self, table: str) -> None:
+        """An AddObject whose answer never came (the connection dropped once the CPE had
+        made the row): acsd knows no instance number to delete or set, and the row, still
+        blank, passes for the CPE's own (a TR-181 address entry without an IPv4 address, a
+        route without its interface), so every such session leaves one more until the
+        table is full. Remembered as the instance numbers the table held then (a CPE may
+        hand out a freed number again): the next session that plans the table deletes the
+        blank rows of other numbers (``lostAdds``)."""
+        apply = self.apply
+        assert apply is not None
+        held = instance_numbers(table, [*self.values, *apply.added])
+        held -= instance_numbers(table, apply.deleted)
+        lost = dict(self.memory.get("lostAdds") or {})
+        if table in lost:
+            # lost again before a session planned the table: a row is a candidate if
+            # either session did not know it
+            held &= set(lost[table])
+        lost[table] = sorted(held)
+        self.memory["lostAdds"] = lost
 
     def _absent_to_save(self, reset: bool) -> list[str] | None:
         """What the CPE lacks, or None (keep the stored list) when that has not changed

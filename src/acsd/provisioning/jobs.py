@@ -154,6 +154,16 @@ def new_memory(memory: dict[str, Any] | None, *, bootstrap: bool) -> dict[str, A
             rows := [p for p in blank if type(p) is str]
         ):
             out["blankRows"] = rows
+        # tables of AddObjects whose answer was lost -> the instance numbers they held
+        # then (end_phase); absent when none
+        if type(lost := memory.get("lostAdds")) is dict and (
+            marks := {
+                t: [n for n in held if type(n) is int]
+                for t, held in lost.items()
+                if type(t) is str and type(held) is list
+            }
+        ):
+            out["lostAdds"] = marks
     if bootstrap:
         # A factory reset forgets everything the CPE held; faults may not hold any more.
         out["secrets"] = {}

@@ -913,6 +913,12 @@ def _clash(spec: TableSpec, row: Mapping[str, Any], theirs: Mapping[tuple[str, s
     return ""
 
 
+def instance_numbers(table: str, paths: Iterable[str]) -> set[int]:
+    """The instance numbers of ``table`` ("...IPv4Forwarding.") that ``paths`` name."""
+    pattern = re.compile(re.escape(table) + r"([0-9]{1,10})\.")
+    return {int(m.group(1)) for path in paths if (m := pattern.match(path))}
+
+
 def _existing_rows(spec: TableSpec, values: Mapping[str, str]) -> dict[int, dict[str, str]]:
     """Instance number -> leaf -> value of the rows of ``spec`` the CPE reported."""
     # ASCII digits, unsignedInt-sized: int() of what a CPE sends must not raise
