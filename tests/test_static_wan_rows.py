@@ -521,3 +521,13 @@ def test_a_fault_elsewhere_or_known_dns_servers_do_not_hold_the_line():
         plan = planned_line(skipped, values, memory)
         assert plan.refused == [] and plan.pending == []
         assert [a.table for a in plan.adds][:2] == ["wan.static.address", "wan.static.route"]
+
+
+def test_the_acs_host_a_router_would_need_dns_for():
+    from acsd.provisioning.internet import acs_host_name
+
+    assert acs_host_name("https://acs.example.net:7547/cwmp") == "acs.example.net"
+    assert acs_host_name(" http://ACS.example.net ") == "acs.example.net"
+    # an address needs no resolver; no URL (not read) or a broken one is no evidence
+    for url in ("http://192.0.2.10:7547/", "http://[2001:db8::10]:7547/", "", None, "http://[x/"):
+        assert acs_host_name(url) is None, url
