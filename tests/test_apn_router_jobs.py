@@ -198,3 +198,63 @@ async def test_a_router_that_refuses_the_apn_name_is_not_asked_again_at_each_new
         await asyncio.sleep(1.2)  # past the Connection Request interval
         assert not cpe.cr_requested
         assert admin.get(path).body["job"]["revision"] == refused["job"]["revision"]
+
+
+async def test_a_new_apn_name_is_no_job_of_a_router_refused_or_without_the_sim(daemon, cr_server):
+    """A router whose modem the IMEI lock refuses, and one whose SIM was taken out, cannot
+    take a network's new name: neither reads PROVISIONING nor is asked to connect for it
+    (the device shows why: Status refused, NetworkStatus disconnected). Each takes the
+    name once it can: the right modem at its next session, the SIM put back as a job."""
+    admin = Api(daemon.api_url, token(daemon, "ADMIN"))
+    api = ApnApi(admin, "json")
+    locked, locked_card = mobile_router(daemon, "APNNOJOBL")
+    emptied, emptied_card = mobile_router(daemon, "APNNOJOBE")
+    cpes = {"locked": locked.routers[0], "emptied": emptied.routers[0]}
+    for card in (locked_card, emptied_card):
+        daemon.apply({"serialNumber": card["serial"], "mvnoAccount": "NOJOBS"})
+    ids = {}
+    for name, card in (("locked", locked_card), ("emptied", emptied_card)):
+        body = {"CLI": card["imsi"], "LockIMEI": True, "Hints": HINTS}
+        created = api.post(apns_path("NOJOBS", "fleet"), body)
+        assert created.status == 202, created.wrapper
+        ids[name] = created.wrapper["Meta"]["Id"]
+        listen(cr_server, cpes[name])
+    assert api.put(network_path("NOJOBS", "fleet"), {"APN": "a.acsd-test.example"}).status == 200
+    for _ in range(2):
+        assert (await locked.run_once()).ok == 1
+        assert (await emptied.run_once()).ok == 1
+    assert {cpe.tree.get(APN) for cpe in cpes.values()} == {"a.acsd-test.example"}
+    imei = cpes["locked"].tree.get("Device.Cellular.Interface.1.IMEI")
+    cpes["locked"].set_local("Device.Cellular.Interface.1.IMEI", "359999000099991")
+    cpes["emptied"].set_local("Device.Cellular.Interface.1.USIM.Status", "None")
+    assert (await locked.run_once()).ok == 1
+    assert (await emptied.run_once()).ok == 1
+    paths = {
+        name: f"/network/device/{daemon.device_json(card['serial'])['_id']}"
+        for name, card in (("locked", locked_card), ("emptied", emptied_card))
+    }
+    assert api.get(apns_path("NOJOBS", "fleet", ids["locked"])).data["Status"] == 2
+    assert api.get(apns_path("NOJOBS", "fleet", ids["emptied"])).data["NetworkStatus"] == 0
+    before = {name: admin.get(path).body for name, path in paths.items()}
+    await asyncio.sleep(1.2)  # past the Connection Request interval of earlier jobs
+    for cpe in cpes.values():
+        cpe.cr_requested = False
+
+    assert api.put(network_path("NOJOBS", "fleet"), {"APN": "b.acsd-test.example"}).status == 200
+    for name, path in paths.items():
+        now = admin.get(path).body
+        assert now["state"] == "ACTIVE" and now["jobs"] == 0, (name, now)
+        assert now["job"]["revision"] == before[name]["job"]["revision"], name
+    await asyncio.sleep(1.2)  # a Connection Request would have gone by now
+    assert not any(cpe.cr_requested for cpe in cpes.values())
+
+    # The right modem again: its next session sets the name. The SIM put back: a job.
+    cpes["locked"].set_local("Device.Cellular.Interface.1.IMEI", imei)
+    assert (await locked.run_once()).ok == 1
+    assert cpes["locked"].tree.get(APN) == "b.acsd-test.example"
+    cpes["emptied"].set_local("Device.Cellular.Interface.1.USIM.Status", "Valid")
+    assert (await emptied.run_once()).ok == 1
+    assert admin.get(paths["emptied"]).body["state"] == "PROVISIONING"
+    await until(lambda: cpes["emptied"].cr_requested)
+    assert (await emptied.run_once()).ok == 1
+    assert cpes["emptied"].tree.get(APN) == "b.acsd-test.example"

@@ -359,3 +359,40 @@ async def test_a_sims_removed_devices_are_found_when_asked_for(store) -> None:
     assert await store.find_apn_devices_for_sim(**keys) == []
     found = await store.find_apn_devices_for_sim(**keys, include_ended=True)
     assert [d.id for d in found] == [made.id]
+
+
+async def test_a_new_apn_name_is_no_job_of_a_router_without_the_sim_or_refusing_it(
+    store,
+) -> None:
+    """The name goes to a router only where a session could set it: one whose last session
+    reported the device's SIM (a record from before SIM numbers were kept: as before), in
+    a modem the IMEI lock does not refuse. The others would get a Connection Request and a
+    session that sets nothing, at every new name."""
+    routers = {}
+    for name, sim in (
+        ("holds", {"msisdn": "+31 600000091"}),  # as a router may report it
+        ("legacy", None),
+        ("taken_out", {}),
+        ("other_sim", {"msisdn": "31600000099"}),
+        ("refused", {"msisdn": "31600000095"}),
+    ):
+        rec = await store.upsert_device(
+            DeviceRecord(id="", serial_number=f"APNDUE{name.upper()}", mvno_account="acc")
+        )
+        await store.save_session(replace(session_result(rec.serial_number), sim=sim))
+        routers[name] = await store.get_device(rec.id)
+        assert routers[name].sim == sim
+    clis = {"holds": "31600000091", "legacy": "31600000092", "taken_out": "31600000093"}
+    clis |= {"other_sim": "31600000094", "refused": "31600000095"}
+    for name, cli in clis.items():
+        seen = await _seen_in(store, routers[name].id, cli)
+        if name == "refused":
+            await store.update_apn_device(seen.id, lambda d: (replace(d, status=2), None))
+
+    _, given = await store.put_apn_network(ApnNetworkRecord(account="acc", key="net", apn="b"))
+    assert sorted(r.id for r in given) == sorted(routers[n].id for n in ("holds", "legacy"))
+    assert all(r.state == "PROVISIONING" and r.jobs == 1 for r in given)
+    for name, before in routers.items():
+        stored = await store.get_device(before.id)
+        assert stored is not None
+        assert stored.revision == before.revision + (name in ("holds", "legacy")), name

@@ -5,6 +5,8 @@ APN API and the store's migration that re-keys what older versions stored."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 
 # The seed's pattern, ^(?<msisdn>\(\+*(\d{1,5})\)(\d{5,16}))$|^(?<imsi>\d{14,16})$, in
 # Python: named groups are (?P<...>), and \d is ASCII only (.NET's matches any Unicode
@@ -31,3 +33,33 @@ def parse_cli(text: str) -> tuple[str, str | None, str | None] | None:
         return f"imsi:{m['imsi']}", m["imsi"], None
     msisdn = international(m["cc"], m["number"])
     return f"msisdn:{msisdn}", None, msisdn
+
+
+_NOT_DIGITS = re.compile(r"[^0-9]")
+
+
+def digits(value: Any) -> str | None:
+    """The digits of a reported or given number; None when there are none."""
+    if value is None:
+        return None
+    found = _NOT_DIGITS.sub("", str(value))
+    return found or None
+
+
+def msisdn_key(value: Any) -> str | None:
+    """MSISDN digits in international form: ``+45 1234 5678`` and ``004512345678`` ->
+    ``4512345678``."""
+    found = digits(value)
+    if found and str(value).strip().startswith("00"):
+        found = found[2:] or None
+    return found
+
+
+def sim_keys(held: Mapping[str, Any]) -> dict[str, str | None]:
+    """The SIM numbers a router reported (its identity values, or the ones its record
+    keeps), in the form APN devices store them: what a SIM is matched on."""
+    return {
+        "imsi": digits(held.get("imsi")),
+        "iccid": digits(held.get("iccid")),
+        "msisdn": msisdn_key(held.get("msisdn")),
+    }

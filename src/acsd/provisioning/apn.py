@@ -25,7 +25,6 @@ loses only the APN device's status, which the next session brings back.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import partial
@@ -36,6 +35,7 @@ from acsd.log import get_logger
 from acsd.provisioning.desired import Desired
 from acsd.provisioning.profiles import Profile, ProfileSet
 from acsd.provisioning.status import extract_identity, untyped
+from acsd.simkeys import digits, msisdn_key, sim_keys
 from acsd.store.base import (
     ApnDeviceRecord,
     AuditRecord,
@@ -62,26 +62,8 @@ _MNC3 = frozenset(
      "346", "348", "350", "352", "354", "356", "358", "360", "365", "366", "376", "405",
      "708", "710", "722", "732"}
 )  # fmt: skip
-_NOT_DIGITS = re.compile(r"[^0-9]")
 #: networkType codes (seed 000) that mean the modem is attached to a network
 _ATTACHED = frozenset({2, 4, 8, 16, 32})
-
-
-def digits(value: Any) -> str | None:
-    """The digits of a reported or given number; None when there are none."""
-    if value is None:
-        return None
-    found = _NOT_DIGITS.sub("", str(value))
-    return found or None
-
-
-def msisdn_key(value: Any) -> str | None:
-    """MSISDN digits in international form: ``+45 1234 5678`` and ``004512345678`` ->
-    ``4512345678``."""
-    found = digits(value)
-    if found and str(value).strip().startswith("00"):
-        found = found[2:] or None
-    return found
 
 
 def plmn(imsi: str | None) -> tuple[str | None, str | None]:
@@ -212,17 +194,9 @@ def apn_for_another_sim(desired: Desired, ident: Mapping[str, Any]) -> bool:
     SIM's APN would cut that router off; the next session looks it up for the new SIM."""
     if desired.apn_sim is None:
         return False
-    now = _sim_keys(ident)
+    now = sim_keys(ident)
     both = [key for key in SIM_KEYS if now[key] and desired.apn_sim.get(key)]
     return any(now[key] != desired.apn_sim[key] for key in both)
-
-
-def _sim_keys(ident: Mapping[str, Any]) -> dict[str, str | None]:
-    return {
-        "imsi": digits(ident.get("imsi")),
-        "iccid": digits(ident.get("iccid")),
-        "msisdn": msisdn_key(ident.get("msisdn")),
-    }
 
 
 def _ranked(devices: list[ApnDeviceRecord], keys: Mapping[str, str | None]) -> list[Any]:
@@ -270,7 +244,7 @@ async def add_apn_name(
         ident = extract_identity(profile, flat)
     else:
         ident = {**record.sim, **extract_identity(profile, flat)}
-    keys = _sim_keys(ident)
+    keys = sim_keys(ident)
     if not any(keys.values()):
         return False
     name = None
@@ -339,7 +313,7 @@ async def routers_lacking_apn(
         record = await store.get_device(router)
         if record is None or record.mvno_account != device.account or record.state == "DELETING":
             continue
-        held = _sim_keys(record.sim or {})
+        held = sim_keys(record.sim or {})
         if not any(value and held[key] == value for key, value in keys.items()):
             continue  # the SIM has left that router since
         if record.profile not in profiles:

@@ -594,7 +594,7 @@ class Store(Protocol):
     ) -> tuple[ApnNetworkRecord, list[DeviceRecord]]:
         """Create the network or set its APN name; the account must exist (ConflictError).
         A new APN name is a job of the routers that take it (see
-        :data:`acsd.store.apn_rules.ROUTERS_OF_NETWORK`), in the same transaction: a new
+        :func:`acsd.store.apn_rules.routers_due`), in the same transaction: a new
         revision, PROVISIONING, until a session sets it. Returns the network and those
         routers (to ask to connect)."""
 

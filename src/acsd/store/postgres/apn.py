@@ -10,6 +10,7 @@ import asyncpg
 
 from acsd import clock
 from acsd.store.apn_rules import (
+    DEVICES_OF_NETWORK,
     NEW_JOB,
     ROUTERS_OF_NETWORK,
     changed_device,
@@ -18,6 +19,7 @@ from acsd.store.apn_rules import (
     no_account,
     prepared_device,
     recorded,
+    routers_due,
     stamped_account,
     stamped_device,
 )
@@ -55,6 +57,7 @@ _APN_LOCKS = {"cli_key": 0x61636C69, "iccid": 0x61636963}
 
 
 _ROUTERS_OF_NETWORK = ROUTERS_OF_NETWORK.format("$1", "$2")
+_DEVICES_OF_NETWORK = DEVICES_OF_NETWORK.format("$1", "$2")
 
 
 class ApnRecords(PgCore):
@@ -168,14 +171,25 @@ class ApnRecords(PgCore):
             await write_audit(conn, audit_row, f"{record.account}/{record.key}")
             routers: list[DeviceRecord] = []
             if new_apn_name(before, record.apn):
+                args = (record.account, record.key)
                 found = await conn.fetch(
-                    f"UPDATE devices SET {NEW_JOB}, updated = $3 WHERE {_ROUTERS_OF_NETWORK}"
-                    f" RETURNING {DEVICE_LIST_COLUMNS}",
-                    record.account,
-                    record.key,
-                    now,
+                    f"SELECT {DEVICE_LIST_COLUMNS} FROM devices WHERE {_ROUTERS_OF_NETWORK}"
+                    " FOR UPDATE",
+                    *args,
                 )
-                routers = [device_record(found_row) for found_row in found]
+                devices = await conn.fetch(f"{APN_DEVICES.select} {_DEVICES_OF_NETWORK}", *args)
+                due = routers_due(
+                    [device_record(found_row) for found_row in found],
+                    [apn_device(device_row) for device_row in devices],
+                )
+                if due:
+                    found = await conn.fetch(
+                        f"UPDATE devices SET {NEW_JOB}, updated = $1 WHERE id = ANY($2::text[])"
+                        f" RETURNING {DEVICE_LIST_COLUMNS}",
+                        now,
+                        due,
+                    )
+                    routers = [device_record(found_row) for found_row in found]
             return APN_NETWORKS.record(row), routers
 
         return await self._call("put_apn_network", put)

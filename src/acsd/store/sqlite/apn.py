@@ -10,6 +10,7 @@ import aiosqlite
 
 from acsd import clock
 from acsd.store.apn_rules import (
+    DEVICES_OF_NETWORK,
     NEW_JOB,
     ROUTERS_OF_NETWORK,
     changed_device,
@@ -18,6 +19,7 @@ from acsd.store.apn_rules import (
     no_account,
     prepared_device,
     recorded,
+    routers_due,
     stamped_account,
     stamped_device,
 )
@@ -57,6 +59,7 @@ BY_CLI = (
 
 
 _ROUTERS_OF_NETWORK = ROUTERS_OF_NETWORK.format("?1", "?2")
+_DEVICES_OF_NETWORK = DEVICES_OF_NETWORK.format("?1", "?2")
 
 
 class ApnRecords(SqliteCore):
@@ -166,14 +169,25 @@ class ApnRecords(SqliteCore):
             await write_audit(conn, audit_row, f"{record.account}/{record.key}")
             routers: list[DeviceRecord] = []
             if new_apn_name(before, record.apn):
-                where = _ROUTERS_OF_NETWORK
                 args = (record.account, record.key)
-                await conn.execute(
-                    f"UPDATE devices SET {NEW_JOB}, updated = ?3 WHERE {where}",
-                    (*args, now),
+                found = await conn.execute_fetchall(
+                    f"{DEVICE_SELECT_NO_TREE} WHERE {_ROUTERS_OF_NETWORK}", args
                 )
-                found = await conn.execute_fetchall(f"{DEVICE_SELECT_NO_TREE} WHERE {where}", args)
-                routers = [device_record(row) for row in found]
+                devices = await conn.execute_fetchall(
+                    f"{APN_DEVICES.select} {_DEVICES_OF_NETWORK}", args
+                )
+                due = routers_due(
+                    [device_record(row) for row in found], [apn_device(row) for row in devices]
+                )
+                if due:
+                    where = f"id IN ({', '.join('?' * len(due))})"
+                    await conn.execute(
+                        f"UPDATE devices SET {NEW_JOB}, updated = ? WHERE {where}", (now, *due)
+                    )
+                    found = await conn.execute_fetchall(
+                        f"{DEVICE_SELECT_NO_TREE} WHERE {where}", due
+                    )
+                    routers = [device_record(row) for row in found]
             return APN_NETWORKS.record(rows[0]), routers
 
         return await self._call("put_apn_network", put)
