@@ -8,6 +8,7 @@ accounts of its own. The routers answer Connection Requests (sim.crserver)."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 
@@ -42,6 +43,16 @@ async def cr_server() -> AsyncIterator[ConnectionRequestServer]:
 def listen(server: ConnectionRequestServer, cpe: Cpe) -> None:
     server.routers[cpe.serial] = cpe
     cpe.set_connection_request_url(server.url_for(cpe.serial))
+
+
+def revision(daemon, serial: str) -> int:
+    """The router record's revision (a job is a new one; the API shows it on a job that a
+    session has taken up only)."""
+    with sqlite3.connect(daemon.db) as db:
+        (found,) = db.execute(
+            "SELECT revision FROM devices WHERE serial_key = ?", (serial.lower(),)
+        ).fetchone()
+    return found
 
 
 async def until(predicate, timeout: float = 10.0) -> None:
@@ -162,9 +173,16 @@ async def test_a_device_made_again_enabled_is_a_job_of_the_router_with_its_sim(d
     assert (await sim.run_once()).ok == 1
     assert cpe.tree.get(APN) == "on.acsd-test.example"
     assert admin.get(path).body["state"] == "ACTIVE"
-    # made again while the router holds the name already: nothing for it to do
+    # made again while the router holds the name already: nothing for it to do. (The
+    # DELETE itself is a job of the router, its name to be taken back: see
+    # test_a_removed_device_takes_its_private_apn_back_from_the_router.)
     assert api.delete(apns_path("OFFON", "fleet", on.wrapper["Meta"]["Id"])).status == 202
+    removed = revision(daemon, card["serial"])
     assert api.post(devices, {**body, "Enabled": True}).status == 202
+    assert revision(daemon, card["serial"]) == removed  # no job of its own
+    assert (await sim.run_once()).ok == 1
+    assert "SetParameterValues" not in cpe.stats.rpcs[-1]
+    assert cpe.tree.get(APN) == "on.acsd-test.example"
     assert admin.get(path).body["state"] == "ACTIVE"
 
 
@@ -258,3 +276,57 @@ async def test_a_new_apn_name_is_no_job_of_a_router_refused_or_without_the_sim(d
     await until(lambda: cpes["emptied"].cr_requested)
     assert (await emptied.run_once()).ok == 1
     assert cpes["emptied"].tree.get(APN) == "b.acsd-test.example"
+
+
+async def test_a_removed_device_takes_its_private_apn_back_from_the_router(daemon, cr_server):
+    """DELETE of the device: its SIM is off the network, and a router left dialing the
+    network's private APN would be cut off. The router reads PROVISIONING, is asked to
+    connect, and its session sets the profile's fallback (tr181: "", the mobile network's
+    default APN). Only acsd's own name is taken back: a router whose customer has set
+    another APN by the time of its session keeps that one."""
+    admin = Api(daemon.api_url, token(daemon, "ADMIN"))
+    api = ApnApi(admin, "json")
+    sim, card = mobile_router(daemon, "APNGONE")
+    own, own_card = mobile_router(daemon, "APNOWNAPN")
+    cpe, own_cpe = sim.routers[0], own.routers[0]
+    ids = {}
+    for router, c in ((cpe, card), (own_cpe, own_card)):
+        listen(cr_server, router)
+        daemon.apply({"serialNumber": c["serial"], "mvnoAccount": "GONE"})
+        created = api.post(apns_path("GONE", "fleet"), {"CLI": c["imsi"], "Hints": HINTS})
+        assert created.status == 202, created.wrapper
+        ids[c["serial"]] = created.wrapper["Meta"]["Id"]
+    assert api.put(network_path("GONE", "fleet"), {"APN": "gone.acsd-test.example"}).status == 200
+    for _ in range(2):
+        assert (await sim.run_once()).ok == 1
+        assert (await own.run_once()).ok == 1
+    assert {cpe.tree.get(APN), own_cpe.tree.get(APN)} == {"gone.acsd-test.example"}
+    path = f"/network/device/{daemon.device_json(card['serial'])['_id']}"
+    own_path = f"/network/device/{daemon.device_json(own_card['serial'])['_id']}"
+    await asyncio.sleep(1.2)  # past the Connection Request interval of earlier jobs
+    cpe.cr_requested = False
+
+    for serial in (card["serial"], own_card["serial"]):
+        assert api.delete(apns_path("GONE", "fleet", ids[serial])).status == 202
+    pending = admin.get(path).body
+    assert pending["state"] == "PROVISIONING" and pending["jobs"] == 1, pending
+    await until(lambda: cpe.cr_requested)
+    assert (await sim.run_once()).ok == 1
+    assert cpe.tree.get(APN) == ""
+    done = admin.get(path).body
+    assert done["state"] == "ACTIVE" and done["status"]["provisioned"] is True, done
+    assert (await sim.run_once()).ok == 1  # set once: nothing more to do
+    assert "SetParameterValues" not in cpe.stats.rpcs[-1]
+    # the customer's own APN, set through the router's web UI meanwhile, stays
+    own_cpe.set_local(APN, "customer.example")
+    for _ in range(2):
+        assert (await own.run_once()).ok == 1
+    assert own_cpe.tree.get(APN) == "customer.example"
+    assert admin.get(own_path).body["state"] == "ACTIVE"
+
+    # Made again: the private name goes back to the router.
+    again = api.post(apns_path("GONE", "fleet"), {"CLI": card["imsi"]})
+    assert again.status == 202, again.wrapper
+    assert admin.get(path).body["state"] == "PROVISIONING"
+    assert (await sim.run_once()).ok == 1
+    assert cpe.tree.get(APN) == "gone.acsd-test.example"

@@ -215,3 +215,16 @@ def test_a_file_saved_with_a_byte_order_mark_is_read_as_meant(tmp_path):
     path = tmp_path / "acme.toml"
     path.write_bytes(b'\xef\xbb\xbfname = "acme"\nextends = "tr181"\n[match]\noui = "ACME01"\n')
     assert load_profiles(tmp_path).get("acme").name == "acme"
+
+
+def test_an_apn_fallback_is_inherited_replaced_or_refused_when_no_apn_name(tmp_path):
+    """``apn_fallback`` (what a router gets in place of a removed SIM's private APN) comes
+    from the base unless the profile gives its own; a value no APN takes is refused at
+    load, not sent to routers."""
+    child = 'name = "acme"\nextends = "tr181"\n[match]\nmanufacturer = "Acme*"\n'
+    write(tmp_path, "acme.toml", child)
+    assert load_profiles(tmp_path).get("acme").spec.apn_fallback == ""
+    write(tmp_path, "acme.toml", child.replace("[match]", 'apn_fallback = "internet"\n[match]'))
+    assert load_profiles(tmp_path).get("acme").spec.apn_fallback == "internet"
+    err = load_error(tmp_path, child.replace("[match]", 'apn_fallback = "pub lic"\n[match]'))
+    assert keys(err) == ["apn_fallback"]

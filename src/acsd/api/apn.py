@@ -312,8 +312,10 @@ async def create_apn_device(request: web.Request) -> web.Response:
 
 async def _give_routers_jobs(ctx: ApiContext, device: ApnDeviceRecord) -> None:
     """A device made for a SIM already in a router of the account (one removed and made
-    again, e.g. to turn it back on): the router lacks the network's APN name, and takes it
-    now, as a job (PROVISIONING) and a Connection Request, not at its next periodic Inform."""
+    again, e.g. to turn it back on), or removed: the router lacks the network's APN name,
+    or holds the name of a network the SIM left (the profile's ``apn_fallback`` replaces
+    it), and takes the change now, as a job (PROVISIONING) and a Connection Request, not
+    at its next periodic Inform."""
     try:
         for router in await rules.routers_lacking_apn(ctx.store, ctx.profiles, device):
             given = await ctx.store.give_apn_job(router.id, device.account)
@@ -485,7 +487,9 @@ async def list_apn_devices(request: web.Request) -> web.Response:
 @describe(
     summary="Remove an APN device (sets its EndDate)", response=PBPRReturnOfAPNDevice,
     status=202, roles=ROLES, path_params=_PATHS,
-    description="202 with a StatusUrl; a device already removed answers 200 as it is.",
+    description="202 with a StatusUrl; a device already removed answers 200 as it is. The "
+    "router the SIM is in, if it holds the network's APN name, is given its profile's "
+    "fallback APN (apn_fallback) as a job, and asked to connect.",
     error_body=PBPRReturnOfAPNDevice, media_types=MEDIA_TYPES,
     also=[(200, "Already removed: the device as it is, no StatusUrl")],
     errors=_errors((404, "4041/4042/4043", "Unknown account, network or device")),
@@ -525,6 +529,9 @@ async def delete_apn_device(request: web.Request) -> web.Response:
         # A DELETE running alongside ended it first: this one found it removed, as if it
         # had come second, and has no operation of its own to point a StatusUrl at.
         return reply(request, DEVICE, device_doc(stored, account), meta=device_meta(stored))
+    # The SIM is off the network: its router, left dialing the network's private APN,
+    # would be cut off. It takes its profile's fallback now, as a job and a CR.
+    await _give_routers_jobs(ctx, stored)
     return reply(
         request, DEVICE, device_doc(stored, account), status=202, meta=device_meta(stored),
         status_url=operation_url(request, operation),

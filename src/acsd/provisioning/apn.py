@@ -199,6 +199,16 @@ def apn_for_another_sim(desired: Desired, ident: Mapping[str, Any]) -> bool:
     return any(now[key] != desired.apn_sim[key] for key in both)
 
 
+def apn_not_withdrawn(desired: Desired, profile: Profile, flat: Mapping[str, Any]) -> bool:
+    """The fallback in ``desired`` takes back a name acsd set (``apn_withdrawn``), and the
+    session read another one on the router (the customer's, set since the last read): that
+    one stays."""
+    if desired.apn_withdrawn is None:
+        return False
+    targets = profile.settings.get("apn.name", ())
+    return any(t.path in flat and flat[t.path] != desired.apn_withdrawn for t in targets)
+
+
 def _ranked(devices: list[ApnDeviceRecord], keys: Mapping[str, str | None]) -> list[Any]:
     """IMSI matches first (the SIM itself), then ICCID (the card), then MSISDN (a number
     that can be ported to another SIM)."""
@@ -247,15 +257,28 @@ async def add_apn_name(
     keys = sim_keys(ident)
     if not any(keys.values()):
         return False
-    name = None
+    name = withdrawn = None
     imei = digits(ident.get("imei"))
+    targets = profile.settings.get("apn.name", ())
+
+    async def held() -> dict[str, Any]:
+        # the APN as last read: those values alone, not the router's whole tree
+        unread = [t.path for t in targets if t.path not in flat]
+        if with_tree or not unread:
+            return flat
+        return {**untyped(await store.device_values(record.id, unread)), **flat}
+
     try:
         found = _whose(
-            await store.find_apn_devices_for_sim(**keys),
+            await store.find_apn_devices_for_sim(**keys, include_ended=True),
             record.serial_number,
             record.mvno_account,
         )
-        for device in _ranked(found, keys):
+        live = [device for device in found if device.end_date is None]
+        refused = False
+        for device in _ranked(live, keys):
+            if imei is not None and device.enabled and locked_out(device, imei):
+                refused = True
             if not device.enabled or (imei is not None and locked_out(device, imei)):
                 continue  # disabled, or refused in this modem: it gets no APN from acsd
             network = await store.get_apn_network(device.account, device.network)
@@ -264,6 +287,11 @@ async def add_apn_name(
                 if device.lock_imei and device.imei:
                     desired.apn_imei = device.imei
                 break
+        # (a modem the IMEI lock refuses gets nothing from acsd, the fallback neither)
+        if name is None and not refused and profile.spec.apn_fallback is not None:
+            withdrawn = await _withdrawn_name(store, found, keys, await held(), targets)
+            if withdrawn is not None:
+                name = profile.spec.apn_fallback
     except Exception:
         log.exception("apn.lookup_failed", serial=record.serial_number)
         return False
@@ -271,14 +299,32 @@ async def add_apn_name(
         return False
     desired.settings["apn.name"] = name
     desired.apn_sim = keys
+    desired.apn_withdrawn = withdrawn
     if not compare:
         return False
-    targets = profile.settings.get("apn.name", ())
-    unread = [t.path for t in targets if t.path not in flat]
-    if not with_tree and unread:
-        # the APN as last read: those values alone, not the router's whole tree
-        flat = {**untyped(await store.device_values(record.id, unread)), **flat}
+    flat = await held()
     return any(flat.get(t.path) != name for t in targets)
+
+
+async def _withdrawn_name(
+    store: Store,
+    found: list[ApnDeviceRecord],
+    keys: Mapping[str, str | None],
+    held: Mapping[str, Any],
+    targets: Any,
+) -> str | None:
+    """The APN name the router holds that acsd set from the network of one of the SIM's
+    devices that no longer steers it (removed, or made again disabled), if it holds one:
+    the SIM is off that private network, and a router left dialing its APN is cut off.
+    Only acsd's own name is taken back: one the customer set stays."""
+    if not targets:
+        return None
+    current = {held.get(t.path) for t in targets}
+    for device in _ranked([d for d in found if d.end_date is not None or not d.enabled], keys):
+        network = await store.get_apn_network(device.account, device.network)
+        if network is not None and network.apn and network.apn in current:
+            return network.apn
+    return None
 
 
 async def _stored_tree(store: Store, record: DeviceRecord) -> dict[str, Any]:
@@ -298,13 +344,15 @@ def sim_numbers(ident: Mapping[str, Any]) -> dict[str, str]:
 async def routers_lacking_apn(
     store: Store, profiles: ProfileSet, device: ApnDeviceRecord
 ) -> list[DeviceRecord]:
-    """The routers of the account that hold a new (or re-created) APN device's SIM, as
-    their last session reported it, and lack its network's APN name: found among the
-    routers that SIM was seen in by the account's devices before (a device removed and made
-    again, to turn it back on or move it to another network), not among every router of
-    the account. A SIM no device saw yet gets its name with its router's next session."""
+    """The routers of the account that hold a new (or re-created, or removed) APN device's
+    SIM, as their last session reported it, and lack the APN name their SIM's devices now
+    give (a removed or disabled device's network's name gives way to the profile's
+    ``apn_fallback``): found among the routers that SIM was seen in by the account's
+    devices before (a device removed and made again, to turn it back on or move it to
+    another network), not among every router of the account. A SIM no device saw yet gets
+    its name with its router's next session."""
     keys = {"imsi": device.imsi, "iccid": device.iccid, "msisdn": device.msisdn}
-    if not device.enabled or not any(keys.values()):
+    if not any(keys.values()):
         return []
     seen = await store.find_apn_devices_for_sim(**keys, include_ended=True)
     routers = sorted({d.router for d in seen if d.router and d.account == device.account})

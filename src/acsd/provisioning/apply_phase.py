@@ -12,7 +12,7 @@ from acsd.cwmp.session import CwmpSession
 from acsd.cwmp.soap import sendable
 from acsd.devices import DeviceInputError, check_lan
 from acsd.log import get_logger
-from acsd.provisioning.apn import apn_for_another_sim, apn_refused_here
+from acsd.provisioning.apn import apn_for_another_sim, apn_not_withdrawn, apn_refused_here
 from acsd.provisioning.desired import Desired
 from acsd.provisioning.internet import (
     acs_host_name,
@@ -60,7 +60,11 @@ class ApplyPhase(ReadPhase):
         desired = self.desired
         if "apn.name" in desired.settings:  # (only then is the identity worked out here)
             ident = self._status_and_identity(flat, shared=False)[1]
-            if apn_refused_here(desired, ident) or apn_for_another_sim(desired, ident):
+            if (
+                apn_refused_here(desired, ident)
+                or apn_for_another_sim(desired, ident)
+                or apn_not_withdrawn(desired, self.profile, flat)
+            ):
                 desired = desired.without("apn.name")
         held: list[dict[str, Any]] = []  # for Plan.refused
         unread: list[dict[str, Any]] = []  # for Plan.unread

@@ -35,6 +35,10 @@ class Desired:
     #: the SIM numbers (imsi, iccid, msisdn) ``apn.name`` was looked up for: the router's
     #: SIM as last known, checked against the one the session reads (see apn_for_another_sim)
     apn_sim: dict[str, str | None] | None = None
+    #: ``apn.name`` is the profile's fallback in place of this name, one acsd set from the
+    #: network of a device removed since: sent only while the router holds that name (the
+    #: session's read may show the customer set another one meanwhile)
+    apn_withdrawn: str | None = None
 
     @property
     def empty(self) -> bool:

@@ -327,6 +327,9 @@ def inherit(
             "partial_paths": spec.partial_paths
             if "partial_paths" in spec.model_fields_set
             else b.partial_paths,
+            "apn_fallback": spec.apn_fallback
+            if "apn_fallback" in spec.model_fields_set
+            else b.apn_fallback,
             "refs": {**b.refs, **spec.refs},
             "status": StatusSpec(
                 fetch=spec.status.fetch if status_fetch else b.status.fetch,

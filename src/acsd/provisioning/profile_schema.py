@@ -629,6 +629,10 @@ class TableObjectSpec(_Spec):
     ] = {}
 
 
+#: a label of an APN name (letters, digits, '-' inside)
+_APN_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+
+
 class ProfileSpec(_Spec):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
     description: str = ""
@@ -642,6 +646,12 @@ class ProfileSpec(_Spec):
     #: (or fails on it) instead of the parameters below it; acsd lists them with
     #: GetParameterNames and reads them by name
     partial_paths: bool = True
+    #: the APN name a router gets in place of the one acsd set for its SIM (``apn.name``)
+    #: once the SIM's APN device is removed or disabled: the operator's public APN, or ""
+    #: (the network gives the SIM its default APN); left out, the router keeps the name
+    apn_fallback: str | None = Field(
+        None, max_length=64, pattern=rf"^(?:{_APN_LABEL}(?:\.{_APN_LABEL})*)?$"
+    )
     refs: dict[RefName, Selections] = {}
     status: StatusSpec = StatusSpec()
     identity: IdentitySpec = IdentitySpec()
