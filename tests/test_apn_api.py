@@ -1006,3 +1006,21 @@ def test_a_host_header_that_makes_no_url_does_not_fail_a_stored_create(admin: Ap
     body = json.dumps(device("(+45)65432199")).encode()
     reply = _raw_post(daemon, target, b"api.example:8443", body, admin.token or "")
     assert reply["StatusUrl"].startswith("http://api.example:8443/v1/operations/"), reply
+
+
+def test_an_operation_says_it_is_done_in_the_seeds_actor_status_too(daemon, apn: ApnApi, acct):
+    """A client that knows only the seed's ActorStatusValues (0 stable, 1 pending: "an
+    operation is long running", 10 stalled) and polls a StatusUrl read the operation's
+    Status 1 (complete) as pending, for ever: the operation says stable in those terms,
+    for a client of the account's own token (one that manages APN devices only)."""
+    scoped = ApnApi(Api(daemon.api_url, token(daemon, "OWNER", apn=acct)), apn.fmt)
+    created = scoped.post(apns_path(acct, NETWORK), device("(+45)13572468"))
+    ok(created, 202)
+    gone = scoped.delete(apns_path(acct, NETWORK, created.wrapper["Meta"]["Id"]))
+    ok(gone, 202)
+    stable = 0 if apn.fmt == "json" else "stable"
+    for accepted, kind in ((created, "create"), (gone, "delete")):
+        status = scoped.get("/" + accepted.wrapper["StatusUrl"].split("/", 3)[3])
+        ok(status)
+        assert status.data["Operation"] == kind
+        assert status.data["ActorStatus"] == stable, status.data

@@ -32,6 +32,7 @@ from aiohttp import web
 
 from acsd import clock
 from acsd.api.apn_wire import (
+    ACTOR_STATUS,
     DEVICE,
     DUPLICATE,
     FIELD_CODES,
@@ -44,6 +45,7 @@ from acsd.api.apn_wire import (
     NO_NETWORK,
     NO_OPERATION,
     OPERATION,
+    OPERATION_ACTOR_STATUS,
     OPERATION_STATUS,
     OTHER_FIELD,
     UNKNOWN_FIELD,
@@ -614,6 +616,7 @@ async def get_operation(request: web.Request) -> web.Response:
         "Id": op.id,
         "Operation": op.kind,
         "Status": OPERATION_STATUS.values.get(op.state, 0),
+        "ActorStatus": ACTOR_STATUS.values[OPERATION_ACTOR_STATUS.get(op.state, "pending")],
         "ResourceUrl": device_url(request, device) if device else None,
         "Created": dotnet_date(op.created),
         "Completed": dotnet_date(op.done),

@@ -55,6 +55,8 @@ STATUS = Enum("StatusValues", rules.STATUS_VALUES)
 ACTOR_STATUS = Enum("ActorStatusValues", rules.ACTOR_STATUS_VALUES)
 NETWORK_STATUS = Enum("NetworkStatusValues", rules.NETWORK_STATUS_VALUES)
 OPERATION_STATUS = Enum("OperationStatusValues", {"pending": 0, "complete": 1, "failed": 2})
+#: an operation's state -> its ActorStatusValues name (the seed's: stable, pending, stalled)
+OPERATION_ACTOR_STATUS = {"complete": "stable", "pending": "pending", "failed": "stalled"}
 
 HINTS = Contract(
     "AccountHints", (("BillingCycleDay", "int"), ("EmailContact", "str"), ("TenantId", "str"))
@@ -77,7 +79,8 @@ OPERATION = Contract(
     "OperationStatus",
     (
         ("Id", "str"), ("Operation", "str"), ("Status", OPERATION_STATUS),
-        ("ResourceUrl", "str"), ("Created", "date"), ("Completed", "date"),
+        ("ActorStatus", ACTOR_STATUS), ("ResourceUrl", "str"), ("Created", "date"),
+        ("Completed", "date"),
     ),
 )  # fmt: skip
 
@@ -403,6 +406,12 @@ class OperationStatus(BaseModel):
     #: acsd's own resource (the seed has none): not ActorStatus, whose 1 is "pending"
     Status: int = Field(
         description="0 pending, 1 complete, 2 failed (JSON: the number; XML: the name)"
+    )
+    #: the same in the seed's terms, for a client that knows only its ActorStatusValues
+    #: ("pending = an operation is long running") and read Status 1 as pending for ever
+    ActorStatus: int = Field(
+        description="The seed's ActorStatusValues: 0 stable (the command is done), 1 pending, "
+        "10 stalled (it failed) (JSON: the number; XML: the name)"
     )
     ResourceUrl: str | None = None
     Created: str
