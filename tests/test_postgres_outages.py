@@ -47,6 +47,7 @@ def test_while_the_server_is_down_routers_and_clients_are_told_to_come_back(
         reply = wait_for(lambda: (r := world.api.get("/network/device")).status != 200 and r, 10)
         assert reply.status == 503, reply.body
         assert reply.body["message"] == "unavailable" and reply.headers["Retry-After"] == "10"
+        assert reply.body["cause"] == "unreachable"
         # which trouble it is (not a full disk, not a lock), without the server's address
         down = reply.body["description"]
         assert down.startswith("The database server cannot be reached"), down
@@ -96,6 +97,7 @@ async def test_a_database_made_read_only_and_back_is_written_again_without_a_res
     assert read_only.startswith("The database is read-only: check that acsd's user may write")
     assert "default_transaction_read_only" in read_only and name not in read_only
     assert await asyncio.to_thread(wait_for, lambda: readyz_status(daemon.api_url) == 503, 10)
+    assert refused.body["cause"] == "read_only"
     # ... and lifts it, ending no session: a connection made while it held keeps it, so
     # acsd must make new ones to be written to again.
     pg_cluster.psql(f'ALTER DATABASE "{name}" RESET default_transaction_read_only')

@@ -91,7 +91,7 @@ def test_a_full_disk_fails_writes_clearly_and_acsd_writes_again_once_space_is_ba
             time.sleep(0.2)
         else:
             raise AssertionError("the writes never kept failing")
-        assert refused.body["message"] == "unavailable"
+        assert refused.body["message"] == "unavailable" and refused.body["cause"] == "disk"
         # says what to check, without the database's path; no asking again within seconds:
         # room comes back only when an operator makes it
         full = refused.body["description"]

@@ -69,3 +69,5 @@ def test_troubleshooting_shows_the_words_clients_get() -> None:
     for found in (BUSY, DISK, OTHER, READ_ONLY, RESTART_NEEDED, UNREACHABLE):
         assert f"| `{found.text}` |" in readme, found.cause
         assert f"| {found.retry_after} |" in readme, found.cause
+        # and the key a script branches on, in the row of its words
+        assert f"| `{found.cause}` | {found.retry_after} |" in readme, found.cause

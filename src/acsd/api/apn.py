@@ -250,7 +250,12 @@ _BODY_ERRORS = [
 ]
 _ALWAYS_ERRORS = [
     (500, "5000", "Unexpected error; the description names the request id"),
-    (503, "5030", "The database cannot take the write now: try again after Retry-After"),
+    (
+        503,
+        "5030",
+        "The database cannot take the write now: try again after Retry-After "
+        "(Meta.Cause names the trouble: disk, read_only, busy, ...)",
+    ),
 ]
 
 

@@ -37,7 +37,7 @@ from acsd.api import apn_xml
 from acsd.api.answer import dumps
 from acsd.api.apn_xml import Contract, Enum
 from acsd.api.body import BodyNotReceived, field_path, parse_json, receive_body, utf8_charset
-from acsd.api.errors import ApiError, come_back_later, request_id
+from acsd.api.errors import ApiError, come_back_later, request_id, retry_after
 from acsd.api.openapi import DocumentedToo
 from acsd.inflate import InflateError, content_encoding, inflate
 from acsd.log import get_logger, peer_text
@@ -475,11 +475,14 @@ class ApnError(Exception):
         description: str,
         sub: int = 0,
         headers: dict[str, str] | None = None,
+        meta: dict[str, str] | None = None,
     ) -> None:
         super().__init__(f"{status} {code}.{sub}: {description}")
         self.status, self.code, self.sub = status, code, sub
         self.description = description
         self.headers = dict(headers or {})
+        #: the answer's Meta (a 503's Cause)
+        self.meta = meta
 
 
 def invalid(path: str, message: str) -> ApnError:
@@ -521,12 +524,18 @@ async def apn_errors(request: web.Request, handler: Handler) -> web.StreamRespon
                 exc.status, _GENERIC.get(exc.status, exc.status * 10), text, 0, headers
             )
     except Exception as exc:
-        if (later := come_back_later(exc, request_id(request))) is not None:
-            error = ApnError(503, UNAVAILABLE, later[0], headers=later[1])
+        if (found := come_back_later(exc, request)) is not None:
+            # the cause's key where the wrapper has room for a key and a value
+            error = ApnError(
+                503, UNAVAILABLE, found.text, headers=retry_after(found),
+                meta={"Cause": found.cause},
+            )  # fmt: skip
         else:
             error = _internal(request)
     contract, many = getattr(request.match_info.handler, "apn_answers", (DEVICE, False))
-    return reply(request, contract, None, many=many, status=error.status, error=error)
+    return reply(
+        request, contract, None, many=many, status=error.status, meta=error.meta, error=error
+    )
 
 
 def _internal(request: web.Request) -> ApnError:

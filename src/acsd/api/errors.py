@@ -3,7 +3,8 @@
 Every error the API returns is an HTTP status plus
 ``{"code": <status>, "message": "<short key>", "description": "<text>"}`` (architecture §7).
 ``message`` is a short key a client can branch on (``access_denied``, ``customer``,
-``not_found``, a field path such as ``wifi.enabled``); ``description`` is for humans.
+``not_found``, a field path such as ``wifi.enabled``); ``description`` is for humans. A 503
+for the database's trouble adds ``cause``, the key of which trouble it is (``disk``...).
 
 Handlers raise :class:`ApiError` (or use the helpers below); :func:`error_middleware` turns it,
 aiohttp's own HTTP exceptions (unknown route, wrong method, body too large...) and any
@@ -21,11 +22,11 @@ from typing import Any
 
 import structlog
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from acsd.api.answer import json_response
 from acsd.log import get_logger, peer_text
-from acsd.store import outage, store_unavailable
+from acsd.store import Outage, outage, store_unavailable
 from acsd.store.base import reported
 
 log = get_logger("acsd.api")
@@ -60,6 +61,13 @@ class Error(BaseModel):
     code: int
     message: str
     description: str
+    #: acsd's addition to the seeds' form, on a 503 only (message "unavailable")
+    cause: str | None = Field(
+        default=None,
+        description="503 only: which of the database's troubles it is, a short key a "
+        "client branches on (`disk`, `read_only`, `busy`, `unreachable`, "
+        "`restart_needed`, `unavailable`)",
+    )
 
 
 class ApiError(Exception):
@@ -168,13 +176,14 @@ def error_response(
     *,
     request_id: str | None = None,
     headers: dict[str, str] | None = None,
+    cause: str | None = None,
 ) -> web.Response:
-    """The JSON error response; every error of the API is made here."""
-    resp = json_response(
-        {"code": status, "message": message, "description": description},
-        status=status,
-        headers=headers,
-    )
+    """The JSON error response; every error of the API is made here. ``cause``: a 503's
+    (the database's trouble, a key of acsd.store.outages)."""
+    body: dict[str, Any] = {"code": status, "message": message, "description": description}
+    if cause is not None:
+        body["cause"] = cause
+    resp = json_response(body, status=status, headers=headers)
     resp.headers["Cache-Control"] = "no-store"
     if request_id:
         resp.headers[REQUEST_ID_HEADER] = request_id
@@ -274,11 +283,11 @@ def _internal_error(request: web.Request, rid: str) -> web.Response:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def come_back_later(exc: Exception, rid: str) -> tuple[str, dict[str, str]] | None:
+def come_back_later(exc: Exception, request: web.Request) -> Outage | None:
     """For an error that is the database's own trouble (locked by another process,
-    read-only, full, its server down, its files replaced): logged, and the description and
-    headers of a 503 that tells the client which trouble it is and when to come back
-    (acsd.store.outages), rather than report a bug. None for any other error."""
+    read-only, full, its server down, its files replaced): logged, and which
+    trouble it is (acsd.store.outages): the 503's ``cause``, its text and when to come back,
+    rather than report a bug. None for any other error."""
     why = store_unavailable(exc)
     found = outage(exc)
     if why is None or found is None:
@@ -286,8 +295,12 @@ def come_back_later(exc: Exception, rid: str) -> tuple[str, dict[str, str]] | No
     # a write's: the writer named the cause once (store_writes_failing); a line per
     # request at warning level would bury it
     level = log.info if reported(exc) else log.warning
-    level("api_store_unavailable", request_id=rid, error=why, cause=found.cause)
-    return found.text, {"Retry-After": str(found.retry_after)}
+    level("api_store_unavailable", request_id=request_id(request), error=why, cause=found.cause)
+    return found
+
+
+def retry_after(found: Outage) -> dict[str, str]:
+    return {"Retry-After": str(found.retry_after)}
 
 
 @web.middleware
@@ -310,10 +323,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
                 raise
             return _from_http_exception(request, exc, rid)
         except Exception as exc:
-            if (later := come_back_later(exc, rid)) is not None:
+            if (found := come_back_later(exc, request)) is not None:
                 return error_response(
-                    503, "unavailable", later[0], request_id=rid, headers=later[1]
-                )
+                    503, "unavailable", found.text, request_id=rid,
+                    headers=retry_after(found), cause=found.cause,
+                )  # fmt: skip
             return _internal_error(request, rid)
     if not resp.prepared:
         resp.headers[REQUEST_ID_HEADER] = rid

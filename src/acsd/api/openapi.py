@@ -88,7 +88,12 @@ _QUERY_ERRORS: list[ErrorSpec] = [
 _AUTH_ERRORS: list[ErrorSpec] = [
     (401, "unauthorized", "Missing or invalid bearer token"),
     (403, "access_denied", "Insufficient access level"),
-    (503, "unavailable", "The database cannot take the request now: retry after Retry-After"),
+    (
+        503,
+        "unavailable",
+        "The database cannot take the request now: retry after Retry-After "
+        "(`cause` names the trouble: disk, read_only, busy, ...)",
+    ),
 ]
 _ALWAYS_ERRORS: list[ErrorSpec] = [
     (500, "internal_error", "Unexpected error; the description names the request id"),

@@ -22,8 +22,9 @@ RETRY_RESTART = 600
 
 @dataclass(frozen=True, slots=True)
 class Outage:
-    """Why the database cannot take a request now. ``cause`` is a short key (for logs and
-    tests), ``text`` what the client is told, ``retry_after`` in seconds."""
+    """Why the database cannot take a request now. ``cause`` is a short key that clients and
+    monitors branch on (the 503's ``cause``: keep the keys stable), ``text`` what the
+    client is told, ``retry_after`` in seconds."""
 
     cause: str
     text: str
