@@ -79,3 +79,12 @@ def readyz_status(api_url: str) -> int:
             return answer.status
     except urllib.error.HTTPError as exc:
         return exc.code
+
+
+def readyz(api_url: str) -> tuple[int, dict[str, Any]]:
+    """The daemon's ``/readyz``: its status and its JSON body (why, when not ready)."""
+    try:
+        with urllib.request.urlopen(api_url + "readyz", timeout=5) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())

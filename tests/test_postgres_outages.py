@@ -16,7 +16,7 @@ import pytest
 
 from acsd.store.base import StoreUnavailableError
 from api_world import build_world
-from apiclient import readyz_status
+from apiclient import readyz, readyz_status
 from conftest import wait_for
 from cpe_steps import NS
 from wire import Wire, envelope, inform_body
@@ -58,6 +58,8 @@ def test_while_the_server_is_down_routers_and_clients_are_told_to_come_back(
         answer = _inform(daemon, "DOWN0002")
         assert answer.status == 503, answer.body
         assert answer.headers["Retry-After"] == "10" and answer.text == f"{down}\n"
+        status, body = readyz(daemon.api_url)
+        assert status == 503 and body["cause"] == "unreachable", body
     finally:
         pg_cluster.resume()
     assert wait_for(lambda: _inform(daemon, "DOWN0002").status == 200, 15)
@@ -97,6 +99,8 @@ async def test_a_database_made_read_only_and_back_is_written_again_without_a_res
     assert read_only.startswith("The database is read-only: check that acsd's user may write")
     assert "default_transaction_read_only" in read_only and name not in read_only
     assert await asyncio.to_thread(wait_for, lambda: readyz_status(daemon.api_url) == 503, 10)
+    status, body = await asyncio.to_thread(readyz, daemon.api_url)
+    assert status == 503 and body["cause"] == "read_only", body
     assert refused.body["cause"] == "read_only"
     # ... and lifts it, ending no session: a connection made while it held keeps it, so
     # acsd must make new ones to be written to again.

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from acsd.cwmp.soap import Envelope, parse_envelope, render_envelope
 from api_world import build_world, device_body
-from apiclient import Api, readyz_status
+from apiclient import Api, readyz, readyz_status
 from conftest import wait_for
 from cpe_steps import NS, TREE, answer_request
 from wire import Answer, Wire, envelope, inform_body
@@ -114,7 +114,8 @@ def test_a_full_disk_fails_writes_clearly_and_acsd_writes_again_once_space_is_ba
         # not ready while the writes fail, though the probe's own one-page write may fit
         # in the room a failed larger commit left in the WAL
         assert wait_for(lambda: readyz_status(daemon.api_url) == 503, 5)
-        assert readyz_status(daemon.api_url) == 503
+        status, body = readyz(daemon.api_url)
+        assert status == 503 and body["cause"] == "disk", body
     finally:
         resource.prlimit(pid, resource.RLIMIT_FSIZE, (-1, -1))
     # space is back: acsd writes again by itself, no restart

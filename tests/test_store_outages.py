@@ -11,7 +11,17 @@ import pytest
 
 from acsd.store import StoreUnavailableError, outage
 from acsd.store.base import RestartNeededError
-from acsd.store.outages import BUSY, DISK, OTHER, READ_ONLY, RESTART_NEEDED, UNREACHABLE
+from acsd.store.outages import (
+    BUSY,
+    CLOSED,
+    DISK,
+    OTHER,
+    READ_ONLY,
+    RESTART_NEEDED,
+    SCHEMA_VERSION,
+    UNREACHABLE,
+    WRITER_STOPPED,
+)
 
 
 def _sqlite(name: str) -> sqlite3.Error:
@@ -71,3 +81,10 @@ def test_troubleshooting_shows_the_words_clients_get() -> None:
         assert f"| {found.retry_after} |" in readme, found.cause
         # and the key a script branches on, in the row of its words
         assert f"| `{found.cause}` | {found.retry_after} |" in readme, found.cause
+
+
+def test_the_keys_clients_branch_on_are_the_documented_ones() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    for found in (CLOSED, WRITER_STOPPED, SCHEMA_VERSION):  # /readyz's own
+        assert f"`{found.cause}`" in readme, found.cause
+        assert "/" not in found.text and found.retry_after > 0

@@ -1,9 +1,9 @@
-"""When the database is in trouble, a client can tell which trouble without reading
-English: the operator API's 503 names it in ``cause``, the APN API's in ``Meta.Cause``.
-One daemon on SQLite for the module, driven into each trouble that is cheap to cause here
-(a lock another process holds, then its WAL removed underneath: that one last, it lasts
-until a restart). A full disk and PostgreSQL down or read-only are in their own modules'
-tests."""
+"""When the database is in trouble, a client or a monitor can tell which trouble without
+reading English: the operator API's 503 names it in ``cause``, the APN API's in
+``Meta.Cause``, ``/readyz`` in its body. One daemon on SQLite for the module, driven into
+each trouble that is cheap to cause here (a lock another process holds, then its WAL
+removed underneath: that one last, it lasts until a restart). A full disk, PostgreSQL down
+or read-only and a daemon draining are in their own modules' tests."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 
 from acsd.cwmp.soap import Envelope, parse_envelope, render_envelope
 from api_world import device_body
+from apiclient import readyz
 from conftest import lazy_world, wait_for
 from cpe_steps import NS, TREE, answer_request
 from spec_check import mismatches
@@ -51,8 +52,9 @@ def _apn_create(world, account: str):
     return world.api.post(f"/v1/accounts/{account}/networks/fleet/devices/apns", body)
 
 
-def test_a_lock_held_elsewhere_is_named_busy_to_clients(daemon, world):
+def test_a_lock_held_elsewhere_is_named_busy_to_clients_and_monitors(daemon, world):
     doc = world.api.get("/openapi.json").body
+    assert readyz(daemon.api_url) == (200, {"ready": True})
     holder = sqlite3.connect(daemon.db, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     try:
@@ -71,9 +73,16 @@ def test_a_lock_held_elsewhere_is_named_busy_to_clients(daemon, world):
         # the router's session ends in 503: what it learned could not be kept
         ended = _session(daemon, "BUSYCAUSE01")
         assert ended.status == 503 and ended.headers["Retry-After"] == "10"
+        # /readyz: not ready, and why (its own write probe meets the lock)
+        _, body = wait_for(lambda: (r := readyz(daemon.api_url))[0] == 503 and r, 5)
+        assert body["ready"] is False and body["cause"] == "busy", body
+        assert body["description"] == reply.body["description"]
+        assert mismatches(doc, "GET", "/readyz", 503, "application/json", body) == []
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+    assert wait_for(lambda: readyz(daemon.api_url)[0] == 200, 5)
+    assert readyz(daemon.api_url) == (200, {"ready": True})
     reply = world.api.post("/customer", {"name": "Let in", "type": "CUSTOMER"})
     assert reply.status == 201 and "cause" not in reply.body
 
@@ -82,6 +91,7 @@ def test_files_removed_underneath_are_named_restart_needed(daemon, world):
     # (last: acsd refuses writes from now on until it is restarted)
     for suffix in ("-wal", "-shm"):
         Path(f"{daemon.db}{suffix}").unlink()
+
     serials = (f"GONECAUSE{n:03d}" for n in range(1000))
 
     def create():
@@ -93,3 +103,7 @@ def test_files_removed_underneath_are_named_restart_needed(daemon, world):
     assert refused.body["cause"] == "restart_needed", refused.body
     assert refused.headers["Retry-After"] == "600"
     assert _apn_create(world, "GONECAUSE").body["Meta"] == {"Cause": "restart_needed"}
+    # (a probe's answer stands for a second)
+    _, body = wait_for(lambda: (r := readyz(daemon.api_url))[0] == 503 and r, 5)
+    assert body["cause"] == "restart_needed", body
+    assert body["description"] == refused.body["description"]

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Literal
 
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from acsd.api import apn, audit, customers, devices, internet, models
 from acsd.api.answer import json_response
@@ -15,6 +15,7 @@ from acsd.api.body import BODY_TIMEOUT
 from acsd.api.context import CONTEXT, ApiContext
 from acsd.api.errors import error_middleware
 from acsd.api.openapi import add_openapi_routes, describe
+from acsd.store.outages import OTHER, outage
 
 if TYPE_CHECKING:
     from acsd.metrics import Metrics
@@ -28,6 +29,16 @@ class Health(BaseModel):
 
 class Ready(BaseModel):
     ready: bool
+    cause: str | None = Field(
+        default=None,
+        description="Not ready only: why, a short key a script branches on (`draining`, "
+        "`store_closed`, `writer_stopped`, `schema_version`, or the database's trouble as "
+        "in a 503's `cause`: `disk`, `read_only`, `busy`, `unreachable`, "
+        "`restart_needed`, `unavailable`)",
+    )
+    description: str | None = Field(
+        default=None, description="Not ready only: why, and what to check, for a human"
+    )
 
 
 @describe(summary="Liveness: the process answers", roles=None, response=Health)
@@ -35,22 +46,38 @@ async def healthz(request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 
 
+#: not ready from SIGTERM/SIGINT on: new Informs get 503, a balancer must send routers
+#: elsewhere
+DRAINING = (
+    "draining",
+    "acsd is shutting down: open sessions finish, new ones are turned away; send routers "
+    "to another instance",
+)
+
+
+def _not_ready(cause: str, description: str) -> web.Response:
+    # (a balancer reads the status only; the body is for whoever asks why)
+    body = {"ready": False, "cause": cause, "description": description}
+    return json_response(body, status=503)
+
+
 @describe(
     summary="Readiness: the daemon takes new sessions and its database takes writes",
     roles=None, response=Ready,
-    also=[(503, 'Not ready ({"ready": false}): the daemon drains, or the database cannot '
-          "take writes")],
+    also=[(503, 'Not ready ({"ready": false, "cause": KEY, "description": TEXT}): the '
+          "daemon drains, or the database cannot take writes (`cause` says which)")],
 )  # fmt: skip
 async def readyz(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
-    if ctx.stopping:  # new Informs get 503 now: a balancer must send routers elsewhere
-        return json_response({"ready": False}, status=503)
-    store = ctx.store
+    if ctx.stopping:
+        return _not_ready(*DRAINING)
     try:
-        ready = await store.ping()
-    except Exception:
-        ready = False
-    return json_response({"ready": ready}, status=200 if ready else 503)
+        why = await ctx.store.readiness()
+    except Exception as exc:  # (a bug of the probe's; it says not ready all the same)
+        why = outage(exc) or OTHER
+    if why is not None:
+        return _not_ready(why.cause, why.text)
+    return json_response({"ready": True})
 
 
 #: what a scrape answers: Prometheus text by default, OpenMetrics when Accept asks for it

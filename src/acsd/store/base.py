@@ -9,9 +9,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from acsd.log import log_failure
+
+if TYPE_CHECKING:
+    from acsd.store.outages import Outage  # (which imports this module)
 
 #: the longest SoftwareVersion / HardwareVersion kept from a CPE (TR-181 and TR-098 both
 #: define them as string(64)); the Inform's DeviceId fields are checked to the same length
@@ -389,6 +392,10 @@ class Store(Protocol):
 
     async def ping(self) -> bool:
         """True when the database answers, migrations are done and writes go through."""
+
+    async def readiness(self) -> Outage | None:
+        """None when :meth:`ping` is true, else why not (``/readyz`` names its ``cause``);
+        a probe's answer stands for ``ping_every`` seconds, as :meth:`ping`'s."""
 
     async def find_device_for_cpe(
         self, serial_number: str, mac_address: str | None = None, *, for_session: bool = False

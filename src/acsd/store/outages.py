@@ -1,6 +1,7 @@
 """What a 503 says when the database cannot take a request: which trouble it is, in words
 an operator acts on, and when to come back. The one place where a store error becomes the
-text and Retry-After of the operator API's, the APN API's and a router's 503.
+text and Retry-After of the operator API's, the APN API's and a router's 503, and where a
+store's readiness (``/readyz``) finds why it is not ready.
 
 The texts name what to check, never a file path, a connection URL or a statement: the
 driver's own message (which has them) goes to the log only.
@@ -23,8 +24,8 @@ RETRY_RESTART = 600
 @dataclass(frozen=True, slots=True)
 class Outage:
     """Why the database cannot take a request now. ``cause`` is a short key that clients and
-    monitors branch on (the 503's ``cause``: keep the keys stable), ``text`` what the
-    client is told, ``retry_after`` in seconds."""
+    monitors branch on (the 503's ``cause``, ``/readyz``'s: keep the keys stable), ``text``
+    what the client is told, ``retry_after`` in seconds."""
 
     cause: str
     text: str
@@ -67,6 +68,27 @@ BUSY = Outage(
 )
 OTHER = Outage(
     "unavailable", "The database is not available right now; retry later", RETRY_UNAVAILABLE
+)
+
+# Only /readyz answers with these: no request meets them (a closed store's calls fail as
+# bugs would; the schema is checked before the listeners open)
+CLOSED = Outage(
+    "store_closed",
+    "The database is not open: acsd is starting or stopping",
+    RETRY_UNAVAILABLE,
+)
+WRITER_STOPPED = Outage(
+    "writer_stopped",
+    "The database's writer task stopped, so every write would be refused: restart acsd "
+    "(the server log says why it stopped)",
+    RETRY_RESTART,
+)
+SCHEMA_VERSION = Outage(
+    "schema_version",
+    "The database's schema is not the version this acsd runs (another version of acsd "
+    "migrated it, or a backup of another version was restored): run one version of acsd "
+    "on it",
+    RETRY_RESTART,
 )
 
 # SQLite's extended error names, by prefix; READONLY_DBMOVED: the file was moved or

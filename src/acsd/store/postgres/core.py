@@ -34,6 +34,15 @@ from acsd.store.base import (
     store_unavailable,
 )
 from acsd.store.batching import BatchWriter, CallOp, Op, log_failed
+from acsd.store.outages import (
+    CLOSED,
+    OTHER,
+    READ_ONLY,
+    SCHEMA_VERSION,
+    WRITER_STOPPED,
+    Outage,
+    outage,
+)
 from acsd.store.postgres.rows import Args
 from acsd.store.postgres.saves import apply_saves
 from acsd.store.postgres.schema import migrate
@@ -238,7 +247,8 @@ class PgCore(BatchWriter):
         self._accepting = False
         self._opened = False
         self._ping_lock = asyncio.Lock()
-        self._pinged: tuple[float, bool] = (-1e9, False)
+        #: when the last readiness probe ran, and why it found the store not ready
+        self._pinged: tuple[float, Outage | None] = (-1e9, CLOSED)
         #: the writer's connection is to be made again before its next batch
         self._renew_writer = False
 
@@ -349,18 +359,21 @@ class PgCore(BatchWriter):
             raise StoreError("the PostgreSQL database is read-only (a standby?)")
 
     async def ping(self) -> bool:
+        return await self.readiness() is None
+
+    async def readiness(self) -> Outage | None:
         if not self._opened or self._pool is None or self._closing is not None:
-            return False
+            return CLOSED
         if self._writer_task is None or self._writer_task.done():
-            return False
+            return WRITER_STOPPED
         async with self._ping_lock:
             if time.monotonic() - self._pinged[0] < self.ping_every:
                 return self._pinged[1]
-            ready = await self._ping()
-            self._pinged = (time.monotonic(), ready)
-            return ready
+            why = await self._probe()
+            self._pinged = (time.monotonic(), why)
+            return why
 
-    async def _ping(self) -> bool:
+    async def _probe(self) -> Outage | None:
         try:
             # a read as any other: once more on a new connection when the server ended
             # the first (one ended connection must not take the instance out of its load
@@ -372,13 +385,13 @@ class PgCore(BatchWriter):
             )
         except Exception as exc:
             self.stats.write_error = str(exc)
-            return False
+            return outage(exc) or OTHER
         if readonly == "on":
             self.stats.write_error = "the database is read-only"
             await self._renew_connections()
-            return False
+            return READ_ONLY
         self.stats.write_error = None
-        return version == latest_version()
+        return None if version == latest_version() else SCHEMA_VERSION
 
     # -- the write queue ------------------------------------------------------------------
 

@@ -22,6 +22,16 @@ from acsd.store.base import (
     StoreClosedError,
     StoreError,
 )
+from acsd.store.outages import (
+    CLOSED,
+    DISK,
+    OTHER,
+    RESTART_NEEDED,
+    SCHEMA_VERSION,
+    WRITER_STOPPED,
+    Outage,
+    outage,
+)
 from acsd.store.records import Table, device_record
 from acsd.store.schema import latest_version, migrate
 from acsd.store.sqlite.files import OpenedFiles
@@ -115,7 +125,8 @@ class SqliteCore(SqliteWriter):
         self.background_nice = background_nice
         #: seconds a readiness answer (ping) stands before another write probe
         self.ping_every = ping_every
-        self._pinged: tuple[float, bool] = (-math.inf, False)
+        #: when the last readiness probe ran, and why it found the store not ready
+        self._pinged: tuple[float, Outage | None] = (-math.inf, CLOSED)
         self._ping_lock = asyncio.Lock()
         self.stats = WriterStats()
         #: versions that open() applied (empty when the schema was up to date)
@@ -411,43 +422,46 @@ class SqliteCore(SqliteWriter):
             raise StoreError(f"{self.path}: the database cannot be written: {exc}") from None
 
     async def ping(self) -> bool:
+        return await self.readiness() is None
+
+    async def readiness(self) -> Outage | None:
         if not self._opened or self._reader is None or self._closing is not None:
-            return False
+            return CLOSED
         if self._writer_task is None or self._writer_task.done():
-            return False  # every write would be refused: not ready, whatever reads do
+            return WRITER_STOPPED  # every write would be refused: not ready, whatever reads do
         # /readyz needs no token: however often it is asked, at most one write probe a
         # second, and one at a time (a flood of probes would queue behind, and delay, the
         # sessions' writes)
         async with self._ping_lock:
             if time.monotonic() - self._pinged[0] < self.ping_every:
                 return self._pinged[1]
-            ready = await self._ping()
-            self._pinged = (time.monotonic(), ready)
-            return ready
+            why = await self._probe()
+            self._pinged = (time.monotonic(), why)
+            return why
 
-    async def _ping(self) -> bool:
+    async def _probe(self) -> Outage | None:
         if self.files_changed is not None:
-            return False  # (and no probe: the files at the path are not this store's)
+            return RESTART_NEEDED  # (and no probe: the files at the path are not this store's)
         try:
             version = await self._scalar(self._reader, "SELECT max(version) FROM schema_migrations")
-        except Exception:
-            return False
+        except Exception as exc:
+            return outage(exc) or OTHER
         if self.checkpoint_error is not None:
             # The WAL cannot be copied into the database (on a full disk, the database
             # cannot grow): it cannot start over, and once it cannot grow either every
             # write fails, though a small one (the probe below) may still fit in the room a
             # failed larger commit left.
-            return False
+            return DISK
         # A write probe every time, not only after a write of this process failed: the
         # workers of a service (each its own store) must agree, and another process may
         # hold the write lock before any write here has met it.
-        if not await self._writes_again():
-            return False
-        return version == latest_version()
+        if (refused := await self._writes_again()) is not None:
+            return refused
+        return None if version == latest_version() else SCHEMA_VERSION
 
-    async def _writes_again(self) -> bool:
-        """Whether a write goes through now (a connection of its own, so that an idle
-        daemon does not stay unready until its next session)."""
+    async def _writes_again(self) -> Outage | None:
+        """Why a write does not go through now; None when it does (a connection of its
+        own, so that an idle daemon does not stay unready until its next session)."""
 
         def probe() -> None:
             conn = sqlite3.connect(self.path, timeout=1.0, isolation_level=None)
@@ -459,19 +473,20 @@ class SqliteCore(SqliteWriter):
         try:
             await asyncio.to_thread(probe)
         except sqlite3.Error as exc:
-            # /readyz says only "false": the reason goes to the log, once per cause (it is
-            # asked every few seconds), unless the writer named it already. A new
+            # /readyz says only the cause's key: the database's message goes to the log,
+            # once per cause (it is asked every few seconds), unless the writer named it
+            # already. A new
             # connection is refused what acsd's open ones may still do: a database file
             # made read-only (chmod) takes acsd's writes until it restarts, then not.
             if str(exc) not in (self._probe_failed, self._failing):
                 log.warning("store_write_probe_failed", error=str(exc), path=str(self.path))
             self._probe_failed = self.stats.write_error = str(exc)
-            return False
+            return outage(exc) or OTHER
         if self._probe_failed is not None:
             log.info("store_write_probe_ok", path=str(self.path))
             self._probe_failed = None
         self.stats.write_error = None
-        return True
+        return None
 
     # -- reads ----------------------------------------------------------------------------
 
