@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from prometheus_client.parser import text_string_to_metric_families
+
 
 @dataclass
 class Reply:
@@ -88,3 +90,16 @@ def readyz(api_url: str) -> tuple[int, dict[str, Any]]:
             return answer.status, json.loads(answer.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
+
+
+def store_refusals(api_url: str) -> dict[tuple[str, str], float]:
+    """``acsd_store_refusals_total`` from ``/metrics``: (listener, cause) -> count, the
+    causes counted at least once."""
+    with urllib.request.urlopen(api_url + "metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    found: dict[tuple[str, str], float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == "acsd_store_refusals_total" and s.value:
+                found[(s.labels["listener"], s.labels["cause"])] = s.value
+    return found

@@ -16,7 +16,7 @@ import pytest
 
 from acsd.store.base import StoreUnavailableError
 from api_world import build_world
-from apiclient import readyz, readyz_status
+from apiclient import readyz, readyz_status, store_refusals
 from conftest import wait_for
 from cpe_steps import NS
 from wire import Wire, envelope, inform_body
@@ -58,6 +58,9 @@ def test_while_the_server_is_down_routers_and_clients_are_told_to_come_back(
         answer = _inform(daemon, "DOWN0002")
         assert answer.status == 503, answer.body
         assert answer.headers["Retry-After"] == "10" and answer.text == f"{down}\n"
+        # the refused lookup counted, as the API's requests were
+        counted = store_refusals(daemon.api_url)
+        assert counted[("cwmp", "unreachable")] == 1 and counted[("api", "unreachable")] >= 1
         status, body = readyz(daemon.api_url)
         assert status == 503 and body["cause"] == "unreachable", body
     finally:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from acsd.cwmp.soap import Envelope, parse_envelope, render_envelope
 from api_world import build_world, device_body
-from apiclient import Api, readyz, readyz_status
+from apiclient import Api, readyz, readyz_status, store_refusals
 from conftest import wait_for
 from cpe_steps import NS, TREE, answer_request
 from wire import Answer, Wire, envelope, inform_body
@@ -116,6 +116,11 @@ def test_a_full_disk_fails_writes_clearly_and_acsd_writes_again_once_space_is_ba
         assert wait_for(lambda: readyz_status(daemon.api_url) == 503, 5)
         status, body = readyz(daemon.api_url)
         assert status == 503 and body["cause"] == "disk", body
+        # every refusal counted, by where and why; the reads were not refused
+        counted = store_refusals(daemon.api_url)
+        assert sum(n for (where, _), n in counted.items() if where == "api") == len(refusals)
+        assert counted[("api", "disk")] >= 1
+        assert counted.get(("cwmp", "disk"), 0) == (ended.status == 503)
     finally:
         resource.prlimit(pid, resource.RLIMIT_FSIZE, (-1, -1))
     # space is back: acsd writes again by itself, no restart

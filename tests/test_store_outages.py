@@ -17,6 +17,7 @@ from acsd.store.outages import (
     DISK,
     OTHER,
     READ_ONLY,
+    REFUSAL_CAUSES,
     RESTART_NEEDED,
     SCHEMA_VERSION,
     UNREACHABLE,
@@ -84,6 +85,10 @@ def test_troubleshooting_shows_the_words_clients_get() -> None:
 
 
 def test_the_keys_clients_branch_on_are_the_documented_ones() -> None:
+    # a client's or an alert's branch on a cause must not silently stop matching
+    assert REFUSAL_CAUSES == (
+        "restart_needed", "disk", "read_only", "unreachable", "busy", "unavailable"
+    )  # fmt: skip
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     for found in (CLOSED, WRITER_STOPPED, SCHEMA_VERSION):  # /readyz's own
         assert f"`{found.cause}`" in readme, found.cause

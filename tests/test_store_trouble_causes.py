@@ -1,6 +1,7 @@
 """When the database is in trouble, a client or a monitor can tell which trouble without
 reading English: the operator API's 503 names it in ``cause``, the APN API's in
-``Meta.Cause``, ``/readyz`` in its body. One daemon on SQLite for the module, driven into
+``Meta.Cause``, ``/readyz`` in its body, and ``acsd_store_refusals_total`` counts the
+refused requests and sessions by it. One daemon on SQLite for the module, driven into
 each trouble that is cheap to cause here (a lock another process holds, then its WAL
 removed underneath: that one last, it lasts until a restart). A full disk, PostgreSQL down
 or read-only and a daemon draining are in their own modules' tests."""
@@ -14,7 +15,7 @@ import pytest
 
 from acsd.cwmp.soap import Envelope, parse_envelope, render_envelope
 from api_world import device_body
-from apiclient import readyz
+from apiclient import readyz, store_refusals
 from conftest import lazy_world, wait_for
 from cpe_steps import NS, TREE, answer_request
 from spec_check import mismatches
@@ -52,9 +53,10 @@ def _apn_create(world, account: str):
     return world.api.post(f"/v1/accounts/{account}/networks/fleet/devices/apns", body)
 
 
-def test_a_lock_held_elsewhere_is_named_busy_to_clients_and_monitors(daemon, world):
+def test_a_lock_held_elsewhere_is_named_busy_to_clients_monitors_and_metrics(daemon, world):
     doc = world.api.get("/openapi.json").body
     assert readyz(daemon.api_url) == (200, {"ready": True})
+    assert store_refusals(daemon.api_url) == {}
     holder = sqlite3.connect(daemon.db, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     try:
@@ -81,6 +83,8 @@ def test_a_lock_held_elsewhere_is_named_busy_to_clients_and_monitors(daemon, wor
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+    # each refusal counted once, by where and why
+    assert store_refusals(daemon.api_url) == {("api", "busy"): 2, ("cwmp", "busy"): 1}
     assert wait_for(lambda: readyz(daemon.api_url)[0] == 200, 5)
     assert readyz(daemon.api_url) == (200, {"ready": True})
     reply = world.api.post("/customer", {"name": "Let in", "type": "CUSTOMER"})
@@ -89,6 +93,7 @@ def test_a_lock_held_elsewhere_is_named_busy_to_clients_and_monitors(daemon, wor
 
 def test_files_removed_underneath_are_named_restart_needed(daemon, world):
     # (last: acsd refuses writes from now on until it is restarted)
+    before = store_refusals(daemon.api_url)
     for suffix in ("-wal", "-shm"):
         Path(f"{daemon.db}{suffix}").unlink()
 
@@ -103,7 +108,15 @@ def test_files_removed_underneath_are_named_restart_needed(daemon, world):
     assert refused.body["cause"] == "restart_needed", refused.body
     assert refused.headers["Retry-After"] == "600"
     assert _apn_create(world, "GONECAUSE").body["Meta"] == {"Cause": "restart_needed"}
-    # (a probe's answer stands for a second)
-    _, body = wait_for(lambda: (r := readyz(daemon.api_url))[0] == 503 and r, 5)
-    assert body["cause"] == "restart_needed", body
+
+    def why_not_ready():
+        answer = readyz(daemon.api_url)
+        return answer[1].get("cause") == "restart_needed" and answer
+
+    # (the last probe's answer, before the files went, stands for a second)
+    status, body = wait_for(why_not_ready, 5)
+    assert status == 503
     assert body["description"] == refused.body["description"]
+    after = store_refusals(daemon.api_url)
+    assert after[("api", "restart_needed")] >= 2
+    assert {k: v for k, v in after.items() if k[1] != "restart_needed"} == before

@@ -45,9 +45,10 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from acsd.cwmp import rpc
-from acsd.cwmp.session import CwmpSession, SessionDriver
+from acsd.cwmp.session import CwmpSession, RetryLater, SessionDriver
 from acsd.log import get_logger
 from acsd.metrics_share import MetricsShare
+from acsd.store.outages import REFUSAL_CAUSES
 
 log = get_logger("acsd.metrics")
 
@@ -207,6 +208,19 @@ class Metrics:
             ["profile"],
             registry=reg,
         )
+        self.store_refusals = Counter(
+            "acsd_store_refusals",
+            "CWMP sessions (listener cwmp: at the Inform or at the end) and API requests "
+            "(api) answered 503 + Retry-After because the database could not take them, by "
+            "the 503's cause (disk, read_only, busy, unreachable, restart_needed, "
+            "unavailable).",
+            ["listener", "cause"],
+            registry=reg,
+        )
+        # every series from the start, at 0: an alert on increase() sees the first refusal
+        for listener in ("cwmp", "api"):
+            for cause in REFUSAL_CAUSES:
+                self.store_refusals.labels(listener, cause)
         self.session_duration = Histogram(
             "acsd_cwmp_session_duration_seconds",
             "CWMP session length, Inform to the end (204 sent, or the session abandoned), "
@@ -271,6 +285,12 @@ class Metrics:
         # rare (once per revision of a router): no cached child needed
         self.jobs_failed.labels(profile).inc()
 
+    def store_refused(self, listener: str, cause: str) -> None:
+        """A session (``cwmp``) or a request (``api``) answered 503 for the database's
+        trouble ``cause`` (a key of acsd.store.outages)."""
+        # (no cached child: a refusal costs far more than the lookup; causes are a fixed set)
+        self.store_refusals.labels(listener, cause).inc()
+
     def _rpc(self, method: str, seconds: float) -> None:
         child = self._rpcs.get(method)
         if child is None:
@@ -329,7 +349,11 @@ class MeteredDriver:
 
     async def inform(self, session: CwmpSession, inform: rpc.Inform) -> rpc.Fault | None:
         self._metrics._inform(inform)
-        fault = await self.inner.inform(session, inform)
+        try:
+            fault = await self.inner.inform(session, inform)
+        except RetryLater as exc:  # (the listener answers it 503)
+            self._metrics.store_refused("cwmp", exc.cause)
+            raise
         profile = getattr(self.inner, "profile", None)
         if fault is None and profile is not None:
             self._metrics._profile(profile.name)
@@ -365,6 +389,9 @@ class MeteredDriver:
     async def finish(self, session: CwmpSession, *, complete: bool, reason: str) -> None:
         try:
             await self.inner.finish(session, complete=complete, reason=reason)
+        except RetryLater as exc:  # what the session learned was not kept: 503 at its end
+            self._metrics.store_refused("cwmp", exc.cause)
+            raise
         finally:
             histogram = self._metrics._complete if complete else self._metrics._incomplete
             histogram.observe(time.monotonic() - session.created)

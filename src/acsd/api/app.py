@@ -3,6 +3,7 @@ health checks and the OpenAPI description."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Literal
 
@@ -13,7 +14,7 @@ from acsd.api import apn, audit, customers, devices, internet, models
 from acsd.api.answer import json_response
 from acsd.api.body import BODY_TIMEOUT
 from acsd.api.context import CONTEXT, ApiContext
-from acsd.api.errors import error_middleware
+from acsd.api.errors import STORE_REFUSED, error_middleware
 from acsd.api.openapi import add_openapi_routes, describe
 from acsd.store.outages import OTHER, outage
 
@@ -109,6 +110,7 @@ def build_api_app(
         # Unauthenticated like the health checks: the API listener belongs on loopback
         # or behind a proxy that decides who may scrape.
         app.router.add_get("/metrics", _metrics_page(metrics))
+        app[STORE_REFUSED] = functools.partial(metrics.store_refused, "api")
     for resource in (devices, customers, models, internet, audit, apn):
         resource.setup(app)
     add_openapi_routes(app, title="acsd operator API", version=version)

@@ -283,9 +283,14 @@ def _internal_error(request: web.Request, rid: str) -> web.Response:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+#: what the listener calls with an outage's ``cause`` for each request it answers 503
+#: (the refusals metric); unset, nothing is counted
+STORE_REFUSED = web.AppKey("acsd_store_refused", Callable[[str], None])
+
+
 def come_back_later(exc: Exception, request: web.Request) -> Outage | None:
     """For an error that is the database's own trouble (locked by another process,
-    read-only, full, its server down, its files replaced): logged, and which
+    read-only, full, its server down, its files replaced): logged, counted, and which
     trouble it is (acsd.store.outages): the 503's ``cause``, its text and when to come back,
     rather than report a bug. None for any other error."""
     why = store_unavailable(exc)
@@ -296,6 +301,9 @@ def come_back_later(exc: Exception, request: web.Request) -> Outage | None:
     # request at warning level would bury it
     level = log.info if reported(exc) else log.warning
     level("api_store_unavailable", request_id=request_id(request), error=why, cause=found.cause)
+    count = request.config_dict.get(STORE_REFUSED)
+    if count is not None:
+        count(found.cause)
     return found
 
 

@@ -45,12 +45,16 @@ class RetryLater(Exception):
     passes (its database is unavailable): the CPE is answered 503 + Retry-After and comes
     back, instead of a 500 that reads as a bug."""
 
-    def __init__(self, reason: str, retry_after: int, text: str | None = None) -> None:
+    def __init__(
+        self, reason: str, retry_after: int, text: str | None = None, cause: str = "unavailable"
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
         #: the 503's body: what is wrong and what to check, for a capture's reader
         self.text = text or f"{reason}; retry later"
+        #: which trouble it is, a short key (the refusals metric's label)
+        self.cause = cause
 
 
 class SessionDriver(Protocol):

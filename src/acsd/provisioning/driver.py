@@ -573,7 +573,9 @@ def _retry_later(exc: BaseException) -> RetryLater:
     """The router's 503 for the database's trouble ``exc``: the same words and Retry-After
     as an API client's (acsd.store.outages), for whoever reads a capture."""
     found = outage(exc) or OTHER
-    return RetryLater(f"database unavailable ({found.cause})", found.retry_after, found.text)
+    return RetryLater(
+        f"database unavailable ({found.cause})", found.retry_after, found.text, found.cause
+    )
 
 
 def _lacks_everything(profile: Profile, absent: list[str]) -> bool:

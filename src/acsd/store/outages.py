@@ -24,8 +24,8 @@ RETRY_RESTART = 600
 @dataclass(frozen=True, slots=True)
 class Outage:
     """Why the database cannot take a request now. ``cause`` is a short key that clients and
-    monitors branch on (the 503's ``cause``, ``/readyz``'s: keep the keys stable), ``text``
-    what the client is told, ``retry_after`` in seconds."""
+    monitors branch on (the 503's ``cause``, ``/readyz``'s, the refusals metric's label: keep
+    the keys stable), ``text`` what the client is told, ``retry_after`` in seconds."""
 
     cause: str
     text: str
@@ -69,6 +69,9 @@ BUSY = Outage(
 OTHER = Outage(
     "unavailable", "The database is not available right now; retry later", RETRY_UNAVAILABLE
 )
+
+#: every cause a request or a session can be refused for (the refusals metric's label)
+REFUSAL_CAUSES = tuple(o.cause for o in (RESTART_NEEDED, DISK, READ_ONLY, UNREACHABLE, BUSY, OTHER))
 
 # Only /readyz answers with these: no request meets them (a closed store's calls fail as
 # bugs would; the schema is checked before the listeners open)
