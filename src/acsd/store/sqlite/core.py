@@ -473,11 +473,11 @@ class SqliteCore(SqliteWriter):
         try:
             await asyncio.to_thread(probe)
         except sqlite3.Error as exc:
-            # /readyz says only the cause's key: the database's message goes to the log,
-            # once per cause (it is asked every few seconds), unless the writer named it
-            # already. A new
-            # connection is refused what acsd's open ones may still do: a database file
-            # made read-only (chmod) takes acsd's writes until it restarts, then not.
+            # /readyz names the trouble only (its key and words, which hold no path): the
+            # database's message goes to the log, once per cause (it is asked every few
+            # seconds), unless the writer named it already. A new connection is refused
+            # what acsd's open ones may still do: a database file made read-only (chmod)
+            # takes acsd's writes until it restarts, then not.
             if str(exc) not in (self._probe_failed, self._failing):
                 log.warning("store_write_probe_failed", error=str(exc), path=str(self.path))
             self._probe_failed = self.stats.write_error = str(exc)
