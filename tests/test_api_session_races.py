@@ -143,3 +143,70 @@ def test_a_router_unlinked_from_its_apn_account_mid_session_stays_unlinked(modul
         assert got.data["NetworkStatus"] == 0 and got.data["LastSync"] is None
         assert got.data["IMEI"] is None
         router.session(["2 PERIODIC"])
+
+
+def drops_requests_in_session(cpe) -> list[bool]:
+    """Make ``cpe`` answer a Connection Request that comes during a session 200 and then
+    forget it, as many real CPEs do (TR-069 lets them): the list grows by one each time."""
+    dropped: list[bool] = []
+    accept = cpe.request_connection
+
+    def request_connection() -> bool:
+        if cpe.in_session:
+            dropped.append(True)
+            return True
+        return accept()
+
+    cpe.request_connection = request_connection
+    return dropped
+
+
+async def _router_with_device(daemon, world, prefix: str):
+    """A simulated router with a Connection Request server, whose device the operator made
+    and whose first session is done (ACTIVE)."""
+    cpe = Simulation(daemon.cwmp_url, ["tplink-tr181"], 1, serial_prefix=prefix).routers[0]
+    server = ConnectionRequestServer({cpe.serial: cpe})
+    await server.start()
+    cpe.set_connection_request_url(server.url_for(cpe.serial))
+    router = SteppedCpe(daemon.cwmp_url, cpe)
+    reply = world.api.post(
+        "/network/device", {**device_body(world, "own", cpe.serial), "dhcp": None}
+    )
+    assert reply.status == 201, reply.body
+    path = f"/network/device/{reply.body['_id']}"
+    await asyncio.to_thread(router.session)
+    assert world.api.get(path).body["state"] == "ACTIVE"
+    cpe.cr_requested = False
+    return cpe, server, router, path
+
+
+async def test_a_change_after_the_settings_phase_reaches_a_router_that_drops_requests_in_session(
+    module_daemon,
+):
+    """The operator changes the wifi while the router is in a session that has already
+    planned its settings (its SetParameterValues carries the revision before). The router
+    answers the Connection Request 200 and forgets it once the session ends: acsd asks
+    again after that session, so the change does not wait for the next periodic Inform."""
+    daemon = module_daemon
+    world = lazy_world(daemon)
+    cpe, server, router, path = await _router_with_device(daemon, world, "RACELATE")
+    dropped = drops_requests_in_session(cpe)
+    try:
+        assert world.api.patch(path, {"wifi": {"ssid": "FirstNet"}}).status == 200
+        await _until(lambda: cpe.cr_requested)
+        await asyncio.to_thread(router.inform, ["6 CONNECTION REQUEST"])
+        await asyncio.to_thread(router.until, rpc.SetParameterValues)
+        await asyncio.sleep(1.1)  # the interval since the last request is over
+        assert world.api.patch(path, {"wifi": {"ssid": "SecondNet"}}).status == 200
+        await _until(lambda: dropped)
+        await asyncio.to_thread(router.finish)
+        assert cpe.tree.get("Device.WiFi.SSID.1.SSID") == "FirstNet"
+        assert world.api.get(path).body["state"] == "PROVISIONING"
+        await _until(lambda: cpe.cr_requested, timeout=8)
+        await asyncio.to_thread(router.session, ["6 CONNECTION REQUEST"])
+    finally:
+        await server.stop()
+        router.close()
+    assert cpe.tree.get("Device.WiFi.SSID.1.SSID") == "SecondNet"
+    device = world.api.get(path).body
+    assert device["state"] == "ACTIVE" and device["status"]["provisioned"] is True

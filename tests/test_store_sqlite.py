@@ -845,6 +845,38 @@ async def test_a_store_whose_writer_is_gone_is_not_ready(tmp_path: Path) -> None
         await s.close()
 
 
+async def test_a_save_says_when_the_operator_changed_the_record_during_the_session(
+    store: SqliteStore,
+) -> None:
+    """A result for a revision the record no longer has is written (the CPE's report) and
+    says so, so that the session's end asks the router to call in for the newer one; a
+    result for the record's revision, or of a session without a record, says nothing."""
+    record = await store.upsert_device(
+        DeviceRecord(id="", serial_number="MOVED1", customer="c" * 24,
+                     wifi={"ssid": "one"}, revision=1, state="PROVISIONING", jobs=1)
+    )  # fmt: skip
+
+    def result(at: float, since: float | None) -> SessionResult:
+        return session(
+            "MOVED1", at=at, device_id=record.id, since=since,
+            bound_serial=record.serial_number, revision=1, state="ACTIVE", jobs=0,
+        )  # fmt: skip
+
+    held = result(1000.0, None)
+    assert await store.save_session(held) == record.id
+    assert held.revision_moved is False
+    record.wifi, record.revision = {"ssid": "two"}, 2
+    await store.upsert_device(record)
+    late = result(1100.0, 1000.0)
+    assert await store.save_session(late) == record.id
+    assert late.revision_moved is True
+    after = await store.get_device(record.id)
+    assert after is not None and (after.state, after.revision) == ("PROVISIONING", 2)
+    first = session("MOVED2", at=1000.0)
+    await store.save_session(first)
+    assert first.revision_moved is False
+
+
 async def test_a_result_of_a_deleted_record_does_not_mark_a_new_records_settings_applied(
     store: SqliteStore,
 ) -> None:

@@ -433,7 +433,8 @@ class ProvisioningDriver(EndPhase):
             return
         self.job_given_up = given_up
         url = result.connection_request_url
-        if url and (self.record is None or self.record.connection_request_url != url):
+        moved = bool(url) and (self.record is None or self.record.connection_request_url != url)
+        if moved or result.revision_moved:
             await self._wake_for_changes(device_id, result.revision or 0)
         # The APN device with this router's SIM: a second, small write (seed 003).
         await record_apn_session(
@@ -494,11 +495,13 @@ class ProvisioningDriver(EndPhase):
 
     async def _wake_for_changes(self, device_id: str, revision: int) -> None:
         """Ask the router to connect again when its record was made, or changed, while
-        this session ran (after its Inform read ``revision``), before acsd knew where to
-        reach it (the router's first session, or a new address): the operator's write
-        sent no Connection Request, or sent it to the old URL, and this session holds none
-        of the change, so the router would wait for its next periodic Inform. Only a
-        session that reports a new URL pays for the look-up."""
+        this session ran (after its Inform read ``revision``): this session holds none of
+        the change, and the operator's write sent no Connection Request (acsd did not know
+        where to reach the router yet: its first session, or a new address), sent it to
+        the old URL, or sent it while the router was in this session, which many CPEs
+        answer 200 and then forget. Otherwise the router would wait for its next periodic
+        Inform. Only a session that reports a new URL, or whose save found another
+        revision, pays for the look-up."""
         if self.wake is None:
             return
         try:

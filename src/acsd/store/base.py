@@ -167,6 +167,10 @@ class SessionResult:
     #: whose serial changed meanwhile was moved to another router (PATCH serialNumber):
     #: the old router's result is dropped with :class:`StaleResultError`.
     bound_serial: str | None = None
+    #: set by :meth:`Store.save_session` once written: the record had another revision
+    #: than ``revision`` (the operator changed it during the session, which applied the
+    #: one before), so the router is to be asked to call in again
+    revision_moved: bool = False
 
 
 @dataclass(slots=True)
@@ -425,7 +429,7 @@ class Store(Protocol):
 
     async def save_session(self, result: SessionResult) -> str:
         """Commit a session's results (batched with other sessions'); returns the device id
-        once the transaction holding it has committed."""
+        once the transaction holding it has committed, and sets ``result.revision_moved``."""
 
     # -- additions (store issue): operator writes and counting --------------------------
 

@@ -41,6 +41,8 @@ MERGE_BY_KEY_FROM = 200
 #: the slice of SaveOp.args the session decided about its record's job: provisioning,
 #: state, jobs, revision, dhcp (?21 .. ?25)
 JOB_ARGS = slice(20, 25)
+#: the revision the session worked from (?24)
+REVISION_ARG = 23
 
 
 @dataclass(slots=True)
@@ -56,6 +58,9 @@ class SaveOp:
     since: float | None = None
     #: SessionResult.bound_serial as a serial key: stale when the record's differs
     bound_key: str | None = None
+    #: set when written: the record's revision was no longer the one the session worked
+    #: from (SessionResult.revision_moved)
+    revision_moved: bool = False
 
 
 @dataclass(slots=True)
@@ -155,8 +160,12 @@ def save_op(result: SessionResult) -> SaveOp:
 
 # -- "first session wins" -----------------------------------------------------------------
 
+#: what a batch reads of each record its saves name by id: (serial key, last_inform,
+#: revision)
+Bound = tuple[str, float | None, int]
 
-def unbound_keys(saves: list[SaveOp], bound: dict[str, tuple[str, float | None]]) -> set[str]:
+
+def unbound_keys(saves: list[SaveOp], bound: dict[str, Bound]) -> set[str]:
     """The serial keys of the saves with no record to update: a CPE's first session, or
     one whose record was deleted meanwhile (its id is not in ``bound``)."""
     return {op.serial_key for op in saves if not op.device_id or op.device_id not in bound}
@@ -164,7 +173,7 @@ def unbound_keys(saves: list[SaveOp], bound: dict[str, tuple[str, float | None]]
 
 def check_save(
     op: SaveOp,
-    bound: dict[str, tuple[str, float | None]],
+    bound: dict[str, Bound],
     heard: dict[str, float | None],
 ) -> str | Failed | None:
     """Whether one save of a batch is written, by the rules both backends keep: ``bound``
@@ -192,7 +201,7 @@ def check_save(
             # only what the CPE reported is written.
             op.args[JOB_ARGS] = [None] * len(op.args[JOB_ARGS])
     else:
-        key, informed = found
+        key, informed, revision = found
         # A session that read the record (bound_key) checks its last_inform even when
         # that was None: a record the operator made, before its router's first session.
         checked = op.since is not None or op.bound_key is not None
@@ -203,6 +212,12 @@ def check_save(
                 f"device {device_id} was moved to another router during the session"
             ))  # fmt: skip
         done = device_id
+        # The operator changed the record during the session (a PATCH, a DELETE), which
+        # applied the revision before: the caller asks the router to call again, as the
+        # Connection Request that the change sent may have come while it was in this
+        # session, and many CPEs answer such a one and then forget it.
+        session_revision = op.args[REVISION_ARG]
+        op.revision_moved = session_revision is not None and session_revision != revision
     op.args[0] = new_id()
     op.args[2] = key
     return done
@@ -211,7 +226,7 @@ def check_save(
 def saved(
     op: SaveOp,
     done: str | None,
-    bound: dict[str, tuple[str, float | None]],
+    bound: dict[str, Bound],
     heard: dict[str, float | None],
 ) -> None:
     """A save that :func:`check_save` let through is written (or will be, with the batch):
@@ -220,12 +235,12 @@ def saved(
     if done is None:
         heard[op.serial_key] = op.at
     else:
-        bound[done] = (op.args[2], op.at)
+        bound[done] = (op.args[2], op.at, bound[done][2])
 
 
 def settle_saves(
     saves: list[SaveOp],
-    bound: dict[str, tuple[str, float | None]],
+    bound: dict[str, Bound],
     heard: dict[str, float | None],
 ) -> tuple[list[str | Failed | None], list[SaveOp]]:
     """Which saves of a batch are written, all together (:func:`check_save` for each, in

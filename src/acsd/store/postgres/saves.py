@@ -10,6 +10,7 @@ import asyncpg
 from acsd.log import get_logger
 from acsd.store.batching import log_failed
 from acsd.store.writes import (
+    Bound,
     Failed,
     SaveOp,
     check_save,
@@ -87,7 +88,7 @@ ON CONFLICT (serial_key) DO UPDATE SET
 # session of the same CPE commits before or after this batch, never in between the check
 # and the write.
 _BOUND_SQL = (
-    "SELECT id, serial_key, last_inform FROM devices WHERE id = ANY($1::text[])"
+    "SELECT id, serial_key, last_inform, revision FROM devices WHERE id = ANY($1::text[])"
     " ORDER BY serial_key FOR UPDATE"
 )
 _HEARD_SQL = (
@@ -141,11 +142,11 @@ async def _apply_saves(
 ) -> list[str | Failed]:
     """apply_saves' work: ``alone`` writes each save as it is checked, in a savepoint of
     its own and in queue order; else all of them at the end, in serial-key order."""
-    bound: dict[str, tuple[str, float | None]] = {}
+    bound: dict[str, Bound] = {}
     wanted = sorted({op.device_id for op in saves if op.device_id})
     if wanted:
         rows = await conn.fetch(_BOUND_SQL, wanted)
-        bound = {row[0]: (row[1], row[2]) for row in rows}
+        bound = {row[0]: (row[1], row[2], row[3]) for row in rows}
     unbound = unbound_keys(saves, bound)
     heard: dict[str, float | None] = {}
     if unbound:

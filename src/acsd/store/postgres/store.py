@@ -247,7 +247,9 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, PgCore):
     async def save_session(self, result: SessionResult) -> str:
         op = save_op(result)
         self._submit(op)
-        return await op.future
+        device_id = await op.future
+        result.revision_moved = op.revision_moved
+        return device_id
 
     async def upsert_device(
         self, record: DeviceRecord, *, mac: MacChange | None = None

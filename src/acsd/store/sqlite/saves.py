@@ -9,6 +9,7 @@ from acsd.log import get_logger
 from acsd.store.batching import log_failed
 from acsd.store.records import dumps
 from acsd.store.writes import (
+    Bound,
     Failed,
     SaveOp,
     check_save,
@@ -99,7 +100,8 @@ ON CONFLICT (serial_key) DO UPDATE SET
 """
 
 _IDS_SQL = (
-    "SELECT id, serial_key, last_inform FROM devices WHERE id IN (SELECT value FROM json_each(?))"
+    "SELECT id, serial_key, last_inform, revision FROM devices"
+    " WHERE id IN (SELECT value FROM json_each(?))"
 )
 _KEYS_SQL = (
     "SELECT id, serial_key FROM devices WHERE serial_key IN (SELECT value FROM json_each(?))"
@@ -187,11 +189,11 @@ def _apply_saves(
     else all of them at the end, in one statement."""
     # A session bound to a record updates that record even when the serial differs
     # (bound by MAC): its stored serial key becomes the conflict target of the upsert.
-    bound: dict[str, tuple[str, float | None]] = {}  # id -> (serial key, last_inform)
+    bound: dict[str, Bound] = {}  # id -> (serial key, last_inform, revision)
     wanted = [op.device_id for op in saves if op.device_id]
     if wanted:
         rows = conn.execute(_IDS_SQL, (dumps(wanted),)).fetchall()
-        bound = {row[0]: (row[1], row[2]) for row in rows}
+        bound = {row[0]: (row[1], row[2], row[3]) for row in rows}
     unbound = unbound_keys(saves, bound)
     heard: dict[str, float | None] = {}
     if unbound:

@@ -253,7 +253,9 @@ class SqliteStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, Sqlite
         self._submit(op)
         # Not shielded on purpose: a cancelled caller's write is still committed (the data
         # came from the CPE and is not lost), the caller just stops waiting for it.
-        return await op.future
+        device_id = await op.future
+        result.revision_moved = op.revision_moved
+        return device_id
 
     async def upsert_device(
         self, record: DeviceRecord, *, mac: MacChange | None = None
