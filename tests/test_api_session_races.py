@@ -210,3 +210,33 @@ async def test_a_change_after_the_settings_phase_reaches_a_router_that_drops_req
     assert cpe.tree.get("Device.WiFi.SSID.1.SSID") == "SecondNet"
     device = world.api.get(path).body
     assert device["state"] == "ACTIVE" and device["status"]["provisioned"] is True
+
+
+async def test_a_device_deleted_during_its_routers_session_gets_none_of_its_settings(
+    module_daemon,
+):
+    """The operator changes the wifi, and deletes the device while the session that the
+    change started is still reading the router: that session must not push the deleted
+    record's settings, and the record goes without waiting for the next periodic Inform."""
+    daemon = module_daemon
+    world = lazy_world(daemon)
+    cpe, server, router, path = await _router_with_device(daemon, world, "RACEGONE")
+    before = cpe.tree.get("Device.WiFi.SSID.1.SSID")
+    drops_requests_in_session(cpe)
+    try:
+        assert world.api.patch(path, {"wifi": {"ssid": "DoomedNet"}}).status == 200
+        await _until(lambda: cpe.cr_requested)
+        await asyncio.to_thread(router.inform, ["6 CONNECTION REQUEST"])
+        await asyncio.to_thread(router.until, rpc.GetParameterValues)
+        reply = world.api.delete(path)
+        assert reply.status == 202 and reply.body["state"] == "DELETING", reply.body
+        await asyncio.to_thread(router.finish)
+        assert cpe.tree.get("Device.WiFi.SSID.1.SSID") == before
+        await _until(lambda: world.api.get(path).status == 404 or cpe.cr_requested, timeout=8)
+        if world.api.get(path).status != 404:
+            await asyncio.to_thread(router.session, ["6 CONNECTION REQUEST"])
+    finally:
+        await server.stop()
+        router.close()
+    assert world.api.get(path).status == 404
+    assert cpe.tree.get("Device.WiFi.SSID.1.SSID") == before

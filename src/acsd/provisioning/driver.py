@@ -319,12 +319,46 @@ class ProvisioningDriver(EndPhase):
         if self.fetch.queue:
             return rpc.GetParameterValues(names=self.fetch.queue[0])
         if self.read_settings and not self.fetch.failed and self.apply is None:
+            if await self._released_meanwhile(session):
+                self.read_settings = False
+                return None
             self.apply = self._plan()
             if self.settings.drift_check_interval > 0:
                 self.memory["checkedAt"] = int(clock.now())
         if self.apply is not None:
             return self._next_apply_request()
         return None
+
+    async def _released_meanwhile(self, session: CwmpSession) -> bool:
+        """Whether the operator deleted the record since the Inform read it (or gave it to
+        another router), checked once, before the session sends any setting: the record's
+        settings must not reach a router that is no longer its. A record being deleted is
+        released at this session's end, as its next session would; one that went at once
+        (its router never seen) is not made again by the save. A record changed in other
+        ways keeps this session's plan: its end asks the router to call in again."""
+        record = self.record
+        if record is None:
+            return False
+        try:
+            stored = await self.store.get_device(record.id)
+        except Exception as exc:  # the settings read at the Inform stay this session's
+            log_store_failure(log, "session.recheck_failed", exc, device=record.id)
+            return False
+        if (
+            stored is not None
+            and stored.state != "DELETING"
+            and stored.serial_number.lower() == record.serial_number.lower()
+        ):
+            return False
+        log.info(
+            "session.settings_withdrawn",
+            serial=session.serial,
+            device=record.id,
+            reason="deleted" if stored is None or stored.state == "DELETING" else "moved",
+        )
+        if stored is not None and stored.state == "DELETING":
+            self.record = replace(record, state="DELETING")
+        return True
 
     def answer_too_large(self, session: CwmpSession, request: rpc.AcsRequest) -> None:
         """The CPE's answer to ``request`` was over ``max_body`` (the session ends): a read
