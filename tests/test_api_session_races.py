@@ -240,3 +240,32 @@ async def test_a_device_deleted_during_its_routers_session_gets_none_of_its_sett
         router.close()
     assert world.api.get(path).status == 404
     assert cpe.tree.get("Device.WiFi.SSID.1.SSID") == before
+
+
+async def test_a_device_deleted_during_its_routers_first_session_is_not_made_again(
+    module_daemon,
+):
+    """A device whose router acsd has never seen goes at once when deleted; when that
+    router's first session is open meanwhile, the session pushes none of its settings and
+    its end does not make the record again."""
+    daemon = module_daemon
+    world = lazy_world(daemon)
+    cpe = Simulation(daemon.cwmp_url, ["tplink-tr181"], 1, serial_prefix="RACENEW").routers[0]
+    before = cpe.tree.get("Device.WiFi.SSID.1.SSID")
+    router = SteppedCpe(daemon.cwmp_url, cpe)
+    reply = world.api.post(
+        "/network/device", {**device_body(world, "own", cpe.serial), "dhcp": None}
+    )
+    assert reply.status == 201, reply.body
+    path = f"/network/device/{reply.body['_id']}"
+    try:
+        await asyncio.to_thread(router.inform)
+        await asyncio.to_thread(router.until, rpc.GetParameterValues)
+        assert world.api.delete(path).status == 202
+        assert world.api.get(path).status == 404
+        await asyncio.to_thread(router.finish)
+    finally:
+        router.close()
+    assert cpe.tree.get("Device.WiFi.SSID.1.SSID") == before
+    shown = await asyncio.to_thread(daemon.cli, "device", "show", cpe.serial, check=False)
+    assert shown.returncode != 0, shown.stdout

@@ -20,6 +20,7 @@ from acsd.store import (
     CpeIdentity,
     DeviceRecord,
     ModelRecord,
+    RecordDeletedError,
     SessionResult,
     SqliteStore,
     StaleResultError,
@@ -904,6 +905,29 @@ async def test_a_result_of_a_deleted_record_does_not_mark_a_new_records_settings
     assert after is not None
     assert (after.state, after.jobs, after.revision) == ("PROVISIONING", 1, 1)
     assert after.provisioning.get("appliedRevision") != 1
+
+
+async def test_a_result_of_a_record_deleted_during_its_session_does_not_make_it_again(
+    store: SqliteStore,
+) -> None:
+    """The operator deletes a record during its router's first session (never seen: it
+    goes at once) and makes none of its serial again: the session's result is dropped,
+    not written as a record of the serial (a later Inform registers the router)."""
+    old = await store.upsert_device(
+        DeviceRecord(id="", serial_number="GONE2", customer="c" * 24,
+                     wifi={"ssid": "old"}, revision=1, state="PROVISIONING", jobs=1)
+    )  # fmt: skip
+    in_flight = session(
+        "GONE2", at=3000.0, device_id=old.id, since=old.last_inform,
+        bound_serial=old.serial_number, revision=1, state="ACTIVE", jobs=0,
+    )  # fmt: skip
+    assert await store.delete_device(old.id)
+    with pytest.raises(RecordDeletedError):
+        await store.save_session(in_flight)
+    assert await store.get_device("GONE2") is None
+    # the router's next session, which reads no record, registers it
+    assert await store.save_session(session("GONE2", at=3100.0))
+    assert await store.get_device("GONE2") is not None
 
 
 async def test_a_cut_first_session_of_an_operator_record_does_not_write_over_the_next(

@@ -53,6 +53,7 @@ from acsd.provisioning.status import read_plan, untyped
 from acsd.store.base import (
     VERSION_CHARS,
     CpeIdentity,
+    RecordDeletedError,
     SessionResult,
     StaleResultError,
     log_store_failure,
@@ -457,6 +458,10 @@ class ProvisioningDriver(EndPhase):
         given_up, self.job_given_up = self.job_given_up, False
         try:
             device_id = await self.store.save_session(result)
+        except RecordDeletedError:
+            # The operator deleted the record meanwhile: the save must not make it again.
+            log.info("session.result_dropped", serial=session.serial, reason="record deleted")
+            return
         except StaleResultError:
             # The CPE started over (a reboot) and that session committed first: what this
             # one learned is older, and nothing of it is written.

@@ -828,7 +828,14 @@ class StateError(StoreError):
 
 class StaleResultError(StoreError):
     """A session's result was not written: a later session of the same CPE committed
-    first (see ``SessionResult.since``)."""
+    first (see ``SessionResult.since``), or the record it worked on was deleted and none
+    of its serial made since (:class:`RecordDeletedError`)."""
+
+
+class RecordDeletedError(StaleResultError):
+    """A session's result was not written: the operator deleted the record during the
+    session, and a result must not make it again (a later Inform registers the router,
+    as an unclaimed one)."""
 
 
 class ChangedError(StoreError):

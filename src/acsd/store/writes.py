@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from acsd.ids import new_id
-from acsd.store.base import SessionResult, StaleResultError
+from acsd.store.base import RecordDeletedError, SessionResult, StaleResultError
 from acsd.store.records import dumps, dumps_params, mac_key, serial_key
 
 # The parameters of each backend's upsert of a session result (one statement that inserts a
@@ -193,6 +193,11 @@ def check_save(
         last = heard.get(op.serial_key)
         if last is not None and last > op.at:
             return Failed(StaleResultError(f"{op.serial_key}: a later session committed first"))
+        if device_id and op.bound_key is not None and op.serial_key not in heard:
+            # The record the session read was deleted during the session, and none of its
+            # serial made since: the operator's DELETE holds (a router never seen goes at
+            # once, as the API says); the router's next Inform registers it afresh.
+            return Failed(RecordDeletedError(f"device {device_id} was deleted during the session"))
         key, done = op.serial_key, None
         if device_id:
             # The record the session worked on was deleted meanwhile: what it decided
