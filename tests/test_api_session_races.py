@@ -1,9 +1,12 @@
 """The operator's API racing a router's session: a change made while a session is open (it
-read the record at its Inform) must not be undone by what that session writes at its end.
+read the record at its Inform) must not be undone by what that session writes at its end,
+must reach the router without waiting for its next periodic Inform, and a device deleted
+meanwhile gets none of its settings.
 
-The tests share one daemon (module_daemon): each has routers (serial prefixes), API
-accounts and devices of its own. The routers are simulated ones driven a message at a
-time (cpe_steps.SteppedCpe), so that a test acts between two messages of a session."""
+The tests share one daemon (module_daemon; race_daemon runs a test on it and again on one
+with two workers): each has routers (serial prefixes), API accounts and devices of its
+own. The routers are simulated ones driven a message at a time (cpe_steps.SteppedCpe), so
+that a test acts between two messages of a session."""
 
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from acsd.sim.runner import Simulation
 from api_world import device_body
 from apiclient import Api
 from apn_client import ApnApi, apns_path
-from conftest import lazy_world
+from conftest import lazy_world, wait_for
 from cpe_steps import SteppedCpe
 from test_apn_api import token
 from test_apn_end_to_end import HINTS, mobile_router
@@ -29,6 +32,17 @@ def module_daemon(module_daemon_factory):
     """The module's daemon: a router that answers a Connection Request 503 (it is still in
     the session that asked) is asked again a second later, not ten."""
     return module_daemon_factory(cwmp={"connection_request_interval": 1})
+
+
+@pytest.fixture(scope="module", params=["one process", "two workers"])
+def race_daemon(request, module_daemon_factory):
+    """module_daemon, and the same with ``workers = 2`` (the session, the API's change and
+    the Connection Request each in either process)."""
+    if request.param == "one process":
+        return module_daemon_factory(cwmp={"connection_request_interval": 1})
+    daemon = module_daemon_factory(top={"workers": 2}, cwmp={"connection_request_interval": 1})
+    wait_for(lambda: daemon.events("workers.ready"), timeout=20)
+    return daemon
 
 
 async def _until(predicate, timeout: float = 15.0) -> None:
@@ -181,13 +195,13 @@ async def _router_with_device(daemon, world, prefix: str):
 
 
 async def test_a_change_after_the_settings_phase_reaches_a_router_that_drops_requests_in_session(
-    module_daemon,
+    race_daemon,
 ):
     """The operator changes the wifi while the router is in a session that has already
     planned its settings (its SetParameterValues carries the revision before). The router
     answers the Connection Request 200 and forgets it once the session ends: acsd asks
     again after that session, so the change does not wait for the next periodic Inform."""
-    daemon = module_daemon
+    daemon = race_daemon
     world = lazy_world(daemon)
     cpe, server, router, path = await _router_with_device(daemon, world, "RACELATE")
     dropped = drops_requests_in_session(cpe)
@@ -213,12 +227,12 @@ async def test_a_change_after_the_settings_phase_reaches_a_router_that_drops_req
 
 
 async def test_a_device_deleted_during_its_routers_session_gets_none_of_its_settings(
-    module_daemon,
+    race_daemon,
 ):
     """The operator changes the wifi, and deletes the device while the session that the
     change started is still reading the router: that session must not push the deleted
     record's settings, and the record goes without waiting for the next periodic Inform."""
-    daemon = module_daemon
+    daemon = race_daemon
     world = lazy_world(daemon)
     cpe, server, router, path = await _router_with_device(daemon, world, "RACEGONE")
     before = cpe.tree.get("Device.WiFi.SSID.1.SSID")
@@ -243,12 +257,12 @@ async def test_a_device_deleted_during_its_routers_session_gets_none_of_its_sett
 
 
 async def test_a_device_deleted_during_its_routers_first_session_is_not_made_again(
-    module_daemon,
+    race_daemon,
 ):
     """A device whose router acsd has never seen goes at once when deleted; when that
     router's first session is open meanwhile, the session pushes none of its settings and
     its end does not make the record again."""
-    daemon = module_daemon
+    daemon = race_daemon
     world = lazy_world(daemon)
     cpe = Simulation(daemon.cwmp_url, ["tplink-tr181"], 1, serial_prefix="RACENEW").routers[0]
     before = cpe.tree.get("Device.WiFi.SSID.1.SSID")
