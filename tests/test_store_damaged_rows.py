@@ -12,7 +12,13 @@ import asyncpg
 import pytest
 from structlog.testing import capture_logs
 
-from acsd.store.base import DeviceQuery, DeviceRecord, InternetAccountRecord
+from acsd.store.base import (
+    CpeIdentity,
+    DeviceQuery,
+    DeviceRecord,
+    InternetAccountRecord,
+    SessionResult,
+)
 
 # column -> what a damaged value of it reads as
 READ_AS = {
@@ -107,3 +113,31 @@ async def test_a_damaged_internet_confirm_reads_as_absent(store, store_url, back
         assert _damaged_warnings(logs, account.id) == [
             ("confirm", "invalid JSON" if text == "{bad" else type(eval(text)).__name__)
         ], text
+
+
+async def test_a_damaged_parameter_tree_reads_as_empty_and_a_session_rebuilds_it(
+    store, store_url, backend
+):
+    # JSON of another shape, and text that is no JSON (PostgreSQL's JSONB holds only JSON)
+    texts = ['"FAILED"', "3", "[1]", '["A"]'] + (["{bad"] if backend == "sqlite" else [])
+    for n, text in enumerate(texts):
+        identity = CpeIdentity(oui="00D09E", product_class="HG", serial_number=f"TREE{n}")
+        device_id = await store.save_session(SessionResult(identity=identity, at=1000.0))
+        with capture_logs() as logs:
+            # a small result (merged with json_patch) and a large one (merged key by key)
+            for size in (1, 250):
+                await _behind_the_stores_back(
+                    store_url, backend, "UPDATE devices SET params = $1 WHERE id = $2",
+                    text, device_id,
+                )  # fmt: skip
+                assert await store.device_params(device_id) == {}, text
+                assert await store.device_values(device_id, ["A", "0"]) == {}, text
+                params = {"A": ["1", "xsd:string"]} | {f"P{i}": [str(i), None] for i in range(size)}
+                result = SessionResult(identity=identity, at=1000.0 + size, params=params)
+                assert await store.save_session(result) == device_id, text
+                assert await store.device_params(device_id) == params, (text, size)
+                got = await store.device_values(device_id, ["A", "0"])
+                assert got == {"A": ["1", "xsd:string"]}, text
+        # once per record and column
+        found = "invalid JSON" if text == "{bad" else type(eval(text)).__name__
+        assert _damaged_warnings(logs, device_id) == [("params", found)], text

@@ -5,6 +5,7 @@ device and the part, and a session or an operator's write repairs it."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 from acsd.sim.runner import Simulation
@@ -103,3 +104,27 @@ async def test_a_line_whose_stored_confirm_holds_no_addresses_fails_no_session(
         assert shown.status == 200 and shown.body["status"]["wanIp"] == LINE["ipAddress"]
     warned = [e for e in daemon.events("store_column_damaged") if e["record"] == account["_id"]]
     assert [e["column"] for e in warned][:1] == ["confirm"]
+
+
+async def test_a_router_whose_stored_tree_is_no_json_is_served_and_its_tree_rebuilt(
+    module_daemon, module_world
+):
+    daemon, world = module_daemon, module_world
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="DMGT")
+    body = device_body(world, "own", sim.routers[0].serial)
+    body["dhcp"] = None
+    device = world.api.post("/network/device", body).body
+    path = f"/network/device/{device['_id']}"
+    assert (await sim.run_once()).ok == 1
+    shown = world.api.get(path).body
+    _damage(daemon, device["_id"], params="'{broken'")
+    # (its sessions failed, every one of them, until the tree was emptied by hand)
+    for _ in range(2):
+        assert (await sim.run_once()).ok == 1
+        got = world.api.get(path)
+        assert got.status == 200 and got.body["status"]["lanIp"] == shown["status"]["lanIp"]
+        assert got.body["job"]["state"] == "DONE"
+    with sqlite3.connect(daemon.db) as db:
+        (tree,) = db.execute("SELECT params FROM devices WHERE id = ?", (device["_id"],)).fetchone()
+    assert json.loads(tree)  # rebuilt from what the router reported
+    assert _warned(daemon, device["_id"]) == ["params"]

@@ -180,6 +180,16 @@ def device_record(row: Sequence[Any]) -> DeviceRecord:
     return DeviceRecord(*values)
 
 
+def tree_column(text: Any, device_id: str) -> dict[str, list[Any]]:
+    """A router's stored parameter tree (Store.device_params): one that is no JSON object
+    reads as empty, as the other JSON columns do, so that its sessions go on and write
+    the tree anew from what the router reports."""
+    tree: dict[str, list[Any]] = json_column(
+        text, dict, table="devices", record_id=device_id, column="params", nullable=False
+    )
+    return tree
+
+
 def tree_paths(paths: Sequence[str]) -> list[str]:
     """The paths of a Store.device_values call, checked: a double quote would end the key
     of SQLite's JSON path early, and no CWMP parameter name holds one."""

@@ -75,8 +75,11 @@ ON CONFLICT (serial_key) DO UPDATE SET
     status = excluded.status,
     public_ip = excluded.public_ip,
     last_inform = excluded.last_inform,
+    -- a stored tree that is JSON but no object (edited by hand) is replaced, as SQLite's
+    -- json_patch replaces it: || would make an array of the two
     params = CASE WHEN $20::boolean THEN excluded.params
                   WHEN excluded.params = '{}'::jsonb THEN d.params
+                  WHEN jsonb_typeof(d.params) <> 'object' THEN excluded.params
                   ELSE d.params || excluded.params END,
     absent_paths = CASE WHEN $18::text IS NOT NULL THEN $18::text
                         WHEN $20::boolean THEN '[]'

@@ -71,6 +71,7 @@ from acsd.store.records import (
     mac_key,
     serial_key,
     stamped_copy,
+    tree_column,
     tree_paths,
 )
 from acsd.store.writes import save_op
@@ -117,13 +118,14 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, PgCore):
 
     async def device_params(self, device_id: str) -> dict[str, list[Any]]:
         text = await self._scalar("SELECT params FROM devices WHERE id = $1", device_id)
-        return loads(text) if text else {}
+        return tree_column(text, device_id)
 
     async def device_values(self, device_id: str, paths: Sequence[str]) -> dict[str, list[Any]]:
         # -> finds a key in the stored jsonb without decoding the rest
         rows = await self._fetch(
             "SELECT p, d.params -> p FROM devices AS d, unnest($2::text[]) AS p"
-            " WHERE d.id = $1 AND d.params ? p",
+            # (an array holds p as an element: a tree that is no object holds no value)
+            " WHERE d.id = $1 AND jsonb_typeof(d.params) = 'object' AND d.params ? p",
             device_id,
             tree_paths(paths),
         )

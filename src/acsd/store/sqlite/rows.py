@@ -28,6 +28,12 @@ _UPDATE_COLUMNS = [*OPERATOR, "serial_key", "mac_key", "updated"]
 UPDATE_SQL = f"UPDATE devices SET {', '.join(f'{c} = ?' for c in _UPDATE_COLUMNS)} WHERE id = ?"
 
 
+def is_malformed_json(exc: sqlite3.Error) -> bool:
+    """Whether a statement failed on a stored JSON column that holds no JSON (SQLite
+    names no column in that error)."""
+    return "malformed JSON" in str(exc)
+
+
 def insert_sql(table: Table) -> str:
     marks = ", ".join("?" for _ in table.names)
     return f"INSERT INTO {table.name} ({table.columns}) VALUES ({marks})"

@@ -7,7 +7,8 @@ import sqlite3
 
 from acsd.log import get_logger
 from acsd.store.batching import log_failed
-from acsd.store.records import dumps
+from acsd.store.records import dumps, warn_damaged
+from acsd.store.sqlite.rows import is_malformed_json
 from acsd.store.writes import (
     Bound,
     Failed,
@@ -82,13 +83,17 @@ ON CONFLICT (serial_key) DO UPDATE SET
                       -- its key), in time linear in the two trees: the stored keys the
                       -- result has not, then the result's. A value read by json_each is
                       -- SQL text or 0/1 by then: json() and the CASE make it JSON again.
+                      -- A stored tree that is JSON but no object (edited by hand) has
+                      -- keys that are no text, which would make the result no JSON or
+                      -- give it parameters named "0": it is left out, as json_patch does.
                       SELECT json_group_object(key, CASE
                           WHEN type IN ('object', 'array') THEN json(value)
                           WHEN type IN ('true', 'false') THEN json(type)
                           ELSE value END)
                       FROM (
                           SELECT key, value, type FROM json_each(devices.params)
-                          WHERE key NOT IN (SELECT key FROM json_each(?17))
+                          WHERE typeof(key) = 'text'
+                            AND key NOT IN (SELECT key FROM json_each(?17))
                           UNION ALL
                           SELECT key, value, type FROM json_each(?17) WHERE type != 'null'
                       ))
@@ -109,6 +114,12 @@ _KEYS_SQL = (
 _HEARD_SQL = (
     "SELECT serial_key, last_inform FROM devices"
     " WHERE serial_key IN (SELECT value FROM json_each(?))"
+)
+
+
+# ?1: the serial key that the save's upsert targets (save_args' [2], set by the writer)
+_CLEAR_DAMAGED_TREE_SQL = (
+    "UPDATE devices SET params = '{}' WHERE serial_key = ? AND NOT json_valid(params) RETURNING id"
 )
 
 
@@ -167,6 +178,15 @@ def apply_saves_sync(conn: sqlite3.Connection, saves: list[SaveOp]) -> list[str 
 
 def _save_alone(conn: sqlite3.Connection, op: SaveOp) -> Exception | None:
     """One save in a savepoint of its own: its error (its writes undone), or None."""
+    error = _try_save(conn, op)
+    if error is not None and _cleared_damaged_tree(conn, op, error):
+        error = _try_save(conn, op)
+    if error is not None:
+        log_failed(error, "save_session")
+    return error
+
+
+def _try_save(conn: sqlite3.Connection, op: SaveOp) -> Exception | None:
     conn.execute(f"SAVEPOINT {_SAVE_SAVEPOINT}")
     try:
         conn.execute(_SAVE_SQL, op.args)
@@ -175,10 +195,22 @@ def _save_alone(conn: sqlite3.Connection, op: SaveOp) -> Exception | None:
             raise
         conn.execute(f"ROLLBACK TO {_SAVE_SAVEPOINT}")
         conn.execute(f"RELEASE {_SAVE_SAVEPOINT}")
-        log_failed(exc, "save_session")
         return exc
     conn.execute(f"RELEASE {_SAVE_SAVEPOINT}")
     return None
+
+
+def _cleared_damaged_tree(conn: sqlite3.Connection, op: SaveOp, error: Exception) -> bool:
+    """A stored tree that is no JSON (edited by hand, a half restored backup) failed the
+    merge of every session of its router: it is emptied, with the warning its reads give,
+    and the session's values start it anew. Checked only once a save has failed, so the
+    sessions of sound rows never pay for parsing their tree once more."""
+    if not isinstance(error, sqlite3.OperationalError) or not is_malformed_json(error):
+        return False
+    rows = conn.execute(_CLEAR_DAMAGED_TREE_SQL, (op.args[2],)).fetchall()
+    for (device_id,) in rows:
+        warn_damaged("devices", device_id, "params", "invalid JSON")
+    return bool(rows)
 
 
 def _apply_saves(

@@ -3,6 +3,7 @@ results, on top of the resources of its other modules."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -55,7 +56,9 @@ from acsd.store.records import (
     mac_key,
     serial_key,
     stamped_copy,
+    tree_column,
     tree_paths,
+    warn_damaged,
 )
 from acsd.store.sqlite.apn import ApnRecords
 from acsd.store.sqlite.core import SqliteCore
@@ -63,7 +66,13 @@ from acsd.store.sqlite.crclaims import CrClaims
 from acsd.store.sqlite.filters import device_filters
 from acsd.store.sqlite.internet import InternetAccounts
 from acsd.store.sqlite.parking import ParkedSessions
-from acsd.store.sqlite.rows import INSERT_SQL, UPDATE_SQL, insert_record, write_audit
+from acsd.store.sqlite.rows import (
+    INSERT_SQL,
+    UPDATE_SQL,
+    insert_record,
+    is_malformed_json,
+    write_audit,
+)
 from acsd.store.writes import save_op
 
 
@@ -115,16 +124,24 @@ class SqliteStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, Sqlite
     async def device_params(self, device_id: str) -> dict[str, list[Any]]:
         sql = "SELECT params FROM devices WHERE id = ?"
         text = await self._scalar(self._read, sql, (device_id,))
-        return loads(text) if text else {}
+        return tree_column(text, device_id)
 
     async def device_values(self, device_id: str, paths: Sequence[str]) -> dict[str, list[Any]]:
         # json_extract parses the tree in SQLite's C, in the reader's thread (once per
         # statement, whatever the number of paths): the event loop decodes a few values.
-        rows = await self._read.execute_fetchall(
-            "SELECT p.value, json_extract(d.params, '$.\"' || p.value || '\"')"
-            " FROM devices AS d, json_each(?2) AS p WHERE d.id = ?1",
-            (device_id, dumps(tree_paths(paths))),
-        )
+        try:
+            rows = await self._read.execute_fetchall(
+                "SELECT p.value, json_extract(d.params, '$.\"' || p.value || '\"')"
+                " FROM devices AS d, json_each(?2) AS p WHERE d.id = ?1",
+                (device_id, dumps(tree_paths(paths))),
+            )
+        except sqlite3.OperationalError as exc:
+            # a tree that is no JSON (edited by hand): none of its values is known, as
+            # device_params reads it; the router's next values replace it
+            if not is_malformed_json(exc):
+                raise
+            warn_damaged("devices", device_id, "params", "invalid JSON")
+            return {}
         return {path: loads(value) for path, value in rows if value is not None}
 
     async def list_devices(self, *, limit: int = 1000, offset: int = 0) -> list[DeviceRecord]:
