@@ -10,6 +10,7 @@ import sqlite3
 
 from acsd.sim.runner import Simulation
 from api_world import device_body
+from apn_client import ApnApi, apns_path, network_path
 
 
 def _damage(daemon, device_id: str, **sets: str) -> None:
@@ -128,3 +129,143 @@ async def test_a_router_whose_stored_tree_is_no_json_is_served_and_its_tree_rebu
         (tree,) = db.execute("SELECT params FROM devices WHERE id = ?", (device["_id"],)).fetchone()
     assert json.loads(tree)  # rebuilt from what the router reported
     assert _warned(daemon, device["_id"]) == ["params"]
+
+
+def _types(daemon, table: str, record_id: str, *columns: str) -> dict[str, str]:
+    with sqlite3.connect(daemon.db) as db:
+        row = db.execute(
+            f"SELECT {', '.join(f'typeof({c})' for c in columns)} FROM {table} WHERE id = ?",
+            (record_id,),
+        ).fetchone()
+    return dict(zip(columns, row, strict=True))
+
+
+async def test_a_device_with_columns_of_another_type_is_shown_served_and_repaired(
+    module_daemon, module_world
+):
+    daemon, world = module_daemon, module_world
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="DMGC")
+    serial = sim.routers[0].serial
+    body = device_body(world, "own", serial)
+    body["dhcp"] = None
+    device = world.api.post("/network/device", body).body
+    path = f"/network/device/{device['_id']}"
+    assert (await sim.run_once()).ok == 1
+    shown = world.api.get(path).body
+    # SQLite keeps what an UPDATE by hand writes, whatever the column's declared type
+    _damage(
+        daemon, device["_id"],
+        revision="'x'", jobs="4.5", last_inform="'yesterday'", periodic_interval="x'00ff'",
+        name="x'6869'", notes="x'00'", drift_check="'maybe'", updated="'now'",
+    )  # fmt: skip
+    for _ in range(2):
+        got = world.api.get(path)
+        assert got.status == 200, got.body
+        assert "name" not in got.body and "notes" not in got.body
+        assert got.body["serialNumber"] == serial and got.body["wifi"] == shown["wifi"]
+        listed = world.api.get("/network/device", query={"limit": 1000})
+        assert listed.status == 200, listed.body
+        assert device["_id"] in [d["_id"] for d in listed.body["items"]]
+        assert "name" not in daemon.device_json(serial)
+        assert serial in daemon.cli("device", "list").stdout
+    # once per device and column, naming no value
+    assert sorted(_warned(daemon, device["_id"])) == sorted(
+        ["revision", "jobs", "last_inform", "periodic_interval", "name", "notes",
+         "drift_check", "updated"]
+    )  # fmt: skip
+    assert "yesterday" not in daemon.log_text()
+    # the router's session writes what it reports; the operator's write the rest
+    assert (await sim.run_once()).ok == 1
+    assert world.api.get(path).body["status"]["online"] is True
+    # (the revision read as 0: a write of settings starts it again, and its job)
+    patched = world.api.patch(path, {"name": "Repaired", "wifi": {**body["wifi"], "ssid": "R"}})
+    assert patched.status == 200, patched.body
+    assert (await sim.run_once()).ok == 1
+    repaired = world.api.get(path).body
+    assert repaired["name"] == "Repaired" and repaired["job"]["state"] == "DONE"
+    assert _types(
+        daemon, "devices", device["_id"], "revision", "jobs", "last_inform",
+        "periodic_interval", "name", "drift_check", "updated",
+    ) == {
+        "revision": "integer", "jobs": "integer", "last_inform": "real",
+        "periodic_interval": "integer", "name": "text", "drift_check": "integer",
+        "updated": "real",
+    }  # fmt: skip
+
+
+def _damage_row(daemon, table: str, where: str, args: tuple, **sets: str) -> None:
+    with sqlite3.connect(daemon.db) as db:
+        for column, expression in sets.items():
+            db.execute(f"UPDATE {table} SET {column} = {expression} WHERE {where}", args)
+
+
+def _warned_columns(daemon, table: str, record: str) -> list[str]:
+    return sorted(
+        e["column"]
+        for e in daemon.events("store_column_damaged")
+        if e["table"] == table and e["record"] == record
+    )
+
+
+async def test_lines_and_apn_records_with_columns_of_another_type_are_shown_and_repaired(
+    module_daemon, module_world
+):
+    daemon, world = module_daemon, module_world
+    body = device_body(world, "own", "DMGA000001")
+    device = world.api.post("/network/device", body).body
+    order = {"customer": world.customers["own"], "device": device["_id"], "name": "Fibre"}
+    account = world.api.post("/internet/account", order).body
+    line = f"/internet/account/{account['_id']}"
+    _damage_row(daemon, "internet_accounts", "id = ?", (account["_id"],),
+                name="x'00'", state="x'4f'", start_date="'soon'", created="'then'")  # fmt: skip
+    apn = ApnApi(world.api, "json")
+    cli = "(+45)12345678"
+    hints = {"BillingCycleDay": 5, "EmailContact": "ops@example.com"}
+    made = apn.post(apns_path("DMGA", "fleet"), {"CLI": cli, "Hints": hints})
+    assert made.status == 202, made.data
+    assert apn.put(network_path("DMGA", "fleet"), {"APN": "iot.example"}).status == 200
+    with sqlite3.connect(daemon.db) as db:
+        (sim_id,) = db.execute("SELECT id FROM apn_devices WHERE account = 'DMGA'").fetchone()
+    _damage_row(daemon, "apn_devices", "id = ?", (sim_id,),
+                status="'x'", version="4.5", enabled="'maybe'", start_date="x'00'",
+                last_sync="'x'", description="x'00'")  # fmt: skip
+    _damage_row(daemon, "apn_accounts", "key = ?", ("DMGA",), billing_cycle_day="'x'")
+    _damage_row(daemon, "apn_networks", "account = ?", ("DMGA",), apn="x'00'")
+    for _ in range(2):
+        got = world.api.get(line)
+        assert got.status == 200, got.body
+        assert (got.body["name"], got.body["state"]) == ("", "ORDERED")
+        assert world.api.get("/internet/account").status == 200
+        one = apn.get(apns_path("DMGA", "fleet", cli))
+        assert one.status == 200, one.data
+        assert (one.data["Status"], one.data["Version"], one.data["Enabled"]) == (0, 1, True)
+        assert one.data["Description"] is None and one.data["LastSync"] is None
+        assert one.data["Hints"]["BillingCycleDay"] is None
+        assert apn.get(apns_path("DMGA", "fleet")).status == 200
+        net = apn.get(network_path("DMGA", "fleet"))
+        assert net.status == 200 and net.data["APN"] is None, net.data
+    assert _warned_columns(daemon, "internet_accounts", account["_id"]) == [
+        "created", "name", "start_date", "state"
+    ]  # fmt: skip
+    assert _warned_columns(daemon, "apn_devices", sim_id) == [
+        "description", "enabled", "last_sync", "start_date", "status", "version"
+    ]  # fmt: skip
+    assert _warned_columns(daemon, "apn_accounts", "DMGA") == ["billing_cycle_day"]
+    assert _warned_columns(daemon, "apn_networks", "DMGA/fleet") == ["apn"]
+    # the next write of each replaces what was damaged
+    net = {"ipAddress": "203.0.113.58", "subnet": "255.255.255.248", "gateway": "203.0.113.57"}
+    confirmed = world.api.post(f"{line}/confirm", {**CONFIRM, "net": net})
+    assert confirmed.status == 200, confirmed.body
+    assert world.api.get(line).body["state"] == "ACTIVE"
+    assert apn.put(network_path("DMGA", "fleet"), {"APN": "iot.example"}).status == 200
+    assert apn.get(network_path("DMGA", "fleet")).data["APN"] == "iot.example"
+    assert apn.delete(apns_path("DMGA", "fleet", cli)).status in (200, 202)
+    with sqlite3.connect(daemon.db) as db:
+        kept = db.execute(
+            "SELECT typeof(state), typeof(start_date) FROM internet_accounts WHERE id = ?",
+            (account["_id"],),
+        ).fetchone()
+        ended = db.execute(
+            "SELECT typeof(status), typeof(end_date) FROM apn_devices WHERE id = ?", (sim_id,)
+        ).fetchone()
+    assert kept == ("text", "real") and ended == ("integer", "real")

@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Sequence
-from dataclasses import fields, replace
-from typing import Any
+from collections.abc import Collection, Sequence
+from dataclasses import MISSING, dataclass, fields, replace
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import orjson
 
@@ -59,7 +60,9 @@ _WARNED: set[tuple[str, str, str]] = set()
 _WARNED_MAX = 10_000
 
 
-def warn_damaged(table: str, record_id: Any, column: str, found: str) -> None:
+def warn_damaged(
+    table: str, record_id: Any, column: str, found: str, read_as: str = "absent"
+) -> None:
     key = (table, str(record_id), column)
     if key in _WARNED:
         return
@@ -68,7 +71,7 @@ def warn_damaged(table: str, record_id: Any, column: str, found: str) -> None:
     _WARNED.add(key)
     # the stored value is not logged: it may hold a secret (a wifi key, a password)
     log.warning("store_column_damaged", table=table, record=str(record_id), column=column,
-                found=found, read_as="absent")  # fmt: skip
+                found=found, read_as=read_as)  # fmt: skip
 
 
 def json_column(
@@ -92,6 +95,67 @@ def json_column(
         warn_damaged(table, record_id, column, type(value).__name__)
         return None if nullable else kind()
     return value
+
+
+# What a column of a record field's type may hold as the database gives it back: SQLite's
+# column types are affinities, not constraints, so an UPDATE by hand keeps text in an
+# INTEGER or REAL column, a BLOB in any, a fraction in an INTEGER one. (Booleans are 0/1.)
+_HOLDS: dict[type, tuple[type, ...]] = {
+    str: (str,), int: (int,), float: (float, int), bool: (int, bool)
+}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _Scalar:
+    """A column of a record field of one scalar type (str, int, float, bool)."""
+
+    index: int
+    name: str
+    kind: type
+    holds: tuple[type, ...]
+    nullable: bool
+    #: what a value of another type reads as: None where the field holds it, else the
+    #: field's default (the value of a new record), else the type's empty value
+    default: Any
+
+
+def scalar_columns(cls: type, skip: Collection[str] = ()) -> tuple[_Scalar, ...]:
+    """The columns of record class ``cls`` whose fields hold one scalar type (or None)."""
+    hints = get_type_hints(cls)
+    out = []
+    for index, field in enumerate(fields(cls)):
+        hint = hints[field.name]
+        union = get_origin(hint) in (Union, UnionType)  # X | None
+        kinds = [arg for arg in get_args(hint) if arg is not type(None)] if union else [hint]
+        if field.name in skip or len(kinds) != 1 or kinds[0] not in _HOLDS:
+            continue
+        kind = kinds[0]
+        nullable = union and type(None) in get_args(hint)
+        default = field.default if field.default is not MISSING else kind()
+        out.append(_Scalar(index, field.name, kind, _HOLDS[kind], nullable,
+                           None if nullable else default))  # fmt: skip
+    return tuple(out)
+
+
+def scalar_values(
+    values: list[Any], columns: tuple[_Scalar, ...], *, table: str, record_id: Any
+) -> None:
+    """A row's scalar columns as this release reads them, in place: a value of another type
+    (a row edited by hand, a half restored backup) reads as absent, or as a new record's
+    value where the field holds no None, with one warning, rather than failing every
+    look-up, list and session of the record. The next write of the column replaces it."""
+    for column in columns:
+        value = values[column.index]
+        if type(value) in column.holds:
+            if column.kind is bool:
+                values[column.index] = bool(value)
+            continue
+        if value is None and column.nullable:
+            continue
+        found = "null" if value is None else type(value).__name__
+        read_as = "absent" if column.nullable else dumps(column.default)
+        warn_damaged(table, record_id, column.name, found, read_as)
+        values[column.index] = column.default
 
 
 MAC_SEPARATORS = re.compile(r"[\s:.\-]")
@@ -160,7 +224,7 @@ _DEVICE_ID = DEVICE_FIELDS.index("id")
 
 
 _ABSENT_PATHS = DEVICE_FIELDS.index("absent_paths")
-_BOOL_INDEXES = (DEVICE_FIELDS.index("drift_check"), DEVICE_FIELDS.index("mac_from_router"))
+_DEVICE_SCALARS = scalar_columns(DeviceRecord)
 
 
 def device_record(row: Sequence[Any]) -> DeviceRecord:
@@ -175,8 +239,7 @@ def device_record(row: Sequence[Any]) -> DeviceRecord:
     if not all(type(path) is str for path in paths):
         warn_damaged("devices", device_id, "absent_paths", "list of non-strings")
         values[_ABSENT_PATHS] = [path for path in paths if type(path) is str]
-    for index in _BOOL_INDEXES:
-        values[index] = bool(values[index])
+    scalar_values(values, _DEVICE_SCALARS, table="devices", record_id=device_id)
     return DeviceRecord(*values)
 
 
@@ -254,12 +317,20 @@ class Table:
     """A table whose columns are exactly the fields of a record dataclass, in order. The
     statements that bind values are each backend's (their placeholders differ)."""
 
-    def __init__(self, name: str, cls: type, json_fields: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        name: str,
+        cls: type,
+        json_fields: frozenset[str] = frozenset(),
+        key: tuple[str, ...] = ("id",),
+    ) -> None:
         self.name = name
         self.cls = cls
         self.names = [f.name for f in fields(cls)]
         self.json_indexes = [i for i, n in enumerate(self.names) if n in json_fields]
-        self.id_index = self.names.index("id") if "id" in self.names else None
+        # the columns that name a record in a store_column_damaged warning, joined by "/"
+        self.key_indexes = [self.names.index(n) for n in key]
+        self.scalars = scalar_columns(cls, json_fields)
         # quoted: audit has columns named "before" and "after"
         self.columns = ", ".join(f'"{n}"' for n in self.names)
         self.select = f"SELECT {self.columns} FROM {name}"
@@ -273,13 +344,14 @@ class Table:
 
     def record(self, row: Sequence[Any]) -> Any:
         values = list(row)
-        record_id = values[self.id_index] if self.id_index is not None else None
+        record_id = "/".join(str(values[i]) for i in self.key_indexes)
         for i in self.json_indexes:
             # every JSON column of these tables holds an object or null
             values[i] = json_column(
                 values[i], dict, table=self.name, record_id=record_id, column=self.names[i],
                 nullable=True,
             )  # fmt: skip
+        scalar_values(values, self.scalars, table=self.name, record_id=record_id)
         return self.cls(*values)
 
 
@@ -293,8 +365,8 @@ AUDIT_AFTER = AUDIT.names.index("after")
 INTERNET_ACCOUNTS = Table("internet_accounts", InternetAccountRecord, frozenset({"confirm"}))
 
 
-APN_ACCOUNTS = Table("apn_accounts", ApnAccountRecord)
-APN_NETWORKS = Table("apn_networks", ApnNetworkRecord)
+APN_ACCOUNTS = Table("apn_accounts", ApnAccountRecord, key=("key",))
+APN_NETWORKS = Table("apn_networks", ApnNetworkRecord, key=("account", "key"))
 APN_DEVICES = Table("apn_devices", ApnDeviceRecord, frozenset({"metadata"}))
 APN_OPERATIONS = Table("apn_operations", ApnOperationRecord)
 #: the unique values of a network's active devices, as the client names them
@@ -302,9 +374,7 @@ APN_UNIQUE = (("CLI", "cli_key"), ("SIMNumber", "iccid"))
 
 
 def apn_device(row: Sequence[Any]) -> ApnDeviceRecord:
-    record: ApnDeviceRecord = APN_DEVICES.record(row)
-    record.enabled = bool(record.enabled)
-    record.lock_imei = bool(record.lock_imei)
+    record: ApnDeviceRecord = APN_DEVICES.record(row)  # (enabled, lock_imei: bools there)
     return record
 
 

@@ -104,15 +104,19 @@ ON CONFLICT (serial_key) DO UPDATE SET
     updated = excluded.updated
 """
 
+# last_inform as the session read it: one that is no number (a row edited by hand) reads
+# as none (acsd.store.records.scalar_values), and the check that no later session
+# committed first compares the two: else it would refuse every session of the router.
+_LAST_INFORM = "CASE WHEN typeof(last_inform) IN ('real', 'integer') THEN last_inform END"
 _IDS_SQL = (
-    "SELECT id, serial_key, last_inform, revision FROM devices"
+    f"SELECT id, serial_key, {_LAST_INFORM}, revision FROM devices"
     " WHERE id IN (SELECT value FROM json_each(?))"
 )
 _KEYS_SQL = (
     "SELECT id, serial_key FROM devices WHERE serial_key IN (SELECT value FROM json_each(?))"
 )
 _HEARD_SQL = (
-    "SELECT serial_key, last_inform FROM devices"
+    f"SELECT serial_key, {_LAST_INFORM} FROM devices"
     " WHERE serial_key IN (SELECT value FROM json_each(?))"
 )
 
