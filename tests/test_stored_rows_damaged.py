@@ -269,3 +269,57 @@ async def test_lines_and_apn_records_with_columns_of_another_type_are_shown_and_
             "SELECT typeof(status), typeof(end_date) FROM apn_devices WHERE id = ?", (sim_id,)
         ).fetchone()
     assert kept == ("text", "real") and ended == ("integer", "real")
+
+
+async def test_a_state_this_release_does_not_know_reads_as_a_new_records_and_is_repaired(
+    module_daemon, module_world
+):
+    daemon, world = module_daemon, module_world
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="DMGS")
+    serial = sim.routers[0].serial
+    body = device_body(world, "own", serial)
+    body["dhcp"] = None
+    device = world.api.post("/network/device", body).body
+    path = f"/network/device/{device['_id']}"
+    order = {"customer": world.customers["own"], "device": device["_id"], "name": "Fibre"}
+    account = world.api.post("/internet/account", order).body
+    line = f"/internet/account/{account['_id']}"
+    assert (await sim.run_once()).ok == 1
+    # (a newer release's, or a typing error in sqlite3)
+    _damage(daemon, device["_id"], state="'RETIRED'")
+    _damage_row(daemon, "internet_accounts", "id = ?", (account["_id"],), state="'LOST'")
+    for _ in range(2):
+        got = world.api.get(path)
+        assert got.status == 200 and got.body["state"] == "ACTIVE", got.body
+        assert world.api.get("/network/device", query={"limit": 1000}).status == 200
+        assert daemon.device_json(serial)["state"] == "ACTIVE"
+        shown = world.api.get(line)
+        assert shown.status == 200 and shown.body["state"] == "ORDERED", shown.body
+        listed = world.api.get("/internet/account", query={"device": device["_id"]})
+        assert [a["state"] for a in listed.body["items"]] == ["ORDERED"]
+    found = [
+        (e["table"], e["column"], e["found"], e["read_as"])
+        for e in daemon.events("store_column_damaged")
+        if e["record"] in (device["_id"], account["_id"])
+    ]
+    assert sorted(found) == [
+        ("devices", "state", "unknown value", '"ACTIVE"'),
+        ("internet_accounts", "state", "unknown value", '"ORDERED"'),
+    ]
+    assert "RETIRED" not in daemon.log_text()
+    # the operator's next write of settings, and the confirm, write states of this release
+    patched = world.api.patch(path, {"wifi": {**body["wifi"], "ssid": "Again"}})
+    assert patched.status == 200 and patched.body["state"] == "PROVISIONING", patched.body
+    assert (await sim.run_once()).ok == 1
+    assert world.api.get(path).body["state"] == "ACTIVE"
+    net = {"ipAddress": "203.0.113.66", "subnet": "255.255.255.248", "gateway": "203.0.113.65"}
+    confirmed = world.api.post(f"{line}/confirm", {**CONFIRM, "net": net})
+    assert confirmed.status == 200, confirmed.body
+    with sqlite3.connect(daemon.db) as db:
+        states = db.execute(
+            "SELECT (SELECT state FROM devices WHERE id = ?),"
+            " (SELECT state FROM internet_accounts WHERE id = ?)",
+            (device["_id"], account["_id"]),
+        ).fetchone()
+    # (the confirmed line, started at once, is the router's next job)
+    assert states == ("PROVISIONING", "ACTIVE")

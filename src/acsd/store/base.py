@@ -254,6 +254,11 @@ class DeviceQuery:
     after: str | None = None
 
 
+#: what an internet account's state is stored as (the API shows these; a CONFIRMED one
+#: whose start date has passed as ACTIVE)
+INTERNET_STATES = ("ORDERED", "CONFIRMED", "ACTIVE", "ENDED")
+
+
 @dataclass(slots=True)
 class InternetAccountRecord:
     """An Internet line (seed 002): ordered for a customer, confirmed by the provider."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import MISSING, dataclass, fields, replace
 from types import UnionType
 from typing import Any, Union, get_args, get_origin, get_type_hints
@@ -18,7 +18,9 @@ import orjson
 from acsd import clock
 from acsd.ids import new_id
 from acsd.log import get_logger
+from acsd.models import DeviceState
 from acsd.store.base import (
+    INTERNET_STATES,
     ApnAccountRecord,
     ApnDeviceRecord,
     ApnNetworkRecord,
@@ -117,10 +119,17 @@ class _Scalar:
     #: what a value of another type reads as: None where the field holds it, else the
     #: field's default (the value of a new record), else the type's empty value
     default: Any
+    #: the values the column may hold, where they are few (a state): another reads as
+    #: ``default`` too
+    allowed: frozenset[Any] | None = None
 
 
-def scalar_columns(cls: type, skip: Collection[str] = ()) -> tuple[_Scalar, ...]:
-    """The columns of record class ``cls`` whose fields hold one scalar type (or None)."""
+def scalar_columns(
+    cls: type, skip: Collection[str] = (), allowed: Mapping[str, Collection[Any]] | None = None
+) -> tuple[_Scalar, ...]:
+    """The columns of record class ``cls`` whose fields hold one scalar type (or None),
+    with the values ``allowed`` in some of them."""
+    allowed = allowed or {}
     hints = get_type_hints(cls)
     out = []
     for index, field in enumerate(fields(cls)):
@@ -132,8 +141,10 @@ def scalar_columns(cls: type, skip: Collection[str] = ()) -> tuple[_Scalar, ...]
         kind = kinds[0]
         nullable = union and type(None) in get_args(hint)
         default = field.default if field.default is not MISSING else kind()
+        values = allowed.get(field.name)
         out.append(_Scalar(index, field.name, kind, _HOLDS[kind], nullable,
-                           None if nullable else default))  # fmt: skip
+                           None if nullable else default,
+                           None if values is None else frozenset(values)))  # fmt: skip
     return tuple(out)
 
 
@@ -149,10 +160,14 @@ def scalar_values(
         if type(value) in column.holds:
             if column.kind is bool:
                 values[column.index] = bool(value)
+                continue
+            if column.allowed is None or value in column.allowed:
+                continue
+            found = "unknown value"  # (not which: the warning names no stored value)
+        elif value is None and column.nullable:
             continue
-        if value is None and column.nullable:
-            continue
-        found = "null" if value is None else type(value).__name__
+        else:
+            found = "null" if value is None else type(value).__name__
         read_as = "absent" if column.nullable else dumps(column.default)
         warn_damaged(table, record_id, column.name, found, read_as)
         values[column.index] = column.default
@@ -224,7 +239,7 @@ _DEVICE_ID = DEVICE_FIELDS.index("id")
 
 
 _ABSENT_PATHS = DEVICE_FIELDS.index("absent_paths")
-_DEVICE_SCALARS = scalar_columns(DeviceRecord)
+_DEVICE_SCALARS = scalar_columns(DeviceRecord, allowed={"state": get_args(DeviceState)})
 
 
 def device_record(row: Sequence[Any]) -> DeviceRecord:
@@ -323,6 +338,7 @@ class Table:
         cls: type,
         json_fields: frozenset[str] = frozenset(),
         key: tuple[str, ...] = ("id",),
+        allowed: Mapping[str, Collection[Any]] | None = None,
     ) -> None:
         self.name = name
         self.cls = cls
@@ -330,7 +346,7 @@ class Table:
         self.json_indexes = [i for i, n in enumerate(self.names) if n in json_fields]
         # the columns that name a record in a store_column_damaged warning, joined by "/"
         self.key_indexes = [self.names.index(n) for n in key]
-        self.scalars = scalar_columns(cls, json_fields)
+        self.scalars = scalar_columns(cls, json_fields, allowed)
         # quoted: audit has columns named "before" and "after"
         self.columns = ", ".join(f'"{n}"' for n in self.names)
         self.select = f"SELECT {self.columns} FROM {name}"
@@ -362,7 +378,10 @@ AUDIT = Table("audit", AuditRecord, frozenset({"before", "after"}))
 AUDIT_RESOURCE_ID = AUDIT.names.index("resource_id")
 AUDIT_AT = AUDIT.names.index("at")
 AUDIT_AFTER = AUDIT.names.index("after")
-INTERNET_ACCOUNTS = Table("internet_accounts", InternetAccountRecord, frozenset({"confirm"}))
+INTERNET_ACCOUNTS = Table(
+    "internet_accounts", InternetAccountRecord, frozenset({"confirm"}),
+    allowed={"state": INTERNET_STATES},
+)  # fmt: skip
 
 
 APN_ACCOUNTS = Table("apn_accounts", ApnAccountRecord, key=("key",))
