@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import MISSING, dataclass, fields, replace
+from operator import contains, itemgetter
 from types import UnionType
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
@@ -124,9 +125,28 @@ class _Scalar:
     allowed: frozenset[Any] | None = None
 
 
+class Scalars:
+    """The columns of a record class whose fields hold one scalar type (or None), with the
+    values allowed in some of them; checked first all at once (a list page reads 1000
+    rows of 30 such columns), then one by one only in a row that fails that."""
+
+    def __init__(self, columns: Sequence[_Scalar]) -> None:
+        self.columns = tuple(columns)
+        indexes = [column.index for column in self.columns]
+        if len(indexes) < 2:  # itemgetter of one index gives the value, not a tuple
+            raise ValueError("a record of fewer than two scalar columns")
+        self.pick: Callable[[Sequence[Any]], tuple[Any, ...]] = itemgetter(*indexes)
+        self.types = tuple(
+            frozenset((*column.holds, type(None)) if column.nullable else column.holds)
+            for column in self.columns
+        )
+        self.bools = tuple(column.index for column in self.columns if column.kind is bool)
+        self.enums = tuple(column for column in self.columns if column.allowed is not None)
+
+
 def scalar_columns(
     cls: type, skip: Collection[str] = (), allowed: Mapping[str, Collection[Any]] | None = None
-) -> tuple[_Scalar, ...]:
+) -> Scalars:
     """The columns of record class ``cls`` whose fields hold one scalar type (or None),
     with the values ``allowed`` in some of them."""
     allowed = allowed or {}
@@ -145,32 +165,34 @@ def scalar_columns(
         out.append(_Scalar(index, field.name, kind, _HOLDS[kind], nullable,
                            None if nullable else default,
                            None if values is None else frozenset(values)))  # fmt: skip
-    return tuple(out)
+    return Scalars(out)
 
 
-def scalar_values(
-    values: list[Any], columns: tuple[_Scalar, ...], *, table: str, record_id: Any
-) -> None:
+def scalar_values(values: list[Any], columns: Scalars, *, table: str, record_id: Any) -> None:
     """A row's scalar columns as this release reads them, in place: a value of another type
     (a row edited by hand, a half restored backup) reads as absent, or as a new record's
     value where the field holds no None, with one warning, rather than failing every
     look-up, list and session of the record. The next write of the column replaces it."""
-    for column in columns:
-        value = values[column.index]
-        if type(value) in column.holds:
-            if column.kind is bool:
-                values[column.index] = bool(value)
+    if not all(map(contains, columns.types, map(type, columns.pick(values)))):
+        for column in columns.columns:
+            value = values[column.index]
+            if type(value) in column.holds or (value is None and column.nullable):
                 continue
-            if column.allowed is None or value in column.allowed:
-                continue
-            found = "unknown value"  # (not which: the warning names no stored value)
-        elif value is None and column.nullable:
-            continue
-        else:
             found = "null" if value is None else type(value).__name__
-        read_as = "absent" if column.nullable else dumps(column.default)
-        warn_damaged(table, record_id, column.name, found, read_as)
-        values[column.index] = column.default
+            _reset(values, column, table, record_id, found)
+    for index in columns.bools:
+        values[index] = bool(values[index])
+    for column in columns.enums:
+        value = values[column.index]
+        if value not in column.allowed and not (value is None and column.nullable):  # type: ignore[operator]
+            # (not which value: the warning names none that is stored)
+            _reset(values, column, table, record_id, "unknown value")
+
+
+def _reset(values: list[Any], column: _Scalar, table: str, record_id: Any, found: str) -> None:
+    read_as = "absent" if column.nullable else dumps(column.default)
+    warn_damaged(table, record_id, column.name, found, read_as)
+    values[column.index] = column.default
 
 
 MAC_SEPARATORS = re.compile(r"[\s:.\-]")
