@@ -128,12 +128,8 @@ def device_filters(query: DeviceQuery, args: Args) -> str:
         clauses.append(online if query.online else f"NOT coalesce({online}, false)")
     if query.job is not None:
         # as SQLite's (acsd.store.sqlite.filters._JOB_SQL): the job of the record's
-        # revision, the memory parsed once per row
-        state = args(query.job, "text")
-        clauses.append(
-            "(revision > 0 AND (provisioning::jsonb -> 'job')"
-            f" @> jsonb_build_object('revision', revision, 'state', {state}))"
-        )
+        # revision, read from the index devices_job_state (schema version 20)
+        clauses.append(f"acsd_job_state(provisioning, revision) = {args(query.job, 'text')}")
     q = (query.q or "").strip()
     if q:
         columns = ("name", "serial_number", "notes")

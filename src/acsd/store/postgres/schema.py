@@ -371,6 +371,39 @@ PG_MIGRATIONS: list[PgMigration] = [
         );
         """,
     ),
+    PgMigration(
+        20,
+        """
+        -- As SQLite's step 20: the state of the job a device shows, in an index on the
+        -- expression. A function, for what an expression cannot say: a memory that is no
+        -- JSON (a row edited by hand) has no job rather than failing its every write.
+        -- IMMUTABLE: it reads its arguments only (the index needs that). Not PARALLEL
+        -- SAFE: its EXCEPTION block is a subtransaction, which a parallel worker cannot
+        -- start (the index build of a large table and a parallel scan failed with it).
+        CREATE FUNCTION acsd_job_state(provisioning TEXT, revision BIGINT) RETURNS TEXT
+        LANGUAGE plpgsql IMMUTABLE STRICT AS $$
+        DECLARE
+            job JSONB;
+        BEGIN
+            IF revision <= 0 THEN
+                RETURN NULL;
+            END IF;
+            job := provisioning::jsonb -> 'job';
+            IF jsonb_typeof(job) = 'object' AND job -> 'revision' = to_jsonb(revision)
+                    AND jsonb_typeof(job -> 'state') = 'string' THEN
+                RETURN job ->> 'state';
+            END IF;
+            RETURN NULL;
+        EXCEPTION WHEN invalid_text_representation THEN
+            RETURN NULL;
+        END
+        $$;
+        CREATE INDEX devices_job_state ON devices (
+            acsd_job_state(provisioning, revision), id, customer, state, last_inform,
+            periodic_interval
+        );
+        """,
+    ),
 ]
 
 

@@ -11,6 +11,7 @@ from acsd.store.base import (
     InternetAccountQuery,
 )
 from acsd.store.records import MAC_SEPARATORS, dumps, search_fold
+from acsd.store.schema import JOB_STATE_SQL
 
 _LIKE_SPECIAL = re.compile(r"([\\%_])")
 _MAC_QUERY = re.compile(r"^[0-9a-fA-F\s:.\-]+\Z")
@@ -22,12 +23,9 @@ _ONLINE_SQL = (
     " ELSE :default_interval END) + :grace)"
 )
 
-# The job a device shows (acsd.device_view): the provisioning memory's, when it is of the
-# record's revision; revision 0 (no operator settings) has none.
-_JOB_SQL = (
-    "(revision > 0 AND json_extract(provisioning, '$.job.revision') = revision"
-    " AND json_extract(provisioning, '$.job.state') = :job)"
-)
+# The job a device shows, as the index devices_job_state holds it (written alike, so that
+# SQLite answers a job= list from that index rather than by parsing every row's memory).
+_JOB_SQL = f"{JOB_STATE_SQL} = :job"
 
 
 def fold(value: Any) -> str | None:

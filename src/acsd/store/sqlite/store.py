@@ -167,9 +167,9 @@ class SqliteStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, Sqlite
             query.limit,
             query.offset,
             # Rows carry KB of parameters each: a filter is answered from the index of the
-            # filtered columns. Without one, the first ids come cheaply from the table. The
-            # job is in the rows' provisioning memory, which no index holds: the planner
-            # picks (a scan of the table in id order beats a lookup per index entry).
+            # filtered columns. Without one, the first ids come cheaply from the table. A
+            # job= list has an index of its own (devices_job_state, which holds no search
+            # columns): the planner picks it, or a customer's when that narrows more.
             index=None if where == "1" or query.job is not None else "devices_filters",
             after=query.after,
         )
