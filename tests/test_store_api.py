@@ -840,3 +840,27 @@ async def test_a_swap_audits_the_mac_as_written(store: SqliteStore) -> None:
     assert swapped.mac_address == "020000000042"
     [logged] = [e for e in (await store.list_audit())[0] if e.id == "SWAP-ENTRY"]
     assert logged.after == {"macAddress": "020000000042"}
+
+
+async def test_list_devices_after_a_serial_number(store: SqliteStore) -> None:
+    """``acsd device list --after``: the list by serial number (code point order on both
+    backends) from past a serial number on, in any case, of a device or of none (the last
+    one shown may have been deleted since)."""
+    for serial in ("ab_1", "AB-2", "Z9", "b0", "AB-10"):
+        await add(store, serial)
+    ordered = ["AB-10", "AB-2", "ab_1", "b0", "Z9"]
+    assert [r.serial_number for r in await store.list_devices()] == ordered
+    walked, after = [], None
+    while page := await store.list_devices(limit=2, after=after):
+        walked += [r.serial_number for r in page]
+        after = page[-1].serial_number.swapcase()  # any case
+    assert walked == ordered
+    assert [r.serial_number for r in await store.list_devices(after="AB-2", offset=1)] == [
+        "b0",
+        "Z9",
+    ]
+    gone = await store.get_device("ab_1")
+    assert gone is not None
+    await store.delete_device(gone.id)
+    assert [r.serial_number for r in await store.list_devices(after="AB_1")] == ["b0", "Z9"]
+    assert await store.list_devices(after="z9") == []

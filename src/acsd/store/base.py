@@ -428,9 +428,13 @@ class Store(Protocol):
         as there (path -> [value, type]), read without loading the tree; the others are
         left out. ValueError for a path with a double quote (no parameter has one)."""
 
-    async def list_devices(self, *, limit: int = 1000, offset: int = 0) -> list[DeviceRecord]:
+    async def list_devices(
+        self, *, limit: int = 1000, offset: int = 0, after: str | None = None
+    ) -> list[DeviceRecord]:
         """Ordered by serial number. The records hold no parameter tree (``params`` is
-        empty), as in :meth:`query_devices`."""
+        empty), as in :meth:`query_devices`. ``after``: a serial number (any case, a device
+        of it or not); the list starts past it, so a walk that gives each page's last serial
+        number sees each device that exists throughout once, while others come and go."""
 
     async def save_session(self, result: SessionResult) -> str:
         """Commit a session's results (batched with other sessions'); returns the device id

@@ -131,17 +131,22 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, PgCore):
         )
         return {row[0]: loads(row[1]) for row in rows}
 
-    async def list_devices(self, *, limit: int = 1000, offset: int = 0) -> list[DeviceRecord]:
+    async def list_devices(
+        self, *, limit: int = 1000, offset: int = 0, after: str | None = None
+    ) -> list[DeviceRecord]:
         # no tree, as SqliteStore.list_devices: `acsd device list` reads 1000 records.
         # COLLATE "C": in code point order, as SQLite's; the database's own collation
         # would follow its locale (en_US puts "_" before "-"), which differs by server.
         # (The unique index on serial_key then goes unused here: a sort of the table for
         # a CLI listing, rather than a migration of the column.)
+        # (after: compared in the same order, "C", as SQLite's BINARY compares)
         rows = await self._fetch(
             f"SELECT {DEVICE_LIST_COLUMNS} FROM devices"
+            ' WHERE $3::text IS NULL OR serial_key COLLATE "C" > $3::text'
             ' ORDER BY serial_key COLLATE "C", id LIMIT $1 OFFSET $2',
             max(0, limit),
             max(0, offset),
+            None if after is None else serial_key(after),
         )
         return [device_record(row) for row in rows]
 

@@ -144,12 +144,20 @@ class SqliteStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, Sqlite
             return {}
         return {path: loads(value) for path, value in rows if value is not None}
 
-    async def list_devices(self, *, limit: int = 1000, offset: int = 0) -> list[DeviceRecord]:
+    async def list_devices(
+        self, *, limit: int = 1000, offset: int = 0, after: str | None = None
+    ) -> list[DeviceRecord]:
         # `acsd device list` shows no tree either: its default page of 1000 routers of
         # 100k parameters each read and decoded GBs (as the API's list did).
+        past = "" if after is None else "WHERE serial_key > :after "
         rows = await self._read.execute_fetchall(
-            f"SELECT {DEVICE_LIST_COLUMNS} FROM devices ORDER BY serial_key, id LIMIT ? OFFSET ?",
-            (max(0, limit), max(0, offset)),
+            f"SELECT {DEVICE_LIST_COLUMNS} FROM devices {past}"
+            "ORDER BY serial_key, id LIMIT :limit OFFSET :offset",
+            {
+                "limit": max(0, limit),
+                "offset": max(0, offset),
+                "after": None if after is None else serial_key(after),
+            },
         )
         return [device_record(row) for row in rows]
 
