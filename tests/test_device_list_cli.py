@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
+
 
 def _serials(stdout: str) -> list[str]:
     return [line.split()[1] for line in stdout.splitlines() if "LIMIT" in line]
@@ -12,9 +15,12 @@ def test_device_list_says_when_the_limit_hides_devices(daemon):
         daemon.apply({"serialNumber": f"LIMIT{n:04d}"})
     shown = daemon.cli("device", "list", "--limit", "2")
     assert _serials(shown.stdout) == ["LIMIT0000", "LIMIT0001"]
-    assert shown.stderr.strip() == "acsd: devices 1-2 of 3 shown; --offset 2 shows the next 1"
+    assert (
+        shown.stderr.strip() == "acsd: devices 1-2 of 3 shown; --after LIMIT0001 shows the next 1"
+    )
     whole = daemon.cli("device", "list")
-    assert len(_serials(whole.stdout)) == 3 and whole.stderr == ""
+    assert len(_serials(whole.stdout)) == 3
+    assert whole.stderr.strip() == "acsd: all 3 devices shown"
     for bad in ("0", "-1", "x", "99999999999999999999"):
         refused = daemon.cli("device", "list", "--limit", bad, check=False)
         assert refused.returncode == 2 and "--limit" in refused.stderr
@@ -33,3 +39,60 @@ def test_device_list_pages_with_offset(daemon):
     assert past.stderr.strip() == "acsd: no devices at --offset 5: there are 3"
     refused = daemon.cli("device", "list", "--offset", "-1", check=False)
     assert refused.returncode == 2 and "--offset" in refused.stderr
+
+
+def test_device_list_walks_by_after_and_says_how_many_match(daemon):
+    """--after, as the API's after: the next page starts past the last device shown, so a
+    walk sees every device once while others are added and deleted (an --offset walk skips
+    one when a device before it goes)."""
+    for n in range(5):
+        daemon.apply({"serialNumber": f"LIMIT{n:04d}"})
+    first = daemon.cli("device", "list", "--limit", "2")
+    assert _serials(first.stdout) == ["LIMIT0000", "LIMIT0001"]
+    assert (
+        first.stderr.strip() == "acsd: devices 1-2 of 5 shown; --after LIMIT0001 shows the next 2"
+    )
+    # meanwhile a device already shown goes: the next page is still the next two
+    with sqlite3.connect(daemon.db) as db:
+        db.execute("DELETE FROM devices WHERE serial_number = 'LIMIT0000'")
+    second = daemon.cli("device", "list", "--limit", "2", "--after", "limit0001")  # any case
+    assert _serials(second.stdout) == ["LIMIT0002", "LIMIT0003"]
+    assert second.stderr.strip() == (
+        "acsd: 2 of 4 devices shown, after limit0001; --after LIMIT0003 shows the next"
+    )
+    last = daemon.cli("device", "list", "--limit", "2", "--after", "LIMIT0003")
+    assert _serials(last.stdout) == ["LIMIT0004"]
+    assert last.stderr.strip() == "acsd: 1 of 4 devices shown, after LIMIT0003"
+    past = daemon.cli("device", "list", "--after", "LIMIT0004")
+    assert past.stderr.strip() == "acsd: no devices after LIMIT0004: there are 4"
+    assert "no devices yet" not in past.stdout
+
+    # --job lists in the order of ids, so its --after is the last device's _id
+    ids = {}
+    with sqlite3.connect(daemon.db) as db:
+        for serial, device_id in db.execute("SELECT serial_number, id FROM devices"):
+            ids[serial] = device_id
+            job = {"revision": 1, "state": "FAILED" if serial != "LIMIT0002" else "DONE"}
+            db.execute(
+                "UPDATE devices SET revision = 1, provisioning = ? WHERE id = ?",
+                (json.dumps({"job": job}), device_id),
+            )
+    failed = sorted((s for s in ids if s != "LIMIT0002"), key=ids.__getitem__)
+    page = daemon.cli("device", "list", "--job", "FAILED", "--limit", "2")
+    assert _serials(page.stdout) == failed[:2]
+    assert page.stderr.strip() == (
+        f"acsd: devices 1-2 of 3 with a FAILED job shown; --after {ids[failed[1]]} shows the next 1"
+    )
+    rest = daemon.cli("device", "list", "--job", "FAILED", "--after", ids[failed[1]].upper())
+    assert _serials(rest.stdout) == failed[2:]
+    assert rest.stderr.strip() == (
+        f"acsd: 1 of 3 devices with a FAILED job shown, after {ids[failed[1]].upper()}"
+    )
+    whole = daemon.cli("device", "list", "--job", "DONE")
+    assert whole.stderr.strip() == "acsd: 1 device with a DONE job shown"
+    refused = daemon.cli("device", "list", "--job", "FAILED", "--after", "LIMIT0001", check=False)
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr.strip() == (
+        "acsd: --after with --job takes the _id of a device (24 hex digits, as the list shows"
+        " them), not 'LIMIT0001'"
+    )

@@ -6,8 +6,10 @@ import argparse
 import asyncio
 import json
 import os
+import shlex
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from acsd import log as acsd_log
@@ -57,7 +59,17 @@ def build_parser() -> argparse.ArgumentParser:
     dlist.add_argument("--json", action="store_true", help="a JSON array of seed-000 objects")
     dlist.add_argument("--limit", type=_positive, default=1000, help="at most this many (1000)")
     dlist.add_argument(
-        "--offset", type=_not_negative, default=0, help="skip this many first (0): the next page"
+        "--offset",
+        type=_not_negative,
+        default=0,
+        help="skip this many first (0); --after is the way to the next page",
+    )
+    dlist.add_argument(
+        "--after",
+        metavar="KEY",
+        help="start past this device, the last one shown (stderr names it): its serial number "
+        "(any case), or with --job its _id; unlike --offset, a walk this way sees every device "
+        "once while others are added and deleted",
     )
     dlist.add_argument(
         "--job",
@@ -585,6 +597,7 @@ def _versions(versions: list[int]) -> str:
 
 async def _device(args: argparse.Namespace, config: Config) -> int:
     from acsd.device_view import device_view
+    from acsd.ids import is_id, normal_id
     from acsd.store.base import DeviceQuery
 
     store = await _open_store(config)
@@ -598,14 +611,26 @@ async def _device(args: argparse.Namespace, config: Config) -> int:
         if args.device_command == "apply":
             return await _apply(args.file, store, view)
         if args.device_command == "list":
+            after = args.after
+            # one more than the page: whether there is a next one, whatever --after skipped
+            wanted = min(args.limit + 1, _SQL_INT_MAX)
             if args.job is None:
-                records = await store.list_devices(limit=args.limit, offset=args.offset)
+                records = await store.list_devices(limit=wanted, offset=args.offset, after=after)
                 total = await store.count_devices()
             else:
+                if after is not None and not is_id(after := normal_id(after)):
+                    print(
+                        f"acsd: --after with --job takes the _id of a device (24 hex digits, "
+                        f"as the list shows them), not {_shown(args.after)!r}",
+                        file=sys.stderr,
+                    )
+                    return 2
                 # the API's filter (GET /network/device?job=), paged by id as it is
                 records, total = await store.query_devices(
-                    DeviceQuery(job=args.job, limit=args.limit, offset=args.offset)
+                    DeviceQuery(job=args.job, limit=wanted, offset=args.offset, after=after)
                 )
+            more = len(records) > args.limit
+            records = records[: args.limit]
             devices = [device_view(r, **view) for r in records]
             if args.json:
                 print(json.dumps([d.to_json() for d in devices], indent=2))
@@ -613,7 +638,13 @@ async def _device(args: argparse.Namespace, config: Config) -> int:
                 print(f"(no devices with a {args.job} job)")
             else:
                 _print_table(devices, empty=not total)
-            if page := _page_note(args.offset, len(records), total):
+            last = None
+            if records:
+                last = records[-1].serial_number if args.job is None else records[-1].id
+            page = _page_note(
+                Page(args.offset, args.after, len(records), total, more, last, args.job)
+            )
+            if page:
                 print(f"acsd: {page}", file=sys.stderr)
             return 0
         record = await store.get_device(args.key)
@@ -717,16 +748,47 @@ def _not_negative(text: str) -> int:
     return _whole(text, 0)
 
 
-def _page_note(offset: int, shown: int, total: int) -> str | None:
-    """What a page of ``device list`` leaves out, and how to see it; None: nothing."""
-    if shown == 0 and offset:
-        return f"no devices at --offset {offset}: there are {total}"
-    if offset == 0 and shown == total:
+@dataclass(frozen=True)
+class Page:
+    """One page of ``device list``: where it started, what it holds, what follows."""
+
+    offset: int
+    after: str | None
+    shown: int
+    #: every device that matches (the count the API's list gives as ``total``)
+    total: int
+    #: whether a device follows the page
+    more: bool
+    #: the --after of the next page: the last device's serial number, or _id with --job
+    last: str | None
+    job: str | None = None
+
+
+def _page_note(page: Page) -> str | None:
+    """How many devices match, which of them the page shows, and how to see the next;
+    None when there are none (the list itself says so)."""
+    matching = "" if page.job is None else f" with a {page.job} job"
+    if page.shown == 0:
+        if page.after is not None:
+            return f"no devices{matching} after {_shown(page.after)}: there are {page.total}"
+        if page.offset:
+            return f"no devices{matching} at --offset {page.offset}: there are {page.total}"
         return None
-    first, last = offset + 1, offset + shown
-    rest = total - last
-    hint = f"; --offset {last} shows the next {min(rest, shown)}" if rest > 0 else ""
-    return f"devices {first}-{last} of {total} shown{hint}"
+    if page.after is None and page.offset == 0 and not page.more:
+        if page.total == 1:
+            return f"1 device{matching} shown"
+        return f"all {page.total} devices{matching} shown"
+    next_page = ""
+    if page.more and page.last is not None:
+        next_page = f"; --after {shlex.quote(_shown(page.last))} shows"
+    if page.after is not None:
+        # (where the page stands among them is not counted: that would need another read)
+        hint = f"{next_page} the next" if next_page else ""
+        where = f"after {_shown(page.after)}"
+        return f"{page.shown} of {page.total} devices{matching} shown, {where}{hint}"
+    first, last = page.offset + 1, page.offset + page.shown
+    hint = f"{next_page} the next {max(1, min(page.total - last, page.shown))}" if next_page else ""
+    return f"devices {first}-{last} of {page.total}{matching} shown{hint}"
 
 
 def _shown(value: object) -> str:
