@@ -113,6 +113,7 @@ def device_view(
                 hardwareVersion=record.hardware_version,
                 profile=record.profile,
                 connectionRequestUrl=without_password(record.connection_request_url),
+                udpConnectionRequestAddress=record.udp_connection_request_address or None,
             ),
             "job": shown_job,
             "driftCheck": record.drift_check,

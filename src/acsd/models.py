@@ -401,6 +401,9 @@ class CpeInfo(_Strict):
     hardwareVersion: str | None = None
     profile: str | None = None
     connectionRequestUrl: str | None = None
+    #: where the router takes a UDP Connection Request (behind NAT: its NAT's public
+    #: mapping, learnt through acsd's STUN server)
+    udpConnectionRequestAddress: str | None = None
 
 
 class JobFault(_Strict):

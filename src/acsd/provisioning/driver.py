@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -436,6 +437,7 @@ class ProvisioningDriver(EndPhase):
             profile=self.profile.name,
             periodic_interval=_int_or_none(ident.get("periodicInterval")),
             connection_request_url=ident.get("connectionRequestUrl"),
+            udp_connection_request_address=_udp_address(ident, flat),
             absent_paths=self._absent_to_save(reset),
             since=self.record.last_inform if self.record is not None else None,
             bound_serial=self.record.serial_number if self.record is not None else None,
@@ -473,7 +475,12 @@ class ProvisioningDriver(EndPhase):
         self.job_given_up = given_up
         url = result.connection_request_url
         moved = bool(url) and (self.record is None or self.record.connection_request_url != url)
-        if moved or result.revision_moved:
+        udp = result.udp_connection_request_address
+        # a router newly reachable through its NAT: what waited for it goes now
+        reachable = bool(udp) and (
+            self.record is not None and self.record.udp_connection_request_address != udp
+        )
+        if moved or reachable or result.revision_moved:
             await self._wake_for_changes(device_id, result.revision or 0)
         # The APN device with this router's SIM: a second, small write (seed 003).
         await record_apn_session(
@@ -572,6 +579,16 @@ class ProvisioningDriver(EndPhase):
                 "management.periodic_interval": self.settings.periodic_interval,
             }
         )
+        if self.settings.stun is not None:
+            address, port, keepalive = self.settings.stun
+            self.desired.settings.update(
+                {
+                    "management.stun_enable": True,
+                    "management.stun_server_address": address,
+                    "management.stun_server_port": port,
+                    "management.stun_keepalive": keepalive,
+                }
+            )
 
     def _drift_check_due(self) -> bool:
         """Whether this session checks applied settings (``drift_check_interval``)."""
@@ -637,6 +654,23 @@ def _root_of(names: dict[str, Any]) -> str | None:
         return detect_root(names) if names else None
     except ValueError:
         return None
+
+
+#: where both data models keep the UDP Connection Request address
+_UDP_PATHS = tuple(
+    root + "ManagementServer.UDPConnectionRequestAddress"
+    for root in ("InternetGatewayDevice.", "Device.")
+)
+
+
+def _udp_address(ident: Mapping[str, Any], flat: Mapping[str, str]) -> str | None:
+    """The UDPConnectionRequestAddress to store: the one reported; "" when the router
+    reports an empty one (its STUN client off: a stored mapping is stale); None when the
+    session did not see it (the stored one is kept). Identity leaves empty values out."""
+    udp = ident.get("udpConnectionRequestAddress")
+    if udp is None and any(flat.get(path) == "" for path in _UDP_PATHS):
+        return ""
+    return udp
 
 
 def _int_or_none(value: Any) -> int | None:

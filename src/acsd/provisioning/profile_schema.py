@@ -34,6 +34,8 @@ IDENTITY_FIELDS: dict[str, str] = {
     "macAddress": "str",
     "periodicInterval": "int",
     "connectionRequestUrl": "str",
+    # where a router behind NAT takes a UDP Connection Request (TR-069 Annex G)
+    "udpConnectionRequestAddress": "str",
     "parameterKey": "str",
     "softwareVersion": "str",
     "hardwareVersion": "str",
@@ -103,6 +105,12 @@ SETTINGS: dict[str, Kind] = {
     "management.cr_password": TEXT,
     "management.periodic_enable": BOOL,
     "management.periodic_interval": INT,
+    # With acsd's STUN server on (config [stun]): the router's STUN client, towards it, so
+    # a router behind NAT takes UDP Connection Requests (TR-069 Annex G)
+    "management.stun_enable": BOOL,
+    "management.stun_server_address": TEXT,
+    "management.stun_server_port": INT,
+    "management.stun_keepalive": INT,
     # An internet account's line (seed 002), once its start date has come: the static WAN
     # address, the additional LAN range (a second address on the LAN side, the router's own
     # address in that range) and mobile failover with its SIM's number (vendor-only: no BBF
@@ -462,6 +470,7 @@ class IdentitySpec(_Spec):
     macAddress: Rules | None = None
     periodicInterval: Rules | None = None
     connectionRequestUrl: Rules | None = None
+    udpConnectionRequestAddress: Rules | None = None
     parameterKey: Rules | None = None
     softwareVersion: Rules | None = None
     hardwareVersion: Rules | None = None

@@ -36,6 +36,9 @@ class DriverSettings:
     #: cwmp.max_body: a read split for an answer over it grows back while answers stay
     #: far below it
     max_body: int = 1024 * 1024
+    #: acsd's STUN server as routers reach it, set on every router: (STUNServerAddress,
+    #: STUNServerPort, keepalive seconds); None: STUN is off and left as routers have it
+    stun: tuple[str, int, int] | None = None
 
 
 @dataclass

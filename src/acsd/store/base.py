@@ -96,6 +96,10 @@ class DeviceRecord:
     #: ManagementServer.ConnectionRequestUsername), kept apart from the tree so that a
     #: Connection Request reads no tree (written by sessions only)
     reported_cr_username: str | None = None
+    #: where the router takes a UDP Connection Request (its
+    #: ManagementServer.UDPConnectionRequestAddress, host:port: with STUN on, its NAT's
+    #: public mapping); "" once it reports none (written by sessions only)
+    udp_connection_request_address: str | None = None
 
     @property
     def made_by_operator(self) -> bool:
@@ -142,6 +146,8 @@ class SessionResult:
     profile: str | None = None
     periodic_interval: int | None = None
     connection_request_url: str | None = None
+    #: the UDPConnectionRequestAddress reported ("" for none); None keeps the stored one
+    udp_connection_request_address: str | None = None
     absent_paths: list[str] | None = None
     #: the record revision the session worked from; state/jobs/dhcp below are written only
     #: if the record still has it (an operator change during the session wins)

@@ -327,6 +327,7 @@ _REPORTED = frozenset(
         "read_plan",
         "sim",
         "reported_cr_username",
+        "udp_connection_request_address",
     }
 )
 OPERATOR = [name for name in DEVICE_FIELDS if name not in _REPORTED | {"id", "created", "updated"}]

@@ -494,6 +494,17 @@ MIGRATIONS: list[Migration] = [
         );
         """,
     ),
+    Migration(
+        21,
+        "the UDP Connection Request address the router reports, in a column",
+        """
+        -- Where a router behind NAT takes a UDP Connection Request (TR-069 Annex G): its
+        -- ManagementServer.UDPConnectionRequestAddress, kept beside the
+        -- ConnectionRequestURL so that a Connection Request reads no tree. Sessions write
+        -- it from now on; a router that reported one before reports it again.
+        ALTER TABLE devices ADD COLUMN udp_connection_request_address TEXT;
+        """,
+    ),
 ]
 
 

@@ -29,6 +29,8 @@ from acsd.store.records import dumps, dumps_params, mac_key, serial_key
 # 30 reported_cr_username: the username the result's params report (NULL: none; keeps
 #    the stored one unless the result replaces the tree)
 # 31 merge params key by key (1) rather than with json_patch (0): see MERGE_BY_KEY_FROM
+# 32 udp_connection_request_address (NULL keeps the stored one); PostgreSQL's $31, as it
+#    has no 31
 
 #: on SQLite, results with this many values are merged into the stored tree key by key. json_patch
 #: looks each of the result's keys up by walking the stored tree: 50k values over a 100k-leaf
@@ -139,6 +141,7 @@ def save_args(result: SessionResult) -> list[Any]:
         None if result.sim is None else dumps(result.sim),
         reported_username(result.params),
         1 if len(result.params) >= MERGE_BY_KEY_FROM else 0,
+        result.udp_connection_request_address,
     ]
 
 

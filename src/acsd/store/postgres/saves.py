@@ -33,7 +33,7 @@ INSERT INTO devices AS d (
     model_name, software_version, hardware_version, profile, state, revision, jobs, status,
     public_ip, last_inform, periodic_interval, params, absent_paths, connection_request_url,
     created, updated, provisioning, cr_username, cr_password, read_plan, sim, mac_from_router,
-    reported_cr_username)
+    reported_cr_username, udp_connection_request_address)
 SELECT $1::text, $2::text, $3::text,
        CASE WHEN taken THEN NULL ELSE $4::text END,
        CASE WHEN taken THEN NULL ELSE $5::text END,
@@ -41,7 +41,7 @@ SELECT $1::text, $2::text, $3::text,
        'ACTIVE', 0, 0, $13::text, $14::text, $15::float8, $16::bigint, $17::jsonb,
        coalesce($18::text, '[]'), $19::text, $15::float8, $15::float8,
        coalesce($21::text, '{}'), $26::text, $27::text, $28::text, $29::text,
-       CASE WHEN $5::text IS NOT NULL AND NOT taken THEN 1 ELSE 0 END, $30::text
+       CASE WHEN $5::text IS NOT NULL AND NOT taken THEN 1 ELSE 0 END, $30::text, $31::text
 FROM (SELECT $5::text IS NOT NULL
              AND EXISTS (SELECT 1 FROM devices WHERE mac_key = $5::text) AS taken) AS mac
 ON CONFLICT (serial_key) DO UPDATE SET
@@ -66,6 +66,7 @@ ON CONFLICT (serial_key) DO UPDATE SET
     periodic_interval = coalesce(excluded.periodic_interval, d.periodic_interval),
     connection_request_url = coalesce(excluded.connection_request_url,
                                       d.connection_request_url),
+    udp_connection_request_address = coalesce($31::text, d.udp_connection_request_address),
     cr_username = coalesce($26::text, d.cr_username),
     cr_password = coalesce($27::text, d.cr_password),
     read_plan = coalesce($28::text, d.read_plan),
@@ -103,12 +104,13 @@ _KEYS_SQL = "SELECT id, serial_key FROM devices WHERE serial_key = ANY($1::text[
 _RESET = 19
 #: save_args' ?31 tells SQLite to merge a result of many values key by key, as json_patch
 #: is quadratic there (acsd.store.writes.MERGE_BY_KEY_FROM). jsonb || is linear in
-#: both trees whatever their sizes, so SAVE_SQL takes the first 30 and has no ?31.
+#: both trees whatever their sizes, so SAVE_SQL takes the first 30 and has no ?31: the
+#: parameters after it move down one ($31 is save_args' 32nd).
 _SQLITE_ONLY = 30
 
 
 def _pg_args(args: list[Any]) -> list[Any]:
-    out = list(args[:_SQLITE_ONLY])
+    out = [*args[:_SQLITE_ONLY], *args[_SQLITE_ONLY + 1 :]]
     out[_RESET] = bool(out[_RESET])
     return out
 

@@ -404,6 +404,7 @@ PG_MIGRATIONS: list[PgMigration] = [
         );
         """,
     ),
+    PgMigration(21, "ALTER TABLE devices ADD COLUMN udp_connection_request_address TEXT;"),
 ]
 
 

@@ -32,14 +32,14 @@ INSERT INTO devices (
     model_name, software_version, hardware_version, profile, state, revision, jobs, status,
     public_ip, last_inform, periodic_interval, params, absent_paths, connection_request_url,
     created, updated, provisioning, cr_username, cr_password, read_plan, sim, mac_from_router,
-    reported_cr_username)
+    reported_cr_username, udp_connection_request_address)
 SELECT ?1, ?2, ?3,
        CASE WHEN taken THEN NULL ELSE ?4 END,
        CASE WHEN taken THEN NULL ELSE ?5 END,
        ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'ACTIVE', 0, 0, ?13,
        ?14, ?15, ?16, ?17, coalesce(?18, '[]'), ?19, ?15, ?15, coalesce(?21, '{}'), ?26, ?27,
        ?28, ?29,
-       ?5 IS NOT NULL AND NOT taken, ?30
+       ?5 IS NOT NULL AND NOT taken, ?30, ?32
 -- whether a device has the reported MAC, looked up once (the router's own record, too: a
 -- record that has it keeps it as it is); "WHERE true" lets SQLite parse the upsert
 FROM (SELECT ?5 IS NOT NULL AND EXISTS (SELECT 1 FROM devices WHERE mac_key = ?5) AS taken)
@@ -66,6 +66,7 @@ ON CONFLICT (serial_key) DO UPDATE SET
     profile = coalesce(excluded.profile, profile),
     periodic_interval = coalesce(excluded.periodic_interval, periodic_interval),
     connection_request_url = coalesce(excluded.connection_request_url, connection_request_url),
+    udp_connection_request_address = coalesce(?32, udp_connection_request_address),
     cr_username = coalesce(?26, cr_username),
     cr_password = coalesce(?27, cr_password),
     read_plan = coalesce(?28, read_plan),
