@@ -259,9 +259,9 @@ def test_the_request_names_the_username_the_router_holds() -> None:
         cr_password="acs-secret", reported_cr_username="cpeadmin",
     )  # fmt: skip
     # the router reported its own (it refused acsd's): that is the one it checks
-    assert target_of(record) == (url, "cpeadmin", "acs-secret")
+    assert target_of(record) == (url, "cpeadmin", "acs-secret", None)
     record.reported_cr_username = ""  # reported empty: the one acsd set
-    assert target_of(record) == (url, "S1", "acs-secret")
+    assert target_of(record) == (url, "S1", "acs-secret", None)
     record.connection_request_url = None
     assert target_of(record) is None
 
@@ -294,15 +294,15 @@ async def test_the_request_names_the_username_the_router_reported_as_stored(stor
         tree = {f"{root}Hosts.Host.{i}.HostName": [f"h{i}", "xsd:string"] for i in range(500)}
         tree[ms] = ["cpeadmin", "xsd:string"]
         device_id = await session(serial, 1000.0, tree, True)
-        assert await target(device_id) == (url, "cpeadmin", "acs-secret")
+        assert await target(device_id) == (url, "cpeadmin", "acs-secret", None)
         # a session that reads other values keeps it; one that reads it again changes it
         await session(serial, 1001.0, {f"{root}Hosts.Host.1.HostName": ["x", "xsd:string"]}, False)
-        assert await target(device_id) == (url, "cpeadmin", "acs-secret")
+        assert await target(device_id) == (url, "cpeadmin", "acs-secret", None)
         await session(serial, 1002.0, {ms: ["other", "xsd:string"]}, False)
-        assert await target(device_id) == (url, "other", "acs-secret")
+        assert await target(device_id) == (url, "other", "acs-secret", None)
         # a tree read anew without it: the one acsd set
         await session(serial, 1003.0, {f"{root}Hosts.Host.1.HostName": ["y", "xsd:string"]}, True)
-        assert await target(device_id) == (url, serial, "acs-secret")
+        assert await target(device_id) == (url, serial, "acs-secret", None)
 
 
 @contextlib.asynccontextmanager

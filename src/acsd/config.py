@@ -454,6 +454,61 @@ class ProfilesConfig(_Section):
     dir: str | None = None
 
 
+#: RFC 1035's letters, digits and hyphens per label, dots between: what routers' STUN
+#: clients resolve (no scheme, no port: the port is stun.public_port)
+_HOST_NAME = re.compile(r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+")
+
+
+class StunConfig(_Listener):
+    """``[stun]``: acsd's STUN server, and UDP Connection Requests through it to routers
+    behind NAT (acsd.cwmp.stun)."""
+
+    enabled: bool = False
+    listen: str = "0.0.0.0:3478"
+    #: the host name or address routers reach the STUN port at (STUNServerAddress): acsd's
+    #: public one, which acsd cannot know behind a NAT or load balancer of its own
+    public_address: str | None = None
+    #: the port routers reach it at (STUNServerPort); unset: listen's
+    public_port: int | None = Field(None, ge=1, le=65535)
+    #: seconds between a router's STUN keepalives (STUNMinimumKeepAlivePeriod and
+    #: STUNMaximumKeepAlivePeriod): below the NAT's UDP timeout, 30 s for carrier-grade NAT
+    keepalive: int = Field(30, ge=1, le=3600)
+
+    @field_validator("public_address")
+    @classmethod
+    def _check_public_address(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        text = value.strip()
+        try:
+            address = ipaddress.ip_address(text)
+        except ValueError:
+            if not _HOST_NAME.fullmatch(text):
+                raise ValueError(
+                    f"{value!r} is no host name or IP address (no scheme, no port: "
+                    "the port is stun.public_port)"
+                ) from None
+            return text.rstrip(".")
+        # (loopback stays: a simulator on acsd's own host reaches it there)
+        if address.is_unspecified or address.is_multicast:
+            raise ValueError(f"{value!r} cannot be an address routers reach acsd at")
+        return str(address)
+
+    @model_validator(mode="after")
+    def _needs_public_address(self) -> StunConfig:
+        if self.enabled and self.public_address is None:
+            raise ValueError(
+                "stun.enabled needs stun.public_address: the host name or address routers "
+                "reach this port at (acsd does not guess it)"
+            )
+        return self
+
+    @property
+    def server_port(self) -> int:
+        """The port routers send their STUN requests to."""
+        return self.public_port or self.port
+
+
 class Config(_Section):
     cwmp: CwmpConfig = Field(default_factory=CwmpConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
@@ -461,6 +516,7 @@ class Config(_Section):
     log: LogConfig = Field(default_factory=LogConfig)
     profiles: ProfilesConfig = Field(default_factory=ProfilesConfig)
     provisioning: ProvisioningConfig = Field(default_factory=ProvisioningConfig)
+    stun: StunConfig = Field(default_factory=StunConfig)
     shutdown_grace: float = Field(10.0, ge=0, le=UINT_MAX)
     #: processes sharing the listeners (SO_REUSEPORT); 1 = this process serves alone
     workers: int = Field(1, ge=1, le=64)
@@ -482,6 +538,9 @@ class Config(_Section):
                 f"cwmp.listen ({self.cwmp.listen}) and api.listen ({self.api.listen}) "
                 "name the same address: give them different ports"
             )
+        if self.stun.enabled and self.workers > 1 and self.stun.port == 0:
+            # each worker would bind a port of its own, and routers know one
+            raise ValueError("stun.listen needs a port of its own (not 0) with workers > 1")
         return self
 
 

@@ -19,6 +19,7 @@ from acsd.cwmp.auth import build_authenticator
 from acsd.cwmp.connreq import ConnectionRequester, Target, target_of
 from acsd.cwmp.server import CwmpServer, ServerSettings
 from acsd.cwmp.session import Limits
+from acsd.cwmp.stun import StunServer
 from acsd.eventloop import loop_name
 from acsd.log import get_logger, set_static
 from acsd.metrics import Metrics
@@ -138,6 +139,11 @@ async def serve(
         periodic_interval=config.cwmp.periodic_interval,
         full_read_interval=config.cwmp.full_read_interval,
         max_body=config.cwmp.max_body,
+        stun=(
+            (config.stun.public_address, config.stun.server_port, config.stun.keepalive)
+            if config.stun.enabled and config.stun.public_address and config.stun.port
+            else None
+        ),
     )
     # One for the process: what one CPE showed it lacks spares the next of its kind.
     absent_hints = AbsentHints()
@@ -179,6 +185,32 @@ async def serve(
     )
     metrics.watch_cwmp(cwmp)
 
+    stun = (
+        StunServer(
+            config.stun.host,
+            config.stun.port,
+            deny=config.cwmp.connection_request_deny,
+            reuse_port=worker is not None,
+        )
+        if config.stun.enabled
+        else None
+    )
+    if stun is not None:
+        try:
+            await stun.start()
+        except OSError as exc:
+            log.error("listen_failed", key="stun.listen", listen=config.stun.listen, error=str(exc))
+            await store.close()
+            return 1
+        metrics.watch_stun(stun)
+        if not config.stun.public_port and not config.stun.port:
+            # (tests: port 0) the port routers reach is the one bound
+            driver_settings.stun = (
+                str(config.stun.public_address),
+                stun.port,
+                config.stun.keepalive,
+            )
+
     async def cr_target(device_id: str) -> Target | None:
         record = await store.get_device(device_id)
         return None if record is None else target_of(record)
@@ -196,6 +228,7 @@ async def serve(
         else None,
         allow_basic=config.cwmp.connection_request_allow_basic,
         busy_for=config.cwmp.max_session_seconds,
+        udp=stun,
     )
     metrics.watch_requester(requester)
     await requester.start()
@@ -258,6 +291,8 @@ async def serve(
         await cwmp_runner.cleanup()
         await api_runner.cleanup()
         await requester.close()
+        if stun is not None:
+            stun.close()
         await store.close()
         return 1
 
@@ -292,6 +327,7 @@ async def serve(
         store=shown_url(config.store.url),
         profiles=sorted(profiles.current.names()),
         tls=sorted(tls),
+        stun=stun.bound if stun is not None else None,
         mtls=bool("cwmp" in tls and tls["cwmp"].settings.mtls),
         loop=loop_name(),
     )
@@ -320,6 +356,8 @@ async def serve(
     await cwmp_runner.cleanup()
     await api_runner.cleanup()
     await requester.close()
+    if stun is not None:
+        stun.close()
     await store.close()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.remove_signal_handler(sig)

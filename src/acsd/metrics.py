@@ -252,6 +252,10 @@ class Metrics:
         """Failed TLS handshakes by listener and reason (ServerTls objects by name)."""
         self.registry.register(_TlsCollector(listeners))
 
+    def watch_stun(self, server: Any) -> None:
+        """The STUN server's datagrams and UDP Connection Requests (a StunServer)."""
+        self.registry.register(_StunCollector(server))
+
     def watch_requester(self, requester: Any) -> None:
         """Connection Requests by result (a ConnectionRequester)."""
         self.registry.register(_RequesterCollector(requester))
@@ -513,6 +517,37 @@ class _TlsCollector(Collector):
         yield family
 
 
+class _StunCollector(Collector):
+    def __init__(self, server: Any) -> None:
+        self.server = server
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self.server.stats
+        answered = CounterMetricFamily(
+            "acsd_stun_binding_requests",
+            "STUN Binding Requests answered (routers' keepalives and address discovery).",
+        )
+        answered.add_metric([], stats.answered)
+        yield answered
+        dropped = CounterMetricFamily(
+            "acsd_stun_dropped",
+            "Datagrams on the STUN port dropped unanswered, by reason (malformed, not a "
+            "Binding Request, oversized ...).",
+            labels=["reason"],
+        )
+        for reason, count in sorted(stats.drop_reasons.items()):
+            dropped.add_metric([reason], count)
+        yield dropped
+        udp = CounterMetricFamily(
+            "acsd_udp_connection_requests",
+            "UDP Connection Requests: sent (3 copies each), refused (deny list, no address).",
+            labels=["result"],
+        )
+        udp.add_metric(["sent"], stats.udp_requests)
+        udp.add_metric(["refused"], stats.udp_refused)
+        yield udp
+
+
 class _RequesterCollector(Collector):
     def __init__(self, requester: Any) -> None:
         self.requester = requester
@@ -528,3 +563,13 @@ class _RequesterCollector(Collector):
         for result in ("ok", "failed", "skipped"):
             family.add_metric([result], stats.get(result, 0))
         yield family
+        ways = CounterMetricFamily(
+            "acsd_connection_requests_by_way",
+            "Connection Requests sent, by the way they went: http, udp (through acsd's STUN "
+            "socket, to a router behind NAT), udp+http.",
+            labels=["way"],
+        )
+        counts = getattr(self.requester, "ways", {})
+        for way in ("http", "udp", "udp+http"):
+            ways.add_metric([way], counts.get(way, 0))
+        yield ways

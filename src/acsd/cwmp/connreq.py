@@ -7,6 +7,14 @@ the change that asked for this request) or rate-limiting: the request is sent ag
 doubling intervals for as long as a session may last, before the work waits for the next
 Inform.
 
+A router behind NAT (its ConnectionRequestURL a private address no request reaches) is
+asked over UDP instead when it reported a UDPConnectionRequestAddress and acsd runs its
+STUN server (acsd.cwmp.stun): the signed datagram leaves from the STUN socket, through the
+NAT binding the router's keepalives hold open. UDP says nothing back, so where the
+ConnectionRequestURL is a public address the HTTP request goes too (the router opens one
+session for both); to a private one it does not: it cannot arrive, and it would reach
+whatever host has that address on acsd's own network.
+
 Requests are fire-and-forget for the caller: an operator's write never waits for a router.
 One request per device at a time, and at most one per device every ``min_interval``
 seconds, so a burst of API writes cannot hammer a CPE. Where several processes send them
@@ -17,6 +25,7 @@ across them all.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import itertools
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -279,8 +288,18 @@ CLAIM_SLACK = 0.05
 #: devices remembered for the interval between requests before old entries are dropped
 _PRUNE_AT = 4096
 
-#: where and how to ask a router to connect: (ConnectionRequestURL, username, password)
-Target = tuple[str, str | None, str | None]
+#: where and how to ask a router to connect: (ConnectionRequestURL, username, password,
+#: UDPConnectionRequestAddress); at least one of the URL and the address is set
+Target = tuple[str | None, str | None, str | None, str | None]
+
+
+class UdpSender(Protocol):
+    """What sends UDP Connection Requests (acsd.cwmp.stun.StunServer): None when sent,
+    else why not."""
+
+    def send_connection_request(
+        self, address: str, username: str | None, password: str | None
+    ) -> str | None: ...
 
 
 #: claims the right to send a device's router a Connection Request for some seconds, on
@@ -293,21 +312,48 @@ class CrRecord(Protocol):
     """What :func:`target_of` reads of a device record (cwmp/ names no store type)."""
 
     connection_request_url: str | None
+    udp_connection_request_address: str | None
     reported_cr_username: str | None
     cr_username: str | None
     cr_password: str | None
 
 
 def target_of(record: CrRecord) -> Target | None:
-    """The Connection Request a record's router takes, None when it reported no URL: the
-    username the router last reported holding (a router that refused acsd's username keeps
-    its own; the store keeps it in a column, so records read without their parameter tree
-    have it), else the one acsd chose, and acsd's password (some CPEs accept any password,
-    or none)."""
-    if not record.connection_request_url:
+    """The Connection Request a record's router takes, None when it reported neither a URL
+    nor a UDP address: the username the router last reported holding (a router that
+    refused acsd's username keeps its own; the store keeps it in a column, so records read
+    without their parameter tree have it), else the one acsd chose, and acsd's password
+    (some CPEs accept any password, or none)."""
+    udp = record.udp_connection_request_address or None
+    if not record.connection_request_url and not udp:
         return None
     username = record.reported_cr_username or record.cr_username
-    return record.connection_request_url, username, record.cr_password
+    return record.connection_request_url or None, username, record.cr_password, udp
+
+
+#: where a router's ConnectionRequestURL points when it sits behind NAT: private networks
+#: (RFC 1918, RFC 4193), carrier-grade NAT's shared space (RFC 6598), loopback, link-local
+_BEHIND_NAT = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "127.0.0.0/8",
+        "169.254.0.0/16", "fc00::/7", "fe80::/10", "::1/128",
+    )
+)  # fmt: skip
+
+
+def http_reaches(url: str) -> bool:
+    """Whether an HTTP request to ``url`` may reach the router beside a UDP one: not when
+    its host is an address behind NAT (:data:`_BEHIND_NAT`), which no request from the
+    Internet reaches. A name may resolve to anything: it is tried."""
+    try:
+        host = URL(url).host or ""
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return True
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not any(ip.version == net.version and ip in net for net in _BEHIND_NAT)
 
 
 class ConnectionRequester:
@@ -323,8 +369,12 @@ class ConnectionRequester:
         claim: Claim | None = None,
         allow_basic: bool = False,
         busy_for: float = 600.0,
+        udp: UdpSender | None = None,
     ) -> None:
         self.timeout = timeout
+        #: the STUN server's socket, when acsd runs one: routers that reported a UDP
+        #: address are asked through it
+        self.udp = udp
         #: how long a CPE that answers 503 is asked again (in a session, which it does not
         #: preempt, or rate-limiting): the change came after that session read its
         #: settings, and the next periodic Inform may be a day away. The session lasts at
@@ -345,14 +395,16 @@ class ConnectionRequester:
         self._busy: set[str] = set()
         self._last: dict[str, float] = {}
         self._pruned = -1e9  # when _last was last pruned
-        #: device -> the latest (url, username, password) of a poke that came too soon
-        self._later: dict[str, tuple[str, str | None, str | None]] = {}
+        #: device -> the latest Target of a poke that came too soon
+        self._later: dict[str, Target] = {}
         #: device -> (requests it answered 503 in a row, when the first of them was answered),
         #: only while one is to be sent again
         self._retries: dict[str, tuple[int, float]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._slots = asyncio.Semaphore(MAX_CONCURRENT)
         self.stats = {"sent": 0, "ok": 0, "failed": 0, "skipped": 0}
+        #: requests by the way they went: "http", "udp", "udp+http"
+        self.ways: dict[str, int] = {}
 
     async def start(self) -> None:
         if self._resolver is None:
@@ -386,18 +438,31 @@ class ConnectionRequester:
             self._resolver = None
 
     def poke(
-        self, device_id: str, url: str | None, username: str | None, password: str | None
+        self,
+        device_id: str,
+        url: str | None,
+        username: str | None,
+        password: str | None,
+        udp: str | None = None,
     ) -> asyncio.Task[CrResult] | None:
-        """Ask the CPE to connect; None when not now (no URL; one in flight or too soon:
-        then it is sent once the interval is over, with the latest arguments)."""
+        """Ask the CPE to connect; None when not now (no URL nor UDP address it can be
+        reached at; one in flight or too soon: then it is sent once the interval is over,
+        with the latest arguments)."""
         self._retries.pop(device_id, None)  # a new change: a busy CPE is asked again
-        return self._poke(device_id, url, username, password)
+        return self._poke(device_id, url, username, password, udp)
 
     def _poke(
-        self, device_id: str, url: str | None, username: str | None, password: str | None
+        self,
+        device_id: str,
+        url: str | None,
+        username: str | None,
+        password: str | None,
+        udp: str | None = None,
     ) -> asyncio.Task[CrResult] | None:
         now = time.monotonic()
-        if not url or self._resolver is None:
+        if self.udp is None:
+            udp = None  # (no STUN server: no binding through the router's NAT to use)
+        if (not url and not udp) or self._resolver is None:
             return None
         if len(self._last) > _PRUNE_AT and now - self._pruned >= self.min_interval:
             # at most once an interval: a bulk change poking thousands of routers within
@@ -411,7 +476,7 @@ class ConnectionRequester:
             # for the router's next periodic Inform.
             self.stats["skipped"] += 1
             first = device_id not in self._later
-            self._later[device_id] = (url, username, password)
+            self._later[device_id] = (url, username, password, udp)
             if first and device_id in self._busy:
                 # sent when the one in flight is over (see _run), not polled for
                 log.info("connreq.deferred", device=device_id, after="request in flight")
@@ -420,7 +485,7 @@ class ConnectionRequester:
             return None
         self._busy.add(device_id)
         self._last[device_id] = now
-        task = asyncio.create_task(self._run(device_id, url, username, password))
+        task = asyncio.create_task(self._run(device_id, url, username, password, udp))
         self._track(task)
         return task
 
@@ -466,7 +531,12 @@ class ConnectionRequester:
             return True
 
     async def _run(
-        self, device_id: str, url: str, username: str | None, password: str | None
+        self,
+        device_id: str,
+        url: str | None,
+        username: str | None,
+        password: str | None,
+        udp: str | None = None,
     ) -> CrResult:
         elsewhere = False
         try:
@@ -479,24 +549,15 @@ class ConnectionRequester:
                 elsewhere = True
                 self.stats["skipped"] += 1
                 self._last[device_id] = time.monotonic()
-                self._later.setdefault(device_id, (url, username, password))
+                self._later.setdefault(device_id, (url, username, password, udp))
                 return CrResult(False, reason="sent by another process within the interval")
             if self.claim is not None:
                 # This process's interval too counts from when the claim was answered
                 # (the claim was taken before that): its next request must not come
                 # before its own claim has run out, and find it held.
                 self._last[device_id] = time.monotonic()
-            async with self._slots, self._client() as client:
-                self.stats["sent"] += 1
-                result = await connection_request(
-                    client,
-                    url,
-                    username,
-                    password,
-                    timeout=self.timeout,
-                    deny=self.deny,
-                    allow_basic=self.allow_basic,
-                )
+            self.stats["sent"] += 1
+            way, result = await self._send(url, username, password, udp)
         finally:
             self._busy.discard(device_id)
             if device_id in self._later:  # a poke that came while this one was out
@@ -511,16 +572,55 @@ class ConnectionRequester:
             left = self.busy_for - (now - since)
             if left > 0:
                 self._retries[device_id] = (tries + 1, since)
-                self._later[device_id] = (url, username, password)
+                self._later[device_id] = (url, username, password, udp)
                 delay = min(left, max(self.min_interval, 0.001) * 2**tries)
                 self._later_in(device_id, max(delay, self._wait(device_id, now)))
             else:
                 self._retries.pop(device_id, None)  # it waits for its next Inform
+        self.ways[way] = self.ways.get(way, 0) + 1
         log.info(
             "connreq.done",
             device=device_id,
+            way=way,
             ok=result.ok,
             status=result.status,
             reason=result.reason,
         )
         return result
+
+    async def _send(
+        self, url: str | None, username: str | None, password: str | None, udp: str | None
+    ) -> tuple[str, CrResult]:
+        """The request by the ways the router takes: UDP (when acsd's STUN server runs and
+        the router reported its address), HTTP (unless UDP went and the URL is one no
+        request reaches, see :func:`http_reaches`). Its way and result: UDP's is "sent"
+        (nothing comes back), HTTP's the router's answer."""
+        sent_udp: CrResult | None = None
+        if udp and self.udp is not None:
+            refusal = self.udp.send_connection_request(udp, username, password)
+            sent_udp = (
+                CrResult(True, reason="sent over UDP (3 copies)")
+                if refusal is None
+                else CrResult(False, reason=f"UDP: {refusal}")
+            )
+            if not url or (sent_udp.ok and not http_reaches(url)):
+                return "udp", sent_udp
+        assert url is not None
+        async with self._slots, self._client() as client:
+            result = await connection_request(
+                client,
+                url,
+                username,
+                password,
+                timeout=self.timeout,
+                deny=self.deny,
+                allow_basic=self.allow_basic,
+            )
+        if sent_udp is None or not sent_udp.ok:
+            if sent_udp is not None and not result.ok:
+                result.reason = f"{sent_udp.reason}; HTTP: {result.reason}"
+            return "http", result
+        if not result.ok and result.status != 503:
+            # the UDP request may well have reached it: what HTTP says is noted, no failure
+            return "udp+http", CrResult(True, result.status, f"UDP sent; HTTP: {result.reason}")
+        return "udp+http", result

@@ -182,7 +182,7 @@ def binding_request(*, modern: bool = False, connection_request_binding: bool = 
 # -- UDP Connection Request ------------------------------------------------------------------
 
 
-def signature(password: str, ts: int, mid: int, username: str, cnonce: str) -> str:
+def signature(password: str, ts: int, mid: int | str, username: str, cnonce: str) -> str:
     """TR-069 Annex G: HMAC-SHA1, keyed with the Connection Request password, over the
     plain concatenation ts + id + un + cn, hex."""
     text = f"{ts}{mid}{username}{cnonce}"
@@ -268,9 +268,13 @@ class _Protocol(asyncio.DatagramProtocol):
 class StunServer:
     """The UDP socket: answers Binding Requests and sends UDP Connection Requests."""
 
-    def __init__(self, host: str, port: int, *, deny: Sequence[str] = ()) -> None:
+    def __init__(
+        self, host: str, port: int, *, deny: Sequence[str] = (), reuse_port: bool = False
+    ) -> None:
         self.host = host
         self.port = port
+        #: workers share the port (SO_REUSEPORT): any of them sends from the same address
+        self.reuse_port = reuse_port
         self.deny = DenyList(deny)
         self.stats = StunStats()
         self._transport: asyncio.DatagramTransport | None = None
@@ -279,7 +283,10 @@ class StunServer:
         loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Protocol(self), local_addr=(self.host, self.port), family=family
+            lambda: _Protocol(self),
+            local_addr=(self.host, self.port),
+            family=family,
+            reuse_port=self.reuse_port or None,
         )
         self._transport = transport
         self.port = transport.get_extra_info("sockname")[1]
