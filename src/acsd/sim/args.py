@@ -155,6 +155,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Connection Request listener (default 127.0.0.1:0 in periodic mode, off with --once)",
     )
     parser.add_argument(
+        "--udp-cr",
+        action="store_true",
+        help="each router runs a STUN client towards the STUNServerAddress the ACS sets and "
+        "takes UDP Connection Requests (TR-069 Annex G) on its socket",
+    )
+    parser.add_argument(
         "--timeout", type=_positive, default=30.0, metavar="S", help="per message (30)"
     )
     parser.add_argument(

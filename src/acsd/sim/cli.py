@@ -120,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
             acs_password=args.acs_password,
             faults=_faults(args.fault),
             report_file=args.report,
+            udp_cr=args.udp_cr,
         )
     except (ValueError, KeyError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc

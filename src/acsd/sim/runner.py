@@ -22,6 +22,7 @@ from acsd.sim.cpe import PERIODIC, Cpe
 from acsd.sim.crserver import ConnectionRequestServer
 from acsd.sim.session import SessionResult, run_session
 from acsd.sim.template import PathRules, load_template
+from acsd.sim.udpcr import UdpRouter
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,7 @@ class Simulation:
         start_index: int = 1,
         faults: Mapping[str, int] | None = None,
         report_file: str | Path | None = None,
+        udp_cr: bool = False,
     ) -> None:
         check_target(acs_url, allow_remote)
         names = list(profiles)
@@ -145,6 +147,10 @@ class Simulation:
         self.timeout = timeout
         self.cr_listen = cr_listen
         self.cr_server: ConnectionRequestServer | None = None
+        #: each router's STUN client and UDP Connection Request listener (TR-069 Annex G),
+        #: on 127.0.0.1: started with the run when ``udp_cr``
+        self.udp_cr = udp_cr
+        self.udp: dict[str, UdpRouter] = {}
         self.routers: list[Cpe] = []
         for n in range(count):
             index = start_index + n
@@ -194,6 +200,10 @@ class Simulation:
             await self.cr_server.start()
             for cpe in self.routers:
                 cpe.set_connection_request_url(self.cr_server.url_for(cpe.serial))
+        if self.udp_cr:
+            for cpe in self.routers:
+                self.udp[cpe.serial] = router = UdpRouter(cpe)
+                await router.start()
         if self.state_dir is not None:
             self._load_state(self.state_dir)
         for cpe in self.routers:  # after --state: the command line wins
@@ -203,6 +213,9 @@ class Simulation:
                     cpe.tree.values[ms + leaf] = value.replace("{serial}", cpe.serial)
 
     async def _finish(self, started: float) -> Summary:
+        for router in self.udp.values():
+            await router.stop()
+        self.udp = {}
         if self.cr_server is not None:
             await self.cr_server.stop()
             self.cr_server = None

@@ -1,0 +1,195 @@
+"""A router behind NAT, end to end on 127.0.0.1 (TR-069 Annex G): acsd's STUN server, the
+STUN settings acsd pushes, the UDPConnectionRequestAddress it learns, and an operator's
+change that reaches the router as a signed UDP Connection Request from the STUN port."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+
+from acsd.cwmp import stun
+from acsd.cwmp.connreq import ConnectionRequester, http_reaches
+from acsd.sim.runner import Simulation
+from conftest import DENY_BUT_LOOPBACK, Daemon, lazy_world, wait_for
+from test_metrics import scrape, value
+
+MS = "Device.ManagementServer."
+
+STUN_CONFIG = {
+    "stun": {"enabled": True, "listen": "127.0.0.1:0", "public_address": "127.0.0.1"},
+    "cwmp": {"connection_request_interval": 1},
+}
+
+
+@pytest.fixture(scope="module")
+def stun_daemon(module_daemon_factory) -> Daemon:
+    return module_daemon_factory(**STUN_CONFIG)
+
+
+def stun_port(daemon: Daemon) -> int:
+    listening = daemon.events("listening")[0]
+    return int(listening["stun"].rsplit(":", 1)[1])
+
+
+async def test_an_operator_change_reaches_a_router_behind_nat_over_udp(stun_daemon) -> None:
+    daemon = stun_daemon
+    world = lazy_world(daemon)
+    from api_world import device_body
+
+    sim = Simulation(
+        daemon.cwmp_url, ["tplink-tr181"], 1, serial_prefix="UDPCR", interval=3600,
+        ramp=0.01, udp_cr=True,
+    )  # fmt: skip
+    serial = sim.routers[0].serial
+    router = sim.router(serial)
+    # as firmware that notifies its UDP address actively (icwmp's default): the change
+    # its STUN client learns is an Inform of its own
+    router.tree.notification[MS + "UDPConnectionRequestAddress"] = 2
+    made = await asyncio.to_thread(
+        world.api.post, "/network/device", device_body(world, "own", serial)
+    )
+    assert made.status == 201, made.body
+    path = f"/network/device/{made.body['_id']}"
+
+    def learnt() -> str | None:
+        body = world.api.get(path).body
+        return body["state"] == "ACTIVE" and body["cpe"].get("udpConnectionRequestAddress")
+
+    running = asyncio.create_task(sim.run(duration=60))
+    try:
+        address = await asyncio.to_thread(wait_for, learnt, 20)
+        udp = sim.udp[serial]
+        # acsd set the router's STUN client towards its own STUN port, which answered it
+        flat = router.tree.flat()
+        assert flat[MS + "STUNEnable"] in ("true", "1")
+        assert flat[MS + "STUNServerAddress"] == "127.0.0.1"
+        assert flat[MS + "STUNServerPort"] == str(stun_port(daemon))
+        assert udp.stats.bindings >= 1
+        host, port = udp._transport.get_extra_info("sockname")[:2]  # type: ignore[union-attr]
+        assert address == f"{host}:{port}"
+
+        before = sum(1 for events in router.stats.events if "6 CONNECTION REQUEST" in events)
+        changed = await asyncio.to_thread(world.api.patch, path, {"wifi": {"ssid": "OverUdp"}})
+        assert changed.status == 200, changed.body
+
+        def applied() -> bool:
+            return router.tree.flat()["Device.WiFi.SSID.1.SSID"] == "OverUdp"
+
+        await asyncio.to_thread(wait_for, applied, 15)
+        after = sum(1 for events in router.stats.events if "6 CONNECTION REQUEST" in events)
+        assert after == before + 1  # the router's session was the UDP request's
+        assert udp.stats.accepted == 1
+        # the HTTP listener at a loopback (no public) URL was not asked: UDP only
+        assert sim.cr_server is not None and sim.cr_server.requests == 0
+    finally:
+        sim.stop()
+        await running
+    done = [e for e in daemon.events("connreq.done") if e.get("device") == made.body["_id"]]
+    assert [e["way"] for e in done] == ["udp"] and done[0]["ok"]
+    samples = scrape(daemon)
+    assert value(samples, "acsd_connection_requests_by_way_total", way="udp") >= 1
+    assert value(samples, "acsd_udp_connection_requests_total", result="sent") >= 1
+    assert value(samples, "acsd_stun_binding_requests_total") >= 1
+
+
+async def test_the_router_takes_only_requests_signed_with_its_password(stun_daemon) -> None:
+    sim = Simulation(
+        stun_daemon.cwmp_url, ["tplink-tr181"], 1, serial_prefix="UDPSIG", interval=3600,
+        ramp=0.01, udp_cr=True,
+    )  # fmt: skip
+    serial = sim.routers[0].serial
+    router = sim.router(serial)
+    running = asyncio.create_task(sim.run(duration=60))
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        await asyncio.to_thread(wait_for, lambda: serial in sim.udp and router.stats.ok, 20)
+        udp = sim.udp[serial]
+        target = udp._transport.get_extra_info("sockname")[:2]  # type: ignore[union-attr]
+        user = router.tree.get(MS + "ConnectionRequestUsername")
+        password = router.tree.get(MS + "ConnectionRequestPassword")
+        assert user and password  # (acsd set them in the first session)
+        sessions = router.stats.sessions
+        host = f"{target[0]}"
+        forged = [
+            stun.udp_message(host, target[1], user, password + "x"),  # wrong password
+            stun.udp_message(host, target[1], "someone-else", password),  # wrong user
+            b"GET http://x?ts=1 HTTP/1.1\r\n\r\n",  # no signature at all
+        ]
+        for message in forged:
+            sender.sendto(message, target)
+        await asyncio.to_thread(wait_for, lambda: udp.stats.rejected >= len(forged), 5)
+        await asyncio.sleep(0.3)
+        assert udp.stats.accepted == 0 and not router.cr_requested
+        assert router.stats.sessions == sessions
+        # the right one is taken, and a copy of it (or a replay) is not taken twice
+        good = stun.udp_message(host, target[1], user, password)
+        for _ in range(3):
+            sender.sendto(good, target)
+        await asyncio.to_thread(wait_for, lambda: udp.stats.accepted == 1, 5)
+        await asyncio.to_thread(wait_for, lambda: router.stats.sessions > sessions, 10)
+        assert "6 CONNECTION REQUEST" in router.stats.events[-1]
+        assert udp.stats.accepted == 1
+    finally:
+        sender.close()
+        sim.stop()
+        await running
+
+
+def test_http_goes_beside_udp_only_to_a_public_address() -> None:
+    assert not http_reaches("http://192.168.1.1:7547/cr")  # RFC 1918: behind NAT
+    assert not http_reaches("http://100.64.3.2:7547/")  # carrier-grade NAT
+    assert not http_reaches("http://127.0.0.1:7547/")
+    assert http_reaches("http://203.0.113.9:7547/")  # (documentation range: global enough)
+    assert http_reaches("http://cpe.example.net:7547/")  # a name: tried
+
+
+async def test_udp_to_a_denied_address_is_not_sent_and_http_is_tried() -> None:
+    server = stun.StunServer("127.0.0.1", 0, deny=["127.0.0.0/8"])
+    await server.start()
+    requester = ConnectionRequester(deny=DENY_BUT_LOOPBACK, min_interval=1, udp=server)
+    await requester.start()
+    try:
+        # nothing listens at port 9: the HTTP request fails too, and both reasons are given
+        task = requester.poke("dev1", "http://127.0.0.1:9/cr", "u", "p", "127.0.0.1:40000")
+        assert task is not None
+        result = await task
+        assert not result.ok
+        assert "UDP: 127.0.0.1 is in 127.0.0.0/8" in result.reason and "HTTP" in result.reason
+        assert server.stats.udp_requests == 0 and server.stats.udp_refused == 1
+        assert requester.ways == {"http": 1}
+    finally:
+        await requester.close()
+        server.close()
+
+
+async def test_the_udp_address_is_stored_kept_and_cleared_on_both_backends(store) -> None:
+    """What a session reports is kept until a session reports another (or "": STUN off)."""
+    from acsd.cwmp.connreq import target_of
+    from acsd.store.base import CpeIdentity, SessionResult
+
+    url = "http://10.0.0.2:7547/cr"  # (behind NAT: no request reaches it)
+
+    async def session(at: float, udp: str | None) -> str:
+        return await store.save_session(
+            SessionResult(
+                identity=CpeIdentity(oui="00D09E", product_class="X", serial_number="UDPST1"),
+                at=at, connection_request_url=url, cr_username="u", cr_password="p",
+                udp_connection_request_address=udp,
+            )
+        )  # fmt: skip
+
+    async def target(device_id: str) -> object:
+        record = await store.get_device(device_id)
+        assert record is not None
+        return target_of(record)
+
+    device_id = await session(1000.0, "198.51.100.7:30001")
+    assert await target(device_id) == (url, "u", "p", "198.51.100.7:30001")
+    await session(1001.0, None)  # a session that did not read it keeps it
+    assert await target(device_id) == (url, "u", "p", "198.51.100.7:30001")
+    await session(1002.0, "198.51.100.7:30777")  # a new NAT mapping
+    assert await target(device_id) == (url, "u", "p", "198.51.100.7:30777")
+    await session(1003.0, "")  # STUN turned off on the router
+    assert await target(device_id) == (url, "u", "p", None)
