@@ -33,20 +33,30 @@ def stun_port(daemon: Daemon) -> int:
     return int(listening["stun"].rsplit(":", 1)[1])
 
 
-async def test_an_operator_change_reaches_a_router_behind_nat_over_udp(stun_daemon) -> None:
+@pytest.mark.parametrize(
+    ("profile", "ssid_path"),
+    [
+        ("tplink-tr181", "Device.WiFi.SSID.1.SSID"),
+        ("tr098-dsl", "InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.SSID"),
+    ],
+)
+async def test_an_operator_change_reaches_a_router_behind_nat_over_udp(
+    stun_daemon, profile: str, ssid_path: str
+) -> None:
     daemon = stun_daemon
     world = lazy_world(daemon)
     from api_world import device_body
 
     sim = Simulation(
-        daemon.cwmp_url, ["tplink-tr181"], 1, serial_prefix="UDPCR", interval=3600,
+        daemon.cwmp_url, [profile], 1, serial_prefix=f"UDPCR{len(ssid_path)}", interval=3600,
         ramp=0.01, udp_cr=True,
     )  # fmt: skip
+    ms = sim.routers[0].template.root + "ManagementServer."
     serial = sim.routers[0].serial
     router = sim.router(serial)
     # as firmware that notifies its UDP address actively (icwmp's default): the change
     # its STUN client learns is an Inform of its own
-    router.tree.notification[MS + "UDPConnectionRequestAddress"] = 2
+    router.tree.notification[ms + "UDPConnectionRequestAddress"] = 2
     made = await asyncio.to_thread(
         world.api.post, "/network/device", device_body(world, "own", serial)
     )
@@ -63,9 +73,9 @@ async def test_an_operator_change_reaches_a_router_behind_nat_over_udp(stun_daem
         udp = sim.udp[serial]
         # acsd set the router's STUN client towards its own STUN port, which answered it
         flat = router.tree.flat()
-        assert flat[MS + "STUNEnable"] in ("true", "1")
-        assert flat[MS + "STUNServerAddress"] == "127.0.0.1"
-        assert flat[MS + "STUNServerPort"] == str(stun_port(daemon))
+        assert flat[ms + "STUNEnable"] in ("true", "1")
+        assert flat[ms + "STUNServerAddress"] == "127.0.0.1"
+        assert flat[ms + "STUNServerPort"] == str(stun_port(daemon))
         assert udp.stats.bindings >= 1
         host, port = udp._transport.get_extra_info("sockname")[:2]  # type: ignore[union-attr]
         assert address == f"{host}:{port}"
@@ -75,7 +85,7 @@ async def test_an_operator_change_reaches_a_router_behind_nat_over_udp(stun_daem
         assert changed.status == 200, changed.body
 
         def applied() -> bool:
-            return router.tree.flat()["Device.WiFi.SSID.1.SSID"] == "OverUdp"
+            return router.tree.flat()[ssid_path] == "OverUdp"
 
         await asyncio.to_thread(wait_for, applied, 15)
         after = sum(1 for events in router.stats.events if "6 CONNECTION REQUEST" in events)
