@@ -176,3 +176,20 @@ def test_udp_address_forms(text, expected):
 def test_udp_address_refused(text):
     with pytest.raises(ValueError):
         stun.parse_udp_address(text)
+
+
+def test_stun_is_off_by_default_and_never_guesses_the_public_address(tmp_path) -> None:
+    from acsd.config import ConfigError, load_config
+
+    assert load_config(None, {}).stun.enabled is False
+    path = tmp_path / "acsd.toml"
+    path.write_text('[stun]\nenabled = true\nlisten = "0.0.0.0:3478"\n')
+    with pytest.raises(ConfigError, match=r"stun\.public_address"):
+        load_config(path, {})
+    for bad in ("http://acs.example.net", "acs.example.net:3478", "0.0.0.0", "a b"):
+        path.write_text(f'[stun]\nenabled = true\npublic_address = "{bad}"\n')
+        with pytest.raises(ConfigError, match="public_address"):
+            load_config(path, {})
+    path.write_text('[stun]\nenabled = true\npublic_address = "acs.example.net"\n')
+    config = load_config(path, {"ACSD_STUN_PUBLIC_PORT": "13478"})
+    assert (config.stun.public_address, config.stun.server_port) == ("acs.example.net", 13478)
