@@ -195,7 +195,6 @@ async def test_record_commands_leave_an_older_schema_to_db_migrate(pg_cluster, t
     store = open_store(pg_url)
     await store.open()
     await store.close()
-    # back to the schema of two versions ago (19 rebuilds an index, which it drops first:
     # back to the schema of two versions ago (20 adds a function and an index on it, 21 a
     # column)
     conn = await asyncpg.connect(pg_url)
