@@ -193,3 +193,68 @@ def test_stun_is_off_by_default_and_never_guesses_the_public_address(tmp_path) -
     path.write_text('[stun]\nenabled = true\npublic_address = "acs.example.net"\n')
     config = load_config(path, {"ACSD_STUN_PUBLIC_PORT": "13478"})
     assert (config.stun.public_address, config.stun.server_port) == ("acs.example.net", 13478)
+
+
+# -- the per-source bound: a spoofed source is a victim ----------------------------------------
+
+
+async def test_a_flood_from_one_source_gets_a_burst_of_answers_then_nothing(client):
+    # the request's 20 bytes came back as 32: without a bound, a spoofed source (the victim)
+    # would get an answer for every request, as fast as they were sent
+    limited = stun.StunServer("127.0.0.1", 0, source_rate=1, source_burst=5)
+    await limited.start()
+    other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for _ in range(50):
+            client.sendto(stun.binding_request(), ("127.0.0.1", limited.port))
+        answers = 0
+        while not await nothing(client, 0.3):
+            answers += 1
+        assert answers == 5
+        assert limited.stats.answered == 5 and limited.stats.dropped == 45
+        assert limited.stats.drop_reasons == {"rate limited": 45}
+        # another source (a router) is answered meanwhile
+        other.bind(("127.0.0.2", 0))
+        other.setblocking(False)
+        request = stun.binding_request()
+        other.sendto(request, ("127.0.0.1", limited.port))
+        assert stun.parse_mapped_address(await recv(other), request[4:20]) is not None
+    finally:
+        other.close()
+        limited.close()
+
+
+def test_a_source_is_answered_again_as_its_bucket_refills():
+    from acsd.cwmp.stunlimit import SourceLimiter
+
+    now = [1000.0]
+    limiter = SourceLimiter(2, 3, clock=lambda: now[0])
+    assert [limiter.allow("192.0.2.1") for _ in range(4)] == [True, True, True, False]
+    now[0] += 0.5  # one answer's worth
+    assert [limiter.allow("192.0.2.1") for _ in range(2)] == [True, False]
+    # a router's keepalives (one per 30 s, a retry a second later) are never limited
+    keepalive = SourceLimiter(10, 20, clock=lambda: now[0])
+    for _ in range(100):
+        now[0] += 30
+        assert keepalive.allow("198.51.100.7") and keepalive.allow("198.51.100.7")
+
+
+def test_the_sources_tracked_are_bounded_and_a_victim_keeps_its_bucket():
+    from acsd.cwmp.stunlimit import SourceLimiter, source_key
+
+    now = [1000.0]
+    limiter = SourceLimiter(1, 2, max_sources=100, clock=lambda: now[0])
+    assert limiter.allow("192.0.2.1") and limiter.allow("192.0.2.1")
+    assert not limiter.allow("192.0.2.1")  # the victim's bucket is empty
+    # a flood from many spoofed sources: the table stays bounded, and cannot push the
+    # victim's entry out to give it a fresh bucket
+    answered = sum(limiter.allow(f"10.{n // 250}.{n % 250}.1") for n in range(10_000))
+    assert len(limiter) == 100 and answered == 99  # (the first 99 new sources, once each)
+    assert not limiter.allow("192.0.2.1")
+    # once the buckets have refilled, their entries are forgotten as new sources come
+    now[0] += 3
+    assert limiter.allow("198.51.100.9") and len(limiter) == 100
+    # an IPv6 host counts by its /64; a dual-stack socket's IPv4 address as itself
+    assert source_key("2001:db8:1:2::1") == source_key("2001:db8:1:2:ffff::9")
+    assert source_key("2001:db8:1:2::1") != source_key("2001:db8:1:3::1")
+    assert source_key("::ffff:192.0.2.1") == "192.0.2.1"

@@ -473,6 +473,11 @@ class StunConfig(_Listener):
     #: seconds between a router's STUN keepalives (STUNMinimumKeepAlivePeriod and
     #: STUNMaximumKeepAlivePeriod): below the NAT's UDP timeout, 30 s for carrier-grade NAT
     keepalive: int = Field(30, ge=1, le=3600)
+    #: answers a second to one source address (an IPv6 one by its /64), and at once: a
+    #: spoofed source is a victim the port would otherwise flood with answers. Routers
+    #: behind one carrier-grade NAT address share it (one Binding Request per keepalive)
+    source_rate: float = Field(10.0, gt=0, le=100000)
+    source_burst: int = Field(20, ge=1, le=100000)
 
     @field_validator("public_address")
     @classmethod

@@ -191,6 +191,8 @@ async def serve(
             config.stun.port,
             deny=config.cwmp.connection_request_deny,
             reuse_port=worker is not None,
+            source_rate=config.stun.source_rate,
+            source_burst=config.stun.source_burst,
         )
         if config.stun.enabled
         else None

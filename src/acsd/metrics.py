@@ -532,7 +532,7 @@ class _StunCollector(Collector):
         dropped = CounterMetricFamily(
             "acsd_stun_dropped",
             "Datagrams on the STUN port dropped unanswered, by reason (malformed, not a "
-            "Binding Request, oversized ...).",
+            "Binding Request, oversized, rate limited ...).",
             labels=["reason"],
         )
         for reason, count in sorted(stats.drop_reasons.items()):

@@ -13,7 +13,11 @@ CHANGED-ADDRESS: acsd has one address, and every byte of an answer is a byte a s
 source could have reflected at a victim). Anything else on the port (a STUN answer, a
 truncated or oversized datagram, junk) is counted and dropped: never answered, never an
 error in the log, and never more work than one walk over at most :data:`MAX_ATTRIBUTES`
-attributes of one datagram of at most :data:`MAX_REQUEST` bytes.
+attributes of one datagram of at most :data:`MAX_REQUEST` bytes. A source address gets at
+most ``source_rate`` answers a second (``source_burst`` at once; acsd.cwmp.stunlimit): a
+request with a victim's address as its source gets that victim no more answers than a
+few routers' keepalives would, however fast the requests come; the rest are dropped and
+counted (``rate limited``).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from acsd.cwmp.crguard import DenyList
+from acsd.cwmp.stunlimit import SourceLimiter, source_key
 from acsd.log import get_logger, peer_text
 
 log = get_logger("acsd.stun")
@@ -58,6 +63,12 @@ MAX_ATTRIBUTES = 16
 
 #: copies of each UDP Connection Request sent: UDP is lossy (GenieACS sends 3)
 UDP_CR_COPIES = 3
+
+#: answers per second to one source address, and at once (config [stun] source_rate,
+#: source_burst): a router sends one Binding Request per keepalive period (and a few
+#: retries), so 10 a second serves ~300 routers behind one carrier-grade NAT address
+SOURCE_RATE = 10.0
+SOURCE_BURST = 20
 
 
 class NotStun(ValueError):
@@ -269,13 +280,22 @@ class StunServer:
     """The UDP socket: answers Binding Requests and sends UDP Connection Requests."""
 
     def __init__(
-        self, host: str, port: int, *, deny: Sequence[str] = (), reuse_port: bool = False
+        self,
+        host: str,
+        port: int,
+        *,
+        deny: Sequence[str] = (),
+        reuse_port: bool = False,
+        source_rate: float = SOURCE_RATE,
+        source_burst: int = SOURCE_BURST,
     ) -> None:
         self.host = host
         self.port = port
         #: workers share the port (SO_REUSEPORT): any of them sends from the same address
         self.reuse_port = reuse_port
         self.deny = DenyList(deny)
+        #: a source's answers, bounded: its address may be a spoofed victim's
+        self.limiter = SourceLimiter(source_rate, source_burst)
         self.stats = StunStats()
         self._transport: asyncio.DatagramTransport | None = None
 
@@ -307,6 +327,8 @@ class StunServer:
                 raise NotStun("source port 0")  # (an answer to it goes nowhere)
             request = parse_request(data)
             answer = binding_response(request, host, port)
+            if not self.limiter.allow(source_key(host)):
+                raise NotStun("rate limited")
         except (NotStun, ValueError) as exc:
             reason = str(exc) if isinstance(exc, NotStun) else "bad source"
             self.stats.dropped += 1
