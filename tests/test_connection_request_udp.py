@@ -11,6 +11,7 @@ import pytest
 
 from acsd.cwmp import stun
 from acsd.cwmp.connreq import ConnectionRequester, http_reaches
+from acsd.sim.cpe import Cpe
 from acsd.sim.runner import Simulation
 from conftest import DENY_BUT_LOOPBACK, Daemon, lazy_world, wait_for
 from test_metrics import scrape, value
@@ -20,6 +21,9 @@ MS = "Device.ManagementServer."
 STUN_CONFIG = {
     "stun": {"enabled": True, "listen": "127.0.0.1:0", "public_address": "127.0.0.1"},
     "cwmp": {"connection_request_interval": 1},
+    # steady sessions plan nothing (no SetParameterValues): what a notification set or
+    # refused once must be remembered without one
+    "provisioning": {"drift_check_interval": 3600},
 }
 
 
@@ -203,3 +207,123 @@ async def test_the_udp_address_is_stored_kept_and_cleared_on_both_backends(store
     assert await target(device_id) == (url, "u", "p", "198.51.100.7:30777")
     await session(1003.0, "")  # STUN turned off on the router
     assert await target(device_id) == (url, "u", "p", None)
+
+
+def _spa_count(router: Cpe) -> int:
+    """SetParameterAttributes the router was sent, in all its sessions."""
+    return sum(session.count("SetParameterAttributes") for session in router.stats.rpcs)
+
+
+async def test_a_new_nat_mapping_is_notified_at_once_and_used(stun_daemon) -> None:
+    """acsd sets active notification on UDPConnectionRequestAddress once; when the router's
+    mapping changes, it Informs VALUE CHANGE, and the next change goes to the new port."""
+    daemon = stun_daemon
+    world = lazy_world(daemon)
+    from api_world import device_body
+
+    sim = Simulation(
+        daemon.cwmp_url, ["tplink-tr181"], 1, serial_prefix="UDPNOTE", interval=3600,
+        ramp=0.01, udp_cr=True,
+    )  # fmt: skip
+    serial = sim.routers[0].serial
+    router = sim.router(serial)
+    path = MS + "UDPConnectionRequestAddress"
+    assert router.tree.notification.get(path, 0) == 0  # (firmware's default: off)
+    made = await asyncio.to_thread(
+        world.api.post, "/network/device", device_body(world, "own", serial)
+    )
+    assert made.status == 201, made.body
+    url = f"/network/device/{made.body['_id']}"
+
+    def address() -> str | None:
+        body = world.api.get(url).body
+        return body["state"] == "ACTIVE" and body["cpe"].get("udpConnectionRequestAddress")
+
+    running = asyncio.create_task(sim.run(duration=60))
+    try:
+        udp_first = await asyncio.to_thread(wait_for, address, 20)
+        assert router.tree.notification[path] == 2
+        udp = sim.udp[serial]
+        assert udp_first == "{}:{}".format(*udp.address)
+        sessions = router.stats.sessions
+
+        await udp.rebind()  # the NAT's mapping changes
+        moved = "{}:{}".format(*udp.address)
+        assert moved != udp_first
+
+        def learnt() -> bool:
+            return address() == moved
+
+        # at once, by the router's own Inform: its periodic one is an hour away
+        await asyncio.to_thread(wait_for, learnt, 10)
+        assert "4 VALUE CHANGE" in router.stats.events[-1]
+        assert router.stats.sessions == sessions + 1
+        # the attribute was set once, not in every session since
+        assert _spa_count(router) == 1
+
+        changed = await asyncio.to_thread(world.api.patch, url, {"wifi": {"ssid": "NewPort"}})
+        assert changed.status == 200, changed.body
+        await asyncio.to_thread(
+            wait_for, lambda: router.tree.flat()["Device.WiFi.SSID.1.SSID"] == "NewPort", 15
+        )
+        assert udp.stats.accepted == 1  # the UDP request reached the new port
+        assert "6 CONNECTION REQUEST" in router.stats.events[-1]
+        assert _spa_count(router) == 1
+    finally:
+        sim.stop()
+        await running
+    done = [e for e in daemon.events("connreq.done") if e.get("device") == made.body["_id"]]
+    assert [e["way"] for e in done] == ["udp"] and done[0]["ok"]
+    # the router's STUN client said its mapping changed (TR-111's BINDING-CHANGE)
+    assert moved in [e["source"] for e in daemon.events("stun.binding_change")]
+
+
+async def test_a_refused_notification_fails_no_session_and_is_not_asked_again(
+    stun_daemon,
+) -> None:
+    sim = Simulation(
+        stun_daemon.cwmp_url, ["tplink-tr181"], 1, serial_prefix="UDPNOTR", interval=0.5,
+        ramp=0.01, udp_cr=True,
+    )  # fmt: skip
+    serial = sim.routers[0].serial
+    router = sim.router(serial)
+    path = MS + "UDPConnectionRequestAddress"
+    router.attribute_faults[path] = 9009  # "notification request rejected"
+    running = asyncio.create_task(sim.run(duration=60))
+    try:
+        await asyncio.to_thread(wait_for, lambda: router.stats.ok >= 4, 20)
+    finally:
+        sim.stop()
+        await running
+    assert router.stats.failed == 0
+    assert _spa_count(router) == 1  # refused once, never asked again
+    refusals = [f.code for f in router.stats.faults if f.method == "SetParameterAttributes"]
+    assert refusals == [9009]
+    # the session went on: acsd's settings (STUN on) were applied all the same
+    assert router.tree.flat()[MS + "STUNEnable"] in ("1", "true")
+    refused = stun_daemon.events("session.udp_notification_refused")
+    assert [(e["serial"], e["code"]) for e in refused] == [(serial, 9009)]
+
+
+async def test_a_factory_reset_has_the_notification_set_again(stun_daemon) -> None:
+    sim = Simulation(
+        stun_daemon.cwmp_url, ["tr098-dsl"], 1, serial_prefix="UDPNOTB", interval=3600,
+        ramp=0.01, udp_cr=True,
+    )  # fmt: skip
+    serial = sim.routers[0].serial
+    router = sim.router(serial)
+    path = "InternetGatewayDevice.ManagementServer.UDPConnectionRequestAddress"
+    running = asyncio.create_task(sim.run(duration=60))
+    try:
+        await asyncio.to_thread(wait_for, lambda: router.tree.notification.get(path) == 2, 20)
+        router.request_connection()  # a session more: nothing to set again
+        await asyncio.to_thread(wait_for, lambda: router.stats.ok >= 3, 10)
+        assert _spa_count(router) == 1
+        router.factory_reset()  # forgets its attributes; the next session says BOOTSTRAP
+        router.request_connection()
+        await asyncio.to_thread(wait_for, lambda: router.tree.notification.get(path) == 2, 10)
+    finally:
+        sim.stop()
+        await running
+    assert _spa_count(router) == 2
+    assert "0 BOOTSTRAP" in router.stats.events[-2] or "0 BOOTSTRAP" in router.stats.events[-1]

@@ -175,13 +175,17 @@ def parse_mapped_address(data: bytes, transaction: bytes) -> tuple[str, int] | N
     return None
 
 
-def binding_request(*, modern: bool = False, connection_request_binding: bool = True) -> bytes:
+def binding_request(
+    *, modern: bool = False, connection_request_binding: bool = True, binding_change: bool = False
+) -> bytes:
     """A Binding Request (the simulator's): TR-111's CONNECTION-REQUEST-BINDING when sent
-    from a Connection Request port."""
+    from a Connection Request port, BINDING-CHANGE when its mapping changed."""
     body = b""
     if connection_request_binding:
         value = b"dslforum.org/TR-111 "
         body = ATTRIBUTE.pack(CONNECTION_REQUEST_BINDING, len(value)) + value
+    if binding_change:
+        body += ATTRIBUTE.pack(BINDING_CHANGE, 0)
     head = (
         struct.pack("!I", MAGIC_COOKIE) + secrets.token_bytes(12)
         if modern

@@ -38,6 +38,7 @@ from acsd import clock
 from acsd.cwmp import rpc
 from acsd.cwmp.session import CwmpSession, RetryLater
 from acsd.log import get_logger, log_failure
+from acsd.provisioning import udp_notify
 from acsd.provisioning.apn import (
     add_apn_name,
     apn_due,
@@ -175,6 +176,7 @@ class ProvisioningDriver(EndPhase):
             self.memory["refusedOptional"] = {}
             self.memory.pop("partialPaths", None)
             self.memory.pop("held", None)
+            self.memory.pop(udp_notify.MEMORY_KEY, None)  # (it may take it now, or lost it)
         # New firmware may have what the old one lacked: the record's list is then only a
         # list of suspects (asked for apart), as on a bootstrap.
         if (
@@ -320,6 +322,9 @@ class ProvisioningDriver(EndPhase):
             return rpc.GetParameterNames(path=path, next_level=next_level)
         if self.fetch.queue:
             return rpc.GetParameterValues(names=self.fetch.queue[0])
+        # (STUN off: one test, nothing more on a steady session's path)
+        if self.settings.stun is not None and (notify := self._udp_notify_due()) is not None:
+            return udp_notify.notify_request(notify)
         if self.read_settings and not self.fetch.failed and self.apply is None:
             if await self._released_meanwhile(session):
                 self.read_settings = False
@@ -362,6 +367,38 @@ class ProvisioningDriver(EndPhase):
             self.record = replace(record, state="DELETING")
         return True
 
+    def _udp_notify_due(self) -> str | None:
+        """The UDPConnectionRequestAddress to set active notification on in this session
+        (acsd.provisioning.udp_notify), or None: set already, refused, the router lacks
+        it, or it is being released."""
+        if self.profile is None or (self.record is not None and self.record.state == "DELETING"):
+            return None
+        path = udp_notify.udp_address_path(self.profile, self.values)
+        if path is None:
+            return None
+        if not udp_notify.notify_due(self.memory, path, clock.now(), self.settings.retry):
+            return None
+        return path
+
+    def _on_udp_notify(
+        self, session: CwmpSession, request: rpc.SetParameterAttributes, response: rpc.Message
+    ) -> None:
+        path = request.parameters[0].name
+        policy = self.settings.retry
+        fault = udp_notify.record_answer(self.memory, path, response, clock.now(), policy)
+        if fault is None:
+            log.info("session.udp_notification_set", serial=session.serial, parameter=path)
+        else:
+            # the router is still reached, its new mappings read at its periodic sessions
+            log.warning(
+                "session.udp_notification_refused",
+                serial=session.serial,
+                parameter=path,
+                code=fault.code,
+                reason=fault.string[:200],
+                retry=self.memory[udp_notify.MEMORY_KEY].get("retryAt"),
+            )
+
     def answer_too_large(self, session: CwmpSession, request: rpc.AcsRequest) -> None:
         """The CPE's answer to ``request`` was over ``max_body`` (the session ends): a read
         of several names is asked for in calls of half as many from the next session on
@@ -388,6 +425,8 @@ class ProvisioningDriver(EndPhase):
             self._on_gpv(session, response)
         elif isinstance(request, rpc.GetParameterNames) and self.fetch.listing:
             self._on_gpn(session, response)
+        elif isinstance(request, rpc.SetParameterAttributes):
+            self._on_udp_notify(session, request, response)
         elif self.apply is not None:
             self._on_apply_response(session, request, response)
 

@@ -14,6 +14,7 @@ from acsd.provisioning.apply_phase import ApplyPhase
 from acsd.provisioning.jobs import close_job, forget_reboot_note, note_read_failed, record_outcome
 from acsd.provisioning.plan import instance_numbers, mac_key
 from acsd.provisioning.status import fields_read_at
+from acsd.provisioning.udp_notify import MEMORY_KEY
 from acsd.store.base import SessionResult
 
 log = get_logger("acsd.session")
@@ -71,7 +72,7 @@ class EndPhase(ApplyPhase):
                 # The operator took every setting away: nothing left to apply.
                 self.memory["appliedRevision"] = record.revision
                 result.provisioning, result.state, result.jobs = self.memory, "ACTIVE", 0
-            elif self.bootstrap or self._reads_changed():
+            elif self.bootstrap or self._reads_changed() or self._notify_changed():
                 # forgotten secrets must stay forgotten; names that faulted alone are
                 # asked apart next time, whichever router of the kind answers them, and
                 # an answer too large is asked for in smaller calls
@@ -159,6 +160,12 @@ class EndPhase(ApplyPhase):
             codes=[code for _, code in refused],
             username_kept=kept is not None,
         )
+
+    def _notify_changed(self) -> bool:
+        """Whether the router set or refused the UDP address's notification this session
+        (acsd.provisioning.udp_notify): remembered, so no later session asks again."""
+        before = (self.record.provisioning if self.record is not None else None) or {}
+        return before.get(MEMORY_KEY) != self.memory.get(MEMORY_KEY)
 
     def _reads_changed(self) -> bool:
         """Whether what this session learned about reading the CPE is new (also for a CPE

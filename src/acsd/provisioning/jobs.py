@@ -14,6 +14,9 @@ The memory is one JSON object on the device record:
 - ``ownedRows``: table -> keys (MACs) of the rows acsd manages in a table that cannot
   tell acsd's rows from the CPE's (DHCP reservations): rows of other keys are the
   customer's, and acsd never deletes them;
+- ``udpNotify``: the active notification acsd set on UDPConnectionRequestAddress (with
+  STUN on), or the router's refusal of it (:mod:`acsd.provisioning.udp_notify`); a
+  BOOTSTRAP or new firmware forgets it;
 - ``refusedOptional``: parameter path -> the CPE's fault (setting, code, message) for an
   optional parameter it refused writes to (9008 not writable, or 9001 denied in two
   sessions, named in its SetParameterValuesFault): its setting is written without it from
@@ -142,6 +145,10 @@ def new_memory(memory: dict[str, Any] | None, *, bootstrap: bool) -> dict[str, A
         # a stored value that is no count of names (a hand-edited row) reads as none
         if type(chunk) is not int or chunk < 1:
             out["readChunk"] = None
+        # the active notification on the UDP Connection Request address (udp_notify);
+        # absent until set, and one of another shape (a hand-edited row) is set again
+        if type(notify := memory.get("udpNotify")) is dict and type(notify.get("path")) is str:
+            out["udpNotify"] = notify
         # when the settings were last checked (drift_check_interval); absent until then
         if type(at := memory.get("checkedAt")) is int:
             out["checkedAt"] = at
@@ -174,6 +181,8 @@ def new_memory(memory: dict[str, Any] | None, *, bootstrap: bool) -> dict[str, A
         out["refusedOptional"] = {}
         # a reset may bring another data model: what it holds is listed again
         out.pop("held", None)
+        # a factory reset forgets parameter attributes: the notification is set again
+        out.pop("udpNotify", None)
         # ownedRows stays: a reset table has none of those rows (they drop out at the
         # next read), and a CPE that says BOOTSTRAP without a reset still holds them
     return out

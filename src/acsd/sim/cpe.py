@@ -184,6 +184,9 @@ class Cpe:
         # a GetParameterValues naming one of these (exactly as asked) fails with the code:
         # firmware with an internal error on a name it has
         self.read_faults: dict[str, int] = {}
+        # a SetParameterAttributes naming one of these (exactly) fails with the code:
+        # firmware that refuses a notification (9009) on a parameter of its own choosing
+        self.attribute_faults: dict[str, int] = {}
         self.pending_reboot = False  # an SPV answered Status 1; cleared by a reboot
 
     @property
@@ -474,6 +477,9 @@ class Cpe:
         return rpc.GetParameterAttributesResponse(parameters=self.tree.get_attributes(req.names))
 
     def _spa(self, req: rpc.SetParameterAttributes) -> rpc.Message:
+        for struct in req.parameters:
+            if struct.name in self.attribute_faults:
+                raise CwmpFault(self.attribute_faults[struct.name], struct.name)
         self.tree.set_attributes(req.parameters)
         return rpc.SetParameterAttributesResponse()
 

@@ -56,6 +56,8 @@ class UdpRouter:
         self._pending: tuple[bytes, asyncio.Future[tuple[str, int]]] | None = None
         self._last: tuple[int, str] | None = None  # (ts, id) of the last request taken
         self._task: asyncio.Task[None] | None = None
+        #: the socket was bound anew (rebind): the next Binding Request says BINDING-CHANGE
+        self._changed = False
 
     @property
     def _ms(self) -> str:
@@ -66,17 +68,43 @@ class UdpRouter:
         return tree.get(self._ms + leaf) if self._ms + leaf in tree else ""
 
     async def start(self) -> None:
+        self._transport = await self._open()
+        self._task = asyncio.create_task(self._keepalive())
+
+    async def _open(self) -> asyncio.DatagramTransport:
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(
             lambda: _Protocol(self), local_addr=(self.host, 0), family=socket.AF_INET
         )
-        self._transport = transport
+        return transport
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The socket's address: on 127.0.0.1 (no NAT) the mapping STUN tells it."""
+        assert self._transport is not None
+        host, port = self._transport.get_extra_info("sockname")[:2]
+        return host, port
+
+    async def rebind(self) -> None:
+        """The NAT's mapping changes (a NAT reboot, a carrier rebinding), played as the
+        socket bound anew to another port: the STUN client asks again at once, its
+        request says BINDING-CHANGE, and the new mapping becomes its
+        UDPConnectionRequestAddress (a VALUE CHANGE Inform when notified)."""
+        await self._stop_keepalive()
+        old, self._transport = self._transport, await self._open()
+        if old is not None:
+            old.close()
+        self._changed = True
         self._task = asyncio.create_task(self._keepalive())
 
-    async def stop(self) -> None:
+    async def _stop_keepalive(self) -> None:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def stop(self) -> None:
+        await self._stop_keepalive()
         if self._transport is not None:
             self._transport.close()
 
@@ -114,7 +142,7 @@ class UdpRouter:
             port = int(self._value("STUNServerPort") or 3478)
         except ValueError:
             port = 3478
-        request = binding_request()
+        request = binding_request(binding_change=self._changed)
         future: asyncio.Future[tuple[str, int]] = asyncio.get_running_loop().create_future()
         self._pending = (request[4:20], future)
         self._transport.sendto(request, (host, port))
@@ -124,6 +152,7 @@ class UdpRouter:
     def _mapped(self, mapped: tuple[str, int]) -> None:
         address = f"{mapped[0]}:{mapped[1]}"
         self.stats.bindings += 1
+        self._changed = False
         path = self._ms + "UDPConnectionRequestAddress"
         if path in self.cpe.tree and self._value("UDPConnectionRequestAddress") != address:
             # the router's own change: an Inform with "4 VALUE CHANGE" if notified
