@@ -37,7 +37,7 @@ from typing import Any
 from acsd import clock
 from acsd.cwmp import rpc
 from acsd.cwmp.session import CwmpSession, RetryLater
-from acsd.log import get_logger, log_failure
+from acsd.log import get_logger, log_failure, peer_text
 from acsd.provisioning import udp_notify
 from acsd.provisioning.apn import (
     add_apn_name,
@@ -395,7 +395,7 @@ class ProvisioningDriver(EndPhase):
                 serial=session.serial,
                 parameter=path,
                 code=fault.code,
-                reason=fault.string[:200],
+                reason=peer_text(fault.string, 200),
                 retry=self.memory[udp_notify.MEMORY_KEY].get("retryAt"),
             )
 

@@ -72,7 +72,11 @@ class EndPhase(ApplyPhase):
                 # The operator took every setting away: nothing left to apply.
                 self.memory["appliedRevision"] = record.revision
                 result.provisioning, result.state, result.jobs = self.memory, "ACTIVE", 0
-            elif self.bootstrap or self._reads_changed() or self._notify_changed():
+            elif (
+                self.bootstrap
+                or self._reads_changed()
+                or (self.settings.stun is not None and self._notify_changed())
+            ):
                 # forgotten secrets must stay forgotten; names that faulted alone are
                 # asked apart next time, whichever router of the kind answers them, and
                 # an answer too large is asked for in smaller calls
