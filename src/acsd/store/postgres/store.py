@@ -165,6 +165,11 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, PgCore):
             query.limit,
             query.offset,
             after=query.after,
+            # rows carry KBs of status and memory (the tree is toasted): a deep page reads
+            # the ids it skips from an index, not the rows
+            wide=True,
+            # a search (q=) reads every row's text, which no index holds (notes): once
+            scan_once=bool((query.q or "").strip()),
         )
         return [device_record(row) for row in rows], total
 
