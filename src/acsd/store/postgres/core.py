@@ -522,15 +522,16 @@ class PgCore(BatchWriter):
         total still counts every matching row.
 
         The total is a count of its own (an aggregate that an index-only scan can answer),
-        not ``count(*) OVER ()``: that window reads and holds every matching row, wide ones
-        too, before the first is shown (0.3-1 s for any list of 100k devices), and keeps
-        the planner from reading the page in index order and stopping at LIMIT.
+        not ``count(*) OVER ()`` over the page's rows: that window reads and holds every
+        matching row, wide ones too, before the first is shown (0.3-0.7 s for any list of
+        100k devices), and keeps the planner from reading the page in index order and
+        stopping at LIMIT.
 
         With ``order`` a single unique column: ``wide``, the page's keys come first (from
         an index where one serves) and only the page's rows are read from the table, for
         tables whose rows are large; ``scan_once``, for a filter that no index answers (a
-        search in every row's text), the keys of the matching rows are found in one scan
-        that both the count and the page then read, rather than in two."""
+        search in every row's text), the keys of the matching rows and their count come
+        from one scan (in parallel workers where the server has them), not two."""
         n = len(args.values)
         values = [*args.values, max(0, limit), max(0, offset)]
         past = ""
@@ -538,27 +539,47 @@ class PgCore(BatchWriter):
             values.append(after)
             past = f" AND {order} > ${n + 3}"
         window = f"ORDER BY {order} LIMIT ${n + 1} OFFSET ${n + 2}"
-        matching, counted = f"{table} WHERE {where}", f"{table} WHERE {where}"
-        if scan_once:
-            matching = counted = "matching WHERE true"
+        count = f"SELECT count(*) FROM {table} WHERE {where}"
+        if scan_once and after is None:
+            # The count is a window over the matching keys (narrow rows); an empty page
+            # has none, and only then is the count made apart (coalesce and CASE run it
+            # lazily): past the end, as no page from the start is empty but for no match.
+            page = (
+                f"SELECT {columns}, true, keys.acsd_total FROM {table} JOIN"
+                f" (SELECT {order} AS acsd_key, count(*) OVER () AS acsd_total"
+                f" FROM {table} WHERE {where} {window}) AS keys"
+                f" ON {table}.{order} = keys.acsd_key"
+            )
+            sql = (
+                f"SELECT page.*, coalesce(page.acsd_total, CASE WHEN ${n + 2} = 0"
+                f" AND ${n + 1} > 0 THEN 0 ELSE ({count}) END)"
+                f" FROM (SELECT 1) AS one LEFT JOIN LATERAL ({page}) AS page ON true"
+                f" ORDER BY {order}"
+            )
+            rows = await self._reading("fetch", sql, *values)
+            return _paged(rows, 3)
         if wide or scan_once:
             page = (
                 f"SELECT {columns}, true FROM {table} WHERE {order} IN"
-                f" (SELECT {order} FROM {matching}{past} {window})"
+                f" (SELECT {order} FROM {table} WHERE ({where}){past} {window})"
             )
         else:
-            page = f"SELECT {columns}, true FROM {matching}{past} {window}"
+            page = f"SELECT {columns}, true FROM {table} WHERE ({where}){past} {window}"
         # The page LEFT JOINed to its count: one row (the page's columns NULL, its `true`
         # too) when the page is empty, so that the total is still this snapshot's.
         sql = (
             f"SELECT page.*, total.acsd_total"
-            f" FROM (SELECT count(*) AS acsd_total FROM {counted}) AS total"
+            f" FROM ({count}) AS total (acsd_total)"
             f" LEFT JOIN LATERAL ({page}) AS page ON true ORDER BY {order}"
         )
-        if scan_once:
-            sql = f"WITH matching AS MATERIALIZED (SELECT {order} FROM {table} WHERE {where}) {sql}"
         rows = await self._reading("fetch", sql, *values)
-        total = int(rows[0][-1])
-        if rows[0][-2] is None:
-            return [], total
-        return [tuple(row)[:-2] for row in rows], total
+        return _paged(rows, 2)
+
+
+def _paged(rows: list[asyncpg.Record], extra: int) -> tuple[list[Sequence[Any]], int]:
+    """The page and total of :meth:`PgCore._page`'s rows, whose last ``extra`` columns
+    are the page's marker (NULL in the one row of an empty page), ... and the total."""
+    total = int(rows[0][-1])
+    if rows[0][-extra] is None:
+        return [], total
+    return [tuple(row)[:-extra] for row in rows], total

@@ -168,8 +168,14 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, PgCore):
             # rows carry KBs of status and memory (the tree is toasted): a deep page reads
             # the ids it skips from an index, not the rows
             wide=True,
-            # a search (q=) reads every row's text, which no index holds (notes): once
-            scan_once=bool((query.q or "").strip()),
+            # A search (q=) reads every row's text, which no index holds (notes): once,
+            # unless an index narrows the rows first (a customer's, a job's), which both
+            # the count and the page then use (a window over the keys would read them all
+            # in id order instead: 80 ms rather than 10 for a customer of 100k devices).
+            scan_once=bool((query.q or "").strip())
+            and query.customer is None
+            and query.customers is None
+            and query.job is None,
         )
         return [device_record(row) for row in rows], total
 
