@@ -523,7 +523,7 @@ class PgCore(BatchWriter):
 
         The total is a count of its own (an aggregate that an index-only scan can answer),
         not ``count(*) OVER ()`` over the page's rows: that window reads and holds every
-        matching row, wide ones too, before the first is shown (0.3-0.7 s for any list of
+        matching row, wide ones too, before the first is shown (0.2-0.7 s for any list of
         100k devices), and keeps the planner from reading the page in index order and
         stopping at LIMIT.
 
@@ -541,9 +541,10 @@ class PgCore(BatchWriter):
         window = f"ORDER BY {order} LIMIT ${n + 1} OFFSET ${n + 2}"
         count = f"SELECT count(*) FROM {table} WHERE {where}"
         if scan_once and after is None:
-            # The count is a window over the matching keys (narrow rows); an empty page
-            # has none, and only then is the count made apart (coalesce and CASE run it
-            # lazily): past the end, as no page from the start is empty but for no match.
+            # The count is a window over the matching keys (narrow rows). An empty page
+            # has none: only then is the count made apart (coalesce and CASE run it
+            # lazily), and only past the end (a page from the start is empty when
+            # nothing matches: 0).
             page = (
                 f"SELECT {columns}, true, keys.acsd_total FROM {table} JOIN"
                 f" (SELECT {order} AS acsd_key, count(*) OVER () AS acsd_total"
@@ -577,8 +578,9 @@ class PgCore(BatchWriter):
 
 
 def _paged(rows: list[asyncpg.Record], extra: int) -> tuple[list[Sequence[Any]], int]:
-    """The page and total of :meth:`PgCore._page`'s rows, whose last ``extra`` columns
-    are the page's marker (NULL in the one row of an empty page), ... and the total."""
+    """The page and total of :meth:`PgCore._page`'s rows. Their last ``extra`` columns
+    are not the records': the page's marker (NULL in the one row of an empty page) first,
+    the total last."""
     total = int(rows[0][-1])
     if rows[0][-extra] is None:
         return [], total
