@@ -42,9 +42,11 @@ async def test_the_second_router_of_a_kind_is_asked_apart_for_what_the_first_lac
     calls = first.stats.session_gpvs(0)
     asked = calls[0]
     assert CELLULAR in asked and PPP in asked
-    assert [CELLULAR] in calls and [PPP] in calls
-    # By halves: far fewer calls than one per name after the failed first one.
-    assert len(calls) < len(asked) / 2 + 1
+    # The listing of Device.'s top-level objects names neither Cellular nor PPP: both are
+    # lacking, and the rest is read in one more call, not searched for by halves.
+    read = first.stats.rpcs[0][:3]
+    assert read == ["GetParameterValues", "GetParameterNames", "GetParameterValues"]
+    assert calls[1:] == [[n for n in asked if n not in (CELLULAR, PPP)]]
 
     # The next routers of the kind: the rest in one call, each lacking name in its own.
     rest = [n for n in asked if n not in (CELLULAR, PPP)]
@@ -105,8 +107,11 @@ def refusing_session(url: str, inform: rpc.Inform) -> list[list[str]]:
         asked = answer_until_done(wire, lambda _: rpc.cpe_fault(9005, "Invalid parameter name"))
     finally:
         wire.close()
-    assert all(isinstance(request, rpc.GetParameterValues) for request in asked), asked
-    return [request.names for request in asked]
+    # the reads, and the one listing of the top-level objects after the first fault
+    listings = [r for r in asked if isinstance(r, rpc.GetParameterNames)]
+    assert [(r.path, r.next_level) for r in listings] == [("Device.", True)], asked
+    assert all(isinstance(r, rpc.GetParameterValues) for r in asked if r not in listings)
+    return [request.names for request in asked if request not in listings]
 
 
 async def test_a_router_that_refuses_every_name_teaches_its_kind_nothing(daemon):
@@ -156,6 +161,7 @@ async def test_new_firmware_is_asked_again_for_what_the_router_lacked(daemon):
     assert (await sim.run_once()).ok == 1  # BOOTSTRAP: it lacks CELLULAR and PPP
     assert (await sim.run_once()).ok == 1  # same firmware: nothing searched for
     assert [n for n in router.stats.session_gpvs(1) if len(n) == 1] == []
+    assert router.stats.rpcs[1] == ["GetParameterValues"]  # nor anything listed
 
     version = "Device.DeviceInfo.SoftwareVersion"
     router.set_local(version, router.tree.get(version) + " upgraded")
@@ -182,7 +188,11 @@ async def test_a_name_faulted_with_another_code_is_narrowed_down_and_the_rest_ap
     daemon.apply({**SEED_BODY, "serialNumber": router.serial})
     assert (await sim.run_once()).ok == 1
     calls = router.stats.session_gpvs(0)
-    assert [CELLULAR] in calls and [PPP] in calls
+    if quirk == "unknown-9003":  # taken as 9005: the listing of Device. shows both lacking
+        assert "GetParameterNames" in router.stats.rpcs[0]
+        assert len(calls) == 2 and CELLULAR not in calls[1] and PPP not in calls[1]
+    else:  # 9002 may as well mean "too large": by halves
+        assert [CELLULAR] in calls and [PPP] in calls
     faults = {(e["code"], e.get("name")) for e in daemon.events("session.gpv_fault")}
     if quirk == "unknown-9002":  # a fault that may pass: each named in the log
         assert faults == {(9002, CELLULAR), (9002, PPP)}
@@ -257,14 +267,67 @@ def values_for(names: list[str]) -> rpc.GetParameterValuesResponse:
 NO_SUCH_NAME = rpc.Fault(code=9005, string="Invalid parameter name")
 
 
-async def test_a_9005_without_hints_splits_the_read_in_halves():
+async def test_a_9005_without_hints_lists_the_top_objects_and_then_splits_the_read_in_halves():
     driver, session = driver_for(AbsentHints())
     whole = await driver.next_request(session)
     assert isinstance(whole, rpc.GetParameterValues) and CELLULAR in whole.names
     await driver.response(session, whole, NO_SUCH_NAME)
+    listing = await driver.next_request(session)
+    assert listing == rpc.GetParameterNames(path="Device.", next_level=True)
+    # a CPE that cannot list them: by halves
+    await driver.response(session, listing, rpc.Fault(code=9002, string="Internal error"))
     half = len(whole.names) // 2
     assert (await driver.next_request(session)).names == whole.names[:half]
     assert driver.fetch.queue[1] == whole.names[half:]
+
+
+def top_objects(*names: str) -> rpc.GetParameterNamesResponse:
+    return rpc.GetParameterNamesResponse(parameters=[rpc.ParameterInfo(n, False) for n in names])
+
+
+async def test_objects_the_top_level_listing_lacks_are_taken_out_and_the_rest_read_at_once():
+    driver, session = driver_for(AbsentHints())
+    whole = await driver.next_request(session)
+    await driver.response(session, whole, NO_SUCH_NAME)
+    listing = await driver.next_request(session)
+    tops = {n[: n.index(".", len("Device.")) + 1] for n in whole.names}
+    there = [*sorted(tops - {"Device.Cellular.", "Device.PPP."}), "Device.RootDataModelVersion"]
+    await driver.response(session, listing, top_objects(*there))
+    rest = await driver.next_request(session)
+    assert rest.names == [n for n in whole.names if n not in (CELLULAR, PPP)]
+    await driver.response(session, rest, values_for(rest.names))
+    assert driver.fetch.absent == {CELLULAR, PPP} and driver.fetch.queue == []
+    assert not driver.fetch.failed
+    # taught to the kind like names found by halves: the next router asks them apart
+    assert driver.hints.get(kind_of("tr181", IDENTITY)) == {CELLULAR, PPP}
+
+
+async def test_the_top_level_listing_is_asked_once_a_session_and_judged_by_its_objects():
+    driver, session = driver_for(AbsentHints())
+    whole = await driver.next_request(session)
+    await driver.response(session, whole, NO_SUCH_NAME)
+    listing = await driver.next_request(session)
+    # firmware that ignores NextLevel lists deeper names: their top objects count
+    tops = {n[: n.index(".", len("Device.")) + 1] for n in whole.names}
+    deep = [t + "X.1.Status" for t in sorted(tops - {"Device.Cellular."})]
+    await driver.response(session, listing, top_objects(*deep))
+    rest = await driver.next_request(session)
+    assert rest.names == [n for n in whole.names if n != CELLULAR]
+    # the rest faults too (a name under an object that is there): by halves, no listing
+    await driver.response(session, rest, NO_SUCH_NAME)
+    half = len(rest.names) // 2
+    assert (await driver.next_request(session)).names == rest.names[:half]
+
+
+async def test_a_top_level_listing_that_shows_none_of_the_read_is_not_believed():
+    driver, session = driver_for(AbsentHints())
+    whole = await driver.next_request(session)
+    await driver.response(session, whole, NO_SUCH_NAME)
+    listing = await driver.next_request(session)
+    await driver.response(session, listing, top_objects())  # an empty answer
+    half = len(whole.names) // 2
+    assert (await driver.next_request(session)).names == whole.names[:half]
+    assert driver.fetch.absent == set()
 
 
 async def test_a_name_another_router_of_the_kind_lacked_meanwhile_goes_apart_after_a_9005():

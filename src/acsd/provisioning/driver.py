@@ -317,6 +317,8 @@ class ProvisioningDriver(EndPhase):
         if not self.fetch.started:
             self.fetch.started = True
             self._queue_read(self._read_names(), apart=True)
+        if self.fetch.probe is not None:
+            return rpc.GetParameterNames(path=self.profile.root, next_level=True)
         if self.fetch.listing:
             path, next_level = self.fetch.listing[0]
             return rpc.GetParameterNames(path=path, next_level=next_level)
@@ -423,6 +425,8 @@ class ProvisioningDriver(EndPhase):
     ) -> None:
         if isinstance(request, rpc.GetParameterValues):
             self._on_gpv(session, response)
+        elif isinstance(request, rpc.GetParameterNames) and self.fetch.probe is not None:
+            self._on_probe(session, response)
         elif isinstance(request, rpc.GetParameterNames) and self.fetch.listing:
             self._on_gpn(session, response)
         elif isinstance(request, rpc.SetParameterAttributes):

@@ -204,11 +204,21 @@ class ReadPhase(SessionState):
             self._read_whole(session, "a leaf of the read plan is gone")
         elif unknown and len(names) > 1:
             # One unknown name fails the whole call: find out which. Names that another
-            # CPE of this kind lacked meanwhile go apart; else by halves, so k unknown names
-            # among n cost about 2k*log2(n/k) calls, not n (2n-1 at worst, a CPE that knows
-            # none of them: ~80 for the longest list, within max_requests_per_session).
-            half = len(names) // 2
-            self.fetch.queue[:0] = self._apart(names) or [names[:half], names[half:]]
+            # CPE of this kind lacked meanwhile go apart. Else, once a session, the data
+            # model's top-level objects are listed (_on_probe): a router without a modem
+            # lacks all of Device.Cellular., and one listing finds that where a search
+            # costs calls. What is still unknown after it is searched by halves, so k
+            # unknown names among n cost about 2k*log2(n/k) calls, not n (2n-1 at worst, a
+            # CPE that knows none of them: ~80 for the longest list, within
+            # max_requests_per_session).
+            apart = self._apart(names)
+            if apart:
+                self.fetch.queue[:0] = apart
+            elif not self.fetch.probed:
+                self.fetch.probed = True
+                self.fetch.probe = names
+            else:
+                self.fetch.queue[:0] = _halves(names)
         elif unknown and names:
             self.fetch.absent.update(names)
             self._no_longer_faulting(names[0])  # lacked, not faulting: never asked again
@@ -219,8 +229,7 @@ class ReadPhase(SessionState):
             # gets it narrowed down the same way: names that failed alone before go apart,
             # the rest in halves.
             self.fetch.splits += 1
-            half = len(names) // 2
-            self.fetch.queue[:0] = self._apart(names) or [names[:half], names[half:]]
+            self.fetch.queue[:0] = self._apart(names) or _halves(names)
         elif len(names) == 1 and self.profile is not None and not self.profile.writes_at(names[0]):
             self.fetch.skipped.append(names[0])
             self._faulted_alone(names[0])
@@ -256,6 +265,34 @@ class ReadPhase(SessionState):
             self.fetch.failed = True
             on = names[0] if len(names) == 1 else f"{len(names)} names"
             self.fetch.failure = f"fault {response.code} on {on}"
+
+    def _on_probe(self, session: CwmpSession, response: rpc.Message) -> None:
+        """The top-level objects of the data model are listed (GetParameterNames of the
+        root, NextLevel true) for a batch that faulted: the names under an object not
+        listed are lacking (a router without a modem, without PPP), taken out, and the
+        rest asked again. A fault, or a listing that holds none of the batch's objects
+        (nothing to go by), leaves the batch to the search by halves."""
+        assert self.profile is not None
+        names, self.fetch.probe = self.fetch.probe or [], None
+        gone: list[str] = []
+        if isinstance(response, rpc.GetParameterNamesResponse):
+            root = self.profile.root
+            # by their top-level objects: firmware that ignores NextLevel lists deeper
+            there = {_top(root, p.name) for p in response.parameters if p.name.startswith(root)}
+            judged = [n for n in names if n.startswith(root) and len(n) > len(root)]
+            gone = [n for n in judged if _top(root, n) not in there]
+            if len(gone) == len(judged):
+                gone = []
+        if not gone:
+            self.fetch.queue[:0] = _halves(names)
+            return
+        log.debug("session.read_probed", serial=session.serial, lacking=len(gone))
+        self.fetch.absent.update(gone)
+        for name in gone:
+            self._no_longer_faulting(name)  # lacked, not faulting: never asked again
+        self.fetch.lacking.extend(gone)
+        lacking = set(gone)
+        self.fetch.queue.insert(0, [n for n in names if n not in lacking])
 
     # --- CPEs that do not expand partial paths ---------------------------------------------
 
@@ -489,6 +526,19 @@ class ReadPhase(SessionState):
         status, ident = extraction.status_and_identity()
         self._extracted = (flat, status, ident)
         return status, ident
+
+
+def _halves(names: list[str]) -> list[list[str]]:
+    half = len(names) // 2
+    return [names[:half], names[half:]]
+
+
+def _top(root: str, name: str) -> str:
+    """The top-level object ``name`` is in (``Device.Cellular.`` for
+    ``Device.Cellular.Interface.``), or ``name`` itself if it is a parameter of the root,
+    as a GetParameterNames of ``root`` with NextLevel true lists them."""
+    dot = name.find(".", len(root))
+    return name if dot < 0 else name[: dot + 1]
 
 
 def _parent(name: str) -> str:

@@ -67,6 +67,11 @@ class Fetch:
     listing: list[tuple[str, bool]] | None = None
     listed: set[str] | None = None
     unlisted: list[str] | None = None
+    #: a batch that faulted for a name the CPE lacks, waiting for the listing of the data
+    #: model's top-level objects (ReadPhase._probe): None when none is
+    probe: list[str] | None = None
+    #: that listing was asked for this session (once is enough: it does not change)
+    probed: bool = False
     started: bool = False
     failed: bool = False
     #: why the read failed (for the job's note): the fault, and the name when one alone
