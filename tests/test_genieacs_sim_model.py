@@ -295,8 +295,10 @@ def test_firmware_that_names_the_object_beside_its_parameters_is_read_as_usual(m
     sim = Sim(model, serial, release="expanding")
     asked = sim.session(daemon)
     assert asked[0] == "GetParameterValues"
-    # nothing listed but the top-level objects, once, for a name it lacks (a 9005)
-    assert sim.listed in ([], [("InternetGatewayDevice.", True)])
+    # Not listed as a CPE that does not expand them is (partial paths whole, NextLevel
+    # false): only the objects that the search for a name it lacks (a 9005) lists, each once
+    assert all(next_level for _path, next_level in sim.listed), sim.listed
+    assert len(set(sim.listed)) == len(sim.listed)
     assert sim.device[W + "SSID"][1] == "SkyNet"
 
 

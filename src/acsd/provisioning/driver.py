@@ -318,7 +318,7 @@ class ProvisioningDriver(EndPhase):
             self.fetch.started = True
             self._queue_read(self._read_names(), apart=True)
         if self.fetch.probe is not None:
-            return rpc.GetParameterNames(path=self.profile.root, next_level=True)
+            return rpc.GetParameterNames(path=self.fetch.probing, next_level=True)
         if self.fetch.listing:
             path, next_level = self.fetch.listing[0]
             return rpc.GetParameterNames(path=path, next_level=next_level)

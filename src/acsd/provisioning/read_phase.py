@@ -207,18 +207,18 @@ class ReadPhase(SessionState):
             # CPE of this kind lacked meanwhile go apart. Else, once a session, the data
             # model's top-level objects are listed (_on_probe): a router without a modem
             # lacks all of Device.Cellular., and one listing finds that where a search
-            # costs calls. What is still unknown after it is searched by halves, so k
-            # unknown names among n cost about 2k*log2(n/k) calls, not n (2n-1 at worst, a
-            # CPE that knows none of them: ~80 for the longest list, within
+            # costs calls. What is still unknown after it is searched by halves (_split),
+            # so k unknown names among n cost about 2k*log2(n/k) calls, not n (2n-1 at
+            # worst, a CPE that knows none of them: ~80 for the longest list, within
             # max_requests_per_session).
+            assert self.profile is not None
             apart = self._apart(names)
             if apart:
                 self.fetch.queue[:0] = apart
-            elif not self.fetch.probed:
-                self.fetch.probed = True
-                self.fetch.probe = names
+            elif self.profile.root not in self.fetch.probed:
+                self._probe(self.profile.root, names)
             else:
-                self.fetch.queue[:0] = _halves(names)
+                self.fetch.queue[:0] = self._split(names)
         elif unknown and names:
             self.fetch.absent.update(names)
             self._no_longer_faulting(names[0])  # lacked, not faulting: never asked again
@@ -266,33 +266,68 @@ class ReadPhase(SessionState):
             on = names[0] if len(names) == 1 else f"{len(names)} names"
             self.fetch.failure = f"fault {response.code} on {on}"
 
+    def _probe(self, path: str, names: list[str]) -> None:
+        """List ``path`` (NextLevel true) to find what of ``names`` the CPE lacks."""
+        self.fetch.probe, self.fetch.probing = names, path
+        self.fetch.probed += (path,)
+
+    def _split(self, names: list[str]) -> list[list[str]]:
+        """A batch with a name the CPE lacks, in halves that keep the leaves of one object
+        together (a missing object takes them all with it: the search is over objects,
+        not names); the leaves of one object are listed with it instead (_on_probe), once
+        a session, then halved."""
+        groups: dict[str, list[str]] = {}
+        for name in names:
+            groups.setdefault(name if name.endswith(".") else _parent(name), []).append(name)
+        if len(groups) > 1:
+            units = list(groups.values())
+            half = len(units) // 2
+            return [[n for u in units[:half] for n in u], [n for u in units[half:] for n in u]]
+        [path] = groups
+        if path in self.fetch.probed or (path.endswith(".") and names == [path]):
+            return _halves(names)
+        self._probe(path, names)
+        return []
+
     def _on_probe(self, session: CwmpSession, response: rpc.Message) -> None:
-        """The top-level objects of the data model are listed (GetParameterNames of the
-        root, NextLevel true) for a batch that faulted: the names under an object not
-        listed are lacking (a router without a modem, without PPP), taken out, and the
-        rest asked again. A fault, or a listing that holds none of the batch's objects
-        (nothing to go by), leaves the batch to the search by halves."""
+        """A listing (GetParameterNames, NextLevel true) for a batch that faulted. Of the
+        root: the names under a top-level object not listed are lacking (a router without
+        a modem, without PPP). Of the one object all the batch's leaves are in: those not
+        listed are lacking, all of them if the object is not there (9005). The rest is
+        asked again. Another fault, or a listing that shows nothing to go by (none of the
+        objects of the batch, or nothing at all), leaves the batch to the search by
+        halves."""
         assert self.profile is not None
         names, self.fetch.probe = self.fetch.probe or [], None
+        path, root = self.fetch.probing, self.profile.root
         gone: list[str] = []
-        if isinstance(response, rpc.GetParameterNamesResponse):
-            root = self.profile.root
+        if isinstance(response, rpc.GetParameterNamesResponse) and path == root:
             # by their top-level objects: firmware that ignores NextLevel lists deeper
             there = {_top(root, p.name) for p in response.parameters if p.name.startswith(root)}
             judged = [n for n in names if n.startswith(root) and len(n) > len(root)]
             gone = [n for n in judged if _top(root, n) not in there]
             if len(gone) == len(judged):
                 gone = []
+        elif isinstance(response, rpc.GetParameterNamesResponse):
+            there = {p.name for p in response.parameters if p.name.startswith(path)}
+            # (the object itself, asked as a partial path, is there: it was listed)
+            gone = [n for n in names if n != path and n not in there] if there else []
+        elif isinstance(response, rpc.Fault) and response.code == 9005 and path != root:
+            gone = names  # the object is not there, nor anything in it
         if not gone:
-            self.fetch.queue[:0] = _halves(names)
-            return
-        log.debug("session.read_probed", serial=session.serial, lacking=len(gone))
-        self.fetch.absent.update(gone)
-        for name in gone:
-            self._no_longer_faulting(name)  # lacked, not faulting: never asked again
-        self.fetch.lacking.extend(gone)
-        lacking = set(gone)
-        self.fetch.queue.insert(0, [n for n in names if n not in lacking])
+            self.fetch.queue[:0] = self._split(names)
+        else:
+            log.debug("session.read_probed", serial=session.serial, lacking=len(gone))
+            self.fetch.absent.update(gone)
+            for name in gone:
+                self._no_longer_faulting(name)  # lacked, not faulting: never asked again
+            self.fetch.lacking.extend(gone)
+            lacking = set(gone)
+            rest = [n for n in names if n not in lacking]
+            if rest:
+                self.fetch.queue.insert(0, rest)
+        if not self.fetch.queue and self.fetch.probe is None:
+            self._read_over(session)
 
     # --- CPEs that do not expand partial paths ---------------------------------------------
 

@@ -67,11 +67,13 @@ class Fetch:
     listing: list[tuple[str, bool]] | None = None
     listed: set[str] | None = None
     unlisted: list[str] | None = None
-    #: a batch that faulted for a name the CPE lacks, waiting for the listing of the data
-    #: model's top-level objects (ReadPhase._probe): None when none is
+    #: a batch that faulted for a name the CPE lacks, waiting for the listing (NextLevel
+    #: true) of ``probing``: the data model's root, or the one object all its names are
+    #: in (ReadPhase._on_probe); None when none is
     probe: list[str] | None = None
-    #: that listing was asked for this session (once is enough: it does not change)
-    probed: bool = False
+    probing: str = ""
+    #: the objects listed so for this session (once each is enough: they do not change)
+    probed: tuple[str, ...] = ()
     started: bool = False
     failed: bool = False
     #: why the read failed (for the job's note): the fault, and the name when one alone
