@@ -37,7 +37,7 @@ def _run(args: list[str], timeout: float = 420) -> subprocess.CompletedProcess:
 def test_quick_benchmark_runs_and_writes_its_results(tmp_path):
     proc = _run(
         [sys.executable, str(REPO / "benchmarks" / "bench.py"), "--quick", "--routers", "40",
-         "--storm", "30", "--idle", "50", "--hold", "20", "--duration", "1", "--concurrency", "8",
+         "--storm", "30", "--idle", "50", "--hold", "20", "--duration", "0.5", "--concurrency", "8",
          "--storm-concurrency", "16", "--settle", "0.2", "--out", str(tmp_path)],
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
