@@ -21,6 +21,7 @@ import os
 import select
 import signal
 import sys
+import threading
 import time
 import traceback
 
@@ -71,6 +72,11 @@ def _child(request: dict, answers: int) -> None:
         traceback.print_exc()
         status = 1
     finally:
+        # As the interpreter does at its exit: wait for the threads that are no daemons.
+        # One that still runs (and prints) after main returned must do so here as it does
+        # under `python -m acsd`, or a test of what a failed start prints cannot see it.
+        with contextlib.suppress(Exception):
+            threading._shutdown()  # type: ignore[attr-defined]
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
