@@ -61,6 +61,7 @@ def test_counters_move_with_simulated_sessions(daemon):
         "MET",
         "--once",
         check=True,
+        bounded=True,
     )
     assert "3 sessions ok" in sim.stdout + sim.stderr
 
@@ -123,6 +124,7 @@ def test_faults_are_counted_by_code(module_daemon):
         "SSID=9007",
         "--once",
         check=True,
+        bounded=True,
     )
     after = scrape(daemon)
 

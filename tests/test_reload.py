@@ -43,7 +43,7 @@ def lines_after(daemon: Daemon, event: str) -> list[dict]:
 
 
 def sim_once(url: str, *args: str) -> None:
-    proc = run_cli("sim", "--acs", url, "--once", "--timeout", "10", *args)
+    proc = run_cli("sim", "--acs", url, "--once", "--timeout", "10", *args, bounded=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -263,7 +263,15 @@ def test_sighup_storm_leaves_sessions_alone(daemon_factory):
     for _ in range(5):
         daemon.proc.send_signal(signal.SIGHUP)
     proc = run_cli(
-        "sim", "--acs", daemon.cwmp_url, "--once", "--count", "20", "--serial-prefix", "STORM"
+        "sim",
+        "--acs",
+        daemon.cwmp_url,
+        "--once",
+        "--count",
+        "20",
+        "--serial-prefix",
+        "STORM",
+        bounded=True,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "GetParameterValues" in finish(wire)

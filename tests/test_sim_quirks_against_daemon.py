@@ -45,6 +45,7 @@ def test_quirky_routers_complete_their_sessions_and_are_recorded(shared_daemon, 
         "tr181-mobile,tr098-dsl,tplink-tr181",
         "--serial-prefix",
         prefix,
+        bounded=True,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "3 sessions ok, 0 failed" in proc.stdout
@@ -73,6 +74,7 @@ def test_a_router_found_by_address_alone_that_reuses_its_inform_id_completes(sha
         "tr181-mobile",
         "--serial-prefix",
         "QSAMEID",
+        bounded=True,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "1 sessions ok, 0 failed" in proc.stdout
@@ -93,7 +95,9 @@ def test_once_fails_when_the_acs_is_not_there(tmp_path):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    proc = run_cli("sim", "--acs", f"http://127.0.0.1:{port}/", "--once", "--count", "1")
+    proc = run_cli(
+        "sim", "--acs", f"http://127.0.0.1:{port}/", "--once", "--count", "1", bounded=True
+    )
     assert proc.returncode != 0
     assert "1 failed" in proc.stdout
     assert len(proc.stdout.strip().splitlines()) == 1

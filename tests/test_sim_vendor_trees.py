@@ -528,6 +528,7 @@ def test_every_tree_completes_its_boot_session_against_the_daemon(daemon, tmp_pa
     proc = run_cli(
         "sim", "--acs", daemon.cwmp_url, "--once", "--count", str(len(NAMES)),
         "--profile", ",".join(NAMES), "--report", str(report),
+        bounded=True,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     routers = json.loads(report.read_text())["routers"]

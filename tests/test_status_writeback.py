@@ -91,6 +91,7 @@ def test_three_kinds_of_router_end_with_the_status_their_trees_hold(daemon, tmp_
         "tr181-mobile,tr098-dsl,tplink-tr181",
         "--dump",
         str(dump),
+        bounded=True,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("sim: 3 routers, 3 sessions ok, 0 failed")

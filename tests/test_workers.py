@@ -105,7 +105,7 @@ def test_workers_share_one_port_and_stop_together(daemon_factory):
     assert len({e["cwmp"] for e in daemon.events("listening")}) == 1  # one port for both
 
     run_cli("sim", "--acs", daemon.cwmp_url, "--count", "40", "--serial-prefix", "WRK", "--once",
-            check=True)  # fmt: skip
+            check=True, bounded=True)  # fmt: skip
     # 40 connections over two listeners: each worker took some (1 in 2^39 that one took all).
     workers = {e.get("worker") for e in daemon.events("session.end")}
     assert workers == {0, 1}
@@ -122,7 +122,7 @@ def test_a_scrape_of_any_worker_shows_every_workers_figures(daemon_factory):
     # other scrape would look to Prometheus like a counter reset.
     daemon = start_workers(daemon_factory)
     run_cli("sim", "--acs", daemon.cwmp_url, "--count", "30", "--serial-prefix", "MET", "--once",
-            check=True)  # fmt: skip
+            check=True, bounded=True)  # fmt: skip
     by_worker = {e.get("worker") for e in daemon.events("session.end")}
     assert by_worker == {0, 1}
 
@@ -354,7 +354,7 @@ def test_a_worker_that_dies_is_replaced(daemon_factory):
     assert exited[0]["pid"] == victim
     wait_for(lambda: len(daemon.events("listening")) == 3, timeout=20)
     run_cli("sim", "--acs", daemon.cwmp_url, "--count", "10", "--serial-prefix", "AFT", "--once",
-            check=True)  # fmt: skip
+            check=True, bounded=True)  # fmt: skip
     assert daemon.stop() == 0
 
 
@@ -376,7 +376,7 @@ def test_a_restarted_worker_runs_with_the_configuration_the_service_started_with
     assert failed[0]["status"] == 2
     assert not daemon.events("workers.giving_up")
     run_cli("sim", "--acs", daemon.cwmp_url, "--count", "5", "--serial-prefix", "KEPT", "--once",
-            check=True)  # fmt: skip
+            check=True, bounded=True)  # fmt: skip
     # Fixed and reloaded: the worker comes back at once, not RETRY_BROKEN after it failed
     # (the daemon's own clock: however slow this machine, a timer could not start it
     # sooner), on the service's database, not the file's new one.
@@ -386,7 +386,7 @@ def test_a_restarted_worker_runs_with_the_configuration_the_service_started_with
     waited = _stamp(back[0]) - _stamp(failed[0])
     assert waited < RETRY_BROKEN, waited
     run_cli("sim", "--acs", daemon.cwmp_url, "--count", "20", "--serial-prefix", "BACK", "--once",
-            check=True)  # fmt: skip
+            check=True, bounded=True)  # fmt: skip
     assert not other_db.exists()
     with sqlite3.connect(daemon.db) as db:
         (count,) = db.execute("SELECT count(*) FROM devices").fetchone()
@@ -486,7 +486,7 @@ def test_workers_authenticate_routers_with_the_configured_password(digest_worker
     daemon = digest_workers
     run_cli("sim", "--acs", daemon.cwmp_url, "--count", "20", "--serial-prefix", "AUTHW",
             "--acs-username", "{serial}", "--acs-password", "shared-secret", "--once",
-            check=True)  # fmt: skip
+            check=True, bounded=True)  # fmt: skip
     ends = [e for e in daemon.events("session.end") if e["serial"].startswith("AUTHW")]
     assert {e.get("worker") for e in ends} == {0, 1}
     # (the other test on this service fails if any of its own requests is refused)
