@@ -76,14 +76,14 @@ def test_bad_values_name_the_key(tmp_path):
     for text, expected in cases.items():
         path = tmp_path / "bad.toml"
         path.write_text(text)
-        proc = run_cli("serve", "--config", str(path))
+        proc = run_cli("serve", "--config", str(path), bounded=True)
         assert proc.returncode == 2, text
         assert expected in proc.stderr, (text, proc.stderr)
         assert len(proc.stderr.strip().splitlines()) == 1
 
 
 def test_missing_config_file_is_reported(tmp_path):
-    proc = run_cli("serve", "--config", str(tmp_path / "nope.toml"))
+    proc = run_cli("serve", "--config", str(tmp_path / "nope.toml"), bounded=True)
     assert proc.returncode == 2 and "file not found" in proc.stderr
 
 

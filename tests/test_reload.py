@@ -306,7 +306,7 @@ def test_a_config_file_that_is_not_utf8_is_a_config_error(daemon_factory):
     assert invalid["error"].startswith(expected)
     assert not daemon.events("reload.failed")
     for command in ("config", "check"), ("serve",):
-        proc = run_cli(*command, "--config", str(daemon.config))
+        proc = run_cli(*command, "--config", str(daemon.config), bounded=True)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr
         assert proc.stderr.splitlines() == [f"acsd: config error: {expected}; TOML files are UTF-8"]
     daemon.config.write_bytes(text)

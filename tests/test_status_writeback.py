@@ -149,12 +149,12 @@ def test_second_run_is_the_same_routers_rebooting(daemon, tmp_path: Path):
         "--state",
         str(state),
     ]
-    assert run_cli(*args).returncode == 0
+    assert run_cli(*args, bounded=True).returncode == 0
     first = {
         d["serialNumber"]: d["_id"]
         for d in json.loads(daemon.cli("device", "list", "--json").stdout)
     }
-    assert run_cli(*args).returncode == 0
+    assert run_cli(*args, bounded=True).returncode == 0
     second = {
         d["serialNumber"]: d["_id"]
         for d in json.loads(daemon.cli("device", "list", "--json").stdout)

@@ -171,7 +171,7 @@ def _check(tmp_path: Path, text: str, command: str = "config") -> tuple[int, lis
         f'[store]\nurl = "sqlite:///{tmp_path / "check.db"}"\n' + text
     )
     args = ("config", "check") if command == "config" else ("serve",)
-    proc = run_cli(*args, "--config", str(path), timeout=30)
+    proc = run_cli(*args, "--config", str(path), timeout=30, bounded=True)
     return proc.returncode, proc.stderr.strip().splitlines()
 
 
