@@ -4,6 +4,7 @@ existing file without --force, and never a half-written file at PATH."""
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import subprocess
 import time
@@ -73,6 +74,9 @@ def test_backup_while_simulated_routers_keep_writing(daemon_factory, tmp_path: P
         # The routers really were writing while the copies were taken.
         assert load.poll() is None
         assert len(daemon.events("session.end")) > started
+        # Their work is done: the sim ends its run as at the end of --duration (sessions in
+        # flight finish, then its summary), without the rest of the 8 s waited out.
+        load.send_signal(signal.SIGTERM)
     finally:
         output = load.communicate(timeout=60)[0]
     assert load.returncode == 0, output
