@@ -262,9 +262,13 @@ def daemon_factory(tmp_path: Path) -> Iterator:
         return daemon
 
     yield make
-    for daemon in started:
-        if daemon.proc.poll() is None:
-            daemon.stop()
+    # all told to stop first, then waited for: a test that made several (one per setting)
+    # does not wait for their stops one after the other
+    running = [d for d in started if d.proc.poll() is None]
+    for daemon in running:
+        daemon.proc.send_signal(signal.SIGTERM)
+    for daemon in running:  # (not stop(): a second SIGTERM would cut the grace short)
+        daemon.proc.wait(timeout=30)
 
 
 @pytest.fixture
