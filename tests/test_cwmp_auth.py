@@ -113,7 +113,6 @@ class Since:
     test provokes (nothing is recorded for it): every line before it in the log came earlier.
     """
 
-    events = Daemon.events
     log_text = Daemon.log_text
 
     def __init__(self, daemon: Daemon) -> None:
@@ -131,6 +130,19 @@ class Since:
     @property
     def lines(self) -> list[str]:
         return self.daemon.lines[self.start :]
+
+    def events(self, name: str) -> list[dict]:
+        """The events ``name`` of this test's lines only (Daemon.events keeps what it
+        parsed of the whole log)."""
+        out = []
+        for line in self.lines:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and entry.get("event") == name:
+                out.append(entry)
+        return out
 
     def __getattr__(self, name: str):
         return getattr(self.daemon, name)

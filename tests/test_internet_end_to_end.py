@@ -20,6 +20,10 @@ from conftest import lazy_world
 WCD = "InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1."
 HCM = "InternetGatewayDevice.LANDevice.1.LANHostConfigManagement."
 
+#: what a first session may see fault on a router without an object its profile reads (a
+#: 9005 on a read, or on listing the object to find out): no setting may fault
+READS = ("GetParameterValues", "GetParameterNames")
+
 
 @dataclass
 class Line:
@@ -193,7 +197,7 @@ async def test_confirmed_accounts_give_the_routers_their_static_wan(world, modul
     off = next(i for i, paths in enumerate(spvs) if "Device.DHCPv4.Client.1.Enable" in paths)
     assert not any(path.startswith(DNS_SERVERS) for path in spvs[off])
     assert spvs[off + 1] and all(path.startswith(DNS_SERVERS) for path in spvs[off + 1])
-    assert [f for f in cpe.stats.faults if f.method != "GetParameterValues"] == []
+    assert [f for f in cpe.stats.faults if f.method not in READS] == []
     assert is_true(tree["Device.IP.Interface.1.IPv4Address.2.Enable"])
     assert tree["Device.IP.Interface.1.IPv4Address.2.IPAddress"] == line.lan_router
     assert tree["Device.IP.Interface.1.IPv4Address.2.SubnetMask"] == line.lan_subnet
@@ -245,7 +249,7 @@ async def test_confirmed_accounts_give_the_routers_their_static_wan(world, modul
     assert default == WCD + "WANPPPConnection.1"
     sent = {path for spv in zte.stats.spv for path, _value in spv}
     assert {p for p in sent if not p.startswith("InternetGatewayDevice.ManagementServer.")} == set()
-    assert [f for f in zte.stats.faults if f.method != "GetParameterValues"] == []
+    assert [f for f in zte.stats.faults if f.method not in READS] == []
 
 
 async def test_a_future_start_date_waits_for_its_day(world, module_daemon):
