@@ -51,6 +51,7 @@ from acsd.provisioning.end_phase import EndPhase
 from acsd.provisioning.internet import add_internet_settings
 from acsd.provisioning.jobs import PENDING, new_memory
 from acsd.provisioning.profiles import Profile, detect_root
+from acsd.provisioning.session_state import Apply
 from acsd.provisioning.status import read_plan, untyped
 from acsd.store.base import (
     VERSION_CHARS,
@@ -328,10 +329,13 @@ class ProvisioningDriver(EndPhase):
         if self.settings.stun is not None and (notify := self._udp_notify_due()) is not None:
             return udp_notify.notify_request(notify)
         if self.read_settings and not self.fetch.failed and self.apply is None:
-            if await self._released_meanwhile(session):
+            apply = self._plan()
+            # (only a plan that sends something re-reads the record: a steady session's
+            # drift check finds nothing to send, and pays no look-up)
+            if _sends(apply) and await self._released_meanwhile(session):
                 self.read_settings = False
                 return None
-            self.apply = self._plan()
+            self.apply = apply
             if self.settings.drift_check_interval > 0:
                 self.memory["checkedAt"] = int(clock.now())
         if self.apply is not None:
@@ -723,3 +727,16 @@ def _int_or_none(value: Any) -> int | None:
     except (TypeError, ValueError):
         return None
     return number if number is None or -(2**63) <= number < 2**63 else None
+
+
+def _sends(apply: Apply) -> bool:
+    """Whether a plan has anything to send the router (a row to add or delete, a value to
+    set)."""
+    return bool(
+        apply.deletes
+        or apply.adds
+        or apply.new_rows
+        or apply.changes
+        or apply.deferred
+        or apply.late
+    )
