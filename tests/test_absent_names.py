@@ -48,10 +48,12 @@ async def test_the_second_router_of_a_kind_is_asked_apart_for_what_the_first_lac
     assert read == ["GetParameterValues", "GetParameterNames", "GetParameterValues"]
     assert calls[1:] == [[n for n in asked if n not in (CELLULAR, PPP)]]
 
-    # The next routers of the kind: the rest in one call, each lacking name in its own.
+    # The next routers of the kind: one listing of Device. confirms that this one lacks
+    # both objects too, and the rest is read in one call (not three calls, one for each).
     rest = [n for n in asked if n not in (CELLULAR, PPP)]
     for router in (second, third):
-        assert sorted(router.stats.session_gpvs(0)) == sorted([rest, [CELLULAR], [PPP]])
+        assert router.stats.rpcs[0][:2] == ["GetParameterNames", "GetParameterValues"]
+        assert router.stats.session_gpvs(0) == [rest]
 
     # and they end as the first did: provisioned, with the status read in full.
     statuses = [daemon.device_json(r.serial) for r in sim.routers]
@@ -83,8 +85,10 @@ async def test_after_a_restart_a_known_router_teaches_its_kind_before_the_next_b
     new = Simulation(second.cwmp_url, ["tplink-tr181"], 1, serial_prefix="AN")
     second.apply({**SEED_BODY, "serialNumber": new.routers[0].serial})
     assert (await new.run_once()).ok == 1
+    # One listing of Device. confirms both for the new router; the rest in one call.
     calls = new.routers[0].stats.session_gpvs(0)
-    assert len(calls) == 3 and [CELLULAR] in calls and [PPP] in calls
+    assert new.routers[0].stats.rpcs[0][:2] == ["GetParameterNames", "GetParameterValues"]
+    assert len(calls) == 1 and CELLULAR not in calls[0] and PPP not in calls[0]
 
 
 def refusing_session(url: str, inform: rpc.Inform) -> list[list[str]]:
@@ -169,8 +173,10 @@ async def test_new_firmware_is_asked_again_for_what_the_router_lacked(daemon):
     version = "Device.DeviceInfo.SoftwareVersion"
     router.set_local(version, router.tree.get(version) + " upgraded")
     assert (await sim.run_once()).ok == 1
+    # asked again: one listing of Device. shows the new firmware lacks both still
     calls = router.stats.session_gpvs(2)
-    assert [CELLULAR] in calls and [PPP] in calls  # asked apart, each on its own
+    assert router.stats.rpcs[2][:2] == ["GetParameterNames", "GetParameterValues"]
+    assert len(calls) == 1 and CELLULAR not in calls[0] and PPP not in calls[0]
     assert daemon.device_json(router.serial)["cpe"]["softwareVersion"].endswith(" upgraded")
     # Still lacking both: remembered again, so the next session searches nothing.
     assert (await sim.run_once()).ok == 1
@@ -377,6 +383,58 @@ async def test_a_router_that_has_a_name_its_kind_lacked_is_read_in_full_and_the_
     assert hints.get(kind) == frozenset()  # the next router of the kind is read in one call
 
 
+async def test_a_router_whose_kind_lacked_top_level_objects_lists_the_root_once_first():
+    hints = AbsentHints()
+    kind = kind_of("tr181", IDENTITY)
+    first, session = driver_for(hints)
+    whole = await first.next_request(session)
+    await first.response(session, whole, NO_SUCH_NAME)
+    tops = {n[: n.index(".", len("Device.")) + 1] for n in whole.names}
+    there = sorted(tops - {"Device.Cellular.", "Device.PPP."})
+    await first.response(session, await first.next_request(session), top_objects(*there))
+    rest = await first.next_request(session)
+    await first.response(session, rest, values_for(rest.names))
+    assert hints.tops_lacking(kind) == {"Device.Cellular.", "Device.PPP."}
+
+    # The next router of the kind: a listing of the root, then the rest in one call.
+    driver, session = driver_for(hints)
+    listing = await driver.next_request(session)
+    assert listing == rpc.GetParameterNames(path="Device.", next_level=True)
+    await driver.response(session, listing, top_objects(*there))
+    read = await driver.next_request(session)
+    assert read.names == rest.names
+    await driver.response(session, read, values_for(read.names))
+    assert driver.fetch.absent == {CELLULAR, PPP} and driver.fetch.queue == []
+
+    # One that has a modem after all: the listing shows it, and Cellular is read too.
+    modem, session = driver_for(hints)
+    listing = await modem.next_request(session)
+    await modem.response(session, listing, top_objects(*there, "Device.Cellular."))
+    read = await modem.next_request(session)
+    assert read.names == [CELLULAR]  # asked first, as it was listed
+    await modem.response(session, read, values_for(read.names))
+    rest_read = await modem.next_request(session)
+    assert rest_read.names == rest.names
+    await modem.response(session, rest_read, values_for(rest_read.names))
+    assert modem.fetch.absent == {PPP}
+    assert modem.values[CELLULAR + "1.Status"][0] == "1"
+    # the kind learns that its routers may have a modem: the next asks Cellular apart
+    assert hints.tops_lacking(kind) == {"Device.PPP."}
+
+
+async def test_a_listing_first_that_fails_leaves_the_suspects_to_be_asked_apart():
+    hints = AbsentHints()
+    kind = kind_of("tr181", IDENTITY)
+    hints.absent(kind, [CELLULAR, PPP])  # learned from records: lacked, but not how
+    driver, session = driver_for(hints)
+    listing = await driver.next_request(session)
+    assert listing == rpc.GetParameterNames(path="Device.", next_level=True)
+    await driver.response(session, listing, rpc.Fault(code=9002, string="Internal error"))
+    calls = [(await driver.next_request(session)).names, *driver.fetch.queue[1:]]
+    assert sorted(calls[:2]) == sorted([[CELLULAR], [PPP]])
+    assert CELLULAR not in calls[2] and PPP not in calls[2]
+
+
 async def test_a_bootstrap_asks_apart_for_what_the_router_itself_lacked_before():
     driver, session = driver_for(AbsentHints())
     driver.bootstrap = True
@@ -450,11 +508,14 @@ async def test_the_first_session_of_each_kind_finds_what_it_lacks_in_few_request
         assert (await sim.run_once()).ok == 2
         assert (await sim.run_once()).ok == 2
         first, second = sim.routers
-        rpcs = first.stats.rpcs[0]
+        rpcs, next_rpcs = first.stats.rpcs[0], second.stats.rpcs[0]
         taken[tree] = rpcs.count("GetParameterValues") + rpcs.count("GetParameterNames")
         assert daemon.device_json(first.serial)["state"] == "ACTIVE", tree
-        # what the first found is no worse a hint for the next of its kind
-        assert "GetParameterNames" not in second.stats.rpcs[0], tree
+        # what the first found is a hint for the next of its kind: at most one listing (of
+        # the root, confirming objects the first lacked), and no more reads than it took
+        assert next_rpcs.count("GetParameterNames") <= 1, tree
+        reads = next_rpcs.count("GetParameterValues") + next_rpcs.count("GetParameterNames")
+        assert reads <= min(taken[tree], 1 + len(second.stats.session_gpvs(0))), tree
         # and the periodic sessions after read in one request, listing nothing
         assert first.stats.rpcs[1].count("GetParameterValues") == 1, tree
         assert "GetParameterNames" not in first.stats.rpcs[1], tree

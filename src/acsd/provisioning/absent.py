@@ -5,7 +5,10 @@ fault does not say which name it was. Routers of one model and firmware lack the
 names (a fixed-line model has no ``Device.Cellular.``, a single-band one no second radio),
 so once one of them has shown which, the next one's first read asks for those names one
 per call, apart from the rest: ``1 + k`` calls where finding them again would take ``2k``
-per halving of the list. That is what keeps a boot storm of one model cheap.
+per halving of the list. Names lacked with their whole top-level object (a modem's
+``Device.Cellular.``, ``Device.PPP.``) are confirmed by one listing of the data model's root
+instead: ``2`` calls for any number of them. That is what keeps a boot storm of one model
+cheap.
 
 What is learned is only a hint: a name asked for apart is still asked for, so a router
 that does have it is read in full; the hint is dropped when one does. Per process and
@@ -44,6 +47,9 @@ class AbsentHints:
         self._kinds: OrderedDict[Kind, frozenset[str]] = OrderedDict()
         #: kinds whose CPEs answer a partial path with the object alone (read_phase)
         self._shallow: OrderedDict[Kind, None] = OrderedDict()
+        #: the top-level objects (of those read) that a listing of the data model's root
+        #: by a CPE of the kind did not show; a kind whose CPEs were never listed is absent
+        self._tops: OrderedDict[Kind, frozenset[str]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._kinds)
@@ -84,6 +90,23 @@ class AbsentHints:
 
     def is_shallow(self, kind: Kind) -> bool:
         return kind in self._shallow
+
+    def tops_lacking(self, kind: Kind) -> frozenset[str] | None:
+        """The top-level objects CPEs of ``kind`` lacked when one was listed; None when
+        none was (what a name was lacked for, the object or the name alone, is unknown)."""
+        return self._tops.get(kind)
+
+    def listed_tops(self, kind: Kind, lacking: Collection[str], there: Collection[str]) -> None:
+        """A listing of the root by a CPE of ``kind`` lacked ``lacking`` and showed
+        ``there`` (the top-level objects of the names being read)."""
+        known = self._tops.get(kind, frozenset())
+        tops = known.difference(there).union(lacking)
+        if len(tops) > self.max_names:
+            tops = frozenset(list(lacking)[: self.max_names])
+        self._tops[kind] = tops
+        self._tops.move_to_end(kind)
+        while len(self._tops) > self.max_kinds:
+            self._tops.popitem(last=False)
 
     def _store(self, kind: Kind, names: frozenset[str]) -> None:
         self._kinds[kind] = names

@@ -306,8 +306,16 @@ class ReadPhase(SessionState):
             there = {_top(root, p.name) for p in response.parameters if p.name.startswith(root)}
             judged = [n for n in names if n.startswith(root) and len(n) > len(root)]
             gone = [n for n in judged if _top(root, n) not in there]
-            if len(gone) == len(judged):
+            # A listing that shows none of the objects read (the rest of the read too: a
+            # first read lists its suspects alone) is not believed.
+            reading = [*judged, *self.fetch.ok, *(n for call in self.fetch.queue for n in call)]
+            read_tops = {_top(root, n) for n in reading if n.startswith(root)}
+            if read_tops.isdisjoint(there):
                 gone = []
+            elif (kind := self._kind()) is not None:
+                self.hints.listed_tops(
+                    kind, {_top(root, n) for n in gone}, read_tops.intersection(there)
+                )
         elif isinstance(response, rpc.GetParameterNamesResponse):
             there = {p.name for p in response.parameters if p.name.startswith(path)}
             # (the object itself, asked as a partial path, is there: it was listed)
@@ -350,8 +358,39 @@ class ReadPhase(SessionState):
             return
         if self._shallow():
             self._list_first(names)
+        elif apart:
+            names = self._listed_apart(names)
+            self.fetch.queue.extend(self._chunked(self._apart(names) or [names]))
         else:
-            self.fetch.queue.extend(self._chunked((apart and self._apart(names)) or [names]))
+            self.fetch.queue.extend(self._chunked([names]))
+
+    def _listed_apart(self, names: list[str]) -> list[str]:
+        """``names`` but for suspects (see _suspects) that one listing of the root judges
+        first: all of them while no CPE of this kind was listed, then those whose top-level
+        object CPEs of the kind lacked. Two or more: one listing costs less than a call
+        for each (a fixed-line router lacks Device.Cellular. and Device.PPP.: its first
+        read is a listing and one GetParameterValues, not three of them)."""
+        assert self.profile is not None
+        kind, root = self._kind(), self.profile.root
+        if kind is None or root in self.fetch.probed:
+            return names
+        suspects = self._suspects()
+        if suspects.isdisjoint(names):
+            return names
+        tops = self.hints.tops_lacking(kind)
+        judged = [
+            n
+            for n in names
+            if n in suspects
+            and n.startswith(root)
+            and len(n) > len(root)
+            and (tops is None or _top(root, n) in tops)
+        ]
+        if len(judged) < 2:
+            return names
+        self._probe(root, judged)
+        listed = set(judged)
+        return [n for n in names if n not in listed]
 
     def _list_first(self, names: list[str]) -> None:
         """List what ``names`` stand for before reading: each partial path whole
@@ -557,7 +596,9 @@ class ReadPhase(SessionState):
             return self._extracted[1], self._extracted[2]
         extraction = self._extraction
         if extraction is None or extraction.values is not flat:
-            extraction = self._extraction = Extraction(self.profile, flat, shared=shared)
+            extraction = self._extraction = Extraction(
+                self.profile, flat, shared=shared, like=extraction
+            )
         status, ident = extraction.status_and_identity()
         self._extracted = (flat, status, ident)
         return status, ident
