@@ -496,7 +496,11 @@ async def test_operator_writes_commit_beside_a_failing_save(store: SqliteStore) 
 async def test_delete_device(store: SqliteStore) -> None:
     dev = await add(store, "D1", customer="c1")
     keep = await add(store, "D2")
+    # what a session checks before it sends the record's settings
+    assert await store.device_holder(dev.id) == (dev.state, "D1")
     assert await store.delete_device(dev.id, audit=audit("device.delete", before={"id": dev.id}))
+    assert await store.device_holder(dev.id) is None
+    assert await store.device_holder(keep.id) == (keep.state, "D2")
     assert await store.get_device(dev.id) is None
     assert await store.get_device(keep.id) == keep
     [entry] = await audit_rows(store)

@@ -353,23 +353,26 @@ class ProvisioningDriver(EndPhase):
         if record is None:
             return False
         try:
-            stored = await self.store.get_device(record.id)
+            # (two columns: a boot storm makes this check for every router)
+            stored = await self.store.device_holder(record.id)
         except Exception as exc:  # the settings read at the Inform stay this session's
             log_store_failure(log, "session.recheck_failed", exc, device=record.id)
             return False
+        deleting = stored is None or stored[0] == "DELETING"
+        serial = None if stored is None else stored[1]
         if (
-            stored is not None
-            and stored.state != "DELETING"
-            and stored.serial_number.lower() == record.serial_number.lower()
+            not deleting
+            and isinstance(serial, str)
+            and serial.lower() == record.serial_number.lower()
         ):
             return False
         log.info(
             "session.settings_withdrawn",
             serial=session.serial,
             device=record.id,
-            reason="deleted" if stored is None or stored.state == "DELETING" else "moved",
+            reason="deleted" if deleting else "moved",
         )
-        if stored is not None and stored.state == "DELETING":
+        if stored is not None and deleting:
             self.record = replace(record, state="DELETING")
         return True
 
@@ -457,7 +460,7 @@ class ProvisioningDriver(EndPhase):
                 return
             flat = untyped(params)
             if self.plan is None and self.fetch.started and not self.fetch.failed:
-                new_plan = read_plan(self.profile, flat, now).to_json()
+                new_plan = read_plan(self.profile, flat, now, like=self._extraction).to_json()
         status, ident = self._status_and_identity(flat, shared=leaves_only)
         sim_read = self._sim_read(flat)
         if self.unkept:
@@ -520,14 +523,13 @@ class ProvisioningDriver(EndPhase):
             self._save_failed(session, exc, complete)
             return
         self.job_given_up = given_up
-        url = result.connection_request_url
-        moved = bool(url) and (self.record is None or self.record.connection_request_url != url)
-        udp = result.udp_connection_request_address
-        # a router newly reachable through its NAT: what waited for it goes now
-        reachable = bool(udp) and (
-            self.record is not None and self.record.udp_connection_request_address != udp
-        )
-        if moved or reachable or result.revision_moved:
+        # A session that read its record learns from the save whether the operator changed
+        # it meanwhile (the change's Connection Request came while the router was busy, or
+        # went to an old address): this session holds none of it. One that read no record
+        # (the operator made it during the session, before acsd knew where to reach the
+        # router) looks it up once it can reach the router.
+        reachable = bool(result.connection_request_url or result.udp_connection_request_address)
+        if result.revision_moved or (reachable and self.record is None):
             await self._wake_for_changes(device_id, result.revision or 0)
         # The APN device with this router's SIM: a second, small write (seed 003).
         await record_apn_session(
@@ -593,8 +595,8 @@ class ProvisioningDriver(EndPhase):
         where to reach the router yet: its first session, or a new address), sent it to
         the old URL, or sent it while the router was in this session, which many CPEs
         answer 200 and then forget. Otherwise the router would wait for its next periodic
-        Inform. Only a session that reports a new URL, or whose save found another
-        revision, pays for the look-up."""
+        Inform. Only a session whose save found another revision, or that read no record
+        and reports an address, pays for the look-up."""
         if self.wake is None:
             return
         try:

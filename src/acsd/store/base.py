@@ -426,6 +426,11 @@ class Store(Protocol):
         may hold 100k values. :meth:`device_values` reads the few a caller needs (the
         Connection Request username is a field of its own: ``reported_cr_username``)."""
 
+    async def device_holder(self, device_id: str) -> tuple[Any, Any] | None:
+        """(state, serial number) of a device by id as stored, or None when there is none:
+        what a session checks before it sends a record's settings (deleted or given to
+        another router meanwhile?) without reading and building the whole record."""
+
     async def device_params(self, device_id: str) -> dict[str, list[Any]]:
         """The stored parameter tree of one device alone ({} if there is none)."""
 

@@ -116,6 +116,11 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, PgCore):
                 return record
         return await self._one(f"{DEVICE_SELECT_NO_TREE} WHERE serial_key = $1", serial_key(key))
 
+    async def device_holder(self, device_id: str) -> tuple[Any, Any] | None:
+        sql = "SELECT state, serial_number FROM devices WHERE id = $1"
+        row = await self._reading("fetchrow", sql, device_id)
+        return (row[0], row[1]) if row is not None else None
+
     async def device_params(self, device_id: str) -> dict[str, list[Any]]:
         text = await self._scalar("SELECT params FROM devices WHERE id = $1", device_id)
         return tree_column(text, device_id)

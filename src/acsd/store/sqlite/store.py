@@ -121,6 +121,11 @@ class SqliteStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, Sqlite
             # A 24-hex serial number is unlikely but possible: fall through.
         return await self._one(f"{DEVICE_SELECT_NO_TREE} WHERE serial_key = ?", (serial_key(key),))
 
+    async def device_holder(self, device_id: str) -> tuple[Any, Any] | None:
+        sql = "SELECT state, serial_number FROM devices WHERE id = ?"
+        rows = await self._indexed_rows(sql, (device_id,))
+        return (rows[0][0], rows[0][1]) if rows else None
+
     async def device_params(self, device_id: str) -> dict[str, list[Any]]:
         sql = "SELECT params FROM devices WHERE id = ?"
         text = await self._scalar(self._read, sql, (device_id,))
