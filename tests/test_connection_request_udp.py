@@ -327,3 +327,71 @@ async def test_a_factory_reset_has_the_notification_set_again(stun_daemon) -> No
         await running
     assert _spa_count(router) == 2
     assert "0 BOOTSTRAP" in router.stats.events[-2] or "0 BOOTSTRAP" in router.stats.events[-1]
+
+
+async def test_new_firmware_has_the_notification_set_again(stun_daemon) -> None:
+    """A firmware upgrade may come back without the attribute (TR-069 keeps attributes
+    across a reboot, not across an image that rewrites the data model): a session that
+    reports another SoftwareVersion sets it again, without a BOOTSTRAP."""
+    sim = Simulation(
+        stun_daemon.cwmp_url, ["tplink-tr181"], 1, serial_prefix="UDPNOTF", interval=3600,
+        ramp=0.01, udp_cr=True,
+    )  # fmt: skip
+    serial = sim.routers[0].serial
+    router = sim.router(serial)
+    path = MS + "UDPConnectionRequestAddress"
+    running = asyncio.create_task(sim.run(duration=60))
+    try:
+        await asyncio.to_thread(wait_for, lambda: router.tree.notification.get(path) == 2, 20)
+        router.request_connection()  # a session more: nothing to set again
+        await asyncio.to_thread(wait_for, lambda: router.stats.ok >= 3, 10)
+        assert _spa_count(router) == 1
+        version = "Device.DeviceInfo.SoftwareVersion"
+        router.cpe.set_local(version, router.tree.get(version) + "-upgraded")
+        router.tree.notification.pop(path, None)  # the new image forgot it
+        router.reboot()
+        router.request_connection()
+        await asyncio.to_thread(wait_for, lambda: router.tree.notification.get(path) == 2, 10)
+    finally:
+        sim.stop()
+        await running
+    assert _spa_count(router) == 2
+    assert not any("0 BOOTSTRAP" in events for events in router.stats.events[1:])
+
+
+async def test_a_router_being_released_is_not_asked_for_the_notification(stun_daemon) -> None:
+    """A record being deleted gets nothing new: its router's session releases it, and a
+    router that forgot the attribute (a factory reset) is not given it again."""
+    world = lazy_world(stun_daemon)
+    from api_world import device_body
+
+    sim = Simulation(
+        stun_daemon.cwmp_url, ["tplink-tr181"], 1, serial_prefix="UDPNOTD", interval=3600,
+        ramp=0.01, udp_cr=True,
+    )  # fmt: skip
+    serial = sim.routers[0].serial
+    router = sim.router(serial)
+    path = MS + "UDPConnectionRequestAddress"
+    made = await asyncio.to_thread(
+        world.api.post, "/network/device", device_body(world, "own", serial)
+    )
+    assert made.status == 201, made.body
+    url = f"/network/device/{made.body['_id']}"
+    running = asyncio.create_task(sim.run(duration=60))
+    try:
+        await asyncio.to_thread(wait_for, lambda: router.tree.notification.get(path) == 2, 20)
+        assert _spa_count(router) == 1
+        # Forgotten by the router (its next Inform says BOOTSTRAP, which has acsd set it
+        # again on a record it keeps), and the record is being deleted.
+        router.factory_reset()
+        deleted = await asyncio.to_thread(world.api.delete, url)
+        assert deleted.status == 202 and deleted.body["state"] == "DELETING", deleted.body
+        router.request_connection()
+        await asyncio.to_thread(wait_for, lambda: world.api.get(url).status == 404, 15)
+    finally:
+        sim.stop()
+        await running
+    assert any("0 BOOTSTRAP" in events for events in router.stats.events)
+    assert _spa_count(router) == 1
+    assert router.tree.notification.get(path, 0) == 0
+    assert router.stats.failed == 0
