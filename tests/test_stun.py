@@ -258,3 +258,52 @@ def test_the_sources_tracked_are_bounded_and_a_victim_keeps_its_bucket():
     assert source_key("2001:db8:1:2::1") == source_key("2001:db8:1:2:ffff::9")
     assert source_key("2001:db8:1:2::1") != source_key("2001:db8:1:3::1")
     assert source_key("::ffff:192.0.2.1") == "192.0.2.1"
+
+
+async def test_workers_sharing_the_port_answer_a_source_no_more_than_its_bound():
+    """With workers = N the kernel spreads a source's datagrams over the workers by their
+    source port: each worker's bucket is its share, so a flood from many ports of one
+    address gets no more answers than one process would give it."""
+    from acsd.cwmp.stunlimit import worker_share
+
+    assert worker_share(10.0, 20, 4) == (2.5, 5)
+    assert worker_share(10.0, 3, 4) == (2.5, 1)  # (each worker answers a source at all)
+    first = stun.StunServer(
+        "127.0.0.1", 0, reuse_port=True, source_rate=1, source_burst=6, workers=2
+    )
+    await first.start()
+    second = stun.StunServer(
+        "127.0.0.1", first.port, reuse_port=True, source_rate=1, source_burst=6, workers=2
+    )
+    await second.start()
+    senders = []
+    try:
+        for _ in range(32):  # (one source address, many ports: both workers get some)
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.bind(("127.0.0.1", 0))
+            senders.append(sock)
+            for _ in range(4):
+                sock.sendto(stun.binding_request(), ("127.0.0.1", first.port))
+        await asyncio.sleep(0.3)
+        assert first.stats.answered + first.stats.dropped > 0
+        assert second.stats.answered + second.stats.dropped > 0
+        assert first.stats.answered + second.stats.answered == 6
+    finally:
+        for sock in senders:
+            sock.close()
+        first.close()
+        second.close()
+
+
+def test_a_reload_retunes_the_buckets_and_keeps_the_sources():
+    from acsd.cwmp.stunlimit import SourceLimiter
+
+    now = [1000.0]
+    limiter = SourceLimiter(1, 2, clock=lambda: now[0])
+    assert [limiter.allow("192.0.2.1") for _ in range(3)] == [True, True, False]
+    limiter.retune(4, 5)  # (the drained source is not given a fresh bucket)
+    assert not limiter.allow("192.0.2.1") and len(limiter) == 1
+    now[0] += 2
+    assert [limiter.allow("192.0.2.1") for _ in range(6)] == [True] * 5 + [False]
+    with pytest.raises(ValueError, match="positive"):
+        limiter.retune(0, 5)

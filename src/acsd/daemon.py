@@ -193,6 +193,7 @@ async def serve(
             reuse_port=worker is not None,
             source_rate=config.stun.source_rate,
             source_burst=config.stun.source_burst,
+            workers=config.workers,
         )
         if config.stun.enabled
         else None

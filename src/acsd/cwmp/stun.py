@@ -17,7 +17,8 @@ attributes of one datagram of at most :data:`MAX_REQUEST` bytes. A source addres
 most ``source_rate`` answers a second (``source_burst`` at once; acsd.cwmp.stunlimit): a
 request with a victim's address as its source gets that victim no more answers than a
 few routers' keepalives would, however fast the requests come; the rest are dropped and
-counted (``rate limited``).
+counted (``rate limited``). Workers sharing the port each take their share of that bound
+(acsd.cwmp.stunlimit.worker_share).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from acsd.cwmp.crguard import DenyList
-from acsd.cwmp.stunlimit import SourceLimiter, source_key
+from acsd.cwmp.stunlimit import SourceLimiter, source_key, worker_share
 from acsd.log import get_logger, peer_text
 
 log = get_logger("acsd.stun")
@@ -292,14 +293,17 @@ class StunServer:
         reuse_port: bool = False,
         source_rate: float = SOURCE_RATE,
         source_burst: int = SOURCE_BURST,
+        workers: int = 1,
     ) -> None:
         self.host = host
         self.port = port
         #: workers share the port (SO_REUSEPORT): any of them sends from the same address
         self.reuse_port = reuse_port
+        #: processes that share the port, each with buckets of its own
+        self.workers = workers
         self.deny = DenyList(deny)
         #: a source's answers, bounded: its address may be a spoofed victim's
-        self.limiter = SourceLimiter(source_rate, source_burst)
+        self.limiter = SourceLimiter(*worker_share(source_rate, source_burst, workers))
         self.stats = StunStats()
         self._transport: asyncio.DatagramTransport | None = None
 
@@ -314,6 +318,10 @@ class StunServer:
         )
         self._transport = transport
         self.port = transport.get_extra_info("sockname")[1]
+
+    def bound_sources(self, source_rate: float, source_burst: int) -> None:
+        """New per-source bounds (``[stun] source_rate``, ``source_burst``, on reload)."""
+        self.limiter.retune(*worker_share(source_rate, source_burst, self.workers))
 
     @property
     def bound(self) -> str:

@@ -10,7 +10,13 @@ its 2**64 addresses.
 Memory is bounded: at most ``max_sources`` addresses are tracked. An entry whose bucket
 has refilled is the same as none and is forgotten; when every tracked one is still
 draining, a new source is refused until the oldest has refilled (a flood from many
-spoofed sources cannot push a victim's entry out to give it a fresh bucket)."""
+spoofed sources cannot push a victim's entry out to give it a fresh bucket).
+
+With ``workers = N`` each worker has buckets of its own: the kernel hands a datagram to a
+worker by its source address and port (SO_REUSEPORT hashes the four), so a source that
+varies its port reaches every worker. Each worker therefore takes a share of the bound
+(:func:`worker_share`), and the workers together answer a source no more than the
+configured rate, however its datagrams are spread."""
 
 from __future__ import annotations
 
@@ -34,6 +40,14 @@ def source_key(host: str) -> str | bytes:
     return ip.packed[:8]
 
 
+def worker_share(rate: float, burst: int, workers: int) -> tuple[float, int]:
+    """One worker's part of a source's bound, ``workers`` sharing the port: the rate
+    divided, the burst too (at least 1: a worker must answer a source at all), so that
+    the sum over the workers is the bound (the burst at least one per worker)."""
+    workers = max(workers, 1)
+    return rate / workers, max(1, burst // workers)
+
+
 class SourceLimiter:
     """Whether the next answer to a source may go; counts nothing itself (the server's
     stats do)."""
@@ -46,16 +60,25 @@ class SourceLimiter:
         max_sources: int = MAX_SOURCES,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if rate <= 0 or burst < 1 or max_sources < 1:
-            raise ValueError("rate and burst must be positive, max_sources at least 1")
-        self.interval = 1.0 / rate
+        if max_sources < 1:
+            raise ValueError("max_sources must be at least 1")
+        self.interval = 1.0
         #: how far ahead of now a source's full time may be and still be answered
-        self.tolerance = (burst - 1) * self.interval
+        self.tolerance = 0.0
+        self.retune(rate, burst)
         self.max_sources = max_sources
         self.clock = clock
         #: source -> when its bucket is full again; oldest update first (dicts keep
         #: insertion order, and an update moves the entry to the end)
         self._full_at: dict[str | bytes, float] = {}
+
+    def retune(self, rate: float, burst: int) -> None:
+        """New bounds (a reload): the sources tracked keep their buckets, each full again
+        when it would have been; a source then drains at the new rate."""
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate and burst must be positive")
+        self.interval = 1.0 / rate
+        self.tolerance = (burst - 1) * self.interval
 
     def __len__(self) -> int:
         return len(self._full_at)
