@@ -14,7 +14,7 @@ from aiohttp import web
 from acsd import __version__
 from acsd.api.app import build_api_app
 from acsd.api.context import ApiContext
-from acsd.config import Config
+from acsd.config import Config, StunConfig
 from acsd.cwmp.auth import build_authenticator
 from acsd.cwmp.connreq import ConnectionRequester, Target, target_of
 from acsd.cwmp.server import CwmpServer, ServerSettings
@@ -139,11 +139,6 @@ async def serve(
         periodic_interval=config.cwmp.periodic_interval,
         full_read_interval=config.cwmp.full_read_interval,
         max_body=config.cwmp.max_body,
-        stun=(
-            (config.stun.public_address, config.stun.server_port, config.stun.keepalive)
-            if config.stun.enabled and config.stun.public_address and config.stun.port
-            else None
-        ),
     )
     # One for the process: what one CPE showed it lacks spares the next of its kind.
     absent_hints = AbsentHints()
@@ -206,13 +201,7 @@ async def serve(
             await store.close()
             return 1
         metrics.watch_stun(stun)
-        if not config.stun.public_port and not config.stun.port:
-            # (tests: port 0) the port routers reach is the one bound
-            driver_settings.stun = (
-                str(config.stun.public_address),
-                stun.port,
-                config.stun.keepalive,
-            )
+        driver_settings.stun = _stun_for_routers(config.stun, stun)
 
     async def cr_target(device_id: str) -> Target | None:
         record = await store.get_device(device_id)
@@ -319,7 +308,18 @@ async def serve(
     def new_profiles(current: ProfileSet) -> None:
         api_context.profiles = current
 
-    reloader = Reloader(config, config_path, profiles, tls, on_profiles=new_profiles)
+    def new_config(running: Config, fresh: Config) -> None:
+        """What a reload changes in this process: sessions that start afterwards push the
+        new STUN values; the STUN port's bounds at once."""
+        if stun is not None:
+            stun.bound_sources(fresh.stun.source_rate, fresh.stun.source_burst)
+            pushed = _stun_for_routers(fresh.stun, stun)
+            if pushed is not None:  # (none: STUN switched off in the file, for a restart)
+                driver_settings.stun = pushed
+
+    reloader = Reloader(
+        config, config_path, profiles, tls, on_profiles=new_profiles, on_config=new_config
+    )
     loop.add_signal_handler(signal.SIGHUP, reloader.request)
     if early_hup.is_set():
         reloader.request()
@@ -366,6 +366,15 @@ async def serve(
         loop.remove_signal_handler(sig)
     log.info("stopped")
     return 0
+
+
+def _stun_for_routers(section: StunConfig, server: StunServer) -> tuple[str, int, int] | None:
+    """What every router's STUN client is set to, towards ``server``: (STUNServerAddress,
+    STUNServerPort, keepalive); the port routers reach, else the one bound (a listen port
+    of 0, in tests). None without a public address (STUN switched off in the file)."""
+    if not section.public_address:
+        return None
+    return section.public_address, section.public_port or server.port, section.keepalive
 
 
 def _metrics_share(worker: int | None) -> MetricsShare | None:

@@ -2,10 +2,13 @@
 
 What takes effect at once: the profiles (from ``[profiles] dir`` as the file names it now;
 new sessions use them, sessions in progress finish with the ones they started with),
-``log.level`` and ``log.format``, and the TLS certificate, key and client CA files (new
-handshakes use them, open connections keep theirs). Any other key changed in the file is
-named in a warning: it needs a restart. Whatever fails to load is logged and the old one is
-kept, so a typo never takes the daemon down.
+``log.level`` and ``log.format``, the TLS certificate, key and client CA files (new
+handshakes use them, open connections keep theirs), and the settings the daemon applies
+through ``on_config`` (:data:`RELOADABLE`: what routers are told of the STUN server and its
+per-source bounds). Any other key changed in the file is
+named in a warning: it needs a restart (``[stun] enabled`` and ``listen`` among them: the
+socket is bound at start-up). Whatever fails to load is logged and the old one is kept, so
+a typo never takes the daemon down.
 """
 
 from __future__ import annotations
@@ -37,6 +40,13 @@ RELOADABLE = frozenset(
         "cwmp.tls.client_ca",
         "api.tls.cert",
         "api.tls.key",
+        # (through Reloader.on_config: the daemon's settings of new sessions, the STUN
+        # server's buckets)
+        "stun.public_address",
+        "stun.public_port",
+        "stun.keepalive",
+        "stun.source_rate",
+        "stun.source_burst",
     }
 )
 
@@ -80,6 +90,7 @@ class Reloader:
         tls: dict[str, ServerTls],
         *,
         on_profiles: Callable[[ProfileSet], None] | None = None,
+        on_config: Callable[[Config, Config], None] | None = None,
     ) -> None:
         self.started = config  # what the listeners, store and settings were made from
         self.config = config  # the newest valid file
@@ -87,6 +98,8 @@ class Reloader:
         self.profiles = profiles
         self.tls = tls
         self.on_profiles = on_profiles
+        #: applies a valid config file's reloadable settings: (the one in use, the new one)
+        self.on_config = on_config
         self.count = 0
         # the per-device CPE credentials are read at start-up only: an edit of the file
         # (its path unchanged, so no changed key) must not pass a reload in silence
@@ -176,6 +189,11 @@ class Reloader:
         if restart:
             log.warning("reload.restart_needed", keys=restart)
             outcome["restart_needed"] = restart
+        if self.on_config is not None and changed:
+            try:
+                self.on_config(self.config, config)
+            except Exception:  # (a bug's: the rest of the reload still goes)
+                log.exception("reload.apply_failed", keys=changed)
         self.config = config
         return config
 

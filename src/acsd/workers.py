@@ -28,7 +28,15 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from acsd.config import WITH_SECRETS, Config, ConfigError, CwmpTlsConfig, TlsConfig, load_config
+from acsd.config import (
+    WITH_SECRETS,
+    Config,
+    ConfigError,
+    CwmpTlsConfig,
+    StunConfig,
+    TlsConfig,
+    load_config,
+)
 from acsd.log import get_logger
 from acsd.metrics_share import METRICS_DIR_ENV, forget_worker
 from acsd.rundir import supervisor_dir
@@ -161,6 +169,17 @@ def _reloaded_tls(running: TlsConfig, fresh: TlsConfig) -> TlsConfig:
             return running
         paths["client_ca"] = fresh.client_ca
     return running.model_copy(update=paths)
+
+
+def _reloaded_stun(running: StunConfig, fresh: StunConfig) -> StunConfig:
+    """The STUN section a reload gives the workers: what routers are told and the
+    per-source bounds; ``enabled`` and ``listen`` take a restart (the socket is bound at
+    start-up), and a public address is kept while STUN runs."""
+    keys = ("public_port", "keepalive", "source_rate", "source_burst")
+    update = {key: getattr(fresh, key) for key in keys}
+    if fresh.public_address or not running.enabled:
+        update["public_address"] = fresh.public_address
+    return running.model_copy(update=update)
 
 
 class Supervisor:
@@ -340,6 +359,7 @@ class Supervisor:
                         "api": self.config.api.model_copy(
                             update={"tls": _reloaded_tls(self.config.api.tls, fresh.api.tls)}
                         ),
+                        "stun": _reloaded_stun(self.config.stun, fresh.stun),
                     }
                 )
                 self._write_snapshot()

@@ -49,7 +49,7 @@ from acsd.provisioning.apn import (
 from acsd.provisioning.desired import Desired, desired_state
 from acsd.provisioning.end_phase import EndPhase
 from acsd.provisioning.internet import add_internet_settings
-from acsd.provisioning.jobs import PENDING, new_memory
+from acsd.provisioning.jobs import PENDING, STUN_PUSHED, new_memory
 from acsd.provisioning.profiles import Profile, detect_root
 from acsd.provisioning.session_state import Apply
 from acsd.provisioning.status import read_plan, untyped
@@ -215,6 +215,15 @@ class ProvisioningDriver(EndPhase):
         # New firmware may have reset settings, or have what the old one lacked.
         fresh = self.bootstrap or self.new_firmware
         self.read_settings = not self.desired.empty and (fresh or drift or not held)
+        if (
+            self.settings.stun is not None  # (STUN off: one test on a steady session's path)
+            and not self.read_settings
+            and not self.desired.empty
+            and self.memory.get(STUN_PUSHED) != list(self.settings.stun)
+        ):
+            # acsd's STUN values changed (a reload) since this router was given them: its
+            # STUN client follows now, not at its next drift check (or never, without one)
+            self.read_settings = True
         self.plan = self._usable_plan(record)
         # With its settings read anyway, the session need not compare its stored APN.
         compare = not self.read_settings

@@ -11,7 +11,13 @@ from acsd import clock
 from acsd.log import get_logger
 from acsd.provisioning.apn import SIM_KEYS
 from acsd.provisioning.apply_phase import ApplyPhase
-from acsd.provisioning.jobs import close_job, forget_reboot_note, note_read_failed, record_outcome
+from acsd.provisioning.jobs import (
+    STUN_PUSHED,
+    close_job,
+    forget_reboot_note,
+    note_read_failed,
+    record_outcome,
+)
 from acsd.provisioning.plan import instance_numbers, mac_key
 from acsd.provisioning.status import fields_read_at
 from acsd.provisioning.udp_notify import MEMORY_KEY
@@ -100,6 +106,10 @@ class EndPhase(ApplyPhase):
             rebooted=self._rebooted(),
         )
         self._log_job_failed(before)
+        if self.settings.stun is not None and not (self.apply.outcome.incomplete or unanswered):
+            # planned with these STUN values: a later session compares them again only
+            # once they change (see the Inform)
+            self.memory[STUN_PUSHED] = list(self.settings.stun)
         # Unchanged (a session that found everything in place): not written again.
         if record is None or self.memory != record.provisioning:
             result.provisioning = self.memory

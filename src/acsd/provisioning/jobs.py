@@ -17,6 +17,9 @@ The memory is one JSON object on the device record:
 - ``udpNotify``: the active notification acsd set on UDPConnectionRequestAddress (with
   STUN on), or the router's refusal of it (:mod:`acsd.provisioning.udp_notify`); a
   BOOTSTRAP or new firmware forgets it;
+- ``stunPushed``: the STUN values (server address, port, keepalive) of the last session that
+  planned with STUN on: a router whose values are others (a reload changed them) has its
+  settings read and compared at its next session, whatever its drift check says;
 - ``refusedOptional``: parameter path -> the CPE's fault (setting, code, message) for an
   optional parameter it refused writes to (9008 not writable, or 9001 denied in two
   sessions, named in its SetParameterValuesFault): its setting is written without it from
@@ -47,6 +50,8 @@ from acsd.provisioning.plan import (
 )
 
 PENDING, DONE, FAILED = "PENDING", "DONE", "FAILED"
+#: the memory's key of the STUN values last planned with
+STUN_PUSHED = "stunPushed"
 
 
 @dataclass(slots=True)
@@ -149,6 +154,9 @@ def new_memory(memory: dict[str, Any] | None, *, bootstrap: bool) -> dict[str, A
         # absent until set, and one of another shape (a hand-edited row) is set again
         if type(notify := memory.get("udpNotify")) is dict and type(notify.get("path")) is str:
             out["udpNotify"] = notify
+        # the STUN values last planned with (absent with STUN off, or until then)
+        if type(pushed := memory.get(STUN_PUSHED)) is list and len(pushed) == 3:
+            out[STUN_PUSHED] = pushed
         # when the settings were last checked (drift_check_interval); absent until then
         if type(at := memory.get("checkedAt")) is int:
             out["checkedAt"] = at
