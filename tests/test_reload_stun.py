@@ -130,3 +130,26 @@ def test_the_workers_snapshot_takes_what_a_reload_applies() -> None:
     # STUN switched off in the file (no address any more): the running one keeps its own
     off = _reloaded_stun(running, StunConfig(enabled=False, listen="127.0.0.1:3478"))
     assert off.public_address == "192.0.2.10" and off.enabled
+
+
+def test_a_reload_gives_workers_restarted_later_the_new_stun_values(tmp_path) -> None:
+    import json
+
+    from acsd.config import load_config
+    from acsd.workers import Supervisor
+    from conftest import write_config
+
+    path = write_config(
+        tmp_path, top={"workers": 2},
+        stun={"enabled": True, "listen": "127.0.0.1:3478", "public_address": "192.0.2.10"},
+    )  # fmt: skip
+    supervisor = Supervisor(load_config(path), str(path))
+    supervisor.snapshot = tmp_path / "config.json"
+    path.write_text(
+        path.read_text().replace('"192.0.2.10"', '"192.0.2.20"\nkeepalive = 45')
+        + '[provisioning]\nstatic_wan_dns = ["198.51.100.53"]\n'
+    )
+    supervisor._reload()
+    copy = json.loads(supervisor.snapshot.read_text())
+    assert (copy["stun"]["public_address"], copy["stun"]["keepalive"]) == ("192.0.2.20", 45)
+    assert copy["provisioning"]["static_wan_dns"] == ["198.51.100.53"]

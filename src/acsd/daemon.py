@@ -26,6 +26,7 @@ from acsd.metrics import Metrics
 from acsd.metrics_share import METRICS_DIR_ENV, MetricsShare
 from acsd.provisioning.absent import AbsentHints
 from acsd.provisioning.driver import ProvisioningDriver
+from acsd.provisioning.held_lines import wake_held_lines
 from acsd.provisioning.jobs import RetryPolicy
 from acsd.provisioning.profiles import ProfileError, ProfileSet, load_profiles
 from acsd.provisioning.session_state import DriverSettings
@@ -229,6 +230,18 @@ async def serve(
         if (target := target_of(record)) is not None:
             requester.poke(record.id, *target)
 
+    waves: set[asyncio.Task[int]] = set()
+
+    def wake_held() -> None:
+        """Routers whose static line waits for DNS servers, asked to connect now that the
+        configuration has some (acsd.provisioning.held_lines). One worker asks: the others'
+        requests would only be refused by the claim they share."""
+        if worker not in (None, 0):
+            return
+        task = asyncio.create_task(wake_held_lines(store, wake), name="acsd-held-lines")
+        waves.add(task)
+        task.add_done_callback(waves.discard)
+
     api_context = ApiContext(
         store=store,
         profiles=profiles.current,
@@ -310,12 +323,17 @@ async def serve(
 
     def new_config(running: Config, fresh: Config) -> None:
         """What a reload changes in this process: sessions that start afterwards push the
-        new STUN values; the STUN port's bounds at once."""
+        new STUN values and static lines' DNS servers; the STUN port's bounds at once."""
         if stun is not None:
             stun.bound_sources(fresh.stun.source_rate, fresh.stun.source_burst)
             pushed = _stun_for_routers(fresh.stun, stun)
             if pushed is not None:  # (none: STUN switched off in the file, for a restart)
                 driver_settings.stun = pushed
+        dns = tuple(fresh.provisioning.static_wan_dns)
+        if dns != driver_settings.static_wan_dns:
+            driver_settings.static_wan_dns = dns
+            if dns:
+                wake_held()
 
     reloader = Reloader(
         config, config_path, profiles, tls, on_profiles=new_profiles, on_config=new_config
@@ -340,8 +358,11 @@ async def serve(
         background.append(asyncio.create_task(_stop_when_orphaned(stop)))
     if share is not None:
         background.append(asyncio.create_task(share.run(metrics.exposition)))
+    if driver_settings.static_wan_dns:
+        # (set since the lines were held: a restart releases them as a reload would)
+        wake_held()
     await stop.wait()
-    for task in background:
+    for task in (*background, *waves):
         task.cancel()
     notify("STOPPING=1")
     api_context.stopping = True

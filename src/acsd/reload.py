@@ -5,7 +5,7 @@ new sessions use them, sessions in progress finish with the ones they started wi
 ``log.level`` and ``log.format``, the TLS certificate, key and client CA files (new
 handshakes use them, open connections keep theirs), and the settings the daemon applies
 through ``on_config`` (:data:`RELOADABLE`: what routers are told of the STUN server and its
-per-source bounds). Any other key changed in the file is
+per-source bounds, the static lines' DNS servers). Any other key changed in the file is
 named in a warning: it needs a restart (``[stun] enabled`` and ``listen`` among them: the
 socket is bound at start-up). Whatever fails to load is logged and the old one is kept, so
 a typo never takes the daemon down.
@@ -42,6 +42,7 @@ RELOADABLE = frozenset(
         "api.tls.key",
         # (through Reloader.on_config: the daemon's settings of new sessions, the STUN
         # server's buckets)
+        "provisioning.static_wan_dns",
         "stun.public_address",
         "stun.public_port",
         "stun.keepalive",

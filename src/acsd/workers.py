@@ -359,6 +359,9 @@ class Supervisor:
                         "api": self.config.api.model_copy(
                             update={"tls": _reloaded_tls(self.config.api.tls, fresh.api.tls)}
                         ),
+                        "provisioning": self.config.provisioning.model_copy(
+                            update={"static_wan_dns": fresh.provisioning.static_wan_dns}
+                        ),
                         "stun": _reloaded_stun(self.config.stun, fresh.stun),
                     }
                 )
