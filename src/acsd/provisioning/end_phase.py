@@ -106,10 +106,17 @@ class EndPhase(ApplyPhase):
             rebooted=self._rebooted(),
         )
         self._log_job_failed(before)
-        if self.settings.stun is not None and not (self.apply.outcome.incomplete or unanswered):
-            # planned with these STUN values: a later session compares them again only
-            # once they change (see the Inform)
-            self.memory[STUN_PUSHED] = list(self.settings.stun)
+        settings = self.desired.settings
+        if "management.stun_server_address" in settings and not (
+            self.apply.outcome.incomplete or unanswered
+        ):
+            # planned with these STUN values (those of the Inform's time: a reload since
+            # is compared at the next session): compared again only once they change
+            self.memory[STUN_PUSHED] = [
+                settings["management.stun_server_address"],
+                settings["management.stun_server_port"],
+                settings["management.stun_keepalive"],
+            ]
         # Unchanged (a session that found everything in place): not written again.
         if record is None or self.memory != record.provisioning:
             result.provisioning = self.memory
