@@ -5,6 +5,7 @@ it held to connect, rather than leave them to a periodic Inform that may be a da
 from __future__ import annotations
 
 import asyncio
+import socket
 
 from acsd.sim.runner import Simulation
 from conftest import lazy_world, wait_for
@@ -82,6 +83,44 @@ async def test_setting_static_wan_dns_on_reload_sends_the_held_lines_at_once(dae
     assert woken["routers"] == 1
     done = [e for e in daemon.events("connreq.done") if e.get("device") == devices[held.serial]]
     assert done and done[-1]["ok"], done
+
+
+async def test_a_start_with_static_wan_dns_set_sends_the_held_lines_at_once(daemon_factory):
+    """The operator set static_wan_dns and restarted instead of reloading: the same."""
+    with socket.socket() as probe:  # (one CWMP port for both runs: the router knows it)
+        probe.bind(("127.0.0.1", 0))
+        cwmp = {"listen": f"127.0.0.1:{probe.getsockname()[1]}", "connection_request_interval": 1}
+    daemon = daemon_factory(cwmp=cwmp)
+    world = lazy_world(daemon)
+    sim = Simulation(
+        daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="HELDSTART", interval=3600,
+        ramp=0.01,
+    )  # fmt: skip
+    [held] = sim.routers
+    without_dns(held)
+    device = add_device(world, held.serial)
+    held.cpe.set_local("Device.ManagementServer.URL", "http://acs.example.net:7547/")
+    assert (await sim.run_once()).ok == 1
+    await confirmed_line(world, daemon, held, HELD, "2024-01-01T00:00:00Z")
+    assert (await sim.run_once()).ok == 1
+    assert world.api.get(f"/network/device/{device}").body["job"]["state"] == "FAILED"
+
+    running = asyncio.create_task(sim.run(duration=60))
+    try:
+        await asyncio.sleep(0.2)  # (the router's Connection Request listener is up)
+        sessions = held.stats.sessions
+        assert await asyncio.to_thread(daemon.stop) == 0
+        daemon = daemon_factory(cwmp=cwmp, provisioning={"static_wan_dns": "198.51.100.53"})
+        world = lazy_world(daemon)
+        await asyncio.to_thread(wait_for, lambda: wan_address(held.tree.flat()) == HELD.ip, 15)
+    finally:
+        sim.stop()
+        await running
+    assert "6 CONNECTION REQUEST" in held.stats.events[sessions]
+    servers = [s["DNSServer"] for s in rows(held.tree.flat(), DNS_SERVERS)]
+    assert servers == ["198.51.100.53"]
+    [woken] = daemon.events("internet.held_lines_woken")
+    assert woken["routers"] == 1
 
 
 async def test_the_held_lines_are_found_among_failed_jobs_on_both_backends(store) -> None:
