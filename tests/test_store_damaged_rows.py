@@ -30,14 +30,14 @@ READ_AS = {
 DAMAGED = ['"FAILED"', "3", "[1]", '{"a": 1}', "{bad"]
 
 
-async def _behind_the_stores_back(url: str, backend: str, statement: str, *args) -> None:
+async def _behind_the_stores_back(url: str, backend: str, statement: str, *args) -> list:
+    """The statement's rows, as tuples."""
     if backend == "sqlite":
         with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
-            db.execute(statement.replace("$1", "?").replace("$2", "?"), args)
-        return
+            return db.execute(statement.replace("$1", "?").replace("$2", "?"), args).fetchall()
     conn = await asyncpg.connect(url)
     try:
-        await conn.execute(statement, *args)
+        return [tuple(row) for row in await conn.fetch(statement, *args)]
     finally:
         await conn.close()
 
@@ -141,3 +141,42 @@ async def test_a_damaged_parameter_tree_reads_as_empty_and_a_session_rebuilds_it
         # once per record and column
         found = "invalid JSON" if text == "{bad" else type(eval(text)).__name__
         assert _damaged_warnings(logs, device_id) == [("params", found)], text
+
+
+# What a hand edit leaves in serial_key. PostgreSQL's TEXT NOT NULL holds neither NULL nor
+# another type; SQLite's NOT NULL refuses NULL too, and its TEXT affinity stores a number
+# as text (another wrong key), but a BLOB as a BLOB.
+SERIAL_KEY_DAMAGE = ["upper(serial_key)", "' ' || serial_key || ' '"]
+
+
+async def test_a_damaged_serial_key_is_repaired_and_makes_no_second_record(
+    store, store_url, backend
+):
+    damages = SERIAL_KEY_DAMAGE + (["CAST(serial_key AS BLOB)"] if backend == "sqlite" else [])
+    for n, damage in enumerate(damages):
+        serial = f"DmgKey{n}"
+        made = await store.upsert_device(DeviceRecord(id="", serial_number=serial, name="kept"))
+        damage_key = f"UPDATE devices SET serial_key = {damage} WHERE id = $1"
+        await _behind_the_stores_back(store_url, backend, damage_key, made.id)
+        with capture_logs() as logs:
+            # the look-up of its router's Inform (in another case), and the API's
+            found = await store.find_device_for_cpe(serial.upper(), for_session=True)
+            assert found is not None and found.id == made.id, damage
+            got = await store.get_device(serial)
+            assert got is not None and got.id == made.id, damage
+        assert _damaged_warnings(logs, made.id) == [
+            ("serial_key", "not its serial number's key")
+        ], damage
+        stored = "SELECT serial_key FROM devices WHERE id = $1"
+        assert await _behind_the_stores_back(store_url, backend, stored, made.id) == [
+            (serial.lower(),)
+        ], damage
+        # damaged again during the session: its save finds the record all the same
+        await _behind_the_stores_back(store_url, backend, damage_key, made.id)
+        identity = CpeIdentity(oui="00D09E", product_class="HG", serial_number=serial)
+        result = SessionResult(identity=identity, at=1000.0, status={"lanIp": "192.0.2.1"})
+        assert await store.save_session(result) == made.id, damage
+        saved = await store.get_device(made.id)
+        assert saved is not None and saved.status == {"lanIp": "192.0.2.1"}, damage
+        assert saved.name == "kept", damage
+    assert await store.count_devices() == len(damages)

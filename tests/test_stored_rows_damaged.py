@@ -323,3 +323,25 @@ async def test_a_state_this_release_does_not_know_reads_as_a_new_records_and_is_
         ).fetchone()
     # (the confirmed line, started at once, is the router's next job)
     assert states == ("PROVISIONING", "ACTIVE")
+
+
+async def test_a_router_whose_records_serial_key_is_damaged_is_served_by_its_record(
+    module_daemon, module_world
+):
+    daemon, world = module_daemon, module_world
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="DMGK")
+    serial = sim.routers[0].serial
+    body = device_body(world, "own", serial)  # (a MAC of its own: no binding by MAC)
+    body["dhcp"] = None
+    device = world.api.post("/network/device", body).body
+    path = f"/network/device/{device['_id']}"
+    # (wrong case and spaces: what sqlite3 and psql both keep; a BLOB is SQLite's only)
+    _damage(daemon, device["_id"], serial_key="' ' || upper(serial_key)")
+    assert (await sim.run_once()).ok == 1
+    # its router's Inform found it: no second record of the serial, and its job is done
+    listed = world.api.get("/network/device", query={"q": serial, "limit": 1000}).body
+    assert [d["_id"] for d in listed["items"]] == [device["_id"]]
+    shown = world.api.get(path).body
+    assert shown["status"]["lanIp"] and shown["job"]["state"] == "DONE", shown
+    assert _warned(daemon, device["_id"]) == ["serial_key"]
+    assert daemon.device_json(serial)["_id"] == device["_id"]

@@ -222,6 +222,14 @@ def serial_key(serial_number: str) -> str:
     return serial_number.lower()
 
 
+def warn_rekeyed(device_id: str) -> None:
+    """A record whose serial_key was not its serial number's key (edited by hand, a bad
+    migration in another tool: wrong case, spaces, a BLOB) was found by its serial number
+    (index devices_serial_lower) and its key repaired: else its router's Informs missed
+    it, and bound by MAC or made a second record of the serial."""
+    warn_damaged("devices", device_id, "serial_key", "not its serial number's key", "repaired")
+
+
 # -- rows <-> records ---------------------------------------------------------------------
 
 DEVICE_FIELDS = [f.name for f in fields(DeviceRecord)]

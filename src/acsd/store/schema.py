@@ -505,6 +505,18 @@ MIGRATIONS: list[Migration] = [
         ALTER TABLE devices ADD COLUMN udp_connection_request_address TEXT;
         """,
     ),
+    Migration(
+        22,
+        "an index of the devices' serial numbers in small letters",
+        """
+        -- A serial_key that is not its serial number's key (edited by hand, a bad
+        -- migration in another tool) hid the record from its router's Informs, which
+        -- then bound by MAC or made a second record of the serial. A look-up that misses
+        -- by key looks here, and repairs the key it finds (acsd.store.records.REKEY). Not
+        -- UNIQUE: a database may already hold two records of one serial.
+        CREATE INDEX devices_serial_lower ON devices (lower(serial_number));
+        """,
+    ),
 ]
 
 

@@ -19,6 +19,7 @@ from acsd.store.records import (
     OPERATOR,
     Table,
     search_fold,
+    warn_rekeyed,
 )
 
 DEVICE_INSERT_SQL = (
@@ -31,6 +32,28 @@ DEVICE_UPDATE_SQL = (
     + ", ".join(f"{c} = ${i}" for i, c in enumerate(_UPDATE_COLUMNS, start=1))
     + f" WHERE id = ${len(_UPDATE_COLUMNS) + 1}"
 )
+# As SQLite's (acsd.store.sqlite.rows.REKEY_SQL): a record whose serial_key is damaged,
+# found by its serial number in small letters, gets the key ($1 the serial, $2 its key).
+BY_SERIAL_SQL = "WHERE lower(serial_number) = lower($1) ORDER BY created, id LIMIT 1"
+REKEY_SQL = (
+    f"UPDATE devices SET serial_key = $2 WHERE id = (SELECT id FROM devices {BY_SERIAL_SQL})"
+    " AND NOT EXISTS (SELECT 1 FROM devices WHERE serial_key = $2) RETURNING id"
+)
+
+
+async def rekey(conn: asyncpg.Connection, serial_number: str, key: str) -> bool:
+    """REKEY_SQL in a savepoint of its own: another instance's repair of the same record
+    at once fails it on the unique key, which changes nothing that matters."""
+    try:
+        async with conn.transaction():
+            rows = await conn.fetch(REKEY_SQL, serial_number, key)
+    except asyncpg.UniqueViolationError:
+        return False
+    for (device_id,) in rows:
+        warn_rekeyed(device_id)
+    return bool(rows)
+
+
 #: integer columns that hold a flag: asyncpg takes no bool for them
 _FLAGS = frozenset({"drift_check", "mac_from_router", "enabled", "lock_imei"})
 

@@ -9,6 +9,7 @@ import asyncpg
 
 from acsd.log import get_logger
 from acsd.store.batching import log_failed
+from acsd.store.postgres.rows import rekey
 from acsd.store.writes import (
     Bound,
     Failed,
@@ -142,6 +143,16 @@ async def _save_alone(conn: asyncpg.Connection, op: SaveOp) -> Exception | None:
     return None
 
 
+async def _rekeyed(conn: asyncpg.Connection, saves: list[SaveOp], keys: set[str]) -> bool:
+    """As SQLite's: a record of the serial of a save about to make a new one, hidden by a
+    damaged key, gets its key back, so that the save updates it."""
+    serials = {op.serial_key: op.args[1] for op in saves if op.serial_key in keys}
+    repaired = False
+    for key in sorted(serials):  # (row locks in serial-key order, as the core's)
+        repaired = await rekey(conn, serials[key], key) or repaired
+    return repaired
+
+
 async def _apply_saves(
     conn: asyncpg.Connection, saves: list[SaveOp], *, alone: bool
 ) -> list[str | Failed]:
@@ -156,6 +167,8 @@ async def _apply_saves(
     heard: dict[str, float | None] = {}
     if unbound:
         heard = {row[0]: row[1] for row in await conn.fetch(_HEARD_SQL, sorted(unbound))}
+        if await _rekeyed(conn, saves, unbound - heard.keys()):
+            heard = {row[0]: row[1] for row in await conn.fetch(_HEARD_SQL, sorted(unbound))}
     out: list[str | Failed | None]
     if alone:
         out = []

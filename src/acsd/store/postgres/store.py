@@ -42,12 +42,14 @@ from acsd.store.postgres.crclaims import CrClaims
 from acsd.store.postgres.internet import InternetAccounts
 from acsd.store.postgres.parking import ParkedSessions
 from acsd.store.postgres.rows import (
+    BY_SERIAL_SQL,
     DEVICE_INSERT_SQL,
     DEVICE_UPDATE_SQL,
     Args,
     device_filters,
     flags,
     insert_record,
+    rekey,
     rowcount,
     write_audit,
 )
@@ -101,7 +103,7 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, PgCore):
         self, serial_number: str, mac_address: str | None = None, *, for_session: bool = False
     ) -> DeviceRecord | None:
         select = DEVICE_SELECT_FOR_SESSION if for_session else DEVICE_SELECT_NO_TREE
-        record = await self._one(f"{select} WHERE serial_key = $1", serial_key(serial_number))
+        record = await self._by_serial(select, serial_number)
         if record is not None:
             return record
         key = mac_key(mac_address)
@@ -114,7 +116,20 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, PgCore):
             record = await self._one(f"{DEVICE_SELECT_NO_TREE} WHERE id = $1", device_id)
             if record is not None:
                 return record
-        return await self._one(f"{DEVICE_SELECT_NO_TREE} WHERE serial_key = $1", serial_key(key))
+        return await self._by_serial(DEVICE_SELECT_NO_TREE, key)
+
+    async def _by_serial(self, select: str, serial_number: str) -> DeviceRecord | None:
+        """As the SQLite store's: a record whose stored key is damaged is found by its
+        serial number, and its key repaired."""
+        key = serial_key(serial_number)
+        record = await self._one(f"{select} WHERE serial_key = $1", key)
+        if record is not None:
+            return record
+        record = await self._one(f"{select} {BY_SERIAL_SQL}", serial_number)
+        if record is None or serial_key(record.serial_number) != key:
+            return None
+        await self._call("rekey_device", lambda conn: rekey(conn, serial_number, key))
+        return record
 
     async def device_holder(self, device_id: str) -> tuple[Any, Any] | None:
         sql = "SELECT state, serial_number FROM devices WHERE id = $1"

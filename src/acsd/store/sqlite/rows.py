@@ -27,6 +27,18 @@ INSERT_SQL = (
 _UPDATE_COLUMNS = [*OPERATOR, "serial_key", "mac_key", "updated"]
 UPDATE_SQL = f"UPDATE devices SET {', '.join(f'{c} = ?' for c in _UPDATE_COLUMNS)} WHERE id = ?"
 
+# A record whose serial_key is not its serial number's key (see records.warn_rekeyed),
+# found by its serial number in small letters (SQLite's lower() folds ASCII only, on both
+# sides: a serial that differs from the stored one in the case of other letters is not
+# found), gets the key: ?1 the serial number, ?2 its key. The oldest of several; none
+# while a record holds the key.
+BY_SERIAL_SQL = "WHERE lower(serial_number) = lower(?) ORDER BY created, id LIMIT 1"
+REKEY_SQL = (
+    "UPDATE devices SET serial_key = ?2 WHERE id = ("
+    f"SELECT id FROM devices {BY_SERIAL_SQL.replace('?', '?1')})"
+    " AND NOT EXISTS (SELECT 1 FROM devices WHERE serial_key = ?2) RETURNING id"
+)
+
 
 def is_malformed_json(exc: sqlite3.Error) -> bool:
     """Whether a statement failed on a stored JSON column that holds no JSON (SQLite

@@ -7,8 +7,8 @@ import sqlite3
 
 from acsd.log import get_logger
 from acsd.store.batching import log_failed
-from acsd.store.records import dumps, warn_damaged
-from acsd.store.sqlite.rows import is_malformed_json
+from acsd.store.records import dumps, warn_damaged, warn_rekeyed
+from acsd.store.sqlite.rows import REKEY_SQL, is_malformed_json
 from acsd.store.writes import (
     Bound,
     Failed,
@@ -218,6 +218,19 @@ def _cleared_damaged_tree(conn: sqlite3.Connection, op: SaveOp, error: Exception
     return bool(rows)
 
 
+def _rekeyed(conn: sqlite3.Connection, saves: list[SaveOp], keys: set[str]) -> bool:
+    """Whether a record of the serial of a save about to make a new one was hidden by a
+    damaged key, now repaired (records.warn_rekeyed): the save updates it instead of
+    making a second record of the serial. A CPE's first sessions only pay for this."""
+    serials = {op.serial_key: op.args[1] for op in saves if op.serial_key in keys}
+    repaired = False
+    for key, serial in serials.items():
+        for (device_id,) in conn.execute(REKEY_SQL, (serial, key)).fetchall():
+            warn_rekeyed(device_id)
+            repaired = True
+    return repaired
+
+
 def _apply_saves(
     conn: sqlite3.Connection, saves: list[SaveOp], *, alone: bool
 ) -> list[str | Failed]:
@@ -235,6 +248,8 @@ def _apply_saves(
     heard: dict[str, float | None] = {}
     if unbound:
         heard = dict(conn.execute(_HEARD_SQL, (dumps(sorted(unbound)),)).fetchall())
+        if _rekeyed(conn, saves, unbound - heard.keys()):
+            heard = dict(conn.execute(_HEARD_SQL, (dumps(sorted(unbound)),)).fetchall())
     out: list[str | Failed | None]
     if alone:
         out = []

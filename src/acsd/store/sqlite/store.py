@@ -59,6 +59,7 @@ from acsd.store.records import (
     tree_column,
     tree_paths,
     warn_damaged,
+    warn_rekeyed,
 )
 from acsd.store.sqlite.apn import ApnRecords
 from acsd.store.sqlite.core import SqliteCore
@@ -67,7 +68,9 @@ from acsd.store.sqlite.filters import device_filters
 from acsd.store.sqlite.internet import InternetAccounts
 from acsd.store.sqlite.parking import ParkedSessions
 from acsd.store.sqlite.rows import (
+    BY_SERIAL_SQL,
     INSERT_SQL,
+    REKEY_SQL,
     UPDATE_SQL,
     insert_record,
     is_malformed_json,
@@ -102,7 +105,7 @@ class SqliteStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, Sqlite
         self, serial_number: str, mac_address: str | None = None, *, for_session: bool = False
     ) -> DeviceRecord | None:
         select = DEVICE_SELECT_FOR_SESSION if for_session else DEVICE_SELECT_NO_TREE
-        record = await self._one(f"{select} WHERE serial_key = ?", (serial_key(serial_number),))
+        record = await self._by_serial(select, serial_number)
         if record is not None:
             return record
         key = mac_key(mac_address)
@@ -119,7 +122,26 @@ class SqliteStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, Sqlite
             if record is not None:
                 return record
             # A 24-hex serial number is unlikely but possible: fall through.
-        return await self._one(f"{DEVICE_SELECT_NO_TREE} WHERE serial_key = ?", (serial_key(key),))
+        return await self._by_serial(DEVICE_SELECT_NO_TREE, key)
+
+    async def _by_serial(self, select: str, serial_number: str) -> DeviceRecord | None:
+        """The record of ``serial_number`` (any case). One whose stored key is damaged is
+        found by its serial number, and its key repaired (records.warn_rekeyed): a look-up
+        that misses costs one more probe of an index."""
+        key = serial_key(serial_number)
+        record = await self._one(f"{select} WHERE serial_key = ?", (key,))
+        if record is not None:
+            return record
+        record = await self._one(f"{select} {BY_SERIAL_SQL}", (serial_number,))
+        if record is None or serial_key(record.serial_number) != key:
+            return None
+
+        async def rekey(conn: aiosqlite.Connection) -> None:
+            for (device_id,) in await conn.execute_fetchall(REKEY_SQL, (serial_number, key)):
+                warn_rekeyed(device_id)
+
+        await self._call("rekey_device", rekey)
+        return record
 
     async def device_holder(self, device_id: str) -> tuple[Any, Any] | None:
         sql = "SELECT state, serial_number FROM devices WHERE id = ?"
