@@ -297,6 +297,15 @@ async def test_a_state_this_release_does_not_know_reads_as_a_new_records_and_is_
         assert shown.status == 200 and shown.body["state"] == "ORDERED", shown.body
         listed = world.api.get("/internet/account", query={"device": device["_id"]})
         assert [a["state"] for a in listed.body["items"]] == ["ORDERED"]
+        # a list filtered by the state shown finds each (and by the stored one, neither)
+        for state, found in (("ACTIVE", [device["_id"]]), ("PROVISIONING", [])):
+            query = {"state": state, "q": serial, "limit": 1000}
+            listed = world.api.get("/network/device", query=query)
+            assert [d["_id"] for d in listed.body["items"]] == found, state
+        for state, found in (("ORDERED", [account["_id"]]), ("ACTIVE", [])):
+            query = {"state": state, "device": device["_id"]}
+            listed = world.api.get("/internet/account", query=query)
+            assert [a["_id"] for a in listed.body["items"]] == found, state
     found = [
         (e["table"], e["column"], e["found"], e["read_as"])
         for e in daemon.events("store_column_damaged")

@@ -143,6 +143,22 @@ class Scalars:
         self.bools = tuple(column.index for column in self.columns if column.kind is bool)
         self.enums = tuple(column for column in self.columns if column.allowed is not None)
 
+    def named(self, name: str) -> _Scalar:
+        return next(column for column in self.columns if column.name == name)
+
+
+def shown_as(column: _Scalar, value: Any, placeholder: str) -> str:
+    """The term of a list's WHERE that finds the rows whose ``column`` (one of few
+    values: a state) is shown as ``value``, ``placeholder`` binding it: a stored value
+    this release does not know, or of another type, is shown as a new record's
+    (scalar_values), so the filter for that one finds it too, as the list shows it. The
+    known values are this release's constants, never input."""
+    term = f"{column.name} = {placeholder}"
+    if value != column.default or column.allowed is None:
+        return term
+    known = ", ".join(f"'{known}'" for known in sorted(column.allowed))
+    return f"({term} OR {column.name} NOT IN ({known}))"
+
 
 def scalar_columns(
     cls: type, skip: Collection[str] = (), allowed: Mapping[str, Collection[Any]] | None = None
@@ -270,6 +286,7 @@ _DEVICE_ID = DEVICE_FIELDS.index("id")
 
 _ABSENT_PATHS = DEVICE_FIELDS.index("absent_paths")
 _DEVICE_SCALARS = scalar_columns(DeviceRecord, allowed={"state": get_args(DeviceState)})
+DEVICE_STATE = _DEVICE_SCALARS.named("state")
 
 
 def device_record(row: Sequence[Any]) -> DeviceRecord:
@@ -413,6 +430,7 @@ INTERNET_ACCOUNTS = Table(
     "internet_accounts", InternetAccountRecord, frozenset({"confirm"}),
     allowed={"state": INTERNET_STATES},
 )  # fmt: skip
+INTERNET_STATE = INTERNET_ACCOUNTS.scalars.named("state")
 
 
 APN_ACCOUNTS = Table("apn_accounts", ApnAccountRecord, key=("key",))

@@ -14,11 +14,14 @@ from acsd.store.records import (
     AUDIT,
     AUDIT_AT,
     AUDIT_RESOURCE_ID,
+    DEVICE_STATE,
     INSERT_COLUMNS,
+    INTERNET_STATE,
     MAC_SEPARATORS,
     OPERATOR,
     Table,
     search_fold,
+    shown_as,
     warn_rekeyed,
 )
 
@@ -138,7 +141,7 @@ def _customer_filters(query: DeviceQuery | InternetAccountQuery, args: Args) -> 
 def device_filters(query: DeviceQuery, args: Args) -> str:
     clauses = _customer_filters(query, args)
     if query.state is not None:
-        clauses.append(f"state = {args(query.state, 'text')}")
+        clauses.append(shown_as(DEVICE_STATE, query.state, args(query.state, "text")))
     if query.online is not None:
         now = args(query.now or clock.now(), "float8")
         default = args(query.default_interval, "bigint")
@@ -183,13 +186,14 @@ def internet_account_filters(query: InternetAccountQuery, args: Args) -> str:
     if query.device is not None:
         clauses.append(f"device = {args(query.device, 'text')}")
     if query.state in ("CONFIRMED", "ACTIVE"):
-        # An account is ACTIVE from its start date on, whether or not the sweep stored it.
+        # An account is ACTIVE from its start date on, whether or not the sweep stored it;
+        # one without a start date stays CONFIRMED.
         now = args(query.now or clock.now(), "float8")
         clauses.append(
-            f"(state = 'CONFIRMED' AND start_date > {now})"
+            f"(state = 'CONFIRMED' AND NOT coalesce(start_date <= {now}, false))"
             if query.state == "CONFIRMED"
             else f"(state = 'ACTIVE' OR (state = 'CONFIRMED' AND start_date <= {now}))"
         )
     elif query.state is not None:
-        clauses.append(f"state = {args(query.state, 'text')}")
+        clauses.append(shown_as(INTERNET_STATE, query.state, args(query.state, "text")))
     return " AND ".join(clauses) or "true"

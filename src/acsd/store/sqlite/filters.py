@@ -10,7 +10,14 @@ from acsd.store.base import (
     DeviceQuery,
     InternetAccountQuery,
 )
-from acsd.store.records import MAC_SEPARATORS, dumps, search_fold
+from acsd.store.records import (
+    DEVICE_STATE,
+    INTERNET_STATE,
+    MAC_SEPARATORS,
+    dumps,
+    search_fold,
+    shown_as,
+)
 from acsd.store.schema import JOB_STATE_SQL
 
 _LIKE_SPECIAL = re.compile(r"([\\%_])")
@@ -63,7 +70,7 @@ def device_filters(query: DeviceQuery) -> tuple[str, dict[str, Any]]:
     """The WHERE clause of :meth:`SqliteStore.query_devices` and its named parameters."""
     clauses, params = _customer_filters(query)
     if query.state is not None:
-        clauses.append("state = :state")
+        clauses.append(shown_as(DEVICE_STATE, query.state, ":state"))
         params["state"] = query.state
     if query.online is not None:
         # never-seen devices (last_inform NULL) are offline
@@ -92,10 +99,11 @@ def device_filters(query: DeviceQuery) -> tuple[str, dict[str, Any]]:
     return (" AND ".join(clauses) or "1"), params
 
 
-# An account is ACTIVE from its start date on, whether or not the sweep has stored it yet.
+# An account is ACTIVE from its start date on, whether or not the sweep has stored it yet;
+# one without a start date (or one of another type: it reads as none) stays CONFIRMED.
 _INTERNET_ACCOUNT_STATES = {
-    "ORDERED": "state = 'ORDERED'",
-    "CONFIRMED": "(state = 'CONFIRMED' AND start_date > :now)",
+    "ORDERED": shown_as(INTERNET_STATE, "ORDERED", "'ORDERED'"),
+    "CONFIRMED": "(state = 'CONFIRMED' AND NOT coalesce(start_date <= :now, 0))",
     "ACTIVE": "(state = 'ACTIVE' OR (state = 'CONFIRMED' AND start_date <= :now))",
     "ENDED": "state = 'ENDED'",
 }
