@@ -233,3 +233,31 @@ async def test_a_list_filtered_by_state_finds_a_record_as_it_is_shown(store, sto
     assert await line_ids("ORDERED") == sorted(lines)
     assert await line_ids("CONFIRMED") == sorted(confirmed)
     assert await line_ids("ACTIVE") == []
+
+
+async def test_a_sessions_save_repairs_the_record_columns_it_read(store, store_url, backend):
+    # PostgreSQL's columns hold their types: only a state this release does not know
+    damage = {"state": "'RETIRED'"}
+    if backend == "sqlite":
+        damage |= {"revision": "'x'", "jobs": "4.5", "created": "'then'"}
+    identity = CpeIdentity(oui="00D09E", product_class="HG", serial_number="DMGSAVE")
+    device_id = await store.save_session(SessionResult(identity=identity, at=1000.0))
+    sets = ", ".join(f"{column} = {value}" for column, value in damage.items())
+    await _behind_the_stores_back(
+        store_url, backend, f"UPDATE devices SET {sets} WHERE id = $1", device_id
+    )
+    with capture_logs() as logs:
+        read = await store.get_device(device_id)
+    assert read is not None and (read.state, read.revision, read.jobs) == ("ACTIVE", 0, 0)
+    # (a damaged creation time reads as the last change's)
+    assert read.created == read.updated == 1000.0
+    assert {column for column, _ in _damaged_warnings(logs, device_id)} == set(damage)
+    # a session that decides nothing about the job writes what it read
+    result = SessionResult(identity=identity, at=2000.0, since=1000.0, device_id=device_id)
+    assert await store.save_session(result) == device_id
+    names = ", ".join(damage)
+    stored = await _behind_the_stores_back(
+        store_url, backend, f"SELECT {names} FROM devices WHERE id = $1", device_id
+    )
+    as_read = {"state": "ACTIVE", "revision": 0, "jobs": 0, "created": 1000.0}
+    assert stored == [tuple(as_read[column] for column in damage)]

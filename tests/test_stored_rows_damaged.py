@@ -157,6 +157,7 @@ async def test_a_device_with_columns_of_another_type_is_shown_served_and_repaire
         daemon, device["_id"],
         revision="'x'", jobs="4.5", last_inform="'yesterday'", periodic_interval="x'00ff'",
         name="x'6869'", notes="x'00'", drift_check="'maybe'", updated="'now'",
+        created="'then'",
     )  # fmt: skip
     for _ in range(2):
         got = world.api.get(path)
@@ -171,12 +172,16 @@ async def test_a_device_with_columns_of_another_type_is_shown_served_and_repaire
     # once per device and column, naming no value
     assert sorted(_warned(daemon, device["_id"])) == sorted(
         ["revision", "jobs", "last_inform", "periodic_interval", "name", "notes",
-         "drift_check", "updated"]
+         "drift_check", "updated", "created"]
     )  # fmt: skip
     assert "yesterday" not in daemon.log_text()
-    # the router's session writes what it reports; the operator's write the rest
+    # the router's session writes what it reports, and the record's revision, jobs and
+    # creation as it read them; the operator's write the rest
     assert (await sim.run_once()).ok == 1
     assert world.api.get(path).body["status"]["online"] is True
+    assert _types(daemon, "devices", device["_id"], "revision", "jobs", "created") == {
+        "revision": "integer", "jobs": "integer", "created": "real"
+    }  # fmt: skip
     # (the revision read as 0: a write of settings starts it again, and its job)
     patched = world.api.patch(path, {"name": "Repaired", "wifi": {**body["wifi"], "ssid": "R"}})
     assert patched.status == 200, patched.body
@@ -185,11 +190,11 @@ async def test_a_device_with_columns_of_another_type_is_shown_served_and_repaire
     assert repaired["name"] == "Repaired" and repaired["job"]["state"] == "DONE"
     assert _types(
         daemon, "devices", device["_id"], "revision", "jobs", "last_inform",
-        "periodic_interval", "name", "drift_check", "updated",
+        "periodic_interval", "name", "drift_check", "updated", "created",
     ) == {
         "revision": "integer", "jobs": "integer", "last_inform": "real",
         "periodic_interval": "integer", "name": "text", "drift_check": "integer",
-        "updated": "real",
+        "updated": "real", "created": "real",
     }  # fmt: skip
 
 
@@ -260,15 +265,20 @@ async def test_lines_and_apn_records_with_columns_of_another_type_are_shown_and_
     assert apn.put(network_path("DMGA", "fleet"), {"APN": "iot.example"}).status == 200
     assert apn.get(network_path("DMGA", "fleet")).data["APN"] == "iot.example"
     assert apn.delete(apns_path("DMGA", "fleet", cli)).status in (200, 202)
+    assert world.api.get(line).body["name"] == ""
+    assert _types(daemon, "internet_accounts", account["_id"], "state", "start_date",
+                  "name", "created") == {
+        "state": "text", "start_date": "real", "name": "text", "created": "real"
+    }  # fmt: skip
+    assert _types(daemon, "apn_devices", sim_id, "status", "end_date", "start_date") == {
+        "status": "integer", "end_date": "real", "start_date": "real"
+    }  # fmt: skip
+    # (a damaged start reads as the device's creation, and is written so)
     with sqlite3.connect(daemon.db) as db:
-        kept = db.execute(
-            "SELECT typeof(state), typeof(start_date) FROM internet_accounts WHERE id = ?",
-            (account["_id"],),
+        started = db.execute(
+            "SELECT start_date = created FROM apn_devices WHERE id = ?", (sim_id,)
         ).fetchone()
-        ended = db.execute(
-            "SELECT typeof(status), typeof(end_date) FROM apn_devices WHERE id = ?", (sim_id,)
-        ).fetchone()
-    assert kept == ("text", "real") and ended == ("integer", "real")
+    assert started == (1,)
 
 
 async def test_a_state_this_release_does_not_know_reads_as_a_new_records_and_is_repaired(

@@ -123,6 +123,9 @@ class _Scalar:
     #: the values the column may hold, where they are few (a state): another reads as
     #: ``default`` too
     allowed: frozenset[Any] | None = None
+    #: another column of the row whose value, where it holds this one's type, is a
+    #: better reading than ``default`` (a damaged creation time: the row's last change)
+    fallback: _Scalar | None = None
 
 
 class Scalars:
@@ -161,10 +164,14 @@ def shown_as(column: _Scalar, value: Any, placeholder: str) -> str:
 
 
 def scalar_columns(
-    cls: type, skip: Collection[str] = (), allowed: Mapping[str, Collection[Any]] | None = None
+    cls: type,
+    skip: Collection[str] = (),
+    allowed: Mapping[str, Collection[Any]] | None = None,
+    fallbacks: Mapping[str, str] | None = None,
 ) -> Scalars:
     """The columns of record class ``cls`` whose fields hold one scalar type (or None),
-    with the values ``allowed`` in some of them."""
+    with the values ``allowed`` in some of them, and the column each of ``fallbacks``
+    reads as when damaged (a time of the same type) rather than as its default."""
     allowed = allowed or {}
     hints = get_type_hints(cls)
     out = []
@@ -181,6 +188,9 @@ def scalar_columns(
         out.append(_Scalar(index, field.name, kind, _HOLDS[kind], nullable,
                            None if nullable else default,
                            None if values is None else frozenset(values)))  # fmt: skip
+    named = {column.name: column for column in out}
+    for name, other in (fallbacks or {}).items():
+        out[out.index(named[name])] = replace(named[name], fallback=named[other])
     return Scalars(out)
 
 
@@ -206,6 +216,11 @@ def scalar_values(values: list[Any], columns: Scalars, *, table: str, record_id:
 
 
 def _reset(values: list[Any], column: _Scalar, table: str, record_id: Any, found: str) -> None:
+    other = column.fallback
+    if other is not None and type(values[other.index]) in column.holds:
+        warn_damaged(table, record_id, column.name, found, other.name)
+        values[column.index] = values[other.index]
+        return
     read_as = "absent" if column.nullable else dumps(column.default)
     warn_damaged(table, record_id, column.name, found, read_as)
     values[column.index] = column.default
@@ -285,8 +300,12 @@ _DEVICE_ID = DEVICE_FIELDS.index("id")
 
 
 _ABSENT_PATHS = DEVICE_FIELDS.index("absent_paths")
-_DEVICE_SCALARS = scalar_columns(DeviceRecord, allowed={"state": get_args(DeviceState)})
-DEVICE_STATE = _DEVICE_SCALARS.named("state")
+# A creation time that is damaged reads as the last change's: not the creation, but a time
+# the record existed at, which keeps "the oldest" (binding by MAC) near the truth.
+DEVICE_SCALARS = scalar_columns(
+    DeviceRecord, allowed={"state": get_args(DeviceState)}, fallbacks={"created": "updated"}
+)
+DEVICE_STATE = DEVICE_SCALARS.named("state")
 
 
 def device_record(row: Sequence[Any]) -> DeviceRecord:
@@ -301,7 +320,7 @@ def device_record(row: Sequence[Any]) -> DeviceRecord:
     if not all(type(path) is str for path in paths):
         warn_damaged("devices", device_id, "absent_paths", "list of non-strings")
         values[_ABSENT_PATHS] = [path for path in paths if type(path) is str]
-    scalar_values(values, _DEVICE_SCALARS, table="devices", record_id=device_id)
+    scalar_values(values, DEVICE_SCALARS, table="devices", record_id=device_id)
     return DeviceRecord(*values)
 
 
@@ -387,6 +406,7 @@ class Table:
         json_fields: frozenset[str] = frozenset(),
         key: tuple[str, ...] = ("id",),
         allowed: Mapping[str, Collection[Any]] | None = None,
+        fallbacks: Mapping[str, str] | None = None,
     ) -> None:
         self.name = name
         self.cls = cls
@@ -394,7 +414,7 @@ class Table:
         self.json_indexes = [i for i, n in enumerate(self.names) if n in json_fields]
         # the columns that name a record in a store_column_damaged warning, joined by "/"
         self.key_indexes = [self.names.index(n) for n in key]
-        self.scalars = scalar_columns(cls, json_fields, allowed)
+        self.scalars = scalar_columns(cls, json_fields, allowed, fallbacks)
         # quoted: audit has columns named "before" and "after"
         self.columns = ", ".join(f'"{n}"' for n in self.names)
         self.select = f"SELECT {self.columns} FROM {name}"
@@ -428,14 +448,18 @@ AUDIT_AT = AUDIT.names.index("at")
 AUDIT_AFTER = AUDIT.names.index("after")
 INTERNET_ACCOUNTS = Table(
     "internet_accounts", InternetAccountRecord, frozenset({"confirm"}),
-    allowed={"state": INTERNET_STATES},
+    allowed={"state": INTERNET_STATES}, fallbacks={"created": "updated"},
 )  # fmt: skip
 INTERNET_STATE = INTERNET_ACCOUNTS.scalars.named("state")
 
 
 APN_ACCOUNTS = Table("apn_accounts", ApnAccountRecord, key=("key",))
 APN_NETWORKS = Table("apn_networks", ApnNetworkRecord, key=("account", "key"))
-APN_DEVICES = Table("apn_devices", ApnDeviceRecord, frozenset({"metadata"}))
+# (a device starts when it is made, unless its client said otherwise)
+APN_DEVICES = Table(
+    "apn_devices", ApnDeviceRecord, frozenset({"metadata"}),
+    fallbacks={"start_date": "created", "created": "updated"},
+)  # fmt: skip
 APN_OPERATIONS = Table("apn_operations", ApnOperationRecord)
 #: the unique values of a network's active devices, as the client names them
 APN_UNIQUE = (("CLI", "cli_key"), ("SIMNumber", "iccid"))

@@ -10,6 +10,7 @@ import asyncpg
 from acsd.log import get_logger
 from acsd.store.batching import log_failed
 from acsd.store.postgres.rows import rekey
+from acsd.store.records import DEVICE_STATE
 from acsd.store.writes import (
     Bound,
     Failed,
@@ -47,8 +48,9 @@ FROM (SELECT $5::text IS NOT NULL
              AND EXISTS (SELECT 1 FROM devices WHERE mac_key = $5::text) AS taken) AS mac
 ON CONFLICT (serial_key) DO UPDATE SET
     provisioning = coalesce($21::text, d.provisioning),
+    -- (a state this release does not know, edited by hand, as read: repaired)
     state = CASE WHEN $22::text IS NOT NULL AND d.revision = $24::bigint
-                 THEN $22::text ELSE d.state END,
+                 THEN $22::text WHEN d.state IN (@known) THEN d.state ELSE @default END,
     jobs = CASE WHEN $23::bigint IS NOT NULL AND d.revision = $24::bigint
                 THEN $23::bigint ELSE d.jobs END,
     dhcp = CASE WHEN $25::text IS NOT NULL AND d.revision = $24::bigint
@@ -87,7 +89,9 @@ ON CONFLICT (serial_key) DO UPDATE SET
                         WHEN $20::boolean THEN '[]'
                         ELSE d.absent_paths END,
     updated = excluded.updated
-"""
+""".replace(
+    "@known", ", ".join(f"'{state}'" for state in sorted(DEVICE_STATE.allowed or ()))
+).replace("@default", f"'{DEVICE_STATE.default}'")
 
 # Row locks taken in serial-key order (see the core's docstring): another instance's
 # session of the same CPE commits before or after this batch, never in between the check

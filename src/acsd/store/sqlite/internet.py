@@ -36,7 +36,13 @@ from acsd.store.records import (
 )
 from acsd.store.sqlite.core import SqliteCore
 from acsd.store.sqlite.filters import internet_account_filters
-from acsd.store.sqlite.rows import insert_record, write_audit
+from acsd.store.sqlite.rows import as_read, insert_record, write_audit
+
+# What a write of a line's state keeps, as read (records.scalar_values): the write repairs
+# a value edited by hand into another type (a name, the creation time).
+_REPAIRED = ", ".join(
+    f"{name} = {as_read(INTERNET_ACCOUNTS, name)}" for name in ("name", "created")
+)
 
 #: every other confirmed line's address, additional range and router (a damaged confirm
 #: body yields no range rather than failing every confirm; the address is NULL on a line
@@ -88,7 +94,7 @@ async def _end_lines(
     """ENDED, each with its audit entry: operators read there why a static address moved."""
     for line in lines:
         await conn.execute(
-            "UPDATE internet_accounts SET state = 'ENDED', updated = ? WHERE id = ?",
+            f"UPDATE internet_accounts SET state = 'ENDED', updated = ?, {_REPAIRED} WHERE id = ?",
             (now, line[0]),
         )
         entry = line_ended(line, reason=reason, now=now, replaced_by=replaced_by, author=author)
@@ -303,7 +309,7 @@ class InternetAccounts(SqliteCore):
             due = stored.state == "ACTIVE"
             await conn.execute(
                 "UPDATE internet_accounts SET state = ?, confirm = ?, start_date = ?,"
-                " ip_address = ?, updated = ?, replaces = ? WHERE id = ?",
+                f" ip_address = ?, updated = ?, replaces = ?, {_REPAIRED} WHERE id = ?",
                 (stored.state, encoded, start_date, ip_address, now, replaces, account_id),
             )
             device = None
@@ -356,7 +362,7 @@ class InternetAccounts(SqliteCore):
                 f"SELECT id, device, replaces {due_sql} ORDER BY start_date, id", (now,)
             )
             await conn.execute(
-                f"UPDATE internet_accounts SET state = 'ACTIVE', updated = ?"
+                f"UPDATE internet_accounts SET state = 'ACTIVE', updated = ?, {_REPAIRED}"
                 f" WHERE id IN (SELECT id {due_sql})",
                 (now, now),
             )

@@ -15,8 +15,10 @@ from acsd.store.records import (
     AUDIT,
     AUDIT_AT,
     AUDIT_RESOURCE_ID,
+    DEVICE_SCALARS,
     INSERT_COLUMNS,
     OPERATOR,
+    Scalars,
     Table,
 )
 
@@ -24,8 +26,6 @@ INSERT_SQL = (
     f"INSERT INTO devices ({', '.join(INSERT_COLUMNS)})"
     f" VALUES ({', '.join('?' for _ in INSERT_COLUMNS)})"
 )
-_UPDATE_COLUMNS = [*OPERATOR, "serial_key", "mac_key", "updated"]
-UPDATE_SQL = f"UPDATE devices SET {', '.join(f'{c} = ?' for c in _UPDATE_COLUMNS)} WHERE id = ?"
 
 # A record whose serial_key is not its serial number's key (see records.warn_rekeyed),
 # found by its serial number in small letters (SQLite's lower() folds ASCII only, on both
@@ -37,6 +37,45 @@ REKEY_SQL = (
     "UPDATE devices SET serial_key = ?2 WHERE id = ("
     f"SELECT id FROM devices {BY_SERIAL_SQL.replace('?', '?1')})"
     " AND NOT EXISTS (SELECT 1 FROM devices WHERE serial_key = ?2) RETURNING id"
+)
+
+
+# SQLite's typeof() of the values each record field's type holds (records._HOLDS)
+_TYPEOF = {str: "'text'", int: "'integer'", float: "'real', 'integer'", bool: "'integer'"}
+
+
+def _literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    return repr(int(value) if isinstance(value, bool) else value)
+
+
+def as_read(table: Table | Scalars, name: str) -> str:
+    """Column ``name`` as records.scalar_values reads it, in SQL: what a write that does
+    not otherwise set the column writes, so that the write repairs a damaged value (a row
+    edited by hand) in the C of the statement, at no cost to the row it leaves alone."""
+    scalars = table.scalars if isinstance(table, Table) else table
+    column = scalars.named(name)
+    kinds = _TYPEOF[column.kind] + (", 'null'" if column.nullable else "")
+    sound = f"typeof({name}) IN ({kinds})"
+    if column.allowed is not None:  # (a value of another type is none of them)
+        sound = f"{name} IN ({', '.join(_literal(v) for v in sorted(column.allowed))})"
+    instead = _literal(column.default)
+    if (other := column.fallback) is not None:
+        instead = (
+            f"CASE WHEN typeof({other.name}) IN ({_TYPEOF[other.kind]}) THEN {other.name}"
+            f" ELSE {instead} END"
+        )
+    return f"CASE WHEN {sound} THEN {name} ELSE {instead} END"
+
+
+_UPDATE_COLUMNS = [*OPERATOR, "serial_key", "mac_key", "updated"]
+# (created, which an operator's write keeps, as read: repaired when damaged)
+UPDATE_SQL = (
+    f"UPDATE devices SET {', '.join(f'{c} = ?' for c in _UPDATE_COLUMNS)},"
+    f" created = {as_read(DEVICE_SCALARS, 'created')} WHERE id = ?"
 )
 
 

@@ -7,8 +7,8 @@ import sqlite3
 
 from acsd.log import get_logger
 from acsd.store.batching import log_failed
-from acsd.store.records import dumps, warn_damaged, warn_rekeyed
-from acsd.store.sqlite.rows import REKEY_SQL, is_malformed_json
+from acsd.store.records import DEVICE_SCALARS, dumps, warn_damaged, warn_rekeyed
+from acsd.store.sqlite.rows import REKEY_SQL, as_read, is_malformed_json
 from acsd.store.writes import (
     Bound,
     Failed,
@@ -46,10 +46,14 @@ FROM (SELECT ?5 IS NOT NULL AND EXISTS (SELECT 1 FROM devices WHERE mac_key = ?5
 WHERE true
 ON CONFLICT (serial_key) DO UPDATE SET
     provisioning = coalesce(?21, provisioning),
-    -- what the session decided about state/jobs/dhcp holds only for the revision it saw
-    state = CASE WHEN ?22 IS NOT NULL AND revision = ?24 THEN ?22 ELSE state END,
-    jobs = CASE WHEN ?23 IS NOT NULL AND revision = ?24 THEN ?23 ELSE jobs END,
-    dhcp = CASE WHEN ?25 IS NOT NULL AND revision = ?24 THEN ?25 ELSE dhcp END,
+    -- what the session decided about state/jobs/dhcp holds only for the revision it saw;
+    -- these and the record's creation as the session read them (_AS_READ): a value edited
+    -- by hand into another type (or a state this release does not know) is repaired
+    state = CASE WHEN ?22 IS NOT NULL AND @revision = ?24 THEN ?22 ELSE @state END,
+    jobs = CASE WHEN ?23 IS NOT NULL AND @revision = ?24 THEN ?23 ELSE @jobs END,
+    dhcp = CASE WHEN ?25 IS NOT NULL AND @revision = ?24 THEN ?25 ELSE dhcp END,
+    revision = @revision,
+    created = @created,
     oui = excluded.oui,
     product_class = excluded.product_class,
     manufacturer = excluded.manufacturer,
@@ -104,13 +108,17 @@ ON CONFLICT (serial_key) DO UPDATE SET
                         ELSE absent_paths END,
     updated = excluded.updated
 """
+# Each an expression of the stored value, in SQLite's C: a sound row pays a typeof() or two.
+_AS_READ = ("revision", "state", "jobs", "created")
+for _name in _AS_READ:
+    _SAVE_SQL = _SAVE_SQL.replace(f"@{_name}", as_read(DEVICE_SCALARS, _name))
 
 # last_inform as the session read it: one that is no number (a row edited by hand) reads
 # as none (acsd.store.records.scalar_values), and the check that no later session
 # committed first compares the two: else it would refuse every session of the router.
 _LAST_INFORM = "CASE WHEN typeof(last_inform) IN ('real', 'integer') THEN last_inform END"
 _IDS_SQL = (
-    f"SELECT id, serial_key, {_LAST_INFORM}, revision FROM devices"
+    f"SELECT id, serial_key, {_LAST_INFORM}, {as_read(DEVICE_SCALARS, 'revision')} FROM devices"
     " WHERE id IN (SELECT value FROM json_each(?))"
 )
 _KEYS_SQL = (
