@@ -169,6 +169,12 @@ async def test_a_device_with_columns_of_another_type_is_shown_served_and_repaire
         assert device["_id"] in [d["_id"] for d in listed.body["items"]]
         assert "name" not in daemon.device_json(serial)
         assert serial in daemon.cli("device", "list").stdout
+        # shown offline (no last Inform), and listed so
+        assert got.body["status"]["online"] is False
+        for online, found in (("true", []), ("false", [device["_id"]])):
+            query = {"online": online, "q": serial}
+            listed = world.api.get("/network/device", query=query)
+            assert [d["_id"] for d in listed.body["items"]] == found, online
     # once per device and column, naming no value
     assert sorted(_warned(daemon, device["_id"])) == sorted(
         ["revision", "jobs", "last_inform", "periodic_interval", "name", "notes",
