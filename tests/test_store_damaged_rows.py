@@ -261,3 +261,29 @@ async def test_a_sessions_save_repairs_the_record_columns_it_read(store, store_u
     )
     as_read = {"state": "ACTIVE", "revision": 0, "jobs": 0, "created": 1000.0}
     assert stored == [tuple(as_read[column] for column in damage)]
+
+
+async def test_a_serial_key_of_another_serial_binds_neither_router_to_the_record(
+    store, store_url, backend
+):
+    made = await store.upsert_device(DeviceRecord(id="", serial_number="DmgOwn", name="kept"))
+    # (the key of a serial number that has no record: its router is new)
+    damage_key = "UPDATE devices SET serial_key = 'dmgother' WHERE id = $1"
+    await _behind_the_stores_back(store_url, backend, damage_key, made.id)
+    with capture_logs() as logs:
+        assert await store.find_device_for_cpe("DMGOTHER", for_session=True) is None
+    assert _damaged_warnings(logs, made.id) == [("serial_key", "not its serial number's key")]
+    got = await store.find_device_for_cpe("DmgOwn")
+    assert got is not None and got.id == made.id
+    # damaged again: the other router's first session makes its own record
+    await _behind_the_stores_back(store_url, backend, damage_key, made.id)
+    identity = CpeIdentity(oui="00D09E", product_class="HG", serial_number="DMGOTHER")
+    result = SessionResult(identity=identity, at=1000.0, status={"lanIp": "192.0.2.9"})
+    other = await store.save_session(result)
+    assert other != made.id
+    kept = await store.get_device(made.id)
+    assert kept is not None and kept.status == {} and kept.serial_number == "DmgOwn"
+    keys = await _behind_the_stores_back(
+        store_url, backend, "SELECT serial_key FROM devices ORDER BY serial_key"
+    )
+    assert keys == [("dmgother",), ("dmgown",)]

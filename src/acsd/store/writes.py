@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -166,6 +167,17 @@ def save_op(result: SessionResult) -> SaveOp:
 #: what a batch reads of each record its saves name by id: (serial key, last_inform,
 #: revision)
 Bound = tuple[str, float | None, int]
+
+
+def miskeyed(rows: Sequence[Sequence[Any]]) -> list[tuple[str, str]]:
+    """(id, its own key) of the records among ``rows`` (serial_key, last_inform, id,
+    serial_number) whose stored key is another serial number's (edited by hand): a save
+    of that serial would update the wrong record. A cheap check, made for new CPEs only."""
+    return [
+        (row[2], serial_key(row[3]))
+        for row in rows
+        if isinstance(row[3], str) and serial_key(row[3]) != row[0]
+    ]
 
 
 def unbound_keys(saves: list[SaveOp], bound: dict[str, Bound]) -> set[str]:

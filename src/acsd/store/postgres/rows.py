@@ -38,18 +38,21 @@ DEVICE_UPDATE_SQL = (
 # As SQLite's (acsd.store.sqlite.rows.REKEY_SQL): a record whose serial_key is damaged,
 # found by its serial number in small letters, gets the key ($1 the serial, $2 its key).
 BY_SERIAL_SQL = "WHERE lower(serial_number) = lower($1) ORDER BY created, id LIMIT 1"
-REKEY_SQL = (
-    f"UPDATE devices SET serial_key = $2 WHERE id = (SELECT id FROM devices {BY_SERIAL_SQL})"
+_REKEY = (
+    "UPDATE devices SET serial_key = $2 WHERE id = {}"
     " AND NOT EXISTS (SELECT 1 FROM devices WHERE serial_key = $2) RETURNING id"
 )
+REKEY_SQL = _REKEY.format(f"(SELECT id FROM devices {BY_SERIAL_SQL})")
+REKEY_ID_SQL = _REKEY.format("$1")
 
 
-async def rekey(conn: asyncpg.Connection, serial_number: str, key: str) -> bool:
-    """REKEY_SQL in a savepoint of its own: another instance's repair of the same record
-    at once fails it on the unique key, which changes nothing that matters."""
+async def rekey(conn: asyncpg.Connection, row: str, key: str, *, by_id: bool = False) -> bool:
+    """REKEY_SQL (``row`` a serial number), or REKEY_ID_SQL (a record's id), in a
+    savepoint of its own: another instance's repair of the same record at once fails it on
+    the unique key, which changes nothing that matters."""
     try:
         async with conn.transaction():
-            rows = await conn.fetch(REKEY_SQL, serial_number, key)
+            rows = await conn.fetch(REKEY_ID_SQL if by_id else REKEY_SQL, row, key)
     except asyncpg.UniqueViolationError:
         return False
     for (device_id,) in rows:

@@ -17,6 +17,7 @@ from acsd.store.writes import (
     SaveOp,
     check_save,
     created_keys,
+    miskeyed,
     saved,
     settle_saves,
     unbound_keys,
@@ -101,7 +102,8 @@ _BOUND_SQL = (
     " ORDER BY serial_key FOR UPDATE"
 )
 _HEARD_SQL = (
-    "SELECT serial_key, last_inform FROM devices WHERE serial_key = ANY($1::text[])"
+    "SELECT serial_key, last_inform, id, serial_number FROM devices"
+    " WHERE serial_key = ANY($1::text[])"
     " ORDER BY serial_key FOR UPDATE"
 )
 _KEYS_SQL = "SELECT id, serial_key FROM devices WHERE serial_key = ANY($1::text[])"
@@ -147,14 +149,22 @@ async def _save_alone(conn: asyncpg.Connection, op: SaveOp) -> Exception | None:
     return None
 
 
-async def _rekeyed(conn: asyncpg.Connection, saves: list[SaveOp], keys: set[str]) -> bool:
-    """As SQLite's: a record of the serial of a save about to make a new one, hidden by a
-    damaged key, gets its key back, so that the save updates it."""
-    serials = {op.serial_key: op.args[1] for op in saves if op.serial_key in keys}
+async def _heard(conn: asyncpg.Connection, saves: list[SaveOp], keys: set[str]) -> dict[str, Any]:
+    """As SQLite's: the stored last_inform of the records of ``keys``, their keys
+    repaired where a hand edit damaged them (another serial number's, or one that hid the
+    record of a save's serial)."""
+    rows = await conn.fetch(_HEARD_SQL, sorted(keys))
+    wrong = miskeyed(rows)  # first: each frees the key it held for its serial's record
+    held = {row[0] for row in rows if row[2] not in dict(wrong)}
+    serials = {op.serial_key: op.args[1] for op in saves if op.serial_key not in held}
     repaired = False
-    for key in sorted(serials):  # (row locks in serial-key order, as the core's)
+    for device_id, own in wrong:
+        repaired = await rekey(conn, device_id, own, by_id=True) or repaired
+    for key in sorted(serials.keys() & keys):  # (row locks in serial-key order)
         repaired = await rekey(conn, serials[key], key) or repaired
-    return repaired
+    if repaired:
+        rows = await conn.fetch(_HEARD_SQL, sorted(keys))
+    return {row[0]: row[1] for row in rows}
 
 
 async def _apply_saves(
@@ -170,9 +180,7 @@ async def _apply_saves(
     unbound = unbound_keys(saves, bound)
     heard: dict[str, float | None] = {}
     if unbound:
-        heard = {row[0]: row[1] for row in await conn.fetch(_HEARD_SQL, sorted(unbound))}
-        if await _rekeyed(conn, saves, unbound - heard.keys()):
-            heard = {row[0]: row[1] for row in await conn.fetch(_HEARD_SQL, sorted(unbound))}
+        heard = await _heard(conn, saves, unbound)
     out: list[str | Failed | None]
     if alone:
         out = []

@@ -123,8 +123,11 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, PgCore):
         serial number, and its key repaired."""
         key = serial_key(serial_number)
         record = await self._one(f"{select} WHERE serial_key = $1", key)
-        if record is not None:
+        if record is not None and serial_key(record.serial_number) == key:
             return record
+        if record is not None:  # another serial number's key: it gets its own back
+            device_id, own = record.id, serial_key(record.serial_number)
+            await self._call("rekey_device", lambda conn: rekey(conn, device_id, own, by_id=True))
         record = await self._one(f"{select} {BY_SERIAL_SQL}", serial_number)
         if record is None or serial_key(record.serial_number) != key:
             return None

@@ -31,13 +31,15 @@ INSERT_SQL = (
 # found by its serial number in small letters (SQLite's lower() folds ASCII only, on both
 # sides: a serial that differs from the stored one in the case of other letters is not
 # found), gets the key: ?1 the serial number, ?2 its key. The oldest of several; none
-# while a record holds the key.
+# while a record holds the key. REKEY_ID_SQL: record ?1 gets key ?2 (its own, when the
+# one stored is another serial number's).
 BY_SERIAL_SQL = "WHERE lower(serial_number) = lower(?) ORDER BY created, id LIMIT 1"
-REKEY_SQL = (
-    "UPDATE devices SET serial_key = ?2 WHERE id = ("
-    f"SELECT id FROM devices {BY_SERIAL_SQL.replace('?', '?1')})"
+_REKEY = (
+    "UPDATE devices SET serial_key = ?2 WHERE id = {}"
     " AND NOT EXISTS (SELECT 1 FROM devices WHERE serial_key = ?2) RETURNING id"
 )
+REKEY_SQL = _REKEY.format(f"(SELECT id FROM devices {BY_SERIAL_SQL.replace('?', '?1')})")
+REKEY_ID_SQL = _REKEY.format("?1")
 
 
 # SQLite's typeof() of the values each record field's type holds (records._HOLDS)

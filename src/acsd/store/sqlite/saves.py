@@ -4,17 +4,19 @@ transaction on the writer's thread."""
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
 from acsd.log import get_logger
 from acsd.store.batching import log_failed
 from acsd.store.records import DEVICE_SCALARS, dumps, warn_damaged, warn_rekeyed
-from acsd.store.sqlite.rows import REKEY_SQL, as_read, is_malformed_json
+from acsd.store.sqlite.rows import REKEY_ID_SQL, REKEY_SQL, as_read, is_malformed_json
 from acsd.store.writes import (
     Bound,
     Failed,
     SaveOp,
     check_save,
     created_keys,
+    miskeyed,
     saved,
     settle_saves,
     unbound_keys,
@@ -125,7 +127,7 @@ _KEYS_SQL = (
     "SELECT id, serial_key FROM devices WHERE serial_key IN (SELECT value FROM json_each(?))"
 )
 _HEARD_SQL = (
-    f"SELECT serial_key, {_LAST_INFORM} FROM devices"
+    f"SELECT serial_key, {_LAST_INFORM}, id, serial_number FROM devices"
     " WHERE serial_key IN (SELECT value FROM json_each(?))"
 )
 
@@ -226,17 +228,27 @@ def _cleared_damaged_tree(conn: sqlite3.Connection, op: SaveOp, error: Exception
     return bool(rows)
 
 
-def _rekeyed(conn: sqlite3.Connection, saves: list[SaveOp], keys: set[str]) -> bool:
-    """Whether a record of the serial of a save about to make a new one was hidden by a
-    damaged key, now repaired (records.warn_rekeyed): the save updates it instead of
-    making a second record of the serial. A CPE's first sessions only pay for this."""
-    serials = {op.serial_key: op.args[1] for op in saves if op.serial_key in keys}
+def _heard(conn: sqlite3.Connection, saves: list[SaveOp], keys: set[str]) -> dict[str, Any]:
+    """The stored last_inform of the records of serial keys ``keys`` (the saves with no
+    record to update), with their keys repaired (records.warn_rekeyed) where a hand edit
+    damaged them: a record holding another serial number's key gets its own back, and one
+    of a save's serial that a damaged key hid gets the save's: the save then updates the
+    record of its serial, neither another nor a second one. A CPE's first sessions only
+    pay for this."""
+    rows = conn.execute(_HEARD_SQL, (dumps(sorted(keys)),)).fetchall()
+    wrong = miskeyed(rows)  # first: each frees the key it held for its serial's record
+    held = {row[0] for row in rows if row[2] not in dict(wrong)}
+    serials = {op.serial_key: op.args[1] for op in saves if op.serial_key not in held}
+    statements = [(REKEY_ID_SQL, pair) for pair in wrong]
+    statements += [(REKEY_SQL, (serial, key)) for key, serial in serials.items() if key in keys]
     repaired = False
-    for key, serial in serials.items():
-        for (device_id,) in conn.execute(REKEY_SQL, (serial, key)).fetchall():
+    for sql, args in statements:
+        for (device_id,) in conn.execute(sql, args).fetchall():
             warn_rekeyed(device_id)
             repaired = True
-    return repaired
+    if repaired:
+        rows = conn.execute(_HEARD_SQL, (dumps(sorted(keys)),)).fetchall()
+    return {row[0]: row[1] for row in rows}
 
 
 def _apply_saves(
@@ -255,9 +267,7 @@ def _apply_saves(
     unbound = unbound_keys(saves, bound)
     heard: dict[str, float | None] = {}
     if unbound:
-        heard = dict(conn.execute(_HEARD_SQL, (dumps(sorted(unbound)),)).fetchall())
-        if _rekeyed(conn, saves, unbound - heard.keys()):
-            heard = dict(conn.execute(_HEARD_SQL, (dumps(sorted(unbound)),)).fetchall())
+        heard = _heard(conn, saves, unbound)
     out: list[str | Failed | None]
     if alone:
         out = []

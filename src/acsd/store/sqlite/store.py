@@ -70,6 +70,7 @@ from acsd.store.sqlite.parking import ParkedSessions
 from acsd.store.sqlite.rows import (
     BY_SERIAL_SQL,
     INSERT_SQL,
+    REKEY_ID_SQL,
     REKEY_SQL,
     UPDATE_SQL,
     insert_record,
@@ -130,18 +131,22 @@ class SqliteStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, Sqlite
         that misses costs one more probe of an index."""
         key = serial_key(serial_number)
         record = await self._one(f"{select} WHERE serial_key = ?", (key,))
-        if record is not None:
+        if record is not None and serial_key(record.serial_number) == key:
             return record
+        if record is not None:  # another serial number's key: it gets its own back
+            await self._rekey(REKEY_ID_SQL, record.id, serial_key(record.serial_number))
         record = await self._one(f"{select} {BY_SERIAL_SQL}", (serial_number,))
         if record is None or serial_key(record.serial_number) != key:
             return None
+        await self._rekey(REKEY_SQL, serial_number, key)
+        return record
 
+    async def _rekey(self, sql: str, row: str, key: str) -> None:
         async def rekey(conn: aiosqlite.Connection) -> None:
-            for (device_id,) in await conn.execute_fetchall(REKEY_SQL, (serial_number, key)):
+            for (device_id,) in await conn.execute_fetchall(sql, (row, key)):
                 warn_rekeyed(device_id)
 
         await self._call("rekey_device", rekey)
-        return record
 
     async def device_holder(self, device_id: str) -> tuple[Any, Any] | None:
         sql = "SELECT state, serial_number FROM devices WHERE id = ?"
