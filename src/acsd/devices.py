@@ -7,6 +7,7 @@ provisioning the same way, and both refuse what a router would refuse (:func:`ch
 from __future__ import annotations
 
 import copy
+import functools
 import ipaddress
 from typing import Any
 
@@ -48,12 +49,38 @@ def check_lan(status: dict[str, Any], dhcp: dict[str, Any] | None) -> None:
     office LAN, narrow enough to catch a pool that straddles networks."""
     if not dhcp:
         return
-    router, network = reported_lan(status)
-    start = dhcp.get("ipPoolStart")
+    reserved = dhcp.get("reservedClients") or []
+    key = (
+        status.get("lanIp"),
+        status.get("subnetMask"),
+        dhcp.get("ipPoolStart"),
+        dhcp.get("ipPoolEnd"),
+        tuple(client["ip"] for client in reserved),
+    )
+    try:
+        hash(key)
+    except TypeError:  # no values an API write or an extraction makes: checked as they are
+        refused = _lan_refusal.__wrapped__(*key)
+    else:
+        # Every session that applies DHCP settings checks them against the LAN it read,
+        # and most routers of a fleet have one LAN and one pool: ~15 us of ipaddress
+        # objects each time, a fiftieth of a boot storm's CPU.
+        refused = _lan_refusal(*key)
+    if refused is not None:
+        raise DeviceInputError(*refused)
+
+
+@functools.lru_cache(maxsize=1024)
+def _lan_refusal(
+    lan_ip: Any, mask: Any, start: Any, end: Any, reserved: tuple[Any, ...]
+) -> tuple[str, str] | None:
+    """(field, message) of what check_lan refuses, or None; ValueError for an address
+    that is none (not cached: lru_cache keeps no exceptions)."""
+    router, network = reported_lan({"lanIp": lan_ip, "subnetMask": mask})
     if network is None and start:
         network = ipaddress.IPv4Network(f"{start}/16", strict=False)
     if network is None:
-        return
+        return None
     where = f"the router's LAN {network}" if router else f"{network}, the pool's network"
     # With the LAN known, its network and broadcast addresses and the router's own are
     # no client's either (a /31 or /32 has neither: nothing to refuse there).
@@ -63,21 +90,22 @@ def check_lan(status: dict[str, Any], dhcp: dict[str, Any] | None) -> None:
         if network.prefixlen < 31:
             taken[network.network_address] = f"the network address of {network}"
             taken[network.broadcast_address] = f"the broadcast address of {network}"
-    for key in ("ipPoolStart", "ipPoolEnd"):
-        if dhcp.get(key) and ipaddress.IPv4Address(dhcp[key]) not in network:
-            raise DeviceInputError(f"dhcp.{key}", f"{dhcp[key]} is not in {where}")
-    if start and dhcp.get("ipPoolEnd"):
-        low, high = ipaddress.IPv4Address(start), ipaddress.IPv4Address(dhcp["ipPoolEnd"])
+    for key, value in (("ipPoolStart", start), ("ipPoolEnd", end)):
+        if value and ipaddress.IPv4Address(value) not in network:
+            return f"dhcp.{key}", f"{value} is not in {where}"
+    if start and end:
+        low, high = ipaddress.IPv4Address(start), ipaddress.IPv4Address(end)
         for address, what in taken.items():
             if low <= address <= high:
                 key = "ipPoolEnd" if address == high else "ipPoolStart"
-                raise DeviceInputError(f"dhcp.{key}", f"the pool {low}-{high} holds {what}")
-    for n, client in enumerate(dhcp.get("reservedClients") or []):
-        ip = ipaddress.IPv4Address(client["ip"])
+                return f"dhcp.{key}", f"the pool {low}-{high} holds {what}"
+    for n, ip_text in enumerate(reserved):
+        ip = ipaddress.IPv4Address(ip_text)
         if ip not in network:
-            raise DeviceInputError(f"dhcp.reservedClients.{n}.ip", f"{ip} is not in {where}")
+            return f"dhcp.reservedClients.{n}.ip", f"{ip} is not in {where}"
         if ip in taken:
-            raise DeviceInputError(f"dhcp.reservedClients.{n}.ip", f"{ip} is {taken[ip]}")
+            return f"dhcp.reservedClients.{n}.ip", f"{ip} is {taken[ip]}"
+    return None
 
 
 def _desired_part(wifi: dict[str, Any] | None, dhcp: dict[str, Any] | None) -> Any:
