@@ -93,7 +93,7 @@ class ParkableDriver(SessionDriver, Protocol):
 
 
 #: bumped whenever what freeze() writes changes shape: a worker never thaws a foreign shape
-PARKED_FORMAT = 7
+PARKED_FORMAT = 8
 
 
 class ParkError(Exception):

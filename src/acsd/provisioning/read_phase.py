@@ -127,7 +127,7 @@ class ReadPhase(SessionState):
 
     def _on_gpv(self, session: CwmpSession, response: rpc.Message) -> None:
         self._on_gpv_answer(session, response)
-        if not self.fetch.queue:
+        if not self.fetch.queue and self.fetch.probe is None:
             self._read_over(session)
 
     def _read_over(self, session: CwmpSession) -> None:
@@ -184,6 +184,9 @@ class ReadPhase(SessionState):
                 self._plan_read_over(session)
             return
         assert isinstance(response, rpc.Fault)
+        self._on_gpv_fault(session, names, response)
+
+    def _on_gpv_fault(self, session: CwmpSession, names: list[str], response: rpc.Fault) -> None:
         unknown = response.code in UNKNOWN_NAME
         if unknown and len(names) == 1 and self._empty_table(names[0]):
             # TR-069 answers a partial path of an object without instances with an empty
@@ -223,6 +226,15 @@ class ReadPhase(SessionState):
             self.fetch.absent.update(names)
             self._no_longer_faulting(names[0])  # lacked, not faulting: never asked again
             self.fetch.lacking.extend(names)
+        elif len(names) == 1 and (listing := self._to_list(names[0])) is not None:
+            # One name faulting alone with another code (9002 "internal error"): firmware
+            # that answers so for a name it lacks, or one that cannot read a name it has.
+            # Its object's listing tells which: a name not listed is lacking, as after a
+            # 9005 (remembered, not asked again); one listed is handled as below.
+            # Otherwise a router that faults 9002 for each 6 GHz leaf it lacks would have
+            # its settings wait on them for good.
+            self._probe(listing, names)
+            self.fetch.probe_fault = (response.code, response.string)
         elif len(names) > 1 and self.fetch.splits < MAX_GPV_SPLITS:
             # A CPE that cannot build the whole answer (9002/9004: its memory, its buffer)
             # answers smaller questions; one that faults a name it lacks with another code
@@ -271,6 +283,61 @@ class ReadPhase(SessionState):
         self.fetch.probe, self.fetch.probing = names, path
         self.fetch.probed += (path,)
 
+    def _to_list(self, name: str) -> str | None:
+        """The object whose listing tells whether the CPE has ``name`` (which faulted alone
+        with another code than an unknown name's), or None when no listing would tell
+        more: the object was listed this session (what it showed is judged then), or a
+        listing showed ``name`` before (memory "held")."""
+        assert self.profile is not None
+        listing = _parent(name.rstrip("."))
+        if len(listing) <= len(self.profile.root) or listing in self.fetch.probed:
+            return None
+        return None if name in self._held() else listing
+
+    def _check_listed(
+        self, session: CwmpSession, name: str, response: rpc.Message, fault: tuple[int, str]
+    ) -> None:
+        """The listing of the object of ``name``, which faulted alone with ``fault``: a name
+        of that object the CPE did not list is lacking (and so is every name below an
+        object it has not: 9005), so are the names of it still to be asked (one listing
+        for all); a name it listed is kept as held, and ``name`` is handled as the fault
+        says (_on_gpv_fault)."""
+        path = self.fetch.probing
+        listed: set[str] = set()
+        if isinstance(response, rpc.GetParameterNamesResponse):
+            listed = {p.name for p in response.parameters if p.name.startswith(path)}
+        missing = isinstance(response, rpc.Fault) and response.code == 9005
+
+        def lacking(n: str) -> bool:
+            if missing:
+                return n.startswith(path)  # the object is not there, nor anything in it
+            # (an empty listing, or another fault, tells nothing: the fault stands)
+            return bool(listed) and _parent(n.rstrip(".")) == path and n not in listed
+
+        asked = [name, *(n for call in self.fetch.queue for n in call)]
+        gone = [n for n in asked if lacking(n)]
+        if gone:
+            gone = list(dict.fromkeys(gone))
+            log.debug("session.read_listed", serial=session.serial, lacking=len(gone))
+            self.fetch.absent.update(gone)
+            for n in gone:
+                self._no_longer_faulting(n)  # lacked, not faulting: never asked again
+            self.fetch.lacking.extend(gone)
+            drop = set(gone)
+            queue = [[n for n in call if n not in drop] for call in self.fetch.queue]
+            self.fetch.queue[:] = [call for call in queue if call]
+        # what the listing showed of the names asked: not listed again in later sessions
+        there = {n for n in asked if n in listed}
+        held = set(self.memory.get("held") or ())
+        if not there <= held:
+            self.memory["held"] = sorted(held | there)[:MAX_HELD]
+        code, text = fault
+        if name in gone:
+            # said as any fault is (the code is the CPE's), and what acsd made of it
+            _log_gpv_fault(session, rpc.Fault(code=code, string=text), [name], lacking=True)
+        else:
+            self._on_gpv_fault(session, [name], rpc.Fault(code=code, string=text))
+
     def _split(self, names: list[str]) -> list[list[str]]:
         """A batch with a name the CPE lacks, in halves that keep the leaves of one object
         together (a missing object takes them all with it: the search is over objects,
@@ -299,6 +366,12 @@ class ReadPhase(SessionState):
         halves."""
         assert self.profile is not None
         names, self.fetch.probe = self.fetch.probe or [], None
+        fault, self.fetch.probe_fault = self.fetch.probe_fault, None
+        if fault is not None:
+            self._check_listed(session, names[0], response, fault)
+            if not self.fetch.queue and self.fetch.probe is None:
+                self._read_over(session)
+            return
         path, root = self.fetch.probing, self.profile.root
         gone: list[str] = []
         if isinstance(response, rpc.GetParameterNamesResponse) and path == root:

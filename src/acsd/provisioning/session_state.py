@@ -72,6 +72,10 @@ class Fetch:
     #: in (ReadPhase._on_probe); None when none is
     probe: list[str] | None = None
     probing: str = ""
+    #: when ``probe`` is one name that faulted alone with another code than an unknown
+    #: name's (9002): that fault (code, string), handled as usual if the listing shows
+    #: the name there (ReadPhase._check_listed)
+    probe_fault: tuple[int, str] | None = None
     #: the objects listed so for this session (once each is enough: they do not change)
     probed: tuple[str, ...] = ()
     started: bool = False
