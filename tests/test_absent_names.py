@@ -625,3 +625,33 @@ async def test_an_object_asked_whole_beside_its_leaves_is_there_when_it_is_liste
     await driver.response(session, listing, top_objects(OBJECT + "PeriodicInformInterval"))
     assert driver.fetch.absent == {OBJECT + "NoSuchLeaf"}
     assert (await driver.next_request(session)).names == names[:2]
+
+
+async def test_a_name_the_fault_text_names_is_checked_by_listing_its_object():
+    """A 9005 whose text names one of the names asked ("Invalid parameter name: X", as
+    many stacks write): X's object is listed and the rest asked again. The text is a
+    hint: a name the listing shows is asked alone, not taken as lacking."""
+    pool = "Device.DHCPv4.Server.Pool.1."
+    for named, listing_answer in (
+        ("Device.PPP.Interface.", NO_SUCH_NAME),  # the object is not there
+        (pool + "Interface", top_objects(pool + "Enable", pool + "Interface")),  # misled
+    ):
+        driver, session = driver_for(AbsentHints())
+        driver.fetch.probed = ("Device.",)  # past the top-level listing
+        whole = await driver.next_request(session)
+        assert named in whole.names
+        fault = rpc.Fault(code=9005, string=f"Invalid parameter name: {named}")
+        await driver.response(session, whole, fault)
+        listing = await driver.next_request(session)
+        parent = named.rstrip(".").rsplit(".", 1)[0] + "."
+        assert listing == rpc.GetParameterNames(path=parent, next_level=True)
+        await driver.response(session, listing, listing_answer)
+        calls = []
+        while isinstance(call := await driver.next_request(session), rpc.GetParameterValues):
+            calls.append(call.names)
+            await driver.response(session, call, values_for(call.names))
+        rest = [n for n in whole.names if n != named]
+        if listing_answer is NO_SUCH_NAME:
+            assert calls == [rest] and driver.fetch.absent == {named}
+        else:
+            assert calls == [[named], rest] and driver.fetch.absent == set()

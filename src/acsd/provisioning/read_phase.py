@@ -220,6 +220,8 @@ class ReadPhase(SessionState):
                 self.fetch.queue[:0] = apart
             elif self.profile.root not in self.fetch.probed:
                 self._probe(self.profile.root, names)
+            elif named := self._named(names, response):
+                self._take_apart(names, named)
             else:
                 self.fetch.queue[:0] = self._split(names)
         elif unknown and names:
@@ -241,6 +243,8 @@ class ReadPhase(SessionState):
             # gets it narrowed down the same way: names that failed alone before go apart,
             # the rest in halves.
             self.fetch.splits += 1
+            # (not by the fault's text, as after a 9005: a 9002 naming one name may still
+            # be one the CPE has but cannot read, which a search by halves tells apart)
             self.fetch.queue[:0] = self._apart(names) or _halves(names)
         elif len(names) == 1 and self.profile is not None and not self.profile.writes_at(names[0]):
             self.fetch.skipped.append(names[0])
@@ -278,6 +282,33 @@ class ReadPhase(SessionState):
             on = names[0] if len(names) == 1 else f"{len(names)} names"
             self.fetch.failure = f"fault {response.code} on {on}"
 
+    def _named(self, names: list[str], fault: rpc.Fault) -> str | None:
+        """The one name of ``names`` the fault's text names (many stacks write "Invalid
+        parameter name: NAME"), or None when it names none or several. A name the CPE
+        lacks then costs two or three calls (see _take_apart) where a search by halves
+        costs ~2*log2(n/k) (a first session of a router lacking nine names scattered over
+        the Wi-Fi objects took 35 requests). The text is only a hint, followed at most
+        MAX_GPV_SPLITS times a session: a CPE whose texts mislead costs a call each."""
+        if len(names) < 3 or not fault.string or self.fetch.splits >= MAX_GPV_SPLITS:
+            return None
+        hits = [n for n in names if _mentions(fault.string, n)]
+        if len(hits) != 1:
+            return None
+        self.fetch.splits += 1
+        return hits[0]
+
+    def _take_apart(self, names: list[str], named: str) -> None:
+        """Ask ``names`` again without ``named``, and find out about ``named`` by listing
+        its object (once a session; it judges the object's other names too, see
+        _check_listed), or else by asking for it alone."""
+        assert self.profile is not None
+        self.fetch.queue.insert(0, [n for n in names if n != named])
+        listing = _parent(named.rstrip("."))
+        if len(listing) > len(self.profile.root) and listing not in self.fetch.probed:
+            self._probe(listing, [named])
+        else:
+            self.fetch.queue.insert(1, [named])
+
     def _probe(self, path: str, names: list[str]) -> None:
         """List ``path`` (NextLevel true) to find what of ``names`` the CPE lacks."""
         self.fetch.probe, self.fetch.probing = names, path
@@ -295,13 +326,19 @@ class ReadPhase(SessionState):
         return None if name in self._held() else listing
 
     def _check_listed(
-        self, session: CwmpSession, name: str, response: rpc.Message, fault: tuple[int, str]
+        self,
+        session: CwmpSession,
+        names: list[str],
+        response: rpc.Message,
+        fault: tuple[int, str] | None,
     ) -> None:
-        """The listing of the object of ``name``, which faulted alone with ``fault``: a name
-        of that object the CPE did not list is lacking (and so is every name below an
-        object it has not: 9005), so are the names of it still to be asked (one listing
-        for all); a name it listed is kept as held, and ``name`` is handled as the fault
-        says (_on_gpv_fault)."""
+        """The listing (NextLevel true) of the object ``names`` are in: a name of that
+        object it does not show is lacking, every name below it if the object is not there
+        (9005), and that goes for the names still to be asked too (one listing serves
+        them all); the names it shows are kept as held. ``fault``: ``names`` is the one
+        name that faulted alone so (9002), handled as usual (_on_gpv_fault) if it is
+        there. Otherwise the names that are there, or all when the listing tells nothing
+        (another fault, or an empty one), are asked again (by halves if none went)."""
         path = self.fetch.probing
         listed: set[str] = set()
         if isinstance(response, rpc.GetParameterNamesResponse):
@@ -311,14 +348,13 @@ class ReadPhase(SessionState):
         def lacking(n: str) -> bool:
             if missing:
                 return n.startswith(path)  # the object is not there, nor anything in it
-            # (an empty listing, or another fault, tells nothing: the fault stands)
+            # (an empty listing, or another fault, tells nothing)
             return bool(listed) and _parent(n.rstrip(".")) == path and n not in listed
 
-        asked = [name, *(n for call in self.fetch.queue for n in call)]
-        gone = [n for n in asked if lacking(n)]
+        asked = [*names, *(n for call in self.fetch.queue for n in call)]
+        gone = list(dict.fromkeys(n for n in asked if lacking(n)))
         if gone:
-            gone = list(dict.fromkeys(gone))
-            log.debug("session.read_listed", serial=session.serial, lacking=len(gone))
+            log.debug("session.read_probed", serial=session.serial, lacking=len(gone))
             self.fetch.absent.update(gone)
             for n in gone:
                 self._no_longer_faulting(n)  # lacked, not faulting: never asked again
@@ -331,12 +367,16 @@ class ReadPhase(SessionState):
         held = set(self.memory.get("held") or ())
         if not there <= held:
             self.memory["held"] = sorted(held | there)[:MAX_HELD]
-        code, text = fault
-        if name in gone:
-            # said as any fault is (the code is the CPE's), and what acsd made of it
-            _log_gpv_fault(session, rpc.Fault(code=code, string=text), [name], lacking=True)
-        else:
-            self._on_gpv_fault(session, [name], rpc.Fault(code=code, string=text))
+        rest = [n for n in names if n not in gone]
+        if fault is not None:
+            code, text = fault
+            if not rest:
+                # said as any fault is (the code is the CPE's), and what acsd made of it
+                _log_gpv_fault(session, rpc.Fault(code=code, string=text), names, lacking=True)
+            else:
+                self._on_gpv_fault(session, rest, rpc.Fault(code=code, string=text))
+        elif rest:
+            self.fetch.queue[:0] = [rest] if gone else self._split(rest)
 
     def _split(self, names: list[str]) -> list[list[str]]:
         """A batch with a name the CPE lacks, in halves that keep the leaves of one object
@@ -351,6 +391,8 @@ class ReadPhase(SessionState):
             half = len(units) // 2
             return [[n for u in units[:half] for n in u], [n for u in units[half:] for n in u]]
         [path] = groups
+        if len(names) == 1:
+            return [names]
         if path in self.fetch.probed or (path.endswith(".") and names == [path]):
             return _halves(names)
         self._probe(path, names)
@@ -367,46 +409,39 @@ class ReadPhase(SessionState):
         assert self.profile is not None
         names, self.fetch.probe = self.fetch.probe or [], None
         fault, self.fetch.probe_fault = self.fetch.probe_fault, None
-        if fault is not None:
-            self._check_listed(session, names[0], response, fault)
-            if not self.fetch.queue and self.fetch.probe is None:
-                self._read_over(session)
-            return
         path, root = self.fetch.probing, self.profile.root
-        gone: list[str] = []
-        if isinstance(response, rpc.GetParameterNamesResponse) and path == root:
-            # by their top-level objects: firmware that ignores NextLevel lists deeper
-            there = {_top(root, p.name) for p in response.parameters if p.name.startswith(root)}
-            judged = [n for n in names if n.startswith(root) and len(n) > len(root)]
-            gone = [n for n in judged if _top(root, n) not in there]
-            # A listing that shows none of the objects read (the rest of the read too: a
-            # first read lists its suspects alone) is not believed.
-            reading = [*judged, *self.fetch.ok, *(n for call in self.fetch.queue for n in call)]
-            read_tops = {_top(root, n) for n in reading if n.startswith(root)}
-            if read_tops.isdisjoint(there):
-                gone = []
-            elif (kind := self._kind()) is not None:
-                self.hints.listed_tops(
-                    kind, {_top(root, n) for n in gone}, read_tops.intersection(there)
-                )
-        elif isinstance(response, rpc.GetParameterNamesResponse):
-            there = {p.name for p in response.parameters if p.name.startswith(path)}
-            # (the object itself, asked as a partial path, is there: it was listed)
-            gone = [n for n in names if n != path and n not in there] if there else []
-        elif isinstance(response, rpc.Fault) and response.code == 9005 and path != root:
-            gone = names  # the object is not there, nor anything in it
-        if not gone:
-            self.fetch.queue[:0] = self._split(names)
+        if path != root:
+            self._check_listed(session, names, response, fault)
         else:
-            log.debug("session.read_probed", serial=session.serial, lacking=len(gone))
-            self.fetch.absent.update(gone)
-            for name in gone:
-                self._no_longer_faulting(name)  # lacked, not faulting: never asked again
-            self.fetch.lacking.extend(gone)
-            lacking = set(gone)
-            rest = [n for n in names if n not in lacking]
-            if rest:
-                self.fetch.queue.insert(0, rest)
+            gone: list[str] = []
+            if isinstance(response, rpc.GetParameterNamesResponse):
+                # by their top-level objects: firmware that ignores NextLevel lists deeper
+                there = {_top(root, p.name) for p in response.parameters if p.name.startswith(root)}
+                judged = [n for n in names if n.startswith(root) and len(n) > len(root)]
+                gone = [n for n in judged if _top(root, n) not in there]
+                # A listing that shows none of the objects read (the rest of the read too:
+                # a first read lists its suspects alone) is not believed.
+                queued = (n for call in self.fetch.queue for n in call)
+                reading = [*judged, *self.fetch.ok, *queued]
+                read_tops = {_top(root, n) for n in reading if n.startswith(root)}
+                if read_tops.isdisjoint(there):
+                    gone = []
+                elif (kind := self._kind()) is not None:
+                    self.hints.listed_tops(
+                        kind, {_top(root, n) for n in gone}, read_tops.intersection(there)
+                    )
+            if not gone:
+                self.fetch.queue[:0] = self._split(names)
+            else:
+                log.debug("session.read_probed", serial=session.serial, lacking=len(gone))
+                self.fetch.absent.update(gone)
+                for name in gone:
+                    self._no_longer_faulting(name)  # lacked, not faulting: never asked again
+                self.fetch.lacking.extend(gone)
+                lacking = set(gone)
+                rest = [n for n in names if n not in lacking]
+                if rest:
+                    self.fetch.queue.insert(0, rest)
         if not self.fetch.queue and self.fetch.probe is None:
             self._read_over(session)
 
@@ -675,6 +710,23 @@ class ReadPhase(SessionState):
         status, ident = extraction.status_and_identity()
         self._extracted = (flat, status, ident)
         return status, ident
+
+
+def _mentions(text: str, name: str) -> bool:
+    """Whether ``text`` holds ``name`` whole (not as part of a longer name)."""
+    start = text.find(name)
+    while start >= 0:
+        end = start + len(name)
+        before = text[start - 1] if start else " "
+        after = text[end] if end < len(text) else " "
+        if not _NAME_CHAR(before) and not _NAME_CHAR(after):
+            return True
+        start = text.find(name, start + 1)
+    return False
+
+
+def _NAME_CHAR(char: str) -> bool:
+    return char.isalnum() or char in "._-{}"
 
 
 def _halves(names: list[str]) -> list[list[str]]:
