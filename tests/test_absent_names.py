@@ -655,3 +655,46 @@ async def test_a_name_the_fault_text_names_is_checked_by_listing_its_object():
             assert calls == [rest] and driver.fetch.absent == {named}
         else:
             assert calls == [[named], rest] and driver.fetch.absent == set()
+
+
+async def test_what_a_router_lacked_is_asked_for_again_after_the_recheck_interval(daemon_factory):
+    """A name a router lacked (a 9005, or a listing that left it out) is not asked for
+    again until its next BOOTSTRAP or new firmware, nor once [provisioning]
+    absent_recheck_interval has passed: a buggy firmware (or a modem plugged in later)
+    hides it that long at most."""
+    import time
+
+    daemon = daemon_factory(
+        provisioning={"absent_recheck_interval": 3}, cwmp={"full_read_interval": 0}
+    )
+    sim = Simulation(daemon.cwmp_url, ["tr181-mobile"], 1, serial_prefix="RECHK")
+    router = sim.routers[0]
+    handle = router.handle
+
+    def hiding(request: rpc.Message) -> rpc.Message:  # firmware that hides its modem
+        if isinstance(request, rpc.GetParameterValues) and CELLULAR in request.names:
+            return rpc.cpe_fault(9005, CELLULAR)
+        if isinstance(request, rpc.GetParameterNames) and request.path.startswith(
+            "Device.Cellular."
+        ):
+            return rpc.cpe_fault(9005, request.path)
+        return handle(request)
+
+    router.handle = hiding  # type: ignore[method-assign]
+    assert (await sim.run_once()).ok == 1
+    found = time.monotonic()
+    assert daemon.device_json(router.serial)["status"].get("networkType") is None
+    router.handle = handle  # type: ignore[method-assign]  # fixed: it answers now
+
+    # within the interval: what it lacked is not asked for
+    assert (await sim.run_once()).ok == 1
+    assert not [call for call in router.stats.session_gpvs(1) if CELLULAR in call]
+    time.sleep(max(0.0, found + 3.2 - time.monotonic()))
+    # past it: asked for again, apart from the rest, and read
+    assert (await sim.run_once()).ok == 1
+    assert [CELLULAR] in router.stats.session_gpvs(2)
+    assert daemon.device_json(router.serial)["status"].get("networkType") is not None
+    # and no longer lacking: the next read asks for it with the rest, in one call
+    assert (await sim.run_once()).ok == 1
+    [call] = router.stats.session_gpvs(3)
+    assert CELLULAR in call

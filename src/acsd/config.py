@@ -426,6 +426,8 @@ class LogConfig(_Section):
 class ProvisioningConfig(_Section):
     drift_check: bool = True
     drift_check_interval: float = Field(0.0, ge=0, le=UINT_MAX)
+    #: seconds after which what a router was found to lack is asked for again (0: never)
+    absent_recheck_interval: float = Field(7 * 86400.0, ge=0, le=UINT_MAX)
     retry_base: float = Field(300.0, gt=0, le=UINT_MAX)
     retry_max_attempts: int = Field(5, ge=1, le=UINT_MAX)
     #: DNS servers (IPv4) of internet accounts' static lines; empty: each router keeps the

@@ -136,6 +136,7 @@ async def serve(
         ),
         drift_check=config.provisioning.drift_check,
         drift_check_interval=config.provisioning.drift_check_interval,
+        absent_recheck_interval=config.provisioning.absent_recheck_interval,
         static_wan_dns=tuple(config.provisioning.static_wan_dns),
         periodic_interval=config.cwmp.periodic_interval,
         full_read_interval=config.cwmp.full_read_interval,

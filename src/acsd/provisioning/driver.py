@@ -225,6 +225,12 @@ class ProvisioningDriver(EndPhase):
             # STUN client follows now, not at its next drift check (or never, without one)
             self.read_settings = True
         self.plan = self._usable_plan(record)
+        if self.fetch.absent and self.plan is None and self._absent_recheck_due():
+            # Asked for again, apart (as after new firmware): what a listing left out, or
+            # 9005 answered for a while (a module plugged in later), is the CPE's word of
+            # then, and a buggy one must not hide a name until the next BOOTSTRAP.
+            self.fetch.absent = set()
+            self.recheck_absent = True
         # With its settings read anyway, the session need not compare its stored APN.
         compare = not self.read_settings
         if await add_apn_name(
@@ -470,6 +476,9 @@ class ProvisioningDriver(EndPhase):
             flat = untyped(params)
             if self.plan is None and self.fetch.started and not self.fetch.failed:
                 new_plan = read_plan(self.profile, flat, now, like=self._extraction).to_json()
+                if self.recheck_absent or self.bootstrap or self.new_firmware:
+                    # what it lacks was found again: the next re-check is an interval away
+                    self._absent_found(now)
         status, ident = self._status_and_identity(flat, shared=leaves_only)
         sim_read = self._sim_read(flat)
         if self.unkept:
@@ -647,6 +656,26 @@ class ProvisioningDriver(EndPhase):
                     "management.stun_keepalive": keepalive,
                 }
             )
+
+    def _absent_recheck_due(self) -> bool:
+        """Whether the names the record says this CPE lacks are due to be asked for again
+        (``absent_recheck_interval`` since they were last found). A record without the
+        time (kept by a release before this) starts counting now: not all at once."""
+        interval = self.settings.absent_recheck_interval
+        if interval <= 0:
+            return False
+        at = self.memory.get("absentAt")
+        if at is None:
+            self.memory["absentAt"] = int(clock.now())
+            return False
+        return not 0 <= clock.now() - at < interval
+
+    def _absent_found(self, now: float) -> None:
+        """The read just found what the CPE lacks: when, kept while it lacks something."""
+        if self.fetch.absent:
+            self.memory["absentAt"] = int(now)
+        else:
+            self.memory.pop("absentAt", None)
 
     def _drift_check_due(self) -> bool:
         """Whether this session checks applied settings (``drift_check_interval``)."""

@@ -192,9 +192,12 @@ class EndPhase(ApplyPhase):
         """Whether what this session learned about reading the CPE is new (also for a CPE
         without a record yet: its first session makes one)."""
         before = (self.record.provisioning if self.record is not None else None) or {}
-        return set(before.get("faultedAlone") or ()) != set(
-            self.memory.get("faultedAlone", ())
-        ) or before.get("readChunk") != self.memory.get("readChunk")
+        return (
+            set(before.get("faultedAlone") or ()) != set(self.memory.get("faultedAlone", ()))
+            or before.get("readChunk") != self.memory.get("readChunk")
+            or before.get("held") != self.memory.get("held")
+            or before.get("absentAt") != self.memory.get("absentAt")
+        )
 
     def _unsent(self, unanswered: bool) -> None:
         """Changes the session ended before sending (its request limit, a CPE that broke

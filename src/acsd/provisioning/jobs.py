@@ -139,7 +139,9 @@ def new_memory(memory: dict[str, Any] | None, *, bootstrap: bool) -> dict[str, A
         # router's memory, and two keys more grow a dict past its smaller table.
         # partialPaths: False once the CPE answered a partial path with the object alone
         # (read_phase); held: on such a CPE, names outside the objects it reads that
-        # GetParameterNames showed it holds, read by name without listing them again.
+        # GetParameterNames showed it holds, read by name without listing them again; on
+        # any CPE, names that faulted alone (9002) and that a listing showed there
+        # (read_phase._check_listed): not listed again.
         if memory.get("partialPaths") is False:
             out["partialPaths"] = False
         if type(held := memory.get("held")) is list and (
@@ -160,6 +162,10 @@ def new_memory(memory: dict[str, Any] | None, *, bootstrap: bool) -> dict[str, A
         # when the settings were last checked (drift_check_interval); absent until then
         if type(at := memory.get("checkedAt")) is int:
             out["checkedAt"] = at
+        # when the names the router lacks were last found by a read of everything
+        # (absent_recheck_interval); absent while it lacks none
+        if type(at := memory.get("absentAt")) is int:
+            out["absentAt"] = at
         # whether the read split (readChunk) came from a read of whole objects
         if out["readChunk"] is not None and type(whole := memory.get("readChunkWhole")) is bool:
             out["readChunkWhole"] = whole

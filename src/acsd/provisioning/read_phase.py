@@ -104,14 +104,14 @@ class ReadPhase(SessionState):
         return kind_of(self.profile.name, self.identity)
 
     def _suspects(self) -> frozenset[str]:
-        """Names this CPE may well lack: what CPEs of its kind lacked and, on a bootstrap
-        or a firmware change (which forget the record's list), what it lacked."""
+        """Names this CPE may well lack: what CPEs of its kind lacked and, on a bootstrap,
+        a firmware change or a re-check (which forget the record's list), what it lacked."""
         kind = self._kind()
         suspects = self.hints.get(kind) if kind is not None else frozenset()
         # This CPE's own: a sibling that answers a name must not make it fail the read
         # of this one again (and the hints do not outlive the process)
         suspects = suspects.union(self.memory.get("faultedAlone", ()))
-        forgot = self.bootstrap or self.new_firmware
+        forgot = self.bootstrap or self.new_firmware or self.recheck_absent
         if forgot and self.record is not None and self.record.absent_paths:
             suspects = suspects.union(self.record.absent_paths)
         return suspects

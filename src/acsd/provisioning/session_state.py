@@ -33,6 +33,10 @@ class DriverSettings:
     #: seconds between reads of the whole status objects; between them sessions read the
     #: CPE's read plan (0 = read the whole objects every session)
     full_read_interval: float = 3600.0
+    #: seconds after which the names a CPE lacks are asked for again (apart), at its next
+    #: read of the whole objects: a listing that left out a name the CPE has (or a module
+    #: plugged in later) must not hide it until a BOOTSTRAP or new firmware (0 = never)
+    absent_recheck_interval: float = 7 * 86400.0
     #: cwmp.max_body: a read split for an answer over it grows back while answers stay
     #: far below it
     max_body: int = 1024 * 1024
@@ -155,6 +159,9 @@ class SessionState:
         self.bootstrap = False
         #: the CPE reports another SoftwareVersion than its record holds (an upgrade)
         self.new_firmware = False
+        #: what the record says the CPE lacks is asked for again this session, apart
+        #: (DriverSettings.absent_recheck_interval)
+        self.recheck_absent = False
         self.desired = Desired()
         self.memory: dict[str, Any] = {}
         self.read_settings = False
