@@ -405,7 +405,8 @@ class ReadPhase(SessionState):
         listed are lacking, all of them if the object is not there (9005). The rest is
         asked again. Another fault, or a listing that shows nothing to go by (none of the
         objects of the batch, or nothing at all), leaves the batch to the search by
-        halves."""
+        halves. Also the listing for one name a fault's text named, or that faulted alone
+        with another code (see _check_listed)."""
         assert self.profile is not None
         names, self.fetch.probe = self.fetch.probe or [], None
         fault, self.fetch.probe_fault = self.fetch.probe_fault, None
@@ -719,13 +720,13 @@ def _mentions(text: str, name: str) -> bool:
         end = start + len(name)
         before = text[start - 1] if start else " "
         after = text[end] if end < len(text) else " "
-        if not _NAME_CHAR(before) and not _NAME_CHAR(after):
+        if not _name_char(before) and not _name_char(after):
             return True
         start = text.find(name, start + 1)
     return False
 
 
-def _NAME_CHAR(char: str) -> bool:
+def _name_char(char: str) -> bool:
     return char.isalnum() or char in "._-{}"
 
 
