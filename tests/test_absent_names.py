@@ -48,11 +48,11 @@ async def test_the_second_router_of_a_kind_is_asked_apart_for_what_the_first_lac
     assert read == ["GetParameterValues", "GetParameterNames", "GetParameterValues"]
     assert calls[1:] == [[n for n in asked if n not in (CELLULAR, PPP)]]
 
-    # The next routers of the kind: one listing of Device. confirms that this one lacks
-    # both objects too, and the rest is read in one call (not three calls, one for each).
+    # The next routers of the kind: the rest is read in one call, and one listing of
+    # Device. confirms that this one lacks both objects too (not a call for each).
     rest = [n for n in asked if n not in (CELLULAR, PPP)]
     for router in (second, third):
-        assert router.stats.rpcs[0][:2] == ["GetParameterNames", "GetParameterValues"]
+        assert router.stats.rpcs[0][:2] == ["GetParameterValues", "GetParameterNames"]
         assert router.stats.session_gpvs(0) == [rest]
 
     # and they end as the first did: provisioned, with the status read in full.
@@ -85,9 +85,9 @@ async def test_after_a_restart_a_known_router_teaches_its_kind_before_the_next_b
     new = Simulation(second.cwmp_url, ["tplink-tr181"], 1, serial_prefix="AN")
     second.apply({**SEED_BODY, "serialNumber": new.routers[0].serial})
     assert (await new.run_once()).ok == 1
-    # One listing of Device. confirms both for the new router; the rest in one call.
+    # The rest in one call; one listing of Device. confirms both for the new router.
     calls = new.routers[0].stats.session_gpvs(0)
-    assert new.routers[0].stats.rpcs[0][:2] == ["GetParameterNames", "GetParameterValues"]
+    assert new.routers[0].stats.rpcs[0][:2] == ["GetParameterValues", "GetParameterNames"]
     assert len(calls) == 1 and CELLULAR not in calls[0] and PPP not in calls[0]
 
 
@@ -173,9 +173,9 @@ async def test_new_firmware_is_asked_again_for_what_the_router_lacked(daemon):
     version = "Device.DeviceInfo.SoftwareVersion"
     router.set_local(version, router.tree.get(version) + " upgraded")
     assert (await sim.run_once()).ok == 1
-    # asked again: one listing of Device. shows the new firmware lacks both still
+    # asked again: the rest, and one listing of Device. shows the new firmware lacks both
     calls = router.stats.session_gpvs(2)
-    assert router.stats.rpcs[2][:2] == ["GetParameterNames", "GetParameterValues"]
+    assert router.stats.rpcs[2][:2] == ["GetParameterValues", "GetParameterNames"]
     assert len(calls) == 1 and CELLULAR not in calls[0] and PPP not in calls[0]
     assert daemon.device_json(router.serial)["cpe"]["softwareVersion"].endswith(" upgraded")
     # Still lacking both: remembered again, so the next session searches nothing.
@@ -426,27 +426,28 @@ async def test_a_router_whose_kind_lacked_top_level_objects_lists_the_root_once_
     await first.response(session, rest, values_for(rest.names))
     assert hints.tops_lacking(kind) == {"Device.Cellular.", "Device.PPP."}
 
-    # The next router of the kind: a listing of the root, then the rest in one call.
+    # The next router of the kind: the rest in one call, then one listing of the root.
     driver, session = driver_for(hints)
-    listing = await driver.next_request(session)
-    assert listing == rpc.GetParameterNames(path="Device.", next_level=True)
-    await driver.response(session, listing, top_objects(*there))
     read = await driver.next_request(session)
     assert read.names == rest.names
     await driver.response(session, read, values_for(read.names))
+    listing = await driver.next_request(session)
+    assert listing == rpc.GetParameterNames(path="Device.", next_level=True)
+    await driver.response(session, listing, top_objects(*there))
     assert driver.fetch.absent == {CELLULAR, PPP} and driver.fetch.queue == []
+    assert driver.fetch.probe is None and not driver.fetch.failed
 
     # One that has a modem after all: the listing shows it, and Cellular is read too.
     modem, session = driver_for(hints)
-    listing = await modem.next_request(session)
-    await modem.response(session, listing, top_objects(*there, "Device.Cellular."))
-    read = await modem.next_request(session)
-    assert read.names == [CELLULAR]  # asked first, as it was listed
-    await modem.response(session, read, values_for(read.names))
     rest_read = await modem.next_request(session)
     assert rest_read.names == rest.names
     await modem.response(session, rest_read, values_for(rest_read.names))
-    assert modem.fetch.absent == {PPP}
+    listing = await modem.next_request(session)
+    await modem.response(session, listing, top_objects(*there, "Device.Cellular."))
+    read = await modem.next_request(session)
+    assert read.names == [CELLULAR]
+    await modem.response(session, read, values_for(read.names))
+    assert modem.fetch.absent == {PPP} and modem.fetch.queue == []
     assert modem.values[CELLULAR + "1.Status"][0] == "1"
     # the kind learns that its routers may have a modem: the next asks Cellular apart
     assert hints.tops_lacking(kind) == {"Device.PPP."}
@@ -457,12 +458,35 @@ async def test_a_listing_first_that_fails_leaves_the_suspects_to_be_asked_apart(
     kind = kind_of("tr181", IDENTITY)
     hints.absent(kind, [CELLULAR, PPP])  # learned from records: lacked, but not how
     driver, session = driver_for(hints)
+    rest = await driver.next_request(session)
+    assert CELLULAR not in rest.names and PPP not in rest.names
+    await driver.response(session, rest, values_for(rest.names))
     listing = await driver.next_request(session)
     assert listing == rpc.GetParameterNames(path="Device.", next_level=True)
     await driver.response(session, listing, rpc.Fault(code=9002, string="Internal error"))
     calls = [(await driver.next_request(session)).names, *driver.fetch.queue[1:]]
-    assert sorted(calls[:2]) == sorted([[CELLULAR], [PPP]])
-    assert CELLULAR not in calls[2] and PPP not in calls[2]
+    assert sorted(calls) == sorted([[CELLULAR], [PPP]])
+
+
+async def test_a_rest_that_faults_too_is_judged_by_the_same_one_listing_of_the_root():
+    hints = AbsentHints()
+    kind = kind_of("tr181", IDENTITY)
+    hints.absent(kind, [CELLULAR, PPP])
+    driver, session = driver_for(hints)
+    rest = await driver.next_request(session)
+    await driver.response(session, rest, NO_SUCH_NAME)  # it lacks another object as well
+    listing = await driver.next_request(session)
+    assert listing == rpc.GetParameterNames(path="Device.", next_level=True)
+    tops = {n[: n.index(".", len("Device.")) + 1] for n in rest.names}
+    there = sorted(tops - {"Device.Routing."})
+    await driver.response(session, listing, top_objects(*there))
+    again = await driver.next_request(session)
+    assert again.names == [n for n in rest.names if not n.startswith("Device.Routing.")]
+    await driver.response(session, again, values_for(again.names))
+    assert driver.fetch.queue == [] and driver.fetch.probe is None
+    assert {CELLULAR, PPP} <= driver.fetch.absent
+    assert any(n.startswith("Device.Routing.") for n in driver.fetch.absent)
+    assert driver.fetch.probed == ("Device.",)  # listed once
 
 
 async def test_a_bootstrap_asks_apart_for_what_the_router_itself_lacked_before():

@@ -12,7 +12,7 @@ import pytest
 
 from acsd.cwmp import rpc
 from acsd.cwmp.connreq import connection_request
-from acsd.cwmp.soap import parse_envelope
+from acsd.cwmp.soap import Envelope, parse_envelope, render_envelope
 from acsd.sim.runner import Simulation
 from api_world import SEED_BODY
 from conftest import wait_for
@@ -373,6 +373,12 @@ def _session_answering_reads(daemon, serial: str, params: dict[str, str]) -> Non
                 "<cwmp:SetParameterValuesResponse><Status>0</Status>"
                 "</cwmp:SetParameterValuesResponse>", cwmp_id=request.id,
             ))  # fmt: skip
+            continue
+        if isinstance(request.body, rpc.GetParameterNames):
+            # (the listing of Device. that checks objects its kind lacked: this CPE cannot
+            # list, so the names are asked for, and it answers them all)
+            fault = rpc.cpe_fault(9002, "Internal error")
+            answer = wire.post(render_envelope(Envelope(body=fault, id=request.id)))
             continue
         assert isinstance(request.body, rpc.GetParameterValues), request.body
         values = {n: "" for n in request.body.names if not n.endswith(".")}

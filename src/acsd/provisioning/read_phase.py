@@ -127,8 +127,20 @@ class ReadPhase(SessionState):
 
     def _on_gpv(self, session: CwmpSession, response: rpc.Message) -> None:
         self._on_gpv_answer(session, response)
+        self._judge_now()
         if not self.fetch.queue and self.fetch.probe is None:
             self._read_over(session)
+
+    def _judge_now(self) -> None:
+        """The names _listed_apart left for a listing of the root: listed once the read's
+        first call is answered (its values first, whatever the listing costs), unless
+        another listing is on its way (then after it) or the read failed."""
+        fetch = self.fetch
+        if fetch.judge is None or fetch.probe is not None:
+            return
+        names, fetch.judge = fetch.judge, None
+        if not fetch.failed and self.profile is not None:
+            self._probe(self.profile.root, names)
 
     def _read_over(self, session: CwmpSession) -> None:
         """The read is over: what faulted alone is taught to the CPE's kind, unless no name
@@ -310,7 +322,10 @@ class ReadPhase(SessionState):
             self.fetch.queue.insert(1, [named])
 
     def _probe(self, path: str, names: list[str]) -> None:
-        """List ``path`` (NextLevel true) to find what of ``names`` the CPE lacks."""
+        """List ``path`` (NextLevel true) to find what of ``names`` the CPE lacks (and, of
+        the root, what _listed_apart left for it)."""
+        if self.fetch.judge is not None and self.profile is not None and path == self.profile.root:
+            names, self.fetch.judge = [*names, *self.fetch.judge], None
         self.fetch.probe, self.fetch.probing = names, path
         self.fetch.probed += (path,)
 
@@ -443,6 +458,7 @@ class ReadPhase(SessionState):
                 rest = [n for n in names if n not in lacking]
                 if rest:
                     self.fetch.queue.insert(0, rest)
+        self._judge_now()
         if not self.fetch.queue and self.fetch.probe is None:
             self._read_over(session)
 
@@ -475,13 +491,14 @@ class ReadPhase(SessionState):
 
     def _listed_apart(self, names: list[str]) -> list[str]:
         """``names`` but for suspects (see _suspects) that one listing of the root judges
-        first: all of them while no CPE of this kind was listed, then those whose top-level
-        object CPEs of the kind lacked. Two or more: one listing costs less than a call
-        for each (a fixed-line router lacks Device.Cellular. and Device.PPP.: its first
-        read is a listing and one GetParameterValues, not three of them)."""
+        after the rest is read: all of them while no CPE of this kind was listed, then
+        those whose top-level object CPEs of the kind lacked. Two or more: one listing
+        costs less than a call for each (a fixed-line router lacks Device.Cellular. and
+        Device.PPP.: its first read is one GetParameterValues and a listing, not three
+        GetParameterValues)."""
         assert self.profile is not None
         kind, root = self._kind(), self.profile.root
-        if kind is None or root in self.fetch.probed:
+        if kind is None or self.plan is not None or root in self.fetch.probed:
             return names
         suspects = self._suspects()
         if suspects.isdisjoint(names):
@@ -497,7 +514,7 @@ class ReadPhase(SessionState):
         ]
         if len(judged) < 2:
             return names
-        self._probe(root, judged)
+        self.fetch.judge = judged
         listed = set(judged)
         return [n for n in names if n not in listed]
 

@@ -82,6 +82,9 @@ class Fetch:
     probe_fault: tuple[int, str] | None = None
     #: the objects listed so for this session (once each is enough: they do not change)
     probed: tuple[str, ...] = ()
+    #: names the CPE's kind lacked with their top-level object, for a listing of the root
+    #: to judge once the read's first call is answered (ReadPhase._listed_apart)
+    judge: list[str] | None = None
     started: bool = False
     failed: bool = False
     #: why the read failed (for the job's note): the fault, and the name when one alone
