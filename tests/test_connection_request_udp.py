@@ -391,13 +391,21 @@ async def test_a_router_being_released_is_not_asked_for_the_notification(stun_da
     running = asyncio.create_task(sim.run(duration=60))
     try:
         await asyncio.to_thread(wait_for, lambda: router.tree.notification.get(path) == 2, 20)
+
+        def settled() -> bool:
+            # the VALUE CHANGE session that reports the NAT mapping is over too: a session
+            # that began after the reset and before the DELETE would rightly set it again
+            cpe = world.api.get(url).body["cpe"]
+            return bool(cpe.get("udpConnectionRequestAddress")) and not router.in_session
+
+        await asyncio.to_thread(wait_for, settled, 20)
         assert _spa_count(router) == 1
         # Forgotten by the router (its next Inform says BOOTSTRAP, which has acsd set it
         # again on a record it keeps), and the record is being deleted.
         router.factory_reset()
         deleted = await asyncio.to_thread(world.api.delete, url)
         assert deleted.status == 202 and deleted.body["state"] == "DELETING", deleted.body
-        router.request_connection()
+        await _request_connection(router)
         await asyncio.to_thread(wait_for, lambda: world.api.get(url).status == 404, 15)
     finally:
         sim.stop()
