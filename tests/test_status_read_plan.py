@@ -22,6 +22,7 @@ from acsd.provisioning.status import (
     ReadPlan,
     extract_status_and_identity,
     fetch_names,
+    plan_and_extraction,
     read_plan,
 )
 from acsd.sim.runner import Simulation
@@ -81,6 +82,32 @@ def test_the_plan_gives_what_the_whole_tree_gives_whatever_the_values(tree: str)
             profile, mutated
         )
     assert held > 150, "too few mutations kept the refs: the comparison tested little"
+
+
+@pytest.mark.parametrize("tree", sorted(VENDORS))
+def test_a_first_sessions_plan_and_status_share_their_work_and_change_nothing(tree: str):
+    """A first session extracts over its tree to plan its changes, then makes its read plan
+    over the tree it ends with (the values it set merged in) and its status from that
+    plan's work: the same plan and status as made apart, whatever the values."""
+    profile = PROFILES.get(VENDORS[tree])
+    whole = session_values(tree)
+    rng = random.Random(f"shared:{tree}")
+    for _ in range(60):
+        before = Extraction(profile, whole)
+        before.status_and_identity()
+        after = dict(whole)  # the same names; some values set or changed meanwhile
+        for path in rng.sample(sorted(whole), k=rng.randint(1, 8)):
+            after[path] = rng.choice([*ODD_VALUES, rng.choice(list(whole.values()))])
+        plan, extraction = plan_and_extraction(profile, after, 5.0, like=before)
+        assert plan == read_plan(profile, after, 5.0)
+        assert extraction.status_and_identity() == extract_status_and_identity(profile, after)
+    # names that differ (fewer, other instance numbers) share nothing, and come out right
+    fewer = dict(list(whole.items())[: len(whole) // 2])
+    renumbered = {k.replace(".1.", ".7.", 1): v for k, v in whole.items()}
+    for other in (fewer, renumbered):
+        plan, extraction = plan_and_extraction(profile, other, 5.0, like=Extraction(profile, whole))
+        assert plan == read_plan(profile, other, 5.0)
+        assert extraction.status_and_identity() == extract_status_and_identity(profile, other)
 
 
 def test_a_plan_survives_the_database_and_refuses_foreign_shapes():

@@ -52,7 +52,7 @@ from acsd.provisioning.internet import add_internet_settings
 from acsd.provisioning.jobs import PENDING, STUN_PUSHED, new_memory
 from acsd.provisioning.profiles import Profile, detect_root
 from acsd.provisioning.session_state import Apply
-from acsd.provisioning.status import read_plan, untyped
+from acsd.provisioning.status import plan_and_extraction, untyped
 from acsd.store.base import (
     VERSION_CHARS,
     CpeIdentity,
@@ -475,7 +475,12 @@ class ProvisioningDriver(EndPhase):
                 return
             flat = untyped(params)
             if self.plan is None and self.fetch.started and not self.fetch.failed:
-                new_plan = read_plan(self.profile, flat, now, like=self._extraction).to_json()
+                plan, extraction = plan_and_extraction(
+                    self.profile, flat, now, like=self._extraction
+                )
+                new_plan = plan.to_json()
+                self._extraction = extraction
+                self._extracted = (flat, *extraction.status_and_identity())
                 if self.recheck_absent or self.bootstrap or self.new_firmware:
                     # what it lacks was found again: the next re-check is an interval away
                     self._absent_found(now)

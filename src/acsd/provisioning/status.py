@@ -33,6 +33,7 @@ __all__ = [
     "fetch_names",
     "fields_read_at",
     "is_online",
+    "plan_and_extraction",
     "read_plan",
     "untyped",
 ]
@@ -84,6 +85,13 @@ class Extraction:
         ``like``: an earlier extraction of this session, whose work on the names is reused
         when these values have the same names (see :func:`read_plan`)."""
         self._reader = _Reader(profile, values, shared=shared, like=like)
+
+    @classmethod
+    def over(cls, reader: _Reader) -> Extraction:
+        """An extraction that goes on with ``reader``'s work."""
+        extraction = cls.__new__(cls)
+        extraction._reader = reader
+        return extraction
 
     @property
     def values(self) -> Mapping[str, str]:
@@ -207,20 +215,30 @@ def read_plan(
     profile: Profile, values: Mapping[str, str], at: float, *, like: Extraction | None = None
 ) -> ReadPlan:
     """The plan for a CPE whose whole tree (as far as the profile reads it) is ``values``.
-    ``like``: as for :class:`Extraction` (a first session extracts over its whole tree to
-    plan its changes, makes the plan over the same names at its end, and extracts its
-    status again: sorting and resolving the names once instead of three times was a tenth
-    of a boot storm's CPU)."""
+    ``like``: as for :class:`Extraction`."""
+    return plan_and_extraction(profile, values, at, like=like)[0]
+
+
+def plan_and_extraction(
+    profile: Profile, values: Mapping[str, str], at: float, *, like: Extraction | None = None
+) -> tuple[ReadPlan, Extraction]:
+    """:func:`read_plan`, and an extraction over the same values that reuses its work
+    (every selector was resolved and matched for the plan; status and identity then only
+    convert values). A first session extracts over its whole tree to plan its changes
+    (``like``: sorting and resolving its names once, not twice), makes its plan over the
+    merged tree at its end and extracts its status again: a sixth of a boot storm's CPU
+    before the two shared their work."""
     recording = _Recording(values)
     reader = _Reader(profile, recording, like=like)
     reader.touch_all()
-    return ReadPlan(
+    plan = ReadPlan(
         profile=profile.name,
         reads=profile.reads,
         paths=tuple(sorted(recording.hits)),
         refs={key: tuple(reader.ref(key)) for key in profile.refs},
         at=at,
     )
+    return plan, Extraction.over(reader)
 
 
 def fields_read_at(
