@@ -92,9 +92,14 @@ def test_a_first_sessions_plan_and_status_share_their_work_and_change_nothing(tr
     profile = PROFILES.get(VENDORS[tree])
     whole = session_values(tree)
     rng = random.Random(f"shared:{tree}")
+    lan = ("lanIp", "subnetMask")
     for _ in range(60):
         before = Extraction(profile, whole)
-        before.status_and_identity()
+        if rng.random() < 0.5:  # what the LAN check of the DHCP settings reads, alone
+            full = extract_status_and_identity(profile, whole)[0]
+            assert before.status_fields(lan) == {k: full[k] for k in lan if k in full}
+        else:
+            before.status_and_identity()
         after = dict(whole)  # the same names; some values set or changed meanwhile
         for path in rng.sample(sorted(whole), k=rng.randint(1, 8)):
             after[path] = rng.choice([*ODD_VALUES, rng.choice(list(whole.values()))])

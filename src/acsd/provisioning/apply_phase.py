@@ -202,7 +202,7 @@ class ApplyPhase(ReadPhase):
         dhcp = self.record.dhcp if self.record else None
         if not dhcp or not self._dhcp_wanted():
             return None
-        status = self._status_and_identity(flat, shared=False)[0]
+        status = self._status_fields(flat, ("lanIp", "subnetMask"))
         if "lanIp" not in status:
             return None
         try:

@@ -712,6 +712,19 @@ class ReadPhase(SessionState):
             return calls
         return [names[i : i + limit] for names in calls for i in range(0, len(names), limit)]
 
+    def _status_fields(self, flat: dict[str, str], names: tuple[str, ...]) -> dict[str, Any]:
+        """Only ``names`` of the status over ``flat``, for a check that needs no more (the
+        LAN a DHCP pool must lie in): a first session's status is extracted whole at its
+        end, from its read plan's work, and need not be twice."""
+        assert self.profile is not None
+        if self._extracted is not None and self._extracted[0] is flat:
+            status = self._extracted[1]
+            return {name: status[name] for name in names if name in status}
+        extraction = self._extraction
+        if extraction is None or extraction.values is not flat:
+            extraction = self._extraction = Extraction(self.profile, flat, like=extraction)
+        return extraction.status_fields(names)
+
     def _status_and_identity(
         self, flat: dict[str, str], *, shared: bool
     ) -> tuple[dict[str, Any], dict[str, Any]]:

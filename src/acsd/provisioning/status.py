@@ -17,7 +17,7 @@ import ipaddress
 import math
 import re
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,6 +103,12 @@ class Extraction:
         read again."""
         reader = self._reader
         return all(tuple(reader.ref(key)) == target for key, target in plan.refs.items())
+
+    def status_fields(self, names: Collection[str]) -> dict[str, Any]:
+        """Only ``names`` of the status (what a check needs), as the whole would have them."""
+        reader = self._reader
+        wanted = tuple((name, rules) for name, rules in reader.profile.status if name in names)
+        return reader.fields(wanted, seed=True)
 
     def status_and_identity(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """See :func:`extract_status_and_identity`."""
