@@ -51,13 +51,9 @@ async def test_an_operator_change_reaches_a_router_behind_nat_over_udp(
     world = lazy_world(daemon)
     from api_world import device_body
 
-    sim = Simulation(
-        daemon.cwmp_url, [profile], 1, serial_prefix=f"UDPCR{len(ssid_path)}", interval=3600,
-        ramp=0.01, udp_cr=True,
-    )  # fmt: skip
-    ms = sim.routers[0].template.root + "ManagementServer."
-    serial = sim.routers[0].serial
-    router = sim.router(serial)
+    sim, router = _nat_router(daemon.cwmp_url, profile, f"UDPCR{len(ssid_path)}")
+    serial = router.serial
+    ms = router.template.root + "ManagementServer."
     # as firmware that notifies its UDP address actively (icwmp's default): the change
     # its STUN client learns is an Inform of its own
     router.tree.notification[ms + "UDPConnectionRequestAddress"] = 2
@@ -109,12 +105,8 @@ async def test_an_operator_change_reaches_a_router_behind_nat_over_udp(
 
 
 async def test_the_router_takes_only_requests_signed_with_its_password(stun_daemon) -> None:
-    sim = Simulation(
-        stun_daemon.cwmp_url, ["tplink-tr181"], 1, serial_prefix="UDPSIG", interval=3600,
-        ramp=0.01, udp_cr=True,
-    )  # fmt: skip
-    serial = sim.routers[0].serial
-    router = sim.router(serial)
+    sim, router = _nat_router(stun_daemon.cwmp_url, "tplink-tr181", "UDPSIG")
+    serial = router.serial
     running = asyncio.create_task(sim.run(duration=60))
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
@@ -209,6 +201,17 @@ async def test_the_udp_address_is_stored_kept_and_cleared_on_both_backends(store
     assert await target(device_id) == (url, "u", "p", None)
 
 
+def _nat_router(
+    url: str, profile: str, prefix: str, *, interval: float = 3600
+) -> tuple[Simulation, Cpe]:
+    """One simulated router behind NAT (a STUN client and a UDP Connection Request
+    listener), Informing at ``interval``."""
+    sim = Simulation(
+        url, [profile], 1, serial_prefix=prefix, interval=interval, ramp=0.01, udp_cr=True
+    )
+    return sim, sim.router(sim.routers[0].serial)
+
+
 async def _request_connection(router: Cpe, timeout: float = 10) -> None:
     """A Connection Request the router takes: one in a session is refused, as real routers
     answer 503 then (on the simulation's loop: the router is no thread-safe object)."""
@@ -229,12 +232,8 @@ async def test_a_new_nat_mapping_is_notified_at_once_and_used(stun_daemon) -> No
     world = lazy_world(daemon)
     from api_world import device_body
 
-    sim = Simulation(
-        daemon.cwmp_url, ["tplink-tr181"], 1, serial_prefix="UDPNOTE", interval=3600,
-        ramp=0.01, udp_cr=True,
-    )  # fmt: skip
-    serial = sim.routers[0].serial
-    router = sim.router(serial)
+    sim, router = _nat_router(daemon.cwmp_url, "tplink-tr181", "UDPNOTE")
+    serial = router.serial
     path = MS + "UDPConnectionRequestAddress"
     assert router.tree.notification.get(path, 0) == 0  # (firmware's default: off)
     made = await asyncio.to_thread(
@@ -289,12 +288,8 @@ async def test_a_new_nat_mapping_is_notified_at_once_and_used(stun_daemon) -> No
 async def test_a_refused_notification_fails_no_session_and_is_not_asked_again(
     stun_daemon,
 ) -> None:
-    sim = Simulation(
-        stun_daemon.cwmp_url, ["tplink-tr181"], 1, serial_prefix="UDPNOTR", interval=0.5,
-        ramp=0.01, udp_cr=True,
-    )  # fmt: skip
-    serial = sim.routers[0].serial
-    router = sim.router(serial)
+    sim, router = _nat_router(stun_daemon.cwmp_url, "tplink-tr181", "UDPNOTR", interval=0.5)
+    serial = router.serial
     path = MS + "UDPConnectionRequestAddress"
     router.attribute_faults[path] = 9009  # "notification request rejected"
     running = asyncio.create_task(sim.run(duration=60))
@@ -314,12 +309,7 @@ async def test_a_refused_notification_fails_no_session_and_is_not_asked_again(
 
 
 async def test_a_factory_reset_has_the_notification_set_again(stun_daemon) -> None:
-    sim = Simulation(
-        stun_daemon.cwmp_url, ["tr098-dsl"], 1, serial_prefix="UDPNOTB", interval=3600,
-        ramp=0.01, udp_cr=True,
-    )  # fmt: skip
-    serial = sim.routers[0].serial
-    router = sim.router(serial)
+    sim, router = _nat_router(stun_daemon.cwmp_url, "tr098-dsl", "UDPNOTB")
     path = "InternetGatewayDevice.ManagementServer.UDPConnectionRequestAddress"
     running = asyncio.create_task(sim.run(duration=60))
     try:
@@ -344,12 +334,7 @@ async def test_new_firmware_has_the_notification_set_again(stun_daemon) -> None:
     """A firmware upgrade may come back without the attribute (TR-069 keeps attributes
     across a reboot, not across an image that rewrites the data model): a session that
     reports another SoftwareVersion sets it again, without a BOOTSTRAP."""
-    sim = Simulation(
-        stun_daemon.cwmp_url, ["tplink-tr181"], 1, serial_prefix="UDPNOTF", interval=3600,
-        ramp=0.01, udp_cr=True,
-    )  # fmt: skip
-    serial = sim.routers[0].serial
-    router = sim.router(serial)
+    sim, router = _nat_router(stun_daemon.cwmp_url, "tplink-tr181", "UDPNOTF")
     path = MS + "UDPConnectionRequestAddress"
     running = asyncio.create_task(sim.run(duration=60))
     try:
@@ -376,12 +361,8 @@ async def test_a_router_being_released_is_not_asked_for_the_notification(stun_da
     world = lazy_world(stun_daemon)
     from api_world import device_body
 
-    sim = Simulation(
-        stun_daemon.cwmp_url, ["tplink-tr181"], 1, serial_prefix="UDPNOTD", interval=3600,
-        ramp=0.01, udp_cr=True,
-    )  # fmt: skip
-    serial = sim.routers[0].serial
-    router = sim.router(serial)
+    sim, router = _nat_router(stun_daemon.cwmp_url, "tplink-tr181", "UDPNOTD")
+    serial = router.serial
     path = MS + "UDPConnectionRequestAddress"
     made = await asyncio.to_thread(
         world.api.post, "/network/device", device_body(world, "own", serial)

@@ -321,6 +321,14 @@ class ReadPhase(SessionState):
         else:
             self.fetch.queue.insert(1, [named])
 
+    def _listed_lacking(self, session: CwmpSession, gone: list[str]) -> None:
+        """A listing showed the CPE lacks ``gone``."""
+        log.debug("session.read_probed", serial=session.serial, lacking=len(gone))
+        self.fetch.absent.update(gone)
+        for name in gone:
+            self._no_longer_faulting(name)  # lacked, not faulting: never asked again
+        self.fetch.lacking.extend(gone)
+
     def _probe(self, path: str, names: list[str]) -> None:
         """List ``path`` (NextLevel true) to find what of ``names`` the CPE lacks (and, of
         the root, what _listed_apart left for it)."""
@@ -369,11 +377,7 @@ class ReadPhase(SessionState):
         asked = [*names, *(n for call in self.fetch.queue for n in call)]
         gone = list(dict.fromkeys(n for n in asked if lacking(n)))
         if gone:
-            log.debug("session.read_probed", serial=session.serial, lacking=len(gone))
-            self.fetch.absent.update(gone)
-            for n in gone:
-                self._no_longer_faulting(n)  # lacked, not faulting: never asked again
-            self.fetch.lacking.extend(gone)
+            self._listed_lacking(session, gone)
             drop = set(gone)
             queue = [[n for n in call if n not in drop] for call in self.fetch.queue]
             self.fetch.queue[:] = [call for call in queue if call]
@@ -449,11 +453,7 @@ class ReadPhase(SessionState):
             if not gone:
                 self.fetch.queue[:0] = self._split(names)
             else:
-                log.debug("session.read_probed", serial=session.serial, lacking=len(gone))
-                self.fetch.absent.update(gone)
-                for name in gone:
-                    self._no_longer_faulting(name)  # lacked, not faulting: never asked again
-                self.fetch.lacking.extend(gone)
+                self._listed_lacking(session, gone)
                 lacking = set(gone)
                 rest = [n for n in names if n not in lacking]
                 if rest:
