@@ -147,6 +147,9 @@ def test_a_backup_path_that_is_no_file_to_write_is_refused(daemon, tmp_path: Pat
         f"{tmp_path}/newdir/": f"acsd: {tmp_path}/newdir/ names a directory that does not "
         "exist; give the file to write",
         f"{tmp_path}/": f"acsd: {tmp_path} is a directory; give the file to write",
+        # (it said "no directory backups", which reads as a complaint about the database)
+        f"{tmp_path}/nodir/b.db": f"acsd: cannot write {tmp_path}/nodir/b.db: there is no "
+        f"directory {tmp_path}/nodir (create it first)",
     }
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)

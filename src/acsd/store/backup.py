@@ -51,7 +51,9 @@ def backup(source: Path, target: Path, *, force: bool = False) -> BackupResult:
         raise BackupError(f"{target} exists; use --force to replace it")
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
-        raise BackupError(f"no directory {folder}")
+        raise BackupError(
+            f"cannot write {target}: there is no directory {folder} (create it first)"
+        )
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     except OSError as exc:  # a directory this user may not write, a full or read-only disk
