@@ -722,3 +722,46 @@ async def test_what_a_router_lacked_is_asked_for_again_after_the_recheck_interva
     assert (await sim.run_once()).ok == 1
     [call] = router.stats.session_gpvs(3)
     assert CELLULAR in call
+
+
+async def test_a_shorter_recheck_interval_takes_effect_on_sighup(daemon_factory):
+    """An operator who shortens absent_recheck_interval and reloads (systemctl reload)
+    gets it for the next sessions; it was named in reload.restart_needed and ignored."""
+    import signal
+    import time
+
+    from conftest import wait_for
+
+    daemon = daemon_factory(
+        provisioning={"absent_recheck_interval": 3600}, cwmp={"full_read_interval": 0}
+    )
+    sim = Simulation(daemon.cwmp_url, ["tr181-mobile"], 1, serial_prefix="RLDCHK")
+    router = sim.routers[0]
+    handle = router.handle
+
+    def hiding(request: rpc.Message) -> rpc.Message:  # firmware that hides its modem
+        if isinstance(request, rpc.GetParameterValues) and CELLULAR in request.names:
+            return rpc.cpe_fault(9005, CELLULAR)
+        if isinstance(request, rpc.GetParameterNames) and request.path.startswith(
+            "Device.Cellular."
+        ):
+            return rpc.cpe_fault(9005, request.path)
+        return handle(request)
+
+    router.handle = hiding  # type: ignore[method-assign]
+    assert (await sim.run_once()).ok == 1
+    found = time.monotonic()
+    router.handle = handle  # type: ignore[method-assign]
+
+    text = daemon.config.read_text()
+    assert "absent_recheck_interval = 3600\n" in text
+    daemon.config.write_text(
+        text.replace("absent_recheck_interval = 3600", "absent_recheck_interval = 1")
+    )
+    daemon.proc.send_signal(signal.SIGHUP)
+    [done] = wait_for(lambda: daemon.events("reload.done"), timeout=20)
+    assert "restart_needed" not in done, done
+    time.sleep(max(0.0, found + 1.2 - time.monotonic()))
+    assert (await sim.run_once()).ok == 1
+    assert [CELLULAR] in router.stats.session_gpvs(1)
+    assert daemon.device_json(router.serial)["status"].get("networkType") is not None

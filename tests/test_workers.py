@@ -664,6 +664,29 @@ def test_a_reload_gives_workers_restarted_later_the_new_tls_files(tmp_path):
         assert copy[section]["tls"]["key"] == str(pki.server2.key), section
 
 
+def test_a_worker_restarted_after_a_reload_keeps_the_reloaded_provisioning_intervals(tmp_path):
+    # A reload applies them in every worker; a worker restarted later must not come back
+    # with the intervals the service started with.
+    import json
+
+    from acsd.config import load_config
+    from acsd.workers import Supervisor
+
+    path = write_config(tmp_path, provisioning={"absent_recheck_interval": 3600})
+    supervisor = Supervisor(load_config(path), str(path))
+    supervisor.snapshot = tmp_path / "config.json"
+    path.write_text(
+        path.read_text().replace(
+            "absent_recheck_interval = 3600",
+            "absent_recheck_interval = 60\ndrift_check_interval = 900",
+        )
+    )
+    supervisor._reload()
+    provisioning = json.loads(supervisor.snapshot.read_text())["provisioning"]
+    assert provisioning["absent_recheck_interval"] == 60
+    assert provisioning["drift_check_interval"] == 900
+
+
 def test_a_stop_signal_that_reaches_every_process_keeps_the_grace(tmp_path):
     # systemd's default KillMode=control-group sends SIGTERM to the supervisor *and* to
     # every worker (as Ctrl-C's SIGINT reaches the whole process group). The supervisor

@@ -324,12 +324,16 @@ async def serve(
 
     def new_config(running: Config, fresh: Config) -> None:
         """What a reload changes in this process: sessions that start afterwards push the
-        new STUN values and static lines' DNS servers; the STUN port's bounds at once."""
+        new STUN values and static lines' DNS servers and follow the new drift-check and
+        absent-recheck intervals; the STUN port's bounds at once."""
         if stun is not None:
             stun.bound_sources(fresh.stun.source_rate, fresh.stun.source_burst)
             pushed = _stun_for_routers(fresh.stun, stun)
             if pushed is not None:  # (none: STUN switched off in the file, for a restart)
                 driver_settings.stun = pushed
+        # (read at each session's start: sessions in progress keep the ones they began with)
+        driver_settings.drift_check_interval = fresh.provisioning.drift_check_interval
+        driver_settings.absent_recheck_interval = fresh.provisioning.absent_recheck_interval
         dns = tuple(fresh.provisioning.static_wan_dns)
         if dns != driver_settings.static_wan_dns:
             driver_settings.static_wan_dns = dns

@@ -5,7 +5,8 @@ new sessions use them, sessions in progress finish with the ones they started wi
 ``log.level`` and ``log.format``, the TLS certificate, key and client CA files (new
 handshakes use them, open connections keep theirs), and the settings the daemon applies
 through ``on_config`` (:data:`RELOADABLE`: what routers are told of the STUN server and its
-per-source bounds, the static lines' DNS servers). Any other key changed in the file is
+per-source bounds, the static lines' DNS servers, the intervals of drift checks and of
+re-asking for what routers lack). Any other key changed in the file is
 named in a warning: it needs a restart (``[stun] enabled`` and ``listen`` among them: the
 socket is bound at start-up). Whatever fails to load is logged and the old one is kept, so
 a typo never takes the daemon down.
@@ -43,6 +44,8 @@ RELOADABLE = frozenset(
         # (through Reloader.on_config: the daemon's settings of new sessions, the STUN
         # server's buckets)
         "provisioning.static_wan_dns",
+        "provisioning.drift_check_interval",
+        "provisioning.absent_recheck_interval",
         "stun.public_address",
         "stun.public_port",
         "stun.keepalive",

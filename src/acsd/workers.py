@@ -360,7 +360,14 @@ class Supervisor:
                             update={"tls": _reloaded_tls(self.config.api.tls, fresh.api.tls)}
                         ),
                         "provisioning": self.config.provisioning.model_copy(
-                            update={"static_wan_dns": fresh.provisioning.static_wan_dns}
+                            update={
+                                key: getattr(fresh.provisioning, key)
+                                for key in (
+                                    "static_wan_dns",
+                                    "drift_check_interval",
+                                    "absent_recheck_interval",
+                                )
+                            }
                         ),
                         "stun": _reloaded_stun(self.config.stun, fresh.stun),
                     }
