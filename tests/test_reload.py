@@ -332,3 +332,26 @@ async def test_an_edited_cpe_credentials_file_is_named_as_needing_a_restart(tmp_
     creds.write_text(creds.read_text() + 'CRED000002 = "second-password"\n')
     done = await reloader.reload()
     assert done["restart_needed"] == ["cwmp.auth.credentials_file"]
+
+
+async def test_the_reload_summary_names_every_setting_it_applied(tmp_path):
+    # A reload of a new log level and static_wan_dns said "config": "log settings
+    # applied", which reads as if the DNS servers had not been taken.
+    from acsd.config import load_config
+    from acsd.provisioning.profiles import load_profiles
+    from acsd.reload import Profiles, Reloader
+    from conftest import write_config
+
+    path = write_config(tmp_path, log={"level": "info"})
+    reloader = Reloader(load_config(path), path, Profiles(load_profiles(None)), {})
+    path.write_text(
+        path.read_text().replace('level = "info"', 'level = "debug"')
+        + '\n[provisioning]\nstatic_wan_dns = ["192.0.2.53"]\nabsent_recheck_interval = 60\n'
+    )
+    done = await reloader.reload()
+    assert done["config"] == "changed" and "restart_needed" not in done
+    assert done["applied"] == [
+        "log.level",
+        "provisioning.absent_recheck_interval",
+        "provisioning.static_wan_dns",
+    ]

@@ -178,11 +178,17 @@ class Reloader:
         changed = sorted(changed_keys(self.config, config))
         if changed:
             outcome["config"] = "changed"
+        applied = [key for key in changed if key in RELOADABLE]
+        if applied:
+            # what took effect, by name: "log settings applied" alone once hid a new
+            # static_wan_dns applied by the same reload
+            outcome["applied"] = applied
         if config.log != self.config.log:
             acsd_log.configure(config.log.level, config.log.format)
             # (log_level: "level" is the line's own severity)
             log.info("reload.log", log_level=config.log.level, format=config.log.format)
-            outcome["config"] = "log settings applied"
+            if all(key.startswith("log.") for key in applied):
+                outcome["config"] = "log settings applied"
         log.debug("reload.config_changed", keys=changed)
         restart = sorted(k for k in changed_keys(self.started, config) if k not in RELOADABLE)
         credentials = "cwmp.auth.credentials_file"
