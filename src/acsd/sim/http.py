@@ -104,7 +104,23 @@ class HttpClient:
             raise HttpError(f"no answer within {self.timeout:g}s") from None
         except (OSError, asyncio.IncompleteReadError, _ssl.SSLError) as exc:
             await self.close()
-            raise HttpError(f"connection dropped: {exc or type(exc).__name__}") from None
+            raise HttpError(f"connection dropped: {self._dropped(exc)}") from None
+
+    def _dropped(self, exc: BaseException) -> str:
+        """Why the exchange failed, in words for the operator trying the simulator."""
+        if isinstance(exc, asyncio.IncompleteReadError):
+            # (its own text, "0 bytes read on a total of undefined expected bytes", says
+            # nothing)
+            reason = "the ACS closed the connection without answering"
+        else:
+            reason = str(exc) or type(exc).__name__
+        # TLS 1.3 refuses a missing client certificate after the handshake: the client
+        # sees the connection close, or the alert
+        if self.ssl is not None and (
+            isinstance(exc, asyncio.IncompleteReadError) or "CERTIFICATE_REQUIRED" in reason
+        ):
+            reason += " (with [cwmp.tls] client_ca, give the router --cert and --key)"
+        return reason
 
     def _take_challenge(self, response: Response, sent_credentials: bool) -> bool:
         """Remember a 401's challenge; True if a retry with credentials makes sense: the
