@@ -65,8 +65,12 @@ def test_a_customer_the_records_refuse_is_a_failure_not_a_usage_error(daemon):
         (("--role", "OWNER", "--customer", unknown), 1, f"no customer {unknown}"),
         (("--role", "RESELLER", "--customer", world.customers["own"]), 1,
          f"customer {world.customers['own']} is not a RESELLER"),
-        (("--role", "MANAGER"), 2, "a MANAGER token is bound to a customer: give --customer ID"),
-        (("--role", "OWNER"), 2, "an OWNER token is bound to a customer: give --customer ID"),
+        (("--role", "MANAGER"), 2, "a MANAGER token is bound to a customer: give --customer ID"
+         " (or --apn-account KEY, for the APN API)"),
+        (("--role", "OWNER"), 2, "an OWNER token is bound to a customer: give --customer ID"
+         " (or --apn-account KEY, for the APN API)"),
+        (("--role", "RESELLER"), 2,
+         "a RESELLER token is bound to a customer: give --customer ID"),
         (("--role", "ADMIN", "--apn-account", "k1"), 2,
          "an ADMIN token manages every APN account already"),
     ):  # fmt: skip

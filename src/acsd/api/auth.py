@@ -71,7 +71,11 @@ async def create_token(
     apn_only = apn_account is not None and role in ("OWNER", "MANAGER")
     if role != "ADMIN" and not customer and not apn_only:
         article = "an" if role == "OWNER" else "a"
-        raise ValueError(f"{article} {role} token is bound to a customer: give --customer ID")
+        # (the README's APN example makes an OWNER token with --apn-account alone)
+        other = "" if role == "RESELLER" else " (or --apn-account KEY, for the APN API)"
+        raise ValueError(
+            f"{article} {role} token is bound to a customer: give --customer ID{other}"
+        )
     if customer is not None:
         found = await store.get_customer(customer)
         if found is None:
