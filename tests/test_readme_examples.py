@@ -75,3 +75,25 @@ def test_the_credentials_file_example_loads_with_the_hashes_of_its_password(
     assert hashed.ha1_sha256 == ha1("SHA-256", "SIMMOB000002", "acsd", "another password")
     assert hashed.pbkdf2 is not None and hashed.pbkdf2.verify("another password")
     assert entries["simmob000001"].password == "a clear password"
+
+
+def test_the_configuration_examples_load_as_acsd_reads_them(tmp_path: Path) -> None:
+    # Each settings block an operator pastes into acsd.toml ([stun], TLS, CPE auth,
+    # workers, PostgreSQL): one that acsd refused (a renamed key, a value out of bounds)
+    # would stop the daemon with exit 2 at the next start.
+    from acsd.config import load_config
+
+    text = README.read_text(encoding="utf-8")
+    blocks = [
+        textwrap.dedent(body)
+        for body in re.findall(r"^ *```toml\n(.*?)^ *```", text, flags=re.M | re.S)
+    ]
+    # (the profile and the CPE credentials file are checked above)
+    settings = [b for b in blocks if re.match(r"\[(cwmp|api|store|stun)[].]|workers = ", b)]
+    assert len(settings) >= 5, settings
+    credentials = tmp_path / "cpe-credentials.toml"
+    credentials.write_text(_toml_block("[devices]"), encoding="utf-8")
+    for number, block in enumerate(settings):
+        path = tmp_path / f"example-{number}.toml"
+        path.write_text(block.replace("/etc/acsd/cpe-credentials.toml", str(credentials)))
+        load_config(path)  # raises ConfigError naming the key
