@@ -1024,3 +1024,20 @@ def test_an_operation_says_it_is_done_in_the_seeds_actor_status_too(daemon, apn:
         ok(status)
         assert status.data["Operation"] == kind
         assert status.data["ActorStatus"] == stable, status.data
+
+
+def test_an_xml_body_declared_in_punycode_is_refused_at_once(admin: Api, acct):
+    """punycode is one of Python's codecs but no charset, and decodes in quadratic time on
+    the event loop: a large body declared so held every request of the daemon. It is
+    refused as a body that cannot be read, without decoding it."""
+    n = 400_000
+    raw = b"<" + b"a" * n + b"-" + b"b" * (n // 2)
+    started = time.monotonic()
+    reply = admin.request("POST", apns_path(acct, NETWORK), raw=raw,
+                          content_type="application/xml; charset=punycode",
+                          headers={"Accept": "application/json"})  # fmt: skip
+    took = time.monotonic() - started
+    assert (reply.status, reply.body["ErrorCode"], reply.body["ErrorSubCode"]) == (
+        400, 4000, 2), reply.body  # fmt: skip
+    assert "not a character set" in json.dumps(reply.body), reply.body
+    assert took < 5, f"answered after {took:.1f} s"

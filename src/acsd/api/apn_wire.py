@@ -39,6 +39,7 @@ from acsd.api.apn_xml import Contract, Enum
 from acsd.api.body import BodyNotReceived, field_path, parse_json, receive_body, utf8_charset
 from acsd.api.errors import ApiError, come_back_later, request_id, retry_after
 from acsd.api.openapi import DocumentedToo
+from acsd.charsets import is_transform
 from acsd.inflate import InflateError, content_encoding, inflate
 from acsd.log import get_logger, peer_text
 from acsd.provisioning import apn as rules
@@ -581,6 +582,10 @@ def _xml_in_utf8(raw: bytes, charset: str | None) -> bytes:
     its declaration (RFC 7303): decoded, its declaration dropped, handed on as UTF-8."""
     if charset is None or utf8_charset(charset):
         return raw
+    if is_transform(charset):
+        # (punycode would take minutes of the event loop over a large body)
+        text = f"the body cannot be read as {charset} (not a character set)"
+        raise ApnError(400, MALFORMED, text, BAD_XML)
     try:
         text = raw.decode(charset)
     except LookupError:

@@ -8,6 +8,7 @@ import asyncio
 
 from aiohttp import StreamReader, web
 
+from acsd.charsets import is_transform
 from acsd.xmlsafe import declared_encoding
 
 # Real CPE stacks label SOAP in many ways (curl-based ones even send form encoding); what
@@ -65,8 +66,11 @@ def declared_charset(data: bytes, charset: str | None) -> bytes:
     """``data`` in UTF-8 when only the HTTP header names its charset (no XML declaration
     with an encoding, no byte order mark): XML parsers take such a body for UTF-8, and a
     Latin-1 "Société" would fail. A body that declares its encoding is left to it; an
-    unknown charset, or bytes that are not in it, leave the body as sent."""
+    unknown charset, one that is no character set (``punycode``: quadratic, on the event
+    loop), or bytes that are not in it, leave the body as sent."""
     if not charset or charset.lower() in _UTF8_NAMES or declared_encoding(data) is not None:
+        return data
+    if is_transform(charset):
         return data
     if charset.lower() in _UTF16_NAMES:
         # No byte order mark (declared_encoding found none): Python's codec would take the
