@@ -511,3 +511,31 @@ async def test_an_answer_whose_body_trickles_in_counts_by_its_status() -> None:
         finally:
             await requester.close()
     assert result.ok and result.status == 200, result
+
+
+async def test_a_challenge_of_one_long_word_does_not_hold_the_event_loop() -> None:
+    """The challenge is the router's to write: one of 8 kB (a word with no "=", or
+    thousands of commas) was parsed in quadratic time, holding every session and the API
+    for seconds per Connection Request. The Digest challenge beside it is still answered."""
+    stalls: list[float] = []
+
+    async def ticking() -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.01)
+            stalls.append(loop.time() - before)
+
+    challenges = [
+        'Digest realm="cpe", nonce="n0nce", algorithm=MD5, qop="auth", x' + "y" * 8000,
+        "Digest" + ",a" * 4000,
+        "Digest " + "z" * 8000,
+    ]
+    ticker = asyncio.create_task(ticking())
+    try:
+        async with challenging(challenges) as (port, accepted):
+            result = await _poke(DENY_BUT_LOOPBACK, f"http://127.0.0.1:{port}/cr")
+    finally:
+        ticker.cancel()
+    assert result.ok and accepted == ["auth"], result
+    assert max(stalls) < 0.75, f"the event loop stalled {max(stalls):.2f} s"

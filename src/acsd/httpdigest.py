@@ -12,7 +12,10 @@ import hmac
 import re
 import secrets
 
-_PARAM = re.compile(r'([A-Za-z][\w-]*)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)')
+# A name starts where no name character precedes it: otherwise findall tries every
+# position inside a long word, each scanning to its end (quadratic: a CPE's 8 kB challenge
+# of one word held the event loop for two seconds).
+_PARAM = re.compile(r'(?<![\w-])([A-Za-z][\w-]*)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)')
 _HASHES = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
 #: what the client answers, in the names RFC 7616 gives them
 ALGORITHMS = ("MD5", "MD5-sess", "SHA-256", "SHA-256-sess")
@@ -69,15 +72,18 @@ def parse_challenges(values: list[str]) -> list[tuple[str, dict[str, str]]]:
 def _challenge_starts(value: str) -> list[int]:
     """Where each challenge begins in ``value`` (outside quoted strings)."""
     starts = []
+    # One pass: the quoting is carried from one match to the next (scanning from the
+    # start for each made a header of thousands of commas quadratic).
+    quoted, escaped, scanned = False, False, 0
     for match in _CHALLENGE.finditer(value):
-        quoted, escaped = False, False  # skip matches inside a quoted string
-        for char in value[: match.start(1)]:
+        for char in value[scanned : match.start(1)]:
             if escaped:
                 escaped = False
             elif char == "\\":
                 escaped = True
             elif char == '"':
                 quoted = not quoted
+        scanned = max(scanned, match.start(1))
         if not quoted:
             starts.append(match.start(1))
     return starts or [0]
