@@ -521,3 +521,28 @@ def test_a_body_declared_in_punycode_is_answered_at_once(module_daemon):
         took = time.monotonic() - started
     assert answer.startswith(b"HTTP/1.1 400"), answer
     assert took < 5, f"answered after {took:.1f} s"
+
+
+def test_a_cpe_sending_only_requests_of_its_own_is_ended_at_max_session_seconds(
+    module_daemon_factory,
+):
+    """A CPE stack in a retry loop sends GetRPCMethods (or TransferComplete) again and
+    again and never its empty POST: acsd never gets a turn to send, where the session's
+    length was checked, and the session (and a slot of max_sessions) lasted as long as
+    the loop. It ends at max_session_seconds like any other."""
+    daemon = module_daemon_factory(cwmp={"max_session_seconds": 1.0})
+    ns = "urn:dslforum-org:cwmp-1-2"
+    wire = Wire(daemon.cwmp_url)
+    assert wire.post(envelope(inform_body("OWNREQ01"), ns=ns)).status == 200
+    statuses = []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        statuses.append(wire.post(envelope("<cwmp:GetRPCMethods/>", ns=ns)).status)
+        if statuses[-1] != 200:
+            break
+        time.sleep(0.2)
+    assert statuses[-1] == 204, statuses
+    [end] = wait_for(
+        lambda: [e for e in daemon.events("session.end") if e.get("serial") == "OWNREQ01"]
+    )
+    assert end["reason"] == "session too long"

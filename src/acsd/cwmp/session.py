@@ -260,6 +260,11 @@ class CwmpSession:
         # them either way (tolerance beats a failed session), but note the violation.
         if self.state is State.ACS_REQUESTS and self.limits.hold_requests:
             log.warning("cwmp.request_despite_hold", method=request.METHOD, serial=self.serial)
+        if self._too_long():
+            # Checked here too: a CPE that only ever sends requests of its own (a stack in
+            # a retry loop) gives acsd no turn to check it, and held its session, and a
+            # slot of max_sessions, for as long as it went on.
+            return await self._end(complete=False, reason="session too long")
         answer = await self.driver.cpe_request(self, request)
         return self._answer(env, answer)
 
@@ -302,7 +307,7 @@ class CwmpSession:
     async def _send_next(self) -> Reply:
         if self.rpc_count >= self.limits.max_requests:
             return await self._end(complete=False, reason="too many requests in one session")
-        if time.monotonic() - self.created > self.limits.max_seconds:
+        if self._too_long():
             return await self._end(complete=False, reason="session too long")
         request = await self.driver.next_request(self)
         if request is None:
@@ -318,6 +323,9 @@ class CwmpSession:
             hold_requests=True if self.limits.hold_requests else None,
         )
         return Reply(200, render_envelope(env))
+
+    def _too_long(self) -> bool:
+        return time.monotonic() - self.created > self.limits.max_seconds
 
     async def _end(self, *, complete: bool, reason: str) -> Reply:
         self.state = State.DONE
