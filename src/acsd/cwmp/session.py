@@ -180,6 +180,8 @@ class CwmpSession:
         if isinstance(body, rpc.UnknownMessage):
             if self._answers_outstanding(body):
                 return await self._on_cpe_answer(env)
+            if self._too_long():  # (as for a known request: see _on_cpe_request)
+                return await self._end(complete=False, reason="session too long")
             log.warning("cwmp.unknown_method", method=body.name, serial=self.serial)
             return self._answer(env, rpc.acs_fault(8000, body.name))
         if isinstance(body, rpc.Inform):
