@@ -548,3 +548,48 @@ def test_a_cpe_sending_only_requests_of_its_own_is_ended_at_max_session_seconds(
             lambda: [e for e in daemon.events("session.end") if e.get("serial") == serial]  # noqa: B023
         )
         assert end["reason"] == "session too long"
+
+
+def test_a_cpe_looping_on_its_own_requests_writes_a_bounded_number_of_log_lines(
+    module_daemon_factory,
+):
+    """A CPE repeating TransferComplete and an unknown method until max_session_seconds
+    ends its session wrote a log line per request: thousands a second into the journal.
+    Every request is still answered; the first few per method are logged, and one line
+    at the session's end counts the rest."""
+    daemon = module_daemon_factory(cwmp={"max_session_seconds": 1.0})
+    ns = "urn:dslforum-org:cwmp-1-2"
+    serial = "LOGLOOP01"
+    complete = (
+        "<cwmp:TransferComplete><CommandKey>fw-1</CommandKey>"
+        "<StartTime>2026-12-06T21:59:58Z</StartTime><CompleteTime>2026-12-06T21:59:59Z"
+        "</CompleteTime><FaultStruct><FaultCode>0</FaultCode><FaultString></FaultString>"
+        "</FaultStruct></cwmp:TransferComplete>"
+    )
+    wire = Wire(daemon.cwmp_url)
+    assert wire.post(envelope(inform_body(serial), ns=ns)).status == 200
+    sent = 0
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        request = complete if sent % 2 == 0 else "<cwmp:X/>"
+        answer = wire.post(envelope(request, ns=ns))
+        if answer.status == 204:
+            break
+        assert answer.status == 200
+        body = parse_envelope(answer.body).body
+        if sent % 2 == 0:
+            assert isinstance(body, rpc.TransferCompleteResponse)
+        else:
+            assert isinstance(body, rpc.Fault) and body.code == 8000
+        sent += 1
+    assert sent > 12, sent  # (enough to spend the budget of both methods)
+    [summary] = wait_for(
+        lambda: [e for e in daemon.events("cwmp.requests_not_logged") if e["serial"] == serial]
+    )
+
+    def mine(event: str) -> list[dict]:
+        return [e for e in daemon.events(event) if e.get("serial") == serial]
+
+    assert len(mine("session.transfer_complete")) == 5
+    assert len(mine("cwmp.unknown_method")) == 5
+    assert summary["count"] == sent - 10

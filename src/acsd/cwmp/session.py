@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
 from acsd.cwmp import rpc
+from acsd.cwmp.log_budget import LogBudget
 from acsd.cwmp.soap import Envelope, render_envelope
 from acsd.log import get_logger
 
@@ -93,7 +94,7 @@ class ParkableDriver(SessionDriver, Protocol):
 
 
 #: bumped whenever what freeze() writes changes shape: a worker never thaws a foreign shape
-PARKED_FORMAT = 8
+PARKED_FORMAT = 9
 
 
 class ParkError(Exception):
@@ -130,6 +131,8 @@ class CwmpSession:
     answer_size: int = 0
     #: free space for the driver (device record, values read, ...)
     context: dict[str, Any] = field(default_factory=dict)
+    #: log lines written about the CPE's own requests (see :meth:`may_log`)
+    log_budget: LogBudget = field(default_factory=LogBudget)
     _next_id: int = 0
     #: the start of acsd's cwmp:IDs in this session: IDs differ between sessions, so an
     #: answer meant for another one (a CPE behind the same NAT, found by address alone) is
@@ -182,7 +185,8 @@ class CwmpSession:
                 return await self._on_cpe_answer(env)
             if self._too_long():  # (as for a known request: see _on_cpe_request)
                 return await self._end(complete=False, reason="session too long")
-            log.warning("cwmp.unknown_method", method=body.name, serial=self.serial)
+            if self.may_log("cwmp.unknown_method", body.name):
+                log.warning("cwmp.unknown_method", method=body.name, serial=self.serial)
             return self._answer(env, rpc.acs_fault(8000, body.name))
         if isinstance(body, rpc.Inform):
             # The server starts a new session for a second Inform; reaching here is a bug.
@@ -225,6 +229,11 @@ class CwmpSession:
         the session times out. It is then a wrong answer, as one of another method is."""
         return self.outstanding is not None and body.name.endswith("Response")
 
+    def may_log(self, event: str, method: str) -> bool:
+        """Whether to write an ``event`` line about the CPE's own ``method`` request: only
+        the first few per session are, the rest are counted and summed up at its end."""
+        return self.log_budget.allow(event, method)
+
     def answer_too_large(self) -> None:
         """The CPE's answer to the outstanding request was over ``max_body`` and is not
         read: the driver is told which request it answered."""
@@ -236,7 +245,7 @@ class CwmpSession:
         if self.state is State.DONE:
             return
         self.state = State.DONE
-        await self.driver.finish(self, complete=False, reason=reason)
+        await self._finish(complete=False, reason=reason)
 
     # --- the states ----------------------------------------------------------------------
 
@@ -249,7 +258,7 @@ class CwmpSession:
         fault = await self.driver.inform(self, inform)
         if fault is not None:
             self.state = State.DONE
-            await self.driver.finish(self, complete=False, reason=f"refused: {fault.string}")
+            await self._finish(complete=False, reason=f"refused: {fault.string}")
             return self._answer(env, fault)
         self.state = State.CPE_REQUESTS
         answer = Envelope(body=rpc.InformResponse(max_envelopes=1), cwmp_ns=self.cwmp_ns, id=env.id)
@@ -260,7 +269,11 @@ class CwmpSession:
     async def _on_cpe_request(self, env: Envelope, request: rpc.CpeRequest) -> Reply:
         # A CPE may send requests after its empty POST unless HoldRequests is set; answer
         # them either way (tolerance beats a failed session), but note the violation.
-        if self.state is State.ACS_REQUESTS and self.limits.hold_requests:
+        if (
+            self.state is State.ACS_REQUESTS
+            and self.limits.hold_requests
+            and self.may_log("cwmp.request_despite_hold", request.METHOD)
+        ):
             log.warning("cwmp.request_despite_hold", method=request.METHOD, serial=self.serial)
         if self._too_long():
             # Checked here too: a CPE that only ever sends requests of its own (a stack in
@@ -331,8 +344,15 @@ class CwmpSession:
 
     async def _end(self, *, complete: bool, reason: str) -> Reply:
         self.state = State.DONE
-        await self.driver.finish(self, complete=complete, reason=reason)
+        await self._finish(complete=complete, reason=reason)
         return Reply(204)
+
+    async def _finish(self, *, complete: bool, reason: str) -> None:
+        if self.log_budget.skipped:
+            log.warning(
+                "cwmp.requests_not_logged", count=self.log_budget.skipped, serial=self.serial
+            )
+        await self.driver.finish(self, complete=complete, reason=reason)
 
     async def _end_broken(self, reason: str) -> Reply:
         await self.abandon(reason)

@@ -310,18 +310,23 @@ class ProvisioningDriver(EndPhase):
     async def cpe_request(self, session: CwmpSession, request: rpc.CpeRequest) -> rpc.Message:
         if isinstance(request, rpc.GetRPCMethods):
             return rpc.GetRPCMethodsResponse(methods=list(ACS_METHODS))
+        # (bounded per session: a CPE may send these in a loop, see CwmpSession.may_log)
         if isinstance(request, rpc.TransferComplete | rpc.AutonomousTransferComplete):
-            log.info(
-                "session.transfer_complete",
-                serial=session.serial,
-                method=request.METHOD,
-                fault=request.fault.code,
-            )
+            if session.may_log("session.transfer_complete", request.METHOD):
+                log.info(
+                    "session.transfer_complete",
+                    serial=session.serial,
+                    method=request.METHOD,
+                    fault=request.fault.code,
+                )
             return request.RESPONSE()
         if isinstance(request, rpc.DUStateChangeComplete | rpc.AutonomousDUStateChangeComplete):
-            log.info(
-                "session.du_state_change_complete", serial=session.serial, method=request.METHOD
-            )
+            if session.may_log("session.du_state_change_complete", request.METHOD):
+                log.info(
+                    "session.du_state_change_complete",
+                    serial=session.serial,
+                    method=request.METHOD,
+                )
             return request.RESPONSE()
         if isinstance(request, rpc.RequestDownload):
             return rpc.acs_fault(8001, "acsd offers no files to download")
