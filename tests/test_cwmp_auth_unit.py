@@ -11,7 +11,7 @@ import tracemalloc
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
-from acsd.config import Config
+from acsd.config import Config, ConfigError, load_config
 from acsd.cwmp.auth import (
     CpeAuthenticator,
     FailureLimiter,
@@ -288,6 +288,36 @@ def test_credentials_file_errors_name_the_entry(tmp_path):
     path.write_text('[devices]\nSTRASSE1 = "x"\n"STRA\u00dfE1" = "y"\n', encoding="utf-8")
     both = load_credentials(path, scheme="digest", realm="acsd", algorithms=["MD5"])
     assert sorted(both) == ["strasse1", "stra\u00dfe1"]
+
+
+def test_a_serial_no_router_can_send_is_refused_at_load_in_one_line(tmp_path):
+    """A serial key with a line break, a tab or spaces at an end could never match a
+    router's Inform (its serial comes stripped, without control characters): the entry
+    was accepted and its router then locked out without a word."""
+    path = tmp_path / "c.toml"
+    for key, shown in (
+        ('"SER 1\\n"', "'SER 1\\n'"),
+        ('"SER\\t1"', "'SER\\t1'"),
+        ('" SER1"', "' SER1'"),
+        ('"SER1 "', "'SER1 '"),
+    ):
+        path.write_text(f'[devices]\n{key} = "x"\n')
+        with pytest.raises(ValueError) as caught:
+            load_credentials(path, scheme="digest", realm="acsd", algorithms=["MD5"])
+        assert str(caught.value) == (
+            f"{path}: devices.{shown}: serial number must not begin or end with spaces nor "
+            "hold control characters (a line break, a tab)"
+        )
+    # and through the config, as other bad config is refused
+    config = tmp_path / "acsd.toml"
+    config.write_text(f'[cwmp.auth]\nscheme = "digest"\ncredentials_file = "{path}"\n')
+    with pytest.raises(ConfigError, match=r"devices\.'SER1 ': serial number must not"):
+        load_config(config, environ={})
+    # a space inside is a serial a router can have (the device API takes it too)
+    path.write_text('[devices]\n"SER 1" = "x"\n')
+    assert list(load_credentials(path, scheme="digest", realm="acsd", algorithms=["MD5"])) == [
+        "ser 1"
+    ]
 
 
 def test_the_first_challenge_is_md5_by_default_and_the_order_is_the_operators():

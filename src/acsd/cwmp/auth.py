@@ -63,6 +63,7 @@ from urllib.parse import unquote, urlsplit
 
 from acsd.httpdigest import split_scheme
 from acsd.log import get_logger, peer_text
+from acsd.rules import CONTROL
 from acsd.tomltext import NotTomlText, toml_text
 from acsd.workdir import relative_note
 
@@ -77,6 +78,7 @@ HASHES: dict[str, Callable[..., Any]] = {"MD5": hashlib.md5, "SHA-256": hashlib.
 PBKDF2_PREFIX = "pbkdf2_sha256"
 PBKDF2_ITERATIONS = 200_000
 _HEX = {"MD5": re.compile(r"[0-9a-f]{32}"), "SHA-256": re.compile(r"[0-9a-f]{64}")}
+_CONTROL = re.compile(f"[{CONTROL}]")
 _ENTRY_KEYS = {"password", "ha1_md5", "ha1_sha256", PBKDF2_PREFIX}
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _PARAM = re.compile(rf'\s*({_TOKEN}\*?)\s*=\s*("(?:[^"\\]|\\.)*"|{_TOKEN})\s*(?:,|$)')
@@ -243,6 +245,14 @@ def load_credentials(
         where = f"{name}: devices.{serial}"
         if not serial.strip():
             raise ValueError(f"{where}: empty serial number")
+        if serial != serial.strip() or _CONTROL.search(serial):
+            # A router's Inform carries its serial with neither (as the device API's
+            # records): such an entry could never open a session. (repr: the message stays
+            # one line)
+            raise ValueError(
+                f"{name}: devices.{serial!r}: serial number must not begin or end with "
+                "spaces nor hold control characters (a line break, a tab)"
+            )
         entry = _parse_entry(serial, value, where)
         if scheme == "digest" and entry.password is None:
             # The CPE picks the algorithm before we know who it is: every offered one needs
