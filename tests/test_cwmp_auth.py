@@ -869,6 +869,23 @@ def test_cpe_password_refuses_a_realm_config_check_refuses():
         assert line.startswith(f"acsd: --realm: {message}"), (realm, line)
 
 
+def test_cpe_password_refuses_a_serial_the_credentials_file_refuses():
+    """The line printed for " SN-0042" would stop the daemon at its next start."""
+    import subprocess
+
+    from conftest import REPO, acsd_cmd
+
+    proc = subprocess.run(
+        acsd_cmd("cpe-password", "SN-0042\n", "--realm", "acsd", "--iterations", "1000"),
+        input="hunter2\n", capture_output=True, text=True, cwd=REPO, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == (
+        "acsd: SERIAL 'SN-0042\\n': serial number must not begin or end with spaces nor "
+        "hold control characters (a line break, a tab)\n"
+    )
+
+
 def test_a_digest_response_that_is_not_utf8_is_401_not_500(module_daemon_factory, source):
     # aiohttp hands header bytes that are not UTF-8 over as lone surrogates; the response
     # was compared as UTF-8 and failed to encode (500), where a wrong digest is 401

@@ -370,8 +370,12 @@ def _check_profiles(config: Config) -> ProfileSet:
 def _cpe_password(args: argparse.Namespace) -> int:
     """Read a password (prompt on a terminal, else one line of stdin) and print the line for
     the per-device credentials file: HA1s for Digest, PBKDF2 for Basic, no clear password."""
-    from acsd.cwmp.auth import password_line
+    from acsd.cwmp.auth import password_line, serial_problem
 
+    if problem := serial_problem(args.serial):
+        # (the line printed would be refused when the daemon loads the file)
+        print(f"acsd: SERIAL {args.serial!r}: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     realm = args.realm
     if realm is not None and (problem := _realm_problem(realm)):
         print(f"acsd: --realm: {problem}", file=sys.stderr)

@@ -245,14 +245,9 @@ def load_credentials(
         where = f"{name}: devices.{serial}"
         if not serial.strip():
             raise ValueError(f"{where}: empty serial number")
-        if serial != serial.strip() or _CONTROL.search(serial):
-            # A router's Inform carries its serial with neither (as the device API's
-            # records): such an entry could never open a session. (repr: the message stays
-            # one line)
-            raise ValueError(
-                f"{name}: devices.{serial!r}: serial number must not begin or end with "
-                "spaces nor hold control characters (a line break, a tab)"
-            )
+        if problem := serial_problem(serial):
+            # (repr: the message stays one line)
+            raise ValueError(f"{name}: devices.{serial!r}: {problem}")
         entry = _parse_entry(serial, value, where)
         if scheme == "digest" and entry.password is None:
             # The CPE picks the algorithm before we know who it is: every offered one needs
@@ -274,6 +269,18 @@ def load_credentials(
             raise ValueError(f"{where}: listed twice (serial numbers are case-insensitive)")
         out[key] = entry
     return out
+
+
+def serial_problem(serial: str) -> str | None:
+    """Why no router can have ``serial``, or None. A router's Inform carries its serial
+    without spaces at the ends (they are stripped) and without control characters (as the
+    device API's records): an entry for such a serial could never open a session."""
+    if serial != serial.strip() or _CONTROL.search(serial):
+        return (
+            "serial number must not begin or end with spaces nor hold control characters "
+            "(a line break, a tab)"
+        )
+    return None
 
 
 def _parse_entry(serial: str, value: object, where: str) -> DeviceCredentials:
