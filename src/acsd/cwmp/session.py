@@ -131,8 +131,9 @@ class CwmpSession:
     answer_size: int = 0
     #: free space for the driver (device record, values read, ...)
     context: dict[str, Any] = field(default_factory=dict)
-    #: log lines written about the CPE's own requests (see :meth:`may_log`)
-    log_budget: LogBudget = field(default_factory=LogBudget)
+    #: log lines written about the CPE's own requests (see :meth:`may_log`); made by the
+    #: first such line (every open session holds this object: ~20 KB each is the budget)
+    log_budget: LogBudget | None = None
     _next_id: int = 0
     #: the start of acsd's cwmp:IDs in this session: IDs differ between sessions, so an
     #: answer meant for another one (a CPE behind the same NAT, found by address alone) is
@@ -232,6 +233,8 @@ class CwmpSession:
     def may_log(self, event: str, method: str) -> bool:
         """Whether to write an ``event`` line about the CPE's own ``method`` request: only
         the first few per session are, the rest are counted and summed up at its end."""
+        if self.log_budget is None:
+            self.log_budget = LogBudget()
         return self.log_budget.allow(event, method)
 
     def answer_too_large(self) -> None:
@@ -348,7 +351,7 @@ class CwmpSession:
         return Reply(204)
 
     async def _finish(self, *, complete: bool, reason: str) -> None:
-        if self.log_budget.skipped:
+        if self.log_budget is not None and self.log_budget.skipped:
             log.warning(
                 "cwmp.requests_not_logged", count=self.log_budget.skipped, serial=self.serial
             )
