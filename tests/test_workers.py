@@ -746,8 +746,12 @@ def test_a_changed_listen_address_is_named_on_reload_with_workers(tmp_path, caps
     # (the ports it bound), so a new address in the file was named by nobody: the reload
     # said "restart needed" for every other key but this one.
     from acsd.config import load_config
+    from acsd.log import configure
     from acsd.workers import Supervisor
 
+    # (logging as the supervisor sets it up, onto this test's stderr: a test before it in
+    # this process may have left it writing to a stream captured then, or above info)
+    configure(level="info", fmt="json")
     path = write_config(tmp_path, top={"workers": 2})
     supervisor = Supervisor(load_config(path), str(path))
     supervisor.snapshot = tmp_path / "config.json"
