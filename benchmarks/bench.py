@@ -347,6 +347,10 @@ class CpuMarks:
         self.used = tree_cpu_s(self.pid) - self._at
 
 
+#: routers each run of the scaling scenario registers and drives
+SCALING_ROUTERS = 2000
+
+
 def scaling(args: argparse.Namespace, workdir: Path) -> dict:
     """``workers = 1`` against ``workers = N`` (N: the CPUs allowed), closed loop, nothing
     pinned: with N cores the workers share them with the load generator, so the speed-up
@@ -356,6 +360,10 @@ def scaling(args: argparse.Namespace, workdir: Path) -> dict:
     if cpus < 2:
         return {"workers": 1, "note": "one CPU allowed: nothing to scale onto"}
     rounds = 1 if args.quick else 2
+    # Enough routers for the closed loop's sessions in flight; each run registers its own
+    # (a BOOTSTRAP each, on cores the generator shares), which with all of steady's made
+    # this scenario five of make bench's twelve minutes.
+    routers = min(args.routers, SCALING_ROUTERS)
     runs: dict[int, list[tuple[float, float]]] = {1: [], cpus: []}
     for round_ in range(rounds):
         for workers in (1, cpus) if round_ % 2 == 0 else (cpus, 1):
@@ -363,7 +371,7 @@ def scaling(args: argparse.Namespace, workdir: Path) -> dict:
             work.mkdir()
             with acsd_daemon(work, workers=workers, pin=False) as (url, _api, pid, _cfg):
                 marks = CpuMarks(pid)
-                run = loadgen(url, args.routers, register=True, settle=args.settle, pin=False,
+                run = loadgen(url, routers, register=True, settle=args.settle, pin=False,
                               duration=args.duration, concurrency=args.concurrency * cpus,
                               on={"registered": marks.start, "measured": marks.stop})  # fmt: skip
                 if run["errors"] or not run["sessions"]:
