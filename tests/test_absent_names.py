@@ -701,6 +701,24 @@ def hide_the_modem(router: Cpe) -> Callable[[rpc.Message], rpc.Message]:
     return handle
 
 
+async def lacked_the_modem(daemon_factory, recheck: float, prefix: str) -> tuple:
+    """A daemon re-checking lacked names every ``recheck`` s, and a tr181-mobile router
+    whose first session hid its modem and which answers for it from then on; the
+    (monotonic) time that session ended."""
+    import time
+
+    daemon = daemon_factory(
+        provisioning={"absent_recheck_interval": recheck}, cwmp={"full_read_interval": 0}
+    )
+    sim = Simulation(daemon.cwmp_url, ["tr181-mobile"], 1, serial_prefix=prefix)
+    router = sim.routers[0]
+    handle = hide_the_modem(router)
+    assert (await sim.run_once()).ok == 1
+    found = time.monotonic()
+    router.handle = handle  # type: ignore[method-assign]  # fixed: it answers now
+    return daemon, sim, found
+
+
 async def test_what_a_router_lacked_is_asked_for_again_after_the_recheck_interval(daemon_factory):
     """A name a router lacked (a 9005, or a listing that left it out) is not asked for
     again until its next BOOTSTRAP or new firmware, nor once [provisioning]
@@ -709,16 +727,9 @@ async def test_what_a_router_lacked_is_asked_for_again_after_the_recheck_interva
     import time
 
     # (6 s: the session "within the interval" must start within it on a loaded machine too)
-    daemon = daemon_factory(
-        provisioning={"absent_recheck_interval": 6}, cwmp={"full_read_interval": 0}
-    )
-    sim = Simulation(daemon.cwmp_url, ["tr181-mobile"], 1, serial_prefix="RECHK")
+    daemon, sim, found = await lacked_the_modem(daemon_factory, 6, "RECHK")
     router = sim.routers[0]
-    handle = hide_the_modem(router)
-    assert (await sim.run_once()).ok == 1
-    found = time.monotonic()
     assert daemon.device_json(router.serial)["status"].get("networkType") is None
-    router.handle = handle  # type: ignore[method-assign]  # fixed: it answers now
 
     # within the interval: what it lacked is not asked for
     assert (await sim.run_once()).ok == 1
@@ -742,15 +753,8 @@ async def test_a_shorter_recheck_interval_takes_effect_on_sighup(daemon_factory)
 
     from conftest import wait_for
 
-    daemon = daemon_factory(
-        provisioning={"absent_recheck_interval": 3600}, cwmp={"full_read_interval": 0}
-    )
-    sim = Simulation(daemon.cwmp_url, ["tr181-mobile"], 1, serial_prefix="RLDCHK")
+    daemon, sim, found = await lacked_the_modem(daemon_factory, 3600, "RLDCHK")
     router = sim.routers[0]
-    handle = hide_the_modem(router)
-    assert (await sim.run_once()).ok == 1
-    found = time.monotonic()
-    router.handle = handle  # type: ignore[method-assign]
 
     text = daemon.config.read_text()
     assert "absent_recheck_interval = 3600\n" in text
