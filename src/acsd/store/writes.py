@@ -12,7 +12,7 @@ from typing import Any
 
 from acsd.ids import new_id
 from acsd.store.base import RecordDeletedError, SessionResult, StaleResultError
-from acsd.store.records import dumps, dumps_params, mac_key, serial_key
+from acsd.store.records import dumps, dumps_params, dumps_plan, mac_key, serial_key
 
 # The parameters of each backend's upsert of a session result (one statement that inserts a
 # new row or, when the serial key exists, updates that row), bound positionally:
@@ -138,7 +138,7 @@ def save_args(result: SessionResult) -> list[Any]:
         None if result.dhcp is None else dumps(result.dhcp),
         result.cr_username,
         result.cr_password,
-        None if result.read_plan is None else dumps(result.read_plan),
+        None if result.read_plan is None else dumps_plan(result.read_plan),
         None if result.sim is None else dumps(result.sim),
         reported_username(result.params),
         1 if len(result.params) >= MERGE_BY_KEY_FROM else 0,
