@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from functools import partial
 
 import pytest
 
@@ -49,7 +50,6 @@ async def test_an_operator_change_reaches_a_router_behind_nat_over_udp(
 ) -> None:
     daemon = stun_daemon
     world = lazy_world(daemon)
-    from api_world import device_body
 
     sim, router = _nat_router(daemon.cwmp_url, profile, f"UDPCR{len(ssid_path)}")
     serial = router.serial
@@ -57,15 +57,9 @@ async def test_an_operator_change_reaches_a_router_behind_nat_over_udp(
     # as firmware that notifies its UDP address actively (icwmp's default): the change
     # its STUN client learns is an Inform of its own
     router.tree.notification[ms + "UDPConnectionRequestAddress"] = 2
-    made = await asyncio.to_thread(
-        world.api.post, "/network/device", device_body(world, "own", serial)
-    )
-    assert made.status == 201, made.body
-    path = f"/network/device/{made.body['_id']}"
+    path = await _register(world, serial)
 
-    def learnt() -> str | None:
-        body = world.api.get(path).body
-        return body["state"] == "ACTIVE" and body["cpe"].get("udpConnectionRequestAddress")
+    learnt = partial(_active_udp_address, world, path)
 
     running = asyncio.create_task(sim.run(duration=60))
     try:
@@ -96,7 +90,7 @@ async def test_an_operator_change_reaches_a_router_behind_nat_over_udp(
     finally:
         sim.stop()
         await running
-    done = [e for e in daemon.events("connreq.done") if e.get("device") == made.body["_id"]]
+    done = [e for e in daemon.events("connreq.done") if e.get("device") == path.rsplit("/", 1)[1]]
     assert [e["way"] for e in done] == ["udp"] and done[0]["ok"]
     samples = scrape(daemon)
     assert value(samples, "acsd_connection_requests_by_way_total", way="udp") >= 1
@@ -201,6 +195,23 @@ async def test_the_udp_address_is_stored_kept_and_cleared_on_both_backends(store
     assert await target(device_id) == (url, "u", "p", None)
 
 
+async def _register(world, serial: str) -> str:
+    """The operator's record for ``serial`` (POST /network/device); its URL."""
+    from api_world import device_body
+
+    made = await asyncio.to_thread(
+        world.api.post, "/network/device", device_body(world, "own", serial)
+    )
+    assert made.status == 201, made.body
+    return f"/network/device/{made.body['_id']}"
+
+
+def _active_udp_address(world, url: str) -> str | None:
+    """The UDP Connection Request address acsd learnt for an ACTIVE device, or None."""
+    body = world.api.get(url).body
+    return body["state"] == "ACTIVE" and body["cpe"].get("udpConnectionRequestAddress")
+
+
 def _nat_router(
     url: str, profile: str, prefix: str, *, interval: float = 3600
 ) -> tuple[Simulation, Cpe]:
@@ -230,21 +241,14 @@ async def test_a_new_nat_mapping_is_notified_at_once_and_used(stun_daemon) -> No
     mapping changes, it Informs VALUE CHANGE, and the next change goes to the new port."""
     daemon = stun_daemon
     world = lazy_world(daemon)
-    from api_world import device_body
 
     sim, router = _nat_router(daemon.cwmp_url, "tplink-tr181", "UDPNOTE")
     serial = router.serial
     path = MS + "UDPConnectionRequestAddress"
     assert router.tree.notification.get(path, 0) == 0  # (firmware's default: off)
-    made = await asyncio.to_thread(
-        world.api.post, "/network/device", device_body(world, "own", serial)
-    )
-    assert made.status == 201, made.body
-    url = f"/network/device/{made.body['_id']}"
+    url = await _register(world, serial)
 
-    def address() -> str | None:
-        body = world.api.get(url).body
-        return body["state"] == "ACTIVE" and body["cpe"].get("udpConnectionRequestAddress")
+    address = partial(_active_udp_address, world, url)
 
     running = asyncio.create_task(sim.run(duration=60))
     try:
@@ -279,7 +283,7 @@ async def test_a_new_nat_mapping_is_notified_at_once_and_used(stun_daemon) -> No
     finally:
         sim.stop()
         await running
-    done = [e for e in daemon.events("connreq.done") if e.get("device") == made.body["_id"]]
+    done = [e for e in daemon.events("connreq.done") if e.get("device") == url.rsplit("/", 1)[1]]
     assert [e["way"] for e in done] == ["udp"] and done[0]["ok"]
     # the router's STUN client said its mapping changed (TR-111's BINDING-CHANGE)
     assert moved in [e["source"] for e in daemon.events("stun.binding_change")]
@@ -359,16 +363,11 @@ async def test_a_router_being_released_is_not_asked_for_the_notification(stun_da
     """A record being deleted gets nothing new: its router's session releases it, and a
     router that forgot the attribute (a factory reset) is not given it again."""
     world = lazy_world(stun_daemon)
-    from api_world import device_body
 
     sim, router = _nat_router(stun_daemon.cwmp_url, "tplink-tr181", "UDPNOTD")
     serial = router.serial
     path = MS + "UDPConnectionRequestAddress"
-    made = await asyncio.to_thread(
-        world.api.post, "/network/device", device_body(world, "own", serial)
-    )
-    assert made.status == 201, made.body
-    url = f"/network/device/{made.body['_id']}"
+    url = await _register(world, serial)
     running = asyncio.create_task(sim.run(duration=60))
     try:
         await asyncio.to_thread(wait_for, lambda: router.tree.notification.get(path) == 2, 20)
