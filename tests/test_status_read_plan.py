@@ -4,6 +4,7 @@ status comes from, and the status it writes is the one a whole read would have g
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import json
 import random
@@ -60,6 +61,14 @@ ODD_VALUES = ["", " ", "0.0.0.0", "192.0.2.77", "fe80::1", "2001:db8::5", "Up", 
               "Disabled", "NR", "LTE", "-95", "31", "abc", "198.51.100.1,203.0.113.9"]  # fmt: skip
 
 
+def worked_out_anew(profile, values: dict[str, str]) -> tuple[ReadPlan, tuple[dict, dict]]:
+    """The plan and the status over ``values`` with nothing kept from earlier trees: what
+    the kept work (status._Shape, by names) must agree with."""
+    plan = read_plan(dataclasses.replace(profile, shapes={}, tree_shapes={}), values, 5.0)
+    alone = dataclasses.replace(profile, shapes={}, tree_shapes={})
+    return plan, extract_status_and_identity(alone, values)
+
+
 @pytest.mark.parametrize("tree", sorted(VENDORS))
 def test_the_plan_gives_what_the_whole_tree_gives_whatever_the_values(tree: str):
     profile = PROFILES.get(VENDORS[tree])
@@ -104,15 +113,56 @@ def test_a_first_sessions_plan_and_status_share_their_work_and_change_nothing(tr
         for path in rng.sample(sorted(whole), k=rng.randint(1, 8)):
             after[path] = rng.choice([*ODD_VALUES, rng.choice(list(whole.values()))])
         plan, extraction = plan_and_extraction(profile, after, 5.0, like=before)
-        assert plan == read_plan(profile, after, 5.0)
-        assert extraction.status_and_identity() == extract_status_and_identity(profile, after)
+        assert (plan, extraction.status_and_identity()) == worked_out_anew(profile, after)
     # names that differ (fewer, other instance numbers) share nothing, and come out right
     fewer = dict(list(whole.items())[: len(whole) // 2])
     renumbered = {k.replace(".1.", ".7.", 1): v for k, v in whole.items()}
     for other in (fewer, renumbered):
         plan, extraction = plan_and_extraction(profile, other, 5.0, like=Extraction(profile, whole))
-        assert plan == read_plan(profile, other, 5.0)
-        assert extraction.status_and_identity() == extract_status_and_identity(profile, other)
+        assert (plan, extraction.status_and_identity()) == worked_out_anew(profile, other)
+
+
+@pytest.mark.parametrize("tree", sorted(VENDORS))
+def test_trees_of_one_shape_share_the_plans_work_unless_a_ref_points_elsewhere(tree: str):
+    """Routers of one model and firmware report the same names (a boot storm's thousands):
+    what their read plans read follows from those names and where the refs point, and is
+    worked out once for all of them; a tree whose refs point elsewhere gets a plan of its
+    own, and every plan and status is the one worked out anew."""
+    profile = PROFILES.get(VENDORS[tree])
+    whole = session_values(tree)
+    first = read_plan(profile, whole, 5.0)
+    rng = random.Random(f"one shape:{tree}")
+    kept = worked = 0
+    for _ in range(150):
+        mutated = dict(whole)
+        for path in rng.sample(first.paths, k=rng.randint(1, min(6, len(first.paths)))):
+            mutated[path] = rng.choice([*ODD_VALUES, rng.choice(list(whole.values()))])
+        shape = profile.tree_shapes[tuple(mutated)]  # the same names: the same shape
+        known = len(shape.plans)
+        plan, extraction = plan_and_extraction(profile, mutated, 5.0)
+        worked += len(shape.plans) > known
+        kept += len(shape.plans) == known
+        assert (plan, extraction.status_and_identity()) == worked_out_anew(profile, mutated)
+    # both ways were taken: plans kept for refs seen before, and plans of refs new
+    assert kept > 20 and worked > 1
+
+
+def test_trees_of_their_own_are_kept_apart_and_bounded():
+    """Whole trees with rows of their own (hosts, leases: a shape no other router has) keep
+    what they worked out in a cache of their own, bounded, and never push the read plans'
+    shapes (those of every periodic session) out."""
+    profile = dataclasses.replace(PROFILES.get("tplink-tr181"), shapes={}, tree_shapes={})
+    whole = session_values("tplink-tr181")
+    leaves = {path: whole[path] for path in read_plan(profile, whole, 5.0).paths}
+    Extraction(profile, leaves, shared=True).status_and_identity()
+    plans_shape = dict(profile.shapes)
+    for n in range(300):
+        tree = {**whole, **{f"Device.Hosts.Host.{n}{i}.IPAddress": "" for i in range(50)}}
+        assert read_plan(profile, tree, 5.0) == worked_out_anew(profile, tree)[0]
+        held = sum(len(shape.names) for shape in profile.tree_shapes.values())
+        assert len(profile.tree_shapes) <= status.MAX_TREE_SHAPES
+        assert held <= status.MAX_TREE_SHAPE_NAMES
+    assert profile.shapes == plans_shape
 
 
 def test_a_plan_survives_the_database_and_refuses_foreign_shapes():

@@ -188,6 +188,8 @@ class Profile:
     #: what status extraction worked out from sets of parameter names this profile read
     #: (status._Shape), by those names; lives and goes with the profile
     shapes: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
+    #: the same for whole trees (a first session's, a drift check's)
+    tree_shapes: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
     #: the names this profile reads (status, identity, settings), and the objects it reads
     #: whole: what a device's stored tree keeps (see keeps)
     _read_names: frozenset[str] = field(init=False, compare=False, repr=False)

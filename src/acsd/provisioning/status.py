@@ -81,9 +81,10 @@ class Extraction:
     ):
         """``shared``: these are a read plan's leaves, the same names session after session:
         what the names give is kept on the profile for the next extraction over them. A
-        whole tree's names differ from CPE to CPE and would only churn that cache.
-        ``like``: an earlier extraction of this session, whose work on the names is reused
-        when these values have the same names (see :func:`read_plan`)."""
+        whole tree's is kept apart, in a smaller cache (:data:`MAX_TREE_SHAPES`): its names
+        differ from CPE to CPE but for CPEs of one model and firmware. ``like``: an earlier
+        extraction of this session, whose work on the names is reused when these values
+        have the same names (see :func:`read_plan`)."""
         self._reader = _Reader(profile, values, shared=shared, like=like)
 
     @classmethod
@@ -236,14 +237,16 @@ def plan_and_extraction(
     before the two shared their work."""
     recording = _Recording(values)
     reader = _Reader(profile, recording, like=like)
-    reader.touch_all()
-    plan = ReadPlan(
-        profile=profile.name,
-        reads=profile.reads,
-        paths=tuple(sorted(recording.hits)),
-        refs={key: tuple(reader.ref(key)) for key in profile.refs},
-        at=at,
-    )
+    refs = {key: tuple(reader.ref(key)) for key in profile.refs}
+    # What touch_all reads follows from the names and where the refs point, never from
+    # other values: CPEs of one model and firmware (a boot storm's thousands) share it.
+    plans = reader._shape.plans
+    key = tuple(refs.values())
+    paths = plans.get(key)
+    if paths is None:
+        reader.touch_all()
+        paths = plans[key] = tuple(sorted(recording.hits))
+    plan = ReadPlan(profile=profile.name, reads=profile.reads, paths=paths, refs=refs, at=at)
     return plan, Extraction.over(reader)
 
 
@@ -405,12 +408,17 @@ class _Recording(dict):
         return value
 
 
-#: shapes kept per profile; CPEs of more shapes than this start the cache over
+#: read plans' shapes kept per profile; CPEs of more shapes than this start the cache over
 MAX_SHAPES = 256
 #: and names in all, per profile: a read plan has a leaf per table row the profile reads,
 #: so a CPE with thousands of rows (new instance numbers each time) makes shapes of
 #: thousands of names
 MAX_SHAPE_NAMES = 100_000
+#: the same for whole trees, kept apart: CPEs of one model and firmware share theirs (a
+#: boot storm's thousands), but a tree with rows of its own (hosts, leases) is a shape
+#: no other CPE has, and must not push the read plans' shapes out
+MAX_TREE_SHAPES = 32
+MAX_TREE_SHAPE_NAMES = 64_000
 
 
 class _Shape:
@@ -420,7 +428,7 @@ class _Shape:
     this is worked out once and kept on the profile (see ``Extraction(shared=True)``), and
     a session only looks its values up."""
 
-    __slots__ = ("instances", "names", "paths")
+    __slots__ = ("instances", "names", "paths", "plans")
 
     def __init__(self, keys: Iterable[str]) -> None:
         self.names = sorted(keys)
@@ -428,18 +436,21 @@ class _Shape:
         #: selector text (and the ref's bases) -> [(object, path)] of present paths, or
         #: the object paths that exist for an object selector
         self.paths: dict[Any, list[tuple[str, str]]] = {}
+        #: where the refs point -> the read plan's paths (see plan_and_extraction)
+        self.plans: dict[tuple[tuple[str, ...], ...], tuple[str, ...]] = {}
 
 
-def _shape_of(profile: Profile, values: Mapping[str, str]) -> _Shape:
+def _shape_of(
+    shapes: dict[Any, _Shape], values: Mapping[str, str], most: int, most_names: int
+) -> _Shape:
     key = tuple(values)
-    shapes = profile.shapes
     shape = shapes.get(key)
     if shape is None:
         shape = _Shape(key)
-        if len(key) > MAX_SHAPE_NAMES:
+        if len(key) > most_names:
             return shape  # worked out for this extraction only
         held = sum(len(kept.names) for kept in shapes.values())
-        if len(shapes) >= MAX_SHAPES or held + len(key) > MAX_SHAPE_NAMES:
+        if len(shapes) >= most or held + len(key) > most_names:
             shapes.clear()
         shapes[key] = shape
     return shape
@@ -468,11 +479,13 @@ class _Reader:
         self.profile = profile
         self.values = values
         if shared:
-            self._shape = _shape_of(profile, values)
+            self._shape = _shape_of(profile.shapes, values, MAX_SHAPES, MAX_SHAPE_NAMES)
         elif like is not None and _same_names(shape := like._reader._shape, values):
             self._shape = shape
         else:
-            self._shape = _Shape(values)
+            self._shape = _shape_of(
+                profile.tree_shapes, values, MAX_TREE_SHAPES, MAX_TREE_SHAPE_NAMES
+            )
         self._refs: dict[str, list[str]] = {}
         # by selector text: fallback rules and `when` tests name the same paths again
         self._selected: dict[str, list[tuple[str, str]]] = {}
