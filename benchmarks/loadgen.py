@@ -1,6 +1,7 @@
 """Load generator: many simulated routers on one event loop, against any CWMP endpoint.
 Prints one JSON object with what it measured (and progress words on their own lines:
-``registered``, ``measured``, ``holding``, ``held``, which the orchestrator waits for).
+``registered``, ``measured``, ``paced``, ``holding``, ``held``, which the orchestrator
+waits for).
 
 Modes, in this order when combined:
   --register      every router BOOTSTRAPs once (the steady phase then finds known devices)
@@ -11,6 +12,8 @@ Modes, in this order when combined:
                   --paced-fraction F instead: F x the closed loop's sessions/s (at most
                   --paced-max). The same process, so the same simulated routers: their
                   sessions are periodic ones (a new process's routers would BOOTSTRAP)
+  --light-fraction F  then the same again at F x the closed loop's sessions/s (a load
+                  the server carries with room to spare: its latency when not overloaded)
   --hold N        open N sessions (Inform answered) and keep them open until stdin closes
 
 Run by ``benchmarks/bench.py`` in its own process (pinned to its own core), so the
@@ -219,6 +222,10 @@ async def main(args: argparse.Namespace) -> dict:
         rate = round(min(args.paced_max, args.paced_fraction * out["sessions_per_s"]), 1)
     if rate > 0:
         out["paced"] = await open_loop(routers, args.acs, args.paced_duration, rate)
+        print("paced", flush=True)
+    if args.light_fraction > 0 and out.get("sessions_per_s"):
+        light = round(args.light_fraction * out["sessions_per_s"], 1)
+        out["light"] = await open_loop(routers, args.acs, args.paced_duration, light)
     if args.hold > 0:
         out.update(await hold(routers, args.acs, args.hold))
     return out
@@ -235,6 +242,7 @@ if __name__ == "__main__":
     parser.add_argument("--paced-duration", type=float, default=10.0)
     parser.add_argument("--paced-fraction", type=float, default=0.0)
     parser.add_argument("--paced-max", type=float, default=float("inf"))
+    parser.add_argument("--light-fraction", type=float, default=0.0)
     parser.add_argument("--hold", type=int, default=0, help="open sessions to hold")
     parser.add_argument("--register", action="store_true", help="BOOTSTRAP every router first")
     parser.add_argument("--settle", type=float, default=0.0, help="pause after registering")

@@ -52,6 +52,9 @@ def test_quick_benchmark_runs_and_writes_its_results(tmp_path):
     # the reasons first: a long message is cut short in pytest's report
     assert steady["errors"] == 0, (steady["error_kinds"], proc.stderr[-2000:])
     assert steady["sessions_per_s"] > 0, steady
+    # the latency at a second, lighter load, where the daemon has room to spare
+    assert 0 < steady["light"]["sessions_per_s"] < steady["paced_sessions_per_s"]
+    assert steady["light"]["p99_ms"] > 0 and "sessions/s (daemon" in proc.stdout
     assert results["boot_storm"]["lost"] == 0
     assert set(results["api"]) >= {"get_p99_ms", "list_p99_ms"}
     assert results["api"]["samples"] > 0 and results["api"]["errors"] == {}
@@ -106,7 +109,7 @@ def test_a_daemon_that_dies_at_start_stops_the_run_with_its_log(tmp_path):
 def test_sigterm_stops_the_benchmark_and_leaves_no_daemon_or_database(tmp_path):
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     # The steady scenario's baseline runs first, for half the duration; its daemon then
-    # lives for at least settle + twice the duration (closed loop, then paced), which the
+    # lives for at least settle + three times the duration (closed loop, paced, light), which the
     # signal must not outlast: 3 s keeps the one short and the other well over the polling.
     proc = subprocess.Popen(
         [sys.executable, str(REPO / "benchmarks" / "bench.py"), "--quick", "--routers", "20",
