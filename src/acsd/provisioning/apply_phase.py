@@ -324,7 +324,7 @@ class ApplyPhase(ReadPhase):
             number = getattr(response, "instance_number", None)
             if isinstance(response, rpc.AddObjectResponse) and self._new_instance(row, number):
                 spec = self.profile.tables[row.table]
-                self.fetch.emptied.discard(row.object)  # it has a row now: read as usual
+                self.fetch.emptied -= {row.object}  # it has a row now: read as usual
                 apply.reshaped.add(row.table)
                 apply.plan.rows.setdefault(row.table, {})[row.key] = response.instance_number
                 apply.added[f"{row.object}{number}."] = (row.table, row.key)
@@ -429,7 +429,7 @@ class ApplyPhase(ReadPhase):
         assert apply is not None
         if code not in UNKNOWN_NAME or row.object not in self.fetch.emptied:
             return False
-        self.fetch.emptied.discard(row.object)
+        self.fetch.emptied -= {row.object}
         self.fetch.absent.add(row.object)
         apply.adds = [a for a in apply.adds if a.object != row.object]
         reason = f"{row.object} is not on this CPE"

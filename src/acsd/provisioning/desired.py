@@ -28,7 +28,7 @@ class Desired:
     notes: list[str] = field(default_factory=list)
     #: settings only band steering asks for, on a band the operator said nothing of: on a
     #: router without that band they are nothing to report, not "unsupported"
-    implied: set[str] = field(default_factory=set)
+    implied: frozenset[str] = frozenset()  # (one for every Desired: see Fetch.emptied)
     #: the IMEI the SIM of ``apn.name`` is locked to: the APN goes only to that modem,
     #: checked against the IMEI the session reads (the Inform seldom carries it)
     apn_imei: str | None = None
@@ -82,7 +82,7 @@ def _wifi(wifi: dict[str, Any], out: Desired) -> None:
         prefix = f"wifi.{band}."
         unstated = all(wifi.get(k) is None for k in (enabled_key, ssid_key, password_key))
         if steering and unstated:
-            out.implied.update(prefix + name for name in ("ssid", "password", "security"))
+            out.implied |= {prefix + name for name in ("ssid", "password", "security")}
         if enabled is not None:
             out.settings[prefix + "enable"] = bool(enabled)
         if ssid is not None:

@@ -51,7 +51,7 @@ from acsd.provisioning.end_phase import EndPhase
 from acsd.provisioning.internet import add_internet_settings
 from acsd.provisioning.jobs import PENDING, STUN_PUSHED, new_memory
 from acsd.provisioning.profiles import Profile, detect_root
-from acsd.provisioning.session_state import Apply
+from acsd.provisioning.session_state import NOTHING, Apply
 from acsd.provisioning.status import plan_and_extraction, untyped
 from acsd.store.base import (
     VERSION_CHARS,
@@ -163,7 +163,7 @@ class ProvisioningDriver(EndPhase):
         # inventions), and the stored tree keeps every name it is given until a read
         # replaces it: what the profile does not read serves this session only.
         keeps = self.profile.keeps
-        self.unkept = {p.name for p in inform.parameters if not keeps(p.name)}
+        self.unkept = frozenset(p.name for p in inform.parameters if not keeps(p.name)) or NOTHING
         record = self.record
         self.memory = new_memory(record.provisioning if record else None, bootstrap=self.bootstrap)
         self.new_firmware = (

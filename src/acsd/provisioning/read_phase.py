@@ -14,7 +14,7 @@ from acsd.log import get_logger
 from acsd.provisioning.absent import Kind, kind_of
 from acsd.provisioning.internet import needs_line_dns
 from acsd.provisioning.plan import along_targets
-from acsd.provisioning.session_state import SessionState
+from acsd.provisioning.session_state import NOTHING, SessionState
 from acsd.provisioning.status import Extraction, ReadPlan, fetch_names, untyped
 from acsd.store.base import DeviceRecord
 
@@ -154,7 +154,7 @@ class ReadPhase(SessionState):
         if not self.fetch.ok:
             refused = [*lacking, *sorted(self.fetch.emptied)]
             self.fetch.absent.difference_update(lacking)
-            self.fetch.emptied.clear()  # an empty table, as little as a lacking name
+            self.fetch.emptied = NOTHING  # an empty table, as little as a lacking name
             self.fetch.skipped.clear()
             alone = self.memory.get("faultedAlone")
             if alone:
@@ -208,7 +208,7 @@ class ReadPhase(SessionState):
             # AddObject refused with 9005 too shows it really lacking (apply phase).
             # Asked apart from now on: one call, not a search by halves, per session;
             # and no leaf of a read plan is gone for it (no read of everything).
-            self.fetch.emptied.add(names[0])
+            self.fetch.emptied |= {names[0]}
             self._faulted_alone(names[0])
             if self.plan is not None and not self.fetch.queue:
                 self._plan_read_over(session)
