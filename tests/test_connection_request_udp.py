@@ -343,14 +343,14 @@ async def test_new_firmware_has_the_notification_set_again(stun_daemon) -> None:
     running = asyncio.create_task(sim.run(duration=60))
     try:
         await asyncio.to_thread(wait_for, lambda: router.tree.notification.get(path) == 2, 20)
-        router.request_connection()  # a session more: nothing to set again
+        await _request_connection(router)  # a session more: nothing to set again
         await asyncio.to_thread(wait_for, lambda: router.stats.ok >= 3, 10)
         assert _spa_count(router) == 1
         version = "Device.DeviceInfo.SoftwareVersion"
         router.cpe.set_local(version, router.tree.get(version) + "-upgraded")
         router.tree.notification.pop(path, None)  # the new image forgot it
         router.reboot()
-        router.request_connection()
+        await _request_connection(router)
         await asyncio.to_thread(wait_for, lambda: router.tree.notification.get(path) == 2, 10)
     finally:
         sim.stop()

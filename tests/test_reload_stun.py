@@ -13,7 +13,7 @@ from acsd.cwmp import stun
 from acsd.sim.runner import Simulation
 from acsd.workers import _reloaded_stun
 from conftest import wait_for
-from test_connection_request_udp import MS, stun_port
+from test_connection_request_udp import MS, _request_connection, stun_port
 from test_reload import hup
 
 STUN = {
@@ -71,7 +71,7 @@ async def test_stun_values_and_bounds_follow_a_reload_and_listen_needs_a_restart
         await asyncio.to_thread(wait_for, notified, 20)
         assert told() == ("127.0.0.1", str(port))
         sessions = router.stats.ok
-        router.request_connection()  # a steady session: nothing compared, nothing sent
+        await _request_connection(router)  # a steady session: nothing compared, nothing sent
         await asyncio.to_thread(wait_for, lambda: router.stats.ok > sessions, 10)
         assert router.stats.events[-1] == ["6 CONNECTION REQUEST"]
         assert router.stats.rpcs[-1] == ["GetParameterValues"]
@@ -94,7 +94,7 @@ async def test_stun_values_and_bounds_follow_a_reload_and_listen_needs_a_restart
         assert await asyncio.to_thread(answers, port, 10) == 2
 
         sessions, begun = router.stats.ok, len(router.stats.events)
-        router.request_connection()  # its next session, a steady one: the router follows
+        await _request_connection(router)  # its next session, a steady one: the router follows
         await asyncio.to_thread(wait_for, lambda: router.stats.ok > sessions, 10)
         assert router.stats.events[begun] == ["6 CONNECTION REQUEST"]
         assert told() == ("acs.example.net", str(moved))
