@@ -145,6 +145,27 @@ def test_trees_of_one_shape_share_the_plans_work_unless_a_ref_points_elsewhere(t
         assert (plan, extraction.status_and_identity()) == worked_out_anew(profile, mutated)
     # both ways were taken: plans kept for refs seen before, and plans of refs new
     assert kept > 20 and worked > 1
+    assert len(shape.plans) <= status.MAX_PLANS_PER_SHAPE
+
+
+def test_a_shape_keeps_a_bounded_number_of_plans(monkeypatch: pytest.MonkeyPatch):
+    """A tree whose refs point at ever other targets (a hostile CPE's) makes a plan per
+    combination: a shape keeps a bounded number, and plans past it are right all the same."""
+    monkeypatch.setattr(status, "MAX_PLANS_PER_SHAPE", 3)
+    profile = dataclasses.replace(PROFILES.get("tr098"), shapes={}, tree_shapes={})
+    whole = session_values("tr098-dsl")
+    first = read_plan(profile, whole, 5.0)
+    rng = random.Random("bounded plans")
+    combinations = set()
+    for _ in range(150):
+        mutated = dict(whole)
+        for path in rng.sample(first.paths, k=rng.randint(1, min(6, len(first.paths)))):
+            mutated[path] = rng.choice([*ODD_VALUES, rng.choice(list(whole.values()))])
+        plan = read_plan(profile, mutated, 5.0)
+        combinations.add(tuple(plan.refs.values()))
+        assert len(profile.tree_shapes[tuple(mutated)].plans) <= 3
+        assert plan == worked_out_anew(profile, mutated)[0]
+    assert len(combinations) > 3  # (the bound was reached)
 
 
 def test_trees_of_their_own_are_kept_apart_and_bounded():

@@ -245,7 +245,10 @@ def plan_and_extraction(
     paths = plans.get(key)
     if paths is None:
         reader.touch_all()
-        paths = plans[key] = tuple(sorted(recording.hits))
+        paths = tuple(sorted(recording.hits))
+        if len(plans) >= MAX_PLANS_PER_SHAPE:  # refs of many targets (a hostile tree)
+            plans.clear()
+        plans[key] = paths
     plan = ReadPlan(profile=profile.name, reads=profile.reads, paths=paths, refs=refs, at=at)
     return plan, Extraction.over(reader)
 
@@ -419,6 +422,8 @@ MAX_SHAPE_NAMES = 100_000
 #: no other CPE has, and must not push the read plans' shapes out
 MAX_TREE_SHAPES = 32
 MAX_TREE_SHAPE_NAMES = 64_000
+#: read plans kept per shape, one per combination of the refs' targets
+MAX_PLANS_PER_SHAPE = 64
 
 
 class _Shape:
