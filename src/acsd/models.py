@@ -23,7 +23,7 @@ from pydantic import (
 )
 
 from acsd.ids import is_id, normal_id
-from acsd.rules import CONTROL, SPACE, TEXT_CONTROL, Rule, none_of
+from acsd.rules import CONTROL, SPACE, TEXT_CONTROL, Rule, none_of, serial_problem
 
 DeviceState = Literal["ACTIVE", "PROVISIONING", "DELETING"]
 
@@ -101,12 +101,8 @@ _CONTROL = re.compile(f"[{CONTROL}]")
 
 
 def _serial(value: str) -> str:
-    # A router's Inform carries its serial without spaces at the ends (they are stripped)
-    # and without control characters: a record with them could never meet its router.
-    if value != value.strip() or _CONTROL.search(value):
-        raise ValueError(
-            "serial number must not begin or end with spaces nor hold control characters"
-        )
+    if problem := serial_problem(value):
+        raise ValueError(problem)
     return value
 
 

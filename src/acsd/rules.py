@@ -26,6 +26,19 @@ from pydantic_core import CoreSchema, core_schema
 CONTROL = r"\x00-\x1f\x7f-\x9f"
 #: the control characters free text may not hold: all but tab and line breaks
 TEXT_CONTROL = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+_CONTROL = re.compile(f"[{CONTROL}]")
+
+
+def serial_problem(serial: str) -> str | None:
+    """Why no router can have ``serial``, or None. A router's Inform carries its serial
+    without spaces at the ends (they are stripped) and without control characters: a
+    device record or a credentials entry for such a serial would never meet its router."""
+    if serial != serial.strip() or _CONTROL.search(serial):
+        return (
+            "serial number must not begin or end with spaces nor hold control characters "
+            "(a line break, a tab)"
+        )
+    return None
 
 
 def class_of(chars: list[int]) -> str:

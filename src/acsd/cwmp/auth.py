@@ -63,7 +63,7 @@ from urllib.parse import unquote, urlsplit
 
 from acsd.httpdigest import split_scheme
 from acsd.log import get_logger, peer_text
-from acsd.rules import CONTROL
+from acsd.rules import serial_problem
 from acsd.tomltext import NotTomlText, toml_text
 from acsd.workdir import relative_note
 
@@ -78,7 +78,6 @@ HASHES: dict[str, Callable[..., Any]] = {"MD5": hashlib.md5, "SHA-256": hashlib.
 PBKDF2_PREFIX = "pbkdf2_sha256"
 PBKDF2_ITERATIONS = 200_000
 _HEX = {"MD5": re.compile(r"[0-9a-f]{32}"), "SHA-256": re.compile(r"[0-9a-f]{64}")}
-_CONTROL = re.compile(f"[{CONTROL}]")
 _ENTRY_KEYS = {"password", "ha1_md5", "ha1_sha256", PBKDF2_PREFIX}
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _PARAM = re.compile(rf'\s*({_TOKEN}\*?)\s*=\s*("(?:[^"\\]|\\.)*"|{_TOKEN})\s*(?:,|$)')
@@ -269,18 +268,6 @@ def load_credentials(
             raise ValueError(f"{where}: listed twice (serial numbers are case-insensitive)")
         out[key] = entry
     return out
-
-
-def serial_problem(serial: str) -> str | None:
-    """Why no router can have ``serial``, or None. A router's Inform carries its serial
-    without spaces at the ends (they are stripped) and without control characters (as the
-    device API's records): an entry for such a serial could never open a session."""
-    if serial != serial.strip() or _CONTROL.search(serial):
-        return (
-            "serial number must not begin or end with spaces nor hold control characters "
-            "(a line break, a tab)"
-        )
-    return None
 
 
 def _parse_entry(serial: str, value: object, where: str) -> DeviceCredentials:
