@@ -3,9 +3,11 @@ session, running at the same time, completes with its data intact."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import time
+from collections.abc import Iterator
 
 import aiohttp
 import pytest
@@ -183,14 +185,30 @@ def test_instance_numbers_that_are_not_ascii_digits_do_not_break_the_session(mod
     assert session_errors(daemon, "ODDINST01") == []
 
 
+@contextlib.contextmanager
+def raw_post(
+    daemon,
+    body: bytes,
+    *,
+    length: int | None = None,
+    content_type: str = "text/xml",
+    timeout: float = 10,
+) -> Iterator[socket.socket]:
+    """A connection to the daemon's CWMP port that has sent one POST of ``body``, declared
+    ``length`` bytes long (its own length by default): what no HTTP client would send."""
+    host, port = daemon.cwmp_url.split("//")[1].rstrip("/").split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        sock.sendall(
+            f"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n".encode()
+            + f"Content-Length: {len(body) if length is None else length}\r\n\r\n".encode()
+            + body
+        )
+        yield sock
+
+
 def test_a_body_that_never_comes_is_408_after_session_timeout(daemon_factory):
     daemon = daemon_factory(cwmp={"session_timeout": 1})
-    host, port = daemon.cwmp_url.split("//")[1].rstrip("/").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(
-            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
-            b"Content-Length: 500\r\n\r\n<SOAP-ENV:Envelope"
-        )
+    with raw_post(daemon, b"<SOAP-ENV:Envelope", length=500) as sock:
         started = time.monotonic()
         answer = sock.recv(4096)
         assert answer.startswith(b"HTTP/1.1 408"), answer
@@ -203,14 +221,8 @@ def test_a_body_one_byte_short_of_its_length_is_408_after_body_timeout(daemon_fa
     after the whole session_timeout (30 s here), which its own HTTP client may not wait
     out. The log says which limit it met."""
     daemon = daemon_factory(cwmp={"body_timeout": 0.5})
-    host, port = daemon.cwmp_url.split("//")[1].rstrip("/").split(":")
     body = envelope(inform_body("SHORTBODY1"))
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(
-            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
-            + f"Content-Length: {len(body) + 1}\r\n\r\n".encode()
-            + body
-        )
+    with raw_post(daemon, body, length=len(body) + 1) as sock:
         started = time.monotonic()
         answer = sock.recv(4096)
         assert answer.startswith(b"HTTP/1.1 408"), answer
@@ -509,13 +521,7 @@ def test_a_body_declared_in_punycode_is_answered_at_once(module_daemon):
     daemon = module_daemon
     n = 400_000
     body = b"<" + b"a" * n + b"-" + b"b" * (n // 2)
-    host, port = daemon.cwmp_url.split("//")[1].rstrip("/").split(":")
-    with socket.create_connection((host, int(port)), timeout=120) as raw:
-        raw.sendall(
-            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml; charset=punycode\r\n"
-            + f"Content-Length: {len(body)}\r\n\r\n".encode()
-            + body
-        )
+    with raw_post(daemon, body, content_type="text/xml; charset=punycode", timeout=120) as raw:
         started = time.monotonic()
         answer = read_until(raw, b"\r\n\r\n")
         took = time.monotonic() - started
