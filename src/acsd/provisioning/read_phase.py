@@ -720,10 +720,7 @@ class ReadPhase(SessionState):
         if self._extracted is not None and self._extracted[0] is flat:
             status = self._extracted[1]
             return {name: status[name] for name in names if name in status}
-        extraction = self._extraction
-        if extraction is None or extraction.values is not flat:
-            extraction = self._extraction = Extraction(self.profile, flat, like=extraction)
-        return extraction.status_fields(names)
+        return self._extraction_over(flat, shared=False).status_fields(names)
 
     def _status_and_identity(
         self, flat: dict[str, str], *, shared: bool
@@ -733,14 +730,20 @@ class ReadPhase(SessionState):
         assert self.profile is not None
         if self._extracted is not None and self._extracted[0] is flat:
             return self._extracted[1], self._extracted[2]
+        status, ident = self._extraction_over(flat, shared=shared).status_and_identity()
+        self._extracted = (flat, status, ident)
+        return status, ident
+
+    def _extraction_over(self, flat: dict[str, str], *, shared: bool) -> Extraction:
+        """The session's extraction over ``flat``: the one made last if it is over these
+        values, else a new one that reuses its work on the names (``like``)."""
+        assert self.profile is not None
         extraction = self._extraction
         if extraction is None or extraction.values is not flat:
             extraction = self._extraction = Extraction(
                 self.profile, flat, shared=shared, like=extraction
             )
-        status, ident = extraction.status_and_identity()
-        self._extracted = (flat, status, ident)
-        return status, ident
+        return extraction
 
 
 def _mentions(text: str, name: str) -> bool:
