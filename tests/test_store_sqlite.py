@@ -223,6 +223,38 @@ async def test_session_bound_by_mac_keeps_the_operator_record(store: SqliteStore
     assert rec.oui == "00D09E"
 
 
+async def test_one_mac_two_records_in_one_batch_goes_to_the_first_only(
+    store: SqliteStore,
+) -> None:
+    """Two records the operator made without a MAC, whose routers report the same one
+    (a cloned MAC) in sessions the writer commits in one batch: the first fills its
+    record in, and for the second the MAC is taken, as when they come apart. The MAC's
+    key is written after the upsert (not in its SET): the second must see it at once."""
+    one, two = [
+        await store.upsert_device(DeviceRecord(id="", serial_number=serial))
+        for serial in ("CLONE-1", "CLONE-2")
+    ]
+    mac = "02:00:5E:10:00:01"
+    saved = await asyncio.gather(
+        *[
+            store.save_session(session(rec.serial_number, device_id=rec.id, mac_address=mac))
+            for rec in (one, two)
+        ]
+    )
+    assert saved == [one.id, two.id]
+    assert store.stats.last_batch == 2  # one batch: else this test proves nothing
+    first, second = [await store.get_device(rec.id) for rec in (one, two)]
+    assert first is not None and second is not None
+    assert (first.mac_address, first.mac_from_router) == ("02005E100001", True)
+    assert (second.mac_address, second.mac_from_router) == (None, False)
+    found = await store.find_device_for_cpe("NEITHER", "02-00-5e-10-00-01")
+    assert found is not None and found.id == one.id
+    # Later sessions of both leave it so: the MAC stays the first record's.
+    await store.save_session(session("CLONE-2", device_id=two.id, at=2000.0, mac_address=mac))
+    again = await store.get_device(two.id)
+    assert again is not None and again.mac_address is None
+
+
 async def test_session_for_a_vanished_record_registers_by_serial(store: SqliteStore) -> None:
     ghost = new_id()
     dev = await store.save_session(session("NEW1", device_id=ghost))

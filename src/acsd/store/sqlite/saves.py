@@ -65,8 +65,8 @@ ON CONFLICT (serial_key) DO UPDATE SET
     -- The router's MAC only fills a record that has none and only when no device has it
     -- (excluded.* is NULL then): the operator's MAC is the one the API's contract is about,
     -- and a router must not squat the MAC of a device the operator has yet to register.
+    -- (its key: _FILL_MAC_KEY_SQL)
     mac_address = coalesce(mac_address, excluded.mac_address),
-    mac_key = CASE WHEN mac_address IS NULL THEN excluded.mac_key ELSE mac_key END,
     mac_from_router = CASE WHEN mac_address IS NULL THEN excluded.mac_from_router
                            ELSE mac_from_router END,
     profile = coalesce(excluded.profile, profile),
@@ -110,6 +110,14 @@ ON CONFLICT (serial_key) DO UPDATE SET
                         ELSE absent_paths END,
     updated = excluded.updated
 """
+# The key of a MAC the upsert just gave a record that had none. Not in the upsert's SET:
+# an indexed column named there has its index entry deleted and written again, same value
+# or not, and every session reports its MAC: one WAL page of the devices_mac_key index per
+# session (of ~7 a steady commit writes), against a look-up by the key that writes nothing.
+# Run right after each upsert, so that the next save of the batch finds the MAC taken.
+_FILL_MAC_KEY_SQL = (
+    "UPDATE devices SET mac_key = ?5 WHERE serial_key = ?3 AND mac_key IS NULL AND mac_address = ?4"
+)
 # Each an expression of the stored value, in SQLite's C: a sound row pays a typeof() or two.
 _AS_READ = ("revision", "state", "jobs", "created")
 for _name in _AS_READ:
@@ -204,7 +212,7 @@ def _save_alone(conn: sqlite3.Connection, op: SaveOp) -> Exception | None:
 def _try_save(conn: sqlite3.Connection, op: SaveOp) -> Exception | None:
     conn.execute(f"SAVEPOINT {_SAVE_SAVEPOINT}")
     try:
-        conn.execute(_SAVE_SQL, op.args)
+        _write(conn, op.args)
     except Exception as exc:
         if not conn.in_transaction:
             raise
@@ -213,6 +221,12 @@ def _try_save(conn: sqlite3.Connection, op: SaveOp) -> Exception | None:
         return exc
     conn.execute(f"RELEASE {_SAVE_SAVEPOINT}")
     return None
+
+
+def _write(conn: sqlite3.Connection, args: list[Any]) -> None:
+    conn.execute(_SAVE_SQL, args)
+    if args[4] is not None:
+        conn.execute(_FILL_MAC_KEY_SQL, args[:5])
 
 
 def _cleared_damaged_tree(conn: sqlite3.Connection, op: SaveOp, error: Exception) -> bool:
@@ -256,7 +270,7 @@ def _apply_saves(
 ) -> list[str | Failed]:
     """apply_saves_sync's work: ``alone`` writes each save as it is checked, in a
     savepoint of its own (a save that failed is then no later save's predecessor);
-    else all of them at the end, in one statement."""
+    else all of them at the end."""
     # A session bound to a record updates that record even when the serial differs
     # (bound by MAC): its stored serial key becomes the conflict target of the upsert.
     bound: dict[str, Bound] = {}  # id -> (serial key, last_inform, revision)
@@ -281,8 +295,8 @@ def _apply_saves(
             out.append(done)
     else:
         out, live = settle_saves(saves, bound, heard)
-        if live:
-            conn.executemany(_SAVE_SQL, [op.args for op in live])
+        for op in live:
+            _write(conn, op.args)
     if None not in out:
         return out  # type: ignore[return-value]
     rows = conn.execute(_KEYS_SQL, (dumps(created_keys(saves, out)),)).fetchall()
