@@ -42,6 +42,7 @@ class CliZygote:
         import tempfile
 
         if self._folder is None:  # (one folder for the outputs, kept over a restart)
+            _sweep_cli_folders(Path(tempfile.gettempdir()))
             self._folder = Path(tempfile.mkdtemp(prefix="acsd-cli-"))
         proc = subprocess.Popen(
             [sys.executable, str(Path(__file__).with_name("cli_zygote.py"))],
@@ -88,6 +89,28 @@ class CliZygote:
             import shutil
 
             shutil.rmtree(self._folder, ignore_errors=True)
+
+
+#: an output folder untouched this long is a killed run's (a run's commands write into
+#: theirs every few seconds): close() never ran for it
+CLI_FOLDER_STALE = 3600.0
+
+
+def _sweep_cli_folders(base: Path) -> None:
+    import shutil
+
+    for path in base.glob("acsd-cli-*"):
+        try:
+            info = path.lstat()
+        except OSError:
+            continue
+        if (
+            path.is_dir()
+            and not path.is_symlink()
+            and info.st_uid == os.getuid()
+            and time.time() - info.st_mtime > CLI_FOLDER_STALE
+        ):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 _ZYGOTE = CliZygote()
