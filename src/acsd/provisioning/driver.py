@@ -28,6 +28,7 @@ the one before: :mod:`~acsd.provisioning.session_state` (what a session holds),
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from collections.abc import Mapping
@@ -166,6 +167,9 @@ class ProvisioningDriver(EndPhase):
         self.unkept = frozenset(p.name for p in inform.parameters if not keeps(p.name)) or NOTHING
         record = self.record
         self.memory = new_memory(record.provisioning if record else None, bootstrap=self.bootstrap)
+        if record is not None:
+            self.stored_memory = json.dumps(record.provisioning)
+            record.provisioning = {}
         self.new_firmware = (
             record is not None
             and record.software_version is not None

@@ -5,6 +5,7 @@ it stores."""
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 from acsd import clock
@@ -118,7 +119,7 @@ class EndPhase(ApplyPhase):
                 settings["management.stun_keepalive"],
             ]
         # Unchanged (a session that found everything in place): not written again.
-        if record is None or self.memory != record.provisioning:
+        if record is None or self.memory != self._stored_memory():
             result.provisioning = self.memory
         if record is None or (record.revision == 0 and record.state != "PROVISIONING"):
             return  # no operator job: what acsd sets on its own does not make a state
@@ -182,16 +183,25 @@ class EndPhase(ApplyPhase):
             username_kept=kept is not None,
         )
 
+    def _stored_memory(self) -> dict[str, Any] | None:
+        """The record's provisioning memory as the session found it stored (None without
+        a record): see SessionState.stored_memory."""
+        if self.record is None:
+            return None
+        if self.stored_memory is None:
+            return self.record.provisioning
+        return json.loads(self.stored_memory)
+
     def _notify_changed(self) -> bool:
         """Whether the router set or refused the UDP address's notification this session
         (acsd.provisioning.udp_notify): remembered, so no later session asks again."""
-        before = (self.record.provisioning if self.record is not None else None) or {}
+        before = self._stored_memory() or {}
         return before.get(MEMORY_KEY) != self.memory.get(MEMORY_KEY)
 
     def _reads_changed(self) -> bool:
         """Whether what this session learned about reading the CPE is new (also for a CPE
         without a record yet: its first session makes one)."""
-        before = (self.record.provisioning if self.record is not None else None) or {}
+        before = self._stored_memory() or {}
         return (
             set(before.get("faultedAlone") or ()) != set(self.memory.get("faultedAlone", ()))
             or before.get("readChunk") != self.memory.get("readChunk")
