@@ -28,13 +28,12 @@ the one before: :mod:`~acsd.provisioning.session_state` (what a session holds),
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
-
-import orjson
 
 from acsd import clock
 from acsd.cwmp import rpc
@@ -169,7 +168,7 @@ class ProvisioningDriver(EndPhase):
         record = self.record
         self.memory = new_memory(record.provisioning if record else None, bootstrap=self.bootstrap)
         if record is not None:
-            self.stored_memory = orjson.dumps(record.provisioning)
+            self.stored_memory = json.dumps(record.provisioning)
             record.provisioning = {}
         self.new_firmware = (
             record is not None

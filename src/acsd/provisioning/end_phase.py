@@ -5,9 +5,8 @@ it stores."""
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
-
-import orjson
 
 from acsd import clock
 from acsd.log import get_logger
@@ -191,7 +190,7 @@ class EndPhase(ApplyPhase):
             return None
         if self.stored_memory is None:
             return self.record.provisioning
-        return orjson.loads(self.stored_memory)
+        return json.loads(self.stored_memory)
 
     def _notify_changed(self) -> bool:
         """Whether the router set or refused the UDP address's notification this session
