@@ -94,7 +94,9 @@ class ParkableDriver(SessionDriver, Protocol):
 
 
 #: bumped whenever what freeze() writes changes shape: a worker never thaws a foreign shape
-PARKED_FORMAT = 9
+#: (10: sets held as frozensets, the stored memory as JSON: an older worker would call
+#: set methods on them and compare the memory with the emptied record field)
+PARKED_FORMAT = 10
 
 
 class ParkError(Exception):
