@@ -46,6 +46,10 @@ MERGE_BY_KEY_FROM = 200
 JOB_ARGS = slice(20, 25)
 #: the revision the session worked from (?24)
 REVISION_ARG = 23
+#: the reported MAC's key (?5; None: the result reports no MAC address)
+MAC_KEY_ARG = 4
+#: the parameters up to it (?1 .. ?5), what a statement about the MAC alone binds
+UP_TO_MAC = slice(0, 5)
 
 
 @dataclass(slots=True)

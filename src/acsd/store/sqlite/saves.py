@@ -11,6 +11,8 @@ from acsd.store.batching import log_failed
 from acsd.store.records import DEVICE_SCALARS, dumps, warn_damaged, warn_rekeyed
 from acsd.store.sqlite.rows import REKEY_ID_SQL, REKEY_SQL, as_read, is_malformed_json
 from acsd.store.writes import (
+    MAC_KEY_ARG,
+    UP_TO_MAC,
     Bound,
     Failed,
     SaveOp,
@@ -225,8 +227,8 @@ def _try_save(conn: sqlite3.Connection, op: SaveOp) -> Exception | None:
 
 def _write(conn: sqlite3.Connection, args: list[Any]) -> None:
     conn.execute(_SAVE_SQL, args)
-    if args[4] is not None:
-        conn.execute(_FILL_MAC_KEY_SQL, args[:5])
+    if args[MAC_KEY_ARG] is not None:
+        conn.execute(_FILL_MAC_KEY_SQL, args[UP_TO_MAC])
 
 
 def _cleared_damaged_tree(conn: sqlite3.Connection, op: SaveOp, error: Exception) -> bool:
