@@ -28,7 +28,6 @@ the one before: :mod:`~acsd.provisioning.session_state` (what a session holds),
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from collections.abc import Mapping
@@ -65,6 +64,7 @@ from acsd.store.base import (
     store_unavailable,
 )
 from acsd.store.outages import OTHER, outage
+from acsd.store.records import restate
 
 log = get_logger("acsd.session")
 
@@ -168,7 +168,7 @@ class ProvisioningDriver(EndPhase):
         record = self.record
         self.memory = new_memory(record.provisioning if record else None, bootstrap=self.bootstrap)
         if record is not None:
-            self.stored_memory = json.dumps(record.provisioning)
+            self.stored_memory = restate(record.provisioning)
             record.provisioning = {}
         self.new_firmware = (
             record is not None

@@ -5,7 +5,6 @@ it stores."""
 from __future__ import annotations
 
 import copy
-import json
 from typing import Any
 
 from acsd import clock
@@ -23,6 +22,7 @@ from acsd.provisioning.plan import instance_numbers, mac_key
 from acsd.provisioning.status import fields_read_at
 from acsd.provisioning.udp_notify import MEMORY_KEY
 from acsd.store.base import SessionResult
+from acsd.store.records import loads
 
 log = get_logger("acsd.session")
 
@@ -190,7 +190,7 @@ class EndPhase(ApplyPhase):
             return None
         if self.stored_memory is None:
             return self.record.provisioning
-        return json.loads(self.stored_memory)
+        return loads(self.stored_memory)
 
     def _notify_changed(self) -> bool:
         """Whether the router set or refused the UDP address's notification this session

@@ -172,10 +172,10 @@ class SessionState:
         self.recheck_absent = False
         self.desired = Desired()
         self.memory: dict[str, Any] = {}
-        #: the record's provisioning memory as stored, as JSON (None: no record, or it is
-        #: still on the record): ``memory`` is compared with it at the end only, so an
-        #: open session holds this text rather than a second decoded copy (~0.7 KB of
-        #: the ~20 an open session may take)
+        #: the record's provisioning memory as stored, as JSON (records.restate; None: no
+        #: record, or it is still on the record): ``memory`` is compared with it at the
+        #: end only, so an open session holds this text rather than a second decoded copy
+        #: (~0.7 KB of the ~20 an open session may take)
         self.stored_memory: str | None = None
         self.read_settings = False
         #: the operator asked for wifi/DHCP (beyond what acsd sets on every CPE)

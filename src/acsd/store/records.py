@@ -62,6 +62,13 @@ def loads(text: str) -> Any:
     return orjson.loads(text)
 
 
+def restate(value: Any) -> str:
+    """What :func:`loads` decoded, as JSON text again (a session's snapshot of its stored
+    memory): by orjson, which decoded no NaN and only string keys, so it round-trips; as a
+    str, because orjson's bytes keep a 4 KB buffer each, and a str what it holds."""
+    return orjson.dumps(value).decode()
+
+
 log = get_logger("acsd.store")
 
 # (table, record id, column) already warned about: a damaged row is read on every look-up,
