@@ -18,6 +18,7 @@ import pytest
 
 from acsd.config import DEFAULT_DENY
 from acsd.provisioning.profiles import load_profiles
+from acsd.rundir import sweep_stale
 
 REPO = Path(__file__).resolve().parents[1]
 DATAMODELS = REPO.parent / "shared" / "datamodels"
@@ -42,7 +43,9 @@ class CliZygote:
         import tempfile
 
         if self._folder is None:  # (one folder for the outputs, kept over a restart)
-            _sweep_cli_folders(Path(tempfile.gettempdir()))
+            # a killed run's (close() never ran): untouched for an hour, as the one in use
+            # is written into with every command
+            sweep_stale(Path(tempfile.gettempdir()), CLI_FOLDER_STALE, "acsd-cli-")
             self._folder = Path(tempfile.mkdtemp(prefix="acsd-cli-"))
         proc = subprocess.Popen(
             [sys.executable, str(Path(__file__).with_name("cli_zygote.py"))],
@@ -91,26 +94,8 @@ class CliZygote:
             shutil.rmtree(self._folder, ignore_errors=True)
 
 
-#: an output folder untouched this long is a killed run's (a run's commands write into
-#: theirs every few seconds): close() never ran for it
+#: seconds after which a CLI output folder nobody wrote into is a killed run's
 CLI_FOLDER_STALE = 3600.0
-
-
-def _sweep_cli_folders(base: Path) -> None:
-    import shutil
-
-    for path in base.glob("acsd-cli-*"):
-        try:
-            info = path.lstat()
-        except OSError:
-            continue
-        if (
-            path.is_dir()
-            and not path.is_symlink()
-            and info.st_uid == os.getuid()
-            and time.time() - info.st_mtime > CLI_FOLDER_STALE
-        ):
-            shutil.rmtree(path, ignore_errors=True)
 
 
 _ZYGOTE = CliZygote()

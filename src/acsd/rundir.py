@@ -45,12 +45,13 @@ def supervisor_dir() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def sweep_stale(base: Path, min_age: float = MIN_AGE) -> list[Path]:
+def sweep_stale(base: Path, min_age: float = MIN_AGE, prefix: str = PREFIX) -> list[Path]:
     """Remove this user's supervisor directories under ``base`` that no running supervisor
-    holds; the ones removed."""
+    holds; the ones removed. (``prefix``: other such directories, kept locked, or written
+    into more often than ``min_age``, while in use: the test suite's CLI outputs.)"""
     removed = []
     now = time.time()
-    for path in base.glob(PREFIX + "*"):
+    for path in base.glob(prefix + "*"):
         try:
             info = path.lstat()
         except OSError:
@@ -74,5 +75,5 @@ def sweep_stale(base: Path, min_age: float = MIN_AGE) -> list[Path]:
             os.close(fd)
         removed.append(path)
     if removed:
-        log.info("workers.stale_dirs_removed", count=len(removed), base=str(base))
+        log.info("workers.stale_dirs_removed", count=len(removed), base=str(base), prefix=prefix)
     return removed
