@@ -55,6 +55,10 @@ def test_quick_benchmark_runs_and_writes_its_results(tmp_path):
     # the latency at a second, lighter load, where the daemon has room to spare
     assert 0 < steady["light"]["sessions_per_s"] < steady["paced_sessions_per_s"]
     assert steady["light"]["p99_ms"] > 0 and "sessions/s (daemon" in proc.stdout
+    # the daemon's CPU per session in each phase, where the phase measured sessions
+    per_session = steady["cpu_ms_per_session"]
+    assert set(per_session) == {"closed", "paced", "light"}, per_session
+    assert per_session["closed"] > 0 and "| steady: daemon CPU ms per session" in proc.stdout
     assert results["boot_storm"]["lost"] == 0
     assert set(results["api"]) >= {"get_p99_ms", "list_p99_ms"}
     assert results["api"]["samples"] > 0 and results["api"]["errors"] == {}
