@@ -63,6 +63,15 @@ def test_a_stored_read_chunk_that_is_no_count_of_names_reads_as_none(stored, kep
     assert new_memory({"readChunk": stored}, bootstrap=False)["readChunk"] == kept
 
 
+@pytest.mark.parametrize(("stored", "kept"), [(16, 16), (0, None), (-2, None), ("8", None),
+                                              (True, None), (None, None)])  # fmt: skip
+def test_a_stored_limit_of_names_per_read_that_is_no_count_reads_as_none(stored, kept):
+    # gpvLimit (a router that answered 9004 to more names) splits every read of it; a
+    # firmware's limit, it outlives a factory reset
+    for bootstrap in (False, True):
+        assert new_memory({"gpvLimit": stored}, bootstrap=bootstrap).get("gpvLimit") == kept
+
+
 @pytest.mark.parametrize("bounces", [["x"], "x", {"Device.WiFi.SSID.1.SSID": 3}, None])
 def test_a_hand_edited_bounce_memory_reads_as_none_rather_than_failing_the_session(bounces):
     # the stored memory is the device row's JSON: a value of another shape must not fail

@@ -21,6 +21,7 @@ from acsd.provisioning.plan import Plan, RowAdd
 from acsd.provisioning.profiles import load_profiles
 from acsd.provisioning.session_state import Apply
 from acsd.sim.runner import Simulation
+from acsd.sim.session import SMALL_GPV
 from api_world import SEED_BODY, SEED_REQUEST, build_world, device_body, seed_body
 from conftest import wait_for
 from cpe_steps import answer_request, answer_until_done
@@ -275,6 +276,39 @@ async def test_a_router_that_cannot_answer_a_large_read_is_read_in_halves(module
         assert device["state"] == "ACTIVE", device.get("job")
     assert router.tree.get("Device.WiFi.SSID.1.SSID") == "SkyNet"
     assert router.tree.get("Device.DHCPv4.Server.Pool.1.MinAddress") == f"{LAN}.100"
+
+
+async def test_a_router_that_refused_a_large_read_is_asked_in_smaller_calls_after(module_daemon):
+    # 9004 to a read of leaves is the firmware's limit on names per call: later sessions
+    # ask for at most half as many in each call, rather than have their read fail first
+    # and go through in halves every time (7 calls, 3 of them faults, in every session).
+    daemon = module_daemon
+    sim = Simulation(
+        daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="PL", quirks={"small-gpv"}
+    )
+    serial = sim.routers[0].serial
+    daemon.apply(seed_body(serial, LAN))
+    router = sim.router(serial)
+    for _ in range(4):
+        assert (await sim.run_once()).ok == 1
+    refused = [
+        f.session for f in router.stats.faults if (f.method, f.code) == ("GetParameterValues", 9004)
+    ]
+    # the first session's read of whole objects, and the first read of the plan's leaves
+    assert refused and max(refused) <= 2, router.stats.rpcs
+    reads = [rpcs.count("GetParameterValues") for rpcs in router.stats.rpcs]
+    assert reads[2] == reads[3] < reads[1], reads
+    # what the last session asked for: the plan's leaves, at most SMALL_GPV names a call
+    assert all(len(names) <= SMALL_GPV for names in router.stats.gpv[-reads[3] :])
+    # New firmware may take more at once: asked in larger calls again (and refused again)
+    version = "Device.DeviceInfo.SoftwareVersion"
+    router.set_local(version, router.tree.get(version) + " upgraded")
+    for _ in range(2):
+        assert (await sim.run_once()).ok == 1
+    assert [f.session for f in router.stats.faults if f.code == 9004][-1] >= 5
+    device = daemon.device_json(serial)
+    assert device["state"] == "ACTIVE" and device["status"]["lanIp"] == f"{LAN}.1", device
+    assert device["status"]["wanIp"], device["status"]
 
 
 async def test_retries_back_off_and_stop(daemon_factory):
@@ -665,6 +699,32 @@ def bare_driver() -> tuple[ProvisioningDriver, CwmpSession]:
     driver = ProvisioningDriver(store=None, profiles=profiles)  # type: ignore[arg-type]
     driver.profile = profiles.get("tr181")
     return driver, CwmpSession(driver=driver, remote_ip="127.0.0.1")
+
+
+async def test_a_read_of_objects_refused_with_9004_sets_no_limit_on_names():
+    # How many values objects hold says nothing of how many names the CPE takes in one
+    # call: only a refused read of leaves makes the limit (half its names, rounded up).
+    driver, session = bare_driver()
+    driver.memory = new_memory(None, bootstrap=False)
+    fault = rpc.cpe_fault(9004, "Resources exceeded")
+    names = ["Device.WiFi.", "Device.DHCPv4.", "Device.IP.Interface.1.Status"]
+    driver.fetch.queue = [list(names)]
+    await driver.response(session, rpc.GetParameterValues(names=names), fault)
+    assert "gpvLimit" not in driver.memory and driver.fetch.queue  # asked in halves
+    leaves = [f"Device.X.{n}" for n in range(9)]
+    driver.fetch.queue = [list(leaves)]
+    await driver.response(session, rpc.GetParameterValues(names=leaves), fault)
+    assert driver.memory["gpvLimit"] == 5
+    assert driver._chunked([[f"Device.Y.{n}" for n in range(12)]]) == [
+        [f"Device.Y.{n}" for n in range(i, min(12, i + 5))] for i in (0, 5, 10)
+    ]
+    # never raised by a refusal of fewer names than that
+    driver.fetch.queue = [leaves[:4]]
+    await driver.response(session, rpc.GetParameterValues(names=leaves[:4]), fault)
+    assert driver.memory["gpvLimit"] == 2
+    driver.fetch.queue = [list(leaves)]
+    await driver.response(session, rpc.GetParameterValues(names=leaves), fault)
+    assert driver.memory["gpvLimit"] == 2
 
 
 async def test_a_name_that_faulted_alone_and_is_then_read_whole_is_known_again():

@@ -182,6 +182,7 @@ class ProvisioningDriver(EndPhase):
             self.memory.pop("partialPaths", None)
             self.memory.pop("held", None)
             self.memory.pop(udp_notify.MEMORY_KEY, None)  # (it may take it now, or lost it)
+            self.memory.pop("gpvLimit", None)  # (its limit of names per call, too)
         # New firmware may have what the old one lacked: the record's list is then only a
         # list of suspects (asked for apart), as on a bootstrap.
         if (

@@ -205,6 +205,7 @@ class EndPhase(ApplyPhase):
         return (
             set(before.get("faultedAlone") or ()) != set(self.memory.get("faultedAlone", ()))
             or before.get("readChunk") != self.memory.get("readChunk")
+            or before.get("gpvLimit") != self.memory.get("gpvLimit")
             or before.get("held") != self.memory.get("held")
             or before.get("absentAt") != self.memory.get("absentAt")
         )

@@ -166,6 +166,10 @@ def new_memory(memory: dict[str, Any] | None, *, bootstrap: bool) -> dict[str, A
         # (absent_recheck_interval); absent while it lacks none
         if type(at := memory.get("absentAt")) is int:
             out["absentAt"] = at
+        # most leaf names per GetParameterValues: a read of more failed 9004 (read_phase
+        # _limit_reads); absent unless set
+        if type(most := memory.get("gpvLimit")) is int and most >= 1:
+            out["gpvLimit"] = most
         # whether the read split (readChunk) came from a read of whole objects
         if out["readChunk"] is not None and type(whole := memory.get("readChunkWhole")) is bool:
             out["readChunkWhole"] = whole

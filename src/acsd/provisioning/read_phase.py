@@ -27,6 +27,8 @@ MAX_GPV_SPLITS = 32
 #: faults a CPE answers for a name it does not have: 9005 as TR-069 says, 9003 (invalid
 #: arguments) as some firmware does
 UNKNOWN_NAME = frozenset({9005, 9003})
+#: the fault of a CPE that cannot answer that many names at once (TR-069 A.5.1)
+RESOURCES_EXCEEDED = 9004
 #: names kept per CPE as listed by GetParameterNames (memory "held"): more than any
 #: profile reads outside its objects
 MAX_HELD = 512
@@ -255,6 +257,8 @@ class ReadPhase(SessionState):
             # gets it narrowed down the same way: names that failed alone before go apart,
             # the rest in halves.
             self.fetch.splits += 1
+            if response.code == RESOURCES_EXCEEDED:
+                self._limit_reads(session, names)
             # (not by the fault's text, as after a 9005: a 9002 naming one name may still
             # be one the CPE has but cannot read, which a search by halves tells apart)
             self.fetch.queue[:0] = self._apart(names) or _halves(names)
@@ -702,9 +706,27 @@ class ReadPhase(SessionState):
             largest_answer=fetch.largest,
         )
 
+    def _limit_reads(self, session: CwmpSession, names: list[str]) -> None:
+        """The CPE answered 9004 (resources exceeded) to a read of ``names``, leaves
+        alone: later sessions ask for at most half as many per call (memory
+        ``gpvLimit``), instead of failing the read of every session once or more before
+        its halves go through. Firmware's limit, kept through a factory reset and
+        forgotten with new firmware. Not for a read of objects: how many values
+        those hold says nothing of how many names the CPE can take in one call."""
+        if any(name.endswith(".") for name in names):
+            return
+        limit = (len(names) + 1) // 2
+        known = self.memory.get("gpvLimit")
+        if known is not None and known <= limit:
+            return
+        self.memory["gpvLimit"] = limit
+        log.info("session.read_limited", serial=session.serial, names=len(names), per_call=limit)
+
     def _chunked(self, calls: list[list[str]]) -> list[list[str]]:
-        """``calls`` with none longer than this CPE's ``readChunk``, if it has one."""
-        limit = self.memory.get("readChunk")
+        """``calls`` with none longer than this CPE's ``readChunk`` or ``gpvLimit``, if it
+        has either."""
+        chunk, most = self.memory.get("readChunk"), self.memory.get("gpvLimit")
+        limit = min(chunk, most) if chunk and most else chunk or most
         if not limit:
             return calls
         self.fetch.widest = max(self.fetch.widest, *(len(names) for names in calls))

@@ -421,6 +421,16 @@ class Cpe:
 
     def handle(self, request: rpc.Message) -> rpc.Message:
         """Answer one ACS request with its response or a CPE fault (never raises)."""
+        return self._counted(request, None)
+
+    def refuse(self, request: rpc.Message, fault: rpc.Fault) -> rpc.Fault:
+        """Answer ``request`` with ``fault`` (a quirk's, decided before the request is
+        looked at), counted in the statistics as :meth:`handle` counts an answer."""
+        response = self._counted(request, fault)
+        assert isinstance(response, rpc.Fault)
+        return response
+
+    def _counted(self, request: rpc.Message, fault: rpc.Fault | None) -> rpc.Message:
         name = request.METHOD or getattr(request, "name", "") or type(request).__name__
         stats = self.stats
         if stats.rpcs:
@@ -431,7 +441,7 @@ class Cpe:
         elif isinstance(request, rpc.GetParameterValues):
             stats.gpv.append(list(request.names))
             _trim(stats.gpv)
-        response = self._answer(request, name)
+        response = self._answer(request, name) if fault is None else fault
         if isinstance(response, rpc.Fault):
             spv = [(f.name, f.code) for f in response.spv_faults]
             stats.faults.append(

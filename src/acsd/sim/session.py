@@ -188,7 +188,9 @@ class Session:
                 and isinstance(request, rpc.GetParameterValues)
                 and len(request.names) > SMALL_GPV
             ):
-                response: rpc.Message = rpc.cpe_fault(9004, f"more than {SMALL_GPV} names")
+                response: rpc.Message = cpe.refuse(
+                    request, rpc.cpe_fault(9004, f"more than {SMALL_GPV} names")
+                )
             else:
                 response = cpe.handle(request)
             if (
