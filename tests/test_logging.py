@@ -318,3 +318,14 @@ def test_a_line_that_cannot_be_written_is_lost_not_raised():
     acsd_log.configure("debug", "json", closed)
     closed.close()
     logger.error("after.close")
+
+
+def test_once_tells_each_key_the_first_time_and_starts_over_past_its_bound():
+    from acsd.log import Once
+
+    once = Once(most=3)
+    assert [once.first(k) for k in ("a", "b", "a", ("x", 1), ("x", 1))] == [
+        True, True, False, True, False,
+    ]  # fmt: skip
+    # a fourth key starts over: what it held is told again (a bound, not a leak)
+    assert once.first("d") is True and once.first("a") is True and once.first("d") is False

@@ -628,6 +628,11 @@ async def test_a_router_no_profile_matches_gets_the_profile_its_model_names(modu
     [unusable] = [e for e in daemon.events("session.model_profile_unusable")
                   if e["serial"] == wrong]  # fmt: skip
     assert (unusable["profile"], unusable["root"]) == ("tplink-tr181", "InternetGatewayDevice.")
+    assert unusable["level"] == "warning"
+    # said once, not at every session of the router until the operator changes the model
+    assert (await sim.run_once()).ok == 2
+    told = [e for e in daemon.events("session.model_profile_unusable") if e["serial"] == wrong]
+    assert [e["level"] for e in told if e["level"] != "debug"] == ["warning"], told
 
 
 @pytest.mark.parametrize(

@@ -389,3 +389,24 @@ def log_failure(logger: Any, event: str, passing: str | None, **fields: Any) -> 
         logger.warning(event, error=passing, **fields)
     else:
         logger.exception(event, **fields)
+
+
+class Once:
+    """Keys already logged about, for a warning that every look-up or session would
+    otherwise repeat (a damaged row, a record's unusable setting): the first time per
+    key. Bounded: past ``most`` keys it starts over, and some are told again."""
+
+    __slots__ = ("_most", "_seen")
+
+    def __init__(self, most: int = 10_000) -> None:
+        self._seen: set[Any] = set()
+        self._most = most
+
+    def first(self, key: Any) -> bool:
+        """True the first time ``key`` is asked about (and remembered from then on)."""
+        if key in self._seen:
+            return False
+        if len(self._seen) >= self._most:
+            self._seen.clear()
+        self._seen.add(key)
+        return True

@@ -37,7 +37,7 @@ from typing import Any
 from acsd import clock
 from acsd.cwmp import rpc
 from acsd.cwmp.session import CwmpSession, RetryLater
-from acsd.log import get_logger, log_failure, peer_text
+from acsd.log import Once, get_logger, log_failure, peer_text
 from acsd.provisioning import udp_notify
 from acsd.provisioning.apn import (
     add_apn_name,
@@ -67,6 +67,8 @@ from acsd.store.outages import OTHER, outage
 from acsd.store.records import restate
 
 log = get_logger("acsd.session")
+#: (device, model, profile) whose model profile was found unusable (another data model)
+_UNUSABLE_TOLD = Once()
 
 
 #: What acsd answers to a CPE's GetRPCMethods.
@@ -301,7 +303,10 @@ class ProvisioningDriver(EndPhase):
             return None  # the API checks the name; a reload may have taken it away since
         profile = self.profiles.get(model.profile)
         if profile.root != root:
-            log.warning(
+            # once per router, model and profile (a process's lifetime): every session of
+            # the router would say it again until the operator changes the model
+            told = _UNUSABLE_TOLD.first((record.id, model.id, profile.name))
+            (log.warning if told else log.debug)(
                 "session.model_profile_unusable",
                 serial=record.serial_number,
                 model=model.id,

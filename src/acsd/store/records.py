@@ -18,7 +18,7 @@ import orjson
 
 from acsd import clock
 from acsd.ids import new_id
-from acsd.log import get_logger
+from acsd.log import Once, get_logger
 from acsd.models import DeviceState
 from acsd.store.base import (
     INTERNET_STATES,
@@ -72,20 +72,15 @@ def restate(value: Any) -> str:
 log = get_logger("acsd.store")
 
 # (table, record id, column) already warned about: a damaged row is read on every look-up,
-# its warning is wanted once. Bounded: a database of many damaged rows must not grow it.
-_WARNED: set[tuple[str, str, str]] = set()
-_WARNED_MAX = 10_000
+# its warning is wanted once.
+_WARNED = Once()
 
 
 def warn_damaged(
     table: str, record_id: Any, column: str, found: str, read_as: str = "absent"
 ) -> None:
-    key = (table, str(record_id), column)
-    if key in _WARNED:
+    if not _WARNED.first((table, str(record_id), column)):
         return
-    if len(_WARNED) >= _WARNED_MAX:
-        _WARNED.clear()
-    _WARNED.add(key)
     # the stored value is not logged: it may hold a secret (a wifi key, a password)
     log.warning("store_column_damaged", table=table, record=str(record_id), column=column,
                 found=found, read_as=read_as)  # fmt: skip
