@@ -552,3 +552,41 @@ def test_values_no_router_could_use_are_refused_by_field(data, field):
         DeviceInput.model_validate(body, strict=True)
     assert validation_error(caught.value, body, DeviceInput).message == field
     DeviceInput.model_validate({**body, **dict.fromkeys(data, None), "serialNumber": "SN1"})
+
+
+@pytest.mark.parametrize(
+    "mac", ["FFFFFFFFFFFF", "00:00:00:00:00:00", "01:00:5E:00:00:01", "3333.0000.0001"]
+)
+async def test_no_device_has_an_all_zero_or_a_group_mac_address(api, mac):
+    # No router has, and no DHCP server leases to, the all-zero address or a group one
+    # (multicast, broadcast: the first octet odd); a router would fault the reservation.
+    bodies = (
+        ({"serialNumber": "a", "macAddress": mac}, "macAddress"),
+        ({"serialNumber": "a", "dhcp": {"reservedClients": [{"mac": mac, "ip": "192.168.0.10"}]}},
+         "dhcp.reservedClients.0.mac"),
+    )  # fmt: skip
+    for data, field in bodies:
+        status, body, headers = await post(api, "/network/device", json.dumps(data))
+        assert "MAC address" in assert_error(status, body, headers, 400, field)
+
+
+@pytest.mark.parametrize("name", ["one\u2028two", "one\u2029two", "one\x85two"])
+async def test_a_name_on_two_lines_by_a_unicode_line_break_is_refused(api, name):
+    status, body, headers = await post(
+        api, "/network/device", json.dumps({"serialNumber": "a", "name": name})
+    )
+    assert_error(status, body, headers, 400, "name")
+
+
+def test_a_record_stored_before_the_tighter_rules_is_shown_as_it_is():
+    # a name with U+2028 and a group MAC passed the checks of their day: shown, not a 500
+    from acsd.device_view import device_view
+    from acsd.store.base import DeviceRecord
+
+    record = DeviceRecord(
+        id="0" * 24, serial_number="S1", name="one\u2028two", mac_address="FFFFFFFFFFFF",
+        dhcp={"reservedClients": [{"mac": "01005E000001", "ip": "192.168.0.10"}]},
+    )  # fmt: skip
+    shown = device_view(record, default_interval=300, grace=60).model_dump(by_alias=True)
+    assert shown["name"] == "one\u2028two" and shown["macAddress"] == "FFFFFFFFFFFF"
+    assert shown["dhcp"]["reservedClients"][0]["mac"] == "01005E000001"

@@ -31,8 +31,9 @@ def test_token_ids_are_accepted_in_any_case(daemon):
 def test_token_names_are_one_line_of_text_of_limited_length(daemon):
     before = _token_lines(daemon)
     for name, message in {
-        "x\x1b[31mRED": "--name: must not hold control characters",
-        "first\nsecond": "--name: must not hold control characters",
+        "x\x1b[31mRED": "--name: must not hold control characters or line breaks",
+        "first\nsecond": "--name: must not hold control characters or line breaks",
+        "first\u2028second": "--name: must not hold control characters or line breaks",
         "n" * 100_000: "--name: String should have at most 200 characters",
     }.items():
         proc = daemon.cli("token", "create", "--role", "ADMIN", "--name", name, check=False)

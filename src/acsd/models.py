@@ -34,6 +34,7 @@ class _Strict(BaseModel):
 
 _MAC = re.compile(r"^[0-9a-fA-F]{2}([-:.]?)(?:[0-9a-fA-F]{2}\1){4}[0-9a-fA-F]{2}\Z")
 _MAC_DOTTED = re.compile(r"^[0-9a-fA-F]{4}\.[0-9a-fA-F]{4}\.[0-9a-fA-F]{4}\Z")
+_MAC_SEPARATORS = re.compile(r"[-:.]")
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}\Z")
 # Control characters, surrogates and the two non-characters: nothing a person types in a
 # network name, and most of them cannot travel in the XML of a SetParameterValues.
@@ -41,9 +42,21 @@ _SSID_UNSENDABLE_CHARS = CONTROL + r"\ud800-\udfff\ufffe\uffff"
 _SSID_UNSENDABLE = re.compile(f"[{_SSID_UNSENDABLE_CHARS}]")
 
 
-def _mac(value: str) -> str:
+def _mac(value: str, info: ValidationInfo) -> str:
     if not (_MAC.match(value) or _MAC_DOTTED.match(value)):
         raise ValueError("not a MAC address (12 hex digits, optionally separated by : - or .)")
+    if info.context and info.context.get("stored"):
+        return value
+    # A router's or a LAN client's own address: no router has, and no DHCP server leases
+    # to, the all-zero address or a group one (the first octet odd: multicast, broadcast).
+    number = int(_MAC_SEPARATORS.sub("", value), 16)
+    if number == 0:
+        raise ValueError("00:00:00:00:00:00 is no device's MAC address")
+    if number >> 40 & 1:
+        raise ValueError(
+            f"{value} is a multicast or broadcast MAC address (its first octet is odd), "
+            "no device's own"
+        )
     return value
 
 
@@ -98,6 +111,9 @@ def _passphrase(value: str) -> str:
 
 
 _CONTROL = re.compile(f"[{CONTROL}]")
+#: what a one-line text must not hold: control characters and the Unicode line breaks
+_ONE_LINE_NOT = CONTROL + r"\u2028\u2029"
+_NOT_ONE_LINE = re.compile(f"[{_ONE_LINE_NOT}]")
 
 
 def _serial(value: str) -> str:
@@ -115,10 +131,13 @@ def _reservation_id(value: str, info: ValidationInfo) -> str:
     return value
 
 
-def _one_line(value: str) -> str:
-    """Names, references, searches: one line of text, no control characters."""
-    if _CONTROL.search(value):
-        raise ValueError("must not hold control characters")
+def _one_line(value: str, info: ValidationInfo) -> str:
+    """Names, references, searches: one line of text, no control characters (nor the line
+    and paragraph separators U+2028 and U+2029, which end a line as a line feed does; a
+    value stored before they were refused is shown as it is)."""
+    stored = info.context and info.context.get("stored")
+    if (_CONTROL if stored else _NOT_ONE_LINE).search(value):
+        raise ValueError("must not hold control characters or line breaks")
     return value
 
 
@@ -147,8 +166,9 @@ _SERIAL_RULE = Rule(
 _ONE_LINE = Rule(
     _one_line,
     {
-        "pattern": none_of(CONTROL),
-        "description": "One line of text: no control characters (no tab, no line break)",
+        "pattern": none_of(_ONE_LINE_NOT),
+        "description": "One line of text: no control characters (no tab, no line break, "
+        "nor U+2028 / U+2029)",
     },
 )
 Serial = Annotated[str, Field(min_length=1, max_length=64), _SERIAL_RULE]
@@ -196,7 +216,8 @@ Search = Annotated[str, Field(max_length=4000), _ONE_LINE]
 _MAC_SCHEMA = {
     "type": "string",
     "pattern": _MAC.pattern.replace(r"\Z", "$") + "|" + _MAC_DOTTED.pattern.replace(r"\Z", "$"),
-    "description": "12 hex digits, optionally separated by : - or . (0200.5e10.0001)",
+    "description": "12 hex digits, optionally separated by : - or . (0200.5e10.0001); a "
+    "device's own address: not all zeros, nor a multicast or broadcast one (first octet odd)",
 }
 Mac = Annotated[str, AfterValidator(_mac), WithJsonSchema(_MAC_SCHEMA, mode="validation")]
 IPv4 = Annotated[str, AfterValidator(_ipv4)]
