@@ -740,6 +740,24 @@ def test_band_steering_reports_nothing_for_a_band_the_operator_left_out(profiles
     assert {u["setting"] for u in result.unsupported} >= {"wifi.6g.enable", "wifi.6g.ssid"}
 
 
+def test_a_band_switched_off_under_band_steering_keeps_its_name_and_password(profiles):
+    # Its own SSID was written while steering stayed on (firmware such as TP-Link's wants
+    # one network on both bands then), and each switch of the band off and on again wrote
+    # both names in turn. Off, only its switch is written; on again, the steered network.
+    wifi = {"ssid": "Home", "password": "secret123", "bandsteering": True,
+            "ssid5G": "Other", "password5G": "otherpass1"}  # fmt: skip
+    p = profiles.get("tplink-tr181")
+    off = wifi_plan(p, {**wifi, "enabled5G": False})
+    assert {c.setting for c in off.changes if c.setting.startswith("wifi.5g.")} == {
+        "wifi.5g.enable"
+    }
+    on = {(c.setting, c.value) for c in wifi_plan(p, {**wifi, "enabled5G": True}).changes}
+    assert ("wifi.5g.ssid", "Home") in on and "wifi.5g.enable" in {s for s, _ in on}
+    # without steering, the band's own name is written whether it is on or off
+    alone = wifi_plan(p, {**wifi, "bandsteering": False, "enabled5G": False}).changes
+    assert ("wifi.5g.ssid", "Other") in {(c.setting, c.value) for c in alone}
+
+
 def test_the_archer_c6_writes_its_passphrase_to_x_tp_password(profiles):
     # Flashman's models: the C6 v3.2 takes X_TP_Password, the C5 v4 X_TP_PreSharedKey.
     def tplink(product_class: str) -> CpeIdentity:

@@ -74,7 +74,13 @@ def _wifi(wifi: dict[str, Any], out: Desired) -> None:
         enabled = wifi.get(enabled_key)
         ssid = wifi.get(ssid_key)
         password = wifi.get(password_key)
-        if steering and band != "2g" and enabled is not False:
+        if steering and band != "2g" and enabled is False:
+            # A band switched off under band steering carries no network: its own name
+            # and password wait until steering is off (written now, they contradicted the
+            # steered network firmware may insist on, and every switch off and on again
+            # rewrote both).
+            ssid = password = None
+        elif steering and band != "2g":
             # Band steering means one network on every band (seed 000): the 2.4 GHz SSID
             # and password are the ones clients see, whatever else the bands say.
             ssid = wifi.get("ssid") or ssid
