@@ -725,6 +725,11 @@ async def test_a_read_of_objects_refused_with_9004_sets_no_limit_on_names():
     driver.fetch.queue = [list(leaves)]
     await driver.response(session, rpc.GetParameterValues(names=leaves), fault)
     assert driver.memory["gpvLimit"] == 2
+    # 9004 for one name alone is about that name (firmware's code for a name it cannot
+    # read): the halving that found it taught no limit
+    driver.fetch.queue = [leaves[:1]]
+    await driver.response(session, rpc.GetParameterValues(names=leaves[:1]), fault)
+    assert "gpvLimit" not in driver.memory
 
 
 async def test_a_name_that_faulted_alone_and_is_then_read_whole_is_known_again():

@@ -202,6 +202,11 @@ class ReadPhase(SessionState):
 
     def _on_gpv_fault(self, session: CwmpSession, names: list[str], response: rpc.Fault) -> None:
         unknown = response.code in UNKNOWN_NAME
+        if response.code == RESOURCES_EXCEEDED and len(names) == 1:
+            # 9004 for one name alone is about that name, not about how many a call
+            # holds: the halving that led here taught no limit (one set now would come
+            # down to a name a call, for good)
+            self.memory.pop("gpvLimit", None)
         if unknown and len(names) == 1 and self._empty_table(names[0]):
             # TR-069 answers a partial path of an object without instances with an empty
             # list; some firmware faults 9005 on an empty table instead. A table of the
