@@ -284,7 +284,7 @@ async def test_a_router_that_refused_a_large_read_is_asked_in_smaller_calls_afte
     # and go through in halves every time (7 calls, 3 of them faults, in every session).
     daemon = module_daemon
     sim = Simulation(
-        daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="PL", quirks={"small-gpv"}
+        daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="PGL", quirks={"small-gpv"}
     )
     serial = sim.routers[0].serial
     daemon.apply(seed_body(serial, LAN))
