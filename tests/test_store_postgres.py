@@ -346,3 +346,103 @@ async def test_a_serial_registered_by_another_instance_meanwhile_is_a_change_to_
     finally:
         await other.close()
         await store.close()
+
+
+async def test_a_create_that_finds_its_serial_taken_meanwhile_reads_again(pg_url):
+    # Two instances create one new serial for two customers: each saw no record, and the
+    # second's upsert, whose look-up saw the first's commit, wrote over it (both got 201,
+    # the record went to the second customer). A create never writes over a row.
+    from acsd.store.base import ChangedError, DeviceRecord
+
+    store = open_store(pg_url)
+    await store.open()
+    try:
+        first = DeviceRecord(id="", serial_number="TWICE00001", customer="c1", name="first")
+        stored = await store.write_device(first)
+        again = DeviceRecord(id="", serial_number="twice00001", customer="c2", name="second")
+
+        async def create(conn: asyncpg.Connection) -> object:
+            return await store._apply_upsert(conn, again, new=True)
+
+        with pytest.raises(ChangedError):
+            await store._call("write_device", create)
+        kept = await store.get_device(stored.id)
+        assert kept is not None and (kept.customer, kept.name) == ("c1", "first")
+    finally:
+        await store.close()
+
+
+async def test_two_instances_giving_one_mac_to_two_new_records_do_not_both_succeed(pg_url):
+    # No index makes a MAC unique: each instance found it free (the other's row not yet
+    # committed) and both records got it. The MAC's lock makes the second wait for the
+    # first's commit, find its row and read again (ChangedError; the API then says 422).
+    from acsd import clock
+    from acsd.store.base import ABSENT, ChangedError, DeviceRecord
+    from acsd.store.device_rules import new_row
+    from acsd.store.postgres.rows import DEVICE_INSERT_SQL, flags
+    from acsd.store.postgres.store import MAC_LOCK
+    from acsd.store.records import INSERT_COLUMNS, mac_key
+
+    store = open_store(pg_url)
+    await store.open()
+    other = await asyncpg.connect(pg_url)
+    try:
+        mac = "02:00:00:AB:CD:EF"
+        first = DeviceRecord(id="", serial_number="MACA000001", mac_address=mac, customer="c1")
+        _id, values = new_row(first, clock.now())
+        tx = other.transaction()
+        await tx.start()  # the other instance's create, not committed yet
+        await other.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, $2))", mac_key(mac), MAC_LOCK
+        )
+        await other.execute(DEVICE_INSERT_SQL, *flags(INSERT_COLUMNS, values))
+        second = DeviceRecord(id="", serial_number="MACB000001", mac_address=mac, customer="c2")
+        post = asyncio.create_task(store.write_device(second, expect=ABSENT, mac="set"))
+        await asyncio.sleep(0.3)
+        assert not post.done()  # waits for the MAC
+        await tx.commit()
+        with pytest.raises(ChangedError):
+            await post
+        holders = await other.fetch("SELECT serial_number FROM devices WHERE mac_key = $1",
+                                    mac_key(mac))  # fmt: skip
+        assert [r[0] for r in holders] == ["MACA000001"]
+        assert await store.find_device_for_cpe("MACB000001") is None
+    finally:
+        await other.close()
+        await store.close()
+
+
+async def test_a_write_that_lost_a_deadlock_to_another_client_is_run_again(pg_url):
+    # Two instances (or workers) lock the same rows in other orders: the server breaks
+    # the cycle by rolling one back. That write, run again alone, goes through; its
+    # caller got the error before (a 500 from the API).
+    from acsd.store.base import DeviceRecord
+
+    store = open_store(pg_url)
+    await store.open()
+    other = await asyncpg.connect(pg_url)
+    try:
+        a = await store.write_device(DeviceRecord(id="", serial_number="LOCKA00001"))
+        b = await store.write_device(DeviceRecord(id="", serial_number="LOCKB00001"))
+        runs = []
+
+        async def a_then_b(conn: asyncpg.Connection) -> str:
+            runs.append(1)
+            await conn.execute("SELECT 1 FROM devices WHERE id = $1 FOR UPDATE", a.id)
+            await conn.execute("SELECT 1 FROM devices WHERE id = $1 FOR UPDATE", b.id)
+            return "written"
+
+        # the other client checks for deadlocks late: the store's write is the one undone
+        await other.execute("SET deadlock_timeout = '30s'")
+        tx = other.transaction()
+        await tx.start()
+        await other.execute("SELECT 1 FROM devices WHERE id = $1 FOR UPDATE", b.id)
+        write = asyncio.create_task(store._call("lock_rows", a_then_b))
+        await asyncio.sleep(0.3)  # the store's write holds A and waits for B
+        await other.execute("SELECT 1 FROM devices WHERE id = $1 FOR UPDATE", a.id)
+        await tx.commit()
+        assert await asyncio.wait_for(write, 10) == "written"
+        assert len(runs) == 2
+    finally:
+        await other.close()
+        await store.close()

@@ -18,6 +18,7 @@ Why this shape (the SQLite backend's, for the same reasons, where they still hol
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -191,6 +192,17 @@ def _released(future: asyncio.Future[Any]) -> None:
     _releasing.discard(future)
     if not future.cancelled():
         future.exception()  # a connection the pool failed to reset is terminated: no news
+
+
+#: times a write the server rolled back to break a deadlock (or a serialization failure)
+#: is run again before its caller gets the error
+LOST_RACE_RETRIES = 3
+
+
+def _lost_race(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is the server undoing a write that met another client's in a
+    cycle: nothing of it is left, and the same write alone will most likely go through."""
+    return isinstance(exc, asyncpg.DeadlockDetectedError | asyncpg.SerializationError)
 
 
 def _as_unavailable(exc: Exception) -> Exception:
@@ -419,10 +431,13 @@ class PgCore(BatchWriter):
         if self._pool is not None:
             await self._pool.expire_connections()
 
-    async def _run_batch(self, batch: list[Op], *, again: bool = True) -> None:
+    async def _run_batch(self, batch: list[Op], *, again: bool = True, tries: int = 0) -> None:
         """Commit the batch; ``again``: when the server ended the writer's connection before
         the COMMIT was sent, run it once more on a new one (rolled back, it left nothing
-        behind; a COMMIT cut short may have been applied, and is not run again)."""
+        behind; a COMMIT cut short may have been applied, and is not run again). A write
+        the server rolled back to break a deadlock with another client (another instance
+        or worker writing the same rows in another order) is run again alone, up to
+        LOST_RACE_RETRIES times (``tries`` so far), rather than failing its caller."""
         started = time.perf_counter()
         try:
             conn = await self._writer_connection()
@@ -455,9 +470,28 @@ class PgCore(BatchWriter):
                 log.debug("store_write_failed", error=repr(exc), writes=len(batch))
                 self._fail(batch, _as_unavailable(exc))
                 return
+            if len(batch) == 1 and _lost_race(exc) and tries < LOST_RACE_RETRIES:
+                await self._again_alone(batch[0], tries)
+                return
             await self._batch_failed(batch, exc, self._run_batch)
             return
+        lost = [
+            i
+            for i, value in enumerate(results)
+            if isinstance(value, Failed) and _lost_race(value.error)
+        ]
+        if lost and tries < LOST_RACE_RETRIES:
+            kept = [i for i in range(len(batch)) if i not in lost]
+            self._committed([batch[i] for i in kept], [results[i] for i in kept], started)
+            for i in lost:
+                await self._again_alone(batch[i], tries)
+            return
         self._committed(batch, results, started)
+
+    async def _again_alone(self, op: Op, tries: int) -> None:
+        # after a random moment: the two writers would otherwise meet again in step
+        await asyncio.sleep(random.uniform(0, 0.005 * (tries + 1)))
+        await self._run_batch([op], tries=tries + 1)
 
     async def _apply_isolated(self, conn: asyncpg.Connection, op: CallOp) -> Any:
         try:
@@ -471,7 +505,8 @@ class PgCore(BatchWriter):
         ):
             raise  # nothing of the batch is left to commit
         except Exception as exc:
-            log_failed(exc, op.kind)
+            if not _lost_race(exc):  # (run again alone: logged if that fails too)
+                log_failed(exc, op.kind)
             return Failed(exc)
 
     async def _apply_saves(self, conn: asyncpg.Connection, saves: list[SaveOp]) -> list[Any]:

@@ -79,6 +79,9 @@ from acsd.store.records import (
 from acsd.store.writes import save_op
 
 _UPDATE_NAMES = [*OPERATOR, "serial_key", "mac_key", "updated"]
+#: the seed of the advisory lock key of a MAC an operator gives a device ("amac"; the APN
+#: devices' locks have their own: apn._APN_LOCKS)
+MAC_LOCK = 0x616D6163
 
 
 async def _router_gone(conn: asyncpg.Connection, device_id: str, *, but: str | None = None) -> None:
@@ -332,7 +335,7 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, PgCore):
             await self._settle_mac(
                 conn, record, change, strict=mac == "set", new_router=new_router, incoming=incoming
             )
-            stored = await self._apply_upsert(conn, record)
+            stored = await self._apply_upsert(conn, record, new=expect == ABSENT)
             await write_audit(conn, audit_with_after(audit_row, audit_after, stored), stored.id)
             return stored
 
@@ -365,8 +368,15 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, PgCore):
     async def _take_mac(
         self, conn: asyncpg.Connection, record: DeviceRecord, *, strict: bool = True
     ) -> None:
-        """As SqliteStore._take_mac: the operator's MAC wins over routers' own reports."""
+        """As SqliteStore._take_mac: the operator's MAC wins over routers' own reports.
+        Under a lock on the MAC held to the commit: two instances giving two new records
+        one MAC would each find it free (neither sees the other's uncommitted row, and no
+        index makes a MAC unique); the second now waits, then finds the first's."""
         key = mac_key(record.mac_address)
+        if key is not None:
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, $2))", key, MAC_LOCK
+            )
         rows = await conn.fetch(
             f"{DEVICE_SELECT_NO_TREE} WHERE mac_key = $1 AND id != $2 FOR UPDATE", key, record.id
         )
@@ -507,12 +517,20 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, PgCore):
 
         return await self._call("create_model", create)
 
-    async def _apply_upsert(self, conn: asyncpg.Connection, record: DeviceRecord) -> DeviceRecord:
+    async def _apply_upsert(
+        self, conn: asyncpg.Connection, record: DeviceRecord, *, new: bool = False
+    ) -> DeviceRecord:
+        """Write ``record`` over its row, or as a new one. ``new``: the caller saw no
+        record of this serial (a create): a row found now is one another instance
+        committed since (each statement sees the latest commits), and the caller must
+        read again, not write over another tenant's record as if it were its own."""
         key = serial_key(record.serial_number)
         by_serial = await conn.fetchval("SELECT id FROM devices WHERE serial_key = $1", key)
         by_id = None
         if wanted_id(record) is not None:
             by_id = await conn.fetchval("SELECT id FROM devices WHERE id = $1", record.id)
+        if new and (by_serial or by_id) is not None:
+            raise ChangedError(f"a device {record.serial_number!r} was just created")
         target = upsert_target(record, by_id, by_serial)
         now = clock.now()
         if target is not None:
