@@ -504,9 +504,11 @@ async def test_query_errors(api, query, code, path, text):
 def test_field_path_keeps_only_what_the_client_sent():
     data = {"a": [{"b": 1}], "u": "x"}
     assert field_path(("a", 0, "b"), data) == "a.0.b"
-    assert field_path(("a", 0, "missing"), data) == "a.0.missing"
+    assert field_path(("a", 0, "missing"), data, missing=True) == "a.0.missing"
     assert field_path(("u", "function-after[_mac(), str]"), data) == "u"
     assert field_path(("u", "int"), data) == "u"
+    # an object sent where a number belongs: the union member is no key of the client's
+    assert field_path(("o", "int"), {"o": {}}) == "o"
     assert field_path((), data) == ""
 
 

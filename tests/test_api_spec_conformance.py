@@ -709,3 +709,7 @@ def test_a_boolean_apn_status_is_refused_by_the_api_and_the_document(admin: Api,
             assert field in reply.body["ErrorDescription"], reply.raw
             assert problems(doc, schema, body), (field, value)
             conforms(doc, "POST", APNS, reply)
+        # nor an object, whose error names the member, not a type of pydantic's
+        reply = admin.post(apns_path(account, "fleet"), {"CLI": f"(+45)98{tag:06d}", field: {}})
+        assert (reply.status, reply.body["ErrorCode"]) == (400, 4001), (field, reply.raw)
+        assert reply.body["ErrorDescription"].startswith(f"{field}: "), reply.raw

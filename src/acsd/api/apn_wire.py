@@ -760,7 +760,7 @@ def validated(model: type[M], data: dict[str, Any]) -> M:
         errors = sorted(enumerate(exc.errors(include_url=False)), key=lambda e: (
             _RANK.get(e[1]["type"], 2), e[0]))  # fmt: skip
         error = errors[0][1]
-        path = field_path(error["loc"], data) or model.__name__
+        path = field_path(error["loc"], data, missing=error["type"] == "missing") or model.__name__
         if error["type"] == "extra_forbidden":
             raise ApnError(400, INVALID, f"{path}: unknown member", UNKNOWN_FIELD) from None
         message = str(error["msg"]).removeprefix("Value error, ")

@@ -264,12 +264,13 @@ def validate(model: type[M], data: Any, *, strict: bool = True) -> M:
 # --- validation errors --------------------------------------------------------------------
 
 
-def field_path(loc: Sequence[int | str], data: Any) -> str:
+def field_path(loc: Sequence[int | str], data: Any, *, missing: bool = False) -> str:
     """The dotted path of ``loc`` in ``data``: the keys and list indexes the client sent.
 
     pydantic puts the names of union members (``str``, ``function-after[...]``) and the like
     into ``loc``; they are not part of the client's document, so only the steps found in
-    ``data`` are kept, plus a last key missing from an object (a required field).
+    ``data`` are kept, plus, for a ``missing`` error, the last key, absent from its object
+    (a required field). Else an object sent for a number would read ``ActorStatus.int``.
     """
     parts: list[str] = []
     current: Any = data
@@ -279,7 +280,7 @@ def field_path(loc: Sequence[int | str], data: Any) -> str:
             if step in current:
                 parts.append(step)
                 current = current[step]
-            elif last:
+            elif last and missing:
                 parts.append(step)
         elif isinstance(current, list) and isinstance(step, int) and 0 <= step < len(current):
             parts.append(str(step))
@@ -315,7 +316,7 @@ def validation_error(
     )
     error = ranked[0][1]
     kind = error["type"]
-    path = field_path(error["loc"], data) or "body"
+    path = field_path(error["loc"], data, missing=kind == "missing") or "body"
     if kind == "extra_forbidden":
         return field_error(path, unknown)
     if kind == "missing":
