@@ -173,18 +173,6 @@ async def test_no_account_is_ordered_for_a_router_being_deleted(store):
     assert (await store.get_device(leaving.id)).internet_account is None
 
 
-async def test_no_line_is_confirmed_for_a_router_being_deleted(store):
-    # Ordered before the DELETE: confirmed now, it went ACTIVE, and at the router's next
-    # session its record went and the line held its addresses for no router.
-    leaving = await router(store, "R4")
-    ordered_line = await account(store, leaving.id)
-    leaving.state = "DELETING"
-    await store.upsert_device(leaving)
-    with pytest.raises(StateError, match="being deleted"):
-        await confirm(store, ordered_line.id, start=NOW - 60)
-    assert (await store.get_internet_account(ordered_line.id)).state == "ORDERED"
-
-
 async def test_a_routerless_line_gives_way_to_the_customers_line_that_takes_its_addresses(
     store,
 ):

@@ -45,7 +45,6 @@ from acsd.models import ForeignRef, IdFilter, Name, RecordRef
 from acsd.rules import Stated, whole
 from acsd.store.base import (
     ConflictError,
-    DeviceDeletingError,
     DuplicateError,
     InternetAccountQuery,
     InternetAccountRecord,
@@ -412,8 +411,6 @@ async def confirm_internet_account(request: web.Request) -> web.Response:
             now=now,
             audit=audit,
         )
-    except DeviceDeletingError:
-        raise _being_deleted(account.device or "") from None
     except StateError:
         raise ApiError(422, "state", "Account must be in ORDERED state") from None
     except LaterLineError as exc:

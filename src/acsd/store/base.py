@@ -846,12 +846,6 @@ class StateError(StoreError):
     """A write the record's state does not allow (e.g. confirming an account twice)."""
 
 
-class DeviceDeletingError(StateError):
-    """A write that would give a line to a device being deleted (DELETING, or gone since
-    the caller read it): its router's next session releases it, and the line would
-    reach no router."""
-
-
 class StaleResultError(StoreError):
     """A session's result was not written: a later session of the same CPE committed
     first (see ``SessionResult.since``), or the record it worked on was deleted and none

@@ -14,7 +14,6 @@ from acsd.store.addresses import address_clash
 from acsd.store.base import (
     AuditRecord,
     ConflictError,
-    DeviceDeletingError,
     DuplicateError,
     InternetAccountRecord,
     LaterLineError,
@@ -26,7 +25,7 @@ def check_device_takes_lines(device_id: str, state: str | None) -> None:
     """A new line's router must still be there (``state``: its record's, read in the
     write's transaction; None when it was deleted since the caller read it)."""
     if state is None or state == "DELETING":
-        raise DeviceDeletingError(f"device {device_id} is being deleted")
+        raise StateError(f"device {device_id} is being deleted")
 
 
 def ordered(account_id: str, account: InternetAccountRecord | None) -> InternetAccountRecord:

@@ -246,13 +246,6 @@ class InternetAccounts(PgCore):
             account = ordered(
                 account_id, INTERNET_ACCOUNTS.record(row) if row is not None else None
             )
-            if account.device is not None:
-                # a line confirmed for a router being released would reach no router (not
-                # FOR UPDATE: a DELETE locks the row, then this table, in the other order)
-                state = await conn.fetchval(
-                    "SELECT state FROM devices WHERE id = $1", account.device
-                )
-                check_device_takes_lines(account.device, state)
             replaces = None
             if account.device is not None:
                 await _take_over_routerless(conn, account, ip_address, confirm, now, audit)

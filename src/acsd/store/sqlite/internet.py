@@ -256,12 +256,6 @@ class InternetAccounts(SqliteCore):
                 )
             )
             account = ordered(account_id, INTERNET_ACCOUNTS.record(rows[0]) if rows else None)
-            if account.device is not None:
-                # a line confirmed for a router being released would reach no router
-                state = await self._scalar(
-                    conn, "SELECT state FROM devices WHERE id = ?", (account.device,)
-                )
-                check_device_takes_lines(account.device, state)
             replaces = None
             if account.device is not None:
                 await _take_over_routerless(conn, account, ip_address, confirm, now, audit)
