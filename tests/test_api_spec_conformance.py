@@ -151,6 +151,12 @@ def test_the_error_keys_the_operator_api_answers_are_the_documented_ones(
     mac = made.body["macAddress"]
     line = {"customer": module_world.customers["own"], "device": made.body["_id"], "name": "x"}
     routers_line = admin.post("/internet/account", line).body["_id"]
+    # started (its date has come), so its router holds it: not ended on request
+    started = {"startDate": "2016-02-01T00:00:00Z",
+               "net": {"ipAddress": "198.51.100.90", "subnet": "255.255.255.0",
+                       "gateway": "198.51.100.1"}}  # fmt: skip
+    confirmed = admin.post(f"/internet/account/{routers_line}/confirm", started)
+    assert confirmed.status == 200, confirmed.body
     cases = [
         ("POST", "/network/device", admin.post("/network/device", device("")), "serialNumber"),
         ("POST", "/network/device", admin.post("/network/device", device("X", customer=unknown)),

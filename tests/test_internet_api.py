@@ -382,6 +382,20 @@ def test_a_line_that_would_never_reach_its_router_is_409(world: World):
     # A line that starts later takes over (an upgrade, a new address).
     body = {**confirm_body("192.0.2.220"), "startDate": "2018-01-01T00:00:00Z"}
     assert world.api.post(f"/internet/account/{second}/confirm", body).status == 200
+    # One confirmed for a date years off (a typo) stands in the way of every later line
+    # until it is withdrawn: not started, it reached no router, and ends on request.
+    typo = order(world, device=device).body["_id"]
+    body = {**confirm_body("192.0.2.230"), "startDate": "2999-01-01T00:00:00Z"}
+    assert world.api.post(f"/internet/account/{typo}/confirm", body).status == 200
+    fixed = order(world, device=device).body["_id"]
+    body = {**confirm_body("192.0.2.230"), "startDate": "2019-01-01T00:00:00Z"}
+    reply = world.api.post(f"/internet/account/{fixed}/confirm", body)
+    assert typo in error(reply, 409, "startDate")["description"]
+    assert world.api.post(f"/internet/account/{typo}/end").body == {"success": True}
+    assert world.api.post(f"/internet/account/{fixed}/confirm", body).status == 200
+    # the router's line in use holds its settings: ended only by its router's next line
+    assert world.api.get(f"/internet/account/{second}").body["state"] == "ENDED"
+    error(world.api.post(f"/internet/account/{fixed}/end"), 422, "state")
 
 
 def test_addresses_inside_another_lines_additional_range_are_409(world: World):

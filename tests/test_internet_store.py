@@ -333,6 +333,31 @@ async def test_ending_an_upgrade_leaves_the_address_with_the_line_still_using_it
         await confirm(store, (await account(store)).id, start=NOW, ip="203.0.113.10")
 
 
+async def test_a_routers_line_that_has_not_started_is_withdrawn(store):
+    # Confirmed with a start date a year off (a typo): nothing reached the router, and
+    # every later line of it had to start after that date (409 startDate) until the
+    # router's record went. Withdrawn, the router's line in use keeps its address, and a
+    # later line may be confirmed again.
+    device = await router(store, "R1")
+    current, typo = await account(store, device.id), await account(store, device.id)
+    await confirm(store, current.id, start=NOW - 60, ip="203.0.113.10")
+    await confirm(store, typo.id, start=NOW + 365 * 86400, ip="203.0.113.10")
+    assert (await store.end_internet_account(typo.id, now=NOW)).state == "ENDED"
+    kept = await store.get_internet_account(current.id)
+    assert kept is not None and kept.state == "ACTIVE" and kept.ip_address == "203.0.113.10"
+    fixed = await account(store, device.id)
+    stored, _ = await confirm(store, fixed.id, start=NOW + 3600, ip="203.0.113.10")
+    assert stored.state == "CONFIRMED"
+    # an order for the router never confirmed is withdrawn too; the line in use is not
+    ordered = await account(store, device.id)
+    assert (await store.end_internet_account(ordered.id, now=NOW)).state == "ENDED"
+    with pytest.raises(StateError, match=device.id):
+        await store.end_internet_account(current.id, now=NOW)
+    # nor, once its date has come (before any sweep), the fixed line
+    with pytest.raises(StateError, match=device.id):
+        await store.end_internet_account(fixed.id, now=NOW + 3600)
+
+
 async def test_an_upgrade_ends_the_line_it_replaces_once_its_router_is_gone(store):
     # Both lines name no router once its record is deleted: the upgrade names the line it
     # was confirmed to replace, and ends it at its start as it would through the router.

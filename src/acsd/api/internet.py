@@ -434,16 +434,17 @@ async def confirm_internet_account(request: web.Request) -> web.Response:
 
 @describe(
     "POST", "/internet/account/{id}/end",
-    summary="End an Internet line that names no router: its addresses are free again",
+    summary="End an Internet line no router holds: its addresses are free again",
     description="For a line whose router's record was deleted (or that was ordered without "
-    "one) and that no other line takes over: it is ENDED and its address and additional "
-    "range may be confirmed for another line. Ending an ENDED line again changes nothing "
-    "(200). A line that names a router is ended by the router's next line, or once the "
-    "router's record is deleted.",
+    "one) and that no other line takes over, or a router's line that has not started "
+    "(ORDERED, or CONFIRMED for a date still ahead): it is ENDED and its address and "
+    "additional range may be confirmed for another line. Ending an ENDED line again "
+    "changes nothing (200). A router's line that has started is ended by the router's next "
+    "line, or once the router's record is deleted.",
     response=Success,
     errors=[
         (404, "not_found", "Internet account not found"),
-        (422, "state", "The line names a router, which holds its settings"),
+        (422, "state", "The line's router holds it (it has started)"),
     ],
     roles="ADMIN",
 )  # fmt: skip

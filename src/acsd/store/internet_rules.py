@@ -38,16 +38,19 @@ def ordered(account_id: str, account: InternetAccountRecord | None) -> InternetA
 
 
 def to_end(
-    account_id: str, account: InternetAccountRecord | None
+    account_id: str, account: InternetAccountRecord | None, now: float
 ) -> tuple[InternetAccountRecord, bool]:
     """The line end_internet_account is for, and whether it ends it (False: it is ENDED
     already, returned as it is, nothing written): KeyError when there is none, StateError
-    when it names a router (the router holds its line: a later line ends it)."""
+    when it names a router and has started (the router holds its line: a later line ends
+    it). One that has not started (ORDERED, or CONFIRMED for a later date) reached no
+    router yet and is withdrawn: else a wrong start date would stand in the way of every
+    later line of the router (each must start after it) until the router's record went."""
     if account is None:
         raise KeyError(account_id)
     if account.state == "ENDED":
         return account, False
-    if account.device is not None:
+    if account.device is not None and account.effective_state(now) == "ACTIVE":
         raise StateError(f"internet account {account_id} is the line of router {account.device}")
     return account, True
 

@@ -323,7 +323,7 @@ class InternetAccounts(PgCore):
             await conn.execute("LOCK TABLE internet_accounts IN SHARE ROW EXCLUSIVE MODE")
             row = await conn.fetchrow(f"{INTERNET_ACCOUNTS.select} WHERE id = $1", account_id)
             account, end = to_end(
-                account_id, INTERNET_ACCOUNTS.record(row) if row is not None else None
+                account_id, INTERNET_ACCOUNTS.record(row) if row is not None else None, now
             )
             if not end:
                 return account  # ended already: nothing changes, nothing to audit

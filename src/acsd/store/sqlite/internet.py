@@ -330,7 +330,9 @@ class InternetAccounts(SqliteCore):
                     f"{INTERNET_ACCOUNTS.select} WHERE id = ?", (account_id,)
                 )
             )
-            account, end = to_end(account_id, INTERNET_ACCOUNTS.record(rows[0]) if rows else None)
+            account, end = to_end(
+                account_id, INTERNET_ACCOUNTS.record(rows[0]) if rows else None, now
+            )
             if not end:
                 return account  # ended already: nothing changes, nothing to audit
             lines = list(await conn.execute_fetchall(f"{_LINE_SQL} WHERE id = ?", (account_id,)))
