@@ -61,6 +61,13 @@ def order(world: World, customer: str = "own", *, device: str | None = None, as_
     return world.as_(as_).post("/internet/account", body)
 
 
+def confirmed_line(world: World, device: str, ip: str, start: str):
+    """A line ordered for ``device`` and the answer to its confirm from ``start`` on."""
+    line = order(world, device=device).body["_id"]
+    body = {**confirm_body(ip), "startDate": start}
+    return line, world.api.post(f"/internet/account/{line}/confirm", body)
+
+
 def confirm_body(ip: str, **net) -> dict:
     body = json.loads(json.dumps(SEED_EXAMPLE))
     body["net"].update({"ipAddress": ip, "gateway": ip.rsplit(".", 1)[0] + ".1"}, **net)
@@ -384,14 +391,12 @@ def test_a_line_that_would_never_reach_its_router_is_409(world: World):
     assert world.api.post(f"/internet/account/{second}/confirm", body).status == 200
     # One confirmed for a date years off (a typo) stands in the way of every later line
     # until it is withdrawn: not started, it reached no router, and ends on request.
-    typo = order(world, device=device).body["_id"]
-    body = {**confirm_body("192.0.2.230"), "startDate": "2999-01-01T00:00:00Z"}
-    assert world.api.post(f"/internet/account/{typo}/confirm", body).status == 200
-    fixed = order(world, device=device).body["_id"]
-    body = {**confirm_body("192.0.2.230"), "startDate": "2019-01-01T00:00:00Z"}
-    reply = world.api.post(f"/internet/account/{fixed}/confirm", body)
+    typo, reply = confirmed_line(world, device, "192.0.2.230", "2999-01-01T00:00:00Z")
+    assert reply.status == 200, reply.body
+    fixed, reply = confirmed_line(world, device, "192.0.2.230", "2019-01-01T00:00:00Z")
     assert typo in error(reply, 409, "startDate")["description"]
     assert world.api.post(f"/internet/account/{typo}/end").body == {"success": True}
+    body = {**confirm_body("192.0.2.230"), "startDate": "2019-01-01T00:00:00Z"}
     assert world.api.post(f"/internet/account/{fixed}/confirm", body).status == 200
     # the router's line in use holds its settings: ended only by its router's next line
     assert world.api.get(f"/internet/account/{second}").body["state"] == "ENDED"
@@ -450,12 +455,9 @@ def router_of(world: World, serial: str) -> str:
 def test_the_audit_log_says_why_a_line_ended(world: World):
     # An upgrade: the router's new line, live at once, ends the old one.
     device = router_of(world, "ENDWHY-1")
-    old = order(world, device=device).body["_id"]
-    body = {**confirm_body("203.0.113.210"), "startDate": "2016-01-01T00:00:00Z"}
-    assert world.api.post(f"/internet/account/{old}/confirm", body).status == 200
-    upgrade = order(world, device=device).body["_id"]
-    body = {**confirm_body("203.0.113.211"), "startDate": "2017-01-01T00:00:00Z"}
-    reply = world.api.post(f"/internet/account/{upgrade}/confirm", body)
+    old, reply = confirmed_line(world, device, "203.0.113.210", "2016-01-01T00:00:00Z")
+    assert reply.status == 200, reply.body
+    upgrade, reply = confirmed_line(world, device, "203.0.113.211", "2017-01-01T00:00:00Z")
     assert reply.status == 200, reply.body
     [entry] = audit_of(world, old, "internet.end")
     assert entry["customer"] == world.customers["own"] and entry["role"] == "ADMIN"
