@@ -535,7 +535,10 @@ async def test_a_challenge_of_one_long_word_does_not_hold_the_event_loop() -> No
     try:
         async with challenging(challenges) as (port, accepted):
             result = await _poke(DENY_BUT_LOOPBACK, f"http://127.0.0.1:{port}/cr")
+        # the tick under way while the request ran is measured too (a request done within
+        # one tick left no measure at all, and max() of nothing failed the test)
+        await asyncio.sleep(0.05)
     finally:
         ticker.cancel()
     assert result.ok and accepted == ["auth"], result
-    assert max(stalls) < 0.75, f"the event loop stalled {max(stalls):.2f} s"
+    assert stalls and max(stalls) < 0.75, f"the event loop stalled {max(stalls):.2f} s"
