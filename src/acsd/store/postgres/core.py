@@ -11,7 +11,8 @@ Why this shape (the SQLite backend's, for the same reasons, where they still hol
   the record (``SessionResult.since``) under a row lock (``SELECT ... FOR UPDATE``), so
   "first session wins" holds across instances too; rows are locked in serial-key order,
   so two instances' batches never wait for each other in a cycle. A batch that fails all
-  the same (a deadlock with some other client) is retried one write at a time.
+  the same (a deadlock with some other client) is retried one write at a time, and a write
+  the server rolled back to break a deadlock is run again alone (LOST_RACE_RETRIES).
 - Reads use a small pool and see what has committed, whichever instance wrote it.
 """
 
