@@ -226,6 +226,9 @@ def test_patch_merges_and_bumps_the_revision_only_for_router_settings(world: Wor
         error(api.patch(path, {field: value}), 400, field)
         error(api.post("/network/device", {**device_body(world, "own", "PATCH009"),
                                            field: value}), 400, field)  # fmt: skip
+    # a pool start past the stored end: the answer names the end it is compared with
+    late = error(api.patch(path, {"dhcp": {"ipPoolStart": "192.168.0.250"}}), 400, "dhcp")
+    assert late["description"] == "ipPoolStart 192.168.0.250 is after ipPoolEnd 192.168.0.200"
     noted = api.patch(path, {"notes": "line one\n\tline two"})
     assert noted.status == 200 and noted.body["notes"] == "line one\n\tline two"
     audit = api.get("/audit").body["items"]

@@ -494,7 +494,7 @@ def test_device_apply_rejects_bad_bodies_and_stores_nothing(daemon, tmp_path: Pa
         seed_text.replace('"notes"', '"nots"'): "nots: unknown field",
         seed_text.replace('"JohnConner"', '"short"'): "wifi.password",
         seed_text.replace('"123456789013"', '"12345678901Z"'): "dhcp.reservedClients.0.mac",
-        seed_text.replace('"192.168.0.200"', '"192.168.0.50"'): "ipPoolStart is after ipPoolEnd",
+        seed_text.replace('"192.168.0.200"', '"192.168.0.50"'): "192.168.0.100 is after ipPoolEnd",
         # XML 1.0 cannot carry it: every SetParameterValues of the router would fail
         seed_text.replace('"SkyNet"', '"Sky\\u0001Net"'): "SSID must not contain control",
     }

@@ -359,7 +359,8 @@ class Dhcp(_Strict):
     def _consistent(self) -> Dhcp:
         start, end = self.ipPoolStart, self.ipPoolEnd
         if start and end and ipaddress.IPv4Address(start) > ipaddress.IPv4Address(end):
-            raise ValueError("ipPoolStart is after ipPoolEnd")
+            # both named: after a PATCH of one of them, the other may be the stored one
+            raise ValueError(f"ipPoolStart {start} is after ipPoolEnd {end}")
         seen_mac: set[str] = set()
         seen_ip: set[str] = set()
         for client in self.reservedClients or []:
