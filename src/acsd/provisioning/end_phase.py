@@ -79,11 +79,7 @@ class EndPhase(ApplyPhase):
                 # The operator took every setting away: nothing left to apply.
                 self.memory["appliedRevision"] = record.revision
                 result.provisioning, result.state, result.jobs = self.memory, "ACTIVE", 0
-            elif (
-                self.bootstrap
-                or self._reads_changed()
-                or (self.settings.stun is not None and self._notify_changed())
-            ):
+            elif self.bootstrap or self._reads_changed(self._stored_memory() or {}):
                 # forgotten secrets must stay forgotten; names that faulted alone are
                 # asked apart next time, whichever router of the kind answers them, and
                 # an answer too large is asked for in smaller calls
@@ -192,22 +188,20 @@ class EndPhase(ApplyPhase):
             return self.record.provisioning
         return loads(self.stored_memory)
 
-    def _notify_changed(self) -> bool:
-        """Whether the router set or refused the UDP address's notification this session
-        (acsd.provisioning.udp_notify): remembered, so no later session asks again."""
-        before = self._stored_memory() or {}
-        return before.get(MEMORY_KEY) != self.memory.get(MEMORY_KEY)
-
-    def _reads_changed(self) -> bool:
-        """Whether what this session learned about reading the CPE is new (also for a CPE
-        without a record yet: its first session makes one)."""
-        before = self._stored_memory() or {}
+    def _reads_changed(self, before: dict[str, Any]) -> bool:
+        """Whether what this session learned about reading the CPE is new against the
+        memory as stored (``before``; also for a CPE without a record yet: its first
+        session makes one), or, with STUN on, whether the router set or refused the UDP
+        address's notification (acsd.provisioning.udp_notify): remembered, so that no
+        later session asks again."""
+        memory = self.memory
         return (
-            set(before.get("faultedAlone") or ()) != set(self.memory.get("faultedAlone", ()))
-            or before.get("readChunk") != self.memory.get("readChunk")
-            or before.get("gpvLimit") != self.memory.get("gpvLimit")
-            or before.get("held") != self.memory.get("held")
-            or before.get("absentAt") != self.memory.get("absentAt")
+            set(before.get("faultedAlone") or ()) != set(memory.get("faultedAlone", ()))
+            or before.get("readChunk") != memory.get("readChunk")
+            or before.get("gpvLimit") != memory.get("gpvLimit")
+            or before.get("held") != memory.get("held")
+            or before.get("absentAt") != memory.get("absentAt")
+            or (self.settings.stun is not None and before.get(MEMORY_KEY) != memory.get(MEMORY_KEY))
         )
 
     def _unsent(self, unanswered: bool) -> None:
