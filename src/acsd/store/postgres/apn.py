@@ -33,7 +33,14 @@ from acsd.store.base import (
     DuplicateError,
 )
 from acsd.store.postgres.core import PgCore
-from acsd.store.postgres.rows import flags, insert_record, insert_sql, rowcount, write_audit
+from acsd.store.postgres.rows import (
+    flags,
+    insert_record,
+    insert_sql,
+    lock_value,
+    rowcount,
+    write_audit,
+)
 from acsd.store.records import (
     APN_ACCOUNTS,
     APN_DEVICES,
@@ -234,10 +241,8 @@ class ApnRecords(PgCore):
                 value = getattr(record, column)
                 if value is None:
                     continue
-                await conn.execute(
-                    "SELECT pg_advisory_xact_lock(hashtextextended($1, $2))",
-                    f"{len(record.account)}:{record.account}:{value}",
-                    _APN_LOCKS[column],
+                await lock_value(
+                    conn, f"{len(record.account)}:{record.account}:{value}", _APN_LOCKS[column]
                 )
                 taken = await conn.fetchval(
                     f"SELECT network FROM apn_devices WHERE account = $1"

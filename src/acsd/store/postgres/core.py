@@ -476,16 +476,14 @@ class PgCore(BatchWriter):
                 return
             await self._batch_failed(batch, exc, self._run_batch)
             return
-        lost = [
-            i
-            for i, value in enumerate(results)
-            if isinstance(value, Failed) and _lost_race(value.error)
-        ]
-        if lost and tries < LOST_RACE_RETRIES:
-            kept = [i for i in range(len(batch)) if i not in lost]
-            self._committed([batch[i] for i in kept], [results[i] for i in kept], started)
-            for i in lost:
-                await self._again_alone(batch[i], tries)
+        lost = [isinstance(value, Failed) and _lost_race(value.error) for value in results]
+        if any(lost) and tries < LOST_RACE_RETRIES:
+            rows = zip(batch, results, lost, strict=True)
+            kept = [(op, value) for op, value, gone in rows if not gone]
+            self._committed([op for op, _ in kept], [value for _, value in kept], started)
+            for op, gone in zip(batch, lost, strict=True):
+                if gone:
+                    await self._again_alone(op, tries)
             return
         self._committed(batch, results, started)
 

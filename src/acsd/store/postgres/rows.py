@@ -200,3 +200,10 @@ def internet_account_filters(query: InternetAccountQuery, args: Args) -> str:
     elif query.state is not None:
         clauses.append(shown_as(INTERNET_STATE, query.state, args(query.state, "text")))
     return " AND ".join(clauses) or "true"
+
+
+async def lock_value(conn: asyncpg.Connection, value: str, seed: int) -> None:
+    """Hold, until the transaction ends, the lock of ``value`` in the space ``seed`` names:
+    for a value no index makes unique (an account's SIMs, a MAC), other instances'
+    look-ups of it wait for this transaction's insert, and see it."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, $2))", value, seed)

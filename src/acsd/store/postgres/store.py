@@ -49,6 +49,7 @@ from acsd.store.postgres.rows import (
     device_filters,
     flags,
     insert_record,
+    lock_value,
     rekey,
     rowcount,
     write_audit,
@@ -323,11 +324,8 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, PgCore):
         change = mac or mac_change(record)
 
         async def write(conn: asyncpg.Connection) -> DeviceRecord:
-            if expect == ABSENT:
-                key = serial_key(record.serial_number)
-                if await conn.fetchval("SELECT 1 FROM devices WHERE serial_key = $1", key):
-                    raise ChangedError(f"a device {record.serial_number!r} was just created")
-            elif isinstance(expect, DeviceRecord):
+            # (a create, expect == ABSENT: _apply_upsert finds a record made meanwhile)
+            if isinstance(expect, DeviceRecord):
                 await self._unchanged(conn, expect)
             incoming = await self._take_router(conn, record) if new_router else None
             if record.id:
@@ -374,9 +372,7 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, PgCore):
         index makes a MAC unique); the second now waits, then finds the first's."""
         key = mac_key(record.mac_address)
         if key is not None:
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended($1, $2))", key, MAC_LOCK
-            )
+            await lock_value(conn, key, MAC_LOCK)
         rows = await conn.fetch(
             f"{DEVICE_SELECT_NO_TREE} WHERE mac_key = $1 AND id != $2 FOR UPDATE", key, record.id
         )
