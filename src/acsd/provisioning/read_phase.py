@@ -730,8 +730,8 @@ class ReadPhase(SessionState):
     def _chunked(self, calls: list[list[str]]) -> list[list[str]]:
         """``calls`` with none longer than this CPE's ``readChunk`` or ``gpvLimit``, if it
         has either."""
-        chunk, most = self.memory.get("readChunk"), self.memory.get("gpvLimit")
-        limit = min(chunk, most) if chunk and most else chunk or most
+        limits = [n for n in (self.memory.get("readChunk"), self.memory.get("gpvLimit")) if n]
+        limit = min(limits, default=None)
         if not limit:
             return calls
         self.fetch.widest = max(self.fetch.widest, *(len(names) for names in calls))

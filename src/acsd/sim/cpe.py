@@ -419,18 +419,10 @@ class Cpe:
 
     # --- ACS requests -------------------------------------------------------------------
 
-    def handle(self, request: rpc.Message) -> rpc.Message:
-        """Answer one ACS request with its response or a CPE fault (never raises)."""
-        return self._counted(request, None)
-
-    def refuse(self, request: rpc.Message, fault: rpc.Fault) -> rpc.Fault:
-        """Answer ``request`` with ``fault`` (a quirk's, decided before the request is
-        looked at), counted in the statistics as :meth:`handle` counts an answer."""
-        response = self._counted(request, fault)
-        assert isinstance(response, rpc.Fault)
-        return response
-
-    def _counted(self, request: rpc.Message, fault: rpc.Fault | None) -> rpc.Message:
+    def handle(self, request: rpc.Message, fault: rpc.Fault | None = None) -> rpc.Message:
+        """Answer one ACS request with its response or a CPE fault (never raises);
+        ``fault``: answered with it instead (a quirk's, decided before the request is
+        looked at), counted in the statistics as any answer."""
         name = request.METHOD or getattr(request, "name", "") or type(request).__name__
         stats = self.stats
         if stats.rpcs:

@@ -188,7 +188,7 @@ class Session:
                 and isinstance(request, rpc.GetParameterValues)
                 and len(request.names) > SMALL_GPV
             ):
-                response: rpc.Message = cpe.refuse(
+                response: rpc.Message = cpe.handle(
                     request, rpc.cpe_fault(9004, f"more than {SMALL_GPV} names")
                 )
             else:
