@@ -6,8 +6,11 @@ and with transaction_pooling it prepares no statement by name (pgbouncer)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -311,41 +314,61 @@ async def test_transaction_pooling_keeps_no_prepared_statement_on_a_connection(p
             await store.close()
 
 
-async def test_a_serial_registered_by_another_instance_meanwhile_is_a_change_to_retry(pg_url):
-    # Two instances: a router's first session on one inserts its serial while an
-    # operator's POST of the same serial runs on the other, between its look-up and its
-    # insert. The POST must be told to read again (ChangedError, which the API and `acsd
-    # device apply` retry), not fail as a conflict (a 500).
-    from acsd import clock
-    from acsd.store.base import ABSENT, ChangedError, DeviceRecord
-    from acsd.store.device_rules import new_row
-    from acsd.store.postgres.rows import DEVICE_INSERT_SQL, flags
-    from acsd.store.records import INSERT_COLUMNS
-
+@contextlib.asynccontextmanager
+async def _store_and_other(pg_url: str) -> AsyncIterator[tuple[Any, asyncpg.Connection]]:
+    """acsd's store, and a connection of another client (another instance) beside it."""
     store = open_store(pg_url)
     await store.open()
     other = await asyncpg.connect(pg_url)
     try:
-        first = DeviceRecord(id="", serial_number="RACE000001")
-        _id, values = new_row(first, clock.now())
-        tx = other.transaction()
-        await tx.start()
-        await other.execute(DEVICE_INSERT_SQL, *flags(INSERT_COLUMNS, values))
-        # the POST's insert waits on the uncommitted row's key, then finds it taken
-        post = asyncio.create_task(
-            store.write_device(DeviceRecord(id="", serial_number="race000001"), expect=ABSENT)
-        )
-        await asyncio.sleep(0.3)
-        assert not post.done()
-        await tx.commit()
-        with pytest.raises(ChangedError):
-            await post
-        # read again, the write finds the record and goes on as an update of it
-        found = await store.find_device_for_cpe("RACE000001")
-        assert found is not None and found.id == _id
+        yield store, other
     finally:
         await other.close()
         await store.close()
+
+
+async def _created_uncommitted(other: asyncpg.Connection, record: Any) -> tuple[Any, str]:
+    """``record`` inserted by ``other`` in a transaction left open: (it, the row's id)."""
+    from acsd import clock
+    from acsd.store.device_rules import new_row
+    from acsd.store.postgres.rows import DEVICE_INSERT_SQL, flags
+    from acsd.store.records import INSERT_COLUMNS
+
+    row_id, values = new_row(record, clock.now())
+    tx = other.transaction()
+    await tx.start()
+    await other.execute(DEVICE_INSERT_SQL, *flags(INSERT_COLUMNS, values))
+    return tx, row_id
+
+
+async def _waits_then_reads_again(write: Awaitable[Any], other_tx: Any) -> None:
+    """``write`` waits for the other client's transaction, then, once it commits, is told
+    to read again (ChangedError, which the API and `acsd device apply` retry)."""
+    from acsd.store.base import ChangedError
+
+    task = asyncio.ensure_future(write)
+    await asyncio.sleep(0.3)
+    assert not task.done()
+    await other_tx.commit()
+    with pytest.raises(ChangedError):
+        await task
+
+
+async def test_a_serial_registered_by_another_instance_meanwhile_is_a_change_to_retry(pg_url):
+    # Two instances: a router's first session on one inserts its serial while an
+    # operator's POST of the same serial runs on the other, between its look-up and its
+    # insert. The POST must be told to read again, not fail as a conflict (a 500).
+    from acsd.store.base import ABSENT, DeviceRecord
+
+    async with _store_and_other(pg_url) as (store, other):
+        first = DeviceRecord(id="", serial_number="RACE000001")
+        tx, row_id = await _created_uncommitted(other, first)
+        # the POST's insert waits on the uncommitted row's key, then finds it taken
+        post = store.write_device(DeviceRecord(id="", serial_number="race000001"), expect=ABSENT)
+        await _waits_then_reads_again(post, tx)
+        # read again, the write finds the record and goes on as an update of it
+        found = await store.find_device_for_cpe("RACE000001")
+        assert found is not None and found.id == row_id
 
 
 async def test_a_create_that_finds_its_serial_taken_meanwhile_reads_again(pg_url):
@@ -376,40 +399,22 @@ async def test_two_instances_giving_one_mac_to_two_new_records_do_not_both_succe
     # No index makes a MAC unique: each instance found it free (the other's row not yet
     # committed) and both records got it. The MAC's lock makes the second wait for the
     # first's commit, find its row and read again (ChangedError; the API then says 422).
-    from acsd import clock
-    from acsd.store.base import ABSENT, ChangedError, DeviceRecord
-    from acsd.store.device_rules import new_row
-    from acsd.store.postgres.rows import DEVICE_INSERT_SQL, flags
+    from acsd.store.base import ABSENT, DeviceRecord
+    from acsd.store.postgres.rows import lock_value
     from acsd.store.postgres.store import MAC_LOCK
-    from acsd.store.records import INSERT_COLUMNS, mac_key
+    from acsd.store.records import mac_key
 
-    store = open_store(pg_url)
-    await store.open()
-    other = await asyncpg.connect(pg_url)
-    try:
+    async with _store_and_other(pg_url) as (store, other):
         mac = "02:00:00:AB:CD:EF"
         first = DeviceRecord(id="", serial_number="MACA000001", mac_address=mac, customer="c1")
-        _id, values = new_row(first, clock.now())
-        tx = other.transaction()
-        await tx.start()  # the other instance's create, not committed yet
-        await other.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, $2))", mac_key(mac), MAC_LOCK
-        )
-        await other.execute(DEVICE_INSERT_SQL, *flags(INSERT_COLUMNS, values))
+        tx, _row_id = await _created_uncommitted(other, first)  # the other instance's create
+        await lock_value(other, mac_key(mac), MAC_LOCK)  # held to its commit, as acsd does
         second = DeviceRecord(id="", serial_number="MACB000001", mac_address=mac, customer="c2")
-        post = asyncio.create_task(store.write_device(second, expect=ABSENT, mac="set"))
-        await asyncio.sleep(0.3)
-        assert not post.done()  # waits for the MAC
-        await tx.commit()
-        with pytest.raises(ChangedError):
-            await post
+        await _waits_then_reads_again(store.write_device(second, expect=ABSENT, mac="set"), tx)
         holders = await other.fetch("SELECT serial_number FROM devices WHERE mac_key = $1",
                                     mac_key(mac))  # fmt: skip
         assert [r[0] for r in holders] == ["MACA000001"]
         assert await store.find_device_for_cpe("MACB000001") is None
-    finally:
-        await other.close()
-        await store.close()
 
 
 async def test_a_write_that_lost_a_deadlock_to_another_client_is_run_again(pg_url):
@@ -418,10 +423,7 @@ async def test_a_write_that_lost_a_deadlock_to_another_client_is_run_again(pg_ur
     # caller got the error before (a 500 from the API).
     from acsd.store.base import DeviceRecord
 
-    store = open_store(pg_url)
-    await store.open()
-    other = await asyncpg.connect(pg_url)
-    try:
+    async with _store_and_other(pg_url) as (store, other):
         a = await store.write_device(DeviceRecord(id="", serial_number="LOCKA00001"))
         b = await store.write_device(DeviceRecord(id="", serial_number="LOCKB00001"))
         runs = []
@@ -443,6 +445,3 @@ async def test_a_write_that_lost_a_deadlock_to_another_client_is_run_again(pg_ur
         await tx.commit()
         assert await asyncio.wait_for(write, 10) == "written"
         assert len(runs) == 2
-    finally:
-        await other.close()
-        await store.close()
