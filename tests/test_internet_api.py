@@ -224,6 +224,15 @@ def test_bad_bodies_are_400_with_the_field_path(world: World):
     del no_ip["net"]["ipAddress"]
     assert "required" in error(api.post(path, no_ip), 400, "net.ipAddress")["description"]
     error(api.post(path, {**SEED_EXAMPLE, "startDate": "next tuesday"}), 400, "startDate")
+    # ISO 8601 forms no client means (week and ordinal dates, the basic format, an hour
+    # alone, an offset without its colon), no such day, digits that are not ASCII
+    for start in ("2026-W01-1", "2026-001", "20260101T000000Z", "2026-01-01T00Z",
+                  "2026-01-01T00:00:00+0100", "2026-02-30",
+                  "\uff12\uff10\uff12\uff16-01-01"):  # fmt: skip
+        reply = api.post(path, {**SEED_EXAMPLE, "startDate": start})
+        assert "RFC 3339" in error(reply, 400, "startDate")["description"], start
+    reply = api.post(path, {**SEED_EXAMPLE, "startDate": "9999-12-31T23:59:59-23:59"})
+    assert "±14:00" in error(reply, 400, "startDate")["description"]
     error(api.post(path, {**SEED_EXAMPLE, "colour": "red"}), 400, "colour")
     bad_type = json.loads(json.dumps(SEED_EXAMPLE))
     bad_type["net"]["failover"] = "yes"
@@ -239,6 +248,13 @@ def test_bad_bodies_are_400_with_the_field_path(world: World):
     del fine["circuitId"]
     assert api.post(path, fine).status == 200
     assert api.get(path.removesuffix("/confirm")).body["circuit"] == "EM1"
+    # RFC 3339's lower-case t and z, a space for the T, a fraction finer than microseconds
+    for n, start in enumerate(("2016-02-01t00:00:00z", "2016-02-01 00:00:00+14:00",
+                               "2016-02-01T00:00:00.123456789Z"), start=11):  # fmt: skip
+        other = f"/internet/account/{order(world).body['_id']}/confirm"
+        body = {**confirm_body(f"192.0.2.{n}"), "startDate": start}
+        assert api.post(other, body).status == 200, start
+        assert api.get(other.removesuffix("/confirm")).body["startDate"] == start
 
 
 def test_create_errors_and_who_may_order(world: World):

@@ -134,7 +134,8 @@ class AccountConfirm(BaseModel):
     providerOrderId: ForeignRef | None = None
     providerName: ForeignRef | None = None
     startDate: str = Field(
-        description="When the line goes live: an ISO 8601 date or date-time (UTC if no zone)",
+        description="When the line goes live: a date (midnight UTC) or an RFC 3339 "
+        "date-time (UTC if no zone)",
         examples=["2016-02-01T00:00:00Z"],
     )
     circuit: ForeignRef | None = Field(None, validation_alias=AliasChoices("circuit", "circuitId"))
@@ -181,16 +182,38 @@ class AccountList(BaseModel):
     offset: int
 
 
+#: RFC 3339's date-time (T or a space between, Z or z, a fraction of a second) or a calendar
+#: date alone: what clients send. Python's fromisoformat would also take week dates
+#: ("2026-W01-1"), the basic format ("20260101T000000Z") and an hour alone, which no client
+#: means to send and which the account would echo back as sent.
+_START_DATE = re.compile(
+    r"\d{4}-\d{2}-\d{2}(?:[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:[Zz]|[+-]\d{2}:\d{2})?)?",
+    re.ASCII,
+)
+#: the widest offset any zone has (UTC+14, Kiribati; UTC-12)
+_MOST_OFFSET = 14 * 3600
+
+
 def start_of(text: str) -> float:
     """startDate -> POSIX seconds; a date alone is midnight UTC, no zone means UTC."""
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
+    when = None
+    if _START_DATE.fullmatch(text):
+        # fromisoformat keeps microseconds: a longer fraction is cut to them
+        head, dot, tail = text.upper().replace(" ", "T").partition(".")
+        if dot:
+            digits = len(tail) - len(tail.lstrip("0123456789"))
+            tail = tail[: min(digits, 6)] + tail[digits:]
+        with contextlib.suppress(ValueError):
+            when = datetime.fromisoformat(head + dot + tail)
+    if when is None:
         raise ValueError(
-            f"{text!r} is not an ISO 8601 date or date-time, e.g. 2016-02-01T00:00:00Z"
-        ) from None
+            f"{text!r} is not a date (2016-02-01) or an RFC 3339 date-time (2016-02-01T00:00:00Z)"
+        )
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
+    offset = when.utcoffset()
+    if offset is not None and abs(offset.total_seconds()) > _MOST_OFFSET:
+        raise ValueError(f"{text!r} has an offset from UTC no time zone has (at most ±14:00)")
     return when.timestamp()
 
 
