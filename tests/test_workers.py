@@ -408,6 +408,8 @@ def test_workers_stop_when_their_supervisor_is_killed(daemon_factory):
     for pid in pids:
         wait_for(lambda pid=pid: not _alive(pid), timeout=15)
     assert len(daemon.events("workers.supervisor_gone")) == 2
+    # nothing more told to the supervisor's socket, which is gone with it
+    assert not daemon.events("sdnotify_failed")
     # no copy of the secrets stays behind in the temporary directory
     assert not snapshot.exists()
 

@@ -52,6 +52,9 @@ async def _stop_when_orphaned(stop: asyncio.Event) -> None:
     while os.getppid() == parent:
         await asyncio.sleep(1.0)
     log.error("workers.supervisor_gone", supervisor=parent)
+    # The socket this worker reports to was the supervisor's: its STOPPING=1 would only
+    # log a refused connection (systemd saw the supervisor go and acts on that).
+    os.environ.pop("NOTIFY_SOCKET", None)
     drop_snapshot()
     stop.set()
 
