@@ -400,8 +400,7 @@ async def test_two_instances_giving_one_mac_to_two_new_records_do_not_both_succe
     # committed) and both records got it. The MAC's lock makes the second wait for the
     # first's commit, find its row and read again (ChangedError; the API then says 422).
     from acsd.store.base import ABSENT, DeviceRecord
-    from acsd.store.postgres.rows import lock_value
-    from acsd.store.postgres.store import MAC_LOCK
+    from acsd.store.postgres.rows import MAC_LOCK, lock_value
     from acsd.store.records import mac_key
 
     async with _store_and_other(pg_url) as (store, other):
@@ -415,6 +414,34 @@ async def test_two_instances_giving_one_mac_to_two_new_records_do_not_both_succe
                                     mac_key(mac))  # fmt: skip
         assert [r[0] for r in holders] == ["MACA000001"]
         assert await store.find_device_for_cpe("MACB000001") is None
+
+
+async def test_a_router_reporting_a_mac_another_instance_is_giving_away_waits_for_it(pg_url):
+    # An operator's create on one instance gives a new record a MAC (not committed yet)
+    # while, on another, the first session of an unknown router reporting that MAC ends:
+    # the save's "is it taken" check saw no holder and both records got the MAC. It now
+    # waits for the MAC's lock, then finds it taken and leaves the router's record without.
+    from acsd.store.base import CpeIdentity, DeviceRecord, SessionResult
+    from acsd.store.postgres.rows import MAC_LOCK, lock_value
+    from acsd.store.records import mac_key
+
+    async with _store_and_other(pg_url) as (store, other):
+        mac = "02:00:00:AB:CD:F0"
+        given = DeviceRecord(id="", serial_number="MACO000001", mac_address=mac, customer="c1")
+        tx, given_id = await _created_uncommitted(other, given)
+        await lock_value(other, mac_key(mac), MAC_LOCK)  # as the operator's write holds it
+        report = SessionResult(
+            identity=CpeIdentity("0A5E14", "P", "MACR000001"), at=1000.0, mac_address=mac
+        )
+        save = asyncio.ensure_future(store.save_session(report))
+        await asyncio.sleep(0.3)
+        assert not save.done()
+        await tx.commit()
+        router_id = await save
+        holders = await other.fetch("SELECT id FROM devices WHERE mac_key = $1", mac_key(mac))
+        assert [r[0] for r in holders] == [given_id]
+        router = await store.get_device(router_id)
+        assert router is not None and router.mac_address is None
 
 
 async def test_a_write_that_lost_a_deadlock_to_another_client_is_run_again(pg_url):

@@ -202,6 +202,11 @@ def internet_account_filters(query: InternetAccountQuery, args: Args) -> str:
     return " AND ".join(clauses) or "true"
 
 
+#: the seed of the advisory lock key of a MAC given to a device, by an operator or by its
+#: router's report ("amac"; the APN devices' locks have their own: apn._APN_LOCKS)
+MAC_LOCK = 0x616D6163
+
+
 async def lock_value(conn: asyncpg.Connection, value: str, seed: int) -> None:
     """Hold, until the transaction ends, the lock of ``value`` in the space ``seed`` names:
     for a value no index makes unique (an account's SIMs, a MAC), other instances'

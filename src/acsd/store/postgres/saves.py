@@ -9,7 +9,7 @@ import asyncpg
 
 from acsd.log import get_logger
 from acsd.store.batching import log_failed
-from acsd.store.postgres.rows import rekey
+from acsd.store.postgres.rows import MAC_LOCK, lock_value, rekey
 from acsd.store.records import DEVICE_STATE
 from acsd.store.writes import (
     Bound,
@@ -98,9 +98,11 @@ ON CONFLICT (serial_key) DO UPDATE SET
 # session of the same CPE commits before or after this batch, never in between the check
 # and the write.
 _BOUND_SQL = (
-    "SELECT id, serial_key, last_inform, revision FROM devices WHERE id = ANY($1::text[])"
-    " ORDER BY serial_key FOR UPDATE"
+    "SELECT id, serial_key, last_inform, revision, mac_key IS NULL FROM devices"
+    " WHERE id = ANY($1::text[]) ORDER BY serial_key FOR UPDATE"
 )
+#: save_args' position of the reported MAC's key
+_MAC_KEY = 4
 _HEARD_SQL = (
     "SELECT serial_key, last_inform, id, serial_number FROM devices"
     " WHERE serial_key = ANY($1::text[])"
@@ -173,10 +175,23 @@ async def _apply_saves(
     """apply_saves' work: ``alone`` writes each save as it is checked, in a savepoint of
     its own and in queue order; else all of them at the end, in serial-key order."""
     bound: dict[str, Bound] = {}
+    macless: set[str] = set()
     wanted = sorted({op.device_id for op in saves if op.device_id})
     if wanted:
         rows = await conn.fetch(_BOUND_SQL, wanted)
         bound = {row[0]: (row[1], row[2], row[3]) for row in rows}
+        macless = {row[0] for row in rows if row[4]}
+    # A router's MAC goes to its record only while no other holds it (SAVE_SQL's `taken`):
+    # an operator's write of that MAC on another instance, not committed yet, holds its
+    # lock (store._take_mac), and this waits for it and then sees its row.
+    for key in sorted(
+        {
+            op.args[_MAC_KEY]
+            for op in saves
+            if op.args[_MAC_KEY] is not None and (not op.device_id or op.device_id in macless)
+        }
+    ):
+        await lock_value(conn, key, MAC_LOCK)
     unbound = unbound_keys(saves, bound)
     heard: dict[str, float | None] = {}
     if unbound:

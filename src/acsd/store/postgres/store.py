@@ -45,6 +45,7 @@ from acsd.store.postgres.rows import (
     BY_SERIAL_SQL,
     DEVICE_INSERT_SQL,
     DEVICE_UPDATE_SQL,
+    MAC_LOCK,
     Args,
     device_filters,
     flags,
@@ -80,9 +81,6 @@ from acsd.store.records import (
 from acsd.store.writes import save_op
 
 _UPDATE_NAMES = [*OPERATOR, "serial_key", "mac_key", "updated"]
-#: the seed of the advisory lock key of a MAC an operator gives a device ("amac"; the APN
-#: devices' locks have their own: apn._APN_LOCKS)
-MAC_LOCK = 0x616D6163
 
 
 async def _router_gone(conn: asyncpg.Connection, device_id: str, *, but: str | None = None) -> None:
