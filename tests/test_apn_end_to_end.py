@@ -113,6 +113,36 @@ async def test_a_router_with_the_devices_sim_shows_it_connected_with_mcc_mnc(dae
     assert sim.routers[0].tree.get("Device.Cellular.AccessPoint.1.APN") == "iot.acsd-test.example"
 
 
+async def test_one_sim_registered_twice_in_an_account_is_told_once(daemon):
+    # By its IMSI in one network, by its number and card in another: the API cannot tell the
+    # two are one SIM; the router's session can, and the operator is told (once, not at
+    # every session), the APN being the better match's (the IMSI's).
+    admin = Api(daemon.api_url, token(daemon, "ADMIN"))
+    api = ApnApi(admin, "json")
+    sim, card = mobile_router(daemon, "APNT")
+    by_cli = api.post(apns_path("OPERATOR-T", "fleet"), {"CLI": card["imsi"], "Hints": HINTS})
+    assert by_cli.status == 202, by_cli.wrapper
+    msisdn_cli = f"(+{card['msisdn'][:1]}){card['msisdn'][1:]}"
+    by_card = api.post(
+        apns_path("OPERATOR-T", "spare"), {"CLI": msisdn_cli, "SIMNumber": card["iccid"]}
+    )
+    assert by_card.status == 202, by_card.wrapper
+    assert api.put(network_path("OPERATOR-T", "fleet"), {"APN": "fleet.example"}).status == 200
+    assert api.put(network_path("OPERATOR-T", "spare"), {"APN": "spare.example"}).status == 200
+    bind(daemon, card, "OPERATOR-T")
+    for _ in range(3):
+        assert (await sim.run_once()).ok == 1
+    logged(daemon, card["serial"], 3)
+    said = events_of(daemon, "apn.sim_claimed_twice", card["serial"])
+    assert len(said) == 1, said
+    assert said[0]["level"] == "warning"
+    assert said[0]["apn_devices"] == [
+        {"id": by_cli.wrapper["Meta"]["Id"], "network": "fleet", "by": ["imsi"]},
+        {"id": by_card.wrapper["Meta"]["Id"], "network": "spare", "by": ["iccid", "msisdn"]},
+    ]
+    assert sim.routers[0].tree.get("Device.Cellular.AccessPoint.1.APN") == "fleet.example"
+
+
 async def test_the_imei_lock_records_the_modem_then_refuses_a_swapped_one(daemon):
     admin = Api(daemon.api_url, token(daemon, "ADMIN"))
     api, xml = ApnApi(admin, "json"), ApnApi(admin, "xml")

@@ -31,7 +31,7 @@ from functools import partial
 from typing import Any
 
 from acsd.ids import new_id
-from acsd.log import get_logger
+from acsd.log import Once, get_logger
 from acsd.provisioning.desired import Desired
 from acsd.provisioning.profiles import Profile, ProfileSet
 from acsd.provisioning.status import extract_identity, untyped
@@ -402,7 +402,10 @@ async def record_apn_session(store: Store, report: SimReport) -> None:
                     # its SIM was in this router and is not now (another SIM reported, or
                     # none): it is not connected through this router any more
                     await store.update_apn_device(device.id, _left)
-        for device in _whose(found, report.serial, report.mvno_account, say=True):
+        mine = _whose(found, report.serial, report.mvno_account, say=True)
+        if len(mine) > 1:
+            _claimed_twice(report, mine)
+        for device in mine:
             # (the account is the record's as the session began: written only while the
             # router is still that account's)
             updated = await store.update_apn_device(
@@ -418,6 +421,32 @@ async def record_apn_session(store: Store, report: SimReport) -> None:
                 )
     except Exception as exc:
         log_store_failure(log, "apn.session_update_failed", exc, serial=report.serial)
+
+
+#: (router, APN devices) already warned about in this process
+_TWICE_TOLD = Once()
+
+
+def _claimed_twice(report: SimReport, devices: list[ApnDeviceRecord]) -> None:
+    """One SIM, several APN devices of the account (one registered by its CLI, another by
+    its SIMNumber, perhaps in two networks): the API could not tell they were one SIM. Each
+    is kept up to date, and the router takes the APN of the best match (IMSI, then ICCID,
+    then MSISDN); the operator is told once per process, as every session would say it."""
+    ranked = _ranked(devices, report.keys)
+    if not _TWICE_TOLD.first((report.router, tuple(device.id for device in ranked))):
+        return
+    log.warning(
+        "apn.sim_claimed_twice",
+        serial=report.serial,
+        apn_devices=[
+            {"id": device.id, "network": device.network, "by": _matched_by(device, report.keys)}
+            for device in ranked
+        ],
+    )
+
+
+def _matched_by(device: ApnDeviceRecord, keys: Mapping[str, str | None]) -> list[str]:
+    return [name for name, key in keys.items() if key and getattr(device, name) == key]
 
 
 def _left(device: ApnDeviceRecord) -> tuple[ApnDeviceRecord | None, AuditRecord | None]:
