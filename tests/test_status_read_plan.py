@@ -371,3 +371,59 @@ def test_a_cpe_that_silently_leaves_out_a_leaf_gets_the_whole_objects_read(daemo
         assert daemon.device_json(router.serial)["status"]["wanIp"] == before["wanIp"]
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize("first", [False, True], ids=["factory-reset", "first-session"])
+def test_a_read_the_cpe_never_answered_plans_nothing_and_wipes_nothing(
+    daemon_factory, monkeypatch, first
+):
+    # The router reboots (or drops the connection) before it answers the session's first
+    # GetParameterValues. The plan used to be made of the Inform's few values: later
+    # sessions read only those, and status stayed without its LAN and WAN addresses for
+    # up to full_read_interval; a factory reset's session cut so also wiped them.
+    from acsd.sim import session as sim_session
+    from acsd.sim.http import HttpError
+    from conftest import wait_for
+
+    daemon = daemon_factory(cwmp={"session_timeout": 1.0})
+    post = sim_session.Session._post
+    cut = []
+
+    async def reboots_before_answering(self, message, echo_id=None):
+        if isinstance(message, rpc.GetParameterValuesResponse) and not cut:
+            cut.append(message)
+            raise HttpError("connection dropped: the router rebooted")
+        return await post(self, message, echo_id)
+
+    async def run() -> None:
+        sim = Simulation(daemon.cwmp_url, ["tplink-tr181"], 1, serial_prefix="CUT")
+        router = sim.routers[0]
+        serial = router.serial
+        if not first:
+            assert (await sim.run_once()).ok == 1
+            before = daemon.device_json(serial)["status"]
+            assert before["wanIp"] and before["lanIp"], before
+            router.factory_reset()
+        monkeypatch.setattr(sim_session.Session, "_post", reboots_before_answering)
+        await sim.run_once()
+        assert cut
+        wait_for(lambda: len(daemon.events("session.end")) >= (1 if first else 2), timeout=15)
+        monkeypatch.setattr(sim_session.Session, "_post", post)
+        status_now = daemon.device_json(serial)["status"]
+        if not first:
+            # what the cut session could not read is still what was known
+            for field in ("wanIp", "lanIp", "gateway", "dns"):
+                assert status_now.get(field) == before.get(field), (field, status_now)
+        _params, plan = stored(daemon, serial)
+        assert plan is None or "Device.IP.Interface.2.IPv4Address.1.IPAddress" in str(plan)
+        router.stats.rpcs.clear()
+        router.stats.gpv.clear()
+        assert (await sim.run_once()).ok == 1
+        # the next session reads the whole objects (after a reset, the plan from before
+        # it, which finds out at once if the tree moved), and status has the addresses
+        if first:
+            assert any(n.endswith(".") for n in gpv_names(router, 0)), gpv_names(router, 0)
+        status_now = daemon.device_json(serial)["status"]
+        assert status_now["wanIp"] and status_now["lanIp"], status_now
+
+    asyncio.run(run())

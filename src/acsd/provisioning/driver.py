@@ -489,7 +489,9 @@ class ProvisioningDriver(EndPhase):
                 self._save_failed(session, exc, complete)
                 return
             flat = untyped(params)
-            if self.plan is None and self.fetch.started and not self.fetch.failed:
+            # (a plan made of part of a read would hold part of status's leaves, and
+            # the sessions after it would read only those until the next whole read)
+            if self.plan is None and self.fetch.answered():
                 plan, extraction = plan_and_extraction(
                     self.profile, flat, now, like=self._extraction
                 )

@@ -42,7 +42,7 @@ class EndPhase(ApplyPhase):
         SIM numbers absent from ``flat`` are then absent from the router."""
         assert self.profile is not None
         fetch = self.fetch
-        if not fetch.started or fetch.failed or fetch.queue:
+        if not fetch.answered():
             return False
         return not fields_read_at(self.profile, flat, SIM_KEYS, fetch.skipped)
 
@@ -308,7 +308,10 @@ class EndPhase(ApplyPhase):
 
     async def _merged_params(self) -> dict[str, list[Any]]:
         base: dict[str, list[Any]] = {}
-        if self.record is not None and not self.bootstrap:
+        # A factory reset's session replaces the stored tree with what it reads, once it
+        # has read it: cut short, what it did not read stays as last known (its status
+        # would otherwise lose its addresses until the next whole read).
+        if self.record is not None and (not self.bootstrap or not self.fetch.answered()):
             # Failing here fails the save: merging over nothing would lose the stored tree.
             base = await self.store.device_params(self.record.id)
         # A partial path read this session replaces everything below it: objects the CPE

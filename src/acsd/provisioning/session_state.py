@@ -100,6 +100,19 @@ class Fetch:
     widest: int = 0
     largest: int = 0
 
+    def answered(self) -> bool:
+        """The read was answered to its end: nothing is left to ask, and it did not fail.
+        A session cut before then (the CPE rebooted, went silent, sent garbage) read part
+        of what it asked for, or none of it."""
+        return (
+            self.started
+            and not self.failed
+            and not self.queue
+            and self.probe is None
+            and self.judge is None
+            and not self.listing
+        )
+
 
 @dataclass
 class Apply:
