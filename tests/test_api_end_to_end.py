@@ -195,6 +195,45 @@ async def test_a_replaced_router_takes_over_the_record(module_daemon, module_wor
     )  # fmt: skip
 
 
+async def test_an_unclaimed_router_is_claimed_before_it_is_changed(module_daemon, module_world):
+    # A PATCH of a router that called in unclaimed made it an operator's record of no
+    # customer: the POST of its serial then said 409 and no PATCH could give it one.
+    daemon, world = module_daemon, module_world
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="CLAIM")
+    serial = sim.routers[0].serial
+    assert (await sim.run_once()).ok == 1
+    unclaimed = daemon.device_json(serial)
+    path = f"/network/device/{unclaimed['_id']}"
+    for body in ({"notes": "spare on the shelf"}, {"name": "Spare"}, {"driftCheck": False}):
+        reply = world.api.patch(path, body)
+        assert reply.status == 422 and reply.body["message"] == "customer", reply.body
+        assert "POST /network/device" in reply.body["description"]
+    assert "notes" not in world.api.get(path).body
+    body = {**device_body(world, "own", serial), "dhcp": seed_body(serial, "192.168.1")["dhcp"]}
+    claimed = world.api.post("/network/device", body)
+    assert claimed.status == 201, claimed.body
+    assert claimed.body["_id"] == unclaimed["_id"]
+    assert world.api.patch(path, {"notes": "at the customer's"}).status == 200
+
+
+async def test_no_device_moves_onto_a_router_being_deleted(module_daemon, module_world):
+    # A PATCH of another device's serialNumber to it merged the DELETING record in: the
+    # delete (in the audit log) never happened. As for a POST of that serial: 422 state.
+    daemon, world = module_daemon, module_world
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="DELSW")
+    serial = sim.routers[0].serial
+    assert (await sim.run_once()).ok == 1
+    going = daemon.device_json(serial)
+    assert world.api.delete(f"/network/device/{going['_id']}").status == 202
+    device = world.api.post("/network/device", device_body(world, "own", "DELSW-OTHER")).body
+    path = f"/network/device/{device['_id']}"
+    reply = world.api.patch(path, {"serialNumber": serial})
+    assert reply.status == 422 and reply.body["message"] == "state", reply.body
+    assert "being deleted" in reply.body["description"]
+    assert world.api.get(path).body["serialNumber"] == "DELSW-OTHER"
+    assert world.api.get(f"/network/device/{going['_id']}").body["state"] == "DELETING"
+
+
 async def test_a_record_an_operator_made_is_no_router_to_merge(module_daemon, module_world):
     """`acsd device apply` may make a record without a customer: a PATCH to its serial
     must not delete its settings as if it were a router's own report."""

@@ -418,7 +418,8 @@ def _merge(base: dict[str, Any] | None, patch: dict[str, Any]) -> dict[str, Any]
             (409, "profile", "The model's profile is not one acsd knows"),
             (409, "serialNumber", "Serial number is already another device's"),
             _CONFLICT, (422, "macAddress", "MAC address is already in use."),
-            (422, "state", "Device is being deleted")],
+            (422, "state", "Device (or the router of the new serialNumber) is being deleted"),
+            (422, "customer", "A router that called in unclaimed: POST its serial first")],
 )  # fmt: skip
 async def patch_device(request: web.Request) -> web.Response:
     ctx = context(request)
@@ -437,6 +438,16 @@ async def _patch(
     record = await _load(request, who)
     if record.state == "DELETING":
         raise ApiError(422, "state", "Device is being deleted")
+    if not record.made_by_operator:
+        # A router that called in before its record was made is claimed by the POST of its
+        # serial number, which gives it a customer; written to here first, it would be an
+        # operator's record of no customer, which a POST refuses (409) and a PATCH cannot
+        # give one.
+        raise ApiError(
+            422, "customer",
+            "Device has no customer yet: claim it with POST /network/device (its "
+            "serialNumber and a customer) before changing it",
+        )  # fmt: skip
     seen = copy.deepcopy(record)
     before = audit_device_view(record)
     fields = patch.model_fields_set
@@ -464,6 +475,14 @@ async def _patch(
         # what it reported, its LAN included, is the record's from now on; nothing the old
         # router reported holds for it.
         incoming = await ctx.store.find_device_for_cpe(record.serial_number)
+        if incoming is not None and incoming.state == "DELETING":
+            # (as for a POST of its serial: merged in, the record would go with the delete's
+            # release, or the delete would be lost)
+            raise ApiError(
+                422, "state",
+                "The router of that serial number is being deleted: its next session "
+                "releases it; give it to this device once it is gone",
+            )  # fmt: skip
         if incoming is not None and incoming.made_by_operator:
             raise ApiError(409, "serialNumber", "Serial number is already in use")
         record.status = incoming.status if incoming else {}
