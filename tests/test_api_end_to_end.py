@@ -126,11 +126,19 @@ async def test_dhcp_addresses_no_lan_client_can_have_are_refused(module_daemon, 
     refused({"reservedClients": [{"mac": "aabbccddee01", "ip": str(router)}]},
             "dhcp.reservedClients.0.ip", "the router's own address")  # fmt: skip
     refused({"primaryDnsServer": "0.0.0.0"}, "dhcp.primaryDnsServer", "no address")
+    for address in (lan.broadcast_address, lan.network_address):
+        refused({"primaryDnsServer": str(address)}, "dhcp.primaryDnsServer", "no DNS server")
     refused({"ipPoolStart": "224.0.0.1", "ipPoolEnd": "224.0.0.9"}, "dhcp.ipPoolStart",
             "no address")  # fmt: skip
     body = device_body(world, "own", serial)
-    body["dhcp"] = {"ipPoolStart": str(free[0]), "ipPoolEnd": str(free[20])}
-    assert world.api.post("/network/device", body).status == 201
+    # the router's own address as the DNS server, as most hand out
+    body["dhcp"] = {"ipPoolStart": str(free[0]), "ipPoolEnd": str(free[20]),
+                    "primaryDnsServer": str(router)}  # fmt: skip
+    created = world.api.post("/network/device", body)
+    assert created.status == 201, created.body
+    # and a resolver outside the LAN
+    path = f"/network/device/{created.body['_id']}"
+    assert world.api.patch(path, {"dhcp": {"primaryDnsServer": "192.0.2.53"}}).status == 200
 
 
 async def test_a_replaced_router_takes_over_the_record(module_daemon, module_world):

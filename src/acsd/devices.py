@@ -42,7 +42,8 @@ def reported_lan(
 
 
 def check_lan(status: dict[str, Any], dhcp: dict[str, Any] | None) -> None:
-    """Addresses a router would refuse: the pool and reservations must lie in its LAN.
+    """Addresses a router would refuse: the pool and reservations must lie in its LAN, and
+    no DNS server handed out is the LAN's network or broadcast address.
 
     The LAN is the one the router reported (status lanIp/subnetMask). Before the router has
     reported, the pool's own /16 stands in for it: wide enough for every common home or
@@ -56,6 +57,7 @@ def check_lan(status: dict[str, Any], dhcp: dict[str, Any] | None) -> None:
         dhcp.get("ipPoolStart"),
         dhcp.get("ipPoolEnd"),
         tuple(client["ip"] for client in reserved),
+        dhcp.get("primaryDnsServer"),
     )
     try:
         hash(key)
@@ -72,7 +74,7 @@ def check_lan(status: dict[str, Any], dhcp: dict[str, Any] | None) -> None:
 
 @functools.lru_cache(maxsize=1024)
 def _lan_refusal(
-    lan_ip: Any, mask: Any, start: Any, end: Any, reserved: tuple[Any, ...]
+    lan_ip: Any, mask: Any, start: Any, end: Any, reserved: tuple[Any, ...], dns: Any = None
 ) -> tuple[str, str] | None:
     """(field, message) of what check_lan refuses, or None; ValueError for an address
     that is none (not cached: lru_cache keeps no exceptions)."""
@@ -105,6 +107,13 @@ def _lan_refusal(
             return f"dhcp.reservedClients.{n}.ip", f"{ip} is not in {where}"
         if ip in taken:
             return f"dhcp.reservedClients.{n}.ip", f"{ip} is {taken[ip]}"
+    if dns and router is not None:
+        # The router's own address is what most routers hand out as the DNS server, and
+        # one outside the LAN (a resolver of the ISP's) is as usual: only the LAN's
+        # network and broadcast addresses are no server at all.
+        server = ipaddress.IPv4Address(dns)
+        if server != router and taken.get(server):
+            return "dhcp.primaryDnsServer", f"{server} is {taken[server]}, no DNS server"
     return None
 
 
