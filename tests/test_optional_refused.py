@@ -1,7 +1,8 @@
 """Firmware that refuses writes to an optional parameter (a radio's switch under the SSID's
 `enabled`) for good: the setting is applied without it, the job is done and says why, and
-the parameter is not sent to that router again. Not writable (9008) is for good at once;
-denied (9001) may be a busy router's, and is tried once more before it is."""
+the parameter is not sent to that router again. Not writable (9008) and no such parameter
+(9005) are for good at once; denied (9001) may be a busy router's, and is tried once more
+before it is."""
 
 from __future__ import annotations
 
@@ -95,6 +96,31 @@ async def test_a_radio_switch_that_is_not_writable_is_dropped_at_once(
     assert (await sim.run_once()).ok == 1
     assert sent(router, radio) == 1
     assert len(spv_faults(router)) == 1
+    later = daemon.device_json(serial)["job"]
+    assert later["state"] == "DONE" and later["unsupported"] == job["unsupported"], later
+
+
+async def test_a_radio_switch_the_router_lacks_is_dropped_at_once(daemon):
+    # Firmware without the radio's switch that leaves it out of its GetParameterValues
+    # answer (no 9005 there), then refuses it by name with 9005 in the SetParameterValues:
+    # the job was failed after retry_max_attempts sessions. No such parameter is for good.
+    from acsd.cwmp import rpc
+
+    _tree, ssid, radio = CASES[1]
+    sim, serial, job = await refused_then_dropped(daemon, "tr181-generic", ssid, radio, 9005, "OL")
+    router = sim.router(serial)
+    answer = router.handle
+
+    def leaves_it_out(request, fault=None):
+        response = answer(request, fault)
+        if isinstance(response, rpc.GetParameterValuesResponse):
+            response.parameters = [p for p in response.parameters if p.name != radio]
+        return response
+
+    router.handle = leaves_it_out
+    await asyncio.sleep(RETRY_BASE + 0.2)
+    assert (await sim.run_once()).ok == 1
+    assert sent(router, radio) == 1
     later = daemon.device_json(serial)["job"]
     assert later["state"] == "DONE" and later["unsupported"] == job["unsupported"], later
 

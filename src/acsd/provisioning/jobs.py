@@ -21,10 +21,10 @@ The memory is one JSON object on the device record:
   planned with STUN on: a router whose values are others (a reload changed them) has its
   settings read and compared at its next session, whatever its drift check says;
 - ``refusedOptional``: parameter path -> the CPE's fault (setting, code, message) for an
-  optional parameter it refused writes to (9008 not writable, or 9001 denied in two
-  sessions, named in its SetParameterValuesFault): its setting is written without it from
-  then on, and the job lists it as unsupported. A factory reset (0 BOOTSTRAP) or new
-  firmware forgets it.
+  optional parameter it refused writes to (9008 not writable, 9005 lacking, or 9001
+  denied in two sessions, named in its SetParameterValuesFault): its setting is written
+  without it from then on, and the job lists it as unsupported. A factory reset
+  (0 BOOTSTRAP) or new firmware forgets it.
 
 Back-off is exponential (``retry_base`` x 2^(attempts-1)) and stops after ``max_attempts``:
 a fault can cost a few sessions, never a loop. A denial (9001) may be a busy CPE's: it is
@@ -300,9 +300,9 @@ def _fault_hash(change: Change) -> str:
 
 def refused_for_good(memory: dict[str, Any], change: Change, code: int) -> bool:
     """Whether an optional parameter the CPE refused with ``code``, naming it, is dropped
-    for this CPE (``refusedOptional``): not writable (9008) at once; denied (9001) when
-    the retry after a denial of this value is denied too. A first denial may be a busy
-    CPE's: it is a fault of the job, retried after its back-off."""
+    for this CPE (``refusedOptional``): not writable (9008) or lacking (9005) at once;
+    denied (9001) when the retry after a denial of this value is denied too. A first
+    denial may be a busy CPE's: it is a fault of the job, retried after its back-off."""
     if code in REFUSED_FOR_GOOD:
         return True
     if code != DENIED:

@@ -47,7 +47,7 @@ class Change:
     fault_path: str | None = None
     fault_value: str | None = None
     #: the profile's `optional`: a CPE does without this parameter, so one that refuses
-    #: writes to it (9008, 9001) gets the setting without it (the memory's
+    #: writes to it (9008, 9005, 9001) gets the setting without it (the memory's
     #: ``refusedOptional``), not a fault that fails the job
     optional: bool = False
 
@@ -672,8 +672,9 @@ def _holds(
 
 
 #: faults that say the CPE will not take a value at a parameter at all, whatever the
-#: value: 9008 (not writable)
-REFUSED_FOR_GOOD = frozenset({9008})
+#: value: 9008 (not writable), 9005 (no such parameter: firmware that lacks it, and that
+#: may have left it out of its GetParameterValues answer rather than fault there)
+REFUSED_FOR_GOOD = frozenset({9005, 9008})
 #: request denied: a parameter locked by the firmware's policy, or a CPE busy for the
 #: moment. Which one only a retry tells: the value is tried once more in a later session
 #: (its back-off), and given up when denied again (cwmp-reference, fault 9001)
@@ -695,7 +696,7 @@ def refused_reason(path: str, code: Any, message: str) -> str:
 
 
 def _refused_optional(plan: Plan, refused: Mapping[str, Any], setting: str, target: Target) -> bool:
-    """Whether ``target`` is an optional parameter this CPE refused writes to (9008,
+    """Whether ``target`` is an optional parameter this CPE refused writes to (9008, 9005,
     9001): the setting is written without it, and the job lists it with the refusal."""
     entry = refused.get(target.path) if target.optional else None
     if not isinstance(entry, dict):
