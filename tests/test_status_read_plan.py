@@ -427,3 +427,36 @@ def test_a_read_the_cpe_never_answered_plans_nothing_and_wipes_nothing(
         assert status_now["wanIp"] and status_now["lanIp"], status_now
 
     asyncio.run(run())
+
+
+def test_a_passphrase_read_back_in_clear_is_not_stored(daemon):
+    # TR-069 has a CPE read secrets back as "", and some firmware sends them in clear:
+    # acsd compares what it applied by hash, and the stored tree kept the router's
+    # passphrase (the one before acsd's, or the customer's own) in the database.
+    from api_world import seed_body
+
+    async def run() -> None:
+        sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="CLEAR")
+        router = sim.routers[0]
+        secret = "Device.WiFi.AccessPoint.1.Security.KeyPassphrase"
+        answer = router.handle
+
+        def in_clear(request, fault=None):
+            response = answer(request, fault)
+            if isinstance(response, rpc.GetParameterValuesResponse):
+                for p in response.parameters:
+                    if p.name == secret:
+                        p.value = "the-routers-own-key"
+            return response
+
+        router.handle = in_clear
+        daemon.apply(seed_body(router.serial, "192.168.1"))
+        for _ in range(3):  # the first read (whole objects and settings), then the plan's
+            assert (await sim.run_once()).ok == 1
+        assert any(secret in names for names in router.stats.gpv), router.stats.gpv
+        params, _plan = stored(daemon, router.serial)
+        assert "the-routers-own-key" not in json.dumps(params)
+        assert params.get(secret, [""])[0] == ""
+        assert daemon.device_json(router.serial)["state"] == "ACTIVE"
+
+    asyncio.run(run())

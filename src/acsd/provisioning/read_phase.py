@@ -14,6 +14,7 @@ from acsd.log import get_logger
 from acsd.provisioning.absent import Kind, kind_of
 from acsd.provisioning.internet import needs_line_dns
 from acsd.provisioning.plan import along_targets
+from acsd.provisioning.profile_schema import is_secret_name
 from acsd.provisioning.session_state import NOTHING, SessionState
 from acsd.provisioning.status import Extraction, ReadPlan, fetch_names, untyped
 from acsd.store.base import DeviceRecord
@@ -185,7 +186,13 @@ class ReadPhase(SessionState):
                 # Only what was asked: names a CPE adds on its own would pile up in the
                 # stored tree, session after session (a hostile one could fill the disk).
                 if p.name in asked or p.name.startswith(objects):
-                    self.values[p.name] = [p.value, p.type]
+                    value = p.value
+                    if value and _is_secret(p.name):
+                        # Firmware that reads a passphrase back in clear (TR-069 says
+                        # ""): acsd compares what it applied by hash and needs none of
+                        # it, and the stored tree is no place for the router's secrets.
+                        value = ""
+                    self.values[p.name] = [value, p.type]
             self._flat_values = None
             self.fetch.ok.extend(names)
             if self.fetch.skipped or self.fetch.unreadable:
@@ -788,6 +795,21 @@ def _mentions(text: str, name: str) -> bool:
 
 def _name_char(char: str) -> bool:
     return char.isalnum() or char in "._-{}"
+
+
+#: parameter name -> whether it holds a secret (the same few hundred names come from
+#: every CPE: a look-up, not a pattern match, per value read)
+_SECRET_NAMES: dict[str, bool] = {}
+_MOST_NAMES = 20_000
+
+
+def _is_secret(name: str) -> bool:
+    known = _SECRET_NAMES.get(name)
+    if known is None:
+        if len(_SECRET_NAMES) >= _MOST_NAMES:
+            _SECRET_NAMES.clear()
+        known = _SECRET_NAMES[name] = is_secret_name(name)
+    return known
 
 
 def _halves(names: list[str]) -> list[list[str]]:
