@@ -272,7 +272,8 @@ def test_create_errors_and_who_may_order(world: World):
     error(world.api.post("/internet/account", body), 404, "device")
     other_device = world.api.post("/network/device", device_body(world, "other", "NETOTHER1"))
     body["device"] = other_device.body["_id"]
-    error(world.api.post("/internet/account", body), 409, "device")
+    refused = error(world.api.post("/internet/account", body), 409, "device")
+    assert "another customer" in refused["description"]
     # (an OWNER is not told that another customer's device exists)
     error(world.as_("OWNER").post("/internet/account", body), 404, "device")
     error(world.api.post("/internet/account", {**body, "name": ""}), 400, "name")
@@ -385,7 +386,7 @@ def test_no_line_is_ordered_for_a_device_being_deleted(world: World, module_daem
     assert listed.body["items"] == []
 
 
-def test_a_line_that_would_never_reach_its_router_is_409(world: World):
+def test_a_line_that_would_never_reach_its_router_is_409(world: World, module_daemon):
     # The router applies the line that started last: a second line starting no later than
     # the one it has would be ACTIVE and never sent.
     reply = world.api.post(
@@ -412,11 +413,29 @@ def test_a_line_that_would_never_reach_its_router_is_409(world: World):
     fixed, reply = confirmed_line(world, device, "192.0.2.230", "2019-01-01T00:00:00Z")
     assert typo in error(reply, 409, "startDate")["description"]
     assert world.api.post(f"/internet/account/{typo}/end").body == {"success": True}
+    # again: nothing changes, and the log does not say it ended again
+    assert world.api.post(f"/internet/account/{typo}/end").body == {"success": True}
+    said = [e for e in module_daemon.events("internet.ended") if e.get("account") == typo]
+    assert len(said) == 1, said
     body = {**confirm_body("192.0.2.230"), "startDate": "2019-01-01T00:00:00Z"}
     assert world.api.post(f"/internet/account/{fixed}/confirm", body).status == 200
     # the router's line in use holds its settings: ended only by its router's next line
     assert world.api.get(f"/internet/account/{second}").body["state"] == "ENDED"
     error(world.api.post(f"/internet/account/{fixed}/end"), 422, "state")
+
+
+def test_a_line_for_an_unclaimed_router_says_to_claim_it_first(world: World, module_daemon):
+    # (it said the router "belongs to another customer": it belongs to none yet)
+    import asyncio
+
+    from acsd.sim.runner import Simulation
+
+    sim = Simulation(module_daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="NETUNCL")
+    assert asyncio.run(sim.run_once()).ok == 1
+    unclaimed = module_daemon.device_json(sim.routers[0].serial)
+    body = {"customer": world.customers["own"], "device": unclaimed["_id"], "name": "x"}
+    reply = world.api.post("/internet/account", body)
+    assert "POST /network/device" in error(reply, 409, "device")["description"]
 
 
 def test_addresses_inside_another_lines_additional_range_are_409(world: World):

@@ -357,6 +357,12 @@ async def create_internet_account(request: web.Request) -> web.Response:
         device = await ctx.store.get_device(body.device) if is_id(body.device) else None
         if device is None or device.id != body.device or not who.may_see(device.customer):
             raise ApiError(404, "device", "Network device not found")
+        if device.customer is None:
+            raise ApiError(
+                409, "device",
+                f"device {device.id} is a router that called in unclaimed: give it to the "
+                "customer first (POST /network/device with its serialNumber)",
+            )  # fmt: skip
         if device.customer != customer.id:
             raise ApiError(409, "device", f"device {device.id} belongs to another customer")
         if device.state == "DELETING":
@@ -485,12 +491,16 @@ async def end_internet_account(request: web.Request) -> web.Response:
     except KeyError:
         raise ApiError(404, "not_found", "Internet account not found") from None
     except StateError as exc:
+        router = await ctx.store.get_device(account.device) if account.device else None
+        if router is not None and router.state == "DELETING":
+            then = "its record is being deleted: once its next session releases it, end the line"
+        else:
+            then = "the router's next line ends it, or delete the router's record first"
         raise ApiError(
-            422, "state",
-            f"{exc}: the router holds its settings; the router's next line ends it, or "
-            "delete the router's record first",
+            422, "state", f"{exc}: the router holds its settings; {then}"
         ) from None  # fmt: skip
-    log.info("internet.ended", account=ended.id, customer=ended.customer)
+    if account.state != "ENDED":  # (ended before: nothing changed, nothing to say)
+        log.info("internet.ended", account=ended.id, customer=ended.customer)
     return json_response({"success": True})
 
 
