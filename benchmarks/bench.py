@@ -285,6 +285,13 @@ def steady(args: argparse.Namespace, workdir: Path) -> dict:
                       light_fraction=LIGHT_FRACTION, paced_duration=args.duration,
                       on={"registered": registered, "measured": measured,
                           "paced": paced_done})  # fmt: skip
+        if "paced" not in run or "light" not in run:
+            # the closed loop completed no session: there is no rate to pace at
+            _show_daemon_warnings(workdir / "daemon.log")
+            raise RuntimeError(
+                f"steady: no session completed in the closed loop ({run.get('errors', 0)} "
+                "errors): see the daemon's warnings above"
+            )
         rss, cpu1 = marks["rss_end"], marks["cpu_end"]
         paced, light = run["paced"], run["light"]
         rate = paced["rate"]

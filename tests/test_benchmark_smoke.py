@@ -110,6 +110,38 @@ def test_a_daemon_that_dies_at_start_stops_the_run_with_its_log(tmp_path):
     assert "config_error" in str(caught.value)
 
 
+def test_a_closed_loop_that_completed_no_session_stops_with_the_daemons_warnings(
+    tmp_path, monkeypatch, capsys
+):
+    # (it ended in a KeyError: with no rate measured, the load generator paces nothing)
+    import argparse
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import bench
+    finally:
+        sys.path.pop(0)
+    seed = tmp_path / "seed.db"
+    bench.populate(seed, 10)
+    real = bench.loadgen
+
+    def every_session_failed(url, routers, *, on=None, **options):
+        if not on:  # the baseline
+            return real(url, routers, **options)
+        on["registered"]()
+        on["measured"]()
+        return {"sessions": 0, "sessions_per_s": 0.0, "exchanges_per_s": 0.0, "errors": 7,
+                "p99_ms": None}  # fmt: skip
+
+    monkeypatch.setattr(bench, "loadgen", every_session_failed)
+    args = argparse.Namespace(routers=10, idle=10, duration=0.5, concurrency=2, settle=0.0,
+                              seed_db=seed)  # fmt: skip
+    work = tmp_path / "work"
+    work.mkdir()
+    with pytest.raises(RuntimeError, match="no session completed in the closed loop"):
+        bench.steady(args, work)
+
+
 def test_sigterm_stops_the_benchmark_and_leaves_no_daemon_or_database(tmp_path):
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     # The steady scenario's baseline runs first, for half the duration; its daemon then
