@@ -296,6 +296,26 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):
         time.sleep(interval)
 
 
+def drop_first(monkeypatch, kind: type) -> list:
+    """Simulated routers drop the connection instead of sending their first message of
+    ``kind`` (a router that reboots, or goes away, in the middle of a session): the list
+    the dropped message goes into. Later messages of ``kind`` go as usual."""
+    from acsd.sim import session as sim_session
+    from acsd.sim.http import HttpError
+
+    post = sim_session.Session._post
+    dropped: list = []
+
+    async def drop(self, message, echo_id=None):
+        if isinstance(message, kind) and not dropped:
+            dropped.append(message)
+            raise HttpError("connection dropped: the router went away")
+        return await post(self, message, echo_id)
+
+    monkeypatch.setattr(sim_session.Session, "_post", drop)
+    return dropped
+
+
 # --- daemons and API worlds shared by the tests of one module --------------------------------
 # Starting a daemon (and creating tokens with the CLI) is most of what a short test costs.
 # Tests that only touch records of their own (their own serials, customers, accounts, IP

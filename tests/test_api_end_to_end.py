@@ -203,15 +203,20 @@ async def test_a_replaced_router_takes_over_the_record(module_daemon, module_wor
     )  # fmt: skip
 
 
+async def unclaimed_router(daemon, prefix: str) -> tuple[Simulation, str, str]:
+    """A router that called in before any record was made for it: (its simulation, its
+    serial number, its record's API path)."""
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix=prefix)
+    serial = sim.routers[0].serial
+    assert (await sim.run_once()).ok == 1
+    return sim, serial, f"/network/device/{daemon.device_json(serial)['_id']}"
+
+
 async def test_an_unclaimed_router_is_claimed_before_it_is_changed(module_daemon, module_world):
     # A PATCH of a router that called in unclaimed made it an operator's record of no
     # customer: the POST of its serial then said 409 and no PATCH could give it one.
     daemon, world = module_daemon, module_world
-    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="CLAIM")
-    serial = sim.routers[0].serial
-    assert (await sim.run_once()).ok == 1
-    unclaimed = daemon.device_json(serial)
-    path = f"/network/device/{unclaimed['_id']}"
+    _sim, serial, path = await unclaimed_router(daemon, "CLAIM")
     for body in ({"notes": "spare on the shelf"}, {"name": "Spare"}, {"driftCheck": False}):
         reply = world.api.patch(path, body)
         assert reply.status == 422 and reply.body["message"] == "customer", reply.body
@@ -220,7 +225,7 @@ async def test_an_unclaimed_router_is_claimed_before_it_is_changed(module_daemon
     body = {**device_body(world, "own", serial), "dhcp": seed_body(serial, "192.168.1")["dhcp"]}
     claimed = world.api.post("/network/device", body)
     assert claimed.status == 201, claimed.body
-    assert claimed.body["_id"] == unclaimed["_id"]
+    assert path.endswith(claimed.body["_id"])
     assert world.api.patch(path, {"notes": "at the customer's"}).status == 200
 
 
@@ -228,18 +233,15 @@ async def test_no_device_moves_onto_a_router_being_deleted(module_daemon, module
     # A PATCH of another device's serialNumber to it merged the DELETING record in: the
     # delete (in the audit log) never happened. As for a POST of that serial: 422 state.
     daemon, world = module_daemon, module_world
-    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="DELSW")
-    serial = sim.routers[0].serial
-    assert (await sim.run_once()).ok == 1
-    going = daemon.device_json(serial)
-    assert world.api.delete(f"/network/device/{going['_id']}").status == 202
+    _sim, serial, going = await unclaimed_router(daemon, "DELSW")
+    assert world.api.delete(going).status == 202
     device = world.api.post("/network/device", device_body(world, "own", "DELSW-OTHER")).body
     path = f"/network/device/{device['_id']}"
     reply = world.api.patch(path, {"serialNumber": serial})
     assert reply.status == 422 and reply.body["message"] == "state", reply.body
     assert "being deleted" in reply.body["description"]
     assert world.api.get(path).body["serialNumber"] == "DELSW-OTHER"
-    assert world.api.get(f"/network/device/{going['_id']}").body["state"] == "DELETING"
+    assert world.api.get(going).body["state"] == "DELETING"
 
 
 async def test_a_record_an_operator_made_is_no_router_to_merge(module_daemon, module_world):
@@ -406,11 +408,7 @@ async def test_a_create_does_not_claim_a_router_being_released(module_daemon, mo
     # An unclaimed router deleted by the operator is released at its next session and its
     # record goes: a device created on that record in between would go with it.
     daemon, world = module_daemon, module_world
-    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="RELCLAIM")
-    serial = sim.routers[0].serial
-    assert (await sim.run_once()).ok == 1
-    unclaimed = daemon.device_json(serial)
-    path = f"/network/device/{unclaimed['_id']}"
+    sim, serial, path = await unclaimed_router(daemon, "RELCLAIM")
     assert world.api.delete(path).body["state"] == "DELETING"
     body = {**device_body(world, "own", serial), "dhcp": None, "wifi": None}
     refused = world.api.post("/network/device", body)

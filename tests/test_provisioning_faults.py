@@ -23,7 +23,7 @@ from acsd.provisioning.session_state import Apply
 from acsd.sim.runner import Simulation
 from acsd.sim.session import SMALL_GPV
 from api_world import SEED_BODY, SEED_REQUEST, build_world, device_body, seed_body
-from conftest import wait_for
+from conftest import drop_first, wait_for
 from cpe_steps import answer_request, answer_until_done
 from wire import Wire, envelope, inform_body
 
@@ -198,20 +198,8 @@ async def test_a_batch_applied_but_never_answered_is_read_again_not_held_back(
     # The router applies the SetParameterValues and drops the connection before its
     # answer: the session ends at its timeout. The changes are not "not sent" with a
     # back-off: the job stays pending and the next session reads what the router holds.
-    from acsd.sim import session as sim_session
-    from acsd.sim.http import HttpError
-
     daemon = daemon_factory(cwmp={"session_timeout": 1.0})
-    post = sim_session.Session._post
-    dropped = []
-
-    async def drop_after_applying(self, message, echo_id=None):
-        if isinstance(message, rpc.SetParameterValuesResponse) and not dropped:
-            dropped.append(message)
-            raise HttpError("connection dropped: the router went away")
-        return await post(self, message, echo_id)
-
-    monkeypatch.setattr(sim_session.Session, "_post", drop_after_applying)
+    dropped = drop_first(monkeypatch, rpc.SetParameterValuesResponse)
     sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="PU")
     serial = sim.routers[0].serial
     daemon.apply(seed_body(serial, LAN))

@@ -264,18 +264,7 @@ async def _create(
     customer = await who.customer(ctx.store, body.customer)
     model = await _catalog_model(ctx, body.model)
     existing = await ctx.store.find_device_for_cpe(body.serialNumber)
-    if existing is not None and existing.state == "DELETING":
-        # The router's next session releases it and the record goes: claimed now, the
-        # new customer's device would go with it (a PATCH of it is refused the same way).
-        raise ApiError(
-            422, "state",
-            "Device is being deleted: its router's next session releases it; create it "
-            "again once it is gone",
-        )  # fmt: skip
-    if existing is not None and existing.made_by_operator:
-        # a customer's, or staged by `acsd device apply`: what it holds is not this
-        # request's to drop (only what an unknown router reported of itself is claimed)
-        raise ApiError(409, "serialNumber", "Serial number is already in use")
+    _claimable(existing, "create it again")
     owner = await mac_owner(ctx.store, body.macAddress, existing)
     if owner is not None:
         if owner.serial_number.lower() == body.serialNumber.lower():
@@ -318,6 +307,24 @@ async def _may_link(ctx: ApiContext, who: Caller, account: str | None, before: s
             f"Insufficient access level: linking a router to APN account {account} needs "
             "ADMIN or a token of that account",
         )
+
+
+def _claimable(found: DeviceRecord | None, then: str) -> None:
+    """The record of the serial number a POST or a PATCH gives a device may be taken in:
+    only what an unknown router reported of itself is. One being deleted is 422 state (its
+    router's next session releases it and the record goes: taken in now, the device would
+    go with it, or the delete would be lost); a customer's, or one staged by `acsd device
+    apply`, 409 (what it holds is not this request's to drop)."""
+    if found is None:
+        return
+    if found.state == "DELETING":
+        raise ApiError(
+            422, "state",
+            f"The router of serial number {found.serial_number} is being deleted: its next "
+            f"session releases it; {then} once it is gone",
+        )  # fmt: skip
+    if found.made_by_operator:
+        raise ApiError(409, "serialNumber", "Serial number is already in use")
 
 
 def _check_lan(record: DeviceRecord, dhcp: dict[str, Any] | None) -> None:
@@ -475,16 +482,7 @@ async def _patch(
         # what it reported, its LAN included, is the record's from now on; nothing the old
         # router reported holds for it.
         incoming = await ctx.store.find_device_for_cpe(record.serial_number)
-        if incoming is not None and incoming.state == "DELETING":
-            # (as for a POST of its serial: merged in, the record would go with the delete's
-            # release, or the delete would be lost)
-            raise ApiError(
-                422, "state",
-                "The router of that serial number is being deleted: its next session "
-                "releases it; give it to this device once it is gone",
-            )  # fmt: skip
-        if incoming is not None and incoming.made_by_operator:
-            raise ApiError(409, "serialNumber", "Serial number is already in use")
+        _claimable(incoming, "give it to this device")
         record.status = incoming.status if incoming else {}
     # (on a swap the old router's reported MAC goes and the new one's comes, unless the
     # operator writes or removes one: the store decides it in the write, see MacChange)
