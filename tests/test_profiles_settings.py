@@ -758,6 +758,24 @@ def test_a_band_switched_off_under_band_steering_keeps_its_name_and_password(pro
     assert ("wifi.5g.ssid", "Other") in {(c.setting, c.value) for c in alone}
 
 
+def test_huawei_home_routers_are_not_taken_for_its_onts(profiles):
+    # The WS routers (Flashman's huawei-ws5200/ws7100 models) keep TR-098's layout: the
+    # passphrase in PreSharedKey.1.KeyPassphrase and 5 GHz at WLANConfiguration.2. The ONT
+    # profile, matched by the manufacturer alone, wrote the passphrase where TR-098 has the
+    # hex key and looked for 5 GHz at .5.
+    def huawei(product_class: str) -> CpeIdentity:
+        return CpeIdentity("E0191D", product_class, "S1", manufacturer="Huawei")
+
+    for product_class in ("WS5200", "WS7100", "ws7001"):
+        router = profiles.select(huawei(product_class), IGD)
+        assert router.name == "huawei-ws", product_class
+        assert paths(router, "wifi.2g.password")[0] == WLAN + "1.PreSharedKey.1.KeyPassphrase"
+        assert WLAN + "2.SSID" in paths(router, "wifi.5g.ssid")
+    ont = profiles.select(huawei("HG8245Q2"), IGD)
+    assert ont.name == "huawei"
+    assert paths(ont, "wifi.2g.password") == [WLAN + "1.PreSharedKey.1.PreSharedKey"]
+
+
 def test_the_archer_c6_writes_its_passphrase_to_x_tp_password(profiles):
     # Flashman's models: the C6 v3.2 takes X_TP_Password, the C5 v4 X_TP_PreSharedKey.
     def tplink(product_class: str) -> CpeIdentity:
