@@ -37,6 +37,33 @@ def test_tr181_connected_ppp_gives_wan_and_gateway(tr181):
     assert status["gateway"] == "203.0.113.1"
 
 
+def test_tr181_ppp_beside_an_iptv_dhcp_vlan_is_the_internet_line(tr181):
+    # PPPoE for the Internet, a DHCPv4 client on an IPTV (or VoIP, management) VLAN, and a
+    # default route naming only its Interface (TR-181: one of GatewayIPAddress and
+    # Interface): the VLAN's address, router and DNS were reported as the WAN's.
+    values = pppoe_values("Connected")
+    iptv = "Device.DHCPv4.Client.1."
+    values.update(
+        {
+            iptv + "Interface": "Device.IP.Interface.3",
+            iptv + "Status": "Enabled",
+            iptv + "IPAddress": "10.200.0.5",
+            iptv + "IPRouters": "10.200.0.1",
+            iptv + "DNSServers": "10.200.0.53",
+            "Device.IP.Interface.3.Status": "Up",
+            "Device.IP.Interface.3.IPv4Address.1.IPAddress": "10.200.0.5",
+            "Device.IP.Interface.3.IPv4Address.1.Status": "Enabled",
+            "Device.IP.Interface.3.LowerLayers": "Device.Ethernet.VLANTermination.2",
+            "Device.IP.Interface.2.Status": "Up",
+            "Device.IP.Interface.2.LowerLayers": "Device.PPP.Interface.1",
+        }
+    )
+    values = {k: v for k, v in values.items() if "DNS.Client" not in k}
+    status = extract_status(tr181, values)
+    assert (status["wanIp"], status["gateway"]) == ("203.0.113.7", "203.0.113.1")
+    assert (status["dns"], status["dns2"]) == ("192.0.2.1", "192.0.2.2")
+
+
 @pytest.mark.parametrize("state", ["Disconnected", "Connecting", "Unconfigured"])
 def test_tr181_disconnected_ppp_stale_ipcp_is_not_the_wan(tr181, state):
     # TR-098's rules take PPP values only from a Connected connection; TR-181's IPCP leaves
