@@ -663,3 +663,27 @@ async def test_an_ont_whose_fifth_ssid_is_not_5ghz_keeps_it(module_daemon, tree,
     five = {u["setting"]: u["reason"] for u in job["unsupported"] if u["setting"][:8] == "wifi.5g."}
     assert set(five) == {"wifi.5g.enable", "wifi.5g.ssid", "wifi.5g.password", "wifi.5g.security"}
     assert set(five.values()) == {f"{W}5.{band} is {other!r} on this CPE: not written here"}
+
+
+async def test_a_router_in_wpa2_wpa3_transition_mode_keeps_it(module_daemon):
+    # Wi-Fi 6 routers ship in WPA3-Personal-Transition, which serves WPA2-PSK as well: the
+    # password no longer takes them down to WPA2 alone, both sides of it get the password,
+    # and the session after finds everything in place.
+    daemon = module_daemon
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="WPA3T")
+    router = sim.routers[0]
+    sec = "Device.WiFi.AccessPoint.1.Security."
+    router.set_local(sec + "ModeEnabled", "WPA3-Personal-Transition")
+    daemon.apply(seed_body(router.serial, "192.168.1"))
+    assert (await sim.run_once()).ok == 1
+    assert router.tree.get(sec + "ModeEnabled") == "WPA3-Personal-Transition"
+    written = {name: value for spv in router.stats.spv for name, value in spv}
+    password = SEED_BODY["wifi"]["password"]
+    assert written[sec + "KeyPassphrase"] == written[sec + "SAEPassphrase"] == password
+    mode = "WPA3-Personal-Transition"
+    assert written.get(sec + "ModeEnabled", mode) == mode  # (a 0 BOOTSTRAP writes it as it is)
+    device = daemon.device_json(router.serial)
+    assert device["state"] == "ACTIVE" and device["job"]["state"] == "DONE", device["job"]
+    before = len(router.stats.spv)
+    assert (await sim.run_once()).ok == 1
+    assert len(router.stats.spv) == before, router.stats.spv[before:]

@@ -281,9 +281,14 @@ def _gate(
 ) -> tuple[str, bool, bool] | None:
     """Why the CPE is not one a setting is written on (the ``when`` tests of its
     parameters), whether that is only unread this session, and whether the CPE reported
-    a value that failed the test; None when all pass."""
+    a value that failed the test; None when all pass. An optional parameter's tests are
+    its own: failing, they leave it out, not the setting (see plan_changes)."""
     for target in targets:
-        if target.when and (why := _when_fails(target, values, absent, unreadable)):
+        if (
+            target.when
+            and not target.optional
+            and (why := _when_fails(target, values, absent, unreadable))
+        ):
             return why
     return None
 
@@ -416,6 +421,8 @@ def plan_changes(
             )
             continue
         for target, wanted in on_wire:
+            if target.optional and target.when and _when_fails(target, values, absent, unreadable):
+                continue  # (the WPA3 passphrase of a router in WPA2/WPA3 transition mode)
             if lack := _lacking(target.path, absent, unreadable):
                 if key in desired.implied or target.optional:
                     continue  # acsd's own addition, or one the CPE does without
@@ -428,6 +435,8 @@ def plan_changes(
                 continue
             if target.list_head:  # held when the list it makes is the CPE's as it is
                 wanted = _headed_list(wanted, values.get(target.path))
+            if target.also is not None:
+                wanted = _as_held(target, wanted, values)
             if not force and _holds(target, wanted, values, secrets):
                 continue
             if _refused_optional(plan, refused, key, target):
@@ -439,8 +448,9 @@ def plan_changes(
             ):
                 continue
             # the other forms' parameters (a passphrase beside the raw key) no longer hold
-            # what acsd remembers once this one is written
-            clears = tuple(t.path for t in targets if t.form is not None and t is not target)
+            # what acsd remembers once this one is written (WPA3's passphrase beside WPA2's
+            # is of the same form, and holds it as well)
+            clears = tuple(t.path for t in targets if t.form is not None and t.form != target.form)
             plan.changes.append(
                 Change(
                     key,
@@ -669,6 +679,17 @@ def _holds(
         return secrets.get(target.path) == value_hash(target.path, wanted)
     current = values.get(target.path)
     return current is not None and same_value(target.type, current, wanted)
+
+
+def _as_held(target: Target, wanted: str, values: Mapping[str, str]) -> str:
+    """``wanted``, or the CPE's own value where the profile counts it as holding that one
+    (``also``: a router in WPA2/WPA3 transition mode serves WPA2-PSK): then nothing
+    changes, and a write of everything (0 BOOTSTRAP) writes it as it is."""
+    assert target.also is not None
+    current = values.get(target.path)
+    if current is not None and current.strip() in target.also.get(wanted, ()):
+        return current.strip()
+    return wanted
 
 
 #: faults that say the CPE will not take a value at a parameter at all, whatever the

@@ -140,7 +140,13 @@ class _Checker:
         band where the rest of it is "not on this CPE", e.g. a 5 GHz password onto a
         2.4 GHz guest network."""
         for name, targets in profile.settings.items():
-            before = {path for target in base.settings.get(name, ()) for path, _ in target.when}
+            # (an optional parameter's tests are its own: see plan._gate)
+            before = {
+                path
+                for target in base.settings.get(name, ())
+                if not target.optional
+                for path, _ in target.when
+            }
             now = {path for target in targets for path, _ in target.when}
             # (a test of its own, e.g. a vendor's band parameter at another instance, is
             # this profile's word on where the setting belongs)
@@ -170,6 +176,11 @@ class _Checker:
                     if odd:
                         msg = f"{odd} not among the values {dm.name} allows"
                         self.say(profile, f"{key}.map", msg, warning=True)
+                if param and param.enum and target.also:
+                    odd = sorted(set().union(*target.also.values()) - param.enum)
+                    if odd:
+                        msg = f"{odd} not among the values {dm.name} allows"
+                        self.say(profile, f"{key}.also", msg, warning=True)
         for name, table in profile.tables.items():
             key = f"tables.{quote(name)}"
             if is_vendor_path(table.object):

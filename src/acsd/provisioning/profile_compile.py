@@ -109,6 +109,8 @@ class Target:
     list_head: bool = False  # replaces the first of the CPE's comma list, the rest kept
     value: str | None = None  # the one wire value, whatever the setting's
     written_with: tuple[str, ...] = ()  # setting globs whose writes take this one along
+    #: wire value -> other wire values that count as holding it (TargetSpec.also)
+    also: dict[str, frozenset[str]] | None = None
 
     @property
     def readback(self) -> bool:
@@ -514,6 +516,15 @@ class Compiler:
                 self.fail(f"{key}.when", f"{path!r} is outside this profile's root {self.root!r}")
         if spec.value is not None and (spec.map is not None or spec.multiply is not None):
             self.fail(f"{key}.value", "`value` is the one wire value: no `map` or `multiply`")
+        also = None
+        if spec.also is not None:
+            self.value_map(name, kind, spec.also, key, field="also")
+            if spec.map is not None and (odd := sorted(set(spec.also) - set(spec.map))):
+                self.fail(f"{key}.also", f"{odd} not in `map`: no wire value to stand for")
+            also = {
+                (spec.map or {}).get(value, value): frozenset(others)
+                for value, others in spec.also.items()
+            }
         if spec.written_with and spec.value is None:
             self.fail(f"{key}.written_with", "needs `value`: what to write along with them")
         for glob in spec.written_with:
@@ -536,16 +547,19 @@ class Compiler:
             list_head=spec.list_head,
             value=spec.value,
             written_with=tuple(spec.written_with),
+            also=also,
         )
 
-    def value_map(self, name: str, kind: Kind, map: dict[str, str] | None, key: str) -> None:
+    def value_map(
+        self, name: str, kind: Kind, map: Mapping[str, Any] | None, key: str, field: str = "map"
+    ) -> None:
         canonical = kind.canonical
         if map is None or canonical is None:
             return
         for value in map:
             if value not in canonical:
                 self.fail(
-                    f"{key}.map.{quote(value)}",
+                    f"{key}.{field}.{quote(value)}",
                     f"{value!r} is not a value of {name} ({', '.join(canonical)})",
                 )
 

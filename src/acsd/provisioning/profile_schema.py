@@ -576,6 +576,9 @@ class TargetSpec(_Spec):
     path: LeafPath
     type: XsdType | None = None
     map: dict[str, str] | None = None
+    #: abstract value -> other wire values the CPE may hold that count as holding it (a
+    #: router in WPA2/WPA3 transition mode serves WPA2-PSK: it is left so, not downgraded)
+    also: dict[str, TextList] | None = None
     multiply: StrictInt | None = Field(None, ge=1)
     booleans: Booleans | None = None
     # strict: TOML has booleans, and a profile with secret = "yes" means a typo
