@@ -812,6 +812,27 @@ def test_huawei_home_routers_are_not_taken_for_its_onts(profiles):
     assert paths(ont, "wifi.2g.password") == [WLAN + "1.PreSharedKey.1.PreSharedKey"]
 
 
+def test_nokia_cmcc_firmware_gets_its_switch_spelled_in_upper_case(profiles):
+    # Flashman's G-140W-C and G-1426-MA models write the SSID's switch "TRUE"/"FALSE".
+    from acsd.provisioning.plan import wire_value
+
+    def nokia(product_class: str) -> CpeIdentity:
+        return CpeIdentity("A8D3F7", product_class, "S1", manufacturer="Nokia")
+
+    for product_class in ("G-140W-C", "G-1426-MA"):
+        ont = profiles.select(nokia(product_class), IGD)
+        assert ont.name == "nokia-cmcc", product_class
+        for key in ("wifi.2g.enable", "wifi.5g.enable"):
+            switch = ont.settings[key][0]
+            assert switch.path.endswith(".Enable")
+            assert (wire_value(switch, True), wire_value(switch, False)) == ("TRUE", "FALSE")
+        # the rest is Nokia's: 5 GHz at .5, the passphrase where nokia.toml puts it
+        assert paths(ont, "wifi.5g.ssid") == paths(profiles.get("nokia"), "wifi.5g.ssid")
+    other = profiles.select(nokia("G-2425G-A"), IGD)
+    assert other.name == "nokia"
+    assert wire_value(other.settings["wifi.2g.enable"][0], True) == "true"
+
+
 def test_the_archer_c6_writes_its_passphrase_to_x_tp_password(profiles):
     # Flashman's models: the C6 v3.2 takes X_TP_Password, the C5 v4 X_TP_PreSharedKey.
     def tplink(product_class: str) -> CpeIdentity:
