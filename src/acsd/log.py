@@ -310,9 +310,10 @@ def url_without_userinfo(url: str, limit: int | None = None) -> str:
 
 
 #: a credential-bearing header as aiohttp quotes an unreadable request line in its error
-#: ("Authorization : Bearer ...", "Cookie: ...\x01"): the value, up to the quote that ends
-#: the quoted line or the end of the text
-_CREDENTIAL_HEADER = re.compile(r"((?:proxy-)?authorization|cookie)(\s*:)[^'\"]*", re.IGNORECASE)
+#: ("Authorization : Bearer ...", "Cookie: ...\x01"): the value, to the end of the line (a
+#: Digest header holds quotes of its own: stopping at the quote that ends the quoted line
+#: left its response, enough to guess the password offline)
+_CREDENTIAL_HEADER = re.compile(r"((?:proxy-)?authorization|cookie)(\s*:)[^\n]*", re.IGNORECASE)
 
 
 def _without_credentials(text: str) -> str:
