@@ -205,6 +205,9 @@ def test_a_new_profiles_dir_is_read_on_sighup_and_a_missing_one_is_an_error_now(
     done = hup(daemon)
     assert done["config"] == "changed" and "restart_needed" not in done
     assert done["profiles"].startswith("kept")
+    # not applied: what is in use stays the running configuration (it was taken in, and a
+    # worker restarted later failed to start on it)
+    assert "applied" not in done
     [failed] = daemon.events("reload.profiles_failed")
     assert failed["level"] == "error" and failed["dir"] == str(elsewhere)
     assert "profile directory not found" in failed["error"]
@@ -212,7 +215,7 @@ def test_a_new_profiles_dir_is_read_on_sighup_and_a_missing_one_is_an_error_now(
     elsewhere.mkdir()
     (elsewhere / "lab.toml").write_text(LAB_PROFILE)
     done = hup(daemon)
-    assert done["config"] == "unchanged" and "huawei-lab" in done["profiles"]
+    assert done["applied"] == ["profiles.dir"] and "huawei-lab" in done["profiles"]
     sim_once(daemon.cwmp_url, "--profile", "huawei-hg8245", "--serial-prefix", "HUPD")
     [entry] = [e for e in daemon.events("session.inform") if e.get("serial") == "HUPD000001"]
     assert entry["profile"] == "huawei-lab"

@@ -666,6 +666,40 @@ def test_a_reload_gives_workers_restarted_later_the_new_tls_files(tmp_path):
         assert copy[section]["tls"]["key"] == str(pki.server2.key), section
 
 
+@needs_openssl
+def test_a_reload_whose_files_do_not_load_gives_workers_restarted_later_the_old_ones(tmp_path):
+    # Each worker keeps its profiles and certificate when the new ones fail to load
+    # (reload.profiles_failed, reload.tls_failed), but the supervisor's copy took the new
+    # paths: a worker that died later failed to start on them, again every 10 s.
+    import json
+
+    from acsd.config import load_config
+    from acsd.workers import Supervisor
+    from tlscerts import make_pki
+
+    pki = make_pki(tmp_path / "pki")
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    path = write_config(
+        tmp_path,
+        cwmp={"tls": {"cert": str(pki.server.cert), "key": str(pki.server.key)}},
+        profiles={"dir": str(folder)},
+    )
+    supervisor = Supervisor(load_config(path), str(path))
+    supervisor.snapshot = tmp_path / "config.json"
+    path.write_text(
+        path.read_text()
+        .replace(str(pki.server.cert), str(tmp_path / "gone.pem"))
+        .replace(str(folder), str(tmp_path / "no-such-dir"))
+        .replace('level = "debug"', 'level = "info"')
+    )
+    supervisor._reload()
+    copy = json.loads(supervisor.snapshot.read_text())
+    assert copy["cwmp"]["tls"]["cert"] == str(pki.server.cert)
+    assert copy["profiles"]["dir"] == str(folder)
+    assert copy["log"]["level"] == "info"  # what did load is taken in
+
+
 def test_a_worker_restarted_after_a_reload_keeps_the_reloaded_provisioning_intervals(tmp_path):
     # A reload applies them in every worker; a worker restarted later must not come back
     # with the intervals the service started with.

@@ -139,6 +139,7 @@ class Reloader:
         self.count += 1
         outcome: dict[str, Any] = {"config": "unchanged", "profiles": "kept", "tls": {}}
         log.info("reload.start", config=str(self.config_path or "defaults"))
+        previous = self.config
         config = self._read_config(outcome)
 
         folder = config.profiles.dir
@@ -153,6 +154,7 @@ class Reloader:
                 kept=sorted(self.profiles.current.names()),
             )
             outcome["profiles"] = f"kept (error: {exc})"
+            self._not_applied(outcome, "profiles.", profiles=previous.profiles)
         else:
             self.profiles.current = profiles
             if self.on_profiles is not None:
@@ -162,6 +164,12 @@ class Reloader:
         wanted = listener_settings(config)
         for name in sorted(set(wanted) | set(self.tls)):
             outcome["tls"][name] = self._reload_tls(name, wanted.get(name))
+            if outcome["tls"][name].startswith("kept"):
+                section = getattr(self.config, name)
+                tls = getattr(previous, name).tls
+                self._not_applied(
+                    outcome, f"{name}.tls.", **{name: section.model_copy(update={"tls": tls})}
+                )
 
         log.info("reload.done", **outcome)
         return outcome
@@ -206,6 +214,16 @@ class Reloader:
                 log.exception("reload.apply_failed", keys=changed)
         self.config = config
         return config
+
+    def _not_applied(self, outcome: dict[str, Any], keys: str, **kept: Any) -> None:
+        """What failed to load stays as it was in the running configuration (``kept``: the
+        sections as they were), and is not reported as applied: a later reload compares
+        with what is in use, and a worker restarted later gets it."""
+        self.config = self.config.model_copy(update=kept)
+        if "applied" in outcome:
+            outcome["applied"] = [k for k in outcome["applied"] if not k.startswith(keys)]
+            if not outcome["applied"]:
+                del outcome["applied"]
 
     def _reload_tls(self, name: str, settings: TlsSettings | None) -> str:
         server = self.tls.get(name)

@@ -33,15 +33,18 @@ from acsd.config import (
     Config,
     ConfigError,
     CwmpTlsConfig,
+    ProfilesConfig,
     StunConfig,
     TlsConfig,
     load_config,
 )
 from acsd.log import get_logger
 from acsd.metrics_share import METRICS_DIR_ENV, forget_worker
+from acsd.provisioning.profiles import load_profiles
 from acsd.rundir import supervisor_dir
 from acsd.sdnotify import notify
 from acsd.store import StoreError, shown_url, store_of
+from acsd.tls import TlsFileError, TlsSettings, build_context
 
 log = get_logger("acsd.workers")
 
@@ -169,6 +172,33 @@ def _reloaded_tls(running: TlsConfig, fresh: TlsConfig) -> TlsConfig:
             return running
         paths["client_ca"] = fresh.client_ca
     return running.model_copy(update=paths)
+
+
+def _usable_tls(section: str, running: TlsConfig, fresh: TlsConfig) -> TlsConfig:
+    """:func:`_reloaded_tls`, kept as running when its files cannot be used: the workers
+    keep the certificate in use (reload.tls_failed), and so must a worker restarted later,
+    which would otherwise fail to start on them."""
+    reloaded = _reloaded_tls(running, fresh)
+    settings = TlsSettings.from_config(section, reloaded)
+    if settings is None or reloaded == running:
+        return reloaded
+    try:
+        build_context(settings)
+    except TlsFileError:
+        return running
+    return reloaded
+
+
+def _usable_profiles(running: ProfilesConfig, fresh: ProfilesConfig) -> ProfilesConfig:
+    """The profiles section a reload gives the workers: kept as running when the new one's
+    profiles do not load (the workers keep theirs: reload.profiles_failed)."""
+    if fresh == running:
+        return running
+    try:
+        load_profiles(Path(fresh.dir) if fresh.dir else None)
+    except Exception:  # (ProfileError, or the directory unreadable: each worker says why)
+        return running
+    return fresh
 
 
 def _reloaded_stun(running: StunConfig, fresh: StunConfig) -> StunConfig:
@@ -347,17 +377,20 @@ class Supervisor:
                 moved = [key for key, value in now.items() if value != self.listens[key]]
                 if moved:
                     log.warning("reload.restart_needed", keys=moved)
+                running = self.config
                 self.config = self.config.model_copy(
                     update={
                         "log": fresh.log,
-                        "profiles": fresh.profiles,
+                        "profiles": _usable_profiles(running.profiles, fresh.profiles),
                         # the TLS files at new paths, which every worker reloads now: a
                         # worker restarted later must not come back with the old ones
-                        "cwmp": self.config.cwmp.model_copy(
-                            update={"tls": _reloaded_tls(self.config.cwmp.tls, fresh.cwmp.tls)}
+                        "cwmp": running.cwmp.model_copy(
+                            update={
+                                "tls": _usable_tls("cwmp.tls", running.cwmp.tls, fresh.cwmp.tls)
+                            }
                         ),
-                        "api": self.config.api.model_copy(
-                            update={"tls": _reloaded_tls(self.config.api.tls, fresh.api.tls)}
+                        "api": running.api.model_copy(
+                            update={"tls": _usable_tls("api.tls", running.api.tls, fresh.api.tls)}
                         ),
                         "provisioning": self.config.provisioning.model_copy(
                             update={
