@@ -1139,3 +1139,29 @@ async def test_the_cwmp_server_asks_the_store_whether_a_parked_session_call_met_
         "database is locked",
     )
     assert "exc_info" not in outage and bug["log_level"] == "error" and bug["exc_info"]
+
+
+async def test_a_new_database_is_readable_by_its_owner_alone(tmp_path: Path) -> None:
+    # It holds the routers' Connection Request passwords, wifi passwords and token
+    # hashes: outside systemd (UMask=0077) the usual umask made it, and its -wal and -shm
+    # files, readable by every user of the machine. One that exists keeps its mode.
+    import os
+    import stat
+
+    path = tmp_path / "acsd.db"
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        await store.save_session(session("PRIV000001"))
+        for name in ("acsd.db", "acsd.db-wal", "acsd.db-shm"):
+            mode = stat.S_IMODE(os.stat(tmp_path / name).st_mode)
+            assert mode == 0o600, (name, oct(mode))
+    finally:
+        await store.close()
+    shared = tmp_path / "shared.db"
+    shared.touch(mode=0o640)
+    os.chmod(shared, 0o640)
+    other = SqliteStore(shared)
+    await other.open()
+    await other.close()
+    assert stat.S_IMODE(os.stat(shared).st_mode) == 0o640

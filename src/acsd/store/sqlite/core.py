@@ -162,6 +162,7 @@ class SqliteCore(SqliteWriter):
             return
         if self._closing is not None:
             raise StoreClosedError(f"{self!r} was closed; create a new store to reopen")
+        _create_private(self.path)
         try:
             self._writer_conn = await self._connect()
             if not callable(getattr(self._writer_conn, "_execute", None)):
@@ -574,6 +575,16 @@ class SqliteCore(SqliteWriter):
         read as :meth:`_indexed_rows` reads."""
         rows = await self._indexed_rows(f"{table.select} {sql}", args)
         return table.record(rows[0]) if rows else None
+
+
+def _create_private(path: Path) -> None:
+    """A new database file made readable by its owner alone, as `acsd db backup` makes its
+    copies: it holds the routers' Connection Request passwords, the wifi passwords and the
+    token hashes. SQLite gives its -wal and -shm files the database's own mode. (Outside
+    systemd, whose unit sets UMask=0077, the default umask made it world-readable.) An
+    existing file keeps the mode its owner gave it."""
+    with contextlib.suppress(OSError):  # (no directory, no right: opening it says why)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
 
 
 def _why(path: Path, exc: Exception) -> str:
