@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import Daemon, run_cli, wait_for
+from conftest import Daemon, run_cli, wait_for, write_config
 from test_cwmp_protocol import drive_to_end
 from wire import Answer, Wire, envelope, expect_continue, inform_body, read_until
 
@@ -245,14 +245,26 @@ def test_simulated_cpes_pass_basic_when_allowed_over_plain_http(module_daemon_fa
     assert challenges(answer) == [{"scheme": "Basic", "realm": "acsd", "charset": "UTF-8"}]
 
 
-def test_basic_over_plain_http_is_refused_unless_allowed(daemon_factory):
-    daemon = acs(daemon_factory, {"scheme": "basic", "password": PASSWORD})
+def test_basic_over_plain_http_is_refused_unless_allowed(daemon_factory, tmp_path):
+    # Behind a TLS proxy whose word acsd takes: a request that did not come through it
+    # over TLS (no X-Forwarded-Proto https) is plain HTTP.
+    daemon = daemon_factory(
+        cwmp={"auth": {"scheme": "basic", "password": PASSWORD}, "trust_forwarded": True},
+        top={"shutdown_grace": 0},
+    )
     wire = Wire(daemon.cwmp_url)
     for headers in ({}, {"Authorization": basic_header("BAS1", PASSWORD)}):
         answer = wire.post(inform("BAS1"), headers=headers)
         assert answer.status == 403 and "TLS" in answer.text
         assert not answer.headers.get_all("WWW-Authenticate")  # never invite a clear password
     assert devices(daemon) == []
+    # With no TLS of its own nor a proxy's, no router could ever get in: the file is
+    # refused before anything starts, saying what to set.
+    path = write_config(tmp_path, cwmp={"auth": {"scheme": "basic", "password": PASSWORD}})
+    checked = run_cli("config", "check", "--config", str(path))
+    assert checked.returncode == 2
+    assert 'auth.scheme "basic" is taken over TLS only' in checked.stderr
+    assert "cwmp.tls" in checked.stderr and PASSWORD not in checked.stderr
 
 
 #: per-device entries for test_an_inform_for_another_serial_is_refused_and_not_recorded

@@ -294,6 +294,26 @@ class CwmpConfig(_Listener):
                 raise ValueError(f"{item!r}: {exc}") from None
         return out
 
+    @model_validator(mode="after")
+    def _basic_reachable(self, info: ValidationInfo) -> CwmpConfig:
+        # Basic is taken over TLS only (acsd's own, or a proxy's it trusts the word of):
+        # without either, every router would be refused (403), whatever it sends.
+        if info.context == RECORDS_ONLY:
+            return self
+        auth = self.auth
+        if (
+            auth.scheme == "basic"
+            and not auth.allow_basic_without_tls
+            and not self.tls.enabled
+            and not self.trust_forwarded
+        ):
+            raise ValueError(
+                'auth.scheme "basic" is taken over TLS only, and this port has none: set '
+                "cwmp.tls (or trust_forwarded behind a TLS proxy), use Digest, or (passwords "
+                "then cross the network readable) auth.allow_basic_without_tls"
+            )
+        return self
+
 
 class ApiConfig(_Listener):
     listen: str = "127.0.0.1:7557"
