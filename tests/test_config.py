@@ -253,6 +253,10 @@ def test_store_urls_the_store_cannot_open_are_config_errors_without_the_url(tmp_
         "acsd:DbSecretPw1@db://acsd": "store.url: not a URL with a scheme",
         "postgresql://acsd:DbSecretPw1@db": "store.url: the postgresql URL names no database",
         "postgresql://acsd:DbSecretPw1@db:x/acsd": "store.url: a postgresql URL that cannot",
+        # these made files of those names (the second read-write, for all its "mode=ro")
+        "sqlite:acsd.db": "store.url: a sqlite: URL without '//'",
+        "sqlite:///acsd.db?mode=ro": "store.url: a sqlite URL takes no query or fragment",
+        "postgresql:acsd:DbSecretPw1@db": "store.url: a postgresql: URL without '//'",
     }
     path = tmp_path / "store.toml"
     for url, message in cases.items():

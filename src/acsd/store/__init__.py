@@ -91,7 +91,16 @@ def sqlite_path(url: str, *, base_dir: Path | None = None) -> Path:
         raw = rest[1:]
         if not raw:
             raise ValueError(f"store.url: no file name in the sqlite URL; expected {_ACCEPTED}")
+        if "?" in raw or "#" in raw:
+            # (sqlite:///acsd.db?mode=ro made a file "acsd.db?mode=ro", read-write)
+            raise ValueError(
+                "store.url: a sqlite URL takes no query or fragment (acsd sets the "
+                f"database's options itself); expected {_ACCEPTED}"
+            )
         path = Path(raw)
+    elif (scheme := url.partition(":")[0].lower()) in ("sqlite", *_PG_SCHEMES) and ":" in url:
+        # "sqlite:acsd.db" made a file of that name
+        raise ValueError(f"store.url: a {scheme}: URL without '//'; expected {_ACCEPTED}")
     else:
         try:
             path = Path(url).expanduser()
