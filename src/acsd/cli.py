@@ -205,6 +205,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
             for warning in check_files(config, args.config or "defaults"):
                 if args.command == "config":
                     print(f"acsd: warning: {warning}", file=sys.stderr)
+            _check_store_directory(config, args.config or "defaults")
         if args.command in ("serve", "config"):
             # a broken profile stops the start, not the first session
             profiles = _check_profiles(config)
@@ -251,6 +252,22 @@ def _main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_token(args, config))
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE
+
+
+def _check_store_directory(config: Config, source: str) -> None:
+    """A SQLite file in a directory that is not there cannot be made (acsd makes the file,
+    not its directory): a config error (2, which the unit does not restart on), as a
+    missing TLS file is, rather than a store that fails to open (1) again and again."""
+    from acsd.store import is_postgres, sqlite_path
+
+    if is_postgres(config.store.url):
+        return
+    parent = sqlite_path(config.store.url).parent
+    if not parent.is_dir():
+        raise ConfigError(
+            f"{source}: store.url: the directory {parent} does not exist (acsd creates the "
+            "database file, not its directory)"
+        )
 
 
 def _missing_database(config: Config, config_file: str | None) -> str | None:
