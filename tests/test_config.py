@@ -536,6 +536,11 @@ def test_a_relative_path_not_found_says_where_it_was_looked_for(tmp_path, monkey
     with pytest.raises(ProfileError) as caught:
         load_profiles(Path("profiles"))
     assert f"profile directory not found {note}" in str(caught.value)
+    # there, but a file: not "not found"
+    Path("profiles").write_text("")
+    with pytest.raises(ProfileError) as caught:
+        load_profiles(Path("profiles"))
+    assert f"profiles: not a directory {note}" in str(caught.value)
 
     # an absolute path is what it says
     path.write_text(f'[cwmp.auth]\nscheme = "digest"\ncredentials_file = "{tmp_path}/cpe.toml"\n')

@@ -180,3 +180,9 @@ def test_a_backup_over_the_live_databases_own_files_is_refused(daemon, tmp_path:
     with urllib.request.urlopen(daemon.api_url + "readyz", timeout=5) as answer:
         assert json.loads(answer.read()) == {"ready": True}
     assert daemon.cli("device", "list").returncode == 0
+
+
+def test_an_empty_backup_path_is_a_usage_error(tmp_path):
+    # (it said ". is a directory")
+    proc = run_cli("db", "backup", "", "--config", str(tmp_path / "none.toml"))
+    assert proc.returncode == 2 and "an empty PATH: give the file to write" in proc.stderr

@@ -145,7 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
         "backup", help="copy the database to PATH (consistent, safe while the daemon runs)"
     )
     _add_config(dbbackup)
-    dbbackup.add_argument("path", metavar="PATH", help="file to write (refused if it exists)")
+    dbbackup.add_argument(
+        "path", metavar="PATH", type=_file_name, help="file to write (refused if it exists)"
+    )
     dbbackup.add_argument("--force", action="store_true", help="replace an existing PATH")
 
     from acsd.sim.args import add_arguments as add_sim_arguments
@@ -252,6 +254,12 @@ def _main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_token(args, config))
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE
+
+
+def _file_name(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty PATH: give the file to write")
+    return text
 
 
 def _check_store_directory(config: Config, source: str) -> None:

@@ -376,7 +376,8 @@ def load_profiles(extra_dir: Path | None = None) -> ProfileSet:
     loader.read_dir(builtin_dir().iterdir())
     if extra_dir is not None:
         if not extra_dir.is_dir():
-            found = f"profile directory not found{relative_note(extra_dir)}"
+            what = "not a directory" if extra_dir.exists() else "profile directory not found"
+            found = f"{what}{relative_note(extra_dir)}"
             raise ProfileError(str(extra_dir), [("", found)])
         loader.read_dir(extra_dir.iterdir())
     loader.build()
