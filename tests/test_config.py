@@ -498,6 +498,21 @@ def test_a_bad_value_from_the_environment_names_its_variable(tmp_path):
     assert str(caught.value).endswith(
         "cwmp.auth.algorithms: an algorithm is listed twice (set by ACSD_CWMP_AUTH_ALGORITHMS)"
     )
+    # which item of the list is wrong, not the whole text (it read as if not split)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={"ACSD_CWMP_AUTH_ALGORITHMS": "MD5,MD6"})
+    assert str(caught.value) == (
+        "ACSD_CWMP_AUTH_ALGORITHMS: Input should be 'SHA-256' or 'MD5' "
+        "(got 'MD6', item 2 of 'MD5,MD6')"
+    )
+    # and in the file, what it got
+    path.write_text('[cwmp.auth]\nalgorithms = "MD5, MD6"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    assert str(caught.value).endswith(
+        "cwmp.auth.algorithms.1: Input should be 'SHA-256' or 'MD5' (got 'MD6')"
+    )
+    path.write_text("[cwmp]\nonline_grace = 60\n")
     # a bad value of the file's is the file's key alone
     path.write_text("[cwmp]\nperiodic_interval = 0\n")
     with pytest.raises(ConfigError) as caught:

@@ -600,8 +600,15 @@ def _from_text(env: str, key: str, text: str, annotation: Any) -> Any:
     try:
         return TypeAdapter(annotation).validate_python(value)
     except ValidationError as exc:
-        shown = "" if _may_be_secret(key) else f" (got {text!r})"
-        raise ConfigError(f"{env}: {exc.errors()[0]['msg']}{shown}") from None
+        error = exc.errors()[0]
+        shown = ""
+        if not _may_be_secret(key):
+            shown = f" (got {text!r})"
+            at = error["loc"][0] if error["loc"] else None
+            if isinstance(value, list) and isinstance(at, int) and at < len(value):
+                # a list's item: which one (the text is split at its commas)
+                shown = f" (got {value[at]!r}, item {at + 1} of {text!r})"
+        raise ConfigError(f"{env}: {error['msg']}{shown}") from None
 
 
 def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
@@ -773,8 +780,8 @@ def load_config(
         elif error["type"] == "model_type":  # `store = "..."`: a section given a value
             message = f"a section, not a value: write its keys below a [{key}] line"
             message += f" (got {_shown_input(error['loc'], error['input'])})"
-        elif error["type"].endswith("_type"):
-            # strict: 1 for a boolean, "300" for a number
+        elif error["type"].endswith("_type") or error["type"] == "literal_error":
+            # strict: 1 for a boolean, "300" for a number; a value of none of the choices
             message += f" (got {_shown_input(error['loc'], error['input'])})"
         # a value from the environment is not in the file: say where the operator finds it
         if env := _env_name(error["loc"], overrides):
