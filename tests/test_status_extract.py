@@ -782,19 +782,27 @@ def test_fields_a_faulted_name_could_have_held():
     def held(values: dict[str, str], *names: str) -> list[str]:
         return fields_read_at(tr181, values, fields, names)
 
-    # the LAN leaf, its object or an object above it; also its `where` key (Status)
-    assert held(lan, "Device.IP.Interface.1.IPv4Address.1.IPAddress") == ["lanIp"]
-    assert held(lan, "Device.IP.Interface.1.IPv4Address.1.Status") == ["lanIp", "subnetMask"]
-    assert held(lan, "Device.IP.Interface.") == ["lanIp", "subnetMask"]
+    # the LAN leaf, its object or an object above it; also its `where` key (Status). dns
+    # is shown only while the WAN interface is Up, and the WAN is an IP interface that
+    # the refs find among all of them (one stacked on PPP, say): any of them counts for it.
+    assert held(lan, "Device.IP.Interface.1.IPv4Address.1.IPAddress") == ["lanIp", "dns"]
+    assert held(lan, "Device.IP.Interface.1.IPv4Address.1.Status") == [
+        "lanIp",
+        "subnetMask",
+        "dns",
+    ]
+    assert held(lan, "Device.IP.Interface.") == ["lanIp", "subnetMask", "dns"]
     assert held(lan, "Device.") == list(fields)
     # the ref pointing elsewhere: the fallback path (IP.Interface.1) still counts
     assert held({pool_ref: "Device.IP.Interface.3"}, "Device.IP.Interface.3.") == [
         "lanIp",
         "subnetMask",
+        "dns",
     ]
     # the ref itself unread: where it is read counts
     assert held({}, pool_ref) == ["lanIp", "subnetMask"]
-    # names that hold none of them
-    assert held(lan, "Device.Cellular.Interface.", "Device.IP.Interface.2.") == []
+    # names that hold none of them (but the WAN's Status, for dns)
+    assert held(lan, "Device.Cellular.Interface.") == []
+    assert held(lan, "Device.IP.Interface.2.") == ["dns"]
     assert held(lan, "Device.DNS.Client.Server.") == ["dns"]
     assert held(lan) == []

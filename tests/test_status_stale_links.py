@@ -64,6 +64,19 @@ def test_tr181_ppp_beside_an_iptv_dhcp_vlan_is_the_internet_line(tr181):
     assert (status["dns"], status["dns2"]) == ("192.0.2.1", "192.0.2.2")
 
 
+def test_tr181_wan_that_is_down_shows_no_dns_servers(tr181):
+    # as it shows no wanIp or gateway (TR-098's DNS servers are the connection's, and go
+    # with it): firmware that keeps the DNS client's rows showed a resolver on a dead line
+    values = fixed_values()
+    assert extract_status(tr181, values)["dns"] == "192.0.2.53"
+    values["Device.IP.Interface.2.Status"] = "Down"
+    # the lease is gone with the link (its values empty unless Bound, TR-181)
+    client = "Device.DHCPv4.Client.1."
+    values.update({client + k: "" for k in ("IPAddress", "IPRouters", "DNSServers")})
+    status = extract_status(tr181, values)
+    assert not {"wanIp", "gateway", "dns", "dns2"} & status.keys(), status
+
+
 @pytest.mark.parametrize("state", ["Disconnected", "Connecting", "Unconfigured"])
 def test_tr181_disconnected_ppp_stale_ipcp_is_not_the_wan(tr181, state):
     # TR-098's rules take PPP values only from a Connected connection; TR-181's IPCP leaves
