@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -918,6 +919,25 @@ def test_form_is_only_for_passwords(tmp_path):
         '[settings."wifi.2g.ssid"]\npath = "Device.WiFi.SSID.1.SSID"\nform = "passphrase"\n',
     )
     with pytest.raises(ProfileError, match="`form` is the form of a wifi password"):
+        load_profiles(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("also", "fragment"),
+    [
+        ('{ wpa9 = ["X"] }', "'wpa9' is not a value of wifi.2g.security"),
+        ('{ wpa3-sae = ["WPA3-Personal-Transition"] }', "not in `map`: no wire value"),
+    ],
+)
+def test_also_names_values_of_the_setting_that_its_map_has(tmp_path, also, fragment):
+    write(
+        tmp_path,
+        "odd.toml",
+        'name = "odd"\nextends = "tr181"\n[match]\nmanufacturer = "Odd*"\n'
+        '[settings."wifi.2g.security"]\npath = "Device.WiFi.AccessPoint.1.Security.ModeEnabled"\n'
+        f'map = {{ wpa2-psk = "WPA2-Personal", open = "None" }}\nalso = {also}\n',
+    )
+    with pytest.raises(ProfileError, match=re.escape(fragment)):
         load_profiles(tmp_path)
 
 
