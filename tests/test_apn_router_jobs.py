@@ -330,3 +330,35 @@ async def test_a_removed_device_takes_its_private_apn_back_from_the_router(daemo
     assert admin.get(path).body["state"] == "PROVISIONING"
     assert (await sim.run_once()).ok == 1
     assert cpe.tree.get(APN) == "gone.acsd-test.example"
+
+
+@pytest.mark.parametrize("then", ["renamed", "cleared"])
+async def test_a_removed_device_takes_back_the_name_acsd_set_though_its_network_changed(
+    daemon, then
+):
+    # The network renamed (or its name cleared) before the router's next session, then
+    # the device removed: the router kept dialing the old private name, which only the
+    # network's current name was compared with. acsd remembers the name it wrote.
+    admin = Api(daemon.api_url, token(daemon, "ADMIN"))
+    api = ApnApi(admin, "json")
+    account = f"MOVED{then.upper()}"
+    sim, card = mobile_router(daemon, f"APNMV{then[0].upper()}")
+    cpe = sim.routers[0]
+    daemon.apply({"serialNumber": card["serial"], "mvnoAccount": account})
+    created = api.post(apns_path(account, "fleet"), {"CLI": card["imsi"], "Hints": HINTS})
+    assert created.status == 202, created.wrapper
+    assert api.put(network_path(account, "fleet"), {"APN": "old.acsd-test.example"}).status == 200
+    for _ in range(2):
+        assert (await sim.run_once()).ok == 1
+    assert cpe.tree.get(APN) == "old.acsd-test.example"
+    renamed = "new.acsd-test.example" if then == "renamed" else None
+    assert api.put(network_path(account, "fleet"), {"APN": renamed}).status == 200
+    device = created.wrapper["Meta"]["Id"]
+    assert api.delete(apns_path(account, "fleet", device)).status == 202
+    for _ in range(2):
+        assert (await sim.run_once()).ok == 1
+    assert cpe.tree.get(APN) == ""
+    # the customer's own name, set afterwards, stays
+    cpe.set_local(APN, "customer.example")
+    assert (await sim.run_once()).ok == 1
+    assert cpe.tree.get(APN) == "customer.example"

@@ -33,6 +33,7 @@ from typing import Any
 from acsd.ids import new_id
 from acsd.log import Once, get_logger
 from acsd.provisioning.desired import Desired
+from acsd.provisioning.jobs import APN_SET
 from acsd.provisioning.profiles import Profile, ProfileSet
 from acsd.provisioning.status import extract_identity, untyped
 from acsd.simkeys import digits, msisdn_key, sim_keys
@@ -233,6 +234,7 @@ async def add_apn_name(
     desired: Desired,
     *,
     compare: bool = True,
+    memory: Mapping[str, Any] | None = None,
 ) -> bool:
     """Add ``apn.name`` to ``desired`` when the SIM this router reported (in this Inform,
     else in its last session) belongs to a network with an APN name. True when the router's
@@ -240,7 +242,9 @@ async def add_apn_name(
 
     ``record`` comes without its parameter tree (as the store's look-ups do): the SIM
     numbers of its last session are on the record, and the stored APN is read only when
-    the router's APN must be compared. ``compare=False``: the session reads its settings
+    the router's APN must be compared; ``memory``: the router's provisioning memory where
+    the record has handed it over to a session (the name acsd last wrote to the router is
+    in it). ``compare=False``: the session reads its settings
     anyway (drift checks), so there is nothing to compare against the stored tree. A
     router's first session has not yet reported its SIM: its APN follows in the next. A
     router whose record names no mvnoAccount takes no APN (see _whose)."""
@@ -288,10 +292,16 @@ async def add_apn_name(
                     desired.apn_imei = device.imei
                 break
         # (a modem the IMEI lock refuses gets nothing from acsd, the fallback neither)
-        if name is None and not refused and profile.spec.apn_fallback is not None:
-            withdrawn = await _withdrawn_name(store, found, keys, await held(), targets)
+        fallback = profile.spec.apn_fallback
+        if name is None and not refused and fallback is not None:
+            # (a session's record has handed its memory over to the session)
+            written = (memory if memory is not None else record.provisioning or {}).get(APN_SET)
+            withdrawn = await _withdrawn_name(
+                store, found, keys, await held(), targets,
+                written=written if type(written) is str and written != fallback else None,
+            )  # fmt: skip
             if withdrawn is not None:
-                name = profile.spec.apn_fallback
+                name = fallback
     except Exception:
         log.exception("apn.lookup_failed", serial=record.serial_number)
         return False
@@ -312,11 +322,15 @@ async def _withdrawn_name(
     keys: Mapping[str, str | None],
     held: Mapping[str, Any],
     targets: Any,
+    *,
+    written: str | None = None,
 ) -> str | None:
     """The APN name the router holds that acsd set from the network of one of the SIM's
     devices that no longer steers it (removed, or made again disabled), if it holds one:
     the SIM is off that private network, and a router left dialing its APN is cut off.
-    Only acsd's own name is taken back: one the customer set stays."""
+    Only acsd's own name is taken back: one the customer set stays. ``written``: the name
+    acsd last wrote to the router (its memory's ``apnSet``), taken back too once no live
+    device names one: the network may have been renamed, or its name cleared, since."""
     if not targets:
         return None
     current = {held.get(t.path) for t in targets}
@@ -324,6 +338,8 @@ async def _withdrawn_name(
         network = await store.get_apn_network(device.account, device.network)
         if network is not None and network.apn and network.apn in current:
             return network.apn
+    if written and written in current and not any(d.end_date is None and d.enabled for d in found):
+        return written
     return None
 
 

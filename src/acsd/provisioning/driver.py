@@ -247,6 +247,7 @@ class ProvisioningDriver(EndPhase):
             self.values,
             self.desired,
             compare=compare,
+            memory=self.memory,
         ):
             self.read_settings = True  # the router's APN is not its SIM's network's (yet)
         # TR-069 allows 64 EventStructs; a CPE sending thousands must not get a log line

@@ -20,6 +20,8 @@ The memory is one JSON object on the device record:
 - ``stunPushed``: the STUN values (server address, port, keepalive) of the last session that
   planned with STUN on: a router whose values are others (a reload changed them) has its
   settings read and compared at its next session, whatever its drift check says;
+- ``apnSet``: the APN name acsd last wrote to the router (taken back, as the profile's
+  ``apn_fallback``, once no live device of the router's SIM names one);
 - ``refusedOptional``: parameter path -> the CPE's fault (setting, code, message) for an
   optional parameter it refused writes to (9008 not writable, 9005 lacking, or 9001
   denied in two sessions, named in its SetParameterValuesFault): its setting is written
@@ -52,6 +54,9 @@ from acsd.provisioning.plan import (
 PENDING, DONE, FAILED = "PENDING", "DONE", "FAILED"
 #: the memory's key of the STUN values last planned with
 STUN_PUSHED = "stunPushed"
+#: the memory's key of the APN name acsd last wrote to the router: the name to take back
+#: once the SIM's device is gone, whatever its network is called by then
+APN_SET = "apnSet"
 
 
 @dataclass(slots=True)
@@ -170,6 +175,9 @@ def new_memory(memory: dict[str, Any] | None, *, bootstrap: bool) -> dict[str, A
         # _limit_reads); absent unless set
         if type(most := memory.get("gpvLimit")) is int and most >= 1:
             out["gpvLimit"] = most
+        # the APN name acsd last wrote to the router (apn.take_back); absent until then
+        if type(apn := memory.get(APN_SET)) is str:
+            out[APN_SET] = apn
         # whether the read split (readChunk) came from a read of whole objects
         if out["readChunk"] is not None and type(whole := memory.get("readChunkWhole")) is bool:
             out["readChunkWhole"] = whole
@@ -247,6 +255,8 @@ def record_outcome(
         memory["faults"].pop(change.path, None)
         if change.fault_path is not None:
             memory["faults"].pop(change.fault_path, None)
+        if change.setting == "apn.name":
+            memory[APN_SET] = change.value
         for path in change.clears:
             memory["secrets"].pop(path, None)
         if change.secret:
