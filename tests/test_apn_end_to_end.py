@@ -143,6 +143,38 @@ async def test_one_sim_registered_twice_in_an_account_is_told_once(daemon):
     assert sim.routers[0].tree.get("Device.Cellular.AccessPoint.1.APN") == "fleet.example"
 
 
+async def test_a_locked_sim_in_a_modem_that_says_no_imei_is_refused_until_one_does(daemon):
+    # LockIMEI with no IMEI recorded yet: a modem that reports none was let on (active,
+    # connected, the private APN sent), and the lock then took the next modem's IMEI.
+    admin = Api(daemon.api_url, token(daemon, "ADMIN"))
+    api = ApnApi(admin, "json")
+    sim, card = mobile_router(daemon, "APNNOIMEI")
+    router = sim.routers[0]
+    router.set_local(CELL + "IMEI", "")
+    bind(daemon, card, "OPERATOR-N")
+    body = {"CLI": card["imsi"], "LockIMEI": True, "Hints": HINTS}
+    device_id = api.post(apns_path("OPERATOR-N", "locked"), body).wrapper["Meta"]["Id"]
+    one = apns_path("OPERATOR-N", "locked", device_id)
+    assert (
+        api.put(network_path("OPERATOR-N", "locked"), {"APN": "n.acsd-test.example"}).status == 200
+    )
+    apn = "Device.Cellular.AccessPoint.1.APN"
+    for _ in range(2):
+        assert (await sim.run_once()).ok == 1
+    got = api.get(one)
+    assert got.data["Status"] == 2 and got.data["NetworkStatus"] == 0, got.data
+    assert got.data["IMEI"] is None and got.wrapper["Meta"]["RefusedIMEI"] == "none reported"
+    assert router.tree.get(apn) != "n.acsd-test.example"
+    # a modem that says its IMEI takes the lock, and the name
+    router.set_local(CELL + "IMEI", card["imei"])
+    for _ in range(2):
+        assert (await sim.run_once()).ok == 1
+    got = api.get(one)
+    assert got.data["IMEI"] == card["imei"] and got.data["Status"] == 1, got.data
+    assert "RefusedIMEI" not in got.wrapper["Meta"]
+    assert router.tree.get(apn) == "n.acsd-test.example"
+
+
 async def test_the_imei_lock_records_the_modem_then_refuses_a_swapped_one(daemon):
     admin = Api(daemon.api_url, token(daemon, "ADMIN"))
     api, xml = ApnApi(admin, "json"), ApnApi(admin, "xml")

@@ -176,9 +176,13 @@ def _names(devices: list[ApnDeviceRecord]) -> list[str]:
 
 
 def locked_out(device: ApnDeviceRecord, imei: str | None) -> bool:
-    """The SIM is locked to another modem than the one it is in (a modem that reports no
-    IMEI cannot prove it is the locked one)."""
-    return bool(device.lock_imei and device.imei and imei != device.imei)
+    """The SIM is locked to another modem than the one it is in: one of another IMEI than
+    the recorded one, or one that reports none (it cannot prove it is the locked one, nor
+    be recorded as the first: until a modem that says its IMEI takes the lock, none is
+    let on)."""
+    if not device.lock_imei:
+        return False
+    return imei != device.imei if device.imei else not imei
 
 
 def apn_refused_here(desired: Desired, ident: Mapping[str, Any]) -> bool:
@@ -281,9 +285,12 @@ async def add_apn_name(
         live = [device for device in found if device.end_date is None]
         refused = False
         for device in _ranked(live, keys):
-            if imei is not None and device.enabled and locked_out(device, imei):
+            # (an IMEI not known at the Inform is checked once the session has read it,
+            # apn_refused_here; with none recorded there is nothing to send it for yet)
+            barred = locked_out(device, imei) and (imei is not None or not device.imei)
+            if device.enabled and barred:
                 refused = True
-            if not device.enabled or (imei is not None and locked_out(device, imei)):
+            if not device.enabled or barred:
                 continue  # disabled, or refused in this modem: it gets no APN from acsd
             network = await store.get_apn_network(device.account, device.network)
             if network is not None and network.apn:
