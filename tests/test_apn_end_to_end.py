@@ -308,7 +308,10 @@ async def test_a_disabled_apn_device_gets_no_apn(daemon):
     for _ in range(2):
         assert (await sim.run_once()).ok == 1
     assert sim.routers[0].tree.get("Device.Cellular.AccessPoint.1.APN") == "internet"
-    assert api.get(apns_path("OPERATOR-D", "off", device_id)).data["Enabled"] is False
+    data = api.get(apns_path("OPERATOR-D", "off", device_id)).data
+    assert data["Enabled"] is False
+    # not on the private network through this router (it read connected and active)
+    assert (data["NetworkStatus"], data["Status"]) == (0, 0), data
 
 
 async def test_a_router_bound_to_an_account_takes_only_that_accounts_devices(daemon):

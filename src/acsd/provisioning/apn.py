@@ -538,6 +538,11 @@ def _after_session(
             report, device, "apn.device.imei_locked", before={"IMEI": None}, after={"IMEI": imei}
         )
     new.refused_imei = None
+    if not device.enabled:
+        # made again disabled: acsd sends its router no APN, and the SIM is on the private
+        # network through no router of acsd's (it stays pending, as made)
+        new.network_status = DISCONNECTED
+        return new, audit
     if device.status in (PENDING, REFUSED):
         new.status = ACTIVE
     if not report.attached:
