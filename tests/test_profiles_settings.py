@@ -762,6 +762,20 @@ def test_a_router_in_wpa2_wpa3_transition_mode_stays_so_and_gets_both_passphrase
     assert not [p for p in only3 if p.endswith("SAEPassphrase")]
 
 
+def test_band_steering_on_a_router_with_2g_alone_says_there_is_nothing_to_steer(profiles):
+    # (the job said "emulated with one SSID and password on every band" though no other
+    # band got anything)
+    steering = {"ssid": "Home", "password": "secret123", "bandsteering": True}
+    tr098 = profiles.get("tr098")
+
+    def reason(channels: str) -> str:
+        result = wifi_plan(tr098, steering, {WLAN + "2.PossibleChannels": channels})
+        return {u["setting"]: u["reason"] for u in result.unsupported}["wifi.bandsteering"]
+
+    assert "nothing to steer" in reason("1-13")
+    assert "emulated with one SSID and password on every band" in reason("36,40,44,48")
+
+
 def test_band_steering_reports_nothing_for_a_band_the_operator_left_out(profiles):
     def plan(wifi):
         return wifi_plan(profiles.get("tplink-tr181"), wifi)

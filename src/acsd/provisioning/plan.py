@@ -385,6 +385,7 @@ def plan_changes(
 
     tables, in_rows = _rows_of_settings(profile, desired)
     incomplete = _incomplete_groups(profile, desired, rows_read, absent, unreadable, in_rows)
+    other_bands = 0  # of 5 and 6 GHz, the SSIDs this CPE has (what steering copies onto)
     for key, value in desired.settings.items():
         group = group_of(key)
         if group in incomplete:
@@ -408,6 +409,8 @@ def plan_changes(
             if (key not in desired.implied or seen) and (value is not False or unread):
                 _not_applied(plan, key, reason, unread)
             continue
+        if key in _OTHER_BAND_SSIDS:
+            other_bands += 1
         on_wire = []  # each target with what its map makes of the value, once
         for target in targets:
             wanted = wire_value(target, value)
@@ -512,7 +515,24 @@ def plan_changes(
         max_attempts,
     )
     _hold_groups(plan, profile)
+    if desired.settings.get("wifi.bandsteering") and not other_bands:
+        _nothing_to_steer(plan, profile)
     return plan
+
+
+#: the SSIDs band steering copies the 2.4 GHz network onto
+_OTHER_BAND_SSIDS = frozenset({"wifi.5g.ssid", "wifi.6g.ssid"})
+
+
+def _nothing_to_steer(plan: Plan, profile: Profile) -> None:
+    """A CPE with no band but 2.4 GHz: "emulated with one SSID and password on every
+    band" would claim a copy that went nowhere."""
+    for entry in plan.unsupported:
+        if entry["setting"] == "wifi.bandsteering":
+            entry["reason"] = (
+                f"profile {profile.name} has no band steering parameter, and this CPE has "
+                "no 5 or 6 GHz network to give the 2.4 GHz one's name: nothing to steer"
+            )
 
 
 def along_targets(profile: Profile, settings: Iterable[str]) -> list[tuple[str, Target]]:
