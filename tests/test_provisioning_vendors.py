@@ -687,3 +687,34 @@ async def test_a_router_in_wpa2_wpa3_transition_mode_keeps_it(module_daemon):
     before = len(router.stats.spv)
     assert (await sim.run_once()).ok == 1
     assert len(router.stats.spv) == before, router.stats.spv[before:]
+
+
+async def test_a_router_that_lost_its_wlan_without_a_bootstrap_gets_its_password_again(
+    module_daemon,
+):
+    # A configuration reset that says no BOOTSTRAP (genieacs-sim restarted, a backup
+    # restored): the SSID read back at its default was put back, but the password reads
+    # back "" and its remembered hash said "held": WPA2 with the old (or no) key, job DONE.
+    daemon = module_daemon
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="LOSTWLAN")
+    router = sim.routers[0]
+    daemon.apply(seed_body(router.serial, "192.168.1"))
+    assert (await sim.run_once()).ok == 1
+    key = "Device.WiFi.AccessPoint.1.Security.KeyPassphrase"
+    password = SEED_BODY["wifi"]["password"]
+    assert router.tree.get(key) == password
+    router.set_local("Device.WiFi.SSID.1.SSID", "Factory-1234")
+    router.set_local(key, "factory-key")
+    management = "Device.ManagementServer.ConnectionRequest"
+    router.set_local(management + "Username", "admin")  # and the CR credentials too
+    before = len(router.stats.spv)
+    assert (await sim.run_once()).ok == 1
+    written = {name: value for spv in router.stats.spv[before:] for name, value in spv}
+    assert written["Device.WiFi.SSID.1.SSID"] == SEED_BODY["wifi"]["ssid"]
+    assert written[key] == password and router.tree.get(key) == password
+    assert management + "Username" in written and management + "Password" in written
+    # the 5 GHz network kept its name: its password is not sent again
+    assert "Device.WiFi.AccessPoint.2.Security.KeyPassphrase" not in written
+    before = len(router.stats.spv)
+    assert (await sim.run_once()).ok == 1
+    assert len(router.stats.spv) == before  # and then nothing more

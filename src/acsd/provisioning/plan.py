@@ -368,9 +368,14 @@ def plan_changes(
     (nothing is written at them this session, as if absent: see Plan.unread)."""
     unreadable = unreadable or {}
     plan = Plan()
-    secrets: Mapping[str, str] = memory.get("secrets", {})
     faults: Mapping[str, Any] = memory.get("faults", {})
     bounces: Mapping[str, Any] = memory.get("bounces") or {}
+    # (a value refused, or written in two planning sessions in a row already: no sign of
+    # a loss, but of a CPE that does not keep it)
+    unsure = {**faults, **{p: e for p, e in bounces.items() if _count(e) >= 2}}
+    secrets: Mapping[str, str] = _secrets_still_held(
+        profile, desired, values, memory.get("secrets", {}), unsure
+    )
     owned_rows: Mapping[str, list[str]] = memory.get("ownedRows") or {}
     blank_rows = frozenset(memory.get("blankRows") or ())
     refused: Mapping[str, Any] = memory.get("refusedOptional") or {}
@@ -699,6 +704,74 @@ def _holds(
         return secrets.get(target.path) == value_hash(target.path, wanted)
     current = values.get(target.path)
     return current is not None and same_value(target.type, current, wanted)
+
+
+#: a secret setting -> the settings written with it that the CPE reads back: one of those
+#: found other than acsd wrote means the CPE lost what acsd set there (a configuration
+#: reset without a BOOTSTRAP, a restore of a backup), the secret with it
+_SECRET_BESIDE = {
+    **{
+        f"wifi.{band}.password": (f"wifi.{band}.ssid", f"wifi.{band}.security")
+        for band in ("2g", "5g", "6g")
+    },
+    "management.cr_password": ("management.cr_username",),
+}
+
+
+def _secrets_still_held(
+    profile: Profile,
+    desired: Desired,
+    values: Mapping[str, str],
+    secrets: Mapping[str, str],
+    unsure: Mapping[str, Any],
+) -> Mapping[str, str]:
+    """The memory's secret hashes, less those of a setting whose readable neighbours
+    (:data:`_SECRET_BESIDE`) the CPE no longer holds: a password reads back empty, and
+    its hash alone said "held" on a router that had lost its whole WLAN configuration
+    (back to its SSID and an empty key, the job DONE). ``unsure``: neighbours whose
+    difference says nothing of a loss (refused: a fault acsd remembers; written in planning
+    sessions in a row: a value the CPE does not keep, whose password would otherwise go
+    with it every session)."""
+    if not secrets:
+        return secrets
+    stale: list[str] = []
+    for secret, beside in _SECRET_BESIDE.items():
+        paths = [t.path for t in profile.settings.get(secret, ()) if t.path in secrets]
+        if paths and any(_lost(profile, key, desired, values, unsure) for key in beside):
+            stale.extend(paths)
+    if not stale:
+        return secrets
+    return {path: digest for path, digest in secrets.items() if path not in stale}
+
+
+def _count(entry: Any) -> int:
+    count = entry.get("count") if isinstance(entry, Mapping) else None
+    return count if type(count) is int else 0
+
+
+def _lost(
+    profile: Profile,
+    key: str,
+    desired: Desired,
+    values: Mapping[str, str],
+    unsure: Mapping[str, Any],
+) -> bool:
+    """Whether the CPE reports, for a setting acsd wants, a value other than it wants (a
+    parameter not read this session, one its `also` counts as held, or one ``unsure``
+    names, is no sign)."""
+    if key not in desired.settings:
+        return False
+    for target in profile.settings.get(key, ()):
+        if target.secret or target.path not in values or target.path in unsure:
+            continue
+        wanted = wire_value(target, desired.settings[key])
+        if wanted is None:
+            continue
+        if target.also is not None:
+            wanted = _as_held(target, wanted, values)
+        if not same_value(target.type, values[target.path], wanted):
+            return True
+    return False
 
 
 def _as_held(target: Target, wanted: str, values: Mapping[str, str]) -> str:
