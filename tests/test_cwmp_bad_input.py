@@ -599,3 +599,19 @@ def test_a_cpe_looping_on_its_own_requests_writes_a_bounded_number_of_log_lines(
     assert len(mine("session.transfer_complete")) == 5
     assert len(mine("cwmp.unknown_method")) == 5
     assert summary["count"] == sent - 10
+
+
+def test_a_malformed_answer_in_a_session_is_logged_with_its_routers_serial(module_daemon):
+    # (cwmp.bad_envelope named the address alone: behind NAT, or with many routers, no
+    # one could tell whose session broke)
+    wire = Wire(module_daemon.cwmp_url)
+    try:
+        assert wire.post(envelope(inform_body("BADANS0001"))).status == 200
+        assert wire.post(None).status == 200  # acsd's first request
+        assert wire.post(b"<soap:Envelope><unclosed>").status == 400
+    finally:
+        wire.close()
+    said = wait_for(
+        lambda: [e for e in module_daemon.events("cwmp.bad_envelope") if e.get("serial")]
+    )
+    assert any(e["serial"] == "BADANS0001" for e in said), said

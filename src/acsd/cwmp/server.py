@@ -617,14 +617,16 @@ class CwmpServer:
 
     def _soap_error(self, request: web.BaseRequest, exc: SoapError, remote_ip: str) -> web.Response:
         self.stats["bad_requests"] += 1
-        log.warning("cwmp.bad_envelope", reason=exc.reason, remote=remote_ip)
+        # the router whose session it was, where there is one: the address alone named none
+        session, _ = self.sessions.lookup(session_cookie(request), request.protocol, remote_ip)
+        which = {"serial": session.serial} if session is not None and session.serial else {}
+        log.warning("cwmp.bad_envelope", reason=exc.reason, remote=remote_ip, **which)
         if exc.fault_code is None:
             return self._plain(400, exc.reason, close=True)
         # A parseable but invalid CWMP message gets a SOAP fault the CPE can log, in the
         # namespace it speaks: the envelope's if it got that far, else its session's.
         ns = exc.cwmp_ns
         if ns is None:
-            session, _ = self.sessions.lookup(session_cookie(request), request.protocol, remote_ip)
             ns = session.cwmp_ns if session is not None else rpc.DEFAULT_NAMESPACE
         body = render_envelope(
             Envelope(body=rpc.acs_fault(exc.fault_code, exc.reason), cwmp_ns=ns, id=exc.cwmp_id)
