@@ -662,8 +662,17 @@ def test_naming_another_tenants_apn_account_needs_a_say_over_it(world: World, mo
     assert owner.patch(path, {"mvnoAccount": account, "notes": "kept"}).status == 200
     assert owner.patch(path, {"mvnoAccount": None}).status == 200
     assert owner.get(path).body.get("mvnoAccount") is None
-    # an account acsd does not know (the seed's example) binds nothing yet: taken as given
-    assert owner.patch(path, {"mvnoAccount": "12345678901234567890DDDD"}).status == 200
+    # An account acsd does not know yet is no different: taken as given, the link bound
+    # the router once the account's owner made it (its SIM's IMEI lock and private APN
+    # went to another tenant's router). The answer is the same as for one that exists:
+    # no telling which accounts there are.
+    unknown = owner.patch(path, {"mvnoAccount": "12345678901234567890DDDD"})
+    assert error(unknown, 403, "access_denied")["description"] == denied["description"].replace(
+        account, "12345678901234567890DDDD"
+    )
+    assert owner.get(path).body.get("mvnoAccount") is None
+    # ADMIN links a router to an account it will make later
+    assert world.api.patch(path, {"mvnoAccount": "12345678901234567890DDDD"}).status == 200
 
 
 def test_a_models_texts_hold_no_control_characters(world: World):

@@ -271,7 +271,7 @@ async def _create(
             # created by a request that raced this one since the serial was looked up
             raise ApiError(409, "serialNumber", "Serial number is already in use")
         raise ApiError(422, "macAddress", "MAC address is already in use.")
-    await _may_link(ctx, who, body.mvnoAccount, None)
+    _may_link(who, body.mvnoAccount, None)
     # An unclaimed CPE (it informed before the operator created it) is claimed here.
     seen = copy.deepcopy(existing) if existing else None
     record = existing or DeviceRecord(id="", serial_number=body.serialNumber, created=clock.now())
@@ -294,19 +294,21 @@ async def _create(
     return created(_view(ctx, stored, model), f"/network/device/{stored.id}")
 
 
-async def _may_link(ctx: ApiContext, who: Caller, account: str | None, before: str | None) -> None:
+def _may_link(who: Caller, account: str | None, before: str | None) -> None:
     """A router named as an APN account's (mvnoAccount) takes that account's SIMs, IMEI lock
-    and private APN: naming an account that exists needs a say over it (ADMIN, or a token
-    of that account). Unlinking, or keeping the link there is, needs only the device."""
+    and private APN: naming an account needs a say over it (ADMIN, or a token of that
+    account), whether or not it exists yet. A name taken as given while the account did
+    not exist bound the router once its owner made it: another tenant's router took the
+    SIM's IMEI lock and private APN. (The same answer either way: no telling which
+    accounts exist.) Unlinking, or keeping the link there is, needs only the device."""
     if account is None or account == before or who.is_admin or who.token.apn_account == account:
         return
-    if await ctx.store.get_apn_account(account) is not None:
-        raise ApiError(
-            403,
-            "access_denied",
-            f"Insufficient access level: linking a router to APN account {account} needs "
-            "ADMIN or a token of that account",
-        )
+    raise ApiError(
+        403,
+        "access_denied",
+        f"Insufficient access level: linking a router to APN account {account} needs "
+        "ADMIN or a token of that account",
+    )
 
 
 def _claimable(found: DeviceRecord | None, then: str) -> None:
@@ -463,7 +465,7 @@ async def _patch(
     if "notes" in fields:
         record.notes = patch.notes
     if "mvnoAccount" in fields:
-        await _may_link(ctx, who, patch.mvnoAccount, record.mvno_account)
+        _may_link(who, patch.mvnoAccount, record.mvno_account)
         record.mvno_account = patch.mvnoAccount
     if "driftCheck" in fields:
         record.drift_check = patch.driftCheck is not False  # null: back to the default, on
