@@ -628,6 +628,11 @@ def test_failures_are_rate_limited_per_router_and_address(module_daemon_factory,
     assert limited.status == 429 and closes(limited)
     assert 1 <= int(limited.headers["Retry-After"]) <= 30
     assert not limited.headers.get_all("WWW-Authenticate")
+    # ... nor another spelling of it (usernames are looked up whatever their case: each
+    # spelling had tries of its own)
+    wire, answer = first_challenge(daemon, "auth0001", source)
+    other = digest_header(challenges(answer)[-1], "auth0001", PASSWORD)
+    assert wire.post(inform("AUTH0001"), headers={"Authorization": other}).status == 429
     # ... while another router behind the same address still gets in
     wire, answer = first_challenge(daemon, "AUTH0002", source)
     header = digest_header(challenges(answer)[-1], "AUTH0002", PASSWORD)
@@ -641,12 +646,13 @@ def test_failures_are_rate_limited_per_router_and_address(module_daemon_factory,
     limited = Wire(daemon.cwmp_url, source=source).post(inform("AUTH0003"))
     assert limited.status == 429 and closes(limited)
     assert len(logged(daemon, "cwmp.auth_failed", 6)) == 6
-    rate_limited = logged(daemon, "cwmp.auth_rate_limited", 2)
+    rate_limited = logged(daemon, "cwmp.auth_rate_limited", 3)
     assert [e["reason"] for e in rate_limited] == [
+        "too many failed attempts for this username",
         "too many failed attempts for this username",
         "too many failed attempts from this address",
     ]
-    assert rate_limited[0]["username"] == "AUTH0001"
+    assert [e["username"] for e in rate_limited[:2]] == ["AUTH0001", "auth0001"]
 
 
 # --- start-up and config -------------------------------------------------------------------

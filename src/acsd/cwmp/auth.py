@@ -631,7 +631,9 @@ class CpeAuthenticator:
         else:
             params = parse_auth_params(rest)
             claimed = (_digest_username(params) if params else None) or ""
-        retry = self.limiter.retry_after((address, claimed))
+        # (usernames are looked up whatever their case: so are they counted, else each
+        # spelling of one would get its own tries)
+        retry = self.limiter.retry_after((address, claimed.casefold()))
         if retry is not None:
             return self._limited(retry, "for this username", claimed)
         retry = self.address_limiter.retry_after(address)  # (the header before may fill it)
@@ -648,7 +650,7 @@ class CpeAuthenticator:
     def record_failure(self, address: str, username: str) -> None:
         """Count a failure (also one found later, e.g. an Inform for another device's
         serial) against the address and the username it claimed."""
-        self.limiter.record((address, username))
+        self.limiter.record((address, username.casefold()))
         self.address_limiter.record(address)
 
     @staticmethod
