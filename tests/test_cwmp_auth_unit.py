@@ -359,3 +359,27 @@ def test_a_credentials_file_saved_with_a_bom_is_read_and_one_not_in_utf8_is_told
     with pytest.raises(ValueError) as caught:
         load_credentials(path, scheme="digest", realm="acsd", algorithms=["MD5"])
     assert str(caught.value).startswith(f"{path}: invalid TOML: not UTF-8 text (byte 5)")
+
+
+async def test_failed_logins_from_one_ipv6_64_count_together():
+    # One host holds a whole /64: counted by address, each of its addresses had a fresh
+    # count (the STUN port's bounds already count by /64). IPv4 stays by address.
+    auth = CpeAuthenticator(scheme="basic", password="pw", max_failures=3,
+                            max_failures_per_address=5, allow_basic_without_tls=True)  # fmt: skip
+    guesses = iter(range(100))
+
+    async def attempt(address: str):
+        # (another username each time: the address's ceiling, not a username's)
+        wrong = "Basic " + base64.b64encode(f"SN{next(guesses)}:guess".encode()).decode()
+        request = make_mocked_request("POST", "/", headers={"Authorization": wrong})
+        return await auth.check(request, remote=address, secure=False)
+
+    for n in range(5):
+        result = await attempt(f"2001:db8:1:2::{n + 1:x}")
+        assert result.status != 429, n
+    limited = await attempt("2001:db8:1:2:ffff::9")
+    assert limited.status == 429 and "from this address" in limited.reason
+    assert (await attempt("2001:db8:1:3::1")).status != 429  # another /64
+    for _ in range(5):
+        await attempt("192.0.2.1")
+    assert (await attempt("192.0.2.2")).status != 429
