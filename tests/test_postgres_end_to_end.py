@@ -134,3 +134,27 @@ def test_a_database_that_goes_away_is_503_and_acsd_recovers_when_it_is_back(
     assert reply.status == 201, reply.body
     assert wait_for(lambda: readyz_status(daemon.api_url) == 200, 15)
     assert not daemon.events("store_writer_crashed")
+
+
+def test_another_service_starting_or_stopping_leaves_this_ones_parked_sessions(
+    daemon_factory, pg_url
+):
+    # One instance of several on a database: a session parked by another one, whose CPE
+    # reconnects there in a moment, is not this one's to end, when it starts (it ended
+    # every parked session as "left parked by an earlier run") nor when it stops.
+    from test_workers import NS, _versioned
+    from wire import Wire, envelope, inform_body
+
+    parks = start_workers(daemon_factory, store={"url": pg_url}, cwmp={"session_timeout": 300})
+    wire = Wire(parks.cwmp_url)
+    inform = inform_body("HOLD000001", events=("0 BOOTSTRAP",), params=_versioned("1.0.0"))
+    assert wire.post(envelope(inform, ns=NS), headers={"Connection": "close"}).status == 200
+    wait_for(lambda: parks.events("cwmp.session_parked"), timeout=5)
+    alone = daemon_factory(store={"url": pg_url})  # workers = 1, parks nothing itself
+    both = start_workers(daemon_factory, store={"url": pg_url}, top={"shutdown_grace": 0})
+    assert both.stop() == 0
+    assert not alone.events("cwmp.parked_ended") and not both.events("cwmp.parked_ended")
+    wire.reconnect()
+    answer = wire.post(None)  # the session goes on where it was parked
+    assert answer.status == 200, answer.text
+    wire.close()

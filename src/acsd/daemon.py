@@ -164,6 +164,7 @@ async def serve(
             auth=cpe_auth,
             worker=worker,
             handoff=config.workers > 1,
+            shared_store=is_postgres(config.store.url),
         ),
         lambda: metrics.instrument(
             ProvisioningDriver(store, profiles.current, driver_settings, absent_hints, wake)

@@ -104,8 +104,10 @@ class SessionHandoff:
                 session.remote_ip if cookieless else None,
                 session.serial or None,
             )
-        except Exception:
-            log.exception("cwmp.park_failed", serial=session.serial)
+        except Exception as exc:
+            log_failure(
+                log, "cwmp.park_failed", self.parking.unavailable(exc), serial=session.serial
+            )
             with bound_contextvars(session=session_ref(session.id), serial=session.serial):
                 await session.abandon("could not park the session for another worker")
             return
@@ -171,16 +173,19 @@ class SessionHandoff:
 
     async def reap_parked(self) -> None:
         """Sessions parked longer than session_timeout: their CPE is not coming back. One
-        worker claims each and ends it, so what it learned is committed."""
-        if self.parking is None:
+        worker claims each and ends it, so what it learned is committed. A process that
+        parks none reaps too: on a store other instances share, what one of them left
+        when it stopped is ended so."""
+        parking = self.store
+        if parking is None:
             return
         now = clock.now()
         # Parked "later than now": the wall clock was set back since. Counted from now,
         # they are reaped after session_timeout, not after the clock has caught up again.
-        await self.parking.restamp_parked(now)
+        await parking.restamp_parked(now)
         before = now - self.settings.session_timeout
-        for session_id in await self.parking.parked_sessions(before):
-            data = await self.parking.claim_session(session_id)
+        for session_id in await parking.parked_sessions(before):
+            data = await parking.claim_session(session_id)
             if data is None:
                 continue  # another worker got there first
             try:

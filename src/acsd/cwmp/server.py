@@ -57,7 +57,7 @@ from acsd.cwmp.soap import (
     render_envelope,
 )
 from acsd.inflate import InflateError, content_encoding, inflate
-from acsd.log import get_logger, peer_text, session_ref
+from acsd.log import get_logger, log_failure, peer_text, session_ref
 
 log = get_logger("acsd.cwmp")
 
@@ -87,6 +87,9 @@ class ServerSettings:
     handoff: bool = False
     #: seconds a worker waits for another worker to park the session a cookie names
     handoff_wait: float = 2.0
+    #: the store may serve other acsd instances too (PostgreSQL): the parked sessions in
+    #: it are not all this service's, and none is ended in bulk at start or stop
+    shared_store: bool = False
 
 
 #: seconds a new Inform waits for the same CPE's session to finish the request it is
@@ -710,8 +713,14 @@ class CwmpServer:
 
     async def start(self) -> None:
         """Start the reaper of silent sessions and the loop-lag probe."""
-        if self.parking is None and self.handoff.store is not None:
+        if (
+            self.parking is None
+            and self.handoff.store is not None
+            and not self.settings.shared_store
+        ):
             # Nobody else will take these: end them, so that what they learned is committed.
+            # (A store other instances share holds theirs too, in sessions still under
+            # way: what an earlier run left is reaped at its timeout, as theirs are.)
             await self.handoff.end_parked("left parked by an earlier run")
         self._reaper = asyncio.create_task(self._reap_forever())
         self.loop_lag.start()
@@ -730,8 +739,10 @@ class CwmpServer:
                     last_reap = time.monotonic()
                     await self.reap()
                     await self.handoff.reap_parked()
-            except Exception:
-                log.exception("cwmp.reaper_failed")
+            except Exception as exc:
+                # (the database down: a warning, as every call fails alike meanwhile)
+                store = self.handoff.store
+                log_failure(log, "cwmp.reaper_failed", store.unavailable(exc) if store else None)
 
     async def reap(self) -> None:
         """Abandon sessions whose CPE went silent: what they learned is still committed."""
@@ -755,10 +766,12 @@ class CwmpServer:
             log.info("cwmp.drain_abandon", sessions=len(left))
         for session in left:
             await self._close(session, "daemon shutting down")
-        if self.parking is not None:
+        if self.parking is not None and not self.settings.shared_store:
             # The other workers serve out their grace too, and a CPE that reconnects may
             # still reach one of them and go on: parked sessions are left to be taken over
             # until the grace is over, then ended (the service stops; nobody else will).
+            # On a store other instances share, they go on there, or are reaped at their
+            # timeout by whichever instance runs (the others' are not this one's to end).
             while time.monotonic() < deadline and not (hurry is not None and hurry.is_set()):
                 try:
                     if not await self.parking.parked_sessions(math.inf):
