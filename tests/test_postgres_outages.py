@@ -63,6 +63,11 @@ def test_while_the_server_is_down_routers_and_clients_are_told_to_come_back(
         assert counted[("cwmp", "unreachable")] == 1 and counted[("api", "unreachable")] >= 1
         status, body = readyz(daemon.api_url)
         assert status == 503 and body["cause"] == "unreachable", body
+        # writes: the writer cannot begin a batch either (its connection gone with the
+        # server, nor a new one to be had)
+        for n in range(2):
+            written = world.api.post("/customer", {"name": f"Down {n}", "type": "CUSTOMER"})
+            assert written.status == 503, written.body
     finally:
         pg_cluster.resume()
     assert wait_for(lambda: _inform(daemon, "DOWN0002").status == 200, 15)
@@ -75,6 +80,10 @@ def test_while_the_server_is_down_routers_and_clients_are_told_to_come_back(
     # (under the request_id of whichever request's read had started them)
     entries = [json.loads(line) for line in daemon.lines if line.startswith("{")]
     assert not [e for e in entries if "exception" in e or e.get("logger", "").startswith("asyncpg")]
+    # the outage is warnings: not an error line for each batch the writer could not begin
+    assert not [e for e in entries if e.get("level") == "error"], [
+        e for e in entries if e.get("level") == "error"
+    ]
 
 
 async def test_a_database_made_read_only_and_back_is_written_again_without_a_restart(

@@ -443,8 +443,12 @@ class PgCore(BatchWriter):
         try:
             conn = await self._writer_connection()
         except Exception as exc:
-            log.error("store_begin_failed", error=str(exc), writes=len(batch))
-            self._fail(batch, _as_unavailable(exc))
+            failed = _as_unavailable(exc)
+            # (the server down or restarting: a warning, as every batch fails alike; the
+            # writes' own line is store_writes_failing)
+            say = log.warning if store_unavailable(failed) is not None else log.error
+            say("store_begin_failed", error=str(exc), writes=len(batch))
+            self._fail(batch, failed)
             return
         committing = False
         try:
