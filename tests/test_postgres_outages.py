@@ -342,3 +342,31 @@ async def test_migrations_run_whatever_limits_the_database_sets(pg_url, pg_clust
     finally:
         await migrating.close()
         await store.close()
+
+
+async def test_a_batch_the_writer_cannot_begin_while_the_server_is_down_is_a_warning(
+    pg_cluster,
+):
+    # store_begin_failed was an error line for every batch while the server was stopped
+    # (the README promises the outage as warnings); the write is still refused (503).
+    from structlog.testing import capture_logs
+
+    from acsd.store import CustomerRecord, open_store
+    from acsd.store.base import store_unavailable
+
+    store = open_store(pg_cluster.new_database())
+    await store.open()
+    try:
+        pg_cluster.pause()
+        try:
+            with capture_logs() as logs:
+                for n in range(2):
+                    with pytest.raises(Exception) as caught:
+                        await store.create_customer(CustomerRecord(id="", name=f"Down {n}"))
+                    assert store_unavailable(caught.value) is not None, caught.value
+        finally:
+            pg_cluster.resume()
+        begun = [e for e in logs if e["event"] == "store_begin_failed"]
+        assert begun and all(e["log_level"] == "warning" for e in begun), begun
+    finally:
+        await store.close()
