@@ -441,10 +441,7 @@ def plan_changes(
                         lack = f"{lack}; {instead[1]}"
                     _not_applied(plan, key, lack, False)
                 continue
-            if target.list_head:  # held when the list it makes is the CPE's as it is
-                wanted = _headed_list(wanted, values.get(target.path))
-            if target.also is not None:
-                wanted = _as_held(target, wanted, values)
+            wanted = _on_this_cpe(target, wanted, values)
             if not force and _holds(target, wanted, values, secrets):
                 continue
             if _refused_optional(plan, refused, key, target):
@@ -745,6 +742,8 @@ def _secrets_still_held(
 
 
 def _count(entry: Any) -> int:
+    """In how many planning sessions in a row a ``bounces`` entry's value was written (0
+    for an entry a hand edit left without a whole number)."""
     count = entry.get("count") if isinstance(entry, Mapping) else None
     return count if type(count) is int else 0
 
@@ -765,22 +764,27 @@ def _lost(
         if target.secret or target.path not in values or target.path in unsure:
             continue
         wanted = wire_value(target, desired.settings[key])
-        if wanted is None:
-            continue
-        if target.also is not None:
-            wanted = _as_held(target, wanted, values)
-        if not same_value(target.type, values[target.path], wanted):
+        if wanted is not None and not _holds(
+            target, _on_this_cpe(target, wanted, values), values, {}
+        ):
             return True
     return False
 
 
-def _as_held(target: Target, wanted: str, values: Mapping[str, str]) -> str:
-    """``wanted``, or the CPE's own value where the profile counts it as holding that one
-    (``also``: a router in WPA2/WPA3 transition mode serves WPA2-PSK): then nothing
-    changes, and a write of everything (0 BOOTSTRAP) writes it as it is."""
-    assert target.also is not None
+def _on_this_cpe(target: Target, wanted: str, values: Mapping[str, str]) -> str:
+    """What ``target`` is to hold on this CPE for the wire value ``wanted``: the CPE's own
+    list with ``wanted`` at its head (``list_head``: held when that list is the CPE's as it
+    is), or the CPE's own value where the profile counts it as holding ``wanted`` (``also``:
+    a router in WPA2/WPA3 transition mode serves WPA2-PSK; then nothing changes, and a
+    write of everything, 0 BOOTSTRAP, writes it as it is)."""
     current = values.get(target.path)
-    if current is not None and current.strip() in target.also.get(wanted, ()):
+    if target.list_head:
+        return _headed_list(wanted, current)
+    if (
+        target.also is not None
+        and current is not None
+        and current.strip() in target.also.get(wanted, ())
+    ):
         return current.strip()
     return wanted
 
@@ -867,7 +871,7 @@ def _bounced(
     entry = bounces.get(path)
     if not entry or entry.get("hash") != value_hash(path, wanted):
         return False
-    count = int(entry.get("count", 0))
+    count = _count(entry)
     if count < max_attempts:
         return False
     # A secret parameter's writes are never counted (it reads back empty); one a profile
