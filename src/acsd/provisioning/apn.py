@@ -219,10 +219,8 @@ def _ranked(devices: list[ApnDeviceRecord], keys: Mapping[str, str | None]) -> l
     that can be ported to another SIM)."""
 
     def rank(device: ApnDeviceRecord) -> int:
-        for n, name in enumerate(("imsi", "iccid", "msisdn")):
-            if keys[name] and getattr(device, name) == keys[name]:
-                return n
-        return 3
+        matched = _matched_by(device, keys)
+        return SIM_KEYS.index(matched[0]) if matched else len(SIM_KEYS)
 
     return sorted(devices, key=rank)
 
@@ -469,7 +467,8 @@ def _claimed_twice(report: SimReport, devices: list[ApnDeviceRecord]) -> None:
 
 
 def _matched_by(device: ApnDeviceRecord, keys: Mapping[str, str | None]) -> list[str]:
-    return [name for name, key in keys.items() if key and getattr(device, name) == key]
+    """The SIM numbers (of SIM_KEYS, in its order) the device names as ``keys`` has them."""
+    return [name for name in SIM_KEYS if keys.get(name) and getattr(device, name) == keys[name]]
 
 
 def _left(device: ApnDeviceRecord) -> tuple[ApnDeviceRecord | None, AuditRecord | None]:
