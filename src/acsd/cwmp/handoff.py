@@ -173,10 +173,11 @@ class SessionHandoff:
 
     async def reap_parked(self) -> None:
         """Sessions parked longer than session_timeout: their CPE is not coming back. One
-        worker claims each and ends it, so what it learned is committed. A process that
-        parks none reaps too: on a store other instances share, what one of them left
-        when it stopped is ended so."""
-        parking = self.store
+        worker claims each and ends it, so what it learned is committed. On a store other
+        instances share, a process that parks none reaps too: what one of them left when
+        it stopped is ended so. (Alone on its SQLite file, it has nothing to reap: what an
+        earlier run left was ended at start, and two queries every few seconds are saved.)"""
+        parking = self.store if self.settings.shared_store else self.parking
         if parking is None:
             return
         now = clock.now()
