@@ -5,6 +5,7 @@ which names fault alone, how large an answer it can build, whether it expands pa
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from acsd import clock
@@ -797,19 +798,9 @@ def _name_char(char: str) -> bool:
     return char.isalnum() or char in "._-{}"
 
 
-#: parameter name -> whether it holds a secret (the same few hundred names come from
-#: every CPE: a look-up, not a pattern match, per value read)
-_SECRET_NAMES: dict[str, bool] = {}
-_MOST_NAMES = 20_000
-
-
-def _is_secret(name: str) -> bool:
-    known = _SECRET_NAMES.get(name)
-    if known is None:
-        if len(_SECRET_NAMES) >= _MOST_NAMES:
-            _SECRET_NAMES.clear()
-        known = _SECRET_NAMES[name] = is_secret_name(name)
-    return known
+#: whether a parameter holds a secret, by name (the same few hundred names come from
+#: every CPE: a cache look-up, not a pattern match, per value read)
+_is_secret = functools.lru_cache(maxsize=20_000)(is_secret_name)
 
 
 def _halves(names: list[str]) -> list[list[str]]:
