@@ -198,13 +198,10 @@ def start_of(text: str) -> float:
     """startDate -> POSIX seconds; a date alone is midnight UTC, no zone means UTC."""
     when = None
     if _START_DATE.fullmatch(text):
-        # fromisoformat keeps microseconds: a longer fraction is cut to them
-        head, dot, tail = text.upper().replace(" ", "T").partition(".")
-        if dot:
-            digits = len(tail) - len(tail.lstrip("0123456789"))
-            tail = tail[: min(digits, 6)] + tail[digits:]
-        with contextlib.suppress(ValueError):
-            when = datetime.fromisoformat(head + dot + tail)
+        # (RFC 3339's lower-case t and z, which fromisoformat does not take; it takes a
+        # space for the T, and a fraction finer than microseconds, cut to them)
+        with contextlib.suppress(ValueError):  # no such day, hour...
+            when = datetime.fromisoformat(text.upper())
     if when is None:
         raise ValueError(
             f"{text!r} is not a date (2016-02-01) or an RFC 3339 date-time (2016-02-01T00:00:00Z)"
