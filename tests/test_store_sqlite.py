@@ -827,30 +827,39 @@ async def test_a_result_older_than_the_last_committed_session_is_dropped(store: 
 async def test_a_parked_session_is_claimed_by_address_only_when_it_is_the_only_one(
     store: SqliteStore,
 ) -> None:
-    await store.park_session("w0.a", b"A", 1.0, "192.0.2.10")
-    await store.park_session("w0.k", b"K", 1.0)  # a CPE that keeps cookies: no address
+    await store.park_session("w0.a", b"A", "192.0.2.10")
+    await store.park_session("w0.k", b"K")  # a CPE that keeps cookies: no address
     assert await store.claim_session_from("192.0.2.99") is None
     assert await store.claim_session_from("192.0.2.10") == b"A"
     assert await store.claim_session_from("192.0.2.10") is None  # taken
     # Two CPEs behind one address: neither is handed out by address, both by cookie.
-    await store.park_session("w1.b", b"B", 2.0, "198.51.100.7")
-    await store.park_session("w1.c", b"C", 2.0, "198.51.100.7")
+    await store.park_session("w1.b", b"B", "198.51.100.7")
+    await store.park_session("w1.c", b"C", "198.51.100.7")
     assert await store.claim_session_from("198.51.100.7") is None
     assert await store.claim_session("w1.b") == b"B"
     assert await store.claim_session_from("198.51.100.7") == b"C"
     assert await store.claim_session("w0.k") == b"K"
 
 
-async def test_a_parked_session_is_touched_as_it_would_be_claimed(store: SqliteStore) -> None:
-    await store.park_session("w0.a", b"A", 1.0, "192.0.2.10")
-    await store.park_session("w1.b", b"B", 1.0, "198.51.100.7")
-    await store.park_session("w1.c", b"C", 1.0, "198.51.100.7")
-    assert await store.touch_parked(5.0, session_id="w1.b")
-    assert await store.touch_parked(5.0, remote_ip="192.0.2.10")
+@sqlite_only
+async def test_a_parked_session_is_touched_as_it_would_be_claimed(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from acsd import clock
+
+    monkeypatch.setattr(clock, "now", lambda: 1000.0)
+    await store.park_session("w0.a", b"A", "192.0.2.10")
+    await store.park_session("w1.b", b"B", "198.51.100.7")
+    await store.park_session("w1.c", b"C", "198.51.100.7")
+    monkeypatch.setattr(clock, "now", lambda: 1004.0)
+    assert await store.touch_parked(session_id="w1.b")
+    assert await store.touch_parked(remote_ip="192.0.2.10")
     # Two CPEs behind one address: an upload from it could be either's.
-    assert not await store.touch_parked(5.0, remote_ip="198.51.100.7")
-    assert not await store.touch_parked(5.0, session_id="stale")
-    assert await store.parked_sessions(2.0) == ["w1.c"]
+    assert not await store.touch_parked(remote_ip="198.51.100.7")
+    assert not await store.touch_parked(session_id="stale")
+    monkeypatch.setattr(clock, "now", lambda: 1005.0)
+    assert await store.parked_sessions(older_than=3.0) == ["w1.c"]
+    assert sorted(await store.parked_sessions()) == ["w0.a", "w1.b", "w1.c"]
 
 
 async def test_a_session_of_the_router_a_record_was_moved_from_is_dropped(
@@ -1009,7 +1018,7 @@ async def test_a_session_parked_before_the_clock_was_set_back_is_still_reaped(
 
     real_now = clock.now
     monkeypatch.setattr(clock, "now", lambda: real_now() + 3600.0)
-    await store.park_session("w1.lost", b"not a session", clock.now(), "192.0.2.44")
+    await store.park_session("w1.lost", b"not a session", "192.0.2.44")
     monkeypatch.setattr(clock, "now", real_now)  # the clock goes back an hour
     server = CwmpServer(
         ServerSettings(handoff=True, session_timeout=0.05),
@@ -1019,7 +1028,27 @@ async def test_a_session_parked_before_the_clock_was_set_back_is_still_reaped(
     await server.handoff.reap_parked()  # a reaper round after the jump
     await asyncio.sleep(0.1)  # then longer than session_timeout
     await server.handoff.reap_parked()
-    assert await store.parked_sessions(float("inf")) == []
+    assert await store.parked_sessions() == []
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_instances_whose_clocks_differ_agree_on_a_parked_sessions_age(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Instances sharing PostgreSQL: one whose clock runs 40 s ahead reaped the others'
+    fresh sessions (session_timeout 30 s), and one behind restamped them into its past.
+    The database's clock is the one they agree on."""
+    from acsd import clock
+
+    real_now = clock.now
+    await store.park_session("w0.fresh", b"F", "192.0.2.45", "Fresh1")
+    monkeypatch.setattr(clock, "now", lambda: real_now() + 40.0)
+    assert await store.parked_sessions(older_than=30.0) == []
+    monkeypatch.setattr(clock, "now", lambda: real_now() - 40.0)
+    assert await store.restamp_parked() == 0
+    monkeypatch.setattr(clock, "now", real_now)
+    await asyncio.sleep(0.05)
+    assert await store.parked_sessions(older_than=0.01) == ["w0.fresh"]
 
 
 async def test_a_page_of_the_device_list_leaves_the_parameter_trees_out(

@@ -15,14 +15,12 @@ sessions, its stats and its way to close a session, and nothing else of the list
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Protocol
 
 from structlog.contextvars import bound_contextvars
 
-from acsd import clock
 from acsd.cwmp.session import CwmpSession, ParkError, SessionDriver
 from acsd.cwmp.session_table import SessionTable
 from acsd.log import get_logger, log_failure, session_ref
@@ -40,18 +38,25 @@ class Parking(Protocol):
         self,
         session_id: str,
         state: bytes,
-        at: float,
         remote_ip: str | None = None,
         serial: str | None = None,
-    ) -> None: ...
+    ) -> None:
+        """Park a session, stamped with the store's clock: instances sharing a database
+        agree on how long a session has waited only on one clock, the database's."""
+        ...
 
     async def claim_session(self, session_id: str) -> bytes | None: ...
 
     async def claim_session_from(self, remote_ip: str) -> bytes | None: ...
 
-    async def parked_sessions(self, parked_before: float) -> list[str]: ...
+    async def parked_sessions(self, older_than: float | None = None) -> list[str]:
+        """Sessions parked at least ``older_than`` seconds ago on the store's clock (all
+        of them with None), oldest first."""
+        ...
 
-    async def restamp_parked(self, now: float) -> int: ...
+    async def restamp_parked(self) -> int:
+        """Stamp sessions parked "later than now" (the store's clock went back) now."""
+        ...
 
     async def parked_of(self, serial: str) -> list[str]: ...
 
@@ -60,7 +65,7 @@ class Parking(Protocol):
         ...
 
     async def touch_parked(
-        self, now: float, *, session_id: str | None = None, remote_ip: str | None = None
+        self, *, session_id: str | None = None, remote_ip: str | None = None
     ) -> bool: ...
 
 
@@ -100,7 +105,6 @@ class SessionHandoff:
             await self.parking.park_session(
                 session.id,
                 session.freeze(),
-                clock.now(),
                 session.remote_ip if cookieless else None,
                 session.serial or None,
             )
@@ -180,12 +184,10 @@ class SessionHandoff:
         parking = self.store if self.settings.shared_store else self.parking
         if parking is None:
             return
-        now = clock.now()
-        # Parked "later than now": the wall clock was set back since. Counted from now,
-        # they are reaped after session_timeout, not after the clock has caught up again.
-        await parking.restamp_parked(now)
-        before = now - self.settings.session_timeout
-        for session_id in await parking.parked_sessions(before):
+        # Parked "later than now": the clock was set back since. Counted from now, they
+        # are reaped after session_timeout, not after the clock has caught up again.
+        await parking.restamp_parked()
+        for session_id in await parking.parked_sessions(self.settings.session_timeout):
             data = await parking.claim_session(session_id)
             if data is None:
                 continue  # another worker got there first
@@ -224,7 +226,7 @@ class SessionHandoff:
         if store is None:
             return
         try:
-            parked = await store.parked_sessions(math.inf)
+            parked = await store.parked_sessions()
         except Exception as exc:
             parking_failed(store, exc)
             return

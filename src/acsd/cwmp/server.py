@@ -27,7 +27,6 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 from structlog.contextvars import bind_contextvars, bound_contextvars, reset_contextvars
 
-from acsd import clock
 from acsd.cwmp import rpc
 from acsd.cwmp.auth import AuthResult, CpeAuthenticator
 from acsd.cwmp.forwarded import forwarded_for, forwarded_https
@@ -492,9 +491,9 @@ class CwmpServer:
             return
         try:
             if cookie:
-                await self.parking.touch_parked(clock.now(), session_id=cookie)
+                await self.parking.touch_parked(session_id=cookie)
             else:
-                await self.parking.touch_parked(clock.now(), remote_ip=remote_ip)
+                await self.parking.touch_parked(remote_ip=remote_ip)
         except Exception:
             # Only the timeout is at stake: the message is still read and handled.
             log.exception("cwmp.touch_parked_failed")
@@ -774,7 +773,7 @@ class CwmpServer:
             # timeout by whichever instance runs (the others' are not this one's to end).
             while time.monotonic() < deadline and not (hurry is not None and hurry.is_set()):
                 try:
-                    if not await self.parking.parked_sessions(math.inf):
+                    if not await self.parking.parked_sessions():
                         break
                 except Exception:
                     break

@@ -58,6 +58,10 @@ MAX_BATCH = 500
 #: readers: a session reads one row at a time, the API a page; a few connections suffice
 #: (``store.pool_size``: more for many API clients, fewer for a small max_connections)
 READ_POOL = 4
+#: now in POSIX seconds on the database server's clock, the one clock instances sharing
+#: the database agree on: clock_timestamp(), not now(), which is when the transaction
+#: began (a batch's, or before a wait for another's row)
+NOW = "extract(epoch FROM clock_timestamp())::float8"
 CONNECT_TIMEOUT = 10.0
 PING_EVERY = 1.0
 #: seconds a statement (a read, a write batch's) may take before acsd gives up on the

@@ -9,19 +9,15 @@ from __future__ import annotations
 
 import asyncpg
 
-from acsd.store.postgres.core import PgCore
+from acsd.store.postgres.core import NOW, PgCore
 from acsd.store.writes import claim_seconds
-
-#: now in POSIX seconds on the database server's clock: clock_timestamp(), not now(),
-#: which is when the transaction began (a batch's, or before a wait for another's row)
-_NOW = "extract(epoch FROM clock_timestamp())::float8"
 
 #: as SQLite's (acsd.store.sqlite.crclaims): taken when there is none or it has run out,
 #: a row returned when taken; none for a device that is gone
 _CLAIM = (
-    f"INSERT INTO cr_claims (device, until) SELECT id, {_NOW} + $2 FROM devices WHERE id = $1"
+    f"INSERT INTO cr_claims (device, until) SELECT id, {NOW} + $2 FROM devices WHERE id = $1"
     f" ON CONFLICT (device) DO UPDATE SET until = excluded.until"
-    f" WHERE cr_claims.until <= {_NOW}"
+    f" WHERE cr_claims.until <= {NOW}"
     " RETURNING 1"
 )
 

@@ -1,11 +1,13 @@
 """CWMP sessions parked between workers, and between acsd instances that share the
-database: a claim is one DELETE ... RETURNING, so only one of them goes on."""
+database: a claim is one DELETE ... RETURNING, so only one of them goes on. Parked and
+touched on the database server's clock: instances whose clocks differ by more than a
+session's timeout would otherwise reap each other's fresh sessions."""
 
 from __future__ import annotations
 
 import asyncpg
 
-from acsd.store.postgres.core import PgCore
+from acsd.store.postgres.core import NOW, PgCore
 from acsd.store.postgres.rows import rowcount
 from acsd.store.records import serial_key
 
@@ -15,7 +17,6 @@ class ParkedSessions(PgCore):
         self,
         session_id: str,
         state: bytes,
-        at: float,
         remote_ip: str | None = None,
         serial: str | None = None,
     ) -> None:
@@ -24,12 +25,11 @@ class ParkedSessions(PgCore):
         async def park(conn: asyncpg.Connection) -> None:
             await conn.execute(
                 "INSERT INTO cwmp_sessions (id, state, parked, remote_ip, serial_key)"
-                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET"
+                f" VALUES ($1, $2, {NOW}, $3, $4) ON CONFLICT (id) DO UPDATE SET"
                 " state = excluded.state, parked = excluded.parked,"
                 " remote_ip = excluded.remote_ip, serial_key = excluded.serial_key",
                 session_id,
                 state,
-                at,
                 remote_ip,
                 key,
             )
@@ -75,7 +75,7 @@ class ParkedSessions(PgCore):
         return [row[0] for row in rows]
 
     async def touch_parked(
-        self, now: float, *, session_id: str | None = None, remote_ip: str | None = None
+        self, *, session_id: str | None = None, remote_ip: str | None = None
     ) -> bool:
         if session_id is not None:
             where, key = "id = $1", session_id
@@ -95,27 +95,32 @@ class ParkedSessions(PgCore):
             if len(rows) != 1:
                 return False
             status = await conn.execute(
-                "UPDATE cwmp_sessions SET parked = $1 WHERE id = $2 AND parked < $1",
-                now,
+                f"UPDATE cwmp_sessions SET parked = {NOW} WHERE id = $1 AND parked < {NOW}",
                 rows[0][0],
             )
             return rowcount(status) > 0
 
         return await self._call("touch_parked", touch)
 
-    async def parked_sessions(self, parked_before: float) -> list[str]:
-        rows = await self._fetch(
-            "SELECT id FROM cwmp_sessions WHERE parked < $1 ORDER BY parked", parked_before
-        )
+    async def parked_sessions(self, older_than: float | None = None) -> list[str]:
+        if older_than is None:
+            rows = await self._fetch("SELECT id FROM cwmp_sessions ORDER BY parked")
+        else:
+            rows = await self._fetch(
+                f"SELECT id FROM cwmp_sessions WHERE parked < {NOW} - $1 ORDER BY parked",
+                older_than,
+            )
         return [row[0] for row in rows]
 
-    async def restamp_parked(self, now: float) -> int:
-        if await self._scalar("SELECT 1 FROM cwmp_sessions WHERE parked > $1 LIMIT 1", now) is None:
+    async def restamp_parked(self) -> int:
+        if await self._scalar(f"SELECT 1 FROM cwmp_sessions WHERE parked > {NOW} LIMIT 1") is None:
             return 0
 
         async def restamp(conn: asyncpg.Connection) -> int:
+            # one instant for the test and the stamp (clock_timestamp() moves within a statement)
             status = await conn.execute(
-                "UPDATE cwmp_sessions SET parked = $1 WHERE parked > $1", now
+                f"UPDATE cwmp_sessions SET parked = clock.t FROM (SELECT {NOW} AS t) AS clock"
+                " WHERE parked > clock.t"
             )
             return rowcount(status)
 

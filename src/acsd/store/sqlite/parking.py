@@ -5,8 +5,11 @@ claim (DELETE ... RETURNING) is atomic, so two workers can never both go on."""
 
 from __future__ import annotations
 
+import math
+
 import aiosqlite
 
+from acsd import clock
 from acsd.store.records import serial_key
 from acsd.store.sqlite.core import SqliteCore
 
@@ -19,7 +22,6 @@ class ParkedSessions(SqliteCore):
         self,
         session_id: str,
         state: bytes,
-        at: float,
         remote_ip: str | None = None,
         serial: str | None = None,
     ) -> None:
@@ -29,7 +31,7 @@ class ParkedSessions(SqliteCore):
             await conn.execute(
                 "INSERT OR REPLACE INTO cwmp_sessions (id, state, parked, remote_ip, serial_key)"
                 " VALUES (?, ?, ?, ?, ?)",
-                (session_id, state, at, remote_ip, key),
+                (session_id, state, clock.now(), remote_ip, key),
             )
 
         await self._call("park_session", park)
@@ -78,7 +80,7 @@ class ParkedSessions(SqliteCore):
         return [row[0] for row in rows]
 
     async def touch_parked(
-        self, now: float, *, session_id: str | None = None, remote_ip: str | None = None
+        self, *, session_id: str | None = None, remote_ip: str | None = None
     ) -> bool:
         if session_id is not None:
             where, key = "id = ?2", session_id
@@ -90,6 +92,7 @@ class ParkedSessions(SqliteCore):
             key = remote_ip
         else:
             return False
+        now = clock.now()
         # Most uploads belong to no parked session: ask the reader before queueing a write.
         found = await self._scalar(
             self._read, f"SELECT 1 FROM cwmp_sessions WHERE {where}", (now, key)
@@ -105,13 +108,15 @@ class ParkedSessions(SqliteCore):
 
         return await self._call("touch_parked", touch)
 
-    async def parked_sessions(self, parked_before: float) -> list[str]:
+    async def parked_sessions(self, older_than: float | None = None) -> list[str]:
+        before = math.inf if older_than is None else clock.now() - older_than
         rows = await self._read.execute_fetchall(
-            "SELECT id FROM cwmp_sessions WHERE parked < ? ORDER BY parked", (parked_before,)
+            "SELECT id FROM cwmp_sessions WHERE parked < ? ORDER BY parked", (before,)
         )
         return [row[0] for row in rows]
 
-    async def restamp_parked(self, now: float) -> int:
+    async def restamp_parked(self) -> int:
+        now = clock.now()
         # Most rounds find none: ask the reader before queueing a write.
         found = await self._scalar(
             self._read, "SELECT 1 FROM cwmp_sessions WHERE parked > ? LIMIT 1", (now,)
