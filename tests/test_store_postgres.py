@@ -292,6 +292,22 @@ async def test_the_read_pool_has_the_configured_size(pg_url: str, tmp_path: Path
             await store.close()
 
 
+async def test_readiness_does_not_wait_behind_busy_readers(pg_url: str) -> None:
+    """Every reader busy (400 API GETs at once on pool_size 2) is load, not an outage:
+    /readyz answered 503 unreachable after statement_wait, queued behind them."""
+    store = open_store(pg_url, pool_size=1)
+    await store.open()
+    try:
+        assert store._pool is not None
+        busy = await store._pool.acquire()  # the only reader, held as a slow read would
+        try:
+            assert await asyncio.wait_for(store.readiness(), 5.0) is None
+        finally:
+            await store._pool.release(busy)
+    finally:
+        await store.close()
+
+
 async def test_transaction_pooling_keeps_no_prepared_statement_on_a_connection(pg_url):
     """store.transaction_pooling: behind pgbouncer in transaction mode each transaction
     may get another server connection, so a statement prepared by name on one is missing

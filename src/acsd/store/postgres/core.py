@@ -257,6 +257,9 @@ class PgCore(BatchWriter):
         self.stats = WriterStats()
         self.ping_every = PING_EVERY
         self._pool: asyncpg.Pool | None = None
+        #: the readiness probe's one connection: a probe queued behind busy API reads for
+        #: a free reader would call the database unreachable when it is only busy
+        self._probe_pool: asyncpg.Pool | None = None
         self._writer_conn: asyncpg.Connection | None = None
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._writer_task: asyncio.Task[None] | None = None
@@ -293,6 +296,14 @@ class PgCore(BatchWriter):
                 # api_store_unavailable, /readyz).
                 min_size=0,
                 max_size=self.pool_size,
+                timeout=CONNECT_TIMEOUT,
+                command_timeout=self.statement_wait,
+                **self._pool_options(),
+            )
+            self._probe_pool = await asyncpg.create_pool(
+                self.dsn,
+                min_size=0,
+                max_size=1,
                 timeout=CONNECT_TIMEOUT,
                 command_timeout=self.statement_wait,
                 **self._pool_options(),
@@ -350,12 +361,13 @@ class PgCore(BatchWriter):
             await self._close_connections()
 
     async def _close_connections(self) -> None:
-        if self._pool is not None:
-            try:
-                await self._pool.close()
-            except Exception as exc:
-                log.warning("store_close_failed", error=str(exc))
-            self._pool = None
+        for pool in (self._pool, self._probe_pool):
+            if pool is not None:
+                try:
+                    await pool.close()
+                except Exception as exc:
+                    log.warning("store_close_failed", error=str(exc))
+        self._pool = self._probe_pool = None
         if self._writer_conn is not None:
             try:
                 await self._writer_conn.close()
@@ -392,10 +404,13 @@ class PgCore(BatchWriter):
 
     async def _probe(self) -> Outage | None:
         try:
-            # a read as any other: once more on a new connection when the server ended
-            # the first (one ended connection must not take the instance out of its load
-            # balancer), and bounded as reads are
-            version, readonly = await self._reading(
+            # a read as any other, on a connection of its own: once more on a new one when
+            # the server ended the first (one ended connection must not take the instance
+            # out of its load balancer), and bounded as reads are
+            assert self._probe_pool is not None
+            version, readonly = await _read_again(
+                self._probe_pool,
+                self.statement_wait,
                 "fetchrow",
                 "SELECT (SELECT max(version) FROM schema_migrations),"
                 " current_setting('transaction_read_only')",
@@ -433,8 +448,9 @@ class PgCore(BatchWriter):
         that acsd recovers without a restart. On a standby that stays one, this costs a
         connection per failed write or readiness probe."""
         self._renew_writer = True
-        if self._pool is not None:
-            await self._pool.expire_connections()
+        for pool in (self._pool, self._probe_pool):
+            if pool is not None:
+                await pool.expire_connections()
 
     async def _run_batch(self, batch: list[Op], *, again: bool = True, tries: int = 0) -> None:
         """Commit the batch; ``again``: when the server ended the writer's connection before
