@@ -718,3 +718,61 @@ async def test_a_router_that_lost_its_wlan_without_a_bootstrap_gets_its_password
     before = len(router.stats.spv)
     assert (await sim.run_once()).ok == 1
     assert len(router.stats.spv) == before  # and then nothing more
+
+
+async def _reset_without_bootstrap(router, sim) -> dict[str, str]:
+    """The router goes back to its factory configuration but its next Inform says only
+    "1 BOOT" (a BOOTSTRAP session whose result acsd could not save, firmware that does not
+    announce a reset, a backup restored): what acsd writes in the session after it."""
+    from acsd.cwmp import rpc
+
+    router.factory_reset()
+    router.events = [rpc.EventStruct("1 BOOT")]
+    before = len(router.stats.spv)
+    assert (await sim.run_once()).ok == 1
+    return {name: value for spv in router.stats.spv[before:] for name, value in spv}
+
+
+async def test_a_router_that_lost_its_configuration_unannounced_is_provisioned_again(
+    module_daemon,
+):
+    # Told by its ParameterKey: acsd's revision, reported back at every Inform since
+    # acsd wrote it, and the factory's "" after the reset.
+    daemon = module_daemon
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="LOSTCONF")
+    router = sim.routers[0]
+    daemon.apply(seed_body(router.serial, "192.168.1"))
+    assert (await sim.run_once()).ok == 1
+    assert (await sim.run_once()).ok == 1  # the router reports acsd's key
+    key = "Device.ManagementServer.ParameterKey"
+    assert router.tree.get(key) != ""
+    written = await _reset_without_bootstrap(router, sim)
+    wifi = SEED_BODY["wifi"]
+    # both bands' passwords, not only where the SSID drifted
+    for band, password in ((1, wifi["password"]), (2, wifi["password5G"])):
+        assert written[f"Device.WiFi.AccessPoint.{band}.Security.KeyPassphrase"] == password
+    assert written["Device.DHCPv4.Server.Pool.1.MinAddress"] == "192.168.1.100"
+    assert router.tree.get(key) != ""
+    before = len(router.stats.spv)
+    assert (await sim.run_once()).ok == 1
+    assert len(router.stats.spv) == before  # and then nothing more
+    assert daemon.device_json(router.serial)["job"]["state"] == "DONE"
+
+
+async def test_a_router_that_never_reports_acsds_parameter_key_is_not_taken_for_reset(
+    module_daemon,
+):
+    # Firmware that leaves its ParameterKey as it is: acsd never saw its key echoed, so
+    # a key other than acsd's says nothing, and nothing is written again session after
+    # session.
+    daemon = module_daemon
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="STILLKEY")
+    router = sim.routers[0]
+    daemon.apply(seed_body(router.serial, "192.168.1"))
+    key = "Device.ManagementServer.ParameterKey"
+    assert (await sim.run_once()).ok == 1
+    for _ in range(3):
+        router.tree.values[key] = "vendor-default"
+        before = len(router.stats.spv)
+        assert (await sim.run_once()).ok == 1
+        assert len(router.stats.spv) == before

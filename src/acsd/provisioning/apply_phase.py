@@ -12,6 +12,7 @@ from acsd.cwmp.session import CwmpSession
 from acsd.cwmp.soap import sendable
 from acsd.devices import DeviceInputError, check_lan
 from acsd.log import get_logger
+from acsd.provisioning import param_key
 from acsd.provisioning.apn import apn_for_another_sim, apn_not_withdrawn, apn_refused_here
 from acsd.provisioning.desired import Desired
 from acsd.provisioning.internet import (
@@ -322,6 +323,8 @@ class ApplyPhase(ReadPhase):
             row = apply.adds.pop(0)
             setting = row_name(row.table, row.row[self.profile.tables[row.table].key])
             number = getattr(response, "instance_number", None)
+            if isinstance(response, rpc.AddObjectResponse):
+                param_key.written(self.memory, self._key() if response.status == 0 else None)
             if isinstance(response, rpc.AddObjectResponse) and self._new_instance(row, number):
                 spec = self.profile.tables[row.table]
                 self.fetch.emptied -= {row.object}  # it has a row now: read as usual
@@ -364,6 +367,8 @@ class ApplyPhase(ReadPhase):
                     (Change(name, path, "", "object"), response.code, response.string)
                 )
             else:
+                status = getattr(response, "status", 0)
+                param_key.written(self.memory, self._key() if status == 0 else None)
                 apply.deleted.add(path)
                 if table := table_at(self.profile, path):
                     apply.reshaped.add(table)
@@ -461,6 +466,8 @@ class ApplyPhase(ReadPhase):
         assert apply is not None
         sent = apply.spv_sent
         if isinstance(response, rpc.SetParameterValuesResponse):
+            # (status 1: the values, and maybe the key, only after a reboot)
+            param_key.written(self.memory, self._key() if response.status == 0 else None)
             apply.outcome.applied.extend(sent)
             apply.changes = [c for c in apply.changes if c not in sent]
             if any(c.reboot for c in sent):

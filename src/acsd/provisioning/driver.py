@@ -38,7 +38,7 @@ from acsd import clock
 from acsd.cwmp import rpc
 from acsd.cwmp.session import CwmpSession, RetryLater
 from acsd.log import Once, get_logger, log_failure, peer_text
-from acsd.provisioning import udp_notify
+from acsd.provisioning import param_key, udp_notify
 from acsd.provisioning.apn import (
     add_apn_name,
     apn_due,
@@ -168,7 +168,22 @@ class ProvisioningDriver(EndPhase):
         keeps = self.profile.keeps
         self.unkept = frozenset(p.name for p in inform.parameters if not keeps(p.name)) or NOTHING
         record = self.record
+        key = self.values.get(self.profile.root + "ManagementServer.ParameterKey")
+        reported = key[0] if key is not None else None
+        if (
+            not self.bootstrap
+            and record is not None
+            and param_key.lost_writes(record.provisioning, reported)
+        ):
+            log.info(
+                "session.configuration_lost",
+                serial=dev.serial_number,
+                parameter_key=reported,
+                reason="the router reports another ParameterKey than acsd last wrote",
+            )
+            self.bootstrap = True  # provisioned as after a reset: everything again
         self.memory = new_memory(record.provisioning if record else None, bootstrap=self.bootstrap)
+        param_key.echoed(self.memory, reported)
         if record is not None:
             self.stored_memory = restate(record.provisioning)
             record.provisioning = {}
@@ -546,6 +561,8 @@ class ProvisioningDriver(EndPhase):
         lost_add = None
         if session.outstanding is not None and isinstance(session.outstanding[1], rpc.AddObject):
             lost_add = session.outstanding[1].object_name
+        if session.outstanding is not None and isinstance(session.outstanding[1], _WRITES):
+            param_key.written(self.memory, None)  # whether the key was set is unknown
         self._settle(result, unanswered=unanswered, lost_add=lost_add)
         # counted once stored: a result not written gives the job up again next session
         given_up, self.job_given_up = self.job_given_up, False
@@ -781,6 +798,10 @@ def _udp_address(ident: Mapping[str, Any], flat: Mapping[str, str]) -> str | Non
     if udp is None and any(flat.get(path) == "" for path in _UDP_PATHS):
         return ""
     return udp
+
+
+#: the requests that carry a ParameterKey
+_WRITES = (rpc.SetParameterValues, rpc.AddObject, rpc.DeleteObject)
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from acsd import clock
 from acsd.log import get_logger
+from acsd.provisioning import param_key
 from acsd.provisioning.apn import SIM_KEYS
 from acsd.provisioning.apply_phase import ApplyPhase
 from acsd.provisioning.jobs import (
@@ -201,6 +202,7 @@ class EndPhase(ApplyPhase):
             or before.get("gpvLimit") != memory.get("gpvLimit")
             or before.get("held") != memory.get("held")
             or before.get("absentAt") != memory.get("absentAt")
+            or before.get(param_key.MEMORY_KEY) != memory.get(param_key.MEMORY_KEY)
             or (self.settings.stun is not None and before.get(MEMORY_KEY) != memory.get(MEMORY_KEY))
         )
 

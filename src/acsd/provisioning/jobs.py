@@ -41,6 +41,7 @@ from typing import Any
 
 from acsd import clock
 from acsd.log import MASK, is_secret_name
+from acsd.provisioning import param_key
 from acsd.provisioning.plan import (
     DENIED,
     REFUSED_FOR_GOOD,
@@ -197,6 +198,10 @@ def new_memory(memory: dict[str, Any] | None, *, bootstrap: bool) -> dict[str, A
             }
         ):
             out["lostAdds"] = marks
+        # the ParameterKey acsd last wrote, and whether the router echoes it (param_key);
+        # absent until acsd writes
+        if (key := param_key.stored(memory)) is not None:
+            out[param_key.MEMORY_KEY] = key
     if bootstrap:
         # A factory reset forgets everything the CPE held; faults may not hold any more.
         out["secrets"] = {}
@@ -209,6 +214,9 @@ def new_memory(memory: dict[str, Any] | None, *, bootstrap: bool) -> dict[str, A
         out.pop("held", None)
         # a factory reset forgets parameter attributes: the notification is set again
         out.pop("udpNotify", None)
+        # its ParameterKey is the factory's now (whether it echoes acsd's is kept)
+        if (key := out.get(param_key.MEMORY_KEY)) is not None:
+            key["written"] = None
         # ownedRows stays: a reset table has none of those rows (they drop out at the
         # next read), and a CPE that says BOOTSTRAP without a reset still holds them
     return out
