@@ -1281,3 +1281,20 @@ def test_a_split_of_whole_objects_does_not_grow_back_on_the_read_plans_small_ans
     driver.plan = None  # a full read that answered small: that one says
     driver._grow_read_chunk()
     assert driver.memory["readChunk"] == 10
+
+
+async def test_a_refusal_without_a_cwmp_fault_code_is_the_routers_internal_error(
+    module_daemon,
+):
+    # gSOAP-style stacks answer an internal error with faultcode and faultstring alone:
+    # no CWMP FaultCode. Stored as code 0 (TR-069's "no fault") on every setting sent,
+    # it skipped the halving; it is the router's internal error (9002), narrowed down as
+    # any refusal that names no parameter.
+    daemon = module_daemon
+    serial, router = await _refusing_router_applied(daemon, "PS", "soap-faults")
+    assert router.tree.get("Device.ManagementServer.ConnectionRequestUsername") != ""
+    job = daemon.device_json(serial)["job"]
+    assert job["state"] == "PENDING"
+    assert {f["code"] for f in job["faults"]} == {9002}
+    assert all(f["message"] == "Internal Error" for f in job["faults"])
+    assert all(f["setting"].startswith("wifi.5g.") for f in job["faults"]), job["faults"]

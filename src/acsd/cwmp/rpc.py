@@ -485,6 +485,19 @@ ACS_FAULTS: dict[int, str] = {
 }
 
 
+#: what a CPE's SOAP Fault without a CWMP FaultCode (gSOAP-style stacks on an internal
+#: error: faultcode and faultstring alone) counts as: TR-069's internal error
+NO_CWMP_CODE = 9002
+
+
+def cpe_coded(fault: Fault) -> Fault:
+    """``fault`` as the CPE's, with a CWMP code: one without any (code 0, which TR-069
+    uses for "no fault") is the CPE's internal error, retried and shown as such."""
+    if fault.code:
+        return fault
+    return Fault(NO_CWMP_CODE, fault.string, fault.faultcode, fault.spv_faults)
+
+
 def is_cpe_fault(code: int) -> bool:
     """A fault the CPE raised (9000-9899, vendor codes included), not one the ACS made up
     for a CPE that answered with an empty POST or the wrong message (8xxx)."""

@@ -946,6 +946,12 @@ def _inform_response_frame(prefix: str, ns: str) -> tuple[str, str, str]:
 
 
 def _render_fault(out: list[str], f: rpc.Fault, p: str) -> None:
+    if not f.code:  # no CWMP fault to carry: SOAP's alone, as it is parsed
+        out.append(
+            f"<{p}:Fault><faultcode>{_esc(f.faultcode)}</faultcode>"
+            f"<faultstring>{_esc(f.string)}</faultstring></{p}:Fault>"
+        )
+        return
     out.append(
         f"<{p}:Fault><faultcode>{_esc(f.faultcode)}</faultcode>"
         "<faultstring>CWMP fault</faultstring><detail><cwmp:Fault>"

@@ -17,16 +17,19 @@ QUIRKS = {
     "empty-post-no-length": "the empty POST has neither Content-Length nor Transfer-Encoding",
     "bare-faults": "a refused SetParameterValues names no parameter (no SetParameterValuesFault)",
     "object-faults": "a refused SetParameterValues names the refused parameter's object",
+    "soap-faults": "a refused SetParameterValues is a SOAP Fault alone: no CWMP FaultCode",
     "echo-values": "a refused SetParameterValues repeats the refused values in its FaultStrings",
     "small-gpv": "a GetParameterValues of more than 16 names fails 9004 (resources exceeded)",
     "unknown-9003": "a GetParameterValues with a name the router lacks fails 9003, not 9005",
     "unknown-9002": "a GetParameterValues with a name the router lacks fails 9002, not 9005",
 }
-# "all" cannot have two envelope prefixes or two codes for an unknown name at once; SOAP-ENV
-# is the more common prefix in the field. Nor new-connection: routers of one address that keep
+# "all" cannot have two envelope prefixes, two codes for an unknown name or two forms of a
+# refusal at once; SOAP-ENV is the more common prefix in the field. Nor new-connection: routers of one address that keep
 # neither cookies nor connections cannot be told apart by their empty POSTs, so "all" would
 # fail for any run of more than one router.
-ALL_QUIRKS = frozenset(QUIRKS) - {"prefix-soap", "unknown-9002", "object-faults", "new-connection"}
+ALL_QUIRKS = frozenset(QUIRKS) - {
+    "prefix-soap", "unknown-9002", "object-faults", "soap-faults", "new-connection"
+}  # fmt: skip
 
 
 def parse_quirks(text: str | None) -> frozenset[str]:
@@ -46,6 +49,8 @@ def parse_quirks(text: str | None) -> frozenset[str]:
         ("prefix-soap", "prefix-SOAP-ENV"),
         ("unknown-9003", "unknown-9002"),
         ("bare-faults", "object-faults"),
+        ("soap-faults", "object-faults"),
+        ("soap-faults", "echo-values"),
     ):
         if set(pair) <= names:
             raise ValueError(f"{pair[0]} and {pair[1]} exclude each other")

@@ -202,7 +202,13 @@ class Session:
                 response = replace(response, code=_UNKNOWN_NAME_CODES[min(code)])
             if "echo-values" in self.quirks and isinstance(response, rpc.Fault):
                 response = _echoed(request, response)
-            if "bare-faults" in self.quirks and isinstance(response, rpc.Fault):
+            if (
+                "soap-faults" in self.quirks
+                and isinstance(request, rpc.SetParameterValues)
+                and isinstance(response, rpc.Fault)
+            ):
+                response = rpc.Fault(code=0, string="Internal Error", faultcode="Server")
+            elif "bare-faults" in self.quirks and isinstance(response, rpc.Fault):
                 response = replace(response, spv_faults=[])
             elif "object-faults" in self.quirks and isinstance(response, rpc.Fault):
                 objects = [
