@@ -24,9 +24,9 @@ QUIRKS = {
     "unknown-9002": "a GetParameterValues with a name the router lacks fails 9002, not 9005",
 }
 # "all" cannot have two envelope prefixes, two codes for an unknown name or two forms of a
-# refusal at once; SOAP-ENV is the more common prefix in the field. Nor new-connection: routers of one address that keep
-# neither cookies nor connections cannot be told apart by their empty POSTs, so "all" would
-# fail for any run of more than one router.
+# refusal at once; SOAP-ENV is the more common prefix in the field. Nor new-connection:
+# routers of one address that keep neither cookies nor connections cannot be told apart by
+# their empty POSTs, so "all" would fail for any run of more than one router.
 ALL_QUIRKS = frozenset(QUIRKS) - {
     "prefix-soap", "unknown-9002", "object-faults", "soap-faults", "new-connection"
 }  # fmt: skip
