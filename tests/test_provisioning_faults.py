@@ -68,6 +68,9 @@ async def test_one_refused_parameter_leaves_the_others_applied(module_daemon):
     assert fault["setting"] == "wifi.5g.ssid" and fault["parameter"] == SSID5
     assert fault["code"] == 9007 and fault["message"]
     assert fault["attempts"] == 1 and fault["nextRetry"]
+    # and the log names it, for an operator looking for why the router is PROVISIONING
+    [line] = [e for e in daemon.events("session.settings_refused") if e["serial"] == serial]
+    assert line["faults"] == [{"setting": "wifi.5g.ssid", "parameter": SSID5, "code": 9007}]
 
     # Within the back-off (300 s by default) later sessions do not ask again.
     for _ in range(3):

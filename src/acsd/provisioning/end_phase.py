@@ -26,6 +26,8 @@ from acsd.store.base import SessionResult
 from acsd.store.records import loads
 
 log = get_logger("acsd.session")
+#: refused settings named in one session's log line (a batch refused whole names them all)
+MAX_LOGGED_FAULTS = 20
 
 #: the settings that carry acsd's Connection Request credentials
 _CR_SETTINGS = frozenset({"management.cr_username", "management.cr_password"})
@@ -103,6 +105,7 @@ class EndPhase(ApplyPhase):
             now=now,
             rebooted=self._rebooted(),
         )
+        self._log_refused()
         self._log_job_failed(before)
         settings = self.desired.settings
         if "management.stun_server_address" in settings and not (
@@ -148,6 +151,25 @@ class EndPhase(ApplyPhase):
             faults=[{k: f[k] for k in ("setting", "code") if k in f} for f in job["faults"]],
         )
         self.job_given_up = True
+
+    def _log_refused(self) -> None:
+        """What the router refused this session, named: the job shows it too, but an
+        operator looking for why a router stays PROVISIONING reads the log. Codes and
+        names, no messages (a CPE's may quote the refused value)."""
+        apply = self.apply
+        assert apply is not None
+        faulted = apply.outcome.faulted
+        if not faulted:
+            return
+        log.info(
+            "session.settings_refused",
+            serial=self.identity.serial_number if self.identity else "",
+            count=len(faulted),
+            faults=[
+                {"setting": change.setting, "parameter": change.path, "code": code}
+                for change, code, _message in faulted[:MAX_LOGGED_FAULTS]
+            ],
+        )
 
     def _cr_refused(self, result: SessionResult) -> None:
         """A CPE that refuses acsd's Connection Request credentials keeps its own. A
