@@ -503,7 +503,7 @@ def test_a_damaged_configuration_copy_is_a_config_error(tmp_path, monkeypatch, c
 
     copy = tmp_path / "config.json"
     copy.write_text('{"cwmp": {"listen": ')
-    monkeypatch.setenv("ACSD_WORKER", "0")
+    monkeypatch.setenv("ACSD_SUPERVISED_WORKER", "0")
     monkeypatch.setenv("ACSD_WORKER_CONFIG", str(copy))
     assert main(["serve"]) == 2  # one line, no traceback, no daemon started
     assert "config error" in capsys.readouterr().err
@@ -804,7 +804,7 @@ def test_a_worker_without_a_usable_nonce_key_does_not_start(key, tmp_path):
     # A worker that signed its nonces with a key of its own would call every nonce its
     # siblings issued stale: routers it took over would never get in, with nothing said.
     config = write_config(tmp_path)
-    worker = {"ACSD_WORKER": "0", "ACSD_WORKER_CONFIG": None, "ACSD_NONCE_KEY": key}
+    worker = {"ACSD_SUPERVISED_WORKER": "0", "ACSD_WORKER_CONFIG": None, "ACSD_NONCE_KEY": key}
     proc = run_cli("serve", "--config", str(config), env=worker, timeout=30, bounded=True)
     assert proc.returncode == 2  # one line, no daemon started
     assert "config error: ACSD_NONCE_KEY: " in proc.stderr
@@ -815,6 +815,6 @@ def test_a_worker_without_a_usable_nonce_key_does_not_start(key, tmp_path):
 
 def test_a_nonce_key_set_by_the_operator_is_said_to_be_unused(tmp_path):
     config = write_config(tmp_path)
-    env = {"ACSD_WORKER": None, "ACSD_NONCE_KEY": "00" * 32}
+    env = {"ACSD_SUPERVISED_WORKER": None, "ACSD_NONCE_KEY": "00" * 32}
     proc = run_cli("config", "check", "--config", str(config), env=env, check=True)
     assert "ACSD_NONCE_KEY is not used" in proc.stderr

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from acsd import log as acsd_log
-from acsd.config import Config, ConfigError, load_config, unknown_env
+from acsd.config import Config, ConfigError, load_config, overridden_by_env, unknown_env
 from acsd.log import printable
 from acsd.provisioning.profile_schema import ProfileError
 
@@ -207,15 +207,29 @@ def _main(argv: Sequence[str] | None = None) -> int:
             for warning in check_files(config, args.config or "defaults"):
                 if args.command == "config":
                     print(f"acsd: warning: {warning}", file=sys.stderr)
-            _check_store_directory(config, args.config or "defaults")
+            if (lacking := _store_directory_lacking(config, args.config or "defaults")) is None:
+                pass
+            elif args.command == "serve":
+                raise ConfigError(lacking)
+            else:
+                # checked before the first start, which makes it under systemd: serve
+                # refuses to start without it, the check only says so
+                print(f"acsd: warning: {lacking}", file=sys.stderr)
         if args.command in ("serve", "config"):
             # a broken profile stops the start, not the first session
             profiles = _check_profiles(config)
             from acsd.workers import NONCE_KEY_ENV, WORKER_ENV
 
             # Said once, by the process the operator started (not again by each worker).
-            for name in [] if WORKER_ENV in os.environ else unknown_env():
-                print(f"acsd: warning: {name} is no acsd setting (a typo?)", file=sys.stderr)
+            for name, near in [] if WORKER_ENV in os.environ else unknown_env():
+                typo = f"a typo of {near}?" if near else "a typo?"
+                print(f"acsd: warning: {name} is no acsd setting ({typo})", file=sys.stderr)
+            if args.config and WORKER_ENV not in os.environ:
+                for what in overridden_by_env(args.config):
+                    print(
+                        f"acsd: warning: {args.config}: {what}: the environment's value is used",
+                        file=sys.stderr,
+                    )
             if WORKER_ENV not in os.environ and NONCE_KEY_ENV in os.environ:
                 print(
                     f"acsd: warning: {NONCE_KEY_ENV} is not used: acsd makes a new Digest nonce "
@@ -262,20 +276,24 @@ def _file_name(text: str) -> str:
     return text
 
 
-def _check_store_directory(config: Config, source: str) -> None:
-    """A SQLite file in a directory that is not there cannot be made (acsd makes the file,
-    not its directory): a config error (2, which the unit does not restart on), as a
-    missing TLS file is, rather than a store that fails to open (1) again and again."""
+def _store_directory_lacking(config: Config, source: str) -> str | None:
+    """Why the SQLite file cannot be made: a directory that is not there (acsd makes the
+    file, not its directory). For ``serve`` a config error (2, which the unit does not
+    restart on), as a missing TLS file is, rather than a store that fails to open (1)
+    again and again; for ``config check`` a warning (the unit's StateDirectory= makes
+    /var/lib/acsd only when the service first starts)."""
     from acsd.store import is_postgres, sqlite_path
 
     if is_postgres(config.store.url):
-        return
+        return None
     parent = sqlite_path(config.store.url).parent
-    if not parent.is_dir():
-        raise ConfigError(
-            f"{source}: store.url: the directory {parent} does not exist (acsd creates the "
-            "database file, not its directory)"
-        )
+    if parent.is_dir():
+        return None
+    return (
+        f"{source}: store.url: the directory {parent} does not exist (acsd creates the "
+        "database file, not its directory; the systemd unit makes /var/lib/acsd at its "
+        "first start)"
+    )
 
 
 def _missing_database(config: Config, config_file: str | None) -> str | None:

@@ -625,19 +625,52 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
 #: ACSD_* variables that are not settings (set by the supervisor for its workers, or read
 #: by `acsd profile check`)
 _NOT_SETTINGS = frozenset(
-    {"ACSD_WORKER", "ACSD_WORKER_CONFIG", "ACSD_METRICS_DIR", "ACSD_DATAMODELS", "ACSD_NONCE_KEY"}
+    {
+        "ACSD_SUPERVISED_WORKER",
+        "ACSD_WORKER_CONFIG",
+        "ACSD_METRICS_DIR",
+        "ACSD_DATAMODELS",
+        "ACSD_NONCE_KEY",
+    }
 )
 
 #: settings the supervisor gives its workers (the addresses it bound) in the environment
 _SUPERVISOR_ENV = ("ACSD_CWMP_LISTEN", "ACSD_API_LISTEN")
 
 
-def unknown_env(environ: dict[str, str] | None = None) -> list[str]:
-    """ACSD_* variables that set nothing: a typo in one would otherwise go unnoticed (a
-    typo in a file key is an error)."""
+def unknown_env(environ: dict[str, str] | None = None) -> list[tuple[str, str | None]]:
+    """ACSD_* variables that set nothing, each with the setting it may be a typo of
+    (ACSD_WORKER: ACSD_WORKERS): a typo in one would otherwise go unnoticed (a typo in a
+    file key is an error)."""
     environ = dict(os.environ if environ is None else environ)
-    known = {env for env, _, _ in _settings()} | _NOT_SETTINGS
-    return sorted(n for n in environ if n.startswith("ACSD_") and n not in known)
+    settings = [env for env, _, _ in _settings()]
+    known = set(settings) | _NOT_SETTINGS
+    out: list[tuple[str, str | None]] = []
+    for name in sorted(n for n in environ if n.startswith("ACSD_") and n not in known):
+        near = difflib.get_close_matches(name, settings, n=1, cutoff=0.85)
+        out.append((name, near[0] if near else None))
+    return out
+
+
+def overridden_by_env(path: str | Path, environ: dict[str, str] | None = None) -> list[str]:
+    """Keys of the file at ``path`` that ACSD_* variables set otherwise ("store.url by
+    ACSD_STORE_URL"): the variable wins, and the shipped unit sets ACSD_STORE_URL, so a
+    [store] url written in the file would be ignored without a word. Empty when the
+    file cannot be read (load_config says why)."""
+    environ = dict(os.environ if environ is None else environ)
+    try:
+        data = tomllib.loads(toml_text(Path(path).read_bytes()))
+    except (OSError, NotTomlText, tomllib.TOMLDecodeError):
+        return []
+    out = []
+    for env, keys, _ in _settings():
+        node: Any = data
+        for key in keys:
+            node = node.get(key) if isinstance(node, dict) else None
+        if node is None or env not in environ or node == environ[env]:
+            continue
+        out.append(f"{'.'.join(keys)} by {env}")
+    return out
 
 
 def _section_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
@@ -764,7 +797,7 @@ def load_config(
     overrides = _env_overrides(environ)
     # A worker's listeners are the supervisor's (it bound the ports): its reload errors
     # must not send the operator looking for ACSD_* variables they never set.
-    theirs = _SUPERVISOR_ENV if "ACSD_WORKER" in environ else ()
+    theirs = _SUPERVISOR_ENV if "ACSD_SUPERVISED_WORKER" in environ else ()
     if any(env in environ and env not in theirs for env, _, _ in _settings()):
         source += " + ACSD_* environment"
     try:

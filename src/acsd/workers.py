@@ -49,7 +49,7 @@ from acsd.tls import TlsFileError, TlsSettings, build_context
 log = get_logger("acsd.workers")
 
 #: set in a worker's environment by the supervisor: the worker's index (0..N-1)
-WORKER_ENV = "ACSD_WORKER"
+WORKER_ENV = "ACSD_SUPERVISED_WORKER"
 #: set by the supervisor: a file with the configuration every worker starts with (JSON).
 #: The file on disk may have changed (or broken) by the time a worker is restarted; a
 #: restarted worker must still run as its siblings do (same database, same ports).
