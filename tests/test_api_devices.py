@@ -221,8 +221,11 @@ def test_patch_merges_and_bumps_the_revision_only_for_router_settings(world: Wor
     # PATCH checks what POST checks: an escape sequence stored by one token would reach
     # the terminal of whoever lists the record
     escape = "evil\u001b]0;pwned\u0007\u001b[2J"
+    # and an mvnoAccount no APN account can have (empty: linked to none; null unlinks)
     for field, value in (("name", escape), ("name", "x" * 201), ("notes", escape),
-                         ("mvnoAccount", "12\u0000"), ("mvnoAccount", "12\u009b2J")):  # fmt: skip
+                         ("mvnoAccount", "12\u0000"), ("mvnoAccount", "12\u009b2J"),
+                         ("mvnoAccount", ""), ("mvnoAccount", "  "), ("mvnoAccount", "a/b"),
+                         ("mvnoAccount", "..")):  # fmt: skip
         error(api.patch(path, {field: value}), 400, field)
         error(api.post("/network/device", {**device_body(world, "own", "PATCH009"),
                                            field: value}), 400, field)  # fmt: skip

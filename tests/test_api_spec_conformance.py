@@ -361,13 +361,17 @@ def test_one_line_texts_the_api_refuses_are_ones_the_document_refuses(
     assert made.status == 201, made.body
     where = f"/network/device/{made.body['_id']}"
     for field in ("name", "mvnoAccount"):
+        # an APN account's key is not empty nor blank, and holds no '/' (a URL path's)
+        account = field == "mvnoAccount"
         for value, accepted in (
             ("Johns\trouter", False),
             ("line\nbreak", False),
             ("bell\x07", False),
             ("csi\x9b", False),
             ("Jöhn's router \U0001f600", True),
-            ("", True),
+            ("", not account),
+            ("   ", not account),
+            ("ACME/EU", not account),
         ):
             body = _with(
                 device_body(module_world, "own", f"SPECNAME{uuid.uuid4().hex[:8]}"), field, value

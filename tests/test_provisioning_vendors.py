@@ -776,3 +776,32 @@ async def test_a_router_that_never_reports_acsds_parameter_key_is_not_taken_for_
         before = len(router.stats.spv)
         assert (await sim.run_once()).ok == 1
         assert len(router.stats.spv) == before
+
+
+async def test_reservations_resent_in_another_notation_or_order_make_no_job(module_daemon):
+    # A client that reads a device and sends its reservations back, with the MACs as its
+    # own UI writes them or in another order, changes nothing the router must hold: no
+    # job (and no Connection Request) with nothing to do.
+    daemon = module_daemon
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="RESVSAME")
+    router = sim.routers[0]
+    body = seed_body(router.serial, "192.168.1")
+    body["dhcp"]["reservedClients"] = [
+        {"mac": "123456789013", "ip": "192.168.1.10", "enable": True},
+        {"mac": "02005e100001", "ip": "192.168.1.11", "enable": True},
+    ]
+    daemon.apply(body)
+    assert (await sim.run_once()).ok == 1
+    device = daemon.device_json(router.serial)
+    assert (device["state"], device["jobs"]) == ("ACTIVE", 0)
+    body["dhcp"]["reservedClients"] = [
+        {"mac": "02:00:5E:10:00:01", "ip": "192.168.1.11", "enable": True},
+        {"mac": "1234.5678.9013", "ip": "192.168.1.10", "enable": True},
+    ]
+    daemon.apply(body)
+    device = daemon.device_json(router.serial)
+    assert (device["state"], device["jobs"]) == ("ACTIVE", 0)
+    body["dhcp"]["reservedClients"][0]["ip"] = "192.168.1.12"  # a real change still is one
+    daemon.apply(body)
+    device = daemon.device_json(router.serial)
+    assert (device["state"], device["jobs"]) == ("PROVISIONING", 1)

@@ -118,10 +118,16 @@ def _lan_refusal(
 
 
 def _desired_part(wifi: dict[str, Any] | None, dhcp: dict[str, Any] | None) -> Any:
-    """What the router must hold; reservation ids are the router's, not the operator's."""
+    """What the router must hold; reservation ids are the router's, not the operator's,
+    and a reservation is the same in any MAC notation and at any place in the list (a
+    client re-sending what it read made a job with nothing to do)."""
     dhcp = copy.deepcopy(dhcp)
-    for client in (dhcp or {}).get("reservedClients") or []:
-        client.pop("id", None)
+    clients = (dhcp or {}).get("reservedClients")
+    if clients:
+        for client in clients:
+            client.pop("id", None)
+            client["mac"] = mac_key(str(client.get("mac", "")))
+        clients.sort(key=lambda client: client["mac"])
     return wifi, dhcp
 
 

@@ -23,7 +23,15 @@ from pydantic import (
 )
 
 from acsd.ids import is_id, normal_id
-from acsd.rules import CONTROL, SPACE, TEXT_CONTROL, Rule, none_of, serial_problem
+from acsd.rules import (
+    CONTROL,
+    SPACE,
+    TEXT_CONTROL,
+    Rule,
+    key_problem,
+    none_of,
+    serial_problem,
+)
 
 DeviceState = Literal["ACTIVE", "PROVISIONING", "DELETING"]
 
@@ -208,8 +216,33 @@ Notes = Annotated[
         },
     ),
 ]
-#: a reference into another system (an MVNO account): one line, no control characters
+
+
+#: a reference into another system (an order, a circuit): one line, no control characters
 ForeignRef = Annotated[str, Field(max_length=128), _ONE_LINE]
+
+
+def _account_key(value: str) -> str:
+    if (problem := key_problem(value)) is not None:
+        raise ValueError(f"no APN account's key: {problem} (null unlinks the router)")
+    return value
+
+
+_KEY_CHAR = r"[^\x00-\x1f\x7f-\x9f/]"
+#: an APN account a router is linked to (mvnoAccount): a key such an account can have
+#: (acsd.rules.key_problem); an empty one would link the router to no account at all
+AccountRef = Annotated[
+    str,
+    Rule(
+        _account_key,
+        {
+            "pattern": rf"^(?!\.{{1,2}}$){_KEY_CHAR}*[^\s\x00-\x1f\x7f-\x9f/]{_KEY_CHAR}*$",
+            "maxLength": 128,
+            "description": "An APN account's key: 1 to 128 printable characters, not all "
+            "blank, no '/', not '.' or '..'",
+        },
+    ),
+]
 #: a search text: one line, as long as the longest field it may be found in
 Search = Annotated[str, Field(max_length=4000), _ONE_LINE]
 #: what the document tells clients (requests only: a stored value is shown as it is)
@@ -458,7 +491,7 @@ class DeviceInput(_Strict):
     customer: RecordRef | None = None
     macAddress: Mac | None = None
     serialNumber: Serial
-    mvnoAccount: ForeignRef | None = None
+    mvnoAccount: AccountRef | None = None
     notes: Notes | None = None
     wifi: Wifi | None = None
     dhcp: Dhcp | None = None

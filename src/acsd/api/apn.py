@@ -60,7 +60,6 @@ from acsd.api.apn_wire import (
     answers,
     apn_errors,
     invalid,
-    key_problem,
     new_account_hints,
     read_document,
     reply,
@@ -73,6 +72,7 @@ from acsd.api.openapi import describe
 from acsd.ids import is_id, new_id, normal_id
 from acsd.log import get_logger
 from acsd.provisioning import apn as rules
+from acsd.rules import key_problem
 from acsd.simkeys import parse_cli
 from acsd.store.base import (
     ApnAccountRecord,
@@ -217,7 +217,7 @@ def _operation(account: str, kind: str, resource_id: str | None) -> ApnOperation
 
 # --- handlers --------------------------------------------------------------------------------
 
-#: a key the API takes (apn_wire.key_problem): 1 to 128 characters, not all blank, no
+#: a key the API takes (acsd.rules.key_problem): 1 to 128 characters, not all blank, no
 #: control character or '/', not '.' or '..'
 _KEY = {
     "type": "string",

@@ -111,21 +111,6 @@ def printable(value: str) -> bool:
 
 
 #: what a key may not hold: any control character (tabs and line breaks too)
-_KEY_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
-
-
-def key_problem(value: str) -> str | None:
-    """Why ``value`` cannot be an API account's or a network's foreign key (None if it
-    can): it sits in URL paths, and a token is scoped to it (``acsd token create
-    --apn-account``), so one that no path or token could name is refused up front."""
-    if not value.strip() or len(value) > 128 or _KEY_CONTROL.search(value) or "/" in value:
-        return "1 to 128 printable characters, not all blank, no '/'"
-    if value in (".", ".."):
-        # a URL with it (a StatusUrl, a Location) is another URL once a client resolves it
-        return "not '.' or '..' (URL path segments clients resolve away)"
-    return None
-
-
 def _printable(value: str) -> str:
     if not printable(value):
         raise ValueError("control characters are not allowed")

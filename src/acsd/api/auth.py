@@ -16,11 +16,11 @@ from aiohttp import web
 from pydantic import TypeAdapter, ValidationError
 
 from acsd import clock
-from acsd.api.apn_wire import key_problem
 from acsd.api.errors import ApiError
 from acsd.audit import cli_record
 from acsd.ids import is_id, new_id, normal_id
 from acsd.models import DeviceName
+from acsd.rules import key_problem
 from acsd.store.base import CustomerRecord, Store, TokenRecord
 
 Role = Literal["ADMIN", "RESELLER", "OWNER", "MANAGER"]

@@ -39,11 +39,11 @@ from acsd.devices import (
 from acsd.ids import is_id, normal_id
 from acsd.log import get_logger
 from acsd.models import (
+    AccountRef,
     Device,
     DeviceInput,
     DeviceName,
     Dhcp,
-    ForeignRef,
     IdFilter,
     Mac,
     Notes,
@@ -83,7 +83,7 @@ class DevicePatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: DeviceName | None = None
     notes: Notes | None = None
-    mvnoAccount: ForeignRef | None = None
+    mvnoAccount: AccountRef | None = None
     # Taken as they come (a null removes a stored field), then checked merged: the document
     # shows the models, whose every field is optional and nullable, as a client sends them.
     wifi: Annotated[dict[str, Any], DocumentedAs(Wifi)] | None = None
