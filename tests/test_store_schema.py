@@ -98,10 +98,17 @@ async def test_lines_replaced_before_the_upgrade_are_ended_by_it(tmp_path: Path)
 
 
 async def test_failed_migration_leaves_previous_version(tmp_path: Path) -> None:
+    # An upgrade over several versions whose last step refuses (migration 15's two APN
+    # devices that are one SIM) left the steps before it committed: a database at a
+    # version neither the old acsd nor the new one opens. All of it or nothing.
     path = tmp_path / "f.db"
+    async with aiosqlite.connect(path, isolation_level=None) as conn:
+        await migrate(conn)
+    n = len(MIGRATIONS)
     broken = [
         *MIGRATIONS,
-        Migration(len(MIGRATIONS) + 1, "broken", "CREATE TABLE t2 (a); CREATE TABLE oops (;"),
+        Migration(n + 1, "fine", "CREATE TABLE t1 (a)"),
+        Migration(n + 2, "broken", "CREATE TABLE t2 (a); CREATE TABLE oops (;"),
     ]
     async with aiosqlite.connect(path, isolation_level=None) as conn:
         with pytest.raises(sqlite3.OperationalError):
@@ -111,8 +118,10 @@ async def test_failed_migration_leaves_previous_version(tmp_path: Path) -> None:
         assert [r[0] for r in db.execute("SELECT version FROM schema_migrations")] == [
             m.version for m in MIGRATIONS
         ]
+        assert db.execute("PRAGMA user_version").fetchone()[0] == n
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        assert "t2" not in tables  # the first statement of step 2 was rolled back too
+        # the step before the broken one, and the broken one's first statement
+        assert "t1" not in tables and "t2" not in tables
 
 
 async def test_database_from_the_future_is_refused(tmp_path: Path) -> None:

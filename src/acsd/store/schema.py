@@ -583,8 +583,10 @@ async def migrate(
 ) -> list[int]:
     """Apply every pending migration; return the versions applied (empty when up to date).
 
-    ``conn`` must be in autocommit mode (``isolation_level=None``): each step manages its own
-    transaction. Raises :class:`SchemaError` when the database was written by a newer acsd.
+    ``conn`` must be in autocommit mode (``isolation_level=None``): the steps run in one
+    transaction of their own, so that a step that refuses (or fails) leaves the database
+    as it was, at the version the installed acsd runs, not halfway at one no acsd opens.
+    Raises :class:`SchemaError` when the database was written by a newer acsd.
     """
     migrations = MIGRATIONS if migrations is None else migrations
     _check_numbering(migrations)
@@ -593,17 +595,16 @@ async def migrate(
     await conn.execute(_CREATE_TABLE)
     done = await applied_versions(conn)
     _refuse_future(done, known)
+    if all(m.version in done for m in migrations):
+        return []
     applied: list[int] = []
-    for migration in migrations:
-        if migration.version in done:
-            continue
-        await conn.execute("BEGIN IMMEDIATE")
-        try:
-            # Re-read under the write lock: another process may have applied it meanwhile.
-            done = await applied_versions(conn)
-            _refuse_future(done, known)
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Re-read under the write lock: another process may have migrated meanwhile.
+        done = await applied_versions(conn)
+        _refuse_future(done, known)
+        for migration in migrations:
             if migration.version in done:
-                await conn.execute("ROLLBACK")
                 continue
             for statement in split_statements(migration.sql):
                 await conn.execute(statement)
@@ -615,10 +616,10 @@ async def migrate(
             )
             # user_version lets `sqlite3 acsd.db 'PRAGMA user_version'` tell the version.
             await conn.execute(f"PRAGMA user_version = {int(migration.version)}")
-            await conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                await conn.execute("ROLLBACK")
-            raise
-        applied.append(migration.version)
+            applied.append(migration.version)
+        await conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            await conn.execute("ROLLBACK")
+        raise
     return applied

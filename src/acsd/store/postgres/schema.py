@@ -454,12 +454,15 @@ async def migrate(conn: asyncpg.Connection) -> list[int]:
         await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
         await conn.execute(_CREATE_TABLE)
     applied: list[int] = []
-    for migration in PG_MIGRATIONS:
-        async with conn.transaction():
-            await conn.execute(_UNLIMITED)
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
-            done = await applied_versions(conn)
-            _refuse_future(done, known)
+    # Every pending step in one transaction: one that refuses (or fails) leaves the
+    # database as it was, at the version the installed acsd runs, not halfway at one
+    # no acsd opens.
+    async with conn.transaction():
+        await conn.execute(_UNLIMITED)
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+        done = await applied_versions(conn)
+        _refuse_future(done, known)
+        for migration in PG_MIGRATIONS:
             if migration.version in done:
                 continue
             if migration.sql:
@@ -474,5 +477,5 @@ async def migrate(conn: asyncpg.Connection) -> list[int]:
                 descriptions[migration.version],
                 clock.now(),
             )
-        applied.append(migration.version)
+            applied.append(migration.version)
     return applied
