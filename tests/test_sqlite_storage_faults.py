@@ -12,6 +12,8 @@ import sqlite3
 import time
 from pathlib import Path
 
+import pytest
+
 from acsd.cwmp.soap import Envelope, parse_envelope, render_envelope
 from api_world import build_world, device_body
 from apiclient import Api, readyz, readyz_status, store_refusals
@@ -257,3 +259,28 @@ def test_a_database_another_process_locks_says_why_acsd_is_not_ready(daemon_fact
         holder.close()
     assert wait_for(lambda: readyz_status(daemon.api_url) == 200, 5)
     assert len(daemon.events("store_write_probe_ok")) == 1
+
+
+def test_a_failed_commit_of_the_write_probe_keeps_its_own_cause() -> None:
+    # A full disk fails the probe's COMMIT, which ends the transaction: the ROLLBACK after
+    # it raised "no transaction is active", and /readyz said "unavailable", not "disk".
+    from acsd.store.sqlite.core import _rewrite_header
+
+    full = sqlite3.OperationalError("database or disk is full")
+    full.sqlite_errorcode = sqlite3.SQLITE_FULL  # type: ignore[attr-defined]
+
+    class FullDisk:
+        in_transaction = False
+
+        def execute(self, sql: str) -> sqlite3.Cursor:
+            if sql == "COMMIT":
+                raise full
+            if sql == "ROLLBACK":
+                raise sqlite3.OperationalError("cannot rollback - no transaction is active")
+            if sql == "PRAGMA user_version":
+                return sqlite3.connect(":memory:").execute("SELECT 7")
+            return sqlite3.connect(":memory:").execute("SELECT 1")
+
+    with pytest.raises(sqlite3.OperationalError) as raised:
+        _rewrite_header(FullDisk())  # type: ignore[arg-type]
+    assert raised.value is full

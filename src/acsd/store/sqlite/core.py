@@ -87,7 +87,10 @@ def _rewrite_header(conn: sqlite3.Connection) -> None:
         conn.execute(f"PRAGMA user_version = {int(version)}")
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        # A COMMIT that failed (the disk full) may have ended the transaction already: a
+        # ROLLBACK then raises "no transaction is active", which hid SQLITE_FULL's cause.
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
 
 
