@@ -346,3 +346,36 @@ def test_a_session_keeps_the_username_migration_18_would() -> None:
     assert reported_username({igd: ["", "xsd:string"], dev: ["cpe", "xsd:string"]}) == "cpe"
     assert reported_username({dev: ["", "xsd:string"]}) == ""
     assert reported_username({"Device.X": ["1", "xsd:int"]}) is None
+
+
+async def test_the_schema_is_not_upgraded_under_a_process_that_has_the_database_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `acsd db migrate` (or a new daemon) while the daemon of the version before still
+    # served the file: the old one went on writing rows as its schema knew them, past the
+    # data migrations (two live APN devices for one SIM, which migration 15 prevents).
+    from acsd.store import StoreError, schema
+
+    path = tmp_path / "acsd.db"
+    monkeypatch.setattr(schema, "MIGRATIONS", MIGRATIONS[:-1])
+    old = SqliteStore(path)  # the version before, serving
+    await old.open()
+    monkeypatch.setattr(schema, "MIGRATIONS", MIGRATIONS)
+    try:
+        new = SqliteStore(path)
+        with pytest.raises(StoreError, match="another acsd process has this database open"):
+            await new.open()
+        await new.close()
+        assert await old.count_devices() == 0  # the old one goes on, on its schema
+    finally:
+        await old.close()
+    upgraded = SqliteStore(path)  # once it is stopped
+    await upgraded.open()
+    try:
+        assert upgraded.migrations_applied == [MIGRATIONS[-1].version]
+        # and processes of one version share the file as before (the daemon, a command)
+        other = SqliteStore(path)
+        await other.open()
+        await other.close()
+    finally:
+        await upgraded.close()

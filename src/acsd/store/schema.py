@@ -578,6 +578,13 @@ def _refuse_future(done: list[int], known: int) -> None:
         )
 
 
+async def pending(conn: aiosqlite.Connection) -> bool:
+    """Whether migrate() has anything to do or say: a step of this acsd's schema the
+    database lacks (a new one lacks them all), or one of a newer acsd's (refused)."""
+    await conn.execute(_CREATE_TABLE)
+    return set(await applied_versions(conn)) != {m.version for m in MIGRATIONS}
+
+
 async def migrate(
     conn: aiosqlite.Connection, migrations: list[Migration] | None = None
 ) -> list[int]:

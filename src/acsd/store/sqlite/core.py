@@ -33,8 +33,8 @@ from acsd.store.outages import (
     outage,
 )
 from acsd.store.records import Table, device_record
-from acsd.store.schema import latest_version, migrate
-from acsd.store.sqlite.files import OpenedFiles
+from acsd.store.schema import latest_version, migrate, pending
+from acsd.store.sqlite.files import DatabaseUse, OpenedFiles
 from acsd.store.sqlite.filters import fold
 from acsd.store.sqlite.writer import SqliteWriter, on_thread
 from acsd.store.writes import STOP, WriterStats
@@ -148,6 +148,7 @@ class SqliteCore(SqliteWriter):
         #: the database's files as opened, and which one was removed or replaced since
         #: (found by the checkpointer): then no more writes, checkpoints or probes
         self._files: OpenedFiles | None = None
+        self._use: DatabaseUse | None = None
         self.files_changed: str | None = None
         #: why the last readiness probe's write failed (logged once), until one succeeds
         self._probe_failed: str | None = None
@@ -166,7 +167,13 @@ class SqliteCore(SqliteWriter):
         if self._closing is not None:
             raise StoreClosedError(f"{self!r} was closed; create a new store to reopen")
         _create_private(self.path)
+        self._use = DatabaseUse(self.path)
         try:
+            if not self._use.share():
+                raise StoreError(
+                    f"{self.path} is being upgraded by another acsd (acsd db migrate, or a "
+                    "daemon of a newer version starting): start again once it is done"
+                )
             self._writer_conn = await self._connect()
             if not callable(getattr(self._writer_conn, "_execute", None)):
                 raise StoreError(
@@ -179,7 +186,7 @@ class SqliteCore(SqliteWriter):
                 raise StoreError(f"{self.path}: cannot switch to WAL (journal_mode={mode})")
             # A burst can grow the WAL far beyond its checkpoint size; cap what stays on disk.
             await self._writer_conn.execute(f"PRAGMA journal_size_limit = {int(self.wal_limit)}")
-            self.migrations_applied = await migrate(self._writer_conn)
+            await self._migrate()
             # The writer's own checkpoints (every 1000 pages) copied pages into the database
             # and fsynced it inside a COMMIT that sessions wait for: on a large database
             # that stalled every session for up to 0.6 s. A connection of its own does it.
@@ -211,6 +218,22 @@ class SqliteCore(SqliteWriter):
         self._checkpoint_task = asyncio.create_task(
             self._checkpoints(), name="acsd-store-checkpoints"
         )
+
+    async def _migrate(self) -> None:
+        """The schema's pending steps, with the database file to this process alone."""
+        assert self._writer_conn is not None and self._use is not None
+        if not await pending(self._writer_conn):
+            return
+        if not self._use.alone():
+            raise StoreError(
+                f"{self.path}: another acsd process has this database open (the daemon "
+                "of the version before, still running?): its schema cannot be upgraded "
+                "under it; stop it first (systemctl stop acsd)"
+            )
+        try:
+            self.migrations_applied = await migrate(self._writer_conn)
+        finally:
+            self._use.share()
 
     async def _background(self, *conns: aiosqlite.Connection) -> None:
         """The threads of ``conns`` give way to the event loop when both want the CPU.
@@ -413,6 +436,9 @@ class SqliteCore(SqliteWriter):
         if self._files is not None:
             self._files.close()  # (after the connections: it may hold their WAL)
             self._files = None
+        if self._use is not None:
+            self._use.close()
+            self._use = None
 
     async def check_writable(self) -> None:
         """Raise StoreError unless the database takes a write. SQLite opens a file it may

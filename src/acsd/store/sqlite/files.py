@@ -82,3 +82,43 @@ class OpenedFiles:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
             self._fd = None
+
+
+class DatabaseUse:
+    """An flock on the database file for as long as a store has it open: shared while it
+    reads and writes, exclusive while it upgrades the schema. A daemon of the version
+    before, still serving the file, would go on writing rows as its schema knew them,
+    past every data migration (APN keys, reported usernames) the upgrade made: the
+    upgrade (``acsd db migrate``, a new daemon started beside the old) is refused while
+    another process has the file open. (flock, not SQLite's own POSIX locks, from which
+    Linux keeps it apart; a file system without flock gives no such protection.)"""
+
+    def __init__(self, path: Path) -> None:
+        self._fd: int | None = None
+        with contextlib.suppress(OSError):
+            self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+
+    def _lock(self, how: int) -> bool:
+        if self._fd is None:
+            return True
+        try:
+            fcntl.flock(self._fd, how | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        except OSError:  # (no flock here: nothing to be told)
+            return True
+        return True
+
+    def share(self) -> bool:
+        """Take (or go back to) the shared lock; False while another holds it alone."""
+        return self._lock(fcntl.LOCK_SH)
+
+    def alone(self) -> bool:
+        """Take the exclusive lock; False while another process holds any."""
+        return self._lock(fcntl.LOCK_EX)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
