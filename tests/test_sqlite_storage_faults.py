@@ -284,3 +284,61 @@ def test_a_failed_commit_of_the_write_probe_keeps_its_own_cause() -> None:
     with pytest.raises(sqlite3.OperationalError) as raised:
         _rewrite_header(FullDisk())  # type: ignore[arg-type]
     assert raised.value is full
+
+
+def _damage(path: Path) -> None:
+    """Overwrite the devices table's pages with garbage, as a copy over the file while acsd
+    ran, or another database's WAL replayed onto a backup, leave some: the schema is
+    sound, so the file opens."""
+    with sqlite3.connect(path) as db:
+        page = db.execute("PRAGMA page_size").fetchone()[0]
+        pages = [row[0] for row in db.execute(
+            "SELECT pageno FROM dbstat WHERE name = 'devices' AND pagetype = 'leaf'"
+        )]  # fmt: skip
+    assert pages
+    with open(path, "r+b") as file:
+        for number in pages:
+            file.seek((number - 1) * page)
+            file.write(b"\xa5" * 64)
+
+
+async def test_a_damaged_file_is_refused_at_the_start_after_an_unclean_end(tmp_path: Path):
+    # A restore after a crash without removing the old WAL (SQLite replays it onto the
+    # backup): acsd started, said ready, and answered writes 2xx until one met a broken
+    # page. With a WAL left at the path, the start checks the file first.
+    from acsd.store import SqliteStore, StoreError
+    from acsd.store.base import CpeIdentity, SessionResult
+
+    path = tmp_path / "acsd.db"
+    store = SqliteStore(path)
+    await store.open()
+    for n in range(200):
+        identity = CpeIdentity(oui="00D09E", product_class="HG", serial_number=f"DMG{n:04d}")
+        await store.save_session(SessionResult(identity=identity, at=1000.0))
+    await store.close()
+    _damage(path)
+    Path(f"{path}-wal").write_bytes(b"\0" * 32)  # what a crash leaves: a WAL
+    damaged = SqliteStore(path)
+    with pytest.raises(StoreError, match="is damaged"):
+        await damaged.open()
+    await damaged.close()
+
+
+async def test_a_write_sqlite_finds_damaged_keeps_the_store_unready(tmp_path: Path):
+    from acsd.store import SqliteStore, outage
+    from acsd.store.outages import CORRUPT
+
+    broken = tmp_path / "broken.db"
+    broken.write_bytes(b"this is not a database file" * 200)
+    with pytest.raises(sqlite3.DatabaseError) as raised:
+        sqlite3.connect(broken).execute("SELECT * FROM sqlite_master").fetchall()
+    assert outage(raised.value) is CORRUPT  # a 503 of its own, not a 500
+    store = SqliteStore(tmp_path / "acsd.db", ping_every=0)
+    await store.open()
+    try:
+        assert await store.readiness() is None
+        store._failed_with(raised.value)  # as the writer does with a batch it failed
+        # a later write that touches sound pages does not mend the file
+        assert await store.readiness() is CORRUPT
+    finally:
+        await store.close()

@@ -14,6 +14,7 @@ from acsd.store.base import RestartNeededError
 from acsd.store.outages import (
     BUSY,
     CLOSED,
+    CORRUPT,
     DISK,
     OTHER,
     READ_ONLY,
@@ -45,6 +46,8 @@ class _PgError(Exception):
         (_sqlite("SQLITE_FULL"), DISK),
         (_sqlite("SQLITE_IOERR_WRITE"), DISK),
         (_sqlite("SQLITE_BUSY"), BUSY),
+        (_sqlite("SQLITE_CORRUPT"), CORRUPT),
+        (_sqlite("SQLITE_NOTADB"), CORRUPT),
         (_PgError("53100"), DISK),
         (_PgError("25006"), READ_ONLY),
         (_PgError("57P01"), UNREACHABLE),
@@ -69,7 +72,7 @@ def test_a_bug_is_no_outage() -> None:
 
 
 def test_the_words_name_no_path_address_or_statement() -> None:
-    for found in (BUSY, DISK, READ_ONLY, RESTART_NEEDED, UNREACHABLE):
+    for found in (BUSY, DISK, READ_ONLY, RESTART_NEEDED, UNREACHABLE, CORRUPT):
         assert "/" not in found.text and "://" not in found.text, found
         assert found.retry_after > 0
     assert RESTART_NEEDED.retry_after > DISK.retry_after > UNREACHABLE.retry_after
@@ -77,7 +80,7 @@ def test_the_words_name_no_path_address_or_statement() -> None:
 
 def test_troubleshooting_shows_the_words_clients_get() -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    for found in (BUSY, DISK, OTHER, READ_ONLY, RESTART_NEEDED, UNREACHABLE):
+    for found in (BUSY, DISK, OTHER, READ_ONLY, RESTART_NEEDED, UNREACHABLE, CORRUPT):
         assert f"| `{found.text}` |" in readme, found.cause
         assert f"| {found.retry_after} |" in readme, found.cause
         # and the key a script branches on, in the row of its words
@@ -87,7 +90,8 @@ def test_troubleshooting_shows_the_words_clients_get() -> None:
 def test_the_keys_clients_branch_on_are_the_documented_ones() -> None:
     # a client's or an alert's branch on a cause must not silently stop matching
     assert REFUSAL_CAUSES == (
-        "restart_needed", "disk", "read_only", "unreachable", "busy", "unavailable"
+        "restart_needed", "disk", "read_only", "unreachable", "busy", "corrupt",
+        "unavailable",
     )  # fmt: skip
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     for found in (CLOSED, WRITER_STOPPED, SCHEMA_VERSION):  # /readyz's own

@@ -756,7 +756,7 @@ class StoreError(Exception):
 #: SQLite's own trouble, which passes: another process holds the lock, the file is
 #: read-only or its disk full or failing. Anything else (a bad statement) is a bug.
 _UNAVAILABLE = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_FULL",
-                "SQLITE_CANTOPEN")  # fmt: skip
+                "SQLITE_CANTOPEN", "SQLITE_CORRUPT", "SQLITE_NOTADB")  # fmt: skip
 
 #: PostgreSQL's SQLSTATEs of the same kind: the connection (08), resources such as disk
 #: or connection slots (53), a server shutting down or starting (57P), a read-only standby

@@ -198,8 +198,14 @@ class BatchWriter(ABC):
         for op in batch:
             await retry([op])
 
+    def _failed_with(self, exc: BaseException) -> None:
+        """A backend's look at the database's trouble that failed a batch (SQLite's
+        damaged file); none by default."""
+        del exc
+
     def _fail(self, batch: list[Op], exc: BaseException) -> None:
         if (why := store_unavailable(exc)) is not None:  # the database's trouble, not the data's
+            self._failed_with(exc)
             self.stats.write_error = why
             self._failing_writes += len(batch)
             if why != self._failing:

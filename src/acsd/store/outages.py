@@ -66,12 +66,21 @@ BUSY = Outage(
     "job; retry later",
     RETRY_UNAVAILABLE,
 )
+CORRUPT = Outage(
+    "corrupt",
+    "The database file is damaged (SQLite finds it malformed: a file copied over it while "
+    "acsd ran, a WAL left from another database, a failing disk): retrying does not help; "
+    "stop acsd, check it with sqlite3's PRAGMA integrity_check and restore the last backup",
+    RETRY_RESTART,
+)
 OTHER = Outage(
     "unavailable", "The database is not available right now; retry later", RETRY_UNAVAILABLE
 )
 
 #: every cause a request or a session can be refused for (the refusals metric's label)
-REFUSAL_CAUSES = tuple(o.cause for o in (RESTART_NEEDED, DISK, READ_ONLY, UNREACHABLE, BUSY, OTHER))
+REFUSAL_CAUSES = tuple(
+    o.cause for o in (RESTART_NEEDED, DISK, READ_ONLY, UNREACHABLE, BUSY, CORRUPT, OTHER)
+)
 
 # Only /readyz answers with these: no request meets them (a closed store's calls fail as
 # bugs would; the schema is checked before the listeners open)
@@ -103,6 +112,8 @@ _SQLITE = (
     ("SQLITE_IOERR", DISK),  # (a file that may grow no more: a quota, a size limit)
     ("SQLITE_BUSY", BUSY),
     ("SQLITE_LOCKED", BUSY),
+    ("SQLITE_CORRUPT", CORRUPT),
+    ("SQLITE_NOTADB", CORRUPT),
 )
 # PostgreSQL's SQLSTATEs, by prefix (see store.base._PG_UNAVAILABLE)
 _POSTGRES = (

@@ -24,6 +24,7 @@ from acsd.store.base import (
 )
 from acsd.store.outages import (
     CLOSED,
+    CORRUPT,
     DISK,
     OTHER,
     RESTART_NEEDED,
@@ -94,6 +95,13 @@ def _rewrite_header(conn: sqlite3.Connection) -> None:
         raise
 
 
+def _wal_left(path: Path) -> bool:
+    try:
+        return os.path.getsize(f"{path}-wal") > 0
+    except OSError:
+        return False
+
+
 def _locked(exc: BaseException) -> bool:
     """Whether ``exc`` is SQLite's "busy" or "locked": another connection holds what the
     statement needs (any extended code of them too: SQLITE_BUSY_RECOVERY while a crashed
@@ -150,6 +158,9 @@ class SqliteCore(SqliteWriter):
         self._files: OpenedFiles | None = None
         self._use: DatabaseUse | None = None
         self.files_changed: str | None = None
+        #: SQLite's word that the file is damaged (a write failed SQLITE_CORRUPT): a write
+        #: that happens to touch sound pages does not mend it; not ready until a restart
+        self.damaged: str | None = None
         #: why the last readiness probe's write failed (logged once), until one succeeds
         self._probe_failed: str | None = None
         self._accepting = False
@@ -167,6 +178,10 @@ class SqliteCore(SqliteWriter):
         if self._closing is not None:
             raise StoreClosedError(f"{self!r} was closed; create a new store to reopen")
         _create_private(self.path)
+        # A WAL left at the path: acsd (or a copy) ended without its last checkpoint, or a
+        # restore left another database's WAL beside the backup, which SQLite replays
+        # onto it. The next start checks the file once before it serves it.
+        unclean = _wal_left(self.path)
         self._use = DatabaseUse(self.path)
         try:
             if not self._use.share():
@@ -207,6 +222,8 @@ class SqliteCore(SqliteWriter):
             self._lookup.execute("PRAGMA query_only = ON")
             await self._background(self._writer_conn, self._checkpointer)
             self._files = OpenedFiles(self.path)
+            if unclean:
+                await self._check_sound()
         except BaseException:
             await self._close_connections()
             raise
@@ -218,6 +235,23 @@ class SqliteCore(SqliteWriter):
         self._checkpoint_task = asyncio.create_task(
             self._checkpoints(), name="acsd-store-checkpoints"
         )
+
+    async def _check_sound(self) -> None:
+        """Refuse a file SQLite finds damaged (PRAGMA quick_check: every page read once,
+        about a second per few hundred MB), rather than serve it and answer writes 2xx
+        until one meets a broken page."""
+        assert self._reader is not None
+        try:
+            rows = await self._reader.execute_fetchall("PRAGMA quick_check(5)")
+        except sqlite3.DatabaseError as exc:
+            found = [str(exc)]
+        else:
+            found = [str(row[0]) for row in rows]
+        if found != ["ok"]:
+            raise StoreError(
+                f"{self.path} is damaged ({'; '.join(found)}): restore the last backup "
+                "(and remove the -wal and -shm files beside it before the start)"
+            )
 
     async def _migrate(self) -> None:
         """The schema's pending steps, with the database file to this process alone."""
@@ -469,9 +503,22 @@ class SqliteCore(SqliteWriter):
             self._pinged = (time.monotonic(), why)
             return why
 
+    def _failed_with(self, exc: BaseException) -> None:
+        if self.damaged is None and outage(exc) is CORRUPT:
+            self.damaged = str(exc)
+            log.error(
+                "store_damaged",
+                error=str(exc),
+                path=str(self.path),
+                action="stop acsd, check the file (PRAGMA integrity_check), restore the last "
+                "backup",
+            )
+
     async def _probe(self) -> Outage | None:
         if self.files_changed is not None:
             return RESTART_NEEDED  # (and no probe: the files at the path are not this store's)
+        if self.damaged is not None:
+            return CORRUPT
         try:
             version = await self._scalar(self._reader, "SELECT max(version) FROM schema_migrations")
         except Exception as exc:
