@@ -186,3 +186,28 @@ def test_an_empty_backup_path_is_a_usage_error(tmp_path):
     # (it said ". is a directory")
     proc = run_cli("db", "backup", "", "--config", str(tmp_path / "none.toml"))
     assert proc.returncode == 2 and "an empty PATH: give the file to write" in proc.stderr
+
+
+def test_what_a_killed_backup_left_goes_with_the_next_one(daemon, tmp_path: Path):
+    # SIGKILL (a timer's timeout, the OOM killer) left the copy under its temporary name,
+    # as large as the database and holding its secrets, for good. The next backup to the
+    # same PATH removes it, but not the copy a backup still running holds.
+    import fcntl
+
+    target = tmp_path / "nightly.db"
+    left = tmp_path / ".nightly.db.k1ll3d.tmp"
+    left.write_bytes(b"half a copy")
+    (tmp_path / ".nightly.db.k1ll3d.tmp-journal").write_bytes(b"its journal")
+    running = tmp_path / ".nightly.db.runn1n.tmp"
+    running.write_bytes(b"a copy being made")
+    other = tmp_path / ".weekly.db.k1ll3d.tmp"  # another target's: not this backup's to judge
+    other.write_bytes(b"x")
+    held = os.open(running, os.O_RDONLY)
+    fcntl.flock(held, fcntl.LOCK_EX)
+    try:
+        assert daemon.cli("db", "backup", str(target)).returncode == 0
+    finally:
+        os.close(held)
+    names = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))
+    assert names == [".nightly.db.runn1n.tmp", ".weekly.db.k1ll3d.tmp"]
+    assert check_backup(target) == 0

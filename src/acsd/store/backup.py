@@ -12,6 +12,8 @@ never holds half a backup.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import glob
 import os
 import sqlite3
 import tempfile
@@ -58,8 +60,12 @@ def backup(source: Path, target: Path, *, force: bool = False) -> BackupResult:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     except OSError as exc:  # a directory this user may not write, a full or read-only disk
         raise BackupError(f"cannot write in {folder}: {exc.strerror}") from None
-    os.close(fd)
+    # Held while the copy is made: what a backup killed (SIGKILL, a timer's timeout, the
+    # OOM killer) left, a copy of the database as large as it, is told by its lack.
+    with contextlib.suppress(OSError):  # (a file system without flock: no sweep then)
+        fcntl.flock(fd, fcntl.LOCK_EX)
     tmp = Path(tmp_name)
+    _sweep_left(folder, target.name, tmp)
     try:
         # Read-only: the backup never writes to the live database.
         src = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
@@ -88,7 +94,31 @@ def backup(source: Path, target: Path, *, force: bool = False) -> BackupResult:
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        os.close(fd)
     return BackupResult(source, target, target.stat().st_size, version, devices)
+
+
+def _sweep_left(folder: Path, name: str, ours: Path) -> None:
+    """Remove the copies (and their journals) that killed backups to ``name`` left: they
+    hold the database's secrets (CR passwords, token hashes) as well as its size. One
+    whose lock is held is a backup still running."""
+    for left in folder.glob(f".{glob.escape(name)}.*.tmp"):
+        if left == ours:
+            continue
+        try:
+            fd = os.open(left, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # (its backup runs)
+        else:
+            for stale in (left, left.with_name(left.name + "-journal")):
+                with contextlib.suppress(OSError):
+                    stale.unlink()
+        finally:
+            os.close(fd)
 
 
 def _scalar(conn: sqlite3.Connection, sql: str) -> int | None:
