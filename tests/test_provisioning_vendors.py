@@ -805,3 +805,25 @@ async def test_reservations_resent_in_another_notation_or_order_make_no_job(modu
     daemon.apply(body)
     device = daemon.device_json(router.serial)
     assert (device["state"], device["jobs"]) == ("PROVISIONING", 1)
+
+
+async def test_a_router_that_sends_latin1_in_utf8_envelopes_keeps_its_ssid(module_daemon):
+    # Firmware that keeps text in Latin-1 and sends those bytes in envelopes it labels
+    # UTF-8: the SSID was read back as "Caf\ufffd-\ufffdet", taken for drift and written
+    # again at every session (each a radio restart) until the job failed as refused.
+    daemon = module_daemon
+    sim = Simulation(
+        daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="LATIN1", quirks={"latin1-values"}
+    )
+    router = sim.routers[0]
+    body = seed_body(router.serial, "192.168.1")
+    body["wifi"]["ssid"] = "Café-Ñet"
+    daemon.apply(body)
+    assert (await sim.run_once()).ok == 1
+    assert router.tree.get("Device.WiFi.SSID.1.SSID") == "Café-Ñet"
+    writes = len(router.stats.spv)
+    for _ in range(3):
+        assert (await sim.run_once()).ok == 1
+    assert len(router.stats.spv) == writes, router.stats.spv[writes:]
+    device = daemon.device_json(router.serial)
+    assert device["job"]["state"] == "DONE" and device["state"] == "ACTIVE"

@@ -421,9 +421,10 @@ def test_empty_or_unreadable_optional_headers_are_taken_as_absent() -> None:
     assert (env.no_more_requests, env.hold_requests, env.session_timeout) == (None, None, None)
 
 
-def test_bytes_that_are_not_utf8_in_a_utf8_envelope_become_replacement_characters() -> None:
+def test_bytes_that_are_not_utf8_in_a_utf8_envelope_are_read_as_windows_1252() -> None:
     # Routers send an SSID or a WAN name in Latin-1 inside a UTF-8 envelope: refusing the
-    # message would refuse it at every session.
+    # message would refuse it at every session, and reading the bytes as U+FFFD made a
+    # router holding "Café" look as if it held something else (rewritten every session).
     answer = (
         "<cwmp:GetParameterValuesResponse><ParameterList>"
         "<ParameterValueStruct><Name>X.Name</Name><Value>Caf@</Value></ParameterValueStruct>"
@@ -436,9 +437,12 @@ def test_bytes_that_are_not_utf8_in_a_utf8_envelope_become_replacement_character
         env = parse_envelope(data)
         assert env.repaired_utf8
         assert [(p.name, p.value) for p in env.body.parameters] == [
-            ("X.Name", "Caf\ufffd"),
+            ("X.Name", "Café"),
             ("X.Ssid", "Fine"),
         ]
+    # GBK (Chinese firmware) is kept whole, byte for byte, as Windows-1252 reads it
+    gbk = parse_envelope(_env(answer).replace(b"Caf@", "中文".encode("gbk")))
+    assert gbk.repaired_utf8 and gbk.body.parameters[0].value == "ÖÐÎÄ"
     # a declared single-byte encoding is read as such, with nothing to repair
     latin = parse_envelope(b'<?xml version="1.0" encoding="ISO-8859-1"?>' + body)
     assert not latin.repaired_utf8 and latin.body.parameters[0].value == "Café"
@@ -453,7 +457,7 @@ def test_bytes_that_are_not_utf8_in_a_utf8_envelope_become_replacement_character
             parse_envelope(inform)
     # a repaired manufacturer or product class is kept (only the serial is a key)
     repaired = _inform(_device_id(manufacturer="MAKER")).replace(b"MAKER", b"T\xe9l\xe9com")
-    assert parse_envelope(repaired).body.device_id.manufacturer == "T\ufffdl\ufffdcom"
+    assert parse_envelope(repaired).body.device_id.manufacturer == "Télécom"
     # and a C1 control character in a serial is refused, which no operator could give the API
     c1 = b'<?xml version="1.0" encoding="ISO-8859-1"?>' + _inform(
         _device_id(serial="SERIAL")
@@ -483,7 +487,7 @@ def test_characters_xml_cannot_carry_become_replacement_characters() -> None:
     # both repairs at once
     both = parse_envelope(_env(answer).replace(b"@", b"\xe9\x01"))
     assert both.repaired_chars and both.repaired_utf8
-    assert both.body.parameters[0].value == "PHONE\ufffd\ufffd"
+    assert both.body.parameters[0].value == "PHONEé\ufffd"
     assert not parse_envelope(_env(answer.replace("&#x1F;", "").replace("&#2;", ""))).repaired_chars
     # a control character in markup is still malformed
     with pytest.raises(SoapError, match="malformed XML"):

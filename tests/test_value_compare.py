@@ -36,3 +36,15 @@ async def test_an_ssid_that_differs_only_in_spaces_is_sent(daemon):
     assert (await sim.run_once()).ok == 1
     assert router.tree.get(SSID) == "Sky Net"
     assert daemon.device_json(router.serial)["status"]["provisioned"] is True
+
+
+def test_text_a_router_keeps_in_a_legacy_encoding_is_the_text_it_holds() -> None:
+    # Chinese firmware sends its GBK bytes in envelopes labelled UTF-8: read (losslessly)
+    # as Windows-1252, "中文网络" is "ÖÐÎÄÍøÂç", which is what a router holding it sends;
+    # another SSID of as many characters is not (U+FFFD for every byte made them one).
+    from acsd.charsets import mixed_utf8
+
+    read = mixed_utf8("中文网络".encode("gbk"))
+    assert same_value("xsd:string", read, "中文网络")
+    assert not same_value("xsd:string", read, "你好世界")
+    assert not same_value("xsd:string", mixed_utf8("Cafè".encode("latin-1")), "Café")

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 
 from lxml import etree
 
+from acsd.charsets import mixed_utf8
 from acsd.cwmp import rpc
 from acsd.cwmp.rpc import DEFAULT_NAMESPACE, Message
 from acsd.shared_names import share, shared_lookup
@@ -577,7 +578,7 @@ def is_empty_body(data: bytes) -> bool:
 _NOT_IN_SERIAL = re.compile("[\x80-\x9f\ufffd]")
 
 
-def _check_inform(msg: rpc.Inform) -> None:
+def _check_inform(msg: rpc.Inform, legacy_bytes: bool = False) -> None:
     dev = msg.device_id
     if dev is None:
         raise SoapError("Inform without DeviceId")
@@ -605,7 +606,10 @@ def _check_inform(msg: rpc.Inform) -> None:
         if _CONTROL.search(value):
             raise SoapError(f"DeviceId {label} contains control characters")
     # Only the serial is the record's key: a repaired manufacturer stays readable.
-    if _NOT_IN_SERIAL.search(dev.serial_number):
+    # (read from bytes that are not UTF-8, a serial is a guess at its own text)
+    if _NOT_IN_SERIAL.search(dev.serial_number) or (
+        legacy_bytes and not dev.serial_number.isascii()
+    ):
         raise SoapError(
             "DeviceId SerialNumber holds a C1 control, or bytes that are not UTF-8 or XML"
         )
@@ -719,14 +723,16 @@ _BARE_AMPERSAND = re.compile(r"&(?!(?:amp|lt|gt|quot|apos|#[0-9]{1,8}|#x[0-9A-Fa
 
 
 def _parse_repaired(data: bytes) -> tuple[etree._Element, bool, bool]:
-    """``data`` (read as UTF-8) parsed with what XML 1.0 cannot hold read as U+FFFD: bytes
-    that are not UTF-8, characters XML forbids, and references to such characters; and
-    whether there were any of the first, and of the other two. An "&" that starts no
+    """``data`` (read as UTF-8) parsed with its bytes that are not UTF-8 read as
+    Windows-1252 (charsets.mixed_utf8: a Latin-1 SSID is its text, a GBK one kept
+    whole), and what XML 1.0 cannot hold read as U+FFFD: characters XML forbids, and
+    references to such characters; and whether there were any of the first, and of the
+    other two. An "&" that starts no
     reference is read as the "&" it is meant to be."""
     try:
         text, bad_utf8 = data.decode("utf-8"), False
     except UnicodeDecodeError:
-        text, bad_utf8 = data.decode("utf-8", "replace"), True
+        text, bad_utf8 = mixed_utf8(data), True
     text, raw = _NOT_XML.subn("\ufffd", text)
     refs = 0
 
@@ -911,7 +917,7 @@ def parse_envelope(data: bytes) -> Envelope:
         else:
             env.body = kind.parse(rpc_el)
             if cls is rpc.Inform:
-                _check_inform(env.body)
+                _check_inform(env.body, repaired)
     except SoapError as exc:
         # The fault that answers a bad message must be in the namespace the CPE speaks.
         exc.cwmp_ns = env.cwmp_ns

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any, TypeVar
 
+from acsd.charsets import LEGACY_ENCODINGS, as_sent_by
 from acsd.models import is_raw_wpa_key
 from acsd.provisioning.desired import Desired
 from acsd.provisioning.profile_schema import WHOLE_GROUPS, is_secret_name
@@ -184,6 +185,8 @@ def same_value(type_: str, current: str, wanted: str) -> bool:
             return current == wanted
     if current == wanted:
         return True
+    if not current.isascii() and current in _as_sent(wanted):
+        return True
     current, wanted = _list_items(current), _list_items(wanted)
     if current == wanted:
         return True
@@ -193,6 +196,13 @@ def same_value(type_: str, current: str, wanted: str) -> bool:
 
 
 _ROOTS = ("Device.", "InternetGatewayDevice.")
+
+def _as_sent(wanted: str) -> set[str | None]:
+    """``wanted`` as acsd reads it back from firmware that keeps text in a legacy encoding
+    and sends its bytes in envelopes labelled UTF-8 (charsets.mixed_utf8): the router
+    holds the value, and only the wire garbles it. Taken for drift, it was rewritten
+    (restarting the radio) until the job failed as a value the router refuses."""
+    return {as_sent_by(wanted, encoding) for encoding in LEGACY_ENCODINGS}
 
 
 def _list_items(text: str) -> str:

@@ -19,6 +19,7 @@ QUIRKS = {
     "object-faults": "a refused SetParameterValues names the refused parameter's object",
     "soap-faults": "a refused SetParameterValues is a SOAP Fault alone: no CWMP FaultCode",
     "echo-values": "a refused SetParameterValues repeats the refused values in its FaultStrings",
+    "latin1-values": "non-ASCII text sent as raw Latin-1 bytes in envelopes labelled UTF-8",
     "small-gpv": "a GetParameterValues of more than 16 names fails 9004 (resources exceeded)",
     "unknown-9003": "a GetParameterValues with a name the router lacks fails 9003, not 9005",
     "unknown-9002": "a GetParameterValues with a name the router lacks fails 9002, not 9005",
