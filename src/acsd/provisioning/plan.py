@@ -197,6 +197,7 @@ def same_value(type_: str, current: str, wanted: str) -> bool:
 
 _ROOTS = ("Device.", "InternetGatewayDevice.")
 
+
 def _as_sent(wanted: str) -> set[str | None]:
     """``wanted`` as acsd reads it back from firmware that keeps text in a legacy encoding
     and sends its bytes in envelopes labelled UTF-8 (charsets.mixed_utf8): the router
