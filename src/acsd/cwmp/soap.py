@@ -993,7 +993,7 @@ def render_envelope(env: Envelope, *, prefix: str = "soap-env", typed_values: bo
         # The answer to every Inform: worth skipping the generic machinery for.
         head, middle, tail = _inform_response_frame(prefix, env.cwmp_ns)
         text = f"{head}{_esc(env.id)}{middle}{_int_text(body.max_envelopes)}{tail}"
-        return text.encode("ascii", "xmlcharrefreplace")
+        return text.encode("utf-8")
 
     head, tail = _frame(prefix, env.cwmp_ns)
     out = [head]
@@ -1010,5 +1010,8 @@ def render_envelope(env: Envelope, *, prefix: str = "soap-env", typed_values: bo
     else:
         raise ValueError(f"cannot render {type(body).__name__}")
     out.append(tail)
-    # Non-ASCII becomes character references: no CPE can misread the encoding then.
-    return "".join(out).encode("ascii", "xmlcharrefreplace")
+    # Non-ASCII as UTF-8's bytes (the Content-Type's charset, and XML's default without a
+    # declaration), not as character references: a router's minimal XML reader that
+    # decodes only the five named entities broadcast "Caf&#233;" as its SSID, where it
+    # passes UTF-8 through as the bytes they are (as GenieACS sends them).
+    return "".join(out).encode("utf-8")

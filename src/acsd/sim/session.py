@@ -9,7 +9,6 @@ plus the wire quirks real CPEs show (``--quirks``).
 
 from __future__ import annotations
 
-import re
 import ssl as _ssl
 import time
 from dataclasses import dataclass, field, replace
@@ -106,7 +105,7 @@ class Session:
             envelope = Envelope(message, cwmp_ns=self.ns, id=self._id(echo_id))
             body = render_envelope(envelope, prefix=self.prefix, typed_values=self.typed)
             if "latin1-values" in self.quirks:
-                body = _LATIN1_REF.sub(lambda ref: bytes([int(ref[1])]), body)
+                body = body.decode().encode("latin-1", "xmlcharrefreplace")
         keep_length = not (message is None and "empty-post-no-length" in self.quirks)
         return await self.client.post(body, content_length=keep_length)
 
@@ -219,10 +218,6 @@ class Session:
                 ]
                 response = replace(response, spv_faults=objects)
             answer = self._envelope(await self._post(response, answer.id), "an ACS request or 204")
-
-
-#: a character reference the renderer wrote for a character of Latin-1's upper half
-_LATIN1_REF = re.compile(rb"&#(1[6-9][0-9]|2[0-4][0-9]|25[0-5]);")
 
 
 def _echoed(request: rpc.Message, fault: rpc.Fault) -> rpc.Fault:
