@@ -1301,3 +1301,32 @@ async def test_a_refusal_without_a_cwmp_fault_code_is_the_routers_internal_error
     assert {f["code"] for f in job["faults"]} == {9002}
     assert all(f["message"] == "Internal Error" for f in job["faults"])
     assert all(f["setting"].startswith("wifi.5g.") for f in job["faults"]), job["faults"]
+
+
+async def test_an_answer_that_leaves_a_name_out_is_named_in_the_log(module_daemon):
+    # TR-069 wants a value for each name asked; firmware that leaves one out said nothing
+    # (no fault), and the only trace was the job's fault sessions later.
+    from acsd.cwmp import rpc
+    from cpe_steps import SteppedCpe
+
+    daemon = module_daemon
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="LEFTOUT")
+    cpe = sim.routers[0]
+    daemon.apply(seed_body(cpe.serial, LAN))
+    answer = cpe.handle
+
+    def leaving_out(request, fault=None):
+        reply = answer(request, fault)
+        if isinstance(reply, rpc.GetParameterValuesResponse):
+            reply.parameters = [p for p in reply.parameters if p.name != SSID5]
+        return reply
+
+    cpe.handle = leaving_out
+    router = SteppedCpe(daemon.cwmp_url, cpe)
+    try:
+        for _ in range(2):  # said once, not at every session
+            await asyncio.to_thread(router.session)
+    finally:
+        router.close()
+    [line] = [e for e in daemon.events("session.gpv_incomplete") if e["serial"] == cpe.serial]
+    assert line["missing"] == [SSID5] and line["count"] == 1

@@ -11,7 +11,7 @@ from typing import Any
 from acsd import clock
 from acsd.cwmp import rpc
 from acsd.cwmp.session import CwmpSession
-from acsd.log import get_logger
+from acsd.log import Once, get_logger
 from acsd.provisioning.absent import Kind, kind_of
 from acsd.provisioning.internet import needs_line_dns
 from acsd.provisioning.plan import along_targets
@@ -34,6 +34,10 @@ RESOURCES_EXCEEDED = 9004
 #: names kept per CPE as listed by GetParameterNames (memory "held"): more than any
 #: profile reads outside its objects
 MAX_HELD = 512
+
+
+#: routers and names session.gpv_incomplete was logged for
+_LEFT_OUT_TOLD = Once()
 
 
 class ReadPhase(SessionState):
@@ -194,6 +198,9 @@ class ReadPhase(SessionState):
                         # it, and the stored tree is no place for the router's secrets.
                         value = ""
                     self.values[p.name] = [value, p.type]
+            # (a steady session's read, of leaves alone, pays one comparison for this)
+            if objects or len(response.parameters) < len(names):
+                self._left_out(session, names, response)
             self._flat_values = None
             self.fetch.ok.extend(names)
             if self.fetch.skipped or self.fetch.unreadable:
@@ -207,6 +214,24 @@ class ReadPhase(SessionState):
             return
         assert isinstance(response, rpc.Fault)
         self._on_gpv_fault(session, names, response)
+
+    def _left_out(
+        self, session: CwmpSession, names: list[str], response: rpc.GetParameterValuesResponse
+    ) -> None:
+        """An answer without a value for some names asked (TR-069 wants one for each):
+        no refusal, and none of the reads that a fault starts; what it leaves out holds
+        no value this session, so a setting there is written as to a value lost. Said
+        once per router and names: otherwise only the job's fault, sessions later."""
+        got = {p.name for p in response.parameters}
+        missing = [n for n in names if n not in got and not n.endswith(".")]
+        if missing and _LEFT_OUT_TOLD.first((session.serial, tuple(missing))):
+            log.warning(
+                "session.gpv_incomplete",
+                serial=session.serial,
+                count=len(missing),
+                missing=missing[:20],
+                reason="the GetParameterValuesResponse holds no value for names asked",
+            )
 
     def _on_gpv_fault(self, session: CwmpSession, names: list[str], response: rpc.Fault) -> None:
         unknown = response.code in UNKNOWN_NAME
