@@ -1330,3 +1330,47 @@ async def test_an_answer_that_leaves_a_name_out_is_named_in_the_log(module_daemo
         router.close()
     [line] = [e for e in daemon.events("session.gpv_incomplete") if e["serial"] == cpe.serial]
     assert line["missing"] == [SSID5] and line["count"] == 1
+
+
+async def test_values_a_router_applies_after_a_reboot_wait_for_it(module_daemon):
+    # SetParameterValues answered with status 1 (applied after a reboot), by a router that
+    # reads the values before back until then: checked again at each session, they were
+    # written again and again and the job failed as values the router refuses.
+    from acsd.cwmp import rpc
+    from cpe_steps import SteppedCpe
+
+    daemon = module_daemon
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="STATUS1")
+    cpe = sim.routers[0]
+    daemon.apply(seed_body(cpe.serial, LAN))
+    answer = cpe.handle
+    writes: list[rpc.SetParameterValues] = []
+    rebooted = False
+
+    def later(request, fault=None):
+        if isinstance(request, rpc.SetParameterValues):
+            writes.append(request)
+            if not rebooted:
+                return rpc.SetParameterValuesResponse(status=1)  # kept for the reboot
+        return answer(request, fault)
+
+    cpe.handle = later
+    router = SteppedCpe(daemon.cwmp_url, cpe)
+    try:
+        await asyncio.to_thread(router.session)
+        assert writes and cpe.tree.get("Device.WiFi.SSID.1.SSID") != "SkyNet"
+        job = daemon.device_json(cpe.serial)["job"]
+        assert job["state"] == "DONE"
+        assert job["notes"] == ["the CPE applies some values after its next reboot"]
+        sent = len(writes)
+        for _ in range(3):
+            await asyncio.to_thread(router.session)
+        assert len(writes) == sent  # waiting for the reboot, not written again
+        assert daemon.device_json(cpe.serial)["job"]["state"] == "DONE"
+        # it rebooted, and still holds the values before: they go again (and hold now)
+        rebooted = True
+        await asyncio.to_thread(router.session, ["1 BOOT"])
+        assert len(writes) > sent
+        assert cpe.tree.get("Device.WiFi.SSID.1.SSID") == "SkyNet"
+    finally:
+        router.close()

@@ -49,7 +49,7 @@ from acsd.provisioning.apn import (
 from acsd.provisioning.desired import Desired, desired_state
 from acsd.provisioning.end_phase import EndPhase
 from acsd.provisioning.internet import add_internet_settings
-from acsd.provisioning.jobs import PENDING, STUN_PUSHED, new_memory
+from acsd.provisioning.jobs import AFTER_REBOOT, PENDING, STUN_PUSHED, new_memory
 from acsd.provisioning.profiles import Profile, detect_root
 from acsd.provisioning.session_state import NOTHING, Apply
 from acsd.provisioning.status import plan_and_extraction, untyped
@@ -720,15 +720,20 @@ class ProvisioningDriver(EndPhase):
     def _drift_check_due(self) -> bool:
         """Whether this session checks applied settings (``drift_check_interval``)."""
         interval = self.settings.drift_check_interval
-        if interval <= 0:
-            return True
         # A reboot may bring back an older configuration, and a value change may be a user
         # at the router's web page: neither waits for the interval.
         if "1 BOOT" in self.events or "4 VALUE CHANGE" in self.events:
             return True
+        job = self.memory.get("job") or {}
+        if AFTER_REBOOT in job.get("notes", ()):
+            # The CPE answered a write "applied after a reboot" (status 1): until it has
+            # rebooted it reads back the values before. Checked, they were written again
+            # at every session and the job failed as values the CPE refuses.
+            return False
+        if interval <= 0:
+            return True
         # A repair the CPE refused (or left pending) is retried on the retry policy's
         # schedule (retry_base), not the interval's: its faults say when.
-        job = self.memory.get("job") or {}
         if self.memory.get("faults") or job.get("state") == PENDING:
             return True
         at = self.memory.get("checkedAt")
