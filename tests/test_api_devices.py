@@ -149,7 +149,7 @@ def test_bad_requests_are_400_with_the_field_path(world: World):
     error(api.post("/network/device", short), 400, "wifi.password")
     bad_pool = device_body(world, "own", "BAD0006")
     bad_pool["dhcp"] = {**bad_pool["dhcp"], "ipPoolStart": "192.168.0.250"}
-    error(api.post("/network/device", bad_pool), 400, "dhcp")
+    error(api.post("/network/device", bad_pool), 400, "dhcp.ipPoolStart")
     reply = api.post("/network/device", raw=b"name=x", content_type="text/plain")
     assert reply.status == 415 and reply.body["code"] == 415
     huge = json.dumps({"name": "x" * (2 * 1024 * 1024)}).encode()
@@ -230,7 +230,10 @@ def test_patch_merges_and_bumps_the_revision_only_for_router_settings(world: Wor
         error(api.post("/network/device", {**device_body(world, "own", "PATCH009"),
                                            field: value}), 400, field)  # fmt: skip
     # a pool start past the stored end: the answer names the end it is compared with
-    late = error(api.patch(path, {"dhcp": {"ipPoolStart": "192.168.0.250"}}), 400, "dhcp")
+    late = error(api.patch(path, {"dhcp": {"ipPoolStart": "192.168.0.250"}}), 400,
+                 "dhcp.ipPoolStart")  # fmt: skip
+    # the end alone sent, before the stored start: the end is named
+    error(api.patch(path, {"dhcp": {"ipPoolEnd": "192.168.0.50"}}), 400, "dhcp.ipPoolEnd")
     assert late["description"] == "ipPoolStart 192.168.0.250 is after ipPoolEnd 192.168.0.200"
     noted = api.patch(path, {"notes": "line one\n\tline two"})
     assert noted.status == 200 and noted.body["notes"] == "line one\n\tline two"
@@ -313,7 +316,8 @@ def test_addresses_outside_the_lan_are_refused(world: World):
     twice["dhcp"] = {**twice["dhcp"], "reservedClients": [
         {"mac": "123456789013", "ip": "192.168.0.10", "enable": True},
         {"mac": "123456789014", "ip": "192.168.0.10", "enable": True}]}  # fmt: skip
-    assert "twice" in error(api.post("/network/device", twice), 400, "dhcp")["description"]
+    reserved_twice = error(api.post("/network/device", twice), 400, "dhcp.reservedClients.1.ip")
+    assert "twice" in reserved_twice["description"]
 
 
 def test_tokens_are_listed_without_secrets_and_revoked(world: World, module_daemon):

@@ -382,10 +382,17 @@ async def test_a_validator_message_comes_without_pydantics_prefix(api):
     text = assert_error(status, body, headers, 400, "dhcp.reservedClients.1.mac")
     assert text.startswith("not a MAC address")
 
+    # a rule of two fields names the one at fault (a client maps it to its form's field)
     data = {"serialNumber": "a", "dhcp": {"ipPoolStart": "10.0.0.9", "ipPoolEnd": "10.0.0.1"}}
     status, body, headers = await post(api, "/network/device", json.dumps(data))
-    text = assert_error(status, body, headers, 400, "dhcp")
+    text = assert_error(status, body, headers, 400, "dhcp.ipPoolStart")
     assert text == "ipPoolStart 10.0.0.9 is after ipPoolEnd 10.0.0.1"
+    twice = [{"mac": "020000000012", "ip": "192.168.5.12"},
+             {"mac": "02:00:00:00:00:12", "ip": "192.168.5.13"}]  # fmt: skip
+    data = {"serialNumber": "a", "dhcp": {"reservedClients": twice}}
+    status, body, headers = await post(api, "/network/device", json.dumps(data))
+    text = assert_error(status, body, headers, 400, "dhcp.reservedClients.1.mac")
+    assert text == "MAC 02:00:00:00:00:12 is reserved twice"
 
     data = {"serialNumber": "a", "wifi": {"password": "short"}}
     status, body, headers = await post(api, "/network/device", json.dumps(data))

@@ -36,6 +36,16 @@ from acsd.rules import (
 DeviceState = Literal["ACTIVE", "PROVISIONING", "DELETING"]
 
 
+class AtField(ValueError):
+    """A model's check of several fields that is about one of them: the 400 names it, not
+    the model. ``at``: its paths within the model, the first the client sent is named
+    (after a PATCH, the other field of a pair may be the stored one)."""
+
+    def __init__(self, message: str, *at: tuple[int | str, ...]) -> None:
+        super().__init__(message)
+        self.at = at
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -393,15 +403,17 @@ class Dhcp(_Strict):
         start, end = self.ipPoolStart, self.ipPoolEnd
         if start and end and ipaddress.IPv4Address(start) > ipaddress.IPv4Address(end):
             # both named: after a PATCH of one of them, the other may be the stored one
-            raise ValueError(f"ipPoolStart {start} is after ipPoolEnd {end}")
+            raise AtField(
+                f"ipPoolStart {start} is after ipPoolEnd {end}", ("ipPoolStart",), ("ipPoolEnd",)
+            )
         seen_mac: set[str] = set()
         seen_ip: set[str] = set()
-        for client in self.reservedClients or []:
+        for n, client in enumerate(self.reservedClients or []):
             key = re.sub(r"[-:.]", "", client.mac).lower()
             if key in seen_mac:
-                raise ValueError(f"reservedClients: MAC {client.mac} is reserved twice")
+                raise AtField(f"MAC {client.mac} is reserved twice", ("reservedClients", n, "mac"))
             if client.ip in seen_ip:
-                raise ValueError(f"reservedClients: IP {client.ip} is reserved twice")
+                raise AtField(f"IP {client.ip} is reserved twice", ("reservedClients", n, "ip"))
             seen_mac.add(key)
             seen_ip.add(client.ip)
         return self

@@ -46,6 +46,7 @@ from acsd.api.errors import (
     unsupported_media_type,
 )
 from acsd.inflate import InflateError, content_encoding, inflate
+from acsd.models import AtField
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -245,11 +246,13 @@ async def read_model(request: web.Request, model: type[M]) -> M:
     return validate(model, data)
 
 
-def validate(model: type[M], data: Any, *, strict: bool = True) -> M:
+def validate(model: type[M], data: Any, *, strict: bool = True, sent: Any = None) -> M:
     """``data`` (parsed JSON) as ``model``, with the API's error mapping.
 
     Strict validation uses JSON semantics, as if ``data`` had arrived as JSON text, so enum
-    values and ISO dates are accepted while "true" for a boolean is not.
+    values and ISO dates are accepted while "true" for a boolean is not. ``sent``: what
+    the client sent, when ``data`` is more (a PATCH merged into the record): an error
+    names a field in it.
     """
     if not isinstance(data, dict):
         raise field_error("body", "Request body must be a JSON object")
@@ -258,7 +261,7 @@ def validate(model: type[M], data: Any, *, strict: bool = True) -> M:
             return model.model_validate_json(json.dumps(data), strict=True)
         return model.model_validate(data)
     except ValidationError as exc:
-        raise validation_error(exc, data, model) from None
+        raise validation_error(exc, data, model, sent=sent) from None
 
 
 # --- validation errors --------------------------------------------------------------------
@@ -302,8 +305,10 @@ def validation_error(
     model: type[BaseModel] | None = None,
     *,
     unknown: str = "unknown field",
+    sent: Any = None,
 ) -> ApiError:
-    """One :class:`ApiError` for a pydantic ``ValidationError`` raised validating ``data``."""
+    """One :class:`ApiError` for a pydantic ``ValidationError`` raised validating ``data``
+    (``sent``: the part of it the client sent, see :func:`validate`)."""
     errors = exc.errors(include_url=False)
     if not errors:
         return field_error("body", "Invalid input")
@@ -317,6 +322,8 @@ def validation_error(
     error = ranked[0][1]
     kind = error["type"]
     path = field_path(error["loc"], data, missing=kind == "missing") or "body"
+    if isinstance(at := (error.get("ctx") or {}).get("error"), AtField):
+        path = _at_field(error["loc"], at, sent) or _at_field(error["loc"], at, data) or path
     if kind == "extra_forbidden":
         return field_error(path, unknown)
     if kind == "missing":
@@ -329,6 +336,17 @@ def validation_error(
     if kind == "json_invalid":
         return invalid_json(_text(error))
     return field_error(path, _text(error))
+
+
+def _at_field(loc: Sequence[int | str], at: AtField, data: Any) -> str | None:
+    """The path of the first of ``at``'s fields found in ``data``."""
+    if data is None:
+        return None
+    for where in at.at:
+        path = field_path((*loc, *where), data)
+        if path.endswith(".".join(str(step) for step in where)):
+            return path
+    return None
 
 
 def _show(value: Any) -> str:

@@ -508,7 +508,9 @@ async def _patch(
     # What results from the merge must be valid as a whole (e.g. pool start <= end). A
     # section the request leaves alone is kept as stored: a rule added since it was
     # written (STORED) must not turn a change of the name into a 400 about the wifi.
-    merged = validate(_Settings, {k: v for k, v in (("wifi", wifi), ("dhcp", dhcp)) if k in fields})
+    merged = validate(
+        _Settings, {k: v for k, v in (("wifi", wifi), ("dhcp", dhcp)) if k in fields}, sent=raw
+    )
     if "wifi" in fields:
         wifi = merged.wifi.model_dump(exclude_none=True) if merged.wifi else None
     if "dhcp" in fields:
