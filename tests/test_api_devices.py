@@ -210,6 +210,16 @@ def test_patch_merges_and_bumps_the_revision_only_for_router_settings(world: Wor
     assert api.patch(path, {"driftCheck": False}).body["driftCheck"] is False
     assert api.patch(path, {"driftCheck": None}).body["driftCheck"] is True
     error(api.patch(path, {"macAddress": "nope"}), 400, "macAddress")
+    # what a client read and sends back: the fields acsd sets are said to be so
+    sent_back = api.get(path).body
+    for field in ("_id", "state", "jobs", "status", "modelType"):
+        said = error(api.patch(path, {field: sent_back.get(field)}), 400, field)
+        assert said["description"].startswith("read-only: acsd sets it"), said
+    said = error(api.patch(path, {"customer": sent_back["customer"]}), 400, "customer")
+    assert said["description"].startswith("not changed by PATCH"), said
+    created = error(api.post("/network/device", {**device_body(world, "own", "PATCH010"),
+                                                 "state": "ACTIVE"}), 400, "state")  # fmt: skip
+    assert created["description"].startswith("read-only"), created
     # a misspelt key is refused even with a null (which would remove a known one)
     assert "unknown" in error(api.patch(path, {"wifi": {"chanel": None}}), 400,
                               "wifi.chanel")["description"]  # fmt: skip

@@ -325,7 +325,8 @@ def validation_error(
     if isinstance(at := (error.get("ctx") or {}).get("error"), AtField):
         path = _at_field(error["loc"], at, sent) or _at_field(error["loc"], at, data) or path
     if kind == "extra_forbidden":
-        return field_error(path, unknown)
+        said = getattr(model, "READ_ONLY", {}) if len(error["loc"]) == 1 else {}
+        return field_error(path, said.get(error["loc"][0], unknown))
     if kind == "missing":
         return field_error(path, "field required")
     if kind in _PERMITTED_TYPES:

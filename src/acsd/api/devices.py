@@ -7,7 +7,7 @@ import copy
 import random
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -69,9 +69,22 @@ MAX_ATTEMPTS = 32
 log = get_logger("acsd.api")
 
 
+#: fields of the device object that acsd sets, which a client that edits what it read
+#: and sends it back includes: told so, not "unknown field"
+_SET_BY_ACSD = "read-only: acsd sets it (leave it out of the body)"
+READ_ONLY_FIELDS = {
+    name: _SET_BY_ACSD
+    for name in (
+        "_id", "state", "jobs", "job", "status", "cpe", "modelType", "modelBrand",
+        "modelDescription", "modelPicture",
+    )
+}  # fmt: skip
+
+
 class DeviceCreate(DeviceInput):
     """Seed 000 request body: a device always belongs to a customer and a model."""
 
+    READ_ONLY: ClassVar[dict[str, str]] = READ_ONLY_FIELDS
     model: RecordRef  # type: ignore[assignment]
     customer: RecordRef  # type: ignore[assignment]
 
@@ -81,6 +94,10 @@ class DevicePatch(BaseModel):
     removes a field), ``reservedClients`` is replaced as a whole."""
 
     model_config = ConfigDict(extra="forbid")
+    READ_ONLY: ClassVar[dict[str, str]] = {
+        **READ_ONLY_FIELDS,
+        "customer": "not changed by PATCH: a device stays its customer's (leave it out)",
+    }
     name: DeviceName | None = None
     notes: Notes | None = None
     mvnoAccount: AccountRef | None = None
