@@ -1352,3 +1352,16 @@ def test_band_steering_says_which_tr098_band_it_could_not_tell_is_5ghz(profiles,
         assert said["wifi.5g.ssid"] == (
             f"{five}PossibleChannels is {channels!r} on this CPE: not written here"
         ), name
+
+
+def test_also_and_list_head_are_not_both_on_one_setting(tmp_path):
+    # (a value the CPE holds is judged by one of them: with both, `also` went unread)
+    write(
+        tmp_path,
+        "odd.toml",
+        'name = "odd"\nextends = "tr181"\n[match]\nmanufacturer = "Odd*"\n'
+        '[settings."dhcp.dns"]\npath = "Device.DHCPv4.Server.Pool.1.DNSServers"\n'
+        'list_head = true\nalso = { "192.0.2.53" = ["198.51.100.53"] }\n',
+    )
+    with pytest.raises(ProfileError, match="`also` and `list_head` exclude each other"):
+        load_profiles(tmp_path)

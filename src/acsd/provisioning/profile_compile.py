@@ -517,6 +517,9 @@ class Compiler:
         if spec.value is not None and (spec.map is not None or spec.multiply is not None):
             self.fail(f"{key}.value", "`value` is the one wire value: no `map` or `multiply`")
         also = None
+        if spec.also is not None and spec.list_head:
+            # (one or the other is how a value the CPE holds is judged, not both)
+            self.fail(f"{key}.also", "`also` and `list_head` exclude each other")
         if spec.also is not None:
             self.value_map(name, kind, spec.also, key, field="also")
             if spec.map is not None and (odd := sorted(set(spec.also) - set(spec.map))):
