@@ -1303,26 +1303,34 @@ async def test_a_refusal_without_a_cwmp_fault_code_is_the_routers_internal_error
     assert all(f["setting"].startswith("wifi.5g.") for f in job["faults"]), job["faults"]
 
 
+def _stepped(daemon, prefix: str, answering):
+    """A tr181-generic router given the seed's settings, answering each request as
+    ``answering(answer, request)`` says (``answer``: the simulator's own answer to it),
+    driven a session at a time: (its Cpe, its SteppedCpe)."""
+    from cpe_steps import SteppedCpe
+
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix=prefix)
+    cpe = sim.routers[0]
+    daemon.apply(seed_body(cpe.serial, LAN))
+    answer = cpe.handle
+    cpe.handle = lambda request, fault=None: answering(lambda: answer(request, fault), request)
+    return cpe, SteppedCpe(daemon.cwmp_url, cpe)
+
+
 async def test_an_answer_that_leaves_a_name_out_is_named_in_the_log(module_daemon):
     # TR-069 wants a value for each name asked; firmware that leaves one out said nothing
     # (no fault), and the only trace was the job's fault sessions later.
     from acsd.cwmp import rpc
-    from cpe_steps import SteppedCpe
 
     daemon = module_daemon
-    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="LEFTOUT")
-    cpe = sim.routers[0]
-    daemon.apply(seed_body(cpe.serial, LAN))
-    answer = cpe.handle
 
-    def leaving_out(request, fault=None):
-        reply = answer(request, fault)
+    def leaving_out(answer, request):
+        reply = answer()
         if isinstance(reply, rpc.GetParameterValuesResponse):
             reply.parameters = [p for p in reply.parameters if p.name != SSID5]
         return reply
 
-    cpe.handle = leaving_out
-    router = SteppedCpe(daemon.cwmp_url, cpe)
+    cpe, router = _stepped(daemon, "LEFTOUT", leaving_out)
     try:
         for _ in range(2):  # said once, not at every session
             await asyncio.to_thread(router.session)
@@ -1337,25 +1345,19 @@ async def test_values_a_router_applies_after_a_reboot_wait_for_it(module_daemon)
     # reads the values before back until then: checked again at each session, they were
     # written again and again and the job failed as values the router refuses.
     from acsd.cwmp import rpc
-    from cpe_steps import SteppedCpe
 
     daemon = module_daemon
-    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="STATUS1")
-    cpe = sim.routers[0]
-    daemon.apply(seed_body(cpe.serial, LAN))
-    answer = cpe.handle
     writes: list[rpc.SetParameterValues] = []
     rebooted = False
 
-    def later(request, fault=None):
+    def later(answer, request):
         if isinstance(request, rpc.SetParameterValues):
             writes.append(request)
             if not rebooted:
                 return rpc.SetParameterValuesResponse(status=1)  # kept for the reboot
-        return answer(request, fault)
+        return answer()
 
-    cpe.handle = later
-    router = SteppedCpe(daemon.cwmp_url, cpe)
+    cpe, router = _stepped(daemon, "STATUS1", later)
     try:
         await asyncio.to_thread(router.session)
         assert writes and cpe.tree.get("Device.WiFi.SSID.1.SSID") != "SkyNet"
