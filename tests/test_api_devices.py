@@ -326,6 +326,15 @@ def test_addresses_outside_the_lan_are_refused(world: World):
     twice["dhcp"] = {**twice["dhcp"], "reservedClients": [
         {"mac": "123456789013", "ip": "192.168.0.10", "enable": True},
         {"mac": "123456789014", "ip": "192.168.0.10", "enable": True}]}  # fmt: skip
+    # without a pool, reservations in networks no one LAN holds are refused as well
+    apart = device_body(world, "own", "LAN0003")
+    apart["dhcp"] = {"reservedClients": [
+        {"mac": "020000000077", "ip": "10.0.0.5"},
+        {"mac": "020000000078", "ip": "172.16.0.5"}]}  # fmt: skip
+    said = error(api.post("/network/device", apart), 400, "dhcp.reservedClients.1.ip")
+    assert (
+        said["description"] == "172.16.0.5 is not in 10.0.0.0/16, the first reservation's network"
+    )
     reserved_twice = error(api.post("/network/device", twice), 400, "dhcp.reservedClients.1.ip")
     assert "twice" in reserved_twice["description"]
 

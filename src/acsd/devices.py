@@ -46,8 +46,9 @@ def check_lan(status: dict[str, Any], dhcp: dict[str, Any] | None) -> None:
     no DNS server handed out is the LAN's network or broadcast address.
 
     The LAN is the one the router reported (status lanIp/subnetMask). Before the router has
-    reported, the pool's own /16 stands in for it: wide enough for every common home or
-    office LAN, narrow enough to catch a pool that straddles networks."""
+    reported, the pool's own /16 stands in for it (without a pool, the first
+    reservation's): wide enough for every common home or office LAN, narrow enough to
+    catch a pool that straddles networks."""
     if not dhcp:
         return
     reserved = dhcp.get("reservedClients") or []
@@ -79,11 +80,19 @@ def _lan_refusal(
     """(field, message) of what check_lan refuses, or None; ValueError for an address
     that is none (not cached: lru_cache keeps no exceptions)."""
     router, network = reported_lan({"lanIp": lan_ip, "subnetMask": mask})
-    if network is None and start:
-        network = ipaddress.IPv4Network(f"{start}/16", strict=False)
+    # (without a pool, the first reservation's: reservations in networks no LAN holds
+    # together failed the router's first session instead of the request)
+    anchor = start or end or (reserved[0] if reserved else None)
+    if network is None and anchor:
+        network = ipaddress.IPv4Network(f"{anchor}/16", strict=False)
     if network is None:
         return None
-    where = f"the router's LAN {network}" if router else f"{network}, the pool's network"
+    if router:
+        where = f"the router's LAN {network}"
+    elif anchor in (start, end):
+        where = f"{network}, the pool's network"
+    else:
+        where = f"{network}, the first reservation's network"
     # With the LAN known, its network and broadcast addresses and the router's own are
     # no client's either (a /31 or /32 has neither: nothing to refuse there).
     taken: dict[ipaddress.IPv4Address, str] = {}
