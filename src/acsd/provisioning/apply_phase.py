@@ -21,7 +21,7 @@ from acsd.provisioning.internet import (
     reported_dns,
     with_line_dns,
 )
-from acsd.provisioning.jobs import AFTER_REBOOT, refused_for_good
+from acsd.provisioning.jobs import AFTER_REBOOT, REBOOT_REFUSED, refused_for_good
 from acsd.provisioning.plan import (
     Change,
     along_targets,
@@ -417,7 +417,7 @@ class ApplyPhase(ReadPhase):
         notes = apply.outcome.notes
         if REBOOTED in notes:
             notes.remove(REBOOTED)
-        notes.append(f"reboot refused ({fault.code} {fault.string}): not rebooted")
+        notes.append(f"{REBOOT_REFUSED}{fault.code} {fault.string}): not rebooted")
         if AFTER_REBOOT not in notes:
             notes.insert(0, AFTER_REBOOT)
         log.warning(

@@ -331,6 +331,8 @@ def refused_for_good(memory: dict[str, Any], change: Change, code: int) -> bool:
 
 #: the job's note after a SetParameterValues answered with Status 1
 AFTER_REBOOT = "the CPE applies some values after its next reboot"
+#: how the note of a Reboot the CPE refused begins (apply_phase)
+REBOOT_REFUSED = "reboot refused ("
 #: the start of the job's note after a session whose read failed (nothing applied)
 READ_FAILED = "not applied: the router's values could not be read"
 
@@ -458,12 +460,17 @@ def count_writes(memory: dict[str, Any], plan: Plan, outcome: Outcome) -> None:
 
 
 def forget_reboot_note(memory: dict[str, Any], now: float) -> bool:
-    """Take the AFTER_REBOOT note off the job (the CPE rebooted, in a session that did not
-    plan: drift checks off, or its read failed); True when there was one."""
+    """Take the AFTER_REBOOT note off the job, and the refused Reboot's that led to it (the
+    CPE rebooted, in a session that did not plan: drift checks off, or its read failed);
+    True when there was one."""
     job = memory.get("job")
     if not job or AFTER_REBOOT not in job.get("notes", ()):
         return False
-    job["notes"] = [note for note in job["notes"] if note != AFTER_REBOOT]
+    job["notes"] = [
+        note
+        for note in job["notes"]
+        if note != AFTER_REBOOT and not note.startswith(REBOOT_REFUSED)
+    ]
     job["updated"] = clock.iso(now)
     return True
 
