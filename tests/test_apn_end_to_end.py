@@ -175,6 +175,28 @@ async def test_a_locked_sim_in_a_modem_that_says_no_imei_is_refused_until_one_do
     assert router.tree.get(apn) == "n.acsd-test.example"
 
 
+async def test_a_lock_no_modem_has_taken_yet_lets_the_first_that_says_its_imei_on_at_once(
+    daemon,
+):
+    # The router's SIM known from an earlier session, a LockIMEI device made for it since:
+    # the Inform carries no IMEI, and the SIM was taken for refused at it. The session
+    # recorded the IMEI (the lock) but sent no APN, and nothing asked for another: the
+    # router waited for its next periodic Inform, while the API said connected.
+    admin = Api(daemon.api_url, token(daemon, "ADMIN"))
+    api = ApnApi(admin, "json")
+    sim, card = mobile_router(daemon, "APNFIRST")
+    bind(daemon, card, "OPERATOR-F")
+    assert (await sim.run_once()).ok == 1  # the record learns the SIM
+    body = {"CLI": card["imsi"], "LockIMEI": True, "Hints": HINTS}
+    device_id = api.post(apns_path("OPERATOR-F", "locked"), body).wrapper["Meta"]["Id"]
+    put = api.put(network_path("OPERATOR-F", "locked"), {"APN": "first.acsd-test.example"})
+    assert put.status == 200, put.wrapper
+    assert (await sim.run_once()).ok == 1
+    assert sim.routers[0].tree.get("Device.Cellular.AccessPoint.1.APN") == "first.acsd-test.example"
+    data = api.get(apns_path("OPERATOR-F", "locked", device_id)).data
+    assert data["IMEI"] == card["imei"] and data["Status"] == 1 and data["NetworkStatus"] == 1
+
+
 async def test_the_imei_lock_records_the_modem_then_refuses_a_swapped_one(daemon):
     admin = Api(daemon.api_url, token(daemon, "ADMIN"))
     api, xml = ApnApi(admin, "json"), ApnApi(admin, "xml")

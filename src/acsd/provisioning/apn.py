@@ -185,11 +185,19 @@ def locked_out(device: ApnDeviceRecord, imei: str | None) -> bool:
     return imei != device.imei if device.imei else not imei
 
 
+#: desired.apn_imei of a lock no modem has taken yet: the first that says its IMEI takes it
+FIRST_TO_SAY = "*"
+
+
 def apn_refused_here(desired: Desired, ident: Mapping[str, Any]) -> bool:
     """The APN in ``desired`` is for a SIM locked to another modem than the one whose
     identity the session read (the Inform seldom carries the IMEI, so add_apn_name cannot
-    always tell): the APN device is refused after this session, and no APN goes there."""
-    return desired.apn_imei is not None and digits(ident.get("imei")) != desired.apn_imei
+    always tell), or, for a lock not taken yet, to a modem that says no IMEI: the APN
+    device is refused after this session, and no APN goes there."""
+    if desired.apn_imei is None:
+        return False
+    read = digits(ident.get("imei"))
+    return not read if desired.apn_imei == FIRST_TO_SAY else read != desired.apn_imei
 
 
 def apn_for_another_sim(desired: Desired, ident: Mapping[str, Any]) -> bool:
@@ -284,8 +292,9 @@ async def add_apn_name(
         refused = False
         for device in _ranked(live, keys):
             # (an IMEI not known at the Inform is checked once the session has read it,
-            # apn_refused_here; with none recorded there is nothing to send it for yet)
-            barred = locked_out(device, imei) and (imei is not None or not device.imei)
+            # apn_refused_here: against the recorded one, or, for a lock no modem has taken
+            # yet, that the modem says one, which the session's end records as the lock)
+            barred = locked_out(device, imei) and imei is not None
             if device.enabled and barred:
                 refused = True
             if not device.enabled or barred:
@@ -293,8 +302,8 @@ async def add_apn_name(
             network = await store.get_apn_network(device.account, device.network)
             if network is not None and network.apn:
                 name = network.apn
-                if device.lock_imei and device.imei:
-                    desired.apn_imei = device.imei
+                if device.lock_imei:
+                    desired.apn_imei = device.imei or FIRST_TO_SAY
                 break
         # (a modem the IMEI lock refuses gets nothing from acsd, the fallback neither)
         fallback = profile.spec.apn_fallback
