@@ -653,6 +653,12 @@ def test_failures_are_rate_limited_per_router_and_address(module_daemon_factory,
         "too many failed attempts from this address",
     ]
     assert [e["username"] for e in rate_limited[:2]] == ["AUTH0001", "auth0001"]
+    # A client locked out may go on asking at will: each gets its 429, but not a warning
+    # line each (the count is in the next line, and in acsd_cwmp_auth_rate_limited_total)
+    for _ in range(20):
+        assert Wire(daemon.cwmp_url, source=source).post(inform("AUTH0003")).status == 429
+    time.sleep(0.5)
+    assert len(daemon.events("cwmp.auth_rate_limited")) == 3
 
 
 # --- start-up and config -------------------------------------------------------------------

@@ -411,3 +411,29 @@ class Once:
             self._seen.clear()
         self._seen.add(key)
         return True
+
+
+class Throttle:
+    """At most one line per key per ``interval`` seconds, for warnings a client can repeat
+    at will (a locked-out username's every request): :meth:`due` says whether to write
+    one now, and how many were held back since the last. Bounded: past ``most`` keys it
+    starts over."""
+
+    __slots__ = ("_interval", "_last", "_most")
+
+    def __init__(self, interval: float, most: int = 10_000) -> None:
+        self._interval = interval
+        self._most = most
+        self._last: dict[Any, tuple[float, int]] = {}
+
+    def due(self, key: Any, now: float) -> int | None:
+        """The lines held back since the last one of ``key`` when one is due now (0 the
+        first time), else None (and this one is counted)."""
+        last, held = self._last.get(key, (float("-inf"), 0))
+        if now - last < self._interval:
+            self._last[key] = (last, held + 1)
+            return None
+        if len(self._last) >= self._most:
+            self._last.clear()
+        self._last[key] = (now, 0)
+        return held

@@ -56,9 +56,11 @@ from acsd.cwmp.soap import (
     render_envelope,
 )
 from acsd.inflate import InflateError, content_encoding, inflate
-from acsd.log import get_logger, log_failure, peer_text, session_ref
+from acsd.log import Throttle, get_logger, log_failure, peer_text, session_ref
 
 log = get_logger("acsd.cwmp")
+#: seconds between two cwmp.auth_rate_limited lines of one username and address
+RATE_LIMITED_LOG_INTERVAL = 10.0
 
 COOKIE = "acsd_session"
 #: session.context key: the username that opened the session (with [cwmp.auth] on)
@@ -130,6 +132,8 @@ class CwmpServer:
         self.parking = self.handoff.parking
         #: TCP connections (their transports) that authenticated, and as whom
         self._conn_auth: weakref.WeakKeyDictionary[object, AuthResult] = weakref.WeakKeyDictionary()
+        #: (username, address) -> when cwmp.auth_rate_limited was last written
+        self._rate_limited_told = Throttle(RATE_LIMITED_LOG_INTERVAL)
         #: whether a request without a usable X-Forwarded-For was logged (trust_forwarded)
         self._told_unforwarded = False
 
@@ -375,7 +379,16 @@ class CwmpServer:
         }
         if result.status == 429:
             self.stats["auth_rate_limited"] += 1
-            log.warning("cwmp.auth_rate_limited", retry_after=result.retry_after, **fields)
+            # a client locked out may go on asking at will: one line per username and
+            # address a while, saying how many the ones in between were
+            key = (fields["username"], remote_ip)
+            if (held := self._rate_limited_told.due(key, time.monotonic())) is not None:
+                log.warning(
+                    "cwmp.auth_rate_limited",
+                    retry_after=result.retry_after,
+                    since_last=held,
+                    **fields,
+                )
             response = web.Response(
                 status=429,
                 text="too many failed authentication attempts, retry later\n",
