@@ -420,6 +420,19 @@ def test_lte_reports_the_4g_signal_and_code_8(tr181):
     assert "ssSingnalStrength" not in status
 
 
+@pytest.mark.parametrize("state", ["Down", "NotPresent", "Error"])
+def test_a_modem_that_is_not_up_reports_no_signal(tr181, state):
+    # RSRP left from the last connection read as the signal of a modem with no network
+    status = extract_status(
+        tr181, mobile_values(CurrentAccessTechnology="LTE", RSRP="-96", Status=state)
+    )
+    assert status["networkType"] == "1"
+    assert "signalStrength" not in status and "ssSingnalStrength" not in status
+    # an idle modem, waiting to attach, still measures its cell
+    dormant = mobile_values(CurrentAccessTechnology="LTE", RSRP="-96", Status="Dormant")
+    assert extract_status(tr181, dormant)["signalStrength"] == 46
+
+
 def test_3g_has_no_rsrp_so_rssi_gives_the_signal(tr181):
     status = extract_status(
         tr181, mobile_values(CurrentAccessTechnology="UMTSHSPA", RSRP="0", RSSI="-80")
