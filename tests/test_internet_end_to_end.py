@@ -628,3 +628,47 @@ async def test_rows_whose_addobject_answer_was_lost_are_found_and_deleted(world,
     device = world.api.get(f"/network/device/{device_id}").body
     assert device["state"] == "ACTIVE" and device["job"]["state"] == "DONE", device["job"]
     assert device["job"]["faults"] == [] and device["status"]["wanIp"] == line.ip
+
+
+async def test_a_line_without_a_range_leaves_the_customers_own_second_lan_on(world, module_daemon):
+    # A line without an additional range turned off the router's second LAN address
+    # whoever had set it: the customer's own second subnet was cut off. Only the one an
+    # earlier line of acsd's turned on is turned off.
+    sim = Simulation(module_daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="OWNLAN")
+    router = sim.routers[0]
+    add_device(world, router.serial)
+    lan2 = "Device.IP.Interface.1.IPv4Address.2."
+    for leaf, value in (("IPAddress", "10.10.10.1"), ("SubnetMask", "255.255.255.0"),
+                        ("Enable", "true")):  # fmt: skip
+        router.set_local(lan2 + leaf, value)
+    assert (await sim.run_once()).ok == 1
+
+    def line(ip: str, gateway: str, lan: tuple[str, str] | None) -> Line:
+        net, router_ip = lan or ("", "")
+        return Line(ip, "255.255.255.248", gateway, net, "255.255.255.240" if lan else "",
+                    router_ip)  # fmt: skip
+
+    device_id = world.api.get("/network/device", query={"q": router.serial}).body["items"][0]
+
+    async def confirm(line: Line, start: str) -> None:
+        body = line.confirm(start)
+        if not line.lan_net:  # (seed 002: the range is optional)
+            del body["net"]["lanNet"], body["net"]["lanSubnet"]
+        path = f"/internet/account/{order(world, device_id['_id'])}/confirm"
+        reply = world.api.post(path, body)
+        assert reply.status == 200, reply.body
+
+    without = line("203.0.113.186", "203.0.113.185", None)
+    await confirm(without, "2024-01-01T00:00:00Z")
+    assert (await sim.run_once()).ok == 1
+    tree = router.tree.flat()
+    assert wan_address(tree) == without.ip
+    assert is_true(tree[lan2 + "Enable"]) and tree[lan2 + "IPAddress"] == "10.10.10.1"
+    # a line with a range uses it, and a later line without one turns acsd's range off
+    ranged = line("203.0.113.186", "203.0.113.185", ("203.0.113.224", "203.0.113.225"))
+    await confirm(ranged, "2025-01-01T00:00:00Z")
+    assert (await sim.run_once()).ok == 1
+    assert router.tree.get(lan2 + "IPAddress") == "203.0.113.225"
+    await confirm(without, "2025-06-01T00:00:00Z")
+    assert (await sim.run_once()).ok == 1
+    assert not is_true(router.tree.get(lan2 + "Enable"))

@@ -49,7 +49,14 @@ from acsd.provisioning.apn import (
 from acsd.provisioning.desired import Desired, desired_state
 from acsd.provisioning.end_phase import EndPhase
 from acsd.provisioning.internet import add_internet_settings
-from acsd.provisioning.jobs import AFTER_REBOOT, PENDING, STUN_PUSHED, new_memory
+from acsd.provisioning.jobs import (
+    AFTER_REBOOT,
+    OWNED_SWITCHES,
+    PENDING,
+    STUN_PUSHED,
+    SWITCHED_ON,
+    new_memory,
+)
 from acsd.provisioning.profiles import Profile, detect_root
 from acsd.provisioning.session_state import NOTHING, Apply
 from acsd.provisioning.status import plan_and_extraction, untyped
@@ -223,6 +230,7 @@ class ProvisioningDriver(EndPhase):
                     await add_internet_settings(
                         self.store, record.id, self.desired, clock.now(), dns=dns
                     )
+                    self._leave_theirs_on()
                 except Exception:
                     log.exception("session.account_lookup_failed", serial=dev.serial_number)
                     return rpc.acs_fault(8002, "internet account lookup failed; retry later")
@@ -716,6 +724,19 @@ class ProvisioningDriver(EndPhase):
             self.memory["absentAt"] = int(now)
         else:
             self.memory.pop("absentAt", None)
+
+    def _leave_theirs_on(self) -> None:
+        """A line that turns off a second LAN address or a backup line turns off only one
+        that acsd turned on (an earlier line's): one the customer set up is theirs."""
+        settings = self.desired.settings
+        on = set(self.memory.get(SWITCHED_ON) or ())
+        for name in OWNED_SWITCHES:
+            if settings.get(name) is True:
+                on.add(name)  # acsd's from now on (a range the customer had is taken over)
+            elif settings.get(name) is False and name not in on:
+                del settings[name]
+        if on:
+            self.memory[SWITCHED_ON] = sorted(on)
 
     def _drift_check_due(self) -> bool:
         """Whether this session checks applied settings (``drift_check_interval``)."""

@@ -198,6 +198,11 @@ def new_memory(memory: dict[str, Any] | None, *, bootstrap: bool) -> dict[str, A
             }
         ):
             out["lostAdds"] = marks
+        # the switches of OWNED_SWITCHES acsd turned on; absent until it does
+        if type(on := memory.get(SWITCHED_ON)) is list and (
+            owned := [name for name in on if name in OWNED_SWITCHES]
+        ):
+            out[SWITCHED_ON] = owned
         # the ParameterKey acsd last wrote, and whether the router echoes it (param_key);
         # absent until acsd writes
         if (key := param_key.stored(memory)) is not None:
@@ -256,6 +261,17 @@ def masked_faults(
     return out
 
 
+#: switches a line turns off again only where a line of acsd's turned them on (memory
+#: SWITCHED_ON, kept from the session that asks for them on until one turns them off): a
+#: router's second LAN address or backup line that its customer set up is theirs
+OWNED_SWITCHES = ("lan.extra.enable", "wan.failover.enable")
+SWITCHED_ON = "switchedOn"
+
+
+def _switched_on(wire: str) -> bool:
+    return wire.strip().lower() in ("1", "true", "on", "enable", "enabled", "yes")
+
+
 def record_outcome(
     memory: dict[str, Any], outcome: Outcome, now: float, policy: RetryPolicy
 ) -> None:
@@ -265,6 +281,13 @@ def record_outcome(
             memory["faults"].pop(change.fault_path, None)
         if change.setting == "apn.name":
             memory[APN_SET] = change.value
+        if change.setting in OWNED_SWITCHES and not _switched_on(change.value):
+            # turned off: the customer's to turn on again, and acsd's no more
+            on = [name for name in memory.get(SWITCHED_ON) or () if name != change.setting]
+            if on:
+                memory[SWITCHED_ON] = on
+            else:
+                memory.pop(SWITCHED_ON, None)
         for path in change.clears:
             memory["secrets"].pop(path, None)
         if change.secret:
