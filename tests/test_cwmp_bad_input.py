@@ -615,3 +615,25 @@ def test_a_malformed_answer_in_a_session_is_logged_with_its_routers_serial(modul
         lambda: [e for e in module_daemon.events("cwmp.bad_envelope") if e.get("serial")]
     )
     assert any(e["serial"] == "BADANS0001" for e in said), said
+
+
+def test_a_cpes_text_of_any_length_makes_no_log_line_of_that_length(module_daemon):
+    # An EventCode of 100 kB (TR-069: string(64)) made a session.inform line of 100 kB at
+    # every session, and a FaultString of 300 kB a warning of 300 kB.
+    from test_cwmp_protocol import drive_answering_raw
+
+    daemon = module_daemon
+    ns = "urn:dslforum-org:cwmp-1-2"
+    wire = Wire(daemon.cwmp_url)
+    inform = inform_body("LONGTEXT1", events=("1 BOOT", "X" * 100_000))
+    assert wire.post(envelope(inform, ns=ns)).status == 200
+    fault = (
+        "<SOAP-ENV:Fault><faultcode>Client</faultcode><faultstring>CWMP fault</faultstring>"
+        "<detail><cwmp:Fault><FaultCode>9002</FaultCode>"
+        f"<FaultString>{'y' * 300_000}</FaultString></cwmp:Fault></detail></SOAP-ENV:Fault>"
+    )
+    drive_answering_raw(wire, ns, {rpc.GetParameterValues: fault}, limit=400)
+    [line] = [e for e in daemon.events("session.inform") if e.get("serial") == "LONGTEXT1"]
+    assert line["events"][0] == "1 BOOT" and len(line["events"][1]) == 64 + 3
+    faults = [e for e in daemon.events("session.gpv_fault") if e.get("serial") == "LONGTEXT1"]
+    assert faults and all(len(e["fault"]) == 256 + 3 for e in faults)

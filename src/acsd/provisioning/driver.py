@@ -276,10 +276,15 @@ class ProvisioningDriver(EndPhase):
         # TR-069 allows 64 EventStructs; a CPE sending thousands must not get a log line
         # of megabytes at every session.
         extra = {"more_events": len(self.events) - 64} if len(self.events) > 64 else {}
+        events = self.events[:64]
+        if any(len(code) > _EVENT_CODE_MAX for code in events):
+            # (TR-069's EventCode is at most 64 characters; one of a megabyte made a line
+            # of a megabyte)
+            events = [peer_text(code, _EVENT_CODE_MAX) for code in events]
         log.info(
             "session.inform",
             serial=dev.serial_number,
-            events=self.events[:64],
+            events=events,
             profile=self.profile.name,
             known=record is not None,
             retry=inform.retry_count,
@@ -825,6 +830,9 @@ def _udp_address(ident: Mapping[str, Any], flat: Mapping[str, str]) -> str | Non
         return ""
     return udp
 
+
+#: characters of an EventCode (TR-069: string(64)) that a log line shows
+_EVENT_CODE_MAX = 64
 
 #: the requests that carry a ParameterKey
 _WRITES = (rpc.SetParameterValues, rpc.AddObject, rpc.DeleteObject)

@@ -11,7 +11,7 @@ from typing import Any
 from acsd import clock
 from acsd.cwmp import rpc
 from acsd.cwmp.session import CwmpSession
-from acsd.log import Once, get_logger
+from acsd.log import Once, get_logger, peer_text
 from acsd.provisioning.absent import Kind, kind_of
 from acsd.provisioning.internet import needs_line_dns
 from acsd.provisioning.plan import along_targets
@@ -866,7 +866,7 @@ def _log_gpv_fault(
         "session.gpv_fault",
         serial=session.serial,
         code=response.code,
-        fault=response.string,
+        fault=peer_text(response.string, 256),  # (the CPE's text: of any length)
         name=names[0] if len(names) == 1 else None,
         **extra,
     )
