@@ -151,6 +151,13 @@ def test_a_backup_path_that_is_no_file_to_write_is_refused(daemon, tmp_path: Pat
         f"{tmp_path}/nodir/b.db": f"acsd: cannot write {tmp_path}/nodir/b.db: there is no "
         f"directory {tmp_path}/nodir (create it first)",
     }
+    # a FIFO, a device or a link (--force replaced /dev/full with a file of the database;
+    # a device node is not made here: a regression would replace it)
+    fifo, link = tmp_path / "fifo", tmp_path / "link.db"
+    os.mkfifo(fifo)
+    link.symlink_to(tmp_path / "elsewhere.db")
+    for odd in (fifo, link):
+        cases[str(odd)] = f"acsd: {odd} is no regular file (a link, device or FIFO); give a file"
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
     # root writes in any directory but not in sysfs
@@ -162,6 +169,7 @@ def test_a_backup_path_that_is_no_file_to_write_is_refused(daemon, tmp_path: Pat
             assert proc.returncode == 1 and proc.stdout == "", path
             assert proc.stderr.splitlines() == [message], path
     assert not (tmp_path / "newdir").exists() and list(locked.iterdir()) == []
+    assert fifo.is_fifo() and link.is_symlink()
 
 
 def test_a_backup_over_the_live_databases_own_files_is_refused(daemon, tmp_path: Path):

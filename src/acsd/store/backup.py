@@ -49,6 +49,9 @@ def backup(source: Path, target: Path, *, force: bool = False) -> BackupResult:
     for suffix in ("-wal", "-shm", "-journal"):
         if target.resolve() == live.with_name(live.name + suffix):
             raise BackupError(f"the backup target is the database's own {suffix[1:]} file")
+    if target.is_symlink() or (target.exists() and not target.is_file()):
+        # (--force or not: replaced by rename, /dev/full became a file of the database)
+        raise BackupError(f"{target} is no regular file (a link, device or FIFO); give a file")
     if target.exists() and not force:
         raise BackupError(f"{target} exists; use --force to replace it")
     folder = target.parent if str(target.parent) else Path(".")
