@@ -385,6 +385,12 @@ async def test_credentials_a_router_wrote_into_its_url_are_not_sent() -> None:
     assert result.ok and accepted == ["auth"]
     assert without_password(url) == f"http://admin:***@127.0.0.1:{port}/cr"
     assert without_password("http://192.0.2.1:7547/a@b") == "http://192.0.2.1:7547/a@b"
+    # or as a query parameter of the URL, which the API showed as it was
+    assert (
+        without_password("http://192.0.2.1:7547/cr?user=admin&password=router-secret&x=1")
+        == "http://192.0.2.1:7547/cr?user=admin&password=***&x=1"
+    )
+    assert without_password("http://192.0.2.1:7547/cr?x=1") == "http://192.0.2.1:7547/cr?x=1"
 
 
 async def test_credentials_in_a_url_acsd_does_not_call_are_not_shown() -> None:

@@ -9,6 +9,7 @@ from yarl import URL
 
 from acsd import clock
 from acsd.cwmp.connreq import shown_url
+from acsd.log import is_secret_name
 from acsd.models import STORED, CpeInfo, Device, DeviceStatus, Dhcp, Job, Wifi
 from acsd.provisioning.status import is_online
 from acsd.store.base import DeviceRecord
@@ -17,15 +18,22 @@ from acsd.store.records import warn_damaged
 
 def without_password(url: str | None) -> str | None:
     """A URL a router reported, its password (firmware that writes its own credentials
-    into the ConnectionRequestURL) replaced by ``***``: operators see where it is. Parsed
-    as the Connection Request parses it; in what is no URL, all before the last "@"."""
-    if not url or "@" not in url:
+    into the ConnectionRequestURL, in its user part or as a query parameter such as
+    ``?password=``) replaced by ``***``: operators see where it is. Parsed as the
+    Connection Request parses it; in what is no URL, all before the last "@"."""
+    if not url or ("@" not in url and "?" not in url):
         return url
     try:
         parsed = URL(url)
     except (ValueError, UnicodeError):
-        return shown_url(url)
-    return url if parsed.password is None else str(parsed.with_password("***"))
+        return shown_url(url) if "@" in url else url
+    shown = parsed
+    if parsed.password is not None:
+        shown = shown.with_password("***")
+    if any(is_secret_name(name) for name in parsed.query):
+        query = [(k, "***" if is_secret_name(k) else v) for k, v in parsed.query.items()]
+        shown = shown.with_query(query)
+    return url if shown is parsed else str(shown)
 
 
 def _stored(model: type[BaseModel], value: Any, record: DeviceRecord, column: str) -> Any:
