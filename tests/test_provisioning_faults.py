@@ -417,6 +417,10 @@ async def test_devices_whose_job_failed_are_listed_and_counted(module_daemon):
     daemon.apply(seed_body(failing))  # its pool is outside the router's LAN: FAILED at once
     daemon.apply(seed_body(done, LAN))
     before = jobs_failed(daemon)  # (other tests of this module's daemon fail jobs too)
+    # every profile's series is there from the start, at 0 where no job failed yet: an
+    # alert on increase() sees the first one
+    assert {"tr181", "tr098", "huawei", "tplink-tr181"} <= set(before)
+    assert before.get("tplink-tr181") == 0
     assert (await sim.run_once()).ok == 3
     shown = {serial: daemon.device_json(serial) for serial in (failing, done, bare)}
     assert [(d["state"], d["jobs"], d.get("job", {}).get("state")) for d in shown.values()] == [

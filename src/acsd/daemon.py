@@ -126,6 +126,7 @@ async def serve(
         await store.close()
         return 1
     metrics = Metrics(version=__version__)
+    metrics.know_profiles(profiles.current.names())
     metrics.watch_store(store)
     metrics.watch_tls(tls)
     share = _metrics_share(worker)
@@ -325,6 +326,7 @@ async def serve(
 
     def new_profiles(current: ProfileSet) -> None:
         api_context.profiles = current
+        metrics.know_profiles(current.names())
 
     def new_config(running: Config, fresh: Config) -> None:
         """What a reload changes in this process: sessions that start afterwards push the

@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from aiohttp import web
@@ -284,6 +284,13 @@ class Metrics:
         if child is None:
             child = self._profiles[name] = self.profile_selected.labels(name)
         child.inc()
+
+    def know_profiles(self, names: Iterable[str]) -> None:
+        """Every profile's series of acsd_jobs_failed_total from the start, at 0: an alert
+        on increase() sees a profile's first failed job (a series that appears at 1 has no
+        earlier sample to rise from)."""
+        for name in names:
+            self.jobs_failed.labels(name)
 
     def _job_failed(self, profile: str) -> None:
         # rare (once per revision of a router): no cached child needed
