@@ -166,6 +166,7 @@ async def test_a_session_cut_short_after_a_split_leaves_the_job_pending(daemon_f
     rpcs = whole.routers[0].stats.rpcs[-1]
     assert rpcs.count("SetParameterValues") > 2, rpcs
     limit = rpcs.index("SetParameterValues") + sent
+    assert first.stop() == 0  # (one service per SQLite file)
     daemon = daemon_factory(cwmp={"max_requests_per_session": limit})
     sim = split_router(daemon, f"PL{limit}")
     serial = sim.routers[0].serial
@@ -193,6 +194,7 @@ async def test_a_job_is_done_only_when_the_router_holds_everything(daemon_factor
         )
         job = daemon.device_json(serial).get("job") or {}
         assert holds or job.get("state") != "DONE", (limit, job)
+        assert daemon.stop() == 0  # (one service per SQLite file: the next limit's)
 
 
 async def test_a_batch_applied_but_never_answered_is_read_again_not_held_back(

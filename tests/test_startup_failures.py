@@ -364,3 +364,18 @@ def test_a_listener_that_cannot_bind_is_named_with_one_process(tmp_path: Path, w
     [line] = [x for x in proc.stderr.splitlines() if '"listen_failed"' in x]
     assert f'"key":"{which}.listen"' in line.replace(" ", "") and listen in line
     assert "Traceback" not in proc.stderr
+
+
+def test_a_second_service_on_one_sqlite_file_is_refused(daemon_factory, tmp_path: Path):
+    # Another instance on the same file (other ports) started and wrote beside the first,
+    # ending its parked sessions at its start: one SQLite file is one service's.
+    first = daemon_factory()
+    (tmp_path / "second").mkdir()
+    config = write_config(tmp_path / "second", store={"url": f"sqlite:///{first.db}"})
+    proc = run_cli("serve", "--config", str(config), timeout=30, bounded=True)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.splitlines() == [
+        f"acsd: another acsd serves {first.db} (its lock {first.db}-serve.lock is held): "
+        "stop it first, or give this one a store.url of its own"
+    ]
+    assert first.proc.poll() is None  # the first serves on

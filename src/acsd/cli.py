@@ -167,10 +167,36 @@ def _serve(config: Config, config_path: str | None, profiles: ProfileSet | None)
     except RuntimeError as exc:
         print(f"acsd: config error: event_loop: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if WORKER_ENV not in os.environ and (taken := _serving_elsewhere(config)) is not None:
+        print(taken, file=sys.stderr)
+        return 1
     if config.workers > 1 and WORKER_ENV not in os.environ:
         return supervise(config, config_path)
     with asyncio.Runner(loop_factory=factory) as runner:
         return runner.run(serve(config, config_path=config_path, profiles=profiles))
+
+
+#: the descriptor of this service's lock on its SQLite database (kept while it runs)
+_SERVING: list[int] = []
+
+
+def _serving_elsewhere(config: Config) -> str | None:
+    """Why this service may not serve its SQLite database: another service does (the
+    file is one service's; several instances share PostgreSQL)."""
+    from acsd.store import is_postgres, sqlite_path
+    from acsd.store.sqlite.files import serve_alone
+
+    if is_postgres(config.store.url):
+        return None
+    path = sqlite_path(config.store.url)
+    fd = serve_alone(path)
+    if fd is None:
+        return (
+            f"acsd: another acsd serves {path} (its lock {path}-serve.lock is held): stop it "
+            "first, or give this one a store.url of its own"
+        )
+    _SERVING.append(fd)
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

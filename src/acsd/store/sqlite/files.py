@@ -122,3 +122,25 @@ class DatabaseUse:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
             self._fd = None
+
+
+def serve_alone(path: Path) -> int | None:
+    """An exclusive flock that one service (its supervisor, or its single process) holds
+    on ``PATH-serve.lock`` for as long as it serves the database at ``path``: the
+    descriptor to keep open, or None while another service holds it. A second instance
+    on one SQLite file would end the first one's parked sessions at its start, and the
+    file is no place for two services (PostgreSQL is, for several instances). On a file
+    system without flock it holds nothing, and says nothing."""
+    lock = Path(f"{path}-serve.lock")
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return -1  # (no lock file can be made here: opening the store says why)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except OSError:
+        pass
+    return fd
