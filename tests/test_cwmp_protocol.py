@@ -335,7 +335,10 @@ def test_cpe_that_vanishes_mid_session_still_gets_its_inform_recorded(daemon_fac
         ),
         timeout=15,
     )
-    assert daemon.events("cwmp.session_timeout")
+    [timeout] = daemon.events("cwmp.session_timeout")
+    # tied to its session's other lines, as every line about a session is
+    [inform] = [e for e in daemon.events("session.inform") if e["serial"] == "PROTO0005"]
+    assert timeout["session"] == inform["session"]
     # lastComm is when the router last spoke, not when its session timed out.
     last = datetime.fromisoformat(json.loads(device)["status"]["lastComm"].replace("Z", "+00:00"))
     assert abs(last.timestamp() - heard) < 1.5

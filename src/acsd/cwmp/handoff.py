@@ -196,7 +196,12 @@ class SessionHandoff:
             except ParkError as exc:
                 log.warning("cwmp.take_over_refused", reason=str(exc))
                 continue
-            log.info("cwmp.session_timeout", serial=session.serial, parked=True)
+            log.info(
+                "cwmp.session_timeout",
+                serial=session.serial,
+                session=session_ref(session.id),
+                parked=True,
+            )
             await self._close(session, "timed out waiting for the CPE")
 
     async def end_parked_of(self, serial_no: str) -> None:

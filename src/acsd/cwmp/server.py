@@ -760,7 +760,7 @@ class CwmpServer:
         """Abandon sessions whose CPE went silent: what they learned is still committed."""
         deadline = time.monotonic() - self.settings.session_timeout
         for session in [s for s in self.sessions.by_id.values() if s.last_active < deadline]:
-            log.info("cwmp.session_timeout", serial=session.serial)
+            log.info("cwmp.session_timeout", serial=session.serial, session=session_ref(session.id))
             await self._close(session, "timed out waiting for the CPE")
 
     async def drain(self, grace: float, *, hurry: asyncio.Event | None = None) -> None:
