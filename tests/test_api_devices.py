@@ -800,3 +800,20 @@ def test_a_reservation_id_is_one_short_line(world: World):
     made = world.api.post("/network/device", body)
     assert made.status == 201, made.body
     assert made.body["dhcp"]["reservedClients"][0]["id"] == "r8jf84fv"
+
+
+def test_unknown_tokens_are_counted_and_said_without_flooding_the_log(daemon):
+    # A client guessing tokens (or one left with a revoked one) got its 401s with neither a
+    # log line nor a metric; one line per address a while, and a counter, now.
+    import urllib.request
+
+    guess = "acsd_" + "0" * 40
+    api = Api(daemon.api_url, guess)
+    for _ in range(5):
+        assert api.get("/network/device").status == 401
+    [line] = daemon.events("api.auth_failed")
+    assert line["level"] == "warning" and line["remote"] == "127.0.0.1"
+    assert guess not in daemon.log_text()
+    with urllib.request.urlopen(daemon.api_url + "metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    assert "acsd_api_auth_failures_total 5.0" in text

@@ -212,9 +212,15 @@ class Metrics:
             "acsd_store_refusals",
             "CWMP sessions (listener cwmp: at the Inform or at the end) and API requests "
             "(api) answered 503 + Retry-After because the database could not take them, by "
-            "the 503's cause (disk, read_only, busy, unreachable, restart_needed, "
+            "the 503's cause (disk, read_only, busy, unreachable, restart_needed, corrupt, "
             "unavailable).",
             ["listener", "cause"],
+            registry=reg,
+        )
+        self.api_auth_failures = Counter(
+            "acsd_api_auth_failures",
+            "Operator and APN API requests refused 401 for a bearer token that is unknown or "
+            "revoked (a guess, or a client left with an old token).",
             registry=reg,
         )
         # every series from the start, at 0: an alert on increase() sees the first refusal

@@ -14,7 +14,7 @@ from acsd.api import apn, audit, customers, devices, internet, models
 from acsd.api.answer import json_response
 from acsd.api.body import BODY_TIMEOUT
 from acsd.api.context import CONTEXT, ApiContext
-from acsd.api.errors import STORE_REFUSED, error_middleware
+from acsd.api.errors import STORE_REFUSED, TOKEN_REFUSED, error_middleware
 from acsd.api.openapi import add_openapi_routes, describe
 from acsd.store.outages import OTHER, outage
 
@@ -111,6 +111,7 @@ def build_api_app(
         # or behind a proxy that decides who may scrape.
         app.router.add_get("/metrics", _metrics_page(metrics))
         app[STORE_REFUSED] = functools.partial(metrics.store_refused, "api")
+        app[TOKEN_REFUSED] = metrics.api_auth_failures.inc
     for resource in (devices, customers, models, internet, audit, apn):
         resource.setup(app)
     add_openapi_routes(app, title="acsd operator API", version=version)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -16,12 +17,15 @@ from aiohttp import web
 from pydantic import TypeAdapter, ValidationError
 
 from acsd import clock
-from acsd.api.errors import ApiError
+from acsd.api.errors import TOKEN_REFUSED, ApiError
 from acsd.audit import cli_record
 from acsd.ids import is_id, new_id, normal_id
+from acsd.log import Throttle, get_logger
 from acsd.models import DeviceName
 from acsd.rules import key_problem
 from acsd.store.base import CustomerRecord, Store, TokenRecord
+
+log = get_logger("acsd.api")
 
 Role = Literal["ADMIN", "RESELLER", "OWNER", "MANAGER"]
 ROLES: tuple[str, ...] = ("ADMIN", "RESELLER", "OWNER", "MANAGER")
@@ -155,6 +159,23 @@ class Caller:
             raise ApiError(403, "access_denied", "Insufficient access level: ADMIN only")
 
 
+#: seconds between two api.auth_failed lines of one client address
+TOKEN_REFUSED_LOG_INTERVAL = 10.0
+_TOKEN_REFUSED_TOLD = Throttle(TOKEN_REFUSED_LOG_INTERVAL)
+
+
+def _token_refused(request: web.Request) -> None:
+    """A token that is unknown or revoked: counted, and said once per address a while
+    (a client guessing tokens must not choose how much acsd logs). Never the token."""
+    if (count := request.app.get(TOKEN_REFUSED)) is not None:
+        count()
+    remote = request.remote or ""
+    if (held := _TOKEN_REFUSED_TOLD.due(remote, time.monotonic())) is not None:
+        log.warning(
+            "api.auth_failed", remote=remote, reason="unknown or revoked token", since_last=held
+        )
+
+
 async def authenticate(request: web.Request, store: Store) -> Caller:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -167,6 +188,7 @@ async def authenticate(request: web.Request, store: Store) -> Caller:
         )
     record = await store.find_token(hash_token(token.strip()))
     if record is None:
+        _token_refused(request)
         raise ApiError(
             401,
             "unauthorized",

@@ -286,6 +286,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 #: what the listener calls with an outage's ``cause`` for each request it answers 503
 #: (the refusals metric); unset, nothing is counted
 STORE_REFUSED = web.AppKey("acsd_store_refused", Callable[[str], None])
+#: what the listener calls for each request refused 401 for its token (the metric)
+TOKEN_REFUSED = web.AppKey("acsd_token_refused", Callable[[], None])
 
 
 def come_back_later(exc: Exception, request: web.Request) -> Outage | None:
