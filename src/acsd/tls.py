@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from acsd.config import Config, ConfigError, CwmpTlsConfig, TlsConfig
-from acsd.log import get_logger
+from acsd.log import Throttle, get_logger
 from acsd.workdir import relative_note
 
 log = get_logger("acsd.tls")
@@ -198,8 +198,8 @@ class ServerTls:
         #: handshakes that failed (no or untrusted client certificate, no common protocol
         #: version, plain HTTP on the TLS port), by OpenSSL's reason
         self.refused: dict[str, int] = {}
-        #: reason -> (when it was last logged, refusals not logged since)
-        self._logged: dict[str, tuple[float, int]] = {}
+        #: when each reason was last logged, and the refusals not logged since
+        self._logged = Throttle(REFUSAL_LOG_INTERVAL)
 
     def handshake_failed(self, exc: ssl.SSLError) -> None:
         """Log and count a handshake that failed. The event loop drops such a connection
@@ -210,12 +210,9 @@ class ServerTls:
         self.refused[reason] = self.refused.get(reason, 0) + 1
         # A port scanner fails handshakes by the thousand: one line per reason per
         # REFUSAL_LOG_INTERVAL, saying how many the ones in between were.
-        now = time.monotonic()
-        last, held_back = self._logged.get(reason, (float("-inf"), 0))
-        if now - last < REFUSAL_LOG_INTERVAL:
-            self._logged[reason] = (last, held_back + 1)
+        held_back = self._logged.due(reason, time.monotonic())
+        if held_back is None:
             return
-        self._logged[reason] = (now, 0)
         detail = getattr(exc, "verify_message", None) or str(exc)
         log.warning(
             "tls.refused", listener=self.name, reason=reason, detail=detail, since_last=held_back
