@@ -386,6 +386,11 @@ def note_read_failed(memory: dict[str, Any], *, revision: int, why: str, now: fl
     return True
 
 
+#: settings whose lack on a router fails its job (an internet line's static address); the
+#: rest of what a profile or router cannot take is listed on the job as unsupported
+LINE_SETTINGS = ("wan.static.",)
+
+
 def close_job(
     memory: dict[str, Any],
     *,
@@ -403,6 +408,13 @@ def close_job(
     # tables not planned this session (not read, held back) keep what was known of them
     memory["ownedRows"] = {**(memory.get("ownedRows") or {}), **plan.owned}
     faults = list(plan.refused)  # final: only a change of the record or the CPE helps
+    # An internet line (a billed static address) that the router cannot take is no done
+    # job with a note: the line's settings it lacks are final faults, and the job FAILED.
+    faults += [
+        {"setting": u["setting"], "message": u["reason"], "attempts": 0}
+        for u in plan.unsupported
+        if u["setting"].startswith(LINE_SETTINGS)
+    ]
     faults += plan.pending
     # given up (failed), or to be retried later (waiting)
     faults += plan.failed + plan.waiting
@@ -439,7 +451,7 @@ def close_job(
     waiting = same and not rebooted and AFTER_REBOOT in previous.get("notes", ())
     if waiting and AFTER_REBOOT not in notes:
         notes.append(AFTER_REBOOT)
-    unsupported = list(plan.unsupported)
+    unsupported = [u for u in plan.unsupported if not u["setting"].startswith(LINE_SETTINGS)]
     for change, code, message in masked_faults(outcome, outcome.refused_optional):
         # refused this session (later sessions plan without it and list it so themselves)
         reason = refused_reason(change.path, code, message)
