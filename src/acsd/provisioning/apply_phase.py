@@ -319,8 +319,6 @@ class ApplyPhase(ReadPhase):
     ) -> None:
         apply = self.apply
         assert apply is not None and self.profile is not None
-        if isinstance(response, rpc.Fault):
-            response = rpc.cpe_coded(response)
         if isinstance(request, rpc.AddObject):
             row = apply.adds.pop(0)
             setting = row_name(row.table, row.row[self.profile.tables[row.table].key])

@@ -489,6 +489,8 @@ class ProvisioningDriver(EndPhase):
     async def response(
         self, session: CwmpSession, request: rpc.AcsRequest, response: rpc.Message
     ) -> None:
+        if type(response) is rpc.Fault:
+            response = rpc.cpe_coded(response)  # (one without a CWMP code: the CPE's 9002)
         if isinstance(request, rpc.GetParameterValues):
             self._on_gpv(session, response)
         elif isinstance(request, rpc.GetParameterNames) and self.fetch.probe is not None:
