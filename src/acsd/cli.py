@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shlex
@@ -167,36 +168,34 @@ def _serve(config: Config, config_path: str | None, profiles: ProfileSet | None)
     except RuntimeError as exc:
         print(f"acsd: config error: event_loop: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if WORKER_ENV not in os.environ and (taken := _serving_elsewhere(config)) is not None:
-        print(taken, file=sys.stderr)
-        return 1
-    if config.workers > 1 and WORKER_ENV not in os.environ:
-        return supervise(config, config_path)
-    with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(serve(config, config_path=config_path, profiles=profiles))
+    with _serving(config) as alone:
+        if not alone:
+            from acsd.store import sqlite_path
+
+            path = sqlite_path(config.store.url)
+            print(
+                f"acsd: another acsd serves {path} (its lock {path}-serve.lock is held): stop "
+                "it first, or give this one a store.url of its own",
+                file=sys.stderr,
+            )
+            return 1
+        if config.workers > 1 and WORKER_ENV not in os.environ:
+            return supervise(config, config_path)
+        with asyncio.Runner(loop_factory=factory) as runner:
+            return runner.run(serve(config, config_path=config_path, profiles=profiles))
 
 
-#: the descriptor of this service's lock on its SQLite database (kept while it runs)
-_SERVING: list[int] = []
-
-
-def _serving_elsewhere(config: Config) -> str | None:
-    """Why this service may not serve its SQLite database: another service does (the
-    file is one service's; several instances share PostgreSQL)."""
+def _serving(config: Config) -> contextlib.AbstractContextManager[bool]:
+    """The lock of the service on its SQLite database, held while the block runs (see
+    serving_alone): taken by the process the operator started, not by its workers, and
+    not on PostgreSQL, which several instances share."""
     from acsd.store import is_postgres, sqlite_path
-    from acsd.store.sqlite.files import serve_alone
+    from acsd.store.sqlite.files import serving_alone
+    from acsd.workers import WORKER_ENV
 
-    if is_postgres(config.store.url):
-        return None
-    path = sqlite_path(config.store.url)
-    fd = serve_alone(path)
-    if fd is None:
-        return (
-            f"acsd: another acsd serves {path} (its lock {path}-serve.lock is held): stop it "
-            "first, or give this one a store.url of its own"
-        )
-    _SERVING.append(fd)
-    return None
+    if is_postgres(config.store.url) or WORKER_ENV in os.environ:
+        return contextlib.nullcontext(True)
+    return serving_alone(sqlite_path(config.store.url))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,6 +9,7 @@ import contextlib
 import fcntl
 import os
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 #: the files of a database in WAL mode, by the suffix of their name
@@ -124,23 +125,27 @@ class DatabaseUse:
             self._fd = None
 
 
-def serve_alone(path: Path) -> int | None:
+@contextlib.contextmanager
+def serving_alone(path: Path) -> Iterator[bool]:
     """An exclusive flock that one service (its supervisor, or its single process) holds
-    on ``PATH-serve.lock`` for as long as it serves the database at ``path``: the
-    descriptor to keep open, or None while another service holds it. A second instance
-    on one SQLite file would end the first one's parked sessions at its start, and the
-    file is no place for two services (PostgreSQL is, for several instances). On a file
-    system without flock it holds nothing, and says nothing."""
-    lock = Path(f"{path}-serve.lock")
+    on ``PATH-serve.lock`` while it serves the database at ``path``: False while another
+    service holds it. A second instance on one SQLite file would end the first one's
+    parked sessions at its start, and the file is no place for two services (PostgreSQL
+    is, for several instances). Where no lock can be taken (no lock file can be made, a
+    file system without flock) it is True: opening the store says what is wrong there."""
     try:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = os.open(f"{path}-serve.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     except OSError:
-        return -1  # (no lock file can be made here: opening the store says why)
+        yield True
+        return
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        except OSError:
+            pass
+        yield True
+    finally:
         os.close(fd)
-        return None
-    except OSError:
-        pass
-    return fd
