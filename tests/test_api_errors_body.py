@@ -388,11 +388,11 @@ async def test_a_validator_message_comes_without_pydantics_prefix(api):
     text = assert_error(status, body, headers, 400, "dhcp.ipPoolStart")
     assert text == "ipPoolStart 10.0.0.9 is after ipPoolEnd 10.0.0.1"
     twice = [{"mac": "020000000012", "ip": "192.168.5.12"},
-             {"mac": "02:00:00:00:00:12", "ip": "192.168.5.13"}]  # fmt: skip
+             {"mac": "02-00-00-00-00-12", "ip": "192.168.5.13"}]  # fmt: skip
     data = {"serialNumber": "a", "dhcp": {"reservedClients": twice}}
     status, body, headers = await post(api, "/network/device", json.dumps(data))
     text = assert_error(status, body, headers, 400, "dhcp.reservedClients.1.mac")
-    assert text == "MAC 02:00:00:00:00:12 is reserved twice"
+    assert text == "MAC 02-00-00-00-00-12 is reserved twice"
 
     data = {"serialNumber": "a", "wifi": {"password": "short"}}
     status, body, headers = await post(api, "/network/device", json.dumps(data))

@@ -795,7 +795,7 @@ async def test_reservations_resent_in_another_notation_or_order_make_no_job(modu
     device = daemon.device_json(router.serial)
     assert (device["state"], device["jobs"]) == ("ACTIVE", 0)
     body["dhcp"]["reservedClients"] = [
-        {"mac": "02:00:5E:10:00:01", "ip": "192.168.1.11", "enable": True},
+        {"mac": "02-00-5E-10-00-01", "ip": "192.168.1.11", "enable": True},
         {"mac": "1234.5678.9013", "ip": "192.168.1.10", "enable": True},
     ]
     daemon.apply(body)
