@@ -300,6 +300,13 @@ def test_a_misspelt_acsd_variable_is_named_not_ignored(tmp_path: Path):
         f"acsd: warning: {config}: store.url by ACSD_STORE_URL: the environment's value is used"
         in warnings
     )
+    # the same value written both ways overrides nothing
+    same = {**env, "ACSD_SHUTDOWN_GRACE": "2"}  # (write_config's shutdown_grace = 2.0)
+    proc = subprocess.run(
+        acsd_cmd("config", "check", "--config", str(config)),
+        capture_output=True, text=True, timeout=30, cwd=REPO, env=same,
+    )  # fmt: skip
+    assert not any("shutdown_grace" in line for line in proc.stderr.splitlines())
 
 
 async def test_a_store_is_not_ready_while_another_process_holds_the_write_lock(tmp_path: Path):

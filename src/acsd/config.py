@@ -663,12 +663,17 @@ def overridden_by_env(path: str | Path, environ: dict[str, str] | None = None) -
     except (OSError, NotTomlText, tomllib.TOMLDecodeError):
         return []
     out = []
-    for env, keys, _ in _settings():
+    for env, keys, annotation in _settings():
         node: Any = data
         for key in keys:
             node = node.get(key) if isinstance(node, dict) else None
-        if node is None or env not in environ or node == environ[env]:
+        if node is None or env not in environ:
             continue
+        try:  # (the same value written both ways overrides nothing: `workers = 2` and "2")
+            if _from_text(env, keys[-1], environ[env], annotation) == node:
+                continue
+        except ConfigError:
+            pass  # (load_config says what is wrong with the variable)
         out.append(f"{'.'.join(keys)} by {env}")
     return out
 
