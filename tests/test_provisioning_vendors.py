@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -689,17 +690,22 @@ async def test_a_router_in_wpa2_wpa3_transition_mode_keeps_it(module_daemon):
     assert len(router.stats.spv) == before, router.stats.spv[before:]
 
 
+async def _provisioned(daemon, prefix: str) -> tuple[Simulation, Any]:
+    """A tr181-generic router given the seed's settings in its first session."""
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix=prefix)
+    router = sim.routers[0]
+    daemon.apply(seed_body(router.serial, "192.168.1"))
+    assert (await sim.run_once()).ok == 1
+    return sim, router
+
+
 async def test_a_router_that_lost_its_wlan_without_a_bootstrap_gets_its_password_again(
     module_daemon,
 ):
     # A configuration reset that says no BOOTSTRAP (genieacs-sim restarted, a backup
     # restored): the SSID read back at its default was put back, but the password reads
     # back "" and its remembered hash said "held": WPA2 with the old (or no) key, job DONE.
-    daemon = module_daemon
-    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="LOSTWLAN")
-    router = sim.routers[0]
-    daemon.apply(seed_body(router.serial, "192.168.1"))
-    assert (await sim.run_once()).ok == 1
+    sim, router = await _provisioned(module_daemon, "LOSTWLAN")
     key = "Device.WiFi.AccessPoint.1.Security.KeyPassphrase"
     password = SEED_BODY["wifi"]["password"]
     assert router.tree.get(key) == password
@@ -739,10 +745,7 @@ async def test_a_router_that_lost_its_configuration_unannounced_is_provisioned_a
     # Told by its ParameterKey: acsd's revision, reported back at every Inform since
     # acsd wrote it, and the factory's "" after the reset.
     daemon = module_daemon
-    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="LOSTCONF")
-    router = sim.routers[0]
-    daemon.apply(seed_body(router.serial, "192.168.1"))
-    assert (await sim.run_once()).ok == 1
+    sim, router = await _provisioned(daemon, "LOSTCONF")
     assert (await sim.run_once()).ok == 1  # the router reports acsd's key
     key = "Device.ManagementServer.ParameterKey"
     assert router.tree.get(key) != ""
@@ -765,12 +768,8 @@ async def test_a_router_that_never_reports_acsds_parameter_key_is_not_taken_for_
     # Firmware that leaves its ParameterKey as it is: acsd never saw its key echoed, so
     # a key other than acsd's says nothing, and nothing is written again session after
     # session.
-    daemon = module_daemon
-    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="STILLKEY")
-    router = sim.routers[0]
-    daemon.apply(seed_body(router.serial, "192.168.1"))
+    sim, router = await _provisioned(module_daemon, "STILLKEY")
     key = "Device.ManagementServer.ParameterKey"
-    assert (await sim.run_once()).ok == 1
     for _ in range(3):
         router.tree.values[key] = "vendor-default"
         before = len(router.stats.spv)
