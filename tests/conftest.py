@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -153,7 +154,35 @@ class Daemon:
     _seen: int = field(default=0, repr=False)
     _parse_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    # The log comes through a pipe that a thread reads: an event the daemon logged before
+    # answering a request could still be in the pipe when the test looks. catch_up() reads
+    # all the daemon has written so far, so events() and log_text() see it.
+    _fd: int = field(default=-1, repr=False)
+    _partial: bytes = field(default=b"", repr=False)
+    _read_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def catch_up(self) -> bool:
+        """Take in every line the daemon has written so far; False once its stderr closed."""
+        if self._fd < 0:
+            return False
+        with self._read_lock:
+            while True:
+                try:
+                    chunk = os.read(self._fd, 1 << 16)
+                except BlockingIOError:
+                    return True
+                except OSError:  # (closed at the end of the test)
+                    chunk = b""
+                if not chunk:
+                    if self._partial:
+                        self.lines.append(self._partial.decode("utf-8", "replace"))
+                        self._partial = b""
+                    return False
+                *whole, self._partial = (self._partial + chunk).split(b"\n")
+                self.lines.extend(raw.decode("utf-8", "replace") for raw in whole)
+
     def events(self, name: str) -> list[dict]:
+        self.catch_up()
         with self._parse_lock:
             new = self.lines[self._seen :]  # (the reader thread only ever appends)
             self._seen += len(new)
@@ -168,6 +197,7 @@ class Daemon:
             return [dict(e) for e in self._parsed if e.get("event") == name]
 
     def log_text(self) -> str:
+        self.catch_up()
         return "\n".join(self.lines)
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -238,18 +268,27 @@ def start_daemon(config: Path, db: Path, timeout: float = 20) -> Daemon:
         cwd=config.parent,
         env=env,
     )
-    daemon = Daemon(proc=proc, config=config, db=db)
+    assert proc.stderr is not None
+    os.set_blocking(proc.stderr.fileno(), False)
+    daemon = Daemon(proc=proc, config=config, db=db, _fd=proc.stderr.fileno())
     ready = threading.Event()
 
     def pump() -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            daemon.lines.append(line.rstrip("\n"))
-            if not ready.is_set() and '"listening"' in line:
-                entry = json.loads(line)
-                daemon.cwmp_url = f"http://{entry['cwmp']}/"
-                daemon.api_url = f"http://{entry['api']}/"
-                ready.set()
+        while True:
+            try:
+                select.select([daemon._fd], [], [])
+            except (OSError, ValueError):
+                break
+            if not daemon.catch_up():
+                break
+            if not ready.is_set():
+                for line in daemon.lines:
+                    if '"listening"' in line:
+                        entry = json.loads(line)
+                        daemon.cwmp_url = f"http://{entry['cwmp']}/"
+                        daemon.api_url = f"http://{entry['api']}/"
+                        ready.set()
+                        break
         ready.set()
 
     threading.Thread(target=pump, daemon=True).start()
