@@ -270,6 +270,8 @@ def test_basic_over_plain_http_is_refused_unless_allowed(daemon_factory, tmp_pat
 #: per-device entries for test_an_inform_for_another_serial_is_refused_and_not_recorded
 #: (in the Digest file, whose daemon it shares)
 LISTED = ("DEV-A", "STRASSE1")
+#: entries under the usernames TR-069 (3.4.4) recommends: OUI-Serial, OUI-ProductClass-Serial
+TR069_USERNAMES = ("00D09E-OUIDEV01", "00D09E-TestBox-OUIDEV02")
 
 
 def _credentials_file(tmp_path, scheme: str) -> str:
@@ -292,6 +294,7 @@ def _credentials_file(tmp_path, scheme: str) -> str:
             f'ha1_sha256 = "{ha1("PDV000002", "SHA-256")}" }}',
             'PDV000003 = { password = "pw-PDV000003" }',
             *(f'{serial} = "pw-a"' for serial in LISTED),
+            *(f'"{username}" = "pw-a"' for username in TR069_USERNAMES),
         ]
     else:
         lines += [
@@ -365,6 +368,47 @@ def test_an_inform_for_another_serial_is_refused_and_not_recorded(
     answer = wire.post(inform(listed.lower()))
     header = digest_header(challenges(answer)[-1], listed, "pw-a")
     assert wire.post(inform(listed.lower()), headers={"Authorization": header}).status == 200
+
+
+def test_tr069s_default_usernames_name_the_router(module_daemon_factory, digest_devices, source):
+    """Firmware that was never given a username uses TR-069's default, OUI-[ProductClass-]
+    SerialNumber (a Thomson SpeedTouch sends "00147F-CP0611JTLNW"): an entry under that
+    name opens the sessions of that router, and of no other."""
+    daemon = shared_acs(module_daemon_factory, digest_devices)
+    for username, serial in zip(TR069_USERNAMES, ("OUIDEV01", "OUIDEV02"), strict=True):
+        wire, answer = first_challenge(daemon, serial, source)
+        header = digest_header(challenges(answer)[-1], username, "pw-a")
+        ok = wire.post(inform(serial), headers={"Authorization": header})
+        assert ok.status == 200 and b"InformResponse" in ok.body, ok.text
+        drive_to_end(wire, wire.post(None), "urn:dslforum-org:cwmp-1-0")
+    assert [d["serialNumber"] for d in devices(daemon, "OUIDEV01", "OUIDEV02")] == [
+        "OUIDEV01",
+        "OUIDEV02",
+    ]
+    # the same name from a router of another OUI, or with another serial, is someone else
+    for body in (
+        inform_body("OUIDEV01", oui="A0B1C2"),
+        inform_body("OUIDEV03"),
+        inform_body("OUIDEV02", product_class="OtherBox"),
+    ):
+        wire = Wire(daemon.cwmp_url, source=source)
+        answer = wire.post(envelope(body))
+        username = TR069_USERNAMES[1 if "OtherBox" in body else 0]
+        header = digest_header(challenges(answer)[-1], username, "pw-a")
+        assert wire.post(envelope(body), headers={"Authorization": header}).status == 403
+    assert devices(daemon, "OUIDEV03") == []
+
+
+def test_a_shared_password_takes_tr069s_default_username(module_daemon_factory):
+    daemon = shared_acs(module_daemon_factory, DIGEST)
+    args = ["--serial-prefix", "OUS", "--acs-username", "{oui}-{serial}"]
+    code, out = sim(daemon, *args, "--acs-password", PASSWORD)
+    assert code == 0, out
+    code, out = sim(daemon, *args[:2], "--acs-username", "{oui}-{productClass}-{serial}",
+                    "--serial-prefix", "OUT", "--acs-password", PASSWORD)  # fmt: skip
+    assert code == 0, out
+    found = devices(daemon, "OUS000001", "OUT000001")
+    assert sorted(d["serialNumber"] for d in found) == ["OUS000001", "OUT000001"]
 
 
 #: a fixed shared username, shared by the tests that use it (the bad-credentials ones need

@@ -72,6 +72,7 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from acsd.config import CwmpAuthConfig
+    from acsd.cwmp.rpc import DeviceId
 
 log = get_logger("acsd.cwmp.auth")
 
@@ -187,6 +188,19 @@ def _toml_string(text: str) -> str:
 
 
 # --- the credentials file ---------------------------------------------------------------
+
+
+def usernames_of(device: DeviceId) -> frozenset[str]:
+    """The usernames (lower case) that name the router ``device``: its serial number, and
+    the defaults TR-069 (3.4.4) recommends to firmware, ``OUI-SerialNumber`` and
+    ``OUI-ProductClass-SerialNumber``. Credentials bound to any of them open its sessions."""
+    # lower(), not casefold(): the store tells routers apart by lower() (its serial_key),
+    # and under casefold() "STRASSE1"'s credentials would pass for "STRAßE1", another record.
+    serial, oui = device.serial_number.lower(), device.oui.lower()
+    names = {serial, f"{oui}-{serial}"}
+    if device.product_class:
+        names.add(f"{oui}-{device.product_class.lower()}-{serial}")
+    return frozenset(names)
 
 
 @dataclass(slots=True)

@@ -28,7 +28,7 @@ from aiohttp.web_protocol import RequestPayloadError
 from structlog.contextvars import bind_contextvars, bound_contextvars, reset_contextvars
 
 from acsd.cwmp import rpc
-from acsd.cwmp.auth import AuthResult, CpeAuthenticator
+from acsd.cwmp.auth import AuthResult, CpeAuthenticator, usernames_of
 from acsd.cwmp.forwarded import forwarded_for, forwarded_https
 from acsd.cwmp.handoff import Parking, SessionHandoff
 from acsd.cwmp.looplag import LoopLag
@@ -183,9 +183,7 @@ class CwmpServer:
         conn = request.protocol
         if env is not None and isinstance(env.body, rpc.Inform):
             if identity is not None and (
-                wrong := self._wrong_device(
-                    identity, env.body.device_id.serial_number, remote_ip, request
-                )
+                wrong := self._wrong_device(identity, env.body.device_id, remote_ip, request)
             ):
                 return wrong
             # A new Inform ends the CPE's open session, wherever it came from (a CPE that
@@ -422,14 +420,12 @@ class CwmpServer:
         return False
 
     def _wrong_device(
-        self, identity: AuthResult, serial: str, remote_ip: str, request: web.BaseRequest
+        self, identity: AuthResult, device: rpc.DeviceId, remote_ip: str, request: web.BaseRequest
     ) -> web.Response | None:
         """403 for an Inform whose serial is not the one the credentials belong to: one
         router's password must not let it register or speak for another."""
-        # lower(), not casefold(): the store tells routers apart by lower() (its
-        # serial_key), and under casefold() "STRASSE1"'s credentials would pass for
-        # "STRAßE1", another record.
-        if identity.serial is None or identity.serial.lower() == serial.lower():
+        serial = device.serial_number
+        if identity.serial is None or identity.serial.lower() in usernames_of(device):
             return None
         if "Authorization" not in request.headers and self.settings.auth is not None:
             # Another router's session on a connection an earlier router authenticated (a

@@ -164,9 +164,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--timeout", type=_positive, default=30.0, metavar="S", help="per message (30)"
     )
     parser.add_argument(
-        "--acs-username", metavar="U", help="ManagementServer.Username ({serial} ok)"
+        "--acs-username",
+        metavar="U",
+        help="ManagementServer.Username ({serial}, {oui}, {productClass} filled in)",
     )
-    parser.add_argument("--acs-password", metavar="P", help="ManagementServer.Password")
+    parser.add_argument(
+        "--acs-password", metavar="P", help="ManagementServer.Password (as --acs-username)"
+    )
     parser.add_argument("--ca-file", metavar="FILE", help="CA bundle for an https ACS")
     parser.add_argument(
         "--insecure", action="store_true", help="https without certificate verification"

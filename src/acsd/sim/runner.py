@@ -30,6 +30,18 @@ log = logging.getLogger(__name__)
 # port nothing serves, so an ACS that tries gets "connection refused" at once.
 NO_LISTENER_URL = "http://127.0.0.1:9/cr/{serial}"
 
+
+def credential(template: str, cpe: Cpe) -> str:
+    """``--acs-username``/``--acs-password`` for ``cpe``: ``{serial}``, ``{oui}`` and
+    ``{productClass}`` filled in (``{oui}-{serial}`` is TR-069's recommended username)."""
+    device = cpe.template.device_id
+    return (
+        template.replace("{serial}", cpe.serial)
+        .replace("{oui}", str(cpe.tree.get(device["oui"])))
+        .replace("{productClass}", str(cpe.tree.get(device["product_class"])))
+    )
+
+
 MAX_RETRY_AFTER = 600.0  # seconds: a Retry-After is honoured up to this
 ONCE_503_RETRIES = 3  # --once: how often a router comes back after "503, Retry-After"
 _SERIAL_PREFIX = re.compile(r"[A-Za-z0-9_-]{1,58}")
@@ -210,7 +222,7 @@ class Simulation:
             ms = cpe.template.root + "ManagementServer."
             for leaf, value in self._credentials.items():
                 if value is not None and ms + leaf in cpe.tree:
-                    cpe.tree.values[ms + leaf] = value.replace("{serial}", cpe.serial)
+                    cpe.tree.values[ms + leaf] = credential(value, cpe)
 
     async def _finish(self, started: float) -> Summary:
         for router in self.udp.values():
