@@ -169,9 +169,20 @@ def test_tplink_tr181_puts_5ghz_on_ssid_3_and_has_band_steering(profiles):
 def test_tplink_tr098_password_and_band_steering(profiles):
     p = profiles.get("tplink-tr098")
     assert paths(p, "wifi.5g.ssid") == [WLAN + "2.SSID"]
-    (password,) = p.settings["wifi.5g.password"]
+    password, fallback = p.settings["wifi.5g.password"]
     assert password.path == WLAN + "2.X_TP_PreSharedKey"
     assert password.secret and not password.readback
+    # an Archer C6 whose DeviceId says ProductClass "IGD" has X_TP_Password instead
+    assert fallback.path == WLAN + "2.X_TP_Password" and fallback.fallback
+    channels = {WLAN + "2.PossibleChannels": "36-64"}
+    c6 = {WLAN + "1.X_TP_PreSharedKey", WLAN + "2.X_TP_PreSharedKey"}
+    wifi = {"ssid": "Home", "password": "secret123", "ssid5G": "Home5", "password5G": "other123"}
+    result = wifi_plan(p, wifi, channels, absent=c6)
+    assert {k: v for k, v in written(result).items() if "X_TP" in k} == {
+        WLAN + "1.X_TP_Password": "secret123",
+        WLAN + "2.X_TP_Password": "other123",
+    }
+    assert not result.unsupported
     # No band steering parameter is known for TP-Link's TR-098 firmware (only front-ends
     # that disagree on its path): steering is emulated, and the job says so.
     assert "wifi.bandsteering" not in p.settings
@@ -219,8 +230,13 @@ def test_ont_vendors_put_5ghz_on_wlan_5(profiles, name, leaf):
     p = profiles.get(name)
     assert paths(p, "wifi.2g.ssid") == [WLAN + "1.SSID"]
     assert paths(p, "wifi.5g.ssid") == [WLAN + "5.SSID"]
-    # the passphrase, and (where it is not the passphrase's own leaf) the raw key
-    raw = [] if leaf == "PreSharedKey.1.PreSharedKey" else ["PreSharedKey.1.PreSharedKey"]
+    # the passphrase (and TR-098's WLAN-level copy, where firmware lacks PreSharedKey.1.'s),
+    # and (where it is not the passphrase's own leaf) the raw key
+    raw = (
+        []
+        if leaf == "PreSharedKey.1.PreSharedKey"
+        else ["KeyPassphrase", "PreSharedKey.1.PreSharedKey"]
+    )
     assert paths(p, "wifi.2g.password") == [WLAN + "1." + x for x in [leaf, *raw]]
     assert paths(p, "wifi.5g.password") == [WLAN + "5." + x for x in [leaf, *raw]]
     assert all(t.secret for t in p.settings["wifi.5g.password"])
@@ -320,7 +336,7 @@ def test_a_vendor_may_extend_a_vendor(tmp_path):
     )
     p = load_profiles(tmp_path).get("archer-c6")
     assert p.root == IGD
-    assert paths(p, "wifi.2g.password") == [WLAN + "1.X_TP_PreSharedKey"]
+    assert paths(p, "wifi.2g.password") == [WLAN + "1.X_TP_PreSharedKey", WLAN + "1.X_TP_Password"]
     assert p.match == {"manufacturer": ("TP-Link*",), "modelName": ("Archer C6*",)}
 
 
@@ -858,7 +874,7 @@ def test_the_archer_c6_writes_its_passphrase_to_x_tp_password(profiles):
     assert (c6.name, c5.name) == ("tplink-archer-c6", "tplink-tr098")
     assert paths(c6, "wifi.2g.password") == [WLAN + "1.X_TP_Password"]
     assert paths(c6, "wifi.5g.password") == [WLAN + "2.X_TP_Password"]
-    assert paths(c5, "wifi.2g.password") == [WLAN + "1.X_TP_PreSharedKey"]
+    assert paths(c5, "wifi.2g.password") == [WLAN + "1.X_TP_PreSharedKey", WLAN + "1.X_TP_Password"]
     assert "wifi.bandsteering" not in c6.settings and "wifi.bandsteering" not in c5.settings
 
 
@@ -905,6 +921,64 @@ def test_a_raw_64_hex_key_goes_to_the_psk_and_a_passphrase_to_the_passphrase(
     by_key = written(wifi_plan(p, {"ssid": "Home", "password": HEX_KEY}))
     assert by_phrase[passphrase] == "secret123" and raw not in by_phrase
     assert by_key[raw] == HEX_KEY and passphrase not in by_key
+
+
+@pytest.mark.parametrize("name", ["tr098", "zte", "nokia"])
+def test_firmware_without_the_psk_passphrase_takes_it_at_the_wlan_level(profiles, name):
+    # ZTE F670L V9: PreSharedKey.1. holds the hex key alone, the passphrase is the
+    # WLAN-level KeyPassphrase (TR-098 mirrors the two); written there, and only there.
+    p = profiles.get(name)
+    five = 2 if name == "tr098" else 5
+    bands = {
+        WLAN + "2.PossibleChannels": "36-64",
+        WLAN + "5.PossibleChannels": "36-64",
+        WLAN + "5.X_ZTE-COM_OperatingFrequencyBand": "5GHz",
+    }
+    wifi = {"ssid": "Home", "password": "secret123", "ssid5G": "Home5", "password5G": "other123"}
+    standard = written(wifi_plan(p, wifi, bands))
+    assert standard[WLAN + "1.PreSharedKey.1.KeyPassphrase"] == "secret123"
+    assert standard[f"{WLAN}{five}.PreSharedKey.1.KeyPassphrase"] == "other123"
+    assert not [k for k in standard if k.endswith(("1.KeyPassphrase", f"{five}.KeyPassphrase"))
+                and ".PreSharedKey." not in k]  # fmt: skip
+    v9 = {f"{WLAN}{i}.PreSharedKey.1.KeyPassphrase" for i in (1, five)}
+    result = wifi_plan(p, wifi, bands, absent=v9)
+    assert {k: v for k, v in written(result).items() if "KeyPassphrase" in k} == {
+        WLAN + "1.KeyPassphrase": "secret123",
+        f"{WLAN}{five}.KeyPassphrase": "other123",
+    }
+    assert not result.unsupported
+    # firmware with neither: the job says so, naming the parameter it lacks
+    result = wifi_plan(p, wifi, bands, absent=v9 | {WLAN + "1.KeyPassphrase"})
+    reasons = {u["setting"]: u["reason"] for u in result.unsupported}
+    assert reasons == {
+        "wifi.2g.password": f"{WLAN}1.KeyPassphrase is not on this CPE "
+        f"(nor is {WLAN}1.PreSharedKey.1.KeyPassphrase)"
+    }
+    # unreadable this session: which one the router has is not known, so nothing is written
+    from acsd.provisioning.desired import desired_state
+    from acsd.provisioning.plan import plan_changes
+
+    result = plan_changes(
+        p, desired_state(wifi, None), bands, absent=set(), memory={}, force=True, now=0.0,
+        max_attempts=3, unreadable={WLAN + "1.PreSharedKey.1.KeyPassphrase": "9002"},
+    )  # fmt: skip
+    assert [u["setting"] for u in result.unread] == ["wifi.2g.password"]
+    assert not [k for k in written(result) if k.startswith(WLAN + "1.") and "Key" in k]
+
+
+def test_a_fallback_needs_a_parameter_before_it(tmp_path):
+    write(
+        tmp_path,
+        "alone.toml",
+        'name = "alone"\nextends = "tr181"\n[match]\nmanufacturer = "Alone*"\n'
+        '[[settings."wifi.2g.password"]]\n'
+        'path = "Device.WiFi.AccessPoint.1.Security.KeyPassphrase"\nform = "passphrase"\n'
+        '[[settings."wifi.2g.password"]]\n'
+        'path = "Device.WiFi.AccessPoint.1.Security.PreSharedKey"\nform = "hex-key"\n'
+        "fallback = true\n",
+    )
+    with pytest.raises(ProfileError, match="a fallback stands in for a parameter listed before"):
+        load_profiles(tmp_path)
 
 
 def test_a_password_no_parameter_takes_is_reported_without_the_password(tmp_path):
@@ -1139,7 +1213,10 @@ def test_tr181_dhcp_on_turns_on_the_server_too_and_off_only_the_pool(profiles):
 def test_the_single_band_tl_wr840n_has_no_5ghz(profiles):
     wr840n = profiles.select(CpeIdentity("F4F26D", "TL-WR840N", "S1", manufacturer="TP-Link"), IGD)
     assert wr840n.name == "tplink-wr840n"
-    assert paths(wr840n, "wifi.2g.password") == [WLAN + "1.X_TP_PreSharedKey"]
+    assert paths(wr840n, "wifi.2g.password") == [
+        WLAN + "1.X_TP_PreSharedKey",
+        WLAN + "1.X_TP_Password",
+    ]
     assert not [k for k in wr840n.settings if k.startswith("wifi.5g.")]
     assert "wifi.bandsteering" not in wr840n.settings
     result = wifi_plan(wr840n, {"ssid": "Home", "password": "secret123", "ssid5G": "Home5"})

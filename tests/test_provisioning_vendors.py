@@ -826,3 +826,23 @@ async def test_a_router_that_sends_latin1_in_utf8_envelopes_keeps_its_ssid(modul
     assert len(router.stats.spv) == writes, router.stats.spv[writes:]
     device = daemon.device_json(router.serial)
     assert device["job"]["state"] == "DONE" and device["state"] == "ACTIVE"
+
+
+async def test_zte_v9_firmware_takes_the_passphrase_at_the_wlan_level(module_daemon):
+    # A ZTE F670L V9 (a full walk of one): PreSharedKey.1. holds the hex key alone, and
+    # the passphrase is WLANConfiguration.{i}.KeyPassphrase. It used to get the new SSIDs
+    # with the factory password, the job DONE with the passwords "not on this CPE".
+    daemon = module_daemon
+    sim = Simulation(daemon.cwmp_url, ["zte-f670l"], 1, serial_prefix="PV-zte-v9")
+    router = sim.routers[0]
+    router.tree.lack(*(f"{W}{i}.PreSharedKey.1.KeyPassphrase" for i in range(1, 9)))
+    daemon.apply(seed_body(router.serial, "192.168.1"))
+    assert (await sim.run_once()).ok == 1
+    assert router.tree.get(f"{W}1.KeyPassphrase") == "JohnConner"
+    assert router.tree.get(f"{W}5.KeyPassphrase") == "SarahConner"
+    device = daemon.device_json(router.serial)
+    assert device["state"] == "ACTIVE" and device["job"]["state"] == "DONE"
+    assert not device["job"].get("unsupported"), device["job"]
+    # and nothing to write the next time
+    assert (await sim.run_once()).ok == 1
+    assert router.stats.rpcs[-1] == ["GetParameterValues"]

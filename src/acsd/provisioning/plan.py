@@ -439,12 +439,28 @@ def plan_changes(
                 {"setting": key, "reason": _unmappable(profile, targets, value)}
             )
             continue
-        for target, wanted in on_wire:
+        for index, (target, wanted) in enumerate(on_wire):
             if target.optional and target.when and _when_fails(target, values, absent, unreadable):
                 continue  # (the WPA3 passphrase of a router in WPA2/WPA3 transition mode)
+            earlier = []
+            if target.fallback:
+                earlier = [t.path for t, _ in on_wire[:index] if t.form == target.form]
+                if unknown := next((p for p in earlier if p in unreadable), None):
+                    # which of the two this CPE has is not known this session (said once)
+                    if not any(u["setting"] == key for u in plan.unread):
+                        _not_applied(plan, key, _lacking(unknown, absent, unreadable) or "", True)
+                    break
+                if any(p not in absent for p in earlier):
+                    continue  # the CPE has the one before: written there
             if lack := _lacking(target.path, absent, unreadable):
                 if key in desired.implied or target.optional:
                     continue  # acsd's own addition, or one the CPE does without
+                if target.path in absent and any(
+                    t.fallback and t.form == target.form for t, _ in on_wire[index + 1 :]
+                ):
+                    continue  # the fallback after it stands in (or says what is lacking)
+                if earlier:
+                    lack = f"{lack} (nor is {', '.join(earlier)})"
                 if target.path in unreadable:
                     _not_applied(plan, key, lack, True)
                 elif value is not False:  # "off" where the CPE lacks it is already true

@@ -487,7 +487,7 @@ def _setting_paths(p: Profile) -> Iterator[tuple[str, set[str]]]:
     for name, targets in p.settings.items():
         # what a CPE needs for the setting: its parameters (a CPE does without an optional
         # one) and those its `when` tests read
-        needed = {t.path for t in targets if not t.optional}
+        needed = {t.path for t in targets if not (t.optional or t.fallback)}
         yield name, needed | {path for t in targets for path, _test in t.when}
     for name, table in p.tables.items():
         yield name, {table.object}

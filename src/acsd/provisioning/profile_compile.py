@@ -106,6 +106,7 @@ class Target:
     form: str | None = None  # "passphrase" | "hex-key": the only passwords written here
     when: tuple[tuple[str, Check], ...] = ()  # other parameters that must pass first
     optional: bool = False  # a CPE without it lacks nothing: written where it is
+    fallback: bool = False  # written only where the earlier ones of its form are absent
     list_head: bool = False  # replaces the first of the CPE's comma list, the rest kept
     value: str | None = None  # the one wire value, whatever the setting's
     written_with: tuple[str, ...] = ()  # setting globs whose writes take this one along
@@ -479,6 +480,13 @@ class Compiler:
                 self.target(name, spec, f"{key}[{i}]" if len(specs) > 1 else key, written)
                 for i, spec in enumerate(specs)
             )
+            for i, spec in enumerate(specs):
+                if spec.fallback and not any(s.form == spec.form for s in specs[:i]):
+                    self.fail(
+                        f"{key}[{i}].fallback" if len(specs) > 1 else f"{key}.fallback",
+                        "a fallback stands in for a parameter listed before it (of the same "
+                        "`form`): there is none",
+                    )
         return out
 
     def target(self, name: str, spec: TargetSpec, key: str, written: dict[str, str]) -> Target:
@@ -507,10 +515,12 @@ class Compiler:
             self.fail(f"{key}.form", f"`form` is the form of a wifi password, not of {name}")
         if spec.list_head and (kind.value != "str" or spec.map is not None):
             self.fail(f"{key}.list_head", "only a text value without `map` heads a list")
-        if (spec.when or spec.optional) and name.startswith(WHOLE_GROUPS):
+        if (spec.when or spec.optional or spec.fallback) and name.startswith(WHOLE_GROUPS):
             # a group goes whole or not at all: a part that may be skipped would send the
             # rest of a static line without it
-            self.fail(key, f"`when` and `optional` are not for {name}: its group goes whole")
+            self.fail(
+                key, f"`when`, `optional` and `fallback` are not for {name}: its group goes whole"
+            )
         for path in spec.when:
             if not path.startswith(self.root):
                 self.fail(f"{key}.when", f"{path!r} is outside this profile's root {self.root!r}")
@@ -547,6 +557,7 @@ class Compiler:
             form=spec.form,
             when=tuple((p, _compile_check(c)) for p, c in spec.when.items()),
             optional=spec.optional,
+            fallback=spec.fallback,
             list_head=spec.list_head,
             value=spec.value,
             written_with=tuple(spec.written_with),

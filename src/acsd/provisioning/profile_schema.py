@@ -593,6 +593,10 @@ class TargetSpec(_Spec):
     #: a CPE without this parameter lacks nothing the setting needs: the setting's other
     #: parameters are written and nothing is reported
     optional: StrictBool = False
+    #: written only on a CPE that lacks every parameter of the setting listed before it
+    #: (of the same `form`): the leaf other firmware of the model has instead (ZTE's V9
+    #: passphrase at WLANConfiguration.{i}.KeyPassphrase, not PreSharedKey.1.)
+    fallback: StrictBool = False
     #: the value replaces the first entry of the CPE's comma-separated list, the entries
     #: after it kept (a primary DNS server leaves the secondary as it is)
     list_head: StrictBool = False

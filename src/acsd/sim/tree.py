@@ -494,6 +494,14 @@ class Tree:
         self._recount(table)
         self._set_parameter_key(parameter_key)
 
+    def lack(self, *paths: str) -> None:
+        """Firmware of the model without these leaves (another version of it): they fault
+        9005 as any name the router does not have."""
+        for path in paths:
+            if path not in self.leaves:
+                raise KeyError(path)
+            self._remove(path)
+
     def _remove(self, path: str) -> None:
         """An instance ("...StaticAddress.3.") and everything below it goes."""
         self._own()
