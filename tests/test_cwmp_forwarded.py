@@ -96,3 +96,24 @@ def test_basic_auth_needs_tls_at_the_proxy(module_daemon_factory, proto, status)
     headers = {"X-Forwarded-Proto": proto, "Authorization": _basic("FWDB0001", "s3cret-Basic")}
     answer = Wire(daemon.cwmp_url).post(envelope(inform_body("FWDB0001")), headers=headers)
     assert answer.status == status, answer.text
+
+
+def test_a_locked_out_ipv6_client_is_logged_once_a_while_whichever_address_of_its_64(
+    module_daemon_factory,
+):
+    # One host holds a whole /64 and is locked out by it: a line per address of it would
+    # let it choose how much acsd logs again, by stepping through its 2^64 addresses.
+    auth = {"scheme": "basic", "password": "right", "allow_basic_without_tls": True,
+            "max_failures": 1, "failure_window": 60}  # fmt: skip
+    daemon = module_daemon_factory(cwmp={"trust_forwarded": True, "auth": auth})
+    wrong = "Basic " + base64.b64encode(b"FWD6LIMIT:wrong").decode()
+    for host in range(1, 21):
+        headers = {"X-Forwarded-For": f"2001:db8:1:2::{host:x}", "Authorization": wrong}
+        answer = Wire(daemon.cwmp_url).post(envelope(inform_body("FWD6LIMIT")), headers=headers)
+        assert answer.status == (401 if host == 1 else 429), (host, answer.status)
+    limited = daemon.events("cwmp.auth_rate_limited")
+    assert len(limited) == 1 and limited[0]["remote"] == "2001:db8:1:2::2", limited
+    # another /64 is another client
+    headers = {"X-Forwarded-For": "2001:db8:1:3::1", "Authorization": wrong}
+    answer = Wire(daemon.cwmp_url).post(envelope(inform_body("FWD6LIMIT")), headers=headers)
+    assert answer.status == 401

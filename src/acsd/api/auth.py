@@ -19,6 +19,7 @@ from pydantic import TypeAdapter, ValidationError
 from acsd import clock
 from acsd.api.errors import TOKEN_REFUSED, ApiError
 from acsd.audit import cli_record
+from acsd.hostaddr import counted_as
 from acsd.ids import is_id, new_id, normal_id
 from acsd.log import Throttle, get_logger
 from acsd.models import DeviceName
@@ -170,7 +171,8 @@ def _token_refused(request: web.Request) -> None:
     if (count := request.app.get(TOKEN_REFUSED)) is not None:
         count()
     remote = request.remote or ""
-    if (held := _TOKEN_REFUSED_TOLD.due(remote, time.monotonic())) is not None:
+    # (an IPv6 client by its /64: one host holds all of it and would get a line per address)
+    if (held := _TOKEN_REFUSED_TOLD.due(counted_as(remote), time.monotonic())) is not None:
         log.warning(
             "api.auth_failed", remote=remote, reason="unknown or revoked token", since_last=held
         )

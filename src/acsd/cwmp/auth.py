@@ -61,7 +61,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from acsd.cwmp.stunlimit import source_key
+from acsd.hostaddr import counted_as
 from acsd.httpdigest import split_scheme
 from acsd.log import get_logger, peer_text
 from acsd.rules import serial_problem
@@ -411,16 +411,6 @@ class NonceBook:
         return len(self._seen)
 
 
-def _counted_as(address: str) -> str | bytes:
-    """Where failed logins are counted together: an IPv4 address itself, an IPv6 one by
-    its /64 (one host holds a whole /64: counted by address, it would have a fresh count
-    at each of its 2^64 addresses), as the STUN port's bounds count them."""
-    try:
-        return source_key(address)
-    except ValueError:  # (no address: a test's, or a Unix socket's)
-        return address
-
-
 class FailureLimiter:
     """At most ``max_failures`` failed checks per key (a source address, or an address and
     a username) per ``window`` seconds.
@@ -609,7 +599,7 @@ class CpeAuthenticator:
     ) -> AuthResult:
         """Check ``request``'s Authorization header (its body is not read)."""
         address = remote if remote is not None else (request.remote or "")
-        retry = self.address_limiter.retry_after(_counted_as(address))
+        retry = self.address_limiter.retry_after(counted_as(address))
         if retry is not None:
             return self._limited(retry, "from this address")
         is_secure = request.secure if secure is None else secure
@@ -658,11 +648,11 @@ class CpeAuthenticator:
             claimed = (_digest_username(params) if params else None) or ""
         # (usernames are looked up whatever their case: so are they counted, else each
         # spelling of one would get its own tries)
-        retry = self.limiter.retry_after((_counted_as(address), claimed.casefold()))
+        retry = self.limiter.retry_after((counted_as(address), claimed.casefold()))
         if retry is not None:
             return self._limited(retry, "for this username", claimed)
         # (the header before may fill it)
-        retry = self.address_limiter.retry_after(_counted_as(address))
+        retry = self.address_limiter.retry_after(counted_as(address))
         if retry is not None:
             return self._limited(retry, "from this address")
         if self.scheme == "basic":
@@ -676,7 +666,7 @@ class CpeAuthenticator:
     def record_failure(self, address: str, username: str) -> None:
         """Count a failure (also one found later, e.g. an Inform for another device's
         serial) against the address and the username it claimed."""
-        source = _counted_as(address)
+        source = counted_as(address)
         self.limiter.record((source, username.casefold()))
         self.address_limiter.record(source)
 

@@ -55,6 +55,7 @@ from acsd.cwmp.soap import (
     parse_envelope,
     render_envelope,
 )
+from acsd.hostaddr import counted_as
 from acsd.inflate import InflateError, content_encoding, inflate
 from acsd.log import Throttle, get_logger, log_failure, peer_text, session_ref
 
@@ -378,8 +379,9 @@ class CwmpServer:
         if result.status == 429:
             self.stats["auth_rate_limited"] += 1
             # a client locked out may go on asking at will: one line per username and
-            # address a while, saying how many the ones in between were
-            key = (fields["username"], remote_ip)
+            # address a while, saying how many the ones in between were (an IPv6 one by
+            # its /64, as it is locked out: else each of its addresses got a line)
+            key = (fields["username"], counted_as(remote_ip))
             if (held := self._rate_limited_told.due(key, time.monotonic())) is not None:
                 log.warning(
                     "cwmp.auth_rate_limited",

@@ -20,24 +20,16 @@ configured rate, however its datagrams are spread."""
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from collections.abc import Callable
+
+from acsd.hostaddr import source_key
+
+__all__ = ["MAX_SOURCES", "SourceLimiter", "source_key", "worker_share"]
 
 #: sources tracked at most (~100 bytes each): a flood of more new addresses in a burst's
 #: time than this is refused rather than remembered
 MAX_SOURCES = 65536
-
-
-def source_key(host: str) -> str | bytes:
-    """The address whose answers are counted together: an IPv4 one itself (also seen
-    through a dual-stack socket), an IPv6 one by its /64."""
-    if ":" not in host:
-        return host
-    ip = ipaddress.IPv6Address(host.split("%", 1)[0])
-    if ip.ipv4_mapped is not None:
-        return str(ip.ipv4_mapped)
-    return ip.packed[:8]
 
 
 def worker_share(rate: float, burst: int, workers: int) -> tuple[float, int]:
