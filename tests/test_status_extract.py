@@ -541,6 +541,26 @@ def test_only_link_local_ipv6_gives_no_ipv6(tr181):
     assert "ipv6" not in extract_status(tr181, values)
 
 
+def test_the_preferred_ipv6_address_wins_over_a_deprecated_one_before_it(tr181):
+    # after a renumbering the old address stays a while, Deprecated, often as the first row
+    values = mobile_values()
+    ip = "Device.IP.Interface.2.IPv6Address."
+    values[ip + "2.IPAddressStatus"] = "Deprecated"
+    values.update({ip + "3.IPAddress": "2001:db8:0:2::2", ip + "3.Origin": "AutoConfigured",
+                   ip + "3.Status": "Enabled", ip + "3.IPAddressStatus": "Preferred"})  # fmt: skip
+    assert extract_status(tr181, values)["ipv6"] == "2001:db8:0:2::2"
+    # a deprecated one alone is still the router's address
+    del values[ip + "3.IPAddress"]
+    assert extract_status(tr181, values)["ipv6"] == "2001:db8:0:1::2"
+
+
+def test_a_wan_that_is_down_shows_no_ipv6_resolvers(tr181):
+    values = mobile_values()
+    values["Device.IP.Interface.2.Status"] = "Down"
+    status = extract_status(tr181, values)
+    assert not {"wanIp", "dns", "ipv6", "ipv6Dns", "ipv6Dns2"} & set(status), status
+
+
 def test_a_single_dns_server_gives_no_dns2(tr181):
     values = mobile_values()
     del values["Device.DNS.Client.Server.2.DNSServer"]
