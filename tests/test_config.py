@@ -272,7 +272,12 @@ def test_store_urls_the_store_cannot_open_are_config_errors_without_the_url(tmp_
 def test_cwmp_and_api_on_one_address_is_a_config_error_naming_both(tmp_path):
     path = tmp_path / "same.toml"
     # ("[::]": every address, so the API's loopback one too)
-    for cwmp, api in (("127.0.0.1:7600", "127.0.0.1:7600"), ("[::]:7600", "[::1]:7600")):
+    for cwmp, api in (
+        ("127.0.0.1:7600", "127.0.0.1:7600"),
+        ("[::]:7600", "[::1]:7600"),
+        ("[::]:7600", "127.0.0.1:7600"),  # ("[::]" is dual-stack: IPv4 too)
+        ("[::1]:7600", "[0:0:0:0:0:0:0:1]:7600"),  # one address, spelt two ways
+    ):
         path.write_text(f'[cwmp]\nlisten = "{cwmp}"\n[api]\nlisten = "{api}"\n')
         proc = run_cli("config", "check", "--config", str(path))
         assert proc.returncode == 2 and proc.stdout == ""
@@ -280,7 +285,11 @@ def test_cwmp_and_api_on_one_address_is_a_config_error_naming_both(tmp_path):
             f"acsd: config error: {path}: cwmp.listen ({cwmp}) and api.listen ({api}) name "
             "the same address: give them different ports"
         ]
-    for cwmp, api in (("127.0.0.1:0", "127.0.0.1:0"), ("127.0.0.1:7600", "[::1]:7600")):
+    for cwmp, api in (
+        ("127.0.0.1:0", "127.0.0.1:0"),
+        ("127.0.0.1:7600", "[::1]:7600"),
+        ("0.0.0.0:7600", "[::1]:7600"),  # (all IPv4 addresses: not IPv6 ones)
+    ):
         path.write_text(f'[cwmp]\nlisten = "{cwmp}"\n[api]\nlisten = "{api}"\n')
         assert run_cli("config", "check", "--config", str(path)).returncode == 0
 

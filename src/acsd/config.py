@@ -558,9 +558,7 @@ class Config(_Section):
             parse_listen(self.cwmp.listen),
             parse_listen(self.api.listen),
         )
-        wildcard = {"", "0.0.0.0", "::", "*"}
-        same_host = cwmp_host == api_host or wildcard & {cwmp_host, api_host}
-        if cwmp_port and cwmp_port == api_port and same_host:
+        if cwmp_port and cwmp_port == api_port and _overlap(cwmp_host, api_host):
             raise ValueError(
                 f"cwmp.listen ({self.cwmp.listen}) and api.listen ({self.api.listen}) "
                 "name the same address: give them different ports"
@@ -569,6 +567,28 @@ class Config(_Section):
             # each worker would bind a port of its own, and routers know one
             raise ValueError("stun.listen needs a port of its own (not 0) with workers > 1")
         return self
+
+
+def _overlap(one: str, other: str) -> bool:
+    """Whether listeners on hosts ``one`` and ``other`` (one port) take the same addresses:
+    one address however it is spelt ("::1", "0:0:0:0:0:0:0:1"), or a wildcard of its family
+    ("0.0.0.0" all IPv4 ones, "::" every address: it is dual-stack, acsd.listen_socket)."""
+
+    def parsed(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | str:
+        try:
+            return ipaddress.ip_address(host)
+        except ValueError:
+            return host.lower()  # a name: the same name only
+
+    a, b = parsed(one), parsed(other)
+    if a == b:
+        return True
+    for x, y in ((a, b), (b, a)):
+        if x in ("", "*") or x == ipaddress.IPv6Address("::"):
+            return True
+        if x == ipaddress.IPv4Address("0.0.0.0") and isinstance(y, (ipaddress.IPv4Address, str)):
+            return True
+    return False
 
 
 def _is_section(annotation: Any) -> bool:

@@ -38,6 +38,7 @@ from acsd.config import (
     TlsConfig,
     load_config,
 )
+from acsd.listen_socket import bound_socket
 from acsd.log import get_logger
 from acsd.metrics_share import METRICS_DIR_ENV, forget_worker
 from acsd.provisioning.profiles import load_profiles
@@ -132,28 +133,12 @@ def supervise(config: Config, config_path: str | None) -> int:
 def reserve(host: str, port: int) -> socket.socket:
     """A bound, not listening, SO_REUSEPORT socket: it fixes the port for the workers and
     keeps it while a worker restarts, but never takes a connection itself."""
-    info = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    family, kind, proto, _, address = info[0]
     if port:
         # SO_REUSEPORT lets any process of the same user share the port: another acsd
         # started by mistake would take half the connections. A bind without it fails
         # while anyone holds the port.
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            probe.bind(address)
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind(address)
-    except OSError:
-        sock.close()
-        raise
-    return sock
+        bound_socket(host, port).close()
+    return bound_socket(host, port, reuse_port=True)
 
 
 def _listen_value(sock: socket.socket) -> str:

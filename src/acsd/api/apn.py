@@ -70,6 +70,7 @@ from acsd.api.context import CONTEXT, ApiContext, audit_record, caller, context
 from acsd.api.devices import _poke as poke_router
 from acsd.api.openapi import describe
 from acsd.ids import is_id, new_id, normal_id
+from acsd.listen_socket import client_address
 from acsd.log import get_logger
 from acsd.provisioning import apn as rules
 from acsd.rules import key_problem
@@ -191,7 +192,8 @@ def _origin(request: web.Request) -> str:
     if not address:
         return ""  # (gone already: nobody reads the answer) a URL relative to the API
     # an IPv6 literal in brackets, its zone ("%eth0") escaped as RFC 6874 writes it
-    host = address[0] if ":" not in address[0] else f"[{address[0].replace('%', '%25')}]"
+    shown = client_address(address[0])  # (a dual-stack listener's IPv4 address as such)
+    host = shown if ":" not in shown else f"[{shown.replace('%', '%25')}]"
     return f"{request.scheme}://{host}:{address[1]}"
 
 

@@ -21,6 +21,7 @@ from acsd.api.errors import TOKEN_REFUSED, ApiError
 from acsd.audit import cli_record
 from acsd.hostaddr import counted_as
 from acsd.ids import is_id, new_id, normal_id
+from acsd.listen_socket import client_address
 from acsd.log import Throttle, get_logger
 from acsd.models import DeviceName
 from acsd.rules import key_problem
@@ -170,7 +171,7 @@ def _token_refused(request: web.Request) -> None:
     (a client guessing tokens must not choose how much acsd logs). Never the token."""
     if (count := request.app.get(TOKEN_REFUSED)) is not None:
         count()
-    remote = request.remote or ""
+    remote = client_address(request.remote)
     # (an IPv6 client by its /64: one host holds all of it and would get a line per address)
     if (held := _TOKEN_REFUSED_TOLD.due(counted_as(remote), time.monotonic())) is not None:
         log.warning(

@@ -63,6 +63,7 @@ from urllib.parse import unquote, urlsplit
 
 from acsd.hostaddr import counted_as
 from acsd.httpdigest import split_scheme
+from acsd.listen_socket import client_address
 from acsd.log import get_logger, peer_text
 from acsd.rules import serial_problem
 from acsd.tomltext import NotTomlText, toml_text
@@ -598,7 +599,7 @@ class CpeAuthenticator:
         self, request: web.BaseRequest, *, remote: str | None = None, secure: bool | None = None
     ) -> AuthResult:
         """Check ``request``'s Authorization header (its body is not read)."""
-        address = remote if remote is not None else (request.remote or "")
+        address = remote if remote is not None else client_address(request.remote)
         retry = self.address_limiter.retry_after(counted_as(address))
         if retry is not None:
             return self._limited(retry, "from this address")

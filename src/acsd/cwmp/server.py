@@ -57,6 +57,7 @@ from acsd.cwmp.soap import (
 )
 from acsd.hostaddr import counted_as
 from acsd.inflate import InflateError, content_encoding, inflate
+from acsd.listen_socket import client_address
 from acsd.log import Throttle, get_logger, log_failure, peer_text, session_ref
 
 log = get_logger("acsd.cwmp")
@@ -585,10 +586,10 @@ class CwmpServer:
                 self._told_unforwarded = True
                 log.warning(
                     "cwmp.forwarded_missing",
-                    remote=request.remote,
+                    remote=client_address(request.remote),
                     header=peer_text(request.headers.get("X-Forwarded-For", ""), 80),
                 )
-        return request.remote or ""
+        return client_address(request.remote)
 
     # --- replies -------------------------------------------------------------------------
 

@@ -1,0 +1,62 @@
+"""The TCP sockets the listeners take connections on, and the client address a request
+came from.
+
+``listen = "[::]:7547"`` means every address, IPv4 as well, as an operator reads it: the
+socket is dual-stack (IPV6_V6ONLY off). asyncio and aiohttp set IPV6_V6ONLY on every IPv6
+listener they make, which turned away every IPv4 router without a word, so acsd binds the
+sockets itself. An IPv4 client of a dual-stack socket shows as ``::ffff:a.b.c.d``:
+:func:`client_address` gives it back as ``a.b.c.d``, the address an operator knows it by.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+#: hosts of a ``listen`` value that take every address of the host
+WILDCARDS = frozenset({"::", "0.0.0.0", ""})
+
+
+def dual_stack(host: str) -> bool:
+    """Whether a listener on ``host`` takes IPv4 and IPv6 clients alike (``::``)."""
+    try:
+        return ipaddress.ip_address(host) == ipaddress.IPv6Address("::")
+    except ValueError:
+        return False
+
+
+def _address(host: str, port: int) -> tuple[int, tuple]:
+    info = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, _kind, _proto, _name, address = info[0]
+    return family, address
+
+
+def bound_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A socket bound to ``host:port`` (not listening yet): SO_REUSEADDR as servers have it,
+    SO_REUSEPORT for ``reuse_port`` (workers sharing the port), dual-stack for ``::``."""
+    family, address = _address(host, port)
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if dual_stack(host) else 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
+def client_address(remote: str | None) -> str:
+    """The client's address as an operator knows it: an IPv4 client of a dual-stack
+    listener (``::ffff:192.0.2.7``) as ``192.0.2.7``; anything else as it is."""
+    if not remote or not remote.startswith("::ffff:"):
+        return remote or ""
+    try:
+        mapped = ipaddress.IPv6Address(remote).ipv4_mapped
+    except ValueError:
+        return remote
+    return str(mapped) if mapped is not None else remote
