@@ -79,14 +79,19 @@ class Cluster:
             raise ClusterError(f"psql failed: {proc.stderr.strip()}")
         return proc.stdout
 
-    def new_database(self, password: str = "", *, icu_locale: str | None = None) -> str:
+    def new_database(
+        self, password: str = "", *, icu_locale: str | None = None, ctype: str | None = None
+    ) -> str:
         """A new, empty database; its URL (with ``password`` in it, when given).
         ``icu_locale``: the database's default collation is that language's (ICU), not the
-        cluster's C.UTF-8, which orders text as bytes do."""
+        cluster's C.UTF-8, which orders text as bytes do. ``ctype``: its LC_CTYPE (and
+        LC_COLLATE), e.g. "C", as a database created by an operator whose shell had none."""
         name = f"acsd_{uuid.uuid4().hex[:12]}"
         options = ""
         if icu_locale is not None:
             options = f" TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE '{icu_locale}'"
+        elif ctype is not None:
+            options = f" TEMPLATE template0 ENCODING 'UTF8' LC_CTYPE '{ctype}' LC_COLLATE '{ctype}'"
         self.psql(f'CREATE DATABASE "{name}"{options}')
         return self.url(name, password)
 

@@ -244,6 +244,9 @@ async def test_query_devices_search(store: SqliteStore) -> None:
     router = "\u0394\u03c1\u03bf\u03bc\u03bf\u03bb\u03bf\u03b3\u03b7\u03c4\u03ae\u03c2"
     await add(store, "GREEK0007", name=router)  # "router", ending in a final sigma
     assert await q(router.upper()) == await q(router[5:]) == ["GREEK0007"]
+    # the sharp s is "ss" folded, as casefold() has it, whichever way it is written
+    await add(store, "GERMAN008", name="Hauptstra\u00dfe 1")
+    assert await q("hauptstra\u00dfe") == await q("HAUPTSTRA\u1e9eE") == ["GERMAN008"]
     # search and other filters combine
     assert await ids_of(store, q="aa:bb", customer="c1") == []
 
@@ -346,6 +349,20 @@ async def test_list_devices_orders_serials_alike_on_both_backends(language_store
     assert listed == ["ab 4", "ab-10", "AB-2", "ab.3", "Ab1", "ab_1", "abC"]
     page = await language_store.list_devices(limit=3, offset=2)
     assert [r.serial_number for r in page] == ["AB-2", "ab.3", "Ab1"]
+
+
+async def test_a_postgresql_database_that_folds_ascii_only_is_told_at_start(pg_cluster) -> None:
+    from structlog.testing import capture_logs
+
+    for ctype, told in (("C", True), ("C.UTF-8", False)):
+        opened = open_store(pg_cluster.new_database(ctype=ctype))
+        with capture_logs() as logs:
+            await opened.open()
+        await opened.close()
+        said = [e for e in logs if e["event"] == "store_case_folding_ascii_only"]
+        assert bool(said) is told, (ctype, logs)
+        if told:
+            assert said[0]["lc_ctype"] == "C" and said[0]["log_level"] == "warning"
 
 
 async def test_find_device_by_mac(store: SqliteStore) -> None:

@@ -285,6 +285,7 @@ class PgCore(BatchWriter):
             # the migrations on a connection of their own, without statement_wait
             self._writer_conn = await self._connect(bounded=False)
             self.migrations_applied = await migrate(self._writer_conn)
+            await _warn_ascii_only_case(self._writer_conn)
             await self._writer_conn.close()
             self._writer_conn = await self._connect()
             self._pool = await asyncpg.create_pool(
@@ -643,3 +644,22 @@ def _paged(rows: list[asyncpg.Record], extra: int) -> tuple[list[Sequence[Any]],
     if rows[0][-extra] is None:
         return [], total
     return [tuple(row)[:-extra] for row in rows], total
+
+
+#: capitals of three scripts, and what a database folding Unicode makes of them
+_CASE_PROBE = ("\u00c4\u03a3\u0414", "\u00e4\u03c3\u0434")
+
+
+async def _warn_ascii_only_case(conn: asyncpg.Connection) -> None:
+    """A database whose LC_CTYPE is C (or POSIX) folds ASCII letters only: a device search
+    (q=) for "ДОМ" then misses "Дом", "østergade" "Østergade". Said at each start, as
+    only the database's re-creation changes it."""
+    if await conn.fetchval("SELECT lower($1)", _CASE_PROBE[0]) == _CASE_PROBE[1]:
+        return
+    log.warning(
+        "store_case_folding_ascii_only",
+        lc_ctype=await conn.fetchval("SHOW lc_ctype"),
+        message="the database folds case for ASCII letters only: device searches (q=) in "
+        "other letters match their exact case only; create the database with a UTF-8 "
+        "locale (LC_CTYPE C.UTF-8 or en_US.UTF-8) and restore a dump into it",
+    )

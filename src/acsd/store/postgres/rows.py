@@ -168,13 +168,15 @@ def device_filters(query: DeviceQuery, args: Args) -> str:
             terms = [f"{c} ILIKE {like} ESCAPE '\\'" for c in columns]
         else:
             # as SQLite's acsd_fold compares (search_fold): decomposed, lower(), the final
-            # sigma U+03C2 made U+03C3 as casefold() makes it (lower() and ILIKE keep it),
+            # sigma U+03C2 made U+03C3 and the sharp s "ss" as casefold() makes them
+            # (lower() and ILIKE keep both: "Hauptstraße" was found by no search with an ß),
             # composed again
             fold = args(search_fold(q), "text")
             final, sigma = args("\u03c2", "text"), args("\u03c3", "text")
+            sharp, double = args("\u00df", "text"), args("ss", "text")
             terms = [
-                f"strpos(normalize(translate(lower(normalize({c}, NFD)), {final}, {sigma}),"
-                f" NFC), {fold}) > 0"
+                f"strpos(normalize(replace(translate(lower(normalize({c}, NFD)), {final},"
+                f" {sigma}), {sharp}, {double}), NFC), {fold}) > 0"
                 for c in columns
             ]
         mac = _mac_fragment(q)
