@@ -307,3 +307,23 @@ def test_a_reload_retunes_the_buckets_and_keeps_the_sources():
     assert [limiter.allow("192.0.2.1") for _ in range(6)] == [True] * 5 + [False]
     with pytest.raises(ValueError, match="positive"):
         limiter.retune(0, 5)
+
+
+async def test_a_binding_change_from_ipv6_logs_the_address_apart_from_its_port():
+    # "::1:44546" read as an address of eight groups, or as ::1 and a port: brackets say
+    from structlog.testing import capture_logs
+
+    srv = stun.StunServer("::1", 0, deny=DENY_BUT_LOOPBACK)
+    await srv.start()
+    client = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    client.bind(("::1", 0))
+    client.setblocking(False)
+    try:
+        with capture_logs() as logs:
+            client.sendto(stun.binding_request(binding_change=True), ("::1", srv.port))
+            await recv(client)
+        [line] = [e for e in logs if e["event"] == "stun.binding_change"]
+        assert line["source"] == f"[::1]:{client.getsockname()[1]}"
+    finally:
+        client.close()
+        srv.close()

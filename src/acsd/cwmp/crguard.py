@@ -47,7 +47,8 @@ def _addresses(ip: Address) -> list[Address]:
     if not isinstance(ip, ipaddress.IPv6Address):
         return [ip]
     if ip.ipv4_mapped is not None:
-        return [ip.ipv4_mapped]
+        # (and itself: a list entry written in the mapped form, ::ffff:10.0.0.0/104)
+        return [ip, ip.ipv4_mapped]
     if ip.sixtofour is not None:
         return [ip, ip.sixtofour]
     if (embedded := int(ip) & 0xFFFFFFFF) and any(ip in prefix for prefix in _LAST_32):

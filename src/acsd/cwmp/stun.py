@@ -350,7 +350,8 @@ class StunServer:
         self._transport.sendto(answer, addr)
         self.stats.answered += 1
         if request.binding_change:
-            log.info("stun.binding_change", source=f"{host}:{port}")
+            shown = f"[{host}]" if ":" in host else host  # (an IPv6 address's port apart)
+            log.info("stun.binding_change", source=f"{shown}:{port}")
 
     def send_connection_request(
         self, address: str, username: str | None, password: str | None
