@@ -554,6 +554,13 @@ def test_the_preferred_ipv6_address_wins_over_a_deprecated_one_before_it(tr181):
     assert extract_status(tr181, values)["ipv6"] == "2001:db8:0:1::2"
 
 
+def test_a_ds_lite_softwire_address_is_no_wan_address(tr181):
+    # every DS-Lite router's IPv4 default route goes into its softwire, 192.0.0.2 (RFC 6333)
+    values = mobile_values()
+    values["Device.IP.Interface.2.IPv4Address.1.IPAddress"] = "192.0.0.2"
+    assert "wanIp" not in extract_status(tr181, values)
+
+
 def test_a_wan_that_is_down_shows_no_ipv6_resolvers(tr181):
     values = mobile_values()
     values["Device.IP.Interface.2.Status"] = "Down"
