@@ -96,7 +96,10 @@ class ParkableDriver(SessionDriver, Protocol):
 #: bumped whenever what freeze() writes changes shape: a worker never thaws a foreign shape
 #: (10: sets held as frozensets, the stored memory as JSON: an older worker would call
 #: set methods on them and compare the memory with the emptied record field)
-PARKED_FORMAT = 10
+PARKED_FORMAT = 11
+#: (11: created and last_active parked as ages, with the wall clock's time of parking:
+#: monotonic stamps count from the boot of the host that took them, and a session thawed
+#: on another host of a PostgreSQL fleet read as ended "too long" ago or never ending)
 
 
 class ParkError(Exception):
@@ -155,17 +158,25 @@ class CwmpSession:
         if export is None:
             raise ParkError(f"{type(self.driver).__name__} cannot be parked")
         own = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "driver"}
-        return pickle.dumps((PARKED_FORMAT, own, export()), protocol=pickle.HIGHEST_PROTOCOL)
+        now = time.monotonic()
+        own["created"], own["last_active"] = now - self.created, now - self.last_active
+        parked = (PARKED_FORMAT, own, export(), time.time())
+        return pickle.dumps(parked, protocol=pickle.HIGHEST_PROTOCOL)
 
     @classmethod
     def thaw(cls, data: bytes, driver: SessionDriver) -> CwmpSession:
         """The session that :meth:`freeze` wrote, driven by ``driver`` of this process."""
         try:
-            shape, own, state = pickle.loads(data)
+            shape, own, state, *rest = pickle.loads(data)
         except Exception as exc:
             raise ParkError(f"unreadable parked session: {exc!r}") from None
-        if shape != PARKED_FORMAT:
+        if shape != PARKED_FORMAT or len(rest) != 1:
             raise ParkError(f"parked session format {shape!r}, this acsd reads {PARKED_FORMAT}")
+        # Ages again stamps of this host's clock, the time parked counted in (by the wall
+        # clocks of two hosts: NTP keeps them close; a step back counts as no time).
+        now, parked = time.monotonic(), max(0.0, time.time() - rest[0])
+        own["created"] = now - own["created"] - parked
+        own["last_active"] = now - own["last_active"] - parked
         driver.import_state(state)  # type: ignore[attr-defined]
         return cls(driver=driver, **own)
 
