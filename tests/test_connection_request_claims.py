@@ -53,7 +53,26 @@ async def test_a_claim_is_held_for_its_seconds_then_taken_again(store) -> None:
     assert await store.claim_connection_request(other, 0.5)  # another device's is its own
     await asyncio.sleep(0.6)
     assert await store.claim_connection_request(one, 30)  # run out: taken again
-    assert not await store.claim_connection_request(one, 0.5)
+    assert not await store.claim_connection_request(one, 30)
+
+
+async def test_a_claim_taken_before_the_clock_went_back_is_void(store, store_url: str) -> None:
+    # An hour's step back made a claim of 30 s hold for an hour and 30 s: the router's
+    # Connection Requests waited that long, logged as "another process's request".
+    device = await _device(store, "CLM5")
+    assert await store.claim_connection_request(device, 30)
+    shift = "UPDATE cr_claims SET until = until + 3600"  # (as the clock's step back reads)
+    if store_url.startswith("sqlite:///"):
+        with sqlite3.connect(store_url.removeprefix("sqlite:///")) as db:
+            db.execute(shift)
+    else:
+        conn = await asyncpg.connect(store_url)
+        try:
+            await conn.execute(shift)
+        finally:
+            await conn.close()
+    assert await store.claim_connection_request(device, 30)
+    assert not await store.claim_connection_request(device, 30)  # and held as any
 
 
 async def test_a_claim_is_timed_by_the_database_not_by_the_process(

@@ -12,12 +12,13 @@ import asyncpg
 from acsd.store.postgres.core import NOW, PgCore
 from acsd.store.writes import claim_seconds
 
-#: as SQLite's (acsd.store.sqlite.crclaims): taken when there is none or it has run out,
-#: a row returned when taken; none for a device that is gone
+#: as SQLite's (acsd.store.sqlite.crclaims): taken when there is none or it has run out
+#: (or runs longer than any is asked for: the clock went back), a row returned when taken;
+#: none for a device that is gone
 _CLAIM = (
     f"INSERT INTO cr_claims (device, until) SELECT id, {NOW} + $2 FROM devices WHERE id = $1"
     f" ON CONFLICT (device) DO UPDATE SET until = excluded.until"
-    f" WHERE cr_claims.until <= {NOW}"
+    f" WHERE cr_claims.until <= {NOW} OR cr_claims.until > {NOW} + $2 + 1"
     " RETURNING 1"
 )
 

@@ -16,11 +16,13 @@ from acsd.store.writes import claim_seconds
 _NOW = "((julianday('now') - 2440587.5) * 86400.0)"
 
 #: the claim, taken when there is none or it has run out; a row returned when taken. From
-#: devices: no claim (and no row to leave behind) for a device that is gone.
+#: devices: no claim (and no row to leave behind) for a device that is gone. A claim that
+#: runs longer than any is asked for was taken before the clock went back: it is void (it
+#: held off the router's Connection Requests for as long as the step).
 _CLAIM = (
     f"INSERT INTO cr_claims (device, until) SELECT id, {_NOW} + ?2 FROM devices WHERE id = ?1"
     f" ON CONFLICT (device) DO UPDATE SET until = excluded.until"
-    f" WHERE cr_claims.until <= {_NOW}"
+    f" WHERE cr_claims.until <= {_NOW} OR cr_claims.until > {_NOW} + ?2 + 1"
     " RETURNING 1"
 )
 
