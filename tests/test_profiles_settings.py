@@ -1442,3 +1442,31 @@ def test_also_and_list_head_are_not_both_on_one_setting(tmp_path):
     )
     with pytest.raises(ProfileError, match="`also` and `list_head` exclude each other"):
         load_profiles(tmp_path)
+
+
+def test_a_retry_set_by_a_clock_that_was_ahead_is_due_once_it_is_put_right(profiles):
+    # A refused SSID was put off for 300 s by a clock a day ahead; corrected, the clock
+    # read the retry as tomorrow's, and no session retried it until then.
+    from acsd.provisioning.desired import desired_state
+    from acsd.provisioning.plan import plan_changes, value_hash
+
+    ssid = "Device.WiFi.SSID.1.SSID"
+    now = 1_000_000.0
+
+    def plan(next_retry: float, **extra):
+        fault = {"setting": "wifi.2g.ssid", "code": 9007, "message": "Invalid value",
+                 "attempts": 1, "nextRetry": next_retry, "hash": value_hash(ssid, "Home"),
+                 **extra}  # fmt: skip
+        return plan_changes(
+            profiles.get("tr181"), desired_state({"ssid": "Home"}, None), SIX_GHZ_RADIO,
+            absent=set(), memory={"faults": {ssid: fault}}, force=False, now=now,
+            max_attempts=5,
+        )  # fmt: skip
+
+    held = plan(now + 200, delay=300.0)
+    assert [w["setting"] for w in held.waiting] == ["wifi.2g.ssid"] and ssid not in written(held)
+    ahead = plan(now + 86400 + 200, delay=300.0)
+    assert not ahead.waiting and written(ahead)[ssid] == "Home"
+    # remembered before the delay was: a retry is never more than a day off
+    assert plan(now + 3600).waiting
+    assert not plan(now + 2 * 86400).waiting

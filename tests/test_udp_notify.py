@@ -57,3 +57,11 @@ def test_a_hand_edited_entry_is_set_again() -> None:
         memory = new_memory({"udpNotify": stored}, bootstrap=False)
         assert "udpNotify" not in memory
         assert udp_notify.notify_due(memory, PATH, 0, POLICY)
+
+
+def test_a_retry_put_off_by_a_clock_that_was_ahead_is_due_once_it_is_put_right() -> None:
+    memory = new_memory(None, bootstrap=False)
+    ahead = 1000.0 + 2 * 86400  # the clock two days ahead when the router was busy
+    udp_notify.record_answer(memory, PATH, rpc.cpe_fault(9002, "internal error"), ahead, POLICY)
+    assert not udp_notify.notify_due(memory, PATH, ahead + 10, POLICY)  # as it was
+    assert udp_notify.notify_due(memory, PATH, 1000.0, POLICY)  # put right: not in two days

@@ -319,6 +319,9 @@ def record_outcome(
             "message": message,
             "attempts": attempts,
             "nextRetry": now + delay,
+            # (how far off nextRetry was set: one further off than that was set before the
+            # clock went back, see plan._held_back)
+            "delay": delay,
             "hash": digest,
         }
         if code == DENIED:  # another fault between two denials starts the count again

@@ -851,6 +851,11 @@ def _refused_optional(plan: Plan, refused: Mapping[str, Any], setting: str, targ
     return True
 
 
+#: how far off a refused setting's retry is at most, for a fault remembered without its
+#: "delay" (faults remembered before acsd kept it): RetryPolicy.cap's default
+RETRY_CAP = 86400.0
+
+
 def _held_back(
     plan: Plan,
     faults: Mapping[str, Any],
@@ -874,9 +879,12 @@ def _held_back(
     if given_up(fault, max_attempts):
         plan.failed.append({**entry, "nextRetry": None})
         return True
-    if now < fault.get("nextRetry", 0):
+    next_retry = fault.get("nextRetry", 0)
+    if now < next_retry and next_retry - now <= fault.get("delay", RETRY_CAP):
         plan.waiting.append(entry)
         return True
+    # due, or set further off than the retry was ever put: by a clock that was ahead and
+    # has been put right (it waited that long besides, and said "tomorrow" all the while)
     return False
 
 

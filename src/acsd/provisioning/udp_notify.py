@@ -57,7 +57,8 @@ def notify_due(memory: dict[str, Any], path: str, now: float, policy: RetryPolic
     if type(attempts) is not int or attempts >= policy.max_attempts:
         return False
     retry_at = entry.get("retryAt")
-    return not isinstance(retry_at, int | float) or now >= retry_at
+    # (one further off than the policy ever puts it was set by a clock that was ahead)
+    return not isinstance(retry_at, int | float) or not now < retry_at <= now + policy.cap
 
 
 def notify_request(path: str) -> rpc.SetParameterAttributes:
