@@ -676,6 +676,11 @@ def test_a_value_that_is_not_a_number_is_omitted_for_an_int_field():
     p = profile('[status.fields.upTime]\npaths = ["Device.A.1.T", "Device.A.1.U"]\ntype = "int"\n')
     assert extract_status(p, {"Device.A.1.T": "n/a", "Device.A.1.U": "12"}) == {"upTime": 12}
     assert extract_status(p, {"Device.A.1.T": "nan"}) == {}
+    # only digits as xsd:int writes them: not what float() would take besides
+    for odd in ("1_000", "1e3", "\u0663\u0664", "inf", "0x10", "12,5", ""):
+        assert extract_status(p, {"Device.A.1.T": odd}) == {}, odd
+    for plain, shown in ((" 42 ", 42), ("0", 0), ("+3", 3), ("12.5", 13)):
+        assert extract_status(p, {"Device.A.1.T": plain}) == {"upTime": shown}, plain
 
 
 def test_ignore_treats_placeholder_values_as_not_reported():

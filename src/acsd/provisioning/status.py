@@ -45,6 +45,9 @@ __all__ = [
 MAX_TEXT = 256
 #: an instance number: unsignedInt, so at most 10 ASCII digits
 _INSTANCE = re.compile(r"[0-9]{1,10}")
+#: a reported number: an optional sign, ASCII digits, an optional fraction (a rate some
+#: firmware writes as "12.5"); at most 20 digits before the point (an unsignedLong)
+_NUMBER = re.compile(r"[-+]?[0-9]{1,20}(?:\.[0-9]{1,12})?")
 
 
 def extract_status(profile: Profile, values: Mapping[str, str]) -> dict[str, Any]:
@@ -725,12 +728,11 @@ def _convert(rule: Rule, items: list[str]) -> Any:
         value = mapped
     if rule.type == "str":
         return value if len(value) <= MAX_TEXT else None
-    try:
-        number = float(value)
-    except ValueError:
+    # A number as xsd:int/unsignedInt (and a decimal, as some firmware writes a rate)
+    # spell one: float() also takes "1_000", "1e3" and other scripts' digits ("٣٤")
+    if _NUMBER.fullmatch(value.strip()) is None:
         return None
-    if not math.isfinite(number):
-        return None
+    number = float(value)
     if rule.scale is not None:
         low, high = rule.scale
         number = min(100.0, max(0.0, (number - low) * 100.0 / (high - low)))
