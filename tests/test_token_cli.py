@@ -79,3 +79,27 @@ def test_a_customer_the_records_refuse_is_a_failure_not_a_usage_error(daemon):
         assert (proc.returncode, proc.stdout) == (status, ""), (args, proc.stderr)
         assert proc.stderr.splitlines() == [f"acsd: {message}"], args
     assert _token_lines(daemon) == before
+
+
+def test_a_database_another_process_holds_locked_is_one_line_and_exit_1(tmp_path):
+    # (a sqlite3 shell left in a transaction): a traceback of sqlite3.OperationalError
+    import sqlite3
+
+    from conftest import run_cli, write_config
+
+    config = write_config(tmp_path)
+    assert run_cli("db", "migrate", "--config", str(config)).returncode == 0
+    holder = sqlite3.connect(tmp_path / "acsd.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        body = tmp_path / "device.json"
+        body.write_text('{"serialNumber": "LOCKED001"}')
+        for args in (("token", "create", "--role", "ADMIN"), ("device", "apply", str(body))):
+            proc = run_cli(*args, "--config", str(config))
+            assert proc.returncode == 1, (args, proc.stdout, proc.stderr)
+            assert "Traceback" not in proc.stderr and proc.stdout == "", proc.stderr
+            line = proc.stderr.splitlines()[-1]  # (after the store's own log lines)
+            assert line.startswith(f"acsd: {tmp_path / 'acsd.db'}: ") and "locked" in line, line
+    finally:
+        holder.rollback()
+        holder.close()

@@ -9,7 +9,7 @@ import json
 import os
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -288,11 +288,32 @@ def _main(argv: Sequence[str] | None = None) -> int:
             return _backup(args, config)
         return asyncio.run(_migrate(config))
     if args.command == "device":
-        return asyncio.run(_device(args, config))
+        return _records_failing(lambda: asyncio.run(_device(args, config)), config)
     if args.command == "token":
-        return asyncio.run(_token(args, config))
+        return _records_failing(lambda: asyncio.run(_token(args, config)), config)
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE
+
+
+def _records_failing(run: Callable[[], int], config: Config) -> int:
+    """``run()``; a database that fails once open (a lock another process holds, a damaged
+    page, a server gone) is one line on stderr and exit 1, not a traceback."""
+    import sqlite3
+
+    import asyncpg
+
+    from acsd.store import StoreError, is_postgres, sqlite_path
+
+    try:
+        return run()
+    except (StoreError, sqlite3.DatabaseError, asyncpg.PostgresError, OSError) as exc:
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            said = f"{exc}: another process holds it (a sqlite3 shell in a transaction?)"
+        else:
+            said = str(exc) or type(exc).__name__
+        where = "the database" if is_postgres(config.store.url) else sqlite_path(config.store.url)
+        print(f"acsd: {where}: {said}", file=sys.stderr)  # (never the URL: no password)
+        return EXIT_FAILED
 
 
 def _file_name(text: str) -> str:
