@@ -169,20 +169,9 @@ def test_tplink_tr181_puts_5ghz_on_ssid_3_and_has_band_steering(profiles):
 def test_tplink_tr098_password_and_band_steering(profiles):
     p = profiles.get("tplink-tr098")
     assert paths(p, "wifi.5g.ssid") == [WLAN + "2.SSID"]
-    password, fallback = p.settings["wifi.5g.password"]
+    (password,) = p.settings["wifi.5g.password"]
     assert password.path == WLAN + "2.X_TP_PreSharedKey"
     assert password.secret and not password.readback
-    # an Archer C6 whose DeviceId says ProductClass "IGD" has X_TP_Password instead
-    assert fallback.path == WLAN + "2.X_TP_Password" and fallback.fallback
-    channels = {WLAN + "2.PossibleChannels": "36-64"}
-    c6 = {WLAN + "1.X_TP_PreSharedKey", WLAN + "2.X_TP_PreSharedKey"}
-    wifi = {"ssid": "Home", "password": "secret123", "ssid5G": "Home5", "password5G": "other123"}
-    result = wifi_plan(p, wifi, channels, absent=c6)
-    assert {k: v for k, v in written(result).items() if "X_TP" in k} == {
-        WLAN + "1.X_TP_Password": "secret123",
-        WLAN + "2.X_TP_Password": "other123",
-    }
-    assert not result.unsupported
     # No band steering parameter is known for TP-Link's TR-098 firmware (only front-ends
     # that disagree on its path): steering is emulated, and the job says so.
     assert "wifi.bandsteering" not in p.settings
@@ -336,7 +325,7 @@ def test_a_vendor_may_extend_a_vendor(tmp_path):
     )
     p = load_profiles(tmp_path).get("archer-c6")
     assert p.root == IGD
-    assert paths(p, "wifi.2g.password") == [WLAN + "1.X_TP_PreSharedKey", WLAN + "1.X_TP_Password"]
+    assert paths(p, "wifi.2g.password") == [WLAN + "1.X_TP_PreSharedKey"]
     assert p.match == {"manufacturer": ("TP-Link*",), "modelName": ("Archer C6*",)}
 
 
@@ -874,7 +863,7 @@ def test_the_archer_c6_writes_its_passphrase_to_x_tp_password(profiles):
     assert (c6.name, c5.name) == ("tplink-archer-c6", "tplink-tr098")
     assert paths(c6, "wifi.2g.password") == [WLAN + "1.X_TP_Password"]
     assert paths(c6, "wifi.5g.password") == [WLAN + "2.X_TP_Password"]
-    assert paths(c5, "wifi.2g.password") == [WLAN + "1.X_TP_PreSharedKey", WLAN + "1.X_TP_Password"]
+    assert paths(c5, "wifi.2g.password") == [WLAN + "1.X_TP_PreSharedKey"]
     assert "wifi.bandsteering" not in c6.settings and "wifi.bandsteering" not in c5.settings
 
 
@@ -1213,10 +1202,7 @@ def test_tr181_dhcp_on_turns_on_the_server_too_and_off_only_the_pool(profiles):
 def test_the_single_band_tl_wr840n_has_no_5ghz(profiles):
     wr840n = profiles.select(CpeIdentity("F4F26D", "TL-WR840N", "S1", manufacturer="TP-Link"), IGD)
     assert wr840n.name == "tplink-wr840n"
-    assert paths(wr840n, "wifi.2g.password") == [
-        WLAN + "1.X_TP_PreSharedKey",
-        WLAN + "1.X_TP_Password",
-    ]
+    assert paths(wr840n, "wifi.2g.password") == [WLAN + "1.X_TP_PreSharedKey"]
     assert not [k for k in wr840n.settings if k.startswith("wifi.5g.")]
     assert "wifi.bandsteering" not in wr840n.settings
     result = wifi_plan(wr840n, {"ssid": "Home", "password": "secret123", "ssid5G": "Home5"})
