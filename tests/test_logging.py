@@ -331,3 +331,36 @@ def test_once_tells_each_key_the_first_time_and_starts_over_past_its_bound():
     ]  # fmt: skip
     # a fourth key starts over: what it held is told again (a bound, not a leak)
     assert once.first("d") is True and once.first("a") is True and once.first("d") is False
+
+
+def test_what_the_command_line_prints_under_journald_has_a_priority_too(tmp_path: Path):
+    # `acsd: config error: ...` (the line an operator needs when the service will not start)
+    # went to the journal at info: `journalctl -u acsd -p warning` did not show it.
+    import subprocess
+
+    from conftest import REPO, acsd_cmd
+
+    config = tmp_path / "acsd.toml"
+    config.write_text('[cwmp]\nperiodic_interval = "300"\n')
+    journal = tmp_path / "journal"
+    with open(journal, "w") as stream:
+        st = os.fstat(stream.fileno())
+        env = {**os.environ, "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}
+        proc = subprocess.run(
+            acsd_cmd("config", "check", "--config", str(config)), stderr=stream,
+            stdout=subprocess.DEVNULL, env=env, cwd=REPO, timeout=60,
+        )  # fmt: skip
+    assert proc.returncode == 2
+    [line] = journal.read_text().splitlines()
+    assert line.startswith("<3>acsd: config error: ") and "periodic_interval" in line, line
+    # a warning is one, and what already has a priority keeps it
+    config.write_text('[store]\nurl = "sqlite:////nonexistent-dir/acsd.db"\n')
+    with open(journal, "w") as stream:
+        st = os.fstat(stream.fileno())
+        env = {**os.environ, "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}
+        subprocess.run(
+            acsd_cmd("config", "check", "--config", str(config)), stderr=stream,
+            stdout=subprocess.DEVNULL, env=env, cwd=REPO, timeout=60,
+        )  # fmt: skip
+    lines = journal.read_text().splitlines()
+    assert lines and all(x.startswith("<4>acsd: warning: ") for x in lines), lines

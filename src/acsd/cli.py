@@ -199,6 +199,8 @@ def _serving(config: Config) -> contextlib.AbstractContextManager[bool]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if acsd_log.on_journal(sys.stderr):
+        sys.stderr = acsd_log.JournalPriorities(sys.stderr)
     try:
         return _main(argv)
     except BrokenPipeError:

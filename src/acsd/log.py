@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import io
 import json
 import logging
 import os
@@ -133,6 +134,46 @@ def on_journal(stream: Any) -> bool:
     except (AttributeError, OSError, ValueError):
         return False
     return expected == f"{st.st_dev}:{st.st_ino}"
+
+
+class JournalPriorities(io.TextIOBase):
+    """stderr under journald for what is not a log line: ``acsd: config error: ...`` (the
+    exit-2 line the unit does not restart after), ``acsd: warning: ...``, argparse's usage
+    errors. journald files a line without ``<N>`` at info, so `journalctl -p warning`
+    missed why acsd would not start. Lines that have a priority (the log's) pass as they
+    are; a warning gets 4, anything else printed there 3 (an error)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        while "\n" in self._pending:
+            line, self._pending = self._pending.split("\n", 1)
+            self._stream.write(f"{_priority_of(line)}{line}\n")
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending:
+            self._stream.write(f"{_priority_of(self._pending)}{self._pending}")
+            self._pending = ""
+        self._stream.flush()
+
+    def fileno(self) -> int:
+        return int(self._stream.fileno())
+
+    def isatty(self) -> bool:
+        return False
+
+    def writable(self) -> bool:
+        return True
+
+
+def _priority_of(line: str) -> str:
+    if len(line) > 2 and line[0] == "<" and line[1].isdigit() and line[2] == ">":
+        return ""
+    return "<4>" if line.startswith("acsd: warning:") else "<3>"
 
 
 class _Prioritised:
