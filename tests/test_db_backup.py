@@ -117,6 +117,27 @@ def test_no_database_no_backup(tmp_path: Path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["acsd.toml"]
 
 
+def test_a_backup_of_a_file_that_holds_no_acsd_database_is_a_usage_error(tmp_path: Path):
+    # "wrote ... at schema version None, None devices", exit 0: a nightly backup of the
+    # wrong file reported success every night
+    import sqlite3
+
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE notes (text)")
+    empty = tmp_path / "empty.db"
+    empty.write_bytes(b"")
+    for source in (other, empty):
+        config = tmp_path / "acsd.toml"
+        config.write_text(f'[store]\nurl = "sqlite:///{source}"\n')
+        out = tmp_path / "out.db"
+        result = run_cli("db", "backup", str(out), "--config", str(config))
+        assert result.returncode == 2 and result.stdout == "", result.stdout
+        assert result.stderr.splitlines() == [f"acsd: {source} holds no acsd database: "
+                                              "check store.url (--config)"]  # fmt: skip
+        assert not out.exists()
+
+
 def test_commands_on_a_store_that_is_no_database_say_so_in_one_line(tmp_path):
     """serve said store_open_failed; the CLI commands ended in a sqlite3 traceback."""
     junk = tmp_path / "junk.db"

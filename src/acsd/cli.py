@@ -618,8 +618,15 @@ def _backup(args: argparse.Namespace, config: Config) -> int:
         print(f"acsd: {args.path} names a directory that does not exist; give the file to "
               "write", file=sys.stderr)  # fmt: skip
         return 1
+    source = sqlite_path(config.store.url)
+    if source.is_file() and _sqlite_schema_version(source) == 0:
+        # (an empty file, another program's database: a nightly backup of the wrong file
+        # said "wrote ..." and exit 0 every night)
+        print(f"acsd: {source} holds no acsd database: check store.url (--config)",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_USAGE
     try:
-        result = backup(sqlite_path(config.store.url), Path(args.path), force=args.force)
+        result = backup(source, Path(args.path), force=args.force)
     except (BackupError, ValueError) as exc:
         print(f"acsd: {exc}", file=sys.stderr)
         return 1
