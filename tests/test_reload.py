@@ -358,3 +358,57 @@ async def test_the_reload_summary_names_every_setting_it_applied(tmp_path):
         "provisioning.absent_recheck_interval",
         "provisioning.static_wan_dns",
     ]
+
+
+def _catches(pid: int, sig: int) -> bool:
+    """Whether process ``pid`` has a handler of its own for ``sig`` (/proc's SigCgt)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+    except FileNotFoundError:
+        pass
+    return False
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_sighup_while_acsd_starts_is_served_not_fatal(tmp_path, workers):
+    # A certificate renewal hook's `pkill -HUP acsd` just after a restart: while Python
+    # imported the command line (half a second) SIGHUP's default action ended acsd, exit
+    # 129, which systemd's Restart=on-failure counts as clean: the ACS stayed down.
+    import subprocess
+    import sys
+
+    from conftest import REPO, write_config
+
+    config = write_config(tmp_path, top={"workers": workers})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "acsd", "serve", "--config", str(config)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=REPO,
+    )  # fmt: skip
+    try:
+        # As soon as acsd holds the signal, or (an acsd that does not) a moment after its
+        # start: long before it listens either way
+        import time
+
+        started = time.monotonic()
+        wait_for(
+            lambda: _catches(proc.pid, signal.SIGHUP) or time.monotonic() - started > 0.2,
+            10,
+            0.001,
+        )
+        proc.send_signal(signal.SIGHUP)
+        lines: list[str] = []
+        assert proc.stderr is not None
+        # up, every worker listening; one process serves the held reload once it listens
+        # (a supervisor reads its configuration after the signal anyway)
+        wanted = ['"listening"'] * workers + (['"reload.done"'] if workers == 1 else [])
+        for line in proc.stderr:
+            lines.append(line)
+            if all(sum(w in x for x in lines) >= wanted.count(w) for w in set(wanted)):
+                break
+        assert proc.poll() is None, "".join(lines)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)

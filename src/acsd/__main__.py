@@ -1,5 +1,5 @@
 import sys
 
-from acsd.cli import main
+from acsd.entry import main
 
 sys.exit(main())

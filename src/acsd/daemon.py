@@ -11,7 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from acsd import __version__
+from acsd import __version__, entry
 from acsd.api.app import build_api_app
 from acsd.api.context import ApiContext
 from acsd.config import Config, StunConfig
@@ -90,6 +90,8 @@ async def serve(
     # and served once the listeners run.
     early_hup = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, early_hup.set)
+    if entry.held:  # (one before the event loop: see acsd.entry)
+        early_hup.set()
     try:
         tls = {name: ServerTls(name, s) for name, s in listener_settings(config).items()}
     except TlsFileError as exc:  # a file changed since the config was checked

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from acsd import entry
 from acsd.config import (
     WITH_SECRETS,
     Config,
@@ -221,6 +222,8 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop)
         loop.add_signal_handler(signal.SIGHUP, self._reload)
+        if entry.held:  # (one before the event loop: see acsd.entry)
+            self._reload()
         store = store_of(self.config.store)
         try:
             await store.open()  # migrations once, before N processes race for them
