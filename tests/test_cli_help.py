@@ -37,3 +37,23 @@ def test_version_is_printed_and_the_config_default_is_named():
     shown = run_cli("device", "list", "--help", check=True).stdout
     # which database a command works on when --config is left out
     assert "acsd.db" in " ".join(shown.split())
+
+
+def test_an_argument_that_is_not_utf8_is_a_usage_error(tmp_path):
+    # A serial pasted from a Latin-1 log ("a\xffb"): tracebacks (UnicodeEncodeError), or a
+    # credentials line that made serve refuse the whole credentials file.
+    config = tmp_path / "acsd.toml"
+    config.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "acsd.db"}"\n')
+    assert run_cli("db", "migrate", "--config", str(config)).returncode == 0
+    bad = "a\udcffb"  # (how Python holds the byte 0xFF of an argument)
+    for args, named in (
+        (("device", "show", bad), "ID|SERIAL"),
+        (("device", "list", "--after", bad), "--after"),
+        (("token", "revoke", bad), "ID"),
+        (("token", "create", "--role", "OWNER", "--customer", bad), "--customer"),
+    ):
+        proc = run_cli(*args, "--config", str(config))
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, (args, proc.stderr)
+        assert proc.stderr.splitlines()[-1] == f"acsd: error: argument {named}: not UTF-8 text"
+    proc = run_cli("cpe-password", bad, "--realm", "acsd")
+    assert proc.returncode == 2 and proc.stdout == ""

@@ -213,6 +213,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if undecodable := _not_utf8(args):
+        # (a serial pasted from a Latin-1 log: Python keeps such bytes as lone surrogates,
+        # which every later encode refused with a traceback, or wrote to a credentials file
+        # that serve then refused whole)
+        parser.error(f"argument {undecodable}: not UTF-8 text")
     if args.command == "sim":
         from acsd.sim.cli import run as run_sim
 
@@ -316,6 +321,24 @@ def _records_failing(run: Callable[[], int], config: Config) -> int:
         where = "the database" if is_postgres(config.store.url) else sqlite_path(config.store.url)
         print(f"acsd: {where}: {said}", file=sys.stderr)  # (never the URL: no password)
         return EXIT_FAILED
+
+
+def _not_utf8(args: argparse.Namespace) -> str | None:
+    """The argument whose value held bytes that are not UTF-8 (Python reads them as lone
+    surrogates). File names may hold such bytes, and work as they are: not checked."""
+    for name, value in vars(args).items():
+        if name in _FILE_NAMES:
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and any("\udc80" <= c <= "\udcff" for c in item):
+                return _POSITIONAL.get(name) or "--" + name.replace("_", "-")
+    return None
+
+
+#: arguments that name files
+_FILE_NAMES = frozenset({"config", "file", "path", "dir", "ca_file", "cert", "key_file"})
+#: positional arguments, as their usage names them
+_POSITIONAL = {"key": "ID|SERIAL", "serial": "SERIAL", "id": "ID"}
 
 
 def _file_name(text: str) -> str:
