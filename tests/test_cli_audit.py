@@ -3,8 +3,9 @@ local user as their author: the README says every write is audited."""
 
 from __future__ import annotations
 
-import getpass
 import json
+import os
+import pwd
 import re
 
 from api_world import token
@@ -19,7 +20,7 @@ def _entries(daemon, admin: str) -> list[dict]:
 
 def test_device_apply_and_tokens_are_audited_with_the_local_user(daemon):
     admin = token(daemon, "ADMIN")
-    author = f"cli:{getpass.getuser()}"
+    author = f"cli:{pwd.getpwuid(os.getuid()).pw_name}"
     made = [e for e in _entries(daemon, admin) if e["action"] == "token.create"]
     assert len(made) == 1 and made[0]["tokenName"] == author and made[0]["role"] == "CLI"
     assert made[0]["after"] == {"role": "ADMIN", "customer": None, "name": "test ADMIN",
@@ -48,3 +49,20 @@ def test_device_apply_and_tokens_are_audited_with_the_local_user(daemon):
     other = token(daemon, "ADMIN")
     revoked = [e for e in _entries(daemon, other) if e["action"] == "token.revoke"]
     assert [(e["resourceId"], e["tokenName"]) for e in revoked] == [(token_id, author)]
+
+
+def test_the_cli_author_is_the_account_not_what_the_environment_says(tmp_path):
+    # getpass.getuser() reads $USER first: `USER=ceo acsd token create` was cli:ceo
+    from conftest import run_cli
+
+    config = tmp_path / "acsd.toml"
+    config.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "acsd.db"}"\n')
+    assert run_cli("db", "migrate", "--config", str(config)).returncode == 0
+    env = {"USER": "ceo", "LOGNAME": "ceo"}
+    made = run_cli("token", "create", "--role", "ADMIN", "--config", str(config), env=env)
+    assert made.returncode == 0, made.stderr
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "acsd.db") as db:
+        [(name,)] = db.execute("SELECT token_name FROM audit").fetchall()
+    assert name == f"cli:{pwd.getpwuid(os.getuid()).pw_name}"

@@ -4,12 +4,13 @@ entry of an Internet line that a write ended."""
 
 from __future__ import annotations
 
-import getpass
+import os
+import pwd
 from typing import Any
 
 from acsd import clock
 from acsd.ids import new_id
-from acsd.log import is_secret_name
+from acsd.log import is_secret_name, peer_text
 from acsd.store.base import AuditRecord, DeviceRecord
 
 
@@ -42,10 +43,17 @@ def device_view(record: DeviceRecord) -> dict[str, Any]:
 
 
 def _local_user() -> str:
+    """The account the command runs as, by its user id (getpass.getuser() reads $LOGNAME
+    and $USER first: `USER=ceo acsd token create` was audited as cli:ceo), and under sudo
+    the account that ran sudo ("root (sudo by alice)": every operator was cli:root)."""
     try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry and no $USER (a bare container)
-        return "unknown"
+        name = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # no passwd entry (a bare container): the id itself
+        name = str(os.getuid())
+    invoker = os.environ.get("SUDO_USER", "")
+    if invoker and invoker != name and os.getuid() == 0:
+        return f"{name} (sudo by {peer_text(invoker, 32)})"
+    return name
 
 
 def entry(
