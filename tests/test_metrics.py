@@ -291,3 +291,21 @@ async def test_a_vanished_snapshot_directory_is_reported_once_and_scrapes_go_on(
         samples = parse(metrics.render()[0].decode())
     assert value(samples, "acsd_build_info", version="1", worker="0") == 1
     assert [e["event"] for e in logs].count("metrics.snapshot_failed") == 1
+
+
+def test_a_write_the_records_refuse_is_no_store_failure(daemon):
+    # A 409 (an internet line's address already another line's, found in the write's
+    # transaction) was counted in acsd_store_write_failures_total: an alert on it was
+    # paged by ordinary API conflicts.
+    from api_world import build_world
+    from test_internet_api import confirm_body, order
+
+    world = build_world(daemon)
+    first, second = (order(world).body["_id"] for _ in range(2))
+    assert (
+        world.api.post(f"/internet/account/{first}/confirm", confirm_body("192.0.2.77")).status
+        == 200
+    )
+    taken = world.api.post(f"/internet/account/{second}/confirm", confirm_body("192.0.2.77"))
+    assert taken.status == 409, taken.body
+    assert value(scrape(daemon), "acsd_store_write_failures_total") == 0

@@ -215,7 +215,11 @@ class BatchWriter(ABC):
                 self._failing = why
             mark_reported(exc)
         for op in batch:
-            self.stats.failed += 1
+            # A write the records refused (a conflict, a record changed or deleted
+            # meanwhile: an API 409, a session outrun) is an answer, not a failure: counted,
+            # an operator alerting on acsd_store_write_failures_total was paged by 409s.
+            if not isinstance(exc, REFUSALS):
+                self.stats.failed += 1
             if not op.future.done():
                 op.future.set_exception(exc)
 
