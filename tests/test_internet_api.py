@@ -556,3 +556,14 @@ def test_an_admin_ends_a_line_that_names_no_router(world: World):
     reply = world.api.post(f"/internet/account/{theirs}/confirm",
                            confirm_body("203.0.113.220", **ranged))  # fmt: skip
     assert reply.status == 200, reply.body
+
+
+def test_a_leap_second_start_is_the_first_second_of_the_next_minute():
+    # RFC 3339 allows second 60; it was refused as "not an RFC 3339 date-time"
+    from acsd.api.internet import start_of
+
+    assert start_of("2016-12-31T23:59:60Z") == start_of("2017-01-01T00:00:00Z")
+    assert start_of("2016-12-31T23:59:60.5+00:00") == start_of("2017-01-01T00:00:00.5Z")
+    for wrong in ("2016-12-31T23:59:61Z", "2016-12-31T23:60:00Z", "2016-12-31T24:59:60Z"):
+        with pytest.raises(ValueError, match="not a date"):
+            start_of(wrong)

@@ -22,7 +22,7 @@ import contextlib
 import ipaddress
 import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from aiohttp import web
@@ -202,6 +202,12 @@ def start_of(text: str) -> float:
         # space for the T, and a fraction finer than microseconds, cut to them)
         with contextlib.suppress(ValueError):  # no such day, hour...
             when = datetime.fromisoformat(text.upper())
+        if when is None and text[17:19] == "60":
+            # a leap second (RFC 3339 allows :60), which datetime cannot hold: the
+            # second after :59, the first of the next minute
+            with contextlib.suppress(ValueError):
+                when = datetime.fromisoformat(f"{text[:17]}59{text[19:]}".upper())
+                when += timedelta(seconds=1)
     if when is None:
         raise ValueError(
             f"{text!r} is not a date (2016-02-01) or an RFC 3339 date-time (2016-02-01T00:00:00Z)"
