@@ -1141,3 +1141,34 @@ def test_what_a_cpe_writes_in_its_headers_reaches_the_log_bounded_and_printable(
     [event] = logged(daemon, "cwmp.refused", 1)
     assert event["reason"].startswith("unsupported Content-Type 'text/xxx")
     assert len(event["reason"]) < 150
+
+
+def test_the_shared_password_under_another_name_of_a_router_with_its_own_entry_is_refused(
+    daemon_factory, tmp_path
+):
+    # Whoever read the fleet's shared password out of one router logged in as a router
+    # given its own password, as "OUI-Serial": no entry is keyed so, the shared password
+    # answered, and the name stands for that router.
+    creds = tmp_path / "creds.toml"
+    creds.write_text(
+        'realm = "acsd"\n[devices]\nVICTIM01 = "its-own-password"\n'
+        '"00D09E-VICTIM02" = "its-own-password"\n'
+    )
+    daemon = acs(daemon_factory, {**DIGEST, "credentials_file": str(creds)})
+    for username in ("00D09E-VICTIM01", "00D09E-TestBox-VICTIM01", "VICTIM01"):
+        wire, answer = first_challenge(daemon, "VICTIM01")
+        header = digest_header(challenges(answer)[-1], username, PASSWORD)
+        refused = wire.post(inform("VICTIM01"), headers={"Authorization": header})
+        assert refused.status in (401, 403), (username, refused.status)
+    # (and an entry keyed by the OUI form: the plain serial is no way in either)
+    wire, answer = first_challenge(daemon, "VICTIM02")
+    header = digest_header(challenges(answer)[-1], "VICTIM02", PASSWORD)
+    assert wire.post(inform("VICTIM02"), headers={"Authorization": header}).status == 403
+    assert devices(daemon, "VICTIM01", "VICTIM02") == []
+    # its own password opens it; the shared one still opens routers without an entry
+    wire, answer = first_challenge(daemon, "VICTIM01")
+    header = digest_header(challenges(answer)[-1], "VICTIM01", "its-own-password")
+    assert wire.post(inform("VICTIM01"), headers={"Authorization": header}).status == 200
+    wire, answer = first_challenge(daemon, "OTHER001")
+    header = digest_header(challenges(answer)[-1], "00D09E-OTHER001", PASSWORD)
+    assert wire.post(inform("OTHER001"), headers={"Authorization": header}).status == 200

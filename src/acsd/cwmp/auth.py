@@ -108,6 +108,8 @@ class AuthResult:
     retry_after: int | None = None
     #: the Digest algorithm or "Basic", for the debug log
     method: str = ""
+    #: the credentials were the shared password (not a router's own entry)
+    shared: bool = False
 
 
 # --- password hashes --------------------------------------------------------------------
@@ -555,6 +557,11 @@ class CpeAuthenticator:
     def device_count(self) -> int:
         return len(self._devices)
 
+    def has_own_entry(self, device: DeviceId) -> bool:
+        """Whether the router ``device`` has an entry of its own, under any name that
+        stands for it (usernames_of): then the shared password is no way into it."""
+        return any(name in self._devices for name in usernames_of(device))
+
     # --- challenges ----------------------------------------------------------------------
 
     def challenge_headers(self, *, stale: bool = False, address: str = "") -> list[tuple[str, str]]:
@@ -775,7 +782,8 @@ class CpeAuthenticator:
             return AuthResult(
                 False, username, reason, stale=True, status=401, method=algorithm_name
             )
-        return AuthResult(True, username, serial=serial, method=algorithm_name)
+        shared = entry is self._shared
+        return AuthResult(True, username, serial=serial, method=algorithm_name, shared=shared)
 
     # Basic ---------------------------------------------------------------------------------
 
@@ -788,7 +796,8 @@ class CpeAuthenticator:
             return self._fail("unknown user", username, "Basic")
         entry, serial = found
         if await self._verify_basic(entry, username, password):
-            return AuthResult(True, username, serial=serial, method="Basic")
+            shared = entry is self._shared
+            return AuthResult(True, username, serial=serial, method="Basic", shared=shared)
         return self._fail("wrong password", username, "Basic")
 
     async def _verify_basic(self, entry: _Entry, username: str, password: str) -> bool:

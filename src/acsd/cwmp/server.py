@@ -428,6 +428,15 @@ class CwmpServer:
         """403 for an Inform whose serial is not the one the credentials belong to: one
         router's password must not let it register or speak for another."""
         serial = device.serial_number
+        auth = self.settings.auth
+        if identity.shared and auth is not None and auth.has_own_entry(device):
+            # A router with an entry of its own is opened by that entry only: the shared
+            # password under another name of it ("OUI-Serial", which no entry is keyed
+            # by) must not open it, else whoever read the fleet's password out of one
+            # router logs in as one that was given its own.
+            return self._auth_mismatch(
+                "this router has credentials of its own", identity, remote_ip, serial
+            )
         if identity.serial is None or identity.serial.lower() in usernames_of(device):
             return None
         if "Authorization" not in request.headers and self.settings.auth is not None:
