@@ -622,3 +622,23 @@ def test_a_workers_reload_error_blames_no_variable_the_operator_never_set(tmp_pa
     with pytest.raises(ConfigError) as caught:
         load_config(path, environ={**worker, "ACSD_CWMP_PERIODIC_INTERVAL": "60"})
     assert str(caught.value).startswith(f"{path} + ACSD_* environment: log.workers")
+
+
+def test_a_device_list_whose_reader_left_blames_no_database(tmp_path):
+    # `acsd device list | head`: "acsd: .../acsd.db: [Errno 32] Broken pipe"
+    config = tmp_path / "acsd.toml"
+    config.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "acsd.db"}"\n')
+    assert run_cli("db", "migrate", "--config", str(config)).returncode == 0
+    body = tmp_path / "device.json"
+    body.write_text('{"serialNumber": "PIPE0001"}')
+    assert run_cli("device", "apply", str(body), "--config", str(config)).returncode == 0
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run(
+            acsd_cmd("device", "list", "--config", str(config)), stdout=write_end,
+            stderr=subprocess.PIPE, text=True, timeout=60, cwd=tmp_path,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 1 and proc.stderr == "", proc.stderr

@@ -37,3 +37,28 @@ def test_a_listener_on_every_ipv6_address_takes_ipv4_clients_too(tmp_path):
             assert json.loads(reply.read()) is not None
     finally:
         daemon.stop()
+
+
+def test_a_host_name_is_each_of_its_addresses(monkeypatch):
+    # "localhost:7557" where localhost is ::1 and 127.0.0.1 (most distributions) bound
+    # ::1 alone: http://127.0.0.1:7557/ was refused.
+    import socket
+
+    from acsd.listen_socket import bound_sockets
+
+    real = socket.getaddrinfo
+
+    def both(host, port, *args, **kwargs):
+        if host == "dual.invalid":
+            return real("::1", port, *args, **kwargs) + real("127.0.0.1", port, *args, **kwargs)
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", both)
+    sockets = bound_sockets("dual.invalid", 0)
+    try:
+        names = [s.getsockname()[:2] for s in sockets]
+        assert [host for host, _ in names] == ["::1", "127.0.0.1"]
+        assert len({port for _, port in names}) == 1  # port 0: the first's, for all
+    finally:
+        for s in sockets:
+            s.close()

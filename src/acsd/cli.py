@@ -213,7 +213,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if undecodable := _not_utf8(args):
+    # (the commands on records: file names elsewhere may hold such bytes and work)
+    if args.command in ("device", "token", "cpe-password") and (undecodable := _not_utf8(args)):
         # (a serial pasted from a Latin-1 log: Python keeps such bytes as lone surrogates,
         # which every later encode refused with a traceback, or wrote to a credentials file
         # that serve then refused whole)
@@ -313,6 +314,8 @@ def _records_failing(run: Callable[[], int], config: Config) -> int:
 
     try:
         return run()
+    except BrokenPipeError:
+        raise  # (`acsd device list | head`: main's to take quietly, not the database's)
     except (StoreError, sqlite3.DatabaseError, asyncpg.PostgresError, OSError) as exc:
         if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
             said = f"{exc}: another process holds it (a sqlite3 shell in a transaction?)"
@@ -335,8 +338,8 @@ def _not_utf8(args: argparse.Namespace) -> str | None:
     return None
 
 
-#: arguments that name files
-_FILE_NAMES = frozenset({"config", "file", "path", "dir", "ca_file", "cert", "key_file"})
+#: arguments of those commands that name files
+_FILE_NAMES = frozenset({"config", "file"})
 #: positional arguments, as their usage names them
 _POSITIONAL = {"key": "ID|SERIAL", "serial": "SERIAL", "id": "ID"}
 

@@ -21,7 +21,7 @@ from acsd.cwmp.server import CwmpServer, ServerSettings
 from acsd.cwmp.session import Limits
 from acsd.cwmp.stun import StunServer
 from acsd.eventloop import loop_name
-from acsd.listen_socket import bound_socket
+from acsd.listen_socket import bound_sockets
 from acsd.log import get_logger, set_static
 from acsd.metrics import Metrics
 from acsd.metrics_share import METRICS_DIR_ENV, MetricsShare
@@ -283,19 +283,22 @@ async def serve(
     # supervisor's does with workers
     binding = ("cwmp.listen", config.cwmp.listen)
     try:
-        # (sockets of acsd's own: "[::]" takes IPv4 routers too, see acsd.listen_socket)
-        await web.SockSite(
-            cwmp_runner,
-            bound_socket(config.cwmp.host, config.cwmp.port, reuse_port=worker is not None),
-            ssl_context=tls["cwmp"].context if "cwmp" in tls else None,
-            backlog=CWMP_BACKLOG,
-        ).start()
+        # (sockets of acsd's own: "[::]" takes IPv4 routers too, see acsd.listen_socket;
+        # a name is each of its addresses)
+        for sock in bound_sockets(
+            config.cwmp.host, config.cwmp.port, reuse_port=worker is not None
+        ):
+            await web.SockSite(
+                cwmp_runner,
+                sock,
+                ssl_context=tls["cwmp"].context if "cwmp" in tls else None,
+                backlog=CWMP_BACKLOG,
+            ).start()
         binding = ("api.listen", config.api.listen)
-        await web.SockSite(
-            api_runner,
-            bound_socket(config.api.host, config.api.port, reuse_port=worker is not None),
-            ssl_context=tls["api"].context if "api" in tls else None,
-        ).start()
+        for sock in bound_sockets(config.api.host, config.api.port, reuse_port=worker is not None):
+            await web.SockSite(
+                api_runner, sock, ssl_context=tls["api"].context if "api" in tls else None
+            ).start()
     except OSError as exc:
         log.error("listen_failed", key=binding[0], listen=binding[1], error=str(exc))
         await cwmp.stop()

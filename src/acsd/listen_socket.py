@@ -25,16 +25,40 @@ def dual_stack(host: str) -> bool:
         return False
 
 
-def _address(host: str, port: int) -> tuple[int, tuple]:
+def _addresses(host: str, port: int) -> list[tuple[int, tuple]]:
+    """Each address ``host`` stands for (a name may be several: localhost is ::1 and
+    127.0.0.1 on most systems), once."""
     info = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    family, _kind, _proto, _name, address = info[0]
-    return family, address
+    found: list[tuple[int, tuple]] = []
+    for family, _kind, _proto, _name, address in info:
+        if (family, address) not in found:
+            found.append((family, address))
+    return found
 
 
 def bound_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
-    """A socket bound to ``host:port`` (not listening yet): SO_REUSEADDR as servers have it,
-    SO_REUSEPORT for ``reuse_port`` (workers sharing the port), dual-stack for ``::``."""
-    family, address = _address(host, port)
+    """A socket bound to ``host:port`` (its first address; not listening yet)."""
+    return bound_sockets(host, port, reuse_port=reuse_port)[0]
+
+
+def bound_sockets(host: str, port: int, *, reuse_port: bool = False) -> list[socket.socket]:
+    """Sockets bound to every address of ``host`` at ``port`` (not listening yet; port 0:
+    the one the first gets, for all): SO_REUSEADDR as servers have it, SO_REUSEPORT for
+    ``reuse_port`` (workers sharing the port), dual-stack for ``::``."""
+    sockets: list[socket.socket] = []
+    try:
+        for family, address in _addresses(host, port):
+            if sockets and port == 0:
+                address = (address[0], sockets[0].getsockname()[1], *address[2:])
+            sockets.append(_bind(family, address, host, reuse_port))
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def _bind(family: int, address: tuple, host: str, reuse_port: bool) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -21,6 +21,7 @@ import logging
 import os
 import re
 import sys
+import threading
 from typing import Any
 
 import orjson
@@ -146,19 +147,23 @@ class JournalPriorities(io.TextIOBase):
     def __init__(self, stream: Any) -> None:
         self._stream = stream
         self._pending = ""
+        # (threads write too: the store's, a thread pool's; a line is one write then)
+        self._lock = threading.Lock()
 
     def write(self, text: str) -> int:
-        self._pending += text
-        while "\n" in self._pending:
-            line, self._pending = self._pending.split("\n", 1)
-            self._stream.write(f"{_priority_of(line)}{line}\n")
+        with self._lock:
+            self._pending += text
+            while "\n" in self._pending:
+                line, self._pending = self._pending.split("\n", 1)
+                self._stream.write(f"{_priority_of(line)}{line}\n")
         return len(text)
 
     def flush(self) -> None:
-        if self._pending:
-            self._stream.write(f"{_priority_of(self._pending)}{self._pending}")
-            self._pending = ""
-        self._stream.flush()
+        with self._lock:
+            if self._pending:
+                self._stream.write(f"{_priority_of(self._pending)}{self._pending}")
+                self._pending = ""
+            self._stream.flush()
 
     def fileno(self) -> int:
         return int(self._stream.fileno())
@@ -322,7 +327,10 @@ class _ClientFault(logging.Filter):
         if record.msg == _AIOHTTP_FROM and isinstance(record.args, tuple) and record.args:
             # the client's address, as on acsd's own refusals: the one way to tell which
             # router (or scanner) sent it
-            record.remote = record.args[0]
+            # (an IPv4 client of a dual-stack listener as its IPv4 address, as elsewhere)
+            from acsd.listen_socket import client_address
+
+            record.remote = client_address(str(record.args[0]))
         record.msg, record.args = "client_request_unreadable", ()
         record.levelno, record.levelname = logging.INFO, "INFO"
         record.exc_info = record.exc_text = None
