@@ -88,12 +88,19 @@ def device_filters(query: DeviceQuery) -> tuple[str, dict[str, Any]]:
     q = (query.q or "").strip()
     if q:
         columns = ("name", "serial_number", "notes")
+        params["fold"] = search_fold(q)
         if q.isascii():
-            # LIKE is case-insensitive for ASCII; the pattern matches q literally
+            # LIKE is case-insensitive for ASCII; the pattern matches q literally. A text
+            # that is not all ASCII is folded too ("strasse" finds "Straße", as "straße"
+            # does), and only such a text: the fold is a Python call per row.
             params["like"] = "%" + _LIKE_SPECIAL.sub(r"\\\1", q) + "%"
-            terms = [f"{c} LIKE :like ESCAPE '\\'" for c in columns]
+            terms = [
+                f"({c} LIKE :like ESCAPE '\\' OR ({c} GLOB :wide"
+                f" AND instr(acsd_fold({c}), :fold) > 0))"
+                for c in columns
+            ]
+            params["wide"] = "*[^\x01-\x7f]*"
         else:
-            params["fold"] = search_fold(q)
             terms = [f"instr(acsd_fold({c}), :fold) > 0" for c in columns]
         mac = _mac_fragment(q)
         if mac is not None:
