@@ -91,7 +91,12 @@ class Cluster:
         if icu_locale is not None:
             options = f" TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE '{icu_locale}'"
         elif ctype is not None:
-            options = f" TEMPLATE template0 ENCODING 'UTF8' LC_CTYPE '{ctype}' LC_COLLATE '{ctype}'"
+            # ("C" with LATIN1: a single-byte database, as older clusters were made)
+            encoding = "LATIN1" if ctype == "C-LATIN1" else "UTF8"
+            ctype = "C" if ctype == "C-LATIN1" else ctype
+            options = (
+                f" TEMPLATE template0 ENCODING '{encoding}' LC_CTYPE '{ctype}' LC_COLLATE '{ctype}'"
+            )
         self.psql(f'CREATE DATABASE "{name}"{options}')
         return self.url(name, password)
 

@@ -388,3 +388,17 @@ def test_a_band_key_given_again_without_the_bands_test_fails(tmp_path):
     )
     path.write_text(fixed)
     assert check(tmp_path).errors == []
+
+
+def test_a_tree_with_the_fallback_alone_lacks_nothing_of_the_setting():
+    # A ZTE F670L V9-like tree (the passphrase at the WLAN level only) was reported to
+    # lack wifi.2g.password, which the daemon writes there.
+    from acsd.provisioning.profile_check import _lacks
+
+    targets = load_profiles().get("zte").settings["wifi.2g.password"]
+    w = "InternetGatewayDevice.LANDevice.1.WLANConfiguration.1."
+    v9 = frozenset({w + "KeyPassphrase", w + "PreSharedKey.1.PreSharedKey"})
+    assert not _lacks(targets, v9)
+    assert not _lacks(targets, frozenset({w + "PreSharedKey.1.KeyPassphrase",
+                                          w + "PreSharedKey.1.PreSharedKey"}))  # fmt: skip
+    assert _lacks(targets, frozenset({w + "PreSharedKey.1.PreSharedKey"}))

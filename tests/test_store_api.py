@@ -364,6 +364,13 @@ async def test_a_postgresql_database_that_folds_ascii_only_is_told_at_start(pg_c
         assert bool(said) is told, (ctype, logs)
         if told:
             assert said[0]["lc_ctype"] == "C" and said[0]["log_level"] == "warning"
+    # a LATIN1 database (which yesterday's acsd served) opens, and is told of
+    opened = open_store(pg_cluster.new_database(ctype="C-LATIN1"))
+    with capture_logs() as logs:
+        await opened.open()
+    await opened.close()
+    [said] = [e for e in logs if e["event"] == "store_encoding_not_utf8"]
+    assert said["server_encoding"] == "LATIN1"
 
 
 async def test_find_device_by_mac(store: SqliteStore) -> None:

@@ -160,21 +160,24 @@ class CwmpSession:
         own = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "driver"}
         now = time.monotonic()
         own["created"], own["last_active"] = now - self.created, now - self.last_active
-        parked = (PARKED_FORMAT, own, export(), time.time())
+        # (three items, as every format had: an older acsd reads the format number and
+        # says which it is, rather than failing to unpack)
+        parked = (PARKED_FORMAT, own, (export(), time.time()))
         return pickle.dumps(parked, protocol=pickle.HIGHEST_PROTOCOL)
 
     @classmethod
     def thaw(cls, data: bytes, driver: SessionDriver) -> CwmpSession:
         """The session that :meth:`freeze` wrote, driven by ``driver`` of this process."""
         try:
-            shape, own, state, *rest = pickle.loads(data)
+            shape, own, state = pickle.loads(data)
         except Exception as exc:
             raise ParkError(f"unreadable parked session: {exc!r}") from None
-        if shape != PARKED_FORMAT or len(rest) != 1:
+        if shape != PARKED_FORMAT:
             raise ParkError(f"parked session format {shape!r}, this acsd reads {PARKED_FORMAT}")
+        state, parked_at = state
         # Ages again stamps of this host's clock, the time parked counted in (by the wall
         # clocks of two hosts: NTP keeps them close; a step back counts as no time).
-        now, parked = time.monotonic(), max(0.0, time.time() - rest[0])
+        now, parked = time.monotonic(), max(0.0, time.time() - parked_at)
         own["created"] = now - own["created"] - parked
         own["last_active"] = now - own["last_active"] - parked
         driver.import_state(state)  # type: ignore[attr-defined]

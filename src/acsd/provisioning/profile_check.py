@@ -22,14 +22,15 @@ from __future__ import annotations
 import argparse
 import difflib
 import fnmatch
+import functools
 import itertools
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from acsd.provisioning.profile_compile import Profile, quote
+from acsd.provisioning.profile_compile import Profile, Target, quote
 from acsd.provisioning.profile_datamodel import (
     MODEL_FILES,
     DataModel,
@@ -470,7 +471,7 @@ def check_profiles(extra_dir: Path | None, *, datamodels: Path | None = None) ->
         names = ", ".join(t.name for t in served[p.name]) or "-"
         report.lines.append(f"{p.name}  {how}  matches: {names}")
         for tree in served[p.name]:
-            missing = [k for k, paths in _setting_paths(p) if not paths <= tree.paths]
+            missing = [k for k, lacks in _setting_needs(p) if lacks(tree.paths)]
             if missing:
                 report.lines.append(
                     f"    not in {tree.name} (unsupported there): {', '.join(missing)}"
@@ -483,14 +484,30 @@ def check_profiles(extra_dir: Path | None, *, datamodels: Path | None = None) ->
     return report
 
 
-def _setting_paths(p: Profile) -> Iterator[tuple[str, set[str]]]:
+def _setting_needs(p: Profile) -> Iterator[tuple[str, Callable[[frozenset[str]], bool]]]:
+    """Each setting and table, with whether a CPE of these paths lacks what it needs: its
+    parameters (a CPE does without an optional one; a fallback stands in for the ones of
+    its form before it) and those its `when` tests read."""
     for name, targets in p.settings.items():
-        # what a CPE needs for the setting: its parameters (a CPE does without an optional
-        # one) and those its `when` tests read
-        needed = {t.path for t in targets if not (t.optional or t.fallback)}
-        yield name, needed | {path for t in targets for path, _test in t.when}
+        yield name, functools.partial(_lacks, targets)
     for name, table in p.tables.items():
-        yield name, {table.object}
+        yield name, functools.partial(_lacks_object, table.object)
+
+
+def _lacks(targets: tuple[Target, ...], paths: frozenset[str]) -> bool:
+    if any(path not in paths for t in targets for path, _test in t.when):
+        return True
+    for index, target in enumerate(targets):
+        if target.optional or target.fallback or target.path in paths:
+            continue
+        later = targets[index + 1 :]
+        if not any(t.fallback and t.form == target.form and t.path in paths for t in later):
+            return True
+    return False
+
+
+def _lacks_object(path: str, paths: frozenset[str]) -> bool:
+    return path not in paths
 
 
 def main(argv: list[str] | None = None) -> int:

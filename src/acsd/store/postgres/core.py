@@ -653,7 +653,17 @@ _CASE_PROBE = ("\u00c4\u03a3\u0414", "\u00e4\u03c3\u0434")
 async def _warn_ascii_only_case(conn: asyncpg.Connection) -> None:
     """A database whose LC_CTYPE is C (or POSIX) folds ASCII letters only: a device search
     (q=) for "ДОМ" then misses "Дом", "østergade" "Østergade". Said at each start, as
-    only the database's re-creation changes it."""
+    only the database's re-creation changes it. A database that is not UTF-8 (LATIN1)
+    cannot hold the probe at all: said so instead, and it opens as it did."""
+    encoding = await conn.fetchval("SHOW server_encoding")
+    if encoding != "UTF8":
+        log.warning(
+            "store_encoding_not_utf8",
+            server_encoding=encoding,
+            message="the database is not UTF-8: names and notes in letters it cannot "
+            "hold are refused by it; create the database with -E UTF8 and restore a dump",
+        )
+        return
     if await conn.fetchval("SELECT lower($1)", _CASE_PROBE[0]) == _CASE_PROBE[1]:
         return
     log.warning(
