@@ -26,6 +26,8 @@ PROFILES = load_profiles()
 IDENTITY = CpeIdentity(oui="00D09E", product_class="Box", serial_number="ABS000001")
 CELLULAR = "Device.Cellular.Interface."
 PPP = "Device.PPP.Interface."
+#: (a leaf: the simulated TP-Link has no DHCPv6 client either)
+DHCPV6 = "Device.DHCPv6.Client.1.Interface"
 
 
 # --- end to end ------------------------------------------------------------------------------
@@ -34,7 +36,8 @@ PPP = "Device.PPP.Interface."
 async def test_the_second_router_of_a_kind_is_asked_apart_for_what_the_first_lacked(
     daemon, tmp_path: Path
 ):
-    # A fixed-line TP-Link has neither a cellular modem nor PPP: two of the names read.
+    # A fixed-line TP-Link has neither a cellular modem nor PPP (nor, simulated, a DHCPv6
+    # client): three of the names read.
     sim = Simulation(daemon.cwmp_url, ["tplink-tr181"], 3, serial_prefix="AH", concurrency=1)
     for router in sim.routers:
         daemon.apply({**SEED_BODY, "serialNumber": router.serial})
@@ -43,16 +46,16 @@ async def test_the_second_router_of_a_kind_is_asked_apart_for_what_the_first_lac
 
     calls = first.stats.session_gpvs(0)
     asked = calls[0]
-    assert CELLULAR in asked and PPP in asked
-    # The listing of Device.'s top-level objects names neither Cellular nor PPP: both are
-    # lacking, and the rest is read in one more call, not searched for by halves.
+    assert CELLULAR in asked and PPP in asked and DHCPV6 in asked
+    # The listing of Device.'s top-level objects names neither Cellular nor PPP nor DHCPv6:
+    # all are lacking, and the rest is read in one more call, not searched for by halves.
     read = first.stats.rpcs[0][:3]
     assert read == ["GetParameterValues", "GetParameterNames", "GetParameterValues"]
-    assert calls[1:] == [[n for n in asked if n not in (CELLULAR, PPP)]]
+    assert calls[1:] == [[n for n in asked if n not in (CELLULAR, PPP, DHCPV6)]]
 
     # The next routers of the kind: the rest is read in one call, and one listing of
     # Device. confirms that this one lacks both objects too (not a call for each).
-    rest = [n for n in asked if n not in (CELLULAR, PPP)]
+    rest = [n for n in asked if n not in (CELLULAR, PPP, DHCPV6)]
     for router in (second, third):
         assert router.stats.rpcs[0][:2] == ["GetParameterValues", "GetParameterNames"]
         assert router.stats.session_gpvs(0) == [rest]
@@ -206,7 +209,7 @@ async def test_a_name_faulted_with_another_code_is_narrowed_down_and_the_rest_ap
         assert [CELLULAR] in calls and [PPP] in calls
     faults = {(e["code"], e.get("name")) for e in daemon.events("session.gpv_fault")}
     if quirk == "unknown-9002":  # a fault that may pass: each named in the log
-        assert faults == {(9002, CELLULAR), (9002, PPP)}
+        assert faults == {(9002, CELLULAR), (9002, PPP), (9002, DHCPV6)}
     else:
         assert faults == set()
     device = daemon.device_json(router.serial)

@@ -561,6 +561,30 @@ def test_a_ds_lite_softwire_address_is_no_wan_address(tr181):
     assert "wanIp" not in extract_status(tr181, values)
 
 
+def test_a_ds_lite_router_shows_the_ipv6_address_of_its_dhcpv6_client_interface(tr181):
+    # The IPv4 default route goes into the softwire (IP.Interface.4, 192.0.0.2): {wan} is
+    # that, with no IPv6 address; the line's own is on the interface DHCPv6 runs on.
+    values = mobile_values()
+    ip, fwd = "Device.IP.Interface.", "Device.Routing.Router.1.IPv4Forwarding.2."
+    values.update({
+        ip + "4.Status": "Up", ip + "4.LowerLayers": "",
+        ip + "4.IPv4Address.1.Status": "Enabled", ip + "4.IPv4Address.1.IPAddress": "192.0.0.2",
+        fwd + "Interface": "Device.IP.Interface.4", fwd + "GatewayIPAddress": "",
+        "Device.DHCPv6.Client.1.Interface": "Device.IP.Interface.2",
+    })  # fmt: skip
+    status = extract_status(tr181, values)
+    assert "wanIp" not in status and status["ipv6"] == "2001:db8:0:1::2"
+    # an IPv6-only line: no IPv4 default route at all
+    values = mobile_values()
+    for key in [k for k in values if k.startswith(("Device.Routing.", "Device.Cellular."))]:
+        del values[key]
+    for key in [k for k in values if k.startswith(ip + "2.IPv4Address.")]:
+        del values[key]
+    values[ip + "2.LowerLayers"] = "Device.Ethernet.Link.2"
+    values["Device.DHCPv6.Client.1.Interface"] = "Device.IP.Interface.2"
+    assert extract_status(tr181, values)["ipv6"] == "2001:db8:0:1::2"
+
+
 def test_a_wan_that_is_down_shows_no_ipv6_resolvers(tr181):
     values = mobile_values()
     values["Device.IP.Interface.2.Status"] = "Down"
