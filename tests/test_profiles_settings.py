@@ -765,6 +765,14 @@ def test_a_router_in_wpa2_wpa3_transition_mode_stays_so_and_gets_both_passphrase
     only3 = plan("WPA3-Personal")
     assert only3[ap["2g"] + "ModeEnabled"] == "WPA2-Personal"
     assert not [p for p in only3 if p.endswith("SAEPassphrase")]
+    # A raw 64-hex-digit key is WPA2's alone (SAE takes a passphrase only): left in
+    # transition mode, the router kept its old SAE password working beside the new key,
+    # and the job said DONE. It goes to WPA2 only.
+    wifi.update(password=HEX_KEY, password5G=HEX_KEY)
+    raw = plan("WPA3-Personal-Transition")
+    for sec in ap.values():
+        assert raw[sec + "ModeEnabled"] == "WPA2-Personal" and raw[sec + "PreSharedKey"] == HEX_KEY
+        assert sec + "SAEPassphrase" not in raw
 
 
 def test_band_steering_on_a_router_with_2g_alone_says_there_is_nothing_to_steer(profiles):

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from acsd.models import is_raw_wpa_key
+
 #: seed-000 wifi field names per band
 _BANDS = {
     "2g": ("enabled", "ssid", "password"),
@@ -26,6 +28,10 @@ class Desired:
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     #: facts the operator should see on the job (e.g. band steering emulated)
     notes: list[str] = field(default_factory=list)
+    #: settings whose wanted value alone holds them, not the profile's `also` values: a
+    #: band given a raw 64-hex-digit key is WPA2 only, since WPA3 (SAE) takes no raw key
+    #: and a router left in WPA2/WPA3 transition mode kept its old SAE password working
+    strict: set[str] = field(default_factory=set)
     #: settings only band steering asks for, on a band the operator said nothing of: on a
     #: router without that band they are nothing to report, not "unsupported"
     implied: frozenset[str] = frozenset()  # (one for every Desired: see Fetch.emptied)
@@ -99,6 +105,8 @@ def _wifi(wifi: dict[str, Any], out: Desired) -> None:
             # (KeyPassphrase is 8 to 63 characters), and the mode alone opens it.
             if password:
                 out.settings[prefix + "password"] = password
+                if is_raw_wpa_key(password):
+                    out.strict.add(prefix + "security")
             out.settings[prefix + "security"] = _SECURITY[band] if password else "open"
     if steering is not None:
         out.settings["wifi.bandsteering"] = bool(steering)

@@ -468,7 +468,7 @@ def plan_changes(
                         lack = f"{lack}; {instead[1]}"
                     _not_applied(plan, key, lack, False)
                 continue
-            wanted = _on_this_cpe(target, wanted, values)
+            wanted = _on_this_cpe(target, wanted, values, also=key not in desired.strict)
             if not force and _holds(target, wanted, values, secrets):
                 continue
             if _refused_optional(plan, refused, key, target):
@@ -791,14 +791,17 @@ def _lost(
         if target.secret or target.path not in values or target.path in unsure:
             continue
         wanted = wire_value(target, desired.settings[key])
-        if wanted is not None and not _holds(
-            target, _on_this_cpe(target, wanted, values), values, {}
-        ):
+        if wanted is None:
+            continue
+        held = _on_this_cpe(target, wanted, values, also=key not in desired.strict)
+        if not _holds(target, held, values, {}):
             return True
     return False
 
 
-def _on_this_cpe(target: Target, wanted: str, values: Mapping[str, str]) -> str:
+def _on_this_cpe(
+    target: Target, wanted: str, values: Mapping[str, str], *, also: bool = True
+) -> str:
     """What ``target`` is to hold on this CPE for the wire value ``wanted``: the CPE's own
     list with ``wanted`` at its head (``list_head``: held when that list is the CPE's as it
     is), or the CPE's own value where the profile counts it as holding ``wanted`` (``also``:
@@ -808,7 +811,8 @@ def _on_this_cpe(target: Target, wanted: str, values: Mapping[str, str]) -> str:
     if target.list_head:
         return _headed_list(wanted, current)
     if (
-        target.also is not None
+        also
+        and target.also is not None
         and current is not None
         and current.strip() in target.also.get(wanted, ())
     ):
