@@ -589,7 +589,8 @@ def test_apn_members_the_api_refuses_are_ones_the_document_refuses(admin: Api, d
         assert reply.status == 202, (field, value, reply.raw)
     network = _request_schema(doc, "PUT", NETWORK)
     for name, accepted in (("iot.example", True), ("-bad.example", False), ("x" * 101, False),
-                           ("a..b", False), ("m2m", True)):  # fmt: skip
+                           ("x" * 65, False), ("x" * 64, True), ("a..b", False),
+                           ("m2m", True)):  # fmt: skip
         reply = admin.request("PUT", network_path(account, "fleet"), {"APN": name})
         assert (reply.status == 200) is accepted, (name, reply.raw)
         assert (problems(doc, network, {"APN": name}) == []) is accepted, name

@@ -168,13 +168,20 @@ def _date(value: str) -> str:
     return value
 
 
-#: the longest APN name taken (3GPP TS 23.003: 100 octets)
-_APN_NAME = 100
+#: the longest APN name taken: what a router holds (TR-181 Device.Cellular.AccessPoint.{i}.
+#: APN is string(64)), under 3GPP's 100 octets (TS 23.003). A longer one was taken and sent,
+#: refused by the router (9007) or cut short to another APN, while the device read active.
+_APN_NAME = 64
 
 
 def _apn_name(value: str) -> str:
-    if len(value) > _APN_NAME or not _APN.fullmatch(value):
+    if not _APN.fullmatch(value):
         raise ValueError("must be an APN name: labels of letters, digits and '-' joined by '.'")
+    if len(value) > _APN_NAME:
+        raise ValueError(
+            f"must be at most {_APN_NAME} characters: routers hold no longer APN name "
+            "(TR-181 Device.Cellular.AccessPoint.{i}.APN)"
+        )
     return value
 
 
