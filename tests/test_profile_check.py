@@ -402,3 +402,17 @@ def test_a_tree_with_the_fallback_alone_lacks_nothing_of_the_setting():
     assert not _lacks(targets, frozenset({w + "PreSharedKey.1.KeyPassphrase",
                                           w + "PreSharedKey.1.PreSharedKey"}))  # fmt: skip
     assert _lacks(targets, frozenset({w + "PreSharedKey.1.PreSharedKey"}))
+
+
+def test_a_fixed_value_the_parameter_cannot_hold_is_an_error(tmp_path):
+    # `value` was checked for table fields only: "wpa2-personal" (ModeEnabled's values are
+    # capitalised) would fault 9007 on every router, every session
+    (tmp_path / "acme.toml").write_text(
+        'name = "acme"\nextends = "tr181"\n'
+        '[settings."wifi.2g.security"]\n'
+        'path = "Device.WiFi.AccessPoint.1.Security.ModeEnabled"\nvalue = "wpa2-personal"\n'
+        '[match]\nmanufacturer = "Acme*"\n'
+    )
+    report = check(tmp_path)
+    assert not report.ok
+    assert any("'wpa2-personal' is not a value of" in e for e in report.errors), report.errors

@@ -614,6 +614,19 @@ def test_a_bad_top_level_key_is_refused_with_its_line(tmp_path, text, key, line)
             'settings."dhcp.enable".written_with',
             "unknown setting",
         ),
+        # xsd:boolean is true, false, 1, 0, case and all ("TRUE" faults 9007 each session)
+        (
+            '[settings."dhcp.enable"]\npath = "Device.DHCPv4.Server.Enable"\n'
+            'booleans = ["TRUE", "FALSE"]\n',
+            'settings."dhcp.enable".booleans',
+            "is no xsd:boolean",
+        ),
+        (
+            '[settings."dhcp.enable"]\npath = "Device.DHCPv4.Server.Enable"\n'
+            'map = { true = "yes", false = "no" }\n',
+            'settings."dhcp.enable".map',
+            "is no xsd:boolean",
+        ),
         (
             '[settings."dhcp.enable"]\npath = "Device.DHCPv4.Server.Enable"\nvalue = "true"\n'
             'map = { true = "1" }\n',

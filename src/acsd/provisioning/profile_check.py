@@ -172,6 +172,9 @@ class _Checker:
                 for path, _test in target.when:
                     self.exists(profile, dm, f"{key}.when", path)
                 param = dm.params.get(norm(target.path))
+                if param and target.value is not None:
+                    # (a fixed value the parameter cannot hold faults every session)
+                    self.allowed(profile, dm, f"{key}.value", target.path, [target.value])
                 if param and param.enum and target.map:
                     odd = sorted(set(target.map.values()) - param.enum)
                     if odd:

@@ -145,6 +145,9 @@ class TableSpec:
     unique: tuple[str, ...] = ()  # abstract fields no two rows may share
 
 
+#: xsd:boolean's lexical values (XML Schema 1.0: case-sensitive)
+XSD_BOOLEANS = frozenset({"true", "false", "1", "0"})
+
 #: what every Inform carries (TR-069 Annex: the forced Inform parameters), below the root:
 #: kept in the stored tree like what a profile reads, so an ordinary Inform has nothing to
 #: leave out (TR-098's WAN ExternalIPAddress sits under an instance and is not here)
@@ -511,6 +514,19 @@ class Compiler:
             self.fail(f"{key}.multiply", f"only numbers scale; {name} is a {kind.value}")
         if spec.booleans is not None and wire != "xsd:boolean":
             self.fail(f"{key}.booleans", f"`booleans` spell xsd:boolean values, not {wire}")
+        if wire == "xsd:boolean":
+            # (the wire's xsd:boolean is these four, case and all: "TRUE" faults 9007 on
+            # firmware that follows it, every session)
+            for field, values in (
+                ("booleans", spec.booleans or ()),
+                ("map", (spec.map or {}).values()),
+                ("value", () if spec.value is None else (spec.value,)),
+            ):
+                if odd := sorted({str(v) for v in values} - XSD_BOOLEANS):
+                    self.fail(
+                        f"{key}.{field}",
+                        f"{odd} is no xsd:boolean: write true, false, 1 or 0",
+                    )
         if spec.form is not None and not name.endswith(".password"):
             self.fail(f"{key}.form", f"`form` is the form of a wifi password, not of {name}")
         if spec.list_head and (kind.value != "str" or spec.map is not None):
@@ -614,6 +630,13 @@ class Compiler:
                 self.fail(f"{fkey}.format", f"formats apply to MAC fields; {fname} is not one")
             if fspec.booleans is not None and wire != "xsd:boolean":
                 self.fail(f"{fkey}.booleans", f"`booleans` spell xsd:boolean values, not {wire}")
+            if wire == "xsd:boolean" and (
+                odd := sorted(
+                    {*(fspec.booleans or ()), *(() if fspec.value is None else (fspec.value,))}
+                    - XSD_BOOLEANS
+                )
+            ):
+                self.fail(fkey, f"{odd} is no xsd:boolean: write true, false, 1 or 0")
             if fspec.value is not None and (fname == row_key or fname in row_from):
                 self.fail(f"{fkey}.value", f"{fname} comes from the row, not the profile")
             elif fspec.value is None and row_from and fname not in row_from:
