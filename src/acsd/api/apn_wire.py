@@ -160,11 +160,22 @@ def _ip(value: str) -> str:
     return value
 
 
+#: the JSON date .NET's DataContractJsonSerializer writes (and Json.NET reads by default):
+#: milliseconds since 1970, an optional offset ("\/Date(1454284800000+0000)\/" in JSON
+#: text, "/Date(...)/" once decoded)
+_MS_DATE = re.compile(r"/Date\((-?[0-9]{1,15})([+-][0-9]{4})?\)/", re.ASCII)
+
+
 def _date(value: str) -> str:
+    if _MS_DATE.fullmatch(value):
+        return value  # (a date the device's own fields replace: taken, and ignored)
     try:
         datetime.fromisoformat(value)
     except ValueError:
-        raise ValueError("must be a date, e.g. 2024-04-19T05:50:03.1147245+00:00") from None
+        raise ValueError(
+            "must be a date, e.g. 2024-04-19T05:50:03.1147245+00:00 (or .NET's "
+            "/Date(1713505803114+0000)/)"
+        ) from None
     return value
 
 
