@@ -625,6 +625,18 @@ def test_other_content_types_are_415_and_unknown_routes_answer_in_the_wrapper(ad
     reply = admin.request("PATCH", path, raw=b"{}", content_type="application/json")
     failed(answer(reply, "json"), 405, 4050)
     assert "POST" in reply.headers["Allow"]
+    # a method a network or an operation does not take: in their own wrapper, which a
+    # client typed for them reads (the device's made its DataContractSerializer throw)
+    xml = {"Accept": "application/xml"}
+    network = path.removesuffix("/devices/apns")
+    operation = "/v1/operations/" + "0" * 24
+    for where, root in (
+        (network, "PBPRReturnOfAccountNetwork7NMnQmOk"),
+        (operation, "PBPRReturnOfOperationStatus7NMnQmOk"),
+    ):
+        ans = answer(admin.request("DELETE", where, headers=xml), "xml")
+        failed(ans, 405, 4050)
+        assert ans.root == root, (where, ans.root)
     reply = admin.request(
         "POST", path, raw=b"x" * (1024 * 1024 + 10), content_type="application/json"
     )

@@ -536,10 +536,22 @@ async def apn_errors(request: web.Request, handler: Handler) -> web.StreamRespon
             )  # fmt: skip
         else:
             error = _internal(request)
-    contract, many = getattr(request.match_info.handler, "apn_answers", (DEVICE, False))
+    contract, many = getattr(request.match_info.handler, "apn_answers", (None, False))
+    if contract is None:
+        # aiohttp's own 404/405 has no handler of ours: the wrapper of what the path names
+        # (a client typed for the network's wrapper fails to read the device's, and never
+        # sees ErrorCode 4050)
+        contract = next((c for shape, c in _PATH_CONTRACTS if shape.search(request.path)), DEVICE)
     return reply(
         request, contract, None, many=many, status=error.status, meta=error.meta, error=error
     )
+
+
+#: the resource a path names, by its shape, and the wrapper it answers in
+_PATH_CONTRACTS = (
+    (re.compile(r"/operations/[^/]+/?$"), OPERATION),
+    (re.compile(r"/accounts/[^/]+/networks/[^/]+/?$"), NETWORK),
+)
 
 
 def _internal(request: web.Request) -> ApnError:
