@@ -642,3 +642,13 @@ def test_a_device_list_whose_reader_left_blames_no_database(tmp_path):
     finally:
         os.close(write_end)
     assert proc.returncode == 1 and proc.stderr == "", proc.stderr
+
+
+def test_an_empty_config_file_name_is_a_usage_error():
+    # `--config "$UNSET"` said "defaults: file not found"
+    proc = run_cli("config", "check", "--config", "")
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[-1] == (
+        "acsd config check: error: argument --config: an empty FILE: give the config file, "
+        "or leave --config out"
+    )

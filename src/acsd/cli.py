@@ -36,9 +36,19 @@ def _add_config(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
         metavar="FILE",
+        type=_config_file,
         help="the daemon's TOML config file (default: built-in settings, database ./acsd.db; "
         "ACSD_* variables override either)",
     )
+
+
+def _config_file(text: str) -> str:
+    # ("--config $UNSET_VARIABLE" said "defaults: file not found")
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            "an empty FILE: give the config file, or leave --config out"
+        )
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
