@@ -57,3 +57,16 @@ def test_an_argument_that_is_not_utf8_is_a_usage_error(tmp_path):
         assert proc.stderr.splitlines()[-1] == f"acsd: error: argument {named}: not UTF-8 text"
     proc = run_cli("cpe-password", bad, "--realm", "acsd")
     assert proc.returncode == 2 and proc.stdout == ""
+
+
+def test_config_may_come_before_the_command(tmp_path):
+    # `acsd --config FILE device list` said "invalid choice: 'FILE'"
+    config = tmp_path / "acsd.toml"
+    config.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "acsd.db"}"\n')
+    assert run_cli("--config", str(config), "db", "migrate").returncode == 0
+    listed = run_cli("--config", str(config), "device", "list")
+    assert listed.returncode == 0, listed.stderr
+    twice = run_cli("--config", str(config), "device", "list", "--config", "other.toml")
+    assert twice.returncode == 2 and "--config given twice" in twice.stderr
+    none = run_cli("--config", str(config), "profile", "check")
+    assert none.returncode == 2 and "acsd profile takes no --config" in none.stderr

@@ -58,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     from acsd import __version__
 
     parser.add_argument("--version", action="version", version=f"acsd {__version__}")
+    # `acsd --config FILE device list` as well as `acsd device list --config FILE` (it said
+    # "invalid choice: 'FILE'"); its own dest, as a subcommand's default would overwrite it
+    parser.add_argument(
+        "--config", dest="top_config", metavar="FILE", type=_config_file, help=argparse.SUPPRESS
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the daemon (CWMP and API listeners)")
@@ -223,6 +228,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    top = vars(args).pop("top_config", None)
+    if top is not None:
+        if not hasattr(args, "config"):
+            parser.error(f"acsd {args.command} takes no --config")
+        if args.config is not None and args.config != top:
+            parser.error("--config given twice, naming two files")
+        args.config = top
     # (the commands on records: file names elsewhere may hold such bytes and work)
     if args.command in ("device", "token", "cpe-password") and (undecodable := _not_utf8(args)):
         # (a serial pasted from a Latin-1 log: Python keeps such bytes as lone surrogates,
