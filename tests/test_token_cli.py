@@ -103,3 +103,17 @@ def test_a_database_another_process_holds_locked_is_one_line_and_exit_1(tmp_path
     finally:
         holder.rollback()
         holder.close()
+
+
+def test_token_list_json_is_for_scripts_and_holds_no_secret(daemon):
+    import json
+
+    from api_world import token
+
+    secret = token(daemon, "ADMIN")
+    listed = json.loads(daemon.cli("token", "list", "--json").stdout)
+    assert listed and {"id", "role", "customer", "apnAccount", "name", "created", "revoked"} == set(
+        listed[0]
+    )
+    assert any(t["role"] == "ADMIN" and t["revoked"] is None for t in listed)
+    assert secret not in json.dumps(listed)

@@ -127,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     tcreate.add_argument("--name", default="", metavar="TEXT", help="what the token is for")
     tlist = tsub.add_parser("list", help="tokens (never the secret itself)")
     _add_config(tlist)
+    tlist.add_argument("--json", action="store_true", help="one JSON array, for scripts")
     trevoke = tsub.add_parser("revoke", help="revoke a token by its id")
     _add_config(trevoke)
     trevoke.add_argument("id", metavar="ID", help="the token's ID, as acsd token list shows it")
@@ -606,8 +607,17 @@ async def _token(args: argparse.Namespace, config: Config) -> int:
             print(token)  # alone on stdout, so scripts can capture it
             return 0
         if args.token_command == "list":
+            tokens = await store.list_tokens()
+            if args.json:
+                print(json.dumps([
+                    {"id": t.id, "role": t.role, "customer": t.customer,
+                     "apnAccount": t.apn_account, "name": t.name, "created": clock.iso(t.created),
+                     "revoked": clock.iso(t.revoked) if t.revoked else None}
+                    for t in tokens
+                ], indent=2))  # fmt: skip
+                return 0
             rows = [("ID", "ROLE", "CUSTOMER", "NAME", "CREATED", "REVOKED")]
-            for t in await store.list_tokens():
+            for t in tokens:
                 rows.append(
                     (
                         t.id,
