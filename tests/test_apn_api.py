@@ -633,6 +633,7 @@ def test_other_content_types_are_415_and_unknown_routes_answer_in_the_wrapper(ad
     for where, root in (
         (network, "PBPRReturnOfAccountNetwork7NMnQmOk"),
         (operation, "PBPRReturnOfOperationStatus7NMnQmOk"),
+        (path, "PBPRReturnOfArrayOfAPNDevice7NMnQmOk"),  # (the list: GET answers so)
     ):
         ans = answer(admin.request("DELETE", where, headers=xml), "xml")
         failed(ans, 405, 4050)

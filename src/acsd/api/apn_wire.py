@@ -541,7 +541,10 @@ async def apn_errors(request: web.Request, handler: Handler) -> web.StreamRespon
         # aiohttp's own 404/405 has no handler of ours: the wrapper of what the path names
         # (a client typed for the network's wrapper fails to read the device's, and never
         # sees ErrorCode 4050)
-        contract = next((c for shape, c in _PATH_CONTRACTS if shape.search(request.path)), DEVICE)
+        contract, many = next(
+            ((c, m) for shape, c, m in _PATH_CONTRACTS if shape.search(request.path)),
+            (DEVICE, False),
+        )
     return reply(
         request, contract, None, many=many, status=error.status, meta=error.meta, error=error
     )
@@ -549,8 +552,9 @@ async def apn_errors(request: web.Request, handler: Handler) -> web.StreamRespon
 
 #: the resource a path names, by its shape, and the wrapper it answers in
 _PATH_CONTRACTS = (
-    (re.compile(r"/operations/[^/]+/?$"), OPERATION),
-    (re.compile(r"/accounts/[^/]+/networks/[^/]+/?$"), NETWORK),
+    (re.compile(r"/operations/[^/]+/?$"), OPERATION, False),
+    (re.compile(r"/accounts/[^/]+/networks/[^/]+/?$"), NETWORK, False),
+    (re.compile(r"/devices/apns/?$"), DEVICE, True),  # (the list's: ArrayOfAPNDevice)
 )
 
 

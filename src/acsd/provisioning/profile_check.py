@@ -172,9 +172,15 @@ class _Checker:
                 for path, _test in target.when:
                     self.exists(profile, dm, f"{key}.when", path)
                 param = dm.params.get(norm(target.path))
-                if param and target.value is not None:
-                    # (a fixed value the parameter cannot hold faults every session)
-                    self.allowed(profile, dm, f"{key}.value", target.path, [target.value])
+                if param and param.enum and target.value is not None:
+                    # (a fixed value the parameter cannot hold faults every session; a
+                    # list's items each, a vendor's X_ value its own: as for `map`, a
+                    # warning)
+                    items = [v.strip() for v in target.value.split(",")]
+                    odd = sorted(v for v in items if v not in param.enum and not v.startswith("X_"))
+                    if odd:
+                        msg = f"{odd} not among the values {dm.name} allows"
+                        self.say(profile, f"{key}.value", msg, warning=True)
                 if param and param.enum and target.map:
                     odd = sorted(set(target.map.values()) - param.enum)
                     if odd:

@@ -525,7 +525,8 @@ class Compiler:
                 if odd := sorted({str(v) for v in values} - XSD_BOOLEANS):
                     self.fail(
                         f"{key}.{field}",
-                        f"{odd} is no xsd:boolean: write true, false, 1 or 0",
+                        f"{odd} is no xsd:boolean: write true, false, 1 or 0 (or give "
+                        f"`type` if {spec.path} is no boolean)",
                     )
         if spec.form is not None and not name.endswith(".password"):
             self.fail(f"{key}.form", f"`form` is the form of a wifi password, not of {name}")

@@ -266,6 +266,8 @@ class PgCore(BatchWriter):
         self._closing: asyncio.Task[None] | None = None
         self._accepting = False
         self._opened = False
+        #: the database is UTF-8 (set at open): the device search folds case in Unicode
+        self.utf8 = True
         self._ping_lock = asyncio.Lock()
         #: when the last readiness probe ran, and why it found the store not ready
         self._pinged: tuple[float, Outage | None] = (-1e9, CLOSED)
@@ -285,7 +287,7 @@ class PgCore(BatchWriter):
             # the migrations on a connection of their own, without statement_wait
             self._writer_conn = await self._connect(bounded=False)
             self.migrations_applied = await migrate(self._writer_conn)
-            await _warn_ascii_only_case(self._writer_conn)
+            self.utf8 = await _warn_ascii_only_case(self._writer_conn)
             await self._writer_conn.close()
             self._writer_conn = await self._connect()
             self._pool = await asyncpg.create_pool(
@@ -650,22 +652,24 @@ def _paged(rows: list[asyncpg.Record], extra: int) -> tuple[list[Sequence[Any]],
 _CASE_PROBE = ("\u00c4\u03a3\u0414", "\u00e4\u03c3\u0434")
 
 
-async def _warn_ascii_only_case(conn: asyncpg.Connection) -> None:
+async def _warn_ascii_only_case(conn: asyncpg.Connection) -> bool:
     """A database whose LC_CTYPE is C (or POSIX) folds ASCII letters only: a device search
     (q=) for "ДОМ" then misses "Дом", "østergade" "Østergade". Said at each start, as
     only the database's re-creation changes it. A database that is not UTF-8 (LATIN1)
-    cannot hold the probe at all: said so instead, and it opens as it did."""
+    cannot hold the probe at all: said so instead, and it opens as it did. Whether the
+    database is UTF-8 (the device search folds text in Unicode only there)."""
     encoding = await conn.fetchval("SHOW server_encoding")
     if encoding != "UTF8":
         log.warning(
             "store_encoding_not_utf8",
             server_encoding=encoding,
-            message="the database is not UTF-8: names and notes in letters it cannot "
-            "hold are refused by it; create the database with -E UTF8 and restore a dump",
+            message="the database is not UTF-8: a write of a name or notes in letters it "
+            "cannot hold fails, and device searches compare letters beyond ASCII by their "
+            "exact case; create the database with -E UTF8 and restore a dump",
         )
-        return
+        return False
     if await conn.fetchval("SELECT lower($1)", _CASE_PROBE[0]) == _CASE_PROBE[1]:
-        return
+        return True
     log.warning(
         "store_case_folding_ascii_only",
         lc_ctype=await conn.fetchval("SHOW lc_ctype"),
@@ -673,3 +677,4 @@ async def _warn_ascii_only_case(conn: asyncpg.Connection) -> None:
         "other letters match their exact case only; create the database with a UTF-8 "
         "locale (LC_CTYPE C.UTF-8 or en_US.UTF-8) and restore a dump into it",
     )
+    return True

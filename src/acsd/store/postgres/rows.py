@@ -141,7 +141,10 @@ def _customer_filters(query: DeviceQuery | InternetAccountQuery, args: Args) -> 
     return clauses
 
 
-def device_filters(query: DeviceQuery, args: Args) -> str:
+def device_filters(query: DeviceQuery, args: Args, *, unicode: bool = True) -> str:
+    """The WHERE clause of a device query. ``unicode``: the database is UTF-8; a LATIN1
+    one can hold neither the fold's Greek sigmas nor normalize() them, so its search is
+    ILIKE alone (as it was)."""
     clauses = _customer_filters(query, args)
     if query.state is not None:
         clauses.append(shown_as(DEVICE_STATE, query.state, args(query.state, "text")))
@@ -162,31 +165,36 @@ def device_filters(query: DeviceQuery, args: Args) -> str:
     q = (query.q or "").strip()
     if q:
         columns = ("name", "serial_number", "notes")
-        # as SQLite's acsd_fold compares (search_fold): decomposed, lower(), the final
-        # sigma U+03C2 made U+03C3 and the sharp s "ss" as casefold() makes them (lower()
-        # and ILIKE keep both: "Hauptstraße" was found by no search with an ß), composed
-        # again
-        fold = args(search_fold(q), "text")
-        final, sigma = args("\u03c2", "text"), args("\u03c3", "text")
-        sharp, double = args("\u00df", "text"), args("ss", "text")
-
-        def folded(c: str) -> str:
-            return (
-                f"strpos(normalize(replace(translate(lower(normalize({c}, NFD)), {final},"
-                f" {sigma}), {sharp}, {double}), NFC), {fold}) > 0"
-            )
-
-        if q.isascii():
-            # ILIKE folds case as the database's LC_CTYPE does (Unicode in a UTF-8 locale);
-            # a text that is not all ASCII is folded too ("strasse" finds "Straße"), and
-            # only such a text
-            like = args("%" + _LIKE_SPECIAL.sub(r"\\\1", q) + "%", "text")
-            wide = args("[^\x01-\x7f]", "text")
-            terms = [
-                f"({c} ILIKE {like} ESCAPE '\\' OR ({c} ~ {wide} AND {folded(c)}))" for c in columns
-            ]
+        pattern = "%" + _LIKE_SPECIAL.sub(r"\\\1", q) + "%"
+        if not unicode:
+            like = args(pattern, "text")
+            terms = [f"{c} ILIKE {like} ESCAPE '\\'" for c in columns]
         else:
-            terms = [folded(c) for c in columns]
+            # as SQLite's acsd_fold compares (search_fold): decomposed, lower(), the final
+            # sigma U+03C2 made U+03C3 and the sharp s "ss" as casefold() makes them
+            # (lower() and ILIKE keep both: "Hauptstraße" was found by no search with an
+            # ß), composed again. (Bound only here: a LATIN1 database cannot take them.)
+            fold = args(search_fold(q), "text")
+            final, sigma = args("\u03c2", "text"), args("\u03c3", "text")
+            sharp, double = args("\u00df", "text"), args("ss", "text")
+
+            def folded(c: str) -> str:
+                return (
+                    f"strpos(normalize(replace(translate(lower(normalize({c}, NFD)), {final},"
+                    f" {sigma}), {sharp}, {double}), NFC), {fold}) > 0"
+                )
+
+            if q.isascii():
+                # ILIKE folds case as the database's LC_CTYPE does (Unicode in a UTF-8
+                # locale); a text that is not all ASCII is folded too ("strasse" finds
+                # "Straße"), and only such a text
+                like, wide = args(pattern, "text"), args("[^\x01-\x7f]", "text")
+                terms = [
+                    f"({c} ILIKE {like} ESCAPE '\\' OR ({c} ~ {wide} AND {folded(c)}))"
+                    for c in columns
+                ]
+            else:
+                terms = [folded(c) for c in columns]
         mac = _mac_fragment(q)
         if mac is not None:
             terms.append(f"strpos(mac_key, {args(mac, 'text')}) > 0")

@@ -180,7 +180,7 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, PgCore):
 
     async def query_devices(self, query: DeviceQuery) -> tuple[list[DeviceRecord], int]:
         args = Args()
-        where = device_filters(query, args)
+        where = device_filters(query, args, unicode=self.utf8)
         rows, total = await self._page(
             DEVICE_LIST_COLUMNS,
             "devices",
