@@ -61,6 +61,11 @@ _STATED_ELSEWHERE: dict[str, tuple[str, str | None, Callable[[dict[str, Any]], b
     "DevicePatch._serial_stays": ("DevicePatch", "serialNumber", _null_free),
     "DevicePatch._model_stays": ("DevicePatch", "model", _null_free),
     "AccountConfirm._date": ("AccountConfirm", "startDate", lambda s: "RFC 3339" in str(s)),
+    "Wifi._six_ghz_takes_a_passphrase": (
+        "Wifi",
+        None,
+        lambda s: "band steering" in s.get("description", ""),
+    ),
 }
 
 

@@ -817,3 +817,25 @@ def test_unknown_tokens_are_counted_and_said_without_flooding_the_log(daemon):
     with urllib.request.urlopen(daemon.api_url + "metrics", timeout=10) as answer:
         text = answer.read().decode()
     assert "acsd_api_auth_failures_total 5.0" in text
+
+
+def test_six_ghz_takes_no_raw_key_given_or_steered_to_it(world: World):
+    # 6 GHz is WPA3 alone, which takes a passphrase: a raw key was written nowhere there,
+    # and the 6 GHz network kept its old password working while the job said DONE
+    key = "0123456789abcdef" * 4
+    for serial, wifi, field in (
+        ("SIXKEY0001", {"enabled6G": True, "ssid6G": "Six", "password6G": key}, "password6G"),
+        (
+            "SIXKEY0002",
+            {"ssid": "Home", "password": key, "bandsteering": True, "enabled6G": True},
+            "password",
+        ),
+    ):
+        body = {**device_body(world, "own", serial), "wifi": wifi}
+        reply = world.api.post("/network/device", body)
+        assert (reply.status, reply.body["message"]) == (400, f"wifi.{field}"), reply.body
+        assert "6 GHz takes a WPA3 passphrase" in reply.body["description"]
+    # steered without asking for 6 GHz: taken (a router with 6 GHz has it switched off)
+    body = {**device_body(world, "own", "SIXKEY0003"),
+            "wifi": {"ssid": "Home", "password": key, "bandsteering": True}}  # fmt: skip
+    assert world.api.post("/network/device", body).status == 201

@@ -311,6 +311,30 @@ Passphrase = Annotated[
 ]
 
 
+def _sae_passphrase(value: str, info: ValidationInfo) -> str:
+    if info.context and info.context.get("stored"):
+        return value  # (what passed the rules of its day is shown)
+    if is_raw_wpa_key(value):
+        raise ValueError(_SIX_GHZ_KEY)
+    return value
+
+
+_SIX_GHZ_KEY = "6 GHz takes a WPA3 passphrase (8 to 63 characters), not a 64-hex-digit key"
+#: a 6 GHz password: WPA3 (SAE) alone, which takes a passphrase, never the raw key
+SaePassphrase = Annotated[
+    str,
+    AfterValidator(_passphrase),
+    Rule(
+        _sae_passphrase,
+        {
+            "pattern": r"^(|[ -~]{8,63})$",
+            "description": "WPA3 passphrase: 8 to 63 printable ASCII characters (6 GHz is "
+            "WPA3 alone, which takes no 64-hex-digit key); empty for an open network",
+        },
+    ),
+]
+
+
 def _active_unless_false(value: object) -> object:
     if value is None:
         return True  # a property holding no value (seed 000): the default
@@ -370,6 +394,10 @@ class ReservedClient(_Strict):
 
 
 class Wifi(_Strict):
+    """A router's wifi. 6 GHz is WPA3 (SAE) alone, which takes a passphrase: no raw
+    64-hex-digit key for it, given in password6G or, with band steering and enabled6G,
+    handed to it in password."""
+
     enabled: bool | None = None
     ssid: Ssid | None = None
     password: Passphrase | None = None
@@ -378,8 +406,18 @@ class Wifi(_Strict):
     password5G: Passphrase | None = None
     enabled6G: bool | None = None
     ssid6G: Ssid | None = None
-    password6G: Passphrase | None = None
+    password6G: SaePassphrase | None = None
     bandsteering: bool | None = None
+
+    @model_validator(mode="after")
+    def _six_ghz_takes_a_passphrase(self, info: ValidationInfo) -> Wifi:
+        if info.context and info.context.get("stored"):
+            return self  # (what passed the rules of its day is shown)
+        steered = self.bandsteering and self.enabled6G
+        if steered and self.password and is_raw_wpa_key(self.password):
+            # (band steering gives every band this password)
+            raise AtField(f"{_SIX_GHZ_KEY}: band steering gives it this password", ("password",))
+        return self
 
 
 class Dhcp(_Strict):

@@ -92,6 +92,14 @@ def _wifi(wifi: dict[str, Any], out: Desired) -> None:
             ssid = wifi.get("ssid") or ssid
             password = wifi.get("password") if wifi.get("password") is not None else password
         prefix = f"wifi.{band}."
+        if band == "6g" and password and is_raw_wpa_key(password):
+            # 6 GHz is WPA3 (SAE) alone, which takes a passphrase, never the raw key that
+            # band steering hands it (the API refuses one given for 6 GHz itself): left
+            # on, it kept its old password working. Switched off; quiet on a router
+            # without 6 GHz.
+            out.settings[prefix + "enable"] = False
+            out.implied |= {prefix + "enable"}
+            continue
         unstated = all(wifi.get(k) is None for k in (enabled_key, ssid_key, password_key))
         if steering and unstated:
             out.implied |= {prefix + name for name in ("ssid", "password", "security")}
