@@ -800,6 +800,10 @@ def test_band_steering_on_a_router_with_2g_alone_says_there_is_nothing_to_steer(
 
     assert "nothing to steer" in reason("1-13")
     assert "emulated with one SSID and password on every band" in reason("36,40,44,48")
+    # a router that has 5 GHz, switched off in the record: not "this CPE has no 5 GHz"
+    off = wifi_plan(tr098, {**steering, "enabled5G": False}, {WLAN + "2.PossibleChannels": "36"})
+    [said] = [u["reason"] for u in off.unsupported if u["setting"] == "wifi.bandsteering"]
+    assert "the record switches its other bands off: nothing to steer" in said
 
 
 def test_band_steering_reports_nothing_for_a_band_the_operator_left_out(profiles):

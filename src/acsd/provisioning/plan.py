@@ -545,7 +545,8 @@ def plan_changes(
     )
     _hold_groups(plan, profile)
     if desired.settings.get("wifi.bandsteering") and not other_bands:
-        _nothing_to_steer(plan, profile)
+        off = [k for k in ("wifi.5g.enable", "wifi.6g.enable") if desired.settings.get(k) is False]
+        _nothing_to_steer(plan, profile, switched_off=bool(off))
     return plan
 
 
@@ -553,14 +554,19 @@ def plan_changes(
 _OTHER_BAND_SSIDS = frozenset({"wifi.5g.ssid", "wifi.6g.ssid"})
 
 
-def _nothing_to_steer(plan: Plan, profile: Profile) -> None:
-    """A CPE with no band but 2.4 GHz: "emulated with one SSID and password on every
-    band" would claim a copy that went nowhere."""
+def _nothing_to_steer(plan: Plan, profile: Profile, *, switched_off: bool = False) -> None:
+    """A CPE with no band but 2.4 GHz, or whose others the record switches off: "emulated
+    with one SSID and password on every band" would claim a copy that went nowhere."""
+    where = (
+        "the record switches its other bands off"
+        if switched_off
+        else "this CPE has no 5 or 6 GHz network to give the 2.4 GHz one's name"
+    )
     for entry in plan.unsupported:
         if entry["setting"] == "wifi.bandsteering":
             entry["reason"] = (
-                f"profile {profile.name} has no band steering parameter, and this CPE has "
-                "no 5 or 6 GHz network to give the 2.4 GHz one's name: nothing to steer"
+                f"profile {profile.name} has no band steering parameter, and {where}: "
+                "nothing to steer"
             )
 
 
