@@ -124,9 +124,9 @@ def test_ipv6_addresses_that_carry_a_denied_ipv4_one_are_denied() -> None:
         assert denied_by(allowed, deny) is None, allowed
     # an entry written in the mapped form denies the mapped addresses in it (it denied
     # none: they were checked as their IPv4 form only)
-    mapped = ipaddress.ip_network("::ffff:10.0.0.0/104")
-    assert denied_by("::ffff:10.0.0.1", [mapped]) == mapped
-    assert denied_by("::ffff:192.0.2.1", [mapped]) is None
+    mapped = ipaddress.ip_network("::ffff:198.51.100.0/120")
+    assert denied_by("::ffff:198.51.100.1", [mapped]) == mapped
+    assert denied_by("::ffff:203.0.113.1", [mapped]) is None
 
 
 async def test_a_network_taken_off_the_list_is_reached(cpe) -> None:

@@ -47,7 +47,7 @@ def _addresses(ip: Address) -> list[Address]:
     if not isinstance(ip, ipaddress.IPv6Address):
         return [ip]
     if ip.ipv4_mapped is not None:
-        # (and itself: a list entry written in the mapped form, ::ffff:10.0.0.0/104)
+        # (and itself: a list entry written in the mapped form, ::ffff:198.51.100.0/120)
         return [ip, ip.ipv4_mapped]
     if ip.sixtofour is not None:
         return [ip, ip.sixtofour]
