@@ -538,24 +538,26 @@ async def apn_errors(request: web.Request, handler: Handler) -> web.StreamRespon
             error = _internal(request)
     contract, many = getattr(request.match_info.handler, "apn_answers", (None, False))
     if contract is None:
-        # aiohttp's own 404/405 has no handler of ours: the wrapper of what the path names
-        # (a client typed for the network's wrapper fails to read the device's, and never
-        # sees ErrorCode 4050)
-        contract, many = next(
-            ((c, m) for shape, c, m in _PATH_CONTRACTS if shape.search(request.path)),
-            (DEVICE, False),
-        )
+        # aiohttp's own 405 has no handler of ours: the wrapper of the resource the path
+        # names, as its other methods answer (a client typed for the network's wrapper
+        # fails to read the device's, and never sees ErrorCode 4050); a 404 the device's
+        contract, many = await _answers_of_path(request)
     return reply(
         request, contract, None, many=many, status=error.status, meta=error.meta, error=error
     )
 
 
-#: the resource a path names, by its shape, and the wrapper it answers in
-_PATH_CONTRACTS = (
-    (re.compile(r"/operations/[^/]+/?$"), OPERATION, False),
-    (re.compile(r"/accounts/[^/]+/networks/[^/]+/?$"), NETWORK, False),
-    (re.compile(r"/devices/apns/?$"), DEVICE, True),  # (the list's: ArrayOfAPNDevice)
-)
+async def _answers_of_path(request: web.Request) -> tuple[Contract, bool]:
+    """The wrapper the resource at ``request.path`` answers in: its GET's (a resource's
+    reads are what a client is typed for: the device list's POST creates one device)."""
+    for resource in request.app.router.resources():
+        _match, allowed = await resource.resolve(request)
+        if allowed:
+            routes = sorted(resource, key=lambda route: route.method != "GET")
+            for route in routes:
+                if (found := getattr(route.handler, "apn_answers", None)) is not None:
+                    return found
+    return DEVICE, False
 
 
 def _internal(request: web.Request) -> ApnError:
