@@ -287,7 +287,7 @@ class PgCore(BatchWriter):
             # the migrations on a connection of their own, without statement_wait
             self._writer_conn = await self._connect(bounded=False)
             self.migrations_applied = await migrate(self._writer_conn)
-            self.utf8 = await _warn_ascii_only_case(self._writer_conn)
+            self.utf8 = await _check_text_support(self._writer_conn)
             await self._writer_conn.close()
             self._writer_conn = await self._connect()
             self._pool = await asyncpg.create_pool(
@@ -652,7 +652,7 @@ def _paged(rows: list[asyncpg.Record], extra: int) -> tuple[list[Sequence[Any]],
 _CASE_PROBE = ("\u00c4\u03a3\u0414", "\u00e4\u03c3\u0434")
 
 
-async def _warn_ascii_only_case(conn: asyncpg.Connection) -> bool:
+async def _check_text_support(conn: asyncpg.Connection) -> bool:
     """A database whose LC_CTYPE is C (or POSIX) folds ASCII letters only: a device search
     (q=) for "ДОМ" then misses "Дом", "østergade" "Østergade". Said at each start, as
     only the database's re-creation changes it. A database that is not UTF-8 (LATIN1)
