@@ -415,9 +415,9 @@ async def test_two_instances_giving_one_mac_to_two_new_records_do_not_both_succe
     # No index makes a MAC unique: each instance found it free (the other's row not yet
     # committed) and both records got it. The MAC's lock makes the second wait for the
     # first's commit, find its row and read again (ChangedError; the API then says 422).
+    from acsd.macs import mac_key
     from acsd.store.base import ABSENT, DeviceRecord
     from acsd.store.postgres.rows import MAC_LOCK, lock_value
-    from acsd.store.records import mac_key
 
     async with _store_and_other(pg_url) as (store, other):
         mac = "02:00:00:AB:CD:EF"
@@ -437,9 +437,9 @@ async def test_a_router_reporting_a_mac_another_instance_is_giving_away_waits_fo
     # while, on another, the first session of an unknown router reporting that MAC ends:
     # the save's "is it taken" check saw no holder and both records got the MAC. It now
     # waits for the MAC's lock, then finds it taken and leaves the router's record without.
+    from acsd.macs import mac_key
     from acsd.store.base import CpeIdentity, DeviceRecord, SessionResult
     from acsd.store.postgres.rows import MAC_LOCK, lock_value
-    from acsd.store.records import mac_key
 
     async with _store_and_other(pg_url) as (store, other):
         mac = "02:00:00:AB:CD:F0"

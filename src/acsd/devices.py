@@ -12,8 +12,8 @@ import ipaddress
 from typing import Any
 
 from acsd import audit
+from acsd.macs import mac_digits
 from acsd.models import DeviceInput
-from acsd.provisioning.plan import mac_key
 from acsd.store.base import ABSENT, DeviceRecord, Store
 
 
@@ -135,7 +135,7 @@ def _desired_part(wifi: dict[str, Any] | None, dhcp: dict[str, Any] | None) -> A
     if clients:
         for client in clients:
             client.pop("id", None)
-            client["mac"] = mac_key(str(client.get("mac", "")))
+            client["mac"] = mac_digits(str(client.get("mac", "")))
         clients.sort(key=lambda client: client["mac"])
     return wifi, dhcp
 
@@ -154,11 +154,11 @@ def keep_reservation_ids(new: dict[str, Any] | None, old: dict[str, Any] | None)
     if not new or not old:
         return
     known = {
-        mac_key(c["mac"]): c.get("id") for c in old.get("reservedClients") or [] if c.get("id")
+        mac_digits(c["mac"]): c.get("id") for c in old.get("reservedClients") or [] if c.get("id")
     }
     for client in new.get("reservedClients") or []:
-        if not client.get("id") and mac_key(client["mac"]) in known:
-            client["id"] = known[mac_key(client["mac"])]
+        if not client.get("id") and mac_digits(client["mac"]) in known:
+            client["id"] = known[mac_digits(client["mac"])]
 
 
 async def mac_owner(

@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from acsd.ids import is_id, normal_id
+from acsd.macs import MAC_SEPARATORS
 from acsd.rules import (
     CONTROL,
     SPACE,
@@ -52,7 +53,6 @@ class _Strict(BaseModel):
 
 _MAC = re.compile(r"^[0-9a-fA-F]{2}([-:.]?)(?:[0-9a-fA-F]{2}\1){4}[0-9a-fA-F]{2}\Z")
 _MAC_DOTTED = re.compile(r"^[0-9a-fA-F]{4}\.[0-9a-fA-F]{4}\.[0-9a-fA-F]{4}\Z")
-_MAC_SEPARATORS = re.compile(r"[-:.]")
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}\Z")
 # Control characters, surrogates and the two non-characters: nothing a person types in a
 # network name, and most of them cannot travel in the XML of a SetParameterValues.
@@ -67,7 +67,7 @@ def _mac(value: str, info: ValidationInfo) -> str:
         return value
     # A router's or a LAN client's own address: no router has, and no DHCP server leases
     # to, the all-zero address or a group one (the first octet odd: multicast, broadcast).
-    number = int(_MAC_SEPARATORS.sub("", value), 16)
+    number = int(MAC_SEPARATORS.sub("", value), 16)
     if number == 0:
         raise ValueError("00:00:00:00:00:00 is no device's MAC address")
     if number >> 40 & 1:

@@ -9,6 +9,7 @@ from typing import Any
 
 from acsd import clock
 from acsd.log import get_logger
+from acsd.macs import mac_digits
 from acsd.provisioning import param_key
 from acsd.provisioning.apn import SIM_KEYS
 from acsd.provisioning.apply_phase import ApplyPhase
@@ -16,10 +17,11 @@ from acsd.provisioning.jobs import (
     STUN_PUSHED,
     close_job,
     forget_reboot_note,
+    is_provisioned,
     note_read_failed,
     record_outcome,
 )
-from acsd.provisioning.plan import instance_numbers, mac_key
+from acsd.provisioning.plan import instance_numbers
 from acsd.provisioning.status import fields_read_at
 from acsd.provisioning.udp_notify import MEMORY_KEY
 from acsd.store.base import SessionResult
@@ -68,7 +70,7 @@ class EndPhase(ApplyPhase):
                 self.fetch.failed
                 and record is not None
                 and record.revision
-                and self.memory.get("appliedRevision") != record.revision
+                and not is_provisioned(self.memory, record.revision)
                 and note_read_failed(
                     self.memory, revision=record.revision, why=self.fetch.failure, now=clock.now()
                 )
@@ -128,7 +130,7 @@ class EndPhase(ApplyPhase):
         if rows is not None and record.dhcp and record.dhcp.get("reservedClients"):
             dhcp = copy.deepcopy(record.dhcp)
             for client in dhcp["reservedClients"]:
-                instance = rows.get(mac_key(str(client.get("mac", ""))))
+                instance = rows.get(mac_digits(str(client.get("mac", ""))))
                 if instance is not None:
                     client["id"] = str(instance)
             result.dhcp = dhcp

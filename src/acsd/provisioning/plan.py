@@ -18,6 +18,7 @@ from fnmatch import fnmatchcase
 from typing import Any, TypeVar
 
 from acsd.charsets import LEGACY_ENCODINGS, as_sent_by
+from acsd.macs import mac_digits
 from acsd.models import is_raw_wpa_key
 from acsd.provisioning.desired import Desired
 from acsd.provisioning.profile_schema import WHOLE_GROUPS, is_secret_name
@@ -25,7 +26,6 @@ from acsd.provisioning.profiles import Profile, TableField, TableSpec, Target
 
 _INT_TYPES = {"xsd:int", "xsd:unsignedInt", "xsd:long", "xsd:unsignedLong"}
 _TRUE = {"1", "true"}
-_MAC_JUNK = re.compile(r"[\s:.\-]")
 
 
 @dataclass(slots=True)
@@ -123,15 +123,11 @@ def row_signature(row: Mapping[str, Any]) -> str:
     return json.dumps(row, sort_keys=True, default=str)
 
 
-def mac_key(value: str) -> str:
-    return _MAC_JUNK.sub("", value).lower()
-
-
 def row_key(spec: TableSpec, value: Any) -> str:
     """How rows of ``spec`` are matched: MACs whatever their case and separators, other
     keys (an address) as they are."""
     text = str(value)
-    return mac_key(text) if spec.key_is_mac else text.strip()
+    return mac_digits(text) if spec.key_is_mac else text.strip()
 
 
 def password_form(value: str) -> str:
@@ -164,7 +160,7 @@ def field_value(spec: TableField, value: Any) -> str:
         return spec.booleans[0] if value in (True, "true", "1") else spec.booleans[1]
     text = str(value)
     if spec.format in ("mac-colon-upper", "mac-colon-lower"):
-        digits = mac_key(text)
+        digits = mac_digits(text)
         text = ":".join(digits[i : i + 2] for i in range(0, len(digits), 2))
         text = text.upper() if spec.format == "mac-colon-upper" else text
     return text
@@ -829,7 +825,7 @@ def _on_this_cpe(
 #: faults that say the CPE will not take a value at a parameter at all, whatever the
 #: value: 9008 (not writable), 9005 (no such parameter: firmware that lacks it, and that
 #: may have left it out of its GetParameterValues answer rather than fault there)
-REFUSED_FOR_GOOD = frozenset({9005, 9008})
+WRITE_REFUSED_FOR_GOOD = frozenset({9005, 9008})
 #: request denied: a parameter locked by the firmware's policy, or a CPE busy for the
 #: moment. Which one only a retry tells: the value is tried once more in a later session
 #: (its back-off), and given up when denied again (cwmp-reference, fault 9001)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from acsd.ids import is_id, new_id
+from acsd.macs import mac_key
 from acsd.store.base import (
     ChangedError,
     ConflictError,
@@ -24,7 +25,6 @@ from acsd.store.records import (
     ROUTER_FIELDS,
     column_value,
     dumps,
-    mac_key,
     serial_key,
 )
 

@@ -6,7 +6,6 @@ backends' placeholders differ (see ``sqlite.rows`` and ``postgres.rows``)."""
 from __future__ import annotations
 
 import json
-import re
 import unicodedata
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import MISSING, dataclass, fields, replace
@@ -19,6 +18,7 @@ import orjson
 from acsd import clock
 from acsd.ids import new_id
 from acsd.log import Once, get_logger
+from acsd.macs import mac_key
 from acsd.models import DeviceState
 from acsd.store.base import (
     INTERNET_STATES,
@@ -233,19 +233,6 @@ def _reset(values: list[Any], column: _Scalar, table: str, record_id: Any, found
     read_as = "absent" if column.nullable else dumps(column.default)
     warn_damaged(table, record_id, column.name, found, read_as)
     values[column.index] = column.default
-
-
-MAC_SEPARATORS = re.compile(r"[\s:.\-]")
-_MAC_HEX = re.compile(r"^[0-9a-f]{12}\Z")
-
-
-def mac_key(mac: str | None) -> str | None:
-    """``00:11:22:AA:BB:CC``, ``0011.22aa.bbcc``, ``00-11-22-aa-bb-cc`` -> ``001122aabbcc``;
-    None when it is not a MAC address (then it can never match another)."""
-    if not mac:
-        return None
-    digits = MAC_SEPARATORS.sub("", mac).lower()
-    return digits if _MAC_HEX.match(digits) else None
 
 
 def search_fold(text: str) -> str:

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from acsd.ids import new_id
+from acsd.macs import mac_key
 from acsd.store.base import RecordDeletedError, SessionResult, StaleResultError
-from acsd.store.records import dumps, dumps_params, dumps_plan, mac_key, serial_key
+from acsd.store.records import dumps, dumps_params, dumps_plan, serial_key
 
 # The parameters of each backend's upsert of a session result (one statement that inserts a
 # new row or, when the serial key exists, updates that row), bound positionally:

@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 
 from acsd import clock
+from acsd.macs import mac_fragment
 from acsd.store.base import ConflictError, DeviceQuery, InternetAccountQuery
 from acsd.store.records import (
     AUDIT,
@@ -17,7 +18,6 @@ from acsd.store.records import (
     DEVICE_STATE,
     INSERT_COLUMNS,
     INTERNET_STATE,
-    MAC_SEPARATORS,
     OPERATOR,
     Table,
     search_fold,
@@ -122,14 +122,6 @@ class Args:
 
 
 _LIKE_SPECIAL = re.compile(r"([\\%_])")
-_MAC_QUERY = re.compile(r"^[0-9a-fA-F\s:.\-]+\Z")
-
-
-def _mac_fragment(q: str) -> str | None:
-    if not _MAC_QUERY.match(q):
-        return None
-    digits = MAC_SEPARATORS.sub("", q).lower()
-    return digits if 2 <= len(digits) <= 12 else None
 
 
 def _customer_filters(query: DeviceQuery | InternetAccountQuery, args: Args) -> list[str]:
@@ -195,7 +187,7 @@ def device_filters(query: DeviceQuery, args: Args, *, unicode: bool = True) -> s
                 ]
             else:
                 terms = [folded(c) for c in columns]
-        mac = _mac_fragment(q)
+        mac = mac_fragment(q)
         if mac is not None:
             terms.append(f"strpos(mac_key, {args(mac, 'text')}) > 0")
         clauses.append(f"({' OR '.join(terms)})")

@@ -11,6 +11,7 @@ import asyncpg
 
 from acsd import clock
 from acsd.ids import is_id, new_id, normal_id
+from acsd.macs import mac_key
 from acsd.store.base import (
     ABSENT,
     AuditRecord,
@@ -72,7 +73,6 @@ from acsd.store.records import (
     device_record,
     loads,
     mac_change,
-    mac_key,
     serial_key,
     stamped_copy,
     tree_column,

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from acsd import clock
+from acsd.macs import mac_fragment
 from acsd.store.base import (
     DeviceQuery,
     InternetAccountQuery,
@@ -13,7 +14,6 @@ from acsd.store.base import (
 from acsd.store.records import (
     DEVICE_STATE,
     INTERNET_STATE,
-    MAC_SEPARATORS,
     dumps,
     search_fold,
     shown_as,
@@ -21,7 +21,6 @@ from acsd.store.records import (
 from acsd.store.schema import JOB_STATE_SQL
 
 _LIKE_SPECIAL = re.compile(r"([\\%_])")
-_MAC_QUERY = re.compile(r"^[0-9a-fA-F\s:.\-]+\Z")
 
 # Online as acsd.provisioning.status.is_online computes it: a session within twice the
 # periodic interval (the default one when unknown or not positive) plus grace. Each
@@ -43,15 +42,6 @@ def fold(value: Any) -> str | None:
     """``acsd_fold(x)`` in SQL: :func:`search_fold` (SQLite's lower() and LIKE know ASCII,
     and nothing of composed and decomposed accents)."""
     return search_fold(value) if isinstance(value, str) else None
-
-
-def _mac_fragment(q: str) -> str | None:
-    """The hex digits of a search that looks like (part of) a MAC address, e.g. ``aa:bb``,
-    ``AA-BB-CC``, ``0011.22``, ``001122``; None otherwise."""
-    if not _MAC_QUERY.match(q):
-        return None
-    digits = MAC_SEPARATORS.sub("", q).lower()
-    return digits if 2 <= len(digits) <= 12 else None
 
 
 def _customer_filters(
@@ -102,7 +92,7 @@ def device_filters(query: DeviceQuery) -> tuple[str, dict[str, Any]]:
             params["wide"] = "*[^\x01-\x7f]*"
         else:
             terms = [f"instr(acsd_fold({c}), :fold) > 0" for c in columns]
-        mac = _mac_fragment(q)
+        mac = mac_fragment(q)
         if mac is not None:
             terms.append("instr(mac_key, :mac) > 0")
             params["mac"] = mac

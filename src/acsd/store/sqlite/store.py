@@ -12,6 +12,7 @@ import aiosqlite
 
 from acsd import clock
 from acsd.ids import is_id, new_id, normal_id
+from acsd.macs import mac_key
 from acsd.store.base import (
     ABSENT,
     AuditRecord,
@@ -53,7 +54,6 @@ from acsd.store.records import (
     dumps,
     loads,
     mac_change,
-    mac_key,
     serial_key,
     stamped_copy,
     tree_column,
