@@ -11,6 +11,7 @@ from acsd import clock
 from acsd.cwmp.connreq import shown_url
 from acsd.log import is_secret_name
 from acsd.models import STORED, CpeInfo, Device, DeviceStatus, Dhcp, Job, Wifi
+from acsd.provisioning.jobs import is_provisioned
 from acsd.provisioning.status import is_online
 from acsd.store.base import DeviceRecord
 from acsd.store.records import warn_damaged
@@ -79,7 +80,7 @@ def device_view(
     memory = record.provisioning
     if record.revision > 0:
         # The CPE holds the current revision in full (acknowledged, or found so on compare).
-        status["provisioned"] = memory.get("appliedRevision") == record.revision
+        status["provisioned"] = is_provisioned(memory, record.revision)
     elif record.last_inform is not None:
         # Nothing was ever asked of it (no wifi or DHCP settings): a router that has called
         # in holds all of it. A client testing `!status.provisioned` must not see every such

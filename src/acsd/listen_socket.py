@@ -13,9 +13,6 @@ from __future__ import annotations
 import ipaddress
 import socket
 
-#: hosts of a ``listen`` value that take every address of the host
-WILDCARDS = frozenset({"::", "0.0.0.0", ""})
-
 
 def dual_stack(host: str) -> bool:
     """Whether a listener on ``host`` takes IPv4 and IPv6 clients alike (``::``)."""

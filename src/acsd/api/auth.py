@@ -11,7 +11,6 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Literal
 
 from aiohttp import web
 from pydantic import TypeAdapter, ValidationError
@@ -29,7 +28,6 @@ from acsd.store.base import CustomerRecord, Store, TokenRecord
 
 log = get_logger("acsd.api")
 
-Role = Literal["ADMIN", "RESELLER", "OWNER", "MANAGER"]
 ROLES: tuple[str, ...] = ("ADMIN", "RESELLER", "OWNER", "MANAGER")
 TOKEN_PREFIX = "acsd_"
 

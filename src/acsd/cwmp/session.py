@@ -166,7 +166,7 @@ class CwmpSession:
         return pickle.dumps(parked, protocol=pickle.HIGHEST_PROTOCOL)
 
     @classmethod
-    def thaw(cls, data: bytes, driver: SessionDriver) -> CwmpSession:
+    def thaw(cls, data: bytes, driver: ParkableDriver) -> CwmpSession:
         """The session that :meth:`freeze` wrote, driven by ``driver`` of this process."""
         try:
             shape, own, state = pickle.loads(data)
@@ -180,7 +180,7 @@ class CwmpSession:
         now, parked = time.monotonic(), max(0.0, time.time() - parked_at)
         own["created"] = now - own["created"] - parked
         own["last_active"] = now - own["last_active"] - parked
-        driver.import_state(state)  # type: ignore[attr-defined]
+        driver.import_state(state)
         return cls(driver=driver, **own)
 
     # --- entry point -------------------------------------------------------------------

@@ -21,7 +21,7 @@ from acsd.provisioning.internet import (
     reported_dns,
     with_line_dns,
 )
-from acsd.provisioning.jobs import AFTER_REBOOT, REBOOT_REFUSED, refused_for_good
+from acsd.provisioning.jobs import AFTER_REBOOT, REBOOT_REFUSED, is_provisioned, refused_for_good
 from acsd.provisioning.plan import (
     Change,
     along_targets,
@@ -115,7 +115,7 @@ class ApplyPhase(ReadPhase):
         )
         plan.refused.extend(held)
         plan.unread.extend(unread)
-        if self.record is None or self.memory.get("appliedRevision") != self.record.revision:
+        if self.record is None or not is_provisioned(self.memory, self.record.revision):
             # Settings still to apply that a fault kept from being checked or compared:
             # the job is not done and says why (the next session tries again, so the job
             # is pending, not failed). A drift check of applied ones leaves the job as it is.
@@ -144,8 +144,7 @@ class ApplyPhase(ReadPhase):
                 set=len(plan.changes),
                 add=len(plan.adds),
                 delete=len(plan.deletes),
-                drift=self.record is not None
-                and self.memory.get("appliedRevision") == self.record.revision,
+                drift=self.record is not None and is_provisioned(self.memory, self.record.revision),
             )
         return apply
 

@@ -55,6 +55,7 @@ from acsd.provisioning.jobs import (
     PENDING,
     STUN_PUSHED,
     SWITCHED_ON,
+    is_provisioned,
     new_memory,
 )
 from acsd.provisioning.profiles import Profile, detect_root
@@ -236,7 +237,7 @@ class ProvisioningDriver(EndPhase):
                     return rpc.acs_fault(8002, "internet account lookup failed; retry later")
             self.operator_settings = not self.desired.empty
             self._add_management(dev.serial_number)
-        held = record is not None and self.memory.get("appliedRevision") == record.revision
+        held = record is not None and is_provisioned(self.memory, record.revision)
         drift = (
             self.settings.drift_check
             and (record is None or record.drift_check)

@@ -44,7 +44,7 @@ from acsd.log import MASK, is_secret_name
 from acsd.provisioning import param_key
 from acsd.provisioning.plan import (
     DENIED,
-    REFUSED_FOR_GOOD,
+    WRITE_REFUSED_FOR_GOOD,
     Change,
     Plan,
     given_up,
@@ -347,7 +347,7 @@ def refused_for_good(memory: dict[str, Any], change: Change, code: int) -> bool:
     for this CPE (``refusedOptional``): not writable (9008) or lacking (9005) at once;
     denied (9001) when the retry after a denial of this value is denied too. A first
     denial may be a busy CPE's: it is a fault of the job, retried after its back-off."""
-    if code in REFUSED_FOR_GOOD:
+    if code in WRITE_REFUSED_FOR_GOOD:
         return True
     if code != DENIED:
         return False
@@ -514,4 +514,7 @@ def forget_reboot_note(memory: dict[str, Any], now: float) -> bool:
 
 
 def is_provisioned(memory: dict[str, Any], revision: int) -> bool:
+    """The router was last seen holding every setting of record revision ``revision`` (the
+    device's ``status.provisioned``); an operator's write bumps the revision, so this is
+    false again until a session has applied and read back the new settings."""
     return memory.get("appliedRevision") == revision

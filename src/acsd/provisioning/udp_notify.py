@@ -28,7 +28,7 @@ MEMORY_KEY = "udpNotify"
 ACTIVE = 2
 #: a router that answers these will not take the attribute: asked again only after a
 #: BOOTSTRAP or new firmware
-REFUSED_FOR_GOOD = frozenset({9000, 9003, 9005, 9008, 9009})
+NOTIFY_REFUSED_FOR_GOOD = frozenset({9000, 9003, 9005, 9008, 9009})
 #: the identity key whose paths name the parameter (the profile's data)
 IDENTITY_KEY = "udpConnectionRequestAddress"
 
@@ -79,7 +79,7 @@ def record_answer(
         memory[MEMORY_KEY] = {"path": path, "set": True}
         return None
     entry: dict[str, Any] = {"path": path, "code": answer.code}
-    if answer.code in REFUSED_FOR_GOOD:
+    if answer.code in NOTIFY_REFUSED_FOR_GOOD:
         entry["refused"] = True
     else:
         before = memory.get(MEMORY_KEY)
