@@ -43,11 +43,11 @@ async def http_500(request: web.Request) -> web.Response:
 
 
 async def customer(request: web.Request) -> web.Response:
-    raise not_found("customer")
+    raise not_found("customer", "Customer not found")
 
 
 async def model(request: web.Request) -> web.Response:
-    raise not_found("model")
+    raise not_found("model", "Model not found")
 
 
 async def denied(request: web.Request) -> web.Response:
@@ -63,7 +63,7 @@ async def profile(request: web.Request) -> web.Response:
 
 
 async def needs_token(request: web.Request) -> web.Response:
-    raise unauthorized()
+    raise unauthorized("Missing or invalid bearer token")
 
 
 async def custom(request: web.Request) -> web.Response:
@@ -161,7 +161,7 @@ async def test_api_error_headers_reach_the_client(api):
     _, _, headers = await call(api, "GET", "/custom")
     assert headers["Retry-After"] == "5"
     _, _, headers = await call(api, "GET", "/token")
-    assert headers["WWW-Authenticate"] == "Bearer"
+    assert headers["WWW-Authenticate"] == 'Bearer realm="acsd"'
 
 
 async def test_an_unknown_route_is_404_not_found(api):
@@ -294,12 +294,13 @@ def test_error_response_is_the_one_json_form():
 
 
 def test_api_error_carries_its_parts():
-    err = not_found("customer")
+    err = not_found("customer", "Customer not found")
     assert (err.status, err.message, err.description) == (404, "customer", "Customer not found")
     assert err.to_json() == {
         "code": 404,
         "message": "customer",
         "description": "Customer not found",
     }
-    assert not_found().message == "not_found"
-    assert not_found("router").description == "Router not found"
+    assert unauthorized("x", error="invalid_token").headers == {
+        "WWW-Authenticate": 'Bearer realm="acsd", error="invalid_token"'
+    }

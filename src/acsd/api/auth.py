@@ -16,7 +16,7 @@ from aiohttp import web
 from pydantic import TypeAdapter, ValidationError
 
 from acsd import clock
-from acsd.api.errors import TOKEN_REFUSED, ApiError
+from acsd.api.errors import TOKEN_REFUSED, access_denied, not_found, unauthorized
 from acsd.audit import cli_record
 from acsd.hostaddr import counted_as
 from acsd.ids import is_id, new_id, normal_id
@@ -137,7 +137,7 @@ class Caller:
 
     def require(self, customer: str | None) -> None:
         if not self.may_see(customer):
-            raise ApiError(403, "access_denied", "Insufficient access level")
+            raise access_denied()
 
     async def customer(self, store: Store, customer_id: str) -> CustomerRecord:
         """The customer a request names, if this caller may act on it.
@@ -149,14 +149,14 @@ class Caller:
         record = await store.get_customer(customer_id) if is_id(customer_id) else None
         if record is None:
             if self.tenancy is not None:
-                raise ApiError(403, "access_denied", "Insufficient access level")
-            raise ApiError(404, "customer", "Customer not found")
+                raise access_denied()
+            raise not_found("customer", "Customer not found")
         self.require(record.id)
         return record
 
     def require_admin(self) -> None:
         if not self.is_admin:
-            raise ApiError(403, "access_denied", "Insufficient access level: ADMIN only")
+            raise access_denied("Insufficient access level: ADMIN only")
 
 
 #: seconds between two api.auth_failed lines of one client address
@@ -181,21 +181,13 @@ async def authenticate(request: web.Request, store: Store) -> Caller:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise ApiError(
-            401,
-            "unauthorized",
-            "send Authorization: Bearer <token> (create one with `acsd token create`)",
-            headers={"WWW-Authenticate": 'Bearer realm="acsd"'},
+        raise unauthorized(
+            "send Authorization: Bearer <token> (create one with `acsd token create`)"
         )
     record = await store.find_token(hash_token(token.strip()))
     if record is None:
         _token_refused(request)
-        raise ApiError(
-            401,
-            "unauthorized",
-            "unknown or revoked token",
-            headers={"WWW-Authenticate": 'Bearer realm="acsd", error="invalid_token"'},
-        )
+        raise unauthorized("unknown or revoked token", error="invalid_token")
     if record.role == "ADMIN":
         return Caller(record, None)
     if record.customer is None:

@@ -11,7 +11,7 @@ from acsd import clock
 from acsd.api.answer import json_response, page_response
 from acsd.api.body import parse_query, read_model
 from acsd.api.context import audit_record, caller, context, created
-from acsd.api.errors import ApiError
+from acsd.api.errors import ApiError, access_denied, not_found
 from acsd.api.openapi import describe
 from acsd.api.paging import IdPageQuery
 from acsd.ids import is_id, normal_id
@@ -63,7 +63,7 @@ async def create_customer(request: web.Request) -> web.Response:
     who = await caller(request)
     # Before the body: a role that may never create customers learns that, not a body error.
     if who.role in ("OWNER", "MANAGER"):
-        raise ApiError(403, "access_denied", "Insufficient access level")
+        raise access_denied()
     body = await read_model(request, CustomerCreate)
     reseller = None
     if body.reseller is not None:
@@ -73,7 +73,7 @@ async def create_customer(request: web.Request) -> web.Response:
             raise ApiError(409, "reseller", f"customer {reseller.id} is not a RESELLER")
     elif not who.is_admin:
         # A reseller's customers hang below it; only ADMIN creates top-level customers.
-        raise ApiError(403, "access_denied", "Insufficient access level: give reseller")
+        raise access_denied("Insufficient access level: give reseller")
     now = clock.now()
     body.type = body.type or "CUSTOMER"
     record = CustomerRecord(
@@ -96,7 +96,7 @@ async def get_customer(request: web.Request) -> web.Response:
     customer_id = normal_id(request.match_info["id"])
     record = await ctx.store.get_customer(customer_id) if is_id(customer_id) else None
     if record is None or not who.may_see(record.id):  # (another tenant's: as devices')
-        raise ApiError(404, "not_found", f"no customer {customer_id}")
+        raise not_found("not_found", f"no customer {customer_id}")
     return json_response(_json(record))
 
 

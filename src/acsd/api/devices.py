@@ -23,7 +23,7 @@ from acsd.api.body import (
     validate,
 )
 from acsd.api.context import ApiContext, audit_record, caller, context, created
-from acsd.api.errors import ApiError, field_error
+from acsd.api.errors import ApiError, access_denied, field_error, not_found
 from acsd.api.openapi import DocumentedAs, describe
 from acsd.api.paging import IdPageQuery
 from acsd.audit import device_view as audit_device_view
@@ -196,7 +196,7 @@ async def _load(request: web.Request, who: Caller) -> DeviceRecord:
     # Another tenant's device is answered as one that does not exist: ids are predictable
     # (time and a counter), and a 403 would tell which exist and when they were made.
     if record is None or record.id != device_id or not who.may_see(record.customer):
-        raise ApiError(404, "not_found", f"no device {device_id}")
+        raise not_found("not_found", f"no device {device_id}")
     return record
 
 
@@ -208,7 +208,7 @@ async def _catalog_model(ctx: ApiContext, model_id: str) -> ModelRecord:
     """The model a create or an update names: one of the catalog whose profile acsd knows."""
     model = await _model(ctx, model_id)
     if model is None:
-        raise ApiError(404, "model", "Network device model not found")
+        raise not_found("model", "Network device model not found")
     if model.profile and model.profile not in ctx.profiles.names():
         raise ApiError(409, "profile", f"model's profile {model.profile!r} is not known")
     return model
@@ -320,9 +320,7 @@ def _may_link(who: Caller, account: str | None, before: str | None) -> None:
     accounts exist.) Unlinking, or keeping the link there is, needs only the device."""
     if account is None or account == before or who.is_admin or who.token.apn_account == account:
         return
-    raise ApiError(
-        403,
-        "access_denied",
+    raise access_denied(
         f"Insufficient access level: linking a router to APN account {account} needs "
         "ADMIN or a token of that account",
     )

@@ -97,28 +97,22 @@ class ApiError(Exception):
 
 # --- the helpers handlers use -------------------------------------------------------------
 
-_NOT_FOUND_TEXT = {
-    "customer": "Customer not found",
-    "model": "Model not found",
-    "device": "Device not found",
-    "account": "Account not found",
-    "profile": "Profile not found",
-    "not_found": "Resource not found",
-}
 
-
-def not_found(what: str = "not_found", description: str | None = None) -> ApiError:
-    """404 with ``what`` as the key: ``not_found("customer")`` -> "Customer not found"."""
-    text = description or _NOT_FOUND_TEXT.get(what) or f"{what[:1].upper()}{what[1:]} not found"
-    return ApiError(404, what, text)
+def not_found(key: str, description: str) -> ApiError:
+    """404 under the seeds' key for what is missing (``customer``, or ``not_found`` for the
+    resource the path names)."""
+    return ApiError(404, key, description)
 
 
 def access_denied(description: str = "Insufficient access level") -> ApiError:
     return ApiError(403, "access_denied", description)
 
 
-def unauthorized(description: str = "Missing or invalid bearer token") -> ApiError:
-    return ApiError(401, "unauthorized", description, headers={"WWW-Authenticate": "Bearer"})
+def unauthorized(description: str, *, error: str | None = None) -> ApiError:
+    """401 with the challenge RFC 6750 asks for; ``error="invalid_token"`` when a token was
+    sent but is unknown or revoked."""
+    challenge = 'Bearer realm="acsd"' + (f', error="{error}"' if error else "")
+    return ApiError(401, "unauthorized", description, headers={"WWW-Authenticate": challenge})
 
 
 def field_error(path: str, description: str, *, status: int = 400) -> ApiError:

@@ -34,7 +34,7 @@ from acsd.api.auth import Caller
 from acsd.api.body import parse_query, read_json, read_model
 from acsd.api.context import CONTEXT, ApiContext, audit_record, caller, context, created
 from acsd.api.devices import _poke as poke_device
-from acsd.api.errors import ApiError
+from acsd.api.errors import ApiError, access_denied, not_found
 from acsd.api.openapi import describe
 from acsd.api.paging import IdPageQuery
 from acsd.devices import reported_lan
@@ -338,7 +338,7 @@ async def _load(request: web.Request, who: Caller) -> InternetAccountRecord:
         await context(request).store.get_internet_account(account_id) if is_id(account_id) else None
     )
     if record is None or not who.may_see(record.customer):  # (another tenant's: as devices')
-        raise ApiError(404, "not_found", "Internet account not found")
+        raise not_found("not_found", "Internet account not found")
     return record
 
 
@@ -353,13 +353,13 @@ async def create_internet_account(request: web.Request) -> web.Response:
     ctx = context(request)
     who = await caller(request)
     if who.role == "MANAGER":
-        raise ApiError(403, "access_denied", "Insufficient access level")
+        raise access_denied()
     body = await read_model(request, AccountCreate)
     customer = await who.customer(ctx.store, body.customer)
     if body.device is not None:
         device = await ctx.store.get_device(body.device) if is_id(body.device) else None
         if device is None or device.id != body.device or not who.may_see(device.customer):
-            raise ApiError(404, "device", "Network device not found")
+            raise not_found("device", "Network device not found")
         if device.customer is None:
             raise ApiError(
                 409, "device",
@@ -492,7 +492,7 @@ async def end_internet_account(request: web.Request) -> web.Response:
     try:
         ended = await ctx.store.end_internet_account(account.id, now=clock.now(), audit=author)
     except KeyError:
-        raise ApiError(404, "not_found", "Internet account not found") from None
+        raise not_found("not_found", "Internet account not found") from None
     except StateError as exc:
         router = await ctx.store.get_device(account.device) if account.device else None
         if router is not None and router.state == "DELETING":

@@ -11,7 +11,7 @@ from acsd import clock
 from acsd.api.answer import json_response, page_response
 from acsd.api.body import parse_query, read_model
 from acsd.api.context import audit_record, caller, context, created
-from acsd.api.errors import ApiError
+from acsd.api.errors import ApiError, not_found
 from acsd.api.openapi import describe
 from acsd.api.paging import PageQuery
 from acsd.ids import is_id, normal_id
@@ -91,7 +91,7 @@ async def get_model(request: web.Request) -> web.Response:
     model_id = normal_id(request.match_info["id"])
     record = await ctx.store.get_model(model_id) if is_id(model_id) else None
     if record is None:
-        raise ApiError(404, "not_found", f"no model {model_id}")
+        raise not_found("not_found", f"no model {model_id}")
     return json_response(_json(record))
 
 
