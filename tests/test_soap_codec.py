@@ -1095,3 +1095,14 @@ def test_a_trailing_nul_is_the_end_of_a_c_string_not_content() -> None:
     assert parse_envelope(plain.encode("utf-16")).body == parse_envelope(plain.encode()).body
     with pytest.raises(SoapError, match="malformed XML"):
         parse_envelope(_GPV_ANSWER.encode() + b"\x00junk")
+
+
+def test_every_field_of_every_message_travels_on_the_wire():
+    # The dataclasses in rpc.py and the wire table in soap.py name each field twice: a field
+    # added to one and not the other would never be sent or read, silently.
+    from dataclasses import fields
+
+    for name, cls in rpc.MESSAGES.items():
+        declared = {f.name for f in fields(cls)}
+        on_wire = {attr for attr, *_ in soap._FIELDS.get(cls, ())}
+        assert declared == on_wire, f"{name}: {sorted(declared ^ on_wire)}"
