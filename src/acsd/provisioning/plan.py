@@ -21,7 +21,7 @@ from acsd.charsets import LEGACY_ENCODINGS, as_sent_by
 from acsd.macs import mac_digits
 from acsd.models import is_raw_wpa_key
 from acsd.provisioning.desired import Desired
-from acsd.provisioning.profile_schema import WHOLE_GROUPS, is_secret_name
+from acsd.provisioning.profile_schema import ROOTS, WHOLE_GROUPS, is_secret_name
 from acsd.provisioning.profiles import Profile, TableField, TableSpec, Target
 
 _INT_TYPES = {"xsd:int", "xsd:unsignedInt", "xsd:long", "xsd:unsignedLong"}
@@ -186,12 +186,9 @@ def same_value(type_: str, current: str, wanted: str) -> bool:
     current, wanted = _list_items(current), _list_items(wanted)
     if current == wanted:
         return True
-    if wanted.startswith(_ROOTS) or current.startswith(_ROOTS):
+    if wanted.startswith(ROOTS) or current.startswith(ROOTS):
         return current.rstrip(".") == wanted.rstrip(".")
     return {current, wanted} == {"", "0.0.0.0"}
-
-
-_ROOTS = ("Device.", "InternetGatewayDevice.")
 
 
 def _as_sent(wanted: str) -> set[str | None]:
