@@ -73,6 +73,9 @@ def test_a_database_path_that_cannot_be_opened_stops_the_start_with_a_clear_line
         proc = run_cli("serve", "--config", str(config), timeout=30, bounded=True)
         assert proc.returncode == 2, proc.stderr
         assert proc.stderr.splitlines() == [f"acsd: config error: {why}"]
+        proc = run_cli("db", "migrate", "--config", str(config), timeout=30, bounded=True)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.splitlines() == [f"acsd: config error: {why}"]
         proc = run_cli("config", "check", "--config", str(config), timeout=30, bounded=True)
         assert proc.returncode == 0, proc.stderr
         assert proc.stderr.splitlines() == [f"acsd: warning: {why}"]

@@ -226,7 +226,7 @@ def test_db_backup_of_postgresql_points_to_pg_dump(pg_url: str, tmp_path) -> Non
 
     config = write_config(tmp_path, store={"url": pg_url})
     proc = run_cli("db", "backup", str(tmp_path / "copy.db"), "--config", str(config))
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # a configuration it will never work with
     assert "pg_dump" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "copy.db").exists()
 

@@ -305,6 +305,14 @@ def _main(argv: Sequence[str] | None = None) -> int:
     if on_records and (missing := _missing_database(config, args.config)):
         print(missing, file=sys.stderr)
         return EXIT_USAGE
+    # the same problem as serve's, with the same status (opening would say 1)
+    if (
+        args.command == "db"
+        and args.db_command == "migrate"
+        and (lacking := _store_directory_lacking(config, args.config or "defaults"))
+    ):
+        print(f"acsd: config error: {lacking}", file=sys.stderr)
+        return EXIT_USAGE
     if args.command in ("device", "token") and (behind := _schema_behind(config)):
         message, status = behind
         print(message, file=sys.stderr)
@@ -669,7 +677,7 @@ def _backup(args: argparse.Namespace, config: Config) -> int:
             " back it up with pg_dump (e.g. pg_dump -Fc -f acsd.dump <database>)",
             file=sys.stderr,
         )
-        return 1
+        return EXIT_USAGE  # (it never will: the configuration names another kind of store)
 
     if args.path.endswith(("/", os.sep)) and not Path(args.path).is_dir():
         # Path() drops the slash: "newdir/" would have been written as a file "newdir".
