@@ -567,3 +567,25 @@ def test_a_leap_second_start_is_the_first_second_of_the_next_minute():
     for wrong in ("2016-12-31T23:59:61Z", "2016-12-31T23:60:00Z", "2016-12-31T24:59:60Z"):
         with pytest.raises(ValueError, match="not a date"):
             start_of(wrong)
+
+
+def test_a_leap_second_is_only_the_last_second_of_a_utc_day():
+    from acsd.api.internet import start_of
+
+    # 23:59:60 UTC written at another offset is the same leap second
+    assert start_of("2016-12-31T18:59:60-05:00") == start_of("2017-01-01T00:00:00Z")
+    # elsewhere no leap second is inserted: not a time that existed
+    for wrong in ("2016-02-01T12:00:60Z", "2016-12-31T23:59:60+01:00"):
+        with pytest.raises(ValueError, match="not a date"):
+            start_of(wrong)
+
+
+def test_a_leap_second_past_the_last_representable_day_is_a_400(world):
+    # the second after 9999-12-31T23:59:59 overflowed into a 500 and a traceback
+    account = order(world).body["_id"]
+    body = confirm_body("203.0.113.221")
+    body["startDate"] = "9999-12-31T23:59:60Z"
+    reply = world.api.post(f"/internet/account/{account}/confirm", body)
+    assert reply.status == 400, reply.body
+    assert reply.body["message"] == "startDate"
+    assert world.api.get(f"/internet/account/{account}").body["state"] == "ORDERED"

@@ -194,6 +194,19 @@ _START_DATE = re.compile(
 _MOST_OFFSET = 14 * 3600
 
 
+def _leap_second(text: str) -> datetime | None:
+    """A leap second (RFC 3339 allows :60 in the last minute of a UTC day), which datetime
+    cannot hold: the second after :59, the first of the next minute; None elsewhere."""
+    try:
+        last = datetime.fromisoformat(f"{text[:17]}59{text[19:]}".upper())
+        utc = last if last.tzinfo is None else last.astimezone(UTC)
+        if (utc.hour, utc.minute) != (23, 59):
+            return None
+        return last + timedelta(seconds=1)
+    except (ValueError, OverflowError):  # no such day; the second after 9999-12-31
+        return None
+
+
 def start_of(text: str) -> float:
     """startDate -> POSIX seconds; a date alone is midnight UTC, no zone means UTC."""
     when = None
@@ -203,11 +216,7 @@ def start_of(text: str) -> float:
         with contextlib.suppress(ValueError):  # no such day, hour...
             when = datetime.fromisoformat(text.upper())
         if when is None and text[17:19] == "60":
-            # a leap second (RFC 3339 allows :60), which datetime cannot hold: the
-            # second after :59, the first of the next minute
-            with contextlib.suppress(ValueError):
-                when = datetime.fromisoformat(f"{text[:17]}59{text[19:]}".upper())
-                when += timedelta(seconds=1)
+            when = _leap_second(text)
     if when is None:
         raise ValueError(
             f"{text!r} is not a date (2016-02-01) or an RFC 3339 date-time (2016-02-01T00:00:00Z)"
