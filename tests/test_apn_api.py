@@ -675,6 +675,9 @@ def test_the_list_pages_with_a_continuation_token(apn: ApnApi, acct):
     elsewhere = apn.get(apns_path(acct, "elsewhere"), query={"ContinuationToken": first})
     failed(elsewhere, 400, 4001, 9)
     failed(apn.get(apns_path(acct, NETWORK), query={"PageSize": 0}), 400, 4001, 10)
+    # more digits than int() takes was a 500; leading zeros still make a number
+    failed(apn.get(apns_path(acct, NETWORK), query={"PageSize": "9" * 4301}), 400, 4001, 10)
+    assert apn.get(apns_path(acct, NETWORK), query={"PageSize": "0" * 4301 + "2"}).status == 200
     failed(apn.get(apns_path(acct, NETWORK), query={"Sort": "CLI"}), 400, 4001, 98)
     failed(apn.get(apns_path(acct, "no-such-network")), 404, 4042)
 

@@ -440,12 +440,14 @@ def _list_query(request: web.Request) -> tuple[str | None, int, bool]:
     if given.get("ContinuationToken"):
         after = _decode_token(given["ContinuationToken"])
     size = given.get("PageSize", "100")
-    if not (size.isascii() and size.isdigit()) or not 1 <= int(size) <= 1000:
+    # (leading zeros are a number still; past 4,300 digits int() itself refuses)
+    number = int(size.lstrip("0")[:5] or 0) if size.isascii() and size.isdigit() else 0
+    if not 1 <= number <= 1000:
         raise invalid("PageSize", "must be a whole number from 1 to 1000")
     ended = given.get("IncludeEnded", "false").lower()
     if ended not in ("true", "false"):
         raise invalid("IncludeEnded", "must be true or false")
-    return after, int(size), ended == "true"
+    return after, number, ended == "true"
 
 
 def _encode_token(device_id: str) -> str:
