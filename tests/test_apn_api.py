@@ -894,6 +894,15 @@ def test_dot_segments_are_no_account_or_network_key(apn: ApnApi, key: str):
         failed(apn.post(path, device("(+45)66666666")), 400, 4001)
 
 
+def test_a_key_whose_escapes_are_no_utf8_is_refused_not_aliased(apn: ApnApi):
+    # x%ffy reached the handler as the text "x%ffy": the same network as x%25ffy, under a
+    # key nobody typed (a Latin-1 client's)
+    for path in ("/v1/accounts/AC%ffME/networks/net/devices/apns",
+                 "/v1/accounts/LATIN/networks/x%ffy/devices/apns"):  # fmt: skip
+        assert "not UTF-8" in failed(apn.post(path, device("(+45)66666667")), 400, 4001)
+    assert apn.get("/v1/accounts/LATIN/networks/x%ffy").status == 400
+
+
 def test_the_operation_status_numbers_are_spelt_out_in_the_openapi_document(admin: Api):
     # acsd's own resource: its 1 is complete, while the seed's ActorStatus 1 is pending
     doc = admin.get("/openapi.json")

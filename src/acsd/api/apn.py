@@ -26,7 +26,7 @@ import re
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote_to_bytes
 
 from aiohttp import web
 
@@ -105,8 +105,21 @@ def require(who: Caller, account: str) -> None:
 def _keys(request: web.Request) -> tuple[str, str]:
     account = request.match_info["foreignaccountkey"]
     network = request.match_info["foreignkey"]
-    for name, value in (("foreignaccountkey", account), ("foreignkey", network)):
-        if (problem := key_problem(value)) is not None:
+    # /v1/accounts/{foreignaccountkey}/networks/{foreignkey}: escapes that are no UTF-8
+    # reach match_info as their own text ("x%ffy"), so that x%ffy and x%25ffy named one
+    # network, under a key nobody typed
+    raw = request.raw_path.partition("?")[0].split("/")
+    for name, value, sent in (
+        ("foreignaccountkey", account, raw[3]),
+        ("foreignkey", network, raw[5]),
+    ):
+        try:
+            unquote_to_bytes(sent).decode("utf-8")
+        except UnicodeDecodeError:
+            problem = "not UTF-8: percent-encode the UTF-8 bytes of the key"
+        else:
+            problem = key_problem(value)
+        if problem is not None:
             raise ApnError(400, INVALID, f"{name}: {problem}", OTHER_FIELD)
     return account, network
 
