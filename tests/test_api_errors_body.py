@@ -495,6 +495,7 @@ async def test_query_values_are_parsed_from_strings(api):
     ("query", "code", "path", "text"),
     [
         ("?bogus=1", 400, "bogus", "unknown query parameter"),
+        ("?=1", 400, "query", "a query parameter with no name"),  # (was blamed on "body")
         ("?limit=ten", 400, "limit", "Input should be a valid integer"),
         ("?limit=1&limit=2", 400, "limit", "query parameter given more than once"),
         ("?online=maybe", 400, "online", "Input should be a valid boolean"),

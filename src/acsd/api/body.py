@@ -495,7 +495,9 @@ def parse_query(request: web.Request, model: type[M]) -> M:
         if key in data:
             continue
         if key not in accepted:
-            raise field_error(key, "unknown query parameter")
+            # ("?=x": a parameter with no name, not the body's fault)
+            raise field_error(key or "query", "unknown query parameter" if key else
+                              "a query parameter with no name")  # fmt: skip
         values = request.query.getall(key)
         if accepted[key]:
             data[key] = list(values)
