@@ -835,6 +835,11 @@ def test_six_ghz_takes_no_raw_key_given_or_steered_to_it(world: World):
         reply = world.api.post("/network/device", body)
         assert (reply.status, reply.body["message"]) == (400, f"wifi.{field}"), reply.body
         assert "6 GHz takes a WPA3 passphrase" in reply.body["description"]
+    # a short one is refused without offering the 64-hex-digit form 6 GHz refuses
+    body = {**device_body(world, "own", "SIXKEY0004"), "wifi": {"password6G": "short"}}
+    reply = world.api.post("/network/device", body)
+    assert (reply.status, reply.body["message"]) == (400, "wifi.password6G"), reply.body
+    assert "hex" not in reply.body["description"] and "8-63" in reply.body["description"]
     # steered without asking for 6 GHz: taken (a router with 6 GHz has it switched off)
     body = {**device_body(world, "own", "SIXKEY0003"),
             "wifi": {"ssid": "Home", "password": key, "bandsteering": True}}  # fmt: skip

@@ -119,13 +119,20 @@ def is_raw_wpa_key(value: str) -> bool:
     return _HEX64.match(value) is not None
 
 
-def _passphrase(value: str) -> str:
-    # Empty = an open network. WPA-PSK: 8-63 printable ASCII, or the 64-hex-digit raw key.
+def _passphrase(value: str, *, wpa3: bool = False) -> str:
+    # Empty = an open network. WPA-PSK: 8-63 printable ASCII, or the 64-hex-digit raw key
+    # (which WPA3 refuses with a reason of its own, _sae_passphrase: not offered here).
     if value == "" or is_raw_wpa_key(value):
         return value
     if not 8 <= len(value) <= 63 or not all(32 <= ord(c) <= 126 for c in value):
+        if wpa3:
+            raise ValueError("WPA3 passphrase must be 8-63 printable ASCII characters")
         raise ValueError("WPA passphrase must be 8-63 printable ASCII characters or 64 hex digits")
     return value
+
+
+def _wpa3_passphrase(value: str) -> str:
+    return _passphrase(value, wpa3=True)
 
 
 _CONTROL = re.compile(f"[{CONTROL}]")
@@ -323,7 +330,7 @@ _SIX_GHZ_KEY = "6 GHz takes a WPA3 passphrase (8 to 63 characters), not a 64-hex
 #: a 6 GHz password: WPA3 (SAE) alone, which takes a passphrase, never the raw key
 SaePassphrase = Annotated[
     str,
-    AfterValidator(_passphrase),
+    AfterValidator(_wpa3_passphrase),
     Rule(
         _sae_passphrase,
         {
