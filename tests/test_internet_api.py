@@ -412,7 +412,11 @@ def test_a_line_that_would_never_reach_its_router_is_409(world: World, module_da
     assert reply.status == 200, reply.body
     fixed, reply = confirmed_line(world, device, "192.0.2.230", "2019-01-01T00:00:00Z")
     assert typo in error(reply, 409, "startDate")["description"]
-    assert world.api.post(f"/internet/account/{typo}/end").body == {"success": True}
+    # a body is no schedule: a line told when to end would have ended at once
+    late = {"endDate": "2999-06-01T00:00:00Z"}
+    error(world.api.post(f"/internet/account/{typo}/end", late), 400, "endDate")
+    assert world.api.get(f"/internet/account/{typo}").body["state"] != "ENDED"
+    assert world.api.post(f"/internet/account/{typo}/end", {}).body == {"success": True}
     # again: nothing changes, and the log does not say it ended again
     assert world.api.post(f"/internet/account/{typo}/end").body == {"success": True}
     body = {**confirm_body("192.0.2.230"), "startDate": "2019-01-01T00:00:00Z"}
