@@ -747,9 +747,15 @@ def test_a_network_gets_its_apn_name(apn: ApnApi, acct):
     assert apn.get(network_path(acct, NETWORK)).data["APN"] == "iot.acsd-test.example"
     # A network that does not exist yet is created by PUT.
     ok(apn.put(network_path(acct, "new-net"), {"APN": "m2m"}, root="AccountNetwork"))
-    ok(apn.put(network_path(acct, "new-net"), {"APN": "a" * 64}, root="AccountNetwork"))
-    # (65 characters: more than a router's TR-181 APN parameter holds, string(64))
-    for bad in ("", "bad name", "-x.example", "a" * 101, "a" * 65):
+    ok(apn.put(network_path(acct, "new-net"), {"APN": "a" * 63}, root="AccountNetwork"))
+    ok(
+        apn.put(
+            network_path(acct, "new-net"), {"APN": "a" * 31 + "." + "b" * 32}, root="AccountNetwork"
+        )
+    )
+    # (65 characters: more than a router's TR-181 APN parameter holds, string(64); a label
+    # of 64: more than a DNS label, which the network's resolver refuses)
+    for bad in ("", "bad name", "-x.example", "a" * 101, "a" * 65, "a" * 64):
         ans = apn.put(network_path(acct, NETWORK), {"APN": bad}, root="AccountNetwork")
         failed(ans, 400, 4001, 8)
     ans = apn.put(

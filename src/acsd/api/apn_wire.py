@@ -88,7 +88,8 @@ OPERATION = Contract(
 # --- validation ------------------------------------------------------------------------------
 
 _ICCID = re.compile(r"[0-9]{18,22}")
-_APN_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+#: a label of a DNS name, as TS 23.003 makes an APN of them: at most 63 octets each
+_APN_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _APN = re.compile(rf"{_APN_LABEL}(?:\.{_APN_LABEL})*")
 # and what XML cannot carry: the same record is read back in both JSON and XML
 _CONTROL_CHARS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff"
@@ -187,7 +188,9 @@ _APN_NAME = 64
 
 def _apn_name(value: str) -> str:
     if not _APN.fullmatch(value):
-        raise ValueError("must be an APN name: labels of letters, digits and '-' joined by '.'")
+        raise ValueError(
+            "must be an APN name: labels of letters, digits and '-' (1 to 63 each) joined by '.'"
+        )
     if len(value) > _APN_NAME:
         raise ValueError(
             f"must be at most {_APN_NAME} characters: routers hold no longer APN name "
