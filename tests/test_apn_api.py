@@ -583,6 +583,21 @@ def test_wrong_types_and_unknown_members_are_400(apn: ApnApi, acct):
             # characters an XML answer cannot carry (now no scope id is taken at all)
             (device("(+45)12345678", IPAddress="fe80::1%" + "A" * 900), 6),
             (device("(+45)12345678", IPAddress="fe80::1%\u0001<x>"), 6),
+            # no address the APN's core gives a SIM
+            *(
+                (device("(+45)12345678", IPAddress=ip), 6)
+                for ip in (
+                    "0.0.0.0",
+                    "127.0.0.1",
+                    "224.0.0.1",
+                    "255.255.255.255",
+                    "169.254.1.1",
+                    "::",
+                    "::1",
+                    "fe80::1",
+                    "ff02::1",
+                )
+            ),
             (
                 {
                     **device("(+45)12345678"),

@@ -40,6 +40,7 @@ from acsd.api.body import BodyNotReceived, field_path, parse_json, receive_body,
 from acsd.api.errors import ApiError, come_back_later, request_id, retry_after
 from acsd.api.openapi import DocumentedToo
 from acsd.charsets import is_transform
+from acsd.hostaddr import is_host_address
 from acsd.inflate import InflateError, content_encoding, inflate
 from acsd.log import get_logger, peer_text
 from acsd.provisioning import apn as rules
@@ -158,6 +159,15 @@ def _ip(value: str) -> str:
     # format (RFC 4291's text form) has none either.
     if isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None:
         raise ValueError("must be an IPv4 or IPv6 address without a scope id (%zone)")
+    # The address the APN's core gives the SIM: never "this network", loopback, a group,
+    # link-local or reserved (the operator API refuses the same for a line's addresses).
+    if isinstance(address, ipaddress.IPv4Address):
+        usable = is_host_address(address)
+    else:
+        usable = not (address.is_unspecified or address.is_loopback or address.is_multicast
+                      or address.is_link_local)  # fmt: skip
+    if not usable:
+        raise ValueError(f"{value} is no address a device on an APN can have")
     return value
 
 
