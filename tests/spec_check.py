@@ -63,6 +63,8 @@ def problems(doc: dict[str, Any], schema: dict[str, Any], value: Any, at: str = 
             return min(found, key=len)
         # and the keywords beside it ({"type": "string", "maxLength": 64, "anyOf": [...]})
         schema = {k: v for k, v in schema.items() if k != "anyOf"}
+    if "not" in schema and not problems(doc, schema["not"], value, at):
+        return [f"{at or '.'}: {value!r} is what {schema['not']} excludes"]
     kinds = schema.get("type")
     if kinds is not None:
         kinds = [kinds] if isinstance(kinds, str) else kinds

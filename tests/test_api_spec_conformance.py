@@ -326,6 +326,9 @@ def test_the_document_and_the_api_agree_on_ssids_passphrases_and_lan_addresses(
         ("dhcp.primaryDnsServer", "224.0.0.251", False),
         ("dhcp.primaryDnsServer", "255.255.255.255", False),
         ("dhcp.reservedClients.0.ip", "239.1.2.3", False),
+        # link-local: no DHCP server may lease it (RFC 3927), no router forwards to it
+        ("dhcp.primaryDnsServer", "169.254.1.1", False),
+        ("dhcp.ipPoolStart", "169.254.0.10", False),
         ("dhcp.primaryDnsServer", "198.51.100.53", True),
         ("dhcp.primaryDnsServer", "223.255.255.1", True),
         ("dhcp.primaryDnsServer", "1.0.0.1", True),
@@ -592,7 +595,8 @@ def test_apn_members_the_api_refuses_are_ones_the_document_refuses(admin: Api, d
         assert reply.status == 202, (field, value, reply.raw)
     network = _request_schema(doc, "PUT", NETWORK)
     for name, accepted in (("iot.example", True), ("-bad.example", False), ("x" * 101, False),
-                           ("x" * 65, False), ("x" * 64, True), ("a..b", False),
+                           ("x" * 65, False), ("x" * 64, False), ("x" * 63, True),
+                           ("x" * 31 + "." + "x" * 32, True), ("a..b", False),
                            ("m2m", True)):  # fmt: skip
         reply = admin.request("PUT", network_path(account, "fleet"), {"APN": name})
         assert (reply.status == 200) is accepted, (name, reply.raw)
@@ -616,7 +620,7 @@ def test_an_ipv6_scope_id_is_refused_by_the_api_and_by_the_document(admin: Api, 
         assert "scope id" in reply.body["ErrorDescription"], reply.raw
         assert problems(doc, schema, body), value
         conforms(doc, "POST", APNS, reply)
-    for n, value in enumerate(("fe80::1", "2001:db8::7", "198.51.100.7")):
+    for n, value in enumerate(("2001:db8::8", "2001:db8::7", "198.51.100.7")):
         body = {"CLI": f"(+45)66{tag:05d}{n}", "IPAddress": value}
         assert problems(doc, schema, body) == [], value
         reply = admin.post(apns_path(account, "fleet"), body)

@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from acsd.hostaddr import is_host_address
 from acsd.ids import is_id, normal_id
 from acsd.macs import MAC_SEPARATORS
 from acsd.rules import (
@@ -92,14 +93,15 @@ STORED = {"stored": True}
 
 
 def _host(value: str, info: ValidationInfo) -> str:
-    """An address a LAN host can have or use: not 0.0.0.0/8, loopback, multicast, the
-    reserved 240/4 or the limited broadcast."""
+    """An address a LAN host can have or use: not 0.0.0.0/8, loopback, link-local (which
+    no DHCP server may lease, RFC 3927, and no router forwards to), multicast, the reserved
+    240/4 or the limited broadcast."""
     if info.context and info.context.get("stored"):
         return value
-    address = ipaddress.IPv4Address(value)
-    octet = int(address) >> 24
-    if octet in (0, 127) or octet >= 224:
-        raise ValueError(f"{value} is no address a LAN host can have (0/8, 127/8 or 224 and up)")
+    if not is_host_address(ipaddress.IPv4Address(value)):
+        raise ValueError(
+            f"{value} is no address a LAN host can have (0/8, 127/8, 169.254/16 or 224 and up)"
+        )
     return value
 
 
@@ -283,8 +285,10 @@ HostIPv4 = Annotated[
             # the first octet 1-126 or 128-223 (the rest is format's to check); spelt
             # without a lookahead, which regex engines of some generators lack
             "pattern": r"^([1-9]|[1-9][0-9]|1[01][0-9]|12[0-689]|1[3-9][0-9]|2[01][0-9]|22[0-3])\.",
+            "not": {"pattern": r"^169\.254\."},
             "description": "An IPv4 address a LAN host can have: not in 0.0.0.0/8, "
-            "127.0.0.0/8, nor 224.0.0.0 and up (multicast, reserved, broadcast)",
+            "127.0.0.0/8, 169.254.0.0/16 (link-local), nor 224.0.0.0 and up (multicast, "
+            "reserved, broadcast)",
         },
         mode="validation",
     ),

@@ -149,6 +149,12 @@ def _email(value: str) -> str:
     return value
 
 
+_NO_SIM_ADDRESS = (
+    r"^(?:(?:0|127|22[4-9]|2[3-5][0-9])\.|169\.254\.|::1?$|[fF][eE][89aAbB][0-9a-fA-F]:"
+    r"|[fF][fF][0-9a-fA-F]{0,2}:)"
+)
+
+
 def _ip(value: str) -> str:
     try:
         address = ipaddress.ip_address(value)
@@ -338,7 +344,10 @@ class APNDevice(BaseModel):
                 _ip,
                 {
                     "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}],
-                    "description": "An IPv4 or IPv6 address, without a scope id (%zone)",
+                    # (the usual spellings of what _ip refuses beyond the formats)
+                    "not": {"pattern": _NO_SIM_ADDRESS},
+                    "description": "An IPv4 or IPv6 address, without a scope id (%zone); "
+                    "not unspecified, loopback, link-local, multicast or reserved",
                 },
             ),
         ]
