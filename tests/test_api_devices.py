@@ -8,6 +8,7 @@ import gzip
 import json
 import re
 import sqlite3
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -514,12 +515,13 @@ def test_a_delete_is_not_undone_by_patches_running_with_it(world: World):
 
 
 def test_a_device_being_deleted_takes_no_more_changes(world: World, module_daemon):
-    # A router acsd has seen is released at its next session; until then it is DELETING.
+    # A router acsd has seen (and that is online) is released at its next session; until
+    # then it is DELETING.
     serial = "RACEX0001"
     device = world.api.post("/network/device", device_body(world, "own", serial)).body
     path = f"/network/device/{device['_id']}"
     with sqlite3.connect(module_daemon.db) as db:
-        db.execute("UPDATE devices SET last_inform = 1 WHERE id = ?", (device["_id"],))
+        db.execute("UPDATE devices SET last_inform = ? WHERE id = ?", (time.time(), device["_id"]))
     assert world.api.delete(path).body["state"] == "DELETING"
     error(world.api.patch(path, {"wifi": {"ssid": "Back"}}), 422, "state")
     assert world.api.get(path).body["state"] == "DELETING"
@@ -530,6 +532,31 @@ def test_a_device_being_deleted_takes_no_more_changes(world: World, module_daemo
     assert (again.status, again.body["state"]) == (202, "DELETING")
     assert _revision(module_daemon, device["_id"]) == revision
     assert _audited(world, "device.delete", device["_id"]) == deletes == 1
+
+
+def test_a_router_that_stopped_calling_in_is_deleted_at_once(world: World, module_daemon):
+    # A returned or dead router never comes back to be released: its record stayed
+    # DELETING for good, and its serial number and MAC refused its replacement.
+    body = {**device_body(world, "own", "DEADR0001"), "macAddress": "02:00:5e:10:20:31"}
+    device = world.api.post("/network/device", body).body
+    path = f"/network/device/{device['_id']}"
+    with sqlite3.connect(module_daemon.db) as db:
+        db.execute("UPDATE devices SET last_inform = ? WHERE id = ?",
+                   (time.time() - 86400, device["_id"]))  # fmt: skip
+    assert world.api.delete(path).status == 202
+    assert world.api.get(path).status == 404
+    assert world.api.post("/network/device", body).status == 201
+    # One that went silent after its DELETE is removed by the DELETE asked again.
+    device = world.api.post("/network/device", device_body(world, "own", "DEADR0002")).body
+    path = f"/network/device/{device['_id']}"
+    with sqlite3.connect(module_daemon.db) as db:
+        db.execute("UPDATE devices SET last_inform = ? WHERE id = ?", (time.time(), device["_id"]))
+    assert world.api.delete(path).body["state"] == "DELETING"
+    with sqlite3.connect(module_daemon.db) as db:
+        db.execute("UPDATE devices SET last_inform = ? WHERE id = ?",
+                   (time.time() - 86400, device["_id"]))  # fmt: skip
+    assert world.api.delete(path).status == 202
+    assert world.api.get(path).status == 404
 
 
 def _revision(daemon, device_id: str) -> int:

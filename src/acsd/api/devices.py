@@ -52,6 +52,7 @@ from acsd.models import (
     Serial,
     Wifi,
 )
+from acsd.provisioning.status import is_online
 from acsd.store.base import (
     ABSENT,
     ChangedError,
@@ -579,7 +580,14 @@ async def delete_device(request: web.Request) -> web.Response:
 
 async def _delete(request: web.Request, ctx: ApiContext, who: Caller) -> web.Response:
     record = await _load(request, who)
-    if record.state == "DELETING":
+    # A router that stopped calling in (returned, dead, replaced) may never come back to be
+    # released: its record would stay DELETING for good, holding its serial number and MAC
+    # from the replacement. Its next Inform, if any, registers it as unclaimed.
+    gone = not is_online(
+        record.last_inform, record.periodic_interval, clock.now(),
+        default_interval=ctx.default_interval, grace=ctx.grace,
+    )  # fmt: skip
+    if record.state == "DELETING" and not gone:
         # Asked again: nothing new to store (no revision, no audit entry); the router is
         # only reminded, which the Connection Request client rate-limits per router.
         await _poke(ctx, record)
@@ -591,8 +599,8 @@ async def _delete(request: web.Request, ctx: ApiContext, who: Caller) -> web.Res
         before=before,
     )  # fmt: skip
     view = None
-    if record.last_inform is None:
-        # Never seen by acsd: nothing to release on a router.
+    if gone:
+        # Never seen by acsd, or not online: nothing to wait for.
         record.state = "DELETING"
         view = _view(ctx, record, await _model(ctx, record.model))
         await ctx.store.delete_device(record.id, audit=audit, expect=seen)
