@@ -329,6 +329,51 @@ async def test_retries_back_off_and_stop(daemon_factory):
     assert device["state"] == "ACTIVE" and device["status"]["provisioned"] is True
 
 
+async def test_a_failed_job_is_tried_again_on_request_or_new_firmware(daemon_factory):
+    # A job gives up on a value its router refused; the same value sent again is no change.
+    # Once the router is fixed, the operator asks for another try (POST .../retry), or the
+    # router's new firmware gets one: the router kept the old SSID while the record said
+    # the new one, and nothing short of changing the value and back re-armed it.
+    daemon = daemon_factory(provisioning={"retry_base": 0.05, "retry_max_attempts": 2})
+    sim = Simulation(
+        daemon.cwmp_url, ["tr181-generic"], 2, serial_prefix="PR", faults={SSID5: 9007}
+    )
+    world = build_world(daemon)
+    routers = []
+    for cpe in sim.routers:
+        router = sim.router(cpe.serial)
+        routers.append(router)
+        body = {**device_body(world, "own", cpe.serial), "wifi": {"ssid5G": "Fixed5"}}
+        body.pop("dhcp", None)  # (the seed's pool is outside this router's LAN)
+        assert world.api.post("/network/device", body).status == 201
+    for _ in range(4):
+        assert (await sim.run_once()).ok == 2
+        await asyncio.sleep(0.1)
+    ids = {}
+    for router in routers:
+        device = daemon.device_json(router.serial)
+        assert device["job"]["state"] == "FAILED", device["job"]
+        ids[router.serial] = device["_id"]
+        router.faults.clear()  # fixed on the router
+    asked, upgraded = routers
+    # a device whose job did not fail has nothing to retry
+    other = world.api.post("/network/device", device_body(world, "own", "PRNOJOB01")).body
+    assert world.api.post(f"/network/device/{other['_id']}/retry").status == 409
+    reply = world.api.post(f"/network/device/{ids[asked.serial]}/retry")
+    assert reply.status == 200, reply.body
+    assert reply.body["state"] == "PROVISIONING" and "job" not in reply.body
+    upgraded.tree.set_local("Device.DeviceInfo.SoftwareVersion", "2.0-fixed")
+    assert (await sim.run_once()).ok == 2
+    for router in routers:
+        assert router.tree.get(SSID5) == "Fixed5", router.serial
+        device = daemon.device_json(router.serial)
+        assert device["state"] == "ACTIVE" and device["status"]["provisioned"], device["job"]
+    entries = world.api.get("/audit?limit=1000").body["items"]
+    assert [e["resourceId"] for e in entries if e["action"] == "device.retry"] == [
+        ids[asked.serial]
+    ]
+
+
 async def test_a_denied_parameter_is_tried_once_more_then_failed(module_daemon_factory):
     # 9001 (request denied) is a locked parameter or a busy router: acsd tries once more
     # after the back-off, and a second denial fails the job (cwmp-reference's fault

@@ -52,6 +52,7 @@ from acsd.models import (
     Serial,
     Wifi,
 )
+from acsd.provisioning.jobs import failed_at
 from acsd.provisioning.status import is_online
 from acsd.store.base import (
     ABSENT,
@@ -567,6 +568,47 @@ async def _patch(
 
 
 @describe(
+    "POST", "/network/device/{id}/retry",
+    summary="Try again the settings a FAILED job gave up on",
+    description="acsd's own: a job gives up on a setting after its retries (the router "
+    "refused it); once the cause is fixed on the router, this tries every setting again at "
+    "its next session (a Connection Request asks for one now). Sending the same settings "
+    "again is no change, and retries nothing, so that a client that writes its settings "
+    "again and again does not make routers retry for ever.",
+    response=Device, roles="as create",
+    errors=[_NOT_FOUND, _CONFLICT,
+            (409, "job", "The device's job did not fail: nothing to try again"),
+            (422, "state", "Device is being deleted")],
+)  # fmt: skip
+async def retry_device(request: web.Request) -> web.Response:
+    ctx = context(request)
+    who = await caller(request)
+    return await _until_unchanged(request.match_info["id"], lambda: _retry(request, ctx, who))
+
+
+async def _retry(request: web.Request, ctx: ApiContext, who: Caller) -> web.Response:
+    record = await _load(request, who)
+    if record.state == "DELETING":
+        raise ApiError(422, "state", "Device is being deleted")
+    if failed_at(record.provisioning) != record.revision or not record.revision:
+        raise ApiError(409, "job", "The device's job did not fail: nothing to try again")
+    seen = copy.deepcopy(record)
+    audit = audit_record(
+        request, who, "device.retry", "device", record.id, customer=record.customer,
+        before=audit_device_view(record),
+    )  # fmt: skip
+    # A revision of its own: the router's next session finds the FAILED job behind it and
+    # forgets what it gave up (provisioning.driver).
+    record.revision += 1
+    record.state, record.jobs = "PROVISIONING", 1
+    stored = await ctx.store.write_device(
+        record, audit=audit, audit_after=audit_device_view, expect=seen, mac="keep"
+    )
+    await _poke(ctx, stored)
+    return json_response(_view(ctx, stored, await _model(ctx, stored.model)))
+
+
+@describe(
     "DELETE", "/network/device/{id}", summary="Release and remove a network device",
     response=Device, status=202, errors=[_NOT_FOUND, _CONFLICT], roles="as create",
     description="202 with the device in state DELETING: its router's next session releases "
@@ -621,3 +663,4 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/network/device/{id}", get_device)
     app.router.add_patch("/network/device/{id}", patch_device)
     app.router.add_delete("/network/device/{id}", delete_device)
+    app.router.add_post("/network/device/{id}/retry", retry_device)

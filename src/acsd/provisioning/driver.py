@@ -55,6 +55,7 @@ from acsd.provisioning.jobs import (
     PENDING,
     STUN_PUSHED,
     SWITCHED_ON,
+    failed_at,
     is_provisioned,
     new_memory,
 )
@@ -208,6 +209,12 @@ class ProvisioningDriver(EndPhase):
             self.memory.pop("held", None)
             self.memory.pop(udp_notify.MEMORY_KEY, None)  # (it may take it now, or lost it)
             self.memory.pop("gpvLimit", None)  # (its limit of names per call, too)
+        failed = failed_at(self.memory)
+        if self.new_firmware or (record is not None and failed not in (None, record.revision)):
+            # What was given up is tried again: new firmware may take what the old refused,
+            # and an operator who changes the device after a FAILED job (a PATCH of the
+            # same settings included, see api.devices) asks for another try.
+            self.memory["faults"] = {}
         # New firmware may have what the old one lacked: the record's list is then only a
         # list of suspects (asked for apart), as on a bootstrap.
         if (

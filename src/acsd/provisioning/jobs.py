@@ -513,6 +513,14 @@ def forget_reboot_note(memory: dict[str, Any], now: float) -> bool:
     return True
 
 
+def failed_at(memory: dict[str, Any]) -> int | None:
+    """The record revision whose job FAILED (gave up on a setting), if the last job did."""
+    job = memory.get("job")
+    if isinstance(job, dict) and job.get("state") == FAILED and type(job.get("revision")) is int:
+        return job["revision"]
+    return None
+
+
 def is_provisioned(memory: dict[str, Any], revision: int) -> bool:
     """The router was last seen holding every setting of record revision ``revision`` (the
     device's ``status.provisioned``); an operator's write bumps the revision, so this is
