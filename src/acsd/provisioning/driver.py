@@ -575,6 +575,7 @@ class ProvisioningDriver(EndPhase):
             # Released: the record goes; a later Inform registers the CPE as unclaimed.
             await self.store.delete_device(self.record.id)
             log.info("session.released", serial=session.serial, device=self.record.id)
+            _log_end(session, self.record.id, complete, reason, outcome="released")
             return
         # a SetParameterValues the CPE got but never answered may well be applied
         unanswered = session.outstanding is not None and isinstance(
@@ -594,11 +595,15 @@ class ProvisioningDriver(EndPhase):
         except RecordDeletedError:
             # The operator deleted the record meanwhile: the save must not make it again.
             log.info("session.result_dropped", serial=session.serial, reason="record deleted")
+            _log_end(session, self.record.id if self.record else None, complete, reason,
+                     outcome="record deleted")  # fmt: skip
             return
         except StaleResultError:
             # The CPE started over (a reboot) and that session committed first: what this
             # one learned is older, and nothing of it is written.
             log.info("session.result_dropped", serial=session.serial, reason="newer session")
+            _log_end(session, self.record.id if self.record else None, complete, reason,
+                     outcome="newer session")  # fmt: skip
             return
         except Exception as exc:
             self._save_failed(session, exc, complete)
@@ -629,15 +634,10 @@ class ProvisioningDriver(EndPhase):
         )
         if result.sim and self.record is not None and self.record.sim != result.sim:
             await self._apn_job(device_id, params, result.sim)
-        log.info(
-            "session.end",
-            serial=session.serial,
-            device=device_id,
-            complete=complete,
-            reason=reason,
-            rpcs=session.rpc_count,
-            state=result.state,
-        )
+        # The operator changed the record meanwhile (a PATCH, a DELETE): the state stored
+        # is theirs (PROVISIONING, DELETING), not the one this session worked out.
+        ended = {"revision_moved": True} if result.revision_moved else {"state": result.state}
+        _log_end(session, device_id, complete, reason, **ended)
 
     async def _apn_job(
         self, device_id: str, held: dict[str, list[Any]], sim: dict[str, str]
@@ -829,6 +829,17 @@ _UDP_PATHS = tuple(
     root + "ManagementServer.UDPConnectionRequestAddress"
     for root in ("InternetGatewayDevice.", "Device.")
 )
+
+
+def _log_end(
+    session: CwmpSession, device: str | None, complete: bool, reason: str, **outcome: Any
+) -> None:
+    """``session.end``: every session that got as far as its result says how it ended, its
+    result saved or not (a dashboard counts them against ``session.inform``)."""
+    log.info(
+        "session.end", serial=session.serial, device=device, complete=complete,
+        reason=reason, rpcs=session.rpc_count, **outcome,
+    )  # fmt: skip
 
 
 def _udp_address(ident: Mapping[str, Any], flat: Mapping[str, str]) -> str | None:
