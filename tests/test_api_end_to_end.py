@@ -91,6 +91,10 @@ async def test_delete_releases_the_router_at_its_next_session(module_daemon, mod
     assert world.api.get(path).body["state"] == "DELETING"
     assert (await sim.run_once()).ok == 1  # the release
     assert world.api.get(path).status == 404
+    # every session says how it ended: the release too (a dashboard counts ends against
+    # Informs)
+    ends = [e for e in daemon.events("session.end") if e.get("serial") == serial]
+    assert ends[-1]["outcome"] == "released" and ends[-1]["device"] == device["_id"]
     assert (await sim.run_once()).ok == 1  # comes back as an unclaimed CPE
     again = daemon.device_json(serial)
     assert again["_id"] != device["_id"] and "customer" not in again
