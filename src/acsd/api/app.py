@@ -14,7 +14,7 @@ from acsd.api import apn, audit, customers, devices, internet, models
 from acsd.api.answer import json_response
 from acsd.api.body import BODY_TIMEOUT
 from acsd.api.context import CONTEXT, ApiContext
-from acsd.api.errors import STORE_REFUSED, TOKEN_REFUSED, error_middleware
+from acsd.api.errors import CAUSES_TEXT, STORE_REFUSED, TOKEN_REFUSED, error_middleware
 from acsd.api.openapi import add_openapi_routes, describe
 from acsd.store.outages import OTHER, outage
 
@@ -34,8 +34,7 @@ class Ready(BaseModel):
         default=None,
         description="Not ready only: why, a short key a script branches on (`draining`, "
         "`store_closed`, `writer_stopped`, `schema_version`, or the database's trouble as "
-        "in a 503's `cause`: `disk`, `read_only`, `busy`, `unreachable`, "
-        "`restart_needed`, `unavailable`)",
+        f"in a 503's `cause`: {CAUSES_TEXT})",
     )
     description: str | None = Field(
         default=None, description="Not ready only: why, and what to check, for a human"

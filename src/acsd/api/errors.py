@@ -28,6 +28,10 @@ from acsd.api.answer import json_response
 from acsd.log import get_logger, peer_text
 from acsd.store import Outage, outage, store_unavailable
 from acsd.store.base import reported
+from acsd.store.outages import REFUSAL_CAUSES
+
+#: the 503 causes as the documents list them (one list: a cause added is documented)
+CAUSES_TEXT = ", ".join(f"`{cause}`" for cause in REFUSAL_CAUSES)
 
 log = get_logger("acsd.api")
 
@@ -65,8 +69,7 @@ class Error(BaseModel):
     cause: str | None = Field(
         default=None,
         description="503 only: which of the database's troubles it is, a short key a "
-        "client branches on (`disk`, `read_only`, `busy`, `unreachable`, "
-        "`restart_needed`, `unavailable`)",
+        f"client branches on ({CAUSES_TEXT})",
     )
 
 
