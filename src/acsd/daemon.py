@@ -1,12 +1,21 @@
-"""``acsd serve``: open the store, load profiles, start both listeners, stop cleanly."""
+"""``acsd serve``: open the store, load profiles, start both listeners, stop cleanly.
+
+:func:`serve` reads the files the configuration names, starts every part (:func:`_start`:
+each pushes its own cleanup on one exit stack as it starts), serves until SIGTERM/SIGINT
+(:func:`_serve_until_stopped`), drains the open sessions (:func:`_drain`), and the exit
+stack stops the parts in reverse, as it does after a start that failed half-way.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import signal
 import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
@@ -15,7 +24,7 @@ from acsd import __version__, entry
 from acsd.api.app import build_api_app
 from acsd.api.context import ApiContext
 from acsd.config import Config, StunConfig
-from acsd.cwmp.auth import build_authenticator
+from acsd.cwmp.auth import CpeAuthenticator, build_authenticator
 from acsd.cwmp.connreq import ConnectionRequester, Target, target_of
 from acsd.cwmp.server import CwmpServer, ServerSettings
 from acsd.cwmp.session import Limits
@@ -23,7 +32,7 @@ from acsd.cwmp.stun import StunServer
 from acsd.eventloop import loop_name
 from acsd.listen_socket import bound_sockets
 from acsd.log import get_logger, set_static
-from acsd.metrics import Metrics
+from acsd.metrics import MeteredDriver, Metrics
 from acsd.metrics_share import METRICS_DIR_ENV, MetricsShare
 from acsd.provisioning.absent import AbsentHints
 from acsd.provisioning.driver import ProvisioningDriver
@@ -34,7 +43,7 @@ from acsd.provisioning.session_state import DriverSettings
 from acsd.reload import Profiles, Reloader
 from acsd.sdnotify import notify
 from acsd.store import StoreError, is_postgres, shown_url, store_of
-from acsd.store.base import DeviceRecord
+from acsd.store.base import DeviceRecord, Store
 from acsd.tls import ServerTls, TlsFileError, listener_settings, warnings_for
 from acsd.workers import drop_snapshot, shared_nonce_key, worker_index
 
@@ -86,17 +95,131 @@ async def serve(
     worker = worker_index()
     if worker is not None:
         set_static(worker=worker)
-    # A SIGHUP while starting must not kill the daemon (its default action): it is held
-    # and served once the listeners run.
-    early_hup = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, early_hup.set)
+    early_hup = _hold_sighup()
+    # Whatever the start starts pushes its own cleanup here: a start that fails half-way
+    # and the stop both undo what was started, in reverse (CWMP first, the store last).
+    async with contextlib.AsyncExitStack() as started:
+        try:
+            # Before the store opens: a profile that fails here must not leave its threads
+            # running.
+            files = _read_files(config, profiles)
+            daemon = await _start(config, worker, files, started)
+        except _StartFailed as failed:  # (its line is logged; what started stops now)
+            return failed.status
+        _tune_gc()
+        hurry = _stop_on_signals(stop, worker)
+        reloader = _reload_on_sighup(daemon, config_path, early_hup)
+        await _serve_until_stopped(daemon, stop)
+        await _drain(daemon, reloader, hurry)
+    # Only once the store is closed: until then a SIGTERM must stay caught, or its default
+    # action would end the process before the store's queued writes are flushed.
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(sig)
+    log.info("stopped")
+    return 0
+
+
+class _StartFailed(Exception):
+    """The start cannot go on; its error line is logged. ``status`` is serve's exit status:
+    2 for a file the configuration names, 1 for the store or a port."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class _Files:
+    """What the configuration names that the start reads (again: ``acsd config check`` or
+    the command line read it too, but a file may have changed since)."""
+
+    tls: dict[str, ServerTls]
+    cpe_auth: CpeAuthenticator | None
+    profiles: ProfileSet
+
+
+@dataclass
+class _Daemon:
+    """What the start made, as serving, reloads and the stop use it."""
+
+    config: Config
+    worker: int | None
+    tls: dict[str, ServerTls]
+    #: new sessions read the ProfileSet through this holder, so SIGHUP can replace it
+    profiles: Profiles
+    store: Store
+    metrics: Metrics
+    share: MetricsShare | None
+    driver_settings: DriverSettings
+    cwmp: CwmpServer
+    cwmp_runner: web.ServerRunner
+    stun: StunServer | None
+    api_context: ApiContext
+    api_runner: web.AppRunner
+    #: asks a router to connect (the Connection Request client's poke)
+    wake: Callable[[DeviceRecord], None]
+    #: the held lines' Connection Requests under way (see wake_held)
+    waves: set[asyncio.Task[int]] = field(default_factory=set)
+
+    def wake_held(self) -> None:
+        """Routers whose static line waits for DNS servers, asked to connect now that the
+        configuration has some (acsd.provisioning.held_lines). One worker asks: the others'
+        requests would only be refused by the claim they share."""
+        if self.worker not in (None, 0):
+            return
+        task = asyncio.create_task(wake_held_lines(self.store, self.wake), name="acsd-held-lines")
+        self.waves.add(task)
+        task.add_done_callback(self.waves.discard)
+
+    def new_profiles(self, current: ProfileSet) -> None:
+        """A reload's profiles, for the API and the metrics (sessions read the holder)."""
+        self.api_context.profiles = current
+        self.metrics.know_profiles(current.names())
+
+    def new_config(self, running: Config, fresh: Config) -> None:
+        """What a reload changes in this process: sessions that start afterwards push the
+        new STUN values and static lines' DNS servers and follow the new drift-check and
+        absent-recheck intervals; the STUN port's bounds at once."""
+        settings = self.driver_settings
+        if self.stun is not None:
+            self.stun.bound_sources(fresh.stun.source_rate, fresh.stun.source_burst)
+            pushed = _stun_for_routers(fresh.stun, self.stun)
+            if pushed is not None:  # (none: STUN switched off in the file, for a restart)
+                settings.stun = pushed
+        # (read at each session's start: sessions in progress keep the ones they began with)
+        settings.drift_check_interval = fresh.provisioning.drift_check_interval
+        settings.absent_recheck_interval = fresh.provisioning.absent_recheck_interval
+        dns = tuple(fresh.provisioning.static_wan_dns)
+        if dns != settings.static_wan_dns:
+            settings.static_wan_dns = dns
+            if dns:
+                self.wake_held()
+
+
+# --- the start ----------------------------------------------------------------------------
+
+
+def _hold_sighup() -> asyncio.Event:
+    """An event set by a SIGHUP that arrives while the daemon starts. A SIGHUP while
+    starting must not kill the daemon (its default action): it is held and served once
+    the listeners run."""
+    held = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, held.set)
     if entry.held:  # (one before the event loop: see acsd.entry)
-        early_hup.set()
+        held.set()
+    return held
+
+
+def _read_files(config: Config, profiles: ProfileSet | None) -> _Files:
+    """The TLS files, the CPE credentials and the profiles (``profiles``: the set the
+    command line loaded and checked, None: loaded here). One that fails is a
+    ``config_error`` line and exit status 2."""
     try:
         tls = {name: ServerTls(name, s) for name, s in listener_settings(config).items()}
     except TlsFileError as exc:  # a file changed since the config was checked
         log.error("config_error", key=exc.key, error=exc.reason)
-        return 2
+        raise _StartFailed(2) from exc
     for settings in listener_settings(config).values():
         for warning in warnings_for(settings):
             log.warning("tls.legacy_versions", detail=warning)
@@ -105,8 +228,7 @@ async def serve(
         cpe_auth = build_authenticator(config.cwmp.auth, nonce_key=shared_nonce_key())
     except ValueError as exc:  # the credentials file changed since the config was checked
         log.error("config_error", key="cwmp.auth.credentials_file", error=str(exc))
-        return 2
-    # Before the store opens: a profile that fails here must not leave its threads running.
+        raise _StartFailed(2) from exc
     try:
         loaded = (
             profiles
@@ -115,10 +237,98 @@ async def serve(
         )
     except ProfileError as exc:
         log.error("config_error", key="profiles.dir", error=str(exc))
-        return 2
-    # New sessions read the ProfileSet through this holder, so SIGHUP can replace it.
-    profiles = Profiles(loaded)
+        raise _StartFailed(2) from exc
+    return _Files(tls=tls, cpe_auth=cpe_auth, profiles=loaded)
+
+
+async def _start(
+    config: Config, worker: int | None, files: _Files, started: contextlib.AsyncExitStack
+) -> _Daemon:
+    """Open the store, make every component from ``config``, start them and bind both
+    listeners. Each pushes its cleanup on ``started`` once it is started."""
+    profiles = Profiles(files.profiles)
+    store = await _open_store(config, started)
+    metrics = Metrics(version=__version__)
+    metrics.know_profiles(profiles.current.names())
+    metrics.watch_store(store)
+    metrics.watch_tls(files.tls)
+    share = _metrics_share(worker)
+    if share is not None:
+        metrics.share(share)
+
+    driver_settings = _driver_settings(config)
+    # One for the process: what one CPE showed it lacks spares the next of its kind.
+    absent_hints = AbsentHints()
+    # (made below, once the STUN port it sends from is bound; wake runs in sessions only,
+    # which start once the listeners are bound)
+    requester: ConnectionRequester
+
+    def wake(record: DeviceRecord) -> None:
+        if (target := target_of(record)) is not None:
+            requester.poke(record.id, *target)
+
+    def new_driver() -> MeteredDriver:
+        return metrics.instrument(
+            ProvisioningDriver(store, profiles.current, driver_settings, absent_hints, wake)
+        )
+
+    cwmp = CwmpServer(_cwmp_settings(config, worker, files.cpe_auth), new_driver, parking=store)
+    cwmp_runner = _cwmp_runner(config, cwmp)
+    metrics.watch_cwmp(cwmp)
+
+    stun = await _start_stun(config, worker, started)
+    if stun is not None:
+        metrics.watch_stun(stun)
+        driver_settings.stun = _stun_for_routers(config.stun, stun)
+    requester = _connection_requester(config, store, stun)
+    metrics.watch_requester(requester)
+    await requester.start()
+    started.push_async_callback(requester.close)
+
+    api_context = ApiContext(
+        store=store,
+        profiles=profiles.current,
+        requester=requester,
+        default_interval=config.cwmp.periodic_interval,
+        grace=config.cwmp.online_grace,
+        public_url=config.api.public_url,
+        body_timeout=config.api.body_timeout,
+    )
+    api_runner = _api_runner(config, api_context, metrics)
+    # The API's runner is set up first so that the stop cleans it up after the CWMP one,
+    # in the order the stop has always had: the API still answers (/readyz: draining)
+    # while the CWMP handlers left after the drain have their HANDLER_GRACE.
+    await api_runner.setup()
+    started.push_async_callback(api_runner.cleanup)
+    await cwmp_runner.setup()
+    started.push_async_callback(cwmp_runner.cleanup)
+    await cwmp.start()
+    started.push_async_callback(cwmp.stop)
+    await _bind(config, worker, files.tls, cwmp_runner, api_runner)
+    return _Daemon(
+        config=config,
+        worker=worker,
+        tls=files.tls,
+        profiles=profiles,
+        store=store,
+        metrics=metrics,
+        share=share,
+        driver_settings=driver_settings,
+        cwmp=cwmp,
+        cwmp_runner=cwmp_runner,
+        stun=stun,
+        api_context=api_context,
+        api_runner=api_runner,
+        wake=wake,
+    )
+
+
+async def _open_store(config: Config, started: contextlib.AsyncExitStack) -> Store:
+    """The store, open and writable; one that is not is a ``store_open_failed`` line and
+    exit status 1."""
     store = store_of(config.store)
+    # (before it opens: one that opened but cannot be written is closed too)
+    started.push_async_callback(store.close)
     try:
         await store.open()
         await store.check_writable()
@@ -126,17 +336,13 @@ async def serve(
         # One line, not a traceback: a path that is wrong, a file that is no database, a
         # database this user may not write.
         log.error("store_open_failed", url=shown_url(config.store.url), error=str(exc))
-        await store.close()
-        return 1
-    metrics = Metrics(version=__version__)
-    metrics.know_profiles(profiles.current.names())
-    metrics.watch_store(store)
-    metrics.watch_tls(tls)
-    share = _metrics_share(worker)
-    if share is not None:
-        metrics.share(share)
+        raise _StartFailed(1) from exc
+    return store
 
-    driver_settings = DriverSettings(
+
+def _driver_settings(config: Config) -> DriverSettings:
+    """What every session's driver is set to (a reload changes some: see new_config)."""
+    return DriverSettings(
         retry=RetryPolicy(
             base=config.provisioning.retry_base,
             max_attempts=config.provisioning.retry_max_attempts,
@@ -149,33 +355,33 @@ async def serve(
         full_read_interval=config.cwmp.full_read_interval,
         max_body=config.cwmp.max_body,
     )
-    # One for the process: what one CPE showed it lacks spares the next of its kind.
-    absent_hints = AbsentHints()
-    cwmp = CwmpServer(
-        ServerSettings(
-            max_body=config.cwmp.max_body,
-            max_sessions=config.cwmp.max_sessions,
-            session_timeout=config.cwmp.session_timeout,
-            body_timeout=config.cwmp.body_timeout,
-            max_loop_lag=config.cwmp.max_loop_lag,
-            retry_after=config.cwmp.retry_after,
-            trust_forwarded=config.cwmp.trust_forwarded,
-            limits=Limits(
-                max_requests=config.cwmp.max_requests_per_session,
-                max_seconds=config.cwmp.max_session_seconds,
-                hold_requests=config.cwmp.hold_requests,
-            ),
-            auth=cpe_auth,
-            worker=worker,
-            handoff=config.workers > 1,
-            shared_store=is_postgres(config.store.url),
+
+
+def _cwmp_settings(
+    config: Config, worker: int | None, cpe_auth: CpeAuthenticator | None
+) -> ServerSettings:
+    return ServerSettings(
+        max_body=config.cwmp.max_body,
+        max_sessions=config.cwmp.max_sessions,
+        session_timeout=config.cwmp.session_timeout,
+        body_timeout=config.cwmp.body_timeout,
+        max_loop_lag=config.cwmp.max_loop_lag,
+        retry_after=config.cwmp.retry_after,
+        trust_forwarded=config.cwmp.trust_forwarded,
+        limits=Limits(
+            max_requests=config.cwmp.max_requests_per_session,
+            max_seconds=config.cwmp.max_session_seconds,
+            hold_requests=config.cwmp.hold_requests,
         ),
-        lambda: metrics.instrument(
-            ProvisioningDriver(store, profiles.current, driver_settings, absent_hints, wake)
-        ),
-        parking=store,
+        auth=cpe_auth,
+        worker=worker,
+        handoff=config.workers > 1,
+        shared_store=is_postgres(config.store.url),
     )
-    cwmp_runner = web.ServerRunner(
+
+
+def _cwmp_runner(config: Config, cwmp: CwmpServer) -> web.ServerRunner:
+    return web.ServerRunner(
         cwmp.http_server(
             access_log=None,
             keepalive_timeout=config.cwmp.session_timeout,
@@ -188,36 +394,41 @@ async def serve(
         handle_signals=False,
         shutdown_timeout=HANDLER_GRACE,
     )
-    metrics.watch_cwmp(cwmp)
 
-    stun = (
-        StunServer(
-            config.stun.host,
-            config.stun.port,
-            deny=config.cwmp.connection_request_deny,
-            reuse_port=worker is not None,
-            source_rate=config.stun.source_rate,
-            source_burst=config.stun.source_burst,
-            workers=config.workers,
-        )
-        if config.stun.enabled
-        else None
+
+async def _start_stun(
+    config: Config, worker: int | None, started: contextlib.AsyncExitStack
+) -> StunServer | None:
+    """The STUN server, bound (None when ``[stun]`` is off); a port that cannot be bound
+    is a ``listen_failed`` line and exit status 1."""
+    if not config.stun.enabled:
+        return None
+    stun = StunServer(
+        config.stun.host,
+        config.stun.port,
+        deny=config.cwmp.connection_request_deny,
+        reuse_port=worker is not None,
+        source_rate=config.stun.source_rate,
+        source_burst=config.stun.source_burst,
+        workers=config.workers,
     )
-    if stun is not None:
-        try:
-            await stun.start()
-        except OSError as exc:
-            log.error("listen_failed", key="stun.listen", listen=config.stun.listen, error=str(exc))
-            await store.close()
-            return 1
-        metrics.watch_stun(stun)
-        driver_settings.stun = _stun_for_routers(config.stun, stun)
+    try:
+        await stun.start()
+    except OSError as exc:
+        log.error("listen_failed", key="stun.listen", listen=config.stun.listen, error=str(exc))
+        raise _StartFailed(1) from exc
+    started.callback(stun.close)
+    return stun
 
+
+def _connection_requester(
+    config: Config, store: Store, stun: StunServer | None
+) -> ConnectionRequester:
     async def cr_target(device_id: str) -> Target | None:
         record = await store.get_device(device_id)
         return None if record is None else target_of(record)
 
-    requester = ConnectionRequester(
+    return ConnectionRequester(
         timeout=config.cwmp.connection_request_timeout,
         min_interval=config.cwmp.connection_request_interval,
         deny=config.cwmp.connection_request_deny,
@@ -232,35 +443,10 @@ async def serve(
         busy_for=config.cwmp.max_session_seconds,
         udp=stun,
     )
-    metrics.watch_requester(requester)
-    await requester.start()
 
-    def wake(record: DeviceRecord) -> None:
-        if (target := target_of(record)) is not None:
-            requester.poke(record.id, *target)
 
-    waves: set[asyncio.Task[int]] = set()
-
-    def wake_held() -> None:
-        """Routers whose static line waits for DNS servers, asked to connect now that the
-        configuration has some (acsd.provisioning.held_lines). One worker asks: the others'
-        requests would only be refused by the claim they share."""
-        if worker not in (None, 0):
-            return
-        task = asyncio.create_task(wake_held_lines(store, wake), name="acsd-held-lines")
-        waves.add(task)
-        task.add_done_callback(waves.discard)
-
-    api_context = ApiContext(
-        store=store,
-        profiles=profiles.current,
-        requester=requester,
-        default_interval=config.cwmp.periodic_interval,
-        grace=config.cwmp.online_grace,
-        public_url=config.api.public_url,
-        body_timeout=config.api.body_timeout,
-    )
-    api_runner = web.AppRunner(
+def _api_runner(config: Config, api_context: ApiContext, metrics: Metrics) -> web.AppRunner:
+    return web.AppRunner(
         build_api_app(api_context, version=__version__, metrics=metrics),
         access_log=None,
         handle_signals=False,
@@ -276,41 +462,45 @@ async def serve(
         # refused before any handler, in text/plain, outside the API's error form.
         max_line_size=API_MAX_REQUEST_LINE,
     )
-    await cwmp_runner.setup()
-    await api_runner.setup()
-    await cwmp.start()
-    # (key, listen) of the listener being bound: the error line names it, as the
-    # supervisor's does with workers
-    binding = ("cwmp.listen", config.cwmp.listen)
+
+
+async def _bind(
+    config: Config,
+    worker: int | None,
+    tls: dict[str, ServerTls],
+    cwmp_runner: web.ServerRunner,
+    api_runner: web.AppRunner,
+) -> None:
+    """Both listeners on their addresses, CWMP first; an address that cannot be bound is
+    a ``listen_failed`` line (naming the listener's key, as the supervisor's does with
+    workers) and exit status 1."""
+    reuse_port = worker is not None  # (workers share the ports)
+    key, listen = "cwmp.listen", config.cwmp.listen
     try:
         # (sockets of acsd's own: "[::]" takes IPv4 routers too, see acsd.listen_socket;
         # a name is each of its addresses)
-        for sock in bound_sockets(
-            config.cwmp.host, config.cwmp.port, reuse_port=worker is not None
-        ):
+        for sock in bound_sockets(config.cwmp.host, config.cwmp.port, reuse_port=reuse_port):
             await web.SockSite(
                 cwmp_runner,
                 sock,
                 ssl_context=tls["cwmp"].context if "cwmp" in tls else None,
                 backlog=CWMP_BACKLOG,
             ).start()
-        binding = ("api.listen", config.api.listen)
-        for sock in bound_sockets(config.api.host, config.api.port, reuse_port=worker is not None):
+        key, listen = "api.listen", config.api.listen
+        for sock in bound_sockets(config.api.host, config.api.port, reuse_port=reuse_port):
             await web.SockSite(
                 api_runner, sock, ssl_context=tls["api"].context if "api" in tls else None
             ).start()
     except OSError as exc:
-        log.error("listen_failed", key=binding[0], listen=binding[1], error=str(exc))
-        await cwmp.stop()
-        await cwmp_runner.cleanup()
-        await api_runner.cleanup()
-        await requester.close()
-        if stun is not None:
-            stun.close()
-        await store.close()
-        return 1
+        log.error("listen_failed", key=key, listen=listen, error=str(exc))
+        raise _StartFailed(1) from exc
 
-    _tune_gc()
+
+# --- serving, and the stop ----------------------------------------------------------------
+
+
+def _stop_on_signals(stop: asyncio.Event, worker: int | None) -> asyncio.Event:
+    """SIGTERM/SIGINT set ``stop``; returns the event that cuts the stop's grace short."""
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -326,81 +516,72 @@ async def serve(
             stop.set()
 
         loop.add_signal_handler(signal.SIGUSR1, hurry_up)
+    return hurry
 
-    def new_profiles(current: ProfileSet) -> None:
-        api_context.profiles = current
-        metrics.know_profiles(current.names())
 
-    def new_config(running: Config, fresh: Config) -> None:
-        """What a reload changes in this process: sessions that start afterwards push the
-        new STUN values and static lines' DNS servers and follow the new drift-check and
-        absent-recheck intervals; the STUN port's bounds at once."""
-        if stun is not None:
-            stun.bound_sources(fresh.stun.source_rate, fresh.stun.source_burst)
-            pushed = _stun_for_routers(fresh.stun, stun)
-            if pushed is not None:  # (none: STUN switched off in the file, for a restart)
-                driver_settings.stun = pushed
-        # (read at each session's start: sessions in progress keep the ones they began with)
-        driver_settings.drift_check_interval = fresh.provisioning.drift_check_interval
-        driver_settings.absent_recheck_interval = fresh.provisioning.absent_recheck_interval
-        dns = tuple(fresh.provisioning.static_wan_dns)
-        if dns != driver_settings.static_wan_dns:
-            driver_settings.static_wan_dns = dns
-            if dns:
-                wake_held()
-
+def _reload_on_sighup(
+    daemon: _Daemon, config_path: str | Path | None, early_hup: asyncio.Event
+) -> Reloader:
+    """SIGHUP reloads from now on; one held since the start is served now."""
     reloader = Reloader(
-        config, config_path, profiles, tls, on_profiles=new_profiles, on_config=new_config
+        daemon.config,
+        config_path,
+        daemon.profiles,
+        daemon.tls,
+        on_profiles=daemon.new_profiles,
+        on_config=daemon.new_config,
     )
-    loop.add_signal_handler(signal.SIGHUP, reloader.request)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reloader.request)
     if early_hup.is_set():
         reloader.request()
+    return reloader
+
+
+async def _serve_until_stopped(daemon: _Daemon, stop: asyncio.Event) -> None:
+    """Tell the log and systemd that the daemon listens; run its background tasks until
+    ``stop`` is set, then cancel them."""
+    cwmp_at, api_at = _bound(daemon.cwmp_runner), _bound(daemon.api_runner)
     log.info(
         "listening",
-        cwmp=_bound(cwmp_runner),
-        api=_bound(api_runner),
-        store=shown_url(config.store.url),
-        profiles=sorted(profiles.current.names()),
-        tls=sorted(tls),
-        stun=stun.bound if stun is not None else None,
-        mtls=bool("cwmp" in tls and tls["cwmp"].settings.mtls),
+        cwmp=cwmp_at,
+        api=api_at,
+        store=shown_url(daemon.config.store.url),
+        profiles=sorted(daemon.profiles.current.names()),
+        tls=sorted(daemon.tls),
+        stun=daemon.stun.bound if daemon.stun is not None else None,
+        mtls=bool("cwmp" in daemon.tls and daemon.tls["cwmp"].settings.mtls),
         loop=loop_name(),
     )
-    notify("READY=1", f"STATUS=CWMP on {_bound(cwmp_runner)}, API on {_bound(api_runner)}")
-    background = []
-    if worker is not None:
+    notify("READY=1", f"STATUS=CWMP on {cwmp_at}, API on {api_at}")
+    background: list[asyncio.Task[None]] = []
+    if daemon.worker is not None:
         background.append(asyncio.create_task(_stop_when_orphaned(stop)))
-    if share is not None:
-        background.append(asyncio.create_task(share.run(metrics.exposition)))
-    if driver_settings.static_wan_dns:
+    if daemon.share is not None:
+        background.append(asyncio.create_task(daemon.share.run(daemon.metrics.exposition)))
+    if daemon.driver_settings.static_wan_dns:
         # (set since the lines were held: a restart releases them as a reload would)
-        wake_held()
+        daemon.wake_held()
     await stop.wait()
-    for task in (*background, *waves):
+    for task in (*background, *daemon.waves):
         task.cancel()
-    notify("STOPPING=1")
-    api_context.stopping = True
 
+
+async def _drain(daemon: _Daemon, reloader: Reloader, hurry: asyncio.Event) -> None:
+    """The stop, up to the teardown: systemd and /readyz are told, a reload in progress
+    ends, open sessions get ``shutdown_grace`` (less once ``hurry`` is set)."""
+    notify("STOPPING=1")
+    daemon.api_context.stopping = True
+    loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        if worker is None:
+        if daemon.worker is None:
             loop.add_signal_handler(sig, hurry.set)
-        else:  # one stop, however many copies of its signal arrive (see above)
+        else:  # one stop, however many copies of its signal arrive (see _stop_on_signals)
             loop.add_signal_handler(sig, lambda: None)
     loop.add_signal_handler(signal.SIGHUP, lambda: log.info("reload.skipped", reason="stopping"))
-    log.info("stopping", open_sessions=len(cwmp.sessions), grace=config.shutdown_grace)
+    grace = daemon.config.shutdown_grace
+    log.info("stopping", open_sessions=len(daemon.cwmp.sessions), grace=grace)
     await reloader.wait()
-    await cwmp.drain(config.shutdown_grace, hurry=hurry)
-    await cwmp.stop()
-    await cwmp_runner.cleanup()
-    await api_runner.cleanup()
-    await requester.close()
-    if stun is not None:
-        stun.close()
-    await store.close()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.remove_signal_handler(sig)
-    log.info("stopped")
-    return 0
+    await daemon.cwmp.drain(grace, hurry=hurry)
 
 
 def _stun_for_routers(section: StunConfig, server: StunServer) -> tuple[str, int, int] | None:
