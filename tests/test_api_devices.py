@@ -9,6 +9,7 @@ import json
 import re
 import sqlite3
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -832,7 +833,6 @@ def test_a_reservation_id_is_one_short_line(world: World):
 def test_unknown_tokens_are_counted_and_said_without_flooding_the_log(daemon):
     # A client guessing tokens (or one left with a revoked one) got its 401s with neither a
     # log line nor a metric; one line per address a while, and a counter, now.
-    import urllib.request
 
     guess = "acsd_" + "0" * 40
     api = Api(daemon.api_url, guess)
@@ -871,3 +871,38 @@ def test_six_ghz_takes_no_raw_key_given_or_steered_to_it(world: World):
     body = {**device_body(world, "own", "SIXKEY0003"),
             "wifi": {"ssid": "Home", "password": key, "bandsteering": True}}  # fmt: skip
     assert world.api.post("/network/device", body).status == 201
+
+
+def test_writes_and_refusals_leave_an_access_line_and_every_request_is_counted(
+    world: World, module_daemon
+):
+    # A billing system's imports that were refused left no trace: the audit keeps only
+    # what was written, and the log said nothing of a 400.
+    body = {**device_body(world, "own", "ACCESS0001"), "wifi": {"password": "short"}}
+    ours = {"X-Request-Id": "access-line-test"}  # (the module's other tests log too)
+    refused = world.api.post("/network/device", body, headers=ours)
+    assert refused.status == 400
+    made = world.api.post("/network/device", device_body(world, "own", "ACCESS0002"), headers=ours)
+    assert made.status == 201
+    path = f"/network/device/{made.body['_id']}"
+    assert world.api.get(path, headers=ours).status == 200
+
+    def lines() -> list[dict]:
+        return [
+            e for e in module_daemon.events("api.request")
+            if e.get("request_id") == "access-line-test"
+        ]  # fmt: skip
+
+    found = wait_for(lambda: lines() if len(lines()) >= 2 else None)
+    seen = [(e["method"], e["status"]) for e in found]
+    assert ("POST", 400) in seen and ("POST", 201) in seen
+    assert ("GET", 200) not in seen  # reads that succeed are only counted
+    for line in found:
+        # the token's record id (what `acsd token list` shows), never the token
+        assert re.fullmatch(r"[0-9a-f]{24}", line["token_id"]) and line["request_id"]
+        assert world.api.token not in json.dumps(line) and "short" not in json.dumps(line)
+    with urllib.request.urlopen(module_daemon.api_url + "metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    assert 'acsd_api_requests_total{method="GET",route="/network/device/{id}",status="200"}' in text
+    assert 'acsd_api_requests_total{method="POST",route="/network/device",status="400"}' in text
+    assert 'acsd_api_request_duration_seconds_count{method="POST",route="/network/device"}' in text

@@ -223,6 +223,20 @@ class Metrics:
             "revoked (a guess, or a client left with an old token).",
             registry=reg,
         )
+        self.api_requests = Counter(
+            "acsd_api_requests",
+            "Operator and APN API requests answered, by method, route (the path pattern, "
+            "e.g. /network/device/{id}; 'unmatched' for no route) and HTTP status.",
+            ["method", "route", "status"],
+            registry=reg,
+        )
+        self.api_duration = Histogram(
+            "acsd_api_request_duration_seconds",
+            "Time to answer an API request, from its headers to the answer, by method and route.",
+            ["method", "route"],
+            buckets=RPC_BUCKETS,
+            registry=reg,
+        )
         # every series from the start, at 0: an alert on increase() sees the first refusal
         for listener in ("cwmp", "api"):
             for cause in REFUSAL_CAUSES:

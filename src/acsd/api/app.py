@@ -11,6 +11,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from acsd.api import apn, audit, customers, devices, internet, models
+from acsd.api.access import access_middleware
 from acsd.api.answer import json_response
 from acsd.api.body import BODY_TIMEOUT
 from acsd.api.context import CONTEXT, ApiContext
@@ -100,7 +101,10 @@ def _metrics_page(metrics: Metrics) -> Callable[[web.Request], Awaitable[web.Res
 def build_api_app(
     ctx: ApiContext, *, version: str = "0", metrics: Metrics | None = None
 ) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[error_middleware])
+    # (the access line is outermost: it sees the status every error was answered with)
+    app = web.Application(
+        client_max_size=MAX_BODY, middlewares=[access_middleware(metrics), error_middleware]
+    )
     app[CONTEXT] = ctx
     app[BODY_TIMEOUT] = ctx.body_timeout
     app.router.add_get("/healthz", healthz)

@@ -39,8 +39,14 @@ def context(request: web.Request) -> ApiContext:
     return request.app[CONTEXT]
 
 
+#: the token a request was made with, for its access line (acsd.api.access)
+TOKEN_ID = "acsd.token_id"
+
+
 async def caller(request: web.Request) -> Caller:
-    return await authenticate(request, context(request).store)
+    who = await authenticate(request, context(request).store)
+    request[TOKEN_ID] = who.token.id
+    return who
 
 
 def audit_record(
