@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import re
 import time
@@ -1106,3 +1107,54 @@ def test_every_field_of_every_message_travels_on_the_wire():
         declared = {f.name for f in fields(cls)}
         on_wire = {attr for attr, *_ in soap._FIELDS.get(cls, ())}
         assert declared == on_wire, f"{name}: {sorted(declared ^ on_wire)}"
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-le", "utf-16-be", "utf-32"])
+def test_a_doctype_in_a_wide_encoding_opens_no_file(tmp_path: Path, codec: str) -> None:
+    # The byte scan did not read UTF-16, and libxml2 opened the local file a DOCTYPE's
+    # external subset names despite load_dtd=False: a FIFO froze the daemon's event loop,
+    # and the error told whether a file exists.
+    import os
+    import threading
+
+    from acsd.xmlsafe import has_dtd, parse_xml
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0\n")
+    said = []
+    for target in (fifo, secret, tmp_path / "missing"):
+        data = (f'<!DOCTYPE e SYSTEM "{target}">' + _env("<cwmp:Reboot/>").decode()).encode(codec)
+        assert has_dtd(data), target
+        errors: list[BaseException] = []
+
+        def parse(data: bytes = data, errors: list = errors) -> None:
+            try:
+                parse_envelope(data)
+            except BaseException as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=parse, daemon=True)
+        thread.start()
+        thread.join(10)
+        if thread.is_alive():  # blocked opening the FIFO: let it go, then fail
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            pytest.fail(f"parsing opened {target}")
+        [error] = errors
+        assert isinstance(error, SoapError) and "DOCTYPE" in str(error), error
+        said.append(str(error))
+
+        # and the parser itself, whatever slips past the scan, resolves the subset to
+        # nothing rather than opening the file
+        def parse_only(data: bytes = data) -> None:
+            with contextlib.suppress(etree.XMLSyntaxError):  # (some are no XML at all)
+                parse_xml(data)
+
+        thread = threading.Thread(target=parse_only, daemon=True)
+        thread.start()
+        thread.join(10)
+        if thread.is_alive():
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            pytest.fail(f"the parser opened {target}")
+    assert len(set(said)) == 1  # no telling which files exist

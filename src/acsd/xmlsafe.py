@@ -13,8 +13,21 @@ import threading
 from lxml import etree
 
 
+class _NothingToLoad(etree.Resolver):
+    """Every external subset, entity and XInclude the input names resolves to nothing.
+
+    ``load_dtd=False`` and ``no_network`` do not stop libxml2 from opening a *local* file
+    that a DOCTYPE's external subset or a parameter entity names: a body that slips past
+    :func:`has_dtd` (in an encoding it did not read) would have had the daemon open it, a
+    FIFO freezing the event loop, and the error telling whether the file exists. Asked
+    here first, nothing is opened; the DOCTYPE is then refused after the parse."""
+
+    def resolve(self, system_url: str, public_id: str, context: object) -> object:
+        return self.resolve_string("", context)
+
+
 def _new_parser() -> etree.XMLParser:
-    return etree.XMLParser(
+    parser = etree.XMLParser(
         resolve_entities=False,
         no_network=True,
         load_dtd=False,
@@ -25,6 +38,8 @@ def _new_parser() -> etree.XMLParser:
         recover=False,
         collect_ids=False,
     )
+    parser.resolvers.add(_NothingToLoad())
+    return parser
 
 
 #: Input parsed with one parser (and one libxml2 name dictionary) before both are replaced.
@@ -95,13 +110,24 @@ def parse_errors() -> etree._ListErrorLog:
 
 
 DTD_MARKER = re.compile(rb"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
+_DTD_TEXT = re.compile(r"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
 #: characters XML 1.0 cannot carry at all, not even as character references
 NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
+_WIDE = ("utf-32", "utf-16", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be")
+
+
 def has_dtd(data: bytes) -> bool:
-    """True when the bytes declare a DOCTYPE or ENTITY (checked before parsing)."""
-    return b"<!" in data and DTD_MARKER.search(data) is not None
+    """True when the bytes declare a DOCTYPE or ENTITY (checked before parsing), in an
+    ASCII-compatible encoding or in UTF-16/32 (which libxml2 reads by their byte order
+    mark or their first characters: ``<\0!\0D\0...`` is no ASCII ``<!DOCTYPE``)."""
+    if b"<!" in data and DTD_MARKER.search(data) is not None:
+        return True
+    if b"\x00" not in data[:4]:
+        return False
+    # (the plain codecs read and drop a byte order mark; the others fix their order)
+    return any(_DTD_TEXT.search(data.decode(codec, errors="ignore")) is not None for codec in _WIDE)
 
 
 def xml_text(value: str) -> str:
