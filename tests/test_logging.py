@@ -253,6 +253,31 @@ def test_a_malformed_credential_header_is_logged_without_the_credential(daemon):
         assert secret not in text
 
 
+def test_a_folded_credential_header_is_logged_without_the_credential(daemon):
+    """A header folded onto a second line (obs-fold, as some embedded stacks write a long
+    Digest header) is refused with aiohttp quoting the continuation without the header's
+    name: the Basic password, the Digest response, the session cookie or the API token in
+    it went to the log as it was."""
+    secrets = ["Q1BFMDAxOnMzY3JldDAwMDM=", "c0ffee0003c0ffee", "TOPSECRETCOOKIE0003",
+               "acsd_TOPSECRETAPITOKEN0003"]  # fmt: skip
+    for url, header in (
+        (daemon.cwmp_url, f"Authorization: Basic\r\n {secrets[0]}"),
+        (daemon.cwmp_url, f'Authorization: Digest username="SIM1",\r\n\tresponse="{secrets[1]}"'),
+        (daemon.cwmp_url, f"Cookie: a=1;\r\n acsd_session={secrets[2]}"),
+        (daemon.api_url, f"Authorization: Bearer\r\n {secrets[3]}"),
+    ):
+        host, port = url.removeprefix("http://").rstrip("/").split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\n{header}\r\n\r\n".encode())
+            assert sock.recv(4096).split(b"\r\n")[0].endswith(b" 400 Bad Request")
+    unreadable = wait_for(lambda: len(daemon.events("client_request_unreadable")) >= 4 and
+                          daemon.events("client_request_unreadable"))  # fmt: skip
+    assert all("continuation, not shown" in e.get("reason", "") for e in unreadable), unreadable
+    text = daemon.log_text()
+    for secret in secrets:
+        assert secret not in text
+
+
 def test_an_over_long_credential_header_is_logged_without_the_credential(daemon):
     """A header value over aiohttp's limit (8190 bytes: a Kerberos ticket, a client that
     pads or repeats its credentials) is quoted in aiohttp's error without the header's

@@ -365,8 +365,16 @@ def url_without_userinfo(url: str, limit: int | None = None) -> str:
 _CREDENTIAL_HEADER = re.compile(r"((?:proxy-)?authorization|cookie)(\s*:)[^\n]*", re.IGNORECASE)
 
 
+#: a header line aiohttp quotes (as Python bytes) that begins with white space: the
+#: continuation of a folded header (obs-fold), quoted without the name of the header it
+#: continues, which may well be an Authorization or a Cookie
+_CONTINUATION = re.compile(r"""b(?:'(?: |\\t)(?:[^'\\]|\\.)*'|"(?: |\\t)(?:[^"\\]|\\.)*")""")
+
+
 def _without_credentials(text: str) -> str:
-    """``text`` with the values of Authorization and Cookie headers replaced."""
+    """``text`` with the values of Authorization and Cookie headers replaced, and the
+    continuation lines of folded headers (whose header cannot be told) too."""
+    text = _CONTINUATION.sub("<a folded header's continuation, not shown>", text)
     return _CREDENTIAL_HEADER.sub(r"\1\2 <redacted>", text)
 
 
