@@ -509,14 +509,16 @@ def test_an_ampersand_that_starts_no_reference_is_read_as_itself() -> None:
         "<ParameterValueStruct><Name>X.Key</Name><Value>a&amp;b&#65;</Value>"
         "</ParameterValueStruct></ParameterList></cwmp:GetParameterValuesResponse>"
     )
-    for value in ("AT&T", "Tom & Jerry", "M&M;", "&nbsp;", "x&lt", "R&D&#x1;"):
+    for value in ("AT&T", "Tom & Jerry", "M&M;", "&nbsp;", "x&lt", "R&D&#x1;", "&#99999999999;",
+                  "&#x0000000041;", "&#" + "9" * 5000 + ";"):  # fmt: skip
         env = parse_envelope(_env(answer.replace("@", value)))
-        read = value.replace("&#x1;", "\ufffd")
+        # (a reference to no character, however long, is repaired, not kept as text)
+        read = re.sub(r"&#x1;|&#9+;", "\ufffd", value).replace("&#x0000000041;", "A")
         assert [(p.name, p.value) for p in env.body.parameters] == [
             ("X.Ssid", read),
             ("X.Key", "a&bA"),
         ]
-        assert env.repaired_chars == (read != value)
+        assert env.repaired_chars == ("\ufffd" in read)
     # markup stays what it is: "&" does not make a broken element whole
     with pytest.raises(SoapError, match="malformed XML"):
         parse_envelope(_env(answer.replace("@", "A&T</Value>")))
@@ -1158,3 +1160,10 @@ def test_a_doctype_in_a_wide_encoding_opens_no_file(tmp_path: Path, codec: str) 
             os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
             pytest.fail(f"the parser opened {target}")
     assert len(set(said)) == 1  # no telling which files exist
+
+
+def test_a_serial_number_holding_a_reference_to_no_character_is_refused() -> None:
+    # "&#99999999999;" was read as a bare "&" and kept as text: a record keyed by it
+    for serial in ("&#99999999999;SN1", "&#x110000;SN2", "&#1;SN3"):
+        with pytest.raises(SoapError, match="SerialNumber holds a control character"):
+            parse_envelope(_inform(_device_id(serial=serial)))

@@ -611,7 +611,7 @@ def _check_inform(msg: rpc.Inform, legacy_bytes: bool = False) -> None:
         legacy_bytes and not dev.serial_number.isascii()
     ):
         raise SoapError(
-            "DeviceId SerialNumber holds a C1 control, or bytes that are not UTF-8 or XML"
+            "DeviceId SerialNumber holds a control character, or bytes that are not UTF-8 or XML"
         )
 
 
@@ -714,12 +714,14 @@ def _read_as_utf8(data: bytes) -> bool:
     return declared_encoding(data) in (None, "utf-8", "utf8")
 
 
-#: a character reference, decimal or hexadecimal (one with more digits than any character
-#: has is left to the parser to refuse)
-_CHAR_REF = re.compile(r"&#(?:x([0-9A-Fa-f]{1,8})|([0-9]{1,8}));")
+#: a character reference, decimal or hexadecimal, of any length (one with more digits than
+#: any character has refers to none: U+FFFD, as one past U+10FFFF)
+_CHAR_REF = re.compile(r"&#(?:x([0-9A-Fa-f]+)|([0-9]+));")
 #: an "&" that starts neither one of XML's five entity references nor a character
 #: reference: embedded SOAP stacks write an SSID or a host name such as "AT&T" as it is
-_BARE_AMPERSAND = re.compile(r"&(?!(?:amp|lt|gt|quot|apos|#[0-9]{1,8}|#x[0-9A-Fa-f]{1,8});)")
+#: (a reference of any length stays one, repaired by _CHAR_REF: "&#99999999999;" in a
+#: serial number was kept as that text)
+_BARE_AMPERSAND = re.compile(r"&(?!(?:amp|lt|gt|quot|apos|#[0-9]+|#x[0-9A-Fa-f]+);)")
 
 
 def _parse_repaired(data: bytes) -> tuple[etree._Element, bool, bool]:
@@ -739,7 +741,9 @@ def _parse_repaired(data: bytes) -> tuple[etree._Element, bool, bool]:
     def char_ref(ref: re.Match[str]) -> str:
         nonlocal refs
         hexa, decimal = ref.groups()
-        code = int(hexa, 16) if hexa is not None else int(decimal)
+        digits = (hexa or decimal).lstrip("0") or "0"
+        # (no int() of thousands of digits: it refuses past 4,300)
+        code = 0x110000 if len(digits) > 8 else int(digits, 16 if hexa is not None else 10)
         if code <= 0x10FFFF and _NOT_XML.match(chr(code)) is None:
             return ref.group(0)
         refs += 1
