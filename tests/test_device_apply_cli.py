@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from pathlib import Path
 
 from api_world import token
@@ -19,7 +20,8 @@ def _apply(daemon, tmp_path: Path, body: dict):
 def test_device_apply_leaves_a_device_being_deleted_alone(daemon, tmp_path: Path):
     device = daemon.apply({"serialNumber": "DELAPPLY01", "wifi": {"ssid": "One"}})
     with sqlite3.connect(daemon.db) as db:  # seen by acsd: released at its next session
-        db.execute("UPDATE devices SET last_inform = 1 WHERE id = ?", (device["_id"],))
+        # (seen, and online: a DELETE of a router that is not goes at once)
+        db.execute("UPDATE devices SET last_inform = ? WHERE id = ?", (time.time(), device["_id"]))
     api = Api(daemon.api_url, token(daemon, "ADMIN"))
     assert api.delete(f"/network/device/{device['_id']}").body["state"] == "DELETING"
     before = daemon.device_json("DELAPPLY01")

@@ -378,7 +378,8 @@ def test_no_line_is_ordered_for_a_device_being_deleted(world: World, module_daem
     # record goes and takes the account's link with it: refused as a PATCH of it is.
     device = world.api.post("/network/device", device_body(world, "own", "NETLEAVE1")).body
     with sqlite3.connect(module_daemon.db) as db:
-        db.execute("UPDATE devices SET last_inform = 1 WHERE id = ?", (device["_id"],))
+        # (seen, and online: a DELETE of a router that is not goes at once)
+        db.execute("UPDATE devices SET last_inform = ? WHERE id = ?", (time.time(), device["_id"]))
     assert world.api.delete(f"/network/device/{device['_id']}").body["state"] == "DELETING"
     body = error(order(world, device=device["_id"]), 422, "state")
     assert "being deleted" in body["description"]
