@@ -264,6 +264,19 @@ def test_every_compression_cpes_use_is_inflated_and_others_get_415(module_daemon
     for name in ("br", "compress", "zstd"):
         status, body = post_once(daemon.cwmp_url, b"\x1b\x00", {"Content-Encoding": name})
         assert status == 415 and b"unsupported Content-Encoding" in body, (name, body)
+    # two Content-Encoding lines are one list (RFC 9110): gzip twice, as "gzip, gzip" is,
+    # not inflated once and read as if it were the body
+    host, port = daemon.cwmp_url.removeprefix("http://").rstrip("/").split(":")
+    body = gzip.compress(gzip.compress(inform))
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            f"POST / HTTP/1.1\r\nHost: {host}\r\nContent-Type: text/xml\r\n"
+            f"Content-Encoding: gzip\r\nContent-Encoding: gzip\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 415") and b"gzip, gzip" in answer, answer[:300]
     status, body = post_once(
         daemon.cwmp_url, gzip.compress(inform)[:-30], {"Content-Encoding": "gzip"}
     )

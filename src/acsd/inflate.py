@@ -28,6 +28,15 @@ class InflateError(Exception):
         self.reason = reason
 
 
+def _joined(headers: Mapping[str, str], name: str) -> str | None:
+    """Every line of a list-valued header as one comma-separated value (None if absent)."""
+    getall = getattr(headers, "getall", None)
+    if getall is None:
+        return headers.get(name)
+    values = getall(name, None)
+    return None if values is None else ", ".join(values)
+
+
 def content_encoding(headers: Mapping[str, str]) -> str:
     """The request's Content-Encoding, lower case ("" for none or identity); an encoding
     acsd does not inflate raises :class:`InflateError` (415), before the body is read.
@@ -36,7 +45,7 @@ def content_encoding(headers: Mapping[str, str]) -> str:
     aiohttp takes the chunks apart and hands the rest on still compressed, which was then
     refused as text that is not UTF-8 or not XML, a reason that sent the client's author
     looking in the wrong place."""
-    codings = headers.get("Transfer-Encoding")
+    codings = _joined(headers, "Transfer-Encoding")
     if codings is not None:
         other = [c.strip() for c in codings.split(",") if c.strip().lower() != "chunked"]
         if other:
@@ -46,7 +55,9 @@ def content_encoding(headers: Mapping[str, str]) -> str:
                 " chunked or with a Content-Length, compressed as Content-Encoding "
                 "gzip or deflate if at all",
             )
-    sent = headers.get("Content-Encoding", "").strip()
+    # (two Content-Encoding lines are one list, RFC 9110 5.3: "gzip" twice is "gzip, gzip",
+    # refused as such, not inflated once)
+    sent = (_joined(headers, "Content-Encoding") or "").strip()
     encoding = sent.lower()
     if encoding in ("", "identity"):
         return ""
