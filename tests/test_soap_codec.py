@@ -640,14 +640,23 @@ def test_is_empty_body() -> None:
 # --- inform validation --------------------------------------------------------------------------
 
 
-def test_empty_max_envelopes_and_retry_count_read_as_zero() -> None:
-    # Some firmware sends both empty; neither is worth refusing the session over.
+def test_empty_or_garbled_max_envelopes_and_retry_count_read_as_zero() -> None:
+    # Some firmware sends both empty; neither is worth refusing the session over, nor is
+    # one that is no number (21 digits were refused, at every session of that router):
+    # acsd never acts on them.
     body = "<cwmp:Inform>" + _device_id() + "<MaxEnvelopes/><RetryCount>  </RetryCount>"
     inform = parse_envelope(_env(body + "</cwmp:Inform>")).body
     assert (inform.max_envelopes, inform.retry_count) == (0, 0)
+    for garbled in ("x", "9" * 21, "1.5"):
+        body_ = body.replace("<MaxEnvelopes/>", f"<MaxEnvelopes>{garbled}</MaxEnvelopes>")
+        body_ = body_.replace("<RetryCount>  </RetryCount>", f"<RetryCount>{garbled}</RetryCount>")
+        inform = parse_envelope(_env(body_ + "</cwmp:Inform>")).body
+        assert (inform.max_envelopes, inform.retry_count) == (0, 0), garbled
+    # a field whose number acsd acts on is still refused when it is none
     with pytest.raises(SoapError, match="not an integer") as info:
-        parse_envelope(_env(body.replace("<MaxEnvelopes/>", "<MaxEnvelopes>x</MaxEnvelopes>")
-                            + "</cwmp:Inform>"))  # fmt: skip
+        parse_envelope(_env("<cwmp:TransferComplete><CommandKey>k</CommandKey><FaultStruct>"
+                            "<FaultCode>x</FaultCode><FaultString/></FaultStruct>"
+                            "</cwmp:TransferComplete>"))  # fmt: skip
     assert info.value.fault_code == 8003
 
 

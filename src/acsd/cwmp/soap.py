@@ -221,6 +221,16 @@ def _p_count(el: etree._Element) -> int:
     return _p_int(el) if (el.text or "").strip() or len(el) else 0
 
 
+def _p_note(el: etree._Element) -> int:
+    """An Inform's MaxEnvelopes or RetryCount: read, never acted on (MaxEnvelopes is fixed
+    at 1; RetryCount only counts the router's retries). What is no integer reads as 0
+    rather than refusing the Inform, which would refuse that router at every session."""
+    try:
+        return _p_count(el)
+    except SoapError:
+        return 0
+
+
 def _p_bool(el: etree._Element) -> bool:
     text = _text(el).strip()
     value = _BOOL_TEXT.get(text.lower())
@@ -254,6 +264,7 @@ _TOKEN = _scalar(_p_token, _esc, str)
 _INT = _scalar(_p_int, _int_text, int)
 _BOOL = _scalar(_p_bool, _bool_text, bool)
 _COUNT = _scalar(_p_count, _int_text, int)
+_NOTE = _scalar(_p_note, _int_text, int)
 
 _Spec = tuple[tuple[str, str, _Kind], ...]
 
@@ -508,8 +519,8 @@ _FIELDS: dict[type[Message], _Spec] = {
         ("delay_seconds", "DelaySeconds", _INT), ("command_key", "CommandKey", _STR)),
     rpc.Inform: (
         ("device_id", "DeviceId", _DEVICE_ID), ("events", "Event", _EVENTS),
-        ("max_envelopes", "MaxEnvelopes", _COUNT), ("current_time", "CurrentTime", _TOKEN),
-        ("retry_count", "RetryCount", _COUNT), ("parameters", "ParameterList", _PVS)),
+        ("max_envelopes", "MaxEnvelopes", _NOTE), ("current_time", "CurrentTime", _TOKEN),
+        ("retry_count", "RetryCount", _NOTE), ("parameters", "ParameterList", _PVS)),
     rpc.InformResponse: (("max_envelopes", "MaxEnvelopes", _INT),),
     rpc.TransferComplete: (
         ("command_key", "CommandKey", _STR), ("fault", "FaultStruct", _FAULT_STRUCT), *_TIMES),
