@@ -120,3 +120,35 @@ def test_a_connection_that_sends_nothing_is_closed(daemon_factory):
     daemon = daemon_factory(api={"idle_timeout": 1})
     with _open(daemon) as sock:
         assert _closed_within(sock, 8)
+
+
+def test_an_answer_the_client_does_not_read_closes_its_connection(daemon_factory):
+    # aiohttp has no send timeout and the keep-alive timer does not run while an answer is
+    # written: connections asking for /openapi.json (no token needed) and never reading
+    # held ~250 KB each for as long as they liked (2,000 of them: ~500 MB).
+    daemon = daemon_factory(api={"body_timeout": 1})
+    host, port = daemon.api_url.removeprefix("http://").rstrip("/").rsplit(":", 1)
+    whole = len(Api(daemon.api_url).get("/openapi.json").raw)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # (before connect: the window)
+    sock.settimeout(10)
+    sock.connect((host, int(port)))
+    # 60 answers, pipelined: more than the kernel's buffers hold (tcp_wmem's 4 MB), so
+    # that the rest waits in the daemon's, as one answer does under memory pressure
+    asked = 60
+    with sock:
+        sock.sendall(b"GET /openapi.json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * asked)
+        time.sleep(4)  # two checks of 1 s without progress, and some
+        got, closed = 0, False
+        sock.settimeout(3)
+        try:
+            while chunk := sock.recv(65536):
+                got += len(chunk)
+            closed = True
+        except ConnectionResetError:
+            closed = True
+        except TimeoutError:
+            pass  # still open: the answer waited for us
+    assert closed and got < asked * whole, (closed, got, asked * whole)
+    line = wait_for(lambda: daemon.events("api.send_timeout"))[0]
+    assert line["remote"] == "127.0.0.1" and line["path"] == "/openapi.json"
