@@ -90,7 +90,7 @@ def test_troubleshooting_shows_the_words_clients_get() -> None:
 def test_the_keys_clients_branch_on_are_the_documented_ones() -> None:
     # a client's or an alert's branch on a cause must not silently stop matching
     assert REFUSAL_CAUSES == (
-        "restart_needed", "disk", "read_only", "unreachable", "busy", "corrupt",
+        "restart_needed", "disk", "read_only", "unreachable", "busy", "corrupt", "fd_limit",
         "unavailable",
     )  # fmt: skip
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")

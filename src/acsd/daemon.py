@@ -30,6 +30,7 @@ from acsd.cwmp.server import CwmpServer, ServerSettings
 from acsd.cwmp.session import Limits
 from acsd.cwmp.stun import StunServer
 from acsd.eventloop import loop_name
+from acsd.fdwatch import FdWatch
 from acsd.listen_socket import bound_sockets
 from acsd.log import get_logger, set_static
 from acsd.metrics import MeteredDriver, Metrics
@@ -248,6 +249,9 @@ async def _start(
     listeners. Each pushes its cleanup on ``started`` once it is started."""
     profiles = Profiles(files.profiles)
     store = await _open_store(config, started)
+    fds = FdWatch()  # (a process at its open-files limit says so)
+    fds.start()
+    started.push_async_callback(fds.stop)
     metrics = Metrics(version=__version__)
     metrics.know_profiles(profiles.current.names())
     metrics.watch_store(store)

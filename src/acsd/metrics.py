@@ -212,8 +212,7 @@ class Metrics:
             "acsd_store_refusals",
             "CWMP sessions (listener cwmp: at the Inform or at the end) and API requests "
             "(api) answered 503 + Retry-After because the database could not take them, by "
-            "the 503's cause (disk, read_only, busy, unreachable, restart_needed, corrupt, "
-            "unavailable).",
+            f"the 503's cause ({', '.join(REFUSAL_CAUSES)}).",
             ["listener", "cause"],
             registry=reg,
         )

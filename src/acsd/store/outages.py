@@ -9,8 +9,10 @@ driver's own message (which has them) goes to the log only.
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 
+from acsd.fdwatch import exhausted
 from acsd.store.base import RETRY_UNAVAILABLE, RestartNeededError, store_unavailable
 
 #: an operator has to act (free space, lift read-only) before a write can go through;
@@ -73,13 +75,19 @@ CORRUPT = Outage(
     "stop acsd, check it with sqlite3's PRAGMA integrity_check and restore the last backup",
     RETRY_RESTART,
 )
+FD_LIMIT = Outage(
+    "fd_limit",
+    "acsd has no file descriptors left (its open-files limit, LimitNOFILE under systemd): "
+    "too many connections at once; it serves again by itself as they close; retry later",
+    RETRY_UNAVAILABLE,
+)
 OTHER = Outage(
     "unavailable", "The database is not available right now; retry later", RETRY_UNAVAILABLE
 )
 
 #: every cause a request or a session can be refused for (the refusals metric's label)
 REFUSAL_CAUSES = tuple(
-    o.cause for o in (RESTART_NEEDED, DISK, READ_ONLY, UNREACHABLE, BUSY, CORRUPT, OTHER)
+    o.cause for o in (RESTART_NEEDED, DISK, READ_ONLY, UNREACHABLE, BUSY, CORRUPT, FD_LIMIT, OTHER)
 )
 
 # Only /readyz answers with these: no request meets them (a closed store's calls fail as
@@ -138,10 +146,14 @@ def outage(exc: BaseException) -> Outage | None:
             return RESTART_NEEDED
         name = getattr(seen, "sqlite_errorname", None)
         if isinstance(name, str):
+            if name.startswith("SQLITE_CANTOPEN") and exhausted():
+                return FD_LIMIT  # (not the file's permissions: no descriptor to open it)
             return next((o for prefix, o in _SQLITE if name.startswith(prefix)), OTHER)
         state = getattr(seen, "sqlstate", None)
         if isinstance(state, str):
             return next((o for prefix, o in _POSTGRES if state.startswith(prefix)), OTHER)
+        if isinstance(seen, OSError) and seen.errno in (errno.EMFILE, errno.ENFILE):
+            return FD_LIMIT  # (a PostgreSQL connection that could not be opened)
         if isinstance(seen, ConnectionError):
             return UNREACHABLE
         seen = seen.__cause__

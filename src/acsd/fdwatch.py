@@ -1,0 +1,81 @@
+"""Whether the process has run out of file descriptors, said once in a while.
+
+At its open-files limit (``LimitNOFILE``) the event loop takes no new connection: uvloop
+accepts and resets it without a word, asyncio logs every failed accept (tens of
+thousands of lines a second). SQLite cannot open a file either, and its "unable to open
+database file" sent operators to the file's permissions. A probe duplicates a descriptor
+every second: failing with EMFILE, the process is at its limit, and one warning a minute
+(``fds_exhausted``, with the limit) names the cause; :func:`exhausted` tells the store's
+503 the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import resource
+import time
+
+from acsd.log import get_logger
+
+log = get_logger("acsd")
+
+#: seconds between probes, and between two warnings
+INTERVAL = 1.0
+WARN_EVERY = 60.0
+
+
+def exhausted() -> bool:
+    """True when this process can open no more file descriptors (EMFILE/ENFILE now)."""
+    try:
+        os.close(os.dup(2))
+    except OSError as exc:
+        return exc.errno in (errno.EMFILE, errno.ENFILE)
+    return False
+
+
+def _limit() -> int | None:
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+class FdWatch:
+    """The probe's task: :meth:`start` on the event loop, :meth:`stop` at the end."""
+
+    def __init__(self, interval: float = INTERVAL, warn_every: float = WARN_EVERY) -> None:
+        self.interval, self.warn_every = interval, warn_every
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._probe())
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _probe(self) -> None:
+        told, seen = float("-inf"), 0
+        while True:
+            await asyncio.sleep(self.interval)
+            if not exhausted():
+                if seen:
+                    log.info("fds_available", seconds_exhausted=seen * self.interval)
+                    told, seen = float("-inf"), 0
+                continue
+            seen += 1
+            now = time.monotonic()
+            if now - told >= self.warn_every:
+                told = now
+                log.warning(
+                    "fds_exhausted",
+                    limit=_limit(),
+                    reason="the process's open-files limit is reached: new connections "
+                    "are refused and the database opens no file until some close (raise "
+                    "LimitNOFILE, or look for clients that hold connections open)",
+                )
