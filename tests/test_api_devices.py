@@ -886,6 +886,10 @@ def test_writes_and_refusals_leave_an_access_line_and_every_request_is_counted(
     assert made.status == 201
     path = f"/network/device/{made.body['_id']}"
     assert world.api.get(path, headers=ours).status == 200
+    # what anyone may send again and again is counted, not logged: a wrong token (its
+    # api.auth_failed is throttled per address) and a path nothing serves
+    assert world.api.as_("acsd_wrong").get(path, headers=ours).status == 401
+    assert world.api.get("/no/such/path/" + "x" * 5000, headers=ours).status == 404
 
     def lines() -> list[dict]:
         return [
@@ -897,6 +901,7 @@ def test_writes_and_refusals_leave_an_access_line_and_every_request_is_counted(
     seen = [(e["method"], e["status"]) for e in found]
     assert ("POST", 400) in seen and ("POST", 201) in seen
     assert ("GET", 200) not in seen  # reads that succeed are only counted
+    assert ("GET", 401) not in seen and ("GET", 404) not in seen
     for line in found:
         # the token's record id (what `acsd token list` shows), never the token
         assert re.fullmatch(r"[0-9a-f]{24}", line["token_id"]) and line["request_id"]

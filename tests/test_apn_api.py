@@ -596,6 +596,7 @@ def test_wrong_types_and_unknown_members_are_400(apn: ApnApi, acct):
                     "::1",
                     "fe80::1",
                     "ff02::1",
+                    "::ffff:127.0.0.1",
                 )
             ),
             (
@@ -1102,3 +1103,19 @@ def test_a_dotnet_json_client_s_dates_are_taken(admin: Api, acct):
     assert reply.status == 202, reply.raw
     # (ignored, as every reported date of a request: the device's own are acsd's)
     assert reply.body["Data"]["StartDate"] != "/Date(1454284800000+0000)/"
+
+
+def test_a_key_check_reads_the_path_of_an_absolute_form_target(admin: Api, acct):
+    # "POST http://host/v1/..." (a proxy's form) shifted the path's segments: x%ffy was
+    # taken, the aliasing the check is there to stop
+    host, port = admin.host, admin.port
+    body = json.dumps(device("(+45)66666668")).encode()
+    target = f"http://{host}:{port}/v1/accounts/{acct}/networks/x%ffy/devices/apns"
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(
+            f"POST {target} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {admin.token}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        status = sock.recv(65536).split(b"\r\n")[0]
+    assert status.split()[1] == b"400", status

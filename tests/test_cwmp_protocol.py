@@ -1038,3 +1038,18 @@ def test_values_indented_by_pretty_printing_firmware_are_not_set_again(module_da
     device = daemon.device_json(serial)
     assert device["state"] == "ACTIVE"
     assert device["job"]["faults"] == []
+
+
+def test_content_encoding_lines_are_one_list_without_empty_or_identity_elements():
+    from multidict import CIMultiDict
+
+    from acsd.inflate import InflateError, content_encoding
+
+    def coding(*lines: str) -> str:
+        return content_encoding(CIMultiDict(("Content-Encoding", line) for line in lines))
+
+    # empty elements and identity code nothing (RFC 9110): twice is still nothing
+    assert coding("identity", "identity") == coding("", "") == coding(" , ") == ""
+    assert coding("gzip", "identity") == coding("gzip, ") == "gzip"
+    with pytest.raises(InflateError):
+        coding("gzip", "gzip")  # twice compressed: refused, not inflated once

@@ -4,6 +4,7 @@ do what."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import sqlite3
@@ -417,6 +418,14 @@ def test_a_line_that_would_never_reach_its_router_is_409(world: World, module_da
     late = {"endDate": "2999-06-01T00:00:00Z"}
     error(world.api.post(f"/internet/account/{typo}/end", late), 400, "endDate")
     assert world.api.get(f"/internet/account/{typo}").body["state"] != "ENDED"
+    # an empty body, chunked, is no body (a client library's empty POST)
+    conn = http.client.HTTPConnection(world.api.host, world.api.port, timeout=10)
+    conn.request("POST", f"/internet/account/{typo}/end", body=iter([]), encode_chunked=True,
+                 headers={"Authorization": f"Bearer {world.api.token}",
+                          "Transfer-Encoding": "chunked"})  # fmt: skip
+    answer = conn.getresponse()
+    assert (answer.status, json.loads(answer.read())) == (200, {"success": True})
+    conn.close()
     assert world.api.post(f"/internet/account/{typo}/end", {}).body == {"success": True}
     # again: nothing changes, and the log does not say it ended again
     assert world.api.post(f"/internet/account/{typo}/end").body == {"success": True}

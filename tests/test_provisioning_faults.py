@@ -359,6 +359,9 @@ async def test_a_failed_job_is_tried_again_on_request_or_new_firmware(daemon_fac
     # a device whose job did not fail has nothing to retry
     other = world.api.post("/network/device", device_body(world, "own", "PRNOJOB01")).body
     assert world.api.post(f"/network/device/{other['_id']}/retry").status == 409
+    # it takes no body: one would be ignored (a schedule, say)
+    refused = world.api.post(f"/network/device/{ids[asked.serial]}/retry", {"at": "later"})
+    assert (refused.status, refused.body["message"]) == (400, "at")
     reply = world.api.post(f"/network/device/{ids[asked.serial]}/retry")
     assert reply.status == 200, reply.body
     assert reply.body["state"] == "PROVISIONING" and "job" not in reply.body

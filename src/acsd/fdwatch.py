@@ -41,6 +41,19 @@ def _limit() -> int | None:
     return None if soft == resource.RLIM_INFINITY else soft
 
 
+#: what asyncio's own loop logs for each connection it fails to accept (uvloop logs none)
+_ACCEPT_FAILED = "socket.accept() out of system resource"
+
+
+def _accept_failures_quiet(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+    """asyncio's loop logs a failed accept as an error with a traceback, once for each of
+    the listener's backlog (4,096) every second: 170 MB of log in 40 s at the limit.
+    fds_exhausted says it once a minute; everything else is logged as asyncio does."""
+    if context.get("message") == _ACCEPT_FAILED:
+        return
+    loop.default_exception_handler(context)
+
+
 class FdWatch:
     """The probe's task: :meth:`start` on the event loop, :meth:`stop` at the end."""
 
@@ -50,7 +63,10 @@ class FdWatch:
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._probe())
+            loop = asyncio.get_running_loop()
+            self._task = loop.create_task(self._probe())
+            if loop.get_exception_handler() is None:
+                loop.set_exception_handler(_accept_failures_quiet)
 
     async def stop(self) -> None:
         task, self._task = self._task, None

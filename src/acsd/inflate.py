@@ -37,6 +37,11 @@ def _joined(headers: Mapping[str, str], name: str) -> str | None:
     return None if values is None else ", ".join(values)
 
 
+def _elements(value: str | None) -> list[str]:
+    """A list header's elements, stripped; empty ones left out (RFC 9110 5.6.1)."""
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
 def content_encoding(headers: Mapping[str, str]) -> str:
     """The request's Content-Encoding, lower case ("" for none or identity); an encoding
     acsd does not inflate raises :class:`InflateError` (415), before the body is read.
@@ -47,7 +52,7 @@ def content_encoding(headers: Mapping[str, str]) -> str:
     looking in the wrong place."""
     codings = _joined(headers, "Transfer-Encoding")
     if codings is not None:
-        other = [c.strip() for c in codings.split(",") if c.strip().lower() != "chunked"]
+        other = [c for c in _elements(codings) if c.lower() != "chunked"]
         if other:
             raise InflateError(
                 415,
@@ -56,10 +61,12 @@ def content_encoding(headers: Mapping[str, str]) -> str:
                 "gzip or deflate if at all",
             )
     # (two Content-Encoding lines are one list, RFC 9110 5.3: "gzip" twice is "gzip, gzip",
-    # refused as such, not inflated once)
-    sent = (_joined(headers, "Content-Encoding") or "").strip()
+    # refused as such, not inflated once; "identity" codes nothing, and is left out)
+    sent = ", ".join(
+        c for c in _elements(_joined(headers, "Content-Encoding")) if c.lower() != "identity"
+    )
     encoding = sent.lower()
-    if encoding in ("", "identity"):
+    if not encoding:
         return ""
     if encoding not in INFLATABLE:
         raise InflateError(

@@ -115,7 +115,18 @@ _DTD_TEXT = re.compile(r"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
 NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
-_WIDE = ("utf-32", "utf-16", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be")
+#: how a document in UTF-16 or UTF-32 starts (XML 1.0 Appendix F): a byte order mark, or
+#: its first "<" in that encoding; the longest first
+_WIDE_STARTS = (
+    (b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"<\x00\x00\x00", "utf-32-le"), (b"\x00\x00\x00<", "utf-32-be"),
+    (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"),
+    (b"<\x00", "utf-16-le"), (b"\x00<", "utf-16-be"),
+)  # fmt: skip
+#: bytes of a wide document read for its DOCTYPE: the prolog is where one may stand, and
+#: one past a long prolog is still refused after the parse (opening nothing, see
+#: _NothingToLoad); reading all of a large body in every encoding stalled the loop
+_WIDE_HEAD = 8192
 
 
 def has_dtd(data: bytes) -> bool:
@@ -126,8 +137,12 @@ def has_dtd(data: bytes) -> bool:
         return True
     if b"\x00" not in data[:4]:
         return False
-    # (the plain codecs read and drop a byte order mark; the others fix their order)
-    return any(_DTD_TEXT.search(data.decode(codec, errors="ignore")) is not None for codec in _WIDE)
+    for start, codec in _WIDE_STARTS:
+        if data.startswith(start):
+            # (a mark is no character; a "<" is the document's first)
+            head = data[len(start) if b"<" not in start else 0 : _WIDE_HEAD]
+            return _DTD_TEXT.search(head.decode(codec, errors="ignore")) is not None
+    return False
 
 
 def xml_text(value: str) -> str:

@@ -25,7 +25,7 @@ from acsd.api.body import BODY_TIMEOUT
 from acsd.api.context import TOKEN_ID
 from acsd.api.errors import request_id
 from acsd.listen_socket import client_address
-from acsd.log import Throttle, get_logger
+from acsd.log import Throttle, get_logger, peer_text
 from acsd.metrics import Metrics
 
 log = get_logger("acsd.api")
@@ -34,6 +34,18 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: one api.send_timeout line per client address per this many seconds
 _SEND_TIMEOUT_TOLD = Throttle(10.0)
+
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def _logged(method: str, route: str, status: int) -> bool:
+    """Writes and refusals, but not what anyone can send again and again without a token
+    or a route: a 401 (api.auth_failed says so, once per address every 10 s) or a path
+    nothing serves (a scanner's); those are counted only."""
+    if status == 401 or route == "unmatched":
+        return False
+    return status >= 400 or method not in _READS
 
 
 class _SendDeadline:
@@ -94,20 +106,25 @@ def access_middleware(metrics: Metrics | None) -> Callable[..., Awaitable[web.St
         except web.HTTPException as exc:  # (what error_middleware passes on: redirects)
             status = exc.status
             raise
+        except asyncio.CancelledError:
+            status = 499  # (the client went before its answer: nginx's word for it)
+            raise
         finally:
             deadline.done()
             took = time.monotonic() - start
             route = route_of(request)
+            # (a bounded label: the pure-Python HTTP parser takes any token for a method)
+            method = request.method if request.method in _METHODS else "other"
             if metrics is not None:
-                metrics.api_requests.labels(request.method, route, str(status)).inc()
-                metrics.api_duration.labels(request.method, route).observe(took)
-            if status >= 400 or request.method not in _READS:
-                # (the path names the record; the query is left out: it may hold a
-                # search an operator typed, which is no business of the log)
+                metrics.api_requests.labels(method, route, str(status)).inc()
+                metrics.api_duration.labels(method, route).observe(took)
+            if _logged(request.method, route, status):
+                # (the path names the record, cut as a peer's text is; the query is left
+                # out: it may hold a search an operator typed, no business of the log)
                 log.info(
-                    "api.request", method=request.method, path=request.path, route=route,
-                    status=status, ms=round(took * 1000, 1), token_id=request.get(TOKEN_ID),
-                    request_id=request_id(request),
+                    "api.request", method=method, path=peer_text(request.path, 120),
+                    route=route, status=status, ms=round(took * 1000, 1),
+                    token_id=request.get(TOKEN_ID), request_id=request_id(request),
                 )  # fmt: skip
 
     return access

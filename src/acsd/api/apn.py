@@ -108,7 +108,8 @@ def _keys(request: web.Request) -> tuple[str, str]:
     # /v1/accounts/{foreignaccountkey}/networks/{foreignkey}: escapes that are no UTF-8
     # reach match_info as their own text ("x%ffy"), so that x%ffy and x%25ffy named one
     # network, under a key nobody typed
-    raw = request.raw_path.partition("?")[0].split("/")
+    # (rel_url: a request target in absolute form, http://host/v1/..., has its own parts)
+    raw = request.rel_url.raw_path.split("/")
     for name, value, sent in (
         ("foreignaccountkey", account, raw[3]),
         ("foreignkey", network, raw[5]),

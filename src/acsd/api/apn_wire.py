@@ -167,6 +167,8 @@ def _ip(value: str) -> str:
         raise ValueError("must be an IPv4 or IPv6 address without a scope id (%zone)")
     # The address the APN's core gives the SIM: never "this network", loopback, a group,
     # link-local or reserved (the operator API refuses the same for a line's addresses).
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # (::ffff:127.0.0.1 is 127.0.0.1)
     if isinstance(address, ipaddress.IPv4Address):
         usable = is_host_address(address)
     else:

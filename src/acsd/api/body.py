@@ -240,6 +240,17 @@ async def read_json(request: web.Request) -> Any:
     return parse_json(text)
 
 
+async def no_body(request: web.Request, why: str) -> None:
+    """For an action that takes nothing (``POST .../end``): nothing, white space or ``{}``
+    passes; anything else is a 400 saying ``why``, rather than a body ignored (an end
+    date sent to an action that ends the line now)."""
+    if not request.body_exists or not (await receive_body(request)).strip():
+        return
+    sent = await read_json(request)  # (the body is read once; aiohttp keeps it)
+    if sent != {}:
+        raise field_error(next(iter(sent), "body") if isinstance(sent, dict) else "body", why)
+
+
 async def read_model(request: web.Request, model: type[M]) -> M:
     """The request's JSON body as ``model``; every failure as an :class:`ApiError`."""
     data = await read_json(request)

@@ -17,6 +17,7 @@ from acsd import clock
 from acsd.api.answer import json_response, page_response
 from acsd.api.auth import Caller
 from acsd.api.body import (
+    no_body,
     parse_query,
     read_json,
     read_model,
@@ -583,6 +584,7 @@ async def _patch(
 async def retry_device(request: web.Request) -> web.Response:
     ctx = context(request)
     who = await caller(request)
+    await no_body(request, "retry takes no body: it tries the device's settings again")
     return await _until_unchanged(request.match_info["id"], lambda: _retry(request, ctx, who))
 
 

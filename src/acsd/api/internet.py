@@ -31,10 +31,10 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from acsd import clock
 from acsd.api.answer import json_response, page_response
 from acsd.api.auth import Caller
-from acsd.api.body import parse_query, read_json, read_model
+from acsd.api.body import no_body, parse_query, read_json, read_model
 from acsd.api.context import CONTEXT, ApiContext, audit_record, caller, context, created
 from acsd.api.devices import _poke as poke_device
-from acsd.api.errors import ApiError, access_denied, field_error, not_found
+from acsd.api.errors import ApiError, access_denied, not_found
 from acsd.api.openapi import describe
 from acsd.api.paging import IdPageQuery
 from acsd.devices import reported_lan
@@ -495,9 +495,7 @@ async def end_internet_account(request: web.Request) -> web.Response:
     who.require_admin()
     # It ends the line now: a body (an end date, say) that was ignored would end it
     # sooner than its sender meant. Nothing, or {}, is what it takes.
-    if request.body_exists and (sent := await read_json(request)) != {}:
-        field = next(iter(sent), "body") if isinstance(sent, dict) else "body"
-        raise field_error(field, "end takes no body: it ends the line now")
+    await no_body(request, "end takes no body: it ends the line now")
     account = await _load(request, who)
     # the author of the store's internet.end entry (which says what the line was)
     author = audit_record(

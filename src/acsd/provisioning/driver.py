@@ -212,8 +212,8 @@ class ProvisioningDriver(EndPhase):
         failed = failed_at(self.memory)
         if self.new_firmware or (record is not None and failed not in (None, record.revision)):
             # What was given up is tried again: new firmware may take what the old refused,
-            # and an operator who changes the device after a FAILED job (a PATCH of the
-            # same settings included, see api.devices) asks for another try.
+            # and an operator who changes the device's settings after a FAILED job, or asks
+            # for it (POST .../retry, see api.devices), wants another try.
             self.memory["faults"] = {}
         # New firmware may have what the old one lacked: the record's list is then only a
         # list of suspects (asked for apart), as on a bootstrap.
