@@ -45,3 +45,28 @@ def test_a_database_that_cannot_open_a_file_for_want_of_descriptors_says_so(monk
     assert found.cause == "fd_limit" and "LimitNOFILE" in found.text
     monkeypatch.setattr(outages, "exhausted", lambda: False)
     assert outages.outage(error) is not outages.FD_LIMIT  # (a permission, a missing dir)
+
+
+async def test_asyncio_s_failed_accepts_are_not_logged_one_by_one(caplog):
+    # asyncio's loop logs each accept that fails at the limit, for each of the backlog's
+    # 4,096 every second: 170 MB of log in 40 s; fds_exhausted says it once a minute
+    import asyncio
+    import logging
+
+    from acsd.fdwatch import FdWatch
+
+    loop = asyncio.get_running_loop()
+    before = loop.get_exception_handler()
+    loop.set_exception_handler(None)
+    watch = FdWatch()
+    watch.start()
+    try:
+        with caplog.at_level(logging.ERROR, logger="asyncio"):
+            for _ in range(100):
+                loop.call_exception_handler({"message": "socket.accept() out of system resource"})
+            loop.call_exception_handler({"message": "something else went wrong"})
+        said = [r.getMessage() for r in caplog.records if r.name == "asyncio"]
+        assert said == ["something else went wrong"], said
+    finally:
+        await watch.stop()
+        loop.set_exception_handler(before)
