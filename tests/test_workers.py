@@ -818,3 +818,26 @@ def test_a_nonce_key_set_by_the_operator_is_said_to_be_unused(tmp_path):
     env = {"ACSD_SUPERVISED_WORKER": None, "ACSD_NONCE_KEY": "00" * 32}
     proc = run_cli("config", "check", "--config", str(config), env=env, check=True)
     assert "ACSD_NONCE_KEY is not used" in proc.stderr
+
+
+def test_a_directory_left_by_a_supervisor_killed_just_before_goes_once_old_enough(
+    tmp_path, monkeypatch
+):
+    # Killed and started again within MIN_AGE (Restart=on-failure after a SIGKILL), the
+    # new supervisor could not tell the old directory from one being made, and left it,
+    # with the CPE password of its configuration, until the start after next.
+    import tempfile as tempfile_module
+
+    from acsd import rundir
+
+    monkeypatch.setattr(tempfile_module, "tempdir", str(tmp_path))
+    monkeypatch.setattr(rundir, "MIN_AGE", 0.5)
+    left = tmp_path / (rundir.PREFIX + "killed")
+    left.mkdir()
+    (left / "config.json").write_text('{"password": "x"}')
+    with rundir.supervisor_dir() as mine:
+        assert left.exists()  # too young to tell at the start
+        deadline = time.monotonic() + 10
+        while left.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not left.exists() and mine.exists()

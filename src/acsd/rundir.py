@@ -16,6 +16,7 @@ import fcntl
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,13 +35,21 @@ MIN_AGE = 60.0
 def supervisor_dir() -> Iterator[Path]:
     """A new private directory, locked while the block runs and removed after it; the
     directories killed supervisors left behind are removed first."""
-    sweep_stale(Path(tempfile.gettempdir()))
+    base = Path(tempfile.gettempdir())
+    sweep_stale(base)
     path = Path(tempfile.mkdtemp(prefix=PREFIX))
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    # Once more when those too young to tell are old enough: a supervisor killed and
+    # started again within MIN_AGE (Restart=on-failure) left its directory, the CPE
+    # password of its configuration in it, until the start after next.
+    later = threading.Timer(MIN_AGE + 1, sweep_stale, (base, MIN_AGE))
+    later.daemon = True
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # O_CLOEXEC by default: the workers don't inherit it
+        later.start()
         yield path
     finally:
+        later.cancel()
         os.close(fd)
         shutil.rmtree(path, ignore_errors=True)
 
