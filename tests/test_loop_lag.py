@@ -29,6 +29,20 @@ def test_smoothing_damps_one_stall_but_not_a_lasting_one():
     assert lag.seconds >= 0
 
 
+def test_one_long_stall_is_no_lasting_load():
+    # The process stopped for 30 s (SIGSTOP, a paused VM): every Inform that queued was
+    # answered 503 for half a second after, on an idle CPU
+    lag = LoopLag(smoothing=0.3)
+    lag.record(30.0)
+    assert lag.peak == 30.0
+    lag.record(0.0)
+    assert lag.above(0.25) is False
+    # a lasting overload of long stalls still counts
+    for _ in range(5):
+        lag.record(30.0)
+    assert lag.above(0.25) is True
+
+
 def _stall(pid: int, seconds: float) -> None:
     """Freeze the daemon as a saturated CPU would: its loop wakes up ``seconds`` late."""
     os.kill(pid, signal.SIGSTOP)

@@ -20,6 +20,10 @@ INTERVAL = 0.05
 #: weight of the newest probe: a single stall (a GC pass, a slow write) is damped, two
 #: seconds of overload are not
 SMOOTHING = 0.3
+#: the most one probe counts for: a single long stall (the process stopped, a VM paused)
+#: says nothing of the load once it is over, yet 30 s of it kept every Inform queued
+#: meanwhile answered 503 for half a second after, on an idle CPU
+MOST = 1.0
 
 
 class LoopLag:
@@ -52,7 +56,7 @@ class LoopLag:
     def record(self, late: float) -> None:
         late = max(0.0, late)
         self.peak = max(self.peak, late)
-        self.seconds += self.smoothing * (late - self.seconds)
+        self.seconds += self.smoothing * (min(late, MOST) - self.seconds)
 
     async def _probe(self) -> None:
         clock = time.monotonic
