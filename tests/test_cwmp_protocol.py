@@ -1053,3 +1053,18 @@ def test_content_encoding_lines_are_one_list_without_empty_or_identity_elements(
     assert coding("gzip", "identity") == coding("gzip, ") == "gzip"
     with pytest.raises(InflateError):
         coding("gzip", "gzip")  # twice compressed: refused, not inflated once
+
+
+def test_neither_listener_names_its_versions(module_daemon):
+    # aiohttp answers "Server: Python/3.11 aiohttp/3.x", versions a scanner matches against
+    # advisories (the Connection Request client keeps them to itself already)
+    import urllib.request
+
+    wire = Wire(module_daemon.cwmp_url)
+    try:
+        answer = wire.post(envelope(inform_body("SERVERHDR1")))
+        assert answer.headers["Server"] == "acsd"
+    finally:
+        wire.close()
+    with urllib.request.urlopen(module_daemon.api_url + "healthz", timeout=10) as answer:
+        assert answer.headers["Server"] == "acsd"

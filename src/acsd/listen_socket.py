@@ -13,6 +13,10 @@ from __future__ import annotations
 import ipaddress
 import socket
 
+#: the Server header both listeners answer with: no versions (aiohttp's own names Python's
+#: and its own, which a scanner matches against advisories)
+SERVER = "acsd"
+
 
 def dual_stack(host: str) -> bool:
     """Whether a listener on ``host`` takes IPv4 and IPv6 clients alike (``::``)."""
