@@ -15,6 +15,11 @@ def test_values_are_equal_as_the_cpe_means_them():
     assert same_value("xsd:string", "Device.IP.Interface.1.", "Device.IP.Interface.1")
     assert same_value("xsd:string", "", "0.0.0.0")
     assert same_value("xsd:boolean", "1", "true")
+    # firmware that reads a boolean back as a word: no difference to write every session
+    for word in ("Enable", "Enabled", "on", "YES"):
+        assert same_value("xsd:boolean", word, "true") and not same_value(
+            "xsd:boolean", word, "false"
+        )
     assert same_value("xsd:unsignedInt", "0600", "600")
     # any other space is part of the value
     assert not same_value("xsd:string", "SkyNet", "Sky Net")

@@ -25,7 +25,10 @@ from acsd.provisioning.profile_schema import ROOTS, WHOLE_GROUPS, is_secret_name
 from acsd.provisioning.profiles import Profile, TableField, TableSpec, Target
 
 _INT_TYPES = {"xsd:int", "xsd:unsignedInt", "xsd:long", "xsd:unsignedLong"}
-_TRUE = {"1", "true"}
+#: what a router's boolean reads as when it is true: xsd:boolean's two spellings, and the
+#: words some firmware reads back instead ("Enable" for a radio it was told "true"), which
+#: were a difference to write again at every session until the job gave up
+_TRUE = {"1", "true", "enable", "enabled", "on", "yes"}
 
 
 @dataclass(slots=True)
