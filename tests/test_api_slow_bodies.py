@@ -152,3 +152,14 @@ def test_an_answer_the_client_does_not_read_closes_its_connection(daemon_factory
     assert closed and got < asked * whole, (closed, got, asked * whole)
     line = wait_for(lambda: daemon.events("api.send_timeout"))[0]
     assert line["remote"] == "127.0.0.1" and line["path"] == "/openapi.json"
+
+
+def test_an_action_whose_body_never_arrives_gets_408_not_500(daemon_factory):
+    # POST .../retry and .../end take no body; one promised and never sent was a 500
+    daemon = daemon_factory(api={"body_timeout": 1})
+    admin = token(daemon, "ADMIN")
+    with _open(daemon) as sock:
+        _short_body(sock, "/network/device/0123456789abcdef01234567/retry", admin,
+                    "application/json")  # fmt: skip
+        status, body, _ = _answer(sock)
+    assert status == 408 and body["message"] == "request_timeout", body

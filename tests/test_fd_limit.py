@@ -47,14 +47,16 @@ def test_a_database_that_cannot_open_a_file_for_want_of_descriptors_says_so(monk
     assert outages.outage(error) is not outages.FD_LIMIT  # (a permission, a missing dir)
 
 
-async def test_asyncio_s_failed_accepts_are_not_logged_one_by_one(caplog):
+async def test_asyncio_s_failed_accepts_are_not_logged_one_by_one(caplog, monkeypatch):
     # asyncio's loop logs each accept that fails at the limit, for each of the backlog's
     # 4,096 every second: 170 MB of log in 40 s; fds_exhausted says it once a minute
     import asyncio
     import logging
 
+    from acsd import fdwatch
     from acsd.fdwatch import FdWatch
 
+    monkeypatch.setattr(fdwatch, "exhausted", lambda: True)
     loop = asyncio.get_running_loop()
     before = loop.get_exception_handler()
     loop.set_exception_handler(None)

@@ -41,6 +41,11 @@ def test_one_long_stall_is_no_lasting_load():
     for _ in range(5):
         lag.record(30.0)
     assert lag.above(0.25) is True
+    # and a limit past the cap stays reachable with the cap the listener gives it
+    lag = LoopLag(smoothing=0.3, most=4 * 2.0)
+    for _ in range(10):
+        lag.record(30.0)
+    assert lag.above(2.0) is True
 
 
 def _stall(pid: int, seconds: float) -> None:

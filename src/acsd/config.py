@@ -33,7 +33,7 @@ from yarl import URL
 
 from acsd.hostaddr import SELF, is_host_address
 from acsd.log import is_secret_name, url_without_userinfo
-from acsd.tomltext import NotTomlText, toml_text
+from acsd.tomltext import NotTomlText, parse_toml, read_regular, toml_text
 
 #: networks no router is on, where a Connection Request is never sent by default
 #: (``cwmp.connection_request_deny``; acsd.cwmp.crguard says why): loopback, "this
@@ -679,7 +679,7 @@ def overridden_by_env(path: str | Path, environ: dict[str, str] | None = None) -
     file cannot be read (load_config says why)."""
     environ = dict(os.environ if environ is None else environ)
     try:
-        data = tomllib.loads(toml_text(Path(path).read_bytes()))
+        data = parse_toml(toml_text(read_regular(path)))
     except (OSError, NotTomlText, tomllib.TOMLDecodeError):
         return []
     out = []
@@ -808,14 +808,13 @@ def load_config(
     data: dict[str, Any] = {}
     if path is not None:
         try:
-            with open(path, "rb") as handle:
-                raw = handle.read()
+            raw = read_regular(path)
         except FileNotFoundError:
             raise ConfigError(f"{source}: file not found") from None
         except OSError as exc:
             raise ConfigError(f"{source}: cannot read: {exc.strerror}") from None
         try:
-            data = tomllib.loads(toml_text(raw))
+            data = parse_toml(toml_text(raw))
         except (NotTomlText, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"{source}: invalid TOML: {exc}") from None
     environ = dict(os.environ if environ is None else environ)

@@ -48,8 +48,9 @@ _ACCEPT_FAILED = "socket.accept() out of system resource"
 def _accept_failures_quiet(loop: asyncio.AbstractEventLoop, context: dict) -> None:
     """asyncio's loop logs a failed accept as an error with a traceback, once for each of
     the listener's backlog (4,096) every second: 170 MB of log in 40 s at the limit.
-    fds_exhausted says it once a minute; everything else is logged as asyncio does."""
-    if context.get("message") == _ACCEPT_FAILED:
+    fds_exhausted says it once a minute; everything else is logged as asyncio does (the
+    same message for ENOBUFS or ENOMEM too: only dropped while descriptors are out)."""
+    if context.get("message") == _ACCEPT_FAILED and exhausted():
         return
     loop.default_exception_handler(context)
 

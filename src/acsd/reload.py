@@ -27,6 +27,7 @@ from acsd.config import Config, ConfigError, load_config
 from acsd.log import get_logger
 from acsd.provisioning.profiles import ProfileSet, load_profiles
 from acsd.tls import ServerTls, TlsFileError, TlsSettings, listener_settings
+from acsd.tomltext import read_regular
 
 log = get_logger("acsd.reload")
 
@@ -78,7 +79,7 @@ def _fingerprint(path: str | None) -> bytes | None:
     if not path:
         return None
     try:
-        return hashlib.sha256(Path(path).read_bytes()).digest()
+        return hashlib.sha256(read_regular(path)).digest()
     except OSError:
         return None
 

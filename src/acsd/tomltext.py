@@ -7,6 +7,12 @@ at nothing the operator can see); a file in another encoding is told to be saved
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
+import tomllib
+from typing import Any
+
 #: the byte order mark, as the first character of the decoded text
 BOM = "\ufeff"
 
@@ -23,3 +29,34 @@ def toml_text(raw: bytes) -> str:
     except UnicodeDecodeError as exc:
         raise NotTomlText(f"not UTF-8 text (byte {exc.start}); TOML files are UTF-8") from None
     return text.removeprefix(BOM)
+
+
+#: the largest TOML file read: a credentials file of a million routers is ~100 MB, a
+#: configuration or a profile a few KB; /dev/zero is not read until memory runs out
+MAX_BYTES = 256 << 20
+
+
+def read_regular(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of the regular file at ``path``. Anything else is refused with an
+    OSError that says so: a FIFO would block the reader until something writes to it (a
+    SIGHUP reload held the daemon's event loop), a device such as /dev/zero never ends."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        if info.st_size > MAX_BYTES:
+            raise OSError(errno.EFBIG, f"larger than {MAX_BYTES >> 20} MB")
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            return handle.read(MAX_BYTES + 1)
+    finally:
+        os.close(fd)
+
+
+def parse_toml(text: str) -> dict[str, Any]:
+    """``text`` parsed as TOML; nesting too deep for the parser is a TOMLDecodeError too
+    (it raised RecursionError, a traceback rather than the file's error)."""
+    try:
+        return tomllib.loads(text)
+    except RecursionError:
+        raise tomllib.TOMLDecodeError("arrays or tables nested too deeply") from None

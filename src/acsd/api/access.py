@@ -16,6 +16,10 @@ for as long as they liked. An answer that makes no progress for ``[api] body_tim
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
+import struct
+import termios
 import time
 from collections.abc import Awaitable, Callable
 
@@ -41,50 +45,79 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 
 def _logged(method: str, route: str, status: int) -> bool:
     """Writes and refusals, but not what anyone can send again and again without a token
-    or a route: a 401 (api.auth_failed says so, once per address every 10 s) or a path
-    nothing serves (a scanner's); those are counted only."""
-    if status == 401 or route == "unmatched":
+    or a route: a 401 (api.auth_failed says so, once per address every 10 s), a path
+    nothing serves or a method it does not (a scanner's); those are counted only."""
+    if status in (401, 405) or route == "unmatched":
         return False
     return status >= 400 or method not in _READS
 
 
-class _SendDeadline:
-    """Closes the connection of a request whose answer stops leaving it: checked every
-    ``seconds``, the bytes still buffered must have gone down since the last check."""
+def _unsent(transport: asyncio.Transport) -> int:
+    """Bytes of answers not yet taken by the client: in the transport's buffer, and in
+    the kernel's send queue (which drains a slow reader's answer long before the
+    transport's buffer shrinks: 4 MB of it at 16 KB/s is minutes)."""
+    left = transport.get_write_buffer_size()
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError, ValueError):
+            left += struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
+    return left
 
-    __slots__ = ("_done", "_left", "_request", "_seconds", "_transport")
 
-    def __init__(self, request: web.Request, seconds: float) -> None:
-        self._request, self._seconds = request, seconds
-        self._transport = request.transport
+class _SendWatch:
+    """One per connection with an answer in flight: every ``seconds`` the bytes still
+    unsent must have gone down since the last look, or the connection is closed. It ends
+    once its requests are answered and everything has left (on a keep-alive connection,
+    the next request starts another), so there are never more than connections."""
+
+    __slots__ = ("_left", "_remote", "_seconds", "_transport", "busy", "path")
+
+    def __init__(self, transport: asyncio.Transport, seconds: float, remote: str) -> None:
+        self._transport, self._seconds, self._remote = transport, seconds, remote
         self._left: int | None = None
-        self._done = False
-        if self._transport is not None:
-            asyncio.get_running_loop().call_later(seconds, self._check)
-
-    def done(self) -> None:
-        """The handler returned: once nothing is left to send, the watch ends."""
-        self._done = True
+        self.busy = 0
+        self.path = ""
+        asyncio.get_running_loop().call_later(seconds, self._check)
 
     def _check(self) -> None:
         transport = self._transport
-        if transport is None or transport.is_closing():
+        if transport.is_closing():
+            _WATCHES.pop(id(transport), None)
             return
-        left = transport.get_write_buffer_size()
-        if left == 0 and self._done:
+        left = _unsent(transport)
+        if left == 0 and not self.busy:
+            _WATCHES.pop(id(transport), None)
             return
         if left and self._left is not None and left >= self._left:
-            remote = client_address(self._request.remote or "")
-            held = _SEND_TIMEOUT_TOLD.due(remote, time.monotonic())
+            held = _SEND_TIMEOUT_TOLD.due(self._remote, time.monotonic())
             if held is not None:
                 log.info(
-                    "api.send_timeout", remote=remote, path=self._request.path, left=left,
+                    "api.send_timeout", remote=self._remote, path=self.path, left=left,
                     seconds=self._seconds, since_last=held,
                 )  # fmt: skip
+            _WATCHES.pop(id(transport), None)
             transport.abort()
             return
         self._left = left
         asyncio.get_running_loop().call_later(self._seconds, self._check)
+
+
+#: the watches of this process's connections, by id() of their transport
+_WATCHES: dict[int, _SendWatch] = {}
+
+
+def _watch(request: web.Request, seconds: float) -> _SendWatch | None:
+    transport = request.transport
+    if transport is None:
+        return None
+    watch = _WATCHES.get(id(transport))
+    if watch is None or watch._transport is not transport:
+        watch = _WATCHES[id(transport)] = _SendWatch(
+            transport, seconds, client_address(request.remote or "")
+        )
+    watch.busy += 1
+    watch.path = peer_text(request.path, 120)
+    return watch
 
 
 def route_of(request: web.Request) -> str:
@@ -98,7 +131,7 @@ def access_middleware(metrics: Metrics | None) -> Callable[..., Awaitable[web.St
     async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
         start = time.monotonic()
         status = 500
-        deadline = _SendDeadline(request, request.config_dict.get(BODY_TIMEOUT, 30.0))
+        watch = _watch(request, request.config_dict.get(BODY_TIMEOUT, 30.0))
         try:
             response = await handler(request)
             status = response.status
@@ -110,7 +143,8 @@ def access_middleware(metrics: Metrics | None) -> Callable[..., Awaitable[web.St
             status = 499  # (the client went before its answer: nginx's word for it)
             raise
         finally:
-            deadline.done()
+            if watch is not None:
+                watch.busy -= 1
             took = time.monotonic() - start
             route = route_of(request)
             # (a bounded label: the pure-Python HTTP parser takes any token for a method)

@@ -244,8 +244,13 @@ async def no_body(request: web.Request, why: str) -> None:
     """For an action that takes nothing (``POST .../end``): nothing, white space or ``{}``
     passes; anything else is a 400 saying ``why``, rather than a body ignored (an end
     date sent to an action that ends the line now)."""
-    if not request.body_exists or not (await receive_body(request)).strip():
+    if not request.body_exists:
         return
+    try:
+        if not (await receive_body(request)).strip():
+            return
+    except BodyNotReceived as exc:  # (cut short, or too slow: 408 as for any body)
+        raise body_not_received(exc) from None
     sent = await read_json(request)  # (the body is read once; aiohttp keeps it)
     if sent != {}:
         raise field_error(next(iter(sent), "body") if isinstance(sent, dict) else "body", why)

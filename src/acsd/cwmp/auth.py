@@ -66,7 +66,7 @@ from acsd.httpdigest import split_scheme
 from acsd.listen_socket import client_address
 from acsd.log import get_logger, peer_text
 from acsd.rules import serial_problem
-from acsd.tomltext import NotTomlText, toml_text
+from acsd.tomltext import NotTomlText, parse_toml, read_regular, toml_text
 from acsd.workdir import relative_note
 
 if TYPE_CHECKING:
@@ -237,8 +237,7 @@ def load_credentials(
     """
     name = str(path)
     try:
-        with open(path, "rb") as handle:
-            data = tomllib.loads(toml_text(handle.read()))
+        data = parse_toml(toml_text(read_regular(path)))
     except FileNotFoundError:
         raise ValueError(f"{name}: file not found{relative_note(path)}") from None
     except (tomllib.TOMLDecodeError, NotTomlText) as exc:

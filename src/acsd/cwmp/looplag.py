@@ -29,9 +29,12 @@ MOST = 1.0
 class LoopLag:
     """The smoothed lateness of the running event loop (:attr:`seconds`)."""
 
-    def __init__(self, interval: float = INTERVAL, smoothing: float = SMOOTHING) -> None:
+    def __init__(
+        self, interval: float = INTERVAL, smoothing: float = SMOOTHING, most: float = MOST
+    ) -> None:
         self.interval = interval
         self.smoothing = smoothing
+        self.most = most
         #: smoothed lateness, seconds
         self.seconds = 0.0
         #: the largest single lateness seen
@@ -56,7 +59,7 @@ class LoopLag:
     def record(self, late: float) -> None:
         late = max(0.0, late)
         self.peak = max(self.peak, late)
-        self.seconds += self.smoothing * (min(late, MOST) - self.seconds)
+        self.seconds += self.smoothing * (min(late, self.most) - self.seconds)
 
     async def _probe(self) -> None:
         clock = time.monotonic

@@ -31,7 +31,7 @@ from acsd.cwmp import rpc
 from acsd.cwmp.auth import AuthResult, CpeAuthenticator, usernames_of
 from acsd.cwmp.forwarded import forwarded_for, forwarded_https
 from acsd.cwmp.handoff import Parking, SessionHandoff
-from acsd.cwmp.looplag import LoopLag
+from acsd.cwmp.looplag import MOST, LoopLag
 from acsd.cwmp.request_body import (
     ACCEPTED_TYPES,
     body_held_back,
@@ -115,7 +115,8 @@ class CwmpServer:
         self._busy: set[str] = set()
         self.accepting = True
         self._reaper: asyncio.Task[None] | None = None
-        self.loop_lag = LoopLag()
+        # (a probe counts for at most 4 thresholds: a limit past MOST must stay reachable)
+        self.loop_lag = LoopLag(most=max(MOST, 4 * settings.max_loop_lag))
         self.stats = {"sessions_total": 0, "refused_overload": 0, "bad_requests": 0}
         self.stats.update(refused_loop_lag=0, auth_challenges=0, auth_failures=0)
         self.stats.update(auth_rate_limited=0)

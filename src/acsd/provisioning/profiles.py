@@ -63,7 +63,7 @@ from acsd.provisioning.profile_schema import (
     unknown,
 )
 from acsd.store.base import CpeIdentity
-from acsd.tomltext import BOM, NotTomlText, toml_text
+from acsd.tomltext import BOM, NotTomlText, parse_toml, read_regular, toml_text
 from acsd.workdir import relative_note
 
 __all__ = [
@@ -110,7 +110,7 @@ def read_source(text: str, file: str) -> Source:
     """Parse and validate one file on its own (``extends`` is resolved later)."""
     text = text.removeprefix(BOM)  # as a Windows editor saves UTF-8; tomllib refuses it
     try:
-        raw = tomllib.loads(text)
+        raw = parse_toml(text)
     except tomllib.TOMLDecodeError as exc:
         found = re.search(r"at line (\d+)", str(exc))
         raise ProfileError(
@@ -163,12 +163,16 @@ class ProfileLoader:
         """Read one directory's ``*.toml``; two files of one name in it are an error."""
         here: dict[str, str] = {}
         for entry in sorted(entries, key=lambda e: e.name):
-            if not entry.name.endswith(".toml") or not entry.is_file():
+            if not entry.name.endswith(".toml"):
                 continue
             try:
-                text = toml_text(entry.read_bytes())
+                # (an operator's file must be one: a dangling link, a FIFO or a directory
+                # named *.toml was skipped without a word, and the check said OK)
+                raw = read_regular(entry) if isinstance(entry, Path) else entry.read_bytes()
+                text = toml_text(raw)
             except (OSError, NotTomlText) as exc:
-                self.errors.append(ProfileError(str(entry), [("", f"cannot read: {exc}")]))
+                said = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                self.errors.append(ProfileError(str(entry), [("", f"cannot read: {said}")]))
                 continue
             try:
                 source = read_source(text, str(entry))
@@ -188,7 +192,7 @@ class ProfileLoader:
     def _note_broken(self, text: str) -> None:
         # a profile extending this file's profile fails too, but its base's error says why
         with contextlib.suppress(tomllib.TOMLDecodeError):
-            name = tomllib.loads(text).get("name")
+            name = parse_toml(text).get("name")
             if isinstance(name, str):
                 self._broken.add(name)
 
@@ -375,11 +379,16 @@ def load_profiles(extra_dir: Path | None = None) -> ProfileSet:
     loader = ProfileLoader()
     loader.read_dir(builtin_dir().iterdir())
     if extra_dir is not None:
-        if not extra_dir.is_dir():
-            what = "not a directory" if extra_dir.exists() else "profile directory not found"
-            found = f"{what}{relative_note(extra_dir)}"
-            raise ProfileError(str(extra_dir), [("", found)])
-        loader.read_dir(extra_dir.iterdir())
+        try:
+            if not extra_dir.is_dir():
+                what = "not a directory" if extra_dir.exists() else "profile directory not found"
+                raise ProfileError(str(extra_dir), [("", f"{what}{relative_note(extra_dir)}")])
+            entries = list(extra_dir.iterdir())
+        except OSError as exc:  # no permission to list it (DynamicUser=), a name too long
+            raise ProfileError(
+                str(extra_dir), [("", f"cannot list the profile directory: {exc.strerror}")]
+            ) from None
+        loader.read_dir(entries)
     loader.build()
     loader.raise_errors()
     return ProfileSet(loader.ordered())
