@@ -228,3 +228,26 @@ def test_an_apn_fallback_is_inherited_replaced_or_refused_when_no_apn_name(tmp_p
     assert load_profiles(tmp_path).get("acme").spec.apn_fallback == "internet"
     err = load_error(tmp_path, child.replace("[match]", 'apn_fallback = "pub lic"\n[match]'))
     assert keys(err) == ["apn_fallback"]
+
+
+@pytest.mark.parametrize("factor", ["inf", "nan", "-inf"])
+def test_a_status_factor_that_is_no_finite_number_is_refused(tmp_path, factor):
+    # it passed every check, and every session of a matching router failed with a 500
+    # converting a reading (OverflowError)
+    text = GOOD + f"multiply = {factor}\n"
+    err = load_error(tmp_path, text)
+    assert keys(err) == ["status.fields.lanIp.multiply"], err
+
+
+def test_a_reading_too_large_for_a_figure_is_no_figure():
+    from acsd.provisioning.profiles import Rule
+    from acsd.provisioning.status import _convert
+
+    def rule(multiply: float) -> Rule:
+        return Rule(paths=(), where=(), when=(), ignore=frozenset(), split=None, family=None,
+                    pick=None, map=None, default=None, scale=None, multiply=multiply,
+                    type="int")  # fmt: skip
+
+    assert _convert(rule(1e300), ["1e300"]) is None  # (inf)
+    assert _convert(rule(1e300), ["2"]) is None  # 2e300: no int64
+    assert _convert(rule(10.0), ["2.5"]) == 25

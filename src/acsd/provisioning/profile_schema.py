@@ -398,8 +398,8 @@ RefName = Annotated[str, AfterValidator(_check_ref_name)]
 class ScaleSpec(_Spec):
     """Linear map of [min, max] onto 0..100, clamped (e.g. RSRP -140..-44 dBm)."""
 
-    min: float
-    max: float
+    min: float = Field(allow_inf_nan=False)
+    max: float = Field(allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _range(self) -> ScaleSpec:
@@ -433,7 +433,9 @@ class FieldRuleSpec(SelectionSpec):
     map: dict[str, str] | None = None
     default: str | None = None
     scale: ScaleSpec | None = None
-    multiply: float | None = None
+    # (finite: inf or nan passed every check, and every session of a matching router
+    # failed converting it)
+    multiply: float | None = Field(None, allow_inf_nan=False)
     type: Literal["str", "int"] | None = None
 
     @model_validator(mode="after")

@@ -713,6 +713,10 @@ def _where_ok(
     return True
 
 
+#: the largest figure a numeric status field holds (an int64, as both databases keep it)
+_MOST = float(2**63)
+
+
 def _convert(rule: Rule, items: list[str]) -> Any:
     """pick -> map -> scale/multiply -> type; None when the value does not convert."""
     index = rule.pick or 0
@@ -738,5 +742,7 @@ def _convert(rule: Rule, items: list[str]) -> Any:
         number = min(100.0, max(0.0, (number - low) * 100.0 / (high - low)))
     if rule.multiply is not None:
         number *= rule.multiply
+    if not abs(number) < _MOST:  # (inf and nan too: a CPE's "1e308" times a profile's 10)
+        return None
     # half up, not Python's round-half-even: the same reading always gives the same figure
     return math.floor(number + 0.5)
