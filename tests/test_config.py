@@ -10,8 +10,8 @@ import tomllib
 
 import pytest
 
-from acsd.config import Config, load_config
-from conftest import REPO, acsd_cmd, run_cli
+from acsd.config import Config, ConfigError, load_config
+from conftest import REPO, acsd_cmd, run_cli, wait_for
 
 
 def _refused(tmp_path, text: str) -> tuple:
@@ -652,3 +652,24 @@ def test_an_empty_config_file_name_is_a_usage_error():
         "acsd config check: error: argument --config: an empty FILE: give the config file, "
         "or leave --config out"
     )
+
+
+def test_a_nul_in_a_setting_and_an_address_no_ip_has_are_the_files_errors(tmp_path):
+    # both passed `config check` and failed the start (a traceback; exit 1 for good)
+    path = tmp_path / "acsd.toml"
+    path.write_text('[store]\nurl = "sqlite:///x\\u0000y.db"\n')
+    with pytest.raises(ConfigError, match=r"store\.url: holds a NUL character"):
+        load_config(path)
+    path.write_text('[cwmp]\nlisten = "256.1.1.1:7547"\n')
+    with pytest.raises(ConfigError, match=r"cwmp\.listen: 256\.1\.1\.1 is no IPv4 address"):
+        load_config(path)
+    path.write_text('[cwmp]\nlisten = "localhost:7547"\n')  # a host name is still one
+    assert load_config(path).cwmp.listen == "localhost:7547"
+
+
+def test_an_empty_deny_list_is_warned_of(daemon_factory):
+    # "" reads as deny nothing: a stray ACSD_CWMP_CONNECTION_REQUEST_DENY= switched the
+    # guard against requests to acsd's own host off without a word
+    daemon = daemon_factory(cwmp={"connection_request_deny": ""})
+    [line] = wait_for(lambda: daemon.events("connreq.deny_empty"))
+    assert line["level"] == "warning"

@@ -66,6 +66,9 @@ class ConfigError(Exception):
     """One line an operator can act on: the file, the key and what is wrong."""
 
 
+_DOTTED = re.compile(r"[0-9.]+")
+
+
 def parse_listen(value: str) -> tuple[str, int]:
     """``host:port`` or ``[v6]:port`` -> (host, port)."""
     host, sep, port = value.rpartition(":")
@@ -81,6 +84,12 @@ def parse_listen(value: str) -> tuple[str, int]:
         raise ValueError(f"expected host:port or [IPv6]:port, got {value!r}")
     elif not host.strip() or host != host.strip():
         raise ValueError(f"expected host:port without spaces, got {value!r}")
+    elif _DOTTED.fullmatch(host):
+        # (an address, not a host name: 256.1.1.1 passed the check and failed the start)
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            raise ValueError(f"{host} is no IPv4 address, in {value!r}") from None
     try:
         number = int(port)
     except ValueError:
@@ -101,6 +110,15 @@ class _Section(BaseModel):
     # inf or nan is no number of seconds (and `config check` would print it as JSON
     # that is none: Infinity)
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # a file name or URL cannot hold one: passed by the check, it failed the start
+        # with a traceback ("embedded null byte")
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("holds a NUL character")
+        return value
 
 
 class _Listener(_Section):

@@ -432,6 +432,15 @@ def _connection_requester(
         record = await store.get_device(device_id)
         return None if record is None else target_of(record)
 
+    if not config.cwmp.connection_request_deny:
+        # (an empty value reads as "deny nothing", which may be no one's intent: a stray
+        # ACSD_CWMP_CONNECTION_REQUEST_DENY= in an environment file)
+        log.warning(
+            "connreq.deny_empty",
+            message="cwmp.connection_request_deny is empty: Connection Requests go to any "
+            "address a router reports, acsd's own host and its loopback included",
+        )
+
     return ConnectionRequester(
         timeout=config.cwmp.connection_request_timeout,
         min_interval=config.cwmp.connection_request_interval,
