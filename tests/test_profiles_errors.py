@@ -251,3 +251,12 @@ def test_a_reading_too_large_for_a_figure_is_no_figure():
     assert _convert(rule(1e300), ["1e300"]) is None  # (inf)
     assert _convert(rule(1e300), ["2"]) is None  # 2e300: no int64
     assert _convert(rule(10.0), ["2.5"]) == 25
+
+
+@pytest.mark.parametrize("value", ['"no"', '"false"', "0"])
+def test_partial_paths_is_a_toml_boolean_as_every_other(tmp_path, value):
+    err = load_error(
+        tmp_path,
+        GOOD.replace('root = "Device."\n', f'root = "Device."\npartial_paths = {value}\n', 1),
+    )
+    assert keys(err) == ["partial_paths"], err

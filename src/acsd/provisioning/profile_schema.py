@@ -663,7 +663,7 @@ class ProfileSpec(_Spec):
     #: false: the CPE answers a partial path in GetParameterValues with the object alone
     #: (or fails on it) instead of the parameters below it; acsd lists them with
     #: GetParameterNames and reads them by name
-    partial_paths: bool = True
+    partial_paths: StrictBool = True  # ("no" or 0 is a typo, as elsewhere in the format)
     #: the APN name a router gets in place of the one acsd set for its SIM (``apn.name``)
     #: once the SIM's APN device is removed or disabled: the operator's public APN, or ""
     #: (the network gives the SIM its default APN); left out, the router keeps the name
