@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from acsd.provisioning.profiles import ProfileError, load_profiles, parse_profile
+from conftest import wait_for
 
 BASE = """\
 name = "acme"
@@ -260,3 +261,14 @@ def test_partial_paths_is_a_toml_boolean_as_every_other(tmp_path, value):
         GOOD.replace('root = "Device."\n', f'root = "Device."\npartial_paths = {value}\n', 1),
     )
     assert keys(err) == ["partial_paths"], err
+
+
+def test_serve_warns_of_two_profiles_tied_on_match(tmp_path, daemon_factory):
+    # profile check refuses them; serve runs them in the order the files load, which no
+    # one means: it says so at the start
+    (tmp_path / "profiles").mkdir()
+    write(tmp_path / "profiles", "acme.toml", GOOD)
+    write(tmp_path / "profiles", "acme2.toml", GOOD.replace('name = "acme"', 'name = "acme2"'))
+    daemon = daemon_factory(profiles={"dir": str(tmp_path / "profiles")})
+    [line] = wait_for(lambda: daemon.events("profiles.match_tie"))
+    assert {line["profile"], line["other"]} == {"acme", "acme2"} and line["level"] == "warning"

@@ -40,7 +40,13 @@ from acsd.provisioning.profile_datamodel import (
     norm,
 )
 from acsd.provisioning.profile_schema import ProfileError, is_vendor_path
-from acsd.provisioning.profiles import ProfileLoader, ProfileSet, builtin_dir, second_base
+from acsd.provisioning.profiles import (
+    ProfileLoader,
+    ProfileSet,
+    builtin_dir,
+    same_match,
+    second_base,
+)
 from acsd.store.base import CpeIdentity
 
 
@@ -298,7 +304,7 @@ class _Checker:
         for a, b in itertools.combinations(vendors, 2):
             if a.root != b.root:
                 continue
-            if _normal(a) == _normal(b):
+            if same_match(a, b):
                 why = f"the same `match` as {a.name} ({a.source})"
             elif set(a.match) == set(b.match) and all(
                 _overlap(a.match[k], b.match[k]) for k in a.match
@@ -386,10 +392,6 @@ def _selector_paths(profile: Profile) -> Iterator[tuple[str, list[str]]]:
                 yield f"{key}.paths[{j}]", [path]
             if rule.when:
                 yield f"{key}.when", list(rule.when)
-
-
-def _normal(p: Profile) -> dict[str, list[str]]:
-    return {k: sorted(g.lower() for g in globs) for k, globs in p.match.items()}
 
 
 def _witness(glob: str) -> str | None:

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from acsd.log import get_logger
 from acsd.provisioning.profile_compile import (
     Check,
     Compiler,
@@ -65,6 +66,8 @@ from acsd.provisioning.profile_schema import (
 from acsd.store.base import CpeIdentity
 from acsd.tomltext import BOM, NotTomlText, parse_toml, read_regular, toml_text
 from acsd.workdir import relative_note
+
+log = get_logger("acsd.profiles")
 
 __all__ = [
     "IDENTITY_FIELDS",
@@ -392,6 +395,36 @@ def load_profiles(extra_dir: Path | None = None) -> ProfileSet:
     loader.build()
     loader.raise_errors()
     return ProfileSet(loader.ordered())
+
+
+def same_match(a: Profile, b: Profile) -> bool:
+    """Two vendor profiles of one root that take the same CPEs by the same `match` (globs
+    compared without case, in any order): a CPE could get either."""
+    return (
+        a.root == b.root
+        and not a.is_base
+        and not b.is_base
+        and _normal_match(a) == _normal_match(b)
+    )
+
+
+def _normal_match(p: Profile) -> dict[str, list[str]]:
+    return {k: sorted(g.lower() for g in globs) for k, globs in p.match.items()}
+
+
+def warn_of_ties(profiles: Iterable[Profile]) -> None:
+    """A warning for each pair :func:`same_match` finds: ``profile check`` refuses them,
+    ``serve`` runs them (in the order the files load), which no one means."""
+    seen = list(profiles)
+    for i, b in enumerate(seen):
+        for a in seen[:i]:
+            if same_match(a, b):
+                log.warning(
+                    "profiles.match_tie", profile=b.name, source=b.source, other=a.name,
+                    other_source=a.source,
+                    reason="the same `match`: a CPE could get either (make one more specific; "
+                    "acsd profile check refuses this)",
+                )  # fmt: skip
 
 
 def detect_root(param_names: Iterable[str]) -> str:
