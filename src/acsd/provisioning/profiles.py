@@ -385,7 +385,9 @@ def load_profiles(extra_dir: Path | None = None) -> ProfileSet:
         try:
             if not extra_dir.is_dir():
                 what = "not a directory" if extra_dir.exists() else "profile directory not found"
-                raise ProfileError(str(extra_dir), [("", f"{what}{relative_note(extra_dir)}")])
+                # (where the name came from: the operator looks in the wrong file otherwise)
+                said = f"{what}{relative_note(extra_dir)} ([profiles] dir, or ACSD_PROFILES_DIR)"
+                raise ProfileError(repr(str(extra_dir))[1:-1], [("", said)])
             entries = list(extra_dir.iterdir())
         except OSError as exc:  # no permission to list it (DynamicUser=), a name too long
             raise ProfileError(
