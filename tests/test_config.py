@@ -673,3 +673,11 @@ def test_an_empty_deny_list_is_warned_of(daemon_factory):
     daemon = daemon_factory(cwmp={"connection_request_deny": ""})
     [line] = wait_for(lambda: daemon.events("connreq.deny_empty"))
     assert line["level"] == "warning"
+
+
+def test_a_session_timeout_under_a_second_is_refused(tmp_path):
+    # 0.03 (milliseconds written for seconds) dropped every session
+    path = tmp_path / "acsd.toml"
+    path.write_text("[cwmp]\nsession_timeout = 0.03\n")
+    with pytest.raises(ConfigError, match=r"cwmp\.session_timeout"):
+        load_config(path)

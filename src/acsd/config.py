@@ -269,7 +269,8 @@ class CwmpConfig(_Listener):
     max_sessions: int = Field(2000, ge=1, le=UINT_MAX)
     max_loop_lag: float = Field(0.25, ge=0, le=UINT_MAX)
     full_read_interval: float = Field(3600.0, ge=0, le=UINT_MAX)
-    session_timeout: float = Field(30.0, gt=0, le=UINT_MAX)
+    # (at least a second: a value in ms for s, 0.03, dropped every session)
+    session_timeout: float = Field(30.0, ge=1, le=UINT_MAX)
     #: seconds a router may send nothing of a body it announced (a Content-Length larger
     #: than what it sends) before it is answered 408: nginx's client_body_timeout, between
     #: two reads, not for the whole body (which still has session_timeout to arrive)
