@@ -272,3 +272,20 @@ def test_serve_warns_of_two_profiles_tied_on_match(tmp_path, daemon_factory):
     daemon = daemon_factory(profiles={"dir": str(tmp_path / "profiles")})
     [line] = wait_for(lambda: daemon.events("profiles.match_tie"))
     assert {line["profile"], line["other"]} == {"acme", "acme2"} and line["level"] == "warning"
+
+
+def test_a_base_replaced_with_less_is_warned_of(tmp_path, daemon_factory):
+    # a profile of the base's name replaces it whole: one with a name and a root alone
+    # left every router of that data model unmanaged, reading provisioned, and the check
+    # said OK
+    from acsd.provisioning.profile_check import check_profiles
+
+    (tmp_path / "profiles").mkdir()
+    write(tmp_path / "profiles", "tr181.toml", 'name = "tr181"\nroot = "Device."\n')
+    report = check_profiles(tmp_path / "profiles")
+    assert report.errors == []
+    [said] = [line for line in report.lines if "replaces the built-in one whole" in line]
+    assert "management.cr_password" in said and " more " in said
+    daemon = daemon_factory(profiles={"dir": str(tmp_path / "profiles")})
+    [line] = wait_for(lambda: daemon.events("profiles.replaced_with_less"))
+    assert line["profile"] == "tr181" and line["count"] > 20

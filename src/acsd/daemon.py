@@ -39,7 +39,7 @@ from acsd.provisioning.absent import AbsentHints
 from acsd.provisioning.driver import ProvisioningDriver
 from acsd.provisioning.held_lines import wake_held_lines
 from acsd.provisioning.jobs import RetryPolicy
-from acsd.provisioning.profiles import ProfileError, ProfileSet, load_profiles, warn_of_ties
+from acsd.provisioning.profiles import ProfileError, ProfileSet, load_profiles, warn_of_doubts
 from acsd.provisioning.session_state import DriverSettings
 from acsd.reload import Profiles, Reloader
 from acsd.sdnotify import notify
@@ -248,7 +248,7 @@ async def _start(
     """Open the store, make every component from ``config``, start them and bind both
     listeners. Each pushes its cleanup on ``started`` once it is started."""
     profiles = Profiles(files.profiles)
-    warn_of_ties(files.profiles)
+    warn_of_doubts(files.profiles)
     store = await _open_store(config, started)
     fds = FdWatch()  # (a process at its open-files limit says so)
     fds.start()

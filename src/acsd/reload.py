@@ -25,7 +25,7 @@ from pydantic import BaseModel
 from acsd import log as acsd_log
 from acsd.config import Config, ConfigError, load_config
 from acsd.log import get_logger
-from acsd.provisioning.profiles import ProfileSet, load_profiles, warn_of_ties
+from acsd.provisioning.profiles import ProfileSet, load_profiles, warn_of_doubts
 from acsd.tls import ServerTls, TlsFileError, TlsSettings, listener_settings
 from acsd.tomltext import read_regular
 
@@ -158,7 +158,7 @@ class Reloader:
             self._not_applied(outcome, "profiles.", profiles=previous.profiles)
         else:
             self.profiles.current = profiles
-            warn_of_ties(profiles)
+            warn_of_doubts(profiles)
             if self.on_profiles is not None:
                 self.on_profiles(profiles)
             outcome["profiles"] = sorted(profiles.names())

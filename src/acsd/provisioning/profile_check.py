@@ -442,6 +442,12 @@ def check_profiles(extra_dir: Path | None, *, datamodels: Path | None = None) ->
     for err in loader.errors:
         for text in err.messages():
             report.error(text)
+    for profile, lost in loader.thinner_replacements():
+        shown = ", ".join(lost[:10]) + (f" and {len(lost) - 10} more" if len(lost) > 10 else "")
+        report.warn(
+            f"warning: {profile.source}: {profile.name} replaces the built-in one whole and no "
+            f"longer maps {shown} (a profile of the base's name does not merge with it)"
+        )
     checker = _Checker(loader, report)
     pset, profiles = _tolerant_set(loader.ordered(), checker)
     by_name = {p.name: p for p in profiles}

@@ -161,6 +161,8 @@ class ProfileLoader:
         self.given = {p.name: p for p in given}
         self._failed: set[str] = set()
         self._broken: set[str] = set()  # names in files that did not even validate
+        #: what a replaced base profile mapped, by name: (settings, status fields)
+        self._replaced: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
 
     def read_dir(self, entries: Iterable[Traversable | Path]) -> None:
         """Read one directory's ``*.toml``; two files of one name in it are an error."""
@@ -200,6 +202,12 @@ class ProfileLoader:
                 self._broken.add(name)
 
     def add(self, source: Source) -> None:
+        old = self.sources.get(source.spec.name)
+        if old is not None and old.spec.extends is None:
+            self._replaced[source.spec.name] = (
+                frozenset(old.spec.settings),
+                frozenset(old.spec.status.fields),
+            )
         self.sources[source.spec.name] = source
         self.by_file[source.file] = source
 
@@ -207,6 +215,22 @@ class ProfileLoader:
         for name in sorted(self.sources):
             self._build(name, ())
         return self.profiles
+
+    def thinner_replacements(self) -> list[tuple[Profile, list[str]]]:
+        """Base profiles replaced by a file that maps less than they did, with what it
+        lost: giving a profile the base's name replaces it whole (it does not merge, as
+        ``extends`` does), and a replacement with a name and a root alone left every
+        router of that data model unmanaged while it read provisioned."""
+        out = []
+        for name, (settings, fields) in sorted(self._replaced.items()):
+            profile = self.profiles.get(name)
+            if profile is None:
+                continue
+            lost = sorted(settings - set(profile.settings))
+            lost += sorted(f"status.{f}" for f in fields - {f for f, _ in profile.status})
+            if lost:
+                out.append((profile, lost))
+        return out
 
     def ordered(self) -> list[Profile]:
         """The built profiles in the order their files were read (built-ins first)."""
@@ -310,6 +334,8 @@ class ProfileSet:
     """All profiles acsd knows, by name; answers which one serves a CPE."""
 
     def __init__(self, profiles: Iterable[Profile]):
+        #: base profiles a file replaced with less (see ProfileLoader.thinner_replacements)
+        self.thinner: list[tuple[Profile, list[str]]] = []
         self._by_name: dict[str, Profile] = {}
         for p in profiles:
             self._by_name[p.name] = p
@@ -396,7 +422,9 @@ def load_profiles(extra_dir: Path | None = None) -> ProfileSet:
         loader.read_dir(entries)
     loader.build()
     loader.raise_errors()
-    return ProfileSet(loader.ordered())
+    found = ProfileSet(loader.ordered())
+    found.thinner = loader.thinner_replacements()
+    return found
 
 
 def same_match(a: Profile, b: Profile) -> bool:
@@ -414,9 +442,18 @@ def _normal_match(p: Profile) -> dict[str, list[str]]:
     return {k: sorted(g.lower() for g in globs) for k, globs in p.match.items()}
 
 
-def warn_of_ties(profiles: Iterable[Profile]) -> None:
+def warn_of_doubts(profiles: ProfileSet) -> None:
     """A warning for each pair :func:`same_match` finds: ``profile check`` refuses them,
-    ``serve`` runs them (in the order the files load), which no one means."""
+    ``serve`` runs them (in the order the files load), which no one means; and for each
+    base profile a file replaced with less (:meth:`ProfileLoader.thinner_replacements`).
+    Said when the daemon starts or reloads them, once logging is set up."""
+    for profile, lost in profiles.thinner:
+        log.warning(
+            "profiles.replaced_with_less", profile=profile.name, source=profile.source,
+            lost=lost[:20], count=len(lost),
+            reason="a profile of the base's name replaces it whole: what it does not map is "
+            "not managed (extends the base to change part of it)",
+        )  # fmt: skip
     seen = list(profiles)
     for i, b in enumerate(seen):
         for a in seen[:i]:
