@@ -102,6 +102,10 @@ PARKED_FORMAT = 11
 #: on another host of a PostgreSQL fleet read as ended "too long" ago or never ending)
 
 
+#: requests whose effect a CPE may have made without answering them
+_CHANGES = (rpc.SetParameterValues, rpc.AddObject, rpc.DeleteObject)
+
+
 class ParkError(Exception):
     """A parked session that cannot be taken up here (another acsd version wrote it)."""
 
@@ -332,6 +336,11 @@ class CwmpSession:
         if self.outstanding is not None:
             # The CPE gave up on our request without a word; don't ask again this session.
             _sent_id, request = self.outstanding
+            if isinstance(request, _CHANGES):
+                # A change it may well have made: left outstanding, the session ends as
+                # one whose answer was lost (the driver re-sends it, no fault counted);
+                # read as a refusal, it held the settings back and failed the job.
+                return await self._end(complete=True, reason="cpe ended without answering")
             self.outstanding = None
             await self.driver.response(
                 self, request, rpc.Fault(code=8002, string="CPE sent an empty POST instead")
