@@ -194,3 +194,43 @@ def test_a_body_over_max_body_mid_session_ends_the_session_and_names_the_router(
     wire.reconnect()
     assert wire.post(None).status == 400
     assert daemon.device_json("BIGANSW01")["cpe"]["softwareVersion"] == "1.0.0"
+
+
+def test_an_earlier_answer_sent_again_is_refused_alone_and_the_session_goes_on(daemon):
+    # A CPE client that resends its answer on a second connection: the copy, carrying an
+    # earlier request's cwmp:ID, was taken for the answer to the request outstanding (a
+    # SetParameterValues: every setting failed 8003 while the router applied them).
+    from cpe_steps import answer_request
+
+    def everything(request: rpc.Message) -> rpc.Message:
+        if isinstance(request, rpc.GetParameterValues):  # every name, as a router would
+            return rpc.GetParameterValuesResponse(
+                parameters=[
+                    rpc.ParameterValue(n, "", "xsd:string")
+                    for n in request.names
+                    if not n.endswith(".")
+                ]
+            )
+        return answer_request(request, {})
+
+    wire = Wire(daemon.cwmp_url)
+    assert wire.post(envelope(inform_body("REPEATED01"), ns=NS)).status == 200
+    first = parse_envelope(wire.post(None).body)
+    repeat = render_envelope(Envelope(body=everything(first.body), cwmp_ns=NS, id=first.id))
+    answer = wire.post(repeat)
+    assert answer.status == 200, answer.text  # the next request
+    second = parse_envelope(answer.body)
+    other = Wire(daemon.cwmp_url)
+    other.cookie = wire.cookie
+    again = other.post(repeat)
+    assert again.status == 400 and b"repeat of an earlier answer" in again.body
+    # the request outstanding still waits for its own answer, on the first connection
+    out = Envelope(body=everything(second.body), cwmp_ns=NS, id=second.id)
+    answer = wire.post(render_envelope(out))
+    while answer.status == 200:
+        env = parse_envelope(answer.body)
+        out = Envelope(body=everything(env.body), cwmp_ns=NS, id=env.id)
+        answer = wire.post(render_envelope(out))
+    assert answer.status == 204
+    assert daemon.events("cwmp.repeated_answer")
+    assert not [e for e in daemon.events("cwmp.wrong_response") if e.get("serial") == "REPEATED01"]

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from acsd.cwmp import rpc
 from acsd.cwmp.log_budget import LogBudget
 from acsd.cwmp.soap import Envelope, render_envelope
-from acsd.log import get_logger
+from acsd.log import get_logger, peer_text
 
 log = get_logger("acsd.cwmp")
 
@@ -315,6 +315,24 @@ class CwmpSession:
             # so the order is what correlates.
             log.debug("cwmp.id_mismatch", sent=sent_id, got=env.id, serial=self.serial)
         body = env.body
+        if (
+            not isinstance(body, rpc.Fault)
+            and not isinstance(body, request.RESPONSE)
+            and self._earlier_id(env.id)
+        ):
+            # An earlier answer of this session sent again (a client that resends on a
+            # second connection): taken for the answer to this request, it failed every
+            # setting of a SetParameterValues the CPE then applied. The repeat is refused
+            # alone; the session waits for the real answer.
+            log.info(
+                "cwmp.repeated_answer", serial=self.serial, id=peer_text(env.id or ""),
+                waiting_for=request.METHOD,
+            )  # fmt: skip
+            return Reply(
+                400,
+                close=True,
+                reason=f"a repeat of an earlier answer; {request.METHOD} waits for its own",
+            )
         if not isinstance(body, rpc.Fault) and not isinstance(body, request.RESPONSE):
             got = body.name if isinstance(body, rpc.UnknownMessage) else body.METHOD
             log.warning(
@@ -328,6 +346,13 @@ class CwmpSession:
         self.answer_size = env.size
         await self.driver.response(self, request, body)
         return await self._send_next()
+
+    def _earlier_id(self, cwmp_id: str | None) -> bool:
+        """Whether ``cwmp_id`` is one acsd gave an earlier request of this session."""
+        if not cwmp_id:
+            return False
+        base, _, number = cwmp_id.strip().rpartition("-")
+        return base == self._id_base and number.isdigit() and int(number) < self._next_id
 
     async def _on_empty_post(self) -> Reply:
         if self.state is State.CPE_REQUESTS:
