@@ -158,3 +158,31 @@ def test_another_service_starting_or_stopping_leaves_this_ones_parked_sessions(
     answer = wire.post(None)  # the session goes on where it was parked
     assert answer.status == 200, answer.text
     wire.close()
+
+
+def test_two_records_patched_to_one_new_serial_at_once_get_409_not_500(daemon_factory, pg_url):
+    # Each request's look-up found the serial free; the second UPDATE then broke the unique
+    # key and the API answered 500 with a traceback (PostgreSQL with several processes
+    # writing: one process's writes, and SQLite's, go through one writer)
+    from concurrent.futures import ThreadPoolExecutor
+
+    daemon = start_workers(daemon_factory, 2, store={"url": pg_url})
+    world = build_world(daemon)
+    statuses = []
+    for trial in range(12):
+        ids = [
+            world.api.post("/network/device", device_body(world, "own", f"PGR{trial}{n}")).body[
+                "_id"
+            ]
+            for n in "AB"
+        ]
+        target = {"serialNumber": f"PGRNEW{trial}"}
+        with ThreadPoolExecutor(2) as pool:
+            replies = list(pool.map(
+                lambda i, t=target: world.api.patch(f"/network/device/{i}", t), ids))  # fmt: skip
+        statuses.append(sorted(r.status for r in replies))
+        for reply in replies:
+            if reply.status == 409:
+                assert reply.body["message"] == "serialNumber", reply.body
+    assert all(s == [200, 409] for s in statuses), statuses
+    assert not daemon.events("api_internal_error")

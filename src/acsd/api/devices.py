@@ -58,9 +58,9 @@ from acsd.provisioning.status import is_online
 from acsd.store.base import (
     ABSENT,
     ChangedError,
+    ConflictError,
     DeviceQuery,
     DeviceRecord,
-    DuplicateError,
     MacChange,
     ModelRecord,
 )
@@ -562,7 +562,9 @@ async def _patch(
             mac=mac,
             new_router=new_router,
         )
-    except DuplicateError:
+    except ConflictError:
+        # (DuplicateError, or the row of the new serial found in the write itself: another
+        # process gave it to a record between this request's look-up and its write)
         raise ApiError(409, "serialNumber", "Serial number is already in use") from None
     await _poke(ctx, stored)
     return json_response(_view(ctx, stored, await _model(ctx, stored.model)))

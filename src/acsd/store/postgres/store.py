@@ -529,7 +529,15 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, PgCore):
         now = clock.now()
         if target is not None:
             values = update_values(record, now)
-            await conn.execute(DEVICE_UPDATE_SQL, *flags(_UPDATE_NAMES, values), target)
+            try:
+                await conn.execute(DEVICE_UPDATE_SQL, *flags(_UPDATE_NAMES, values), target)
+            except asyncpg.UniqueViolationError as exc:
+                # Another instance gave the serial number (or MAC) to a record since the
+                # look-up above (two PATCHes to one serial, a POST against a PATCH): read
+                # again, and the serial is then taken in plain sight (409, not a 500).
+                raise ChangedError(
+                    f"serial number {record.serial_number!r} was just taken"
+                ) from exc
         else:
             target, values = new_row(record, now)
             try:
