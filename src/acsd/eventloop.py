@@ -8,8 +8,9 @@ so a platform without it still runs on asyncio's own loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 LoopChoice = Literal["auto", "asyncio", "uvloop"]
 
@@ -32,3 +33,13 @@ def loop_name() -> str:
     """The running loop's kind, for the start-up log line."""
     loop = asyncio.get_running_loop()
     return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
+
+
+async def stop_task(task: asyncio.Task[Any] | None) -> None:
+    """Cancel a background task of the daemon's (a probe, a sweeper) and wait for it to
+    end; None is nothing to stop."""
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -12,12 +12,12 @@ every second: failing with EMFILE, the process is at its limit, and one warning 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import os
 import resource
 import time
 
+from acsd.eventloop import stop_task
 from acsd.log import get_logger
 
 log = get_logger("acsd")
@@ -71,10 +71,7 @@ class FdWatch:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)
 
     async def _probe(self) -> None:
         told, seen = float("-inf"), 0

@@ -38,6 +38,7 @@ from acsd.api.errors import ApiError, access_denied, not_found
 from acsd.api.openapi import describe
 from acsd.api.paging import IdPageQuery
 from acsd.devices import reported_lan
+from acsd.eventloop import stop_task
 from acsd.hostaddr import is_host_address
 from acsd.ids import is_id, normal_id
 from acsd.log import get_logger
@@ -604,9 +605,7 @@ ACTIVATOR = web.AppKey("acsd_internet_activator", Activator)
 async def _activation(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(app[ACTIVATOR].run(app[CONTEXT]), name="acsd-internet-activator")
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await stop_task(task)
 
 
 def setup(app: web.Application) -> None:

@@ -12,8 +12,9 @@ quickly and the CPEs turned away come back later (the approach of Node's toobusy
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
+
+from acsd.eventloop import stop_task
 
 #: seconds between probes
 INTERVAL = 0.05
@@ -47,10 +48,7 @@ class LoopLag:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)
 
     def above(self, threshold: float) -> bool:
         """True while the loop runs more than ``threshold`` seconds late (0 = never)."""
