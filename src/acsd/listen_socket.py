@@ -38,8 +38,10 @@ def _addresses(host: str, port: int) -> list[tuple[int, tuple]]:
 
 
 def bound_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
-    """A socket bound to ``host:port`` (its first address; not listening yet)."""
-    return bound_sockets(host, port, reuse_port=reuse_port)[0]
+    """A socket bound to ``host:port`` (its first address; not listening yet). (Only that
+    one is bound: binding every address and keeping one left the others open.)"""
+    family, address = _addresses(host, port)[0]
+    return _bind(family, address, host, reuse_port)
 
 
 def bound_sockets(host: str, port: int, *, reuse_port: bool = False) -> list[socket.socket]:
