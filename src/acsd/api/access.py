@@ -115,6 +115,10 @@ def _watch(request: web.Request, seconds: float) -> _SendWatch | None:
         watch = _WATCHES[id(transport)] = _SendWatch(
             transport, seconds, client_address(request.remote or "")
         )
+    else:
+        # (a new answer adds bytes: measured against the last one's, a keep-alive client
+        # that read all of it would look stalled)
+        watch._left = None
     watch.busy += 1
     watch.path = peer_text(request.path, 120)
     return watch
