@@ -175,6 +175,14 @@ async def mac_owner(
     return other if record is None or other.id != record.id else None
 
 
+def ask_to_provision(record: DeviceRecord) -> None:
+    """The record has something new for its router: a revision of its own (the router's
+    next session applies it, and one under way does not write its state over it) and the
+    device PROVISIONING with one job."""
+    record.revision += 1
+    record.state, record.jobs = "PROVISIONING", 1
+
+
 async def apply_device(store: Store, body: DeviceInput) -> DeviceRecord:
     """``acsd device apply``: create the record, or update the one with the same serial
     number. A change to what the router should hold bumps the revision and puts the device
@@ -237,9 +245,7 @@ async def apply_device(store: Store, body: DeviceInput) -> DeviceRecord:
     if body.driftCheck is not None:
         record.drift_check = body.driftCheck
     if changed:
-        record.revision += 1
-        record.state = "PROVISIONING"
-        record.jobs = 1
+        ask_to_provision(record)
     entry = audit.cli_record(
         "device.update" if before else "device.create", "device", record.id or None,
         customer=record.customer, before=before,

@@ -32,6 +32,7 @@ from acsd.cwmp.connreq import target_of
 from acsd.device_view import device_view
 from acsd.devices import (
     DeviceInputError,
+    ask_to_provision,
     check_lan,
     desired_changed,
     keep_reservation_ids,
@@ -300,8 +301,7 @@ async def _create(
     record.customer = customer.id
     record.model = model.id
     if record.wifi or record.dhcp:
-        record.revision += 1
-        record.state, record.jobs = "PROVISIONING", 1
+        ask_to_provision(record)
     audit = audit_record(request, who, "device.create", "device", None, customer=customer.id)
     stored = await ctx.store.write_device(
         record,
@@ -546,8 +546,7 @@ async def _patch(
     if desired_changed(wifi, dhcp, record.wifi, record.dhcp) or (
         new_router and (wifi or dhcp or record.internet_account)
     ):
-        record.revision += 1
-        record.state, record.jobs = "PROVISIONING", 1
+        ask_to_provision(record)
     record.wifi, record.dhcp = wifi, dhcp
     audit = audit_record(
         request, who, "device.update", "device", record.id, customer=record.customer,
@@ -603,8 +602,7 @@ async def _retry(request: web.Request, ctx: ApiContext, who: Caller) -> web.Resp
     )  # fmt: skip
     # A revision of its own: the router's next session finds the FAILED job behind it and
     # forgets what it gave up (provisioning.driver).
-    record.revision += 1
-    record.state, record.jobs = "PROVISIONING", 1
+    ask_to_provision(record)
     stored = await ctx.store.write_device(
         record, audit=audit, audit_after=audit_device_view, expect=seen, mac="keep"
     )
