@@ -133,10 +133,6 @@ def _passphrase(value: str, *, wpa3: bool = False) -> str:
     return value
 
 
-def _wpa3_passphrase(value: str) -> str:
-    return _passphrase(value, wpa3=True)
-
-
 _CONTROL = re.compile(f"[{CONTROL}]")
 #: what a one-line text must not hold: control characters and the Unicode line breaks
 _ONE_LINE_NOT = CONTROL + r"\u2028\u2029"
@@ -327,14 +323,13 @@ def _sae_passphrase(value: str, info: ValidationInfo) -> str:
         return value  # (what passed the rules of its day is shown)
     if is_raw_wpa_key(value):
         raise ValueError(_SIX_GHZ_KEY)
-    return value
+    return _passphrase(value, wpa3=True)
 
 
 _SIX_GHZ_KEY = "6 GHz takes a WPA3 passphrase (8 to 63 characters), not a 64-hex-digit key"
 #: a 6 GHz password: WPA3 (SAE) alone, which takes a passphrase, never the raw key
 SaePassphrase = Annotated[
     str,
-    AfterValidator(_wpa3_passphrase),
     Rule(
         _sae_passphrase,
         {
