@@ -228,6 +228,15 @@ def test_the_session_cookie_is_never_logged_only_a_reference_to_it(daemon):
     assert cookie not in daemon.log_text()
 
 
+def _refused_header(url: str, header: str) -> None:
+    """A GET carrying ``header`` (one line, or a folded one) on a connection of its own,
+    which the listener at ``url`` must refuse 400."""
+    host, port = url.removeprefix("http://").rstrip("/").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\n{header}\r\n\r\n".encode("latin-1"))
+        assert sock.recv(4096).split(b"\r\n")[0].endswith(b" 400 Bad Request")
+
+
 def test_a_malformed_credential_header_is_logged_without_the_credential(daemon):
     """aiohttp quotes the header line it could not read in its error; acsd logs that error
     (client_request_unreadable), never the token or password in it."""
@@ -240,11 +249,7 @@ def test_a_malformed_credential_header_is_logged_without_the_credential(daemon):
         (daemon.cwmp_url, 'Authorization: Digest username="SIM1", response="c0ffee0001"\x00'),
     ):
         secrets.append(line.split()[-1].strip("\x01\x7f\x00").removeprefix("response=").strip('"'))
-        host, port = url.removeprefix("http://").rstrip("/").split(":")
-        with socket.create_connection((host, int(port)), timeout=5) as sock:
-            request = f"GET / HTTP/1.1\r\nHost: {host}\r\n{line}\r\n\r\n"
-            sock.sendall(request.encode("latin-1"))
-            assert sock.recv(4096).split(b"\r\n")[0].endswith(b" 400 Bad Request")
+        _refused_header(url, line)
     unreadable = wait_for(lambda: len(daemon.events("client_request_unreadable")) >= 4 and
                           daemon.events("client_request_unreadable"))  # fmt: skip
     assert any("<redacted>" in e.get("reason", "") for e in unreadable), unreadable
@@ -266,10 +271,7 @@ def test_a_folded_credential_header_is_logged_without_the_credential(daemon):
         (daemon.cwmp_url, f"Cookie: a=1;\r\n acsd_session={secrets[2]}"),
         (daemon.api_url, f"Authorization: Bearer\r\n {secrets[3]}"),
     ):
-        host, port = url.removeprefix("http://").rstrip("/").split(":")
-        with socket.create_connection((host, int(port)), timeout=5) as sock:
-            sock.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\n{header}\r\n\r\n".encode())
-            assert sock.recv(4096).split(b"\r\n")[0].endswith(b" 400 Bad Request")
+        _refused_header(url, header)
     unreadable = wait_for(lambda: len(daemon.events("client_request_unreadable")) >= 4 and
                           daemon.events("client_request_unreadable"))  # fmt: skip
     assert all("continuation, not shown" in e.get("reason", "") for e in unreadable), unreadable
@@ -288,11 +290,7 @@ def test_an_over_long_credential_header_is_logged_without_the_credential(daemon)
         (daemon.cwmp_url, f"Authorization: Basic {secrets[1]}"),
         (daemon.cwmp_url, f"Cookie: session={secrets[2]}"),
     ):
-        host, port = url.removeprefix("http://").rstrip("/").split(":")
-        with socket.create_connection((host, int(port)), timeout=5) as sock:
-            request = f"GET / HTTP/1.1\r\nHost: {host}\r\n{line}{'A' * 9000}\r\n\r\n"
-            sock.sendall(request.encode("latin-1"))
-            assert sock.recv(4096).split(b"\r\n")[0].endswith(b" 400 Bad Request")
+        _refused_header(url, line + "A" * 9000)
     unreadable = wait_for(lambda: len(daemon.events("client_request_unreadable")) >= 3 and
                           daemon.events("client_request_unreadable"))  # fmt: skip
     assert all("header over 8190 bytes" in e.get("reason", "") for e in unreadable), unreadable
