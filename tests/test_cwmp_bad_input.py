@@ -19,6 +19,7 @@ from acsd.sim.runner import Simulation
 from api_world import SEED_BODY
 from conftest import wait_for
 from test_cwmp_protocol import TREE, drive_to_end
+from test_metrics import scrape, value
 from wire import (
     Wire,
     envelope,
@@ -637,3 +638,24 @@ def test_a_cpes_text_of_any_length_makes_no_log_line_of_that_length(module_daemo
     assert line["events"][0] == "1 BOOT" and len(line["events"][1]) == 64 + 3
     faults = [e for e in daemon.events("session.gpv_fault") if e.get("serial") == "LONGTEXT1"]
     assert faults and all(len(e["fault"]) == 256 + 3 for e in faults)
+
+
+def test_a_refusal_repeated_at_will_is_logged_once_a_while_and_counted_every_time(daemon_factory):
+    """A router whose firmware repeats a refused request in a loop (or a scanner) gets one
+    line per kind of refusal a while, not one each: journald rate-limits the whole
+    service, and a flood would drop acsd's other lines. Every refusal is still counted,
+    and another reason from the same source is still told at once."""
+    daemon = daemon_factory()
+    for _ in range(30):
+        status, _body = bad_post(daemon.cwmp_url, b"{}", content_type="application/json")
+        assert status == 415
+    status, _body = bad_post(daemon.cwmp_url, envelope("<cwmp:GetRPCMethodsResponse/>"))
+    assert status == 400
+    lines = wait_for(
+        lambda: len(daemon.events("cwmp.refused")) >= 2 and daemon.events("cwmp.refused")
+    )
+    time.sleep(0.3)  # (no later line about the same refusal)
+    lines = daemon.events("cwmp.refused")
+    assert [line["status"] for line in lines] == [415, 400], lines
+    assert lines[0]["since_last"] == 0 and "send an Inform first" in lines[1]["reason"]
+    assert value(scrape(daemon), "acsd_cwmp_bad_requests_total") == 31

@@ -63,6 +63,10 @@ from acsd.log import Throttle, get_logger, log_failure, peer_text, session_ref
 log = get_logger("acsd.cwmp")
 #: seconds between two cwmp.auth_rate_limited lines of one username and address
 RATE_LIMITED_LOG_INTERVAL = 10.0
+#: seconds between two lines of one refusal (event and status) of one source: a client that
+#: repeats a refused request at will (a router's firmware in a loop, a scanner) must not
+#: flood the journal, which rate-limits the whole service and drops its other lines
+REFUSED_LOG_INTERVAL = 10.0
 
 COOKIE = "acsd_session"
 #: session.context key: the username that opened the session (with [cwmp.auth] on)
@@ -137,6 +141,8 @@ class CwmpServer:
         self._conn_auth: weakref.WeakKeyDictionary[object, AuthResult] = weakref.WeakKeyDictionary()
         #: (username, address) -> when cwmp.auth_rate_limited was last written
         self._rate_limited_told = Throttle(RATE_LIMITED_LOG_INTERVAL)
+        #: (event, status, reason, source, serial) -> when a refusal was last written
+        self._refusals_told = Throttle(REFUSED_LOG_INTERVAL)
         #: whether a request without a usable X-Forwarded-For was logged (trust_forwarded)
         self._told_unforwarded = False
 
@@ -636,17 +642,37 @@ class CwmpServer:
         event: str = "cwmp.refused",
         **fields: Any,
     ) -> web.Response:
-        """Answer ``status`` and close; one warning line ``event`` with ``fields``."""
+        """Answer ``status`` and close; one warning line ``event`` with ``fields`` (see
+        :meth:`_told`)."""
         self.stats["bad_requests"] += 1
-        log.warning(event, status=status, reason=reason, remote=remote_ip, **fields)
+        held = self._told(event, status, reason, remote_ip, fields.get("serial"))
+        if held is not None:
+            log.warning(
+                event, status=status, reason=reason, remote=remote_ip, since_last=held, **fields
+            )
         return self._plain(status, reason, close=True)
+
+    def _told(
+        self, event: str, status: int, reason: str, remote_ip: str, serial: str | None
+    ) -> int | None:
+        """Whether to write this refusal's line: the first of its kind (event, status and
+        reason) from a source (and router, where known: one behind the same NAT as a
+        looping one is still heard), then one per REFUSED_LOG_INTERVAL saying how many were
+        held back in between (None: not now; every refusal is counted in bad_requests all
+        the same). Another reason is another line: what a client gets wrong is always told."""
+        key = (event, status, reason, counted_as(remote_ip), serial)
+        return self._refusals_told.due(key, time.monotonic())
 
     def _soap_error(self, request: web.BaseRequest, exc: SoapError, remote_ip: str) -> web.Response:
         self.stats["bad_requests"] += 1
         # the router whose session it was, where there is one: the address alone named none
         session, _ = self.sessions.lookup(session_cookie(request), request.protocol, remote_ip)
         which = {"serial": session.serial} if session is not None and session.serial else {}
-        log.warning("cwmp.bad_envelope", reason=exc.reason, remote=remote_ip, **which)
+        held = self._told("cwmp.bad_envelope", 400, exc.reason, remote_ip, which.get("serial"))
+        if held is not None:
+            log.warning(
+                "cwmp.bad_envelope", reason=exc.reason, remote=remote_ip, since_last=held, **which
+            )
         if exc.fault_code is None:
             return self._plain(400, exc.reason, close=True)
         # A parseable but invalid CWMP message gets a SOAP fault the CPE can log, in the
