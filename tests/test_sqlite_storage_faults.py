@@ -141,6 +141,8 @@ def test_a_full_disk_fails_writes_clearly_and_acsd_writes_again_once_space_is_ba
     assert not [e for e in entries if "exception" in e or e["event"] == "api_internal_error"]
     failing = daemon.events("store_writes_failing")
     assert failing and all(e["error"] == "disk I/O error" for e in failing), failing
+    # (the key the 503s, /readyz and acsd_store_refusals_total use: a script joins them)
+    assert all(e["cause"] == "disk" for e in failing), failing
     assert len(failing) < len(refusals) / 2
     assert len(daemon.events("store_writes_resumed")) == len(failing)
     # nothing acknowledged lost, nothing half-written

@@ -1143,6 +1143,30 @@ def test_a_store_failure_while_the_database_is_unavailable_is_a_warning_without_
     assert bug["log_level"] == "error" and bug["exc_info"] is True and bug["serial"] == "S1"
 
 
+def test_an_outage_failing_every_call_alike_is_one_line_a_while_and_a_bug_every_time():
+    # On a large network every Inform's look-up failed alike in an outage: hundreds of
+    # warnings a second, and journald's rate limit then dropped the line saying it ended.
+    from acsd.log import get_logger
+    from acsd.store.base import StoreUnavailableError, log_store_failure
+
+    log = get_logger("test")
+    down = StoreUnavailableError("connection refused (test of the throttle)")
+    other = StoreUnavailableError("the PostgreSQL server did not answer in time (throttle)")
+    with structlog.testing.capture_logs() as logged:
+        for exc in (down, down, down, ValueError("a bug"), ValueError("a bug"), down, other):
+            try:
+                raise exc
+            except Exception as caught:
+                log_store_failure(log, "x.throttled", caught, serial="S1")
+    assert [(e["log_level"], e.get("error"), e.get("since_last")) for e in logged] == [
+        ("warning", str(down), 0),
+        ("error", None, None),
+        ("error", None, None),
+        ("warning", str(other), 0),
+    ]
+    assert all(e["exc_info"] for e in logged if e["log_level"] == "error")
+
+
 async def test_the_cwmp_server_asks_the_store_whether_a_parked_session_call_met_an_outage(
     tmp_path,
 ):

@@ -22,6 +22,7 @@ import os
 import re
 import sys
 import threading
+import time
 from typing import Any
 
 import orjson
@@ -438,15 +439,25 @@ def get_logger(name: str | None = None) -> Any:
     return _Logger(name)
 
 
+#: seconds between two lines of one passing failure (event and reason) of log_failure
+PASSING_LOG_INTERVAL = 10.0
+
+
 def log_failure(logger: Any, event: str, passing: str | None, **fields: Any) -> None:
     """Log a failure from inside its ``except`` block: ``passing`` is why it is trouble that
     passes (the database unavailable, as the store says): a warning with that reason and no
     traceback, since every call fails alike meanwhile and a traceback each buries the one
-    useful line; None: an error with the traceback, which is a bug's."""
-    if passing is not None:
-        logger.warning(event, error=passing, **fields)
-    else:
+    useful line; and one such line per event and reason every PASSING_LOG_INTERVAL, with
+    ``since_last`` counting the failures in between (in an outage every Inform's look-up
+    and take-over failed alike, hundreds of lines a second on a large network, and
+    journald's rate limit then dropped the lines that said when it ended). None: an error
+    with the traceback, which is a bug's, every time."""
+    if passing is None:
         logger.exception(event, **fields)
+        return
+    held = _PASSING_TOLD.due((event, passing), time.monotonic())
+    if held is not None:
+        logger.warning(event, error=passing, since_last=held, **fields)
 
 
 class Once:
@@ -494,3 +505,6 @@ class Throttle:
             self._last.clear()
         self._last[key] = (now, 0)
         return held
+
+
+_PASSING_TOLD = Throttle(PASSING_LOG_INTERVAL)

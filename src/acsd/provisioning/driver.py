@@ -133,12 +133,12 @@ class ProvisioningDriver(EndPhase):
             # Without the parameter tree: a session seldom needs it (see finish()).
             self.record = await self.store.find_device_for_cpe(dev.serial_number, for_session=True)
         except Exception as exc:
-            if (why := store_unavailable(exc)) is not None:
+            why = store_unavailable(exc)
+            log_failure(log, "session.lookup_failed", why, serial=dev.serial_number)
+            if why is not None:
                 # The database's trouble, which passes: the CPE is told when to come back
                 # (503 + Retry-After), as at a session's end, rather than sent a fault.
-                log.warning("session.lookup_failed", serial=dev.serial_number, error=why)
                 raise _retry_later(exc) from exc
-            log.exception("session.lookup_failed", serial=dev.serial_number)
             return rpc.acs_fault(8002, "device lookup failed; retry later")
         root = _root_of(self.values)
         if root is None and self.record is not None and self.record.profile:

@@ -22,6 +22,7 @@ from acsd.store.base import (
     mark_reported,
     store_unavailable,
 )
+from acsd.store.outages import OTHER, outage
 from acsd.store.writes import STOP, Failed, SaveOp, WriterStats
 
 log = get_logger("acsd.store")
@@ -211,7 +212,9 @@ class BatchWriter(ABC):
             if why != self._failing:
                 # Once per cause: on a full disk every session's and operator's write
                 # fails alike, and a warning each (journald on the same disk) buried it.
-                log.warning("store_writes_failing", error=why, kind=op_kind(batch[0]))
+                # (cause: the key of the 503s' body, /readyz and the refusals metric)
+                cause = (outage(exc) or OTHER).cause
+                log.warning("store_writes_failing", cause=cause, error=why, kind=op_kind(batch[0]))
                 self._failing = why
             mark_reported(exc)
         for op in batch:
