@@ -1068,3 +1068,15 @@ def test_neither_listener_names_its_versions(module_daemon):
         wire.close()
     with urllib.request.urlopen(module_daemon.api_url + "healthz", timeout=10) as answer:
         assert answer.headers["Server"] == "acsd"
+    # nor does aiohttp's own answer to a request it cannot parse, before any handler
+    for url in (module_daemon.cwmp_url, module_daemon.api_url):
+        host, port = url.split("//")[1].split("/")[0].rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nBad Header Line\r\n\r\n")
+            head = sock.recv(4096).split(b"\r\n\r\n")[0].decode("latin-1")
+        assert head.split("\r\n")[0].endswith(" 400 Bad Request"), head
+        assert (
+            "\r\nServer: acsd\r\n" in head + "\r\n"
+            and "aiohttp" not in head
+            and "Python" not in head
+        )

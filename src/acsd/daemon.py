@@ -31,7 +31,7 @@ from acsd.cwmp.session import Limits
 from acsd.cwmp.stun import StunServer
 from acsd.eventloop import loop_name
 from acsd.fdwatch import FdWatch
-from acsd.listen_socket import bound_sockets
+from acsd.listen_socket import answer_as_acsd, bound_sockets
 from acsd.log import get_logger, set_static
 from acsd.metrics import MeteredDriver, Metrics
 from acsd.metrics_share import METRICS_DIR_ENV, MetricsShare
@@ -277,6 +277,7 @@ async def _start(
             ProvisioningDriver(store, profiles.current, driver_settings, absent_hints, wake)
         )
 
+    answer_as_acsd()
     cwmp = CwmpServer(_cwmp_settings(config, worker, files.cpe_auth), new_driver, parking=store)
     cwmp_runner = _cwmp_runner(config, cwmp)
     metrics.watch_cwmp(cwmp)

@@ -13,9 +13,19 @@ from __future__ import annotations
 import ipaddress
 import socket
 
+from aiohttp import web_response
+
 #: the Server header both listeners answer with: no versions (aiohttp's own names Python's
 #: and its own, which a scanner matches against advisories)
 SERVER = "acsd"
+
+
+def answer_as_acsd() -> None:
+    """Every answer of both listeners says ``Server: acsd``: the handlers' and aiohttp's
+    own (the 400 to a request it cannot parse, before any handler runs, named the versions
+    still). aiohttp has no setting for it; its responses take this module global when they
+    set none (tests/test_cwmp_protocol.py checks that it still does)."""
+    web_response.SERVER_SOFTWARE = SERVER
 
 
 def dual_stack(host: str) -> bool:

@@ -17,7 +17,6 @@ from acsd.api.body import BODY_TIMEOUT
 from acsd.api.context import CONTEXT, ApiContext
 from acsd.api.errors import CAUSES_TEXT, STORE_REFUSED, TOKEN_REFUSED, error_middleware
 from acsd.api.openapi import add_openapi_routes, describe
-from acsd.listen_socket import SERVER
 from acsd.store.outages import OTHER, outage
 
 if TYPE_CHECKING:
@@ -99,11 +98,6 @@ def _metrics_page(metrics: Metrics) -> Callable[[web.Request], Awaitable[web.Res
     return metrics_page
 
 
-async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
-    # (aiohttp's own names the Python and aiohttp versions, as the CWMP listener's did)
-    response.headers["Server"] = SERVER
-
-
 def build_api_app(
     ctx: ApiContext, *, version: str = "0", metrics: Metrics | None = None
 ) -> web.Application:
@@ -113,7 +107,6 @@ def build_api_app(
     )
     app[CONTEXT] = ctx
     app[BODY_TIMEOUT] = ctx.body_timeout
-    app.on_response_prepare.append(_server_header)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     if metrics is not None:

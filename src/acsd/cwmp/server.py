@@ -57,7 +57,7 @@ from acsd.cwmp.soap import (
 )
 from acsd.hostaddr import counted_as
 from acsd.inflate import InflateError, content_encoding, inflate
-from acsd.listen_socket import SERVER, client_address
+from acsd.listen_socket import client_address
 from acsd.log import Throttle, get_logger, log_failure, peer_text, session_ref
 
 log = get_logger("acsd.cwmp")
@@ -155,11 +155,8 @@ class CwmpServer:
         return web.Server(self._dispatch, **handler_options)
 
     async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
-        response = await self.handle(request) if request.method == "POST" else self._not_post()
-        # aiohttp's own says "Python/3.11 aiohttp/3.x": versions a scanner matches against
-        # advisories, which the Connection Request client keeps to itself too
-        response.headers["Server"] = SERVER
-        return response
+        # (Server: acsd, not aiohttp's versions: listen_socket.answer_as_acsd)
+        return await self.handle(request) if request.method == "POST" else self._not_post()
 
     # --- HTTP ----------------------------------------------------------------------------
 
