@@ -211,11 +211,18 @@ async def test_a_change_after_the_settings_phase_reaches_a_router_that_drops_req
         await asyncio.to_thread(router.inform, ["6 CONNECTION REQUEST"])
         await asyncio.to_thread(router.until, rpc.SetParameterValues)
         await asyncio.sleep(1.1)  # the interval since the last request is over
-        assert world.api.patch(path, {"wifi": {"ssid": "SecondNet"}}).status == 200
+        second = world.api.patch(path, {"wifi": {"ssid": "SecondNet"}})
+        assert second.status == 200 and second.body["job"]["state"] == "PENDING"
         await _until(lambda: dropped)
         await asyncio.to_thread(router.finish)
         assert cpe.tree.get("Device.WiFi.SSID.1.SSID") == "FirstNet"
-        assert world.api.get(path).body["state"] == "PROVISIONING"
+        device = world.api.get(path).body
+        assert device["state"] == "PROVISIONING"
+        # The session that ended wrote its job, of the revision before: the change after it
+        # still shows as waiting for the router, and is listed so.
+        assert device["job"] == second.body["job"], device["job"]
+        waiting = world.api.get("/network/device", query={"job": "PENDING", "limit": 1000})
+        assert device["_id"] in [d["_id"] for d in waiting.body["items"]]
         await _until(lambda: cpe.cr_requested, timeout=8)
         await asyncio.to_thread(router.session, ["6 CONNECTION REQUEST"])
     finally:

@@ -370,7 +370,13 @@ async def test_a_failed_job_is_tried_again_on_request_or_new_firmware(daemon_fac
     assert (refused.status, refused.body["message"]) == (400, "at")
     reply = world.api.post(f"/network/device/{ids[asked.serial]}/retry")
     assert reply.status == 200, reply.body
-    assert reply.body["state"] == "PROVISIONING" and "job" not in reply.body
+    # the retry is a job of its own, pending from the moment it is asked for
+    assert reply.body["state"] == "PROVISIONING", reply.body
+    shown = daemon.device_json(asked.serial)["job"]
+    assert reply.body["job"]["state"] == "PENDING" and reply.body["job"]["revision"] > 1
+    assert shown == reply.body["job"]  # (acsd device show too)
+    waiting = world.api.get("/network/device", query={"job": "PENDING"}).body["items"]
+    assert [d["_id"] for d in waiting if d["_id"] in ids.values()] == [ids[asked.serial]]
     upgraded.tree.set_local("Device.DeviceInfo.SoftwareVersion", "2.0-fixed")
     assert (await sim.run_once()).ok == 2
     for router in routers:

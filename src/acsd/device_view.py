@@ -11,7 +11,7 @@ from acsd import clock
 from acsd.cwmp.connreq import shown_url
 from acsd.log import is_secret_name
 from acsd.models import STORED, CpeInfo, Device, DeviceStatus, Dhcp, Job, Wifi
-from acsd.provisioning.jobs import is_provisioned
+from acsd.provisioning.jobs import PENDING, is_provisioned
 from acsd.provisioning.status import is_online
 from acsd.store.base import DeviceRecord
 from acsd.store.records import warn_damaged
@@ -61,6 +61,19 @@ def _status(status: dict[str, Any], record: DeviceRecord) -> DeviceStatus:
         return DeviceStatus(**{k: v for k, v in known.items() if k not in bad})
 
 
+def waiting_job(revision: int) -> Job:
+    """The job a device shows from the moment an operator's change is accepted until a
+    session of its router takes it up (the record PROVISIONING at ``revision``, its memory
+    holding no job of that revision): pending, tried 0 times. Sessions write the jobs, and
+    a change waits for the router's next session (or the one after a session under way):
+    until then an operator must be able to tell it from "nothing to do". Not stored:
+    whichever way the revision moved (the API, ``acsd device apply``, a new APN name, an
+    internet line), the record says so alone, and the list's ``job=PENDING`` finds it by
+    the same rule (acsd.store.sqlite.filters, acsd.store.postgres.rows). ``updated`` stays
+    null: the record keeps no time of the change (its audit entry has it)."""
+    return Job(revision=revision, state=PENDING)
+
+
 def device_view(
     record: DeviceRecord, *, default_interval: int, grace: int, now: float | None = None
 ) -> Device:
@@ -91,11 +104,14 @@ def device_view(
         warn_damaged("devices", record.id, "provisioning.job", type(job).__name__)
         job = None
     # Revision 0 = no operator settings; what acsd sets on its own is not a job.
-    shown_job = (
-        _stored(Job, job, record, "provisioning.job")
-        if job and record.revision and job.get("revision") == record.revision
-        else None
-    )
+    current = job if job and record.revision and job.get("revision") == record.revision else None
+    shown_job = _stored(Job, current, record, "provisioning.job")
+    if (current is None or current.get("state") is None) and (
+        record.revision > 0 and record.state == "PROVISIONING"
+    ):
+        # A change no session has taken up yet (the list's job= decides alike: a job of
+        # the revision without a state is none)
+        shown_job = waiting_job(record.revision)
     # Validated as stored data (STORED): what passed the input rules of its day is shown,
     # even where those rules have tightened since.
     return Device.model_validate(

@@ -251,7 +251,9 @@ class DeviceQuery:
     #: case-insensitive substring of name, serial number, MAC (any separators), notes
     q: str | None = None
     #: the state (PENDING, DONE, FAILED) of the device's job, the one its ``job`` object
-    #: shows: of the record's revision, so devices without operator settings have none
+    #: shows: of the record's revision, so devices without operator settings have none;
+    #: PENDING also finds a PROVISIONING record no session has written a job of yet (the
+    #: change waits for its router: acsd.device_view.waiting_job)
     job: str | None = None
     limit: int = 100
     offset: int = 0

@@ -153,7 +153,15 @@ def device_filters(query: DeviceQuery, args: Args, *, unicode: bool = True) -> s
     if query.job is not None:
         # as SQLite's (acsd.store.sqlite.filters._JOB_SQL): the job of the record's
         # revision, read from the index devices_job_state (schema version 20)
-        clauses.append(f"acsd_job_state(provisioning, revision) = {args(query.job, 'text')}")
+        job = f"acsd_job_state(provisioning, revision) = {args(query.job, 'text')}"
+        if query.job == "PENDING":
+            # and a change no session has taken up yet, shown as a PENDING job of the
+            # revision (acsd.device_view.waiting_job): from the same index, as SQLite's
+            job = (
+                f"({job} OR (acsd_job_state(provisioning, revision) IS NULL"
+                " AND state = 'PROVISIONING' AND revision > 0))"
+            )
+        clauses.append(job)
     q = (query.q or "").strip()
     if q:
         columns = ("name", "serial_number", "notes")

@@ -36,6 +36,15 @@ _ONLINE_SQL = (
 # The job a device shows, as the index devices_job_state holds it (written alike, so that
 # SQLite answers a job= list from that index rather than by parsing every row's memory).
 _JOB_SQL = f"{JOB_STATE_SQL} = :job"
+# ...and a change no session has taken up yet, which the device shows as a PENDING job of
+# its revision (acsd.device_view.waiting_job): no job of the revision stored, the record
+# PROVISIONING. Spelt with the index's expression too, so that both halves of the OR are
+# answered from devices_job_state (state is one of its columns; revision is read only for
+# the rows that pass, and a value edited by hand into text is none, as the record shows it).
+_WAITING_SQL = (
+    f"({JOB_STATE_SQL} IS NULL AND state = 'PROVISIONING'"
+    " AND typeof(revision) = 'integer' AND revision > 0)"
+)
 
 
 def fold(value: Any) -> str | None:
@@ -73,7 +82,7 @@ def device_filters(query: DeviceQuery) -> tuple[str, dict[str, Any]]:
         params["default_interval"] = query.default_interval
         params["grace"] = query.grace
     if query.job is not None:
-        clauses.append(_JOB_SQL)
+        clauses.append(f"({_JOB_SQL} OR {_WAITING_SQL})" if query.job == "PENDING" else _JOB_SQL)
         params["job"] = query.job
     q = (query.q or "").strip()
     if q:
