@@ -90,8 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     dlist.add_argument(
         "--job",
         choices=("PENDING", "DONE", "FAILED"),
-        help="only devices whose job is in this state (FAILED: settings the router refused "
-        "past their retries), in the order they were created",
+        help="only devices whose job is in this state (PENDING: changes waiting for their "
+        "routers, or still being applied; FAILED: settings the router refused past their "
+        "retries), in the order they were created",
     )
     dshow = dsub.add_parser("show", help="one device, by id or serial number")
     _add_config(dshow)

@@ -528,15 +528,24 @@ class JobUnsupported(_Strict):
 
 
 class Job(_Strict):
-    """acsd's extension: the provisioning job of the device's current revision."""
+    """acsd's extension: the provisioning job of the device's current revision. A change
+    of what the router must hold (a create or PATCH with wifi or DHCP settings, a retry,
+    `acsd device apply`) is a PENDING job of the new revision from the moment it is
+    accepted (attempts 0, no updated) until the router's session takes it up and settles
+    it: DONE, FAILED, or PENDING with faults and the next retry. No job: nothing was ever
+    asked of the router (no operator settings), or it is being deleted."""
 
-    revision: int
+    revision: int = Field(description="The record revision the job is for.")
     state: Literal["PENDING", "DONE", "FAILED"]
-    attempts: int = 0
+    attempts: int = Field(0, description="Sessions that tried it (0: waiting for the router).")
     faults: list[JobFault] = Field(default_factory=list)
     unsupported: list[JobUnsupported] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
-    updated: str | None = None
+    updated: str | None = Field(
+        None,
+        description="When a session last changed the job; absent while the job waits for "
+        "the router's first session of it (the audit log has the change's time).",
+    )
 
 
 class DeviceInput(_Strict):

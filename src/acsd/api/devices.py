@@ -148,13 +148,15 @@ class DeviceListQuery(IdPageQuery):
     #: searched in serial number, name, notes and MAC; a control character (NUL ended
     #: SQLite's LIKE pattern, and matched every device) is no search anyone means
     q: Search | None = None
-    #: named as the device's ``job.state``; a device without a job (no operator settings,
-    #: or a change no session has taken up yet) matches none
+    #: named as the device's ``job.state``; a device without a job (no operator settings)
+    #: matches none. A change no session has taken up yet is PENDING (device_view.waiting_job)
     job: Literal["PENDING", "DONE", "FAILED"] | None = Field(
         None,
         description="Only devices whose current job (the device's job object) is in this "
-        "state. FAILED: acsd gave up on a setting the router refused past its retries; the "
-        "device reads ACTIVE with jobs 0, as one whose job is DONE.",
+        "state. PENDING: a change waiting for the router (from the moment it was accepted, "
+        "attempts 0) or one its sessions are still applying or retrying. FAILED: acsd gave "
+        "up on a setting the router refused past its retries; the device reads ACTIVE with "
+        "jobs 0, as one whose job is DONE.",
     )
 
 
@@ -574,7 +576,8 @@ async def _patch(
     summary="Try again the settings a FAILED job gave up on",
     description="acsd's own: a job gives up on a setting after its retries (the router "
     "refused it); once the cause is fixed on the router, this tries every setting again at "
-    "its next session (a Connection Request asks for one now). Sending the same settings "
+    "its next session (a Connection Request asks for one now); the device's job is PENDING, "
+    "of the new revision, from the answer on. Sending the same settings "
     "again is no change, and retries nothing, so that a client that writes its settings "
     "again and again does not make routers retry for ever.",
     response=Device, roles="as create",
