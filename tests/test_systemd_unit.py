@@ -10,17 +10,19 @@ import shlex
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
 from acsd.cli import build_parser
 from acsd.config import Config
-from acsd.sdnotify import notify
-from conftest import REPO, start_daemon, write_config
+from acsd.sdnotify import keep_alive_interval, notify
+from conftest import REPO, start_daemon, wait_for, write_config
 
 UNIT = REPO / "systemd" / "acsd.service"
 #: the most `systemd-analyze security` may call the unit (0 = locked down, 10 = exposed)
@@ -225,6 +227,50 @@ def test_notify_outside_systemd_and_on_an_abstract_socket(monkeypatch):
         assert sock.recv(100) == b"READY=1\nSTATUS=ok"
     monkeypatch.setenv("NOTIFY_SOCKET", "/nonexistent/socket")
     assert notify("READY=1") is False  # logged, never raised
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_under_a_systemd_watchdog_the_main_process_says_it_lives(
+    tmp_path: Path, monkeypatch, notify_socket, workers: int
+):
+    # WatchdogSec= in a drop-in: systemd watches the process it started. The workers'
+    # keep-alives are their supervisor's (worker_hang_timeout), never systemd's: a hung
+    # worker is the supervisor's to replace, not a reason to restart the whole service.
+    path, sock = notify_socket
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+    monkeypatch.setenv("NOTIFY_SOCKET", path)
+    monkeypatch.setenv("WATCHDOG_USEC", "2000000")  # a ping every half second
+    daemon = start_daemon(write_config(tmp_path, top={"workers": workers}), tmp_path / "db")
+    heard: list[tuple[int, bytes]] = []
+    try:
+        if workers > 1:
+            wait_for(lambda: daemon.events("workers.ready"), timeout=20)
+        until = time.monotonic() + 2.0
+        while time.monotonic() < until:
+            data, ancillary, _, _ = sock.recvmsg(4096, socket.CMSG_SPACE(12))
+            [(_, _, creds)] = ancillary
+            heard.append((struct.unpack("3i", creds[:12])[0], data))
+    finally:
+        daemon.stop()
+    assert {pid for pid, _ in heard} == {daemon.proc.pid}
+    assert sum(data == b"WATCHDOG=1" for _, data in heard) >= 3
+
+
+def test_keep_alives_are_sent_only_when_asked_for_this_process(monkeypatch):
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    monkeypatch.delenv("WATCHDOG_USEC", raising=False)
+    assert keep_alive_interval() is None
+    monkeypatch.setenv("WATCHDOG_USEC", "2000000")
+    assert keep_alive_interval() == 0.5  # a quarter of the bound
+    monkeypatch.setenv("WATCHDOG_USEC", "60000000")
+    assert keep_alive_interval() == 1.0  # at most a second apart
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+    assert keep_alive_interval() == 1.0
+    monkeypatch.setenv("WATCHDOG_PID", "1")  # systemd's main process: not this one
+    assert keep_alive_interval() is None
+    monkeypatch.setenv("WATCHDOG_PID", "")
+    monkeypatch.setenv("WATCHDOG_USEC", "0")
+    assert keep_alive_interval() is None
 
 
 def test_make_install_refuses_a_python_the_service_cannot_reach(tmp_path: Path):

@@ -29,7 +29,7 @@ from acsd.cwmp.connreq import ConnectionRequester, Target, target_of
 from acsd.cwmp.server import CwmpServer, ServerSettings
 from acsd.cwmp.session import Limits
 from acsd.cwmp.stun import StunServer
-from acsd.eventloop import loop_name
+from acsd.eventloop import loop_name, stop_task
 from acsd.fdwatch import FdWatch
 from acsd.listen_socket import answer_as_acsd, bound_sockets
 from acsd.log import get_logger, set_static
@@ -42,7 +42,7 @@ from acsd.provisioning.jobs import RetryPolicy
 from acsd.provisioning.profiles import ProfileError, ProfileSet, load_profiles, warn_of_doubts
 from acsd.provisioning.session_state import DriverSettings
 from acsd.reload import Profiles, Reloader
-from acsd.sdnotify import notify
+from acsd.sdnotify import keep_alive, notify
 from acsd.store import StoreError, is_postgres, shown_url, store_of
 from acsd.store.base import DeviceRecord, Store
 from acsd.tls import ServerTls, TlsFileError, listener_settings, warnings_for
@@ -100,6 +100,10 @@ async def serve(
     # Whatever the start starts pushes its own cleanup here: a start that fails half-way
     # and the stop both undo what was started, in reverse (CWMP first, the store last).
     async with contextlib.AsyncExitStack() as started:
+        # WATCHDOG=1 to whoever watches (a supervisor, systemd's WatchdogSec=) from now
+        # until the store is closed: a worker that drains (or flushes its writes) is
+        # alive, and its supervisor must not take it for hung.
+        started.push_async_callback(stop_task, asyncio.create_task(keep_alive()))
         try:
             # Before the store opens: a profile that fails here must not leave its threads
             # running.

@@ -3,10 +3,16 @@
 Under ``Type=notify`` systemd waits for ``READY=1`` before it calls the service started,
 so ``systemctl start acsd`` returns once both listeners are bound (and fails if they
 cannot be). Outside systemd (no ``NOTIFY_SOCKET``) every call is a no-op.
+
+:func:`keep_alive` sends ``WATCHDOG=1`` from the event loop while ``$WATCHDOG_USEC`` says
+someone watches: the supervisor of ``workers = N`` (which takes a worker silent for longer
+than ``worker_hang_timeout`` for hung), or systemd under a unit with ``WatchdogSec=``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import socket
 
@@ -14,17 +20,30 @@ from acsd.log import get_logger
 
 log = get_logger("acsd.sdnotify")
 
+#: the longest pause between two ``WATCHDOG=1`` (however long the bound: 1 s for 30 s).
+#: Sent often, a process stopped and continued within the bound (SIGSTOP/SIGCONT, a
+#: debugger, the whole host paused) is alive again before its watcher's bound is over.
+MAX_KEEP_ALIVE_INTERVAL = 1.0
+
+
+def _address() -> str | None:
+    """Where ``$NOTIFY_SOCKET`` points, as ``socket.connect`` takes it; None: nowhere."""
+    address = os.environ.get("NOTIFY_SOCKET", "")
+    if not address:
+        return None
+    if address.startswith("@"):
+        return "\0" + address[1:]  # abstract namespace
+    if not address.startswith("/"):
+        log.warning("sdnotify_unsupported_socket", socket=address)
+        return None
+    return address
+
 
 def notify(*states: str) -> bool:
     """Send ``states`` (``READY=1``, ``STATUS=...``, ``STOPPING=1``) to the service
     manager. True when sent; False when not under systemd or the send failed (logged)."""
-    address = os.environ.get("NOTIFY_SOCKET", "")
-    if not address:
-        return False
-    if address.startswith("@"):
-        address = "\0" + address[1:]  # abstract namespace
-    elif not address.startswith("/"):
-        log.warning("sdnotify_unsupported_socket", socket=address)
+    address = _address()
+    if address is None:
         return False
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
@@ -34,3 +53,38 @@ def notify(*states: str) -> bool:
         log.warning("sdnotify_failed", error=str(exc))
         return False
     return True
+
+
+def keep_alive_interval() -> float | None:
+    """Seconds between two ``WATCHDOG=1``, from ``$WATCHDOG_USEC`` (the bound the watcher
+    allows, in µs) as sd_watchdog_enabled(3) reads it: None when nobody watches, or
+    ``$WATCHDOG_PID`` names another process (the one systemd started, not this one)."""
+    usec = os.environ.get("WATCHDOG_USEC", "")
+    pid = os.environ.get("WATCHDOG_PID", "")
+    if not usec.isdigit() or int(usec) == 0 or (pid and pid != str(os.getpid())):
+        return None
+    # a quarter of the bound: a ping lost or late (a busy loop) is not yet a hang
+    return min(int(usec) / 1e6 / 4, MAX_KEEP_ALIVE_INTERVAL)
+
+
+async def keep_alive() -> None:
+    """Send ``WATCHDOG=1`` every :func:`keep_alive_interval` until cancelled; returns at
+    once when nobody watches. From a task of the event loop on purpose: a loop that is
+    blocked sends nothing (the hang the watcher is for), one that is only busy sends late
+    by its lag (a fraction of a second: ``max_loop_lag`` refuses new sessions before)."""
+    interval = keep_alive_interval()
+    if interval is None:
+        return
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+        # Never blocks the loop it speaks for: a watcher that does not read (stopped
+        # itself) fills its queue, and the ping is dropped rather than waited on.
+        sock.setblocking(False)
+        while True:
+            address = _address()  # read each time: a worker whose supervisor is gone drops it
+            if address is None:
+                return
+            # (refused or full: the watcher is gone or not reading; the next one may pass,
+            # and a line each second about it would flood the log)
+            with contextlib.suppress(OSError):
+                sock.sendto(b"WATCHDOG=1", address)
+            await asyncio.sleep(interval)

@@ -39,12 +39,13 @@ from acsd.config import (
     TlsConfig,
     load_config,
 )
+from acsd.eventloop import stop_task
 from acsd.listen_socket import bound_socket
 from acsd.log import get_logger
 from acsd.metrics_share import METRICS_DIR_ENV, forget_worker
 from acsd.provisioning.profiles import load_profiles
 from acsd.rundir import supervisor_dir
-from acsd.sdnotify import notify
+from acsd.sdnotify import keep_alive, notify
 from acsd.store import StoreError, shown_url, store_of
 from acsd.tls import TlsFileError, TlsSettings, build_context
 
@@ -224,6 +225,17 @@ class Supervisor:
         loop.add_signal_handler(signal.SIGHUP, self._reload)
         if entry.held:  # (one before the event loop: see acsd.entry)
             self._reload()
+        # systemd's WatchdogSec=, if the unit sets it, watches this loop only: a hung
+        # worker is this loop's to replace, not a reason to restart the whole service
+        pinging = asyncio.create_task(keep_alive())
+        try:
+            return await self._supervise()
+        finally:
+            await stop_task(pinging)
+
+    async def _supervise(self) -> int:
+        """From the store's migration to the last worker's exit: the exit status."""
+        loop = asyncio.get_running_loop()
         store = store_of(self.config.store)
         try:
             await store.open()  # migrations once, before N processes race for them
