@@ -241,6 +241,20 @@ def test_huge_or_infinite_settings_are_refused_by_config_check(tmp_path):
     assert "provisioning.retry_base: Input should be a finite number" in proc.stderr
 
 
+def test_a_worker_hang_timeout_under_a_second_is_refused(tmp_path):
+    # (a value in ms for s: a busy loop runs that late, healthy workers would be killed)
+    from acsd.config import ConfigError
+
+    path = tmp_path / "hang.toml"
+    for value in ("0.03", "0.999"):
+        path.write_text(f"worker_hang_timeout = {value}\n")
+        with pytest.raises(ConfigError, match=r"worker_hang_timeout: .*at least 1"):
+            load_config(path, environ={})
+    for value in ("0", "1", "30.0"):
+        path.write_text(f"worker_hang_timeout = {value}\n")
+        assert load_config(path, environ={}).worker_hang_timeout == float(value)
+
+
 def test_store_urls_the_store_cannot_open_are_config_errors_without_the_url(tmp_path):
     """config check took what the store then refused with a traceback; and echoed the URL,
     password and all."""

@@ -9,6 +9,7 @@ import signal
 import socket
 import sqlite3
 import time
+import urllib.request
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -17,7 +18,7 @@ import pytest
 
 from acsd.cwmp import rpc
 from acsd.cwmp.soap import Envelope, parse_envelope, render_envelope
-from acsd.workers import RETRY_BROKEN
+from acsd.workers import RESTART_DELAY, RETRY_BROKEN
 from conftest import run_cli, wait_for, write_config
 from cpe_steps import NS, TREE, answer_request
 from test_metrics import fetch, scrape
@@ -572,6 +573,100 @@ def test_a_worker_killed_by_a_signal_again_and_again_stops_the_service_with_stat
     assert daemon.events("workers.giving_up")
     # not 247 (sys.exit(-9)): systemd reads that as a status of acsd's own
     assert daemon.proc.wait(timeout=30) == 1
+
+
+#: the hang bound of the tests below: small, so that they are quick (the default is 30 s)
+HANG = {"top": {"worker_hang_timeout": 2, "shutdown_grace": 0}}
+
+
+def _every_new_connection_answered(daemon, count: int = 12) -> bool:
+    """``count`` new connections in a row, each answered within a second: the kernel hands
+    each to either worker, so a hung one takes about half of them (1 in 2^count none)."""
+    for _ in range(count):
+        try:
+            with urllib.request.urlopen(daemon.api_url + "healthz", timeout=1) as answer:
+                if answer.status != 200:
+                    return False
+        except OSError:  # (a timeout, or a reset: the hung worker's queue as it is killed)
+            return False
+    return True
+
+
+@contextlib.contextmanager
+def _stopped(*pids: int):
+    """SIGSTOP ``pids`` (a hang the loop cannot answer: no handler runs), SIGCONT after."""
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
+
+def test_a_hung_worker_is_killed_and_started_again(daemon_factory):
+    # A worker whose loop is blocked does not die: the supervisor only restarted one that
+    # exited, and the kernel went on handing the hung one half of the new connections.
+    daemon = start_workers(daemon_factory, **HANG)
+    hung, other = daemon.events("workers.ready")[0]["pids"]
+    assert _every_new_connection_answered(daemon)
+    with _stopped(hung):
+        since = time.monotonic()
+        [warned] = wait_for(lambda: daemon.events("workers.hung"), timeout=10)
+        assert warned["pid"] == hung and warned["level"] == "warning"
+        assert warned["silent_for"] >= 2 and warned["worker_hang_timeout"] == 2
+        # a hung loop does not run a SIGTERM handler: SIGKILL, the restart of one that died
+        wait_for(lambda: not _alive(hung), timeout=5)
+        [exited] = daemon.events("workers.exited")
+        assert exited["pid"] == hung and exited["status"] == -signal.SIGKILL
+        # the bound, 1 s before the restart and the new worker's start: all served again
+        wait_for(lambda: len(daemon.events("listening")) == 3, timeout=15)
+        wait_for(lambda: _every_new_connection_answered(daemon), timeout=5, interval=0.2)
+        assert time.monotonic() - since < 2 + 0.5 + RESTART_DELAY + 8
+    assert _alive(other) and len(daemon.events("workers.hung")) == 1
+    assert daemon.stop() == 0
+
+
+def test_a_worker_stopped_and_continued_within_the_bound_is_left_running(daemon_factory):
+    daemon = start_workers(daemon_factory, **HANG)
+    pids = daemon.events("workers.ready")[0]["pids"]
+    with _stopped(pids[0]):
+        time.sleep(1.0)  # half the bound: its loop says it lives again at once after
+    time.sleep(2.5)  # beyond the bound since the stop
+    assert not daemon.events("workers.hung") and not daemon.events("workers.exited")
+    assert all(_alive(pid) for pid in pids)
+    assert _every_new_connection_answered(daemon)
+    assert daemon.stop() == 0
+
+
+def test_a_service_stopped_as_a_whole_and_continued_keeps_its_workers(daemon_factory):
+    # Ctrl-Z on the process group (or a paused VM) stops the supervisor with its workers:
+    # their silence meanwhile is no hang. Continued, the supervisor runs before the
+    # workers' keep-alives arrive; it must not take them for hung.
+    daemon = start_workers(daemon_factory, **HANG)
+    pids = daemon.events("workers.ready")[0]["pids"]
+    with _stopped(*pids):
+        with _stopped(daemon.proc.pid):
+            time.sleep(3.0)  # longer than the bound
+        time.sleep(0.3)  # the supervisor runs alone a while
+    time.sleep(2.5)
+    assert not daemon.events("workers.hung") and not daemon.events("workers.exited")
+    assert daemon.stop() == 0
+
+
+def test_a_service_that_stops_does_not_take_its_draining_workers_for_hung(daemon_factory):
+    # SIGTERM: the watch ends before the workers are told to stop. A worker hung then is
+    # killed at the end of the grace (as one that ignores SIGTERM), not as hung.
+    daemon = start_workers(daemon_factory, top={"worker_hang_timeout": 1, "shutdown_grace": 0})
+    pids = daemon.events("workers.ready")[0]["pids"]
+    with _stopped(pids[0]):
+        daemon.proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: daemon.events("workers.stopping"), timeout=5)
+        time.sleep(2.0)  # twice the bound
+        assert not daemon.events("workers.hung")
+    assert daemon.proc.wait(timeout=30) == 0
+    assert not daemon.events("workers.hung") and not daemon.events("workers.exited")
 
 
 def _park_a_first_session(url: str, serial: str) -> None:

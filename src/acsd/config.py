@@ -566,8 +566,22 @@ class Config(_Section):
     shutdown_grace: float = Field(10.0, ge=0, le=UINT_MAX)
     #: processes sharing the listeners (SO_REUSEPORT); 1 = this process serves alone
     workers: int = Field(1, ge=1, le=64)
+    #: seconds a worker's event loop may give no sign of life (workers > 1) before its
+    #: supervisor kills it and starts it again; 0: never. gunicorn's worker timeout for the
+    #: same check: far above a GC pause or a loop that runs late (max_loop_lag), short
+    #: enough that 1/N of new connections do not wait on a hung worker for minutes.
+    worker_hang_timeout: float = Field(30.0, ge=0, le=UINT_MAX)
     #: "auto" = uvloop where installed, else asyncio's own loop
     event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
+
+    @field_validator("worker_hang_timeout")
+    @classmethod
+    def _hang_timeout_in_seconds(cls, value: float) -> float:
+        # less than a second (a value in ms for s, 0.03) is a lag a busy loop can have:
+        # healthy workers would be killed again and again
+        if 0 < value < 1:
+            raise ValueError("seconds, at least 1 (0: workers are not watched)")
+        return value
 
     @model_validator(mode="after")
     def _listeners_apart(self) -> Config:

@@ -4,8 +4,16 @@ The process that ``acsd serve`` starts becomes a supervisor: it migrates the sto
 reserves both ports with SO_REUSEPORT (so "port 0" becomes one concrete port for every
 worker), then starts N copies of ``acsd serve`` that bind those ports with SO_REUSEPORT;
 the kernel spreads new connections over them. The supervisor tells systemd READY once
-every worker is ready, passes SIGHUP on, restarts a worker that dies, and on SIGTERM stops
-them all (a second SIGTERM hurries them, as it does a single daemon).
+every worker is ready, passes SIGHUP on, restarts a worker that dies or hangs, and on
+SIGTERM stops them all (a second SIGTERM hurries them, as it does a single daemon).
+
+A hung worker (its event loop blocked, or the process stopped) does not die: the kernel
+goes on handing it 1/N of the new connections, which time out. So each worker's loop
+says it lives (``WATCHDOG=1``, sd_notify's keep-alive) on the datagram socket it reports
+READY on, and one silent for ``worker_hang_timeout`` is killed and started again. That
+socket, not a pipe per worker: it is there already, and the kernel stamps each datagram
+with its sender's pid (SCM_CREDENTIALS), which is all the supervisor needs to know who
+lives; a datagram's cost is a system call a second per worker.
 
 Each worker has its own sessions, store connection and metrics (a scrape of any worker
 shows every worker's, see ``metrics_share.py``); a CPE whose next request lands on another
@@ -45,7 +53,7 @@ from acsd.log import get_logger
 from acsd.metrics_share import METRICS_DIR_ENV, forget_worker
 from acsd.provisioning.profiles import load_profiles
 from acsd.rundir import supervisor_dir
-from acsd.sdnotify import keep_alive, notify
+from acsd.sdnotify import MAX_KEEP_ALIVE_INTERVAL, keep_alive, notify
 from acsd.store import StoreError, shown_url, store_of
 from acsd.tls import TlsFileError, TlsSettings, build_context
 
@@ -208,6 +216,8 @@ class Supervisor:
         self.config_path = config_path
         self.procs: dict[int, asyncio.subprocess.Process] = {}
         self.ready: set[int] = set()  # pids that sent READY=1
+        #: pid -> when it last said it lives (READY=1 or WATCHDOG=1; time.monotonic())
+        self.seen: dict[int, float] = {}
         self.announced = False
         self.stopping = asyncio.Event()
         self.failed: int | None = None  # exit status when a worker cannot run at all
@@ -274,6 +284,7 @@ class Supervisor:
                 "NOTIFY_SOCKET": str(Path(tmp) / "notify"),
                 NONCE_KEY_ENV: secrets.token_hex(32),
             }
+            self._watch_workers(self.env)
             log.info(
                 "workers.starting",
                 workers=self.config.workers,
@@ -284,7 +295,11 @@ class Supervisor:
                 watchers = [
                     asyncio.create_task(self._keep(index)) for index in range(self.config.workers)
                 ]
+                hangs = asyncio.create_task(self._kill_hung())
                 await self.stopping.wait()
+                # Before the workers are told: one slow to drain is not hung, and one that
+                # is hung is killed after the grace (_reap_all), as one that ignores SIGTERM.
+                await stop_task(hangs)
                 notify("STOPPING=1")
                 log.info("workers.stopping", workers=len(self.procs))
                 self._forward(signal.SIGTERM)
@@ -319,6 +334,7 @@ class Supervisor:
             code = await proc.wait()
             was_ready = proc.pid in self.ready
             self.ready.discard(proc.pid)
+            self.seen.pop(proc.pid, None)
             # its figures are not the service's any more (a scrape must not show it alive)
             forget_worker(Path(self.env[METRICS_DIR_ENV]), index)
             if self.stopping.is_set():
@@ -351,6 +367,50 @@ class Supervisor:
                 self._stop()
                 return
             await asyncio.sleep(RESTART_DELAY)
+
+    def _watch_workers(self, env: dict[str, str]) -> None:
+        """Ask the workers for ``WATCHDOG=1`` (``env`` is theirs): sd_notify's variables,
+        so the same code answers systemd's WatchdogSec= in a process of its own."""
+        # systemd's, for the supervisor (its main pid): not the workers' to answer
+        env.pop("WATCHDOG_PID", None)
+        env.pop("WATCHDOG_USEC", None)
+        if self.config.worker_hang_timeout:
+            env["WATCHDOG_USEC"] = str(int(self.config.worker_hang_timeout * 1_000_000))
+
+    async def _kill_hung(self) -> None:
+        """Kill a ready worker that has not said it lives for ``worker_hang_timeout``:
+        :meth:`_keep` then starts it again as one that died (its restart counts)."""
+        bound = self.config.worker_hang_timeout
+        if not bound:
+            return
+        tick = min(bound / 4, MAX_KEEP_ALIVE_INTERVAL)
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            if now - last > 2 * tick:
+                # This loop did not run either (the supervisor stopped: Ctrl-Z on the
+                # process group, a paused VM): a worker's silence meanwhile says nothing,
+                # and its WATCHDOG=1 may not be here yet. Each gets its bound again.
+                self.seen = dict.fromkeys(self.seen, now)
+            last = now
+            for index, proc in list(self.procs.items()):
+                since = self.seen.get(proc.pid)
+                if proc.returncode is not None or proc.pid not in self.ready or since is None:
+                    continue
+                if now - since <= bound:
+                    continue
+                log.warning(
+                    "workers.hung",
+                    worker=index,
+                    pid=proc.pid,
+                    silent_for=round(now - since, 1),
+                    worker_hang_timeout=bound,
+                )
+                del self.seen[proc.pid]  # (killed once: it may take a moment to go)
+                # SIGKILL: a loop that does not run does not run a SIGTERM handler either
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
 
     def _alive(self) -> bool:
         """Whether any worker process is running now."""
@@ -460,7 +520,12 @@ class Supervisor:
                 for level, kind, payload in ancillary:
                     if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
                         pid = struct.unpack("3i", payload[:12])[0]
-                if pid is not None and b"READY=1" in data.split(b"\n"):
+                if pid is None:
+                    continue
+                states = data.split(b"\n")
+                if b"READY=1" in states or b"WATCHDOG=1" in states:
+                    self.seen[pid] = time.monotonic()
+                if b"READY=1" in states:
                     self.ready.add(pid)
                     self._announce()
 
