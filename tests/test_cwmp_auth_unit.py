@@ -290,6 +290,35 @@ def test_credentials_file_errors_name_the_entry(tmp_path):
     assert sorted(both) == ["strasse1", "stra\u00dfe1"]
 
 
+def test_credentials_file_errors_name_the_line_and_never_a_value(tmp_path):
+    # A reload that keeps the credentials in use logs this line: the operator must find
+    # the entry at fault in a file of thousands, and the log must hold no secret.
+    path = tmp_path / "c.toml"
+    head = 'realm = "acsd"\n# the fleet\n[devices]\nOK1 = "pw-ok"\n'
+    cases = {
+        '"B 2" = { password = "hunter2", ha1_md5 = "zz-secret" }\n': (
+            "line 5: devices.B 2.ha1_md5: expected MD5 HA1 as hex"
+        ),
+        'C = "pbkdf2_sha256$1$salt-secret$AAAA"\n': "line 5: devices.C: PBKDF2 iterations",
+        'ok1 = "hunter2"\n': "line 5: devices.ok1: listed twice",
+        "D = secret-unquoted\n": "invalid TOML: Invalid value (at line 5",
+        '[devices.E]\npassword = ""\n': "line 5: devices.E.password: expected a non-empty",
+        '\n[other]\nF = "hunter2"\n': "line 6: other: unknown key",
+    }
+    for tail, expected in cases.items():
+        path.write_text(head + tail)
+        with pytest.raises(ValueError) as caught:
+            load_credentials(path, scheme="digest", realm="acsd", algorithms=["MD5"])
+        message = str(caught.value)
+        assert message.startswith(f"{path}: ") and expected in message, message
+        for secret in ("hunter2", "zz-secret", "salt-secret", "secret-unquoted", "pw-ok"):
+            assert secret not in message
+    # a dotted key at the top
+    path.write_text('devices.G.ha1_md5 = "not-hex"\n')
+    with pytest.raises(ValueError, match=r"line 1: devices\.G\.ha1_md5: expected MD5"):
+        load_credentials(path, scheme="digest", realm="acsd", algorithms=["MD5"])
+
+
 def test_a_serial_no_router_can_send_is_refused_at_load_in_one_line(tmp_path):
     """A serial key with a line break, a tab or spaces at an end could never match a
     router's Inform (its serial comes stripped, without control characters): the entry
@@ -305,7 +334,8 @@ def test_a_serial_no_router_can_send_is_refused_at_load_in_one_line(tmp_path):
         with pytest.raises(ValueError) as caught:
             load_credentials(path, scheme="digest", realm="acsd", algorithms=["MD5"])
         assert str(caught.value) == (
-            f"{path}: devices.{shown}: serial number must not begin or end with spaces nor "
+            f"{path}: line 2: devices.{shown}: serial number must not begin or end with "
+            "spaces nor "
             "hold control characters (a line break, a tab)"
         )
     # and through the config, as other bad config is refused

@@ -7,8 +7,11 @@ at nothing the operator can see); a file in another encoding is told to be saved
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import json
 import os
+import re
 import stat
 import tomllib
 from typing import Any
@@ -60,3 +63,48 @@ def parse_toml(text: str) -> dict[str, Any]:
         return tomllib.loads(text)
     except RecursionError:
         raise tomllib.TOMLDecodeError("arrays or tables nested too deeply") from None
+
+
+# one part of a dotted key: "quoted", 'literal' or bare
+_KEY_PART = r"""\s*(?:"((?:[^"\\]|\\.)*)"|'([^']*)'|([A-Za-z0-9_-]+))\s*"""
+_KEY_PATH = re.compile(rf"{_KEY_PART}(?:\.{_KEY_PART})*")
+_PART = re.compile(_KEY_PART)
+
+
+def _parts(text: str) -> tuple[str, ...]:
+    out = []
+    for match in _PART.finditer(text):
+        basic, literal, bare = match.groups()
+        if basic is not None:
+            # TOML's basic strings escape as JSON's do (\uXXXX, \n, \"): an escape JSON
+            # lacks (\UXXXXXXXX) leaves the key as written, and its line unfound
+            with contextlib.suppress(ValueError):
+                basic = json.loads(f'"{basic}"')
+        out.append(next(p for p in (basic, literal, bare) if p is not None))
+    return tuple(out)
+
+
+def key_line(text: str, key: tuple[str, ...]) -> int | None:
+    """The number (from 1) of the first line of ``text`` that defines ``key`` (a dotted
+    path, e.g. ``("devices", "CPE1")``) or something under it: a ``[table]`` header or a
+    ``key = value`` line, in any of TOML's spellings. tomllib tells where the TOML is
+    broken but not where a value is, which an error about the value should say. None if
+    no line is found (a line inside a multi-line string may be taken for one: the
+    number is a pointer, not a proof)."""
+    table: tuple[str, ...] = ()
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            inner = stripped.strip("[").split("]", 1)[0]
+            if not _KEY_PATH.fullmatch(inner):
+                continue
+            table = _parts(inner)
+            path = table
+        else:
+            match = _KEY_PATH.match(line)
+            if match is None or not line[match.end() :].startswith("="):
+                continue
+            path = table + _parts(match.group(0))
+        if path[: len(key)] == key:
+            return number
+    return None

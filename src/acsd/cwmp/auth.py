@@ -66,7 +66,7 @@ from acsd.httpdigest import split_scheme
 from acsd.listen_socket import client_address
 from acsd.log import get_logger, peer_text
 from acsd.rules import serial_problem
-from acsd.tomltext import NotTomlText, parse_toml, read_regular, toml_text
+from acsd.tomltext import NotTomlText, key_line, parse_toml, read_regular, toml_text
 from acsd.workdir import relative_note
 
 if TYPE_CHECKING:
@@ -235,56 +235,91 @@ def load_credentials(
 
     Raises ValueError with one line naming the file and the entry at fault.
     """
-    name = str(path)
+    return parse_credentials(
+        read_credentials(path), str(path), scheme=scheme, realm=realm, algorithms=algorithms
+    )
+
+
+def read_credentials(path: str | Path) -> bytes:
+    """The bytes of a credentials file, or ValueError with one line saying why not."""
     try:
-        data = parse_toml(toml_text(read_regular(path)))
+        return read_regular(path)
     except FileNotFoundError:
-        raise ValueError(f"{name}: file not found{relative_note(path)}") from None
-    except (tomllib.TOMLDecodeError, NotTomlText) as exc:
-        raise ValueError(f"{name}: invalid TOML: {exc}") from None
+        raise ValueError(f"{path}: file not found{relative_note(path)}") from None
     except OSError as exc:
-        raise ValueError(f"{name}: cannot read{relative_note(path)}: {exc.strerror}") from None
+        raise ValueError(f"{path}: cannot read{relative_note(path)}: {exc.strerror}") from None
+
+
+def parse_credentials(
+    raw: bytes, name: str, *, scheme: str, realm: str, algorithms: Iterable[str]
+) -> dict[str, DeviceCredentials]:
+    """:func:`load_credentials` of the bytes ``raw`` of the file ``name``. Its errors name
+    the line and the entry, never a value: a password or a hash must not reach the log."""
+    try:
+        text = toml_text(raw)
+        data = parse_toml(text)
+    except (tomllib.TOMLDecodeError, NotTomlText) as exc:  # (tomllib's say where)
+        raise ValueError(f"{name}: invalid TOML: {exc}") from None
+
+    def at(*key: str) -> str:
+        number = key_line(text, key)
+        return f"{name}: line {number}" if number is not None else name
+
     unknown = sorted(set(data) - {"devices", "realm"})
     if unknown:
-        raise ValueError(f"{name}: {unknown[0]}: unknown key (expected [devices] and realm)")
+        where = at(unknown[0])
+        raise ValueError(f"{where}: {unknown[0]}: unknown key (expected [devices] and realm)")
     if "realm" in data and data["realm"] != realm:
         raise ValueError(
-            f"{name}: realm {data['realm']!r} differs from cwmp.auth.realm {realm!r} "
+            f"{at('realm')}: realm {data['realm']!r} differs from cwmp.auth.realm {realm!r} "
             "(the stored HA1 hashes are only valid for the realm they were made with)"
         )
     devices = data.get("devices", {})
     if not isinstance(devices, dict):
-        raise ValueError(f"{name}: devices must be a table of SERIAL = password entries")
+        raise ValueError(f"{at('devices')}: devices must be a table of SERIAL = password entries")
     wanted = [a for a in algorithms if a in HASHES]
     out: dict[str, DeviceCredentials] = {}
     for serial, value in devices.items():
-        where = f"{name}: devices.{serial}"
-        if not serial.strip():
-            raise ValueError(f"{where}: empty serial number")
-        if problem := serial_problem(serial):
-            # (repr: the message stays one line)
-            raise ValueError(f"{name}: devices.{serial!r}: {problem}")
-        entry = _parse_entry(serial, value, where)
-        if scheme == "digest" and entry.password is None:
-            # The CPE picks the algorithm before we know who it is: every offered one needs
-            # an HA1 (or narrow cwmp.auth.algorithms).
-            have = {"MD5": entry.ha1_md5, "SHA-256": entry.ha1_sha256}
-            lacking = [a for a in wanted if not have[a]]
-            if lacking:
-                keys = " and ".join("ha1_" + a.lower().replace("-", "") for a in lacking)
-                raise ValueError(
-                    f"{where}: Digest offers {', '.join(wanted)}: needs password or {keys} "
-                    "(or fewer cwmp.auth.algorithms)"
-                )
-        if scheme == "basic" and entry.password is None and entry.pbkdf2 is None:
-            raise ValueError(f"{where}: Basic needs password or {PBKDF2_PREFIX}")
+        try:
+            entry = _checked_entry(serial, value, scheme, wanted)
+        except ValueError as exc:
+            raise ValueError(f"{at('devices', serial)}: {exc}") from None
         # lower(), as the store keys routers: under casefold() STRASSE1 and STRAßE1, two
         # routers to the store, could not both be listed
         key = serial.lower()
         if key in out:
-            raise ValueError(f"{where}: listed twice (serial numbers are case-insensitive)")
+            where = at("devices", serial)
+            raise ValueError(
+                f"{where}: devices.{serial}: listed twice (serial numbers are case-insensitive)"
+            )
         out[key] = entry
     return out
+
+
+def _checked_entry(serial: str, value: object, scheme: str, wanted: list[str]) -> DeviceCredentials:
+    """One ``[devices]`` entry, checked for ``scheme``; ValueError names the entry (the
+    caller adds the file and the line)."""
+    where = f"devices.{serial}"
+    if not serial.strip():
+        raise ValueError(f"{where}: empty serial number")
+    if problem := serial_problem(serial):
+        # (repr: the message stays one line)
+        raise ValueError(f"devices.{serial!r}: {problem}")
+    entry = _parse_entry(serial, value, where)
+    if scheme == "digest" and entry.password is None:
+        # The CPE picks the algorithm before we know who it is: every offered one needs
+        # an HA1 (or narrow cwmp.auth.algorithms).
+        have = {"MD5": entry.ha1_md5, "SHA-256": entry.ha1_sha256}
+        lacking = [a for a in wanted if not have[a]]
+        if lacking:
+            keys = " and ".join("ha1_" + a.lower().replace("-", "") for a in lacking)
+            raise ValueError(
+                f"{where}: Digest offers {', '.join(wanted)}: needs password or {keys} "
+                "(or fewer cwmp.auth.algorithms)"
+            )
+    if scheme == "basic" and entry.password is None and entry.pbkdf2 is None:
+        raise ValueError(f"{where}: Basic needs password or {PBKDF2_PREFIX}")
+    return entry
 
 
 def _parse_entry(serial: str, value: object, where: str) -> DeviceCredentials:
