@@ -13,6 +13,9 @@ import pytest
 
 from conftest import Daemon, run_cli, wait_for
 from cpe_steps import finish, inform, wire_for
+from test_cwmp_auth import challenges, digest_header, first_challenge
+from test_cwmp_auth import inform as inform_body
+from test_cwmp_protocol import drive_to_end
 from tlscerts import Pki, client_context, get, https, make_pki, needs_openssl, refused
 
 
@@ -316,11 +319,145 @@ def test_a_config_file_that_is_not_utf8_is_a_config_error(daemon_factory):
     assert daemon.stop() == 0
 
 
-async def test_an_edited_cpe_credentials_file_is_named_as_needing_a_restart(tmp_path):
-    # The per-device credentials are read at start-up only. Editing the file (same path)
-    # and sending SIGHUP changed no key, so the reload said nothing, and the operator's
-    # new router kept failing authentication with no hint why.
+# --- the CPE credentials file -------------------------------------------------------------
+
+
+def creds_daemon(daemon_factory, creds, **auth) -> Daemon:
+    """A daemon with Digest and the per-device entries of ``creds`` (no shared password)."""
+    auth = {"scheme": "digest", "credentials_file": str(creds), **auth}
+    return daemon_factory(cwmp={"auth": auth}, top={"shutdown_grace": 0})
+
+
+def gets_in(daemon: Daemon, serial: str, password: str) -> bool:
+    """Whether ``serial`` (prefix + 000001, as the simulator numbers) completes a session
+    with ``password``: the simulator, over new connections, as a router would."""
+    prefix = serial.removesuffix("000001")
+    proc = run_cli(
+        "sim", "--acs", daemon.cwmp_url, "--once", "--timeout", "10", "--serial-prefix", prefix,
+        "--acs-username", "{serial}", "--acs-password", password, bounded=True,
+    )  # fmt: skip
+    return proc.returncode == 0 and "1 sessions ok, 0 failed" in proc.stdout
+
+
+def turned_away(daemon: Daemon, serial: str, password: str) -> bool:
+    """Whether a Digest answer with ``password`` gets 401 (by hand: one attempt only, the
+    simulator would retry)."""
+    wire, answer = first_challenge(daemon, serial)
+    header = digest_header(challenges(answer)[0], serial, password)
+    return wire.post(inform_body(serial), headers={"Authorization": header}).status == 401
+
+
+def test_sighup_reads_the_credentials_file_again(daemon_factory, tmp_path):
+    # A router added to the file, or one whose password was rotated, had to wait for a
+    # restart of the whole service (every session dropped): SIGHUP said only
+    # "restart_needed".
+    creds = tmp_path / "cpe-credentials.toml"
+    creds.write_text('[devices]\nKEEP000001 = "keep-pw"\nROTA000001 = "old-rota-pw"\n')
+    daemon = creds_daemon(daemon_factory, creds)
+    assert gets_in(daemon, "ROTA000001", "old-rota-pw")
+    assert not gets_in(daemon, "NEWR000001", "new-router-pw")
+    # A session opened with the old password, still going at the reload.
+    wire, answer = first_challenge(daemon, "ROTA000001")
+    header = digest_header(challenges(answer)[0], "ROTA000001", "old-rota-pw")
+    assert wire.post(inform_body("ROTA000001"), headers={"Authorization": header}).status == 200
+
+    creds.write_text(
+        '[devices]\nKEEP000001 = "keep-pw"\nROTA000001 = "new-rota-pw"\n'
+        'NEWR000001 = "new-router-pw"\n'
+    )
+    done = hup(daemon)
+    assert done["credentials"] == "reloaded (3 devices)"
+    assert "restart_needed" not in done
+    [reloaded] = daemon.events("reload.credentials")
+    assert (reloaded["added"], reloaded["changed"], reloaded["removed"]) == (1, 1, 0)
+    assert reloaded["devices"] == 3 and reloaded["file"] == str(creds)
+
+    # the session that authenticated goes on to its end
+    drive_to_end(wire, wire.post(None), "urn:dslforum-org:cwmp-1-0")
+    assert gets_in(daemon, "NEWR000001", "new-router-pw")
+    assert gets_in(daemon, "ROTA000001", "new-rota-pw")
+    assert turned_away(daemon, "ROTA000001", "old-rota-pw")
+    assert gets_in(daemon, "KEEP000001", "keep-pw")
+    # a SIGHUP with the file as it was rebuilds nothing
+    assert hup(daemon)["credentials"] == "unchanged"
+    assert len(daemon.events("reload.credentials")) == 1
+    text = daemon.log_text()
+    assert not [pw for pw in ("keep-pw", "rota-pw", "new-router-pw") if pw in text]
+    assert daemon.stop() == 0
+
+
+def test_a_broken_credentials_file_on_sighup_keeps_the_credentials_in_use(daemon_factory, tmp_path):
+    creds = tmp_path / "cpe-credentials.toml"
+    good = '[devices]\nKEEP000001 = "keep-pw"\n'
+    creds.write_text(good)
+    daemon = creds_daemon(daemon_factory, creds, algorithms=["MD5"], max_failures=50)
+    # A new router and a typo in the file, and a new log level in the config: the log
+    # level is taken (the config file is fine), the credentials file is not.
+    creds.write_text(
+        good
+        + 'NEWR000001 = "new-router-pw"\n# rotated\nKEEP000001x = { ha1_md5 = "s3cr3t-h4sh" }\n'
+    )
+    daemon.config.write_text(daemon.config.read_text().replace('level = "debug"', 'level = "info"'))
+    done = hup(daemon)
+    assert done["config"] == "log settings applied" and done["applied"] == ["log.level"]
+    assert done["credentials"].startswith("kept (error: ")
+    [failed] = daemon.events("reload.credentials_failed")
+    assert failed["level"] == "error"
+    assert failed["error"] == (
+        f"{creds}: line 5: devices.KEEP000001x.ha1_md5: expected MD5 HA1 as hex"
+    )
+    assert failed["kept"] == str(creds) and failed["devices"] == 1
+    assert gets_in(daemon, "KEEP000001", "keep-pw")
+    assert not gets_in(daemon, "NEWR000001", "new-router-pw")
+
+    # Not TOML at all, then gone: the same.
+    for broken in ('[devices]\nKEEP000001 = keep-pw"\n', None):
+        if broken is None:
+            creds.unlink()
+        else:
+            creds.write_text(broken)
+        done = hup(daemon)
+        assert done["credentials"].startswith("kept (error: ")
+        assert gets_in(daemon, "KEEP000001", "keep-pw")
+    errors = [e["error"] for e in daemon.events("reload.credentials_failed")]
+    assert "invalid TOML: Invalid value (at line 2, column 14)" in errors[1]
+    assert errors[2] == f"{creds}: file not found"
+
+    # Fixed: taken.
+    creds.write_text(good + 'NEWR000001 = "new-router-pw"\n')
+    assert hup(daemon)["credentials"] == "reloaded (2 devices)"
+    assert gets_in(daemon, "NEWR000001", "new-router-pw")
+    text = daemon.log_text()
+    assert not [s for s in ("keep-pw", "new-router-pw", "s3cr3t-h4sh") if s in text]
+    assert daemon.stop() == 0
+
+
+def test_a_new_credentials_file_path_is_taken_on_sighup(daemon_factory, tmp_path):
+    creds = tmp_path / "cpe-credentials.toml"
+    creds.write_text('[devices]\nKEEP000001 = "keep-pw"\n')
+    daemon = creds_daemon(daemon_factory, creds)
+    text = daemon.config.read_text()
+    moved = tmp_path / "moved.toml"
+    daemon.config.write_text(text.replace(str(creds), str(moved)))
+    # not there (yet): an error now, the file in use stays, also for the next reload
+    done = hup(daemon)
+    assert done["credentials"] == f"kept (error: {moved}: file not found)"
+    assert "applied" not in done
+    assert gets_in(daemon, "KEEP000001", "keep-pw")
+    moved.write_text('[devices]\nMOVE000001 = "moved-pw"\n')
+    done = hup(daemon)
+    assert done["credentials"] == "reloaded (1 devices)"
+    assert done["applied"] == ["cwmp.auth.credentials_file"]
+    assert gets_in(daemon, "MOVE000001", "moved-pw")
+    assert turned_away(daemon, "KEEP000001", "keep-pw")
+    assert daemon.stop() == 0
+
+
+async def test_the_credentials_file_waits_for_a_restart_of_what_it_is_checked_against(tmp_path):
+    # Its hashes are bound to the realm, its entries checked against scheme and
+    # algorithms: with a change of one of them waiting for a restart, the file waits too.
     from acsd.config import load_config
+    from acsd.cwmp.auth import build_authenticator
     from acsd.provisioning.profiles import load_profiles
     from acsd.reload import Profiles, Reloader
     from conftest import write_config
@@ -330,9 +467,22 @@ async def test_an_edited_cpe_credentials_file_is_named_as_needing_a_restart(tmp_
     path = write_config(
         tmp_path, cwmp={"auth": {"scheme": "digest", "credentials_file": str(creds)}}
     )
-    reloader = Reloader(load_config(path), path, Profiles(load_profiles(None)), {})
-    assert "restart_needed" not in await reloader.reload()
+    config = load_config(path)
+    auth = build_authenticator(config.cwmp.auth)
+    reloader = Reloader(config, path, Profiles(load_profiles(None)), {}, cpe_auth=auth)
+    done = await reloader.reload()
+    assert done["credentials"] == "unchanged" and "restart_needed" not in done
+    path.write_text(path.read_text().replace('scheme = "digest"', 'scheme = "digest"\nrealm = "x"'))
     creds.write_text(creds.read_text() + 'CRED000002 = "second-password"\n')
+    done = await reloader.reload()
+    assert done["restart_needed"] == ["cwmp.auth.credentials_file", "cwmp.auth.realm"]
+    assert done["credentials"].startswith("kept (cwmp.auth.realm changed, which takes a restart")
+    assert auth.device_count == 1
+    # With CPEs not authenticated at start-up, an edit is named as needing a restart.
+    path = write_config(tmp_path, cwmp={"auth": {"credentials_file": str(creds)}})
+    reloader = Reloader(load_config(path), path, Profiles(load_profiles(None)), {})
+    assert "credentials" not in await reloader.reload()
+    creds.write_text(creds.read_text() + 'CRED000003 = "third-password"\n')
     done = await reloader.reload()
     assert done["restart_needed"] == ["cwmp.auth.credentials_file"]
 

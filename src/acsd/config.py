@@ -61,6 +61,11 @@ WITH_SECRETS = {"secrets": True}
 #: often lives in the service's environment file only, is not needed there
 RECORDS_ONLY = {"records_only": True}
 
+#: validation context of a reload: the credentials file is read by the reload itself
+#: (acsd.reload), which keeps the credentials in use when it is broken, rather than
+#: taking the whole file for invalid and keeping every other setting too
+CREDENTIALS_LATER = {"credentials_later": True}
+
 
 class ConfigError(Exception):
     """One line an operator can act on: the file, the key and what is wrong."""
@@ -179,8 +184,10 @@ class CwmpAuthConfig(_Section):
     @field_validator("credentials_file")
     @classmethod
     def _check_credentials_file(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if info.context == RECORDS_ONLY:
-            return value  # may be a systemd credential, there only while the service runs
+        if info.context in (RECORDS_ONLY, CREDENTIALS_LATER):
+            # (records only: it may be a systemd credential, there only while the service
+            # runs; a reload reads it itself)
+            return value
         scheme = info.data.get("scheme")
         if value and scheme in ("basic", "digest") and "realm" in info.data:
             from acsd.cwmp.auth import load_credentials
@@ -834,9 +841,11 @@ def load_config(
     environ: dict[str, str] | None = None,
     *,
     records_only: bool = False,
+    credentials_later: bool = False,
 ) -> Config:
     """Read, merge and validate. Raises ConfigError with one line naming file and key.
-    ``records_only``: for commands that do not serve routers (no CPE password needed)."""
+    ``records_only``: for commands that do not serve routers (no CPE password needed);
+    ``credentials_later``: the CPE credentials file is not read (a reload reads it)."""
     source = str(path) if path else "defaults"
     data: dict[str, Any] = {}
     if path is not None:
@@ -858,7 +867,7 @@ def load_config(
     if any(env in environ and env not in theirs for env, _, _ in _settings()):
         source += " + ACSD_* environment"
     try:
-        context = RECORDS_ONLY if records_only else None
+        context = RECORDS_ONLY if records_only else CREDENTIALS_LATER if credentials_later else None
         return Config.model_validate(_merge(data, overrides), strict=True, context=context)
     except ValidationError as exc:
         error = exc.errors()[0]

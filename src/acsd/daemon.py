@@ -90,8 +90,8 @@ async def serve(
     profiles: ProfileSet | None = None,
 ) -> int:
     """Run until SIGTERM/SIGINT (or ``stop`` is set); return the exit status. SIGHUP
-    reloads profiles, log settings and TLS files (``config_path`` is read again).
-    ``profiles``: the set the command line loaded and checked (None: loaded here)."""
+    reloads profiles, log settings, TLS and CPE credentials files (``config_path`` is read
+    again). ``profiles``: the set the command line loaded and checked (None: loaded here)."""
     stop = stop or asyncio.Event()
     worker = worker_index()
     if worker is not None:
@@ -549,6 +549,7 @@ def _reload_on_sighup(
         daemon.tls,
         on_profiles=daemon.new_profiles,
         on_config=daemon.new_config,
+        cpe_auth=daemon.cwmp.settings.auth,
     )
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reloader.request)
     if early_hup.is_set():

@@ -1,9 +1,14 @@
-"""SIGHUP: read profiles, log settings and TLS files again without dropping a session.
+"""SIGHUP: read profiles, log settings, TLS and CPE credentials files again without
+dropping a session.
 
 What takes effect at once: the profiles (from ``[profiles] dir`` as the file names it now;
 new sessions use them, sessions in progress finish with the ones they started with),
 ``log.level`` and ``log.format``, the TLS certificate, key and client CA files (new
-handshakes use them, open connections keep theirs), and the settings the daemon applies
+handshakes use them, open connections keep theirs), the CPE credentials file
+(``[cwmp.auth] credentials_file``, also at a new path: new connections authenticate against
+it, ones that authenticated go on; not while a change of ``scheme``, ``realm`` or
+``algorithms`` waits for a restart, as the file is checked against them and its hashes are
+bound to them), and the settings the daemon applies
 through ``on_config`` (:data:`RELOADABLE`: what routers are told of the STUN server and its
 per-source bounds, the static lines' DNS servers, the intervals of drift checks and of
 re-asking for what routers lack). Any other key changed in the file is
@@ -24,6 +29,13 @@ from pydantic import BaseModel
 
 from acsd import log as acsd_log
 from acsd.config import Config, ConfigError, load_config
+from acsd.cwmp.auth import (
+    CpeAuthenticator,
+    CredentialsSource,
+    DeviceTable,
+    parse_credentials,
+    read_credentials,
+)
 from acsd.log import get_logger
 from acsd.provisioning.profiles import ProfileSet, load_profiles, warn_of_doubts
 from acsd.tls import ServerTls, TlsFileError, TlsSettings, listener_settings
@@ -42,6 +54,8 @@ RELOADABLE = frozenset(
         "cwmp.tls.client_ca",
         "api.tls.cert",
         "api.tls.key",
+        # (read by the reload itself, see Reloader._reload_credentials)
+        "cwmp.auth.credentials_file",
         # (through Reloader.on_config: the daemon's settings of new sessions, the STUN
         # server's buckets)
         "provisioning.static_wan_dns",
@@ -74,6 +88,13 @@ def changed_keys(old: BaseModel, new: BaseModel, prefix: str = "") -> Iterator[s
             yield f"{prefix}{name}"
 
 
+#: the key of the CPE credentials file
+CREDENTIALS = "cwmp.auth.credentials_file"
+#: what the credentials file is checked against and its hashes are bound to: while a
+#: change of one waits for a restart, the file waits too (it is read with it then)
+CREDENTIALS_BOUND_TO = ("scheme", "realm", "algorithms")
+
+
 def _fingerprint(path: str | None) -> bytes | None:
     """A digest of a file's contents (None: no file, or none readable)."""
     if not path:
@@ -96,6 +117,7 @@ class Reloader:
         *,
         on_profiles: Callable[[ProfileSet], None] | None = None,
         on_config: Callable[[Config, Config], None] | None = None,
+        cpe_auth: CpeAuthenticator | None = None,
     ) -> None:
         self.started = config  # what the listeners, store and settings were made from
         self.config = config  # the newest valid file
@@ -106,9 +128,17 @@ class Reloader:
         #: applies a valid config file's reloadable settings: (the one in use, the new one)
         self.on_config = on_config
         self.count = 0
-        # the per-device CPE credentials are read at start-up only: an edit of the file
-        # (its path unchanged, so no changed key) must not pass a reload in silence
-        self._credentials = _fingerprint(config.cwmp.auth.credentials_file)
+        #: checks CPE credentials (None: [cwmp.auth] scheme "none" at start-up); a reload
+        #: gives it the per-device entries of the credentials file
+        self.cpe_auth = cpe_auth
+        # Without an authenticator the file is not in use: an edit of it (its path
+        # unchanged, so no changed key) is named as needing a restart, not passed in silence.
+        path = config.cwmp.auth.credentials_file
+        self._credentials = (
+            cpe_auth.devices_from
+            if cpe_auth is not None
+            else CredentialsSource(path, _fingerprint(path))
+        )
         self._task: asyncio.Task[None] | None = None
         self._again = False
 
@@ -173,6 +203,10 @@ class Reloader:
                     outcome, f"{name}.tls.", **{name: section.model_copy(update={"tls": tls})}
                 )
 
+        credentials = await self._reload_credentials(config, outcome)
+        if credentials is not None:
+            outcome["credentials"] = credentials
+
         log.info("reload.done", **outcome)
         return outcome
 
@@ -180,7 +214,9 @@ class Reloader:
         """The config file again; on error the one in use (profiles and TLS files are then
         still read again from the paths in use)."""
         try:
-            config = load_config(self.config_path)
+            # (the credentials file is not read here: a broken one is no reason to keep
+            # every other setting, see _reload_credentials)
+            config = load_config(self.config_path, credentials_later=True)
         except ConfigError as exc:
             log.error("reload.config_invalid", error=str(exc), kept="the running configuration")
             outcome["config"] = "invalid, kept"
@@ -201,11 +237,8 @@ class Reloader:
                 outcome["config"] = "log settings applied"
         log.debug("reload.config_changed", keys=changed)
         restart = sorted(k for k in changed_keys(self.started, config) if k not in RELOADABLE)
-        credentials = "cwmp.auth.credentials_file"
-        if credentials not in restart and (
-            _fingerprint(config.cwmp.auth.credentials_file) != self._credentials
-        ):
-            restart.append(credentials)  # its contents: the path is the same
+        if self._credentials_wait(config) is not None and self._credentials_edited(config):
+            restart = sorted([*restart, CREDENTIALS])
         if restart:
             log.warning("reload.restart_needed", keys=restart)
             outcome["restart_needed"] = restart
@@ -216,6 +249,94 @@ class Reloader:
                 log.exception("reload.apply_failed", keys=changed)
         self.config = config
         return config
+
+    def _credentials_wait(self, config: Config) -> str | None:
+        """Why the credentials file of ``config`` cannot be taken by a reload (None: it can)."""
+        if self.cpe_auth is None:
+            return 'CPEs were not authenticated at start-up (scheme "none")'
+        running, fresh = self.started.cwmp.auth, config.cwmp.auth
+        waiting = [k for k in CREDENTIALS_BOUND_TO if getattr(running, k) != getattr(fresh, k)]
+        if waiting:
+            keys = ", ".join(f"cwmp.auth.{key}" for key in waiting)
+            return f"{keys} changed, which takes a restart (the file is read with it then)"
+        return None
+
+    def _credentials_edited(self, config: Config) -> bool:
+        """Whether the credentials file of ``config`` is another than the one in use (its
+        path or its contents)."""
+        path = config.cwmp.auth.credentials_file
+        return CredentialsSource(path, _fingerprint(path)) != self._credentials
+
+    async def _reload_credentials(self, config: Config, outcome: dict[str, Any]) -> str | None:
+        """Give the authenticator the per-device entries of the file ``config`` names;
+        what the reload's outcome says of it (None: nothing, CPEs are not authenticated
+        and the file is as it was). Whatever fails keeps the entries in use."""
+        in_use = self._credentials
+        path = config.cwmp.auth.credentials_file
+        auth = self.cpe_auth
+        if (why := self._credentials_wait(config)) is not None or auth is None:
+            self._keep_credentials(outcome, in_use)
+            if not self._credentials_edited(config):
+                return None if auth is None else "unchanged"
+            return f"kept ({why})"
+        if not path and not auth.has_shared:
+            # (the shared password the new file sets takes a restart: no way in till then)
+            error = (
+                "credentials_file removed, and no shared password in use: no router could "
+                "authenticate until a restart applies cwmp.auth.password"
+            )
+            return self._credentials_failed(outcome, in_use, error)
+        settings = self.started.cwmp.auth
+
+        def load() -> tuple[CredentialsSource, DeviceTable | None]:
+            # (in a thread: a file of many routers takes a while to parse and hash)
+            raw = read_credentials(path) if path else b""
+            source = CredentialsSource.of(path, raw)
+            if source == in_use:
+                return source, None
+            devices = (
+                parse_credentials(
+                    raw,
+                    path,
+                    scheme=settings.scheme,
+                    realm=settings.realm,
+                    algorithms=settings.algorithms,
+                )
+                if path
+                else {}
+            )
+            return source, auth.device_table(devices)
+
+        try:
+            source, table = await asyncio.to_thread(load)
+        except ValueError as exc:  # (its line names the file, the line and the entry)
+            return self._credentials_failed(outcome, in_use, str(exc))
+        if table is None:
+            return "unchanged"
+        changes = auth.table_changes(table)
+        auth.use_devices(table, source)
+        self._credentials = source
+        log.info("reload.credentials", file=path, devices=len(table), **changes)
+        return f"reloaded ({len(table)} devices)"
+
+    def _credentials_failed(
+        self, outcome: dict[str, Any], in_use: CredentialsSource, error: str
+    ) -> str:
+        assert self.cpe_auth is not None
+        log.error(
+            "reload.credentials_failed",
+            error=error,
+            kept=in_use.path,
+            devices=self.cpe_auth.device_count,
+        )
+        self._keep_credentials(outcome, in_use)
+        return f"kept (error: {error})"
+
+    def _keep_credentials(self, outcome: dict[str, Any], in_use: CredentialsSource) -> None:
+        """The credentials file in use stays the running configuration's."""
+        cwmp = self.config.cwmp
+        auth = cwmp.auth.model_copy(update={"credentials_file": in_use.path})
+        self._not_applied(outcome, CREDENTIALS, cwmp=cwmp.model_copy(update={"auth": auth}))
 
     def _not_applied(self, outcome: dict[str, Any], keys: str, **kept: Any) -> None:
         """What failed to load stays as it was in the running configuration (``kept``: the

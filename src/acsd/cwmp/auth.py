@@ -512,6 +512,23 @@ class FailureLimiter:
 
 # --- the authenticator ------------------------------------------------------------------
 
+#: case-folded username -> (the serial as the file spells it, what verifies it)
+DeviceTable = dict[str, tuple[str, _Entry]]
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialsSource:
+    """Where per-device credentials were read from: the path and a digest of the bytes
+    read (None, None: no file). A reload compares it with the file now, and rebuilds
+    nothing for a file that did not change."""
+
+    path: str | None
+    digest: bytes | None
+
+    @classmethod
+    def of(cls, path: str | None, raw: bytes) -> CredentialsSource:
+        return cls(path, hashlib.sha256(raw).digest() if path else None)
+
 
 class CpeAuthenticator:
     """Checks the credentials of CWMP requests. Build it with :func:`build_authenticator`."""
@@ -564,11 +581,41 @@ class CpeAuthenticator:
                 self._shared.ha1 = {a: ha1(a, username, realm, password) for a in self.algorithms}
             if scheme == "basic":
                 self._shared.pbkdf2 = Pbkdf2Hash.make(password, pbkdf2_iterations)
-        self._devices: dict[str, tuple[str, _Entry]] = {}
-        for folded, creds in (devices or {}).items():
-            self._devices[folded] = (creds.serial, self._entry(creds))
+        self._devices = self.device_table(devices or {})
+        #: the file the per-device credentials came from (the builder's, or a reload's)
+        self.devices_from = CredentialsSource(None, None)
         self._verified: OrderedDict[bytes, float] = OrderedDict()  # Basic cache: mac -> until
         self._pbkdf2_slots = asyncio.Semaphore(4)
+
+    def device_table(self, devices: dict[str, DeviceCredentials]) -> DeviceTable:
+        """What :meth:`use_devices` takes: ``devices`` (from :func:`load_credentials`) as
+        verification needs them. Reads only what never changes here (the realm, the
+        process key): a reload builds it in a thread while requests are checked."""
+        return {folded: (creds.serial, self._entry(creds)) for folded, creds in devices.items()}
+
+    def use_devices(self, table: DeviceTable, source: CredentialsSource) -> None:
+        """The per-device credentials from now on (SIGHUP), read from ``source``. A
+        connection that authenticated before keeps its identity (its session goes on);
+        every new check, and each new connection, is made against ``table``. The rate
+        limit's counts and the nonces stay: a reload is no way to clear a lockout, nor
+        does it stale a router's nonce."""
+        self._devices = table
+        self.devices_from = source
+
+    def table_changes(self, table: DeviceTable) -> dict[str, int]:
+        """How ``table`` differs from the one in use, in counts (for the log: no serial,
+        as a file of a million routers may change in every one)."""
+        old, new = self._devices, table
+        return {
+            "added": sum(1 for name in new if name not in old),
+            "removed": sum(1 for name in old if name not in new),
+            "changed": sum(1 for name, item in new.items() if name in old and old[name] != item),
+        }
+
+    @property
+    def has_shared(self) -> bool:
+        """Whether a shared password is in use (a way in besides the per-device entries)."""
+        return self._shared is not None
 
     def _entry(self, creds: DeviceCredentials) -> _Entry:
         entry = _Entry(pbkdf2=creds.pbkdf2)
@@ -972,14 +1019,14 @@ def build_authenticator(
             'register and speak for any router. Set [cwmp.auth] scheme = "digest".',
         )
         return None
+    path = config.credentials_file
+    # (read once: the digest a reload compares with is of the bytes these entries came from)
+    raw = read_credentials(path) if path else b""
     devices = (
-        load_credentials(
-            config.credentials_file,
-            scheme=config.scheme,
-            realm=config.realm,
-            algorithms=config.algorithms,
+        parse_credentials(
+            raw, path, scheme=config.scheme, realm=config.realm, algorithms=config.algorithms
         )
-        if config.credentials_file
+        if path
         else {}
     )
     authenticator = CpeAuthenticator(
@@ -996,6 +1043,7 @@ def build_authenticator(
         allow_basic_without_tls=config.allow_basic_without_tls,
         nonce_key=nonce_key,
     )
+    authenticator.devices_from = CredentialsSource.of(path, raw)
     if config.scheme == "basic":
         if config.allow_basic_without_tls:
             log.warning(
