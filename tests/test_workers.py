@@ -499,6 +499,50 @@ def test_workers_authenticate_routers_with_the_configured_password(digest_worker
     assert not daemon.events("cwmp.auth_failed")
 
 
+def _fleet(prefix: str, count: int) -> str:
+    """A credentials file's text: ``count`` routers PREFIX000001... with password pw-SERIAL."""
+    serials = [f"{prefix}{n:06d}" for n in range(1, count + 1)]
+    return "[devices]\n" + "".join(f'{s} = "pw-{s}"\n' for s in serials)
+
+
+def test_every_worker_reads_the_credentials_file_again_on_sighup(daemon_factory, tmp_path):
+    # The supervisor passes SIGHUP on: each worker reads the file itself, and a worker
+    # restarted later starts with the file the others use (a new path included).
+    creds = tmp_path / "cpe-credentials.toml"
+    creds.write_text(_fleet("WKRA", 1))
+    auth = {"scheme": "digest", "credentials_file": str(creds)}
+    daemon = start_workers(daemon_factory, top={"shutdown_grace": 0}, cwmp={"auth": auth})
+    sim = ("sim", "--acs", daemon.cwmp_url, "--count", "20", "--once", "--timeout", "10",
+           "--acs-username", "{serial}", "--acs-password", "pw-{serial}")  # fmt: skip
+
+    def reloaded(count: int) -> list[dict]:
+        """The last two reload.done lines (a worker's each), once there are ``count``."""
+        wait_for(lambda: len(daemon.events("reload.done")) >= count, timeout=20)
+        return daemon.events("reload.done")[count - 2 : count]
+
+    creds.write_text(_fleet("WKRN", 20))
+    daemon.proc.send_signal(signal.SIGHUP)
+    done = reloaded(2)
+    assert sorted(e["worker"] for e in done) == [0, 1]
+    assert {e["credentials"] for e in done} == {"reloaded (20 devices)"}
+    run_cli(*sim, "--serial-prefix", "WKRN", check=True, bounded=True)
+    ends = [e for e in daemon.events("session.end") if e["serial"].startswith("WKRN")]
+    assert len(ends) == 20 and {e.get("worker") for e in ends} == {0, 1}
+
+    moved = tmp_path / "moved.toml"
+    moved.write_text(_fleet("WKRM", 20))
+    daemon.config.write_text(daemon.config.read_text().replace(str(creds), str(moved)))
+    daemon.proc.send_signal(signal.SIGHUP)
+    assert {e["credentials"] for e in reloaded(4)} == {"reloaded (20 devices)"}
+    os.kill(daemon.events("workers.ready")[0]["pids"][0], signal.SIGKILL)
+    wait_for(lambda: daemon.events("listening")[2:], timeout=30)
+    run_cli(*sim, "--serial-prefix", "WKRM", check=True, bounded=True)
+    ends = [e for e in daemon.events("session.end") if e["serial"].startswith("WKRM")]
+    assert len(ends) == 20 and {e.get("worker") for e in ends} == {0, 1}
+    assert not daemon.events("workers.restart_failed")
+    assert daemon.stop() == 0
+
+
 def test_a_damaged_configuration_copy_is_a_config_error(tmp_path, monkeypatch, capsys):
     from acsd.cli import main
 

@@ -41,17 +41,20 @@ from acsd.config import (
     WITH_SECRETS,
     Config,
     ConfigError,
+    CwmpAuthConfig,
     CwmpTlsConfig,
     ProfilesConfig,
     StunConfig,
     TlsConfig,
     load_config,
 )
+from acsd.cwmp.auth import load_credentials
 from acsd.eventloop import stop_task
 from acsd.listen_socket import bound_socket
 from acsd.log import get_logger
 from acsd.metrics_share import METRICS_DIR_ENV, forget_worker
 from acsd.provisioning.profiles import load_profiles
+from acsd.reload import CREDENTIALS_BOUND_TO
 from acsd.rundir import supervisor_dir
 from acsd.sdnotify import MAX_KEEP_ALIVE_INTERVAL, keep_alive, notify
 from acsd.store import StoreError, shown_url, store_of
@@ -194,6 +197,29 @@ def _usable_profiles(running: ProfilesConfig, fresh: ProfilesConfig) -> Profiles
     except Exception:  # (ProfileError, or the directory unreadable: each worker says why)
         return running
     return fresh
+
+
+def _usable_credentials(running: CwmpAuthConfig, fresh: CwmpAuthConfig) -> CwmpAuthConfig:
+    """The ``[cwmp.auth]`` a reload gives the workers: the credentials file at a new path,
+    which every worker reads now (acsd.reload), unless they keep the one in use: its
+    entries do not load, or scheme, realm or algorithms changed (those take a restart)."""
+    path = fresh.credentials_file
+    if path == running.credentials_file or running.scheme == "none":
+        return running
+    if any(getattr(running, key) != getattr(fresh, key) for key in CREDENTIALS_BOUND_TO):
+        return running
+    if not path:
+        # (no shared password in use: the workers refuse to be left with no way in)
+        return (
+            running.model_copy(update={"credentials_file": None}) if running.password else running
+        )
+    try:
+        load_credentials(
+            path, scheme=running.scheme, realm=running.realm, algorithms=running.algorithms
+        )
+    except ValueError:  # (each worker says why: reload.credentials_failed)
+        return running
+    return running.model_copy(update={"credentials_file": path})
 
 
 def _reloaded_stun(running: StunConfig, fresh: StunConfig) -> StunConfig:
@@ -429,7 +455,8 @@ class Supervisor:
         worker restarted later runs with it; then every worker reloads."""
         if self.snapshot is not None:
             try:
-                fresh = load_config(self.config_path)
+                # (the credentials file: _usable_credentials, as each worker reads it)
+                fresh = load_config(self.config_path, credentials_later=True)
             except ConfigError:
                 pass  # each worker names the error; the snapshot stays as it is
             else:
@@ -446,7 +473,8 @@ class Supervisor:
                         # worker restarted later must not come back with the old ones
                         "cwmp": running.cwmp.model_copy(
                             update={
-                                "tls": _usable_tls("cwmp.tls", running.cwmp.tls, fresh.cwmp.tls)
+                                "tls": _usable_tls("cwmp.tls", running.cwmp.tls, fresh.cwmp.tls),
+                                "auth": _usable_credentials(running.cwmp.auth, fresh.cwmp.auth),
                             }
                         ),
                         "api": running.api.model_copy(
