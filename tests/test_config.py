@@ -695,3 +695,28 @@ def test_a_session_timeout_under_a_second_is_refused(tmp_path):
     path.write_text("[cwmp]\nsession_timeout = 0.03\n")
     with pytest.raises(ConfigError, match=r"cwmp\.session_timeout"):
         load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        # (yarl takes either as a URL: every StatusUrl and Location written with it broke)
+        ("https://acs.example.net /", "'acs.example.net ' is no host name or IP address"),
+        ("https://acs example.net", "'acs example.net' is no host name or IP address"),
+        ("https://acs.example.net:0/", "port 0 is no port a client can reach"),
+    ],
+)
+def test_a_public_url_clients_could_not_reach_is_refused(tmp_path, url, expected):
+    path, message = _refused(tmp_path, f'[api]\npublic_url = "{url}"\n')
+    assert f"{path}: api.public_url: {url!r}: {expected}" in message
+
+
+def test_a_public_url_of_a_name_or_address_is_taken(tmp_path):
+    path = tmp_path / "acsd.toml"
+    for url, kept in [
+        ("https://acs.example.net:8443/acsd/", "https://acs.example.net:8443/acsd"),
+        ("http://[2001:db8::7]:7557", "http://[2001:db8::7]:7557"),
+        ("http://192.0.2.7", "http://192.0.2.7"),
+    ]:
+        path.write_text(f'[api]\npublic_url = "{url}"\n')
+        assert load_config(path).api.public_url == kept

@@ -366,6 +366,11 @@ class ApiConfig(_Listener):
             raise ValueError(f"{shown!r}: {exc}") from None
         if url.scheme not in ("http", "https") or not url.host:
             raise ValueError(f"{shown!r}: must be an http:// or https:// URL with a host")
+        if not _is_host(url.host):
+            # (yarl takes "acs.example.com " as a host: the URLs written with it would not work)
+            raise ValueError(f"{shown!r}: {url.host!r} is no host name or IP address")
+        if url.explicit_port == 0:
+            raise ValueError(f"{shown!r}: port 0 is no port a client can reach")
         if url.user is not None or url.password is not None:
             raise ValueError(f"{shown!r} with a user part: no user or password belongs here")
         if url.query_string or url.fragment:
@@ -505,6 +510,15 @@ class ProfilesConfig(_Section):
 #: RFC 1035's letters, digits and hyphens per label, dots between: what routers' STUN
 #: clients resolve (no scheme, no port: the port is stun.public_port)
 _HOST_NAME = re.compile(r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+")
+
+
+def _is_host(text: str) -> bool:
+    """Whether ``text`` is a host name or an IP address (as a URL's host, unbracketed)."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return _HOST_NAME.fullmatch(text) is not None
+    return True
 
 
 class StunConfig(_Listener):
