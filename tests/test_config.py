@@ -720,3 +720,26 @@ def test_a_public_url_of_a_name_or_address_is_taken(tmp_path):
     ]:
         path.write_text(f'[api]\npublic_url = "{url}"\n')
         assert load_config(path).api.public_url == kept
+
+
+def test_a_setting_that_would_change_nothing_is_warned_of_and_the_example_has_none(tmp_path):
+    # Accepted in silence, each looked like a setting in force: a credentials file under
+    # scheme "none" (every router got in with no password at all), a TLS floor with no
+    # TLS, STUN keys with STUN off.
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[cwmp.auth]\ncredentials_file = "/etc/acsd/cpe-credentials.toml"\n'
+        '[cwmp.tls]\nmin_version = "TLSv1.3"\n'
+        '[stun]\nkeepalive = 20\nlisten = "0.0.0.0:3478"\n'  # (the default: asks nothing)
+    )
+    proc = run_cli("config", "check", "--config", str(path))
+    assert proc.returncode == 0, proc.stderr
+    warned = [line for line in proc.stderr.splitlines() if line.startswith("acsd: warning:")]
+    assert warned == [
+        'acsd: warning: cwmp.auth.credentials_file is not used: scheme "none" asks routers '
+        "for no credentials",
+        "acsd: warning: cwmp.tls.min_version is not used: cwmp.tls.cert is not set (no TLS)",
+        "acsd: warning: stun.keepalive is not used: stun.enabled is false",
+    ]
+    example = run_cli("config", "check", "--config", str(REPO / "config.example.toml"))
+    assert example.returncode == 0 and "warning" not in example.stderr, example.stderr

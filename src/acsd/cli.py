@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from acsd import log as acsd_log
-from acsd.config import Config, ConfigError, load_config, overridden_by_env, unknown_env
+from acsd.config import (
+    Config,
+    ConfigError,
+    load_config,
+    overridden_by_env,
+    unknown_env,
+    unused_settings,
+)
 from acsd.log import printable
 from acsd.provisioning.profile_schema import ProfileError
 
@@ -287,6 +294,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
                         f"acsd: warning: {args.config}: {what}: the environment's value is used",
                         file=sys.stderr,
                     )
+            for unused in [] if WORKER_ENV in os.environ else unused_settings(config):
+                print(f"acsd: warning: {unused}", file=sys.stderr)
             if WORKER_ENV not in os.environ and NONCE_KEY_ENV in os.environ:
                 print(
                     f"acsd: warning: {NONCE_KEY_ENV} is not used: acsd makes a new Digest nonce "

@@ -712,6 +712,46 @@ _NOT_SETTINGS = frozenset(
 _SUPERVISOR_ENV = ("ACSD_CWMP_LISTEN", "ACSD_API_LISTEN")
 
 
+def unused_settings(config: Config) -> list[str]:
+    """Settings the operator gave (in the file or the environment) that have no effect with
+    the rest of the configuration: each one line naming it and why, for ``serve`` and
+    ``config check`` to warn of. Accepted in silence, each looked like a setting in force
+    (a credentials file under scheme "none": every router got in without a password)."""
+    found: list[str] = []
+    auth = config.cwmp.auth
+    if auth.scheme == "none":
+        given = [k for k in ("credentials_file", "password", "username") if getattr(auth, k)]
+        found += [
+            f'cwmp.auth.{key} is not used: scheme "none" asks routers for no credentials'
+            for key in given
+        ]
+    for name in ("cwmp", "api"):
+        tls = getattr(config, name).tls
+        if not tls.enabled:
+            found += [
+                f"{name}.tls.{key} is not used: {name}.tls.cert is not set (no TLS)"
+                for key in _changed(tls, exempt={"cert", "key"})
+            ]
+    if not config.stun.enabled:
+        found += [
+            f"stun.{key} is not used: stun.enabled is false"
+            for key in _changed(config.stun, exempt={"enabled"})
+        ]
+    return found
+
+
+def _changed(section: BaseModel, exempt: set[str]) -> list[str]:
+    """The keys of ``section`` given a value other than their default (one given its
+    default asks for nothing: config.example.toml lists the defaults of sections it
+    leaves off)."""
+    fields = type(section).model_fields
+    return sorted(
+        key
+        for key in section.model_fields_set - exempt
+        if getattr(section, key) != fields[key].get_default(call_default_factory=True)
+    )
+
+
 def unknown_env(environ: dict[str, str] | None = None) -> list[tuple[str, str | None]]:
     """ACSD_* variables that set nothing, each with the setting it may be a typo of
     (ACSD_WORKER: ACSD_WORKERS): a typo in one would otherwise go unnoticed (a typo in a
