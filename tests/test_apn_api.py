@@ -1119,3 +1119,16 @@ def test_a_key_check_reads_the_path_of_an_absolute_form_target(admin: Api, acct)
         )
         status = sock.recv(65536).split(b"\r\n")[0]
     assert status.split()[1] == b"400", status
+
+
+def test_an_xml_value_of_any_length_is_named_by_its_start_not_echoed_whole(admin: Api, acct):
+    raw = SEED_XML.replace(
+        b"<Enabled>true</Enabled>", b"<Enabled>" + b"y" * 200_000 + b"</Enabled>"
+    )
+    reply = admin.request(
+        "POST", apns_path(acct, NETWORK), raw=raw, content_type="application/xml",
+        headers={"Accept": "application/json"},
+    )  # fmt: skip
+    assert reply.status == 400, reply.body
+    text = json.dumps(reply.body)
+    assert "is not a boolean" in text and len(text) < 1000, text[:300]

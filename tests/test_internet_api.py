@@ -225,6 +225,13 @@ def test_bad_bodies_are_400_with_the_field_path(world: World):
     del no_ip["net"]["ipAddress"]
     assert "required" in error(api.post(path, no_ip), 400, "net.ipAddress")["description"]
     error(api.post(path, {**SEED_EXAMPLE, "startDate": "next tuesday"}), 400, "startDate")
+    # a value of any length is named by its start, not echoed whole into the answer
+    huge = error(api.post(path, {**SEED_EXAMPLE, "startDate": "9" * 200_000}), 400, "startDate")
+    assert len(huge["description"]) < 200 and "is not a date" in huge["description"], huge
+    huge = api.post(
+        path, {**SEED_EXAMPLE, "net": {**SEED_EXAMPLE["net"], "ipAddress": "1" * 200_000}}
+    )
+    assert len(error(huge, 400, "net.ipAddress")["description"]) < 200
     # ISO 8601 forms no client means (week and ordinal dates, the basic format, an hour
     # alone, an offset without its colon), no such day, digits that are not ASCII
     for start in ("2026-W01-1", "2026-001", "20260101T000000Z", "2026-01-01T00Z",

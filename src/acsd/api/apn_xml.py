@@ -22,6 +22,7 @@ from typing import Any
 
 from lxml import etree
 
+from acsd.log import peer_text
 from acsd.xmlsafe import has_dtd, parse_xml, xml_text
 
 NS = "http://schemas.datacontract.org/2004/07/AS.Models.API"
@@ -166,18 +167,20 @@ def _value(element: etree._Element, kind: Any, path: str) -> Any:
         return value
     if kind == "int":
         if not _INT.fullmatch(value):
-            raise XmlFieldError(path, f"{value!r} is not an integer")
+            raise XmlFieldError(path, f"{peer_text(value)!r} is not an integer")
         return int(value)
     if kind == "bool":
         if value not in _BOOLS:
-            raise XmlFieldError(path, f"{value!r} is not a boolean (true or false)")
+            raise XmlFieldError(path, f"{peer_text(value)!r} is not a boolean (true or false)")
         return _BOOLS[value]
     if isinstance(kind, Enum):
         for name, number in kind.values.items():
             if name.lower() == value.lower():
                 return number
         names = ", ".join(kind.values)
-        raise XmlFieldError(path, f"{value!r} is not one of the {kind.name} names: {names}")
+        raise XmlFieldError(
+            path, f"{peer_text(value)!r} is not one of the {kind.name} names: {names}"
+        )
     raise AssertionError(f"unknown member kind {kind!r}")
 
 

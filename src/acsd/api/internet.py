@@ -41,7 +41,7 @@ from acsd.devices import reported_lan
 from acsd.eventloop import stop_task
 from acsd.hostaddr import is_host_address
 from acsd.ids import is_id, normal_id
-from acsd.log import get_logger
+from acsd.log import get_logger, peer_text
 from acsd.models import ForeignRef, IdFilter, Name, RecordRef
 from acsd.rules import Stated, whole
 from acsd.store.base import (
@@ -220,13 +220,16 @@ def start_of(text: str) -> float:
             when = _leap_second(text)
     if when is None:
         raise ValueError(
-            f"{text!r} is not a date (2016-02-01) or an RFC 3339 date-time (2016-02-01T00:00:00Z)"
+            f"{peer_text(text)!r} is not a date (2016-02-01) or an RFC 3339 date-time "
+            "(2016-02-01T00:00:00Z)"
         )
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     offset = when.utcoffset()
     if offset is not None and abs(offset.total_seconds()) > _MOST_OFFSET:
-        raise ValueError(f"{text!r} has an offset from UTC no time zone has (at most ±14:00)")
+        raise ValueError(
+            f"{peer_text(text)!r} has an offset from UTC no time zone has (at most ±14:00)"
+        )
     return when.timestamp()
 
 
@@ -262,7 +265,7 @@ def _address(path: str, text: str) -> ipaddress.IPv4Address:
     try:
         address = ipaddress.IPv4Address(text)
     except ValueError:
-        raise ApiError(400, path, f"{text!r} is not an IPv4 address") from None
+        raise ApiError(400, path, f"{peer_text(text)!r} is not an IPv4 address") from None
     if not is_host_address(address):
         raise ApiError(400, path, f"{address} is not an address a host can have")
     return address
@@ -273,7 +276,9 @@ def _prefix(path: str, text: str, *, longest: int, shortest: int = 1) -> int:
     try:
         value = int(ipaddress.IPv4Address(text))
     except ValueError:
-        raise ApiError(400, path, f"{text!r} is not a subnet mask such as 255.255.255.0") from None
+        raise ApiError(
+            400, path, f"{peer_text(text)!r} is not a subnet mask such as 255.255.255.0"
+        ) from None
     hosts = ~value & 0xFFFFFFFF
     if hosts & (hosts + 1):  # the one bits must come first, then only zeros
         raise ApiError(400, path, f"{text} is not a subnet mask: its one bits are not contiguous")
