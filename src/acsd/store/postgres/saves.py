@@ -15,10 +15,8 @@ from acsd.store.writes import (
     Bound,
     Failed,
     SaveOp,
-    check_save,
     created_keys,
     miskeyed,
-    saved,
     settle_saves,
     unbound_keys,
     with_ids,
@@ -110,6 +108,9 @@ _HEARD_SQL = (
 )
 _KEYS_SQL = "SELECT id, serial_key FROM devices WHERE serial_key = ANY($1::text[])"
 
+#: errors after which nothing of the batch is left to commit
+_CONNECTION_LOST = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError)
+
 _RESET = 19
 #: save_args' ?31 tells SQLite to merge a result of many values key by key, as json_patch
 #: is quadratic there (acsd.store.writes.MERGE_BY_KEY_FROM). jsonb || is linear in
@@ -127,28 +128,30 @@ def _pg_args(args: list[Any]) -> list[Any]:
 async def apply_saves(conn: asyncpg.Connection, saves: list[SaveOp]) -> list[str | Failed]:
     """The saves, in the open transaction: the device id each wrote, or a Failed with
     StaleResultError for one a later session overtook, or with the error of one that
-    failed alone (the rules are acsd.store.writes.check_save; savepoints as the SQLite backend's
-    apply_saves_sync)."""
+    failed alone (the rules are acsd.store.writes.check_save; savepoints as the SQLite
+    backend's apply_saves_sync)."""
     try:
         async with conn.transaction():  # a savepoint inside the batch's transaction
-            return await _apply_saves(conn, saves, alone=False)
-    except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError):
+            return await _apply_saves(conn, saves)
+    except _CONNECTION_LOST:
         raise  # nothing of the batch is left to commit
     except Exception:
-        return await _apply_saves(conn, saves, alone=True)
-
-
-async def _save_alone(conn: asyncpg.Connection, op: SaveOp) -> Exception | None:
-    """One save in a savepoint of its own: its error (its writes undone), or None."""
-    try:
-        async with conn.transaction():
-            await conn.execute(SAVE_SQL, *_pg_args(op.args))
-    except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError):
-        raise
-    except Exception as exc:
-        log_failed(exc, "save_session")
-        return exc
-    return None
+        pass
+    # Which save broke the run is unknown: each again alone, its row locks taken in a
+    # savepoint of its own too. A row locked by another client then fails its own save
+    # only; taken for the whole run, it undid the batch's transaction, and every write
+    # of the batch ran again alone, waiting out the same lock once more.
+    out: list[str | Failed] = []
+    for op in saves:
+        try:
+            async with conn.transaction():
+                out.extend(await _apply_saves(conn, [op]))
+        except _CONNECTION_LOST:
+            raise
+        except Exception as exc:
+            log_failed(exc, "save_session")
+            out.append(Failed(exc))
+    return out
 
 
 async def _heard(conn: asyncpg.Connection, saves: list[SaveOp], keys: set[str]) -> dict[str, Any]:
@@ -169,11 +172,9 @@ async def _heard(conn: asyncpg.Connection, saves: list[SaveOp], keys: set[str]) 
     return {row[0]: row[1] for row in rows}
 
 
-async def _apply_saves(
-    conn: asyncpg.Connection, saves: list[SaveOp], *, alone: bool
-) -> list[str | Failed]:
-    """apply_saves' work: ``alone`` writes each save as it is checked, in a savepoint of
-    its own and in queue order; else all of them at the end, in serial-key order."""
+async def _apply_saves(conn: asyncpg.Connection, saves: list[SaveOp]) -> list[str | Failed]:
+    """apply_saves' work: the saves' rows locked, each checked in queue order, and those
+    to write upserted together at the end, in serial-key order."""
     bound: dict[str, Bound] = {}
     macless: set[str] = set()
     wanted = sorted({op.device_id for op in saves if op.device_id})
@@ -196,23 +197,11 @@ async def _apply_saves(
     heard: dict[str, float | None] = {}
     if unbound:
         heard = await _heard(conn, saves, unbound)
-    out: list[str | Failed | None]
-    if alone:
-        out = []
-        for op in saves:
-            done = check_save(op, bound, heard)
-            if not isinstance(done, Failed):
-                if (error := await _save_alone(conn, op)) is not None:
-                    done = Failed(error)
-                else:
-                    saved(op, done, bound, heard)
-            out.append(done)
-    else:
-        out, live = settle_saves(saves, bound, heard)
-        if live:
-            # Upserts in serial-key order too (stable: one CPE's results keep queue order).
-            ordered = sorted(live, key=lambda op: op.args[2])
-            await conn.executemany(SAVE_SQL, [_pg_args(op.args) for op in ordered])
+    out, live = settle_saves(saves, bound, heard)
+    if live:
+        # Upserts in serial-key order too (stable: one CPE's results keep queue order).
+        ordered = sorted(live, key=lambda op: op.args[2])
+        await conn.executemany(SAVE_SQL, [_pg_args(op.args) for op in ordered])
     if None not in out:
         return out  # type: ignore[return-value]
     rows = await conn.fetch(_KEYS_SQL, created_keys(saves, out))
