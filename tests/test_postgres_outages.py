@@ -14,12 +14,15 @@ import time
 import asyncpg
 import pytest
 
+from acsd.cwmp import rpc
+from acsd.cwmp.soap import Envelope, parse_envelope, render_envelope
+from acsd.sim.runner import Simulation
 from acsd.store.base import StoreUnavailableError
-from api_world import build_world
+from api_world import build_world, device_body
 from apiclient import readyz, readyz_status, store_refusals
 from conftest import wait_for
-from cpe_steps import NS
-from wire import Wire, envelope, inform_body
+from cpe_steps import NS, SteppedCpe
+from wire import Answer, Wire, envelope, inform_body
 
 
 def _inform(daemon, serial: str):
@@ -152,6 +155,101 @@ async def test_a_lock_held_past_the_lock_timeout_is_503_not_500(daemon_factory, 
     )
     assert reply.status == 201, reply.body
     assert not daemon.events("api_internal_error")
+
+
+def _rest_of_session(router: SteppedCpe) -> Answer:
+    """The router's answers to the ACS's requests, from the one it holds, until the ACS
+    answers other than with a request: the session's end, where its result is saved."""
+    assert router.request is not None
+    while True:
+        reply = router.cpe.handle(router.request.body)
+        answer = router.wire.post(render_envelope(Envelope(reply, id=router.request.id)))
+        if answer.status != 200:
+            return answer
+        router.request = parse_envelope(answer.body)
+
+
+async def test_a_row_locked_elsewhere_fails_its_writes_once_and_holds_no_others(
+    daemon_factory, pg_cluster
+):
+    # A row locked by another client (a transaction left open in someone's psql): its
+    # router's session save and the operator's PATCH of it get the busy answer once
+    # lock_timeout is out, and the other routers' sessions and devices' PATCHes in the
+    # same batch are written meanwhile. The locked session's save waited lock_timeout for
+    # the run of saves, again for its own row taken with the run's in the rerun, which
+    # undid the batch's transaction; every write of the batch then ran again alone, the
+    # locked ones waiting once more: other devices' writes waited 4-5 times lock_timeout,
+    # and a locked device's PATCH was written (200) once the holder let go.
+    url = pg_cluster.new_database()
+    wait = 1.5  # lock_timeout
+    daemon = daemon_factory(store={"url": url, "lock_timeout": wait})
+    world = await asyncio.to_thread(build_world, daemon)
+    routers: dict[str, SteppedCpe] = {}
+    paths: dict[str, str] = {}
+    for cpe in Simulation(daemon.cwmp_url, ["tplink-tr181"], 3, serial_prefix="HELD").routers:
+        router = routers[cpe.serial[-1]] = SteppedCpe(daemon.cwmp_url, cpe)
+        await asyncio.to_thread(router.session)  # registered
+        reply = await asyncio.to_thread(
+            world.api.post, "/network/device", device_body(world, "own", cpe.serial)
+        )
+        assert reply.status == 201, reply.body
+        paths[cpe.serial[-1]] = f"/network/device/{reply.body['_id']}"
+        await asyncio.to_thread(router.session)  # provisioned
+    # X's (locked) and Y's (free) next sessions, up to their last answer: the session
+    # read its record at the Inform, and its result is saved at its end
+    x, y = routers["1"], routers["2"]
+    for router in (x, y):
+        await asyncio.to_thread(router.inform, ["2 PERIODIC"])
+        await asyncio.to_thread(router.until, rpc.GetParameterValues)
+    before = (await asyncio.to_thread(world.api.get, paths["1"])).body
+    holder = await asyncpg.connect(url)
+    try:
+        held = holder.transaction()
+        await held.start()
+        await holder.execute(
+            "SELECT 1 FROM devices WHERE id = ANY($1) FOR UPDATE",
+            [paths[n].rsplit("/", 1)[1] for n in "13"],
+        )
+
+        def patch(n: str, notes: str):
+            return asyncio.to_thread(world.api.patch, paths[n], {"notes": notes})
+
+        # Z's PATCH waits for its row: the writer is busy, and what comes next is queued
+        # to be written together, in one batch.
+        first = asyncio.create_task(patch("3", "z"))
+        waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        while not await holder.fetchval(waiting):
+            assert not first.done(), first.result().body
+            await asyncio.sleep(0.02)
+        queued = [
+            asyncio.to_thread(_rest_of_session, x),
+            asyncio.to_thread(_rest_of_session, y),
+            patch("1", "x"),
+            patch("2", "y"),
+        ]
+        together = asyncio.gather(first, *queued)
+        # The holder lets go once all are answered, or gives up waiting for that: the
+        # writes take a lock_timeout for Z's PATCH and one for the batch after it.
+        answered, _ = await asyncio.wait({together}, timeout=4 * wait)
+    finally:
+        await holder.close()  # (the lock with it)
+    patched_z, session_x, session_y, patched_x, patched_y = await together
+    assert patched_y.status == 200 and patched_y.body["notes"] == "y", patched_y.body
+    assert session_y.status == 204, session_y.text
+    for refused in (patched_z, patched_x):
+        assert refused.status == 503, refused.body
+        assert refused.body["cause"] == "busy" and refused.headers["Retry-After"] == "10"
+    # the locked router's session: told to come back, its result to be sent again
+    assert session_x.status == 503 and session_x.headers["Retry-After"] == "10"
+    assert session_x.text.startswith("The database is busy: another client")
+    # all of it while the row was held still (a write that waited for it once more, in a
+    # rerun or the next batch, went through once it was let go)
+    assert answered, "writes waited for the row past lock_timeout"
+    # nothing of the refused writes was written, and the row takes writes again
+    after = (await asyncio.to_thread(world.api.get, paths["1"])).body
+    assert after == before
+    assert (await patch("1", "x")).status == 200
+    assert not daemon.events("api_internal_error") and not daemon.events("cwmp.session_error")
 
 
 async def test_a_server_that_answers_nothing_is_unavailable_in_bounded_time(pg_url, pg_cluster):

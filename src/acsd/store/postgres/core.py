@@ -4,9 +4,12 @@ Why this shape (the SQLite backend's, for the same reasons, where they still hol
 
 - Every write is queued and one writer task commits what is queued in ONE transaction:
   sessions' results go in with one ``executemany`` in a savepoint (when one fails, they
-  are written again one at a time, each in a savepoint of its own), other writes as calls
-  ``fn(conn)``, each in a savepoint of its own when it shares its batch, so a conflict or
-  a bad save undoes only itself.
+  are written again one at a time, each in a savepoint of its own, its row locks too),
+  other writes as calls ``fn(conn)``, each in a savepoint of its own when it shares its
+  batch, so a conflict, a bad save or a row another client holds undoes only itself.
+- A batch waits for another client's lock once (lock_timeout): the writes queued behind
+  it wait too, so once one of its writes has waited that out, a lock still held fails the
+  others at once (PgCore._savepoint_failed).
 - Several acsd instances may write to one database. A session's result is checked against
   the record (``SessionResult.since``) under a row lock (``SELECT ... FOR UPDATE``), so
   "first session wins" holds across instances too; rows are locked in serial-key order,
@@ -74,8 +77,15 @@ STATEMENT_WAIT = 10.0
 #: someone's psql updated, another instance's batch) before it fails with 503: the writer
 #: runs one batch at a time, so a longer wait stalls every write queued behind it. Longer
 #: than another instance's batch holds its row locks (milliseconds), shorter than
-#: STATEMENT_WAIT (``store.lock_timeout``)
+#: STATEMENT_WAIT (``store.lock_timeout``). A batch waits it out once: see
+#: PgCore._savepoint_failed
 LOCK_WAIT = 2.0
+#: what the rest of a batch runs with once one of its writes has waited LOCK_WAIT out
+#: for another client's lock: a lock still held fails its write at once (1 ms, as 0
+#: would be no limit)
+_NO_MORE_LOCK_WAIT = "SET LOCAL lock_timeout = 1"
+#: lock_not_available: a wait for a lock that lock_timeout ended
+_LOCK_TIMEOUT = "55P03"
 
 
 def _ms(seconds: float) -> int:
@@ -273,6 +283,8 @@ class PgCore(BatchWriter):
         self._pinged: tuple[float, Outage | None] = (-1e9, CLOSED)
         #: the writer's connection is to be made again before its next batch
         self._renew_writer = False
+        #: a write of the batch being written has waited lock_timeout out already
+        self._lock_waited = False
 
     def __repr__(self) -> str:
         # never the DSN: it may carry the password
@@ -477,6 +489,7 @@ class PgCore(BatchWriter):
         try:
             async with conn.transaction():
                 await conn.execute(self._write_limits)
+                self._lock_waited = False
                 results = await self._apply(conn, batch)
                 committing = True
         except Exception as exc:
@@ -533,10 +546,27 @@ class PgCore(BatchWriter):
         except Exception as exc:
             if not _lost_race(exc):  # (run again alone: logged if that fails too)
                 log_failed(exc, op.kind)
+            await self._savepoint_failed(conn, exc)
             return Failed(exc)
 
     async def _apply_saves(self, conn: asyncpg.Connection, saves: list[SaveOp]) -> list[Any]:
-        return await apply_saves(conn, saves)
+        async def failed(exc: Exception) -> None:
+            await self._savepoint_failed(conn, exc)
+
+        return await apply_saves(conn, saves, failed)
+
+    async def _savepoint_failed(self, conn: asyncpg.Connection, exc: Exception) -> None:
+        """After a write of the batch failed in its savepoint (undone, the batch goes on):
+        when it had waited lock_timeout out for another client's lock, the rest of the
+        batch waits for locks no more. Every other write of the batch has waited that long
+        behind it already, and a batch that met the lock again (the same row's session
+        save and PATCH, the run of saves written again one at a time, a table locked)
+        waited lock_timeout for each, with every write queued behind it."""
+        if self._lock_waited or getattr(exc, "sqlstate", None) != _LOCK_TIMEOUT:
+            return
+        self._lock_waited = True
+        # (in the batch's transaction, now that the savepoint is undone: to its end)
+        await conn.execute(_NO_MORE_LOCK_WAIT)
 
     # -- reads ----------------------------------------------------------------------------
 

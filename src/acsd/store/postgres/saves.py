@@ -3,6 +3,7 @@ checks, made under row locks so that they hold across acsd instances."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -125,18 +126,23 @@ def _pg_args(args: list[Any]) -> list[Any]:
     return out
 
 
-async def apply_saves(conn: asyncpg.Connection, saves: list[SaveOp]) -> list[str | Failed]:
+async def apply_saves(
+    conn: asyncpg.Connection,
+    saves: list[SaveOp],
+    failed: Callable[[Exception], Awaitable[None]],
+) -> list[str | Failed]:
     """The saves, in the open transaction: the device id each wrote, or a Failed with
     StaleResultError for one a later session overtook, or with the error of one that
     failed alone (the rules are acsd.store.writes.check_save; savepoints as the SQLite
-    backend's apply_saves_sync)."""
+    backend's apply_saves_sync). ``failed`` is told of each error that a savepoint undid
+    (the writer's wait for locks, see PgCore._savepoint_failed)."""
     try:
         async with conn.transaction():  # a savepoint inside the batch's transaction
             return await _apply_saves(conn, saves)
     except _CONNECTION_LOST:
         raise  # nothing of the batch is left to commit
-    except Exception:
-        pass
+    except Exception as exc:
+        await failed(exc)
     # Which save broke the run is unknown: each again alone, its row locks taken in a
     # savepoint of its own too. A row locked by another client then fails its own save
     # only; taken for the whole run, it undid the batch's transaction, and every write
@@ -150,6 +156,7 @@ async def apply_saves(conn: asyncpg.Connection, saves: list[SaveOp]) -> list[str
             raise
         except Exception as exc:
             log_failed(exc, "save_session")
+            await failed(exc)
             out.append(Failed(exc))
     return out
 
