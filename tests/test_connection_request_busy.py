@@ -54,3 +54,44 @@ async def test_a_change_whose_request_found_the_router_in_a_session_still_reache
         await running
     assert router.stats.ok > sessions
     assert router.tree.flat()["Device.WiFi.SSID.1.SSID"] == "AfterTheBusyOne"
+
+
+async def test_a_request_deferred_for_a_change_a_session_took_up_meanwhile_is_not_sent(
+    daemon_factory,
+):
+    # The router answers the change's request 503 (it is in a session), and then, before
+    # acsd asks again, opens a session of its own that applies the change: asking again
+    # would only start a session that has nothing to do (with several processes, each
+    # that deferred a request sent its own).
+    daemon = daemon_factory(cwmp={"connection_request_interval": 2})
+    world = build_world(daemon)
+    sim = Simulation(
+        daemon.cwmp_url, ["tplink-tr181"], 1, serial_prefix="TOOK", interval=3600,
+        cr_listen="127.0.0.1:0", ramp=0.01,
+    )  # fmt: skip
+    serial = sim.routers[0].serial
+    router = sim.router(serial)
+    running = asyncio.create_task(sim.run(duration=60))
+    try:
+        await _until(lambda: router.stats.ok >= 1)
+        reply = world.api.post("/network/device", device_body(world, "own", serial))
+        assert reply.status == 201, reply.body
+        path = f"/network/device/{reply.body['_id']}"
+        await _until(lambda: world.api.get(path).body["state"] == "ACTIVE")
+        router.in_session = True
+        changed = world.api.patch(path, {"wifi": {"ssid": "TakenUpMeanwhile"}})
+        assert changed.status == 200, changed.body
+        await _until(lambda: any(e.get("status") == 503 for e in daemon.events("connreq.done")))
+        router.in_session = False
+        router.add_event("4 VALUE CHANGE")  # its own session, before acsd asks again
+        router.on_wake()
+        await _until(lambda: world.api.get(path).body["state"] == "ACTIVE")
+        sessions = router.stats.ok
+        await _until(lambda: daemon.events("connreq.dropped"), timeout=10)
+        await asyncio.sleep(0.5)
+    finally:
+        sim.stop()
+        await running
+    assert [e.get("status") for e in daemon.events("connreq.done")][-1] == 503
+    assert router.stats.ok == sessions
+    assert router.tree.flat()["Device.WiFi.SSID.1.SSID"] == "TakenUpMeanwhile"

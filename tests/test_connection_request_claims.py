@@ -289,11 +289,11 @@ async def _changes_on_two_processes(
         def applied() -> bool:
             return router.tree.flat()["Device.WiFi.SSID.1.SSID"] == "SecondChange"
 
-        # the second request may come when the first's session has applied both changes
-        # already: the process that took the second cannot know that it did
-        await asyncio.to_thread(
-            wait_for, lambda: len(times) >= before + 2 and applied() and active(), 20
-        )
+        # The process that took the second change defers its request; once the interval
+        # is over it sends it, unless the first's session applied both changes meanwhile
+        # (the record is ACTIVE again: connreq.dropped).
+        await asyncio.to_thread(wait_for, lambda: applied() and active(), 20)
+        await asyncio.sleep(INTERVAL + 0.5)
     finally:
         sim.stop()
         await running
@@ -302,7 +302,8 @@ async def _changes_on_two_processes(
 
 def _one_per_interval(times: list[float], changed: float) -> None:
     # one request in the interval the changes came in; the deferred one once it is over
-    assert len(times) >= 2, times
+    # (if the router still had a change to take then)
+    assert len(times) >= 1, times
     assert times[0] - changed < INTERVAL / 2, times
     gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
     assert all(gap >= INTERVAL - 0.3 for gap in gaps), gaps

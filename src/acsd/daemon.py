@@ -435,8 +435,14 @@ def _connection_requester(
     config: Config, store: Store, stun: StunServer | None
 ) -> ConnectionRequester:
     async def cr_target(device_id: str) -> Target | None:
+        # Read when a deferred request goes: a session in between may have taken the
+        # change up (ACTIVE: nothing waits for the router, so no request; another
+        # process's, or the one the router opened itself while it answered 503), or set
+        # new credentials on the router.
         record = await store.get_device(device_id)
-        return None if record is None else target_of(record)
+        if record is None or record.state == "ACTIVE":
+            return None
+        return target_of(record)
 
     if not config.cwmp.connection_request_deny:
         # (an empty value reads as "deny nothing", which may be no one's intent: a stray

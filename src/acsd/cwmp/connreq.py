@@ -383,7 +383,8 @@ class ConnectionRequester:
         self.busy_for = busy_for
         self.allow_basic = allow_basic
         #: reads a device's target again when its deferred request goes: a session in
-        #: between may have set new credentials on the router (None: the device is gone)
+        #: between may have set new credentials on the router (None: the device is gone,
+        #: or nothing waits for its router any more: the request is dropped)
         self.lookup = lookup
         #: the interval's claim in the store shared with other processes (workers,
         #: instances), taken before each request: None when no other process sends any
@@ -515,7 +516,8 @@ class ConnectionRequester:
         if args is not None:
             self._poke(device_id, *args)  # (deferred again if still too soon)
         else:
-            self._retries.pop(device_id, None)  # the device is gone
+            self._retries.pop(device_id, None)  # the device is gone, or has its change
+            log.info("connreq.dropped", device=device_id, reason="nothing waits for the router")
 
     async def _claimed(self, device_id: str) -> bool:
         """Whether this process may send the request: it took the interval's claim, or
