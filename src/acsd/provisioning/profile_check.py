@@ -6,7 +6,9 @@ cycles and unknown bases, all with ``FILE:LINE``), the check
 
 - compares every standard path (no ``X_`` segment) with the BBF data model of its root:
   the parameter or table exists, is writable, has the declared (or defaulted) type, and a
-  leaf the model marks secured is not declared readable;
+  leaf the model marks secured is not declared readable; a vendor path (one with an
+  ``X_`` segment) must hang from an object of the model (the standard part before its
+  first ``X_`` segment: a typo there is no vendor's doing);
 - reports ties: two vendor profiles of one root with the same `match`, with overlapping
   globs on the same keys, or matching one simulator tree equally specifically;
 - refuses a vendor profile whose `match` takes every CPE (every glob ``*``), and warns of
@@ -200,6 +202,7 @@ class _Checker:
         for name, table in profile.tables.items():
             key = f"tables.{quote(name)}"
             if is_vendor_path(table.object):
+                self.vendor(profile, dm, f"{key}.object", table.object)
                 continue
             obj = norm(table.object) + "{i}."
             if obj not in dm.objects:
@@ -223,8 +226,10 @@ class _Checker:
 
     def exists(self, profile: Profile, dm: DataModel, key: str, path: str) -> bool:
         """A parameter acsd reads but never writes (a `when` test, a row's `only`) need
-        only exist; whether the model has it (False for a vendor path, not checked)."""
+        only exist; whether the model has it (False for a vendor path, whose own part is
+        not the model's to check)."""
         if is_vendor_path(path):
+            self.vendor(profile, dm, key, path)
             return False
         if norm(path) in dm.params:
             return True
@@ -258,13 +263,15 @@ class _Checker:
         declared: str | None,
         secret: bool,
     ) -> None:
+        where = f"{key}.path" if key.startswith("settings") else key
         if is_vendor_path(path):
+            self.vendor(profile, dm, where, path)
             return
         name = norm(path)
         param = dm.params.get(name)
         if param is None:
             msg = f"{path!r} is not a parameter of {dm.name}" + _hint(path, dm.params)
-            self.say(profile, f"{key}.path" if key.startswith("settings") else key, msg)
+            self.say(profile, where, msg)
             return
         if not param.writable:
             msg = f"{path!r} is read-only in {dm.name}: SetParameterValues would fault 9008"
@@ -280,17 +287,44 @@ class _Checker:
             msg = f"{dm.name} marks {path!r} secured (it reads back empty): it is secret"
             self.say(profile, key, msg)
 
+    def vendor(self, profile: Profile, dm: DataModel, key: str, path: str) -> None:
+        """A vendor path's standard part: the BBF model cannot vouch for the vendor's own
+        names, but the object they hang from is the model's. A typo there
+        (``Device.WiFi.AccesPoint.1.Security.X_ACME_Key``) faults 9005 in every session
+        and would pass for a vendor name."""
+        parent = _vendor_parent(path)
+        if parent.startswith("{"):
+            return  # below a reference: the object is the CPE's to say
+        name = norm(parent)
+        if name in dm.objects:
+            return
+        if name + "{i}." in dm.objects:
+            msg = (
+                f"{path!r}: {parent!r} is a table of {dm.name}: its vendor part goes "
+                "below an instance number"
+            )
+        else:
+            msg = (
+                f"{path!r}: its standard part {parent!r} is not an object of {dm.name}"
+                + _object_hint(parent, dm.objects)
+            )
+        self.say(profile, key, msg)
+
     def reads(self, profile: Profile, dm: DataModel) -> None:
         """Status and identity paths (the existence check only)."""
         spec = profile.spec
         for part, names in (("status", spec.status.fetch), ("identity", spec.identity.fetch)):
             for i, name in enumerate(names):
-                if not is_vendor_path(name) and not _exists(dm, name):
+                if is_vendor_path(name):
+                    self.vendor(profile, dm, f"{part}.fetch[{i}]", name)
+                elif not _exists(dm, name):
                     msg = f"{name!r} is not in {dm.name}"
                     self.say(profile, f"{part}.fetch[{i}]", msg)
         for key, paths in _selector_paths(profile):
             for path in paths:
-                if not is_vendor_path(path) and not _selector_exists(dm, path):
+                if is_vendor_path(path):
+                    self.vendor(profile, dm, key, path)
+                elif not _selector_exists(dm, path):
                     self.say(profile, key, f"{path!r} is not in {dm.name}")
 
     # --- ties ---------------------------------------------------------------------------
@@ -358,6 +392,35 @@ def _hint(path: str, known: dict[str, object]) -> str:
     close = difflib.get_close_matches(leaf, sorted(siblings), n=1)
     tail = "." if path.endswith(".") else ""
     return f" (did you mean {parent + '.' + close[0] + tail!r}?)" if close else ""
+
+
+def _object_hint(path: str, objects: dict[str, bool]) -> str:
+    """ " (did you mean 'A.B.1.C.'?)" for an object path: the first segment that leaves
+    the model, replaced by its closest sibling there (the rest kept as written)."""
+    segments = path.rstrip(".").split(".")
+    known = ""  # the model's name of the part that exists so far ("{i}" for instances)
+    for i, seg in enumerate(segments):
+        step = known + ("{i}" if seg.isdigit() or seg == "*" else seg) + "."
+        if step in objects or step + "{i}." in objects:
+            known = step
+            continue
+        children = sorted(
+            {k[len(known) :].split(".", 1)[0] for k in objects if k.startswith(known)} - {"{i}"}
+        )
+        close = difflib.get_close_matches(seg, children, n=1)
+        if not close:
+            return ""
+        fixed = [*segments[:i], close[0], *segments[i + 1 :]]
+        return f" (did you mean {'.'.join(fixed) + '.'!r}?)"
+    return ""
+
+
+def _vendor_parent(path: str) -> str:
+    """The standard object a vendor path hangs from: the path up to its first ``X_``
+    segment (``Device.WiFi.`` of ``Device.WiFi.X_ACME_Steer.On``)."""
+    segments = path.split(".")
+    first = next(i for i, seg in enumerate(segments) if seg.startswith("X_"))
+    return ".".join(segments[:first]) + "."
 
 
 def _exists(dm: DataModel, path: str) -> bool:
