@@ -196,13 +196,15 @@ def test_a_vendor_path_must_hang_from_an_object_of_the_model(tmp_path, extra, li
         ),
         (
             '[tables."dhcp.reservations"]\nobject = "Device.DHCPv4.Server.Pool.1.StaticAdress."\n'
-            '[tables."dhcp.reservations".fields]\nmac = { param = "Chaddr" }\n',
+            '[tables."dhcp.reservations".fields]\nmac = { param = "Chaddr" }\n'
+            'ip = { param = "Yiaddr" }\n',
             11,
             "did you mean 'Device.DHCPv4.Server.Pool.1.StaticAddress.'",
         ),
         (
             '[tables."dhcp.reservations"]\nobject = "Device.DHCPv4.Server.Pool.1.StaticAddress."\n'
-            '[tables."dhcp.reservations".fields]\nmac = { param = "Chadr" }\n',
+            '[tables."dhcp.reservations".fields]\nmac = { param = "Chadr" }\n'
+            'ip = { param = "Yiaddr" }\n',
             13,
             "'Device.DHCPv4.Server.Pool.1.StaticAddress.1.Chadr' is not a parameter",
         ),

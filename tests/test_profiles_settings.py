@@ -639,6 +639,15 @@ def test_a_bad_top_level_key_is_refused_with_its_line(tmp_path, text, key, line)
             'tables."dhcp.reservations".fields',
             "the row key 'mac'",
         ),
+        # a reservation of a MAC alone reserves nothing: the address is not optional
+        (
+            '[tables."dhcp.reservations"]\n'
+            'object = "Device.DHCPv4.Server.Pool.1.X_ACME_Lease."\n'
+            '[tables."dhcp.reservations".fields]\nmac = { param = "MACAddress" }\n'
+            'enable = { param = "Enable" }\n',
+            'tables."dhcp.reservations".fields',
+            "dhcp.reservations needs field 'ip'",
+        ),
         (
             '[tables."dhcp.reservations"]\nobject = "Device.DHCPv4.Server.Pool.1.StaticAddress."\n'
             '[tables."dhcp.reservations".fields]\nmac = { param = "Chaddr" }\n'

@@ -619,6 +619,11 @@ class Compiler:
         for fname in row_from:
             if fname not in spec.fields:
                 self.fail(f"{key}.fields", f"{name} needs field {fname!r} ({row_from[fname]})")
+        for fname in kind.required:
+            # a field left out is not written: rows of the key alone (a reservation of no
+            # address) would be added, and the job done
+            if fname not in spec.fields:
+                self.fail(f"{key}.fields", f"{name} needs field {fname!r}: where its rows hold it")
         fields = {}
         for fname, fspec in spec.fields.items():
             fkey = f"{key}.fields.{fname}"

@@ -151,6 +151,9 @@ class TableKind:
     split: bool = False
     #: rows whose key is no IPv4 address are not acsd's (a static IPv6 DNS server)
     ipv4_keys: bool = False
+    #: fields no single row makes sense without, besides the key (a reservation's
+    #: address: a row of the MAC alone would reserve nothing)
+    required: tuple[str, ...] = ()
     #: fields no two rows may share (two reservations of one address)
     unique: tuple[str, ...] = ()
 
@@ -159,7 +162,9 @@ _WAN_STATIC = "wan.static.enable"
 
 #: every abstract table a profile may map
 TABLES: dict[str, TableKind] = {
-    "dhcp.reservations": TableKind("mac", {"mac": MAC, "ip": TEXT, "enable": BOOL}, unique=("ip",)),
+    "dhcp.reservations": TableKind(
+        "mac", {"mac": MAC, "ip": TEXT, "enable": BOOL}, required=("ip",), unique=("ip",)
+    ),
     # TR-181 IP.Interface.{i}.IPv4Address.{i}.: the static WAN address
     "wan.static.address": TableKind(
         "ip",
