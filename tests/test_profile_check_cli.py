@@ -86,3 +86,15 @@ def test_strict_booleans_and_a_list_for_unsupported(tmp_path):
         (tmp_path / "my.toml").write_text(ok)
         check = run_cli("profile", "check", str(tmp_path), "--datamodels", str(DATAMODELS))
         assert check.returncode == 0, check.stderr
+
+
+def test_a_warning_is_said_once_on_stderr(tmp_path):
+    (tmp_path / "acme.toml").write_text(
+        'name = "acme"\nextends = "tr181"\n[match]\nmanufacturer = "Acme*"\nmodelName = "*"\n'
+    )
+    proc = run_cli("profile", "check", str(tmp_path), "--datamodels", str(DATAMODELS))
+    assert proc.returncode == 0, proc.stderr
+    [warning] = [line for line in proc.stderr.splitlines() if "acme.toml" in line]
+    assert "a glob of only '*' tests nothing" in warning
+    assert "acme.toml" not in proc.stdout  # printed there too, it read as two findings
+    assert proc.stdout.splitlines()[-1].endswith("profiles OK")

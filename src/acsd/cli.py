@@ -589,8 +589,10 @@ def _profile_check(args: argparse.Namespace) -> int:
         Path(args.dir) if args.dir else None,
         datamodels=Path(args.datamodels) if args.datamodels else None,
     )
+    # (the report's lines hold its warnings too: said once, on stderr with the errors)
     for line in report.lines:
-        print(line)
+        if line not in report.warnings:
+            print(line)
     for line in [*report.warnings, *report.errors]:
         print(line, file=sys.stderr)
     # The profiles are configuration: errors in them are exit 2, as `serve` and `config
