@@ -470,3 +470,30 @@ def test_a_fixed_value_the_parameter_cannot_hold_is_warned_of(tmp_path):
     report = check(tmp_path)
     said = [line for line in report.lines if "['wpa2-personal'] not among the values" in line]
     assert said and "warning" in said[0], report.lines
+
+
+@needs_models
+def test_a_when_value_the_model_never_holds_is_warned_of_once(tmp_path):
+    # "5 GHz" for 5GHz would make every 5 GHz setting "not on this CPE"; firmware that
+    # reports a spelling of its own ("5G") is why it is a warning, and one spelling
+    # repeated on each setting of the band is one finding.
+    band = 'when = { "Device.WiFi.Radio.2.OperatingFrequencyBand" = "5 GHz" }\n'
+    text = (
+        VENDOR
+        + '[settings."wifi.5g.ssid"]\npath = "Device.WiFi.SSID.2.SSID"\n'
+        + band
+        + '[settings."wifi.5g.password"]\n'
+        + 'path = "Device.WiFi.AccessPoint.2.Security.KeyPassphrase"\n'
+        + band
+        # the case does not matter to the comparison, nor to the check
+        + '[settings."wifi.6g.ssid"]\npath = "Device.WiFi.SSID.3.SSID"\n'
+        + 'when = { "Device.WiFi.Radio.3.OperatingFrequencyBand" = "6ghz" }\n'
+    )
+    path = write(tmp_path, "acme.toml", text)
+    report = check(tmp_path)
+    assert report.errors == []
+    assert report.warnings == [
+        f'{path}:11: settings."wifi.5g.ssid".when: warning: '
+        "Device.WiFi.Radio.2.OperatingFrequencyBand: ['5 GHz'] not among the values "
+        "Device:2.17 allows (2.4GHz, 5GHz, 6GHz)"
+    ]

@@ -41,7 +41,7 @@ from acsd.provisioning.profile_datamodel import (
     load_datamodel,
     norm,
 )
-from acsd.provisioning.profile_schema import ProfileError, is_vendor_path
+from acsd.provisioning.profile_schema import ConditionSpec, ProfileError, is_vendor_path
 from acsd.provisioning.profiles import (
     ProfileLoader,
     ProfileSet,
@@ -132,6 +132,7 @@ class _Checker:
     def __init__(self, loader: ProfileLoader, report: CheckReport) -> None:
         self.loader = loader
         self.report = report
+        self.warned: set[tuple[str, str, tuple[str, ...]]] = set()
 
     def say(self, profile: Profile, key: str, msg: str, *, warning: bool = False) -> None:
         file, line = self.loader.locate(profile.origin(key), key)
@@ -177,8 +178,9 @@ class _Checker:
                 key = f"{base}[{i}]" if len(targets) > 1 else base
                 declared = spec.settings[name][i].type
                 self.leaf(profile, dm, key, target.path, target.type, declared, target.secret)
-                for path, _test in target.when:
-                    self.exists(profile, dm, f"{key}.when", path)
+                for path, test in spec.settings[name][i].when.items():
+                    if self.exists(profile, dm, f"{key}.when", path):
+                        self.tested(profile, dm, f"{key}.when", path, test)
                 param = dm.params.get(norm(target.path))
                 if param and param.enum and target.value is not None:
                     # (a fixed value the parameter cannot hold faults every session; a
@@ -235,6 +237,28 @@ class _Checker:
             return True
         self.say(profile, key, f"{path!r} is not a parameter of {dm.name}" + _hint(path, dm.params))
         return False
+
+    def tested(
+        self, profile: Profile, dm: DataModel, key: str, path: str, test: ConditionSpec
+    ) -> None:
+        """A `when` value the parameter never holds (a band spelt "5 GHz" where the model
+        says 5GHz) makes the setting "not on this CPE" everywhere, or tests nothing: a
+        warning, as for `map`, since firmware does report values of its own (compared
+        without regard to case, and "" is a missing parameter's)."""
+        param = dm.params[norm(path)]
+        if not param.enum:
+            return
+        allowed = {v.lower() for v in param.enum}
+        values = [*(test.in_ or ()), *(test.not_in or ())]
+        odd = sorted({v for v in values if v and v.lower() not in allowed})
+        seen = (profile.name, norm(path), tuple(odd))
+        if odd and seen not in self.warned:
+            # once per profile, parameter and values: a band's test repeats on each of
+            # its settings, and one deliberate spelling is one finding
+            self.warned.add(seen)
+            can = ", ".join(sorted(param.enum))
+            msg = f"{path}: {odd} not among the values {dm.name} allows ({can})"
+            self.say(profile, key, msg, warning=True)
 
     def allowed(
         self, profile: Profile, dm: DataModel, key: str, path: str, values: Iterable[str]
