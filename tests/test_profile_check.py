@@ -497,3 +497,26 @@ def test_a_when_value_the_model_never_holds_is_warned_of_once(tmp_path):
         "Device.WiFi.Radio.2.OperatingFrequencyBand: ['5 GHz'] not among the values "
         "Device:2.17 allows (2.4GHz, 5GHz, 6GHz)"
     ]
+
+
+@needs_models
+def test_a_password_at_a_vendor_leaf_of_no_secret_name_must_say_whether_it_reads_back(tmp_path):
+    # X_ACME_WiFiKey: the model cannot say it is secured, nor can its name. Taken as
+    # readable, a router that reads it back empty got the password again in every session.
+    text = (
+        VENDOR
+        + '[settings."wifi.2g.password"]\n'
+        + 'path = "Device.WiFi.AccessPoint.1.Security.X_ACME_WiFiKey"\n'
+    )
+    path = write(tmp_path, "acme.toml", text)
+    report = check(tmp_path)
+    assert report.errors == []
+    [warning] = report.warnings
+    assert warning.startswith(f'{path}:9: settings."wifi.2g.password": warning: ')
+    assert "give `secret = true` if it reads back empty" in warning
+    for said in ("secret = true", "secret = false"):
+        write(tmp_path, "acme.toml", text + said + "\n")
+        assert check(tmp_path).warnings == []
+    # a name acsd knows as secret (X_ACME_KeyPassphrase) needs no word
+    write(tmp_path, "acme.toml", text.replace("X_ACME_WiFiKey", "X_ACME_KeyPassphrase"))
+    assert check(tmp_path).warnings == []

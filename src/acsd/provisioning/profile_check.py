@@ -178,6 +178,22 @@ class _Checker:
                 key = f"{base}[{i}]" if len(targets) > 1 else base
                 declared = spec.settings[name][i].type
                 self.leaf(profile, dm, key, target.path, target.type, declared, target.secret)
+                if (
+                    is_vendor_path(target.path)
+                    and name.endswith("password")
+                    and spec.settings[name][i].secret is None
+                    and not target.secret
+                ):
+                    # The model cannot say whether a vendor leaf is secured, and its name
+                    # is none acsd knows as secret: compared with what the router reads
+                    # back, a write-only one (as passwords are) reads "" and is written
+                    # again in every session until the job gives up on it.
+                    msg = (
+                        f"{target.path!r} is compared with what the router reads back: "
+                        "give `secret = true` if it reads back empty (as passwords do), "
+                        "`secret = false` if it reads back the password"
+                    )
+                    self.say(profile, key, msg, warning=True)
                 for path, test in spec.settings[name][i].when.items():
                     if self.exists(profile, dm, f"{key}.when", path):
                         self.tested(profile, dm, f"{key}.when", path, test)
