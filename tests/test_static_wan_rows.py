@@ -531,3 +531,38 @@ def test_the_acs_host_a_router_would_need_dns_for():
     # an address needs no resolver; no URL (not read) or a broken one is no evidence
     for url in ("http://192.0.2.10:7547/", "http://[2001:db8::10]:7547/", "", None, "http://[x/"):
         assert acs_host_name(url) is None, url
+
+
+def test_a_reservation_switched_off_is_left_out_of_a_table_without_enable(tmp_path: Path):
+    # A vendor's reservation table with no Enable leaf: written, a reservation the
+    # operator switched off would be as live as the others (and the job said nothing).
+    (tmp_path / "noenable.toml").write_text(
+        'name = "noenable"\nextends = "tr181"\nmatch = { manufacturer = "NoEnable" }\n'
+        '[tables."dhcp.reservations"]\nobject = "Device.DHCPv4.Server.Pool.1.StaticAddress."\n'
+        'key = "mac"\n[tables."dhcp.reservations".fields]\n'
+        'mac = { param = "Chaddr", format = "mac-colon-upper" }\nip = { param = "Yiaddr" }\n'
+    )
+    profile = load_profiles(tmp_path).get("noenable")
+    table = "Device.DHCPv4.Server.Pool.1.StaticAddress."
+    rows = [
+        {"mac": "02:00:5e:10:00:01", "ip": "192.168.1.10", "enable": True},
+        {"mac": "02:00:5e:10:00:02", "ip": "192.168.1.11", "enable": False},
+    ]
+    values = {
+        "Device.DHCPv4.Server.Pool.1.Enable": "1",
+        table + "1.Chaddr": "02:00:5E:10:00:02",  # made by acsd while it was on
+        table + "1.Yiaddr": "192.168.1.11",
+    }
+    made = plan_changes(
+        profile,
+        Desired(tables={"dhcp.reservations": rows}),
+        values,
+        absent=set(),
+        memory={"ownedRows": {"dhcp.reservations": ["02005e100001", "02005e100002"]}},
+        force=False,
+        now=0.0,
+        max_attempts=3,
+    )
+    assert made.deletes == [table + "1."]
+    assert [add.object for add in made.adds] == [table]
+    assert all("192.168.1.11" not in change.value for change in made.changes)

@@ -960,6 +960,11 @@ def _plan_table(
     None: ``only`` tells the rows apart. ``blank_rows``: row paths acsd added in a session
     that ended before it set their fields (memory's ``blankRows``)."""
     key_field = spec.fields[spec.key]
+    if "enable" not in spec.fields:
+        # A row switched off where the CPE's rows have no Enable (a vendor's reservation
+        # table): written, it would be as live as the others. Left out, it is not there,
+        # which is what "off" asks (and one acsd made earlier goes).
+        rows = [row for row in rows if row.get("enable", True) is not False]
 
     def _key_of(row: Mapping[str, str]) -> str:
         return row.get(key_field.param, "").strip()
