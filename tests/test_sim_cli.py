@@ -203,3 +203,27 @@ def test_the_readme_names_only_serial_numbers_the_simulator_gives():
     for serial in serials:
         prefix, index = serial[:-6], serial[-6:]
         assert prefix in prefixes and index.isdigit() and int(index) >= 1, serial
+
+
+async def test_a_tree_file_of_the_operators_is_a_router_to_try_a_profile_on(tmp_path: Path) -> None:
+    # An operator writing a profile for a model acsd does not ship copies a tree, changes
+    # it into that router and points the simulator at the file.
+    from acsd.sim.template import _tree_files
+
+    tree = json.loads(_tree_files()["tr181-generic"].read_text(encoding="utf-8"))
+    tree["name"], tree["serial_prefix"] = "acme-x1", "ACME"
+    tree["device_id"] = {**tree["device_id"]}
+    path = tmp_path / "acme-x1.json"
+    path.write_text(json.dumps(tree))
+    acs = await FakeAcs().start()
+    try:
+        code, _out, err = await sim("--acs", acs.url, "--once", "--profile", str(path))
+    finally:
+        await acs.stop()
+    assert code == 0, err
+    assert [i.device_id.serial_number for i in acs.informs] == ["ACME000001"]
+    # a file that is no tree is one line naming it, exit 2
+    (tmp_path / "broken.json").write_text('{"name": "broken"}')
+    for name, said in [("broken.json", "'root' is missing"), ("none.json", "cannot read")]:
+        code, _out, err = await sim("--acs", acs.url, "--once", "--profile", str(tmp_path / name))
+        assert code == 2 and said in err and err.count("\n") == 1, err

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -335,6 +336,24 @@ def _tree_files() -> dict[str, Any]:
     return {f.name[: -len(".json")]: f for f in folder.iterdir() if f.name.endswith(".json")}
 
 
+def _tree_file(path: Path) -> Template:
+    """The template in the tree file at ``path``; TemplateError says what is wrong with it."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise TemplateError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except ValueError as exc:  # (UnicodeDecodeError too)
+        raise TemplateError(f"{path}: not a JSON tree file: {exc}") from None
+    if not isinstance(data, dict):
+        raise TemplateError(f"{path}: not a JSON tree file: an object is expected")
+    try:
+        return Template(data)
+    except KeyError as exc:
+        raise TemplateError(f"{path}: {exc.args[0]!r} is missing") from None
+    except (TypeError, AttributeError, IndexError, ValueError) as exc:
+        raise TemplateError(f"{path}: {exc}") from None
+
+
 def list_templates() -> list[tuple[str, str]]:
     """(name, description) of every shipped template, sorted by name."""
     return [(name, load_template(name).description) for name in sorted(_tree_files())]
@@ -342,7 +361,11 @@ def list_templates() -> list[tuple[str, str]]:
 
 @cache
 def load_template(name: str) -> Template:
-    """Parse ``sim/trees/NAME.json`` once; later calls return the same object."""
+    """Parse ``sim/trees/NAME.json`` once; later calls return the same object. A name
+    ending in ``.json`` is a tree file of the operator's (one of the shipped trees copied
+    and changed into the router a profile of theirs is for), read from that path."""
+    if name.endswith(".json"):
+        return _tree_file(Path(name))
     files = _tree_files()
     if name not in files:
         known = ", ".join(sorted(files))
