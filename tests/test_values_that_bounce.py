@@ -95,3 +95,34 @@ async def test_a_setting_that_needs_a_reboot_does_not_reboot_the_router_for_ever
     job = daemon.device_json(serial)["job"]
     assert job["state"] == "FAILED"
     assert [f["parameter"] for f in job["faults"]] == [LEASE]
+
+
+def test_a_password_read_back_empty_n_times_says_the_profile_must_call_it_secret(tmp_path):
+    # A vendor passphrase leaf taken for readable (its profile did not say secret = true)
+    # that the router hides: "the CPE holds another value" sent the operator after the
+    # router, when the profile is what needs a word.
+    from acsd.provisioning.desired import Desired
+    from acsd.provisioning.jobs import value_hash
+    from acsd.provisioning.plan import plan_changes
+    from acsd.provisioning.profiles import load_profiles
+
+    leaf = "Device.WiFi.AccessPoint.1.Security.X_ACME_WiFiKey"
+    (tmp_path / "acme.toml").write_text(
+        'name = "acme"\nextends = "tr181"\nmatch = { manufacturer = "ACME" }\n'
+        f'[settings."wifi.2g.password"]\npath = "{leaf}"\nsecret = false\n'
+    )
+    profile = load_profiles(tmp_path).get("acme")
+    wanted = "correct horse battery"
+    plan = plan_changes(
+        profile,
+        Desired(settings={"wifi.2g.password": wanted}),
+        {leaf: ""},
+        absent=set(),
+        memory={"bounces": {leaf: {"hash": value_hash(leaf, wanted), "count": 3}}},
+        force=False,
+        now=0.0,
+        max_attempts=3,
+    )
+    [failed] = plan.failed
+    assert failed["parameter"] == leaf and "reads this parameter back empty" in failed["message"]
+    assert "secret = true" in failed["message"] and wanted not in failed["message"]

@@ -917,16 +917,26 @@ def _bounced(
         return False
     # A secret parameter's writes are never counted (it reads back empty); one a profile
     # marked `secret = false` (firmware that reads it back) is still named, not shown.
-    if "password" in setting or is_secret_name(path):
-        held = f"another value after {count} writes of this one"
+    secret = "password" in setting or is_secret_name(path)
+    if secret and current == "":
+        # (most likely a password the firmware hides: the profile took it for readable)
+        message = (
+            f"the CPE reads this parameter back empty after {count} writes: if it hides the "
+            "password it holds, the profile must mark it `secret = true`"
+        )
     else:
-        held = f"{_shown(current)} after {count} writes of {_shown(wanted)}"
+        held = (
+            f"another value after {count} writes of this one"
+            if secret
+            else f"{_shown(current)} after {count} writes of {_shown(wanted)}"
+        )
+        message = f"the CPE holds {held}: it changes or silently refuses this value"
     plan.failed.append(
         {
             "setting": setting,
             "parameter": path,
             "code": None,
-            "message": f"the CPE holds {held}: it changes or silently refuses this value",
+            "message": message,
             "attempts": count,
             "nextRetry": None,
         }
