@@ -1172,3 +1172,34 @@ def test_the_shared_password_under_another_name_of_a_router_with_its_own_entry_i
     wire, answer = first_challenge(daemon, "OTHER001")
     header = digest_header(challenges(answer)[-1], "00D09E-OTHER001", PASSWORD)
     assert wire.post(inform("OTHER001"), headers={"Authorization": header}).status == 200
+
+
+def test_instances_given_one_nonce_key_take_each_others_nonces(daemon_factory, source, tmp_path):
+    # Behind a load balancer without source affinity, a router's answer to one instance's
+    # challenge often reaches another: with a key of its own each, that one challenged it
+    # again, and a router whose every request goes on a new connection could not get in.
+    key = "00112233445566778899aabbccddeeff" * 2
+    auth = {"scheme": "digest", "password": PASSWORD, "nonce_key": key}
+
+    def instance(name: str, auth: dict) -> Daemon:
+        # (a database each: what is shown here needs no shared store)
+        return daemon_factory(
+            cwmp={"auth": auth},
+            top={"shutdown_grace": 0},
+            store={"url": f"sqlite:///{tmp_path / name}.db"},
+        )
+
+    one, other = instance("one", auth), instance("other", auth)
+    _wire, answer = first_challenge(one, "KEYS0001", source)
+    header = digest_header(challenges(answer)[-1], "KEYS0001", PASSWORD)
+    elsewhere = Wire(other.cwmp_url, source=source)
+    assert elsewhere.post(inform("KEYS0001"), headers={"Authorization": header}).status == 200
+    assert key not in one.log_text() + other.log_text()
+    # an instance with a key of its own (none configured) calls the nonce stale
+    third = instance("third", {"scheme": "digest", "password": PASSWORD})
+    _wire, answer = first_challenge(one, "KEYS0002", source)
+    header = digest_header(challenges(answer)[-1], "KEYS0002", PASSWORD)
+    refused = Wire(third.cwmp_url, source=source).post(
+        inform("KEYS0002"), headers={"Authorization": header}
+    )
+    assert refused.status == 401 and challenges(refused)[-1].get("stale") == "true"

@@ -144,6 +144,10 @@ class _Listener(_Section):
         return parse_listen(self.listen)[1]
 
 
+#: bytes at least in a Digest nonce key (acsd.cwmp.auth.NonceBook)
+MIN_NONCE_KEY_BYTES = 16
+
+
 class CwmpAuthConfig(_Section):
     """``[cwmp.auth]``: how CPEs prove who they are (see ``acsd.cwmp.auth``)."""
 
@@ -162,6 +166,10 @@ class CwmpAuthConfig(_Section):
     #: failures from one address whatever the username (None: ten times max_failures)
     max_failures_per_address: int | None = Field(None, ge=0, le=UINT_MAX)
     allow_basic_without_tls: bool = False
+    #: the key Digest nonces are made with (hex): the same on every instance behind one
+    #: load balancer, so that a router whose next connection reaches another instance is
+    #: not challenged again; unset, each start makes one (its workers share it)
+    nonce_key: str | None = None
 
     _split_algorithms = field_validator("algorithms", mode="before")(_comma_list)
 
@@ -180,6 +188,25 @@ class CwmpAuthConfig(_Section):
         if len(set(value)) != len(value):
             raise ValueError("an algorithm is listed twice")
         return value
+
+    @field_validator("nonce_key", mode="before")
+    @classmethod
+    def _check_nonce_key(cls, value: Any) -> Any:
+        if value is None or value == "":
+            return None
+        # (never echoed: it is a secret)
+        text = value.strip() if isinstance(value, str) else ""
+        if len(text) < 2 * MIN_NONCE_KEY_BYTES or not re.fullmatch(r"(?:[0-9a-fA-F]{2})+", text):
+            raise ValueError(
+                f"{2 * MIN_NONCE_KEY_BYTES} or more hex digits (openssl rand -hex 32), "
+                "the same on every instance"
+            )
+        return text.lower()
+
+    @property
+    def nonce_key_bytes(self) -> bytes | None:
+        """``nonce_key`` as the authenticator takes it (None: unset)."""
+        return bytes.fromhex(self.nonce_key) if self.nonce_key else None
 
     @field_validator("credentials_file")
     @classmethod
@@ -210,11 +237,11 @@ class CwmpAuthConfig(_Section):
             )
         return self
 
-    @field_serializer("password")
-    def _mask_password(self, value: str, info: SerializationInfo) -> str:
+    @field_serializer("password", "nonce_key")
+    def _mask_password(self, value: str | None, info: SerializationInfo) -> str | None:
         # `acsd config check` prints the config; the workers' copy of it (context
         # WITH_SECRETS) must carry the password itself.
-        if info.context == WITH_SECRETS:
+        if info.context == WITH_SECRETS or value is None:
             return value
         return "***" if value else ""
 
@@ -720,11 +747,15 @@ def unused_settings(config: Config) -> list[str]:
     found: list[str] = []
     auth = config.cwmp.auth
     if auth.scheme == "none":
-        given = [k for k in ("credentials_file", "password", "username") if getattr(auth, k)]
+        given = [
+            k for k in ("credentials_file", "password", "username", "nonce_key") if getattr(auth, k)
+        ]
         found += [
             f'cwmp.auth.{key} is not used: scheme "none" asks routers for no credentials'
             for key in given
         ]
+    elif auth.scheme == "basic" and auth.nonce_key:
+        found.append('cwmp.auth.nonce_key is not used: only scheme "digest" has nonces')
     for name in ("cwmp", "api"):
         tls = getattr(config, name).tls
         if not tls.enabled:

@@ -230,7 +230,10 @@ def _read_files(config: Config, profiles: ProfileSet | None) -> _Files:
             log.warning("tls.legacy_versions", detail=warning)
     try:
         # (warns if CPEs are not authenticated)
-        cpe_auth = build_authenticator(config.cwmp.auth, nonce_key=shared_nonce_key())
+        # (the configured key is every instance's; else the one this service's workers share)
+        cpe_auth = build_authenticator(
+            config.cwmp.auth, nonce_key=config.cwmp.auth.nonce_key_bytes or shared_nonce_key()
+        )
     except ValueError as exc:  # the credentials file changed since the config was checked
         log.error("config_error", key="cwmp.auth.credentials_file", error=str(exc))
         raise _StartFailed(2) from exc

@@ -38,6 +38,7 @@ from pydantic import ValidationError
 
 from acsd import entry
 from acsd.config import (
+    MIN_NONCE_KEY_BYTES,
     WITH_SECRETS,
     Config,
     ConfigError,
@@ -91,7 +92,7 @@ def worker_index() -> int | None:
 
 #: bytes of a nonce key a worker accepts (the supervisor makes 32): a shorter one could be
 #: guessed, and with it a nonce forged that every worker takes as its own
-MIN_NONCE_KEY = 16
+MIN_NONCE_KEY = MIN_NONCE_KEY_BYTES
 
 
 def shared_nonce_key() -> bytes | None:
