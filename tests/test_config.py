@@ -743,3 +743,15 @@ def test_a_setting_that_would_change_nothing_is_warned_of_and_the_example_has_no
     ]
     example = run_cli("config", "check", "--config", str(REPO / "config.example.toml"))
     assert example.returncode == 0 and "warning" not in example.stderr, example.stderr
+
+
+def test_a_check_of_a_section_names_the_variables_that_took_part(tmp_path):
+    # ACSD_CWMP_AUTH_SCHEME=digest in acsd.env with the password left in the file's
+    # comments: the error is the section's, and the operator looks for it in the file.
+    from acsd.config import ConfigError
+
+    path = tmp_path / "c.toml"
+    path.write_text('[cwmp]\nlisten = "127.0.0.1:7547"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={"ACSD_CWMP_AUTH_SCHEME": "digest"})
+    assert str(caught.value).endswith("(ACSD_CWMP_AUTH_SCHEME set in the environment)")

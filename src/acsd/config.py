@@ -911,6 +911,16 @@ def _env_name(loc: tuple[Any, ...], overrides: dict[str, Any]) -> str | None:
     return None
 
 
+def _env_names_below(loc: tuple[Any, ...], overrides: dict[str, Any]) -> list[str]:
+    """The ACSD_* variables that set values in the section at ``loc`` (empty: none)."""
+    path = tuple(str(p) for p in loc)
+    return [
+        env
+        for env, setting, _ in _settings()
+        if setting[: len(path)] == path and _env_name(setting, overrides) == env
+    ]
+
+
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in extra.items():
@@ -970,5 +980,9 @@ def load_config(
         # a value from the environment is not in the file: say where the operator finds it
         if env := _env_name(error["loc"], overrides):
             message += f" (set by {env})"
+        elif below := [e for e in _env_names_below(error["loc"], overrides) if e not in theirs]:
+            # a check of a whole section (scheme digest without a password) that a
+            # variable took part in
+            message += f" ({', '.join(below)} set in the environment)"
         where = f"{key}: " if error["loc"] else ""  # a check of several keys names them
         raise ConfigError(f"{source}: {where}{message}") from None
