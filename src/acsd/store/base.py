@@ -7,7 +7,7 @@ Times are POSIX seconds (float) from :mod:`acsd.clock`.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -202,6 +202,14 @@ class TokenRecord:
     revoked: float | None = None
     #: the APN API account (seed 003 foreign key) the token may manage; None = none
     apn_account: str | None = None
+    #: POSIX seconds from which the token is refused (401, as a revoked one); None = never
+    expires: float | None = None
+    #: when it last authenticated a request, to the minute or so (acsd.api.token_uses);
+    #: None = not since acsd keeps it
+    last_used: float | None = None
+
+    def expired(self, now: float) -> bool:
+        return self.expires is not None and now >= self.expires
 
 
 @dataclass(slots=True)
@@ -540,6 +548,11 @@ class Store(Protocol):
     async def list_tokens(self) -> list[TokenRecord]: ...
 
     async def revoke_token(self, token_id: str, *, audit: AuditRecord | None = None) -> bool: ...
+
+    async def note_token_uses(self, uses: Mapping[str, float]) -> None:
+        """When tokens (by id) last authenticated a request (acsd.api.token_uses): a time
+        later than the stored one replaces it, so processes sharing the database may write
+        theirs in any order. Not audited: no operator wrote anything."""
 
     async def create_model(
         self, record: ModelRecord, *, audit: AuditRecord | None = None

@@ -517,6 +517,19 @@ MIGRATIONS: list[Migration] = [
         CREATE INDEX devices_serial_lower ON devices (lower(serial_number));
         """,
     ),
+    Migration(
+        23,
+        "API tokens that expire, and when each was last used",
+        """
+        -- POSIX seconds from which the token is refused as a revoked one is (acsd token
+        -- create --expires). NULL: it never expires, as every token made before this step.
+        ALTER TABLE tokens ADD COLUMN expires REAL;
+        -- When the token last authenticated an API request, to the minute or so: a request
+        -- only notes it in memory, and each process writes it at most once a minute per
+        -- token (acsd.api.token_uses). NULL: not since this step, as every older token.
+        ALTER TABLE tokens ADD COLUMN last_used REAL;
+        """,
+    ),
 ]
 
 

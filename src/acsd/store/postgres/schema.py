@@ -406,6 +406,13 @@ PG_MIGRATIONS: list[PgMigration] = [
     ),
     PgMigration(21, "ALTER TABLE devices ADD COLUMN udp_connection_request_address TEXT;"),
     PgMigration(22, "CREATE INDEX devices_serial_lower ON devices (lower(serial_number));"),
+    PgMigration(
+        23,
+        """
+        ALTER TABLE tokens ADD COLUMN expires DOUBLE PRECISION;
+        ALTER TABLE tokens ADD COLUMN last_used DOUBLE PRECISION;
+        """,
+    ),
 ]
 
 

@@ -3,7 +3,7 @@ with the rules of the SQLite store (acsd.store.sqlite.store) in PostgreSQL's SQL
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -496,6 +496,20 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, PgCore):
             return revoked
 
         return await self._call("revoke_token", revoke)
+
+    async def note_token_uses(self, uses: Mapping[str, float]) -> None:
+        # In id order: two instances noting the same tokens take their row locks in one
+        # order. The later time wins, whichever instance writes last.
+        rows = [(at, token_id) for token_id, at in sorted(uses.items())]
+
+        async def note(conn: asyncpg.Connection) -> None:
+            await conn.executemany(
+                "UPDATE tokens SET last_used = $1 WHERE id = $2"
+                " AND (last_used IS NULL OR last_used < $1)",
+                rows,
+            )
+
+        await self._call("note_token_uses", note)
 
     async def create_model(
         self, record: ModelRecord, *, audit: AuditRecord | None = None

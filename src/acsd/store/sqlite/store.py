@@ -4,7 +4,7 @@ results, on top of the resources of its other modules."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -533,6 +533,19 @@ class SqliteStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, Sqlite
             return revoked
 
         return await self._call("revoke_token", revoke)
+
+    async def note_token_uses(self, uses: Mapping[str, float]) -> None:
+        # (one small statement a minute or so per token and process, queued as any write)
+        rows = [(at, token_id) for token_id, at in sorted(uses.items())]
+
+        async def note(conn: aiosqlite.Connection) -> None:
+            await conn.executemany(
+                "UPDATE tokens SET last_used = ?1 WHERE id = ?2"
+                " AND (last_used IS NULL OR last_used < ?1)",
+                rows,
+            )
+
+        await self._call("note_token_uses", note)
 
     async def create_model(
         self, record: ModelRecord, *, audit: AuditRecord | None = None
