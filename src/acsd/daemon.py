@@ -23,6 +23,7 @@ from aiohttp import web
 from acsd import __version__, entry
 from acsd.api.app import build_api_app
 from acsd.api.context import ApiContext
+from acsd.api.token_uses import TokenUses
 from acsd.config import Config, StunConfig
 from acsd.cwmp.auth import CpeAuthenticator, build_authenticator
 from acsd.cwmp.connreq import ConnectionRequester, Target, target_of
@@ -307,6 +308,11 @@ async def _start(
         public_url=config.api.public_url,
         body_timeout=config.api.body_timeout,
     )
+    # Stopped after the API (the stack unwinds in reverse): it writes the last uses the
+    # requests of the drain noted, before the store closes.
+    api_context.token_uses = TokenUses(store)
+    api_context.token_uses.start()
+    started.push_async_callback(api_context.token_uses.stop)
     api_runner = _api_runner(config, api_context, metrics)
     # The API's runner is set up first so that the stop cleans it up after the CWMP one,
     # in the order the stop has always had: the API still answers (/readyz: draining)

@@ -11,6 +11,7 @@ from acsd import audit
 from acsd.api.answer import json_response
 from acsd.api.auth import Caller, authenticate
 from acsd.api.errors import request_id
+from acsd.api.token_uses import TokenUses
 from acsd.cwmp.connreq import ConnectionRequester
 from acsd.provisioning.profiles import ProfileSet
 from acsd.store.base import AuditRecord, Store
@@ -30,6 +31,8 @@ class ApiContext:
     #: set at SIGTERM/SIGINT: the CWMP listener turns new sessions away (503) from then on,
     #: so /readyz says not ready while the API still answers during the grace
     stopping: bool = False
+    #: where requests note their token's use (None: not noted, as in tests of handlers)
+    token_uses: TokenUses | None = None
 
 
 CONTEXT = web.AppKey("acsd_context", ApiContext)
@@ -44,8 +47,11 @@ TOKEN_ID = "acsd.token_id"
 
 
 async def caller(request: web.Request) -> Caller:
-    who = await authenticate(request, context(request).store)
+    ctx = context(request)
+    who = await authenticate(request, ctx.store)
     request[TOKEN_ID] = who.token.id
+    if ctx.token_uses is not None:
+        ctx.token_uses.used(who.token.id)
     return who
 
 
