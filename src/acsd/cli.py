@@ -133,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="APN API account (foreign key) the token may manage; OWNER/MANAGER need no customer",
     )
     tcreate.add_argument("--name", default="", metavar="TEXT", help="what the token is for")
+    tcreate.add_argument(
+        "--expires",
+        metavar="WHEN",
+        help="when the token stops working: a duration from now (90d, 12h, 30m, 45s, 2w) or "
+        "an RFC 3339 date-time with its offset (2030-01-31T18:00:00Z); default: never",
+    )
     tlist = tsub.add_parser("list", help="tokens (never the secret itself)")
     _add_config(tlist)
     tlist.add_argument("--json", action="store_true", help="one JSON array, for scripts")
@@ -602,7 +608,7 @@ def _profile_check(args: argparse.Namespace) -> int:
 
 async def _token(args: argparse.Namespace, config: Config) -> int:
     from acsd import clock
-    from acsd.api.auth import TOKEN_PREFIX, TokenRefused, create_token
+    from acsd.api.auth import TOKEN_PREFIX, TokenRefused, create_token, parse_expires
     from acsd.audit import cli_record
     from acsd.ids import normal_id
 
@@ -612,12 +618,16 @@ async def _token(args: argparse.Namespace, config: Config) -> int:
     try:
         if args.token_command == "create":
             try:
+                expires = None
+                if args.expires is not None:
+                    expires = parse_expires(args.expires, clock.now())
                 token, _ = await create_token(
                     store,
                     args.role,
                     customer=args.customer,
                     name=args.name,
                     apn_account=args.apn_account,
+                    expires=expires,
                 )
             except ValueError as exc:
                 # The options are wrong (2), or right but the records refuse them (1): a
@@ -628,15 +638,23 @@ async def _token(args: argparse.Namespace, config: Config) -> int:
             return 0
         if args.token_command == "list":
             tokens = await store.list_tokens()
+
+            def when(ts: float | None) -> str | None:
+                return clock.iso(ts) if ts is not None else None
+
             if args.json:
                 print(json.dumps([
                     {"id": t.id, "role": t.role, "customer": t.customer,
                      "apnAccount": t.apn_account, "name": t.name, "created": clock.iso(t.created),
-                     "revoked": clock.iso(t.revoked) if t.revoked else None}
+                     "expires": when(t.expires), "lastUsed": when(t.last_used),
+                     "revoked": when(t.revoked)}
                     for t in tokens
                 ], indent=2))  # fmt: skip
                 return 0
-            rows = [("ID", "ROLE", "CUSTOMER", "NAME", "CREATED", "REVOKED")]
+            # (LAST USED is written a minute or so behind: see acsd.api.token_uses)
+            rows = [
+                ("ID", "ROLE", "CUSTOMER", "NAME", "CREATED", "EXPIRES", "LAST USED", "REVOKED")
+            ]
             for t in tokens:
                 rows.append(
                     (
@@ -648,7 +666,9 @@ async def _token(args: argparse.Namespace, config: Config) -> int:
                         or "-",
                         t.name or "-",
                         clock.iso(t.created),
-                        clock.iso(t.revoked) if t.revoked else "-",
+                        when(t.expires) or "-",
+                        when(t.last_used) or "never",
+                        when(t.revoked) or "-",
                     )
                 )
             # names stored before they were checked may hold control characters

@@ -253,7 +253,7 @@ _PATHS = {
 # error lists below are all an operation has (ErrorCode, not acsd's error keys).
 MEDIA_TYPES = ("application/json", "text/json", "application/xml", "text/xml")
 _AUTH_ERRORS = [
-    (401, "4010", "No bearer token, or one that is unknown or revoked"),
+    (401, "4010", "No bearer token, or one that is unknown, revoked or expired"),
     (403, "4030", "A token that may not manage the URL's API account"),
 ]
 _KEY_ERRORS = [(400, "4001", "A foreignaccountkey or foreignkey that is no key (ErrorSubCode 99)")]

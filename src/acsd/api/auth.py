@@ -8,9 +8,11 @@ Tokens are stored as SHA-256 hashes: a token is shown once, when created, and ne
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import datetime
 
 from aiohttp import web
 from pydantic import TypeAdapter, ValidationError
@@ -42,6 +44,44 @@ def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
+#: ``--expires`` as a duration: a whole number of seconds, minutes, hours, days or weeks
+#: ("m" is minutes: a token that ends sooner than meant fails safe)
+_DURATION = re.compile(r"([0-9]{1,9})([smhdw])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_EXPIRES_FORMS = (
+    "give a duration from now (90d, 12h, 30m, 45s, 2w) or an RFC 3339 date-time with its "
+    "offset (2030-01-31T18:00:00Z, 2030-01-31T19:00:00+01:00)"
+)
+
+
+def parse_expires(text: str, now: float) -> float:
+    """``acsd token create --expires``: when the token stops working, POSIX seconds.
+    ValueError (exit 2) for what is neither form, a time zone left out, or a time that is
+    not after ``now``."""
+    text = text.strip()
+    if (duration := _DURATION.fullmatch(text)) is not None:
+        at = now + int(duration[1]) * _UNIT_SECONDS[duration[2]]
+    else:
+        try:
+            when = datetime.fromisoformat(text)
+        except ValueError:
+            when = None
+        if when is None:
+            raise ValueError(f"--expires: neither a duration nor a date-time: {_EXPIRES_FORMS}")
+        if when.tzinfo is None:
+            # (the server's zone or UTC? a contractor's last day must not move by hours)
+            what = "a date-time needs its offset" if "T" in text.upper() else "a date alone"
+            raise ValueError(f"--expires: {what}: {_EXPIRES_FORMS}")
+        at = when.timestamp()
+    try:
+        shown = clock.iso(at)
+    except (OverflowError, OSError, ValueError):
+        raise ValueError("--expires: too far in the future (leave it out: no expiry)") from None
+    if at <= now:
+        raise ValueError(f"--expires: {shown} is not in the future (now {clock.iso(now)})")
+    return at
+
+
 class TokenRefused(ValueError):
     """The token asked for is well formed, but the records say no (a customer that does
     not exist, or is not a RESELLER): ``acsd token create`` exits 1 for it, not 2."""
@@ -54,12 +94,14 @@ async def create_token(
     customer: str | None = None,
     name: str = "",
     apn_account: str | None = None,
+    expires: float | None = None,
 ) -> tuple[str, TokenRecord]:
     """Returns the token (to show once) and its stored record; audited as made with
     ``acsd token create`` (tokens are made on the server only, never over the API).
 
     ``apn_account`` scopes the token to one APN API account (seed 003 foreign key); an
-    OWNER or MANAGER token may have it instead of a customer (it then sees no customer)."""
+    OWNER or MANAGER token may have it instead of a customer (it then sees no customer).
+    ``expires`` (POSIX seconds, see :func:`parse_expires`): when it stops working."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     _check_name(name)
@@ -95,11 +137,11 @@ async def create_token(
         name=name,
         created=clock.now(),
         apn_account=apn_account,
+        expires=expires,
     )
-    entry = cli_record(
-        "token.create", "token", record.id, customer=record.customer,
-        after={"role": role, "customer": record.customer, "name": name, "apnAccount": apn_account},
-    )  # fmt: skip
+    after = {"role": role, "customer": record.customer, "name": name, "apnAccount": apn_account,
+             "expires": clock.iso(expires) if expires is not None else None}  # fmt: skip
+    entry = cli_record("token.create", "token", record.id, customer=record.customer, after=after)
     return token, await store.create_token(record, audit=entry)
 
 
@@ -164,17 +206,17 @@ TOKEN_REFUSED_LOG_INTERVAL = 10.0
 _TOKEN_REFUSED_TOLD = Throttle(TOKEN_REFUSED_LOG_INTERVAL)
 
 
-def _token_refused(request: web.Request) -> None:
-    """A token that is unknown or revoked: counted, and said once per address a while
-    (a client guessing tokens must not choose how much acsd logs). Never the token."""
+def _token_refused(request: web.Request, reason: str, token_id: str | None = None) -> None:
+    """A token that is unknown, revoked or expired: counted, and said once per address a
+    while (a client guessing tokens must not choose how much acsd logs). Never the token."""
     if (count := request.app.get(TOKEN_REFUSED)) is not None:
         count()
     remote = client_address(request.remote)
     # (an IPv6 client by its /64: one host holds all of it and would get a line per address)
     if (held := _TOKEN_REFUSED_TOLD.due(counted_as(remote), time.monotonic())) is not None:
-        log.warning(
-            "api.auth_failed", remote=remote, reason="unknown or revoked token", since_last=held
-        )
+        # (the id of an expired token says whose it was; it is no secret, as in access lines)
+        extra = {"token_id": token_id} if token_id else {}
+        log.warning("api.auth_failed", remote=remote, reason=reason, since_last=held, **extra)
 
 
 async def authenticate(request: web.Request, store: Store) -> Caller:
@@ -185,9 +227,13 @@ async def authenticate(request: web.Request, store: Store) -> Caller:
             "send Authorization: Bearer <token> (create one with `acsd token create`)"
         )
     record = await store.find_token(hash_token(token.strip()))
-    if record is None:
-        _token_refused(request)
-        raise unauthorized("unknown or revoked token", error="invalid_token")
+    if record is None or record.expired(clock.now()):
+        # One answer for the three: the log line tells the operator which it was.
+        if record is None:
+            _token_refused(request, "unknown or revoked token")
+        else:
+            _token_refused(request, "expired token", record.id)
+        raise unauthorized("unknown, revoked or expired token", error="invalid_token")
     if record.role == "ADMIN":
         return Caller(record, None)
     if record.customer is None:

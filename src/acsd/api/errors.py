@@ -113,7 +113,7 @@ def access_denied(description: str = "Insufficient access level") -> ApiError:
 
 def unauthorized(description: str, *, error: str | None = None) -> ApiError:
     """401 with the challenge RFC 6750 asks for; ``error="invalid_token"`` when a token was
-    sent but is unknown or revoked."""
+    sent but is unknown, revoked or expired."""
     challenge = 'Bearer realm="acsd"' + (f', error="{error}"' if error else "")
     return ApiError(401, "unauthorized", description, headers={"WWW-Authenticate": challenge})
 
