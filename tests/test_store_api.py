@@ -667,6 +667,25 @@ async def test_tokens(store: SqliteStore, monkeypatch: pytest.MonkeyPatch) -> No
     ]
 
 
+async def test_token_uses_keep_the_latest_time(store: SqliteStore) -> None:
+    """Processes sharing a database (workers, PostgreSQL instances) write the last uses
+    they noted in any order: an earlier time never replaces a later one."""
+    made = await store.create_token(
+        TokenRecord(id="", hash="e" * 64, role="ADMIN", created=NOW, expires=NOW + 3600)
+    )
+    other = await store.create_token(TokenRecord(id="", hash="f" * 64, role="ADMIN"))
+    assert (made.expires, made.last_used) == (NOW + 3600, None)
+    assert (await store.find_token("e" * 64)) == made
+    await store.note_token_uses({made.id: NOW + 10, "no-such-token": NOW})
+    await store.note_token_uses({made.id: NOW + 5})  # another process's, older
+    listed = {t.id: t for t in await store.list_tokens()}
+    assert listed[made.id].last_used == NOW + 10 and listed[made.id].expires == NOW + 3600
+    assert listed[other.id].last_used is None
+    await store.note_token_uses({made.id: NOW + 70, other.id: NOW + 71})
+    listed = {t.id: t for t in await store.list_tokens()}
+    assert (listed[made.id].last_used, listed[other.id].last_used) == (NOW + 70, NOW + 71)
+
+
 # -- models ---------------------------------------------------------------------------------
 
 

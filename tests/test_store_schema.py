@@ -10,7 +10,7 @@ import aiosqlite
 import pytest
 
 from acsd.store import SchemaError, SqliteStore, open_store, sqlite_path
-from acsd.store.base import DeviceRecord
+from acsd.store.base import DeviceRecord, TokenRecord
 from acsd.store.schema import MIGRATIONS, Migration, latest_version, migrate, split_statements
 from acsd.store.sqlite.apn import BY_CLI
 
@@ -333,6 +333,51 @@ async def test_the_upgrade_keeps_the_username_each_router_reported(store_url: st
         "MIG098": "isp",
         "MIGNONE": "",
     }
+
+
+async def test_the_upgrade_keeps_every_token_valid_never_used(store_url: str) -> None:
+    """Migration 23 adds when a token expires and was last used: the tokens of the
+    database before it work as they did (no expiry) and show no use yet."""
+    import asyncpg
+
+    store = open_store(store_url)
+    await store.open()
+    try:
+        made = await store.create_token(
+            TokenRecord(id="", hash="a" * 64, role="ADMIN", name="older", created=1000.0)
+        )
+        gone = await store.create_token(TokenRecord(id="", hash="b" * 64, role="ADMIN"))
+        assert await store.revoke_token(gone.id)
+    finally:
+        await store.close()
+    # back to the schema before 23: no columns
+    undo = (
+        "ALTER TABLE tokens DROP COLUMN expires",
+        "ALTER TABLE tokens DROP COLUMN last_used",
+        "DELETE FROM schema_migrations WHERE version = 23",
+    )
+    if store_url.startswith("sqlite"):
+        with _raw(sqlite_path(store_url)) as db:
+            for sql in undo:
+                db.execute(sql)
+    else:
+        conn = await asyncpg.connect(store_url)
+        try:
+            for sql in undo:
+                await conn.execute(sql)
+        finally:
+            await conn.close()
+    store = open_store(store_url)
+    await store.open()
+    try:
+        assert store.migrations_applied == [23]
+        assert await store.find_token("a" * 64) == made
+        assert made.expires is None and made.last_used is None
+        assert await store.find_token("b" * 64) is None  # revoked stays revoked
+        [listed] = [t for t in await store.list_tokens() if t.id == gone.id]
+        assert listed.revoked is not None and listed.expires is None
+    finally:
+        await store.close()
 
 
 def test_a_session_keeps_the_username_migration_18_would() -> None:
