@@ -39,7 +39,7 @@ from acsd.metrics_share import METRICS_DIR_ENV, MetricsShare
 from acsd.provisioning.absent import AbsentHints
 from acsd.provisioning.driver import ProvisioningDriver
 from acsd.provisioning.held_lines import wake_held_lines
-from acsd.provisioning.jobs import RetryPolicy
+from acsd.provisioning.jobs import RetryPolicy, is_provisioned
 from acsd.provisioning.profiles import ProfileError, ProfileSet, load_profiles, warn_of_doubts
 from acsd.provisioning.session_state import DriverSettings
 from acsd.reload import Profiles, Reloader
@@ -445,11 +445,14 @@ def _connection_requester(
 ) -> ConnectionRequester:
     async def cr_target(device_id: str) -> Target | None:
         # Read when a deferred request goes: a session in between may have taken the
-        # change up (ACTIVE: nothing waits for the router, so no request; another
-        # process's, or the one the router opened itself while it answered 503), or set
-        # new credentials on the router.
+        # change up (another process's, or the one the router opened itself while it
+        # answered 503: the record ACTIVE and its revision applied, nothing waits for the
+        # router, so no request), or set new credentials on the router. A FAILED job's
+        # record (a line held for DNS servers a reload just gave) is still asked.
         record = await store.get_device(device_id)
-        if record is None or record.state == "ACTIVE":
+        if record is None or (
+            record.state == "ACTIVE" and is_provisioned(record.provisioning, record.revision)
+        ):
             return None
         return target_of(record)
 
