@@ -253,6 +253,50 @@ async def test_basic_checks_pbkdf2_and_caches_success():
     assert not result.ok and result.failure and result.reason == "wrong password"
 
 
+async def test_a_new_shared_password_leaves_no_cached_check_of_the_old_one(monkeypatch):
+    # A reload of the shared password (SIGHUP): Basic's cache of checks that passed must
+    # not keep the old password in, nor may a PBKDF2 check running in its thread while
+    # the password is swapped let the old one through after the swap.
+    import asyncio
+
+    from acsd.cwmp import auth as auth_module
+
+    auth = CpeAuthenticator(scheme="basic", password="old-pw", pbkdf2_iterations=1000)
+
+    def basic(password: str):
+        token = base64.b64encode(f"SN1:{password}".encode()).decode()
+        return make_mocked_request("POST", "/", headers={"Authorization": f"Basic {token}"})
+
+    assert (await auth.check(basic("old-pw"), remote="x", secure=True)).ok
+    assert len(auth._verified) == 1
+    auth.use_shared(await asyncio.to_thread(auth.shared_credentials, "", "new-pw"))
+    assert not auth._verified  # forgotten, not left to expire
+    assert not (await auth.check(basic("old-pw"), remote="x", secure=True)).ok
+    assert (await auth.check(basic("new-pw"), remote="x", secure=True)).ok
+
+    # The swap lands while a check of the password in use runs in its thread.
+    started, release = asyncio.Event(), asyncio.Event()
+    verify = auth_module.Pbkdf2Hash.verify
+    loop = asyncio.get_running_loop()
+
+    def slow_verify(self, password: str) -> bool:
+        loop.call_soon_threadsafe(started.set)
+        asyncio.run_coroutine_threadsafe(release.wait(), loop).result(10)
+        return verify(self, password)
+
+    monkeypatch.setattr(auth_module.Pbkdf2Hash, "verify", slow_verify)
+    auth._verified.clear()
+    checking = asyncio.create_task(auth.check(basic("new-pw"), remote="y", secure=True))
+    await started.wait()
+    monkeypatch.setattr(auth_module.Pbkdf2Hash, "verify", verify)
+    auth.use_shared(auth.shared_credentials("", "newer-pw"))
+    release.set()
+    result = await checking
+    assert not result.ok and result.reason == "wrong password"
+    assert not auth._verified
+    assert (await auth.check(basic("newer-pw"), remote="y", secure=True)).ok
+
+
 def test_pbkdf2_hash_round_trip_and_django_layout():
     made = Pbkdf2Hash.make("hunter2", 1000)
     parsed = Pbkdf2Hash.parse(str(made))

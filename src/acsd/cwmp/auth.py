@@ -14,12 +14,14 @@ What is checked, and why this way:
   An expired nonce (or one signed by an earlier process) with an otherwise correct digest
   gets a fresh challenge with ``stale=true`` so the CPE retries without giving up.
 * **Basic** only over TLS unless ``allow_basic_without_tls`` says otherwise. Passwords are
-  compared as PBKDF2-SHA256 hashes (the shared password is hashed at start-up; per-device
-  entries may be stored as ``pbkdf2_sha256$iterations$salt$hash``, Django's format), in a
-  worker thread, with successful checks cached briefly so a session does not pay PBKDF2 on
-  every message. Clear per-device passwords from the credentials file are kept only as a
-  keyed HMAC (hashing thousands of them with PBKDF2 at start-up would take minutes; the
-  file is the clear copy anyway: use ``acsd cpe-password`` to store hashes instead).
+  compared as PBKDF2-SHA256 hashes (the shared password is hashed at start-up, and in a
+  thread when a reload changes it; per-device entries may be stored as
+  ``pbkdf2_sha256$iterations$salt$hash``, Django's format), in a worker thread, with
+  successful checks cached briefly so a session does not pay PBKDF2 on every message (a
+  reload that changes the shared password forgets the checks that passed with it). Clear
+  per-device passwords from the credentials file are kept only as a keyed HMAC (hashing
+  thousands of them with PBKDF2 at start-up would take minutes; the file is the clear copy
+  anyway: use ``acsd cpe-password`` to store hashes instead).
 * **Who is who.** Per-device credentials (the ``[devices]`` table of ``credentials_file``)
   are keyed by serial number and the username *is* that serial. The shared password goes
   with ``username``; when that is empty, every CPE uses its own serial as its username.
@@ -530,6 +532,18 @@ class CredentialsSource:
         return cls(path, hashlib.sha256(raw).digest() if path else None)
 
 
+@dataclass(frozen=True, slots=True)
+class SharedCredentials:
+    """The shared ``username`` and password as verification needs them (``entry`` None:
+    no shared password); made by :meth:`CpeAuthenticator.shared_credentials`."""
+
+    username: str
+    #: (not in a repr: it holds the hashes)
+    entry: _Entry | None = field(repr=False)
+    #: the password itself, kept only for Digest with the serial as username
+    password: str | None = field(repr=False)
+
+
 class CpeAuthenticator:
     """Checks the credentials of CWMP requests. Build it with :func:`build_authenticator`."""
 
@@ -568,24 +582,44 @@ class CpeAuthenticator:
         self.address_limiter = FailureLimiter(per_address, failure_window, clock=clock)
         self._clock = clock
         self._key = secrets.token_bytes(32)
-        self._username = username
-        # Digest with the serial as username needs the password itself (HA1 covers the
-        # username); in every other case only hashes are kept.
-        self._shared_password = (
-            password if (password and not username and scheme == "digest") else None
-        )
-        self._shared: _Entry | None = None
-        if password:
-            self._shared = _Entry()
-            if scheme == "digest" and username:
-                self._shared.ha1 = {a: ha1(a, username, realm, password) for a in self.algorithms}
-            if scheme == "basic":
-                self._shared.pbkdf2 = Pbkdf2Hash.make(password, pbkdf2_iterations)
+        self._pbkdf2_iterations = pbkdf2_iterations
+        shared = self.shared_credentials(username, password)
+        self._username = shared.username
+        self._shared = shared.entry
+        self._shared_password = shared.password
         self._devices = self.device_table(devices or {})
         #: the file the per-device credentials came from (the builder's, or a reload's)
         self.devices_from = CredentialsSource(None, None)
-        self._verified: OrderedDict[bytes, float] = OrderedDict()  # Basic cache: mac -> until
+        # Basic cache: mac -> (until, verified against the shared password)
+        self._verified: OrderedDict[bytes, tuple[float, bool]] = OrderedDict()
         self._pbkdf2_slots = asyncio.Semaphore(4)
+
+    def shared_credentials(self, username: str, password: str) -> SharedCredentials:
+        """What :meth:`use_shared` takes: the shared ``username`` and ``password`` as
+        verification needs them. For Basic this is a PBKDF2 hash (a tenth of a second of
+        CPU): a reload builds it in a thread. Reads only what never changes here."""
+        if not password:
+            return SharedCredentials(username, None, None)
+        entry = _Entry()
+        if self.scheme == "digest" and username:
+            entry.ha1 = {a: ha1(a, username, self.realm, password) for a in self.algorithms}
+        if self.scheme == "basic":
+            entry.pbkdf2 = Pbkdf2Hash.make(password, self._pbkdf2_iterations)
+        # Digest with the serial as username needs the password itself (HA1 covers the
+        # username); in every other case only hashes are kept.
+        clear = password if (not username and self.scheme == "digest") else None
+        return SharedCredentials(username, entry, clear)
+
+    def use_shared(self, shared: SharedCredentials) -> None:
+        """The shared username and password from now on (SIGHUP). As with
+        :meth:`use_devices`, a connection that authenticated goes on and every new check
+        is made against ``shared``. What Basic remembers of checks that passed with the
+        shared password before is forgotten: the old password is no way in any more."""
+        self._username = shared.username
+        self._shared = shared.entry
+        self._shared_password = shared.password
+        for token in [t for t, (_until, by_shared) in self._verified.items() if by_shared]:
+            del self._verified[token]
 
     def device_table(self, devices: dict[str, DeviceCredentials]) -> DeviceTable:
         """What :meth:`use_devices` takes: ``devices`` (from :func:`load_credentials`) as
@@ -872,14 +906,26 @@ class CpeAuthenticator:
         if credentials is None:
             return self._fail("malformed Basic header")
         username, password = credentials
-        found = self._lookup(username)
-        if found is None:
-            return self._fail("unknown user", username, "Basic")
-        entry, serial = found
-        if await self._verify_basic(entry, username, password):
+        while True:
+            found = self._lookup(username)
+            if found is None:
+                return self._fail("unknown user", username, "Basic")
+            entry, serial = found
+            ok = await self._verify_basic(entry, username, password)
+            # A reload that replaced these credentials while PBKDF2 ran in its thread: the
+            # check is made again against the ones in use (an old password must not pass
+            # a check that ends after the reload).
+            if self._in_use(entry, username):
+                break
+        if ok:
             shared = entry is self._shared
             return AuthResult(True, username, serial=serial, method="Basic", shared=shared)
         return self._fail("wrong password", username, "Basic")
+
+    def _in_use(self, entry: _Entry, username: str) -> bool:
+        """Whether ``entry`` is still what verifies ``username``."""
+        found = self._lookup(username)
+        return found is not None and found[0] is entry
 
     async def _verify_basic(self, entry: _Entry, username: str, password: str) -> bool:
         if entry.mac is not None:
@@ -888,13 +934,14 @@ class CpeAuthenticator:
             return False
         now = self._clock()
         token = self._mac(username.lower(), password, str(entry.pbkdf2))
-        until = self._verified.get(token)
-        if until is not None and until > now:
+        cached = self._verified.get(token)
+        if cached is not None and cached[0] > now:
             return True
         async with self._pbkdf2_slots:
             ok = await asyncio.to_thread(entry.pbkdf2.verify, password)
-        if ok:
-            self._verified[token] = now + self.nonces.lifetime
+        if ok and self._in_use(entry, username):
+            # (marked when it is the shared password's: use_shared forgets those)
+            self._verified[token] = (now + self.nonces.lifetime, entry is self._shared)
             self._verified.move_to_end(token)
             while len(self._verified) > 10_000:
                 self._verified.popitem(last=False)
