@@ -13,10 +13,11 @@ import pytest
 
 from conftest import Daemon, run_cli, wait_for
 from cpe_steps import finish, inform, wire_for
-from test_cwmp_auth import challenges, digest_header, first_challenge
+from test_cwmp_auth import basic_header, challenges, digest_header, first_challenge
 from test_cwmp_auth import inform as inform_body
 from test_cwmp_protocol import drive_to_end
 from tlscerts import Pki, client_context, get, https, make_pki, needs_openssl, refused
+from wire import Wire
 
 
 @pytest.fixture(scope="module")
@@ -508,6 +509,150 @@ async def test_the_reload_summary_names_every_setting_it_applied(tmp_path):
         "provisioning.absent_recheck_interval",
         "provisioning.static_wan_dns",
     ]
+
+
+# --- the shared username and password -----------------------------------------------------
+
+
+def shared_turned_away(daemon: Daemon, scheme: str, serial: str, password: str) -> bool:
+    """:func:`turned_away`, for Basic too: one answer, on a connection of its own."""
+    if scheme == "digest":
+        return turned_away(daemon, serial, password)
+    wire = Wire(daemon.cwmp_url)
+    headers = {"Authorization": basic_header(serial, password)}
+    return wire.post(inform_body(serial), headers=headers).status == 401
+
+
+def with_password(daemon: Daemon, old: str, new: str | None) -> None:
+    """The daemon's config file with ``[cwmp.auth] password`` ``new`` (None: no such line)."""
+    text = daemon.config.read_text()
+    assert f'password = "{old}"\n' in text
+    line = "" if new is None else f'password = "{new}"\n'
+    daemon.config.write_text(text.replace(f'password = "{old}"\n', line))
+
+
+@pytest.mark.parametrize("scheme", ["digest", "basic"])
+def test_sighup_applies_a_new_shared_password(daemon_factory, scheme):
+    # A rotation of the fleet's shared password needed a restart, which drops every
+    # session: SIGHUP named cwmp.auth.password in reload.restart_needed.
+    auth = {"scheme": scheme, "password": "old-shared-pw", "max_failures": 50}
+    if scheme == "basic":
+        auth["allow_basic_without_tls"] = True
+    daemon = daemon_factory(cwmp={"auth": auth}, top={"shutdown_grace": 0})
+    assert gets_in(daemon, "SHPW000001", "old-shared-pw")
+    # A session opened with the old password, still going at the reload; for Basic, a
+    # check of the old password that passed and is cached.
+    if scheme == "digest":
+        wire, answer = first_challenge(daemon, "SHPW000002")
+        header = digest_header(challenges(answer)[0], "SHPW000002", "old-shared-pw")
+    else:
+        wire, header = Wire(daemon.cwmp_url), basic_header("SHPW000002", "old-shared-pw")
+    assert wire.post(inform_body("SHPW000002"), headers={"Authorization": header}).status == 200
+    assert not shared_turned_away(daemon, scheme, "SHPW000003", "old-shared-pw")
+
+    with_password(daemon, "old-shared-pw", "new-shared-pw")
+    done = hup(daemon)
+    assert done["shared_credentials"] == "changed"
+    assert done["applied"] == ["cwmp.auth.password"] and "restart_needed" not in done
+    [reloaded] = daemon.events("reload.shared_credentials")
+    assert reloaded["password_change"] == "changed" and reloaded["username"] == "(serial number)"
+
+    # the session that authenticated goes on to its end
+    drive_to_end(wire, wire.post(None), "urn:dslforum-org:cwmp-1-0")
+    assert gets_in(daemon, "SHPW000001", "new-shared-pw")
+    # the old password is no way in, also where a check of it passed a moment ago
+    assert shared_turned_away(daemon, scheme, "SHPW000003", "old-shared-pw")
+    assert shared_turned_away(daemon, scheme, "SHPW000001", "old-shared-pw")
+    assert hup(daemon)["shared_credentials"] == "unchanged"
+    assert len(daemon.events("reload.shared_credentials")) == 1
+    text = daemon.log_text()
+    assert "shared-pw" not in text
+    assert daemon.stop() == 0
+
+
+def test_removing_the_shared_password_that_is_the_only_way_in_is_refused(daemon_factory, tmp_path):
+    # No credentials file: the config file is refused as a whole (as at start-up). A
+    # credentials file without a router: the password in use is kept, and said why.
+    daemon = daemon_factory(
+        cwmp={"auth": {"scheme": "digest", "password": "only-shared-pw", "max_failures": 50}},
+        top={"shutdown_grace": 0},
+    )
+    with_password(daemon, "only-shared-pw", None)
+    done = hup(daemon)
+    assert done["config"] == "invalid, kept"
+    assert done["shared_credentials"] == "unchanged"
+    assert gets_in(daemon, "ONLY000001", "only-shared-pw")
+    assert daemon.stop() == 0
+
+    creds = tmp_path / "cpe-credentials.toml"
+    creds.write_text("[devices]\n")
+    auth = {"scheme": "digest", "password": "only-shared-pw", "credentials_file": str(creds)}
+    daemon = daemon_factory(cwmp={"auth": auth}, top={"shutdown_grace": 0})
+    with_password(daemon, "only-shared-pw", None)
+    daemon.config.write_text(daemon.config.read_text().replace('level = "debug"', 'level = "info"'))
+    done = hup(daemon)
+    assert done["shared_credentials"].startswith("kept (error: cwmp.auth.password removed")
+    assert done["applied"] == ["log.level"]  # (the rest of the file is taken)
+    [failed] = daemon.events("reload.shared_credentials_failed")
+    assert failed["level"] == "error"
+    assert gets_in(daemon, "ONLY000001", "only-shared-pw")
+    # the same refusal at the next reload: compared with the password in use
+    assert hup(daemon)["shared_credentials"].startswith("kept (error: ")
+    # Routers in the file: then it may go, and the routers of the file are the ones in.
+    creds.write_text('[devices]\nOWNR000001 = "own-pw"\n')
+    done = hup(daemon)
+    assert (done["shared_credentials"], done["credentials"]) == ("removed", "reloaded (1 devices)")
+    assert gets_in(daemon, "OWNR000001", "own-pw")
+    assert turned_away(daemon, "ONLY000001", "only-shared-pw")
+    assert "only-shared-pw" not in daemon.log_text() and "own-pw" not in daemon.log_text()
+    assert daemon.stop() == 0
+
+
+async def test_a_shared_password_waits_for_a_restart_of_what_it_is_checked_against(
+    tmp_path, monkeypatch
+):
+    # Digest hashes it with the realm, and Basic's check is the scheme's: a new password
+    # with a realm change waiting for a restart is taken with it then, not half now.
+    from acsd.config import load_config
+    from acsd.cwmp.auth import build_authenticator
+    from acsd.provisioning.profiles import load_profiles
+    from acsd.reload import Profiles, Reloader
+    from conftest import write_config
+
+    monkeypatch.delenv("ACSD_CWMP_AUTH_PASSWORD", raising=False)
+    path = write_config(tmp_path, cwmp={"auth": {"scheme": "digest", "password": "first-pw"}})
+    config = load_config(path)
+    auth = build_authenticator(config.cwmp.auth)
+    reloader = Reloader(config, path, Profiles(load_profiles(None)), {}, cpe_auth=auth)
+    path.write_text(
+        path.read_text().replace('password = "first-pw"', 'password = "second-pw"\nrealm = "x"')
+    )
+    done = await reloader.reload()
+    assert done["restart_needed"] == ["cwmp.auth.password", "cwmp.auth.realm"]
+    assert done["shared_credentials"].startswith("kept (cwmp.auth.realm changed")
+    assert auth._shared_password == "first-pw"
+    # The realm back as it was: the password is taken now.
+    path.write_text(path.read_text().replace('realm = "x"\n', ""))
+    done = await reloader.reload()
+    assert done["shared_credentials"] == "changed" and "restart_needed" not in done
+    assert auth._shared_password == "second-pw"
+
+    # Set in the environment: what the process started with, which a reload says.
+    monkeypatch.setenv("ACSD_CWMP_AUTH_PASSWORD", "env-pw")
+    path = write_config(tmp_path, cwmp={"auth": {"scheme": "digest"}})
+    config = load_config(path)
+    auth = build_authenticator(config.cwmp.auth)
+    reloader = Reloader(config, path, Profiles(load_profiles(None)), {}, cpe_auth=auth)
+    done = await reloader.reload()
+    assert done["shared_credentials"] == "unchanged (ACSD_CWMP_AUTH_PASSWORD read at start only)"
+    # A password moved into the file while the variable stays: the variable's is used.
+    path.write_text(
+        path.read_text().replace('scheme = "digest"', 'scheme = "digest"\npassword = "file-pw"')
+    )
+    done = await reloader.reload()
+    assert (
+        done["shared_credentials"].startswith("unchanged (") and auth._shared_password == "env-pw"
+    )
 
 
 def _catches(pid: int, sig: int) -> bool:

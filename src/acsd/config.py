@@ -797,6 +797,13 @@ def unknown_env(environ: dict[str, str] | None = None) -> list[tuple[str, str | 
     return out
 
 
+def env_name_of(keys: tuple[str, ...], environ: dict[str, str] | None = None) -> str | None:
+    """The ACSD_* variable that sets the setting at ``keys`` (("cwmp", "auth", "password"))
+    in the environment, None if none does."""
+    environ = dict(os.environ if environ is None else environ)
+    return next((env for env, path, _ in _settings() if path == keys and env in environ), None)
+
+
 def overridden_by_env(path: str | Path, environ: dict[str, str] | None = None) -> list[str]:
     """Keys of the file at ``path`` that ACSD_* variables set otherwise ("store.url by
     ACSD_STORE_URL"): the variable wins, and the shipped unit sets ACSD_STORE_URL, so a

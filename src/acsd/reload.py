@@ -8,7 +8,9 @@ handshakes use them, open connections keep theirs), the CPE credentials file
 (``[cwmp.auth] credentials_file``, also at a new path: new connections authenticate against
 it, ones that authenticated go on; not while a change of ``scheme``, ``realm`` or
 ``algorithms`` waits for a restart, as the file is checked against them and its hashes are
-bound to them), and the settings the daemon applies
+bound to them), the shared ``username`` and ``password`` of ``[cwmp.auth]`` (alike; as
+read now: an ``ACSD_*`` variable holds the value the process started with), and the
+settings the daemon applies
 through ``on_config`` (:data:`RELOADABLE`: what routers are told of the STUN server and its
 per-source bounds, the static lines' DNS servers, the intervals of drift checks and of
 re-asking for what routers lack). Any other key changed in the file is
@@ -28,11 +30,19 @@ from typing import Any
 from pydantic import BaseModel
 
 from acsd import log as acsd_log
-from acsd.config import Config, ConfigError, load_config
+from acsd.config import (
+    Config,
+    ConfigError,
+    CwmpAuthConfig,
+    env_name_of,
+    load_config,
+    overridden_by_env,
+)
 from acsd.cwmp.auth import (
     CpeAuthenticator,
     CredentialsSource,
     DeviceTable,
+    SharedCredentials,
     parse_credentials,
     read_credentials,
 )
@@ -56,6 +66,9 @@ RELOADABLE = frozenset(
         "api.tls.key",
         # (read by the reload itself, see Reloader._reload_credentials)
         "cwmp.auth.credentials_file",
+        # (read by the reload itself, see Reloader._prepare_shared)
+        "cwmp.auth.username",
+        "cwmp.auth.password",
         # (through Reloader.on_config: the daemon's settings of new sessions, the STUN
         # server's buckets)
         "provisioning.static_wan_dns",
@@ -93,6 +106,19 @@ CREDENTIALS = "cwmp.auth.credentials_file"
 #: what the credentials file is checked against and its hashes are bound to: while a
 #: change of one waits for a restart, the file waits too (it is read with it then)
 CREDENTIALS_BOUND_TO = ("scheme", "realm", "algorithms")
+#: the keys of the shared credentials: bound to the same settings as the file (Digest
+#: hashes the password with the realm; Basic's hash is for the scheme)
+SHARED = ("username", "password")
+
+
+def shared_of(auth: CwmpAuthConfig) -> tuple[str, str]:
+    """The shared username and password of ``auth``."""
+    return auth.username, auth.password
+
+
+def _shown_username(username: str) -> str:
+    # (as the start-up's cwmp.auth line shows it)
+    return username or "(serial number)"
 
 
 def _fingerprint(path: str | None) -> bytes | None:
@@ -139,6 +165,8 @@ class Reloader:
             if cpe_auth is not None
             else CredentialsSource(path, _fingerprint(path))
         )
+        #: the shared username and password the authenticator checks with
+        self._shared = shared_of(config.cwmp.auth)
         self._task: asyncio.Task[None] | None = None
         self._again = False
 
@@ -203,9 +231,18 @@ class Reloader:
                     outcome, f"{name}.tls.", **{name: section.model_copy(update={"tls": tls})}
                 )
 
-        credentials = await self._reload_credentials(config, outcome)
+        # Both built (in threads) before either is swapped in: the two swaps follow each
+        # other with no await between, so no check sees one without the other.
+        shared, prepared = await self._prepare_shared(config, outcome)
+        auth = self.cpe_auth
+        shared_after = prepared.entry is not None if prepared else bool(auth and auth.has_shared)
+        credentials = await self._reload_credentials(config, outcome, shared_after)
         if credentials is not None:
             outcome["credentials"] = credentials
+        if prepared is not None:
+            shared = self._use_shared(config, outcome, prepared)
+        if shared is not None:
+            outcome["shared_credentials"] = shared
 
         log.info("reload.done", **outcome)
         return outcome
@@ -237,8 +274,29 @@ class Reloader:
                 outcome["config"] = "log settings applied"
         log.debug("reload.config_changed", keys=changed)
         restart = sorted(k for k in changed_keys(self.started, config) if k not in RELOADABLE)
-        if self._credentials_wait(config) is not None and self._credentials_edited(config):
-            restart = sorted([*restart, CREDENTIALS])
+        if self._credentials_wait(config) is not None:
+            if self._credentials_edited(config):
+                restart.append(CREDENTIALS)
+            # (compared with the ones in use: a reload may have changed them since)
+            in_use, fresh = self._shared, shared_of(config.cwmp.auth)
+            restart += [
+                f"cwmp.auth.{k}" for k, a, b in zip(SHARED, in_use, fresh, strict=True) if a != b
+            ]
+            restart = sorted(set(restart))
+        overridden = [
+            what
+            for what in (overridden_by_env(self.config_path) if self.config_path else [])
+            if what.startswith(tuple(f"cwmp.auth.{key} " for key in SHARED))
+        ]
+        if overridden:
+            # The operator who moved the password into the file for a reloadable rotation,
+            # and left it in acsd.env: the environment's value wins, now and at a restart.
+            log.warning(
+                "reload.env_overrides",
+                keys=overridden,
+                message="the environment's value is used: remove the variable from the "
+                "service's environment (acsd.env) and restart once",
+            )
         if restart:
             log.warning("reload.restart_needed", keys=restart)
             outcome["restart_needed"] = restart
@@ -267,10 +325,13 @@ class Reloader:
         path = config.cwmp.auth.credentials_file
         return CredentialsSource(path, _fingerprint(path)) != self._credentials
 
-    async def _reload_credentials(self, config: Config, outcome: dict[str, Any]) -> str | None:
+    async def _reload_credentials(
+        self, config: Config, outcome: dict[str, Any], shared_after: bool
+    ) -> str | None:
         """Give the authenticator the per-device entries of the file ``config`` names;
         what the reload's outcome says of it (None: nothing, CPEs are not authenticated
-        and the file is as it was). Whatever fails keeps the entries in use."""
+        and the file is as it was). Whatever fails keeps the entries in use.
+        ``shared_after``: whether a shared password is in use once this reload is done."""
         in_use = self._credentials
         path = config.cwmp.auth.credentials_file
         auth = self.cpe_auth
@@ -279,11 +340,12 @@ class Reloader:
             if not self._credentials_edited(config):
                 return None if auth is None else "unchanged"
             return f"kept ({why})"
-        if not path and not auth.has_shared:
-            # (the shared password the new file sets takes a restart: no way in till then)
+        if not path and not shared_after:
+            # (a guard: load_config refuses a file with neither, and a new shared password
+            # is swapped in with the file)
             error = (
                 "credentials_file removed, and no shared password in use: no router could "
-                "authenticate until a restart applies cwmp.auth.password"
+                "authenticate"
             )
             return self._credentials_failed(outcome, in_use, error)
         settings = self.started.cwmp.auth
@@ -338,7 +400,81 @@ class Reloader:
         auth = cwmp.auth.model_copy(update={"credentials_file": in_use.path})
         self._not_applied(outcome, CREDENTIALS, cwmp=cwmp.model_copy(update={"auth": auth}))
 
-    def _not_applied(self, outcome: dict[str, Any], keys: str, **kept: Any) -> None:
+    async def _prepare_shared(
+        self, config: Config, outcome: dict[str, Any]
+    ) -> tuple[str | None, SharedCredentials | None]:
+        """The shared username and password of ``config``, built for the authenticator (in
+        a thread: Basic hashes the password with PBKDF2), to be swapped in by
+        :meth:`_use_shared`; or, when there is nothing to swap, what the reload's outcome
+        says of them (None: nothing, CPEs are not authenticated and they are as they were)."""
+        auth = self.cpe_auth
+        fresh = shared_of(config.cwmp.auth)
+        if fresh == self._shared:
+            if auth is None:
+                return None, None
+            # An operator who edited acsd.env and reloaded must not take "unchanged" for
+            # a password taken: the process's environment is the one it started with.
+            names = [env for key in SHARED if (env := env_name_of(("cwmp", "auth", key)))]
+            return (
+                f"unchanged ({' and '.join(names)} read at start only)" if names else "unchanged"
+            ), None
+        why = self._credentials_wait(config)
+        if why is not None or auth is None:
+            self._keep_shared(outcome)
+            return f"kept ({why})", None
+        username, password = fresh
+        return None, await asyncio.to_thread(auth.shared_credentials, username, password)
+
+    def _use_shared(
+        self, config: Config, outcome: dict[str, Any], prepared: SharedCredentials
+    ) -> str:
+        """Swap ``prepared`` in, unless it leaves no way in; what the outcome says of it."""
+        auth = self.cpe_auth
+        assert auth is not None
+        old_username, old_password = self._shared
+        if prepared.entry is None and not auth.device_count:
+            error = (
+                "cwmp.auth.password removed, and the credentials file holds no router: no "
+                "router could authenticate"
+            )
+            log.error(
+                "reload.shared_credentials_failed",
+                error=error,
+                kept="the shared password in use",
+                username=_shown_username(old_username),
+            )
+            self._keep_shared(outcome)
+            return f"kept (error: {error})"
+        auth.use_shared(prepared)
+        self._shared = shared_of(config.cwmp.auth)
+        new_username, new_password = self._shared
+        # (nothing of the password but whether it changed)
+        change = "changed" if new_password != old_password else "unchanged"
+        if not new_password or not old_password:
+            change = "removed" if not new_password else "added"
+        log.info(
+            "reload.shared_credentials",
+            username=_shown_username(new_username),
+            username_changed=new_username != old_username,
+            password_change=change,
+            devices=auth.device_count,
+        )
+        return "removed" if change == "removed" else "changed"
+
+    def _keep_shared(self, outcome: dict[str, Any]) -> None:
+        """The shared username and password in use stay the running configuration's."""
+        username, password = self._shared
+        cwmp = self.config.cwmp
+        auth = cwmp.auth.model_copy(update={"username": username, "password": password})
+        self._not_applied(
+            outcome,
+            tuple(f"cwmp.auth.{key}" for key in SHARED),
+            cwmp=cwmp.model_copy(update={"auth": auth}),
+        )
+
+    def _not_applied(
+        self, outcome: dict[str, Any], keys: str | tuple[str, ...], **kept: Any
+    ) -> None:
         """What failed to load stays as it was in the running configuration (``kept``: the
         sections as they were), and is not reported as applied: a later reload compares
         with what is in use, and a worker restarted later gets it."""
