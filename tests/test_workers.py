@@ -543,6 +543,49 @@ def test_every_worker_reads_the_credentials_file_again_on_sighup(daemon_factory,
     assert daemon.stop() == 0
 
 
+def test_every_worker_takes_a_new_shared_password_on_sighup(daemon_factory):
+    # Each worker swaps the password in on the SIGHUP the supervisor passes on, and a
+    # worker restarted later starts with it (the supervisor's copy of the config), not
+    # with the password of the start, which its siblings refuse.
+    from test_cwmp_auth import challenges, digest_header, first_challenge, inform
+
+    auth = {"scheme": "digest", "password": "old-fleet-pw", "max_failures": 50}
+    daemon = start_workers(daemon_factory, top={"shutdown_grace": 0}, cwmp={"auth": auth})
+    sim = ("sim", "--acs", daemon.cwmp_url, "--count", "20", "--once", "--timeout", "10",
+           "--acs-username", "{serial}", "--acs-password", "new-fleet-pw")  # fmt: skip
+
+    def refused_everywhere(prefix: str) -> bool:
+        """The old password gets 401, on 8 connections of their own (either worker)."""
+        for n in range(1, 9):
+            serial = f"{prefix}{n:06d}"
+            wire, answer = first_challenge(daemon, serial)
+            header = digest_header(challenges(answer)[0], serial, "old-fleet-pw")
+            if wire.post(inform(serial), headers={"Authorization": header}).status != 401:
+                return False
+        return True
+
+    text = daemon.config.read_text()
+    daemon.config.write_text(text.replace('"old-fleet-pw"', '"new-fleet-pw"'))
+    daemon.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: len(daemon.events("reload.done")) >= 2, timeout=20)
+    done = daemon.events("reload.done")
+    assert sorted(e["worker"] for e in done) == [0, 1]
+    assert {e["shared_credentials"] for e in done} == {"changed"}
+    run_cli(*sim, "--serial-prefix", "WSPN", check=True, bounded=True)
+    ends = [e for e in daemon.events("session.end") if e["serial"].startswith("WSPN")]
+    assert len(ends) == 20 and {e.get("worker") for e in ends} == {0, 1}
+    assert refused_everywhere("WSPO")
+
+    os.kill(daemon.events("workers.ready")[0]["pids"][0], signal.SIGKILL)
+    wait_for(lambda: daemon.events("listening")[2:], timeout=30)
+    run_cli(*sim, "--serial-prefix", "WSPR", check=True, bounded=True)
+    ends = [e for e in daemon.events("session.end") if e["serial"].startswith("WSPR")]
+    assert len(ends) == 20 and {e.get("worker") for e in ends} == {0, 1}
+    assert refused_everywhere("WSPQ")
+    assert "fleet-pw" not in daemon.log_text()
+    assert daemon.stop() == 0
+
+
 def test_a_damaged_configuration_copy_is_a_config_error(tmp_path, monkeypatch, capsys):
     from acsd.cli import main
 

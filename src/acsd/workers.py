@@ -55,7 +55,7 @@ from acsd.listen_socket import bound_socket
 from acsd.log import get_logger
 from acsd.metrics_share import METRICS_DIR_ENV, forget_worker
 from acsd.provisioning.profiles import load_profiles
-from acsd.reload import CREDENTIALS_BOUND_TO
+from acsd.reload import CREDENTIALS_BOUND_TO, SHARED
 from acsd.rundir import supervisor_dir
 from acsd.sdnotify import MAX_KEEP_ALIVE_INTERVAL, keep_alive, notify
 from acsd.store import StoreError, shown_url, store_of
@@ -201,26 +201,58 @@ def _usable_profiles(running: ProfilesConfig, fresh: ProfilesConfig) -> Profiles
 
 
 def _usable_credentials(running: CwmpAuthConfig, fresh: CwmpAuthConfig) -> CwmpAuthConfig:
-    """The ``[cwmp.auth]`` a reload gives the workers: the credentials file at a new path,
-    which every worker reads now (acsd.reload), unless they keep the one in use: its
-    entries do not load, or scheme, realm or algorithms changed (those take a restart)."""
-    path = fresh.credentials_file
-    if path == running.credentials_file or running.scheme == "none":
+    """The ``[cwmp.auth]`` a reload gives the workers: the credentials file at a new path
+    and the shared username and password, which every worker takes now (acsd.reload),
+    unless they keep the ones in use: scheme, realm or algorithms changed (those take a
+    restart), the new file's entries do not load, or no way in would be left."""
+    if running.scheme == "none":
         return running
     if any(getattr(running, key) != getattr(fresh, key) for key in CREDENTIALS_BOUND_TO):
         return running
+    shared = {key: getattr(fresh, key) for key in SHARED}
+    # (load_config refuses neither password nor file: one of them is there)
+    auth = running.model_copy(
+        update={"credentials_file": _usable_file(running, fresh, bool(fresh.password))}
+    )
+    if all(getattr(auth, key) == value for key, value in shared.items()):
+        return auth
+    if not fresh.password and not _holds_routers(auth):
+        # (the workers refuse to be left with no way in: reload.shared_password_failed)
+        return auth
+    # a worker restarted later must check the password its siblings check
+    return auth.model_copy(update=shared)
+
+
+def _usable_file(running: CwmpAuthConfig, fresh: CwmpAuthConfig, shared: bool) -> str | None:
+    """The credentials file a reload gives the workers (``shared``: a shared password is
+    in use after it): a new path once its entries load."""
+    path = fresh.credentials_file
+    if path == running.credentials_file:
+        return path
     if not path:
         # (no shared password in use: the workers refuse to be left with no way in)
-        return (
-            running.model_copy(update={"credentials_file": None}) if running.password else running
-        )
+        return None if shared else running.credentials_file
     try:
         load_credentials(
             path, scheme=running.scheme, realm=running.realm, algorithms=running.algorithms
         )
     except ValueError:  # (each worker says why: reload.credentials_failed)
-        return running
-    return running.model_copy(update={"credentials_file": path})
+        return running.credentials_file
+    return path
+
+
+def _holds_routers(auth: CwmpAuthConfig) -> bool:
+    """Whether the credentials file of ``auth`` loads with an entry at least (as the
+    workers' count of the ones in use; one that does not load now counts as none)."""
+    if not auth.credentials_file:
+        return False
+    try:
+        devices = load_credentials(
+            auth.credentials_file, scheme=auth.scheme, realm=auth.realm, algorithms=auth.algorithms
+        )
+    except ValueError:
+        return False
+    return bool(devices)
 
 
 def _reloaded_stun(running: StunConfig, fresh: StunConfig) -> StunConfig:
