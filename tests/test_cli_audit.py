@@ -24,7 +24,7 @@ def test_device_apply_and_tokens_are_audited_with_the_local_user(daemon):
     made = [e for e in _entries(daemon, admin) if e["action"] == "token.create"]
     assert len(made) == 1 and made[0]["tokenName"] == author and made[0]["role"] == "CLI"
     assert made[0]["after"] == {"role": "ADMIN", "customer": None, "name": "test ADMIN",
-                                "apnAccount": None}  # fmt: skip
+                                "apnAccount": None, "expires": None}  # fmt: skip
     assert admin not in json.dumps(made)  # the token itself is shown once, on stdout only
 
     wifi = {"enabled": True, "ssid": "Lobby", "password": "correct-horse-1"}
