@@ -659,3 +659,21 @@ def test_a_refusal_repeated_at_will_is_logged_once_a_while_and_counted_every_tim
     assert [line["status"] for line in lines] == [415, 400], lines
     assert lines[0]["since_last"] == 0 and "send an Inform first" in lines[1]["reason"]
     assert value(scrape(daemon), "acsd_cwmp_bad_requests_total") == 31
+
+
+def test_a_refusal_that_quotes_what_varies_is_still_one_kind(daemon_factory):
+    """A scanner that varies what a refusal's reason quotes of its request (the
+    Content-Type, the tag names of broken XML) is no new kind of refusal each time: it
+    gets one line a while per kind, as a request repeated byte for byte does."""
+    daemon = daemon_factory()
+    for i in range(20):
+        status, _body = bad_post(daemon.cwmp_url, b"{}", content_type=f"application/x-{i}")
+        assert status == 415
+        status, _body = bad_post(daemon.cwmp_url, b"<a><b%d></a>" % i)
+        assert status == 400
+    wait_for(lambda: daemon.events("cwmp.refused") and daemon.events("cwmp.bad_envelope"))
+    time.sleep(0.3)  # (no later line about the same kind)
+    refused, broken = daemon.events("cwmp.refused"), daemon.events("cwmp.bad_envelope")
+    assert len(refused) == 1 and "'application/x-0'" in refused[0]["reason"], refused
+    assert len(broken) == 1 and broken[0]["reason"].startswith("malformed XML"), broken
+    assert value(scrape(daemon), "acsd_cwmp_bad_requests_total") == 40

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import math
 import random
+import re
 import time
 import weakref
 from collections.abc import Callable
@@ -67,6 +68,10 @@ RATE_LIMITED_LOG_INTERVAL = 10.0
 #: repeats a refused request at will (a router's firmware in a loop, a scanner) must not
 #: flood the journal, which rate-limits the whole service and drops its other lines
 REFUSED_LOG_INTERVAL = 10.0
+#: what a refusal's reason quotes of the request (a detail after ": ", a quoted value, a
+#: number): left out of the kind the throttle counts by, else a client that varies it
+#: (Content-Type, Content-Length, a tag name in broken XML) is a new kind each time
+_REASON_DETAIL = re.compile(r":\s.*|'[^']*'|\"[^\"]*\"|\d+", re.DOTALL)
 
 COOKIE = "acsd_session"
 #: session.context key: the username that opened the session (with [cwmp.auth] on)
@@ -141,7 +146,7 @@ class CwmpServer:
         self._conn_auth: weakref.WeakKeyDictionary[object, AuthResult] = weakref.WeakKeyDictionary()
         #: (username, address) -> when cwmp.auth_rate_limited was last written
         self._rate_limited_told = Throttle(RATE_LIMITED_LOG_INTERVAL)
-        #: (event, status, reason, source, serial) -> when a refusal was last written
+        #: (event, status, kind of reason, source, serial) -> when a refusal was last written
         self._refusals_told = Throttle(REFUSED_LOG_INTERVAL)
         #: whether a request without a usable X-Forwarded-For was logged (trust_forwarded)
         self._told_unforwarded = False
@@ -656,8 +661,9 @@ class CwmpServer:
         reason) from a source (and router, where known: one behind the same NAT as a
         looping one is still heard), then one per REFUSED_LOG_INTERVAL saying how many were
         held back in between (None: not now; every refusal is counted in bad_requests all
-        the same). Another reason is another line: what a client gets wrong is always told."""
-        key = (event, status, reason, counted_as(remote_ip), serial)
+        the same). Another reason is another line: what a client gets wrong is always told
+        (the reason's kind: its words, not what it quotes of the request, see refusal_kind)."""
+        key = (event, status, refusal_kind(reason), counted_as(remote_ip), serial)
         return self._refusals_told.due(key, time.monotonic())
 
     def _soap_error(self, request: web.BaseRequest, exc: SoapError, remote_ip: str) -> web.Response:
@@ -842,6 +848,12 @@ def _challenge(auth: CpeAuthenticator, remote_ip: str, *, stale: bool = False) -
     for name, value in auth.challenge_headers(stale=stale, address=remote_ip):
         response.headers.add(name, value)
     return response
+
+
+def refusal_kind(reason: str) -> str:
+    """``reason`` without what it quotes of the request: ``unsupported Content-Type
+    'text/plain'; send text/xml`` and ``... 'x-1' ...`` are one kind of refusal."""
+    return _REASON_DETAIL.sub("…", reason)
 
 
 def _closed(response: web.Response) -> web.Response:
