@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import sqlite3
+import threading
 import time
 import urllib.request
 from datetime import datetime
@@ -1022,3 +1023,33 @@ def test_a_directory_left_by_a_supervisor_killed_just_before_goes_once_old_enoug
         while left.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not left.exists() and mine.exists()
+
+
+def test_a_log_reader_that_stops_for_longer_than_the_bound_has_no_worker_killed(daemon_factory):
+    # journald stalled, a container's log driver, `acsd serve | less` left on a page: each
+    # worker blocks at its next line, and goes on once reading does. It was taken for hung
+    # and killed (its sessions with it) as soon as the reader came back.
+    daemon = start_workers(daemon_factory, **HANG)
+    pids = daemon.events("workers.ready")[0]["pids"]
+    stop = threading.Event()
+
+    def informs() -> None:  # (each logs a few lines: the pipe fills in a moment)
+        n = 0
+        while not stop.is_set():
+            n += 1
+            wire = Wire(daemon.cwmp_url, timeout=1)
+            with contextlib.suppress(OSError):
+                wire.post(envelope(inform_body(f"LOGSTALL{n:05d}")))
+            wire.close()
+
+    load = threading.Thread(target=informs, daemon=True)
+    load.start()
+    time.sleep(0.5)
+    with daemon._read_lock:  # the test's reader of the daemon's log stops reading
+        time.sleep(3 * HANG["top"]["worker_hang_timeout"])
+    stop.set()
+    load.join(timeout=10)
+    wait_for(lambda: _every_new_connection_answered(daemon), timeout=10, interval=0.2)
+    time.sleep(HANG["top"]["worker_hang_timeout"])
+    assert not daemon.events("workers.hung") and not daemon.events("workers.exited")
+    assert all(_alive(pid) for pid in pids)

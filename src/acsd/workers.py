@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+import select
 import signal
 import socket
 import sqlite3
@@ -82,6 +83,16 @@ RESTART_WINDOW = 60.0
 #: seconds a worker gets beyond shutdown_grace before it is killed
 KILL_AFTER = 15.0
 EXIT_FAILED = 1
+
+
+def _log_stalled() -> bool:
+    """Whether a write to stderr, the log the workers share, would block now (a pipe or
+    socket its reader stopped emptying); a file never does."""
+    try:
+        _readable, writable, _errors = select.select([], [sys.stderr.fileno()], [], 0)
+    except (OSError, ValueError):  # (no stderr, or none with a descriptor)
+        return False
+    return not writable
 
 
 def worker_index() -> int | None:
@@ -453,6 +464,12 @@ class Supervisor:
                 # and its WATCHDOG=1 may not be here yet. Each gets its bound again.
                 self.seen = dict.fromkeys(self.seen, now)
             last = now
+            if _log_stalled():
+                # Whoever reads the log (journald, a container's log driver, a pager) has
+                # stopped: every worker blocks at its next line, which is no hang of its
+                # own, and it goes on once reading does. Each gets its bound again then.
+                self.seen = dict.fromkeys(self.seen, now)
+                continue
             for index, proc in list(self.procs.items()):
                 since = self.seen.get(proc.pid)
                 if proc.returncode is not None or proc.pid not in self.ready or since is None:
@@ -472,7 +489,7 @@ class Supervisor:
                     proc.kill()
 
     def _alive(self) -> bool:
-        """Whether any worker process is running now."""
+        """Whether any worker process is running now (of this supervisor's)."""
         return any(proc.returncode is None for proc in self.procs.values())
 
     def _write_snapshot(self) -> None:
