@@ -393,7 +393,9 @@ class ApiConfig(_Listener):
             raise ValueError(f"{shown!r}: {exc}") from None
         if url.scheme not in ("http", "https") or not url.host:
             raise ValueError(f"{shown!r}: must be an http:// or https:// URL with a host")
-        if not _is_host(url.host):
+        # (url.host decodes a name's IDNA form, xn--80aqu.example, into letters no host
+        # name has; raw_host keeps it, but an IPv6 zone there reads %25)
+        if not (_is_host(url.host) or _is_host(url.raw_host or "")):
             # (yarl takes "acs.example.com " as a host: the URLs written with it would not work)
             raise ValueError(f"{shown!r}: {url.host!r} is no host name or IP address")
         if url.explicit_port == 0:
