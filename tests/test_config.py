@@ -759,3 +759,21 @@ def test_a_check_of_a_section_names_the_variables_that_took_part(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_config(path, environ={"ACSD_CWMP_AUTH_SCHEME": "digest"})
     assert str(caught.value).endswith("(ACSD_CWMP_AUTH_SCHEME set in the environment)")
+
+
+def test_a_check_of_the_whole_configuration_names_only_the_variables_of_its_keys(tmp_path):
+    # The shipped unit sets ACSD_STORE_URL: a check of several sections named it (and every
+    # other variable set) as taking part in a clash of cwmp.listen and api.listen.
+    from acsd.config import ConfigError
+
+    path = tmp_path / "c.toml"
+    path.write_text('[cwmp]\nlisten = "127.0.0.1:7547"\n')
+    environ = {
+        "ACSD_STORE_URL": "sqlite:////var/lib/acsd/acsd.db",
+        "ACSD_LOG_LEVEL": "debug",
+        "ACSD_API_LISTEN": "127.0.0.1:7547",
+    }
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ=environ)
+    assert "name the same address" in str(caught.value)
+    assert str(caught.value).endswith("(ACSD_API_LISTEN set in the environment)")

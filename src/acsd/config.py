@@ -920,13 +920,18 @@ def _env_name(loc: tuple[Any, ...], overrides: dict[str, Any]) -> str | None:
     return None
 
 
-def _env_names_below(loc: tuple[Any, ...], overrides: dict[str, Any]) -> list[str]:
-    """The ACSD_* variables that set values in the section at ``loc`` (empty: none)."""
+def _env_names_below(loc: tuple[Any, ...], overrides: dict[str, Any], message: str) -> list[str]:
+    """The ACSD_* variables that set values in the section at ``loc`` (empty: none). Of
+    the whole configuration (``loc`` empty), only those of keys its ``message`` names
+    (its checks name them, cwmp.listen and api.listen): all would name every variable set,
+    the ACSD_STORE_URL the shipped unit sets among them, in every such error."""
     path = tuple(str(p) for p in loc)
     return [
         env
         for env, setting, _ in _settings()
-        if setting[: len(path)] == path and _env_name(setting, overrides) == env
+        if setting[: len(path)] == path
+        and _env_name(setting, overrides) == env
+        and (bool(path) or re.search(rf"(?<![\w.]){re.escape('.'.join(setting))}\b", message))
     ]
 
 
@@ -989,7 +994,9 @@ def load_config(
         # a value from the environment is not in the file: say where the operator finds it
         if env := _env_name(error["loc"], overrides):
             message += f" (set by {env})"
-        elif below := [e for e in _env_names_below(error["loc"], overrides) if e not in theirs]:
+        elif below := [
+            e for e in _env_names_below(error["loc"], overrides, message) if e not in theirs
+        ]:
             # a check of a whole section (scheme digest without a password) that a
             # variable took part in
             message += f" ({', '.join(below)} set in the environment)"
