@@ -500,6 +500,27 @@ def test_a_when_value_the_model_never_holds_is_warned_of_once(tmp_path):
 
 
 @needs_models
+def test_a_when_value_of_a_list_parameter_is_checked_item_by_item(tmp_path):
+    # SupportedFrequencyBands and OperatingStandards are lists: "2.4GHz,5GHz" is what a
+    # dual-band radio reports, not a value outside the model's; an item no radio has is.
+    text = (
+        VENDOR
+        + '[settings."wifi.5g.ssid"]\npath = "Device.WiFi.SSID.2.SSID"\n'
+        + 'when = { "Device.WiFi.Radio.2.SupportedFrequencyBands" = "2.4GHz,5GHz" }\n'
+        + '[settings."wifi.6g.ssid"]\npath = "Device.WiFi.SSID.3.SSID"\n'
+        + 'when = { "Device.WiFi.Radio.3.OperatingStandards" = ["ax, be", "n,5GHz"] }\n'
+    )
+    path = write(tmp_path, "acme.toml", text)
+    report = check(tmp_path)
+    assert report.errors == []
+    assert report.warnings == [
+        f'{path}:14: settings."wifi.6g.ssid".when: warning: '
+        "Device.WiFi.Radio.3.OperatingStandards: ['5GHz'] not among the values "
+        "Device:2.17 allows (a, ac, ax, b, be, g, n)"
+    ]
+
+
+@needs_models
 def test_a_password_at_a_vendor_leaf_of_no_secret_name_must_say_whether_it_reads_back(tmp_path):
     # X_ACME_WiFiKey: the model cannot say it is secured, nor can its name. Taken as
     # readable, a router that reads it back empty got the password again in every session.

@@ -266,6 +266,10 @@ class _Checker:
             return
         allowed = {v.lower() for v in param.enum}
         values = [*(test.in_ or ()), *(test.not_in or ())]
+        if param.is_list:
+            # (a list's value is its items, comma-separated: "2.4GHz,5GHz" of a dual-band
+            # radio's SupportedFrequencyBands is one the model allows)
+            values = [item.strip() for v in values for item in v.split(",")]
         odd = sorted({v for v in values if v and v.lower() not in allowed})
         seen = (profile.name, norm(path), tuple(odd))
         if odd and seen not in self.warned:

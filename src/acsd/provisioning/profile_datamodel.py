@@ -39,6 +39,8 @@ class ModelParam:
     writable: bool
     secured: bool
     enum: frozenset[str] | None
+    #: a list (OperatingStandards "b,g,n"): ``enum`` holds the values of its items
+    is_list: bool = False
 
 
 @dataclass
@@ -113,13 +115,14 @@ def load_datamodel(path: Path) -> DataModel:
                 writable=param.get("access") == "readWrite",
                 secured=syntax.get("secured") == "true" or syntax.get("hidden") == "true",
                 enum=values or None,
+                is_list=any(_tag(c) == "list" for c in syntax),
             )
     for name, source in refs:
         # e.g. ModeEnabled takes the values of ModesSupported
         if source in dm.params:
             old = dm.params[name]
             dm.params[name] = ModelParam(
-                old.type, old.writable, old.secured, dm.params[source].enum
+                old.type, old.writable, old.secured, dm.params[source].enum, old.is_list
             )
     return dm
 
