@@ -1000,6 +1000,9 @@ def test_a_nonce_key_set_by_the_operator_is_said_to_be_unused(tmp_path):
     env = {"ACSD_SUPERVISED_WORKER": None, "ACSD_NONCE_KEY": "00" * 32}
     proc = run_cli("config", "check", "--config", str(config), env=env, check=True)
     assert "ACSD_NONCE_KEY is not used" in proc.stderr
+    # ... and which variable is: "acsd makes a new key at each start" sent the operator
+    # who wanted one key on every instance away, and is not so with cwmp.auth.nonce_key
+    assert "ACSD_CWMP_AUTH_NONCE_KEY" in proc.stderr
 
 
 def test_a_directory_left_by_a_supervisor_killed_just_before_goes_once_old_enough(

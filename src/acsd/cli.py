@@ -303,9 +303,12 @@ def _main(argv: Sequence[str] | None = None) -> int:
             for unused in [] if WORKER_ENV in os.environ else unused_settings(config):
                 print(f"acsd: warning: {unused}", file=sys.stderr)
             if WORKER_ENV not in os.environ and NONCE_KEY_ENV in os.environ:
+                # (the supervisor's own variable, for its workers: an operator setting it
+                # means to share a key between instances, which the setting does)
                 print(
-                    f"acsd: warning: {NONCE_KEY_ENV} is not used: acsd makes a new Digest nonce "
-                    "key at each start (shared by its workers)",
+                    f"acsd: warning: {NONCE_KEY_ENV} is not used (the supervisor's, for its "
+                    "workers): set the Digest nonce key with [cwmp.auth] nonce_key or "
+                    "ACSD_CWMP_AUTH_NONCE_KEY",
                     file=sys.stderr,
                 )
     except ConfigError as exc:
