@@ -71,7 +71,7 @@ from acsd.api.devices import _poke as poke_router
 from acsd.api.openapi import describe
 from acsd.ids import is_id, new_id, normal_id
 from acsd.listen_socket import client_address
-from acsd.log import get_logger
+from acsd.log import get_logger, peer_text
 from acsd.provisioning import apn as rules
 from acsd.rules import key_problem
 from acsd.simkeys import parse_cli
@@ -99,7 +99,9 @@ def may_manage(who: Caller, account: str) -> bool:
 
 def require(who: Caller, account: str) -> None:
     if not may_manage(who, account):
-        raise ApnError(403, FORBIDDEN, f"this token may not manage API account {account!r}")
+        raise ApnError(
+            403, FORBIDDEN, f"this token may not manage API account {peer_text(account)!r}"
+        )
 
 
 def _keys(request: web.Request) -> tuple[str, str]:
@@ -352,8 +354,8 @@ def _account_from_hints(key: str, hints: AccountHints | None) -> ApnAccountRecor
     if hints is None:
         raise ApnError(
             404, NO_ACCOUNT,
-            f"API account {key!r} does not exist; give Hints (BillingCycleDay, EmailContact) "
-            "to create it with this device", 1,
+            f"API account {peer_text(key)!r} does not exist; give Hints (BillingCycleDay, "
+            "EmailContact) to create it with this device", 1,
         )  # fmt: skip
     hints = new_account_hints(hints)
     return ApnAccountRecord(
@@ -378,7 +380,7 @@ async def _scope(request: web.Request) -> tuple[ApiContext, Caller, str, str]:
 async def _account(ctx: ApiContext, key: str) -> ApnAccountRecord:
     account = await ctx.store.get_apn_account(key)
     if account is None:
-        raise ApnError(404, NO_ACCOUNT, f"API account {key!r} does not exist")
+        raise ApnError(404, NO_ACCOUNT, f"API account {peer_text(key)!r} does not exist")
     return account
 
 
@@ -386,7 +388,9 @@ async def _network(ctx: ApiContext, account: str, key: str) -> ApnNetworkRecord:
     network = await ctx.store.get_apn_network(account, key)
     if network is None:
         raise ApnError(
-            404, NO_NETWORK, f"network {key!r} of API account {account!r} does not exist"
+            404,
+            NO_NETWORK,
+            f"network {peer_text(key)!r} of API account {peer_text(account)!r} does not exist",
         )
     return network
 
@@ -406,7 +410,7 @@ async def _device(request: web.Request, ctx: ApiContext) -> ApnDeviceRecord:
             found = await ctx.store.find_apn_device(account, network, key)
     if found is None:
         await _network(ctx, account, network)  # 4042 when it is the network that is not there
-        said = f"no APN device {ref!r} in network {network!r}"
+        said = f"no APN device {peer_text(ref)!r} in network {peer_text(network)!r}"
         if cli is not None and cli[1] is not None:
             # The seed's pattern reads 14 to 16 digits alone as an IMSI, never an MSISDN:
             # say so, rather than leave a client that meant a phone number guessing.
@@ -549,7 +553,7 @@ async def delete_apn_device(request: web.Request) -> web.Response:
 
     stored = await ctx.store.update_apn_device(device.id, end, operation=operation)
     if stored is None:
-        raise ApnError(404, NO_DEVICE, f"no APN device {device.id!r}")
+        raise ApnError(404, NO_DEVICE, f"no APN device {peer_text(device.id)!r}")
     if not ended_here:
         # A DELETE running alongside ended it first: this one found it removed, as if it
         # had come second, and has no operation of its own to point a StatusUrl at.
@@ -595,7 +599,9 @@ async def put_apn_network(request: web.Request) -> web.Response:
     ctx, who, account_key, network_key = await _scope(request)
     body = validated(AccountNetwork, await read_document(request, NETWORK))
     if body.ForeignKey is not None and body.ForeignKey != network_key:
-        raise invalid("ForeignKey", f"must be the URL's network {network_key!r} or left out")
+        raise invalid(
+            "ForeignKey", f"must be the URL's network {peer_text(network_key)!r} or left out"
+        )
     await _account(ctx, account_key)
     before = await ctx.store.get_apn_network(account_key, network_key)
     audit = audit_record(
@@ -608,7 +614,9 @@ async def put_apn_network(request: web.Request) -> web.Response:
             ApnNetworkRecord(account=account_key, key=network_key, apn=body.APN), audit=audit
         )
     except ConflictError:
-        raise ApnError(404, NO_ACCOUNT, f"API account {account_key!r} does not exist") from None
+        raise ApnError(
+            404, NO_ACCOUNT, f"API account {peer_text(account_key)!r} does not exist"
+        ) from None
     for router in routers:
         # each has the new name as a job (a new revision, PROVISIONING): asked to connect
         # now rather than at its next periodic Inform, as for a change of its own record
@@ -633,7 +641,7 @@ async def get_operation(request: web.Request) -> web.Response:
     # Another account's operation is "no operation" for this token: a 403 would name that
     # account, and the ids are predictable (a device's id + 1).
     if op is None or not may_manage(who, op.account):
-        raise ApnError(404, NO_OPERATION, f"no operation {op_id!r}")
+        raise ApnError(404, NO_OPERATION, f"no operation {peer_text(op_id)!r}")
     device = await ctx.store.get_apn_device(op.resource_id) if op.resource_id else None
     data = {
         "Id": op.id,

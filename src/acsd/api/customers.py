@@ -15,6 +15,7 @@ from acsd.api.errors import ApiError, access_denied, not_found
 from acsd.api.openapi import describe
 from acsd.api.paging import IdPageQuery
 from acsd.ids import is_id, normal_id
+from acsd.log import peer_text
 from acsd.models import Name, RecordRef
 from acsd.store.base import CustomerRecord
 
@@ -96,7 +97,7 @@ async def get_customer(request: web.Request) -> web.Response:
     customer_id = normal_id(request.match_info["id"])
     record = await ctx.store.get_customer(customer_id) if is_id(customer_id) else None
     if record is None or not who.may_see(record.id):  # (another tenant's: as devices')
-        raise not_found("not_found", f"no customer {customer_id}")
+        raise not_found("not_found", f"no customer {peer_text(customer_id)}")
     return json_response(_json(record))
 
 

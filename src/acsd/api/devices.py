@@ -39,7 +39,7 @@ from acsd.devices import (
     mac_owner,
 )
 from acsd.ids import is_id, normal_id
-from acsd.log import get_logger
+from acsd.log import get_logger, peer_text
 from acsd.models import (
     AccountRef,
     Device,
@@ -202,7 +202,7 @@ async def _load(request: web.Request, who: Caller) -> DeviceRecord:
     # Another tenant's device is answered as one that does not exist: ids are predictable
     # (time and a counter), and a 403 would tell which exist and when they were made.
     if record is None or record.id != device_id or not who.may_see(record.customer):
-        raise not_found("not_found", f"no device {device_id}")
+        raise not_found("not_found", f"no device {peer_text(device_id)}")
     return record
 
 

@@ -15,6 +15,7 @@ from acsd.api.errors import ApiError, not_found
 from acsd.api.openapi import describe
 from acsd.api.paging import PageQuery
 from acsd.ids import is_id, normal_id
+from acsd.log import peer_text
 from acsd.models import DeviceName, ForeignRef, Name, Notes
 from acsd.store.base import ModelRecord
 
@@ -91,7 +92,7 @@ async def get_model(request: web.Request) -> web.Response:
     model_id = normal_id(request.match_info["id"])
     record = await ctx.store.get_model(model_id) if is_id(model_id) else None
     if record is None:
-        raise not_found("not_found", f"no model {model_id}")
+        raise not_found("not_found", f"no model {peer_text(model_id)}")
     return json_response(_json(record))
 
 
