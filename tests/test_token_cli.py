@@ -145,10 +145,12 @@ def test_a_token_past_its_expiry_is_refused_as_a_revoked_one(daemon):
     says it expired and whose it was, never the token itself."""
     lasting = _made(daemon, "for a quarter", "--expires", "90d")
     dated = _made(daemon, "until 2099", "--expires", "2099-01-31T18:00:00+01:00")
+    _made(daemon, "lower-case", "--expires", "2099-01-31t17:00:00z")  # (RFC 3339 allows it)
     brief = _made(daemon, "contractor", "--expires", "2s")
     revoked = _made(daemon, "revoked")
     daemon.cli("token", "revoke", _listed(daemon, "revoked")["id"])
     assert _listed(daemon, "until 2099")["expires"] == "2099-01-31T17:00:00.000Z"
+    assert _listed(daemon, "lower-case")["expires"] == "2099-01-31T17:00:00.000Z"
     quarter = _listed(daemon, "for a quarter")["expires"]
     assert 89 * 86400 < _seconds(quarter) - time.time() <= 90 * 86400
     time.sleep(2.5)
@@ -189,6 +191,7 @@ def test_an_expiry_that_is_past_or_no_time_is_a_usage_error(daemon):
         ("2030-01-31T18:00:00", f"--expires: a date-time needs its offset: {forms}"),
         ("2030-01-31", f"--expires: a date alone: {forms}"),
         ("999999999w", "--expires: too far in the future (leave it out: no expiry)"),
+        ("0001-01-01T00:00:00+14:00", "--expires: in the past"),
     ):
         # (=: argparse would take "-5d" for an option)
         proc = daemon.cli("token", "create", "--role", "ADMIN", f"--expires={value}", check=False)

@@ -63,7 +63,8 @@ def parse_expires(text: str, now: float) -> float:
         at = now + int(duration[1]) * _UNIT_SECONDS[duration[2]]
     else:
         try:
-            when = datetime.fromisoformat(text)
+            # (RFC 3339's lower-case t and z, which fromisoformat does not take)
+            when = datetime.fromisoformat(text.upper())
         except ValueError:
             when = None
         if when is None:
@@ -76,7 +77,9 @@ def parse_expires(text: str, now: float) -> float:
     try:
         shown = clock.iso(at)
     except (OverflowError, OSError, ValueError):
-        raise ValueError("--expires: too far in the future (leave it out: no expiry)") from None
+        # (year 1 with an offset east of UTC, or past 9999)
+        far = "in the past" if at < now else "too far in the future (leave it out: no expiry)"
+        raise ValueError(f"--expires: {far}") from None
     if at <= now:
         raise ValueError(f"--expires: {shown} is not in the future (now {clock.iso(now)})")
     return at
