@@ -28,7 +28,9 @@ from typing import Any
 import orjson
 import structlog
 
-_SECRET_KEY = re.compile(r"(pass(word|phrase)?|secret|token|presharedkey|psk|pin)(\d+g)?$", re.I)
+_SECRET_KEY = re.compile(
+    r"(pass(word|phrase)?|secret|token|presharedkey|psk|pin|nonce_?key)(\d+g)?$", re.I
+)
 MASK = "***"
 
 
