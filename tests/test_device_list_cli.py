@@ -96,3 +96,26 @@ def test_device_list_walks_by_after_and_says_how_many_match(daemon):
         "acsd: --after with --job takes the _id of a device (24 hex digits, as the list shows"
         " them), not 'LIMIT0001'"
     )
+
+
+def test_device_list_and_show_json_are_the_apis_objects(daemon):
+    """`--json` prints seed-000 objects, as the API answers them: the model's catalog entry
+    joined in (modelType, modelBrand, modelDescription, modelPicture). A script that
+    compares the two (or moves from one to the other) saw those four keys missing."""
+    from api_world import build_world, device_body
+
+    world = build_world(daemon)
+    made = world.api.post("/network/device", device_body(world, "own", "JSONVIEW0001"))
+    assert made.status == 201, made.body
+    daemon.apply({"serialNumber": "JSONVIEW0002"})  # no model: nothing to join
+    api = {d["_id"]: d for d in world.api.get("/network/device?limit=1000").body["items"]}
+    listed = json.loads(daemon.cli("device", "list", "--json").stdout)
+    assert {d["_id"]: d for d in listed} == api
+    shown = daemon.device_json("JSONVIEW0001")
+    assert shown == api[made.body["_id"]]
+    assert (shown["modelType"], shown["modelBrand"]) == ("ROUTER", "TP-LINK")
+    assert list(shown)[:4] == ["_id", "state", "name", "model"]  # the seed's order
+    bare = daemon.device_json("JSONVIEW0002")
+    assert "modelType" not in bare and bare == next(
+        d for d in api.values() if d["serialNumber"] == "JSONVIEW0002"
+    )

@@ -800,7 +800,6 @@ def _versions(versions: list[int]) -> str:
 
 
 async def _device(args: argparse.Namespace, config: Config) -> int:
-    from acsd.device_view import device_view
     from acsd.ids import is_id, normal_id
     from acsd.store.base import DeviceQuery
 
@@ -808,10 +807,7 @@ async def _device(args: argparse.Namespace, config: Config) -> int:
     if isinstance(store, int):
         return store
     try:
-        view = {
-            "default_interval": config.cwmp.periodic_interval,
-            "grace": config.cwmp.online_grace,
-        }
+        view = _SeedView(store, config.cwmp.periodic_interval, config.cwmp.online_grace)
         if args.device_command == "apply":
             return await _apply(args.file, store, view)
         if args.device_command == "list":
@@ -835,13 +831,12 @@ async def _device(args: argparse.Namespace, config: Config) -> int:
                 )
             more = len(records) > args.limit
             records = records[: args.limit]
-            devices = [device_view(r, **view) for r in records]
             if args.json:
-                print(json.dumps([d.to_json() for d in devices], indent=2))
+                print(json.dumps([await view(r) for r in records], indent=2))
             elif args.job is not None and not total:
                 print(f"(no devices with a {args.job} job)")
             else:
-                _print_table(devices, empty=not total)
+                _print_table([view.plain(r) for r in records], empty=not total)
             last = None
             if records:
                 last = records[-1].serial_number if args.job is None else records[-1].id
@@ -855,20 +850,19 @@ async def _device(args: argparse.Namespace, config: Config) -> int:
         if record is None:
             print(f"acsd: no device with id or serial {args.key!r}", file=sys.stderr)
             return 1
-        device = device_view(record, **view)
+        device = await view(record)
         if args.json:
-            print(json.dumps(device.to_json(), indent=2))
+            print(json.dumps(device, indent=2))
         else:
-            _print_device(device.to_json())
+            _print_device(device)
         return 0
     finally:
         await store.close()
 
 
-async def _apply(path: str, store, view: dict) -> int:
+async def _apply(path: str, store, view: _SeedView) -> int:
     from pathlib import Path
 
-    from acsd.device_view import device_view
     from acsd.devices import DeviceInputError, apply_device
     from acsd.store.base import ChangedError
 
@@ -895,9 +889,41 @@ async def _apply(path: str, store, view: dict) -> int:
                 continue
             print(f"acsd: {name}: {exc}; nothing written, try again", file=sys.stderr)
             return 1
-        print(json.dumps(device_view(record, **view).to_json(), indent=2))
+        print(json.dumps(await view(record), indent=2))
         return 0
     return 1  # (not reached: the last attempt returns)
+
+
+class _SeedView:
+    """A record as the API shows it (the seed-000 object, its model's catalog entry joined
+    in), each model read once per command."""
+
+    def __init__(self, store, default_interval: int, grace: int) -> None:
+        self._store = store
+        self._interval = default_interval
+        self._grace = grace
+        self._models: dict[str, object] = {}
+
+    def plain(self, record):
+        """The record's view without the catalog (what the table prints)."""
+        from acsd.device_view import device_view
+
+        return device_view(record, default_interval=self._interval, grace=self._grace)
+
+    async def __call__(self, record) -> dict:
+        from acsd.device_view import seed_device
+        from acsd.ids import is_id
+
+        model_id = record.model or ""
+        if model_id not in self._models:
+            found = await self._store.get_model(model_id) if is_id(model_id) else None
+            self._models[model_id] = found
+        return seed_device(
+            record,
+            self._models[model_id],
+            default_interval=self._interval,
+            grace=self._grace,
+        )
 
 
 #: reads and checks of ``device apply`` before it gives up on a record that keeps changing

@@ -13,7 +13,7 @@ from acsd.log import is_secret_name
 from acsd.models import STORED, CpeInfo, Device, DeviceStatus, Dhcp, Job, Wifi
 from acsd.provisioning.jobs import PENDING, is_provisioned
 from acsd.provisioning.status import is_online
-from acsd.store.base import DeviceRecord
+from acsd.store.base import DeviceRecord, ModelRecord
 from acsd.store.records import warn_damaged
 
 
@@ -145,3 +145,40 @@ def device_view(
         },
         context=STORED,
     )
+
+
+def seed_device(
+    record: DeviceRecord,
+    model: ModelRecord | None,
+    *,
+    default_interval: int,
+    grace: int,
+) -> dict[str, Any]:
+    """The seed-000 device object: the record's view with its model's catalog entry joined
+    in (modelType, modelBrand, ...), as the API answers it and `acsd device list|show
+    --json` prints it: a script reading either sees one shape."""
+    out = device_view(record, default_interval=default_interval, grace=grace).to_json()
+    if model is not None:
+        out["modelType"] = model.type
+        for key, value in (
+            ("modelBrand", model.brand),
+            ("modelDescription", model.description),
+            ("modelPicture", model.picture),
+        ):
+            if value is not None:
+                out[key] = value
+    return _ordered(out)
+
+
+_ORDER = [
+    "_id", "state", "name", "model", "modelType", "modelBrand", "modelDescription",
+    "modelPicture", "customer", "macAddress", "serialNumber", "mvnoAccount", "jobs", "notes",
+    "wifi", "dhcp", "status",
+]  # fmt: skip
+
+
+def _ordered(out: dict[str, Any]) -> dict[str, Any]:
+    """Seed order first (humans read these), acsd's extensions after."""
+    ordered = {k: out[k] for k in _ORDER if k in out}
+    ordered.update({k: v for k, v in out.items() if k not in ordered})
+    return ordered

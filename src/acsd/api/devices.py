@@ -29,7 +29,7 @@ from acsd.api.openapi import DocumentedAs, describe
 from acsd.api.paging import IdPageQuery
 from acsd.audit import device_view as audit_device_view
 from acsd.cwmp.connreq import target_of
-from acsd.device_view import device_view
+from acsd.device_view import seed_device
 from acsd.devices import (
     DeviceInputError,
     ask_to_provision,
@@ -168,32 +168,8 @@ class DeviceList(BaseModel):
 
 
 def _view(ctx: ApiContext, record: DeviceRecord, model: ModelRecord | None) -> dict[str, Any]:
-    out = device_view(record, default_interval=ctx.default_interval, grace=ctx.grace).to_json()
-    if model is not None:
-        # The seed joins the model catalog into every device object.
-        out["modelType"] = model.type
-        for key, value in (
-            ("modelBrand", model.brand),
-            ("modelDescription", model.description),
-            ("modelPicture", model.picture),
-        ):
-            if value is not None:
-                out[key] = value
-    return _ordered(out)
-
-
-_ORDER = [
-    "_id", "state", "name", "model", "modelType", "modelBrand", "modelDescription",
-    "modelPicture", "customer", "macAddress", "serialNumber", "mvnoAccount", "jobs", "notes",
-    "wifi", "dhcp", "status",
-]  # fmt: skip
-
-
-def _ordered(out: dict[str, Any]) -> dict[str, Any]:
-    """Seed order first (humans read these), acsd's extensions after."""
-    ordered = {k: out[k] for k in _ORDER if k in out}
-    ordered.update({k: v for k, v in out.items() if k not in ordered})
-    return ordered
+    # The seed joins the model catalog into every device object.
+    return seed_device(record, model, default_interval=ctx.default_interval, grace=ctx.grace)
 
 
 async def _load(request: web.Request, who: Caller) -> DeviceRecord:
