@@ -103,6 +103,39 @@ async def test_delete_releases_the_router_at_its_next_session(module_daemon, mod
     assert "device.delete" in actions and "device.create" in actions
 
 
+async def test_a_device_made_again_right_after_its_release_reaches_its_router(
+    module_daemon, module_world
+):
+    """A customer's router given to another customer is a delete and a create: the record
+    that knew the router's Connection Request address went with the release, and the new
+    one's settings waited for the router's next periodic Inform (an hour here)."""
+    daemon, world = module_daemon, module_world
+    sim = Simulation(
+        daemon.cwmp_url, ["tplink-tr181"], 1, serial_prefix="AGAIN", interval=3600,
+        cr_listen="127.0.0.1:0", ramp=0.01,
+    )  # fmt: skip
+    serial = sim.routers[0].serial
+    router = sim.router(serial)
+    running = asyncio.create_task(sim.run(duration=60))
+    try:
+        await _until(lambda: router.stats.ok >= 1)
+        first = world.api.post("/network/device", device_body(world, "own", serial)).body
+        path = f"/network/device/{first['_id']}"
+        await _until(lambda: world.api.get(path).body["state"] == "ACTIVE")
+        assert world.api.delete(path).status == 202  # released in the session it asks for
+        await _until(lambda: world.api.get(path).status == 404)
+        body = device_body(world, "own", serial)
+        body["wifi"] = {**body["wifi"], "ssid": "SecondCustomer"}
+        again = world.api.post("/network/device", body)
+        assert again.status == 201, again.body
+        path = f"/network/device/{again.body['_id']}"
+        await _until(lambda: world.api.get(path).body["state"] == "ACTIVE")
+    finally:
+        sim.stop()
+        await running
+    assert router.tree.flat()["Device.WiFi.SSID.1.SSID"] == "SecondCustomer"
+
+
 async def test_dhcp_addresses_no_lan_client_can_have_are_refused(module_daemon, module_world):
     daemon, world = module_daemon, module_world
     sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="HOSTS")
@@ -300,10 +333,12 @@ async def test_a_router_fills_in_its_mac_but_never_takes_one(module_daemon, modu
 
     # Another router reports the typed MAC (as a clone or a rogue would): it stays put.
     world.api.delete(f"/network/device/{daemon.device_json(unclaimed)['_id']}")
-    assert (await sim.run_once()).ok == 2  # released
+    assert (await sim.run_once()).ok == 2  # released, and kept as unclaimed with its own MAC
+    before = sim.router(unclaimed).tree.get(lan_mac).replace(":", "").upper()
+    assert daemon.device_json(unclaimed)["macAddress"] == before
     sim.router(unclaimed).tree.set_local(lan_mac, "02:00:5e:00:00:0b")
-    assert (await sim.run_once()).ok == 2  # registered again, unclaimed
-    assert "macAddress" not in daemon.device_json(unclaimed)
+    assert (await sim.run_once()).ok == 2
+    assert daemon.device_json(unclaimed)["macAddress"] == before
     found = world.api.get("/network/device", query={"q": "02005e00000b"})
     assert [d["serialNumber"] for d in found.body["items"]] == [typed]
 

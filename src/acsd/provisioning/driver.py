@@ -409,6 +409,26 @@ class ProvisioningDriver(EndPhase):
             return self._next_apply_request()
         return None
 
+    async def _keep_unclaimed(self, session: CwmpSession, result: SessionResult) -> None:
+        """What a released router reported, kept as an unclaimed record at once (as its
+        next Inform would make it): with its Connection Request address and the credentials
+        it holds, a device made for it again right away (a customer's router given to
+        another customer is a delete and a create) reaches it within seconds, not at its
+        next periodic Inform, which a factory reset may have put at hours."""
+        assert self.record is not None
+        kept = replace(
+            result,
+            device_id=None,
+            since=None,
+            bound_serial=None,
+            cr_username=self.record.cr_username,
+            cr_password=self.record.cr_password,
+        )
+        try:
+            await self.store.save_session(kept)
+        except Exception as exc:  # (its next Inform registers it, as before)
+            log_store_failure(log, "session.unclaimed_failed", exc, serial=session.serial)
+
     async def _released_meanwhile(self, session: CwmpSession) -> bool:
         """Whether the operator deleted the record since the Inform read it (or gave it to
         another router), checked once, before the session sends any setting: the record's
@@ -572,9 +592,10 @@ class ProvisioningDriver(EndPhase):
             bound_serial=self.record.serial_number if self.record is not None else None,
         )
         if self.record is not None and self.record.state == "DELETING":
-            # Released: the record goes; a later Inform registers the CPE as unclaimed.
+            # Released: the record goes, and the router stays known as an unclaimed one.
             await self.store.delete_device(self.record.id)
             log.info("session.released", serial=session.serial, device=self.record.id)
+            await self._keep_unclaimed(session, result)
             _log_end(session, self.record.id, complete, reason, outcome="released")
             return
         # a SetParameterValues the CPE got but never answered may well be applied
