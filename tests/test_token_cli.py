@@ -169,7 +169,9 @@ def test_a_token_past_its_expiry_is_refused_as_a_revoked_one(daemon):
     assert brief not in daemon.log_text() and brief[5:] not in daemon.log_text()
     # the table shows it too
     [row] = [r for r in _token_lines(daemon) if "contractor" in r]
-    assert _listed(daemon, "contractor")["expires"] in row
+    assert f"{_listed(daemon, 'contractor')['expires']} (expired)" in row
+    [row] = [r for r in _token_lines(daemon) if "until 2099" in r]
+    assert "(expired)" not in row
 
 
 def _seconds(iso: str) -> float:

@@ -655,6 +655,7 @@ async def _token(args: argparse.Namespace, config: Config) -> int:
                 ], indent=2))  # fmt: skip
                 return 0
             # (LAST USED is written a minute or so behind: see acsd.api.token_uses)
+            now = clock.now()
             rows = [
                 ("ID", "ROLE", "CUSTOMER", "NAME", "CREATED", "EXPIRES", "LAST USED", "REVOKED")
             ]
@@ -669,7 +670,9 @@ async def _token(args: argparse.Namespace, config: Config) -> int:
                         or "-",
                         t.name or "-",
                         clock.iso(t.created),
-                        when(t.expires) or "-",
+                        # (said, not left to the reader to compare with the clock)
+                        (when(t.expires) or "-")
+                        + (" (expired)" if t.expires and t.expires <= now else ""),
                         when(t.last_used) or "never",
                         when(t.revoked) or "-",
                     )
