@@ -1442,3 +1442,40 @@ async def test_values_a_router_applies_after_a_reboot_wait_for_it(module_daemon)
         assert cpe.tree.get("Device.WiFi.SSID.1.SSID") == "SkyNet"
     finally:
         router.close()
+
+
+async def test_a_device_made_between_a_release_and_its_unclaimed_record_is_asked_in(
+    tmp_path: Path,
+):
+    # The release deletes the record and then keeps the router as an unclaimed one: a
+    # POST of its serial in between made a record that had no address to reach the router
+    # at (its Connection Request went nowhere), which the kept save then gave it. Nothing
+    # asked the router in: the new customer's settings waited for its periodic Inform.
+    from acsd import clock
+    from acsd.store.base import ABSENT, CpeIdentity, DeviceRecord, SessionResult
+    from acsd.store.sqlite.store import SqliteStore
+
+    store = SqliteStore(tmp_path / "race.db")
+    await store.open()
+    try:
+        serial = "RELRACE1"
+        ident = CpeIdentity("0A5E14", "P", serial)
+        first = await store.save_session(SessionResult(identity=ident, at=clock.now() - 60))
+        released = await store.get_device(first)
+        assert released is not None
+        released.state, released.cr_username, released.cr_password = "DELETING", serial, "pw"
+        await store.delete_device(first)  # the release's delete
+        made = DeviceRecord(id="", serial_number=serial, wifi={"ssid": "Second"})
+        made.state, made.revision = "PROVISIONING", 1  # the POST in between
+        made = await store.write_device(made, expect=ABSENT)
+        driver, session = bare_driver()
+        driver.store, driver.record, woken = store, released, []
+        driver.wake = woken.append
+        url = "http://192.0.2.7:7547/cr"
+        result = SessionResult(identity=ident, at=clock.now(), connection_request_url=url)
+        await driver._keep_unclaimed(session, result)
+        stored = await store.get_device(made.id)
+        assert stored is not None and stored.connection_request_url == url
+        assert [record.id for record in woken] == [made.id]
+    finally:
+        await store.close()

@@ -425,9 +425,15 @@ class ProvisioningDriver(EndPhase):
             cr_password=self.record.cr_password,
         )
         try:
-            await self.store.save_session(kept)
+            device_id = await self.store.save_session(kept)
         except Exception as exc:  # (its next Inform registers it, as before)
             log_store_failure(log, "session.unclaimed_failed", exc, serial=session.serial)
+            return
+        # A POST of the serial between the delete and this save made a record with no
+        # address to reach the router at (its Connection Request had nowhere to go); this
+        # save gave it one: ask the router in now, as a session that read no record does.
+        if kept.connection_request_url or kept.udp_connection_request_address:
+            await self._wake_for_changes(device_id, 0)
 
     async def _released_meanwhile(self, session: CwmpSession) -> bool:
         """Whether the operator deleted the record since the Inform read it (or gave it to
