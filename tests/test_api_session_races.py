@@ -290,3 +290,42 @@ async def test_a_device_deleted_during_its_routers_first_session_is_not_made_aga
     assert cpe.tree.get("Device.WiFi.SSID.1.SSID") == before
     shown = await asyncio.to_thread(daemon.cli, "device", "show", cpe.serial, check=False)
     assert shown.returncode != 0, shown.stdout
+
+
+async def test_a_release_overtaken_by_the_routers_reboot_keeps_the_newer_session(
+    module_daemon_factory,
+):
+    """The router reboots (new firmware) while the session that releases its device is
+    open, and its new session runs in the other worker: that one releases the device and
+    keeps the router as unclaimed with what it reported. The first session, ending after
+    it, wrote what it read before the reboot over that (the firmware of before, until the
+    next periodic Inform); it now keeps nothing, as the record was not its to release."""
+    daemon = module_daemon_factory(top={"workers": 2}, cwmp={"connection_request_interval": 1})
+    wait_for(lambda: daemon.events("workers.ready"), timeout=20)
+    world = lazy_world(daemon)
+    version = "Device.DeviceInfo.SoftwareVersion"
+    for attempt in range(8):  # until the two sessions are in different workers
+        cpe, server, router, path = await _router_with_device(daemon, world, f"RACEBOOT{attempt}X")
+        rebooted = SteppedCpe(daemon.cwmp_url, cpe)
+        try:
+            assert world.api.delete(path).status == 202
+            await _until(lambda cpe=cpe: cpe.cr_requested)
+            await asyncio.to_thread(router.inform, ["6 CONNECTION REQUEST"])
+            await asyncio.to_thread(router.until, rpc.GetParameterValues)
+            cpe.tree.set_local(version, "2.0 after the reboot")
+            await asyncio.to_thread(rebooted.session, ["1 BOOT"])
+            try:
+                await asyncio.to_thread(router.finish)
+            except AssertionError:  # (ended by the new session: both in one worker)
+                continue
+        finally:
+            await server.stop()
+            router.close()
+            rebooted.close()
+        informs = [e for e in daemon.events("session.inform") if e["serial"] == cpe.serial]
+        if informs[-1]["worker"] == informs[-2]["worker"]:
+            continue
+        kept = world.api.get("/network/device", query={"q": cpe.serial}).body["items"]
+        assert [d["cpe"]["softwareVersion"] for d in kept] == ["2.0 after the reboot"]
+        return
+    pytest.skip("the two sessions never ran in different workers")

@@ -599,9 +599,12 @@ class ProvisioningDriver(EndPhase):
         )
         if self.record is not None and self.record.state == "DELETING":
             # Released: the record goes, and the router stays known as an unclaimed one.
-            await self.store.delete_device(self.record.id)
-            log.info("session.released", serial=session.serial, device=self.record.id)
-            await self._keep_unclaimed(session, result)
+            # Only by the session whose delete took the record: another of the router's
+            # sessions (a reboot's, in another worker) released it first and kept what it
+            # reported, which is newer than what this one, begun before it, holds.
+            if await self.store.delete_device(self.record.id):
+                log.info("session.released", serial=session.serial, device=self.record.id)
+                await self._keep_unclaimed(session, result)
             _log_end(session, self.record.id, complete, reason, outcome="released")
             return
         # a SetParameterValues the CPE got but never answered may well be applied
