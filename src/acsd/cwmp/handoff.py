@@ -19,11 +19,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Protocol
 
-from structlog.contextvars import bound_contextvars
-
 from acsd.cwmp.session import CwmpSession, ParkError, SessionDriver
 from acsd.cwmp.session_table import SessionTable
-from acsd.log import get_logger, log_failure, session_ref
+from acsd.log import exchange, get_logger, log_failure, session_ref
 
 if TYPE_CHECKING:
     from acsd.cwmp.server import ServerSettings
@@ -112,7 +110,7 @@ class SessionHandoff:
             log_failure(
                 log, "cwmp.park_failed", self.parking.unavailable(exc), serial=session.serial
             )
-            with bound_contextvars(session=session_ref(session.id), serial=session.serial):
+            with exchange(session_ref(session.id), session.serial):
                 await session.abandon("could not park the session for another worker")
             return
         self.stats["sessions_parked"] += 1
