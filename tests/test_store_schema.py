@@ -282,10 +282,27 @@ async def test_db_migrate_says_which_migrations_it_applied(tmp_path: Path) -> No
     assert upgraded.stdout.strip() == f"applied migrations {latest - 1}-{latest}"
 
 
+async def _run_raw(store_url: str, statements: tuple[str, ...]) -> None:
+    """``statements`` on the database of ``store_url`` outside acsd (either backend): an
+    upgrade's undoing, to migrate again."""
+    if store_url.startswith("sqlite"):
+        with _raw(sqlite_path(store_url)) as db:
+            for sql in statements:
+                db.execute(sql)
+        return
+    import asyncpg
+
+    conn = await asyncpg.connect(store_url)
+    try:
+        for sql in statements:
+            await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
 async def test_the_upgrade_keeps_the_username_each_router_reported(store_url: str) -> None:
     """Migration 18 fills the column of the Connection Request username from the trees
     routers reported before it (TR-181 and TR-098; an empty one leaves acsd's)."""
-    import asyncpg
 
     from acsd.store.base import CpeIdentity, SessionResult
 
@@ -311,17 +328,7 @@ async def test_the_upgrade_keeps_the_username_each_router_reported(store_url: st
         "ALTER TABLE devices DROP COLUMN reported_cr_username",
         "DELETE FROM schema_migrations WHERE version = 18",
     )
-    if store_url.startswith("sqlite"):
-        with _raw(sqlite_path(store_url)) as db:
-            for sql in undo:
-                db.execute(sql)
-    else:
-        conn = await asyncpg.connect(store_url)
-        try:
-            for sql in undo:
-                await conn.execute(sql)
-        finally:
-            await conn.close()
+    await _run_raw(store_url, undo)
     store = open_store(store_url)
     await store.open()
     try:
@@ -338,7 +345,6 @@ async def test_the_upgrade_keeps_the_username_each_router_reported(store_url: st
 async def test_the_upgrade_keeps_every_token_valid_never_used(store_url: str) -> None:
     """Migration 23 adds when a token expires and was last used: the tokens of the
     database before it work as they did (no expiry) and show no use yet."""
-    import asyncpg
 
     store = open_store(store_url)
     await store.open()
@@ -356,17 +362,7 @@ async def test_the_upgrade_keeps_every_token_valid_never_used(store_url: str) ->
         "ALTER TABLE tokens DROP COLUMN last_used",
         "DELETE FROM schema_migrations WHERE version = 23",
     )
-    if store_url.startswith("sqlite"):
-        with _raw(sqlite_path(store_url)) as db:
-            for sql in undo:
-                db.execute(sql)
-    else:
-        conn = await asyncpg.connect(store_url)
-        try:
-            for sql in undo:
-                await conn.execute(sql)
-        finally:
-            await conn.close()
+    await _run_raw(store_url, undo)
     store = open_store(store_url)
     await store.open()
     try:
