@@ -304,7 +304,9 @@ async def test_a_release_overtaken_by_the_routers_reboot_keeps_the_newer_session
     wait_for(lambda: daemon.events("workers.ready"), timeout=20)
     world = lazy_world(daemon)
     version = "Device.DeviceInfo.SoftwareVersion"
-    for attempt in range(8):  # until the two sessions are in different workers
+    # until the two sessions are in different workers: the kernel hands each connection to
+    # either, so one try in two; twenty all alike is one run in a million
+    for attempt in range(20):
         cpe, server, router, path = await _router_with_device(daemon, world, f"RACEBOOT{attempt}X")
         rebooted = SteppedCpe(daemon.cwmp_url, cpe)
         try:
@@ -328,4 +330,4 @@ async def test_a_release_overtaken_by_the_routers_reboot_keeps_the_newer_session
         kept = world.api.get("/network/device", query={"q": cpe.serial}).body["items"]
         assert [d["cpe"]["softwareVersion"] for d in kept] == ["2.0 after the reboot"]
         return
-    pytest.skip("the two sessions never ran in different workers")
+    raise AssertionError("the two sessions never ran in different workers in 20 tries")
