@@ -545,13 +545,13 @@ def test_a_reservation_switched_off_is_left_out_of_a_table_without_enable(tmp_pa
     profile = load_profiles(tmp_path).get("noenable")
     table = "Device.DHCPv4.Server.Pool.1.StaticAddress."
     rows = [
-        {"mac": "02:00:5e:10:00:01", "ip": "192.168.1.10", "enable": True},
-        {"mac": "02:00:5e:10:00:02", "ip": "192.168.1.11", "enable": False},
+        {"ip": "192.0.2.10", "enable": True, "mac": "02:00:5e:10:00:01"},
+        {"ip": "192.0.2.11", "enable": False, "mac": "02:00:5e:10:00:02"},
     ]
     values = {
         "Device.DHCPv4.Server.Pool.1.Enable": "1",
         table + "1.Chaddr": "02:00:5E:10:00:02",  # made by acsd while it was on
-        table + "1.Yiaddr": "192.168.1.11",
+        table + "1.Yiaddr": "192.0.2.11",
     }
     made = plan_changes(
         profile,
@@ -565,4 +565,4 @@ def test_a_reservation_switched_off_is_left_out_of_a_table_without_enable(tmp_pa
     )
     assert made.deletes == [table + "1."]
     assert [add.object for add in made.adds] == [table]
-    assert all("192.168.1.11" not in change.value for change in made.changes)
+    assert all("192.0.2.11" not in change.value for change in made.changes)
