@@ -218,8 +218,8 @@ class Metrics:
         )
         self.api_auth_failures = Counter(
             "acsd_api_auth_failures",
-            "Operator and APN API requests refused 401 for a bearer token that is unknown or "
-            "revoked (a guess, or a client left with an old token).",
+            "Operator and APN API requests refused 401 for a bearer token that is unknown, "
+            "revoked or expired (a guess, or a client left with an old token).",
             registry=reg,
         )
         self.api_requests = Counter(
