@@ -413,6 +413,7 @@ PG_MIGRATIONS: list[PgMigration] = [
         ALTER TABLE tokens ADD COLUMN last_used DOUBLE PRECISION;
         """,
     ),
+    PgMigration(24, "CREATE INDEX apn_operations_done ON apn_operations (done);"),
 ]
 
 
