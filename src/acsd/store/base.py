@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from acsd.log import log_failure
+from acsd.store.retention import Group
 
 if TYPE_CHECKING:
     from acsd.store.outages import Outage  # (which imports this module)
@@ -755,6 +756,11 @@ class Store(Protocol):
         counts as parked ``now``, so that no worker ends it at its timeout under the
         upload. Found as :meth:`claim_session` or :meth:`claim_session_from` would find
         it; whether one was."""
+
+    async def prune(self, group: Group, before: float, limit: int) -> int:
+        """Delete up to ``limit`` of the group's oldest rows from before ``before`` (the
+        audit log's entries, the APN operations done then; never one still pending), in
+        one write; how many went (acsd.store.retention, acsd.retention)."""
 
     async def claim_connection_request(self, device_id: str, seconds: float) -> bool:
         """Take, for ``seconds``, the right to ask the device's router to connect (a

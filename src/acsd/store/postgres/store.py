@@ -42,6 +42,7 @@ from acsd.store.postgres.core import PgCore
 from acsd.store.postgres.crclaims import CrClaims
 from acsd.store.postgres.internet import InternetAccounts
 from acsd.store.postgres.parking import ParkedSessions
+from acsd.store.postgres.retention import Retention
 from acsd.store.postgres.rows import (
     BY_SERIAL_SQL,
     DEVICE_INSERT_SQL,
@@ -97,7 +98,7 @@ async def _router_gone(conn: asyncpg.Connection, device_id: str, *, but: str | N
     )
 
 
-class PgStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, PgCore):
+class PgStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, Retention, PgCore):
     """The :class:`~acsd.store.base.Store` on PostgreSQL (``store.url = postgresql://...``).
     One instance per process; any number of processes and hosts may share the database."""
 

@@ -67,6 +67,7 @@ from acsd.store.sqlite.crclaims import CrClaims
 from acsd.store.sqlite.filters import device_filters
 from acsd.store.sqlite.internet import InternetAccounts
 from acsd.store.sqlite.parking import ParkedSessions
+from acsd.store.sqlite.retention import Retention
 from acsd.store.sqlite.rows import (
     BY_SERIAL_SQL,
     INSERT_SQL,
@@ -98,7 +99,7 @@ async def _router_gone(
     )
 
 
-class SqliteStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, SqliteCore):
+class SqliteStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, Retention, SqliteCore):
     """The default :class:`~acsd.store.base.Store`. Create, ``await open()``, use, ``await
     close()``. One instance per process and database file."""
 
