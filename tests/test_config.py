@@ -485,7 +485,7 @@ def test_connection_request_timeout_is_bounded(tmp_path):
         (
             "[store]\nflavour = 1\n",
             "store.flavour: unknown key ([store] takes: url, pool_size, transaction_pooling, "
-            "busy_timeout, lock_timeout)",
+            "busy_timeout, lock_timeout, audit_retention_days, operations_retention_days)",
         ),
     ],
 )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from pathlib import Path
 
 from acsd import clock
@@ -22,6 +23,10 @@ from acsd.store.base import (
 )
 from acsd.store.retention import PRUNABLE
 from acsd.store.sqlite import SqliteStore
+from apiclient import Api
+from apn_client import ApnApi
+from conftest import start_daemon, wait_for, write_config
+from test_apn_api import failed, ok
 
 OLD = 10 * DAY  # seconds before now of the rows that go with a retention of a day
 
@@ -130,3 +135,34 @@ async def test_the_prunes_look_rows_up_through_an_index(tmp_path: Path) -> None:
             ).fetchall()
             details = " ".join(row[-1] for row in plan)
             assert "USING INDEX" in details and "TEMP B-TREE" not in details, details
+
+
+async def test_the_daemon_prunes_soon_after_its_start(tmp_path: Path) -> None:
+    db = tmp_path / "acsd.db"
+    store = SqliteStore(db)
+    await store.open()
+    try:
+        rows = await _fill(store)
+    finally:
+        await store.close()
+    config = write_config(
+        tmp_path, store={"audit_retention_days": 1, "operations_retention_days": 1.0}
+    )
+    started = time.monotonic()
+    daemon = await asyncio.to_thread(start_daemon, config, db)
+    try:
+        admin = Api(daemon.api_url, daemon.cli("token", "create", "--role", "ADMIN").stdout.strip())
+        [pruned] = await asyncio.to_thread(wait_for, lambda: daemon.events("store.pruned"), 30)
+        assert time.monotonic() - started < 25
+        assert (pruned["audit"], pruned["operations"]) == (3, 2), pruned
+        assert pruned["level"] == "info"
+        apn = ApnApi(admin, "json")
+        for op_id in rows["gone_ops"]:
+            failed(apn.get(f"/v1/operations/{op_id}"), 404, 4044)
+        for op_id in rows["kept_ops"]:
+            ok(apn.get(f"/v1/operations/{op_id}"))
+        listed = {e["_id"] for e in admin.get("/audit", query={"limit": 1000}).body["items"]}
+        assert not listed & set(rows["gone_audit"]) and set(rows["kept_audit"]) <= listed
+    finally:
+        assert daemon.stop() == 0
+    assert "store.prune_failed" not in daemon.log_text()

@@ -43,6 +43,7 @@ from acsd.provisioning.jobs import RetryPolicy, is_provisioned
 from acsd.provisioning.profiles import ProfileError, ProfileSet, load_profiles, warn_of_doubts
 from acsd.provisioning.session_state import DriverSettings
 from acsd.reload import Profiles, Reloader
+from acsd.retention import RetentionDays, run_pruner
 from acsd.sdnotify import keep_alive, notify
 from acsd.store import StoreError, is_postgres, shown_url, store_of
 from acsd.store.base import DeviceRecord, Store
@@ -596,6 +597,10 @@ async def _serve_until_stopped(daemon: _Daemon, stop: asyncio.Event) -> None:
         background.append(asyncio.create_task(_stop_when_orphaned(stop)))
     if daemon.share is not None:
         background.append(asyncio.create_task(daemon.share.run(daemon.metrics.exposition)))
+    if daemon.worker in (None, 0):
+        # One worker prunes: the others' batches would only find the rows gone.
+        retention = RetentionDays.of(daemon.config.store)
+        background.append(asyncio.create_task(run_pruner(daemon.store, retention)))
     if daemon.driver_settings.static_wan_dns:
         # (set since the lines were held: a restart releases them as a reload would)
         daemon.wake_held()
