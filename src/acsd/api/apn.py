@@ -69,6 +69,7 @@ from acsd.api.auth import Caller
 from acsd.api.context import CONTEXT, ApiContext, audit_record, caller, context
 from acsd.api.devices import _poke as poke_router
 from acsd.api.openapi import describe
+from acsd.api.paths import forgive_paths
 from acsd.ids import is_id, new_id, normal_id
 from acsd.listen_socket import client_address
 from acsd.log import get_logger, peer_text
@@ -666,6 +667,7 @@ def setup(app: web.Application) -> None:
     sub.router.add_get(base, get_apn_network)
     sub.router.add_put(base, put_apn_network)
     sub.router.add_get("/operations/{id}", get_operation)
+    forgive_paths(sub)  # (a sub-application's own: see acsd.api.paths)
     app.add_subapp(PREFIX, sub)
 
 

@@ -39,6 +39,7 @@ from acsd.api.apn_xml import Contract, Enum
 from acsd.api.body import BodyNotReceived, field_path, parse_json, receive_body, utf8_charset
 from acsd.api.errors import ApiError, come_back_later, request_id, retry_after
 from acsd.api.openapi import DocumentedToo
+from acsd.api.paths import spelled_request
 from acsd.charsets import is_transform
 from acsd.hostaddr import is_host_address
 from acsd.inflate import InflateError, content_encoding, inflate
@@ -574,8 +575,10 @@ async def apn_errors(request: web.Request, handler: Handler) -> web.StreamRespon
 async def _answers_of_path(request: web.Request) -> tuple[Contract, bool]:
     """The wrapper the resource at ``request.path`` answers in: its GET's (a resource's
     reads are what a client is typed for: the device list's POST creates one device)."""
+    # (a path the route forgives, /devices/apns/ or /Devices/APNs, as the route's own)
+    probe = spelled_request(request)
     for resource in request.app.router.resources():
-        _match, allowed = await resource.resolve(request)
+        _match, allowed = await resource.resolve(probe)  # type: ignore[arg-type]
         if allowed:
             routes = sorted(resource, key=lambda route: route.method != "GET")
             for route in routes:

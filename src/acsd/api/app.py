@@ -17,6 +17,7 @@ from acsd.api.body import BODY_TIMEOUT
 from acsd.api.context import CONTEXT, ApiContext
 from acsd.api.errors import CAUSES_TEXT, STORE_REFUSED, TOKEN_REFUSED, error_middleware
 from acsd.api.openapi import add_openapi_routes, describe
+from acsd.api.paths import forgive_paths
 from acsd.store.outages import OTHER, outage
 
 if TYPE_CHECKING:
@@ -118,4 +119,6 @@ def build_api_app(
     for resource in (devices, customers, models, internet, audit, apn):
         resource.setup(app)
     add_openapi_routes(app, title="acsd operator API", version=version)
+    # (last: a trailing slash or another case of a route's words names the route)
+    forgive_paths(app)
     return app
