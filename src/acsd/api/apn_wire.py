@@ -696,6 +696,8 @@ def reply(
     continuation: str | None = None,
     error: ApnError | None = None,
 ) -> web.Response:
+    if data is not None:
+        data = [contract.answered(d) for d in data] if many else contract.answered(data)
     envelope = {
         "Success": error is None,
         "Meta": meta,

@@ -1,6 +1,7 @@
 """The DataContract XML of the APN API (seed 003), both ways.
 
-.NET's DataContractSerializer writes every member of a contract, in ordinal order of the
+.NET's DataContractSerializer writes every member of a contract (but a date never set:
+see :meth:`Contract.answered`), in ordinal order of the
 member names (base-class members first: the ``PBPRReturnOf...`` wrapper puts ``Data``
 last), nulls as ``i:nil="true"``, enums by name, and dictionaries as
 ``KeyValueOfstringstring`` entries in the serialization Arrays namespace, whose prefix is
@@ -81,6 +82,21 @@ class Contract:
     @property
     def xml_order(self) -> list[str]:
         return sorted(name for name, _ in self.members)  # ordinal, as .NET sorts
+
+    def answered(self, doc: Mapping[str, Any]) -> dict[str, Any]:
+        """``doc`` as an answer carries it: a date never set (EndDate of a live device, a
+        SIM's LastSync before any router saw it) left out, in JSON and XML alike.
+
+        Why not null: the seed types them as a date (.NET DateTime), and a client typed from
+        its sample (Json.NET, DataContractSerializer) throws on null or ``i:nil`` for a
+        DateTime, while a member left out reads as its default everywhere (a DateTime? as
+        null, a script's ``.get()`` as None). Not .NET's 0001-01-01 either: a client testing
+        ``if EndDate`` would read every live device as removed."""
+        return {
+            name: value
+            for name, value in doc.items()
+            if value is not None or self.kind(name) != "date"
+        }
 
 
 class XmlBodyError(ValueError):
@@ -243,8 +259,10 @@ def _write_contract(
 ) -> None:
     element = etree.SubElement(parent, f"{{{NS}}}{name}")
     for member in contract.xml_order:
+        if member not in doc:  # (left out: Contract.answered)
+            continue
         kind = contract.kind(member)
-        value = doc.get(member)
+        value = doc[member]
         if value is None:
             _nil(element, member)
         elif isinstance(kind, Contract):
