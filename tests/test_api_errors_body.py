@@ -262,7 +262,16 @@ async def test_a_415_names_the_content_type_sent_without_carrying_it_all(api):
 
 async def test_a_body_without_content_type_is_415(api):
     status, body, headers = await post(api, "/network/device", SEED_FIXED, None)
-    assert_error(status, body, headers, 415, "unsupported_media_type")
+    text = assert_error(status, body, headers, 415, "unsupported_media_type")
+    assert "send the header Content-Type: application/json" in text
+
+
+async def test_json_sent_as_curl_d_sends_it_is_415_saying_what_to_add(api):
+    # (curl -d labels every body a form: the usual first try of an operator at a shell)
+    ct = "application/x-www-form-urlencoded"
+    status, body, headers = await post(api, "/network/device", SEED_FIXED, ct)
+    text = assert_error(status, body, headers, 415, "unsupported_media_type")
+    assert "curl -d" in text and "-H 'Content-Type: application/json'" in text
 
 
 async def test_a_json_charset_other_than_utf8_is_415(api):

@@ -639,6 +639,8 @@ def test_other_content_types_are_415_and_unknown_routes_answer_in_the_wrapper(ad
         "POST", path, raw=b"CLI=1", content_type="application/x-www-form-urlencoded"
     )
     assert answer(reply, "json").wrapper["ErrorCode"] == 4150 and reply.status == 415
+    said = answer(reply, "json").wrapper["ErrorDescription"]
+    assert "-H 'Content-Type: application/json'" in said, said
     ans = answer(
         admin.get("/v1/accounts/x/nothing-here", headers={"Accept": "application/xml"}), "xml"
     )

@@ -37,7 +37,13 @@ from acsd.api import apn_xml
 from acsd.api.answer import dumps
 from acsd.api.apn_xml import Contract, Enum
 from acsd.api.body import BodyNotReceived, field_path, parse_json, receive_body, utf8_charset
-from acsd.api.errors import ApiError, come_back_later, request_id, retry_after
+from acsd.api.errors import (
+    ApiError,
+    come_back_later,
+    media_type_hint,
+    request_id,
+    retry_after,
+)
 from acsd.api.openapi import DocumentedToo
 from acsd.api.paths import spelled_request
 from acsd.charsets import is_transform
@@ -727,10 +733,11 @@ async def read_document(request: web.Request, contract: Contract) -> dict[str, A
         raise ApnError(400, MALFORMED, "a request body is required", NO_BODY)
     media = _media_type(request.headers.get("Content-Type"))
     if media not in JSON_TYPES + XML_TYPES:
-        shown = peer_text(request.headers.get("Content-Type") or "none")
+        got = request.headers.get("Content-Type")
+        shown = peer_text(got or "none")
         raise ApnError(
             415, MEDIA_TYPE, f"Content-Type must be JSON or XML (application/json, text/json, "
-            f"application/xml, text/xml); got {shown}",
+            f"application/xml, text/xml); got {shown}{media_type_hint(got)}",
         )  # fmt: skip
     try:
         encoding = content_encoding(request.headers)

@@ -154,12 +154,24 @@ def too_large(limit: int | None = None) -> ApiError:
     return ApiError(413, "too_large", text)
 
 
+def media_type_hint(got: str | None) -> str:
+    """What to change, for the usual ways a client sends JSON as something else: curl's
+    ``-d`` (and PHP's curl, a jQuery form post) label it a form, and HTTP libraries send a
+    body given as text or bytes with no Content-Type, or as application/octet-stream."""
+    media = (got or "").split(";", 1)[0].strip().lower()
+    if media == "application/x-www-form-urlencoded":
+        return "; curl -d sends that by default: add -H 'Content-Type: application/json'"
+    if media in ("", "application/octet-stream"):
+        return "; send the header Content-Type: application/json with the body"
+    return ""
+
+
 def unsupported_media_type(got: str | None) -> ApiError:
     shown = peer_text(got) if got else "none"
     return ApiError(
         415,
         "unsupported_media_type",
-        f"Content-Type must be application/json (got {shown})",
+        f"Content-Type must be application/json (got {shown}){media_type_hint(got)}",
     )
 
 
