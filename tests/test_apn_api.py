@@ -485,6 +485,10 @@ def test_digits_alone_are_an_imsi_from_14_to_16_and_an_msisdn_otherwise(apn: Apn
     said = failed(apn.get(apns_path(acct, NETWORK, "45123456789012")), 404, 4043)
     assert "IMSI" in said and "(+CC)NUMBER" in said, said
     ok(apn.get(apns_path(acct, NETWORK, "(+45)123456789012")))
+    # after a +, as E.164 writes a number, any count of digits is an MSISDN (no IMSI has one)
+    e164 = apn.get(apns_path(acct, NETWORK, "+45123456789012"))
+    ok(e164)
+    assert e164.wrapper["Meta"]["Id"] == long.wrapper["Meta"]["Id"]
     imsi = apn.post(apns_path(acct, NETWORK), device("238010000000001"))
     ok(imsi, 202)
     found = apn.get(apns_path(acct, NETWORK, "238010000000001"))
@@ -493,12 +497,14 @@ def test_digits_alone_are_an_imsi_from_14_to_16_and_an_msisdn_otherwise(apn: Apn
     # Fewer digits (acsd's extension): the MSISDN in international form, 00 or not.
     short = apn.post(apns_path(acct, NETWORK), device("(+45)12345678"))
     ok(short, 202)
-    for ref in ("4512345678", "004512345678"):
+    for ref in ("4512345678", "004512345678", "+4512345678"):
         found = apn.get(apns_path(acct, NETWORK, ref))
         ok(found)
         assert found.wrapper["Meta"]["Id"] == short.wrapper["Meta"]["Id"], ref
     said = failed(apn.get(apns_path(acct, NETWORK, "4599999999")), 404, 4043)
     assert "IMSI" not in said, said
+    for ref in ("+", "++4512345678", "+45 12345678", "+(45)12345678"):
+        failed(apn.get(apns_path(acct, NETWORK, ref)), 404, 4043)
 
 
 def test_ids_are_taken_in_any_case(apn: ApnApi, acct):

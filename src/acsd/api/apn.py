@@ -248,7 +248,8 @@ _PATHS = {
     "foreignaccountkey": ("The API account", _KEY),
     "foreignkey": ("The network of the account", _KEY),
     "device": "The APN device: its id (Meta.Id) or its CLI; 14 to 16 digits alone are an "
-    "IMSI, other digits alone an MSISDN in international form (4512345678)",
+    "IMSI, other digits alone an MSISDN in international form (4512345678), and so are "
+    "digits after a + (+4512345678)",
 }
 
 
@@ -415,17 +416,22 @@ async def _device(request: web.Request, ctx: ApiContext) -> ApnDeviceRecord:
         if cli is not None and cli[1] is not None:
             # The seed's pattern reads 14 to 16 digits alone as an IMSI, never an MSISDN:
             # say so, rather than leave a client that meant a phone number guessing.
-            said += " (14 to 16 digits alone are an IMSI; write an MSISDN as (+CC)NUMBER)"
+            said += (
+                " (14 to 16 digits alone are an IMSI; write an MSISDN as (+CC)NUMBER or +NUMBER)"
+            )
         raise ApnError(404, NO_DEVICE, said)
     return found
 
 
 def _bare_msisdn(ref: str) -> str | None:
     """acsd's extension beyond the seed's pattern: other digits alone are an MSISDN in
-    international form, as routers report them (``4512345678``; ``004512345678`` too)."""
-    if not (ref.isdigit() and ref.isascii()):
+    international form, as routers report them (``4512345678``; ``004512345678`` too), and
+    so are digits after a ``+``, as E.164 writes it (``+4512345678``, or ``%2B...``: no
+    IMSI starts with one, so any number of digits)."""
+    number = ref.removeprefix("+")
+    if not (number.isdigit() and number.isascii()):
         return None
-    digits = rules.msisdn_key(ref)
+    digits = rules.msisdn_key(number)
     return f"msisdn:{digits}" if digits else None
 
 
