@@ -1139,6 +1139,18 @@ def test_a_dotnet_json_client_s_dates_are_taken(admin: Api, acct):
     assert reply.body["Data"]["StartDate"] != "/Date(1454284800000+0000)/"
 
 
+def test_a_reported_date_sent_empty_is_left_out(apn: ApnApi, acct):
+    # A client that sends back a device it holds writes a date it has none of as "" (a
+    # form field, a .NET string) or <EndDate/>: ignored as any reported date, not a 400.
+    for n, empty in enumerate(("", "  ")):
+        doc = device(f"(+45)1234510{n}", EndDate=empty, LastSync=empty, StartDate=empty)
+        created = apn.post(apns_path(acct, NETWORK), doc)
+        ok(created, 202)
+        assert "EndDate" not in created.data and DATE.fullmatch(created.data["StartDate"])
+    # a date that is not one is still refused: "" is no licence for any text
+    failed(apn.post(apns_path(acct, NETWORK), device("(+45)12345109", EndDate="soon")), 400, 4001)
+
+
 def test_a_key_check_reads_the_path_of_an_absolute_form_target(admin: Api, acct):
     # "POST http://host/v1/..." (a proxy's form) shifted the path's segments: x%ffy was
     # taken, the aliasing the check is there to stop

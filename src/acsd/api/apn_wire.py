@@ -263,6 +263,9 @@ DateText = Annotated[
         {"description": "An ISO 8601 date or date-time, e.g. 2024-04-19T05:50:03.1147245+00:00"},
     ),
 ]
+#: a date member the API reports (taken in a request, and ignored): empty or blank is left
+#: out, as a client echoing a device it holds with no such date writes it ("", <EndDate/>)
+ReportedDate = Annotated[DateText | None, BlankIsOmitted()]
 #: ProvisioningMetaData's bounds (``_metadata``)
 _METADATA_ENTRIES, _METADATA_KEY, _METADATA_VALUE = 64, 128, 1024
 
@@ -363,8 +366,8 @@ class APNDevice(BaseModel):
         | None,
         BlankIsOmitted(),
     ] = None
-    StartDate: DateText | None = None
-    EndDate: DateText | None = None
+    StartDate: ReportedDate = None
+    EndDate: ReportedDate = None
     FriendlyName: _text(256) | None = None  # type: ignore[valid-type]
     Hints: (
         Annotated[
@@ -407,9 +410,9 @@ class APNDevice(BaseModel):
     Enabled: bool | None = None
     LockIMEI: bool | None = None
     IMEI: _text(256) | None = None  # type: ignore[valid-type]
-    LastSync: DateText | None = None
-    LastConnected_Start: DateText | None = None
-    LastConnected_End: DateText | None = None
+    LastSync: ReportedDate = None
+    LastConnected_Start: ReportedDate = None
+    LastConnected_End: ReportedDate = None
     LastConnected_MCC: _text(256) | None = None  # type: ignore[valid-type]
     LastConnected_MNC: _text(256) | None = None  # type: ignore[valid-type]
 
