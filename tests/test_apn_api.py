@@ -709,6 +709,12 @@ def test_the_list_pages_with_a_continuation_token(apn: ApnApi, acct):
     assert apn.get(apns_path(acct, NETWORK), query={"PageSize": "0" * 4301 + "2"}).status == 200
     failed(apn.get(apns_path(acct, NETWORK), query={"Sort": "CLI"}), 400, 4001, 98)
     failed(apn.get(apns_path(acct, "no-such-network")), 404, 4042)
+    # a query template's empty values are left out, as the empty token always was
+    empty = {"PageSize": "", "ContinuationToken": "", "IncludeEnded": ""}
+    listed = apn.get(apns_path(acct, NETWORK), query=empty)
+    ok(listed)
+    assert [d["CLI"] for d in listed.data] == clis
+    failed(apn.get(apns_path(acct, NETWORK) + "?PageSize=&PageSize=2"), 400, 4001, 10)
 
 
 def test_delete_sets_the_end_date_and_frees_the_cli(apn: ApnApi, acct):

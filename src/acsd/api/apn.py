@@ -461,6 +461,9 @@ def _list_query(request: web.Request) -> tuple[str | None, int, bool]:
         if canonical in given or len(request.query.getall(name)) > 1:
             raise invalid(canonical, "given more than once")
         given[canonical] = request.query[name]
+    # Empty is left out (?PageSize=&ContinuationToken=, a client's query template with no
+    # value for them): ASP.NET binds it so to an int? or bool?, and the token was so already.
+    given = {name: value for name, value in given.items() if value.strip()}
     after = None
     if given.get("ContinuationToken"):
         after = _decode_token(given["ContinuationToken"])
