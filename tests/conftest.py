@@ -258,10 +258,15 @@ def write_config(tmp_path: Path, **sections: dict) -> Path:
     return path
 
 
-def start_daemon(config: Path, db: Path, timeout: float = 20) -> Daemon:
+def start_daemon(config: Path, db: Path, timeout: float = 20, *, prelude: str = "") -> Daemon:
+    """``acsd serve``; ``prelude``: Python run in its process first, before acsd is imported
+    (a module constant a test sets, such as acsd.throttle.WINDOW_LIMIT)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    cmd = acsd_cmd("serve", "--config", str(config))
+    if prelude:  # (as `python -m acsd` runs: acsd.__main__)
+        cmd[1:3] = ["-c", f"{prelude}\nimport runpy; runpy.run_module('acsd', run_name='__main__')"]
     proc = subprocess.Popen(
-        acsd_cmd("serve", "--config", str(config)),
+        cmd,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -302,9 +307,9 @@ def start_daemon(config: Path, db: Path, timeout: float = 20) -> Daemon:
 def daemon_factory(tmp_path: Path) -> Iterator:
     started: list[Daemon] = []
 
-    def make(**sections: dict) -> Daemon:
+    def make(prelude: str = "", **sections: dict) -> Daemon:
         config = write_config(tmp_path, **sections)
-        daemon = start_daemon(config, tmp_path / "acsd.db")
+        daemon = start_daemon(config, tmp_path / "acsd.db", prelude=prelude)
         started.append(daemon)
         return daemon
 

@@ -47,6 +47,7 @@ from acsd.retention import RetentionDays, run_pruner
 from acsd.sdnotify import keep_alive, notify
 from acsd.store import StoreError, is_postgres, shown_url, store_of
 from acsd.store.base import DeviceRecord, Store
+from acsd.throttle import close_held
 from acsd.tls import ServerTls, TlsFileError, listener_settings, warnings_for
 from acsd.workers import drop_snapshot, shared_nonce_key, worker_index
 
@@ -123,6 +124,9 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.remove_signal_handler(sig)
+    # the counts of throttled lines still held back, told before the last line (and none
+    # after it: a line after "stopped" would read as a daemon still running)
+    close_held()
     log.info("stopped")
     return 0
 

@@ -23,12 +23,13 @@ import os
 import re
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import orjson
 import structlog
+
+from acsd.throttle import Throttle
 
 _SECRET_KEY = re.compile(
     r"(pass(word|phrase)?|secret|token|presharedkey|psk|pin|nonce_?key)(\d+g)?$", re.I
@@ -493,14 +494,13 @@ def log_failure(logger: Any, event: str, passing: str | None, **fields: Any) -> 
     useful line; and one such line per event and reason every PASSING_LOG_INTERVAL, with
     ``since_last`` counting the failures in between (in an outage every Inform's look-up
     and take-over failed alike, hundreds of lines a second on a large network, and
-    journald's rate limit then dropped the lines that said when it ended). None: an error
-    with the traceback, which is a bug's, every time."""
+    journald's rate limit then dropped the lines that said when it ended), and a closing
+    line with ``held_back`` once it stops (acsd.throttle). None: an error with the
+    traceback, which is a bug's, every time."""
     if passing is None:
         logger.exception(event, **fields)
         return
-    held = _PASSING_TOLD.due((event, passing), time.monotonic())
-    if held is not None:
-        logger.warning(event, error=passing, since_last=held, **fields)
+    _PASSING_TOLD.tell((event, passing), logger, "warning", event, error=passing, **fields)
 
 
 class Once:
@@ -522,32 +522,6 @@ class Once:
             self._seen.clear()
         self._seen.add(key)
         return True
-
-
-class Throttle:
-    """At most one line per key per ``interval`` seconds, for warnings a client can repeat
-    at will (a locked-out username's every request): :meth:`due` says whether to write
-    one now, and how many were held back since the last. Bounded: past ``most`` keys it
-    starts over."""
-
-    __slots__ = ("_interval", "_last", "_most")
-
-    def __init__(self, interval: float, most: int = 10_000) -> None:
-        self._interval = interval
-        self._most = most
-        self._last: dict[Any, tuple[float, int]] = {}
-
-    def due(self, key: Any, now: float) -> int | None:
-        """The lines held back since the last one of ``key`` when one is due now (0 the
-        first time), else None (and this one is counted)."""
-        last, held = self._last.get(key, (float("-inf"), 0))
-        if now - last < self._interval:
-            self._last[key] = (last, held + 1)
-            return None
-        if len(self._last) >= self._most:
-            self._last.clear()
-        self._last[key] = (now, 0)
-        return held
 
 
 _PASSING_TOLD = Throttle(PASSING_LOG_INTERVAL)

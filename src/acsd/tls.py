@@ -15,13 +15,13 @@ whether a client certificate is requested at all. Changing those needs a restart
 from __future__ import annotations
 
 import ssl
-import time
 import warnings
 from dataclasses import dataclass
 from typing import Any
 
 from acsd.config import Config, ConfigError, CwmpTlsConfig, TlsConfig
-from acsd.log import Throttle, get_logger
+from acsd.log import get_logger
+from acsd.throttle import Throttle
 from acsd.workdir import relative_note
 
 log = get_logger("acsd.tls")
@@ -210,12 +210,10 @@ class ServerTls:
         self.refused[reason] = self.refused.get(reason, 0) + 1
         # A port scanner fails handshakes by the thousand: one line per reason per
         # REFUSAL_LOG_INTERVAL, saying how many the ones in between were.
-        held_back = self._logged.due(reason, time.monotonic())
-        if held_back is None:
-            return
+        # (and once they stop, a closing line with the count of the last ones held back)
         detail = getattr(exc, "verify_message", None) or str(exc)
-        log.warning(
-            "tls.refused", listener=self.name, reason=reason, detail=detail, since_last=held_back
+        self._logged.tell(
+            reason, log, "warning", "tls.refused", listener=self.name, reason=reason, detail=detail
         )
 
     def _select(self, ssl_object: Any, server_name: str | None, context: ssl.SSLContext) -> None:

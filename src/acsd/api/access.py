@@ -29,8 +29,9 @@ from acsd.api.body import BODY_TIMEOUT
 from acsd.api.context import TOKEN_ID
 from acsd.api.errors import request_id
 from acsd.listen_socket import client_address
-from acsd.log import Throttle, get_logger, peer_text
+from acsd.log import get_logger, peer_text
 from acsd.metrics import Metrics
+from acsd.throttle import Throttle
 
 log = get_logger("acsd.api")
 
@@ -89,12 +90,10 @@ class _SendWatch:
             _WATCHES.pop(id(transport), None)
             return
         if left and self._left is not None and left >= self._left:
-            held = _SEND_TIMEOUT_TOLD.due(self._remote, time.monotonic())
-            if held is not None:
-                log.info(
-                    "api.send_timeout", remote=self._remote, path=self.path, left=left,
-                    seconds=self._seconds, since_last=held,
-                )  # fmt: skip
+            _SEND_TIMEOUT_TOLD.tell(
+                self._remote, log, "info", "api.send_timeout", remote=self._remote,
+                path=self.path, left=left, seconds=self._seconds,
+            )  # fmt: skip
             _WATCHES.pop(id(transport), None)
             transport.abort()
             return

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,10 +22,11 @@ from acsd.audit import cli_record
 from acsd.hostaddr import counted_as
 from acsd.ids import is_id, new_id, normal_id
 from acsd.listen_socket import client_address
-from acsd.log import Throttle, get_logger
+from acsd.log import get_logger
 from acsd.models import DeviceName
 from acsd.rules import key_problem
 from acsd.store.base import CustomerRecord, Store, TokenRecord
+from acsd.throttle import Throttle
 
 log = get_logger("acsd.api")
 
@@ -216,10 +216,11 @@ def _token_refused(request: web.Request, reason: str, token_id: str | None = Non
         count()
     remote = client_address(request.remote)
     # (an IPv6 client by its /64: one host holds all of it and would get a line per address)
-    if (held := _TOKEN_REFUSED_TOLD.due(counted_as(remote), time.monotonic())) is not None:
-        # (the id of an expired token says whose it was; it is no secret, as in access lines)
-        extra = {"token_id": token_id} if token_id else {}
-        log.warning("api.auth_failed", remote=remote, reason=reason, since_last=held, **extra)
+    # (the id of an expired token says whose it was; it is no secret, as in access lines)
+    extra = {"token_id": token_id} if token_id else {}
+    _TOKEN_REFUSED_TOLD.tell(
+        counted_as(remote), log, "warning", "api.auth_failed", remote=remote, reason=reason, **extra
+    )
 
 
 async def authenticate(request: web.Request, store: Store) -> Caller:

@@ -17,8 +17,9 @@ import time
 
 from acsd import clock
 from acsd.eventloop import stop_task
-from acsd.log import Throttle, get_logger
+from acsd.log import get_logger
 from acsd.store.base import Store
+from acsd.throttle import Throttle
 
 log = get_logger("acsd.api")
 
@@ -89,5 +90,4 @@ class TokenUses:
         except Exception as exc:  # (the store down or refusing: its own lines say why)
             for token_id, at in uses.items():  # tried again at the next interval
                 self._pending[token_id] = max(at, self._pending.get(token_id, at))
-            if (held := self._failed.due("write", time.monotonic())) is not None:
-                log.warning("api.token_use_not_saved", error=repr(exc), since_last=held)
+            self._failed.tell("write", log, "warning", "api.token_use_not_saved", error=repr(exc))

@@ -59,7 +59,6 @@ from acsd.hostaddr import counted_as
 from acsd.inflate import InflateError, content_encoding, inflate
 from acsd.listen_socket import client_address
 from acsd.log import (
-    Throttle,
     bind_exchange,
     exchange,
     get_logger,
@@ -68,6 +67,7 @@ from acsd.log import (
     session_ref,
     unbind_exchange,
 )
+from acsd.throttle import Throttle
 
 log = get_logger("acsd.cwmp")
 #: seconds between two cwmp.auth_rate_limited lines of one username and address
@@ -401,13 +401,10 @@ class CwmpServer:
             # address a while, saying how many the ones in between were (an IPv6 one by
             # its /64, as it is locked out: else each of its addresses got a line)
             key = (fields["username"], counted_as(remote_ip))
-            if (held := self._rate_limited_told.due(key, time.monotonic())) is not None:
-                log.warning(
-                    "cwmp.auth_rate_limited",
-                    retry_after=result.retry_after,
-                    since_last=held,
-                    **fields,
-                )
+            self._rate_limited_told.tell(
+                key, log, "warning", "cwmp.auth_rate_limited", retry_after=result.retry_after,
+                **fields,
+            )  # fmt: skip
             response = web.Response(
                 status=429,
                 text="too many failed authentication attempts, retry later\n",
@@ -652,37 +649,31 @@ class CwmpServer:
         **fields: Any,
     ) -> web.Response:
         """Answer ``status`` and close; one warning line ``event`` with ``fields`` (see
-        :meth:`_told`)."""
+        :meth:`_tell`)."""
         self.stats["bad_requests"] += 1
-        held = self._told(event, status, reason, remote_ip, fields.get("serial"))
-        if held is not None:
-            log.warning(
-                event, status=status, reason=reason, remote=remote_ip, since_last=held, **fields
-            )
+        self._tell(event, status, reason, remote_ip, status=status, remote=remote_ip, **fields)
         return self._plain(status, reason, close=True)
 
-    def _told(
-        self, event: str, status: int, reason: str, remote_ip: str, serial: str | None
-    ) -> int | None:
-        """Whether to write this refusal's line: the first of its kind (event, status and
-        reason) from a source (and router, where known: one behind the same NAT as a
-        looping one is still heard), then one per REFUSED_LOG_INTERVAL saying how many were
-        held back in between (None: not now; every refusal is counted in bad_requests all
-        the same). Another reason is another line: what a client gets wrong is always told
+    def _tell(
+        self, event: str, http_status: int, reason: str, remote_ip: str, **fields: Any
+    ) -> None:
+        """Write this refusal's line ``event`` with ``fields`` (and ``reason``) if it is
+        the first of its kind (event, status and reason) from a source (and router, where
+        known: one behind the same NAT as a looping one is still heard), then one per
+        REFUSED_LOG_INTERVAL saying how many were held back in between, and a closing line
+        once they stop (acsd.throttle; every refusal is counted in bad_requests all the
+        same). Another reason is another line: what a client gets wrong is always told
         (the reason's kind: its words, not what it quotes of the request, see refusal_kind)."""
-        key = (event, status, refusal_kind(reason), counted_as(remote_ip), serial)
-        return self._refusals_told.due(key, time.monotonic())
+        kind = refusal_kind(reason)
+        key = (event, http_status, kind, counted_as(remote_ip), fields.get("serial"))
+        self._refusals_told.tell(key, log, "warning", event, reason=reason, **fields)
 
     def _soap_error(self, request: web.BaseRequest, exc: SoapError, remote_ip: str) -> web.Response:
         self.stats["bad_requests"] += 1
         # the router whose session it was, where there is one: the address alone named none
         session, _ = self.sessions.lookup(session_cookie(request), request.protocol, remote_ip)
         which = {"serial": session.serial} if session is not None and session.serial else {}
-        held = self._told("cwmp.bad_envelope", 400, exc.reason, remote_ip, which.get("serial"))
-        if held is not None:
-            log.warning(
-                "cwmp.bad_envelope", reason=exc.reason, remote=remote_ip, since_last=held, **which
-            )
+        self._tell("cwmp.bad_envelope", 400, exc.reason, remote_ip, remote=remote_ip, **which)
         if exc.fault_code is None:
             return self._plain(400, exc.reason, close=True)
         # A parseable but invalid CWMP message gets a SOAP fault the CPE can log, in the
