@@ -1,5 +1,6 @@
 """Certificates made for a test with the ``openssl`` command line: CAs, server certificates
-for 127.0.0.1 and client certificates (EC P-256, valid two days); and https clients."""
+for 127.0.0.1 and client certificates (EC P-256; CAs valid two days, the others 30: more
+than the 14 days acsd warns of expiry within); and https clients."""
 
 from __future__ import annotations
 
@@ -48,8 +49,9 @@ def make_ca(folder: Path, name: str) -> Pair:
     return Pair(cert, key, name)
 
 
-def make_leaf(folder: Path, name: str, ca: Pair, *, client: bool = False) -> Pair:
-    """A certificate signed by ``ca``: for a server on 127.0.0.1, or for a client."""
+def make_leaf(folder: Path, name: str, ca: Pair, *, client: bool = False, days: int = 30) -> Pair:
+    """A certificate signed by ``ca``: for a server on 127.0.0.1, or for a client; valid
+    for ``days`` from now (-1: it expired a day ago)."""
     cert, key = folder / f"{name}.pem", folder / f"{name}.key"
     csr, ext = folder / f"{name}.csr", folder / f"{name}.ext"
     ext.write_text(
@@ -63,7 +65,7 @@ def make_leaf(folder: Path, name: str, ca: Pair, *, client: bool = False) -> Pai
     _openssl("req", "-new", *_EC, "-keyout", key, "-out", csr, "-subj", f"/CN={name}", cwd=folder)
     _openssl(
         "x509", "-req", "-in", csr, "-CA", ca.cert, "-CAkey", ca.key, "-set_serial",
-        str(secrets.randbits(62) + 1), "-out", cert, "-days", "2",
+        str(secrets.randbits(62) + 1), "-out", cert, "-days", str(days),
         "-extfile", ext,
         cwd=folder,
     )  # fmt: skip

@@ -48,7 +48,7 @@ from acsd.sdnotify import keep_alive, notify
 from acsd.store import StoreError, is_postgres, shown_url, store_of
 from acsd.store.base import DeviceRecord, Store
 from acsd.throttle import close_held
-from acsd.tls import ServerTls, TlsFileError, listener_settings, warnings_for
+from acsd.tls import ServerTls, TlsFileError, listener_settings, warnings_for, watch_expiry
 from acsd.workers import drop_snapshot, shared_nonce_key, worker_index
 
 log = get_logger("acsd")
@@ -601,6 +601,8 @@ async def _serve_until_stopped(daemon: _Daemon, stop: asyncio.Event) -> None:
         background.append(asyncio.create_task(_stop_when_orphaned(stop)))
     if daemon.share is not None:
         background.append(asyncio.create_task(daemon.share.run(daemon.metrics.exposition)))
+    if daemon.tls:
+        background.append(asyncio.create_task(watch_expiry(daemon.tls)))
     if daemon.worker in (None, 0):
         # One worker prunes: the others' batches would only find the rows gone.
         retention = RetentionDays.of(daemon.config.store)

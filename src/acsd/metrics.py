@@ -541,6 +541,16 @@ class _TlsCollector(Collector):
             for reason, count in sorted(listener.refused.items()):
                 family.add_metric([name, reason], count)
         yield family
+        not_after = GaugeMetricFamily(
+            "acsd_tls_cert_not_after_seconds",
+            "When the certificate each listener serves expires (Unix time; as loaded at the "
+            "start or the last reload). Alert on it minus time() < 14 * 86400.",
+            labels=["listener"],
+        )
+        for name, listener in sorted(self.listeners.items()):
+            if listener.validity is not None:
+                not_after.add_metric([name], listener.validity.not_after)
+        yield not_after
 
 
 class _StunCollector(Collector):

@@ -14,11 +14,14 @@ whether a client certificate is requested at all. Changing those needs a restart
 
 from __future__ import annotations
 
+import asyncio
 import ssl
+import time
 import warnings
 from dataclasses import dataclass
 from typing import Any
 
+from acsd.cert_expiry import Validity, notice, read_validity, warning_text
 from acsd.config import Config, ConfigError, CwmpTlsConfig, TlsConfig
 from acsd.log import get_logger
 from acsd.throttle import Throttle
@@ -38,6 +41,8 @@ LEGACY = frozenset({"TLSv1", "TLSv1.1"})
 LEGACY_CIPHERS = "DEFAULT:@SECLEVEL=0"
 #: seconds between two tls.refused lines of one reason (the count has them all)
 REFUSAL_LOG_INTERVAL = 10.0
+#: seconds between two looks at how long the certificates served have left
+EXPIRY_CHECK_INTERVAL = 86400.0
 
 
 class TlsFileError(Exception):
@@ -105,7 +110,21 @@ def check_files(config: Config, source: str) -> list[str]:
         except TlsFileError as exc:
             raise ConfigError(f"{source}: {exc}") from None
         found.extend(warnings_for(settings))
+        validity = _validity_of(settings.cert)
+        if validity is not None:
+            said = warning_text(settings.section, settings.cert, validity, time.time())
+            found.extend([said] if said else [])
     return found
+
+
+def _validity_of(path: str) -> Validity | None:
+    """The certificate's dates; None if they cannot be read (OpenSSL loaded it all the
+    same, so it is served: only its expiry goes untold)."""
+    try:
+        return read_validity(path)
+    except (OSError, ValueError) as exc:
+        log.debug("tls.cert_dates_unread", cert=path, error=str(exc))
+        return None
 
 
 def _no_password() -> bytes:
@@ -200,6 +219,18 @@ class ServerTls:
         self.refused: dict[str, int] = {}
         #: when each reason was last logged, and the refusals not logged since
         self._logged = Throttle(REFUSAL_LOG_INTERVAL)
+        #: the dates of the certificate served (None: unreadable), as last loaded
+        self.validity = _validity_of(settings.cert)
+        self.tell_expiry()
+
+    def tell_expiry(self) -> None:
+        """Log tls.cert_expiring or tls.cert_expired if the certificate served is near its
+        end or past it (at the start, at each reload, once a day: see watch_expiry)."""
+        if self.validity is None:
+            return
+        level, event, fields = notice(self.name, self.settings.cert, self.validity, time.time())
+        if level:
+            getattr(log, level)(event, **fields)
 
     def handshake_failed(self, exc: ssl.SSLError) -> None:
         """Log and count a handshake that failed. The event loop drops such a connection
@@ -235,12 +266,25 @@ class ServerTls:
         self._current = context
         self.settings = settings
         self.reloads += 1
+        self.validity = _validity_of(settings.cert)
         log.info(
             "tls.reloaded",
             listener=self.name,
             cert=settings.cert,
             client_ca=settings.client_ca,
         )
+        self.tell_expiry()
+
+
+async def watch_expiry(listeners: dict[str, ServerTls]) -> None:
+    """Every EXPIRY_CHECK_INTERVAL, each listener's certificate as served is told about
+    again if it is near its end: a daemon that runs for months passes the 14 days without
+    a start or a reload. (The dates are those read when the file was loaded: a file
+    replaced without a reload is not what is served.)"""
+    while True:
+        await asyncio.sleep(EXPIRY_CHECK_INTERVAL)
+        for tls in listeners.values():
+            tls.tell_expiry()
 
 
 def _refusals_reported_to(owner: ServerTls) -> type[ssl.SSLObject]:
