@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from acsd.cert_expiry import read_validity
 from conftest import run_cli, wait_for, write_config
 from test_metrics import scrape, value
 from tlscerts import OPENSSL, Pair, host_port, make_ca, make_leaf, needs_openssl
@@ -116,3 +117,19 @@ def test_config_check_warns_of_an_expiring_or_expired_certificate(tmp_path, cert
     [expiring] = said["expiring"]
     assert "expires at" in expiring and "in 2 days" in expiring
     assert said["fine"] == []
+
+
+def test_the_date_is_the_served_certificate_s_in_a_file_holding_the_key_first(tmp_path, certs):
+    """A file with the key before the certificate and the CA after it (ssl loads such a
+    file as the certificate and its chain): the date and CN are the leaf's."""
+    combined = tmp_path / "combined.pem"
+    pair, ca = certs["expiring"], certs["ca"]
+    combined.write_text(pair.key.read_text() + pair.cert.read_text() + ca.cert.read_text())
+    ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(combined)
+    validity = read_validity(str(combined))
+    assert validity.not_after == not_after(pair.cert)
+    assert validity.subject_cn == "acs-expiring"
+    junk = tmp_path / "junk.pem"
+    junk.write_text("-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n")
+    with pytest.raises(ValueError, match="a certificate acsd cannot read in"):
+        read_validity(str(junk))
