@@ -749,6 +749,52 @@ def test_a_setting_that_would_change_nothing_is_warned_of_and_the_example_has_no
     assert example.returncode == 0 and "warning" not in example.stderr, example.stderr
 
 
+def test_a_previous_password_that_opens_nothing_more_is_warned_of_and_never_shown(tmp_path):
+    # [cwmp.auth] previous_password: the shared password before a rotation, taken beside
+    # the current one. Equal to it, without it, or under scheme "none" it does nothing.
+    creds = tmp_path / "cpe.toml"
+    creds.write_text('[devices]\nSN1 = "own-pw"\n')
+    path = tmp_path / "c.toml"
+    cases = [
+        (
+            'scheme = "digest"\npassword = "same-pw"\nprevious_password = "same-pw"\n',
+            "cwmp.auth.previous_password is not used: it is cwmp.auth.password itself",
+        ),
+        (
+            f'scheme = "digest"\ncredentials_file = "{creds}"\nprevious_password = "old-pw"\n',
+            "cwmp.auth.previous_password is not used: cwmp.auth.password is not set",
+        ),
+        (
+            'previous_password = "old-pw"\n',
+            'cwmp.auth.previous_password is not used: scheme "none" asks routers',
+        ),
+        ('scheme = "basic"\npassword = "new-pw"\nprevious_password = "old-pw"\n', None),
+    ]
+    for auth, expected in cases:
+        path.write_text("[cwmp.auth]\nallow_basic_without_tls = true\n" + auth)
+        proc = run_cli("config", "check", "--config", str(path))
+        assert proc.returncode == 0, proc.stderr
+        warned = [line for line in proc.stderr.splitlines() if "previous_password" in line]
+        if expected is None:
+            assert warned == [], warned
+        else:
+            [line] = warned
+            assert line.startswith(f"acsd: warning: {expected}"), line
+        assert json.loads(proc.stdout)["cwmp"]["auth"]["previous_password"] == "***"
+        assert "-pw" not in proc.stdout + proc.stderr
+    # From the environment, as the password: taken, masked, and its errors show no value.
+    path.write_text('[cwmp.auth]\nscheme = "digest"\npassword = "new-pw"\n')
+    environ = {"ACSD_CWMP_AUTH_PREVIOUS_PASSWORD": "env-old-pw"}
+    assert load_config(path, environ=environ).cwmp.auth.previous_password == "env-old-pw"
+    proc = run_cli("config", "check", "--config", str(path), env=environ)
+    assert proc.returncode == 0 and "env-old-pw" not in proc.stdout + proc.stderr
+    assert json.loads(proc.stdout)["cwmp"]["auth"]["previous_password"] == "***"
+    path.write_text('[cwmp.auth]\nscheme = "digest"\npassword = "new-pw"\nprevious_password = 7\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert "previous_password" in str(caught.value) and "7" not in str(caught.value)
+
+
 def test_a_check_of_a_section_names_the_variables_that_took_part(tmp_path):
     # ACSD_CWMP_AUTH_SCHEME=digest in acsd.env with the password left in the file's
     # comments: the error is the section's, and the operator looks for it in the file.

@@ -297,6 +297,68 @@ async def test_a_new_shared_password_leaves_no_cached_check_of_the_old_one(monke
     assert (await auth.check(basic("newer-pw"), remote="y", secure=True)).ok
 
 
+@pytest.mark.parametrize("algorithm", ["MD5", "SHA-256-sess"])
+@pytest.mark.parametrize("username", ["", "cpe"])
+async def test_the_previous_shared_password_is_taken_and_said_so(algorithm, username):
+    # A rotation of the shared password locked every router still on the old one out.
+    devices = {"own1": _device("OWN1", "own-pw")}
+    auth = CpeAuthenticator(
+        scheme="digest", username=username, password="new-pw", previous_password="old-pw",
+        devices=devices,
+    )  # fmt: skip
+    user = username or "SN1"
+    current = await _check(auth, _digest(auth, user, "new-pw", algorithm=algorithm))
+    assert current.ok and current.shared and not current.previous
+    previous = await _check(auth, _digest(auth, user, "old-pw", algorithm=algorithm))
+    assert previous.ok and previous.shared and previous.previous
+    assert previous.serial == (None if username else "SN1") and auth.rotate_to == "new-pw"
+    assert not (await _check(auth, _digest(auth, user, "other-pw"))).ok
+    # a router's own entry is not opened by it (nor by the current shared password)
+    assert not (await _check(auth, _digest(auth, "OWN1", "old-pw"))).ok
+    assert (await _check(auth, _digest(auth, "OWN1", "own-pw"))).ok
+    # removed (a reload): the old password is no way in
+    auth.use_shared(auth.shared_credentials(username, "new-pw"))
+    assert auth.rotate_to is None
+    assert not (await _check(auth, _digest(auth, user, "old-pw"))).ok
+
+
+def test_a_previous_password_that_opens_nothing_more_is_none():
+    # the same as the password (pointless), or without one (the previous alone opens
+    # nothing): no second check, nothing to give routers
+    for password, previous in (("pw", "pw"), ("", "old-pw")):
+        shared = CpeAuthenticator(scheme="basic", password="x", pbkdf2_iterations=1000)
+        built = shared.shared_credentials("", password, previous)
+        assert built.previous is None and built.rotate_to is None
+
+
+async def test_basic_takes_the_previous_shared_password_and_forgets_it_with_it(monkeypatch):
+    from acsd.cwmp import auth as auth_module
+
+    auth = CpeAuthenticator(
+        scheme="basic", password="new-pw", previous_password="old-pw", pbkdf2_iterations=1000
+    )
+
+    def basic(password: str):
+        token = base64.b64encode(f"SN1:{password}".encode()).decode()
+        return make_mocked_request("POST", "/", headers={"Authorization": f"Basic {token}"})
+
+    result = await auth.check(basic("old-pw"), remote="x", secure=True)
+    assert result.ok and result.previous and result.serial == "SN1"
+    # checked again (a router on a connection per session): no PBKDF2 at all, not of the
+    # current password first either
+    calls = []
+    verify = auth_module.Pbkdf2Hash.verify
+    monkeypatch.setattr(
+        auth_module.Pbkdf2Hash, "verify", lambda h, pw: calls.append(pw) or verify(h, pw)
+    )
+    assert (await auth.check(basic("old-pw"), remote="x", secure=True)).previous
+    assert calls == []
+    new = await auth.check(basic("new-pw"), remote="x", secure=True)
+    assert new.ok and not new.previous
+    auth.use_shared(auth.shared_credentials("", "new-pw"))
+    assert not (await auth.check(basic("old-pw"), remote="x", secure=True)).ok
+
+
 def test_pbkdf2_hash_round_trip_and_django_layout():
     made = Pbkdf2Hash.make("hunter2", 1000)
     parsed = Pbkdf2Hash.parse(str(made))

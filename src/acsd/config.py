@@ -155,6 +155,10 @@ class CwmpAuthConfig(_Section):
     realm: str = Field("acsd", min_length=1, max_length=128)
     username: str = ""
     password: str = ""
+    #: the shared password before the last rotation: still taken (with ``username``, as
+    #: ``password`` is), and a router that comes with it is given ``password``
+    #: (ManagementServer.Password) in that session; "" = only ``password``
+    previous_password: str = ""
     #: challenge order: CPEs whose HTTP client reads only the first challenge get MD5
     algorithms: list[Literal["SHA-256", "MD5"]] = Field(
         default_factory=lambda: ["MD5", "SHA-256"], min_length=1
@@ -237,7 +241,7 @@ class CwmpAuthConfig(_Section):
             )
         return self
 
-    @field_serializer("password", "nonce_key")
+    @field_serializer("password", "previous_password", "nonce_key")
     def _mask_password(self, value: str | None, info: SerializationInfo) -> str | None:
         # `acsd config check` prints the config; the workers' copy of it (context
         # WITH_SECRETS) must carry the password itself.
@@ -761,15 +765,17 @@ def unused_settings(config: Config) -> list[str]:
     found: list[str] = []
     auth = config.cwmp.auth
     if auth.scheme == "none":
-        given = [
-            k for k in ("credentials_file", "password", "username", "nonce_key") if getattr(auth, k)
-        ]
+        keys = ("credentials_file", "password", "previous_password", "username", "nonce_key")
+        given = [k for k in keys if getattr(auth, k)]
         found += [
             f'cwmp.auth.{key} is not used: scheme "none" asks routers for no credentials'
             for key in given
         ]
-    elif auth.scheme == "basic" and auth.nonce_key:
-        found.append('cwmp.auth.nonce_key is not used: only scheme "digest" has nonces')
+    else:
+        if auth.scheme == "basic" and auth.nonce_key:
+            found.append('cwmp.auth.nonce_key is not used: only scheme "digest" has nonces')
+        if problem := previous_password_unused(auth):
+            found.append(f"cwmp.auth.previous_password is not used: {problem}")
     for name in ("cwmp", "api"):
         tls = getattr(config, name).tls
         if not tls.enabled:
@@ -783,6 +789,18 @@ def unused_settings(config: Config) -> list[str]:
             for key in _changed(config.stun, exempt={"enabled"})
         ]
     return found
+
+
+def previous_password_unused(auth: CwmpAuthConfig) -> str | None:
+    """Why ``previous_password`` opens nothing besides ``password`` (None: it does, or it
+    is not set), under a scheme that authenticates."""
+    if not auth.previous_password:
+        return None
+    if not auth.password:
+        return "cwmp.auth.password is not set (the previous password is taken beside it only)"
+    if auth.previous_password == auth.password:
+        return "it is cwmp.auth.password itself (set it to the password before the rotation)"
+    return None
 
 
 def _changed(section: BaseModel, exempt: set[str]) -> list[str]:

@@ -8,8 +8,10 @@ handshakes use them, open connections keep theirs), the CPE credentials file
 (``[cwmp.auth] credentials_file``, also at a new path: new connections authenticate against
 it, ones that authenticated go on; not while a change of ``scheme``, ``realm`` or
 ``algorithms`` waits for a restart, as the file is checked against them and its hashes are
-bound to them), the shared ``username`` and ``password`` of ``[cwmp.auth]`` (alike; as
-read now: an ``ACSD_*`` variable holds the value the process started with), and the
+bound to them), the shared ``username``, ``password`` and ``previous_password`` of
+``[cwmp.auth]`` (alike; as read now: an ``ACSD_*`` variable holds the value the process
+started with; a rotation that keeps the old password as ``previous_password`` lets the
+routers still on it in, and has them given the new one), and the
 settings the daemon applies
 through ``on_config`` (:data:`RELOADABLE`: what routers are told of the STUN server and its
 per-source bounds, the static lines' DNS servers, the intervals of drift checks and of
@@ -37,6 +39,7 @@ from acsd.config import (
     env_name_of,
     load_config,
     overridden_by_env,
+    previous_password_unused,
 )
 from acsd.cwmp.auth import (
     CpeAuthenticator,
@@ -69,6 +72,7 @@ RELOADABLE = frozenset(
         # (read by the reload itself, see Reloader._prepare_shared)
         "cwmp.auth.username",
         "cwmp.auth.password",
+        "cwmp.auth.previous_password",
         # (through Reloader.on_config: the daemon's settings of new sessions, the STUN
         # server's buckets)
         "provisioning.static_wan_dns",
@@ -108,12 +112,21 @@ CREDENTIALS = "cwmp.auth.credentials_file"
 CREDENTIALS_BOUND_TO = ("scheme", "realm", "algorithms")
 #: the keys of the shared credentials: bound to the same settings as the file (Digest
 #: hashes the password with the realm; Basic's hash is for the scheme)
-SHARED = ("username", "password")
+SHARED = ("username", "password", "previous_password")
 
 
-def shared_of(auth: CwmpAuthConfig) -> tuple[str, str]:
-    """The shared username and password of ``auth``."""
-    return auth.username, auth.password
+def shared_of(auth: CwmpAuthConfig) -> tuple[str, str, str]:
+    """The shared username, password and previous password of ``auth``."""
+    return auth.username, auth.password, auth.previous_password
+
+
+def _change(old: str, new: str) -> str:
+    """What became of a password, for the log (never the password)."""
+    if old == new:
+        return "unchanged"
+    if not new or not old:
+        return "removed" if not new else "added"
+    return "changed"
 
 
 def _shown_username(username: str) -> str:
@@ -422,8 +435,8 @@ class Reloader:
         if why is not None or auth is None:
             self._keep_shared(outcome)
             return f"kept ({why})", None
-        username, password = fresh
-        return None, await asyncio.to_thread(auth.shared_credentials, username, password)
+        username, password, previous = fresh
+        return None, await asyncio.to_thread(auth.shared_credentials, username, password, previous)
 
     def _use_shared(
         self, config: Config, outcome: dict[str, Any], prepared: SharedCredentials
@@ -431,7 +444,7 @@ class Reloader:
         """Swap ``prepared`` in, unless it leaves no way in; what the outcome says of it."""
         auth = self.cpe_auth
         assert auth is not None
-        old_username, old_password = self._shared
+        old_username, old_password, old_previous = self._shared
         if prepared.entry is None and not auth.device_count:
             error = (
                 "cwmp.auth.password removed, and the credentials file holds no router: no "
@@ -447,25 +460,29 @@ class Reloader:
             return f"kept (error: {error})"
         auth.use_shared(prepared)
         self._shared = shared_of(config.cwmp.auth)
-        new_username, new_password = self._shared
-        # (nothing of the password but whether it changed)
-        change = "changed" if new_password != old_password else "unchanged"
-        if not new_password or not old_password:
-            change = "removed" if not new_password else "added"
+        new_username, new_password, new_previous = self._shared
+        # (nothing of the passwords but whether they changed)
+        change = _change(old_password, new_password)
         log.info(
             "reload.shared_credentials",
             username=_shown_username(new_username),
             username_changed=new_username != old_username,
             password_change=change,
+            previous_password_change=_change(old_previous, new_previous),
+            # routers that come with the previous password are given the current one
+            rotating=auth.rotate_to is not None,
             devices=auth.device_count,
         )
+        if problem := previous_password_unused(config.cwmp.auth):
+            log.warning(
+                "reload.previous_password_unused", key="cwmp.auth.previous_password", reason=problem
+            )
         return "removed" if change == "removed" else "changed"
 
     def _keep_shared(self, outcome: dict[str, Any]) -> None:
         """The shared username and password in use stay the running configuration's."""
-        username, password = self._shared
         cwmp = self.config.cwmp
-        auth = cwmp.auth.model_copy(update={"username": username, "password": password})
+        auth = cwmp.auth.model_copy(update=dict(zip(SHARED, self._shared, strict=True)))
         self._not_applied(
             outcome,
             tuple(f"cwmp.auth.{key}" for key in SHARED),

@@ -29,6 +29,11 @@ What is checked, and why this way:
   server refuses (403) an Inform whose DeviceId serial differs: otherwise one router's
   password would let it speak for any other router. Only a fixed shared ``username``
   leaves the serial unbound (all CPEs are equal then anyway).
+* **Rotation.** ``previous_password`` is the shared password before a rotation: taken
+  with the same username rules as the shared one (never for a router with an entry of its
+  own), and said so (:attr:`AuthResult.previous`), so that the session gives the router
+  the current one (:attr:`CpeAuthenticator.rotate_to`). Only a shared-password answer that
+  failed is checked against it: routers on the current password pay nothing for it.
 * **Rate limit.** Failed credential checks are counted per source address and username;
   beyond ``max_failures`` within ``failure_window`` seconds that username gets 429 +
   Retry-After from that address without any credential check, while other routers behind
@@ -58,7 +63,7 @@ import time
 import tomllib
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
@@ -112,6 +117,9 @@ class AuthResult:
     method: str = ""
     #: the credentials were the shared password (not a router's own entry)
     shared: bool = False
+    #: ... the previous shared password (``previous_password``): the router is to be given
+    #: the current one (see CpeAuthenticator.rotate_to)
+    previous: bool = False
 
 
 # --- password hashes --------------------------------------------------------------------
@@ -542,6 +550,12 @@ class SharedCredentials:
     entry: _Entry | None = field(repr=False)
     #: the password itself, kept only for Digest with the serial as username
     password: str | None = field(repr=False)
+    #: the previous shared password (``previous_password``), taken with the same username
+    #: rules while routers move to this one (None: not set, or opens nothing more)
+    previous: SharedCredentials | None = field(default=None, repr=False)
+    #: the password in clear while there is a previous one: what a router that comes with
+    #: the previous one is given (ManagementServer.Password)
+    rotate_to: str | None = field(default=None, repr=False)
 
 
 class CpeAuthenticator:
@@ -561,6 +575,7 @@ class CpeAuthenticator:
         failure_window: float = 60.0,
         max_failures_per_address: int | None = None,
         allow_basic_without_tls: bool = False,
+        previous_password: str = "",
         clock: Callable[[], float] = time.monotonic,
         pbkdf2_iterations: int = PBKDF2_ITERATIONS,
         nonce_key: bytes | None = None,
@@ -583,23 +598,33 @@ class CpeAuthenticator:
         self._clock = clock
         self._key = secrets.token_bytes(32)
         self._pbkdf2_iterations = pbkdf2_iterations
-        shared = self.shared_credentials(username, password)
-        self._username = shared.username
-        self._shared = shared.entry
-        self._shared_password = shared.password
+        # (no previous password for now: use_shared sets all of the shared credentials)
+        self._previous: SharedCredentials | None = None
+        self.rotate_to: str | None = None
+        self._verified: OrderedDict[bytes, tuple[float, bool]] = OrderedDict()
+        self.use_shared(self.shared_credentials(username, password, previous_password))
         self._devices = self.device_table(devices or {})
         #: the file the per-device credentials came from (the builder's, or a reload's)
         self.devices_from = CredentialsSource(None, None)
-        # Basic cache: mac -> (until, verified against the shared password)
-        self._verified: OrderedDict[bytes, tuple[float, bool]] = OrderedDict()
         self._pbkdf2_slots = asyncio.Semaphore(4)
 
-    def shared_credentials(self, username: str, password: str) -> SharedCredentials:
-        """What :meth:`use_shared` takes: the shared ``username`` and ``password`` as
-        verification needs them. For Basic this is a PBKDF2 hash (a tenth of a second of
-        CPU): a reload builds it in a thread. Reads only what never changes here."""
+    def shared_credentials(
+        self, username: str, password: str, previous: str = ""
+    ) -> SharedCredentials:
+        """What :meth:`use_shared` takes: the shared ``username`` and ``password`` (and
+        the ``previous`` password, taken beside it) as verification needs them. For Basic
+        this is a PBKDF2 hash each (a tenth of a second of CPU): a reload builds it in a
+        thread. Reads only what never changes here."""
         if not password:
-            return SharedCredentials(username, None, None)
+            return SharedCredentials(username, None, None)  # (a previous one alone opens nothing)
+        if previous and previous != password:
+            # (routers that come with it are given the password itself: kept in clear, as
+            # the config holds it anyway)
+            return replace(
+                self.shared_credentials(username, password),
+                previous=self.shared_credentials(username, previous),
+                rotate_to=password,
+            )
         entry = _Entry()
         if self.scheme == "digest" and username:
             entry.ha1 = {a: ha1(a, username, self.realm, password) for a in self.algorithms}
@@ -618,6 +643,8 @@ class CpeAuthenticator:
         self._username = shared.username
         self._shared = shared.entry
         self._shared_password = shared.password
+        self._previous = shared.previous
+        self.rotate_to = shared.rotate_to
         for token in [t for t, (_until, by_shared) in self._verified.items() if by_shared]:
             del self._verified[token]
 
@@ -866,39 +893,49 @@ class CpeAuthenticator:
         if found is None:
             return self._fail("unknown user", username, algorithm_name)
         entry, serial = found
+        shared = entry is self._shared
         first = entry.ha1.get(algorithm)
-        if first is None and entry is self._shared and self._shared_password is not None:
+        if first is None and shared and self._shared_password is not None:
             first = ha1(algorithm, username, self.realm, self._shared_password)
         if first is None:
             return self._fail(
                 f"no {algorithm} credentials stored for this user", username, algorithm_name
             )
-        nonce, cnonce = params["nonce"], params.get("cnonce", "")
-        if sess:
-            first = _h(algorithm, f"{first}:{nonce}:{cnonce}")
         second = _h(algorithm, f"{method}:{params['uri']}")
-        if legacy:
-            expected = _h(algorithm, f"{first}:{nonce}:{second}")
-        else:
-            expected = _h(algorithm, f"{first}:{nonce}:{nc_text}:{cnonce}:{params['qop']}:{second}")
         # surrogateescape, as in _h: a response holding a byte that is not UTF-8 is a
         # wrong digest (401), not a failure to encode it (500)
         given = params["response"].lower().encode("utf-8", "surrogateescape")
+        expected = _digest_response(algorithm, first, second, params, nc_text, sess=sess)
+        previous = False
         if not hmac.compare_digest(expected.encode(), given):
-            return self._fail("wrong password", username, algorithm_name)
+            # Only a shared-password answer that failed pays for the previous password:
+            # a router still on it, after a rotation, until it is given the new one.
+            prior = self._previous if shared else None
+            first = None
+            if prior is not None and prior.entry is not None:
+                first = prior.entry.ha1.get(algorithm)
+                if first is None and prior.password is not None:
+                    first = ha1(algorithm, username, self.realm, prior.password)
+            if first is None:
+                return self._fail("wrong password", username, algorithm_name)
+            expected = _digest_response(algorithm, first, second, params, nc_text, sess=sess)
+            if not hmac.compare_digest(expected.encode(), given):
+                return self._fail("wrong password", username, algorithm_name)
+            previous = True
         # The digest is right; now whether this nonce may (still) be used with this count.
         # A count used before is not accepted again, but the digest proves the password:
         # firmware that opens a connection per message and sends its cached nonce with
         # nc=1 each time is sent a fresh nonce, like a stale one, and is not counted as a
         # failure (which would lock out every router behind its address).
-        verdict = self.nonces.use(nonce, int(nc_text, 16), address)
+        verdict = self.nonces.use(params["nonce"], int(nc_text, 16), address)
         if verdict != NonceBook.FRESH:
             reason = "stale nonce" if verdict == NonceBook.STALE else "reused nonce count"
             return AuthResult(
                 False, username, reason, stale=True, status=401, method=algorithm_name
             )
-        shared = entry is self._shared
-        return AuthResult(True, username, serial=serial, method=algorithm_name, shared=shared)
+        return AuthResult(
+            True, username, serial=serial, method=algorithm_name, shared=shared, previous=previous
+        )
 
     # Basic ---------------------------------------------------------------------------------
 
@@ -911,41 +948,92 @@ class CpeAuthenticator:
             if found is None:
                 return self._fail("unknown user", username, "Basic")
             entry, serial = found
-            ok = await self._verify_basic(entry, username, password)
+            shared = entry is self._shared
+            prior = self._previous if shared else None
+            previous = False
+            if (
+                prior is not None
+                and prior.entry is not None
+                and not self._basic_cached(entry, username, password)
+                and self._basic_cached(prior.entry, username, password)
+            ):
+                # a router still on the previous password, checked a moment ago: no PBKDF2
+                # of the current one to fail first
+                ok = previous = True
+            else:
+                ok = await self._verify_basic(entry, username, password)
+            if not ok and prior is not None and prior.entry is not None:
+                # (only a shared-password check that failed pays for this one)
+                ok = previous = await self._verify_basic(prior.entry, username, password)
             # A reload that replaced these credentials while PBKDF2 ran in its thread: the
             # check is made again against the ones in use (an old password must not pass
             # a check that ends after the reload).
-            if self._in_use(entry, username):
+            if self._in_use(entry, username) and (prior is None or prior is self._previous):
                 break
         if ok:
-            shared = entry is self._shared
-            return AuthResult(True, username, serial=serial, method="Basic", shared=shared)
+            return AuthResult(
+                True, username, serial=serial, method="Basic", shared=shared, previous=previous
+            )
         return self._fail("wrong password", username, "Basic")
 
     def _in_use(self, entry: _Entry, username: str) -> bool:
-        """Whether ``entry`` is still what verifies ``username``."""
+        """Whether ``entry`` is still what verifies ``username`` (the previous shared
+        password counts as the shared password's)."""
         found = self._lookup(username)
-        return found is not None and found[0] is entry
+        if found is None:
+            return False
+        if found[0] is entry:
+            return True
+        prior = self._previous
+        return found[0] is self._shared and prior is not None and prior.entry is entry
+
+    def _basic_cached(self, entry: _Entry, username: str, password: str) -> bool:
+        """Whether a PBKDF2 check of ``password`` against ``entry`` passed a moment ago."""
+        if entry.pbkdf2 is None or not self._verified:
+            return False
+        token = self._mac(username.lower(), password, str(entry.pbkdf2))
+        cached = self._verified.get(token)
+        return cached is not None and cached[0] > self._clock()
 
     async def _verify_basic(self, entry: _Entry, username: str, password: str) -> bool:
         if entry.mac is not None:
             return hmac.compare_digest(self._mac(password), entry.mac)
         if entry.pbkdf2 is None:
             return False
+        if self._basic_cached(entry, username, password):
+            return True
         now = self._clock()
         token = self._mac(username.lower(), password, str(entry.pbkdf2))
-        cached = self._verified.get(token)
-        if cached is not None and cached[0] > now:
-            return True
         async with self._pbkdf2_slots:
             ok = await asyncio.to_thread(entry.pbkdf2.verify, password)
         if ok and self._in_use(entry, username):
-            # (marked when it is the shared password's: use_shared forgets those)
-            self._verified[token] = (now + self.nonces.lifetime, entry is self._shared)
+            # (marked when it is a shared password's: use_shared forgets those)
+            prior = self._previous
+            by_shared = entry is self._shared or (prior is not None and entry is prior.entry)
+            self._verified[token] = (now + self.nonces.lifetime, by_shared)
             self._verified.move_to_end(token)
             while len(self._verified) > 10_000:
                 self._verified.popitem(last=False)
         return ok
+
+
+def _digest_response(
+    algorithm: str,
+    first: str,
+    second: str,
+    params: dict[str, str],
+    nc_text: str,
+    *,
+    sess: bool,
+) -> str:
+    """The ``response`` a Digest answer must carry for the HA1 ``first`` (RFC 7616 3.4.1;
+    without ``qop``, RFC 2069's) and the HA2 ``second``."""
+    nonce, cnonce = params["nonce"], params.get("cnonce", "")
+    if sess:
+        first = _h(algorithm, f"{first}:{nonce}:{cnonce}")
+    if "qop" not in params:
+        return _h(algorithm, f"{first}:{nonce}:{second}")
+    return _h(algorithm, f"{first}:{nonce}:{nc_text}:{cnonce}:{params['qop']}:{second}")
 
 
 #: distinct Authorization headers one request may carry: firmware that repeats the header
@@ -1088,6 +1176,7 @@ def build_authenticator(
         failure_window=config.failure_window,
         max_failures_per_address=config.max_failures_per_address,
         allow_basic_without_tls=config.allow_basic_without_tls,
+        previous_password=config.previous_password,
         nonce_key=nonce_key,
     )
     authenticator.devices_from = CredentialsSource.of(path, raw)
@@ -1110,6 +1199,8 @@ def build_authenticator(
         realm=config.realm,
         algorithms=authenticator.algorithms if config.scheme == "digest" else None,
         shared=bool(config.password),
+        # (whether routers still on the previous shared password are taken, and given this one)
+        rotating=authenticator.rotate_to is not None,
         username=config.username or "(serial number)",
         devices=authenticator.device_count,
     )
