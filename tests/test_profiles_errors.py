@@ -285,7 +285,7 @@ def test_a_base_replaced_with_less_is_warned_of(tmp_path, daemon_factory):
     report = check_profiles(tmp_path / "profiles")
     assert report.errors == []
     [said] = [line for line in report.lines if "replaces the built-in one whole" in line]
-    assert "management.cr_password" in said and " more " in said
+    assert "management.acs_password" in said and " more " in said
     daemon = daemon_factory(profiles={"dir": str(tmp_path / "profiles")})
     [line] = wait_for(lambda: daemon.events("profiles.replaced_with_less"))
     assert line["profile"] == "tr181" and line["count"] > 20

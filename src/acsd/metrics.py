@@ -90,6 +90,9 @@ VENDOR_EVENT = "X vendor"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*\Z")
 OTHER = "other"
 
+#: what became of the shared password given to a router that came with the previous one
+ROTATION_RESULTS = ("rotated", "refused", "not_sent")
+
 #: what the CWMP server's ``stats`` keys become (all counters)
 _CWMP_STATS = {
     "sessions_total": ("acsd_cwmp_sessions", "CWMP sessions started (Informs accepted)."),
@@ -118,6 +121,11 @@ _CWMP_STATS = {
     "auth_rate_limited": (
         "acsd_cwmp_auth_rate_limited",
         "CPE requests refused 429 because their address failed authentication too often.",
+    ),
+    "auth_previous_password": (
+        "acsd_cwmp_auth_previous_password",
+        "CWMP sessions opened with the previous shared password (cwmp.auth.previous_password): "
+        "routers not rotated yet, each given the current one in that session.",
     ),
     "sessions_parked": (
         "acsd_cwmp_sessions_parked",
@@ -208,6 +216,17 @@ class Metrics:
             ["profile"],
             registry=reg,
         )
+        self.password_rotations = Counter(
+            "acsd_cwmp_password_rotations",
+            "Sessions opened with the previous shared password (cwmp.auth.previous_password), "
+            "by what became of the current one acsd gave the router: rotated (taken), refused "
+            "(asked again next session), not_sent (the session ended first, or the profile "
+            "maps no ManagementServer.Password).",
+            ["result"],
+            registry=reg,
+        )
+        for result in ROTATION_RESULTS:
+            self.password_rotations.labels(result)
         self.store_refusals = Counter(
             "acsd_store_refusals",
             "CWMP sessions (listener cwmp: at the Inform or at the end) and API requests "
@@ -426,6 +445,9 @@ class MeteredDriver:
             histogram = self._metrics._complete if complete else self._metrics._incomplete
             histogram.observe(time.monotonic() - session.created)
             # set once the result is stored, so also when a later step of finish fails
+            rotation = getattr(self.inner, "acs_password_result", None)
+            if rotation is not None:  # (rare: a session opened with the previous password)
+                self._metrics.password_rotations.labels(rotation).inc()
             if getattr(self.inner, "job_given_up", False):
                 profile = getattr(self.inner, "profile", None)
                 if profile is not None:  # (always, once a job was planned)

@@ -40,6 +40,7 @@ from acsd.cwmp.request_body import (
     read_past,
 )
 from acsd.cwmp.session import (
+    ROTATE_TO,
     CwmpSession,
     Limits,
     Reply,
@@ -136,7 +137,7 @@ class CwmpServer:
         self.loop_lag = LoopLag(most=max(MOST, 4 * settings.max_loop_lag))
         self.stats = {"sessions_total": 0, "refused_overload": 0, "bad_requests": 0}
         self.stats.update(refused_loop_lag=0, auth_challenges=0, auth_failures=0)
-        self.stats.update(auth_rate_limited=0)
+        self.stats.update(auth_rate_limited=0, auth_previous_password=0)
         self.stats.update(sessions_parked=0, sessions_taken_over=0)
         #: parks, takes over and ends the sessions that move between workers
         self.handoff = SessionHandoff(
@@ -232,6 +233,8 @@ class CwmpServer:
                 session.id = f"w{self.settings.worker}.{session.id}"
             if identity is not None:
                 session.context[AUTH_USER] = identity.username
+                if identity.previous:
+                    self._rotate(session)
             self.sessions.add(session, conn)
             # Indexed before the first await: a second Inform of this CPE arriving while
             # this one is handled must find it (and wait for it), not run alongside.
@@ -355,6 +358,15 @@ class CwmpServer:
                 continue
             await self._close(previous, "CPE started a new session")
 
+    def _rotate(self, session: CwmpSession) -> None:
+        """A session opened with the previous shared password: the driver gives the router
+        the current one (ManagementServer.Password), and it is counted."""
+        self.stats["auth_previous_password"] += 1
+        auth = self.settings.auth
+        # (None: a reload removed the previous password since the check: nothing to give)
+        if auth is not None and auth.rotate_to is not None:
+            session.context[ROTATE_TO] = auth.rotate_to
+
     def _stranger(self, session: CwmpSession, env: Envelope | None) -> str | None:
         """Why a message that reached ``session`` by its address alone cannot be its CPE's,
         or None if it can."""
@@ -385,7 +397,11 @@ class CwmpServer:
         result = await auth.check(request, remote=remote_ip, secure=self._secure(request))
         if result.ok:
             log.debug(
-                "cwmp.auth_ok", username=result.username, method=result.method, remote=remote_ip
+                "cwmp.auth_ok",
+                username=result.username,
+                method=result.method,
+                remote=remote_ip,
+                previous=result.previous,
             )
             if transport is not None:
                 self._conn_auth[transport] = result

@@ -93,6 +93,12 @@ class ParkableDriver(SessionDriver, Protocol):
         """Go on from ``export_state``'s result (on a fresh driver of this process)."""
 
 
+#: session.context key: the shared password a router that authenticated with the previous
+#: one ([cwmp.auth] previous_password) is to be given, set by the listener at its Inform
+#: and taken (popped) by the driver there: only such a session carries it
+ROTATE_TO = "acsd.auth.rotate_to"
+
+
 #: bumped whenever what freeze() writes changes shape: a worker never thaws a foreign shape
 #: (10: sets held as frozensets, the stored memory as JSON: an older worker would call
 #: set methods on them and compare the memory with the emptied record field)

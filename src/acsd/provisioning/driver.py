@@ -36,7 +36,7 @@ from typing import Any
 
 from acsd import clock
 from acsd.cwmp import rpc
-from acsd.cwmp.session import CwmpSession, RetryLater
+from acsd.cwmp.session import ROTATE_TO, CwmpSession, RetryLater
 from acsd.log import Once, get_logger, log_failure, peer_text
 from acsd.provisioning import param_key, udp_notify
 from acsd.provisioning.apn import (
@@ -47,7 +47,7 @@ from acsd.provisioning.apn import (
     sim_report,
 )
 from acsd.provisioning.desired import Desired, desired_state
-from acsd.provisioning.end_phase import EndPhase
+from acsd.provisioning.end_phase import ACS_PASSWORD, EndPhase
 from acsd.provisioning.internet import add_internet_settings
 from acsd.provisioning.jobs import (
     AFTER_REBOOT,
@@ -124,6 +124,9 @@ class ProvisioningDriver(EndPhase):
 
     async def inform(self, session: CwmpSession, inform: rpc.Inform) -> rpc.Fault | None:
         dev = inform.device_id
+        # (None but in a session opened with the previous shared password; popped: it
+        # is no part of the session's parked state but through the desired settings)
+        rotate_to = session.context.pop(ROTATE_TO, None)
         self.events = inform.event_codes()
         self.bootstrap = "0 BOOTSTRAP" in self.events
         for p in inform.parameters:
@@ -244,6 +247,8 @@ class ProvisioningDriver(EndPhase):
                     return rpc.acs_fault(8002, "internet account lookup failed; retry later")
             self.operator_settings = not self.desired.empty
             self._add_management(dev.serial_number)
+            if rotate_to is not None:
+                self._give_acs_password(rotate_to)
         held = record is not None and is_provisioned(self.memory, record.revision)
         drift = (
             self.settings.drift_check
@@ -262,6 +267,8 @@ class ProvisioningDriver(EndPhase):
             # acsd's STUN values changed (a reload) since this router was given them: its
             # STUN client follows now, not at its next drift check (or never, without one)
             self.read_settings = True
+        if self.acs_password_due:
+            self.read_settings = True  # (its settings are planned now, whatever is due)
         self.plan = self._usable_plan(record)
         if self.fetch.absent and self.plan is None and self._absent_recheck_due():
             # Asked for again, apart (as after new firmware): what a listing left out, or
@@ -749,6 +756,24 @@ class ProvisioningDriver(EndPhase):
                     "management.stun_keepalive": keepalive,
                 }
             )
+
+    def _give_acs_password(self, password: str) -> None:
+        """The router authenticated with the previous shared password ([cwmp.auth]
+        previous_password): it is given the current one (ManagementServer.Password) in
+        this session, and comes with it from then on. Only such a session writes it (the
+        parameter reads back empty: written at every session, it would be a write per
+        session of every router). The memory's word that the router holds it is no proof
+        against its own (it came with the previous one): it is written whatever that says,
+        and no hash of it is kept (EndPhase._settle)."""
+        assert self.profile is not None
+        self.desired.settings[ACS_PASSWORD] = password
+        # (acsd's own addition: a profile without it is said at the end, not on the job)
+        self.desired.implied |= {ACS_PASSWORD}
+        held = self.memory.get("secrets")
+        if held:
+            for target in self.profile.settings.get(ACS_PASSWORD, ()):
+                held.pop(target.path, None)
+        self.acs_password_due = True
 
     def _absent_recheck_due(self) -> bool:
         """Whether the names the record says this CPE lacks are due to be asked for again

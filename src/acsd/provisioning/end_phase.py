@@ -33,6 +33,9 @@ MAX_LOGGED_FAULTS = 20
 
 #: the settings that carry acsd's Connection Request credentials
 _CR_SETTINGS = frozenset({"management.cr_username", "management.cr_password"})
+#: the setting that gives a router the current shared password ([cwmp.auth] password):
+#: only in a session it opened with the previous one (ProvisioningDriver._give_acs_password)
+ACS_PASSWORD = "management.acs_password"
 
 
 class EndPhase(ApplyPhase):
@@ -41,6 +44,11 @@ class EndPhase(ApplyPhase):
     #: this session gave the device's job up (FAILED, once per revision) and its result
     #: was stored: acsd.metrics counts it, for an alert
     job_given_up: bool = False
+    #: the router authenticated with the previous shared password: this session gives
+    #: it the current one (class defaults: no memory of the sessions that do not)
+    acs_password_due: bool = False
+    #: what became of that: "rotated", "refused" or "not_sent" (acsd.metrics counts it)
+    acs_password_result: str | None = None
 
     def _sim_read(self, flat: dict[str, str]) -> bool:
         """This session's read completed, the paths the SIM numbers come from included:
@@ -66,6 +74,8 @@ class EndPhase(ApplyPhase):
         if record is not None:
             result.revision = record.revision
         if self.apply is None:
+            if self.acs_password_due:
+                self._rotation()
             if (
                 self.fetch.failed
                 and record is not None
@@ -95,9 +105,17 @@ class EndPhase(ApplyPhase):
         if lost_add is not None:
             self._remember_lost_add(lost_add)
         self._cr_refused(result)
+        if self.acs_password_due:
+            self._rotation()  # (before the refusal could be recorded as the job's)
         now = clock.now()
         before = self.memory.get("job") or {}
         record_outcome(self.memory, self.apply.outcome, now, self.settings.retry)
+        if self.acs_password_due:
+            # no hash of the fleet's password on every router's record: it is written in
+            # the sessions that show the router lacks it, whatever the memory says
+            for change in self.apply.outcome.applied:
+                if change.setting == ACS_PASSWORD:
+                    self.memory["secrets"].pop(change.path, None)
         state, jobs = close_job(
             self.memory,
             revision=record.revision if record else 0,
@@ -172,6 +190,57 @@ class EndPhase(ApplyPhase):
                 for change, code, _message in faulted[:MAX_LOGGED_FAULTS]
             ],
         )
+
+    def _rotation(self) -> None:
+        """A session opened with the previous shared password: whether the router took
+        the current one, said once per router and session (names and codes, never the
+        password). A refusal holds up no job and waits for no back-off: the router comes
+        with the previous password again, and its next session asks again."""
+        apply = self.apply
+        serial = self.identity.serial_number if self.identity else ""
+        device = self.record.id if self.record else None
+        if apply is not None:
+            if [c for c in apply.outcome.applied if c.setting == ACS_PASSWORD]:
+                self.acs_password_result = "rotated"
+                log.info("session.acs_password_rotated", serial=serial, device=device)
+                return
+            refused = [f for f in apply.outcome.faulted if f[0].setting == ACS_PASSWORD]
+            if refused:
+                apply.outcome.faulted = [
+                    f for f in apply.outcome.faulted if f[0].setting != ACS_PASSWORD
+                ]
+                self.acs_password_result = "refused"
+                log.warning(
+                    "session.acs_password_refused",
+                    serial=serial,
+                    device=device,
+                    parameters=[change.path for change, _, _ in refused],
+                    codes=[code for _, code, _ in refused],
+                    message="the router keeps the previous shared password: it is asked "
+                    "again at its next session",
+                )
+                return
+        self.acs_password_result = "not_sent"
+        log.warning(
+            "session.acs_password_not_sent",
+            serial=serial,
+            device=device,
+            reason=self._acs_password_unsent(),
+        )
+
+    def _acs_password_unsent(self) -> str:
+        """Why a session opened with the previous shared password did not send the
+        current one."""
+        profile = self.profile
+        if profile is None or not profile.settings.get(ACS_PASSWORD):
+            name = profile.name if profile is not None else "none"
+            return f"profile {name} maps no management.acs_password"
+        if self.fetch.failed:
+            return "the read of the router's settings failed"
+        paths = [t.path for t in profile.settings[ACS_PASSWORD]]
+        if any(path in self.fetch.absent for path in paths):
+            return f"the router lacks {', '.join(paths)}"
+        return "the session ended first"
 
     def _cr_refused(self, result: SessionResult) -> None:
         """A CPE that refuses acsd's Connection Request credentials keeps its own. A

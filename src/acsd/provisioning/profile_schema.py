@@ -103,6 +103,9 @@ SETTINGS: dict[str, Kind] = {
     # App. A): per-device Connection Request credentials and the periodic Inform.
     "management.cr_username": TEXT,
     "management.cr_password": TEXT,
+    # The shared password of [cwmp.auth], given to a router that authenticated with the
+    # previous one (previous_password): a password rotation without a lockout
+    "management.acs_password": TEXT,
     "management.periodic_enable": BOOL,
     "management.periodic_interval": INT,
     # With acsd's STUN server on (config [stun]): the router's STUN client, towards it, so
