@@ -332,3 +332,23 @@ def test_routers_of_another_serial_prefix_have_identities_of_their_own() -> None
     imei = again.ident["imei"]
     assert len(imei) == 15 and imei.isdigit()
     assert luhn(imei[:-1]) == imei
+
+
+def test_credentials_set_by_the_acs_win_over_the_factory_ones_until_a_factory_reset() -> None:
+    # acsd gives a router that came with the previous shared password the current one:
+    # the simulator's --acs-password took it back at every run (--state), so the router
+    # authenticated with the old password for ever.
+    ms = "Device.ManagementServer."
+    cpe = router()
+    cpe.set_factory_credentials({"Username": "C000003", "Password": "factory-pw"})
+    assert cpe.tree.get(ms + "Password") == "factory-pw"
+    session(cpe, rpc.SetParameterValues([rpc.ParameterValue(ms + "Password", "acs-pw")], "r1"))
+    assert cpe.tree.get(ms + "Password") == "acs-pw" and cpe.acs_credentials == {"Password"}
+
+    again = router()
+    again.load_state(cpe.save_state())
+    again.set_factory_credentials({"Username": "C000003", "Password": "factory-pw"})
+    assert again.tree.get(ms + "Password") == "acs-pw"
+    assert again.tree.get(ms + "Username") == "C000003"  # (the ACS set no username)
+    again.factory_reset()
+    assert again.tree.get(ms + "Password") == "factory-pw" and not again.acs_credentials

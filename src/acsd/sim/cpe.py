@@ -126,6 +126,10 @@ def _trim(history: list[Any]) -> None:
         del history[: len(history) - STATS_HISTORY]
 
 
+#: the ManagementServer leaves a router authenticates to the ACS with
+_CREDENTIAL_LEAVES = frozenset({"Username", "Password"})
+
+
 @dataclass(slots=True)
 class _AfterSession:
     reboot_keys: list[str] = field(default_factory=list)
@@ -188,6 +192,12 @@ class Cpe:
         # firmware that refuses a notification (9009) on a parameter of its own choosing
         self.attribute_faults: dict[str, int] = {}
         self.pending_reboot = False  # an SPV answered Status 1; cleared by a reboot
+        #: ManagementServer leaves (Username, Password) as the router came with them
+        #: (--acs-username/--acs-password), and those the ACS has set since: a router
+        #: authenticates with what its ManagementServer holds, as a real one does, so
+        #: the ACS's values win over the factory's until a factory reset
+        self.factory_credentials: dict[str, str] = {}
+        self.acs_credentials: set[str] = set()
 
     @property
     def profile(self) -> str:
@@ -208,6 +218,7 @@ class Cpe:
             "serial": self.serial,
             "bootstrapped": self.bootstrapped,
             "tree": self.tree.snapshot(),
+            "acsCredentials": sorted(self.acs_credentials),
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -219,6 +230,10 @@ class Cpe:
         if url_path in self.tree.values:
             self.tree.values[url_path] = cr_url  # the listener's port changes between runs
         self.bootstrapped = bool(state.get("bootstrapped"))
+        # (a state saved before these were kept: none set by the ACS)
+        self.acs_credentials = {
+            leaf for leaf in state.get("acsCredentials") or () if leaf in _CREDENTIAL_LEAVES
+        }
         acs_path = self.template.root + "ManagementServer.URL"
         if acs_path in self.tree.values and self.tree.values[acs_path] != self.ident["acs_url"]:
             # pointed at another ACS: TR-069 calls that first contact again (BOOTSTRAP)
@@ -227,6 +242,16 @@ class Cpe:
         self.events = [] if self.bootstrapped else [rpc.EventStruct(BOOTSTRAP)]
         self.events.append(rpc.EventStruct(BOOT))
         self.fresh = True
+
+    def set_factory_credentials(self, values: Mapping[str, str]) -> None:
+        """The ManagementServer ``Username``/``Password`` (leaf -> value) the router came
+        with: in force but where the ACS has set its own (kept across runs by --state);
+        a factory reset brings them back."""
+        self.factory_credentials = {k: v for k, v in values.items() if k in _CREDENTIAL_LEAVES}
+        ms = self.template.root + "ManagementServer."
+        for leaf, value in self.factory_credentials.items():
+            if leaf not in self.acs_credentials and ms + leaf in self.tree:
+                self.tree.values[ms + leaf] = value
 
     def set_connection_request_url(self, url: str) -> None:
         self.ident["cr_url"] = url
@@ -416,6 +441,8 @@ class Cpe:
         self.timers.clear()
         self.retry_count = 0
         self.pending_reboot = False
+        self.acs_credentials.clear()
+        self.set_factory_credentials(self.factory_credentials)
 
     # --- ACS requests -------------------------------------------------------------------
 
@@ -473,6 +500,11 @@ class Cpe:
         status = self.tree.set_values(req.parameters, req.parameter_key, refuse)
         if status:
             self.pending_reboot = True
+        ms = self.template.root + "ManagementServer."
+        for pv in req.parameters:
+            # (the next session authenticates with them: SimSession reads the tree)
+            if pv.name.startswith(ms) and pv.name[len(ms) :] in _CREDENTIAL_LEAVES:
+                self.acs_credentials.add(pv.name[len(ms) :])
         return rpc.SetParameterValuesResponse(status=status)
 
     def _gpa(self, req: rpc.GetParameterAttributes) -> rpc.Message:

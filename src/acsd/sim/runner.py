@@ -218,11 +218,16 @@ class Simulation:
                 await router.start()
         if self.state_dir is not None:
             self._load_state(self.state_dir)
-        for cpe in self.routers:  # after --state: the command line wins
-            ms = cpe.template.root + "ManagementServer."
-            for leaf, value in self._credentials.items():
-                if value is not None and ms + leaf in cpe.tree:
-                    cpe.tree.values[ms + leaf] = credential(value, cpe)
+        for cpe in self.routers:
+            # after --state: the command line wins, but for what the ACS set since (a
+            # rotated ManagementServer.Password), as on a real router
+            cpe.set_factory_credentials(
+                {
+                    leaf: credential(value, cpe)
+                    for leaf, value in self._credentials.items()
+                    if value is not None
+                }
+            )
 
     async def _finish(self, started: float) -> Summary:
         for router in self.udp.values():
