@@ -570,6 +570,128 @@ def test_sighup_applies_a_new_shared_password(daemon_factory, scheme):
     assert daemon.stop() == 0
 
 
+def router_runs(daemon: Daemon, serial: str, password: str, *args: str) -> bool:
+    """:func:`gets_in` with more of the simulator's options (``--state DIR``: a router that
+    remembers what the ACS set, its ManagementServer.Password among it, from run to run)."""
+    prefix = serial.removesuffix("000001")
+    proc = run_cli(
+        "sim", "--acs", daemon.cwmp_url, "--once", "--timeout", "10", "--serial-prefix", prefix,
+        "--acs-username", "{serial}", "--acs-password", password, *args, bounded=True,
+    )  # fmt: skip
+    return proc.returncode == 0 and "1 sessions ok, 0 failed" in proc.stdout
+
+
+def rotate(daemon: Daemon, old: str, new: str | None, previous: str | None) -> dict:
+    """The config file's shared ``password`` ``old`` replaced by ``new`` and the
+    ``previous_password`` line set to ``previous`` (None: none), and a SIGHUP."""
+    text = daemon.config.read_text()
+    lines = [line for line in text.splitlines() if not line.startswith("previous_password = ")]
+    text = "\n".join(lines) + "\n"
+    line = f'password = "{new}"\n' if new is not None else ""
+    if previous is not None:
+        line += f'previous_password = "{previous}"\n'
+    assert f'password = "{old}"\n' in text
+    daemon.config.write_text(text.replace(f'password = "{old}"\n', line))
+    return hup(daemon)
+
+
+@pytest.mark.parametrize("scheme", ["digest", "basic"])
+def test_a_rotation_with_the_previous_password_moves_routers_over_without_a_lockout(
+    daemon_factory, tmp_path, scheme
+):
+    # With one shared password at a time, a rotation locked every router still on the old
+    # one out for good (401), and acsd had no way to give them the new one.
+    from test_metrics import scrape, value
+
+    creds = tmp_path / "cpe-credentials.toml"
+    creds.write_text('[devices]\nOWNE000001 = "own-entry-pw"\n')
+    auth = {
+        "scheme": scheme,
+        "password": "old-fleet-pw",
+        "credentials_file": str(creds),
+        "max_failures": 50,
+    }
+    if scheme == "basic":
+        auth["allow_basic_without_tls"] = True
+    daemon = daemon_factory(cwmp={"auth": auth}, top={"shutdown_grace": 0})
+    state = tmp_path / "routers"
+    keep = ("--state", str(state))
+    # a TR-181 and a TR-098 router, and one that refuses the new password at first
+    tr098 = ("--profile", "tr098-dsl")
+    for serial, more in (("ROTA000001", ()), ("IGDR000001", tr098), ("LATE000001", ())):
+        assert router_runs(daemon, serial, "old-fleet-pw", *keep, *more)
+
+    done = rotate(daemon, "old-fleet-pw", "new-fleet-pw", "old-fleet-pw")
+    assert done["shared_credentials"] == "changed" and "restart_needed" not in done
+    assert done["applied"] == ["cwmp.auth.password", "cwmp.auth.previous_password"]
+    [reloaded] = daemon.events("reload.shared_credentials")
+    assert reloaded["password_change"] == "changed"
+    assert reloaded["previous_password_change"] == "added" and reloaded["rotating"] is True
+
+    # Routers on the old password get in, and are given the new one in that session.
+    assert router_runs(daemon, "ROTA000001", "old-fleet-pw", *keep)
+    assert router_runs(daemon, "IGDR000001", "old-fleet-pw", *keep, *tr098)
+    rotated = daemon.events("session.acs_password_rotated")
+    assert [e["serial"] for e in rotated] == ["ROTA000001", "IGDR000001"]
+    assert all(e["level"] == "info" for e in rotated)
+    held = {
+        name: json.loads((state / f"{name}.json").read_text())["tree"]["values"]
+        for name in ("ROTA000001", "IGDR000001")
+    }
+    assert held["ROTA000001"]["Device.ManagementServer.Password"] == "new-fleet-pw"
+    assert held["IGDR000001"]["InternetGatewayDevice.ManagementServer.Password"] == "new-fleet-pw"
+    # A router that refuses it keeps the old one, is not failed for it, and is asked again.
+    refuse = ("--fault", "Device.ManagementServer.Password=9001")
+    assert router_runs(daemon, "LATE000001", "old-fleet-pw", *keep, *refuse)
+    [refused] = daemon.events("session.acs_password_refused")
+    assert refused["serial"] == "LATE000001" and refused["codes"] == [9001]
+    assert not daemon.events("session.job_failed")
+    samples = scrape(daemon)
+    assert value(samples, "acsd_cwmp_auth_previous_password_total") == 3
+    assert value(samples, "acsd_cwmp_password_rotations_total", result="rotated") == 2
+    assert value(samples, "acsd_cwmp_password_rotations_total", result="refused") == 1
+
+    # Their next sessions come with the new password (the simulator's --acs-password is
+    # the factory's: the ACS's value wins, as on a router): no more previous-password ones.
+    assert router_runs(daemon, "ROTA000001", "old-fleet-pw", *keep)
+    assert router_runs(daemon, "IGDR000001", "old-fleet-pw", *keep, *tr098)
+    assert value(scrape(daemon), "acsd_cwmp_auth_previous_password_total") == 3
+    assert len(daemon.events("session.acs_password_rotated")) == 2
+    # A router with an entry of its own is not opened by the previous shared password.
+    assert not router_runs(daemon, "OWNE000001", "old-fleet-pw")
+    assert router_runs(daemon, "OWNE000001", "own-entry-pw")
+    assert not router_runs(daemon, "OWNE000001", "old-fleet-pw", "--acs-username", "{oui}-{serial}")
+    assert (
+        daemon.events("cwmp.auth_refused")[-1]["reason"] == "this router has credentials of its own"
+    )
+
+    # Set to the password itself it opens nothing more, and the reload says so.
+    rotate(daemon, "new-fleet-pw", "new-fleet-pw", "new-fleet-pw")
+    [unused] = daemon.events("reload.previous_password_unused")
+    assert unused["level"] == "warning" and "cwmp.auth.password itself" in unused["reason"]
+    assert daemon.events("reload.shared_credentials")[-1]["rotating"] is False
+    assert not router_runs(daemon, "LATE000001", "old-fleet-pw", *keep)
+
+    # previous_password removed: the old password is no way in any more.
+    done = rotate(daemon, "new-fleet-pw", "new-fleet-pw", None)
+    assert done["shared_credentials"] == "changed"
+    assert daemon.events("reload.shared_credentials")[-1]["previous_password_change"] == "removed"
+    assert daemon.events("reload.shared_credentials")[-1]["rotating"] is False
+    assert router_runs(daemon, "ROTA000001", "old-fleet-pw", *keep)
+    assert shared_turned_away(daemon, scheme, "LATE000001", "old-fleet-pw")
+    assert not router_runs(daemon, "LATE000001", "old-fleet-pw", *keep)
+    assert router_runs(daemon, "LATE000001", "new-fleet-pw")
+
+    # No password in the log, nor in the records acsd keeps of the routers.
+    assert "fleet-pw" not in daemon.log_text() and "own-entry-pw" not in daemon.log_text()
+    for name in ("ROTA000001", "IGDR000001", "LATE000001"):
+        record = daemon.cli("device", "show", name, "--json").stdout
+        assert "fleet-pw" not in record
+    for path in daemon.db.parent.glob(daemon.db.name + "*"):  # (its -wal too)
+        assert b"fleet-pw" not in path.read_bytes(), path
+    assert daemon.stop() == 0
+
+
 def test_removing_the_shared_password_that_is_the_only_way_in_is_refused(daemon_factory, tmp_path):
     # No credentials file: the config file is refused as a whole (as at start-up). A
     # credentials file without a router: the password in use is kept, and said why.

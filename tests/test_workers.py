@@ -587,6 +587,37 @@ def test_every_worker_takes_a_new_shared_password_on_sighup(daemon_factory):
     assert daemon.stop() == 0
 
 
+def test_every_worker_takes_the_previous_shared_password_on_sighup(daemon_factory):
+    # A rotation with [cwmp.auth] previous_password: routers still on the old password get
+    # in on either worker, also on one restarted later (the supervisor's copy of the
+    # config carries it), and each is given the new password.
+    auth = {"scheme": "digest", "password": "old-fleet-pw", "max_failures": 50}
+    daemon = start_workers(daemon_factory, top={"shutdown_grace": 0}, cwmp={"auth": auth})
+    sim = ("sim", "--acs", daemon.cwmp_url, "--count", "20", "--once", "--timeout", "10",
+           "--acs-username", "{serial}", "--acs-password", "old-fleet-pw")  # fmt: skip
+    text = daemon.config.read_text()
+    daemon.config.write_text(
+        text.replace(
+            'password = "old-fleet-pw"',
+            'password = "new-fleet-pw"\nprevious_password = "old-fleet-pw"',
+        )
+    )
+    daemon.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: len(daemon.events("reload.done")) >= 2, timeout=20)
+    assert {e["shared_credentials"] for e in daemon.events("reload.done")} == {"changed"}
+    for prefix in ("WPPA", "WPPB"):
+        if prefix == "WPPB":  # a worker restarted after the reload
+            os.kill(daemon.events("workers.ready")[0]["pids"][0], signal.SIGKILL)
+            wait_for(lambda: daemon.events("listening")[2:], timeout=30)
+        run_cli(*sim, "--serial-prefix", prefix, check=True, bounded=True)
+        ends = [e for e in daemon.events("session.end") if e["serial"].startswith(prefix)]
+        assert len(ends) == 20 and {e.get("worker") for e in ends} == {0, 1}
+        rotated = daemon.events("session.acs_password_rotated")
+        assert len([e for e in rotated if e["serial"].startswith(prefix)]) == 20
+    assert "fleet-pw" not in daemon.log_text()
+    assert daemon.stop() == 0
+
+
 def test_a_damaged_configuration_copy_is_a_config_error(tmp_path, monkeypatch, capsys):
     from acsd.cli import main
 
