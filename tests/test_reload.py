@@ -616,10 +616,15 @@ def test_a_rotation_with_the_previous_password_moves_routers_over_without_a_lock
     daemon = daemon_factory(cwmp={"auth": auth}, top={"shutdown_grace": 0})
     state = tmp_path / "routers"
     keep = ("--state", str(state))
-    # a TR-181 and a TR-098 router, and one that refuses the new password at first
+    # a TR-181 and a TR-098 router, and one that refuses the new password at first; the
+    # first one's record is left alone (driftCheck false): its customer renamed its network
+    daemon.apply({"serialNumber": "ROTA000001", "wifi": {"ssid": "Given"}, "driftCheck": False})
     tr098 = ("--profile", "tr098-dsl")
     for serial, more in (("ROTA000001", ()), ("IGDR000001", tr098), ("LATE000001", ())):
         assert router_runs(daemon, serial, "old-fleet-pw", *keep, *more)
+    saved = state / "ROTA000001.json"
+    assert '"Given"' in saved.read_text()
+    saved.write_text(saved.read_text().replace('"Given"', '"Customer-Own"'))
 
     done = rotate(daemon, "old-fleet-pw", "new-fleet-pw", "old-fleet-pw")
     assert done["shared_credentials"] == "changed" and "restart_needed" not in done
@@ -640,6 +645,8 @@ def test_a_rotation_with_the_previous_password_moves_routers_over_without_a_lock
     }
     assert held["ROTA000001"]["Device.ManagementServer.Password"] == "new-fleet-pw"
     assert held["IGDR000001"]["InternetGatewayDevice.ManagementServer.Password"] == "new-fleet-pw"
+    # (the password alone: the rotation is no drift check of a router left alone)
+    assert held["ROTA000001"]["Device.WiFi.SSID.1.SSID"] == "Customer-Own"
     # A router that refuses it keeps the old one, is not failed for it, and is asked again.
     refuse = ("--fault", "Device.ManagementServer.Password=9001")
     assert router_runs(daemon, "LATE000001", "old-fleet-pw", *keep, *refuse)

@@ -247,8 +247,6 @@ class ProvisioningDriver(EndPhase):
                     return rpc.acs_fault(8002, "internet account lookup failed; retry later")
             self.operator_settings = not self.desired.empty
             self._add_management(dev.serial_number)
-            if rotate_to is not None:
-                self._give_acs_password(rotate_to)
         held = record is not None and is_provisioned(self.memory, record.revision)
         drift = (
             self.settings.drift_check
@@ -267,8 +265,6 @@ class ProvisioningDriver(EndPhase):
             # acsd's STUN values changed (a reload) since this router was given them: its
             # STUN client follows now, not at its next drift check (or never, without one)
             self.read_settings = True
-        if self.acs_password_due:
-            self.read_settings = True  # (its settings are planned now, whatever is due)
         self.plan = self._usable_plan(record)
         if self.fetch.absent and self.plan is None and self._absent_recheck_due():
             # Asked for again, apart (as after new firmware): what a listing left out, or
@@ -288,6 +284,8 @@ class ProvisioningDriver(EndPhase):
             memory=self.memory,
         ):
             self.read_settings = True  # the router's APN is not its SIM's network's (yet)
+        if rotate_to is not None and (record is None or record.state != "DELETING"):
+            self._give_acs_password(rotate_to)
         # TR-069 allows 64 EventStructs; a CPE sending thousands must not get a log line
         # of megabytes at every session.
         extra = {"more_events": len(self.events) - 64} if len(self.events) > 64 else {}
@@ -764,8 +762,13 @@ class ProvisioningDriver(EndPhase):
         parameter reads back empty: written at every session, it would be a write per
         session of every router). The memory's word that the router holds it is no proof
         against its own (it came with the previous one): it is written whatever that says,
-        and no hash of it is kept (EndPhase._settle)."""
+        and no hash of it is kept (EndPhase._settle). A session that would plan nothing
+        else (the router's settings held, no drift check due, or none wanted: driftCheck
+        false) plans the password alone: a rotation is no drift check the operator did not
+        ask for."""
         assert self.profile is not None
+        if not self.read_settings:
+            self.desired = Desired()
         self.desired.settings[ACS_PASSWORD] = password
         # (acsd's own addition: a profile without it is said at the end, not on the job)
         self.desired.implied |= {ACS_PASSWORD}
@@ -774,6 +777,7 @@ class ProvisioningDriver(EndPhase):
             for target in self.profile.settings.get(ACS_PASSWORD, ()):
                 held.pop(target.path, None)
         self.acs_password_due = True
+        self.read_settings = True
 
     def _absent_recheck_due(self) -> bool:
         """Whether the names the record says this CPE lacks are due to be asked for again
