@@ -35,6 +35,7 @@ from pydantic import (
 
 from acsd.api import apn_xml
 from acsd.api.answer import dumps
+from acsd.api.apn_values import as_dotnet_reads
 from acsd.api.apn_xml import Contract, Enum
 from acsd.api.body import BodyNotReceived, field_path, parse_json, receive_body, utf8_charset
 from acsd.api.errors import (
@@ -731,7 +732,8 @@ def reply(
 
 
 async def read_document(request: web.Request, contract: Contract) -> dict[str, Any]:
-    """The request body (JSON or DataContract XML) as a JSON-like document."""
+    """The request body (JSON or DataContract XML) as a JSON-like document; JSON values
+    converted to their member's type where Json.NET converts them (:mod:`.apn_values`)."""
     if not request.body_exists:
         raise ApnError(400, MALFORMED, "a request body is required", NO_BODY)
     media = _media_type(request.headers.get("Content-Type"))
@@ -777,7 +779,7 @@ async def read_document(request: web.Request, contract: Contract) -> dict[str, A
         except apn_xml.XmlFieldError as exc:
             raise invalid(exc.path, exc.message) from None
     try:
-        data = parse_json(raw.decode("utf-8-sig"))
+        data = parse_json(raw.decode("utf-8-sig"), number_text=True)
     except UnicodeDecodeError as exc:
         raise ApnError(400, MALFORMED, f"JSON is not UTF-8 (byte {exc.start})", BAD_JSON) from None
     except ApiError as exc:
@@ -786,7 +788,8 @@ async def read_document(request: web.Request, contract: Contract) -> dict[str, A
         raise ApnError(
             400, MALFORMED, f"the body must be a JSON object ({contract.name})", BAD_JSON
         )
-    return member_names(data, contract)
+    # (after the names: the conversion goes by the member's type)
+    return as_dotnet_reads(member_names(data, contract), contract)
 
 
 def member_names(data: dict[str, Any], contract: Contract, at: str = "") -> dict[str, Any]:

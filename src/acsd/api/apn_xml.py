@@ -16,13 +16,13 @@ members are passed on so that validation reports them as it does for JSON.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from lxml import etree
 
+from acsd.api.dotnet import INT32_MAX, INT32_MIN, int32
 from acsd.log import peer_text
 from acsd.xmlsafe import has_dtd, parse_xml, xml_text
 
@@ -45,7 +45,6 @@ WRAPPER_MEMBERS = (
 )
 _NIL = f"{{{XSI}}}nil"
 _KEY_VALUE = f"{{{ARRAYS}}}KeyValueOfstringstring"
-_INT = re.compile(r"[+-]?[0-9]{1,10}")
 _BOOLS = {"true": True, "1": True, "false": False, "0": False}
 
 # One parser for the process, hardened like the CWMP one: no DTD, no entities, no network.
@@ -182,9 +181,13 @@ def _value(element: etree._Element, kind: Any, path: str) -> Any:
     if kind == "date":
         return value
     if kind == "int":
-        if not _INT.fullmatch(value):
-            raise XmlFieldError(path, f"{peer_text(value)!r} is not an integer")
-        return int(value)
+        # XmlConvert.ToInt32: Int32 text, as Json.NET reads a numeric string (leading
+        # zeros of any length; a value beyond Int32 was taken)
+        if (number := int32(text)) is None:
+            raise XmlFieldError(
+                path, f"{peer_text(value)!r} is not an integer from {INT32_MIN} to {INT32_MAX}"
+            )
+        return number
     if kind == "bool":
         if value not in _BOOLS:
             raise XmlFieldError(path, f"{peer_text(value)!r} is not a boolean (true or false)")

@@ -124,10 +124,41 @@ def _deeper_than(text: str, value: Any, limit: int) -> bool:
     return True
 
 
-def parse_json(text: str) -> Any:
-    """Parse JSON text strictly; malformed input raises 400 ``invalid_json``."""
+class JsonInt(int):
+    """A JSON integer that remembers its text (``text``)."""
+
+    text: str
+
+    def __new__(cls, text: str) -> JsonInt:
+        number = super().__new__(cls, text)
+        number.text = text
+        return number
+
+
+class JsonFloat(float):
+    """A JSON number with a fraction or an exponent that remembers its text (``1.50``,
+    ``1e3``: what a float's repr would not give back)."""
+
+    text: str
+
+    def __new__(cls, text: str) -> JsonFloat:
+        number = super().__new__(cls, text)
+        number.text = text
+        return number
+
+
+def parse_json(text: str, *, number_text: bool = False) -> Any:
+    """Parse JSON text strictly; malformed input raises 400 ``invalid_json``. With
+    ``number_text``, numbers are :class:`JsonInt` and :class:`JsonFloat`, which keep the
+    text they were written as (for a reader that takes a number as text, as Json.NET does
+    for a string member)."""
+    numbers: dict[str, Any] = {}
+    if number_text:
+        numbers = {"parse_int": JsonInt, "parse_float": JsonFloat}
     try:
-        data = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+        data = json.loads(
+            text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants, **numbers
+        )
     except json.JSONDecodeError as exc:
         raise invalid_json(
             f"line {exc.lineno} column {exc.colno} (char {exc.pos}): {exc.msg}"
