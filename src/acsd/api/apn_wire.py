@@ -817,6 +817,7 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def validated(model: type[M], data: dict[str, Any]) -> M:
+    # strict: read_document already converted what the seed's service converts (apn_values)
     try:
         return model.model_validate_json(json.dumps(data), strict=True)
     except ValidationError as exc:
