@@ -38,6 +38,10 @@ class CallOp:
     kind: str
     fn: Callable[[Any], Awaitable[Any]]
     future: asyncio.Future[Any]
+    #: the device record whose row the call writes (or locks), when there is one: the
+    #: PostgreSQL writer keeps the writes of a row another client holds out of the
+    #: others' batches (PgCore._run_batch)
+    row: str | None = None
 
 
 Op = SaveOp | CallOp
@@ -45,6 +49,12 @@ Op = SaveOp | CallOp
 
 def op_kind(op: Op) -> str:
     return op.kind if isinstance(op, CallOp) else "save_session"
+
+
+def op_row(op: Op) -> str | None:
+    """The device record whose row ``op`` writes, when known (a new router's session
+    result has none yet)."""
+    return op.row if isinstance(op, CallOp) else op.device_id or None
 
 
 #: what a write may rightly be refused for: the caller answers it (409, 422, a stale
@@ -102,10 +112,13 @@ class BatchWriter(ABC):
             return
         self._queue.put_nowait(op)
 
-    async def _call(self, kind: str, fn: Callable[[Any], Awaitable[Any]]) -> Any:
-        """Queue ``fn`` behind the writes before it; its result once its transaction commits."""
+    async def _call(
+        self, kind: str, fn: Callable[[Any], Awaitable[Any]], *, row: str | None = None
+    ) -> Any:
+        """Queue ``fn`` behind the writes before it; its result once its transaction commits.
+        ``row``: the device record it writes (see CallOp.row)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._submit(CallOp(kind, fn, future))
+        self._submit(CallOp(kind, fn, future, row or None))
         return await future
 
     @property

@@ -30,4 +30,5 @@ class CrClaims(PgCore):
         async def claim(conn: asyncpg.Connection) -> bool:
             return await conn.fetchval(_CLAIM, device_id, seconds) is not None
 
-        return await self._call("claim_connection_request", claim)
+        # (its cr_claims row refers to the device's, which the check locks FOR KEY SHARE)
+        return await self._call("claim_connection_request", claim, row=device_id)
