@@ -468,3 +468,86 @@ async def test_a_batch_the_writer_cannot_begin_while_the_server_is_down_is_a_war
         assert begun and all(e["log_level"] == "warning" for e in begun), begun
     finally:
         await store.close()
+
+
+async def test_writes_of_a_row_held_elsewhere_are_kept_out_of_the_others_batches(pg_url):
+    # A row another client keeps locked (a transaction left open in someone's psql): its
+    # router's session results, sent again after each 503, and the PATCHes of its record
+    # shared the batch of every other write queued with them, so each such batch waited
+    # lock_timeout once more, and every other router's and API client's write with it, for
+    # as long as the row was held. Once a write of the row has waited lock_timeout out,
+    # the row's writes are written apart, without waiting for it.
+    from dataclasses import replace
+
+    from acsd.store import store_unavailable
+    from acsd.store.base import CpeIdentity, SessionResult
+    from acsd.store.postgres import PgStore
+
+    wait = 3.0  # lock_timeout: the writes of free rows take far less
+    store = PgStore(pg_url, lock_timeout=wait)
+    identities = {s: CpeIdentity("00D09E", "HG", s) for s in ("HELDX", "FREEY", "FREEZ")}
+    ids: dict[str, str] = {}
+    informed = dict.fromkeys(identities, 1000.0)  # each record's last_inform
+
+    def save(serial: str, at: float) -> asyncio.Task:
+        result = SessionResult(
+            identity=identities[serial], at=at, since=informed[serial], device_id=ids[serial]
+        )
+        return asyncio.create_task(store.save_session(result))
+
+    async def round_of(at: float) -> tuple[list[asyncio.Task], list[asyncio.Task]]:
+        """The held router's session result and a PATCH of its record, and the free
+        ones', queued together (one batch: nothing is awaited in between)."""
+        records = {s: await store.get_device(ids[s]) for s in identities}
+
+        def patch(serial: str) -> asyncio.Task:
+            notes = f"{serial} {at}"
+            return asyncio.create_task(store.write_device(replace(records[serial], notes=notes)))
+
+        return [save("HELDX", at), patch("HELDX")], [
+            save("FREEY", at),
+            save("FREEZ", at),
+            patch("FREEY"),
+        ]
+
+    async def raised(task: asyncio.Task) -> BaseException | None:
+        try:
+            await task
+        except Exception as exc:
+            return exc
+        return None
+
+    await store.open()
+    holder = await asyncpg.connect(pg_url)
+    try:
+        for serial, identity in identities.items():
+            ids[serial] = await store.save_session(SessionResult(identity=identity, at=1000.0))
+        locked = holder.transaction()
+        await locked.start()
+        await holder.execute("SELECT 1 FROM devices WHERE id = $1 FOR UPDATE", ids["HELDX"])
+        for n in range(4):
+            at = 2000.0 + n
+            held, free = await round_of(at)
+            # the first batch that meets the lock waits lock_timeout out (nothing told the
+            # row was held before); the later ones do not wait for it
+            done, _ = await asyncio.wait(free, timeout=None if n == 0 else wait)
+            assert done == set(free), f"round {n}: the free rows' writes waited for the held row"
+            for task in free:
+                task.result()
+            informed["FREEY"] = informed["FREEZ"] = at
+            # the held row's writes are refused each time, as busy (503 + Retry-After)
+            for task in held:
+                error = await asyncio.wait_for(raised(task), wait)
+                assert "lock timeout" in (store_unavailable(error) or ""), repr(error)
+        stored = await store.get_device(ids["HELDX"])
+        assert stored.last_inform == 1000.0 and stored.notes is None  # nothing of them written
+        await locked.rollback()
+        # let go of: the held router's result and PATCH go through at once
+        held, free = await round_of(3000.0)
+        await asyncio.wait_for(asyncio.gather(*held, *free), wait)
+        stored = await store.get_device(ids["HELDX"])
+        assert stored.last_inform == 3000.0 and stored.notes == "HELDX 3000.0"
+        assert (await store.get_device(ids["FREEY"])).notes == "FREEY 3000.0"
+    finally:
+        await holder.close()
+        await store.close()

@@ -9,7 +9,10 @@ Why this shape (the SQLite backend's, for the same reasons, where they still hol
   batch, so a conflict, a bad save or a row another client holds undoes only itself.
 - A batch waits for another client's lock once (lock_timeout): the writes queued behind
   it wait too, so once one of its writes has waited that out, a lock still held fails the
-  others at once (PgCore._savepoint_failed).
+  others at once (PgCore._savepoint_failed). The row is then known to be held: its later
+  writes (its router's session result sent again, a PATCH tried again) are written apart
+  from the others' and wait for it no more (PgCore._run_batch), so that the others' do
+  not wait lock_timeout again with each batch, for as long as the row is held.
 - Several acsd instances may write to one database. A session's result is checked against
   the record (``SessionResult.since``) under a row lock (``SELECT ... FOR UPDATE``), so
   "first session wins" holds across instances too; rows are locked in serial-key order,
@@ -38,7 +41,7 @@ from acsd.store.base import (
     StoreUnavailableError,
     store_unavailable,
 )
-from acsd.store.batching import BatchWriter, CallOp, Op, log_failed
+from acsd.store.batching import BatchWriter, CallOp, Op, log_failed, op_row
 from acsd.store.outages import (
     CLOSED,
     OTHER,
@@ -86,6 +89,20 @@ LOCK_WAIT = 2.0
 _NO_MORE_LOCK_WAIT = "SET LOCAL lock_timeout = 1"
 #: lock_not_available: a wait for a lock that lock_timeout ended
 _LOCK_TIMEOUT = "55P03"
+#: seconds a write of a row known to be held (one whose write waited lock_timeout out,
+#: see PgCore._run_batch) waits for its lock: enough for another instance's batch, which
+#: holds its rows for milliseconds, to commit, so that a row let go of again is written,
+#: not refused; too short for the writes queued behind it to notice
+HELD_ROW_WAIT = 0.05
+#: seconds a row stays known to be held after a write of it met the lock (each write
+#: that meets it again renews that), unless a write of it commits first: longer than a
+#: router takes to send its result again after a 503 (its retry, Retry-After), so that
+#: the row's writes keep out of the others' batches for as long as it stays held. A row
+#: still held after it was forgotten costs one batch one lock_timeout.
+HELD_ROW_MEMORY = 600.0
+#: rows known to be held at most (a client that locked many rows, each written by its
+#: router): past it, a row's writes join the others' batches, as before it was held
+HELD_ROWS = 10_000
 
 
 def _ms(seconds: float) -> int:
@@ -263,6 +280,13 @@ class PgCore(BatchWriter):
             f"SET LOCAL lock_timeout = {_ms(min(lock_timeout, statement_wait))};"
             f" SET LOCAL statement_timeout = {_ms(statement_wait)}"
         )
+        #: those of a batch of writes of rows known to be held (see _run_batch)
+        self._held_limits = (
+            f"SET LOCAL lock_timeout = {_ms(min(lock_timeout, HELD_ROW_WAIT))};"
+            f" SET LOCAL statement_timeout = {_ms(statement_wait)}"
+        )
+        #: rows (device ids) known to be held by another client: until when (monotonic)
+        self._held: dict[str, float] = {}
         self.migrations_applied = []
         self.stats = WriterStats()
         self.ping_every = PING_EVERY
@@ -467,13 +491,74 @@ class PgCore(BatchWriter):
             if pool is not None:
                 await pool.expire_connections()
 
-    async def _run_batch(self, batch: list[Op], *, again: bool = True, tries: int = 0) -> None:
+    async def _run_batch(self, batch: list[Op]) -> None:
+        """Commit the batch, the writes of rows known to be held by another client apart,
+        after the others, and waiting HELD_ROW_WAIT for their locks, not lock_timeout.
+
+        Why: the writer runs one batch at a time, so a batch that waits for a row waits
+        with every write in it and queued behind it. The first write that meets the lock
+        cannot be told from any other and waits lock_timeout out (it may be another
+        instance's batch, let go of at once); after that, while the client holds the row,
+        its router sends its result again after each 503 and with each periodic Inform,
+        and each batch that took it waited lock_timeout again. Now only the row's own
+        writes are refused (503 busy, as before), in a batch of their own (each in its
+        savepoint, as in any batch): nothing of the others' waits for them, and nothing of
+        theirs is undone with them.
+
+        Kept simple on purpose: the rows are known from the writes that met them (a
+        session result's device, a call's CallOp.row), not taken first with SKIP LOCKED,
+        which would need every write's rows before it runs; and the held ones still run
+        on the writer's one connection, briefly, so that a row let go of is written at
+        its next write and forgotten then. Other instances and workers learn of the row
+        from their own writes: each keeps this to itself, and the row locks, not this,
+        keep the writes correct (a write sent apart is the same write, in its own
+        transaction: whole or not at all)."""
+        held = self._rows_held()
+        apart = [op for op in batch if op_row(op) in held] if held else []
+        if not apart:
+            await self._write(batch)
+            return
+        # (each group keeps queue order: one row's writes stay in the order they came)
+        others = [op for op in batch if op_row(op) not in held]
+        if others:
+            await self._write(others)
+        await self._write(apart, held=True)
+
+    def _rows_held(self) -> dict[str, float]:
+        """The rows known to be held by another client, those forgotten by now left out."""
+        if self._held:
+            now = time.monotonic()
+            if any(until <= now for until in self._held.values()):
+                self._held = {row: until for row, until in self._held.items() if until > now}
+        return self._held
+
+    def _resolve(self, op: Op, value: Any) -> None:
+        if not isinstance(value, Failed) and (row := op_row(op)) is not None:
+            self._held.pop(row, None)  # written: its row is free again
+        super()._resolve(op, value)
+
+    def _fail(self, batch: list[Op], exc: BaseException) -> None:
+        # A wait for a lock that lock_timeout ended: lock_timeout's own, or the 1 ms the
+        # rest of a batch waits after one write waited it out (_savepoint_failed), which
+        # a lock still held ends as well.
+        if getattr(exc, "sqlstate", None) == _LOCK_TIMEOUT:
+            until = time.monotonic() + HELD_ROW_MEMORY
+            for op in batch:
+                row = op_row(op)
+                if row is not None and (row in self._held or len(self._held) < HELD_ROWS):
+                    self._held[row] = until
+        super()._fail(batch, exc)
+
+    async def _write(
+        self, batch: list[Op], *, again: bool = True, tries: int = 0, held: bool = False
+    ) -> None:
         """Commit the batch; ``again``: when the server ended the writer's connection before
         the COMMIT was sent, run it once more on a new one (rolled back, it left nothing
         behind; a COMMIT cut short may have been applied, and is not run again). A write
         the server rolled back to break a deadlock with another client (another instance
         or worker writing the same rows in another order) is run again alone, up to
-        LOST_RACE_RETRIES times (``tries`` so far), rather than failing its caller."""
+        LOST_RACE_RETRIES times (``tries`` so far), rather than failing its caller.
+        ``held``: the batch's rows are known to be held (see _run_batch)."""
         started = time.perf_counter()
         try:
             conn = await self._writer_connection()
@@ -488,7 +573,7 @@ class PgCore(BatchWriter):
         committing = False
         try:
             async with conn.transaction():
-                await conn.execute(self._write_limits)
+                await conn.execute(self._held_limits if held else self._write_limits)
                 self._lock_waited = False
                 results = await self._apply(conn, batch)
                 committing = True
@@ -506,15 +591,19 @@ class PgCore(BatchWriter):
                 # a statement in flight: the next batch makes a new one.
                 self._renew_writer = True
                 if again and not committing and _connection_ended(exc):
-                    await self._run_batch(batch, again=False)
+                    await self._write(batch, again=False, held=held)
                     return
                 log.debug("store_write_failed", error=repr(exc), writes=len(batch))
                 self._fail(batch, _as_unavailable(exc))
                 return
             if len(batch) == 1 and _lost_race(exc) and tries < LOST_RACE_RETRIES:
-                await self._again_alone(batch[0], tries)
+                await self._again_alone(batch[0], tries, held)
                 return
-            await self._batch_failed(batch, exc, self._run_batch)
+
+            async def alone(ops: list[Op]) -> None:
+                await self._write(ops, held=held)
+
+            await self._batch_failed(batch, exc, alone)
             return
         lost = [isinstance(value, Failed) and _lost_race(value.error) for value in results]
         if any(lost) and tries < LOST_RACE_RETRIES:
@@ -523,14 +612,14 @@ class PgCore(BatchWriter):
             self._committed([op for op, _ in kept], [value for _, value in kept], started)
             for op, gone in zip(batch, lost, strict=True):
                 if gone:
-                    await self._again_alone(op, tries)
+                    await self._again_alone(op, tries, held)
             return
         self._committed(batch, results, started)
 
-    async def _again_alone(self, op: Op, tries: int) -> None:
+    async def _again_alone(self, op: Op, tries: int, held: bool) -> None:
         # after a random moment: the two writers would otherwise meet again in step
         await asyncio.sleep(random.uniform(0, 0.005 * (tries + 1)))
-        await self._run_batch([op], tries=tries + 1)
+        await self._write([op], tries=tries + 1, held=held)
 
     async def _apply_isolated(self, conn: asyncpg.Connection, op: CallOp) -> Any:
         try:
