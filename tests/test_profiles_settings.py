@@ -1468,6 +1468,40 @@ def test_also_and_list_head_are_not_both_on_one_setting(tmp_path):
         load_profiles(tmp_path)
 
 
+def test_max_length_cuts_only_a_headed_list(tmp_path):
+    # (a value acsd makes whole, a password or an SSID, is refused at the API, never cut)
+    write(
+        tmp_path,
+        "odd.toml",
+        'name = "odd"\nextends = "tr181"\n[match]\nmanufacturer = "Odd*"\n'
+        '[settings."wifi.2g.ssid"]\npath = "Device.WiFi.SSID.1.SSID"\nmax_length = 32\n',
+    )
+    with pytest.raises(ProfileError, match="`max_length` cuts a `list_head` list only"):
+        load_profiles(tmp_path)
+
+
+def test_a_tr098_dns_list_keeps_within_64_characters(profiles):
+    # TR-098 LANHostConfigManagement.DNSServers: a list of 64 characters at most. The
+    # router's last entries make room for a longer primary, and the job says which.
+    p = profiles.get("tr098")
+    path = HOST + "DNSServers"
+    own = "1.1.1.1,203.0.113.201,203.0.113.202,203.0.113.203,203.0.113.20"
+    dns = {"primaryDnsServer": "198.51.100.153"}
+    plan = dhcp_plan(p, dns, {path: own})
+    assert written(plan)[path] == "198.51.100.153,203.0.113.201,203.0.113.202,203.0.113.203"
+    assert len(written(plan)[path]) <= 64
+    [note] = plan.notes
+    assert note.startswith("dhcp.dns: 203.0.113.20 left out of " + path), note
+    # a list that fits is kept whole; one the router holds, head first, is left as it is
+    # however long (firmware that takes more than the model says)
+    assert written(dhcp_plan(p, {"primaryDnsServer": "1.1.1.2"}, {path: own}))[path] == (
+        "1.1.1.2" + own[len("1.1.1.1") :]
+    )
+    long = "198.51.100.153,203.0.113.201,203.0.113.202,203.0.113.203,203.0.113.20"
+    held = dhcp_plan(p, dns, {path: long})
+    assert path not in written(held) and not held.notes
+
+
 def test_a_retry_set_by_a_clock_that_was_ahead_is_due_once_it_is_put_right(profiles):
     # A refused SSID was put off for 300 s by a clock a day ahead; corrected, the clock
     # read the retry as tomorrow's, and no session retried it until then.

@@ -846,3 +846,30 @@ async def test_zte_v9_firmware_takes_the_passphrase_at_the_wlan_level(module_dae
     # and nothing to write the next time
     assert (await sim.run_once()).ok == 1
     assert router.stats.rpcs[-1] == ["GetParameterValues"]
+
+
+async def test_a_longer_primary_dns_server_keeps_a_tr098_list_within_64_characters(
+    module_daemon,
+):
+    # TR-098's DNSServers is a list of 64 characters at most. The primary replaces the
+    # first entry and the router's own entries stay: a primary longer than the one it
+    # replaces pushed a full list over, and a router that follows the model refused the
+    # whole value (9007) every session. Its last entries are left out, and the job says so.
+    daemon = module_daemon
+    sim = Simulation(daemon.cwmp_url, ["huawei-hg8245"], 1, serial_prefix="DNS64")
+    router = sim.routers[0]
+    own = "1.1.1.1,203.0.113.201,203.0.113.202,203.0.113.203,203.0.113.20"  # 62
+    router.set_local(LH + "DNSServers", own)
+    body = seed_body(router.serial, "192.168.100")
+    body["dhcp"]["primaryDnsServer"] = "198.51.100.153"
+    daemon.apply(body)
+    assert (await sim.run_once()).ok == 1
+    held = router.tree.get(LH + "DNSServers")
+    assert held == "198.51.100.153,203.0.113.201,203.0.113.202,203.0.113.203", held
+    job = daemon.device_json(router.serial)["job"]
+    assert job["state"] == "DONE" and not job.get("faults"), job
+    assert any("203.0.113.20 left out of" in note for note in job["notes"]), job
+    # held from then on: nothing written, nothing more left out
+    assert (await sim.run_once()).ok == 1
+    assert router.stats.rpcs[-1] == ["GetParameterValues"]
+    assert router.tree.get(LH + "DNSServers") == held

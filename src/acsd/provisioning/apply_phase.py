@@ -132,6 +132,13 @@ class ApplyPhase(ReadPhase):
             late=late,
         )
         apply.outcome.notes.extend(self.desired.notes)
+        apply.outcome.notes.extend(plan.notes)
+        for note in plan.notes:
+            log.warning(
+                "session.list_cut",
+                serial=self.identity.serial_number if self.identity else "",
+                note=note,
+            )
         for change in [c for c in apply.changes if not sendable(c.value)]:
             # A record written before the API refused such text: one value must not fail
             # every session of the router; it fails alone, as a CPE's 9007 would.

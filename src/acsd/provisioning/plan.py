@@ -100,6 +100,9 @@ class Plan:
     #: table -> keys of the rows acsd manages there, for tables without ``only`` (the
     #: memory's ``ownedRows``): only those are ever deleted
     owned: dict[str, list[str]] = field(default_factory=dict)
+    #: facts of what this plan sends that the operator should see on the job (the
+    #: router's own list entries left out to keep a value within its length)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -326,16 +329,49 @@ def _unmappable(profile: Profile, targets: Iterable[Target], value: Any) -> str:
     return f"profile {profile.name} has no way to set {value!r} here"
 
 
-def _headed_list(head: str, current: str | None) -> str:
+def _headed_list(head: str, current: str | None, max_length: int | None = None) -> str:
     """The CPE's list with ``head`` in place of its first entry (a primary DNS server
     replaces the primary, so a changed one does not linger as a secondary), the entries
     after it as they are. Entries count by position: ",8.8.4.4" has an empty first one. A
-    list the CPE separates by blanks instead (some firmware's) is written back so."""
+    list the CPE separates by blanks instead (some firmware's) is written back so.
+    ``max_length``: the most characters the parameter holds; the last entries that would
+    not fit are left out (_cut_entries says which)."""
+    text, _ = _headed_and_cut(head, current, max_length)
+    return text
+
+
+def _headed_and_cut(
+    head: str, current: str | None, max_length: int | None
+) -> tuple[str, list[str]]:
+    """_headed_list's list and the CPE's entries it leaves out to keep within
+    ``max_length``. A list the CPE already holds, head first, is its own however long
+    (firmware that takes more than the model's length): nothing to write, nothing cut."""
     current = (current or "").strip()
     if "," not in current and len(blank_separated := current.split()) > 1:
-        return " ".join([head, *(item for item in blank_separated[1:] if item != head)])
-    rest = [item.strip() for item in current.split(",")[1:]]
-    return ",".join([head, *(item for item in rest if item and item != head)])
+        separator, rest = " ", blank_separated[1:]
+    else:
+        separator, rest = ",", [item.strip() for item in current.split(",")[1:]]
+    items = [head, *(item for item in rest if item and item != head)]
+    whole = separator.join(items)
+    if max_length is None or len(whole) <= max_length or same_value("", current, whole):
+        return whole, []
+    # TR-098's DNSServers holds 64 characters: a primary longer than the one it replaces
+    # pushed the router's last secondary over, and the whole value would be refused
+    # (9007) or cut mid-address by the firmware. The head always fits (max_length >= 16).
+    kept = [head]
+    for item in items[1:]:
+        if len(separator.join([*kept, item])) > max_length:
+            break
+        kept.append(item)
+    return separator.join(kept), items[len(kept) :]
+
+
+def cut_note(setting: str, path: str, cut: list[str], max_length: int) -> str:
+    """What the job says of the CPE's entries a headed list left out."""
+    return (
+        f"{setting}: {', '.join(cut)} left out of {path}, which holds {max_length} "
+        "characters at most (the router's own entries, the last ones)"
+    )
 
 
 #: setting -> (what it is, what acsd does instead where a CPE has no parameter for it:
@@ -479,6 +515,12 @@ def plan_changes(
             # what acsd remembers once this one is written (WPA3's passphrase beside WPA2's
             # is of the same form, and holds it as well)
             clears = tuple(t.path for t in targets if t.form is not None and t.form != target.form)
+            if target.list_head and target.max_length is not None:
+                _, cut = _headed_and_cut(
+                    wire_value(target, value) or "", values.get(target.path), target.max_length
+                )
+                if cut:
+                    plan.notes.append(cut_note(key, target.path, cut, target.max_length))
             plan.changes.append(
                 Change(
                     key,
@@ -811,7 +853,7 @@ def _on_this_cpe(
     write of everything, 0 BOOTSTRAP, writes it as it is)."""
     current = values.get(target.path)
     if target.list_head:
-        return _headed_list(wanted, current)
+        return _headed_list(wanted, current, target.max_length)
     if (
         also
         and target.also is not None

@@ -108,6 +108,7 @@ class Target:
     optional: bool = False  # a CPE without it lacks nothing: written where it is
     fallback: bool = False  # written only where the earlier ones of its form are absent
     list_head: bool = False  # replaces the first of the CPE's comma list, the rest kept
+    max_length: int | None = None  # the list's most characters: its last entries go
     value: str | None = None  # the one wire value, whatever the setting's
     written_with: tuple[str, ...] = ()  # setting globs whose writes take this one along
     #: wire value -> other wire values that count as holding it (TargetSpec.also)
@@ -532,6 +533,9 @@ class Compiler:
             self.fail(f"{key}.form", f"`form` is the form of a wifi password, not of {name}")
         if spec.list_head and (kind.value != "str" or spec.map is not None):
             self.fail(f"{key}.list_head", "only a text value without `map` heads a list")
+        if spec.max_length is not None and not spec.list_head:
+            # (a value of acsd's own is refused at the API, never cut)
+            self.fail(f"{key}.max_length", "`max_length` cuts a `list_head` list only")
         if (spec.when or spec.optional or spec.fallback) and name.startswith(WHOLE_GROUPS):
             # a group goes whole or not at all: a part that may be skipped would send the
             # rest of a static line without it
@@ -576,6 +580,7 @@ class Compiler:
             optional=spec.optional,
             fallback=spec.fallback,
             list_head=spec.list_head,
+            max_length=spec.max_length,
             value=spec.value,
             written_with=tuple(spec.written_with),
             also=also,

@@ -610,6 +610,10 @@ class TargetSpec(_Spec):
     #: the value replaces the first entry of the CPE's comma-separated list, the entries
     #: after it kept (a primary DNS server leaves the secondary as it is)
     list_head: StrictBool = False
+    #: the most characters the parameter holds (TR-098's DNSServers: a list of 64): a
+    #: `list_head` list that would be longer loses its last entries, the CPE's own, and
+    #: the job says which (16 at least: the head, an address, always fits)
+    max_length: StrictInt | None = Field(None, ge=16)
     #: the one wire value of this parameter, whatever the setting's value
     value: str | None = None
     #: settings (globs such as "dhcp.*") whenever one of which is written, this parameter

@@ -28,6 +28,12 @@ _DATETIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d
 _STATIC_ONLY = re.compile(r"^(.*\.IPv4Address\.\d+\.)(IPAddress|SubnetMask)$")
 #: TR-181 WPA passphrases: 8 to 63 characters (an empty one is refused, 9007)
 _PASSPHRASE_8_63 = re.compile(r"^Device\.WiFi\.AccessPoint\.\d+\.Security\.KeyPassphrase$")
+#: TR-098 address lists of at most 64 characters (list of IPAddress, maxLength 64): a
+#: firmware that follows the model refuses a longer value (9007)
+_LIST_64 = re.compile(
+    r"^InternetGatewayDevice\.(LANDevice\.\d+\.LANHostConfigManagement|WANDevice\.\d+\."
+    r"WANConnectionDevice\.\d+\.WAN(IP|PPP)Connection\.\d+)\.(DNSServers|IPRouters)$"
+)
 _DHCP_CLIENT_ENABLE = re.compile(r"^(Device\.DHCPv4\.Client\.\d+\.)Enable$")
 # What a TR-181 DHCPv4 client's lease made, and takes away when the client stops: entries
 # "auto-created and auto-deleted as IP addresses are added and deleted via DHCP".
@@ -410,6 +416,8 @@ class Tree:
             return 9007
         if _PASSPHRASE_8_63.search(name) and not 8 <= len(value) <= 63:
             return 9007  # TR-181: KeyPassphrase is string(8:63)
+        if len(value) > 64 and _LIST_64.search(name):
+            return 9007  # TR-098: DNSServers, IPRouters are lists of 64 characters
         return 0
 
     def _set_parameter_key(self, key: str) -> None:
