@@ -873,3 +873,49 @@ async def test_a_longer_primary_dns_server_keeps_a_tr098_list_within_64_characte
     assert (await sim.run_once()).ok == 1
     assert router.stats.rpcs[-1] == ["GetParameterValues"]
     assert router.tree.get(LH + "DNSServers") == held
+
+
+def eg8141a5_tree(folder: Path) -> str:
+    """An EG8141A5 as the public sources show it, made from the shipped HG8245Q2 tree:
+    one radio (WLANConfiguration.1-4, 2.4 GHz), the passphrase taken at
+    PreSharedKey.1.KeyPassphrase (which the HG8245Q2 tree refuses, 9008)."""
+    import json
+    from importlib import resources
+
+    tree = json.loads((resources.files("acsd.sim") / "trees" / "huawei-hg8245.json").read_text())
+    tree["name"], tree["serial_prefix"] = "huawei-eg8141a5", "SIMHWA"
+    tree["set_faults"] = {}
+    params = tree["parameters"]
+    for leaf in ("ProductClass", "ModelName"):
+        params[f"InternetGatewayDevice.DeviceInfo.{leaf}"][0] = "EG8141A5"
+    for path in [p for p in params if any(p.startswith(f"{W}{i}.") for i in range(5, 9))]:
+        del params[path]
+    params["InternetGatewayDevice.LANDevice.1.LANWLANConfigurationNumberOfEntries"][0] = "4"
+    out = folder / "huawei-eg8141a5.json"
+    out.write_text(json.dumps(tree))
+    return str(out)
+
+
+async def test_a_huawei_eg8141a5_takes_its_passphrase_at_the_standard_leaf(
+    module_daemon, tmp_path: Path
+):
+    # The EG8141A5 (Flashman's model of it, firmware V5R019C00S120) takes the passphrase at
+    # PreSharedKey.1.KeyPassphrase, where the other Huawei ONTs take it at
+    # PreSharedKey.1.PreSharedKey; and it has no 5 GHz radio. Under the huawei profile its
+    # password went to PreSharedKey.1.PreSharedKey.
+    daemon = module_daemon
+    sim = Simulation(daemon.cwmp_url, [eg8141a5_tree(tmp_path)], 1, serial_prefix="PV-eg8141")
+    router = sim.routers[0]
+    before = router.tree.get(f"{W}1.PreSharedKey.1.PreSharedKey")
+    daemon.apply(seed_body(router.serial, "192.168.100"))
+    assert (await sim.run_once()).ok == 1
+    device = daemon.device_json(router.serial)
+    assert device["cpe"]["profile"] == "huawei-eg8141a5"
+    assert router.tree.get(f"{W}1.PreSharedKey.1.KeyPassphrase") == "JohnConner"
+    assert router.tree.get(f"{W}1.PreSharedKey.1.PreSharedKey") == before
+    job = device["job"]
+    assert job["state"] == "DONE" and not job.get("faults"), job
+    assert {u["setting"] for u in job["unsupported"]} >= {"wifi.5g.ssid", "wifi.5g.password"}
+    # nothing to write the next time
+    assert (await sim.run_once()).ok == 1
+    assert router.stats.rpcs[-1] == ["GetParameterValues"]
