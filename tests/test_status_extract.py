@@ -875,3 +875,26 @@ def test_fields_a_faulted_name_could_have_held():
     assert held(lan, "Device.IP.Interface.2.") == ["dns"]
     assert held(lan, "Device.DNS.Client.Server.") == ["dns"]
     assert held(lan) == []
+
+
+@pytest.mark.parametrize(
+    ("profile", "leaf"),
+    [
+        # (the vendor leaves public sources show: see each profile's comment)
+        ("huawei", "X_HW_IPv6.IPv6Address.1.IPAddress"),
+        ("zte", "X_ZTE-COM_ExternalIPv6Address"),
+        ("nokia-cmcc", "X_CMCC_IPv6IPAddress"),
+    ],
+)
+def test_tr098_vendor_ipv6_address_of_the_default_connection(profiles, profile, leaf):
+    # TR-098 has no standard IPv6 parameters: a vendor profile reads its firmware's leaf on
+    # the default connection, and takes no link-local address nor one of a connection
+    # that is down.
+    ppp = "InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1.WANPPPConnection.1."
+    values = {**dsl_values(), ppp + leaf: "2001:db8:10::1"}
+    p = profiles.get(profile)
+    assert extract_status(p, values) == {**DSL_STATUS, "ipv6": "2001:db8:10::1"}
+    assert "ipv6" not in extract_status(p, {**values, ppp + leaf: "fe80::1"})
+    assert "ipv6" not in extract_status(p, {**values, ppp + "ConnectionStatus": "Disconnected"})
+    # plain tr098 maps none
+    assert "ipv6" not in extract_status(profiles.get("tr098"), values)
