@@ -258,7 +258,7 @@ def test_vendor_quirks(profiles):
 
 
 def test_a_vendor_profile_inherits_status_identity_and_fetch(profiles):
-    base, vendor = profiles.get("tr098"), profiles.get("huawei")
+    base, vendor = profiles.get("tr098"), profiles.get("zyxel")
     assert vendor.status == base.status
     assert vendor.identity == base.identity
     assert vendor.fetch == base.fetch
