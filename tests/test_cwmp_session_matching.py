@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import threading
+from collections.abc import Callable
 
 from acsd.cwmp import rpc
 from acsd.cwmp.soap import Envelope, parse_envelope, render_envelope
@@ -234,3 +235,89 @@ def test_an_earlier_answer_sent_again_is_refused_alone_and_the_session_goes_on(d
     assert answer.status == 204
     assert daemon.events("cwmp.repeated_answer")
     assert not [e for e in daemon.events("cwmp.wrong_response") if e.get("serial") == "REPEATED01"]
+
+
+def _answer_everything(request: rpc.Message) -> rpc.Message:
+    from cpe_steps import answer_request
+
+    if isinstance(request, rpc.GetParameterValues):  # every name, as a router would
+        return rpc.GetParameterValuesResponse(
+            parameters=[
+                rpc.ParameterValue(n, "", "xsd:string")
+                for n in request.names
+                if not n.endswith(".")
+            ]
+        )
+    return answer_request(request, {})
+
+
+def _late_answer(daemon, serial: str, late: Callable[[Envelope, Envelope], rpc.Message]) -> None:
+    """Start a session, answer its first request, then post ``late(first, second)`` with
+    the first request's cwmp:ID on a second connection while the second is outstanding:
+    refused alone, and the session completes on the first connection."""
+    wire = Wire(daemon.cwmp_url)
+    assert wire.post(envelope(inform_body(serial), ns=NS)).status == 200
+    first = parse_envelope(wire.post(None).body)
+    answer = wire.post(
+        render_envelope(Envelope(body=_answer_everything(first.body), cwmp_ns=NS, id=first.id))
+    )
+    assert answer.status == 200, answer.text
+    second = parse_envelope(answer.body)
+    other = Wire(daemon.cwmp_url)
+    other.cookie = wire.cookie
+    # (echoed as some stacks do: upper-cased, on a line of its own)
+    stale_id = f"\n  {first.id.upper()}\n"
+    again = other.post(render_envelope(Envelope(late(first, second), cwmp_ns=NS, id=stale_id)))
+    assert again.status == 400 and b"repeat of an earlier answer" in again.body
+    out = Envelope(body=_answer_everything(second.body), cwmp_ns=NS, id=second.id)
+    answer = wire.post(render_envelope(out))
+    while answer.status == 200:
+        env = parse_envelope(answer.body)
+        out = Envelope(body=_answer_everything(env.body), cwmp_ns=NS, id=env.id)
+        answer = wire.post(render_envelope(out))
+    assert answer.status == 204
+    repeated = wait_for(
+        lambda: [e for e in daemon.events("cwmp.repeated_answer") if e.get("serial") == serial]
+    )
+    assert repeated[0]["waiting_for"] == second.body.METHOD
+    ends = wait_for(lambda: [e for e in daemon.events("session.end") if e.get("serial") == serial])
+    assert ends[-1]["complete"] and ends[-1]["reason"] == "done"
+
+
+def test_a_late_fault_with_an_earlier_cwmp_id_is_not_taken_for_the_outstanding_request(daemon):
+    # A Fault carrying the ID of a request acsd already has the answer to: taken for the
+    # request outstanding, it failed that one (a SetParameterValues the CPE then applied).
+    _late_answer(daemon, "LATEFAULT1", lambda first, second: rpc.Fault(9002, "internal error"))
+
+
+def test_a_late_answer_of_the_right_type_with_an_earlier_cwmp_id_is_not_taken(daemon):
+    # The previous batch's GetParameterValuesResponse sent again while the next batch is
+    # outstanding: taken, the next batch's names read as absent.
+    _late_answer(
+        daemon,
+        "LATERIGHT1",
+        lambda first, second: (
+            second.body.RESPONSE()
+            if not isinstance(second.body, rpc.GetParameterValues)
+            else rpc.GetParameterValuesResponse(parameters=[])
+        ),
+    )
+
+
+def test_an_answer_echoing_the_cwmp_id_upper_cased_and_padded_is_taken(daemon):
+    wire = Wire(daemon.cwmp_url, cookies=False)
+    assert wire.post(envelope(inform_body("UPPERID01"), ns=NS)).status == 200
+    wire.reconnect()
+    answer = wire.post(None)
+    for _ in range(50):
+        if answer.status == 204:
+            break
+        assert answer.status == 200, answer.text
+        env = parse_envelope(answer.body)
+        wire.reconnect()  # found by address alone: the ID is what tells it is this CPE's
+        out = Envelope(_answer_everything(env.body), NS, id=f" {env.id.upper()}\n")
+        answer = wire.post(render_envelope(out))
+    assert answer.status == 204
+    assert not [
+        e for e in daemon.events("cwmp.address_match_refused") if e.get("serial") == "UPPERID01"
+    ]

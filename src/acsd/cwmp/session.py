@@ -245,7 +245,7 @@ class CwmpSession:
         # reuses its Inform's for every message; one that sends another answers a request
         # of some other session.
         got = (env.id or "").strip()
-        if got and got != waiting[0] and got != self.inform_id:
+        if got and got.casefold() not in (waiting[0].casefold(), self.inform_id.casefold()):
             return f"an answer to cwmp:ID {got[:40]!r}, not to {waiting[0]}"
         return None
 
@@ -316,20 +316,21 @@ class CwmpSession:
         if self.outstanding is None:
             return await self._end_broken(f"unexpected {type(env.body).__name__}: nothing asked")
         sent_id, request = self.outstanding
-        if env.id is not None and env.id.strip() != sent_id:
+        got_id = (env.id or "").strip()
+        if got_id and got_id.casefold() != sent_id.casefold():
             # Some CPEs reuse one ID for everything; only one request is ever outstanding,
             # so the order is what correlates.
             log.debug("cwmp.id_mismatch", sent=sent_id, got=env.id, serial=self.serial)
         body = env.body
-        if (
-            not isinstance(body, rpc.Fault)
-            and not isinstance(body, request.RESPONSE)
-            and self._earlier_id(env.id)
-        ):
-            # An earlier answer of this session sent again (a client that resends on a
-            # second connection): taken for the answer to this request, it failed every
-            # setting of a SetParameterValues the CPE then applied. The repeat is refused
-            # alone; the session waits for the real answer.
+        if self._earlier_id(got_id):
+            # The answer to an earlier request of this session, which acsd has already
+            # taken: a client that resends on a second connection, or a late copy. Taken
+            # for the answer to this request (whatever its type: a Fault, or the
+            # GetParameterValuesResponse of the previous batch), it failed every setting
+            # of a SetParameterValues the CPE then applied, or read a batch's names as
+            # absent. The repeat is refused alone; the session waits for the real answer.
+            # (An ID acsd never gave in this session, the CPE's own or a constant, is
+            # still taken: then only the order correlates, as cwmp-reference asks.)
             log.info(
                 "cwmp.repeated_answer", serial=self.serial, id=peer_text(env.id or ""),
                 waiting_for=request.METHOD,
@@ -357,8 +358,14 @@ class CwmpSession:
         """Whether ``cwmp_id`` is one acsd gave an earlier request of this session."""
         if not cwmp_id:
             return False
-        base, _, number = cwmp_id.strip().rpartition("-")
-        return base == self._id_base and number.isdigit() and int(number) < self._next_id
+        # (case aside: a stack that upper-cases what it echoes still names the same one)
+        base, _, number = cwmp_id.strip().casefold().rpartition("-")
+        return (
+            base == self._id_base.casefold()
+            and number.isascii()
+            and number.isdigit()
+            and int(number) < self._next_id
+        )
 
     async def _on_empty_post(self) -> Reply:
         if self.state is State.CPE_REQUESTS:
