@@ -7,7 +7,7 @@ import contextlib
 import socket
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import aiohttp
 import pytest
@@ -29,6 +29,8 @@ from wire import (
     post_slowly,
     read_until,
 )
+
+NS = "urn:dslforum-org:cwmp-1-2"
 
 BILLION_LAUGHS = (
     b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
@@ -677,3 +679,84 @@ def test_a_refusal_that_quotes_what_varies_is_still_one_kind(daemon_factory):
     assert len(refused) == 1 and "'application/x-0'" in refused[0]["reason"], refused
     assert len(broken) == 1 and broken[0]["reason"].startswith("malformed XML"), broken
     assert value(scrape(daemon), "acsd_cwmp_bad_requests_total") == 40
+
+
+def _duplicating(extra: list[rpc.ParameterValue]) -> Callable[[rpc.Message], rpc.Message]:
+    """The minimal CPE of test_cwmp_protocol, but its first GetParameterValuesResponse
+    lists each name twice, the first time with another value, plus ``extra``."""
+    from test_cwmp_protocol import answer_request
+
+    done = False
+
+    def reply(request: rpc.Message) -> rpc.Message:
+        nonlocal done
+        answer = answer_request(request)
+        if isinstance(answer, rpc.GetParameterValuesResponse) and not done:
+            done = True
+            first = [rpc.ParameterValue(p.name, p.value + "0", p.type) for p in answer.parameters]
+            answer.parameters = first + extra + answer.parameters
+        return answer
+
+    return reply
+
+
+def test_a_name_listed_twice_with_two_values_keeps_the_last_and_is_logged_once(module_daemon):
+    # (the secret's values must not reach the log line, as for any secret)
+    secret = "Device.WiFi.AccessPoint.1.Security.KeyPassphrase"
+    extra = [rpc.ParameterValue(secret, "hunter2-first"), rpc.ParameterValue(secret, "hunter2")]
+    reply = _duplicating(extra)
+    wire = Wire(module_daemon.cwmp_url)
+    params = {
+        "Device.DeviceInfo.SoftwareVersion": "1.0.0",
+        "Device.ManagementServer.ConnectionRequestURL": "http://127.0.0.1:9/cr",
+        "Device.ManagementServer.ParameterKey": "",
+    }
+    # the same value twice in the Inform: nothing to say
+    inform = inform_body("DUPNAMES01", params=params).replace(
+        "</ParameterList>",
+        '<ParameterValueStruct><Name>Device.DeviceInfo.SoftwareVersion</Name><Value xsi:type="'
+        'xsd:string">1.0.0</Value></ParameterValueStruct></ParameterList>',
+    )
+    assert wire.post(envelope(inform, ns=NS)).status == 200
+    answer = wire.post(None)
+    while answer.status == 200:
+        env = parse_envelope(answer.body)
+        answer = wire.post(render_envelope(Envelope(reply(env.body), NS, id=env.id)))
+    assert answer.status == 204
+    told = wait_for(
+        lambda: [
+            e for e in module_daemon.events("cwmp.duplicate_parameter")
+            if e.get("serial") == "DUPNAMES01"
+        ]
+    )  # fmt: skip
+    assert len(told) == 1 and told[0]["level"] == "warning"
+    assert told[0]["message"] == "GetParameterValuesResponse" and told[0]["kept"] == "last"
+    assert "Device.DeviceInfo.UpTime" in told[0]["names"] and secret in told[0]["names"]
+    shown = dict(zip(told[0]["names"], told[0]["values"], strict=True))
+    assert shown["Device.DeviceInfo.UpTime"] == ["42420", "4242"]
+    assert shown[secret] == ["***"] and "hunter2" not in module_daemon.log_text()
+    assert module_daemon.device_json("DUPNAMES01")["status"]["upTime"] == 4242
+
+
+def test_a_name_listed_twice_in_an_inform_keeps_the_last_value(module_daemon):
+    wire = Wire(module_daemon.cwmp_url)
+    params = {
+        "Device.DeviceInfo.SoftwareVersion": "0.9.9",
+        "Device.ManagementServer.ConnectionRequestURL": "http://127.0.0.1:9/cr",
+        "Device.ManagementServer.ParameterKey": "",
+    }
+    inform = inform_body("DUPNAMES02", params=params).replace(
+        "</ParameterList>",
+        '<ParameterValueStruct><Name>Device.DeviceInfo.SoftwareVersion</Name><Value xsi:type="'
+        'xsd:string">2.0.0</Value></ParameterValueStruct></ParameterList>',
+    )
+    assert wire.post(envelope(inform, ns=NS)).status == 200
+    drive_to_end(wire, wire.post(None), NS)
+    told = wait_for(
+        lambda: [
+            e for e in module_daemon.events("cwmp.duplicate_parameter")
+            if e.get("serial") == "DUPNAMES02"
+        ]
+    )  # fmt: skip
+    assert told[0]["message"] == "Inform" and told[0]["values"] == [["0.9.9", "2.0.0"]]
+    assert module_daemon.device_json("DUPNAMES02")["cpe"]["softwareVersion"] == "2.0.0"

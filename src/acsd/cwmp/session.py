@@ -17,9 +17,10 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
 from acsd.cwmp import rpc
+from acsd.cwmp.duplicates import one_per_name
 from acsd.cwmp.log_budget import LogBudget
 from acsd.cwmp.soap import Envelope, render_envelope
-from acsd.log import get_logger, peer_text
+from acsd.log import MASK, get_logger, is_secret_name, peer_text
 
 log = get_logger("acsd.cwmp")
 
@@ -102,11 +103,15 @@ ROTATE_TO = "acsd.auth.rotate_to"
 #: bumped whenever what freeze() writes changes shape: a worker never thaws a foreign shape
 #: (10: sets held as frozensets, the stored memory as JSON: an older worker would call
 #: set methods on them and compare the memory with the emptied record field)
-PARKED_FORMAT = 11
+PARKED_FORMAT = 12
+#: (12: duplicates_told, whether the session has logged a name the CPE listed twice)
 #: (11: created and last_active parked as ages, with the wall clock's time of parking:
 #: monotonic stamps count from the boot of the host that took them, and a session thawed
 #: on another host of a PostgreSQL fleet read as ended "too long" ago or never ending)
 
+
+#: names (and their values) a cwmp.duplicate_parameter line shows
+_DUPLICATES_SHOWN = 10
 
 #: requests whose effect a CPE may have made without answering them
 _CHANGES = (rpc.SetParameterValues, rpc.AddObject, rpc.DeleteObject)
@@ -149,6 +154,9 @@ class CwmpSession:
     #: log lines written about the CPE's own requests (see :meth:`may_log`); made by the
     #: first such line (every open session holds this object: ~20 KB each is the budget)
     log_budget: LogBudget | None = None
+    #: a name listed twice with different values was logged (once per session: a CPE that
+    #: does it does it in every message)
+    duplicates_told: bool = False
     _next_id: int = 0
     #: the start of acsd's cwmp:IDs in this session: IDs differ between sessions, so an
     #: answer meant for another one (a CPE behind the same NAT, found by address alone) is
@@ -284,6 +292,7 @@ class CwmpSession:
         self.serial = inform.device_id.serial_number
         self.inform_id = (env.id or "").strip()
         self.cwmp_ns = env.cwmp_ns
+        inform.parameters = self._one_per_name(inform.parameters, inform.METHOD)
         fault = await self.driver.inform(self, inform)
         if fault is not None:
             self.state = State.DONE
@@ -349,10 +358,36 @@ class CwmpSession:
                 serial=self.serial,
             )
             body = rpc.Fault(code=8003, string=f"answered {request.METHOD} with {got}")
+        if isinstance(body, rpc.GetParameterValuesResponse):
+            body.parameters = self._one_per_name(body.parameters, body.METHOD)
         self.outstanding = None
         self.answer_size = env.size
         await self.driver.response(self, request, body)
         return await self._send_next()
+
+    def _one_per_name(
+        self, params: list[rpc.ParameterValue], method: str
+    ) -> list[rpc.ParameterValue]:
+        """``params`` with each name once, the last value listed winning (see
+        acsd.cwmp.duplicates); names listed with different values are logged, values
+        masked for secrets as in any log line."""
+        params, conflicts = one_per_name(params)
+        if conflicts and not self.duplicates_told:
+            self.duplicates_told = True
+            shown = list(conflicts.items())[:_DUPLICATES_SHOWN]
+            log.warning(
+                "cwmp.duplicate_parameter",
+                serial=self.serial,
+                message=method,
+                count=len(conflicts),
+                names=[peer_text(name, 256) for name, _ in shown],
+                values=[
+                    [MASK] if is_secret_name(name) else [peer_text(v) for v in values]
+                    for name, values in shown
+                ],
+                kept="last",
+            )
+        return params
 
     def _earlier_id(self, cwmp_id: str | None) -> bool:
         """Whether ``cwmp_id`` is one acsd gave an earlier request of this session."""
