@@ -760,3 +760,37 @@ def test_a_name_listed_twice_in_an_inform_keeps_the_last_value(module_daemon):
     )  # fmt: skip
     assert told[0]["message"] == "Inform" and told[0]["values"] == [["0.9.9", "2.0.0"]]
     assert module_daemon.device_json("DUPNAMES02")["cpe"]["softwareVersion"] == "2.0.0"
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"POST / HTTP/1.1\nHost: acs\nContent-Length: 0\n\n",  # every line
+        b"POST / HTTP/1.1\r\nHost: acs\nContent-Length: 0\n\n",  # the header lines
+        b"POST / HTTP/1.1\r\nHost: acs\r\nContent-Length: 0\r\n\n",  # the blank line
+    ],
+)
+def test_bare_lf_line_endings_are_refused_with_a_reason_that_says_so(module_daemon, head):
+    # aiohttp's parser refuses them (README: Troubleshooting), naming what it met there:
+    # "Bad status line", "Invalid header field char". The router, and the log, are told.
+    host, port = module_daemon.cwmp_url.split("/")[2].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(head)
+        answer = read_until(sock, b"CRLF line endings")
+    assert answer.startswith(b"HTTP/1.1 400") or answer.startswith(b"HTTP/1.0 400")
+    assert b"bare LF" in answer
+    told = wait_for(
+        lambda: [
+            e for e in module_daemon.events("client_request_unreadable")
+            if "bare LF" in e.get("reason", "")
+        ]
+    )  # fmt: skip
+    assert told[-1]["remote"] == "127.0.0.1"
+
+
+def test_other_unreadable_headers_keep_aiohttp_s_reason(module_daemon):
+    host, port = module_daemon.cwmp_url.split("/")[2].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: acs\r\nX-A: \x01\r\n\r\n")
+        answer = read_until(sock, b"header value char")
+    assert b" 400 " in answer.split(b"\r\n", 1)[0] and b"bare LF" not in answer
