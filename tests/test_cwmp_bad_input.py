@@ -794,3 +794,40 @@ def test_other_unreadable_headers_keep_aiohttp_s_reason(module_daemon):
         sock.sendall(b"POST / HTTP/1.1\r\nHost: acs\r\nX-A: \x01\r\n\r\n")
         answer = read_until(sock, b"header value char")
     assert b" 400 " in answer.split(b"\r\n", 1)[0] and b"bare LF" not in answer
+
+
+def _post_then_half_close(url: str, body: bytes, cookie: str | None) -> bytes:
+    """POST over HTTP/1.0, shut the sending side (as minimal clients mark a request's
+    end), read to the server's close."""
+    host, port = url.split("/")[2].rsplit(":", 1)
+    head = f"POST / HTTP/1.0\r\nContent-Type: text/xml\r\nContent-Length: {len(body)}\r\n"
+    if cookie:
+        head += f"Cookie: {cookie}\r\n"
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(head.encode() + b"\r\n" + body)
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_a_client_that_half_closes_after_its_request_gets_the_answer(module_daemon):
+    # asyncio closed the connection at the client's FIN: the Inform was handled (a session
+    # opened) and its answer dropped, every time.
+    answer = _post_then_half_close(
+        module_daemon.cwmp_url, envelope(inform_body("HALFCLOSE1"), ns=NS), None
+    )
+    assert answer.startswith(b"HTTP/1.0 200") and b"InformResponse" in answer
+    cookie = next(
+        line.split(b":", 1)[1].split(b";")[0].strip().decode()
+        for line in answer.split(b"\r\n")
+        if line.lower().startswith(b"set-cookie:")
+    )
+    answer = _post_then_half_close(module_daemon.cwmp_url, b"", cookie)
+    assert answer.startswith(b"HTTP/1.0 200") and b"GetParameterValues" in answer
+    # a connection on which nothing was asked is still closed at once
+    host, port = module_daemon.cwmp_url.split("/")[2].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.shutdown(socket.SHUT_WR)
+        assert sock.recv(10) == b""

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import re
 
-from aiohttp import web
-from aiohttp.http_exceptions import BadHttpMessage, HttpProcessingError
-from aiohttp.web_protocol import RequestHandler
+from aiohttp.http_exceptions import HttpProcessingError
 
 #: the answer's text (and the log line's reason, client_request_unreadable)
 BARE_LF = (
@@ -50,32 +48,3 @@ def bare_lf(exc: BaseException | None) -> bool:
         if lf >= 0 and literal[lf : lf + 2] == "\\n":
             return literal[max(0, lf - 2) : lf] != "\\r"
     return False
-
-
-class _Handler(RequestHandler):
-    __slots__ = ()
-
-    def handle_error(
-        self,
-        request: web.BaseRequest,
-        status: int = 500,
-        exc: BaseException | None = None,
-        message: str | None = None,
-    ) -> web.StreamResponse:
-        if status == 400 and bare_lf(exc):
-            # (the log line, client_request_unreadable, takes its reason from exc)
-            exc = BadHttpMessage(BARE_LF)
-            message = BARE_LF
-        return super().handle_error(request, status, exc, message)
-
-
-class Server(web.Server):
-    """aiohttp's low-level server, whose 400 to a request with bare-LF line endings (and
-    the log line about it) says so."""
-
-    def __call__(self) -> RequestHandler:
-        handler = super().__call__()
-        if type(handler) is RequestHandler:
-            # (its class only: aiohttp builds the handler, with whatever it takes)
-            handler.__class__ = _Handler
-        return handler

@@ -27,7 +27,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
-from acsd.cwmp import line_endings, rpc
+from acsd.cwmp import http_conn, rpc
 from acsd.cwmp.auth import AuthResult, CpeAuthenticator, usernames_of
 from acsd.cwmp.forwarded import forwarded_for, forwarded_https
 from acsd.cwmp.handoff import Parking, SessionHandoff
@@ -166,8 +166,8 @@ class CwmpServer:
         POST, so routing, middlewares and the Request's app context would be work for
         nothing on each of a session's exchanges. Call :meth:`start` once it is set up and
         :meth:`stop` before it is cleaned up."""
-        # (line_endings.Server: a request with bare-LF line endings is told so)
-        return line_endings.Server(self._dispatch, **handler_options)
+        # (http_conn.Server: bare-LF line endings told so, half-closing clients answered)
+        return http_conn.Server(self._dispatch, **handler_options)
 
     async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
         # (Server: acsd, not aiohttp's versions: listen_socket.answer_as_acsd)
