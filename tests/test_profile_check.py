@@ -541,3 +541,54 @@ def test_a_password_at_a_vendor_leaf_of_no_secret_name_must_say_whether_it_reads
     # a name acsd knows as secret (X_ACME_KeyPassphrase) needs no word
     write(tmp_path, "acme.toml", text.replace("X_ACME_WiFiKey", "X_ACME_KeyPassphrase"))
     assert check(tmp_path).warnings == []
+
+
+@needs_models
+def test_a_path_below_a_service_model_not_shipped_is_a_warning_not_an_error(tmp_path):
+    # TR-181 and TR-098 declare Services. empty: VoiceService is TR-104's, which acsd does
+    # not ship. Its paths were errors that no profile could make pass.
+    device = write(
+        tmp_path,
+        "acme.toml",
+        VENDOR
+        + 'when = { "Device.Services.VoiceService.1.X_ACME_Lines" = "1" }\n\n'
+        + "[identity.msisdn]\n"
+        + 'paths = ["Device.Services.VoiceService.1.VoiceProfile.1.Line.1.DirectoryNumber"]\n',
+    )
+    igd = write(
+        tmp_path,
+        "igd.toml",
+        'name = "igd-voice"\nextends = "tr098"\n\n[match]\nmanufacturer = "Igd*"\n\n'
+        "[identity.msisdn]\n"
+        'paths = ["InternetGatewayDevice.Services.VoiceService.1.VoiceProfile.1.Line.1.'
+        'DirectoryNumber"]\n',
+    )
+    report = check(tmp_path)
+    assert report.errors == []
+    said = [w for w in report.warnings if "not checked" in w]
+    # once per profile and service, at its first path
+    assert len(said) == 2, said
+    assert said[0].startswith(f"{device}:9: ") or said[1].startswith(f"{device}:9: ")
+    assert any(w.startswith(f"{igd}:8: ") for w in said)
+    assert all("the TR-104 model of" in w and "is not shipped" in w for w in said)
+
+
+@needs_models
+def test_a_service_name_that_is_no_bbf_service_stays_an_error(tmp_path):
+    # a typo of VoiceService is no model acsd lacks, and would fault 9005 on every CPE
+    path = write(
+        tmp_path,
+        "acme.toml",
+        VENDOR + "\n[identity.msisdn]\n"
+        'paths = ["Device.Services.VoiceSevice.1.VoiceProfile.1.Line.1.DirectoryNumber"]\n',
+    )
+    report = check(tmp_path)
+    assert len(report.errors) == 1, report.errors
+    assert report.errors[0].startswith(f"{path}:11: ")
+    assert "(did you mean 'VoiceService'?)" in report.errors[0]
+
+
+@needs_models
+def test_standard_objects_beside_services_stay_checked(tmp_path):
+    write(tmp_path, "acme.toml", VENDOR + '\n[identity.msisdn]\npaths = ["Device.Servces.X"]\n')
+    assert len(check(tmp_path).errors) == 1

@@ -8,7 +8,9 @@ cycles and unknown bases, all with ``FILE:LINE``), the check
   the parameter or table exists, is writable, has the declared (or defaulted) type, and a
   leaf the model marks secured is not declared readable; a vendor path (one with an
   ``X_`` segment) must hang from an object of the model (the standard part before its
-  first ``X_`` segment: a typo there is no vendor's doing);
+  first ``X_`` segment: a typo there is no vendor's doing); a path below a service object
+  (``Device.Services.VoiceService.``, TR-104) whose model is not shipped is left unchecked,
+  with a warning once per profile and service;
 - reports ties: two vendor profiles of one root with the same `match`, with overlapping
   globs on the same keys, or matching one simulator tree equally specifically;
 - refuses a vendor profile whose `match` takes every CPE (every glob ``*``), and warns of
@@ -35,11 +37,13 @@ from pathlib import Path
 from acsd.provisioning.profile_compile import Profile, Target, quote
 from acsd.provisioning.profile_datamodel import (
     MODEL_FILES,
+    SERVICE_MODELS,
     DataModel,
     DataModelError,
     find_datamodels,
     load_datamodel,
     norm,
+    service_path,
 )
 from acsd.provisioning.profile_schema import ConditionSpec, ProfileError, is_vendor_path
 from acsd.provisioning.profiles import (
@@ -133,6 +137,8 @@ class _Checker:
         self.loader = loader
         self.report = report
         self.warned: set[tuple[str, str, tuple[str, ...]]] = set()
+        #: (profile, service object) already said to be unchecked
+        self.unchecked: set[tuple[str, str]] = set()
 
     def say(self, profile: Profile, key: str, msg: str, *, warning: bool = False) -> None:
         file, line = self.loader.locate(profile.origin(key), key)
@@ -219,6 +225,8 @@ class _Checker:
                         self.say(profile, f"{key}.also", msg, warning=True)
         for name, table in profile.tables.items():
             key = f"tables.{quote(name)}"
+            if self.service(profile, dm, f"{key}.object", table.object):
+                continue
             if is_vendor_path(table.object):
                 self.vendor(profile, dm, f"{key}.object", table.object)
                 continue
@@ -245,7 +253,9 @@ class _Checker:
     def exists(self, profile: Profile, dm: DataModel, key: str, path: str) -> bool:
         """A parameter acsd reads but never writes (a `when` test, a row's `only`) need
         only exist; whether the model has it (False for a vendor path, whose own part is
-        not the model's to check)."""
+        not the model's to check, nor one below a service model acsd does not ship)."""
+        if self.service(profile, dm, key, path):
+            return False
         if is_vendor_path(path):
             self.vendor(profile, dm, key, path)
             return False
@@ -308,6 +318,8 @@ class _Checker:
         secret: bool,
     ) -> None:
         where = f"{key}.path" if key.startswith("settings") else key
+        if self.service(profile, dm, where, path):
+            return
         if is_vendor_path(path):
             self.vendor(profile, dm, where, path)
             return
@@ -336,6 +348,8 @@ class _Checker:
         names, but the object they hang from is the model's. A typo there
         (``Device.WiFi.AccesPoint.1.Security.X_ACME_Key``) faults 9005 in every session
         and would pass for a vendor name."""
+        if self.service(profile, dm, key, path):
+            return
         parent = _vendor_parent(path)
         if parent.startswith("{"):
             return  # below a reference: the object is the CPE's to say
@@ -354,11 +368,39 @@ class _Checker:
             )
         self.say(profile, key, msg)
 
+    def service(self, profile: Profile, dm: DataModel, key: str, path: str) -> bool:
+        """Whether ``path`` lies below a service object (``Device.Services.VoiceService.``)
+        that the shipped model does not define, and so is not checked here: the root
+        models declare ``Services.`` empty, each service having a model of its own (TR-104
+        for voice) that acsd does not ship. A warning, once per profile and service, not an
+        error: no profile could pass it. A name that is no BBF service (a typo of one) is
+        an error, as any other object the model lacks."""
+        found = service_path(path, dm)
+        if found is None:
+            return False
+        if found.model is None:
+            known = sorted(SERVICE_MODELS)
+            close = difflib.get_close_matches(found.name, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else f" ({', '.join(known)})"
+            msg = f"{path!r}: {found.name!r} is no service object of the BBF models" + hint
+            self.say(profile, key, msg)
+            return True
+        if (profile.name, found.obj) not in self.unchecked:
+            self.unchecked.add((profile.name, found.obj))
+            msg = (
+                f"{path!r}: not checked: the {found.model} model of {found.obj} is not shipped "
+                f"(only {dm.name}, which declares no {found.name})"
+            )
+            self.say(profile, key, msg, warning=True)
+        return True
+
     def reads(self, profile: Profile, dm: DataModel) -> None:
         """Status and identity paths (the existence check only)."""
         spec = profile.spec
         for part, names in (("status", spec.status.fetch), ("identity", spec.identity.fetch)):
             for i, name in enumerate(names):
+                if self.service(profile, dm, f"{part}.fetch[{i}]", name):
+                    continue
                 if is_vendor_path(name):
                     self.vendor(profile, dm, f"{part}.fetch[{i}]", name)
                 elif not _exists(dm, name):
@@ -366,6 +408,8 @@ class _Checker:
                     self.say(profile, f"{part}.fetch[{i}]", msg)
         for key, paths in _selector_paths(profile):
             for path in paths:
+                if self.service(profile, dm, key, path):
+                    continue
                 if is_vendor_path(path):
                     self.vendor(profile, dm, key, path)
                 elif not _selector_exists(dm, path):

@@ -50,6 +50,43 @@ class DataModel:
     params: dict[str, ModelParam]
 
 
+#: the service objects a CPE may hold below ``Device.Services.`` (TR-181) or
+#: ``InternetGatewayDevice.Services.`` (TR-098), each defined by a model of its own that
+#: acsd does not ship: the root models declare ``Services.`` empty. Paths below them are
+#: left unchecked (a warning), not refused: the operator cannot make them pass.
+SERVICE_MODELS: dict[str, str] = {
+    "VoiceService": "TR-104",
+    "STBService": "TR-135",
+    "StorageService": "TR-140",
+    "FAPService": "TR-196",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ServicePath:
+    """A path below ``ROOT.Services.NAME`` where the loaded model has no such object."""
+
+    obj: str  # "Device.Services.VoiceService."
+    name: str  # "VoiceService"
+    #: the BBF document that defines it ("TR-104"); None: a name acsd does not know
+    model: str | None
+
+
+def service_path(path: str, dm: DataModel) -> ServicePath | None:
+    """The service object ``path`` lies below when ``dm`` does not define it (None: not
+    below ``ROOT.Services.``, a vendor's ``X_`` service, or one the model has)."""
+    segments = path.split(".")
+    if len(segments) < 4 or segments[1] != "Services" or not segments[2]:
+        return None
+    name = segments[2]
+    if name.startswith("X_") or name.startswith("{"):
+        return None  # (a vendor's own service: hangs from Services., which is the model's)
+    obj = ".".join(segments[:3]) + "."
+    if obj in dm.objects or obj + "{i}." in dm.objects:
+        return None
+    return ServicePath(obj, name, SERVICE_MODELS.get(name))
+
+
 def norm(path: str) -> str:
     """Instance numbers (and `*`) -> "{i}", as the BBF XML names objects."""
     return ".".join("{i}" if s == "*" or s.isdigit() else s for s in path.split("."))
