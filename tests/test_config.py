@@ -823,3 +823,47 @@ def test_a_check_of_the_whole_configuration_names_only_the_variables_of_its_keys
         load_config(path, environ=environ)
     assert "name the same address" in str(caught.value)
     assert str(caught.value).endswith("(ACSD_API_LISTEN set in the environment)")
+
+
+#: store.url queries asyncpg (or the server, at the first connection) refuses, and the
+#: option each error names
+BAD_PG_QUERIES = {
+    "sslmode=bogus": "store.url: sslmode='bogus': must be one of disable, allow, prefer,",
+    "sslmod=require": "store.url: option sslmod (did you mean sslmode?)",
+    "connect_timeout=10": "store.url: connect_timeout is a libpq option that asyncpg does not",
+    "foo=bar": "store.url: option foo: neither a connection option asyncpg takes nor",
+    "target_session_attrs=master": "store.url: target_session_attrs='master': must be one of",
+    "sslnegotiation=direct": "store.url: sslnegotiation=direct needs sslmode=require",
+    "port=x": "store.url: port='x': a port number",
+    "sslmode": "store.url: a query that cannot be parsed",
+}
+
+
+@pytest.mark.parametrize("query", sorted(BAD_PG_QUERIES))
+def test_a_postgresql_url_option_asyncpg_refuses_fails_the_check_and_the_start(tmp_path, query):
+    # config check passed them, and serve then failed at its first connection (exit 1,
+    # retried by systemd for ever) with asyncpg's or the server's words.
+    path = tmp_path / "pg.toml"
+    path.write_text(
+        f'[store]\nurl = "postgresql://acsd:DbSecretPw1@/acsd?host=127.0.0.1&{query}"\n'
+    )
+    for command in (("config", "check"), ("serve",)):
+        proc = run_cli(*command, "--config", str(path), bounded=True)
+        assert proc.returncode == 2, (command, proc.stderr)
+        [line] = [x for x in proc.stderr.splitlines() if "config error" in x]
+        assert line.startswith(f"acsd: config error: {path}: {BAD_PG_QUERIES[query]}"), line
+        assert "DbSecretPw1" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["sslmode=require", "sslmode=verify_full&sslrootcert=/nonexistent/root.crt",
+     "application_name=acsd", "search_path=acsd", "TimeZone=UTC", "myext.flag=1",
+     "options=-c%20statement_timeout%3D5s", "target_session_attrs=read-write", "port=21801"],
+)  # fmt: skip
+def test_a_postgresql_url_option_asyncpg_takes_passes(tmp_path, query):
+    # (the files a URL names are the service's to read, as another user perhaps)
+    path = tmp_path / "pg.toml"
+    path.write_text(f'[store]\nurl = "postgresql://acsd@127.0.0.1:21801/acsd?{query}"\n')
+    proc = run_cli("config", "check", "--config", str(path), check=False)
+    assert proc.returncode == 0, proc.stderr

@@ -11,12 +11,14 @@ import sqlite3
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
 
-from acsd.store import SchemaError, open_store, shown_url
+from acsd.store import SchemaError, check_url, open_store, shown_url
 from acsd.store.schema import MIGRATIONS, latest_version
+from test_config import BAD_PG_QUERIES
 
 
 def _sqlite_schema(path: Path) -> tuple[dict[str, list[str]], set[str]]:
@@ -488,3 +490,34 @@ async def test_a_write_that_lost_a_deadlock_to_another_client_is_run_again(pg_ur
         await tx.commit()
         assert await asyncio.wait_for(write, 10) == "written"
         assert len(runs) == 2
+
+
+@pytest.mark.parametrize("query", sorted(BAD_PG_QUERIES))
+async def test_what_the_url_check_refuses_the_first_connection_fails_on(pg_url, query) -> None:
+    # The check (acsd.store.pgurl) mirrors asyncpg and the server without connecting: each
+    # query it refuses does stop a real connection, so config check refuses no URL that
+    # would have worked.
+    with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, ValueError)):
+        conn = await asyncpg.connect(_port_in_query(pg_url, query), timeout=10)
+        await conn.close()
+
+
+def _port_in_query(url: str, query: str) -> str:
+    """``url?query``; with a ``port`` in the query, the host and port move there too
+    (asyncpg reads the query's port only when the URL names no host before its path)."""
+    if "port=" not in query:
+        return f"{url}?{query}"
+    parts = urlsplit(url)
+    user, _, _ = parts.netloc.rpartition("@")
+    return parts._replace(netloc=f"{user}@", query=f"host={parts.hostname}&{query}").geturl()
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["application_name=acsd", "search_path=public", "TimeZone=UTC", "myext.flag=1",
+     "options=-c%20statement_timeout%3D5s", "target_session_attrs=read-write"],
+)  # fmt: skip
+async def test_what_the_url_check_passes_connects(pg_url, query) -> None:
+    check_url(f"{pg_url}?{query}")
+    conn = await asyncpg.connect(f"{pg_url}?{query}", timeout=10)
+    await conn.close()

@@ -144,6 +144,10 @@ def postgres_dsn(url: str) -> str:
         raise ValueError("store.url: the postgresql URL names no database (postgresql://host/db)")
     if parts.fragment:
         raise ValueError("store.url: a postgresql URL has no #fragment")
+    # the query as asyncpg takes it: a bad option stops the first connection, not the check
+    from acsd.store.pgurl import check_query
+
+    check_query(parts.query, netloc_host=bool(parts.netloc.rpartition("@")[2]))
     return url
 
 
