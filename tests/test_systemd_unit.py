@@ -4,6 +4,8 @@ exists, and the sd_notify readiness the unit's Type=notify relies on."""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import re
 import shlex
@@ -14,7 +16,9 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -23,6 +27,7 @@ from acsd.cli import build_parser
 from acsd.config import Config
 from acsd.sdnotify import keep_alive_interval, notify
 from conftest import REPO, start_daemon, wait_for, write_config
+from wire import Wire, envelope, inform_body
 
 UNIT = REPO / "systemd" / "acsd.service"
 #: the most `systemd-analyze security` may call the unit (0 = locked down, 10 = exposed)
@@ -72,6 +77,18 @@ def test_service_keys(unit):
     # Longer than the default shutdown_grace, so open sessions can finish and commit.
     stop = one(unit, "Service", "TimeoutStopSec")
     assert int(stop.rstrip("s")) > Config().shutdown_grace
+
+
+def test_the_unit_watches_the_event_loop(unit, monkeypatch):
+    # workers = 1 has no supervisor: only systemd's watchdog sees its loop hang. The loop
+    # must say it lives at least every WATCHDOG_USEC/2 (sd_watchdog_enabled(3)).
+    bound = int(one(unit, "Service", "WatchdogSec").removesuffix("s"))
+    assert bound >= 30  # a GC pause, a slow reload are far shorter; a hang is not
+    monkeypatch.setenv("WATCHDOG_USEC", str(bound * 1_000_000))
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    interval = keep_alive_interval()
+    assert interval is not None and interval <= bound / 2
+    assert one(unit, "Service", "NotifyAccess") == "main"  # the supervisor's pings only
 
 
 def test_it_runs_acsd_serve_with_the_config_in_the_configuration_directory(unit):
@@ -286,3 +303,101 @@ def test_make_install_refuses_a_python_the_service_cannot_reach(tmp_path: Path):
     assert proc.returncode != 0
     assert "ProtectHome" in proc.stderr and "PYTHON=/usr/bin/python3" in proc.stderr
     assert not (tmp_path / "opt").exists()
+
+
+def _pings(sock: socket.socket, seconds: float) -> list[tuple[float, int]]:
+    """(arrival, sender's pid) of each ``WATCHDOG=1`` that arrives within ``seconds``."""
+    heard = []
+    sock.settimeout(0.1)
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        try:
+            data, ancillary, _, _ = sock.recvmsg(4096, socket.CMSG_SPACE(12))
+        except TimeoutError:
+            continue
+        if data == b"WATCHDOG=1":
+            [(_, _, creds)] = ancillary
+            heard.append((time.monotonic(), struct.unpack("3i", creds[:12])[0]))
+    return heard
+
+
+def _longest_silence(start: float, pings: list[tuple[float, int]], end: float) -> float:
+    times = [start, *(at for at, _ in pings), end]
+    return max(b - a for a, b in itertools.pairwise(times))
+
+
+#: run in the daemon before acsd: SIGUSR2 blocks its event loop for 3 s, as a bug would (a
+#: Python signal handler runs in the loop's thread, between two of its steps)
+BLOCK_LOOP = "import signal, time\nsignal.signal(signal.SIGUSR2, lambda *_: time.sleep(3))"
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_blocked_event_loop_stops_the_keep_alives_systemd_watches(
+    tmp_path: Path, monkeypatch, notify_socket, workers: int
+):
+    # WatchdogSec= is for a hung loop: the keep-alives come from it, not from a thread
+    # that would go on while the loop does not (workers = N: the supervisor's loop).
+    path, sock = notify_socket
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+    monkeypatch.setenv("NOTIFY_SOCKET", path)
+    monkeypatch.setenv("WATCHDOG_USEC", "2000000")  # a ping every half second
+    config = write_config(tmp_path, top={"workers": workers})
+    daemon = start_daemon(config, tmp_path / "db", prelude=BLOCK_LOOP)
+    try:
+        if workers > 1:
+            wait_for(lambda: daemon.events("workers.ready"), timeout=20)
+        before = _pings(sock, 1.5)
+        daemon.proc.send_signal(signal.SIGUSR2)
+        sent = time.monotonic()
+        after = _pings(sock, 5.0)
+    finally:
+        daemon.stop()
+    assert len(before) >= 2 and {pid for _, pid in before + after} == {daemon.proc.pid}
+    # silent while blocked, beyond the 2 s bound (systemd would act), and alive after
+    assert _longest_silence(sent, after, sent + 5.0) > 2.5, after
+    assert after and after[-1][0] > sent + 3.5
+
+
+def test_a_log_reader_that_stops_does_not_stop_the_keep_alives(
+    tmp_path: Path, monkeypatch, notify_socket
+):
+    # journald stalled: the loop blocks at its next log line until reading goes on, which
+    # a restart would not change (its first line blocks too) but for the sessions it cuts.
+    # A thread speaks for the loop then; it did not, and WatchdogSec= killed the daemon.
+    path, sock = notify_socket
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+    monkeypatch.setenv("NOTIFY_SOCKET", path)
+    monkeypatch.setenv("WATCHDOG_USEC", "2000000")
+    daemon = start_daemon(write_config(tmp_path), tmp_path / "db")
+    stop = threading.Event()
+
+    def informs() -> None:  # (each logs a few lines at debug: the pipe fills in a moment)
+        n = 0
+        while not stop.is_set():
+            n += 1
+            wire = Wire(daemon.cwmp_url, timeout=1)
+            with contextlib.suppress(OSError):
+                wire.post(envelope(inform_body(f"LOGSTALL{n:05d}")))
+            wire.close()
+
+    load = threading.Thread(target=informs, daemon=True)
+    try:
+        _pings(sock, 0.5)
+        with daemon._read_lock:  # the test's reader of the daemon's log stops reading
+            load.start()
+            time.sleep(1.0)
+            start = time.monotonic()
+            during = _pings(sock, 4.0)
+            # the loop is blocked indeed: the API does not answer
+            with pytest.raises(OSError):
+                urllib.request.urlopen(daemon.api_url + "readyz", timeout=1)
+            during += _pings(sock, 1.0)
+            end = time.monotonic()
+        stop.set()
+        load.join(timeout=10)
+        assert _pings(sock, 1.5)  # the loop's own again
+    finally:
+        stop.set()
+        daemon.stop()
+    assert {pid for _, pid in during} == {daemon.proc.pid}
+    assert _longest_silence(start, during, end) < 1.5, during

@@ -26,7 +26,6 @@ import asyncio
 import contextlib
 import os
 import secrets
-import select
 import signal
 import socket
 import sqlite3
@@ -58,7 +57,7 @@ from acsd.metrics_share import METRICS_DIR_ENV, forget_worker
 from acsd.provisioning.profiles import load_profiles
 from acsd.reload import CREDENTIALS_BOUND_TO, SHARED
 from acsd.rundir import supervisor_dir
-from acsd.sdnotify import MAX_KEEP_ALIVE_INTERVAL, keep_alive, notify
+from acsd.sdnotify import MAX_KEEP_ALIVE_INTERVAL, keep_alive, log_stalled, notify
 from acsd.store import StoreError, shown_url, store_of
 from acsd.tls import TlsFileError, TlsSettings, build_context
 
@@ -83,16 +82,6 @@ RESTART_WINDOW = 60.0
 #: seconds a worker gets beyond shutdown_grace before it is killed
 KILL_AFTER = 15.0
 EXIT_FAILED = 1
-
-
-def _log_stalled() -> bool:
-    """Whether a write to stderr, the log the workers share, would block now (a pipe or
-    socket its reader stopped emptying); a file never does."""
-    try:
-        _readable, writable, _errors = select.select([], [sys.stderr.fileno()], [], 0)
-    except (OSError, ValueError):  # (no stderr, or none with a descriptor)
-        return False
-    return not writable
 
 
 def worker_index() -> int | None:
@@ -464,7 +453,7 @@ class Supervisor:
                 # and its WATCHDOG=1 may not be here yet. Each gets its bound again.
                 self.seen = dict.fromkeys(self.seen, now)
             last = now
-            if _log_stalled():
+            if log_stalled():
                 # Whoever reads the log (journald, a container's log driver, a pager) has
                 # stopped: every worker blocks at its next line, which is no hang of its
                 # own, and it goes on once reading does. Each gets its bound again then.
