@@ -149,6 +149,10 @@ async def test_an_unreachable_server_is_a_clear_error_without_the_password(pg_cl
             "postgres://db.example/acsd?password=s3cret&sslmode=require",
             "postgres://db.example/acsd?password=***&sslmode=require",
         ),
+        (
+            "postgresql://db.example/acsd?sslkey=/k.pem&sslpassword=key-pw&PASSWORD=s3cret",
+            "postgresql://db.example/acsd?sslkey=/k.pem&sslpassword=***&PASSWORD=***",
+        ),
         ("postgresql://acsd@db.example:5433/acsd", "postgresql://acsd@db.example:5433/acsd"),
         ("sqlite:///acsd.db", "sqlite:///acsd.db"),
     ],

@@ -153,7 +153,7 @@ def postgres_dsn(url: str) -> str:
 
 def shown_url(url: str) -> str:
     """``store.url`` as it may be logged or printed: a password in it becomes ``***``
-    (a ``password=`` query parameter too)."""
+    (a ``password=`` or ``sslpassword=`` query parameter too)."""
     if not is_postgres(url):
         return url
     try:
@@ -162,7 +162,8 @@ def shown_url(url: str) -> str:
         if parts.password is not None:
             user, _, host = netloc.rpartition("@")
             netloc = f"{user.split(':', 1)[0]}:***@{host}"
-        query = re.sub(r"(?i)(^|&)(password=)[^&]*", r"\1\2***", parts.query)
+        # (sslpassword too: the passphrase of the client key)
+        query = re.sub(r"(?i)(^|&)([^&=]*password=)[^&]*", r"\1\2***", parts.query)
         return parts._replace(netloc=netloc, query=query).geturl()
     except ValueError:
         return "postgresql://***"
