@@ -432,10 +432,10 @@ class StoreConfig(_Section):
     #: open transaction updated) before it fails with 503 + Retry-After, whatever the role
     #: or database sets; at most 10, the limit of any statement; unset: 2
     lock_timeout: float | None = Field(None, gt=0, le=10)
-    #: days the audit log's entries are kept (acsd.retention); 0: for ever. 400 by
-    #: default: the log is the record of who changed what, which audits and disputes
-    #: ask for about a year back, and a year and a month covers the same month last year
-    audit_retention_days: float = Field(400.0, ge=0, le=RETENTION_DAYS_MAX)
+    #: days the audit log's entries are kept (acsd.retention); 0: for ever, the default:
+    #: the log is the record of who changed what, and an upgrade must not start deleting
+    #: what an operator's audits or contracts may still ask for; each sets its own bound
+    audit_retention_days: float = Field(0.0, ge=0, le=RETENTION_DAYS_MAX)
     #: days a completed (or failed) APN API operation is kept after it was done, its
     #: StatusUrl answering 404 afterwards; 0: for ever. 30 by default: a client polls it
     #: for seconds or minutes, and a month covers one that retries after a long outage
