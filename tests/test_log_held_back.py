@@ -4,6 +4,7 @@ event with ``held_back: true``, and at the stop before the daemon's last line.""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from apiclient import Api
@@ -108,3 +109,35 @@ def _parsed(line: str) -> dict | None:
     except ValueError:
         return None
     return entry if isinstance(entry, dict) else None
+
+
+class _Lines:
+    """A logger that keeps what it is told (event and fields)."""
+
+    def __init__(self) -> None:
+        self.told: list[tuple[str, dict]] = []
+
+    def warning(self, event: str, **fields: object) -> None:
+        self.told.append((event, fields))
+
+
+def test_keys_forgotten_past_the_bound_tell_what_they_held_back_in_one_line():
+    """A client inventing a key per refusal (a serial each) fills the throttle: the keys
+    are forgotten, and what they held back is said in one line first, not dropped unsaid."""
+    from acsd.throttle import Throttle
+
+    async def flood() -> list[tuple[str, dict]]:
+        lines = _Lines()
+        throttle = Throttle(60.0, most=3)
+        for key in ("a", "a", "a", "b", "b", "c"):
+            throttle.tell(key, lines, "warning", "cwmp.refused", reason="bad", serial=key)
+        throttle.tell("d", lines, "warning", "cwmp.refused", reason="bad", serial="d")
+        throttle.close()
+        return lines.told
+
+    told = asyncio.run(flood())
+    events = [event for event, _ in told]
+    assert events == ["cwmp.refused"] * 3 + ["log.held_back_forgotten", "cwmp.refused"]
+    summary = told[3][1]
+    assert summary["since_last"] == 3 and summary["keys"] == 2
+    assert summary["events"] == ["cwmp.refused"]

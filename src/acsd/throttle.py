@@ -127,6 +127,21 @@ class Throttle:
             _ARMED.discard(self)
 
     def _drop_all(self) -> None:
+        """Forget every key (past ``most`` of them). What they held back is told first,
+        in one line: a closing line each would be ``most`` lines at once, and nothing
+        would let a client that invents keys (a serial per request) wipe the counts of
+        the others' refusals unsaid."""
+        held = [(count, line) for _, count, _, line in self._last.values() if count and line]
+        if held:
+            logger, level, _, _ = held[-1][1]
+            getattr(logger, level)(
+                "log.held_back_forgotten",
+                events=sorted({line[2] for _, line in held})[:10],
+                keys=len(held),
+                since_last=sum(count for count, _ in held),
+                reason=f"more than {self._most} kinds of line held back at once: their "
+                "closing lines are this one",
+            )
         self._last.clear()
         self._queue.clear()
         self._queued.clear()
