@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,10 +38,10 @@ class CallOp:
     kind: str
     fn: Callable[[Any], Awaitable[Any]]
     future: asyncio.Future[Any]
-    #: the device record whose row the call writes (or locks), when there is one: the
+    #: the device records whose rows the call writes (or locks), when it knows them: the
     #: PostgreSQL writer keeps the writes of a row another client holds out of the
-    #: others' batches (PgCore._run_batch)
-    row: str | None = None
+    #: others' batches (PgCore._run_batch); SQLite, one writer, has no use for them
+    rows: tuple[str, ...] = ()
 
 
 Op = SaveOp | CallOp
@@ -51,10 +51,12 @@ def op_kind(op: Op) -> str:
     return op.kind if isinstance(op, CallOp) else "save_session"
 
 
-def op_row(op: Op) -> str | None:
-    """The device record whose row ``op`` writes, when known (a new router's session
+def op_rows(op: Op) -> tuple[str, ...]:
+    """The device records whose rows ``op`` writes, those known (a new router's session
     result has none yet)."""
-    return op.row if isinstance(op, CallOp) else op.device_id or None
+    if isinstance(op, CallOp):
+        return op.rows
+    return (op.device_id,) if op.device_id else ()
 
 
 #: what a write may rightly be refused for: the caller answers it (409, 422, a stale
@@ -113,12 +115,17 @@ class BatchWriter(ABC):
         self._queue.put_nowait(op)
 
     async def _call(
-        self, kind: str, fn: Callable[[Any], Awaitable[Any]], *, row: str | None = None
+        self,
+        kind: str,
+        fn: Callable[[Any], Awaitable[Any]],
+        *,
+        rows: Iterable[str | None] = (),
     ) -> Any:
         """Queue ``fn`` behind the writes before it; its result once its transaction commits.
-        ``row``: the device record it writes (see CallOp.row)."""
+        ``rows``: the device records it writes (see CallOp.rows); empty ids left out."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._submit(CallOp(kind, fn, future, row or None))
+        named = tuple(dict.fromkeys(row for row in rows if row))
+        self._submit(CallOp(kind, fn, future, named))
         return await future
 
     @property

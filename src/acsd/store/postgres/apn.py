@@ -145,7 +145,7 @@ class ApnRecords(PgCore):
             )
             return device_record(row) if row is not None else None
 
-        return await self._call("give_apn_job", give, row=router)
+        return await self._call("give_apn_job", give, rows=(router,))
 
     async def get_apn_operation(self, operation_id: str) -> ApnOperationRecord | None:
         return await self._get(APN_OPERATIONS, "WHERE id = $1", operation_id)

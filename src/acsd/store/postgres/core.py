@@ -41,7 +41,7 @@ from acsd.store.base import (
     StoreUnavailableError,
     store_unavailable,
 )
-from acsd.store.batching import BatchWriter, CallOp, Op, log_failed, op_row
+from acsd.store.batching import BatchWriter, CallOp, Op, log_failed, op_rows
 from acsd.store.outages import (
     CLOSED,
     OTHER,
@@ -506,7 +506,7 @@ class PgCore(BatchWriter):
         theirs is undone with them.
 
         Kept simple on purpose: the rows are known from the writes that met them (a
-        session result's device, a call's CallOp.row), not taken first with SKIP LOCKED,
+        session result's device, a call's CallOp.rows), not taken first with SKIP LOCKED,
         which would need every write's rows before it runs; and the held ones still run
         on the writer's one connection, briefly, so that a row let go of is written at
         its next write and forgotten then. Other instances and workers learn of the row
@@ -514,12 +514,26 @@ class PgCore(BatchWriter):
         keep the writes correct (a write sent apart is the same write, in its own
         transaction: whole or not at all)."""
         held = self._rows_held()
-        apart = [op for op in batch if op_row(op) in held] if held else []
+        if not held:
+            await self._write(batch)
+            return
+        # A write of several rows goes apart when one of them is held, and takes its other
+        # rows' later writes in this batch with it: each group keeps queue order, and one
+        # row's writes stay in the order they came (its earlier ones, among the others,
+        # are written first).
+        taken: set[str] = set()  # the rows of the writes sent apart so far
+        apart: list[Op] = []
+        others: list[Op] = []
+        for op in batch:
+            rows = op_rows(op)
+            if any(row in held or row in taken for row in rows):
+                apart.append(op)
+                taken.update(rows)
+            else:
+                others.append(op)
         if not apart:
             await self._write(batch)
             return
-        # (each group keeps queue order: one row's writes stay in the order they came)
-        others = [op for op in batch if op_row(op) not in held]
         if others:
             await self._write(others)
         await self._write(apart, held=True)
@@ -533,20 +547,24 @@ class PgCore(BatchWriter):
         return self._held
 
     def _resolve(self, op: Op, value: Any) -> None:
-        if not isinstance(value, Failed) and (row := op_row(op)) is not None:
-            self._held.pop(row, None)  # written: its row is free again
+        if not isinstance(value, Failed):
+            for row in op_rows(op):
+                self._held.pop(row, None)  # written: its rows are free again
         super()._resolve(op, value)
 
     def _fail(self, batch: list[Op], exc: BaseException) -> None:
         # A wait for a lock that lock_timeout ended: lock_timeout's own, or the 1 ms the
         # rest of a batch waits after one write waited it out (_savepoint_failed), which
         # a lock still held ends as well.
+        # The error does not tell which row it waited for: each row of the write is taken
+        # for held (one of them is); a free one is forgotten again at its next write, which
+        # commits, and cost that write a batch of its own meanwhile.
         if getattr(exc, "sqlstate", None) == _LOCK_TIMEOUT:
             until = time.monotonic() + HELD_ROW_MEMORY
             for op in batch:
-                row = op_row(op)
-                if row is not None and (row in self._held or len(self._held) < HELD_ROWS):
-                    self._held[row] = until
+                for row in op_rows(op):
+                    if row in self._held or len(self._held) < HELD_ROWS:
+                        self._held[row] = until
         super()._fail(batch, exc)
 
     async def _write(

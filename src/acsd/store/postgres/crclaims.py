@@ -31,4 +31,4 @@ class CrClaims(PgCore):
             return await conn.fetchval(_CLAIM, device_id, seconds) is not None
 
         # (its cr_claims row refers to the device's, which the check locks FOR KEY SHARE)
-        return await self._call("claim_connection_request", claim, row=device_id)
+        return await self._call("claim_connection_request", claim, rows=(device_id,))

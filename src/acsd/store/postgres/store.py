@@ -306,7 +306,7 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, Retention,
             await self._settle_mac(conn, record, change, strict=False)
             return await self._apply_upsert(conn, record)
 
-        return await self._call("upsert_device", write, row=record.id)
+        return await self._call("upsert_device", write, rows=(record.id,))
 
     async def write_device(
         self,
@@ -336,7 +336,7 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, Retention,
             await write_audit(conn, audit_with_after(audit_row, audit_after, stored), stored.id)
             return stored
 
-        return await self._call("write_device", write, row=record.id)
+        return await self._call("write_device", write, rows=(record.id,))
 
     async def _settle_mac(
         self,
@@ -442,7 +442,7 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, Retention,
                 await write_audit(conn, audit_row, device_id)
             return deleted
 
-        return await self._call("delete_device", delete, row=device_id)
+        return await self._call("delete_device", delete, rows=(device_id,))
 
     async def create_customer(
         self, record: CustomerRecord, *, audit: AuditRecord | None = None
