@@ -199,7 +199,12 @@ class ApnRecords(PgCore):
                     routers = [device_record(found_row) for found_row in found]
             return APN_NETWORKS.record(row), routers
 
-        return await self._call("put_apn_network", put)
+        # the routers whose rows a new APN name locks (read before the write, for the
+        # writer to keep it apart while one of them is held; the write finds them again)
+        routers_rows = await self._fetch(
+            f"SELECT id FROM devices WHERE {_ROUTERS_OF_NETWORK}", record.account, record.key
+        )
+        return await self._call("put_apn_network", put, rows=[row[0] for row in routers_rows])
 
     async def create_apn_device(
         self,
@@ -301,4 +306,5 @@ class ApnRecords(PgCore):
             await write_audit(conn, audit_values(audit), current.id)
             return new
 
-        return await self._call("update_apn_device", update)
+        # (a steered write locks its router's row: kept apart while another client holds it)
+        return await self._call("update_apn_device", update, rows=steers[:1] if steers else ())

@@ -221,7 +221,7 @@ class InternetAccounts(PgCore):
             await write_audit(conn, audit_row, stored.id)
             return stored
 
-        return await self._call("create_internet_account", create)
+        return await self._call("create_internet_account", create, rows=(record.device,))
 
     async def confirm_internet_account(
         self,
@@ -311,7 +311,12 @@ class InternetAccounts(PgCore):
             await write_audit(conn, audit_row, account_id)
             return stored, device
 
-        return await self._call("confirm_internet_account", write)
+        # the router whose row a line that starts now writes (read before the write, for
+        # the writer to keep it apart while the row is held; the write reads it again)
+        device = await self._scalar(
+            "SELECT device FROM internet_accounts WHERE id = $1", account_id
+        )
+        return await self._call("confirm_internet_account", write, rows=(device,))
 
     async def end_internet_account(
         self, account_id: str, *, now: float, audit: AuditRecord | None = None
@@ -345,7 +350,10 @@ class InternetAccounts(PgCore):
 
     async def activate_internet_accounts(self, now: float) -> list[DeviceRecord]:
         due_sql = "FROM internet_accounts WHERE state = 'CONFIRMED' AND start_date <= $1"
-        if await self._scalar(f"SELECT 1 {due_sql} LIMIT 1", now) is None:
+        # (their routers: the rows the sweep writes, for the writer to keep it apart while
+        # one of them is held; a line is due until started, so these are few)
+        due = await self._fetch(f"SELECT DISTINCT device {due_sql}", now)
+        if not due:
             return []
 
         async def activate(conn: asyncpg.Connection) -> list[DeviceRecord]:
@@ -377,4 +385,4 @@ class InternetAccounts(PgCore):
                     await _end_replaced(conn, line_id, replaces, now)
             return devices
 
-        return await self._call("activate_internet_accounts", activate)
+        return await self._call("activate_internet_accounts", activate, rows=[r[0] for r in due])

@@ -130,11 +130,19 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, Retention,
             return record
         if record is not None:  # another serial number's key: it gets its own back
             device_id, own = record.id, serial_key(record.serial_number)
-            await self._call("rekey_device", lambda conn: rekey(conn, device_id, own, by_id=True))
+            await self._call(
+                "rekey_device",
+                lambda conn: rekey(conn, device_id, own, by_id=True),
+                rows=(device_id,),
+            )
         record = await self._one(f"{select} {BY_SERIAL_SQL}", serial_number)
         if record is None or serial_key(record.serial_number) != key:
             return None
-        await self._call("rekey_device", lambda conn: rekey(conn, serial_number, key))
+        # (the row REKEY_SQL finds by the serial number is the one just read, but for
+        # another instance's write in between, which the row lock, not this, keeps right)
+        await self._call(
+            "rekey_device", lambda conn: rekey(conn, serial_number, key), rows=(record.id,)
+        )
         return record
 
     async def device_holder(self, device_id: str) -> tuple[Any, Any] | None:
@@ -306,7 +314,8 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, Retention,
             await self._settle_mac(conn, record, change, strict=False)
             return await self._apply_upsert(conn, record)
 
-        return await self._call("upsert_device", write, rows=(record.id,))
+        others = await self._other_rows(record, change)
+        return await self._call("upsert_device", write, rows=(record.id, *others))
 
     async def write_device(
         self,
@@ -336,7 +345,24 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, Retention,
             await write_audit(conn, audit_with_after(audit_row, audit_after, stored), stored.id)
             return stored
 
-        return await self._call("write_device", write, rows=(record.id,))
+        others = await self._other_rows(record, change)
+        return await self._call("write_device", write, rows=(record.id, *others))
+
+    async def _other_rows(self, record: DeviceRecord, change: MacChange) -> list[str]:
+        """The rows besides its own that a write of ``record`` may write or lock: the
+        records that hold the MAC it sets (_take_mac takes it from them), and the one
+        that holds its serial number (a new router's unclaimed record, which
+        _take_router merges; or the row a record without an id is written over). Read
+        before the write, for the writer to keep it apart while one of them is held
+        (CallOp.rows); what the write does is decided in its transaction, as before."""
+        key = mac_key(record.mac_address) if change == "set" else None
+        rows = await self._fetch(
+            "SELECT id FROM devices WHERE id != $1 AND (serial_key = $2 OR mac_key = $3)",
+            record.id,
+            serial_key(record.serial_number),
+            key,
+        )
+        return [row[0] for row in rows]
 
     async def _settle_mac(
         self,
