@@ -551,3 +551,146 @@ async def test_writes_of_a_row_held_elsewhere_are_kept_out_of_the_others_batches
     finally:
         await holder.close()
         await store.close()
+
+
+@pytest.mark.parametrize("write", ["steered", "rekey", "mac", "internet_line"])
+async def test_writes_that_lock_a_held_row_besides_their_own_are_kept_apart_too(pg_url, write: str):
+    # As above, for the writes that lock another device's row than (or besides) the one
+    # they are for: an APN device's write steered by its router's record, a repair of a
+    # damaged serial key on a look-up, an operator's MAC taken from the router that
+    # reported it, a new internet line of a router. Each was kept apart from nothing (the
+    # row it met was not one it named), so each time it was tried again, it and every
+    # write queued behind it waited lock_timeout. Now each names the rows it writes.
+    from dataclasses import replace
+
+    from acsd.macs import mac_key
+    from acsd.store import store_unavailable
+    from acsd.store.base import (
+        ApnAccountRecord,
+        ApnDeviceRecord,
+        CpeIdentity,
+        InternetAccountRecord,
+        SessionResult,
+    )
+    from acsd.store.batching import CallOp
+    from acsd.store.postgres import PgStore
+
+    wait = 3.0  # lock_timeout: the writes of free rows take far less
+    store = PgStore(pg_url, lock_timeout=wait)
+    identities = {s: CpeIdentity("00D09E", "HG", s) for s in ("HELDX", "FREEY", "FREEZ")}
+    ids: dict[str, str] = {}
+    informed = dict.fromkeys(identities, 1000.0)
+    mac = "02:00:5E:10:00:01"
+    # the write of each kind, tried again each round; its kind in the write queue
+    kinds = {
+        "steered": "update_apn_device",
+        "rekey": "rekey_device",
+        "mac": "write_device",
+        "internet_line": "create_internet_account",
+    }
+    queued = asyncio.Event()
+    submit = store._submit
+
+    def noting(op) -> None:
+        submit(op)
+        if isinstance(op, CallOp) and op.kind == kinds[write]:
+            queued.set()
+
+    store._submit = noting
+
+    def save(serial: str, at: float) -> asyncio.Task:
+        result = SessionResult(
+            identity=identities[serial], at=at, since=informed[serial], device_id=ids[serial]
+        )
+        return asyncio.create_task(store.save_session(result))
+
+    async def tagged(at: float) -> object:
+        if write == "steered":
+            return await store.update_apn_device(
+                apn.id,
+                lambda d: (replace(d, router=ids["HELDX"], network_status=1), None),
+                steers=(ids["HELDX"], "acc"),
+            )
+        if write == "rekey":
+            return await store.get_device("HELDX")
+        if write == "mac":
+            record = await store.get_device(ids["FREEY"])
+            record.mac_address, record.mac_from_router = mac, False
+            return await store.write_device(record, mac="set")
+        line = InternetAccountRecord(id="", customer="c1", name=f"Fibre {at}", device=ids["HELDX"])
+        return await store.create_internet_account(line)
+
+    async def round_of(at: float) -> tuple[asyncio.Task, list[asyncio.Task]]:
+        """The write that meets the held row, and the free routers' writes queued behind
+        it (FREEY's session result clears what a write of FREEY's record left known)."""
+        record = await store.get_device(ids["FREEZ"])
+        queued.clear()
+        held = asyncio.create_task(tagged(at))
+        await asyncio.wait_for(queued.wait(), wait)
+        patch = store.write_device(replace(record, notes=f"FREEZ {at}"))
+        return held, [save("FREEY", at), save("FREEZ", at), asyncio.create_task(patch)]
+
+    async def raised(task: asyncio.Task) -> BaseException | None:
+        try:
+            await task
+        except Exception as exc:
+            return exc
+        return None
+
+    await store.open()
+    holder = await asyncpg.connect(pg_url)
+    try:
+        for serial, identity in identities.items():
+            ids[serial] = await store.save_session(SessionResult(identity=identity, at=1000.0))
+        if write == "steered":
+            router = await store.get_device(ids["HELDX"])
+            await store.write_device(replace(router, mvno_account="acc"))
+            apn = await store.create_apn_device(
+                ApnDeviceRecord(id="", account="acc", network="net", cli="316", cli_key="cli:316"),
+                account=ApnAccountRecord(key="acc", email_contact="ops@example.com"),
+            )
+        elif write == "rekey":  # (a key left damaged: the look-up by serial repairs it)
+            await holder.execute(
+                "UPDATE devices SET serial_key = 'damaged' WHERE id = $1", ids["HELDX"]
+            )
+        elif write == "mac":  # the router's own report, which an operator's MAC takes
+            await holder.execute(
+                "UPDATE devices SET mac_address = $1, mac_key = $2, mac_from_router = 1"
+                " WHERE id = $3",
+                mac,
+                mac_key(mac),
+                ids["HELDX"],
+            )
+        locked = holder.transaction()
+        await locked.start()
+        await holder.execute("SELECT 1 FROM devices WHERE id = $1 FOR UPDATE", ids["HELDX"])
+        for n in range(3):
+            at = 2000.0 + n
+            held, free = await round_of(at)
+            # the first meets the lock unknown and waits lock_timeout out, and the writes
+            # behind it with it; the later ones do not wait for it
+            done, _ = await asyncio.wait(free, timeout=None if n == 0 else wait)
+            assert done == set(free), f"round {n}: the free rows' writes waited for the held row"
+            for task in free:
+                task.result()
+            informed["FREEY"] = informed["FREEZ"] = at
+            error = await asyncio.wait_for(raised(held), wait)
+            assert "lock timeout" in (store_unavailable(error) or ""), repr(error)
+        await locked.rollback()
+        # let go of: the write goes through at once
+        await asyncio.wait_for(tagged(3000.0), wait)
+        if write == "steered":
+            assert (await store.get_apn_device(apn.id)).router == ids["HELDX"]
+        elif write == "rekey":
+            key = await holder.fetchval(
+                "SELECT serial_key FROM devices WHERE id = $1", ids["HELDX"]
+            )
+            assert key != "damaged"
+        elif write == "mac":
+            assert (await store.get_device(ids["FREEY"])).mac_address == mac
+            assert (await store.get_device(ids["HELDX"])).mac_address is None
+        else:
+            assert (await store.get_device(ids["HELDX"])).internet_account is not None
+    finally:
+        await holder.close()
+        await store.close()
