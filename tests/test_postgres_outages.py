@@ -553,14 +553,18 @@ async def test_writes_of_a_row_held_elsewhere_are_kept_out_of_the_others_batches
         await store.close()
 
 
-@pytest.mark.parametrize("write", ["steered", "rekey", "mac", "internet_line"])
+@pytest.mark.parametrize(
+    "write", ["steered", "rekey", "mac", "internet_line", "line_confirm", "apn_name"]
+)
 async def test_writes_that_lock_a_held_row_besides_their_own_are_kept_apart_too(pg_url, write: str):
     # As above, for the writes that lock another device's row than (or besides) the one
     # they are for: an APN device's write steered by its router's record, a repair of a
     # damaged serial key on a look-up, an operator's MAC taken from the router that
-    # reported it, a new internet line of a router. Each was kept apart from nothing (the
-    # row it met was not one it named), so each time it was tried again, it and every
-    # write queued behind it waited lock_timeout. Now each names the rows it writes.
+    # reported it, a new internet line of a router, a line confirmed to start now (its
+    # router gets the job), a new APN name of the router's network. Each was kept apart
+    # from nothing (the row it met was not one it named), so each time it was tried
+    # again, it and every write queued behind it waited lock_timeout. Now each names the
+    # rows it writes.
     from dataclasses import replace
 
     from acsd.macs import mac_key
@@ -568,6 +572,8 @@ async def test_writes_that_lock_a_held_row_besides_their_own_are_kept_apart_too(
     from acsd.store.base import (
         ApnAccountRecord,
         ApnDeviceRecord,
+        ApnNetworkRecord,
+        AuditRecord,
         CpeIdentity,
         InternetAccountRecord,
         SessionResult,
@@ -587,6 +593,8 @@ async def test_writes_that_lock_a_held_row_besides_their_own_are_kept_apart_too(
         "rekey": "rekey_device",
         "mac": "write_device",
         "internet_line": "create_internet_account",
+        "line_confirm": "confirm_internet_account",
+        "apn_name": "put_apn_network",
     }
     queued = asyncio.Event()
     submit = store._submit
@@ -617,8 +625,20 @@ async def test_writes_that_lock_a_held_row_besides_their_own_are_kept_apart_too(
             record = await store.get_device(ids["FREEY"])
             record.mac_address, record.mac_from_router = mac, False
             return await store.write_device(record, mac="set")
-        line = InternetAccountRecord(id="", customer="c1", name=f"Fibre {at}", device=ids["HELDX"])
-        return await store.create_internet_account(line)
+        if write == "line_confirm":
+            net = {"ipAddress": "203.0.113.10", "subnet": "255.255.255.248"}
+            return await store.confirm_internet_account(
+                line.id,
+                confirm={"net": net},
+                start_date=1500.0,
+                ip_address=net["ipAddress"],
+                now=1600.0,
+                audit=AuditRecord(id="", at=1600.0, action="internet.confirm", resource="x"),
+            )
+        if write == "apn_name":
+            return await store.put_apn_network(ApnNetworkRecord("acc", "net", f"apn{at}"))
+        new = InternetAccountRecord(id="", customer="c1", name=f"Fibre {at}", device=ids["HELDX"])
+        return await store.create_internet_account(new)
 
     async def round_of(at: float) -> tuple[asyncio.Task, list[asyncio.Task]]:
         """The write that meets the held row, and the free routers' writes queued behind
@@ -642,12 +662,22 @@ async def test_writes_that_lock_a_held_row_besides_their_own_are_kept_apart_too(
     try:
         for serial, identity in identities.items():
             ids[serial] = await store.save_session(SessionResult(identity=identity, at=1000.0))
-        if write == "steered":
+        if write in ("steered", "apn_name"):
             router = await store.get_device(ids["HELDX"])
             await store.write_device(replace(router, mvno_account="acc"))
             apn = await store.create_apn_device(
                 ApnDeviceRecord(id="", account="acc", network="net", cli="316", cli_key="cli:316"),
                 account=ApnAccountRecord(key="acc", email_contact="ops@example.com"),
+            )
+            if write == "apn_name":  # its SIM seen in the router
+                await store.update_apn_device(
+                    apn.id,
+                    lambda d: (replace(d, router=ids["HELDX"], network_status=1), None),
+                    steers=(ids["HELDX"], "acc"),
+                )
+        elif write == "line_confirm":
+            line = await store.create_internet_account(
+                InternetAccountRecord(id="", customer="c1", name="Fibre", device=ids["HELDX"])
             )
         elif write == "rekey":  # (a key left damaged: the look-up by serial repairs it)
             await holder.execute(
@@ -681,6 +711,12 @@ async def test_writes_that_lock_a_held_row_besides_their_own_are_kept_apart_too(
         await asyncio.wait_for(tagged(3000.0), wait)
         if write == "steered":
             assert (await store.get_apn_device(apn.id)).router == ids["HELDX"]
+        elif write == "line_confirm":
+            assert (await store.get_internet_account(line.id)).state == "ACTIVE"
+            assert (await store.get_device(ids["HELDX"])).state == "PROVISIONING"
+        elif write == "apn_name":
+            assert (await store.get_apn_network("acc", "net")).apn == "apn3000.0"
+            assert (await store.get_device(ids["HELDX"])).state == "PROVISIONING"
         elif write == "rekey":
             key = await holder.fetchval(
                 "SELECT serial_key FROM devices WHERE id = $1", ids["HELDX"]
