@@ -253,7 +253,11 @@ class CwmpSession:
         # reuses its Inform's for every message; one that sends another answers a request
         # of some other session.
         got = (env.id or "").strip()
-        if got and got.casefold() not in (waiting[0].casefold(), self.inform_id.casefold()):
+        if (
+            got
+            and got != waiting[0]
+            and got.casefold() not in (waiting[0].casefold(), self.inform_id.casefold())
+        ):
             return f"an answer to cwmp:ID {got[:40]!r}, not to {waiting[0]}"
         return None
 
@@ -326,12 +330,14 @@ class CwmpSession:
             return await self._end_broken(f"unexpected {type(env.body).__name__}: nothing asked")
         sent_id, request = self.outstanding
         got_id = (env.id or "").strip()
-        if got_id and got_id.casefold() != sent_id.casefold():
+        # (the ID sent back as it was sent, what nearly every answer carries, is no other)
+        other_id = got_id and got_id != sent_id and got_id.casefold() != sent_id.casefold()
+        if other_id:
             # Some CPEs reuse one ID for everything; only one request is ever outstanding,
             # so the order is what correlates.
             log.debug("cwmp.id_mismatch", sent=sent_id, got=env.id, serial=self.serial)
         body = env.body
-        if self._earlier_id(got_id):
+        if other_id and self._earlier_id(got_id):
             # The answer to an earlier request of this session, which acsd has already
             # taken: a client that resends on a second connection, or a late copy. Taken
             # for the answer to this request (whatever its type: a Fault, or the
