@@ -55,3 +55,22 @@ def test_an_older_acsd_reads_the_format_number_of_a_newer_parked_session():
     session = CwmpSession(driver=_Driver(), remote_ip="127.0.0.1")
     shape, _own, _state = pickle.loads(session.freeze())
     assert shape == 12
+
+
+def test_an_outstanding_set_parameter_values_is_parked_without_its_values():
+    # Sent already, it is answered by its type; its values (the fleet's shared password in
+    # a rotation session) have no business in the database.
+    from acsd.cwmp import rpc
+
+    session = CwmpSession(driver=_Driver(), remote_ip="127.0.0.1")
+    sent = rpc.SetParameterValues(
+        parameters=[rpc.ParameterValue("Device.ManagementServer.Password", "fleet-secret")],
+        parameter_key="3",
+    )
+    session.outstanding = ("acsd-1", sent)
+    data = session.freeze()
+    assert b"fleet-secret" not in data
+    assert session.outstanding[1].parameters[0].value == "fleet-secret"  # (still open here)
+    _id, parked = CwmpSession.thaw(data, _Driver()).outstanding
+    assert isinstance(parked, rpc.SetParameterValues) and parked.parameter_key == "3"
+    assert [p.name for p in parked.parameters] == ["Device.ManagementServer.Password"]

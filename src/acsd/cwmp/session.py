@@ -13,7 +13,7 @@ import pickle
 import random
 import secrets
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Protocol
 
 from acsd.cwmp import rpc
@@ -117,6 +117,16 @@ _DUPLICATES_SHOWN = 10
 _CHANGES = (rpc.SetParameterValues, rpc.AddObject, rpc.DeleteObject)
 
 
+def _parked_request(cwmp_id: str, request: rpc.AcsRequest) -> tuple[str, rpc.AcsRequest]:
+    """The outstanding request as parked: a SetParameterValues without its values. It
+    has been sent; its answer is told by its type, and what it set the driver knows of
+    its own (the changes it sent). Its values would put secrets in the database that no
+    record holds: the fleet's shared password, in a session that gives it to a router."""
+    if isinstance(request, rpc.SetParameterValues):
+        request = replace(request, parameters=[replace(p, value="") for p in request.parameters])
+    return cwmp_id, request
+
+
 class ParkError(Exception):
     """A parked session that cannot be taken up here (another acsd version wrote it)."""
 
@@ -176,6 +186,8 @@ class CwmpSession:
         if export is None:
             raise ParkError(f"{type(self.driver).__name__} cannot be parked")
         own = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "driver"}
+        if self.outstanding is not None:
+            own["outstanding"] = _parked_request(*self.outstanding)
         now = time.monotonic()
         own["created"], own["last_active"] = now - self.created, now - self.last_active
         # (three items, as every format had: an older acsd reads the format number and
