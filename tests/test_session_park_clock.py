@@ -54,7 +54,7 @@ def test_an_older_acsd_reads_the_format_number_of_a_newer_parked_session():
 
     session = CwmpSession(driver=_Driver(), remote_ip="127.0.0.1")
     shape, _own, _state = pickle.loads(session.freeze())
-    assert shape == 12
+    assert shape == 13
 
 
 def test_an_outstanding_set_parameter_values_is_parked_without_its_values():

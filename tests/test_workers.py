@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import signal
 import socket
@@ -616,6 +617,91 @@ def test_every_worker_takes_the_previous_shared_password_on_sighup(daemon_factor
         assert len([e for e in rotated if e["serial"].startswith(prefix)]) == 20
     assert "fleet-pw" not in daemon.log_text()
     assert daemon.stop() == 0
+
+
+def test_a_rotation_session_that_moves_between_workers_parks_no_password(daemon_factory, tmp_path):
+    # A session that moves between workers is parked in the database, its driver's state
+    # pickled: a rotation session's carried the fleet's shared password (in the desired
+    # settings, the planned changes, the outstanding SetParameterValues) into the SQLite
+    # file and its WAL, which no record ever held. Parked now with a placeholder, the
+    # worker that takes the session up fills in the password it has.
+    from test_cwmp_auth import challenges, digest_header, first_challenge, inform
+
+    auth = {
+        "scheme": "digest",
+        "password": "new-fleet-pw",
+        "previous_password": "old-fleet-pw",
+        "max_failures": 50,
+    }
+    daemon = start_workers(
+        daemon_factory, top={"shutdown_grace": 0}, cwmp={"auth": auth, "session_timeout": 4}
+    )
+    state = tmp_path / "routers"
+    # every message on a connection of its own: parked after each, the SetParameterValues
+    # with the password too while it waits for its answer
+    sim = ("sim", "--acs", daemon.cwmp_url, "--count", "10", "--once", "--timeout", "10",
+           "--quirks", "new-connection", "--serial-prefix", "WPRK", "--state", str(state),
+           "--acs-username", "{serial}", "--acs-password", "old-fleet-pw")  # fmt: skip
+    run_cli(*sim, check=True, bounded=True)
+    ends = [e for e in daemon.events("session.end") if e["serial"].startswith("WPRK")]
+    assert len(ends) == 10 and all(e["complete"] for e in ends)
+    taken = [e for e in daemon.events("cwmp.session_taken_over") if e["serial"].startswith("WPRK")]
+    assert len(taken) >= 50 and {e["worker"] for e in taken} == {0, 1}
+    assert not daemon.events("cwmp.take_over_refused")
+    assert not daemon.events("cwmp.take_over_failed")
+    # Each router was given the password itself (not the placeholder), and comes with it.
+    rotated = daemon.events("session.acs_password_rotated")
+    assert len([e for e in rotated if e["serial"].startswith("WPRK")]) == 10
+    for saved in state.glob("WPRK*.json"):
+        values = json.loads(saved.read_text())["tree"]["values"]
+        assert values["Device.ManagementServer.Password"] == "new-fleet-pw", saved
+    run_cli(*sim, check=True, bounded=True)  # (on the old password, it would be given it again)
+    assert len([e for e in daemon.events("session.end") if e["serial"].startswith("WPRK")]) == 20
+    assert len(daemon.events("session.acs_password_rotated")) == 10
+    # A router that refuses it quoting the value (its fault parked with the session): the
+    # changes hold the placeholder, so the value is masked as the fault comes in.
+    refuse = ("sim", "--acs", daemon.cwmp_url, "--once", "--timeout", "10",
+              "--quirks", "new-connection,echo-values", "--serial-prefix", "WPRF",
+              "--fault", "Device.ManagementServer.Password=9007",
+              "--acs-username", "{serial}", "--acs-password", "old-fleet-pw")  # fmt: skip
+    run_cli(*refuse, check=True, bounded=True)
+    [refused] = _events_of(daemon, "session.acs_password_refused", "WPRF000001")
+    assert refused["codes"] == [9007]
+    assert _events_of(daemon, "cwmp.session_parked", "WPRF000001")
+    _no_fleet_password_in_the_database(daemon)
+
+    # Parked after its Inform, the rotation session of a router that never comes back is
+    # taken up by a worker whose reload removed previous_password meanwhile: with no
+    # password to give, the rotation is dropped and said so.
+    wire, answer = first_challenge(daemon, "WPRG000001")
+    header = digest_header(challenges(answer)[0], "WPRG000001", "old-fleet-pw")
+    headers = {"Authorization": header, "Connection": "close"}
+    assert wire.post(inform("WPRG000001"), headers=headers).status == 200
+    wire.close()
+    wait_for(lambda: _events_of(daemon, "cwmp.session_parked", "WPRG000001"), timeout=5)
+    text = daemon.config.read_text()
+    daemon.config.write_text(text.replace('previous_password = "old-fleet-pw"\n', ""))
+    daemon.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: len(daemon.events("reload.done")) >= 2, timeout=20)
+
+    def not_sent() -> list[dict]:
+        return _events_of(daemon, "session.acs_password_not_sent", "WPRG000001")
+
+    [dropped] = wait_for(not_sent, timeout=20)
+    assert "previous_password was removed" in dropped["reason"]
+    ended = _events_of(daemon, "cwmp.session_timeout", "WPRG000001")
+    assert ended and ended[0]["parked"] is True
+    assert not daemon.events("cwmp.take_over_failed")
+
+    assert "fleet-pw" not in daemon.log_text()
+    _no_fleet_password_in_the_database(daemon)
+    assert daemon.stop() == 0
+    _no_fleet_password_in_the_database(daemon)  # (checkpointed into the file now)
+
+
+def _no_fleet_password_in_the_database(daemon) -> None:
+    for path in daemon.db.parent.glob(daemon.db.name + "*"):  # (its -wal and -shm too)
+        assert b"fleet-pw" not in path.read_bytes(), path
 
 
 def test_a_damaged_configuration_copy_is_a_config_error(tmp_path, monkeypatch, capsys):

@@ -275,6 +275,9 @@ async def _start(
         metrics.share(share)
 
     driver_settings = _driver_settings(config)
+    if (cpe_auth := files.cpe_auth) is not None:
+        # (the authenticator a reload updates in place: the password of the moment)
+        driver_settings.rotate_to = lambda: cpe_auth.rotate_to
     # One for the process: what one CPE showed it lacks spares the next of its kind.
     absent_hints = AbsentHints()
     # (made below, once the STUN port it sends from is bound; wake runs in sessions only,

@@ -96,14 +96,18 @@ class ParkableDriver(SessionDriver, Protocol):
 
 #: session.context key: the shared password a router that authenticated with the previous
 #: one ([cwmp.auth] previous_password) is to be given, set by the listener at its Inform
-#: and taken (popped) by the driver there: only such a session carries it
+#: and taken (popped) by the driver there: only such a session carries it, and never in
+#: what it parks (see acsd.provisioning.rotation)
 ROTATE_TO = "acsd.auth.rotate_to"
 
 
 #: bumped whenever what freeze() writes changes shape: a worker never thaws a foreign shape
 #: (10: sets held as frozensets, the stored memory as JSON: an older worker would call
 #: set methods on them and compare the memory with the emptied record field)
-PARKED_FORMAT = 12
+PARKED_FORMAT = 13
+#: (13: the shared password a rotation session gives is parked as a placeholder, and an
+#: outstanding SetParameterValues without its values: an older worker would send the
+#: placeholder as the router's ManagementServer.Password)
 #: (12: duplicates_told, whether the session has logged a name the CPE listed twice)
 #: (11: created and last_active parked as ages, with the wall clock's time of parking:
 #: monotonic stamps count from the boot of the host that took them, and a session thawed

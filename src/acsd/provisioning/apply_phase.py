@@ -38,6 +38,7 @@ from acsd.provisioning.plan import (
     table_at,
 )
 from acsd.provisioning.read_phase import UNKNOWN_NAME, ReadPhase
+from acsd.provisioning.rotation import ACS_PASSWORD
 from acsd.provisioning.session_state import Apply
 from acsd.provisioning.status import fields_read_at
 
@@ -54,6 +55,13 @@ REBOOTED = "rebooted: a changed value needs it"
 
 class ApplyPhase(ReadPhase):
     """Putting right what the read found different from the operator's settings."""
+
+    #: the current shared password, in a session that gives it to the router (see
+    #: acsd.provisioning.rotation): its changes hold ROTATION_DUE, and only the
+    #: SetParameterValues on the wire holds this. Never parked: a worker that takes the
+    #: session up fills in its own (ProvisioningDriver._resume_rotation). A class
+    #: default: no memory of the sessions that give none.
+    _acs_password: str | None = None
 
     def _plan(self) -> Apply:
         assert self.profile is not None
@@ -301,8 +309,17 @@ class ApplyPhase(ReadPhase):
         return None
 
     def _spv(self, changes: list[Change]) -> rpc.SetParameterValues:
-        params = [rpc.ParameterValue(c.path, c.value, self._wire_type(c)) for c in changes]
+        params = [
+            rpc.ParameterValue(c.path, self._wire_value(c), self._wire_type(c)) for c in changes
+        ]
         return rpc.SetParameterValues(parameters=params, parameter_key=self._key())
+
+    def _wire_value(self, change: Change) -> str:
+        if change.setting != ACS_PASSWORD:
+            return change.value
+        # (never the placeholder: a session without the password drops the change first)
+        assert self._acs_password is not None, "a password change without the password"
+        return self._acs_password
 
     def _reread_names(self) -> list[str]:
         """The objects status reads, again, when rows were added to or deleted from one of

@@ -47,7 +47,7 @@ from acsd.provisioning.apn import (
     sim_report,
 )
 from acsd.provisioning.desired import Desired, desired_state
-from acsd.provisioning.end_phase import ACS_PASSWORD, EndPhase
+from acsd.provisioning.end_phase import EndPhase
 from acsd.provisioning.internet import add_internet_settings
 from acsd.provisioning.jobs import (
     AFTER_REBOOT,
@@ -60,6 +60,7 @@ from acsd.provisioning.jobs import (
     new_memory,
 )
 from acsd.provisioning.profiles import Profile, detect_root
+from acsd.provisioning.rotation import ACS_PASSWORD, ROTATION_DUE, masked
 from acsd.provisioning.session_state import NOTHING, Apply
 from acsd.provisioning.status import plan_and_extraction, untyped
 from acsd.store.base import (
@@ -100,9 +101,11 @@ class ProvisioningDriver(EndPhase):
     _SERVICES = frozenset({"store", "profiles", "settings", "hints", "wake"})
     #: caches of what ``values`` holds: not worth their bytes in a parked session
     _TRANSIENT = frozenset({"_flat_values", "_extraction", "_extracted"})
+    #: the fleet's shared password (see acsd.provisioning.rotation): never in the database
+    _SECRETS = frozenset({"_acs_password"})
 
     def export_state(self) -> dict[str, Any]:
-        skip = self._SERVICES | self._TRANSIENT
+        skip = self._SERVICES | self._TRANSIENT | self._SECRETS
         state = {k: v for k, v in vars(self).items() if k not in skip}
         state["profile"] = self.profile.name if self.profile is not None else None
         return state
@@ -119,13 +122,35 @@ class ProvisioningDriver(EndPhase):
             except KeyError:  # reloaded away meanwhile: choose again, as a new session would
                 root = _root_of(self.values) or "Device."
                 self.profile = self.profiles.select(self.identity, root)
+        if self.acs_password_due:
+            self._resume_rotation()
+
+    def _resume_rotation(self) -> None:
+        """A session taken up from another worker that gives the router the current
+        shared password: parked with ROTATION_DUE in its place, it gets this process's
+        password, as this process has it now (a reload since changed it, maybe). With
+        none (a reload removed previous_password meanwhile) what is not sent yet is
+        dropped, and the end says so (session.acs_password_not_sent). An answer to a
+        SetParameterValues that carried it still counts: the router had it."""
+        source = self.settings.rotate_to
+        password = source() if source is not None else None
+        if password is not None:
+            self._acs_password = password
+            return
+        self.acs_password_dropped = True
+        self.desired.settings.pop(ACS_PASSWORD, None)
+        if self.apply is not None:
+            apply = self.apply
+            apply.changes = [c for c in apply.changes if c.setting != ACS_PASSWORD]
+            apply.deferred = [c for c in apply.deferred if c.setting != ACS_PASSWORD]
+            # (a part of a split batch is sent with what is left of it in ``changes``)
 
     # --- SessionDriver -------------------------------------------------------------------
 
     async def inform(self, session: CwmpSession, inform: rpc.Inform) -> rpc.Fault | None:
         dev = inform.device_id
         # (None but in a session opened with the previous shared password; popped: it
-        # is no part of the session's parked state but through the desired settings)
+        # is no part of the session's state, parked or not: see _give_acs_password)
         rotate_to = session.context.pop(ROTATE_TO, None)
         self.events = inform.event_codes()
         self.bootstrap = "0 BOOTSTRAP" in self.events
@@ -530,6 +555,8 @@ class ProvisioningDriver(EndPhase):
     ) -> None:
         if type(response) is rpc.Fault:
             response = rpc.cpe_coded(response)  # (one without a CWMP code: the CPE's 9002)
+            if self._acs_password:
+                response = masked(response, self._acs_password)
         if isinstance(request, rpc.GetParameterValues):
             self._on_gpv(session, response)
         elif isinstance(request, rpc.GetParameterNames) and self.fetch.probe is not None:
@@ -769,7 +796,9 @@ class ProvisioningDriver(EndPhase):
         assert self.profile is not None
         if not self.read_settings:
             self.desired = Desired()
-        self.desired.settings[ACS_PASSWORD] = password
+        # (the session's state holds a placeholder: see acsd.provisioning.rotation)
+        self._acs_password = password
+        self.desired.settings[ACS_PASSWORD] = ROTATION_DUE
         # (acsd's own addition: a profile without it is said at the end, not on the job)
         self.desired.implied |= {ACS_PASSWORD}
         held = self.memory.get("secrets")

@@ -22,6 +22,7 @@ from acsd.provisioning.jobs import (
     record_outcome,
 )
 from acsd.provisioning.plan import instance_numbers
+from acsd.provisioning.rotation import ACS_PASSWORD
 from acsd.provisioning.status import fields_read_at
 from acsd.provisioning.udp_notify import MEMORY_KEY
 from acsd.store.base import SessionResult
@@ -33,9 +34,6 @@ MAX_LOGGED_FAULTS = 20
 
 #: the settings that carry acsd's Connection Request credentials
 _CR_SETTINGS = frozenset({"management.cr_username", "management.cr_password"})
-#: the setting that gives a router the current shared password ([cwmp.auth] password):
-#: only in a session it opened with the previous one (ProvisioningDriver._give_acs_password)
-ACS_PASSWORD = "management.acs_password"
 
 
 class EndPhase(ApplyPhase):
@@ -49,6 +47,9 @@ class EndPhase(ApplyPhase):
     acs_password_due: bool = False
     #: what became of that: "rotated", "refused" or "not_sent" (acsd.metrics counts it)
     acs_password_result: str | None = None
+    #: the worker that took the session up had no password to give any more (a reload
+    #: removed previous_password after the session began): what was not sent is dropped
+    acs_password_dropped: bool = False
 
     def _sim_read(self, flat: dict[str, str]) -> bool:
         """This session's read completed, the paths the SIM numbers come from included:
@@ -240,6 +241,8 @@ class EndPhase(ApplyPhase):
         paths = [t.path for t in profile.settings[ACS_PASSWORD]]
         if any(path in self.fetch.absent for path in paths):
             return f"the router lacks {', '.join(paths)}"
+        if self.acs_password_dropped:
+            return "previous_password was removed (a reload) before the password was sent"
         return "the session ended first"
 
     def _cr_refused(self, result: SessionResult) -> None:

@@ -46,6 +46,11 @@ class DriverSettings:
     #: acsd's STUN server as routers reach it, set on every router: (STUNServerAddress,
     #: STUNServerPort, keepalive seconds); None: STUN is off and left as routers have it
     stun: tuple[str, int, int] | None = None
+    #: the shared password a router that came with the previous one is given, as this
+    #: process has it now (CpeAuthenticator.rotate_to, reloaded on SIGHUP; None when no
+    #: previous_password is set): read when a session that gives it is taken up from
+    #: another worker, whose parked state holds none (acsd.provisioning.rotation)
+    rotate_to: Callable[[], str | None] | None = None
 
 
 @dataclass
