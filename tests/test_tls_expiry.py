@@ -119,6 +119,18 @@ def test_config_check_warns_of_an_expiring_or_expired_certificate(tmp_path, cert
     assert said["fine"] == []
 
 
+def test_config_check_names_the_api_listener_s_own_clients(tmp_path, certs):
+    # The API's certificate is checked by the operator's systems (billing, scripts), not
+    # by routers: the warning about it must not send the operator looking at the fleet.
+    pair = certs["expired"]
+    config = write_config(tmp_path, **{"api.tls": {"cert": str(pair.cert), "key": str(pair.key)}})
+    proc = run_cli("config", "check", "--config", str(config))
+    assert proc.returncode == 0, proc.stderr
+    [said] = [w for w in proc.stderr.splitlines() if "api.tls.cert" in w]
+    assert "expired at" in said and "API clients that check dates" in said
+    assert "CPE" not in said
+
+
 def test_the_date_is_the_served_certificate_s_in_a_file_holding_the_key_first(tmp_path, certs):
     """A file with the key before the certificate and the CA after it (ssl loads such a
     file as the certificate and its chain): the date and CN are the leaf's."""

@@ -85,8 +85,10 @@ def warning_text(section: str, path: str, validity: Validity, now: float) -> str
     cn = f" (CN={validity.subject_cn})" if validity.subject_cn else ""
     when = validity.not_after_text
     if level == "error":
+        # (the API listener's clients are the operator's own systems, not routers)
+        clients = "API clients" if section.startswith("api.") else "CPEs"
         return (
             f"{section}.cert: {path}{cn} expired at {when}; acsd serves it all the same, "
-            f"and CPEs that check dates refuse it: renew it, then reload (SIGHUP)"
+            f"and {clients} that check dates refuse it: renew it, then reload (SIGHUP)"
         )
     return f"{section}.cert: {path}{cn} expires at {when}, in {fields['days_left']} days"
