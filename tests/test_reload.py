@@ -784,6 +784,38 @@ async def test_a_shared_password_waits_for_a_restart_of_what_it_is_checked_again
     )
 
 
+async def test_a_reload_reads_the_config_file_once(tmp_path, monkeypatch):
+    # reload.env_overrides was found by a second read of the file: an edit saved between
+    # the two reads had it warn of another file than the one the reload took.
+    from structlog.testing import capture_logs
+
+    import acsd.config
+    from acsd.config import load_config
+    from acsd.cwmp.auth import build_authenticator
+    from acsd.provisioning.profiles import load_profiles
+    from acsd.reload import Profiles, Reloader
+    from conftest import write_config
+    from test_startup_failures import saved_between
+
+    monkeypatch.setenv("ACSD_CWMP_AUTH_PASSWORD", "env-pw")
+    path = write_config(tmp_path, cwmp={"auth": {"scheme": "digest"}})
+    config = load_config(path)
+    auth = build_authenticator(config.cwmp.auth)
+    reloader = Reloader(config, path, Profiles(load_profiles(None)), {}, cpe_auth=auth)
+    with_password = path.read_text().replace(
+        'scheme = "digest"', 'scheme = "digest"\npassword = "file-pw"'
+    )
+    path.write_text(with_password)
+    reads = saved_between(monkeypatch, acsd.config, path, b"not = [toml")
+    with capture_logs() as logs:
+        done = await reloader.reload()
+    warned = [e for e in logs if e["event"] == "reload.env_overrides"]
+    assert [e["keys"] for e in warned] == [["cwmp.auth.password by ACSD_CWMP_AUTH_PASSWORD"]]
+    assert reads == [path] and done["config"] == "unchanged"
+    assert done["shared_credentials"] == "unchanged (ACSD_CWMP_AUTH_PASSWORD read at start only)"
+    assert auth._shared_password == "env-pw"
+
+
 def _catches(pid: int, sig: int) -> bool:
     """Whether process ``pid`` has a handler of its own for ``sig`` (/proc's SigCgt)."""
     try:

@@ -312,6 +312,38 @@ def test_a_misspelt_acsd_variable_is_named_not_ignored(tmp_path: Path):
     assert not any("shutdown_grace" in line for line in proc.stderr.splitlines())
 
 
+def test_the_config_file_is_read_once_at_start(tmp_path: Path, monkeypatch, capsys):
+    # The environment's override was found by a second read of the file: an edit saved
+    # between the two reads made the warning about another file than the one in use.
+    import acsd.config
+    from acsd.cli import main
+
+    config = write_config(tmp_path)
+    monkeypatch.setenv("ACSD_STORE_URL", f"sqlite:///{tmp_path / 'other.db'}")
+    reads = saved_between(monkeypatch, acsd.config, config, b"")
+    assert main(["config", "check", "--config", str(config)]) == 0
+    warning = f"acsd: warning: {config}: store.url by ACSD_STORE_URL: the environment's value"
+    assert warning in capsys.readouterr().err
+    assert reads == [config]
+
+
+def saved_between(monkeypatch, module, path: Path, text: bytes) -> list[Path]:
+    """``module``'s reads of ``path`` (the list returned); the first one is followed by
+    ``text`` saved over the file, as an editor would between two reads."""
+    read = module.read_regular
+    reads: list[Path] = []
+
+    def read_and_edit(at):
+        raw = read(at)
+        if Path(at) == path:
+            reads.append(Path(at))
+            path.write_bytes(text)
+        return raw
+
+    monkeypatch.setattr(module, "read_regular", read_and_edit)
+    return reads
+
+
 async def test_a_store_is_not_ready_while_another_process_holds_the_write_lock(tmp_path: Path):
     # Before any write of this process has met the lock: the workers of a service (each
     # with its own store) answered /readyz differently depending on which had tried.

@@ -17,8 +17,9 @@ from acsd import log as acsd_log
 from acsd.config import (
     Config,
     ConfigError,
+    LoadedConfig,
     load_config,
-    overridden_by_env,
+    read_config,
     unknown_env,
     unused_settings,
 )
@@ -266,11 +267,17 @@ def _main(argv: Sequence[str] | None = None) -> int:
         return _cpe_password(args)
     profiles: ProfileSet | None = None
     try:
-        config = _worker_config(args) or load_config(
-            getattr(args, "config", None),
-            # The CPE password often lives only in the service's environment file.
-            records_only=args.command in ("device", "token", "db"),
-        )
+        # (None in a supervised worker: it runs with its supervisor's configuration)
+        loaded: LoadedConfig | None = None
+        config = _worker_config(args)
+        if config is None:
+            # The file read once: the warnings below are about the file in use.
+            loaded = read_config(
+                getattr(args, "config", None),
+                # The CPE password often lives only in the service's environment file.
+                records_only=args.command in ("device", "token", "db"),
+            )
+            config = loaded.config
         if args.command in ("serve", "config"):  # TLS files must be usable at start-up
             from acsd.tls import check_files
 
@@ -294,8 +301,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
             for name, near in [] if WORKER_ENV in os.environ else unknown_env():
                 typo = f"a typo of {near}?" if near else "a typo?"
                 print(f"acsd: warning: {name} is no acsd setting ({typo})", file=sys.stderr)
-            if args.config and WORKER_ENV not in os.environ:
-                for what in overridden_by_env(args.config):
+            if loaded is not None and args.config and WORKER_ENV not in os.environ:
+                for what in loaded.overridden_by_env:
                     print(
                         f"acsd: warning: {args.config}: {what}: the environment's value is used",
                         file=sys.stderr,

@@ -8,12 +8,13 @@ converted to its setting's type first ("true", "300", "SHA-256,MD5").
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import ipaddress
 import os
 import re
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -829,37 +830,34 @@ def unknown_env(environ: dict[str, str] | None = None) -> list[tuple[str, str | 
     return out
 
 
-def env_name_of(keys: tuple[str, ...], environ: dict[str, str] | None = None) -> str | None:
-    """The ACSD_* variable that sets the setting at ``keys`` (("cwmp", "auth", "password"))
-    in the environment, None if none does."""
-    environ = dict(os.environ if environ is None else environ)
-    return next((env for env, path, _ in _settings() if path == keys and env in environ), None)
+def env_names(environ: Mapping[str, str]) -> dict[tuple[str, ...], str]:
+    """The settings ``environ`` sets, each key path (("cwmp", "auth", "password")) with
+    the ACSD_* variable that sets it."""
+    return {path: env for env, path, _ in _settings() if env in environ}
 
 
-def overridden_by_env(path: str | Path, environ: dict[str, str] | None = None) -> list[str]:
-    """Keys of the file at ``path`` that ACSD_* variables set otherwise ("store.url by
-    ACSD_STORE_URL"): the variable wins, and the shipped unit sets ACSD_STORE_URL, so a
-    [store] url written in the file would be ignored without a word. Empty when the
-    file cannot be read (load_config says why)."""
-    environ = dict(os.environ if environ is None else environ)
-    try:
-        data = parse_toml(toml_text(read_regular(path)))
-    except (OSError, NotTomlText, tomllib.TOMLDecodeError):
-        return []
+#: what no ACSD_* variable set
+_ABSENT = object()
+
+
+def _overridden(data: dict[str, Any], overrides: dict[str, Any]) -> tuple[str, ...]:
+    """Keys of the file's ``data`` that ACSD_* variables (their values ``overrides``) set
+    otherwise ("store.url by ACSD_STORE_URL"): the variable wins, and the shipped unit sets
+    ACSD_STORE_URL, so a [store] url written in the file would be ignored without a word."""
     out = []
-    for env, keys, annotation in _settings():
+    for env, keys, _ in _settings():
         node: Any = data
+        given: Any = overrides
         for key in keys:
             node = node.get(key) if isinstance(node, dict) else None
-        if node is None or env not in environ:
+            # (a sentinel, not None: a variable may set a setting to None)
+            given = given.get(key, _ABSENT) if isinstance(given, dict) else _ABSENT
+        if node is None or given is _ABSENT:  # (TOML has no None: None is "not in the file")
             continue
-        try:  # (the same value written both ways overrides nothing: `workers = 2` and "2")
-            if _from_text(env, keys[-1], environ[env], annotation) == node:
-                continue
-        except ConfigError:
-            pass  # (load_config says what is wrong with the variable)
+        if given == node:  # (the same value written both ways overrides nothing: 2 and "2")
+            continue
         out.append(f"{'.'.join(keys)} by {env}")
-    return out
+    return tuple(out)
 
 
 def _section_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
@@ -975,6 +973,21 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+@dataclasses.dataclass(frozen=True)
+class LoadedConfig:
+    """The configuration from one read of its file and of the environment, and what the
+    environment did to it. Whoever needs the latter (the start's warnings, a reload's)
+    takes it from here: a second read of the file could see another file than the one
+    the configuration was made from (an edit saved in between), and the warning would
+    then be about a file that is not in use."""
+
+    config: Config
+    #: keys of the file that ACSD_* variables set otherwise ("store.url by ACSD_STORE_URL")
+    overridden_by_env: tuple[str, ...] = ()
+    #: the settings ACSD_* variables set, each key path with its variable
+    env_names: Mapping[tuple[str, ...], str] = dataclasses.field(default_factory=dict)
+
+
 def load_config(
     path: str | Path | None = None,
     environ: dict[str, str] | None = None,
@@ -985,6 +998,20 @@ def load_config(
     """Read, merge and validate. Raises ConfigError with one line naming file and key.
     ``records_only``: for commands that do not serve routers (no CPE password needed);
     ``credentials_later``: the CPE credentials file is not read (a reload reads it)."""
+    return read_config(
+        path, environ, records_only=records_only, credentials_later=credentials_later
+    ).config
+
+
+def read_config(
+    path: str | Path | None = None,
+    environ: dict[str, str] | None = None,
+    *,
+    records_only: bool = False,
+    credentials_later: bool = False,
+) -> LoadedConfig:
+    """:func:`load_config`, with what the environment set besides the configuration; the
+    file is read and parsed once. Raises ConfigError as load_config does."""
     source = str(path) if path else "defaults"
     data: dict[str, Any] = {}
     if path is not None:
@@ -1007,7 +1034,7 @@ def load_config(
         source += " + ACSD_* environment"
     try:
         context = RECORDS_ONLY if records_only else CREDENTIALS_LATER if credentials_later else None
-        return Config.model_validate(_merge(data, overrides), strict=True, context=context)
+        config = Config.model_validate(_merge(data, overrides), strict=True, context=context)
     except ValidationError as exc:
         error = exc.errors()[0]
         key = ".".join(str(part) for part in error["loc"]) or "(top level)"
@@ -1032,3 +1059,4 @@ def load_config(
             message += f" ({', '.join(below)} set in the environment)"
         where = f"{key}: " if error["loc"] else ""  # a check of several keys names them
         raise ConfigError(f"{source}: {where}{message}") from None
+    return LoadedConfig(config, _overridden(data, overrides), env_names(environ))

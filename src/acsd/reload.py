@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -36,10 +37,9 @@ from acsd.config import (
     Config,
     ConfigError,
     CwmpAuthConfig,
-    env_name_of,
-    load_config,
-    overridden_by_env,
+    env_names,
     previous_password_unused,
+    read_config,
 )
 from acsd.cwmp.auth import (
     CpeAuthenticator,
@@ -180,6 +180,9 @@ class Reloader:
         )
         #: the shared username and password the authenticator checks with
         self._shared = shared_of(config.cwmp.auth)
+        #: the settings ACSD_* variables set (the process's environment: the one it started
+        #: with), as the last valid read of the config file found them
+        self._env_names = env_names(os.environ)
         self._task: asyncio.Task[None] | None = None
         self._again = False
 
@@ -266,11 +269,15 @@ class Reloader:
         try:
             # (the credentials file is not read here: a broken one is no reason to keep
             # every other setting, see _reload_credentials)
-            config = load_config(self.config_path, credentials_later=True)
+            # One read and one parse of the file: what the warnings below say of it is
+            # about the file this configuration is made from, not a later edit of it.
+            loaded = read_config(self.config_path, credentials_later=True)
         except ConfigError as exc:
             log.error("reload.config_invalid", error=str(exc), kept="the running configuration")
             outcome["config"] = "invalid, kept"
             return self.config
+        config = loaded.config
+        self._env_names = loaded.env_names
         changed = sorted(changed_keys(self.config, config))
         if changed:
             outcome["config"] = "changed"
@@ -298,7 +305,7 @@ class Reloader:
             restart = sorted(set(restart))
         overridden = [
             what
-            for what in (overridden_by_env(self.config_path) if self.config_path else [])
+            for what in loaded.overridden_by_env
             if what.startswith(tuple(f"cwmp.auth.{key} " for key in SHARED))
         ]
         if overridden:
@@ -427,7 +434,7 @@ class Reloader:
                 return None, None
             # An operator who edited acsd.env and reloaded must not take "unchanged" for
             # a password taken: the process's environment is the one it started with.
-            names = [env for key in SHARED if (env := env_name_of(("cwmp", "auth", key)))]
+            names = [env for key in SHARED if (env := self._env_names.get(("cwmp", "auth", key)))]
             return (
                 f"unchanged ({' and '.join(names)} read at start only)" if names else "unchanged"
             ), None
