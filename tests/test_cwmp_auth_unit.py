@@ -1,5 +1,6 @@
-"""acsd.cwmp.auth in-process: nonce book, rate limiter, header parsing, the credentials
-file, and Digest variants the daemon tests do not reach (-sess, username*, uri forms)."""
+"""CPE authentication in-process (acsd.cwmp.auth and its parts): nonce book, rate limiter,
+header parsing, the credentials file, and Digest variants the daemon tests do not reach
+(-sess, username*, uri forms)."""
 
 from __future__ import annotations
 
@@ -12,15 +13,12 @@ import pytest
 from aiohttp.test_utils import make_mocked_request
 
 from acsd.config import Config, ConfigError, load_config
-from acsd.cwmp.auth import (
-    CpeAuthenticator,
-    FailureLimiter,
-    NonceBook,
-    Pbkdf2Hash,
-    ha1,
-    load_credentials,
-    parse_auth_params,
-)
+from acsd.cwmp.auth import CpeAuthenticator
+from acsd.cwmp.auth_header import parse_auth_params
+from acsd.cwmp.credentials_file import load_credentials
+from acsd.cwmp.login_failures import FailureLimiter
+from acsd.cwmp.nonces import NonceBook
+from acsd.cwmp.passwords import Pbkdf2Hash, ha1
 
 
 class Clock:
@@ -233,7 +231,7 @@ async def test_serials_the_store_tells_apart_log_in_with_their_own_passwords(tmp
 
 
 def _device(serial: str, password: str):
-    from acsd.cwmp.auth import DeviceCredentials
+    from acsd.cwmp.credentials_file import DeviceCredentials
 
     return DeviceCredentials(serial, password=password)
 
@@ -259,7 +257,7 @@ async def test_a_new_shared_password_leaves_no_cached_check_of_the_old_one(monke
     # the password is swapped let the old one through after the swap.
     import asyncio
 
-    from acsd.cwmp import auth as auth_module
+    from acsd.cwmp import passwords
 
     auth = CpeAuthenticator(scheme="basic", password="old-pw", pbkdf2_iterations=1000)
 
@@ -276,7 +274,7 @@ async def test_a_new_shared_password_leaves_no_cached_check_of_the_old_one(monke
 
     # The swap lands while a check of the password in use runs in its thread.
     started, release = asyncio.Event(), asyncio.Event()
-    verify = auth_module.Pbkdf2Hash.verify
+    verify = passwords.Pbkdf2Hash.verify
     loop = asyncio.get_running_loop()
 
     def slow_verify(self, password: str) -> bool:
@@ -284,11 +282,11 @@ async def test_a_new_shared_password_leaves_no_cached_check_of_the_old_one(monke
         asyncio.run_coroutine_threadsafe(release.wait(), loop).result(10)
         return verify(self, password)
 
-    monkeypatch.setattr(auth_module.Pbkdf2Hash, "verify", slow_verify)
+    monkeypatch.setattr(passwords.Pbkdf2Hash, "verify", slow_verify)
     auth._verified.clear()
     checking = asyncio.create_task(auth.check(basic("new-pw"), remote="y", secure=True))
     await started.wait()
-    monkeypatch.setattr(auth_module.Pbkdf2Hash, "verify", verify)
+    monkeypatch.setattr(passwords.Pbkdf2Hash, "verify", verify)
     auth.use_shared(auth.shared_credentials("", "newer-pw"))
     release.set()
     result = await checking
@@ -332,7 +330,7 @@ def test_a_previous_password_that_opens_nothing_more_is_none():
 
 
 async def test_basic_takes_the_previous_shared_password_and_forgets_it_with_it(monkeypatch):
-    from acsd.cwmp import auth as auth_module
+    from acsd.cwmp import passwords
 
     auth = CpeAuthenticator(
         scheme="basic", password="new-pw", previous_password="old-pw", pbkdf2_iterations=1000
@@ -347,9 +345,9 @@ async def test_basic_takes_the_previous_shared_password_and_forgets_it_with_it(m
     # checked again (a router on a connection per session): no PBKDF2 at all, not of the
     # current password first either
     calls = []
-    verify = auth_module.Pbkdf2Hash.verify
+    verify = passwords.Pbkdf2Hash.verify
     monkeypatch.setattr(
-        auth_module.Pbkdf2Hash, "verify", lambda h, pw: calls.append(pw) or verify(h, pw)
+        passwords.Pbkdf2Hash, "verify", lambda h, pw: calls.append(pw) or verify(h, pw)
     )
     assert (await auth.check(basic("old-pw"), remote="x", secure=True)).previous
     assert calls == []

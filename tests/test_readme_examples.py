@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from acsd.cwmp.auth import ha1, load_credentials
+from acsd.cwmp.credentials_file import load_credentials
+from acsd.cwmp.passwords import ha1
 from acsd.provisioning.profile_check import check_profiles
 from acsd.provisioning.profiles import load_profiles
 from acsd.store.base import CpeIdentity

@@ -544,7 +544,7 @@ def _check_profiles(config: Config) -> ProfileSet:
 def _cpe_password(args: argparse.Namespace) -> int:
     """Read a password (prompt on a terminal, else one line of stdin) and print the line for
     the per-device credentials file: HA1s for Digest, PBKDF2 for Basic, no clear password."""
-    from acsd.cwmp.auth import password_line
+    from acsd.cwmp.passwords import password_line
     from acsd.rules import serial_problem
 
     if problem := serial_problem(args.serial):

@@ -145,7 +145,7 @@ class _Listener(_Section):
         return parse_listen(self.listen)[1]
 
 
-#: bytes at least in a Digest nonce key (acsd.cwmp.auth.NonceBook)
+#: bytes at least in a Digest nonce key (acsd.cwmp.nonces.NonceBook)
 MIN_NONCE_KEY_BYTES = 16
 
 
@@ -222,7 +222,7 @@ class CwmpAuthConfig(_Section):
             return value
         scheme = info.data.get("scheme")
         if value and scheme in ("basic", "digest") and "realm" in info.data:
-            from acsd.cwmp.auth import load_credentials
+            from acsd.cwmp.credentials_file import load_credentials
 
             load_credentials(
                 value,

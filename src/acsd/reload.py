@@ -41,14 +41,8 @@ from acsd.config import (
     previous_password_unused,
     read_config,
 )
-from acsd.cwmp.auth import (
-    CpeAuthenticator,
-    CredentialsSource,
-    DeviceTable,
-    SharedCredentials,
-    parse_credentials,
-    read_credentials,
-)
+from acsd.cwmp.auth import CpeAuthenticator, CredentialsSource, DeviceTable, SharedCredentials
+from acsd.cwmp.credentials_file import parse_credentials, read_credentials
 from acsd.log import get_logger
 from acsd.provisioning.profiles import ProfileSet, load_profiles, warn_of_doubts
 from acsd.tls import ServerTls, TlsFileError, TlsSettings, listener_settings

@@ -49,7 +49,7 @@ from acsd.config import (
     TlsConfig,
     load_config,
 )
-from acsd.cwmp.auth import load_credentials
+from acsd.cwmp.credentials_file import load_credentials
 from acsd.eventloop import stop_task
 from acsd.listen_socket import bound_socket
 from acsd.log import get_logger

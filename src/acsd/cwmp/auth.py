@@ -1,4 +1,9 @@
 """CPE authentication on the CWMP listener: HTTP Basic (RFC 7617) and Digest (RFC 7616).
+The authenticator decides on each request's credentials (pass, challenge, refuse, rate
+limit) and says whose they are; its parts are modules of their own: password hashes
+(passwords.py), the per-device credentials file (credentials_file.py), Digest nonces
+(nonces.py), the failed-login limiter (login_failures.py) and the parsing of the
+Authorization header (auth_header.py).
 
 What is checked, and why this way:
 
@@ -6,13 +11,11 @@ What is checked, and why this way:
   offered; ``qop=auth`` only). One challenge per configured algorithm, MD5 first by
   default: libcurl, which many CPE stacks are built on, reads only the first Digest
   challenge ("Ignoring duplicate digest auth header") and before 7.57 knew no SHA-256,
-  so a SHA-256 challenge first locks such CPEs out. Nonces are 128 random bits plus the time
-  they were issued, signed with a per-process HMAC key: their validity needs no state, so
-  a CPE that reconnects keeps its nonce (binding nonces to the TCP connection, as GenieACS
-  does, would re-challenge every reconnect). What does need state is replay protection: a
-  bounded map nonce -> highest ``nc`` seen; a request whose ``nc`` is not higher is refused.
-  An expired nonce (or one signed by an earlier process) with an otherwise correct digest
-  gets a fresh challenge with ``stale=true`` so the CPE retries without giving up.
+  so a SHA-256 challenge first locks such CPEs out. A nonce is valid without state, so a
+  CPE that reconnects keeps it; a count not higher than the last one is refused (see
+  nonces.py). An expired nonce (or one signed by an earlier process) with an otherwise
+  correct digest gets a fresh challenge with ``stale=true`` so the CPE retries without
+  giving up.
 * **Basic** only over TLS unless ``allow_basic_without_tls`` says otherwise. Passwords are
   compared as PBKDF2-SHA256 hashes (the shared password is hashed at start-up, and in a
   thread when a reload changes it; per-device entries may be stored as
@@ -51,30 +54,32 @@ Nothing here logs a password, an HA1 or an Authorization header.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import hashlib
 import hmac
-import math
 import re
 import secrets
-import struct
 import time
-import tomllib
-from collections import OrderedDict, deque
-from collections.abc import Callable, Hashable, Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
+from typing import TYPE_CHECKING
 
+from acsd.cwmp.auth_header import (
+    MAX_AUTHORIZATIONS,
+    authorizations,
+    basic_credentials,
+    digest_username,
+    parse_auth_params,
+    same_target,
+)
+from acsd.cwmp.credentials_file import DeviceCredentials, parse_credentials, read_credentials
+from acsd.cwmp.login_failures import FailureLimiter
+from acsd.cwmp.nonces import NonceBook
+from acsd.cwmp.passwords import HASHES, PBKDF2_ITERATIONS, Pbkdf2Hash, ha1, hex_hash
 from acsd.hostaddr import counted_as
 from acsd.httpdigest import split_scheme
 from acsd.listen_socket import client_address
 from acsd.log import get_logger, peer_text
-from acsd.rules import serial_problem
-from acsd.tomltext import NotTomlText, key_line, parse_toml, read_regular, toml_text
-from acsd.workdir import relative_note
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -84,13 +89,6 @@ if TYPE_CHECKING:
 
 log = get_logger("acsd.cwmp.auth")
 
-HASHES: dict[str, Callable[..., Any]] = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
-PBKDF2_PREFIX = "pbkdf2_sha256"
-PBKDF2_ITERATIONS = 200_000
-_HEX = {"MD5": re.compile(r"[0-9a-f]{32}"), "SHA-256": re.compile(r"[0-9a-f]{64}")}
-_ENTRY_KEYS = {"password", "ha1_md5", "ha1_sha256", PBKDF2_PREFIX}
-_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
-_PARAM = re.compile(rf'\s*({_TOKEN}\*?)\s*=\s*("(?:[^"\\]|\\.)*"|{_TOKEN})\s*(?:,|$)')
 _NC = re.compile(r"[0-9a-fA-F]{1,8}")
 
 
@@ -122,85 +120,7 @@ class AuthResult:
     previous: bool = False
 
 
-# --- password hashes --------------------------------------------------------------------
-
-
-def _h(algorithm: str, text: str) -> str:
-    # surrogateescape: aiohttp decodes header bytes that are not UTF-8 that way; hashing
-    # the bytes the client sent gives 401 where a strict encode gave 500
-    return HASHES[algorithm](text.encode("utf-8", "surrogateescape")).hexdigest()
-
-
-def ha1(algorithm: str, username: str, realm: str, password: str) -> str:
-    """RFC 7616 HA1 = H(username:realm:password), lower-case hex."""
-    return _h(algorithm, f"{username}:{realm}:{password}")
-
-
-@dataclass(frozen=True, slots=True)
-class Pbkdf2Hash:
-    iterations: int
-    salt: str
-    digest: bytes
-
-    @classmethod
-    def parse(cls, text: str) -> Pbkdf2Hash:
-        """``pbkdf2_sha256$ITERATIONS$SALT$BASE64`` (Django's layout) or ValueError."""
-        parts = text.split("$")
-        if len(parts) != 4 or parts[0] != PBKDF2_PREFIX:
-            raise ValueError(f"expected {PBKDF2_PREFIX}$ITERATIONS$SALT$HASH")
-        _, iterations, salt, encoded = parts
-        if not iterations.isdigit() or not 1000 <= int(iterations) <= 10_000_000:
-            raise ValueError("PBKDF2 iterations must be a number from 1000 to 10000000")
-        if not salt:
-            raise ValueError("PBKDF2 salt is empty")
-        try:
-            digest = base64.b64decode(encoded, validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError("PBKDF2 hash is not base64") from None
-        if len(digest) < 16:
-            raise ValueError("PBKDF2 hash is too short")
-        return cls(int(iterations), salt, digest)
-
-    @classmethod
-    def make(cls, password: str, iterations: int = PBKDF2_ITERATIONS) -> Pbkdf2Hash:
-        salt = secrets.token_urlsafe(16)
-        return cls(iterations, salt, _pbkdf2(password, salt, iterations, 32))
-
-    def __str__(self) -> str:
-        encoded = base64.b64encode(self.digest).decode("ascii")
-        return f"{PBKDF2_PREFIX}${self.iterations}${self.salt}${encoded}"
-
-    def verify(self, password: str) -> bool:
-        candidate = _pbkdf2(password, self.salt, self.iterations, len(self.digest))
-        return hmac.compare_digest(candidate, self.digest)
-
-
-def _pbkdf2(password: str, salt: str, iterations: int, length: int) -> bytes:
-    return hashlib.pbkdf2_hmac(
-        "sha256", password.encode("utf-8"), salt.encode("utf-8"), iterations, length
-    )
-
-
-def password_line(
-    serial: str, password: str, realm: str, iterations: int = PBKDF2_ITERATIONS
-) -> str:
-    """The credentials-file line for ``serial`` (what ``acsd cpe-password`` prints): the
-    HA1s for Digest and a PBKDF2 hash for Basic, never the password itself."""
-    key = serial if re.fullmatch(r"[A-Za-z0-9_-]+", serial) else _toml_string(serial)
-    return (
-        f"{key} = {{ ha1_md5 = {_toml_string(ha1('MD5', serial, realm, password))}, "
-        f"ha1_sha256 = {_toml_string(ha1('SHA-256', serial, realm, password))}, "
-        f"{PBKDF2_PREFIX} = {_toml_string(str(Pbkdf2Hash.make(password, iterations)))} }}"
-    )
-
-
-def _toml_string(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
-    escaped = re.sub(r"[\x00-\x1f\x7f]", lambda m: f"\\u{ord(m.group(0)):04x}", escaped)
-    return f'"{escaped}"'
-
-
-# --- the credentials file ---------------------------------------------------------------
+# --- the authenticator ------------------------------------------------------------------
 
 
 def usernames_of(device: DeviceId) -> frozenset[str]:
@@ -226,301 +146,6 @@ class _Entry:
     #: HMAC(process key, password) for clear passwords from the file
     mac: bytes | None = None
 
-
-@dataclass(frozen=True, slots=True)
-class DeviceCredentials:
-    """One ``[devices]`` entry as read from the file (validated, not yet hashed)."""
-
-    serial: str
-    password: str | None = None
-    ha1_md5: str | None = None
-    ha1_sha256: str | None = None
-    pbkdf2: Pbkdf2Hash | None = None
-
-
-def load_credentials(
-    path: str | Path, *, scheme: str, realm: str, algorithms: Iterable[str]
-) -> dict[str, DeviceCredentials]:
-    """Read and check a credentials file; keys of the result are case-folded serials.
-
-    Raises ValueError with one line naming the file and the entry at fault.
-    """
-    return parse_credentials(
-        read_credentials(path), str(path), scheme=scheme, realm=realm, algorithms=algorithms
-    )
-
-
-def read_credentials(path: str | Path) -> bytes:
-    """The bytes of a credentials file, or ValueError with one line saying why not."""
-    try:
-        return read_regular(path)
-    except FileNotFoundError:
-        raise ValueError(f"{path}: file not found{relative_note(path)}") from None
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot read{relative_note(path)}: {exc.strerror}") from None
-
-
-def parse_credentials(
-    raw: bytes, name: str, *, scheme: str, realm: str, algorithms: Iterable[str]
-) -> dict[str, DeviceCredentials]:
-    """:func:`load_credentials` of the bytes ``raw`` of the file ``name``. Its errors name
-    the line and the entry, never a value: a password or a hash must not reach the log."""
-    try:
-        text = toml_text(raw)
-        data = parse_toml(text)
-    except (tomllib.TOMLDecodeError, NotTomlText) as exc:  # (tomllib's say where)
-        raise ValueError(f"{name}: invalid TOML: {exc}") from None
-
-    def at(*key: str) -> str:
-        number = key_line(text, key)
-        return f"{name}: line {number}" if number is not None else name
-
-    unknown = sorted(set(data) - {"devices", "realm"})
-    if unknown:
-        where = at(unknown[0])
-        raise ValueError(f"{where}: {unknown[0]}: unknown key (expected [devices] and realm)")
-    if "realm" in data and data["realm"] != realm:
-        raise ValueError(
-            f"{at('realm')}: realm {data['realm']!r} differs from cwmp.auth.realm {realm!r} "
-            "(the stored HA1 hashes are only valid for the realm they were made with)"
-        )
-    devices = data.get("devices", {})
-    if not isinstance(devices, dict):
-        raise ValueError(f"{at('devices')}: devices must be a table of SERIAL = password entries")
-    wanted = [a for a in algorithms if a in HASHES]
-    out: dict[str, DeviceCredentials] = {}
-    for serial, value in devices.items():
-        try:
-            entry = _checked_entry(serial, value, scheme, wanted)
-        except ValueError as exc:
-            raise ValueError(f"{at('devices', serial)}: {exc}") from None
-        # lower(), as the store keys routers: under casefold() STRASSE1 and STRAßE1, two
-        # routers to the store, could not both be listed
-        key = serial.lower()
-        if key in out:
-            where = at("devices", serial)
-            raise ValueError(
-                f"{where}: devices.{serial}: listed twice (serial numbers are case-insensitive)"
-            )
-        out[key] = entry
-    return out
-
-
-def _checked_entry(serial: str, value: object, scheme: str, wanted: list[str]) -> DeviceCredentials:
-    """One ``[devices]`` entry, checked for ``scheme``; ValueError names the entry (the
-    caller adds the file and the line)."""
-    where = f"devices.{serial}"
-    if not serial.strip():
-        raise ValueError(f"{where}: empty serial number")
-    if problem := serial_problem(serial):
-        # (repr: the message stays one line)
-        raise ValueError(f"devices.{serial!r}: {problem}")
-    entry = _parse_entry(serial, value, where)
-    if scheme == "digest" and entry.password is None:
-        # The CPE picks the algorithm before we know who it is: every offered one needs
-        # an HA1 (or narrow cwmp.auth.algorithms).
-        have = {"MD5": entry.ha1_md5, "SHA-256": entry.ha1_sha256}
-        lacking = [a for a in wanted if not have[a]]
-        if lacking:
-            keys = " and ".join("ha1_" + a.lower().replace("-", "") for a in lacking)
-            raise ValueError(
-                f"{where}: Digest offers {', '.join(wanted)}: needs password or {keys} "
-                "(or fewer cwmp.auth.algorithms)"
-            )
-    if scheme == "basic" and entry.password is None and entry.pbkdf2 is None:
-        raise ValueError(f"{where}: Basic needs password or {PBKDF2_PREFIX}")
-    return entry
-
-
-def _parse_entry(serial: str, value: object, where: str) -> DeviceCredentials:
-    if isinstance(value, str):
-        if value.startswith(PBKDF2_PREFIX + "$"):
-            return DeviceCredentials(serial, pbkdf2=_parse_pbkdf2(value, where))
-        if not value:
-            raise ValueError(f"{where}: empty password")
-        return DeviceCredentials(serial, password=value)
-    if not isinstance(value, dict):
-        raise ValueError(f"{where}: expected a password string or an inline table")
-    unknown = sorted(set(value) - _ENTRY_KEYS)
-    if unknown:
-        raise ValueError(
-            f"{where}.{unknown[0]}: unknown key (known: {', '.join(sorted(_ENTRY_KEYS))})"
-        )
-    if not value:
-        raise ValueError(f"{where}: empty entry")
-    for key, item in value.items():
-        if not isinstance(item, str) or not item:
-            raise ValueError(f"{where}.{key}: expected a non-empty string")
-    for key, algorithm in (("ha1_md5", "MD5"), ("ha1_sha256", "SHA-256")):
-        if key in value and not _HEX[algorithm].fullmatch(value[key].lower()):
-            raise ValueError(f"{where}.{key}: expected {algorithm} HA1 as hex")
-    pbkdf2 = value.get(PBKDF2_PREFIX)
-    return DeviceCredentials(
-        serial,
-        password=value.get("password"),
-        ha1_md5=value["ha1_md5"].lower() if "ha1_md5" in value else None,
-        ha1_sha256=value["ha1_sha256"].lower() if "ha1_sha256" in value else None,
-        pbkdf2=_parse_pbkdf2(pbkdf2, f"{where}.{PBKDF2_PREFIX}") if pbkdf2 else None,
-    )
-
-
-def _parse_pbkdf2(text: str, where: str) -> Pbkdf2Hash:
-    try:
-        return Pbkdf2Hash.parse(text)
-    except ValueError as exc:
-        raise ValueError(f"{where}: {exc}") from None
-
-
-# --- nonces and the rate limit ----------------------------------------------------------
-
-
-class NonceBook:
-    """Issues signed, timestamped nonces and remembers the highest ``nc`` used with each."""
-
-    STALE, REPLAY, FRESH = "stale", "replay", "fresh"
-    _RAW = 8 + 16 + 16  # issued (double) + 128 random bits + 128-bit MAC
-
-    def __init__(
-        self,
-        lifetime: float,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        max_tracked: int = 100_000,
-        key: bytes | None = None,
-    ) -> None:
-        self.lifetime = lifetime
-        self._clock = clock
-        # One key for all the workers of a service (``key``): a CPE that reconnects to
-        # another worker answers with a nonce that worker must know as its own.
-        self._key = key or secrets.token_bytes(32)
-        self._max = max_tracked
-        self._seen: OrderedDict[str, tuple[int, float]] = OrderedDict()  # nonce -> (nc, issued)
-        #: nonces issued at or before this time were forgotten to bound memory: stale
-        self._floor = -math.inf
-
-    def issue(self, address: str = "") -> str:
-        """A new nonce for the client at ``address``: good from that address only. The
-        workers of a service share the key but count a nonce's uses each on its own, so a
-        captured request replayed to another worker is refused unless it comes from the
-        address the nonce was issued to."""
-        body = struct.pack(">d", self._clock()) + secrets.token_bytes(16)
-        mac = self._mac(body, address)
-        return base64.urlsafe_b64encode(body + mac).decode("ascii").rstrip("=")
-
-    def _mac(self, body: bytes, address: str) -> bytes:
-        return hmac.new(self._key, body + address.encode(), hashlib.sha256).digest()[:16]
-
-    def issued_at(self, nonce: str, address: str = "") -> float | None:
-        """When this service issued ``nonce`` to ``address``; None if it did not (forged,
-        another address's, or an older run's)."""
-        try:
-            raw = base64.urlsafe_b64decode(nonce + "=" * (-len(nonce) % 4))
-        except (binascii.Error, ValueError):
-            return None
-        if len(raw) != self._RAW:
-            return None
-        body, mac = raw[:24], raw[24:]
-        if not hmac.compare_digest(mac, self._mac(body, address)):
-            return None
-        return struct.unpack(">d", body[:8])[0]
-
-    def use(self, nonce: str, nc: int, address: str = "") -> str:
-        """Record a correct digest's use of ``nonce`` (from ``address``) with count ``nc``:
-        FRESH, STALE or REPLAY."""
-        now = self._clock()
-        issued = self.issued_at(nonce, address)
-        if issued is None or issued > now or now - issued > self.lifetime:
-            return self.STALE
-        self._prune(now)
-        previous = self._seen.get(nonce)
-        if previous is None:
-            if issued <= self._floor:
-                return self.STALE  # forgotten: its counts are unknown, so never accept it again
-            self._seen[nonce] = (nc, issued)
-            while len(self._seen) > self._max:
-                _old, (_nc, old_issued) = self._seen.popitem(last=False)
-                self._floor = max(self._floor, old_issued)
-            return self.FRESH
-        if nc <= previous[0]:
-            return self.REPLAY
-        self._seen[nonce] = (nc, issued)
-        return self.FRESH
-
-    def _prune(self, now: float) -> None:
-        # Roughly oldest first (the order of first use); expired nonces are refused by age.
-        while self._seen:
-            nonce, (_nc, issued) = next(iter(self._seen.items()))
-            if now - issued <= self.lifetime:
-                break
-            del self._seen[nonce]
-
-    def __len__(self) -> int:
-        return len(self._seen)
-
-
-class FailureLimiter:
-    """At most ``max_failures`` failed checks per key (a source address, or an address and
-    a username) per ``window`` seconds.
-
-    Keys are what clients send (a username of kilobytes, any number of IPv6 addresses):
-    each is kept as a 16-byte digest, and forgotten once its failures have left the
-    window, so what the table holds is bounded in bytes and not kept after an attack."""
-
-    def __init__(
-        self,
-        max_failures: int,
-        window: float,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        max_tracked: int = 65_536,
-    ) -> None:
-        self.max_failures = max_failures
-        self.window = window
-        self._clock = clock
-        self._max = max_tracked
-        # in the order of each key's latest failure, oldest first
-        self._failures: OrderedDict[bytes, deque[float]] = OrderedDict()
-
-    @staticmethod
-    def _slot(key: Hashable) -> bytes:
-        return hashlib.blake2b(repr(key).encode(), digest_size=16).digest()
-
-    def retry_after(self, key: Hashable) -> int | None:
-        """Seconds until ``key`` may try again, or None if it may now."""
-        if self.max_failures <= 0 or not self._failures:
-            return None
-        times = self._failures.get(self._slot(key))
-        if times is None or len(times) < self.max_failures:
-            return None
-        wait = times[0] + self.window - self._clock()
-        if wait <= 0:
-            return None
-        return max(1, math.ceil(wait))
-
-    def record(self, key: Hashable) -> None:
-        if self.max_failures <= 0:
-            return
-        now = self._clock()
-        slot = self._slot(key)
-        times = self._failures.get(slot)
-        if times is None:
-            times = self._failures[slot] = deque(maxlen=self.max_failures)
-        self._failures.move_to_end(slot)
-        times.append(now)
-        while len(self._failures) > self._max:
-            self._failures.popitem(last=False)
-        # Keys whose latest failure has left the window limit nothing any more.
-        while self._failures:
-            oldest = next(iter(self._failures.values()))
-            if now - oldest[-1] < self.window:
-                break
-            self._failures.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._failures)
-
-
-# --- the authenticator ------------------------------------------------------------------
 
 #: case-folded username -> (the serial as the file spells it, what verifies it)
 DeviceTable = dict[str, tuple[str, _Entry]]
@@ -733,11 +358,11 @@ class CpeAuthenticator:
             if scheme.lower() != self.scheme:
                 continue
             if self.scheme == "basic":
-                credentials = _basic_credentials(rest)
+                credentials = basic_credentials(rest)
                 name = credentials[0] if credentials else None
             else:
                 params = parse_auth_params(rest)
-                name = _digest_username(params) if params else None
+                name = digest_username(params) if params else None
             if name is not None:
                 names.add(name)
         if len(names) > 1:
@@ -791,11 +416,11 @@ class CpeAuthenticator:
         """Check one Authorization header's credentials (``rest``: what follows its scheme)."""
         # Read before anything is checked: the rate limit counts per claimed username.
         if self.scheme == "basic":
-            credentials = _basic_credentials(rest)
+            credentials = basic_credentials(rest)
             claimed = credentials[0] if credentials else ""
         else:
             params = parse_auth_params(rest)
-            claimed = (_digest_username(params) if params else None) or ""
+            claimed = (digest_username(params) if params else None) or ""
         # (usernames are looked up whatever their case: so are they counted, else each
         # spelling of one would get its own tries)
         retry = self.limiter.retry_after((counted_as(address), claimed.casefold()))
@@ -856,7 +481,7 @@ class CpeAuthenticator:
     ) -> AuthResult:
         if params is None:
             return self._fail("malformed Digest header")
-        username = _digest_username(params)
+        username = digest_username(params)
         # RFC 2069 digests (no qop, nc, cnonce: older CWMP clients) are taken too; with no
         # count to rise, their nonce is good for one request (a connection's later
         # requests pass on its first one's check).
@@ -876,7 +501,7 @@ class CpeAuthenticator:
             return self._fail("userhash not offered", username, algorithm_name)
         if params["realm"] != self.realm:
             return self._fail("wrong realm", username, algorithm_name)
-        if not _same_target(params["uri"], target):
+        if not same_target(params["uri"], target):
             return self._fail("uri does not match the request", username, algorithm_name)
         if legacy:
             if sess:
@@ -901,8 +526,8 @@ class CpeAuthenticator:
             return self._fail(
                 f"no {algorithm} credentials stored for this user", username, algorithm_name
             )
-        second = _h(algorithm, f"{method}:{params['uri']}")
-        # surrogateescape, as in _h: a response holding a byte that is not UTF-8 is a
+        second = hex_hash(algorithm, f"{method}:{params['uri']}")
+        # surrogateescape, as in hex_hash: a response holding a byte that is not UTF-8 is a
         # wrong digest (401), not a failure to encode it (500)
         given = params["response"].lower().encode("utf-8", "surrogateescape")
         expected = _digest_response(algorithm, first, second, params, nc_text, sess=sess)
@@ -1030,115 +655,10 @@ def _digest_response(
     without ``qop``, RFC 2069's) and the HA2 ``second``."""
     nonce, cnonce = params["nonce"], params.get("cnonce", "")
     if sess:
-        first = _h(algorithm, f"{first}:{nonce}:{cnonce}")
+        first = hex_hash(algorithm, f"{first}:{nonce}:{cnonce}")
     if "qop" not in params:
-        return _h(algorithm, f"{first}:{nonce}:{second}")
-    return _h(algorithm, f"{first}:{nonce}:{nc_text}:{cnonce}:{params['qop']}:{second}")
-
-
-#: distinct Authorization headers one request may carry: firmware that repeats the header
-#: after a 401 sends two; more is no CPE's retry but a list of guesses
-MAX_AUTHORIZATIONS = 2
-
-
-def authorizations(request: web.BaseRequest) -> list[str]:
-    """The request's Authorization headers, each value once, in the order sent."""
-    return list(dict.fromkeys(request.headers.getall("Authorization", ())))
-
-
-def _basic_credentials(token: str) -> tuple[str, str] | None:
-    """(username, password) of a Basic header's token, or None if it is malformed."""
-    try:
-        raw = base64.b64decode(token.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    user_bytes, sep, pass_bytes = raw.partition(b":")
-    if not sep:
-        return None
-    return _decode(user_bytes), _decode(pass_bytes)
-
-
-def _digest_username(params: dict[str, str]) -> str | None:
-    """A Digest header's username, plain or RFC 8187 encoded (``username*``)."""
-    username = params.get("username")
-    if username is None and "username*" in params:
-        username = _ext_value(params["username*"])
-    return username
-
-
-def _decode(data: bytes) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")
-
-
-def _ext_value(text: str) -> str | None:
-    """RFC 8187 ``UTF-8''percent%20encoded`` -> text (None if malformed)."""
-    charset, sep, rest = text.partition("'")
-    _language, sep2, encoded = rest.partition("'")
-    if not sep or not sep2 or charset.lower() not in ("utf-8", "iso-8859-1"):
-        return None
-    try:
-        return unquote(encoded, encoding=charset, errors="strict")
-    except (UnicodeDecodeError, LookupError):
-        return None
-
-
-def _same_target(uri: str, target: str) -> bool:
-    """The Digest ``uri`` names the request-target: the same path and query (an absolute
-    URI, which some clients send as ``uri`` or as the request-target itself, e.g. through
-    a proxy that rewrote the request line, is compared by its path and query).
-
-    A ``uri`` of the path alone also names a target with a query: firmware given an ACS
-    URL such as ``/acs?sn=1`` may hash the path only (as old browsers did; Apache's
-    AuthDigestEnableQueryStringHack), and was refused at every session. acsd answers
-    every query alike, so the query is nothing the password has to vouch for; the
-    response still covers the method, the path and the nonce count."""
-    if uri == target:
-        return True
-    uri_path, target_path = _path_qs(uri), _path_qs(target)
-    if uri_path is None or target_path is None:
-        return False
-    return uri_path == target_path or (
-        "?" not in uri_path and target_path.partition("?")[0] == uri_path
-    )
-
-
-def _path_qs(text: str) -> str | None:
-    """The path and query of a request-target or URI (None: not one)."""
-    if "://" not in text:
-        return text
-    try:
-        parts = urlsplit(text)
-    except ValueError:  # e.g. "http://[::1/": not a URI, so not this target
-        return None
-    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-
-
-#: a quoted-pair inside a quoted-string (RFC 9110 5.6.4)
-_QUOTED_PAIR = re.compile(r"\\(.)")
-
-
-def parse_auth_params(text: str) -> dict[str, str] | None:
-    """``a="x", b=y`` -> {"a": "x", "b": "y"} (names lower-cased); None if malformed or a
-    parameter repeats."""
-    out: dict[str, str] = {}
-    position, text = 0, text.strip()
-    while position < len(text):
-        match = _PARAM.match(text, position)
-        if match is None or match.end() == position:
-            return None
-        name, value = match.group(1).lower(), match.group(2)
-        if value.startswith('"'):
-            value = value[1:-1]
-            if "\\" in value:  # most values hold no escape: no substitution to run
-                value = _QUOTED_PAIR.sub(r"\1", value)
-        if name in out:
-            return None
-        out[name] = value
-        position = match.end()
-    return out
+        return hex_hash(algorithm, f"{first}:{nonce}:{second}")
+    return hex_hash(algorithm, f"{first}:{nonce}:{nc_text}:{cnonce}:{params['qop']}:{second}")
 
 
 def build_authenticator(
