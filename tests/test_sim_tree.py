@@ -264,6 +264,20 @@ def test_spv_is_atomic_with_one_fault_per_bad_parameter() -> None:
     assert t.values == before
 
 
+def test_spv_refuses_a_security_mode_the_access_point_does_not_list() -> None:
+    # TR-181: ModeEnabled is an enumerationRef to ModesSupported. A Wi-Fi 6E router's
+    # 6 GHz access point lists WPA3-Personal and OWE only: WPA2 or None there is refused.
+    t = tree("tr181-wifi6e")
+    sec = "Device.WiFi.AccessPoint.{}.Security.ModeEnabled"
+    for mode in ("WPA2-Personal", "None", "WPA3-Personal-Transition"):
+        with pytest.raises(CwmpFault) as info:
+            t.set_values([rpc.ParameterValue(sec.format(3), mode)], "")
+        assert [(f.name, f.code) for f in info.value.to_rpc().spv_faults] == [(sec.format(3), 9007)]
+    assert t.set_values([rpc.ParameterValue(sec.format(3), "OWE")], "") == 0
+    assert t.set_values([rpc.ParameterValue(sec.format(1), "None")], "") == 0
+    assert t.get(sec.format(3)) == "OWE" and t.get(sec.format(1)) == "None"
+
+
 @pytest.mark.parametrize("value", ["1", "0", "true", "false"])
 def test_spv_accepts_the_four_boolean_literals(value: str) -> None:
     t = tree()

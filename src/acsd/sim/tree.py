@@ -28,6 +28,10 @@ _DATETIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d
 _STATIC_ONLY = re.compile(r"^(.*\.IPv4Address\.\d+\.)(IPAddress|SubnetMask)$")
 #: TR-181 WPA passphrases: 8 to 63 characters (an empty one is refused, 9007)
 _PASSPHRASE_8_63 = re.compile(r"^Device\.WiFi\.AccessPoint\.\d+\.Security\.KeyPassphrase$")
+#: TR-181 security modes: ModeEnabled is an enumerationRef to ModesSupported, the list of
+#: modes this access point can run (a 6 GHz one lists no WPA2 and no None: Wi-Fi 6E allows
+#: only WPA3-SAE and OWE there), and firmware refuses any other (9007)
+_MODE_ENABLED = re.compile(r"^(Device\.WiFi\.AccessPoint\.\d+\.Security\.)ModeEnabled$")
 #: TR-098 address lists of at most 64 characters (list of IPAddress, maxLength 64): a
 #: firmware that follows the model refuses a longer value (9007)
 _LIST_64 = re.compile(
@@ -418,7 +422,16 @@ class Tree:
             return 9007  # TR-181: KeyPassphrase is string(8:63)
         if len(value) > 64 and _LIST_64.search(name):
             return 9007  # TR-098: DNSServers, IPRouters are lists of 64 characters
+        if (mode := _MODE_ENABLED.match(name)) and not self._supported_mode(mode.group(1), value):
+            return 9007
         return 0
+
+    def _supported_mode(self, security: str, value: str) -> bool:
+        """Whether the access point whose Security object is ``security`` lists ``value``
+        in its ModesSupported (a tree without the list, or with it empty, takes any)."""
+        listed = self.values.get(security + "ModesSupported", "")
+        modes = {item.strip() for item in listed.split(",") if item.strip()}
+        return not modes or value.strip() in modes
 
     def _set_parameter_key(self, key: str) -> None:
         path = self.root + "ManagementServer.ParameterKey"
