@@ -289,3 +289,25 @@ def test_a_base_replaced_with_less_is_warned_of(tmp_path, daemon_factory):
     daemon = daemon_factory(profiles={"dir": str(tmp_path / "profiles")})
     [line] = wait_for(lambda: daemon.events("profiles.replaced_with_less"))
     assert line["profile"] == "tr181" and line["count"] > 20
+
+
+@pytest.mark.parametrize(
+    ("setting", "path", "extra", "fragment"),
+    [
+        ("security", "InternetGatewayDevice.X.ModeEnabled", 'map = { open = "None" }', "outside"),
+        ("ssid", "Device.WiFi.SSID.1.SSID", "", "`map`"),
+    ],
+)
+def test_a_supported_list_outside_the_root_or_without_a_map_is_refused(
+    tmp_path, setting, path, extra, fragment
+):
+    # `supported` checks the values a profile's map chose against the router's list (an
+    # SSID is the operator's, checked at the API)
+    text = (
+        f'[settings."wifi.2g.{setting}"]\n'
+        f'path = "Device.WiFi.{setting}"\n'
+        f'supported = "{path.rsplit(".", 1)[0]}.ModesSupported"\n{extra}\n'
+    )
+    err = load_error(tmp_path, GOOD + text)
+    assert keys(err) == [f'settings."wifi.2g.{setting}".supported'], err.problems
+    assert fragment in str(err)

@@ -318,6 +318,24 @@ def _when_fails(
     return None
 
 
+def _not_supported(
+    on_wire: Iterable[tuple[Target, str]], values: Mapping[str, str], *, also: bool
+) -> str | None:
+    """Why the CPE would refuse a value: its list of the values a parameter takes
+    (``supported``) leaves it out. None where every list has it, the CPE holds a value that
+    counts as it (``also``), or reports no list (firmware without it, or an empty one)."""
+    for target, wanted in on_wire:
+        if target.supported is None:
+            continue
+        listed = values.get(target.supported, "")
+        items = {item.strip().lower() for item in listed.split(",") if item.strip()}
+        if _on_this_cpe(target, wanted, values, also=also) != wanted:
+            continue  # (it holds what counts as the value: nothing is written)
+        if items and wanted.strip().lower() not in items:
+            return f"{target.supported} is {listed.strip()!r} on this CPE: no {wanted!r}"
+    return None
+
+
 def _unmappable(profile: Profile, targets: Iterable[Target], value: Any) -> str:
     """Why no parameter of a setting takes ``value``, without a password in the text."""
     forms = {t.form for t in targets if t.form is not None}
@@ -471,6 +489,13 @@ def plan_changes(
                 {"setting": key, "reason": _unmappable(profile, targets, value)}
             )
             continue
+        also = key not in desired.strict
+        if odd := _not_supported(on_wire, values, also=also):
+            # A mode this access point does not list (6 GHz OWE on firmware without it):
+            # refused (9007) in every session, and the parameters that go with it (the
+            # management frame protection of the mode) mean nothing without it.
+            plan.unsupported.append({"setting": key, "reason": odd})
+            continue
         for index, (target, wanted) in enumerate(on_wire):
             if target.optional and target.when and _when_fails(target, values, absent, unreadable):
                 continue  # (the WPA3 passphrase of a router in WPA2/WPA3 transition mode)
@@ -500,7 +525,7 @@ def plan_changes(
                         lack = f"{lack}; {instead[1]}"
                     _not_applied(plan, key, lack, False)
                 continue
-            wanted = _on_this_cpe(target, wanted, values, also=key not in desired.strict)
+            wanted = _on_this_cpe(target, wanted, values, also=also)
             if not force and _holds(target, wanted, values, secrets):
                 continue
             if _refused_optional(plan, refused, key, target):

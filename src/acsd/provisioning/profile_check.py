@@ -203,6 +203,8 @@ class _Checker:
                 for path, test in spec.settings[name][i].when.items():
                     if self.exists(profile, dm, f"{key}.when", path):
                         self.tested(profile, dm, f"{key}.when", path, test)
+                if target.supported is not None:
+                    self.exists(profile, dm, f"{key}.supported", target.supported)
                 param = dm.params.get(norm(target.path))
                 if param and param.enum and target.value is not None:
                     # (a fixed value the parameter cannot hold faults every session; a

@@ -105,6 +105,7 @@ class Target:
     reboot: bool  # a change takes effect only after a Reboot
     form: str | None = None  # "passphrase" | "hex-key": the only passwords written here
     when: tuple[tuple[str, Check], ...] = ()  # other parameters that must pass first
+    supported: str | None = None  # the CPE's list of the values the parameter takes
     optional: bool = False  # a CPE without it lacks nothing: written where it is
     fallback: bool = False  # written only where the earlier ones of its form are absent
     list_head: bool = False  # replaces the first of the CPE's comma list, the rest kept
@@ -545,6 +546,12 @@ class Compiler:
         for path in spec.when:
             if not path.startswith(self.root):
                 self.fail(f"{key}.when", f"{path!r} is outside this profile's root {self.root!r}")
+        if spec.supported is not None and not spec.supported.startswith(self.root):
+            msg = f"{spec.supported!r} is outside this profile's root {self.root!r}"
+            self.fail(f"{key}.supported", msg)
+        if spec.supported is not None and spec.map is None:
+            # (what it checks is a value the profile chose: a password or an SSID is not)
+            self.fail(f"{key}.supported", "checks the values of a `map`: give one")
         if spec.value is not None and (spec.map is not None or spec.multiply is not None):
             self.fail(f"{key}.value", "`value` is the one wire value: no `map` or `multiply`")
         also = None
@@ -577,6 +584,7 @@ class Compiler:
             reboot=spec.reboot,
             form=spec.form,
             when=tuple((p, _compile_check(c)) for p, c in spec.when.items()),
+            supported=spec.supported,
             optional=spec.optional,
             fallback=spec.fallback,
             list_head=spec.list_head,

@@ -600,6 +600,11 @@ class TargetSpec(_Spec):
     #: tests on other parameters of the CPE (read with the settings): written only where
     #: they pass (a 6 GHz SSID only where its radio is a 6 GHz one)
     when: dict[LeafPath, Condition] = {}
+    #: the CPE's comma-separated list of the values this parameter takes (TR-181
+    #: ModeEnabled's ModesSupported), read with the settings: a wire value it does not
+    #: list is not written, the setting is listed as unsupported (a CPE without the list,
+    #: or with it empty, is written to as any other)
+    supported: LeafPath | None = None
     #: a CPE without this parameter lacks nothing the setting needs: the setting's other
     #: parameters are written and nothing is reported
     optional: StrictBool = False

@@ -93,6 +93,7 @@ class ReadPhase(SessionState):
                 # name or by address) decides whether the line may go
                 wanted.append(self.profile.root + "ManagementServer.URL")
             wanted += [path for t in targets for path, _test in t.when]
+            wanted += [t.supported for t in targets if t.supported is not None]
             wanted += [
                 spec.object
                 for name, spec in self.profile.tables.items()
