@@ -89,14 +89,17 @@ def test_tr181_bands_dhcp_and_reservations(profiles):
     assert paths(p, "wifi.6g.password") == ["Device.WiFi.AccessPoint.3.Security.SAEPassphrase"]
     # WPA3 needs management frame protection Required (TR-181 2.17, MFPConfig), in the
     # same write as the mode
+    # 6 GHz is WPA3-SAE or Enhanced Open (OWE), never None or WPA2, and only a mode its
+    # access point lists (ModesSupported)
     mode, mfp = p.settings["wifi.6g.security"]
-    assert (mode.path, mode.map) == (
+    assert (mode.path, mode.map, mode.supported) == (
         "Device.WiFi.AccessPoint.3.Security.ModeEnabled",
-        {"wpa3-sae": "WPA3-Personal"},
+        {"wpa3-sae": "WPA3-Personal", "open": "OWE"},
+        "Device.WiFi.AccessPoint.3.Security.ModesSupported",
     )
     assert (mfp.path, mfp.map) == (
         "Device.WiFi.AccessPoint.3.Security.MFPConfig",
-        {"wpa3-sae": "Required"},
+        {"wpa3-sae": "Required", "open": "Required"},
     )
     security, mfp = p.settings["wifi.2g.security"]
     assert security.map == {
@@ -904,16 +907,41 @@ def test_the_archer_c6_writes_its_passphrase_to_x_tp_password(profiles):
     assert "wifi.bandsteering" not in c6.settings and "wifi.bandsteering" not in c5.settings
 
 
-def test_a_value_no_target_can_write_is_reported_not_dropped(profiles):
-    # 6 GHz allows only SAE (or OWE): an open 6 GHz network is nothing TR-181's map can
-    # write, so the job lists it instead of going DONE with only the SSID sent.
+def test_an_open_6ghz_network_is_owe_where_the_access_point_lists_it(profiles):
+    # 6 GHz allows only SAE or OWE: an open 6 GHz network is Enhanced Open, with the
+    # management frame protection it requires, where ModesSupported lists OWE (or the
+    # router reports no list); elsewhere the job lists it instead of going DONE with only
+    # the SSID sent, and the router is not sent a mode it refuses (9007).
     wifi = {"ssid": "Home", "password": "secret123", "enabled6G": True, "ssid6G": "Home6",
             "password6G": ""}  # fmt: skip
-    result = wifi_plan(profiles.get("tr181"), wifi)
+    tr181 = profiles.get("tr181")
+    supported = "Device.WiFi.AccessPoint.3.Security.ModesSupported"
+    for listed in ({}, {supported: "WPA3-Personal, OWE"}):
+        result = wifi_plan(tr181, wifi, {**SIX_GHZ_RADIO, **listed})
+        assert written(result) | {
+            "Device.WiFi.AccessPoint.3.Security.ModeEnabled": "OWE",
+            "Device.WiFi.AccessPoint.3.Security.MFPConfig": "Required",
+        } == written(result)
+        assert result.unsupported == []
+    result = wifi_plan(tr181, wifi, {**SIX_GHZ_RADIO, supported: "WPA3-Personal"})
     unsupported = {u["setting"]: u["reason"] for u in result.unsupported}
-    assert unsupported["wifi.6g.security"] == "profile tr181 has no way to set 'open' here"
+    assert unsupported["wifi.6g.security"] == (
+        f"{supported} is 'WPA3-Personal' on this CPE: no 'OWE'"
+    )
     assert ("wifi.6g.ssid", "Home6") in {(c.setting, c.value) for c in result.changes}
     assert not [c for c in result.changes if c.setting == "wifi.6g.security"]
+
+
+def test_a_router_in_a_mode_that_counts_is_not_judged_by_its_list(profiles):
+    # WPA3-Personal-Transition serves WPA2-PSK (`also`): nothing is written, so a list
+    # without WPA2-Personal says nothing of it.
+    values = {
+        **SIX_GHZ_RADIO,
+        "Device.WiFi.AccessPoint.1.Security.ModeEnabled": "WPA3-Personal-Transition",
+        "Device.WiFi.AccessPoint.1.Security.ModesSupported": "WPA3-Personal-Transition",
+    }
+    plan = wifi_plan(profiles.get("tr181"), {"password": "secret123"}, values)
+    assert plan.unsupported == []
 
 
 # --- passwords, bands, DHCP: what each value form and router layout gets -----------------

@@ -543,6 +543,87 @@ async def test_a_wifi_6e_router_gets_its_6ghz_network_and_band_steerings_copy(mo
     assert daemon.device_json(serial)["state"] == "ACTIVE"
 
 
+async def test_an_open_6ghz_network_is_enhanced_open(module_daemon):
+    # 6 GHz allows no open network (None) and no WPA2: a Wi-Fi 6E access point lists
+    # WPA3-Personal and OWE only, and refuses anything else (9007). An empty password6G
+    # (an open network) is Enhanced Open there: no password, encrypted, with the
+    # management frame protection every 6 GHz network needs; the passphrase stays.
+    daemon = module_daemon
+    sim = Simulation(daemon.cwmp_url, ["tr181-wifi6e"], 1, serial_prefix="P6O")
+    router = sim.routers[0]
+    ap = "Device.WiFi.AccessPoint.3.Security."
+    before = router.tree.get(ap + "SAEPassphrase")
+    body = seed_body(router.serial, "192.168.1")
+    body["wifi"] = {**body["wifi"], "enabled6G": True, "ssid6G": "Open6", "password6G": ""}
+    daemon.apply(body)
+    assert (await sim.run_once()).ok == 1
+    tree = router.tree.flat()
+    assert (tree["Device.WiFi.SSID.3.SSID"], tree[ap + "ModeEnabled"], tree[ap + "MFPConfig"]) == (
+        "Open6",
+        "OWE",
+        "Required",
+    )
+    assert router.tree.get(ap + "SAEPassphrase") == before
+    assert not [f for f in router.stats.faults if f.method == "SetParameterValues"]
+    device = daemon.device_json(router.serial)
+    assert device["state"] == "ACTIVE" and device["job"]["unsupported"] == [], device["job"]
+    assert (await sim.run_once()).ok == 1
+    assert router.stats.rpcs[-1] == ["GetParameterValues"]  # all of it holds
+    # band steering's open network: None on 2.4 and 5 GHz, Enhanced Open on 6 GHz
+    body["wifi"] = {"ssid": "OpenAll", "password": "", "enabled6G": True, "bandsteering": True}
+    daemon.apply(body)
+    assert (await sim.run_once()).ok == 1
+    tree = router.tree.flat()
+    modes = [tree[f"Device.WiFi.AccessPoint.{i}.Security.ModeEnabled"] for i in (1, 2, 3)]
+    assert modes == ["None", "None", "OWE"]
+    assert daemon.device_json(router.serial)["state"] == "ACTIVE"
+
+
+async def test_a_security_mode_the_access_point_does_not_list_is_not_written(module_daemon):
+    # ModeEnabled takes only what the access point's ModesSupported lists (TR-181's
+    # enumerationRef): a 6 GHz one without OWE, a 2.4 GHz one without None. Written, the
+    # router refused it (9007) session after session; now the job says why instead, and
+    # the rest (SSID, password) is written.
+    daemon = module_daemon
+    sim = Simulation(daemon.cwmp_url, ["tr181-wifi6e"], 1, serial_prefix="P6M")
+    router = sim.routers[0]
+    ap = "Device.WiFi.AccessPoint.{}.Security."
+    router.tree.values[ap.format(3) + "ModesSupported"] = "WPA3-Personal"
+    router.tree.values[ap.format(1) + "ModesSupported"] = "WPA2-Personal,WPA3-Personal-Transition"
+    body = seed_body(router.serial, "192.168.1")
+    body["wifi"] = {
+        **body["wifi"],
+        "password": "",
+        "enabled6G": True,
+        "ssid6G": "Open6",
+        "password6G": "",
+    }
+    daemon.apply(body)
+    assert (await sim.run_once()).ok == 1
+    written = {name for spv in router.stats.spv for name, _ in spv}
+    assert ap.format(3) + "ModeEnabled" not in written
+    assert ap.format(1) + "ModeEnabled" not in written
+    assert router.tree.get("Device.WiFi.SSID.3.SSID") == "Open6"
+    assert router.tree.get(ap.format(2) + "ModeEnabled") == "WPA2-Personal"  # (5 GHz: as asked)
+    assert not [f for f in router.stats.faults if f.method == "SetParameterValues"]
+    job = daemon.device_json(router.serial)["job"]
+    assert job["state"] == "DONE" and job["faults"] == [], job
+    assert job["unsupported"] == [
+        {
+            "setting": "wifi.2g.security",
+            "reason": "Device.WiFi.AccessPoint.1.Security.ModesSupported is "
+            "'WPA2-Personal,WPA3-Personal-Transition' on this CPE: no 'None'",
+        },
+        {
+            "setting": "wifi.6g.security",
+            "reason": "Device.WiFi.AccessPoint.3.Security.ModesSupported is "
+            "'WPA3-Personal' on this CPE: no 'OWE'",
+        },
+    ], job
+    assert (await sim.run_once()).ok == 1
+    assert router.stats.rpcs[-1] == ["GetParameterValues"]
+
+
 async def test_tplink_firmware_without_its_steering_switch_says_steering_is_emulated(
     module_daemon,
 ):

@@ -335,7 +335,8 @@ SaePassphrase = Annotated[
         {
             "pattern": r"^(|[ -~]{8,63})$",
             "description": "WPA3 passphrase: 8 to 63 printable ASCII characters (6 GHz is "
-            "WPA3 alone, which takes no 64-hex-digit key); empty for an open network",
+            "WPA3 alone, which takes no 64-hex-digit key); empty for a network without "
+            "password, which on 6 GHz is Enhanced Open (OWE): 6 GHz allows no open network",
         },
     ),
 ]
