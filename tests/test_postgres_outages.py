@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from dataclasses import replace
 
 import asyncpg
 import pytest
@@ -727,6 +728,94 @@ async def test_writes_that_lock_a_held_row_besides_their_own_are_kept_apart_too(
             assert (await store.get_device(ids["HELDX"])).mac_address is None
         else:
             assert (await store.get_device(ids["HELDX"])).internet_account is not None
+    finally:
+        await holder.close()
+        await store.close()
+
+
+@pytest.mark.parametrize("write", ["apn_same_name", "line_confirm_later"])
+async def test_a_write_that_may_leave_a_held_row_alone_does_not_forget_it(pg_url, write: str):
+    """A write that names a row it locks only in some cases (an APN network PUT that keeps
+    the name, a line confirmed to start later) commits without touching the held row: the
+    row stays known as held, and the next batch with its write does not wait lock_timeout
+    again, nor the free writes in it (found by review)."""
+    from acsd.store import store_unavailable
+    from acsd.store.base import (
+        ApnAccountRecord,
+        ApnDeviceRecord,
+        ApnNetworkRecord,
+        AuditRecord,
+        CpeIdentity,
+        InternetAccountRecord,
+        SessionResult,
+    )
+    from acsd.store.postgres import PgStore
+
+    wait = 3.0
+    store = PgStore(pg_url, lock_timeout=wait)
+    identities = {s: CpeIdentity("00D09E", "HG", s) for s in ("HELDX", "FREEY")}
+    ids: dict[str, str] = {}
+    informed = dict.fromkeys(identities, 1000.0)
+
+    def save(serial: str, at: float) -> asyncio.Task:
+        result = SessionResult(
+            identity=identities[serial], at=at, since=informed[serial], device_id=ids[serial]
+        )
+        return asyncio.create_task(store.save_session(result))
+
+    async def round_of(at: float) -> float:
+        """HELDX's and FREEY's session results in one batch; how long FREEY's took."""
+        t0 = time.monotonic()
+        held, free = save("HELDX", at), save("FREEY", at)
+        await free
+        took = time.monotonic() - t0
+        informed["FREEY"] = at
+        # the held row's write is refused each time, as busy (503 + Retry-After)
+        with pytest.raises(Exception) as refused:
+            await held
+        assert "lock timeout" in (store_unavailable(refused.value) or ""), repr(refused.value)
+        return took
+
+    await store.open()
+    holder = await asyncpg.connect(pg_url)
+    try:
+        for serial, identity in identities.items():
+            ids[serial] = await store.save_session(SessionResult(identity=identity, at=1000.0))
+        router = await store.get_device(ids["HELDX"])
+        await store.write_device(replace(router, mvno_account="acc"))
+        apn = await store.create_apn_device(
+            ApnDeviceRecord(id="", account="acc", network="net", cli="316", cli_key="cli:316"),
+            account=ApnAccountRecord(key="acc", email_contact="ops@example.com"),
+        )
+        await store.update_apn_device(
+            apn.id,
+            lambda d: (replace(d, router=ids["HELDX"], network_status=1), None),
+            steers=(ids["HELDX"], "acc"),
+        )
+        await store.put_apn_network(ApnNetworkRecord("acc", "net", "apn.one"))
+        line = await store.create_internet_account(
+            InternetAccountRecord(id="", customer="c1", name="Fibre", device=ids["HELDX"])
+        )
+        locked = holder.transaction()
+        await locked.start()
+        await holder.execute("SELECT 1 FROM devices WHERE id = $1 FOR UPDATE", ids["HELDX"])
+        await round_of(2000.0)  # meets the lock unknown: waits lock_timeout
+        await round_of(2001.0)  # known held now
+        assert ids["HELDX"] in store._held
+        if write == "apn_same_name":
+            # an API client's idempotent PUT of the network, the name unchanged
+            await store.put_apn_network(ApnNetworkRecord("acc", "net", "apn.one"))
+        else:
+            net = {"ipAddress": "203.0.113.10", "subnet": "255.255.255.248"}
+            far = time.time() + 86400 * 30
+            await store.confirm_internet_account(
+                line.id, confirm={"net": net}, start_date=far, ip_address=net["ipAddress"],
+                now=time.time(),
+                audit=AuditRecord(id="", at=1600.0, action="internet.confirm", resource="x"),
+            )  # fmt: skip
+        third = await round_of(2002.0)
+        await locked.rollback()
+        assert third < wait / 2, f"FREEY's write waited {third:.2f}s for the held row again"
     finally:
         await holder.close()
         await store.close()

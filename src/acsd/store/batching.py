@@ -42,6 +42,9 @@ class CallOp:
     #: PostgreSQL writer keeps the writes of a row another client holds out of the
     #: others' batches (PgCore._run_batch); SQLite, one writer, has no use for them
     rows: tuple[str, ...] = ()
+    #: of ``rows``, those the call writes whenever it commits (the others it locks only
+    #: in some cases): only these are known to be free once it has (PgCore._resolve)
+    written: tuple[str, ...] = ()
 
 
 Op = SaveOp | CallOp
@@ -56,6 +59,13 @@ def op_rows(op: Op) -> tuple[str, ...]:
     result has none yet)."""
     if isinstance(op, CallOp):
         return op.rows
+    return (op.device_id,) if op.device_id else ()
+
+
+def op_written(op: Op) -> tuple[str, ...]:
+    """Of :func:`op_rows`, those ``op`` writes whenever it commits."""
+    if isinstance(op, CallOp):
+        return op.written
     return (op.device_id,) if op.device_id else ()
 
 
@@ -120,12 +130,15 @@ class BatchWriter(ABC):
         fn: Callable[[Any], Awaitable[Any]],
         *,
         rows: Iterable[str | None] = (),
+        may_lock: Iterable[str | None] = (),
     ) -> Any:
         """Queue ``fn`` behind the writes before it; its result once its transaction commits.
-        ``rows``: the device records it writes (see CallOp.rows); empty ids left out."""
+        ``rows``: the device records it writes whenever it commits, ``may_lock`` those it
+        writes or locks only in some cases (see CallOp.rows); empty ids left out."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        named = tuple(dict.fromkeys(row for row in rows if row))
-        self._submit(CallOp(kind, fn, future, named))
+        written = tuple(dict.fromkeys(row for row in rows if row))
+        named = tuple(dict.fromkeys([*written, *(row for row in may_lock if row)]))
+        self._submit(CallOp(kind, fn, future, named, written))
         return await future
 
     @property

@@ -204,7 +204,9 @@ class ApnRecords(PgCore):
         routers_rows = await self._fetch(
             f"SELECT id FROM devices WHERE {_ROUTERS_OF_NETWORK}", record.account, record.key
         )
-        return await self._call("put_apn_network", put, rows=[row[0] for row in routers_rows])
+        # (locked only when the name changes)
+        routers = [row[0] for row in routers_rows]
+        return await self._call("put_apn_network", put, may_lock=routers)
 
     async def create_apn_device(
         self,

@@ -41,7 +41,7 @@ from acsd.store.base import (
     StoreUnavailableError,
     store_unavailable,
 )
-from acsd.store.batching import BatchWriter, CallOp, Op, log_failed, op_rows
+from acsd.store.batching import BatchWriter, CallOp, Op, log_failed, op_rows, op_written
 from acsd.store.outages import (
     CLOSED,
     OTHER,
@@ -548,8 +548,10 @@ class PgCore(BatchWriter):
 
     def _resolve(self, op: Op, value: Any) -> None:
         if not isinstance(value, Failed):
-            for row in op_rows(op):
-                self._held.pop(row, None)  # written: its rows are free again
+            # written: its rows are free again (not those it may have left alone: a row
+            # still held would then cost the next batch with it one lock_timeout)
+            for row in op_written(op):
+                self._held.pop(row, None)
         super()._resolve(op, value)
 
     def _fail(self, batch: list[Op], exc: BaseException) -> None:

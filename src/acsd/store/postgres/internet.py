@@ -316,7 +316,8 @@ class InternetAccounts(PgCore):
         device = await self._scalar(
             "SELECT device FROM internet_accounts WHERE id = $1", account_id
         )
-        return await self._call("confirm_internet_account", write, rows=(device,))
+        # (a line that starts later leaves the row alone)
+        return await self._call("confirm_internet_account", write, may_lock=(device,))
 
     async def end_internet_account(
         self, account_id: str, *, now: float, audit: AuditRecord | None = None

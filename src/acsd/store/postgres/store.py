@@ -315,7 +315,8 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, Retention,
             return await self._apply_upsert(conn, record)
 
         others = await self._other_rows(record, change)
-        return await self._call("upsert_device", write, rows=(record.id, *others))
+        # (the others: the records whose serial or MAC it may take, found before it)
+        return await self._call("upsert_device", write, rows=(record.id,), may_lock=others)
 
     async def write_device(
         self,
@@ -346,7 +347,7 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, Retention,
             return stored
 
         others = await self._other_rows(record, change)
-        return await self._call("write_device", write, rows=(record.id, *others))
+        return await self._call("write_device", write, rows=(record.id,), may_lock=others)
 
     async def _other_rows(self, record: DeviceRecord, change: MacChange) -> list[str]:
         """The rows besides its own that a write of ``record`` may write or lock: the
