@@ -329,6 +329,64 @@ async def test_a_line_or_range_on_the_routers_own_lan_is_400(world, module_daemo
     assert "overlaps the router's LAN 192.168.1.0/24" in reply.body["description"]
 
 
+async def test_a_line_or_range_on_the_lan_a_router_reports_later_is_not_sent(world, module_daemon):
+    # Lines are mostly confirmed before their router first calls in, when the confirm has
+    # no LAN to check them against: the router's first session does, part by part. Both
+    # routers report 192.168.1.1/24 as their LAN.
+    sim = Simulation(
+        module_daemon.cwmp_url, ["tr181-generic", "tr098-dsl"], 2, serial_prefix="LATELAN"
+    )
+    routers = {cpe.profile: cpe for cpe in sim.routers}
+    devices = {profile: add_device(world, cpe.serial) for profile, cpe in routers.items()}
+    lines = {
+        # the static line in the LAN, its additional range elsewhere
+        "tr181-generic": Line("192.168.1.10", "255.255.255.0", "192.168.1.254",
+                              "192.0.2.64", "255.255.255.240", "192.0.2.65"),
+        # the static line elsewhere, its additional range in the LAN
+        "tr098-dsl": Line("203.0.113.106", "255.255.255.248", "203.0.113.105",
+                          "192.168.1.64", "255.255.255.240", "192.168.1.65"),
+    }  # fmt: skip
+    for profile, device_id in devices.items():
+        reply = world.api.post(
+            f"/internet/account/{order(world, device_id)}/confirm", lines[profile].confirm()
+        )
+        assert reply.status == 200, reply.body  # (no LAN reported yet)
+    second = HCM + "IPInterface.2."
+    before = {k: v for k, v in routers["tr098-dsl"].tree.flat().items() if k.startswith(second)}
+    for _ in range(2):  # the first session holds them back, and so does the next
+        assert (await sim.run_once()).ok == 2
+        shown = {p: world.api.get(f"/network/device/{d}").body for p, d in devices.items()}
+
+        # TR-181: the static line stays off (the DHCP client on, no address or route of
+        # the line's), its range goes; the job is FAILED and says why.
+        tree = routers["tr181-generic"].tree.flat()
+        assert is_true(tree["Device.DHCPv4.Client.1.Enable"])
+        assert "192.168.1.10" not in wan_address(tree)
+        assert not [r for r in rows(tree, ROUTES) if r["GatewayIPAddress"] == "192.168.1.254"]
+        assert tree["Device.IP.Interface.1.IPv4Address.2.IPAddress"] == "192.0.2.65"
+        job = shown["tr181-generic"]["job"]
+        assert job["state"] == "FAILED", job
+        faults = {f["setting"]: f["message"] for f in job["faults"]}
+        assert set(faults) == {"wan.static.ip"}, job
+        assert "192.168.1.0/24 overlaps the router's LAN 192.168.1.0/24" in faults["wan.static.ip"]
+        assert "the static line is not sent" in faults["wan.static.ip"]
+
+        # TR-098: the static line goes, its range does not.
+        tree = routers["tr098-dsl"].tree.flat()
+        ip_conn = WCD + "WANIPConnection.1."
+        assert tree[ip_conn + "ExternalIPAddress"] == "203.0.113.106"
+        assert tree[ip_conn + "AddressingType"] == "Static"
+        assert {k: v for k, v in tree.items() if k.startswith(second)} == before
+        job = shown["tr098-dsl"]["job"]
+        assert job["state"] == "FAILED", job
+        faults = {f["setting"]: f["message"] for f in job["faults"]}
+        assert set(faults) == {"lan.extra.ip"}, job
+        assert "192.168.1.64/28 overlaps the router's LAN" in faults["lan.extra.ip"]
+        assert "the additional range is not sent" in faults["lan.extra.ip"]
+    for cpe in routers.values():  # nothing it was sent was refused
+        assert [f for f in cpe.stats.faults if f.method not in READS] == []
+
+
 async def test_the_configured_dns_servers_replace_the_dhcp_ones(daemon_factory):
     """``[provisioning] static_wan_dns``: the provider's resolvers for every static line,
     whatever the routers learnt from DHCP before."""

@@ -18,6 +18,7 @@ from acsd.provisioning.desired import Desired
 from acsd.provisioning.internet import (
     acs_host_name,
     needs_line_dns,
+    on_router_lan,
     reported_dns,
     with_line_dns,
 )
@@ -95,6 +96,14 @@ class ApplyPhase(ReadPhase):
                 if needs_line_dns(desired) and (held_line := self._line_without_dns(flat)):
                     desired = desired.without("wan.static.")
                     held.append(held_line)
+        if (
+            desired.settings.get("wan.static.enable") or desired.settings.get("lan.extra.enable")
+        ) and (lan := self._status_fields(flat, ("lanIp", "subnetMask"))):
+            # A line confirmed before its router reported its LAN (or since renumbered)
+            # that overlaps it: that part of the line waits, and the job says why.
+            for prefix, setting, message in on_router_lan(desired.settings, lan):
+                desired = desired.without(prefix)
+                held.append({"setting": setting, "message": message, "attempts": 0})
         if self._dhcp_wanted() and self._unread(flat, ("lanIp", "subnetMask")):
             # The LAN the pool must lie in is unknown this session (a fault hid it): the
             # DHCP settings wait for a session that reads it.

@@ -20,6 +20,7 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
+from acsd.devices import reported_lan
 from acsd.hostaddr import is_host_address
 from acsd.provisioning.desired import Desired
 from acsd.store.base import InternetAccountRecord, Store
@@ -100,6 +101,45 @@ def with_line_dns(
         return desired
     memory["lineDns"] = list(dns)
     return replace(desired, settings={**desired.settings, "wan.static.dns": ",".join(dns)})
+
+
+#: the parts of a line that take an address range on the router, each sent whole or not at
+#: all: (group prefix, its address and mask settings, what the job calls it)
+_LINE_RANGES = (
+    ("wan.static.", "wan.static.ip", "wan.static.mask", "the static line"),
+    ("lan.extra.", "lan.extra.ip", "lan.extra.mask", "the additional range"),
+)
+
+
+def on_router_lan(settings: dict[str, Any], status: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(group prefix, setting, message) for each part of the line in ``settings`` whose
+    network overlaps the LAN the router reports in ``status``: the confirm refuses such a
+    line when the router has reported its LAN, but a line is mostly confirmed before its
+    router first calls in (or the LAN changes since). Sent, the router would hold one
+    network on its WAN and LAN sides (or its LAN address twice) and lose its way out, and
+    acsd with it. Nothing when the router reports no LAN: nothing to hold it against."""
+    router, lan = reported_lan(status)
+    if router is None or lan is None:
+        return []
+    out = []
+    for prefix, ip_key, mask_key, what in _LINE_RANGES:
+        if settings.get(prefix + "enable") is not True:
+            continue
+        try:
+            network = ipaddress.IPv4Network(
+                f"{settings[ip_key]}/{settings[mask_key]}", strict=False
+            )
+        except (KeyError, ValueError):
+            continue
+        if prefix == "lan.extra." and network == lan and str(router) == settings[ip_key]:
+            continue  # the range acsd gave it, reported as its LAN (its first address entry)
+        if network.overlaps(lan):
+            message = (
+                f"{network} overlaps the router's LAN {lan}: {what} is not sent (order a "
+                "line with other addresses, or renumber the router's LAN)"
+            )
+            out.append((prefix, ip_key, message))
+    return out
 
 
 def acs_host_name(url: str | None) -> str | None:
