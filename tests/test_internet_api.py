@@ -501,6 +501,43 @@ def test_addresses_inside_another_lines_additional_range_are_409(world: World):
     assert reply.status == 200, reply.body
 
 
+def test_a_lines_gateway_is_no_other_lines_address_and_the_other_way_round_409(world: World):
+    # One line's gateway is the provider's address: no line takes it, nor holds it in its
+    # range; and no line's way out is another line's router, or an address in its range.
+    # Lines on one provider network share their gateway.
+    def line(ip: str, gateway: str, mask: str = "255.255.255.240", **net) -> dict:
+        return confirm_body(ip, subnet=mask, gateway=gateway, **net)
+
+    first = order(world).body["_id"]
+    body = line("198.51.100.200", "198.51.100.193", lanNet="203.0.113.240",
+                lanSubnet="255.255.255.240")  # fmt: skip
+    reply = world.api.post(f"/internet/account/{first}/confirm", body)
+    assert reply.status == 200, reply.body
+
+    def refused(body: dict, field: str, fragment: str) -> None:
+        account = order(world).body["_id"]
+        reply = world.api.post(f"/internet/account/{account}/confirm", body)
+        assert fragment in error(reply, 409, field)["description"]
+        assert first in reply.body["description"]
+        assert world.api.get(f"/internet/account/{account}").body["state"] == "ORDERED"
+
+    refused(line("198.51.100.193", "198.51.100.194"), "net.ipAddress",
+            "198.51.100.193 is the gateway of internet account")  # fmt: skip
+    refused(line("198.51.100.201", "198.51.100.200"), "net.gateway",
+            "198.51.100.200 is the address of internet account")  # fmt: skip
+    refused(line("203.0.113.226", "203.0.113.241", "255.255.255.224"), "net.gateway",
+            "203.0.113.241 is in 203.0.113.240/28, the additional range")  # fmt: skip
+    refused(line("203.0.113.234", "203.0.113.233", lanNet="198.51.100.192",
+                 lanSubnet="255.255.255.252"), "net.lanNet",
+            "198.51.100.192/30 holds 198.51.100.193, the gateway")  # fmt: skip
+    # another line behind the same gateway
+    shared = order(world).body["_id"]
+    reply = world.api.post(
+        f"/internet/account/{shared}/confirm", line("198.51.100.201", "198.51.100.193")
+    )
+    assert reply.status == 200, reply.body
+
+
 def audit_of(world: World, resource_id: str, action: str) -> list[dict]:
     entries = world.api.get("/audit", query={"limit": 1000}).body["items"]
     return [e for e in entries if e.get("resourceId") == resource_id and e["action"] == action]

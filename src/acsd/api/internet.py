@@ -421,6 +421,7 @@ def _being_deleted(device: str) -> ApiError:
         (422, "state", "Account must be in ORDERED state"),
         (409, "net.ipAddress", "IP address is already in use by another Internet account"),
         (409, "net.lanNet", "The additional range holds or overlaps another account's addresses"),
+        (409, "net.gateway", "The gateway is another account's address, or in its range"),
         (409, "startDate", "The device has a line taking effect at that time or later"),
     ],
     roles="ADMIN",

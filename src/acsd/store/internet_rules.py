@@ -62,7 +62,9 @@ def given_way(rows: Sequence[Sequence[Any]], ip_address: str, confirm: dict[str,
     replacement router. Those whose addresses the new line leaves alone are kept. The
     address is the line's own, not its claim: a line in use whose upgrade keeps the
     address handed the claim to the upgrade, and gives way with it."""
-    net = confirm.get("net", {})
+    # (its gateway aside: a line whose address is the new one's gateway is in its way, a
+    # 409 of check_claims, not a line it takes over)
+    net = {k: v for k, v in confirm.get("net", {}).items() if k != "gateway"}
     return [
         row[0]
         for row in rows
@@ -83,8 +85,9 @@ def check_claims(
     device: str | None,
     others: Sequence[Sequence[Any]],
 ) -> None:
-    """DuplicateError when the address or the additional range clashes with another line's
-    claim (``others``: every other confirmed line's id, address, router, range)."""
+    """DuplicateError when the address, the gateway or the additional range clashes with
+    another line's claim (``others``: every other confirmed line's id, address, router,
+    range, gateway)."""
     clash = address_clash(ip_address, confirm.get("net", {}), device, others)
     if clash is not None:
         raise DuplicateError(*clash)

@@ -45,7 +45,8 @@ from acsd.store.records import (
 )
 
 _CLAIMS_SQL = (
-    "SELECT id, ip_address, device, confirm #>> '{net,lanNet}', confirm #>> '{net,lanSubnet}'"
+    "SELECT id, ip_address, device, confirm #>> '{net,lanNet}', confirm #>> '{net,lanSubnet}',"
+    " confirm #>> '{net,gateway}'"
     " FROM internet_accounts WHERE id != $1 AND state IN ('CONFIRMED', 'ACTIVE')"
 )
 

@@ -50,7 +50,8 @@ _REPAIRED = ", ".join(
 _CLAIMS_SQL = (
     "SELECT id, ip_address, device,"
     " CASE WHEN json_valid(confirm) THEN json_extract(confirm, '$.net.lanNet') END,"
-    " CASE WHEN json_valid(confirm) THEN json_extract(confirm, '$.net.lanSubnet') END"
+    " CASE WHEN json_valid(confirm) THEN json_extract(confirm, '$.net.lanSubnet') END,"
+    " CASE WHEN json_valid(confirm) THEN json_extract(confirm, '$.net.gateway') END"
     " FROM internet_accounts WHERE id != ? AND state IN ('CONFIRMED', 'ACTIVE')"
 )
 
