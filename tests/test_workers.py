@@ -9,6 +9,8 @@ import os
 import signal
 import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -1173,3 +1175,76 @@ def test_a_log_reader_that_stops_for_longer_than_the_bound_has_no_worker_killed(
     time.sleep(HANG["top"]["worker_hang_timeout"])
     assert not daemon.events("workers.hung") and not daemon.events("workers.exited")
     assert all(_alive(pid) for pid in pids)
+
+
+def test_a_refusal_quoting_the_password_after_a_reload_is_parked_without_it(
+    daemon_factory, tmp_path
+):
+    """The SetParameterValues giving a router the shared password is sent by one worker; a
+    reload changes the password; the router's fault, quoting the value (echo-values), is
+    taken up by a worker that knows only the newer one: the password reaches neither the
+    database nor the log (found by review). Which worker takes the fault up is the
+    kernel's choice: test_rotation_fault_texts checks the withholding itself."""
+    auth = {
+        "scheme": "digest",
+        "password": "new-fleet-pw",
+        "previous_password": "old-fleet-pw",
+        "max_failures": 50,
+    }
+    daemon = start_workers(
+        daemon_factory, top={"shutdown_grace": 0}, cwmp={"auth": auth, "session_timeout": 30}
+    )
+    mark, go = tmp_path / "paused", tmp_path / "go"
+    env = dict(os.environ, PAUSE_MARK=str(mark), PAUSE_GO=str(go))
+    sim = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("pause_rotation_sim.py")),
+            "sim",
+            "--acs",
+            daemon.cwmp_url,
+            "--once",
+            "--timeout",
+            "30",
+            "--quirks",
+            "new-connection,echo-values",
+            "--serial-prefix",
+            "WPRL",
+            "--fault",
+            "Device.ManagementServer.Password=9007",
+            "--acs-username",
+            "{serial}",
+            "--acs-password",
+            "old-fleet-pw",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for(mark.exists, timeout=60)
+        text = daemon.config.read_text()
+        # a reload that changes the current password mid-rotation (previous_password kept:
+        # with it removed, the router could not log in on its next connection at all)
+        daemon.config.write_text(
+            text.replace('password = "new-fleet-pw"', 'password = "newer-fleet-pw"')
+        )
+        before = len(daemon.events("reload.done"))
+        daemon.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: len(daemon.events("reload.done")) >= before + 2, timeout=20)
+        go.write_text("go\n")
+        out, _ = sim.communicate(timeout=60)
+        assert sim.returncode is not None, out.decode()[-2000:]
+    finally:
+        if sim.poll() is None:
+            sim.kill()
+    wait_for(lambda: _events_of(daemon, "session.end", "WPRL000001"), timeout=20)
+    assert _events_of(daemon, "session.acs_password_refused", "WPRL000001")
+    in_log = "new-fleet-pw" in daemon.log_text()
+    assert daemon.stop() == 0
+    found = [
+        p.name
+        for p in daemon.db.parent.glob(daemon.db.name + "*")
+        if b"new-fleet-pw" in p.read_bytes()
+    ]
+    assert not found and not in_log

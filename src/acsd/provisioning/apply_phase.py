@@ -326,8 +326,10 @@ class ApplyPhase(ReadPhase):
     def _wire_value(self, change: Change) -> str:
         if change.setting != ACS_PASSWORD:
             return change.value
-        # (never the placeholder: a session without the password drops the change first)
-        assert self._acs_password is not None, "a password change without the password"
+        # (never the placeholder: a session without the password drops the change first;
+        # an explicit check, not an assert, which python -O would strip)
+        if self._acs_password is None:
+            raise RuntimeError("a password change without the password")
         return self._acs_password
 
     def _reread_names(self) -> list[str]:

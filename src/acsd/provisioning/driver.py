@@ -60,7 +60,7 @@ from acsd.provisioning.jobs import (
     new_memory,
 )
 from acsd.provisioning.profiles import Profile, detect_root
-from acsd.provisioning.rotation import ACS_PASSWORD, ROTATION_DUE, masked
+from acsd.provisioning.rotation import ACS_PASSWORD, ROTATION_DUE, masked, withheld
 from acsd.provisioning.session_state import NOTHING, Apply
 from acsd.provisioning.status import plan_and_extraction, untyped
 from acsd.store.base import (
@@ -557,6 +557,8 @@ class ProvisioningDriver(EndPhase):
             response = rpc.cpe_coded(response)  # (one without a CWMP code: the CPE's 9002)
             if self._acs_password:
                 response = masked(response, self._acs_password)
+            if self.acs_password_due and self._carries_acs_password(request):
+                response = withheld(response)
         if isinstance(request, rpc.GetParameterValues):
             self._on_gpv(session, response)
         elif isinstance(request, rpc.GetParameterNames) and self.fetch.probe is not None:
@@ -781,6 +783,14 @@ class ProvisioningDriver(EndPhase):
                     "management.stun_keepalive": keepalive,
                 }
             )
+
+    def _carries_acs_password(self, request: rpc.AcsRequest) -> bool:
+        """Whether ``request`` is a SetParameterValues that wrote the shared password (its
+        values may be blanked, parked: its names tell)."""
+        if not isinstance(request, rpc.SetParameterValues) or self.profile is None:
+            return False
+        paths = {target.path for target in self.profile.settings.get(ACS_PASSWORD, ())}
+        return any(p.name in paths for p in request.parameters)
 
     def _give_acs_password(self, password: str) -> None:
         """The router authenticated with the previous shared password ([cwmp.auth]

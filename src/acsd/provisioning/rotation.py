@@ -27,6 +27,23 @@ ACS_PASSWORD = "management.acs_password"
 ROTATION_DUE = "(rotation due: the current shared password, filled in when sent)"
 
 
+#: what a withheld fault text reads (see :func:`withheld`)
+WITHHELD = "(withheld: the request carried the shared password)"
+
+
+def withheld(fault: rpc.Fault) -> rpc.Fault:
+    """``fault`` without its texts (codes and parameter names kept): the answer to a
+    SetParameterValues that carried the shared password. Masking needs the value the CPE
+    may quote, and a session taken up by another worker after a reload changed the
+    password knows only the new one: the CPE's words about the old one would reach the
+    job, the log and the parked session as it wrote them."""
+    return replace(
+        fault,
+        string=WITHHELD if fault.string else "",
+        spv_faults=[replace(f, string=WITHHELD if f.string else "") for f in fault.spv_faults],
+    )
+
+
 def masked(fault: rpc.Fault, password: str) -> rpc.Fault:
     """``fault`` with ``password`` masked in its texts. A CPE's fault string may quote
     the value it refused; the changes hold ROTATION_DUE, not the password, so the job's
