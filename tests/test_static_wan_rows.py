@@ -12,7 +12,7 @@ import pytest
 
 from acsd.cwmp import rpc
 from acsd.provisioning.desired import Desired
-from acsd.provisioning.plan import Plan, plan_changes
+from acsd.provisioning.plan import STATIC_LINE, Plan, plan_changes
 from acsd.provisioning.profiles import ProfileError, load_profiles
 from acsd.sim.template import load_template
 from acsd.sim.tree import CwmpFault, Tree
@@ -61,6 +61,7 @@ def plan(
     *,
     tables: dict | None = None,
     unreadable: dict[str, str] | None = None,
+    memory: dict | None = None,
 ) -> Plan:
     return plan_changes(
         profile,
@@ -68,7 +69,7 @@ def plan(
         values,
         absent=set(absent),
         unreadable=unreadable,
-        memory={},
+        memory=memory or {},
         force=False,
         now=0.0,
         max_attempts=3,
@@ -226,14 +227,29 @@ def test_an_old_entry_the_router_would_not_delete_is_named_and_holds_no_new_line
     assert result.deleting[ROUTE + "4."] == "wan.static.route[203.0.113.17]"
 
 
+#: the memory of a router acsd put LINE on (acsd.provisioning.line_off)
+LINE_SET = {STATIC_LINE: {"account": "a1", "ip": "203.0.113.10", "gateway": "203.0.113.9"}}
+
+
 def test_turning_the_line_off_deletes_acsds_entries_and_restarts_the_client(tr181):
     values = {**DHCP_BOUND, "Device.DHCPv4.Client.1.Enable": "0", **static_rows(LINE)}
-    result = plan(tr181, {**LINE, "wan.static.enable": False}, values)
+    result = plan(tr181, {"wan.static.enable": False}, values, memory=LINE_SET)
     assert sorted(result.deletes) == [ADDR + "3.", ROUTE + "4."]
     assert not result.adds
     assert [(c.path, c.value) for c in result.changes] == [
         ("Device.DHCPv4.Client.1.Enable", "true")
     ]
+    assert result.owned == {}  # (``only`` tells these rows apart: no ownedRows for them)
+
+
+def test_turning_the_line_off_deletes_only_the_entries_of_acsds_line(tr181):
+    # A static address and default route that are not the line acsd set (the customer's,
+    # the installer's): they stay, with acsd's line remembered or without it.
+    theirs = {**LINE, "wan.static.ip": "198.51.100.10", "wan.static.gateway": "198.51.100.9"}
+    values = {**DHCP_BOUND, **static_rows(LINE), **static_rows(theirs, 5, 6)}
+    result = plan(tr181, {"wan.static.enable": False}, values, memory=LINE_SET)
+    assert sorted(result.deletes) == [ADDR + "3.", ROUTE + "4."]
+    assert plan(tr181, {"wan.static.enable": False}, values).deletes == []
 
 
 def test_a_router_without_the_address_table_is_sent_nothing_of_the_line(tr181):

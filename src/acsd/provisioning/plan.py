@@ -230,6 +230,39 @@ def _is_address(text: str) -> bool:
 OPTIONAL_IN_GROUP = frozenset({"wan.static.dns", "wan.static.dns_servers"})
 
 
+#: the memory's key of the static line acsd put on the router (see
+#: acsd.provisioning.line_off): the rows of it that a line going "off" deletes
+STATIC_LINE = "staticLine"
+#: the setting whose "off" takes the line's rows away (TableKind.when of those tables)
+LINE_SWITCH = "wan.static.enable"
+
+
+def line_rows(line: Mapping[str, Any] | None) -> dict[str, set[str]]:
+    """Table -> keys of the rows the static line ``line`` (memory STATIC_LINE) made: the
+    only rows of the line's tables that its going off deletes, so that a static address,
+    route or DNS server acsd did not add stays."""
+    if not line:
+        return {}
+    dns = line.get("dns") or []
+    return {
+        "wan.static.address": {str(line.get("ip") or "")} - {""},
+        "wan.static.route": {str(line.get("gateway") or "")} - {""},
+        "wan.static.dns_servers": {str(d) for d in dns if d},
+    }
+
+
+def own_row_keys(spec: TableSpec, values: Mapping[str, str]) -> set[str]:
+    """The keys of the rows of ``spec`` that ``only`` tells are acsd's kind (what the
+    static line adds), as the CPE reports them in ``values``."""
+    existing = _existing_rows(spec, values)
+    if not spec.only or _unowned(spec, existing):
+        return set()
+    key = spec.fields[spec.key].param
+    return {
+        row_key(spec, row.get(key, "")) for row in existing.values() if _ours(row, spec.only)
+    } - {""}
+
+
 def group_of(key: str) -> str | None:
     """The WHOLE_GROUPS group a setting, table or row (``table[key]``) needs whole."""
     return next((g for g in WHOLE_GROUPS if key.startswith(g)), None)
@@ -578,6 +611,11 @@ def plan_changes(
         # (a reservation the customer made on the router looks like acsd's): acsd
         # remembers the keys it manages there, and deletes no other row.
         owned = None if spec.only else set(owned_rows.get(table, ()))
+        going_off = spec.when is not None and desired.settings.get(spec.when) is False
+        if going_off:
+            # The line going off takes away the rows it made, no other: a static address
+            # or route the customer (or the ISP's installer) added stays.
+            owned = line_rows(memory.get(STATIC_LINE)).get(table, set())
         _plan_table(
             plan,
             table,
@@ -592,6 +630,8 @@ def plan_changes(
             owned,
             blank_rows,
         )
+        if going_off and spec.only:
+            plan.owned.pop(table, None)  # (``only`` tells its rows apart: no ownedRows)
     _written_along(
         plan,
         profile,
