@@ -54,6 +54,7 @@ from acsd.models import (
     Serial,
     Wifi,
 )
+from acsd.provisioning import line_off
 from acsd.provisioning.jobs import failed_at
 from acsd.provisioning.status import is_online
 from acsd.store.base import (
@@ -278,7 +279,9 @@ async def _create(
     _check_lan(record, record.dhcp)
     record.customer = customer.id
     record.model = model.id
-    if record.wifi or record.dhcp:
+    if record.wifi or record.dhcp or (existing and line_off.stored(existing.provisioning)):
+        # (a router released with acsd's static line on it: the line is taken off for
+        # the new owner, a job of its own that says how that went)
         ask_to_provision(record)
     audit = audit_record(request, who, "device.create", "device", None, customer=customer.id)
     stored = await ctx.store.write_device(

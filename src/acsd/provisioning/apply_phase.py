@@ -12,7 +12,7 @@ from acsd.cwmp.session import CwmpSession
 from acsd.cwmp.soap import sendable
 from acsd.devices import DeviceInputError, check_lan
 from acsd.log import get_logger
-from acsd.provisioning import param_key
+from acsd.provisioning import line_off, param_key
 from acsd.provisioning.apn import apn_for_another_sim, apn_not_withdrawn, apn_refused_here
 from acsd.provisioning.desired import Desired
 from acsd.provisioning.internet import (
@@ -24,6 +24,8 @@ from acsd.provisioning.internet import (
 )
 from acsd.provisioning.jobs import AFTER_REBOOT, REBOOT_REFUSED, is_provisioned, refused_for_good
 from acsd.provisioning.plan import (
+    LINE_SWITCH,
+    STATIC_LINE,
     Change,
     along_targets,
     drop_groups,
@@ -78,6 +80,14 @@ class ApplyPhase(ReadPhase):
                 desired = desired.without("apn.name")
         held: list[dict[str, Any]] = []  # for Plan.refused
         unread: list[dict[str, Any]] = []  # for Plan.unread
+        if desired.settings.get(LINE_SWITCH) is False:
+            line = line_off.stored(self.memory)
+            if line is None or not line_off.holds_line(self.profile, flat, line):
+                # The router holds none of acsd's line any more (taken off by hand, a
+                # reset, or replaced by a static line of the customer's): what it holds
+                # is not acsd's to change, and acsd forgets its line.
+                desired = desired.without("wan.static.")
+                self.memory.pop(STATIC_LINE, None)
         if needs_line_dns(desired):
             status = self._status_and_identity(flat, shared=False)[0]
             if (

@@ -38,7 +38,7 @@ from acsd import clock
 from acsd.cwmp import rpc
 from acsd.cwmp.session import ROTATE_TO, CwmpSession, RetryLater
 from acsd.log import Once, get_logger, log_failure, peer_text
-from acsd.provisioning import param_key, udp_notify
+from acsd.provisioning import line_off, param_key, udp_notify
 from acsd.provisioning.apn import (
     add_apn_name,
     apn_due,
@@ -59,6 +59,7 @@ from acsd.provisioning.jobs import (
     is_provisioned,
     new_memory,
 )
+from acsd.provisioning.plan import STATIC_LINE
 from acsd.provisioning.profiles import Profile, detect_root
 from acsd.provisioning.rotation import ACS_PASSWORD, ROTATION_DUE, masked, withheld
 from acsd.provisioning.session_state import NOTHING, Apply
@@ -259,20 +260,29 @@ class ProvisioningDriver(EndPhase):
         # A device being deleted gets nothing new: its session only releases it.
         if record is None or record.state != "DELETING":
             self.desired = desired_state(record.wifi, record.dhcp) if record else Desired()
-            if record is not None and record.internet_account:
-                # Only routers an internet account names pay for this lookup.
+            if record is not None and (record.internet_account or STATIC_LINE in self.memory):
+                # Only routers an internet account names (or that hold acsd's line) pay
+                # for this lookup.
                 try:
                     dns = list(self.settings.static_wan_dns)
-                    await add_internet_settings(
+                    account = await add_internet_settings(
                         self.store, record.id, self.desired, clock.now(), dns=dns
                     )
+                    if account is not None:
+                        self.line_account = account.id  # (kept in the memory: line_off)
+                    else:
+                        await self._line_left()
                     self._leave_theirs_on()
                 except Exception:
                     log.exception("session.account_lookup_failed", serial=dev.serial_number)
                     return rpc.acs_fault(8002, "internet account lookup failed; retry later")
             self.operator_settings = not self.desired.empty
             self._add_management(dev.serial_number)
-        held = record is not None and is_provisioned(self.memory, record.revision)
+        held = (
+            record is not None
+            and is_provisioned(self.memory, record.revision)
+            and not self.taking_line_off  # (what the router holds is read before it goes)
+        )
         drift = (
             self.settings.drift_check
             and (record is None or record.drift_check)
@@ -453,6 +463,9 @@ class ProvisioningDriver(EndPhase):
             bound_serial=None,
             cr_username=self.record.cr_username,
             cr_password=self.record.cr_password,
+            # that acsd's static line is on the router: taken off once the line leaves it,
+            # whoever claims the router then (line_off)
+            provisioning=line_off.carried(self.memory),
         )
         try:
             device_id = await self.store.save_session(kept)
@@ -837,6 +850,17 @@ class ProvisioningDriver(EndPhase):
             self.memory["absentAt"] = int(now)
         else:
             self.memory.pop("absentAt", None)
+
+    async def _line_left(self) -> None:
+        """No line of the record is in effect: a static line acsd put on the router is
+        taken off (line_off), unless it still waits there for its replacement router."""
+        assert self.record is not None
+        line = line_off.stored(self.memory)
+        if line is None or await line_off.waits_for_router(self.store, line, self.record.customer):
+            return
+        self.desired.settings.update(line_off.LINE_OFF)
+        self.desired.notes.append(line_off.NOTE)
+        self.taking_line_off = True
 
     def _leave_theirs_on(self) -> None:
         """A line that turns off a second LAN address or a backup line turns off only one

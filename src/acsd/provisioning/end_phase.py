@@ -10,7 +10,7 @@ from typing import Any
 from acsd import clock
 from acsd.log import get_logger
 from acsd.macs import mac_digits
-from acsd.provisioning import param_key
+from acsd.provisioning import line_off, param_key
 from acsd.provisioning.apn import SIM_KEYS
 from acsd.provisioning.apply_phase import ApplyPhase
 from acsd.provisioning.jobs import (
@@ -21,7 +21,7 @@ from acsd.provisioning.jobs import (
     note_read_failed,
     record_outcome,
 )
-from acsd.provisioning.plan import instance_numbers
+from acsd.provisioning.plan import STATIC_LINE, group_of, instance_numbers
 from acsd.provisioning.rotation import ACS_PASSWORD
 from acsd.provisioning.status import fields_read_at
 from acsd.provisioning.udp_notify import MEMORY_KEY
@@ -45,6 +45,10 @@ class EndPhase(ApplyPhase):
     #: the router authenticated with the previous shared password: this session gives
     #: it the current one (class defaults: no memory of the sessions that do not)
     acs_password_due: bool = False
+    #: the line of the record in effect this session (an account id), and whether the
+    #: session takes off the static line acsd put on the router (line_off)
+    line_account: str | None = None
+    taking_line_off: bool = False
     #: what became of that: "rotated", "refused" or "not_sent" (acsd.metrics counts it)
     acs_password_result: str | None = None
     #: the worker that took the session up had no password to give any more (a reload
@@ -111,6 +115,7 @@ class EndPhase(ApplyPhase):
         now = clock.now()
         before = self.memory.get("job") or {}
         record_outcome(self.memory, self.apply.outcome, now, self.settings.retry)
+        self._settle_line(unanswered)
         if self.acs_password_due:
             # no hash of the fleet's password on every router's record: it is written in
             # the sessions that show the router lacks it, whatever the memory says
@@ -153,6 +158,35 @@ class EndPhase(ApplyPhase):
                 if instance is not None:
                     client["id"] = str(instance)
             result.dhcp = dhcp
+
+    def _settle_line(self, unanswered: bool) -> None:
+        """The memory's word on the static line acsd put on the router (line_off): kept
+        from the session that sets it, and forgotten once a session took all of it off."""
+        apply = self.apply
+        assert apply is not None
+        outcome = apply.outcome
+        if not self.taking_line_off:
+            line_off.remember(
+                self.memory, self.desired.settings, self.line_account, outcome.applied
+            )
+            return
+        if STATIC_LINE not in self.memory:
+            return  # (the router held none of it any more: see ApplyPhase._plan)
+        faulted = [change for change, _, _ in outcome.faulted]
+        finished = not (outcome.incomplete or unanswered or apply.deletes or apply.late)
+        if not line_off.taken_off(apply.plan, faulted, finished=finished):
+            if any(group_of(c.setting) == "wan.static." for c in outcome.applied):
+                # (DHCP is on again, or some of the entries went: the rest follows)
+                self.memory[STATIC_LINE][line_off.GOING] = True
+        else:
+            self.memory.pop(STATIC_LINE, None)
+            # (the DNS servers it reported on DHCP then: a later line takes today's)
+            self.memory["lineDns"] = None
+            log.info(
+                "session.line_taken_off",
+                serial=self.identity.serial_number if self.identity else "",
+                device=self.record.id if self.record else None,
+            )
 
     def _log_job_failed(self, before: dict[str, Any]) -> None:
         """A job acsd gives up on leaves the device ACTIVE with no job counted, like a done

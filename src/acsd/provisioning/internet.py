@@ -68,17 +68,20 @@ async def add_internet_settings(
     store: Store, device_id: str, desired: Desired, now: float, *, dns: list[str] | None = None
 ) -> InternetAccountRecord | None:
     """Add the WAN settings of the device's effective account to ``desired``; returns the
-    account (None: no account has taken effect for this router)."""
+    account (None: no account has taken effect for this router; one whose stored body
+    holds no line is still the router's, and adds nothing)."""
     account = await store.internet_account_for_device(device_id, now)
-    if account is None or not account.confirm:
+    if account is None:
         return None
+    if not account.confirm:
+        return account
     try:
         settings = internet_settings(account.confirm, dns)
     except ValueError as exc:
         # the router keeps the line it holds rather than every session failing on it; a
         # new confirm of the account replaces the body
         warn_damaged("internet_accounts", account.id, "confirm", str(exc))
-        return None
+        return account
     desired.settings.update(settings)
     return account
 

@@ -20,6 +20,9 @@ The memory is one JSON object on the device record:
 - ``stunPushed``: the STUN values (server address, port, keepalive) of the last session that
   planned with STUN on: a router whose values are others (a reload changed them) has its
   settings read and compared at its next session, whatever its drift check says;
+- ``staticLine``: the static line acsd put on the router (account, address, gateway, DNS
+  servers), which it takes off again once no line of the router's record is in effect
+  (:mod:`acsd.provisioning.line_off`); a released router's unclaimed record keeps it;
 - ``apnSet``: the APN name acsd last wrote to the router (taken back, as the profile's
   ``apn_fallback``, once no live device of the router's SIM names one);
 - ``refusedOptional``: parameter path -> the CPE's fault (setting, code, message) for an
@@ -42,8 +45,10 @@ from typing import Any
 from acsd import clock
 from acsd.log import MASK, is_secret_name
 from acsd.provisioning import param_key
+from acsd.provisioning.line_off import stored as line_off_stored
 from acsd.provisioning.plan import (
     DENIED,
+    STATIC_LINE,
     WRITE_REFUSED_FOR_GOOD,
     Change,
     Plan,
@@ -203,6 +208,10 @@ def new_memory(memory: dict[str, Any] | None, *, bootstrap: bool) -> dict[str, A
             owned := [name for name in on if name in OWNED_SWITCHES]
         ):
             out[SWITCHED_ON] = owned
+        # the static line acsd put on the router (line_off); absent until it does. A
+        # BOOTSTRAP keeps it: a reset router no longer holds it, which its next plan sees.
+        if (line := line_off_stored(memory)) is not None:
+            out[STATIC_LINE] = line
         # the ParameterKey acsd last wrote, and whether the router echoes it (param_key);
         # absent until acsd writes
         if (key := param_key.stored(memory)) is not None:
