@@ -266,3 +266,71 @@ def test_the_memory_of_acsds_line_and_what_it_takes_off():
     dhcp = {**static, f"{WAN_ADDRESSES}3.AddressingType": "DHCP"}
     assert not holds_line(tr181, dhcp, line)  # (an address the DHCP client holds)
     assert holds_line(tr181, {}, {**line, GOING: True})  # the rest of a line half taken off
+
+
+@pytest.fixture(params=BACKENDS)
+def quick_daemon(request, daemon_factory):
+    """backend_daemon with routers told to call in every second and no grace: a router
+    that missed two Informs (2.5 s) is not online, and its DELETE takes its record at once."""
+    cwmp = {"periodic_interval": 1, "online_grace": 0}
+    if request.param == "postgresql":
+        url = request.getfixturevalue("pg_cluster").new_database()
+        return daemon_factory(store={"url": url}, cwmp=cwmp)
+    return daemon_factory(cwmp=cwmp)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_a_router_deleted_while_not_online_loses_the_line_when_it_comes_back(
+    quick_daemon, profile
+):
+    """Its record goes at once, but the router stays known as an unclaimed record that
+    says acsd's line is on it: given to another customer, it is taken off."""
+    daemon = quick_daemon
+    world = build_world(daemon)
+    sim = Simulation(daemon.cwmp_url, [profile], 1, serial_prefix="OFFGONE")
+    router = sim.routers[0]
+    device_id, account = await _line_on(world, sim)
+    await asyncio.sleep(2.5)  # (two periodic Informs missed)
+    reply = world.api.delete(f"/network/device/{device_id}")
+    assert reply.status == 202, reply.body
+    assert world.api.get(f"/network/device/{device_id}").status == 404  # went at once
+    # Back, unclaimed: the line waits for the customer's replacement, and stays.
+    assert (await sim.run_once()).ok == 1
+    assert holds_line(router.tree.flat())
+    kept = _record_of(world, router.serial)
+    assert kept["_id"] != device_id and kept.get("customer") is None, kept
+    # Given to another customer, it does not.
+    again = add_device(world, router.serial, customer="other")
+    for _ in range(2):
+        assert (await sim.run_once()).ok == 1
+    line_taken_off(router.tree.flat())
+    shown = world.api.get(f"/network/device/{again}").body
+    assert shown["state"] == "ACTIVE" and (shown.get("job") or {}).get("faults", []) == []
+    assert world.api.get(f"/internet/account/{account}").body["state"] == "ACTIVE"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_a_router_swapped_out_by_serial_number_loses_the_line(backend_daemon, profile):
+    """PATCH serialNumber: the record (and its line) goes to the new router; the old one
+    stays known as an unclaimed record that says acsd's line is on it, and its next
+    session takes it off (not two routers with one address)."""
+    daemon = backend_daemon
+    world = build_world(daemon)
+    old = Simulation(daemon.cwmp_url, [profile], 1, serial_prefix="OFFSWAPA")
+    new = Simulation(daemon.cwmp_url, [profile], 1, serial_prefix="OFFSWAPB")
+    device_id, account = await _line_on(world, old)
+    reply = world.api.patch(f"/network/device/{device_id}", {"serialNumber": new.routers[0].serial})
+    assert reply.status == 200, reply.body
+    assert (await new.run_once()).ok == 1
+    assert holds_line(new.routers[0].tree.flat())
+    assert (await old.run_once()).ok == 1
+    line_taken_off(old.routers[0].tree.flat())
+    kept = _record_of(world, old.routers[0].serial)
+    assert kept["_id"] != device_id and kept.get("customer") is None, kept
+    # the line is still the record's, on the new router
+    shown = world.api.get(f"/internet/account/{account}").body
+    assert (shown["state"], shown.get("device")) == ("ACTIVE", device_id), shown
+    assert holds_line(new.routers[0].tree.flat())
+    before = old.routers[0].tree.flat()
+    assert (await old.run_once()).ok == 1
+    assert old.routers[0].tree.flat() == before
