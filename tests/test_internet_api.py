@@ -587,6 +587,9 @@ def test_an_admin_ends_a_line_that_names_no_router(world: World):
     # While its router holds it: the router's next line ends it.
     body = error(world.api.post(path), 422, "state")
     assert device in body["description"]
+    # (that router never called in: it holds nothing of the line, and is not said to)
+    assert "holds its settings" not in body["description"], body
+    assert "never called in: delete its record" in body["description"], body
     assert world.api.get(f"/internet/account/{line}").body["state"] == "ACTIVE"
     # The router's record is deleted; no line of the customer's takes the address over.
     assert world.api.delete(f"/network/device/{device}").status == 202

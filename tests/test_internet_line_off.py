@@ -334,3 +334,21 @@ async def test_a_router_swapped_out_by_serial_number_loses_the_line(backend_daem
     before = old.routers[0].tree.flat()
     assert (await old.run_once()).ok == 1
     assert old.routers[0].tree.flat() == before
+
+
+async def test_ending_a_started_line_its_router_has_not_got_says_what_is_known(daemon):
+    """A started line is its router's to end (its next line ends it), but the 422 does not
+    say the router holds it when it may not have got it yet."""
+    world = build_world(daemon)
+    sim = Simulation(daemon.cwmp_url, ["tr181-generic"], 1, serial_prefix="OFFEND")
+    router = sim.routers[0]
+    device_id = add_device(world, router.serial)
+    assert (await sim.run_once()).ok == 1  # (seen: its record does not go at once)
+    account = confirm_line(world, device_id)
+    reply = world.api.post(f"/internet/account/{account}/end")
+    assert reply.status == 422 and reply.body["message"] == "state", reply.body
+    said = reply.body["description"]
+    assert "holds its settings" not in said and "gets it at its next session" in said, said
+    assert "never called in" not in said, said
+    assert (await sim.run_once()).ok == 1
+    assert holds_line(router.tree.flat())

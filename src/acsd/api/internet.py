@@ -492,7 +492,7 @@ async def confirm_internet_account(request: web.Request) -> web.Response:
     response=Success,
     errors=[
         (404, "not_found", "Internet account not found"),
-        (422, "state", "The line's router holds it (it has started)"),
+        (422, "state", "The line has started for its router (which holds it or gets it next)"),
     ],
     roles="ADMIN",
 )  # fmt: skip
@@ -514,12 +514,20 @@ async def end_internet_account(request: web.Request) -> web.Response:
         raise not_found("not_found", "Internet account not found") from None
     except StateError as exc:
         router = await ctx.store.get_device(account.device) if account.device else None
+        # (what the router holds is not known here: it has the line, or gets it at its
+        # next session; one that never called in has nothing of it yet)
         if router is not None and router.state == "DELETING":
             then = "its record is being deleted: once its next session releases it, end the line"
+        elif router is not None and router.last_inform is None:
+            then = (
+                "the router has never called in: delete its record (it goes at once), then"
+                " end the line"
+            )
         else:
             then = "the router's next line ends it, or delete the router's record first"
         raise ApiError(
-            422, "state", f"{exc}: the router holds its settings; {then}"
+            422, "state", f"{exc}: it has started, and its router holds it or gets it at its"
+            f" next session; {then}"
         ) from None  # fmt: skip
     if account.state != "ENDED":  # (ended before: nothing changed, nothing to say)
         log.info("internet.ended", account=ended.id, customer=ended.customer)
