@@ -541,9 +541,6 @@ async def _patch(
             expect=seen,
             mac=mac,
             new_router=new_router,
-            # the old router keeps acsd's static line until a session of its own takes it
-            # off: it stays known as an unclaimed record that says so (line_off)
-            keep=line_off.carried,
         )
     except ConflictError:
         # (DuplicateError, or the row of the new serial found in the write itself: another
@@ -632,9 +629,7 @@ async def _delete(request: web.Request, ctx: ApiContext, who: Caller) -> web.Res
         # Never seen by acsd, or not online: nothing to wait for.
         record.state = "DELETING"
         view = _view(ctx, record, await _model(ctx, record.model))
-        # (a router that holds acsd's static line stays known as an unclaimed record that
-        # says so: when it calls in again, its line is taken off once no line holds it)
-        await ctx.store.delete_device(record.id, audit=audit, expect=seen, keep=line_off.carried)
+        await ctx.store.delete_device(record.id, audit=audit, expect=seen)
     else:
         # The router's next session releases it, then the record goes. The new revision
         # keeps a session already under way from writing its state over DELETING.

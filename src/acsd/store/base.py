@@ -496,7 +496,6 @@ class Store(Protocol):
         expect: DeviceRecord | str | None = None,
         mac: MacChange | None = None,
         new_router: bool = False,
-        keep: KeepRouter | None = None,
     ) -> DeviceRecord:
         """upsert_device plus an audit entry in the same transaction (``audit_after``: its
         ``after``, from the record as stored).
@@ -508,8 +507,7 @@ class Store(Protocol):
         ``new_router``: the record's serial number changed (the router was replaced): what
         the old router reported is dropped and, when the new one already called in, the
         unclaimed record it made is merged in (:class:`DuplicateError` on ``serialNumber``
-        when a claimed record has that serial); ``keep``: the old router stays known as an
-        unclaimed record when it gives one (see delete_device)."""
+        when a claimed record has that serial)."""
 
     async def delete_device(
         self,
@@ -517,13 +515,8 @@ class Store(Protocol):
         *,
         audit: AuditRecord | None = None,
         expect: DeviceRecord | None = None,
-        keep: KeepRouter | None = None,
     ) -> bool:
-        """Remove the record; False if there was none. ``expect`` as for write_device.
-        ``keep``: when it gives something of the record's memory, the router stays known
-        as an unclaimed record (a new id, in the same transaction) holding that, what it
-        reported of itself and its Connection Request address and credentials, as a
-        released router's does; its next Inform finds it by serial number."""
+        """Remove the record; False if there was none. ``expect`` as for write_device."""
 
     async def create_customer(
         self, record: CustomerRecord, *, audit: AuditRecord | None = None
@@ -896,10 +889,6 @@ class ChangedError(StoreError):
 #: the one stored (also one the router reported meanwhile), or "remove" the operator's (a
 #: MAC the router reported of itself stays: its next session would report it again)
 MacChange = Literal["set", "remove", "keep"]
-#: given the provisioning memory of a router that leaves its record (the record deleted
-#: at once, or given another router), what of it an unclaimed record of that router keeps;
-#: None: no record of it is kept (the store knows nothing of what the memory means)
-KeepRouter = Callable[[Mapping[str, Any]], "dict[str, Any] | None"]
 
 #: ``write_device(..., expect=ABSENT)``: the write creates; no record has this serial yet
 ABSENT = "absent"

@@ -15,7 +15,6 @@ from acsd.store.base import (
     ConflictError,
     DeviceRecord,
     DuplicateError,
-    KeepRouter,
     MacChange,
 )
 from acsd.store.records import (
@@ -99,28 +98,6 @@ def take_router_fields(record: DeviceRecord, found: DeviceRecord) -> list[Any]:
     for name in ROUTER_FIELDS:
         setattr(record, name, getattr(found, name))
     return [column_value(record, name) for name in ROUTER_FIELDS]
-
-
-#: what an unclaimed record kept of a router that left its record holds besides the part
-#: of its memory ``keep`` gives: what the router reported of itself and how to reach it
-#: (its MAC stays behind: the operator's, or another device's to take; its tree and status
-#: come with its next session)
-_KEPT_FIELDS = (
-    "serial_number", "oui", "product_class", "manufacturer", "model_name",
-    "software_version", "hardware_version", "profile", "last_inform", "periodic_interval",
-    "connection_request_url", "udp_connection_request_address", "cr_username",
-    "cr_password", "reported_cr_username",
-)  # fmt: skip
-
-
-def kept_router(old: DeviceRecord | None, keep: KeepRouter | None) -> DeviceRecord | None:
-    """The unclaimed record a router that leaves its record (``old``, as stored before) is
-    kept as, or None: ``keep`` gives nothing of its memory (or there is no ``keep``)."""
-    if old is None or keep is None or (memory := keep(old.provisioning)) is None:
-        return None
-    kept = DeviceRecord(id="", **{name: getattr(old, name) for name in _KEPT_FIELDS})
-    kept.provisioning = memory
-    return kept
 
 
 def upsert_target(record: DeviceRecord, by_id: str | None, by_serial: str | None) -> str | None:

@@ -20,7 +20,6 @@ from acsd.store.base import (
     CustomerRecord,
     DeviceQuery,
     DeviceRecord,
-    KeepRouter,
     MacChange,
     ModelRecord,
     SessionResult,
@@ -29,7 +28,6 @@ from acsd.store.base import (
 from acsd.store.device_rules import (
     audit_with_after,
     check_unchanged,
-    kept_router,
     new_row,
     router_to_merge,
     routers_own_holders,
@@ -329,15 +327,12 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, Retention,
         expect: DeviceRecord | str | None = None,
         mac: MacChange | None = None,
         new_router: bool = False,
-        keep: KeepRouter | None = None,
     ) -> DeviceRecord:
         check_device(record)
         audit_row = audit_values(audit)
         change = mac or mac_change(record)
 
         async def write(conn: asyncpg.Connection) -> DeviceRecord:
-            # the router the record leaves, as it stood (its row takes the new one's reports)
-            old = await _stored(conn, record.id) if new_router and keep else None
             # (a create, expect == ABSENT: _apply_upsert finds a record made meanwhile)
             if isinstance(expect, DeviceRecord):
                 await self._unchanged(conn, expect)
@@ -348,10 +343,6 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, Retention,
                 conn, record, change, strict=mac == "set", new_router=new_router, incoming=incoming
             )
             stored = await self._apply_upsert(conn, record, new=expect == ABSENT)
-            if old is not None and serial_key(old.serial_number) != serial_key(
-                stored.serial_number
-            ):
-                await _keep_router(conn, kept_router(old, keep))
             await write_audit(conn, audit_with_after(audit_row, audit_after, stored), stored.id)
             return stored
 
@@ -459,14 +450,12 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, Retention,
         *,
         audit: AuditRecord | None = None,
         expect: DeviceRecord | None = None,
-        keep: KeepRouter | None = None,
     ) -> bool:
         audit_row = audit_values(audit)
 
         async def delete(conn: asyncpg.Connection) -> bool:
             if expect is not None:
                 await self._unchanged(conn, expect)
-            old = await _stored(conn, device_id) if keep else None
             status = await conn.execute("DELETE FROM devices WHERE id = $1", device_id)
             deleted = rowcount(status) > 0
             if deleted:
@@ -477,7 +466,6 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, Retention,
                 )
                 # nor an APN device's SIM in a router that is gone
                 await _router_gone(conn, device_id)
-                await _keep_router(conn, kept_router(old, keep))
                 await write_audit(conn, audit_row, device_id)
             return deleted
 
@@ -605,21 +593,3 @@ class PgStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, Retention,
                 ) from exc
         row = await conn.fetchrow(f"{DEVICE_SELECT_NO_TREE} WHERE id = $1", target)
         return device_record(row)
-
-
-async def _stored(conn: asyncpg.Connection, device_id: str) -> DeviceRecord | None:
-    row = await conn.fetchrow(f"{DEVICE_SELECT_NO_TREE} WHERE id = $1 FOR UPDATE", device_id)
-    return device_record(row) if row is not None else None
-
-
-async def _keep_router(conn: asyncpg.Connection, kept: DeviceRecord | None) -> None:
-    """As SqliteStore._keep_router: a router that left its record, kept as an unclaimed
-    record, unless a record of its serial number is there already (another instance's
-    session of the router made one since: it is that one's)."""
-    if kept is None:
-        return
-    _, values = new_row(kept, clock.now())
-    await conn.execute(
-        f"{DEVICE_INSERT_SQL} ON CONFLICT (serial_key) DO NOTHING",
-        *flags(INSERT_COLUMNS, values),
-    )

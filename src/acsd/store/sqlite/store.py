@@ -21,7 +21,6 @@ from acsd.store.base import (
     CustomerRecord,
     DeviceQuery,
     DeviceRecord,
-    KeepRouter,
     MacChange,
     ModelRecord,
     SessionResult,
@@ -30,7 +29,6 @@ from acsd.store.base import (
 from acsd.store.device_rules import (
     audit_with_after,
     check_unchanged,
-    kept_router,
     new_row,
     router_to_merge,
     routers_own_holders,
@@ -342,15 +340,12 @@ class SqliteStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, Retent
         expect: DeviceRecord | str | None = None,
         mac: MacChange | None = None,
         new_router: bool = False,
-        keep: KeepRouter | None = None,
     ) -> DeviceRecord:
         check_device(record)
         audit_row = audit_values(audit)
         change = mac or mac_change(record)
 
         async def write(conn: aiosqlite.Connection) -> DeviceRecord:
-            # the router the record leaves, as it stood (its row takes the new one's reports)
-            old = await self._stored(conn, record.id) if new_router and keep else None
             if expect == ABSENT:
                 key = serial_key(record.serial_number)
                 if await self._scalar(conn, "SELECT 1 FROM devices WHERE serial_key = ?", (key,)):
@@ -364,31 +359,10 @@ class SqliteStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, Retent
                 conn, record, change, strict=mac == "set", new_router=new_router, incoming=incoming
             )
             stored = await self._apply_upsert(conn, record)
-            if old is not None and serial_key(old.serial_number) != serial_key(
-                stored.serial_number
-            ):
-                await self._keep_router(conn, kept_router(old, keep))
             await write_audit(conn, audit_with_after(audit_row, audit_after, stored), stored.id)
             return stored
 
         return await self._call("write_device", write)
-
-    async def _stored(self, conn: aiosqlite.Connection, device_id: str) -> DeviceRecord | None:
-        rows = list(
-            await conn.execute_fetchall(f"{DEVICE_SELECT_NO_TREE} WHERE id = ?", (device_id,))
-        )
-        return device_record(rows[0]) if rows else None
-
-    async def _keep_router(self, conn: aiosqlite.Connection, kept: DeviceRecord | None) -> None:
-        """A router that left its record, kept as an unclaimed record (kept_router), unless
-        a record of its serial number is there already (it is that one's)."""
-        if kept is None:
-            return
-        key = serial_key(kept.serial_number)
-        if await self._scalar(conn, "SELECT 1 FROM devices WHERE serial_key = ?", (key,)):
-            return
-        _, values = new_row(kept, clock.now())
-        await conn.execute(INSERT_SQL, values)
 
     async def _settle_mac(
         self,
@@ -483,14 +457,12 @@ class SqliteStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, Retent
         *,
         audit: AuditRecord | None = None,
         expect: DeviceRecord | None = None,
-        keep: KeepRouter | None = None,
     ) -> bool:
         audit_row = audit_values(audit)
 
         async def delete(conn: aiosqlite.Connection) -> bool:
             if expect is not None:
                 await self._unchanged(conn, expect)
-            old = await self._stored(conn, device_id) if keep else None
             async with conn.execute("DELETE FROM devices WHERE id = ?", (device_id,)) as cursor:
                 deleted = cursor.rowcount > 0
             if deleted:  # nothing happened, nothing to audit
@@ -503,7 +475,6 @@ class SqliteStore(InternetAccounts, ApnRecords, ParkedSessions, CrClaims, Retent
                 # Nor an APN device's SIM in a router that is gone (Meta.Router; a record
                 # made again for that router gets another id).
                 await _router_gone(conn, device_id)
-                await self._keep_router(conn, kept_router(old, keep))
                 await write_audit(conn, audit_row, device_id)
             return deleted
 
