@@ -29,6 +29,7 @@ test_cpe_stacks.GenieacsSim and RawHttp write it.
 
 from __future__ import annotations
 
+import copy
 import csv
 from pathlib import Path
 
@@ -216,9 +217,10 @@ class Sim:
             return N("cwmp:DeleteObjectResponse", {}, [N("Status", {}, "0")])
         return self.stack.fault(9000, "Method not supported")
 
-    def session(self, daemon, event: str = "2 PERIODIC") -> list[str]:
+    def session(self, daemon, event: str = "2 PERIODIC", *, may_die: bool = False) -> list[str]:
         """One session: Inform, the empty POST, each request answered until the 204.
-        Returns the methods acsd asked for."""
+        Returns the methods acsd asked for. ``may_die``: what kills the process ends the
+        session there ("died" last): its connection closes, the request unanswered."""
         headers = [
             ("Content-Type", 'text/xml; charset="utf-8"'),
             ("Authorization", "Basic Og=="),
@@ -233,7 +235,14 @@ class Sim:
             self.stack.read(answer.body)
             env = parse_envelope(answer.body)
             asked.append(env.body.METHOD)
-            answer = http.post(self.stack.envelope(env.id or "", self.answer(env.body)))
+            try:
+                reply = self.answer(env.body)
+            except Died:
+                if not may_die:
+                    raise
+                http.close()
+                return [*asked, "died"]
+            answer = http.post(self.stack.envelope(env.id or "", reply))
         assert answer.status == 204, (answer.status, answer.body)
         http.close()
         return asked
@@ -283,6 +292,58 @@ def test_a_cpe_that_answers_a_partial_path_with_the_object_alone_is_listed(modul
     daemon.apply(seed_body(other, "192.168.1"))
     asked = Sim(ont_model(), other, release="libxmljs").session(daemon)
     assert asked[0] == "GetParameterNames"
+
+
+def test_a_cpe_that_dies_of_a_partial_path_is_listed_after_two_sessions(module_daemon):
+    # The current release with a data model no profile knows (here: another product
+    # class): it dies of the partial path, starts again and Informs anew, so no answer
+    # ever shows acsd that it does not expand them. Two such sessions in a row do.
+    daemon = module_daemon
+    serial = "GSIMDIES0001"
+    daemon.apply(seed_body(serial, "192.168.1"))
+    model = ont_model()
+    model["DeviceID.ProductClass"][1] = "HG8245Q3"
+    sim = Sim(model, serial)
+    assert Sim(copy.deepcopy(model), serial).session(daemon, may_die=True) == [
+        "GetParameterValues",
+        "died",
+    ]
+    assert Sim(copy.deepcopy(model), serial).session(daemon, may_die=True) == [
+        "GetParameterValues",
+        "died",
+    ]
+    # the second session is over when the third Informs: listed from then on
+    asked = sim.session(daemon)
+    assert asked[0] == "GetParameterNames" and "SetParameterValues" in asked
+    assert sim.device[W + "SSID"][1] == "SkyNet"
+    assert daemon.device_json(serial)["status"]["lanIp"] == "192.168.1.1"
+    # and so is the next one of its kind, from its first read on
+    other = "GSIMDIES0002"
+    daemon.apply(seed_body(other, "192.168.1"))
+    assert Sim(copy.deepcopy(model), other).session(daemon)[0] == "GetParameterNames"
+
+
+def test_one_lost_answer_to_a_partial_path_does_not_make_a_cpe_listed(module_daemon):
+    # A line that drops once mid-read is no proof: the answer of the next session
+    # (the object's parameters, as TR-069 says) clears it.
+    daemon = module_daemon
+    serial = "EXPANDDROP01"
+    daemon.apply(seed_body(serial, "192.168.1"))
+    model = ont_model()
+    model["DeviceID.ProductClass"][1] = "HG8245Q4"
+    dropping = Sim(copy.deepcopy(model), serial)  # dies of the partial path, once
+    assert dropping.session(daemon, may_die=True) == ["GetParameterValues", "died"]
+    for _ in range(2):
+        sim = Sim(copy.deepcopy(model), serial, release="expanding")
+        assert sim.session(daemon)[0] == "GetParameterValues"
+    # lost once more: one in a row again, still read the usual way
+    assert Sim(copy.deepcopy(model), serial).session(daemon, may_die=True) == [
+        "GetParameterValues",
+        "died",
+    ]
+    sim = Sim(copy.deepcopy(model), serial, release="expanding")
+    assert sim.session(daemon)[0] == "GetParameterValues"
+    assert not [path for path, _ in sim.listed if path == "InternetGatewayDevice."]
 
 
 def test_firmware_that_names_the_object_beside_its_parameters_is_read_as_usual(module_daemon):

@@ -55,6 +55,7 @@ from acsd.provisioning.jobs import (
     PENDING,
     STUN_PUSHED,
     SWITCHED_ON,
+    UNANSWERED_KEY,
     failed_at,
     is_provisioned,
     new_memory,
@@ -235,6 +236,7 @@ class ProvisioningDriver(EndPhase):
             # and may take what the old one refused, and answer partial paths as TR-069 says
             self.memory["refusedOptional"] = {}
             self.memory.pop("partialPaths", None)
+            self.memory.pop(UNANSWERED_KEY, None)
             self.memory.pop("held", None)
             self.memory.pop(udp_notify.MEMORY_KEY, None)  # (it may take it now, or lost it)
             self.memory.pop("gpvLimit", None)  # (its limit of names per call, too)
@@ -654,6 +656,8 @@ class ProvisioningDriver(EndPhase):
                 await self._keep_unclaimed(session, result)
             _log_end(session, self.record.id, complete, reason, outcome="released")
             return
+        if not complete:
+            self._partial_paths_unanswered(session)
         # a SetParameterValues the CPE got but never answered may well be applied
         unanswered = session.outstanding is not None and isinstance(
             session.outstanding[1], rpc.SetParameterValues

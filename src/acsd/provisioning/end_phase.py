@@ -15,6 +15,7 @@ from acsd.provisioning.apn import SIM_KEYS
 from acsd.provisioning.apply_phase import ApplyPhase
 from acsd.provisioning.jobs import (
     STUN_PUSHED,
+    UNANSWERED_KEY,
     close_job,
     forget_reboot_note,
     is_provisioned,
@@ -332,6 +333,8 @@ class EndPhase(ApplyPhase):
             or before.get("gpvLimit") != memory.get("gpvLimit")
             or before.get("held") != memory.get("held")
             or before.get("absentAt") != memory.get("absentAt")
+            or before.get("partialPaths") != memory.get("partialPaths")
+            or before.get(UNANSWERED_KEY) != memory.get(UNANSWERED_KEY)
             or before.get(param_key.MEMORY_KEY) != memory.get(param_key.MEMORY_KEY)
             or (self.settings.stun is not None and before.get(MEMORY_KEY) != memory.get(MEMORY_KEY))
         )

@@ -109,6 +109,11 @@ def _stored_job(job: Any) -> dict[str, Any] | None:
     return out
 
 
+#: provisioning memory: sessions in a row that ended without the answer to a read of
+#: partial paths (read_phase._partial_paths_unanswered)
+UNANSWERED_KEY = "partialPathsUnanswered"
+
+
 def new_memory(memory: dict[str, Any] | None, *, bootstrap: bool) -> dict[str, Any]:
     out = {
         "appliedRevision": None,
@@ -155,6 +160,10 @@ def new_memory(memory: dict[str, Any] | None, *, bootstrap: bool) -> dict[str, A
         # (read_phase._check_listed): not listed again.
         if memory.get("partialPaths") is False:
             out["partialPaths"] = False
+        # sessions in a row that ended without the answer to a read of partial paths
+        # (read_phase._partial_paths_unanswered)
+        if type(lost := memory.get(UNANSWERED_KEY)) is int and lost > 0:
+            out[UNANSWERED_KEY] = lost
         if type(held := memory.get("held")) is list and (
             names := [n for n in held if type(n) is str]
         ):

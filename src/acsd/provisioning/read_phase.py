@@ -14,6 +14,7 @@ from acsd.cwmp.session import CwmpSession
 from acsd.log import Once, get_logger, peer_text
 from acsd.provisioning.absent import Kind, kind_of
 from acsd.provisioning.internet import needs_line_dns
+from acsd.provisioning.jobs import UNANSWERED_KEY
 from acsd.provisioning.plan import along_targets
 from acsd.provisioning.profile_schema import is_secret_name
 from acsd.provisioning.session_state import NOTHING, SessionState
@@ -38,6 +39,11 @@ MAX_HELD = 512
 
 #: routers and names session.gpv_incomplete was logged for
 _LEFT_OUT_TOLD = Once()
+
+
+#: sessions in a row without the answer to a read of partial paths that show a CPE dies
+#: of them (ReadPhase._partial_paths_unanswered)
+UNANSWERED_LIMIT = 2
 
 
 class ReadPhase(SessionState):
@@ -182,6 +188,9 @@ class ReadPhase(SessionState):
             if objects and self._unexpanded(response, objects):
                 self._partial_paths_unexpanded(session, names)
                 return
+            if objects:
+                # answered as TR-069 says: a session that died of one before was not its fault
+                self.memory.pop(UNANSWERED_KEY, None)
             if objects and self.apply is not None and self.apply.reread:
                 # The read after the changes replaces what was known below its objects:
                 # rows the CPE no longer has must not outlive it (see _reread_names).
@@ -674,6 +683,28 @@ class ReadPhase(SessionState):
         rest = [n for call in self.fetch.queue for n in call]
         self.fetch.queue.clear()
         self._list_first(list(dict.fromkeys([*names, *rest])))
+
+    def _partial_paths_unanswered(self, session: CwmpSession) -> None:
+        """The session ends without the answer to a GetParameterValues of partial paths:
+        the current genieacs-sim dies of one (its process starts again and Informs anew,
+        the request never answered), and a CPE asked the same in every session would
+        never be read. The second such session in a row makes this CPE and its kind
+        listed with GetParameterNames, as one that answers the object alone is; one lost
+        answer alone (a dropped line) proves nothing, and an answer in between clears it."""
+        outstanding = session.outstanding
+        if outstanding is None or not isinstance(outstanding[1], rpc.GetParameterValues):
+            return
+        if not any(name.endswith(".") for name in outstanding[1].names) or self._shallow():
+            return
+        lost = self.memory.get(UNANSWERED_KEY, 0) + 1
+        if lost < UNANSWERED_LIMIT:
+            self.memory[UNANSWERED_KEY] = lost
+            return
+        log.warning("session.partial_paths_unanswered", serial=session.serial, sessions=lost)
+        self.memory.pop(UNANSWERED_KEY, None)
+        self.memory["partialPaths"] = False
+        if (kind := self._kind()) is not None:
+            self.hints.shallow(kind)
 
     def _plan_read_over(self, session: CwmpSession) -> None:
         """The read plan's leaves are in: read everything after all when the CPE left
