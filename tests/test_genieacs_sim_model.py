@@ -274,6 +274,26 @@ def test_the_default_data_model_is_read_and_provisioned_without_a_name_it_lacks(
     assert daemon.device_json(serial)["status"]["upTime"] == 213138
 
 
+def test_wifi_on_turns_on_the_bm632w_wlan_switch(module_daemon):
+    # The dump has no RadioEnabled: its whole-WLAN switch is LANDevice.1.X_HUAWEI_WLANEnable.
+    # Found off, wifi "enabled" turns it on with the SSID.
+    daemon = module_daemon
+    serial = "GSIMBM632W02"
+    daemon.apply(seed_body(serial, "192.168.1"))
+    switch = "InternetGatewayDevice.LANDevice.1.X_HUAWEI_WLANEnable"
+    sim = Sim(load_model(**{switch: "false"}), serial)
+    sim.session(daemon)
+    assert sim.device[switch][1] == "true"
+    assert sim.device[W + "Enable"][1] == "true"
+    # (the seed's reservation stays on the job: the dump's table is empty, see above)
+    faults = daemon.device_json(serial)["job"]["faults"]
+    assert faults and all(f["setting"].startswith("dhcp.reservations") for f in faults)
+    # off again by hand: put back at the next drift check
+    sim.device[switch][1] = "false"
+    sim.session(daemon, "1 BOOT")
+    assert sim.device[switch][1] == "true"
+
+
 def test_a_cpe_that_answers_a_partial_path_with_the_object_alone_is_listed(module_daemon):
     # Another OUI: the plain Huawei profile, which knows nothing of it. The libxmljs
     # release answers the partial path with the object itself; acsd learns from that
