@@ -366,6 +366,29 @@ def test_one_lost_answer_to_a_partial_path_does_not_make_a_cpe_listed(module_dae
     assert not [path for path, _ in sim.listed if path == "InternetGatewayDevice."]
 
 
+def test_answers_too_large_to_read_are_no_lost_answers(module_daemon):
+    # An answer over max_body ends the session with the read outstanding too, but the
+    # CPE did answer: the read is split (session.read_split), not listed.
+    daemon = module_daemon
+    serial = "EXPANDHUGE01"
+    model = ont_model()
+    model["DeviceID.ProductClass"][1] = "HG8245Q5"
+    for _ in range(2):
+        sim = Sim(copy.deepcopy(model), serial, release="expanding")
+        http = RawHttp(daemon.cwmp_url, [("Authorization", "Basic Og==")], cookies="whole")
+        assert http.post(sim.inform("2 PERIODIC")).status == 200
+        env = parse_envelope(http.post(None).body)
+        assert isinstance(env.body, rpc.GetParameterValues)
+        assert any(name.endswith(".") for name in env.body.names)
+        answer = N("cwmp:GetParameterValuesResponse", {}, [N("ParameterList", {}, [])])
+        # (whitespace after the envelope: an answer of over 1 MiB, the default max_body)
+        huge = sim.stack.envelope(env.id or "", answer) + b" " * (1024 * 1024)
+        assert http.post(huge).status == 413
+        http.close()
+    sim = Sim(copy.deepcopy(model), serial, release="expanding")
+    assert sim.session(daemon)[0] == "GetParameterValues"
+
+
 def test_firmware_that_names_the_object_beside_its_parameters_is_read_as_usual(module_daemon):
     # It does expand partial paths: no GetParameterNames, not for it, not for its kind.
     daemon = module_daemon

@@ -550,6 +550,7 @@ class ProvisioningDriver(EndPhase):
         """The CPE's answer to ``request`` was over ``max_body`` (the session ends): a read
         of several names is asked for in calls of half as many from the next session on
         (kept in the device's memory), so one large table does not stop every session."""
+        self.answer_too_large_seen = True
         if not isinstance(request, rpc.GetParameterValues) or len(request.names) < 2:
             return  # one name alone: only a larger cwmp.max_body helps
         # rounded up: an odd count is still two calls, and one doubling covers it again

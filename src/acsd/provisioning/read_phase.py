@@ -694,6 +694,8 @@ class ReadPhase(SessionState):
         outstanding = session.outstanding
         if outstanding is None or not isinstance(outstanding[1], rpc.GetParameterValues):
             return
+        if self.answer_too_large_seen:
+            return  # answered, only too large to read (answer_too_large splits the read)
         if not any(name.endswith(".") for name in outstanding[1].names) or self._shallow():
             return
         lost = self.memory.get(UNANSWERED_KEY, 0) + 1

@@ -201,6 +201,8 @@ class SessionState:
         #: Connection Request credentials made up this session, to keep on the record
         self.new_cr: tuple[str, str] | None = None
         self.fetch = Fetch()
+        #: the CPE answered the outstanding request, over cwmp.max_body (not read)
+        self.answer_too_large_seen = False
         self.apply: Apply | None = None
         #: the leaves this session reads instead of the whole objects (None: the whole)
         self.plan: ReadPlan | None = None
