@@ -471,6 +471,15 @@ async def test_a_batch_the_writer_cannot_begin_while_the_server_is_down_is_a_war
         await store.close()
 
 
+async def raised(task: asyncio.Task) -> BaseException | None:
+    """What ``task`` raised (None: it returned)."""
+    try:
+        await task
+    except Exception as exc:
+        return exc
+    return None
+
+
 async def test_writes_of_a_row_held_elsewhere_are_kept_out_of_the_others_batches(pg_url):
     # A row another client keeps locked (a transaction left open in someone's psql): its
     # router's session results, sent again after each 503, and the PATCHes of its record
@@ -510,13 +519,6 @@ async def test_writes_of_a_row_held_elsewhere_are_kept_out_of_the_others_batches
             save("FREEZ", at),
             patch("FREEY"),
         ]
-
-    async def raised(task: asyncio.Task) -> BaseException | None:
-        try:
-            await task
-        except Exception as exc:
-            return exc
-        return None
 
     await store.open()
     holder = await asyncpg.connect(pg_url)
@@ -650,13 +652,6 @@ async def test_writes_that_lock_a_held_row_besides_their_own_are_kept_apart_too(
         await asyncio.wait_for(queued.wait(), wait)
         patch = store.write_device(replace(record, notes=f"FREEZ {at}"))
         return held, [save("FREEY", at), save("FREEZ", at), asyncio.create_task(patch)]
-
-    async def raised(task: asyncio.Task) -> BaseException | None:
-        try:
-            await task
-        except Exception as exc:
-            return exc
-        return None
 
     await store.open()
     holder = await asyncpg.connect(pg_url)
