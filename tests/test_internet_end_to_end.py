@@ -19,6 +19,8 @@ from conftest import lazy_world
 
 WCD = "InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1."
 HCM = "InternetGatewayDevice.LANDevice.1.LANHostConfigManagement."
+#: the LAN address the late-LAN routers report (a documentation range, not the trees' own)
+LAN_IP = "192.0.2.1"
 
 #: what a first session may see fault on a router without an object its profile reads (a
 #: 9005 on a read, or on listing the object to find out): no setting may fault
@@ -332,19 +334,21 @@ async def test_a_line_or_range_on_the_routers_own_lan_is_400(world, module_daemo
 async def test_a_line_or_range_on_the_lan_a_router_reports_later_is_not_sent(world, module_daemon):
     # Lines are mostly confirmed before their router first calls in, when the confirm has
     # no LAN to check them against: the router's first session does, part by part. Both
-    # routers report 192.168.1.1/24 as their LAN.
+    # routers report 192.0.2.1/24 as their LAN (set before they first call in).
     sim = Simulation(
         module_daemon.cwmp_url, ["tr181-generic", "tr098-dsl"], 2, serial_prefix="LATELAN"
     )
     routers = {cpe.profile: cpe for cpe in sim.routers}
+    routers["tr181-generic"].set_local("Device.IP.Interface.1.IPv4Address.1.IPAddress", LAN_IP)
+    routers["tr098-dsl"].set_local(HCM + "IPInterface.1.IPInterfaceIPAddress", LAN_IP)
     devices = {profile: add_device(world, cpe.serial) for profile, cpe in routers.items()}
     lines = {
         # the static line in the LAN, its additional range elsewhere
-        "tr181-generic": Line("192.168.1.10", "255.255.255.0", "192.168.1.254",
-                              "192.0.2.64", "255.255.255.240", "192.0.2.65"),
+        "tr181-generic": Line("192.0.2.10", "255.255.255.0", "192.0.2.254",
+                              "203.0.113.192", "255.255.255.240", "203.0.113.193"),
         # the static line elsewhere, its additional range in the LAN
         "tr098-dsl": Line("203.0.113.106", "255.255.255.248", "203.0.113.105",
-                          "192.168.1.64", "255.255.255.240", "192.168.1.65"),
+                          "192.0.2.64", "255.255.255.240", "192.0.2.65"),
     }  # fmt: skip
     for profile, device_id in devices.items():
         reply = world.api.post(
@@ -361,14 +365,14 @@ async def test_a_line_or_range_on_the_lan_a_router_reports_later_is_not_sent(wor
         # the line's), its range goes; the job is FAILED and says why.
         tree = routers["tr181-generic"].tree.flat()
         assert is_true(tree["Device.DHCPv4.Client.1.Enable"])
-        assert "192.168.1.10" not in wan_address(tree)
-        assert not [r for r in rows(tree, ROUTES) if r["GatewayIPAddress"] == "192.168.1.254"]
-        assert tree["Device.IP.Interface.1.IPv4Address.2.IPAddress"] == "192.0.2.65"
+        assert "192.0.2.10" not in wan_address(tree)
+        assert not [r for r in rows(tree, ROUTES) if r["GatewayIPAddress"] == "192.0.2.254"]
+        assert tree["Device.IP.Interface.1.IPv4Address.2.IPAddress"] == "203.0.113.193"
         job = shown["tr181-generic"]["job"]
         assert job["state"] == "FAILED", job
         faults = {f["setting"]: f["message"] for f in job["faults"]}
         assert set(faults) == {"wan.static.ip"}, job
-        assert "192.168.1.0/24 overlaps the router's LAN 192.168.1.0/24" in faults["wan.static.ip"]
+        assert "192.0.2.0/24 overlaps the router's LAN 192.0.2.0/24" in faults["wan.static.ip"]
         assert "the static line is not sent" in faults["wan.static.ip"]
 
         # TR-098: the static line goes, its range does not.
@@ -381,7 +385,7 @@ async def test_a_line_or_range_on_the_lan_a_router_reports_later_is_not_sent(wor
         assert job["state"] == "FAILED", job
         faults = {f["setting"]: f["message"] for f in job["faults"]}
         assert set(faults) == {"lan.extra.ip"}, job
-        assert "192.168.1.64/28 overlaps the router's LAN" in faults["lan.extra.ip"]
+        assert "192.0.2.64/28 overlaps the router's LAN" in faults["lan.extra.ip"]
         assert "the additional range is not sent" in faults["lan.extra.ip"]
     for cpe in routers.values():  # nothing it was sent was refused
         assert [f for f in cpe.stats.faults if f.method not in READS] == []
