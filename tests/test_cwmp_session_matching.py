@@ -197,46 +197,6 @@ def test_a_body_over_max_body_mid_session_ends_the_session_and_names_the_router(
     assert daemon.device_json("BIGANSW01")["cpe"]["softwareVersion"] == "1.0.0"
 
 
-def test_an_earlier_answer_sent_again_is_refused_alone_and_the_session_goes_on(daemon):
-    # A CPE client that resends its answer on a second connection: the copy, carrying an
-    # earlier request's cwmp:ID, was taken for the answer to the request outstanding (a
-    # SetParameterValues: every setting failed 8003 while the router applied them).
-    from cpe_steps import answer_request
-
-    def everything(request: rpc.Message) -> rpc.Message:
-        if isinstance(request, rpc.GetParameterValues):  # every name, as a router would
-            return rpc.GetParameterValuesResponse(
-                parameters=[
-                    rpc.ParameterValue(n, "", "xsd:string")
-                    for n in request.names
-                    if not n.endswith(".")
-                ]
-            )
-        return answer_request(request, {})
-
-    wire = Wire(daemon.cwmp_url)
-    assert wire.post(envelope(inform_body("REPEATED01"), ns=NS)).status == 200
-    first = parse_envelope(wire.post(None).body)
-    repeat = render_envelope(Envelope(body=everything(first.body), cwmp_ns=NS, id=first.id))
-    answer = wire.post(repeat)
-    assert answer.status == 200, answer.text  # the next request
-    second = parse_envelope(answer.body)
-    other = Wire(daemon.cwmp_url)
-    other.cookie = wire.cookie
-    again = other.post(repeat)
-    assert again.status == 400 and b"repeat of an earlier answer" in again.body
-    # the request outstanding still waits for its own answer, on the first connection
-    out = Envelope(body=everything(second.body), cwmp_ns=NS, id=second.id)
-    answer = wire.post(render_envelope(out))
-    while answer.status == 200:
-        env = parse_envelope(answer.body)
-        out = Envelope(body=everything(env.body), cwmp_ns=NS, id=env.id)
-        answer = wire.post(render_envelope(out))
-    assert answer.status == 204
-    assert daemon.events("cwmp.repeated_answer")
-    assert not [e for e in daemon.events("cwmp.wrong_response") if e.get("serial") == "REPEATED01"]
-
-
 def _answer_everything(request: rpc.Message) -> rpc.Message:
     from cpe_steps import answer_request
 
@@ -251,10 +211,21 @@ def _answer_everything(request: rpc.Message) -> rpc.Message:
     return answer_request(request, {})
 
 
-def _late_answer(daemon, serial: str, late: Callable[[Envelope, Envelope], rpc.Message]) -> None:
+def _upper_on_a_line(cwmp_id: str) -> str:
+    # (echoed as some stacks do: upper-cased, on a line of its own)
+    return f"\n  {cwmp_id.upper()}\n"
+
+
+def _late_answer(
+    daemon,
+    serial: str,
+    late: Callable[[Envelope, Envelope], rpc.Message],
+    echo: Callable[[str], str] = _upper_on_a_line,
+) -> None:
     """Start a session, answer its first request, then post ``late(first, second)`` with
-    the first request's cwmp:ID on a second connection while the second is outstanding:
-    refused alone, and the session completes on the first connection."""
+    the first request's cwmp:ID (as ``echo`` writes it) on a second connection while the
+    second is outstanding: refused alone, and the session completes on the first
+    connection."""
     wire = Wire(daemon.cwmp_url)
     assert wire.post(envelope(inform_body(serial), ns=NS)).status == 200
     first = parse_envelope(wire.post(None).body)
@@ -265,8 +236,7 @@ def _late_answer(daemon, serial: str, late: Callable[[Envelope, Envelope], rpc.M
     second = parse_envelope(answer.body)
     other = Wire(daemon.cwmp_url)
     other.cookie = wire.cookie
-    # (echoed as some stacks do: upper-cased, on a line of its own)
-    stale_id = f"\n  {first.id.upper()}\n"
+    stale_id = echo(first.id)
     again = other.post(render_envelope(Envelope(late(first, second), cwmp_ns=NS, id=stale_id)))
     assert again.status == 400 and b"repeat of an earlier answer" in again.body
     out = Envelope(body=_answer_everything(second.body), cwmp_ns=NS, id=second.id)
@@ -282,6 +252,16 @@ def _late_answer(daemon, serial: str, late: Callable[[Envelope, Envelope], rpc.M
     assert repeated[0]["waiting_for"] == second.body.METHOD
     ends = wait_for(lambda: [e for e in daemon.events("session.end") if e.get("serial") == serial])
     assert ends[-1]["complete"] and ends[-1]["reason"] == "done"
+
+
+def test_an_earlier_answer_sent_again_is_refused_alone_and_the_session_goes_on(daemon):
+    # A CPE client that resends its answer on a second connection: the copy, carrying an
+    # earlier request's cwmp:ID, was taken for the answer to the request outstanding (a
+    # SetParameterValues: every setting failed 8003 while the router applied them).
+    _late_answer(
+        daemon, "REPEATED01", lambda first, second: _answer_everything(first.body), echo=str
+    )
+    assert not [e for e in daemon.events("cwmp.wrong_response") if e.get("serial") == "REPEATED01"]
 
 
 def test_a_late_fault_with_an_earlier_cwmp_id_is_not_taken_for_the_outstanding_request(daemon):
